@@ -1,0 +1,1 @@
+"""Looking at manifests: stats, HTML reports, conversions."""

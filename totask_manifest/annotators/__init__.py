@@ -1,0 +1,27 @@
+"""Annotators: one interface (``Annotator``), a registry by method name."""
+
+from .base import (
+    Annotator,
+    AnnotatorContext,
+    Failed,
+    Item,
+    Labeled,
+    Outcome,
+    Routed,
+    annotator_names,
+    get_annotator_class,
+    register_annotator,
+)
+
+__all__ = [
+    "Annotator",
+    "AnnotatorContext",
+    "Failed",
+    "Item",
+    "Labeled",
+    "Outcome",
+    "Routed",
+    "annotator_names",
+    "get_annotator_class",
+    "register_annotator",
+]

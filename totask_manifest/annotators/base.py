@@ -1,0 +1,166 @@
+"""The one small interface every annotator implements, and the registry that names them.
+
+An annotator turns selected manifest lines into outcomes. It knows nothing about checkpoints,
+ordering, metadata common to every type, or engines: the job does that, so the same annotator
+runs under the local engine and on Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import UsageError
+
+
+@dataclass(slots=True)
+class Item:
+    """A line selected for labeling. ``index`` is 0-based, ``number`` is the 1-based line number."""
+
+    index: int
+    number: int
+    record: dict
+
+    @property
+    def source(self) -> str | None:
+        return self.record.get("source-ref", self.record.get("source"))
+
+    @property
+    def task_id(self) -> Any:
+        """The Synapse task id for exported lines, else None."""
+        syn = self.record.get("synapse")
+        return syn.get("task_id") if isinstance(syn, dict) else None
+
+    @property
+    def display(self) -> str:
+        tid = self.task_id
+        return str(tid) if tid is not None else f"line {self.number}"
+
+
+@dataclass(slots=True)
+class Labeled:
+    """A label value plus the type-specific metadata fields (``class-map``, ``objects``, ...).
+
+    The job adds ``type``, ``job-name``, ``human-annotated`` and ``creation-date``.
+    """
+
+    value: Any
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Failed:
+    """The line could not be labeled; it gets ``failure-reason`` so a chained job retries it."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Routed:
+    """Labeled by a model with too little confidence: left unlabeled and marked for human review."""
+
+    reason: str
+    metadata: dict = field(default_factory=dict)
+
+
+Outcome = Labeled | Failed | Routed
+
+
+@dataclass
+class AnnotatorContext:
+    """What an annotator may know about its job."""
+
+    job_name: str
+    label_attribute: str
+    task_type: str
+    options: dict[str, Any]
+    #: URL of the job folder; annotators that write files (masks) put them under it
+    job_url: str = ""
+
+
+class Annotator(ABC):
+    """Base class: subclasses set ``name`` and implement ``annotate_batch`` (and may override
+    ``annotate`` to pipeline across batches)."""
+
+    name: ClassVar[str]
+    #: how many items ``annotate`` hands to ``annotate_batch`` at once
+    batch_size: int = 64
+
+    def __init__(self, context: AnnotatorContext) -> None:
+        self.context = context
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this method's options to ``annotate`` (names must not clash with other methods)."""
+
+    @classmethod
+    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """Pick this method's options out of parsed arguments (JSON-serialisable, kept in job.json)."""
+        return {}
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
+        """Raise ``UsageError`` before the job starts when options cannot work."""
+
+    @abstractmethod
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        """One outcome per item, in the same order. Must not raise for one bad item."""
+
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Stream outcomes; may yield out of order (the job puts them back in order)."""
+        batch: list[Item] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                yield from zip(batch, self.annotate_batch(batch), strict=True)
+                batch = []
+        if batch:
+            yield from zip(batch, self.annotate_batch(batch), strict=True)
+
+    def close(self) -> None:
+        """Release connections, models, worker pools."""
+
+    def __enter__(self) -> Annotator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, str] = {
+    # name -> "module:Class", imported on first use so that ``file`` never imports torch
+    "file": "totask_manifest.annotators.file:FileAnnotator",
+    "inference": "totask_manifest.annotators.inference:InferenceAnnotator",
+}
+
+
+def register_annotator(name: str, target: str) -> None:
+    """Add an annotator (``"package.module:Class"``) under a method name."""
+    _REGISTRY[name] = target
+
+
+def annotator_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_annotator_class(name: str) -> type[Annotator]:
+    import importlib
+
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown method {name!r}; known methods: {', '.join(annotator_names())}") from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and not exc.name.startswith("totask_manifest"):
+            extra = {"torch": "inference", "ray": "ray"}.get(exc.name.split(".")[0], "all")
+            raise UsageError(
+                f"method {name!r} needs the Python package {exc.name!r}: pip install 'totask-manifest[{extra}]'"
+            ) from None
+        raise
+    return getattr(module, attr)

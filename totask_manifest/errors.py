@@ -1,0 +1,67 @@
+"""The exceptions users can catch.
+
+Every error a user can cause carries enough context to be fixed without a traceback: the
+command line turns ``TotaskError`` subclasses into one message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class TotaskError(Exception):
+    """Base of every error raised on purpose by this package."""
+
+    exit_code = 1
+
+
+class UsageError(TotaskError):
+    """A bad option, parameter file or argument combination (exit code 2)."""
+
+    exit_code = 2
+
+
+class StorageError(TotaskError):
+    """A URL that cannot be read or written (exit code 2)."""
+
+    exit_code = 2
+
+
+class ManifestError(TotaskError):
+    """A manifest line that breaks a rule; names the line, the key path and the rule."""
+
+    def __init__(self, message: str, *, line: int | None = None, key: str | None = None, rule: str = "") -> None:
+        self.line = line
+        self.key = key
+        self.rule = rule
+        self.detail = message
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if key:
+            where.append(f"key {key!r}")
+        prefix = ", ".join(where)
+        tag = f" [{rule}]" if rule else ""
+        super().__init__(f"{prefix}: {message}{tag}" if prefix else f"{message}{tag}")
+
+
+class LabelAttributeError(UsageError):
+    """A label attribute name that Ground Truth would refuse."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        self.rule = rule
+        super().__init__(f"{message} [{rule}]")
+
+
+class JobError(TotaskError):
+    """A job that cannot start, resume or chain in its current state."""
+
+
+class FetchError(TotaskError):
+    """A URL that could not be fetched for one line; fails that line, never the job."""
+
+
+class SynapseError(TotaskError):
+    """An error answered by, or about, the Synapse backend."""
+
+
+class FatalSynapseError(SynapseError):
+    """An error after which no further task can succeed (revoked token, project gone, backend down)."""

@@ -1,0 +1,1 @@
+"""Converters between Ground Truth label values and other annotation formats."""

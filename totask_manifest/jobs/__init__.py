@@ -1,0 +1,1 @@
+"""A labeling job on disk: layout, state, selection, checkpoints, progress."""

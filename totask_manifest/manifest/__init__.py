@@ -1,0 +1,1 @@
+"""The ground floor: streaming lossless manifest I/O, naming rules, schemas and validation."""

@@ -1,0 +1,203 @@
+"""One manifest line, kept as the bytes it was read as.
+
+A job must write untouched lines back byte-identical and, on a line it labels, keep every other
+key exactly as it was (``164.60000000000002``, ``1e-05``, ``\\u0027``, key order, spacing). So a
+line is never re-serialised: edits are spliced into the original bytes at the spans of the
+top-level keys, found by a small scanner over the already-validated JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import ManifestError
+from .naming import rule_message
+
+BOM = b"\xef\xbb\xbf"
+#: sentinel for ``Line.with_values``: remove the key
+DELETE: Any = object()
+
+# A JSON string token (escapes included) or a structural character; everything else
+# (numbers, true/false/null, whitespace) sits between tokens and is never looked at.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpan:
+    key: str
+    key_start: int
+    value_start: int
+    value_end: int
+
+
+@dataclass(slots=True)
+class Line:
+    """``prefix + body + newline`` is exactly what was read.
+
+    ``prefix`` holds a byte order mark on the first line of a file that had one; ``newline`` is
+    ``b"\\n"``, ``b"\\r\\n"`` or ``b""`` for a last line without one.
+    """
+
+    number: int
+    body: bytes
+    newline: bytes = b"\n"
+    prefix: bytes = b""
+    _record: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def raw(self) -> bytes:
+        return self.prefix + self.body + self.newline
+
+    @property
+    def is_blank(self) -> bool:
+        return not self.body.strip()
+
+    def text(self) -> str:
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(
+                rule_message("line-utf8", detail=f"byte {exc.start}: {exc.reason}"), line=self.number, rule="line-utf8"
+            ) from None
+
+    def record(self) -> dict:
+        """The parsed JSON object (cached). Raises ``ManifestError`` naming the rule broken."""
+        if self._record is None:
+            try:
+                value = orjson.loads(self.body)
+            except orjson.JSONDecodeError as exc:
+                self.text()  # invalid UTF-8 gets its own rule
+                raise ManifestError(
+                    rule_message("line-json", detail=_short(str(exc))), line=self.number, rule="line-json"
+                ) from None
+            if not isinstance(value, dict):
+                raise ManifestError(
+                    rule_message("line-json", detail=f"found a JSON {type(value).__name__}, not an object"),
+                    line=self.number,
+                    rule="line-json",
+                )
+            self._record = value
+        return self._record
+
+    def spans(self) -> list[KeySpan]:
+        """Top-level keys in file order with their value spans in ``body``."""
+        return scan_top_level(self.body)
+
+    def with_values(self, updates: dict[str, Any]) -> Line:
+        """A new line with ``updates`` set (or removed, for ``DELETE``), all other bytes kept.
+
+        Existing keys are replaced in place; new keys are appended after the last key, in the
+        order given, with the line's own separator style.
+        """
+        self.record()  # only valid JSON objects are edited
+        body = splice(self.body, updates)
+        return Line(self.number, body, self.newline, self.prefix)
+
+
+def _short(message: str, limit: int = 160) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def scan_top_level(body: bytes) -> list[KeySpan]:
+    """Find each top-level key's span; ``body`` must already be a valid JSON object."""
+    spans: list[KeySpan] = []
+    depth = 0
+    key: str | None = None
+    key_start = value_start = -1
+    expecting_key = False
+    for m in _TOKEN.finditer(body):
+        tok = m.group()
+        c = tok[:1]
+        if c == b'"':
+            if depth == 1 and expecting_key:
+                key = orjson.loads(tok)
+                key_start = m.start()
+                expecting_key = False
+            continue
+        if c in b"{[":
+            depth += 1
+            if depth == 1:
+                expecting_key = True
+            continue
+        if c == b":":
+            if depth == 1:
+                value_start = m.end()
+            continue
+        if c in b",}]":
+            if depth == 1 and c in b",}" and key is not None:
+                spans.append(_span(body, key, key_start, value_start, m.start()))
+                key = None
+            if c == b",":
+                if depth == 1:
+                    expecting_key = True
+            else:
+                depth -= 1
+    return spans
+
+
+def _span(body: bytes, key: str, key_start: int, value_start: int, value_end: int) -> KeySpan:
+    while body[value_start : value_start + 1] in (b" ", b"\t", b"\r", b"\n"):
+        value_start += 1
+    while value_end > value_start and body[value_end - 1 : value_end] in (b" ", b"\t", b"\r", b"\n"):
+        value_end -= 1
+    return KeySpan(key, key_start, value_start, value_end)
+
+
+def _separators(body: bytes, spans: list[KeySpan]) -> tuple[bytes, bytes]:
+    """Follow the line's own style: ``","``/``":"`` (Ground Truth) or ``", "``/``": "`` (json.dumps)."""
+    if not spans:
+        return b",", b":"
+    first = spans[0]
+    between = body[first.key_start : first.value_start]
+    colon = b": " if between.endswith(b" ") else b":"
+    comma = b", " if colon == b": " else b","
+    return comma, colon
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def splice(body: bytes, updates: dict[str, Any]) -> bytes:
+    spans = scan_top_level(body)
+    comma, colon = _separators(body, spans)
+    last_by_key: dict[str, KeySpan] = {}
+    for s in spans:
+        last_by_key[s.key] = s  # JSON parsers keep the last of duplicate keys; so do we
+    edits: list[tuple[int, int, bytes]] = []
+    appended: list[bytes] = []
+    for key, value in updates.items():
+        span = last_by_key.get(key)
+        if span is None:
+            if value is not DELETE:
+                appended.append(_dumps(key) + colon + _dumps(value))
+            continue
+        if value is DELETE:
+            idx = spans.index(span)
+            if idx > 0:
+                start = spans[idx - 1].value_end
+                end = span.value_end
+            elif len(spans) > 1:
+                start = span.key_start
+                end = spans[1].key_start
+            else:
+                start, end = span.key_start, span.value_end
+            edits.append((start, end, b""))
+        else:
+            edits.append((span.value_start, span.value_end, _dumps(value)))
+    out = body
+    for start, end, new in sorted(edits, key=lambda e: e[0], reverse=True):
+        out = out[:start] + new + out[end:]
+    if appended:
+        remaining = scan_top_level(out)
+        if remaining:
+            at = remaining[-1].value_end
+            out = out[:at] + comma + comma.join(appended) + out[at:]
+        else:
+            at = out.index(b"{") + 1
+            out = out[:at] + comma.join(appended) + out[at:]
+    return out

@@ -1,0 +1,1 @@
+"""Model runners and post-processing for the inference annotator."""

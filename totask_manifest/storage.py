@@ -1,0 +1,143 @@
+"""Every storage URL goes through fsspec: local paths, ``file://``, ``s3://``, ``memory://``, ...
+
+Object stores have no rename, so "atomic" means: write the whole object under a temporary name,
+then move it into place; a reader sees the old object or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import StorageError
+
+
+def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    try:
+        return fsspec.core.url_to_fs(str(url), **storage_options)
+    except (ImportError, ValueError) as exc:
+        protocol = str(url).split("://", 1)[0] if "://" in str(url) else "file"
+        hint = " (install s3fs: pip install 'totask-manifest[s3]')" if protocol in ("s3", "s3a") else ""
+        raise StorageError(f"cannot open {url}: no filesystem for protocol {protocol!r}{hint}: {exc}") from None
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL path segments with ``/`` (also for local paths, which accept it everywhere)."""
+    out = str(base).rstrip("/")
+    for p in parts:
+        out = out + "/" + p.strip("/")
+    return out
+
+
+def exists(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    return fs.exists(path)
+
+
+@contextlib.contextmanager
+def open_read(url: str) -> Iterator[IO[bytes]]:
+    fs, path = url_to_fs(url)
+    try:
+        f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise StorageError(f"no such file: {url}") from None
+    except (OSError, PermissionError) as exc:
+        raise StorageError(f"cannot read {url}: {exc}") from None
+    with f:
+        yield f
+
+
+def read_bytes(url: str) -> bytes:
+    with open_read(url) as f:
+        return f.read()
+
+
+def size(url: str) -> int:
+    fs, path = url_to_fs(url)
+    try:
+        return int(fs.size(path))
+    except FileNotFoundError:
+        raise StorageError(f"no such file: {url}") from None
+
+
+class AtomicWriter:
+    """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, self.path = url_to_fs(url)
+        self._file: Any = None
+        self._tmp = ""
+
+    def __enter__(self) -> IO[bytes]:
+        if is_local(self.fs):
+            directory = os.path.dirname(os.path.abspath(self.path)) or "."
+            os.makedirs(directory, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        else:
+            parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+            name = self.path.rsplit("/", 1)[-1]
+            self._tmp = (parent + "/" if parent else "") + f".tmp-{name}-{uuid.uuid4().hex}"
+            with contextlib.suppress(Exception):
+                self.fs.makedirs(parent, exist_ok=True)
+            self._file = self.fs.open(self._tmp, "wb")
+        return self._file
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._commit()
+        else:
+            self._abort()
+
+    def _commit(self) -> None:
+        try:
+            if is_local(self.fs):
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.replace(self._tmp, self.path)
+                _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            else:
+                self._file.close()
+                self.fs.mv(self._tmp, self.path)
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            if hasattr(self._file, "discard"):
+                self._file.discard()
+            else:
+                self._file.close()
+        with contextlib.suppress(Exception):
+            if is_local(self.fs):
+                os.unlink(self._tmp)
+            elif self.fs.exists(self._tmp):
+                self.fs.rm(self._tmp)
+
+
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    with AtomicWriter(url) as f:
+        f.write(data)

@@ -1,0 +1,1 @@
+"""The Synapse (Datamaker) backend: client, export, apply with journal and rollback, ToTask."""
