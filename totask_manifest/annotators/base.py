@@ -79,6 +79,8 @@ class AnnotatorContext:
     options: dict[str, Any]
     #: URL of the job folder; annotators that write files (masks) put them under it
     job_url: str = ""
+    #: URL of the manifest being labeled; relative URLs in lines resolve against its folder
+    manifest_url: str = ""
 
 
 class Annotator(ABC):
@@ -149,10 +151,16 @@ def annotator_names() -> list[str]:
 def get_annotator_class(name: str) -> type[Annotator]:
     import importlib
 
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise UsageError(f"unknown method {name!r}; known methods: {', '.join(annotator_names())}") from None
+    if ":" in name:  # a plugin given as "package.module:Class"
+        target = name
+    else:
+        try:
+            target = _REGISTRY[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown method {name!r}; known methods: {', '.join(annotator_names())} "
+                "(or a plugin as 'package.module:Class')"
+            ) from None
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -162,5 +170,13 @@ def get_annotator_class(name: str) -> type[Annotator]:
             raise UsageError(
                 f"method {name!r} needs the Python package {exc.name!r}: pip install 'totask-manifest[{extra}]'"
             ) from None
+        if ":" in name:
+            raise UsageError(f"method plugin {name!r}: cannot import {module_name!r}") from None
         raise
-    return getattr(module, attr)
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"method {name!r}: {module_name} has no {attr!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Annotator)):
+        raise UsageError(f"method {name!r}: {target} is not an Annotator subclass")
+    return cls

@@ -17,7 +17,22 @@ from collections.abc import Sequence
 from ..errors import TotaskError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _plugin_methods(argv: Sequence[str]) -> list[str]:
+    """Plugin annotators named on the command line (``--method pkg.mod:Class``): their options
+    must be known before argparse reads the rest."""
+    found = []
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--method=") else (
+            argv[i + 1] if arg == "--method" and i + 1 < len(argv) else None)
+        if value and ":" in value:
+            found.append(value)
+    return found
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    from . import _jobs
+
+    _jobs.PLUGIN_METHODS[:] = _plugin_methods(argv)
     parser = argparse.ArgumentParser(
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
@@ -36,8 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except TotaskError as exc:  # a plugin named by --method that cannot be loaded
+        print(f"totask-manifest: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if unknown and not getattr(args, "_accepts_method_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args._unknown = unknown
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",

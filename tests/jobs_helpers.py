@@ -1,0 +1,73 @@
+"""Shared helpers for the job tests: build manifests, run the CLI in a subprocess, compare
+outputs line by line ignoring only ``creation-date``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = "tests.support.toy_annotators:ToyClassifier"
+
+
+def write_manifest(path: Path, n: int, *, bad_every: int = 10, prelabeled_every: int = 0, crlf_at: int = 5) -> Path:
+    """Lines with numbers whose text form must survive (floats, exponents, escapes)."""
+    out = bytearray()
+    for i in range(n):
+        src = f"s3://bucket/images/img{i:05d}{'-bad' if bad_every and i % bad_every == 3 else ''}.jpg"
+        body = (
+            b'{"source-ref":' + orjson.dumps(src) + b',"x":164.60000000000002,"e":1e-05,"big":12345678901234567890,'
+            b'"t":"caf\\u00e9 \\u0027q\\u0027"'
+        )
+        if prelabeled_every and i % prelabeled_every == 0:
+            body += (
+                b',"cls":2,"cls-metadata":{"class-name":"bird","confidence":0.9,'
+                b'"type":"groundtruth/image-classification","job-name":"labeling-job/human",'
+                b'"human-annotated":"yes","creation-date":"2020-01-01T00:00:00.000000"}'
+            )
+        body += b"}"
+        out += body + (b"\r\n" if i == crlf_at else b"\n")
+    path.write_bytes(bytes(out))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "totask_manifest", *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,
+    )
+
+
+def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "totask_manifest", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=REPO,
+    )
+
+
+def output_of(root: Path, job: str) -> Path:
+    return root / job / "manifests" / "output" / "output.manifest"
+
+
+def normalized(raw_line: bytes) -> dict:
+    """A line's JSON with every ``creation-date`` written by our jobs removed."""
+    rec = orjson.loads(raw_line)
+    for key, value in rec.items():
+        if key.endswith("-metadata") and isinstance(value, dict) and value.get("human-annotated") != "yes":
+            value.pop("creation-date", None)
+    return rec
+
+
+def assert_same_output(a: Path, b: Path) -> None:
+    la, lb = a.read_bytes().splitlines(keepends=True), b.read_bytes().splitlines(keepends=True)
+    assert len(la) == len(lb)
+    for i, (x, y) in enumerate(zip(la, lb, strict=True), 1):
+        if x != y:
+            assert normalized(x) == normalized(y), f"line {i} differs"
+            assert x.endswith(b"\r\n") == y.endswith(b"\r\n"), f"line {i} terminator differs"

@@ -1,0 +1,135 @@
+"""Stop and resume with real subprocesses: SIGINT/SIGTERM end a job STOPPED with a valid output
+manifest; ``kill -9`` at any moment, then ``resume``, gives the uninterrupted run's output."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
+from totask_manifest.jobs.checkpoint import iter_records
+from totask_manifest.jobs.layout import JobLayout
+
+N = 300
+
+
+def start_args(inp, out, job, delay="0.004", every="11"):
+    return ("annotate", str(inp), "--job-name", job, "--label-attribute", "cls", "--task-type",
+            "image-classification", "--method", TOY, "--output", str(out), "--toy-delay", delay,
+            "--checkpoint-every", every)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ref")
+    inp = write_manifest(base / "in.manifest", N, prelabeled_every=9)
+    r = run_cli(*start_args(inp, base / "out", "ref", delay="0"))
+    assert r.returncode == 0, r.stderr
+    return inp, output_of(base / "out", "ref")
+
+
+def wait_for_parts(out, job, minimum=1, timeout=30.0):
+    layout = JobLayout(str(out / job))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(layout.parts()) >= minimum:
+            return
+        time.sleep(0.02)
+    raise AssertionError("job made no checkpoint in time")
+
+
+def check_records_once_each(out, job, expected_total):
+    indices = [r["i"] for r in iter_records(JobLayout(str(out / job)))]  # raises if out of order
+    assert len(indices) == len(set(indices)) == expected_total
+
+
+def renamed_copy(path, job, tmp_path):
+    copy = tmp_path / f"{job}.renamed"
+    copy.write_bytes(path.read_bytes().replace(f"labeling-job/{job}".encode(), b"labeling-job/ref"))
+    return copy
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_with_valid_output_then_resume_completes(tmp_path, reference, sig):
+    inp, ref_out = reference
+    out = tmp_path / "out"
+    proc = popen_cli(*start_args(inp, out, "stopme"))
+    wait_for_parts(out, "stopme", minimum=2)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, stderr
+    job = orjson.loads((out / "stopme" / "job.json").read_bytes())
+    assert job["status"] == "STOPPED"
+    # the output manifest is complete: finished lines labeled, the rest identical to the input
+    src = inp.read_bytes().splitlines(keepends=True)
+    got = output_of(out, "stopme").read_bytes().splitlines(keepends=True)
+    assert len(got) == len(src)
+    labeled = sum(1 for a, b in zip(src, got, strict=True) if a != b)
+    assert 0 < labeled < job["metrics"]["total"]
+    assert job["metrics"]["stand_by"] == job["metrics"]["total"] - labeled
+    for a, b in zip(src, got, strict=True):
+        if a != b:
+            assert b"labeling-job/stopme" in b
+    r = run_cli("resume", str(out / "stopme"))
+    assert r.returncode == 0, r.stderr
+    assert orjson.loads((out / "stopme" / "job.json").read_bytes())["status"] == "COMPLETED"
+    assert_same_output(ref_out, renamed_copy(output_of(out, "stopme"), "stopme", tmp_path))
+    check_records_once_each(out, "stopme", orjson.loads((out / "stopme" / "job.json").read_bytes())["metrics"]["total"])
+
+
+@pytest.mark.slow
+def test_kill_9_at_many_points_then_resume_equals_uninterrupted(tmp_path, reference):
+    inp, ref_out = reference
+    rng = random.Random(20261121)
+    total = None
+    for k in range(8):
+        out = tmp_path / f"out{k}"
+        job = f"kill{k}"
+        proc = popen_cli(*start_args(inp, out, job))
+        # kill at a random moment: before, during and between checkpoints
+        time.sleep(rng.uniform(0.2, 1.6))
+        proc.kill()
+        proc.wait(timeout=30)
+        if not (out / job / "job.json").exists():
+            continue  # killed before the job existed: nothing to resume
+        if k % 3 == 0:  # kill the resume too
+            again = popen_cli("resume", str(out / job))
+            time.sleep(rng.uniform(0.1, 0.8))
+            again.kill()
+            again.wait(timeout=30)
+        r = run_cli("resume", str(out / job))
+        assert r.returncode == 0, r.stderr
+        data = orjson.loads((out / job / "job.json").read_bytes())
+        assert data["status"] == "COMPLETED"
+        total = data["metrics"]["total"]
+        assert data["metrics"]["stand_by"] == 0
+        assert data["metrics"]["success"] + data["metrics"]["failed"] == total
+        assert_same_output(ref_out, renamed_copy(output_of(out, job), job, tmp_path))
+        check_records_once_each(out, job, total)
+    assert total is not None, "every kill landed before the job started; widen the window"
+
+
+def test_resume_refuses_a_changed_input(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    out = tmp_path / "out"
+    proc = popen_cli(*start_args(inp, out, "changed", delay="0.01", every="3"))
+    wait_for_parts(out, "changed")
+    proc.kill()
+    proc.wait(timeout=30)
+    inp.write_bytes(inp.read_bytes() + b'{"source-ref":"s3://x/new.jpg"}\n')
+    r = run_cli("resume", str(out / "changed"))
+    assert r.returncode == 1 and "changed since job" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_of_completed_job_does_nothing(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 10)
+    out = tmp_path / "out"
+    assert run_cli(*start_args(inp, out, "done", delay="0")).returncode == 0
+    before = output_of(out, "done").read_bytes()
+    r = run_cli("resume", str(out / "done"))
+    assert r.returncode == 0 and "COMPLETED" in r.stdout
+    assert output_of(out, "done").read_bytes() == before

@@ -1,0 +1,332 @@
+"""The Python API behind every job command: annotate, resume, chain, clone, status.
+
+A job's lifecycle lives here (check the configuration, scan the input, record state, run an
+engine, commit the output manifest); the engine only annotates. The CLI calls these one-to-one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from .annotators.base import AnnotatorContext, get_annotator_class
+from .engines.base import RunPlan, get_engine
+from .errors import JobError, UsageError
+from .jobs.checkpoint import CheckpointWriter, summarize
+from .jobs.commit import write_failures, write_output
+from .jobs.config import JobConfig, JobResult
+from .jobs.inputs import combine_with_appended, raise_for_problems, scan_input
+from .jobs.layout import JobLayout, check_job_name
+from .jobs.progress import Progress
+from .jobs.recorder import Recorder
+from .jobs.state import COMPLETED, FAILED, RUNNING, STOPPED, JobState, empty_metrics, load_state, now_iso
+from .manifest.naming import check_label_attribute, default_label_attribute
+from .storage import exists
+from .task_types import get_task_type
+
+log = logging.getLogger("totask_manifest")
+
+ProgressCallback = Callable[[dict[str, int]], None]
+
+
+def _check_config(config: JobConfig) -> None:
+    check_job_name(config.job_name)
+    task_type = get_task_type(config.task_type)
+    config.task_type = task_type.name
+    check_label_attribute(config.label_attribute, task_type)
+    if config.checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    get_annotator_class(config.method).check_options(config.options, task_type.name)
+
+
+def annotate(
+    config: JobConfig,
+    *,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    chained_from: str | None = None,
+    cloned_from: str | None = None,
+) -> JobResult:
+    """Start a new job and run it to completion (or until stopped)."""
+    _check_config(config)
+    layout = JobLayout(config.job_url)
+    if exists(layout.job_json):
+        raise JobError(
+            f"job {config.job_name!r} already exists at {config.job_url}; "
+            f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
+        )
+    if not exists(config.input):
+        raise UsageError(f"input manifest not found: {config.input}")
+    input_url = config.input
+    if config.append:
+        for url in config.append:
+            if not exists(url):
+                raise UsageError(f"--append manifest not found: {url}")
+        added, skipped = combine_with_appended(config.input, config.append, layout.input_manifest)
+        for message in skipped:
+            log.warning("%s", message)
+        log.info("appended %d data object(s); %d duplicate(s) skipped", added, len(skipped))
+        input_url = layout.input_manifest
+    scan = scan_input(input_url, config.label_attribute)
+    raise_for_problems(input_url, scan)
+    state = JobState(
+        config=config,
+        effective_input=input_url,
+        input_sha256=scan.sha256,
+        input_lines=scan.lines,
+        metrics=empty_metrics(scan.selected),
+        chained_from=chained_from,
+        cloned_from=cloned_from,
+        engine=engine,
+    )
+    state.save()
+    log.info(
+        "job %s: %d line(s), %d to label under %r -> %s",
+        config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
+    )
+    return _execute(state, engine, engine_options or {}, on_progress)
+
+
+def resume(
+    job_url: str,
+    *,
+    engine: str | None = None,
+    engine_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobResult:
+    """Continue a stopped, failed or killed job without redoing finished lines."""
+    state = load_state(job_url)
+    if state.status == COMPLETED:
+        log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
+        return _result(state)
+    scan = scan_input(state.effective_input, state.config.label_attribute)
+    if scan.sha256 != state.input_sha256:
+        raise JobError(
+            f"the input manifest {state.effective_input} changed since job {state.config.job_name!r} started "
+            "(checksum differs); chain a new job from it instead of resuming"
+        )
+    state.status = RUNNING
+    state.error = None
+    state.save()
+    return _execute(state, engine or state.engine, engine_options or {}, on_progress)
+
+
+def chain(
+    job_url: str,
+    job_name: str,
+    *,
+    label_attribute: str | None = None,
+    output_root: str | None = None,
+    task_type: str | None = None,
+    method: str | None = None,
+    options: dict[str, Any] | None = None,
+    append: list[str] | None = None,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobResult:
+    """A new job whose input is this job's output manifest (Ground Truth chaining).
+
+    Default attribute as in Ground Truth's console: chained from a COMPLETED job, the new job's
+    name (``-ref`` added where the task type needs it); from a STOPPED or FAILED job, the
+    previous attribute, so only what is still unlabeled is labeled.
+    """
+    prev = load_state(job_url)
+    if prev.status == RUNNING:
+        raise JobError(
+            f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
+            f"resume it first (totask-manifest resume {prev.config.job_url})"
+        )
+    if not exists(prev.layout.output_manifest):
+        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {prev.layout.output_manifest}")
+    new_type = task_type or prev.config.task_type
+    if label_attribute is None:
+        if prev.status == COMPLETED:
+            label_attribute = default_label_attribute(job_name, new_type)
+        else:
+            label_attribute = prev.config.label_attribute
+    new_method = method or prev.config.method
+    base_options = dict(prev.config.options) if new_method == prev.config.method else {}
+    config = JobConfig(
+        job_name=job_name,
+        input=prev.layout.output_manifest,
+        output_root=output_root or prev.config.output_root,
+        label_attribute=label_attribute,
+        task_type=new_type,
+        method=new_method,
+        options={**base_options, **(options or {})},
+        checkpoint_every=prev.config.checkpoint_every,
+        checkpoint_seconds=prev.config.checkpoint_seconds,
+        append=list(append or []),
+    )
+    return annotate(
+        config, engine=engine, engine_options=engine_options, on_progress=on_progress, chained_from=prev.config.job_url
+    )
+
+
+def clone(
+    job_url: str,
+    job_name: str,
+    *,
+    output_root: str | None = None,
+    label_attribute: str | None = None,
+    options: dict[str, Any] | None = None,
+    engine: str = "local",
+    engine_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobResult:
+    """A new job with the same configuration and input manifest (Ground Truth cloning)."""
+    prev = load_state(job_url)
+    config = replace(
+        prev.config,
+        job_name=job_name,
+        output_root=output_root or prev.config.output_root,
+        label_attribute=label_attribute or prev.config.label_attribute,
+        options={**prev.config.options, **(options or {})},
+        append=list(prev.config.append),
+    )
+    return annotate(
+        config, engine=engine, engine_options=engine_options, on_progress=on_progress, cloned_from=prev.config.job_url
+    )
+
+
+def status(job_url: str) -> dict[str, Any]:
+    """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
+    state = load_state(job_url)
+    data = state.to_dict()
+    if state.status == RUNNING:
+        _, counts, _ = summarize(state.layout)
+        data["metrics"] = _metrics(state.metrics["total"], counts)
+    return data
+
+
+def load_job(job_url: str) -> dict[str, Any]:
+    return load_state(job_url).to_dict()
+
+
+# -- running -------------------------------------------------------------------------------
+
+def _metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
+    done = counts["labeled"] + counts["failed"] + counts["routed"]
+    return {
+        "total": total,
+        "success": counts["labeled"],
+        "failed": counts["failed"],
+        "routed": counts["routed"],
+        "stand_by": max(total - done, 0),
+    }
+
+
+def _result(state: JobState) -> JobResult:
+    return JobResult(
+        job_url=state.config.job_url,
+        status=state.status,
+        metrics=dict(state.metrics),
+        output_manifest=state.layout.output_manifest,
+        failures_url=state.layout.failures,
+    )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(plan: RunPlan) -> Iterator[dict[str, int]]:
+    """First SIGINT/SIGTERM: stop taking lines; second: leave at once."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.setdefault("signal", signum)
+        if plan.stop.is_set():
+            plan.hard_stop.set()
+        else:
+            log.warning("stopping: finishing lines in flight (signal again to stop at once)")
+            plan.stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _execute(
+    state: JobState, engine_name: str, engine_options: dict[str, Any], on_progress: ProgressCallback | None
+) -> JobResult:
+    config = state.config
+    layout = state.layout
+    annotator_cls = get_annotator_class(config.method)
+    engine = get_engine(engine_name, **engine_options)
+    after, counts, next_seq = summarize(layout)
+    total = state.metrics.get("total", 0)
+
+    def save_metrics() -> None:
+        state.metrics = _metrics(total, counts)
+        state.save()
+
+    writer = CheckpointWriter(
+        layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
+        on_commit=save_metrics,
+    )
+    recorder = Recorder(config, writer, counts)
+    progress = Progress(
+        total,
+        done=sum(counts.values()),
+        on_update=(lambda _d, _t: on_progress(_metrics(total, counts))) if on_progress else None,
+    )
+    recorder.listeners.append(lambda _status: progress.advance())
+    context = AnnotatorContext(
+        job_name=config.job_name,
+        label_attribute=config.label_attribute,
+        task_type=config.task_type,
+        options=dict(config.options),
+        job_url=config.job_url,
+        manifest_url=state.effective_input,
+    )
+    plan = RunPlan(config, state.effective_input, after, annotator_cls, context, recorder, options=engine_options)
+    run_record: dict[str, Any] = {"started": now_iso(), "engine": engine_name, "resumed_after_line": after + 1}
+    started = time.monotonic()
+    error: str | None = None
+    with _stop_on_signals(plan) as received:
+        try:
+            engine.run(plan)
+        except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
+            log.exception("job %s failed", config.job_name)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            writer.flush()
+    done = sum(counts.values())
+    if error is not None:
+        state.status = FAILED
+    elif done >= total:
+        state.status = COMPLETED
+    elif plan.stop.is_set():
+        state.status = STOPPED
+    else:
+        state.status = FAILED
+        error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+    state.error = error
+    write_output(state.effective_input, layout)
+    write_failures(layout)
+    state.metrics = _metrics(total, counts)
+    state.ended = now_iso()
+    run_record.update(
+        ended=state.ended, status=state.status, seconds=round(time.monotonic() - started, 3),
+        signal=received.get("signal"),
+    )
+    state.runs.append(run_record)
+    state.save()
+    progress.finish()
+    if on_progress:
+        on_progress(dict(state.metrics))
+    result = _result(state)
+    result.signal = received.get("signal")
+    return result

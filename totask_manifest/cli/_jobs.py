@@ -1,0 +1,106 @@
+"""Options and output shared by the job commands (annotate, chain, clone, resume)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from ..annotators.base import annotator_names, get_annotator_class
+from ..errors import UsageError
+from ..jobs.config import JobResult
+from ..task_types import TASK_TYPES
+
+#: plugin annotators named on this command line; set by ``cli.build_parser``
+PLUGIN_METHODS: list[str] = []
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=["local", "ray"], default=None,
+                       help="where annotation runs (default: local; resume: the job's engine)")
+    group.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local one)")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"address": args.ray_address} if getattr(args, "ray_address", None) else {}
+
+
+def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Options of a job's configuration. ``required`` is False for chain/clone, which inherit."""
+    parser.add_argument("--job-name", required=True, help="name of the (new) job: 1-63 letters, digits, hyphens")
+    parser.add_argument("--label-attribute", help="attribute the job fills (default: the job name, as Ground Truth)")
+    parser.add_argument("--task-type", required=required, choices=sorted(TASK_TYPES), metavar="TASK_TYPE",
+                        help="Ground Truth task type without 'groundtruth/': " + ", ".join(sorted(TASK_TYPES)))
+    parser.add_argument("--method", default="file" if required else None, metavar="METHOD",
+                        help=f"annotator: {', '.join(annotator_names())}, or a plugin 'package.module:Class' "
+                        "(default: file)")
+    parser.add_argument("--output", required=required, metavar="ROOT",
+                        help="output root URL; the job lives in ROOT/JOB_NAME/")
+    parser.add_argument("--append", action="append", default=[], metavar="MANIFEST",
+                        help="add this manifest's data objects at the end (duplicates skipped); repeatable")
+    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                        help="lines per checkpoint (the most work a crash can cost; default 500)")
+    for name in annotator_names():
+        try:
+            cls = get_annotator_class(name)
+        except (UsageError, ImportError):
+            continue  # its optional dependencies are missing; it says so when chosen
+        cls.add_arguments(parser.add_argument_group(f"--method {name}"))
+    for name in PLUGIN_METHODS:
+        get_annotator_class(name).add_arguments(parser.add_argument_group(f"--method {name}"))
+    add_engine_options(parser)
+
+
+def method_options(args: argparse.Namespace, method: str, *, only_given: bool = False) -> dict[str, Any]:
+    options = get_annotator_class(method).options_from_args(args)
+    if only_given:
+        defaults = get_annotator_class(method).options_from_args(_defaults_namespace(args))
+        options = {k: v for k, v in options.items() if defaults.get(k) != v}
+    return options
+
+
+def _defaults_namespace(args: argparse.Namespace) -> argparse.Namespace:
+    """What the arguments would be if the user had given no option: tells given from default."""
+    parser: argparse.ArgumentParser = args._parser
+    return argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"})
+
+
+def parse_plugin_options(args: argparse.Namespace, method: str) -> argparse.Namespace:
+    """Read the options of a plugin method that was not named on the command line."""
+    parser: argparse.ArgumentParser = args._parser
+    if ":" not in method:
+        parser.error(f"unrecognized arguments: {' '.join(args._unknown)}")
+    extra = argparse.ArgumentParser(prog=parser.prog, add_help=False)
+    get_annotator_class(method).add_arguments(extra)
+    parsed, rest = extra.parse_known_args(args._unknown)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    for action in extra._actions:
+        parser._add_action(action)  # so defaults are known when telling given options apart
+    merged = vars(args) | vars(parsed)
+    return argparse.Namespace(**merged)
+
+
+def report(result: JobResult, *, stream=sys.stdout) -> int:
+    m = result.metrics
+    print(f"job {result.job_url}: {result.status}", file=stream)
+    print(
+        f"metrics: total={m.get('total', 0)} success={m.get('success', 0)} failed={m.get('failed', 0)} "
+        f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
+        file=stream,
+    )
+    print(f"output manifest: {result.output_manifest}", file=stream)
+    if m.get("failed"):
+        print(f"failures: {result.failures_url}", file=stream)
+    if result.status == "COMPLETED":
+        return 0
+    if result.status == "STOPPED":
+        return 128 + (result.signal or 2)
+    return 1
+
+
+def dump_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,33 @@
+"""``totask-manifest clone``: the same job again, from the same input manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import api
+from ..jobs.state import load_state
+from ._jobs import add_engine_options, engine_options, report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clone", help="start over with a previous job's configuration and input")
+    p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job to clone")
+    p.add_argument("--job-name", required=True, help="name of the new job")
+    p.add_argument("--output", metavar="ROOT", help="output root (default: the cloned job's)")
+    p.add_argument("--label-attribute", help="attribute to fill (default: the cloned job's)")
+    add_engine_options(p)
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    load_state(args.job_dir)
+    result = api.clone(
+        args.job_dir,
+        args.job_name,
+        output_root=args.output,
+        label_attribute=args.label_attribute,
+        engine=args.engine or "local",
+        engine_options=engine_options(args),
+    )
+    return report(result)
+

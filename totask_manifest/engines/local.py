@@ -1,0 +1,50 @@
+"""The local engine: one process, the annotator's own concurrency (async fetches, a model on
+one device), outcomes put back in input order before they are recorded."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from ..annotators.base import Item, Outcome
+from ..jobs.selection import select
+from ..manifest.io import read_lines
+from ..manifest.line import Line
+from .base import Engine, RunPlan
+
+
+class LocalEngine(Engine):
+    name = "local"
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def run(self, plan: RunPlan) -> None:
+        attr = plan.config.label_attribute
+        in_flight: dict[int, tuple[Line, Item]] = {}
+        order: deque[int] = deque()
+        finished: dict[int, Outcome] = {}
+
+        def feed() -> Iterator[Item]:
+            for line, item in select(read_lines(plan.input_url), attr, after_index=plan.after_index):
+                if plan.stop.is_set():
+                    return
+                in_flight[item.index] = (line, item)
+                order.append(item.index)
+                yield item
+
+        with plan.annotator_cls(plan.context) as annotator:
+            outcomes = annotator.annotate(feed())
+            try:
+                for item, outcome in outcomes:
+                    finished[item.index] = outcome
+                    while order and order[0] in finished:
+                        index = order.popleft()
+                        line, it = in_flight.pop(index)
+                        plan.recorder.accept(line, it, finished.pop(index))
+                    if plan.hard_stop.is_set():
+                        break
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:
+                    close()

@@ -1,0 +1,125 @@
+"""Reading a job's input once before it starts: identity, size, selection, and problems.
+
+The checksum lets ``resume`` refuse an input that changed under a job; counting the selected
+lines gives the progress total; and a line that is not a JSON object with ``source-ref`` or
+``source`` stops the job before any work, naming the line and the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..errors import ManifestError, UsageError
+from ..manifest.io import iter_lines_from, read_lines, write_lines
+from ..manifest.line import Line
+from ..manifest.naming import rule_message
+from ..storage import open_read
+from .selection import needs_label
+
+MAX_REPORTED = 20
+
+
+@dataclass
+class InputScan:
+    sha256: str = ""
+    lines: int = 0
+    selected: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+
+def scan_input(url: str, attribute: str) -> InputScan:
+    scan = InputScan()
+    digest = hashlib.sha256()
+    with open_read(url) as f:
+        for line in iter_lines_from(_Tee(f, digest)):
+            scan.lines += 1
+            if line.is_blank:
+                continue
+            try:
+                record = line.record()
+            except ManifestError as exc:
+                _problem(scan, str(exc))
+                continue
+            if ("source-ref" in record) == ("source" in record):
+                detail = "it holds both" if "source" in record else "it holds neither"
+                _problem(scan, f"line {line.number}: {rule_message('line-source', detail=detail)} [line-source]")
+                continue
+            if needs_label(record, attribute):
+                scan.selected += 1
+    scan.sha256 = digest.hexdigest()
+    return scan
+
+
+def _problem(scan: InputScan, message: str) -> None:
+    scan.problem_count += 1
+    if len(scan.problems) < MAX_REPORTED:
+        scan.problems.append(message)
+
+
+class _Tee:
+    """A read-only file wrapper that hashes what is read."""
+
+    def __init__(self, f, digest) -> None:
+        self.f = f
+        self.digest = digest
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.digest.update(data)
+        return data
+
+    def seek(self, *a):  # pragma: no cover - whole-file reads never seek
+        raise OSError("not seekable")
+
+
+def raise_for_problems(url: str, scan: InputScan) -> None:
+    if scan.problem_count:
+        more = scan.problem_count - len(scan.problems)
+        listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
+        raise UsageError(f"input manifest {url} has {scan.problem_count} bad line(s):\n  {listing}")
+
+
+def _identity(record: dict) -> str | None:
+    value = record.get("source-ref", record.get("source"))
+    return value if isinstance(value, str) else None
+
+
+def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str) -> tuple[int, list[str]]:
+    """Write input + the appended manifests' lines to ``out_url``, skipping data objects already
+    present (same ``source-ref``/``source``). Returns (lines added, messages about skipped ones)."""
+    seen: set[str] = set()
+    for line in read_lines(input_url):
+        if not line.is_blank:
+            ident = _identity(line.record())
+            if ident is not None:
+                seen.add(ident)
+    skipped: list[str] = []
+    added = 0
+
+    def lines() -> Iterable[Line | bytes]:
+        nonlocal added
+        last_had_newline = True
+        for line in read_lines(input_url):
+            last_had_newline = line.newline != b""
+            yield line
+        for url in extra:
+            for line in read_lines(url):
+                if line.is_blank:
+                    continue
+                ident = _identity(line.record())
+                if ident is not None and ident in seen:
+                    skipped.append(f"{url} line {line.number}: duplicate data object {ident!r} skipped")
+                    continue
+                if ident is not None:
+                    seen.add(ident)
+                if not last_had_newline:
+                    yield b"\n"
+                    last_had_newline = True
+                yield line.prefix.replace(b"\xef\xbb\xbf", b"") + line.body + b"\n"
+                added += 1
+
+    write_lines(out_url, lines())
+    return added, skipped

@@ -1,0 +1,107 @@
+"""Turning an annotator's outcome into the line the output manifest will hold.
+
+This is where a job's common metadata is added (Ground Truth's ``type``, ``job-name``,
+``human-annotated``, ``creation-date``) and where every label is checked against its schema
+before it is recorded: an invalid label fails its line with the rule it broke.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
+from ..manifest.line import DELETE, Line
+from ..manifest.naming import metadata_key
+from ..task_types import get_task_type
+from .checkpoint import CheckpointWriter
+from .config import JobConfig
+
+log = logging.getLogger("totask_manifest")
+
+
+def creation_date() -> str:
+    """Ground Truth's observed format: ``YYYY-MM-DDTHH:MM:SS.ffffff``, UTC, no zone suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _check_label() -> Callable[[str, Any, dict], list] | None:
+    try:
+        from ..manifest.validate import check_label
+    except ImportError:  # pragma: no cover - validation module always ships
+        return None
+    return check_label
+
+
+class Recorder:
+    """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
+
+    def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int]) -> None:
+        self.config = config
+        self.writer = writer
+        self.counts = counts
+        self.attr = config.label_attribute
+        self.meta_key = metadata_key(config.label_attribute)
+        self.gt_type = get_task_type(config.task_type).gt_type
+        self.job_name = "labeling-job/" + config.job_name.lower()
+        self.check = _check_label()
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "type": self.gt_type,
+            "job-name": self.job_name,
+            "human-annotated": "no",
+            "creation-date": creation_date(),
+        }
+
+    def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], str | None]:
+        drop_null = DELETE if self.attr in item.record else None
+        if isinstance(outcome, Labeled):
+            metadata = {**outcome.metadata, **self._common()}
+            if self.check is not None:
+                problems = [p for p in self.check(self.config.task_type, outcome.value, metadata)
+                            if getattr(p, "severity", "error") == "error"]
+                if problems:
+                    p = problems[0]
+                    reason = f"schema: {p.rule} at {p.key or '/'}: {p.message}"
+                    return self.updates_for(item, Failed(reason))
+            return "labeled", {self.attr: outcome.value, self.meta_key: metadata}, None
+        if isinstance(outcome, Routed):
+            metadata = {**outcome.metadata}
+            metadata.setdefault("review-status", "routed")
+            metadata["review-reason"] = outcome.reason
+            metadata.update(self._common())
+            updates: dict[str, Any] = {self.meta_key: metadata}
+            if drop_null is not None:
+                updates[self.attr] = drop_null
+            return "routed", updates, outcome.reason
+        reason = outcome.reason
+        common = self._common()
+        metadata = {"failure-reason": reason, "type": common["type"], "job-name": common["job-name"],
+                    "creation-date": common["creation-date"]}
+        updates = {self.meta_key: metadata}
+        if drop_null is not None and item.record.get(self.attr) is None:
+            updates[self.attr] = drop_null
+        return "failed", updates, reason
+
+    def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
+        status, updates, reason = self.updates_for(item, outcome)
+        new = line.with_values(updates)
+        record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
+        if reason is not None:
+            record["reason"] = reason
+            src = item.record.get("source-ref", item.record.get("source"))
+            if isinstance(src, str):
+                record["source"] = src[:500]
+            if item.task_id is not None:
+                record["task_id"] = item.task_id
+        if status == "failed":
+            log.warning("[task %s] failed: %s", item.display, reason)
+        self.writer.add(record)
+        self.counts[status] += 1
+        for listener in self.listeners:
+            listener(status)
+        return status
