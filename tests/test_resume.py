@@ -60,7 +60,7 @@ def test_signal_stops_with_valid_output_then_resume_completes(tmp_path, referenc
     proc = popen_cli(*start_args(inp, out, "stopme"))
     wait_for_parts(out, "stopme", minimum=2)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=60)
+    _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, stderr
     job = orjson.loads((out / "stopme" / "job.json").read_bytes())
     assert job["status"] == "STOPPED"

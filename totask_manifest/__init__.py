@@ -40,3 +40,15 @@ __all__ = [
     "read_lines",
     "write_lines",
 ]
+
+
+def __getattr__(name: str):
+    """``ToTaskAction`` loads the Synapse client stack on first use, so ``import totask_manifest`` stays light."""
+    if name == "ToTaskAction":
+        from .synapse.action import ToTaskAction
+
+        return ToTaskAction
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += ["ToTaskAction"]

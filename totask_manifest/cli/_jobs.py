@@ -84,7 +84,8 @@ def parse_plugin_options(args: argparse.Namespace, method: str) -> argparse.Name
     return argparse.Namespace(**merged)
 
 
-def report(result: JobResult, *, stream=sys.stdout) -> int:
+def report(result: JobResult, *, stream=None) -> int:
+    stream = stream or sys.stdout
     m = result.metrics
     print(f"job {result.job_url}: {result.status}", file=stream)
     print(

@@ -1,1 +1,34 @@
-"""The Synapse (Datamaker) backend: client, export, apply with journal and rollback, ToTask."""
+"""The Synapse (Datamaker) backend: client, export, apply with journal and rollback, ToTask.
+
+Importing this package is cheap: the names below load their modules on first use. (The
+``synapse-preprocessor`` annotator is registered with the others in ``annotators.base``.)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SynapseSettings": ".settings",
+    "AsyncSynapseClient": ".client",
+    "SynapseClient": ".sync_client",
+    "export_tasks": ".export",
+    "apply_job": ".apply",
+    "ApplyReport": ".apply",
+    "rollback_job": ".rollback",
+    "RollbackReport": ".rollback",
+    "ToTaskAction": ".action",
+    "validate_params": ".action",
+    "PreProcessor": ".preprocessor",
+    "PreProcessorAnnotator": ".preprocessor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

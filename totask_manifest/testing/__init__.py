@@ -1,11 +1,28 @@
 """Real servers for tests and benchmarks: a Synapse contract server and a plain file server.
 
 Both are aiohttp applications on 127.0.0.1 running on a background thread (or in their own
-process for benchmarks); they record every request so tests can assert what reached the wire.
+process for benchmarks: ``python -m totask_manifest.testing.synapse_server``); they record
+every request so tests can assert what reached the wire. Names load their module on first use,
+so running a module of this package with ``-m`` does not import it twice.
 """
 
-from .file_server import FileServer
-from .recording import Fault, Recorded
-from .synapse_server import SynapseServer
+from __future__ import annotations
 
-__all__ = ["Fault", "FileServer", "Recorded", "SynapseServer"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Fault": ".recording",
+    "Recorded": ".recording",
+    "FileServer": ".file_server",
+    "SynapseServer": ".synapse_server",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

@@ -1,0 +1,307 @@
+"""``convert`` round trips on the real manifests, masks through COCO, plain YOLO folders, S3 and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from totask_manifest.analytics.convert import convert
+from totask_manifest.analytics.masks import (
+    counts_to_rle_string,
+    read_mask,
+    rle_decode,
+    rle_encode,
+    rle_string_to_counts,
+)
+from totask_manifest.cli import main as cli_main
+from totask_manifest.errors import ManifestError, UsageError
+from totask_manifest.formats.model import FormatError
+
+GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+OD = {
+    "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest": "category",
+    "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest":
+        "dice-labeling",
+    "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest":
+        "suneung-korean-layout-detection-v2-chain",
+}
+IC = {
+    "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest": "birds-open-images-clone",
+    "image-classification-output__kkr4353-aws-product-development__output.manifest": "banana-1",
+}
+REAL = sorted(p.name for p in GT.glob("*") if p.suffix in (".manifest", ".jsonl")) if GT.exists() else []
+
+
+def _records(path: Path) -> list[dict]:
+    return [orjson.loads(raw) for raw in path.read_bytes().splitlines() if raw.strip()]
+
+
+def _labeled(path: Path, attr: str) -> list[dict]:
+    return [r for r in _records(path) if attr in r and "failure-reason" not in r[attr + "-metadata"]]
+
+
+def _used(value: dict, meta: dict) -> dict:
+    ids = {str(a["class_id"]) for a in value["annotations"]}
+    return {k: v for k, v in meta["class-map"].items() if k in ids}
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_parquet_round_trip_is_byte_exact(tmp_path, name):
+    src = GT / name
+    convert(str(src), str(tmp_path / "m.parquet"), to="parquet")
+    back = tmp_path / "back.manifest"
+    result = convert(str(tmp_path / "m.parquet"), str(back), to="manifest")
+    assert result.from_format == "parquet"
+    assert back.read_bytes() == src.read_bytes()
+
+
+def test_parquet_nested_columns_hold_the_labels(tmp_path):
+    src = GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
+    convert(str(src), str(tmp_path / "k.parquet"), to="parquet")
+    table = pq.read_table(tmp_path / "k.parquet")
+    assert table.num_rows == 50
+    df = pl.from_arrow(table).explode("labels").unnest("labels")
+    per_attr = df.group_by("attribute").agg(pl.col("boxes").list.len().sum().alias("boxes"))
+    want: dict[str, int] = {}
+    for r in _records(src):
+        for a in ("suneung-korean-layout-detection-v2", "suneung-korean-layout-detection-v2-chain"):
+            want[a] = want.get(a, 0) + len(r[a]["annotations"])
+    assert dict(per_attr.iter_rows()) == want
+    boxes = df.filter(pl.col("attribute") == "suneung-korean-layout-detection-v2").explode("boxes").unnest("boxes")
+    first = _records(src)[0]["suneung-korean-layout-detection-v2"]["annotations"][0]
+    row = boxes.row(0, named=True)
+    assert (row["class_id"], row["left"], row["top"], row["class_name"]) == (
+        first["class_id"], first["left"], first["top"], "footer")
+    assert set(df["job_name"]) == {"labeling-job/suneung-korean-layout-detection-v2",
+                                   "labeling-job/suneung-korean-layout-detection-v2-chain"}
+
+
+def test_parquet_keeps_lines_that_are_not_json(tmp_path):
+    src = tmp_path / "odd.manifest"
+    src.write_bytes(b'\xef\xbb\xbf{"source-ref":"s3://b/1.jpg"}\r\nnot json\n\n{"source":"caf\\u00e9"}')
+    convert(str(src), str(tmp_path / "o.parquet"), to="parquet")
+    convert(str(tmp_path / "o.parquet"), str(tmp_path / "o.manifest"), to="manifest")
+    assert (tmp_path / "o.manifest").read_bytes() == src.read_bytes()
+    rows = pq.read_table(tmp_path / "o.parquet").to_pylist()
+    assert [r["source_ref"] for r in rows] == ["s3://b/1.jpg", None, None, None]
+    assert rows[3]["source"] == "café"
+
+
+@pytest.mark.parametrize(("name", "attr"), OD.items())
+def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
+    src = GT / name
+    result = convert(str(src), str(tmp_path / "c.json"), to="coco", label_attribute=attr)
+    doc = json.loads((tmp_path / "c.json").read_text())
+    want = _labeled(src, attr)
+    assert result.counts["images"] == len(doc["images"]) == len(want)
+    assert len(doc["annotations"]) == sum(len(r[attr]["annotations"]) for r in want)
+    assert len({a["id"] for a in doc["annotations"]}) == len(doc["annotations"])
+    convert(str(tmp_path / "c.json"), str(tmp_path / "back.manifest"), to="manifest", label_attribute="boxes",
+            job_name="Imported")
+    got = _records(tmp_path / "back.manifest")
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g["source-ref"] == w["source-ref"]
+        assert g["boxes"] == {"image_size": w[attr]["image_size"], "annotations": w[attr]["annotations"]}
+        meta = g["boxes-metadata"]
+        assert meta["objects"] == w[attr + "-metadata"]["objects"]
+        assert meta["class-map"] == _used(w[attr], w[attr + "-metadata"])
+        assert meta["type"] == "groundtruth/object-detection"
+        assert meta["job-name"] == "labeling-job/imported"
+        assert meta["human-annotated"] == "no"  # COCO scores mean predictions
+
+
+@pytest.mark.parametrize(("name", "attr"), OD.items())
+def test_yolo_round_trip_on_real_boxes(tmp_path, name, attr):
+    src = GT / name
+    out = tmp_path / "yolo"
+    convert(str(src), str(out), to="yolo", label_attribute=attr)
+    want = _labeled(src, attr)
+    assert len(list((out / "labels").glob("*.txt"))) == len(want)
+    names = (out / "classes.txt").read_text().splitlines()
+    for r in want:
+        for k, v in r[attr + "-metadata"]["class-map"].items():
+            assert names[int(k)] == v
+    convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
+    got = _records(tmp_path / "back.manifest")
+    for g, w in zip(got, want, strict=True):
+        assert g["source-ref"] == w["source-ref"]
+        assert g["label"]["image_size"] == w[attr]["image_size"]
+        assert g["label-metadata"]["objects"] == w[attr + "-metadata"]["objects"]
+        assert g["label-metadata"]["human-annotated"] == w[attr + "-metadata"]["human-annotated"]
+        for ga, wa in zip(g["label"]["annotations"], w[attr]["annotations"], strict=True):
+            assert ga["class_id"] == wa["class_id"]
+            for k in ("left", "top", "width", "height"):
+                assert ga[k] == pytest.approx(wa[k], abs=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["dm-schema-v1", "synapse-objects"])
+@pytest.mark.parametrize(("name", "attr"), [*OD.items(), *IC.items()])
+def test_synapse_task_data_round_trip(tmp_path, fmt, name, attr):
+    src = GT / name
+    out = tmp_path / f"t.{'dm' if fmt == 'dm-schema-v1' else 'objects'}.jsonl"
+    convert(str(src), str(out), to=fmt, label_attribute=attr)
+    lines = _records(out)
+    want = _labeled(src, attr)
+    assert [ln["source-ref"] for ln in lines] == [w["source-ref"] for w in want]
+    assert all(ln["data"] and ln["task_type"] in ("object-detection", "image-classification") for ln in lines)
+    convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
+    got = _records(tmp_path / "back.manifest")
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g["label"] == w[attr]
+        meta, wmeta = g["label-metadata"], w[attr + "-metadata"]
+        if "class-map" in wmeta:
+            assert meta["class-map"] == _used(w[attr], wmeta)
+            expect = wmeta["objects"] if fmt == "synapse-objects" else [{"confidence": 0.0}] * len(wmeta["objects"])
+            assert meta["objects"] == expect  # DM v1 has no confidence field
+        else:
+            assert meta["class-name"] == wmeta["class-name"]
+            assert meta["confidence"] == (wmeta["confidence"] if fmt == "synapse-objects" else 0.0)
+
+
+def _mask_line(tmp_path: Path, n: int, mask: np.ndarray, colors: dict[int, tuple[str, str]]) -> dict:
+    rgb = np.zeros((*mask.shape, 3), dtype=np.uint8)
+    for idx, (_, hx) in colors.items():
+        rgb[mask == idx] = [int(hx[i : i + 2], 16) for i in (1, 3, 5)]
+    path = tmp_path / f"mask{n}.png"
+    Image.fromarray(rgb, "RGB").save(path)
+    cmap = {str(i): {"class-name": name, "hex-color": hx, "confidence": 0.8} for i, (name, hx) in colors.items()}
+    return {"source-ref": f"s3://b/img{n}.jpg", "seg-ref": str(path),
+            "seg-ref-metadata": {"internal-color-map": cmap, "type": "groundtruth/semantic-segmentation",
+                                 "human-annotated": "yes", "creation-date": "2026-01-01T00:00:00.000000",
+                                 "job-name": "labeling-job/seg"}}
+
+
+def test_masks_round_trip_through_coco_rle(tmp_path):
+    colors = {0: ("BACKGROUND", "#ffffff"), 1: ("road", "#2acf59"), 2: ("car", "#ff0000")}
+    rng = np.random.default_rng(3)
+    masks = []
+    lines = []
+    for n in range(3):
+        m = np.zeros((37, 53), dtype=np.uint8)
+        m[5:20, 3:40] = 1
+        m[rng.integers(0, 37, 60), rng.integers(0, 53, 60)] = 2
+        if n == 2:
+            m[:] = 0  # an image with background only
+        masks.append(m)
+        lines.append(_mask_line(tmp_path, n, m, colors))
+    src = tmp_path / "seg.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    convert(str(src), str(tmp_path / "seg.json"), to="coco")
+    doc = json.loads((tmp_path / "seg.json").read_text())
+    assert {c["id"]: c["name"] for c in doc["categories"]} == {1: "road", 2: "car"}
+    assert all(a["iscrowd"] == 1 and "counts" in a["segmentation"] for a in doc["annotations"])
+    assert sum(a["image_id"] == 3 for a in doc["annotations"]) == 0
+    convert(str(tmp_path / "seg.json"), str(tmp_path / "out" / "back.manifest"), to="manifest")
+    got = _records(tmp_path / "out" / "back.manifest")
+    assert [g["source-ref"] for g in got] == [r["source-ref"] for r in lines]
+    for g, m in zip(got, masks, strict=True):
+        meta = g["label-ref-metadata"]
+        assert meta["type"] == "groundtruth/semantic-segmentation"
+        names = {k: v["class-name"] for k, v in meta["internal-color-map"].items()}
+        assert names == {"0": "BACKGROUND", "1": "road", "2": "car"}
+        np.testing.assert_array_equal(read_mask(g["label-ref"], meta["internal-color-map"]), m)
+
+
+def test_coco_polygons_and_compressed_rle_paint_masks(tmp_path):
+    binary = np.zeros((10, 12), dtype=bool)
+    binary[2:5, 7:11] = True
+    rle = rle_encode(binary)
+    assert rle_string_to_counts(counts_to_rle_string(rle["counts"])) == rle["counts"]
+    doc = {
+        "images": [{"id": 4, "width": 12, "height": 10, "file_name": "a.png"}],
+        "categories": [{"id": 1, "name": "square"}, {"id": 3, "name": "blob"}],
+        "annotations": [
+            {"image_id": 4, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]], "bbox": [1, 1, 4, 4]},
+            {"image_id": 4, "category_id": 3, "segmentation": {"size": [10, 12],
+                                                               "counts": counts_to_rle_string(rle["counts"])}},
+        ],
+    }
+    (tmp_path / "p.json").write_bytes(orjson.dumps(doc))
+    convert(str(tmp_path / "p.json"), str(tmp_path / "p.manifest"), to="manifest", image_root="s3://imgs")
+    rec = _records(tmp_path / "p.manifest")[0]
+    assert rec["source-ref"] == "s3://imgs/a.png"
+    mask = read_mask(rec["label-ref"], rec["label-ref-metadata"]["internal-color-map"])
+    assert mask.shape == (10, 12)
+    assert (mask == 1).sum() == 25 and mask[3, 3] == 1  # Pillow fills a 5x5 square including its edges
+    np.testing.assert_array_equal(mask == 3, rle_decode(rle))
+
+
+def test_plain_yolo_folder_takes_sizes_from_images(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (200, 100)).save(root / "images" / "a.jpg")
+    Image.new("L", (64, 32)).save(root / "images" / "b.png")
+    (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n1 0.25 0.25 0.1 0.2\n")
+    (root / "labels" / "b.txt").write_text("")
+    (root / "data.yaml").write_text("names: [cat, dog]\n")
+    convert(str(root), str(tmp_path / "y.manifest"), to="manifest")
+    a, b = _records(tmp_path / "y.manifest")
+    assert a["source-ref"].endswith("images/a.jpg")
+    assert a["label"]["image_size"] == [{"width": 200, "height": 100, "depth": 3}]
+    assert a["label"]["annotations"][0] == {"class_id": 0, "left": 50, "top": 25, "width": 100, "height": 50}
+    assert a["label-metadata"]["class-map"] == {"0": "cat", "1": "dog"}
+    assert a["label-metadata"]["human-annotated"] == "yes"
+    assert b["label"] == {"image_size": [{"width": 64, "height": 32, "depth": 1}], "annotations": []}
+
+
+def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):  # noqa: F811
+    bucket = s3.new_bucket("convert")
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    s3.filesystem().put(str(src), f"{bucket}/in/out.manifest")
+    convert(f"{bucket}/in/out.manifest", f"{bucket}/pq/out.parquet", to="parquet")
+    convert(f"{bucket}/pq/out.parquet", str(tmp_path / "back.manifest"), to="manifest")
+    assert (tmp_path / "back.manifest").read_bytes() == src.read_bytes()
+    convert(f"{bucket}/in/out.manifest", f"{bucket}/coco/out.json", to="coco")
+    doc = orjson.loads(s3.filesystem().cat(f"{bucket}/coco/out.json"))
+    assert len(doc["annotations"]) == 129
+
+
+def test_errors_are_clear(tmp_path):
+    korean = GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
+    with pytest.raises(UsageError, match="several label attributes"):
+        convert(str(korean), str(tmp_path / "x.json"), to="coco")
+    with pytest.raises(UsageError, match="one side must be 'manifest'"):
+        convert(str(tmp_path / "a.json"), str(tmp_path / "b.parquet"), to="parquet", from_format="coco")
+    with pytest.raises(UsageError, match="unknown format"):
+        convert(str(korean), str(tmp_path / "x"), to="pascal")
+    ic = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest"
+    with pytest.raises(UsageError, match="no label attribute of type"):
+        convert(str(ic), str(tmp_path / "x.json"), to="coco")
+    (tmp_path / "bad.json").write_bytes(orjson.dumps({"images": [{"id": 1, "width": 5, "height": 5}],
+                                                       "categories": [{"id": 1, "name": "a"}],
+                                                       "annotations": [{"image_id": 1, "category_id": 9,
+                                                                        "bbox": [0, 0, 1, 1]}]}))
+    with pytest.raises(FormatError, match="category_id 9") as exc:
+        convert(str(tmp_path / "bad.json"), str(tmp_path / "bad.manifest"), to="manifest")
+    assert not (tmp_path / "bad.manifest").exists()  # never a half-written file
+    assert isinstance(exc.value, ManifestError)
+    (tmp_path / "nonames").mkdir()
+    with pytest.raises(UsageError, match="pass --class-names"):
+        convert(str(tmp_path / "nonames"), str(tmp_path / "n.manifest"), to="manifest")
+
+
+def test_cli(tmp_path, capsys):
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    names = tmp_path / "names.txt"
+    names.write_text("Bird\n")
+    assert cli_main(["convert", str(src), str(tmp_path / "y"), "--to", "yolo"]) == 0
+    assert "manifest -> yolo" in capsys.readouterr().out
+    assert cli_main(["convert", str(tmp_path / "y"), str(tmp_path / "y.manifest"), "--to", "manifest",
+                     "--class-names", str(names), "--label-attribute", "birds", "--job-name", "Again"]) == 0
+    rec = _records(tmp_path / "y.manifest")[0]
+    assert rec["birds-metadata"]["job-name"] == "labeling-job/again"
+    assert cli_main(["convert", str(src), str(tmp_path / "z.json"), "--to", "coco", "--label-attribute", "nope"]) == 0
+    assert json.loads((tmp_path / "z.json").read_text())["images"] == []
+    assert cli_main(["convert", str(tmp_path / "missing.json"), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""``report``: a real job's page, images from local, S3 and HTTP sources, and a headless browser check."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from aiohttp import web
+from PIL import Image, ImageDraw
+
+from tests.support.http_server import LocalHTTPServer
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from totask_manifest.analytics.report import MARKER, render_report, write_report
+from totask_manifest.cli import main as cli_main
+from totask_manifest.errors import StorageError
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _png(color: tuple[int, int, int], size=(160, 120)) -> bytes:
+    img = Image.new("RGB", size, color)
+    ImageDraw.Draw(img).ellipse([20, 20, 90, 90], fill=(250, 200, 40))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory) -> Path:
+    """A job made by the real ``annotate`` command: 5 labeled lines, one bad label file, one missing."""
+    root = tmp_path_factory.mktemp("job")
+    data = root / "data"
+    data.mkdir()
+    lines = []
+    for i in range(6):
+        (data / f"img{i}.png").write_bytes(_png((30 + i * 30, 120, 200)))
+        if i == 4:
+            (data / f"lab{i}.json").write_text('{"objects": [{"class_id": "x <b>"}]}')
+        else:
+            value = {"image_size": [{"width": 160, "height": 120, "depth": 3}],
+                     "annotations": [{"class_id": i % 2, "left": 20, "top": 20, "width": 70, "height": 70}]}
+            meta = {"objects": [{"confidence": 0.5 + i * 0.08}], "class-map": {str(i % 2): ["sun", "moon"][i % 2]}}
+            (data / f"lab{i}.json").write_bytes(orjson.dumps({"label": value, "metadata": meta}))
+        lines.append({"source-ref": f"data/img{i}.png", "label-file": f"data/lab{i}.json"})
+    lines.append({"source-ref": "data/missing.png", "label-file": "data/nope.json"})
+    (root / "input.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    # the real command, in its own process as a user runs it
+    run = subprocess.run(
+        [sys.executable, "-m", "totask_manifest", "annotate", str(root / "input.manifest"), "--job-name", "rep",
+         "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+         "--url-key", "label-file", "--output", str(root / "out"), "--allow-root", str(root)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr
+    return root / "out" / "rep"
+
+
+def _thumbs(html: str) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(b)))
+            for b in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)]
+
+
+def test_report_of_a_real_job(job):
+    html, n_tiles, n_failures = render_report(str(job))
+    assert (n_tiles, n_failures) == (5, 2)
+    assert 'class="status s-completed"' in html
+    for text in ("sun", "moon", "labels per class", "confidence histogram", "nope.json"):
+        assert text in html
+    # the user's text is escaped, never markup
+    assert "x &lt;b&gt;" in html and "x <b>" not in html
+    assert re.search(r'<table id="failures">.*?<tbody>(.*?)</tbody>', html).group(1).count("<tr>") == 2
+    thumbs = _thumbs(html)
+    assert len(thumbs) == 5 and all(max(t.size) <= 240 for t in thumbs)
+    # the box of class 0 is drawn in the chart colour of class 0 (#4269d0)
+    px = np.asarray(thumbs[0]).reshape(-1, 3).astype(int)
+    assert (np.abs(px - [0x42, 0x69, 0xD0]).sum(axis=1) < 60).any()
+    # self-contained: nothing is fetched when the page opens
+    assert not re.search(r'(src|href)="https?:', html) and "url(http" not in html and "@import" not in html
+
+
+def test_cli_writes_the_file_and_refuses_a_non_job(job, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert cli_main(["report", str(job), "-o", str(out), "--samples", "2"]) == 0
+    assert "2 samples, 2 failures" in capsys.readouterr().out
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert cli_main(["report", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.html")]) == 2
+    assert "not a job folder" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+def _hand_made_job(root: Path, sources: list[str], job_json: bytes | None) -> Path:
+    job = root / "hand"
+    (job / "manifests" / "output").mkdir(parents=True)
+    lines = []
+    for i, src in enumerate(sources):
+        lines.append({"source-ref": src, "det": {"image_size": [{"width": 80, "height": 60, "depth": 3}],
+                                                 "annotations": [{"class_id": 3, "left": 5, "top": 5, "width": 30,
+                                                                  "height": 20}]},
+                      "det-metadata": {"objects": [{"confidence": 0.9}], "class-map": {"3": "kite"},
+                                       "type": "groundtruth/object-detection", "human-annotated": "no",
+                                       "job-name": "labeling-job/hand", "creation-date": "2026-01-01T00:00:00.0"}})
+        lines.append({"source-ref": f"s3://none/{i}.jpg", "det-metadata": {"failure-reason": "boom"}})
+    (job / "manifests" / "output" / "output.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    if job_json is not None:
+        (job / "job.json").write_bytes(job_json)
+    return job
+
+
+def test_images_from_s3_and_http_and_a_defensive_job_json(tmp_path, s3: S3Endpoint):  # noqa: F811
+    bucket = s3.new_bucket("report")
+    s3.filesystem().pipe(f"{bucket}/img/a.png", _png((10, 200, 10), (80, 60)))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/b.png":
+            return web.Response(body=_png((200, 10, 10), (80, 60)), content_type="image/png")
+        return web.Response(status=404)
+
+    with LocalHTTPServer(handler) as server:
+        sources = [f"{bucket}/img/a.png", server.url("/b.png"), server.url("/gone.png")]
+        # a job.json from another version: no metrics, odd status, unknown keys
+        job = _hand_made_job(tmp_path, sources, b'{"status": "RUNNING", "label-attribute": "det", "extra": [1]}')
+        result = write_report(str(job), str(tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text()
+    assert result.samples == 3
+    thumbs = _thumbs(html)
+    assert len(thumbs) == 2
+    greens = np.asarray(thumbs[0]).reshape(-1, 3)
+    reds = np.asarray(thumbs[1]).reshape(-1, 3)
+    assert (greens[:, 1] > 150).mean() > 0.3 and (reds[:, 0] > 150).mean() > 0.3
+    assert "image not available" in html and "404" in html
+    assert "kite" in html and 's-running' in html
+    # no job.json at all, only the output manifest: still a page
+    (job / "job.json").unlink()
+    html, _, _ = render_report(str(job), samples=0)
+    assert "failures by reason" in html and "boom" in html
+    with pytest.raises(StorageError, match="not a job folder"):
+        render_report(str(tmp_path / "empty"))
+
+
+def _chromium(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_page_renders_in_headless_chromium(job, tmp_path):
+    page = tmp_path / "report.html"
+    write_report(str(job), str(page))
+    url = page.resolve().as_uri()
+    dom = _chromium(["--dump-dom", url], tmp_path / "p1")
+    # the inline script ran to its end without an exception: it adds the marker last
+    assert f'id="{MARKER}"' in dom.stdout, dom.stderr[-2000:]
+    assert "Uncaught" not in dom.stderr
+    shot = tmp_path / "shot.png"
+    run = _chromium([f"--screenshot={shot}", "--window-size=1200,2000", url], tmp_path / "p2")
+    assert shot.exists(), run.stderr[-2000:]
+    assert "Uncaught" not in run.stderr
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, 2000)
+    colours = img.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # text, charts and thumbnails, not a blank page
+    arr = np.asarray(img).reshape(-1, 3).astype(int)
+    # the chart bars (#4269d0) and the thumbnails' yellow suns are on screen
+    assert (np.abs(arr - [0x42, 0x69, 0xD0]).sum(axis=1) < 30).sum() > 200
+    assert (np.abs(arr - [250, 200, 40]).sum(axis=1) < 60).sum() > 200
+
+
+def test_mask_samples_are_blended_over_the_image(tmp_path):
+    job = tmp_path / "seg"
+    (job / "manifests" / "output").mkdir(parents=True)
+    Image.new("RGB", (100, 80), (255, 255, 255)).save(tmp_path / "img.png")
+    mask = np.full((80, 100, 3), 255, dtype=np.uint8)
+    mask[10:50, 10:60] = [255, 0, 0]
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0.7},
+            "1": {"class-name": "lesion", "hex-color": "#ff0000", "confidence": 0.7}}
+    rec = {"source-ref": str(tmp_path / "img.png"), "seg-ref": str(tmp_path / "mask.png"),
+           "seg-ref-metadata": {"internal-color-map": cmap, "type": "groundtruth/semantic-segmentation",
+                                "human-annotated": "no", "job-name": "labeling-job/seg",
+                                "creation-date": "2026-01-01T00:00:00.000000"}}
+    (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    (job / "job.json").write_bytes(orjson.dumps({"job-name": "seg", "status": "COMPLETED", "label-attribute": "seg-ref",
+                                                 "metrics": {"total": 1, "success": 1, "failed": 0}}))
+    html, n, _ = render_report(str(job))
+    assert n == 1 and "lesion" in html
+    thumb = np.asarray(_thumbs(html)[0]).astype(int)
+    # half red over white inside the mask, untouched white outside
+    assert abs(thumb[20, 20] - [255, 128, 128]).sum() < 40
+    assert abs(thumb[70, 90] - [255, 255, 255]).sum() < 20

@@ -1,0 +1,214 @@
+"""``stats`` against an independent plain-Python count, on the real manifests and on hard cases."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import fsspec
+import orjson
+import pytest
+
+from totask_manifest.analytics.stats import manifest_stats
+from totask_manifest.cli import main as cli_main
+
+GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+DET = {"object-detection"}
+SINGLE = {"image-classification", "text-classification", "label-verification", "video-classification"}
+MULTI = {"image-classification-multilabel", "text-classification-multilabel"}
+
+
+def reference(path: Path, attrs: list[str] | None = None) -> dict:
+    """Count with orjson, one line at a time: the specification the polars pipeline must meet."""
+    raw_lines = path.read_bytes().split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    records = []
+    blank = 0
+    for raw in raw_lines:
+        if not raw.strip():
+            blank += 1
+            continue
+        records.append(orjson.loads(raw))
+    if attrs is None:
+        attrs = sorted({k[: -len("-metadata")] for r in records for k, v in r.items()
+                        if k.endswith("-metadata") and isinstance(v, dict)
+                        and ("type" in v or "failure-reason" in v)} - {"source", "source-ref"})
+    out = {"lines": len(raw_lines), "blank": blank, "attributes": {}}
+    for a in attrs:
+        s = {"lines": 0, "labeled": 0, "failed": 0, "failures": Counter(), "types": Counter(), "human": Counter(),
+             "jobs": Counter(), "classes": Counter(), "names": {}, "hist": [0] * 10, "conf": [],
+             "per_image": Counter()}
+        for r in records:
+            meta = r.get(a + "-metadata")
+            if not isinstance(meta, dict):
+                continue
+            s["lines"] += 1
+            t = meta.get("type", "")
+            t = t.removeprefix("groundtruth/") if isinstance(t, str) else t
+            if t:
+                s["types"][t] += 1
+            if "failure-reason" in meta:
+                s["failed"] += 1
+                s["failures"][meta["failure-reason"]] += 1
+                continue
+            if a not in r:
+                continue
+            s["labeled"] += 1
+            if "human-annotated" in meta:
+                s["human"][meta["human-annotated"]] += 1
+            if "job-name" in meta:
+                s["jobs"][meta["job-name"]] += 1
+            value = r[a]
+            confs = []
+            if t in DET:
+                ids = [x["class_id"] for x in value["annotations"]]
+                s["classes"].update(ids)
+                s["per_image"][len(ids)] += 1
+                confs = [o["confidence"] for o in meta.get("objects", [])]
+                for k, v in meta.get("class-map", {}).items():
+                    s["names"].setdefault(int(k), set()).add(v)
+            elif t in SINGLE:
+                s["classes"][int(value)] += 1
+                if "class-name" in meta:
+                    s["names"].setdefault(int(value), set()).add(meta["class-name"])
+                confs = [meta["confidence"]] if "confidence" in meta else []
+            elif t in MULTI:
+                s["classes"].update(value)
+                for k, v in meta.get("class-map", {}).items():
+                    s["names"].setdefault(int(k), set()).add(v)
+                cmap = meta.get("confidence-map", {})
+                confs = [cmap[str(v)] for v in value if str(v) in cmap]
+            for c in confs:
+                s["hist"][min(max(math.floor(c * 10), 0), 9)] += 1
+            s["conf"] += confs
+        out["attributes"][a] = s
+    return out
+
+
+def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = None) -> None:
+    got = manifest_stats(url or str(path), label_attributes=attrs)
+    want = reference(path, attrs)
+    assert (got.lines, got.blank_lines) == (want["lines"], want["blank"]), path.name
+    assert set(got.attributes) == set(want["attributes"]), path.name
+    for a, w in want["attributes"].items():
+        g = got.attributes[a]
+        where = f"{path.name} {a}"
+        assert (g.lines, g.labeled, g.failed) == (w["lines"], w["labeled"], w["failed"]), where
+        assert g.failures == dict(w["failures"]), where
+        assert g.types == dict(w["types"]), where
+        assert g.human_annotated == dict(w["human"]), where
+        assert g.job_names == dict(w["jobs"]), where
+        assert {c.class_id: c.count for c in g.classes} == dict(w["classes"]), where
+        assert {c.class_id: c.name for c in g.classes} == {
+            k: "|".join(sorted(w["names"][k])) if k in w["names"] else None for k in w["classes"]
+        }, where
+        assert g.confidence_histogram == w["hist"], where
+        assert g.confidence_count == len(w["conf"]), where
+        if w["conf"]:
+            assert g.confidence_mean == pytest.approx(sum(w["conf"]) / len(w["conf"])), where
+        assert g.boxes_per_image == dict(w["per_image"]), where
+        assert g.boxes == sum(w["classes"].values()) if w["per_image"] else g.boxes == 0, where
+
+
+REAL = sorted(p.name for p in GT.glob("*") if p.suffix in (".manifest", ".jsonl")) if GT.exists() else []
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_manifest_matches_independent_count(name):
+    assert_same(GT / name)
+
+
+def test_real_corpus_has_what_the_counts_cover():
+    # guard against a silently empty parametrisation
+    assert len(REAL) >= 20
+    korean = manifest_stats(str(GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"))
+    assert set(korean.attributes) == {"suneung-korean-layout-detection-v2", "suneung-korean-layout-detection-v2-chain"}
+    dice = manifest_stats(str(GT / "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"))
+    jobs = dice.attributes["dice-labeling"].job_names
+    assert jobs == {"labeling-job/dice-labeling-chain4": 166, "labeling-job/dice-labeling": 149}
+    assert dice.attributes["dice-labeling"].boxes_per_image[0] == 3
+    custom = manifest_stats(str(GT / "custom-task__aws-samples-aws-legal-entity-extraction__output.manifest"))
+    # "annotator-metadata" is an input key, not a label attribute
+    assert list(custom.attributes) == ["legal-entity-label-job-labeling-job-20220104T172242"]
+
+
+def _od(attr, ids, confs, *, human="no", job="labeling-job/j", names=None, extra_meta=None):
+    names = names or {}
+    return {
+        attr: {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+               "annotations": [{"class_id": c, "left": 1, "top": 1, "width": 2, "height": 2} for c in ids]},
+        attr + "-metadata": {"objects": [{"confidence": c} for c in confs],
+                             "class-map": {str(c): names.get(c, f"c{c}") for c in ids},
+                             "type": "groundtruth/object-detection", "human-annotated": human,
+                             "creation-date": "2026-01-01T00:00:00.000000", "job-name": job, **(extra_meta or {})},
+    }
+
+
+def test_hard_lines_take_the_exact_path_and_count_the_same(tmp_path):
+    lines = [
+        {"source-ref": "s3://b/한글.jpg", **_od("A", [0, 1], [0.1, 0.95], names={0: "café", 1: "새"})},
+        {"source-ref": "s3://b/2.jpg", **_od("A", [1], [1.0], human="yes", job="labeling-job/j-chain")},
+        # failure-reason with braces and escaped quotes (a quoted error body)
+        {"source-ref": "s3://b/3.jpg", "A-metadata": {"failure-reason": 'HTTP 500: {"error": "boom"'}},
+        {"source-ref": "s3://b/4.jpg", "A-metadata": {"failure-reason": "timeout"}},
+        {"source-ref": "s3://b/5.jpg", "A-metadata": {"failure-reason": "timeout"}},
+        # an unbalanced brace in a class name, followed by another attribute
+        {"source-ref": "s3://b/6.jpg", **_od("A", [2], [0.5], names={2: "a{b"}),
+         **_od("B", [0, 0, 0], [0.2, 0.3, 0.4])},
+        # metadata nested four levels deep
+        {"source-ref": "s3://b/7.jpg", **_od("A", [0], [0.05], extra_meta={"x": {"y": {"z": {"w": 1}}}})},
+        # the attribute name appears as a value before the key
+        {"note": "A", "source-ref": "s3://b/8.jpg", **_od("A", [3], [0.7])},
+        # classification and multi-label next to each other
+        {"source": "text", "C": 2, "C-metadata": {"class-name": "pos\u00e9", "confidence": 0.61,
+                                                   "type": "groundtruth/text-classification", "human-annotated": "yes",
+                                                   "job-name": "labeling-job/c"},
+         "M": [1, 4], "M-metadata": {"class-map": {"1": "x", "4": "y"}, "confidence-map": {"1": 0.3, "4": 0.9, "0": 0.1},
+                                     "type": "groundtruth/text-classification-multilabel", "human-annotated": "no",
+                                     "job-name": "labeling-job/m"}},
+        {"source-ref": "s3://b/9.jpg", "C": "1", "C-metadata": {"class-name": "neg", "confidence": 1,
+                                                                  "type": "groundtruth/text-classification"}},
+    ]
+    body = b"".join(orjson.dumps(r) + b"\n" for r in lines)
+    # a pretty-printed line (spaces around colons) and a blank line
+    body += json.dumps(_od("A", [5], [0.25]), indent=None, separators=(", ", " : ")).encode() + b"\n\n"
+    path = tmp_path / "hard.manifest"
+    path.write_bytes(body)
+    assert_same(path)
+    got = manifest_stats(str(path))
+    assert got.exact_path_lines >= 3  # the brace, the deep nesting and the quoted error body
+    a = got.attributes["A"]
+    assert a.failures == {"timeout": 2, 'HTTP 500: {"error": "boom"': 1}
+    assert {c.class_id: c.name for c in a.classes}[0] == "c0|café"  # two names for one id on different lines
+    assert {c.class_id: c.name for c in a.classes}[2] == "a{b"
+    assert got.attributes["B"].boxes == 3
+    assert got.attributes["M"].confidence_count == 2  # class 0 is in the confidence-map but not chosen
+    assert got.blank_lines == 1
+
+
+def test_named_attributes_only_and_a_remote_url(tmp_path):
+    src = GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
+    attr = ["suneung-korean-layout-detection-v2-chain"]
+    with fsspec.open("memory://stats/korean.manifest", "wb") as f:
+        f.write(src.read_bytes())
+    assert_same(src, attr, url="memory://stats/korean.manifest")
+    missing = manifest_stats(str(src), label_attributes=["nope"])
+    assert missing.attributes["nope"].lines == 0
+
+
+def test_cli_json_and_text(tmp_path, capsys):
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    assert cli_main(["stats", str(src), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    cat = data["attributes"]["category"]
+    assert (data["lines"], cat["labeled"], cat["boxes"]) == (50, 50, 129)
+    assert cat["classes"] == [{"class_id": 0, "name": "Bird", "count": 129}]
+    assert sum(cat["confidence_histogram"]) == 129
+    assert cli_main(["stats", str(src)]) == 0
+    text = capsys.readouterr().out
+    assert "label attribute 'category'" in text and "129" in text and "[0.9, 1.0]" in text
+    assert cli_main(["stats", str(tmp_path / "missing.manifest")]) == 2
+    assert "no such file" in capsys.readouterr().err

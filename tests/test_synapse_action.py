@@ -1,0 +1,276 @@
+"""The ToTask action end to end (file and inference methods), its Synapse job reporting, ``run``, resume."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from totask_manifest import ToTaskAction
+from totask_manifest.cli import main
+from totask_manifest.formats.synapse import gt_to_dm_v1
+from totask_manifest.synapse.action import validate_params
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import (
+    CLASSES,
+    TOKEN,
+    fast_client,
+    objects_doc,
+    seed_tasks,
+    token_headers,
+)
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+FAST = {"poll_interval": 0.01, "deferred_initial": 0.01}
+
+
+def export_listings(synapse) -> list:
+    """Listing requests made by export (apply's current-data reads carry ``id__in``)."""
+    return [r for r in synapse.requests_to("GET", "^/sdk/tasks/$") if "id__in" not in r.query]
+
+
+def file_params(pid: int, **extra) -> dict:
+    return {"name": "File_Based_Annotation", "description": "from JSON files", "project": pid, "agent": 1,
+            "task_filters": {"status": "pending"}, "method": "file",
+            "target_specification_name": "annotation_data", "pre_processor_params": {}, **extra}
+
+
+def expected_dm(i: int, size: tuple[int, int]) -> dict:
+    """What the action must write for task number ``i`` (0-based) whose label file is ``objects_doc(i)``."""
+    doc = objects_doc(i)["objects"]
+    value = {"image_size": [{"width": size[0], "height": size[1], "depth": 3}],
+             "annotations": [{"class_id": o["class_id"], "left": o["coordinates"]["x"], "top": o["coordinates"]["y"],
+                              "width": o["coordinates"]["width"], "height": o["coordinates"]["height"]} for o in doc]}
+    metadata = {"objects": [{"confidence": 0.9} for _ in doc],
+                "class-map": {str(o["class_id"]): CLASSES[o["class_id"]] for o in doc}}
+    return gt_to_dm_v1("object-detection", value, metadata)
+
+
+def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_path, monkeypatch) -> None:
+    pid = seed_tasks(synapse, files, 6)
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    tasks[5]["status"] = "done"  # filtered out
+    job_id = synapse.add_job()
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(job_id))
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert result == {"status": "SUCCEEDED", "message": "to_task completed. success=5, failed=0",
+                      "metrics": {"total": 5, "success": 5, "failed": 0, "stand_by": 0}, "failures": []}
+    for i, task in enumerate(tasks[:5]):
+        assert task["data"] == expected_dm(i, (64 + i, 48))
+    assert tasks[5]["data"] == {}
+    job = tmp_path / "file-based-annotation"
+    assert (job / "job.json").exists() and (job / "synapse-journal.jsonl").exists()
+    assert orjson.loads((job / "job.json").read_bytes())["label-attribute"] == "file-based-annotation"
+    # no token ever reached the storage host; every Synapse request carried it
+    assert files.requests and token_headers(files.requests) == []
+    assert token_headers(synapse.requests) == synapse.requests
+    # the Synapse job: RUNNING first, SUCCEEDED last with the result, progress and metrics in the SDK's shapes
+    patches = synapse.job_patches[job_id]
+    assert patches[0]["status"] == "RUNNING" and patches[-1]["status"] == "SUCCEEDED"
+    assert patches[-1]["result"] == result
+    final = patches[-1]
+    assert final["metrics_record"] == {"record": {"steps": {"annotate_task_data": {"success": 5, "failed": 0, "stand_by": 0}}}}
+    steps = final["progress_record"]["record"]["steps"]
+    assert steps["annotate_task_data"]["percent"] == 100.0 and final["progress_record"]["current_progress"]["overall"] == 100.0
+    times = [r.at for r in synapse.requests_to("PATCH", f"^/jobs/{job_id}/")]
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))  # at most one PATCH a second
+    events = [e for e in synapse.logs if e["event"] == "annotate_task_data"]
+    assert sorted(e["data"]["task_info"]["task_id"] for e in events) == [t["id"] for t in tasks[:5]]
+    assert all(e["job"] == str(job_id) and e["data"]["status"] == "success" for e in events)
+    assert any(e["event"] == "message" and "to_task completed" in e["data"]["content"] for e in synapse.logs)
+
+
+def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    first = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert len(synapse.requests_to("PUT")) == 3
+    # a new pending task appears; running the action again labels it and leaves the others alone
+    unit = synapse.add_data_unit(dict(synapse.data_units[synapse.project_tasks(pid)[0]["data_unit"]]["files"]))
+    new_task = synapse.add_task(pid, unit)
+    second = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert first["metrics"]["total"] == 3 and second["status"] == "SUCCEEDED"
+    assert second["metrics"] == {"total": 4, "success": 4, "failed": 0, "stand_by": 0}
+    assert [p.path for p in synapse.requests_to("PUT")][3:] == [f"/tasks/{new_task}/annotate_task_data/"]
+    assert len(export_listings(synapse)) == 2
+    [archived] = list((tmp_path / ".totask-archive").iterdir())
+    assert archived.name.startswith("file-based-annotation-")
+    assert (archived / "synapse-journal.jsonl").exists()
+    assert orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())["status"] == "SUCCEEDED"
+
+
+def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 4)
+    rel = synapse.add_release("yolo", version="8.1.0")
+    synapse.defer_polls = 2
+    empty_for = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])[2]
+    empty_url = synapse.data_units[empty_for["data_unit"]]["files"]["image_1"]["url"]
+
+    def inference(body: dict) -> dict:
+        if body["params"]["json"]["image_path"] == empty_url:
+            return {}
+        return {"objects": [{"class_id": 1, "type": "bbox", "coordinates": {"x": 2, "y": 3, "width": 4, "height": 5},
+                             "properties": {"label": "dog", "confidence": 0.8}}]}
+
+    synapse.inference = inference
+    params = {"name": "AI_Auto_Annotation", "project": pid, "agent": 9, "task_filters": {"status": "pending"},
+              "method": "inference", "pre_processor": rel, "model": 42, "pre_processor_params": {"confidence_threshold": 0.85}}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
+    assert result["status"] == "SUCCEEDED" and result["metrics"] == {"total": 4, "success": 3, "failed": 1, "stand_by": 0}
+    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: inference: empty result"}]
+    deploy = [r for r in synapse.requests_to("POST", "^/plugins/yolo/run/$") if r.body["action"] == "deployment"]
+    assert len(deploy) == 1 and deploy[0].body["agent"] == 9
+    first_calls = [r.body for r in synapse.requests_to("POST") if r.body["params"].get("json", {}).get("image_path")]
+    assert len(first_calls) == 4
+    assert all(b["version"] == "8.1.0" and b["params"]["model"] == 42 and
+               b["params"]["json"]["confidence_threshold"] == 0.85 for b in first_calls)
+    labeled = [t for t in synapse.project_tasks(pid) if t["id"] != empty_for["id"]]
+    assert all(t["data"]["annotations"]["image_1"][0]["classification"] == {"class": "dog"} for t in labeled)
+    assert empty_for["data"] == {}
+    assert token_headers(files.requests) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "has space"}, "name: must not contain whitespace"),
+        ({"project": "7"}, "project: required, a positive integer"),
+        ({"target_specification_name": None}, "target_specification_name: required for the file method"),
+        ({"method": "magic"}, "method: must be 'file' or 'inference'"),
+        ({"method": "inference"}, "pre_processor: required for the inference method"),
+        ({"task_type": "no-such-type"}, "task_type:"),
+        ({"batch_size": 0}, "batch_size: must be an integer of at least 1"),
+        ({"description": 5}, "description"),
+    ],
+)
+def test_parameter_errors_fail_without_touching_synapse(synapse, tmp_path, change, message) -> None:
+    result = ToTaskAction(params={**file_params(1), **change}, output_root=str(tmp_path)).start()
+    assert result["status"] == "FAILED" and message in result["message"]
+    assert result["message"].startswith("invalid parameters: ")
+    assert synapse.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_name_becomes_job_name_and_label_attribute() -> None:
+    assert validate_params(file_params(1)).slug == "file-based-annotation"
+    with pytest.raises(Exception, match="job name and label attribute"):
+        validate_params(file_params(1, name="x" * 70))
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("project", "Project not found"),
+        ("spec", "Target specification not found"),
+        ("tasks", "No tasks found matching filters"),
+        ("deploy", "Pre-processor not active: serve application of yolo is DEPLOY_FAILED"),
+    ],
+)
+def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_path, setup, message) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    params = file_params(pid)
+    if setup == "project":
+        params["project"] = 4242
+    elif setup == "spec":
+        params["target_specification_name"] = "coco"
+    elif setup == "tasks":
+        params["task_filters"] = {"status": "archived"}
+    else:
+        rel = synapse.add_release("yolo")
+        synapse.deploy_statuses = ["DEPLOYING", "DEPLOY_FAILED"]
+        params = {**params, "method": "inference", "pre_processor": rel, "model": 1}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
+    assert result["status"] == "FAILED" and message in result["message"]
+    assert synapse.requests_to("PUT") == []
+
+
+def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    synapse.add_fault(Fault(status=401, method="PUT", times=1))  # the token is refused once, mid-apply
+    failed = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert failed["status"] == "FAILED" and "token was refused" in failed["message"]
+    resumed = ToTaskAction(params=file_params(pid, description="second try"), output_root=str(tmp_path)).start()
+    assert resumed["status"] == "SUCCEEDED" and len(export_listings(synapse)) == 1  # same job, resumed
+    assert not (tmp_path / ".totask-archive").exists()
+    state = orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())
+    assert state["runs"] == 2 and state["status"] == "SUCCEEDED"
+    other = ToTaskAction(params=file_params(pid, task_filters={"status": "done"}), output_root=str(tmp_path)).start()
+    assert other["status"] == "FAILED" and "No tasks found matching filters" in other["message"]
+    assert len(list((tmp_path / ".totask-archive").iterdir())) == 1  # the earlier run was kept aside
+
+
+def test_fatal_error_during_apply_rolls_back_and_fails(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 5)
+    # 2 writes succeed, then 3 tasks fail every attempt (3 each): the backend counts as down, then recovers
+    synapse.add_fault(Fault(status=503, method="PUT", skip=2, times=9))
+    client = fast_client(synapse)
+    try:
+        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path), client=client).start()
+    finally:
+        client.close()
+    assert result["status"] == "FAILED" and "unavailable" in result["message"]
+    assert "rollback: 2 restored" in result["message"]
+    assert all(t["data"] == {} for t in synapse.project_tasks(pid))  # the 2 writes made were rolled back
+    assert result["metrics"]["failed"] == 3 and len(result["failures"]) == 3
+
+
+def test_run_command_with_yaml_params(synapse, files, tmp_path, capsys) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(file_params(pid)))
+    assert main(["run", str(params_file), "--output", str(tmp_path / "jobs")]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["status"] == "SUCCEEDED" and result["metrics"]["success"] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x y"')
+    assert main(["run", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_rerun_after_kill_resumes_instead_of_starting_over(synapse, files, tmp_path) -> None:
+    """kill -9 in the middle of apply; the same action run again finishes with each task written once."""
+    n = 16
+    pid = seed_tasks(synapse, files, n)
+    synapse.add_fault(Fault(status=None, delay=0.25, method="PUT", times=None))  # slow writes
+    enough = threading.Event()
+    synapse.hooks.append(lambda server, rec: len(server.requests_to("PUT")) >= 5 and enough.set())
+    params_file = tmp_path / "params.json"
+    params_file.write_bytes(orjson.dumps(file_params(pid)))
+    root = tmp_path / "jobs"
+    command = [sys.executable, "-m", "totask_manifest.cli", "run", str(params_file), "--output", str(root),
+               "--concurrency", "2"]
+    env = {**os.environ, "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert enough.wait(120), first.stderr.read().decode() if first.poll() is not None else "no PUT seen"
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.wait(30)
+    written_before = {r.path for r in synapse.requests_to("PUT")}
+    assert 5 <= len(written_before) < n
+    synapse.clear_faults()
+    second = subprocess.run(command, env=env, capture_output=True, timeout=240)
+    assert second.returncode == 0, second.stderr.decode()
+    result = orjson.loads(second.stdout)
+    assert result["metrics"] == {"total": n, "success": n, "failed": 0, "stand_by": 0}
+    puts = [r.path for r in synapse.requests_to("PUT")]
+    assert sorted(puts) == sorted(set(puts)) and len(puts) == n  # every task written exactly once
+    assert len(export_listings(synapse)) == 1  # the export was not redone
+    label_fetches = [r for r in files.requests if r.path.startswith("/labels/")]
+    assert len(label_fetches) == n  # nor the annotation
+    assert all(t["data"] for t in synapse.project_tasks(pid))
+    assert Path(root / "file-based-annotation" / "synapse-journal.jsonl").exists()
+
+
+def test_schema_any_is_passed_to_every_write(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    result = ToTaskAction(params=file_params(pid, schema="any"), output_root=str(tmp_path)).start()
+    assert result["status"] == "SUCCEEDED"
+    assert [r.query for r in synapse.requests_to("PUT")] == [{"schema": "any"}] * 2

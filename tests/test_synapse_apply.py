@@ -1,0 +1,309 @@
+"""``apply`` and ``rollback``: idempotence, dry run, conflicts, the journal, fatal errors, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec
+import orjson
+import pytest
+
+from totask_manifest.cli import main
+from totask_manifest.errors import JobError
+from totask_manifest.formats.synapse import gt_to_dm_v1, gt_to_objects
+from totask_manifest.synapse.apply import apply_job
+from totask_manifest.synapse.export import export_tasks
+from totask_manifest.synapse.journal import read_journal
+from totask_manifest.synapse.rollback import rollback_job
+from totask_manifest.synapse.taskdata import data_hash
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import TOKEN, fast_client, gt_label, make_job, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+ORIGINAL = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "human"}}
+
+
+@pytest.fixture
+def job(synapse, files, client, tmp_path) -> tuple[int, Path, list[dict]]:
+    """A project of 6 tasks holding ``ORIGINAL``, exported, labeled by a finished job."""
+    pid = seed_tasks(synapse, files, 6, data=ORIGINAL)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    return pid, make_job(tmp_path, export), tasks
+
+
+def expected(line: int) -> dict:
+    return gt_to_dm_v1("object-detection", *gt_label(line))
+
+
+def puts(synapse, task_id: int | None = None) -> list:
+    return synapse.requests_to("PUT", f"^/tasks/{task_id}/" if task_id else None)
+
+
+def test_apply_writes_dm_v1_once_and_is_idempotent(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    report = apply_job(str(job_dir), client=client)
+    assert report.ok and report.totals["applied"] == 6
+    for line, task in enumerate(tasks, start=1):
+        assert task["data"] == expected(line)
+        [put] = puts(synapse, task["id"])
+        assert put.body == {"action": "submit", "data": expected(line)} and put.query == {}
+    again = apply_job(str(job_dir), client=client)
+    assert again.totals["unchanged"] == 6 and again.totals["applied"] == 0
+    assert len(puts(synapse)) == 6  # the second run sent nothing
+    records = read_journal(str(job_dir))
+    befores = [r for r in records if r["op"] == "before"]
+    assert sorted(r["task_id"] for r in befores) == [t["id"] for t in tasks]
+    assert all(r["previous"] == ORIGINAL and r["previous_hash"] == data_hash(ORIGINAL) for r in befores)
+    assert sorted(r["task_id"] for r in records if r["op"] == "done") == [t["id"] for t in tasks]
+
+
+def test_journal_record_is_on_disk_before_its_put_arrives(synapse, client, job) -> None:
+    _, job_dir, _ = job
+    seen_before_put: dict[int, bool] = {}
+
+    def check(_server, rec) -> None:
+        if rec.method == "PUT":
+            tid = int(rec.path.split("/")[2])
+            text = (job_dir / "synapse-journal.jsonl").read_bytes()
+            seen_before_put[tid] = any(
+                (r := orjson.loads(line))["op"] == "before" and r["task_id"] == tid for line in text.splitlines())
+
+    synapse.hooks.append(check)
+    apply_job(str(job_dir), client=client, concurrency=4)
+    assert len(seen_before_put) == 6 and all(seen_before_put.values())
+
+
+def test_dry_run_sends_and_writes_nothing(synapse, client, job, capsys) -> None:
+    _, job_dir, tasks = job
+    tasks[2]["data"] = {"changed": "by someone"}
+    assert main(["apply", str(job_dir), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert puts(synapse) == []
+    assert not (job_dir / "synapse-journal.jsonl").exists()
+    assert f"task {tasks[0]['id']}: would-apply (0 -> 2 annotations)" in out
+    assert f"task {tasks[1]['id']}: would-apply (0 -> 3 annotations)" in out
+    assert f"task {tasks[2]['id']}: conflict" in out
+    assert "dry run: 5 would-apply, 0 unchanged, 1 conflicts" in out
+
+
+def test_conflicts_are_skipped_unless_forced(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    tasks[3]["data"] = {"annotations": {"image_1": [{"id": "x", "tool": "bounding_box"}]}}  # a human edited it
+    report = apply_job(str(job_dir), client=client)
+    [conflict] = [r for r in report.results if r.status == "conflict"]
+    assert conflict.task_id == tasks[3]["id"] and "--force" in conflict.detail
+    assert puts(synapse, tasks[3]["id"]) == [] and report.totals["applied"] == 5
+    forced = apply_job(str(job_dir), client=client, force=True)
+    assert forced.totals == {**forced.totals, "applied": 1, "unchanged": 5, "conflict": 0}
+    assert tasks[3]["data"] == expected(4)
+
+
+def test_unlabeled_lines_and_per_task_failures_do_not_stop_the_run(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 5)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job_dir = make_job(tmp_path, export, fail_lines=frozenset({2}))
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    synapse.add_fault(Fault(status=400, method="PUT", path=f"^/tasks/{tasks[3]['id']}/", times=None,
+                            body={"error": {"code": "VALIDATION_ERROR", "message": "bad box"}}))
+    report = apply_job(str(job_dir), client=client)
+    by_task = {r.task_id: r for r in report.results}
+    assert by_task[tasks[1]["id"]].status == "not-labeled" and "404" in by_task[tasks[1]["id"]].detail
+    assert by_task[tasks[3]["id"]].status == "failed" and "bad box" in by_task[tasks[3]["id"]].detail
+    assert report.ok and report.totals["applied"] == 3
+    assert len(puts(synapse, tasks[3]["id"])) == 1  # a 400 is not retried
+    assert {r["op"] for r in read_journal(str(job_dir)) if r["task_id"] == tasks[3]["id"]} == {"before", "failed"}
+
+
+def test_objects_format_is_sent_with_schema_any(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    assert main(["apply", str(job_dir), "--data-format", "synapse-objects", "--quiet"]) == 0
+    put = puts(synapse, tasks[0]["id"])[0]
+    assert put.query == {"schema": "any"}
+    assert put.body["data"] == gt_to_objects("object-detection", *gt_label(1))
+
+
+def test_revoked_token_stops_and_the_journal_lets_rollback_finish(synapse, client, job, capsys) -> None:
+    _, job_dir, tasks = job
+
+    def revoke_after_three_puts(server, rec) -> None:
+        if rec.method == "PUT" and len(server.requests_to("PUT")) == 3:
+            server.revoke(TOKEN)
+
+    synapse.hooks.append(revoke_after_three_puts)
+    assert main(["apply", str(job_dir), "--concurrency", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped: the token was refused" in err and f"totask-manifest rollback {job_dir}" in err
+    assert TOKEN not in err
+    changed = [t for t in tasks if t["data"] != ORIGINAL]
+    assert len(changed) == 2  # the third PUT arrived after the token was revoked
+    assert len(puts(synapse)) <= 4  # stopped at once: no more tasks attempted
+
+    synapse.hooks.clear()
+    synapse.revoked.clear()  # a new token, same value for the test
+    assert main(["rollback", str(job_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "2 restored" in out
+    assert all(t["data"] == ORIGINAL for t in tasks)
+    restore_puts = [p for p in puts(synapse) if p.query == {"schema": "any"}]
+    assert [p.body for p in restore_puts] == [{"action": "submit", "data": ORIGINAL}] * 2
+    sent = len(puts(synapse))
+    assert main(["rollback", str(job_dir)]) == 0  # idempotent: nothing left to do
+    assert "0 restored" in capsys.readouterr().out and len(puts(synapse)) == sent
+
+
+def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    # two PUTs succeed, then the backend fails every request for a while (3 tasks × 3 attempts)
+    synapse.add_fault(Fault(status=503, skip=2 * 2, times=9))  # each task costs a GET and a PUT
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert not report.ok and "unavailable" in report.fatal
+    assert report.rollback is not None and report.rollback.complete
+    assert report.rollback.totals["restored"] == 2
+    assert all(t["data"] == ORIGINAL for t in tasks)
+    assert "rollback: 2 restored" in report.summary()
+
+
+def test_project_gone_is_fatal_and_rollback_can_be_declined(synapse, client, job) -> None:
+    pid, job_dir, tasks = job
+
+    def delete_project(server, rec) -> None:
+        if rec.method == "PUT" and len(server.requests_to("PUT")) == 2:
+            server.projects.pop(pid, None)
+
+    synapse.hooks.append(delete_project)
+    report = apply_job(str(job_dir), client=client, concurrency=1, rollback_on_fatal=False)
+    assert report.fatal == f"project {pid} is gone (404)"
+    assert report.rollback is None and "undo with: totask-manifest rollback" in report.summary()
+    synapse.projects[pid] = {"id": pid, "title": "p", "data_collection": None}  # restored by an admin
+    assert [t["data"] == ORIGINAL for t in tasks] == [False, True, True, True, True, True]
+    assert rollback_job(str(job_dir), client=client).complete
+    assert all(t["data"] == ORIGINAL for t in tasks)
+
+
+def test_rollback_skips_tasks_changed_since_unless_forced(synapse, client, job, capsys) -> None:
+    _, job_dir, tasks = job
+    apply_job(str(job_dir), client=client)
+    tasks[0]["data"] = {"extra": {"reviewed": True}}
+    report = rollback_job(str(job_dir), client=client)
+    assert report.totals["restored"] == 5 and report.totals["conflict"] == 1
+    assert tasks[0]["data"] == {"extra": {"reviewed": True}}
+    assert main(["rollback", str(job_dir), "--force"]) == 0
+    assert tasks[0]["data"] == ORIGINAL and "1 restored" in capsys.readouterr().out
+
+
+def test_no_task_is_written_twice_under_concurrency(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 40)
+    synapse.latency = 0.01
+    c = fast_client(synapse, max_concurrency=16)
+    try:
+        export = tmp_path / "e.manifest"
+        export_tasks(pid, str(export), client=c)
+        job_dir = make_job(tmp_path, export)
+        report = apply_job(str(job_dir), client=c, concurrency=16)
+    finally:
+        c.close()
+    assert report.totals["applied"] == 40
+    counts: dict[str, int] = {}
+    for put in puts(synapse):
+        counts[put.path] = counts.get(put.path, 0) + 1
+    assert len(counts) == 40 and set(counts.values()) == {1}
+    assert synapse.max_in_flight > 1
+
+
+def test_unfinished_or_missing_jobs_are_refused(synapse, files, client, tmp_path, capsys) -> None:
+    pid = seed_tasks(synapse, files, 1)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    running = make_job(tmp_path, export, name="running", status="RUNNING")
+    with pytest.raises(JobError, match="RUNNING"):
+        apply_job(str(running), client=client)
+    assert main(["apply", str(tmp_path / "nope")]) == 1
+    assert "not a job folder" in capsys.readouterr().err
+    assert main(["rollback", str(tmp_path / "nope")]) == 1
+    assert "not a job folder" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_job_on_an_object_store_keeps_its_journal_there(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 3, data=ORIGINAL)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    local = make_job(tmp_path, export)
+    mem = fsspec.filesystem("memory")
+    remote = "memory://jobs/job"
+    for name in ("job.json", "manifests/output/output.manifest"):
+        mem.pipe_file(f"{remote}/{name}", (local / name).read_bytes())
+    assert apply_job(remote, client=client).totals["applied"] == 3
+    assert mem.ls("memory://jobs/job/synapse-journal", detail=False)
+    assert len([r for r in read_journal(remote) if r["op"] == "before"]) == 3
+    assert rollback_job(remote, client=client).totals["restored"] == 3
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+
+
+@pytest.mark.parametrize("listing", ["honoured", "ignored", "failing"])
+def test_current_data_is_read_a_window_at_a_time_when_the_listing_allows(synapse, files, tmp_path, listing) -> None:
+    pid = seed_tasks(synapse, files, 250, data=ORIGINAL)
+    c = fast_client(synapse)
+    try:
+        export = tmp_path / "e.manifest"
+        export_tasks(pid, str(export), client=c)
+        job_dir = make_job(tmp_path, export)
+        tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+        tasks[120]["data"] = {"extra": {"edited": True}}  # a conflict inside the second window
+        synapse.honour_id_in = listing != "ignored"
+        if listing == "failing":
+            synapse.add_fault(Fault(status=400, method="GET", path="^/sdk/tasks/$", times=None))
+        synapse.requests.clear()
+        report = apply_job(str(job_dir), client=c, concurrency=8)
+    finally:
+        c.close()
+    assert report.totals["applied"] == 249 and report.totals["conflict"] == 1
+    assert [r.task_id for r in report.results if r.status == "conflict"] == [tasks[120]["id"]]
+    gets = synapse.requests_to("GET", "^/tasks/")
+    listings = synapse.requests_to("GET", "^/sdk/tasks/$")
+    if listing == "honoured":
+        assert len(listings) == 3 and len(gets) == 1  # 3 windows; one GET checks the listing once
+        assert listings[0].query["id__in"] == ",".join(str(t["id"]) for t in tasks[:100])
+        assert listings[0].query["fields"] == "id,data"
+    elif listing == "ignored":
+        # the first page happens to be the first window, so it is used (checked); the second
+        # window's answer is the same page again, which turns the listing off for the rest
+        assert len(listings) == 2 and len(gets) == 1 + 150
+    else:
+        assert len(listings) == 1 and len(gets) == 250  # tried once, then one GET per task
+    assert all(t["data"] == expected(i + 1) for i, t in enumerate(tasks) if i != 120)
+
+
+def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, client, job, capsys) -> None:
+    _, job_dir, tasks = job
+
+    def go_down_at_the_second_put(server, rec) -> None:
+        if rec.method == "PUT" and len(server.requests_to("PUT")) == 2:
+            server.hooks.clear()
+            server.down = "reset"  # from this request on, connections are dropped unanswered
+
+    synapse.hooks.append(go_down_at_the_second_put)
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert "unavailable" in report.fatal and "ServerDisconnected" in report.fatal
+    assert report.rollback is not None and not report.rollback.complete
+    assert f"finish with: totask-manifest rollback {job_dir}" in report.summary()
+    assert [t["data"] != ORIGINAL for t in tasks] == [True, False, False, False, False, False]
+    synapse.down = None
+    assert main(["rollback", str(job_dir)]) == 0
+    assert all(t["data"] == ORIGINAL for t in tasks)
+    assert "restored" in capsys.readouterr().out
+
+
+def test_a_backend_that_normalises_data_still_sees_a_rerun_as_unchanged(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    synapse.normalise = lambda data: {**data, "assignmentId": 7}  # it stores a little more than it was sent
+    assert apply_job(str(job_dir), client=client).totals["applied"] == 6
+    assert all(t["data"]["assignmentId"] == 7 for t in tasks)
+    again = apply_job(str(job_dir), client=client)
+    assert again.totals["unchanged"] == 6 and len(puts(synapse)) == 6
+    report = rollback_job(str(job_dir), client=client)
+    assert report.totals["restored"] == 6 and report.totals["conflict"] == 0

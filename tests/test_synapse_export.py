@@ -1,0 +1,151 @@
+"""``export``: tasks to manifest lines, filters, limits, the guide's fatal errors, any fsspec URL."""
+
+from __future__ import annotations
+
+import fsspec
+import orjson
+import pytest
+
+from totask_manifest.cli import main
+from totask_manifest.errors import FatalSynapseError, UsageError
+from totask_manifest.synapse.export import export_tasks, parse_filters
+from totask_manifest.synapse.taskdata import data_hash
+from totask_manifest.testing.builders import fast_client, seed_tasks, token_headers
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def read_records(path) -> list[dict]:
+    return [orjson.loads(line) for line in open(path, "rb").read().splitlines()]
+
+
+def test_export_writes_one_line_per_task_with_the_synapse_key(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 5)
+    tasks = synapse.project_tasks(pid)
+    tasks[1]["data"] = {"annotations": {"image_1": []}, "extra": {"note": "é"}}
+    out = tmp_path / "tasks.manifest"
+    result = export_tasks(pid, str(out), client=client)
+    assert result.exported == 5 and result.skipped == []
+    records = read_records(out)
+    assert [r["synapse"]["task_id"] for r in records] == sorted(t["id"] for t in tasks)
+    for record, task in zip(records, sorted(tasks, key=lambda t: t["id"]), strict=True):
+        unit = synapse.data_units[task["data_unit"]]
+        assert record["source-ref"] == unit["files"]["image_1"]["url"]
+        assert set(record) == {"source-ref", "synapse"}
+        syn = record["synapse"]
+        assert syn["project"] == pid and syn["data_unit_id"] == unit["id"]
+        assert syn["files"]["annotation_data"] == {"url": unit["files"]["annotation_data"]["url"], "is_primary": False,
+                                                   "file_name_original": unit["files"]["annotation_data"]["file_name_original"]}
+        assert syn["files"]["image_1"]["is_primary"] is True
+        assert syn["data_hash"] == data_hash(task["data"])
+    assert records[1]["synapse"]["data_hash"] != records[0]["synapse"]["data_hash"]
+    # the files host is never contacted by export, so it cannot have seen a token
+    assert files.requests == [] and token_headers(synapse.requests) == synapse.requests
+
+
+def test_filters_are_anded_on_the_backend(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 8)
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    layout = [("pending", None, "2025-01-05"), ("pending", 7, "2025-01-10"), ("in_progress", None, "2025-01-20"),
+              ("done", None, "2025-01-12"), ("pending", None, "2025-02-01"), ("in_progress", 7, "2025-01-15"),
+              ("pending", None, "2024-12-31"), ("in_progress", None, "2025-01-31")]
+    for task, (status, assignee, created) in zip(tasks, layout, strict=True):
+        task.update(status=status, assignee=assignee, created_at=created + "T08:00:00Z")
+    out = tmp_path / "f.manifest"
+    code = main(["export", "--project", str(pid), "--filter", "status__in=pending,in_progress", "--filter", "assignee=null",
+                 "--filter", "created_at__gte=2025-01-01", "--filter", "created_at__lte=2025-01-31", "-o", str(out)])
+    assert code == 0
+    got = [r["synapse"]["task_id"] for r in read_records(out)]
+    assert got == [tasks[0]["id"], tasks[2]["id"], tasks[7]["id"]]
+    listing = synapse.requests_to("GET", "^/sdk/tasks/$")[0].query
+    assert listing["status__in"] == "pending,in_progress" and listing["assignee"] == "null"
+    assert listing["fields"] == "id" and listing["project"] == str(pid)
+
+
+def test_parse_filters_rejects_what_export_owns() -> None:
+    assert parse_filters(["status=pending", "assignee=None", "data_collection=4"]) == {
+        "status": "pending", "assignee": None, "data_collection": "4"}
+    assert parse_filters(["status__in=a, b"]) == {"status__in": ["a", "b"]}
+    for bad in (["project=3"], ["fields=data"], ["status"], ["=x"]):
+        with pytest.raises(UsageError):
+            parse_filters(bad)
+
+
+def test_limit_and_pagination(synapse, files, tmp_path) -> None:
+    pid = synapse.seed(27)
+    c = fast_client(synapse, page_size=10)
+    try:
+        all_out, some_out = tmp_path / "all.manifest", tmp_path / "some.manifest"
+        assert export_tasks(pid, str(all_out), client=c).exported == 27
+        before = len(synapse.requests_to("GET", "^/sdk/tasks/$"))
+        assert before == 3
+        assert export_tasks(pid, str(some_out), limit=4, client=c).exported == 4
+    finally:
+        c.close()
+    assert len(synapse.requests_to("GET", "^/sdk/tasks/$")) == before + 1  # stopped after the first page
+    assert [r["synapse"]["task_id"] for r in read_records(some_out)] == [
+        r["synapse"]["task_id"] for r in read_records(all_out)][:4]
+
+
+def test_files_as_a_list_and_from_the_data_unit(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    synapse.files_as_list = True
+    synapse.expand_files_in_task = False  # the task detail carries no files: export asks the data unit
+    out = tmp_path / "t.manifest"
+    export_tasks(pid, str(out), client=client)
+    records = read_records(out)
+    assert all(r["source-ref"].endswith(".png") for r in records)
+    assert all(set(r["synapse"]["files"]) == {"image_1", "annotation_data"} for r in records)
+    assert len(synapse.requests_to("GET", "^/data_units/")) == 2
+
+
+def test_task_without_files_is_skipped_and_reported(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    victim = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])[1]
+    synapse.data_units[victim["data_unit"]]["files"] = {}
+    out = tmp_path / "t.manifest"
+    result = export_tasks(pid, str(out), client=client)
+    assert result.exported == 2
+    assert result.skipped == [{"task_id": victim["id"], "reason": "Data unit does not have files"}]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-project", "Project not found"),
+        ("no-collection", "Project has no data collection"),
+        ("no-spec", "Target specification not found"),
+        ("no-tasks", "No tasks found matching filters"),
+    ],
+)
+def test_fatal_errors_exit_non_zero_and_write_nothing(synapse, files, tmp_path, capsys, case, message) -> None:
+    pid = synapse.seed(2)
+    args = ["export", "--project", str(pid), "-o", str(tmp_path / "out.manifest")]
+    if case == "no-project":
+        args[2] = "424242"
+    elif case == "no-collection":
+        synapse.projects[pid]["data_collection"] = None
+    elif case == "no-spec":
+        args += ["--target-specification-name", "coco_json"]
+    else:
+        args += ["--filter", "status=done"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.manifest").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary file left behind either
+    with pytest.raises(FatalSynapseError, match=message):
+        export_tasks(int(args[2]), str(tmp_path / "again.manifest"),
+                     target_specification_name="coco_json" if case == "no-spec" else None,
+                     filters={"status": "done"} if case == "no-tasks" else None)
+
+
+def test_export_to_s3(synapse, files, client, s3) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    url = f"{s3}/exports/tasks.manifest"
+    assert export_tasks(pid, url, client=client).exported == 3
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    lines = fs.cat_file(url).splitlines()
+    assert len(lines) == 3 and orjson.loads(lines[0])["synapse"]["project"] == pid
+    assert [p for p in fs.ls(f"{s3}/exports", detail=False) if ".tmp" in p] == []

@@ -1,0 +1,272 @@
+"""One self-contained HTML page about a job: status, metrics, failures, label plots, samples.
+
+Everything is inline (CSS, SVG charts, thumbnails as ``data:`` URIs, a few lines of script for
+filtering the failures table), so the file can be mailed or archived and opened offline.
+``job.json`` is read defensively: a job that is still running, or written by another version,
+still gets a page with whatever is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import orjson
+
+from ..errors import ManifestError, StorageError, TotaskError
+from ..fetch import base_of, resolve_reference
+from ..jobs.layout import JobLayout
+from ..manifest.io import read_lines
+from ..storage import exists, read_bytes, write_bytes_atomic
+from ..task_types import task_type_of_metadata
+from .stats import BINS, AttributeStats, manifest_stats
+from .svg import color, hbar_chart, histogram
+from .thumbnails import Tile, render_tile
+
+MAX_FAILURE_ROWS = 500
+MARKER = "report-ready"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
+.muted{color:#6b7280}.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
+.kv dt{color:#6b7280}.kv dd{margin:0;word-break:break-all}
+.cards{display:flex;gap:10px;flex-wrap:wrap;margin:12px 0}
+.card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:90px}
+.card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}
+.status{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.s-succeeded,.s-completed{background:#3ca951}.s-failed{background:#d64545}.s-running{background:#4269d0}
+.s-stopped,.s-unknown{background:#9498a0}
+.bar{display:flex;height:12px;border-radius:6px;overflow:hidden;background:#e3e6ea;max-width:560px}
+.bar i{display:block}.ok{background:#3ca951}.bad{background:#d64545}.rt{background:#efb118}
+table{border-collapse:collapse;font-size:12px;background:#fff}td,th{border:1px solid #e3e6ea;padding:3px 6px;
+text-align:left;vertical-align:top}th{background:#f2f4f7}td.reason{max-width:640px;word-break:break-word}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px}
+figure{margin:0;background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:6px}
+figure img{display:block;max-width:100%;margin:auto}figcaption{font-size:12px;margin-top:4px;word-break:break-all}
+.tile-error{height:120px;display:flex;align-items:center;justify-content:center;text-align:center;
+font-size:12px;color:#b42318;background:#fef3f2;border-radius:6px;padding:6px}
+input[type=search]{padding:4px 8px;margin:6px 0;width:320px}
+.charts{display:flex;flex-wrap:wrap;gap:24px}
+"""
+
+_SCRIPT = """
+(function(){
+  var box=document.getElementById('failure-filter');
+  if(box){box.addEventListener('input',function(){
+    var q=box.value.toLowerCase(),rows=document.querySelectorAll('#failures tbody tr'),shown=0;
+    rows.forEach(function(r){var hit=r.textContent.toLowerCase().indexOf(q)>=0;r.style.display=hit?'':'none';
+      if(hit)shown++;});
+    document.getElementById('failure-count').textContent=shown;
+  });}
+  var m=document.createElement('div');m.id='MARKER';m.hidden=true;m.textContent='ok';document.body.appendChild(m);
+})();
+""".replace("MARKER", MARKER)
+
+
+@dataclass
+class ReportResult:
+    output: str
+    samples: int
+    failures: int
+
+
+def _load_json(url: str) -> dict:
+    try:
+        data = orjson.loads(read_bytes(url))
+    except StorageError:
+        return {}
+    except orjson.JSONDecodeError as exc:
+        return {"error": f"job.json is not valid JSON: {exc}"}
+    return data if isinstance(data, dict) else {}
+
+
+def _failures(url: str) -> list[dict]:
+    if not exists(url):
+        return []
+    out = []
+    for line in read_lines(url):
+        if line.is_blank:
+            continue
+        try:
+            rec = line.record()
+        except ManifestError:
+            rec = {"line": None, "reason": f"unreadable failures line {line.number}"}
+        out.append(rec)
+    return out
+
+
+def _samples(manifest: str, attribute: str | None, limit: int, base: str | None) -> list[Tile]:
+    tiles: list[Tile] = []
+    if limit <= 0 or not attribute or not exists(manifest):
+        return tiles
+    for line in read_lines(manifest):
+        if len(tiles) >= limit:
+            break
+        if line.is_blank:
+            continue
+        try:
+            rec = line.record()
+        except ManifestError:
+            continue
+        meta = rec.get(attribute + "-metadata")
+        if attribute not in rec or not isinstance(meta, dict) or "failure-reason" in meta:
+            continue
+        tt = task_type_of_metadata(meta)
+        source = rec.get("source-ref")
+        if not isinstance(source, str):
+            continue
+        # relative data objects resolve as the job resolved them (against the input's folder)
+        tile = render_tile(resolve_reference(source, base), tt.name if tt else "", rec[attribute], meta)
+        tile.title = f"line {line.number}: {tile.title}"
+        tiles.append(tile)
+    return tiles
+
+
+def _kv(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in pairs if v not in (None, "", []))
+    return f'<dl class="kv">{rows}</dl>'
+
+
+def _metrics_html(metrics: dict) -> str:
+    keys = [("total", "lines to label"), ("success", "labeled"), ("failed", "failed"), ("routed", "routed to review"),
+            ("stand_by", "waiting")]
+    cards = "".join(
+        f'<div class="card"><b>{int(metrics.get(k) or 0):,}</b><span>{escape(label)}</span></div>'
+        for k, label in keys if k in metrics or k in ("total", "success", "failed")
+    )
+    total = int(metrics.get("total") or 0)
+    bar = ""
+    if total:
+        parts = [("ok", metrics.get("success")), ("bad", metrics.get("failed")), ("rt", metrics.get("routed"))]
+        bar = '<div class="bar" title="labeled / failed / routed">' + "".join(
+            f'<i class="{c}" style="width:{100 * int(v or 0) / total:.2f}%"></i>' for c, v in parts
+        ) + "</div>"
+    return f'<div class="cards">{cards}</div>{bar}'
+
+
+def _stats_html(s: AttributeStats | None) -> str:
+    if s is None:
+        return '<p class="muted">no output manifest yet</p>'
+    out = [_kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
+                ("failed", f"{s.failed:,}"),
+                ("human / machine", ", ".join(f"{k}: {v:,}" for k, v in s.human_annotated.items())),
+                ("jobs", ", ".join(f"{k} ({v:,})" for k, v in s.job_names.items()))])]
+    charts = []
+    if s.classes:
+        rows = [(f"{c.class_id} {c.name or ''}".strip(), c.count) for c in s.classes[:40]]
+        # the same colour per class as the boxes drawn on the samples
+        colors = [color(c.class_id if c.class_id is not None else 0) for c in s.classes[:40]]
+        charts.append("<div><h3>Labels per class</h3>" + hbar_chart(rows, title="labels per class", colors=colors)
+                      + "</div>")
+    if s.confidence_count:
+        edges = [f"{b / BINS:.1f}" for b in range(BINS)]
+        charts.append(f"<div><h3>Confidence (n={s.confidence_count:,}, mean {s.confidence_mean:.3f})</h3>"
+                      + histogram(s.confidence_histogram, edges, title="confidence histogram") + "</div>")
+    if s.boxes_per_image:
+        items = sorted(s.boxes_per_image.items())[:30]
+        charts.append("<div><h3>Boxes per image</h3>" + histogram(
+            [k for _, k in items], [str(n) for n, _ in items], title="images per number of boxes", fill="#6cc5b0")
+            + "</div>")
+    if s.failures:
+        rows = [(r, n) for r, n in list(s.failures.items())[:15]]
+        charts.append("<div><h3>Failures by reason</h3>" + hbar_chart(rows, title="failures by reason") + "</div>")
+    out.append('<div class="charts">' + "".join(charts) + "</div>")
+    return "".join(out)
+
+
+def _failures_html(rows: list[dict]) -> str:
+    if not rows:
+        return '<p class="muted">no failures</p>'
+    shown = rows[:MAX_FAILURE_ROWS]
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(r.get(k) if r.get(k) is not None else ''))}</td>"
+                         for k in ("line", "task_id", "source"))
+        + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
+        for r in shown
+    )
+    more = f" (first {len(shown):,} of {len(rows):,})" if len(rows) > len(shown) else ""
+    return (f'<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
+            f' <span class="muted"><span id="failure-count">{len(shown)}</span> shown{more}</span>'
+            f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>reason</th></tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def _tiles_html(tiles: list[Tile]) -> str:
+    if not tiles:
+        return '<p class="muted">no labeled lines with an image to show</p>'
+    out = []
+    for t in tiles:
+        pic = (f'<img src="{t.data_uri}" alt="{escape(t.title)}">' if t.data_uri
+               else f'<div class="tile-error">{escape(t.error or "")}</div>')
+        out.append(f"<figure>{pic}<figcaption><b>{escape(t.title)}</b><br>{escape(t.caption)}</figcaption></figure>")
+    return '<div class="grid">' + "".join(out) + "</div>"
+
+
+def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
+    """The page's HTML, the number of sample tiles and of failures."""
+    job_url = job_url.rstrip("/")
+    layout = JobLayout(job_url)
+    job = _load_json(layout.job_json)
+    if not job and not exists(layout.output_manifest):
+        raise StorageError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+    config = job.get("config") if isinstance(job.get("config"), dict) else {}
+    name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
+    attr = job.get("label-attribute") or config.get("label_attribute")
+    status = str(job.get("status") or "unknown").lower()
+    metrics = job.get("metrics") if isinstance(job.get("metrics"), dict) else {}
+    # the job folder as given wins: job.json may hold a path relative to another working directory
+    manifest = layout.output_manifest
+    if not exists(manifest) and isinstance(job.get("output-manifest"), str):
+        manifest = job["output-manifest"]
+    stats = None
+    if exists(manifest):
+        with contextlib.suppress(TotaskError):
+            ms = manifest_stats(manifest, label_attributes=[attr] if attr else None)
+            stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
+            if not attr and stats is not None:
+                attr = stats.name
+    failures = _failures(layout.failures)
+    inp = job.get("input") if isinstance(job.get("input"), dict) else {}
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    source_url = inp.get("url") or config.get("input")
+    base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
+    tiles = _samples(manifest, attr, samples, base)
+    info = _kv([
+        ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
+        ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
+        ("input", inp.get("url") or config.get("input")), ("input lines", inp.get("lines")),
+        ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
+        ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
+        ("error", job.get("error")),
+    ])
+    html = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(str(name))} - totask-manifest report</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>{escape(str(name))} <span class="status s-{escape(status)}">{escape(status)}</span></h1>
+<p class="muted">{escape(job_url)}</p>
+{info}
+<h2>Progress</h2>
+{_metrics_html(metrics)}
+<h2>Labels</h2>
+{_stats_html(stats)}
+<h2>Failures ({len(failures):,})</h2>
+{_failures_html(failures)}
+<h2>Samples ({len(tiles)})</h2>
+{_tiles_html(tiles)}
+<p class="muted">written by totask-manifest report</p>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+    return html, len(tiles), len(failures)
+
+
+def write_report(job_url: str, output: str, *, samples: int = 24) -> ReportResult:
+    html, n_tiles, n_failures = render_report(job_url, samples=samples)
+    write_bytes_atomic(output, html.encode("utf-8"))
+    return ReportResult(output, n_tiles, n_failures)

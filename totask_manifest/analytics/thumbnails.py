@@ -1,0 +1,127 @@
+"""Thumbnails of a job's own images with its labels drawn on, as ``data:`` URIs.
+
+Images come from each line's ``source-ref``: local paths, ``file://`` and ``s3://`` (any fsspec
+URL) through fsspec, ``http(s)://`` through httpx. A failed fetch gives a tile that says why;
+it never stops the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import TotaskError
+from ..storage import open_read
+from .masks import read_mask
+from .svg import color
+
+MAX_IMAGE_BYTES = 40 << 20
+HTTP_TIMEOUT = 10.0
+
+
+@dataclass
+class Tile:
+    title: str
+    caption: str
+    data_uri: str | None = None
+    error: str | None = None
+
+
+def fetch_image_bytes(url: str) -> bytes:
+    if url.startswith(("http://", "https://")):
+        with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client, client.stream("GET", url) as r:
+            r.raise_for_status()
+            buf = bytearray()
+            for chunk in r.iter_bytes():
+                buf += chunk
+                if len(buf) > MAX_IMAGE_BYTES:
+                    raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
+            return bytes(buf)
+    with open_read(url) as f:
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
+    return data
+
+
+def _font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _hex_rgb(h: str) -> tuple[int, int, int]:
+    h = h.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, Any], *, size: int = 240) -> Tile:
+    """Fetch, draw the label and shrink; errors become the tile's text."""
+    title = source.rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
+    try:
+        img = Image.open(io.BytesIO(fetch_image_bytes(source)))
+        img.load()
+        img = img.convert("RGB")
+    except (OSError, ValueError, httpx.HTTPError, TotaskError) as exc:
+        return Tile(title, "", error=f"image not available: {str(exc)[:160]}")
+    caption = ""
+    try:
+        if task_type == "object-detection" and isinstance(value, Mapping):
+            caption = _draw_boxes(img, value, metadata)
+        elif task_type == "semantic-segmentation" and isinstance(value, str):
+            img, caption = _overlay_mask(img, value, metadata)
+        elif "class-name" in metadata:
+            caption = f"{metadata['class-name']} ({metadata.get('confidence', '?')})"
+        elif isinstance(metadata.get("class-map"), Mapping) and isinstance(value, list):
+            caption = ", ".join(str(metadata["class-map"].get(str(v), v)) for v in value)
+    except (OSError, ValueError, KeyError, TypeError, TotaskError) as exc:
+        caption = f"label not drawn: {str(exc)[:120]}"
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80)
+    return Tile(title, caption, "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+
+
+def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    cmap = metadata.get("class-map") or {}
+    objects = metadata.get("objects") or []
+    line_w = max(2, round(max(img.size) / 200))
+    anns = value.get("annotations") or []
+    for i, a in enumerate(anns):
+        cid = a.get("class_id")
+        x, y, w, h = (float(a.get(k, 0)) for k in ("left", "top", "width", "height"))
+        c = color(int(cid) if isinstance(cid, int) else 0)
+        draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
+        conf = objects[i].get("confidence") if i < len(objects) and isinstance(objects[i], Mapping) else None
+        text = str(cmap.get(str(cid), cid)) + (f" {conf:.2f}" if isinstance(conf, int | float) else "")
+        tb = draw.textbbox((x, y), text, font=font)
+        draw.rectangle([tb[0], tb[1] - 1, tb[2] + 2, tb[3] + 1], fill=c)
+        draw.text((x + 1, y), text, fill="white", font=font)
+    return f"{len(anns)} box{'es' if len(anns) != 1 else ''}"
+
+
+def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any]) -> tuple[Image.Image, str]:
+    cmap = metadata.get("internal-color-map") or {}
+    mask = read_mask(url, cmap)
+    if mask.shape != (img.height, img.width):
+        mask = np.asarray(Image.fromarray(mask).resize(img.size, Image.Resampling.NEAREST))
+    overlay = np.asarray(img).copy()
+    present = []
+    for key, entry in cmap.items():
+        idx = int(key)
+        if idx == 0 or not (mask == idx).any():
+            continue
+        present.append(str(entry.get("class-name", idx)))
+        overlay[mask == idx] = _hex_rgb(entry.get("hex-color", "#ff0000"))
+    blended = Image.blend(img, Image.fromarray(overlay), 0.5)
+    return blended, ", ".join(present) or "background only"

@@ -1,0 +1,39 @@
+"""``totask-manifest export``: a Synapse project's tasks as an input manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..synapse.export import export_tasks, parse_filters
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export a Synapse project's tasks as a manifest",
+        description="Write one manifest line per task of a Synapse project: 'source-ref' is the primary file's "
+        "URL and 'synapse' holds the task id, data unit, files by specification and a fingerprint of the "
+        "task's current data. Credentials come from SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN (or "
+        "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT).",
+    )
+    p.add_argument("--project", type=int, required=True, metavar="P", help="Synapse project id")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", dest="filters",
+                   help="task filter, repeatable, AND-ed: status=pending, status__in=a,b, data_collection=ID, "
+                   "assignee=ID or assignee=null (unassigned), created_at__gte=DATE, created_at__lte=DATE")
+    p.add_argument("--limit", type=int, metavar="N", help="export at most N tasks")
+    p.add_argument("--target-specification-name", metavar="S",
+                   help="fail unless the data collection has this file specification (the file method's labels)")
+    p.add_argument("-o", "--output", required=True, metavar="MANIFEST", help="manifest URL to write (atomically)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = export_tasks(
+        args.project, args.output, filters=parse_filters(args.filters), limit=args.limit,
+        target_specification_name=args.target_specification_name,
+    )
+    for skipped in result.skipped:
+        print(f"task {skipped['task_id']}: not exported ({skipped['reason']})", file=sys.stderr)
+    print(f"exported {result.exported} task(s) of project {result.project} to {result.output}"
+          + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
+    return 0

@@ -1,0 +1,384 @@
+"""The ToTask action: Synapse tasks in, pre-annotated Synapse tasks out, as one resumable job.
+
+``ToTaskAction(params=..., run=None).start()`` takes the guide's parameters and returns the
+guide's result (``status``, ``message``, ``metrics``, ``failures``). Unlike the SDK's action it
+is one job on disk, ``<output root>/<name>/``, so running the same action again after a crash
+continues where it stopped instead of starting over:
+
+1. export the matching tasks to ``<job>/synapse-export.manifest`` (skipped if already there);
+2. annotate them with the lead's job engine: method ``file`` reads each task's
+   ``target_specification_name`` file, method ``inference`` asks the pre-processor (deployed
+   first if needed); a stopped job is resumed, a completed one is not run again;
+3. apply the labels to the tasks (journalled, idempotent: tasks that already hold the data are
+   not written again, so a re-run after a crash mid-apply sends only what is missing).
+
+The run is recorded in ``<job>/totask-run.json`` (parameters, Synapse host, status, result).
+Only an unfinished run of the same action is resumed; a run that succeeded, or one with other
+parameters or another host, is moved to ``<output root>/.totask-archive/`` (journal included, so
+``rollback`` still works on it) and a fresh run starts. The label attribute (and job name) is
+the action ``name`` lower-cased with ``_`` turned into ``-``. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
+to that Synapse job, at most once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import JobError, TotaskError, UsageError
+from ..storage import exists, join, read_bytes, write_bytes_atomic
+from .apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
+from .export import check_filters, export_tasks
+from .progress import JobReporter
+from .sync_client import SynapseClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TASK_TYPE = "object-detection"
+DEFAULT_OUTPUT_ROOT = "totask-jobs"
+RUN_FILE = "totask-run.json"
+ARCHIVE_DIR = ".totask-archive"
+EXPORT_FILE = "synapse-export.manifest"
+SUCCEEDED, FAILED_STATUS = "SUCCEEDED", "FAILED"
+#: parameters that may change between a run and its resumption
+_NOT_IDENTITY = frozenset({"description", "batch_size"})
+
+
+@dataclass
+class ToTaskParams:
+    name: str
+    project: int
+    agent: int
+    description: str | None = None
+    task_filters: dict[str, Any] = field(default_factory=dict)
+    method: str = "file"
+    target_specification_name: str | None = None
+    pre_processor: int | None = None
+    pre_processor_params: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+    batch_size: int = 1
+    schema: str = "dm_schema_v1"
+    task_type: str = DEFAULT_TASK_TYPE
+
+    @property
+    def slug(self) -> str:
+        """Job name and label attribute: ``File_Based_Annotation`` -> ``file-based-annotation``."""
+        return self.name.strip().lower().replace("_", "-")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_params(params: Any) -> ToTaskParams:
+    """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express)."""
+    if not isinstance(params, dict):
+        raise UsageError(f"parameters must be an object, got {type(params).__name__}")
+    problems: list[str] = []
+    name = params.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("name: required, a non-empty string")
+    elif any(c.isspace() for c in name):
+        problems.append(f"name: must not contain whitespace ({name!r})")
+    for key in ("project", "agent"):
+        if not _is_int(params.get(key)) or params[key] < 1:
+            problems.append(f"{key}: required, a positive integer")
+    method = params.get("method") or "file"
+    if method not in ("file", "inference"):
+        problems.append(f"method: must be 'file' or 'inference', not {method!r}")
+    if method == "file" and not params.get("target_specification_name"):
+        problems.append("target_specification_name: required for the file method")
+    if method == "inference":
+        if not _is_int(params.get("pre_processor")):
+            problems.append("pre_processor: required for the inference method (a plugin release id)")
+        if params.get("model") in (None, ""):
+            problems.append("model: required for the inference method")
+    for key in ("task_filters", "pre_processor_params"):
+        if params.get(key) is not None and not isinstance(params.get(key), dict):
+            problems.append(f"{key}: must be an object")
+    batch = params.get("batch_size", 1)
+    if not _is_int(batch) or batch < 1:
+        problems.append("batch_size: must be an integer of at least 1")
+    if params.get("schema", "dm_schema_v1") not in ("dm_schema_v1", "any"):
+        problems.append("schema: must be 'dm_schema_v1' or 'any'")
+    task_type = params.get("task_type") or DEFAULT_TASK_TYPE
+    try:
+        from ..task_types import get_task_type
+
+        task_type = get_task_type(task_type).name
+    except TotaskError as exc:
+        problems.append(f"task_type: {exc}")
+    if not problems:  # what the hand-written checks above do not cover (types of optional fields, ...)
+        problems = _schema_problems(params)
+    if problems:
+        raise UsageError("invalid parameters: " + "; ".join(dict.fromkeys(problems)))
+    out = ToTaskParams(
+        name=name, project=params["project"], agent=params["agent"], description=params.get("description"),
+        task_filters=check_filters(params.get("task_filters") or {}), method=method,
+        target_specification_name=params.get("target_specification_name"),
+        pre_processor=params.get("pre_processor"), pre_processor_params=dict(params.get("pre_processor_params") or {}),
+        model=params.get("model"), batch_size=batch, schema=params.get("schema", "dm_schema_v1"), task_type=task_type,
+    )
+    from ..jobs.layout import check_job_name
+    from ..manifest.naming import check_label_attribute
+
+    try:
+        check_job_name(out.slug)
+        check_label_attribute(out.slug, out.task_type)
+    except TotaskError as exc:
+        raise UsageError(f"name: {name!r} gives the job name and label attribute {out.slug!r}, which is refused: "
+                         f"{exc}") from None
+    return out
+
+
+def _schema_problems(params: dict) -> list[str]:
+    """Violations of ``schemas/totask-params.json`` (none when the schema files are not installed)."""
+    try:
+        from ..manifest.schemas import format_path, validator
+
+        return [f"{format_path(e.path) or 'params'}: {e.message}" for e in validator("totask-params").errors(params)]
+    except (ImportError, UsageError):
+        return []
+
+
+class ToTaskAction:
+    """``ToTaskAction(params=..., run=None).start()`` -> ``{"status", "message", "metrics", "failures"}``.
+
+    ``run`` may be an SDK-style run object; its ``log_message(text)`` receives the action's
+    messages. ``output_root`` (or ``TOTASK_OUTPUT_ROOT``, else ``./totask-jobs``) holds the job.
+    """
+
+    action_name = "to_task"
+
+    def __init__(self, params: dict[str, Any] | None = None, run: Any = None, *, output_root: str | None = None,
+                 client: SynapseClient | None = None, engine: str = "local", concurrency: int = 32,
+                 timing: dict[str, float] | None = None) -> None:
+        self.params = params or {}
+        self.run = run
+        self.output_root = output_root or os.environ.get("TOTASK_OUTPUT_ROOT") or DEFAULT_OUTPUT_ROOT
+        self._client = client
+        self.engine = engine
+        self.concurrency = concurrency
+        self.timing = timing or {}
+        self.job_url: str | None = None
+
+    # -- the result ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _result(status: str, message: str, metrics: dict[str, int] | None = None,
+                failures: list[dict] | None = None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "message": message,
+            "metrics": metrics or {"total": 0, "success": 0, "failed": 0, "stand_by": 0},
+            "failures": failures or [],
+        }
+
+    def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
+        reporter.message(text, key=key, level=level)
+        log_message = getattr(self.run, "log_message", None)
+        if callable(log_message):
+            try:
+                log_message(text)
+            except Exception:  # the caller's logger must not break the run
+                log.debug("run.log_message failed", exc_info=True)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        try:
+            params = validate_params(self.params)
+        except TotaskError as exc:
+            return self._result(FAILED_STATUS, str(exc))
+        client = self._client or SynapseClient(max_concurrency=self.concurrency)
+        reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"))
+        reporter.status("RUNNING")
+        result = self._result(FAILED_STATUS, "not started")
+        try:
+            result = self._start(params, client, reporter)
+        except TotaskError as exc:
+            result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None))
+        except Exception as exc:  # a bug: still a FAILED result rather than a traceback for the caller
+            log.exception("to_task failed")
+            result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}")
+        finally:
+            level = "success" if result["status"] == SUCCEEDED else "danger"
+            self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
+                      level=level)
+            self._record_end(result)
+            reporter.status(result["status"], result=result)
+            reporter.close()
+            if self._client is None:
+                client.close()
+        return result
+
+    def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
+        from .. import api
+        from ..jobs.config import JobConfig
+
+        job_url = self.job_url = join(self.output_root, p.slug)
+        self._claim(job_url, client.settings.host)
+        reporter.progress("initialize", 1, 1)
+        self._say(reporter, f"to_task {p.name}: job {job_url}", key="TO_TASK_STARTED")
+
+        def annotate_progress(m: dict[str, int]) -> None:
+            total = m.get("total", 0)
+            reporter.progress("annotate", total - m.get("stand_by", 0), total)
+
+        if exists(join(job_url, "job.json")):
+            state = api.load_job(job_url)
+            if state.get("status") == "COMPLETED":
+                self._say(reporter, "annotation already complete; applying", key="TO_TASK_RESUMED")
+                job = None
+            else:
+                self._say(reporter, f"resuming the {state.get('status')} job {job_url}", key="TO_TASK_RESUMED")
+                if p.method == "inference":
+                    self._preprocessor(p, client, reporter).ensure_running()
+                job = api.resume(job_url, on_progress=annotate_progress)
+        else:
+            export_url = join(job_url, EXPORT_FILE)
+            if not exists(export_url):
+                result = export_tasks(
+                    p.project, export_url, filters=p.task_filters,
+                    target_specification_name=p.target_specification_name if p.method == "file" else None,
+                    client=client, on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)),
+                )
+                self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASKS_FETCHED")
+            reporter.progress("fetch_tasks", 1, 1)
+            if p.method == "inference":
+                self._preprocessor(p, client, reporter).ensure_running()
+            config = JobConfig(
+                job_name=p.slug, input=export_url, output_root=self.output_root, label_attribute=p.slug,
+                task_type=p.task_type, method="file" if p.method == "file" else "synapse-preprocessor",
+                options=self._annotator_options(p),
+            )
+            self._say(reporter, f"Annotating tasks ({p.method} method)", key="ANNOTATING")
+            job = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
+        if job is not None and job.status != "COMPLETED":
+            error = api.load_job(job_url).get("error")
+            raise JobError(f"annotation job {job.status}" + (f": {error}" if error else "")
+                           + "; run the action again to resume it")
+        reporter.progress("annotate", 1, 1)
+        return self._apply(p, job_url, client, reporter)
+
+    def _claim(self, job_url: str, host: str) -> None:
+        """Decide between resuming and starting over, and record this run in ``totask-run.json``.
+
+        The same action (same parameters but ``description``/``batch_size``, same Synapse host)
+        whose last run did not succeed is resumed. Anything else found under the name (a run
+        that succeeded, other parameters, another host) is moved to ``.totask-archive/`` beside
+        it, journal included (``rollback`` works there), and a fresh run starts.
+        """
+        url = join(job_url, RUN_FILE)
+        identity = {"host": host, "params": {k: v for k, v in self.params.items() if k not in _NOT_IDENTITY}}
+        state = _read_json(url) if exists(url) else None
+        resumable = (
+            isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
+            and state.get("status") != SUCCEEDED
+        )
+        if not resumable and exists(job_url):
+            moved = _archive(job_url)
+            log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run", self.params.get("name"),
+                        moved)
+        record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": _iso_now()}
+        record.update(params=self.params, status="RUNNING", runs=int(record.get("runs", 0)) + 1)
+        write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+        self._run_state_url = url
+
+    def _record_end(self, result: dict[str, Any]) -> None:
+        url = getattr(self, "_run_state_url", None)
+        if not url:
+            return
+        try:
+            record = _read_json(url) or {}
+            record.update(status=result["status"], ended=_iso_now(), result=result)
+            write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+        except TotaskError as exc:  # the result still goes back to the caller
+            log.warning("could not record the run's end in %s: %s", url, exc)
+
+    def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
+        if p.method == "file":
+            return {"target_specification_name": p.target_specification_name}
+        return {
+            "pre_processor": p.pre_processor, "agent": p.agent, "model": p.model,
+            "pre_processor_params": p.pre_processor_params, "batch_size": p.batch_size, "timing": dict(self.timing),
+        }
+
+    def _preprocessor(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> Any:
+        from .preprocessor import PreProcessor, Timing
+
+        return PreProcessor(client, int(p.pre_processor or 0), p.agent, timing=Timing.from_options({"timing": self.timing}),
+                            on_wait=lambda text: self._say(reporter, text, key="PREPROCESSOR_WAITING"))
+
+    def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
+        from ..manifest.io import read_lines
+
+        total = sum(1 for line in read_lines(join(job_url, "manifests", "output", "output.manifest")) if not line.is_blank)
+        counts = {"success": 0, "failed": 0}
+        done = [0]
+
+        def on_result(r: TaskResult) -> None:
+            done[0] += 1
+            ok = r.status in (APPLIED, UNCHANGED)
+            counts["success" if ok else "failed"] += 1
+            reporter.progress("annotate_task_data", done[0], total)
+            reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
+            reporter.log("annotate_task_data", {
+                "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
+                "index": done[0], "total": total, "created": _iso_now(), "error": None if ok else r.detail,
+            }, step="annotate_task_data")
+
+        report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
+                           on_result=on_result)
+        t = report.totals
+        success = t[APPLIED] + t[UNCHANGED]
+        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED]
+        metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
+        failures = [{"task_id": r.task_id, "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}
+                    for r in report.results if r.status in (FAILED, CONFLICT, NOT_LABELED)]
+        reporter.progress("finalize", 1, 1)
+        if report.fatal:
+            error = JobError(report.summary().replace("\n", "; "))
+            error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
+            raise error
+        return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures)
+
+
+def _read_json(url: str) -> Any:
+    try:
+        return orjson.loads(read_bytes(url))
+    except (TotaskError, orjson.JSONDecodeError):
+        return None
+
+
+def _archive(job_url: str) -> str:
+    """Move a job folder to ``<root>/.totask-archive/<name>-<UTC time>`` (any fsspec URL)."""
+    import datetime as dt
+
+    from ..storage import is_local, url_to_fs
+
+    root, _, name = job_url.rstrip("/").rpartition("/")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    target = join(root or ".", ARCHIVE_DIR, f"{name}-{stamp}")
+    fs, src = url_to_fs(job_url)
+    _, dst = url_to_fs(target)
+    if is_local(fs):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(src, dst)
+    else:
+        fs.mv(src, dst, recursive=True)
+    return target
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _iso_now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).isoformat()

@@ -1,0 +1,383 @@
+"""Apply a finished job's labels to Synapse: ``PUT tasks/{id}/annotate_task_data/`` per task.
+
+For every labeled line of ``<job>/manifests/output/output.manifest`` (lines exported from
+Synapse carry ``synapse.task_id``) the label is converted to task data, then:
+
+1. read the task's current data and fingerprint it: a window of 100 tasks at a time through
+   the task listing (``id__in``), where the backend proves it answers that faithfully, else
+   ``GET tasks/{id}/?fields=id,data`` per task (``current.py``);
+2. it already equals the new data (or what the backend stored for an earlier write of it, from
+   the journal): nothing is sent (``unchanged``), which makes apply idempotent;
+3. it differs from the fingerprint recorded at export: someone changed the task since, so it is
+   skipped and reported (``conflict``) unless ``force``;
+4. otherwise the previous data goes to the journal (flushed and fsynced first), then the PUT.
+
+The conversion is chosen by ``data_format``: ``dm-schema-v1`` (the default; what the backend
+validates and stores) or ``synapse-objects`` (the documented ``{"objects": [...]}`` shape, sent
+with ``?schema=any`` because the backend's DM-schema check would refuse it).
+
+A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
+only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
+to, apply then rolls back this job's writes while the backend still takes them, and otherwise
+the journal lets ``rollback`` finish later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import JobError, ManifestError, StorageError, UsageError
+from ..manifest.io import read_lines
+from ..storage import exists, join, read_bytes
+from .client import AsyncSynapseClient, BackendUnavailable, NotFound, SynapseHTTPError, TokenRejected
+from .current import CurrentData
+from .journal import Journal, read_journal, stored_hashes
+from .rollback import RollbackReport, rollback_async
+from .sync_client import SynapseClient
+from .taskdata import count_annotations, data_hash
+from .workers import Breaker
+
+log = logging.getLogger(__name__)
+
+DM_V1, OBJECTS = "dm-schema-v1", "synapse-objects"
+DATA_FORMATS = (DM_V1, OBJECTS)
+
+APPLIED, UNCHANGED, CONFLICT, FAILED, NOT_LABELED = "applied", "unchanged", "conflict", "failed", "not-labeled"
+WOULD_APPLY = "would-apply"
+STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
+#: tasks whose current data one listing request loads (see ``current.py``)
+WINDOW = 100
+_STOP: Any = object()
+
+
+@dataclass
+class TaskResult:
+    line: int
+    task_id: int | None
+    status: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        who = f"task {self.task_id}" if self.task_id is not None else f"line {self.line}"
+        return f"{who}: {self.status}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class ApplyReport:
+    job_url: str
+    dry_run: bool
+    results: list[TaskResult] = field(default_factory=list)
+    fatal: str | None = None
+    rollback: RollbackReport | None = None
+    journal_url: str | None = None
+    run_id: str | None = None
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = Counter(r.status for r in self.results)
+        return {"lines": len(self.results), **{s: counts.get(s, 0) for s in STATUSES}}
+
+    @property
+    def ok(self) -> bool:
+        return self.fatal is None
+
+    def summary(self) -> str:
+        t = self.totals
+        first = WOULD_APPLY if self.dry_run else APPLIED
+        text = (f"{'dry run: ' if self.dry_run else ''}{t[first]} {first}, {t[UNCHANGED]} unchanged, "
+                f"{t[CONFLICT]} conflicts (skipped), {t[FAILED]} failed, {t[NOT_LABELED]} not labeled")
+        if self.fatal:
+            text += f"\nstopped: {self.fatal}"
+            if self.rollback is not None:
+                text += "\n" + self.rollback.summary()
+                if not self.rollback.complete:
+                    text += f"\nfinish with: totask-manifest rollback {self.job_url}"
+            elif not self.dry_run:
+                text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
+        return text
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """What apply needs from a job folder."""
+
+    job_url: str
+    label_attribute: str
+    task_type: str
+    output_manifest: str
+
+
+def load_job_target(job_url: str) -> JobTarget:
+    """Read ``job.json`` (``config.label_attribute``, ``config.task_type``, ``status``)."""
+    job_url = job_url.rstrip("/")
+    url = join(job_url, "job.json")
+    try:
+        data = orjson.loads(read_bytes(url))
+    except StorageError:
+        raise JobError(f"{job_url} is not a job folder: {url} not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise JobError(f"{url} is not valid JSON: {exc}") from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict) or not config.get("label_attribute") or not config.get("task_type"):
+        raise JobError(f"{url} has no config.label_attribute / config.task_type")
+    status = data.get("status")
+    if status not in (None, "COMPLETED"):
+        raise JobError(
+            f"job {job_url} is {status}, not COMPLETED: finish it first (totask-manifest resume {job_url})"
+        )
+    # the folder's own output first: a job folder that was moved keeps its old path in job.json
+    output = join(job_url, "manifests", "output", "output.manifest")
+    if not exists(output) and isinstance(data.get("output-manifest"), str):
+        output = data["output-manifest"]
+    if not exists(output):
+        raise JobError(f"job {job_url} has no output manifest ({output})")
+    return JobTarget(job_url, config["label_attribute"], config["task_type"], output)
+
+
+def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:
+    """``(convert(task_type, value, metadata) -> task data, schema query value)``."""
+    if data_format == DM_V1:
+        from ..formats.synapse import gt_to_dm_v1
+
+        return gt_to_dm_v1, None
+    if data_format == OBJECTS:
+        from ..formats.synapse import gt_to_objects
+
+        return gt_to_objects, "any"
+    raise UsageError(f"unknown --data-format {data_format!r}; choose {' or '.join(DATA_FORMATS)}")
+
+
+@dataclass
+class _Planned:
+    line: int
+    task_id: int
+    project: int | None
+    data: Any
+    new_hash: str
+    export_hash: str | None
+
+
+def apply_job(
+    job_url: str,
+    *,
+    dry_run: bool = False,
+    concurrency: int = 32,
+    force: bool = False,
+    rollback_on_fatal: bool = True,
+    data_format: str = DM_V1,
+    schema: str | None = None,
+    client: SynapseClient | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+    bulk_reads: bool = True,
+) -> ApplyReport:
+    """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task."""
+    target = load_job_target(job_url)
+    convert, format_schema = converter(data_format)
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
+    own = client is None
+    client = client or SynapseClient(max_concurrency=concurrency)
+    try:
+        run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
+                        concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
+                        bulk=bulk_reads)
+        return client.run(run.run())
+    finally:
+        if own:
+            client.close()
+
+
+class _ApplyRun:
+    def __init__(self, aio: AsyncSynapseClient, target: JobTarget, convert: Callable, schema: str | None, *,
+                 dry_run: bool, force: bool, concurrency: int, rollback_on_fatal: bool,
+                 on_result: Callable[[TaskResult], None] | None, bulk: bool = True) -> None:
+        self.aio = aio
+        self.target = target
+        self.convert = convert
+        self.schema = schema
+        self.dry_run = dry_run
+        self.force = force
+        self.concurrency = concurrency
+        self.rollback_on_fatal = rollback_on_fatal
+        self.on_result = on_result
+        self.report = ApplyReport(target.job_url, dry_run)
+        self.breaker = Breaker()
+        self.journal: Journal | None = None
+        self._gone: set[int] = set()
+        self.current = CurrentData(aio, bulk=bulk)
+        #: (task id, new hash) -> the hashes the backend stored for earlier writes of that data
+        self.stored: dict[tuple[int, str], set[str]] = {}
+
+    def _emit(self, result: TaskResult) -> None:
+        self.report.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    async def run(self) -> ApplyReport:
+        self.stored = stored_hashes(await asyncio.to_thread(read_journal, self.target.job_url))
+        if not self.dry_run:
+            self.journal = Journal(self.target.job_url)
+            self.report.journal_url = self.journal.url
+            self.report.run_id = self.journal.run_id
+        try:
+            try:
+                await self._pipeline()
+            except StorageError as exc:  # the manifest cannot be read
+                self.breaker.trip(str(exc))
+            if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal:
+                log.warning("stopping: %s; rolling back this job's writes", self.breaker.fatal)
+                self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
+                                                            concurrency=self.concurrency)
+        finally:
+            if self.journal is not None:
+                await self.journal.aclose()
+        self.report.fatal = self.breaker.fatal
+        self.report.results.sort(key=lambda r: r.line)
+        return self.report
+
+    async def _pipeline(self) -> None:
+        """Read the manifest a window at a time, load the window's current data, and keep
+        ``concurrency`` tasks in flight; a bounded queue keeps memory flat for any manifest."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(self.concurrency, WINDOW))
+        errors: list[BaseException] = []
+
+        async def produce() -> None:
+            try:
+                window: list[_Planned] = []
+                for planned in self._plan():
+                    if self.breaker.tripped:
+                        return
+                    window.append(planned)
+                    if len(window) >= WINDOW:
+                        await self._feed(window, queue)
+                        window = []
+                if window and not self.breaker.tripped:
+                    await self._feed(window, queue)
+            finally:
+                for _ in range(self.concurrency):
+                    await queue.put(_STOP)
+
+        async def work() -> None:
+            while (planned := await queue.get()) is not _STOP:
+                if self.breaker.tripped:
+                    continue  # drain, so the producer is never left waiting
+                try:
+                    await self._apply_one(planned)
+                except Exception as exc:  # the journal cannot be written: no write may go out unjournalled
+                    errors.append(exc)
+                    self.breaker.trip(str(exc))
+
+        outcomes = await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _feed(self, window: list[_Planned], queue: asyncio.Queue) -> None:
+        try:
+            await self.current.load(window[0].project, [p.task_id for p in window])
+        except TokenRejected as exc:
+            self.breaker.trip(f"the token was refused ({exc})")
+            return
+        for planned in window:
+            await queue.put(planned)
+
+    # -- planning: manifest lines to (task, new data) -----------------------------------------------
+
+    def _plan(self) -> Iterator[_Planned]:
+        attr = self.target.label_attribute
+        seen: dict[int, int] = {}
+        for line in read_lines(self.target.output_manifest):
+            if line.is_blank:
+                continue
+            try:
+                record = line.record()
+            except ManifestError as exc:
+                self._emit(TaskResult(line.number, None, FAILED, str(exc)))
+                continue
+            syn = record.get("synapse")
+            task_id = syn.get("task_id") if isinstance(syn, dict) else None
+            if not isinstance(task_id, int) or isinstance(task_id, bool):
+                self._emit(TaskResult(line.number, None, FAILED,
+                                      "the line has no synapse.task_id (export it with 'totask-manifest export')"))
+                continue
+            metadata = record.get(attr + "-metadata")
+            if attr not in record:
+                reason = metadata.get("failure-reason") if isinstance(metadata, dict) else None
+                self._emit(TaskResult(line.number, task_id, NOT_LABELED, reason or f"no {attr!r} label"))
+                continue
+            if task_id in seen:
+                self._emit(TaskResult(line.number, task_id, FAILED, f"task already applied from line {seen[task_id]}"))
+                continue
+            seen[task_id] = line.number
+            try:
+                data = self.convert(self.target.task_type, record[attr], metadata if isinstance(metadata, dict) else {})
+            except Exception as exc:  # a label that cannot be expressed fails its task only
+                self._emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
+                continue
+            export_hash = syn.get("data_hash")
+            yield _Planned(line.number, task_id, syn.get("project"), data, data_hash(data),
+                           export_hash if isinstance(export_hash, str) else None)
+
+    # -- one task ----------------------------------------------------------------------------------------
+
+    async def _apply_one(self, p: _Planned) -> None:
+        try:
+            result = await self._decide_and_write(p)
+            self.breaker.success()
+        except TokenRejected as exc:
+            self.breaker.trip(f"the token was refused ({exc})")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except BackendUnavailable as exc:
+            self.breaker.unavailable(str(exc))
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except NotFound as exc:
+            if p.project is not None and await self._project_gone(p.project):
+                self.breaker.trip(f"project {p.project} is gone (404)")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except SynapseHTTPError as exc:
+            self.breaker.success()
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        self._emit(result)
+
+    async def _decide_and_write(self, p: _Planned) -> TaskResult:
+        current = await self.current.get(p.task_id)
+        current_hash = data_hash(current)
+        if current_hash == p.new_hash or current_hash in self.stored.get((p.task_id, p.new_hash), ()):
+            return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
+        if p.export_hash is not None and current_hash != p.export_hash and not self.force:
+            return TaskResult(p.line, p.task_id, CONFLICT,
+                              "changed in Synapse since export; --force overwrites it")
+        change = f"{count_annotations(current)} -> {count_annotations(p.data)} annotations"
+        if self.dry_run:
+            return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
+        assert self.journal is not None
+        await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
+                                       previous=current, previous_hash=current_hash, new_hash=p.new_hash)
+        try:
+            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=self.schema)
+        except SynapseHTTPError as exc:
+            if exc.status is not None and exc.status < 500 and exc.status != 401:
+                self.journal.note("failed", task_id=p.task_id, status=exc.status)
+            raise
+        # what the backend says it stored, in case it normalises data: a re-run must see it as ours
+        stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
+        self.journal.note("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
+        return TaskResult(p.line, p.task_id, APPLIED, change)
+
+    async def _project_gone(self, project: int) -> bool:
+        """Whether a task's 404 means the whole project went away (asked again until it has)."""
+        if project not in self._gone:
+            try:
+                await self.aio.get_project(project)
+            except NotFound:
+                self._gone.add(project)
+            except SynapseHTTPError:
+                return False
+        return project in self._gone

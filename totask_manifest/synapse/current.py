@@ -1,0 +1,87 @@
+"""Tasks' current data, fetched a window at a time instead of one GET per task.
+
+Apply must know each task's data just before writing it (idempotence, conflicts, the journal).
+One ``GET tasks/{id}/`` per task doubles the requests of a run; the task listing can answer for
+a hundred tasks at once: ``sdk/tasks/?project=P&id__in=1,2,...&fields=id,data``. Backends differ
+in what their listing honours, so it is trusted only as far as it proves itself:
+
+* only the tasks asked for are used, and only when the entry carries ``data``; any task it
+  does not answer for is fetched on its own, as before;
+* the first window is checked against one task's own GET: if the listing's ``data`` differs,
+  or the listing fails, or it answers for under half of a window (the filter is ignored), the
+  run goes back to one GET per task.
+
+The data is at most one window old when written; one GET per task narrows that window, not
+closes it (the backend has no conditional write), so the conflict check is the same in kind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .client import AsyncSynapseClient, SynapseHTTPError, TokenRejected
+from .taskdata import data_hash
+
+log = logging.getLogger(__name__)
+
+MISSING: Any = object()
+DETAIL = {"fields": "id,data"}
+
+
+class CurrentData:
+    def __init__(self, aio: AsyncSynapseClient, *, bulk: bool = True) -> None:
+        self.aio = aio
+        self.bulk = bulk
+        self._verified = False
+        self._data: dict[int, Any] = {}
+        #: tasks answered by the listing and by their own GET (for reports and benchmarks)
+        self.listed = 0
+        self.fetched = 0
+
+    async def load(self, project: int | None, task_ids: list[int]) -> None:
+        """Fetch a window's current data through the listing (does nothing once bulk is off)."""
+        if not self.bulk or project is None or len(task_ids) < 2:
+            return
+        wanted = set(task_ids)
+        try:
+            page = await self.aio.get("sdk/tasks/", {"project": project, "id__in": task_ids, "fields": "id,data",
+                                                     "page_size": len(task_ids)})
+        except TokenRejected:
+            raise
+        except SynapseHTTPError as exc:
+            self._off(f"the task listing failed ({exc.status})")
+            return
+        results = page.get("results") if isinstance(page, dict) else page
+        found = {r["id"]: r["data"] for r in results or [] if isinstance(r, dict) and r.get("id") in wanted and "data" in r}
+        if len(found) * 2 < len(task_ids):
+            self._off(f"the task listing answered for {len(found)} of {len(task_ids)} tasks")
+            return
+        if not self._verified:
+            probe = next(iter(found))
+            try:
+                own = await self.aio.get_task(probe, DETAIL)
+            except TokenRejected:
+                raise
+            except SynapseHTTPError as exc:
+                self._off(f"could not check the listing against task {probe} ({exc.status})")
+                return
+            if data_hash(own.get("data") if isinstance(own, dict) else None) != data_hash(found[probe]):
+                self._off("the task listing's data differs from the task's own")
+                return
+            self._verified = True
+        self._data.update(found)
+
+    def _off(self, why: str) -> None:
+        log.debug("one GET per task from now on: %s", why)
+        self.bulk = False  # windows already loaded passed the checks and stay usable
+
+    async def get(self, task_id: int) -> Any:
+        """The task's data: from the loaded window if there, else its own GET (errors propagate)."""
+        data = self._data.pop(task_id, MISSING)
+        if data is not MISSING:
+            self.listed += 1
+            return data
+        self.fetched += 1
+        task = await self.aio.get_task(task_id, DETAIL)
+        return task.get("data") if isinstance(task, dict) else None

@@ -1,0 +1,223 @@
+"""Export a Synapse project's tasks as an input manifest: one line per task.
+
+Each line is ``{"source-ref": <primary file URL>, "synapse": {...}}``. The reserved ``synapse``
+key carries what the rest of the pipeline needs and nothing secret: the task id, project, data
+unit id, the data unit's files keyed by specification name (``url``, ``is_primary``,
+``file_name_original``) and ``data_hash``, the fingerprint of the task's data at export time,
+which lets ``apply`` notice a task someone changed in the meantime.
+
+Tasks are listed like the SDK does (``sdk/tasks/?project=&fields=id`` plus the filters, AND-ed by
+the backend), then their details are fetched concurrently a window at a time and written as they
+arrive, so memory stays flat; the manifest appears atomically only once complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import FatalSynapseError, UsageError
+from ..storage import AtomicWriter
+from .client import AsyncSynapseClient, NotFound, SynapseHTTPError, TokenRejected
+from .sync_client import SynapseClient
+from .taskdata import data_hash, file_name, files_by_spec, primary_spec
+
+log = logging.getLogger(__name__)
+
+#: query keys export sets itself; a filter may not override them
+RESERVED_FILTERS = frozenset({"project", "fields", "page", "page_size", "expand"})
+#: the filters the ToTask guide documents (others are passed to the backend as they are)
+KNOWN_FILTERS = ("status", "status__in", "data_collection", "assignee", "created_at__gte", "created_at__lte")
+TASK_DETAIL = {"fields": "id,data,data_unit", "expand": "data_unit"}
+WINDOW = 256
+
+
+@dataclass
+class ExportResult:
+    output: str
+    project: int
+    exported: int = 0
+    #: ``{"task_id", "reason"}`` for tasks listed but not exported
+    skipped: list[dict] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_filters(items: Iterable[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to task filters; ``assignee=null`` (or ``none``) means unassigned."""
+    filters: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"filter {item!r} must look like KEY=VALUE (e.g. status=pending)")
+        filters[key] = value.strip()
+    return check_filters(filters)
+
+
+def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
+    """Normalise task filters (the ``task_filters`` of ToTask params or parsed ``--filter``)."""
+    out: dict[str, Any] = {}
+    for key, value in (filters or {}).items():
+        if key in RESERVED_FILTERS:
+            raise UsageError(f"filter {key!r} is set by export itself and cannot be overridden")
+        if key == "limit":
+            raise UsageError("use --limit N (or the 'limit' argument), not a 'limit' filter")
+        if key == "assignee" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+            value = None
+        if key.endswith("__in") and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        out[key] = value
+    return out
+
+
+def export_tasks(
+    project: int,
+    output: str,
+    *,
+    filters: dict[str, Any] | None = None,
+    limit: int | None = None,
+    target_specification_name: str | None = None,
+    client: SynapseClient | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
+
+    Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
+    has no data collection, lacks the target specification, or no task matches.
+    """
+    filters = check_filters(filters)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    own = client is None
+    client = client or SynapseClient()
+    try:
+        return client.run(
+            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress)
+        )
+    finally:
+        if own:
+            client.close()
+
+
+async def check_project(aio: AsyncSynapseClient, project: int, target_specification_name: str | None) -> dict:
+    """The project's data collection, after the guide's fatal checks."""
+    try:
+        proj = await aio.get_project(project)
+    except NotFound:
+        raise FatalSynapseError(f"Project not found: project {project} does not exist or is not visible") from None
+    if not isinstance(proj, dict):
+        raise FatalSynapseError(f"Project not found: project {project} answered no project object")
+    collection = proj.get("data_collection")
+    if isinstance(collection, dict):
+        collection = collection.get("id")
+    if not collection:
+        raise FatalSynapseError(f"Project has no data collection: connect one to project {project} first")
+    try:
+        dc = await aio.get_data_collection(collection)
+    except NotFound:
+        raise FatalSynapseError(
+            f"Project has no data collection: data collection {collection} of project {project} not found"
+        ) from None
+    if target_specification_name:
+        names = [s.get("name") if isinstance(s, dict) else s for s in dc.get("file_specifications") or []]
+        if target_specification_name not in names:
+            raise FatalSynapseError(
+                f"Target specification not found: {target_specification_name!r} is not among the data "
+                f"collection's file specifications ({', '.join(map(str, names)) or 'none'})"
+            )
+    return dc
+
+
+async def _export(
+    aio: AsyncSynapseClient,
+    project: int,
+    output: str,
+    filters: dict[str, Any],
+    limit: int | None,
+    target_spec: str | None,
+    on_progress: Callable[[int], None] | None,
+) -> ExportResult:
+    await check_project(aio, project, target_spec)
+    result = ExportResult(output=output, project=project, filters=filters)
+    params = {**filters, "project": project, "fields": "id"}
+    listed = 0
+    with AtomicWriter(output) as out:
+        window: list[int] = []
+        async with contextlib.aclosing(aio.iter_tasks(params)) as listing:
+            async for item in listing:
+                window.append(int(item["id"]))
+                listed += 1
+                if len(window) >= WINDOW:
+                    await _write_window(aio, project, window, out, result)
+                    window = []
+                    if on_progress:
+                        on_progress(listed)
+                if limit is not None and listed >= limit:
+                    break
+        if window:
+            await _write_window(aio, project, window, out, result)
+            if on_progress:
+                on_progress(listed)
+        if listed == 0:
+            shown = ", ".join(f"{k}={v}" for k, v in filters.items()) or "none"
+            raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}")
+        if result.exported == 0:
+            raise FatalSynapseError(
+                f"No tasks could be exported: all {listed} listed tasks were skipped "
+                f"(first: task {result.skipped[0]['task_id']}: {result.skipped[0]['reason']})"
+            )
+    log.info("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
+             len(result.skipped))
+    return result
+
+
+async def _write_window(aio: AsyncSynapseClient, project: int, ids: list[int], out: Any, result: ExportResult) -> None:
+    lines = await asyncio.gather(*(_task_line(aio, project, tid) for tid in ids))
+    for tid, (line, reason) in zip(ids, lines, strict=True):
+        if line is None:
+            result.skipped.append({"task_id": tid, "reason": reason})
+            log.warning("task %s not exported: %s", tid, reason)
+            continue
+        out.write(line)
+        result.exported += 1
+
+
+async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tuple[bytes | None, str]:
+    try:
+        task = await aio.get_task(task_id, TASK_DETAIL)
+        unit = task.get("data_unit")
+        unit_id = unit.get("id") if isinstance(unit, dict) else unit
+        files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
+        if not files and unit_id is not None:
+            files = files_by_spec((await aio.get_data_unit(unit_id)).get("files"))
+    except TokenRejected:
+        raise
+    except (NotFound, SynapseHTTPError) as exc:
+        if not isinstance(exc, NotFound) and (exc.status is None or exc.status >= 500):
+            raise
+        return None, str(exc)
+    if not files:
+        return None, "Data unit does not have files"
+    primary = primary_spec(files)
+    if primary is None:
+        return None, "Data unit has no primary file with a URL"
+    record = {
+        "source-ref": files[primary]["url"],
+        "synapse": {
+            "task_id": task.get("id", task_id),
+            "project": project,
+            "data_unit_id": unit_id,
+            "files": {
+                name: {"url": f.get("url"), "is_primary": bool(f.get("is_primary")), "file_name_original": file_name(f)}
+                for name, f in files.items()
+            },
+            "data_hash": data_hash(task.get("data")),
+        },
+    }
+    return orjson.dumps(record) + b"\n", ""

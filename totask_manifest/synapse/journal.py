@@ -1,0 +1,212 @@
+"""The write-ahead journal of a job's writes to Synapse: ``<job>/synapse-journal.jsonl``.
+
+Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "previous",
+"previous_hash", "new_hash", ...}`` and waits until that line is flushed and fsynced; only then
+is the PUT sent. After the PUT it appends ``done`` (or ``failed``); rollback appends ``restored``.
+So whatever stops a run (kill -9, a revoked token, the backend going away), the journal holds
+every task's previous data for each write that may have happened, and ``rollback`` can finish.
+
+Writes are group-committed: concurrent writers' records share one write and one fsync, so the
+journal costs one disk flush per batch of PUTs, not one per task. Object stores cannot append,
+so a job folder on one gets one object per commit under ``synapse-journal/`` instead; readers
+see the same records either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import StorageError
+from ..storage import is_local, join, url_to_fs
+
+JOURNAL_NAME = "synapse-journal.jsonl"
+SEGMENTS_DIR = "synapse-journal"
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _LocalStore:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the journal's lifetime
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _ObjectStore:
+    def __init__(self, job_url: str, run_id: str) -> None:
+        self.fs, self.folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        self.run_id = run_id
+        self.seq = 0
+
+    def write(self, data: bytes) -> None:
+        self.seq += 1
+        self.fs.pipe_file(f"{self.folder}/{self.run_id}-{self.seq:06d}.jsonl", data)
+
+    def close(self) -> None:
+        pass
+
+
+class Journal:
+    """An append-only journal for one run; use from one event loop."""
+
+    def __init__(self, job_url: str, run_id: str | None = None) -> None:
+        self.job_url = job_url
+        self.run_id = run_id or new_run_id()
+        self.url = join(job_url, JOURNAL_NAME)
+        fs, path = url_to_fs(self.url)
+        try:
+            self._store: _LocalStore | _ObjectStore = _LocalStore(path) if is_local(fs) else _ObjectStore(job_url, self.run_id)
+        except OSError as exc:
+            raise StorageError(f"cannot open the journal {self.url}: {exc}") from None
+        self._pending: list[bytes] = []
+        self._waiters: list[asyncio.Future] = []
+        self._committer: asyncio.Task | None = None
+        self.records = 0
+
+    def _encode(self, op: str, fields: dict[str, Any]) -> bytes:
+        self.records += 1
+        return orjson.dumps({"op": op, "run": self.run_id, "at": _now(), **fields}) + b"\n"
+
+    async def write_ahead(self, op: str, **fields: Any) -> None:
+        """Append a record and return once it is on disk (raises ``StorageError`` if it cannot be)."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(self._encode(op, fields))
+        self._waiters.append(future)
+        self._kick()
+        await future
+
+    def note(self, op: str, **fields: Any) -> None:
+        """Append a record that goes to disk with the next commit (or ``flush``)."""
+        self._pending.append(self._encode(op, fields))
+        if len(self._pending) >= 1024:
+            self._kick()
+
+    def _kick(self) -> None:
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_loop())
+
+    async def _commit_loop(self) -> None:
+        while self._pending:
+            batch, waiters = self._pending, self._waiters
+            self._pending, self._waiters = [], []
+            try:
+                await asyncio.to_thread(self._store.write, b"".join(batch))
+            except Exception as exc:  # every writer waiting on this commit learns it failed
+                error = StorageError(f"cannot write the journal {self.url}: {exc}")
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(error)
+                continue
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    async def flush(self) -> None:
+        if self._pending:
+            self._kick()
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
+            if self._pending:
+                self._kick()
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush()
+        self._store.close()
+
+
+def read_journal(job_url: str) -> list[dict]:
+    """Every record of the job's journal in write order (a torn last line from a crash is ignored)."""
+    records: list[dict] = []
+    fs, path = url_to_fs(join(job_url, JOURNAL_NAME))
+    chunks: list[bytes] = []
+    if fs.exists(path):
+        chunks.append(fs.cat_file(path))
+    seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+    if seg_fs.exists(folder):
+        for name in sorted(seg_fs.ls(folder, detail=False)):
+            if str(name).endswith(".jsonl"):
+                chunks.append(seg_fs.cat_file(name))
+    for chunk in chunks:
+        for raw in chunk.splitlines():
+            if not raw.strip():
+                continue
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+    return records
+
+
+@dataclass
+class TaskHistory:
+    """One task's writes since it was last restored (or ever)."""
+
+    task_id: int
+    #: ``before`` records in order: the first one's ``previous`` is what rollback puts back
+    writes: list[dict] = field(default_factory=list)
+    #: what the backend said it stored for those writes (differs from ``new_hash`` if it normalises)
+    stored: set[str] = field(default_factory=set)
+
+    @property
+    def original(self) -> Any:
+        return self.writes[0].get("previous")
+
+    @property
+    def original_hash(self) -> str:
+        return self.writes[0]["previous_hash"]
+
+    def ours(self) -> set[str]:
+        """Fingerprints the task may hold because of this job (written, or intermediate)."""
+        hashes = {w["new_hash"] for w in self.writes} | self.stored
+        hashes.update(w["previous_hash"] for w in self.writes[1:])
+        return hashes
+
+
+def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
+    """Tasks with writes not yet undone, in the order they were first written."""
+    histories: dict[int, TaskHistory] = {}
+    for rec in records:
+        op = rec.get("op")
+        tid = rec.get("task_id")
+        if tid is None:
+            continue
+        if op == "before":
+            histories.setdefault(tid, TaskHistory(tid)).writes.append(rec)
+        elif op == "done" and tid in histories and rec.get("stored_hash"):
+            histories[tid].stored.add(rec["stored_hash"])
+        elif op == "restored":
+            histories.pop(tid, None)
+    return histories
+
+
+def stored_hashes(records: list[dict]) -> dict[tuple[int, str], set[str]]:
+    """``(task id, new hash) -> stored hashes`` from ``done`` records: how the backend kept our data."""
+    out: dict[tuple[int, str], set[str]] = {}
+    for rec in records:
+        if rec.get("op") == "done" and rec.get("stored_hash") and rec.get("new_hash"):
+            out.setdefault((rec["task_id"], rec["new_hash"]), set()).add(rec["stored_hash"])
+    return out

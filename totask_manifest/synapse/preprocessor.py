@@ -1,0 +1,278 @@
+"""The inference method through Synapse: a pre-processor plugin release served on an agent.
+
+``PreProcessor`` does what the SDK's prepare step does (synapse-api.md §1.1): read the release
+(``plugin_releases/{id}/``: ``config.code``, ``version``), look for a serve application of that
+code on the agent, deploy one when none exists (``POST plugins/{code}/run/`` with action
+``deployment``), and poll until it is ``RUNNING`` (every 10 s, up to 600 s), failing at once on
+``DEPLOY_FAILED``, ``UNHEALTHY`` or ``UNAVAILABLE``. A deployment already under way
+(``NOT_STARTED``, ``DEPLOYING``) is waited for, not duplicated.
+
+Each task's primary image URL then goes to ``POST plugins/{code}/run/`` as
+``{agent, action: "inference", version, params: {model, method: "post", json: {image_path,
+**pre_processor_params}}}``. A deferred reply (``{"__synapse_deferred__": true, "status":
+"pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
+(2 s, ×1.5, at most 10 s, 1,800 s in all) until it carries the result (the bare result, or
+``status: "done"`` with ``result``); ``failed`` and ``not_found`` fail the task.
+
+``PreProcessorAnnotator`` (method ``synapse-preprocessor``) wraps this in the Annotator
+interface: the result (DM schema v1, the ``objects`` shape, or a Ground Truth label; detected
+per reply) becomes the line's label. An empty result fails that task only; a refused token or a
+pre-processor that cannot run stops the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from ..errors import FatalSynapseError, UsageError
+from .client import AsyncSynapseClient, SynapseHTTPError, TokenRejected
+from .sync_client import SynapseClient
+
+log = logging.getLogger(__name__)
+
+RUNNING = "RUNNING"
+TERMINAL = frozenset({"DEPLOY_FAILED", "UNHEALTHY", "UNAVAILABLE"})
+PENDING = frozenset({"NOT_STARTED", "DEPLOYING"})
+DEFERRED = "__synapse_deferred__"
+POLL = "__synapse_poll__"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long to wait for things; tests shrink these."""
+
+    poll_interval: float = 10.0
+    ready_timeout: float = 600.0
+    deferred_initial: float = 2.0
+    deferred_factor: float = 1.5
+    deferred_max: float = 10.0
+    deferred_budget: float = 1800.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Timing:
+        known = cls.__dataclass_fields__
+        return cls(**{k: float(v) for k, v in (options.get("timing") or {}).items() if k in known})
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running pre-processor: where inference requests go."""
+
+    code: str
+    version: str
+    max_batch_size: int
+
+
+class InferenceFailed(Exception):
+    """One task's inference did not produce a result."""
+
+
+class PreProcessor:
+    def __init__(self, client: SynapseClient, release: int, agent: int, *, timing: Timing | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        self.client = client
+        self.release_id = release
+        self.agent = agent
+        self.timing = timing or Timing()
+        self.sleep = sleep
+        self.clock = clock
+        self.on_wait = on_wait
+
+    def release(self) -> tuple[str, str, dict]:
+        try:
+            release = self.client.get_plugin_release(self.release_id)
+        except TokenRejected:
+            raise
+        except SynapseHTTPError as exc:
+            raise FatalSynapseError(f"Pre-processor not found: release {self.release_id} ({exc})") from None
+        config = release.get("config") if isinstance(release, dict) else None
+        code = config.get("code") if isinstance(config, dict) else None
+        version = release.get("version") if isinstance(release, dict) else None
+        if not code or not version:
+            raise FatalSynapseError(
+                f"Invalid pre-processor configuration: release {self.release_id} lacks config.code or version"
+            )
+        return str(code), str(version), config
+
+    def statuses(self, code: str) -> list[str]:
+        apps = self.client.list_serve_applications({"plugin_code": code, "job__agent": self.agent})
+        return [str(a.get("status")) for a in apps if isinstance(a, dict)]
+
+    def ensure_running(self) -> Served:
+        """Return once a serve application for the release runs on the agent (deploying if needed)."""
+        code, version, config = self.release()
+        batch = _dig(config, "actions", "deployment", "serve_options", "batch", "max_batch_size")
+        served = Served(code, version, int(batch) if isinstance(batch, int) and batch > 0 else 1)
+        statuses = self.statuses(code)
+        if RUNNING in statuses:
+            return served
+        if not any(s in PENDING for s in statuses):
+            self._deploy(code, config)
+        started = self.clock()
+        while True:
+            statuses = self.statuses(code)
+            if RUNNING in statuses:
+                log.info("pre-processor %s is running", code)
+                return served
+            bad = sorted(TERMINAL.intersection(statuses))
+            if bad:
+                raise FatalSynapseError(f"Pre-processor not active: serve application of {code} is {bad[0]}")
+            elapsed = self.clock() - started
+            if elapsed >= self.timing.ready_timeout:
+                raise FatalSynapseError(
+                    f"Pre-processor did not become ready within timeout ({self.timing.ready_timeout:g} s; "
+                    f"status: {', '.join(statuses) or 'no serve application'})"
+                )
+            if self.on_wait:
+                self.on_wait(f"Still waiting for pre-processor {code}... ({int(elapsed)}s elapsed)")
+            self.sleep(min(self.timing.poll_interval, max(0.0, self.timing.ready_timeout - elapsed)))
+
+    def _deploy(self, code: str, config: dict) -> None:
+        resources = _dig(config, "actions", "inference", "required_resources") or {}
+        params: dict[str, Any] = {
+            "num_cpus": resources.get("required_cpu_count") or resources.get("num_cpus") or 1,
+            "num_gpus": resources.get("required_gpu_count") or resources.get("num_gpus") or 0.1,
+        }
+        for key in ("num_replicas", "memory"):
+            if resources.get(key):
+                params[key] = resources[key]
+        log.info("deploying pre-processor %s on agent %s", code, self.agent)
+        try:
+            self.client.run_plugin(code, {"agent": self.agent, "action": "deployment", "params": params})
+        except TokenRejected:
+            raise
+        except SynapseHTTPError as exc:
+            # the type only: the message could carry URLs of the deployment backend
+            raise FatalSynapseError(f"Pre-processor deployment dispatch failed ({type(exc).__name__})") from None
+
+
+async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any, image_url: str,
+                params: dict[str, Any], timing: Timing,
+                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
+    """One inference call, following deferred replies to the result."""
+    request = {"model": model, "method": "post", "json": {"image_path": image_url, **params}}
+    reply = await aio.run_plugin(served.code, {"agent": agent, "action": "inference", "version": served.version,
+                                               "params": request})
+    delay = timing.deferred_initial
+    deadline = time.monotonic() + timing.deferred_budget
+    while isinstance(reply, dict) and reply.get(DEFERRED):
+        status = str(reply.get("status", "")).lower()
+        if status in ("done", "completed", "succeeded", "success"):
+            return reply.get("result")
+        if status in ("failed", "not_found", "error", "cancelled"):
+            raise InferenceFailed(f"deferred inference {status}" + (f": {reply['error']}" if reply.get("error") else ""))
+        ticket = reply.get("ticket") or reply.get("ticket_id") or reply.get("id")
+        if ticket is None:
+            raise InferenceFailed("deferred inference reply has no ticket")
+        if time.monotonic() + delay > deadline:
+            raise InferenceFailed(f"deferred inference still pending after {timing.deferred_budget:g} s")
+        await sleep(delay)
+        delay = min(delay * timing.deferred_factor, timing.deferred_max)
+        reply = await aio.run_plugin(served.code, {
+            "agent": agent, "action": "inference", "version": served.version,
+            "params": {"model": model, "method": "post", "json": {POLL: ticket}},
+        })
+    return reply
+
+
+class PreProcessorAnnotator(Annotator):
+    """Labels each line by Synapse inference on its primary image (``--method synapse-preprocessor``).
+
+    Options: ``pre_processor`` (release id), ``agent``, ``model``, ``pre_processor_params``,
+    ``batch_size`` (inference calls in flight), ``timing`` (see ``Timing``).
+    """
+
+    name: ClassVar[str] = "synapse-preprocessor"
+
+    def __init__(self, context: AnnotatorContext) -> None:
+        super().__init__(context)
+        options = context.options
+        self.check_options(options, context.task_type)
+        self.agent = int(options["agent"])
+        self.model = options["model"]
+        self.params = dict(options.get("pre_processor_params") or {})
+        self.timing = Timing.from_options(options)
+        self.client = SynapseClient(max_concurrency=max(8, int(options.get("batch_size") or 1)))
+        self.pre = PreProcessor(self.client, int(options["pre_processor"]), self.agent, timing=self.timing)
+        self._served: Served | None = None
+        self._requested_batch = int(options.get("batch_size") or 1)
+        self._fetcher: Any = None
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
+        missing = [k for k in ("pre_processor", "agent", "model") if options.get(k) in (None, "")]
+        if missing:
+            raise UsageError(f"method synapse-preprocessor needs {', '.join(missing)}")
+        params = options.get("pre_processor_params")
+        if params is not None and not isinstance(params, dict):
+            raise UsageError("pre_processor_params must be an object")
+
+    def _ensure(self) -> Served:
+        if self._served is None:
+            self._served = self.pre.ensure_running()
+            self.batch_size = max(self._requested_batch, self._served.max_batch_size, 1)
+        return self._served
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        served = self._ensure()
+
+        async def window() -> list[Outcome]:
+            return list(await asyncio.gather(*(self._one(served, item) for item in items)))
+
+        return self.client.run(window())
+
+    async def _one(self, served: Served, item: Item) -> Outcome:
+        url = item.record.get("source-ref")
+        if not isinstance(url, str) or not url:
+            return Failed("no image: the line has no source-ref (the primary file URL)")
+        try:
+            result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing)
+        except TokenRejected:
+            raise
+        except (InferenceFailed, SynapseHTTPError) as exc:
+            return Failed(f"inference: {exc}")
+        if not result:
+            return Failed("inference: empty result")
+        try:
+            return await self._to_label(result, item)
+        except Exception as exc:  # a reply that cannot be read fails its task only
+            return Failed(f"inference result: {exc}")
+
+    async def _to_label(self, result: Any, item: Item) -> Outcome:
+        from ..formats.detect import detect_input_format, to_label
+
+        fmt = detect_input_format(result)
+        image_size = None
+        if self.context.task_type == "object-detection" and fmt in ("synapse-objects", "dm-schema-v1"):
+            image_size = (result.get("image_size") if isinstance(result, dict) else None) or await self._image_size(item)
+        return to_label(result, fmt, self.context.task_type, image_size=image_size)
+
+    async def _image_size(self, item: Item) -> Any:
+        """Read from the image itself (headers only), without any Synapse credentials."""
+        from ..annotators.file import read_image_size
+        from ..fetch import Fetcher
+
+        if self._fetcher is None:
+            self._fetcher = Fetcher()
+        return read_image_size(await self._fetcher.fetch(item.record["source-ref"]))
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self.client.run(self._fetcher.aclose())
+            self._fetcher = None
+        self.client.close()
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj

@@ -1,0 +1,153 @@
+"""Progress, metrics and logs of a ToTask run, sent to its Synapse job (``SYNAPSE_JOB_ID``).
+
+The shapes are the SDK's v2 ``JobLogger`` ones (synapse-api.md §2): ``PATCH jobs/{id}/`` with
+``progress_record`` (``record.steps.<step>`` and ``current_progress``) and ``metrics_record``
+(``record.steps.<step>``), and ``POST logs/`` with ``{event, data, datetime, job, step, level}``
+entries. Updates are only remembered when made; a background thread sends what changed at most
+once a second (one PATCH carrying progress and metrics, one POST carrying every queued log
+entry), so a run of 10,000 tasks costs a few hundred requests, not 20,000. Reporting never
+fails the run: backend errors are logged at debug level and dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from typing import Any
+
+from .sync_client import SynapseClient
+
+log = logging.getLogger(__name__)
+
+#: the action's steps, in order, with their share of the overall progress
+STEPS: dict[str, int] = {"initialize": 5, "fetch_tasks": 10, "annotate": 45, "annotate_task_data": 35, "finalize": 5}
+METRICS_STEP = "annotate_task_data"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class JobReporter:
+    """Coalescing reporter; ``job_id=None`` makes every call a no-op (no Synapse job to report to)."""
+
+    def __init__(self, client: SynapseClient | None, job_id: str | int | None, *, interval: float = 1.0) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.interval = interval
+        self.percent: dict[str, float] = dict.fromkeys(STEPS, 0.0)
+        self.current = next(iter(STEPS))
+        self.metrics: dict[str, int] = {"success": 0, "failed": 0, "stand_by": 0}
+        self._logs: list[dict] = []
+        self._patch: dict[str, Any] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._last_send = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._pump, name="synapse-job-reporter", daemon=True)
+            self._thread.start()
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None and self.job_id not in (None, "")
+
+    # -- what callers report ----------------------------------------------------------------------
+
+    def status(self, status: str, **fields: Any) -> None:
+        """A status change is sent now (or as soon as the once-a-second limit allows), never merged away."""
+        self._update({"status": status, **fields})
+        self.flush(wait=True)
+
+    def progress(self, step: str, done: int, total: int) -> None:
+        with self._lock:
+            self.current = step
+            self.percent[step] = 100.0 if total <= 0 else round(min(100.0, 100.0 * done / total), 2)
+            for earlier in STEPS:
+                if earlier == step:
+                    break
+                self.percent[earlier] = 100.0
+        self._update({})
+
+    def set_metrics(self, success: int, failed: int, stand_by: int) -> None:
+        with self._lock:
+            self.metrics = {"success": success, "failed": failed, "stand_by": max(0, stand_by)}
+        self._update({})
+
+    def log(self, event: str, data: dict, *, level: str = "info", step: str | None = None) -> None:
+        if not self.enabled:
+            return
+        entry = {"event": event, "data": data, "datetime": _now(), "job": self.job_id, "level": level}
+        if step:
+            entry["step"] = step
+        with self._lock:
+            self._logs.append(entry)
+            self._dirty = True
+
+    def message(self, content: str, *, key: str = "", level: str = "info") -> None:
+        log.info("%s", content)
+        self.log("message", {"content": content, "key": key}, level=level)
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def _update(self, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._patch.update(fields)
+            self._dirty = True
+
+    def _records(self) -> dict[str, Any]:
+        steps = {}
+        for order, (name, proportion) in enumerate(STEPS.items(), start=1):
+            steps[name] = {"proportion": proportion, "order": order, "percent": self.percent[name],
+                           "time_remaining": None}
+        overall = round(sum(STEPS[n] * self.percent[n] / 100.0 for n in STEPS), 2)
+        current = {"overall": overall, "step": self.current, "percent": self.percent[self.current],
+                   "time_remaining": None, "order": list(STEPS).index(self.current) + 1}
+        return {
+            "progress_record": {"record": {"steps": steps}, "current_progress": current},
+            "metrics_record": {"record": {"steps": {METRICS_STEP: dict(self.metrics)}}},
+        }
+
+    def _pump(self) -> None:
+        while not self._stop.wait(self.interval / 4):
+            self.flush()
+
+    def flush(self, *, wait: bool = False) -> None:
+        """Send what changed; ``wait`` sleeps first if the last send was under ``interval`` ago."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if not self._dirty:
+                return
+            pause = self.interval - (time.monotonic() - self._last_send) if wait else 0.0
+        if pause > 0:
+            time.sleep(pause)
+        with self._lock:
+            if not self._dirty or time.monotonic() - self._last_send < self.interval:
+                return
+            body = {**self._records(), **self._patch}
+            logs, self._logs = self._logs, []
+            self._patch = {}
+            self._dirty = False
+            self._last_send = time.monotonic()
+        assert self.client is not None
+        try:
+            self.client.update_job(self.job_id, body)  # type: ignore[arg-type]
+            if logs:
+                self.client.create_logs(logs)
+        except Exception as exc:  # reporting must never fail the run
+            log.debug("could not report to Synapse job %s: %s", self.job_id, exc)
+
+    def close(self) -> None:
+        """Stop the pump and send the last state (respecting the once-a-second limit)."""
+        if not self.enabled:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush(wait=True)

@@ -1,0 +1,73 @@
+"""Running one coroutine per task with a bounded number in flight, and knowing when to stop.
+
+Apply and rollback share this: a fixed set of workers pulls items from one iterator (so a
+manifest is read as fast as tasks finish, never held whole in memory) until it runs out or a
+fatal error is declared. A fatal error is one after which no task can succeed: the token was
+refused (401), the project is gone (404 on the project), or the backend stopped answering
+(``threshold`` tasks in a row failed with 5xx or no connection, each after its own retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Breaker:
+    """Collects the first fatal reason; counts consecutive "backend unavailable" failures."""
+
+    def __init__(self, threshold: int = 3) -> None:
+        self.threshold = max(1, threshold)
+        self.fatal: str | None = None
+        self._unavailable_in_a_row = 0
+
+    @property
+    def tripped(self) -> bool:
+        return self.fatal is not None
+
+    def trip(self, reason: str) -> None:
+        if self.fatal is None:
+            self.fatal = reason
+
+    def success(self) -> None:
+        self._unavailable_in_a_row = 0
+
+    def unavailable(self, reason: str) -> None:
+        self._unavailable_in_a_row += 1
+        if self._unavailable_in_a_row >= self.threshold:
+            self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed; "
+                      f"last: {reason})")
+
+
+async def run_pool(
+    items: Iterable[T], work: Callable[[T], Awaitable[None]], concurrency: int, breaker: Breaker
+) -> None:
+    """Run ``work`` on every item, ``concurrency`` at a time, until done or ``breaker`` trips.
+
+    An exception from the iterator or from ``work`` stops every worker (after its current
+    item) and is raised once all have stopped, so nothing keeps running behind the caller.
+    """
+    iterator = iter(items)
+    errors: list[BaseException] = []
+
+    async def worker() -> None:
+        while not breaker.tripped and not errors:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            try:
+                await work(item)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if errors:
+        raise errors[0]

@@ -1,0 +1,105 @@
+"""Builders for Synapse tests: clients with short backoffs, seeded projects, finished job folders.
+
+``seed_tasks`` fills a project whose data units name real files on a ``FileServer``; ``make_job``
+writes a finished job folder (``job.json`` + output manifest) from an export, as the job engine
+would.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..synapse.settings import SynapseSettings
+from ..synapse.sync_client import SynapseClient
+from .file_server import FileServer
+from .synapse_server import SynapseServer
+
+TOKEN = "tok-5ecret-abc123"
+LABEL = "boxes"
+CLASSES = ("cat", "dog", "bird")
+
+
+def fast_client(server: SynapseServer, **options: Any) -> SynapseClient:
+    settings = SynapseSettings(host=server.url, access_token=TOKEN)
+    return SynapseClient(settings, **{"backoff": 0.01, "max_backoff": 0.05, "retries": 2, **options})
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 60, 90)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def objects_doc(i: int) -> dict:
+    """A ``synapse-objects`` label file for task number ``i``: ``1 + i % 3`` boxes."""
+    return {"objects": [
+        {"id": f"obj_{k:03d}", "class_id": k % len(CLASSES), "type": "bbox",
+         "coordinates": {"x": 5 + k, "y": 7 + i, "width": 20 + k, "height": 10 + i},
+         "properties": {"confidence": 0.9, "label": CLASSES[k % len(CLASSES)]}}
+        for k in range(1 + i % 3)
+    ]}
+
+
+def seed_tasks(server: SynapseServer, files: FileServer, n: int, *, project_id: int | None = None,
+               label: Callable[[int], Any] = objects_doc, **task_fields: Any) -> int:
+    """A project of ``n`` tasks; each data unit has ``image_1`` (a PNG) and ``annotation_data``."""
+
+    def url(i: int, spec: str) -> str:
+        if spec == "image_1":
+            return files.add(f"images/{i}.png", png_bytes(64 + i, 48))
+        return files.add(f"labels/{i}.json", label(i))
+
+    return server.seed(n, file_url=url, project_id=project_id, **task_fields)
+
+
+def gt_label(i: int) -> tuple[dict, dict]:
+    """A Ground Truth bounding-box value and metadata for line ``i``."""
+    n = 1 + i % 3
+    value = {"image_size": [{"width": 64 + i, "height": 48, "depth": 3}],
+             "annotations": [{"class_id": k % 3, "left": 5 + k, "top": 7, "width": 20, "height": 10} for k in range(n)]}
+    metadata = {"objects": [{"confidence": 0.9} for _ in range(n)],
+                "class-map": {str(k % 3): CLASSES[k % 3] for k in range(n)},
+                "type": "groundtruth/object-detection", "human-annotated": "no",
+                "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    return value, metadata
+
+
+def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: str = "COMPLETED",
+             fail_lines: frozenset[int] = frozenset()) -> Path:
+    """A finished job over ``export_manifest``: every line labeled under ``boxes`` except
+    ``fail_lines`` (1-based), which get a ``failure-reason`` as the engine writes them."""
+    job = root / name
+    out = job / "manifests" / "output" / "output.manifest"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, raw in enumerate(export_manifest.read_bytes().splitlines(), start=1):
+        record = orjson.loads(raw)
+        if number in fail_lines:
+            record[LABEL + "-metadata"] = {"failure-reason": "fetch: 404 Not Found", "type": "groundtruth/object-detection"}
+        else:
+            record[LABEL], record[LABEL + "-metadata"] = gt_label(number)
+        lines.append(orjson.dumps(record))
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    (job / "job.json").write_bytes(orjson.dumps({
+        "job-name": name, "status": status,
+        "config": {"job_name": name, "input": str(export_manifest), "output_root": str(root),
+                   "label_attribute": LABEL, "task_type": "object-detection", "method": "file", "options": {}},
+    }))
+    return job
+
+
+def token_headers(records: list, token: str = TOKEN) -> list:
+    """Requests that carried ``token`` anywhere in their headers."""
+    return [r for r in records if any(token in v for v in r.headers.values())]
+
+
+def env_without_tokens() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}

@@ -1,0 +1,64 @@
+"""A plain HTTP file server on 127.0.0.1: the "other host" that serves annotation JSON and images.
+
+It records every request's headers, so a test can prove that no Synapse token ever reached it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .background import BackgroundApp
+from .recording import RequestLog
+
+
+class FileServer(RequestLog, BackgroundApp):
+    def __init__(self, files: dict[str, bytes] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._init_log()
+        self.files: dict[str, bytes] = {}
+        for path, content in (files or {}).items():
+            self.add(path, content)
+
+    def add(self, path: str, content: bytes | str | dict | list) -> str:
+        """Serve ``content`` (dicts and lists as JSON) at ``/path``; returns its URL."""
+        if isinstance(content, dict | list):
+            content = orjson.dumps(content)
+        elif isinstance(content, str):
+            content = content.encode()
+        self.files["/" + path.lstrip("/")] = content
+        return self.url_for(path)
+
+    def url_for(self, path: str) -> str:
+        return f"{self.url}/{path.lstrip('/')}"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request)
+        if self.latency:
+            import asyncio
+
+            await asyncio.sleep(self.latency)
+        faulted = await self._apply_faults(request, rec)
+        if faulted is not None:
+            return faulted
+        if request.method not in ("GET", "HEAD"):
+            rec.status = 405
+            return web.Response(status=405)
+        content = self.files.get(request.path)
+        if content is None:
+            rec.status = 404
+            return web.Response(status=404, text="not found")
+        rec.status = 200
+        ctype = "application/json" if request.path.endswith(".json") else "application/octet-stream"
+        if request.path.lower().endswith((".jpg", ".jpeg")):
+            ctype = "image/jpeg"
+        elif request.path.lower().endswith(".png"):
+            ctype = "image/png"
+        return web.Response(body=content, content_type=ctype)

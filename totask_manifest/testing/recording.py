@@ -1,0 +1,139 @@
+"""What the test servers remember about each request, and the faults a test can inject.
+
+A fault matches requests by method and a regular expression on the path, lets ``skip`` matching
+requests through, then answers ``times`` of them (``None``: all) with ``status`` after ``delay``
+seconds, or drops the connection without an answer (``reset``). ``status=None`` with a delay is a
+slow reply that is otherwise normal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    host: str
+    at: float = field(default_factory=time.time)
+    #: the status the server answered (None for a dropped connection)
+    status: int | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class Fault:
+    status: int | None = 500
+    method: str | None = None
+    path: str | None = None
+    times: int | None = 1
+    skip: int = 0
+    retry_after: float | str | None = None
+    delay: float = 0.0
+    reset: bool = False
+    body: Any = None
+    #: matching requests seen so far (skipped ones included)
+    seen: int = 0
+    #: requests this fault answered
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        return not (self.path and not re.search(self.path, path))
+
+    def take(self) -> bool:
+        """Count one matching request; True when this fault answers it."""
+        self.seen += 1
+        if self.seen <= self.skip:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        self.fired += 1
+        return True
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+class RequestLog:
+    """Recording, faults and hooks shared by the test servers (a mixin over ``BackgroundApp``)."""
+
+    def _init_log(self) -> None:
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        #: called as ``hook(server, recorded)`` after each request is recorded, before it is answered
+        self.hooks: list[Callable[[Any, Recorded], None]] = []
+        #: seconds added to every answer
+        self.latency = 0.0
+        self._lock = threading.Lock()
+
+    def add_fault(self, fault: Fault | None = None, **kwargs: Any) -> Fault:
+        fault = fault or Fault(**kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def requests_to(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
+        with self._lock:
+            records = list(self.requests)
+        return [r for r in records if (not method or r.method == method.upper()) and (not path or re.search(path, r.path))]
+
+    async def _record(self, request: web.Request) -> Recorded:
+        raw = await request.read()
+        body: Any = None
+        if raw:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = raw
+        rec = Recorded(
+            method=request.method,
+            path=request.path,
+            query={k: v for k, v in request.query.items()},
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            host=request.host,
+        )
+        with self._lock:
+            self.requests.append(rec)
+        for hook in list(self.hooks):
+            hook(self, rec)
+        return rec
+
+    async def _apply_faults(self, request: web.Request, rec: Recorded) -> web.StreamResponse | None:
+        for fault in list(self.faults):
+            if not fault.matches(rec.method, rec.path) or not fault.take():
+                continue
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.reset:
+                if request.transport is not None:
+                    request.transport.abort()
+                rec.status = None
+                raise asyncio.CancelledError
+            if fault.status is None:
+                return None
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+            body = fault.body if fault.body is not None else {"detail": f"injected {fault.status}"}
+            rec.status = fault.status
+            return json_response(body, fault.status, headers)
+        return None
