@@ -120,6 +120,7 @@ class AtomicWriter:
         with contextlib.suppress(Exception):
             if hasattr(self._file, "discard"):
                 self._file.discard()
+                self._file.closed = True  # else its __del__ flushes the discarded buffer (s3fs)
             else:
                 self._file.close()
         with contextlib.suppress(Exception):

@@ -163,41 +163,38 @@ def _dumps(value: Any) -> bytes:
 
 
 def splice(body: bytes, updates: dict[str, Any]) -> bytes:
+    """Rebuild ``body`` from its members: kept ones verbatim, replaced ones with the new value,
+    deleted ones dropped with the separator that followed them; new keys go after the last."""
     spans = scan_top_level(body)
     comma, colon = _separators(body, spans)
-    last_by_key: dict[str, KeySpan] = {}
-    for s in spans:
-        last_by_key[s.key] = s  # JSON parsers keep the last of duplicate keys; so do we
-    edits: list[tuple[int, int, bytes]] = []
-    appended: list[bytes] = []
-    for key, value in updates.items():
-        span = last_by_key.get(key)
-        if span is None:
-            if value is not DELETE:
-                appended.append(_dumps(key) + colon + _dumps(value))
-            continue
+    last_index = {s.key: i for i, s in enumerate(spans)}  # JSON parsers keep the last of duplicate keys; so do we
+    appended = [
+        _dumps(key) + colon + _dumps(value)
+        for key, value in updates.items()
+        if key not in last_index and value is not DELETE
+    ]
+    if not spans:
+        if not appended:
+            return body
+        at = body.index(b"{") + 1
+        return body[:at] + comma.join(appended) + body[at:]
+    out = [body[: spans[0].key_start]]
+    separator: bytes | None = None  # what followed the last member written
+    for i, span in enumerate(spans):
+        value = updates.get(span.key, _KEEP) if last_index[span.key] == i else _KEEP
         if value is DELETE:
-            idx = spans.index(span)
-            if idx > 0:
-                start = spans[idx - 1].value_end
-                end = span.value_end
-            elif len(spans) > 1:
-                start = span.key_start
-                end = spans[1].key_start
-            else:
-                start, end = span.key_start, span.value_end
-            edits.append((start, end, b""))
+            continue
+        if separator is not None:
+            out.append(separator)
+        if value is _KEEP:
+            out.append(body[span.key_start : span.value_end])
         else:
-            edits.append((span.value_start, span.value_end, _dumps(value)))
-    out = body
-    for start, end, new in sorted(edits, key=lambda e: e[0], reverse=True):
-        out = out[:start] + new + out[end:]
+            out.append(body[span.key_start : span.value_start] + _dumps(value))
+        separator = body[span.value_end : spans[i + 1].key_start] if i + 1 < len(spans) else comma
     if appended:
-        remaining = scan_top_level(out)
-        if remaining:
-            at = remaining[-1].value_end
-            out = out[:at] + comma + comma.join(appended) + out[at:]
-        else:
-            at = out.index(b"{") + 1
-            out = out[:at] + comma.join(appended) + out[at:]
-    return out
+        out.append((comma if separator is not None else b"") + comma.join(appended))
+    out.append(body[spans[-1].value_end :])
+    return b"".join(out)
+
+
+_KEEP: Any = object()

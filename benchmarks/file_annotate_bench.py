@@ -1,0 +1,192 @@
+"""Benchmark: the file annotator against a server that adds 10 ms per request.
+
+A local aiohttp server in its own process serves 20,000 generated label files (Synapse
+``objects`` documents; each manifest line carries ``image_size``, so no image is fetched) and
+sleeps ``--latency`` seconds in every request, like a remote object store. In the same run it
+measures:
+
+1. the annotator alone: ``FileAnnotator.annotate()`` over 20,000 items (fetch, parse, convert,
+   schema check);
+2. a whole job through ``totask_manifest.api.annotate`` (selection, ordering, checkpoints,
+   output manifest);
+3. the baseline: a sequential loop, one ``httpx.Client`` request at a time, on ``--sequential``
+   requests, extrapolated to the same number of lines.
+
+Targets: at least 1,000 lines/s on 2 cores, and at least 10x the sequential loop.
+
+    python benchmarks/file_annotate_bench.py [--lines 20000] [--latency 0.01] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+def make_doc(i: int) -> bytes:
+    boxes = [
+        {"id": f"o{k}", "class_id": (i + k) % 3, "type": "bbox",
+         "coordinates": {"x": 10 * k, "y": 5 * k, "width": 20 + k, "height": 15 + k},
+         "properties": {"confidence": 0.5 + k / 10, "label": CLASSES[(i + k) % 3]}}
+        for k in range(1 + i % 3)
+    ]
+    return json.dumps({"objects": boxes}).encode()
+
+
+def serve(lines: int, latency: float) -> None:
+    """The server process: prints its port, then serves until killed."""
+    import asyncio
+
+    from aiohttp import web
+
+    docs = {f"/labels/{i}.json": make_doc(i) for i in range(lines)}
+
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(latency)
+        body = docs.get(request.path)
+        if body is None:
+            return web.Response(status=404)
+        return web.Response(body=body, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(port, flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_server(lines: int, latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--lines", str(lines), "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def records(base: str, lines: int) -> list[dict]:
+    size = [{"width": 640, "height": 480, "depth": 3}]
+    return [{"source-ref": f"s3://bench/images/{i}.jpg", "label-ref": f"{base}/labels/{i}.json", "image_size": size}
+            for i in range(lines)]
+
+
+def bench_annotator(base: str, lines: int, concurrency: int) -> float:
+    from totask_manifest.annotators.base import AnnotatorContext, Item, Labeled
+    from totask_manifest.annotators.file import FileAnnotator
+
+    items = [Item(i, i + 1, r) for i, r in enumerate(records(base, lines))]
+    context = AnnotatorContext("bench", "boxes", "object-detection", {"url_key": "label-ref",
+                                                                       "concurrency": concurrency})
+    with FileAnnotator(context) as annotator:
+        started = time.perf_counter()
+        outcomes = list(annotator.annotate(iter(items)))
+        seconds = time.perf_counter() - started
+    labeled = sum(isinstance(o, Labeled) for _, o in outcomes)
+    assert labeled == lines, f"only {labeled} of {lines} labeled: {next(o for _, o in outcomes if not isinstance(o, Labeled))}"
+    return seconds
+
+
+def bench_job(base: str, lines: int, concurrency: int) -> float:
+    from totask_manifest import api
+    from totask_manifest.jobs.config import JobConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(tmp) / "in.manifest"
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in records(base, lines)))
+        config = JobConfig(job_name="bench", input=str(manifest), output_root=os.path.join(tmp, "out"),
+                           label_attribute="boxes", task_type="object-detection", method="file",
+                           options={"url_key": "label-ref", "concurrency": concurrency})
+        started = time.perf_counter()
+        result = api.annotate(config)
+        seconds = time.perf_counter() - started
+        assert result.metrics.get("success") == lines, result.metrics
+    return seconds
+
+
+def bench_sequential(base: str, requests: int) -> float:
+    import httpx
+
+    with httpx.Client() as client:
+        client.get(f"{base}/labels/0.json").raise_for_status()  # connect outside the timing
+        started = time.perf_counter()
+        for i in range(requests):
+            r = client.get(f"{base}/labels/{i}.json")
+            r.raise_for_status()
+            json.loads(r.content)
+        return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads): what bounds throughput when cores are shared."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--latency", type=float, default=0.01, help="seconds the server adds per request")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sequential", type=int, default=500, help="requests in the sequential baseline")
+    parser.add_argument("--skip-job", action="store_true", help="measure the annotator only")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.lines, args.latency)
+        return
+
+    proc, base = start_server(args.lines, args.latency)
+    try:
+        seq = bench_sequential(base, args.sequential)
+        seq_rate = args.sequential / seq
+        cpu = cpu_seconds()
+        ann = bench_annotator(base, args.lines, args.concurrency)
+        ann_cpu = (cpu_seconds() - cpu) / args.lines
+        ann_rate = args.lines / ann
+        job_rate = job_cpu = None
+        if not args.skip_job:
+            cpu = cpu_seconds()
+            job = bench_job(base, args.lines, args.concurrency)
+            job_cpu = (cpu_seconds() - cpu) / args.lines
+            job_rate = args.lines / job
+    finally:
+        proc.kill()
+        proc.wait()
+
+    print(f"server: 127.0.0.1, {args.latency * 1000:g} ms added per request, own process; "
+          f"{os.cpu_count()} CPU(s)")
+    print(f"sequential httpx.Client, {args.sequential} requests: {seq_rate:,.0f} lines/s "
+          f"(extrapolated: {args.lines / seq_rate:,.1f} s for {args.lines:,} lines)")
+    print(f"FileAnnotator.annotate, {args.lines:,} lines, concurrency {args.concurrency}: "
+          f"{ann_rate:,.0f} lines/s ({ann:.2f} s)  ratio vs sequential: {ann_rate / seq_rate:.1f}x  "
+          f"client CPU {ann_cpu * 1e6:,.0f} us/line")
+    if job_rate is not None:
+        print(f"api.annotate (whole job), {args.lines:,} lines, concurrency {args.concurrency}: "
+              f"{job_rate:,.0f} lines/s ({args.lines / job_rate:.2f} s)  ratio vs sequential: "
+              f"{job_rate / seq_rate:.1f}x  client CPU {job_cpu * 1e6:,.0f} us/line")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (other processes share these cores)")
+    target = job_rate if job_rate is not None else ann_rate
+    ok = target >= 1000 and target / seq_rate >= 10
+    print(f"target (>= 1,000 lines/s and >= 10x sequential): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,487 @@
+"""``validate_manifest`` over the real Ground Truth files and over broken copies of them.
+
+Every real manifest must pass (departures from the documented rules are warnings); each broken
+copy, made by changing one thing in a real file, must fail with the rule, line and key of that
+one thing and nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the fixture)
+from totask_manifest.errors import StorageError, UsageError
+from totask_manifest.manifest import validate as validate_module
+from totask_manifest.manifest.io import iter_raw_lines, read_lines, write_lines
+from totask_manifest.manifest.line import DELETE, Line
+from totask_manifest.manifest.validate import ValidationReport, iter_line_batches, validate_manifest
+from totask_manifest.storage import write_bytes_atomic
+
+GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+YOLO = "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+SEMSEG = "semantic-segmentation__aws-samples-lookout-for-vision-image-augmentation-pipeline__output.manifest"
+DICE = "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
+PERSON = "video-object-tracking-two-label-attributes__iprivit-object-tracking-project__output.manifest"
+OT = "pointcloud-object-tracking__aws-samples-groundtruth-immersionday__OT-adjustment-manifest.manifest"
+CUSTOM = "custom-task__aws-samples-aws-legal-entity-extraction__output.manifest"
+
+#: the whole-document schema for the real files that are not manifests
+DOCUMENT_SCHEMA = {
+    "video-object-tracking__iprivit-object-tracking-project__SeqLabel.jsonl": "seqlabel",
+    "image-classification__aws-amazon-sagemaker-examples__ic_data-worker-response.jsonl": "worker-response",
+}
+REAL = sorted(p.name for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl"))
+
+#: what each real file departs from (warnings), as the reference and SOURCES.md describe
+EXPECTED_WARNINGS = {
+    PERSON: {"departure-ref-suffix": 1, "departure-job-name-missing": 1, "departure-creation-date-zone": 1},
+    OT: {"departure-type-mismatch": 1, "departure-job-name-prefix": 1},
+    CUSTOM: {"departure-job-name-prefix": 50},
+    "pointcloud-object-detection__aws-samples-groundtruth-immersionday__OD-adjustment-manifest.manifest":
+        {"departure-job-name-prefix": 1},
+    "pointcloud-semantic-segmentation__aws-samples-groundtruth-immersionday__SS-audit-manifest-5-17.manifest":
+        {"departure-job-name-prefix": 1},
+}
+
+
+def problems(report: ValidationReport) -> list[tuple[int | None, str, str]]:
+    return [(p.line, p.key, p.rule) for p in report.problems]
+
+
+@pytest.mark.parametrize("name", REAL, ids=lambda n: n[:60])
+def test_every_real_file_is_accepted(name: str) -> None:
+    report = validate_manifest(str(GT / name), schema=DOCUMENT_SCHEMA.get(name), workers=1)
+    assert report.ok, problems(report)
+    assert report.errors == 0
+    assert report.counts_by_rule == EXPECTED_WARNINGS.get(name, {})
+    assert report.lines == (GT / name).read_bytes().count(b"\n")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_WARNINGS), ids=lambda n: n[:60])
+def test_departures_fail_in_strict_mode(name: str) -> None:
+    report = validate_manifest(str(GT / name), strict=True)
+    assert not report.ok
+    assert report.errors == sum(EXPECTED_WARNINGS[name].values()) and report.warnings == 0
+    assert all(p.severity == "error" for p in report.problems)
+
+
+def test_attribute_counts_on_real_files() -> None:
+    report = validate_manifest(str(GT / DICE))
+    stats = report.attributes["dice-labeling"]
+    assert (stats.task_types, stats.labeled, stats.failed, stats.invalid) == (["object-detection"], 315, 0, 0)
+    chained = validate_manifest(str(GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"))
+    assert sorted(chained.attributes) == ["suneung-korean-layout-detection-v2", "suneung-korean-layout-detection-v2-chain"]
+    person = validate_manifest(str(GT / PERSON))
+    assert sorted(person.attributes) == ["Person", "Person-ref"]
+    assert person.summary().splitlines()[0].endswith("valid: 1 lines, 0 errors, 3 warnings")
+
+
+def test_input_manifests_without_labels_are_valid() -> None:
+    report = validate_manifest(str(GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"))
+    assert report.ok and report.attributes == {} and report.lines == 50
+
+
+# ---- broken copies of real files ----------------------------------------------------------------
+
+
+def broken_copy(tmp_path: Path, name: str, number: int, edit: Callable[[Line], Line | bytes]) -> str:
+    """A copy of a real file with line ``number`` replaced by ``edit(line)``."""
+    out = []
+    for line in read_lines(str(GT / name)):
+        if line.number == number:
+            changed = edit(line)
+            line = changed if isinstance(changed, Line) else Line(line.number, changed, line.newline)
+        out.append(line)
+    target = tmp_path / name
+    write_lines(str(target), out)
+    return str(target)
+
+
+def change(key_path: list[Any], value: Any) -> Callable[[Line], Line]:
+    def edit(line: Line) -> Line:
+        record = line.record()
+        top = record[key_path[0]]
+        node = top
+        for part in key_path[1:-1]:
+            node = node[part]
+        node[key_path[-1]] = value
+        return line.with_values({key_path[0]: top})
+
+    return edit
+
+
+def rename(pairs: dict[str, str]) -> Callable[[Line], Line]:
+    def edit(line: Line) -> Line:
+        record = line.record()
+        updates: dict[str, Any] = {old: DELETE for old in pairs}
+        updates.update({new: record[old] for old, new in pairs.items()})
+        return line.with_values(updates)
+
+    return edit
+
+
+def only_problem(path: str, **kwargs: Any) -> tuple[int | None, str, str]:
+    report = validate_manifest(path, **kwargs)
+    assert not report.ok
+    assert report.errors == 1, problems(report)
+    return problems(report)[0]
+
+
+def test_objects_count_differs_from_annotations(tmp_path: Path) -> None:
+    # line 2 of the yolov5 sample has three boxes; drop one confidence entry
+    path = broken_copy(tmp_path, YOLO, 2, change(["category-metadata", "objects"], [{"confidence": 0.88}, {"confidence": 0.75}]))
+    assert only_problem(path) == (2, "category-metadata.objects", "objects-count")
+
+
+def test_negative_box_size(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 7, change(["category", "annotations", 0, "width"], -443.8))
+    assert only_problem(path) == (7, "category.annotations[0].width", "schema-minimum")
+
+
+def test_confidence_outside_zero_to_one(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 50, change(["category-metadata", "objects", 0, "confidence"], 93))
+    assert only_problem(path) == (50, "category-metadata.objects[0].confidence", "schema-maximum")
+
+
+def test_attribute_named_with_metadata_suffix(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 3, rename({"category": "x-metadata", "category-metadata": "x-metadata-metadata"}))
+    assert only_problem(path) == (3, "x-metadata-metadata", "label-attribute-metadata-suffix")
+
+
+def test_semantic_segmentation_attribute_without_ref(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, SEMSEG, 1, rename({"S10-label3-ref": "S10-label3", "S10-label3-ref-metadata": "S10-label3-metadata"}))
+    line, key, rule = only_problem(path)
+    assert (line, key, rule) == (1, "S10-label3", "label-attribute-ref-required")
+
+
+def test_line_with_both_source_and_source_ref(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, DICE, 200, lambda line: line.with_values({"source": "a text object"}))
+    assert only_problem(path) == (200, "", "line-source")
+
+
+def test_truncated_line(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, DICE, 150, lambda line: line.body[: len(line.body) // 2])
+    line, key, rule = only_problem(path)
+    assert (line, key, rule) == (150, "", "line-json")
+
+
+def test_invalid_utf8(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 12, lambda line: line.body.replace(b"s3://", b"s3:\xff/", 1))
+    report = validate_manifest(path)
+    assert problems(report) == [(12, "", "line-utf8")]
+    assert "not valid UTF-8" in report.problems[0].message
+
+
+def test_class_missing_from_class_map(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, DICE, 10, change(["dice-labeling-metadata", "class-map"], {"0": "one"}))
+    report = validate_manifest(path)
+    assert {rule for _, _, rule in problems(report)} == {"class-map-missing-class"}
+    assert all(line == 10 for line, _, _ in problems(report))
+    assert report.attributes["dice-labeling"].invalid == 1
+
+
+def test_duplicate_top_level_key(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 4, lambda line: line.body[:-1] + b',"category":{"image_size":[],"annotations":[]}}')
+    report = validate_manifest(path)
+    assert (4, "category", "duplicate-key") in problems(report)
+
+
+def test_the_same_string_as_a_value_is_not_a_duplicate(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 4, lambda line: line.with_values({"note": "category"}))
+    assert validate_manifest(path).ok
+
+
+def test_dollar_key_and_sizes(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 5, lambda line: line.with_values({"$seq": 1, "notes": "x" * 20_001}))
+    report = validate_manifest(path)
+    assert sorted(problems(report)) == [(5, "$seq", "key-dollar"), (5, "notes", "attribute-too-long")]
+    path = broken_copy(tmp_path, YOLO, 6, lambda line: line.with_values({f"n{i}": "é" * 19_000 for i in range(6)}))
+    report = validate_manifest(path)
+    assert problems(report) == [(6, "", "line-too-long")]
+    assert "characters; Ground Truth allows at most 100,000" in report.problems[0].message
+
+
+def test_blank_lines_warn_and_fail_when_strict(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, YOLO, 9, lambda line: b"   ")
+    report = validate_manifest(path)
+    assert report.ok and report.blank_lines == 1 and problems(report) == [(9, "", "line-blank")]
+    assert report.problems[0].severity == "warning"
+    strict = validate_manifest(path, strict=True)
+    assert not strict.ok and strict.errors == 1
+
+
+def test_bom_and_crlf(tmp_path: Path) -> None:
+    raw = (GT / YOLO).read_bytes()
+    target = tmp_path / "bom.manifest"
+    target.write_bytes(b"\xef\xbb\xbf" + raw.replace(b"\n", b"\r\n")[:-2])
+    report = validate_manifest(str(target))
+    assert report.ok and report.lines == 50 and report.attributes["category"].labeled == 50
+
+
+# ---- label attributes --------------------------------------------------------------------------------
+
+OD_META = {"objects": [], "class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "no",
+           "creation-date": "2026-11-21T08:00:00.000000", "job-name": "labeling-job/dogs"}
+
+
+def manifest(tmp_path: Path, records: list[dict]) -> str:
+    target = tmp_path / "m.manifest"
+    target.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return str(target)
+
+
+def test_failure_lines(tmp_path: Path) -> None:
+    failed = {"source-ref": "s3://b/1.jpg", "dogs-metadata": {
+        "failure-reason": "FetchError: HTTP 404", "type": "groundtruth/object-detection",
+        "job-name": "labeling-job/dogs", "creation-date": "2026-11-21T08:00:00.000000"}}
+    labeled = {"source-ref": "s3://b/2.jpg", "dogs": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
+               "dogs-metadata": OD_META}
+    both = {**labeled, "dogs-metadata": {**failed["dogs-metadata"]}}
+    report = validate_manifest(manifest(tmp_path, [failed, labeled, both]))
+    assert report.ok
+    assert problems(report) == [(3, "dogs", "failure-with-label")]
+    stats = report.attributes["dogs"]
+    assert (stats.labeled, stats.failed) == (1, 2)
+    empty_reason = {"source-ref": "s3://b/1.jpg", "dogs-metadata": {"failure-reason": "", "type": "groundtruth/object-detection"}}
+    assert problems(validate_manifest(manifest(tmp_path, [empty_reason]))) == [
+        (1, "dogs-metadata.failure-reason", "schema-minLength")]
+
+
+def test_routed_lines(tmp_path: Path) -> None:
+    """A line a model left for human review: metadata with review-status and no label value."""
+    routed = {"source-ref": "s3://b/1.jpg", "dogs-metadata": {
+        "review-status": "routed", "confidence": 0.31, "review-threshold": 0.5,
+        "review-reason": "confidence 0.310 is below --review-below 0.5", "type": "groundtruth/object-detection",
+        "job-name": "labeling-job/dogs", "human-annotated": "no", "creation-date": "2026-11-21T08:00:00.000000"}}
+    report = validate_manifest(manifest(tmp_path, [routed, routed]))
+    assert report.ok and problems(report) == []
+    assert (report.attributes["dogs"].routed, report.attributes["dogs"].labeled) == (2, 0)
+    assert "2 routed to review" in report.summary()
+    bad = {**routed, "dogs-metadata": {**routed["dogs-metadata"], "review-status": "pending", "confidence": 31}}
+    assert sorted(problems(validate_manifest(manifest(tmp_path, [bad])))) == [
+        (1, "dogs-metadata.confidence", "schema-maximum"), (1, "dogs-metadata.review-status", "schema-const")]
+
+
+def test_label_attribute_mode(tmp_path: Path) -> None:
+    labeled = {"source-ref": "s3://b/2.jpg", "dogs": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
+               "dogs-metadata": OD_META}
+    unlabeled = {"source-ref": "s3://b/3.jpg"}
+    value_only = {"source-ref": "s3://b/4.jpg", "dogs": 1}
+    meta_only = {"source-ref": "s3://b/5.jpg", "dogs-metadata": OD_META}
+    path = manifest(tmp_path, [labeled, unlabeled, value_only, meta_only])
+    report = validate_manifest(path, label_attribute="dogs")
+    assert problems(report) == [(3, "dogs-metadata", "metadata-missing"), (4, "dogs", "label-missing")]
+    assert report.unlabeled == 1
+    wrong = validate_manifest(path, label_attribute="dogs", task_type="image-classification")
+    assert (1, "dogs-metadata.type", "schema-const") in problems(wrong)
+    other = validate_manifest(path, task_type="image-classification")
+    assert other.ok and other.attributes == {}  # no attribute of that type in the file
+
+
+def test_unknown_metadata_type_is_a_warning(tmp_path: Path) -> None:
+    record = {"source-ref": "s3://b/1.jpg", "x": 1, "x-metadata": {"type": "groundtruth/future-task"},
+              "y": 2, "y-metadata": {"kind": "not a label"}, "source-ref-metadata": {"format": "binary/xyzi"}}
+    report = validate_manifest(manifest(tmp_path, [record]))
+    assert report.ok and problems(report) == [(1, "x-metadata.type", "metadata-type-unknown")]
+    strict = validate_manifest(manifest(tmp_path, [record]), label_attribute="y")
+    assert problems(strict) == [(1, "y-metadata", "metadata-type-unknown")]
+
+
+def test_type_mismatch_departure_only_for_references(tmp_path: Path) -> None:
+    inline = {"source-ref": "s3://b/0.txt", "pointcloud-ref": {"annotations": []}, "pointcloud-ref-metadata": {
+        "objects": [], "class-map": {}, "type": "groundtruth/point_cloud_object_detection", "human-annotated": "yes",
+        "creation-date": "2020-05-12T18:10:07.771620", "job-name": "labeling-job/pc"}}
+    report = validate_manifest(manifest(tmp_path, [inline]))
+    assert problems(report) == [(1, "pointcloud-ref", "label-attribute-ref-forbidden")]
+
+
+def test_schema_option_checks_whole_lines(tmp_path: Path) -> None:
+    seqlabel = GT / "video-object-tracking__iprivit-object-tracking-project__SeqLabel.jsonl"
+    assert validate_manifest(str(seqlabel), schema="seqlabel").ok
+    not_seqlabel = validate_manifest(str(GT / YOLO), schema="seqlabel")
+    assert not_seqlabel.errors == 50 and {p.rule for p in not_seqlabel.problems} == {"schema-anyOf"}
+    dm = {"annotations": {"image_1": [{"id": "a", "tool": "bounding_box"}]}, "annotationsData": {"image_1": []}}
+    assert problems(validate_manifest(manifest(tmp_path, [dm]), schema="dm-schema-v1")) == [
+        (1, "annotations.image_1[0]", "dm-annotation-data-missing")]
+    with pytest.raises(UsageError, match="cannot be combined"):
+        validate_manifest(str(seqlabel), schema="seqlabel", label_attribute="x")
+    with pytest.raises(UsageError, match="unknown schema"):
+        validate_manifest(str(seqlabel), schema="seqlabels")
+    with pytest.raises(UsageError, match="unknown task type"):
+        validate_manifest(str(seqlabel), task_type="bounding-box")
+    with pytest.raises(UsageError, match="workers"):
+        validate_manifest(str(seqlabel), workers=0)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(StorageError, match="no such file"):
+        validate_manifest(str(GT / "absent.manifest"))
+
+
+# ---- scale: ranges in parallel, capped problems, flat memory ---------------------------------------
+
+
+def big_broken_file(folder: Path, copies: int) -> tuple[str, list[tuple[int, str, str]]]:
+    """The dice file repeated, with known errors planted at known lines."""
+    lines = list(read_lines(str(GT / DICE)))
+    out: list[bytes] = []
+    planted: list[tuple[int, str, str]] = []
+    for _ in range(copies):
+        for line in lines:
+            number = len(out) + 1
+            if number % 997 == 0:
+                record = line.record()
+                label = record["dice-labeling"]
+                if label["annotations"]:
+                    label["annotations"][0]["height"] = -1
+                    out.append(line.with_values({"dice-labeling": label}).raw)
+                    planted.append((number, "dice-labeling.annotations[0].height", "schema-minimum"))
+                    continue
+            if number % 1999 == 0:
+                out.append(line.body[:40] + b"\n")
+                planted.append((number, "", "line-json"))
+                continue
+            out.append(line.raw)
+    target = folder / f"big-{copies}.manifest"
+    target.write_bytes(b"".join(out))
+    return str(target), planted
+
+
+def test_parallel_ranges_report_the_same_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, planted = big_broken_file(tmp_path, 20)  # 6,300 lines, about 2.7 MB
+    assert len(planted) > 6
+    single = validate_manifest(path, workers=1)
+    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 16)
+    parallel = validate_manifest(path, workers=3)
+    assert problems(single) == planted
+    assert problems(parallel) == planted
+    assert parallel.lines == single.lines == 6300
+    assert parallel.attributes == single.attributes
+    assert parallel.attributes["dice-labeling"].labeled == 6300 - sum(1 for p in planted if p[2] == "line-json")
+
+
+def test_memory_urls_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, planted = big_broken_file(tmp_path, 4)
+    assert planted
+    url = "memory://validate-test/big.manifest"
+    write_bytes_atomic(url, Path(path).read_bytes())
+    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 10)
+    report = validate_manifest(url, workers=2)  # a worker process could not see this file
+    assert problems(report) == planted
+
+
+def test_problems_are_capped_but_counted(tmp_path: Path) -> None:
+    path, planted = big_broken_file(tmp_path, 20)
+    report = validate_manifest(path, max_problems=3)
+    assert problems(report) == planted[:3]
+    assert report.errors == len(planted)
+    assert sum(report.counts_by_rule.values()) == len(planted)
+    assert report.problems_dropped == len(planted) - 3
+    assert f"({len(planted) - 3:,} more problems not listed)" in report.summary()
+
+
+def traced_peak(path: str) -> tuple[ValidationReport, int]:
+    tracemalloc.start()
+    try:
+        report = validate_manifest(path, workers=1, max_problems=5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return report, peak
+
+
+def test_validation_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    small, _ = big_broken_file(tmp_path, 10)
+    large, planted = big_broken_file(tmp_path, 40)  # 12,600 lines, about 5.4 MB
+    validate_manifest(small, workers=1)  # compile the schemas first
+    small_report, small_peak = traced_peak(small)
+    large_report, large_peak = traced_peak(large)
+    assert small_report.lines == 3_150 and large_report.lines == 12_600
+    assert large_report.errors == len(planted) and len(large_report.problems) == 5
+    assert large_peak < 8 * (1 << 20), f"{large_peak / 2**20:.1f} MiB"
+    assert large_peak < small_peak * 1.5, (small_peak, large_peak)
+
+
+def test_validate_on_s3(s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    bucket = s3.new_bucket()
+    url = f"{bucket}/job/manifests/output/output.manifest"
+    write_bytes_atomic(url, (GT / DICE).read_bytes())
+    report = validate_manifest(url)
+    assert report.ok and report.lines == 315
+    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 10)
+    parallel = validate_manifest(url, workers=2)  # workers reopen the object through s3fs
+    assert parallel.ok and parallel.lines == 315 and parallel.attributes == report.attributes
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1 << 20])
+def test_batch_reader_partitions_like_iter_raw_lines(chunk: int) -> None:
+    sample = b'\xef\xbb\xbf{"a":1}\r\n\n{"b": 2}\n   \r\n{"c":3}'
+    for start in range(len(sample) + 1):
+        for end in [*range(start, len(sample) + 1), None]:
+            expected = [raw[:-1] if raw.endswith(b"\n") else raw
+                        for raw in iter_raw_lines(io.BytesIO(sample), start=start, end=end)]
+            got = list(itertools.chain.from_iterable(
+                iter_line_batches(io.BytesIO(sample), start=start, end=end, chunk=chunk)))
+            assert got == expected, (start, end)
+
+
+# ---- the run-at-once fast path reports exactly what the per-line path reports ------------------------
+
+
+def per_line_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validate_module._LineChecker, "_runs_possible", property(lambda self: False))
+
+
+def same_reports(path: str, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> ValidationReport:
+    fast = validate_module.validate_manifest(path, workers=1, **kwargs)
+    with monkeypatch.context() as m:
+        per_line_only(m)
+        slow = validate_module.validate_manifest(path, workers=1, **kwargs)
+    assert fast.to_dict() == slow.to_dict()
+    return fast
+
+
+@pytest.mark.parametrize("name", [n for n in REAL if n not in DOCUMENT_SCHEMA], ids=lambda n: n[:60])
+def test_runs_and_lines_agree_on_real_files(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    same_reports(str(GT / name), monkeypatch)
+
+
+POOL = [line.raw for name in (YOLO, DICE, SEMSEG, PERSON, CUSTOM) for line in list(read_lines(str(GT / name)))[:3]]
+BROKEN_POOL = [
+    b'{"source-ref":"s3://a/b.jpg","source":"x"}\n',
+    b"\n",
+    b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":1,"height":1}],"annotations":[]},'
+    b'"category-metadata":{"objects":[{"confidence":1}],"class-map":{},"type":"groundtruth/object-detection",'
+    b'"human-annotated":"yes","creation-date":"2022-09-12T09:51:00.148118","job-name":"labeling-job/x"}}\n',
+    b'{"source-ref":"s3://a/b.jpg","source-ref":"s3://a/c.jpg"}\n',
+    b'{"source-ref":"s3://a/b.jpg","category":1,"category-metadata":{"failure-reason":"timeout"}}\n',
+    b'{"source-ref":"s3://a/b.jpg","note":"category","category":{"image_size":[{"width":1,"height":1}],'
+    b'"annotations":[]},"category-metadata":{"objects":[],"class-map":{},"type":"groundtruth/object-detection",'
+    b'"human-annotated":"yes","creation-date":"2022-02-30T09:51:00","job-name":"labeling-job/x"}}\n',
+    b'{"source-ref":"s3://a/b.jpg","x-metadata":{"type":"groundtruth/unknown"}}\n',
+    b'[1, 2]\n',
+    b'{"source-ref":"s3://a/\xff.jpg"}\n',
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(POOL), min_size=1, max_size=40), st.lists(st.tuples(st.integers(0, 39), st.sampled_from(BROKEN_POOL)), max_size=4))
+def test_runs_and_lines_agree_on_mixed_files(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                                             lines: list[bytes], broken: list[tuple[int, bytes]]) -> None:
+    lines = list(lines)
+    for at, raw in broken:
+        lines.insert(min(at, len(lines)), raw)
+    path = tmp_path_factory.mktemp("mixed") / "m.manifest"
+    path.write_bytes(b"".join(lines))
+    monkeypatch.setattr(validate_module, "RUN_LINES", 7)  # several runs per file
+    same_reports(str(path), monkeypatch)

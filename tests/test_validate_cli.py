@@ -1,0 +1,121 @@
+"""``totask-manifest validate``, both in-process (``main([...])``) and as a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the fixture)
+from totask_manifest.cli import main
+from totask_manifest.storage import write_bytes_atomic
+
+GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+PERSON = GT / "video-object-tracking-two-label-attributes__iprivit-object-tracking-project__output.manifest"
+SEQLABEL = GT / "video-object-tracking__iprivit-object-tracking-project__SeqLabel.jsonl"
+WORKER = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-worker-response.jsonl"
+MANIFESTS = sorted(p for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl") and p not in (SEQLABEL, WORKER))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "totask_manifest.cli", "validate", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def broken_yolo(tmp_path: Path) -> Path:
+    lines = YOLO.read_bytes().splitlines(keepends=True)
+    at = lines[6].index(b'"annotations"')
+    lines[6] = lines[6][:at] + lines[6][at:].replace(b'"width":', b'"width":-', 1)
+    lines[20] = lines[20][:100] + b"\n"
+    target = tmp_path / "broken.manifest"
+    target.write_bytes(b"".join(lines))
+    return target
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name[:60])
+def test_main_accepts_every_real_manifest(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: valid: " in out
+    assert "error:" not in out
+
+
+def test_main_accepts_the_non_manifest_files_with_their_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SEQLABEL), "--schema", "seqlabel"]) == 0
+    assert main(["validate", str(WORKER), "--schema", "worker-response"]) == 0
+    assert main(["validate", str(WORKER)]) == 1  # as a manifest it has no source-ref: rejected
+    assert "[line-source]" in capsys.readouterr().out
+
+
+def test_main_reports_line_key_and_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(broken_yolo(tmp_path))]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("line 7: error: category.annotations[0].width: ")
+    assert out[0].endswith("is less than the minimum of 0 [schema-minimum]")
+    assert out[1].startswith("line 21: error: line is not a single JSON object:") and out[1].endswith("[line-json]")
+    assert "INVALID: 50 lines, 2 errors, 0 warnings" in out[2]
+    assert "problems by rule: line-json 1, schema-minimum 1" in "\n".join(out)
+
+
+def test_main_strict_turns_departures_into_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(PERSON)]) == 0
+    assert "[departure-ref-suffix]" in capsys.readouterr().out
+    assert main(["validate", str(PERSON), "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "line 1: error: Person: " in out and "3 errors" in out
+
+
+def test_main_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(broken_yolo(tmp_path)), "--format", "json"]) == 1
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["lines"] == 50 and report["errors"] == 2
+    assert report["problems"][0] == {"line": 7, "key": "category.annotations[0].width", "rule": "schema-minimum",
+                                     "message": report["problems"][0]["message"], "severity": "error"}
+    assert report["attributes"]["category"]["labeled"] == 49
+
+
+def test_main_label_attribute_and_task_type(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(YOLO), "--label-attribute", "category", "--task-type", "object-detection"]) == 0
+    assert main(["validate", str(YOLO), "--label-attribute", "category", "--task-type", "text-span"]) == 1
+    assert "[schema-const]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/no/such/file.manifest"], "no such file: /no/such/file.manifest"),
+        ([str(YOLO), "--schema", "nope"], "unknown schema 'nope'"),
+        ([str(YOLO), "--task-type", "nope"], "unknown task type 'nope'"),
+        ([str(YOLO), "--workers", "0"], "workers must be at least 1"),
+    ],
+)
+def test_main_usage_and_io_errors_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("totask-manifest validate: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
+    ok = run_cli(str(YOLO))
+    assert ok.returncode == 0 and "valid: 50 lines, 0 errors" in ok.stdout
+    bad = run_cli(str(broken_yolo(tmp_path)))
+    assert bad.returncode == 1 and "line 7: error: category.annotations[0].width" in bad.stdout
+    missing = run_cli(str(tmp_path / "absent.manifest"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"totask-manifest validate: error: no such file: {tmp_path / 'absent.manifest'}"
+    usage = run_cli()
+    assert usage.returncode == 2 and "MANIFEST" in usage.stderr
+
+
+def test_subprocess_on_s3(s3: S3Endpoint) -> None:  # noqa: F811
+    bucket = s3.new_bucket()
+    url = f"{bucket}/out/output.manifest"
+    write_bytes_atomic(url, YOLO.read_bytes())
+    done = run_cli(url, "--format", "json")  # the child finds the endpoint through AWS_ENDPOINT_URL
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["lines"] == 50

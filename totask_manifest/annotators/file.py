@@ -1,0 +1,379 @@
+"""The ``file`` method: each line names a label file somewhere; fetch it, convert it, check it.
+
+This is ToTask's "file" pre-annotation: a model or a colleague already produced labels as files
+(Ground Truth values, Synapse ``objects`` or DM v1 documents, COCO, YOLO), and the job turns
+each into the line's Ground Truth label. The time goes into waiting for storage, so items are
+processed on an event loop in a background thread with ``concurrency`` requests in flight
+across batch boundaries (``fetch.SyncFetcher.map_unordered``), while the job keeps reading input
+and writing checkpoints in the caller's thread.
+
+Where a line's file is: ``--url-key K`` (a key, or a dotted path into nested objects) or
+``--target-specification-name S`` (the Synapse files map an exported line carries under
+``synapse.files``). Relative references resolve against the folder of the manifest given to
+``annotate`` (remembered in the options as ``relative_to``, so chained, cloned and resumed jobs
+resolve them the same way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import orjson
+
+from ..errors import FetchError, StorageError, TotaskError, UsageError
+from ..fetch import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    FetchPolicy,
+    SyncFetcher,
+    base_of,
+    has_scheme,
+    redact_url,
+    resolve_reference,
+    scrub,
+)
+from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
+from ..formats.model import FormatError
+from ..task_types import get_task_type
+from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome
+
+log = logging.getLogger("totask_manifest")
+
+AUTO = "auto"
+DETECTION = "object-detection"
+#: formats that carry no image size: for bounding boxes the size comes from the line or the image
+SIZELESS_FORMATS = frozenset({"synapse-objects", "dm-schema-v1", "yolo"})
+#: task types each format can express (``groundtruth`` expresses every type)
+FORMAT_TASK_TYPES: dict[str, frozenset[str]] = {
+    "coco": frozenset({DETECTION}),
+    "yolo": frozenset({DETECTION}),
+    "synapse-objects": frozenset({DETECTION, "image-classification", "image-classification-multilabel"}),
+    "dm-schema-v1": frozenset({DETECTION, "image-classification", "image-classification-multilabel"}),
+}
+#: Pillow modes whose band count is not the image's colour depth
+_MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1}
+_BOM = b"\xef\xbb\xbf"
+
+
+class _LineFailure(Exception):
+    """A reason to fail one line (no URL, unreadable document, no image size)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_class_names(url: str) -> list[str]:
+    """A names file: one class per line, the line index is the class id (YOLO's ``.names``)."""
+    from ..storage import read_bytes
+
+    try:
+        text = read_bytes(url).decode("utf-8-sig")
+    except StorageError as exc:
+        raise UsageError(f"--class-names: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--class-names: {url} is not UTF-8 text") from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise UsageError(f"--class-names: {url} holds no class names")
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise UsageError(f"--class-names: {url} line {blank[0]} is blank (class ids are line positions)")
+    return names
+
+
+def lookup(record: dict, key: str) -> Any:
+    """``record[key]``, or, when no such key exists, the dotted path ``a.b.c`` into nested objects."""
+    if key in record:
+        return record[key]
+    node: Any = record
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(key)
+    return node
+
+
+def image_depth(mode: str) -> int:
+    return _MODE_DEPTH.get(mode, len(mode) if mode.isalpha() and mode.isupper() else 3)
+
+
+def read_image_size(data: bytes) -> tuple[int, int, int]:
+    """(width, height, depth) from an image's header; Pillow decodes no pixels for this."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            return int(width), int(height), image_depth(img.mode)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise _LineFailure(f"image size: not a readable image ({scrub(str(exc), 120)})") from None
+
+
+class FileAnnotator(Annotator):
+    """Labels each line from a file it names (``--method file``)."""
+
+    name: ClassVar[str] = "file"
+    batch_size = 64
+
+    def __init__(self, context: AnnotatorContext) -> None:
+        super().__init__(context)
+        options = context.options
+        self.check_options(options, context.task_type)
+        self.task_type = get_task_type(context.task_type).name
+        self.url_key: str | None = options.get("url_key") or None
+        self.spec: str | None = options.get("target_specification_name") or None
+        self.input_format: str = options.get("input_format") or AUTO
+        self.class_names: list[str] | None = (
+            load_class_names(options["class_names"]) if options.get("class_names") else None
+        )
+        self.policy = FetchPolicy.from_options(options)
+        base = options.get("relative_to") or (base_of(context.manifest_url) if context.manifest_url else None)
+        self.base: str | None = base
+        self._check = _check_label()
+        #: the fields the job adds, as it will write them (the date only has to be well formed)
+        self._common = {
+            "type": get_task_type(context.task_type).gt_type,
+            "job-name": "labeling-job/" + context.job_name.lower(),
+            "human-annotated": "no",
+            "creation-date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        }
+        self._sync: SyncFetcher | None = None
+
+    # -- options -------------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--target-specification-name", metavar="S",
+            help="take each line's file URL from the Synapse files map: synapse.files[S].url (exported lines)",
+        )
+        where.add_argument(
+            "--url-key", metavar="K",
+            help="take each line's file URL from key K (a dotted path such as 'labels.url' reaches nested keys)",
+        )
+        parser.add_argument(
+            "--input-format", default=AUTO, choices=[AUTO, *input_formats()],
+            help="format of the label files (default: auto, detected per file)",
+        )
+        parser.add_argument(
+            "--class-names", metavar="FILE",
+            help="class names, one per line (line index = class id); needed for YOLO, fixes ids for the others",
+        )
+        parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                            help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+        parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                            help=f"limit for one attempt at one file (default {DEFAULT_TIMEOUT:g})")
+        parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                            help="further attempts on 5xx, 429, dropped connections and timeouts "
+                            f"(default {DEFAULT_RETRIES})")
+        parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                            help=f"largest file accepted (default {DEFAULT_MAX_BODY_BYTES:,})")
+        parser.add_argument("--allow-host", action="append", metavar="HOST",
+                            help="fetch only from these hosts ('*.example.com' for subdomains; an s3:// "
+                            "URL's host is its bucket); repeatable; default: any host")
+        parser.add_argument("--allow-root", metavar="DIR",
+                            help="the folder local paths and file:// URLs may read from (refused without it)")
+
+    @classmethod
+    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(args, name, default)
+
+        class_names = get("class_names")
+        allow_root = get("allow_root")
+        options: dict[str, Any] = {
+            "target_specification_name": get("target_specification_name"),
+            "url_key": get("url_key"),
+            "input_format": get("input_format") or AUTO,
+            "class_names": _absolute(class_names) if class_names else None,
+            "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
+            "timeout": get("timeout", DEFAULT_TIMEOUT),
+            "retries": get("retries", DEFAULT_RETRIES),
+            "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            "allow_hosts": list(get("allow_host") or []),
+            "allow_root": os.path.abspath(allow_root) if allow_root else None,
+        }
+        source = get("input")
+        if isinstance(source, str) and source:
+            options["relative_to"] = base_of(source)
+        return options
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
+        url_key, spec = options.get("url_key"), options.get("target_specification_name")
+        if not url_key and not spec:
+            raise UsageError("--method file needs --url-key K or --target-specification-name S")
+        if url_key and spec:
+            raise UsageError("give either --url-key or --target-specification-name, not both")
+        fmt = options.get("input_format") or AUTO
+        known = [AUTO, *input_formats()]
+        if fmt not in known:
+            raise UsageError(f"unknown --input-format {fmt!r}; known: {', '.join(known)}")
+        name = get_task_type(task_type).name
+        if fmt in FORMAT_TASK_TYPES and name not in FORMAT_TASK_TYPES[fmt]:
+            raise UsageError(
+                f"--input-format {fmt} cannot express task type {name}; "
+                f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
+            )
+        if fmt == "yolo" and not options.get("class_names"):
+            raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
+        if options.get("class_names"):
+            load_class_names(options["class_names"])
+        root = options.get("allow_root")
+        if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
+            raise UsageError(f"--allow-root {root}: no such folder")
+        FetchPolicy.from_options(options)
+
+    # -- annotation ----------------------------------------------------------------------------
+
+    def _fetcher(self) -> SyncFetcher:
+        if self._sync is None:
+            self._sync = SyncFetcher(self.policy)
+        return self._sync
+
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Outcomes in completion order, ``2 × concurrency`` items in flight at most."""
+        yield from self._fetcher().map_unordered(self._process, items, 2 * self.policy.concurrency)
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        done: dict[int, Outcome] = {}
+
+        async def one(pair: tuple[int, Item]) -> Outcome:
+            return await self._process(pair[1])
+
+        pairs = list(enumerate(items))
+        for (position, _item), outcome in self._fetcher().map_unordered(one, pairs, 2 * self.policy.concurrency):
+            done[position] = outcome
+        return [done[i] for i in range(len(items))]
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def _process(self, item: Item) -> Outcome:
+        """One line, start to finish; never raises (a bad line fails alone)."""
+        try:
+            url = resolve_reference(self._reference(item), self.base)
+            try:
+                body = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
+            except FetchError as exc:
+                return Failed(f"fetch: {exc}")
+            doc, fmt = self._decode(body, url)
+            image_size = None
+            if self.task_type == DETECTION and fmt in SIZELESS_FORMATS:
+                image_size = await self._image_size(item)
+            labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names)
+            problem = self._schema_problem(labeled)
+            return Failed(problem) if problem else labeled
+        except _LineFailure as exc:
+            return Failed(exc.reason)
+        except FormatError as exc:
+            return Failed(f"format: {exc}")
+        except TotaskError as exc:
+            return Failed(scrub(str(exc)))
+        except Exception as exc:  # a bug or an unforeseen document shape: fail this line, keep the job
+            log.debug("line %s: unexpected error", item.number, exc_info=True)
+            return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
+
+    def _reference(self, item: Item) -> str:
+        record = item.record
+        if self.spec is not None:
+            syn = record.get("synapse")
+            files = syn.get("files") if isinstance(syn, dict) else None
+            if not isinstance(files, dict):
+                raise _LineFailure("no URL: the line has no synapse.files map (export it with 'totask-manifest export')")
+            entry = files.get(self.spec)
+            if not isinstance(entry, dict):
+                have = ", ".join(sorted(map(str, files))) or "none"
+                raise _LineFailure(f"no URL: synapse.files has no specification {self.spec!r} (it has: {have})")
+            url = entry.get("url")
+            where = f"synapse.files.{self.spec}.url"
+        else:
+            assert self.url_key is not None
+            try:
+                url = lookup(record, self.url_key)
+            except KeyError:
+                raise _LineFailure(f"no URL: the line has no key {self.url_key!r}") from None
+            where = self.url_key
+        if not isinstance(url, str) or not url.strip():
+            raise _LineFailure(f"no URL: {where} is {'empty' if isinstance(url, str) else type(url).__name__}")
+        return url
+
+    def _decode(self, body: bytes, url: str) -> tuple[Any, str]:
+        """The document (parsed JSON, or text for YOLO) and its format."""
+        if body.startswith(_BOM):
+            body = body[len(_BOM):]
+        fmt = self.input_format
+        if fmt in TEXT_FORMATS:
+            try:
+                return body.decode("utf-8"), fmt
+            except UnicodeDecodeError as exc:
+                raise _LineFailure(f"parse: {redact_url(url)} is not UTF-8 text ({exc.reason})") from None
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if fmt == AUTO:
+                try:
+                    detected = detect_input_format(body)
+                except FormatError:
+                    detected = None
+                if detected in TEXT_FORMATS:
+                    return body.decode("utf-8"), detected
+            raise _LineFailure(f"parse: {redact_url(url)} is not valid JSON ({scrub(str(exc), 120)})") from None
+        if fmt == AUTO:
+            fmt = detect_input_format(doc)
+        return doc, fmt
+
+    async def _image_size(self, item: Item) -> Any:
+        """The line's ``image_size`` if it has one, else read from the image ``source-ref`` names."""
+        record = item.record
+        if record.get("image_size") is not None:
+            return record["image_size"]
+        source = record.get("source-ref")
+        if not isinstance(source, str) or not source.strip():
+            raise _LineFailure(
+                "image size: this format carries none, and the line has neither 'image_size' nor 'source-ref'"
+            )
+        try:
+            data = await self._sync.fetcher.fetch(resolve_reference(source, self.base))  # type: ignore[union-attr]
+        except FetchError as exc:
+            raise _LineFailure(f"image size: {exc}") from None
+        return read_image_size(data)
+
+    def _schema_problem(self, labeled: Labeled) -> str | None:
+        """Check the label as the job will write it, so a bad file fails here with its rule."""
+        if self._check is None:
+            return None
+        metadata = {**labeled.metadata, **self._common}
+        for p in self._check(self.task_type, labeled.value, metadata):
+            if getattr(p, "severity", "error") == "error":
+                return f"schema: {p.rule} at {p.key or '/'}: {p.message}"
+        return None
+
+
+def _absolute(url: str) -> str:
+    return url if has_scheme(url) else os.path.abspath(url)
+
+
+def _check_label():
+    try:
+        from ..manifest.validate import check_label
+    except ImportError:  # validation not installed yet in this checkout: the job checks again anyway
+        return None
+    return check_label
