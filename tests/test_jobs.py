@@ -148,11 +148,15 @@ def test_memory_filesystem_output_root(tmp_path):
     assert fs.exists("/jobs-test/job1/job.json")
 
 
-def test_existing_job_is_not_overwritten(tmp_path):
+def test_same_command_again_resumes_and_other_configuration_is_refused(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 3)
-    api.annotate(config(tmp_path, inp))
+    first = api.annotate(config(tmp_path, inp))
+    before = output_of(tmp_path / "out", "job1").read_bytes()
+    again = api.annotate(config(tmp_path, inp))
+    assert again.status == "COMPLETED" and again.metrics == first.metrics
+    assert output_of(tmp_path / "out", "job1").read_bytes() == before
     with pytest.raises(JobError, match="already exists"):
-        api.annotate(config(tmp_path, inp))
+        api.annotate(config(tmp_path, inp, label_attribute="other"))
 
 
 @pytest.mark.parametrize(

@@ -56,10 +56,16 @@ def annotate(
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped)."""
     _check_config(config)
+    get_engine(engine, **(engine_options or {}))  # an unknown or uninstalled engine fails before the job exists
     layout = JobLayout(config.job_url)
     if exists(layout.job_json):
+        existing = load_state(config.job_url)
+        if existing.config.to_dict() == config.to_dict() and chained_from == existing.chained_from:
+            # the same command again: carry on (or report) rather than refuse
+            log.info("job %s exists with this configuration; resuming it", config.job_name)
+            return resume(config.job_url, engine=engine, engine_options=engine_options, on_progress=on_progress)
         raise JobError(
-            f"job {config.job_name!r} already exists at {config.job_url}; "
+            f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
             f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
         )
     if not exists(config.input):
