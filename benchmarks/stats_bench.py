@@ -1,10 +1,11 @@
 """How fast ``stats`` counts a 1,000,000-line bounding-box manifest, against plain Python + orjson.
 
-Prints wall time and peak RSS of ``manifest_stats`` (run in a child process so its RSS is its
-own), and of an independent single-core orjson loop that computes the same counts, plus the
-ratio. The two results are compared, so the figure is only printed for a correct run.
+Prints wall time, CPU and peak RSS of ``manifest_stats`` (in a child process, so the RSS is its
+own; its worker processes' peak is reported apart) and of the baseline, an independent
+single-core orjson loop computing the same counts (in a child process too), plus the ratio. The
+two results are compared, so figures are only printed for a correct run.
 
-    python benchmarks/stats_bench.py [--lines 1000000] [--keep PATH]
+    python benchmarks/stats_bench.py [--lines 1000000] [--workers N] [--keep PATH]
 """
 
 from __future__ import annotations
@@ -92,28 +93,53 @@ def plain_python(path: Path) -> dict:
             "hist": hist, "jobs": dict(jobs), "failures": dict(reasons), "per_image": dict(per_image)}
 
 
-def _child(path: str) -> None:
+def _rusage(cpu_before: float) -> dict:
+    """CPU since ``cpu_before`` of this process plus its finished children (the stats workers,
+    start-up included), and peak RSS of this process and of its largest child."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"cpu": time.process_time() - cpu_before + kids.ru_utime + kids.ru_stime,
+            "rss_mib": me.ru_maxrss / 1024, "worker_rss_mib": kids.ru_maxrss / 1024}
+
+
+def _stats_child(path: str, workers: int | None) -> None:
     from totask_manifest.analytics.stats import manifest_stats
 
-    t = time.perf_counter()
-    s = manifest_stats(path)
+    t, cpu = time.perf_counter(), time.process_time()
+    s = manifest_stats(path, workers=workers)
     elapsed = time.perf_counter() - t
     a = s.attributes[ATTR]
     out = {"lines": s.lines, "labeled": a.labeled, "failed": a.failed,
            "classes": {c.class_id: c.count for c in a.classes}, "human": a.human_annotated,
            "hist": a.confidence_histogram, "jobs": a.job_names, "failures": a.failures,
            "per_image": a.boxes_per_image}
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"elapsed": elapsed, "cpu": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024,
-                      "exact_lines": s.exact_path_lines, "result": out}))
+    print(json.dumps({"elapsed": elapsed, **_rusage(cpu), "result": out}))
+
+
+def _baseline_child(path: str) -> None:
+    t, cpu = time.perf_counter(), time.process_time()
+    out = plain_python(Path(path))
+    print(json.dumps({"elapsed": time.perf_counter() - t, **_rusage(cpu), "result": out}))
+
+
+def _run_child(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = child["result"]
+    got["classes"] = {int(k): v for k, v in got["classes"].items()}
+    got["per_image"] = {int(k): v for k, v in got["per_image"].items()}
+    return child
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        _child(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--stats-child":
+        _stats_child(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--baseline-child":
+        _baseline_child(sys.argv[2])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, help="stats worker processes (default: one per CPU)")
     ap.add_argument("--keep", help="reuse/keep the generated manifest at this path")
     args = ap.parse_args()
     tmpdir = tempfile.mkdtemp(prefix="stats-bench-")
@@ -124,26 +150,27 @@ def main() -> None:
             generate(path, args.lines)
             print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
         size_mb = path.stat().st_size / 1e6
-        proc = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
-                              check=True)
-        child = json.loads(proc.stdout.strip().splitlines()[-1])
-        t, cpu = time.perf_counter(), time.process_time()
-        ref = plain_python(path)
-        ref_time, ref_cpu = time.perf_counter() - t, time.process_time() - cpu
-        ref_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        got = child["result"]
-        got["classes"] = {int(k): v for k, v in got["classes"].items()}
-        got["per_image"] = {int(k): v for k, v in got["per_image"].items()}
-        if got != ref:
-            print("MISMATCH", json.dumps({"stats": got, "plain": ref}, default=str), file=sys.stderr)
+        with open(path, "rb") as f:  # page cache warm for both runs
+            while f.read(1 << 24):
+                pass
+        load = os.getloadavg()[0]
+        stats = _run_child("--stats-child", str(path), *([str(args.workers)] if args.workers else []))
+        base = _run_child("--baseline-child", str(path))
+        if stats["result"] != base["result"]:
+            print("MISMATCH", json.dumps({"stats": stats["result"], "plain": base["result"]}, default=str),
+                  file=sys.stderr)
             sys.exit(1)
-        print(f"manifest: {ref['lines']:,} lines, {size_mb:.0f} MB; both counts agree")
-        print(f"totask-manifest stats (polars, streaming): {child['elapsed']:.2f} s wall, {child['cpu']:.2f} s CPU, "
-              f"peak RSS {child['rss_mib']:.0f} MiB ({child['exact_lines']} lines on the exact path)")
-        print(f"plain Python + orjson, one core (baseline): {ref_time:.2f} s wall, {ref_cpu:.2f} s CPU, "
-              f"peak RSS {ref_rss:.0f} MiB")
-        print(f"ratio (baseline / stats): wall {ref_time / child['elapsed']:.2f}x, CPU {ref_cpu / child['cpu']:.2f}x")
-        print(f"load average during the run: {os.getloadavg()[0]:.1f} (other work on the machine skews wall time)")
+        workers = args.workers or os.cpu_count()
+        print(f"manifest: {base['result']['lines']:,} lines, {size_mb:.0f} MB; both counts agree")
+        print(f"totask-manifest stats ({workers} processes: this one + {workers - 1} spawned; orjson + polars): "
+              f"{stats['elapsed']:.2f} s wall, {stats['cpu']:.2f} s CPU (all processes), "
+              f"peak RSS {stats['rss_mib']:.0f} MiB main process, {stats['worker_rss_mib']:.0f} MiB largest worker")
+        print(f"plain Python + orjson, one core (baseline): {base['elapsed']:.2f} s wall, {base['cpu']:.2f} s CPU, "
+              f"peak RSS {base['rss_mib']:.0f} MiB")
+        print(f"ratio (baseline / stats): wall {base['elapsed'] / stats['elapsed']:.2f}x, "
+              f"CPU {base['cpu'] / stats['cpu']:.2f}x")
+        print(f"load average (1 min) before / after: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+              "(other work on the machine skews wall time)")
     finally:
         if not args.keep and path.exists():
             os.unlink(path)

@@ -1,17 +1,25 @@
-"""``stats`` against an independent plain-Python count, on the real manifests and on hard cases."""
+"""``stats`` against an independent plain-Python count, on the real manifests and on hard cases.
+
+The count under test parses in worker processes over byte ranges and aggregates with polars;
+the reference below reads the whole file at once, one ``orjson.loads`` per line, one process.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import fsspec
 import orjson
 import pytest
 
-from totask_manifest.analytics.stats import manifest_stats
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from totask_manifest.analytics import stats as stats_module
+from totask_manifest.analytics.stats import format_text, manifest_stats
 from totask_manifest.cli import main as cli_main
 
 GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
@@ -22,21 +30,28 @@ MULTI = {"image-classification-multilabel", "text-classification-multilabel"}
 
 def reference(path: Path, attrs: list[str] | None = None) -> dict:
     """Count with orjson, one line at a time: the specification the polars pipeline must meet."""
-    raw_lines = path.read_bytes().split(b"\n")
+    raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
     records = []
-    blank = 0
+    blank = invalid = 0
     for raw in raw_lines:
         if not raw.strip():
             blank += 1
             continue
-        records.append(orjson.loads(raw))
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            invalid += 1
     if attrs is None:
         attrs = sorted({k[: -len("-metadata")] for r in records for k, v in r.items()
                         if k.endswith("-metadata") and isinstance(v, dict)
                         and ("type" in v or "failure-reason" in v)} - {"source", "source-ref"})
-    out = {"lines": len(raw_lines), "blank": blank, "attributes": {}}
+    out = {"lines": len(raw_lines), "blank": blank, "invalid": invalid, "attributes": {}}
     for a in attrs:
         s = {"lines": 0, "labeled": 0, "failed": 0, "failures": Counter(), "types": Counter(), "human": Counter(),
              "jobs": Counter(), "classes": Counter(), "names": {}, "hist": [0] * 10, "conf": [],
@@ -88,10 +103,10 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
     return out
 
 
-def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = None) -> None:
-    got = manifest_stats(url or str(path), label_attributes=attrs)
+def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = None, workers: int | None = None):
+    got = manifest_stats(url or str(path), label_attributes=attrs, workers=workers)
     want = reference(path, attrs)
-    assert (got.lines, got.blank_lines) == (want["lines"], want["blank"]), path.name
+    assert (got.lines, got.blank_lines, got.invalid_lines) == (want["lines"], want["blank"], want["invalid"]), path.name
     assert set(got.attributes) == set(want["attributes"]), path.name
     for a, w in want["attributes"].items():
         g = got.attributes[a]
@@ -111,6 +126,7 @@ def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = No
             assert g.confidence_mean == pytest.approx(sum(w["conf"]) / len(w["conf"])), where
         assert g.boxes_per_image == dict(w["per_image"]), where
         assert g.boxes == sum(w["classes"].values()) if w["per_image"] else g.boxes == 0, where
+    return got
 
 
 REAL = sorted(p.name for p in GT.glob("*") if p.suffix in (".manifest", ".jsonl")) if GT.exists() else []
@@ -147,7 +163,7 @@ def _od(attr, ids, confs, *, human="no", job="labeling-job/j", names=None, extra
     }
 
 
-def test_hard_lines_take_the_exact_path_and_count_the_same(tmp_path):
+def test_hard_lines_count_the_same(tmp_path):
     lines = [
         {"source-ref": "s3://b/한글.jpg", **_od("A", [0, 1], [0.1, 0.95], names={0: "café", 1: "새"})},
         {"source-ref": "s3://b/2.jpg", **_od("A", [1], [1.0], human="yes", job="labeling-job/j-chain")},
@@ -171,22 +187,102 @@ def test_hard_lines_take_the_exact_path_and_count_the_same(tmp_path):
                                      "job-name": "labeling-job/m"}},
         {"source-ref": "s3://b/9.jpg", "C": "1", "C-metadata": {"class-name": "neg", "confidence": 1,
                                                                   "type": "groundtruth/text-classification"}},
+        # structure-like text inside strings: unbalanced braces and quotes, a fake metadata key
+        {"source-ref": "s3://b/10.jpg", **_od("A", [6], [0.33], names={6: 'a: { b'}, job='labeling-job/x"}',
+                                               extra_meta={"note": '"A-metadata": {"failure-reason": "x"}',
+                                                           "deep": [{"s": "}}]]"}]})},
+        {"source-ref": "s3://b/11.jpg", "A-metadata": {"failure-reason": 'a: { b "c": [1}'}},
+        # a metadata key whose value is not an object, and an input key ending in -metadata
+        {"source-ref": "s3://b/12.jpg", "A-metadata": "not an object", "annotator-metadata": {"who": "me"}},
+        # a label value without metadata, and metadata without a value (neither labeled nor failed)
+        {"source-ref": "s3://b/13.jpg", "A": {"annotations": [{"class_id": 9}]}},
+        {"source-ref": "s3://b/14.jpg", "A-metadata": {"type": "groundtruth/object-detection"}},
     ]
     body = b"".join(orjson.dumps(r) + b"\n" for r in lines)
     # a pretty-printed line (spaces around colons) and a blank line
     body += json.dumps(_od("A", [5], [0.25]), indent=None, separators=(", ", " : ")).encode() + b"\n\n"
     path = tmp_path / "hard.manifest"
     path.write_bytes(body)
-    assert_same(path)
-    got = manifest_stats(str(path))
-    assert got.exact_path_lines >= 3  # the brace, the deep nesting and the quoted error body
+    got = assert_same(path)
     a = got.attributes["A"]
-    assert a.failures == {"timeout": 2, 'HTTP 500: {"error": "boom"': 1}
+    assert a.failures == {"timeout": 2, 'HTTP 500: {"error": "boom"': 1, 'a: { b "c": [1}': 1}
+    assert (a.lines, a.labeled, a.failed) == (12, 7, 4)
+    assert a.job_names['labeling-job/x"}'] == 1
+    assert {c.class_id: c.name for c in a.classes}[6] == "a: { b"
+    assert "annotator" not in got.attributes
     assert {c.class_id: c.name for c in a.classes}[0] == "c0|café"  # two names for one id on different lines
     assert {c.class_id: c.name for c in a.classes}[2] == "a{b"
     assert got.attributes["B"].boxes == 3
     assert got.attributes["M"].confidence_count == 2  # class 0 is in the confidence-map but not chosen
     assert got.blank_lines == 1
+    assert manifest_stats(str(path), label_attributes=["A"]).attributes["A"] == a
+
+
+def _mixed_file(path: Path) -> Path:
+    """Several real manifests (detection, chained, classification, multi-label) in one file, with
+    a byte order mark, CRLF lines, blank lines, lines that are not JSON objects and a last line
+    without a terminator: every kind of line sits on some range boundary when ranges are tiny."""
+    names = [
+        "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest",
+        "image-classification-output__kkr4353-aws-product-development__output.manifest",
+        "text-classification-multilabel__aws-samples-amazon-comprehend-examples__DocumentClassifier-output.manifest",
+        "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest",
+    ]
+    out = [b"\xef\xbb\xbf"]
+    for i, name in enumerate(names):
+        for j, line in enumerate((GT / name).read_bytes().splitlines()):
+            out.append(line + (b"\r\n" if (i + j) % 3 == 0 else b"\n"))
+            if j % 17 == 5:
+                out.append(b"\n   \r\n")
+            if j % 29 == 7:
+                out.append(b'not json {"x-metadata": {"type": "groundtruth/object-detection"}}\n[1, 2]\n')
+    out.append(orjson.dumps(_od("tail", [1, 2], [0.5, 0.99])))  # no terminator
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def test_byte_ranges_in_worker_processes_count_the_same(tmp_path, monkeypatch):
+    path = _mixed_file(tmp_path / "mixed.manifest")
+    # ranges of a few kilobytes: dozens of boundaries, inside lines, on CRLF, on blank lines
+    monkeypatch.setattr(stats_module, "MIN_RANGE_BYTES", 4096)
+    size = path.stat().st_size
+    ranges = stats_module._ranges(size, 3)
+    assert len(ranges) == 3 * stats_module.RANGES_PER_WORKER and ranges[0][0] == 0 and ranges[-1][1] == size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    parallel = assert_same(path, workers=3)
+    assert parallel.invalid_lines > 0 and parallel.blank_lines > 0
+    assert set(parallel.attributes) >= {"dice-labeling", "tail", "suneung-korean-layout-detection-v2"}
+    one = manifest_stats(str(path), workers=1)
+    assert parallel.to_dict() | {"attributes": None} == one.to_dict() | {"attributes": None}
+    for name, a in one.attributes.items():
+        b = parallel.attributes[name]
+        assert b.confidence_mean == pytest.approx(a.confidence_mean)
+        assert {**asdict(b), "confidence_mean": None} == {**asdict(a), "confidence_mean": None}
+
+
+def test_many_small_batches_fold_to_the_same_counts(tmp_path, monkeypatch):
+    # in this process (one worker), so the patched batch size applies: dozens of partial folds
+    monkeypatch.setattr(stats_module, "BATCH_LINES", 7)
+    assert_same(_mixed_file(tmp_path / "mixed.manifest"), workers=1)
+    assert_same(GT / "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest",
+                ["dice-labeling"], workers=1)
+
+
+def test_lines_that_are_not_json_objects_are_counted_and_reported(tmp_path):
+    path = tmp_path / "broken.manifest"
+    path.write_bytes(b'{"source-ref": "s3://b/1.jpg"}\n{"source-ref": \n"text"\n\n' + orjson.dumps(_od("A", [1], [0.4])))
+    got = assert_same(path)
+    assert (got.lines, got.blank_lines, got.invalid_lines) == (5, 1, 2)
+    assert got.attributes["A"].labeled == 1
+    assert "lines that are not a JSON object: 2" in format_text(got)
+
+
+def test_manifest_on_s3_streams_through_the_same_counts(tmp_path, s3: S3Endpoint):  # noqa: F811
+    src = _mixed_file(tmp_path / "mixed.manifest")
+    bucket = s3.new_bucket("stats")
+    s3.filesystem().put(str(src), f"{bucket}/out/mixed.manifest")
+    assert_same(src, url=f"{bucket}/out/mixed.manifest")
+    assert_same(src, ["dice-labeling", "tail"], url=f"{bucket}/out/mixed.manifest")
 
 
 def test_named_attributes_only_and_a_remote_url(tmp_path):
@@ -212,3 +308,7 @@ def test_cli_json_and_text(tmp_path, capsys):
     assert "label attribute 'category'" in text and "129" in text and "[0.9, 1.0]" in text
     assert cli_main(["stats", str(tmp_path / "missing.manifest")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert cli_main(["stats", str(src), "--workers", "1", "--label-attribute", "category", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["attributes"] == data["attributes"]
+    assert cli_main(["stats", str(src), "--workers", "0"]) == 2
+    assert "workers must be at least 1" in capsys.readouterr().err

@@ -1,56 +1,76 @@
-"""What a manifest holds, counted with polars in constant memory.
+"""What a manifest holds, counted exactly, in parallel, in constant memory.
 
-Lines are read as one string column (``pl.scan_lines``); nothing asks polars to infer nested
-structs, which is slow on manifests and unifies types across lines (performance-notes.md).
-Even polars' own per-line JSON (``str.json_path_match``, ``str.json_decode``) parses the whole
-line for every field, about 12 s per field on a million lines, so fields are found with
-regular expressions scoped to the attribute: the ``"<A>-metadata": {...}`` object (nested two
-levels deep at most, which covers every built-in type's metadata) and the ``"<A>": ...`` value.
-A line the expressions cannot scope (deeper nesting, odd braces inside strings) goes to an
-exact path that parses it with orjson, so every line is counted exactly once and correctly.
+Every line is parsed with orjson: no pattern guesses where a field starts or ends, so a brace
+or a quote inside a string cannot shift a count. Parsing is the cost, so a local file is split
+into byte ranges (``validate``'s ``iter_line_batches``: a line belongs to the range its first
+byte is in, so ranges partition the file), shared out among one process per core. A process turns each line into a few narrow facts per label attribute (type, failure
+reason, who labeled it, class ids, confidences, boxes per image) appended to plain column
+lists; every ``BATCH_LINES`` lines those columns become polars frames that are grouped and
+counted, and folded into the range's running partial counts. Only the counts cross process
+boundaries; the parent concatenates the partials and groups them once more with polars.
+Memory is bounded by the batch size and the number of distinct values (classes, reasons, job
+names), never by the number of lines.
 
-Both paths write the same narrow per-line columns to temporary Parquet files; every count is a
-small query over those. Strings are kept in their JSON-escaped form until the counts are done
-and unescaped then, on the few distinct values.
+Other fsspec URLs (s3://, memory://) stream through the same per-line code in this process:
+ranged reads of a remote object cost a request each and gain little.
+
+This process counts ranges too, beside ``workers - 1`` pool processes. Those are started with
+``spawn``: a process forked after polars has run its thread pool deadlocks on its first polars
+query (the pool's threads do not survive the fork).
 """
 
 from __future__ import annotations
 
-import contextlib
+import gc
+import itertools
+import logging
+import multiprocessing
 import os
-import re
-import shutil
-import tempfile
+import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import polars as pl
 
+from .. import storage
+from ..errors import UsageError
+from ..manifest.line import BOM
+from ..manifest.validate import iter_line_batches
 from ..task_types import GT_PREFIX
-from .sources import local_file
 
-LINE = "line"
 #: confidence histogram: ten bins of width 0.1, the last one closed ([0.9, 1.0])
 BINS = 10
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
-ENGINE = "streaming"
-_FAMILIES = {"detection": DETECTION_TYPES, "single": SINGLE_TYPES, "multi": MULTI_TYPES}
-
-_META_KEY = r'"[^"\\]+-metadata"\s*:\s*\{'
-_TYPE_VALUE = r'"type"\s*:\s*"groundtruth/[^"\\]*"'
-#: a JSON object nested at most three levels (braces inside strings are rare; see the exact path)
-_OBJ3 = r"\{[^{}]*(?:\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}[^{}]*)*\}"
-_STR = r'"[^"\\]*(?:\\.[^"\\]*)*"'
-_NUM = r"-?[0-9][0-9.eE+-]*"
-#: a brace where JSON structure cannot put one, so it sits inside a string: ``a{``, ``{b``,
-#: ``\\"}``, ``x}``, ``}"`` (a cheap test; a full quote-aware scan costs more than the rest)
-_BRACE_IN_STRING = r'[^:\[,\s]\s*\{|\{[^"}\s]|\\"\s*\}|[^"0-9{}\]el\s]\s*\}|\}\s*"'
-_EXACT_BATCH = 10_000
+#: lines per column batch handed to polars
+BATCH_LINES = 50_000
+#: a local file is split into ranges of at least this many bytes (smaller files: one range, no pool)
+MIN_RANGE_BYTES = 8 << 20
+#: ranges per worker: many small ranges even out processes that start late or get less CPU
+RANGES_PER_WORKER = 8
+#: ``type`` string (with or without ``groundtruth/``) -> family of label value shape
+_DET, _SINGLE, _MULTI = 1, 2, 3
+_FAMILY = {
+    prefix + name: family
+    for family, names in ((_DET, DETECTION_TYPES), (_SINGLE, SINGLE_TYPES), (_MULTI, MULTI_TYPES))
+    for name in names
+    for prefix in ("", GT_PREFIX)
+}
+#: ``state`` bits of a metadata row
+_LABELED, _FAILED, _DECLARED = 1, 2, 4
+#: keys whose ``-metadata`` is not a label attribute's
+_NOT_ATTRIBUTES = frozenset({"source", "source-ref"})
+_SUFFIX = "-metadata"
+#: distinct top-level keys remembered per process (lines with ever-new keys must not grow memory)
+_KEY_CACHE = 4096
+_UNSEEN = object()
+log = logging.getLogger("totask_manifest")
 
 
 @dataclass
@@ -62,10 +82,10 @@ class ClassCount:
 
 @dataclass
 class AttributeStats:
-    """Counts for one label attribute ``A`` (lines holding ``A-metadata``)."""
+    """Counts for one label attribute ``A`` (lines holding an ``A-metadata`` object)."""
 
     name: str
-    #: lines with ``A-metadata``
+    #: lines with an ``A-metadata`` object
     lines: int = 0
     #: lines with a label value and no ``failure-reason``
     labeled: int = 0
@@ -93,401 +113,417 @@ class ManifestStats:
     lines: int
     blank_lines: int
     attributes: dict[str, AttributeStats]
-    #: lines the regular expressions could not scope and orjson counted instead
-    exact_path_lines: int = 0
+    #: lines that are not a JSON object (counted in ``lines``, nothing else read from them)
+    invalid_lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-# --- per-line columns --------------------------------------------------------------------------
+# --- per-line facts ----------------------------------------------------------------------------
 
-def _schema(n: int) -> dict[str, pl.DataType]:
-    out: dict[str, pl.DataType] = {}
-    for i in range(n):
-        p = f"a{i}_"
-        out |= {
-            p + "has_meta": pl.Boolean(), p + "has_value": pl.Boolean(), p + "type": pl.String(),
-            p + "failure": pl.String(), p + "human": pl.String(), p + "job": pl.String(),
-            p + "class_map": pl.String(), p + "box_ids": pl.List(pl.Int64), p + "box_conf": pl.List(pl.Float64),
-            p + "single_id": pl.Int64(), p + "single_name": pl.String(), p + "single_conf": pl.Float64(),
-            p + "multi_ids": pl.List(pl.Int64), p + "conf_map": pl.String(),
-        }
+def _text(value: Any) -> str:
+    """A non-string JSON value as a dictionary key: its JSON text."""
+    return orjson.dumps(value).decode()
+
+
+class _Columns:
+    """Facts about one attribute over one batch of lines, as plain lists (cheap to append to).
+
+    One entry per metadata object in ``types``/``reasons``/``humans``/``jobs``/``states``; one per
+    box or chosen label in ``ids``; one per confidence in ``conf``; one per detection line in
+    ``per_image``; ``names`` is the set of ``(class id, name)`` pairs (a set: class maps repeat
+    on every line, their distinct pairs are few).
+    """
+
+    __slots__ = ("conf", "humans", "ids", "jobs", "names", "per_image", "reasons", "states", "types")
+
+    def __init__(self) -> None:
+        self.types: list[str | None] = []
+        self.reasons: list[str | None] = []
+        self.humans: list[str | None] = []
+        self.jobs: list[str | None] = []
+        self.states: list[int] = []
+        self.ids: list[int] = []
+        self.conf: list[float] = []
+        self.per_image: list[int] = []
+        self.names: set[tuple[Any, Any]] = set()
+
+    def add(self, record: dict, attribute: str, meta: dict) -> None:
+        typ = meta.get("type")
+        if typ is not None and type(typ) is not str:
+            typ = _text(typ)
+        self.types.append(typ)
+        if "failure-reason" in meta:
+            reason = meta["failure-reason"]
+            self.reasons.append(reason if type(reason) is str else _text(reason))
+            self.humans.append(None)
+            self.jobs.append(None)
+            self.states.append(_FAILED | _DECLARED)
+            return
+        self.reasons.append(None)
+        declared = _DECLARED if "type" in meta else 0
+        if attribute not in record:
+            self.humans.append(None)
+            self.jobs.append(None)
+            self.states.append(declared)
+            return
+        human = meta.get("human-annotated")
+        self.humans.append(human if human is None or type(human) is str else _text(human))
+        job = meta.get("job-name")
+        self.jobs.append(job if job is None or type(job) is str else _text(job))
+        self.states.append(_LABELED | declared)
+        family = _FAMILY.get(typ)
+        if family is None:
+            return
+        value = record[attribute]
+        if family == _DET:
+            if type(value) is not dict:
+                return
+            anns = value.get("annotations")
+            boxes = 0
+            if type(anns) is list:
+                ids = self.ids
+                for a in anns:
+                    if type(a) is dict and type(c := a.get("class_id")) is int:
+                        ids.append(c)
+                        boxes += 1
+            self.per_image.append(boxes)
+            objects = meta.get("objects")
+            if type(objects) is list:
+                conf = self.conf
+                for o in objects:
+                    if type(o) is dict and type(c := o.get("confidence")) in (float, int):
+                        conf.append(c)
+            class_map = meta.get("class-map")
+            if type(class_map) is dict:
+                try:  # the common case inline: this runs on every detection line
+                    self.names.update(class_map.items())
+                except TypeError:
+                    self._names(class_map)
+        elif family == _SINGLE:
+            try:
+                class_id = int(value)
+            except (TypeError, ValueError):
+                return
+            self.ids.append(class_id)
+            name = meta.get("class-name")
+            if name is not None:
+                self._names({class_id: name})
+            conf = meta.get("confidence")
+            if type(conf) in (float, int):
+                self.conf.append(conf)
+        elif type(value) is list:  # multi-label
+            ids = [v for v in value if type(v) is int]
+            self.ids += ids
+            class_map = meta.get("class-map")
+            if type(class_map) is dict:
+                self._names(class_map)
+            conf_map = meta.get("confidence-map")
+            if type(conf_map) is dict:
+                # only the chosen classes: a confidence-map may hold others too
+                self.conf += [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)]
+
+    def _names(self, class_map: dict) -> None:
+        try:
+            self.names.update(class_map.items())
+        except TypeError:  # a name that is a list or an object: named by its JSON text
+            self.names.update((k, v if type(v) is str else _text(v)) for k, v in class_map.items())
+
+
+# --- partial counts (polars) -------------------------------------------------------------------
+
+_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "meta": {"attr": pl.String(), "type": pl.String(), "reason": pl.String(), "human": pl.String(),
+             "job": pl.String(), "state": pl.Int8(), "n": pl.Int64()},
+    "classes": {"attr": pl.String(), "class_id": pl.Int64(), "n": pl.Int64()},
+    "names": {"attr": pl.String(), "class_id": pl.Int64(), "name": pl.String()},
+    "conf": {"attr": pl.String(), "bin": pl.Int64(), "n": pl.Int64(), "sum": pl.Float64()},
+    "per_image": {"attr": pl.String(), "boxes": pl.Int64(), "n": pl.Int64()},
+}
+#: how two partial tables fold into one: group by the keys, sum the rest (names: distinct rows)
+_KEYS = {name: [c for c in schema if c not in ("n", "sum")] for name, schema in _SCHEMAS.items()}
+
+
+def _empty(name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=_SCHEMAS[name])
+
+
+def _fold(name: str, frames: Iterable[pl.LazyFrame | pl.DataFrame]) -> pl.DataFrame:
+    """Concatenate partial tables and group them again, so the result has one row per key."""
+    lazy = [f.lazy() for f in frames]
+    if not lazy:
+        return _empty(name)
+    both = pl.concat(lazy, how="vertical")
+    keys = _KEYS[name]
+    if name == "names":
+        return both.unique(maintain_order=False).collect()
+    sums = [pl.col(c).sum() for c in _SCHEMAS[name] if c not in keys]
+    return both.group_by(keys).agg(sums).collect()
+
+
+def _names_frame(attr: str, pairs: set[tuple[Any, Any]]) -> pl.LazyFrame:
+    """The ``(class id, name)`` pairs; ids that are not integers are left out."""
+    rows: dict[tuple[int, str], None] = {}
+    for key, name in pairs:
+        try:
+            rows[int(key), name if type(name) is str else str(name)] = None
+        except (TypeError, ValueError):
+            continue
+    return pl.LazyFrame({"attr": [attr] * len(rows), "class_id": [k for k, _ in rows],
+                         "name": [v for _, v in rows]}, schema=_SCHEMAS["names"])
+
+
+def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]:
+    """One batch's columns as lazy per-attribute counts (grouped when folded)."""
+    out: dict[str, list[pl.LazyFrame]] = {name: [] for name in _SCHEMAS}
+    one = pl.lit(1, pl.Int64)
+    for attr, c in columns.items():
+        a = pl.lit(attr, pl.String)
+        meta = pl.LazyFrame({"type": c.types, "reason": c.reasons, "human": c.humans, "job": c.jobs,
+                             "state": c.states},
+                            schema={k: v for k, v in _SCHEMAS["meta"].items() if k not in ("attr", "n")})
+        out["meta"].append(meta.select(a.alias("attr"), pl.all(), one.alias("n")))
+        if c.ids:
+            out["classes"].append(pl.LazyFrame({"class_id": c.ids}, schema={"class_id": pl.Int64})
+                                  .select(a.alias("attr"), "class_id", one.alias("n")))
+        if c.conf:
+            v = pl.col("c")
+            out["conf"].append(
+                pl.LazyFrame({"c": c.conf}, schema={"c": pl.Float64})
+                .select(a.alias("attr"), (v * BINS).floor().clip(0, BINS - 1).cast(pl.Int64).alias("bin"),
+                        one.alias("n"), v.alias("sum"))
+            )
+        if c.per_image:
+            out["per_image"].append(pl.LazyFrame({"boxes": c.per_image}, schema={"boxes": pl.Int64})
+                                    .select(a.alias("attr"), "boxes", one.alias("n")))
+        if c.names:
+            out["names"].append(_names_frame(attr, c.names))
     return out
 
 
-def _key(name: str) -> str:
-    """The regex for ``"name":`` as it appears in JSON text."""
-    return re.escape(orjson.dumps(name).decode()) + r"\s*:\s*"
+@dataclass
+class _Partial:
+    """Counts of one byte range (or a whole stream): small polars tables plus line counts."""
+
+    lines: int = 0
+    blank: int = 0
+    invalid: int = 0
+    tables: dict[str, pl.DataFrame] = field(default_factory=lambda: {n: _empty(n) for n in _SCHEMAS})
+
+    def absorb(self, batch: dict[str, list[pl.LazyFrame]]) -> None:
+        for name, frames in batch.items():
+            if frames:
+                self.tables[name] = _fold(name, [self.tables[name], *frames])
 
 
-def _first(expr: pl.Expr, pattern: str) -> pl.Expr:
-    # extract_all returns whole matches without capture groups, several times faster than extract
-    return expr.str.extract_all(pattern).list.first()
-
-
-def _after_colon(expr: pl.Expr) -> pl.Expr:
-    """``"key": value`` or ``: value`` -> ``value``."""
-    return expr.str.replace(r'^(?:"(?:[^"\\]|\\.)*")?\s*:\s*', "")
-
-
-def _string_field(meta: pl.Expr, key: str) -> pl.Expr:
-    """A string field of the metadata object, still JSON-escaped."""
-    return _after_colon(_first(meta, _key(key) + _STR)).str.slice(1).str.strip_suffix('"')
-
-
-def _numbers(expr: pl.Expr, key: str) -> pl.Expr:
-    return expr.str.extract_all(_key(key) + _NUM).list.eval(
-        pl.element().str.replace(r"^.*:\s*", "").cast(pl.Float64, strict=False)
+def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None) -> _Partial:
+    """Parse every line once; hand the facts to polars every ``BATCH_LINES`` lines."""
+    part = _Partial()
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    columns: dict[str, _Columns] = {}
+    # key -> label attribute (None: not a ``-metadata`` key); named attributes are the only keys
+    keys: dict[str, Any] = (
+        {a + _SUFFIX: a for a in attributes} if attributes is not None else {}
     )
-
-
-def _fast_columns(attrs: Sequence[str], families: set[str]) -> tuple[list[pl.Expr], list[pl.Expr], pl.Expr]:
-    """(scoping columns, per-line columns, "some attribute could not be scoped").
-
-    Each key is found with a literal search and its object matched anchored at that spot,
-    which costs a third of an unanchored search over the line. Only the value shapes of the
-    task type families the file holds (``families``) are looked for.
-    """
-    line = pl.col(LINE)
-    scope: list[pl.Expr] = []
-    cols: list[pl.Expr] = []
-    hard: list[pl.Expr] = []
-    null_str, null_int = pl.lit(None, pl.String), pl.lit(None, pl.Int64)
-    for i, attr in enumerate(attrs):
-        p = f"a{i}_"
-        # what follows the first ``"A-metadata"`` / ``"A"``: starts with ``:`` when it is a key
-        mtail = line.str.splitn(orjson.dumps(attr + "-metadata").decode(), 2).struct.field("field_1")
-        vtail = line.str.splitn(orjson.dumps(attr).decode(), 2).struct.field("field_1")
-        colon = r"^\s*:\s*"
-        scope += [
-            mtail.is_not_null().alias(p + "mkey"),
-            _first(mtail, colon + _OBJ3).alias(p + "m"),
-            vtail.is_not_null().alias(p + "vkey"),
-            (_first(vtail, colon + _OBJ3) if "detection" in families else null_str).alias(p + "vobj"),
-            (_first(vtail, colon + r"(?:-?\d+|\"\d+\")") if "single" in families else null_str).alias(p + "vint"),
-            (_first(vtail, colon + r"\[[^\[\]{}]*\]") if "multi" in families else null_str).alias(p + "vlist"),
-        ]
-        m, typ = pl.col(p + "m"), pl.col(p + "type")
-        det = typ.is_in([GT_PREFIX + t for t in DETECTION_TYPES])
-        single = typ.is_in([GT_PREFIX + t for t in SINGLE_TYPES])
-        multi = typ.is_in([GT_PREFIX + t for t in MULTI_TYPES])
-        cols += [
-            m.is_not_null().alias(p + "has_meta"),
-            pl.col(p + "vkey").alias(p + "has_value"),
-            _string_field(m, "type").alias(p + "type"),
-            _string_field(m, "failure-reason").alias(p + "failure"),
-            _string_field(m, "human-annotated").alias(p + "human"),
-            _string_field(m, "job-name").alias(p + "job"),
-            _after_colon(_first(m, _key("class-map") + r"\{[^{}]*\}")).alias(p + "class_map"),
-        ]
-        if "detection" in families:
-            ids = _numbers(_after_colon(pl.col(p + "vobj")), "class_id").list.eval(
-                pl.element().cast(pl.Int64, strict=False)
-            )
-            cols += [pl.when(det).then(ids).alias(p + "box_ids"),
-                     pl.when(det).then(_numbers(m, "confidence")).alias(p + "box_conf")]
-        else:
-            cols += [pl.lit(None, pl.List(pl.Int64)).alias(p + "box_ids"),
-                     pl.lit(None, pl.List(pl.Float64)).alias(p + "box_conf")]
-        if "single" in families:
-            value = _after_colon(pl.col(p + "vint")).str.strip_chars('"').cast(pl.Int64, strict=False)
-            cols += [pl.when(single).then(value).alias(p + "single_id"),
-                     pl.when(single).then(_string_field(m, "class-name")).alias(p + "single_name"),
-                     pl.when(single).then(_numbers(m, "confidence").list.first()).alias(p + "single_conf")]
-        else:
-            cols += [null_int.alias(p + "single_id"), null_str.alias(p + "single_name"),
-                     pl.lit(None, pl.Float64).alias(p + "single_conf")]
-        if "multi" in families:
-            ids = _after_colon(pl.col(p + "vlist")).str.extract_all(r"\d+").list.eval(pl.element().cast(pl.Int64))
-            conf_map = _after_colon(_first(m, _key("confidence-map") + r"\{[^{}]*\}"))
-            cols += [pl.when(multi).then(ids).alias(p + "multi_ids"),
-                     pl.when(multi).then(conf_map).alias(p + "conf_map")]
-        else:
-            cols += [pl.lit(None, pl.List(pl.Int64)).alias(p + "multi_ids"), null_str.alias(p + "conf_map")]
-        value_missed = pl.col(p + "vkey") & (
-            (det & pl.col(p + "vobj").is_null())
-            | (single & pl.col(p + "vint").is_null())
-            | (multi & pl.col(p + "vlist").is_null())
-        )
-        # a brace inside a string (a class name, a quoted error body) could end the match in the
-        # wrong place: such lines take the exact path
-        braces_in_strings = m.str.contains(_BRACE_IN_STRING)
-        hard.append(
-            (pl.col(p + "mkey") & m.is_null()) | value_missed.fill_null(False) | braces_in_strings.fill_null(False)
-        )
-    return scope, cols, pl.any_horizontal(hard) if hard else pl.lit(False)
-
-
-def _esc(s: Any) -> str | None:
-    """The JSON-escaped body of a string, as the fast path keeps it."""
-    return orjson.dumps(s).decode()[1:-1] if isinstance(s, str) else None
-
-
-def _unesc(s: str) -> str:
+    discover = attributes is None
+    pending = 0
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the loop makes no reference cycles; the collector would only rescan young dicts
     try:
-        return orjson.loads('"' + s + '"') if "\\" in s else s
-    except orjson.JSONDecodeError:
-        return s
-
-
-def _exact_row(raw: str, attrs: Sequence[str]) -> dict[str, Any]:
-    """The per-line columns for one line, from a real JSON parse."""
-    row: dict[str, Any] = {}
-    try:
-        rec = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        rec = None
-    if not isinstance(rec, dict):
-        rec = {}
-    for i, attr in enumerate(attrs):
-        p = f"a{i}_"
-        meta = rec.get(attr + "-metadata")
-        meta = meta if isinstance(meta, dict) else None
-        value = rec.get(attr)
-        typ = meta.get("type") if meta else None
-        name = typ[len(GT_PREFIX):] if isinstance(typ, str) and typ.startswith(GT_PREFIX) else None
-        cm = meta.get("class-map") if meta else None
-        row |= {
-            p + "has_meta": meta is not None, p + "has_value": attr in rec,
-            p + "type": _esc(typ), p + "failure": _esc(meta.get("failure-reason")) if meta else None,
-            p + "human": _esc(meta.get("human-annotated")) if meta else None,
-            p + "job": _esc(meta.get("job-name")) if meta else None,
-            p + "class_map": orjson.dumps(cm).decode() if isinstance(cm, dict) else None,
-            p + "box_ids": None, p + "box_conf": None, p + "single_id": None, p + "single_name": None,
-            p + "single_conf": None, p + "multi_ids": None, p + "conf_map": None,
-        }
-        if meta is None:
-            continue
-        if name in DETECTION_TYPES and isinstance(value, dict):
-            anns = value.get("annotations") or []
-            row[p + "box_ids"] = [a.get("class_id") for a in anns if isinstance(a, dict)
-                                  and isinstance(a.get("class_id"), int)]
-            objs = meta.get("objects") or []
-            row[p + "box_conf"] = [float(o["confidence"]) for o in objs if isinstance(o, dict)
-                                   and isinstance(o.get("confidence"), int | float)]
-        elif name in SINGLE_TYPES:
-            with contextlib.suppress(TypeError, ValueError):
-                row[p + "single_id"] = int(value)
-            row[p + "single_name"] = _esc(meta.get("class-name"))
-            conf = meta.get("confidence")
-            row[p + "single_conf"] = float(conf) if isinstance(conf, int | float) else None
-        elif name in MULTI_TYPES and isinstance(value, list):
-            row[p + "multi_ids"] = [v for v in value if isinstance(v, int)]
-            cmap = meta.get("confidence-map")
-            row[p + "conf_map"] = orjson.dumps(cmap).decode() if isinstance(cmap, dict) else None
-    return row
-
-
-@contextlib.contextmanager
-def _per_line_tables(
-    path: str, attrs: Sequence[str], families: set[str]
-) -> Iterator[tuple[pl.LazyFrame, int, int, int]]:
-    """Write the per-line columns (fast path and exact path) to Parquet.
-
-    Yields the table, the number of lines, of blank lines and of lines on the exact path.
-    """
-    tmpdir = tempfile.mkdtemp(prefix="totask-stats-")
-    try:
-        scope, cols, hard = _fast_columns(attrs, families)
-        # the type decides which value pattern applies, so it is computed first
-        types = [c for c in cols if c.meta.output_name().endswith("_type")]
-        rest = [c for c in cols if not c.meta.output_name().endswith("_type")]
-        schema = _schema(len(attrs))
-        lines = (
-            pl.scan_lines(path, name=LINE).with_columns(scope).with_columns(types).with_columns(hard.alias("_hard"))
-        )
-        fast = os.path.join(tmpdir, "fast.parquet")
-        # one pass over the text: the columns, plus the raw line only where the fast path gave up
-        lines.select(rest + [pl.col(c.meta.output_name()) for c in types] + [pl.col("_hard"), pl.col(LINE)]).select(
-            *schema,
-            pl.col("_hard"),
-            pl.when(pl.col("_hard")).then(pl.col(LINE)).alias("_raw"),
-            (pl.col(LINE).str.strip_chars() == "").alias("_blank"),
-        ).sink_parquet(fast, engine=ENGINE)
-        counts = _collect(pl.scan_parquet(fast).select(pl.len(), pl.col("_blank").sum()))
-        n_lines, n_blank = (int(x or 0) for x in counts.row(0))
-        exact_lines = 0
-        exact_files = []
-        hard_lines = pl.scan_parquet(fast).filter(pl.col("_hard")).select("_raw")
-        for k, batch in enumerate(hard_lines.collect_batches(chunk_size=_EXACT_BATCH, engine=ENGINE)):
-            if batch.height == 0:
-                continue
-            exact_lines += batch.height
-            rows = [_exact_row(raw, attrs) for raw in batch["_raw"]]
-            exact_files.append(os.path.join(tmpdir, f"exact-{k:06d}.parquet"))
-            pl.DataFrame(rows, schema=schema).write_parquet(exact_files[-1])
-        table = pl.scan_parquet(fast).filter(~pl.col("_hard")).select(list(schema))
-        if exact_files:
-            table = pl.concat([table, pl.scan_parquet(exact_files, schema=schema)])
-        yield table, n_lines, n_blank, exact_lines
+        for lines in batches:
+            part.lines += len(lines)
+            pending += len(lines)
+            for body in lines:
+                try:
+                    record = loads(body)
+                except decode_error:
+                    if body.strip():
+                        part.invalid += 1
+                    else:
+                        part.blank += 1
+                    continue
+                if type(record) is not dict:
+                    part.invalid += 1
+                    continue
+                for key in (record if discover else keys):
+                    attr = keys.get(key, _UNSEEN)
+                    if attr is _UNSEEN:  # a key seen for the first time (discovery only)
+                        attr = key[: -len(_SUFFIX)] if key.endswith(_SUFFIX) else None
+                        if attr in _NOT_ATTRIBUTES:
+                            attr = None
+                        if len(keys) < _KEY_CACHE:
+                            keys[key] = attr
+                    if attr is None:
+                        continue
+                    meta = record.get(key)
+                    if type(meta) is not dict:
+                        continue
+                    cols = columns.get(attr)
+                    if cols is None:
+                        cols = columns[attr] = _Columns()
+                    cols.add(record, attr, meta)
+            if pending >= BATCH_LINES:
+                part.absorb(_batch_frames(columns))
+                columns, pending = {}, 0
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        if gc_was_enabled:
+            gc.enable()
+    if columns:
+        part.absorb(_batch_frames(columns))
+    return part
 
 
-# --- counts ------------------------------------------------------------------------------------
-
-def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
-    return lf.collect(engine=ENGINE)
-
-
-def _counts(lf: pl.LazyFrame, col: str, *, unescape: bool = True) -> dict[Any, int]:
-    df = _collect(lf.filter(pl.col(col).is_not_null()).group_by(col).len())
-    out: Counter = Counter()
-    for key, n in df.iter_rows():
-        out[_unesc(key) if unescape and isinstance(key, str) else key] += int(n)
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+def _count_stream(f: IO[bytes], attributes: Sequence[str] | None, start: int = 0, end: int | None = None) -> _Partial:
+    batches = iter_line_batches(f, start=start, end=end)
+    if start == 0:  # a byte order mark before the file's first line is not part of its JSON
+        first = next(batches, None)
+        if first is None:
+            return _Partial()
+        if first and first[0].startswith(BOM):
+            first[0] = first[0][len(BOM):]
+        batches = itertools.chain([first], batches)
+    return _count_lines(batches, attributes)
 
 
-def _class_names(lf: pl.LazyFrame, col: str) -> dict[int, str]:
-    """Names from every distinct class map; an id named differently on different lines gets ``a|b``."""
-    names: dict[int, set[str]] = {}
-    for (raw,) in _collect(lf.select(pl.col(col)).drop_nulls().unique()).iter_rows():
-        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-            for k, v in orjson.loads(raw).items():
-                with contextlib.suppress(ValueError):
-                    names.setdefault(int(k), set()).add(str(v))
-    return {cid: "|".join(sorted(v)) for cid, v in names.items()}
+def _count_range(path: str, start: int, end: int, attributes: Sequence[str] | None) -> _Partial:
+    """A worker's job: the lines starting in ``[start, end)`` of a local file."""
+    with open(path, "rb") as f:
+        return _count_stream(f, attributes, start, end)
 
 
-def _histogram(lf: pl.LazyFrame, values: pl.Expr) -> tuple[list[int], int, float]:
-    v = pl.col("c")
-    df = _collect(
-        lf.select(values.alias("c"))
-        .drop_nulls()
-        .select(v.clip(0, 1).mul(BINS).floor().cast(pl.Int64).clip(0, BINS - 1).alias("bin"), v)
-        .group_by("bin")
-        .agg(pl.len().alias("n"), v.sum().alias("sum"))
-    )
-    hist = [0] * BINS
-    total, acc = 0, 0.0
-    for b, n, s in df.iter_rows():
-        hist[b] += int(n)
-        total += int(n)
-        acc += float(s)
-    return hist, total, acc
+def _ranges(size: int, workers: int) -> list[tuple[int, int]]:
+    count = max(1, min(workers * RANGES_PER_WORKER, size // MIN_RANGE_BYTES)) if workers > 1 else 1
+    step = -(-size // count) if size else 0
+    return [(i * step, min((i + 1) * step, size)) for i in range(count)]
 
 
-def _multi_confidences(lf: pl.LazyFrame, p: str) -> pl.LazyFrame:
-    """Confidences of the chosen classes only (a confidence-map may hold other classes too)."""
-    rows = lf.select(p + "multi_ids", p + "conf_map").with_row_index("row")
-    pairs = (
-        rows.select("row", pl.col(p + "conf_map").str.extract_all(r'"\d+"\s*:\s*' + _NUM).alias("pair"))
-        .explode("pair")
-        .drop_nulls("pair")
-        .select(
-            "row",
-            pl.col("pair").str.extract(r'"(\d+)"', 1).cast(pl.Int64).alias("class_id"),
-            pl.col("pair").str.replace(r"^.*:\s*", "").cast(pl.Float64, strict=False).alias("conf"),
-        )
-    )
-    chosen = rows.select("row", pl.col(p + "multi_ids").alias("class_id")).explode("class_id")
-    return chosen.join(pairs, on=["row", "class_id"], how="inner")
+def _spawn_works() -> bool:
+    """``spawn`` re-runs the main script in each worker: impossible for one read from stdin."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
 
 
-def _attribute(table: pl.LazyFrame, attr: str, i: int) -> AttributeStats:
-    p = f"a{i}_"
-    c = pl.col
-    lf = table.filter(c(p + "has_meta"))
-    s = AttributeStats(attr)
-    ok = c(p + "has_value") & c(p + "failure").is_null()
-    head = _collect(lf.select(pl.len().alias("lines"), ok.sum().alias("labeled"),
-                              c(p + "failure").is_not_null().sum().alias("failed")))
+def _count_local(f: IO[bytes], path: str, attributes: Sequence[str] | None, workers: int) -> list[_Partial]:
+    """Count an open local file: in this process when it makes one range, else with a pool.
+
+    This process is one of the ``workers``: it takes ranges from the end of the queue (those no
+    worker has picked up yet; ``Future.cancel`` succeeds only for them) while ``workers - 1``
+    pool processes take them from the front, so nobody waits for a process to start.
+    """
+    ranges = _ranges(os.fstat(f.fileno()).st_size, workers)
+    if len(ranges) == 1 or not _spawn_works():
+        return [_count_stream(f, attributes)]
+    context = multiprocessing.get_context("spawn")
+    parts: dict[int, _Partial] = {}
+    broken = False
+    with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context) as pool:
+        futures = [pool.submit(_count_range, path, start, end, attributes) for start, end in ranges]
+        try:
+            for i in reversed(range(len(ranges))):
+                if futures[i].cancel():
+                    parts[i] = _count_range(path, *ranges[i], attributes)
+            for i, future in enumerate(futures):
+                if i in parts:
+                    continue
+                try:
+                    parts[i] = future.result()
+                except BrokenProcessPool as exc:  # a worker was killed: exact counts, only slower
+                    if not broken:
+                        log.warning("stats: a worker process died (%s); counting the rest in this process", exc)
+                    broken = True
+                    parts[i] = _count_range(path, *ranges[i], attributes)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [parts[i] for i in range(len(ranges))]
+
+
+# --- merging the partials ----------------------------------------------------------------------
+
+def _ranked(rows: Iterable[tuple[Any, int]]) -> dict[Any, int]:
+    return dict(sorted(((k, int(n)) for k, n in rows if k is not None), key=lambda kv: (-kv[1], str(kv[0]))))
+
+
+def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
+    s = AttributeStats(name)
+    mine = {t: df.lazy().filter(pl.col("attr") == name) for t, df in tables.items()}
+    meta = mine["meta"]
+    state, n = pl.col("state"), pl.col("n")
+    labeled, failed = (state & _LABELED) != 0, (state & _FAILED) != 0
+    head = meta.select(n.sum().alias("lines"), n.filter(labeled).sum().alias("labeled"),
+                       n.filter(failed).sum().alias("failed")).collect()
     s.lines, s.labeled, s.failed = (int(x or 0) for x in head.row(0))
-    if s.lines == 0:
+    if not s.lines:
         return s
-    s.failures = _counts(lf, p + "failure")
-    s.types = {k[len(GT_PREFIX):] if k.startswith(GT_PREFIX) else k: n for k, n in _counts(lf, p + "type").items()}
-    labeled = lf.filter(ok)
-    s.human_annotated = _counts(labeled, p + "human")
-    s.job_names = _counts(labeled, p + "job")
 
-    classes: list[ClassCount] = []
-    parts: list[tuple[list[int], int, float]] = []
-    if s.types.keys() & DETECTION_TYPES:
-        det = labeled.filter(c(p + "box_ids").is_not_null())
-        names = _class_names(det, p + "class_map")
-        ids = _counts(det.select(c(p + "box_ids").explode()), p + "box_ids")
-        classes += [ClassCount(cid, names.get(cid), n) for cid, n in ids.items()]
-        per_image = _collect(det.select(c(p + "box_ids").list.len().alias("n")).group_by("n").len())
-        s.boxes_per_image = dict(sorted((int(n), int(k)) for n, k in per_image.iter_rows()))
-        s.boxes = sum(n * k for n, k in s.boxes_per_image.items())
-        parts.append(_histogram(det, c(p + "box_conf").explode()))
-    if s.types.keys() & SINGLE_TYPES:
-        single = labeled.filter(c(p + "single_id").is_not_null())
-        df = _collect(single.group_by(p + "single_id", p + "single_name").len())
-        per_id: dict[int, list] = {}
-        for cid, name, n in df.iter_rows():
-            entry = per_id.setdefault(cid, [set(), 0])
-            if name is not None:
-                entry[0].add(_unesc(name))
-            entry[1] += int(n)
-        classes += [ClassCount(cid, "|".join(sorted(nm)) or None, n) for cid, (nm, n) in per_id.items()]
-        parts.append(_histogram(single, c(p + "single_conf")))
-    if s.types.keys() & MULTI_TYPES:
-        multi = labeled.filter(c(p + "multi_ids").is_not_null())
-        names = _class_names(multi, p + "class_map")
-        ids = _counts(multi.select(c(p + "multi_ids").explode()), p + "multi_ids")
-        classes += [ClassCount(cid, names.get(cid), n) for cid, n in ids.items()]
-        parts.append(_histogram(_multi_confidences(multi, p), c("conf")))
-    s.classes = sorted(classes, key=lambda cc: (-cc.count, cc.class_id if cc.class_id is not None else -1))
-    total = sum(n for _, n, _ in parts)
-    if total:
-        s.confidence_histogram = [sum(h[b] for h, _, _ in parts) for b in range(BINS)]
-        s.confidence_count = total
-        s.confidence_mean = sum(acc for _, _, acc in parts) / total
+    def counts(lf: pl.LazyFrame, col: str) -> dict[Any, int]:
+        return _ranked(lf.group_by(col).agg(n.sum()).collect().iter_rows())
+
+    s.failures = counts(meta.filter(failed), "reason")
+    types: Counter[str] = Counter()
+    for k, v in counts(meta, "type").items():
+        if k:  # an empty type names nothing
+            types[k.removeprefix(GT_PREFIX)] += v
+    s.types = _ranked(types.items())
+    s.human_annotated = counts(meta.filter(labeled), "human")
+    s.job_names = counts(meta.filter(labeled), "job")
+
+    names: dict[int, list[str]] = {}
+    for cid, nm in mine["names"].sort("class_id", "name").collect().select("class_id", "name").iter_rows():
+        names.setdefault(cid, []).append(nm)
+    per_class = mine["classes"].group_by("class_id").agg(n.sum()).collect().iter_rows()
+    s.classes = sorted(
+        (ClassCount(cid, "|".join(names[cid]) if cid in names else None, int(k)) for cid, k in per_class),
+        key=lambda cc: (-cc.count, cc.class_id),
+    )
+    per_image = mine["per_image"].group_by("boxes").agg(n.sum()).collect().iter_rows()
+    s.boxes_per_image = dict(sorted((int(b), int(k)) for b, k in per_image))
+    s.boxes = sum(b * k for b, k in s.boxes_per_image.items())
+    conf = mine["conf"].group_by("bin").agg(n.sum(), pl.col("sum").sum()).collect()
+    total = 0.0
+    for b, k, subtotal in conf.iter_rows():
+        s.confidence_histogram[b] += int(k)
+        s.confidence_count += int(k)
+        total += float(subtotal)
+    s.confidence_mean = total / s.confidence_count if s.confidence_count else None
     return s
 
 
-def _discover(path: str) -> tuple[list[str], set[str]]:
-    """Candidate attributes (every ``"<A>-metadata": {`` key) and the task type families present."""
-    df = _collect(
-        pl.scan_lines(path, name=LINE)
-        .select(pl.col(LINE).str.extract_all(_META_KEY + "|" + _TYPE_VALUE).alias("k"))
-        .explode("k")
-        .drop_nulls("k")
-        .group_by("k")
-        .len()
+def _merge(url: str, parts: list[_Partial], attributes: Sequence[str] | None) -> ManifestStats:
+    tables = {name: _fold(name, [p.tables[name] for p in parts]) for name in _SCHEMAS}
+    if attributes is None:
+        # attributes whose metadata declares a type or a failure somewhere; input keys such as
+        # ``annotator-metadata`` never do
+        declared = tables["meta"].filter((pl.col("state") & _DECLARED) != 0)
+        attributes = sorted(declared.get_column("attr").unique().to_list())
+    return ManifestStats(
+        url=str(url),
+        lines=sum(p.lines for p in parts),
+        blank_lines=sum(p.blank for p in parts),
+        attributes={a: _attribute(a, tables) for a in attributes},
+        invalid_lines=sum(p.invalid for p in parts),
     )
-    names: set[str] = set()
-    families: set[str] = set()
-    for key, _ in df.iter_rows():
-        if key.startswith('"type"'):
-            name = _unesc(key[key.index(GT_PREFIX) + len(GT_PREFIX) : -1])
-            families |= {fam for fam, types in _FAMILIES.items() if name in types}
-        else:
-            names.add(_unesc(key[1 : key.rindex('-metadata"')]))
-    return sorted(names - {"source", "source-ref"}), families
 
 
-def _count_lines(path: str) -> tuple[int, int]:
-    df = _collect(pl.scan_lines(path, name=LINE).select(pl.len(), (pl.col(LINE).str.strip_chars() == "").sum()))
-    return int(df.row(0)[0]), int(df.row(0)[1] or 0)
-
-
-def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None) -> ManifestStats:
+def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
+                   workers: int | None = None) -> ManifestStats:
     """Count what the manifest at ``url`` holds, per label attribute (all of them by default).
 
-    Without ``label_attributes`` every key ``<A>-metadata`` is a candidate, and candidates whose
-    metadata never declares a type or a failure (input keys such as ``annotator-metadata``) are
-    left out.
+    Without ``label_attributes`` every key ``<A>-metadata`` holding an object is a candidate,
+    and candidates whose metadata never declares a ``type`` or a ``failure-reason`` (input keys
+    such as ``annotator-metadata``) are left out. ``workers`` (default: one per CPU) processes
+    read a local file's byte ranges; other URLs are streamed by this process.
     """
-    with local_file(url, suffix=".manifest") as path:
-        if label_attributes:
-            # no discovery pass: look for every value shape
-            attrs, families = list(dict.fromkeys(label_attributes)), set(_FAMILIES)
-        else:
-            attrs, families = _discover(path)
-        out: dict[str, AttributeStats] = {}
-        if not attrs:
-            lines, blank = _count_lines(path)
-            return ManifestStats(url=str(url), lines=lines, blank_lines=blank, attributes=out)
-        with _per_line_tables(path, attrs, families) as (table, lines, blank, exact):
-            for i, attr in enumerate(attrs):
-                s = _attribute(table, attr, i)
-                if label_attributes or s.types or s.failed:
-                    out[attr] = s
-        return ManifestStats(url=str(url), lines=lines, blank_lines=blank, attributes=out, exact_path_lines=exact)
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1 (got {workers})")
+    workers = workers or os.cpu_count() or 1
+    attributes = list(dict.fromkeys(label_attributes)) if label_attributes else None
+    fs, path = storage.url_to_fs(url)
+    with storage.open_read(url) as f:  # a missing file: the same clear error as everywhere
+        parts = _count_local(f, path, attributes, workers) if storage.is_local(fs) else [_count_stream(f, attributes)]
+    return _merge(url, parts, attributes)
 
 
 # --- text rendering ----------------------------------------------------------------------------
@@ -499,6 +535,8 @@ def _bar(n: int, top: int, width: int = 30) -> str:
 def format_text(stats: ManifestStats) -> str:
     """A report for people; ``--format json`` gives ``to_dict()`` for programs."""
     out = [f"{stats.url}", f"  lines: {stats.lines:,} ({stats.blank_lines:,} blank)"]
+    if stats.invalid_lines:
+        out.append(f"  lines that are not a JSON object: {stats.invalid_lines:,} (run validate to see why)")
     if not stats.attributes:
         out.append("  no label attributes (an input manifest)")
     for a in stats.attributes.values():
@@ -529,6 +567,4 @@ def format_text(stats: ManifestStats) -> str:
             for b, n in enumerate(a.confidence_histogram):
                 hi = "]" if b == BINS - 1 else ")"
                 out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
-    if stats.exact_path_lines:
-        out.append(f"\n({stats.exact_path_lines:,} lines were parsed one by one: their metadata nests deeply)")
     return "\n".join(out) + "\n"
