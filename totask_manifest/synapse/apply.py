@@ -31,11 +31,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from ..errors import JobError, ManifestError, StorageError, UsageError
+from ..jobs.state import load_state
 from ..manifest.io import read_lines
-from ..storage import exists, join, read_bytes
+from ..storage import exists, join
 from .client import AsyncSynapseClient, BackendUnavailable, NotFound, SynapseHTTPError, TokenRejected
 from .current import CurrentData
 from .journal import Journal, read_journal, stored_hashes
@@ -117,20 +116,12 @@ class JobTarget:
 def load_job_target(job_url: str) -> JobTarget:
     """Read ``job.json`` (``config.label_attribute``, ``config.task_type``, ``status``)."""
     job_url = job_url.rstrip("/")
-    url = join(job_url, "job.json")
-    try:
-        data = orjson.loads(read_bytes(url))
-    except StorageError:
-        raise JobError(f"{job_url} is not a job folder: {url} not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise JobError(f"{url} is not valid JSON: {exc}") from None
-    config = data.get("config") if isinstance(data, dict) else None
-    if not isinstance(config, dict) or not config.get("label_attribute") or not config.get("task_type"):
-        raise JobError(f"{url} has no config.label_attribute / config.task_type")
-    status = data.get("status")
-    if status not in (None, "COMPLETED"):
+    state = load_state(job_url)
+    data = state.to_dict()
+    config = data["config"]
+    if state.status != "COMPLETED":
         raise JobError(
-            f"job {job_url} is {status}, not COMPLETED: finish it first (totask-manifest resume {job_url})"
+            f"job {job_url} is {state.status}, not COMPLETED: finish it first (totask-manifest resume {job_url})"
         )
     # the folder's own output first: a job folder that was moved keeps its old path in job.json
     output = join(job_url, "manifests", "output", "output.manifest")

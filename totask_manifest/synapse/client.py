@@ -18,7 +18,6 @@ Errors name the method, the path and the status, never a token (``SynapseSetting
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ import httpx
 import orjson
 
 from ..errors import FatalSynapseError, SynapseError
+from ..fetch import parse_retry_after
 from .settings import SynapseSettings
 
 log = logging.getLogger(__name__)
@@ -100,17 +100,8 @@ def _nothing_sent(exc: httpx.TransportError) -> bool:
 
 
 def _retry_after(value: str | None, default: float) -> float:
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
+    seconds = parse_retry_after(value)
+    return default if seconds is None else seconds
 
 
 def _path_of(url: str) -> str:
