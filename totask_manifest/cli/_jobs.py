@@ -22,10 +22,22 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engine", choices=["local", "ray"], default=None,
                        help="where annotation runs (default: local; resume: the job's engine)")
     group.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local one)")
+    group.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
+                       help="CPUs of the private local Ray instance (default: all)")
+    group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="size of the annotator actor pool")
+    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call")
+    group.add_argument("--ray-gpus-per-actor", type=float, default=None, metavar="G",
+                       help="GPUs per actor when the cluster has GPUs (fractions allowed)")
+
+
+#: CLI flag -> RayEngine keyword; flags left unset fall back to TOTASK_RAY_* variables, then defaults
+_RAY_FLAGS = {"ray_address": "address", "ray_num_cpus": "num_cpus", "ray_actors": "actors",
+              "ray_batch_size": "batch_size", "ray_gpus_per_actor": "gpus_per_actor"}
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"address": args.ray_address} if getattr(args, "ray_address", None) else {}
+    """The Ray flags given (the local engine ignores them)."""
+    return {key: getattr(args, flag) for flag, key in _RAY_FLAGS.items() if getattr(args, flag, None) is not None}
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
