@@ -1,0 +1,194 @@
+"""Model runners: TorchScript, torch.export, entry points with weights; device selection."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests.test_inference_support import MeanColor, save_scripted  # noqa: E402
+from totask_manifest.errors import JobError, UsageError  # noqa: E402
+from totask_manifest.models.device import select_device  # noqa: E402
+from totask_manifest.models.loading import (  # noqa: E402
+    check_model_spec,
+    load_entry_point,
+    load_exported,
+    load_torch_runner,
+    load_torchscript,
+    model_source_kind,
+    parse_input_size,
+)
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning"),
+]
+
+CPU = select_device("cpu")
+
+
+def uint8_batch(*rgb: tuple[int, int, int], size: int = 8) -> torch.Tensor:
+    return torch.stack([torch.tensor(c, dtype=torch.uint8)[:, None, None].expand(3, size, size) for c in rgb])
+
+
+class Plain(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class WithMethod(torch.nn.Module):
+    @torch.jit.export
+    def get_class_names(self) -> list[str]:
+        return ["x", "y", "z"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+def test_torchscript_class_names_from_attribute_method_and_extra_files(tmp_path):
+    a = load_torchscript(str(save_scripted(MeanColor(), tmp_path / "a.pt")))
+    assert a.class_names == ["red", "green", "blue"] and a.input_size == (32, 32)
+    b = load_torchscript(str(save_scripted(WithMethod(), tmp_path / "b.pt")))
+    assert b.class_names == ["x", "y", "z"] and b.input_size is None
+    c = load_torchscript(str(save_scripted(Plain(), tmp_path / "c.pt", class_names='["p", "q", "r"]')))
+    assert c.class_names == ["p", "q", "r"]
+    d = load_torchscript(str(save_scripted(Plain(), tmp_path / "d.pt")))
+    assert d.class_names is None
+
+
+def test_runner_scales_to_unit_range_and_checks_output_shape(tmp_path):
+    path = save_scripted(Plain(), tmp_path / "p.pt")
+    runner = load_torch_runner(str(path), kind="classifier", plan=CPU, input_size=(8, 8))
+    out = runner.predict(uint8_batch((255, 0, 51), (0, 102, 0)))
+    assert torch.allclose(torch.stack(out), torch.tensor([[1.0, 0.0, 0.2], [0.0, 0.4, 0.0]]))
+    seg = load_torch_runner(str(path), kind="segmenter", plan=CPU, input_size=(8, 8))
+    with pytest.raises(JobError, match=r"must return \[B, C, H, W\]"):
+        seg.predict(uint8_batch((1, 2, 3)))
+
+
+def test_torch_export_program_with_dynamic_and_static_batch(tmp_path):
+    names = "a\nb\nc\n"
+    dynamic = torch.export.export(Plain(), (torch.rand(4, 3, 16, 12),),
+                                  dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
+    torch.export.save(dynamic, tmp_path / "dyn.pt2", extra_files={"class_names": names})
+    static = torch.export.export(Plain(), (torch.rand(4, 3, 16, 12),))
+    torch.export.save(static, tmp_path / "static.pt2")
+    assert model_source_kind(str(tmp_path / "dyn.pt2")) == "export"
+    loaded = load_exported(str(tmp_path / "dyn.pt2"))
+    assert loaded.class_names == ["a", "b", "c"]
+    assert loaded.static_batch is None and loaded.input_size == (16, 12)
+    for name in ("dyn.pt2", "static.pt2"):
+        runner = load_torch_runner(str(tmp_path / name), kind="classifier", plan=CPU)
+        assert runner.input_size == (16, 12)  # the program fixed H and W: images are resized to them
+        for n in (1, 3, 4, 9):  # the static program sees padded and split batches
+            batch = uint8_batch(*[(i * 20, 0, 255) for i in range(n)], size=1).expand(n, 3, 16, 12)
+            out = torch.stack(runner.predict(batch))
+            assert out.shape == (n, 3)
+            assert torch.allclose(out[:, 0], torch.tensor([i * 20 / 255 for i in range(n)]))
+
+
+def test_entry_point_with_weights_only_state_dict(tmp_path):
+    module_file = tmp_path / "mymodel.py"
+    module_file.write_text(
+        "import torch\n"
+        "class Lin(torch.nn.Module):\n"
+        "    class_names = ['a', 'b']\n"
+        "    input_size = 4\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(3, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x.mean(dim=(2, 3)))\n"
+        "def build():\n"
+        "    return Lin()\n"
+        "def broken():\n"
+        "    raise ValueError('no GPU here')\n"
+    )
+    state = {"fc.weight": torch.tensor([[1.0, 0, 0], [0, 2.0, 0]]), "fc.bias": torch.tensor([0.5, 0.0])}
+    torch.save(state, tmp_path / "w.pt")
+    spec = f"{module_file}:build"
+    assert model_source_kind(spec) == "entrypoint"
+    loaded = load_entry_point(spec, str(tmp_path / "w.pt"))
+    assert loaded.class_names == ["a", "b"] and loaded.input_size == (4, 4)
+    runner = load_torch_runner(spec, kind="classifier", plan=CPU, weights=str(tmp_path / "w.pt"))
+    out = runner.predict(uint8_batch((255, 255, 0), size=4))[0]
+    assert torch.allclose(out, torch.tensor([1.5, 2.0]))
+    # nested {"state_dict": ...} checkpoints are accepted
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "ckpt.pt")
+    load_entry_point(spec, str(tmp_path / "ckpt.pt"))
+
+    torch.save({"fc.weight": torch.zeros(5, 3)}, tmp_path / "bad.pt")
+    with pytest.raises(UsageError, match="do not fit the model"):
+        load_entry_point(spec, str(tmp_path / "bad.pt"))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    import pickle
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"fc.weight": Evil()}))
+    with pytest.raises(UsageError, match="weights_only=True"):
+        load_entry_point(spec, str(tmp_path / "evil.pt"))
+    with pytest.raises(UsageError, match="the factory failed: ValueError: no GPU here"):
+        load_entry_point(f"{module_file}:broken", None)
+    with pytest.raises(UsageError, match="has no 'missing'"):
+        load_entry_point(f"{module_file}:missing", None)
+    with pytest.raises(UsageError, match="cannot import"):
+        load_entry_point("no_such_package_xyz.models:build", None)
+
+
+def test_a_file_that_is_not_torchscript_says_what_to_do(tmp_path):
+    torch.save(Plain().state_dict(), tmp_path / "state.pt")
+    with pytest.raises(UsageError, match=r"not a TorchScript file.*module:factory"):
+        load_torchscript(str(tmp_path / "state.pt"))
+    (tmp_path / "junk.pt2").write_bytes(b"junk")
+    with pytest.raises(UsageError, match=r"not a torch\.export program"):
+        load_exported(str(tmp_path / "junk.pt2"))
+
+
+def test_model_spec_checks(tmp_path):
+    assert model_source_kind("https://models.example/predict") == "http"
+    assert model_source_kind("pkg.models:make") == "entrypoint"
+    assert model_source_kind("s3://bucket/model.pt") == "torchscript"
+    with pytest.raises(UsageError, match="no such file"):
+        check_model_spec(str(tmp_path / "absent.pt"))
+    assert parse_input_size("320,240") == (320, 240)
+    assert parse_input_size("64x48") == (64, 48)
+    assert parse_input_size(128) == (128, 128)
+    for bad in ("0", "a", [1, 2, 3], True, -4):
+        with pytest.raises(UsageError):
+            parse_input_size(bad)
+
+
+def test_device_fallback_and_fp16_messages(caplog):
+    with caplog.at_level(logging.INFO, logger="totask_manifest.inference"):
+        plan = select_device("cuda", use_fp16=True)
+    if torch.cuda.is_available():  # pragma: no cover - only on a GPU machine
+        assert plan.device.type == "cuda" and plan.fp16
+        return
+    assert plan.device.type == "cpu" and plan.fp16 is False
+    text = caplog.text
+    assert "device cuda requested but" in text and "falling back to the CPU" in text
+    assert "use_fp16 ignored on cpu" in text
+    assert select_device("auto").device.type in ("cpu", "mps")
+    assert select_device("cpu", use_fp16=False).notes == []
+
+
+def test_fp16_on_cuda_runs_in_half_precision():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    plan = select_device("cuda", use_fp16=True)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(Plain()), buf)
+    path = "memory://fp16/plain.pt"
+    import fsspec
+
+    with fsspec.open(path, "wb") as f:
+        f.write(buf.getvalue())
+    runner = load_torch_runner(path, kind="classifier", plan=plan, input_size=(8, 8))
+    out = runner.predict(uint8_batch((255, 0, 0)))
+    assert out[0].dtype == torch.float32 and abs(float(out[0][0]) - 1.0) < 1e-2

@@ -1,0 +1,148 @@
+"""Post-processing without a model: detections to GT boxes, classification, segmentation, params."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from totask_manifest.errors import JobError, UsageError  # noqa: E402
+from totask_manifest.manifest.validate import check_label  # noqa: E402
+from totask_manifest.models import postprocess as pp  # noqa: E402
+from totask_manifest.models.params import load_params_file, resolve_params  # noqa: E402
+
+META = {"type": "groundtruth/object-detection", "job-name": "labeling-job/x", "human-annotated": "no",
+        "creation-date": "2026-01-01T00:00:00.000000"}
+
+
+def detect(pred, **kw):
+    args = {"width": 100, "height": 50, "confidence_threshold": 0.5, "nms_threshold": 0.5, **kw}
+    return pp.filter_detections(pred, **args)
+
+
+def test_boxes_are_clipped_ordered_and_converted():
+    pred = {
+        "boxes": torch.tensor([[-5.0, 10, 20, 30], [90, 40, 120, 70], [30, 30, 10, 10], [50, 5, 50.5, 9]]),
+        "scores": torch.tensor([0.6, 0.95, 0.7, 0.9]),
+        "labels": torch.tensor([0, 1, 2, 0]),
+    }
+    det = detect(pred)
+    # clipped to the image; x1 > x2 swapped; ordered by score
+    assert det.boxes == [[90, 40, 100, 50], [50, 5, 50.5, 9], [10, 10, 30, 30], [0, 10, 20, 30]]
+    value, meta = pp.detection_label(det, width=100, height=50, depth=3, class_names=["a", "b", "c"])
+    assert value["annotations"][0] == {"class_id": 1, "left": 90, "top": 40, "width": 10, "height": 10}
+    assert value["annotations"][1] == {"class_id": 0, "left": 50, "top": 5, "width": 0.5, "height": 4}
+    assert isinstance(value["annotations"][0]["left"], int)
+    assert meta["class-map"] == {"1": "b", "0": "a", "2": "c"}
+    assert [o["confidence"] for o in meta["objects"]] == [0.95, 0.9, 0.7, 0.6]
+    assert check_label("object-detection", value, {**meta, **META}) == []
+    assert detect(pred, min_object_size=5).labels == [1, 2, 0]  # the 0.5-wide box is gone
+    assert detect(pred, allowed={0}).labels == [0, 0]
+
+
+def test_nonfinite_degenerate_and_empty_predictions():
+    pred = {"boxes": [[0, 0, math.nan, 5], [1, 1, 1, 9], [2, 2, 8, 8]], "scores": [0.9, 0.9, math.inf], "labels": [0, 0, 0]}
+    assert detect(pred).boxes == []
+    empty = detect({"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)})
+    assert empty.boxes == [] and empty.confidence == 1.0
+    value, meta = pp.detection_label(empty, width=3, height=4, depth=1, class_names=[])
+    assert value == {"image_size": [{"width": 3, "height": 4, "depth": 1}], "annotations": []}
+    assert meta == {"objects": [], "class-map": {}}
+    assert check_label("object-detection", value, {**meta, **META}) == []
+
+
+def test_confidence_for_review_is_min_kept_or_one_minus_best_dropped():
+    pred = {"boxes": [[0, 0, 5, 5], [10, 10, 20, 20], [30, 30, 40, 40]], "scores": [0.9, 0.7, 0.3], "labels": [0, 1, 0]}
+    assert detect(pred).confidence == pytest.approx(0.7)
+    only_dropped = detect(pred, confidence_threshold=0.95)
+    assert only_dropped.scores == [] and only_dropped.confidence == pytest.approx(0.1)
+
+
+def test_malformed_model_outputs_stop_with_a_clear_error():
+    with pytest.raises(JobError, match="'boxes', 'scores' and 'labels'"):
+        detect({"boxes": []})
+    with pytest.raises(JobError, match=r"must be \[N, 4\]"):
+        detect({"boxes": torch.zeros(2, 5), "scores": torch.zeros(2), "labels": torch.zeros(2)})
+    with pytest.raises(JobError, match="differ in length"):
+        detect({"boxes": torch.zeros(2, 4), "scores": torch.zeros(3), "labels": torch.zeros(2)})
+    det = detect({"boxes": [[0, 0, 5, 5]], "scores": [0.9], "labels": [7]})
+    with pytest.raises(JobError, match="class id 7 but only 2 class name"):
+        pp.detection_label(det, width=9, height=9, depth=3, class_names=["a", "b"])
+
+
+def test_classification_single_and_multi():
+    names = ["cat", "dog", "bird"]
+    c = pp.classify_single([2.0, 1.0, 0.0], class_names=names, confidence_threshold=0.0)
+    assert c.value == 0 and c.metadata["class-name"] == "cat"
+    assert c.metadata["confidence"] == round(math.exp(2) / (math.exp(2) + math.exp(1) + 1), 4)
+    assert pp.classify_single([2.0, 1.0, 0.0], class_names=names, confidence_threshold=0.0, allowed={1, 2}).value == 1
+    assert pp.classify_single([2.0, 1.0, 0.0], class_names=names, confidence_threshold=0.9).below_threshold
+    with pytest.raises(JobError, match="3 logits but 2 class names"):
+        pp.classify_single([1.0, 2.0, 3.0], class_names=["a", "b"], confidence_threshold=0)
+    m = pp.classify_multi([3.0, -3.0, 0.5], class_names=names, confidence_threshold=0.5)
+    assert m.value == [0, 2] and m.metadata["class-map"] == {"0": "cat", "2": "bird"}
+    assert m.confidence == pytest.approx(1 / (1 + math.exp(-0.5)))  # the least sure decision
+    assert pp.classify_multi([3.0, -3.0, 0.5], class_names=names, confidence_threshold=0.5, allowed={1}).value == []
+
+
+def test_segmentation_names_colors_and_png():
+    logits = torch.zeros(3, 2, 2)
+    logits[1, 0, 0] = 10
+    logits[2, 1, 1] = 10
+    seg = pp.segment(logits, width=4, height=4, class_names=["road", "car"], confidence_threshold=0.0)
+    assert seg.mask.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]]
+    cmap = seg.metadata["internal-color-map"]
+    assert [cmap[k]["class-name"] for k in "012"] == ["BACKGROUND", "road", "car"]
+    assert cmap["0"]["hex-color"] == "#ffffff" and len({v["hex-color"] for v in cmap.values()}) == 3
+    # unsure pixels become background
+    unsure = pp.segment(logits, width=2, height=2, class_names=["road", "car"], confidence_threshold=0.9)
+    assert unsure.mask.tolist() == [[1, 0], [0, 2]]
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(pp.mask_png(seg.mask, seg.palette)))
+    assert img.mode == "P" and img.getpixel((3, 3)) == 2
+    with pytest.raises(JobError, match="3 channels"):
+        pp.segment(logits, width=2, height=2, class_names=["a"], confidence_threshold=0)
+    assert len(set(pp.class_colors(60))) == 60
+
+
+def test_params_defaults_aliases_and_errors(tmp_path):
+    p = resolve_params({})
+    assert p == {"confidence_threshold": None, "nms_threshold": 0.5, "class_filter": None, "min_object_size": 0.0,
+                 "max_objects": 100, "model_config": {"batch_size": 16, "device": "auto", "use_fp16": False},
+                 "include_masks": None, "output_format": "groundtruth"}
+    # the guide's example, word for word
+    guide = {"confidence_threshold": 0.85, "nms_threshold": 0.5,
+             "model_config": {"batch_size": 16, "device": "cuda", "use_fp16": True},
+             "class_filter": [1, 2, 3], "min_object_size": 20}
+    assert resolve_params(guide, "object-detection")["class_filter"] == [1, 2, 3]
+    bad = [
+        ({"max_objects": 0}, "max_objects must be at least 1"),
+        ({"max_objects": 2.5}, "max_objects must be an integer"),
+        ({"model_config": {"batch_size": "16"}}, "model_config.batch_size must be an integer"),
+        ({"model_config": {"gpu": 1}}, "unknown parameter.*'gpu'.*in model_config"),
+        ({"model_config": {"use_fp16": "yes"}}, "use_fp16 must be true or false"),
+        ({"class_filter": []}, "class_filter must be a non-empty list"),
+        ({"class_filter": [True]}, "class_filter must hold class ids"),
+        ({"post_processing": {"min_size": -1}}, "min_object_size must be at least 0"),
+        ({"nms_threshold": "0.5"}, "nms_threshold must be a number"),
+    ]
+    for raw, message in bad:
+        with pytest.raises(UsageError, match=message):
+            resolve_params(raw, source="p.yaml")
+    (tmp_path / "p.yaml").write_text("pre_processor_params:\n  confidence_threshold: 0.7\n  model_config:\n    device: cpu\n")
+    loaded = load_params_file(str(tmp_path / "p.yaml"))
+    assert resolve_params(loaded)["model_config"]["device"] == "cpu"
+    (tmp_path / "p.json").write_text('{"confidence_threshold": 0.7,}')
+    with pytest.raises(UsageError, match=r"p\.json: not valid JSON"):
+        load_params_file(str(tmp_path / "p.json"))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(UsageError, match="must hold a mapping"):
+        load_params_file(str(tmp_path / "list.yaml"))
+    with pytest.raises(UsageError, match="no such file"):
+        load_params_file(str(tmp_path / "absent.yaml"))
+    with pytest.raises(UsageError, match="unknown class name 'dog'"):
+        pp.resolve_class_filter(["dog"], ["cat"])
