@@ -17,7 +17,7 @@ from typing import Any
 
 from .annotators.base import AnnotatorContext, get_annotator_class
 from .engines.base import RunPlan, get_engine
-from .errors import JobError, UsageError
+from .errors import JobError, TotaskError, UsageError
 from .jobs.checkpoint import CheckpointWriter, summarize
 from .jobs.commit import write_failures, write_output
 from .jobs.config import JobConfig, JobResult
@@ -304,6 +304,9 @@ def _execute(
     with _stop_on_signals(plan) as received:
         try:
             engine.run(plan)
+        except TotaskError as exc:  # a user's mistake met at run time (a model that will not load, ...)
+            log.error("job %s failed: %s", config.job_name, exc)
+            error = str(exc)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             log.exception("job %s failed", config.job_name)
             error = f"{type(exc).__name__}: {exc}"

@@ -156,6 +156,28 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 # --------------------------------------------------------------------------- policy
 
 
+def fetch_options_from_args(args: Any) -> dict[str, Any]:
+    """The fetch options (and the manifest's folder, which relative URLs resolve against) from
+    parsed ``annotate`` arguments; every method that fetches keeps them under the same keys, the
+    ones ``FetchPolicy.from_options`` reads."""
+    def get(name: str, default: Any = None) -> Any:
+        return getattr(args, name, default)
+
+    allow_root = get("allow_root")
+    options: dict[str, Any] = {
+        "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
+        "timeout": get("timeout", DEFAULT_TIMEOUT),
+        "retries": get("retries", DEFAULT_RETRIES),
+        "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+        "allow_hosts": list(get("allow_host") or []),
+        "allow_root": os.path.abspath(allow_root) if allow_root else None,
+    }
+    source = get("input")
+    if isinstance(source, str) and source:
+        options["relative_to"] = base_of(source)
+    return options
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """What may be fetched and how: built once per job from the method's options."""

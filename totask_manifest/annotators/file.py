@@ -35,6 +35,7 @@ from ..fetch import (
     FetchPolicy,
     SyncFetcher,
     base_of,
+    fetch_options_from_args,
     has_scheme,
     redact_url,
     resolve_reference,
@@ -195,22 +196,13 @@ class FileAnnotator(Annotator):
             return getattr(args, name, default)
 
         class_names = get("class_names")
-        allow_root = get("allow_root")
         options: dict[str, Any] = {
             "target_specification_name": get("target_specification_name"),
             "url_key": get("url_key"),
             "input_format": get("input_format") or AUTO,
             "class_names": _absolute(class_names) if class_names else None,
-            "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
-            "timeout": get("timeout", DEFAULT_TIMEOUT),
-            "retries": get("retries", DEFAULT_RETRIES),
-            "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-            "allow_hosts": list(get("allow_host") or []),
-            "allow_root": os.path.abspath(allow_root) if allow_root else None,
+            **fetch_options_from_args(args),
         }
-        source = get("input")
-        if isinstance(source, str) and source:
-            options["relative_to"] = base_of(source)
         return options
 
     @classmethod

@@ -25,13 +25,10 @@ from typing import Any, ClassVar
 
 from ..errors import FetchError, JobError, TotaskError, UsageError
 from ..fetch import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
     FetchPolicy,
     SyncFetcher,
     base_of,
+    fetch_options_from_args,
     has_scheme,
     resolve_reference,
     scrub,
@@ -197,7 +194,7 @@ class InferenceAnnotator(Annotator):
             return getattr(args, name, default)
 
         model, weights, params_file = get("model"), get("weights"), get("params")
-        class_names, allow_root = get("class_names"), get("allow_root")
+        class_names = get("class_names")
         options: dict[str, Any] = {
             "model": _absolute_model(model) if model else None,
             "weights": _absolute(weights) if weights else None,
@@ -213,16 +210,8 @@ class InferenceAnnotator(Annotator):
             "use_fp16": get("fp16"),
             "review_below": get("review_below"),
             "image_key": get("image_key"),
-            "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
-            "timeout": get("timeout", DEFAULT_TIMEOUT),
-            "retries": get("retries", DEFAULT_RETRIES),
-            "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-            "allow_hosts": list(get("allow_host") or []),
-            "allow_root": os.path.abspath(allow_root) if allow_root else None,
+            **fetch_options_from_args(args),
         }
-        source = get("input")
-        if isinstance(source, str) and source:
-            options["relative_to"] = base_of(source)
         return options
 
     @classmethod

@@ -61,11 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown and not getattr(args, "_accepts_method_options", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args._unknown = unknown
+    # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
+    # when they warn, unless -v asks for everything
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except TotaskError as exc:
