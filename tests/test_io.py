@@ -226,3 +226,17 @@ def test_unknown_protocol_is_a_storage_error() -> None:
 def test_join() -> None:
     assert join("s3://b/root/", "/job/", "manifests") == "s3://b/root/job/manifests"
     assert join("/tmp/x", "a") == "/tmp/x/a"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    """mkstemp creates 0600 files; the writer gives the result the mode a plain open() would."""
+    import stat
+
+    from totask_manifest import storage
+
+    target = tmp_path / "out.manifest"
+    storage.write_bytes_atomic(str(target), b'{"source-ref":"a"}\n')
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~storage._UMASK
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

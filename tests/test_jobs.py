@@ -221,3 +221,16 @@ def test_cli_chain_overrides_only_given_options(tmp_path):
     job = orjson.loads((out / "b" / "job.json").read_bytes())
     assert job["config"]["options"]["fail"] == "" and job["method"] == TOY
     assert job["metrics"]["total"] == 10 - 0 and job["metrics"]["failed"] == 0
+
+
+def test_chain_with_another_method_keeps_where_relative_urls_resolve(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
+    first = api.annotate(config(tmp_path, inp, options={"fail": "", "relative_to": str(tmp_path), "timeout": 9}))
+    from totask_manifest.jobs.state import load_state
+
+    state = load_state(first.job_url)
+    state.config.method = "tests.support.toy_annotators:Other"  # as if the first job used another method
+    state.save()
+    second = api.chain(first.job_url, "next", method=TOY, options={"fail": ""})
+    options = api.load_job(second.job_url)["config"]["options"]
+    assert options == {"fail": "", "relative_to": str(tmp_path)}

@@ -34,6 +34,9 @@ log = logging.getLogger("totask_manifest")
 
 ProgressCallback = Callable[[dict[str, int]], None]
 
+#: options about the data rather than the method, kept when a chained job changes method
+_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts")
+
 
 def _check_config(config: JobConfig) -> None:
     check_job_name(config.job_name)
@@ -159,7 +162,10 @@ def chain(
         else:
             label_attribute = prev.config.label_attribute
     new_method = method or prev.config.method
-    base_options = dict(prev.config.options) if new_method == prev.config.method else {}
+    if new_method == prev.config.method:
+        base_options = dict(prev.config.options)
+    else:  # another method's options do not apply, but relative URLs still resolve where they did
+        base_options = {k: v for k, v in prev.config.options.items() if k in _DATA_OPTIONS}
     config = JobConfig(
         job_name=job_name,
         input=prev.layout.output_manifest,

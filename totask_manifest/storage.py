@@ -71,6 +71,16 @@ def size(url: str) -> int:
         raise StorageError(f"no such file: {url}") from None
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: read once at import, while no other thread can be creating files
+_UMASK = _read_umask()
+
+
 class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
@@ -85,6 +95,7 @@ class AtomicWriter:
             directory = os.path.dirname(os.path.abspath(self.path)) or "."
             os.makedirs(directory, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
             self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         else:
             parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
