@@ -54,6 +54,8 @@ Severity = Literal["error", "warning"]
 
 #: files larger than this are split across processes (when more than one worker is allowed)
 PARALLEL_THRESHOLD = 32 << 20
+RANGES_PER_WORKER = 4
+MIN_RANGE_BYTES = 16 << 20
 MAX_PROBLEMS = 1000
 #: task types whose ``-ref`` requirement the developer guide states inconsistently (the Output
 #: Data page omits video frame jobs; the API lists them), so a missing ``-ref`` is a departure
@@ -805,8 +807,11 @@ def validate_manifest(
     size = storage.size(url)
     args = (label_attribute, task_type, schema, strict, max_problems)
     if workers > 1 and size > PARALLEL_THRESHOLD and _shared_between_processes(url):
-        step = -(-size // workers)
-        ranges = [(i * step, min((i + 1) * step, size)) for i in range(workers)]
+        # a few ranges per worker, so a worker slowed by other work on the machine does not
+        # leave the others idle at the end
+        count = max(workers, min(workers * RANGES_PER_WORKER, size // MIN_RANGE_BYTES))
+        step = -(-size // count)
+        ranges = [(i * step, min((i + 1) * step, size)) for i in range(count)]
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
             conf = copy.deepcopy(fsspec.config.conf)
             futures = [pool.submit(_check_range_in_worker, conf, url, start, end, *args) for start, end in ranges]
