@@ -156,6 +156,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 # --------------------------------------------------------------------------- policy
 
 
+def check_fetch_options(options: dict[str, Any]) -> None:
+    """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
+    root = options.get("allow_root")
+    if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
+        raise UsageError(f"--allow-root {root}: no such folder")
+    FetchPolicy.from_options(options)
+
+
 def fetch_options_from_args(args: Any) -> dict[str, Any]:
     """The fetch options (and the manifest's folder, which relative URLs resolve against) from
     parsed ``annotate`` arguments; every method that fetches keeps them under the same keys, the

@@ -35,6 +35,7 @@ from ..fetch import (
     FetchPolicy,
     SyncFetcher,
     base_of,
+    check_fetch_options,
     fetch_options_from_args,
     has_scheme,
     redact_url,
@@ -226,10 +227,7 @@ class FileAnnotator(Annotator):
             raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
         if options.get("class_names"):
             load_class_names(options["class_names"])
-        root = options.get("allow_root")
-        if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
-            raise UsageError(f"--allow-root {root}: no such folder")
-        FetchPolicy.from_options(options)
+        check_fetch_options(options)
 
     # -- annotation ----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from ..fetch import (
     FetchPolicy,
     SyncFetcher,
     base_of,
+    check_fetch_options,
     fetch_options_from_args,
     has_scheme,
     resolve_reference,
@@ -249,10 +250,7 @@ class InferenceAnnotator(Annotator):
             raise UsageError("--image-key must name a key")
         if options.get("class_names"):
             load_class_names(options["class_names"])
-        root = options.get("allow_root")
-        if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
-            raise UsageError(f"--allow-root {root}: no such folder")
-        FetchPolicy.from_options(options)
+        check_fetch_options(options)
 
     # -- set-up --------------------------------------------------------------------------------
 
