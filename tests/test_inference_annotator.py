@@ -268,6 +268,150 @@ def test_a_model_error_on_one_image_fails_that_line_only(tmp_path):
     assert outs[0].value == 2
 
 
+def picky_model(tmp_path: Path, *, always: bool = False) -> str:
+    """An eager ``file.py:factory`` model that raises on any batch holding an all-white image
+    (or on every batch with ``always``), counting its calls in ``calls.txt``."""
+    path = tmp_path / ("broken.py" if always else "picky.py")
+    refuse = "True" if always else "bool((x.flatten(1).min(dim=1).values > 0.99).any())"
+    path.write_text(
+        "import pathlib\n"
+        "import torch\n"
+        "class Picky(torch.nn.Module):\n"
+        "    class_names = ['r', 'g', 'b']\n"
+        "    def forward(self, x):\n"
+        f"        calls = pathlib.Path({str(tmp_path / 'calls.txt')!r})\n"
+        "        calls.write_text(str(int(calls.read_text() if calls.exists() else 0) + 1))\n"
+        f"        if {refuse}:\n"
+        "            raise RuntimeError('cannot handle a blank image')\n"
+        "        return x.mean(dim=(2, 3))\n"
+        "def make():\n"
+        "    return Picky()\n"
+    )
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(tmp_path / "white.png")
+    Image.new("RGB", (8, 8), (0, 0, 200)).save(tmp_path / "blue.png")
+    return f"{path}:make"
+
+
+def test_a_model_error_on_a_one_image_batch_fails_that_line_only(tmp_path):
+    """A rejected image alone in its batch (the last of an odd count, or any with batch size 1)
+    fails its line; it used to stop the job, and a resumed job met the same image again."""
+    model = picky_model(tmp_path)
+    blue, white = {"source-ref": "blue.png"}, {"source-ref": "white.png"}
+    outs = run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": 2},
+               [blue, blue, white])
+    assert [type(o).__name__ for o in outs] == ["Labeled", "Labeled", "Failed"]
+    assert outs[2].reason == "model: RuntimeError: cannot handle a blank image"
+    outs = run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": 1},
+               [white, blue, white, white, blue])
+    assert [type(o).__name__ for o in outs] == ["Failed", "Labeled", "Failed", "Failed", "Labeled"]
+    assert all("cannot handle a blank image" in o.reason for o in outs if isinstance(o, Failed))
+    # bad images before the model's first success are data too, while fewer than the broken-model limit
+    from totask_manifest.annotators.inference import BROKEN_MODEL_IMAGES
+
+    records = [white] * (BROKEN_MODEL_IMAGES - 1) + [blue, white]
+    outs = run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": 1}, records)
+    assert [type(o).__name__ for o in outs] == ["Failed"] * (BROKEN_MODEL_IMAGES - 1) + ["Labeled", "Failed"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_model_that_fails_on_every_image_stops_the_job_with_one_error(tmp_path, batch_size):
+    """A broken model must not write one identical failure per line: after its first images all
+    fail (and none ever worked) the job stops with one error that says so."""
+    from totask_manifest.annotators.inference import BROKEN_MODEL_IMAGES
+    from totask_manifest.errors import JobError
+
+    model = picky_model(tmp_path, always=True)
+    records = [{"source-ref": "blue.png"}] * 40
+    with pytest.raises(JobError, match=rf"model: failed on each of the first {BROKEN_MODEL_IMAGES} images "
+                       r"and labeled none; .*looks broken: RuntimeError: cannot handle a blank image"):
+        run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": batch_size}, records)
+    # it stopped early: nowhere near one model call per line (a batch call plus one per image)
+    assert int((tmp_path / "calls.txt").read_text()) <= BROKEN_MODEL_IMAGES + BROKEN_MODEL_IMAGES // batch_size + 1
+
+
+#: the ToTask guide's ``pre_processor_params`` examples, word for word (parameter reference and
+#: the pre-processor parameters section)
+GUIDE_PARAMS_REFERENCE = {
+    'confidence_threshold': 0.8,
+    'model_config': {
+        'batch_size': 16,
+        'device': 'cuda',
+        'use_fp16': True
+    },
+    'post_processing': {
+        'nms_threshold': 0.5,
+        'min_size': 10
+    }
+}
+GUIDE_PRE_PROCESSOR_PARAMS = {
+    # 모델 구성
+    'model_config': {
+        'batch_size': 16,
+        'device': 'cuda',
+        'use_fp16': True
+    },
+    # 추론 임계값
+    'confidence_threshold': 0.8,
+    'nms_threshold': 0.5,
+    # 후처리
+    'min_object_size': 10,
+    'max_objects': 100,
+    # 출력 형식
+    'include_masks': True,
+    'output_format': 'coco'
+}
+
+
+def test_the_guides_pre_processor_params_examples_are_accepted(tmp_path, detector, caplog):
+    """The guide's examples work unchanged: what a task type has no use for is ignored with a note."""
+    import logging
+
+    import yaml
+
+    from totask_manifest.models.params import load_params_file, resolve_params
+
+    caplog.set_level(logging.INFO, logger="totask_manifest")
+    for task_type in ("object-detection", "image-classification", "semantic-segmentation"):
+        for guide in (GUIDE_PARAMS_REFERENCE, GUIDE_PRE_PROCESSOR_PARAMS):
+            p = resolve_params(guide, task_type, source="guide")
+            assert p["confidence_threshold"] == 0.8
+            assert p["nms_threshold"] == 0.5 and p["min_object_size"] == 10 and p["max_objects"] == 100
+            assert p["model_config"] == {"batch_size": 16, "device": "cuda", "use_fp16": True}
+            assert p["output_format"] == "groundtruth"
+    notes = []
+    p = resolve_params(GUIDE_PRE_PROCESSOR_PARAMS, "object-detection", source="guide", notes=notes)
+    assert p["include_masks"] is None
+    assert notes == [
+        "guide: output_format 'coco' ignored: jobs write Ground Truth manifests (convert them to COCO or YOLO "
+        "afterwards with the formats converters)",
+        "guide: include_masks ignored: Ground Truth object-detection labels hold no masks "
+        "(use --task-type semantic-segmentation for per-pixel labels)",
+    ]
+    notes = []
+    assert resolve_params(GUIDE_PRE_PROCESSOR_PARAMS, "semantic-segmentation", notes=notes)["include_masks"] is True
+    assert [n.split(" ignored")[0] for n in notes] == [
+        "params: output_format 'coco'", "params: nms_threshold", "params: min_object_size", "params: max_objects"]
+    notes = []
+    resolve_params(GUIDE_PARAMS_REFERENCE, "object-detection", notes=notes)
+    assert notes == []
+    # as a --params file in a ToTask action's shape: checked up front silently, noted once by the job
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"pre_processor_params": GUIDE_PRE_PROCESSOR_PARAMS}))
+    params_file = str(tmp_path / "params.yaml")
+    options = {"model": str(detector), "params_file": params_file, "params": load_params_file(params_file),
+               "device": "cpu"}
+    caplog.clear()
+    InferenceAnnotator.check_options(options, "object-detection")
+    assert not [r for r in caplog.records if r.name == "totask_manifest.models.params"]
+    Image.new("RGB", (40, 30), (0, 0, 0)).save(tmp_path / "black.png")
+    outs = run(tmp_path, "object-detection", options, [{"source-ref": "black.png"}])
+    assert isinstance(outs[0], Labeled)
+    noted = [r.getMessage() for r in caplog.records if r.name == "totask_manifest.models.params"]
+    assert noted == [f"--params {params_file}: output_format 'coco' ignored: jobs write Ground Truth manifests "
+                     "(convert them to COCO or YOLO afterwards with the formats converters)",
+                     f"--params {params_file}: include_masks ignored: Ground Truth object-detection labels hold "
+                     "no masks (use --task-type semantic-segmentation for per-pixel labels)"]
+
+
 def test_remote_endpoint_protocol(tmp_path):
     """A model endpoint on 127.0.0.1: batched POSTs of image URLs, one prediction per image."""
     from aiohttp import web
@@ -337,8 +481,8 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
         ({**ok, "params": {"confidence_threshold": 2}}, "confidence_threshold must be between 0 and 1"),
         ({**ok, "params": {"model_config": {"device": "tpu"}}}, "model_config.device must be one of"),
         ({**ok, "params": {"nms": 0.5}}, "unknown parameter"),
-        ({**ok, "params": {"output_format": "coco"}}, "output_format must be 'groundtruth'"),
-        ({**ok, "params": {"include_masks": True}}, "include_masks is true"),
+        ({**ok, "params": {"output_format": 5}}, "output_format must be a format name"),
+        ({**ok, "params": {"include_masks": "yes"}}, "include_masks must be true or false"),
         ({**ok, "review_below": 1.5}, "--review-below"),
         ({**ok, "weights": str(detector)}, "--weights applies to a module:factory"),
         ({"model": "synapse:12"}, "--method synapse-preprocessor"),

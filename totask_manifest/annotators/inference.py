@@ -55,6 +55,8 @@ _NO_NAMES = (
 )
 #: batches loaded ahead of the model (fetch + decode overlap the forward pass)
 PREFETCH_BATCHES = 3
+#: a model that labeled no image in this run and failed on this many stops the job (it is broken)
+BROKEN_MODEL_IMAGES = 8
 #: remote endpoint requests in flight
 HTTP_IN_FLIGHT = 4
 #: flags that override one parameter each (option key -> parameter path)
@@ -67,8 +69,11 @@ FLAG_PARAMS = {
 }
 
 
-def effective_params(options: dict[str, Any], task_type: str | None = None) -> dict[str, Any]:
-    """The parameter file's content with the flags laid over it, checked and completed."""
+def effective_params(
+    options: dict[str, Any], task_type: str | None = None, *, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The parameter file's content with the flags laid over it, checked and completed; notes on
+    values that do not apply go to ``notes`` when given, else to the log (see ``resolve_params``)."""
     raw: dict[str, Any] = dict(options.get("params") or {})
     model_config = dict(raw.get("model_config") or {}) if isinstance(raw.get("model_config"), dict) else None
     for key, path in FLAG_PARAMS.items():
@@ -86,7 +91,7 @@ def effective_params(options: dict[str, Any], task_type: str | None = None) -> d
     if model_config is not None:
         raw["model_config"] = model_config
     source = f"--params {options['params_file']}" if options.get("params_file") else "parameters"
-    return resolve_params(raw, task_type, source=source)
+    return resolve_params(raw, task_type, source=source, notes=notes)
 
 
 @dataclass
@@ -134,6 +139,8 @@ class InferenceAnnotator(Annotator):
         self.params = effective_params(options, self.task_type)
         self.kind = MODEL_KINDS[self.task_type]
         self.batch_size = self.params["model_config"]["batch_size"]
+        self._model_worked = False  # the model labeled at least one image in this run
+        self._unproven_failures = 0  # images the model failed on before it ever worked
         threshold = self.params["confidence_threshold"]
         self.confidence_threshold = default_confidence_threshold(self.task_type) if threshold is None else threshold
         self.review_below: float | None = options.get("review_below")
@@ -230,7 +237,7 @@ class InferenceAnnotator(Annotator):
             raise UsageError(_NO_NAMES.format(model=options["model"]))
         from ..models.postprocess import resolve_class_filter
 
-        resolve_class_filter(effective_params(options, task_type)["class_filter"], names)
+        resolve_class_filter(effective_params(options, task_type, notes=[])["class_filter"], names)
 
     @classmethod
     def _check_static(cls, options: dict[str, Any], task_type: str) -> None:
@@ -239,8 +246,8 @@ class InferenceAnnotator(Annotator):
         name = get_task_type(task_type).name
         check_params_for_task({}, name)
         check_model_spec(options.get("model"), options.get("weights"))
-        params = effective_params(options, name)
-        check_params_for_task(params, name)
+        params = effective_params(options, name, notes=[])  # the job logs its notes once, when it runs
+        check_params_for_task(params, name, notes=[])
         parse_input_size(options.get("input_size"))
         review = options.get("review_below")
         if review is not None and (isinstance(review, bool) or not isinstance(review, int | float) or not 0 <= review <= 1):
@@ -409,8 +416,11 @@ class InferenceAnnotator(Annotator):
         return resolve_reference(value, self.base)
 
     def _predict(self, images: list[_Image], items: list[Item]) -> list[Any]:
-        """Raw predictions; when a batch fails, each image runs alone so a bad one fails alone.
-        If every image fails alone too, the model (not the data) is broken: the error stops the job."""
+        """Raw predictions; a model error on one image becomes that image's prediction (its line
+        fails with the error as reason) and a failed batch runs its images one by one, so a bad
+        image fails alone whatever the batch size. A model that has labeled nothing in this run and
+        fails on each of its first ``BROKEN_MODEL_IMAGES`` images is broken, not the data: one
+        ``JobError`` stops the job instead of a failure per line."""
         import numpy as np
         import torch
 
@@ -420,26 +430,42 @@ class InferenceAnnotator(Annotator):
             return torch.from_numpy(np.stack([i.pixels for i in imgs])).permute(0, 3, 1, 2).contiguous()
 
         try:
-            return self.runner.predict(tensors(images))
+            preds = self.runner.predict(tensors(images))
         except (JobError, UsageError):
             raise
         except Exception as exc:
             if len(images) == 1:
-                raise
+                return [self._model_error(exc)]
             first = exc
+        else:
+            self._model_worked = True
+            return preds
         log.warning("model failed on a batch of %d (%s); running its images one by one",
                     len(images), scrub(str(first), 160))
-        preds: list[Any] = []
+        out: list[Any] = []
         for img in images:
             try:
-                preds.append(self.runner.predict(tensors([img]))[0])
+                pred = self.runner.predict(tensors([img]))[0]
             except (JobError, UsageError):
                 raise
             except Exception as exc:
-                preds.append(JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}"))
-        if all(isinstance(p, JobError) for p in preds):
-            raise first
-        return preds
+                out.append(self._model_error(exc))
+            else:
+                self._model_worked = True
+                out.append(pred)
+        return out
+
+    def _model_error(self, exc: Exception) -> JobError:
+        """The failure of one image in the model, or the job's end when the model looks broken."""
+        detail = f"{type(exc).__name__}: {scrub(str(exc), 160)}"
+        if not self._model_worked:
+            self._unproven_failures += 1
+            if self._unproven_failures >= BROKEN_MODEL_IMAGES:
+                raise JobError(
+                    f"model: failed on each of the first {self._unproven_failures} images and labeled "
+                    f"none; the model (or its options) looks broken: {detail}"
+                ) from exc
+        return JobError(f"model: {detail}")
 
     def _batches_remote(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Outcome]]]:
         """An endpoint fetches its own images: send URLs, a few requests in flight."""

@@ -4,11 +4,15 @@ The guide's ``pre_processor_params`` shape is kept (``model_config`` nested, ``p
 accepted as an alias block) so a parameter file written for a Synapse pre-processor works here
 unchanged. Everything is checked before a job starts, with a message naming the key and its
 source, and the resolved parameters are stored in job.json so a resumed job needs no file.
+A value the guide allows but this task type (or a Ground Truth job) has no use for, such as
+``include_masks: True`` for boxes or ``output_format: 'coco'``, is ignored with a logged note: the
+guide's own examples are written for any pre-processor, and refusing them would break that promise.
 This module imports no torch: the CLI checks options without loading a model.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +22,8 @@ import yaml
 
 from ..errors import StorageError, UsageError
 from ..storage import read_bytes
+
+log = logging.getLogger(__name__)
 
 #: task types the inference annotator can label, and the kind of model each needs
 MODEL_KINDS: dict[str, str] = {
@@ -29,6 +35,10 @@ MODEL_KINDS: dict[str, str] = {
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 OUTPUT_FORMATS = ("groundtruth",)
+#: names that mean the Ground Truth format too
+GROUNDTRUTH_ALIASES = ("groundtruth", "ground_truth", "ground-truth", "gt", "sagemaker")
+#: parameters that only box detection uses
+DETECTION_ONLY = ("nms_threshold", "min_object_size", "max_objects")
 
 TOP_LEVEL_KEYS = (
     "confidence_threshold",
@@ -149,10 +159,18 @@ def merge_params(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_params(raw: Mapping[str, Any], task_type: str | None = None, *, source: str = "params") -> dict[str, Any]:
+def resolve_params(
+    raw: Mapping[str, Any],
+    task_type: str | None = None,
+    *,
+    source: str = "params",
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
     """Check every parameter and fill defaults; returns the normalised, JSON-serialisable dict.
 
-    ``task_type`` adds the checks that depend on it (masks only with segmentation).
+    ``task_type`` adds the checks that depend on it (masks only with segmentation). Values that
+    do not apply are ignored with a note: appended to ``notes`` when given (a caller that checks
+    the same parameters several times logs them once), else logged.
     """
     if not isinstance(raw, Mapping):
         raise UsageError(f"{source}: parameters must be a mapping, got {type(raw).__name__}")
@@ -169,6 +187,7 @@ def resolve_params(raw: Mapping[str, Any], task_type: str | None = None, *, sour
         _unknown(source, " in model_config", set(mc) - set(MODEL_CONFIG_KEYS), MODEL_CONFIG_KEYS)
     merged = merge_params(DEFAULTS, raw)
     model_config = merged["model_config"]
+    pending: list[str] = []
 
     out: dict[str, Any] = {}
     ct = merged.get("confidence_threshold")
@@ -186,17 +205,42 @@ def resolve_params(raw: Mapping[str, Any], task_type: str | None = None, *, sour
     masks = merged.get("include_masks")
     out["include_masks"] = None if masks is None else _boolean(source, "include_masks", masks)
     fmt = merged.get("output_format")
-    if not isinstance(fmt, str) or fmt.lower() not in (*OUTPUT_FORMATS, "gt", "sagemaker"):
-        raise _fail(
-            source, "output_format",
-            "must be 'groundtruth': jobs write Ground Truth manifests (convert them to COCO or YOLO "
-            "afterwards with the formats converters)",
-            fmt,
+    if not isinstance(fmt, str) or not fmt.strip():
+        raise _fail(source, "output_format", "must be a format name", fmt)
+    if fmt.strip().lower() not in GROUNDTRUTH_ALIASES:
+        pending.append(
+            f"{source}: output_format {fmt!r} ignored: jobs write Ground Truth manifests "
+            "(convert them to COCO or YOLO afterwards with the formats converters)"
         )
     out["output_format"] = "groundtruth"
     if task_type is not None:
-        check_params_for_task(out, task_type, source=source)
+        if task_type in MODEL_KINDS and task_type != "object-detection":
+            given = _given_keys(raw)
+            for key in DETECTION_ONLY:
+                if key in given:
+                    pending.append(f"{source}: {key} ignored: it applies to object-detection boxes, not {task_type}")
+        check_params_for_task(out, task_type, source=source, notes=pending)
+        if out["include_masks"] and task_type != "semantic-segmentation":
+            out["include_masks"] = None  # noted above; a second check must not note it again
+    _emit(pending, notes)
     return out
+
+
+def _given_keys(raw: Mapping[str, Any]) -> set[str]:
+    """Top-level parameter names the caller set, ``post_processing`` aliases folded in."""
+    given = {k for k, v in raw.items() if v is not None}
+    post = raw.get("post_processing")
+    if isinstance(post, Mapping):
+        given |= {"min_object_size" if k == "min_size" else k for k, v in post.items() if v is not None}
+    return given
+
+
+def _emit(pending: list[str], notes: list[str] | None) -> None:
+    if notes is not None:
+        notes.extend(pending)
+        return
+    for message in pending:
+        log.warning("%s", message)
 
 
 def _class_filter(source: str, value: Any) -> list[int | str] | None:
@@ -212,7 +256,10 @@ def _class_filter(source: str, value: Any) -> list[int | str] | None:
     return list(value)
 
 
-def check_params_for_task(params: Mapping[str, Any], task_type: str, *, source: str = "params") -> None:
+def check_params_for_task(
+    params: Mapping[str, Any], task_type: str, *, source: str = "params", notes: list[str] | None = None
+) -> None:
+    """Refuse what this task type cannot honour; note (see ``resolve_params``) what it has no use for."""
     if task_type not in MODEL_KINDS:
         raise UsageError(
             f"--method inference cannot label task type {task_type!r}; it labels "
@@ -225,7 +272,8 @@ def check_params_for_task(params: Mapping[str, Any], task_type: str, *, source: 
             "leave include_masks out or set it to true"
         )
     if task_type != "semantic-segmentation" and masks:
-        raise UsageError(
-            f"{source}: include_masks is true, but Ground Truth {task_type} labels hold no masks; "
-            "use --task-type semantic-segmentation for per-pixel labels"
+        _emit(
+            [f"{source}: include_masks ignored: Ground Truth {task_type} labels hold no masks "
+             "(use --task-type semantic-segmentation for per-pixel labels)"],
+            notes,
         )
