@@ -269,3 +269,42 @@ def test_progress_is_a_live_bar_on_a_terminal(tmp_path):
     assert b"\r[annotate_task_data] [" in seen and b"100.0% (30/30)" in seen
     assert b"lines/s" in seen
     assert b"Progress: " not in seen  # the log-line form is for pipes and files
+
+
+def test_duplicate_label_attribute_keys_are_refused(tmp_path):
+    """A job edits the last copy of a key; an earlier copy would survive beside the new value."""
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"a","cls":1,"cls":null}\n{"source-ref":"b","cls\\u002dmetadata":{},"cls-metadata":{}}\n'
+                    b'{"source-ref":"c","x":{"cls":1},"cls":null}\n')
+    with pytest.raises(UsageError) as info:
+        api.annotate(config(tmp_path, inp))
+    text = str(info.value)
+    assert "line 1, key 'cls'" in text and "line 2, key 'cls-metadata'" in text and "[duplicate-key]" in text
+    assert "line 3" not in text  # the same name inside a nested object is not a duplicate
+
+
+def test_resume_and_chain_work_from_another_folder(tmp_path, monkeypatch):
+    inp = write_manifest(tmp_path / "in.manifest", 6)
+    monkeypatch.chdir(tmp_path)
+    first = api.annotate(config(tmp_path, "in.manifest", output_root="out"))
+    assert first.job_url == str(tmp_path / "out" / "job1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    second = api.chain("../out/job1", "next")
+    assert second.status == "COMPLETED" and second.job_url == str(tmp_path / "out" / "next")
+    assert not (elsewhere / "out").exists()
+    assert inp.exists()
+
+
+def test_part_numbers_past_six_digits_keep_their_order(tmp_path):
+    from totask_manifest.jobs.layout import JobLayout
+
+    layout = JobLayout(str(tmp_path / "job"))
+    folder = tmp_path / "job" / "manifests" / "intermediate"
+    folder.mkdir(parents=True)
+    for n in (999_999, 1_000_000, 5):
+        (folder / f"part-{n:06d}.jsonl").write_bytes(b"")
+    (folder / ".tmp-part-000007.jsonl-x").write_bytes(b"")
+    assert [p.rsplit("/", 1)[-1] for p in layout.parts()] == [
+        "part-000005.jsonl", "part-999999.jsonl", "part-1000000.jsonl"]

@@ -133,3 +133,24 @@ def test_resume_of_completed_job_does_nothing(tmp_path):
     r = run_cli("resume", str(out / "done"))
     assert r.returncode == 0 and "COMPLETED" in r.stdout
     assert output_of(out, "done").read_bytes() == before
+
+
+def test_a_second_signal_leaves_at_once(tmp_path):
+    """A line stuck in the annotator: the first SIGINT waits for it, the second does not."""
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    out = tmp_path / "out"
+    proc = popen_cli(*start_args(inp, out, "twice", delay="60", every="1"))
+    deadline = time.monotonic() + 30
+    while not (out / "twice" / "job.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the first line's 60 s
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10, "the second signal did not stop the job at once"
+    assert proc.returncode == 130, stderr
+    job = orjson.loads((out / "twice" / "job.json").read_bytes())
+    assert job["status"] == "STOPPED"
+    assert output_of(out, "twice").read_bytes() == inp.read_bytes()  # nothing finished: input as it was

@@ -385,7 +385,7 @@ def test_totask_params() -> None:
         ({**FILE_PARAMS, "name": "File Based"}, [("name", "schema-pattern")]),
         ({**FILE_PARAMS, "method": "magic"}, [("method", "schema-enum")]),
         ({k: v for k, v in FILE_PARAMS.items() if k != "target_specification_name"}, [("", "schema-required")]),
-        ({k: v for k, v in INFERENCE_PARAMS.items() if k != "model"}, [("", "schema-required")]),
+        ({k: v for k, v in INFERENCE_PARAMS.items() if k != "pre_processor"}, [("", "schema-required")]),
         ({**INFERENCE_PARAMS, "batch_size": 0}, [("batch_size", "schema-minimum")]),
         ({**INFERENCE_PARAMS, "schema": "dm_schema_v2"}, [("schema", "schema-enum")]),
         ({**FILE_PARAMS, "project": "123"}, [("project", "schema-type")]),

@@ -16,6 +16,7 @@ import yaml
 
 from totask_manifest import ToTaskAction
 from totask_manifest.cli import main
+from totask_manifest.errors import UsageError
 from totask_manifest.formats.synapse import gt_to_dm_v1
 from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
@@ -136,6 +137,23 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
     assert all(t["data"]["annotations"]["image_1"][0]["classification"] == {"class": "dog"} for t in labeled)
     assert empty_for["data"] == {}
     assert token_headers(files.requests) == []
+
+
+def test_the_guides_inference_example_without_model_and_with_a_limit_filter_runs(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 5)
+    rel = synapse.add_release("yolo", version="8.1.0")
+    synapse.inference = lambda body: {"objects": [{"class_id": 1, "type": "bbox", "properties": {"label": "dog"},
+                                                   "coordinates": {"x": 2, "y": 3, "width": 4, "height": 5}}]}
+    params = {"name": "AI_Auto_Annotation", "project": pid, "agent": 9, "method": "inference", "pre_processor": rel,
+              "task_filters": {"status": "pending", "limit": 3}}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
+    assert result["status"] == "SUCCEEDED", result
+    assert result["metrics"] == {"total": 3, "success": 3, "failed": 0, "stand_by": 0}
+    calls = [r.body["params"] for r in synapse.requests_to("POST") if r.body["action"] == "inference"]
+    assert len(calls) == 3 and all("model" not in c for c in calls)
+    assert all("limit" not in r.query for r in export_listings(synapse))
+    with pytest.raises(UsageError, match="limit"):
+        validate_params({**params, "task_filters": {"limit": "many"}})
 
 
 @pytest.mark.parametrize(

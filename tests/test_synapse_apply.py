@@ -307,3 +307,58 @@ def test_a_backend_that_normalises_data_still_sees_a_rerun_as_unchanged(synapse,
     assert again.totals["unchanged"] == 6 and len(puts(synapse)) == 6
     report = rollback_job(str(job_dir), client=client)
     assert report.totals["restored"] == 6 and report.totals["conflict"] == 0
+
+
+def test_a_torn_journal_tail_does_not_swallow_the_next_runs_first_record(synapse, client, job, caplog) -> None:
+    _, job_dir, tasks = job
+    journal = job_dir / "synapse-journal.jsonl"
+    journal.write_bytes(b'{"op":"before","task_id":99,"prev')  # an earlier run killed mid-write
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert report.totals["applied"] == 6
+    assert "torn line" in caplog.text and "synapse-journal.jsonl" in caplog.text
+    befores = [r["task_id"] for r in read_journal(str(job_dir)) if r["op"] == "before"]
+    assert sorted(befores) == [t["id"] for t in tasks]  # the first record survived
+    assert rollback_job(str(job_dir), client=client).totals["restored"] == 6
+    assert all(t["data"] == ORIGINAL for t in tasks)
+
+
+def test_a_redirected_backend_stops_the_run_instead_of_failing_every_task(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    synapse.add_fault(Fault(status=307, method="PUT", times=None, body={}))
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert not report.ok and "backend moved" in report.fatal and "SYNAPSE_HOST" in report.fatal
+    assert report.totals["applied"] == 0 and len(puts(synapse)) == 1  # stopped at the first redirect
+    assert all(t["data"] == ORIGINAL for t in tasks)
+
+
+def test_rollback_keeps_a_human_edit_that_a_later_forced_run_failed_to_overwrite(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    task = tasks[0]
+    assert apply_job(str(job_dir), client=client).totals["applied"] == 6
+    human = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "human, later"}}
+    task["data"] = human
+    synapse.add_fault(Fault(status=400, method="PUT", path=f"^/tasks/{task['id']}/", times=1))
+    forced = apply_job(str(job_dir), client=client, force=True)
+    assert forced.totals["failed"] == 1 and task["data"] == human
+    report = rollback_job(str(job_dir), client=client)
+    by_task = {r.task_id: r.status for r in report.results}
+    assert by_task[task["id"]] == "conflict" and task["data"] == human
+    assert report.totals["restored"] == 5
+    assert rollback_job(str(job_dir), client=client, force=True).totals["restored"] == 1
+    assert task["data"] == ORIGINAL
+
+
+def test_a_fatal_error_rolls_back_only_the_current_run(synapse, client, job) -> None:
+    _, job_dir, tasks = job
+    ids = [t["id"] for t in tasks]
+    synapse.add_fault(Fault(status=400, method="PUT", path=f"^/tasks/({ids[3]}|{ids[4]}|{ids[5]})/", times=None))
+    first = apply_job(str(job_dir), client=client)
+    assert first.ok and first.totals["applied"] == 3 and first.totals["failed"] == 3
+    synapse.clear_faults()
+    synapse.add_fault(Fault(status=503, method="PUT", times=9))  # the second run dies on its first tasks
+    second = apply_job(str(job_dir), client=client, concurrency=1)
+    assert not second.ok and second.rollback is not None and second.rollback.complete
+    assert [t["data"] == expected(n) for n, t in enumerate(tasks[:3], start=1)] == [True] * 3  # run 1 kept
+    assert all(t["data"] == ORIGINAL for t in tasks[3:])
+    assert rollback_job(str(job_dir), client=client).totals["restored"] == 3  # the command undoes every run
+    assert all(t["data"] == ORIGINAL for t in tasks)

@@ -32,6 +32,23 @@ def test_settings_from_env_prefers_plugin_run_token_and_sends_tenant() -> None:
     assert s.redact("token user and acme") == "token *** and ***"
 
 
+def test_env_settings_mistakes_are_usage_errors_that_never_show_the_token(monkeypatch) -> None:
+    from totask_manifest.errors import UsageError
+
+    assert SynapseSettings.from_env({"SYNAPSE_HOST": "https://s.example.com",
+                                     "SYNAPSE_ACCESS_TOKEN": " pat-1\n"}).access_token == "pat-1"
+    with pytest.raises(UsageError, match="SYNAPSE_ACCESS_TOKEN") as info:
+        SynapseSettings.from_env({"SYNAPSE_ACCESS_TOKEN": "sécret\x00x"})
+    assert "sécret" not in str(info.value)
+    with pytest.raises(UsageError, match="http:// or https://"):
+        SynapseSettings.from_env({"SYNAPSE_HOST": "syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat"})
+    for name in ("SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN", "SYNAPSE_PLUGIN_RUN_TENANT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SYNAPSE_HOST", "http://127.0.0.1:9")
+    with pytest.raises(UsageError, match=r"SYNAPSE_ACCESS_TOKEN.*SYNAPSE_PLUGIN_RUN_USER_TOKEN.*TENANT"):
+        SynapseClient()
+
+
 def test_listing_follows_next_links_with_credentials_on_the_host(synapse, files) -> None:
     pid = synapse.seed(23)
     c = fast_client(synapse, page_size=5)
@@ -159,3 +176,34 @@ def test_endpoints_send_the_documented_requests(synapse, client) -> None:
     assert [a["status"] for a in client.list_serve_applications({"plugin_code": "det", "job__agent": 5})] == ["RUNNING"]
     assert client.list_serve_applications({"plugin_code": "det", "job__agent": 6}) == []
     assert client.get_data_collection(synapse.projects[pid]["data_collection"])["file_specifications"][0]["name"] == "image_1"
+
+
+def test_a_redirect_is_a_fatal_error_naming_only_the_new_origin() -> None:
+    import http.server
+    import threading
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", "https://user:pw@new.example.com:8443/api/x?secret=s3cr3t")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    c = SynapseClient(SynapseSettings(host=f"http://127.0.0.1:{server.server_port}", access_token=TOKEN),
+                      backoff=0.01, retries=2)
+    try:
+        with pytest.raises(FatalSynapseError) as info:
+            c.get_project(1)
+    finally:
+        c.close()
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert info.value.status == 301 and c.aio.sent == 1  # not retried, not followed
+    assert "https://new.example.com:8443" in message and "SYNAPSE_HOST" in message
+    assert "s3cr3t" not in message and "/api/x" not in message and "pw" not in message and TOKEN not in message

@@ -149,3 +149,23 @@ def test_export_to_s3(synapse, files, client, s3) -> None:
     lines = fs.cat_file(url).splitlines()
     assert len(lines) == 3 and orjson.loads(lines[0])["synapse"]["project"] == pid
     assert [p for p in fs.ls(f"{s3}/exports", detail=False) if ".tmp" in p] == []
+
+
+def test_an_unwritable_output_is_refused_before_anything_is_fetched(synapse, files, tmp_path, capsys) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["export", "--project", str(pid), "-o", str(blocker / "sub" / "out.manifest")]) != 0
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "Traceback" not in err
+    assert synapse.requests == []
+
+
+def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
+    from totask_manifest.errors import StorageError
+    from totask_manifest.storage import AtomicWriter
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="cannot write"), AtomicWriter(str(blocker / "x.manifest")) as f:
+        f.write(b"never")

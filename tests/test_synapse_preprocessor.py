@@ -86,6 +86,20 @@ def test_terminal_status_fails_fast(synapse, client, status) -> None:
     assert t.sleeps == [10.0]
 
 
+def test_an_old_failed_application_does_not_fail_a_new_deploy(synapse, client) -> None:
+    rel = synapse.add_release("det")
+    synapse.add_serve_app("det", 1, "DEPLOY_FAILED")  # yesterday's failed attempt, still listed
+    synapse.deploy_statuses = ["DEPLOYING", "DEPLOYING", "RUNNING"]
+    t = FakeTime()
+    served = PreProcessor(client, rel, 1, sleep=t.sleep, clock=t.clock).ensure_running()
+    assert served.code == "det" and len(deploys(synapse)) == 1 and t.sleeps == [10.0, 10.0]
+    synapse.deploy_statuses = ["DEPLOYING", "UNHEALTHY"]  # the new deploy's own failure still counts
+    for app in synapse.serve_apps.values():
+        app["statuses"] = ["DEPLOY_FAILED"]
+    with pytest.raises(FatalSynapseError, match="UNHEALTHY"):
+        PreProcessor(client, rel, 1, sleep=t.sleep, clock=t.clock).ensure_running()
+
+
 def test_readiness_times_out(synapse, client) -> None:
     rel = synapse.add_release("det")
     synapse.deploy_statuses = ["DEPLOYING"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,7 +28,7 @@ from .jobs.progress import Progress
 from .jobs.recorder import Recorder
 from .jobs.state import COMPLETED, FAILED, RUNNING, STOPPED, JobState, empty_metrics, load_state, now_iso
 from .manifest.naming import check_label_attribute, default_label_attribute
-from .storage import exists
+from .storage import exists, redact_url
 from .task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -38,8 +39,16 @@ ProgressCallback = Callable[[dict[str, int]], None]
 _DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts")
 
 
+def _absolute(url: str) -> str:
+    """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
+    return url if "://" in url else os.path.abspath(url)
+
+
 def _check_config(config: JobConfig) -> None:
     check_job_name(config.job_name)
+    config.input = _absolute(config.input)
+    config.output_root = _absolute(config.output_root)
+    config.append = [_absolute(u) for u in config.append]
     task_type = get_task_type(config.task_type)
     config.task_type = task_type.name
     check_label_attribute(config.label_attribute, task_type)
@@ -72,12 +81,12 @@ def annotate(
             f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
         )
     if not exists(config.input):
-        raise UsageError(f"input manifest not found: {config.input}")
+        raise UsageError(f"input manifest not found: {redact_url(config.input)}")
     input_url = config.input
     if config.append:
         for url in config.append:
             if not exists(url):
-                raise UsageError(f"--append manifest not found: {url}")
+                raise UsageError(f"--append manifest not found: {redact_url(url)}")
         added, skipped = combine_with_appended(config.input, config.append, layout.input_manifest)
         for message in skipped:
             log.warning("%s", message)
@@ -118,7 +127,7 @@ def resume(
     scan = scan_input(state.effective_input, state.config.label_attribute)
     if scan.sha256 != state.input_sha256:
         raise JobError(
-            f"the input manifest {state.effective_input} changed since job {state.config.job_name!r} started "
+            f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
         )
     state.status = RUNNING
@@ -137,6 +146,7 @@ def chain(
     method: str | None = None,
     options: dict[str, Any] | None = None,
     append: list[str] | None = None,
+    checkpoint_every: int | None = None,
     engine: str = "local",
     engine_options: dict[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
@@ -174,7 +184,7 @@ def chain(
         task_type=new_type,
         method=new_method,
         options={**base_options, **(options or {})},
-        checkpoint_every=prev.config.checkpoint_every,
+        checkpoint_every=checkpoint_every or prev.config.checkpoint_every,
         checkpoint_seconds=prev.config.checkpoint_seconds,
         append=list(append or []),
     )
@@ -246,9 +256,15 @@ def _result(state: JobState) -> JobResult:
     )
 
 
+class _HardStop(BaseException):
+    """Raised in the main thread by a second signal: leave the engine at once."""
+
+
 @contextlib.contextmanager
 def _stop_on_signals(plan: RunPlan) -> Iterator[dict[str, int]]:
-    """First SIGINT/SIGTERM: stop taking lines; second: leave at once."""
+    """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
+    is being committed (``received["committing"]`` set), signals are only noted: the commit
+    finishes, so a stopped job always has its output manifest and a final status."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -256,8 +272,12 @@ def _stop_on_signals(plan: RunPlan) -> Iterator[dict[str, int]]:
 
     def handler(signum: int, _frame: object) -> None:
         received.setdefault("signal", signum)
+        if received.get("committing"):
+            plan.stop.set()
+            return
         if plan.stop.is_set():
             plan.hard_stop.set()
+            raise _HardStop
         else:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()
@@ -310,6 +330,8 @@ def _execute(
     with _stop_on_signals(plan) as received:
         try:
             engine.run(plan)
+        except _HardStop:
+            log.warning("stopped at once: lines in flight are redone on resume")
         except TotaskError as exc:  # a user's mistake met at run time (a model that will not load, ...)
             log.error("job %s failed: %s", config.job_name, exc)
             error = str(exc)
@@ -317,7 +339,23 @@ def _execute(
             log.exception("job %s failed", config.job_name)
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            received["committing"] = 1
             writer.flush()
+        _commit(state, counts, total, error, plan, run_record, started, received)
+    progress.finish()
+    if on_progress:
+        on_progress(dict(state.metrics))
+    result = _result(state)
+    result.signal = received.get("signal")
+    return result
+
+
+def _commit(
+    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: RunPlan,
+    run_record: dict[str, Any], started: float, received: dict[str, int],
+) -> None:
+    """Decide the final status, write the output manifest and failures, save job.json."""
+    layout = state.layout
     done = sum(counts.values())
     if error is not None:
         state.status = FAILED
@@ -339,9 +377,3 @@ def _execute(
     )
     state.runs.append(run_record)
     state.save()
-    progress.finish()
-    if on_progress:
-        on_progress(dict(state.metrics))
-    result = _result(state)
-    result.signal = received.get("signal")
-    return result

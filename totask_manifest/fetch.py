@@ -33,11 +33,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from .errors import FetchError, StorageError, UsageError
+from .storage import redact_url
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_TIMEOUT = 30.0
@@ -64,25 +65,6 @@ class _Transient(Exception):
 
 
 # --------------------------------------------------------------------------- URLs
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info, query or fragment: what is safe to print."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
-        return url.split("?", 1)[0]
-    netloc = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port:
-        netloc += f":{port}"
-    suffix = "?…" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
 
 
 _QUERY_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
@@ -611,12 +593,14 @@ class LoopThread:
                 task.cancel()
 
         source = iter(items)
+        # an ItemStream's back-pressure: finish what runs before taking more (see annotators.base)
+        wants_pause: Callable[[], bool] = getattr(items, "wants_pause", None) or (lambda: False)
         exhausted = False
         in_flight = 0
         try:
             while True:
                 batch: list[T] = []
-                while not exhausted and in_flight + len(batch) < limit:
+                while not exhausted and in_flight + len(batch) < limit and not (in_flight and wants_pause()):
                     try:
                         batch.append(next(source))
                     except StopIteration:

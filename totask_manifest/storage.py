@@ -12,11 +12,32 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import StorageError
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query or fragment: what is safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return url.split("?", 1)[0]
+    netloc = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        netloc += f":{port}"
+    suffix = "?…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
+
 
 
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -25,7 +46,11 @@ def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSyst
     except (ImportError, ValueError) as exc:
         protocol = str(url).split("://", 1)[0] if "://" in str(url) else "file"
         hint = " (install s3fs: pip install 'totask-manifest[s3]')" if protocol in ("s3", "s3a") else ""
-        raise StorageError(f"cannot open {url}: no filesystem for protocol {protocol!r}{hint}: {exc}") from None
+        raise StorageError(
+            f"cannot open {redact_url(url)}: no filesystem for protocol {protocol!r}{hint}: {exc}"
+        ) from None
+    except Exception as exc:  # fsspec implementations raise anything on a URL they cannot use
+        raise StorageError(f"cannot open {redact_url(url)}: {type(exc).__name__}: {exc}") from None
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -51,9 +76,9 @@ def open_read(url: str) -> Iterator[IO[bytes]]:
     try:
         f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
-        raise StorageError(f"no such file: {url}") from None
+        raise StorageError(f"no such file: {redact_url(url)}") from None
     except (OSError, PermissionError) as exc:
-        raise StorageError(f"cannot read {url}: {exc}") from None
+        raise StorageError(f"cannot read {redact_url(url)}: {exc.strerror or exc}") from None
     with f:
         yield f
 
@@ -68,7 +93,7 @@ def size(url: str) -> int:
     try:
         return int(fs.size(path))
     except FileNotFoundError:
-        raise StorageError(f"no such file: {url}") from None
+        raise StorageError(f"no such file: {redact_url(url)}") from None
 
 
 def _read_umask() -> int:
@@ -91,6 +116,12 @@ class AtomicWriter:
         self._tmp = ""
 
     def __enter__(self) -> IO[bytes]:
+        try:
+            return self._open()
+        except OSError as exc:
+            raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+
+    def _open(self) -> IO[bytes]:
         if is_local(self.fs):
             directory = os.path.dirname(os.path.abspath(self.path)) or "."
             os.makedirs(directory, exist_ok=True)

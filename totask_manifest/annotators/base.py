@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -67,6 +67,25 @@ class Routed:
 
 
 Outcome = Labeled | Failed | Routed
+
+
+class ItemStream(Iterator[Item]):
+    """The items an engine hands to ``Annotator.annotate``, with back-pressure.
+
+    The job records outcomes in input order, so lines finished out of order wait behind a slow
+    one. ``wants_pause()`` says that backlog is full: a concurrent annotator should finish work in
+    flight before it pulls more, so memory stays bounded however long one line takes.
+    """
+
+    def __init__(self, items: Iterator[Item], wants_pause: Callable[[], bool]) -> None:
+        self._items = items
+        self.wants_pause = wants_pause
+
+    def __iter__(self) -> ItemStream:
+        return self
+
+    def __next__(self) -> Item:
+        return next(self._items)
 
 
 @dataclass

@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TotaskError as exc:
         print(f"totask-manifest {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
+        print(f"totask-manifest {args.command}: error: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"totask-manifest {args.command}: interrupted", file=sys.stderr)
         return 130

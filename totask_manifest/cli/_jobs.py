@@ -53,8 +53,9 @@ def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
                         help="output root URL; the job lives in ROOT/JOB_NAME/")
     parser.add_argument("--append", action="append", default=[], metavar="MANIFEST",
                         help="add this manifest's data objects at the end (duplicates skipped); repeatable")
-    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
-                        help="lines per checkpoint (the most work a crash can cost; default 500)")
+    parser.add_argument("--checkpoint-every", type=int, default=500 if required else None, metavar="N",
+                        help="lines per checkpoint (the most work a crash can cost; default 500, "
+                        "or the previous job's when chaining)")
     for name in annotator_names():
         try:
             cls = get_annotator_class(name)

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         method=method,
         options=method_options(args, method, only_given=True),
         append=args.append,
+        checkpoint_every=args.checkpoint_every,
         engine=args.engine or "local",
         engine_options=engine_options(args),
     )

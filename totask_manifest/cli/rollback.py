@@ -11,7 +11,8 @@ from ..synapse.rollback import rollback_job
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rollback", help="restore the Synapse tasks a job's apply changed",
-        description="Restore every task the job changed from JOB_DIR/synapse-journal.jsonl. Idempotent: tasks "
+        description="Restore every task the job changed, over all its apply runs, from JOB_DIR/synapse-journal.jsonl "
+        "(to the data it held before the job's first write). Idempotent: tasks "
         "already restored are left alone; tasks changed by someone else since are skipped unless --force.",
     )
     p.add_argument("job", metavar="JOB_DIR", help="the job folder (holding synapse-journal.jsonl)")

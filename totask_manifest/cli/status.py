@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import api
+from ..storage import redact_url
 from ._jobs import dump_json
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         f"job: {data['job-name']} ({args.job_dir})",
         f"status: {data['status']}",
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
-        f"input: {data['input']['url']} ({data['input']['lines']} lines)",
+        f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
         f"output manifest: {data['output-manifest']}",
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from ..annotators.base import Item, Outcome
+from ..annotators.base import Item, ItemStream, Outcome
 from ..jobs.selection import select
 from ..manifest.io import read_lines
 from ..manifest.line import Line
 from .base import Engine, RunPlan
+
+#: finished lines waiting for an earlier, slower line before they can be recorded
+MAX_BACKLOG = 4096
 
 
 class LocalEngine(Engine):
@@ -33,8 +36,11 @@ class LocalEngine(Engine):
                 order.append(item.index)
                 yield item
 
+        def backlog_full() -> bool:
+            return len(finished) >= MAX_BACKLOG
+
         with plan.annotator_cls(plan.context) as annotator:
-            outcomes = annotator.annotate(feed())
+            outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
             try:
                 for item, outcome in outcomes:
                     finished[item.index] = outcome

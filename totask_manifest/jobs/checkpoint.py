@@ -19,7 +19,7 @@ import orjson
 
 from ..errors import JobError
 from ..storage import read_bytes, write_bytes_atomic
-from .layout import JobLayout
+from .layout import JobLayout, part_number
 
 
 def iter_records(layout: JobLayout) -> Iterator[dict[str, Any]]:
@@ -43,7 +43,7 @@ def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
         counts[rec["s"]] += 1
         last = rec["i"]
     parts = layout.parts()
-    next_seq = int(parts[-1].rsplit("-", 1)[-1].split(".")[0]) + 1 if parts else 0
+    next_seq = part_number(parts[-1]) + 1 if parts else 0
     return last, counts, next_seq
 
 

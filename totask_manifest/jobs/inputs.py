@@ -11,11 +11,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 from ..errors import ManifestError, UsageError
 from ..manifest.io import iter_lines_from, read_lines, write_lines
-from ..manifest.line import Line
-from ..manifest.naming import rule_message
-from ..storage import open_read
+from ..manifest.line import Line, scan_top_level
+from ..manifest.naming import metadata_key, rule_message
+from ..storage import open_read, redact_url
 from .selection import needs_label
 
 MAX_REPORTED = 20
@@ -30,9 +32,26 @@ class InputScan:
     problem_count: int = 0
 
 
+def _duplicated(line: Line, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` that appears more than once at the top level of ``line``.
+
+    A job edits the last copy of a key (as JSON parsers read it); an earlier copy would survive
+    beside the new value, so such lines are refused. The text search is a cheap pre-filter.
+    """
+    if not any(line.body.count(orjson.dumps(k)) > 1 or b"\\u" in line.body for k in keys):
+        return None
+    seen: set[str] = set()
+    for span in scan_top_level(line.body):
+        if span.key in keys and span.key in seen:
+            return span.key
+        seen.add(span.key)
+    return None
+
+
 def scan_input(url: str, attribute: str) -> InputScan:
     scan = InputScan()
     digest = hashlib.sha256()
+    own_keys = (attribute, metadata_key(attribute))
     with open_read(url) as f:
         for line in iter_lines_from(_Tee(f, digest)):
             scan.lines += 1
@@ -46,6 +65,10 @@ def scan_input(url: str, attribute: str) -> InputScan:
             if ("source-ref" in record) == ("source" in record):
                 detail = "it holds both" if "source" in record else "it holds neither"
                 _problem(scan, f"line {line.number}: {rule_message('line-source', detail=detail)} [line-source]")
+                continue
+            twice = _duplicated(line, own_keys)
+            if twice is not None:
+                _problem(scan, f"line {line.number}, key {twice!r}: {rule_message('duplicate-key')} [duplicate-key]")
                 continue
             if needs_label(record, attribute):
                 scan.selected += 1
@@ -79,7 +102,7 @@ def raise_for_problems(url: str, scan: InputScan) -> None:
     if scan.problem_count:
         more = scan.problem_count - len(scan.problems)
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
-        raise UsageError(f"input manifest {url} has {scan.problem_count} bad line(s):\n  {listing}")
+        raise UsageError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
 
 
 def _identity(record: dict) -> str | None:
@@ -111,7 +134,7 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str) ->
                     continue
                 ident = _identity(line.record())
                 if ident is not None and ident in seen:
-                    skipped.append(f"{url} line {line.number}: duplicate data object {ident!r} skipped")
+                    skipped.append(f"{redact_url(url)} line {line.number}: duplicate data object {ident!r} skipped")
                     continue
                 if ident is not None:
                     seen.add(ident)

@@ -60,9 +60,14 @@ class JobLayout:
         names = []
         for entry in fs.ls(path, detail=False):
             name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            if re.fullmatch(r"part-\d{6}\.jsonl", name):
+            if re.fullmatch(r"part-\d{6,}\.jsonl", name):
                 names.append(name)
-        return [join(self.intermediate, n) for n in sorted(names)]
+        # by number: past part-999999 the names grow a digit and no longer sort as text
+        return [join(self.intermediate, n) for n in sorted(names, key=part_number)]
+
+
+def part_number(name_or_url: str) -> int:
+    return int(name_or_url.rsplit("part-", 1)[-1].split(".", 1)[0])
 
 
 def job_url_for(output_root: str, job_name: str) -> str:

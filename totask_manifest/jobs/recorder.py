@@ -75,7 +75,7 @@ class Recorder:
             metadata["review-reason"] = outcome.reason
             metadata.update(self._common())
             updates: dict[str, Any] = {self.meta_key: metadata}
-            if drop_null is not None:
+            if drop_null is not None and item.record.get(self.attr) is None:
                 updates[self.attr] = drop_null
             return "routed", updates, outcome.reason
         reason = outcome.reason

@@ -7,6 +7,7 @@ behind, and ``resume`` trusts the checkpoint parts, not these counters.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,4 +117,10 @@ def load_state(job_url: str) -> JobState:
         raise JobError(f"{url} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "config" not in data:
         raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
-    return JobState.from_dict(data)
+    state = JobState.from_dict(data)
+    # the folder is where the caller found it (it may have been moved since it was written)
+    parent, _, name = job_url.rstrip("/").rpartition("/")
+    if name == state.config.job_name:
+        root = parent or "."
+        state.config.output_root = root if "://" in root else os.path.abspath(root)
+    return state

@@ -92,11 +92,10 @@ def validate_params(params: Any) -> ToTaskParams:
         problems.append(f"method: must be 'file' or 'inference', not {method!r}")
     if method == "file" and not params.get("target_specification_name"):
         problems.append("target_specification_name: required for the file method")
-    if method == "inference":
-        if not _is_int(params.get("pre_processor")):
-            problems.append("pre_processor: required for the inference method (a plugin release id)")
-        if params.get("model") in (None, ""):
-            problems.append("model: required for the inference method")
+    # ``model`` is optional: the guide's examples leave it out, and the pre-processor then uses
+    # its own default; it is sent only when given.
+    if method == "inference" and not _is_int(params.get("pre_processor")):
+        problems.append("pre_processor: required for the inference method (a plugin release id)")
     for key in ("task_filters", "pre_processor_params"):
         if params.get(key) is not None and not isinstance(params.get(key), dict):
             problems.append(f"{key}: must be an object")

@@ -18,8 +18,8 @@ with ``?schema=any`` because the backend's DM-schema check would refuse it).
 
 A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
 only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
-to, apply then rolls back this job's writes while the backend still takes them, and otherwise
-the journal lets ``rollback`` finish later.
+to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
+takes them, and otherwise the journal lets ``rollback`` finish later (it undoes every run).
 """
 
 from __future__ import annotations
@@ -35,7 +35,14 @@ from ..errors import JobError, ManifestError, StorageError, UsageError
 from ..jobs.state import load_state
 from ..manifest.io import read_lines
 from ..storage import exists, join
-from .client import AsyncSynapseClient, BackendUnavailable, NotFound, SynapseHTTPError, TokenRejected
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    BackendUnavailable,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+)
 from .current import CurrentData
 from .journal import Journal, read_journal, stored_hashes
 from .rollback import RollbackReport, rollback_async
@@ -223,9 +230,10 @@ class _ApplyRun:
             except StorageError as exc:  # the manifest cannot be read
                 self.breaker.trip(str(exc))
             if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal:
-                log.warning("stopping: %s; rolling back this job's writes", self.breaker.fatal)
+                log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
                 self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
-                                                            concurrency=self.concurrency)
+                                                            concurrency=self.concurrency,
+                                                            only_run=self.journal.run_id)
         finally:
             if self.journal is not None:
                 await self.journal.aclose()
@@ -324,6 +332,9 @@ class _ApplyRun:
             self.breaker.success()
         except TokenRejected as exc:
             self.breaker.trip(f"the token was refused ({exc})")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except BackendMoved as exc:
+            self.breaker.trip(f"the backend moved ({exc})")
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except BackendUnavailable as exc:
             self.breaker.unavailable(str(exc))

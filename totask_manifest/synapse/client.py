@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
@@ -65,6 +65,12 @@ class TokenRejected(SynapseHTTPError, FatalSynapseError):
     """401: the token is missing, wrong or revoked; nothing else can succeed."""
 
 
+class BackendMoved(SynapseHTTPError, FatalSynapseError):
+    """3xx: the backend redirects instead of answering; redirects are not followed (a token must
+    not travel to another host), and when the host is wrong every request would be redirected, so
+    this is fatal rather than one failure per task."""
+
+
 class BackendUnavailable(SynapseHTTPError):
     """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
 
@@ -104,6 +110,19 @@ def _retry_after(value: str | None, default: float) -> float:
     return default if seconds is None else seconds
 
 
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without user info, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
 def _path_of(url: str) -> str:
     parts = urlsplit(url)
     return parts.path + ("?" + parts.query if parts.query else "")
@@ -136,7 +155,7 @@ class AsyncSynapseClient:
         page_size: int = 100,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.settings = settings or SynapseSettings.from_env()
+        self.settings = settings or SynapseSettings.from_env().require_credentials()
         self.max_concurrency = max(1, int(max_concurrency))
         self.retries = retries
         self.backoff = backoff
@@ -221,6 +240,8 @@ class AsyncSynapseClient:
                 continue
             if status >= 400:
                 raise self._error(method, url, status, body)
+            if 300 <= status < 400:
+                raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not body:
                 return None
             try:
@@ -260,6 +281,15 @@ class AsyncSynapseClient:
         return _error_class(status)(
             self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
         )
+
+    def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
+        """Names only where the redirect points (scheme and host): its path or query may hold secrets."""
+        target = _origin(urljoin(url, location)) if location else None
+        reason = httpx.codes.get_reason_phrase(status)
+        message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
+                   + (f", redirecting to {target}" if target else "")
+                   + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")
+        return BackendMoved(self.settings.redact(message), status=status, method=method, path=_path_of(url))
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("GET", path, params=params)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .client import AsyncSynapseClient, SynapseHTTPError, TokenRejected
+from .client import AsyncSynapseClient, BackendMoved, SynapseHTTPError, TokenRejected
 from .taskdata import data_hash
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class CurrentData:
         try:
             page = await self.aio.get("sdk/tasks/", {"project": project, "id__in": task_ids, "fields": "id,data",
                                                      "page_size": len(task_ids)})
-        except TokenRejected:
+        except (TokenRejected, BackendMoved):
             raise
         except SynapseHTTPError as exc:
             self._off(f"the task listing failed ({exc.status})")
@@ -61,7 +61,7 @@ class CurrentData:
             probe = next(iter(found))
             try:
                 own = await self.aio.get_task(probe, DETAIL)
-            except TokenRejected:
+            except (TokenRejected, BackendMoved):
                 raise
             except SynapseHTTPError as exc:
                 self._off(f"could not check the listing against task {probe} ({exc.status})")

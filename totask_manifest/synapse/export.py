@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import FatalSynapseError, UsageError
-from ..storage import AtomicWriter
-from .client import AsyncSynapseClient, NotFound, SynapseHTTPError, TokenRejected
+from ..errors import FatalSynapseError, StorageError, UsageError
+from ..storage import AtomicWriter, is_local, url_to_fs
+from .client import AsyncSynapseClient, BackendMoved, NotFound, SynapseHTTPError, TokenRejected
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
 
@@ -66,14 +67,38 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
     for key, value in (filters or {}).items():
         if key in RESERVED_FILTERS:
             raise UsageError(f"filter {key!r} is set by export itself and cannot be overridden")
-        if key == "limit":
-            raise UsageError("use --limit N (or the 'limit' argument), not a 'limit' filter")
+        if key == "limit":  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
+            out[key] = _limit(value)
+            continue
         if key == "assignee" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
             value = None
         if key.endswith("__in") and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         out[key] = value
     return out
+
+
+def _check_writable(output: str) -> None:
+    """Refuse an output folder that cannot be written before spending the fetch on it (local paths;
+    an object store's permissions only show on the write itself, which fails just as clearly)."""
+    fs, path = url_to_fs(output)
+    if not is_local(fs):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write {output}: {folder} is not a writable folder")
+
+
+def _limit(value: Any) -> int:
+    try:
+        limit = int(value) if not isinstance(value, bool) else 0
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1 or (isinstance(value, float) and value != limit):
+        raise UsageError(f"filter 'limit' must be a positive integer, got {value!r}")
+    return limit
 
 
 def export_tasks(
@@ -91,7 +116,10 @@ def export_tasks(
     Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
     has no data collection, lacks the target specification, or no task matches.
     """
+    _check_writable(output)
     filters = check_filters(filters)
+    filter_limit = filters.pop("limit", None)  # a 'limit' filter is the export limit, not a query
+    limit = limit if limit is not None else filter_limit
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     own = client is None
@@ -196,7 +224,7 @@ async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tup
         files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
         if not files and unit_id is not None:
             files = files_by_spec((await aio.get_data_unit(unit_id)).get("files"))
-    except TokenRejected:
+    except (TokenRejected, BackendMoved):
         raise
     except (NotFound, SynapseHTTPError) as exc:
         if not isinstance(exc, NotFound) and (exc.status is None or exc.status >= 500):

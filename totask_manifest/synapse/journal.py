@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from ..storage import is_local, join, url_to_fs
 JOURNAL_NAME = "synapse-journal.jsonl"
 SEGMENTS_DIR = "synapse-journal"
 
+log = logging.getLogger(__name__)
+
 
 def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -42,6 +45,7 @@ def _now() -> str:
 class _LocalStore:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        _drop_torn_tail(path)
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for the journal's lifetime
 
     def write(self, data: bytes) -> None:
@@ -51,6 +55,40 @@ class _LocalStore:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _drop_torn_tail(path: str) -> None:
+    """Cut a last line left without its newline by a crash.
+
+    Appending after it would glue the torn bytes to this run's first record, and readers skip
+    that merged line as unparsable: a ``before`` record (with the task's previous data) would be
+    lost to rollback. The torn line itself was never acknowledged, so nothing relied on it.
+    """
+    try:
+        f = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        keep, pos, block = 0, size, 65536
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+        log.warning("journal %s ends with a torn line (%d bytes) from an interrupted run; dropping it", path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class _ObjectStore:
@@ -180,10 +218,14 @@ class TaskHistory:
         return self.writes[0]["previous_hash"]
 
     def ours(self) -> set[str]:
-        """Fingerprints the task may hold because of this job (written, or intermediate)."""
-        hashes = {w["new_hash"] for w in self.writes} | self.stored
-        hashes.update(w["previous_hash"] for w in self.writes[1:])
-        return hashes
+        """Fingerprints the task may hold because this job wrote them.
+
+        A later write's ``previous_hash`` is not among them: unless it is one of our own
+        hashes, it is data someone else put there between two runs (a human edit that a
+        ``--force`` apply then failed to overwrite, say), and rollback must not clobber it
+        without ``--force``.
+        """
+        return {w["new_hash"] for w in self.writes} | self.stored
 
 
 def open_writes(records: list[dict]) -> dict[int, TaskHistory]:

@@ -9,7 +9,7 @@ code on the agent, deploy one when none exists (``POST plugins/{code}/run/`` wit
 
 Each task's primary image URL then goes to ``POST plugins/{code}/run/`` as
 ``{agent, action: "inference", version, params: {model, method: "post", json: {image_path,
-**pre_processor_params}}}``. A deferred reply (``{"__synapse_deferred__": true, "status":
+**pre_processor_params}}}`` (``model`` only when one is given: the pre-processor has its default). A deferred reply (``{"__synapse_deferred__": true, "status":
 "pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
 (2 s, ×1.5, at most 10 s, 1,800 s in all) until it carries the result (the bare result, or
 ``status: "done"`` with ``result``); ``failed`` and ``not_found`` fail the task.
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, Outcome
 from ..errors import FatalSynapseError, UsageError
-from .client import AsyncSynapseClient, SynapseHTTPError, TokenRejected
+from .client import AsyncSynapseClient, BackendMoved, SynapseHTTPError, TokenRejected
 from .sync_client import SynapseClient
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class PreProcessor:
     def release(self) -> tuple[str, str, dict]:
         try:
             release = self.client.get_plugin_release(self.release_id)
-        except TokenRejected:
+        except (TokenRejected, BackendMoved):
             raise
         except SynapseHTTPError as exc:
             raise FatalSynapseError(f"Pre-processor not found: release {self.release_id} ({exc})") from None
@@ -101,27 +101,44 @@ class PreProcessor:
             )
         return str(code), str(version), config
 
-    def statuses(self, code: str) -> list[str]:
+    def applications(self, code: str) -> list[dict]:
         apps = self.client.list_serve_applications({"plugin_code": code, "job__agent": self.agent})
-        return [str(a.get("status")) for a in apps if isinstance(a, dict)]
+        return [a for a in apps if isinstance(a, dict)]
+
+    def statuses(self, code: str) -> list[str]:
+        return [str(a.get("status")) for a in self.applications(code)]
 
     def ensure_running(self) -> Served:
-        """Return once a serve application for the release runs on the agent (deploying if needed)."""
+        """Return once a serve application for the release runs on the agent (deploying if needed).
+
+        Failed applications listed before this call are history (yesterday's failed deploy stays
+        listed): only the applications that appear after our deploy (or the one carrying its
+        ``job_id``), or that were still pending, are judged for a terminal status.
+        """
         code, version, config = self.release()
         batch = _dig(config, "actions", "deployment", "serve_options", "batch", "max_batch_size")
         served = Served(code, version, int(batch) if isinstance(batch, int) and batch > 0 else 1)
-        statuses = self.statuses(code)
+        before = self.applications(code)
+        statuses = [str(a.get("status")) for a in before]
         if RUNNING in statuses:
             return served
+        deploy_job = None
         if not any(s in PENDING for s in statuses):
-            self._deploy(code, config)
+            deploy_job = self._deploy(code, config)
+            old = {a.get("id") for a in before}
+        else:
+            old = {a.get("id") for a in before if str(a.get("status")) in TERMINAL}
+        old.discard(None)
         started = self.clock()
         while True:
-            statuses = self.statuses(code)
+            apps = self.applications(code)
+            statuses = [str(a.get("status")) for a in apps]
             if RUNNING in statuses:
                 log.info("pre-processor %s is running", code)
                 return served
-            bad = sorted(TERMINAL.intersection(statuses))
+            judged = [str(a.get("status")) for a in apps
+                      if a.get("id") not in old or (deploy_job is not None and _job_of(a) == deploy_job)]
+            bad = sorted(TERMINAL.intersection(judged))
             if bad:
                 raise FatalSynapseError(f"Pre-processor not active: serve application of {code} is {bad[0]}")
             elapsed = self.clock() - started
@@ -134,7 +151,8 @@ class PreProcessor:
                 self.on_wait(f"Still waiting for pre-processor {code}... ({int(elapsed)}s elapsed)")
             self.sleep(min(self.timing.poll_interval, max(0.0, self.timing.ready_timeout - elapsed)))
 
-    def _deploy(self, code: str, config: dict) -> None:
+    def _deploy(self, code: str, config: dict) -> str | None:
+        """Dispatch a deployment; returns its ``job_id`` when the backend gives one."""
         resources = _dig(config, "actions", "inference", "required_resources") or {}
         params: dict[str, Any] = {
             "num_cpus": resources.get("required_cpu_count") or resources.get("num_cpus") or 1,
@@ -145,19 +163,29 @@ class PreProcessor:
                 params[key] = resources[key]
         log.info("deploying pre-processor %s on agent %s", code, self.agent)
         try:
-            self.client.run_plugin(code, {"agent": self.agent, "action": "deployment", "params": params})
-        except TokenRejected:
+            answer = self.client.run_plugin(code, {"agent": self.agent, "action": "deployment", "params": params})
+        except (TokenRejected, BackendMoved):
             raise
         except SynapseHTTPError as exc:
             # the type only: the message could carry URLs of the deployment backend
             raise FatalSynapseError(f"Pre-processor deployment dispatch failed ({type(exc).__name__})") from None
+        job = answer.get("job_id") if isinstance(answer, dict) else None
+        return str(job) if job is not None else None
+
+
+def _job_of(app: dict) -> str | None:
+    job = app.get("job_id", app.get("job"))
+    if isinstance(job, dict):
+        job = job.get("id")
+    return str(job) if job is not None else None
 
 
 async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any, image_url: str,
                 params: dict[str, Any], timing: Timing,
                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
     """One inference call, following deferred replies to the result."""
-    request = {"model": model, "method": "post", "json": {"image_path": image_url, **params}}
+    chosen = {"model": model} if model not in (None, "") else {}
+    request = {**chosen, "method": "post", "json": {"image_path": image_url, **params}}
     reply = await aio.run_plugin(served.code, {"agent": agent, "action": "inference", "version": served.version,
                                                "params": request})
     delay = timing.deferred_initial
@@ -177,7 +205,7 @@ async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any,
         delay = min(delay * timing.deferred_factor, timing.deferred_max)
         reply = await aio.run_plugin(served.code, {
             "agent": agent, "action": "inference", "version": served.version,
-            "params": {"model": model, "method": "post", "json": {POLL: ticket}},
+            "params": {**chosen, "method": "post", "json": {POLL: ticket}},
         })
     return reply
 
@@ -185,7 +213,7 @@ async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any,
 class PreProcessorAnnotator(Annotator):
     """Labels each line by Synapse inference on its primary image (``--method synapse-preprocessor``).
 
-    Options: ``pre_processor`` (release id), ``agent``, ``model``, ``pre_processor_params``,
+    Options: ``pre_processor`` (release id), ``agent``, ``model`` (optional), ``pre_processor_params``,
     ``batch_size`` (inference calls in flight), ``timing`` (see ``Timing``).
     """
 
@@ -196,7 +224,7 @@ class PreProcessorAnnotator(Annotator):
         options = context.options
         self.check_options(options, context.task_type)
         self.agent = int(options["agent"])
-        self.model = options["model"]
+        self.model = options.get("model")
         self.params = dict(options.get("pre_processor_params") or {})
         self.timing = Timing.from_options(options)
         self.client = SynapseClient(max_concurrency=max(8, int(options.get("batch_size") or 1)))
@@ -207,7 +235,7 @@ class PreProcessorAnnotator(Annotator):
 
     @classmethod
     def check_options(cls, options: dict[str, Any], task_type: str) -> None:
-        missing = [k for k in ("pre_processor", "agent", "model") if options.get(k) in (None, "")]
+        missing = [k for k in ("pre_processor", "agent") if options.get(k) in (None, "")]
         if missing:
             raise UsageError(f"method synapse-preprocessor needs {', '.join(missing)}")
         params = options.get("pre_processor_params")
@@ -234,7 +262,7 @@ class PreProcessorAnnotator(Annotator):
             return Failed("no image: the line has no source-ref (the primary file URL)")
         try:
             result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing)
-        except TokenRejected:
+        except (TokenRejected, BackendMoved):
             raise
         except (InferenceFailed, SynapseHTTPError) as exc:
             return Failed(f"inference: {exc}")

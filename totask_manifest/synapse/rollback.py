@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 
 from ..errors import JobError, StorageError
 from ..storage import exists, join
-from .client import AsyncSynapseClient, BackendUnavailable, NotFound, SynapseHTTPError, TokenRejected
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    BackendUnavailable,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+)
 from .journal import Journal, TaskHistory, open_writes, read_journal
 from .sync_client import SynapseClient
 from .taskdata import data_hash
@@ -98,10 +105,19 @@ async def rollback_async(
     *,
     force: bool = False,
     concurrency: int = 32,
+    only_run: str | None = None,
 ) -> RollbackReport:
-    """Rollback on an open journal (apply uses this after a fatal error, with its own journal)."""
+    """Rollback on an open journal (apply uses this after a fatal error, with its own journal).
+
+    ``only_run`` limits it to one run's records (apply passes its own run id): stopping a run
+    must undo that run only, not the earlier runs' writes the user kept; each task goes back to
+    what it held before that run wrote it.
+    """
     await journal.flush()
-    histories = open_writes(await asyncio.to_thread(read_journal, job_url))
+    records = await asyncio.to_thread(read_journal, job_url)
+    if only_run is not None:
+        records = [r for r in records if r.get("run") == only_run]
+    histories = open_writes(records)
     report = RollbackReport(job_url)
     breaker = Breaker()
     undone: set[int] = set()
@@ -129,6 +145,9 @@ async def rollback_async(
                 conflicted.add(tid)
         except TokenRejected as exc:
             breaker.trip(f"the token was refused ({exc})")
+            result = RestoreResult(tid, FAILED, str(exc))
+        except BackendMoved as exc:
+            breaker.trip(f"the backend moved ({exc})")
             result = RestoreResult(tid, FAILED, str(exc))
         except BackendUnavailable as exc:
             breaker.unavailable(str(exc))

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..errors import UsageError
+
 DEFAULT_HOST = "https://api.synapse.sh"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -46,13 +48,24 @@ class SynapseSettings:
         """``SYNAPSE_HOST`` (or v1's ``SYNAPSE_PLUGIN_RUN_HOST``), ``SYNAPSE_ACCESS_TOKEN``,
         ``SYNAPSE_PLUGIN_RUN_USER_TOKEN`` + ``SYNAPSE_PLUGIN_RUN_TENANT``."""
         env = os.environ if env is None else env
-        host = env.get("SYNAPSE_HOST") or env.get("SYNAPSE_PLUGIN_RUN_HOST") or DEFAULT_HOST
+        name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
+        host = (env.get(name) or DEFAULT_HOST).strip()
+        parts = urlsplit(host)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
         return cls(
             host=host.rstrip("/"),
-            access_token=env.get("SYNAPSE_ACCESS_TOKEN") or None,
-            user_token=env.get("SYNAPSE_PLUGIN_RUN_USER_TOKEN") or None,
-            tenant=env.get("SYNAPSE_PLUGIN_RUN_TENANT") or None,
+            access_token=_token(env, "SYNAPSE_ACCESS_TOKEN"),
+            user_token=_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
+            tenant=_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
         )
+
+    def require_credentials(self) -> SynapseSettings:
+        """Fail before any request when no token is configured (every request would get a 401)."""
+        if not self.has_credentials:
+            raise UsageError("no Synapse credentials: set SYNAPSE_ACCESS_TOKEN (a personal access token), or "
+                             "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT")
+        return self
 
     @property
     def has_credentials(self) -> bool:
@@ -88,3 +101,15 @@ class SynapseSettings:
         for secret in sorted(self.secrets(), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A token from the environment, stripped (a pasted newline is common); it goes into a header,
+    so anything but printable ASCII is refused, without ever showing the value."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isprintable()):
+        raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
+                         "characters); set it to the token alone")
+    return value

@@ -20,10 +20,10 @@ T = TypeVar("T")
 
 class SynapseClient:
     def __init__(self, settings: SynapseSettings | None = None, **options: Any) -> None:
+        self.aio = AsyncSynapseClient(settings, **options)  # first: bad settings leave no thread behind
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="synapse-client", daemon=True)
         self._thread.start()
-        self.aio = AsyncSynapseClient(settings, **options)
         self._closed = False
 
     @property
