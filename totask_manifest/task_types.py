@@ -6,11 +6,14 @@ metadata each type carries, so adding a type is a row here and a schema file, no
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from .errors import UsageError
 
 GT_PREFIX = "groundtruth/"
+#: built-in Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name
+JOB_NAME_PREFIX = "labeling-job/"
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,19 @@ def task_type_of_metadata(metadata: object) -> TaskType | None:
         return None
     key = value[len(GT_PREFIX):]
     return TASK_TYPES.get(key) or TASK_TYPES.get(key.lower())
+
+
+def creation_date() -> str:
+    """Ground Truth's observed ``creation-date``: ``YYYY-MM-DDTHH:MM:SS.ffffff``, UTC, no zone suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no") -> dict[str, str]:
+    """The fields every label's ``-metadata`` carries besides the type-specific ones."""
+    tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
+    return {
+        "type": tt.gt_type,
+        "job-name": JOB_NAME_PREFIX + job_name.lower(),
+        "human-annotated": human_annotated,
+        "creation-date": creation_date(),
+    }

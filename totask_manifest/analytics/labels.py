@@ -7,7 +7,6 @@ metadata an imported label gets so that the manifest it lands in is a valid Grou
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +15,10 @@ import orjson
 
 from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
+from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
 from ..manifest.line import Line
-from ..task_types import GT_PREFIX, get_task_type, task_type_of_metadata
+from ..task_types import common_metadata, get_task_type, task_type_of_metadata
 
 METADATA = "-metadata"
 #: how many lines ``pick_attribute`` looks at before deciding
@@ -69,6 +69,15 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
                      "choose one with --label-attribute")
 
 
+def labeled_metadata(rec: dict, attribute: str) -> dict | None:
+    """The attribute's metadata when the line holds a label for it; None when a job would still
+    have to label it (``jobs.selection.needs_label``) or the metadata is not an object."""
+    meta = rec.get(attribute + METADATA)
+    if needs_label(rec, attribute) or not isinstance(meta, dict):
+        return None
+    return meta
+
+
 def iter_labels(url: str, attribute: str) -> Iterator[tuple[Line, Label | None]]:
     """Every line, with its label of ``attribute`` or None (blank, unlabeled or failed)."""
     for line in read_lines(url):
@@ -76,8 +85,8 @@ def iter_labels(url: str, attribute: str) -> Iterator[tuple[Line, Label | None]]
             yield line, None
             continue
         rec = line.record()
-        meta = rec.get(attribute + METADATA)
-        if attribute not in rec or not isinstance(meta, dict) or "failure-reason" in meta:
+        meta = labeled_metadata(rec, attribute)
+        if meta is None:
             yield line, None
             continue
         tt = task_type_of_metadata(meta)
@@ -87,20 +96,9 @@ def iter_labels(url: str, attribute: str) -> Iterator[tuple[Line, Label | None]]
         yield line, Label(line, rec, attribute, tt.name, rec[attribute], meta)
 
 
-def now() -> str:
-    """Ground Truth's creation-date form: ``YYYY-MM-DDTHH:MM:SS.ffffff`` (UTC, no zone)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
 def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:
     """Type-specific metadata plus the fields every Ground Truth label carries."""
-    return {
-        **labeled.metadata,
-        "type": GT_PREFIX + get_task_type(task_type).name,
-        "job-name": "labeling-job/" + job_name.lower(),
-        "human-annotated": human_annotated,
-        "creation-date": now(),
-    }
+    return {**labeled.metadata, **common_metadata(task_type, job_name, human_annotated=human_annotated)}
 
 
 def manifest_line(source_ref: str, attribute: str, labeled: Labeled, task_type: str, *, job_name: str,

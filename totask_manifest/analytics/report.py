@@ -21,6 +21,7 @@ from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
+from .labels import labeled_metadata
 from .stats import BINS, AttributeStats, manifest_stats
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, render_tile
@@ -111,8 +112,8 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None)
             rec = line.record()
         except ManifestError:
             continue
-        meta = rec.get(attribute + "-metadata")
-        if attribute not in rec or not isinstance(meta, dict) or "failure-reason" in meta:
+        meta = labeled_metadata(rec, attribute)
+        if meta is None:
             continue
         tt = task_type_of_metadata(meta)
         source = rec.get("source-ref")

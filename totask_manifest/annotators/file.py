@@ -17,7 +17,6 @@ resolve them the same way).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
 import logging
 import os
@@ -44,7 +43,7 @@ from ..fetch import (
 )
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
-from ..task_types import get_task_type
+from ..task_types import common_metadata, get_task_type
 from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome
 
 log = logging.getLogger("totask_manifest")
@@ -147,12 +146,7 @@ class FileAnnotator(Annotator):
         self.base: str | None = base
         self._check = _check_label()
         #: the fields the job adds, as it will write them (the date only has to be well formed)
-        self._common = {
-            "type": get_task_type(context.task_type).gt_type,
-            "job-name": "labeling-job/" + context.job_name.lower(),
-            "human-annotated": "no",
-            "creation-date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f"),
-        }
+        self._common = common_metadata(context.task_type, context.job_name)
         self._sync: SyncFetcher | None = None
 
     # -- options -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..synapse.apply import DATA_FORMATS, DM_V1, UNCHANGED, TaskResult, apply_job
+from ..synapse import DATA_FORMATS, DM_V1, UNCHANGED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..synapse.apply import TaskResult, apply_job  # on use: the CLI starts without httpx
     def show(result: TaskResult) -> None:
         if args.quiet and result.status == UNCHANGED:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..analytics.convert import FORMATS, convert
+from ..analytics import FORMATS
 from ..task_types import TASK_TYPES
 
 
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analytics.convert import convert  # on use: the CLI starts without the heavy libraries
     result = convert(
         args.input, args.output, to=args.to, from_format=args.from_format, label_attribute=args.label_attribute,
         class_names=args.class_names, task_type=args.task_type, job_name=args.job_name,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..synapse.export import export_tasks, parse_filters
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..synapse.export import (  # on use: the CLI starts without the heavy libraries
+        export_tasks,
+        parse_filters,
+    )
     result = export_tasks(
         args.project, args.output, filters=parse_filters(args.filters), limit=args.limit,
         target_specification_name=args.target_specification_name,

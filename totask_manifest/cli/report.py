@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..analytics.report import write_report
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analytics.report import write_report  # on use: the CLI starts without the heavy libraries
     result = write_report(args.job_dir, args.output, samples=args.samples)
     print(f"report: {result.output} ({result.samples} samples, {result.failures} failures)")
     return 0

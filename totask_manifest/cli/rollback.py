@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..synapse.rollback import rollback_job
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
     report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
     for result in report.results:
         print(f"task {result.task_id}: {result.status}" + (f" ({result.detail})" if result.detail else ""))

@@ -7,8 +7,6 @@ import sys
 
 import orjson
 
-from ..analytics.stats import format_text, manifest_stats
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..analytics.stats import (  # on use: the CLI starts without the heavy libraries
+        format_text,
+        manifest_stats,
+    )
     stats = manifest_stats(args.manifest, label_attributes=args.label_attributes, workers=args.workers)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))

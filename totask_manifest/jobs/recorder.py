@@ -7,7 +7,6 @@ before it is recorded: an invalid label fails its line with the rule it broke.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,16 +14,11 @@ from typing import Any
 from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
 from ..manifest.line import DELETE, Line
 from ..manifest.naming import metadata_key
-from ..task_types import get_task_type
+from ..task_types import common_metadata, get_task_type
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
 
 log = logging.getLogger("totask_manifest")
-
-
-def creation_date() -> str:
-    """Ground Truth's observed format: ``YYYY-MM-DDTHH:MM:SS.ffffff``, UTC, no zone suffix."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def _check_label() -> Callable[[str, Any, dict], list] | None:
@@ -44,18 +38,12 @@ class Recorder:
         self.counts = counts
         self.attr = config.label_attribute
         self.meta_key = metadata_key(config.label_attribute)
-        self.gt_type = get_task_type(config.task_type).gt_type
-        self.job_name = "labeling-job/" + config.job_name.lower()
+        self.task_type = get_task_type(config.task_type)
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
 
     def _common(self) -> dict[str, Any]:
-        return {
-            "type": self.gt_type,
-            "job-name": self.job_name,
-            "human-annotated": "no",
-            "creation-date": creation_date(),
-        }
+        return common_metadata(self.task_type, self.config.job_name)
 
     def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], str | None]:
         drop_null = DELETE if self.attr in item.record else None

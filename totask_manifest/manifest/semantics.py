@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from ..task_types import JOB_NAME_PREFIX
+
 Severity = Literal["error", "warning"]
-JOB_NAME_PREFIX = "labeling-job/"
 
 
 @dataclass(frozen=True, slots=True)

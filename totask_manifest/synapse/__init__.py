@@ -9,6 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: task data formats ``apply`` sends, and its "nothing to do" status (here, so the CLI can name
+#: them without loading the client)
+DM_V1, OBJECTS = "dm-schema-v1", "synapse-objects"
+DATA_FORMATS = (DM_V1, OBJECTS)
+UNCHANGED = "unchanged"
+
 _EXPORTS = {
     "SynapseSettings": ".settings",
     "AsyncSynapseClient": ".client",
@@ -24,7 +30,7 @@ _EXPORTS = {
     "PreProcessorAnnotator": ".preprocessor",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "DATA_FORMATS", "DM_V1", "OBJECTS", "UNCHANGED"])
 
 
 def __getattr__(name: str) -> Any:

@@ -35,6 +35,7 @@ from ..errors import JobError, ManifestError, StorageError, UsageError
 from ..jobs.state import load_state
 from ..manifest.io import read_lines
 from ..storage import exists, join
+from . import DATA_FORMATS, DM_V1, OBJECTS, UNCHANGED
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -52,10 +53,7 @@ from .workers import Breaker
 
 log = logging.getLogger(__name__)
 
-DM_V1, OBJECTS = "dm-schema-v1", "synapse-objects"
-DATA_FORMATS = (DM_V1, OBJECTS)
-
-APPLIED, UNCHANGED, CONFLICT, FAILED, NOT_LABELED = "applied", "unchanged", "conflict", "failed", "not-labeled"
+APPLIED, CONFLICT, FAILED, NOT_LABELED = "applied", "conflict", "failed", "not-labeled"
 WOULD_APPLY = "would-apply"
 STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
 #: tasks whose current data one listing request loads (see ``current.py``)
