@@ -151,16 +151,26 @@ class PreProcessor:
                 self.on_wait(f"Still waiting for pre-processor {code}... ({int(elapsed)}s elapsed)")
             self.sleep(min(self.timing.poll_interval, max(0.0, self.timing.ready_timeout - elapsed)))
 
+    def _look_up_agent(self) -> None:
+        """``GET agents/?id=<agent>`` before deploying, as the SDK does to find the agent for its
+        capacity check; only logged: an error or an agent missing from the answer is not fatal
+        (the SDK skips the check on a 404; the deployment itself then says what is wrong)."""
+        try:
+            agents = self.client.list_agents({"id": self.agent})
+        except (TokenRejected, BackendMoved):
+            raise
+        except SynapseHTTPError as exc:
+            log.info("agent %s could not be looked up before deploying (%s); deploying anyway", self.agent,
+                     type(exc).__name__)
+            return
+        if not any(str(a.get("id")) == str(self.agent) for a in agents):
+            log.warning("agent %s is not among the agents the backend lists for this token; deploying anyway",
+                        self.agent)
+
     def _deploy(self, code: str, config: dict) -> str | None:
         """Dispatch a deployment; returns its ``job_id`` when the backend gives one."""
-        resources = _dig(config, "actions", "inference", "required_resources") or {}
-        params: dict[str, Any] = {
-            "num_cpus": resources.get("required_cpu_count") or resources.get("num_cpus") or 1,
-            "num_gpus": resources.get("required_gpu_count") or resources.get("num_gpus") or 0.1,
-        }
-        for key in ("num_replicas", "memory"):
-            if resources.get(key):
-                params[key] = resources[key]
+        params = deploy_params(_dig(config, "actions", "inference", "required_resources"))
+        self._look_up_agent()
         log.info("deploying pre-processor %s on agent %s", code, self.agent)
         try:
             answer = self.client.run_plugin(code, {"agent": self.agent, "action": "deployment", "params": params})
@@ -171,6 +181,28 @@ class PreProcessor:
             raise FatalSynapseError(f"Pre-processor deployment dispatch failed ({type(exc).__name__})") from None
         job = answer.get("job_id") if isinstance(answer, dict) else None
         return str(job) if job is not None else None
+
+
+def deploy_params(resources: Any) -> dict[str, Any]:
+    """The deployment's ``params`` from the release's ``required_resources``, as the SDK's prepare step
+    builds them: values taken as given (``required_gpu_count: 0`` stays 0: a CPU-only pre-processor
+    must not ask for a GPU share), read with ``.get(key, default)``: ``num_cpus`` from
+    ``required_cpu_count``, else ``num_cpus``, else 1; ``num_gpus`` from ``required_gpu_count``,
+    else ``num_gpus``, else 0.1; ``num_replicas`` and ``memory`` (or ``memory_bytes``) only when
+    the release declares them (a ``None`` is not sent)."""
+    res = resources if isinstance(resources, dict) else {}
+    params: dict[str, Any] = {
+        "num_cpus": res.get("required_cpu_count", res.get("num_cpus", 1)),
+        "num_gpus": res.get("required_gpu_count", res.get("num_gpus", 0.1)),
+    }
+    if res.get("num_replicas") is not None:
+        params["num_replicas"] = res["num_replicas"]
+    memory = res.get("memory")
+    if memory is None:
+        memory = res.get("memory_bytes")
+    if memory is not None:
+        params["memory"] = memory
+    return params
 
 
 def _job_of(app: dict) -> str | None:

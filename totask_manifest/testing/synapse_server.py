@@ -1,7 +1,9 @@
 """A Synapse backend contract server for tests and benchmarks (synapse-api.md §2).
 
 It serves the endpoints ToTask uses with the documented shapes from an in-memory store, checks
-tokens, paginates with absolute ``next`` links, and lets a test inject what goes wrong in real
+tokens (and the tenant, when given one), paginates with absolute ``next`` links (optionally on
+another origin, ``next_base``), reads repeated query keys as Django does (the last wins), refuses
+an empty submit with 400 as the real backend does, and lets a test inject what goes wrong in real
 deployments: 401 after a token is revoked, 404s, 429 with ``Retry-After``, 5xx, slow replies,
 dropped connections, the whole backend going down mid-run. Every request is recorded (method,
 path, query, headers, JSON body) so tests assert what was sent, and how often.
@@ -32,17 +34,23 @@ class SynapseServer(RequestLog, BackgroundApp):
     """In-memory Synapse. Add objects with the ``add_*`` helpers (or ``seed``), then ``start()``."""
 
     def __init__(self, *, tokens: tuple[str, ...] = ("test-token",), default_page_size: int = 100,
-                 max_page_size: int = 1000, **kwargs: Any) -> None:
+                 max_page_size: int = 1000, tenant: str | None = None, next_base: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_log()
         self.tokens: set[str] = set(tokens)
+        #: when set, every request must carry ``Synapse-Tenant: Token <tenant>`` (403 otherwise)
+        self.tenant = tenant
+        #: agents listed by ``GET agents/`` (``add_agent``)
+        self.agents: dict[int, dict] = {}
         self.revoked: set[str] = set()
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         #: ``None``, ``"503"`` (every request answered 503) or ``"reset"`` (connections dropped)
         self.down: str | None = None
-        #: when set, ``next`` links point at this base URL instead of the server itself
-        self.next_base: str | None = None
+        #: when set, ``next`` links point at this base URL (another origin: ``http://`` behind a TLS
+        #: proxy, an internal host name) instead of the server itself
+        self.next_base: str | None = next_base
         #: task detail with ``expand=data_unit`` includes the files (False: the client must
         #: fetch ``data_units/{id}/?expand=files``)
         self.expand_files_in_task = True
@@ -147,6 +155,11 @@ class SynapseServer(RequestLog, BackgroundApp):
             self.add_task(pid, du, **task_fields)
         return pid
 
+    def add_agent(self, *, id: int | None = None, name: str = "agent", status: str = "connected") -> int:
+        aid = id or self._next_id()
+        self.agents[aid] = {"id": aid, "name": name, "status": status}
+        return aid
+
     def revoke(self, token: str) -> None:
         self.revoked.add(token)
 
@@ -170,6 +183,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         r.add_get("/jobs/{id}/", self._get_job)
         r.add_patch("/jobs/{id}/", self._patch_job)
         r.add_post("/logs/", self._create_logs)
+        r.add_get("/agents/", self._list_agents)
         return app
 
     @web.middleware
@@ -198,6 +212,9 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not self._authorized(rec):
             rec.status = 401
             return json_response({"detail": "Invalid token."}, 401, {"WWW-Authenticate": "Token"})
+        if self.tenant is not None and rec.header("Synapse-Tenant") != f"Token {self.tenant}":
+            rec.status = 403
+            return json_response({"detail": "Invalid tenant."}, 403)
         request[RECORDED] = rec
         try:
             response = await handler(request)
@@ -229,7 +246,7 @@ class SynapseServer(RequestLog, BackgroundApp):
 
     @staticmethod
     def _fields(obj: dict, request: web.Request) -> dict:
-        fields = request.query.get("fields")
+        fields = _query(request).get("fields")
         if not fields:
             return obj
         wanted = {f.strip() for f in fields.split(",") if f.strip()}
@@ -237,8 +254,8 @@ class SynapseServer(RequestLog, BackgroundApp):
 
     def _paginate(self, request: web.Request, items: list[dict], render: Any = None) -> web.Response:
         try:
-            page = max(1, int(request.query.get("page", "1")))
-            size = min(max(1, int(request.query.get("page_size", str(self.default_page_size)))), self.max_page_size)
+            page = max(1, int(_query(request).get("page", "1")))
+            size = min(max(1, int(_query(request).get("page_size", str(self.default_page_size)))), self.max_page_size)
         except ValueError:
             return json_response({"detail": "Invalid page."}, 404)
         start = (page - 1) * size
@@ -249,13 +266,13 @@ class SynapseServer(RequestLog, BackgroundApp):
             chunk = [render(item) for item in chunk]
         nxt = None
         if start + size < len(items):
-            query = dict(request.query)
+            query = dict(_query(request))
             query["page"] = str(page + 1)
             url = request.url.with_query(query)
             nxt = str(url) if not self.next_base else self.next_base.rstrip("/") + url.path_qs
         prev = None
         if page > 1:
-            query = dict(request.query)
+            query = dict(_query(request))
             query["page"] = str(page - 1)
             prev = str(request.url.with_query(query))
         return json_response({"count": len(items), "next": nxt, "previous": prev, "results": chunk})
@@ -269,7 +286,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not dc:
             return self._not_found()
         out = dict(dc)
-        if "file_specifications" not in request.query.get("expand", ""):
+        if "file_specifications" not in _query(request).get("expand", ""):
             out["file_specifications"] = [s["name"] for s in dc["file_specifications"]]
         return json_response(out)
 
@@ -281,14 +298,14 @@ class SynapseServer(RequestLog, BackgroundApp):
     def _render_task(self, task: dict, request: web.Request) -> dict:
         out = {k: v for k, v in task.items() if k != "data_collection"}
         out["data"] = copy.deepcopy(task["data"])
-        if "data_unit" in request.query.get("expand", ""):
+        if "data_unit" in _query(request).get("expand", ""):
             unit = self.data_units.get(task["data_unit"], {"id": task["data_unit"], "files": {}})
             files = self._render_files(unit["files"]) if self.expand_files_in_task else {}
             out["data_unit"] = {"id": unit["id"], "files": files}
         return self._fields(out, request)
 
     async def _list_tasks(self, request: web.Request) -> web.Response:
-        q = request.query
+        q = _query(request)
         tasks = list(self.tasks.values())
         if "project" in q:
             tasks = [t for t in tasks if str(t["project"]) == q["project"]]
@@ -331,10 +348,13 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not isinstance(body, dict) or body.get("action") not in ("submit", "save") or "data" not in body:
             return _validation_error("body must be {'action': 'submit'|'save', 'data': ...}")
         data = body["data"]
-        if request.query.get("schema", "dm_schema_v1") != "any":
+        if _query(request).get("schema", "dm_schema_v1") != "any":
             problem = _dm_v1_problem(data)
             if problem:
                 return _validation_error(problem)
+            if body["action"] == "submit" and _is_empty_submit(data):
+                # SYN-7201: the backend refuses a submit without annotations
+                return _validation_error("data holds no annotations: an empty submit is refused")
         task["data"] = copy.deepcopy(data) if self.normalise is None else self.normalise(copy.deepcopy(data))
         task.setdefault("writes", 0)
         task["writes"] += 1
@@ -345,7 +365,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not unit:
             return self._not_found()
         out = {"id": unit["id"], "data_collection": unit["data_collection"]}
-        if "files" in request.query.get("expand", ""):
+        if "files" in _query(request).get("expand", ""):
             out["files"] = self._render_files(unit["files"])
         return json_response(out)
 
@@ -354,7 +374,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         return json_response(release) if release else self._not_found()
 
     async def _list_serve_apps(self, request: web.Request) -> web.Response:
-        q = request.query
+        q = _query(request)
         apps = []
         for app in self.serve_apps.values():
             if "plugin_code" in q and app["plugin_code"] != q["plugin_code"]:
@@ -419,6 +439,13 @@ class SynapseServer(RequestLog, BackgroundApp):
         self.job_patches.setdefault(jid, []).append(copy.deepcopy(body))
         return json_response(job)
 
+    async def _list_agents(self, request: web.Request) -> web.Response:
+        agents = sorted(self.agents.values(), key=lambda a: a["id"])
+        wanted = _query(request).get("id")
+        if wanted is not None:
+            agents = [a for a in agents if str(a["id"]) == wanted]
+        return self._paginate(request, [dict(a) for a in agents])
+
     async def _create_logs(self, request: web.Request) -> web.Response:
         body = request[RECORDED].body
         entries = body if isinstance(body, list) else [body]
@@ -431,6 +458,24 @@ def _validation_error(message: str) -> web.Response:
         {"error": {"code": "VALIDATION_ERROR", "message": message, "details": [{"field": "data", "message": message}]}},
         400,
     )
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query as Django's ``QueryDict.get`` reads it: of repeated keys, the last value wins."""
+    return {k: v for k, v in request.query.items()}
+
+
+def _is_empty_submit(data: Any) -> bool:
+    """No annotation at all: ``{}``, ``None``, or every media list of ``annotations`` (and of the
+    ``objects`` shape) empty."""
+    if not data:
+        return True
+    if not isinstance(data, dict):
+        return False
+    annotations = data.get("annotations")
+    media = annotations.values() if isinstance(annotations, dict) else []
+    objects = data.get("objects")
+    return not any(isinstance(v, list) and v for v in media) and not (isinstance(objects, list) and objects)
 
 
 def _dm_v1_problem(data: Any) -> str | None:
