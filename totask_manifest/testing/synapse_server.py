@@ -60,6 +60,8 @@ class SynapseServer(RequestLog, BackgroundApp):
         self.normalise: Any = None
         #: the listing filters on ``id__in`` (False: ignored, like a backend without that filter)
         self.honour_id_in = True
+        #: task listing query keys this backend ignores (a backend without that filter)
+        self.ignored_filters: set[str] = set()
         self.projects: dict[int, dict] = {}
         self.data_collections: dict[int, dict] = {}
         self.tasks: dict[int, dict] = {}
@@ -305,7 +307,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         return self._fields(out, request)
 
     async def _list_tasks(self, request: web.Request) -> web.Response:
-        q = _query(request)
+        q = {k: v for k, v in _query(request).items() if k not in self.ignored_filters}
         tasks = list(self.tasks.values())
         if "project" in q:
             tasks = [t for t in tasks if str(t["project"]) == q["project"]]
