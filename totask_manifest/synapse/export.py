@@ -251,11 +251,14 @@ def export_tasks(
     target_specification_name: str | None = None,
     client: SynapseClient | None = None,
     on_progress: Callable[[int], None] | None = None,
+    project_checked: bool = False,
 ) -> ExportResult:
     """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
 
     Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
     has no data collection, lacks the target specification, or no task matches.
+    ``project_checked``: the caller already ran ``check_project`` (the ToTask action does, in its
+    ``initialize`` step), so it is not asked again.
     """
     _check_writable(output)
     filters = check_filters(filters)
@@ -267,7 +270,8 @@ def export_tasks(
     client = client or SynapseClient()
     try:
         return client.run(
-            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress)
+            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress,
+                    project_checked)
         )
     finally:
         if own:
@@ -311,8 +315,10 @@ async def _export(
     limit: int | None,
     target_spec: str | None,
     on_progress: Callable[[int], None] | None,
+    project_checked: bool = False,
 ) -> ExportResult:
-    await check_project(aio, project, target_spec)
+    if not project_checked:
+        await check_project(aio, project, target_spec)
     result = ExportResult(output=output, project=project, filters=filters)
     # ``fields`` and ``project`` after the filters, as the SDK's fetch_tasks step sets them; the
     # filtered fields are asked for too, to check each task against the filters
