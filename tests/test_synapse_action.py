@@ -87,10 +87,11 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     steps = final["progress_record"]["record"]["steps"]
     # the SDK v2 ToTask steps and proportions (file method)
     assert [(name, s["proportion"], s["order"]) for name, s in steps.items()] == [
-        ("initialize", 10, 1), ("prepare", 5, 2), ("fetch_tasks", 10, 3), ("annotate_task_data", 70, 4), ("finalize", 5, 5)]
+        ("initialize", 10, 0), ("prepare", 5, 1), ("fetch_tasks", 10, 2), ("annotate_task_data", 70, 3), ("finalize", 5, 4)]
     assert all(s["percent"] == 100.0 for s in steps.values())
     assert final["progress_record"]["current_progress"]["overall"] == 100.0
     assert final["progress_record"]["current_progress"]["step"] == "finalize"
+    assert final["progress_record"]["current_progress"]["order"] == 4
     times = [r.at for r in synapse.requests_to("PATCH", f"^/jobs/{job_id}/")]
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))  # at most one PATCH a second
     events = [e for e in synapse.logs if e["event"] == "annotate_task_data"]
@@ -127,8 +128,9 @@ def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse
     assert orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())["status"] == "SUCCEEDED"
 
 
-def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
+def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 4)
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
     rel = synapse.add_release("yolo", version="8.1.0")
     synapse.defer_polls = 2
     empty_for = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])[2]
@@ -148,9 +150,12 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
     assert result["message"] == "to_task completed. success=3, failed=1"
     assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (4, 3, 1)
     assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: inference: empty result"}]
+    [failed] = [e for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
+    assert failed["data"]["content"].startswith(f"Task {empty_for['id']} failed: ") and "key" not in failed["data"]
+    assert failed["step"] == "annotate_task_data"
     deploy = [r for r in synapse.requests_to("POST", "^/plugins/yolo/run/$") if r.body["action"] == "deployment"]
     assert len(deploy) == 1 and deploy[0].body["agent"] == 9
-    first_calls = [r.body for r in synapse.requests_to("POST") if r.body["params"].get("json", {}).get("image_path")]
+    first_calls = [r.body for r in synapse.requests_to("POST", "^/plugins/") if r.body["params"].get("json", {}).get("image_path")]
     assert len(first_calls) == 4
     assert all(b["version"] == "8.1.0" and b["params"]["model"] == 42 and
                b["params"]["json"]["confidence_threshold"] == 0.85 for b in first_calls)

@@ -372,6 +372,9 @@ class ToTaskAction:
                 "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
                 "index": done[0], "total": total, "created": _iso_now(), "error": None if ok else r.detail,
             }, step="annotate_task_data")
+            if not ok:  # as the SDK: one message per failed task, level error, no key
+                reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
+                             step="annotate_task_data")
 
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result)

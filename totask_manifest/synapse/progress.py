@@ -113,12 +113,12 @@ class JobReporter:
 
     def _records(self) -> dict[str, Any]:
         steps = {}
-        for order, (name, proportion) in enumerate(self.steps.items(), start=1):
+        for order, (name, proportion) in enumerate(self.steps.items()):  # 0-based, as the SDK's JobLogger
             steps[name] = {"proportion": proportion, "order": order, "percent": self.percent[name],
                            "time_remaining": None}
         overall = round(min(100.0, sum(self.steps[n] * self.percent[n] / 100.0 for n in self.steps)), 2)
         current = {"overall": overall, "step": self.current, "percent": self.percent[self.current],
-                   "time_remaining": None, "order": list(self.steps).index(self.current) + 1}
+                   "time_remaining": None, "order": list(self.steps).index(self.current)}
         return {
             "progress_record": {"record": {"steps": steps}, "current_progress": current},
             "metrics_record": {"record": {"steps": {METRICS_STEP: dict(self.metrics)}}},
