@@ -217,6 +217,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if self.tenant is not None and rec.header("Synapse-Tenant") != f"Token {self.tenant}":
             rec.status = 403
             return json_response({"detail": "Invalid tenant."}, 403)
+        request = _last_wins(request)
         request[RECORDED] = rec
         try:
             response = await handler(request)
@@ -248,7 +249,7 @@ class SynapseServer(RequestLog, BackgroundApp):
 
     @staticmethod
     def _fields(obj: dict, request: web.Request) -> dict:
-        fields = _query(request).get("fields")
+        fields = request.query.get("fields")
         if not fields:
             return obj
         wanted = {f.strip() for f in fields.split(",") if f.strip()}
@@ -256,8 +257,8 @@ class SynapseServer(RequestLog, BackgroundApp):
 
     def _paginate(self, request: web.Request, items: list[dict], render: Any = None) -> web.Response:
         try:
-            page = max(1, int(_query(request).get("page", "1")))
-            size = min(max(1, int(_query(request).get("page_size", str(self.default_page_size)))), self.max_page_size)
+            page = max(1, int(request.query.get("page", "1")))
+            size = min(max(1, int(request.query.get("page_size", str(self.default_page_size)))), self.max_page_size)
         except ValueError:
             return json_response({"detail": "Invalid page."}, 404)
         start = (page - 1) * size
@@ -268,13 +269,13 @@ class SynapseServer(RequestLog, BackgroundApp):
             chunk = [render(item) for item in chunk]
         nxt = None
         if start + size < len(items):
-            query = dict(_query(request))
+            query = dict(request.query)
             query["page"] = str(page + 1)
             url = request.url.with_query(query)
             nxt = str(url) if not self.next_base else self.next_base.rstrip("/") + url.path_qs
         prev = None
         if page > 1:
-            query = dict(_query(request))
+            query = dict(request.query)
             query["page"] = str(page - 1)
             prev = str(request.url.with_query(query))
         return json_response({"count": len(items), "next": nxt, "previous": prev, "results": chunk})
@@ -288,7 +289,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not dc:
             return self._not_found()
         out = dict(dc)
-        if "file_specifications" not in _query(request).get("expand", ""):
+        if "file_specifications" not in request.query.get("expand", ""):
             out["file_specifications"] = [s["name"] for s in dc["file_specifications"]]
         return json_response(out)
 
@@ -300,14 +301,14 @@ class SynapseServer(RequestLog, BackgroundApp):
     def _render_task(self, task: dict, request: web.Request) -> dict:
         out = {k: v for k, v in task.items() if k != "data_collection"}
         out["data"] = copy.deepcopy(task["data"])
-        if "data_unit" in _query(request).get("expand", ""):
+        if "data_unit" in request.query.get("expand", ""):
             unit = self.data_units.get(task["data_unit"], {"id": task["data_unit"], "files": {}})
             files = self._render_files(unit["files"]) if self.expand_files_in_task else {}
             out["data_unit"] = {"id": unit["id"], "files": files}
         return self._fields(out, request)
 
     async def _list_tasks(self, request: web.Request) -> web.Response:
-        q = {k: v for k, v in _query(request).items() if k not in self.ignored_filters}
+        q = {k: v for k, v in request.query.items() if k not in self.ignored_filters}
         tasks = list(self.tasks.values())
         if "project" in q:
             tasks = [t for t in tasks if str(t["project"]) == q["project"]]
@@ -350,7 +351,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not isinstance(body, dict) or body.get("action") not in ("submit", "save") or "data" not in body:
             return _validation_error("body must be {'action': 'submit'|'save', 'data': ...}")
         data = body["data"]
-        if _query(request).get("schema", "dm_schema_v1") != "any":
+        if request.query.get("schema", "dm_schema_v1") != "any":
             problem = _dm_v1_problem(data)
             if problem:
                 return _validation_error(problem)
@@ -367,7 +368,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not unit:
             return self._not_found()
         out = {"id": unit["id"], "data_collection": unit["data_collection"]}
-        if "files" in _query(request).get("expand", ""):
+        if "files" in request.query.get("expand", ""):
             out["files"] = self._render_files(unit["files"])
         return json_response(out)
 
@@ -376,7 +377,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         return json_response(release) if release else self._not_found()
 
     async def _list_serve_apps(self, request: web.Request) -> web.Response:
-        q = _query(request)
+        q = request.query
         apps = []
         for app in self.serve_apps.values():
             if "plugin_code" in q and app["plugin_code"] != q["plugin_code"]:
@@ -443,7 +444,7 @@ class SynapseServer(RequestLog, BackgroundApp):
 
     async def _list_agents(self, request: web.Request) -> web.Response:
         agents = sorted(self.agents.values(), key=lambda a: a["id"])
-        wanted = _query(request).get("id")
+        wanted = request.query.get("id")
         if wanted is not None:
             agents = [a for a in agents if str(a["id"]) == wanted]
         return self._paginate(request, [dict(a) for a in agents])
@@ -462,9 +463,13 @@ def _validation_error(message: str) -> web.Response:
     )
 
 
-def _query(request: web.Request) -> dict[str, str]:
-    """The query as Django's ``QueryDict.get`` reads it: of repeated keys, the last value wins."""
-    return {k: v for k, v in request.query.items()}
+def _last_wins(request: web.Request) -> web.Request:
+    """The request with its query as Django's ``QueryDict.get`` reads it: of repeated keys, the
+    last value wins (aiohttp's ``request.query.get`` would give the first)."""
+    query = request.query
+    if len(set(query.keys())) == len(query):
+        return request
+    return request.clone(rel_url=request.rel_url.with_query({k: v for k, v in query.items()}))
 
 
 def _is_empty_submit(data: Any) -> bool:
