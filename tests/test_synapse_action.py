@@ -361,3 +361,31 @@ def test_schema_any_is_passed_to_every_write(synapse, files, tmp_path) -> None:
     result = ToTaskAction(params=file_params(pid, schema="any"), output_root=str(tmp_path)).start()
     assert result["status"] == "SUCCEEDED"
     assert [r.query for r in synapse.requests_to("PUT")] == [{"schema": "any"}] * 2
+
+
+def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the_host_only(
+        synapse, files, tmp_path, monkeypatch) -> None:
+    """Access-token mode with a tenant (the backend refuses requests without it), ``url_host`` on
+    every request, and a backend whose ``next`` links name another origin."""
+    pid = seed_tasks(synapse, files, 5)
+    synapse.tenant = "acme"
+    synapse.max_page_size = 2  # three listing pages
+    decoy = type(files)().start()  # the foreign origin the next links name
+    try:
+        synapse.next_base = decoy.url
+        monkeypatch.setenv("SYNAPSE_PLUGIN_RUN_TENANT", "acme")
+        monkeypatch.setenv("SYNAPSE_PLUGIN_RUN_URL_HOST", "internal")
+        monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    finally:
+        decoy.stop()
+    assert result["status"] == "SUCCEEDED" and result["success_count"] == 5, result
+    assert decoy.requests == []
+    assert len(export_listings(synapse)) == 3
+    for r in synapse.requests:
+        assert r.status != 403 and r.header("Synapse-Tenant") == "Token acme"
+        assert r.header("Synapse-Access-Token") == f"Token {TOKEN}"
+        assert [v for k, v in r.query_items if k == "url_host"] == ["internal"], (r.method, r.path)
+    assert {r.method for r in synapse.requests} == {"GET", "PUT", "PATCH", "POST"}
+    assert files.requests and all("synapse-tenant" not in r.headers for r in files.requests)
+    assert token_headers(files.requests) == []
