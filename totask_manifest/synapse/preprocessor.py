@@ -2,14 +2,16 @@
 
 ``PreProcessor`` does what the SDK's prepare step does (synapse-api.md §1.1): read the release
 (``plugin_releases/{id}/``: ``config.code``, ``version``), look for a serve application of that
-code on the agent, deploy one when none exists (``POST plugins/{code}/run/`` with action
-``deployment``), and poll until it is ``RUNNING`` (every 10 s, up to 600 s), failing at once on
+code on the agent, deploy one when none exists (``GET agents/?id=``, then ``POST
+plugins/{code}/run/`` with action ``deployment`` and the release's resources taken as given,
+``deploy_params``), and poll until it is ``RUNNING`` (every 10 s, up to 600 s), failing at once on
 ``DEPLOY_FAILED``, ``UNHEALTHY`` or ``UNAVAILABLE``. A deployment already under way
 (``NOT_STARTED``, ``DEPLOYING``) is waited for, not duplicated.
 
 Each task's primary image URL then goes to ``POST plugins/{code}/run/`` as
 ``{agent, action: "inference", version, params: {model, method: "post", json: {image_path,
-**pre_processor_params}}}`` (``model`` only when one is given: the pre-processor has its default). A deferred reply (``{"__synapse_deferred__": true, "status":
+**pre_processor_params}}, language}`` (``model`` only when one is given: the pre-processor has
+its default; ``language`` added by the client, as the SDK's ``PluginRunRequest``). A deferred reply (``{"__synapse_deferred__": true, "status":
 "pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
 (2 s, ×1.5, at most 10 s, 1,800 s in all) until it carries the result (the bare result, or
 ``status: "done"`` with ``result``); ``failed`` and ``not_found`` fail the task.
