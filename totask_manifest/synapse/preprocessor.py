@@ -11,8 +11,8 @@ plugins/{code}/run/`` with action ``deployment`` and the release's resources tak
 Each task's primary image URL then goes to ``POST plugins/{code}/run/`` as
 ``{agent, action: "inference", version, params: {model, method: "post", json: {image_path,
 **pre_processor_params}}, language}`` (``model`` only when one is given: the pre-processor has
-its default; ``language`` added by the client, as the SDK's ``PluginRunRequest``). A deferred reply (``{"__synapse_deferred__": true, "status":
-"pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
+its default; ``language`` added by the client, as the SDK's ``PluginRunRequest``). A deferred
+reply (``{"__synapse_deferred__": true, "status": "pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
 (2 s, ×1.5, at most 10 s, 1,800 s in all) until it carries the result (the bare result, or
 ``status: "done"`` with ``result``); ``failed`` and ``not_found`` fail the task.
 
