@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 import orjson
@@ -212,8 +212,8 @@ class AsyncSynapseClient:
             content = orjson.dumps(json)
             headers["Content-Type"] = "application/json"
         query = encode_query(params)
-        if self.settings.url_host and not any(k == "url_host" for k, _ in query) and "url_host=" not in urlsplit(url).query:
-            query.append(("url_host", self.settings.url_host))
+        if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
+            query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
         failures = 0
         rate_limited = 0
         while True:
