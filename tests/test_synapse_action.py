@@ -17,7 +17,6 @@ import yaml
 from totask_manifest import ToTaskAction
 from totask_manifest.cli import main
 from totask_manifest.errors import UsageError
-from totask_manifest.formats.synapse import gt_to_dm_v1
 from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
@@ -45,17 +44,6 @@ def file_params(pid: int, **extra) -> dict:
             "target_specification_name": "annotation_data", "pre_processor_params": {}, **extra}
 
 
-def expected_dm(i: int, size: tuple[int, int]) -> dict:
-    """What the action must write for task number ``i`` (0-based) whose label file is ``objects_doc(i)``."""
-    doc = objects_doc(i)["objects"]
-    value = {"image_size": [{"width": size[0], "height": size[1], "depth": 3}],
-             "annotations": [{"class_id": o["class_id"], "left": o["coordinates"]["x"], "top": o["coordinates"]["y"],
-                              "width": o["coordinates"]["width"], "height": o["coordinates"]["height"]} for o in doc]}
-    metadata = {"objects": [{"confidence": 0.9} for _ in doc],
-                "class-map": {str(o["class_id"]): CLASSES[o["class_id"]] for o in doc}}
-    return gt_to_dm_v1("object-detection", value, metadata)
-
-
 def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 6)
     tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
@@ -66,7 +54,8 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     assert result == {"status": "SUCCEEDED", "message": "to_task completed. success=5, failed=0",
                       "metrics": {"total": 5, "success": 5, "failed": 0, "stand_by": 0}, "failures": []}
     for i, task in enumerate(tasks[:5]):
-        assert task["data"] == expected_dm(i, (64 + i, 48))
+        # the SDK's pass-through: each task holds what its label file holds, unchanged
+        assert task["data"] == objects_doc(i)
     assert tasks[5]["data"] == {}
     job = tmp_path / "file-based-annotation"
     assert (job / "job.json").exists() and (job / "synapse-journal.jsonl").exists()
@@ -126,7 +115,8 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
               "method": "inference", "pre_processor": rel, "model": 42, "pre_processor_params": {"confidence_threshold": 0.85}}
     result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
     assert result["status"] == "SUCCEEDED" and result["metrics"] == {"total": 4, "success": 3, "failed": 1, "stand_by": 0}
-    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: inference: empty result"}]
+    assert result["failures"] == [{"task_id": empty_for["id"],
+                                   "error": "not-labeled: TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"}]
     deploy = [r for r in synapse.requests_to("POST", "^/plugins/yolo/run/$") if r.body["action"] == "deployment"]
     assert len(deploy) == 1 and deploy[0].body["agent"] == 9
     first_calls = [r.body for r in synapse.requests_to("POST") if r.body["params"].get("json", {}).get("image_path")]
@@ -134,7 +124,8 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
     assert all(b["version"] == "8.1.0" and b["params"]["model"] == 42 and
                b["params"]["json"]["confidence_threshold"] == 0.85 for b in first_calls)
     labeled = [t for t in synapse.project_tasks(pid) if t["id"] != empty_for["id"]]
-    assert all(t["data"]["annotations"]["image_1"][0]["classification"] == {"class": "dog"} for t in labeled)
+    # the SDK's pass-through: the pre-processor's result is the task data, unchanged
+    assert all(t["data"]["objects"][0]["properties"] == {"label": "dog", "confidence": 0.8} for t in labeled)
     assert empty_for["data"] == {}
     assert token_headers(files.requests) == []
 
