@@ -20,7 +20,6 @@ from totask_manifest.errors import UsageError
 from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
-    CLASSES,
     TOKEN,
     fast_client,
     objects_doc,
