@@ -11,7 +11,7 @@ so it is built in memory.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,14 +39,18 @@ def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: 
                                 "COCO needs one name per category", line=line, key="class-map", rule="coco-category")
 
 
-def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None) -> dict[str, int]:
-    """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``."""
-    attr = pick_attribute(src, (DETECTION, SEGMENTATION), label_attribute)
+def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
+                     allow_drop: bool = False) -> dict[str, int]:
+    """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
+    kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
+    something unless ``allow_drop`` (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    dropped: Counter = Counter()
     images: list[dict] = []
     anns: list[dict] = []
     cats: dict[int, str] = {}
     skipped = 0
-    for line, label in iter_labels(src, attr):
+    for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
         if label is None:
             skipped += not line.is_blank
             continue
@@ -69,7 +73,10 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None) 
         "categories": [{"id": cid, "name": name} for cid, name in sorted(cats.items())],
     }
     write_bytes_atomic(dst, orjson.dumps(out))
-    return {"images": len(images), "annotations": len(anns), "skipped": skipped}
+    counts = {"images": len(images), "annotations": len(anns), "skipped": skipped}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
 
 
 def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str]) -> dict:

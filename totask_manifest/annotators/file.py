@@ -316,7 +316,8 @@ class FileAnnotator(Annotator):
             if kept is not None:
                 if is_empty(doc, kept):
                     return Failed(EMPTY_RESULT)
-                return native_label(doc, kept)
+                problem = document_problem(doc, kept) if self.native == NATIVE_KEEP else None
+                return Failed(problem) if problem else native_label(doc, kept)
             image_size = None
             if self.task_type == DETECTION and fmt in SIZELESS_FORMATS:
                 image_size = await self._image_size(item)
@@ -527,6 +528,22 @@ class FileAnnotator(Annotator):
             if getattr(p, "severity", "error") == "error":
                 return f"schema: {p.rule} at {p.key or '/'}: {p.message}"
         return None
+
+
+def document_problem(doc: Any, fmt: str) -> str | None:
+    """The violations of the format's own schema (``schemas/dm-schema-v1.json``,
+    ``schemas/synapse-objects.json``) by a document kept as it is, or None."""
+    if fmt not in NATIVE_FORMATS:
+        return None
+    try:
+        from ..manifest.schemas import format_path, validator
+    except ImportError:  # pragma: no cover - validation always ships
+        return None
+    errors = [f"{format_path(err.path) or '/'}: {err.message}" for err in validator(fmt).errors(doc)]
+    if not errors:
+        return None
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return f"schema: {fmt}: " + "; ".join(errors[:3]) + more
 
 
 def _absolute(url: str) -> str:
