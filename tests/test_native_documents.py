@@ -321,3 +321,58 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
     assert action["status"] == "SUCCEEDED" and "success=0, failed=3" in action["message"], action
     assert all(EMPTY_RESULT in f["error"] for f in action["failures"])
     assert synapse.requests_to("PUT") == []
+
+
+# --- stats, report and convert read kept documents ------------------------------------------------
+
+
+def test_stats_report_and_convert_read_kept_documents(synapse, files, client, tmp_path) -> None:
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from totask_manifest.analytics.convert import convert
+    from totask_manifest.analytics.report import render_report
+    from totask_manifest.analytics.stats import format_text, manifest_stats
+    from totask_manifest.errors import ManifestError
+
+    _, manifest = exported(synapse, files, client, tmp_path)
+    result = annotate(tmp_path, manifest)
+    out = result.output_manifest
+
+    stats = manifest_stats(out, workers=1).attributes["boxes"]
+    assert stats.types == {"custom": 3} and stats.labeled == 3
+    assert stats.tools == {"bounding_box": 6, "keypoint": 3, "polygon": 3}
+    assert {c.name: c.count for c in stats.classes} == {"car": 3, "road": 3, "nose": 3, "person": 3}
+    assert stats.boxes_per_image == {2: 3} and stats.boxes == 6
+    assert "annotations per tool: bounding_box (6)" in format_text(manifest_stats(out, workers=1))
+
+    html, tiles, _ = render_report(result.job_url, samples=3)
+    assert tiles == 3 and "1 bounding_box, 1 keypoint, 1 polygon (image_1; 2 media)" in html
+    assert "annotations per tool" in html and "car" in html
+    thumb = Image.open(io.BytesIO(base64.b64decode(re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)[0])))
+    background = (30, 60, 90)
+    pixels = thumb.convert("RGB").tobytes()
+    assert any(max(abs(pixels[i + k] - background[k]) for k in range(3)) > 60 for i in range(0, len(pixels), 3))
+
+    # to Synapse task data: the documents as they are
+    dm = tmp_path / "t.dm.jsonl"
+    convert(out, str(dm), to="dm-schema-v1")
+    assert [orjson.loads(x)["data"] for x in dm.read_bytes().splitlines()] == [rich_dm_doc(i) for i in range(3)]
+    back = tmp_path / "back.manifest"
+    convert(str(dm), str(back), to="manifest")
+    assert [orjson.loads(x)["label"] for x in back.read_bytes().splitlines()] == [rich_dm_doc(i) for i in range(3)]
+    with pytest.raises(ManifestError, match="synapse-objects"):
+        convert(out, str(tmp_path / "t.objects.jsonl"), to="synapse-objects")
+    # to COCO: refused naming what would be lost, or dropped and counted when allowed
+    with pytest.raises(ManifestError, match="would drop .*1 polygon"):
+        convert(out, str(tmp_path / "c.json"), to="coco")
+    with pytest.raises(FormatError, match="would drop"):
+        convert(str(dm), str(tmp_path / "gt.manifest"), to="manifest", task_type="object-detection")
+    done = convert(out, str(tmp_path / "c.json"), to="coco", allow_drop=True)
+    assert done.counts["annotations"] == 3 and done.counts["dropped"] == 3 * 12
+    coco = orjson.loads((tmp_path / "c.json").read_bytes())
+    assert [a["bbox"] for a in coco["annotations"]] == [[1.5, 2, 30.25, 20], [2.5, 2, 30.25, 20], [3.5, 2, 30.25, 20]]
+    assert coco["images"][0]["width"] == 64  # read from the image: DM v1 carries no size

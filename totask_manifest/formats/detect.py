@@ -143,7 +143,7 @@ def to_label(
         if dropped and not allow_drop:
             raise FormatError(
                 f"converting this {fmt} document to {get_task_type(task_type).name} would drop {describe(dropped)}; "
-                "keep the document as it is (the default) or allow dropping (--allow-drop)", fmt=fmt)
+                "keep the document as it is, or allow dropping (--allow-drop)", fmt=fmt)
         if dropped and fmt == DM:
             doc = first_media_only(doc)
     try:
