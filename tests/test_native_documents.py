@@ -367,7 +367,7 @@ def test_stats_report_and_convert_read_kept_documents(synapse, files, client, tm
     with pytest.raises(ManifestError, match="synapse-objects"):
         convert(out, str(tmp_path / "t.objects.jsonl"), to="synapse-objects")
     # to COCO: refused naming what would be lost, or dropped and counted when allowed
-    with pytest.raises(ManifestError, match="would drop .*1 polygon"):
+    with pytest.raises(ManifestError, match=r"would drop .*1 polygon"):
         convert(out, str(tmp_path / "c.json"), to="coco")
     with pytest.raises(FormatError, match="would drop"):
         convert(str(dm), str(tmp_path / "gt.manifest"), to="manifest", task_type="object-detection")
