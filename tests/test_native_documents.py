@@ -376,3 +376,25 @@ def test_stats_report_and_convert_read_kept_documents(synapse, files, client, tm
     coco = orjson.loads((tmp_path / "c.json").read_bytes())
     assert [a["bbox"] for a in coco["annotations"]] == [[1.5, 2, 30.25, 20], [2.5, 2, 30.25, 20], [3.5, 2, 30.25, 20]]
     assert coco["images"][0]["width"] == 64  # read from the image: DM v1 carries no size
+
+
+def test_inference_reads_each_task_first_so_an_old_export_still_works(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    rel = synapse.add_release("det", version="1.0.0")
+    synapse.add_serve_app("det", 1, "RUNNING")
+    synapse.url_ttl = -10.0  # the export's URLs have lapsed by the time the job runs
+    manifest = tmp_path / "export.manifest"
+    export_tasks(pid, str(manifest), client=client)
+    synapse.url_ttl = 600.0
+    reply = {"annotations": {"image_1": [{"id": "r1", "tool": "bounding_box", "classification": {"class": "cat"}}]},
+             "annotationsData": {"image_1": [{"id": "r1", "coordinate": {"x": 1, "y": 1, "width": 2, "height": 2}}]}}
+    synapse.inference = lambda body: reply
+    config = JobConfig(job_name="inf", input=str(manifest), output_root=str(tmp_path / "jobs"),
+                       label_attribute="boxes", task_type="object-detection", method="synapse-preprocessor",
+                       options={"pre_processor": rel, "agent": 1})
+    result = api.annotate(config)
+    assert result.metrics["success"] == 3, result.metrics
+    sent = [r.body["params"]["json"]["image_path"] for r in synapse.requests_to("POST", "^/plugins/det/run/$")]
+    assert len(sent) == 3 and all(not is_expired(u) for u in sent)  # fresh URLs from each task's GET
+    assert all(rec["boxes"] == reply and rec["boxes-metadata"]["format"] == "dm-schema-v1"
+               for rec in output_records(result))

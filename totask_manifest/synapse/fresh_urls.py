@@ -63,6 +63,28 @@ def needs_refresh(error: Exception) -> bool:
     return bool(REFRESH_STATUSES.match(str(error)))
 
 
+async def fetch_task(aio: Any, task_id: int) -> dict:
+    """``GET tasks/{id}/?fields=id,data,data_unit&expand=data_unit`` (the SDK's call right before it
+    converts a task), with the data unit's files keyed by specification name."""
+    task = await aio.get_task(task_id, TASK_DETAIL)
+    unit = task.get("data_unit") if isinstance(task, dict) else None
+    files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
+    unit_id = unit.get("id") if isinstance(unit, dict) else unit
+    if not files and unit_id is not None:
+        files = files_by_spec((await aio.get_data_unit(unit_id, {"expand": "files"})).get("files"))
+    out = dict(task) if isinstance(task, dict) else {"id": task_id}
+    out["data_unit"] = {**(unit if isinstance(unit, dict) else {"id": unit_id}), "files": files}
+    return out
+
+
+def primary_file(files: dict) -> tuple[str | None, dict]:
+    """``(specification name, file)`` of the first primary file with a URL (the SDK's choice)."""
+    for name, f in files.items():
+        if isinstance(f, dict) and f.get("is_primary") and f.get("url"):
+            return name, f
+    return None, {}
+
+
 class FileUrls:
     """Asks the backend for a task's current files; one client, made on first use in the
     caller's event loop (``make_client`` lets tests pass short backoffs)."""
@@ -88,17 +110,9 @@ class FileUrls:
 
     async def task(self, task_id: int) -> dict:
         """The task with its data unit's files (``files`` keyed by specification name)."""
-        aio = self._client()
-        task = await aio.get_task(task_id, TASK_DETAIL)
-        unit = task.get("data_unit") if isinstance(task, dict) else None
-        files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
-        unit_id = unit.get("id") if isinstance(unit, dict) else unit
-        if not files and unit_id is not None:
-            files = files_by_spec((await aio.get_data_unit(unit_id, {"expand": "files"})).get("files"))
+        task = await fetch_task(self._client(), task_id)
         self.refreshed += 1
-        out = dict(task) if isinstance(task, dict) else {"id": task_id}
-        out["data_unit"] = {**(unit if isinstance(unit, dict) else {"id": unit_id}), "files": files}
-        return out
+        return task
 
     async def url(self, task_id: int, spec: str) -> str:
         """A fresh URL of the task's file of specification ``spec``."""

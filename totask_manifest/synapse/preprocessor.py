@@ -246,6 +246,7 @@ class PreProcessorAnnotator(Annotator):
             from .plugin import INFERENCE_HOOK, load_plugin
 
             self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK)
+        self._release_config: dict | None = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any], task_type: str) -> None:
@@ -276,8 +277,20 @@ class PreProcessorAnnotator(Annotator):
             return Failed("no image: the line has no source-ref (the primary file URL)")
         from ..formats.native import EMPTY_RESULT
 
+        task = None
+        if isinstance(item.task_id, int) and not isinstance(item.task_id, bool):
+            # the SDK reads each task right before its inference call: fresh file URLs, current data
+            from .fresh_urls import fetch_task, primary_file
+
+            try:
+                task = await fetch_task(self.client.aio, item.task_id)
+            except (TokenRejected, BackendMoved):
+                raise
+            except SynapseHTTPError as exc:
+                return Failed(f"task: {exc}")
+            url = primary_file(task["data_unit"]["files"])[1].get("url") or url
         try:
-            request = await self._plugin_request(served, item, url) if self.plugin is not None else None
+            request = await self._plugin_request(served, item, url, task) if self.plugin is not None else None
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
             return Failed(f"setup_inference_params: {type(exc).__name__}: {exc}")
         try:
@@ -290,18 +303,20 @@ class PreProcessorAnnotator(Annotator):
         if not result:
             return Failed(EMPTY_RESULT)
         try:
-            return await self._to_label(result, item)
+            return await self._to_label(result, item, task)
         except Exception as exc:  # a reply that cannot be read fails its task only
             return Failed(f"inference result: {exc}")
 
-    async def _plugin_request(self, served: Served, item: Item, url: str) -> dict | None:
+    async def _plugin_request(self, served: Served, item: Item, url: str, task: dict | None) -> dict | None:
         """The call's ``params`` from the plugin's ``setup_inference_params`` (None: ours)."""
         from .plugin import PARAMS_HOOK, file_name_of, task_data_of_line
 
         hook = getattr(self.plugin, PARAMS_HOOK, None)
         if not callable(hook):
             return None
-        task = task_data_of_line(item.record)
+        if self._release_config is None:  # the SDK passes the release's config
+            self._release_config = await asyncio.to_thread(lambda: self.pre.release()[2])
+        task = task or task_data_of_line(item.record)
         files = task["data_unit"]["files"]
         primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary")), {})
         data_files = [{"url": f.get("url"), "file_name": f.get("file_name_original"), "specification_name": name}
@@ -309,12 +324,10 @@ class PreProcessorAnnotator(Annotator):
         params = await asyncio.to_thread(
             hook, url, primary.get("file_name_original") or file_name_of(url), data_files, model_id=self.model,
             pre_processor_params=dict(self.params),
-            pre_processor_config={"code": served.code, "version": served.version,
-                                  "max_batch_size": served.max_batch_size},
-            task_data=task)
+            pre_processor_config=self._release_config, task_data=task)
         return params if isinstance(params, dict) and params else None
 
-    async def _to_label(self, result: Any, item: Item) -> Outcome:
+    async def _to_label(self, result: Any, item: Item, task: dict | None = None) -> Outcome:
         from ..formats.detect import detect_input_format, to_label
         from ..formats.model import FormatError
         from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
@@ -322,7 +335,7 @@ class PreProcessorAnnotator(Annotator):
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
             converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
-                                                task_data=task_data_of_line(item.record))
+                                                task_data=task or task_data_of_line(item.record))
             if is_empty(converted):
                 return Failed(EMPTY_RESULT)
             try:
