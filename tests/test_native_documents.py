@@ -94,6 +94,10 @@ def test_multi_media_dm_documents_travel_export_annotate_apply_json_equal(synaps
         meta = rec["boxes-metadata"]
         assert meta["type"] == "groundtruth/custom" and meta["format"] == "dm-schema-v1"
         assert native_format(meta) == "dm-schema-v1" and meta["job-name"] == "labeling-job/native"
+    from totask_manifest.manifest.validate import validate_manifest
+
+    checked = validate_manifest(result.output_manifest, workers=1)
+    assert checked.ok, checked.problems
     report = apply_job(result.job_url, client=client)
     assert report.ok and report.totals["applied"] == 3, report.summary()
     tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
