@@ -402,3 +402,20 @@ def test_inference_reads_each_task_first_so_an_old_export_still_works(synapse, f
     assert len(sent) == 3 and all(not is_expired(u) for u in sent)  # fresh URLs from each task's GET
     assert all(rec["boxes"] == reply and rec["boxes-metadata"]["format"] == "dm-schema-v1"
                for rec in output_records(result))
+
+
+def test_cli_options_reach_the_job(synapse, files, client, tmp_path, capsys) -> None:
+    from totask_manifest.cli import main
+
+    _, manifest = exported(synapse, files, client, tmp_path, n=2)
+    base = ["annotate", str(manifest), "--label-attribute", "boxes", "--task-type", "object-detection",
+            "--method", "file", "--target-specification-name", SPEC, "--output", str(tmp_path / "cli")]
+    assert main([*base, "--job-name", "drop", "--native", "convert", "--allow-drop"]) == 0, capsys.readouterr()
+    job = orjson.loads((tmp_path / "cli" / "drop" / "job.json").read_bytes())
+    assert job["config"]["options"]["native"] == "convert" and job["config"]["options"]["allow_drop"] is True
+    assert job["metrics"]["dropped"] == 2
+    assert main([*base, "--job-name", "plug", "--converter", "tests.support.totask_plugins:PassThrough"]) == 0
+    out = tmp_path / "cli" / "plug" / "manifests" / "output" / "output.manifest"
+    assert all(orjson.loads(x)["boxes"]["extra"]["converted_by"] == "PassThrough" for x in out.read_bytes().splitlines())
+    code = main([*base, "--job-name", "bad", "--converter", "tests.support.totask_plugins:Nope"])
+    assert code == 2 and "has no 'Nope'" in capsys.readouterr().err
