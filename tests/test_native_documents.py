@@ -255,9 +255,10 @@ def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files
     totask_plugins.calls.clear()
     pid = seed_tasks(synapse, files, 2, label=rich_dm_doc)
     params = {"name": "Plugin_Run", "project": pid, "agent": 1, "method": "file",
-              "target_specification_name": SPEC, "converter": "tests.support.totask_plugins:PassThrough"}
+              "target_specification_name": SPEC, "converter": "tests.support.totask_plugins:NeedsContext"}
     result = ToTaskAction(params=params, output_root=str(tmp_path)).start()
     assert result["status"] == "SUCCEEDED" and "success=2" in result["message"], result
+    assert [c[1] for c in totask_plugins.calls if c[0] == "context"] == [("Plugin_Run", "Plugin_Run")] * 2
     for i, task in enumerate(sorted(synapse.project_tasks(pid), key=lambda t: t["id"])):
         want = rich_dm_doc(i)
         want["extra"]["converted_by"] = "PassThrough"
@@ -419,3 +420,25 @@ def test_cli_options_reach_the_job(synapse, files, client, tmp_path, capsys) -> 
     assert all(orjson.loads(x)["boxes"]["extra"]["converted_by"] == "PassThrough" for x in out.read_bytes().splitlines())
     code = main([*base, "--job-name", "bad", "--converter", "tests.support.totask_plugins:Nope"])
     assert code == 2 and "has no 'Nope'" in capsys.readouterr().err
+
+
+def test_coco_segmentations_are_not_dropped_silently(tmp_path) -> None:
+    from totask_manifest.analytics.convert import convert
+
+    doc = {"images": [{"id": 1, "width": 40, "height": 30, "file_name": "a.png"}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4],
+                            "segmentation": [[1, 2, 4, 2, 4, 6]], "attributes": {"occluded": True}}]}
+    with pytest.raises(FormatError, match="would drop 1 attribute, 1 segmentation"):
+        to_label(doc, "coco", "object-detection")
+    assert to_label(doc, "coco", "object-detection", allow_drop=True).metadata["dropped"] == {
+        "segmentation": 1, "attribute": 1}
+    src = tmp_path / "in.json"
+    src.write_bytes(orjson.dumps(doc))
+    with pytest.raises(FormatError, match="would drop"):
+        convert(str(src), str(tmp_path / "a.manifest"), to="manifest", task_type="object-detection")
+    done = convert(str(src), str(tmp_path / "a.manifest"), to="manifest", task_type="object-detection",
+                   allow_drop=True)
+    assert done.counts["dropped"] == 1
+    (line,) = (tmp_path / "a.manifest").read_bytes().splitlines()
+    assert orjson.loads(line)["label-metadata"]["dropped"] == {"segmentation": 1, "attribute": 1}

@@ -46,6 +46,11 @@ class NeedsContext(PassThrough):
     def __init__(self, params: dict, ctx: Any) -> None:  # never called by totask-manifest
         raise AssertionError("the converter must be made without its run context")
 
+    def convert_data_from_file(self, *args: Any, **kwargs: Any) -> dict:
+        # what an SDK action's hook may read of its run: self.params (attributes), self.context.params (a dict)
+        calls.append(("context", (getattr(self.params, "name", None), self.context.params.get("name")), {}))
+        return super().convert_data_from_file(*args, **kwargs)
+
 
 class Empty:
     """A plugin whose conversion holds nothing: the task must not be submitted."""

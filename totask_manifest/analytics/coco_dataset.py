@@ -22,6 +22,7 @@ from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
 from ..formats.coco import categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from ..formats.model import ClassNames, FormatError
+from ..formats.native import coco_losses, describe
 from ..manifest.io import write_lines
 from ..storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, pick_attribute
@@ -111,9 +112,12 @@ def coco_to_manifest(
     job_name: str = "converted",
     image_root: str | None = None,
     human_annotated: str | None = None,
+    allow_drop: bool = False,
 ) -> dict[str, int]:
     """One manifest line per COCO image. ``task_type`` defaults to masks when annotations carry
-    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``."""
+    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
+    Boxes asked for where annotations carry segmentations, keypoints or attributes are refused
+    naming them, unless ``allow_drop`` (the line's metadata then records ``dropped``)."""
     try:
         doc = orjson.loads(read_bytes(src))
     except orjson.JSONDecodeError as exc:
@@ -139,6 +143,7 @@ def coco_to_manifest(
     scored = any("score" in a for anns in by_image.values() for a in anns)
     human = human_annotated or ("no" if scored else "yes")
     lines = []
+    dropped = 0
     for n, image in enumerate(doc["images"]):
         key = f"images[{n}]"
         if not isinstance(image, dict) or "id" not in image:
@@ -149,14 +154,25 @@ def coco_to_manifest(
         size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
         try:
             if task_type == DETECTION:
+                lost = coco_losses(anns)
+                if lost and not allow_drop:
+                    raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
+                                      "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
+                                      key="annotations")
                 labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                if lost:
+                    labeled.metadata["dropped"] = dict(lost)
+                    dropped += 1
             else:
                 labeled = _paint(anns, image, cats, join(out_dir, "masks", f"{image['id']}.png"))
         except FormatError as exc:
             raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
         lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
     write_lines(dst, lines)
-    return {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    if dropped:
+        counts["dropped"] = dropped
+    return counts
 
 
 def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:

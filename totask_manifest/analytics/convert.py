@@ -60,7 +60,7 @@ EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
 IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _parquet_in,
     "coco": _only(coco_to_manifest, "task_type", "label_attribute", "class_names", "job_name", "image_root",
-                  "human_annotated"),
+                  "human_annotated", "allow_drop"),
     "yolo": _only(yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"),
     "dm-schema-v1": _only(functools.partial(task_data_to_manifest, fmt="dm-schema-v1"), "task_type",
                           "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),

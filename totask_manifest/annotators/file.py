@@ -163,7 +163,8 @@ class FileAnnotator(Annotator):
         if options.get("converter"):
             from ..synapse.plugin import FILE_HOOK, load_plugin
 
-            self.plugin = load_plugin(options["converter"], needs=FILE_HOOK)
+            self.plugin = load_plugin(options["converter"], needs=FILE_HOOK,
+                                      params=options.get("converter_params"))
         self._check = _check_label()
         self._job_name = context.job_name
         self._sync: SyncFetcher | None = None

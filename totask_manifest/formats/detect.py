@@ -136,7 +136,7 @@ def to_label(
     if fmt not in TEXT_FORMATS and isinstance(doc, str | bytes | bytearray):
         doc = _parse_json(bytes(doc) if isinstance(doc, bytearray) else doc)
     dropped = None
-    if fmt in NATIVE_FORMATS:
+    if fmt in (*NATIVE_FORMATS, "coco"):
         from ..task_types import get_task_type
 
         dropped = losses(doc, fmt, get_task_type(task_type).name)

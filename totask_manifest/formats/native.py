@@ -214,6 +214,12 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
         for key in doc:
             if key not in ("extra", "assignmentId", *_DM_SECTIONS):
                 lost[f"key {key}"] += 1
+    elif fmt == "coco":
+        images = doc.get("images") if isinstance(doc.get("images"), list) else []
+        ids = {im.get("id") for im in images[:1] if isinstance(im, Mapping)} if len(images) == 1 else None
+        anns = [a for a in doc.get("annotations") or [] if isinstance(a, Mapping)
+                and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)]
+        lost.update(coco_losses(anns))
     elif fmt == OBJECTS:
         kept = {"bbox"} if task_type == "object-detection" else {"classification"}
         for obj in doc.get("objects") or []:
@@ -229,6 +235,22 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
             props = obj.get("properties")
             if isinstance(props, Mapping):
                 lost["property"] += sum(1 for k in props if k not in ("label", "confidence"))
+    return +lost
+
+
+def coco_losses(annotations: Any) -> Counter[str]:
+    """What reading COCO annotations as Ground Truth boxes drops: ``segmentation`` (polygons or
+    RLE), ``keypoints`` and ``attribute`` (an annotation's ``attributes``)."""
+    lost: Counter[str] = Counter()
+    for ann in annotations if isinstance(annotations, list) else ():
+        if not isinstance(ann, Mapping):
+            continue
+        if ann.get("segmentation"):
+            lost["segmentation"] += 1
+        if ann.get("keypoints") and ann.get("num_keypoints", 1):
+            lost["keypoints"] += 1
+        if isinstance(ann.get("attributes"), Mapping):
+            lost["attribute"] += len(ann["attributes"])
     return +lost
 
 

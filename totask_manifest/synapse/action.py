@@ -313,7 +313,8 @@ class ToTaskAction:
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
         # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
         # unless an existing plugin class converts it
-        extra = {"converter": p.converter} if p.converter else {}
+        # (a plugin made without its constructor reads the action's parameters as self.params)
+        extra = {"converter": p.converter, "converter_params": dict(self.params)} if p.converter else {}
         if p.method == "file":
             return {"target_specification_name": p.target_specification_name, "native": "any", **extra}
         return {

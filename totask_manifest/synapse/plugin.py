@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 from ..errors import UsageError
@@ -24,9 +25,10 @@ PARAMS_HOOK = "setup_inference_params"
 HOOKS = (FILE_HOOK, INFERENCE_HOOK, PARAMS_HOOK)
 
 
-def _instantiate(cls: type) -> Any:
+def _instantiate(cls: type, params: dict | None = None) -> Any:
     """``cls()`` when it takes no arguments; else an instance without ``__init__`` (the SDK's
-    action needs ``(params, ctx)``, which its conversion hooks never use)."""
+    action needs ``(params, ctx)``). Such an instance gets what a hook may read of its run:
+    ``self.params`` (the action's parameters, attribute access) and ``self.context.params`` (a dict)."""
     try:
         signature = inspect.signature(cls)
         required = [p for p in signature.parameters.values()
@@ -38,10 +40,17 @@ def _instantiate(cls: type) -> Any:
             return cls()
         except TypeError:
             pass
-    return cls.__new__(cls)
+    instance = cls.__new__(cls)
+    given = dict(params or {})
+    for name, value in (("params", SimpleNamespace(**given)), ("context", SimpleNamespace(params=given))):
+        try:
+            setattr(instance, name, value)
+        except (AttributeError, TypeError):  # a read-only property of the class: leave it
+            pass
+    return instance
 
 
-def load_plugin(target: str, *, needs: str) -> Any:
+def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
     """The plugin object named ``package.module:Class`` (or ``package.module.Class``), checked to
     have the hook ``needs``; a one-line ``UsageError`` otherwise."""
     if not isinstance(target, str) or not target.strip():
@@ -66,7 +75,7 @@ def load_plugin(target: str, *, needs: str) -> Any:
     if not callable(getattr(cls, needs, None)):
         raise UsageError(f"converter {target!r}: {attr} has no {needs}() method")
     try:
-        return _instantiate(cls)
+        return _instantiate(cls, params)
     except Exception as exc:
         raise UsageError(f"converter {target!r}: cannot create {attr}: {type(exc).__name__}: {exc}") from None
 

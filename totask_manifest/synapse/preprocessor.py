@@ -245,7 +245,8 @@ class PreProcessorAnnotator(Annotator):
         if options.get("converter"):
             from .plugin import INFERENCE_HOOK, load_plugin
 
-            self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK)
+            self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK,
+                                      params=options.get("converter_params"))
         self._release_config: dict | None = None
 
     @classmethod
