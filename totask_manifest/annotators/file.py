@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import logging
 import os
@@ -537,14 +538,25 @@ def document_problem(doc: Any, fmt: str) -> str | None:
     if fmt not in NATIVE_FORMATS:
         return None
     try:
-        from ..manifest.schemas import format_path, validator
+        from ..manifest.schemas import format_path
     except ImportError:  # pragma: no cover - validation always ships
         return None
-    errors = [f"{format_path(err.path) or '/'}: {err.message}" for err in validator(fmt).errors(doc)]
+    check = _format_validator(fmt)
+    if check.is_valid(doc):
+        return None
+    errors = [f"{format_path(err.path) or '/'}: {err.message}" for err in check.errors(doc)]
     if not errors:
         return None
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return f"schema: {fmt}: " + "; ".join(errors[:3]) + more
+
+
+@functools.cache
+def _format_validator(fmt: str) -> Any:
+    """The compiled schema of a format (compiling costs far more than checking)."""
+    from ..manifest.schemas import validator
+
+    return validator(fmt)
 
 
 def _absolute(url: str) -> str:
