@@ -360,7 +360,7 @@ class FileAnnotator(Annotator):
         return self._urls
 
     async def _fresh_url(self, item: Item, why: str) -> str:
-        log.info("[task %s] %s: asking Synapse for a fresh file URL", item.display, why)
+        log.debug("[task %s] %s: asking Synapse for a fresh file URL", item.display, why)
         try:
             return await self._file_urls().url(item.task_id, self.spec)
         except TotaskError as exc:
