@@ -442,3 +442,33 @@ def test_coco_segmentations_are_not_dropped_silently(tmp_path) -> None:
     assert done.counts["dropped"] == 1
     (line,) = (tmp_path / "a.manifest").read_bytes().splitlines()
     assert orjson.loads(line)["label-metadata"]["dropped"] == {"segmentation": 1, "attribute": 1}
+
+
+def test_a_job_stopped_then_resumed_after_its_urls_lapsed_works(synapse, files, client, tmp_path) -> None:
+    import os
+    import signal
+
+    pid = seed_tasks(synapse, files, 8, label=rich_dm_doc)
+    synapse.url_ttl = 3600.0
+    manifest = tmp_path / "export.manifest"
+    export_tasks(pid, str(manifest), client=client)
+    config = JobConfig(job_name="stopped", input=str(manifest), output_root=str(tmp_path / "jobs"),
+                       label_attribute="boxes", task_type="object-detection", method="file", checkpoint_every=1,
+                       options={"target_specification_name": SPEC, "concurrency": 1})
+    sent = []
+
+    def stop_after_two(server, recorded) -> None:  # the user presses Ctrl-C while the job runs
+        if recorded.path.startswith("/labels/") and len(files.requests) >= 2 and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    files.hooks.append(stop_after_two)
+    first = api.annotate(config)
+    files.hooks.clear()
+    assert first.status == "STOPPED" and first.metrics["success"] < 8, first.metrics
+    later = time.time() + 7 * 86400  # a week later every URL of the export has lapsed
+    files.clock = synapse.clock = lambda: later
+    resumed = api.resume(first.job_url)
+    assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 8, resumed.metrics
+    assert [rec["boxes"] for rec in output_records(resumed)] == [rich_dm_doc(i) for i in range(8)]
+    assert any(r.status == 403 for r in files.requests)  # the old URLs were refused, the fresh ones served
