@@ -175,11 +175,13 @@ def test_lossless_conversion_needs_no_permission() -> None:
 # --- 3. fresh file URLs --------------------------------------------------------------------------
 
 
-def test_expired_urls_are_fetched_again_from_synapse(synapse, files, client, tmp_path) -> None:
+@pytest.mark.parametrize("files_as_list", [False, True])
+def test_expired_urls_are_fetched_again_from_synapse(files_as_list, synapse, files, client, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 4, label=rich_dm_doc)
     synapse.url_ttl = -10.0  # the export's URLs lapse before anyone uses them
     manifest = tmp_path / "export.manifest"
     export_tasks(pid, str(manifest), client=client)
+    synapse.files_as_list = files_as_list  # the backend may name each file's specification in a list
     lines = [orjson.loads(raw) for raw in manifest.read_bytes().splitlines()]
     assert all(is_expired(rec["synapse"]["files"][SPEC]["url"]) for rec in lines)
     assert lines[0]["synapse"]["task_id"] and SPEC in lines[0]["synapse"]["files"]  # what a refresh needs

@@ -402,13 +402,14 @@ class FileAnnotator(Annotator):
     async def _with_plugin(self, item: Item) -> Outcome:
         """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
         from ..formats.detect import detect_input_format
+        from ..synapse.fresh_urls import task_files
         from ..synapse.plugin import file_name_of, task_data_of_line
 
         record = item.record
         task = None
         if self._refreshable(item) and self._has_credentials():
             task = await self._file_urls().task(item.task_id)  # the SDK reads each task right before converting
-        files = (task or task_data_of_line(record))["data_unit"]["files"]
+        files = task_files(task or task_data_of_line(record))
         primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary") and f.get("url")),
                        None)
         primary_url = primary["url"] if primary else record.get("source-ref")

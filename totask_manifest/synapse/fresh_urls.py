@@ -65,16 +65,22 @@ def needs_refresh(error: Exception) -> bool:
 
 async def fetch_task(aio: Any, task_id: int) -> dict:
     """``GET tasks/{id}/?fields=id,data,data_unit&expand=data_unit`` (the SDK's call right before it
-    converts a task), with the data unit's files keyed by specification name."""
+    converts a task), as the backend answers it; when it carries no files, the data unit's
+    (``data_units/{id}/?expand=files``) are put in. ``task_files`` reads them by specification."""
     task = await aio.get_task(task_id, TASK_DETAIL)
-    unit = task.get("data_unit") if isinstance(task, dict) else None
-    files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
-    unit_id = unit.get("id") if isinstance(unit, dict) else unit
-    if not files and unit_id is not None:
-        files = files_by_spec((await aio.get_data_unit(unit_id, {"expand": "files"})).get("files"))
     out = dict(task) if isinstance(task, dict) else {"id": task_id}
-    out["data_unit"] = {**(unit if isinstance(unit, dict) else {"id": unit_id}), "files": files}
+    unit = out.get("data_unit")
+    unit_id = unit.get("id") if isinstance(unit, dict) else unit
+    if not files_by_spec(unit.get("files") if isinstance(unit, dict) else None) and unit_id is not None:
+        files = (await aio.get_data_unit(unit_id, {"expand": "files"})).get("files")
+        out["data_unit"] = {**(unit if isinstance(unit, dict) else {"id": unit_id}), "files": files}
     return out
+
+
+def task_files(task: Any) -> dict[str, dict]:
+    """A task's files keyed by specification name, whichever shape the backend sent."""
+    unit = task.get("data_unit") if isinstance(task, dict) else None
+    return files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
 
 
 def primary_file(files: dict) -> tuple[str | None, dict]:
@@ -116,7 +122,7 @@ class FileUrls:
 
     async def url(self, task_id: int, spec: str) -> str:
         """A fresh URL of the task's file of specification ``spec``."""
-        files = (await self.task(task_id))["data_unit"]["files"]
+        files = task_files(await self.task(task_id))
         entry = files.get(spec)
         url = entry.get("url") if isinstance(entry, dict) else None
         if not isinstance(url, str) or not url:

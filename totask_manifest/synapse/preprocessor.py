@@ -281,7 +281,7 @@ class PreProcessorAnnotator(Annotator):
         task = None
         if isinstance(item.task_id, int) and not isinstance(item.task_id, bool):
             # the SDK reads each task right before its inference call: fresh file URLs, current data
-            from .fresh_urls import fetch_task, primary_file
+            from .fresh_urls import fetch_task, primary_file, task_files
 
             try:
                 task = await fetch_task(self.client.aio, item.task_id)
@@ -289,7 +289,7 @@ class PreProcessorAnnotator(Annotator):
                 raise
             except SynapseHTTPError as exc:
                 return Failed(f"task: {exc}")
-            url = primary_file(task["data_unit"]["files"])[1].get("url") or url
+            url = primary_file(task_files(task))[1].get("url") or url
         try:
             request = await self._plugin_request(served, item, url, task) if self.plugin is not None else None
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
@@ -317,8 +317,10 @@ class PreProcessorAnnotator(Annotator):
             return None
         if self._release_config is None:  # the SDK passes the release's config
             self._release_config = await asyncio.to_thread(lambda: self.pre.release()[2])
+        from .fresh_urls import task_files
+
         task = task or task_data_of_line(item.record)
-        files = task["data_unit"]["files"]
+        files = task_files(task)
         primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary")), {})
         data_files = [{"url": f.get("url"), "file_name": f.get("file_name_original"), "specification_name": name}
                       for name, f in files.items() if isinstance(f, dict) and not f.get("is_primary")]
