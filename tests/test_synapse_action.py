@@ -17,11 +17,9 @@ import yaml
 from totask_manifest import ToTaskAction
 from totask_manifest.cli import main
 from totask_manifest.errors import UsageError
-from totask_manifest.formats.synapse import gt_to_dm_v1
 from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
-    CLASSES,
     TOKEN,
     fast_client,
     objects_doc,
@@ -45,17 +43,6 @@ def file_params(pid: int, **extra) -> dict:
             "target_specification_name": "annotation_data", "pre_processor_params": {}, **extra}
 
 
-def expected_dm(i: int, size: tuple[int, int]) -> dict:
-    """What the action must write for task number ``i`` (0-based) whose label file is ``objects_doc(i)``."""
-    doc = objects_doc(i)["objects"]
-    value = {"image_size": [{"width": size[0], "height": size[1], "depth": 3}],
-             "annotations": [{"class_id": o["class_id"], "left": o["coordinates"]["x"], "top": o["coordinates"]["y"],
-                              "width": o["coordinates"]["width"], "height": o["coordinates"]["height"]} for o in doc]}
-    metadata = {"objects": [{"confidence": 0.9} for _ in doc],
-                "class-map": {str(o["class_id"]): CLASSES[o["class_id"]] for o in doc}}
-    return gt_to_dm_v1("object-detection", value, metadata)
-
-
 def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 6)
     tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
@@ -71,7 +58,8 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
                       "totask": {"job": str(job), "apply": {"applied": 5, "would-apply": 0, "unchanged": 0,
                                                             "conflict": 0, "failed": 0, "not-labeled": 0}}}
     for i, task in enumerate(tasks[:5]):
-        assert task["data"] == expected_dm(i, (64 + i, 48))
+        # the SDK's pass-through: each task holds what its label file holds, unchanged
+        assert task["data"] == objects_doc(i)
     assert tasks[5]["data"] == {}
     assert (job / "job.json").exists() and (job / "synapse-journal.jsonl").exists()
     assert orjson.loads((job / "job.json").read_bytes())["label-attribute"] == "file-based-annotation"
@@ -149,7 +137,7 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypat
     assert result["status"] == "SUCCEEDED" and result["metrics"] == {"total": 4, "success": 3, "failed": 1, "stand_by": 0}
     assert result["message"] == "to_task completed. success=3, failed=1"
     assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (4, 3, 1)
-    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: inference: empty result"}]
+    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"}]
     [failed] = [e for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
     assert failed["data"]["content"].startswith(f"Task {empty_for['id']} failed: ") and "key" not in failed["data"]
     assert failed["step"] == "annotate_task_data"
@@ -160,7 +148,8 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypat
     assert all(b["version"] == "8.1.0" and b["params"]["model"] == 42 and
                b["params"]["json"]["confidence_threshold"] == 0.85 for b in first_calls)
     labeled = [t for t in synapse.project_tasks(pid) if t["id"] != empty_for["id"]]
-    assert all(t["data"]["annotations"]["image_1"][0]["classification"] == {"class": "dog"} for t in labeled)
+    # the SDK's pass-through: the pre-processor's result is the task data, unchanged
+    assert all(t["data"]["objects"][0]["properties"] == {"label": "dog", "confidence": 0.8} for t in labeled)
     assert empty_for["data"] == {}
     assert token_headers(files.requests) == []
 

@@ -207,8 +207,10 @@ def test_annotator_labels_from_inference_and_fails_empty_results(synapse, files)
         return results.get(image, {})
 
     synapse.inference = inference
+    # results converted to the task type (native: convert); kept as they are is tested in test_native_documents.py
     context = AnnotatorContext("j", "boxes", "object-detection",
-                               {"pre_processor": rel, "agent": 1, "model": 5, "pre_processor_params": {}})
+                               {"pre_processor": rel, "agent": 1, "model": 5, "pre_processor_params": {},
+                                "native": "convert"})
     items = [Item(i, i + 1, {"source-ref": url}) for i, url in enumerate(images)] + [Item(4, 5, {"source": "text"})]
     with PreProcessorAnnotator(context) as annotator:
         outcomes = annotator.annotate_batch(items)
@@ -216,7 +218,7 @@ def test_annotator_labels_from_inference_and_fails_empty_results(synapse, files)
     assert isinstance(outcomes[0], Labeled)
     assert outcomes[0].value["image_size"] == [{"width": 50, "height": 40, "depth": 3}]  # read from the image
     assert outcomes[0].metadata["class-map"] == {"0": "dog"}
-    assert isinstance(outcomes[1], Failed) and outcomes[1].reason == "inference: empty result"
+    assert isinstance(outcomes[1], Failed) and outcomes[1].reason.startswith("TASK_INFERENCE_EMPTY_RESULT")
     assert isinstance(outcomes[2], Failed) and "500" in outcomes[2].reason
     assert isinstance(outcomes[3], Labeled) and outcomes[3].value["annotations"][0]["width"] == 5
     assert isinstance(outcomes[4], Failed) and "no image" in outcomes[4].reason

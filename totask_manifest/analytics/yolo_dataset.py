@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+from collections import Counter
 from collections.abc import Sequence
 
 import orjson
@@ -42,13 +43,17 @@ def _stem(source: str | None, number: int, used: set[str]) -> str:
     return stem
 
 
-def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None) -> dict[str, int]:
-    attr = pick_attribute(src, (DETECTION,), label_attribute)
+def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
+                     allow_drop: bool = False) -> dict[str, int]:
+    """Boxes as YOLO files; documents kept as they are (DM v1, objects) are converted, refused when
+    that would drop something unless ``allow_drop`` (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
+    dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     used: set[str] = set()
     files = skipped = 0
     with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
-        for line, label in iter_labels(src, attr):
+        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
             if label is None or label.task_type != DETECTION:
                 skipped += not line.is_blank
                 continue
@@ -68,7 +73,10 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None) 
             images.write((label.source or "").encode() + b"\n")
             files += 1
     write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in yolo_names(class_map)).encode())
-    return {"images": files, "skipped": skipped, "classes": len(class_map)}
+    counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
 
 
 def read_class_names(url: str) -> list[str]:

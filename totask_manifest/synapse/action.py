@@ -69,6 +69,8 @@ class ToTaskParams:
     batch_size: int = 1
     schema: str = "dm_schema_v1"
     task_type: str = DEFAULT_TASK_TYPE
+    #: an existing ToTask plugin class (``package.module:Class``); None: the SDK's pass-through
+    converter: str | None = None
 
     @property
     def slug(self) -> str:
@@ -108,6 +110,14 @@ def validate_params(params: Any) -> ToTaskParams:
     batch = params.get("batch_size", 1)
     if not _is_int(batch) or batch < 1:
         problems.append("batch_size: must be an integer of at least 1")
+    converter = params.get("converter")
+    if converter is not None:
+        from .plugin import FILE_HOOK, INFERENCE_HOOK, load_plugin
+
+        try:
+            load_plugin(converter, needs=FILE_HOOK if method == "file" else INFERENCE_HOOK)
+        except TotaskError as exc:
+            problems.append(f"converter: {exc}")
     if params.get("schema", "dm_schema_v1") not in ("dm_schema_v1", "any"):
         problems.append("schema: must be 'dm_schema_v1' or 'any'")
     task_type = params.get("task_type") or DEFAULT_TASK_TYPE
@@ -127,6 +137,7 @@ def validate_params(params: Any) -> ToTaskParams:
         target_specification_name=params.get("target_specification_name"),
         pre_processor=params.get("pre_processor"), pre_processor_params=dict(params.get("pre_processor_params") or {}),
         model=params.get("model"), batch_size=batch, schema=params.get("schema", "dm_schema_v1"), task_type=task_type,
+        converter=converter,
     )
     from ..jobs.layout import check_job_name
     from ..manifest.naming import check_label_attribute
@@ -340,11 +351,16 @@ class ToTaskAction:
             log.warning("could not record the run's end in %s: %s", url, exc)
 
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
+        # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
+        # unless an existing plugin class converts it
+        # (a plugin made without its constructor reads the action's parameters as self.params)
+        extra = {"converter": p.converter, "converter_params": dict(self.params)} if p.converter else {}
         if p.method == "file":
-            return {"target_specification_name": p.target_specification_name}
+            return {"target_specification_name": p.target_specification_name, "native": "any", **extra}
         return {
             "pre_processor": p.pre_processor, "agent": p.agent, "model": p.model,
             "pre_processor_params": p.pre_processor_params, "batch_size": p.batch_size, "timing": dict(self.timing),
+            "native": "any", **extra,
         }
 
     def _preprocessor(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> Any:

@@ -19,7 +19,9 @@ import asyncio
 import copy
 import itertools
 import sys
+import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -62,6 +64,10 @@ class SynapseServer(RequestLog, BackgroundApp):
         self.honour_id_in = True
         #: task listing query keys this backend ignores (a backend without that filter)
         self.ignored_filters: set[str] = set()
+        #: file URLs are presigned: each rendering carries ``expires=<clock() + url_ttl>`` (a
+        #: ``FileServer`` answers 403 once its own clock passes it); None: URLs as stored
+        self.url_ttl: float | None = None
+        self.clock: Any = time.time
         self.projects: dict[int, dict] = {}
         self.data_collections: dict[int, dict] = {}
         self.tasks: dict[int, dict] = {}
@@ -294,6 +300,9 @@ class SynapseServer(RequestLog, BackgroundApp):
         return json_response(out)
 
     def _render_files(self, files: dict[str, dict]) -> Any:
+        if self.url_ttl is not None:
+            files = {name: {**f, "url": presign(f["url"], self.clock() + self.url_ttl)} if f.get("url") else f
+                     for name, f in files.items()}
         if self.files_as_list:
             return [{"specification_name": name, **copy.deepcopy(f)} for name, f in files.items()]
         return copy.deepcopy(files)
@@ -454,6 +463,13 @@ class SynapseServer(RequestLog, BackgroundApp):
         entries = body if isinstance(body, list) else [body]
         self.logs.extend(copy.deepcopy(entries))
         return json_response(entries, 201)
+
+
+def presign(url: str, expires: float) -> str:
+    """``url`` with ``expires=<epoch seconds>`` in its query, as a presigned storage URL carries."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "expires"] + [("expires", f"{expires:.3f}")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _validation_error(message: str) -> web.Response:
