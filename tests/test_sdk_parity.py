@@ -361,3 +361,22 @@ def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> Non
                     for e in ours.server.logs if e["event"] == "annotate_task_data")
     assert events == sorted((e["data"]["task_info"]["task_id"], e["data"]["status"])
                             for e in sdk.server.logs if e["event"] == "annotate_task_data")
+
+
+@PENDING_MERGE
+def test_the_pre_processor_is_deployed_and_asked_as_the_sdk_does(parity: Parity) -> None:
+    """Same deploy body (resources as given, 0 kept, memory sent, ``language``) and the same inference
+    bodies, image by image: a pre-processor cannot tell which of the two asked."""
+    if parity.method != "inference":
+        pytest.skip("the file method calls no pre-processor")
+
+    def bodies(side: Side) -> tuple[list, list]:
+        posts = [r.body for r in side.server.requests_to("POST", "^/plugins/")]
+        deploys = [b for b in posts if b.get("action") == "deployment"]
+        calls = sorted((b for b in posts if b.get("action") == "inference"), key=lambda b: json.dumps(b, sort_keys=True))
+        return deploys, calls
+
+    sdk_deploys, sdk_calls = bodies(parity.sdk)
+    our_deploys, our_calls = bodies(parity.ours)
+    assert our_deploys == sdk_deploys
+    assert our_calls == sdk_calls
