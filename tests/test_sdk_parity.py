@@ -53,13 +53,15 @@ RUN_ENV = {"SYNAPSE_ACCESS_TOKEN": TOKEN, "SYNAPSE_PLUGIN_RUN_TENANT": TENANT, "
 BUILD_TIMEOUT = 1500
 RUN_TIMEOUT = 300
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
-#: differences the fixes of h1-data and h2-wire remove; the marker goes once they are merged
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300)
+#: TEMPORARY (remove at the merge of issue 10): on a branch without the fixes of h1-data (native DM v1
+#: pass-through, expiring URLs: ``SynapseServer.url_ttl``) and h2-wire (SDK-shaped results and wire:
+#: ``SynapseServer.ignored_filters``) the comparisons fail; with both merged the marker is inert and they are strict
+_MERGED = all(hasattr(SynapseServer(), name) for name in ("url_ttl", "ignored_filters"))
 PENDING_MERGE = pytest.mark.xfail(
-    strict=False,
-    reason="issue 10: native DM v1 pass-through (h1-data), empty submits refused and SDK-shaped results "
-           "(h2-wire) are not merged into this branch yet",
+    not _MERGED, strict=False,
+    reason="issue 10: native DM v1 pass-through (h1-data) and the SDK's results and wire (h2-wire) not merged here",
 )
 
 
