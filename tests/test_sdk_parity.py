@@ -18,12 +18,14 @@ on purpose.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +182,39 @@ def sdk_python() -> str:
     return str(_venv_python(build_sdk_venv()))
 
 
+@pytest.fixture(scope="session")
+def project_deps_for_sdk_python(sdk_python: str) -> Path:
+    """This project's dependencies for the SDK's Python, in a cached ``pip --target`` folder (the SDK's venv
+    stays as pip made it): with ``PYTHONPATH=<repo>:<folder>`` the SDK's interpreter runs ``totask-manifest``
+    with ``synapse-sdk`` importable, as on a Synapse agent that has both."""
+    repo = Path(__file__).resolve().parent.parent
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    constraints = repo / ".ci" / "constraints.txt"
+    key = hashlib.sha256(json.dumps([deps, constraints.read_text()]).encode()).hexdigest()[:12]
+    target = _venv_dir().parent / f"project-deps-{key}"
+    probe = [sdk_python, "-c", "import orjson, polars, pyarrow, jsonschema_rs, httpx_aiohttp, yaml, PIL"]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    if target.is_dir() and subprocess.run(probe, env=env, capture_output=True, timeout=120).returncode == 0:
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".build-", dir=target.parent))
+    try:
+        try:
+            installed = subprocess.run([sdk_python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                                        "--target", str(staging), "-c", str(constraints), *deps],
+                                       capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"installing this project's dependencies for {sdk_python} took over {BUILD_TIMEOUT} s")
+        if installed.returncode != 0:
+            pytest.skip(f"this project's dependencies cannot be installed for Python 3.12: {_tail(installed.stderr)}")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+        return target
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 # -- the two runs ---------------------------------------------------------------------------------
 
 
@@ -217,12 +252,13 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("SYNAPSE_", "RAY_", "TOTASK_OUTPUT"))}
 
 
-def _run_sdk(python: str, server: SynapseServer, seed: ParitySeed, params: dict, home: Path) -> tuple[int, dict | None, str]:
+def _run_sdk(python: str, server: SynapseServer, seed: ParitySeed, params: dict, home: Path, *,
+             entrypoint: str = "sdk_parity_plugin.PassThroughToTask") -> tuple[int, dict | None, str]:
     """The SDK's own JOB-mode entry point, as Ray would start it on an agent."""
     home.mkdir(parents=True, exist_ok=True)  # an empty HOME: no ~/.synapse/config.json is read
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
            "SYNAPSE_HOST": server.url, **RUN_ENV, "SYNAPSE_JOB_ID": str(seed.job_id),
-           "SYNAPSE_ACTION_ENTRYPOINT": "sdk_parity_plugin.PassThroughToTask",
+           "SYNAPSE_ACTION_ENTRYPOINT": entrypoint,
            "SYNAPSE_ACTION_PARAMS": json.dumps(params), "PYTHONPATH": str(SUPPORT),
            "NO_PROXY": "127.0.0.1,localhost", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run([python, "-m", "synapse_sdk.plugins.entrypoint"], env=env, cwd=str(home),
@@ -233,11 +269,12 @@ def _run_sdk(python: str, server: SynapseServer, seed: ParitySeed, params: dict,
     return proc.returncode, result, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
-def _run_ours(server: SynapseServer, seed: ParitySeed, params: dict, tmp: Path) -> tuple[int, dict | None, str]:
+def _run_ours(server: SynapseServer, seed: ParitySeed, params: dict, tmp: Path, *, python: str = sys.executable,
+              extra_env: dict[str, str] | None = None) -> tuple[int, dict | None, str]:
     params_file = tmp / "params.json"
     params_file.write_text(json.dumps(params))
-    env = {**_base_env(), "SYNAPSE_HOST": server.url, **RUN_ENV, "SYNAPSE_JOB_ID": str(seed.job_id)}
-    proc = subprocess.run([sys.executable, "-m", "totask_manifest", "run", str(params_file), "--output", str(tmp / "jobs")],
+    env = {**_base_env(), "SYNAPSE_HOST": server.url, **RUN_ENV, "SYNAPSE_JOB_ID": str(seed.job_id), **(extra_env or {})}
+    proc = subprocess.run([python, "-m", "totask_manifest", "run", str(params_file), "--output", str(tmp / "jobs")],
                           env=env, cwd=str(tmp), capture_output=True, text=True, timeout=RUN_TIMEOUT)
     try:
         result = json.loads(proc.stdout)
@@ -399,3 +436,40 @@ def test_every_request_carries_the_tenant_and_url_host_as_the_sdks_do(parity: Pa
     wrong = sorted({(r.method, r.path, r.header("synapse-tenant"), r.query.get("url_host")) for r in requests
                     if r.header("synapse-tenant") != f"Token {TENANT}" or r.query.get("url_host") != URL_HOST})
     assert not wrong, wrong[:10]
+
+
+@PENDING_MERGE
+def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(
+        sdk_python: str, project_deps_for_sdk_python: Path, tmp_path: Path) -> None:
+    """Existing ToTask plugins run unchanged: ``totask-manifest run`` on the SDK's Python, with ``converter``
+    naming a subclass of the SDK's ``ToTaskAction`` that reads ``self.context.params``, ``self.params`` and
+    ``task_data`` as the SDK documents, writes what the SDK writes with the same class."""
+    repo = Path(__file__).resolve().parent.parent
+    plugin = "sdk_parity_plugin.ContextReadingToTask"
+    files = FileServer().start()
+    sdk_server = SynapseServer(tokens=(TOKEN,)).start()
+    our_server = SynapseServer(tokens=(TOKEN,)).start()
+    try:
+        seed = seed_parity(sdk_server, files)
+        assert seed_parity(our_server, files) == seed
+        params = seed.file_params()
+        rc, result, output = _run_sdk(sdk_python, sdk_server, seed, params, tmp_path / "sdk-home", entrypoint=plugin)
+        assert rc == 0 and result is not None, output
+        stamped = sdk_server.tasks[seed.task_ids[0]]["data"]["extra"]["image_1"]["converted_by"]
+        assert stamped == {"task": seed.task_ids[0], "data_unit": stamped["data_unit"], "spec": "annotation_data",
+                           "job": "Parity_File", "primary": "0.png", "data_file": "0.json"}
+        (tmp_path / "ours").mkdir()
+        env = {"PYTHONPATH": os.pathsep.join([str(repo), str(project_deps_for_sdk_python), str(SUPPORT)])}
+        rc, _, output = _run_ours(our_server, seed, {**params, "converter": plugin}, tmp_path / "ours",
+                                  python=sdk_python, extra_env=env)
+        differences = {t: json_differences(sdk_server.tasks[t]["data"], our_server.tasks[t]["data"])
+                       for t in seed.task_ids}
+        differences = {t: d for t, d in differences.items() if d}
+        written = sum(1 for t in seed.task_ids if sdk_server.tasks[t].get("writes"))
+        print(f"parity (file, SDK plugin class as converter): {len(seed.task_ids) - len(differences)}/"
+              f"{len(seed.task_ids)} tasks equal ({written} written by the SDK)")
+        assert not differences, f"{differences}\nours: rc={rc}\n{output[-2000:]}"
+    finally:
+        our_server.stop()
+        sdk_server.stop()
+        files.stop()

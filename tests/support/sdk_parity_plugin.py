@@ -38,3 +38,24 @@ class PassThroughToTask(ToTaskAction):
                                task_data: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"model": model_id, "method": "post",
                 "json": {"image_path": primary_file_url, **(pre_processor_params or {})}}
+
+
+class ContextReadingToTask(PassThroughToTask):
+    """A plugin written the way the SDK documents it: it reads its run's parameters through
+    ``self.context.params`` and ``self.params`` (``action.py``: "use self.context") and the task through
+    ``task_data``. It stamps what it read into ``extra.image_1.converted_by``, so a runner that does not
+    give a plugin what the SDK gives it writes other data (or fails) instead of passing silently."""
+
+    def convert_data_from_file(self, primary_file_url: str, primary_file_name: str | None, data_file_url: str,
+                               data_file_name: str | None, task_data: dict[str, Any] | None = None) -> dict[str, Any]:
+        doc = super().convert_data_from_file(primary_file_url, primary_file_name, data_file_url, data_file_name,
+                                             task_data=task_data)
+        doc.setdefault("extra", {}).setdefault("image_1", {})["converted_by"] = {
+            "task": (task_data or {}).get("id"),
+            "data_unit": ((task_data or {}).get("data_unit") or {}).get("id"),
+            "spec": self.context.params["target_specification_name"],
+            "job": self.params.name,
+            "primary": primary_file_name,
+            "data_file": data_file_name,
+        }
+        return doc
