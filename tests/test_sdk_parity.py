@@ -7,12 +7,15 @@ with two media, rotated boxes, polygons, keypoints, classification attributes, r
 synapse_sdk.plugins.entrypoint``) in a Python 3.12 venv, with a pass-through plugin
 (``tests/support/sdk_parity_plugin.py``); on the other, ``totask-manifest run`` runs with the same
 parameters. The final task data must be JSON-equal task by task, for the file method and for the
-inference method.
+inference method; so must the result counts, the job report, the pre-processor calls, the tenant
+header and ``url_host``. The last test runs ``totask-manifest run`` itself on the SDK's Python with a
+subclass of the SDK's ``ToTaskAction`` as ``converter`` (existing plugins run unchanged).
 
 The venv is built once and cached (``~/.cache/totask-manifest/sdk-venv-<version>``, or
 ``$TOTASK_SDK_VENV``) from ``tests/support/sdk-constraints.txt``. Where no Python 3.12+ is found
 (``$TOTASK_SDK_PYTHON``, pyenv's 3.12/3.13, ``python3.12``/``python3.13`` on PATH) or the package
-cannot be installed, the tests are skipped with the reason; ``TOTASK_SKIP_SDK_PARITY=1`` skips them
+cannot be installed, the tests are skipped with the reason (the last test also needs this project's
+dependencies for that Python, cached in ``project-deps-<hash>`` beside the venv); ``TOTASK_SKIP_SDK_PARITY=1`` skips them
 on purpose.
 """
 
