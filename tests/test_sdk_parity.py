@@ -57,6 +57,8 @@ RUN_ENV = {"SYNAPSE_ACCESS_TOKEN": TOKEN, "SYNAPSE_PLUGIN_RUN_TENANT": TENANT, "
 #: building the venv downloads ~80 packages (opencv, numpy, google-cloud...); CI's budget allows this
 BUILD_TIMEOUT = 1500
 RUN_TIMEOUT = 300
+#: pages of 3 tasks whatever ``page_size`` asks for, so both sides follow ``next`` links
+PAGE = 3
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300)
@@ -316,8 +318,8 @@ def parity(request: pytest.FixtureRequest, sdk_python: str, tmp_path_factory: py
     method = request.param
     tmp = tmp_path_factory.mktemp(f"parity-{method}")
     files = FileServer().start()
-    sdk_server = SynapseServer(tokens=(TOKEN,)).start()
-    our_server = SynapseServer(tokens=(TOKEN,)).start()
+    sdk_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
+    our_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
     try:
         sdk_seed = seed_parity(sdk_server, files)
         our_seed = seed_parity(our_server, files)
@@ -361,6 +363,7 @@ def test_the_sdk_runs_end_to_end_against_the_contract_server(parity: Parity) -> 
     assert (ids[5] in failed) != (ids[5] in sdk.written())
     assert sdk.data(ids[EXCLUDED_INDEX]) == INITIAL_DATA and ids[EXCLUDED_INDEX] not in sdk.written()
     assert sdk.final_patch()["status"] == "SUCCEEDED" and sdk.final_patch()["result"] == sdk.result
+    assert len(sdk.server.requests_to("GET", "^/sdk/tasks/$")) == 3  # 7 tasks in pages of 3
     # every request of the SDK carried the token, the tenant and ``url_host``; only the SDK's endpoints were needed
     assert all(r.header("synapse-access-token") == f"Token {TOKEN}" for r in sdk.server.requests)
     assert all(r.header("synapse-tenant") == f"Token {TENANT}" for r in sdk.server.requests)
@@ -450,8 +453,8 @@ def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(
     repo = Path(__file__).resolve().parent.parent
     plugin = "sdk_parity_plugin.ContextReadingToTask"
     files = FileServer().start()
-    sdk_server = SynapseServer(tokens=(TOKEN,)).start()
-    our_server = SynapseServer(tokens=(TOKEN,)).start()
+    sdk_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
+    our_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
     try:
         seed = seed_parity(sdk_server, files)
         assert seed_parity(our_server, files) == seed
