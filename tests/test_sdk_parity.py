@@ -62,14 +62,6 @@ PAGE = 3
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300)
-#: TEMPORARY (remove at the merge of issue 10): on a branch without the fixes of h1-data (native DM v1
-#: pass-through, expiring URLs: ``SynapseServer.url_ttl``) and h2-wire (SDK-shaped results and wire:
-#: ``SynapseServer.ignored_filters``) the comparisons fail; with both merged the marker is inert and they are strict
-_MERGED = all(hasattr(SynapseServer(), name) for name in ("url_ttl", "ignored_filters"))
-PENDING_MERGE = pytest.mark.xfail(
-    not _MERGED, strict=False,
-    reason="issue 10: native DM v1 pass-through (h1-data) and the SDK's results and wire (h2-wire) not merged here",
-)
 
 
 # -- the SDK's venv -------------------------------------------------------------------------------
@@ -372,7 +364,6 @@ def test_the_sdk_runs_end_to_end_against_the_contract_server(parity: Parity) -> 
     assert not unanswered, unanswered
 
 
-@PENDING_MERGE
 def test_task_data_is_json_equal_to_the_sdks(parity: Parity) -> None:
     """The measured parity: every task holds exactly what the SDK's run left in it."""
     ids = parity.sdk.seed.task_ids
@@ -387,7 +378,6 @@ def test_task_data_is_json_equal_to_the_sdks(parity: Parity) -> None:
     assert not parity.differences, f"{line}\n{details}\nours: rc={parity.ours.returncode}\n{parity.ours.output[-2000:]}"
 
 
-@PENDING_MERGE
 def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> None:
     """``run`` prints, and reports to the Synapse job, the SDK's result keys with the SDK's counts."""
     sdk, ours = parity.sdk, parity.ours
@@ -415,7 +405,6 @@ def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> Non
                             for e in sdk.server.logs if e["event"] == "annotate_task_data")
 
 
-@PENDING_MERGE
 @pytest.mark.parametrize("parity", ["inference"], indirect=True)
 def test_the_pre_processor_is_deployed_and_asked_as_the_sdk_does(parity: Parity) -> None:
     """Same deploy body (resources as given, 0 kept, memory sent, ``language``) and the same inference
@@ -433,7 +422,6 @@ def test_the_pre_processor_is_deployed_and_asked_as_the_sdk_does(parity: Parity)
     assert our_calls == sdk_calls
 
 
-@PENDING_MERGE
 def test_every_request_carries_the_tenant_and_url_host_as_the_sdks_do(parity: Parity) -> None:
     """Access-token mode with ``SYNAPSE_PLUGIN_RUN_TENANT`` and ``SYNAPSE_PLUGIN_RUN_URL_HOST`` set: the SDK
     sends ``Synapse-Tenant: Token <tenant>`` and ``url_host=<host>`` on every request; so must we."""
@@ -444,7 +432,6 @@ def test_every_request_carries_the_tenant_and_url_host_as_the_sdks_do(parity: Pa
     assert not wrong, wrong[:10]
 
 
-@PENDING_MERGE
 def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(
         sdk_python: str, project_deps_for_sdk_python: Path, tmp_path: Path) -> None:
     """Existing ToTask plugins run unchanged: ``totask-manifest run`` on the SDK's Python, with ``converter``
