@@ -591,6 +591,9 @@ def _regular(fd: int, path: str) -> int:
     raise OSError(errno.EINVAL, "not a regular file")  # a device, FIFO or socket
 
 
+_CREDENTIAL_ERRORS = frozenset({"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"})
+
+
 def _read_fsspec(url: str, limit: int) -> bytes:
     from .storage import url_to_fs
 
@@ -610,6 +613,8 @@ def _read_fsspec(url: str, limit: int) -> bytes:
     except (IsADirectoryError, NotADirectoryError):
         raise FetchError("is a folder, not an object") from None
     except Exception as exc:  # network and service errors of any backend: worth another attempt
+        if type(exc).__name__ in _CREDENTIAL_ERRORS:  # botocore's; another attempt finds none either
+            raise FetchError(f"no storage credentials: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
         raise _Transient(f"storage error: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
 
 
