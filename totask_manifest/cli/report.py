@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fetch images only from these hosts (default: the job's own --allow-host); repeatable")
     p.add_argument("--max-body-bytes", type=int, metavar="BYTES", help="largest image file read (default: the job's)")
     p.add_argument("--max-image-pixels", type=int, metavar="N",
-                   help="pixel budget per image (default: the job's, else 25,000,000)")
+                   help="pixel budget per image (default: the job's, else 16,777,216)")
     p.set_defaults(func=run)
 
 
