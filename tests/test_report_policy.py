@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
 from tests.test_imaging import _png_header_only
@@ -128,3 +128,33 @@ def test_report_flags_widen_or_narrow_the_policy(tmp_path):
     bad = _report(job, tmp_path / "r4.html", "--allow-root", str(tmp_path / "missing"))
     assert bad.returncode == 2 and "no such folder" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "r4.html").exists()
+
+
+def test_a_jpeg_over_the_budget_is_reduced_and_its_boxes_scaled(tmp_path):
+    from totask_manifest.analytics.report import render_report
+
+    root = tmp_path / "root"
+    root.mkdir()
+    Image.new("RGB", (800, 600), (255, 255, 255)).save(root / "photo.jpg", quality=95)
+    rec = _line(str(root / "photo.jpg"))
+    rec["det"] = {"image_size": [{"width": 800, "height": 600, "depth": 3}],
+                  "annotations": [{"class_id": 0, "left": 400, "top": 300, "width": 200, "height": 150}]}
+    job = tmp_path / "out" / "pol"
+    (job / "manifests" / "output").mkdir(parents=True)
+    (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    (job / "job.json").write_bytes(orjson.dumps({"job-name": "pol", "status": "COMPLETED", "label-attribute": "det",
+                                                 "config": {"options": {"allow_root": str(root)}}}))
+    # 100,000 pixels: 1/2 (400x300) is over, 1/4 (200x150) fits
+    html, n, _ = render_report(str(job), max_image_pixels=100_000)
+    assert n == 1
+    ((_title, body),) = _tiles(html)
+    thumb = Image.open(io.BytesIO(base64.b64decode(body))).convert("RGB")
+    assert thumb.size == (200, 150)
+    px = thumb.load()
+    box = (0x42, 0x69, 0xD0)  # class 0's colour, drawn at the box scaled by 1/4: (100, 75)-(150, 112)
+
+    def near(p: tuple[int, int, int]) -> bool:
+        return sum(abs(a - b) for a, b in zip(p, box, strict=True)) < 90
+
+    assert near(px[125, 111]) or near(px[125, 112]) or near(px[125, 110])  # the bottom edge
+    assert not near(px[50, 40])

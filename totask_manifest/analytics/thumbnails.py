@@ -61,8 +61,9 @@ def render_tile(
     if isinstance(image, Exception):
         return Tile(title, "", error=f"image not available: {str(image)[:160]}")
     try:
-        # reduced while decoding where the format allows; labels are scaled from the stored size
-        img, info = decode_image(image, max_pixels=max_pixels, thumbnail=size)
+        # within the budget the image is decoded as stored and labels drawn in its own pixels; a
+        # JPEG over it is reduced while decoding and the boxes are scaled to it
+        img, info = decode_image(image, max_pixels=max_pixels)
         img = img.convert("RGB")
     except ImageError as exc:
         return Tile(title, "", error=f"image not available: {exc.reason[:160]}")
