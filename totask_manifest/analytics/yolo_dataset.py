@@ -94,7 +94,7 @@ def _image_size(url: str) -> tuple[int, int, int]:
         info = read_info(head)  # the header only
     except ImageError as exc:
         raise ManifestError(f"image {url}: {exc.reason}", rule=exc.rule) from None
-    depth = {"L": 1, "P": 1, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1}.get(info.mode, len(Image.getmodebands(info.mode)))
+    depth = {"L": 1, "P": 1, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1}.get(info.mode, Image.getmodebands(info.mode))
     return info.width, info.height, depth
 
 
