@@ -155,11 +155,44 @@ def test_a_planted_pt2_is_refused_by_the_cli_before_a_job_exists(archives, tmp_p
     assert not (tmp_path / "out" / "j").exists()
 
 
-def test_good_programs_still_load(archives):
+class Strided(torch.nn.Module):
+    """Dynamic batch, height and width through a strided conv and a resize: the shape expressions
+    torch writes hold FloorDiv, Max, TruncToInt and Float('1.5', precision=53)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.interpolate(self.conv(x), scale_factor=1.5)
+        return y.mean(dim=(2, 3)) + (y.shape[2] * y.shape[3] // 3 + x.shape[0] % 2)
+
+
+def test_good_programs_still_load(archives, tmp_path):
     loaded = load_exported(str(archives["good"]))
     assert loaded.class_names == ["a", "b", "c"] and loaded.static_batch is None
     out = loaded.module.module()(torch.ones(5, 3, 8, 8))
     assert out.shape == (5, 3)
+    dims = {0: torch.export.Dim("b", min=1), 2: torch.export.Dim("h", min=16, max=4096),
+            3: torch.export.Dim("w", min=16, max=4096)}
+    program = torch.export.export(Strided(), (torch.rand(2, 3, 64, 48),), dynamic_shapes={"x": dims})
+    torch.export.save(program, tmp_path / "strided.pt2")
+    with zipfile.ZipFile(tmp_path / "strided.pt2") as z:
+        text = z.read(next(n for n in z.namelist() if "/models/" in n)).decode()
+    assert "FloorDiv(" in text and "Float('1.5', precision=53)" in text
+    strided = load_exported(str(tmp_path / "strided.pt2"))
+    assert strided.module.module()(torch.rand(3, 3, 40, 50)).shape == (3, 4)
+
+
+@pytest.mark.parametrize("expression", [
+    "__import__('os')", "getattr(s0, chr(95))", "Symbol('__class__')", "s0.__class__", "[s0][0]", "lambda: 1",
+    "eval('1')", "open('x', 'w')", "Symbol('s0', **{})",
+])
+def test_shape_expressions_that_are_code_are_refused(expression):
+    from totask_manifest.models.safety import UnsafeArchive, _check_expression
+
+    with pytest.raises(UnsafeArchive, match="which would run as Python"):
+        _check_expression(expression, "models/model.json")
 
 
 def test_torchscript_with_a_planted_pickle_is_refused(tmp_path):

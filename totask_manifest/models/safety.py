@@ -44,16 +44,23 @@ _SHAPE_FUNCTIONS = frozenset({
     "CeilDiv", "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
     "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal",
     "ToFloat", "Identity",
-    "Symbol", "Integer", "Float", "Rational", "Max", "Min", "Abs", "Eq", "Ne", "Ge", "Gt", "Le", "Lt",
-    "And", "Or", "Not", "Piecewise", "ITE", "sqrt", "floor", "ceiling", "oo", "zoo", "nan",
-    "True", "False", "true", "false",
+    # sympy's printed forms (srepr): torch writes e.g. Add(FloorDiv(Symbol('s0', ...), Integer(2)), ...)
+    "Symbol", "Integer", "Float", "Rational", "Half", "One", "Zero", "NegativeOne", "Add", "Mul", "Pow",
+    "Tuple", "Max", "Min", "Abs", "sign", "sqrt", "exp", "log", "floor", "ceiling",
+    "Eq", "Ne", "Ge", "Gt", "Le", "Lt", "Equality", "Unequality", "StrictLessThan", "StrictGreaterThan",
+    "LessThan", "GreaterThan", "And", "Or", "Not", "Xor", "Piecewise", "ExprCondPair", "ITE",
+    "BooleanTrue", "BooleanFalse", "Infinity", "NegativeInfinity", "ComplexInfinity", "NaN",
+    "oo", "zoo", "nan", "True", "False", "true", "false", "precision", "evaluate",
     # sympy assumptions, written as keyword arguments of Symbol(...)
     "positive", "negative", "nonnegative", "nonpositive", "integer", "real", "finite", "nonzero", "zero",
     "even", "odd", "rational", "commutative", "extended_real", "extended_positive", "extended_negative",
     "extended_nonnegative", "extended_nonpositive", "extended_nonzero", "infinite", "prime", "composite",
 })
-#: symbol names torch writes: s0, u12, ps3, zf1 ...
-_SYMBOL = re.compile(r"[a-z]{1,4}[0-9]+")
+#: symbol names torch writes (s0, u12, ps3, zf1 ...) and its opaque shape functions, which sympy
+#: only ever makes undefined functions of
+_SYMBOL = re.compile(r"[a-z]{1,4}[0-9]+|(?:OpaqueUnaryFn|BitwiseFn)_[a-z_]+")
+#: string literals in printed expressions: a symbol's name, a Float's digits
+_LITERAL = re.compile(r"""(['"])(?:[a-z]{1,4}[0-9]+|[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\1""")
 _EXPR_OPS = frozenset({"+", "-", "*", "/", "**", "//", "%", "(", ")", ",", "=", "==", "!=", "<", "<=", ">", ">=",
                        "&", "|", "~"})
 #: modules a tree spec's defaultdict may take its default factory from
@@ -166,7 +173,7 @@ def _check_expression(text: str, name: str) -> None:
             continue
         if tok.type == tokenize.OP and tok.string in _EXPR_OPS:
             continue
-        if tok.type == tokenize.STRING and re.fullmatch(r"""(['"])[a-z]{1,4}[0-9]+\1""", tok.string):
+        if tok.type == tokenize.STRING and _LITERAL.fullmatch(tok.string):
             continue
         raise UnsafeArchive(f"has a shape expression with {tok.string!r}, which would run as Python "
                             f"({shown!r} in {name})")
