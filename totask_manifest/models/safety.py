@@ -83,7 +83,10 @@ def check_export_archive(data: bytes) -> None:
     except (zipfile.BadZipFile, ValueError):
         return
     with archive:
-        names = {_inner(n): n for n in archive.namelist()}
+        # every member is checked, whatever root folder it is under: torch picks one root, and a
+        # second root must not hide a member the first one shares a name with
+        entries = [(_inner(n), n) for n in archive.namelist()]
+        names = {inner for inner, _ in entries}
         if "archive_version" not in names:
             raise UnsafeArchive("is an old torch.export layout whose tensors are pickled; save it again with "
                                 "torch.export.save from torch 2.7 or later")
@@ -92,7 +95,7 @@ def check_export_archive(data: bytes) -> None:
                 raise UnsafeArchive("holds AOTInductor compiled code (a shared library that would be loaded)")
             if re.fullmatch(r"data/(weights|constants)/[^/]+\.pt", name):
                 raise UnsafeArchive(f"holds pickled weights ({name}, an old layout)")
-        for name, full in names.items():
+        for name, full in entries:
             if re.fullmatch(r"data/(weights|constants)/[^/]+_config\.json", name):
                 _check_payload_config(name, _json(archive, full, name))
             elif name.startswith("models/") and name.endswith(".json"):
