@@ -158,3 +158,18 @@ def test_a_jpeg_over_the_budget_is_reduced_and_its_boxes_scaled(tmp_path):
 
     assert near(px[125, 111]) or near(px[125, 112]) or near(px[125, 110])  # the bottom edge
     assert not near(px[50, 40])
+
+
+def test_s3_images_without_credentials_are_a_tile_not_a_traceback(tmp_path):
+    import os
+
+    job = _job(tmp_path, ["s3://no-such-bucket-for-totask/a.png"], {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})
+    run = subprocess.run([sys.executable, "-m", "totask_manifest", "report", str(job), "-o", str(tmp_path / "r.html")],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=REPO, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    ((_title, body),) = _tiles((tmp_path / "r.html").read_text())
+    assert "no storage credentials: NoCredentialsError" in body
