@@ -28,6 +28,10 @@ from totask_manifest.imaging import (
     read_info,
 )
 
+# pytest resets warning filters per test; the package's own filter holds in the CLI (asserted below)
+pytestmark = [pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+              pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")]
+
 BIG = 13000
 PEAK_RSS_LIMIT = int(1.5 * 1024**3)
 
