@@ -1,30 +1,28 @@
 """Thumbnails of a job's own images with its labels drawn on, as ``data:`` URIs.
 
-Images come from each line's ``source-ref``: local paths, ``file://`` and ``s3://`` (any fsspec
-URL) through fsspec, ``http(s)://`` through httpx. A failed fetch gives a tile that says why;
-it never stops the report.
+The report fetches each line's ``source-ref`` (and a segmentation's mask) under the job's own
+fetch policy (``fetch.FetchPolicy``: ``--allow-root``, ``--allow-host``, size limits, redirects
+checked hop by hop) and decodes it under the pixel budget (``imaging``: a large JPEG is scaled
+down while decoding, a larger image of another format is not decoded). A failed fetch or a
+refused image gives a tile that says why; it never stops the report.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import TotaskError
 from ..formats.native import native_format, shapes
-from ..storage import open_read
+from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from .masks import read_mask
 from .svg import PALETTE, color
-
-MAX_IMAGE_BYTES = 40 << 20
-HTTP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -33,23 +31,6 @@ class Tile:
     caption: str
     data_uri: str | None = None
     error: str | None = None
-
-
-def fetch_image_bytes(url: str) -> bytes:
-    if url.startswith(("http://", "https://")):
-        with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client, client.stream("GET", url) as r:
-            r.raise_for_status()
-            buf = bytearray()
-            for chunk in r.iter_bytes():
-                buf += chunk
-                if len(buf) > MAX_IMAGE_BYTES:
-                    raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
-            return bytes(buf)
-    with open_read(url) as f:
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
-    return data
 
 
 def _font() -> ImageFont.ImageFont:
@@ -64,24 +45,42 @@ def _hex_rgb(h: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, Any], *, size: int = 240) -> Tile:
-    """Fetch, draw the label and shrink; errors become the tile's text."""
+def render_tile(
+    source: str,
+    task_type: str,
+    value: Any,
+    metadata: Mapping[str, Any],
+    *,
+    image: bytes | Exception,
+    fetch_mask: Callable[[str], bytes] | None = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    size: int = 240,
+) -> Tile:
+    """Decode (already fetched) ``image``, draw the label and shrink; errors become the tile's
+    text. ``fetch_mask`` reads a segmentation's mask under the same policy."""
     title = source.rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
+    if isinstance(image, Exception):
+        return Tile(title, "", error=f"image not available: {str(image)[:160]}")
     try:
-        img = Image.open(io.BytesIO(fetch_image_bytes(source)))
-        img.load()
+        # within the budget the image is decoded as stored and labels drawn in its own pixels; a
+        # JPEG over it is reduced while decoding and the boxes are scaled to it
+        img, info = decode_image(image, max_pixels=max_pixels)
         img = img.convert("RGB")
-    except (OSError, ValueError, httpx.HTTPError, TotaskError) as exc:
-        return Tile(title, "", error=f"image not available: {str(exc)[:160]}")
+    except ImageError as exc:
+        return Tile(title, "", error=f"image not available: {exc.reason[:160]}")
     caption = ""
     try:
+        # a JPEG reduced while decoding is smaller than the stored image the label speaks of
+        sx, sy = img.width / max(info.width, 1), img.height / max(info.height, 1)
         fmt = native_format(metadata)
         if fmt is not None:
-            caption = _draw_native(img, value, fmt)
+            caption = _draw_native(img, value, fmt, sx, sy)
         elif task_type == "object-detection" and isinstance(value, Mapping):
-            caption = _draw_boxes(img, value, metadata)
+            caption = _draw_boxes(img, value, metadata, sx, sy)
         elif task_type == "semantic-segmentation" and isinstance(value, str):
-            img, caption = _overlay_mask(img, value, metadata)
+            if fetch_mask is None:
+                raise ValueError("no way to read the mask")
+            img, caption = _overlay_mask(img, value, metadata, fetch_mask)
         elif "class-name" in metadata:
             caption = f"{metadata['class-name']} ({metadata.get('confidence', '?')})"
         elif isinstance(metadata.get("class-map"), Mapping) and isinstance(value, list):
@@ -94,7 +93,9 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
     return Tile(title, caption, "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
 
 
-def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any], sx: float = 1.0,
+                sy: float = 1.0) -> str:
+    """Boxes in the stored image's coordinates, drawn on ``img`` (that image scaled by sx, sy)."""
     draw = ImageDraw.Draw(img)
     font = _font()
     cmap = metadata.get("class-map") or {}
@@ -104,6 +105,7 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
     for i, a in enumerate(anns):
         cid = a.get("class_id")
         x, y, w, h = (float(a.get(k, 0)) for k in ("left", "top", "width", "height"))
+        x, y, w, h = x * sx, y * sy, w * sx, h * sy
         c = color(int(cid) if isinstance(cid, int) else 0)
         draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
         conf = objects[i].get("confidence") if i < len(objects) and isinstance(objects[i], Mapping) else None
@@ -114,9 +116,10 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
     return f"{len(anns)} box{'es' if len(anns) != 1 else ''}"
 
 
-def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any]) -> tuple[Image.Image, str]:
+def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any],
+                  fetch_mask: Callable[[str], bytes]) -> tuple[Image.Image, str]:
     cmap = metadata.get("internal-color-map") or {}
-    mask = read_mask(url, cmap)
+    mask = read_mask(url, cmap, data=fetch_mask(url))
     if mask.shape != (img.height, img.width):
         mask = np.asarray(Image.fromarray(mask).resize(img.size, Image.Resampling.NEAREST))
     overlay = np.asarray(img).copy()
@@ -149,8 +152,9 @@ def _rotated(box: tuple[float, float, float, float], angle: float) -> list[tuple
             for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
 
 
-def _draw_native(img: Image.Image, value: Any, fmt: str) -> str:
-    """Boxes (turned when rotated), polygons and points of the first media (the line's image)."""
+def _draw_native(img: Image.Image, value: Any, fmt: str, sx: float = 1.0, sy: float = 1.0) -> str:
+    """Boxes (turned when rotated), polygons and points of the first media (the line's image),
+    scaled by ``sx``/``sy`` from the stored image's pixels to the decoded one's."""
     draw = ImageDraw.Draw(img)
     font = _font()
     line_w = max(2, round(max(img.size) / 200))
@@ -165,20 +169,21 @@ def _draw_native(img: Image.Image, value: Any, fmt: str) -> str:
         c = color(name_color_index(shape.class_name))
         anchor: tuple[float, float] | None = None
         if shape.box is not None:
+            x, y, w, h = shape.box
             corners = _rotated(shape.box, shape.rotation) if shape.rotation else None
             if corners:
+                corners = [(cx * sx, cy * sy) for cx, cy in corners]
                 draw.polygon(corners, outline=c, width=line_w)
                 anchor = corners[0]
             else:
-                x, y, w, h = shape.box
-                draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
-                anchor = (x, y)
+                draw.rectangle([x * sx, y * sy, (x + w) * sx, (y + h) * sy], outline=c, width=line_w)
+                anchor = (x * sx, y * sy)
         elif len(shape.points) >= 2:
-            draw.line([*shape.points, shape.points[0]] if shape.tool == "polygon" else list(shape.points),
-                      fill=c, width=line_w)
-            anchor = shape.points[0]
+            points = [(px * sx, py * sy) for px, py in shape.points]
+            draw.line([*points, points[0]] if shape.tool == "polygon" else points, fill=c, width=line_w)
+            anchor = points[0]
         elif shape.points:
-            px, py = shape.points[0]
+            px, py = shape.points[0][0] * sx, shape.points[0][1] * sy
             r = line_w * 2
             draw.ellipse([px - r, py - r, px + r, py + r], fill=c)
             anchor = (px + r, py - r)
