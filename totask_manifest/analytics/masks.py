@@ -31,8 +31,14 @@ def _hex_to_int(h: str) -> int:
 
 def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None) -> np.ndarray:
     """Class index per pixel (uint8) of the mask at ``url``, colours resolved by ``color_map``."""
+    return mask_from_bytes(read_bytes(url), color_map, url=url, line=line)
+
+
+def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
+                    line: int | None = None) -> np.ndarray:
+    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
     try:
-        img = Image.open(io.BytesIO(read_bytes(url)))
+        img = Image.open(io.BytesIO(data))
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read mask {url}: {exc}", line=line, rule="mask") from None

@@ -1,0 +1,210 @@
+"""One side of a line (the predicted or the reference attribute) read as what evaluation compares.
+
+Whatever the task type or format, a side becomes a ``View``: boxes (class, ``x, y, w, h``,
+confidence), chosen classes, or a mask reference, plus the line's confidence as
+``--review-below`` sees it. A side that cannot be compared is a ``Missing`` with its kind
+(``missing``, ``failed``, ``routed``, ``unreadable``) and a reason; such lines are counted
+apart, never evaluated and never dropped silently.
+
+Native documents (``groundtruth/custom`` whose metadata names ``format: dm-schema-v1`` or
+``synapse-objects``) give their bounding boxes and their classification annotations; other
+tools (polygons, keypoints) are counted in ``View.other_shapes``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...task_types import task_type_of_metadata
+
+METADATA = "-metadata"
+DETECTION = "object-detection"
+SINGLE = ("image-classification", "text-classification", "video-classification")
+MULTI = ("image-classification-multilabel", "text-classification-multilabel")
+SEGMENTATION = "semantic-segmentation"
+CUSTOM = "custom"
+BOX_TOOLS = frozenset({"bounding_box", "bbox"})
+CLASS_TOOLS = frozenset({"classification"})
+NATIVE_FORMATS = ("dm-schema-v1", "synapse-objects")
+
+
+@dataclass(slots=True)
+class BoxView:
+    cls: str
+    box: tuple[float, float, float, float]
+    confidence: float | None
+
+
+@dataclass(slots=True)
+class View:
+    """What one side of a line says."""
+
+    kind: str  # "detection", "single", "multi", "segmentation", "custom"
+    boxes: list[BoxView] | None = None
+    classes: list[str] | None = None
+    mask: tuple[str, Mapping[str, Any]] | None = None  # (URL, internal-color-map)
+    #: the line's confidence as --review-below compares it; None when the label holds none
+    confidence: float | None = None
+    other_shapes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    kind: str  # "missing", "failed", "routed", "unreadable"
+    reason: str
+
+
+class Unreadable(ValueError):
+    pass
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _class_name(cmap: Any, cid: Any) -> str:
+    """Classes are compared by name where the class map names them, else by id (``#3``)."""
+    if isinstance(cmap, Mapping):
+        name = cmap.get(str(cid))
+        if isinstance(name, str) and name:
+            return name
+    return f"#{cid}"
+
+
+def read_side(record: Mapping[str, Any], attribute: str) -> View | Missing:
+    """The attribute's label on this line, or why there is none to compare."""
+    meta = record.get(attribute + METADATA)
+    value = record.get(attribute)
+    if isinstance(meta, Mapping) and "failure-reason" in meta:
+        return Missing("failed", str(meta.get("failure-reason"))[:200])
+    if value is None:
+        if isinstance(meta, Mapping) and meta.get("review-status") == "routed":
+            return Missing("routed", "routed to review")
+        return Missing("missing", f"no value under {attribute!r}")
+    if not isinstance(meta, Mapping):
+        return Missing("unreadable", f"{attribute + METADATA!r} is missing or not an object")
+    tt = task_type_of_metadata(dict(meta))
+    if tt is None:
+        return Missing("unreadable", f"{attribute + METADATA!r} declares no Ground Truth type")
+    try:
+        return _view(tt.name, value, meta)
+    except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Missing("unreadable", f"{tt.name} label: {exc}"[:200])
+
+
+def _view(name: str, value: Any, meta: Mapping[str, Any]) -> View:
+    if name == DETECTION:
+        return _detection(value, meta)
+    if name in SINGLE:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise Unreadable(f"class {value!r} is not a class id")
+        cname = meta.get("class-name")
+        if not isinstance(cname, str) or not cname:
+            cname = _class_name(meta.get("class-map"), value)
+        return View("single", classes=[cname], confidence=_num(meta.get("confidence")))
+    if name in MULTI:
+        if not isinstance(value, list):
+            raise Unreadable("multi-label value is not a list")
+        cmap = meta.get("class-map")
+        classes = sorted({_class_name(cmap, v) for v in value})
+        confs = meta.get("confidence-map") if isinstance(meta.get("confidence-map"), Mapping) else {}
+        chosen = [c for c in (_num(confs.get(str(v))) for v in value) if c is not None]
+        return View("multi", classes=classes, confidence=min(chosen) if chosen else None)
+    if name == SEGMENTATION:
+        if not isinstance(value, str) or not value:
+            raise Unreadable("mask reference is not a URL")
+        cmap = meta.get("internal-color-map")
+        if not isinstance(cmap, Mapping):
+            raise Unreadable("no internal-color-map")
+        return View("segmentation", mask=(value, cmap), confidence=_num(meta.get("confidence")))
+    if name == CUSTOM:
+        fmt = meta.get("format")
+        if fmt not in NATIVE_FORMATS:
+            raise Unreadable(f"custom label of format {fmt!r}: only {', '.join(NATIVE_FORMATS)} hold boxes or "
+                             "classes this command reads")
+        return _native(value, str(fmt))
+    raise Unreadable(f"task type {name} is not evaluated")
+
+
+def _detection(value: Any, meta: Mapping[str, Any]) -> View:
+    if not isinstance(value, Mapping) or not isinstance(value.get("annotations"), list):
+        raise Unreadable("no 'annotations' list")
+    cmap = meta.get("class-map")
+    objects = meta.get("objects") if isinstance(meta.get("objects"), list) else []
+    boxes = []
+    for i, a in enumerate(value["annotations"]):
+        if not isinstance(a, Mapping):
+            raise Unreadable(f"annotations[{i}] is not an object")
+        coords = [_num(a.get(k)) for k in ("left", "top", "width", "height")]
+        if any(c is None for c in coords):
+            raise Unreadable(f"annotations[{i}] needs numeric left, top, width, height")
+        obj = objects[i] if i < len(objects) and isinstance(objects[i], Mapping) else {}
+        boxes.append(BoxView(_class_name(cmap, a.get("class_id")), tuple(coords), _num(obj.get("confidence"))))
+    confs = [b.confidence for b in boxes if b.confidence is not None]
+    # --review-below compares the lowest box score (inference.py's Detections.confidence)
+    return View("detection", boxes=boxes, confidence=min(confs) if confs else None)
+
+
+def _native(doc: Any, fmt: str) -> View:
+    boxes: list[BoxView] = []
+    classes: set[str] = set()
+    other: dict[str, int] = {}
+    for tool, cname, box, conf in _native_shapes(doc, fmt):
+        if tool in BOX_TOOLS and box is not None:
+            boxes.append(BoxView(cname or "?", box, conf))
+        elif tool in CLASS_TOOLS and cname:
+            classes.add(cname)
+        else:
+            other[tool] = other.get(tool, 0) + 1
+    confs = [b.confidence for b in boxes if b.confidence is not None]
+    return View("custom", boxes=boxes, classes=sorted(classes), confidence=min(confs) if confs else None,
+                other_shapes=other)
+
+
+def _native_shapes(doc: Any, fmt: str) -> Iterator[tuple[str, str | None, tuple | None, float | None]]:
+    """(tool, class name, box, confidence) of every annotation of a DM v1 or ``objects`` document."""
+    if not isinstance(doc, Mapping):
+        raise Unreadable(f"{fmt} document is not an object")
+    if fmt == "dm-schema-v1":
+        anns, data = doc.get("annotations"), doc.get("annotationsData")
+        if not isinstance(anns, Mapping):
+            raise Unreadable("DM v1 document without an 'annotations' object")
+        data = data if isinstance(data, Mapping) else {}
+        for media, items in anns.items():
+            if not isinstance(items, list):
+                continue
+            entries = data.get(media) if isinstance(data.get(media), list) else []
+            by_id = {e.get("id"): e for e in entries if isinstance(e, Mapping)}
+            for ann in items:
+                if not isinstance(ann, Mapping):
+                    continue
+                cls = ann.get("classification") if isinstance(ann.get("classification"), Mapping) else {}
+                name = cls.get("class")
+                coord = (by_id.get(ann.get("id")) or {}).get("coordinate")
+                yield (str(ann.get("tool") or "?"), name if isinstance(name, str) else None, _box(coord),
+                       _num(cls.get("confidence")))
+        return
+    objects = doc.get("objects")
+    if not isinstance(objects, list):
+        raise Unreadable("objects document without an 'objects' list")
+    for obj in objects:
+        if not isinstance(obj, Mapping):
+            continue
+        props = obj.get("properties") if isinstance(obj.get("properties"), Mapping) else {}
+        name = props.get("label")
+        kind = str(obj.get("type", "bbox"))
+        yield (kind, name if isinstance(name, str) else None, _box(obj.get("coordinates")),
+               _num(props.get("confidence", obj.get("confidence"))))
+
+
+def _box(coord: Any) -> tuple[float, float, float, float] | None:
+    if not isinstance(coord, Mapping):
+        return None
+    vals = [_num(coord.get(k)) for k in ("x", "y", "width", "height")]
+    return None if any(v is None for v in vals) else tuple(vals)  # type: ignore[return-value]
