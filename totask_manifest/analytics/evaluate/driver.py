@@ -45,7 +45,8 @@ class Evaluation:
     invalid_lines: int = 0
     evaluated: int = 0
     not_evaluated: int = 0
-    skipped: dict[str, Counter] = field(default_factory=lambda: {"predicted": Counter(), "reference": Counter()})
+    skipped: dict[str, Counter] = field(
+        default_factory=lambda: {"predicted": Counter(), "reference": Counter(), "both": Counter()})
     examples: list[dict[str, Any]] = field(default_factory=list)
     other_shapes: Counter = field(default_factory=Counter)
     detection: dict[str, Any] | None = None
