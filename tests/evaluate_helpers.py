@@ -110,3 +110,51 @@ def random_images(rng: random.Random, n_images: int, *, classes: Sequence[str] =
 
 def _score(rng: random.Random, ties: bool) -> float:
     return rng.choice((0.3, 0.5, 0.9)) if ties else round(rng.random(), 4)
+
+
+def write_gt_file(path: Path, boxes: Sequence[tuple], *, scores: bool, names: Sequence[str] = ("cat", "dog")) -> str:
+    """A Ground Truth label file (``{"label", "metadata"}``) for the file method."""
+    doc = {"label": {"image_size": [{"width": 200, "height": 200, "depth": 3}],
+                     "annotations": [{"class_id": list(names).index(b[0]), "left": b[1], "top": b[2], "width": b[3],
+                                      "height": b[4]} for b in boxes]},
+           "metadata": {"class-map": {str(i): n for i, n in enumerate(names)},
+                        "objects": [{"confidence": b[5] if scores else 1.0} for b in boxes]}}
+    path.write_bytes(orjson.dumps(doc))
+    return path.name
+
+
+def make_review_chain(tmp_path: Path, machine: Sequence[Sequence[tuple]], review: Sequence[Sequence[tuple]],
+                      *, images: bool = False) -> Path:
+    """A real ``model`` job (file method, attribute ``boxes``) and a ``review`` job chained from it;
+    returns the review job's folder. With ``images``, each line's ``source-ref`` is a real PNG."""
+    from PIL import Image, ImageDraw
+
+    from tests.jobs_helpers import run_cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "classes.txt").write_text("cat\ndog\n")
+    lines = []
+    for i, (m, r) in enumerate(zip(machine, review, strict=True)):
+        source = f"s3://bucket/img{i}.jpg"
+        if images:
+            img = Image.new("RGB", (200, 200), (225, 232, 240))
+            draw = ImageDraw.Draw(img)
+            for b in r:
+                draw.ellipse([b[1], b[2], b[1] + b[3], b[2] + b[4]], fill=(250, 200, 40) if b[0] == "cat" else
+                             (120, 90, 200))
+            img.save(data / f"img{i}.png")
+            source = f"img{i}.png"
+        lines.append({"source-ref": source, "model-file": write_gt_file(data / f"m{i}.json", m, scores=True),
+                      "review-file": write_gt_file(data / f"r{i}.json", r, scores=False)})
+    manifest = data / "in.manifest"
+    manifest.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    out = tmp_path / "out"
+    common = ["--task-type", "object-detection", "--method", "file", "--class-names", str(data / "classes.txt"),
+              "--allow-root", str(data)]
+    first = run_cli("annotate", str(manifest), "--job-name", "model", "--label-attribute", "boxes",
+                    "--url-key", "model-file", "--output", str(out), *common)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("chain", str(out / "model"), "--job-name", "review", "--url-key", "review-file", *common)
+    assert second.returncode == 0, second.stderr
+    return out / "review"

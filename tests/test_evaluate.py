@@ -12,7 +12,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from tests.evaluate_helpers import PRED, REF, write_detection_manifest
+from tests.evaluate_helpers import PRED, REF, make_review_chain, write_detection_manifest
 from tests.jobs_helpers import run_cli
 from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
 from totask_manifest.errors import UsageError
@@ -225,40 +225,13 @@ def test_attributes_cannot_be_guessed_without_human_annotated_or_lineage() -> No
         evaluate_manifest(str(path), predicted="a", reference="a")
 
 
-def _write_gt_file(path: Path, boxes: list[tuple], *, scores: bool) -> str:
-    names = ["cat", "dog"]
-    doc = {"label": {"image_size": [{"width": 200, "height": 200, "depth": 3}],
-                     "annotations": [{"class_id": names.index(b[0]), "left": b[1], "top": b[2], "width": b[3],
-                                      "height": b[4]} for b in boxes]},
-           "metadata": {"class-map": {"0": "cat", "1": "dog"},
-                        "objects": [{"confidence": b[5] if scores else 1.0} for b in boxes]}}
-    path.write_bytes(orjson.dumps(doc))
-    return path.name
-
-
 def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> None:
     """A real model job, a real review job chained from it; ``evaluate JOB`` needs no attribute name."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "classes.txt").write_text("cat\ndog\n")
     machine = [[("cat", 10, 10, 50, 50, 0.95), ("dog", 100, 100, 40, 40, 0.35)], [("dog", 20, 20, 60, 60, 0.8)],
                [("cat", 0, 0, 30, 30, 0.6)]]
     review = [[("cat", 10, 10, 50, 50)], [("dog", 20, 22, 60, 60)], [("cat", 0, 0, 30, 30), ("dog", 150, 150, 20, 20)]]
-    lines = []
-    for i, (m, r) in enumerate(zip(machine, review, strict=True)):
-        lines.append({"source-ref": f"s3://bucket/img{i}.jpg",
-                      "model-file": _write_gt_file(data / f"m{i}.json", m, scores=True),
-                      "review-file": _write_gt_file(data / f"r{i}.json", r, scores=False)})
-    manifest = _lines(data / "in.manifest", lines)
-    out = tmp_path / "out"
-    common = ["--task-type", "object-detection", "--method", "file", "--class-names", str(data / "classes.txt"),
-              "--allow-root", str(data)]
-    first = run_cli("annotate", str(manifest), "--job-name", "model", "--label-attribute", "boxes",
-                    "--url-key", "model-file", "--output", str(out), *common)
-    assert first.returncode == 0, first.stderr
-    second = run_cli("chain", str(out / "model"), "--job-name", "review", "--url-key", "review-file", *common)
-    assert second.returncode == 0, second.stderr
-    res = run_cli("evaluate", str(out / "review"), "--format", "json")
+    job = make_review_chain(tmp_path, machine, review)
+    res = run_cli("evaluate", str(job), "--format", "json")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
     assert (d["predicted"], d["reference"], d["attributes_from"]) == ("boxes", "review", "job lineage (chained-from)")
@@ -267,7 +240,7 @@ def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> 
     assert (det["true_positives"], det["false_positives"], det["missed"]) == (3, 1, 1)
     # errors on line 1 (a false dog, lowest score 0.35) and line 3 (a missed dog, score 0.6)
     assert det["sweep"]["line"]["suggested"] == {"threshold": 0.61, "routed": 2, "errors_caught": 2}
-    text = run_cli("evaluate", str(out / "review"))
+    text = run_cli("evaluate", str(job))
     assert text.returncode == 0 and "AP@[.5:.95]" in text.stdout and "job lineage" in text.stdout
 
 

@@ -21,6 +21,7 @@ from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
+from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
 from .stats import BINS, AttributeStats, manifest_stats
 from .svg import color, hbar_chart, histogram
@@ -235,6 +236,7 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
     source_url = inp.get("url") or config.get("input")
     base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
     tiles = _samples(manifest, attr, samples, base)
+    evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6))  # "" without a reference
     info = _kv([
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
@@ -256,6 +258,7 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
 {_metrics_html(metrics)}
 <h2>Labels</h2>
 {_stats_html(stats)}
+{evaluation}
 <h2>Failures ({len(failures):,})</h2>
 {_failures_html(failures)}
 <h2>Samples ({len(tiles)})</h2>

@@ -155,8 +155,11 @@ def _native(doc: Any, fmt: str) -> View:
     boxes: list[BoxView] = []
     classes: set[str] = set()
     other: dict[str, int] = {}
-    for tool, cname, box, conf in _native_shapes(doc, fmt):
-        if tool in BOX_TOOLS and box is not None:
+    for tool, cname, box, conf, rotation in _native_shapes(doc, fmt):
+        if tool in BOX_TOOLS and box is not None and rotation:
+            # a turned box is no axis-aligned box: COCO's IoU would be wrong for it
+            other["rotated " + tool] = other.get("rotated " + tool, 0) + 1
+        elif tool in BOX_TOOLS and box is not None:
             boxes.append(BoxView(cname or "?", box, conf))
         elif tool in CLASS_TOOLS and cname:
             classes.add(cname)
@@ -167,8 +170,8 @@ def _native(doc: Any, fmt: str) -> View:
                 other_shapes=other)
 
 
-def _native_shapes(doc: Any, fmt: str) -> Iterator[tuple[str, str | None, tuple | None, float | None]]:
-    """(tool, class name, box, confidence) of every annotation of a DM v1 or ``objects`` document."""
+def _native_shapes(doc: Any, fmt: str) -> Iterator[tuple[str, str | None, tuple | None, float | None, float]]:
+    """(tool, class name, box, confidence, rotation) of every annotation of a DM v1 or ``objects`` document."""
     if not isinstance(doc, Mapping):
         raise Unreadable(f"{fmt} document is not an object")
     if fmt == "dm-schema-v1":
@@ -188,7 +191,7 @@ def _native_shapes(doc: Any, fmt: str) -> Iterator[tuple[str, str | None, tuple 
                 name = cls.get("class")
                 coord = (by_id.get(ann.get("id")) or {}).get("coordinate")
                 yield (str(ann.get("tool") or "?"), name if isinstance(name, str) else None, _box(coord),
-                       _num(cls.get("confidence")))
+                       _num(cls.get("confidence")), _rotation(coord))
         return
     objects = doc.get("objects")
     if not isinstance(objects, list):
@@ -200,7 +203,7 @@ def _native_shapes(doc: Any, fmt: str) -> Iterator[tuple[str, str | None, tuple 
         name = props.get("label")
         kind = str(obj.get("type", "bbox"))
         yield (kind, name if isinstance(name, str) else None, _box(obj.get("coordinates")),
-               _num(props.get("confidence", obj.get("confidence"))))
+               _num(props.get("confidence", obj.get("confidence"))), _rotation(obj.get("coordinates")))
 
 
 def _box(coord: Any) -> tuple[float, float, float, float] | None:
@@ -208,3 +211,7 @@ def _box(coord: Any) -> tuple[float, float, float, float] | None:
         return None
     vals = [_num(coord.get(k)) for k in ("x", "y", "width", "height")]
     return None if any(v is None for v in vals) else tuple(vals)  # type: ignore[return-value]
+
+
+def _rotation(coord: Any) -> float:
+    return (_num(coord.get("rotation")) or 0.0) if isinstance(coord, Mapping) else 0.0
