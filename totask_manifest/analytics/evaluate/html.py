@@ -36,11 +36,11 @@ table.cm td.n{text-align:right;min-width:34px}
 def evaluation_section(job_url: str, *, base: str | None = None, samples: int = 6) -> str:
     """The HTML of the section, or "" when the job has nothing to compare with."""
     try:
-        target = resolve_target(job_url, None, None)
+        resolve_target(job_url, None, None)
     except UsageError:
         return ""
     try:
-        ev = evaluate_manifest(job_url, predicted=target.predicted, reference=target.reference, worst=samples)
+        ev = evaluate_manifest(job_url, worst=samples)
     except TotaskError as exc:
         return f'<h2>Evaluation</h2><p class="muted">not evaluated: {escape(str(exc))}</p>'
     return render_evaluation(ev, base=base, samples=samples)
@@ -184,7 +184,8 @@ def threshold_curve(sweep: dict[str, Any], *, width: int = 420, height: int = 30
     if not items:
         return '<p class="muted">nothing to sweep</p>'
     rows = sweep["thresholds"]
-    out, xy = _plot_frame(width, height, f"review threshold sweep ({sweep['unit']}s)", "--review-below",
+    unit = {"box": "boxes", "line": "lines"}.get(sweep["unit"], sweep["unit"])
+    out, xy = _plot_frame(width, height, f"review threshold sweep ({unit})", "--review-below",
                           "share")
     out.append(_polyline([(r["threshold"], r["routed"] / items) for r in rows], xy, "#4269d0"))
     if errors:
@@ -197,10 +198,10 @@ def threshold_curve(sweep: dict[str, Any], *, width: int = 420, height: int = 30
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#3ca951"/>')
         note = (f"suggested {sug['threshold']:.2f}: routes {sug['routed']:,} of {items:,}, catches "
                 f"{sug['errors_caught']:,} of {errors:,} errors")
-    out.append(f'<text x="50" y="24" font-size="11" fill="#4269d0">routed</text>'
-               f'<text x="100" y="24" font-size="11" fill="#d64545">errors caught (target {sweep["share"]:.0%})</text>'
-               "</svg>")
-    return "".join(out) + f'<p class="muted" style="margin:2px 0 0;font-size:12px">{escape(note)}</p>'
+    out.append("</svg>")
+    legend = (f'<span style="color:#4269d0">━ {escape(unit)} routed</span> &nbsp; <span style="color:#d64545">'
+              f'┅ errors caught (target {sweep["share"]:.0%})</span>')
+    return "".join(out) + f'<p class="muted" style="margin:2px 0 0;font-size:12px">{legend}<br>{escape(note)}</p>'
 
 
 def confusion_table(cm: dict[str, Any]) -> str:
