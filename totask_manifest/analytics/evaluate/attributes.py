@@ -21,7 +21,7 @@ from ...errors import JobError, TotaskError, UsageError
 from ...jobs.layout import JobLayout
 from ...jobs.state import load_state
 from ...manifest.validate import iter_line_batches
-from ...storage import exists, open_read, redact_url
+from ...storage import exists, open_read, redact_url, url_to_fs
 from ...task_types import task_type_of_metadata
 
 METADATA = "-metadata"
@@ -37,6 +37,11 @@ class Target:
     how_found: str
     #: fetch options of the job (``allow_root``, ``allow_hosts``) for masks, when a job folder was given
     fetch_options: dict[str, Any] = field(default_factory=dict)
+
+
+def is_dir(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    return bool(fs.isdir(path))
 
 
 def is_job_folder(source: str) -> bool:
@@ -105,7 +110,9 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                 predicted, how = prev_attr, "job lineage (chained-from)"
             if reference is None and predicted == prev_attr:
                 reference, how = attr, "job lineage (chained-from)"
-    elif not exists(source):
+    elif exists(JobLayout(source.rstrip("/")).output_manifest):  # a job folder without job.json
+        manifest = JobLayout(source.rstrip("/")).output_manifest
+    elif not exists(source) or is_dir(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
     if predicted is None or reference is None:
         machine, human, found = _by_human(manifest)

@@ -15,6 +15,8 @@ image order), never per-line Python objects.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,14 +46,29 @@ def index_of(thresholds: Sequence[float], iou: float) -> int:
 
 def box_iou(d: Sequence[float], g: Sequence[float]) -> float:
     """IoU of two ``(x, y, w, h)`` boxes with pycocotools' ``bbIou`` arithmetic (non-crowd)."""
-    w = min(d[2] + d[0], g[2] + g[0]) - max(d[0], g[0])
+    return _iou(d[0], d[1], d[2], d[3], g[0], g[1], g[2], g[3])
+
+
+def _iou(dx: float, dy: float, dw: float, dh: float, gx: float, gy: float, gw: float, gh: float) -> float:
+    w = min(dw + dx, gw + gx) - max(dx, gx)
     if w <= 0:
         return 0.0
-    h = min(d[3] + d[1], g[3] + g[1]) - max(d[1], g[1])
+    h = min(dh + dy, gh + gy) - max(dy, gy)
     if h <= 0:
         return 0.0
     i = w * h
-    return i / (d[2] * d[3] + g[2] * g[3] - i)
+    return i / (dw * dh + gw * gh - i)
+
+
+@functools.lru_cache(maxsize=8)
+def _prefix_masks(thresholds: tuple[float, ...]) -> tuple[list[float], list[int]]:
+    """The thresholds' match floors (``min(t, 1 - 1e-10)``, as COCOeval) sorted, and for each
+    prefix of them the bit mask of their threshold indices."""
+    floors = sorted((min(t, 1 - 1e-10), i) for i, t in enumerate(thresholds))
+    masks = [0]
+    for _, i in floors:
+        masks.append(masks[-1] | 1 << i)
+    return [f for f, _ in floors], masks
 
 
 def _outside(area: float) -> bool:
@@ -71,56 +88,70 @@ class GroupMatch:
 
 
 def match_group(scores: Sequence[float], dets: Sequence[Sequence[float]], refs: Sequence[Sequence[float]],
-                thresholds: Sequence[float]) -> GroupMatch:
-    """COCOeval.evaluateImg for one image and class, at all thresholds at once."""
+                thresholds: Sequence[float], *, at: int = 0) -> GroupMatch:
+    """COCOeval.evaluateImg for one image and class, at all thresholds at once.
+
+    Boxes are read at ``box[at:at + 4]`` as ``x, y, w, h`` (``at=1`` for ``(class, x, y, w, h, ...)``
+    tuples, so callers need not copy them).
+    """
+    n_t = len(thresholds)
+    all_bits = (1 << n_t) - 1
+    a1, a2, a3 = at + 1, at + 2, at + 3
+    ref_ign = [_outside(g[a2] * g[a3]) for g in refs]
+    if len(dets) == 1 and len(refs) == 1 and not ref_ign[0]:  # the common case, without the general loops
+        d, g = dets[0], refs[0]
+        v = _iou(d[at], d[a1], d[a2], d[a3], g[at], g[a1], g[a2], g[a3])
+        starts, masks = _prefix_masks(tuple(thresholds))
+        bits = masks[bisect.bisect_right(starts, v)]  # every threshold whose start is <= v
+        ign = 0 if bits == all_bits or not _outside(d[a2] * d[a3]) else all_bits & ~bits
+        return GroupMatch([0], [bits], [ign], [bits], ref_ign)
     order = sorted(range(len(dets)), key=lambda i: -scores[i])  # Python's sort is stable, like mergesort
-    ref_area = [g[2] * g[3] for g in refs]
-    ref_ign = [_outside(a) for a in ref_area]
-    gt_order = sorted(range(len(refs)), key=lambda j: ref_ign[j])  # regular references first, stable
+    # regular references first (stable), as COCOeval sorts them
+    gt_order = sorted(range(len(refs)), key=lambda j: ref_ign[j]) if any(ref_ign) else list(range(len(refs)))
     gts = [refs[j] for j in gt_order]
     gt_ig = [ref_ign[j] for j in gt_order]
-    n_t = len(thresholds)
-    lowest = min(thresholds)
+    floor = min(min(thresholds), 1 - 1e-10)
     # candidates per detection: references it could match at the lowest threshold, in reference order
     cands: list[list[tuple[int, float]]] = []
     for i in order:
         d = dets[i]
+        dx, dy, dw, dh = d[at], d[a1], d[a2], d[a3]
         row = []
         for gi, g in enumerate(gts):
-            v = box_iou(d, g)
-            if v >= min(lowest, 1 - 1e-10):
+            v = _iou(dx, dy, dw, dh, g[at], g[a1], g[a2], g[a3])
+            if v >= floor:
                 row.append((gi, v))
         cands.append(row)
     matched = [0] * len(order)
     ignored = [0] * len(order)
     gt_bits = [0] * len(gts)
-    for t, thr in enumerate(thresholds):
-        bit = 1 << t
-        start = min(thr, 1 - 1e-10)
-        for di, row in enumerate(cands):
-            if not row:
-                continue
-            best = start
-            m = -1
-            for gi, v in row:
-                if gt_bits[gi] & bit:
+    if any(cands):
+        for t, thr in enumerate(thresholds):
+            bit = 1 << t
+            start = min(thr, 1 - 1e-10)
+            for di, row in enumerate(cands):
+                if not row:
                     continue
-                if m > -1 and not gt_ig[m] and gt_ig[gi]:
-                    break
-                if v < best:
+                best = start
+                m = -1
+                for gi, v in row:
+                    if gt_bits[gi] & bit:
+                        continue
+                    if m > -1 and not gt_ig[m] and gt_ig[gi]:
+                        break
+                    if v < best:
+                        continue
+                    best = v
+                    m = gi
+                if m == -1:
                     continue
-                best = v
-                m = gi
-            if m == -1:
-                continue
-            matched[di] |= bit
-            if gt_ig[m]:
-                ignored[di] |= bit
-            gt_bits[m] |= bit
-    all_bits = (1 << n_t) - 1
+                matched[di] |= bit
+                if gt_ig[m]:
+                    ignored[di] |= bit
+                gt_bits[m] |= bit
     for di, i in enumerate(order):
         d = dets[i]
-        if _outside(d[2] * d[3]):
+        if _outside(d[a2] * d[a3]):
             ignored[di] |= all_bits & ~matched[di]
     ref_matched = [0] * len(refs)
     for gi, j in enumerate(gt_order):

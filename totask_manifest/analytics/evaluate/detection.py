@@ -65,26 +65,33 @@ class DetectionEvaluator:
             line_confidence: float | None) -> int:
         """Match one image; returns its errors at ``--iou`` (false positives plus missed references)."""
         self.lines += 1
-        by_class: dict[str, tuple[list[int], list[int]]] = {}
-        for i, b in enumerate(predicted):
-            by_class.setdefault(b.cls, ([], []))[0].append(i)
-        for j, b in enumerate(reference):
-            by_class.setdefault(b.cls, ([], []))[1].append(j)
+        by_class: dict[str, tuple[list[BoxView], list[BoxView]]] = {}
+        for b in predicted:
+            group = by_class.get(b[0])
+            if group is None:
+                group = by_class[b[0]] = ([], [])
+            group[0].append(b)
+        for b in reference:
+            group = by_class.get(b[0])
+            if group is None:
+                group = by_class[b[0]] = ([], [])
+            group[1].append(b)
         bit = 1 << self.at
         errors = 0
-        for cls, (pi, ri) in by_class.items():
+        box_sweep = self.box_sweep
+        for cls, (dets, refs) in by_class.items():
             buf = self.classes.get(cls)
             if buf is None:
                 buf = self.classes[cls] = ClassBuffer()
                 self.counts[cls] = _Counts()
             counts = self.counts[cls]
-            scores = [predicted[i].confidence or 0.0 for i in pi]
-            m = match_group(scores, [predicted[i].box for i in pi], [reference[j].box for j in ri], self.thresholds)
+            scores = [b[5] or 0.0 for b in dets]
+            m = match_group(scores, dets, refs, self.thresholds, at=1)
             buf.images += 1
-            regular_refs = sum(1 for ig in m.ref_ignored if not ig)
+            regular_refs = len(refs) - sum(m.ref_ignored)
             buf.references += regular_refs
             counts.references += regular_refs
-            counts.predicted += len(pi)
+            counts.predicted += len(dets)
             for rank, (k, mt, ig) in enumerate(zip(m.order, m.matched, m.ignored, strict=True)):
                 if rank < MAX_DETECTIONS:
                     buf.scores.append(scores[k])
@@ -101,8 +108,10 @@ class DetectionEvaluator:
                     counts.fp += 1
                     err = 1
                 errors += err
-                self.box_sweep.add(predicted[pi[k]].confidence, err)
-            errors += sum(1 for rm, ig in zip(m.ref_matched, m.ref_ignored, strict=True) if not ig and not rm & bit)
+                box_sweep.add(dets[k][5], err)
+            for rm, ig in zip(m.ref_matched, m.ref_ignored, strict=True):
+                if not ig and not rm & bit:
+                    errors += 1
         self.line_sweep.add(line_confidence, errors)
         if errors and self._worst_n:
             item = WorstLine(errors, -line, line, source, predicted, reference)

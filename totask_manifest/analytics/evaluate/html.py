@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from ...errors import TotaskError, UsageError
+from ...errors import TotaskError
 from ...fetch import resolve_reference
 from .attributes import resolve_target
 from .detection import WorstLine
@@ -37,7 +37,7 @@ def evaluation_section(job_url: str, *, base: str | None = None, samples: int = 
     """The HTML of the section, or "" when the job has nothing to compare with."""
     try:
         resolve_target(job_url, None, None)
-    except UsageError:
+    except TotaskError:  # no pair of attributes (or no manifest): a job without a reference
         return ""
     try:
         ev = evaluate_manifest(job_url, worst=samples)
@@ -245,10 +245,9 @@ def _draw_both(url: str, w: WorstLine, size: int = 240) -> str:
     font = _font()
     lw = max(2, round(max(img.size) / 200))
     for boxes, c in ((w.reference, REFERENCE_COLOR), (w.predicted, PREDICTED_COLOR)):
-        for b in boxes:
-            x, y, bw, bh = b.box
+        for cls, x, y, bw, bh, conf in boxes:
             draw.rectangle([x, y, x + bw, y + bh], outline=c, width=lw)
-            text = b.cls + (f" {b.confidence:.2f}" if b.confidence is not None and c == PREDICTED_COLOR else "")
+            text = cls + (f" {conf:.2f}" if conf is not None and c == PREDICTED_COLOR else "")
             tb = draw.textbbox((x, y), text, font=font)
             ty = y if c == PREDICTED_COLOR else max(0, y + bh - (tb[3] - tb[1]) - 2)
             tb = draw.textbbox((x, ty), text, font=font)

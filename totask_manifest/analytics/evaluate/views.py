@@ -31,11 +31,10 @@ CLASS_TOOLS = frozenset({"classification"})
 NATIVE_FORMATS = ("dm-schema-v1", "synapse-objects")
 
 
-@dataclass(slots=True)
-class BoxView:
-    cls: str
-    box: tuple[float, float, float, float]
-    confidence: float | None
+#: one box: ``(class name, x, y, width, height, confidence or None)``; a plain tuple, since a big
+#: manifest makes millions of them
+BoxView = tuple[str, float, float, float, float, float | None]
+_NUMBER = frozenset({int, float})  # type(), not isinstance(): a bool is no coordinate
 
 
 @dataclass(slots=True)
@@ -77,23 +76,33 @@ def _class_name(cmap: Any, cid: Any) -> str:
     return f"#{cid}"
 
 
+#: ``type`` strings already looked up (a manifest repeats the same one on every line)
+_TYPE_NAMES: dict[str, str] = {}
+
+
 def read_side(record: Mapping[str, Any], attribute: str) -> View | Missing:
     """The attribute's label on this line, or why there is none to compare."""
     meta = record.get(attribute + METADATA)
     value = record.get(attribute)
-    if isinstance(meta, Mapping) and "failure-reason" in meta:
+    if isinstance(meta, dict) and "failure-reason" in meta:
         return Missing("failed", str(meta.get("failure-reason"))[:200])
     if value is None:
-        if isinstance(meta, Mapping) and meta.get("review-status") == "routed":
+        if isinstance(meta, dict) and meta.get("review-status") == "routed":
             return Missing("routed", "routed to review")
         return Missing("missing", f"no value under {attribute!r}")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         return Missing("unreadable", f"{attribute + METADATA!r} is missing or not an object")
-    tt = task_type_of_metadata(dict(meta))
-    if tt is None:
-        return Missing("unreadable", f"{attribute + METADATA!r} declares no Ground Truth type")
+    declared = meta.get("type")
+    name = _TYPE_NAMES.get(declared) if isinstance(declared, str) else None
+    if name is None:
+        tt = task_type_of_metadata(meta)
+        if tt is None:
+            return Missing("unreadable", f"{attribute + METADATA!r} declares no Ground Truth type")
+        name = tt.name
+        if len(_TYPE_NAMES) < 64:
+            _TYPE_NAMES[declared] = name
     try:
-        return _view(tt.name, value, meta)
+        return _view(name, value, meta)
     except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
         return Missing("unreadable", f"{tt.name} label: {exc}"[:200])
 
@@ -133,22 +142,40 @@ def _view(name: str, value: Any, meta: Mapping[str, Any]) -> View:
 
 
 def _detection(value: Any, meta: Mapping[str, Any]) -> View:
-    if not isinstance(value, Mapping) or not isinstance(value.get("annotations"), list):
+    anns = value.get("annotations") if isinstance(value, dict) else None
+    if not isinstance(anns, list):
         raise Unreadable("no 'annotations' list")
     cmap = meta.get("class-map")
-    objects = meta.get("objects") if isinstance(meta.get("objects"), list) else []
-    boxes = []
-    for i, a in enumerate(value["annotations"]):
-        if not isinstance(a, Mapping):
-            raise Unreadable(f"annotations[{i}] is not an object")
-        coords = [_num(a.get(k)) for k in ("left", "top", "width", "height")]
-        if any(c is None for c in coords):
+    if not isinstance(cmap, dict):
+        cmap = {}
+    objects = meta.get("objects")
+    if not isinstance(objects, list):
+        objects = []
+    n_obj = len(objects)
+    boxes: list[BoxView] = []
+    lowest = None
+    for i, a in enumerate(anns):
+        try:
+            x, y, w, h = a["left"], a["top"], a["width"], a["height"]
+        except (KeyError, TypeError):
+            raise Unreadable(f"annotations[{i}] needs left, top, width, height") from None
+        if type(x) not in _NUMBER or type(y) not in _NUMBER or type(w) not in _NUMBER or type(h) not in _NUMBER:
             raise Unreadable(f"annotations[{i}] needs numeric left, top, width, height")
-        obj = objects[i] if i < len(objects) and isinstance(objects[i], Mapping) else {}
-        boxes.append(BoxView(_class_name(cmap, a.get("class_id")), tuple(coords), _num(obj.get("confidence"))))
-    confs = [b.confidence for b in boxes if b.confidence is not None]
+        cid = a.get("class_id")
+        name = cmap.get(str(cid))
+        if not isinstance(name, str) or not name:
+            name = f"#{cid}"  # classes are compared by name where the class map names them, else by id
+        conf = None
+        if i < n_obj:
+            obj = objects[i]
+            conf = obj.get("confidence") if isinstance(obj, dict) else None
+            if type(conf) not in _NUMBER:
+                conf = None
+            elif lowest is None or conf < lowest:
+                lowest = conf
+        boxes.append((name, x, y, w, h, conf))
     # --review-below compares the lowest box score (inference.py's Detections.confidence)
-    return View("detection", boxes=boxes, confidence=min(confs) if confs else None)
+    return View("detection", boxes=boxes, confidence=lowest)
 
 
 def _native(doc: Any, fmt: str) -> View:
@@ -160,12 +187,12 @@ def _native(doc: Any, fmt: str) -> View:
             # a turned box is no axis-aligned box: COCO's IoU would be wrong for it
             other["rotated " + tool] = other.get("rotated " + tool, 0) + 1
         elif tool in BOX_TOOLS and box is not None:
-            boxes.append(BoxView(cname or "?", box, conf))
+            boxes.append((cname or "?", *box, conf))
         elif tool in CLASS_TOOLS and cname:
             classes.add(cname)
         else:
             other[tool] = other.get(tool, 0) + 1
-    confs = [b.confidence for b in boxes if b.confidence is not None]
+    confs = [b[5] for b in boxes if b[5] is not None]
     return View("custom", boxes=boxes, classes=sorted(classes), confidence=min(confs) if confs else None,
                 other_shapes=other)
 
