@@ -252,3 +252,29 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and "--iou" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
     assert res.returncode == 1 and "nothing evaluated" in res.stderr
+
+
+def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
+    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest.jobs.state import COMPLETED, JobState
+
+    state = JobState(JobConfig(name, str(root / "in.manifest"), str(root), attr, "object-detection"),
+                     status=COMPLETED, chained_from=chained_from)
+    state.save()
+    out = root / name / "manifests" / "output" / "output.manifest"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(manifest)
+    return root / name
+
+
+def test_lineage_is_oriented_by_human_annotated(tmp_path: Path) -> None:
+    """A model job chained from people's labels: the later job is the prediction, not the reference."""
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)]), ([("a", 5, 5, 10, 10, 0.4)], [("a", 0, 0, 10, 10)])]
+    raw = write_detection_manifest(tmp_path / "m", images).read_bytes()
+    first = _hand_job(tmp_path, "people", REF, chained_from=None, manifest=raw)
+    model = _hand_job(tmp_path, "model", PRED, chained_from=str(first), manifest=raw)
+    ev = evaluate_manifest(str(model))
+    assert (ev.predicted, ev.reference, ev.how_found) == (PRED, REF, "job lineage, oriented by human-annotated")
+    assert ev.detection["true_positives"] == 1 and ev.detection["false_positives"] == 1
+    # the first job alone has no lineage: human-annotated names both sides
+    assert (evaluate_manifest(str(first)).predicted, evaluate_manifest(str(first)).reference) == (PRED, REF)

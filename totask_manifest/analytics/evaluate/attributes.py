@@ -114,6 +114,13 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
         manifest = JobLayout(source.rstrip("/")).output_manifest
     elif not exists(source) or is_dir(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
+    if how.startswith("job lineage"):
+        # a machine job chained from people's labels: human-annotated says which side is which
+        _, _, found = _by_human(manifest)
+        p, r = found.get(predicted), found.get(reference)
+        if p and r and p["yes"] and not p["no"] and r["no"] and not r["yes"]:
+            predicted, reference = reference, predicted
+            how = "job lineage, oriented by human-annotated"
     if predicted is None or reference is None:
         machine, human, found = _by_human(manifest)
         if predicted is None and machine and machine != reference:
