@@ -278,3 +278,28 @@ def test_lineage_is_oriented_by_human_annotated(tmp_path: Path) -> None:
     assert ev.detection["true_positives"] == 1 and ev.detection["false_positives"] == 1
     # the first job alone has no lineage: human-annotated names both sides
     assert (evaluate_manifest(str(first)).predicted, evaluate_manifest(str(first)).reference) == (PRED, REF)
+
+
+def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte ranges in spawned processes, folded in file order: every figure, example and worst line
+    (line numbers included) equals one process's, tied scores across ranges too."""
+    import random
+
+    from tests.evaluate_helpers import random_images
+    from totask_manifest.analytics.evaluate import driver
+
+    images = random_images(random.Random(3), 1500, tie_scores=True)
+    raw = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines(keepends=True)
+    failed = orjson.dumps({"source-ref": "s3://b/x.jpg", PRED + "-metadata": {"failure-reason": "404"}}) + b"\n"
+    for i in range(0, len(raw), 97):
+        raw[i] = failed if i % 2 else b"\n"
+    path = tmp_path / "mixed.manifest"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(raw))
+    one = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=1).to_dict()
+    monkeypatch.setattr(driver, "MIN_RANGE_BYTES", 16 << 10)
+    f = open(path, "rb")  # noqa: SIM115
+    with f:
+        assert len(driver._ranges(f, 3)) > 8
+    many = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=3).to_dict()
+    assert many == one
+    assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8

@@ -41,6 +41,15 @@ class ClassificationEvaluator:
         self.sweep.add(confidence, wrong)
         return wrong
 
+    def merge(self, other: ClassificationEvaluator) -> None:
+        self.lines += other.lines
+        self.correct += other.correct
+        self.pairs.update(other.pairs)
+        self.tp.update(other.tp)
+        self.fp.update(other.fp)
+        self.fn.update(other.fn)
+        self.sweep.merge(other.sweep)
+
     def result(self, share: float) -> dict[str, Any]:
         classes = sorted(set(self.tp) | set(self.fp) | set(self.fn))
         per_class = []

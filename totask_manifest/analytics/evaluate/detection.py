@@ -114,12 +114,39 @@ class DetectionEvaluator:
                     errors += 1
         self.line_sweep.add(line_confidence, errors)
         if errors and self._worst_n:
-            item = WorstLine(errors, -line, line, source, predicted, reference)
-            if len(self._worst) < self._worst_n:
-                heapq.heappush(self._worst, item)
-            elif item > self._worst[0]:
-                heapq.heapreplace(self._worst, item)
+            self._keep_worst(WorstLine(errors, -line, line, source, predicted, reference))
         return errors
+
+    def merge(self, other: DetectionEvaluator, line_offset: int) -> None:
+        """Fold in the evaluator of the lines after these (``line_offset`` lines further on)."""
+        for cls, buf in other.classes.items():
+            mine = self.classes.get(cls)
+            if mine is None:
+                mine = self.classes[cls] = ClassBuffer()
+                self.counts[cls] = _Counts()
+            mine.scores.extend(buf.scores)
+            mine.matched.extend(buf.matched)
+            mine.ignored.extend(buf.ignored)
+            mine.references += buf.references
+            mine.images += buf.images
+            c, oc = self.counts[cls], other.counts[cls]
+            c.predicted += oc.predicted
+            c.references += oc.references
+            c.tp += oc.tp
+            c.fp += oc.fp
+        self.box_sweep.merge(other.box_sweep)
+        self.line_sweep.merge(other.line_sweep)
+        self.lines += other.lines
+        self.beyond_max_dets += other.beyond_max_dets
+        for w in other._worst:
+            line = w.line + line_offset
+            self._keep_worst(WorstLine(w.errors, -line, line, w.source, w.predicted, w.reference))
+
+    def _keep_worst(self, item: WorstLine) -> None:
+        if len(self._worst) < self._worst_n:
+            heapq.heappush(self._worst, item)
+        elif item > self._worst[0]:
+            heapq.heapreplace(self._worst, item)
 
     def worst(self) -> list[WorstLine]:
         return sorted(self._worst, reverse=True)

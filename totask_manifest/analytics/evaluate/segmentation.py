@@ -52,6 +52,19 @@ class SegmentationEvaluator:
         self.matrix += np.bincount((r * n + p).ravel(), minlength=n * n).reshape(n, n)
         self.lines += 1
 
+    def merge(self, other: SegmentationEvaluator) -> None:
+        for name in sorted(other.names, key=other.names.get):
+            self.names.setdefault(name, len(self.names))
+        n = len(self.names)
+        grown = np.zeros((n, n), dtype=np.int64)
+        grown[: self.matrix.shape[0], : self.matrix.shape[1]] = self.matrix
+        idx = np.array([self.names[name] for name in sorted(other.names, key=other.names.get)], dtype=np.int64)
+        if len(idx):
+            k = other.matrix.shape[0]
+            grown[np.ix_(idx[:k], idx[:k])] += other.matrix
+        self.matrix = grown
+        self.lines += other.lines
+
     def result(self) -> dict[str, Any]:
         names = sorted(self.names, key=self.names.get)
         per_class = []

@@ -32,10 +32,10 @@ def _sweep(name: str, s: dict[str, Any]) -> list[str]:
     out = [f"  review sweep ({plural}): {s['items']:,} {plural}, {s['errors']:,} error(s)"]
     if s["without_confidence"]["items"]:
         w = s["without_confidence"]
-        out.append(f"    {w['items']:,} {name}(s) without a confidence (never routed) hold {w['errors']:,} error(s)")
+        out.append(f"    {w['items']:,} {plural} without a confidence (never routed) hold {w['errors']:,} error(s)")
     sug = s["suggested"]
     if sug:
-        out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes {sug['routed']:,} {name}(s), catches "
+        out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes {sug['routed']:,} {plural}, catches "
                    f"{sug['errors_caught']:,} of {s['errors']:,} errors (target {s['share']:.0%})")
     elif s["errors"]:
         out.append(f"    no threshold catches {s['share']:.0%} of the errors")
