@@ -4,8 +4,9 @@ Each line holds a model's boxes (``machine``, with confidences) and a reviewed v
 (``reviewed``: boxes moved, dropped, relabelled, added), like a job chained for review. Runs, each
 in its own child process so peak RSS is its own:
 
-* ``evaluate_manifest`` over the full file and over its first quarter (flat memory: the two peak
-  RSS figures should differ by about 12 bytes per predicted box, the exact COCO AP's score buffer);
+* ``evaluate_manifest`` in one process over the full file and over its first quarter (flat memory:
+  the two peak RSS figures should differ by about 12 bytes per predicted box, the exact COCO AP's
+  score buffer), and with one worker process per CPU over the full file;
 * the baseline, a plain orjson read loop over the same file touching the same keys.
 
     python benchmarks/evaluate_bench.py [--lines 1000000] [--keep PATH]
@@ -51,7 +52,7 @@ def generate(path: Path, lines: int, seed: int = 11) -> None:
                 if r < 0.1:
                     continue  # missed
                 cls = rng.randrange(len(CLASSES)) if r < 0.15 else c
-                j = rng.uniform(0, 0.3)
+                j = rng.uniform(0, 0.12)
                 preds.append([cls, round(x + j * w * rng.choice((-1, 1)), 2), round(y + j * h * rng.choice((-1, 1)), 2),
                               w, h, round(rng.random(), 2)])
             if rng.random() < 0.2:
@@ -84,13 +85,16 @@ def _rss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _evaluate_child(path: str) -> None:
+def _evaluate_child(path: str, workers: int) -> None:
     from totask_manifest.analytics.evaluate import evaluate_manifest
 
     t, cpu = time.perf_counter(), time.process_time()
-    ev = evaluate_manifest(path, predicted=PRED, reference=REF)
+    ev = evaluate_manifest(path, predicted=PRED, reference=REF, workers=workers)
     det = ev.detection
-    print(json.dumps({"elapsed": time.perf_counter() - t, "cpu": time.process_time() - cpu, "rss_mib": _rss(),
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"elapsed": time.perf_counter() - t, "rss_mib": _rss(),
+                      "cpu": time.process_time() - cpu + kids.ru_utime + kids.ru_stime,
+                      "worker_rss_mib": kids.ru_maxrss / 1024,
                       "lines": ev.total_lines, "evaluated": ev.evaluated, "not_evaluated": ev.not_evaluated,
                       "predicted": det["predicted"], "references": det["references"], "ap": det["ap"],
                       "ap50": det["ap50"], "suggested": det["sweep"]["line"]["suggested"]}))
@@ -123,8 +127,11 @@ def _run_child(*args: str) -> dict:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] in ("--evaluate-child", "--baseline-child"):
-        (_evaluate_child if sys.argv[1] == "--evaluate-child" else _baseline_child)(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--evaluate-child":
+        _evaluate_child(sys.argv[2], int(sys.argv[3]))
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--baseline-child":
+        _baseline_child(sys.argv[2])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -144,26 +151,36 @@ def main() -> None:
                 while f.read(1 << 24):
                     pass
         load = os.getloadavg()[0]
-        full = _run_child("--evaluate-child", str(path))
-        part = _run_child("--evaluate-child", str(quarter))
+        full = _run_child("--evaluate-child", str(path), "1")
+        part = _run_child("--evaluate-child", str(quarter), "1")
+        par = _run_child("--evaluate-child", str(path), str(os.cpu_count() or 1))
         base = _run_child("--baseline-child", str(path))
         if (full["lines"], full["evaluated"], full["predicted"]) != (base["lines"], base["evaluated"], base["predicted"]):
             print("MISMATCH", json.dumps({"evaluate": full, "baseline": base}), file=sys.stderr)
+            sys.exit(1)
+        if {k: v for k, v in par.items() if k in ("ap", "ap50", "suggested", "evaluated")} != \
+                {k: v for k, v in full.items() if k in ("ap", "ap50", "suggested", "evaluated")}:
+            print("MISMATCH between 1 and several processes", json.dumps({"one": full, "many": par}), file=sys.stderr)
             sys.exit(1)
         size_mb = path.stat().st_size / 1e6
         print(f"manifest: {full['lines']:,} lines, {size_mb:.0f} MB; {full['evaluated']:,} evaluated, "
               f"{full['not_evaluated']:,} counted apart; {full['predicted']:,} predicted and {full['references']:,} "
               "reference boxes (line and box counts agree with the baseline)")
         print(f"result: AP@[.5:.95] {full['ap']:.4f}, AP@.5 {full['ap50']:.4f}, suggested --review-below "
-              f"{full['suggested']['threshold'] if full['suggested'] else None}")
-        print(f"evaluate, full file:    {full['elapsed']:.2f} s wall, {full['cpu']:.2f} s CPU, peak RSS "
+              f"{full['suggested']['threshold'] if full['suggested'] else None} (the same with 1 and "
+              f"{os.cpu_count()} processes)")
+        print(f"evaluate, 1 process, full file: {full['elapsed']:.2f} s wall, {full['cpu']:.2f} s CPU, peak RSS "
               f"{full['rss_mib']:.0f} MiB")
-        print(f"evaluate, first quarter ({part['lines']:,} lines): {part['elapsed']:.2f} s wall, {part['cpu']:.2f} s "
-              f"CPU, peak RSS {part['rss_mib']:.0f} MiB")
-        print(f"baseline (orjson read loop, same keys): {base['elapsed']:.2f} s wall, {base['cpu']:.2f} s CPU, "
-              f"peak RSS {base['rss_mib']:.0f} MiB")
-        print(f"ratio evaluate / baseline: wall {full['elapsed'] / base['elapsed']:.2f}x, "
-              f"CPU {full['cpu'] / base['cpu']:.2f}x; RSS full - quarter: {full['rss_mib'] - part['rss_mib']:.0f} MiB")
+        print(f"evaluate, 1 process, first quarter ({part['lines']:,} lines): {part['elapsed']:.2f} s wall, "
+              f"{part['cpu']:.2f} s CPU, peak RSS {part['rss_mib']:.0f} MiB")
+        print(f"evaluate, {os.cpu_count()} worker processes, full file: {par['elapsed']:.2f} s wall, {par['cpu']:.2f} s "
+              f"CPU (all processes), peak RSS {par['rss_mib']:.0f} MiB main process, "
+              f"{par['worker_rss_mib']:.0f} MiB largest worker")
+        print(f"baseline (orjson read loop, same keys, 1 process): {base['elapsed']:.2f} s wall, {base['cpu']:.2f} s "
+              f"CPU, peak RSS {base['rss_mib']:.0f} MiB")
+        print(f"ratio evaluate (1 process) / baseline: wall {full['elapsed'] / base['elapsed']:.2f}x, "
+              f"CPU {full['cpu'] / base['cpu']:.2f}x; peak RSS full - quarter: {full['rss_mib'] - part['rss_mib']:.0f} "
+              f"MiB for {full['predicted'] - part['predicted']:,} more predicted boxes")
         print(f"load average (1 min) before / after: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         for p in (quarter, *([] if args.keep else [path])):

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of the errors the suggested --review-below must route to review (default 0.95)")
     p.add_argument("--allow-root", metavar="DIR", help="folder local mask files may be read from (segmentation)")
     p.add_argument("--allow-host", action="append", metavar="HOST", help="hosts masks may be fetched from")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes reading a local file of 16 MiB or more (default: one per CPU; 1 = this process)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=run)
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.allow_host:
         fetch["allow_hosts"] = list(args.allow_host)
     ev = evaluate_manifest(args.manifest, predicted=args.predicted, reference=args.reference, iou=args.iou,
-                           share=args.share, fetch_options=fetch or None)
+                           share=args.share, fetch_options=fetch or None, workers=args.workers)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(ev.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
         sys.stdout.buffer.write(b"\n")
