@@ -89,3 +89,26 @@ def test_evaluation_section_renders_in_headless_chromium(review_job: Path, tmp_p
     assert (np.abs(arr - [0x42, 0x69, 0xD0]).sum(axis=1) < 30).sum() > 300  # bars and the PR curve
     assert (np.abs(arr - [0xD6, 0x45, 0x45]).sum(axis=1) < 40).sum() > 100  # the errors-caught curve
     assert (np.abs(arr - [250, 200, 40]).sum(axis=1) < 60).sum() > 200  # the thumbnails' yellow cats
+
+
+def test_classification_section_has_the_confusion_matrix(tmp_path: Path) -> None:
+    """Single-label lines: accuracy card, per-class bars, the confusion matrix as a table."""
+    import orjson
+
+    from totask_manifest.analytics.evaluate import evaluate_manifest
+    from totask_manifest.analytics.evaluate.html import render_evaluation
+
+    def side(name: str, human: str, conf: float) -> dict:
+        return {"class-name": name, "confidence": conf, "type": "groundtruth/image-classification",
+                "human-annotated": human, "job-name": "labeling-job/x", "creation-date": "2026-01-01T00:00:00.000000"}
+
+    rows = [("cat", "cat", 0.9), ("cat", "dog", 0.4), ("dog", "dog", 0.8), ("dog", "dog", 0.7)]
+    path = tmp_path / "c.manifest"
+    path.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}", "m": 0, "m-metadata": side(p, "no", c),
+                                            "h": 0, "h-metadata": side(r, "yes", 1.0)}) + b"\n"
+                              for i, (r, p, c) in enumerate(rows)))
+    html = render_evaluation(evaluate_manifest(str(path)))
+    assert "<b>0.750</b><span>accuracy</span>" in html
+    assert 'aria-label="per-class precision, recall"' in html and 'aria-label="review threshold sweep (lines)"' in html
+    cells = re.findall(r"<tr><th>(\w+)</th>(.*?)</tr>", html.split('<table class="cm">')[1])
+    assert [(name, re.findall(r">(\d+)</td>", row)) for name, row in cells] == [("cat", ["1", "1"]), ("dog", ["2"])]
