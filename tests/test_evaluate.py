@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.evaluate_helpers import PRED, REF, make_review_chain, write_detection_manifest
 from tests.jobs_helpers import run_cli
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
 from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
 from totask_manifest.errors import UsageError
 
@@ -303,3 +304,29 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     many = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=3).to_dict()
     assert many == one
     assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8
+
+
+def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:  # noqa: F811
+    """A manifest on a real S3 API (moto server mode), masks fetched from the same bucket through
+    the fetch policy: same figures as the local copy."""
+    images = [([("a", 0, 0, 10, 10, 0.9), ("a", 50, 50, 10, 10, 0.2)], [("a", 1, 0, 10, 10)])]
+    local = write_detection_manifest(tmp_path / "m", images)
+    bucket = s3.new_bucket("ev")
+    fs = s3.filesystem()
+    fs.pipe(f"{bucket}/m.manifest", local.read_bytes())
+    remote = evaluate_manifest(f"{bucket}/m.manifest", predicted=PRED, reference=REF).to_dict()
+    here = evaluate_manifest(str(local), predicted=PRED, reference=REF).to_dict()
+    remote.pop("manifest"), here.pop("manifest")
+    assert remote == here and remote["detection"]["false_positives"] == 1
+    colors = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "car", "hex-color": "#ff0000"}}
+    fs.pipe(f"{bucket}/p.png", _mask_png(["rr..", "...."], {"r": "#ff0000", ".": "#ffffff"}))
+    fs.pipe(f"{bucket}/r.png", _mask_png(["r...", "...."], {"r": "#ff0000", ".": "#ffffff"}))
+    meta = {"type": "groundtruth/semantic-segmentation", "internal-color-map": colors, "job-name": "labeling-job/x",
+            "creation-date": "2026-01-01T00:00:00.000000"}
+    rec = {"source-ref": f"{bucket}/img.png", "p-ref": "p.png", "p-ref-metadata": {**meta, "human-annotated": "no"},
+           "r-ref": f"{bucket}/r.png", "r-ref-metadata": {**meta, "human-annotated": "yes"}}
+    fs.pipe(f"{bucket}/seg.manifest", orjson.dumps(rec) + b"\n")  # "p.png" resolves against the manifest's folder
+    seg = evaluate_manifest(f"{bucket}/seg.manifest").segmentation
+    assert {r["class"]: r["iou"] for r in seg["per_class"]} == {"BACKGROUND": 6 / 7, "car": 1 / 2}
+    refused = evaluate_manifest(f"{bucket}/seg.manifest", fetch_options={"allow_hosts": ["elsewhere"]})
+    assert refused.evaluated == 0 and "allow-host" in refused.examples[0]["reason"]
