@@ -330,3 +330,15 @@ def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:  # no
     assert {r["class"]: r["iou"] for r in seg["per_class"]} == {"BACKGROUND": 6 / 7, "car": 1 / 2}
     refused = evaluate_manifest(f"{bucket}/seg.manifest", fetch_options={"allow_hosts": ["elsewhere"]})
     assert refused.evaluated == 0 and "allow-host" in refused.examples[0]["reason"]
+
+
+def test_unreadable_labels_are_counted_with_their_reason(tmp_path: Path) -> None:
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)])] * 3
+    lines = [orjson.loads(x) for x in write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines()]
+    lines[1][PRED]["annotations"][0]["left"] = "12"  # a string is no coordinate
+    lines[2][PRED + "-metadata"]["type"] = "groundtruth/custom"  # custom without a format we read
+    ev = evaluate_manifest(str(_lines(tmp_path / "u", lines)), predicted=PRED, reference=REF)
+    assert ev.evaluated == 1 and dict(ev.skipped["predicted"]) == {"unreadable": 2}
+    reasons = [e["reason"] for e in ev.examples]
+    assert "object-detection label: annotations[0] needs numeric left, top, width, height" in reasons[0]
+    assert reasons[1].startswith("custom label: custom label of format None")

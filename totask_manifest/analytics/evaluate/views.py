@@ -104,7 +104,7 @@ def read_side(record: Mapping[str, Any], attribute: str) -> View | Missing:
     try:
         return _view(name, value, meta)
     except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
-        return Missing("unreadable", f"{tt.name} label: {exc}"[:200])
+        return Missing("unreadable", f"{name} label: {exc}"[:200])
 
 
 def _view(name: str, value: Any, meta: Mapping[str, Any]) -> View:
