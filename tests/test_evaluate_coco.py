@@ -167,3 +167,40 @@ def test_equal_iou_takes_the_last_reference() -> None:
     """COCOeval keeps the later reference when two have the same IoU (``>=`` moves the best)."""
     m = match_group([0.9], [(5, 0, 10, 10)], [(0, 0, 10, 10), (10, 0, 10, 10)], [0.3])
     assert m.ref_matched == [0, 1]
+
+
+def test_boxes_outside_cocos_area_range_are_ignored_as_cocoeval_does(tmp_path: Path) -> None:
+    """A reference over 1e10 px² is one COCO ignores: a detection on it is neither true nor false,
+    a detection on a regular reference is preferred; a huge unmatched detection is ignored too."""
+    huge = 2e5
+    images = [
+        ([("a", 0, 0, huge, huge, 0.9), ("a", 0, 0, 10, 10, 0.8)], [("a", 0, 0, huge, huge), ("a", 0, 0, 10, 10)]),
+        ([("a", 5e5, 5e5, huge, huge, 0.7), ("a", 0, 0, 10, 10, 0.6)], [("a", 0, 0, 10, 10)]),
+        ([("a", 0, 0, 10, 10, 0.95)], [("a", 0, 0, huge, huge), ("a", 1, 1, 10, 10)]),
+    ]
+    det = check_against_coco(images, tmp_path)
+    assert det["references"] == 3  # the two huge references are not counted
+
+
+@settings(max_examples=80, deadline=None)
+@given(items=st.lists(st.tuples(st.one_of(st.none(), st.floats(0, 1), st.sampled_from((0.0, 0.29, 0.5, 1.0))),
+                                st.integers(0, 3)), max_size=40),
+       share=st.sampled_from((0.5, 0.9, 0.95, 1.0)))
+def test_sweep_counts_match_a_brute_force_count(items: list, share: float) -> None:
+    """Routed at threshold t means confidence < t, exactly as typed (0.29 routes 0.28999 but not 0.29)."""
+    from totask_manifest.analytics.evaluate.sweep import Sweep
+
+    s = Sweep("line")
+    for conf, errors in items:
+        s.add(conf, errors)
+    res = s.result(share)
+    total = sum(e for _, e in items)
+    for row in res.rows:
+        routed = [(c, e) for c, e in items if c is not None and c < row.threshold]
+        assert (row.routed, row.errors_caught) == (len(routed), sum(e for _, e in routed))
+    if res.suggested is not None:
+        assert res.suggested.errors_caught >= share * total - 1e-9
+        earlier = [r for r in res.rows if r.threshold < res.suggested.threshold]
+        assert all(r.errors_caught < share * total - 1e-9 for r in earlier)
+    else:
+        assert total == 0 or res.rows[-1].errors_caught < share * total - 1e-9
