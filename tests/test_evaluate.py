@@ -119,6 +119,7 @@ def test_multilabel_classification(tmp_path: Path) -> None:
     assert (per["cat"]["true_positives"], per["cat"]["false_positives"], per["cat"]["missed"]) == (2, 0, 0)
     assert (per["dog"]["true_positives"], per["dog"]["false_positives"], per["dog"]["missed"]) == (1, 1, 1)
     assert (per["cow"]["true_positives"], per["cow"]["false_positives"], per["cow"]["missed"]) == (1, 0, 1)
+    assert (per["cat"]["true_negatives"], per["dog"]["true_negatives"], per["cow"]["true_negatives"]) == (2, 1, 2)
     assert c["sweep"]["line"]["without_confidence"] == {"items": 1, "errors": 1}  # the empty prediction
 
 

@@ -55,10 +55,13 @@ class ClassificationEvaluator:
         per_class = []
         for c in classes:
             tp, fp, fn = self.tp[c], self.fp[c], self.fn[c]
-            per_class.append({"class": c, "predicted": tp + fp, "references": tp + fn, "true_positives": tp,
-                              "false_positives": fp, "missed": fn,
-                              "precision": tp / (tp + fp) if tp + fp else None,
-                              "recall": tp / (tp + fn) if tp + fn else None})
+            row = {"class": c, "predicted": tp + fp, "references": tp + fn, "true_positives": tp,
+                   "false_positives": fp, "missed": fn,
+                   "precision": tp / (tp + fp) if tp + fp else None,
+                   "recall": tp / (tp + fn) if tp + fn else None}
+            if self.multilabel:  # the class's own 2x2 confusion matrix: lines with neither side choosing it
+                row["true_negatives"] = self.lines - tp - fp - fn
+            per_class.append(row)
         out: dict[str, Any] = {
             "lines": self.lines, "multilabel": self.multilabel, "correct": self.correct,
             # single-label: share of lines with the reference's class; multi-label: with exactly its set
