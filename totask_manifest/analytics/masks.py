@@ -32,11 +32,16 @@ def _hex_to_int(h: str) -> int:
 def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None) -> np.ndarray:
     """Class index per pixel (uint8) of the mask at ``url`` (or its bytes ``data``, fetched by the
     caller under its policy), colours resolved by ``color_map``."""
+    return mask_from_bytes(read_bytes(url) if data is None else data, color_map, url=url, line=line)
+
+
+def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
+                    line: int | None = None) -> np.ndarray:
+    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
     from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 
     try:  # under the pixel budget: a mask is a PNG and cannot be reduced, so a larger one is refused
-        raw = read_bytes(url) if data is None else data
-        img, _info = decode_image(raw, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
+        img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
     except ImageError as exc:
         raise ManifestError(f"cannot read mask {url}: {exc.reason}", line=line, rule="mask") from None

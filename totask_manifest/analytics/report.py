@@ -22,6 +22,7 @@ from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
+from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
 from .stats import BINS, AttributeStats, manifest_stats
 from .svg import color, hbar_chart, histogram
@@ -277,12 +278,12 @@ def render_report(
     source_url = inp.get("url") or config.get("input")
     base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
     policy = report_policy(options, fetch_options)
-    max_pixels = max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS
-    if samples > 0:
-        with SyncFetcher(policy) as fetcher:
-            tiles = _samples(manifest, attr, samples, base, fetcher, job_url, int(max_pixels))
-    else:
-        tiles = []
+    max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
+    with SyncFetcher(policy) as fetcher:
+        tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels) if samples > 0 else []
+        # "" without a reference; its worst images go through the same policy as the tiles
+        evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6), fetch=fetcher.fetch,
+                                        max_pixels=max_pixels)
     info = _kv([
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
@@ -304,6 +305,7 @@ def render_report(
 {_metrics_html(metrics)}
 <h2>Labels</h2>
 {_stats_html(stats)}
+{evaluation}
 <h2>Failures ({len(failures):,})</h2>
 {_failures_html(failures)}
 <h2>Samples ({len(tiles)})</h2>
