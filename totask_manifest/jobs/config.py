@@ -7,7 +7,6 @@ from typing import Any
 
 from ..storage import join
 
-
 #: method options that change how fast a job runs, not what it writes: they may differ between
 #: runs of one job (``resume --concurrency 64``, the same ``annotate`` again with another batch size)
 TUNING_OPTIONS = ("concurrency", "timeout", "retries", "batch_size", "device")
