@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -60,6 +61,14 @@ def kill_on_put(synapse, proc_box: dict, nth: int) -> None:
     synapse.hooks.append(hook)
 
 
+def settle(synapse) -> None:
+    """Wait until the server has finished the killed client's requests (they still land)."""
+    quiet = 0
+    while quiet < 20:
+        quiet = quiet + 1 if synapse.in_flight == 0 else 0
+        time.sleep(0.01)
+
+
 def expected(line: int) -> dict:
     return normalise(gt_to_dm_v1("object-detection", *gt_label(line)))
 
@@ -73,6 +82,7 @@ def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_ta
     box["proc"] = popen_cli("apply", str(job_dir), "--concurrency", "16", "--quiet")
     assert box["proc"].wait(timeout=120) == -signal.SIGKILL
     synapse.hooks.clear()
+    settle(synapse)
     written = {t["id"] for t in tasks if t["data"] != ORIGINAL}
     assert 0 < len(written) < N, "the kill should land mid-run"
 
@@ -102,12 +112,22 @@ def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_ta
 
 def test_two_applies_at_once_send_each_put_once(synapse, project):
     job_dir, tasks = project
-    synapse.latency = 0.01
-    first_put = threading.Event()
-    synapse.hooks.append(lambda _s, rec: first_put.set() if rec.method == "PUT" else None)
+    first_put, second_done = threading.Event(), threading.Event()
+
+    def hold_first_put(_server, rec) -> None:
+        # the server stalls on the first apply's first PUT until the second apply has answered,
+        # so the two runs overlap whatever the machine's speed (the lease needs no request)
+        if rec.method == "PUT" and not first_put.is_set():
+            first_put.set()
+            second_done.wait(120)
+
+    synapse.hooks.append(hold_first_put)
     first = popen_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
     assert first_put.wait(60)
-    second = run_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
+    try:
+        second = run_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
+    finally:
+        second_done.set()
     assert second.returncode == 2, second.stderr
     assert second.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in second.stderr
     out, err = first.communicate(timeout=120)
