@@ -130,7 +130,7 @@ def test_two_applies_at_once_send_each_put_once(synapse, project):
         second_done.set()
     assert second.returncode == 2, second.stderr
     assert second.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in second.stderr
-    out, err = first.communicate(timeout=120)
+    _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     puts = task_puts(synapse)
     assert set(puts) == {t["id"] for t in tasks} and set(puts.values()) == {1}

@@ -293,7 +293,7 @@ def status(job_url: str) -> dict[str, Any]:
     data = state.to_dict()
     if state.status == RUNNING:
         _, counts, _ = summarize(state.layout)
-        data["metrics"] = _metrics(state.metrics["total"], counts)
+        data["metrics"] = _metrics(state.metrics.get("total", 0), counts)
         holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"
