@@ -236,3 +236,31 @@ def test_a_busy_job_error_is_a_totask_error_with_exit_code_2(tmp_path):
         assert isinstance(info.value, TotaskError) and info.value.exit_code == 2
     finally:
         lease.release()
+
+
+# -- the parts on disk decide COMPLETED ------------------------------------------------------------------
+
+def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_path):
+    """What two writers used to leave: as many records as selected lines, but one for a line
+    that was not selected and none for one that was. The job must not say COMPLETED."""
+    inp = write_manifest(tmp_path / "in.manifest", 30, bad_every=0, prelabeled_every=3)
+    config = JobConfig(job_name="cover", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=4)
+    result = api.annotate(config)
+    assert result.status == "COMPLETED"
+    layout = JobLayout(result.job_url)
+    part = Path(layout.parts()[0])
+    records = [orjson.loads(raw) for raw in part.read_bytes().splitlines()]
+    assert records[0]["i"] == 1 and records[1]["i"] == 2  # line index 0 is prelabeled (not selected)
+    records[0]["i"], records[0]["n"] = 0, 1  # the record moves to an unselected line; line 2 loses its record
+    part.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    from totask_manifest.jobs.state import load_state
+
+    s = load_state(result.job_url)
+    s.status = "STOPPED"
+    s.save()
+    again = api.resume(result.job_url)
+    assert again.status == "FAILED"
+    error = api.load_job(result.job_url)["error"]
+    assert "1 selected line(s) have no checkpoint record (first: line 2)" in error
+    assert "1 checkpoint record(s) name lines that were not selected (first: line 1)" in error

@@ -186,6 +186,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _generations(fs: Any, folder: str) -> list[int]:
+    # s3fs (and others) cache listings: a lease decision must see what is there now
+    with contextlib.suppress(Exception):
+        fs.invalidate_cache(folder)
     try:
         entries = fs.ls(folder, detail=False)
     except FileNotFoundError:
@@ -278,6 +281,10 @@ class Lease:
 
     def verify(self) -> None:
         """Raise ``LeaseLost`` unless this lease is still the latest generation and ours."""
+        with self._lock:
+            self._verify()
+
+    def _verify(self) -> None:
         if self.lost is None:
             gens = _generations(self.fs, self.folder)
             if not gens or gens[-1] != self.generation:
@@ -293,7 +300,7 @@ class Lease:
 
     def heartbeat(self) -> None:
         with self._lock:
-            self.verify()
+            self._verify()
             self.holder.heartbeat = time.time()
             self._write_own()
 
@@ -322,7 +329,10 @@ class Lease:
             if self.lost is not None:
                 return
             try:
-                if not self.fs.exists(self.folder.rsplit("/", 1)[0] + "/job.json"):
+                job_json = self.folder.rsplit("/", 1)[0] + "/job.json"
+                with contextlib.suppress(Exception):
+                    self.fs.invalidate_cache(job_json)
+                if not self.fs.exists(job_json):
                     self._drop()
                     return
                 gens = _generations(self.fs, self.folder)
