@@ -261,3 +261,17 @@ def test_a_refused_new_job_leaves_no_folder(tmp_path):
                 "image-classification", "--method", TOY, "--output", str(tmp_path / "out"))
     assert r.returncode == 2
     assert not (tmp_path / "out" / "nope").exists()
+
+
+def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):  # noqa: F811
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    root = f"{s3.new_bucket()}/jobs"
+    config = JobConfig(job_name="ons3", input=str(inp), output_root=root, label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=7)
+    with hold(config.job_url, "someone else"):
+        pass  # a released lease from an earlier run is simply superseded
+    result = api.annotate(config)
+    assert result.status == "COMPLETED"
+    holder, gone = current_holder(config.job_url)
+    assert holder is not None and holder.command == "annotate" and gone == "released"
+    assert api.status(config.job_url)["status"] == "COMPLETED"
