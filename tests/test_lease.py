@@ -275,3 +275,37 @@ def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoi
     holder, gone = current_holder(config.job_url)
     assert holder is not None and holder.command == "annotate" and gone == "released"
     assert api.status(config.job_url)["status"] == "COMPLETED"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
+    """A zombie (killed, its parent has not waited for it yet) holds nothing."""
+    job = tmp_path / "job"
+    code = ("import sys, time\nfrom totask_manifest.jobs.lease import acquire\n"
+            "acquire(sys.argv[1], 'annotate'); print('held', flush=True); time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(job)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(JobBusyError):
+            acquire(str(job), "resume")
+        os.kill(proc.pid, signal.SIGKILL)
+        wait_until(lambda: open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[-1].split()[0] == "Z")
+        acquire(str(job), "resume").release()  # not reaped yet, and still taken over
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_heartbeat_is_refreshed_while_the_lease_is_held(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOTASK_LEASE_TIMEOUT", "1")  # a beat every quarter second
+    job = str(tmp_path / "job")
+    lease = acquire(job, "annotate")
+    try:
+        first, _ = current_holder(job)
+        wait_until(lambda: current_holder(job)[0].heartbeat > first.heartbeat)
+        holder, gone = current_holder(job)
+        assert gone is None and holder.id == lease.holder.id
+    finally:
+        lease.release()
+    assert current_holder(job)[1] == "released" or current_holder(job)[0] is None

@@ -171,6 +171,10 @@ class Holder:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    stat = _read_text(f"/proc/{pid}/stat")
+    if stat and stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
