@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -290,7 +291,7 @@ def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
         with pytest.raises(JobBusyError):
             acquire(str(job), "resume")
         os.kill(proc.pid, signal.SIGKILL)
-        wait_until(lambda: open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[-1].split()[0] == "Z")
+        wait_until(lambda: Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z")
         acquire(str(job), "resume").release()  # not reaped yet, and still taken over
     finally:
         proc.kill()
