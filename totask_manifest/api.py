@@ -181,11 +181,14 @@ def resume(
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return _result(state)
-        if changes or checkpoint_every is not None:
+        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
+        if changes:
             state.config.options = {**state.config.options, **changes}
-            if checkpoint_every is not None:
-                state.config.checkpoint_every = checkpoint_every
             get_annotator_class(state.config.method).check_options(state.config.options, state.config.task_type)
+            log.info("job %s: tuning changed: %s", state.config.job_name,
+                     ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
+        if checkpoint_every is not None:
+            state.config.checkpoint_every = checkpoint_every
         return _resume_held(state, engine, engine_options, on_progress)
 
 
