@@ -414,6 +414,8 @@ _HELD_LOCK = threading.Lock()
 
 def _key(job_url: str) -> str:
     url = job_url.rstrip("/")
+    if url.startswith("file://"):
+        url = url[len("file://"):]
     return url if "://" in url else os.path.abspath(url)
 
 
