@@ -23,11 +23,10 @@ import pytest
 from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
-from totask_manifest.annotators.base import Failed, Item, Labeled, Outcome, Routed
+from totask_manifest.annotators.base import Item, Outcome
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.manifest.io import iter_lines_from, read_lines
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
@@ -38,8 +37,8 @@ GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 DICE = GT / "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
 FRUIT = GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"
 SAMPLE = REPO / "sample_data"
-#: small ranges and batches, so that even these small inputs span many blocks and actor calls
-SMALL = {"range_lines": 24, "batch_size": 16}
+#: small batches, so that even these small inputs span many actor calls
+SMALL = {"batch_size": 16}
 SUICIDAL = f"{__name__}:SuicidalToy"
 
 
@@ -113,34 +112,6 @@ def wait_for_parts(job_dir: Path, more_than: int = 0, timeout: float = 180.0) ->
 
 
 # -- pieces that need no cluster ---------------------------------------------------------------
-
-def test_byte_ranges_partition_the_file_and_number_lines(tmp_path):
-    from totask_manifest.engines.ray import plan_ranges
-
-    data = (b"\xef\xbb\xbf" + DICE.read_bytes()[:20000] + b"\r\n\n   \n" + FRUIT.read_bytes() + b'{"last":1}')
-    path = tmp_path / "mixed.manifest"
-    path.write_bytes(data)
-    expected = [(line.number, line.raw) for line in read_lines(str(path))]
-    for step in (1, 2, 7, 50, 10**9):
-        ranges = plan_ranges(str(path), lines_per_range=step)
-        assert len(ranges) == -(-len(expected) // step)
-        got = []
-        for r in ranges:
-            with open(path, "rb") as f:
-                got += [(x.number, x.raw) for x in iter_lines_from(f, start=r.start, end=r.end,
-                                                                   first_number=r.first_number)]
-        assert got == expected, step
-
-
-def test_outcomes_survive_the_trip_through_rows():
-    from totask_manifest.engines.ray import decode_outcome, encode_outcome
-
-    for outcome in (Labeled({"annotations": [{"left": 1.5}], "image_size": [{"width": 3}]}, {"class-map": {"0": "a"}}),
-                    Labeled(12345678901234567890, {}), Failed("fetch: 404"), Routed("confidence 0.2", {"x": [1]})):
-        kind, reason, payload = encode_outcome(outcome)
-        assert isinstance(kind, str) and isinstance(reason, str) and isinstance(payload, bytes)
-        assert decode_outcome(kind, reason, payload) == outcome
-
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
@@ -314,7 +285,8 @@ def test_driver_killed_then_stopped_then_resumed_with_ray(tmp_path, ray_address)
     assert len(got) == len(src) and sum(a != b for a, b in zip(src, got, strict=True)) == stopped_at
 
     # 3. resume on the running cluster named by --ray-address
-    r = run_cli("resume", str(job_dir), "--engine", "ray", "--ray-address", ray_address, timeout=300)
+    r = run_cli("resume", str(job_dir), "--engine", "ray", "--ray-address", ray_address, "--ray-shared-paths",
+                timeout=300)
     assert r.returncode == 0, r.stderr
     assert job_json(job_dir)["status"] == "COMPLETED"
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))

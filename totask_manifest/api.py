@@ -68,7 +68,8 @@ def annotate(
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped)."""
     _check_config(config)
-    get_engine(engine, **(engine_options or {}))  # an unknown or uninstalled engine fails before the job exists
+    # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
+    get_engine(engine, **(engine_options or {})).check(config)
     layout = JobLayout(config.job_url)
     if exists(layout.job_json):
         existing = load_state(config.job_url)
@@ -130,6 +131,7 @@ def resume(
             f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
         )
+    get_engine(engine or state.engine, **(engine_options or {})).check(state.config)
     state.status = RUNNING
     state.error = None
     state.save()
