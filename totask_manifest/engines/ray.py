@@ -300,15 +300,18 @@ class RayEngine(Engine):
         return True
 
     def _actor_env(self, plan: RunPlan) -> dict[str, Any] | None:
-        """Set on the actors, not at ``ray.init``, so it also applies on a cluster this run
-        joined (started by a test, a notebook or ``ray start``)."""
-        if self.runtime_env is not None:
-            return None  # the job-level environment given by the user decides
+        """Set on the actors, not only at ``ray.init``, so it also applies on a cluster this run
+        joined (started by a test, a notebook or ``ray start``): the user's ``runtime_env``, and
+        the folder a plugin annotator is imported from on ``PYTHONPATH``."""
+        env = dict(self.runtime_env or {})
         root = _code_root(plan.annotator_cls)
-        if root is None:
-            return None
-        paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
-        return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+        env_vars = dict(env.get("env_vars") or {})
+        if root is not None and "PYTHONPATH" not in env_vars:
+            paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
+            env_vars["PYTHONPATH"] = os.pathsep.join(paths)
+        if env_vars:
+            env["env_vars"] = env_vars
+        return env or None
 
     def _wants_gpu(self, plan: RunPlan) -> bool:
         cls = plan.annotator_cls
