@@ -25,7 +25,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
                        help="CPUs of the private local Ray instance (default: all)")
     group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="size of the annotator actor pool")
-    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call")
+    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call (default: --checkpoint-every / (2 x actors), at most 256)")
     group.add_argument("--ray-gpus-per-actor", type=float, default=None, metavar="G",
                        help="GPUs per actor (fractions such as 0.5 share a GPU; default 1 for a local "
                        "model on a cluster with GPUs)")
