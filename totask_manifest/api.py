@@ -99,7 +99,8 @@ def annotate(
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped)."""
     _check_config(config)
-    get_engine(engine, **(engine_options or {}))  # an unknown or uninstalled engine fails before the job exists
+    # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
+    get_engine(engine, **(engine_options or {})).check(config)
     with hold(config.job_url, "annotate"):
         return _annotate_held(config, engine, engine_options, on_progress, chained_from, cloned_from)
 
@@ -201,6 +202,7 @@ def _resume_held(
             f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
         )
+    get_engine(engine or state.engine, **(engine_options or {})).check(state.config)
     state.status = RUNNING
     state.error = None
     state.save()
