@@ -474,3 +474,45 @@ def test_a_job_stopped_then_resumed_after_its_urls_lapsed_works(synapse, files, 
     assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 8, resumed.metrics
     assert [rec["boxes"] for rec in output_records(resumed)] == [rich_dm_doc(i) for i in range(8)]
     assert any(r.status == 403 for r in files.requests)  # the old URLs were refused, the fresh ones served
+
+
+def test_a_plugin_that_misbehaves_fails_only_its_task_with_the_token_masked(synapse, files, client, tmp_path,
+                                                                             capsys) -> None:
+    """A plugin raising (with the token in its message), returning what JSON cannot hold, or NaN
+    (which orjson would quietly write as null) fails that task with a reason, as in the SDK; the
+    others are written; the token appears nowhere: not in the manifest, failures.jsonl, the result."""
+    from totask_manifest.testing.builders import TOKEN
+
+    _, manifest = exported(synapse, files, client, tmp_path, n=4)
+    result = annotate(tmp_path, manifest, converter="tests.support.totask_plugins:Misbehaving")
+    assert result.metrics["success"] == 1 and result.metrics["failed"] == 3, result.metrics
+    reasons = [r["boxes-metadata"].get("failure-reason") for r in output_records(result)]
+    assert reasons[0] == "convert: RuntimeError: backend refused token ***"
+    assert reasons[1].startswith("convert: the converter returned data that is not JSON")
+    assert reasons[2] == ("convert: the converter returned a number JSON cannot hold (NaN or infinity) at "
+                          "annotationsData.image_1[0].coordinate.x")
+    assert reasons[3] is None
+    job_dir = Path(result.job_url)
+    for path in job_dir.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
+
+    # the inference method: the same plugin behind convert_data_from_inference, through run
+    rel = synapse.add_release("det", version="2.0.0")
+    pid2 = seed_tasks(synapse, files, 4)
+    synapse.inference = lambda body: {"index": body["params"]["json"]["image_path"].rsplit("/", 1)[-1].split(".")[0],
+                                      "label": "dog", "box": {"x": 1, "y": 2, "width": 3, "height": 4}}
+    params = {"name": "Misbehaving_Inference", "project": pid2, "agent": 1, "method": "inference",
+              "pre_processor": rel, "converter": "tests.support.totask_plugins:Misbehaving"}
+    action = ToTaskAction(params=params, output_root=str(tmp_path / "action"), timing={"poll_interval": 0.01}).start()
+    assert action["status"] == "SUCCEEDED" and "success=1, failed=3" in action["message"], action
+    errors = sorted(f["error"] for f in action["failures"])
+    assert errors == sorted([
+        "not-labeled: convert_data_from_inference: RuntimeError: backend refused token ***",
+        "not-labeled: convert_data_from_inference: the converter returned data that is not JSON "
+        "(Type is not JSON serializable: set)",
+        "not-labeled: convert_data_from_inference: the converter returned a number JSON cannot hold (NaN or "
+        "infinity) at annotationsData.image_1[0].coordinate.x"]), errors
+    assert TOKEN not in orjson.dumps(action).decode() and TOKEN not in capsys.readouterr().err
+    written = [t for t in synapse.project_tasks(pid2) if t.get("writes")]
+    assert len(written) == 1 and written[0]["data"]["extra"] == {"converted_by": "PassThrough"}

@@ -403,7 +403,7 @@ class FileAnnotator(Annotator):
         """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
         from ..formats.detect import detect_input_format
         from ..synapse.fresh_urls import task_files
-        from ..synapse.plugin import file_name_of, task_data_of_line
+        from ..synapse.plugin import file_name_of, hook_failure, json_problem, task_data_of_line
 
         record = item.record
         task = None
@@ -429,13 +429,12 @@ class FileAnnotator(Annotator):
             converted = await asyncio.to_thread(self.plugin.convert_data_from_file, primary_url, primary_name,
                                                 data_url, data_name, task_data=task or task_data_of_line(record))
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
-            return Failed(f"convert: {type(exc).__name__}: {scrub(str(exc), 200)}")
+            return Failed(hook_failure("convert", exc))
         if is_empty(converted):
             return Failed(EMPTY_RESULT)
-        try:
-            orjson.dumps(converted)
-        except TypeError as exc:
-            return Failed(f"convert: the converter returned data that is not JSON ({exc})")
+        problem = json_problem(converted)
+        if problem is not None:
+            return Failed(f"convert: {problem}")
         try:
             fmt = detect_input_format(converted)
         except FormatError:

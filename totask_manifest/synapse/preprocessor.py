@@ -324,10 +324,15 @@ class PreProcessorAnnotator(Annotator):
             except SynapseHTTPError as exc:
                 return Failed(f"task: {exc}")
             url = primary_file(task_files(task))[1].get("url") or url
+        from .plugin import PARAMS_HOOK, hook_failure, json_problem
+
         try:
             request = await self._plugin_request(served, item, url, task) if self.plugin is not None else None
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
-            return Failed(f"setup_inference_params: {type(exc).__name__}: {exc}")
+            return Failed(hook_failure(PARAMS_HOOK, exc))
+        problem = json_problem(request) if request is not None else None
+        if problem is not None:  # it could not be sent: that task fails, as the SDK's request would
+            return Failed(f"{PARAMS_HOOK}: {problem}")
         try:
             result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing,
                                  request=request)
@@ -371,10 +376,18 @@ class PreProcessorAnnotator(Annotator):
         from .plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
-            converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
-                                                task_data=task or task_data_of_line(item.record))
+            from .plugin import hook_failure, json_problem
+
+            try:
+                converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
+                                                    task_data=task or task_data_of_line(item.record))
+            except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
+                return Failed(hook_failure(INFERENCE_HOOK, exc))
             if is_empty(converted):
                 return Failed(EMPTY_RESULT)
+            problem = json_problem(converted)
+            if problem is not None:
+                return Failed(f"{INFERENCE_HOOK}: {problem}")
             try:
                 fmt = detect_input_format(converted)
             except FormatError:
