@@ -405,6 +405,44 @@ def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> Non
                             for e in sdk.server.logs if e["event"] == "annotate_task_data")
 
 
+def test_the_job_report_has_the_sdks_steps_progress_and_messages(parity: Parity) -> None:
+    """What the Synapse UI draws from the job: the same steps with the same proportions and order, a
+    final ``current_progress`` holding every key the SDK's holds (``time_remaining`` 0, ``time_elapsed``),
+    and every log message the two runs both send made in the same step at the same level."""
+    sdk_patches = parity.sdk.server.job_patches[parity.sdk.seed.job_id]
+    our_patches = parity.ours.server.job_patches[parity.ours.seed.job_id]
+    assert sdk_patches[0]["status"] == our_patches[0]["status"] == "RUNNING"
+    sdk_final, our_final = sdk_patches[-1], our_patches[-1]
+
+    def steps(patch: dict) -> dict:
+        return {name: (step["proportion"], step["order"])
+                for name, step in patch["progress_record"]["record"]["steps"].items()}
+
+    assert list(steps(our_final).items()) == list(steps(sdk_final).items())
+    sdk_current = sdk_final["progress_record"]["current_progress"]
+    our_current = our_final["progress_record"]["current_progress"]
+    assert set(sdk_current) <= set(our_current), (sdk_current, our_current)
+    for key in ("step", "percent", "time_remaining"):
+        assert our_current[key] == sdk_current[key], key
+    assert float(our_current["overall"]) == float(sdk_current["overall"]) == 100.0
+    assert isinstance(our_current["time_elapsed"], int) and our_current["time_elapsed"] >= 0
+
+    def messages(logs: list[dict]) -> dict[str, tuple[str, str]]:
+        return {e["data"]["key"]: (e["step"], e["level"]) for e in logs
+                if e["event"] == "message" and e["data"].get("key")}
+
+    sdk_messages, our_messages = messages(parity.sdk.server.logs), messages(parity.ours.server.logs)
+    common = sorted(set(sdk_messages) & set(our_messages))
+    assert "TASK_TASKS_FETCHED" in common and "TASK_DATA_COMPLETED_WITH_FAILURES" in common, common
+    assert {k: our_messages[k] for k in common} == {k: sdk_messages[k] for k in common}
+
+    def errors(logs: list[dict]) -> list[tuple]:
+        return sorted((e["step"], e["level"], e["data"]["content"].split(" failed:", 1)[0], type(e["job"]).__name__)
+                      for e in logs if e["event"] == "message" and e["level"] == "error")
+
+    assert errors(parity.ours.server.logs) == errors(parity.sdk.server.logs)
+
+
 @pytest.mark.parametrize("parity", ["inference"], indirect=True)
 def test_the_pre_processor_is_deployed_and_asked_as_the_sdk_does(parity: Parity) -> None:
     """Same deploy body (resources as given, 0 kept, memory sent, ``language``) and the same inference
