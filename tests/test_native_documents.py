@@ -172,6 +172,25 @@ def test_lossless_conversion_needs_no_permission() -> None:
     assert "dropped" not in labeled.metadata and labeled.metadata["objects"] == [{"confidence": 0.5}]
 
 
+def test_keys_a_conversion_does_not_read_are_named_not_dropped() -> None:
+    """A key the Ground Truth label has no place for (an annotation's own note, a box's ``z``, an
+    object's track id) is a loss like a polygon: refused naming it, recorded with allow_drop."""
+    doc = {"annotations": {"image_1": [{"id": "a1", "tool": "bounding_box", "isLocked": False, "isVisible": True,
+                                        "memo": "check", "classification": {"class": "cat"}}]},
+           "annotationsData": {"image_1": [{"id": "a1", "coordinate": {"x": 1, "y": 2, "width": 3, "height": 4,
+                                                                      "z": 9}, "score_map": [1, 2]}]},
+           "extra": {}}
+    with pytest.raises(FormatError, match="1 annotation key memo, 1 annotationsData key score_map, "
+                                          "1 coordinate key z"):
+        to_label(doc, "dm-schema-v1", "object-detection", image_size=(10, 10, 3))
+    labeled = to_label(doc, "dm-schema-v1", "object-detection", image_size=(10, 10, 3), allow_drop=True)
+    assert labeled.metadata["dropped"] == {"annotation key memo": 1, "annotationsData key score_map": 1,
+                                           "coordinate key z": 1}
+    objects = {"objects": [{"id": 1, "type": "bbox", "track": 7, "properties": {"label": "a"},
+                            "coordinates": {"x": 1, "y": 2, "width": 3, "height": 4, "z": 1}}]}
+    assert losses(objects, "synapse-objects", "object-detection") == {"object key track": 1, "coordinates key z": 1}
+
+
 # --- 3. fresh file URLs --------------------------------------------------------------------------
 
 
