@@ -349,6 +349,31 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
     assert synapse.requests_to("PUT") == []
 
 
+def test_with_schema_any_an_empty_document_is_submitted_as_the_sdk_submits_it(synapse, files, tmp_path) -> None:
+    """``schema: any`` sends ``?schema=any``, which skips the backend's DM check (the one refusing an
+    empty submit): the SDK's file method then writes the file's empty document, and so does ``run``;
+    a falsy inference reply (``{}``) is still never submitted, as in the SDK."""
+    empty = {"extra": {}, "annotations": {"image_1": []}, "annotationsData": {"image_1": []}}
+    pid = seed_tasks(synapse, files, 3, label=lambda i: rich_dm_doc(i) if i != 1 else empty)
+    params = {"name": "Empty_Any", "project": pid, "agent": 1, "method": "file", "target_specification_name": SPEC,
+              "schema": "any"}
+    result = ToTaskAction(params=params, output_root=str(tmp_path)).start()
+    assert "success=3, failed=0" in result["message"], result
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    assert tasks[1]["data"] == empty
+    assert {r.query.get("schema") for r in synapse.requests_to("PUT")} == {"any"}
+
+    rel = synapse.add_release("det", version="2.0.0")
+    pid2 = seed_tasks(synapse, files, 2)
+    synapse.inference = lambda body: {} if body["params"]["json"]["image_path"].endswith("/0.png") else empty
+    params = {"name": "Empty_Any_Inference", "project": pid2, "agent": 1, "method": "inference",
+              "pre_processor": rel, "schema": "any"}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing={"poll_interval": 0.01}).start()
+    assert "success=1, failed=1" in result["message"], result
+    assert [f["error"] for f in result["failures"]] == [f"not-labeled: {EMPTY_RESULT}"]
+    assert sorted(t["data"] == empty for t in synapse.project_tasks(pid2)) == [False, True]
+
+
 # --- stats, report and convert read kept documents ------------------------------------------------
 
 

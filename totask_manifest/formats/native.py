@@ -70,6 +70,16 @@ def is_empty(doc: Any, fmt: str | None = None) -> bool:
     return False
 
 
+def refused_as_empty(doc: Any, fmt: str | None = None, *, submit_empty: bool = False) -> bool:
+    """True when ``doc`` must not be submitted: it is empty (``is_empty``), unless ``submit_empty``
+    (a ``schema: any`` run: the backend's check that refuses an empty submit is the DM-schema one,
+    which ``?schema=any`` skips, and the SDK then submits what the file or plugin holds) and it is a
+    JSON object. ``None`` or a non-object is never sent."""
+    if not is_empty(doc, fmt):
+        return False
+    return not (submit_empty and isinstance(doc, Mapping))
+
+
 # --- shapes: what stats, report and convert read ---------------------------------------------------
 
 

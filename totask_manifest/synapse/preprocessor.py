@@ -275,6 +275,9 @@ class PreProcessorAnnotator(Annotator):
         #: results in the backend's format travel as they are (as in ``FileAnnotator``)
         self.native: str = options.get("native") or "keep"
         self.allow_drop = bool(options.get("allow_drop"))
+        #: a non-falsy result without annotations is kept (a ``schema: any`` run submits it, as the
+        #: SDK does; a falsy one, ``{}`` or nothing, is never submitted, as in the SDK)
+        self.submit_empty = bool(options.get("submit_empty"))
         self.plugin: Any = None
         if options.get("converter"):
             from .plugin import INFERENCE_HOOK, load_plugin
@@ -372,7 +375,7 @@ class PreProcessorAnnotator(Annotator):
     async def _to_label(self, result: Any, item: Item, task: dict | None = None) -> Outcome:
         from ..formats.detect import detect_input_format, to_label
         from ..formats.model import FormatError
-        from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
+        from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
         from .plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
@@ -383,7 +386,7 @@ class PreProcessorAnnotator(Annotator):
                                                     task_data=task or task_data_of_line(item.record))
             except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
                 return Failed(hook_failure(INFERENCE_HOOK, exc))
-            if is_empty(converted):
+            if refused_as_empty(converted, submit_empty=self.submit_empty):
                 return Failed(EMPTY_RESULT)
             problem = json_problem(converted)
             if problem is not None:
@@ -400,7 +403,7 @@ class PreProcessorAnnotator(Annotator):
                 raise
             fmt = ANY
         if self.native != "convert" and (fmt in NATIVE_FORMATS or self.native == "any"):
-            if is_empty(result, fmt):
+            if refused_as_empty(result, fmt, submit_empty=self.submit_empty):
                 return Failed(EMPTY_RESULT)
             return native_label(result, fmt)
         image_size = None
