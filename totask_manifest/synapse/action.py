@@ -231,7 +231,7 @@ class ToTaskAction:
             log.exception("to_task failed")
             result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
         finally:
-            result = _redacted(result, client.settings.redact)  # whatever a plugin or a bug put in a message
+            result = _redacted(result, client.settings.redact_tokens)  # whatever a plugin or a bug put in a message
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
@@ -450,11 +450,11 @@ def _archive(job_url: str) -> str:
 
 
 def _redacted(value: Any, redact: Any) -> Any:
-    """``value`` with ``redact`` applied to every string in it (keys included)."""
+    """``value`` with ``redact`` applied to every string value in it."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {_redacted(k, redact): _redacted(v, redact) for k, v in value.items()}
+        return {k: _redacted(v, redact) for k, v in value.items()}
     if isinstance(value, list):
         return [_redacted(v, redact) for v in value]
     return value

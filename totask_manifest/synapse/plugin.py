@@ -87,19 +87,19 @@ def hook_failure(hook: str, exc: BaseException) -> str:
     """The reason a task fails when a plugin's hook raised (the SDK fails that task and goes on).
 
     A plugin is arbitrary code that can read the Synapse credentials from the environment, so its
-    message is scrubbed (URL queries) and every configured token and the tenant are masked before
-    it reaches failures.jsonl, the manifest, the result or the Synapse job's log."""
+    message is scrubbed (URL queries) and every configured token is masked before it reaches
+    failures.jsonl, the manifest, the result or the Synapse job's log."""
     from ..fetch import scrub
 
     return f"{hook}: {type(exc).__name__}: {scrub(redact_secrets(str(exc)), 200)}"
 
 
 def redact_secrets(text: str) -> str:
-    """``text`` with the environment's Synapse tokens and tenant masked (``SynapseSettings.redact``)."""
+    """``text`` with the environment's Synapse tokens masked (``SynapseSettings.redact_tokens``)."""
     from .settings import SynapseSettings
 
     try:
-        return SynapseSettings.from_env().redact(text)
+        return SynapseSettings.from_env().redact_tokens(text)
     except TotaskError:  # settings that cannot be read hold no token we could have sent
         return text
 
