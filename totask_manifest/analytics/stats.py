@@ -70,6 +70,7 @@ _SUFFIX = "-metadata"
 #: distinct top-level keys remembered per process (lines with ever-new keys must not grow memory)
 _KEY_CACHE = 4096
 _UNSEEN = object()
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 log = logging.getLogger("totask_manifest")
 
 
@@ -125,6 +126,17 @@ class ManifestStats:
 def _text(value: Any) -> str:
     """A non-string JSON value as a dictionary key: its JSON text."""
     return orjson.dumps(value).decode()
+
+
+def _class_id(value: Any) -> int | None:
+    """``value`` as a class id (an integer, or a string or float holding one), None when it is
+    not one or lies outside the 64-bit range the count tables hold (``validate`` reports such
+    values; counting them under a wrapped or clamped id would be a number nobody measured)."""
+    try:
+        class_id = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return class_id if _INT64_MIN <= class_id <= _INT64_MAX else None
 
 
 class _Columns:
@@ -185,7 +197,7 @@ class _Columns:
             if type(anns) is list:
                 ids = self.ids
                 for a in anns:
-                    if type(a) is dict and type(c := a.get("class_id")) is int:
+                    if type(a) is dict and type(c := a.get("class_id")) is int and _INT64_MIN <= c <= _INT64_MAX:
                         ids.append(c)
                         boxes += 1
             self.per_image.append(boxes)
@@ -202,9 +214,8 @@ class _Columns:
                 except TypeError:
                     self._names(class_map)
         elif family == _SINGLE:
-            try:
-                class_id = int(value)
-            except (TypeError, ValueError):
+            class_id = _class_id(value)
+            if class_id is None:
                 return
             self.ids.append(class_id)
             name = meta.get("class-name")
@@ -214,7 +225,7 @@ class _Columns:
             if type(conf) in (float, int):
                 self.conf.append(conf)
         elif type(value) is list:  # multi-label
-            ids = [v for v in value if type(v) is int]
+            ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
             self.ids += ids
             class_map = meta.get("class-map")
             if type(class_map) is dict:
@@ -266,10 +277,9 @@ def _names_frame(attr: str, pairs: set[tuple[Any, Any]]) -> pl.LazyFrame:
     """The ``(class id, name)`` pairs; ids that are not integers are left out."""
     rows: dict[tuple[int, str], None] = {}
     for key, name in pairs:
-        try:
-            rows[int(key), name if type(name) is str else str(name)] = None
-        except (TypeError, ValueError):
-            continue
+        class_id = _class_id(key)
+        if class_id is not None:
+            rows[class_id, name if type(name) is str else str(name)] = None
     return pl.LazyFrame({"attr": [attr] * len(rows), "class_id": [k for k, _ in rows],
                          "name": [v for _, v in rows]}, schema=_SCHEMAS["names"])
 

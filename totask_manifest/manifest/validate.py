@@ -358,6 +358,8 @@ def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
             return
         lines = (pending + data).split(b"\n")
         pending = lines.pop()
+        if not lines:  # no line ended in this chunk (a long line, or a last line without ``\n``)
+            continue
         if end is not None and offset + sum(map(len, lines)) + len(lines) > end:
             kept = []
             for line in lines:  # the range ends inside this batch: keep lines starting before ``end``
