@@ -1,0 +1,78 @@
+"""A job refuses, before it starts, every input line ``validate`` refuses at line level, with the
+same rules (one implementation: ``manifest.validate.input_line_problems``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import TOY, run_cli
+from totask_manifest import api
+from totask_manifest.errors import UsageError
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.manifest.validate import validate_manifest
+
+GOOD = b'{"source-ref":"s3://b/ok.jpg"}\n'
+BAD_LINES = {
+    "line-too-long": b'{"source-ref":"s3://b/a.jpg",' + b",".join(
+        b'"k%d":"%s"' % (i, b"x" * 19_000) for i in range(6)) + b"}",
+    "attribute-too-long": b'{"source-ref":"s3://b/a.jpg","note":"' + b"y" * 20_001 + b'"}',
+    "duplicate-key": b'{"source-ref":"s3://b/a.jpg","source-ref":"s3://b/other.jpg"}',
+    "line-utf8": b'{"source-ref":"s3://b/\xff.jpg"}',
+    "line-json": b'{"source-ref":"s3://b/a.jpg",',
+    "line-source": b'{"source":"text","source-ref":"s3://b/a.jpg"}',
+    "key-dollar": b'{"source-ref":"s3://b/a.jpg","$x":1}',
+}
+NESTED = b'{"source-ref":"s3://b/a.jpg","extra":{"boxes":[{"w":1},{"w":1,"w":2}]}}'
+
+
+def config(tmp_path: Path, inp: Path) -> JobConfig:
+    return JobConfig(job_name="job1", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                     task_type="image-classification", method=TOY)
+
+
+@pytest.mark.parametrize("rule", sorted(BAD_LINES))
+def test_a_line_validate_refuses_stops_the_job_before_it_starts(tmp_path: Path, rule: str) -> None:
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(GOOD + BAD_LINES[rule] + b"\n" + GOOD)
+    report = validate_manifest(str(inp))
+    assert rule in {p.rule for p in report.problems if p.line == 2}
+    with pytest.raises(UsageError) as info:
+        api.annotate(config(tmp_path, inp))
+    text = str(info.value)
+    assert "has 1 bad line(s)" in text and "\n  line 2" in text and f"[{rule}]" in text
+    assert not (tmp_path / "out" / "job1" / "job.json").exists()
+
+
+def test_a_key_repeated_inside_a_nested_object_is_refused_by_validate_and_jobs(tmp_path: Path) -> None:
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(GOOD + NESTED + b"\n")
+    report = validate_manifest(str(inp))
+    assert [(p.line, p.key, p.rule) for p in report.problems] == [(2, "extra.boxes[1].w", "duplicate-key")]
+    with pytest.raises(UsageError, match=r"line 2, key 'extra.boxes\[1\].w': .*\[duplicate-key\]"):
+        api.annotate(config(tmp_path, inp))
+
+
+def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path) -> None:
+    """The fast path checks runs of lines at once; a repeat deep inside one of them still counts."""
+    gt = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+    yolo = (gt / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest").read_bytes()
+    lines = yolo.splitlines(keepends=True)
+    assert lines[9].count(b'"class_id":0') >= 1
+    lines[9] = lines[9].replace(b'"class_id":0', b'"class_id":1,"class_id":0', 1)
+    path = tmp_path / "nested.manifest"
+    path.write_bytes(b"".join(lines))
+    report = validate_manifest(str(path), workers=1)
+    assert [(p.line, p.rule) for p in report.problems] == [(10, "duplicate-key")]  # the last copy is read
+    assert report.problems[0].key.startswith("category.annotations[") and report.problems[0].key.endswith("class_id")
+
+
+def test_the_cli_names_line_and_rule_and_exits_2(tmp_path: Path) -> None:
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(GOOD * 3 + BAD_LINES["duplicate-key"] + b"\n")
+    r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "cls", "--task-type",
+                "image-classification", "--method", TOY, "--output", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stderr
+    assert "line 4, key 'source-ref'" in r.stderr and "[duplicate-key]" in r.stderr
+    assert "Traceback" not in r.stderr
