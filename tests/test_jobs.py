@@ -215,7 +215,8 @@ def test_cli_chain_overrides_only_given_options(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"
     assert run_cli("annotate", str(inp), "--job-name", "a", "--label-attribute", "cls", "--task-type",
-                   "image-classification", "--method", TOY, "--output", str(out), "--toy-fail", "img0000").returncode == 0
+                   "image-classification", "--method", TOY, "--output", str(out), "--toy-fail", "img0000").returncode == 1
+    # (every line failed: a job that labeled nothing is FAILED, exit 1; chain retries it)
     r = run_cli("chain", str(out / "a"), "--job-name", "b", "--label-attribute", "cls", "--toy-fail", "")
     assert r.returncode == 0, r.stderr
     job = orjson.loads((out / "b" / "job.json").read_bytes())

@@ -308,7 +308,7 @@ def _execute(
         layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
         on_commit=save_metrics,
     )
-    recorder = Recorder(config, writer, counts)
+    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
     progress = Progress(
         total,
         done=sum(counts.values()),
@@ -359,6 +359,9 @@ def _commit(
     done = sum(counts.values())
     if error is not None:
         state.status = FAILED
+    elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
+        state.status = FAILED  # a job that labeled nothing did not succeed
+        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
     elif done >= total:
         state.status = COMPLETED
     elif plan.stop.is_set():

@@ -258,6 +258,9 @@ class FileAnnotator(Annotator):
                 body = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
             except FetchError as exc:
                 return Failed(f"fetch: {exc}")
+            if not body.removeprefix(_BOM).strip() and self.input_format != "yolo":
+                # only a declared YOLO file may be empty (an image without boxes); else it is a lost file
+                return Failed(f"empty annotation file: {redact_url(url)} has no content", rule="empty-annotation-file")
             doc, fmt = self._decode(body, url)
             image_size = None
             if self.task_type == DETECTION and fmt in SIZELESS_FORMATS:
