@@ -38,6 +38,7 @@ import orjson
 import polars as pl
 
 from .. import storage
+from ..annotators.failure_rules import rule_of
 from ..errors import UsageError
 from ..manifest.line import BOM
 from ..manifest.validate import iter_line_batches
@@ -45,6 +46,8 @@ from ..task_types import GT_PREFIX
 
 #: confidence histogram: ten bins of width 0.1, the last one closed ([0.9, 1.0])
 BINS = 10
+#: the confidence table's bin for boxes or labels that carry no confidence at all
+UNSCORED_BIN = -1
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
@@ -91,6 +94,7 @@ class AttributeStats:
     #: lines with a label value and no ``failure-reason``
     labeled: int = 0
     failed: int = 0
+    #: failed lines per rule (``failure-rule``, or the rule read from ``failure-reason``)
     failures: dict[str, int] = field(default_factory=dict)
     #: task type (without ``groundtruth/``) -> lines
     types: dict[str, int] = field(default_factory=dict)
@@ -103,6 +107,8 @@ class AttributeStats:
     confidence_histogram: list[int] = field(default_factory=lambda: [0] * BINS)
     confidence_count: int = 0
     confidence_mean: float | None = None
+    #: boxes or labels without any confidence: not in the histogram, not counted as 0.0
+    unscored: int = 0
     #: detection only: labeled lines per number of boxes, and all boxes
     boxes_per_image: dict[int, int] = field(default_factory=dict)
     boxes: int = 0
@@ -148,7 +154,7 @@ class _Columns:
     on every line, their distinct pairs are few).
     """
 
-    __slots__ = ("conf", "humans", "ids", "jobs", "names", "per_image", "reasons", "states", "types")
+    __slots__ = ("conf", "humans", "ids", "jobs", "names", "per_image", "reasons", "states", "types", "unscored")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -160,6 +166,8 @@ class _Columns:
         self.conf: list[float] = []
         self.per_image: list[int] = []
         self.names: set[tuple[Any, Any]] = set()
+        #: boxes or chosen labels without a confidence (kept apart: a missing score is not 0.0)
+        self.unscored = 0
 
     def add(self, record: dict, attribute: str, meta: dict) -> None:
         typ = meta.get("type")
@@ -167,8 +175,11 @@ class _Columns:
             typ = _text(typ)
         self.types.append(typ)
         if "failure-reason" in meta:
-            reason = meta["failure-reason"]
-            self.reasons.append(reason if type(reason) is str else _text(reason))
+            rule = meta.get("failure-rule")
+            if type(rule) is not str or not rule:
+                reason = meta["failure-reason"]
+                rule = rule_of(reason if type(reason) is str else _text(reason))
+            self.reasons.append(rule)
             self.humans.append(None)
             self.jobs.append(None)
             self.states.append(_FAILED | _DECLARED)
@@ -207,6 +218,10 @@ class _Columns:
                 for o in objects:
                     if type(o) is dict and type(c := o.get("confidence")) in (float, int):
                         conf.append(c)
+                    else:
+                        self.unscored += 1
+            # boxes beyond the objects list have no confidence either
+            self.unscored += max((len(anns) if type(anns) is list else 0) - (len(objects) if type(objects) is list else 0), 0)
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 try:  # the common case inline: this runs on every detection line
@@ -224,6 +239,8 @@ class _Columns:
             conf = meta.get("confidence")
             if type(conf) in (float, int):
                 self.conf.append(conf)
+            else:
+                self.unscored += 1
         elif type(value) is list:  # multi-label
             ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
             self.ids += ids
@@ -231,9 +248,10 @@ class _Columns:
             if type(class_map) is dict:
                 self._names(class_map)
             conf_map = meta.get("confidence-map")
-            if type(conf_map) is dict:
-                # only the chosen classes: a confidence-map may hold others too
-                self.conf += [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)]
+            # only the chosen classes: a confidence-map may hold others too
+            scored = [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)] if type(conf_map) is dict else []
+            self.conf += scored
+            self.unscored += len(ids) - len(scored)
 
     def _names(self, class_map: dict) -> None:
         try:
@@ -304,6 +322,9 @@ def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]
                 .select(a.alias("attr"), (v * BINS).floor().clip(0, BINS - 1).cast(pl.Int64).alias("bin"),
                         one.alias("n"), v.alias("sum"))
             )
+        if c.unscored:  # bin -1: boxes or labels without a confidence
+            out["conf"].append(pl.LazyFrame({"attr": [attr], "bin": [UNSCORED_BIN], "n": [c.unscored], "sum": [0.0]},
+                                            schema=_SCHEMAS["conf"]))
         if c.per_image:
             out["per_image"].append(pl.LazyFrame({"boxes": c.per_image}, schema={"boxes": pl.Int64})
                                     .select(a.alias("attr"), "boxes", one.alias("n")))
@@ -494,6 +515,9 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
     conf = mine["conf"].group_by("bin").agg(n.sum(), pl.col("sum").sum()).collect()
     total = 0.0
     for b, k, subtotal in conf.iter_rows():
+        if b == UNSCORED_BIN:
+            s.unscored = int(k)
+            continue
         s.confidence_histogram[b] += int(k)
         s.confidence_count += int(k)
         total += float(subtotal)
@@ -561,8 +585,8 @@ def format_text(stats: ManifestStats) -> str:
         if a.job_names:
             out.append("  jobs: " + ", ".join(f"{k} ({n:,})" for k, n in a.job_names.items()))
         if a.failures:
-            out.append("  failures by reason:")
-            out += [f"    {n:>9,}  {reason}" for reason, n in a.failures.items()]
+            out.append("  failures by rule:")
+            out += [f"    {n:>9,}  {rule}" for rule, n in a.failures.items()]
         if a.classes:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
@@ -577,4 +601,6 @@ def format_text(stats: ManifestStats) -> str:
             for b, n in enumerate(a.confidence_histogram):
                 hi = "]" if b == BINS - 1 else ")"
                 out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
+        if a.unscored:
+            out.append(f"  without a confidence (unscored, not in the histogram): {a.unscored:,}")
     return "\n".join(out) + "\n"

@@ -56,7 +56,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"refused by policy", "refused-by-policy"),
     (r"\bHTTP (\d{3})\b", "http-{0}"),
     (r"too large", "too-large"),
-    (r"timed out", "timeout"),
+    (r"timed out|\btimeout\b", "timeout"),
     (r"body cut short", "body-cut-short"),
     (r"TLS certificate not trusted", "tls-untrusted"),
     (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),

@@ -566,15 +566,17 @@ class InferenceAnnotator(Annotator):
         self._writes.append((item, self._pool.submit(_write_mask, url, seg, pp)))
         return _DEFERRED
 
-    def _routed(self, confidence: float) -> Routed | None:
-        if self.review_below is None or confidence >= self.review_below:
+    def _routed(self, confidence: float | None) -> Routed | None:
+        """Routed for review below ``--review-below``; an unscored label (None) is never routed:
+        a missing score is not a low one."""
+        if self.review_below is None or confidence is None or confidence >= self.review_below:
             return None
         return Routed(
             f"confidence {confidence:.3f} is below --review-below {self.review_below:g}",
             {"review-status": "routed", "confidence": round(confidence, 4), "review-threshold": self.review_below},
         )
 
-    def _route_or_label(self, value: Any, metadata: dict, confidence: float) -> Outcome:
+    def _route_or_label(self, value: Any, metadata: dict, confidence: float | None) -> Outcome:
         return self._routed(confidence) or Labeled(value, metadata)
 
     def _finished_writes(self, *, block: bool) -> Iterator[tuple[Item, Outcome]]:
