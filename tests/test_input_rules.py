@@ -9,7 +9,7 @@ import pytest
 
 from tests.jobs_helpers import TOY, run_cli
 from totask_manifest import api
-from totask_manifest.errors import UsageError
+from totask_manifest.errors import InvalidInputError
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.manifest.validate import validate_manifest
 
@@ -38,7 +38,7 @@ def test_a_line_validate_refuses_stops_the_job_before_it_starts(tmp_path: Path, 
     inp.write_bytes(GOOD + BAD_LINES[rule] + b"\n" + GOOD)
     report = validate_manifest(str(inp))
     assert rule in {p.rule for p in report.problems if p.line == 2}
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(InvalidInputError) as info:
         api.annotate(config(tmp_path, inp))
     text = str(info.value)
     assert "has 1 bad line(s)" in text and "\n  line 2" in text and f"[{rule}]" in text
@@ -50,7 +50,7 @@ def test_a_key_repeated_inside_a_nested_object_is_refused_by_validate_and_jobs(t
     inp.write_bytes(GOOD + NESTED + b"\n")
     report = validate_manifest(str(inp))
     assert [(p.line, p.key, p.rule) for p in report.problems] == [(2, "extra.boxes[1].w", "duplicate-key")]
-    with pytest.raises(UsageError, match=r"line 2, key 'extra.boxes\[1\].w': .*\[duplicate-key\]"):
+    with pytest.raises(InvalidInputError, match=r"line 2, key 'extra.boxes\[1\].w': .*\[duplicate-key\]"):
         api.annotate(config(tmp_path, inp))
 
 
@@ -68,11 +68,11 @@ def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path) 
     assert report.problems[0].key.startswith("category.annotations[") and report.problems[0].key.endswith("class_id")
 
 
-def test_the_cli_names_line_and_rule_and_exits_2(tmp_path: Path) -> None:
+def test_the_cli_names_line_and_rule_and_exits_1_as_validate(tmp_path: Path) -> None:
     inp = tmp_path / "in.manifest"
     inp.write_bytes(GOOD * 3 + BAD_LINES["duplicate-key"] + b"\n")
     r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "cls", "--task-type",
                 "image-classification", "--method", TOY, "--output", str(tmp_path / "out"))
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr  # invalid data, as validate says of the same line
     assert "line 4, key 'source-ref'" in r.stderr and "[duplicate-key]" in r.stderr
     assert "Traceback" not in r.stderr

@@ -332,15 +332,20 @@ def _execute(
             engine.run(plan)
         except _HardStop:
             log.warning("stopped at once: lines in flight are redone on resume")
-        except TotaskError as exc:  # a user's mistake met at run time (a model that will not load, ...)
-            log.error("job %s failed: %s", config.job_name, exc)
-            error = str(exc)
+        except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
+            error = _one_line(exc)
+            log.error("job %s failed: %s", config.job_name, error)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             log.exception("job %s failed", config.job_name)
             error = f"{type(exc).__name__}: {exc}"
         finally:
             received["committing"] = 1
-            writer.flush()
+            try:
+                writer.flush()
+            except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
+                error = error or _one_line(exc)
+                counts.clear()
+                counts.update(summarize(layout)[1])
         _commit(state, counts, total, error, plan, run_record, started, received)
     progress.finish()
     if on_progress:
@@ -348,6 +353,13 @@ def _execute(
     result = _result(state)
     result.signal = received.get("signal")
     return result
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as job.json and the log keep it: ``strerror`` and the file for an ``OSError``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _commit(
@@ -369,9 +381,13 @@ def _commit(
     else:
         state.status = FAILED
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+    try:
+        write_output(state.effective_input, layout)
+        write_failures(layout)
+    except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
+        state.status = FAILED
+        error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
     state.error = error
-    write_output(state.effective_input, layout)
-    write_failures(layout)
     state.metrics = _metrics(total, counts)
     state.ended = now_iso()
     run_record.update(

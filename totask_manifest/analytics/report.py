@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ManifestError, StorageError, TotaskError
+from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
 from ..fetch import base_of, resolve_reference
 from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
@@ -213,7 +213,7 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
     layout = JobLayout(job_url)
     job = _load_json(layout.job_json)
     if not job and not exists(layout.output_manifest):
-        raise StorageError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+        raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")

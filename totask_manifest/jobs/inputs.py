@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..errors import InvalidInputError
 from ..manifest.io import iter_lines_from, read_lines, write_lines
 from ..manifest.line import Line
 from ..manifest.validate import input_line_problems
@@ -80,7 +80,7 @@ def raise_for_problems(url: str, scan: InputScan) -> None:
     if scan.problem_count:
         more = scan.problem_count - len(scan.problems)
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
-        raise UsageError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+        raise InvalidInputError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
 
 
 def _identity(record: dict) -> str | None:
