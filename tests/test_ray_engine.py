@@ -136,7 +136,8 @@ def test_outcomes_survive_the_trip_through_rows():
     from totask_manifest.engines.ray import decode_outcome, encode_outcome
 
     for outcome in (Labeled({"annotations": [{"left": 1.5}], "image_size": [{"width": 3}]}, {"class-map": {"0": "a"}}),
-                    Labeled(12345678901234567890, {}), Failed("fetch: 404"), Routed("confidence 0.2", {"x": [1]})):
+                    Labeled(12345678901234567890, {}), Failed("fetch: 404"),
+                    Failed("no content", rule="empty-annotation-file"), Routed("confidence 0.2", {"x": [1]})):
         kind, reason, payload = encode_outcome(outcome)
         assert isinstance(kind, str) and isinstance(reason, str) and isinstance(payload, bytes)
         assert decode_outcome(kind, reason, payload) == outcome

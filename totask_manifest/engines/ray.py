@@ -112,13 +112,13 @@ def encode_outcome(outcome: Outcome) -> tuple[str, str, bytes]:
     if isinstance(outcome, Routed):
         return "routed", outcome.reason, pickle.dumps((None, outcome.metadata), protocol=5)
     if isinstance(outcome, Failed):
-        return "failed", outcome.reason, b""
+        return "failed", outcome.reason, outcome.rule.encode()
     raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
 
 
 def decode_outcome(kind: str, reason: str, payload: bytes) -> Outcome:
     if kind == "failed":
-        return Failed(reason)
+        return Failed(reason, rule=payload.decode())  # an empty rule: read from the reason
     value, metadata = pickle.loads(payload)
     if kind == "labeled":
         return Labeled(value, metadata)
