@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, run_cli
 from totask_manifest import api
+from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
 from totask_manifest.errors import InvalidInputError
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.manifest.validate import validate_manifest
@@ -76,3 +78,30 @@ def test_the_cli_names_line_and_rule_and_exits_1_as_validate(tmp_path: Path) -> 
     assert r.returncode == 1, r.stderr  # invalid data, as validate says of the same line
     assert "line 4, key 'source-ref'" in r.stderr and "[duplicate-key]" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+class ManyBoxes(Annotator):
+    """Labels a line with as many boxes as its ``n`` key says (a plugin, through the real job)."""
+
+    name = "many-boxes"
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for item in items:
+            n = item.record["n"]
+            boxes = [{"class_id": 0, "left": i, "top": i, "width": 1, "height": 1} for i in range(n)]
+            out.append(Labeled({"image_size": [{"width": 9999, "height": 9999, "depth": 3}], "annotations": boxes},
+                               {"objects": [{"confidence": 0.5}] * n, "class-map": {"0": "dot"}}))
+        return out
+
+
+def test_a_label_that_would_make_the_line_invalid_fails_instead_of_being_written(tmp_path: Path) -> None:
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"s3://b/a.jpg","n":2}\n{"source-ref":"s3://b/b.jpg","n":600}\n')
+    result = api.annotate(JobConfig(job_name="big", input=str(inp), output_root=str(tmp_path / "out"),
+                                    label_attribute="boxes", task_type="object-detection",
+                                    method="tests.test_input_rules:ManyBoxes"))
+    assert result.metrics["success"] == 1 and result.metrics["failed"] == 1
+    assert validate_manifest(result.output_manifest).ok
+    failed = orjson.loads(Path(result.output_manifest).read_bytes().splitlines()[1])["boxes-metadata"]
+    assert failed["failure-rule"] == "attribute-too-long" and "at boxes" in failed["failure-reason"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from ..errors import InvalidInputError
 from ..manifest.io import iter_lines_from, read_lines, write_lines
 from ..manifest.line import Line
-from ..manifest.validate import input_line_problems
 from ..storage import open_read, redact_url
 from .selection import needs_label
 
@@ -35,6 +34,8 @@ def scan_input(url: str, attribute: str) -> InputScan:
     would refuse at line level (UTF-8, JSON object, one source key, line and value length,
     ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
     line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
+    from ..manifest.validate import input_line_problems  # on use: the CLI starts without it
+
     scan = InputScan()
     digest = hashlib.sha256()
     with open_read(url) as f:

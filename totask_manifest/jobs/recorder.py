@@ -14,7 +14,7 @@ from typing import Any
 from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
 from ..annotators.failure_rules import SystematicFailure
 from ..manifest.line import DELETE, Line
-from ..manifest.naming import metadata_key
+from ..manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
 from ..task_types import common_metadata, get_task_type
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
@@ -83,9 +83,21 @@ class Recorder:
 
     def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
         status, updates, outcome = self.updates_for(item, outcome)
+        new = line.with_values(updates)
+        if status != "failed" and len(new.body) > MAX_ATTRIBUTE_CHARS:
+            # a line validate would refuse (a label over 20,000 characters, a line over 100,000)
+            # is not written: the line fails with the rule it would break
+            from ..manifest.validate import input_line_problems  # rare: imported on use
+
+            problems = input_line_problems(new)
+            if problems:
+                p = problems[0]
+                where = f" at {p.key}" if p.key else ""
+                failed = Failed(f"output line: {p.message}{where}", rule=p.rule)
+                status, updates, outcome = self.updates_for(item, failed)
+                new = line.with_values(updates)
         reason = outcome.reason if isinstance(outcome, Failed | Routed) else None
         rule = outcome.rule if isinstance(outcome, Failed) else None
-        new = line.with_values(updates)
         record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
         if reason is not None:
             record["reason"] = reason
