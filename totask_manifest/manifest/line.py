@@ -23,7 +23,7 @@ DELETE: Any = object()
 
 # A JSON string token (escapes included) or a structural character; everything else
 # (numbers, true/false/null, whitespace) sits between tokens and is never looked at.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:,]')
 
 
 @dataclass(frozen=True, slots=True)

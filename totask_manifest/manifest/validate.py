@@ -392,16 +392,24 @@ def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
             start += len(f.readline())
     offset = start  # file offset of the first byte of ``pending``
     pending = b""
+    long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
     while end is None or offset < end:
         data = f.read(chunk)
         if not data:
+            if long_line:
+                pending = b"".join([*long_line, pending])
             if pending:
                 yield [pending]
             return
+        if b"\n" not in data:  # no line ends in this chunk (a long line, or a last line without ``\n``)
+            long_line.append(pending)
+            pending = data
+            continue
+        if long_line:
+            pending = b"".join([*long_line, pending])
+            long_line = []
         lines = (pending + data).split(b"\n")
         pending = lines.pop()
-        if not lines:  # no line ended in this chunk (a long line, or a last line without ``\n``)
-            continue
         if end is not None and offset + sum(map(len, lines)) + len(lines) > end:
             kept = []
             for line in lines:  # the range ends inside this batch: keep lines starting before ``end``
