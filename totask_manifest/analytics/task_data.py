@@ -3,7 +3,7 @@
 Each output line is ``{"line", "source-ref", "task_id", "task_type", "image_size", "class_map",
 "data"}``: ``data`` is exactly what ``apply`` would PUT for that task; the other keys let the file
 convert back (Synapse task data carries neither the image size, the data object nor class ids).
-DM v1 carries no confidence, so confidences come back as 0.0 from it; ``objects`` keeps them.
+DM v1 carries no confidence, so labels come back unscored from it; ``objects`` keeps them.
 """
 
 from __future__ import annotations
