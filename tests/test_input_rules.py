@@ -3,16 +3,20 @@ same rules (one implementation: ``manifest.validate.input_line_problems``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.jobs_helpers import TOY, run_cli
 from totask_manifest import api
 from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
 from totask_manifest.errors import InvalidInputError
 from totask_manifest.jobs.config import JobConfig
+from totask_manifest.manifest.line import duplicate_key_paths, may_repeat_a_key
 from totask_manifest.manifest.validate import validate_manifest
 
 GOOD = b'{"source-ref":"s3://b/ok.jpg"}\n'
@@ -105,3 +109,53 @@ def test_a_label_that_would_make_the_line_invalid_fails_instead_of_being_written
     assert validate_manifest(result.output_manifest).ok
     failed = orjson.loads(Path(result.output_manifest).read_bytes().splitlines()[1])["boxes-metadata"]
     assert failed["failure-rule"] == "attribute-too-long" and "at boxes" in failed["failure-reason"]
+
+
+# --- the repeated-key tests against a reference parser ----------------------------------------------
+
+_keys = st.sampled_from(["a", "b", "ab", ":", "a:b", "\u00e9", "source-ref"])
+_scalars = st.one_of(st.integers(-5, 5), st.sampled_from(["x", "a:b", ":", "\u00e9", '"q"', "\\"]), st.none())
+_pairs_trees = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3).map(lambda v: ("array", v)),
+                            st.lists(st.tuples(_keys, inner), max_size=4).map(lambda v: ("object", v))),
+    max_leaves=12)
+
+
+def _text(value, escape: bool) -> str:
+    """JSON text that keeps repeated keys; ``escape`` spells every non-ASCII or ':' as \\uXXXX."""
+    if isinstance(value, tuple) and value[0] == "array":
+        return "[" + ",".join(_text(v, escape) for v in value[1]) + "]"
+    if isinstance(value, tuple):
+        return "{" + ",".join(_string(k, escape) + ":" + _text(v, escape) for k, v in value[1]) + "}"
+    return _string(value, escape) if isinstance(value, str) else json.dumps(value)
+
+
+def _string(s: str, escape: bool) -> str:
+    out = json.dumps(s, ensure_ascii=False)
+    if escape:
+        out = "".join(f"\\u{ord(c):04x}" if (ord(c) > 127 or c == ":") else c for c in out)
+    return out
+
+
+def _reference_repeats(text: str) -> int:
+    found = 0
+
+    def hook(pairs):
+        nonlocal found
+        keys = [k for k, _ in pairs]
+        found += len(keys) - len(set(keys))
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=hook)
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(tree=st.lists(st.tuples(_keys, _pairs_trees), max_size=5).map(lambda v: ("object", v)), escape=st.booleans())
+def test_repeated_keys_are_found_at_any_depth_and_the_cheap_test_never_misses_one(tree, escape) -> None:
+    body = _text(tree, escape).encode()
+    expected = _reference_repeats(body.decode())
+    assert len(duplicate_key_paths(body)) == expected
+    if expected:
+        assert may_repeat_a_key(body, orjson.loads(body))
