@@ -1,4 +1,5 @@
-"""Seeded mutations of the real Ground Truth manifests through ``validate`` and ``stats``.
+"""Seeded mutations of the real Ground Truth manifests through ``validate``, ``stats`` and a
+job's input check.
 
 Whatever the bytes, the command ends with exit 0 (valid), 1 (invalid data) or 2 (usage/I-O),
 and never with a traceback: ``main`` lets only exceptions it does not expect escape, so calling
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from totask_manifest.cli import main
+from totask_manifest.errors import InvalidInputError
+from totask_manifest.jobs.inputs import raise_for_problems, scan_input
 
 GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 SOURCES = sorted(p for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl"))
@@ -109,6 +112,13 @@ def test_validate_and_stats_never_raise_on_mutated_manifests(
                 continue
             if code not in (0, 1, 2) or (code == 2 and len(err.strip().splitlines()) != 1):
                 failures.append(f"seed {seed} {argv[0]}: exit {code}, stderr {err!r}")
+        try:  # a job's input check reads the same bytes with validate's line rules
+            scan = scan_input(str(path), "category")
+            raise_for_problems(str(path), scan)
+        except InvalidInputError:
+            pass
+        except BaseException as exc:
+            failures.append(f"seed {seed} input scan: {type(exc).__name__}: {exc}")
         path.unlink()
     assert not failures, "\n".join(failures[:20])
 
