@@ -84,7 +84,7 @@ def test_groundtruth_reads_all_three_shapes_and_keeps_confidences(od_labels):
         assert whole.metadata["class-map"] == meta["class-map"]
         # job-level fields are the new job's business
         assert not {"type", "job-name", "creation-date", "human-annotated", "adjustment-status"} & set(whole.metadata)
-        assert bare.metadata["objects"] == [{"confidence": 0.0}] * len(value["annotations"])
+        assert bare.metadata["objects"] == [{}] * len(value["annotations"])  # no score, not 0.0
         assert from_groundtruth(to_groundtruth(value, meta), OD).metadata == pair.metadata
 
 
@@ -126,7 +126,7 @@ def test_dm_v1_round_trip_every_real_line(od_labels):
         plain = gt_to_dm_v1(OD, value, meta)
         assert all(set(a["classification"]) == {"class"} for a in plain["annotations"]["image_1"])
         assert dm_v1_to_gt(plain, OD, image_size=_size(value), class_names=class_names).metadata["objects"] == [
-            {"confidence": 0.0}
+            {}
         ] * len(anns)
 
 
@@ -157,7 +157,7 @@ def test_yolo_round_trip_every_real_line(od_labels):
             for k in ("left", "top", "width", "height"):
                 assert got[k] == pytest.approx(want[k], abs=1e-5), (name, number, k)
         without = yolo_to_gt(gt_to_yolo(value, meta), OD, image_size=_size(value), class_names=meta["class-map"])
-        assert without.metadata["objects"] == [{"confidence": 0.0}] * len(value["annotations"])
+        assert without.metadata["objects"] == [{}] * len(value["annotations"])
 
 
 def test_yolo_names_keep_positions_for_sparse_ids():
@@ -175,7 +175,7 @@ def test_yolo_reads_hand_written_text():
             {"class_id": 1, "left": 40, "top": 70, "width": 20, "height": 10},
         ],
     }
-    assert lab.metadata == {"objects": [{"confidence": 0.0}, {"confidence": 0.9}], "class-map": {"0": "cat", "1": "dog"}}
+    assert lab.metadata == {"objects": [{}, {"confidence": 0.9}], "class-map": {"0": "cat", "1": "dog"}}
 
 
 def test_classification_round_trips_on_real_lines():

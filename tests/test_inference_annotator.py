@@ -305,28 +305,31 @@ def test_a_model_error_on_a_one_image_batch_fails_that_line_only(tmp_path):
                [white, blue, white, white, blue])
     assert [type(o).__name__ for o in outs] == ["Failed", "Labeled", "Failed", "Failed", "Labeled"]
     assert all("cannot handle a blank image" in o.reason for o in outs if isinstance(o, Failed))
-    # bad images before the model's first success are data too, while fewer than the broken-model limit
-    from totask_manifest.annotators.inference import BROKEN_MODEL_IMAGES
-
-    records = [white] * (BROKEN_MODEL_IMAGES - 1) + [blue, white]
-    outs = run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": 1}, records)
-    assert [type(o).__name__ for o in outs] == ["Failed"] * (BROKEN_MODEL_IMAGES - 1) + ["Labeled", "Failed"]
+    assert all(o.rule == "model-error" for o in outs if isinstance(o, Failed))
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_a_model_that_fails_on_every_image_stops_the_job_with_one_error(tmp_path, batch_size):
-    """A broken model must not write one identical failure per line: after its first images all
-    fail (and none ever worked) the job stops with one error that says so."""
-    from totask_manifest.annotators.inference import BROKEN_MODEL_IMAGES
-    from totask_manifest.errors import JobError
+    """A broken model must not write one identical failure per line: when the first lines of a
+    run all fail in the model, the job stops FAILED with one error that says so (the same
+    mechanism as a wrong --url-key for the file method: ``failure_rules.SystematicFailure``)."""
+    from totask_manifest import api
+    from totask_manifest.annotators.failure_rules import FAIL_FAST_LINES
+    from totask_manifest.jobs.config import JobConfig
 
     model = picky_model(tmp_path, always=True)
-    records = [{"source-ref": "blue.png"}] * 40
-    with pytest.raises(JobError, match=rf"model: failed on each of the first {BROKEN_MODEL_IMAGES} images "
-                       r"and labeled none; .*looks broken: RuntimeError: cannot handle a blank image"):
-        run(tmp_path, "image-classification", {"model": model, "input_size": 8, "batch_size": batch_size}, records)
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"blue.png"}\n' * 200)
+    result = api.annotate(JobConfig(
+        job_name="broken", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="lab",
+        task_type="image-classification", method="inference",
+        options={"model": model, "input_size": 8, "batch_size": batch_size, "allow_root": str(tmp_path)}))
+    assert result.status == "FAILED"
+    job = orjson.loads((tmp_path / "out" / "broken" / "job.json").read_bytes())
+    assert f"each of the first {FAIL_FAST_LINES} line(s) failed with 'model-error'" in job["error"]
+    assert "cannot handle a blank image" in job["error"]
     # it stopped early: nowhere near one model call per line (a batch call plus one per image)
-    assert int((tmp_path / "calls.txt").read_text()) <= BROKEN_MODEL_IMAGES + BROKEN_MODEL_IMAGES // batch_size + 1
+    assert int((tmp_path / "calls.txt").read_text()) < 120
 
 
 #: the ToTask guide's ``pre_processor_params`` examples, word for word (parameter reference and

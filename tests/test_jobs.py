@@ -8,7 +8,7 @@ import pytest
 
 from tests.jobs_helpers import TOY, assert_same_output, output_of, run_cli, write_manifest
 from totask_manifest import api
-from totask_manifest.errors import JobError, LabelAttributeError, UsageError
+from totask_manifest.errors import InvalidInputError, JobError, LabelAttributeError
 from totask_manifest.jobs.config import JobConfig
 
 
@@ -180,7 +180,7 @@ def test_label_attribute_rules_refuse_the_job(tmp_path, attr, task_type, rule):
 def test_bad_input_lines_stop_the_job_before_any_work(tmp_path):
     inp = tmp_path / "in.manifest"
     inp.write_bytes(b'{"source-ref":"a"}\n{"source-ref":"b",\n{"source":"t","source-ref":"c"}\n\xff\xfe\n')
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(InvalidInputError) as info:
         api.annotate(config(tmp_path, inp))
     text = str(info.value)
     assert "line 2" in text and "[line-json]" in text
@@ -208,14 +208,15 @@ def test_cli_annotate_status_and_errors(tmp_path):
                       "image-classification", "--method", TOY, "--output", str(out))
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr
     nojob = run_cli("status", str(tmp_path / "nowhere"))
-    assert nojob.returncode == 1 and "not a job folder" in nojob.stderr
+    assert nojob.returncode == 2 and "not a job folder" in nojob.stderr
 
 
 def test_cli_chain_overrides_only_given_options(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"
     assert run_cli("annotate", str(inp), "--job-name", "a", "--label-attribute", "cls", "--task-type",
-                   "image-classification", "--method", TOY, "--output", str(out), "--toy-fail", "img0000").returncode == 0
+                   "image-classification", "--method", TOY, "--output", str(out), "--toy-fail", "img0000").returncode == 1
+    # (every line failed: a job that labeled nothing is FAILED, exit 1; chain retries it)
     r = run_cli("chain", str(out / "a"), "--job-name", "b", "--label-attribute", "cls", "--toy-fail", "")
     assert r.returncode == 0, r.stderr
     job = orjson.loads((out / "b" / "job.json").read_bytes())
@@ -276,7 +277,7 @@ def test_duplicate_label_attribute_keys_are_refused(tmp_path):
     inp = tmp_path / "in.manifest"
     inp.write_bytes(b'{"source-ref":"a","cls":1,"cls":null}\n{"source-ref":"b","cls\\u002dmetadata":{},"cls-metadata":{}}\n'
                     b'{"source-ref":"c","x":{"cls":1},"cls":null}\n')
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(InvalidInputError) as info:
         api.annotate(config(tmp_path, inp))
     text = str(info.value)
     assert "line 1, key 'cls'" in text and "line 2, key 'cls-metadata'" in text and "[duplicate-key]" in text

@@ -344,8 +344,10 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
                                   "target_specification_name": SPEC,
                                   "converter": "tests.support.totask_plugins:Empty"},
                           output_root=str(tmp_path / "action")).start()
-    assert action["status"] == "SUCCEEDED" and "success=0, failed=3" in action["message"], action
-    assert all(EMPTY_RESULT in f["error"] for f in action["failures"])
+    # nothing was labeled: the run does not say success (issue 11), yet it counts each task as the SDK does
+    assert action["status"] == "FAILED" and "no line was labeled" in action["message"], action
+    assert (action["total_tasks"], action["success_count"], action["failed_count"]) == (3, 0, 3)
+    assert len(action["failures"]) == 3 and all(EMPTY_RESULT in f["error"] for f in action["failures"])
     assert synapse.requests_to("PUT") == []
 
 

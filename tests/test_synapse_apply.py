@@ -222,9 +222,9 @@ def test_unfinished_or_missing_jobs_are_refused(synapse, files, client, tmp_path
     running = make_job(tmp_path, export, name="running", status="RUNNING")
     with pytest.raises(JobError, match="RUNNING"):
         apply_job(str(running), client=client)
-    assert main(["apply", str(tmp_path / "nope")]) == 1
+    assert main(["apply", str(tmp_path / "nope")]) == 2  # as any missing input
     assert "not a job folder" in capsys.readouterr().err
-    assert main(["rollback", str(tmp_path / "nope")]) == 1
+    assert main(["rollback", str(tmp_path / "nope")]) == 2
     assert "not a job folder" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
 

@@ -402,7 +402,7 @@ def _execute(
         layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
         on_commit=save_metrics, guard=guard,
     )
-    recorder = Recorder(config, writer, counts)
+    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
     progress = Progress(
         total,
         done=_done(counts),
@@ -429,15 +429,22 @@ def _execute(
             raise  # another process owns the folder now: write nothing more, not even a final status
         except _HardStop:
             log.warning("stopped at once: lines in flight are redone on resume")
-        except TotaskError as exc:  # a user's mistake met at run time (a model that will not load, ...)
-            log.error("job %s failed: %s", config.job_name, exc)
-            error = str(exc)
+        except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
+            error = _one_line(exc)
+            log.error("job %s failed: %s", config.job_name, error)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             log.exception("job %s failed", config.job_name)
             error = f"{type(exc).__name__}: {exc}"
         finally:
             received["committing"] = 1
-            writer.flush()
+            try:
+                writer.flush()
+            except LeaseLost:
+                raise
+            except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
+                error = error or _one_line(exc)
+                counts.clear()
+                counts.update(summarize(layout)[1])
         if guard is not None:
             guard()
         _commit(state, counts, total, error, plan, run_record, started, received)
@@ -449,6 +456,13 @@ def _execute(
     return result
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as job.json and the log keep it: ``strerror`` and the file for an ``OSError``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
+
+
 def _commit(
     state: JobState, counts: dict[str, int], total: int, error: str | None, plan: RunPlan,
     run_record: dict[str, Any], started: float, received: dict[str, int],
@@ -458,6 +472,9 @@ def _commit(
     done = _done(counts)
     if error is not None:
         state.status = FAILED
+    elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
+        state.status = FAILED  # a job that labeled nothing did not succeed
+        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
     elif done >= total:
         state.status = COMPLETED
     elif plan.stop.is_set():
@@ -466,13 +483,18 @@ def _commit(
         state.status = FAILED
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
-    write_output(state.effective_input, layout, coverage, state.config.label_attribute)
-    if state.status == COMPLETED and not coverage.exact:
+    try:
+        write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        write_failures(layout)
+    except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
-        error = "the checkpoint does not cover the selection: " + coverage.problem()
-        log.error("job %s failed: %s", state.config.job_name, error)
+        error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
+    else:
+        if state.status == COMPLETED and not coverage.exact:
+            state.status = FAILED
+            error = "the checkpoint does not cover the selection: " + coverage.problem()
+            log.error("job %s failed: %s", state.config.job_name, error)
     state.error = error
-    write_failures(layout)
     state.metrics = _metrics(total, counts)
     state.ended = now_iso()
     run_record.update(

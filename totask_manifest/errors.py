@@ -43,6 +43,15 @@ class ManifestError(TotaskError):
         super().__init__(f"{prefix}: {message}{tag}" if prefix else f"{message}{tag}")
 
 
+class InvalidInputError(ManifestError):
+    """An input manifest with lines a job must not start on (exit code 1, as ``validate`` gives
+    for the same lines); the message lists them with line, key and rule."""
+
+
+class NotAJobError(StorageError):
+    """A folder given as a job that holds none (exit code 2, as for any missing input)."""
+
+
 class LabelAttributeError(UsageError):
     """A label attribute name that Ground Truth would refuse."""
 
@@ -65,3 +74,19 @@ class SynapseError(TotaskError):
 
 class FatalSynapseError(SynapseError):
     """An error after which no further task can succeed (revoked token, project gone, backend down)."""
+
+
+#: modules whose exceptions are storage back-end refusals (credentials, access, service errors)
+_BACKEND_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google.auth", "azure")
+
+
+def backend_error_message(exc: BaseException) -> str | None:
+    """One line for an exception raised by a storage back end (``NoCredentialsError: Unable to
+    locate credentials``), None for any other exception. The back ends' own exception classes
+    are not imported: they are recognised by the module they come from."""
+    for cls in type(exc).__mro__:
+        if cls.__module__.startswith(_BACKEND_MODULES):
+            text = " ".join(str(exc).split())
+            hint = " (set AWS credentials, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)" if "Credential" in cls.__name__ else ""
+            return f"{type(exc).__name__}: {text[:300]}{hint}" if text else f"{type(exc).__name__}{hint}"
+    return None

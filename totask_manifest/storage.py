@@ -7,6 +7,7 @@ then move it into place; a reader sees the old object or the new one, never half
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import uuid
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import StorageError
+from .errors import StorageError, backend_error_message
 
 
 def redact_url(url: str) -> str:
@@ -67,21 +68,38 @@ def join(base: str, *parts: str) -> str:
     return out
 
 
+@contextlib.contextmanager
+def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
+    """A storage back end's own exceptions (no credentials, access denied, ...) as one
+    ``StorageError`` naming the URL; everything else passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        message = backend_error_message(exc)
+        if message is None:
+            raise
+        raise StorageError(f"cannot {verb} {redact_url(url)}: {message}") from None
+
+
 def exists(url: str) -> bool:
     fs, path = url_to_fs(url)
-    return fs.exists(path)
+    with backend_errors(url):
+        return fs.exists(path)
 
 
 @contextlib.contextmanager
 def open_read(url: str) -> Iterator[IO[bytes]]:
     fs, path = url_to_fs(url)
     try:
-        f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
+        with backend_errors(url):
+            f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise StorageError(f"no such file: {redact_url(url)}") from None
+    except IsADirectoryError:
+        raise StorageError(f"is a folder, not a file: {redact_url(url)}") from None
     except (OSError, PermissionError) as exc:
         raise StorageError(f"cannot read {redact_url(url)}: {exc.strerror or exc}") from None
-    with f:
+    with f, backend_errors(url):
         yield f
 
 
@@ -93,7 +111,8 @@ def read_bytes(url: str) -> bytes:
 def size(url: str) -> int:
     fs, path = url_to_fs(url)
     try:
-        return int(fs.size(path))
+        with backend_errors(url):
+            return int(fs.size(path))
     except FileNotFoundError:
         raise StorageError(f"no such file: {redact_url(url)}") from None
 
@@ -103,6 +122,9 @@ def _read_umask() -> int:
     os.umask(mask)
     return mask
 
+
+#: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 #: read once at import, while no other thread can be creating files
 _UMASK = _read_umask()
@@ -119,7 +141,8 @@ class AtomicWriter:
 
     def __enter__(self) -> IO[bytes]:
         try:
-            return self._open()
+            with backend_errors(self.url, "write"):
+                return self._open()
         except OSError as exc:
             raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
 
@@ -141,9 +164,15 @@ class AtomicWriter:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self._commit()
+            try:
+                with backend_errors(self.url, "write"):
+                    self._commit()
+            except OSError as exc:  # a full disk, a quota: nothing half-written stays behind
+                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
         else:
             self._abort()
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # a full disk while writing
+                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
 
     def _commit(self) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ManifestError, StorageError, TotaskError
+from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
 from ..fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
 from ..jobs.layout import JobLayout
@@ -200,7 +200,8 @@ def _stats_html(s: AttributeStats | None) -> str:
                       + "</div>")
     if s.confidence_count:
         edges = [f"{b / BINS:.1f}" for b in range(BINS)]
-        charts.append(f"<div><h3>Confidence (n={s.confidence_count:,}, mean {s.confidence_mean:.3f})</h3>"
+        unscored = f"; {s.unscored:,} unscored, not shown" if s.unscored else ""
+        charts.append(f"<div><h3>Confidence (n={s.confidence_count:,}, mean {s.confidence_mean:.3f}{unscored})</h3>"
                       + histogram(s.confidence_histogram, edges, title="confidence histogram") + "</div>")
     if s.boxes_per_image:
         items = sorted(s.boxes_per_image.items())[:30]
@@ -212,7 +213,7 @@ def _stats_html(s: AttributeStats | None) -> str:
                                                                          title="annotations per tool") + "</div>")
     if s.failures:
         rows = [(r, n) for r, n in list(s.failures.items())[:15]]
-        charts.append("<div><h3>Failures by reason</h3>" + hbar_chart(rows, title="failures by reason") + "</div>")
+        charts.append("<div><h3>Failures by rule</h3>" + hbar_chart(rows, title="failures by rule") + "</div>")
     out.append('<div class="charts">' + "".join(charts) + "</div>")
     return "".join(out)
 
@@ -223,14 +224,14 @@ def _failures_html(rows: list[dict]) -> str:
     shown = rows[:MAX_FAILURE_ROWS]
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(str(r.get(k) if r.get(k) is not None else ''))}</td>"
-                         for k in ("line", "task_id", "source"))
+                         for k in ("line", "task_id", "source", "rule"))
         + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
         for r in shown
     )
     more = f" (first {len(shown):,} of {len(rows):,})" if len(rows) > len(shown) else ""
     return (f'<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
             f' <span class="muted"><span id="failure-count">{len(shown)}</span> shown{more}</span>'
-            f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>reason</th></tr></thead>'
+            f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>rule</th><th>reason</th></tr></thead>'
             f"<tbody>{body}</tbody></table>")
 
 
@@ -255,7 +256,7 @@ def render_report(
     layout = JobLayout(job_url)
     job = _load_json(layout.job_json)
     if not job and not exists(layout.output_manifest):
-        raise StorageError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+        raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")

@@ -38,6 +38,7 @@ import orjson
 import polars as pl
 
 from .. import storage
+from ..annotators.failure_rules import rule_of
 from ..errors import UsageError
 from ..manifest.line import BOM
 from ..manifest.validate import iter_line_batches
@@ -45,6 +46,8 @@ from ..task_types import GT_PREFIX
 
 #: confidence histogram: ten bins of width 0.1, the last one closed ([0.9, 1.0])
 BINS = 10
+#: the confidence table's bin for boxes or labels that carry no confidence at all
+UNSCORED_BIN = -1
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
@@ -71,6 +74,7 @@ _SUFFIX = "-metadata"
 #: distinct top-level keys remembered per process (lines with ever-new keys must not grow memory)
 _KEY_CACHE = 4096
 _UNSEEN = object()
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 log = logging.getLogger("totask_manifest")
 
 
@@ -91,6 +95,7 @@ class AttributeStats:
     #: lines with a label value and no ``failure-reason``
     labeled: int = 0
     failed: int = 0
+    #: failed lines per rule (``failure-rule``, or the rule read from ``failure-reason``)
     failures: dict[str, int] = field(default_factory=dict)
     #: task type (without ``groundtruth/``) -> lines
     types: dict[str, int] = field(default_factory=dict)
@@ -103,6 +108,8 @@ class AttributeStats:
     confidence_histogram: list[int] = field(default_factory=lambda: [0] * BINS)
     confidence_count: int = 0
     confidence_mean: float | None = None
+    #: boxes or labels without any confidence: not in the histogram, not counted as 0.0
+    unscored: int = 0
     #: detection only: labeled lines per number of boxes, and all boxes
     boxes_per_image: dict[int, int] = field(default_factory=dict)
     boxes: int = 0
@@ -131,6 +138,17 @@ def _text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _class_id(value: Any) -> int | None:
+    """``value`` as a class id (an integer, or a string or float holding one), None when it is
+    not one or lies outside the 64-bit range the count tables hold (``validate`` reports such
+    values; counting them under a wrapped or clamped id would be a number nobody measured)."""
+    try:
+        class_id = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return class_id if _INT64_MIN <= class_id <= _INT64_MAX else None
+
+
 class _Columns:
     """Facts about one attribute over one batch of lines, as plain lists (cheap to append to).
 
@@ -141,7 +159,7 @@ class _Columns:
     """
 
     __slots__ = ("conf", "humans", "ids", "jobs", "named", "names", "per_image", "reasons", "states", "tools",
-                 "types")
+                 "types", "unscored")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -156,6 +174,8 @@ class _Columns:
         #: native documents: one tool name per annotation, one class name per named annotation
         self.tools: list[str] = []
         self.named: list[str] = []
+        #: boxes or chosen labels without a confidence (kept apart: a missing score is not 0.0)
+        self.unscored = 0
 
     def add_native(self, value: Any, fmt: str) -> None:
         """A document kept as it is: its annotations by tool and class name, boxes per document."""
@@ -170,6 +190,8 @@ class _Columns:
                 boxes += 1
             if shape.confidence is not None:
                 self.conf.append(shape.confidence)
+            elif shape.box is not None:
+                self.unscored += 1  # a box without a score is unscored, not 0.0
         self.per_image.append(boxes)
 
     def add(self, record: dict, attribute: str, meta: dict) -> None:
@@ -178,8 +200,11 @@ class _Columns:
             typ = _text(typ)
         self.types.append(typ)
         if "failure-reason" in meta:
-            reason = meta["failure-reason"]
-            self.reasons.append(reason if type(reason) is str else _text(reason))
+            rule = meta.get("failure-rule")
+            if type(rule) is not str or not rule:
+                reason = meta["failure-reason"]
+                rule = rule_of(reason if type(reason) is str else _text(reason))
+            self.reasons.append(rule)
             self.humans.append(None)
             self.jobs.append(None)
             self.states.append(_FAILED | _DECLARED)
@@ -211,7 +236,7 @@ class _Columns:
             if type(anns) is list:
                 ids = self.ids
                 for a in anns:
-                    if type(a) is dict and type(c := a.get("class_id")) is int:
+                    if type(a) is dict and type(c := a.get("class_id")) is int and _INT64_MIN <= c <= _INT64_MAX:
                         ids.append(c)
                         boxes += 1
             self.per_image.append(boxes)
@@ -221,6 +246,10 @@ class _Columns:
                 for o in objects:
                     if type(o) is dict and type(c := o.get("confidence")) in (float, int):
                         conf.append(c)
+                    else:
+                        self.unscored += 1
+            # boxes beyond the objects list have no confidence either
+            self.unscored += max((len(anns) if type(anns) is list else 0) - (len(objects) if type(objects) is list else 0), 0)
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 try:  # the common case inline: this runs on every detection line
@@ -228,9 +257,8 @@ class _Columns:
                 except TypeError:
                     self._names(class_map)
         elif family == _SINGLE:
-            try:
-                class_id = int(value)
-            except (TypeError, ValueError):
+            class_id = _class_id(value)
+            if class_id is None:
                 return
             self.ids.append(class_id)
             name = meta.get("class-name")
@@ -239,16 +267,19 @@ class _Columns:
             conf = meta.get("confidence")
             if type(conf) in (float, int):
                 self.conf.append(conf)
+            else:
+                self.unscored += 1
         elif type(value) is list:  # multi-label
-            ids = [v for v in value if type(v) is int]
+            ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
             self.ids += ids
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 self._names(class_map)
             conf_map = meta.get("confidence-map")
-            if type(conf_map) is dict:
-                # only the chosen classes: a confidence-map may hold others too
-                self.conf += [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)]
+            # only the chosen classes: a confidence-map may hold others too
+            scored = [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)] if type(conf_map) is dict else []
+            self.conf += scored
+            self.unscored += len(ids) - len(scored)
 
     def _names(self, class_map: dict) -> None:
         try:
@@ -294,10 +325,9 @@ def _names_frame(attr: str, pairs: set[tuple[Any, Any]]) -> pl.LazyFrame:
     """The ``(class id, name)`` pairs; ids that are not integers are left out."""
     rows: dict[tuple[int, str], None] = {}
     for key, name in pairs:
-        try:
-            rows[int(key), name if type(name) is str else str(name)] = None
-        except (TypeError, ValueError):
-            continue
+        class_id = _class_id(key)
+        if class_id is not None:
+            rows[class_id, name if type(name) is str else str(name)] = None
     return pl.LazyFrame({"attr": [attr] * len(rows), "class_id": [k for k, _ in rows],
                          "name": [v for _, v in rows]}, schema=_SCHEMAS["names"])
 
@@ -322,6 +352,9 @@ def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]
                 .select(a.alias("attr"), (v * BINS).floor().clip(0, BINS - 1).cast(pl.Int64).alias("bin"),
                         one.alias("n"), v.alias("sum"))
             )
+        if c.unscored:  # bin -1: boxes or labels without a confidence
+            out["conf"].append(pl.LazyFrame({"attr": [attr], "bin": [UNSCORED_BIN], "n": [c.unscored], "sum": [0.0]},
+                                            schema=_SCHEMAS["conf"]))
         if c.per_image:
             out["per_image"].append(pl.LazyFrame({"boxes": c.per_image}, schema={"boxes": pl.Int64})
                                     .select(a.alias("attr"), "boxes", one.alias("n")))
@@ -519,6 +552,9 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
     conf = mine["conf"].group_by("bin").agg(n.sum(), pl.col("sum").sum()).collect()
     total = 0.0
     for b, k, subtotal in conf.iter_rows():
+        if b == UNSCORED_BIN:
+            s.unscored = int(k)
+            continue
         s.confidence_histogram[b] += int(k)
         s.confidence_count += int(k)
         total += float(subtotal)
@@ -586,8 +622,8 @@ def format_text(stats: ManifestStats) -> str:
         if a.job_names:
             out.append("  jobs: " + ", ".join(f"{k} ({n:,})" for k, n in a.job_names.items()))
         if a.failures:
-            out.append("  failures by reason:")
-            out += [f"    {n:>9,}  {reason}" for reason, n in a.failures.items()]
+            out.append("  failures by rule:")
+            out += [f"    {n:>9,}  {rule}" for rule, n in a.failures.items()]
         if a.classes:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
@@ -605,4 +641,6 @@ def format_text(stats: ManifestStats) -> str:
             for b, n in enumerate(a.confidence_histogram):
                 hi = "]" if b == BINS - 1 else ")"
                 out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
+        if a.unscored:
+            out.append(f"  without a confidence (unscored, not in the histogram): {a.unscored:,}")
     return "\n".join(out) + "\n"

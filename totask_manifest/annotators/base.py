@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import UsageError
+from .failure_rules import checked_rule, rule_of
 
 
 @dataclass(slots=True)
@@ -53,9 +54,15 @@ class Labeled:
 
 @dataclass(slots=True)
 class Failed:
-    """The line could not be labeled; it gets ``failure-reason`` so a chained job retries it."""
+    """The line could not be labeled; it gets ``failure-reason`` so a chained job retries it,
+    and ``failure-rule``, the stable id failures are grouped by (``failure_rules``). ``rule``
+    may be left out: it is then read from the reason (``failure_rules.rule_of``)."""
 
     reason: str
+    rule: str = ""
+
+    def __post_init__(self) -> None:
+        self.rule = checked_rule(self.rule) if self.rule else rule_of(self.reason)
 
 
 @dataclass(slots=True)

@@ -313,6 +313,9 @@ class FileAnnotator(Annotator):
             if self.plugin is not None:
                 return await self._with_plugin(item)
             url, body = await self._fetch_label_file(item)
+            if not body.removeprefix(_BOM).strip() and self.input_format != "yolo":
+                # only a declared YOLO file may be empty (an image without boxes); else it is a lost file
+                return Failed(f"empty annotation file: {redact_url(url)} has no content", rule="empty-annotation-file")
             doc, fmt = self._decode(body, url)
             kept = self._kept_format(fmt)
             if kept is not None:

@@ -64,7 +64,6 @@ _NO_NAMES = (
 #: batches loaded ahead of the model (fetch + decode overlap the forward pass)
 PREFETCH_BATCHES = 3
 #: a model that labeled no image in this run and failed on this many stops the job (it is broken)
-BROKEN_MODEL_IMAGES = 8
 #: remote endpoint requests in flight
 HTTP_IN_FLIGHT = 4
 #: flags that override one parameter each (option key -> parameter path)
@@ -148,8 +147,6 @@ class InferenceAnnotator(Annotator):
         self.params = effective_params(options, self.task_type)
         self.kind = MODEL_KINDS[self.task_type]
         self.batch_size = self.params["model_config"]["batch_size"]
-        self._model_worked = False  # the model labeled at least one image in this run
-        self._unproven_failures = 0  # images the model failed on before it ever worked
         threshold = self.params["confidence_threshold"]
         self.confidence_threshold = default_confidence_threshold(self.task_type) if threshold is None else threshold
         self.review_below: float | None = options.get("review_below")
@@ -477,9 +474,8 @@ class InferenceAnnotator(Annotator):
     def _predict(self, images: list[_Image], items: list[Item]) -> list[Any]:
         """Raw predictions; a model error on one image becomes that image's prediction (its line
         fails with the error as reason) and a failed batch runs its images one by one, so a bad
-        image fails alone whatever the batch size. A model that has labeled nothing in this run and
-        fails on each of its first ``BROKEN_MODEL_IMAGES`` images is broken, not the data: one
-        ``JobError`` stops the job instead of a failure per line."""
+        image fails alone whatever the batch size. A model that fails on every image is stopped by
+        the job (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule)."""
         import numpy as np
         import torch
 
@@ -497,7 +493,6 @@ class InferenceAnnotator(Annotator):
                 return [self._model_error(exc)]
             first = exc
         else:
-            self._model_worked = True
             return preds
         log.warning("model failed on a batch of %d (%s); running its images one by one",
                     len(images), scrub(str(first), 160))
@@ -510,21 +505,13 @@ class InferenceAnnotator(Annotator):
             except Exception as exc:
                 out.append(self._model_error(exc))
             else:
-                self._model_worked = True
                 out.append(pred)
         return out
 
     def _model_error(self, exc: Exception) -> JobError:
-        """The failure of one image in the model, or the job's end when the model looks broken."""
-        detail = f"{type(exc).__name__}: {scrub(str(exc), 160)}"
-        if not self._model_worked:
-            self._unproven_failures += 1
-            if self._unproven_failures >= BROKEN_MODEL_IMAGES:
-                raise JobError(
-                    f"model: failed on each of the first {self._unproven_failures} images and labeled "
-                    f"none; the model (or its options) looks broken: {detail}"
-                ) from exc
-        return JobError(f"model: {detail}")
+        """The failure of one image in the model (rule ``model-error``). A model failing on every
+        image stops the job through the recorder's ``SystematicFailure``, as for any method."""
+        return JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}")
 
     def _batches_remote(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Outcome]]]:
         """An endpoint fetches its own images: send URLs, a few requests in flight."""
@@ -636,15 +623,17 @@ class InferenceAnnotator(Annotator):
         self._writes.append((item, self._pool.submit(_write_mask, url, seg, pp)))
         return _DEFERRED
 
-    def _routed(self, confidence: float) -> Routed | None:
-        if self.review_below is None or confidence >= self.review_below:
+    def _routed(self, confidence: float | None) -> Routed | None:
+        """Routed for review below ``--review-below``; an unscored label (None) is never routed:
+        a missing score is not a low one."""
+        if self.review_below is None or confidence is None or confidence >= self.review_below:
             return None
         return Routed(
             f"confidence {confidence:.3f} is below --review-below {self.review_below:g}",
             {"review-status": "routed", "confidence": round(confidence, 4), "review-threshold": self.review_below},
         )
 
-    def _route_or_label(self, value: Any, metadata: dict, confidence: float) -> Outcome:
+    def _route_or_label(self, value: Any, metadata: dict, confidence: float | None) -> Outcome:
         return self._routed(confidence) or Labeled(value, metadata)
 
     def _finished_writes(self, *, block: bool) -> Iterator[tuple[Item, Outcome]]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
-from ..errors import TotaskError
+from ..errors import TotaskError, backend_error_message
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -70,18 +71,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # ``validate ... | head -1``: the reader has all it wanted
+        return _stdout_gone()
     except TotaskError as exc:
         print(f"totask-manifest {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
-        print(f"totask-manifest {args.command}: error: {exc.strerror or exc}", file=sys.stderr)
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"totask-manifest {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except Exception as exc:  # a storage back end's refusal met outside storage (no credentials, ...)
+        message = backend_error_message(exc)
+        if message is None:
+            raise
+        print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+#: exit code after the reader of stdout went away: a process killed by SIGPIPE, as shells report it
+EXIT_BROKEN_PIPE = 128 + 13
+
+
+def _stdout_gone() -> int:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again and print
+    "Exception ignored ... BrokenPipeError"; the exit code is the one SIGPIPE gives."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

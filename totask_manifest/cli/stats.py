@@ -37,4 +37,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")
     else:
         sys.stdout.write(format_text(stats))
-    return 0
+    # lines that are not JSON objects (a truncated file, say) are invalid data: exit 1, as validate
+    return 1 if stats.invalid_lines else 0

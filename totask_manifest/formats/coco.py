@@ -137,7 +137,7 @@ def gt_to_coco_image(
             "bbox": [ann["left"], ann["top"], w, h],
             "area": w * h,
             "iscrowd": 0,
-            "score": obj.get("confidence", 0.0),
+            **({"score": obj["confidence"]} if obj.get("confidence") is not None else {}),  # unscored: no score
         })
     cats = sorted({int(k): v for k, v in labeled.metadata["class-map"].items()}.items())
     return {

@@ -66,7 +66,8 @@ def _looks_like_yolo(text: str) -> bool:
 def detect_input_format(doc_or_text: Any) -> str:
     """Name the format of a label document (parsed JSON, JSON text or YOLO text).
 
-    An empty text is taken as YOLO (an image without boxes); anything unrecognised raises
+    An empty text is refused: it may be a YOLO file of an image without boxes, or a file that
+    lost its content, and only a declared format tells which. Anything unrecognised raises
     ``FormatError`` listing the formats tried.
     """
     doc = doc_or_text
@@ -77,6 +78,8 @@ def detect_input_format(doc_or_text: Any) -> str:
             raise FormatError("document is neither JSON nor YOLO text (not UTF-8)", fmt="detect") from None
     if isinstance(doc, str):
         stripped = doc.strip()
+        if not stripped:
+            raise FormatError("empty annotation file: declare the format (YOLO) if it means no objects", fmt="detect")
         if stripped.startswith(("{", "[")):
             doc = _parse_json(stripped)
         elif _looks_like_yolo(doc):

@@ -80,8 +80,8 @@ def from_groundtruth(
     """Read a Ground Truth label (any of the three shapes) of ``task_type``.
 
     Metadata that declares another task type is refused. Bounding boxes and classifications are
-    checked and completed (``class-map`` from ``class_names`` when missing, confidence 0.0 when
-    absent); other task types pass through with only the job-level fields removed.
+    checked and completed (``class-map`` from ``class_names`` when missing; a missing confidence
+    stays missing: it is not a score of 0.0); other task types pass through with only the job-level fields removed.
     """
     name = task_type_name(task_type)
     value, meta = _split(doc, task_type, label_attribute)
@@ -113,8 +113,8 @@ def from_groundtruth(
         if class_name is None:
             class_name = classes.name_for(cid, key="class-name")
         conf = meta.get("confidence")
-        conf = 0.0 if conf is None else confidence_value(conf, fmt=FMT, key="confidence")
-        return Labeled(value, {**extra, "class-name": class_name, "confidence": conf})
+        scored = {} if conf is None else {"confidence": confidence_value(conf, fmt=FMT, key="confidence")}
+        return Labeled(value, {**extra, "class-name": class_name, **scored})
     if name == MULTILABEL:
         if not isinstance(value, list):
             raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
@@ -123,9 +123,7 @@ def from_groundtruth(
         for cid in ids:
             if str(cid) not in class_map:
                 class_map[str(cid)] = classes.name_for(cid, key="class-map")
-        conf_map = dict(meta.get("confidence-map") or {})
-        for cid in ids:
-            conf_map.setdefault(str(cid), 0.0)
+        conf_map = dict(meta.get("confidence-map") or {})  # a class without a score stays without one
         return Labeled(value, {**extra, "class-map": class_map, "confidence-map": conf_map})
     if value is None:
         raise FormatError("document holds no label value", fmt=FMT, key="label")

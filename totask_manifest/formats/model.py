@@ -200,8 +200,9 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
     """The bounding-box label and its type-specific metadata.
 
     ``class-map`` lists the classes present on the image (as current Ground Truth jobs write it;
-    an image without boxes gets ``{}``); a box without a confidence gets 0.0, Ground Truth's own
-    value when no consolidation score exists.
+    an image without boxes gets ``{}``); a box without a confidence gets an ``objects`` entry
+    without one (``{}``): a missing score is not a score of 0.0 (``stats`` counts it as unscored,
+    ``--review-below`` never routes it).
     """
     width, height, depth = image_size
     class_map: dict[str, str] = {}
@@ -215,14 +216,15 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
         ],
     }
     metadata = {
-        "objects": [{"confidence": 0.0 if b.confidence is None else b.confidence} for b in boxes],
+        "objects": [{} if b.confidence is None else {"confidence": b.confidence} for b in boxes],
         "class-map": class_map,
     }
     return Labeled(value, metadata)
 
 
 def gt_classification(class_id: int, class_name: str, confidence: float | None) -> Labeled:
-    return Labeled(class_id, {"class-name": class_name, "confidence": 0.0 if confidence is None else confidence})
+    return Labeled(class_id, {"class-name": class_name} if confidence is None
+                   else {"class-name": class_name, "confidence": confidence})
 
 
 def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
@@ -234,7 +236,8 @@ def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
             continue
         ids.append(cid)
         class_map[str(cid)] = name
-        confidence_map[str(cid)] = 0.0 if conf is None else conf
+        if conf is not None:  # a class without a score has no entry (not 0.0)
+            confidence_map[str(cid)] = conf
     return Labeled(ids, {"class-map": class_map, "confidence-map": confidence_map})
 
 

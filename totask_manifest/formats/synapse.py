@@ -251,19 +251,20 @@ def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None
         obj: dict[str, Any] = {"id": f"obj_{len(objects) + 1:03d}", "class_id": cid, "type": kind}
         if coordinates is not None:
             obj["coordinates"] = coordinates
-        obj["properties"] = {"confidence": conf, "label": cname}
+        # a label without a score stays without one (not 0.0)
+        obj["properties"] = {"label": cname} if conf is None else {"confidence": conf, "label": cname}
         objects.append(obj)
 
     if name == DETECTION:
         for ann, obj in zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True):
             cid = class_id_value(ann["class_id"], fmt=OBJECTS, key="class_id")
             coordinates = {"x": ann["left"], "y": ann["top"], "width": ann["width"], "height": ann["height"]}
-            add("bbox", cid, labeled.metadata["class-map"][str(cid)], obj.get("confidence", 0.0), coordinates)
+            add("bbox", cid, labeled.metadata["class-map"][str(cid)], obj.get("confidence"), coordinates)
     elif name == CLASSIFICATION:
         add("classification", class_id_value(labeled.value, fmt=OBJECTS, key="label"),
-            labeled.metadata["class-name"], labeled.metadata["confidence"], None)
+            labeled.metadata["class-name"], labeled.metadata.get("confidence"), None)
     else:
         for cid in labeled.value:
             add("classification", cid, labeled.metadata["class-map"][str(cid)],
-                labeled.metadata["confidence-map"].get(str(cid), 0.0), None)
+                labeled.metadata.get("confidence-map", {}).get(str(cid)), None)
     return {"objects": objects}

@@ -94,8 +94,8 @@ def gt_to_yolo(value: Any, metadata: Mapping[str, Any] | None = None, *, confide
         left, top, w, h = ann["left"], ann["top"], ann["width"], ann["height"]
         fields = [str(int(ann["class_id"])), *(repr(float(v)) for v in (
             (left + w / 2) / width, (top + h / 2) / height, w / width, h / height))]
-        if confidence:
-            fields.append(repr(float(obj.get("confidence", 0.0))))
+        if confidence and obj.get("confidence") is not None:  # an unscored box has no 6th column
+            fields.append(repr(float(obj["confidence"])))
         rows.append(" ".join(fields))
     return "".join(r + "\n" for r in rows)
 

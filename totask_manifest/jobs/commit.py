@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..annotators.failure_rules import rule_of
 from ..errors import JobError
 from ..manifest.io import read_lines
 from ..storage import AtomicWriter
@@ -95,13 +96,15 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
 
 
 def write_failures(layout: JobLayout) -> int:
-    """``failures.jsonl``: one line per failed line (line number, source, task id, reason)."""
+    """``failures.jsonl``: one line per failed line (line number, source, task id, rule, reason);
+    a record from before rules were recorded gets the rule its reason says."""
     n = 0
     with AtomicWriter(layout.failures) as out:
         for rec in iter_records(layout):
             if rec["s"] != "failed":
                 continue
-            entry = {"line": rec["n"], "source": rec.get("source"), "reason": rec.get("reason")}
+            entry = {"line": rec["n"], "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
+                     "reason": rec.get("reason")}
             if "task_id" in rec:
                 entry["task_id"] = rec["task_id"]
             out.write(orjson.dumps(entry) + b"\n")

@@ -1,8 +1,8 @@
 """Reading a job's input once before it starts: identity, size, selection, and problems.
 
 The checksum lets ``resume`` refuse an input that changed under a job; counting the selected
-lines gives the progress total; and a line that is not a JSON object with ``source-ref`` or
-``source`` stops the job before any work, naming the line and the rule.
+lines gives the progress total; and a line ``validate`` refuses at line level stops the job
+before any work, naming the line, the key and the rule.
 """
 
 from __future__ import annotations
@@ -11,12 +11,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
-from ..errors import ManifestError, UsageError
+from ..errors import InvalidInputError
 from ..manifest.io import iter_lines_from, read_lines, write_lines
-from ..manifest.line import Line, scan_top_level
-from ..manifest.naming import metadata_key, rule_message
+from ..manifest.line import Line
 from ..storage import open_read, redact_url
 from .selection import needs_label
 
@@ -32,45 +29,27 @@ class InputScan:
     problem_count: int = 0
 
 
-def _duplicated(line: Line, keys: tuple[str, ...]) -> str | None:
-    """The first of ``keys`` that appears more than once at the top level of ``line``.
-
-    A job edits the last copy of a key (as JSON parsers read it); an earlier copy would survive
-    beside the new value, so such lines are refused. The text search is a cheap pre-filter.
-    """
-    if not any(line.body.count(orjson.dumps(k)) > 1 or b"\\u" in line.body for k in keys):
-        return None
-    seen: set[str] = set()
-    for span in scan_top_level(line.body):
-        if span.key in keys and span.key in seen:
-            return span.key
-        seen.add(span.key)
-    return None
-
-
 def scan_input(url: str, attribute: str) -> InputScan:
+    """Read the input once: checksum, line count, lines to label, and every line ``validate``
+    would refuse at line level (UTF-8, JSON object, one source key, line and value length,
+    ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
+    line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
+    from ..manifest.validate import input_line_problems  # on use: the CLI starts without it
+
     scan = InputScan()
     digest = hashlib.sha256()
-    own_keys = (attribute, metadata_key(attribute))
     with open_read(url) as f:
         for line in iter_lines_from(_Tee(f, digest)):
             scan.lines += 1
             if line.is_blank:
                 continue
-            try:
-                record = line.record()
-            except ManifestError as exc:
-                _problem(scan, str(exc))
+            problems = input_line_problems(line)
+            if problems:
+                for p in problems:
+                    key = f", key {p.key!r}" if p.key else ""
+                    _problem(scan, f"line {p.line}{key}: {p.message} [{p.rule}]")
                 continue
-            if ("source-ref" in record) == ("source" in record):
-                detail = "it holds both" if "source" in record else "it holds neither"
-                _problem(scan, f"line {line.number}: {rule_message('line-source', detail=detail)} [line-source]")
-                continue
-            twice = _duplicated(line, own_keys)
-            if twice is not None:
-                _problem(scan, f"line {line.number}, key {twice!r}: {rule_message('duplicate-key')} [duplicate-key]")
-                continue
-            if needs_label(record, attribute):
+            if needs_label(line.record(), attribute):
                 scan.selected += 1
     scan.sha256 = digest.hexdigest()
     return scan
@@ -102,7 +81,7 @@ def raise_for_problems(url: str, scan: InputScan) -> None:
     if scan.problem_count:
         more = scan.problem_count - len(scan.problems)
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
-        raise UsageError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+        raise InvalidInputError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
 
 
 def _identity(record: dict) -> str | None:

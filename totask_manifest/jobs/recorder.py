@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
+from ..annotators.failure_rules import SystematicFailure
 from ..manifest.line import DELETE, Line
-from ..manifest.naming import metadata_key
+from ..manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
 from ..task_types import common_metadata, get_task_type, task_type_of_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
@@ -32,7 +33,10 @@ def _check_label() -> Callable[[str, Any, dict], list] | None:
 class Recorder:
     """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
 
-    def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int]) -> None:
+    def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
+                 selected: int = 0) -> None:
+        """``selected``: lines this run is to finish; the first of them are watched for a
+        failure that points at the configuration (``SystematicFailure``)."""
         self.config = config
         self.writer = writer
         self.counts = counts
@@ -41,11 +45,14 @@ class Recorder:
         self.task_type = get_task_type(config.task_type)
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
+        self.systematic = SystematicFailure(selected)
 
     def _common(self) -> dict[str, Any]:
         return common_metadata(self.task_type, self.config.job_name)
 
-    def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], str | None]:
+    def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], Outcome]:
+        """The status, the keys to set on the line, and the outcome finally recorded (a label
+        that breaks its schema is recorded as a failure)."""
         drop_null = DELETE if self.attr in item.record else None
         if isinstance(outcome, Labeled):
             # an annotator may declare the label's own type: a document kept as it is (Ground
@@ -58,8 +65,8 @@ class Recorder:
                 if problems:
                     p = problems[0]
                     reason = f"schema: {p.rule} at {p.key or '/'}: {p.message}"
-                    return self.updates_for(item, Failed(reason))
-            return "labeled", {self.attr: outcome.value, self.meta_key: metadata}, None
+                    return self.updates_for(item, Failed(reason, rule="schema-invalid"))
+            return "labeled", {self.attr: outcome.value, self.meta_key: metadata}, outcome
         if isinstance(outcome, Routed):
             metadata = {**outcome.metadata}
             metadata.setdefault("review-status", "routed")
@@ -68,19 +75,32 @@ class Recorder:
             updates: dict[str, Any] = {self.meta_key: metadata}
             if drop_null is not None and item.record.get(self.attr) is None:
                 updates[self.attr] = drop_null
-            return "routed", updates, outcome.reason
-        reason = outcome.reason
+            return "routed", updates, outcome
         common = self._common()
-        metadata = {"failure-reason": reason, "type": common["type"], "job-name": common["job-name"],
-                    "creation-date": common["creation-date"]}
+        metadata = {"failure-reason": outcome.reason, "failure-rule": outcome.rule, "type": common["type"],
+                    "job-name": common["job-name"], "creation-date": common["creation-date"]}
         updates = {self.meta_key: metadata}
         if drop_null is not None and item.record.get(self.attr) is None:
             updates[self.attr] = drop_null
-        return "failed", updates, reason
+        return "failed", updates, outcome
 
     def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
-        status, updates, reason = self.updates_for(item, outcome)
+        status, updates, outcome = self.updates_for(item, outcome)
         new = line.with_values(updates)
+        if status != "failed" and len(new.body) > MAX_ATTRIBUTE_CHARS:
+            # a line validate would refuse (a label over 20,000 characters, a line over 100,000)
+            # is not written: the line fails with the rule it would break
+            from ..manifest.validate import input_line_problems  # rare: imported on use
+
+            problems = input_line_problems(new)
+            if problems:
+                p = problems[0]
+                where = f" at {p.key}" if p.key else ""
+                failed = Failed(f"output line: {p.message}{where}", rule=p.rule)
+                status, updates, outcome = self.updates_for(item, failed)
+                new = line.with_values(updates)
+        reason = outcome.reason if isinstance(outcome, Failed | Routed) else None
+        rule = outcome.rule if isinstance(outcome, Failed) else None
         record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
         dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0
         if dropped:
@@ -88,6 +108,8 @@ class Recorder:
             self.counts["dropped"] = self.counts.get("dropped", 0) + 1
         if reason is not None:
             record["reason"] = reason
+            if rule is not None:
+                record["rule"] = rule
             src = item.record.get("source-ref", item.record.get("source"))
             if isinstance(src, str):
                 record["source"] = src[:500]
@@ -99,6 +121,7 @@ class Recorder:
         self.counts[status] += 1
         for listener in self.listeners:
             listener(status)
+        self.systematic.observe(status, rule, reason)  # raises JobError when the configuration is wrong
         return status
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import JobError, StorageError
-from ..storage import read_bytes, write_bytes_atomic
+from ..errors import JobError, NotAJobError, StorageError
+from ..storage import exists, read_bytes, write_bytes_atomic
 from .config import JobConfig
 from .layout import JobLayout
 
@@ -112,7 +112,9 @@ def load_state(job_url: str) -> JobState:
     try:
         data = orjson.loads(read_bytes(url))
     except StorageError:
-        raise JobError(f"{job_url} is not a job folder: {url} not found") from None
+        if exists(url):
+            raise  # there, but unreadable: the storage error says why
+        raise NotAJobError(f"{job_url} is not a job folder: {url} not found") from None
     except orjson.JSONDecodeError as exc:
         raise JobError(f"{url} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "config" not in data:

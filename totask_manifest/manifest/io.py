@@ -30,12 +30,20 @@ def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> I
             start += len(f.readline())
     line_start = start  # offset of the first byte of ``pending``
     pending = b""
+    long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
     while True:
         if end is not None and line_start >= end:
             return
         chunk = f.read(CHUNK)
         if not chunk:
             break
+        if b"\n" not in chunk:  # joined once, not once per chunk (a 40 MB line costs 40 MB, not 800)
+            long_line.append(pending)
+            pending = chunk
+            continue
+        if long_line:
+            pending = b"".join([*long_line, pending])
+            long_line = []
         parts = (pending + chunk).split(b"\n")
         pending = parts.pop()
         for part in parts:
@@ -43,6 +51,8 @@ def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> I
                 return
             yield part + b"\n"
             line_start += len(part) + 1
+    if long_line:
+        pending = b"".join([*long_line, pending])
     if pending and (end is None or line_start < end):
         yield pending
 

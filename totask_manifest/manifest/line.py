@@ -23,7 +23,7 @@ DELETE: Any = object()
 
 # A JSON string token (escapes included) or a structural character; everything else
 # (numbers, true/false/null, whitespace) sits between tokens and is never looked at.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]')
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:,]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +137,58 @@ def scan_top_level(body: bytes) -> list[KeySpan]:
             else:
                 depth -= 1
     return spans
+
+
+def duplicate_key_paths(body: bytes) -> list[tuple[str | int, ...]]:
+    """The path of every key that repeats a key of the same object, at any depth, in file order;
+    ``body`` must already be valid JSON. A JSON parser keeps the last copy, so a line holding
+    ``source-ref`` twice would be read from its second copy, silently."""
+    found: list[tuple[str | int, ...]] = []
+    # one frame per open container: [seen keys (None for an array), path, current key or index]
+    stack: list[list] = []
+    expecting_key = False
+    for m in _TOKEN.finditer(body):
+        tok = m.group()
+        c = tok[:1]
+        if c == b'"':
+            if expecting_key:
+                frame = stack[-1]
+                key = orjson.loads(tok)
+                if key in frame[0]:
+                    found.append((*frame[1], key))
+                frame[0].add(key)
+                frame[2] = key
+                expecting_key = False
+            continue
+        if c in b"{[":
+            path = (*stack[-1][1], stack[-1][2]) if stack else ()
+            if c == b"{":
+                stack.append([set(), path, None])
+                expecting_key = True
+            else:
+                stack.append([None, path, 0])
+        elif c == b",":
+            frame = stack[-1]
+            if frame[0] is None:
+                frame[2] += 1
+            else:
+                expecting_key = True
+        elif c in b"}]":
+            stack.pop()
+            expecting_key = False
+    return found
+
+
+def may_repeat_a_key(body: bytes, record: Any) -> bool:
+    """A cheap test that is true for every line with a repeated key (and for a few without).
+
+    Parsing keeps one copy of a repeated key, so writing the record back out holds fewer colons
+    than the line: each key brings one, a string's colons survive as they were, and the writer
+    adds none. Only a colon the line spells as an escape (``\\u003a``) could hide a repeat, so
+    such a line always takes the exact test.
+    """
+    return (b"\\u003a" in body or b"\\u003A" in body
+            or body.count(b":") != orjson.dumps(record).count(b":"))
 
 
 def _span(body: bytes, key: str, key_start: int, value_start: int, value_end: int) -> KeySpan:

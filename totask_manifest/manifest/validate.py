@@ -38,7 +38,7 @@ from .. import storage
 from ..errors import ManifestError, UsageError
 from ..task_types import TASK_TYPES, TaskType, get_task_type, task_type_of_metadata
 from . import semantics
-from .line import BOM, Line, scan_top_level
+from .line import BOM, Line, duplicate_key_paths, may_repeat_a_key, scan_top_level
 from .naming import (
     MAX_ATTRIBUTE_CHARS,
     MAX_LINE_CHARS,
@@ -214,6 +214,48 @@ def _check_failure(sink: Any, line: int | None, metadata: dict, meta_key: str, s
 
 
 # --------------------------------------------------------------------------------------------
+# one input line: the rules a job enforces before it starts, and ``validate`` on every line
+
+
+def input_rules(sink: Any, number: int | None, body: bytes, record: dict) -> None:
+    """The exact input rules of one parsed line (source keys, line and value length, ``$`` keys,
+    repeated keys at any depth), each problem handed to ``sink.add``. Exact means slower: the
+    callers run it on lines that fail a cheap test (``needs_input_rules``)."""
+    size = len(body)
+    text = body.rstrip(b"\r\n")
+    for path in duplicate_key_paths(text):
+        sink.add(number, format_path(path), "duplicate-key", rule_message("duplicate-key"))
+    value_chars: dict[str, int] = {}
+    if size > MAX_ATTRIBUTE_CHARS:
+        for span in scan_top_level(text):
+            value_chars[span.key] = len(text[span.value_start : span.value_end].decode("utf-8", "replace"))
+    line_chars = len(text.decode("utf-8", "replace")) if size > MAX_LINE_CHARS else size
+    for key, violation in input_line_violations(record, line_chars, value_chars):
+        sink.add(number, key, violation.rule, violation.message)
+
+
+def needs_input_rules(body: bytes, record: dict) -> bool:
+    """False only for a line that certainly passes ``input_rules``: one source key, short
+    enough, no ``$`` key, no repeated key."""
+    return (("source-ref" in record) is ("source" in record) or len(body) > MAX_ATTRIBUTE_CHARS
+            or any(type(k) is not str or k.startswith("$") for k in record) or may_repeat_a_key(body, record))
+
+
+def input_line_problems(line: Line) -> list[Problem]:
+    """Every line-level rule ``validate`` applies to an input line (UTF-8, one JSON object, the
+    input rules), as problems; empty for a good line. What a job checks before it starts."""
+    try:
+        record = line.record()
+    except ManifestError as exc:
+        return [Problem(line.number, "", exc.rule, exc.detail)]
+    if not needs_input_rules(line.body, record):
+        return []
+    sink = _ListSink()
+    input_rules(sink, line.number, line.body, record)
+    return sink.problems
+
+
+# --------------------------------------------------------------------------------------------
 # whole manifests
 
 
@@ -350,12 +392,22 @@ def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
             start += len(f.readline())
     offset = start  # file offset of the first byte of ``pending``
     pending = b""
+    long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
     while end is None or offset < end:
         data = f.read(chunk)
         if not data:
+            if long_line:
+                pending = b"".join([*long_line, pending])
             if pending:
                 yield [pending]
             return
+        if b"\n" not in data:  # no line ends in this chunk (a long line, or a last line without ``\n``)
+            long_line.append(pending)
+            pending = data
+            continue
+        if long_line:
+            pending = b"".join([*long_line, pending])
+            long_line = []
         lines = (pending + data).split(b"\n")
         pending = lines.pop()
         if end is not None and offset + sum(map(len, lines)) + len(lines) > end:
@@ -491,6 +543,8 @@ class _LineChecker:
         for encoded in plan.encoded:
             if joined.count(encoded) != n:  # some line holds a key's text twice
                 return False, records
+        if may_repeat_a_key(joined, records):  # a key repeated deeper inside some line
+            return False, records
         if not plan.is_valid(records):
             return False, records
         for label_of, metadata_of, predicate in plan.predicates:
@@ -577,7 +631,7 @@ class _LineChecker:
                     suspicious = True
                 if info.attribute is not None:
                     metadata_keys.append(info)
-            if suspicious:
+            if suspicious or may_repeat_a_key(body, record):
                 self._check_input_rules(number, body, record)
             if one_attribute:
                 attribute = self.label_attribute
@@ -620,22 +674,7 @@ class _LineChecker:
 
     # ---- input manifest rules (exact)
     def _check_input_rules(self, number: int, body: bytes, record: dict) -> None:
-        out = self.out
-        size = len(body)
-        text = body.rstrip(b"\r\n")
-        spans = scan_top_level(text)
-        seen: set[str] = set()
-        for span in spans:
-            if span.key in seen:
-                out.add(number, span.key, "duplicate-key", rule_message("duplicate-key"))
-            seen.add(span.key)
-        value_chars: dict[str, int] = {}
-        if size > MAX_ATTRIBUTE_CHARS:
-            for span in spans:
-                value_chars[span.key] = len(text[span.value_start : span.value_end].decode("utf-8", "replace"))
-        line_chars = len(text.decode("utf-8", "replace")) if size > MAX_LINE_CHARS else size
-        for key, violation in input_line_violations(record, line_chars, value_chars):
-            out.add(number, key, violation.rule, violation.message)
+        input_rules(self.out, number, body, record)
 
     # ---- label attributes
     def _found_attribute(self, number: int, record: dict, info: _KeyInfo, meta: dict, kind: str,

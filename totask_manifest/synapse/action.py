@@ -311,9 +311,7 @@ class ToTaskAction:
             self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
             job = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
         if job is not None and job.status != "COMPLETED":
-            error = api.load_job(job_url).get("error")
-            raise JobError(f"annotation job {job.status}" + (f": {error}" if error else "")
-                           + "; run the action again to resume it")
+            raise _annotation_failed(job_url, job.status)
         return self._apply(p, job_url, client, reporter)
 
     def _claim(self, job_url: str, host: str) -> None:
@@ -421,6 +419,35 @@ class ToTaskAction:
         reporter.progress("finalize", 1, 1)
         return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
                             self._totask)
+
+
+def _annotation_failed(job_url: str, status: str) -> JobError:
+    """The error for an annotation job that did not complete. When every task was tried (each
+    one failed: nothing was labeled), the result counts them as the SDK does, one failure per
+    task; otherwise running the action again resumes the job."""
+    from .. import api
+    from ..jobs.layout import JobLayout
+
+    state = api.load_job(job_url)
+    error = state.get("error")
+    metrics = state.get("metrics") or {}
+    text = f"annotation job {status}" + (f": {error}" if error else "")
+    if metrics.get("stand_by", 1):
+        return JobError(text + "; run the action again to resume it")
+    failures = []
+    url = JobLayout(job_url).failures
+    if exists(url):
+        for raw in read_bytes(url).splitlines():
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            failures.append({"task_id": record.get("task_id"), "error": record.get("reason")})
+    exc = JobError(text)
+    exc.metrics = {"total": metrics.get("total", 0), "success": metrics.get("success", 0),  # type: ignore[attr-defined]
+                   "failed": metrics.get("failed", 0), "stand_by": 0}
+    exc.failures = failures  # type: ignore[attr-defined]
+    return exc
 
 
 def _read_json(url: str) -> Any:

@@ -19,7 +19,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..errors import JobError, StorageError
+from ..errors import NotAJobError, StorageError
 from ..jobs.lease import hold
 from ..storage import exists, join
 from .client import (
@@ -81,7 +81,7 @@ def rollback_job(
     """Restore every task the job at ``job_url`` changed (see the module docstring)."""
     job_url = job_url.rstrip("/")
     if not (exists(join(job_url, "job.json")) or read_journal(job_url)):
-        raise JobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
+        raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)
     try:

@@ -1,0 +1,170 @@
+"""Every command, as a real subprocess, on what a user can get wrong: a missing input, a bad
+input, an I/O error (an ``s3://`` URL without credentials), a failed job. Each ends with the exit
+code the README gives (2 usage or I/O, 1 invalid data or a failed job) and an error that starts
+``totask-manifest <command>: error:`` on stderr, never a traceback. A full disk during a job (a
+real small tmpfs where one can be mounted, and a real file size limit everywhere) ends the job
+FAILED in job.json with the error; a closed stdout pipe ends quietly."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO, TOY, write_manifest
+
+GT = REPO.parent / "shared" / "gt-manifests"
+YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+S3 = "s3://totask-no-such-bucket-h5"
+JOB_OPTIONS = ["--label-attribute", "cls", "--task-type", "image-classification", "--method", TOY]
+
+
+def env() -> dict[str, str]:
+    """No storage or Synapse credentials from anywhere, and no instance metadata lookups."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SYNAPSE_"))}
+    out.update(PYTHONPATH=str(REPO), AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+               AWS_CONFIG_FILE="/nonexistent")
+    if "AWS_CA_BUNDLE" in os.environ:
+        out["AWS_CA_BUNDLE"] = os.environ["AWS_CA_BUNDLE"]
+    return out
+
+
+def cli(*args: str, cwd: Path, preexec=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          timeout=180, env=env(), cwd=cwd, preexec_fn=preexec)
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli-errors")
+    (root / "trunc.manifest").write_bytes(YOLO.read_bytes()[:5000])  # the last line is cut short
+    (root / "corrupt").mkdir()
+    (root / "corrupt" / "job.json").write_bytes(b'{"config": {"job_name"')
+    (root / "bad-params.json").write_bytes(b"{")
+    write_manifest(root / "in.manifest", 12)
+    r = cli("annotate", "in.manifest", "--job-name", "failed", *JOB_OPTIONS, "--toy-fail", "img", "--output", "jobs",
+            cwd=root)
+    assert r.returncode == 1, r.stderr  # every line failed: nothing labeled, the job is FAILED
+    return root
+
+
+JOB = ["--job-name", "next"]
+CASES = {
+    # command: {situation: (arguments, exit code)}
+    "validate": {"missing": (["nothere.manifest"], 2), "bad": (["trunc.manifest"], 1),
+                 "io": ([f"{S3}/x.manifest"], 2)},
+    "annotate": {"missing": (["nothere.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 2),
+                 "bad": (["trunc.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 1),
+                 "io": ([f"{S3}/in.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 2),
+                 "failed": (["in.manifest", "--job-name", "f2", *JOB_OPTIONS, "--toy-fail", "img", "--output",
+                             "jobs"], 1)},
+    "chain": {"missing": (["nowhere", *JOB], 2), "bad": (["corrupt", *JOB], 1), "io": ([f"{S3}/job", *JOB], 2),
+              "failed": (["jobs/failed", "--job-name", "f3", "--label-attribute", "cls"], 1)},
+    "clone": {"missing": (["nowhere", *JOB], 2), "bad": (["corrupt", *JOB], 1), "io": ([f"{S3}/job", *JOB], 2),
+              "failed": (["jobs/failed", "--job-name", "f4"], 1)},
+    "resume": {"missing": (["nowhere"], 2), "bad": (["corrupt"], 1), "io": ([f"{S3}/job"], 2),
+               "failed": (["jobs/failed"], 1)},
+    # status reports a FAILED job (exit 0: it could read it; the status is in its output)
+    "status": {"missing": (["nowhere"], 2), "bad": (["corrupt"], 1), "io": ([f"{S3}/job"], 2),
+               "failed": (["jobs/failed"], 0)},
+    "export": {"missing": (["--project", "1", "-o", "e.manifest"], 2),  # no Synapse credentials
+               "bad": (["--project", "1", "--filter", "nonsense", "-o", "e.manifest"], 2),
+               "io": (["--project", "1", "-o", f"{S3}/e.manifest"], 2)},
+    "apply": {"missing": (["nowhere"], 2), "bad": (["corrupt"], 1), "io": ([f"{S3}/job"], 2)},
+    "rollback": {"missing": (["nowhere"], 2), "io": ([f"{S3}/job"], 2)},
+    "run": {"missing": (["nothere.json"], 2), "bad": (["bad-params.json"], 2), "io": ([f"{S3}/p.json"], 2)},
+    "stats": {"missing": (["nothere.manifest"], 2), "bad": (["trunc.manifest"], 1),
+              "io": ([f"{S3}/x.manifest"], 2), "failed": (["jobs/failed/manifests/output/output.manifest"], 0)},
+    "report": {"missing": (["nowhere", "-o", "r.html"], 2), "io": ([f"{S3}/job", "-o", "r.html"], 2),
+               "failed": (["jobs/failed", "-o", "r.html", "--samples", "0"], 0)},
+    "convert": {"missing": (["nothere.manifest", "x.parquet", "--to", "parquet"], 2),
+                "bad": (["trunc.manifest", "x.json", "--to", "coco"], 1),
+                "io": ([f"{S3}/x.manifest", "x.parquet", "--to", "parquet"], 2)},
+}
+
+
+@pytest.mark.parametrize("command, situation", [(c, s) for c, cases in CASES.items() for s in cases],
+                         ids=lambda v: v)
+def test_every_command_exits_as_documented_without_a_traceback(place: Path, command: str, situation: str) -> None:
+    args, code = CASES[command][situation]
+    r = cli(command, *args, cwd=place)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == code, (r.returncode, r.stderr)
+    if situation == "failed":
+        assert "FAILED" in r.stdout or "FAILED" in r.stderr or code == 0
+        return
+    if command in ("validate", "stats") and situation == "bad":  # their report is the output
+        assert "line-json" in r.stdout or "not a JSON object: 1" in r.stdout, r.stdout
+        assert r.stderr == ""
+        return
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith(f"totask-manifest {command}: error: "), r.stderr
+    assert all(line.startswith("  ") for line in lines[1:]), r.stderr  # only a listing of bad lines follows
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "dups.manifest"
+    path.write_bytes(b"".join(b'{"source-ref":"s3://b/%d","a":1,"a":2}\n' % i for i in range(100_000)))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "validate", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert first.startswith(b"line 1: error:") and err == ""
+
+
+def _full_disk_job(root: Path, output: Path, preexec=None) -> tuple[subprocess.CompletedProcess, dict]:
+    write_manifest(root / "big.manifest", 3000)
+    r = cli("annotate", str(root / "big.manifest"), "--job-name", "full", *JOB_OPTIONS, "--toy-fail", "",
+            "--checkpoint-every", "200", "--output", str(output), cwd=root, preexec=preexec)
+    return r, orjson.loads((output / "full" / "job.json").read_bytes())
+
+
+def _assert_failed_cleanly(r: subprocess.CompletedProcess, job: dict, message: str, output: Path) -> None:
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    assert job["status"] == "FAILED" and message in job["error"], job["error"]
+    assert not [p for p in (output / "full").rglob(".tmp-*")]  # nothing half-written left behind
+
+
+def test_a_full_disk_during_a_checkpoint_fails_the_job_in_job_json(tmp_path: Path) -> None:
+    """A real tmpfs of 64 KiB: job.json fits, the first checkpoint part does not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        r, job = _full_disk_job(tmp_path, disk)
+        _assert_failed_cleanly(r, job, "No space left on device", disk)
+        status = cli("status", str(disk / "full"), cwd=tmp_path)
+        assert status.returncode == 0 and "FAILED" in status.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _file_size_limit(limit: int):
+    def preexec() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+def test_a_file_size_limit_during_a_checkpoint_fails_the_job_and_resume_finishes_it(tmp_path: Path) -> None:
+    """The same refusal from the kernel (EFBIG) without root: no file may pass 32 KiB."""
+    out = tmp_path / "out"
+    r, job = _full_disk_job(tmp_path, out, preexec=_file_size_limit(32 << 10))
+    _assert_failed_cleanly(r, job, "File too large", out)
+    again = cli("resume", str(out / "full"), cwd=tmp_path)  # with room again: nothing lost
+    assert again.returncode == 0, again.stderr
+    final = orjson.loads((out / "full" / "job.json").read_bytes())
+    assert final["status"] == "COMPLETED" and final["metrics"]["success"] == 3000
+    lines = (out / "full" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
+    assert len(lines) == 3000 and all(b'"cls-metadata"' in line for line in lines)

@@ -1,0 +1,167 @@
+"""Failure rules and systematic failure, through real jobs of the ``file`` method: a real HTTP
+server on 127.0.0.1, real files, the real CLI.
+
+* every failed line carries ``failure-rule`` in its ``-metadata`` and in ``failures.jsonl``;
+* when the first ``min(32, selected)`` lines of a run all fail with one configuration rule the
+  job stops FAILED with that reason, without trying the rest;
+* a job that labeled nothing is FAILED (exit 1), even when its failures are data failures;
+* an empty body is a failure unless the format is declared YOLO;
+* a box without a score is written without one and counted as unscored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.jobs_helpers import run_cli
+from tests.support.http_server import LocalHTTPServer
+from totask_manifest import api
+from totask_manifest.analytics.stats import manifest_stats
+from totask_manifest.annotators.base import Failed
+from totask_manifest.annotators.failure_rules import FAIL_FAST_LINES, rule_of
+from totask_manifest.jobs.config import JobConfig
+
+CLASSES = ["cat", "dog"]
+
+
+def objects_doc(named: bool = True, score: bool = True) -> bytes:
+    props = {"label": "dog"} if named else {}
+    if score:
+        props["confidence"] = 0.7
+    return json.dumps({"objects": [{"id": "o1", "class_id": 1, "type": "bbox",
+                                    "coordinates": {"x": 1, "y": 2, "width": 3, "height": 4},
+                                    "properties": props}]}).encode()
+
+
+def manifest(path: Path, urls: list[str]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "label-url": u,
+                                            "image_size": [{"width": 10, "height": 10, "depth": 3}]}) + b"\n"
+                              for i, u in enumerate(urls)))
+    return path
+
+
+def job(tmp_path: Path, inp: Path, name: str = "j", **options) -> tuple[api.JobResult, dict]:
+    config = JobConfig(job_name=name, input=str(inp), output_root=str(tmp_path / "out"), label_attribute="boxes",
+                       task_type="object-detection", method="file",
+                       # converted to Ground Truth boxes (an ``objects`` file would otherwise be kept as it is)
+                       options={"url_key": "label-url", "retries": 0, "timeout": 5, "native": "convert", **options})
+    result = api.annotate(config)
+    return result, orjson.loads((tmp_path / "out" / name / "job.json").read_bytes())
+
+
+def failures(tmp_path: Path, name: str = "j") -> list[dict]:
+    return [orjson.loads(x) for x in (tmp_path / "out" / name / "failures.jsonl").read_bytes().splitlines()]
+
+
+@pytest.fixture
+def server():
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = request.path.strip("/")
+        if name.startswith("denied"):
+            return web.Response(status=401)
+        if name.startswith("gone"):
+            return web.Response(status=404)
+        if name.startswith("empty"):
+            return web.Response(body=b"")
+        if name.startswith("nameless"):
+            return web.Response(body=objects_doc(named=False))
+        if name.startswith("unscored"):
+            return web.Response(body=objects_doc(score=False))
+        return web.Response(body=objects_doc())
+
+    with LocalHTTPServer(handler) as s:
+        yield s
+
+
+def test_the_rule_is_read_from_the_reason_when_an_annotator_gives_none():
+    assert Failed("fetch: HTTP 404 (https://h/x.json)").rule == "http-404"
+    assert Failed("no URL: the line has no key 'u'").rule == "url-key-missing"
+    assert Failed("something new").rule == "failed"
+    assert Failed("anything", rule="my-rule").rule == "my-rule"
+    with pytest.raises(ValueError, match="lower-case words"):
+        Failed("x", rule="Has Spaces")
+    assert rule_of("fetch: refused by policy: local file /a/b needs --allow-root") == "allow-root-missing"
+
+
+@pytest.mark.parametrize("case, rule", [
+    ("denied", "http-401"),
+    ("nameless", "class-name-missing"),
+    ("url-key", "url-key-missing"),
+    ("allow-root", "allow-root-missing"),
+])
+def test_a_configuration_failure_on_every_first_line_stops_the_job(tmp_path, server, case, rule):
+    n = 200
+    if case == "allow-root":
+        (tmp_path / "doc.json").write_bytes(objects_doc())
+        urls = [str(tmp_path / "doc.json")] * n
+    else:
+        urls = [server.url(f"{case}{i}.json") for i in range(n)]
+    options = {"url_key": "other-key"} if case == "url-key" else {}
+    result, state = job(tmp_path, manifest(tmp_path / "in.manifest", urls), **options)
+    assert result.status == "FAILED"
+    assert f"each of the first {FAIL_FAST_LINES} line(s) failed with {rule!r}" in state["error"]
+    assert result.metrics["failed"] == FAIL_FAST_LINES and result.metrics["stand_by"] == n - FAIL_FAST_LINES
+    if case in ("denied", "nameless"):
+        assert sum(server.hits.values()) < n / 2  # it did not try every line
+    assert {f["rule"] for f in failures(tmp_path)} == {rule}
+
+
+def test_the_cli_exits_1_with_the_one_reason(tmp_path, server):
+    inp = manifest(tmp_path / "in.manifest", [server.url(f"denied{i}.json") for i in range(50)])
+    r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                "object-detection", "--url-key", "label-url", "--retries", "0", "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    assert "'http-401'" in r.stderr and "FAILED" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_data_failures_do_not_stop_the_job_but_a_job_that_labeled_nothing_fails(tmp_path, server):
+    n = 40
+    result, state = job(tmp_path, manifest(tmp_path / "in.manifest", [server.url(f"gone{i}.json") for i in range(n)]))
+    assert result.status == "FAILED" and result.metrics["failed"] == n  # every line tried: 404 is data
+    assert "no line was labeled" in state["error"]
+    got = failures(tmp_path)
+    assert [f["rule"] for f in got] == ["http-404"] * n
+    assert all("gone" in f["reason"] for f in got)  # the reason keeps the detail, the rule groups
+    out = tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest"
+    metas = [orjson.loads(x)["boxes-metadata"] for x in out.read_bytes().splitlines()]
+    assert {m["failure-rule"] for m in metas} == {"http-404"}
+    stats = manifest_stats(str(out), workers=1)
+    assert stats.attributes["boxes"].failures == {"http-404": n}
+
+
+def test_one_good_line_among_the_first_keeps_the_job_going(tmp_path, server):
+    urls = [server.url(f"denied{i}.json") for i in range(60)]
+    urls[FAIL_FAST_LINES - 1] = server.url("ok.json")
+    result, _ = job(tmp_path, manifest(tmp_path / "in.manifest", urls))
+    assert result.status == "COMPLETED" and result.metrics == {
+        "total": 60, "success": 1, "failed": 59, "routed": 0, "stand_by": 0}
+
+
+def test_an_empty_body_fails_unless_the_format_is_declared_yolo(tmp_path, server):
+    urls = [server.url("ok.json"), server.url("empty1.txt"), server.url("empty2.txt")]
+    result, _ = job(tmp_path, manifest(tmp_path / "in.manifest", urls))
+    assert result.metrics["success"] == 1 and result.metrics["failed"] == 2
+    assert [f["rule"] for f in failures(tmp_path)] == ["empty-annotation-file"] * 2
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\ndog\n")
+    result, _ = job(tmp_path, manifest(tmp_path / "in2.manifest", urls[1:]), name="y", input_format="yolo",
+                    class_names=str(names))
+    assert result.status == "COMPLETED" and result.metrics["success"] == 2
+    out = tmp_path / "out" / "y" / "manifests" / "output" / "output.manifest"
+    assert all(orjson.loads(x)["boxes"]["annotations"] == [] for x in out.read_bytes().splitlines())
+
+
+def test_a_box_without_a_score_is_unscored_not_zero(tmp_path, server):
+    urls = [server.url("ok.json"), server.url("unscored.json"), server.url("unscored2.json")]
+    result, _ = job(tmp_path, manifest(tmp_path / "in.manifest", urls))
+    assert result.status == "COMPLETED"
+    out = tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest"
+    objects = [orjson.loads(x)["boxes-metadata"]["objects"] for x in out.read_bytes().splitlines()]
+    assert objects == [[{"confidence": 0.7}], [{}], [{}]]
+    a = manifest_stats(str(out), workers=1).attributes["boxes"]
+    assert (a.confidence_count, a.unscored, a.confidence_histogram[0]) == (1, 2, 0)
