@@ -108,7 +108,7 @@ def encode_outcome(outcome: Outcome) -> tuple[str, str, bytes]:
     """(kind, reason, payload): Arrow-friendly columns; value and metadata travel pickled so that
     the driver records exactly the objects the annotator returned, as the local engine does."""
     if isinstance(outcome, Labeled):
-        return "labeled", "", pickle.dumps((outcome.value, outcome.metadata), protocol=5)
+        return "labeled", "", pickle.dumps((outcome.value, outcome.metadata, outcome.metadata_order), protocol=5)
     if isinstance(outcome, Routed):
         return "routed", outcome.reason, pickle.dumps((None, outcome.metadata), protocol=5)
     if isinstance(outcome, Failed):
@@ -119,9 +119,9 @@ def encode_outcome(outcome: Outcome) -> tuple[str, str, bytes]:
 def decode_outcome(kind: str, reason: str, payload: bytes) -> Outcome:
     if kind == "failed":
         return Failed(reason)
-    value, metadata = pickle.loads(payload)
+    value, metadata, *order = pickle.loads(payload)
     if kind == "labeled":
-        return Labeled(value, metadata)
+        return Labeled(value, metadata, *order)
     return Routed(reason, metadata)
 
 

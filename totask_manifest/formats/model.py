@@ -199,6 +199,8 @@ def tidy(value: float | int, digits: int = 6) -> float | int:
 def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mapping[int, str]) -> Labeled:
     """The bounding-box label and its type-specific metadata.
 
+    Keys are in Ground Truth's (2022 and later) order: ``class_id, top, left, height, width`` in
+    a box, which scripts that read box fields by position rely on.
     ``class-map`` lists the classes present on the image (as current Ground Truth jobs write it;
     an image without boxes gets ``{}``); a box without a confidence gets 0.0, Ground Truth's own
     value when no consolidation score exists.
@@ -210,7 +212,7 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
     value = {
         "image_size": [{"width": width, "height": height, "depth": depth}],
         "annotations": [
-            {"class_id": b.class_id, "left": b.left, "top": b.top, "width": b.width, "height": b.height}
+            {"class_id": b.class_id, "top": b.top, "left": b.left, "height": b.height, "width": b.width}
             for b in boxes
         ],
     }

@@ -14,7 +14,7 @@ from typing import Any
 from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
 from ..manifest.line import DELETE, Line
 from ..manifest.naming import metadata_key
-from ..task_types import common_metadata, get_task_type
+from ..task_types import common_metadata, get_task_type, order_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
 
@@ -48,7 +48,7 @@ class Recorder:
     def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], str | None]:
         drop_null = DELETE if self.attr in item.record else None
         if isinstance(outcome, Labeled):
-            metadata = {**outcome.metadata, **self._common()}
+            metadata = order_metadata(self.task_type, {**outcome.metadata, **self._common()}, outcome.metadata_order)
             if self.check is not None:
                 problems = [p for p in self.check(self.config.task_type, outcome.value, metadata)
                             if getattr(p, "severity", "error") == "error"]
@@ -61,7 +61,7 @@ class Recorder:
             metadata = {**outcome.metadata}
             metadata.setdefault("review-status", "routed")
             metadata["review-reason"] = outcome.reason
-            metadata.update(self._common())
+            metadata = order_metadata(self.task_type, {**metadata, **self._common()})
             updates: dict[str, Any] = {self.meta_key: metadata}
             if drop_null is not None and item.record.get(self.attr) is None:
                 updates[self.attr] = drop_null
