@@ -2,14 +2,24 @@
 
 Written layout (any fsspec URL)::
 
-    OUT/classes.txt          one class name per line; line i is class id i
-    OUT/labels/<stem>.txt    "class cx cy w h confidence" per box, normalised
-    OUT/images.txt           the data object of each label file, in the same order (YOLO's image list)
-    OUT/index.jsonl          {"label", "source-ref", "width", "height", "depth", "line"} per label file
+    OUT/classes.txt              one class name per line; line i is class id i
+    OUT/data.yaml                Ultralytics' dataset file: names, and images/ as train and val
+    OUT/labels/<dirs>/<stem>.txt "class cx cy w h" per box, normalised (a 6th column, the
+                                 confidence, only with ``confidence=True``)
+    OUT/images.txt               the data object of each label file, in the same order (YOLO's image list)
+    OUT/index.jsonl              {"label", "source-ref", "width", "height", "depth", "line"} per label file
+
+Trainers find an image's labels by its path: Ultralytics and Darknet replace the last
+``/images/`` with ``/labels/`` and the suffix with ``.txt``. So ``<dirs>/<stem>`` is the
+``source-ref`` relative to the folder all sources share, suffix removed: images copied to
+``OUT/images/`` with the same folders pair with their labels, and two images with one file name
+in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.jpg`` ->
+``labels/b/cat.txt``). The same image on two lines cannot have two label files: refused.
 
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
-written here converts back without fetching images. A plain YOLO folder (``labels/*.txt`` next to
-``images/``) works too: sizes are read from the image headers with Pillow.
+written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
+next to ``images/`` with the same folders) works too: sizes are read from the image headers with
+Pillow.
 """
 
 from __future__ import annotations
@@ -32,20 +42,54 @@ DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def _stem(source: str | None, number: int, used: set[str]) -> str:
-    base = posixpath.basename((source or "").rstrip("/")) or f"line-{number}"
-    stem = base.rsplit(".", 1)[0] if "." in base else base
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or f"line-{number}"
-    if stem in used:
-        stem = f"{stem}_{number}"
-    used.add(stem)
-    return stem
+def _object_path(source: str | None, number: int) -> str:
+    """The path part of a data object's reference (``s3://b/k/x.jpg`` -> ``b/k/x.jpg``), normalised."""
+    if not source or not source.strip():
+        return f"line-{number}"
+    path = source.split("://", 1)[1] if "://" in source else source
+    path = posixpath.normpath(path.replace("\\", "/"))
+    return path
 
 
-def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None) -> dict[str, int]:
+def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
+    """Line number -> label file (``labels/<dirs>/<stem>.txt``) for each ``(line, source-ref)``.
+
+    The folders are the sources' own below the deepest folder they all share, so every label
+    pairs with its image the way trainers look labels up, whatever the file names.
+    """
+    paths = {number: _object_path(source, number) for number, source in sources}
+    dirs = {posixpath.dirname(p) for p in paths.values()}
+    try:
+        common = posixpath.commonpath(list(dirs)) if dirs else ""
+    except ValueError:  # absolute and relative paths mixed: keep each whole
+        common = ""
+    out: dict[int, str] = {}
+    taken: dict[str, int] = {}
+    for number, path in paths.items():
+        rel = posixpath.relpath(path, common) if common else path.lstrip("/")
+        rel = "/".join("__" if part == ".." else part for part in rel.split("/"))  # never above labels/
+        stem, dot, suffix = rel.rpartition(".")
+        if not dot or "/" in suffix:
+            stem = rel
+        label = f"labels/{stem}.txt"
+        if label in taken:
+            raise ManifestError(f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
+                                "holds one label file per image", line=number, key="source-ref",
+                                rule="yolo-duplicate-image")
+        taken[label] = number
+        out[number] = label
+    return out
+
+
+def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
+                     confidence: bool = False) -> dict[str, int]:
+    """Write the boxes of one attribute as a YOLO folder (layout above); ``confidence`` adds the
+    6th column, which Ultralytics and Darknet training do not read."""
     attr = pick_attribute(src, (DETECTION,), label_attribute)
+    labeled = [(line.number, label.source) for line, label in iter_labels(src, attr)
+               if label is not None and label.task_type == DETECTION]
+    paths = label_paths(labeled)
     class_map: dict[str, str] = {}
-    used: set[str] = set()
     files = skipped = 0
     with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
         for line, label in iter_labels(src, attr):
@@ -57,18 +101,28 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None) 
                     raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
                                         "YOLO needs one name per class id", line=line.number, key="class-map",
                                         rule="yolo-class")
-            stem = _stem(label.source, line.number, used)
-            write_bytes_atomic(join(dst, "labels", stem + ".txt"),
-                               gt_to_yolo(label.value, label.metadata, confidence=True).encode())
+            path = paths[line.number]
+            write_bytes_atomic(join(dst, path),
+                               gt_to_yolo(label.value, label.metadata, confidence=confidence).encode())
             size = label.value["image_size"][0]
-            index.write(orjson.dumps({"label": f"labels/{stem}.txt", "source-ref": label.source,
+            index.write(orjson.dumps({"label": path, "source-ref": label.source,
                                       "width": size["width"], "height": size["height"],
                                       "depth": size.get("depth", 3), "line": line.number,
                                       "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
             images.write((label.source or "").encode() + b"\n")
             files += 1
-    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in yolo_names(class_map)).encode())
+    names = yolo_names(class_map)
+    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
+    write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
     return {"images": files, "skipped": skipped, "classes": len(class_map)}
+
+
+def _data_yaml(names: Sequence[str]) -> str:
+    """Ultralytics' dataset file (relative paths: it resolves them against its own folder)."""
+    import yaml
+
+    return yaml.safe_dump({"path": ".", "train": "images", "val": "images",
+                           "names": dict(enumerate(names))}, sort_keys=False, allow_unicode=True)
 
 
 def read_class_names(url: str) -> list[str]:
@@ -123,8 +177,8 @@ def yolo_to_manifest(
         fs, root = url_to_fs(src)
         label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
         protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
-        for path in sorted(fs.glob(join(label_dir, "*.txt"))):
-            stem = posixpath.basename(path)[:-4]
+        for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
+            stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
             if stem in ("classes", "images"):
                 continue
             image = next((join(root, "images", stem + s) for s in IMAGE_SUFFIXES
