@@ -266,8 +266,8 @@ def test_progress_is_a_live_bar_on_a_terminal(tmp_path):
         seen += chunk
     assert proc.wait(timeout=60) == 0
     os.close(primary)
-    assert b"\r[annotate_task_data] [" in seen and b"100.0% (30/30)" in seen
-    assert b"lines/s" in seen
+    assert b"\r\x1b[K[" in seen and b"100.0% 30/30" in seen
+    assert b"lines/s" in seen and b"ETA " in seen
     assert b"Progress: " not in seen  # the log-line form is for pipes and files
 
 
