@@ -78,3 +78,62 @@ def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path
     assert re.fullmatch(r"\[#{30}\] 100\.0% 30/30  [\d,.]+ lines/s  ETA 0:00", shown[-1]), shown[-1]
     assert b"annotate_task_data" not in seen  # the step name is for Synapse's log lines, not people
     assert re.search(rb"ETA \d+:\d\d", seen)
+
+
+def test_messages_use_jsons_words(tmp_path):
+    """Users write JSON: a message says null, number, string, object, array, never NoneType or int."""
+    from tests.jobs_helpers import run_cli
+
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"s3://b/a.jpg","u":null}\n{"source-ref":"s3://b/b.jpg","u":7}\n'
+                    b'{"source-ref":"s3://b/c.jpg","u":{"k":1}}\n')
+    proc = run_cli("annotate", str(inp), "--job-name", "words", "--label-attribute", "boxes", "--task-type",
+                   "object-detection", "--url-key", "u", "--output", str(tmp_path / "out"))
+    reasons = [line for line in proc.stderr.splitlines() if "failed:" in line]
+    assert reasons == ["[task line 1] failed: no URL: u is null", "[task line 2] failed: no URL: u is number",
+                       "[task line 3] failed: no URL: u is object"]
+    (tmp_path / "list.manifest").write_bytes(b'[1, 2]\n')
+    proc = run_cli("validate", str(tmp_path / "list.manifest"))
+    assert "found a JSON array, not an object" in proc.stdout
+    from totask_manifest.formats import to_label
+    from totask_manifest.formats.model import FormatError
+
+    for doc, words in (({"image_size": [{"width": None, "height": 1}], "annotations": []}, "got null"),
+                       ({"image_size": [{"width": 2, "height": 1}],
+                         "annotations": [{"class_id": True, "left": 0, "top": 0, "width": 1, "height": 1}]},
+                        "got true"),
+                       ({"image_size": [{"width": 2, "height": 1}],
+                         "annotations": [{"class_id": 0, "left": "3", "top": 0, "width": 1, "height": 1}]},
+                        'got "3"')):
+        try:
+            to_label(doc, "groundtruth", "object-detection", class_names=["a"])
+        except FormatError as exc:
+            assert words in str(exc) and "None" not in str(exc) and "True" not in str(exc), exc
+        else:
+            raise AssertionError(doc)
+
+
+def test_version_and_help_texts(capsys):
+    import pytest
+
+    from totask_manifest import __version__
+    from totask_manifest.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"totask-manifest {__version__}\n"
+    helps = {}
+    for command in ("clone", "resume", "status", "chain", "annotate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "Clone a job (Ground Truth cloning)" in helps["clone"] and "use chain" in helps["clone"]
+    assert "Resume a job that was stopped" in helps["resume"] and "checksum" in helps["resume"]
+    assert "Print a job's status" in helps["status"] and "safe while the job runs" in helps["status"]
+    # chain says what it really takes when an option is left out
+    chain = helps["chain"]
+    assert "(default: the previous job's method, with its options)" in chain and "(default: file)" not in chain
+    assert "the previous job's attribute when it is STOPPED or FAILED" in chain
+    assert "the new job's name when it is COMPLETED" in chain
+    assert "(default: the job name, as Ground Truth)" not in chain
+    assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import FetchError, StorageError, TotaskError, UsageError
+from ..errors import FetchError, StorageError, TotaskError, UsageError, json_kind
 from ..fetch import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BODY_BYTES,
@@ -296,7 +296,7 @@ class FileAnnotator(Annotator):
                 raise _LineFailure(f"no URL: the line has no key {self.url_key!r}") from None
             where = self.url_key
         if not isinstance(url, str) or not url.strip():
-            raise _LineFailure(f"no URL: {where} is {'empty' if isinstance(url, str) else type(url).__name__}")
+            raise _LineFailure(f"no URL: {where} is {'empty' if isinstance(url, str) else json_kind(url)}")
         return url
 
     def _decode(self, body: bytes, url: str) -> tuple[Any, str]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import FetchError, JobError, TotaskError, UsageError
+from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind
 from ..fetch import (
     FetchPolicy,
     SyncFetcher,
@@ -412,7 +412,7 @@ class InferenceAnnotator(Annotator):
         if value is None:
             raise _LineFailure(f"no image: the line has no key {self.image_key!r}")
         if not isinstance(value, str) or not value.strip():
-            raise _LineFailure(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else type(value).__name__}")
+            raise _LineFailure(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else json_kind(value)}")
         return resolve_reference(value, self.base)
 
     def _predict(self, images: list[_Image], items: list[Item]) -> list[Any]:

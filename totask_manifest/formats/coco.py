@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..annotators.base import Labeled
+from ..errors import json_kind
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,
@@ -60,7 +61,7 @@ def coco_to_gt(
     """
     require_task_type(task_type, (DETECTION,), FMT)
     if not isinstance(doc, Mapping):
-        raise FormatError(f"document must be an object, got {type(doc).__name__}", fmt=FMT)
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=FMT)
     images = doc.get("images")
     if not isinstance(images, list) or not images:
         raise FormatError("document needs an 'images' list", fmt=FMT, key="images")

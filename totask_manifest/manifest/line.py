@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ManifestError
+from ..errors import ManifestError, json_kind
 from .naming import rule_message
 
 BOM = b"\xef\xbb\xbf"
@@ -77,7 +77,7 @@ class Line:
                 ) from None
             if not isinstance(value, dict):
                 raise ManifestError(
-                    rule_message("line-json", detail=f"found a JSON {type(value).__name__}, not an object"),
+                    rule_message("line-json", detail=f"found a JSON {json_kind(value)}, not an object"),
                     line=self.number,
                     rule="line-json",
                 )
