@@ -137,3 +137,38 @@ def test_version_and_help_texts(capsys):
     assert "the new job's name when it is COMPLETED" in chain
     assert "(default: the job name, as Ground Truth)" not in chain
     assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
+
+
+def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
+    """A manifest appended onto itself: one summary line, not one per duplicate. A manifest
+    appended from another folder: its relative label references resolve in its own folder."""
+    import json
+
+    from tests.jobs_helpers import run_cli
+
+    main_dir, other_dir = tmp_path / "main", tmp_path / "other"
+    for folder, name in ((main_dir, "main"), (other_dir, "other")):
+        (folder / "labels").mkdir(parents=True)
+        for i in range(3):
+            (folder / "labels" / f"{i}.json").write_text(json.dumps({"label": 1, "metadata": {"class-name": name}}))
+    (main_dir / "in.manifest").write_text("".join(
+        json.dumps({"source-ref": f"s3://b/main{i}.jpg", "u": f"labels/{i}.json"}) + "\n" for i in range(3)))
+    (other_dir / "more.manifest").write_text("".join(
+        json.dumps({"source-ref": f"s3://b/other{i}.jpg", "u": f"labels/{i}.json"}) + "\n" for i in range(3)))
+    proc = run_cli("annotate", str(main_dir / "in.manifest"), "--job-name", "app", "--label-attribute", "cls",
+                   "--task-type", "image-classification", "--url-key", "u", "--allow-root", str(tmp_path),
+                   "--append", str(main_dir / "in.manifest"), "--append", str(other_dir / "more.manifest"),
+                   "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    appended = [line for line in proc.stderr.splitlines() if "duplicate" in line]
+    assert appended == [f"appended 3 data object(s); 3 duplicate(s) skipped (first: {main_dir / 'in.manifest'} "
+                        "line 1: 's3://b/main0.jpg')"]
+    out = [json.loads(raw) for raw in (tmp_path / "out" / "app" / "manifests" / "output" / "output.manifest")
+           .read_text().splitlines()]
+    assert [(r["source-ref"], r["cls-metadata"]["class-name"]) for r in out] == [
+        *((f"s3://b/main{i}.jpg", "main") for i in range(3)), *((f"s3://b/other{i}.jpg", "other") for i in range(3))]
+    # a chained job (another method even) keeps resolving them where they were
+    from totask_manifest import api
+
+    state = api.load_job(str(tmp_path / "out" / "app"))
+    assert state["config"]["options"]["relative_to_appended"] == [[3, str(main_dir)], [3, str(other_dir)]]

@@ -19,6 +19,7 @@ from typing import Any
 from .annotators.base import AnnotatorContext, get_annotator_class
 from .engines.base import RunPlan, get_engine
 from .errors import JobError, TotaskError, UsageError
+from .fetch import APPENDED_BASES
 from .jobs.checkpoint import CheckpointWriter, summarize
 from .jobs.commit import write_failures, write_output
 from .jobs.config import JobConfig, JobResult
@@ -36,7 +37,7 @@ log = logging.getLogger("totask_manifest")
 ProgressCallback = Callable[[dict[str, int]], None]
 
 #: options about the data rather than the method, kept when a chained job changes method
-_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts")
+_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", APPENDED_BASES)
 
 
 def _absolute(url: str) -> str:
@@ -87,10 +88,9 @@ def annotate(
         for url in config.append:
             if not exists(url):
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
-        added, skipped = combine_with_appended(config.input, config.append, layout.input_manifest)
-        for message in skipped:
-            log.warning("%s", message)
-        log.info("appended %d data object(s); %d duplicate(s) skipped", added, len(skipped))
+        appended = combine_with_appended(config.input, config.append, layout.input_manifest)
+        (log.warning if appended.skipped else log.info)("%s", appended.summary())
+        config.options[APPENDED_BASES] = appended.starts  # their relative references: their own folders
         input_url = layout.input_manifest
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)

@@ -33,6 +33,7 @@ from ..fetch import (
     DEFAULT_TIMEOUT,
     FetchPolicy,
     SyncFetcher,
+    base_for_line,
     base_of,
     check_fetch_options,
     fetch_options_from_args,
@@ -253,7 +254,7 @@ class FileAnnotator(Annotator):
     async def _process(self, item: Item) -> Outcome:
         """One line, start to finish; never raises (a bad line fails alone)."""
         try:
-            url = resolve_reference(self._reference(item), self.base)
+            url = resolve_reference(self._reference(item), base_for_line(self.context.options, item.index, self.base))
             try:
                 body = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
             except FetchError as exc:
@@ -335,7 +336,8 @@ class FileAnnotator(Annotator):
                 "image size: this format carries none, and the line has neither 'image_size' nor 'source-ref'"
             )
         try:
-            data = await self._sync.fetcher.fetch(resolve_reference(source, self.base))  # type: ignore[union-attr]
+            url = resolve_reference(source, base_for_line(self.context.options, item.index, self.base))
+            data = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
         except FetchError as exc:
             raise _LineFailure(f"image size: {exc}") from None
         return read_image_size(data)

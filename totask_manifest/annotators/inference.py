@@ -27,6 +27,7 @@ from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind
 from ..fetch import (
     FetchPolicy,
     SyncFetcher,
+    base_for_line,
     base_of,
     check_fetch_options,
     fetch_options_from_args,
@@ -413,7 +414,7 @@ class InferenceAnnotator(Annotator):
             raise _LineFailure(f"no image: the line has no key {self.image_key!r}")
         if not isinstance(value, str) or not value.strip():
             raise _LineFailure(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else json_kind(value)}")
-        return resolve_reference(value, self.base)
+        return resolve_reference(value, base_for_line(self.context.options, item.index, self.base))
 
     def _predict(self, images: list[_Image], items: list[Item]) -> list[Any]:
         """Raw predictions; a model error on one image becomes that image's prediction (its line
