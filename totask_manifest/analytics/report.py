@@ -9,6 +9,7 @@ still gets a page with whatever is there.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError, StorageError, TotaskError
-from ..fetch import base_of, resolve_reference
+from ..fetch import base_of, has_scheme, resolve_reference
 from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
@@ -209,6 +210,8 @@ def _tiles_html(tiles: list[Tile]) -> str:
 def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
     """The page's HTML, the number of sample tiles and of failures."""
     job_url = job_url.rstrip("/")
+    if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
+        job_url = os.path.abspath(job_url)
     layout = JobLayout(job_url)
     job = _load_json(layout.job_json)
     if not job and not exists(layout.output_manifest):

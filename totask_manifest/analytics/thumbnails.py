@@ -75,7 +75,7 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
     caption = ""
     try:
         if task_type == "object-detection" and isinstance(value, Mapping):
-            caption = _draw_boxes(img, value, metadata)
+            caption = _draw_boxes(img, value, metadata, size=size)
         elif task_type == "semantic-segmentation" and isinstance(value, str):
             img, caption = _overlay_mask(img, value, metadata)
         elif "class-name" in metadata:
@@ -90,24 +90,82 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
     return Tile(title, caption, "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
 
 
-def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
+def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any], *, size: int = 240) -> str:
+    """Shrink ``img`` to the tile (in place) and draw the boxes at tile scale, so lines and tags
+    are as legible on a 4000-pixel photo as on a small one.
+
+    A tag (class and confidence) goes just outside its box, above or below, moved left to stay
+    inside the tile; a spot that would cover another tag, or a box smaller than the tag, is not
+    used, and a tag with no free spot is left out (the caption counts those). Boxes are always
+    drawn.
+    """
+    width = img.width
+    img.thumbnail((size, size))
+    scale = img.width / width if width else 1.0
     draw = ImageDraw.Draw(img)
     font = _font()
     cmap = metadata.get("class-map") or {}
     objects = metadata.get("objects") or []
-    line_w = max(2, round(max(img.size) / 200))
-    anns = value.get("annotations") or []
+    anns = [a for a in value.get("annotations") or [] if isinstance(a, Mapping)]
+    rects = []
+    for a in anns:
+        x, y, w, h = (float(a.get(k, 0)) * scale for k in ("left", "top", "width", "height"))
+        rects.append((x, y, x + w, y + h))
+    texts, colors = [], []
     for i, a in enumerate(anns):
         cid = a.get("class_id")
-        x, y, w, h = (float(a.get(k, 0)) for k in ("left", "top", "width", "height"))
-        c = color(int(cid) if isinstance(cid, int) else 0)
-        draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
+        colors.append(color(int(cid) if isinstance(cid, int) else 0))
         conf = objects[i].get("confidence") if i < len(objects) and isinstance(objects[i], Mapping) else None
-        text = str(cmap.get(str(cid), cid)) + (f" {conf:.2f}" if isinstance(conf, int | float) else "")
-        tb = draw.textbbox((x, y), text, font=font)
-        draw.rectangle([tb[0], tb[1] - 1, tb[2] + 2, tb[3] + 1], fill=c)
-        draw.text((x + 1, y), text, fill="white", font=font)
-    return f"{len(anns)} box{'es' if len(anns) != 1 else ''}"
+        texts.append(str(cmap.get(str(cid), cid)) + (f" {conf:.2f}" if isinstance(conf, int | float) else ""))
+    for (x0, y0, x1, y1), c in zip(rects, colors, strict=True):
+        draw.rectangle([x0, y0, x1, y1], outline=c, width=2 if max(x1 - x0, y1 - y0) > 8 else 1)
+    spots = place_tags([draw.textbbox((0, 0), t, font=font) for t in texts], rects, img.size)
+    for spot, text, c in zip(spots, texts, colors, strict=True):
+        if spot is not None:
+            draw.rectangle(spot, fill=c)
+            draw.text((spot[0] + 2, spot[1] + 1), text, fill="white", font=font)
+    hidden = spots.count(None)
+    caption = f"{len(anns)} box{'es' if len(anns) != 1 else ''}"
+    return caption + (f" ({hidden} tag{'s' if hidden != 1 else ''} left out: no room)" if hidden else "")
+
+
+Rect = tuple[float, float, float, float]
+
+
+def place_tags(text_boxes: list[tuple[float, float, float, float]], rects: list[Rect],
+               size: tuple[int, int]) -> list[Rect | None]:
+    """Where each box's tag goes (``text_boxes``: each tag's text extent), or None for no room.
+
+    Above the box, else below it, else inside its top edge when the box can hold it; moved left
+    to stay inside the tile; over no other tag and no box smaller than twice the tag.
+    """
+    taken: list[Rect] = []
+    out: list[Rect | None] = []
+    for own, (box, (left, top, right, bottom)) in enumerate(zip(rects, text_boxes, strict=True)):
+        tw, th = right - left + 4, bottom - top + 3
+        spot = None
+        if tw <= size[0]:
+            x = min(max(box[0], 0), size[0] - tw)
+            candidates = [box[1] - th, box[3]]
+            if box[2] - box[0] >= tw and box[3] - box[1] >= 2 * th:
+                candidates.append(box[1])
+            for y in candidates:
+                here = (x, y, x + tw, y + th)
+                if y < 0 or y + th > size[1] or any(_overlaps(here, t) for t in taken):
+                    continue
+                if any(j != own and (r[2] - r[0]) * (r[3] - r[1]) < tw * th * 2 and _overlaps(here, r)
+                       for j, r in enumerate(rects)):
+                    continue
+                spot = here
+                break
+        if spot is not None:
+            taken.append(spot)
+        out.append(spot)
+    return out
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any]) -> tuple[Image.Image, str]:
