@@ -178,3 +178,22 @@ def test_file_job_rebuilds_every_line(tmp_path, name, capsys):
     for raw, (line, _attr, _tt) in zip(written, lines, strict=True):
         got = Line(line.number, raw).with_values({"u": DELETE}).body
         assert normal(got) == normal(line.body), f"{name} line {line.number}"
+
+
+def test_imported_lines_are_written_in_ground_truths_order(tmp_path):
+    """``convert`` from COCO and YOLO writes whole lines itself: the same conventions."""
+    from totask_manifest.analytics.convert import convert
+
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    convert(str(src), str(tmp_path / "c.json"), to="coco")
+    convert(str(src), str(tmp_path / "yolo"), to="yolo")
+    for i, back in enumerate((tmp_path / "from-coco.manifest", tmp_path / "from-yolo.manifest")):
+        convert(str(tmp_path / ("c.json" if i == 0 else "yolo")), str(back), to="manifest")
+        for raw in back.read_bytes().splitlines():
+            record = orjson.loads(raw)
+            assert list(record) == ["source-ref", "label", "label-metadata"]
+            assert list(record["label"]) == ["image_size", "annotations"]
+            assert all(list(a) == ["class_id", "top", "left", "height", "width"] for a in record["label"]["annotations"])
+            assert list(record["label-metadata"]) == ["objects", "class-map", "type", "human-annotated",
+                                                      "creation-date", "job-name"]
+            assert b'": ' not in raw and b'],"' in raw  # compact separators, as Ground Truth writes
