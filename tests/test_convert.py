@@ -161,11 +161,11 @@ def test_synapse_task_data_round_trip(tmp_path, fmt, name, attr):
         meta, wmeta = g["label-metadata"], w[attr + "-metadata"]
         if "class-map" in wmeta:
             assert meta["class-map"] == _used(w[attr], wmeta)
-            expect = wmeta["objects"] if fmt == "synapse-objects" else [{"confidence": 0.0}] * len(wmeta["objects"])
-            assert meta["objects"] == expect  # DM v1 has no confidence field
+            # confidences survive both: DM v1 carries them as a 'confidence' classification attribute
+            assert meta["objects"] == wmeta["objects"]
         else:
             assert meta["class-name"] == wmeta["class-name"]
-            assert meta["confidence"] == (wmeta["confidence"] if fmt == "synapse-objects" else 0.0)
+            assert meta["confidence"] == wmeta["confidence"]
 
 
 def _mask_line(tmp_path: Path, n: int, mask: np.ndarray, colors: dict[int, tuple[str, str]]) -> dict:

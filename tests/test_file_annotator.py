@@ -77,7 +77,12 @@ DOCS = {
 
 def run_annotator(options: dict, records: list[dict], task_type: str = "object-detection",
                   manifest_url: str = "") -> dict[int, object]:
-    """Run ``annotate`` over the records; every index must come back exactly once."""
+    """Run ``annotate`` over the records; every index must come back exactly once.
+
+    These tests are about conversion, so DM v1 and objects documents are converted
+    (``native: convert``) unless a test asks otherwise; keeping them is tested in
+    test_native_documents.py."""
+    options = {"native": "convert", **options}
     context = AnnotatorContext("Test-Job", "boxes", task_type, options, manifest_url=manifest_url)
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
     with FileAnnotator(context) as annotator:
@@ -351,7 +356,7 @@ def test_quick_start_sample_data(tmp_path, monkeypatch, capsys):
     out_root = tmp_path / "out"
     code = main(["annotate", "sample_data/manifest.jsonl", "--job-name", "sample-boxes", "--label-attribute",
                  "boxes", "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", "sample_data/class_names.txt", "--allow-root", "sample_data",
+                 "--class-names", "sample_data/class_names.txt", "--native", "convert", "--allow-root", "sample_data",
                  "--output", str(out_root)])
     assert code == 0, capsys.readouterr()
     lines = (out_root / "sample-boxes" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()

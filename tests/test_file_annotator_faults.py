@@ -82,7 +82,8 @@ def faulty_server():
 
 
 def options(**extra) -> dict:
-    return {"url_key": "u", "timeout": TIMEOUT, "retries": RETRIES, "max_body_bytes": LIMIT, **extra}
+    return {"url_key": "u", "timeout": TIMEOUT, "retries": RETRIES, "max_body_bytes": LIMIT, "native": "convert",
+            **extra}
 
 
 def test_every_item_ends_once_with_the_right_outcome(faulty_server):

@@ -190,7 +190,7 @@ def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
         parser = argparse.ArgumentParser()
         FileAnnotator.add_arguments(parser)
         options = FileAnnotator.options_from_args(parser.parse_args(
-            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt")]))
+            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]))
 
         def job(root: str) -> JobConfig:
             return config(tmp_path / root, inp, label_attribute="boxes", task_type="object-detection",

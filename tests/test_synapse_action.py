@@ -17,11 +17,9 @@ import yaml
 from totask_manifest import ToTaskAction
 from totask_manifest.cli import main
 from totask_manifest.errors import UsageError
-from totask_manifest.formats.synapse import gt_to_dm_v1
 from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
-    CLASSES,
     TOKEN,
     fast_client,
     objects_doc,
@@ -45,17 +43,6 @@ def file_params(pid: int, **extra) -> dict:
             "target_specification_name": "annotation_data", "pre_processor_params": {}, **extra}
 
 
-def expected_dm(i: int, size: tuple[int, int]) -> dict:
-    """What the action must write for task number ``i`` (0-based) whose label file is ``objects_doc(i)``."""
-    doc = objects_doc(i)["objects"]
-    value = {"image_size": [{"width": size[0], "height": size[1], "depth": 3}],
-             "annotations": [{"class_id": o["class_id"], "left": o["coordinates"]["x"], "top": o["coordinates"]["y"],
-                              "width": o["coordinates"]["width"], "height": o["coordinates"]["height"]} for o in doc]}
-    metadata = {"objects": [{"confidence": 0.9} for _ in doc],
-                "class-map": {str(o["class_id"]): CLASSES[o["class_id"]] for o in doc}}
-    return gt_to_dm_v1("object-detection", value, metadata)
-
-
 def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 6)
     tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
@@ -63,12 +50,17 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     job_id = synapse.add_job()
     monkeypatch.setenv("SYNAPSE_JOB_ID", str(job_id))
     result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
-    assert result == {"status": "SUCCEEDED", "message": "to_task completed. success=5, failed=0",
-                      "metrics": {"total": 5, "success": 5, "failed": 0, "stand_by": 0}, "failures": []}
-    for i, task in enumerate(tasks[:5]):
-        assert task["data"] == expected_dm(i, (64 + i, 48))
-    assert tasks[5]["data"] == {}
     job = tmp_path / "file-based-annotation"
+    # the SDK's ToTaskResult keys, then ours under their own keys
+    assert result == {"status": "SUCCEEDED", "message": "to_task completed. success=5, failed=0",
+                      "total_tasks": 5, "success_count": 5, "failed_count": 0, "failures": [],
+                      "metrics": {"total": 5, "success": 5, "failed": 0, "stand_by": 0},
+                      "totask": {"job": str(job), "apply": {"applied": 5, "would-apply": 0, "unchanged": 0,
+                                                            "conflict": 0, "failed": 0, "not-labeled": 0}}}
+    for i, task in enumerate(tasks[:5]):
+        # the SDK's pass-through: each task holds what its label file holds, unchanged
+        assert task["data"] == objects_doc(i)
+    assert tasks[5]["data"] == {}
     assert (job / "job.json").exists() and (job / "synapse-journal.jsonl").exists()
     assert orjson.loads((job / "job.json").read_bytes())["label-attribute"] == "file-based-annotation"
     # no token ever reached the storage host; every Synapse request carried it
@@ -81,13 +73,29 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     final = patches[-1]
     assert final["metrics_record"] == {"record": {"steps": {"annotate_task_data": {"success": 5, "failed": 0, "stand_by": 0}}}}
     steps = final["progress_record"]["record"]["steps"]
-    assert steps["annotate_task_data"]["percent"] == 100.0 and final["progress_record"]["current_progress"]["overall"] == 100.0
+    # the SDK v2 ToTask steps and proportions (file method)
+    assert [(name, s["proportion"], s["order"]) for name, s in steps.items()] == [
+        ("initialize", 10, 0), ("prepare", 5, 1), ("fetch_tasks", 10, 2), ("annotate_task_data", 70, 3), ("finalize", 5, 4)]
+    assert all(s["percent"] == 100.0 for s in steps.values())
+    assert final["progress_record"]["current_progress"]["overall"] == 100.0
+    assert final["progress_record"]["current_progress"]["step"] == "finalize"
+    assert final["progress_record"]["current_progress"]["order"] == 4
     times = [r.at for r in synapse.requests_to("PATCH", f"^/jobs/{job_id}/")]
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))  # at most one PATCH a second
     events = [e for e in synapse.logs if e["event"] == "annotate_task_data"]
     assert sorted(e["data"]["task_info"]["task_id"] for e in events) == [t["id"] for t in tasks[:5]]
     assert all(e["job"] == str(job_id) and e["data"]["status"] == "success" for e in events)
+    assert all(e["step"] == "annotate_task_data" for e in events)
+    # every log entry carries its step; the SDK's messages come in the SDK's steps
+    assert all(e.get("step") for e in synapse.logs)
+    step_of = {e["data"]["key"]: e["step"] for e in synapse.logs if e["event"] == "message"}
+    assert step_of["TASK_INITIALIZING"] == "initialize" and step_of["TASK_DATA_COLLECTION_LOADED"] == "initialize"
+    assert step_of["TASK_SPECIFICATION_VALIDATED"] == "prepare" and step_of["TASK_TASKS_FETCHED"] == "fetch_tasks"
+    assert step_of["TASK_DATA_ANNOTATING"] == "annotate_task_data" and step_of["TASK_DATA_COMPLETED"] == "finalize"
     assert any(e["event"] == "message" and "to_task completed" in e["data"]["content"] for e in synapse.logs)
+    # metrics were sent as the writes went on, stand_by counting down
+    stand_by = [p["metrics_record"]["record"]["steps"]["annotate_task_data"]["stand_by"] for p in patches]
+    assert stand_by == sorted(stand_by, reverse=True) and stand_by[-1] == 0
 
 
 def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse, files, tmp_path) -> None:
@@ -108,8 +116,9 @@ def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse
     assert orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())["status"] == "SUCCEEDED"
 
 
-def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
+def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 4)
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
     rel = synapse.add_release("yolo", version="8.1.0")
     synapse.defer_polls = 2
     empty_for = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])[2]
@@ -126,17 +135,57 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path) -> None:
               "method": "inference", "pre_processor": rel, "model": 42, "pre_processor_params": {"confidence_threshold": 0.85}}
     result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
     assert result["status"] == "SUCCEEDED" and result["metrics"] == {"total": 4, "success": 3, "failed": 1, "stand_by": 0}
-    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: inference: empty result"}]
+    assert result["message"] == "to_task completed. success=3, failed=1"
+    assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (4, 3, 1)
+    assert result["failures"] == [{"task_id": empty_for["id"], "error": "not-labeled: TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"}]
+    [failed] = [e for e in synapse.logs if e["event"] == "message" and e["level"] == "error"]
+    assert failed["data"]["content"].startswith(f"Task {empty_for['id']} failed: ") and "key" not in failed["data"]
+    assert failed["step"] == "annotate_task_data"
     deploy = [r for r in synapse.requests_to("POST", "^/plugins/yolo/run/$") if r.body["action"] == "deployment"]
     assert len(deploy) == 1 and deploy[0].body["agent"] == 9
-    first_calls = [r.body for r in synapse.requests_to("POST") if r.body["params"].get("json", {}).get("image_path")]
+    first_calls = [r.body for r in synapse.requests_to("POST", "^/plugins/") if r.body["params"].get("json", {}).get("image_path")]
     assert len(first_calls) == 4
     assert all(b["version"] == "8.1.0" and b["params"]["model"] == 42 and
                b["params"]["json"]["confidence_threshold"] == 0.85 for b in first_calls)
     labeled = [t for t in synapse.project_tasks(pid) if t["id"] != empty_for["id"]]
-    assert all(t["data"]["annotations"]["image_1"][0]["classification"] == {"class": "dog"} for t in labeled)
+    # the SDK's pass-through: the pre-processor's result is the task data, unchanged
+    assert all(t["data"]["objects"][0]["properties"] == {"label": "dog", "confidence": 0.8} for t in labeled)
     assert empty_for["data"] == {}
     assert token_headers(files.requests) == []
+
+
+def test_inference_reporting_uses_the_sdks_inference_proportions_and_names_an_ignored_filter(
+        synapse, files, tmp_path, monkeypatch) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    tasks[1]["status"] = "done"
+    synapse.ignored_filters = {"status"}  # this backend lists every task whatever the status
+    rel = synapse.add_release("yolo", version="8.1.0", required_resources={"required_cpu_count": 1,
+                                                                           "required_gpu_count": 0})
+    synapse.inference = lambda body: {"objects": [{"class_id": 1, "type": "bbox", "properties": {"label": "dog"},
+                                                   "coordinates": {"x": 2, "y": 3, "width": 4, "height": 5}}]}
+    job_id = synapse.add_job()
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(job_id))
+    params = {"name": "AI_Auto_Annotation", "project": pid, "agent": 9, "method": "inference", "pre_processor": rel,
+              "task_filters": {"status": "pending"}}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
+    assert result["status"] == "SUCCEEDED" and result["total_tasks"] == 2 and result["success_count"] == 2
+    assert result["totask"]["filters_not_applied"] == {"status=pending": 1}
+    assert tasks[1]["data"] == {}  # the task the backend should not have listed was left alone
+    [deploy] = [r.body for r in synapse.requests_to("POST", "^/plugins/") if r.body["action"] == "deployment"]
+    assert deploy["params"] == {"num_cpus": 1, "num_gpus": 0} and deploy["language"] == "ko"
+    final = synapse.job_patches[job_id][-1]
+    steps = final["progress_record"]["record"]["steps"]
+    assert [(n, s["proportion"]) for n, s in steps.items()] == [
+        ("initialize", 10), ("prepare", 20), ("fetch_tasks", 10), ("annotate_task_data", 60), ("finalize", 5)]
+    assert final["progress_record"]["current_progress"]["overall"] == 100.0
+    [warning] = [e for e in synapse.logs if e["data"].get("key") == "TOTASK_FILTER_NOT_APPLIED"]
+    assert warning["level"] == "warning" and warning["step"] == "fetch_tasks"
+    assert warning["data"]["content"].startswith("the backend did not apply filter status=pending: 1 listed task")
+    # the pre-processor was made ready in prepare, before the tasks were fetched (the SDK's order)
+    deploy_at = next(i for i, r in enumerate(synapse.requests) if r.method == "POST" and r.path.startswith("/plugins/"))
+    listing_at = next(i for i, r in enumerate(synapse.requests) if r.path == "/sdk/tasks/")
+    assert deploy_at < listing_at
 
 
 def test_the_guides_inference_example_without_model_and_with_a_limit_filter_runs(synapse, files, tmp_path) -> None:
@@ -191,8 +240,10 @@ def test_name_becomes_job_name_and_label_attribute() -> None:
         ("deploy", "Pre-processor not active: serve application of yolo is DEPLOY_FAILED"),
     ],
 )
-def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_path, setup, message) -> None:
+def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_path, monkeypatch, setup, message) -> None:
     pid = seed_tasks(synapse, files, 2)
+    job_id = synapse.add_job()
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(job_id))
     params = file_params(pid)
     if setup == "project":
         params["project"] = 4242
@@ -206,7 +257,14 @@ def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_pa
         params = {**params, "method": "inference", "pre_processor": rel, "model": 1}
     result = ToTaskAction(params=params, output_root=str(tmp_path), timing=FAST).start()
     assert result["status"] == "FAILED" and message in result["message"]
+    assert (result["total_tasks"], result["success_count"], result["failed_count"], result["failures"]) == (0, 0, 0, [])
     assert synapse.requests_to("PUT") == []
+    final = synapse.job_patches[job_id][-1]
+    assert final["status"] == "FAILED" and final["result"] == {**result, "error": result["message"]}
+    failed_step = {"project": "initialize", "spec": "initialize", "tasks": "fetch_tasks", "deploy": "prepare"}[setup]
+    assert final["progress_record"]["current_progress"]["step"] == failed_step
+    [last] = [e for e in synapse.logs if e["data"].get("key") == "TO_TASK_FAILED"]
+    assert last["step"] == failed_step and last["level"] == "danger"
 
 
 def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files, tmp_path) -> None:
@@ -292,3 +350,31 @@ def test_schema_any_is_passed_to_every_write(synapse, files, tmp_path) -> None:
     result = ToTaskAction(params=file_params(pid, schema="any"), output_root=str(tmp_path)).start()
     assert result["status"] == "SUCCEEDED"
     assert [r.query for r in synapse.requests_to("PUT")] == [{"schema": "any"}] * 2
+
+
+def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the_host_only(
+        synapse, files, tmp_path, monkeypatch) -> None:
+    """Access-token mode with a tenant (the backend refuses requests without it), ``url_host`` on
+    every request, and a backend whose ``next`` links name another origin."""
+    pid = seed_tasks(synapse, files, 5)
+    synapse.tenant = "acme"
+    synapse.max_page_size = 2  # three listing pages
+    decoy = type(files)().start()  # the foreign origin the next links name
+    try:
+        synapse.next_base = decoy.url
+        monkeypatch.setenv("SYNAPSE_PLUGIN_RUN_TENANT", "acme")
+        monkeypatch.setenv("SYNAPSE_PLUGIN_RUN_URL_HOST", "internal")
+        monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+        result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    finally:
+        decoy.stop()
+    assert result["status"] == "SUCCEEDED" and result["success_count"] == 5, result
+    assert decoy.requests == []
+    assert len(export_listings(synapse)) == 3
+    for r in synapse.requests:
+        assert r.status != 403 and r.header("Synapse-Tenant") == "Token acme"
+        assert r.header("Synapse-Access-Token") == f"Token {TOKEN}"
+        assert [v for k, v in r.query_items if k == "url_host"] == ["internal"], (r.method, r.path)
+    assert {r.method for r in synapse.requests} == {"GET", "PUT", "PATCH", "POST"}
+    assert files.requests and all("synapse-tenant" not in r.headers for r in files.requests)
+    assert token_headers(files.requests) == []

@@ -35,7 +35,8 @@ def job(synapse, files, client, tmp_path) -> tuple[int, Path, list[dict]]:
 
 
 def expected(line: int) -> dict:
-    return gt_to_dm_v1("object-detection", *gt_label(line))
+    # confidences travel as a classification attribute (DM v1 has no field of its own for them)
+    return gt_to_dm_v1("object-detection", *gt_label(line), confidence_attribute="confidence")
 
 
 def puts(synapse, task_id: int | None = None) -> list:

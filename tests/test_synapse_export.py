@@ -57,18 +57,92 @@ def test_filters_are_anded_on_the_backend(synapse, files, tmp_path) -> None:
     assert code == 0
     got = [r["synapse"]["task_id"] for r in read_records(out)]
     assert got == [tasks[0]["id"], tasks[2]["id"], tasks[7]["id"]]
-    listing = synapse.requests_to("GET", "^/sdk/tasks/$")[0].query
-    assert listing["status__in"] == "pending,in_progress" and listing["assignee"] == "null"
-    assert listing["fields"] == "id" and listing["project"] == str(pid)
+    [listing] = synapse.requests_to("GET", "^/sdk/tasks/$")
+    assert listing.query["status__in"] == "pending,in_progress" and listing.query["assignee__isnull"] == "true"
+    assert listing.query["fields"] == "id,status,assignee,created_at" and listing.query["project"] == str(pid)
+    assert len(listing.query_items) == len(listing.query)  # each key sent once
 
 
 def test_parse_filters_rejects_what_export_owns() -> None:
     assert parse_filters(["status=pending", "assignee=None", "data_collection=4"]) == {
         "status": "pending", "assignee": None, "data_collection": "4"}
     assert parse_filters(["status__in=a, b"]) == {"status__in": ["a", "b"]}
-    for bad in (["project=3"], ["fields=data"], ["status"], ["=x"]):
+    assert parse_filters(["assignee="]) == {"assignee": None}
+    for bad in (["project=3"], ["fields=data"], ["status"], ["=x"], ["status=a", "status=b"], ["status__in=,"]):
         with pytest.raises(UsageError):
             parse_filters(bad)
+
+
+def layout_tasks(synapse, pid: int) -> list[dict]:
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    for task, (status, assignee) in zip(tasks, [("pending", None), ("pending", 7), ("in_progress", None),
+                                                 ("done", None), ("review", None), ("in_progress", 3)], strict=True):
+        task.update(status=status, assignee=assignee)
+    return tasks
+
+
+def test_filters_mean_what_the_guide_says(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 6)
+    tasks = layout_tasks(synapse, pid)
+    out = tmp_path / "f.manifest"
+    result = export_tasks(pid, str(out), filters={"assignee": None, "status": ["pending", "in_progress"]}, client=client)
+    assert [r["synapse"]["task_id"] for r in read_records(out)] == [tasks[0]["id"], tasks[2]["id"]]
+    assert result.unmatched == {}
+    listing = synapse.requests_to("GET", "^/sdk/tasks/$")[-1]
+    assert ("assignee__isnull", "true") in listing.query_items and ("status__in", "pending,in_progress") in listing.query_items
+    assert "assignee" not in listing.query and "status" not in listing.query
+
+
+@pytest.mark.parametrize("ignored", ["status__in", "assignee__isnull"])
+def test_a_filter_the_backend_ignored_is_reported_and_its_tasks_not_exported(synapse, files, client, tmp_path,
+                                                                                caplog, ignored) -> None:
+    pid = seed_tasks(synapse, files, 6)
+    tasks = layout_tasks(synapse, pid)
+    synapse.ignored_filters = {ignored}
+    out = tmp_path / "f.manifest"
+    result = export_tasks(pid, str(out), filters={"assignee": None, "status": ["pending", "in_progress"]}, client=client)
+    assert [r["synapse"]["task_id"] for r in read_records(out)] == [tasks[0]["id"], tasks[2]["id"]]
+    if ignored == "status__in":
+        assert result.unmatched == {"status=pending,in_progress": 2}  # done and review
+    else:
+        assert result.unmatched == {"assignee=null": 2}  # assigned to 7 and to 3
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("the backend did not apply filter ") and "2 listed task(s)" in warning
+    # the skipped tasks were never fetched
+    fetched = {int(r.path.split("/")[2]) for r in synapse.requests_to("GET", r"^/tasks/\d+/$")}
+    assert fetched == {tasks[0]["id"], tasks[2]["id"]}
+
+
+def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(synapse, files, tmp_path, capsys) -> None:
+    pid = seed_tasks(synapse, files, 6)
+    layout_tasks(synapse, pid)
+    synapse.ignored_filters = {"status"}
+    out = tmp_path / "f.manifest"
+    assert main(["export", "--project", str(pid), "--filter", "status=archived", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "No tasks found matching filters (status=archived)" in err and "listed 6 task(s), none matching" in err
+    assert "did not apply filter status=archived: 6 listed task(s)" in err and not out.exists()
+    synapse.ignored_filters = {"status__in"}
+    assert main(["export", "--project", str(pid), "--filter", "status__in=pending,done", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the backend did not apply filter status__in=pending,done: 3 listed task(s)" in captured.err
+    assert "exported 3 task(s)" in captured.out
+
+
+def test_task_matches_checks_what_the_task_carries() -> None:
+    from totask_manifest.synapse.export import task_matches
+
+    task = {"id": 1, "status": "pending", "assignee": {"id": 7, "name": "x"}, "created_at": "2025-01-31T08:00:00Z",
+            "data_unit": 12, "is_locked": False, "score": 0.5}
+    assert task_matches(task, "assignee", 7) and task_matches(task, "assignee", "7")
+    assert task_matches(task, "assignee", None) is False and task_matches(task, "assignee__isnull", True) is False
+    assert task_matches(task, "status", ["done", "pending"]) and task_matches(task, "status__in", "a,pending")
+    assert task_matches(task, "created_at__lte", "2025-01-31") and task_matches(task, "created_at__gte", "2025-01-31")
+    assert task_matches(task, "created_at__lt", "2025-01-30") is False
+    assert task_matches(task, "data_unit__id", "12") and task_matches(task, "is_locked", "false")
+    assert task_matches(task, "score__gt", 0.5) is False and task_matches(task, "score__gte", "0.5")
+    assert task_matches(task, "reviewer", None) is None  # not carried: not checked
+    assert task_matches(task, "status__icontains", "PEN") is None  # a lookup not checked here
 
 
 def test_limit_and_pagination(synapse, files, tmp_path) -> None:

@@ -63,9 +63,42 @@ def test_deploys_then_polls_every_ten_seconds_until_running(synapse, client) -> 
     served = PreProcessor(client, rel, 4, sleep=t.sleep, clock=t.clock, on_wait=waits.append).ensure_running()
     assert served.code == "det"
     [deploy] = deploys(synapse)
-    assert deploy.body == {"agent": 4, "action": "deployment", "params": {"num_cpus": 2, "num_gpus": 1, "num_replicas": 2}}
+    assert deploy.body == {"agent": 4, "action": "deployment", "params": {"num_cpus": 2, "num_gpus": 1, "num_replicas": 2},
+                           "language": "ko"}
     assert t.sleeps == [10.0, 10.0, 10.0]
     assert waits[-1] == "Still waiting for pre-processor det... (20s elapsed)"
+    # the agent was looked up first, as the SDK does before its capacity check
+    [lookup] = synapse.requests_to("GET", "^/agents/$")
+    assert lookup.query == {"id": "4"} and synapse.requests.index(lookup) < synapse.requests.index(deploy)
+
+
+@pytest.mark.parametrize(
+    ("resources", "params"),
+    [
+        ({"required_cpu_count": 2, "required_gpu_count": 0}, {"num_cpus": 2, "num_gpus": 0}),
+        ({"required_cpu_count": 0.5, "required_gpu_count": 0, "memory": 2147483648},
+         {"num_cpus": 0.5, "num_gpus": 0, "memory": 2147483648}),
+        ({"num_cpus": 4, "num_gpus": 0, "num_replicas": 3, "memory_bytes": 1024},
+         {"num_cpus": 4, "num_gpus": 0, "num_replicas": 3, "memory": 1024}),
+        ({}, {"num_cpus": 1, "num_gpus": 0.1}),
+        ({"required_gpu_count": 1, "num_replicas": None, "memory": None}, {"num_cpus": 1, "num_gpus": 1}),
+    ],
+)
+def test_deploy_takes_the_releases_resources_as_given(synapse, client, resources, params) -> None:
+    rel = synapse.add_release("det", required_resources=resources or {"other": 1})
+    agent = synapse.add_agent(name="cpu-only")
+    t = FakeTime()
+    PreProcessor(client, rel, agent, sleep=t.sleep, clock=t.clock).ensure_running()
+    [deploy] = deploys(synapse)
+    assert deploy.body == {"agent": agent, "action": "deployment", "params": params, "language": "ko"}
+
+
+def test_an_agent_lookup_that_fails_does_not_stop_the_deploy(synapse, client) -> None:
+    rel = synapse.add_release("det")
+    synapse.add_fault(Fault(status=404, method="GET", path="^/agents/$"))
+    t = FakeTime()
+    assert PreProcessor(client, rel, 3, sleep=t.sleep, clock=t.clock).ensure_running().code == "det"
+    assert len(deploys(synapse)) == 1
 
 
 def test_a_deployment_under_way_is_waited_for_not_repeated(synapse, client) -> None:
@@ -120,7 +153,7 @@ def test_bad_release_and_failed_dispatch_are_fatal(synapse, client) -> None:
     with pytest.raises(FatalSynapseError) as info:
         PreProcessor(client, rel, 1).ensure_running()
     assert str(info.value) == "Pre-processor deployment dispatch failed (BackendUnavailable)"
-    assert len(deploys(synapse)) == 1  # a deployment POST is never sent twice
+    assert len(deploys(synapse)) == 1  # a 500 to the deployment POST is final: it is not sent twice
 
 
 def test_deferred_inference_polls_with_backoff(synapse, client) -> None:
@@ -138,7 +171,7 @@ def test_deferred_inference_polls_with_backoff(synapse, client) -> None:
     assert result == dm_result()
     assert slept == [2.0, 3.0, 4.5, 6.75, 10.0]
     calls = synapse.requests_to("POST", "^/plugins/det/run/$")
-    assert calls[0].body == {"agent": 3, "action": "inference", "version": "1.0.0", "params": {
+    assert calls[0].body == {"agent": 3, "action": "inference", "version": "1.0.0", "language": "ko", "params": {
         "model": 11, "method": "post", "json": {"image_path": "http://img/1.png", "confidence_threshold": 0.4}}}
     ticket = calls[1].body["params"]["json"]["__synapse_poll__"]
     assert ticket and all(c.body["params"] == {"model": 11, "method": "post", "json": {"__synapse_poll__": ticket}}
@@ -174,8 +207,10 @@ def test_annotator_labels_from_inference_and_fails_empty_results(synapse, files)
         return results.get(image, {})
 
     synapse.inference = inference
+    # results converted to the task type (native: convert); kept as they are is tested in test_native_documents.py
     context = AnnotatorContext("j", "boxes", "object-detection",
-                               {"pre_processor": rel, "agent": 1, "model": 5, "pre_processor_params": {}})
+                               {"pre_processor": rel, "agent": 1, "model": 5, "pre_processor_params": {},
+                                "native": "convert"})
     items = [Item(i, i + 1, {"source-ref": url}) for i, url in enumerate(images)] + [Item(4, 5, {"source": "text"})]
     with PreProcessorAnnotator(context) as annotator:
         outcomes = annotator.annotate_batch(items)
@@ -183,7 +218,7 @@ def test_annotator_labels_from_inference_and_fails_empty_results(synapse, files)
     assert isinstance(outcomes[0], Labeled)
     assert outcomes[0].value["image_size"] == [{"width": 50, "height": 40, "depth": 3}]  # read from the image
     assert outcomes[0].metadata["class-map"] == {"0": "dog"}
-    assert isinstance(outcomes[1], Failed) and outcomes[1].reason == "inference: empty result"
+    assert isinstance(outcomes[1], Failed) and outcomes[1].reason.startswith("TASK_INFERENCE_EMPTY_RESULT")
     assert isinstance(outcomes[2], Failed) and "500" in outcomes[2].reason
     assert isinstance(outcomes[3], Labeled) and outcomes[3].value["annotations"][0]["width"] == 5
     assert isinstance(outcomes[4], Failed) and "no image" in outcomes[4].reason

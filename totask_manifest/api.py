@@ -235,15 +235,22 @@ def load_job(job_url: str) -> dict[str, Any]:
 
 # -- running -------------------------------------------------------------------------------
 
+def _done(counts: dict[str, int]) -> int:
+    return counts["labeled"] + counts["failed"] + counts["routed"]
+
+
 def _metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
-    done = counts["labeled"] + counts["failed"] + counts["routed"]
-    return {
+    done = _done(counts)
+    metrics = {
         "total": total,
         "success": counts["labeled"],
         "failed": counts["failed"],
         "routed": counts["routed"],
         "stand_by": max(total - done, 0),
     }
+    if counts.get("dropped"):  # labeled lines whose label dropped what the user allowed to drop
+        metrics["dropped"] = counts["dropped"]
+    return metrics
 
 
 def _result(state: JobState) -> JobResult:
@@ -311,7 +318,7 @@ def _execute(
     recorder = Recorder(config, writer, counts)
     progress = Progress(
         total,
-        done=sum(counts.values()),
+        done=_done(counts),
         on_update=(lambda _d, _t: on_progress(_metrics(total, counts))) if on_progress else None,
     )
     recorder.listeners.append(lambda _status: progress.advance())
@@ -356,7 +363,7 @@ def _commit(
 ) -> None:
     """Decide the final status, write the output manifest and failures, save job.json."""
     layout = state.layout
-    done = sum(counts.values())
+    done = _done(counts)
     if error is not None:
         state.status = FAILED
     elif done >= total:

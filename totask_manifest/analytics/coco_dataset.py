@@ -12,7 +12,7 @@ so it is built in memory.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +23,7 @@ from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
 from ..formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from ..formats.model import ClassNames, FormatError
+from ..formats.native import coco_losses, describe
 from ..manifest.io import write_lines
 from ..storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, pick_attribute
@@ -40,14 +41,18 @@ def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: 
                                 "COCO needs one name per category", line=line, key="class-map", rule="coco-category")
 
 
-def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None) -> dict[str, int]:
-    """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``."""
-    attr = pick_attribute(src, (DETECTION, SEGMENTATION), label_attribute)
+def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
+                     allow_drop: bool = False) -> dict[str, int]:
+    """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
+    kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
+    something unless ``allow_drop`` (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    dropped: Counter = Counter()
     images: list[dict] = []
     anns: list[dict] = []
     cats: dict[int, str] = {}
     skipped = 0
-    for line, label in iter_labels(src, attr):
+    for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
         if label is None:
             skipped += not line.is_blank
             continue
@@ -71,7 +76,10 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None) 
         "categories": [{"id": cid, "name": name} for cid, name in sorted(cats.items())],
     }
     write_bytes_atomic(dst, orjson.dumps(out))
-    return {"images": len(images), "annotations": len(anns), "skipped": skipped}
+    counts = {"images": len(images), "annotations": len(anns), "skipped": skipped}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
 
 
 def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str]) -> dict:
@@ -106,9 +114,12 @@ def coco_to_manifest(
     job_name: str = "converted",
     image_root: str | None = None,
     human_annotated: str | None = None,
+    allow_drop: bool = False,
 ) -> dict[str, int]:
     """One manifest line per COCO image. ``task_type`` defaults to masks when annotations carry
-    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``."""
+    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
+    Boxes asked for where annotations carry segmentations, keypoints or attributes are refused
+    naming them, unless ``allow_drop`` (the line's metadata then records ``dropped``)."""
     try:
         doc = orjson.loads(read_bytes(src))
     except orjson.JSONDecodeError as exc:
@@ -134,6 +145,7 @@ def coco_to_manifest(
     scored = any("score" in a for anns in by_image.values() for a in anns)
     human = human_annotated or ("no" if scored else "yes")
     lines = []
+    dropped = 0
     for n, image in enumerate(doc["images"]):
         key = f"images[{n}]"
         if not isinstance(image, dict) or "id" not in image:
@@ -144,14 +156,25 @@ def coco_to_manifest(
         size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
         try:
             if task_type == DETECTION:
+                lost = coco_losses(anns)
+                if lost and not allow_drop:
+                    raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
+                                      "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
+                                      key="annotations")
                 labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                if lost:
+                    labeled.metadata["dropped"] = dict(lost)
+                    dropped += 1
             else:
                 labeled = _paint(anns, image, cats, join(out_dir, "masks", f"{image['id']}.png"))
         except FormatError as exc:
             raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
         lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
     write_lines(dst, lines)
-    return {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    if dropped:
+        counts["dropped"] = dropped
+    return counts
 
 
 def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:

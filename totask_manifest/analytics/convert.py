@@ -51,8 +51,8 @@ def _only(fn: Callable, *names: str) -> Callable:
 #: manifest -> format
 EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _parquet_out,
-    "coco": _only(manifest_to_coco, "label_attribute"),
-    "yolo": _only(manifest_to_yolo, "label_attribute", "confidence"),
+    "coco": _only(manifest_to_coco, "label_attribute", "allow_drop"),
+    "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
     "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
     "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"),
 }
@@ -60,12 +60,12 @@ EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
 IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _parquet_in,
     "coco": _only(coco_to_manifest, "task_type", "label_attribute", "class_names", "job_name", "image_root",
-                  "human_annotated"),
+                  "human_annotated", "allow_drop"),
     "yolo": _only(yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"),
     "dm-schema-v1": _only(functools.partial(task_data_to_manifest, fmt="dm-schema-v1"), "task_type",
-                          "label_attribute", "class_names", "job_name", "human_annotated"),
+                          "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
     "synapse-objects": _only(functools.partial(task_data_to_manifest, fmt="synapse-objects"), "task_type",
-                             "label_attribute", "class_names", "job_name", "human_annotated"),
+                             "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
 }
 
 
@@ -99,12 +99,16 @@ def convert(
     job_name: str | None = None,
     image_root: str | None = None,
     human_annotated: str | None = None,
+    allow_drop: bool = False,
     confidence: bool = False,
 ) -> ConvertResult:
     """Convert ``src`` to ``dst``; one of the two formats must be ``manifest``.
 
     ``class_names`` is a list or the URL of a names file (one per line, or YAML ``names``).
     ``job_name``, ``image_root`` and ``human_annotated`` shape the lines of an imported manifest.
+    A conversion that would drop something (a polygon into a bounding-box label, a second media,
+    rotation, attributes) is refused naming the line and what would be lost, unless
+    ``allow_drop``; the counts then say how many things (exports) or lines (imports) dropped some.
     ``confidence`` adds YOLO's optional 6th column (trainers read 5).
     """
     src_fmt = from_format or guess_format(src)
@@ -117,7 +121,7 @@ def convert(
         raise UsageError("--confidence is YOLO's 6th column: it goes with --to yolo")
     opts = {"label_attribute": label_attribute, "class_names": class_names, "task_type": task_type,
             "job_name": job_name, "image_root": image_root, "human_annotated": human_annotated,
-            "confidence": confidence or None}
+            "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
     if src_fmt == MANIFEST:

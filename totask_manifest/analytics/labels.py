@@ -7,12 +7,14 @@ metadata an imported label gets so that the manifest it lands in is a valid Grou
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
+from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
 from ..manifest.line import Line, gt_json
@@ -76,8 +78,15 @@ def labeled_metadata(rec: dict, attribute: str) -> dict | None:
     return meta
 
 
-def iter_labels(url: str, attribute: str) -> Iterator[tuple[Line, Label | None]]:
-    """Every line, with its label of ``attribute`` or None (blank, unlabeled or failed)."""
+def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow_drop: bool = False,
+                dropped: Counter | None = None) -> Iterator[tuple[Line, Label | None]]:
+    """Every line, with its label of ``attribute`` or None (blank, unlabeled or failed).
+
+    With ``native_to`` a document kept as it is (custom type naming its format) comes back
+    converted to that task type, or raises ``ManifestError`` naming what the conversion would
+    drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
+    """
+    names: list[str] = []  # class ids for documents that name their classes, fixed across the lines
     for line in read_lines(url):
         if line.is_blank:
             yield line, None
@@ -91,11 +100,64 @@ def iter_labels(url: str, attribute: str) -> Iterator[tuple[Line, Label | None]]
         if tt is None:
             raise ManifestError(f"metadata declares no Ground Truth type ({meta.get('type')!r})",
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
-        yield line, Label(line, rec, attribute, tt.name, rec[attribute], meta)
+        label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
+        if native_to is not None and native_format(meta) is not None:
+            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names)
+        yield line, label
+
+
+def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
+              names: list[str] | None = None) -> Label:
+    """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
+    size comes from the line's ``image_size`` or the image's header."""
+    from ..formats.detect import to_label
+    from ..formats.model import FormatError
+    from ..formats.native import DM, shapes
+
+    fmt = native_format(label.metadata)
+    class_names = None
+    if names is not None and fmt == DM:  # DM v1 names classes only: one id per name over the whole file
+        for shape in shapes(label.value, fmt):
+            if shape.class_name is not None and shape.class_name not in names:
+                names.append(shape.class_name)
+        class_names = list(names)
+    size = label.record.get("image_size")
+    if size is None and task_type == "object-detection":
+        size = _image_size(label)
+    try:
+        converted = to_label(label.value, fmt, task_type, image_size=size, allow_drop=allow_drop,
+                             class_names=class_names)
+    except FormatError as exc:
+        raise ManifestError(f"{exc.detail}", line=label.line.number, key=label.attribute, rule=exc.rule) from None
+    if dropped is not None:
+        dropped.update(converted.metadata.get("dropped") or {})
+    return Label(label.line, label.record, label.attribute, task_type, converted.value,
+                 {**label.metadata, **converted.metadata, "type": get_task_type(task_type).gt_type})
+
+
+def _image_size(label: Label) -> tuple[int, int, int]:
+    import io
+
+    from PIL import Image
+
+    from .thumbnails import fetch_image_bytes
+
+    source = label.source
+    if not isinstance(source, str):
+        raise ManifestError("a DM v1 or objects document carries no image size, and the line has no source-ref",
+                            line=label.line.number, key="source-ref", rule="image-size")
+    try:
+        with Image.open(io.BytesIO(fetch_image_bytes(source))) as img:
+            return img.size[0], img.size[1], len(img.getbands())
+    except Exception as exc:  # any reason the image cannot be read names the line
+        raise ManifestError(f"image size: cannot read {source[:200]}: {str(exc)[:160]}", line=label.line.number,
+                            key="source-ref", rule="image-size") from None
 
 
 def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:
-    """Type-specific metadata plus the fields every Ground Truth label carries, in Ground Truth's order."""
+    """Type-specific metadata plus the fields every Ground Truth label carries (a label that
+    declares its own type, a kept document, keeps it), in Ground Truth's order."""
+    task_type = task_type_of_metadata(labeled.metadata) or task_type
     return order_metadata(task_type, {**labeled.metadata, **common_metadata(
         task_type, job_name, human_annotated=human_annotated)}, labeled.metadata_order)
 

@@ -25,7 +25,7 @@ from ..task_types import task_type_of_metadata
 from .labels import labeled_metadata
 from .stats import BINS, AttributeStats, manifest_stats
 from .svg import color, hbar_chart, histogram
-from .thumbnails import Tile, render_tile
+from .thumbnails import Tile, name_color_index, render_tile
 
 MAX_FAILURE_ROWS = 500
 MARKER = "report-ready"
@@ -158,9 +158,10 @@ def _stats_html(s: AttributeStats | None) -> str:
                 ("jobs", ", ".join(f"{k} ({v:,})" for k, v in s.job_names.items()))])]
     charts = []
     if s.classes:
-        rows = [(f"{c.class_id} {c.name or ''}".strip(), c.count) for c in s.classes[:40]]
+        rows = [(f"{'' if c.class_id is None else c.class_id} {c.name or ''}".strip(), c.count)
+                for c in s.classes[:40]]
         # the same colour per class as the boxes drawn on the samples
-        colors = [color(c.class_id if c.class_id is not None else 0) for c in s.classes[:40]]
+        colors = [color(c.class_id if c.class_id is not None else name_color_index(c.name)) for c in s.classes[:40]]
         charts.append("<div><h3>Labels per class</h3>" + hbar_chart(rows, title="labels per class", colors=colors)
                       + "</div>")
     if s.confidence_count:
@@ -172,6 +173,9 @@ def _stats_html(s: AttributeStats | None) -> str:
         charts.append("<div><h3>Boxes per image</h3>" + histogram(
             [k for _, k in items], [str(n) for n, _ in items], title="images per number of boxes", fill="#6cc5b0")
             + "</div>")
+    if s.tools:
+        charts.append("<div><h3>Annotations per tool</h3>" + hbar_chart(list(s.tools.items())[:20],
+                                                                         title="annotations per tool") + "</div>")
     if s.failures:
         rows = [(r, n) for r, n in list(s.failures.items())[:15]]
         charts.append("<div><h3>Failures by reason</h3>" + hbar_chart(rows, title="failures by reason") + "</div>")

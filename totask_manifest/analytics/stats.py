@@ -62,6 +62,7 @@ _FAMILY = {
     for name in names
     for prefix in ("", GT_PREFIX)
 }
+_CUSTOM = GT_PREFIX + "custom"
 #: ``state`` bits of a metadata row
 _LABELED, _FAILED, _DECLARED = 1, 2, 4
 #: keys whose ``-metadata`` is not a label attribute's
@@ -121,6 +122,9 @@ class AttributeStats:
     #: detection only: labeled lines per number of boxes, and all boxes
     boxes_per_image: dict[int, int] = field(default_factory=dict)
     boxes: int = 0
+    #: documents kept as they are (custom type naming a format): annotations per tool
+    #: (``bounding_box``, ``polygon``, ``keypoint``...); their classes are counted by name in ``classes``
+    tools: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -157,7 +161,8 @@ class _Columns:
     on every line, their distinct pairs are few).
     """
 
-    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "names", "per_image", "reasons", "states", "types")
+    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "named", "names", "per_image", "reasons", "states",
+                 "tools", "types")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -171,6 +176,24 @@ class _Columns:
         self.conf: list[float] = []
         self.per_image: list[int] = []
         self.names: set[tuple[Any, Any]] = set()
+        #: native documents: one tool name per annotation, one class name per named annotation
+        self.tools: list[str] = []
+        self.named: list[str] = []
+
+    def add_native(self, value: Any, fmt: str) -> None:
+        """A document kept as it is: its annotations by tool and class name, boxes per document."""
+        from ..formats.native import shapes
+
+        boxes = 0
+        for shape in shapes(value, fmt):
+            self.tools.append(shape.tool)
+            if shape.class_name is not None:
+                self.named.append(shape.class_name)
+            if shape.box is not None:
+                boxes += 1
+            if shape.confidence is not None:
+                self.conf.append(shape.confidence)
+        self.per_image.append(boxes)
 
     def add(self, record: dict, attribute: str, meta: dict) -> None:
         typ = meta.get("type")
@@ -198,6 +221,9 @@ class _Columns:
         self.states.append(_LABELED | declared)
         family = _FAMILY.get(typ)
         if family is None:
+            fmt = meta.get("format")
+            if type(typ) is str and typ.lower() == _CUSTOM and type(fmt) is str:
+                self.add_native(record[attribute], fmt)
             return
         value = record[attribute]
         if family == _DET:
@@ -271,6 +297,8 @@ _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "names": {"attr": pl.String(), "class_id": pl.Int64(), "name": pl.String()},
     "conf": {"attr": pl.String(), "bin": pl.Int64(), "n": pl.Int64(), "sum": pl.Float64()},
     "per_image": {"attr": pl.String(), "boxes": pl.Int64(), "n": pl.Int64()},
+    "tools": {"attr": pl.String(), "tool": pl.String(), "n": pl.Int64()},
+    "named": {"attr": pl.String(), "name": pl.String(), "n": pl.Int64()},
 }
 #: how two partial tables fold into one: group by the keys, sum the rest (names: distinct rows)
 _KEYS = {name: [c for c in schema if c not in ("n", "sum")] for name, schema in _SCHEMAS.items()}
@@ -335,6 +363,10 @@ def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]
                                     .select(a.alias("attr"), "boxes", one.alias("n")))
         if c.names:
             out["names"].append(_names_frame(attr, c.names))
+        for table, column, values in (("tools", "tool", c.tools), ("named", "name", c.named)):
+            if values:
+                out[table].append(pl.LazyFrame({column: values}, schema={column: pl.String})
+                                  .select(a.alias("attr"), column, one.alias("n")))
     return out
 
 
@@ -510,7 +542,10 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
     for cid, nm in mine["names"].sort("class_id", "name").collect().select("class_id", "name").iter_rows():
         names.setdefault(cid, []).append(nm)
     per_pair = mine["classes"].group_by("class_id", "name").agg(n.sum()).collect().iter_rows()
-    s.classes, s.class_clashes = _by_name(per_pair, names)
+    # documents kept as they are name their classes without ids
+    by_name = mine["named"].group_by("name").agg(n.sum()).collect().iter_rows()
+    s.classes, s.class_clashes = _by_name(per_pair, names, by_name)
+    s.tools = _ranked(mine["tools"].group_by("tool").agg(n.sum()).collect().iter_rows())
     per_image = mine["per_image"].group_by("boxes").agg(n.sum()).collect().iter_rows()
     s.boxes_per_image = dict(sorted((int(b), int(k)) for b, k in per_image))
     s.boxes = sum(b * k for b, k in s.boxes_per_image.items())
@@ -524,12 +559,18 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
     return s
 
 
-def _by_name(per_pair: Iterable[tuple[int, str | None, int]],
-             names: dict[int, list[str]]) -> tuple[list[ClassCount], list[ClassClash]]:
+def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, list[str]],
+             named: Iterable[tuple[str, int]] = ()) -> tuple[list[ClassCount], list[ClassClash]]:
     """Counts per class name (a label whose line names no class goes to the one name its id has
-    elsewhere, else stays counted by id), and the ids and names that clash."""
+    elsewhere, else stays counted by id; ``named`` counts names that come without an id), and the
+    ids and names that clash."""
     by_name: dict[str, dict[int, int]] = {}
     by_id: dict[int, int] = {}
+    no_id: dict[str, int] = {}
+    for name, k in named:
+        if name is not None:
+            no_id[name] = no_id.get(name, 0) + int(k)
+            by_name.setdefault(name, {})
     for cid, name, k in per_pair:
         if name is None and len(names.get(cid, ())) == 1:
             name = names[cid][0]
@@ -538,7 +579,8 @@ def _by_name(per_pair: Iterable[tuple[int, str | None, int]],
         else:
             ids = by_name.setdefault(name, {})
             ids[cid] = ids.get(cid, 0) + int(k)
-    classes = [ClassCount(min(ids), name, sum(ids.values()), sorted(ids)) for name, ids in by_name.items()]
+    classes = [ClassCount(min(ids, default=None), name, sum(ids.values()) + no_id.get(name, 0), sorted(ids))
+               for name, ids in by_name.items()]
     classes += [ClassCount(cid, None, k, [cid]) for cid, k in by_id.items()]
     classes.sort(key=lambda cc: (-cc.count, cc.class_id if cc.class_id is not None else -1, cc.name or ""))
     clashes = [ClassClash(None, name, {str(cid): k for cid, k in sorted(ids.items())})
@@ -617,7 +659,7 @@ def format_text(stats: ManifestStats) -> str:
         if a.classes:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
-            out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids or [cc.class_id])):>4} "
+            out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
                     f"{cc.name or '?':<24} {_bar(cc.count, top)}" for cc in a.classes]
         for clash in a.class_clashes:
             if clash.class_id is not None:
@@ -626,6 +668,8 @@ def format_text(stats: ManifestStats) -> str:
             else:
                 out.append(f"  class {clash.name!r} has several ids: "
                            + ", ".join(f"{cid} ({k:,})" for cid, k in clash.counts.items()))
+        if a.tools:
+            out.append("  annotations per tool: " + ", ".join(f"{k} ({n:,})" for k, n in a.tools.items()))
         if a.boxes_per_image:
             out.append(f"  boxes: {a.boxes:,}; images per box count:")
             out += [f"    {n:>4} boxes: {k:,}" for n, k in a.boxes_per_image.items()]

@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import TotaskError
+from ..formats.native import native_format, shapes
 from ..storage import open_read
 from .masks import read_mask
-from .svg import color
+from .svg import PALETTE, color
 
 MAX_IMAGE_BYTES = 40 << 20
 HTTP_TIMEOUT = 10.0
@@ -74,7 +75,10 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
         return Tile(title, "", error=f"image not available: {str(exc)[:160]}")
     caption = ""
     try:
-        if task_type == "object-detection" and isinstance(value, Mapping):
+        fmt = native_format(metadata)
+        if fmt is not None:
+            caption = _draw_native(img, value, fmt)
+        elif task_type == "object-detection" and isinstance(value, Mapping):
             caption = _draw_boxes(img, value, metadata, size=size)
         elif task_type == "semantic-segmentation" and isinstance(value, str):
             img, caption = _overlay_mask(img, value, metadata)
@@ -183,3 +187,61 @@ def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any]) -> tu
         overlay[mask == idx] = _hex_rgb(entry.get("hex-color", "#ff0000"))
     blended = Image.blend(img, Image.fromarray(overlay), 0.5)
     return blended, ", ".join(present) or "background only"
+
+
+def name_color_index(name: str | None) -> int:
+    """A stable palette index for a class known only by name (documents kept as they are)."""
+    import zlib
+
+    return zlib.crc32((name or "").encode()) % len(PALETTE)
+
+
+def _rotated(box: tuple[float, float, float, float], angle: float) -> list[tuple[float, float]]:
+    """The corners of a box turned by ``angle`` radians about its centre."""
+    import math
+
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    cos, sin = math.cos(angle), math.sin(angle)
+    return [(cx + dx * cos - dy * sin, cy + dx * sin + dy * cos)
+            for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
+
+
+def _draw_native(img: Image.Image, value: Any, fmt: str) -> str:
+    """Boxes (turned when rotated), polygons and points of the first media (the line's image)."""
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    line_w = max(2, round(max(img.size) / 200))
+    drawn = shapes(value, fmt)
+    all_shapes = list(drawn)
+    first = all_shapes[0].media if all_shapes else None
+    tools: dict[str, int] = {}
+    for shape in all_shapes:
+        if shape.media != first:
+            continue
+        tools[shape.tool] = tools.get(shape.tool, 0) + 1
+        c = color(name_color_index(shape.class_name))
+        anchor: tuple[float, float] | None = None
+        if shape.box is not None:
+            corners = _rotated(shape.box, shape.rotation) if shape.rotation else None
+            if corners:
+                draw.polygon(corners, outline=c, width=line_w)
+                anchor = corners[0]
+            else:
+                x, y, w, h = shape.box
+                draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
+                anchor = (x, y)
+        elif len(shape.points) >= 2:
+            draw.line([*shape.points, shape.points[0]] if shape.tool == "polygon" else list(shape.points),
+                      fill=c, width=line_w)
+            anchor = shape.points[0]
+        elif shape.points:
+            px, py = shape.points[0]
+            r = line_w * 2
+            draw.ellipse([px - r, py - r, px + r, py + r], fill=c)
+            anchor = (px + r, py - r)
+        if anchor is not None and shape.class_name:
+            draw.text((anchor[0] + 1, anchor[1]), shape.class_name, fill=c, font=font)
+    media = {s.media for s in all_shapes}
+    parts = ", ".join(f"{n} {tool}" for tool, n in sorted(tools.items())) or "no annotations"
+    return parts + (f" ({first}; {len(media)} media)" if len(media) > 1 else "")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+from collections import Counter
 from collections.abc import Sequence
 
 import orjson
@@ -82,17 +83,22 @@ def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
 
 
 def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
-                     confidence: bool = False) -> dict[str, int]:
+                     allow_drop: bool = False, confidence: bool = False) -> dict[str, int]:
     """Write the boxes of one attribute as a YOLO folder (layout above); ``confidence`` adds the
-    6th column, which Ultralytics and Darknet training do not read."""
-    attr = pick_attribute(src, (DETECTION,), label_attribute)
-    labeled = [(line.number, label.source) for line, label in iter_labels(src, attr)
+    6th column, which Ultralytics and Darknet training do not read. Documents kept as they are
+    (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
+    (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
+    # first the data objects, so each label file can mirror its image's folders
+    labeled = [(line.number, label.source)
+               for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter())
                if label is not None and label.task_type == DETECTION]
     paths = label_paths(labeled)
+    dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     files = skipped = 0
     with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
-        for line, label in iter_labels(src, attr):
+        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
             if label is None or label.task_type != DETECTION:
                 skipped += not line.is_blank
                 continue
@@ -114,7 +120,10 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     names = yolo_names(class_map)
     write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
     write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
-    return {"images": files, "skipped": skipped, "classes": len(class_map)}
+    counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
 
 
 def _data_yaml(names: Sequence[str]) -> str:

@@ -12,11 +12,21 @@ Where a line's file is: ``--url-key K`` (a key, or a dotted path into nested obj
 ``synapse.files``). Relative references resolve against the folder of the manifest given to
 ``annotate`` (remembered in the options as ``relative_to``, so chained, cloned and resumed jobs
 resolve them the same way).
+
+A document already in the backend's format (DM schema v1, Synapse ``objects``; with ``native:
+any`` every JSON document) is not converted: it travels as it is, as a custom label naming its
+format (``formats.native``), whatever the task type. ``native: convert`` converts it to the task
+type instead, refusing a line whose conversion would drop something unless ``allow_drop``.
+An exported line whose URL is missing, expired, or refused with 400/401/403 gets a fresh one
+from Synapse (``synapse.fresh_urls``). ``converter`` names an existing ToTask plugin class
+whose ``convert_data_from_file`` produces the task data instead (``synapse.plugin``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import io
 import logging
 import os
@@ -44,7 +54,8 @@ from ..fetch import (
 )
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
-from ..task_types import common_metadata, get_task_type
+from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
+from ..task_types import common_metadata, get_task_type, task_type_of_metadata
 from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome
 
 log = logging.getLogger("totask_manifest")
@@ -60,6 +71,9 @@ FORMAT_TASK_TYPES: dict[str, frozenset[str]] = {
     "synapse-objects": frozenset({DETECTION, "image-classification", "image-classification-multilabel"}),
     "dm-schema-v1": frozenset({DETECTION, "image-classification", "image-classification-multilabel"}),
 }
+#: what happens to documents in the backend's own format (see the module docstring)
+NATIVE_KEEP, NATIVE_ANY, NATIVE_CONVERT = "keep", "any", "convert"
+NATIVE_MODES = (NATIVE_KEEP, NATIVE_ANY, NATIVE_CONVERT)
 #: Pillow modes whose band count is not the image's colour depth
 _MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1}
 _BOM = b"\xef\xbb\xbf"
@@ -145,10 +159,18 @@ class FileAnnotator(Annotator):
         self.policy = FetchPolicy.from_options(options)
         base = options.get("relative_to") or (base_of(context.manifest_url) if context.manifest_url else None)
         self.base: str | None = base
+        self.native: str = options.get("native") or NATIVE_KEEP
+        self.allow_drop = bool(options.get("allow_drop"))
+        self.plugin: Any = None
+        if options.get("converter"):
+            from ..synapse.plugin import FILE_HOOK, load_plugin
+
+            self.plugin = load_plugin(options["converter"], needs=FILE_HOOK,
+                                      params=options.get("converter_params"))
         self._check = _check_label()
-        #: the fields the job adds, as it will write them (the date only has to be well formed)
-        self._common = common_metadata(context.task_type, context.job_name)
+        self._job_name = context.job_name
         self._sync: SyncFetcher | None = None
+        self._urls: Any = None
 
     # -- options -------------------------------------------------------------------------------
 
@@ -170,6 +192,21 @@ class FileAnnotator(Annotator):
         parser.add_argument(
             "--class-names", metavar="FILE",
             help="class names, one per line (line index = class id); needed for YOLO, fixes ids for the others",
+        )
+        parser.add_argument(
+            "--native", choices=NATIVE_MODES, default=NATIVE_KEEP,
+            help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "
+            "keep every JSON document as it is (any: for schema=any targets), or convert them to the task type",
+        )
+        parser.add_argument(
+            "--allow-drop", action="store_true",
+            help="let a conversion drop what the target cannot hold (polygons, rotation, attributes, a second "
+            "media...); the line's metadata records what was dropped. Without it such a line fails",
+        )
+        parser.add_argument(
+            "--converter", metavar="MODULE:CLASS",
+            help="an existing ToTask plugin class whose convert_data_from_file(primary_file_url, primary_file_name, "
+            "data_file_url, data_file_name, task_data=...) returns each task's data (written unchanged)",
         )
         parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
                             help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
@@ -199,6 +236,12 @@ class FileAnnotator(Annotator):
             "class_names": _absolute(class_names) if class_names else None,
             **fetch_options_from_args(args),
         }
+        if get("native") not in (None, NATIVE_KEEP):
+            options["native"] = get("native")
+        if get("allow_drop"):
+            options["allow_drop"] = True
+        if get("converter"):
+            options["converter"] = get("converter")
         return options
 
     @classmethod
@@ -212,8 +255,16 @@ class FileAnnotator(Annotator):
         known = [AUTO, *input_formats()]
         if fmt not in known:
             raise UsageError(f"unknown --input-format {fmt!r}; known: {', '.join(known)}")
+        native = options.get("native") or NATIVE_KEEP
+        if native not in NATIVE_MODES:
+            raise UsageError(f"unknown --native {native!r}; choose {', '.join(NATIVE_MODES)}")
+        if options.get("converter"):
+            from ..synapse.plugin import FILE_HOOK, load_plugin
+
+            load_plugin(options["converter"], needs=FILE_HOOK)
         name = get_task_type(task_type).name
-        if fmt in FORMAT_TASK_TYPES and name not in FORMAT_TASK_TYPES[fmt]:
+        kept = native != NATIVE_CONVERT and (fmt in NATIVE_FORMATS or (native == NATIVE_ANY and fmt not in TEXT_FORMATS))
+        if fmt in FORMAT_TASK_TYPES and name not in FORMAT_TASK_TYPES[fmt] and not kept:
             raise UsageError(
                 f"--input-format {fmt} cannot express task type {name}; "
                 f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
@@ -248,22 +299,33 @@ class FileAnnotator(Annotator):
 
     def close(self) -> None:
         if self._sync is not None:
+            if self._urls is not None:
+                try:
+                    self._sync.loop_thread.run(self._urls.aclose(), timeout=10)
+                except Exception:  # closing must not hide the job's outcome
+                    log.debug("closing the Synapse client failed", exc_info=True)
+                self._urls = None
             self._sync.close()
             self._sync = None
 
     async def _process(self, item: Item) -> Outcome:
         """One line, start to finish; never raises (a bad line fails alone)."""
         try:
-            url = resolve_reference(self._reference(item), base_for_line(self.context.options, item.index, self.base))
-            try:
-                body = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
-            except FetchError as exc:
-                return Failed(f"fetch: {exc}")
+            if self.plugin is not None:
+                return await self._with_plugin(item)
+            url, body = await self._fetch_label_file(item)
             doc, fmt = self._decode(body, url)
+            kept = self._kept_format(fmt)
+            if kept is not None:
+                if is_empty(doc, kept):
+                    return Failed(EMPTY_RESULT)
+                problem = document_problem(doc, kept) if self.native == NATIVE_KEEP else None
+                return Failed(problem) if problem else native_label(doc, kept)
             image_size = None
             if self.task_type == DETECTION and fmt in SIZELESS_FORMATS:
                 image_size = await self._image_size(item)
-            labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names)
+            labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names,
+                               allow_drop=self.allow_drop)
             problem = self._schema_problem(labeled)
             return Failed(problem) if problem else labeled
         except _LineFailure as exc:
@@ -275,6 +337,120 @@ class FileAnnotator(Annotator):
         except Exception as exc:  # a bug or an unforeseen document shape: fail this line, keep the job
             log.debug("line %s: unexpected error", item.number, exc_info=True)
             return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
+
+    def _kept_format(self, fmt: str) -> str | None:
+        """The format a document travels as, unconverted; None when it is converted."""
+        if self.native == NATIVE_CONVERT or fmt in TEXT_FORMATS:
+            return None
+        if fmt in NATIVE_FORMATS or self.native == NATIVE_ANY:
+            return fmt
+        return None
+
+    # -- fresh URLs for exported lines -------------------------------------------------------------
+
+    def _refreshable(self, item: Item) -> bool:
+        """An exported line whose file is named by specification: the backend can issue its URL again."""
+        tid = item.task_id
+        return self.spec is not None and isinstance(tid, int) and not isinstance(tid, bool)
+
+    def _file_urls(self) -> Any:
+        if self._urls is None:
+            from ..synapse.fresh_urls import FileUrls
+
+            self._urls = FileUrls()
+        return self._urls
+
+    async def _fresh_url(self, item: Item, why: str) -> str:
+        log.debug("[task %s] %s: asking Synapse for a fresh file URL", item.display, why)
+        try:
+            return await self._file_urls().url(item.task_id, self.spec)
+        except TotaskError as exc:
+            raise _LineFailure(f"no URL: {why}, and a fresh one could not be had: {scrub(str(exc), 200)}") from None
+
+    async def _label_file_url(self, item: Item) -> str:
+        """The line's file URL; a fresh one when it is missing or has expired (exported lines)."""
+        from ..synapse.fresh_urls import is_expired
+
+        try:
+            ref = self._reference(item)
+        except _LineFailure as exc:
+            if not self._refreshable(item):
+                raise
+            return await self._fresh_url(item, exc.reason.removeprefix("no URL: "))
+        if self._refreshable(item) and is_expired(ref):
+            return await self._fresh_url(item, "the URL has expired")
+        return resolve_reference(ref, base_for_line(self.context.options, item.index, self.base))
+
+    async def _fetch_label_file(self, item: Item) -> tuple[str, bytes]:
+        from ..synapse.fresh_urls import needs_refresh
+
+        url = await self._label_file_url(item)
+        fetcher = self._sync.fetcher  # type: ignore[union-attr]
+        try:
+            return url, await fetcher.fetch(url)
+        except FetchError as exc:
+            if not (self._refreshable(item) and needs_refresh(exc)):
+                raise _LineFailure(f"fetch: {exc}") from None
+            first = exc
+        url = await self._fresh_url(item, f"the URL was refused ({str(first).split(' (', 1)[0]})")
+        try:
+            return url, await fetcher.fetch(url)
+        except FetchError as exc:
+            raise _LineFailure(f"fetch: {exc} (with a fresh URL from Synapse)") from None
+
+    # -- an existing ToTask plugin as the converter ------------------------------------------------
+
+    async def _with_plugin(self, item: Item) -> Outcome:
+        """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
+        from ..formats.detect import detect_input_format
+        from ..synapse.fresh_urls import task_files
+        from ..synapse.plugin import file_name_of, task_data_of_line
+
+        record = item.record
+        task = None
+        if self._refreshable(item) and self._has_credentials():
+            task = await self._file_urls().task(item.task_id)  # the SDK reads each task right before converting
+        files = task_files(task or task_data_of_line(record))
+        primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary") and f.get("url")),
+                       None)
+        primary_url = primary["url"] if primary else record.get("source-ref")
+        primary_name = (primary or {}).get("file_name_original") or (
+            file_name_of(primary_url) if isinstance(primary_url, str) else None)
+        if task is not None:
+            entry = files.get(self.spec) if isinstance(files.get(self.spec), dict) else {}
+            data_url, data_name = entry.get("url"), entry.get("file_name_original")
+            if not data_url:
+                raise _LineFailure(f"no URL: task {item.task_id} has no file of specification {self.spec!r}")
+        else:
+            data_url = await self._label_file_url(item)
+            entry = files.get(self.spec) if self.spec and isinstance(files.get(self.spec), dict) else {}
+            data_name = entry.get("file_name_original")
+        data_name = data_name or file_name_of(data_url)
+        try:
+            converted = await asyncio.to_thread(self.plugin.convert_data_from_file, primary_url, primary_name,
+                                                data_url, data_name, task_data=task or task_data_of_line(record))
+        except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
+            return Failed(f"convert: {type(exc).__name__}: {scrub(str(exc), 200)}")
+        if is_empty(converted):
+            return Failed(EMPTY_RESULT)
+        try:
+            orjson.dumps(converted)
+        except TypeError as exc:
+            return Failed(f"convert: the converter returned data that is not JSON ({exc})")
+        try:
+            fmt = detect_input_format(converted)
+        except FormatError:
+            fmt = ANY
+        return native_label(converted, fmt if fmt in NATIVE_FORMATS else ANY)
+
+    def _has_credentials(self) -> bool:
+        from ..synapse.settings import SynapseSettings
+
+        try:
+            SynapseSettings.from_env().require_credentials()
+        except TotaskError:
+            return False
+        return True
 
     def _reference(self, item: Item) -> str:
         record = item.record
@@ -322,7 +498,12 @@ class FileAnnotator(Annotator):
                     return body.decode("utf-8"), detected
             raise _LineFailure(f"parse: {redact_url(url)} is not valid JSON ({scrub(str(exc), 120)})") from None
         if fmt == AUTO:
-            fmt = detect_input_format(doc)
+            try:
+                fmt = detect_input_format(doc)
+            except FormatError:
+                if self.native != NATIVE_ANY:
+                    raise
+                fmt = ANY  # with native: any, a document of no known format still travels as it is
         return doc, fmt
 
     async def _image_size(self, item: Item) -> Any:
@@ -346,11 +527,39 @@ class FileAnnotator(Annotator):
         """Check the label as the job will write it, so a bad file fails here with its rule."""
         if self._check is None:
             return None
-        metadata = {**labeled.metadata, **self._common}
-        for p in self._check(self.task_type, labeled.value, metadata):
+        task_type = task_type_of_metadata(labeled.metadata) or get_task_type(self.task_type)
+        metadata = {**labeled.metadata, **common_metadata(task_type, self._job_name)}
+        for p in self._check(task_type, labeled.value, metadata):
             if getattr(p, "severity", "error") == "error":
                 return f"schema: {p.rule} at {p.key or '/'}: {p.message}"
         return None
+
+
+def document_problem(doc: Any, fmt: str) -> str | None:
+    """The violations of the format's own schema (``schemas/dm-schema-v1.json``,
+    ``schemas/synapse-objects.json``) by a document kept as it is, or None."""
+    if fmt not in NATIVE_FORMATS:
+        return None
+    try:
+        from ..manifest.schemas import format_path
+    except ImportError:  # pragma: no cover - validation always ships
+        return None
+    check = _format_validator(fmt)
+    if check.is_valid(doc):
+        return None
+    errors = [f"{format_path(err.path) or '/'}: {err.message}" for err in check.errors(doc)]
+    if not errors:
+        return None
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return f"schema: {fmt}: " + "; ".join(errors[:3]) + more
+
+
+@functools.cache
+def _format_validator(fmt: str) -> Any:
+    """The compiled schema of a format (compiling costs far more than checking)."""
+    from ..manifest.schemas import validator
+
+    return validator(fmt)
 
 
 def _absolute(url: str) -> str:

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--project", type=int, required=True, metavar="P", help="Synapse project id")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", dest="filters",
-                   help="task filter, repeatable, AND-ed: status=pending, status__in=a,b, data_collection=ID, "
-                   "assignee=ID or assignee=null (unassigned), created_at__gte=DATE, created_at__lte=DATE")
+                   help="task filter, repeatable, AND-ed: status=pending, status__in=a,b (any of), data_collection=ID, "
+                   "assignee=ID or assignee=null (unassigned only), created_at__gte=DATE, created_at__lte=DATE; "
+                   "tasks the backend returns that do not match a filter are reported and not exported")
     p.add_argument("--limit", type=int, metavar="N", help="export at most N tasks")
     p.add_argument("--target-specification-name", metavar="S",
                    help="fail unless the data collection has this file specification (the file method's labels)")
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for skipped in result.skipped:
         print(f"task {skipped['task_id']}: not exported ({skipped['reason']})", file=sys.stderr)
+    for warning in result.unmatched_warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"exported {result.exported} task(s) of project {result.project} to {result.output}"
           + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
     return 0

@@ -16,6 +16,7 @@ from ..annotators.base import Labeled
 from .coco import coco_to_gt
 from .groundtruth import from_groundtruth
 from .model import ClassNames, FormatError
+from .native import DM, NATIVE_FORMATS, describe, first_media_only, losses
 from .synapse import dm_v1_to_gt, objects_to_gt
 from .yolo import yolo_to_gt
 
@@ -114,11 +115,15 @@ def to_label(
     *,
     image_size: Any = None,
     class_names: ClassNames | None = None,
+    allow_drop: bool = False,
 ) -> Labeled:
     """Convert one document to a Ground Truth label; ``input_format`` ``"auto"``/None detects it.
 
     Every problem with the document raises ``FormatError`` (a ``ManifestError`` and a
     ``ValueError``) with the key and a ``format-<name>`` rule, so the caller fails only that line.
+    A DM v1 or ``objects`` document holding what the label cannot (``native.losses``: polygons,
+    rotation, attributes, a second media...) is refused naming it, unless ``allow_drop``; then
+    the label's metadata records what was dropped (``"dropped": {"polygon": 3}``).
     """
     fmt = detect_input_format(doc_or_text) if input_format in (None, AUTO) else input_format
     try:
@@ -130,8 +135,22 @@ def to_label(
     doc = doc_or_text
     if fmt not in TEXT_FORMATS and isinstance(doc, str | bytes | bytearray):
         doc = _parse_json(bytes(doc) if isinstance(doc, bytearray) else doc)
+    dropped = None
+    if fmt in (*NATIVE_FORMATS, "coco"):
+        from ..task_types import get_task_type
+
+        dropped = losses(doc, fmt, get_task_type(task_type).name)
+        if dropped and not allow_drop:
+            raise FormatError(
+                f"converting this {fmt} document to {get_task_type(task_type).name} would drop {describe(dropped)}; "
+                "keep the document as it is, or allow dropping (--allow-drop)", fmt=fmt)
+        if dropped and fmt == DM:
+            doc = first_media_only(doc)
     try:
-        return convert(doc, task_type, image_size=image_size, class_names=class_names)
+        labeled = convert(doc, task_type, image_size=image_size, class_names=class_names)
+        if dropped:
+            labeled.metadata["dropped"] = dict(dropped)
+        return labeled
     except FormatError:
         raise
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:

@@ -36,11 +36,14 @@ def iter_records(layout: JobLayout) -> Iterator[dict[str, Any]]:
 
 
 def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
-    """(last finished index, counts by status, next part number)."""
-    counts = {"labeled": 0, "failed": 0, "routed": 0}
+    """(last finished index, counts by status plus ``dropped`` (labeled lines that dropped
+    something), next part number)."""
+    counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
     last = -1
     for rec in iter_records(layout):
         counts[rec["s"]] += 1
+        if rec.get("d"):
+            counts["dropped"] += 1
         last = rec["i"]
     parts = layout.parts()
     next_seq = part_number(parts[-1]) + 1 if parts else 0

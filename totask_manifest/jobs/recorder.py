@@ -14,7 +14,7 @@ from typing import Any
 from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
 from ..manifest.line import DELETE, Line
 from ..manifest.naming import metadata_key
-from ..task_types import common_metadata, get_task_type, order_metadata
+from ..task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
 
@@ -48,9 +48,13 @@ class Recorder:
     def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], str | None]:
         drop_null = DELETE if self.attr in item.record else None
         if isinstance(outcome, Labeled):
-            metadata = order_metadata(self.task_type, {**outcome.metadata, **self._common()}, outcome.metadata_order)
+            # an annotator may declare the label's own type: a document kept as it is (Ground
+            # Truth's custom type, formats.native) is not a label of the job's task type
+            task_type = task_type_of_metadata(outcome.metadata) or self.task_type
+            metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
+                                      outcome.metadata_order)
             if self.check is not None:
-                problems = [p for p in self.check(self.config.task_type, outcome.value, metadata)
+                problems = [p for p in self.check(task_type, outcome.value, metadata)
                             if getattr(p, "severity", "error") == "error"]
                 if problems:
                     p = problems[0]
@@ -79,6 +83,10 @@ class Recorder:
         status, updates, reason = self.updates_for(item, outcome)
         new = line.with_values(updates)
         record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
+        dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0
+        if dropped:
+            record["d"] = dropped  # a label that dropped something the user allowed to drop
+            self.counts["dropped"] = self.counts.get("dropped", 0) + 1
         if reason is not None:
             record["reason"] = reason
             src = item.record.get("source-ref", item.record.get("source"))
@@ -93,3 +101,11 @@ class Recorder:
         for listener in self.listeners:
             listener(status)
         return status
+
+
+def dropped_count(metadata: Any) -> int:
+    """How many things a label's metadata says were dropped (``"dropped": {"polygon": 3}`` -> 3)."""
+    dropped = metadata.get("dropped") if isinstance(metadata, dict) else None
+    if not isinstance(dropped, dict):
+        return 0
+    return sum(v for v in dropped.values() if isinstance(v, int) and not isinstance(v, bool))

@@ -1,8 +1,10 @@
 """The ToTask action: Synapse tasks in, pre-annotated Synapse tasks out, as one resumable job.
 
 ``ToTaskAction(params=..., run=None).start()`` takes the guide's parameters and returns the
-guide's result (``status``, ``message``, ``metrics``, ``failures``). Unlike the SDK's action it
-is one job on disk, ``<output root>/<name>/``, so running the same action again after a crash
+SDK's ``ToTaskResult`` (``status``, ``message``: ``to_task completed. success=N, failed=M``,
+``total_tasks``, ``success_count``, ``failed_count``, ``failures`` of ``{task_id, error}``), plus
+our ``metrics`` (``total``, ``success``, ``failed``, ``stand_by``) and ``totask`` (the job folder,
+apply's counts, filters the backend did not apply). Unlike the SDK's action it is one job on disk, ``<output root>/<name>/``, so running the same action again after a crash
 continues where it stopped instead of starting over:
 
 1. export the matching tasks to ``<job>/synapse-export.manifest`` (skipped if already there);
@@ -17,7 +19,11 @@ Only an unfinished run of the same action is resumed; a run that succeeded, or o
 parameters or another host, is moved to ``<output root>/.totask-archive/`` (journal included, so
 ``rollback`` still works on it) and a fresh run starts. The label attribute (and job name) is
 the action ``name`` lower-cased with ``_`` turned into ``-``. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
-to that Synapse job, at most once a second.
+to that Synapse job, at most once a second, as the SDK v2 reports them (``progress.JobReporter``):
+the steps ``initialize`` (project and data collection), ``prepare`` (the target specification, or
+the pre-processor deployed and running), ``fetch_tasks`` (the export), ``annotate_task_data``
+(annotation, then the writes: half each), ``finalize``; metrics ``{success, failed, stand_by}``
+under ``annotate_task_data``; log entries carrying their step; the result above.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import orjson
 from ..errors import JobError, TotaskError, UsageError, json_kind
 from ..storage import exists, join, read_bytes, write_bytes_atomic
 from .apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
-from .export import check_filters, export_tasks
+from .export import check_filters, check_project, export_tasks
 from .progress import JobReporter
 from .sync_client import SynapseClient
 
@@ -63,6 +69,8 @@ class ToTaskParams:
     batch_size: int = 1
     schema: str = "dm_schema_v1"
     task_type: str = DEFAULT_TASK_TYPE
+    #: an existing ToTask plugin class (``package.module:Class``); None: the SDK's pass-through
+    converter: str | None = None
 
     @property
     def slug(self) -> str:
@@ -102,6 +110,14 @@ def validate_params(params: Any) -> ToTaskParams:
     batch = params.get("batch_size", 1)
     if not _is_int(batch) or batch < 1:
         problems.append("batch_size: must be an integer of at least 1")
+    converter = params.get("converter")
+    if converter is not None:
+        from .plugin import FILE_HOOK, INFERENCE_HOOK, load_plugin
+
+        try:
+            load_plugin(converter, needs=FILE_HOOK if method == "file" else INFERENCE_HOOK)
+        except TotaskError as exc:
+            problems.append(f"converter: {exc}")
     if params.get("schema", "dm_schema_v1") not in ("dm_schema_v1", "any"):
         problems.append("schema: must be 'dm_schema_v1' or 'any'")
     task_type = params.get("task_type") or DEFAULT_TASK_TYPE
@@ -121,6 +137,7 @@ def validate_params(params: Any) -> ToTaskParams:
         target_specification_name=params.get("target_specification_name"),
         pre_processor=params.get("pre_processor"), pre_processor_params=dict(params.get("pre_processor_params") or {}),
         model=params.get("model"), batch_size=batch, schema=params.get("schema", "dm_schema_v1"), task_type=task_type,
+        converter=converter,
     )
     from ..jobs.layout import check_job_name
     from ..manifest.naming import check_label_attribute
@@ -145,7 +162,8 @@ def _schema_problems(params: dict) -> list[str]:
 
 
 class ToTaskAction:
-    """``ToTaskAction(params=..., run=None).start()`` -> ``{"status", "message", "metrics", "failures"}``.
+    """``ToTaskAction(params=..., run=None).start()`` -> ``{"status", "message", "total_tasks",
+    "success_count", "failed_count", "failures", "metrics", "totask"}``.
 
     ``run`` may be an SDK-style run object; its ``log_message(text)`` receives the action's
     messages. ``output_root`` (or ``TOTASK_OUTPUT_ROOT``, else ``./totask-jobs``) holds the job.
@@ -169,12 +187,18 @@ class ToTaskAction:
 
     @staticmethod
     def _result(status: str, message: str, metrics: dict[str, int] | None = None,
-                failures: list[dict] | None = None) -> dict[str, Any]:
+                failures: list[dict] | None = None, totask: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The SDK's ``ToTaskResult`` keys, then ours: ``metrics`` and ``totask``."""
+        metrics = metrics or {"total": 0, "success": 0, "failed": 0, "stand_by": 0}
         return {
             "status": status,
             "message": message,
-            "metrics": metrics or {"total": 0, "success": 0, "failed": 0, "stand_by": 0},
+            "total_tasks": metrics["total"],
+            "success_count": metrics["success"],
+            "failed_count": metrics["failed"],
             "failures": failures or [],
+            "metrics": metrics,
+            "totask": totask or {},
         }
 
     def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
@@ -194,22 +218,26 @@ class ToTaskAction:
         except TotaskError as exc:
             return self._result(FAILED_STATUS, str(exc))
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
-        reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"))
+        reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
         result = self._result(FAILED_STATUS, "not started")
+        self._totask: dict[str, Any] = {}
         try:
             result = self._start(params, client, reporter)
         except TotaskError as exc:
-            result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None))
+            result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
+                                  self._totask)
         except Exception as exc:  # a bug: still a FAILED result rather than a traceback for the caller
             log.exception("to_task failed")
-            result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}")
+            result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
         finally:
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
             self._record_end(result)
-            reporter.status(result["status"], result=result)
+            # as the SDK's job entry point: the result, and for a failure its error
+            reported = result if result["status"] == SUCCEEDED else {**result, "error": result["message"]}
+            reporter.status(result["status"], result=reported)
             reporter.close()
             if self._client is None:
                 client.close()
@@ -220,48 +248,71 @@ class ToTaskAction:
         from ..jobs.config import JobConfig
 
         job_url = self.job_url = join(self.output_root, p.slug)
+        self._totask["job"] = job_url
         self._claim(job_url, client.settings.host)
-        reporter.progress("initialize", 1, 1)
+        reporter.progress("initialize", 0, 1)
+        self._say(reporter, "Initializing to_task workflow", key="TASK_INITIALIZING")
         self._say(reporter, f"to_task {p.name}: job {job_url}", key="TO_TASK_STARTED")
+        annotated = [0]
 
         def annotate_progress(m: dict[str, int]) -> None:
+            # annotation is the first half of annotate_task_data, the writes the second
             total = m.get("total", 0)
-            reporter.progress("annotate", total - m.get("stand_by", 0), total)
+            annotated[0] = total
+            reporter.progress("annotate_task_data", total - m.get("stand_by", 0), 2 * total)
 
-        if exists(join(job_url, "job.json")):
-            state = api.load_job(job_url)
+        resuming = exists(join(job_url, "job.json"))
+        state = api.load_job(job_url) if resuming else None
+        spec = p.target_specification_name if p.method == "file" else None
+        export_url = join(job_url, EXPORT_FILE)
+        fresh_export = not resuming and not exists(export_url)
+        if fresh_export:
+            client.run(check_project(client.aio, p.project, spec))
+            self._say(reporter, "Data collection loaded successfully", key="TASK_DATA_COLLECTION_LOADED")
+        reporter.progress("initialize", 1, 1)
+        reporter.progress("prepare", 0, 1)
+        if p.method == "file":
+            self._say(reporter, "Preparing file-based annotation", key="TASK_PREPARING_FILE_METHOD")
+            if fresh_export:
+                self._say(reporter, "Target specification validated", key="TASK_SPECIFICATION_VALIDATED")
+        elif not (state and state.get("status") == "COMPLETED"):
+            self._say(reporter, "Preparing inference-based annotation", key="TASK_PREPARING_INFERENCE_METHOD")
+            self._preprocessor(p, client, reporter).ensure_running()
+            self._say(reporter, "Pre-processor is ready", key="TASK_PREPROCESSOR_READY", level="success")
+        reporter.progress("prepare", 1, 1)
+        reporter.progress("fetch_tasks", 0, 1)
+        if fresh_export:
+            self._say(reporter, "Fetching task list", key="TASK_FETCHING_TASKS")
+            result = export_tasks(
+                p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
+                on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
+            )
+            if result.unmatched:
+                self._totask["filters_not_applied"] = dict(result.unmatched)
+            for warning in result.unmatched_warnings():
+                self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning")
+            self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASK_TASKS_FETCHED")
+        reporter.progress("fetch_tasks", 1, 1)
+        reporter.progress("annotate_task_data", 0, 1)
+        if state is not None:
             if state.get("status") == "COMPLETED":
                 self._say(reporter, "annotation already complete; applying", key="TO_TASK_RESUMED")
                 job = None
             else:
                 self._say(reporter, f"resuming the {state.get('status')} job {job_url}", key="TO_TASK_RESUMED")
-                if p.method == "inference":
-                    self._preprocessor(p, client, reporter).ensure_running()
                 job = api.resume(job_url, on_progress=annotate_progress)
         else:
-            export_url = join(job_url, EXPORT_FILE)
-            if not exists(export_url):
-                result = export_tasks(
-                    p.project, export_url, filters=p.task_filters,
-                    target_specification_name=p.target_specification_name if p.method == "file" else None,
-                    client=client, on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)),
-                )
-                self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASKS_FETCHED")
-            reporter.progress("fetch_tasks", 1, 1)
-            if p.method == "inference":
-                self._preprocessor(p, client, reporter).ensure_running()
             config = JobConfig(
                 job_name=p.slug, input=export_url, output_root=self.output_root, label_attribute=p.slug,
                 task_type=p.task_type, method="file" if p.method == "file" else "synapse-preprocessor",
                 options=self._annotator_options(p),
             )
-            self._say(reporter, f"Annotating tasks ({p.method} method)", key="ANNOTATING")
+            self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
             job = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
         if job is not None and job.status != "COMPLETED":
             error = api.load_job(job_url).get("error")
             raise JobError(f"annotation job {job.status}" + (f": {error}" if error else "")
                            + "; run the action again to resume it")
-        reporter.progress("annotate", 1, 1)
         return self._apply(p, job_url, client, reporter)
 
     def _claim(self, job_url: str, host: str) -> None:
@@ -300,18 +351,23 @@ class ToTaskAction:
             log.warning("could not record the run's end in %s: %s", url, exc)
 
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
+        # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
+        # unless an existing plugin class converts it
+        # (a plugin made without its constructor reads the action's parameters as self.params)
+        extra = {"converter": p.converter, "converter_params": dict(self.params)} if p.converter else {}
         if p.method == "file":
-            return {"target_specification_name": p.target_specification_name}
+            return {"target_specification_name": p.target_specification_name, "native": "any", **extra}
         return {
             "pre_processor": p.pre_processor, "agent": p.agent, "model": p.model,
             "pre_processor_params": p.pre_processor_params, "batch_size": p.batch_size, "timing": dict(self.timing),
+            "native": "any", **extra,
         }
 
     def _preprocessor(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> Any:
         from .preprocessor import PreProcessor, Timing
 
         return PreProcessor(client, int(p.pre_processor or 0), p.agent, timing=Timing.from_options({"timing": self.timing}),
-                            on_wait=lambda text: self._say(reporter, text, key="PREPROCESSOR_WAITING"))
+                            on_wait=lambda text: self._say(reporter, text, key="TASK_PREPROCESSOR_WAITING_PROGRESS"))
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         from ..manifest.io import read_lines
@@ -319,17 +375,22 @@ class ToTaskAction:
         total = sum(1 for line in read_lines(join(job_url, "manifests", "output", "output.manifest")) if not line.is_blank)
         counts = {"success": 0, "failed": 0}
         done = [0]
+        reporter.progress("annotate_task_data", total, 2 * total)
+        reporter.set_metrics(0, 0, total)
 
         def on_result(r: TaskResult) -> None:
             done[0] += 1
             ok = r.status in (APPLIED, UNCHANGED)
             counts["success" if ok else "failed"] += 1
-            reporter.progress("annotate_task_data", done[0], total)
+            reporter.progress("annotate_task_data", total + done[0], 2 * total)
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
             reporter.log("annotate_task_data", {
                 "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
                 "index": done[0], "total": total, "created": _iso_now(), "error": None if ok else r.detail,
             }, step="annotate_task_data")
+            if not ok:  # as the SDK: one message per failed task, level error, no key
+                reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
+                             step="annotate_task_data")
 
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result)
@@ -339,12 +400,24 @@ class ToTaskAction:
         metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
         failures = [{"task_id": r.task_id, "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}
                     for r in report.results if r.status in (FAILED, CONFLICT, NOT_LABELED)]
-        reporter.progress("finalize", 1, 1)
+        self._totask["apply"] = {k: v for k, v in t.items() if k != "lines"}
+        reporter.set_metrics(success, failed, metrics["stand_by"])
+        reporter.progress("annotate_task_data", 1, 1)
+        reporter.progress("finalize", 0, 1)
+        self._say(reporter, "Finalizing annotation results", key="TASK_FINALIZING")
         if report.fatal:
             error = JobError(report.summary().replace("\n", "; "))
             error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
             raise error
-        return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures)
+        if failed:
+            self._say(reporter, f"Annotation complete: {success} succeeded, {failed} failed",
+                      key="TASK_DATA_COMPLETED_WITH_FAILURES", level="warning")
+        else:
+            self._say(reporter, f"Annotation complete: {success} tasks annotated", key="TASK_DATA_COMPLETED",
+                      level="success")
+        reporter.progress("finalize", 1, 1)
+        return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
+                            self._totask)
 
 
 def _read_json(url: str) -> Any:

@@ -12,9 +12,14 @@ Synapse carry ``synapse.task_id``) the label is converted to task data, then:
    skipped and reported (``conflict``) unless ``force``;
 4. otherwise the previous data goes to the journal (flushed and fsynced first), then the PUT.
 
-The conversion is chosen by ``data_format``: ``dm-schema-v1`` (the default; what the backend
-validates and stores) or ``synapse-objects`` (the documented ``{"objects": [...]}`` shape, sent
-with ``?schema=any`` because the backend's DM-schema check would refuse it).
+A line whose label is a document kept as it is (Ground Truth's custom type naming its format,
+``formats.native``) is sent exactly as it is: no conversion, JSON-equal to the file it came from
+(``?schema=any`` for the ``objects`` shape, which the backend's DM-schema check would refuse;
+otherwise as ``schema`` says). Other labels are converted as ``data_format`` says:
+``dm-schema-v1`` (the default; what the backend validates and stores; confidences travel as a
+``confidence`` classification attribute) or ``synapse-objects`` (the documented ``{"objects":
+[...]}`` shape, sent with ``?schema=any``). A result that holds no annotation is never sent (the
+backend answers 400 to an empty submit): the task fails with the SDK's ``TASK_INFERENCE_EMPTY_RESULT``.
 
 A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
 only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JobError, ManifestError, StorageError, UsageError
+from ..formats.native import EMPTY_RESULT, is_empty, native_format
 from ..jobs.state import load_state
 from ..manifest.io import read_lines
 from ..storage import exists, join
@@ -140,9 +146,12 @@ def load_job_target(job_url: str) -> JobTarget:
 def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:
     """``(convert(task_type, value, metadata) -> task data, schema query value)``."""
     if data_format == DM_V1:
+        import functools
+
         from ..formats.synapse import gt_to_dm_v1
 
-        return gt_to_dm_v1, None
+        # DM v1 has no confidence field; a classification attribute holds it, so nothing is lost
+        return functools.partial(gt_to_dm_v1, confidence_attribute="confidence"), None
     if data_format == OBJECTS:
         from ..formats.synapse import gt_to_objects
 
@@ -158,6 +167,8 @@ class _Planned:
     data: Any
     new_hash: str
     export_hash: str | None
+    #: the ``schema`` query value for this task's write
+    schema: str | None = None
 
 
 def apply_job(
@@ -184,6 +195,7 @@ def apply_job(
         run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
                         concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
                         bulk=bulk_reads)
+        run.native_schema = schema
         return client.run(run.run())
     finally:
         if own:
@@ -210,6 +222,8 @@ class _ApplyRun:
         self.current = CurrentData(aio, bulk=bulk)
         #: (task id, new hash) -> the hashes the backend stored for earlier writes of that data
         self.stored: dict[tuple[int, str], set[str]] = {}
+        #: the schema asked for explicitly: documents kept as they are are sent with it
+        self.native_schema: str | None = None
 
     def _emit(self, result: TaskResult) -> None:
         self.report.results.append(result)
@@ -313,14 +327,24 @@ class _ApplyRun:
                 self._emit(TaskResult(line.number, task_id, FAILED, f"task already applied from line {seen[task_id]}"))
                 continue
             seen[task_id] = line.number
-            try:
-                data = self.convert(self.target.task_type, record[attr], metadata if isinstance(metadata, dict) else {})
-            except Exception as exc:  # a label that cannot be expressed fails its task only
-                self._emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
+            kept = native_format(metadata)
+            schema = self.schema
+            if kept is not None:  # a document kept as it is: sent unchanged
+                data = record[attr]
+                schema = self.native_schema or ("any" if kept == OBJECTS else None)
+            else:
+                try:
+                    data = self.convert(self.target.task_type, record[attr],
+                                        metadata if isinstance(metadata, dict) else {})
+                except Exception as exc:  # a label that cannot be expressed fails its task only
+                    self._emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
+                    continue
+            if is_empty(data, kept):
+                self._emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
                 continue
             export_hash = syn.get("data_hash")
             yield _Planned(line.number, task_id, syn.get("project"), data, data_hash(data),
-                           export_hash if isinstance(export_hash, str) else None)
+                           export_hash if isinstance(export_hash, str) else None, schema)
 
     # -- one task ----------------------------------------------------------------------------------------
 
@@ -361,7 +385,7 @@ class _ApplyRun:
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
                                        previous=current, previous_hash=current_hash, new_hash=p.new_hash)
         try:
-            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=self.schema)
+            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
             if exc.status is not None and exc.status < 500 and exc.status != 401:
                 self.journal.note("failed", task_id=p.task_id, status=exc.status)

@@ -4,13 +4,24 @@ Requests go through the httpx API over the ``httpx-aiohttp`` transport: httpx's 
 loses throughput as concurrency grows (encode/httpx#3215) while aiohttp's keeps scaling
 (performance-notes.md: about 2,700 requests/s at 32 concurrent requests).
 
-Retry policy, by what the server may already have done:
+Retry policy, the SDK's (``clients/base.py``: urllib3 ``Retry(total=3, backoff_factor=2,
+status_forcelist=[502, 503, 504])`` with POST and PATCH allowed, read errors not replayed for
+them, SYN-7486), by what the server may already have done:
 
-* GET and PUT are idempotent: repeated after connection errors, timeouts and 5xx answers;
-* POST and PATCH are repeated only when the connection was never made (nothing was sent),
-  because a plugin run or a log entry sent twice is not the same as sent once;
+* 502, 503 and 504 mean the backend (or its proxy) did not handle the request: every method,
+  POST and PATCH included, is sent again, up to ``retries`` times, after 0 s, then
+  ``backoff * 2**(n-1)`` s (the defaults give 4 attempts over 0 + 4 + 8 = 12 s);
+* a connection that was never made (nothing sent) is retried the same way for every method;
+* GET and PUT are idempotent: also repeated after a dropped connection, a timeout or a 500;
+  POST and PATCH are not (a plugin run or a log entry sent twice is not the same as sent once),
+  and a 500 to them is final, as in the SDK;
 * 429 means the request was refused before any work, so every method waits ``Retry-After``
   (all requests of the client pause together) and tries again.
+
+Every request goes to the configured host: a ``next`` link on another origin is followed by
+its path and query there (``SynapseSettings.on_host``), so neither the token nor anything else
+is ever sent to another host. ``SYNAPSE_PLUGIN_RUN_URL_HOST`` adds ``url_host`` to every query
+(a value the caller gives wins). Query values are encoded by one function, ``encode_query``.
 
 Errors name the method, the path and the status, never a token (``SynapseSettings.redact``).
 """
@@ -19,11 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 import orjson
@@ -35,7 +45,10 @@ from .settings import SynapseSettings
 log = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: retried for every method (the SDK's ``status_forcelist``)
+RETRY_STATUSES = frozenset({502, 503, 504})
+#: retried for idempotent methods only
+RETRY_STATUSES_IDEMPOTENT = frozenset({500})
 
 
 class SynapseHTTPError(SynapseError):
@@ -148,8 +161,8 @@ class AsyncSynapseClient:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
+        backoff: float = 2.0,
+        max_backoff: float = 120.0,
         rate_limit_retries: int = 10,
         max_retry_after: float = 60.0,
         page_size: int = 100,
@@ -192,13 +205,15 @@ class AsyncSynapseClient:
     ) -> Any:
         """Send one request (with the retry policy above) and return the decoded JSON body."""
         method = method.upper()
-        url = self.settings.url(path_or_url)
+        url = self.settings.on_host(path_or_url)
         headers = {"Accept": "application/json", **self.settings.auth_headers(url)}
         content = None
         if json is not None or has_body:
             content = orjson.dumps(json)
             headers["Content-Type"] = "application/json"
-        query = _clean_params(params)
+        query = encode_query(params)
+        if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
+            query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
         failures = 0
         rate_limited = 0
         while True:
@@ -207,7 +222,8 @@ class AsyncSynapseClient:
                 async with self._slots:
                     self.sent += 1
                     started = time.perf_counter()
-                    response = await self._http.request(method, url, params=query, content=content, headers=headers)
+                    response = await self._http.request(method, url, params=query or None, content=content,
+                                                        headers=headers)
                     body = response.content
             except httpx.TransportError as exc:
                 failures += 1
@@ -234,7 +250,8 @@ class AsyncSynapseClient:
                 delay = min(_retry_after(response.headers.get("Retry-After"), 1.0), self.max_retry_after)
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
                 continue
-            if status in RETRY_STATUSES and method in IDEMPOTENT and failures < self.retries:
+            retryable = status in RETRY_STATUSES or (status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT)
+            if retryable and failures < self.retries:
                 failures += 1
                 await self._sleep_backoff(failures)
                 continue
@@ -261,9 +278,17 @@ class AsyncSynapseClient:
                 return
             await asyncio.sleep(delay)
 
+    def backoff_delay(self, failures: int) -> float:
+        """Seconds before retry number ``failures`` (1-based): urllib3's formula, as the SDK uses it
+        (0 before the first retry, then ``backoff * 2**(n-1)``, at most ``max_backoff``)."""
+        if failures <= 1:
+            return 0.0
+        return min(self.backoff * (2 ** (failures - 1)), self.max_backoff)
+
     async def _sleep_backoff(self, failures: int) -> None:
-        delay = min(self.backoff * (2 ** (failures - 1)), self.max_backoff)
-        await asyncio.sleep(delay * (0.75 + random.random() * 0.5))
+        delay = self.backoff_delay(failures)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def _error(self, method: str, url: str, status: int, body: bytes) -> SynapseHTTPError:
         detail: Any = None
@@ -295,9 +320,13 @@ class AsyncSynapseClient:
         return await self.request("GET", path, params=params)
 
     async def iter_results(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
-        """Every result of a DRF page-number listing, following the absolute ``next`` links."""
+        """Every result of a DRF page-number listing, following the absolute ``next`` links.
+
+        A ``next`` link on another origin (a backend behind a TLS proxy writes ``http://``, or its
+        internal host name) is followed by its path and query on the configured host."""
         query: dict[str, Any] | None = {"page_size": self.page_size, **dict(params or {})}
         url: str | None = path
+        warned = False
         while url:
             page = await self.get(url, query)
             query = None  # the next link carries the whole query
@@ -308,6 +337,12 @@ class AsyncSynapseClient:
             for item in (page or {}).get("results") or []:
                 yield item
             url = (page or {}).get("next")
+            if url and "://" in url and not self.settings.is_own(url):
+                if not warned:
+                    log.info("the backend's next links point at %s; following them on %s", _origin(url),
+                             _origin(self.settings.host))
+                    warned = True
+                url = self.settings.on_host(url)
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -340,8 +375,19 @@ class AsyncSynapseClient:
         return [app async for app in self.iter_results("serve_applications/", params)]
 
     async def run_plugin(self, code: str, payload: dict) -> Any:
-        """``POST plugins/{code}/run/``: deploys a serve application or calls inference. Never replayed."""
-        return await self.request("POST", f"plugins/{code}/run/", json=payload)
+        """``POST plugins/{code}/run/``: deploys a serve application or calls inference.
+
+        The body carries ``language`` as the SDK's ``PluginRunRequest`` does (``SYNAPSE_LANGUAGE``,
+        else ``ko``) unless the payload names one. Sent again only on 502/503/504 or when the
+        connection was never made."""
+        body = {**payload, "language": payload.get("language") or self.settings.language}
+        return await self.request("POST", f"plugins/{code}/run/", json=body)
+
+    async def list_agents(self, params: Mapping[str, Any] | None = None) -> list[dict]:
+        """``GET agents/`` (the SDK's ``list_agents``; ``{"id": N}`` asks for one agent)."""
+        page = await self.get("agents/", params)
+        results = page.get("results") if isinstance(page, dict) else page
+        return [a for a in results or [] if isinstance(a, dict)]
 
     async def get_job(self, job_id: int | str) -> dict:
         return await self.get(f"jobs/{job_id}/")
@@ -353,22 +399,84 @@ class AsyncSynapseClient:
         return await self.request("POST", "logs/", json=entries)
 
 
-def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """Query values as the backend's filters read them: lists comma-joined, ``None`` as ``null``."""
+LOOKUP_SEPARATOR = "__"
+#: Django field lookups; a last ``__part`` that is not one of these is a related field's name
+LOOKUPS = frozenset({"exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte", "contains", "icontains",
+                     "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year", "month",
+                     "day", "regex", "iregex"})
+
+
+def split_lookup(key: str) -> tuple[str, str]:
+    """``"created_at__gte"`` -> ``("created_at", "gte")``; ``"data_unit__id"`` -> ``("data_unit__id", "exact")``."""
+    field, sep, lookup = key.rpartition(LOOKUP_SEPARATOR)
+    if sep and field and lookup in LOOKUPS:
+        return field, lookup
+    return key, "exact"
+
+
+def encode_query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query parameters as the backend (Django REST framework + django-filter) reads them.
+
+    The one place a Python value becomes a query string value; task filters, listings and every
+    other request go through it. Each key is sent once, because Django's ``QueryDict.get`` keeps
+    only the last of repeated keys (``requests`` would repeat them for a list, and the backend
+    would then see one value):
+
+    ===========================  ===========================================================
+    Python value                 sent as
+    ===========================  ===========================================================
+    ``str``, ``int``, ``float``  ``key=<str(value)>``
+    ``True`` / ``False``         ``key=true`` / ``key=false`` (django-filter's BooleanFilter)
+    ``None``                     ``<field>__isnull=true``: "no value", e.g. ``assignee: None``
+                                 selects unassigned tasks only (``key`` without a lookup, or
+                                 ending in ``__exact``; with any other lookup it is refused)
+    a list, tuple or set         one ``<field>__in=a,b,c`` (django-filter's ``__in`` filters
+                                 take comma-separated values): any of these values; a key
+                                 already ending in ``__in`` keeps its name; an empty list is
+                                 refused (it would select nothing, or everything if ignored);
+                                 ``__range`` keys are comma-joined under their own name
+    ===========================  ===========================================================
+
+    ``ValueError`` names the key for a value that cannot be sent (a dict, a nested list, a value
+    with a comma inside a list, an empty list, ``None`` with a range lookup) and for two keys that
+    would collide (``status: [..]`` beside ``status__in``).
+    """
     if not params:
-        return None
+        return []
     out: dict[str, str] = {}
     for key, value in params.items():
-        if isinstance(value, list | tuple | set):
-            out[key] = ",".join(_scalar(v) for v in value)
-        else:
-            out[key] = _scalar(value)
-    return out
+        name, text = _encode_pair(str(key), value)
+        if name in out:
+            raise ValueError(f"query keys {key!r} and {name!r} would both be sent as {name!r}")
+        out[name] = text
+    return list(out.items())
 
 
-def _scalar(value: Any) -> str:
+def _encode_pair(key: str, value: Any) -> tuple[str, str]:
+    field, lookup = split_lookup(key)
     if value is None:
-        return "null"
+        if lookup == "exact":
+            return f"{field}{LOOKUP_SEPARATOR}isnull", "true"
+        raise ValueError(f"query key {key!r}: None cannot be sent with the lookup {lookup!r}")
+    if isinstance(value, list | tuple | set | frozenset):
+        values = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+        if not values:
+            raise ValueError(f"query key {key!r}: an empty list selects nothing")
+        texts = [_scalar(key, v) for v in values]
+        if any("," in t for t in texts):
+            raise ValueError(f"query key {key!r}: a value in a list cannot hold a comma")
+        if lookup == "range":
+            return key, ",".join(texts)
+        if lookup not in ("exact", "in"):
+            raise ValueError(f"query key {key!r}: a list cannot be sent with the lookup {lookup!r}")
+        name = f"{field}{LOOKUP_SEPARATOR}in"
+        return name, ",".join(texts)
+    return key, _scalar(key, value)
+
+
+def _scalar(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ValueError(f"query key {key!r}: a {type(value).__name__} value cannot be sent in a query")

@@ -7,8 +7,15 @@ unit id, the data unit's files keyed by specification name (``url``, ``is_primar
 which lets ``apply`` notice a task someone changed in the meantime.
 
 Tasks are listed like the SDK does (``sdk/tasks/?project=&fields=id`` plus the filters, AND-ed by
-the backend), then their details are fetched concurrently a window at a time and written as they
-arrive, so memory stays flat; the manifest appears atomically only once complete.
+the backend, encoded by ``client.encode_query``), then their details are fetched concurrently a
+window at a time and written as they arrive, so memory stays flat; the manifest appears
+atomically only once complete.
+
+Filters mean what the guide says (``assignee: None``: unassigned only; a list: any of its
+values), and the backend is not simply trusted to have applied them: the listing also asks for
+the filtered fields, each listed task is checked against every filter whose field it carries
+(``task_matches``), and a task that does not match is not exported. A backend that ignored a
+filter is reported, naming the filter and how many listed tasks did not match it.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ import orjson
 
 from ..errors import FatalSynapseError, StorageError, UsageError
 from ..storage import AtomicWriter, is_local, url_to_fs
-from .client import AsyncSynapseClient, BackendMoved, NotFound, SynapseHTTPError, TokenRejected
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+    encode_query,
+    split_lookup,
+)
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
 
@@ -47,35 +62,161 @@ class ExportResult:
     #: ``{"task_id", "reason"}`` for tasks listed but not exported
     skipped: list[dict] = field(default_factory=list)
     filters: dict[str, Any] = field(default_factory=dict)
+    #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
+    #: filter (the backend ignored it); they are not exported
+    unmatched: dict[str, int] = field(default_factory=dict)
+
+    def unmatched_warnings(self) -> list[str]:
+        """One line per filter the backend did not apply."""
+        return [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
+                f"not exported" for name, count in self.unmatched.items()]
 
 
 def parse_filters(items: Iterable[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to task filters; ``assignee=null`` (or ``none``) means unassigned."""
+    """``KEY=VALUE`` strings (the CLI's ``--filter``) to task filters.
+
+    ``assignee=null`` (or ``none``, or nothing after ``=``) means "no value", i.e. unassigned;
+    ``KEY__in=a,b`` is a list (any of these values). A key given twice is refused (which one was
+    meant?). Everything else stays a string; ``check_filters`` then checks the result.
+    """
     filters: dict[str, Any] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"filter {item!r} must look like KEY=VALUE (e.g. status=pending)")
+        if key in filters:
+            raise UsageError(f"filter {key!r} is given twice; give it once (a list: {key}__in=a,b)")
         filters[key] = value.strip()
     return check_filters(filters)
 
 
 def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
-    """Normalise task filters (the ``task_filters`` of ToTask params or parsed ``--filter``)."""
+    """Normalise task filters (the ``task_filters`` of ToTask params or parsed ``--filter``).
+
+    ``"null"``/``"none"``/``""`` for a key without a lookup becomes ``None`` (no value: ``assignee``
+    unassigned); a comma-separated string for a ``__in`` key becomes a list. Then every filter
+    must be sendable (``client.encode_query``), or a ``UsageError`` names it.
+    """
     out: dict[str, Any] = {}
     for key, value in (filters or {}).items():
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"filter name {key!r} must be a non-empty string")
         if key in RESERVED_FILTERS:
             raise UsageError(f"filter {key!r} is set by export itself and cannot be overridden")
         if key == "limit":  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
             out[key] = _limit(value)
             continue
-        if key == "assignee" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+        lookup = split_lookup(key)[1]
+        if lookup == "exact" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
             value = None
-        if key.endswith("__in") and isinstance(value, str):
+        if lookup == "in" and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         out[key] = value
+    try:
+        encode_query({k: v for k, v in out.items() if k != "limit"})
+    except ValueError as exc:
+        raise UsageError(f"task filter: {exc}") from None
     return out
+
+
+def filter_fields(filters: dict[str, Any]) -> list[str]:
+    """The task fields the filters test (``status__in`` -> ``status``, ``data_unit__id`` -> ``data_unit``),
+    asked for in the listing so each listed task can be checked."""
+    names: dict[str, None] = {}
+    for key in filters:
+        if key != "limit":
+            names[split_lookup(key)[0].split("__")[0]] = None
+    return list(names)
+
+
+_MISSING = object()
+
+
+def _field_value(task: dict, field_path: str) -> Any:
+    """The task's value for ``field_path`` (``a__b``: ``task["a"]["b"]``; a related object's ``id``
+    may come as the bare id), or ``_MISSING`` when the task does not carry it."""
+    value: Any = task
+    parts = field_path.split("__")
+    for i, part in enumerate(parts):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif part == "id" and i == len(parts) - 1 and not isinstance(value, dict | list):
+            return value
+        else:
+            return _MISSING
+    if isinstance(value, dict) and "id" in value:  # a nested related object: compare its id
+        value = value["id"]
+    return value
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(wanted, bool):
+        return _truth(actual) == _truth(wanted)
+    if actual is None or wanted is None:
+        return actual is None and wanted is None
+    try:
+        return float(actual) == float(wanted)
+    except (TypeError, ValueError):
+        return str(actual) == str(wanted)
+
+
+def _truth(value: Any) -> bool | None:
+    text = str(value).lower()
+    return True if text in ("true", "1") else False if text in ("false", "0") else None
+
+
+def _ordered(actual: Any, wanted: Any, lookup: str) -> bool:
+    """Range lookups, leniently: numbers as numbers; anything else as text cut to the filter's
+    length (``created_at__lte=2025-01-31`` keeps a task created on the 31st at 08:00, as a
+    backend filtering on the date does), so only a clearly ignored filter is caught."""
+    if actual is None:
+        return False
+    try:
+        a, w = float(actual), float(wanted)
+        strict = True
+    except (TypeError, ValueError):
+        a, w = str(actual)[: len(str(wanted))], str(wanted)
+        strict = False
+    if lookup in ("gte", "gt"):
+        return a > w if lookup == "gt" and strict else a >= w
+    return a < w if lookup == "lt" and strict else a <= w
+
+
+def task_matches(task: dict, key: str, wanted: Any) -> bool | None:
+    """Whether a listed task matches one filter, with the meaning ``encode_query`` sends: ``None``
+    is "no value", a list is "any of these". ``None`` when it cannot be told: the task does not
+    carry the field, or the lookup is not one checked here (``exact``, ``in``, ``isnull``, ``gt``,
+    ``gte``, ``lt``, ``lte``)."""
+    field_path, lookup = split_lookup(key)
+    actual = _field_value(task, field_path)
+    if actual is _MISSING:
+        return None
+    if lookup == "exact":
+        if isinstance(wanted, list | tuple | set | frozenset):
+            return any(_same(actual, w) for w in wanted)
+        return _same(actual, wanted)
+    if lookup == "in":
+        values = wanted.split(",") if isinstance(wanted, str) else list(wanted)
+        return any(_same(actual, w) for w in values)
+    if lookup == "isnull":
+        return (actual is None) == (str(wanted).lower() in ("true", "1"))
+    if lookup in ("gt", "gte", "lt", "lte"):
+        return _ordered(actual, wanted, lookup)
+    return None
+
+
+def _unmatched_filters(task: dict, filters: dict[str, Any]) -> list[str]:
+    return [key for key, wanted in filters.items() if task_matches(task, key, wanted) is False]
+
+
+def _shown(value: Any) -> str:
+    """A filter value as the user wrote it: ``None`` as ``null``, a list comma-joined."""
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _check_writable(output: str) -> None:
@@ -110,11 +251,14 @@ def export_tasks(
     target_specification_name: str | None = None,
     client: SynapseClient | None = None,
     on_progress: Callable[[int], None] | None = None,
+    project_checked: bool = False,
 ) -> ExportResult:
     """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
 
     Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
     has no data collection, lacks the target specification, or no task matches.
+    ``project_checked``: the caller already ran ``check_project`` (the ToTask action does, in its
+    ``initialize`` step), so it is not asked again.
     """
     _check_writable(output)
     filters = check_filters(filters)
@@ -126,7 +270,8 @@ def export_tasks(
     client = client or SynapseClient()
     try:
         return client.run(
-            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress)
+            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress,
+                    project_checked)
         )
     finally:
         if own:
@@ -170,15 +315,27 @@ async def _export(
     limit: int | None,
     target_spec: str | None,
     on_progress: Callable[[int], None] | None,
+    project_checked: bool = False,
 ) -> ExportResult:
-    await check_project(aio, project, target_spec)
+    if not project_checked:
+        await check_project(aio, project, target_spec)
     result = ExportResult(output=output, project=project, filters=filters)
-    params = {**filters, "project": project, "fields": "id"}
+    # ``fields`` and ``project`` after the filters, as the SDK's fetch_tasks step sets them; the
+    # filtered fields are asked for too, to check each task against the filters
+    params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
+    returned = 0
     with AtomicWriter(output) as out:
         window: list[int] = []
         async with contextlib.aclosing(aio.iter_tasks(params)) as listing:
             async for item in listing:
+                returned += 1
+                missed = _unmatched_filters(item, filters)
+                if missed:
+                    for key in missed:
+                        name = f"{key}={_shown(filters[key])}"
+                        result.unmatched[name] = result.unmatched.get(name, 0) + 1
+                    continue
                 window.append(int(item["id"]))
                 listed += 1
                 if len(window) >= WINDOW:
@@ -192,9 +349,13 @@ async def _export(
             await _write_window(aio, project, window, out, result)
             if on_progress:
                 on_progress(listed)
+        for warning in result.unmatched_warnings():
+            log.warning("%s", warning)
         if listed == 0:
-            shown = ", ".join(f"{k}={v}" for k, v in filters.items()) or "none"
-            raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}")
+            shown = ", ".join(f"{k}={_shown(v)}" for k, v in filters.items()) or "none"
+            ignored = (f"; the backend listed {returned} task(s), none matching "
+                       f"({'; '.join(result.unmatched_warnings())})" if returned else "")
+            raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}{ignored}")
         if result.exported == 0:
             raise FatalSynapseError(
                 f"No tasks could be exported: all {listed} listed tasks were skipped "

@@ -2,22 +2,28 @@
 
 ``PreProcessor`` does what the SDK's prepare step does (synapse-api.md §1.1): read the release
 (``plugin_releases/{id}/``: ``config.code``, ``version``), look for a serve application of that
-code on the agent, deploy one when none exists (``POST plugins/{code}/run/`` with action
-``deployment``), and poll until it is ``RUNNING`` (every 10 s, up to 600 s), failing at once on
+code on the agent, deploy one when none exists (``GET agents/?id=``, then ``POST
+plugins/{code}/run/`` with action ``deployment`` and the release's resources taken as given,
+``deploy_params``), and poll until it is ``RUNNING`` (every 10 s, up to 600 s), failing at once on
 ``DEPLOY_FAILED``, ``UNHEALTHY`` or ``UNAVAILABLE``. A deployment already under way
 (``NOT_STARTED``, ``DEPLOYING``) is waited for, not duplicated.
 
 Each task's primary image URL then goes to ``POST plugins/{code}/run/`` as
 ``{agent, action: "inference", version, params: {model, method: "post", json: {image_path,
-**pre_processor_params}}}`` (``model`` only when one is given: the pre-processor has its default). A deferred reply (``{"__synapse_deferred__": true, "status":
-"pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
+**pre_processor_params}}, language}`` (``model`` only when one is given: the pre-processor has
+its default; ``language`` added by the client, as the SDK's ``PluginRunRequest``). A deferred
+reply (``{"__synapse_deferred__": true, "status": "pending", "ticket": T}``) is polled by re-posting ``json: {"__synapse_poll__": T}`` with backoff
 (2 s, ×1.5, at most 10 s, 1,800 s in all) until it carries the result (the bare result, or
 ``status: "done"`` with ``result``); ``failed`` and ``not_found`` fail the task.
 
 ``PreProcessorAnnotator`` (method ``synapse-preprocessor``) wraps this in the Annotator
-interface: the result (DM schema v1, the ``objects`` shape, or a Ground Truth label; detected
-per reply) becomes the line's label. An empty result fails that task only; a refused token or a
-pre-processor that cannot run stops the job.
+interface: a result in the backend's format (DM schema v1, the ``objects`` shape; with ``native:
+any`` any JSON) travels as it is, as a custom label naming its format (``formats.native``);
+otherwise it (a Ground Truth label) becomes the line's label (``native: convert`` converts all,
+refusing what would be lost unless ``allow_drop``). With ``converter`` (an existing ToTask plugin
+class) its ``setup_inference_params`` builds the call and ``convert_data_from_inference`` the task
+data. An empty result fails that task only (``TASK_INFERENCE_EMPTY_RESULT``); a refused token or
+a pre-processor that cannot run stops the job.
 """
 
 from __future__ import annotations
@@ -151,16 +157,26 @@ class PreProcessor:
                 self.on_wait(f"Still waiting for pre-processor {code}... ({int(elapsed)}s elapsed)")
             self.sleep(min(self.timing.poll_interval, max(0.0, self.timing.ready_timeout - elapsed)))
 
+    def _look_up_agent(self) -> None:
+        """``GET agents/?id=<agent>`` before deploying, as the SDK does to find the agent for its
+        capacity check; only logged: an error or an agent missing from the answer is not fatal
+        (the SDK skips the check on a 404; the deployment itself then says what is wrong)."""
+        try:
+            agents = self.client.list_agents({"id": self.agent})
+        except (TokenRejected, BackendMoved):
+            raise
+        except SynapseHTTPError as exc:
+            log.info("agent %s could not be looked up before deploying (%s); deploying anyway", self.agent,
+                     type(exc).__name__)
+            return
+        if not any(str(a.get("id")) == str(self.agent) for a in agents):
+            log.warning("agent %s is not among the agents the backend lists for this token; deploying anyway",
+                        self.agent)
+
     def _deploy(self, code: str, config: dict) -> str | None:
         """Dispatch a deployment; returns its ``job_id`` when the backend gives one."""
-        resources = _dig(config, "actions", "inference", "required_resources") or {}
-        params: dict[str, Any] = {
-            "num_cpus": resources.get("required_cpu_count") or resources.get("num_cpus") or 1,
-            "num_gpus": resources.get("required_gpu_count") or resources.get("num_gpus") or 0.1,
-        }
-        for key in ("num_replicas", "memory"):
-            if resources.get(key):
-                params[key] = resources[key]
+        params = deploy_params(_dig(config, "actions", "inference", "required_resources"))
+        self._look_up_agent()
         log.info("deploying pre-processor %s on agent %s", code, self.agent)
         try:
             answer = self.client.run_plugin(code, {"agent": self.agent, "action": "deployment", "params": params})
@@ -173,6 +189,28 @@ class PreProcessor:
         return str(job) if job is not None else None
 
 
+def deploy_params(resources: Any) -> dict[str, Any]:
+    """The deployment's ``params`` from the release's ``required_resources``, as the SDK's prepare step
+    builds them: values taken as given (``required_gpu_count: 0`` stays 0: a CPU-only pre-processor
+    must not ask for a GPU share), read with ``.get(key, default)``: ``num_cpus`` from
+    ``required_cpu_count``, else ``num_cpus``, else 1; ``num_gpus`` from ``required_gpu_count``,
+    else ``num_gpus``, else 0.1; ``num_replicas`` and ``memory`` (or ``memory_bytes``) only when
+    the release declares them (a ``None`` is not sent)."""
+    res = resources if isinstance(resources, dict) else {}
+    params: dict[str, Any] = {
+        "num_cpus": res.get("required_cpu_count", res.get("num_cpus", 1)),
+        "num_gpus": res.get("required_gpu_count", res.get("num_gpus", 0.1)),
+    }
+    if res.get("num_replicas") is not None:
+        params["num_replicas"] = res["num_replicas"]
+    memory = res.get("memory")
+    if memory is None:
+        memory = res.get("memory_bytes")
+    if memory is not None:
+        params["memory"] = memory
+    return params
+
+
 def _job_of(app: dict) -> str | None:
     job = app.get("job_id", app.get("job"))
     if isinstance(job, dict):
@@ -182,10 +220,12 @@ def _job_of(app: dict) -> str | None:
 
 async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any, image_url: str,
                 params: dict[str, Any], timing: Timing,
-                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> Any:
-    """One inference call, following deferred replies to the result."""
+                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, request: dict | None = None) -> Any:
+    """One inference call, following deferred replies to the result (``request``: the call's
+    ``params`` as a plugin's ``setup_inference_params`` built them)."""
     chosen = {"model": model} if model not in (None, "") else {}
-    request = {**chosen, "method": "post", "json": {"image_path": image_url, **params}}
+    request = request if request is not None else {**chosen, "method": "post",
+                                                   "json": {"image_path": image_url, **params}}
     reply = await aio.run_plugin(served.code, {"agent": agent, "action": "inference", "version": served.version,
                                                "params": request})
     delay = timing.deferred_initial
@@ -232,6 +272,16 @@ class PreProcessorAnnotator(Annotator):
         self._served: Served | None = None
         self._requested_batch = int(options.get("batch_size") or 1)
         self._fetcher: Any = None
+        #: results in the backend's format travel as they are (as in ``FileAnnotator``)
+        self.native: str = options.get("native") or "keep"
+        self.allow_drop = bool(options.get("allow_drop"))
+        self.plugin: Any = None
+        if options.get("converter"):
+            from .plugin import INFERENCE_HOOK, load_plugin
+
+            self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK,
+                                      params=options.get("converter_params"))
+        self._release_config: dict | None = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any], task_type: str) -> None:
@@ -260,27 +310,90 @@ class PreProcessorAnnotator(Annotator):
         url = item.record.get("source-ref")
         if not isinstance(url, str) or not url:
             return Failed("no image: the line has no source-ref (the primary file URL)")
+        from ..formats.native import EMPTY_RESULT
+
+        task = None
+        if isinstance(item.task_id, int) and not isinstance(item.task_id, bool):
+            # the SDK reads each task right before its inference call: fresh file URLs, current data
+            from .fresh_urls import fetch_task, primary_file, task_files
+
+            try:
+                task = await fetch_task(self.client.aio, item.task_id)
+            except (TokenRejected, BackendMoved):
+                raise
+            except SynapseHTTPError as exc:
+                return Failed(f"task: {exc}")
+            url = primary_file(task_files(task))[1].get("url") or url
         try:
-            result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing)
+            request = await self._plugin_request(served, item, url, task) if self.plugin is not None else None
+        except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
+            return Failed(f"setup_inference_params: {type(exc).__name__}: {exc}")
+        try:
+            result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing,
+                                 request=request)
         except (TokenRejected, BackendMoved):
             raise
         except (InferenceFailed, SynapseHTTPError) as exc:
             return Failed(f"inference: {exc}")
         if not result:
-            return Failed("inference: empty result")
+            return Failed(EMPTY_RESULT)
         try:
-            return await self._to_label(result, item)
+            return await self._to_label(result, item, task)
         except Exception as exc:  # a reply that cannot be read fails its task only
             return Failed(f"inference result: {exc}")
 
-    async def _to_label(self, result: Any, item: Item) -> Outcome:
-        from ..formats.detect import detect_input_format, to_label
+    async def _plugin_request(self, served: Served, item: Item, url: str, task: dict | None) -> dict | None:
+        """The call's ``params`` from the plugin's ``setup_inference_params`` (None: ours)."""
+        from .plugin import PARAMS_HOOK, file_name_of, task_data_of_line
 
-        fmt = detect_input_format(result)
+        hook = getattr(self.plugin, PARAMS_HOOK, None)
+        if not callable(hook):
+            return None
+        if self._release_config is None:  # the SDK passes the release's config
+            self._release_config = await asyncio.to_thread(lambda: self.pre.release()[2])
+        from .fresh_urls import task_files
+
+        task = task or task_data_of_line(item.record)
+        files = task_files(task)
+        primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary")), {})
+        data_files = [{"url": f.get("url"), "file_name": f.get("file_name_original"), "specification_name": name}
+                      for name, f in files.items() if isinstance(f, dict) and not f.get("is_primary")]
+        params = await asyncio.to_thread(
+            hook, url, primary.get("file_name_original") or file_name_of(url), data_files, model_id=self.model,
+            pre_processor_params=dict(self.params),
+            pre_processor_config=self._release_config, task_data=task)
+        return params if isinstance(params, dict) and params else None
+
+    async def _to_label(self, result: Any, item: Item, task: dict | None = None) -> Outcome:
+        from ..formats.detect import detect_input_format, to_label
+        from ..formats.model import FormatError
+        from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
+        from .plugin import INFERENCE_HOOK, task_data_of_line
+
+        if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
+            converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
+                                                task_data=task or task_data_of_line(item.record))
+            if is_empty(converted):
+                return Failed(EMPTY_RESULT)
+            try:
+                fmt = detect_input_format(converted)
+            except FormatError:
+                fmt = ANY
+            return native_label(converted, fmt if fmt in NATIVE_FORMATS else ANY)
+        try:
+            fmt = detect_input_format(result)
+        except FormatError:
+            if self.native != "any":
+                raise
+            fmt = ANY
+        if self.native != "convert" and (fmt in NATIVE_FORMATS or self.native == "any"):
+            if is_empty(result, fmt):
+                return Failed(EMPTY_RESULT)
+            return native_label(result, fmt)
         image_size = None
         if self.context.task_type == "object-detection" and fmt in ("synapse-objects", "dm-schema-v1"):
             image_size = (result.get("image_size") if isinstance(result, dict) else None) or await self._image_size(item)
-        return to_label(result, fmt, self.context.task_type, image_size=image_size)
+        return to_label(result, fmt, self.context.task_type, image_size=image_size, allow_drop=self.allow_drop)
 
     async def _image_size(self, item: Item) -> Any:
         """Read from the image itself (headers only), without any Synapse credentials."""

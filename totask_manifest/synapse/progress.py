@@ -3,7 +3,11 @@
 The shapes are the SDK's v2 ``JobLogger`` ones (synapse-api.md §2): ``PATCH jobs/{id}/`` with
 ``progress_record`` (``record.steps.<step>`` and ``current_progress``) and ``metrics_record``
 (``record.steps.<step>``), and ``POST logs/`` with ``{event, data, datetime, job, step, level}``
-entries. Updates are only remembered when made; a background thread sends what changed at most
+entries, every entry carrying the step it was made in. The steps and their shares are the SDK
+v2 ToTask's (``STEP_PROPORTIONS``: ``initialize`` 10, ``prepare`` 5 for the file method or 20
+for inference, ``fetch_tasks`` 10, ``annotate_task_data`` 70 or 60, ``finalize`` 5); the
+overall figure is the SDK's: finished steps count whole, the current one by its percent, capped
+at 100; metrics are ``{success, failed, stand_by}`` under ``annotate_task_data``. Updates are only remembered when made; a background thread sends what changed at most
 once a second (one PATCH carrying progress and metrics, one POST carrying every queued log
 entry), so a run of 10,000 tasks costs a few hundred requests, not 20,000. Reporting never
 fails the run: backend errors are logged at debug level and dropped.
@@ -21,8 +25,12 @@ from .sync_client import SynapseClient
 
 log = logging.getLogger(__name__)
 
-#: the action's steps, in order, with their share of the overall progress
-STEPS: dict[str, int] = {"initialize": 5, "fetch_tasks": 10, "annotate": 45, "annotate_task_data": 35, "finalize": 5}
+#: the SDK v2 ToTask steps, in order, with their share of the overall progress, per method
+STEP_PROPORTIONS: dict[str, dict[str, int]] = {
+    "file": {"initialize": 10, "prepare": 5, "fetch_tasks": 10, "annotate_task_data": 70, "finalize": 5},
+    "inference": {"initialize": 10, "prepare": 20, "fetch_tasks": 10, "annotate_task_data": 60, "finalize": 5},
+}
+STEPS = STEP_PROPORTIONS["file"]
 METRICS_STEP = "annotate_task_data"
 
 
@@ -33,12 +41,14 @@ def _now() -> str:
 class JobReporter:
     """Coalescing reporter; ``job_id=None`` makes every call a no-op (no Synapse job to report to)."""
 
-    def __init__(self, client: SynapseClient | None, job_id: str | int | None, *, interval: float = 1.0) -> None:
+    def __init__(self, client: SynapseClient | None, job_id: str | int | None, *, interval: float = 1.0,
+                 method: str = "file") -> None:
         self.client = client
         self.job_id = job_id
         self.interval = interval
-        self.percent: dict[str, float] = dict.fromkeys(STEPS, 0.0)
-        self.current = next(iter(STEPS))
+        self.steps = STEP_PROPORTIONS.get(method, STEPS)
+        self.percent: dict[str, float] = dict.fromkeys(self.steps, 0.0)
+        self.current = next(iter(self.steps))
         self.metrics: dict[str, int] = {"success": 0, "failed": 0, "stand_by": 0}
         self._logs: list[dict] = []
         self._patch: dict[str, Any] = {}
@@ -66,7 +76,7 @@ class JobReporter:
         with self._lock:
             self.current = step
             self.percent[step] = 100.0 if total <= 0 else round(min(100.0, 100.0 * done / total), 2)
-            for earlier in STEPS:
+            for earlier in self.steps:
                 if earlier == step:
                     break
                 self.percent[earlier] = 100.0
@@ -78,17 +88,18 @@ class JobReporter:
         self._update({})
 
     def log(self, event: str, data: dict, *, level: str = "info", step: str | None = None) -> None:
+        """Queue a ``POST logs/`` entry; it carries ``step`` (by default the step now running)."""
         if not self.enabled:
             return
-        entry = {"event": event, "data": data, "datetime": _now(), "job": self.job_id, "level": level}
-        if step:
-            entry["step"] = step
         with self._lock:
+            entry = {"event": event, "data": data, "datetime": _now(), "job": self.job_id,
+                     "step": step or self.current, "level": level}
             self._logs.append(entry)
             self._dirty = True
 
     def message(self, content: str, *, key: str = "", level: str = "info") -> None:
-        log.info("%s", content)
+        """A user message, as the SDK's ``log_message``: event ``message``, ``{content, key}``."""
+        log.log(logging.WARNING if level in ("warning", "danger", "error") else logging.INFO, "%s", content)
         self.log("message", {"content": content, "key": key}, level=level)
 
     # -- sending ---------------------------------------------------------------------------------------
@@ -102,12 +113,12 @@ class JobReporter:
 
     def _records(self) -> dict[str, Any]:
         steps = {}
-        for order, (name, proportion) in enumerate(STEPS.items(), start=1):
+        for order, (name, proportion) in enumerate(self.steps.items()):  # 0-based, as the SDK's JobLogger
             steps[name] = {"proportion": proportion, "order": order, "percent": self.percent[name],
                            "time_remaining": None}
-        overall = round(sum(STEPS[n] * self.percent[n] / 100.0 for n in STEPS), 2)
+        overall = round(min(100.0, sum(self.steps[n] * self.percent[n] / 100.0 for n in self.steps)), 2)
         current = {"overall": overall, "step": self.current, "percent": self.percent[self.current],
-                   "time_remaining": None, "order": list(STEPS).index(self.current) + 1}
+                   "time_remaining": None, "order": list(self.steps).index(self.current)}
         return {
             "progress_record": {"record": {"steps": steps}, "current_progress": current},
             "metrics_record": {"record": {"steps": {METRICS_STEP: dict(self.metrics)}}},

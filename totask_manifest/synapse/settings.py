@@ -3,6 +3,11 @@
 Tokens live only here. They are turned into headers per request, and only for a request whose
 origin (scheme, host, port) is the configured host's, so a ``next`` page URL or a file URL that
 points anywhere else never carries them. ``redact`` scrubs them from any text we show or log.
+
+The SDK's wire details that come from the environment live here too: ``Synapse-Tenant`` with
+either token kind, ``SYNAPSE_PLUGIN_RUN_URL_HOST`` (the ``url_host`` query parameter of every
+request, so the backend signs file URLs for the worker's network) and ``SYNAPSE_LANGUAGE`` (the
+``language`` of plugin runs, ``ko`` unless set, as the SDK's ``PluginRunRequest``).
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import UsageError
 
 DEFAULT_HOST = "https://api.synapse.sh"
+DEFAULT_LANGUAGE = "ko"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -40,13 +46,18 @@ class SynapseSettings:
     access_token: str | None = field(default=None, repr=False)
     #: ``Authorization: Token <user_token>``: the plugin-run token, preferred when set
     user_token: str | None = field(default=None, repr=False)
-    #: ``Synapse-Tenant: Token <tenant>``, sent with the plugin-run token
+    #: ``Synapse-Tenant: Token <tenant>``, sent with either token (as the SDK does)
     tenant: str | None = field(default=None, repr=False)
+    #: ``url_host=<value>`` on every request (``SYNAPSE_PLUGIN_RUN_URL_HOST``); None: not sent
+    url_host: str | None = None
+    #: ``language`` of ``plugins/{code}/run/`` bodies (``SYNAPSE_LANGUAGE``; the SDK's default ``ko``)
+    language: str = DEFAULT_LANGUAGE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SynapseSettings:
         """``SYNAPSE_HOST`` (or v1's ``SYNAPSE_PLUGIN_RUN_HOST``), ``SYNAPSE_ACCESS_TOKEN``,
-        ``SYNAPSE_PLUGIN_RUN_USER_TOKEN`` + ``SYNAPSE_PLUGIN_RUN_TENANT``."""
+        ``SYNAPSE_PLUGIN_RUN_USER_TOKEN`` + ``SYNAPSE_PLUGIN_RUN_TENANT``, ``SYNAPSE_PLUGIN_RUN_URL_HOST``,
+        ``SYNAPSE_LANGUAGE``."""
         env = os.environ if env is None else env
         name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
         host = (env.get(name) or DEFAULT_HOST).strip()
@@ -58,6 +69,8 @@ class SynapseSettings:
             access_token=_token(env, "SYNAPSE_ACCESS_TOKEN"),
             user_token=_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
             tenant=_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
+            url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
+            language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
         )
 
     def require_credentials(self) -> SynapseSettings:
@@ -80,18 +93,31 @@ class SynapseSettings:
     def is_own(self, url: str) -> bool:
         return origin(url) == _host_origin(self.host)
 
+    def on_host(self, url: str) -> str:
+        """``url`` moved onto the configured host: a link of another origin (a DRF backend behind
+        a TLS proxy often writes ``http://`` or its internal name into ``next``) keeps its path
+        and query and gets the configured scheme, host and port. Nothing is ever sent elsewhere."""
+        if "://" not in url or self.is_own(url):
+            return self.url(url)
+        parts = urlsplit(url)
+        own = urlsplit(self.host)
+        return urlunsplit((own.scheme, own.netloc, parts.path or "/", parts.query, ""))
+
     def auth_headers(self, url: str) -> dict[str, str]:
-        """The credentials for ``url``: none at all unless it is on the configured host."""
+        """The credentials for ``url``: none at all unless it is on the configured host.
+
+        As the SDK's ``BackendClient._get_headers``: the plugin-run token (preferred) or the access
+        token, and ``Synapse-Tenant`` whenever a tenant is configured, with either token."""
         if not self.is_own(url):
             return {}
+        headers: dict[str, str] = {}
         if self.user_token:
-            headers = {"Authorization": f"Token {self.user_token}"}
-            if self.tenant:
-                headers["Synapse-Tenant"] = f"Token {self.tenant}"
-            return headers
-        if self.access_token:
-            return {"Synapse-Access-Token": f"Token {self.access_token}"}
-        return {}
+            headers["Authorization"] = f"Token {self.user_token}"
+        elif self.access_token:
+            headers["Synapse-Access-Token"] = f"Token {self.access_token}"
+        if headers and self.tenant:
+            headers["Synapse-Tenant"] = f"Token {self.tenant}"
+        return headers
 
     def secrets(self) -> list[str]:
         return [s for s in (self.access_token, self.user_token, self.tenant) if s]

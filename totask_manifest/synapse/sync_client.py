@@ -93,6 +93,9 @@ class SynapseClient:
     def run_plugin(self, code: str, payload: dict) -> Any:
         return self.run(self.aio.run_plugin(code, payload))
 
+    def list_agents(self, params: Mapping[str, Any] | None = None) -> list[dict]:
+        return self.run(self.aio.list_agents(params))
+
     def get_job(self, job_id: int | str) -> dict:
         return self.run(self.aio.get_job(job_id))
 

@@ -5,6 +5,7 @@ It records every request's headers, so a test can prove that no Synapse token ev
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -19,6 +20,9 @@ class FileServer(RequestLog, BackgroundApp):
         super().__init__(**kwargs)
         self._init_log()
         self.files: dict[str, bytes] = {}
+        #: a URL whose ``expires`` query value (epoch seconds; ``synapse_server.presign``) is not
+        #: after ``clock()`` is answered 403, as a storage host answers a lapsed presigned URL
+        self.clock = time.time
         for path, content in (files or {}).items():
             self.add(path, content)
 
@@ -51,6 +55,11 @@ class FileServer(RequestLog, BackgroundApp):
         if request.method not in ("GET", "HEAD"):
             rec.status = 405
             return web.Response(status=405)
+        expires = request.query.get("expires")
+        if expires is not None and _expired(expires, self.clock()):
+            rec.status = 403
+            return web.Response(status=403, text="<Error><Code>AccessDenied</Code><Message>Request has expired"
+                                "</Message></Error>", content_type="application/xml")
         content = self.files.get(request.path)
         if content is None:
             rec.status = 404
@@ -62,3 +71,10 @@ class FileServer(RequestLog, BackgroundApp):
         elif request.path.lower().endswith(".png"):
             ctype = "image/png"
         return web.Response(body=content, content_type=ctype)
+
+
+def _expired(expires: str, now: float) -> bool:
+    try:
+        return float(expires) <= now
+    except ValueError:
+        return True

@@ -24,6 +24,7 @@ from aiohttp import web
 class Recorded:
     method: str
     path: str
+    #: the query as Django reads it (of repeated keys, the last wins); ``query_items`` as sent
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
@@ -31,6 +32,8 @@ class Recorded:
     at: float = field(default_factory=time.time)
     #: the status the server answered (None for a dropped connection)
     status: int | None = None
+    #: every ``(key, value)`` of the query string in order, repeated keys included
+    query_items: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -112,6 +115,7 @@ class RequestLog:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             host=request.host,
+            query_items=list(request.query.items()),
         )
         with self._lock:
             self.requests.append(rec)

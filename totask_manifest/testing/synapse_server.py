@@ -1,7 +1,9 @@
 """A Synapse backend contract server for tests and benchmarks (synapse-api.md §2).
 
 It serves the endpoints ToTask uses with the documented shapes from an in-memory store, checks
-tokens, paginates with absolute ``next`` links, and lets a test inject what goes wrong in real
+tokens (and the tenant, when given one), paginates with absolute ``next`` links (optionally on
+another origin, ``next_base``), reads repeated query keys as Django does (the last wins), refuses
+an empty submit with 400 as the real backend does, and lets a test inject what goes wrong in real
 deployments: 401 after a token is revoked, 404s, 429 with ``Retry-After``, 5xx, slow replies,
 dropped connections, the whole backend going down mid-run. Every request is recorded (method,
 path, query, headers, JSON body) so tests assert what was sent, and how often.
@@ -17,7 +19,9 @@ import asyncio
 import copy
 import itertools
 import sys
+import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -32,17 +36,23 @@ class SynapseServer(RequestLog, BackgroundApp):
     """In-memory Synapse. Add objects with the ``add_*`` helpers (or ``seed``), then ``start()``."""
 
     def __init__(self, *, tokens: tuple[str, ...] = ("test-token",), default_page_size: int = 100,
-                 max_page_size: int = 1000, **kwargs: Any) -> None:
+                 max_page_size: int = 1000, tenant: str | None = None, next_base: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_log()
         self.tokens: set[str] = set(tokens)
+        #: when set, every request must carry ``Synapse-Tenant: Token <tenant>`` (403 otherwise)
+        self.tenant = tenant
+        #: agents listed by ``GET agents/`` (``add_agent``)
+        self.agents: dict[int, dict] = {}
         self.revoked: set[str] = set()
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         #: ``None``, ``"503"`` (every request answered 503) or ``"reset"`` (connections dropped)
         self.down: str | None = None
-        #: when set, ``next`` links point at this base URL instead of the server itself
-        self.next_base: str | None = None
+        #: when set, ``next`` links point at this base URL (another origin: ``http://`` behind a TLS
+        #: proxy, an internal host name) instead of the server itself
+        self.next_base: str | None = next_base
         #: task detail with ``expand=data_unit`` includes the files (False: the client must
         #: fetch ``data_units/{id}/?expand=files``)
         self.expand_files_in_task = True
@@ -52,6 +62,12 @@ class SynapseServer(RequestLog, BackgroundApp):
         self.normalise: Any = None
         #: the listing filters on ``id__in`` (False: ignored, like a backend without that filter)
         self.honour_id_in = True
+        #: task listing query keys this backend ignores (a backend without that filter)
+        self.ignored_filters: set[str] = set()
+        #: file URLs are presigned: each rendering carries ``expires=<clock() + url_ttl>`` (a
+        #: ``FileServer`` answers 403 once its own clock passes it); None: URLs as stored
+        self.url_ttl: float | None = None
+        self.clock: Any = time.time
         self.projects: dict[int, dict] = {}
         self.data_collections: dict[int, dict] = {}
         self.tasks: dict[int, dict] = {}
@@ -147,6 +163,11 @@ class SynapseServer(RequestLog, BackgroundApp):
             self.add_task(pid, du, **task_fields)
         return pid
 
+    def add_agent(self, *, id: int | None = None, name: str = "agent", status: str = "connected") -> int:
+        aid = id or self._next_id()
+        self.agents[aid] = {"id": aid, "name": name, "status": status}
+        return aid
+
     def revoke(self, token: str) -> None:
         self.revoked.add(token)
 
@@ -170,6 +191,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         r.add_get("/jobs/{id}/", self._get_job)
         r.add_patch("/jobs/{id}/", self._patch_job)
         r.add_post("/logs/", self._create_logs)
+        r.add_get("/agents/", self._list_agents)
         return app
 
     @web.middleware
@@ -198,6 +220,10 @@ class SynapseServer(RequestLog, BackgroundApp):
         if not self._authorized(rec):
             rec.status = 401
             return json_response({"detail": "Invalid token."}, 401, {"WWW-Authenticate": "Token"})
+        if self.tenant is not None and rec.header("Synapse-Tenant") != f"Token {self.tenant}":
+            rec.status = 403
+            return json_response({"detail": "Invalid tenant."}, 403)
+        request = _last_wins(request)
         request[RECORDED] = rec
         try:
             response = await handler(request)
@@ -274,6 +300,9 @@ class SynapseServer(RequestLog, BackgroundApp):
         return json_response(out)
 
     def _render_files(self, files: dict[str, dict]) -> Any:
+        if self.url_ttl is not None:
+            files = {name: {**f, "url": presign(f["url"], self.clock() + self.url_ttl)} if f.get("url") else f
+                     for name, f in files.items()}
         if self.files_as_list:
             return [{"specification_name": name, **copy.deepcopy(f)} for name, f in files.items()]
         return copy.deepcopy(files)
@@ -288,7 +317,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         return self._fields(out, request)
 
     async def _list_tasks(self, request: web.Request) -> web.Response:
-        q = request.query
+        q = {k: v for k, v in request.query.items() if k not in self.ignored_filters}
         tasks = list(self.tasks.values())
         if "project" in q:
             tasks = [t for t in tasks if str(t["project"]) == q["project"]]
@@ -335,6 +364,9 @@ class SynapseServer(RequestLog, BackgroundApp):
             problem = _dm_v1_problem(data)
             if problem:
                 return _validation_error(problem)
+            if body["action"] == "submit" and _is_empty_submit(data):
+                # SYN-7201: the backend refuses a submit without annotations
+                return _validation_error("data holds no annotations: an empty submit is refused")
         task["data"] = copy.deepcopy(data) if self.normalise is None else self.normalise(copy.deepcopy(data))
         task.setdefault("writes", 0)
         task["writes"] += 1
@@ -419,6 +451,13 @@ class SynapseServer(RequestLog, BackgroundApp):
         self.job_patches.setdefault(jid, []).append(copy.deepcopy(body))
         return json_response(job)
 
+    async def _list_agents(self, request: web.Request) -> web.Response:
+        agents = sorted(self.agents.values(), key=lambda a: a["id"])
+        wanted = request.query.get("id")
+        if wanted is not None:
+            agents = [a for a in agents if str(a["id"]) == wanted]
+        return self._paginate(request, [dict(a) for a in agents])
+
     async def _create_logs(self, request: web.Request) -> web.Response:
         body = request[RECORDED].body
         entries = body if isinstance(body, list) else [body]
@@ -426,11 +465,40 @@ class SynapseServer(RequestLog, BackgroundApp):
         return json_response(entries, 201)
 
 
+def presign(url: str, expires: float) -> str:
+    """``url`` with ``expires=<epoch seconds>`` in its query, as a presigned storage URL carries."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "expires"] + [("expires", f"{expires:.3f}")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _validation_error(message: str) -> web.Response:
     return json_response(
         {"error": {"code": "VALIDATION_ERROR", "message": message, "details": [{"field": "data", "message": message}]}},
         400,
     )
+
+
+def _last_wins(request: web.Request) -> web.Request:
+    """The request with its query as Django's ``QueryDict.get`` reads it: of repeated keys, the
+    last value wins (aiohttp's ``request.query.get`` would give the first)."""
+    query = request.query
+    if len(set(query.keys())) == len(query):
+        return request
+    return request.clone(rel_url=request.rel_url.with_query({k: v for k, v in query.items()}))
+
+
+def _is_empty_submit(data: Any) -> bool:
+    """No annotation at all: ``{}``, ``None``, or every media list of ``annotations`` (and of the
+    ``objects`` shape) empty."""
+    if not data:
+        return True
+    if not isinstance(data, dict):
+        return False
+    annotations = data.get("annotations")
+    media = annotations.values() if isinstance(annotations, dict) else []
+    objects = data.get("objects")
+    return not any(isinstance(v, list) and v for v in media) and not (isinstance(objects, list) and objects)
 
 
 def _dm_v1_problem(data: Any) -> str | None:
