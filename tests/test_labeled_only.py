@@ -57,7 +57,7 @@ def test_a_real_jobs_output(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     code = main(["annotate", "sample_data/manifest.jsonl", "--job-name", "view", "--label-attribute", "boxes",
                  "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", "sample_data/class_names.txt", "--allow-root", "sample_data",
+                 "--class-names", "sample_data/class_names.txt", "--native", "convert", "--allow-root", "sample_data",
                  "--output", str(tmp_path / "out")])
     assert code == 0
     output = tmp_path / "out" / "view" / "manifests" / "output" / "output.manifest"

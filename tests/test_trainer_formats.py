@@ -69,7 +69,7 @@ def test_coco_ids_match_the_sample_datas_own_coco_files(tmp_path, monkeypatch, c
     monkeypatch.chdir(REPO)
     assert main(["annotate", "sample_data/manifest.jsonl", "--job-name", "coco", "--label-attribute", "boxes",
                  "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", "sample_data/class_names.txt", "--allow-root", "sample_data",
+                 "--class-names", "sample_data/class_names.txt", "--native", "convert", "--allow-root", "sample_data",
                  "--output", str(tmp_path / "out")]) == 0
     manifest = tmp_path / "out" / "coco" / "manifests" / "output" / "output.manifest"
     convert(str(manifest), str(tmp_path / "coco.json"), to="coco")

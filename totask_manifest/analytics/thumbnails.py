@@ -77,7 +77,7 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
     try:
         fmt = native_format(metadata)
         if fmt is not None:
-            caption = _draw_native(img, value, fmt)
+            caption = _draw_native(img, value, fmt, size=size)
         elif task_type == "object-detection" and isinstance(value, Mapping):
             caption = _draw_boxes(img, value, metadata, size=size)
         elif task_type == "semantic-segmentation" and isinstance(value, str):
@@ -207,41 +207,53 @@ def _rotated(box: tuple[float, float, float, float], angle: float) -> list[tuple
             for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
 
 
-def _draw_native(img: Image.Image, value: Any, fmt: str) -> str:
-    """Boxes (turned when rotated), polygons and points of the first media (the line's image)."""
+def _draw_native(img: Image.Image, value: Any, fmt: str, *, size: int = 240) -> str:
+    """Boxes (turned when rotated), polygons and points of the first media (the line's image),
+    drawn at tile scale after shrinking ``img`` in place, tags placed as ``place_tags`` says."""
+    width = img.width
+    img.thumbnail((size, size))
+    k = img.width / width if width else 1.0
     draw = ImageDraw.Draw(img)
     font = _font()
-    line_w = max(2, round(max(img.size) / 200))
+    line_w = 2
     drawn = shapes(value, fmt)
     all_shapes = list(drawn)
     first = all_shapes[0].media if all_shapes else None
     tools: dict[str, int] = {}
+    tags: list[tuple[str, str, tuple[float, float, float, float]]] = []  # text, colour, the shape's extent
     for shape in all_shapes:
         if shape.media != first:
             continue
         tools[shape.tool] = tools.get(shape.tool, 0) + 1
         c = color(name_color_index(shape.class_name))
-        anchor: tuple[float, float] | None = None
+        points: list[tuple[float, float]] = []
         if shape.box is not None:
-            corners = _rotated(shape.box, shape.rotation) if shape.rotation else None
+            x, y, w, h = (v * k for v in shape.box)
+            corners = _rotated((x, y, w, h), shape.rotation) if shape.rotation else None
             if corners:
                 draw.polygon(corners, outline=c, width=line_w)
-                anchor = corners[0]
+                points = corners
             else:
-                x, y, w, h = shape.box
                 draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
-                anchor = (x, y)
+                points = [(x, y), (x + w, y + h)]
         elif len(shape.points) >= 2:
-            draw.line([*shape.points, shape.points[0]] if shape.tool == "polygon" else list(shape.points),
-                      fill=c, width=line_w)
-            anchor = shape.points[0]
+            points = [(px * k, py * k) for px, py in shape.points]
+            draw.line([*points, points[0]] if shape.tool == "polygon" else points, fill=c, width=line_w)
         elif shape.points:
-            px, py = shape.points[0]
-            r = line_w * 2
+            px, py = shape.points[0][0] * k, shape.points[0][1] * k
+            r = 3
             draw.ellipse([px - r, py - r, px + r, py + r], fill=c)
-            anchor = (px + r, py - r)
-        if anchor is not None and shape.class_name:
-            draw.text((anchor[0] + 1, anchor[1]), shape.class_name, fill=c, font=font)
+            points = [(px - r, py - r), (px + r, py + r)]
+        if points and shape.class_name:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            tags.append((shape.class_name, c, (min(xs), min(ys), max(xs), max(ys))))
+    spots = place_tags([draw.textbbox((0, 0), t, font=font) for t, _, _ in tags], [r for _, _, r in tags], img.size)
+    for spot, (text, c, _) in zip(spots, tags, strict=True):
+        if spot is not None:
+            draw.rectangle(spot, fill=c)
+            draw.text((spot[0] + 2, spot[1] + 1), text, fill="white", font=font)
+    hidden = spots.count(None)
     media = {s.media for s in all_shapes}
     parts = ", ".join(f"{n} {tool}" for tool, n in sorted(tools.items())) or "no annotations"
-    return parts + (f" ({first}; {len(media)} media)" if len(media) > 1 else "")
+    parts += f" ({first}; {len(media)} media)" if len(media) > 1 else ""
+    return parts + (f"; {hidden} tag{'s' if hidden != 1 else ''} left out: no room" if hidden else "")
