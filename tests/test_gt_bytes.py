@@ -197,3 +197,15 @@ def test_imported_lines_are_written_in_ground_truths_order(tmp_path):
             assert list(record["label-metadata"]) == ["objects", "class-map", "type", "human-annotated",
                                                       "creation-date", "job-name"]
             assert b'": ' not in raw and b'],"' in raw  # compact separators, as Ground Truth writes
+
+
+def test_a_number_json_cannot_write_fails_its_line():
+    """Ground Truth's writer (Python's json) refuses NaN and infinity; so does the job, per line."""
+    line = Line(1, b'{"source-ref":"s3://b/a.jpg"}')
+    config = JobConfig(job_name="j", input="in", output_root="out", label_attribute="c", task_type="custom")
+    counts = {"labeled": 0, "failed": 0, "routed": 0}
+    recorder = Recorder(config, _NoWriter(), counts)
+    status = recorder.accept(line, Item(0, 1, line.record()), Labeled({"score": float("inf")}))
+    assert status == "failed" and counts == {"labeled": 0, "failed": 1, "routed": 0}
+    with pytest.raises(ValueError):
+        gt_json(float("nan"))

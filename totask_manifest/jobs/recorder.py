@@ -81,7 +81,11 @@ class Recorder:
 
     def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
         status, updates, reason = self.updates_for(item, outcome)
-        new = line.with_values(updates)
+        try:
+            new = line.with_values(updates)
+        except ValueError as exc:  # NaN or infinity in a label: JSON has no form for them
+            status, updates, reason = self.updates_for(item, Failed(f"label cannot be written as JSON: {exc}"))
+            new = line.with_values(updates)
         record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
         dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0
         if dropped:
