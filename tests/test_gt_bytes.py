@@ -209,3 +209,13 @@ def test_a_number_json_cannot_write_fails_its_line():
     assert status == "failed" and counts == {"labeled": 0, "failed": 1, "routed": 0}
     with pytest.raises(ValueError):
         gt_json(float("nan"))
+
+
+def test_a_label_without_scores_gets_ground_truths_zero():
+    """Ground Truth writes ``"confidence":0`` when no consolidation score exists (2022, 2025 files)."""
+    real = (GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest").read_bytes()
+    assert b'{"confidence":0}' in real and b'{"confidence":0.0}' not in real
+    labeled = yolo_to_gt("0 0.5 0.5 0.2 0.2\n", "object-detection", image_size=(10, 10, 3), class_names=["a"])
+    line = Line(1, b'{"source-ref":"s3://b/a.jpg"}')
+    body = rebuild(line.with_values({"a": 1, "a-metadata": {}}), "a", "object-detection", labeled)
+    assert b'"objects":[{"confidence":0}]' in body

@@ -19,6 +19,7 @@ from .model import (
     COMMON_METADATA,
     DETECTION,
     MULTILABEL,
+    NO_SCORE,
     ClassIndex,
     ClassNames,
     FormatError,
@@ -83,7 +84,7 @@ def from_groundtruth(
     """Read a Ground Truth label (any of the three shapes) of ``task_type``.
 
     Metadata that declares another task type is refused. Bounding boxes and classifications are
-    checked and completed (``class-map`` from ``class_names`` when missing, confidence 0.0 when
+    checked and completed (``class-map`` from ``class_names`` when missing, confidence 0 when
     absent); other task types pass through with only the job-level fields removed.
     """
     name = task_type_name(task_type)
@@ -128,7 +129,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
         if class_name is None:
             class_name = classes.name_for(cid, key="class-name")
         conf = meta.get("confidence")
-        conf = 0.0 if conf is None else confidence_value(conf, fmt=FMT, key="confidence")
+        conf = NO_SCORE if conf is None else confidence_value(conf, fmt=FMT, key="confidence")
         return Labeled(value, {**extra, "class-name": class_name, "confidence": conf})
     if name == MULTILABEL:
         if not isinstance(value, list):
@@ -140,7 +141,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
                 class_map[str(cid)] = classes.name_for(cid, key="class-map")
         conf_map = dict(meta.get("confidence-map") or {})
         for cid in ids:
-            conf_map.setdefault(str(cid), 0.0)
+            conf_map.setdefault(str(cid), NO_SCORE)
         return Labeled(value, {**extra, "class-map": class_map, "confidence-map": conf_map})
     if value is None:
         raise FormatError("document holds no label value", fmt=FMT, key="label")

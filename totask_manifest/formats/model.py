@@ -26,6 +26,9 @@ DETECTION = "object-detection"
 CLASSIFICATION = "image-classification"
 MULTILABEL = "image-classification-multilabel"
 
+#: the confidence of a label without a score: Ground Truth writes ``0`` (an integer; the 2022 and
+#: 2025 files) when no consolidation score exists
+NO_SCORE = 0
 #: the fields every job writes itself; converters never return them
 COMMON_METADATA = frozenset(
     {"type", "job-name", "human-annotated", "creation-date", "failure-reason", "adjustment-status"}
@@ -202,7 +205,7 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
     Keys are in Ground Truth's (2022 and later) order: ``class_id, top, left, height, width`` in
     a box, which scripts that read box fields by position rely on.
     ``class-map`` lists the classes present on the image (as current Ground Truth jobs write it;
-    an image without boxes gets ``{}``); a box without a confidence gets 0.0, Ground Truth's own
+    an image without boxes gets ``{}``); a box without a confidence gets 0, Ground Truth's own
     value when no consolidation score exists.
     """
     width, height, depth = image_size
@@ -217,14 +220,14 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
         ],
     }
     metadata = {
-        "objects": [{"confidence": 0.0 if b.confidence is None else b.confidence} for b in boxes],
+        "objects": [{"confidence": NO_SCORE if b.confidence is None else b.confidence} for b in boxes],
         "class-map": class_map,
     }
     return Labeled(value, metadata)
 
 
 def gt_classification(class_id: int, class_name: str, confidence: float | None) -> Labeled:
-    return Labeled(class_id, {"class-name": class_name, "confidence": 0.0 if confidence is None else confidence})
+    return Labeled(class_id, {"class-name": class_name, "confidence": NO_SCORE if confidence is None else confidence})
 
 
 def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
@@ -236,7 +239,7 @@ def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
             continue
         ids.append(cid)
         class_map[str(cid)] = name
-        confidence_map[str(cid)] = 0.0 if conf is None else conf
+        confidence_map[str(cid)] = NO_SCORE if conf is None else conf
     return Labeled(ids, {"class-map": class_map, "confidence-map": confidence_map})
 
 
