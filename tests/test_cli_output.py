@@ -9,6 +9,7 @@ import pty
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.jobs_helpers import REPO, TOY, write_manifest
 
@@ -172,3 +173,33 @@ def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_t
 
     state = api.load_job(str(tmp_path / "out" / "app"))
     assert state["config"]["options"]["relative_to_appended"] == [[3, str(main_dir)], [3, str(other_dir)]]
+
+
+def test_chained_and_cloned_jobs_keep_appended_folders(tmp_path):
+    """A chain that appends again keeps the folders of what the first job appended; a clone
+    recomputes them without doubling them."""
+    import json
+
+    from totask_manifest import api
+    from totask_manifest.jobs.config import JobConfig
+
+    folders = {}
+    for name in ("main", "one", "two"):
+        folder = tmp_path / name
+        (folder / "labels").mkdir(parents=True)
+        (folder / "labels" / "0.json").write_text(json.dumps({"label": 1, "metadata": {"class-name": name}}))
+        (folder / "m.manifest").write_text(json.dumps({"source-ref": f"s3://b/{name}.jpg", "u": "labels/0.json"})
+                                           + "\n")
+        folders[name] = folder
+    first = api.annotate(JobConfig(job_name="first", input=str(folders["main"] / "m.manifest"),
+                                   output_root=str(tmp_path / "out"), label_attribute="cls",
+                                   task_type="image-classification", method="file",
+                                   options={"url_key": "u", "allow_root": str(tmp_path)},
+                                   append=[str(folders["one"] / "m.manifest")]))
+    assert first.metrics["success"] == 2
+    chained = api.chain(first.job_url, "second", label_attribute="again", append=[str(folders["two"] / "m.manifest")])
+    out = [json.loads(raw) for raw in Path(chained.output_manifest).read_text().splitlines()]
+    assert [r["again-metadata"]["class-name"] for r in out] == ["main", "one", "two"]
+    cloned = api.clone(first.job_url, "third")
+    options = api.load_job(cloned.job_url)["config"]["options"]
+    assert options["relative_to_appended"] == [[1, str(folders["one"])]]
