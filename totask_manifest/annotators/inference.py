@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind
+from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind, json_text
 from ..fetch import (
     FetchPolicy,
     SyncFetcher,
@@ -252,7 +252,7 @@ class InferenceAnnotator(Annotator):
         parse_input_size(options.get("input_size"))
         review = options.get("review_below")
         if review is not None and (isinstance(review, bool) or not isinstance(review, int | float) or not 0 <= review <= 1):
-            raise UsageError(f"--review-below must be a number between 0 and 1, got {review!r}")
+            raise UsageError(f"--review-below must be a number between 0 and 1, got {json_text(review)}")
         key = options.get("image_key")
         if key is not None and (not isinstance(key, str) or not key.strip()):
             raise UsageError("--image-key must name a key")

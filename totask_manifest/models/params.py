@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import yaml
 
-from ..errors import StorageError, UsageError, json_kind
+from ..errors import StorageError, UsageError, json_kind, json_text
 from ..storage import read_bytes
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def load_params_file(url: str) -> dict[str, Any]:
 
 
 def _fail(source: str, key: str, message: str, value: Any) -> UsageError:
-    return UsageError(f"{source}: {key} {message}, got {value!r}")
+    return UsageError(f"{source}: {key} {message}, got {json_text(value)}")
 
 
 def _number(source: str, key: str, value: Any, *, lo: float, hi: float = math.inf) -> float:
