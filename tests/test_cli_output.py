@@ -203,3 +203,17 @@ def test_chained_and_cloned_jobs_keep_appended_folders(tmp_path):
     cloned = api.clone(first.job_url, "third")
     options = api.load_job(cloned.job_url)["config"]["options"]
     assert options["relative_to_appended"] == [[1, str(folders["one"])]]
+
+
+def test_bar_text_fits_its_terminal_and_tells_time_left():
+    import io
+
+    from totask_manifest.jobs.progress import Progress, eta_text
+
+    assert (eta_text(None), eta_text(0), eta_text(65.4), eta_text(3725)) == ("--:--", "0:00", "1:05", "1:02:05")
+    progress = Progress(1000, stream=io.StringIO())
+    assert progress.bar_text(progress._start + 1.0).endswith("0.0% 0/1000  0.0 lines/s  ETA --:--")
+    progress.done = 250
+    text = progress.bar_text(progress._start + 10.0, width=100)
+    assert text.endswith(" 25.0% 250/1000  25.0 lines/s  ETA 0:30") and len(text) < 100
+    assert len(progress.bar_text(progress._start + 10.0, width=40)) <= 39

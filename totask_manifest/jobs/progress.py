@@ -10,6 +10,7 @@ above it: while the bar is live, the log handlers writing to the bar's stream wr
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -112,7 +113,7 @@ class Progress:
         if self.on_update is not None:
             self.on_update(self.done, self.total)
         if self.tty:
-            width = shutil.get_terminal_size((80, 24)).columns
+            width = self._columns()
             # handlers are switched outside the lock: a record being written holds its handler's
             # lock and then takes this one
             self._route_log_records()
@@ -132,6 +133,17 @@ class Progress:
             if whole != self._last_pct_logged or final:
                 self._last_pct_logged = whole
                 log.info("[%s] Progress: %.1f%% (%d/%d)", STEP, pct, self.done, self.total)
+
+    def _columns(self) -> int:
+        """The bar's terminal width: ``COLUMNS`` if set, else the stream's own terminal, else 80
+        (stdout may be a file while stderr, where the bar goes, is the terminal)."""
+        if os.environ.get("COLUMNS", "").isdigit() and int(os.environ["COLUMNS"]) > 0:
+            return int(os.environ["COLUMNS"])
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+        return columns if columns > 0 else shutil.get_terminal_size((80, 24)).columns
 
     def finish(self) -> None:
         self._emit(time.monotonic(), final=True)
