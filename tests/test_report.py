@@ -193,7 +193,7 @@ def test_mask_samples_are_blended_over_the_image(tmp_path):
     (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(rec) + b"\n")
     (job / "job.json").write_bytes(orjson.dumps({"job-name": "seg", "status": "COMPLETED", "label-attribute": "seg-ref",
                                                  "metrics": {"total": 1, "success": 1, "failed": 0}}))
-    html, n, _ = render_report(str(job))
+    html, n, _ = render_report(str(job), fetch_options={"allow_root": str(tmp_path)})
     assert n == 1 and "lesion" in html
     thumb = np.asarray(_thumbs(html)[0]).astype(int)
     # half red over white inside the mask, untouched white outside

@@ -90,7 +90,8 @@ def test_boxes_are_drawn_at_tile_scale(tmp_path):
     value = {"image_size": [{"width": 4000, "height": 3000, "depth": 3}],
              "annotations": [{"class_id": 0, "top": 1000, "left": 3600, "height": 800, "width": 399}]}
     meta = {"objects": [{"confidence": 0.9}], "class-map": {"0": "a very long class name"}}
-    tile = render_tile(str(tmp_path / "big.png"), "object-detection", value, meta)
+    tile = render_tile(str(tmp_path / "big.png"), "object-detection", value, meta,
+                       image=(tmp_path / "big.png").read_bytes())
     assert tile.caption == "1 box"
     import base64
     import io

@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
+import errno
 import os
 import queue
 import random
 import re
 import ssl
+import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _HTTP_PROTOCOLS = frozenset({"http", "https"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 20
+#: the bracketed IPv6 literal of a URL's host (RFC 3986 section 3.2.2)
+_IPV6_HOST = re.compile(r"(?<=://)(?:[^/?#@\[]*@)?\[[0-9A-Za-z:.%_-]*\]")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -158,6 +162,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 # --------------------------------------------------------------------------- policy
 
 
+def _bare_host(host: Any) -> str:
+    """An ``--allow-host`` value as ``urlsplit`` reports hosts: lower case, an IPv6 literal
+    without its brackets (``[::1]`` and ``::1`` both match ``http://[::1]:8080/``)."""
+    text = str(host).strip().lower()
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
+
+
 def check_fetch_options(options: dict[str, Any]) -> None:
     """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
     root = options.get("allow_root")
@@ -218,7 +229,7 @@ class FetchPolicy:
             raise UsageError(f"--retries must be 0 or more (got {self.retries})")
         if int(self.max_body_bytes) < 1:
             raise UsageError(f"--max-body-bytes must be at least 1 (got {self.max_body_bytes})")
-        hosts = tuple(str(h).strip().lower() for h in (self.allow_hosts or ()) if str(h).strip())
+        hosts = tuple(_bare_host(h) for h in (self.allow_hosts or ()) if str(h).strip())
         object.__setattr__(self, "allow_hosts", hosts)
         if self.allow_root:
             root = str(self.allow_root)
@@ -250,7 +261,7 @@ class FetchPolicy:
         url = str(url).strip()
         if not url:
             raise FetchError("refused by policy: empty URL")
-        if "::" in url:
+        if "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
             raise FetchError(f"refused by policy: chained fsspec URLs are not fetched ({redact_url(url)})")
         if not has_scheme(url):
             return "local", self._local_path(url, url)
@@ -418,10 +429,13 @@ class Fetcher:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(self.policy.concurrency, 64), thread_name_prefix="totask-fetch"
             )
-        reader = _read_local if kind == "local" else _read_fsspec
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, reader, target, self.policy.max_body_bytes
-        )
+        loop = asyncio.get_running_loop()
+        if kind == "local":
+            assert self.policy.allow_root is not None  # classify refuses local paths without one
+            return await loop.run_in_executor(
+                self._executor, read_local, target, self.policy.allow_root, self.policy.max_body_bytes
+            )
+        return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
     def _http_transport(self) -> httpx.AsyncBaseTransport:
         if self._transport is None:
@@ -525,16 +539,79 @@ def _read_capped(f: Any, limit: int) -> bytes:
             raise FetchError(f"too large: file passed the limit of {limit:,} bytes")
 
 
-def _read_local(path: str, limit: int) -> bytes:
+def read_local(path: str, root: str, limit: int) -> bytes:
+    """The bytes of ``path`` (a real path inside the real folder ``root``), opened so that the
+    file read is the one checked: see ``open_inside``."""
     try:
-        with open(path, "rb") as f:
-            return _read_capped(f, limit)
+        fd = open_inside(root, path)
     except FileNotFoundError:
         raise FetchError("no such file") from None
     except IsADirectoryError:
         raise FetchError("is a folder, not a file") from None
     except PermissionError:
         raise FetchError("permission denied") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise FetchError(
+                "refused by policy: the path changed while it was opened (a symlink where the check saw a "
+                "folder or file); nothing read"
+            ) from None
+        raise FetchError(f"cannot open: {exc.strerror or type(exc).__name__}") from None
+    with os.fdopen(fd, "rb") as f:
+        return _read_capped(f, limit)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def open_inside(root: str, path: str) -> int:
+    """A read-only descriptor of the regular file ``path``, which must lie inside ``root`` (both
+    real paths, as ``FetchPolicy`` computes them).
+
+    The check that ``path`` lies inside ``root`` was made on names; a folder on the way can be
+    swapped for a symlink to elsewhere before the file is opened. So the file is opened component
+    by component from the root's descriptor (``openat``) with ``O_NOFOLLOW``: every step is a real
+    folder inside the root, and a symlink met on the way, which the real path had none of, fails
+    the open (``ELOOP``/``ENOTDIR``) instead of leaving the root. Without ``dir_fd`` support
+    (Windows) the file is opened by name and its identity compared with the checked path.
+    """
+    rel = os.path.relpath(path, root)
+    parts = [] if rel == os.curdir else rel.split(os.sep)
+    if not parts or parts[0] == os.pardir or os.path.isabs(rel):
+        raise IsADirectoryError(path) if not parts else PermissionError(path)
+    if os.open not in os.supports_dir_fd or not _NOFOLLOW:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.close(fd)
+            raise OSError(errno.ELOOP, "the file changed while it was opened")
+        return _regular(fd, path)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            step = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = step
+        # O_NONBLOCK: a FIFO planted in the root must not hang the reader (no effect on files)
+        last = os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return _regular(last, path)
+
+
+def _regular(fd: int, path: str) -> int:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return fd
+    os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    raise OSError(errno.EINVAL, "not a regular file")  # a device, FIFO or socket
+
+
+_CREDENTIAL_ERRORS = frozenset({"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"})
 
 
 def _read_fsspec(url: str, limit: int) -> bytes:
@@ -556,6 +633,8 @@ def _read_fsspec(url: str, limit: int) -> bytes:
     except (IsADirectoryError, NotADirectoryError):
         raise FetchError("is a folder, not an object") from None
     except Exception as exc:  # network and service errors of any backend: worth another attempt
+        if type(exc).__name__ in _CREDENTIAL_ERRORS:  # botocore's; another attempt finds none either
+            raise FetchError(f"no storage credentials: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
         raise _Transient(f"storage error: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
 
 

@@ -29,6 +29,8 @@ def redact_url(url: str) -> str:
     if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
         return url.split("?", 1)[0]
     netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal keeps its brackets
+        netloc = f"[{netloc}]"
     try:
         port = parts.port
     except ValueError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..annotators.base import Labeled
-from ..errors import ManifestError, UsageError
+from ..errors import ManifestError, TotaskError, UsageError
 from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
@@ -136,22 +136,22 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
 
 
 def _image_size(label: Label) -> tuple[int, int, int]:
-    import io
-
-    from PIL import Image
-
-    from .thumbnails import fetch_image_bytes
+    """The stored image's size from its header only (no decode), for a document converted to
+    a type whose labels carry it."""
+    from ..imaging import ImageError, image_depth, read_info
+    from ..storage import read_bytes
 
     source = label.source
     if not isinstance(source, str):
         raise ManifestError("a DM v1 or objects document carries no image size, and the line has no source-ref",
                             line=label.line.number, key="source-ref", rule="image-size")
     try:
-        with Image.open(io.BytesIO(fetch_image_bytes(source))) as img:
-            return img.size[0], img.size[1], len(img.getbands())
-    except Exception as exc:  # any reason the image cannot be read names the line
-        raise ManifestError(f"image size: cannot read {source[:200]}: {str(exc)[:160]}", line=label.line.number,
+        info = read_info(read_bytes(source))
+    except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
+        reason = exc.reason if isinstance(exc, ImageError) else str(exc)
+        raise ManifestError(f"image size: cannot read {source[:200]}: {reason[:160]}", line=label.line.number,
                             key="source-ref", rule="image-size") from None
+    return info.width, info.height, image_depth(info.mode)
 
 
 def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:

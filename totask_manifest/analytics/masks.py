@@ -29,11 +29,22 @@ def _hex_to_int(h: str) -> int:
     return int(h, 16)
 
 
-def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None) -> np.ndarray:
-    """Class index per pixel (uint8) of the mask at ``url``, colours resolved by ``color_map``."""
-    try:
-        img = Image.open(io.BytesIO(read_bytes(url)))
+def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None) -> np.ndarray:
+    """Class index per pixel (uint8) of the mask at ``url`` (or its bytes ``data``, fetched by the
+    caller under its policy), colours resolved by ``color_map``."""
+    return mask_from_bytes(read_bytes(url) if data is None else data, color_map, url=url, line=line)
+
+
+def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
+                    line: int | None = None) -> np.ndarray:
+    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
+    from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
+
+    try:  # under the pixel budget: a mask is a PNG and cannot be reduced, so a larger one is refused
+        img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
+    except ImageError as exc:
+        raise ManifestError(f"cannot read mask {url}: {exc.reason}", line=line, rule="mask") from None
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read mask {url}: {exc}", line=line, rule="mask") from None
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]

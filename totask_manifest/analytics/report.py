@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError, StorageError, TotaskError
-from ..fetch import base_of, has_scheme, resolve_reference
+from ..fetch import FetchPolicy, SyncFetcher, base_of, has_scheme, resolve_reference
+from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
 from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
+from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
 from .stats import BINS, AttributeStats, manifest_stats
 from .svg import color, hbar_chart, histogram
@@ -100,12 +102,33 @@ def _failures(url: str) -> list[dict]:
     return out
 
 
-def _samples(manifest: str, attribute: str | None, limit: int, base: str | None) -> list[Tile]:
-    tiles: list[Tile] = []
+#: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
+REPORT_RETRIES = 1
+REPORT_TIMEOUT = 10.0
+_FETCH_KEYS = ("timeout", "retries", "max_body_bytes", "allow_hosts", "allow_root")
+
+
+def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None = None) -> FetchPolicy:
+    """The job's own fetch policy (what its method was allowed to read), with the report's flags
+    laid over it; retries and timeouts shortened for a page."""
+    merged: dict[str, Any] = {k: job_options.get(k) for k in _FETCH_KEYS}
+    for key, value in (overrides or {}).items():
+        if value not in (None, [], ()):
+            merged[key] = value
+    if merged.get("allow_root"):
+        merged["allow_root"] = str(merged["allow_root"])
+    merged["retries"] = min(int(merged.get("retries") or 0), REPORT_RETRIES)
+    merged["timeout"] = min(float(merged.get("timeout") or REPORT_TIMEOUT), REPORT_TIMEOUT)
+    return FetchPolicy.from_options(merged)
+
+
+def _samples(manifest: str, attribute: str | None, limit: int, base: str | None, fetcher: SyncFetcher,
+             job_url: str, max_pixels: int) -> list[Tile]:
     if limit <= 0 or not attribute or not exists(manifest):
-        return tiles
+        return []
+    chosen: list[tuple[int, str, str, Any, dict]] = []
     for line in read_lines(manifest):
-        if len(tiles) >= limit:
+        if len(chosen) >= limit:
             break
         if line.is_blank:
             continue
@@ -120,9 +143,21 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None)
         source = rec.get("source-ref")
         if not isinstance(source, str):
             continue
-        # relative data objects resolve as the job resolved them (against the input's folder)
-        tile = render_tile(resolve_reference(source, base), tt.name if tt else "", rec[attribute], meta)
-        tile.title = f"line {line.number}: {tile.title}"
+        chosen.append((line.number, source, tt.name if tt else "", rec[attribute], meta))
+    # relative data objects resolve as the job resolved them (against the input's folder)
+    images = fetcher.fetch_many([resolve_reference(source, base) for _, source, _, _, _ in chosen])
+    own_masks = job_url.rstrip("/") + "/annotations/"
+
+    def fetch_mask(url: str) -> bytes:
+        if url.startswith(own_masks) and ".." not in url:  # written by the job itself
+            return read_bytes(url)
+        return fetcher.fetch(resolve_reference(url, base))
+
+    tiles: list[Tile] = []
+    for (number, source, task_type, value, meta), image in zip(chosen, images, strict=True):
+        tile = render_tile(resolve_reference(source, base), task_type, value, meta, image=image,
+                           fetch_mask=fetch_mask, max_pixels=max_pixels)
+        tile.title = f"line {number}: {tile.title}"
         tiles.append(tile)
     return tiles
 
@@ -211,8 +246,12 @@ def _tiles_html(tiles: list[Tile]) -> str:
     return '<div class="grid">' + "".join(out) + "</div>"
 
 
-def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
-    """The page's HTML, the number of sample tiles and of failures."""
+def render_report(
+    job_url: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
+    max_image_pixels: int | None = None,
+) -> tuple[str, int, int]:
+    """The page's HTML, the number of sample tiles and of failures. Images are read under the
+    job's fetch policy with ``fetch_options`` (``allow_root``, ``allow_hosts``, ...) laid over it."""
     job_url = job_url.rstrip("/")
     if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
         job_url = os.path.abspath(job_url)
@@ -241,7 +280,13 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")
     base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
-    tiles = _samples(manifest, attr, samples, base)
+    policy = report_policy(options, fetch_options)
+    max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
+    with SyncFetcher(policy) as fetcher:
+        tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels) if samples > 0 else []
+        # "" without a reference; its worst images go through the same policy as the tiles
+        evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6), fetch=fetcher.fetch,
+                                        max_pixels=max_pixels)
     info = _kv([
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
@@ -263,6 +308,7 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
 {_metrics_html(metrics)}
 <h2>Labels</h2>
 {_stats_html(stats)}
+{evaluation}
 <h2>Failures ({len(failures):,})</h2>
 {_failures_html(failures)}
 <h2>Samples ({len(tiles)})</h2>
@@ -274,7 +320,11 @@ def render_report(job_url: str, *, samples: int = 24) -> tuple[str, int, int]:
     return html, len(tiles), len(failures)
 
 
-def write_report(job_url: str, output: str, *, samples: int = 24) -> ReportResult:
-    html, n_tiles, n_failures = render_report(job_url, samples=samples)
+def write_report(
+    job_url: str, output: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
+    max_image_pixels: int | None = None,
+) -> ReportResult:
+    html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
+                                              max_image_pixels=max_image_pixels)
     write_bytes_atomic(output, html.encode("utf-8"))
     return ReportResult(output, n_tiles, n_failures)

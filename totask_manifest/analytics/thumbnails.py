@@ -1,30 +1,28 @@
 """Thumbnails of a job's own images with its labels drawn on, as ``data:`` URIs.
 
-Images come from each line's ``source-ref``: local paths, ``file://`` and ``s3://`` (any fsspec
-URL) through fsspec, ``http(s)://`` through httpx. A failed fetch gives a tile that says why;
-it never stops the report.
+The report fetches each line's ``source-ref`` (and a segmentation's mask) under the job's own
+fetch policy (``fetch.FetchPolicy``: ``--allow-root``, ``--allow-host``, size limits, redirects
+checked hop by hop) and decodes it under the pixel budget (``imaging``: a large JPEG is scaled
+down while decoding, a larger image of another format is not decoded). A failed fetch or a
+refused image gives a tile that says why; it never stops the report.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import TotaskError
 from ..formats.native import native_format, shapes
-from ..storage import open_read
+from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from .masks import read_mask
 from .svg import PALETTE, color
-
-MAX_IMAGE_BYTES = 40 << 20
-HTTP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -33,23 +31,6 @@ class Tile:
     caption: str
     data_uri: str | None = None
     error: str | None = None
-
-
-def fetch_image_bytes(url: str) -> bytes:
-    if url.startswith(("http://", "https://")):
-        with httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True) as client, client.stream("GET", url) as r:
-            r.raise_for_status()
-            buf = bytearray()
-            for chunk in r.iter_bytes():
-                buf += chunk
-                if len(buf) > MAX_IMAGE_BYTES:
-                    raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
-            return bytes(buf)
-    with open_read(url) as f:
-        data = f.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"image larger than {MAX_IMAGE_BYTES:,} bytes")
-    return data
 
 
 def _font() -> ImageFont.ImageFont:
@@ -64,24 +45,42 @@ def _hex_rgb(h: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, Any], *, size: int = 240) -> Tile:
-    """Fetch, draw the label and shrink; errors become the tile's text."""
+def render_tile(
+    source: str,
+    task_type: str,
+    value: Any,
+    metadata: Mapping[str, Any],
+    *,
+    image: bytes | Exception,
+    fetch_mask: Callable[[str], bytes] | None = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    size: int = 240,
+) -> Tile:
+    """Decode (already fetched) ``image``, draw the label and shrink; errors become the tile's
+    text. ``fetch_mask`` reads a segmentation's mask under the same policy."""
     title = source.rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
+    if isinstance(image, Exception):
+        return Tile(title, "", error=f"image not available: {str(image)[:160]}")
     try:
-        img = Image.open(io.BytesIO(fetch_image_bytes(source)))
-        img.load()
+        # within the budget the image is decoded as stored and labels drawn in its own pixels; a
+        # JPEG over it is reduced while decoding and the boxes are scaled to it
+        img, info = decode_image(image, max_pixels=max_pixels)
         img = img.convert("RGB")
-    except (OSError, ValueError, httpx.HTTPError, TotaskError) as exc:
-        return Tile(title, "", error=f"image not available: {str(exc)[:160]}")
+    except ImageError as exc:
+        return Tile(title, "", error=f"image not available: {exc.reason[:160]}")
     caption = ""
     try:
+        # a JPEG reduced while decoding is smaller than the stored image the label speaks of
+        sx, sy = img.width / max(info.width, 1), img.height / max(info.height, 1)
         fmt = native_format(metadata)
         if fmt is not None:
-            caption = _draw_native(img, value, fmt, size=size)
+            caption = _draw_native(img, value, fmt, sx, sy, size=size)
         elif task_type == "object-detection" and isinstance(value, Mapping):
-            caption = _draw_boxes(img, value, metadata, size=size)
+            caption = _draw_boxes(img, value, metadata, sx, sy, size=size)
         elif task_type == "semantic-segmentation" and isinstance(value, str):
-            img, caption = _overlay_mask(img, value, metadata)
+            if fetch_mask is None:
+                raise ValueError("no way to read the mask")
+            img, caption = _overlay_mask(img, value, metadata, fetch_mask)
         elif "class-name" in metadata:
             caption = f"{metadata['class-name']} ({metadata.get('confidence', '?')})"
         elif isinstance(metadata.get("class-map"), Mapping) and isinstance(value, list):
@@ -94,9 +93,11 @@ def render_tile(source: str, task_type: str, value: Any, metadata: Mapping[str, 
     return Tile(title, caption, "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
 
 
-def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any], *, size: int = 240) -> str:
+def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[str, Any], sx: float = 1.0,
+                sy: float = 1.0, *, size: int = 240) -> str:
     """Shrink ``img`` to the tile (in place) and draw the boxes at tile scale, so lines and tags
-    are as legible on a 4000-pixel photo as on a small one.
+    are as legible on a 4000-pixel photo as on a small one. Boxes are in the stored image's
+    pixels; ``img`` is that image scaled by ``sx``, ``sy`` (a JPEG reduced while decoding).
 
     A tag (class and confidence) goes just outside its box, above or below, moved left to stay
     inside the tile; a spot that would cover another tag, or a box smaller than the tag, is not
@@ -105,7 +106,8 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
     """
     width = img.width
     img.thumbnail((size, size))
-    scale = img.width / width if width else 1.0
+    k = img.width / width if width else 1.0
+    sx, sy = sx * k, sy * k
     draw = ImageDraw.Draw(img)
     font = _font()
     cmap = metadata.get("class-map") or {}
@@ -113,8 +115,8 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
     anns = [a for a in value.get("annotations") or [] if isinstance(a, Mapping)]
     rects = []
     for a in anns:
-        x, y, w, h = (float(a.get(k, 0)) * scale for k in ("left", "top", "width", "height"))
-        rects.append((x, y, x + w, y + h))
+        x, y, w, h = (float(a.get(key, 0)) for key in ("left", "top", "width", "height"))
+        rects.append((x * sx, y * sy, (x + w) * sx, (y + h) * sy))
     texts, colors = [], []
     for i, a in enumerate(anns):
         cid = a.get("class_id")
@@ -172,9 +174,10 @@ def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any]) -> tuple[Image.Image, str]:
+def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any],
+                  fetch_mask: Callable[[str], bytes]) -> tuple[Image.Image, str]:
     cmap = metadata.get("internal-color-map") or {}
-    mask = read_mask(url, cmap)
+    mask = read_mask(url, cmap, data=fetch_mask(url))
     if mask.shape != (img.height, img.width):
         mask = np.asarray(Image.fromarray(mask).resize(img.size, Image.Resampling.NEAREST))
     overlay = np.asarray(img).copy()
@@ -207,12 +210,15 @@ def _rotated(box: tuple[float, float, float, float], angle: float) -> list[tuple
             for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2))]
 
 
-def _draw_native(img: Image.Image, value: Any, fmt: str, *, size: int = 240) -> str:
+def _draw_native(img: Image.Image, value: Any, fmt: str, sx: float = 1.0, sy: float = 1.0, *,
+                 size: int = 240) -> str:
     """Boxes (turned when rotated), polygons and points of the first media (the line's image),
-    drawn at tile scale after shrinking ``img`` in place, tags placed as ``place_tags`` says."""
+    drawn at tile scale after shrinking ``img`` in place (coordinates are the stored image's;
+    ``img`` is that image scaled by ``sx``/``sy``), tags placed as ``place_tags`` says."""
     width = img.width
     img.thumbnail((size, size))
     k = img.width / width if width else 1.0
+    sx, sy = sx * k, sy * k
     draw = ImageDraw.Draw(img)
     font = _font()
     line_w = 2
@@ -228,19 +234,20 @@ def _draw_native(img: Image.Image, value: Any, fmt: str, *, size: int = 240) -> 
         c = color(name_color_index(shape.class_name))
         points: list[tuple[float, float]] = []
         if shape.box is not None:
-            x, y, w, h = (v * k for v in shape.box)
-            corners = _rotated((x, y, w, h), shape.rotation) if shape.rotation else None
+            x, y, w, h = shape.box
+            corners = _rotated(shape.box, shape.rotation) if shape.rotation else None
             if corners:
+                corners = [(cx * sx, cy * sy) for cx, cy in corners]
                 draw.polygon(corners, outline=c, width=line_w)
                 points = corners
             else:
-                draw.rectangle([x, y, x + w, y + h], outline=c, width=line_w)
-                points = [(x, y), (x + w, y + h)]
+                draw.rectangle([x * sx, y * sy, (x + w) * sx, (y + h) * sy], outline=c, width=line_w)
+                points = [(x * sx, y * sy), ((x + w) * sx, (y + h) * sy)]
         elif len(shape.points) >= 2:
-            points = [(px * k, py * k) for px, py in shape.points]
+            points = [(px * sx, py * sy) for px, py in shape.points]
             draw.line([*points, points[0]] if shape.tool == "polygon" else points, fill=c, width=line_w)
         elif shape.points:
-            px, py = shape.points[0][0] * k, shape.points[0][1] * k
+            px, py = shape.points[0][0] * sx, shape.points[0][1] * sy
             r = 3
             draw.ellipse([px - r, py - r, px + r, py + r], fill=c)
             points = [(px - r, py - r), (px + r, py + r)]

@@ -24,13 +24,11 @@ Pillow.
 
 from __future__ import annotations
 
-import io
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
 
 import orjson
-from PIL import Image
 
 from ..errors import ManifestError, StorageError, UsageError
 from ..formats.model import FormatError
@@ -150,11 +148,15 @@ def read_class_names(url: str) -> list[str]:
 
 
 def _image_size(url: str) -> tuple[int, int, int]:
+    from ..imaging import ImageError, image_depth, read_info
+
     with open_read(url) as f:
         head = f.read()
-    with Image.open(io.BytesIO(head)) as img:
-        depth = {"L": 1, "P": 1, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1}.get(img.mode, len(img.getbands()))
-        return img.width, img.height, depth
+    try:
+        info = read_info(head)  # the header only
+    except ImageError as exc:
+        raise ManifestError(f"image {url}: {exc.reason}", rule=exc.rule) from None
+    return info.width, info.height, image_depth(info.mode)
 
 
 def yolo_to_manifest(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import io
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -129,14 +128,13 @@ def image_depth(mode: str) -> int:
 
 def read_image_size(data: bytes) -> tuple[int, int, int]:
     """(width, height, depth) from an image's header; Pillow decodes no pixels for this."""
-    from PIL import Image, UnidentifiedImageError
+    from ..imaging import ImageError, read_info
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            return int(width), int(height), image_depth(img.mode)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise _LineFailure(f"image size: not a readable image ({scrub(str(exc), 120)})") from None
+        info = read_info(data)
+    except ImageError as exc:
+        raise _LineFailure(f"image size: {scrub(exc.reason, 160)}") from None
+    return info.width, info.height, info.depth
 
 
 class FileAnnotator(Annotator):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import io
 import logging
 import os
 from collections import deque
@@ -35,6 +34,15 @@ from ..fetch import (
     resolve_reference,
     scrub,
 )
+from ..imaging import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageError,
+    ImageInfo,
+    check_budget,
+    decode_rgb,
+    decoded_pixels,
+    read_info,
+)
 from ..models.params import (
     MODEL_KINDS,
     check_params_for_task,
@@ -45,7 +53,7 @@ from ..models.params import (
 from ..storage import join
 from ..task_types import get_task_type
 from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome, Routed
-from .file import image_depth, load_class_names
+from .file import load_class_names
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -97,34 +105,35 @@ def effective_params(
 
 @dataclass
 class _Image:
-    """A decoded image: model input (uint8 HWC, resized when the model needs a fixed size) and
-    the size of the image as stored, which labels are written in."""
+    """A decoded image: model input (uint8 HWC, resized when the model needs a fixed size, reduced
+    when the image is over the pixel budget) and the size of the image as stored, which labels
+    are written in."""
 
     pixels: Any
     width: int
     height: int
     depth: int
+    #: stored size over decoded size: a detector's boxes are multiplied by these
+    scale_x: float = 1.0
+    scale_y: float = 1.0
 
 
-def decode_image(data: bytes, size: tuple[int, int] | None) -> _Image:
-    """Pillow decode to RGB; ``size`` (height, width) resizes. For JPEG, ``draft`` lets the
-    decoder scale down by 1/2..1/8 while decoding, which is most of the decode time saved."""
-    import numpy as np
-    from PIL import Image
+@dataclass
+class _Probed:
+    """A fetched image whose header was read: what decoding it will cost, before it is decoded."""
 
-    img = Image.open(io.BytesIO(data))
-    width, height = img.size
-    depth = image_depth(img.mode)
-    if size is not None:
-        th, tw = size
-        if img.format == "JPEG":
-            img.draft("RGB", (tw, th))
-        img = img.convert("RGB")
-        if img.size != (tw, th):
-            img = img.resize((tw, th), Image.Resampling.BILINEAR)
-    else:
-        img = img.convert("RGB")
-    return _Image(np.array(img), width, height, depth)
+    data: bytes
+    info: ImageInfo
+    pixels: int
+
+
+def decode_image(data: bytes, size: tuple[int, int] | None, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> _Image:
+    """Decode to RGB under the pixel budget (``imaging.decode_rgb``); ``size`` (height, width)
+    resizes to a model's fixed input. ``ImageError`` for an image refused or unreadable."""
+    decoded = decode_rgb(data, max_pixels=max_pixels, size=size)
+    info = decoded.info
+    scale_x, scale_y = (1.0, 1.0) if size is not None else (decoded.scale_x, decoded.scale_y)
+    return _Image(decoded.pixels, info.width, info.height, info.depth, scale_x, scale_y)
 
 
 class InferenceAnnotator(Annotator):
@@ -146,6 +155,7 @@ class InferenceAnnotator(Annotator):
         self.confidence_threshold = default_confidence_threshold(self.task_type) if threshold is None else threshold
         self.review_below: float | None = options.get("review_below")
         self.image_key: str = options.get("image_key") or DEFAULT_IMAGE_KEY
+        self.max_image_pixels: int = options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS
         self.policy = FetchPolicy.from_options(options)
         self.base: str | None = options.get("relative_to") or (
             base_of(context.manifest_url) if context.manifest_url else None
@@ -196,6 +206,10 @@ class InferenceAnnotator(Annotator):
                             help="route lines whose confidence is below C to human review instead of labeling them")
         parser.add_argument("--image-key", metavar="K",
                             help=f"take each line's image URL from key K (default {DEFAULT_IMAGE_KEY})")
+        parser.add_argument("--max-image-pixels", type=int, metavar="N",
+                            help=f"pixel budget per image and per model call (default {DEFAULT_MAX_IMAGE_PIXELS:,}): "
+                            "a larger JPEG is scaled down while decoding, a larger image of another format fails "
+                            "its line")
 
     @classmethod
     def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
@@ -219,6 +233,7 @@ class InferenceAnnotator(Annotator):
             "use_fp16": get("fp16"),
             "review_below": get("review_below"),
             "image_key": get("image_key"),
+            "max_image_pixels": get("max_image_pixels"),
             **fetch_options_from_args(args),
         }
         return options
@@ -258,6 +273,8 @@ class InferenceAnnotator(Annotator):
             raise UsageError("--image-key must name a key")
         if options.get("class_names"):
             load_class_names(options["class_names"])
+        if options.get("max_image_pixels") is not None:
+            check_budget(options["max_image_pixels"])
         check_fetch_options(options)
 
     # -- set-up --------------------------------------------------------------------------------
@@ -332,10 +349,16 @@ class InferenceAnnotator(Annotator):
                 fut.cancel()
 
     def _batches_local(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Outcome]]]:
+        """Fetches run a window of a few batches ahead and read each image's header; a batch is
+        then cut so that its decoded pixels stay within ``--max-image-pixels`` (one image always
+        fits), and it is decoded while the model runs on the batch before it. So at most two
+        batches of decoded pixels are held, whatever the images declare."""
         source = iter(items)
         window = PREFETCH_BATCHES * self.batch_size
-        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()
+        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()  # futures of _Probed | Failed
+        started: list[list[tuple[Item, concurrent.futures.Future]]] = []
         exhausted = False
+        size = self.runner.input_size if self.kind != "detector" else None
 
         def fill() -> None:
             nonlocal exhausted
@@ -345,48 +368,84 @@ class InferenceAnnotator(Annotator):
                 except StopIteration:
                     exhausted = True
                     return
-                pending.append((item, self._load(item)))
+                pending.append((item, self._load(item, size)))
+
+        def take_batch() -> list[tuple[Item, concurrent.futures.Future]]:
+            batch: list[tuple[Item, concurrent.futures.Future]] = []
+            pixels = images = 0
+            while pending and images < self.batch_size:
+                item, fut = pending[0]
+                probed = fut.result()
+                if isinstance(probed, _Probed):
+                    if images and pixels + probed.pixels > self.max_image_pixels:
+                        break
+                    pixels += probed.pixels
+                    images += 1
+                    fut = self._pool.submit(self._decode, probed, size)
+                pending.popleft()
+                batch.append((item, fut))
+            fill()
+            started.append(batch)
+            return batch
 
         try:
             fill()
-            while pending:
-                batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
-                fill()  # the next batches load while this one waits and runs
+            current = take_batch()
+            while current:
+                results = [(item, fut.result()) for item, fut in current]
+                upcoming = take_batch()  # decoded while the model runs on this batch
                 ready: list[tuple[Item, _Image]] = []
                 out: list[tuple[Item, Outcome]] = []
-                for item, fut in batch:
-                    result = fut.result()
+                for item, result in results:
                     if isinstance(result, Failed):
                         out.append((item, result))
                     else:
                         ready.append((item, result))
+                del results
                 if ready:
                     preds = self._predict([img for _, img in ready], [it for it, _ in ready])
                     for (item, img), pred in zip(ready, preds, strict=True):
+                        pred = _scale_boxes(pred, img.scale_x, img.scale_y) if self.kind == "detector" else pred
                         out.append((item, self._outcome(item, pred, img.width, img.height, img.depth)))
+                del ready
+                started.pop(0)
                 yield out
+                current = upcoming
         finally:
             for _item, fut in pending:
                 fut.cancel()
+            for batch in started:
+                for _item, fut in batch:
+                    fut.cancel()
 
-    def _load(self, item: Item) -> concurrent.futures.Future:
-        """A future of the decoded image or of ``Failed``; never raises."""
+    def _decode(self, probed: _Probed, size: tuple[int, int] | None) -> _Image | Failed:
+        try:
+            return decode_image(probed.data, size, self.max_image_pixels)
+        except ImageError as exc:
+            return Failed(f"image: {exc.reason}")
+        except Exception as exc:  # corrupt, truncated or not an image: this line only
+            return Failed(f"image: {_image_error(exc)}")
+
+    def _load(self, item: Item, size: tuple[int, int] | None) -> concurrent.futures.Future:
+        """A future of the fetched image with its header read (``_Probed``) or of ``Failed``;
+        never raises. No pixel is decoded here: a batch is sized by what decoding will cost."""
         out: concurrent.futures.Future = concurrent.futures.Future()
         try:
             url = self._image_url(item)
         except _LineFailure as exc:
             out.set_result(Failed(exc.reason))
             return out
-        size = self.runner.input_size if self.kind != "detector" else None
         fetched = self._fetcher().submit(url)
+        budget = self.max_image_pixels
 
-        def decode(data: bytes) -> None:
+        def probe(data: bytes) -> None:
             if out.cancelled():
                 return
             try:
-                result: Any = decode_image(data, size)
-            except Exception as exc:  # corrupt, truncated or not an image: this line only
-                result = Failed(f"image: {_image_error(exc)}")
+                info = read_info(data)
+                result: Any = _Probed(data, info, decoded_pixels(info, budget, size))
+            except ImageError as exc:  # over the budget and not reducible, or not an image
+                result = Failed(f"image: {exc.reason}")
             _settle(out, result)
 
         def on_fetched(f: concurrent.futures.Future) -> None:
@@ -399,7 +458,7 @@ class InferenceAnnotator(Annotator):
                 _settle(out, Failed(f"fetch: {reason}"))
                 return
             try:
-                self._pool.submit(decode, f.result())
+                self._pool.submit(probe, f.result())
             except RuntimeError:  # the pool is shut down: the job is closing
                 out.cancel()
 
@@ -528,17 +587,15 @@ class InferenceAnnotator(Annotator):
         return self._outcome(item, pred, width, height, depth)
 
     def _fetch_size(self, url: str) -> tuple[int, int, int]:
-        from PIL import Image
-
         try:
             data = self._fetcher().fetch(url)
         except FetchError as exc:
             raise _LineFailure(f"image size: {exc}") from None
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                return img.size[0], img.size[1], image_depth(img.mode)
-        except Exception as exc:
-            raise _LineFailure(f"image size: {_image_error(exc)}") from None
+            info = read_info(data)  # the header only
+        except ImageError as exc:
+            raise _LineFailure(f"image size: {exc.reason}") from None
+        return info.width, info.height, info.depth
 
     # -- from a prediction to an outcome -----------------------------------------------------------
 
@@ -608,6 +665,19 @@ def _image_error(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not a readable image (no image format Pillow knows)"
     return f"not a readable image ({type(exc).__name__}: {scrub(str(exc), 160)})"
+
+
+def _scale_boxes(pred: Any, scale_x: float, scale_y: float) -> Any:
+    """A detector's boxes from the decoded (reduced) image back to the image as stored."""
+    if (scale_x == 1.0 and scale_y == 1.0) or not isinstance(pred, dict) or pred.get("boxes") is None:
+        return pred
+    import torch
+
+    boxes = pred["boxes"]
+    if isinstance(boxes, torch.Tensor) and boxes.dim() == 2 and boxes.shape[-1] == 4:
+        factor = torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=boxes.dtype)
+        return {**pred, "boxes": boxes * factor}
+    return pred
 
 
 def _settle(fut: concurrent.futures.Future, value: Any) -> None:

@@ -16,11 +16,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job folder (<root>/<job name>)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the HTML")
     p.add_argument("--samples", type=int, default=24, metavar="N", help="thumbnails to show (default 24; 0: none)")
+    p.add_argument("--allow-root", metavar="DIR",
+                   help="the folder local images may be read from (default: the job's own --allow-root; "
+                   "without one, local images are not shown)")
+    p.add_argument("--allow-host", action="append", metavar="HOST",
+                   help="fetch images only from these hosts (default: the job's own --allow-host); repeatable")
+    p.add_argument("--max-body-bytes", type=int, metavar="BYTES", help="largest image file read (default: the job's)")
+    p.add_argument("--max-image-pixels", type=int, metavar="N",
+                   help="pixel budget per image (default: the job's, else 16,777,216)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from ..analytics.report import write_report  # on use: the CLI starts without the heavy libraries
-    result = write_report(args.job_dir, args.output, samples=args.samples)
+    from ..fetch import check_fetch_options
+    from ..imaging import check_budget
+
+    fetch_options = {
+        "allow_root": os.path.abspath(args.allow_root) if args.allow_root else None,
+        "allow_hosts": list(args.allow_host or []),
+        "max_body_bytes": args.max_body_bytes,
+    }
+    check_fetch_options(fetch_options)
+    if args.max_image_pixels is not None:
+        check_budget(args.max_image_pixels)
+    result = write_report(args.job_dir, args.output, samples=args.samples, fetch_options=fetch_options,
+                          max_image_pixels=args.max_image_pixels)
     print(f"report: {result.output} ({result.samples} samples, {result.failures} failures)")
     return 0

@@ -34,6 +34,7 @@ from ..errors import JobError, StorageError, UsageError, json_kind
 from ..fetch import redact_url, scrub
 from ..storage import read_bytes
 from .device import DevicePlan
+from .safety import UnsafeArchive, check_export_archive, restricted_loading
 
 if TYPE_CHECKING:
     import torch
@@ -336,7 +337,9 @@ def load_torchscript(url: str) -> LoadedModule:
     data = _read(url, "--model")
     extra = dict.fromkeys(CLASS_NAME_FILES, "")
     try:
-        with warnings.catch_warnings():  # TorchScript is deprecated in torch, but models in the wild are scripted
+        # TorchScript is deprecated in torch, but models in the wild are scripted; its unpickler
+        # resolves TorchScript types only (see models.safety)
+        with warnings.catch_warnings(), restricted_loading():
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
     except Exception as exc:
@@ -354,7 +357,15 @@ def load_exported(url: str) -> LoadedModule:
     data = _read(url, "--model")
     extra = dict.fromkeys(CLASS_NAME_FILES, "")
     try:
-        program = torch.export.load(io.BytesIO(data), extra_files=extra)
+        check_export_archive(data)
+    except UnsafeArchive as exc:
+        raise UsageError(
+            f"--model {url}: refused: the archive {exc}; only programs of plain tensors and graph are loaded, "
+            "because torch would run what the archive holds"
+        ) from None
+    try:
+        with restricted_loading():
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
     except Exception as exc:
         raise UsageError(
             f"--model {url}: not a torch.export program ({_first_sentence(exc)}); save one with torch.export.save"

@@ -1,0 +1,345 @@
+"""``evaluate`` end to end: known answers, every task type, lineage defaults, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from PIL import Image
+
+from tests.evaluate_helpers import PRED, REF, make_review_chain, write_detection_manifest
+from tests.jobs_helpers import run_cli
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
+from totask_manifest.errors import UsageError
+
+GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+
+
+def test_held_out_manifest_with_a_known_answer(tmp_path: Path) -> None:
+    """Worked by hand: scores 0.9 (hit), 0.8 (false), 0.7 (hit) over two references.
+
+    Recall 0.5, 0.5, 1.0 and precision 1, 1/2, 2/3 give the interpolated precision 1 for the 51
+    recall points up to 0.50 and 2/3 for the 50 above: AP = (51 + 50 * 2/3) / 101 at every IoU.
+    """
+    images = [([("a", 10, 10, 20, 20, 0.9), ("a", 100, 100, 20, 20, 0.8)], [("a", 10, 10, 20, 20)]),
+              ([("a", 50, 50, 30, 30, 0.7)], [("a", 50, 50, 30, 30)])]
+    ev = evaluate_manifest(str(write_detection_manifest(tmp_path / "m", images)), predicted=PRED, reference=REF)
+    det = ev.detection
+    want = (51 + 50 * 2 / 3) / 101
+    assert math.isclose(det["ap"], want, abs_tol=1e-12) and math.isclose(det["ap50"], want, abs_tol=1e-12)
+    assert (det["true_positives"], det["false_positives"], det["missed"]) == (2, 1, 0)
+    assert math.isclose(det["precision"], 2 / 3) and det["recall"] == 1.0
+    line = det["sweep"]["line"]
+    assert (line["items"], line["errors"]) == (2, 1)
+    # line 1's confidence is its lowest box score, 0.8; the first threshold above it also routes line 2 (0.7)
+    assert line["suggested"] == {"threshold": 0.81, "routed": 2, "errors_caught": 1}
+    assert next(r for r in line["thresholds"] if r["threshold"] == 0.8)["routed"] == 1
+    box = det["sweep"]["box"]
+    assert box["suggested"] == {"threshold": 0.81, "routed": 2, "errors_caught": 1}  # boxes 0.8 and 0.7
+    row = next(r for r in box["thresholds"] if r["threshold"] == 0.8)
+    assert row == {"threshold": 0.8, "routed": 1, "errors_caught": 0}  # 0.7 only: "below" is strict
+    assert [w["line"] for w in ev.to_dict()["worst_lines"]] == [1]
+
+
+def test_share_option_moves_the_suggestion(tmp_path: Path) -> None:
+    images = [([("a", 0, 0, 10, 10, c)], [("a", 200, 200, 10, 10)] if c < 0.5 else [("a", 0, 0, 10, 10)])
+              for c in (0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9)]
+    path = str(write_detection_manifest(tmp_path / "m", images))
+    all_ = evaluate_manifest(path, predicted=PRED, reference=REF)
+    half = evaluate_manifest(path, predicted=PRED, reference=REF, share=0.5)
+    # four wrong lines, at 0.1 to 0.4 (a false box and a missed one each): all need 0.41, half need 0.21
+    assert all_.detection["sweep"]["line"]["suggested"] == {"threshold": 0.41, "routed": 4, "errors_caught": 8}
+    assert half.detection["sweep"]["line"]["suggested"] == {"threshold": 0.21, "routed": 2, "errors_caught": 4}
+
+
+def _lines(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def _cls_label(cid: int, name: str, conf: float | None, human: str) -> tuple[int, dict]:
+    meta = {"class-name": name, "type": "groundtruth/image-classification", "human-annotated": human,
+            "job-name": "labeling-job/x", "creation-date": "2026-01-01T00:00:00.000000"}
+    if conf is not None:
+        meta["confidence"] = conf
+    return cid, meta
+
+
+def test_single_label_classification_on_a_real_manifest(tmp_path: Path) -> None:
+    """The real labels as the reference; a prediction that swaps every third line's class."""
+    src = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest"
+    records, expected = [], Counter()
+    for i, raw in enumerate(src.read_bytes().splitlines()):
+        rec = orjson.loads(raw)
+        attr = next(k[:-9] for k in rec if k.endswith("-metadata"))
+        ref_name = rec[attr + "-metadata"]["class-name"]
+        pred_name = "other" if i % 3 == 0 else ref_name
+        expected[(ref_name, pred_name)] += 1
+        rec["model"], rec["model-metadata"] = _cls_label(9 if i % 3 == 0 else rec[attr], pred_name, 0.5 + i / 200,
+                                                         "no")
+        rec["truth"], rec["truth-metadata"] = rec.pop(attr), rec.pop(attr + "-metadata")
+        records.append(rec)
+    ev = evaluate_manifest(str(_lines(tmp_path / "c", records)))  # found by human-annotated yes / no
+    assert (ev.predicted, ev.reference) == ("model", "truth")
+    c = ev.classification
+    n = len(records)
+    assert c["lines"] == n and math.isclose(c["accuracy"], sum(v for (r, p), v in expected.items() if r == p) / n)
+    cm = c["confusion_matrix"]
+    for r, p in expected:
+        assert cm["counts"][cm["classes"].index(r)][cm["classes"].index(p)] == expected[(r, p)]
+    assert sum(map(sum, cm["counts"])) == n
+    other = next(r for r in c["per_class"] if r["class"] == "other")
+    assert other["precision"] == 0.0 and other["references"] == 0
+    # the wrong lines have the lowest confidences only by accident of i: the sweep counts them all
+    assert c["sweep"]["line"]["errors"] == n - c["correct"]
+
+
+def test_multilabel_classification(tmp_path: Path) -> None:
+    def label(ids: list[int], human: str, conf: dict | None = None) -> tuple[list, dict]:
+        names = {0: "cat", 1: "dog", 2: "cow"}
+        return ids, {"class-map": {str(i): names[i] for i in ids}, "confidence-map": conf or {str(i): 1 for i in ids},
+                     "type": "groundtruth/image-classification-multilabel", "human-annotated": human,
+                     "job-name": "labeling-job/x", "creation-date": "2026-01-01T00:00:00.000000"}
+
+    rows = [([0, 1], [0, 1]), ([0], [0, 2]), ([1, 2], [2]), ([], [1])]
+    records = []
+    for i, (p, r) in enumerate(rows):
+        pv, pm = label(p, "no", {str(k): 0.3 + 0.1 * i for k in p})
+        rv, rm = label(r, "yes")
+        records.append({"source-ref": f"s3://b/{i}", "m": pv, "m-metadata": pm, "h": rv, "h-metadata": rm})
+    c = evaluate_manifest(str(_lines(tmp_path / "ml", records)), predicted="m", reference="h").classification_multilabel
+    assert c["lines"] == 4 and c["accuracy"] == 0.25
+    per = {r["class"]: r for r in c["per_class"]}
+    assert (per["cat"]["true_positives"], per["cat"]["false_positives"], per["cat"]["missed"]) == (2, 0, 0)
+    assert (per["dog"]["true_positives"], per["dog"]["false_positives"], per["dog"]["missed"]) == (1, 1, 1)
+    assert (per["cow"]["true_positives"], per["cow"]["false_positives"], per["cow"]["missed"]) == (1, 0, 1)
+    assert (per["cat"]["true_negatives"], per["dog"]["true_negatives"], per["cow"]["true_negatives"]) == (2, 1, 2)
+    assert c["sweep"]["line"]["without_confidence"] == {"items": 1, "errors": 1}  # the empty prediction
+
+
+def _mask_png(rows: list[str], colors: dict[str, str]) -> bytes:
+    h, w = len(rows), len(rows[0])
+    img = Image.new("RGB", (w, h))
+    for y, row in enumerate(rows):
+        for x, ch in enumerate(row):
+            hx = colors[ch].lstrip("#")
+            img.putpixel((x, y), (int(hx[0:2], 16), int(hx[2:4], 16), int(hx[4:6], 16)))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_semantic_segmentation_iou_per_class_from_masks(tmp_path: Path) -> None:
+    """Two colour maps that disagree on colours and indices: classes are matched by name."""
+    pred_cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "car", "hex-color": "#ff0000"},
+                 "2": {"class-name": "road", "hex-color": "#00ff00"}}
+    ref_cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "road", "hex-color": "#0000ff"},
+                "2": {"class-name": "car", "hex-color": "#ffff00"}}
+    (tmp_path / "p.png").write_bytes(_mask_png(["ccrr", "ccrr", "...."], {"c": "#ff0000", "r": "#00ff00", ".": "#ffffff"}))
+    (tmp_path / "r.png").write_bytes(_mask_png(["c.rr", "ccrr", "..rr"], {"c": "#ffff00", "r": "#0000ff", ".": "#ffffff"}))
+    common = {"type": "groundtruth/semantic-segmentation", "job-name": "labeling-job/x",
+              "creation-date": "2026-01-01T00:00:00.000000"}
+    rec = {"source-ref": "img.png", "p-ref": "p.png", "p-ref-metadata": {**common, "internal-color-map": pred_cmap,
+                                                                            "human-annotated": "no"},
+           "r-ref": str(tmp_path / "r.png"), "r-ref-metadata": {**common, "internal-color-map": ref_cmap,
+                                                                  "human-annotated": "yes"}}
+    path = _lines(tmp_path / "seg.manifest", [rec])
+    seg = evaluate_manifest(str(path), fetch_options={"allow_root": str(tmp_path)}).segmentation
+    per = {r["class"]: r for r in seg["per_class"]}
+    # car: predicted 4 px, reference 3 px, 3 shared -> 3/4; road: 4 vs 6, 4 shared -> 4/6; background 4 vs 3, 2 shared
+    assert per["car"]["iou"] == 3 / 4 and per["road"]["iou"] == 4 / 6 and per["BACKGROUND"]["iou"] == 2 / 5
+    assert seg["pixels"] == 12 and seg["pixel_accuracy"] == 9 / 12
+    assert math.isclose(seg["mean_iou"], (3 / 4 + 4 / 6 + 2 / 5) / 3)
+    # without --allow-root the fetch policy refuses local masks: the line is counted apart, with the reason
+    ev = evaluate_manifest(str(path))
+    assert ev.segmentation is None and ev.evaluated == 0 and ev.skipped["both"]["unreadable"] == 1
+    assert "--allow-root" in ev.examples[0]["reason"]
+
+
+def _dm_doc(boxes: list[tuple], classes: list[str]) -> dict:
+    anns, data = [], []
+    for i, (name, x, y, w, h, conf) in enumerate(boxes):
+        anns.append({"id": f"b{i}", "tool": "bounding_box", "classification": {"class": name, "confidence": conf}})
+        data.append({"id": f"b{i}", "coordinate": {"x": x, "y": y, "width": w, "height": h}})
+    for i, name in enumerate(classes):
+        anns.append({"id": f"c{i}", "tool": "classification", "classification": {"class": name}})
+        data.append({"id": f"c{i}"})
+    anns.append({"id": "p0", "tool": "polygon", "classification": {"class": "x"}})
+    data.append({"id": "p0", "coordinate": [{"x": 1, "y": 1}, {"x": 5, "y": 1}, {"x": 5, "y": 5}]})
+    return {"annotations": {"image_1": anns}, "annotationsData": {"image_1": data}}
+
+
+def test_dm_v1_custom_lines_against_ground_truth_boxes(tmp_path: Path) -> None:
+    """A DM v1 document kept inline (custom type, ``format: dm-schema-v1``) is evaluated like the
+    same boxes in Ground Truth form: equal AP, and its classification tool gives classes."""
+    images = [([("a", 10, 10, 20, 20, 0.9), ("b", 100, 100, 20, 20, 0.8)], [("a", 12, 10, 20, 20), ("b", 0, 0, 5, 5)]),
+              ([("a", 50, 50, 30, 30, 0.7)], [("a", 50, 52, 30, 30)])]
+    gt_path = write_detection_manifest(tmp_path / "gt", images)
+    records = []
+    for raw, (preds, _) in zip(gt_path.read_bytes().splitlines(), images, strict=True):
+        rec = orjson.loads(raw)
+        rec[PRED] = _dm_doc(list(preds), ["indoor"])
+        rec[PRED + "-metadata"] = {"type": "groundtruth/custom", "format": "dm-schema-v1", "human-annotated": "no",
+                                   "job-name": "labeling-job/m", "creation-date": "2026-01-01T00:00:00.000000"}
+        records.append(rec)
+    dm = evaluate_manifest(str(_lines(tmp_path / "dm", records)), predicted=PRED, reference=REF)
+    gt = evaluate_manifest(str(gt_path), predicted=PRED, reference=REF)
+    assert dm.evaluated == 2
+    for key in ("ap", "ap50", "precision", "recall", "true_positives", "false_positives"):
+        assert dm.detection[key] == gt.detection[key], key
+    assert dm.to_dict()["shapes_not_evaluated"] == {"polygon": 2}
+
+
+def test_missing_failed_and_routed_lines_are_counted_apart(tmp_path: Path) -> None:
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)])] * 2
+    lines = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines()
+    ok = orjson.loads(lines[0])
+    failed = {**ok, PRED + "-metadata": {"failure-reason": "HTTP 404"}}
+    failed.pop(PRED)
+    routed = {**ok, PRED + "-metadata": {"review-status": "routed", "confidence": 0.1}}
+    routed.pop(PRED)
+    unreviewed = dict(ok)
+    unreviewed.pop(REF)
+    unreviewed.pop(REF + "-metadata")
+    path = tmp_path / "mixed"
+    path.write_bytes(b"\n".join([lines[0], orjson.dumps(failed), orjson.dumps(routed), b"  ", b"[1]",
+                                 orjson.dumps(unreviewed), lines[1]]) + b"\n")
+    ev = evaluate_manifest(str(path), predicted=PRED, reference=REF)
+    assert (ev.total_lines, ev.evaluated, ev.not_evaluated, ev.blank_lines, ev.invalid_lines) == (7, 2, 3, 1, 1)
+    assert dict(ev.skipped["predicted"]) == {"failed": 1, "routed": 1}
+    assert dict(ev.skipped["reference"]) == {"missing": 1}
+    assert [(e["line"], e["kind"]) for e in ev.examples] == [(2, "failed"), (3, "routed"), (6, "missing")]
+    text = format_text(ev)
+    assert "7 total, 2 evaluated, 3 not evaluated" in text and "predicted: failed 1, routed 1" in text
+
+
+def test_attributes_cannot_be_guessed_without_human_annotated_or_lineage() -> None:
+    path = GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
+    with pytest.raises(UsageError, match="give --predicted and --reference"):
+        evaluate_manifest(str(path))
+    with pytest.raises(UsageError, match="same attribute"):
+        evaluate_manifest(str(path), predicted="a", reference="a")
+
+
+def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> None:
+    """A real model job, a real review job chained from it; ``evaluate JOB`` needs no attribute name."""
+    machine = [[("cat", 10, 10, 50, 50, 0.95), ("dog", 100, 100, 40, 40, 0.35)], [("dog", 20, 20, 60, 60, 0.8)],
+               [("cat", 0, 0, 30, 30, 0.6)]]
+    review = [[("cat", 10, 10, 50, 50)], [("dog", 20, 22, 60, 60)], [("cat", 0, 0, 30, 30), ("dog", 150, 150, 20, 20)]]
+    job = make_review_chain(tmp_path, machine, review)
+    res = run_cli("evaluate", str(job), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert (d["predicted"], d["reference"], d["attributes_from"]) == ("boxes", "review", "job lineage (chained-from)")
+    det = d["detection"]
+    assert d["lines"]["evaluated"] == 3
+    assert (det["true_positives"], det["false_positives"], det["missed"]) == (3, 1, 1)
+    # errors on line 1 (a false dog, lowest score 0.35) and line 3 (a missed dog, score 0.6)
+    assert det["sweep"]["line"]["suggested"] == {"threshold": 0.61, "routed": 2, "errors_caught": 2}
+    text = run_cli("evaluate", str(job))
+    assert text.returncode == 0 and "AP@[.5:.95]" in text.stdout and "job lineage" in text.stdout
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    res = run_cli("evaluate", str(tmp_path / "nope.manifest"), "--predicted", "a", "--reference", "b")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "manifest not found" in res.stderr
+    path = write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
+    res = run_cli("evaluate", str(path), "--predicted", PRED, "--reference", REF, "--iou", "0")
+    assert res.returncode == 2 and "--iou" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
+    assert res.returncode == 1 and "nothing evaluated" in res.stderr
+
+
+def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
+    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest.jobs.state import COMPLETED, JobState
+
+    state = JobState(JobConfig(name, str(root / "in.manifest"), str(root), attr, "object-detection"),
+                     status=COMPLETED, chained_from=chained_from)
+    state.save()
+    out = root / name / "manifests" / "output" / "output.manifest"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(manifest)
+    return root / name
+
+
+def test_lineage_is_oriented_by_human_annotated(tmp_path: Path) -> None:
+    """A model job chained from people's labels: the later job is the prediction, not the reference."""
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)]), ([("a", 5, 5, 10, 10, 0.4)], [("a", 0, 0, 10, 10)])]
+    raw = write_detection_manifest(tmp_path / "m", images).read_bytes()
+    first = _hand_job(tmp_path, "people", REF, chained_from=None, manifest=raw)
+    model = _hand_job(tmp_path, "model", PRED, chained_from=str(first), manifest=raw)
+    ev = evaluate_manifest(str(model))
+    assert (ev.predicted, ev.reference, ev.how_found) == (PRED, REF, "job lineage, oriented by human-annotated")
+    assert ev.detection["true_positives"] == 1 and ev.detection["false_positives"] == 1
+    # the first job alone has no lineage: human-annotated names both sides
+    assert (evaluate_manifest(str(first)).predicted, evaluate_manifest(str(first)).reference) == (PRED, REF)
+
+
+def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte ranges in spawned processes, folded in file order: every figure, example and worst line
+    (line numbers included) equals one process's, tied scores across ranges too."""
+    import random
+
+    from tests.evaluate_helpers import random_images
+    from totask_manifest.analytics.evaluate import driver
+
+    images = random_images(random.Random(3), 1500, tie_scores=True)
+    raw = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines(keepends=True)
+    failed = orjson.dumps({"source-ref": "s3://b/x.jpg", PRED + "-metadata": {"failure-reason": "404"}}) + b"\n"
+    for i in range(0, len(raw), 97):
+        raw[i] = failed if i % 2 else b"\n"
+    path = tmp_path / "mixed.manifest"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(raw))
+    one = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=1).to_dict()
+    monkeypatch.setattr(driver, "MIN_RANGE_BYTES", 16 << 10)
+    f = open(path, "rb")  # noqa: SIM115
+    with f:
+        assert len(driver._ranges(f, 3)) > 8
+    many = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=3).to_dict()
+    assert many == one
+    assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8
+
+
+def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:  # noqa: F811
+    """A manifest on a real S3 API (moto server mode), masks fetched from the same bucket through
+    the fetch policy: same figures as the local copy."""
+    images = [([("a", 0, 0, 10, 10, 0.9), ("a", 50, 50, 10, 10, 0.2)], [("a", 1, 0, 10, 10)])]
+    local = write_detection_manifest(tmp_path / "m", images)
+    bucket = s3.new_bucket("ev")
+    fs = s3.filesystem()
+    fs.pipe(f"{bucket}/m.manifest", local.read_bytes())
+    remote = evaluate_manifest(f"{bucket}/m.manifest", predicted=PRED, reference=REF).to_dict()
+    here = evaluate_manifest(str(local), predicted=PRED, reference=REF).to_dict()
+    remote.pop("manifest"), here.pop("manifest")
+    assert remote == here and remote["detection"]["false_positives"] == 1
+    colors = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "car", "hex-color": "#ff0000"}}
+    fs.pipe(f"{bucket}/p.png", _mask_png(["rr..", "...."], {"r": "#ff0000", ".": "#ffffff"}))
+    fs.pipe(f"{bucket}/r.png", _mask_png(["r...", "...."], {"r": "#ff0000", ".": "#ffffff"}))
+    meta = {"type": "groundtruth/semantic-segmentation", "internal-color-map": colors, "job-name": "labeling-job/x",
+            "creation-date": "2026-01-01T00:00:00.000000"}
+    rec = {"source-ref": f"{bucket}/img.png", "p-ref": "p.png", "p-ref-metadata": {**meta, "human-annotated": "no"},
+           "r-ref": f"{bucket}/r.png", "r-ref-metadata": {**meta, "human-annotated": "yes"}}
+    fs.pipe(f"{bucket}/seg.manifest", orjson.dumps(rec) + b"\n")  # "p.png" resolves against the manifest's folder
+    seg = evaluate_manifest(f"{bucket}/seg.manifest").segmentation
+    assert {r["class"]: r["iou"] for r in seg["per_class"]} == {"BACKGROUND": 6 / 7, "car": 1 / 2}
+    refused = evaluate_manifest(f"{bucket}/seg.manifest", fetch_options={"allow_hosts": ["elsewhere"]})
+    assert refused.evaluated == 0 and "allow-host" in refused.examples[0]["reason"]
+
+
+def test_unreadable_labels_are_counted_with_their_reason(tmp_path: Path) -> None:
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)])] * 3
+    lines = [orjson.loads(x) for x in write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines()]
+    lines[1][PRED]["annotations"][0]["left"] = "12"  # a string is no coordinate
+    lines[2][PRED + "-metadata"]["type"] = "groundtruth/custom"  # custom without a format we read
+    ev = evaluate_manifest(str(_lines(tmp_path / "u", lines)), predicted=PRED, reference=REF)
+    assert ev.evaluated == 1 and dict(ev.skipped["predicted"]) == {"unreadable": 2}
+    reasons = [e["reason"] for e in ev.examples]
+    assert "object-detection label: annotations[0] needs numeric left, top, width, height" in reasons[0]
+    assert reasons[1].startswith("custom label: custom label of format None")
