@@ -1,25 +1,25 @@
-"""Benchmark: the same file and inference jobs on the local engine and on a local Ray instance.
+"""Benchmark: scale-out of the Ray engine, on a cluster of 1 node and then 2 nodes of equal size.
 
-In one run, for each job (the baseline is the local engine on the same job):
+In one run, for the latency-bound file job (and, with ``--inference``, the sample inference job):
 
-* ``local``: ``api.annotate(..., engine="local")``;
-* ``ray cold``: ``engine="ray"`` with Ray not running: the engine starts a private instance,
-  runs the job and shuts it down (what ``totask-manifest annotate --engine ray`` costs);
-* ``ray warm``: the same job on an instance already started (``ray.init`` timed apart): what a
-  job costs on a running cluster, actor pool start-up included;
-* ``local 1thr`` (inference): the local engine with ``torch.set_num_threads(1)``, which is what
-  Ray gives a 1-CPU actor (``OMP_NUM_THREADS=1``): on shared, busy cores torch's default threads
-  oversubscribe them, and that gain is not Ray's.
+* ``local``: the local engine (one process), the baseline;
+* ``ray 1 node``: a ``ray.cluster_utils.Cluster`` on this machine whose head has no CPU (the
+  driver lives there) and one worker node of ``--node-cpus`` CPUs; one 1-CPU actor per CPU;
+* ``ray 2 nodes``: a second worker node of the same size added to that cluster; twice the actors,
+  each with the same resources.
 
-Each row gives the wall time, lines/s over the wall time (start-up included) and lines/s from
-the first recorded line to the last (start-up excluded), and the overhead against local.
+Start-up is timed apart (the cluster with its first node and ``ray.init``; the second node), and
+each row gives the wall time, lines/s over the wall time (actor start-up included) and lines/s
+from the first recorded line to the last. The summary prints the 1-node rate against the local
+engine's and the 2-node rate against the 1-node rate. Outputs are compared with the local
+engine's (``creation-date`` aside).
 
 The file job reads Synapse ``objects`` documents from the HTTP server of
-``file_annotate_bench.py`` (its own process, ``--latency`` added per request). The inference
-job runs the sample TorchScript classifier (``sample_data/models/shapes-classifier.pt``) on the
-sample images, or a small torch model built here when the sample model is missing.
+``file_annotate_bench.py`` (its own process, ``--latency`` added per request), ``--concurrency``
+requests in flight per annotator (per actor on Ray). All nodes share this machine's cores: on a
+small machine the figures say what the engine costs, not what real separate nodes would gain.
 
-    python benchmarks/ray_bench.py [--file-lines 10000] [--inference-lines 2000] [--num-cpus 2]
+    python benchmarks/ray_bench.py [--file-lines 10000] [--node-cpus 1] [--inference]
 """
 
 from __future__ import annotations
@@ -142,23 +142,20 @@ def inference_job(tmp: Path, lines: int, tag: str):
 
 # -- report -----------------------------------------------------------------------------------
 
-def report(title: str, rows: list[Row], init_seconds: float) -> None:
+def report(title: str, rows: list[Row]) -> None:
     base = rows[0]
-    fair = next((r for r in rows if r.label == "local 1thr"), None)
     print(f"\n{title}")
-    print(f"  {'engine':<11} {'wall s':>8} {'lines/s (start-up incl.)':>25} {'lines/s (excl.)':>16} "
-          f"{'wall vs local':>18}")
+    print(f"  {'engine':<12} {'lines':>7} {'wall s':>8} {'lines/s (start-up incl.)':>25} {'lines/s (excl.)':>16}")
     for row in rows:
         steady = f"{row.steady_rate:,.0f}" if row.steady_rate else "n/a"
-        over = "" if row is base else f"{row.wall - base.wall:+.1f} s (x{row.wall / base.wall:.2f})"
-        print(f"  {row.label:<11} {row.wall:8.2f} {row.rate:25,.0f} {steady:>16} {over:>18}")
-    warm = next(r for r in rows if r.label == "ray warm")
-    if warm.steady_rate and base.steady_rate:
-        print(f"  steady rate ray warm / local: {warm.steady_rate / base.steady_rate:.2f}  "
-              f"(ray.init alone: {init_seconds:.1f} s)")
-    if fair is not None and warm.steady_rate and fair.steady_rate:
-        print(f"  with one torch thread in both: ray warm wall {warm.wall - fair.wall:+.1f} s vs local, "
-              f"steady rate ray warm / local: {warm.steady_rate / fair.steady_rate:.2f}")
+        print(f"  {row.label:<12} {row.lines:7,} {row.wall:8.2f} {row.rate:25,.0f} {steady:>16}")
+    one = next(r for r in rows if r.label == "ray 1 node")
+    two = next(r for r in rows if r.label == "ray 2 nodes")
+    if one.steady_rate and base.steady_rate and two.steady_rate:
+        print(f"  ray 1 node / local: x{one.steady_rate / base.steady_rate:.2f} (steady), "
+              f"x{one.rate / base.rate:.2f} (wall)")
+        print(f"  ray 2 nodes / 1 node: x{two.steady_rate / one.steady_rate:.2f} (steady), "
+              f"x{two.rate / one.rate:.2f} (wall)")
 
 
 def main() -> None:
@@ -166,81 +163,74 @@ def main() -> None:
     parser.add_argument("--file-lines", type=int, default=10_000)
     parser.add_argument("--inference-lines", type=int, default=2_000)
     parser.add_argument("--latency", type=float, default=0.01, help="seconds the file server adds per request")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray instance")
-    parser.add_argument("--skip-inference", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per annotator")
+    parser.add_argument("--node-cpus", type=int, default=1, help="CPUs of each worker node (1-CPU actors)")
+    parser.add_argument("--inference", action="store_true", help="also the sample inference job")
     args = parser.parse_args()
 
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
+    from ray.cluster_utils import Cluster
 
     bench = _file_bench_module()
     proc, base = bench.start_server(args.file_lines, args.latency)
-    ray_options = {"num_cpus": args.num_cpus}
+    kinds = ["file", *(["inference"] if args.inference else [])]
+    rows: dict[str, list[Row]] = {k: [] for k in kinds}
+    model = None
+    startup: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as tmpdir:
             tmp = Path(tmpdir)
-            file_rows: list[Row] = []
-            inf_rows: list[Row] = []
-            model = None
-            # local first, with no Ray process around
-            wall, steady, m = run_job(file_job(tmp, base, args.file_lines, args.concurrency, "local"), "local")
-            file_rows.append(Row("local", m["total"], wall, steady))
-            if not args.skip_inference:
-                config, model = inference_job(tmp, args.inference_lines, "local")
-                wall, steady, m = run_job(config, "local")
-                inf_rows.append(Row("local", m["total"], wall, steady))
-                # Ray gives each 1-CPU actor OMP_NUM_THREADS=1; the same for the local engine, so
-                # that thread oversubscription on shared cores is not counted as Ray's gain
-                import torch
 
-                threads = torch.get_num_threads()
-                torch.set_num_threads(1)
-                try:
-                    config, _ = inference_job(tmp, args.inference_lines, "local1")
-                    wall, steady, m = run_job(config, "local")
-                    inf_rows.append(Row("local 1thr", m["total"], wall, steady))
-                finally:
-                    torch.set_num_threads(threads)
-            # cold: the engine starts and stops its own instance per job
-            wall, steady, m = run_job(file_job(tmp, base, args.file_lines, args.concurrency, "cold"), "ray",
-                                      ray_options)
-            file_rows.append(Row("ray cold", m["total"], wall, steady))
-            if not args.skip_inference:
-                config, _ = inference_job(tmp, args.inference_lines, "cold")
-                wall, steady, m = run_job(config, "ray", ray_options)
-                inf_rows.append(Row("ray cold", m["total"], wall, steady))
-            # warm: one instance, started here and timed apart
+            def job(kind: str, tag: str):
+                nonlocal model
+                if kind == "file":
+                    return file_job(tmp, base, args.file_lines, args.concurrency, tag)
+                config, model = inference_job(tmp, args.inference_lines, tag)
+                return config
+
+            for kind in kinds:  # local first, with no Ray process around
+                wall, steady, m = run_job(job(kind, "local"), "local")
+                rows[kind].append(Row("local", m["total"], wall, steady))
             started = time.perf_counter()
-            ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level=logging.WARNING)
-            init_seconds = time.perf_counter() - started
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            cluster.add_node(num_cpus=args.node_cpus)
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, logging_level=logging.WARNING)
+            startup["cluster + first node + ray.init"] = time.perf_counter() - started
             try:
-                wall, steady, m = run_job(file_job(tmp, base, args.file_lines, args.concurrency, "warm"), "ray")
-                file_rows.append(Row("ray warm", m["total"], wall, steady))
-                if not args.skip_inference:
-                    config, _ = inference_job(tmp, args.inference_lines, "warm")
-                    wall, steady, m = run_job(config, "ray")
-                    inf_rows.append(Row("ray warm", m["total"], wall, steady))
+                for nodes in (1, 2):
+                    if nodes == 2:
+                        started = time.perf_counter()
+                        cluster.add_node(num_cpus=args.node_cpus)
+                        cluster.wait_for_nodes()
+                        startup["second node"] = time.perf_counter() - started
+                    # one machine: the sample model's local path is the same on every node
+                    options = {"address": cluster.address, "actors": nodes * args.node_cpus, "shared_paths": True}
+                    for kind in kinds:
+                        wall, steady, m = run_job(job(kind, f"{nodes}node"), "ray", options)
+                        rows[kind].append(Row(f"ray {nodes} node{'s' if nodes > 1 else ''}", m["total"], wall, steady))
             finally:
                 ray.shutdown()
-            for tag in ("cold", "warm", "local1"):  # the engines agree (creation-date aside)
-                for kind in ("file",) + (() if args.skip_inference else ("inference",)):
-                    if tag == "local1" and kind == "file":
-                        continue
+                cluster.shutdown()
+            for kind in kinds:  # the engines agree (creation-date aside)
+                for tag in ("1node", "2node"):
                     same = _same_output(tmp / "out" / f"{kind}-local", tmp / "out" / f"{kind}-{tag}")
                     assert same, f"{kind} job: ray {tag} output differs from local"
     finally:
         proc.kill()
         proc.wait()
 
-    print(f"machine: {os.cpu_count()} CPU(s); Ray {ray.__version__}, local instance with {args.num_cpus} CPU(s); "
-          f"load average {os.getloadavg()[0]:.1f} (other processes share these cores)")
+    print(f"machine: {os.cpu_count()} CPU(s) shared by every node (and by other processes); Ray {ray.__version__}; "
+          f"worker nodes of {args.node_cpus} CPU(s), 1-CPU actors; load average {os.getloadavg()[0]:.1f}")
+    print("start-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
     report(f"file job: {args.file_lines:,} lines, server adds {args.latency * 1000:g} ms per request, "
-           f"concurrency {args.concurrency}", file_rows, init_seconds)
-    if inf_rows:
-        report(f"inference job: {args.inference_lines:,} lines, model {model.name}, CPU", inf_rows, init_seconds)
+           f"{args.concurrency} requests in flight per annotator", rows["file"])
+    if "inference" in rows and model is not None:
+        report(f"inference job: {args.inference_lines:,} lines, model {model.name}, CPU", rows["inference"])
     print("\noutputs: identical between engines (creation-date aside) for every job above")
 
 

@@ -23,11 +23,10 @@ import pytest
 from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
-from totask_manifest.annotators.base import Failed, Item, Labeled, Outcome, Routed
+from totask_manifest.annotators.base import Item, Outcome
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.manifest.io import iter_lines_from, read_lines
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
@@ -38,8 +37,8 @@ GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 DICE = GT / "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
 FRUIT = GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"
 SAMPLE = REPO / "sample_data"
-#: small ranges and batches, so that even these small inputs span many blocks and actor calls
-SMALL = {"range_lines": 24, "batch_size": 16}
+#: small batches, so that even these small inputs span many actor calls
+SMALL = {"batch_size": 16}
 SUICIDAL = f"{__name__}:SuicidalToy"
 
 
@@ -61,6 +60,28 @@ class SuicidalToy(ToyClassifier):
         return super().annotate_batch(items)
 
 
+class CountingToy(ToyClassifier):
+    """The toy classifier, slowed down, appending one row per annotated line to ``log`` (pid,
+    index, and the GPU share Ray gave this actor), and one row per construction to ``built``."""
+
+    name = "counting-toy"
+    uses_gpu = True  # asks for a GPU when the cluster has one, like a local model
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        import ray
+
+        self.gpu = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
+        with open(context.options["built"], "a") as f:
+            f.write(f"{os.getpid()} {self.gpu}\n")
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out = super().annotate_batch(items)
+        with open(self.context.options["log"], "a") as f:
+            f.writelines(f"{os.getpid()} {i.index} {self.gpu}\n" for i in items)
+        return out
+
+
 class AlwaysDies(ToyClassifier):
     """Kills its worker on every batch: a segfaulting decoder, say."""
 
@@ -77,7 +98,8 @@ def ray_address():
 
     if ray.is_initialized():  # pragma: no cover - another module left one running
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # one fake GPU: the GPU actor test needs one; the other annotators do not ask for it
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="WARNING")
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -113,34 +135,6 @@ def wait_for_parts(job_dir: Path, more_than: int = 0, timeout: float = 180.0) ->
 
 
 # -- pieces that need no cluster ---------------------------------------------------------------
-
-def test_byte_ranges_partition_the_file_and_number_lines(tmp_path):
-    from totask_manifest.engines.ray import plan_ranges
-
-    data = (b"\xef\xbb\xbf" + DICE.read_bytes()[:20000] + b"\r\n\n   \n" + FRUIT.read_bytes() + b'{"last":1}')
-    path = tmp_path / "mixed.manifest"
-    path.write_bytes(data)
-    expected = [(line.number, line.raw) for line in read_lines(str(path))]
-    for step in (1, 2, 7, 50, 10**9):
-        ranges = plan_ranges(str(path), lines_per_range=step)
-        assert len(ranges) == -(-len(expected) // step)
-        got = []
-        for r in ranges:
-            with open(path, "rb") as f:
-                got += [(x.number, x.raw) for x in iter_lines_from(f, start=r.start, end=r.end,
-                                                                   first_number=r.first_number)]
-        assert got == expected, step
-
-
-def test_outcomes_survive_the_trip_through_rows():
-    from totask_manifest.engines.ray import decode_outcome, encode_outcome
-
-    for outcome in (Labeled({"annotations": [{"left": 1.5}], "image_size": [{"width": 3}]}, {"class-map": {"0": "a"}}),
-                    Labeled(12345678901234567890, {}), Failed("fetch: 404"), Routed("confidence 0.2", {"x": [1]})):
-        kind, reason, payload = encode_outcome(outcome)
-        assert isinstance(kind, str) and isinstance(reason, str) and isinstance(payload, bytes)
-        assert decode_outcome(kind, reason, payload) == outcome
-
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
@@ -314,8 +308,154 @@ def test_driver_killed_then_stopped_then_resumed_with_ray(tmp_path, ray_address)
     assert len(got) == len(src) and sum(a != b for a, b in zip(src, got, strict=True)) == stopped_at
 
     # 3. resume on the running cluster named by --ray-address
-    r = run_cli("resume", str(job_dir), "--engine", "ray", "--ray-address", ray_address, timeout=300)
+    r = run_cli("resume", str(job_dir), "--engine", "ray", "--ray-address", ray_address, "--ray-shared-paths",
+                timeout=300)
     assert r.returncode == 0, r.stderr
     assert job_json(job_dir)["status"] == "COMPLETED"
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     assert len(records_once_each(job_dir)) == job_json(job_dir)["metrics"]["total"]
+
+
+# -- checkpoint cadence, GPU actors, paths on a cluster -------------------------------------------
+
+def test_first_checkpoint_part_lands_within_three_parts_of_work(tmp_path, ray_address):
+    import threading
+
+    inp = write_manifest(tmp_path / "in.manifest", 100)
+    log_file = tmp_path / "annotated.log"
+    opts = {"fail": "bad", "delay": 0.03, "log": str(log_file), "built": str(tmp_path / "built.log")}
+    job_dir = tmp_path / "ray" / "job"
+    results = []
+    worker = threading.Thread(target=lambda: results.append(api.annotate(
+        config(tmp_path / "ray", inp, method=f"{__name__}:CountingToy", options=opts, checkpoint_every=20),
+        engine="ray")))
+    worker.start()
+    layout = JobLayout(str(job_dir))
+    annotated_at_first_part = None
+    deadline = time.monotonic() + 180
+    while worker.is_alive() and time.monotonic() < deadline:
+        if job_dir.joinpath("job.json").exists() and layout.parts():
+            annotated_at_first_part = len(log_file.read_text().splitlines()) if log_file.exists() else 0
+            break
+        time.sleep(0.01)
+    worker.join(timeout=180)
+    assert results and results[0].status == "COMPLETED"
+    assert annotated_at_first_part is not None, "the job finished before a part was seen"
+    # the part holds 20 lines; at most one window (20 lines by default) more was annotated meanwhile
+    assert 20 <= annotated_at_first_part <= 60, annotated_at_first_part
+    assert len(log_file.read_text().splitlines()) == 100  # each line annotated once: no actor was lost
+    local = api.annotate(config(tmp_path / "local", inp, options={"fail": "bad"}, checkpoint_every=20))
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+    assert local.metrics == results[0].metrics
+
+
+def test_batching_keeps_the_window_within_a_checkpoint_part():
+    from totask_manifest.engines.ray import batching
+
+    for every in (1, 7, 20, 500, 10_000):
+        for actors in (1, 2, 5, 64):
+            size, window = batching(every, actors, None)
+            assert size >= 1 and window >= actors
+            assert size * window <= max(every, 2 * actors)  # at most a part's worth in flight
+            assert size <= 256
+    # an explicit batch size is kept; the window shrinks to one batch per actor at least
+    assert batching(20, 2, 16) == (16, 2)
+    assert batching(1000, 2, 16) == (16, 4)
+
+
+def test_gpus_per_actor_reach_the_actors_and_the_model_loads_once_per_actor(tmp_path, ray_address):
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    opts = {"fail": "bad", "log": str(tmp_path / "annotated.log"), "built": str(tmp_path / "built.log")}
+    result = api.annotate(config(tmp_path, inp, method=f"{__name__}:CountingToy", options=opts),
+                          engine="ray", engine_options={"gpus_per_actor": 0.5, "actors": 2, "batch_size": 4})
+    assert result.status == "COMPLETED"
+    built = [row.split() for row in (tmp_path / "built.log").read_text().splitlines()]
+    annotated = [row.split() for row in (tmp_path / "annotated.log").read_text().splitlines()]
+    assert len(built) == 2 and {gpu for _pid, gpu in built} == {"0.5"}  # two actors, half a GPU each
+    assert {pid for pid, _i, _g in annotated} <= {pid for pid, _g in built}  # 10 batches, 2 constructions
+    assert len(annotated) == 40
+
+
+def test_gpus_per_actor_must_be_more_than_zero():
+    from totask_manifest.engines.ray import RayEngine
+
+    with pytest.raises(Exception, match="gpus_per_actor must be more than 0"):
+        RayEngine(gpus_per_actor=0)
+
+
+def _file_job_args(inp: str, out: Path, *extra: str) -> list[str]:
+    return ["annotate", inp, "--job-name", "boxes", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "file", "--url-key", "annotation-ref", "--output", str(out),
+            "--engine", "ray", *extra]
+
+
+def test_local_paths_workers_read_are_refused_on_a_cluster_address(tmp_path):
+    out = tmp_path / "out"
+    manifest = str(SAMPLE / "manifest.jsonl")
+    r = run_cli(*_file_job_args(manifest, out, "--class-names", str(SAMPLE / "class_names.txt"),
+                                "--ray-address", "10.0.0.1:6379"))
+    assert r.returncode == 2, r.stderr
+    assert "--class-names" in r.stderr and "s3://" in r.stderr and "--ray-shared-paths" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()  # refused before the job was created
+    # the manifest's folder, against which relative label files resolve, is a path workers read too
+    r = run_cli(*_file_job_args(manifest, out, "--ray-address", "10.0.0.1:6379"))
+    assert r.returncode == 2 and "manifest's folder" in r.stderr and not out.exists(), r.stderr
+
+
+def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
+    from totask_manifest.engines.ray import RayEngine
+
+    cfg = config(tmp_path, SAMPLE / "manifest.jsonl", method="file",
+                 options={"url_key": "annotation-ref", "class_names": str(SAMPLE / "class_names.txt"),
+                          "relative_to": str(SAMPLE)})
+    with pytest.raises(Exception, match="class-names"):
+        RayEngine("ray://head:10001").check(cfg)
+    RayEngine("ray://head:10001", shared_paths=True).check(cfg)  # the user says every node mounts them
+    RayEngine().check(cfg)  # a private local instance: one machine, one disk
+    RayEngine("local").check(cfg)
+    cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
+                   "relative_to": "s3://bucket/data/"}
+    RayEngine("ray://head:10001").check(cfg)
+
+
+def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):
+    from tests.support.s3 import moto_s3
+    from totask_manifest.annotators.file import FileAnnotator
+    from totask_manifest.storage import write_bytes_atomic
+
+    with moto_s3() as s3:
+        bucket = s3.new_bucket("ray")
+        lines = []
+        for img in sorted((SAMPLE / "annotations").iterdir())[:12]:
+            write_bytes_atomic(f"{bucket}/data/annotations/{img.name}", img.read_bytes())
+            write_bytes_atomic(f"{bucket}/data/images/{img.stem}.jpg", (SAMPLE / "images" / f"{img.stem}.jpg").read_bytes())
+            lines.append(orjson.dumps({"source-ref": f"{bucket}/data/images/{img.stem}.jpg",
+                                       "annotation-ref": f"annotations/{img.name}"}))
+        write_bytes_atomic(f"{bucket}/data/in.manifest", b"\n".join(lines) + b"\n")
+        write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
+        parser = argparse.ArgumentParser()
+        FileAnnotator.add_arguments(parser)
+        parser.add_argument("--input")
+        options = FileAnnotator.options_from_args(parser.parse_args(
+            ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
+             "--native", "convert", "--input", f"{bucket}/data/in.manifest"]))
+        assert options["relative_to"].startswith("s3://")
+
+        def job(root: str) -> JobConfig:
+            return config(root, f"{bucket}/data/in.manifest", label_attribute="boxes",  # type: ignore[arg-type]
+                          task_type="object-detection", method="file", options=dict(options))
+
+        aws = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
+        remote = api.annotate(job(f"{bucket}/jobs"), engine="ray",
+                              engine_options={"address": ray_address, "batch_size": 4,
+                                              "runtime_env": {"env_vars": aws}})
+        local = api.annotate(job(str(tmp_path / "local")))
+        assert remote.status == local.status == "COMPLETED", remote.metrics
+        assert remote.metrics == local.metrics and local.metrics["success"] >= 10
+        fs = s3.filesystem()
+        got = fs.cat(f"{bucket}/jobs/job/manifests/output/output.manifest")
+        want = output_of(tmp_path / "local", "job").read_bytes()
+        import re
+
+        strip = re.compile(rb'"creation-date":"[^"]*"')
+        assert strip.sub(b"", got) == strip.sub(b"", want)

@@ -1,5 +1,10 @@
 import sys
 
-from .cli import main
+try:
+    from .cli import main
 
-sys.exit(main())
+    code = main()
+except KeyboardInterrupt:  # a signal while the command was still starting: no traceback
+    print("totask-manifest: interrupted", file=sys.stderr)
+    code = 130
+sys.exit(code)

@@ -21,10 +21,11 @@ from .engines.base import RunPlan, get_engine
 from .errors import JobError, TotaskError, UsageError
 from .fetch import APPENDED_BASES, base_of
 from .jobs.checkpoint import CheckpointWriter, summarize
-from .jobs.commit import write_failures, write_output
-from .jobs.config import JobConfig, JobResult
+from .jobs.commit import Coverage, write_failures, write_output
+from .jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from .jobs.inputs import combine_with_appended, raise_for_problems, scan_input
-from .jobs.layout import JobLayout, check_job_name
+from .jobs.layout import JobLayout, check_job_name, clean_temporaries
+from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
 from .jobs.recorder import Recorder
 from .jobs.state import COMPLETED, FAILED, RUNNING, STOPPED, JobState, empty_metrics, load_state, now_iso
@@ -45,11 +46,41 @@ def _absolute(url: str) -> str:
     return url if "://" in url else os.path.abspath(url)
 
 
+#: options naming local files or folders: kept absolute in job.json, so chain works from anywhere
+_PATH_OPTIONS = ("class_names", "allow_root", "weights", "params_file", "relative_to")
+#: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
+_FETCHING_METHODS = ("file", "inference")
+
+
+def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
+    out = dict(options)
+    for key in _PATH_OPTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            out[key] = _absolute(value)
+    model = out.get("model")
+    if method == "inference" and isinstance(model, str) and model.strip():
+        from .annotators.inference import _absolute_model
+
+        out["model"] = _absolute_model(model)
+    return out
+
+
 def _check_config(config: JobConfig) -> None:
     check_job_name(config.job_name)
     config.input = _absolute(config.input)
     config.output_root = _absolute(config.output_root)
     config.append = [_absolute(u) for u in config.append]
+    if config.method in _FETCHING_METHODS and not config.options.get("relative_to"):
+        # the CLI records where relative URLs resolve; the API does the same, so a chained job
+        # (whose input is in the job folder) still finds the files the first job read
+        from .fetch import base_of
+
+        config.options = {**config.options, "relative_to": base_of(config.input)}
+    config.options = _absolute_options(config.options, config.method)
+    if not isinstance(config.label_attribute, str) or not config.label_attribute:
+        raise UsageError("the label attribute is empty; give --label-attribute a name (or leave the option out "
+                         "to use the job name)")
     task_type = get_task_type(config.task_type)
     config.task_type = task_type.name
     check_label_attribute(config.label_attribute, task_type)
@@ -69,14 +100,25 @@ def annotate(
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped)."""
     _check_config(config)
-    get_engine(engine, **(engine_options or {}))  # an unknown or uninstalled engine fails before the job exists
+    # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
+    get_engine(engine, **(engine_options or {})).check(config)
+    with hold(config.job_url, "annotate"):
+        return _annotate_held(config, engine, engine_options, on_progress, chained_from, cloned_from)
+
+
+def _annotate_held(
+    config: JobConfig, engine: str, engine_options: dict[str, Any] | None, on_progress: ProgressCallback | None,
+    chained_from: str | None, cloned_from: str | None,
+) -> JobResult:
     layout = JobLayout(config.job_url)
     if exists(layout.job_json):
         existing = load_state(config.job_url)
-        if existing.config.to_dict() == config.to_dict() and chained_from == existing.chained_from:
-            # the same command again: carry on (or report) rather than refuse
+        if identity(existing.config) == identity(config) and chained_from == existing.chained_from:
+            # the same command again (tuning options aside): carry on (or report) rather than refuse
             log.info("job %s exists with this configuration; resuming it", config.job_name)
-            return resume(config.job_url, engine=engine, engine_options=engine_options, on_progress=on_progress)
+            tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
+            return resume(config.job_url, engine=engine, engine_options=engine_options, on_progress=on_progress,
+                          options=tuning, checkpoint_every=config.checkpoint_every)
         raise JobError(
             f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
             f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
@@ -124,18 +166,49 @@ def resume(
     engine: str | None = None,
     engine_options: dict[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
+    options: dict[str, Any] | None = None,
+    checkpoint_every: int | None = None,
 ) -> JobResult:
-    """Continue a stopped, failed or killed job without redoing finished lines."""
-    state = load_state(job_url)
-    if state.status == COMPLETED:
-        log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
-        return _result(state)
+    """Continue a stopped, failed or killed job without redoing finished lines.
+
+    ``options`` may change the tuning options only (``TUNING_OPTIONS``: concurrency, timeout,
+    retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
+    writes stays as configured. Takes the job's lease: refused (``JobBusyError``) while another
+    process runs the job, taken over when that process is gone.
+    """
+    changes = {k: v for k, v in (options or {}).items() if v is not None}
+    other = sorted(set(changes) - set(TUNING_OPTIONS))
+    if other:
+        raise UsageError(f"resume changes only tuning options ({', '.join(TUNING_OPTIONS)}); not {', '.join(other)}; "
+                         "chain or clone a new job to change what a job writes")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    with hold(job_url, "resume"):
+        state = load_state(job_url)
+        if state.status == COMPLETED:
+            log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
+            return _result(state)
+        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
+        if changes:
+            state.config.options = {**state.config.options, **changes}
+            get_annotator_class(state.config.method).check_options(state.config.options, state.config.task_type)
+            log.info("job %s: tuning changed: %s", state.config.job_name,
+                     ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
+        if checkpoint_every is not None:
+            state.config.checkpoint_every = checkpoint_every
+        return _resume_held(state, engine, engine_options, on_progress)
+
+
+def _resume_held(
+    state: JobState, engine: str | None, engine_options: dict[str, Any] | None, on_progress: ProgressCallback | None
+) -> JobResult:
     scan = scan_input(state.effective_input, state.config.label_attribute)
     if scan.sha256 != state.input_sha256:
         raise JobError(
             f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
         )
+    get_engine(engine or state.engine, **(engine_options or {})).check(state.config)
     state.status = RUNNING
     state.error = None
     state.save()
@@ -216,7 +289,7 @@ def clone(
         prev.config,
         job_name=job_name,
         output_root=output_root or prev.config.output_root,
-        label_attribute=label_attribute or prev.config.label_attribute,
+        label_attribute=prev.config.label_attribute if label_attribute is None else label_attribute,
         options={**prev.config.options, **(options or {})},
         append=list(prev.config.append),
     )
@@ -231,7 +304,17 @@ def status(job_url: str) -> dict[str, Any]:
     data = state.to_dict()
     if state.status == RUNNING:
         _, counts, _ = summarize(state.layout)
-        data["metrics"] = _metrics(state.metrics["total"], counts)
+        data["metrics"] = _metrics(state.metrics.get("total", 0), counts)
+        holder, gone = current_holder(state.config.job_url)
+        if holder is None:
+            data["interrupted"] = "no process holds the job"
+        elif gone == "released":
+            data["interrupted"] = f"its last run ({holder.describe()}) ended without a final status"
+        elif gone is not None:
+            data["interrupted"] = gone
+        else:
+            data["holder"] = {"host": holder.host, "pid": holder.pid, "command": holder.command,
+                              "heartbeat-age-s": round(time.time() - holder.heartbeat, 1)}
     return data
 
 
@@ -310,6 +393,10 @@ def _execute(
     layout = state.layout
     annotator_cls = get_annotator_class(config.method)
     engine = get_engine(engine_name, **engine_options)
+    lease = held_lease(config.job_url)
+    guard = lease.verify if lease is not None else None
+    for url in clean_temporaries(config.job_url):
+        log.info("removed %s, left by an interrupted run", redact_url(url))
     after, counts, next_seq = summarize(layout)
     total = state.metrics.get("total", 0)
 
@@ -319,7 +406,7 @@ def _execute(
 
     writer = CheckpointWriter(
         layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
-        on_commit=save_metrics,
+        on_commit=save_metrics, guard=guard,
     )
     recorder = Recorder(config, writer, counts)
     progress = Progress(
@@ -343,6 +430,9 @@ def _execute(
     with _stop_on_signals(plan) as received:
         try:
             engine.run(plan)
+        except LeaseLost:
+            plan.stop.set()
+            raise  # another process owns the folder now: write nothing more, not even a final status
         except _HardStop:
             log.warning("stopped at once: lines in flight are redone on resume")
         except TotaskError as exc:  # a user's mistake met at run time (a model that will not load, ...)
@@ -354,6 +444,8 @@ def _execute(
         finally:
             received["committing"] = 1
             writer.flush()
+        if guard is not None:
+            guard()
         _commit(state, counts, total, error, plan, run_record, started, received)
     progress.finish()
     if on_progress:
@@ -379,8 +471,13 @@ def _commit(
     else:
         state.status = FAILED
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+    coverage = Coverage()
+    write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+    if state.status == COMPLETED and not coverage.exact:
+        state.status = FAILED
+        error = "the checkpoint does not cover the selection: " + coverage.problem()
+        log.error("job %s failed: %s", state.config.job_name, error)
     state.error = error
-    write_output(state.effective_input, layout)
     write_failures(layout)
     state.metrics = _metrics(total, counts)
     state.ended = now_iso()

@@ -25,14 +25,19 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
                        help="CPUs of the private local Ray instance (default: all)")
     group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="size of the annotator actor pool")
-    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call")
+    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call (default: --checkpoint-every / (2 x actors), at most 256)")
     group.add_argument("--ray-gpus-per-actor", type=float, default=None, metavar="G",
-                       help="GPUs per actor when the cluster has GPUs (fractions allowed)")
+                       help="GPUs per actor (fractions such as 0.5 share a GPU; default 1 for a local "
+                       "model on a cluster with GPUs)")
+    group.add_argument("--ray-shared-paths", action="store_true", default=None,
+                       help="local paths (class names, model, the manifest's folder) are mounted at the same "
+                       "path on every node; without it --ray-address refuses them")
 
 
 #: CLI flag -> RayEngine keyword; flags left unset fall back to TOTASK_RAY_* variables, then defaults
 _RAY_FLAGS = {"ray_address": "address", "ray_num_cpus": "num_cpus", "ray_actors": "actors",
-              "ray_batch_size": "batch_size", "ray_gpus_per_actor": "gpus_per_actor"}
+              "ray_batch_size": "batch_size", "ray_gpus_per_actor": "gpus_per_actor",
+              "ray_shared_paths": "shared_paths"}
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
         job_name=args.job_name,
         input=args.input,
         output_root=args.output,
-        label_attribute=args.label_attribute or default_label_attribute(args.job_name, args.task_type),
+        label_attribute=(default_label_attribute(args.job_name, args.task_type) if args.label_attribute is None
+                         else args.label_attribute),
         task_type=args.task_type,
         method=args.method,
         options=method_options(args, args.method),

@@ -28,12 +28,17 @@ def run(args: argparse.Namespace) -> int:
     m = data["metrics"]
     lines = [
         f"job: {data['job-name']} ({args.job_dir})",
-        f"status: {data['status']}",
+        f"status: {data['status']}" + (f" (interrupted: {data['interrupted']}; run resume)"
+                                         if data.get("interrupted") else ""),
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
         f"output manifest: {data['output-manifest']}",
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
+    if data.get("holder"):
+        h = data["holder"]
+        lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
+                     f"last heartbeat {h['heartbeat-age-s']:g} s ago")
     if data.get("chained-from"):
         lines.append(f"chained from: {data['chained-from']}")
     if data.get("cloned-from"):

@@ -39,6 +39,9 @@ class Engine(ABC):
     def run(self, plan: RunPlan) -> None:
         """Annotate every selected line after ``plan.after_index`` unless stopped."""
 
+    def check(self, config: JobConfig) -> None:
+        """Refuse, before a job is created or resumed, a configuration this engine cannot run."""
+
 
 _ENGINES = {
     "local": "totask_manifest.engines.local:LocalEngine",

@@ -1,16 +1,29 @@
 """The Ray engine: the same job, annotated by a pool of actors on a Ray cluster.
 
-Only annotation moves. Ray Data reads the input manifest in byte ranges (each range's first line
-number counted once on the driver), keeps the selected lines, and hands batches to a pool of
-actors, each holding one annotator built once (a model loads once per actor, a file annotator
-keeps its connection pool). Results come back to the driver in input order
-(``preserve_order``), and the driver gives them to the same ``Recorder`` the local engine uses,
-so checkpoint parts, the output manifest, resume and failures are exactly the local engine's.
+Only annotation moves. The driver reads the input manifest and selects the lines to label, as
+the local engine does, cuts them into batches and submits each batch to one actor of a pool
+(each actor holds one annotator, built once: a model loads once per actor, a file annotator
+keeps its connection pool). At most a window of batches is in flight; the driver waits for
+the oldest, records its outcomes through the same ``Recorder`` the local engine uses, and
+submits the next. So results stream back and are recorded in input order as they finish, and
+checkpoint parts are written at ``--checkpoint-every`` as on the local engine: a crash of the
+driver or of a node costs at most the part being gathered plus the batches in flight (by
+default no more than ``--checkpoint-every`` lines; see ``batching``).
 
-A worker that dies mid-batch is restarted and its batch retried (``max_restarts`` /
-``max_task_retries``); the driver records each line index once, in increasing order, so a
-retried batch can neither lose nor duplicate a line. A driver that dies leaves complete
-checkpoint parts behind, and ``resume`` continues after the last one.
+Lost workers and nodes: actors are created with ``max_restarts`` and ``max_task_retries``, so
+Ray restarts an actor whose process or node died (on another node when its own is gone) and
+runs its batches again. A batch that still comes back lost (its actor out of restarts, its
+result lost with a node) is submitted again by the driver to another actor, up to
+``max_retries`` times. A batch that waits too long is probed: actors that do not answer (their
+node gone, no capacity to restart them) lose their batches to the actors that do; when no actor
+answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``resume``
+finishes it once the cluster has capacity again. The driver records each line once, from the
+first result that comes back, so a batch run twice can neither lose nor duplicate a line.
+
+No shared disk is assumed: the driver alone reads the input and writes the job; what the
+workers read (class names, a model, files relative to the manifest, ``--allow-root``) must be a
+URL every node can read when the engine joins a cluster, or the run is refused before the job
+is created (``shared_paths`` says local paths are visible on every node).
 
 ``ray`` is imported at module level on purpose: without the ``ray`` extra, ``get_engine("ray")``
 turns the ``ModuleNotFoundError`` into a usage error that says how to install it.
@@ -21,146 +34,117 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import signal
 import sys
 import threading
-import warnings
-from collections.abc import Iterator
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import orjson
 import ray
-import ray.data
 
 from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome, Routed
 from ..errors import JobError, UsageError
-from ..jobs.selection import needs_label
-from ..manifest.io import iter_lines_from
+from ..jobs.config import JobConfig
+from ..jobs.selection import select
+from ..manifest.io import read_lines
 from ..manifest.line import Line
-from ..storage import is_local, open_read, size, url_to_fs
+from ..storage import is_local, url_to_fs
 from .base import Engine, RunPlan
 
 log = logging.getLogger("totask_manifest")
 
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MAX_RETRIES = 4
-_SCAN_CHUNK = 1 << 20
-
-
-# -- reading: byte ranges --------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class ByteRange:
-    start: int
-    end: int
-    #: 1-based number of the range's first line (the first line starting at or after ``start``)
-    first_number: int
-
-
-def plan_ranges(url: str, *, lines_per_range: int) -> list[ByteRange]:
-    """Cut the file after every ``lines_per_range``-th newline.
-
-    Ranges are counted in lines, not bytes, because a range is the unit that comes back to the
-    driver (Ray Data returns one block per task): a fixed number of lines keeps checkpoints
-    regular and bounds what a stop waits for or a crash redoes. One streaming pass finds the
-    newlines (numpy, at memory speed); a range holds the lines that *start* inside it, the rule
-    of ``iter_lines_from``, so its first line number is known exactly.
-    """
-    total = size(url)
-    if total == 0:
-        return []
-    step = max(1, lines_per_range)
-    starts = [0]
-    seen = 0  # newlines before the current chunk
-    offset = 0
-    with open_read(url) as f:
-        while chunk := f.read(_SCAN_CHUNK):
-            positions = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 0x0A)
-            # the newlines that end a range: the step-th, 2*step-th, ... newline of the file
-            first_cut = (-seen - 1) % step  # index in ``positions`` of the next cutting newline
-            starts.extend(int(offset + p + 1) for p in positions[first_cut::step])
-            seen += len(positions)
-            offset += len(chunk)
-    if starts[-1] >= total:  # the file ends with a cutting newline: no line starts there
-        starts.pop()
-    ends = [*starts[1:], total]
-    return [ByteRange(s, e, 1 + k * step) for k, (s, e) in enumerate(zip(starts, ends, strict=True))]
-
-
-def read_range(row: dict[str, Any], *, url: str, attribute: str, after_index: int) -> Iterator[dict[str, Any]]:
-    """Rows for the selected lines of one byte range (runs in a Ray task)."""
-    with open_read(url) as f:
-        for line in iter_lines_from(f, start=int(row["start"]), end=int(row["end"]),
-                                    first_number=int(row["first_number"])):
-            index = line.number - 1
-            if index <= after_index or line.is_blank:
-                continue
-            if needs_label(line.record(), attribute):
-                yield {"index": index, "body": line.body, "newline": line.newline, "prefix": line.prefix}
+#: a batch waited this long with no batch finishing: ask every actor whether it is still there
+DEFAULT_PROBE_SECONDS = 30.0
+#: no actor answered for this long: the cluster cannot run the job now; fail, ``resume`` later
+DEFAULT_STALL_SECONDS = 300.0
+#: how long a probed actor has to answer
+PROBE_TIMEOUT = 10.0
+#: options whose values the workers read (local paths must be shared by every node)
+WORKER_PATH_OPTIONS = ("class_names", "model", "weights", "relative_to", "allow_root", "params_file")
 
 
 # -- annotating: the actor ------------------------------------------------------------------
 
-def encode_outcome(outcome: Outcome) -> tuple[str, str, bytes]:
-    """(kind, reason, payload): Arrow-friendly columns; value and metadata travel pickled so that
-    the driver records exactly the objects the annotator returned, as the local engine does."""
-    if isinstance(outcome, Labeled):
-        return "labeled", "", pickle.dumps((outcome.value, outcome.metadata, outcome.metadata_order), protocol=5)
-    if isinstance(outcome, Routed):
-        return "routed", outcome.reason, pickle.dumps((None, outcome.metadata), protocol=5)
-    if isinstance(outcome, Failed):
-        return "failed", outcome.reason, b""
-    raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
-
-
-def decode_outcome(kind: str, reason: str, payload: bytes) -> Outcome:
-    if kind == "failed":
-        return Failed(reason)
-    value, metadata, *order = pickle.loads(payload)
-    if kind == "labeled":
-        return Labeled(value, metadata, *order)
-    return Routed(reason, metadata)
-
-
-class AnnotatorHolder:
-    """One annotator per actor, built once; each call annotates one batch of rows.
+class AnnotatorActor:
+    """One annotator per actor, built once; each call annotates one batch of items.
 
     The annotator's own ``annotate`` is used, so a file annotator keeps its requests in flight
     across the batch and a model annotator batches its forward passes as it does locally.
+    ``where`` runs in its own concurrency group, so the driver can ask a busy actor whether it
+    is alive without waiting for its batch.
     """
 
     def __init__(self, annotator_cls: type[Annotator], context: AnnotatorContext) -> None:
         self.annotator = annotator_cls(context)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        indices = [int(i) for i in batch["index"]]
-        items = [Item(i, i + 1, orjson.loads(body)) for i, body in zip(indices, batch["body"], strict=True)]
+    def annotate(self, items: list[Item]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         for item, outcome in self.annotator.annotate(iter(items)):
+            if not isinstance(outcome, (Labeled, Failed, Routed)):
+                raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
             outcomes[item.index] = outcome
-        missing = [i + 1 for i in indices if i not in outcomes]
+        missing = [i.number for i in items if i.index not in outcomes]
         if missing:
             raise JobError(f"annotator returned no outcome for line(s) {missing[:5]}")
-        encoded = [encode_outcome(outcomes[i]) for i in indices]
-        return {
-            "index": batch["index"],
-            "body": batch["body"],
-            "newline": batch["newline"],
-            "prefix": batch["prefix"],
-            "kind": np.array([e[0] for e in encoded], dtype=object),
-            "reason": np.array([e[1] for e in encoded], dtype=object),
-            "payload": np.array([e[2] for e in encoded], dtype=object),
-        }
+        return [outcomes[i.index] for i in items]
 
-    def __del__(self) -> None:
+    @ray.method(concurrency_group="probe")
+    def where(self) -> dict[str, Any]:
+        """Node, process and the resources Ray gave this actor."""
+        ctx = ray.get_runtime_context()
+        return {"node": ctx.get_node_id(), "pid": os.getpid(), "resources": ctx.get_assigned_resources()}
+
+    def close(self) -> None:
         with contextlib.suppress(Exception):
             self.annotator.close()
 
 
-# -- the engine -----------------------------------------------------------------------------
+# -- the driver's view of a batch -------------------------------------------------------------
+
+@dataclass
+class Batch:
+    lines: list[tuple[Line, Item]]
+    ref: Any = None  # the ObjectRef of the actor call in flight
+    actor: int = -1
+    tries: int = 0
+
+    @property
+    def span(self) -> str:
+        return f"line(s) {self.lines[0][1].number}-{self.lines[-1][1].number}"
+
+
+def batching(every: int, actors: int, batch_size: int | None) -> tuple[int, int]:
+    """(lines per batch, batches in flight).
+
+    Two batches per actor keep each actor busy while the driver records the other. Without an
+    explicit batch size, batches are cut so that the window holds at most ``every`` lines: the
+    first checkpoint part is written when ``every`` lines are recorded, with at most ``every``
+    more annotated and unrecorded, and a crash loses at most a part being gathered plus the
+    window. An explicit batch size is kept; the window then shrinks (to one batch per actor at
+    least) so that it holds at most ``max(every, actors * batch_size)`` lines.
+    """
+    actors = max(1, actors)
+    if batch_size is None:
+        size = max(1, min(DEFAULT_BATCH_SIZE, every // (2 * actors)))
+        return size, 2 * actors
+    return batch_size, max(actors, min(2 * actors, every // batch_size))
+
+
+def _batches(selected: Iterable[tuple[Line, Item]], size: int) -> Iterator[list[tuple[Line, Item]]]:
+    batch: list[tuple[Line, Item]] = []
+    for pair in selected:
+        batch.append(pair)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
 
 def _env_number(name: str, kind: type = int) -> Any:
     raw = os.environ.get(name)
@@ -205,6 +189,24 @@ def _keep_signal_handlers() -> Iterator[None]:
                 signal.signal(s, handler)
 
 
+
+def is_cluster_address(address: str | None) -> bool:
+    """True when ``address`` names a cluster that may span machines (anything but none/``local``)."""
+    return bool(address) and str(address).lower() != "local"
+
+
+def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
+    """(option, value) for each local path the workers would read."""
+    found = []
+    for key in WORKER_PATH_OPTIONS:
+        value = config.options.get(key)
+        if isinstance(value, str) and value:
+            fs, _ = url_to_fs(value)
+            if is_local(fs):
+                found.append((key, value))
+    return found
+
+
 class RayEngine(Engine):
     """Options (Python API ``engine_options``; environment variables give the CLI's defaults):
 
@@ -212,12 +214,16 @@ class RayEngine(Engine):
       it a private local instance is started for the run and shut down after;
     * ``num_cpus`` (``TOTASK_RAY_NUM_CPUS``): CPUs of that local instance (default: all);
     * ``actors`` (``TOTASK_RAY_ACTORS``): size of the annotator pool (default: one per GPU for a
-      GPU model, else one per CPU, leaving one CPU for reading);
-    * ``batch_size`` (``TOTASK_RAY_BATCH_SIZE``): lines per actor call (default 256);
-    * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor when the cluster has
-      GPUs and the annotator runs a local model (default 1; fractions share a GPU);
-    * ``max_retries``: restarts of a dead actor and retries of its batch (default 4);
-    * ``range_lines``: lines per byte range of the input (default: the batch size);
+      GPU model, else one per CPU);
+    * ``batch_size`` (``TOTASK_RAY_BATCH_SIZE``): lines per actor call (default: what keeps
+      ``--checkpoint-every`` lines or fewer in flight, at most 256; see ``batching``);
+    * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor (default 1 when the
+      cluster has GPUs and the annotator runs a local model; fractions share a GPU; given
+      explicitly, it is requested for any annotator);
+    * ``max_retries``: restarts of a dead actor, and tries of a batch lost with one (default 4);
+    * ``shared_paths``: local paths are visible on every node (NFS at the same path); without
+      it a cluster ``address`` refuses local paths the workers would read;
+    * ``probe_seconds`` / ``stall_seconds``: see the module docstring;
     * ``runtime_env``: a Ray runtime environment for the workers (``py_modules``, ``pip``, ...).
     """
 
@@ -232,26 +238,53 @@ class RayEngine(Engine):
         batch_size: int | None = None,
         gpus_per_actor: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        range_lines: int | None = None,
+        shared_paths: bool = False,
+        probe_seconds: float = DEFAULT_PROBE_SECONDS,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
         runtime_env: dict[str, Any] | None = None,
     ) -> None:
         self.address = address or None
         self.num_cpus = num_cpus if num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = actors if actors is not None else _env_number("TOTASK_RAY_ACTORS")
-        self.batch_size = batch_size or _env_number("TOTASK_RAY_BATCH_SIZE") or DEFAULT_BATCH_SIZE
+        self.batch_size = batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
         env_gpus = _env_number("TOTASK_RAY_GPUS_PER_ACTOR", float)
         self.gpus_per_actor = gpus_per_actor if gpus_per_actor is not None else env_gpus
         self.max_retries = max_retries
-        self.range_lines = range_lines or self.batch_size
+        self.shared_paths = shared_paths
+        self.probe_seconds = probe_seconds
+        self.stall_seconds = stall_seconds
         self.runtime_env = runtime_env
-        for label, value in (("actors", self.actors), ("batch_size", self.batch_size),
-                             ("range_lines", self.range_lines)):
+        for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
             if value is not None and value < 1:
                 raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
+        if self.gpus_per_actor is not None and self.gpus_per_actor <= 0:
+            raise UsageError(f"ray engine: gpus_per_actor must be more than 0, not {self.gpus_per_actor}")
+        if max_retries < 0:
+            raise UsageError(f"ray engine: max_retries must be 0 or more, not {max_retries}")
+
+    # -- before the job exists ---------------------------------------------------------------
+
+    def check(self, config: JobConfig) -> None:
+        """Refuse local paths the workers would read when the job runs on a cluster."""
+        if self.shared_paths or not is_cluster_address(self.address):
+            return
+        found = local_worker_paths(config)
+        if found:
+            key, value = found[0]
+            flag = "--" + key.replace("_", "-")
+            if key == "relative_to":
+                what = f"the manifest's folder {value} (files named relative to a local manifest)"
+            else:
+                what = f"{flag} {value}"
+            raise UsageError(
+                f"--engine ray --ray-address {self.address}: {what} is a local path that workers on other "
+                "nodes cannot read; put it on shared storage and give its URL (s3://...), or pass "
+                "--ray-shared-paths if the same path is mounted on every node"
+            )
 
     # -- cluster ---------------------------------------------------------------------------
 
-    def _connect(self, plan: RunPlan) -> bool:
+    def _connect(self) -> bool:
         """Join or start Ray; True when this run started it (and so shuts it down)."""
         if ray.is_initialized():
             return False
@@ -267,15 +300,18 @@ class RayEngine(Engine):
         return True
 
     def _actor_env(self, plan: RunPlan) -> dict[str, Any] | None:
-        """Set on the actor pool, not at ``ray.init``, so it also applies on a cluster this run
-        joined (started by a test, a notebook or ``ray start``)."""
-        if self.runtime_env is not None:
-            return None  # the job-level environment given by the user decides
+        """Set on the actors, not only at ``ray.init``, so it also applies on a cluster this run
+        joined (started by a test, a notebook or ``ray start``): the user's ``runtime_env``, and
+        the folder a plugin annotator is imported from on ``PYTHONPATH``."""
+        env = dict(self.runtime_env or {})
         root = _code_root(plan.annotator_cls)
-        if root is None:
-            return None
-        paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
-        return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+        env_vars = dict(env.get("env_vars") or {})
+        if root is not None and "PYTHONPATH" not in env_vars:
+            paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
+            env_vars["PYTHONPATH"] = os.pathsep.join(paths)
+        if env_vars:
+            env["env_vars"] = env_vars
+        return env or None
 
     def _wants_gpu(self, plan: RunPlan) -> bool:
         cls = plan.annotator_cls
@@ -286,32 +322,35 @@ class RayEngine(Engine):
         model = str(options.get("model") or "")
         return device not in ("cpu", "mps") and not model.startswith(("http://", "https://"))
 
-    def _pool(self, plan: RunPlan) -> tuple[int, float, float]:
+    def _pool_shape(self, plan: RunPlan) -> tuple[int, float, float]:
         """(actors, CPUs per actor, GPUs per actor)."""
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0) or 0)
         cpus = float(resources.get("CPU", 1) or 1)
-        if gpus and self._wants_gpu(plan):
-            per = self.gpus_per_actor or 1.0
+        if self.gpus_per_actor is not None:
+            if not gpus:
+                raise UsageError(f"--ray-gpus-per-actor {self.gpus_per_actor:g}: the Ray cluster has no GPU")
+            per = self.gpus_per_actor
             return self.actors or max(1, int(gpus / per)), 1.0, per
-        # one CPU stays free for the reading tasks, or the pool could starve them
-        return self.actors or max(1, int(cpus) - 1), 1.0, 0.0
+        if gpus and self._wants_gpu(plan):
+            return self.actors or max(1, int(gpus)), 1.0, 1.0
+        return self.actors or max(1, int(cpus)), 1.0, 0.0
 
-    def _warn_about_local_paths(self, plan: RunPlan) -> None:
-        with contextlib.suppress(Exception):
-            if len([n for n in ray.nodes() if n.get("Alive")]) > 1:
-                for label, url in (("input manifest", plan.input_url), ("output root", plan.config.output_root)):
-                    fs, _ = url_to_fs(url)
-                    if is_local(fs):
-                        log.warning(
-                            "ray: the %s %s is a local path on a multi-node cluster; workers on other nodes "
-                            "cannot read it (use s3:// or another shared URL)", label, url,
-                        )
+    def _start_actors(self, plan: RunPlan, count: int, cpus: float, gpus: float) -> list[Any]:
+        remote_cls = ray.remote(concurrency_groups={"probe": 1})(AnnotatorActor)
+        options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": self.max_retries,
+                                   "max_task_retries": self.max_retries}
+        if gpus:
+            options["num_gpus"] = gpus
+        env = self._actor_env(plan)
+        if env is not None:
+            options["runtime_env"] = env
+        return [remote_cls.options(**options).remote(plan.annotator_cls, plan.context) for _ in range(count)]
 
     # -- run -------------------------------------------------------------------------------
 
     def run(self, plan: RunPlan) -> None:
-        started_here = self._connect(plan)
+        started_here = self._connect()
         try:
             self._run(plan)
         finally:
@@ -319,89 +358,119 @@ class RayEngine(Engine):
                 with _keep_signal_handlers():
                     ray.shutdown()
 
-    def _dataset(self, plan: RunPlan) -> ray.data.Dataset | None:
-        actors, cpus, gpus = self._pool(plan)
-        ranges = plan_ranges(plan.input_url, lines_per_range=self.range_lines)
-        # ranges holding only finished lines are skipped (range k holds indices from k * range_lines)
-        keep = [r for r in ranges if r.first_number - 1 + self.range_lines - 1 > plan.after_index]
-        if not keep:
-            return None
-        log.info("ray: %d byte range(s), %d actor(s) x %g CPU, %g GPU, batches of %d line(s)",
-                 len(keep), actors, cpus, gpus, self.batch_size)
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "bars disabled": ours show
-        # Bounded, unlike Ray Data's default (-1, forever): an annotator that kills its worker on
-        # every try (a segfaulting image decoder) must end the job FAILED, not loop. Ray 2.60 has
-        # no named parameter for these yet and warns about the generic ones.
-        remote_args: dict[str, Any] = {"max_restarts": self.max_retries, "max_task_retries": self.max_retries}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
-            return self._pipeline(plan, keep, actors, cpus, gpus, remote_args)
-
-    def _pipeline(self, plan: RunPlan, keep: list[ByteRange], actors: int, cpus: float, gpus: float,
-                  remote_args: dict[str, Any]) -> ray.data.Dataset:
-        items = [{"start": r.start, "end": r.end, "first_number": r.first_number} for r in keep]
-        return (
-            ray.data.from_items(items, override_num_blocks=len(items))
-            .flat_map(
-                read_range,
-                fn_kwargs={"url": plan.input_url, "attribute": plan.config.label_attribute,
-                           "after_index": plan.after_index},
-                num_cpus=0.5,
-            )
-            .map_batches(
-                AnnotatorHolder,
-                fn_constructor_kwargs={"annotator_cls": plan.annotator_cls, "context": plan.context},
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                batch_size=self.batch_size,
-                batch_format="numpy",
-                num_cpus=cpus,
-                num_gpus=gpus or None,
-                runtime_env=self._actor_env(plan),
-                **remote_args,
-            )
-        )
-
     def _run(self, plan: RunPlan) -> None:
-        self._warn_about_local_paths(plan)
-        ctx = ray.data.DataContext.get_current()
-        saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-        ctx.execution_options.preserve_order = True  # outcomes come back in input order
-        ctx.enable_progress_bars = False  # the job shows its own progress
-        try:
-            ds = self._dataset(plan)
-            if ds is not None:
-                self._record(plan, ds)
-        finally:
-            ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
-
-    def _record(self, plan: RunPlan, ds: ray.data.Dataset) -> None:
         if plan.stop.is_set():  # stopped while Ray was starting
             return
-        last = plan.after_index
-        batches = ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+        count, cpus, gpus = self._pool_shape(plan)
+        size, window = batching(plan.config.checkpoint_every, count, self.batch_size)
+        log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
+                 count, cpus, gpus, size, window)
+        actors = self._start_actors(plan, count, cpus, gpus)
         try:
-            for batch in batches:
-                for j in range(len(batch["index"])):
-                    if plan.hard_stop.is_set():
-                        return
-                    index = int(batch["index"][j])
-                    if index <= last:  # a retried block delivered again: recorded already
-                        continue
-                    line = Line(index + 1, bytes(batch["body"][j]), bytes(batch["newline"][j]),
-                                bytes(batch["prefix"][j]))
-                    item = Item(index, index + 1, line.record())
-                    outcome = decode_outcome(str(batch["kind"][j]), str(batch["reason"][j]),
-                                             bytes(batch["payload"][j]))
-                    plan.recorder.accept(line, item, outcome)
-                    last = index
-                if plan.stop.is_set():  # the lines that came back are recorded; take no more
-                    return
+            _Driver(self, plan, actors, size, window).run()
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
+            closing = [a.close.remote() for a in actors]
+            ray.wait(closing, num_returns=len(closing), timeout=5.0)
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
 
 
-__all__ = ["AnnotatorHolder", "ByteRange", "RayEngine", "decode_outcome", "encode_outcome",
-           "plan_ranges", "read_range"]
+class _Driver:
+    """Submits batches to the actors within a window and records them in input order."""
+
+    def __init__(self, engine: RayEngine, plan: RunPlan, actors: list[Any], size: int, window: int) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.actors = actors
+        self.size = size
+        self.window = window
+        self.load = [0] * len(actors)  # batches in flight per actor
+        self.unreachable: set[int] = set()  # actors that did not answer the last probe
+        self.pending: deque[Batch] = deque()
+
+    def submit(self, batch: Batch, avoid: int = -1) -> None:
+        """To the reachable actor with the fewest batches (another than ``avoid`` if it can)."""
+        choices = [i for i in range(len(self.actors)) if i not in self.unreachable] or list(range(len(self.actors)))
+        if len(choices) > 1 and avoid in choices:
+            choices.remove(avoid)
+        target = min(choices, key=lambda i: self.load[i])
+        batch.actor = target
+        batch.ref = self.actors[target].annotate.remote([item for _line, item in batch.lines])
+        self.load[target] += 1
+
+    def retry(self, batch: Batch, why: str) -> None:
+        self.load[batch.actor] -= 1
+        batch.tries += 1
+        if batch.tries > self.engine.max_retries:
+            raise JobError(f"ray: {batch.span} were lost with their worker {batch.tries} time(s), last: {why}")
+        log.warning("ray: %s lost with their worker (%s); running them again", batch.span, why)
+        self.submit(batch, avoid=batch.actor)
+
+    def run(self) -> None:
+        plan = self.plan
+        source = _batches(select(read_lines(plan.input_url), plan.config.label_attribute,
+                                 after_index=plan.after_index), self.size)
+        exhausted = False
+        last_progress = last_probe = time.monotonic()
+        while True:
+            while not exhausted and len(self.pending) < self.window and not plan.stop.is_set():
+                lines = next(source, None)
+                if lines is None:
+                    exhausted = True
+                    break
+                batch = Batch(lines)
+                self.submit(batch)
+                self.pending.append(batch)
+            if not self.pending or plan.hard_stop.is_set():
+                return
+            head = self.pending[0]
+            ready, _ = ray.wait([head.ref], timeout=1.0)
+            if plan.hard_stop.is_set():
+                return
+            if not ready:
+                now = time.monotonic()
+                if now - max(last_progress, last_probe) >= self.engine.probe_seconds:
+                    self.probe(stalled_for=now - last_progress)
+                    last_probe = time.monotonic()
+                continue
+            try:
+                outcomes = ray.get(head.ref)
+            except ray.exceptions.RayTaskError as exc:  # the annotator raised: the job fails, as locally
+                cause = exc.cause if isinstance(exc.cause, BaseException) else None
+                raise (cause or exc) from None
+            except ray.exceptions.RayError as exc:  # the actor, its node or the result was lost
+                self.retry(head, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            self.pending.popleft()
+            self.load[head.actor] -= 1
+            for (line, item), outcome in zip(head.lines, outcomes, strict=True):
+                plan.recorder.accept(line, item, outcome)
+            last_progress = time.monotonic()
+
+    def probe(self, stalled_for: float) -> None:
+        """Ask every actor where it is; move the batches of those that do not answer."""
+        refs = {i: actor.where.remote() for i, actor in enumerate(self.actors)}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT)
+        answered = set()
+        for i, ref in refs.items():
+            if ref in ready:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.get(ref)
+                    answered.add(i)
+        self.unreachable = set(refs) - answered
+        if not answered:
+            if stalled_for >= self.engine.stall_seconds:
+                raise JobError(
+                    f"ray: no annotator actor has answered for {stalled_for:.0f} s (their nodes are gone and the "
+                    "cluster has no capacity to restart them); the job stopped after its last checkpoint part: "
+                    "run `totask-manifest resume` when the cluster has capacity"
+                )
+            log.warning("ray: no annotator actor answers (waiting for cluster capacity, %.0f s so far)", stalled_for)
+            return
+        for batch in self.pending:
+            if batch.actor in self.unreachable:
+                self.retry(batch, f"actor {batch.actor} did not answer within {PROBE_TIMEOUT:g} s")
+
+
+__all__ = ["AnnotatorActor", "Batch", "RayEngine", "batching", "is_cluster_address", "local_worker_paths"]

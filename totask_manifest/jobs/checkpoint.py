@@ -21,6 +21,8 @@ from ..errors import JobError
 from ..storage import read_bytes, write_bytes_atomic
 from .layout import JobLayout, part_number
 
+STATUSES = ("labeled", "failed", "routed")
+
 
 def iter_records(layout: JobLayout) -> Iterator[dict[str, Any]]:
     last = -1
@@ -28,8 +30,15 @@ def iter_records(layout: JobLayout) -> Iterator[dict[str, Any]]:
         for raw in read_bytes(url).splitlines():
             if not raw.strip():
                 continue
-            rec = orjson.loads(raw)
-            if rec["i"] <= last:
+            try:
+                rec = orjson.loads(raw)
+                index = rec["i"]
+                if not isinstance(index, int) or not isinstance(rec["n"], int) or rec["s"] not in STATUSES \
+                        or not isinstance(rec["line"], str):
+                    raise TypeError("wrong field types")
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                raise JobError(f"checkpoint {url} holds a corrupt record ({exc}); the job folder was damaged") from None
+            if index <= last:
                 raise JobError(f"checkpoint {url} is out of order at line index {rec['i']}")
             last = rec["i"]
             yield rec
@@ -51,8 +60,12 @@ def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
 
 
 class CheckpointWriter:
-    def __init__(self, layout: JobLayout, *, next_seq: int, every: int, seconds: float, on_commit=None) -> None:
+    def __init__(
+        self, layout: JobLayout, *, next_seq: int, every: int, seconds: float, on_commit=None, guard=None
+    ) -> None:
         self.layout = layout
+        #: called before each part is written; raises when this process may no longer write (lease lost)
+        self.guard = guard
         self.seq = next_seq
         self.every = max(1, every)
         self.seconds = seconds
@@ -67,6 +80,8 @@ class CheckpointWriter:
 
     def flush(self) -> None:
         if self._buffer:
+            if self.guard is not None:
+                self.guard()
             write_bytes_atomic(self.layout.part(self.seq), b"\n".join(self._buffer) + b"\n")
             self.seq += 1
             self._buffer.clear()

@@ -7,6 +7,12 @@ from typing import Any
 
 from ..storage import join
 
+#: method options that change how fast a job runs, not what it writes: they may differ between
+#: runs of one job (``resume --concurrency 64``, the same ``annotate`` again with another batch size)
+TUNING_OPTIONS = ("concurrency", "timeout", "retries", "batch_size", "device")
+#: configuration fields of the same kind
+TUNING_FIELDS = ("checkpoint_every", "checkpoint_seconds")
+
 
 @dataclass
 class JobConfig:
@@ -53,3 +59,10 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status == "COMPLETED"
+
+
+def identity(config: JobConfig) -> dict[str, Any]:
+    """What makes two configurations the same job: everything but the tuning options."""
+    data = {k: v for k, v in config.to_dict().items() if k not in TUNING_FIELDS}
+    data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS}
+    return data

@@ -72,3 +72,30 @@ def part_number(name_or_url: str) -> int:
 
 def job_url_for(output_root: str, job_name: str) -> str:
     return join(output_root, job_name)
+
+
+def clean_temporaries(job_url: str) -> list[str]:
+    """Remove what a killed writer left: atomic-write temporaries (``.tmp-*``) anywhere in the job
+    folder, except in the lease folder, whose temporaries belong to whoever is taking the lease.
+
+    Only called while holding the job's lease, so no live writer of this folder owns them.
+    Returns the URLs removed.
+    """
+    fs, root = url_to_fs(job_url)
+    try:
+        found = fs.find(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for path in found:
+        path = str(path)
+        rel = path[len(root.rstrip("/")) + 1:] if path.startswith(root.rstrip("/") + "/") else path
+        name = rel.rsplit("/", 1)[-1]
+        if not name.startswith(".tmp-") or rel.startswith(".lease/") or "/.lease/" in rel:
+            continue
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed

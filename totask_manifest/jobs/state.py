@@ -117,10 +117,37 @@ def load_state(job_url: str) -> JobState:
         raise JobError(f"{url} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "config" not in data:
         raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
-    state = JobState.from_dict(data)
+    try:
+        state = JobState.from_dict(data)
+        problem = _shape_problem(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
     # the folder is where the caller found it (it may have been moved since it was written)
     parent, _, name = job_url.rstrip("/").rpartition("/")
     if name == state.config.job_name:
         root = parent or "."
         state.config.output_root = root if "://" in root else os.path.abspath(root)
     return state
+
+
+def _shape_problem(state: JobState) -> str | None:
+    """Why a parsed job.json cannot be used (a field of the wrong type), or None."""
+    c = state.config
+    for name in ("job_name", "input", "output_root", "label_attribute", "task_type", "method"):
+        if not isinstance(getattr(c, name), str):
+            return f"config.{name} is not a string"
+    if not isinstance(c.options, dict):
+        return "config.options is not an object"
+    if not isinstance(c.append, list):
+        return "config.append is not a list"
+    if isinstance(c.checkpoint_every, bool) or not isinstance(c.checkpoint_every, int):
+        return "config.checkpoint_every is not an integer"
+    if state.status not in STATUSES:
+        return f"status {state.status!r} is none of {', '.join(STATUSES)}"
+    if not isinstance(state.metrics, dict) or not all(isinstance(v, int) for v in state.metrics.values()):
+        return "metrics is not an object of integers"
+    if not isinstance(state.runs, list):
+        return "runs is not a list"
+    return None

@@ -30,6 +30,7 @@ takes them, and otherwise the journal lets ``rollback`` finish later (it undoes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from typing import Any
 
 from ..errors import JobError, ManifestError, StorageError, UsageError
 from ..formats.native import EMPTY_RESULT, is_empty, native_format
+from ..jobs.lease import hold
 from ..jobs.state import load_state
 from ..manifest.io import read_lines
 from ..storage import exists, join
@@ -51,7 +53,7 @@ from .client import (
     TokenRejected,
 )
 from .current import CurrentData
-from .journal import Journal, read_journal, stored_hashes
+from .journal import Journal, contains, read_journal, stored_hashes, writes_in_doubt
 from .rollback import RollbackReport, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
@@ -190,13 +192,16 @@ def apply_job(
     if concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
     own = client is None
+    # one writer per job: a second apply at once would send every PUT again (dry runs write nothing)
+    held = contextlib.nullcontext() if dry_run else hold(target.job_url, "apply")
     client = client or SynapseClient(max_concurrency=concurrency)
     try:
-        run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
-                        concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
-                        bulk=bulk_reads)
-        run.native_schema = schema
-        return client.run(run.run())
+        with held:
+            run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
+                            concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
+                            bulk=bulk_reads)
+            run.native_schema = schema
+            return client.run(run.run())
     finally:
         if own:
             client.close()
@@ -224,6 +229,8 @@ class _ApplyRun:
         self.stored: dict[tuple[int, str], set[str]] = {}
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
+        #: (task id, new hash) of writes a killed run sent without journalling their outcome
+        self.in_doubt: set[tuple[int, str]] = set()
 
     def _emit(self, result: TaskResult) -> None:
         self.report.results.append(result)
@@ -231,7 +238,9 @@ class _ApplyRun:
             self.on_result(result)
 
     async def run(self) -> ApplyReport:
-        self.stored = stored_hashes(await asyncio.to_thread(read_journal, self.target.job_url))
+        records = await asyncio.to_thread(read_journal, self.target.job_url)
+        self.stored = stored_hashes(records)
+        self.in_doubt = set(writes_in_doubt(records))
         if not self.dry_run:
             self.journal = Journal(self.target.job_url)
             self.report.journal_url = self.journal.url
@@ -375,6 +384,12 @@ class _ApplyRun:
         current_hash = data_hash(current)
         if current_hash == p.new_hash or current_hash in self.stored.get((p.task_id, p.new_hash), ()):
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
+        if (p.task_id, p.new_hash) in self.in_doubt and contains(current, p.data) and not self.dry_run:
+            # a killed run's write that reached the backend (stored normalised): journal what it holds
+            assert self.journal is not None
+            await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=current_hash,
+                                           recovered=True)
+            return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
         if p.export_hash is not None and current_hash != p.export_hash and not self.force:
             return TaskResult(p.line, p.task_id, CONFLICT,
                               "changed in Synapse since export; --force overwrites it")
@@ -383,7 +398,7 @@ class _ApplyRun:
             return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
         assert self.journal is not None
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
-                                       previous=current, previous_hash=current_hash, new_hash=p.new_hash)
+                                       previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
@@ -392,7 +407,8 @@ class _ApplyRun:
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
-        self.journal.note("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
+        # on disk before the task counts as applied: after a kill -9 the next run must know it
+        await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
         return TaskResult(p.line, p.task_id, APPLIED, change)
 
     async def _project_gone(self, project: int) -> bool:

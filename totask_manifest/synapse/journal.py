@@ -1,10 +1,27 @@
 """The write-ahead journal of a job's writes to Synapse: ``<job>/synapse-journal.jsonl``.
 
 Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "previous",
-"previous_hash", "new_hash", ...}`` and waits until that line is flushed and fsynced; only then
-is the PUT sent. After the PUT it appends ``done`` (or ``failed``); rollback appends ``restored``.
-So whatever stops a run (kill -9, a revoked token, the backend going away), the journal holds
-every task's previous data for each write that may have happened, and ``rollback`` can finish.
+"previous_hash", "new", "new_hash", ...}`` and waits until that line is flushed and fsynced;
+only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
+answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
+is on disk before the task counts as applied; a refused PUT appends ``failed``. Rollback
+appends ``restored``. So whatever stops a run (kill -9, a revoked token, the backend going
+away), the journal holds every task's previous data for each write that may have happened, and
+``rollback`` can finish.
+
+A ``kill -9`` between a PUT and its ``done`` record leaves that write *in doubt*: it may or may
+not have reached the backend, which may have stored it normalised. Such a task is recognised
+as holding this job's write when its current data contains everything that was sent (every
+key and value of the sent data, lists element by element; keys the backend added are allowed),
+so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
+
+On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
+stores each commit is one object written whole (``pipe_file``); it is durable when the store
+acknowledges the PUT, which for S3 is read-after-write consistent.
+
+A journal whose lines cannot be read (other than a torn last line, which a crash leaves and is
+ignored) stops apply and rollback with one line naming the file and line: skipping it would
+lose a task's previous data.
 
 Writes are group-committed: concurrent writers' records share one write and one fsync, so the
 journal costs one disk flush per batch of PUTs, not one per task. Object stores cannot append,
@@ -25,8 +42,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import StorageError
-from ..storage import is_local, join, url_to_fs
+from ..errors import JobError, StorageError
+from ..storage import is_local, join, redact_url, url_to_fs
 
 JOURNAL_NAME = "synapse-journal.jsonl"
 SEGMENTS_DIR = "synapse-journal"
@@ -175,28 +192,70 @@ class Journal:
 
 
 def read_journal(job_url: str) -> list[dict]:
-    """Every record of the job's journal in write order (a torn last line from a crash is ignored)."""
+    """Every record of the job's journal in write order.
+
+    A torn last line of the local journal (a crash mid-append) is ignored; any other line that
+    is not a well-formed record raises ``JobError`` naming the file and line.
+    """
     records: list[dict] = []
     fs, path = url_to_fs(join(job_url, JOURNAL_NAME))
-    chunks: list[bytes] = []
-    if fs.exists(path):
-        chunks.append(fs.cat_file(path))
-    seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
-    if seg_fs.exists(folder):
-        for name in sorted(seg_fs.ls(folder, detail=False)):
-            if str(name).endswith(".jsonl"):
-                chunks.append(seg_fs.cat_file(name))
-    for chunk in chunks:
-        for raw in chunk.splitlines():
+    chunks: list[tuple[str, bytes, bool]] = []
+    try:
+        if fs.exists(path):
+            chunks.append((join(job_url, JOURNAL_NAME), fs.cat_file(path), True))
+        seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        if seg_fs.exists(folder):
+            for name in sorted(seg_fs.ls(folder, detail=False)):
+                if str(name).endswith(".jsonl"):
+                    chunks.append((str(name), seg_fs.cat_file(name), False))
+    except OSError as exc:
+        raise StorageError(f"cannot read the journal of {redact_url(job_url)}: {exc}") from None
+    for url, chunk, may_tear in chunks:
+        lines = chunk.split(b"\n")
+        for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
+            torn = may_tear and number == len(lines)  # the last piece has no newline after it
             try:
                 rec = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
+                problem = _record_problem(rec)
+            except orjson.JSONDecodeError as exc:
+                problem = f"not JSON ({exc})"
+            if problem is None:
                 records.append(rec)
+            elif not torn:
+                raise JobError(f"the journal {redact_url(url)} is corrupt at line {number}: {problem}; "
+                               "restore it from a backup (apply and rollback need every record)")
     return records
+
+
+def _record_problem(rec: Any) -> str | None:
+    """Why ``rec`` is not a usable journal record, or None."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("op"), str):
+        return "not a journal record (no 'op')"
+    op = rec["op"]
+    if op in ("before", "done", "failed", "restored"):
+        tid = rec.get("task_id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            return f"a {op!r} record without an integer task_id"
+    if op == "before" and not (isinstance(rec.get("previous_hash"), str) and isinstance(rec.get("new_hash"), str)):
+        return "a 'before' record without previous_hash and new_hash"
+    if op == "done" and not isinstance(rec.get("new_hash", ""), str):
+        return "a 'done' record with a bad new_hash"
+    return None
+
+
+def contains(current: Any, sent: Any) -> bool:
+    """Whether ``current`` holds everything in ``sent``: dict keys recursively (extra keys
+    allowed), lists element by element with the same length, other values equal."""
+    if isinstance(sent, dict):
+        return isinstance(current, dict) and all(k in current and contains(current[k], v) for k, v in sent.items())
+    if isinstance(sent, list):
+        return (isinstance(current, list) and len(current) == len(sent)
+                and all(contains(c, v) for c, v in zip(current, sent, strict=True)))
+    if isinstance(sent, bool) or isinstance(current, bool):
+        return current is sent
+    return bool(current == sent)
 
 
 @dataclass
@@ -208,6 +267,8 @@ class TaskHistory:
     writes: list[dict] = field(default_factory=list)
     #: what the backend said it stored for those writes (differs from ``new_hash`` if it normalises)
     stored: set[str] = field(default_factory=set)
+    #: ``before`` records with no ``done``/``failed`` after them: writes in doubt after a crash
+    in_doubt: list[dict] = field(default_factory=list)
 
     @property
     def original(self) -> Any:
@@ -227,6 +288,13 @@ class TaskHistory:
         """
         return {w["new_hash"] for w in self.writes} | self.stored
 
+    def holds_ours(self, current: Any, current_hash: str) -> bool:
+        """Whether the task's current data is one of this job's writes (see the module docstring
+        for writes in doubt)."""
+        if current_hash in self.ours():
+            return True
+        return any("new" in w and contains(current, w["new"]) for w in self.in_doubt)
+
 
 def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
     """Tasks with writes not yet undone, in the order they were first written."""
@@ -237,12 +305,28 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
         if tid is None:
             continue
         if op == "before":
-            histories.setdefault(tid, TaskHistory(tid)).writes.append(rec)
-        elif op == "done" and tid in histories and rec.get("stored_hash"):
-            histories[tid].stored.add(rec["stored_hash"])
+            history = histories.setdefault(tid, TaskHistory(tid))
+            history.writes.append(rec)
+            history.in_doubt.append(rec)
+        elif op in ("done", "failed") and tid in histories:
+            history = histories[tid]
+            if op == "done" and rec.get("stored_hash"):
+                history.stored.add(rec["stored_hash"])
+            history.in_doubt = [w for w in history.in_doubt if w.get("run") != rec.get("run")
+                                or w.get("new_hash") != rec.get("new_hash", w.get("new_hash"))]
         elif op == "restored":
             histories.pop(tid, None)
     return histories
+
+
+def writes_in_doubt(records: list[dict]) -> dict[tuple[int, str], list[dict]]:
+    """``(task id, new hash) -> before records`` of writes that may have reached the backend
+    without their outcome being journalled (a crash between PUT and ``done``)."""
+    out: dict[tuple[int, str], list[dict]] = {}
+    for history in open_writes(records).values():
+        for w in history.in_doubt:
+            out.setdefault((history.task_id, w["new_hash"]), []).append(w)
+    return out
 
 
 def stored_hashes(records: list[dict]) -> dict[tuple[int, str], set[str]]:

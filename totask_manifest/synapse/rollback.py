@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import JobError, StorageError
+from ..jobs.lease import hold
 from ..storage import exists, join
 from .client import (
     AsyncSynapseClient,
@@ -84,7 +85,8 @@ def rollback_job(
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)
     try:
-        return client.run(_rollback_with_journal(client.aio, job_url, force=force, concurrency=concurrency))
+        with hold(job_url, "rollback"):  # one writer per job: never beside a running apply
+            return client.run(_rollback_with_journal(client.aio, job_url, force=force, concurrency=concurrency))
     finally:
         if own:
             client.close()
@@ -128,13 +130,14 @@ async def rollback_async(
         try:
             task = await aio.get_task(tid, {"fields": "id,data"})
             current = data_hash(task.get("data"))
+            ours = history.holds_ours(task.get("data"), current)
             if current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)
-            elif current in history.ours() or force:
+            elif ours or force:
                 await aio.annotate_task_data(tid, history.original, schema="any")
-                journal.note("restored", task_id=tid, hash=history.original_hash, forced=current not in history.ours())
-                result = RestoreResult(tid, RESTORED, "forced over someone else's change" if current not in history.ours() else "")
+                journal.note("restored", task_id=tid, hash=history.original_hash, forced=not ours)
+                result = RestoreResult(tid, RESTORED, "" if ours else "forced over someone else's change")
             else:
                 result = RestoreResult(tid, CONFLICT, "changed by someone else since this job wrote it; "
                                        "--force restores it anyway")

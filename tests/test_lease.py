@@ -1,0 +1,312 @@
+"""One writer per job folder: the lease, with real subprocesses and real storages.
+
+Two processes on one job used to lose lines silently (the second one's final part replaced the
+first's checkpoint). These tests run real CLI processes side by side, kill them with SIGKILL,
+and read the parts on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import TOY, popen_cli, run_cli, write_manifest
+from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from totask_manifest import api
+from totask_manifest.jobs import lease as lease_mod
+from totask_manifest.jobs.checkpoint import iter_records
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.jobs.layout import JobLayout
+from totask_manifest.jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
+
+N = 200
+
+
+def start_args(inp, out, job, delay="0.01", every="7"):
+    return ("annotate", str(inp), "--job-name", job, "--label-attribute", "cls", "--task-type",
+            "image-classification", "--method", TOY, "--output", str(out), "--toy-delay", delay,
+            "--checkpoint-every", every)
+
+
+def wait_until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def has_parts(out, job, n=1):
+    return lambda: len(JobLayout(str(out / job)).parts()) >= n
+
+
+def selected_indices(inp, attribute="cls"):
+    out = []
+    for i, raw in enumerate(inp.read_bytes().splitlines()):
+        rec = orjson.loads(raw)
+        if rec.get(attribute) is None:
+            out.append(i)
+    return out
+
+
+def assert_covered_once(inp, out, job):
+    indices = [r["i"] for r in iter_records(JobLayout(str(out / job)))]
+    assert indices == selected_indices(inp), "a selected line is missing or recorded twice"
+
+
+# -- the lease itself ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("root", ["local", "file", "memory"])
+def test_second_acquire_is_refused_and_release_frees_it(tmp_path, root):
+    job = {"local": str(tmp_path / "job"), "file": f"file://{tmp_path}/job", "memory": f"memory://lease-{os.getpid()}/job"}[root]
+    first = acquire(job, "annotate")
+    try:
+        with pytest.raises(JobBusyError, match=rf"in use by pid {os.getpid()} on host {socket.gethostname()}"):
+            acquire(job, "resume")
+        holder, gone = current_holder(job)
+        assert holder is not None and gone is None and holder.command == "annotate"
+    finally:
+        first.release()
+    second = acquire(job, "resume")  # free again
+    second.release()
+
+
+def test_lease_on_s3_uses_a_conditional_put(s3: S3Endpoint):  # noqa: F811
+    job = f"{s3.new_bucket()}/jobs/one"
+    first = acquire(job, "annotate")
+    try:
+        with pytest.raises(JobBusyError):
+            acquire(job, "resume")
+        # the create itself is conditional: a racer that saw the same generation free loses
+        fs, folder = lease_mod.url_to_fs(lease_mod.join(job, lease_mod.LEASE_DIR))
+        with pytest.raises(FileExistsError):
+            lease_mod._create_exclusive(fs, f"{folder}/lease-{first.generation:06d}.json", b"{}")
+    finally:
+        first.release()
+    acquire(job, "resume").release()
+
+
+def test_a_stale_heartbeat_is_taken_over_and_the_old_holder_stops(tmp_path, monkeypatch):
+    job = str(tmp_path / "job")
+    first = acquire(job, "annotate")
+    # the holder looks like another host's process that stopped sending heartbeats
+    first.holder.host_key = "elsewhere"
+    first.holder.heartbeat = time.time() - 1000
+    first._write_own()
+    second = acquire(job, "resume")
+    try:
+        with pytest.raises(LeaseLost, match="taken over"):
+            first.verify()
+        second.verify()
+    finally:
+        second.release()
+        first.release()
+
+
+def test_a_live_holder_on_another_host_is_respected(tmp_path):
+    job = str(tmp_path / "job")
+    first = acquire(job, "annotate")
+    first.holder.host_key = "elsewhere"  # its pid cannot be checked from here; its heartbeat is fresh
+    first._write_own()
+    try:
+        with pytest.raises(JobBusyError):
+            acquire(job, "resume")
+    finally:
+        first.release()
+
+
+def test_a_racing_acquire_has_one_winner(tmp_path):
+    """Eight processes try to take one free lease at once: exactly one holds it."""
+    job = tmp_path / "job"
+    code = (
+        "import sys, time\n"
+        "from totask_manifest.jobs.lease import acquire, JobBusyError\n"
+        "t = float(sys.argv[2])\n"
+        "while time.time() < t: pass\n"
+        "try:\n"
+        "    l = acquire(sys.argv[1], 'race'); print('won', flush=True); time.sleep(2); l.release()\n"
+        "except JobBusyError:\n"
+        "    print('lost', flush=True)\n"
+    )
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(job), start], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(8)]
+    results = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(results) == ["lost"] * 7 + ["won"]
+
+
+def test_hold_is_reentrant_in_one_thread(tmp_path):
+    job = str(tmp_path / "job")
+    with hold(job, "annotate") as outer, hold(job, "resume") as inner:
+        assert inner is outer
+
+
+# -- jobs under the lease: real processes -------------------------------------------------------------
+
+def test_second_annotate_and_resume_are_refused_while_the_first_runs(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", N)
+    out = tmp_path / "out"
+    first = popen_cli(*start_args(inp, out, "busy", delay="0.1"))
+    try:
+        wait_until(has_parts(out, "busy"))
+        for args in (start_args(inp, out, "busy"), ("resume", str(out / "busy"))):
+            r = run_cli(*args)
+            assert r.returncode == 2, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in r.stderr
+            assert f"is in use by pid {first.pid} on host {socket.gethostname()}" in lines[0]
+        status = run_cli("status", str(out / "busy"))
+        assert "status: RUNNING\n" in status.stdout and f"running: pid {first.pid}" in status.stdout
+    finally:
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert_covered_once(inp, out, "busy")
+
+
+def test_clone_and_chain_into_a_running_jobs_folder_are_refused(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 30)
+    out = tmp_path / "out"
+    done = run_cli(*start_args(inp, out, "base", delay="0"))
+    assert done.returncode == 0, done.stderr
+    running = popen_cli(*start_args(inp, out, "target", delay="0.3"))
+    try:
+        wait_until(has_parts(out, "target"))
+        for args in (("clone", str(out / "base"), "--job-name", "target"),
+                     ("chain", str(out / "base"), "--job-name", "target")):
+            r = run_cli(*args)
+            assert r.returncode == 2 and "is in use by pid" in r.stderr, r.stderr
+    finally:
+        running.wait(timeout=120)
+
+
+def test_kill_9_then_status_says_interrupted_and_resume_takes_over(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", N)
+    out = tmp_path / "out"
+    proc = popen_cli(*start_args(inp, out, "killed"))
+    wait_until(has_parts(out, "killed", 2))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    status = run_cli("status", str(out / "killed"))
+    assert (f"status: RUNNING (interrupted: holder pid {proc.pid} on host {socket.gethostname()} is gone; "
+            "run resume)") in status.stdout, status.stdout
+    r = run_cli("resume", str(out / "killed"))
+    assert r.returncode == 0, r.stderr
+    assert "taking over the lease" in r.stderr
+    assert_covered_once(inp, out, "killed")
+    assert "status: COMPLETED" in run_cli("status", str(out / "killed")).stdout
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_concurrent_annotate_and_resume_never_lose_lines(tmp_path, trial):
+    """The failure the lease fixes: a second writer started while the first runs, then killed;
+    the first must end COMPLETED with every selected line recorded exactly once."""
+    inp = write_manifest(tmp_path / "in.manifest", N)
+    out = tmp_path / "out"
+    first = popen_cli(*start_args(inp, out, "pair"))
+    wait_until(has_parts(out, "pair"))
+    second = popen_cli("resume", str(out / "pair"))
+    time.sleep(0.2 + 0.3 * trial)
+    if second.poll() is None:
+        second.send_signal(signal.SIGINT)
+    second.wait(timeout=60)
+    # refused (2), or interrupted before it asked (130, or -2 while Python was still starting)
+    assert second.returncode in (2, 130, -signal.SIGINT), second.stderr.read()
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert_covered_once(inp, out, "pair")
+    data = api.status(str(out / "pair"))
+    assert data["status"] == "COMPLETED"
+    assert data["metrics"]["success"] + data["metrics"]["failed"] == len(selected_indices(inp))
+
+
+def test_a_lost_lease_stops_the_run_without_writing(tmp_path, monkeypatch):
+    """A holder paused past the timeout (here: its lease taken over under it) writes nothing more."""
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    config = JobConfig(job_name="paused", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, options={"delay": 0.0}, checkpoint_every=5)
+    from tests.support import toy_annotators
+
+    calls = {"n": 0}
+    original = toy_annotators.ToyClassifier.annotate_batch
+
+    def steal_after_first_batch(self, items):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            held = lease_mod.held_lease(config.job_url)
+            held.holder.host_key, held.holder.heartbeat = "elsewhere", time.time() - 1000
+            held._write_own()
+            acquire(config.job_url, "thief")  # another process takes the stale-looking lease
+        return original(self, items)
+
+    monkeypatch.setattr(toy_annotators.ToyClassifier, "annotate_batch", steal_after_first_batch)
+    with pytest.raises(LeaseLost):
+        api.annotate(config)
+    layout = JobLayout(config.job_url)
+    parts_before = len(layout.parts())
+    assert orjson.loads((tmp_path / "out" / "paused" / "job.json").read_bytes())["status"] == "RUNNING"
+    assert not (tmp_path / "out" / "paused" / "manifests" / "output" / "output.manifest").exists()
+    assert parts_before < 40 // 5
+
+
+def test_a_refused_new_job_leaves_no_folder(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 5)
+    r = run_cli("annotate", str(inp), "--job-name", "nope", "--label-attribute", "source", "--task-type",
+                "image-classification", "--method", TOY, "--output", str(tmp_path / "out"))
+    assert r.returncode == 2
+    assert not (tmp_path / "out" / "nope").exists()
+
+
+def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):  # noqa: F811
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    root = f"{s3.new_bucket()}/jobs"
+    config = JobConfig(job_name="ons3", input=str(inp), output_root=root, label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=7)
+    with hold(config.job_url, "someone else"):
+        pass  # a released lease from an earlier run is simply superseded
+    result = api.annotate(config)
+    assert result.status == "COMPLETED"
+    holder, gone = current_holder(config.job_url)
+    assert holder is not None and holder.command == "annotate" and gone == "released"
+    assert api.status(config.job_url)["status"] == "COMPLETED"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
+    """A zombie (killed, its parent has not waited for it yet) holds nothing."""
+    job = tmp_path / "job"
+    code = ("import sys, time\nfrom totask_manifest.jobs.lease import acquire\n"
+            "acquire(sys.argv[1], 'annotate'); print('held', flush=True); time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(job)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(JobBusyError):
+            acquire(str(job), "resume")
+        os.kill(proc.pid, signal.SIGKILL)
+        wait_until(lambda: Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+        acquire(str(job), "resume").release()  # not reaped yet, and still taken over
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_heartbeat_is_refreshed_while_the_lease_is_held(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOTASK_LEASE_TIMEOUT", "1")  # a beat every quarter second
+    job = str(tmp_path / "job")
+    lease = acquire(job, "annotate")
+    try:
+        first, _ = current_holder(job)
+        wait_until(lambda: current_holder(job)[0].heartbeat > first.heartbeat)
+        holder, gone = current_holder(job)
+        assert gone is None and holder.id == lease.holder.id
+    finally:
+        lease.release()
+    assert current_holder(job)[1] == "released" or current_holder(job)[0] is None

@@ -1,0 +1,153 @@
+"""The Ray engine on a multi-node cluster on this machine (``ray.cluster_utils.Cluster``): a node
+removed mid-job costs nothing when the cluster can still run the actors, and a job whose nodes are
+all gone stops in a state ``resume`` finishes.
+
+The head has no CPU, so every actor lives on a worker node (1 CPU each) and removing a node
+really removes actors; the driver (this process) stays on the head.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import assert_same_output, output_of, write_manifest
+from tests.support.toy_annotators import ToyClassifier
+from totask_manifest import api
+from totask_manifest.annotators.base import Item, Outcome
+from totask_manifest.jobs.checkpoint import iter_records
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.jobs.layout import JobLayout
+
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'totask-manifest[ray]')"),
+]
+
+
+class NodeLoggingToy(ToyClassifier):
+    """The toy classifier, slowed down, logging ``node pid index`` for every line it annotates."""
+
+    name = "node-logging-toy"
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        import ray
+
+        out = super().annotate_batch(items)
+        node = ray.get_runtime_context().get_node_id()
+        with open(self.context.options["log"], "a") as f:
+            f.writelines(f"{node} {os.getpid()} {i.index}\n" for i in items)
+        return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():  # pragma: no cover - another module left one running
+        ray.shutdown()
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    for _ in range(3):
+        c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    ray.init(address=c.address, logging_level="WARNING")
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+def config(root: Path, inp: Path, log: Path, job: str = "job") -> JobConfig:
+    return JobConfig(job_name=job, input=str(inp), output_root=str(root), label_attribute="cls",
+                     task_type="image-classification", method=f"{__name__}:NodeLoggingToy",
+                     options={"fail": "bad", "delay": 0.05, "log": str(log)}, checkpoint_every=10)
+
+
+def logged(log: Path) -> list[tuple[str, int, int]]:
+    rows = [row.split() for row in log.read_text().splitlines()] if log.exists() else []
+    return [(node, int(pid), int(index)) for node, pid, index in rows]
+
+
+def start_job(run) -> tuple[threading.Thread, list]:
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(run()))
+    worker.start()
+    return worker, results
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def node_by_id(cluster, node_id: str):
+    return next(n for n in cluster.worker_nodes if n.node_id == node_id)
+
+
+def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path, cluster):
+    inp = write_manifest(tmp_path / "in.manifest", 120, prelabeled_every=7)
+    log = tmp_path / "calls.log"
+    local_cfg = config(tmp_path / "local", inp, tmp_path / "local.log")
+    local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
+    local = api.annotate(local_cfg)
+    job_dir = tmp_path / "ray" / "job"
+    worker, results = start_job(lambda: api.annotate(
+        config(tmp_path / "ray", inp, log), engine="ray",
+        engine_options={"address": cluster.address, "actors": 2, "probe_seconds": 3.0}))
+    wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
+    before = logged(log)
+    victim = before[-1][0]  # a node whose actor is working now
+    cluster.remove_node(node_by_id(cluster, victim))
+    worker.join(timeout=300)
+    assert results, "the job did not finish"
+    result = results[0]
+    assert result.status == "COMPLETED", result.metrics
+    assert result.metrics == local.metrics
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+    indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]  # in order, or it raises
+    assert len(indices) == len(set(indices)) == local.metrics["total"]
+    after = logged(log)[len(before):]
+    assert len({node for node, _pid, _i in before}) == 2  # both actors' nodes worked
+    assert after and victim not in {node for node, _pid, _i in after[5:]}  # the rest ran elsewhere
+    assert len({node for node, _pid, _i in logged(log)}) == 3  # the actor restarted on the spare node
+
+
+def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, cluster):
+    inp = write_manifest(tmp_path / "in.manifest", 80)
+    log = tmp_path / "calls.log"
+    local_cfg = config(tmp_path / "local", inp, tmp_path / "local.log")
+    local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
+    api.annotate(local_cfg)
+    job_dir = tmp_path / "ray" / "job"
+    options = {"address": cluster.address, "actors": 1, "probe_seconds": 2.0, "stall_seconds": 6.0}
+    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine="ray",
+                                                     engine_options=options))
+    wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
+    for node in list(cluster.worker_nodes):
+        cluster.remove_node(node)
+    worker.join(timeout=300)
+    assert results and results[0].status == "FAILED"
+    error = orjson.loads((job_dir / "job.json").read_bytes())["error"]
+    assert "no annotator actor has answered" in error and "resume" in error
+    done = len(list(iter_records(JobLayout(str(job_dir)))))
+    assert 0 < done < results[0].metrics["total"]
+
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    resumed = api.resume(str(job_dir), engine="ray", engine_options={"address": cluster.address, "actors": 1})
+    assert resumed.status == "COMPLETED", resumed.metrics
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+    indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]
+    assert len(indices) == len(set(indices)) == resumed.metrics["total"]

@@ -1,0 +1,154 @@
+"""``apply`` and ``rollback`` as real processes: ``kill -9`` mid-run against a backend that
+normalises what it stores, then re-apply and rollback; and two applies at once.
+
+The contract server runs in this process; the CLI runs in a subprocess (``SYNAPSE_HOST`` and the
+token reach it through the environment the ``synapse`` fixture sets). A server hook kills the
+client with SIGKILL when the Nth PUT arrives, so the kill lands with PUTs in flight: some reach
+the backend without the client ever journalling their outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.jobs_helpers import popen_cli, run_cli
+from totask_manifest.formats.synapse import gt_to_dm_v1
+from totask_manifest.synapse.apply import apply_job
+from totask_manifest.synapse.export import export_tasks
+from totask_manifest.synapse.rollback import rollback_job
+from totask_manifest.testing.builders import gt_label, make_job, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+ORIGINAL = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "human"}}
+N = 240
+
+
+def normalise(data: dict) -> dict:
+    """A backend that stores a little more than it was sent."""
+    return {**data, "assignmentId": 7, "meta": {"normalised": True}}
+
+
+@pytest.fixture
+def project(synapse, files, client, tmp_path):
+    pid = seed_tasks(synapse, files, N, data=ORIGINAL)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    synapse.normalise = normalise
+    return make_job(tmp_path, export), tasks
+
+
+def task_puts(synapse) -> Counter:
+    return Counter(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT", r"^/tasks/\d+/annotate_task_data/"))
+
+
+def kill_on_put(synapse, proc_box: dict, nth: int) -> None:
+    seen = {"n": 0}
+
+    def hook(_server, rec) -> None:
+        if rec.method == "PUT" and "/annotate_task_data/" in rec.path:
+            seen["n"] += 1
+            if seen["n"] == nth and proc_box.get("proc") is not None:
+                os.kill(proc_box["proc"].pid, signal.SIGKILL)
+
+    synapse.hooks.append(hook)
+
+
+def settle(synapse) -> None:
+    """Wait until the server has finished the killed client's requests (they still land)."""
+    quiet = 0
+    while quiet < 20:
+        quiet = quiet + 1 if synapse.in_flight == 0 else 0
+        time.sleep(0.01)
+
+
+def expected(line: int) -> dict:
+    # apply's conversion: confidences travel as a ``confidence`` classification attribute
+    return normalise(gt_to_dm_v1("object-detection", *gt_label(line), confidence_attribute="confidence"))
+
+
+@pytest.mark.parametrize("then", ["reapply-then-rollback", "rollback-at-once"])
+def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_task(synapse, project, client, then):
+    job_dir, tasks = project
+    synapse.latency = 0.002
+    box: dict = {}
+    kill_on_put(synapse, box, nth=N // 2)
+    box["proc"] = popen_cli("apply", str(job_dir), "--concurrency", "16", "--quiet")
+    assert box["proc"].wait(timeout=120) == -signal.SIGKILL
+    synapse.hooks.clear()
+    settle(synapse)
+    written = {t["id"] for t in tasks if t["data"] != ORIGINAL}
+    assert 0 < len(written) < N, "the kill should land mid-run"
+
+    if then == "reapply-then-rollback":
+        before = task_puts(synapse)
+        report = apply_job(str(job_dir), client=client)
+        assert report.ok
+        totals = report.totals
+        assert totals["conflict"] == 0 and totals["failed"] == 0, report.summary()
+        assert totals["applied"] + totals["unchanged"] == N
+        assert totals["unchanged"] == len(written)  # every write of the killed run is recognised as ours
+        again = task_puts(synapse) - before
+        assert not (set(again) & written), "a task the killed run wrote was sent again"
+        for line, task in enumerate(tasks, start=1):
+            assert task["data"] == expected(line)
+
+    holding_ours = {t["id"] for t in tasks if t["data"] != ORIGINAL}
+    result = rollback_job(str(job_dir), client=client)
+    assert result.complete, result.summary()
+    assert result.totals["conflict"] == 0 and result.totals["failed"] == 0
+    assert {r.task_id for r in result.results if r.status == "restored"} == holding_ours
+    for task in tasks:
+        # a restore is a write too: this backend stores the original with its own additions
+        want = normalise(ORIGINAL) if task["id"] in holding_ours else ORIGINAL
+        assert task["data"] == want, f"task {task['id']} not restored"
+
+
+def test_two_applies_at_once_send_each_put_once(synapse, project):
+    job_dir, tasks = project
+    first_put, second_done = threading.Event(), threading.Event()
+
+    def hold_first_put(_server, rec) -> None:
+        # the server stalls on the first apply's first PUT until the second apply has answered,
+        # so the two runs overlap whatever the machine's speed (the lease needs no request)
+        if rec.method == "PUT" and not first_put.is_set():
+            first_put.set()
+            second_done.wait(120)
+
+    synapse.hooks.append(hold_first_put)
+    first = popen_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
+    assert first_put.wait(60)
+    try:
+        second = run_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
+    finally:
+        second_done.set()
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in second.stderr
+    _out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    puts = task_puts(synapse)
+    assert set(puts) == {t["id"] for t in tasks} and set(puts.values()) == {1}
+    # rollback is refused the same way while an apply runs; afterwards it works
+    r = run_cli("rollback", str(job_dir))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_corrupt_journal_is_one_line_not_a_traceback(synapse, project, client):
+    job_dir, _tasks = project
+    assert apply_job(str(job_dir), client=client).ok
+    journal = job_dir / "synapse-journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[1] = b'{"op": "before", "task_id": "x"\n'
+    journal.write_bytes(b"".join(lines))
+    for command in ("apply", "rollback"):
+        r = run_cli(command, str(job_dir))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0
+        assert "synapse-journal.jsonl is corrupt at line 2" in r.stderr
