@@ -202,3 +202,26 @@ def test_the_same_image_twice_is_refused(tmp_path):
     with pytest.raises(ManifestError, match="label the same image") as exc:
         convert(str(tmp_path / "twice.manifest"), str(tmp_path / "y"), to="yolo")
     assert exc.value.rule == "yolo-duplicate-image" and exc.value.line == 2
+
+
+def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
+    """YOLO coordinates are 0..1 and trainers skip a label file with a value outside; a box
+    reaching past the image stops the conversion unless --allow-drop, which clips it."""
+    rec = orjson.loads(YOLOV5.read_bytes().splitlines()[0])
+    size = rec["category"]["image_size"][0]
+    anns = rec["category"]["annotations"]
+    anns.append({"class_id": 0, "top": 10, "left": size["width"] - 20, "height": 30, "width": 50})  # past the edge
+    anns.append({"class_id": 0, "top": -80, "left": 5, "height": 40, "width": 40})  # wholly outside
+    rec["category-metadata"]["objects"] += [{"confidence": 0.5}, {"confidence": 0.4}]
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    with pytest.raises(ManifestError, match="reaches past") as exc:
+        convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo")
+    assert exc.value.rule == "yolo-outside-image" and exc.value.key == f"category.annotations[{len(anns) - 2}]"
+    assert not (tmp_path / "y" / "index.jsonl").exists()
+    result = convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo", allow_drop=True)
+    assert result.counts["dropped"] == 2
+    label = next((tmp_path / "y" / "labels").rglob("*.txt"))
+    rows = read_ultralytics_labels(label, 1)
+    assert len(rows) == len(anns) - 1
+    _, cx, _, w, _ = rows[-1]
+    assert (cx + w / 2) * size["width"] == pytest.approx(size["width"])  # clipped at the right edge

@@ -106,8 +106,8 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                                         "YOLO needs one name per class id", line=line.number, key="class-map",
                                         rule="yolo-class")
             path = paths[line.number]
-            write_bytes_atomic(join(dst, path),
-                               gt_to_yolo(label.value, label.metadata, confidence=confidence).encode())
+            value, metadata = _inside_image(label.value, label.metadata, line.number, attr, allow_drop, dropped)
+            write_bytes_atomic(join(dst, path), gt_to_yolo(value, metadata, confidence=confidence).encode())
             size = label.value["image_size"][0]
             index.write(orjson.dumps({"label": path, "source-ref": label.source,
                                       "width": size["width"], "height": size["height"],
@@ -122,6 +122,44 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
+
+
+def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,
+                  dropped: Counter) -> tuple[dict, dict]:
+    """The boxes as YOLO can hold them: inside the image (its coordinates are 0..1, and trainers
+    skip an image whose label file has a value outside, Ultralytics with a warning).
+
+    A box reaching past the image stops the conversion, naming the line and the box, unless
+    ``allow_drop``: then it is clipped to the image (counted ``clipped``), or left out when
+    nothing of it is inside (counted ``outside the image``).
+    """
+    size = value["image_size"][0]
+    width, height = size["width"], size["height"]
+    eps = 1e-9 * max(width, height)
+    anns = value.get("annotations") or []
+    objects = metadata.get("objects") or [{}] * len(anns)
+    kept_anns, kept_objects = [], []
+    for i, (ann, obj) in enumerate(zip(anns, objects, strict=False)):
+        left, top, w, h = (float(ann[k]) for k in ("left", "top", "width", "height"))
+        x0, y0, x1, y1 = max(left, 0.0), max(top, 0.0), min(left + w, width), min(top + h, height)
+        if x0 <= left + eps and y0 <= top + eps and x1 >= left + w - eps and y1 >= top + h - eps:
+            kept_anns.append(ann)
+            kept_objects.append(obj)
+            continue
+        if not allow_drop:
+            raise ManifestError(
+                f"box {i} ({left:g}, {top:g}, {w:g} x {h:g}) reaches past the {width} x {height} image; YOLO "
+                "coordinates are 0..1 (--allow-drop clips it to the image)",
+                line=line, key=f"{attr}.annotations[{i}]", rule="yolo-outside-image")
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            dropped["outside the image"] += 1
+            continue
+        dropped["clipped"] += 1
+        kept_anns.append({**ann, "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
+        kept_objects.append(obj)
+    if len(kept_anns) == len(anns) and all(a is b for a, b in zip(kept_anns, anns, strict=True)):
+        return value, metadata
+    return {**value, "annotations": kept_anns}, {**metadata, "objects": kept_objects}
 
 
 def _data_yaml(names: Sequence[str]) -> str:
