@@ -172,6 +172,25 @@ def test_lossless_conversion_needs_no_permission() -> None:
     assert "dropped" not in labeled.metadata and labeled.metadata["objects"] == [{"confidence": 0.5}]
 
 
+def test_keys_a_conversion_does_not_read_are_named_not_dropped() -> None:
+    """A key the Ground Truth label has no place for (an annotation's own note, a box's ``z``, an
+    object's track id) is a loss like a polygon: refused naming it, recorded with allow_drop."""
+    doc = {"annotations": {"image_1": [{"id": "a1", "tool": "bounding_box", "isLocked": False, "isVisible": True,
+                                        "memo": "check", "classification": {"class": "cat"}}]},
+           "annotationsData": {"image_1": [{"id": "a1", "coordinate": {"x": 1, "y": 2, "width": 3, "height": 4,
+                                                                      "z": 9}, "score_map": [1, 2]}]},
+           "extra": {}}
+    with pytest.raises(FormatError, match="1 annotation key memo, 1 annotationsData key score_map, "
+                                          "1 coordinate key z"):
+        to_label(doc, "dm-schema-v1", "object-detection", image_size=(10, 10, 3))
+    labeled = to_label(doc, "dm-schema-v1", "object-detection", image_size=(10, 10, 3), allow_drop=True)
+    assert labeled.metadata["dropped"] == {"annotation key memo": 1, "annotationsData key score_map": 1,
+                                           "coordinate key z": 1}
+    objects = {"objects": [{"id": 1, "type": "bbox", "track": 7, "properties": {"label": "a"},
+                            "coordinates": {"x": 1, "y": 2, "width": 3, "height": 4, "z": 1}}]}
+    assert losses(objects, "synapse-objects", "object-detection") == {"object key track": 1, "coordinates key z": 1}
+
+
 # --- 3. fresh file URLs --------------------------------------------------------------------------
 
 
@@ -330,6 +349,31 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
     assert synapse.requests_to("PUT") == []
 
 
+def test_with_schema_any_an_empty_document_is_submitted_as_the_sdk_submits_it(synapse, files, tmp_path) -> None:
+    """``schema: any`` sends ``?schema=any``, which skips the backend's DM check (the one refusing an
+    empty submit): the SDK's file method then writes the file's empty document, and so does ``run``;
+    a falsy inference reply (``{}``) is still never submitted, as in the SDK."""
+    empty = {"extra": {}, "annotations": {"image_1": []}, "annotationsData": {"image_1": []}}
+    pid = seed_tasks(synapse, files, 3, label=lambda i: rich_dm_doc(i) if i != 1 else empty)
+    params = {"name": "Empty_Any", "project": pid, "agent": 1, "method": "file", "target_specification_name": SPEC,
+              "schema": "any"}
+    result = ToTaskAction(params=params, output_root=str(tmp_path)).start()
+    assert "success=3, failed=0" in result["message"], result
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    assert tasks[1]["data"] == empty
+    assert {r.query.get("schema") for r in synapse.requests_to("PUT")} == {"any"}
+
+    rel = synapse.add_release("det", version="2.0.0")
+    pid2 = seed_tasks(synapse, files, 2)
+    synapse.inference = lambda body: {} if body["params"]["json"]["image_path"].endswith("/0.png") else empty
+    params = {"name": "Empty_Any_Inference", "project": pid2, "agent": 1, "method": "inference",
+              "pre_processor": rel, "schema": "any"}
+    result = ToTaskAction(params=params, output_root=str(tmp_path), timing={"poll_interval": 0.01}).start()
+    assert "success=1, failed=1" in result["message"], result
+    assert [f["error"] for f in result["failures"]] == [f"not-labeled: {EMPTY_RESULT}"]
+    assert sorted(t["data"] == empty for t in synapse.project_tasks(pid2)) == [False, True]
+
+
 # --- stats, report and convert read kept documents ------------------------------------------------
 
 
@@ -474,3 +518,45 @@ def test_a_job_stopped_then_resumed_after_its_urls_lapsed_works(synapse, files, 
     assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 8, resumed.metrics
     assert [rec["boxes"] for rec in output_records(resumed)] == [rich_dm_doc(i) for i in range(8)]
     assert any(r.status == 403 for r in files.requests)  # the old URLs were refused, the fresh ones served
+
+
+def test_a_plugin_that_misbehaves_fails_only_its_task_with_the_token_masked(synapse, files, client, tmp_path,
+                                                                             capsys) -> None:
+    """A plugin raising (with the token in its message), returning what JSON cannot hold, or NaN
+    (which orjson would quietly write as null) fails that task with a reason, as in the SDK; the
+    others are written; the token appears nowhere: not in the manifest, failures.jsonl, the result."""
+    from totask_manifest.testing.builders import TOKEN
+
+    _, manifest = exported(synapse, files, client, tmp_path, n=4)
+    result = annotate(tmp_path, manifest, converter="tests.support.totask_plugins:Misbehaving")
+    assert result.metrics["success"] == 1 and result.metrics["failed"] == 3, result.metrics
+    reasons = [r["boxes-metadata"].get("failure-reason") for r in output_records(result)]
+    assert reasons[0] == "convert: RuntimeError: backend refused token ***"
+    assert reasons[1].startswith("convert: the converter returned data that is not JSON")
+    assert reasons[2] == ("convert: the converter returned a number JSON cannot hold (NaN or infinity) at "
+                          "annotationsData.image_1[0].coordinate.x")
+    assert reasons[3] is None
+    job_dir = Path(result.job_url)
+    for path in job_dir.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
+
+    # the inference method: the same plugin behind convert_data_from_inference, through run
+    rel = synapse.add_release("det", version="2.0.0")
+    pid2 = seed_tasks(synapse, files, 4)
+    synapse.inference = lambda body: {"index": body["params"]["json"]["image_path"].rsplit("/", 1)[-1].split(".")[0],
+                                      "label": "dog", "box": {"x": 1, "y": 2, "width": 3, "height": 4}}
+    params = {"name": "Misbehaving_Inference", "project": pid2, "agent": 1, "method": "inference",
+              "pre_processor": rel, "converter": "tests.support.totask_plugins:Misbehaving"}
+    action = ToTaskAction(params=params, output_root=str(tmp_path / "action"), timing={"poll_interval": 0.01}).start()
+    assert action["status"] == "SUCCEEDED" and "success=1, failed=3" in action["message"], action
+    errors = sorted(f["error"] for f in action["failures"])
+    assert errors == sorted([
+        "not-labeled: convert_data_from_inference: RuntimeError: backend refused token ***",
+        "not-labeled: convert_data_from_inference: the converter returned data that is not JSON "
+        "(Type is not JSON serializable: set)",
+        "not-labeled: convert_data_from_inference: the converter returned a number JSON cannot hold (NaN or "
+        "infinity) at annotationsData.image_1[0].coordinate.x"]), errors
+    assert TOKEN not in orjson.dumps(action).decode() and TOKEN not in capsys.readouterr().err
+    written = [t for t in synapse.project_tasks(pid2) if t.get("writes")]
+    assert len(written) == 1 and written[0]["data"]["extra"] == {"converted_by": "PassThrough"}

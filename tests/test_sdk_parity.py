@@ -243,6 +243,8 @@ class Parity:
     ours: Side
     tmp: Path
     differences: dict[int, list[str]] = field(default_factory=dict)
+    #: the ``schema`` parameter both runs were given (None: the default, DM schema v1)
+    schema: str | None = None
 
 
 def _base_env() -> dict[str, str]:
@@ -305,10 +307,12 @@ def json_differences(a: Any, b: Any, path: str = "") -> list[str]:
     return []
 
 
-@pytest.fixture(scope="module", params=["file", "inference"])
+@pytest.fixture(scope="module", params=["file", "inference", "file schema=any", "inference schema=any"])
 def parity(request: pytest.FixtureRequest, sdk_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
-    method = request.param
-    tmp = tmp_path_factory.mktemp(f"parity-{method}")
+    """``schema=any``: the SDK sends ``?schema=any``, which skips the backend's DM check; the contract
+    server then takes the empty document the SDK submits, so both sides must write it."""
+    method, _, schema = request.param.partition(" schema=")
+    tmp = tmp_path_factory.mktemp(f"parity-{method}-{schema or 'dm'}")
     files = FileServer().start()
     sdk_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
     our_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
@@ -317,9 +321,11 @@ def parity(request: pytest.FixtureRequest, sdk_python: str, tmp_path_factory: py
         our_seed = seed_parity(our_server, files)
         assert sdk_seed == our_seed
         params = sdk_seed.file_params() if method == "file" else sdk_seed.inference_params()
+        if schema:
+            params["schema"] = schema
         sdk = Side(sdk_server, sdk_seed, *_run_sdk(sdk_python, sdk_server, sdk_seed, params, tmp / "sdk-home"))
         ours = Side(our_server, our_seed, *_run_ours(our_server, our_seed, params, tmp))
-        run = Parity(method, sdk, ours, tmp)
+        run = Parity(method, sdk, ours, tmp, schema=schema or None)
         for task_id in sdk_seed.task_ids:
             diff = json_differences(sdk.data(task_id), ours.data(task_id))
             if diff:
@@ -353,6 +359,7 @@ def test_the_sdk_runs_end_to_end_against_the_contract_server(parity: Parity) -> 
             assert json.dumps(sdk.data(task_id), sort_keys=True) == json.dumps(expected[i], sort_keys=True), task_id
     # the empty document: written where the backend takes it, failed where it answers 400 (the real one does)
     assert (ids[5] in failed) != (ids[5] in sdk.written())
+    assert (ids[5] in sdk.written()) == (parity.schema == "any")  # ?schema=any skips the check that refuses it
     assert sdk.data(ids[EXCLUDED_INDEX]) == INITIAL_DATA and ids[EXCLUDED_INDEX] not in sdk.written()
     assert sdk.final_patch()["status"] == "SUCCEEDED" and sdk.final_patch()["result"] == sdk.result
     assert len(sdk.server.requests_to("GET", "^/sdk/tasks/$")) == 3  # 7 tasks in pages of 3
@@ -369,7 +376,7 @@ def test_task_data_is_json_equal_to_the_sdks(parity: Parity) -> None:
     ids = parity.sdk.seed.task_ids
     written = parity.sdk.written() | parity.ours.written()
     equal = [t for t in ids if t not in parity.differences]
-    line = (f"parity ({parity.method}): {len([t for t in written if t in equal])}/{len(written)} tasks equal / tasks written "
+    line = (f"parity ({parity.method}{', schema=' + parity.schema if parity.schema else ''}): {len([t for t in written if t in equal])}/{len(written)} tasks equal / tasks written "
             f"({len(equal)}/{len(ids)} tasks equal in all; SDK wrote {len(parity.sdk.written())}, "
             f"ours wrote {len(parity.ours.written())})")
     print(line)
@@ -405,6 +412,44 @@ def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> Non
                             for e in sdk.server.logs if e["event"] == "annotate_task_data")
 
 
+def test_the_job_report_has_the_sdks_steps_progress_and_messages(parity: Parity) -> None:
+    """What the Synapse UI draws from the job: the same steps with the same proportions and order, a
+    final ``current_progress`` holding every key the SDK's holds (``time_remaining`` 0, ``time_elapsed``),
+    and every log message the two runs both send made in the same step at the same level."""
+    sdk_patches = parity.sdk.server.job_patches[parity.sdk.seed.job_id]
+    our_patches = parity.ours.server.job_patches[parity.ours.seed.job_id]
+    assert sdk_patches[0]["status"] == our_patches[0]["status"] == "RUNNING"
+    sdk_final, our_final = sdk_patches[-1], our_patches[-1]
+
+    def steps(patch: dict) -> dict:
+        return {name: (step["proportion"], step["order"])
+                for name, step in patch["progress_record"]["record"]["steps"].items()}
+
+    assert list(steps(our_final).items()) == list(steps(sdk_final).items())
+    sdk_current = sdk_final["progress_record"]["current_progress"]
+    our_current = our_final["progress_record"]["current_progress"]
+    assert set(sdk_current) <= set(our_current), (sdk_current, our_current)
+    for key in ("step", "percent", "time_remaining"):
+        assert our_current[key] == sdk_current[key], key
+    assert float(our_current["overall"]) == float(sdk_current["overall"]) == 100.0
+    assert isinstance(our_current["time_elapsed"], int) and our_current["time_elapsed"] >= 0
+
+    def messages(logs: list[dict]) -> dict[str, tuple[str, str]]:
+        return {e["data"]["key"]: (e["step"], e["level"]) for e in logs
+                if e["event"] == "message" and e["data"].get("key")}
+
+    sdk_messages, our_messages = messages(parity.sdk.server.logs), messages(parity.ours.server.logs)
+    common = sorted(set(sdk_messages) & set(our_messages))
+    assert "TASK_TASKS_FETCHED" in common and "TASK_DATA_COMPLETED_WITH_FAILURES" in common, common
+    assert {k: our_messages[k] for k in common} == {k: sdk_messages[k] for k in common}
+
+    def errors(logs: list[dict]) -> list[tuple]:
+        return sorted((e["step"], e["level"], e["data"]["content"].split(" failed:", 1)[0], type(e["job"]).__name__)
+                      for e in logs if e["event"] == "message" and e["level"] == "error")
+
+    assert errors(parity.ours.server.logs) == errors(parity.sdk.server.logs)
+
+
 @pytest.mark.parametrize("parity", ["inference"], indirect=True)
 def test_the_pre_processor_is_deployed_and_asked_as_the_sdk_does(parity: Parity) -> None:
     """Same deploy body (resources as given, 0 kept, memory sent, ``language``) and the same inference
@@ -430,6 +475,11 @@ def test_every_request_carries_the_tenant_and_url_host_as_the_sdks_do(parity: Pa
     wrong = sorted({(r.method, r.path, r.header("synapse-tenant"), r.query.get("url_host")) for r in requests
                     if r.header("synapse-tenant") != f"Token {TENANT}" or r.query.get("url_host") != URL_HOST})
     assert not wrong, wrong[:10]
+
+    def schemas(side: Side) -> set:
+        return {r.query.get("schema") for r in side.server.requests_to("PUT")}
+
+    assert schemas(parity.ours) == schemas(parity.sdk) == {parity.schema}
 
 
 def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(

@@ -58,3 +58,34 @@ class Empty:
     def convert_data_from_file(self, primary_file_url, primary_file_name, data_file_url, data_file_name,
                                task_data=None) -> dict:
         return {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}}
+
+
+class Misbehaving(PassThrough):
+    """A plugin that goes wrong differently per task, by the task's position in ``task_data``'s data
+    unit file name (``0.json``, ``1.json``...): it raises with the Synapse token (read from the
+    environment, as any plugin can) in its message, returns a value JSON cannot hold, returns NaN,
+    or converts properly. Each must fail (or write) only its own task."""
+
+    def _misbehave(self, index: int) -> Any:
+        import os
+
+        if index == 0:
+            raise RuntimeError(f"backend refused token {os.environ.get('SYNAPSE_ACCESS_TOKEN')}")
+        if index == 1:
+            return {"annotations": {"image_1": [{"id": "a", "tool": "bounding_box",
+                                                 "classification": {"class": {"car", "bus"}}}]}}
+        if index == 2:
+            return {"annotations": {"image_1": [{"id": "a", "tool": "bounding_box", "classification": {"class": "c"}}]},
+                    "annotationsData": {"image_1": [{"id": "a", "coordinate": {"x": float("nan"), "y": 1,
+                                                                               "width": 2, "height": 3}}]}}
+        return None
+
+    def convert_data_from_file(self, primary_file_url, primary_file_name, data_file_url, data_file_name,
+                               task_data=None) -> dict:
+        index = int(str(data_file_name).split(".", 1)[0])
+        return self._misbehave(index) or super().convert_data_from_file(
+            primary_file_url, primary_file_name, data_file_url, data_file_name, task_data=task_data)
+
+    def convert_data_from_inference(self, inference_data: Any, task_data: Any = None) -> dict:
+        return self._misbehave(int(inference_data["index"])) or super().convert_data_from_inference(
+            inference_data, task_data=task_data)

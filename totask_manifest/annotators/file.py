@@ -53,7 +53,7 @@ from ..fetch import (
 )
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
-from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
+from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
 from ..task_types import common_metadata, get_task_type, task_type_of_metadata
 from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome
 
@@ -159,6 +159,8 @@ class FileAnnotator(Annotator):
         self.base: str | None = base
         self.native: str = options.get("native") or NATIVE_KEEP
         self.allow_drop = bool(options.get("allow_drop"))
+        #: keep an empty document (a ``schema: any`` ToTask run submits it, as the SDK's file method)
+        self.submit_empty = bool(options.get("submit_empty"))
         self.plugin: Any = None
         if options.get("converter"):
             from ..synapse.plugin import FILE_HOOK, load_plugin
@@ -315,7 +317,7 @@ class FileAnnotator(Annotator):
             doc, fmt = self._decode(body, url)
             kept = self._kept_format(fmt)
             if kept is not None:
-                if is_empty(doc, kept):
+                if refused_as_empty(doc, kept, submit_empty=self.submit_empty):
                     return Failed(EMPTY_RESULT)
                 problem = document_problem(doc, kept) if self.native == NATIVE_KEEP else None
                 return Failed(problem) if problem else native_label(doc, kept)
@@ -402,7 +404,7 @@ class FileAnnotator(Annotator):
         """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
         from ..formats.detect import detect_input_format
         from ..synapse.fresh_urls import task_files
-        from ..synapse.plugin import file_name_of, task_data_of_line
+        from ..synapse.plugin import file_name_of, hook_failure, json_problem, task_data_of_line
 
         record = item.record
         task = None
@@ -428,13 +430,12 @@ class FileAnnotator(Annotator):
             converted = await asyncio.to_thread(self.plugin.convert_data_from_file, primary_url, primary_name,
                                                 data_url, data_name, task_data=task or task_data_of_line(record))
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
-            return Failed(f"convert: {type(exc).__name__}: {scrub(str(exc), 200)}")
-        if is_empty(converted):
+            return Failed(hook_failure("convert", exc))
+        if refused_as_empty(converted, submit_empty=self.submit_empty):
             return Failed(EMPTY_RESULT)
-        try:
-            orjson.dumps(converted)
-        except TypeError as exc:
-            return Failed(f"convert: the converter returned data that is not JSON ({exc})")
+        problem = json_problem(converted)
+        if problem is not None:
+            return Failed(f"convert: {problem}")
         try:
             fmt = detect_input_format(converted)
         except FormatError:

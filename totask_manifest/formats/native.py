@@ -70,6 +70,16 @@ def is_empty(doc: Any, fmt: str | None = None) -> bool:
     return False
 
 
+def refused_as_empty(doc: Any, fmt: str | None = None, *, submit_empty: bool = False) -> bool:
+    """True when ``doc`` must not be submitted: it is empty (``is_empty``), unless ``submit_empty``
+    (a ``schema: any`` run: the backend's check that refuses an empty submit is the DM-schema one,
+    which ``?schema=any`` skips, and the SDK then submits what the file or plugin holds) and it is a
+    JSON object. ``None`` or a non-object is never sent."""
+    if not is_empty(doc, fmt):
+        return False
+    return not (submit_empty and isinstance(doc, Mapping))
+
+
 # --- shapes: what stats, report and convert read ---------------------------------------------------
 
 
@@ -168,6 +178,15 @@ BOX_TOOLS = frozenset({"bounding_box", "bbox"})
 CLASS_TOOLS = frozenset({"classification"})
 #: classification keys a Ground Truth label keeps (the class, and the confidence as its score)
 _KEPT_ATTRIBUTES = frozenset({"class", "confidence"})
+#: keys of a DM v1 annotation, of its ``annotationsData`` entry and of a box's ``coordinate`` that a
+#: conversion reads (or counts under its own kind: ``isLocked``, ``isVisible``, ``rotation``); any
+#: other key would vanish, so it is counted as ``annotation key K``, ``annotationsData key K``,
+#: ``coordinate key K``
+_ANNOTATION_KEYS = frozenset({"id", "tool", "isLocked", "isVisible", "classification"})
+_DATA_KEYS = frozenset({"id", "coordinate"})
+_BOX_KEYS = frozenset({"x", "y", "width", "height", "rotation"})
+#: keys of an ``objects`` object a conversion reads (``id``, as in DM v1, is not counted)
+_OBJECT_KEYS = frozenset({"id", "type", "coordinates", "properties", "class_id", "confidence"})
 
 
 def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
@@ -177,8 +196,10 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
     ``rotation`` (boxes turned by a non-zero angle), ``attribute`` (classification attributes
     beyond the class and confidence), ``extra``, ``relation``, ``group``, ``media`` (every media
     but the first), ``isLocked``/``isVisible`` (non-default states), ``property`` (``objects``
-    properties beyond label and confidence). Annotation ids are not counted: they only link an
-    annotation to its data, relations and groups, which are counted themselves.
+    properties beyond label and confidence), and ``annotation key K`` / ``annotationsData key K``
+    / ``coordinate key K`` / ``object key K`` / ``coordinates key K`` for any other key an
+    annotation, its data, a box or an object carries. Annotation ids are not counted: they only
+    link an annotation to its data, relations and groups, which are counted themselves.
     """
     lost: Counter[str] = Counter()
     if not isinstance(doc, Mapping):
@@ -211,6 +232,18 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
                 lost["isLocked"] += 1
             if ann.get("isVisible") is False:
                 lost["isVisible"] += 1
+        data = doc.get("annotationsData") if isinstance(doc.get("annotationsData"), Mapping) else {}
+        entries = data.get(media[0]) if media and isinstance(data.get(media[0]), list) else []
+        by_id = {e.get("id"): e for e in entries if isinstance(e, Mapping)}
+        for ann in (a for m in media[:1] for a in anns[m] if isinstance(a, Mapping)):
+            if ann.get("tool") not in kept_tools:
+                continue
+            lost.update(f"annotation key {k}" for k in ann if k not in _ANNOTATION_KEYS)
+            entry = by_id.get(ann.get("id")) or {}
+            lost.update(f"annotationsData key {k}" for k in entry if k not in _DATA_KEYS)
+            coord = entry.get("coordinate")
+            if ann.get("tool") in BOX_TOOLS and isinstance(coord, Mapping):
+                lost.update(f"coordinate key {k}" for k in coord if k not in _BOX_KEYS)
         for key in doc:
             if key not in ("extra", "assignmentId", *_DM_SECTIONS):
                 lost[f"key {key}"] += 1
@@ -229,9 +262,12 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
             if kind not in kept:
                 lost[kind] += 1
                 continue
+            lost.update(f"object key {k}" for k in obj if k not in _OBJECT_KEYS)
             coord = obj.get("coordinates")
             if isinstance(coord, Mapping) and _num(coord.get("rotation")):
                 lost["rotation"] += 1
+            if kind == "bbox" and isinstance(coord, Mapping):
+                lost.update(f"coordinates key {k}" for k in coord if k not in _BOX_KEYS)
             props = obj.get("properties")
             if isinstance(props, Mapping):
                 lost["property"] += sum(1 for k in props if k not in ("label", "confidence"))

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import JobError, ManifestError, StorageError, UsageError
-from ..formats.native import EMPTY_RESULT, is_empty, native_format
+from ..formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
 from ..jobs.lease import hold
 from ..jobs.state import load_state
 from ..manifest.io import read_lines
@@ -348,7 +348,10 @@ class _ApplyRun:
                 except Exception as exc:  # a label that cannot be expressed fails its task only
                     self._emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
                     continue
-            if is_empty(data, kept):
+            # asked for ``schema=any`` (the action's ``schema: any``), a kept document is sent even
+            # when empty, as the SDK sends it; otherwise the backend answers 400, so it is not sent
+            if (refused_as_empty(data, kept, submit_empty=self.native_schema == "any") if kept is not None
+                    else is_empty(data, kept)):
                 self._emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
                 continue
             export_hash = syn.get("data_hash")

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from types import SimpleNamespace
 from typing import Any
 
-from ..errors import UsageError
+import orjson
+
+from ..errors import TotaskError, UsageError
 
 FILE_HOOK = "convert_data_from_file"
 INFERENCE_HOOK = "convert_data_from_inference"
@@ -78,6 +81,58 @@ def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
         return _instantiate(cls, params)
     except Exception as exc:
         raise UsageError(f"converter {target!r}: cannot create {attr}: {type(exc).__name__}: {exc}") from None
+
+
+def hook_failure(hook: str, exc: BaseException) -> str:
+    """The reason a task fails when a plugin's hook raised (the SDK fails that task and goes on).
+
+    A plugin is arbitrary code that can read the Synapse credentials from the environment, so its
+    message is scrubbed (URL queries) and every configured token is masked before it reaches
+    failures.jsonl, the manifest, the result or the Synapse job's log."""
+    from ..fetch import scrub
+
+    return f"{hook}: {type(exc).__name__}: {scrub(redact_secrets(str(exc)), 200)}"
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with the environment's Synapse tokens masked (``SynapseSettings.redact_tokens``)."""
+    from .settings import SynapseSettings
+
+    try:
+        return SynapseSettings.from_env().redact_tokens(text)
+    except TotaskError:  # settings that cannot be read hold no token we could have sent
+        return text
+
+
+def json_problem(value: Any) -> str | None:
+    """Why a hook's return cannot be sent as task data unchanged, or None.
+
+    The SDK sends it with ``requests``' ``json=``; what JSON cannot hold must fail its task with a
+    reason, not be changed on the way (orjson would write ``NaN`` as ``null`` without a word)."""
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        return f"the converter returned data that is not JSON ({exc})"
+    where = _non_finite(value, "")
+    if where is not None:
+        return f"the converter returned a number JSON cannot hold (NaN or infinity) at {where or '<root>'}"
+    return None
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for where, item in items:
+        found = _non_finite(item, where)
+        if found is not None:
+            return found
+    return None
 
 
 def task_data_of_line(record: dict) -> dict:

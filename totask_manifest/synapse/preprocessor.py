@@ -275,6 +275,9 @@ class PreProcessorAnnotator(Annotator):
         #: results in the backend's format travel as they are (as in ``FileAnnotator``)
         self.native: str = options.get("native") or "keep"
         self.allow_drop = bool(options.get("allow_drop"))
+        #: a non-falsy result without annotations is kept (a ``schema: any`` run submits it, as the
+        #: SDK does; a falsy one, ``{}`` or nothing, is never submitted, as in the SDK)
+        self.submit_empty = bool(options.get("submit_empty"))
         self.plugin: Any = None
         if options.get("converter"):
             from .plugin import INFERENCE_HOOK, load_plugin
@@ -324,10 +327,15 @@ class PreProcessorAnnotator(Annotator):
             except SynapseHTTPError as exc:
                 return Failed(f"task: {exc}")
             url = primary_file(task_files(task))[1].get("url") or url
+        from .plugin import PARAMS_HOOK, hook_failure, json_problem
+
         try:
             request = await self._plugin_request(served, item, url, task) if self.plugin is not None else None
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
-            return Failed(f"setup_inference_params: {type(exc).__name__}: {exc}")
+            return Failed(hook_failure(PARAMS_HOOK, exc))
+        problem = json_problem(request) if request is not None else None
+        if problem is not None:  # it could not be sent: that task fails, as the SDK's request would
+            return Failed(f"{PARAMS_HOOK}: {problem}")
         try:
             result = await infer(self.client.aio, served, self.agent, self.model, url, self.params, self.timing,
                                  request=request)
@@ -367,14 +375,22 @@ class PreProcessorAnnotator(Annotator):
     async def _to_label(self, result: Any, item: Item, task: dict | None = None) -> Outcome:
         from ..formats.detect import detect_input_format, to_label
         from ..formats.model import FormatError
-        from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, is_empty, native_label
+        from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
         from .plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
-            converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
-                                                task_data=task or task_data_of_line(item.record))
-            if is_empty(converted):
+            from .plugin import hook_failure, json_problem
+
+            try:
+                converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
+                                                    task_data=task or task_data_of_line(item.record))
+            except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
+                return Failed(hook_failure(INFERENCE_HOOK, exc))
+            if refused_as_empty(converted, submit_empty=self.submit_empty):
                 return Failed(EMPTY_RESULT)
+            problem = json_problem(converted)
+            if problem is not None:
+                return Failed(f"{INFERENCE_HOOK}: {problem}")
             try:
                 fmt = detect_input_format(converted)
             except FormatError:
@@ -387,7 +403,7 @@ class PreProcessorAnnotator(Annotator):
                 raise
             fmt = ANY
         if self.native != "convert" and (fmt in NATIVE_FORMATS or self.native == "any"):
-            if is_empty(result, fmt):
+            if refused_as_empty(result, fmt, submit_empty=self.submit_empty):
                 return Failed(EMPTY_RESULT)
             return native_label(result, fmt)
         image_size = None

@@ -32,6 +32,8 @@ STEP_PROPORTIONS: dict[str, dict[str, int]] = {
 }
 STEPS = STEP_PROPORTIONS["file"]
 METRICS_STEP = "annotate_task_data"
+#: job statuses that end a run (the SDK's entry point sends them with the result)
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
 
 
 def _now() -> str:
@@ -57,6 +59,10 @@ class JobReporter:
         self._last_send = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        #: set by a final status: ``current_progress`` then carries the SDK's ``time_remaining: 0.0``
+        #: and ``time_elapsed`` (whole seconds since the reporter was made), as its last PATCH does
+        self._finished = False
         if self.enabled:
             self._thread = threading.Thread(target=self._pump, name="synapse-job-reporter", daemon=True)
             self._thread.start()
@@ -69,6 +75,9 @@ class JobReporter:
 
     def status(self, status: str, **fields: Any) -> None:
         """A status change is sent now (or as soon as the once-a-second limit allows), never merged away."""
+        if status in FINAL_STATUSES:
+            with self._lock:
+                self._finished = True
         self._update({"status": status, **fields})
         self.flush(wait=True)
 
@@ -119,6 +128,8 @@ class JobReporter:
         overall = round(min(100.0, sum(self.steps[n] * self.percent[n] / 100.0 for n in self.steps)), 2)
         current = {"overall": overall, "step": self.current, "percent": self.percent[self.current],
                    "time_remaining": None, "order": list(self.steps).index(self.current)}
+        if self._finished:
+            current.update(time_remaining=0.0, time_elapsed=int(time.monotonic() - self._started))
         return {
             "progress_record": {"record": {"steps": steps}, "current_progress": current},
             "metrics_record": {"record": {"steps": {METRICS_STEP: dict(self.metrics)}}},

@@ -129,6 +129,14 @@ class SynapseSettings:
         return text
 
 
+    def redact_tokens(self, text: str) -> str:
+        """``text`` with the tokens masked, but not the tenant: for text that is not an error of the
+        client (a result, a plugin's message), where a short tenant code could match ordinary words."""
+        for secret in sorted((s for s in (self.access_token, self.user_token) if s), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
 def _token(env: Mapping[str, str], name: str) -> str | None:
     """A token from the environment, stripped (a pasted newline is common); it goes into a header,
     so anything but printable ASCII is refused, without ever showing the value."""
