@@ -123,7 +123,7 @@ def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
 def test_yolo_round_trip_on_real_boxes(tmp_path, name, attr):
     src = GT / name
     out = tmp_path / "yolo"
-    convert(str(src), str(out), to="yolo", label_attribute=attr)
+    convert(str(src), str(out), to="yolo", label_attribute=attr, confidence=True)  # the 6th column round-trips
     want = _labeled(src, attr)
     assert len(list((out / "labels").glob("*.txt"))) == len(want)
     names = (out / "classes.txt").read_text().splitlines()

@@ -82,8 +82,10 @@ def test_groundtruth_reads_all_three_shapes_and_keeps_confidences(od_labels):
         assert whole.value == value == pair.value == bare.value, (name, number)
         assert whole.metadata["objects"] == meta["objects"]
         assert whole.metadata["class-map"] == meta["class-map"]
-        # job-level fields are the new job's business
-        assert not {"type", "job-name", "creation-date", "human-annotated", "adjustment-status"} & set(whole.metadata)
+        # job-level fields are the new job's business; an adjustment job's verdict stays with the label
+        assert not {"type", "job-name", "creation-date", "human-annotated"} & set(whole.metadata)
+        assert whole.metadata.get("adjustment-status") == meta.get("adjustment-status")
+        assert whole.metadata_order == tuple(meta)
         assert bare.metadata["objects"] == [{}] * len(value["annotations"])  # no score, not 0.0
         assert from_groundtruth(to_groundtruth(value, meta), OD).metadata == pair.metadata
 

@@ -134,7 +134,7 @@ def test_append_adds_new_objects_and_skips_duplicates(tmp_path, caplog):
     assert len(out) == 6
     assert out[5].startswith(b'{"source-ref":"s3://bucket/new.jpg","k":1.50,"cls":')
     assert result.metrics["total"] == 6
-    assert "duplicate data object 's3://bucket/images/img00001.jpg' skipped" in caplog.text
+    assert "1 duplicate(s) skipped (first: " in caplog.text and "'s3://bucket/images/img00001.jpg'" in caplog.text
 
 
 def test_memory_filesystem_output_root(tmp_path):
@@ -267,8 +267,8 @@ def test_progress_is_a_live_bar_on_a_terminal(tmp_path):
         seen += chunk
     assert proc.wait(timeout=60) == 0
     os.close(primary)
-    assert b"\r[annotate_task_data] [" in seen and b"100.0% (30/30)" in seen
-    assert b"lines/s" in seen
+    assert b"\r\x1b[K[" in seen and b"100.0% 30/30" in seen
+    assert b"lines/s" in seen and b"ETA " in seen
     assert b"Progress: " not in seen  # the log-line form is for pipes and files
 
 

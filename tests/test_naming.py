@@ -189,4 +189,4 @@ def test_line_json_and_utf8_rules_come_from_the_line() -> None:
     assert info.value.rule == "line-utf8" and "byte 12" in str(info.value)
     with pytest.raises(ManifestError) as info:
         Line(1, b"[1, 2]").record()
-    assert info.value.rule == "line-json" and "found a JSON list, not an object" in str(info.value)
+    assert info.value.rule == "line-json" and "found a JSON array, not an object" in str(info.value)

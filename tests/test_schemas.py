@@ -186,7 +186,8 @@ def drop(obj: dict | list, key: Any = -1) -> None:
 BROKEN = [
     # common metadata
     ("image-classification", lambda lab, m: set_(m, "human-annotated", "maybe"), [("metadata.human-annotated", "schema-enum")]),
-    ("image-classification", lambda lab, m: set_(m, "creation-date", "2018-10-18 22:18"), [("metadata.creation-date", "schema-pattern")]),
+    ("image-classification", lambda lab, m: set_(m, "creation-date", "18/10/2018 22:18"), [("metadata.creation-date", "creation-date-invalid")]),
+    ("image-classification", lambda lab, m: set_(m, "creation-date", ""), [("metadata.creation-date", "schema-minLength")]),
     ("image-classification", lambda lab, m: set_(m, "creation-date", "2018-02-30T22:18:13.527256"), [("metadata.creation-date", "creation-date-invalid")]),
     ("image-classification", lambda lab, m: drop(m, "creation-date"), [("metadata", "schema-required")]),
     ("image-classification", lambda lab, m: set_(m, "confidence", 1.5), [("metadata.confidence", "schema-maximum")]),
@@ -409,7 +410,8 @@ COMMON = st.fixed_dictionaries(
         "creation-date": st.sampled_from([
             DATE, "2020-05-25T12:53:54+0000", "2021-02-29T00:00:00", "2020-02-29T23:59:59.1", "2020-04-31T00:00:00",
             "2020-12-31T23:59:59.999999", "0000-01-01T00:00:00", "2020-13-01T00:00:00", "2020-01-01T24:00:00",
-            "2020-01-01", "2020-01-01T00:00:00Z"]),
+            "2020-01-01", "2020-01-01T00:00:00Z", "2020-01-01T09:00:00+09:00", "Wed Jan 01 2020 00:00:00 GMT+0000",
+            "Thu, 01 Jan 2020 00:00:00 GMT", "2020-01-01 00:00:00", "20200101T000000Z", "soon"]),
     },
 )
 KINDS = st.sampled_from(["groundtruth/object-detection", "groundTruth/object-detection", "groundtruth/text-span"])

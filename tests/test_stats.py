@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -56,7 +57,7 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
     for a in attrs:
         s = {"lines": 0, "labeled": 0, "failed": 0, "failures": Counter(), "types": Counter(), "human": Counter(),
              "jobs": Counter(), "classes": Counter(), "names": {}, "hist": [0] * 10, "conf": [],
-             "per_image": Counter()}
+             "per_image": Counter(), "pairs": Counter()}
         for r in records:
             meta = r.get(a + "-metadata")
             if not isinstance(meta, dict):
@@ -79,20 +80,24 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
                 s["jobs"][meta["job-name"]] += 1
             value = r[a]
             confs = []
+            cmap = meta.get("class-map") if isinstance(meta.get("class-map"), dict) else {}
             if t in DET:
                 ids = [x["class_id"] for x in value["annotations"]]
                 s["classes"].update(ids)
+                s["pairs"].update((i, cmap.get(str(i))) for i in ids)
                 s["per_image"][len(ids)] += 1
                 confs = [o["confidence"] for o in meta.get("objects", [])]
                 for k, v in meta.get("class-map", {}).items():
                     s["names"].setdefault(int(k), set()).add(v)
             elif t in SINGLE:
                 s["classes"][int(value)] += 1
+                s["pairs"][(int(value), meta.get("class-name"))] += 1
                 if "class-name" in meta:
                     s["names"].setdefault(int(value), set()).add(meta["class-name"])
                 confs = [meta["confidence"]] if "confidence" in meta else []
             elif t in MULTI:
                 s["classes"].update(value)
+                s["pairs"].update((v, cmap.get(str(v))) for v in value)
                 for k, v in meta.get("class-map", {}).items():
                     s["names"].setdefault(int(k), set()).add(v)
                 cmap = meta.get("confidence-map", {})
@@ -117,10 +122,21 @@ def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = No
         assert g.types == dict(w["types"]), where
         assert g.human_annotated == dict(w["human"]), where
         assert g.job_names == dict(w["jobs"]), where
-        assert {c.class_id: c.count for c in g.classes} == dict(w["classes"]), where
-        assert {c.class_id: c.name for c in g.classes} == {
-            k: "|".join(sorted(w["names"][k])) if k in w["names"] else None for k in w["classes"]
-        }, where
+        # by name where the line's class map names the class (else the one name its id has
+        # elsewhere), by id otherwise
+        want_classes: Counter = Counter()
+        want_ids: dict = {}
+        for (cid, name), k in w["pairs"].items():
+            if name is None and len(w["names"].get(cid, ())) == 1:
+                name = next(iter(w["names"][cid]))
+            key = name if name is not None else ("id", cid)
+            want_classes[key] += k
+            want_ids.setdefault(key, set()).add(cid)
+        assert {c.name if c.name is not None else ("id", c.class_id): c.count for c in g.classes} == \
+            dict(want_classes), where
+        assert {c.name if c.name is not None else ("id", c.class_id): set(c.class_ids) for c in g.classes} == \
+            want_ids, where
+        assert sum(c.count for c in g.classes) == sum(w["classes"].values()), where
         assert g.confidence_histogram == w["hist"], where
         assert g.confidence_count == len(w["conf"]), where
         if w["conf"]:
@@ -209,10 +225,12 @@ def test_hard_lines_count_the_same(tmp_path):
     assert a.failures == {"timeout": 2, "http-500": 1, "failed": 1}  # grouped by rule
     assert (a.lines, a.labeled, a.failed) == (12, 7, 4)
     assert a.job_names['labeling-job/x"}'] == 1
-    assert {c.class_id: c.name for c in a.classes}[6] == "a: { b"
+    assert {c.name: c.class_ids for c in a.classes}["a: { b"] == [6]
     assert "annotator" not in got.attributes
-    assert {c.class_id: c.name for c in a.classes}[0] == "c0|café"  # two names for one id on different lines
-    assert {c.class_id: c.name for c in a.classes}[2] == "a{b"
+    # two names for one id on different lines: counted apart, and the clash reported
+    assert {c.name: c.count for c in a.classes if c.class_id == 0} == {"café": 1, "c0": 1}
+    assert [(x.class_id, x.counts) for x in a.class_clashes] == [(0, {"c0": 1, "café": 1}), (1, {"c1": 1, "새": 1})]
+    assert {c.name: c.class_ids for c in a.classes}["a{b"] == [2]
     assert got.attributes["B"].boxes == 3
     assert got.attributes["M"].confidence_count == 2  # class 0 is in the confidence-map but not chosen
     assert got.blank_lines == 1
@@ -302,7 +320,8 @@ def test_cli_json_and_text(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     cat = data["attributes"]["category"]
     assert (data["lines"], cat["labeled"], cat["boxes"]) == (50, 50, 129)
-    assert cat["classes"] == [{"class_id": 0, "name": "Bird", "count": 129}]
+    assert cat["classes"] == [{"class_id": 0, "name": "Bird", "count": 129, "class_ids": [0]}]
+    assert cat["class_clashes"] == []
     assert sum(cat["confidence_histogram"]) == 129
     assert cli_main(["stats", str(src)]) == 0
     text = capsys.readouterr().out
@@ -313,3 +332,26 @@ def test_cli_json_and_text(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["attributes"] == data["attributes"]
     assert cli_main(["stats", str(src), "--workers", "0"]) == 2
     assert "workers must be at least 1" in capsys.readouterr().err
+
+
+def test_classes_are_counted_by_name_and_clashes_reported(tmp_path, capsys):
+    """A file that reuses id 4 for 'cat' and 'dog' (two jobs, two label lists) and writes 'cat'
+    under ids 4 and 7: counts go to names, never to 'cat|dog'."""
+    lines = [
+        {"source-ref": "s3://b/1.jpg", **_od("A", [4, 4], [0.9, 0.8], names={4: "cat"})},
+        {"source-ref": "s3://b/2.jpg", **_od("A", [4], [0.7], names={4: "dog"})},
+        {"source-ref": "s3://b/3.jpg", **_od("A", [7, 1], [0.6, 0.5], names={7: "cat", 1: "bird"})},
+    ]
+    path = tmp_path / "clash.manifest"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    a = assert_same(path).attributes["A"]
+    assert [(c.name, c.count, c.class_ids) for c in a.classes] == [("cat", 3, [4, 7]), ("bird", 1, [1]),
+                                                                   ("dog", 1, [4])]
+    assert [(x.class_id, x.name, x.counts) for x in a.class_clashes] == [
+        (4, None, {"cat": 2, "dog": 1}), (None, "cat", {"4": 2, "7": 1})]
+    assert cli_main(["stats", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "cat|dog" not in text
+    assert "class id 4 has several names: 'cat' (2), 'dog' (1)" in text
+    assert "class 'cat' has several ids: 4 (2), 7 (1)" in text
+    assert re.search(r"\b3 +4,7 cat\b", text)

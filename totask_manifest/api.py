@@ -37,7 +37,7 @@ log = logging.getLogger("totask_manifest")
 ProgressCallback = Callable[[dict[str, int]], None]
 
 #: options about the data rather than the method, kept when a chained job changes method
-_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts")
+_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
 
 
 def _absolute(url: str) -> str:
@@ -129,10 +129,14 @@ def _annotate_held(
         for url in config.append:
             if not exists(url):
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
-        added, skipped = combine_with_appended(config.input, config.append, layout.input_manifest)
-        for message in skipped:
-            log.warning("%s", message)
-        log.info("appended %d data object(s); %d duplicate(s) skipped", added, len(skipped))
+        from .fetch import APPENDED_BASES
+
+        appended = combine_with_appended(config.input, config.append, layout.input_manifest)
+        (log.warning if appended.skipped else log.info)("%s", appended.summary())
+        # their relative references resolve in their own folders; a chained job keeps the folders
+        # of lines an earlier job appended (they lie inside its input, before the new ones)
+        earlier = [e for e in config.options.get(APPENDED_BASES) or () if e[0] < appended.starts[0][0]]
+        config.options[APPENDED_BASES] = [*earlier, *appended.starts]
         input_url = layout.input_manifest
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)

@@ -90,3 +90,32 @@ def backend_error_message(exc: BaseException) -> str | None:
             hint = " (set AWS credentials, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)" if "Credential" in cls.__name__ else ""
             return f"{type(exc).__name__}: {text[:300]}{hint}" if text else f"{type(exc).__name__}{hint}"
     return None
+
+
+def json_kind(value: object) -> str:
+    """What a value is called in JSON (``null``, ``number``, ``object``...), for messages about
+    data users wrote as JSON: ``NoneType`` and ``dict`` are Python's words, not theirs."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def json_text(value: object, limit: int = 80) -> str:
+    """A value as JSON text (``null``, ``true``, ``"cat"``), cut to ``limit`` characters."""
+    import json
+
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -101,6 +101,26 @@ def base_of(manifest_url: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
+#: the option naming where appended manifests' lines start and the folder each resolves against
+APPENDED_BASES = "relative_to_appended"
+
+
+def base_for_line(options: dict[str, Any], index: int, default: str | None) -> str | None:
+    """The folder a line's relative references resolve against: its own manifest's.
+
+    A job's input is the main manifest followed by the lines of each ``--append`` manifest;
+    ``options[APPENDED_BASES]`` holds ``[first line index, folder]`` per appended manifest (in
+    order), so a line at ``index`` from an appended manifest resolves against that manifest's
+    folder, and every other line against ``default`` (the main manifest's).
+    """
+    base = default
+    for first, folder in options.get(APPENDED_BASES) or ():
+        if index < first:
+            break
+        base = folder
+    return base
+
+
 def resolve_reference(ref: str, base: str | None) -> str:
     """Turn a reference from a manifest line into a URL or path.
 

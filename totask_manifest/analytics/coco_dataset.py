@@ -1,7 +1,8 @@
 """A whole manifest as one COCO document, and back: boxes, and semantic segmentation masks.
 
 Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so going back
-restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id``, ``score``
+restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO
+ids start at 1; ``formats.coco.CATEGORY_OFFSET``), ``score``
 = confidence (converters in ``formats.coco``). Masks: one annotation per class present in an
 image, as uncompressed RLE (``iscrowd: 1``), category id = mask class index (0 is background
 and gets no annotation); back again, polygons and RLE (list or compressed) are painted into a
@@ -20,7 +21,7 @@ import orjson
 
 from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
-from ..formats.coco import categories_by_id, coco_annotations_to_gt, gt_to_coco_image
+from ..formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from ..formats.model import ClassNames, FormatError
 from ..formats.native import coco_losses, describe
 from ..manifest.io import write_lines
@@ -36,7 +37,7 @@ def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: 
     for k, name in class_map.items():
         cid = int(k)
         if cats.setdefault(cid, name) != name:
-            raise ManifestError(f"class id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
+            raise ManifestError(f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
                                 "COCO needs one name per category", line=line, key="class-map", rule="coco-category")
 
 
@@ -59,7 +60,8 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
         if label.task_type == DETECTION:
             doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
                                    first_annotation_id=len(anns) + 1)
-            _merge_categories(cats, label.metadata.get("class-map", {}), line.number)
+            _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
+                                     for k, v in label.metadata.get("class-map", {}).items()}, line.number)
         elif label.task_type == SEGMENTATION:
             doc = _mask_doc(label, line.number, len(anns) + 1, cats)
         else:

@@ -52,7 +52,7 @@ def _only(fn: Callable, *names: str) -> Callable:
 EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _parquet_out,
     "coco": _only(manifest_to_coco, "label_attribute", "allow_drop"),
-    "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop"),
+    "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
     "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
     "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"),
 }
@@ -100,6 +100,7 @@ def convert(
     image_root: str | None = None,
     human_annotated: str | None = None,
     allow_drop: bool = False,
+    confidence: bool = False,
 ) -> ConvertResult:
     """Convert ``src`` to ``dst``; one of the two formats must be ``manifest``.
 
@@ -108,6 +109,7 @@ def convert(
     A conversion that would drop something (a polygon into a bounding-box label, a second media,
     rotation, attributes) is refused naming the line and what would be lost, unless
     ``allow_drop``; the counts then say how many things (exports) or lines (imports) dropped some.
+    ``confidence`` adds YOLO's optional 6th column (trainers read 5).
     """
     src_fmt = from_format or guess_format(src)
     for fmt in (src_fmt, to):
@@ -115,9 +117,11 @@ def convert(
             raise UsageError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
     if isinstance(class_names, str):
         class_names = read_class_names(class_names)
+    if confidence and to != "yolo":
+        raise UsageError("--confidence is YOLO's 6th column: it goes with --to yolo")
     opts = {"label_attribute": label_attribute, "class_names": class_names, "task_type": task_type,
             "job_name": job_name, "image_root": image_root, "human_annotated": human_annotated,
-            "allow_drop": allow_drop}
+            "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
     if src_fmt == MANIFEST:

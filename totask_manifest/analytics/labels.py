@@ -12,15 +12,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ..annotators.base import Labeled
 from ..errors import ManifestError, TotaskError, UsageError
 from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
-from ..manifest.line import Line
-from ..task_types import common_metadata, get_task_type, task_type_of_metadata
+from ..manifest.line import Line, gt_json
+from ..task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 
 METADATA = "-metadata"
 #: how many lines ``pick_attribute`` looks at before deciding
@@ -158,13 +156,14 @@ def _image_size(label: Label) -> tuple[int, int, int]:
 
 def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:
     """Type-specific metadata plus the fields every Ground Truth label carries (a label that
-    declares its own type, a kept document, keeps it)."""
+    declares its own type, a kept document, keeps it), in Ground Truth's order."""
     task_type = task_type_of_metadata(labeled.metadata) or task_type
-    return {**labeled.metadata, **common_metadata(task_type, job_name, human_annotated=human_annotated)}
+    return order_metadata(task_type, {**labeled.metadata, **common_metadata(
+        task_type, job_name, human_annotated=human_annotated)}, labeled.metadata_order)
 
 
 def manifest_line(source_ref: str, attribute: str, labeled: Labeled, task_type: str, *, job_name: str,
                   human_annotated: str, extra: dict | None = None) -> bytes:
     rec = {"source-ref": source_ref, **(extra or {}), attribute: labeled.value,
            attribute + METADATA: job_metadata(labeled, task_type, job_name=job_name, human_annotated=human_annotated)}
-    return orjson.dumps(rec) + b"\n"
+    return gt_json(rec) + b"\n"

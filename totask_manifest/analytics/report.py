@@ -9,6 +9,7 @@ still gets a page with whatever is there.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
-from ..fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
+from ..fetch import FetchPolicy, SyncFetcher, base_of, has_scheme, resolve_reference
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
 from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
@@ -253,6 +254,8 @@ def render_report(
     """The page's HTML, the number of sample tiles and of failures. Images are read under the
     job's fetch policy with ``fetch_options`` (``allow_root``, ``allow_hosts``, ...) laid over it."""
     job_url = job_url.rstrip("/")
+    if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
+        job_url = os.path.abspath(job_url)
     layout = JobLayout(job_url)
     job = _load_json(layout.job_json)
     if not job and not exists(layout.output_manifest):

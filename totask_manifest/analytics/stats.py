@@ -80,9 +80,23 @@ log = logging.getLogger("totask_manifest")
 
 @dataclass
 class ClassCount:
+    """Labels of one class: by name where the line's class map (or ``class-name``) gives one,
+    else by id. ``class_ids`` lists every id the name was written under (more than one: a clash)."""
+
     class_id: int | None
     name: str | None
     count: int
+    class_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ClassClash:
+    """One id written with several names, or one name under several ids, and how often each."""
+
+    class_id: int | None
+    name: str | None
+    #: ``name`` -> labels (an id's names) or ``str(id)`` -> labels (a name's ids)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +118,8 @@ class AttributeStats:
     job_names: dict[str, int] = field(default_factory=dict)
     #: boxes (detection) or chosen labels (classification) per class, most frequent first
     classes: list[ClassCount] = field(default_factory=list)
+    #: ids that carry several names, and names that carry several ids, across the lines
+    class_clashes: list[ClassClash] = field(default_factory=list)
     #: counts per confidence bin [0,0.1), ..., [0.9,1.0]; per box for detection, per label otherwise
     confidence_histogram: list[int] = field(default_factory=lambda: [0] * BINS)
     confidence_count: int = 0
@@ -149,6 +165,11 @@ def _class_id(value: Any) -> int | None:
     return class_id if _INT64_MIN <= class_id <= _INT64_MAX else None
 
 
+def _label(name: Any) -> str | None:
+    """A class name as counted: strings as they are, other JSON values as their text."""
+    return name if name is None or type(name) is str else _text(name)
+
+
 class _Columns:
     """Facts about one attribute over one batch of lines, as plain lists (cheap to append to).
 
@@ -158,8 +179,8 @@ class _Columns:
     on every line, their distinct pairs are few).
     """
 
-    __slots__ = ("conf", "humans", "ids", "jobs", "named", "names", "per_image", "reasons", "states", "tools",
-                 "types", "unscored")
+    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "named", "names", "per_image", "reasons", "states",
+                 "tools", "types", "unscored")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -168,6 +189,8 @@ class _Columns:
         self.jobs: list[str | None] = []
         self.states: list[int] = []
         self.ids: list[int] = []
+        #: the name the line itself gives each entry of ``ids`` (its class map), or None
+        self.labels: list[str | None] = []
         self.conf: list[float] = []
         self.per_image: list[int] = []
         self.names: set[tuple[Any, Any]] = set()
@@ -233,12 +256,17 @@ class _Columns:
                 return
             anns = value.get("annotations")
             boxes = 0
+            class_map = meta.get("class-map")
+            if type(class_map) is not dict:
+                class_map = {}
             if type(anns) is list:
                 ids = self.ids
                 for a in anns:
                     if type(a) is dict and type(c := a.get("class_id")) is int and _INT64_MIN <= c <= _INT64_MAX:
                         ids.append(c)
                         boxes += 1
+                if boxes:  # the names this line's class map gives its boxes (non-strings: _batch_frames)
+                    self.labels += [class_map.get(str(c)) for c in ids[-boxes:]]
             self.per_image.append(boxes)
             objects = meta.get("objects")
             if type(objects) is list:
@@ -250,8 +278,7 @@ class _Columns:
                         self.unscored += 1
             # boxes beyond the objects list have no confidence either
             self.unscored += max((len(anns) if type(anns) is list else 0) - (len(objects) if type(objects) is list else 0), 0)
-            class_map = meta.get("class-map")
-            if type(class_map) is dict:
+            if class_map:
                 try:  # the common case inline: this runs on every detection line
                     self.names.update(class_map.items())
                 except TypeError:
@@ -262,6 +289,7 @@ class _Columns:
                 return
             self.ids.append(class_id)
             name = meta.get("class-name")
+            self.labels.append(_label(name))
             if name is not None:
                 self._names({class_id: name})
             conf = meta.get("confidence")
@@ -275,6 +303,9 @@ class _Columns:
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 self._names(class_map)
+                self.labels += [_label(class_map.get(str(v))) for v in ids]
+            else:
+                self.labels += [None] * len(ids)
             conf_map = meta.get("confidence-map")
             # only the chosen classes: a confidence-map may hold others too
             scored = [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)] if type(conf_map) is dict else []
@@ -293,7 +324,7 @@ class _Columns:
 _SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "meta": {"attr": pl.String(), "type": pl.String(), "reason": pl.String(), "human": pl.String(),
              "job": pl.String(), "state": pl.Int8(), "n": pl.Int64()},
-    "classes": {"attr": pl.String(), "class_id": pl.Int64(), "n": pl.Int64()},
+    "classes": {"attr": pl.String(), "class_id": pl.Int64(), "name": pl.String(), "n": pl.Int64()},
     "names": {"attr": pl.String(), "class_id": pl.Int64(), "name": pl.String()},
     "conf": {"attr": pl.String(), "bin": pl.Int64(), "n": pl.Int64(), "sum": pl.Float64()},
     "per_image": {"attr": pl.String(), "boxes": pl.Int64(), "n": pl.Int64()},
@@ -343,8 +374,13 @@ def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]
                             schema={k: v for k, v in _SCHEMAS["meta"].items() if k not in ("attr", "n")})
         out["meta"].append(meta.select(a.alias("attr"), pl.all(), one.alias("n")))
         if c.ids:
-            out["classes"].append(pl.LazyFrame({"class_id": c.ids}, schema={"class_id": pl.Int64})
-                                  .select(a.alias("attr"), "class_id", one.alias("n")))
+            try:
+                labels = pl.Series(c.labels, dtype=pl.String, strict=True)
+            except (TypeError, pl.exceptions.PolarsError):  # a name that is a number, list or object
+                labels = pl.Series([_label(n) for n in c.labels], dtype=pl.String)
+            out["classes"].append(pl.LazyFrame({"class_id": c.ids, "name": labels},
+                                               schema={"class_id": pl.Int64, "name": pl.String})
+                                  .select(a.alias("attr"), "class_id", "name", one.alias("n")))
         if c.conf:
             v = pl.col("c")
             out["conf"].append(
@@ -538,13 +574,10 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
     names: dict[int, list[str]] = {}
     for cid, nm in mine["names"].sort("class_id", "name").collect().select("class_id", "name").iter_rows():
         names.setdefault(cid, []).append(nm)
-    per_class = mine["classes"].group_by("class_id").agg(n.sum()).collect().iter_rows()
+    per_pair = mine["classes"].group_by("class_id", "name").agg(n.sum()).collect().iter_rows()
+    # documents kept as they are name their classes without ids
     by_name = mine["named"].group_by("name").agg(n.sum()).collect().iter_rows()
-    s.classes = sorted(
-        [*(ClassCount(cid, "|".join(names[cid]) if cid in names else None, int(k)) for cid, k in per_class),
-         *(ClassCount(None, name, int(k)) for name, k in by_name)],
-        key=lambda cc: (-cc.count, cc.class_id if cc.class_id is not None else -1, cc.name or ""),
-    )
+    s.classes, s.class_clashes = _by_name(per_pair, names, by_name)
     s.tools = _ranked(mine["tools"].group_by("tool").agg(n.sum()).collect().iter_rows())
     per_image = mine["per_image"].group_by("boxes").agg(n.sum()).collect().iter_rows()
     s.boxes_per_image = dict(sorted((int(b), int(k)) for b, k in per_image))
@@ -560,6 +593,41 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
         total += float(subtotal)
     s.confidence_mean = total / s.confidence_count if s.confidence_count else None
     return s
+
+
+def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, list[str]],
+             named: Iterable[tuple[str, int]] = ()) -> tuple[list[ClassCount], list[ClassClash]]:
+    """Counts per class name (a label whose line names no class goes to the one name its id has
+    elsewhere, else stays counted by id; ``named`` counts names that come without an id), and the
+    ids and names that clash."""
+    by_name: dict[str, dict[int, int]] = {}
+    by_id: dict[int, int] = {}
+    no_id: dict[str, int] = {}
+    for name, k in named:
+        if name is not None:
+            no_id[name] = no_id.get(name, 0) + int(k)
+            by_name.setdefault(name, {})
+    for cid, name, k in per_pair:
+        if name is None and len(names.get(cid, ())) == 1:
+            name = names[cid][0]
+        if name is None:
+            by_id[cid] = by_id.get(cid, 0) + int(k)
+        else:
+            ids = by_name.setdefault(name, {})
+            ids[cid] = ids.get(cid, 0) + int(k)
+    classes = [ClassCount(min(ids, default=None), name, sum(ids.values()) + no_id.get(name, 0), sorted(ids))
+               for name, ids in by_name.items()]
+    classes += [ClassCount(cid, None, k, [cid]) for cid, k in by_id.items()]
+    classes.sort(key=lambda cc: (-cc.count, cc.class_id if cc.class_id is not None else -1, cc.name or ""))
+    clashes = [ClassClash(None, name, {str(cid): k for cid, k in sorted(ids.items())})
+               for name, ids in sorted(by_name.items()) if len(ids) > 1]
+    per_id: dict[int, dict[str, int]] = {}
+    for name, ids in by_name.items():
+        for cid, k in ids.items():
+            per_id.setdefault(cid, {})[name] = k
+    clashes[:0] = [ClassClash(cid, None, dict(sorted(counts.items())))
+                   for cid, counts in sorted(per_id.items()) if len(counts) > 1]
+    return classes, clashes
 
 
 def _merge(url: str, parts: list[_Partial], attributes: Sequence[str] | None) -> ManifestStats:
@@ -627,9 +695,15 @@ def format_text(stats: ManifestStats) -> str:
         if a.classes:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
-            out += [f"    {cc.count:>9,}  {'-' if cc.class_id is None else cc.class_id!s:>4} {cc.name or '?':<24} "
-                    f"{_bar(cc.count, top)}"
-                    for cc in a.classes]
+            out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
+                    f"{cc.name or '?':<24} {_bar(cc.count, top)}" for cc in a.classes]
+        for clash in a.class_clashes:
+            if clash.class_id is not None:
+                out.append(f"  class id {clash.class_id} has several names: "
+                           + ", ".join(f"{name!r} ({k:,})" for name, k in clash.counts.items()))
+            else:
+                out.append(f"  class {clash.name!r} has several ids: "
+                           + ", ".join(f"{cid} ({k:,})" for cid, k in clash.counts.items()))
         if a.tools:
             out.append("  annotations per tool: " + ", ".join(f"{k} ({n:,})" for k, n in a.tools.items()))
         if a.boxes_per_image:

@@ -2,14 +2,24 @@
 
 Written layout (any fsspec URL)::
 
-    OUT/classes.txt          one class name per line; line i is class id i
-    OUT/labels/<stem>.txt    "class cx cy w h confidence" per box, normalised
-    OUT/images.txt           the data object of each label file, in the same order (YOLO's image list)
-    OUT/index.jsonl          {"label", "source-ref", "width", "height", "depth", "line"} per label file
+    OUT/classes.txt              one class name per line; line i is class id i
+    OUT/data.yaml                Ultralytics' dataset file: names, and images/ as train and val
+    OUT/labels/<dirs>/<stem>.txt "class cx cy w h" per box, normalised (a 6th column, the
+                                 confidence, only with ``confidence=True``)
+    OUT/images.txt               the data object of each label file, in the same order (YOLO's image list)
+    OUT/index.jsonl              {"label", "source-ref", "width", "height", "depth", "line"} per label file
+
+Trainers find an image's labels by its path: Ultralytics and Darknet replace the last
+``/images/`` with ``/labels/`` and the suffix with ``.txt``. So ``<dirs>/<stem>`` is the
+``source-ref`` relative to the folder all sources share, suffix removed: images copied to
+``OUT/images/`` with the same folders pair with their labels, and two images with one file name
+in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.jpg`` ->
+``labels/b/cat.txt``). The same image on two lines cannot have two label files: refused.
 
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
-written here converts back without fetching images. A plain YOLO folder (``labels/*.txt`` next to
-``images/``) works too: sizes are read from the image headers with Pillow.
+written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
+next to ``images/`` with the same folders) works too: sizes are read from the image headers with
+Pillow.
 """
 
 from __future__ import annotations
@@ -31,24 +41,59 @@ DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def _stem(source: str | None, number: int, used: set[str]) -> str:
-    base = posixpath.basename((source or "").rstrip("/")) or f"line-{number}"
-    stem = base.rsplit(".", 1)[0] if "." in base else base
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or f"line-{number}"
-    if stem in used:
-        stem = f"{stem}_{number}"
-    used.add(stem)
-    return stem
+def _object_path(source: str | None, number: int) -> str:
+    """The path part of a data object's reference (``s3://b/k/x.jpg`` -> ``b/k/x.jpg``), normalised."""
+    if not source or not source.strip():
+        return f"line-{number}"
+    path = source.split("://", 1)[1] if "://" in source else source
+    path = posixpath.normpath(path.replace("\\", "/"))
+    return path
+
+
+def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
+    """Line number -> label file (``labels/<dirs>/<stem>.txt``) for each ``(line, source-ref)``.
+
+    The folders are the sources' own below the deepest folder they all share, so every label
+    pairs with its image the way trainers look labels up, whatever the file names.
+    """
+    paths = {number: _object_path(source, number) for number, source in sources}
+    dirs = {posixpath.dirname(p) for p in paths.values()}
+    try:
+        common = posixpath.commonpath(list(dirs)) if dirs else ""
+    except ValueError:  # absolute and relative paths mixed: keep each whole
+        common = ""
+    out: dict[int, str] = {}
+    taken: dict[str, int] = {}
+    for number, path in paths.items():
+        rel = posixpath.relpath(path, common) if common else path.lstrip("/")
+        rel = "/".join("__" if part == ".." else part for part in rel.split("/"))  # never above labels/
+        stem, dot, suffix = rel.rpartition(".")
+        if not dot or "/" in suffix:
+            stem = rel
+        label = f"labels/{stem}.txt"
+        if label in taken:
+            raise ManifestError(f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
+                                "holds one label file per image", line=number, key="source-ref",
+                                rule="yolo-duplicate-image")
+        taken[label] = number
+        out[number] = label
+    return out
 
 
 def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
-                     allow_drop: bool = False) -> dict[str, int]:
-    """Boxes as YOLO files; documents kept as they are (DM v1, objects) are converted, refused when
-    that would drop something unless ``allow_drop`` (the counts then say what was dropped)."""
+                     allow_drop: bool = False, confidence: bool = False) -> dict[str, int]:
+    """Write the boxes of one attribute as a YOLO folder (layout above); ``confidence`` adds the
+    6th column, which Ultralytics and Darknet training do not read. Documents kept as they are
+    (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
+    (the counts then say what was dropped)."""
     attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
+    # first the data objects, so each label file can mirror its image's folders
+    labeled = [(line.number, label.source)
+               for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter())
+               if label is not None and label.task_type == DETECTION]
+    paths = label_paths(labeled)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
-    used: set[str] = set()
     files = skipped = 0
     with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
         for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
@@ -60,21 +105,69 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                     raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
                                         "YOLO needs one name per class id", line=line.number, key="class-map",
                                         rule="yolo-class")
-            stem = _stem(label.source, line.number, used)
-            write_bytes_atomic(join(dst, "labels", stem + ".txt"),
-                               gt_to_yolo(label.value, label.metadata, confidence=True).encode())
+            path = paths[line.number]
+            value, metadata = _inside_image(label.value, label.metadata, line.number, attr, allow_drop, dropped)
+            write_bytes_atomic(join(dst, path), gt_to_yolo(value, metadata, confidence=confidence).encode())
             size = label.value["image_size"][0]
-            index.write(orjson.dumps({"label": f"labels/{stem}.txt", "source-ref": label.source,
+            index.write(orjson.dumps({"label": path, "source-ref": label.source,
                                       "width": size["width"], "height": size["height"],
                                       "depth": size.get("depth", 3), "line": line.number,
                                       "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
             images.write((label.source or "").encode() + b"\n")
             files += 1
-    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in yolo_names(class_map)).encode())
+    names = yolo_names(class_map)
+    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
+    write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
     counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
+
+
+def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,
+                  dropped: Counter) -> tuple[dict, dict]:
+    """The boxes as YOLO can hold them: inside the image (its coordinates are 0..1, and trainers
+    skip an image whose label file has a value outside, Ultralytics with a warning).
+
+    A box reaching past the image stops the conversion, naming the line and the box, unless
+    ``allow_drop``: then it is clipped to the image (counted ``clipped``), or left out when
+    nothing of it is inside (counted ``outside the image``).
+    """
+    size = value["image_size"][0]
+    width, height = size["width"], size["height"]
+    eps = 1e-9 * max(width, height)
+    anns = value.get("annotations") or []
+    objects = metadata.get("objects") or [{}] * len(anns)
+    kept_anns, kept_objects = [], []
+    for i, (ann, obj) in enumerate(zip(anns, objects, strict=False)):
+        left, top, w, h = (float(ann[k]) for k in ("left", "top", "width", "height"))
+        x0, y0, x1, y1 = max(left, 0.0), max(top, 0.0), min(left + w, width), min(top + h, height)
+        if x0 <= left + eps and y0 <= top + eps and x1 >= left + w - eps and y1 >= top + h - eps:
+            kept_anns.append(ann)
+            kept_objects.append(obj)
+            continue
+        if not allow_drop:
+            raise ManifestError(
+                f"box {i} ({left:g}, {top:g}, {w:g} x {h:g}) reaches past the {width} x {height} image; YOLO "
+                "coordinates are 0..1 (--allow-drop clips it to the image)",
+                line=line, key=f"{attr}.annotations[{i}]", rule="yolo-outside-image")
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            dropped["outside the image"] += 1
+            continue
+        dropped["clipped"] += 1
+        kept_anns.append({**ann, "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
+        kept_objects.append(obj)
+    if len(kept_anns) == len(anns) and all(a is b for a, b in zip(kept_anns, anns, strict=True)):
+        return value, metadata
+    return {**value, "annotations": kept_anns}, {**metadata, "objects": kept_objects}
+
+
+def _data_yaml(names: Sequence[str]) -> str:
+    """Ultralytics' dataset file (relative paths: it resolves them against its own folder)."""
+    import yaml
+
+    return yaml.safe_dump({"path": ".", "train": "images", "val": "images",
+                           "names": dict(enumerate(names))}, sort_keys=False, allow_unicode=True)
 
 
 def read_class_names(url: str) -> list[str]:
@@ -133,8 +226,8 @@ def yolo_to_manifest(
         fs, root = url_to_fs(src)
         label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
         protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
-        for path in sorted(fs.glob(join(label_dir, "*.txt"))):
-            stem = posixpath.basename(path)[:-4]
+        for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
+            stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
             if stem in ("classes", "images"):
                 continue
             image = next((join(root, "images", stem + s) for s in IMAGE_SUFFIXES

@@ -46,10 +46,13 @@ class Labeled:
     """A label value plus the type-specific metadata fields (``class-map``, ``objects``, ...).
 
     The job adds ``type``, ``job-name``, ``human-annotated`` and ``creation-date``.
+    ``metadata_order`` is the key order of the Ground Truth metadata the label was read from
+    (common fields included), so the job writes the keys back where Ground Truth had them.
     """
 
     value: Any
     metadata: dict = field(default_factory=dict)
+    metadata_order: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

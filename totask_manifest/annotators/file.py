@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import FetchError, StorageError, TotaskError, UsageError
+from ..errors import FetchError, StorageError, TotaskError, UsageError, json_kind
 from ..fetch import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BODY_BYTES,
@@ -42,6 +42,7 @@ from ..fetch import (
     DEFAULT_TIMEOUT,
     FetchPolicy,
     SyncFetcher,
+    base_for_line,
     base_of,
     check_fetch_options,
     fetch_options_from_args,
@@ -381,7 +382,7 @@ class FileAnnotator(Annotator):
             return await self._fresh_url(item, exc.reason.removeprefix("no URL: "))
         if self._refreshable(item) and is_expired(ref):
             return await self._fresh_url(item, "the URL has expired")
-        return resolve_reference(ref, self.base)
+        return resolve_reference(ref, base_for_line(self.context.options, item.index, self.base))
 
     async def _fetch_label_file(self, item: Item) -> tuple[str, bytes]:
         from ..synapse.fresh_urls import needs_refresh
@@ -474,7 +475,7 @@ class FileAnnotator(Annotator):
                 raise _LineFailure(f"no URL: the line has no key {self.url_key!r}") from None
             where = self.url_key
         if not isinstance(url, str) or not url.strip():
-            raise _LineFailure(f"no URL: {where} is {'empty' if isinstance(url, str) else type(url).__name__}")
+            raise _LineFailure(f"no URL: {where} is {'empty' if isinstance(url, str) else json_kind(url)}")
         return url
 
     def _decode(self, body: bytes, url: str) -> tuple[Any, str]:
@@ -518,7 +519,8 @@ class FileAnnotator(Annotator):
                 "image size: this format carries none, and the line has neither 'image_size' nor 'source-ref'"
             )
         try:
-            data = await self._sync.fetcher.fetch(resolve_reference(source, self.base))  # type: ignore[union-attr]
+            url = resolve_reference(source, base_for_line(self.context.options, item.index, self.base))
+            data = await self._sync.fetcher.fetch(url)  # type: ignore[union-attr]
         except FetchError as exc:
             raise _LineFailure(f"image size: {exc}") from None
         return read_image_size(data)

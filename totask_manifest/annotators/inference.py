@@ -22,10 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import FetchError, JobError, TotaskError, UsageError
+from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind, json_text
 from ..fetch import (
     FetchPolicy,
     SyncFetcher,
+    base_for_line,
     base_of,
     check_fetch_options,
     fetch_options_from_args,
@@ -263,7 +264,7 @@ class InferenceAnnotator(Annotator):
         parse_input_size(options.get("input_size"))
         review = options.get("review_below")
         if review is not None and (isinstance(review, bool) or not isinstance(review, int | float) or not 0 <= review <= 1):
-            raise UsageError(f"--review-below must be a number between 0 and 1, got {review!r}")
+            raise UsageError(f"--review-below must be a number between 0 and 1, got {json_text(review)}")
         key = options.get("image_key")
         if key is not None and (not isinstance(key, str) or not key.strip()):
             raise UsageError("--image-key must name a key")
@@ -468,8 +469,8 @@ class InferenceAnnotator(Annotator):
         if value is None:
             raise _LineFailure(f"no image: the line has no key {self.image_key!r}")
         if not isinstance(value, str) or not value.strip():
-            raise _LineFailure(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else type(value).__name__}")
-        return resolve_reference(value, self.base)
+            raise _LineFailure(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else json_kind(value)}")
+        return resolve_reference(value, base_for_line(self.context.options, item.index, self.base))
 
     def _predict(self, images: list[_Image], items: list[Item]) -> list[Any]:
         """Raw predictions; a model error on one image becomes that image's prediction (its line

@@ -30,6 +30,18 @@ def _plugin_methods(argv: Sequence[str]) -> list[str]:
     return found
 
 
+def _version() -> str:
+    """The installed distribution's version, else the package's own (a source checkout)."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    try:
+        return metadata.version("totask-manifest")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     from . import _jobs
 
@@ -39,6 +51,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

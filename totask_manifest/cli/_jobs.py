@@ -46,16 +46,24 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """Options of a job's configuration. ``required`` is False for chain/clone, which inherit."""
+    """Options of a job's configuration. ``required`` is False for chain, which inherits them
+    from the previous job (the help says what it really takes when an option is left out)."""
+    inherited = not required
     parser.add_argument("--job-name", required=True, help="name of the (new) job: 1-63 letters, digits, hyphens")
-    parser.add_argument("--label-attribute", help="attribute the job fills (default: the job name, as Ground Truth)")
+    parser.add_argument(
+        "--label-attribute",
+        help="attribute the job fills (default: the previous job's attribute when it is STOPPED or FAILED, so "
+        "only what it left is labeled; the new job's name when it is COMPLETED, as Ground Truth's console "
+        "chains)" if inherited else "attribute the job fills (default: the job name, as Ground Truth)")
     parser.add_argument("--task-type", required=required, choices=sorted(TASK_TYPES), metavar="TASK_TYPE",
-                        help="Ground Truth task type without 'groundtruth/': " + ", ".join(sorted(TASK_TYPES)))
+                        help="Ground Truth task type without 'groundtruth/': " + ", ".join(sorted(TASK_TYPES))
+                        + (" (default: the previous job's)" if inherited else ""))
     parser.add_argument("--method", default="file" if required else None, metavar="METHOD",
                         help=f"annotator: {', '.join(annotator_names())}, or a plugin 'package.module:Class' "
-                        "(default: file)")
+                        + ("(default: the previous job's method, with its options)" if inherited else "(default: file)"))
     parser.add_argument("--output", required=required, metavar="ROOT",
-                        help="output root URL; the job lives in ROOT/JOB_NAME/")
+                        help="output root URL; the job lives in ROOT/JOB_NAME/"
+                        + (" (default: the previous job's root)" if inherited else ""))
     parser.add_argument("--append", action="append", default=[], metavar="MANIFEST",
                         help="add this manifest's data objects at the end (duplicates skipped); repeatable")
     parser.add_argument("--checkpoint-every", type=int, default=500 if required else None, metavar="N",

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chain", help="label what a previous job left, or add a new attribute",
                        description="Chain a job: its input is JOB_DIR's output manifest; options default to the "
                        "previous job's. Label attribute default: the new job name when chained from a COMPLETED "
-                       "job, the previous attribute when chained from a STOPPED or FAILED one.")
+                       "job, the previous attribute when chained from a STOPPED or FAILED one. With the previous job's "
+                       "method, its options carry over: the defaults shown for method options below are those of "
+                       "a new job, used here only when the method changes.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the previous job's folder")
     add_job_options(p, required=False)
     # options of a plugin method inherited from JOB_DIR are only known once it is read

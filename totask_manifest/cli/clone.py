@@ -10,7 +10,11 @@ from ._jobs import add_engine_options, engine_options, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("clone", help="start over with a previous job's configuration and input")
+    p = sub.add_parser("clone", help="start over with a previous job's configuration and input",
+                       description="Clone a job (Ground Truth cloning): a new job with JOB_DIR's configuration "
+                       "(task type, method and its options, checkpointing) over the same input manifest and "
+                       "appended manifests, labeling every line again from the start. To continue from what "
+                       "JOB_DIR produced instead, use chain; to finish JOB_DIR itself, use resume.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job to clone")
     p.add_argument("--job-name", required=True, help="name of the new job")
     p.add_argument("--output", metavar="ROOT", help="output root (default: the cloned job's)")

@@ -10,9 +10,12 @@ from ._jobs import add_engine_options, engine_options, report
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resume", help="continue a stopped, failed or killed job without redoing finished lines",
-                       description="Continue a job without redoing finished lines. Refused (exit 2) while another "
-                       "process runs it; a killed run's lease is taken over. Tuning options may change; what the "
-                       "job writes may not.")
+                       description="Resume a job that was stopped (Ctrl-C, a signal), failed or killed: lines "
+                       "already recorded in its checkpoints are kept, the rest are labeled, and the output "
+                       "manifest is written as if the job had never stopped. The input manifest must be "
+                       "unchanged (its checksum is compared). Refused (exit 2) while another process runs it; a "
+                       "killed run's lease is taken over. Tuning options and --engine may change; what the job "
+                       "writes may not. A COMPLETED job has nothing to resume.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job folder")
     tuning = p.add_argument_group("tuning (changes how fast the job runs, not what it writes)")
     tuning.add_argument("--concurrency", type=int, metavar="N", help="requests in flight")

@@ -10,7 +10,11 @@ from ._jobs import dump_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="print a job's status and metrics")
+    p = sub.add_parser("status", help="print a job's status and metrics",
+                       description="Print a job's status (RUNNING, COMPLETED, STOPPED, FAILED), its metrics "
+                       "(total, success, failed, routed, stand_by), input and output manifests, and where it was "
+                       "chained or cloned from, as read from JOB_DIR/job.json; --format json prints job.json's "
+                       "view as JSON. Reads only: safe while the job runs.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job folder")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=run)

@@ -1,8 +1,9 @@
 """COCO object detection for one image, and the pieces a dataset-level conversion needs.
 
-Class ids: COCO ``category_id`` becomes the Ground Truth ``class_id`` unchanged, so a round trip
-keeps ids and the category list doubles as the class list. With ``class_names`` the ids are
-re-numbered by name instead (COCO ids often start at 1, Ground Truth label lists at 0).
+Class ids: COCO category ids start at 1 (the COCO dataset, pycocotools' tools, and every COCO
+file in the sample data), Ground Truth class ids at 0, so ``category_id = class_id + 1`` both
+ways (``CATEGORY_OFFSET``) and a round trip keeps ids. A box in category 0 has no class id; it is
+refused unless ``class_names`` is given, which numbers classes by name instead.
 ``score`` is the per-box confidence.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..annotators.base import Labeled
+from ..errors import json_kind
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,
@@ -28,6 +30,8 @@ from .model import (
 )
 
 FMT = "coco"
+#: COCO ``category_id`` = Ground Truth ``class_id`` + this
+CATEGORY_OFFSET = 1
 
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
@@ -57,7 +61,7 @@ def coco_to_gt(
     """
     require_task_type(task_type, (DETECTION,), FMT)
     if not isinstance(doc, Mapping):
-        raise FormatError(f"document must be an object, got {type(doc).__name__}", fmt=FMT)
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=FMT)
     images = doc.get("images")
     if not isinstance(images, list) or not images:
         raise FormatError("document needs an 'images' list", fmt=FMT, key="images")
@@ -104,7 +108,14 @@ def coco_annotations_to_gt(
         cat = class_id_value(ann.get("category_id"), fmt=FMT, key=f"{key}.category_id")
         if cat not in categories:
             raise FormatError(f"category_id {cat} is not in 'categories'", fmt=FMT, key=f"{key}.category_id")
-        cid = classes.id_for(categories[cat], key=f"{key}.category_id") if classes else cat
+        if classes:
+            cid = classes.id_for(categories[cat], key=f"{key}.category_id")
+        elif cat < CATEGORY_OFFSET:
+            raise FormatError(f"category_id {cat}: COCO category ids start at {CATEGORY_OFFSET} (class_id = "
+                              f"category_id - {CATEGORY_OFFSET}); pass class names to number classes by name",
+                              fmt=FMT, key=f"{key}.category_id")
+        else:
+            cid = cat - CATEGORY_OFFSET
         names[cid] = categories[cat]
         score = ann.get("score")
         conf = None if score is None else confidence_value(score, fmt=FMT, key=f"{key}.score")
@@ -121,7 +132,7 @@ def gt_to_coco_image(
     file_name: str | None = None,
     first_annotation_id: int = 1,
 ) -> dict:
-    """A one-image COCO document; ``category_id`` = Ground Truth ``class_id``, ``score`` = confidence."""
+    """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence."""
     labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, DETECTION)
     size = labeled.value["image_size"][0]
     image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
@@ -133,7 +144,7 @@ def gt_to_coco_image(
         anns.append({
             "id": first_annotation_id + i,
             "image_id": image_id,
-            "category_id": ann["class_id"],
+            "category_id": ann["class_id"] + CATEGORY_OFFSET,
             "bbox": [ann["left"], ann["top"], w, h],
             "area": w * h,
             "iscrowd": 0,
@@ -143,5 +154,5 @@ def gt_to_coco_image(
     return {
         "images": [image],
         "annotations": anns,
-        "categories": [{"id": cid, "name": name} for cid, name in cats],
+        "categories": [{"id": cid + CATEGORY_OFFSET, "name": name} for cid, name in cats],
     }

@@ -31,6 +31,9 @@ from .model import (
 
 FMT = "groundtruth"
 METADATA_SUFFIX = "-metadata"
+#: the metadata fields a new job writes itself; an adjustment job's verdict (``adjustment-status``)
+#: describes the label, so it travels with it
+JOB_FIELDS = COMMON_METADATA - {"adjustment-status"}
 
 
 def _split(doc: Any, task_type: str, label_attribute: str | None) -> tuple[Any, dict]:
@@ -90,8 +93,14 @@ def from_groundtruth(
         raise FormatError(f"label is of type {declared.name!r}, not {name!r}", fmt=FMT, key="type")
     if "type" in meta and declared is None and isinstance(meta["type"], str):
         raise FormatError(f"unknown Ground Truth type {meta['type']!r}", fmt=FMT, key="type")
-    extra = {k: v for k, v in meta.items() if k not in COMMON_METADATA}
-    classes = ClassIndex(class_names, fmt=FMT)
+    extra = {k: v for k, v in meta.items() if k not in JOB_FIELDS}
+    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT))
+    labeled.metadata_order = tuple(meta)
+    return labeled
+
+
+def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -> Labeled:
+    """The label of task type ``name``, checked and completed (see ``from_groundtruth``)."""
     if name == DETECTION:
         size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT)
         names = {}
@@ -104,6 +113,12 @@ def from_groundtruth(
             # keep the map as written (2019 jobs list every class, newer ones only those present)
             written = {str(k): v for k, v in meta["class-map"].items()}
             labeled.metadata["class-map"] = {**written, **labeled.metadata["class-map"]}
+        if isinstance(meta.get("objects"), list):
+            # keep each object as written (its number forms, any key besides the confidence)
+            labeled.metadata["objects"] = [
+                {**obj, **new} if isinstance(obj, Mapping) else new
+                for obj, new in zip(meta["objects"], labeled.metadata["objects"], strict=True)
+            ]
         labeled.value = value
         labeled.metadata = {**extra, **labeled.metadata}
         return labeled
@@ -132,4 +147,4 @@ def from_groundtruth(
 
 def to_groundtruth(value: Any, metadata: Mapping[str, Any] | None = None) -> dict:
     """The ``{"label", "metadata"}`` document (what ``from_groundtruth`` reads back unchanged)."""
-    return {"label": value, "metadata": {k: v for k, v in (metadata or {}).items() if k not in COMMON_METADATA}}
+    return {"label": value, "metadata": {k: v for k, v in (metadata or {}).items() if k not in JOB_FIELDS}}

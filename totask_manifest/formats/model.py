@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..annotators.base import Labeled
-from ..errors import ManifestError
+from ..errors import ManifestError, json_kind, json_text
 from ..task_types import get_task_type
 
 #: (width, height, depth) in pixels
@@ -72,14 +72,14 @@ def require_task_type(task_type: str, supported: Sequence[str], fmt: str) -> str
 def number(value: Any, *, fmt: str, key: str) -> float | int:
     """A finite JSON number (bools are refused: ``True`` is not a coordinate)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FormatError(f"expected a finite number, got {value!r}", fmt=fmt, key=key)
+        raise FormatError(f"expected a finite number, got {json_text(value)}", fmt=fmt, key=key)
     return value
 
 
 def confidence_value(value: Any, *, fmt: str, key: str) -> float | int:
     conf = number(value, fmt=fmt, key=key)
     if not 0 <= conf <= 1:
-        raise FormatError(f"confidence must be between 0 and 1, got {conf!r}", fmt=fmt, key=key)
+        raise FormatError(f"confidence must be between 0 and 1, got {json_text(conf)}", fmt=fmt, key=key)
     return conf
 
 
@@ -90,7 +90,7 @@ def class_id_value(value: Any, *, fmt: str, key: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FormatError(f"class id must be a non-negative integer, got {value!r}", fmt=fmt, key=key)
+        raise FormatError(f"class id must be a non-negative integer, got {json_text(value)}", fmt=fmt, key=key)
     return value
 
 
@@ -111,14 +111,14 @@ def image_size_value(image_size: Any, *, fmt: str, required: bool = True) -> Ima
     elif isinstance(image_size, Sequence) and not isinstance(image_size, str) and len(image_size) in (2, 3):
         parts = [*image_size, 3][:3]
     else:
-        raise FormatError(f"image size must be (width, height, depth), got {image_size!r}", fmt=fmt, key="image_size")
+        raise FormatError(f"image size must be (width, height, depth), got {json_text(image_size)}", fmt=fmt, key="image_size")
     out = []
     for name, value in zip(("width", "height", "depth"), parts, strict=True):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise FormatError(
-                f"image {name} must be a positive integer, got {value!r}", fmt=fmt, key=f"image_size.{name}"
+                f"image {name} must be a positive integer, got {json_text(value)}", fmt=fmt, key=f"image_size.{name}"
             )
         out.append(value)
     return (out[0], out[1], out[2])
@@ -149,7 +149,7 @@ class ClassIndex:
 
     def id_for(self, name: Any, *, key: str) -> int:
         if not isinstance(name, str) or not name:
-            raise FormatError(f"class name must be a non-empty string, got {name!r}", fmt=self.fmt, key=key)
+            raise FormatError(f"class name must be a non-empty string, got {json_text(name)}", fmt=self.fmt, key=key)
         cid = self._by_name.get(name)
         if cid is not None:
             return cid
@@ -199,6 +199,8 @@ def tidy(value: float | int, digits: int = 6) -> float | int:
 def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mapping[int, str]) -> Labeled:
     """The bounding-box label and its type-specific metadata.
 
+    Keys are in Ground Truth's (2022 and later) order: ``class_id, top, left, height, width`` in
+    a box, which scripts that read box fields by position rely on.
     ``class-map`` lists the classes present on the image (as current Ground Truth jobs write it;
     an image without boxes gets ``{}``); a box without a confidence gets an ``objects`` entry
     without one (``{}``): a missing score is not a score of 0.0 (``stats`` counts it as unscored,
@@ -211,7 +213,7 @@ def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mappi
     value = {
         "image_size": [{"width": width, "height": height, "depth": depth}],
         "annotations": [
-            {"class_id": b.class_id, "left": b.left, "top": b.top, "width": b.width, "height": b.height}
+            {"class_id": b.class_id, "top": b.top, "left": b.left, "height": b.height, "width": b.width}
             for b in boxes
         ],
     }
@@ -249,7 +251,7 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
     """
     metadata = metadata or {}
     if not isinstance(value, Mapping):
-        raise FormatError(f"bounding-box label must be an object, got {type(value).__name__}", fmt=fmt, key="label")
+        raise FormatError(f"bounding-box label must be an object, got {json_kind(value)}", fmt=fmt, key="label")
     if "image_size" not in value:
         raise FormatError("bounding-box label has no 'image_size'", fmt=fmt, key="image_size")
     size = image_size_value(value["image_size"], fmt=fmt)

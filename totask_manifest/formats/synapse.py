@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..annotators.base import Labeled
+from ..errors import json_kind
 from .groundtruth import from_groundtruth
 from .model import (
     CLASSIFICATION,
@@ -62,7 +63,7 @@ def _stable_id(*parts: Any) -> str:
 
 def _media(doc: Any, fmt: str) -> tuple[str, list, list]:
     if not isinstance(doc, Mapping):
-        raise FormatError(f"document must be an object, got {type(doc).__name__}", fmt=fmt)
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=fmt)
     anns = doc.get("annotations")
     data = doc.get("annotationsData", {})
     if not isinstance(anns, Mapping) or not isinstance(data, Mapping):

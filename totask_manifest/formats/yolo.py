@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..annotators.base import Labeled
+from ..errors import json_kind
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,
@@ -51,7 +52,7 @@ def yolo_to_gt(
         except UnicodeDecodeError as exc:
             raise FormatError(f"not UTF-8 text: {exc}", fmt=FMT) from None
     if not isinstance(text, str):
-        raise FormatError(f"YOLO labels are text, got {type(text).__name__}", fmt=FMT)
+        raise FormatError(f"YOLO labels are text, got {json_kind(text)}", fmt=FMT)
     size = image_size_value(image_size, fmt=FMT)
     if class_names is None:
         raise FormatError("YOLO labels number their classes; pass class_names (the names file)", fmt=FMT,

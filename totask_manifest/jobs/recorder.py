@@ -15,7 +15,7 @@ from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
 from ..annotators.failure_rules import SystematicFailure
 from ..manifest.line import DELETE, Line
 from ..manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
-from ..task_types import common_metadata, get_task_type, task_type_of_metadata
+from ..task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
 
@@ -58,7 +58,8 @@ class Recorder:
             # an annotator may declare the label's own type: a document kept as it is (Ground
             # Truth's custom type, formats.native) is not a label of the job's task type
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
-            metadata = {**outcome.metadata, **common_metadata(task_type, self.config.job_name)}
+            metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
+                                      outcome.metadata_order)
             if self.check is not None:
                 problems = [p for p in self.check(task_type, outcome.value, metadata)
                             if getattr(p, "severity", "error") == "error"]
@@ -71,7 +72,7 @@ class Recorder:
             metadata = {**outcome.metadata}
             metadata.setdefault("review-status", "routed")
             metadata["review-reason"] = outcome.reason
-            metadata.update(self._common())
+            metadata = order_metadata(self.task_type, {**metadata, **self._common()})
             updates: dict[str, Any] = {self.meta_key: metadata}
             if drop_null is not None and item.record.get(self.attr) is None:
                 updates[self.attr] = drop_null
@@ -86,7 +87,12 @@ class Recorder:
 
     def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
         status, updates, outcome = self.updates_for(item, outcome)
-        new = line.with_values(updates)
+        try:
+            new = line.with_values(updates)
+        except ValueError as exc:  # NaN or infinity in a label: JSON has no form for them
+            status, updates, outcome = self.updates_for(
+                item, Failed(f"label cannot be written as JSON: {exc}", rule="label-not-json"))
+            new = line.with_values(updates)
         if status != "failed" and len(new.body) > MAX_ATTRIBUTE_CHARS:
             # a line validate would refuse (a label over 20,000 characters, a line over 100,000)
             # is not written: the line fails with the rule it would break

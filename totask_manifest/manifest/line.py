@@ -8,13 +8,14 @@ top-level keys, found by a small scanner over the already-validated JSON.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import ManifestError
+from ..errors import ManifestError, json_kind
 from .naming import rule_message
 
 BOM = b"\xef\xbb\xbf"
@@ -76,7 +77,7 @@ class Line:
                 ) from None
             if not isinstance(value, dict):
                 raise ManifestError(
-                    rule_message("line-json", detail=f"found a JSON {type(value).__name__}, not an object"),
+                    rule_message("line-json", detail=f"found a JSON {json_kind(value)}, not an object"),
                     line=self.number,
                     rule="line-json",
                 )
@@ -210,8 +211,20 @@ def _separators(body: bytes, spans: list[KeySpan]) -> tuple[bytes, bytes]:
     return comma, colon
 
 
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
+def gt_json(value: Any) -> bytes:
+    """``value`` as Ground Truth (Python's ``json``) writes it: compact, UTF-8 text unescaped, and
+    numbers in Python's forms (``1e-05``, where orjson writes ``0.00001``), so a label the job
+    writes has the bytes Ground Truth's own line would have."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=_plain).encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """What orjson makes of types ``json`` does not know (dataclasses, datetimes, UUIDs)."""
+    return orjson.loads(orjson.dumps(value))
+
+
+_dumps = gt_json
 
 
 def splice(body: bytes, updates: dict[str, Any]) -> bytes:

@@ -35,7 +35,7 @@ import fsspec
 import orjson
 
 from .. import storage
-from ..errors import ManifestError, UsageError
+from ..errors import ManifestError, UsageError, json_kind
 from ..task_types import TASK_TYPES, TaskType, get_task_type, task_type_of_metadata
 from . import semantics
 from .line import BOM, Line, duplicate_key_paths, may_repeat_a_key, scan_top_level
@@ -616,7 +616,7 @@ class _LineChecker:
                     continue
             if type(record) is not dict:
                 out.add(number, "", "line-json",
-                        rule_message("line-json", detail=f"found a JSON {type(record).__name__}, not an object"))
+                        rule_message("line-json", detail=f"found a JSON {json_kind(record)}, not an object"))
                 continue
             if whole_lines:
                 self._check_document(number, record)

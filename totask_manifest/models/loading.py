@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
-from ..errors import JobError, StorageError, UsageError
+from ..errors import JobError, StorageError, UsageError, json_kind
 from ..fetch import redact_url, scrub
 from ..storage import read_bytes
 from .device import DevicePlan
@@ -573,7 +573,7 @@ class HttpRunner(ModelRunner):
             if isinstance(p, dict) and p.get("error"):
                 out.append(JobError(f"model endpoint: {scrub(str(p['error']), 200)}"))
             elif not isinstance(p, dict):
-                out.append(JobError(f"model endpoint: a prediction must be an object, got {type(p).__name__}"))
+                out.append(JobError(f"model endpoint: a prediction must be an object, got {json_kind(p)}"))
             else:
                 out.append(_from_json(p, self.kind, self.multilabel))
         return out

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import yaml
 
-from ..errors import StorageError, UsageError
+from ..errors import StorageError, UsageError, json_kind, json_text
 from ..storage import read_bytes
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def load_params_file(url: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise UsageError(f"--params {url}: must hold a mapping of parameters, got {type(value).__name__}")
+        raise UsageError(f"--params {url}: must hold a mapping of parameters, got {json_kind(value)}")
     # the guide nests the inference parameters under ``pre_processor_params`` in a ToTask action
     if set(value) == {"pre_processor_params"} and isinstance(value["pre_processor_params"], dict):
         value = value["pre_processor_params"]
@@ -95,7 +95,7 @@ def load_params_file(url: str) -> dict[str, Any]:
 
 
 def _fail(source: str, key: str, message: str, value: Any) -> UsageError:
-    return UsageError(f"{source}: {key} {message}, got {value!r}")
+    return UsageError(f"{source}: {key} {message}, got {json_text(value)}")
 
 
 def _number(source: str, key: str, value: Any, *, lo: float, hi: float = math.inf) -> float:
@@ -173,7 +173,7 @@ def resolve_params(
     the same parameters several times logs them once), else logged.
     """
     if not isinstance(raw, Mapping):
-        raise UsageError(f"{source}: parameters must be a mapping, got {type(raw).__name__}")
+        raise UsageError(f"{source}: parameters must be a mapping, got {json_kind(raw)}")
     _unknown(source, "", set(raw) - set(TOP_LEVEL_KEYS), TOP_LEVEL_KEYS)
     post = raw.get("post_processing")
     if post is not None:

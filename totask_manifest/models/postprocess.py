@@ -210,11 +210,11 @@ def detection_label(
     for (x1, y1, x2, y2), score, label in zip(det.boxes, det.scores, det.labels, strict=True):
         class_map[str(label)] = _class_name(class_names, label)
         annotations.append({
-            "class_id": label,
-            "left": _pixels(x1),
+            "class_id": label,  # Ground Truth's key order (formats.model.gt_detection)
             "top": _pixels(y1),
-            "width": _pixels(x2 - x1),
+            "left": _pixels(x1),
             "height": _pixels(y2 - y1),
+            "width": _pixels(x2 - x1),
         })
         objects.append({"confidence": round(score, SCORE_DECIMALS)})
     value = {"image_size": [{"width": width, "height": height, "depth": depth}], "annotations": annotations}

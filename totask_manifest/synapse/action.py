@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import JobError, TotaskError, UsageError
+from ..errors import JobError, TotaskError, UsageError, json_kind
 from ..storage import exists, join, read_bytes, write_bytes_atomic
 from .apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
 from .export import check_filters, check_project, export_tasks
@@ -85,7 +85,7 @@ def _is_int(value: Any) -> bool:
 def validate_params(params: Any) -> ToTaskParams:
     """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express)."""
     if not isinstance(params, dict):
-        raise UsageError(f"parameters must be an object, got {type(params).__name__}")
+        raise UsageError(f"parameters must be an object, got {json_kind(params)}")
     problems: list[str] = []
     name = params.get("name")
     if not isinstance(name, str) or not name.strip():

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import FatalSynapseError, StorageError, UsageError
+from ..errors import FatalSynapseError, StorageError, UsageError, json_text
 from ..storage import AtomicWriter, is_local, url_to_fs
 from .client import (
     AsyncSynapseClient,
@@ -238,7 +238,7 @@ def _limit(value: Any) -> int:
     except (TypeError, ValueError):
         limit = 0
     if limit < 1 or (isinstance(value, float) and value != limit):
-        raise UsageError(f"filter 'limit' must be a positive integer, got {value!r}")
+        raise UsageError(f"filter 'limit' must be a positive integer, got {json_text(value)}")
     return limit
 
 

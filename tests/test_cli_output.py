@@ -1,0 +1,219 @@
+"""What a person sees from the CLI: the live bar on a pseudo-terminal (records above it, rate and
+time left, no internal step name), ``--version``, help texts, messages in JSON's words, and
+``--append`` summaries."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.jobs_helpers import REPO, TOY, write_manifest
+
+
+def screen(raw: bytes) -> list[str]:
+    """The lines a terminal shows for ``raw``: ``\\r`` returns, ``ESC[K`` erases to the end,
+    ``\\n`` starts a new line (a small emulator, enough for a bar that redraws in place)."""
+    lines: list[list[str]] = [[]]
+    col = 0
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    i = 0
+    while i < len(text):
+        if text.startswith("\x1b[K", i):
+            del lines[-1][col:]
+            i += 3
+            continue
+        ch = text[i]
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append([])
+            col = 0
+        else:
+            row = lines[-1]
+            if col < len(row):
+                row[col] = ch
+            else:
+                row.append(ch)
+            col += 1
+        i += 1
+    return ["".join(r) for r in lines]
+
+
+def run_on_terminal(*args: str) -> tuple[int, bytes]:
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=secondary, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "100"})
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    code = proc.wait(timeout=60)
+    os.close(primary)
+    return code, seen
+
+
+def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 30)  # lines 4, 14 and 24 fail
+    code, seen = run_on_terminal("annotate", str(inp), "--job-name", "tty", "--label-attribute", "cls",
+                                 "--task-type", "image-classification", "--method", TOY,
+                                 "--output", str(tmp_path / "out"), "--toy-delay", "0.02")
+    assert code == 0
+    shown = [line for line in screen(seen) if line.strip()]
+    failures = [line for line in shown if "failed:" in line]
+    assert len(failures) == 3
+    for line in failures:  # each record on its own line, nothing of the bar glued to it
+        assert re.fullmatch(r"\[task line \d+\] failed: cannot label s3://bucket/images/img\d+-bad\.jpg", line), line
+    bars = [line for line in shown if "lines/s" in line]
+    assert bars == [shown[-1]]  # one bar, below every record, redrawn in place
+    assert re.fullmatch(r"\[#{30}\] 100\.0% 30/30  [\d,.]+ lines/s  ETA 0:00", shown[-1]), shown[-1]
+    assert b"annotate_task_data" not in seen  # the step name is for Synapse's log lines, not people
+    assert re.search(rb"ETA \d+:\d\d", seen)
+
+
+def test_messages_use_jsons_words(tmp_path):
+    """Users write JSON: a message says null, number, string, object, array, never NoneType or int."""
+    from tests.jobs_helpers import run_cli
+
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"s3://b/a.jpg","u":null}\n{"source-ref":"s3://b/b.jpg","u":7}\n'
+                    b'{"source-ref":"s3://b/c.jpg","u":{"k":1}}\n')
+    proc = run_cli("annotate", str(inp), "--job-name", "words", "--label-attribute", "boxes", "--task-type",
+                   "object-detection", "--url-key", "u", "--output", str(tmp_path / "out"))
+    reasons = [line for line in proc.stderr.splitlines() if "failed:" in line]
+    assert reasons == ["[task line 1] failed: no URL: u is null", "[task line 2] failed: no URL: u is number",
+                       "[task line 3] failed: no URL: u is object"]
+    (tmp_path / "list.manifest").write_bytes(b'[1, 2]\n')
+    proc = run_cli("validate", str(tmp_path / "list.manifest"))
+    assert "found a JSON array, not an object" in proc.stdout
+    from totask_manifest.formats import to_label
+    from totask_manifest.formats.model import FormatError
+
+    for doc, words in (({"image_size": [{"width": None, "height": 1}], "annotations": []}, "got null"),
+                       ({"image_size": [{"width": 2, "height": 1}],
+                         "annotations": [{"class_id": True, "left": 0, "top": 0, "width": 1, "height": 1}]},
+                        "got true"),
+                       ({"image_size": [{"width": 2, "height": 1}],
+                         "annotations": [{"class_id": 0, "left": "3", "top": 0, "width": 1, "height": 1}]},
+                        'got "3"')):
+        try:
+            to_label(doc, "groundtruth", "object-detection", class_names=["a"])
+        except FormatError as exc:
+            assert words in str(exc) and "None" not in str(exc) and "True" not in str(exc), exc
+        else:
+            raise AssertionError(doc)
+
+
+def test_version_and_help_texts(capsys):
+    import pytest
+
+    from totask_manifest import __version__
+    from totask_manifest.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"totask-manifest {__version__}\n"
+    helps = {}
+    for command in ("clone", "resume", "status", "chain", "annotate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "Clone a job (Ground Truth cloning)" in helps["clone"] and "use chain" in helps["clone"]
+    assert "Resume a job that was stopped" in helps["resume"] and "checksum" in helps["resume"]
+    assert "Print a job's status" in helps["status"] and "safe while the job runs" in helps["status"]
+    # chain says what it really takes when an option is left out
+    chain = helps["chain"]
+    assert "(default: the previous job's method, with its options)" in chain and "(default: file)" not in chain
+    assert "the previous job's attribute when it is STOPPED or FAILED" in chain
+    assert "the new job's name when it is COMPLETED" in chain
+    assert "(default: the job name, as Ground Truth)" not in chain
+    assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
+
+
+def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
+    """A manifest appended onto itself: one summary line, not one per duplicate. A manifest
+    appended from another folder: its relative label references resolve in its own folder."""
+    import json
+
+    from tests.jobs_helpers import run_cli
+
+    main_dir, other_dir = tmp_path / "main", tmp_path / "other"
+    for folder, name in ((main_dir, "main"), (other_dir, "other")):
+        (folder / "labels").mkdir(parents=True)
+        for i in range(3):
+            (folder / "labels" / f"{i}.json").write_text(json.dumps({"label": 1, "metadata": {"class-name": name}}))
+    (main_dir / "in.manifest").write_text("".join(
+        json.dumps({"source-ref": f"s3://b/main{i}.jpg", "u": f"labels/{i}.json"}) + "\n" for i in range(3)))
+    (other_dir / "more.manifest").write_text("".join(
+        json.dumps({"source-ref": f"s3://b/other{i}.jpg", "u": f"labels/{i}.json"}) + "\n" for i in range(3)))
+    proc = run_cli("annotate", str(main_dir / "in.manifest"), "--job-name", "app", "--label-attribute", "cls",
+                   "--task-type", "image-classification", "--url-key", "u", "--allow-root", str(tmp_path),
+                   "--append", str(main_dir / "in.manifest"), "--append", str(other_dir / "more.manifest"),
+                   "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    appended = [line for line in proc.stderr.splitlines() if "duplicate" in line]
+    assert appended == [f"appended 3 data object(s); 3 duplicate(s) skipped (first: {main_dir / 'in.manifest'} "
+                        "line 1: 's3://b/main0.jpg')"]
+    out = [json.loads(raw) for raw in (tmp_path / "out" / "app" / "manifests" / "output" / "output.manifest")
+           .read_text().splitlines()]
+    assert [(r["source-ref"], r["cls-metadata"]["class-name"]) for r in out] == [
+        *((f"s3://b/main{i}.jpg", "main") for i in range(3)), *((f"s3://b/other{i}.jpg", "other") for i in range(3))]
+    # a chained job (another method even) keeps resolving them where they were
+    from totask_manifest import api
+
+    state = api.load_job(str(tmp_path / "out" / "app"))
+    assert state["config"]["options"]["relative_to_appended"] == [[3, str(main_dir)], [3, str(other_dir)]]
+
+
+def test_chained_and_cloned_jobs_keep_appended_folders(tmp_path):
+    """A chain that appends again keeps the folders of what the first job appended; a clone
+    recomputes them without doubling them."""
+    import json
+
+    from totask_manifest import api
+    from totask_manifest.jobs.config import JobConfig
+
+    folders = {}
+    for name in ("main", "one", "two"):
+        folder = tmp_path / name
+        (folder / "labels").mkdir(parents=True)
+        (folder / "labels" / "0.json").write_text(json.dumps({"label": 1, "metadata": {"class-name": name}}))
+        (folder / "m.manifest").write_text(json.dumps({"source-ref": f"s3://b/{name}.jpg", "u": "labels/0.json"})
+                                           + "\n")
+        folders[name] = folder
+    first = api.annotate(JobConfig(job_name="first", input=str(folders["main"] / "m.manifest"),
+                                   output_root=str(tmp_path / "out"), label_attribute="cls",
+                                   task_type="image-classification", method="file",
+                                   options={"url_key": "u", "allow_root": str(tmp_path)},
+                                   append=[str(folders["one"] / "m.manifest")]))
+    assert first.metrics["success"] == 2
+    chained = api.chain(first.job_url, "second", label_attribute="again", append=[str(folders["two"] / "m.manifest")])
+    out = [json.loads(raw) for raw in Path(chained.output_manifest).read_text().splitlines()]
+    assert [r["again-metadata"]["class-name"] for r in out] == ["main", "one", "two"]
+    cloned = api.clone(first.job_url, "third")
+    options = api.load_job(cloned.job_url)["config"]["options"]
+    assert options["relative_to_appended"] == [[1, str(folders["one"])]]
+
+
+def test_bar_text_fits_its_terminal_and_tells_time_left():
+    import io
+
+    from totask_manifest.jobs.progress import Progress, eta_text
+
+    assert (eta_text(None), eta_text(0), eta_text(65.4), eta_text(3725)) == ("--:--", "0:00", "1:05", "1:02:05")
+    progress = Progress(1000, stream=io.StringIO())
+    assert progress.bar_text(progress._start + 1.0).endswith("0.0% 0/1000  0.0 lines/s  ETA --:--")
+    progress.done = 250
+    text = progress.bar_text(progress._start + 10.0, width=100)
+    assert text.endswith(" 25.0% 250/1000  25.0 lines/s  ETA 0:30") and len(text) < 100
+    assert len(progress.bar_text(progress._start + 10.0, width=40)) <= 39
