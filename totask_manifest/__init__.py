@@ -3,6 +3,7 @@
 The public API is what this module exports; everything else is internal and may change.
 """
 
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the command loads exits quietly)
 from .errors import (
     FatalSynapseError,
     FetchError,

@@ -15,6 +15,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from .. import _startup
 from ..errors import TotaskError, backend_error_message
 
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
