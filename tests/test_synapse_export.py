@@ -113,7 +113,8 @@ def test_a_filter_the_backend_ignored_is_reported_and_its_tasks_not_exported(syn
     assert fetched == {tasks[0]["id"], tasks[2]["id"]}
 
 
-def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(synapse, files, tmp_path, capsys) -> None:
+def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(synapse, files, tmp_path, capsys,
+                                                                            caplog) -> None:
     pid = seed_tasks(synapse, files, 6)
     layout_tasks(synapse, pid)
     synapse.ignored_filters = {"status"}
@@ -125,7 +126,7 @@ def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(syn
     synapse.ignored_filters = {"status__in"}
     assert main(["export", "--project", str(pid), "--filter", "status__in=pending,done", "-o", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "warning: the backend did not apply filter status__in=pending,done: 3 listed task(s)" in captured.err
+    assert "the backend did not apply filter status__in=pending,done: 3 listed task(s)" in caplog.text
     assert "exported 3 task(s)" in captured.out
 
 
@@ -243,3 +244,43 @@ def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot write"), AtomicWriter(str(blocker / "x.manifest")) as f:
         f.write(b"never")
+
+
+def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
+    """A real process: the summary, a skipped task and an ignored filter each appear once
+    (the library's log and the command's own print used to say the same thing twice)."""
+    import os
+    import subprocess
+    import sys
+
+    pid = seed_tasks(synapse, files, 6)
+    tasks = layout_tasks(synapse, pid)
+    synapse.data_units[tasks[0]["data_unit"]]["files"] = {}
+    synapse.ignored_filters = {"status__in"}
+    out = tmp_path / "once.manifest"
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "export", "--project", str(pid), "--filter",
+                        "status__in=pending,done", "-o", str(out)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    text = r.stdout + r.stderr
+    assert text.count("exported ") == 1 and r.stdout.startswith("exported 2 task(s)"), text
+    assert text.count("did not apply filter status__in=pending,done") == 1, text
+    assert text.count(f"task {tasks[0]['id']}") == 1 and "Data unit does not have files" in r.stderr, text
+
+
+def test_an_unreachable_synapse_host_is_an_io_error_exit_2(tmp_path, monkeypatch) -> None:
+    """Nothing answered at all (connection refused): one line, exit 2 as for any I/O error."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, SYNAPSE_HOST=f"http://127.0.0.1:{port}", SYNAPSE_ACCESS_TOKEN="unreachable-test-token")
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "export", "--project", "1", "-o",
+                        str(tmp_path / "e.manifest")], capture_output=True, text=True, timeout=120, env=env)
+    assert "Traceback" not in r.stderr and r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith("totask-manifest export: error: Synapse did not answer GET /projects/1/")
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.manifest").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +34,7 @@ def run(args: argparse.Namespace) -> int:
         args.project, args.output, filters=parse_filters(args.filters), limit=args.limit,
         target_specification_name=args.target_specification_name,
     )
-    for skipped in result.skipped:
-        print(f"task {skipped['task_id']}: not exported ({skipped['reason']})", file=sys.stderr)
-    for warning in result.unmatched_warnings():
-        print(f"warning: {warning}", file=sys.stderr)
+    # skipped tasks and filters the backend ignored were logged (stderr) by export_tasks as they came
     print(f"exported {result.exported} task(s) of project {result.project} to {result.output}"
           + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
     return 0

@@ -87,6 +87,11 @@ class BackendMoved(SynapseHTTPError, FatalSynapseError):
 class BackendUnavailable(SynapseHTTPError):
     """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
 
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        if self.status is None:  # nothing answered (refused, no such host): an I/O error, as the README's exit 2
+            self.exit_code = 2
+
 
 def _error_class(status: int) -> type[SynapseHTTPError]:
     if status == 400:

@@ -361,7 +361,8 @@ async def _export(
                 f"No tasks could be exported: all {listed} listed tasks were skipped "
                 f"(first: task {result.skipped[0]['task_id']}: {result.skipped[0]['reason']})"
             )
-    log.info("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
+    # debug: the command prints this summary itself (once), the action says it in its own words
+    log.debug("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
              len(result.skipped))
     return result
 
