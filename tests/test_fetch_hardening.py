@@ -4,6 +4,7 @@ literals; real files, real symlinks and a real HTTP server bound to ::1."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 
@@ -167,3 +168,18 @@ def test_ipv6_literals_in_the_policy_and_in_messages():
     with pytest.raises(FetchError, match="chained fsspec URLs"):
         policy.classify("simplecache::http://[2001:db8::1]/a.json")
     assert redact_url("http://user:pw@[::1]:8080/a.json?sig=x") == "http://[::1]:8080/a.json?…"
+
+
+def test_a_link_swapped_while_the_path_is_resolved_is_a_refusal_not_an_internal_error(tree, monkeypatch):
+    """``os.path.realpath`` raises EINVAL when a symlink on the way becomes a folder between its
+    lstat and its readlink (met with a live swap loop: 7 of 1,500 lines were 'internal-error')."""
+    root, _ = tree
+
+    def readlink_of_a_link_that_just_became_a_folder(path, *args, **kwargs):
+        raise OSError(errno.EINVAL, "Invalid argument", path)
+
+    os.symlink(root / "dir", root / "link")
+    monkeypatch.setattr(os, "readlink", readlink_of_a_link_that_just_became_a_folder)
+    with SyncFetcher(FetchPolicy(allow_root=str(root))) as sync, pytest.raises(FetchError) as err:
+        sync.fetch(str(root / "link" / "data.json"))
+    assert "changed while it was checked" in str(err.value) and "refused by policy" in str(err.value)

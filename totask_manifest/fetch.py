@@ -296,7 +296,11 @@ class FetchPolicy:
     def _local_path(self, path: str, shown: str) -> str:
         if not self.allow_root:
             raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
-        real = os.path.realpath(os.path.abspath(path))
+        try:
+            real = os.path.realpath(os.path.abspath(path))
+        except OSError:  # a link on the way swapped while it was resolved (readlink: EINVAL)
+            raise FetchError(f"refused by policy: the path {redact_url(shown)} changed while it was checked; "
+                             "nothing read") from None
         root = self.allow_root
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {root}")
