@@ -225,3 +225,23 @@ def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
     assert len(rows) == len(anns) - 1
     _, cx, _, w, _ = rows[-1]
     assert (cx + w / 2) * size["width"] == pytest.approx(size["width"])  # clipped at the right edge
+
+
+@pytest.mark.parametrize("bad", [{"width": None}, {"width": True}, {"width": "x"}, {"width": [1]},
+                                 {"class_id": None}])
+@pytest.mark.parametrize("to", ["yolo", "coco", "dm-schema-v1", "synapse-objects"])
+def test_a_label_no_converter_can_read_names_its_line_in_jsons_words(tmp_path, capsys, to, bad):
+    """No traceback (YOLO's box check once compared null with a number), and the line is named."""
+    records = [orjson.loads(raw) for raw in YOLOV5.read_bytes().splitlines()[:2]]
+    label = records[1]["category"]
+    if "class_id" in bad:
+        label["annotations"][0].update(bad)
+    else:
+        label["image_size"][0].update(bad)
+    (tmp_path / "m.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = {"yolo": "y", "coco": "c.json", "dm-schema-v1": "d.dm.jsonl", "synapse-objects": "o.objects.jsonl"}[to]
+    assert main(["convert", str(tmp_path / "m.manifest"), str(tmp_path / out), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2, key '" in err and "[format-groundtruth]" in err, err
+    assert f"got {json.dumps(next(iter(bad.values())))}" in err and "None" not in err and "True" not in err, err
+    assert not (tmp_path / out).is_file() and not (tmp_path / out / "index.jsonl").exists()

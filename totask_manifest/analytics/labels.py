@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,20 @@ from ..task_types import common_metadata, get_task_type, order_metadata, task_ty
 METADATA = "-metadata"
 #: how many lines ``pick_attribute`` looks at before deciding
 SCAN_LINES = 2000
+
+
+@contextmanager
+def on_line(number: int) -> Iterator[None]:
+    """A label document that cannot be converted names its manifest line: converters raise
+    ``FormatError`` with the key inside the label only, and a user must find the line."""
+    from ..formats.model import FormatError
+
+    try:
+        yield
+    except FormatError as exc:
+        if exc.line is not None:
+            raise
+        raise FormatError(exc.detail, fmt=exc.format, key=exc.key, line=number) from None
 
 
 @dataclass(frozen=True)

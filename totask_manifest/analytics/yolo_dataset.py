@@ -31,11 +31,12 @@ from collections.abc import Sequence
 import orjson
 
 from ..errors import ManifestError, StorageError, UsageError
+from ..formats.groundtruth import from_groundtruth
 from ..formats.model import FormatError
 from ..formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
 from ..manifest.io import write_lines
 from ..storage import AtomicWriter, exists, join, open_read, read_bytes, url_to_fs, write_bytes_atomic
-from .labels import iter_labels, manifest_line, pick_attribute
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
 
 DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -106,8 +107,13 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                                         "YOLO needs one name per class id", line=line.number, key="class-map",
                                         rule="yolo-class")
             path = paths[line.number]
-            value, metadata = _inside_image(label.value, label.metadata, line.number, attr, allow_drop, dropped)
-            write_bytes_atomic(join(dst, path), gt_to_yolo(value, metadata, confidence=confidence).encode())
+            with on_line(line.number):
+                # the label as a box label first: sizes and boxes it cannot read stop here, named
+                checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
+                value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
+                                                dropped)
+                text = gt_to_yolo(value, metadata, confidence=confidence)
+            write_bytes_atomic(join(dst, path), text.encode())
             size = label.value["image_size"][0]
             index.write(orjson.dumps({"label": path, "source-ref": label.source,
                                       "width": size["width"], "height": size["height"],
