@@ -245,3 +245,36 @@ def test_a_label_no_converter_can_read_names_its_line_in_jsons_words(tmp_path, c
     assert err.count("\n") == 1 and "line 2, key '" in err and "[format-groundtruth]" in err, err
     assert f"got {json.dumps(next(iter(bad.values())))}" in err and "None" not in err and "True" not in err, err
     assert not (tmp_path / out).is_file() and not (tmp_path / out / "index.jsonl").exists()
+
+
+def test_images_folders_below_the_shared_one_still_pair_as_ultralytics_looks(tmp_path):
+    """``train/images/x.jpg`` is a common layout; Ultralytics replaces the *last* ``/images/`` of an
+    image's path, so that folder is written ``images_`` and ``index.jsonl`` says where each image goes."""
+    lines = YOLOV5.read_bytes().splitlines()[:3]
+    sources = ["s3://bucket/ds/train/images/cat.jpg", "s3://bucket/ds/val/images/cat.jpg",
+               "https://host.example/ds/val/images/dog.png?X-Amz-Signature=abc"]
+    records = []
+    for raw, src in zip(lines, sources, strict=True):
+        rec = orjson.loads(raw)
+        rec["source-ref"] = src
+        records.append(rec)
+    (tmp_path / "m.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = tmp_path / "yolo"
+    convert(str(tmp_path / "m.manifest"), str(out), to="yolo")
+    index = [orjson.loads(raw) for raw in (out / "index.jsonl").read_bytes().splitlines()]
+    assert [(e["image"], e["label"]) for e in index] == [
+        ("images/bucket/ds/train/images_/cat.jpg", "labels/bucket/ds/train/images_/cat.txt"),
+        ("images/bucket/ds/val/images_/cat.jpg", "labels/bucket/ds/val/images_/cat.txt"),
+        ("images/host.example/ds/val/images_/dog.png", "labels/host.example/ds/val/images_/dog.txt")]
+    for entry, rec in zip(index, records, strict=True):
+        image = str(out / entry["image"])
+        assert ultralytics_label_path(image) == str(out / entry["label"])  # the last /images/
+        assert image.replace("/images/", "/labels/", 1).rsplit(".", 1)[0] + ".txt" == str(out / entry["label"])  # Darknet: the first
+        size = rec["category"]["image_size"][0]
+        Path(image).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (size["width"], size["height"])).save(image)
+    # a plain folder (no index.jsonl) reads back through the same pairing
+    (out / "index.jsonl").unlink()
+    convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
+    back = [orjson.loads(raw) for raw in (tmp_path / "back.manifest").read_bytes().splitlines()]
+    assert len(back) == 3 and all(b["label"]["annotations"] for b in back)
