@@ -218,6 +218,15 @@ def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
         convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo")
     assert exc.value.rule == "yolo-outside-image" and exc.value.key == f"category.annotations[{len(anns) - 2}]"
     assert not (tmp_path / "y" / "index.jsonl").exists()
+    # a later line stopping the conversion takes back the label files written before it
+    good = YOLOV5.read_bytes().splitlines()[1:3]
+    (tmp_path / "later.manifest").write_bytes(b"\n".join([*good, orjson.dumps(rec)]) + b"\n")
+    (tmp_path / "y2" / "labels").mkdir(parents=True)
+    (tmp_path / "y2" / "labels" / "mine.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(ManifestError, match="reaches past") as exc:
+        convert(str(tmp_path / "later.manifest"), str(tmp_path / "y2"), to="yolo")
+    assert exc.value.line == 3
+    assert [p.name for p in (tmp_path / "y2").rglob("*") if p.is_file()] == ["mine.txt"]
     result = convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo", allow_drop=True)
     assert result.counts["dropped"] == 2
     label = next((tmp_path / "y" / "labels").rglob("*.txt"))

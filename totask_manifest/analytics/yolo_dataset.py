@@ -28,6 +28,7 @@ Pillow.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
@@ -109,31 +110,41 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     files = skipped = 0
-    with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
-        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
-            if label is None or label.task_type != DETECTION:
-                skipped += not line.is_blank
-                continue
-            for k, name in label.metadata.get("class-map", {}).items():
-                if class_map.setdefault(str(k), name) != name:
-                    raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
-                                        "YOLO needs one name per class id", line=line.number, key="class-map",
-                                        rule="yolo-class")
-            path, image = paths[line.number]
-            with on_line(line.number):
-                # the label as a box label first: sizes and boxes it cannot read stop here, named
-                checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
-                value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
-                                                dropped)
-                text = gt_to_yolo(value, metadata, confidence=confidence)
-            write_bytes_atomic(join(dst, path), text.encode())
-            size = label.value["image_size"][0]
-            index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
-                                      "width": size["width"], "height": size["height"],
-                                      "depth": size.get("depth", 3), "line": line.number,
-                                      "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
-            images.write((label.source or "").encode() + b"\n")
-            files += 1
+    written: list[str] = []  # new label files, removed again when a later line stops the conversion
+    try:
+        with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
+            for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+                if label is None or label.task_type != DETECTION:
+                    skipped += not line.is_blank
+                    continue
+                for k, name in label.metadata.get("class-map", {}).items():
+                    if class_map.setdefault(str(k), name) != name:
+                        raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
+                                            "YOLO needs one name per class id", line=line.number, key="class-map",
+                                            rule="yolo-class")
+                path, image = paths[line.number]
+                with on_line(line.number):
+                    # the label as a box label first: sizes and boxes it cannot read stop here, named
+                    checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
+                    value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
+                                                    dropped)
+                    text = gt_to_yolo(value, metadata, confidence=confidence)
+                if not exists(join(dst, path)):  # a file there before is not this run's to remove
+                    written.append(join(dst, path))
+                write_bytes_atomic(join(dst, path), text.encode())
+                size = label.value["image_size"][0]
+                index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
+                                          "width": size["width"], "height": size["height"],
+                                          "depth": size.get("depth", 3), "line": line.number,
+                                          "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
+                images.write((label.source or "").encode() + b"\n")
+                files += 1
+    except BaseException:
+        fs, _ = url_to_fs(dst)
+        for url in written:
+            with contextlib.suppress(OSError):
+                fs.rm(url_to_fs(url)[1])
+        raise
     names = yolo_names(class_map)
     write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
     write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
