@@ -287,3 +287,13 @@ def test_images_folders_below_the_shared_one_still_pair_as_ultralytics_looks(tmp
     convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
     back = [orjson.loads(raw) for raw in (tmp_path / "back.manifest").read_bytes().splitlines()]
     assert len(back) == 3 and all(b["label"]["annotations"] for b in back)
+
+
+@pytest.mark.parametrize(("value", "words"), [(None, "type: null"), (5, "type: 5"), ("box", 'type: "box"')])
+def test_metadata_without_a_type_is_named_in_jsons_words(tmp_path, value, words):
+    rec = orjson.loads(YOLOV5.read_bytes().splitlines()[0])
+    rec["category-metadata"]["type"] = value
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    with pytest.raises(ManifestError, match="declares no Ground Truth type") as exc:
+        convert(str(tmp_path / "m.manifest"), str(tmp_path / "c.json"), to="coco", label_attribute="category")
+    assert words in str(exc.value) and "None" not in str(exc.value) and exc.value.line == 1

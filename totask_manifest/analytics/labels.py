@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..annotators.base import Labeled
-from ..errors import ManifestError, TotaskError, UsageError
+from ..errors import ManifestError, TotaskError, UsageError, json_text
 from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
@@ -113,7 +113,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
             continue
         tt = task_type_of_metadata(meta)
         if tt is None:
-            raise ManifestError(f"metadata declares no Ground Truth type ({meta.get('type')!r})",
+            raise ManifestError(f"metadata declares no Ground Truth type (type: {json_text(meta.get('type'))})",
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:
