@@ -86,7 +86,8 @@ def groundtruth_doc(boxes: list) -> dict:
         "label": {
             "image_size": [{"width": WIDTH, "height": HEIGHT, "depth": 3}],
             "annotations": [
-                {"class_id": cid, "left": left, "top": top, "width": w, "height": h} for cid, left, top, w, h in boxes
+                # Ground Truth's own key order (2022 and later), which positional readers rely on
+                {"class_id": cid, "top": top, "left": left, "height": h, "width": w} for cid, left, top, w, h in boxes
             ],
         },
         "metadata": {

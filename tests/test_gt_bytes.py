@@ -223,3 +223,21 @@ def test_a_label_without_scores_stays_unscored_and_a_copied_zero_stays_zero():
     assert b'"objects":[{}]' in body and b'"confidence"' not in body
 
 
+
+
+#: types no real output file in ../shared/gt-manifests holds: the order of Ground Truth's documented
+#: example (reference/ground-truth.md §2.4, §2.7, §2.10), the only evidence there is
+DOCUMENTED_ORDER = {
+    "image-classification-multilabel": ["job-name", "class-map", "human-annotated", "creation-date",
+                                        "confidence-map", "type"],
+    "label-verification": ["class-name", "confidence", "type", "job-name", "human-annotated", "creation-date",
+                           "worker-feedback"],
+    "video-object-detection": ["class-map", "job-name", "human-annotated", "creation-date", "type"],
+}
+
+
+@pytest.mark.parametrize(("task_type", "order"), DOCUMENTED_ORDER.items())
+def test_types_without_a_real_file_follow_the_documented_example(task_type, order):
+    assert task_type not in {tt for n in gt_files() for _, _, tt in labeled_lines(n)}
+    shuffled = {key: "v" for key in reversed(order)}
+    assert list(order_metadata(task_type, shuffled)) == order

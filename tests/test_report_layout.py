@@ -170,3 +170,24 @@ def test_dense_job_page_in_headless_chromium(tmp_path):
     assert "missing-annotation-file-with-a-very-long-name" in html.split("failures by rule", 1)[1]
     bars = [np.abs(img - c).sum(axis=2) < 30 for c in ([0x42, 0x69, 0xD0], [0xEF, 0xB1, 0x18])]
     assert all(b.sum() > 200 for b in bars)
+
+
+def test_sample_images_of_appended_manifests_resolve_in_their_own_folder(tmp_path):
+    """The job resolved an --append manifest's relative references in its folder (issue 12); the
+    report's thumbnails must find the same images, also after a blank line in the main manifest."""
+    for folder, name in ((tmp_path / "main", "a"), (tmp_path / "other", "b")):
+        (folder / "img").mkdir(parents=True)
+        (folder / "lab").mkdir()
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(folder / "img" / f"{name}.png")
+        (folder / "lab" / f"{name}.json").write_text(json.dumps({"label": 0, "metadata": {"class-name": name}}))
+        (folder / "m.manifest").write_text(json.dumps({"source-ref": f"img/{name}.png", "u": f"lab/{name}.json"})
+                                           + ("\n\n" if name == "a" else "\n"))
+    run = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "main" / "m.manifest"),
+                          "--append", str(tmp_path / "other" / "m.manifest"), "--job-name", "app",
+                          "--label-attribute", "cls", "--task-type", "image-classification", "--url-key", "u",
+                          "--allow-root", str(tmp_path), "--output", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    html, _, _ = render_report(str(tmp_path / "out" / "app"))
+    assert "image not available" not in html
+    assert html.count("data:image/jpeg;base64,") == 2 and "b (" in html

@@ -218,6 +218,15 @@ def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
         convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo")
     assert exc.value.rule == "yolo-outside-image" and exc.value.key == f"category.annotations[{len(anns) - 2}]"
     assert not (tmp_path / "y" / "index.jsonl").exists()
+    # a later line stopping the conversion takes back the label files written before it
+    good = YOLOV5.read_bytes().splitlines()[1:3]
+    (tmp_path / "later.manifest").write_bytes(b"\n".join([*good, orjson.dumps(rec)]) + b"\n")
+    (tmp_path / "y2" / "labels").mkdir(parents=True)
+    (tmp_path / "y2" / "labels" / "mine.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(ManifestError, match="reaches past") as exc:
+        convert(str(tmp_path / "later.manifest"), str(tmp_path / "y2"), to="yolo")
+    assert exc.value.line == 3
+    assert [p.name for p in (tmp_path / "y2").rglob("*") if p.is_file()] == ["mine.txt"]
     result = convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo", allow_drop=True)
     assert result.counts["dropped"] == 2
     label = next((tmp_path / "y" / "labels").rglob("*.txt"))
@@ -225,3 +234,66 @@ def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
     assert len(rows) == len(anns) - 1
     _, cx, _, w, _ = rows[-1]
     assert (cx + w / 2) * size["width"] == pytest.approx(size["width"])  # clipped at the right edge
+
+
+@pytest.mark.parametrize("bad", [{"width": None}, {"width": True}, {"width": "x"}, {"width": [1]},
+                                 {"class_id": None}])
+@pytest.mark.parametrize("to", ["yolo", "coco", "dm-schema-v1", "synapse-objects"])
+def test_a_label_no_converter_can_read_names_its_line_in_jsons_words(tmp_path, capsys, to, bad):
+    """No traceback (YOLO's box check once compared null with a number), and the line is named."""
+    records = [orjson.loads(raw) for raw in YOLOV5.read_bytes().splitlines()[:2]]
+    label = records[1]["category"]
+    if "class_id" in bad:
+        label["annotations"][0].update(bad)
+    else:
+        label["image_size"][0].update(bad)
+    (tmp_path / "m.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = {"yolo": "y", "coco": "c.json", "dm-schema-v1": "d.dm.jsonl", "synapse-objects": "o.objects.jsonl"}[to]
+    assert main(["convert", str(tmp_path / "m.manifest"), str(tmp_path / out), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2, key '" in err and "[format-groundtruth]" in err, err
+    assert f"got {json.dumps(next(iter(bad.values())))}" in err and "None" not in err and "True" not in err, err
+    assert not (tmp_path / out).is_file() and not (tmp_path / out / "index.jsonl").exists()
+
+
+def test_images_folders_below_the_shared_one_still_pair_as_ultralytics_looks(tmp_path):
+    """``train/images/x.jpg`` is a common layout; Ultralytics replaces the *last* ``/images/`` of an
+    image's path, so that folder is written ``images_`` and ``index.jsonl`` says where each image goes."""
+    lines = YOLOV5.read_bytes().splitlines()[:3]
+    sources = ["s3://bucket/ds/train/images/cat.jpg", "s3://bucket/ds/val/images/cat.jpg",
+               "https://host.example/ds/val/images/dog.png?X-Amz-Signature=abc"]
+    records = []
+    for raw, src in zip(lines, sources, strict=True):
+        rec = orjson.loads(raw)
+        rec["source-ref"] = src
+        records.append(rec)
+    (tmp_path / "m.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    out = tmp_path / "yolo"
+    convert(str(tmp_path / "m.manifest"), str(out), to="yolo")
+    index = [orjson.loads(raw) for raw in (out / "index.jsonl").read_bytes().splitlines()]
+    assert [(e["image"], e["label"]) for e in index] == [
+        ("images/bucket/ds/train/images_/cat.jpg", "labels/bucket/ds/train/images_/cat.txt"),
+        ("images/bucket/ds/val/images_/cat.jpg", "labels/bucket/ds/val/images_/cat.txt"),
+        ("images/host.example/ds/val/images_/dog.png", "labels/host.example/ds/val/images_/dog.txt")]
+    for entry, rec in zip(index, records, strict=True):
+        image = str(out / entry["image"])
+        assert ultralytics_label_path(image) == str(out / entry["label"])  # the last /images/
+        assert image.replace("/images/", "/labels/", 1).rsplit(".", 1)[0] + ".txt" == str(out / entry["label"])  # Darknet: the first
+        size = rec["category"]["image_size"][0]
+        Path(image).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (size["width"], size["height"])).save(image)
+    # a plain folder (no index.jsonl) reads back through the same pairing
+    (out / "index.jsonl").unlink()
+    convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
+    back = [orjson.loads(raw) for raw in (tmp_path / "back.manifest").read_bytes().splitlines()]
+    assert len(back) == 3 and all(b["label"]["annotations"] for b in back)
+
+
+@pytest.mark.parametrize(("value", "words"), [(None, "type: null"), (5, "type: 5"), ("box", 'type: "box"')])
+def test_metadata_without_a_type_is_named_in_jsons_words(tmp_path, value, words):
+    rec = orjson.loads(YOLOV5.read_bytes().splitlines()[0])
+    rec["category-metadata"]["type"] = value
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    with pytest.raises(ManifestError, match="declares no Ground Truth type") as exc:
+        convert(str(tmp_path / "m.manifest"), str(tmp_path / "c.json"), to="coco", label_attribute="category")
+    assert words in str(exc.value) and "None" not in str(exc.value) and exc.value.line == 1

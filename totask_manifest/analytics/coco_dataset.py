@@ -26,7 +26,7 @@ from ..formats.model import ClassNames, FormatError
 from ..formats.native import coco_losses, describe
 from ..manifest.io import write_lines
 from ..storage import join, read_bytes, write_bytes_atomic
-from .labels import iter_labels, manifest_line, pick_attribute
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
 from .masks import BACKGROUND, bbox_of, mask_png, palette_colors, read_mask, rle_encode, segmentation_to_mask
 
 DETECTION = "object-detection"
@@ -58,8 +58,9 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
             continue
         file_name = label.source or ""
         if label.task_type == DETECTION:
-            doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
-                                   first_annotation_id=len(anns) + 1)
+            with on_line(line.number):
+                doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
+                                       first_annotation_id=len(anns) + 1)
             _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
                                      for k, v in label.metadata.get("class-map", {}).items()}, line.number)
         elif label.task_type == SEGMENTATION:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from ..annotators.base import Labeled
-from ..errors import ManifestError, TotaskError, UsageError
+from ..errors import ManifestError, TotaskError, UsageError, json_text
 from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
@@ -23,6 +24,20 @@ from ..task_types import common_metadata, get_task_type, order_metadata, task_ty
 METADATA = "-metadata"
 #: how many lines ``pick_attribute`` looks at before deciding
 SCAN_LINES = 2000
+
+
+@contextmanager
+def on_line(number: int) -> Iterator[None]:
+    """A label document that cannot be converted names its manifest line: converters raise
+    ``FormatError`` with the key inside the label only, and a user must find the line."""
+    from ..formats.model import FormatError
+
+    try:
+        yield
+    except FormatError as exc:
+        if exc.line is not None:
+            raise
+        raise FormatError(exc.detail, fmt=exc.format, key=exc.key, line=number) from None
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
             continue
         tt = task_type_of_metadata(meta)
         if tt is None:
-            raise ManifestError(f"metadata declares no Ground Truth type ({meta.get('type')!r})",
+            raise ManifestError(f"metadata declares no Ground Truth type (type: {json_text(meta.get('type'))})",
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:

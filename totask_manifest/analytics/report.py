@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
-from ..fetch import FetchPolicy, SyncFetcher, base_of, has_scheme, resolve_reference
+from ..fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
 from ..jobs.layout import JobLayout
 from ..manifest.io import read_lines
@@ -123,7 +123,7 @@ def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None 
 
 
 def _samples(manifest: str, attribute: str | None, limit: int, base: str | None, fetcher: SyncFetcher,
-             job_url: str, max_pixels: int) -> list[Tile]:
+             job_url: str, max_pixels: int, options: dict[str, Any] | None = None) -> list[Tile]:
     if limit <= 0 or not attribute or not exists(manifest):
         return []
     chosen: list[tuple[int, str, str, Any, dict]] = []
@@ -143,9 +143,11 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
         source = rec.get("source-ref")
         if not isinstance(source, str):
             continue
-        chosen.append((line.number, source, tt.name if tt else "", rec[attribute], meta))
-    # relative data objects resolve as the job resolved them (against the input's folder)
-    images = fetcher.fetch_many([resolve_reference(source, base) for _, source, _, _, _ in chosen])
+        # relative data objects resolve as the job resolved them: against the folder of the
+        # manifest the line came from (the input's, or an --append manifest's)
+        line_base = base_for_line(options or {}, line.number - 1, base)
+        chosen.append((line.number, resolve_reference(source, line_base), tt.name if tt else "", rec[attribute], meta))
+    images = fetcher.fetch_many([source for _, source, _, _, _ in chosen])
     own_masks = job_url.rstrip("/") + "/annotations/"
 
     def fetch_mask(url: str) -> bytes:
@@ -155,7 +157,7 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
 
     tiles: list[Tile] = []
     for (number, source, task_type, value, meta), image in zip(chosen, images, strict=True):
-        tile = render_tile(resolve_reference(source, base), task_type, value, meta, image=image,
+        tile = render_tile(source, task_type, value, meta, image=image,
                            fetch_mask=fetch_mask, max_pixels=max_pixels)
         tile.title = f"line {number}: {tile.title}"
         tiles.append(tile)
@@ -284,7 +286,7 @@ def render_report(
     policy = report_policy(options, fetch_options)
     max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
     with SyncFetcher(policy) as fetcher:
-        tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels) if samples > 0 else []
+        tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels, options) if samples > 0 else []
         # "" without a reference; its worst images go through the same policy as the tiles
         evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6), fetch=fetcher.fetch,
                                         max_pixels=max_pixels)

@@ -27,7 +27,7 @@ from ..formats.native import native_format, native_label
 from ..formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_objects, objects_to_gt
 from ..manifest.io import read_lines, write_lines
 from ..task_types import get_task_type
-from .labels import iter_labels, manifest_line, pick_attribute
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
 
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
@@ -62,6 +62,8 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
             skipped += not line.is_blank
             continue
         syn = label.record.get("synapse")
+        with on_line(line.number):
+            data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         doc = {
             "line": line.number,
@@ -70,7 +72,7 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
             "task_type": label.task_type,
             "image_size": [size["width"], size["height"], size.get("depth", 3)] if size else None,
             "class_map": _class_map(label.task_type, label.value, label.metadata),
-            "data": write(label.task_type, label.value, label.metadata),
+            "data": data,
         }
         out.append(orjson.dumps(doc) + b"\n")
     write_lines(dst, out)

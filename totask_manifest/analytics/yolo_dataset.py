@@ -7,14 +7,18 @@ Written layout (any fsspec URL)::
     OUT/labels/<dirs>/<stem>.txt "class cx cy w h" per box, normalised (a 6th column, the
                                  confidence, only with ``confidence=True``)
     OUT/images.txt               the data object of each label file, in the same order (YOLO's image list)
-    OUT/index.jsonl              {"label", "source-ref", "width", "height", "depth", "line"} per label file
+    OUT/index.jsonl              {"label", "image", "source-ref", "width", "height", "depth", "line"} per
+                                 label file; ``image`` is where the image goes to pair with its label
 
 Trainers find an image's labels by its path: Ultralytics and Darknet replace the last
 ``/images/`` with ``/labels/`` and the suffix with ``.txt``. So ``<dirs>/<stem>`` is the
 ``source-ref`` relative to the folder all sources share, suffix removed: images copied to
 ``OUT/images/`` with the same folders pair with their labels, and two images with one file name
 in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.jpg`` ->
-``labels/b/cat.txt``). The same image on two lines cannot have two label files: refused.
+``labels/b/cat.txt``). A folder named ``images`` below the shared one is written ``images_``
+(``train/images/x.jpg`` -> ``labels/train/images_/x.txt``, image at
+``images/train/images_/x.jpg``): Ultralytics replaces the last ``/images/`` of a path. The same
+image on two lines cannot have two label files: refused.
 
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
@@ -24,18 +28,21 @@ Pillow.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import orjson
 
 from ..errors import ManifestError, StorageError, UsageError
+from ..formats.groundtruth import from_groundtruth
 from ..formats.model import FormatError
 from ..formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
 from ..manifest.io import write_lines
 from ..storage import AtomicWriter, exists, join, open_read, read_bytes, url_to_fs, write_bytes_atomic
-from .labels import iter_labels, manifest_line, pick_attribute
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
 
 DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -45,16 +52,23 @@ def _object_path(source: str | None, number: int) -> str:
     """The path part of a data object's reference (``s3://b/k/x.jpg`` -> ``b/k/x.jpg``), normalised."""
     if not source or not source.strip():
         return f"line-{number}"
+    if source.startswith(("http://", "https://")):  # a query string or fragment is no part of the file
+        parts = urlsplit(source)
+        source = parts.netloc + parts.path
     path = source.split("://", 1)[1] if "://" in source else source
     path = posixpath.normpath(path.replace("\\", "/"))
     return path
 
 
-def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
-    """Line number -> label file (``labels/<dirs>/<stem>.txt``) for each ``(line, source-ref)``.
+def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, tuple[str, str]]:
+    """Line number -> (label file ``labels/<dirs>/<stem>.txt``, image ``images/<dirs>/<name>``)
+    for each ``(line, source-ref)``.
 
     The folders are the sources' own below the deepest folder they all share, so every label
-    pairs with its image the way trainers look labels up, whatever the file names.
+    pairs with its image the way trainers look labels up, whatever the file names. A folder
+    named ``images`` among them is written ``images_``: Ultralytics replaces the *last*
+    ``/images/`` of an image's path, so ``images/train/images/x.jpg`` would look for
+    ``images/train/labels/x.txt`` (Darknet replaces the first, which both layouts satisfy).
     """
     paths = {number: _object_path(source, number) for number, source in sources}
     dirs = {posixpath.dirname(p) for p in paths.values()}
@@ -62,11 +76,12 @@ def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
         common = posixpath.commonpath(list(dirs)) if dirs else ""
     except ValueError:  # absolute and relative paths mixed: keep each whole
         common = ""
-    out: dict[int, str] = {}
+    out: dict[int, tuple[str, str]] = {}
     taken: dict[str, int] = {}
     for number, path in paths.items():
         rel = posixpath.relpath(path, common) if common else path.lstrip("/")
-        rel = "/".join("__" if part == ".." else part for part in rel.split("/"))  # never above labels/
+        parts = ["__" if part == ".." else part for part in rel.split("/")]  # never above labels/
+        rel = "/".join([*("images_" if part == "images" else part for part in parts[:-1]), parts[-1]])
         stem, dot, suffix = rel.rpartition(".")
         if not dot or "/" in suffix:
             stem = rel
@@ -76,7 +91,7 @@ def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, str]:
                                 "holds one label file per image", line=number, key="source-ref",
                                 rule="yolo-duplicate-image")
         taken[label] = number
-        out[number] = label
+        out[number] = (label, "images/" + rel)
     return out
 
 
@@ -95,26 +110,41 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     files = skipped = 0
-    with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
-        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
-            if label is None or label.task_type != DETECTION:
-                skipped += not line.is_blank
-                continue
-            for k, name in label.metadata.get("class-map", {}).items():
-                if class_map.setdefault(str(k), name) != name:
-                    raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
-                                        "YOLO needs one name per class id", line=line.number, key="class-map",
-                                        rule="yolo-class")
-            path = paths[line.number]
-            value, metadata = _inside_image(label.value, label.metadata, line.number, attr, allow_drop, dropped)
-            write_bytes_atomic(join(dst, path), gt_to_yolo(value, metadata, confidence=confidence).encode())
-            size = label.value["image_size"][0]
-            index.write(orjson.dumps({"label": path, "source-ref": label.source,
-                                      "width": size["width"], "height": size["height"],
-                                      "depth": size.get("depth", 3), "line": line.number,
-                                      "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
-            images.write((label.source or "").encode() + b"\n")
-            files += 1
+    written: list[str] = []  # new label files, removed again when a later line stops the conversion
+    try:
+        with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
+            for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+                if label is None or label.task_type != DETECTION:
+                    skipped += not line.is_blank
+                    continue
+                for k, name in label.metadata.get("class-map", {}).items():
+                    if class_map.setdefault(str(k), name) != name:
+                        raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
+                                            "YOLO needs one name per class id", line=line.number, key="class-map",
+                                            rule="yolo-class")
+                path, image = paths[line.number]
+                with on_line(line.number):
+                    # the label as a box label first: sizes and boxes it cannot read stop here, named
+                    checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
+                    value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
+                                                    dropped)
+                    text = gt_to_yolo(value, metadata, confidence=confidence)
+                if not exists(join(dst, path)):  # a file there before is not this run's to remove
+                    written.append(join(dst, path))
+                write_bytes_atomic(join(dst, path), text.encode())
+                size = label.value["image_size"][0]
+                index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
+                                          "width": size["width"], "height": size["height"],
+                                          "depth": size.get("depth", 3), "line": line.number,
+                                          "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
+                images.write((label.source or "").encode() + b"\n")
+                files += 1
+    except BaseException:
+        fs, _ = url_to_fs(dst)
+        for url in written:
+            with contextlib.suppress(OSError):
+                fs.rm(url_to_fs(url)[1])
+        raise
     names = yolo_names(class_map)
     write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
     write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
