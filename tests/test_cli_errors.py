@@ -18,8 +18,11 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, TOY, write_manifest
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
 
-GT = REPO.parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
+
 YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 S3 = "s3://totask-no-such-bucket-h5"
 JOB_OPTIONS = ["--label-attribute", "cls", "--task-type", "image-classification", "--method", TOY]
@@ -91,6 +94,7 @@ CASES = {
 
 @pytest.mark.parametrize("command, situation", [(c, s) for c, cases in CASES.items() for s in cases],
                          ids=lambda v: v)
+@pytest.mark.slow
 def test_every_command_exits_as_documented_without_a_traceback(place: Path, command: str, situation: str) -> None:
     args, code = CASES[command][situation]
     r = cli(command, *args, cwd=place)
@@ -108,6 +112,7 @@ def test_every_command_exits_as_documented_without_a_traceback(place: Path, comm
     assert all(line.startswith("  ") for line in lines[1:]), r.stderr  # only a listing of bad lines follows
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     path = tmp_path / "dups.manifest"
     path.write_bytes(b"".join(b'{"source-ref":"s3://b/%d","a":1,"a":2}\n' % i for i in range(100_000)))
@@ -134,6 +139,7 @@ def _assert_failed_cleanly(r: subprocess.CompletedProcess, job: dict, message: s
     assert not [p for p in (output / "full").rglob(".tmp-*")]  # nothing half-written left behind
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_fails_the_job_in_job_json(tmp_path: Path) -> None:
     """A real tmpfs of 64 KiB: job.json fits, the first checkpoint part does not."""
     disk = tmp_path / "disk"
@@ -157,6 +163,7 @@ def _file_size_limit(limit: int):
     return preexec
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_during_a_checkpoint_fails_the_job_and_resume_finishes_it(tmp_path: Path) -> None:
     """The same refusal from the kernel (EFBIG) without root: no file may pass 32 KiB."""
     out = tmp_path / "out"

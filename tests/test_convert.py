@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import gt_files, requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.analytics.convert import convert
 from totask_manifest.analytics.masks import (
     counts_to_rle_string,
@@ -25,7 +27,8 @@ from totask_manifest.cli import main as cli_main
 from totask_manifest.errors import ManifestError, UsageError
 from totask_manifest.formats.model import FormatError
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
+
 OD = {
     "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest": "category",
     "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest":
@@ -37,7 +40,7 @@ IC = {
     "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest": "birds-open-images-clone",
     "image-classification-output__kkr4353-aws-product-development__output.manifest": "banana-1",
 }
-REAL = sorted(p.name for p in GT.glob("*") if p.suffix in (".manifest", ".jsonl")) if GT.exists() else []
+REAL = [p.name for p in gt_files(".manifest", ".jsonl")]
 
 
 def _records(path: Path) -> list[dict]:
@@ -120,6 +123,7 @@ def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
 
 
 @pytest.mark.parametrize(("name", "attr"), OD.items())
+@pytest.mark.slow
 def test_yolo_round_trip_on_real_boxes(tmp_path, name, attr):
     src = GT / name
     out = tmp_path / "yolo"
@@ -255,7 +259,7 @@ def test_plain_yolo_folder_takes_sizes_from_images(tmp_path):
     assert b["label"] == {"image_size": [{"width": 64, "height": 32, "depth": 1}], "annotations": []}
 
 
-def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):  # noqa: F811
+def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("convert")
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
     s3.filesystem().put(str(src), f"{bucket}/in/out.manifest")

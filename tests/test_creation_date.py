@@ -5,15 +5,15 @@ errors under ``--strict``; anything else is an error."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import SKIP_REASON
 from totask_manifest.cli import main
 from totask_manifest.manifest.semantics import creation_date
 from totask_manifest.manifest.validate import check_label
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 
 ACCEPTED = [
@@ -78,7 +78,7 @@ def _pair(date: str) -> tuple[dict, dict]:
     return label, metadata
 
 
-@pytest.mark.skipif(not YOLO.exists(), reason="needs ../shared/gt-manifests")
+@pytest.mark.skipif(not YOLO.exists(), reason=SKIP_REASON)
 def test_validate_command(tmp_path, capsys):
     lines = YOLO.read_bytes().splitlines(keepends=True)[:4]
     dated = [re.sub(rb'"creation-date":"[^"]*"', b'"creation-date":"' + d.encode() + b'"', line)

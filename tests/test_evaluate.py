@@ -14,11 +14,13 @@ from PIL import Image
 
 from tests.evaluate_helpers import PRED, REF, make_review_chain, write_detection_manifest
 from tests.jobs_helpers import run_cli
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
 from totask_manifest.errors import UsageError
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
 
 
 def test_held_out_manifest_with_a_known_answer(tmp_path: Path) -> None:
@@ -227,6 +229,7 @@ def test_attributes_cannot_be_guessed_without_human_annotated_or_lineage() -> No
         evaluate_manifest(str(path), predicted="a", reference="a")
 
 
+@pytest.mark.slow
 def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> None:
     """A real model job, a real review job chained from it; ``evaluate JOB`` needs no attribute name."""
     machine = [[("cat", 10, 10, 50, 50, 0.95), ("dog", 100, 100, 40, 40, 0.35)], [("dog", 20, 20, 60, 60, 0.8)],
@@ -307,7 +310,7 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8
 
 
-def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:  # noqa: F811
+def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:
     """A manifest on a real S3 API (moto server mode), masks fetched from the same bucket through
     the fetch policy: same figures as the local copy."""
     images = [([("a", 0, 0, 10, 10, 0.9), ("a", 50, 50, 10, 10, 0.2)], [("a", 1, 0, 10, 10)])]

@@ -11,12 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.evaluate_helpers import PRED, REF, cocoeval, random_images, write_detection_manifest
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
 from totask_manifest.analytics.evaluate import evaluate_manifest
 from totask_manifest.analytics.evaluate.coco import box_iou, match_group
 
+pytestmark = requires_gt
+
 pytest.importorskip("pycocotools")
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 TOL = 1e-6
 
 

@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
-from tests.support.s3 import s3  # noqa: F401  (the moto server-mode fixture)
 from totask_manifest import api
 from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled
 from totask_manifest.annotators.file import FileAnnotator
@@ -86,6 +85,7 @@ def options(**extra) -> dict:
             **extra}
 
 
+@pytest.mark.slow
 def test_every_item_ends_once_with_the_right_outcome(faulty_server):
     faulty_server.hits.clear()
     items = [Item(i, i + 1, {"source-ref": f"s3://b/{i}.jpg", "u": faulty_server.url(f"doc/{i}.json")})
@@ -111,6 +111,7 @@ def test_every_item_ends_once_with_the_right_outcome(faulty_server):
     assert f"limit of {LIMIT:,} bytes" in reasons[8]
 
 
+@pytest.mark.slow
 def test_a_job_over_the_faulty_server_writes_every_line_once(faulty_server, tmp_path):
     faulty_server.hits.clear()
     manifest = tmp_path / "in.manifest"
@@ -163,7 +164,7 @@ def test_local_files_outside_the_root_and_oversize_files_are_refused(tmp_path):
 # ---------------------------------------------------------------- S3 through moto's server mode
 
 
-def test_s3_labels_and_images_through_moto(s3, tmp_path):  # noqa: F811
+def test_s3_labels_and_images_through_moto(s3, tmp_path):
     from PIL import Image
 
     bucket = s3.new_bucket("labels").removeprefix("s3://")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import SKIP_REASON
 from totask_manifest.errors import ManifestError
 from totask_manifest.formats import (
     FormatError,
@@ -27,7 +27,6 @@ from totask_manifest.formats import (
     yolo_to_gt,
 )
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 OD_FILES = [
     "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest",
     "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest",
@@ -46,7 +45,7 @@ def _labels(names: list[str]):
     for name in names:
         path = GT / name
         if not path.exists():
-            pytest.skip(f"real manifests not found at {GT}")
+            pytest.skip(SKIP_REASON)
         for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
             record = orjson.loads(raw)
             for key in record:
@@ -351,6 +350,7 @@ def _detections(draw):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_detections())
+@pytest.mark.slow
 def test_any_detection_round_trips(case):
     value, meta, names = case
     size = _size(value)

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import gt_files, requires_gt
 from totask_manifest.cli import main
 from totask_manifest.errors import InvalidInputError
 from totask_manifest.jobs.inputs import raise_for_problems, scan_input
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
-SOURCES = sorted(p for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl"))
+pytestmark = [requires_gt, pytest.mark.slow]
+
+SOURCES = gt_files(".manifest", ".jsonl")
 INPUTS = int(os.environ.get("FUZZ_INPUTS", "240"))
 HUGE = [b"18446744073709551616", b"9223372036854775808", b"-9223372036854775809", b"1e400", b"-1e400",
         b"123456789012345678901234567890", b"NaN", b"9" * 400]

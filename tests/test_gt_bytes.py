@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import HAVE_GT, requires_gt
 from totask_manifest.annotators.base import Item, Labeled
 from totask_manifest.formats import coco_to_gt, from_groundtruth, to_groundtruth, yolo_to_gt
 from totask_manifest.formats.model import FormatError
@@ -26,7 +28,6 @@ from totask_manifest.manifest.line import DELETE, Line, gt_json
 from totask_manifest.task_types import TASK_TYPES, order_metadata, task_type_of_metadata
 
 REPO = Path(__file__).resolve().parents[1]
-GT = REPO.parent / "shared" / "gt-manifests"
 #: the three values a new job writes differently by design
 JOB_VALUES = re.compile(rb'"(job-name|creation-date|human-annotated)":"[^"]*"')
 #: Ground Truth itself typed this sequence result "point_cloud_object_detection" (SOURCES.md);
@@ -35,12 +36,12 @@ MISTYPED = "pointcloud-object-tracking__aws-samples-groundtruth-immersionday__OT
 #: the one file written before Ground Truth's 2022 key order (2019, Python 2 dict order)
 OLD_ORDER = "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
 
-pytestmark = pytest.mark.skipif(not GT.is_dir(), reason="needs the real manifests in ../shared/gt-manifests")
+pytestmark = requires_gt
 
 
 def gt_files() -> list[str]:
     """The output manifests: files holding at least one Ground Truth label."""
-    if not GT.is_dir():
+    if not HAVE_GT:
         return []
     names = sorted(p.name for p in GT.iterdir() if p.suffix == ".manifest" or p.name.endswith("excerpt.jsonl"))
     return [n for n in names if any(True for _ in labeled_lines(n))]

@@ -149,6 +149,7 @@ def _peak_rss_of(cmd: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess
     return run, int(line.split()[1]) * 1024
 
 
+@pytest.mark.slow
 def test_detection_job_on_13000_pixel_images_stays_under_1_5_gb(big, tmp_path):
     torch = pytest.importorskip("torch")
     from tests.test_inference_support import ColorBoxes, save_scripted

@@ -50,6 +50,7 @@ def lines_of(out: Path, job: str) -> list[dict]:
     return [orjson.loads(x) for x in output_of(out, job).read_bytes().splitlines()]
 
 
+@pytest.mark.slow
 def test_annotate_with_params_file_validates_and_fails_the_corrupt_line(tmp_path, data):
     params = tmp_path / "params.yaml"
     params.write_text("confidence_threshold: 0.3\nmodel_config:\n  batch_size: 8\n  device: cuda\n")
@@ -117,6 +118,7 @@ def wait_for_parts(job_dir: Path, minimum: int, timeout: float = 120.0) -> None:
     raise AssertionError("no checkpoint in time")
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path, data):
     base = data["base"]
     common = ["--batch-size", "4", "--checkpoint-every", "4", "--label-attribute", "boxes"]

@@ -60,10 +60,9 @@ def test_a_key_repeated_inside_a_nested_object_is_refused_by_validate_and_jobs(t
         api.annotate(config(tmp_path, inp))
 
 
-def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path) -> None:
+def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path, gt_manifests: Path) -> None:
     """The fast path checks runs of lines at once; a repeat deep inside one of them still counts."""
-    gt = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
-    yolo = (gt / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest").read_bytes()
+    yolo = (gt_manifests / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest").read_bytes()
     lines = yolo.splitlines(keepends=True)
     assert lines[9].count(b'"class_id":0') >= 1
     lines[9] = lines[9].replace(b'"class_id":0', b'"class_id":1,"class_id":0', 1)
@@ -153,6 +152,7 @@ def _reference_repeats(text: str) -> int:
 
 @settings(max_examples=400, deadline=None)
 @given(tree=st.lists(st.tuples(_keys, _pairs_trees), max_size=5).map(lambda v: ("object", v)), escape=st.booleans())
+@pytest.mark.slow
 def test_repeated_keys_are_found_at_any_depth_and_the_cheap_test_never_misses_one(tree, escape) -> None:
     body = _text(tree, escape).encode()
     expected = _reference_repeats(body.decode())

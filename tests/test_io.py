@@ -13,7 +13,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the fixture)
+from tests.support.s3 import S3Endpoint
 from totask_manifest.errors import StorageError
 from totask_manifest.manifest import io as mio
 from totask_manifest.manifest.io import iter_lines_from, read_lines, write_lines
@@ -59,7 +59,7 @@ def test_memory_url() -> None:
     fs.rm("/io-test", recursive=True)
 
 
-def test_s3_url(s3: S3Endpoint) -> None:  # noqa: F811
+def test_s3_url(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     roundtrip(f"{bucket}/jobs/in.manifest", f"{bucket}/jobs/out/output.manifest")
     names = sorted(p.rsplit("/", 1)[-1] for p in s3.filesystem().find(bucket))
@@ -68,7 +68,7 @@ def test_s3_url(s3: S3Endpoint) -> None:  # noqa: F811
     assert size(f"{bucket}/jobs/in.manifest") == len(SAMPLE)
 
 
-def test_s3_byte_ranges(s3: S3Endpoint) -> None:  # noqa: F811
+def test_s3_byte_ranges(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/ranges.manifest"
     write_bytes_atomic(url, SAMPLE)
@@ -127,7 +127,7 @@ def test_atomic_memory_failure_leaves_nothing() -> None:
     assert [p for p in fs.find("/atomic-test") if "tmp" in p] == []
 
 
-def test_atomic_s3_failure_leaves_nothing(s3: S3Endpoint) -> None:  # noqa: F811
+def test_atomic_s3_failure_leaves_nothing(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     write_bytes_atomic(f"{bucket}/keep.manifest", b'{"source":"old"}\n')
     fail_midway(f"{bucket}/keep.manifest")

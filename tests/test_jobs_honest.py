@@ -55,6 +55,7 @@ def sample(tmp_path) -> Path:
     lambda d: orjson.dumps({**d, "config": {**d["config"], "options": 3}}),
     lambda d: orjson.dumps({**d, "input": "x"}),
 ])
+@pytest.mark.slow
 def test_a_corrupt_job_json_is_one_line_for_every_command(tmp_path, damage):
     inp = write_manifest(tmp_path / "in.manifest", 6)
     assert run_cli(*toy_args(inp, tmp_path / "out", "j")).returncode in (0, 1)

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.jobs_helpers import run_cli
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.analytics.labeled_only import labeled_only
 from totask_manifest.errors import ManifestError
 
+pytestmark = requires_gt
+
 REPO = Path(__file__).resolve().parents[1]
-GT = REPO.parent / "shared" / "gt-manifests"
 YOLOV5 = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 
 
@@ -94,7 +97,7 @@ def test_cli_summary_and_refusals(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr
 
 
-def test_reads_and_writes_s3(tmp_path, s3: S3Endpoint):  # noqa: F811
+def test_reads_and_writes_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("labeled")
     src, real = mixed(tmp_path)
     s3.filesystem().put(str(src), f"{bucket}/in/m.manifest")

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, popen_cli, run_cli, write_manifest
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.s3 import S3Endpoint
 from totask_manifest import api
 from totask_manifest.jobs import lease as lease_mod
 from totask_manifest.jobs.checkpoint import iter_records
@@ -80,7 +80,7 @@ def test_second_acquire_is_refused_and_release_frees_it(tmp_path, root):
     second.release()
 
 
-def test_lease_on_s3_uses_a_conditional_put(s3: S3Endpoint):  # noqa: F811
+def test_lease_on_s3_uses_a_conditional_put(s3: S3Endpoint):
     job = f"{s3.new_bucket()}/jobs/one"
     first = acquire(job, "annotate")
     try:
@@ -188,6 +188,7 @@ def test_clone_and_chain_into_a_running_jobs_folder_are_refused(tmp_path):
         running.wait(timeout=120)
 
 
+@pytest.mark.slow
 def test_kill_9_then_status_says_interrupted_and_resume_takes_over(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", N)
     out = tmp_path / "out"
@@ -264,7 +265,7 @@ def test_a_refused_new_job_leaves_no_folder(tmp_path):
     assert not (tmp_path / "out" / "nope").exists()
 
 
-def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):  # noqa: F811
+def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):
     inp = write_manifest(tmp_path / "in.manifest", 40)
     root = f"{s3.new_bucket()}/jobs"
     config = JobConfig(job_name="ons3", input=str(inp), output_root=root, label_attribute="cls",

@@ -17,11 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.gt import GT_MANIFESTS, gt_files, requires_gt
 from totask_manifest.manifest.io import iter_lines_from, read_lines, write_lines
 from totask_manifest.manifest.line import BOM, DELETE, Line, scan_top_level
 
-GT_MANIFESTS = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
-REAL_FILES = sorted(p for p in GT_MANIFESTS.glob("*") if p.suffix in (".manifest", ".jsonl"))
+pytestmark = requires_gt
+
+REAL_FILES = gt_files(".manifest", ".jsonl")
 
 # ---- generating JSON text together with its meaning --------------------------------------------
 

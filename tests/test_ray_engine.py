@@ -21,6 +21,8 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
 from totask_manifest.annotators.base import Item, Outcome
@@ -32,8 +34,8 @@ HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
     pytest.mark.ray,
     pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'totask-manifest[ray]')"),
+    requires_gt,
 ]
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
 DICE = GT / "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
 FRUIT = GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"
 SAMPLE = REPO / "sample_data"

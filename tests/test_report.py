@@ -17,7 +17,7 @@ from aiohttp import web
 from PIL import Image, ImageDraw
 
 from tests.support.http_server import LocalHTTPServer
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.s3 import S3Endpoint
 from totask_manifest.analytics.report import MARKER, render_report, write_report
 from totask_manifest.cli import main as cli_main
 from totask_manifest.errors import StorageError
@@ -115,7 +115,7 @@ def _hand_made_job(root: Path, sources: list[str], job_json: bytes | None) -> Pa
     return job
 
 
-def test_images_from_s3_and_http_and_a_defensive_job_json(tmp_path, s3: S3Endpoint):  # noqa: F811
+def test_images_from_s3_and_http_and_a_defensive_job_json(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("report")
     s3.filesystem().pipe(f"{bucket}/img/a.png", _png((10, 200, 10), (80, 60)))
 

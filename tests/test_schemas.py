@@ -18,14 +18,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.gt import GT_MANIFESTS, requires_gt
 from totask_manifest.errors import UsageError
 from totask_manifest.manifest import semantics
 from totask_manifest.manifest.schemas import BASE_URI, load_schema, schema_dir, schema_names, validator
 from totask_manifest.manifest.validate import Problem, check_label, explain_label
 from totask_manifest.task_types import TASK_TYPES
 
+pytestmark = requires_gt
+
 ROOT = Path(__file__).resolve().parents[1]
-GT_MANIFESTS = ROOT.parent / "shared" / "gt-manifests"
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.json"))
 DATE = "2018-10-18T22:18:13.527256"
 

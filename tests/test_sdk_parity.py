@@ -61,7 +61,7 @@ RUN_TIMEOUT = 300
 PAGE = 3
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
-pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300)
+pytestmark = [pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300), pytest.mark.slow]
 
 
 # -- the SDK's venv -------------------------------------------------------------------------------

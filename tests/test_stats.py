@@ -18,13 +18,16 @@ import fsspec
 import orjson
 import pytest
 
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the moto server-mode fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import gt_files, requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.analytics import stats as stats_module
 from totask_manifest.analytics.stats import format_text, manifest_stats
 from totask_manifest.annotators.failure_rules import rule_of
 from totask_manifest.cli import main as cli_main
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
+
 DET = {"object-detection"}
 SINGLE = {"image-classification", "text-classification", "label-verification", "video-classification"}
 MULTI = {"image-classification-multilabel", "text-classification-multilabel"}
@@ -146,7 +149,7 @@ def assert_same(path: Path, attrs: list[str] | None = None, url: str | None = No
     return got
 
 
-REAL = sorted(p.name for p in GT.glob("*") if p.suffix in (".manifest", ".jsonl")) if GT.exists() else []
+REAL = [p.name for p in gt_files(".manifest", ".jsonl")]
 
 
 @pytest.mark.parametrize("name", REAL)
@@ -296,7 +299,7 @@ def test_lines_that_are_not_json_objects_are_counted_and_reported(tmp_path):
     assert "lines that are not a JSON object: 2" in format_text(got)
 
 
-def test_manifest_on_s3_streams_through_the_same_counts(tmp_path, s3: S3Endpoint):  # noqa: F811
+def test_manifest_on_s3_streams_through_the_same_counts(tmp_path, s3: S3Endpoint):
     src = _mixed_file(tmp_path / "mixed.manifest")
     bucket = s3.new_bucket("stats")
     s3.filesystem().put(str(src), f"{bucket}/out/mixed.manifest")

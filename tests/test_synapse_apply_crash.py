@@ -75,6 +75,7 @@ def expected(line: int) -> dict:
 
 
 @pytest.mark.parametrize("then", ["reapply-then-rollback", "rollback-at-once"])
+@pytest.mark.slow
 def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_task(synapse, project, client, then):
     job_dir, tasks = project
     synapse.latency = 0.002

@@ -218,12 +218,13 @@ def test_fatal_errors_exit_non_zero_and_write_nothing(synapse, files, tmp_path, 
 
 def test_export_to_s3(synapse, files, client, s3) -> None:
     pid = seed_tasks(synapse, files, 3)
-    url = f"{s3}/exports/tasks.manifest"
+    bucket = s3.new_bucket()
+    url = f"{bucket}/exports/tasks.manifest"
     assert export_tasks(pid, url, client=client).exported == 3
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     lines = fs.cat_file(url).splitlines()
     assert len(lines) == 3 and orjson.loads(lines[0])["synapse"]["project"] == pid
-    assert [p for p in fs.ls(f"{s3}/exports", detail=False) if ".tmp" in p] == []
+    assert [p for p in fs.ls(f"{bucket}/exports", detail=False) if ".tmp" in p] == []
 
 
 def test_an_unwritable_output_is_refused_before_anything_is_fetched(synapse, files, tmp_path, capsys) -> None:

@@ -15,12 +15,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
 from totask_manifest.analytics.convert import convert
 from totask_manifest.cli import main
 from totask_manifest.errors import ManifestError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
-GT = REPO.parent / "shared" / "gt-manifests"
 BOXES = {
     "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest": "category",
     "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest":
@@ -30,7 +31,7 @@ BOXES = {
 }
 YOLOV5 = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 
-pytestmark = pytest.mark.skipif(not GT.is_dir(), reason="needs the real manifests in ../shared/gt-manifests")
+pytestmark = requires_gt
 
 
 # ---------------------------------------------------------------- COCO through pycocotools

@@ -19,7 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import gt_files, requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.errors import StorageError, UsageError
 from totask_manifest.manifest import validate as validate_module
 from totask_manifest.manifest.io import iter_raw_lines, read_lines, write_lines
@@ -27,7 +29,8 @@ from totask_manifest.manifest.line import DELETE, Line
 from totask_manifest.manifest.validate import ValidationReport, iter_line_batches, validate_manifest
 from totask_manifest.storage import write_bytes_atomic
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
+
 YOLO = "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 SEMSEG = "semantic-segmentation__aws-samples-lookout-for-vision-image-augmentation-pipeline__output.manifest"
 DICE = "object-detection-chained-same-attribute__aws-samples-mxnet-dice-aim403-workshop__output.manifest"
@@ -40,7 +43,7 @@ DOCUMENT_SCHEMA = {
     "video-object-tracking__iprivit-object-tracking-project__SeqLabel.jsonl": "seqlabel",
     "image-classification__aws-amazon-sagemaker-examples__ic_data-worker-response.jsonl": "worker-response",
 }
-REAL = sorted(p.name for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl"))
+REAL = [p.name for p in gt_files(".manifest", ".jsonl")]
 
 #: what each real file departs from (warnings), as the reference and SOURCES.md describe
 EXPECTED_WARNINGS = {
@@ -412,7 +415,7 @@ def test_validation_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     assert large_peak < small_peak * 1.5, (small_peak, large_peak)
 
 
-def test_validate_on_s3(s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_validate_on_s3(s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/job/manifests/output/output.manifest"
     write_bytes_atomic(url, (GT / DICE).read_bytes())

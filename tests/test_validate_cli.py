@@ -9,16 +9,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support.s3 import S3Endpoint, s3  # noqa: F401  (the fixture)
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import gt_files, requires_gt
+from tests.support.s3 import S3Endpoint
 from totask_manifest.cli import main
 from totask_manifest.storage import write_bytes_atomic
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt-manifests"
+pytestmark = requires_gt
+
 YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 PERSON = GT / "video-object-tracking-two-label-attributes__iprivit-object-tracking-project__output.manifest"
 SEQLABEL = GT / "video-object-tracking__iprivit-object-tracking-project__SeqLabel.jsonl"
 WORKER = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-worker-response.jsonl"
-MANIFESTS = sorted(p for p in GT.iterdir() if p.suffix in (".manifest", ".jsonl") and p not in (SEQLABEL, WORKER))
+MANIFESTS = [p for p in gt_files(".manifest", ".jsonl") if p not in (SEQLABEL, WORKER)]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -112,7 +115,7 @@ def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "MANIFEST" in usage.stderr
 
 
-def test_subprocess_on_s3(s3: S3Endpoint) -> None:  # noqa: F811
+def test_subprocess_on_s3(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/out/output.manifest"
     write_bytes_atomic(url, YOLO.read_bytes())

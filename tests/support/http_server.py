@@ -1,69 +1,45 @@
-"""A real HTTP server on 127.0.0.1 for fetch tests: aiohttp.web on its own loop in a thread.
+"""A real HTTP server on 127.0.0.1 for fetch tests that answers with the test's own async handler.
 
-Tests give it one async handler; the server counts hits per path so a test can assert how many
-attempts a retry policy made. Faults that need the raw connection (a body cut short) use
-``cut_short``.
+It is ``totask_manifest.testing.background.BackgroundApp`` (aiohttp on its own loop in a thread,
+the harness the Synapse and file servers use too) with one catch-all route. It counts hits per
+path so a test can assert how many attempts a retry policy made. Faults that need the raw
+connection (a body cut short) use ``cut_short``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import ssl
-import threading
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from totask_manifest.testing.background import BackgroundApp
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class LocalHTTPServer:
+class LocalHTTPServer(BackgroundApp):
+    handler_cancellation = True
+
     def __init__(self, handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context=ssl_context)
         self.handler = handler
-        self.ssl_context = ssl_context
         self.hits: collections.Counter[str] = collections.Counter()
         self.headers_seen: list[dict[str, str]] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.hits[request.path] += 1
         self.headers_seen.append(dict(request.headers))
         return await self.handler(request)
 
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def start(self) -> LocalHTTPServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def url(self, path: str) -> str:
-        scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}/{path.lstrip('/')}"
-
-    def __enter__(self) -> LocalHTTPServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def url(self, path: str) -> str:  # type: ignore[override]  # a method here: one server, many paths
+        return f"{super().url}/{path.lstrip('/')}"
 
 
 async def cut_short(request: web.Request, body: bytes, *, declared: int | None = None) -> web.StreamResponse:

@@ -4,7 +4,7 @@
 client of this process at it: fsspec's per-protocol configuration (``fsspec.config.conf["s3"]``)
 for s3fs in this process, and the standard AWS environment variables (``AWS_ENDPOINT_URL``
 and test credentials) for child processes (the CLI in a subprocess, validation workers). On exit
-everything is restored. Tests use it through the ``s3`` fixture of ``s3_fixture``.
+everything is restored. Tests use it through the ``s3`` fixture of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -100,9 +100,3 @@ def _clear_s3fs_cache() -> None:
 
         s3fs.S3FileSystem.clear_instance_cache()
 
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Endpoint]:
-    """Module-scoped: one moto server per test module that asks for it."""
-    with moto_s3() as endpoint:
-        yield endpoint

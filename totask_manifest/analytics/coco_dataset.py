@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..annotators.base import Labeled
 from ..errors import ManifestError, UsageError
 from ..formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from ..formats.model import ClassNames, FormatError
 from ..formats.native import coco_losses, describe
 from ..manifest.io import write_lines
+from ..outcomes import Labeled
 from ..storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, on_line, pick_attribute
 from .masks import BACKGROUND, bbox_of, mask_png, palette_colors, read_mask, rle_encode, segmentation_to_mask

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..annotators.base import Labeled
 from ..errors import ManifestError, TotaskError, UsageError, json_text
 from ..formats.native import native_format
 from ..jobs.selection import needs_label
 from ..manifest.io import read_lines
 from ..manifest.line import Line, gt_json
+from ..outcomes import Labeled
 from ..task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 
 METADATA = "-metadata"

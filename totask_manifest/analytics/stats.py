@@ -38,8 +38,8 @@ import orjson
 import polars as pl
 
 from .. import storage
-from ..annotators.failure_rules import rule_of
 from ..errors import UsageError
+from ..failure_rules import rule_of
 from ..manifest.line import BOM
 from ..manifest.validate import iter_line_batches
 from ..task_types import GT_PREFIX

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..annotators.base import Labeled
 from ..errors import json_kind
+from ..outcomes import Labeled
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,

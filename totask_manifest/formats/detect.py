@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..annotators.base import Labeled
+from ..outcomes import Labeled
 from .coco import coco_to_gt
 from .groundtruth import from_groundtruth
 from .model import ClassNames, FormatError

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..annotators.base import Labeled
+from ..outcomes import Labeled
 from ..task_types import task_type_of_metadata
 from .model import (
     CLASSIFICATION,

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..annotators.base import Labeled
 from ..errors import ManifestError, json_kind, json_text
+from ..outcomes import Labeled
 from ..task_types import get_task_type
 
 #: (width, height, depth) in pixels

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..annotators.base import Labeled
+from ..outcomes import Labeled
 
 CUSTOM_TYPE = "groundtruth/custom"
 DM = "dm-schema-v1"

@@ -24,8 +24,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..annotators.base import Labeled
 from ..errors import json_kind
+from ..outcomes import Labeled
 from .groundtruth import from_groundtruth
 from .model import (
     CLASSIFICATION,

@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..annotators.base import Labeled
 from ..errors import json_kind
+from ..outcomes import Labeled
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,

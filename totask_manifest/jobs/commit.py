@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ..annotators.failure_rules import rule_of
 from ..errors import JobError
+from ..failure_rules import rule_of
 from ..manifest.io import read_lines
 from ..storage import AtomicWriter
 from .checkpoint import iter_records

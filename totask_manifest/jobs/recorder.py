@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..annotators.base import Failed, Item, Labeled, Outcome, Routed
-from ..annotators.failure_rules import SystematicFailure
+from ..failure_rules import SystematicFailure
 from ..manifest.line import DELETE, Line
 from ..manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
+from ..outcomes import Failed, Item, Labeled, Outcome, Routed
 from ..task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig

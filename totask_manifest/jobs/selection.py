@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..annotators.base import Item
 from ..manifest.line import Line
 from ..manifest.naming import metadata_key
+from ..outcomes import Item
 
 
 def needs_label(record: dict, attribute: str) -> bool:

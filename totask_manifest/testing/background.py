@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from typing import Any
 
@@ -10,11 +11,16 @@ from aiohttp import web
 
 
 class BackgroundApp:
-    """Start with ``start()`` (or ``with``); ``url`` is ``http://127.0.0.1:<port>``."""
+    """Start with ``start()`` (or ``with``); ``url`` is ``http://127.0.0.1:<port>`` (``https`` with an
+    ``ssl_context``). The one server harness of the tests: every test server is a subclass."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    #: cancel a handler when its client goes away (a test that cuts a download short wants to see it)
+    handler_cancellation = False
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -24,7 +30,8 @@ class BackgroundApp:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -58,9 +65,10 @@ class BackgroundApp:
         return self
 
     async def _start_site(self) -> None:
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
+                                     handler_cancellation=self.handler_cancellation)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:

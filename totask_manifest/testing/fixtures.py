@@ -49,30 +49,3 @@ def client(synapse: SynapseServer) -> Iterator[SynapseClient]:
         yield c
     finally:
         c.close()
-
-
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 API (moto's server mode) that ``s3://`` URLs reach through s3fs; yields a bucket URL."""
-    import fsspec
-
-    moto_server = pytest.importorskip("moto.server")
-    pytest.importorskip("s3fs")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(key, value)
-    monkeypatch.setitem(fsspec.config.conf, "s3",
-                        {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"})
-    fsspec.filesystem("s3").clear_instance_cache()
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("synapse-bucket")
-    try:
-        yield "s3://synapse-bucket"
-    finally:
-        fsspec.filesystem("s3").clear_instance_cache()
-        server.stop()

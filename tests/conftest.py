@@ -1,0 +1,45 @@
+"""Fixtures shared by every test module.
+
+HTTP servers in tests are one harness, ``totask_manifest.testing.background.BackgroundApp``: the
+Synapse and file servers of ``totask_manifest.testing`` and ``tests/support/http_server.py`` (a
+server answering with the test's own async handler) all run on it.
+
+- ``s3``: one moto server (server mode) per module, reached through s3fs like any bucket
+  (``tests/support/s3.py``); ``s3.new_bucket()`` gives a fresh ``s3://`` bucket.
+- ``gt_manifests``: the real manifests folder ``../shared/gt-manifests`` (``tests/support/gt.py``),
+  or a skip saying it is missing.
+
+Slow tests (Ray, kill/resume loops, fuzzing, subprocess-heavy runs, the SDK parity check, the
+browser) carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` is the fast lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.gt import GT_MANIFESTS, HAVE_GT, SKIP_REASON
+from tests.support.s3 import S3Endpoint, moto_s3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Ray and headless-browser tests are slow by nature: they leave the fast lane without a second mark."""
+    for item in items:
+        if item.get_closest_marker("ray") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Endpoint]:
+    """Module-scoped: one moto server per test module that asks for it."""
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def gt_manifests() -> Path:
+    if not HAVE_GT:
+        pytest.skip(SKIP_REASON)
+    return GT_MANIFESTS
