@@ -128,15 +128,19 @@ def test_two_applies_at_once_send_each_put_once(synapse, project):
     assert first_put.wait(60)
     try:
         second = run_cli("apply", str(job_dir), "--concurrency", "4", "--quiet")
+        during = run_cli("rollback", str(job_dir))
     finally:
         second_done.set()
     assert second.returncode == 2, second.stderr
     assert second.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in second.stderr
+    # rollback holds the same lease: refused while the apply runs, nothing sent
+    assert during.returncode == 2, during.stderr
+    assert during.stderr.count("\n") == 1 and f"is in use by pid {first.pid}" in during.stderr
     _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     puts = task_puts(synapse)
     assert set(puts) == {t["id"] for t in tasks} and set(puts.values()) == {1}
-    # rollback is refused the same way while an apply runs; afterwards it works
+    # once the apply has ended, rollback runs
     r = run_cli("rollback", str(job_dir))
     assert r.returncode == 0, r.stderr
 
