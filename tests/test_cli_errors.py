@@ -47,6 +47,13 @@ def cli(*args: str, cwd: Path, preexec=None) -> subprocess.CompletedProcess:
 def place(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-errors")
     (root / "trunc.manifest").write_bytes(YOLO.read_bytes()[:5000])  # the last line is cut short
+    # the same lines with a machine copy of each label, for evaluate (two attributes to compare)
+    pairs = []
+    for raw in YOLO.read_bytes().splitlines():
+        rec = orjson.loads(raw)
+        pairs.append(orjson.dumps({**rec, "pred": rec["category"],
+                                   "pred-metadata": {**rec["category-metadata"], "human-annotated": "no"}}))
+    (root / "trunc-pairs.manifest").write_bytes((b"\n".join(pairs) + b"\n")[:8000])
     (root / "corrupt").mkdir()
     (root / "corrupt" / "job.json").write_bytes(b'{"config": {"job_name"')
     (root / "bad-params.json").write_bytes(b"{")
@@ -85,7 +92,14 @@ CASES = {
     "stats": {"missing": (["nothere.manifest"], 2), "bad": (["trunc.manifest"], 1),
               "io": ([f"{S3}/x.manifest"], 2), "failed": (["jobs/failed/manifests/output/output.manifest"], 0)},
     "report": {"missing": (["nowhere", "-o", "r.html"], 2), "io": ([f"{S3}/job", "-o", "r.html"], 2),
+               "bad": (["corrupt", "-o", "r.html", "--samples", "0"], 1),  # the page is written all the same
                "failed": (["jobs/failed", "-o", "r.html", "--samples", "0"], 0)},
+    "evaluate": {"missing": (["nothere.manifest"], 2), "bad": (["corrupt"], 1),
+                 "bad-lines": (["trunc-pairs.manifest", "--predicted", "pred", "--reference", "category"], 1),
+                 "io": ([f"{S3}/x.manifest", "--predicted", "pred", "--reference", "category"], 2)},
+    "labeled": {"missing": (["nothere.manifest", "--label-attribute", "category", "-o", "l.manifest"], 2),
+                "bad": (["trunc.manifest", "--label-attribute", "category", "-o", "l.manifest"], 1),
+                "io": ([f"{S3}/x.manifest", "--label-attribute", "category", "-o", "l.manifest"], 2)},
     "convert": {"missing": (["nothere.manifest", "x.parquet", "--to", "parquet"], 2),
                 "bad": (["trunc.manifest", "x.json", "--to", "coco"], 1),
                 "io": ([f"{S3}/x.manifest", "x.parquet", "--to", "parquet"], 2)},

@@ -75,6 +75,8 @@ class ReportResult:
     output: str
     samples: int
     failures: int
+    #: why the job's ``job.json`` could not be read as JSON (the page is written without it); None when it could
+    job_json_problem: str | None = None
 
 
 def _load_json(url: str) -> dict:
@@ -330,4 +332,17 @@ def write_report(
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
     write_bytes_atomic(output, html.encode("utf-8"))
-    return ReportResult(output, n_tiles, n_failures)
+    job_json = JobLayout(job_url.rstrip("/") if has_scheme(job_url) else os.path.abspath(job_url.rstrip("/"))).job_json
+    return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))
+
+
+def _json_problem(url: str) -> str | None:
+    """Why ``url`` (a ``job.json``) is not JSON, or None (also when it is missing or unreadable: the
+    page says so, and a job folder without ``job.json`` is reported from its manifest)."""
+    try:
+        orjson.loads(read_bytes(url))
+    except StorageError:
+        return None
+    except orjson.JSONDecodeError as exc:
+        return f"{url} is not valid JSON: {exc}"
+    return None

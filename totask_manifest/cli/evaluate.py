@@ -56,4 +56,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"totask-manifest evaluate: error: nothing evaluated: no line has comparable labels under both "
               f"{ev.predicted!r} and {ev.reference!r}", file=sys.stderr)
         return 1
+    if ev.invalid_lines:
+        # invalid data gives 1 in every command (validate, stats, convert): the figures above leave
+        # those lines out, so they are not the whole manifest's
+        print(f"totask-manifest evaluate: error: {ev.invalid_lines:,} line(s) are not a JSON object (a truncated "
+              f"or damaged manifest; totask-manifest validate names them); the figures leave them out",
+              file=sys.stderr)
+        return 1
     return 0

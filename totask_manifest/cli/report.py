@@ -45,4 +45,12 @@ def run(args: argparse.Namespace) -> int:
     result = write_report(args.job_dir, args.output, samples=args.samples, fetch_options=fetch_options,
                           max_image_pixels=args.max_image_pixels)
     print(f"report: {result.output} ({result.samples} samples, {result.failures} failures)")
+    if result.job_json_problem:
+        # the page is there (read defensively), but a damaged job.json is invalid data: exit 1, as in
+        # status, resume, chain, clone, apply and evaluate
+        import sys
+
+        print(f"totask-manifest report: error: {result.job_json_problem}; the page was written without it",
+              file=sys.stderr)
+        return 1
     return 0

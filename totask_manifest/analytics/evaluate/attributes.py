@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ...errors import JobError, TotaskError, UsageError
+from ...errors import JobError, UsageError
 from ...jobs.layout import JobLayout
 from ...jobs.state import load_state
 from ...manifest.validate import iter_line_batches
@@ -99,10 +99,9 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
     options: dict[str, Any] = {}
     manifest = source
     if is_job_folder(source):
-        try:
-            prev_attr, attr, options, manifest = lineage_attributes(source)
-        except TotaskError as exc:
-            raise UsageError(str(exc)) from None
+        # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
+        # every other command: the error keeps its own class (and so its exit code)
+        prev_attr, attr, options, manifest = lineage_attributes(source)
         if not exists(manifest):
             raise UsageError(f"job {redact_url(source)} has no output manifest yet ({redact_url(manifest)})")
         if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
