@@ -238,6 +238,40 @@ def test_urls_refused_by_the_storage_host_are_fetched_again_and_a_resumed_job_wo
     assert chained.status == "COMPLETED" and chained.metrics["success"] == 3
 
 
+def test_a_line_whose_url_is_missing_gets_one_from_synapse(synapse, files, client, tmp_path) -> None:
+    """An exported line that lost its file URL (a manifest edited by hand, or an export of a data unit
+    whose URL was not issued then) is labeled from a URL the backend gives now."""
+    pid = seed_tasks(synapse, files, 3, label=rich_dm_doc)
+    manifest = tmp_path / "export.manifest"
+    export_tasks(pid, str(manifest), client=client)
+    lines = [orjson.loads(raw) for raw in manifest.read_bytes().splitlines()]
+    del lines[0]["synapse"]["files"][SPEC]["url"]
+    lines[1]["synapse"]["files"][SPEC]["url"] = ""
+    manifest.write_bytes(b"".join(orjson.dumps(rec) + b"\n" for rec in lines))
+    before = len(synapse.requests_to("GET", r"^/tasks/\d+/$"))
+    result = annotate(tmp_path, manifest)
+    assert result.status == "COMPLETED" and result.metrics["success"] == 3, result.metrics
+    assert [rec["boxes"] for rec in output_records(result)] == [rich_dm_doc(i) for i in range(3)]
+    asked = {int(r.path.split("/")[2]) for r in synapse.requests_to("GET", r"^/tasks/\d+/$")[before:]}
+    assert asked == {lines[0]["synapse"]["task_id"], lines[1]["synapse"]["task_id"]}  # only those two
+    assert token_headers(files.requests) == []
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_url_answered_400_or_401_is_fetched_again(status, synapse, files, client, tmp_path) -> None:
+    """Storage hosts answer a lapsed or broken signature with 400 or 401 too (GCS, Azure), not only 403."""
+    pid = seed_tasks(synapse, files, 2, label=rich_dm_doc)
+    manifest = tmp_path / "export.manifest"
+    export_tasks(pid, str(manifest), client=client)
+    files.add_fault(status=status, method="GET", path="/labels/", times=2)  # each label's first request
+    before = len(synapse.requests_to("GET", r"^/tasks/\d+/$"))
+    result = annotate(tmp_path, manifest)
+    assert result.status == "COMPLETED" and result.metrics["success"] == 2, result.metrics
+    assert len([r for r in files.requests if r.status == status]) == 2
+    assert len(synapse.requests_to("GET", r"^/tasks/\d+/$")) - before == 2  # a fresh URL for each
+    assert [rec["boxes"] for rec in output_records(result)] == [rich_dm_doc(0), rich_dm_doc(1)]
+
+
 def test_without_credentials_an_expired_url_fails_its_line_with_the_reason(synapse, files, client, tmp_path,
                                                                           monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 1, label=rich_dm_doc)
