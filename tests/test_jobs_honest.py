@@ -265,3 +265,65 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     error = api.load_job(result.job_url)["error"]
     assert "1 selected line(s) have no checkpoint record (first: line 2)" in error
     assert "1 checkpoint record(s) name lines that were not selected (first: line 1)" in error
+
+
+def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
+    """The other half of "exactly once": a line recorded twice (two writers each wrote a part
+    holding it) stops the commit with the line named, instead of writing one of the two."""
+    inp = write_manifest(tmp_path / "in.manifest", 30, bad_every=0)
+    config = JobConfig(job_name="twice", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=4)
+    result = api.annotate(config)
+    assert result.status == "COMPLETED"
+    layout = JobLayout(result.job_url)
+    first, second = (Path(p) for p in layout.parts()[:2])
+    last_of_first = first.read_bytes().splitlines(keepends=True)[-1]
+    second.write_bytes(last_of_first + second.read_bytes())  # the line is in both parts now
+    from totask_manifest.jobs.state import load_state
+
+    s = load_state(result.job_url)
+    s.status = "STOPPED"
+    s.save()
+    r = run_cli("resume", result.job_url)
+    assert "Traceback" not in r.stderr
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    job = api.load_job(result.job_url)
+    assert job["status"] != "COMPLETED"
+    assert "out of order at line index" in (job.get("error") or "") + r.stderr
+
+
+def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_path):
+    """Paths in job.json are absolute, so a folder moved elsewhere must still be worked on where it
+    is found, never through the path it was written at: a renamed copy used to be resumed into the
+    original folder (or a new one there), redoing every line, while the folder given stayed STOPPED."""
+    inp = write_manifest(tmp_path / "in.manifest", 12, bad_every=0)
+    (tmp_path / "more").mkdir()
+    more = write_manifest(tmp_path / "more" / "in.manifest", 16, bad_every=0)  # 4 new lines (the combined
+    # input is kept in the job folder, and must move with it)
+    config = JobConfig(job_name="mover", input=str(inp), output_root=str(tmp_path / "first"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=4, append=[str(more)])
+    assert api.annotate(config).status == "COMPLETED"
+    job = tmp_path / "first" / "mover"
+    for part in JobLayout(str(job)).parts()[1:]:
+        Path(part).unlink()  # as if stopped after the first part
+    from totask_manifest.jobs.state import load_state
+
+    s = load_state(str(job))
+    s.status = "STOPPED"
+    s.save()
+    renamed = tmp_path / "backup-of-mover"
+    job.rename(renamed)
+    for args in (("resume", str(renamed)), ("chain", str(renamed), "--job-name", "next"),
+                 ("clone", str(renamed), "--job-name", "again")):
+        one_line_error(run_cli(*args), 1, "must be named after its job: rename it to 'mover'")
+    assert not job.exists() and api.status(str(renamed))["status"] == "STOPPED"
+    # under its own name, in any folder, it resumes there
+    moved = tmp_path / "second" / "mover"
+    moved.parent.mkdir()
+    renamed.rename(moved)
+    r = run_cli("resume", str(moved))
+    assert r.returncode == 0, r.stderr
+    done = api.status(str(moved))
+    assert done["status"] == "COMPLETED" and done["metrics"]["total"] == 16, done
+    assert len((moved / "manifests" / "output" / "output.manifest").read_bytes().splitlines()) == 16
+    assert not job.exists()

@@ -27,7 +27,17 @@ from .jobs.layout import JobLayout, check_job_name, clean_temporaries
 from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
 from .jobs.recorder import Recorder
-from .jobs.state import COMPLETED, FAILED, RUNNING, STOPPED, JobState, empty_metrics, load_state, now_iso
+from .jobs.state import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STOPPED,
+    JobState,
+    check_job_folder,
+    empty_metrics,
+    load_state,
+    now_iso,
+)
 from .manifest.naming import check_label_attribute, default_label_attribute
 from .storage import exists, redact_url
 from .task_types import get_task_type
@@ -183,6 +193,7 @@ def resume(
         raise UsageError("--checkpoint-every must be at least 1")
     with hold(job_url, "resume"):
         state = load_state(job_url)
+        check_job_folder(job_url, state)
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return _result(state)
@@ -235,6 +246,7 @@ def chain(
     previous attribute, so only what is still unlabeled is labeled.
     """
     prev = load_state(job_url)
+    check_job_folder(job_url, prev)
     if prev.status == RUNNING:
         raise JobError(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
@@ -283,6 +295,7 @@ def clone(
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
     prev = load_state(job_url)
+    check_job_folder(job_url, prev)
     config = replace(
         prev.config,
         job_name=job_name,

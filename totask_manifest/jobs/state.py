@@ -127,11 +127,39 @@ def load_state(job_url: str) -> JobState:
     if problem is not None:
         raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
     # the folder is where the caller found it (it may have been moved since it was written)
-    parent, _, name = job_url.rstrip("/").rpartition("/")
+    parent, _, name = _folder(job_url).rpartition("/")
     if name == state.config.job_name:
         root = parent or "."
+        written_at = state.layout
         state.config.output_root = root if "://" in root else os.path.abspath(root)
+        if state.effective_input == written_at.input_manifest:  # --append: the combined input moved with it
+            state.effective_input = state.layout.input_manifest
     return state
+
+
+def _folder(job_url: str) -> str:
+    """``job_url`` without a trailing slash; a local path made absolute, so that ``.`` or ``../j``
+    name their folder."""
+    folder = job_url.rstrip("/") or "/"
+    return folder if "://" in folder else os.path.abspath(folder)
+
+
+def check_job_folder(job_url: str, state: JobState) -> None:
+    """Refuse to write or read a job through a folder not named after its job.
+
+    A job's files live in ``<output_root>/<job_name>/``, and ``load_state`` takes the folder as it
+    finds it only when its name is the job's. A folder renamed or copied under another name would
+    otherwise be resumed, chained or cloned through the path in its ``job.json``: the original
+    folder, or a new one there, while the folder given stays as it was (and holds a lease that
+    guards nothing).
+    """
+    name = _folder(job_url).rpartition("/")[2]
+    if name != state.config.job_name:
+        raise JobError(
+            f"{job_url} holds job {state.config.job_name!r} (job.json), whose folder is {state.config.job_url}; "
+            f"a job folder must be named after its job: rename it to {state.config.job_name!r} (under any parent "
+            "folder) to resume, chain or clone it"
+        )
 
 
 def _shape_problem(state: JobState) -> str | None:
