@@ -10,8 +10,13 @@ does, then receives SIGINT while still importing, here right after the package i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from tests.jobs_helpers import REPO
 
@@ -56,3 +61,63 @@ def test_the_command_puts_pythons_handler_back_once_parsed(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "restored" in r.stdout, r.stderr
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The pool processes ``multiprocessing`` spawned for ``pid`` (Linux ``/proc``)."""
+    found = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in children:
+        try:
+            if b"--multiprocessing-fork" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the pool's workers")
+@pytest.mark.parametrize("command", ["stats", "evaluate"])
+def test_ctrl_c_reaching_the_pool_workers_too_is_one_line_and_130(tmp_path, command):
+    """A terminal's Ctrl-C goes to the whole foreground process group: the command and the workers
+    it spawned to read a big file in ranges. Each worker used to print a KeyboardInterrupt traceback
+    (often from inside an import), and the pool's thread one more; now the command says it once."""
+    line = (b'{"source-ref":"s3://b/a.jpg","category":{"annotations":[{"class_id":0,"left":1,"top":2,"width":3,'
+            b'"height":4}],"image_size":[{"width":10,"height":10,"depth":3}]},"category-metadata":{"objects":'
+            b'[{"confidence":0.9}],"class-map":{"0":"cat"},"type":"groundtruth/object-detection",'
+            b'"human-annotated":"yes","creation-date":"2020-01-01T00:00:00","job-name":"labeling-job/a"}')
+    pair = line[:-1] + b',"pred":{"annotations":[{"class_id":0,"left":1,"top":2,"width":3,"height":4}],' \
+        b'"image_size":[{"width":10,"height":10,"depth":3}]},"pred-metadata":{"objects":[{"confidence":0.8}],' \
+        b'"class-map":{"0":"cat"},"type":"groundtruth/object-detection","human-annotated":"no",' \
+        b'"creation-date":"2020-01-01T00:00:00","job-name":"labeling-job/b"}}\n'
+    big = tmp_path / "big.manifest"
+    with big.open("wb") as f:
+        for _ in range((160 << 20) // len(pair) // 1000 + 1):
+            f.write(pair * 1000)  # 160 MiB: several ranges for two workers, and seconds of work
+    args = ["stats", str(big)] if command == "stats" else ["evaluate", str(big), "--predicted", "pred",
+                                                          "--reference", "category"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", *args, "--workers", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            workers = _workers_of(proc.pid)
+            time.sleep(0.02)
+        assert workers, "the command started no pool worker"
+        time.sleep(0.3)  # the workers are importing what their first range needs
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (proc.returncode, err[-3000:])
+    assert err == f"totask-manifest {command}: interrupted\n", err[-3000:]
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{w}").exists() for w in workers), "a pool worker outlived its command"

@@ -37,7 +37,7 @@ from typing import IO, Any
 import orjson
 import polars as pl
 
-from .. import storage
+from .. import storage, worker_pool
 from ..errors import UsageError
 from ..failure_rules import rule_of
 from ..manifest.line import BOM
@@ -518,7 +518,8 @@ def _count_local(f: IO[bytes], path: str, attributes: Sequence[str] | None, work
     context = multiprocessing.get_context("spawn")
     parts: dict[int, _Partial] = {}
     broken = False
-    with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
+                             initializer=worker_pool.quiet_worker) as pool:
         futures = [pool.submit(_count_range, path, start, end, attributes) for start, end in ranges]
         try:
             for i in reversed(range(len(ranges))):
@@ -535,8 +536,7 @@ def _count_local(f: IO[bytes], path: str, attributes: Sequence[str] | None, work
                     broken = True
                     parts[i] = _count_range(path, *ranges[i], attributes)
         except BaseException:
-            for future in futures:
-                future.cancel()
+            worker_pool.stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
             raise
     return [parts[i] for i in range(len(ranges))]
 

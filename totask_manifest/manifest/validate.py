@@ -34,7 +34,7 @@ from typing import IO, Any, Literal
 import fsspec
 import orjson
 
-from .. import storage
+from .. import storage, worker_pool
 from ..errors import ManifestError, UsageError, json_kind
 from ..task_types import TASK_TYPES, TaskType, get_task_type, task_type_of_metadata
 from . import semantics
@@ -851,10 +851,15 @@ def validate_manifest(
         count = max(workers, min(workers * RANGES_PER_WORKER, size // MIN_RANGE_BYTES))
         step = -(-size // count)
         ranges = [(i * step, min((i + 1) * step, size)) for i in range(count)]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
+                                 initializer=worker_pool.quiet_worker) as pool:
             conf = copy.deepcopy(fsspec.config.conf)
             futures = [pool.submit(_check_range_in_worker, conf, url, start, end, *args) for start, end in ranges]
-            parts = [f.result() for f in futures]
+            try:
+                parts = [f.result() for f in futures]
+            except BaseException:
+                worker_pool.stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
+                raise
     else:
         parts = [_check_range(url, 0, None, *args)]
     return _merge(url, parts, schema, strict, max_problems)

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ... import worker_pool
 from ...errors import FetchError, ManifestError, UsageError
 from ...fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
 from ...manifest.validate import iter_line_batches
@@ -163,15 +164,14 @@ def _read_in_processes(run: _Run, ranges: list[tuple[int, int | None]], fetch_op
     blank = run.ev.empty_copy()
     workers = min(len(ranges), os.cpu_count() or 1)
     context = multiprocessing.get_context("spawn")  # numpy and the fetch loop thread do not survive fork
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_pool.quiet_worker) as pool:
         futures = [pool.submit(_read_range, run.ev.manifest, start, end, blank, fetch_options, worst)
                    for start, end in ranges]
         try:
             for future in futures:
                 run.merge(future.result())
         except BaseException:
-            for future in futures:
-                future.cancel()
+            worker_pool.stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
             raise
 
 
