@@ -378,3 +378,27 @@ def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the
     assert {r.method for r in synapse.requests} == {"GET", "PUT", "PATCH", "POST"}
     assert files.requests and all("synapse-tenant" not in r.headers for r in files.requests)
     assert token_headers(files.requests) == []
+
+
+def test_a_ctrl_c_is_reported_as_interrupted_and_the_rerun_resumes(synapse, files, tmp_path, monkeypatch) -> None:
+    """A Ctrl-C during the writes: the Synapse job and totask-run.json say the run was interrupted
+    (they said "not started"), the interrupt still reaches the caller, and running again finishes."""
+    import totask_manifest.synapse.action as action
+
+    pid = seed_tasks(synapse, files, 3)
+    job_id = synapse.add_job()
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(job_id))
+    real_apply = action.apply_job
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(action, "apply_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    final = synapse.job_patches[job_id][-1]
+    assert final["status"] == "FAILED" and final["result"]["message"].startswith("interrupted"), final
+    assert all("not started" not in str(p) for p in synapse.job_patches[job_id])
+    monkeypatch.setattr(action, "apply_job", real_apply)
+    again = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert again["status"] == "SUCCEEDED" and again["success_count"] == 3, again

@@ -224,6 +224,10 @@ class ToTaskAction:
         self._totask: dict[str, Any] = {}
         try:
             result = self._start(params, client, reporter)
+        except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
+            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it",
+                                  totask=self._totask)
+            raise
         except TotaskError as exc:
             result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
                                   self._totask)
