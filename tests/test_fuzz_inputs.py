@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
@@ -152,4 +153,9 @@ def test_stats_leaves_out_class_ids_beyond_64_bits(tmp_path: Path, capsys: pytes
     path = tmp_path / "huge.manifest"
     path.write_bytes(first + lines[1])
     assert main(["stats", str(path), "--workers", "1", "--format", "json"]) == 0
-    assert "18446744073709551615" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "18446744073709551615" not in out
+    # left out, but not silently: counted apart, and said in the text
+    assert orjson.loads(out)["attributes"]["category"]["no_class_id"] == 1
+    assert main(["stats", str(path), "--workers", "1"]) == 0
+    assert "left out of every count: 1 box(es) or label(s) whose class_id" in capsys.readouterr().out

@@ -48,6 +48,8 @@ from ..task_types import GT_PREFIX
 BINS = 10
 #: the confidence table's bin for boxes or labels that carry no confidence at all
 UNSCORED_BIN = -1
+#: the same table's count of boxes or labels left out for want of a usable class id
+NO_CLASS_ID_BIN = -2
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
@@ -126,6 +128,9 @@ class AttributeStats:
     confidence_mean: float | None = None
     #: boxes or labels without any confidence: not in the histogram, not counted as 0.0
     unscored: int = 0
+    #: boxes or labels whose ``class_id`` is not an integer within 64 bits (or an annotation that is
+    #: not an object): left out of every count here, never silently; ``validate`` names their lines
+    no_class_id: int = 0
     #: detection only: labeled lines per number of boxes, and all boxes
     boxes_per_image: dict[int, int] = field(default_factory=dict)
     boxes: int = 0
@@ -179,8 +184,8 @@ class _Columns:
     on every line, their distinct pairs are few).
     """
 
-    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "named", "names", "per_image", "reasons", "states",
-                 "tools", "types", "unscored")
+    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "named", "names", "no_class_id", "per_image", "reasons",
+                 "states", "tools", "types", "unscored")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -199,6 +204,8 @@ class _Columns:
         self.named: list[str] = []
         #: boxes or chosen labels without a confidence (kept apart: a missing score is not 0.0)
         self.unscored = 0
+        #: boxes or labels left out: no usable class id
+        self.no_class_id = 0
 
     def add_native(self, value: Any, fmt: str) -> None:
         """A document kept as it is: its annotations by tool and class name, boxes per document."""
@@ -267,6 +274,7 @@ class _Columns:
                         boxes += 1
                 if boxes:  # the names this line's class map gives its boxes (non-strings: _batch_frames)
                     self.labels += [class_map.get(str(c)) for c in ids[-boxes:]]
+                self.no_class_id += len(anns) - boxes
             self.per_image.append(boxes)
             objects = meta.get("objects")
             if type(objects) is list:
@@ -286,6 +294,7 @@ class _Columns:
         elif family == _SINGLE:
             class_id = _class_id(value)
             if class_id is None:
+                self.no_class_id += 1
                 return
             self.ids.append(class_id)
             name = meta.get("class-name")
@@ -300,6 +309,7 @@ class _Columns:
         elif type(value) is list:  # multi-label
             ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
             self.ids += ids
+            self.no_class_id += len(value) - len(ids)
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 self._names(class_map)
@@ -391,6 +401,9 @@ def _batch_frames(columns: dict[str, _Columns]) -> dict[str, list[pl.LazyFrame]]
         if c.unscored:  # bin -1: boxes or labels without a confidence
             out["conf"].append(pl.LazyFrame({"attr": [attr], "bin": [UNSCORED_BIN], "n": [c.unscored], "sum": [0.0]},
                                             schema=_SCHEMAS["conf"]))
+        if c.no_class_id:  # bin -2: boxes or labels without a usable class id
+            out["conf"].append(pl.LazyFrame({"attr": [attr], "bin": [NO_CLASS_ID_BIN], "n": [c.no_class_id],
+                                             "sum": [0.0]}, schema=_SCHEMAS["conf"]))
         if c.per_image:
             out["per_image"].append(pl.LazyFrame({"boxes": c.per_image}, schema={"boxes": pl.Int64})
                                     .select(a.alias("attr"), "boxes", one.alias("n")))
@@ -588,6 +601,9 @@ def _attribute(name: str, tables: dict[str, pl.DataFrame]) -> AttributeStats:
         if b == UNSCORED_BIN:
             s.unscored = int(k)
             continue
+        if b == NO_CLASS_ID_BIN:
+            s.no_class_id = int(k)
+            continue
         s.confidence_histogram[b] += int(k)
         s.confidence_count += int(k)
         total += float(subtotal)
@@ -717,4 +733,7 @@ def format_text(stats: ManifestStats) -> str:
                 out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
         if a.unscored:
             out.append(f"  without a confidence (unscored, not in the histogram): {a.unscored:,}")
+        if a.no_class_id:
+            out.append(f"  left out of every count: {a.no_class_id:,} box(es) or label(s) whose class_id is not an "
+                       "integer within 64 bits (validate names their lines)")
     return "\n".join(out) + "\n"
