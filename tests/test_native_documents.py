@@ -304,6 +304,8 @@ def test_an_sdk_style_plugin_class_converts_for_annotate(plugin, synapse, files,
         unit = synapse.data_units[tasks[i]["data_unit"]]["files"]
         assert args == (unit["image_1"]["url"], f"{i}.jpg", unit[SPEC]["url"], f"{i}.json")
         assert kwargs["task_data"]["id"] == tasks[i]["id"] and "data_unit" in kwargs["task_data"]
+    if plugin == "NeedsContext":  # the job's parameters, as run gives the action's: name and specification
+        assert {c[1] for c in totask_plugins.calls if c[0] == "context"} == {("native", "native", SPEC)}
 
 
 def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files, tmp_path) -> None:
@@ -313,7 +315,7 @@ def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files
               "target_specification_name": SPEC, "converter": "tests.support.totask_plugins:NeedsContext"}
     result = ToTaskAction(params=params, output_root=str(tmp_path)).start()
     assert result["status"] == "SUCCEEDED" and "success=2" in result["message"], result
-    assert [c[1] for c in totask_plugins.calls if c[0] == "context"] == [("Plugin_Run", "Plugin_Run")] * 2
+    assert [c[1] for c in totask_plugins.calls if c[0] == "context"] == [("Plugin_Run", "Plugin_Run", SPEC)] * 2
     for i, task in enumerate(sorted(synapse.project_tasks(pid), key=lambda t: t["id"])):
         want = rich_dm_doc(i)
         want["extra"]["converted_by"] = "PassThrough"

@@ -48,7 +48,8 @@ class NeedsContext(PassThrough):
 
     def convert_data_from_file(self, *args: Any, **kwargs: Any) -> dict:
         # what an SDK action's hook may read of its run: self.params (attributes), self.context.params (a dict)
-        calls.append(("context", (getattr(self.params, "name", None), self.context.params.get("name")), {}))
+        calls.append(("context", (getattr(self.params, "name", None), self.context.params.get("name"),
+                                  self.context.params.get("target_specification_name")), {}))
         return super().convert_data_from_file(*args, **kwargs)
 
 

@@ -163,10 +163,11 @@ class FileAnnotator(Annotator):
         self.submit_empty = bool(options.get("submit_empty"))
         self.plugin: Any = None
         if options.get("converter"):
-            from ..synapse.plugin import FILE_HOOK, load_plugin
+            from ..synapse.plugin import FILE_HOOK, job_params, load_plugin
 
             self.plugin = load_plugin(options["converter"], needs=FILE_HOOK,
-                                      params=options.get("converter_params"))
+                                      params=options.get("converter_params")
+                                      or job_params(context.job_name, "file", options))
         self._check = _check_label()
         self._job_name = context.job_name
         self._sync: SyncFetcher | None = None

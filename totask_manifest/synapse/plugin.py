@@ -53,6 +53,18 @@ def _instantiate(cls: type, params: dict | None = None) -> Any:
     return instance
 
 
+def job_params(job_name: str, method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The ToTask parameters a job outside ``run`` has (``annotate --converter``), for a plugin that
+    reads its run's parameters (``self.params.name``, ``self.context.params["target_specification_name"]``)
+    as the SDK documents: what ``run`` gives it from the action's parameters, here from the job's
+    name and options. Only parameters the job has are given."""
+    params: dict[str, Any] = {"name": job_name, "method": method}
+    keys = ("target_specification_name",) if method == "file" else (
+        "pre_processor", "agent", "model", "pre_processor_params", "batch_size")
+    params.update({k: options[k] for k in keys if options.get(k) is not None})
+    return params
+
+
 def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
     """The plugin object named ``package.module:Class`` (or ``package.module.Class``), checked to
     have the hook ``needs``; a one-line ``UsageError`` otherwise."""

@@ -280,10 +280,11 @@ class PreProcessorAnnotator(Annotator):
         self.submit_empty = bool(options.get("submit_empty"))
         self.plugin: Any = None
         if options.get("converter"):
-            from .plugin import INFERENCE_HOOK, load_plugin
+            from .plugin import INFERENCE_HOOK, job_params, load_plugin
 
             self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK,
-                                      params=options.get("converter_params"))
+                                      params=options.get("converter_params")
+                                      or job_params(context.job_name, "inference", options))
         self._release_config: dict | None = None
 
     @classmethod
