@@ -8,8 +8,8 @@ synapse_sdk.plugins.entrypoint``) in a Python 3.12 venv, with a pass-through plu
 (``tests/support/sdk_parity_plugin.py``); on the other, ``totask-manifest run`` runs with the same
 parameters. The final task data must be JSON-equal task by task, for the file method and for the
 inference method; so must the result counts, the job report, the pre-processor calls, the tenant
-header and ``url_host``. The last test runs ``totask-manifest run`` itself on the SDK's Python with a
-subclass of the SDK's ``ToTaskAction`` as ``converter`` (existing plugins run unchanged).
+header and ``url_host``. The last two tests run ``totask-manifest run`` and ``annotate --converter`` on
+the SDK's Python with a subclass of the SDK's ``ToTaskAction`` as converter (existing plugins run unchanged).
 
 The venv is built once and cached (``~/.cache/totask-manifest/sdk-venv-<version>``, or
 ``$TOTASK_SDK_VENV``) from ``tests/support/sdk-constraints.txt``. Where no Python 3.12+ is found
@@ -39,6 +39,7 @@ import pytest
 from tests.support.parity_seed import (
     EXCLUDED_INDEX,
     INITIAL_DATA,
+    TARGET_SPEC,
     ParitySeed,
     inference_replies,
     label_documents,
@@ -512,6 +513,66 @@ def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(
         print(f"parity (file, SDK plugin class as converter): {len(seed.task_ids) - len(differences)}/"
               f"{len(seed.task_ids)} tasks equal ({written} written by the SDK)")
         assert not differences, f"{differences}\nours: rc={rc}\n{output[-2000:]}"
+    finally:
+        our_server.stop()
+        sdk_server.stop()
+        files.stop()
+
+
+def test_a_subclass_of_the_sdks_action_converts_for_annotate_as_under_the_sdk(
+        sdk_python: str, project_deps_for_sdk_python: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same plugin class named by ``annotate --converter`` (not only by ``run``): each labeled line
+    holds what the SDK wrote with that class, apart from ``self.params.name`` (the SDK's run name;
+    here the job's name, a run name with ``_`` being no job name)."""
+    from totask_manifest.synapse.export import export_tasks
+    from totask_manifest.synapse.sync_client import SynapseClient
+
+    repo = Path(__file__).resolve().parent.parent
+    plugin = "sdk_parity_plugin.ContextReadingToTask"
+    files = FileServer().start()
+    sdk_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
+    our_server = SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start()
+    try:
+        seed = seed_parity(sdk_server, files)
+        assert seed_parity(our_server, files) == seed
+        params = seed.file_params()
+        rc, result, output = _run_sdk(sdk_python, sdk_server, seed, params, tmp_path / "sdk-home", entrypoint=plugin)
+        assert rc == 0 and result is not None, output
+        manifest = tmp_path / "export.manifest"
+        for name in [k for k in os.environ if k.startswith("SYNAPSE_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("SYNAPSE_HOST", our_server.url)
+        monkeypatch.setenv("SYNAPSE_ACCESS_TOKEN", TOKEN)
+        client = SynapseClient()
+        try:
+            export_tasks(seed.project, str(manifest), filters={"status": "pending"}, client=client)
+        finally:
+            client.close()
+        env = {**_base_env(), "SYNAPSE_HOST": our_server.url, "SYNAPSE_ACCESS_TOKEN": TOKEN,
+               "PYTHONPATH": os.pathsep.join([str(repo), str(project_deps_for_sdk_python), str(SUPPORT)]),
+               "PYTHONWARNINGS": "ignore"}
+        proc = subprocess.run([sdk_python, "-m", "totask_manifest", "annotate", str(manifest), "--job-name", "parity-ann",
+                               "--label-attribute", "d", "--task-type", "object-detection", "--method", "file",
+                               "--target-specification-name", TARGET_SPEC, "--converter", plugin,
+                               "--output", str(tmp_path / "jobs")],
+                              env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        records = [json.loads(x) for x in (tmp_path / "jobs" / "parity-ann" / "manifests" / "output" /
+                                           "output.manifest").read_text().splitlines()]
+        compared = equal = 0
+        for rec in records:
+            task_id = rec["synapse"]["task_id"]
+            if not sdk_server.tasks[task_id].get("writes") or "d" not in rec:
+                continue
+            compared += 1
+            sdk_data = json.loads(json.dumps(sdk_server.tasks[task_id]["data"]))
+            ours = json.loads(json.dumps(rec["d"]))
+            assert ours["extra"]["image_1"]["converted_by"].pop("job") == "parity-ann"
+            sdk_data["extra"]["image_1"]["converted_by"].pop("job")
+            equal += not json_differences(sdk_data, ours)
+        written = sum(1 for t in seed.task_ids if sdk_server.tasks[t].get("writes"))
+        print(f"parity (annotate --converter, SDK plugin class): {equal}/{compared} labeled lines equal to the SDK's "
+              f"task data ({written} written by the SDK)")
+        assert compared == written and equal == compared, proc.stderr[-3000:]
     finally:
         our_server.stop()
         sdk_server.stop()
