@@ -317,6 +317,16 @@ def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_pa
                  ("clone", str(renamed), "--job-name", "again")):
         one_line_error(run_cli(*args), 1, "must be named after its job: rename it to 'mover'")
     assert not job.exists() and api.status(str(renamed))["status"] == "STOPPED"
+    # a symbolic link to the folder under another name is the folder itself: not refused
+    job.parent.mkdir(exist_ok=True)
+    renamed.rename(job)
+    link = tmp_path / "link-to-mover"
+    link.symlink_to(job)
+    assert run_cli("status", str(link)).returncode == 0
+    r = run_cli("clone", str(link), "--job-name", "via-link", "--output", str(tmp_path / "clones"))
+    assert r.returncode == 0, r.stderr
+    link.unlink()
+    job.rename(renamed)
     # under its own name, in any folder, it resumes there
     moved = tmp_path / "second" / "mover"
     moved.parent.mkdir()

@@ -153,13 +153,17 @@ def check_job_folder(job_url: str, state: JobState) -> None:
     folder, or a new one there, while the folder given stays as it was (and holds a lease that
     guards nothing).
     """
-    name = _folder(job_url).rpartition("/")[2]
-    if name != state.config.job_name:
-        raise JobError(
-            f"{job_url} holds job {state.config.job_name!r} (job.json), whose folder is {state.config.job_url}; "
-            f"a job folder must be named after its job: rename it to {state.config.job_name!r} (under any parent "
-            "folder) to resume, chain or clone it"
-        )
+    folder = _folder(job_url)
+    if folder.rpartition("/")[2] == state.config.job_name:
+        return
+    stored = state.config.job_url
+    if "://" not in folder and "://" not in stored and os.path.realpath(folder) == os.path.realpath(stored):
+        return  # a symbolic link to the job's own folder
+    raise JobError(
+        f"{job_url} holds job {state.config.job_name!r} (job.json), whose folder is {stored}; "
+        f"a job folder must be named after its job: rename it to {state.config.job_name!r} (under any parent "
+        "folder) to resume, chain or clone it"
+    )
 
 
 def _shape_problem(state: JobState) -> str | None:
