@@ -139,9 +139,9 @@ def test_a_memory_job_cleans_its_temporaries_too(tmp_path):
     fs.pipe_file(f"/honest-{os.getpid()}/m/manifests/intermediate/.tmp-part-000007.jsonl-ff", b"partial")
     state = api.load_job(result.job_url)
     assert state["status"] == "COMPLETED"
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(result.job_url)
+    s = Job.open(result.job_url).state
     s.status = "STOPPED"
     s.save()
     assert api.resume(result.job_url).status == "COMPLETED"
@@ -158,9 +158,9 @@ def file_args(sample, out, *extra):
 
 
 def stop(job_dir: Path) -> None:
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(str(job_dir))
+    s = Job.open(str(job_dir)).state
     s.status = "STOPPED"
     s.save()
 
@@ -255,9 +255,9 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     assert records[0]["i"] == 1 and records[1]["i"] == 2  # line index 0 is prelabeled (not selected)
     records[0]["i"], records[0]["n"] = 0, 1  # the record moves to an unselected line; line 2 loses its record
     part.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(result.job_url)
+    s = Job.open(result.job_url).state
     s.status = "STOPPED"
     s.save()
     again = api.resume(result.job_url)

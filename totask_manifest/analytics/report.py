@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-import orjson
-
-from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
+from ..errors import ManifestError, NotAJobError, TotaskError
 from ..fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
-from ..jobs.layout import JobLayout
+from ..jobs.job import Job
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
@@ -77,29 +75,9 @@ class ReportResult:
     failures: int
 
 
-def _load_json(url: str) -> dict:
-    try:
-        data = orjson.loads(read_bytes(url))
-    except StorageError:
-        return {}
-    except orjson.JSONDecodeError as exc:
-        return {"error": f"job.json is not valid JSON: {exc}"}
-    return data if isinstance(data, dict) else {}
-
-
-def _failures(url: str) -> list[dict]:
-    if not exists(url):
-        return []
-    out = []
-    for line in read_lines(url):
-        if line.is_blank:
-            continue
-        try:
-            rec = line.record()
-        except ManifestError:
-            rec = {"line": None, "reason": f"unreadable failures line {line.number}"}
-        out.append(rec)
-    return out
+def _failures(job: Job) -> list[dict]:
+    return [rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"}
+            for number, rec in job.failure_records()]
 
 
 #: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
@@ -258,19 +236,16 @@ def render_report(
     job_url = job_url.rstrip("/")
     if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
         job_url = os.path.abspath(job_url)
-    layout = JobLayout(job_url)
-    job = _load_json(layout.job_json)
-    if not job and not exists(layout.output_manifest):
+    folder = Job(job_url)
+    job = folder.record()  # whatever is there: a running job, or one written by another version
+    if not job and not exists(folder.layout.output_manifest):
         raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")
     status = str(job.get("status") or "unknown").lower()
     metrics = job.get("metrics") if isinstance(job.get("metrics"), dict) else {}
-    # the job folder as given wins: job.json may hold a path relative to another working directory
-    manifest = layout.output_manifest
-    if not exists(manifest) and isinstance(job.get("output-manifest"), str):
-        manifest = job["output-manifest"]
+    manifest = folder.output_manifest
     stats = None
     if exists(manifest):
         with contextlib.suppress(TotaskError):
@@ -278,7 +253,7 @@ def render_report(
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
-    failures = _failures(layout.failures)
+    failures = _failures(folder)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")

@@ -1,25 +1,22 @@
 """``job.json``: a job's status, configuration, input identity, counters and lineage.
 
 It is rewritten atomically at every checkpoint, so after a crash it is at most one checkpoint
-behind, and ``resume`` trusts the checkpoint parts, not these counters.
+behind, and ``resume`` trusts the checkpoint parts, not these counters. Reading it is
+``jobs.job.Job.open``'s (which knows how a moved folder is read); this module holds its shape.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import JobError, NotAJobError, StorageError
-from ..storage import exists, read_bytes, write_bytes_atomic
+from ..storage import write_bytes_atomic
 from .config import JobConfig
 from .layout import JobLayout
-
-RUNNING, STOPPED, FAILED, COMPLETED = "RUNNING", "STOPPED", "FAILED", "COMPLETED"
-STATUSES = (RUNNING, STOPPED, FAILED, COMPLETED)
+from .status import RUNNING, STATUSES
 
 
 def now_iso() -> str:
@@ -107,34 +104,7 @@ class JobState:
         write_bytes_atomic(self.layout.job_json, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def load_state(job_url: str) -> JobState:
-    url = JobLayout(job_url.rstrip("/")).job_json
-    try:
-        data = orjson.loads(read_bytes(url))
-    except StorageError:
-        if exists(url):
-            raise  # there, but unreadable: the storage error says why
-        raise NotAJobError(f"{job_url} is not a job folder: {url} not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise JobError(f"{url} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or "config" not in data:
-        raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
-    try:
-        state = JobState.from_dict(data)
-        problem = _shape_problem(state)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problem = f"{type(exc).__name__}: {exc}"
-    if problem is not None:
-        raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
-    # the folder is where the caller found it (it may have been moved since it was written)
-    parent, _, name = job_url.rstrip("/").rpartition("/")
-    if name == state.config.job_name:
-        root = parent or "."
-        state.config.output_root = root if "://" in root else os.path.abspath(root)
-    return state
-
-
-def _shape_problem(state: JobState) -> str | None:
+def shape_problem(state: JobState) -> str | None:
     """Why a parsed job.json cannot be used (a field of the wrong type), or None."""
     c = state.config
     for name in ("job_name", "input", "output_root", "label_attribute", "task_type", "method"):
