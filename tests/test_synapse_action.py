@@ -17,7 +17,6 @@ import yaml
 from totask_manifest import ToTaskAction
 from totask_manifest.cli import main
 from totask_manifest.errors import UsageError
-from totask_manifest.synapse.action import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
     TOKEN,
@@ -26,6 +25,7 @@ from totask_manifest.testing.builders import (
     seed_tasks,
     token_headers,
 )
+from totask_manifest.to_task.params import validate_params
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
