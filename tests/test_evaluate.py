@@ -261,7 +261,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
     from totask_manifest.jobs.config import JobConfig
-    from totask_manifest.jobs.state import COMPLETED, JobState
+    from totask_manifest.jobs.state import JobState
+    from totask_manifest.jobs.status import COMPLETED
 
     state = JobState(JobConfig(name, str(root / "in.manifest"), str(root), attr, "object-detection"),
                      status=COMPLETED, chained_from=chained_from)

@@ -89,9 +89,9 @@ def test_chain_with_same_attribute_retries_only_failures(tmp_path):
 def test_chain_from_stopped_job_defaults_to_previous_attribute(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     first = api.annotate(config(tmp_path, inp))
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    state = load_state(first.job_url)
+    state = Job.open(first.job_url).state
     state.status = "STOPPED"
     state.save()
     second = api.chain(first.job_url, "continue")
@@ -101,9 +101,9 @@ def test_chain_from_stopped_job_defaults_to_previous_attribute(tmp_path):
 def test_chain_refuses_running_job(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
     first = api.annotate(config(tmp_path, inp))
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    state = load_state(first.job_url)
+    state = Job.open(first.job_url).state
     state.status = "RUNNING"
     state.save()
     with pytest.raises(JobError, match="resume it first"):
@@ -227,9 +227,9 @@ def test_cli_chain_overrides_only_given_options(tmp_path):
 def test_chain_with_another_method_keeps_where_relative_urls_resolve(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
     first = api.annotate(config(tmp_path, inp, options={"fail": "", "relative_to": str(tmp_path), "timeout": 9}))
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    state = load_state(first.job_url)
+    state = Job.open(first.job_url).state
     state.config.method = "tests.support.toy_annotators:Other"  # as if the first job used another method
     state.save()
     second = api.chain(first.job_url, "next", method=TOY, options={"fail": ""})

@@ -139,9 +139,9 @@ def test_a_memory_job_cleans_its_temporaries_too(tmp_path):
     fs.pipe_file(f"/honest-{os.getpid()}/m/manifests/intermediate/.tmp-part-000007.jsonl-ff", b"partial")
     state = api.load_job(result.job_url)
     assert state["status"] == "COMPLETED"
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(result.job_url)
+    s = Job.open(result.job_url).state
     s.status = "STOPPED"
     s.save()
     assert api.resume(result.job_url).status == "COMPLETED"
@@ -158,9 +158,9 @@ def file_args(sample, out, *extra):
 
 
 def stop(job_dir: Path) -> None:
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(str(job_dir))
+    s = Job.open(str(job_dir)).state
     s.status = "STOPPED"
     s.save()
 
@@ -255,9 +255,9 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     assert records[0]["i"] == 1 and records[1]["i"] == 2  # line index 0 is prelabeled (not selected)
     records[0]["i"], records[0]["n"] = 0, 1  # the record moves to an unselected line; line 2 loses its record
     part.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(result.job_url)
+    s = Job.open(result.job_url).state
     s.status = "STOPPED"
     s.save()
     again = api.resume(result.job_url)
@@ -279,9 +279,9 @@ def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
     first, second = (Path(p) for p in layout.parts()[:2])
     last_of_first = first.read_bytes().splitlines(keepends=True)[-1]
     second.write_bytes(last_of_first + second.read_bytes())  # the line is in both parts now
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(result.job_url)
+    s = Job.open(result.job_url).state
     s.status = "STOPPED"
     s.save()
     r = run_cli("resume", result.job_url)
@@ -306,9 +306,9 @@ def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_pa
     job = tmp_path / "first" / "mover"
     for part in JobLayout(str(job)).parts()[1:]:
         Path(part).unlink()  # as if stopped after the first part
-    from totask_manifest.jobs.state import load_state
+    from totask_manifest.jobs.job import Job
 
-    s = load_state(str(job))
+    s = Job.open(str(job)).state
     s.status = "STOPPED"
     s.save()
     renamed = tmp_path / "backup-of-mover"

@@ -339,7 +339,7 @@ def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files
 
 def test_a_converter_that_cannot_be_loaded_is_a_usage_error(tmp_path) -> None:
     from totask_manifest.errors import UsageError
-    from totask_manifest.synapse.action import validate_params
+    from totask_manifest.to_task.params import validate_params
 
     with pytest.raises(UsageError, match="no 'Missing'"):
         validate_params({"name": "x", "project": 1, "agent": 1, "target_specification_name": "a",

@@ -57,7 +57,7 @@ _LAZY: dict[str, str] = {
     "export_tasks": "synapse.export", "ExportResult": "synapse.export",
     "apply_job": "synapse.apply", "ApplyReport": "synapse.apply",
     "rollback_job": "synapse.rollback", "RollbackReport": "synapse.rollback",
-    "ToTaskAction": "synapse.action",
+    "ToTaskAction": "to_task.action",
 }
 
 #: the errors above, then every name of ``_LAZY``; a test holds the two together
@@ -150,8 +150,8 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
     from .manifest.naming import check_label_attribute, label_attribute_violations
     from .manifest.validate import Problem, ValidationReport, check_label, validate_manifest
     from .outcomes import Failed, Item, Labeled, Outcome, Routed
-    from .synapse.action import ToTaskAction
     from .synapse.apply import ApplyReport, apply_job
     from .synapse.export import ExportResult, export_tasks
     from .synapse.rollback import RollbackReport, rollback_job
     from .task_types import TASK_TYPES, get_task_type
+    from .to_task.action import ToTaskAction

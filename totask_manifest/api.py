@@ -23,21 +23,13 @@ from .jobs.checkpoint import CheckpointWriter, summarize
 from .jobs.commit import Coverage, write_failures, write_output
 from .jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from .jobs.inputs import combine_with_appended, raise_for_problems, scan_input
-from .jobs.layout import JobLayout, check_job_name, clean_temporaries
+from .jobs.job import Job
+from .jobs.layout import check_job_name, clean_temporaries
 from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
 from .jobs.recorder import Recorder
-from .jobs.state import (
-    COMPLETED,
-    FAILED,
-    RUNNING,
-    STOPPED,
-    JobState,
-    check_job_folder,
-    empty_metrics,
-    load_state,
-    now_iso,
-)
+from .jobs.state import JobState, empty_metrics, now_iso
+from .jobs.status import COMPLETED, FAILED, RUNNING, STOPPED
 from .manifest.naming import check_label_attribute, default_label_attribute
 from .storage import exists, redact_url
 from .task_types import get_task_type
@@ -119,9 +111,10 @@ def _annotate_held(
     config: JobConfig, engine: str, engine_options: dict[str, Any] | None, on_progress: ProgressCallback | None,
     chained_from: str | None, cloned_from: str | None,
 ) -> JobResult:
-    layout = JobLayout(config.job_url)
-    if exists(layout.job_json):
-        existing = load_state(config.job_url)
+    job = Job(config.job_url)
+    layout = job.layout
+    if job.exists:
+        existing = job.state
         if identity(existing.config) == identity(config) and chained_from == existing.chained_from:
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             log.info("job %s exists with this configuration; resuming it", config.job_name)
@@ -192,8 +185,9 @@ def resume(
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
     with hold(job_url, "resume"):
-        state = load_state(job_url)
-        check_job_folder(job_url, state)
+        job = Job.open(job_url)
+        job.check_named()
+        state = job.state
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return _result(state)
@@ -245,15 +239,17 @@ def chain(
     name (``-ref`` added where the task type needs it); from a STOPPED or FAILED job, the
     previous attribute, so only what is still unlabeled is labeled.
     """
-    prev = load_state(job_url)
-    check_job_folder(job_url, prev)
+    job = Job.open(job_url)
+    job.check_named()
+    prev = job.state
     if prev.status == RUNNING:
         raise JobError(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
             f"resume it first (totask-manifest resume {prev.config.job_url})"
         )
-    if not exists(prev.layout.output_manifest):
-        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {prev.layout.output_manifest}")
+    output = job.output_manifest  # the folder's own, where it was moved or renamed
+    if not exists(output):
+        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {output}")
     new_type = task_type or prev.config.task_type
     if label_attribute is None:
         if prev.status == COMPLETED:
@@ -267,7 +263,7 @@ def chain(
         base_options = {k: v for k, v in prev.config.options.items() if k in _DATA_OPTIONS}
     config = JobConfig(
         job_name=job_name,
-        input=prev.layout.output_manifest,
+        input=output,
         output_root=output_root or prev.config.output_root,
         label_attribute=label_attribute,
         task_type=new_type,
@@ -294,8 +290,9 @@ def clone(
     on_progress: ProgressCallback | None = None,
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
-    prev = load_state(job_url)
-    check_job_folder(job_url, prev)
+    job = Job.open(job_url)
+    job.check_named()
+    prev = job.state
     config = replace(
         prev.config,
         job_name=job_name,
@@ -311,7 +308,7 @@ def clone(
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    state = load_state(job_url)
+    state = Job.open(job_url).state
     data = state.to_dict()
     if state.status == RUNNING:
         _, counts, _ = summarize(state.layout)
@@ -330,7 +327,8 @@ def status(job_url: str) -> dict[str, Any]:
 
 
 def load_job(job_url: str) -> dict[str, Any]:
-    return load_state(job_url).to_dict()
+    """job.json as a dict (its paths where the folder now is), without ``status``'s live counters."""
+    return Job.open(job_url).state.to_dict()
 
 
 # -- running -------------------------------------------------------------------------------

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-import orjson
-
-from ..errors import ManifestError, NotAJobError, StorageError, TotaskError
+from ..errors import ManifestError, NotAJobError, TotaskError
 from ..fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS
-from ..jobs.layout import JobLayout
+from ..jobs.job import Job
 from ..manifest.io import read_lines
 from ..storage import exists, read_bytes, write_bytes_atomic
 from ..task_types import task_type_of_metadata
@@ -79,29 +77,9 @@ class ReportResult:
     job_json_problem: str | None = None
 
 
-def _load_json(url: str) -> dict:
-    try:
-        data = orjson.loads(read_bytes(url))
-    except StorageError:
-        return {}
-    except orjson.JSONDecodeError as exc:
-        return {"error": f"job.json is not valid JSON: {exc}"}
-    return data if isinstance(data, dict) else {}
-
-
-def _failures(url: str) -> list[dict]:
-    if not exists(url):
-        return []
-    out = []
-    for line in read_lines(url):
-        if line.is_blank:
-            continue
-        try:
-            rec = line.record()
-        except ManifestError:
-            rec = {"line": None, "reason": f"unreadable failures line {line.number}"}
-        out.append(rec)
-    return out
+def _failures(job: Job) -> list[dict]:
+    return [rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"}
+            for number, rec in job.failure_records()]
 
 
 #: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
@@ -260,19 +238,16 @@ def render_report(
     job_url = job_url.rstrip("/")
     if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
         job_url = os.path.abspath(job_url)
-    layout = JobLayout(job_url)
-    job = _load_json(layout.job_json)
-    if not job and not exists(layout.output_manifest):
+    folder = Job(job_url)
+    job = folder.record()  # whatever is there: a running job, or one written by another version
+    if not job and not exists(folder.layout.output_manifest):
         raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")
     status = str(job.get("status") or "unknown").lower()
     metrics = job.get("metrics") if isinstance(job.get("metrics"), dict) else {}
-    # the job folder as given wins: job.json may hold a path relative to another working directory
-    manifest = layout.output_manifest
-    if not exists(manifest) and isinstance(job.get("output-manifest"), str):
-        manifest = job["output-manifest"]
+    manifest = folder.output_manifest
     stats = None
     if exists(manifest):
         with contextlib.suppress(TotaskError):
@@ -280,7 +255,7 @@ def render_report(
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
-    failures = _failures(layout.failures)
+    failures = _failures(folder)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")
@@ -332,13 +307,18 @@ def write_report(
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
     write_bytes_atomic(output, html.encode("utf-8"))
-    job_json = JobLayout(job_url.rstrip("/") if has_scheme(job_url) else os.path.abspath(job_url.rstrip("/"))).job_json
+    job_json = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url)).layout.job_json
     return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))
 
 
 def _json_problem(url: str) -> str | None:
     """Why ``url`` (a ``job.json``) is not JSON, or None (also when it is missing or unreadable: the
-    page says so, and a job folder without ``job.json`` is reported from its manifest)."""
+    page says so, and a job folder without ``job.json`` is reported from its manifest). Not
+    ``Job.record()``: its ``error`` key may be the job's own."""
+    import orjson
+
+    from ..errors import StorageError
+
     try:
         orjson.loads(read_bytes(url))
     except StorageError:

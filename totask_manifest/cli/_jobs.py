@@ -11,6 +11,7 @@ import orjson
 from ..annotators.base import annotator_names, get_annotator_class
 from ..errors import UsageError
 from ..jobs.config import JobResult
+from ..jobs.status import COMPLETED, STOPPED
 from ..task_types import TASK_TYPES
 
 #: plugin annotators named on this command line; set by ``cli.build_parser``
@@ -122,9 +123,9 @@ def report(result: JobResult, *, stream=None) -> int:
     print(f"output manifest: {result.output_manifest}", file=stream)
     if m.get("failed"):
         print(f"failures: {result.failures_url}", file=stream)
-    if result.status == "COMPLETED":
+    if result.status == COMPLETED:
         return 0
-    if result.status == "STOPPED":
+    if result.status == STOPPED:
         return 128 + (result.signal or 2)
     return 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import api
-from ..jobs.state import load_state
+from ..jobs.job import Job
 from ._jobs import add_job_options, engine_options, method_options, parse_plugin_options, report
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prev = load_state(args.job_dir)
+    prev = Job.open(args.job_dir).state
     method = args.method or prev.config.method
     if args._unknown:
         args = parse_plugin_options(args, method)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import api
-from ..jobs.state import load_state
+from ..jobs.job import Job
 from ._jobs import add_engine_options, engine_options, report
 
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    load_state(args.job_dir)
+    Job.open(args.job_dir)  # a folder that is not a job is refused first
     result = api.clone(
         args.job_dir,
         args.job_name,

@@ -47,8 +47,9 @@ def load_params(url: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..synapse.action import ToTaskAction
+    from ..to_task.action import ToTaskAction
+    from ..to_task.runs import SUCCEEDED
 
     result = ToTaskAction(load_params(args.params), output_root=args.output, concurrency=args.concurrency).start()
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0 if result["status"] == "SUCCEEDED" else 1
+    return 0 if result["status"] == SUCCEEDED else 1

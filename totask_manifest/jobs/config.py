@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..storage import join
+from .status import COMPLETED
 
 #: method options that change how fast a job runs, not what it writes: they may differ between
 #: runs of one job (``resume --concurrency 64``, the same ``annotate`` again with another batch size)
@@ -58,7 +59,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "COMPLETED"
+        return self.status == COMPLETED
 
 
 def identity(config: JobConfig) -> dict[str, Any]:

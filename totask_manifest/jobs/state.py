@@ -1,25 +1,22 @@
 """``job.json``: a job's status, configuration, input identity, counters and lineage.
 
 It is rewritten atomically at every checkpoint, so after a crash it is at most one checkpoint
-behind, and ``resume`` trusts the checkpoint parts, not these counters.
+behind, and ``resume`` trusts the checkpoint parts, not these counters. Reading it is
+``jobs.job.Job.open``'s (which knows how a moved folder is read); this module holds its shape.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import JobError, NotAJobError, StorageError
-from ..storage import exists, read_bytes, write_bytes_atomic
+from ..storage import write_bytes_atomic
 from .config import JobConfig
 from .layout import JobLayout
-
-RUNNING, STOPPED, FAILED, COMPLETED = "RUNNING", "STOPPED", "FAILED", "COMPLETED"
-STATUSES = (RUNNING, STOPPED, FAILED, COMPLETED)
+from .status import RUNNING, STATUSES
 
 
 def now_iso() -> str:
@@ -107,66 +104,7 @@ class JobState:
         write_bytes_atomic(self.layout.job_json, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def load_state(job_url: str) -> JobState:
-    url = JobLayout(job_url.rstrip("/")).job_json
-    try:
-        data = orjson.loads(read_bytes(url))
-    except StorageError:
-        if exists(url):
-            raise  # there, but unreadable: the storage error says why
-        raise NotAJobError(f"{job_url} is not a job folder: {url} not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise JobError(f"{url} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or "config" not in data:
-        raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
-    try:
-        state = JobState.from_dict(data)
-        problem = _shape_problem(state)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problem = f"{type(exc).__name__}: {exc}"
-    if problem is not None:
-        raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
-    # the folder is where the caller found it (it may have been moved since it was written)
-    parent, _, name = _folder(job_url).rpartition("/")
-    if name == state.config.job_name:
-        root = parent or "."
-        written_at = state.layout
-        state.config.output_root = root if "://" in root else os.path.abspath(root)
-        if state.effective_input == written_at.input_manifest:  # --append: the combined input moved with it
-            state.effective_input = state.layout.input_manifest
-    return state
-
-
-def _folder(job_url: str) -> str:
-    """``job_url`` without a trailing slash; a local path made absolute, so that ``.`` or ``../j``
-    name their folder."""
-    folder = job_url.rstrip("/") or "/"
-    return folder if "://" in folder else os.path.abspath(folder)
-
-
-def check_job_folder(job_url: str, state: JobState) -> None:
-    """Refuse to write or read a job through a folder not named after its job.
-
-    A job's files live in ``<output_root>/<job_name>/``, and ``load_state`` takes the folder as it
-    finds it only when its name is the job's. A folder renamed or copied under another name would
-    otherwise be resumed, chained or cloned through the path in its ``job.json``: the original
-    folder, or a new one there, while the folder given stays as it was (and holds a lease that
-    guards nothing).
-    """
-    folder = _folder(job_url)
-    if folder.rpartition("/")[2] == state.config.job_name:
-        return
-    stored = state.config.job_url
-    if "://" not in folder and "://" not in stored and os.path.realpath(folder) == os.path.realpath(stored):
-        return  # a symbolic link to the job's own folder
-    raise JobError(
-        f"{job_url} holds job {state.config.job_name!r} (job.json), whose folder is {stored}; "
-        f"a job folder must be named after its job: rename it to {state.config.job_name!r} (under any parent "
-        "folder) to resume, chain or clone it"
-    )
-
-
-def _shape_problem(state: JobState) -> str | None:
+def shape_problem(state: JobState) -> str | None:
     """Why a parsed job.json cannot be used (a field of the wrong type), or None."""
     c = state.config
     for name in ("job_name", "input", "output_root", "label_attribute", "task_type", "method"):

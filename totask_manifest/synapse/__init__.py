@@ -1,4 +1,6 @@
-"""The Synapse (Datamaker) backend: client, export, apply with journal and rollback, ToTask.
+"""The Synapse (Datamaker) backend: client, export, apply with journal and rollback.
+
+(The ToTask action, which runs a whole job through ``api``, sits above both in ``to_task``.)
 
 Importing this package is cheap: the names below load their modules on first use. (The
 ``synapse-preprocessor`` annotator is registered with the others in ``annotators.base``.)
@@ -24,8 +26,6 @@ _EXPORTS = {
     "ApplyReport": ".apply",
     "rollback_job": ".rollback",
     "RollbackReport": ".rollback",
-    "ToTaskAction": ".action",
-    "validate_params": ".action",
     "PreProcessor": ".preprocessor",
     "PreProcessorAnnotator": ".preprocessor",
 }

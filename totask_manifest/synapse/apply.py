@@ -39,10 +39,11 @@ from typing import Any
 
 from ..errors import JobError, ManifestError, StorageError, UsageError
 from ..formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
+from ..jobs.job import Job
 from ..jobs.lease import hold
-from ..jobs.state import load_state
+from ..jobs.status import COMPLETED
 from ..manifest.io import read_lines
-from ..storage import exists, join
+from ..storage import exists
 from . import DATA_FORMATS, DM_V1, OBJECTS, UNCHANGED
 from .client import (
     AsyncSynapseClient,
@@ -127,22 +128,14 @@ class JobTarget:
 
 
 def load_job_target(job_url: str) -> JobTarget:
-    """Read ``job.json`` (``config.label_attribute``, ``config.task_type``, ``status``)."""
-    job_url = job_url.rstrip("/")
-    state = load_state(job_url)
-    data = state.to_dict()
-    config = data["config"]
-    if state.status != "COMPLETED":
-        raise JobError(
-            f"job {job_url} is {state.status}, not COMPLETED: finish it first (totask-manifest resume {job_url})"
-        )
-    # the folder's own output first: a job folder that was moved keeps its old path in job.json
-    output = join(job_url, "manifests", "output", "output.manifest")
-    if not exists(output) and isinstance(data.get("output-manifest"), str):
-        output = data["output-manifest"]
+    """What apply needs from ``job.json``: a COMPLETED job, its attribute, task type and output."""
+    job = Job.open(job_url.rstrip("/"))
+    job.require(COMPLETED)
+    output = job.output_manifest
     if not exists(output):
-        raise JobError(f"job {job_url} has no output manifest ({output})")
-    return JobTarget(job_url, config["label_attribute"], config["task_type"], output)
+        raise JobError(f"job {job.url} has no output manifest ({output})")
+    config = job.state.config
+    return JobTarget(job.url, config.label_attribute, config.task_type, output)
 
 
 def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:

@@ -20,8 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import NotAJobError, StorageError
+from ..jobs.job import Job
 from ..jobs.lease import hold
-from ..storage import exists, join
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -80,7 +80,7 @@ def rollback_job(
 ) -> RollbackReport:
     """Restore every task the job at ``job_url`` changed (see the module docstring)."""
     job_url = job_url.rstrip("/")
-    if not (exists(join(job_url, "job.json")) or read_journal(job_url)):
+    if not (Job(job_url).exists or read_journal(job_url)):
         raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)

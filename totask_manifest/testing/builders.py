@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from ..jobs.config import JobConfig
+from ..jobs.state import JobState
+from ..jobs.status import COMPLETED
 from ..synapse.settings import SynapseSettings
 from ..synapse.sync_client import SynapseClient
 from .file_server import FileServer
@@ -72,12 +75,13 @@ def gt_label(i: int) -> tuple[dict, dict]:
     return value, metadata
 
 
-def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: str = "COMPLETED",
+def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: str = COMPLETED,
              fail_lines: frozenset[int] = frozenset()) -> Path:
     """A finished job over ``export_manifest``: every line labeled under ``boxes`` except
     ``fail_lines`` (1-based), which get a ``failure-reason`` as the engine writes them."""
-    job = root / name
-    out = job / "manifests" / "output" / "output.manifest"
+    state = JobState(JobConfig(name, str(export_manifest), str(root), LABEL, "object-detection"), status=status)
+    job = Path(state.layout.job_url)
+    out = Path(state.layout.output_manifest)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     for number, raw in enumerate(export_manifest.read_bytes().splitlines(), start=1):
@@ -88,11 +92,7 @@ def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: st
             record[LABEL], record[LABEL + "-metadata"] = gt_label(number)
         lines.append(orjson.dumps(record))
     out.write_bytes(b"\n".join(lines) + b"\n")
-    (job / "job.json").write_bytes(orjson.dumps({
-        "job-name": name, "status": status,
-        "config": {"job_name": name, "input": str(export_manifest), "output_root": str(root),
-                   "label_attribute": LABEL, "task_type": "object-detection", "method": "file", "options": {}},
-    }))
+    state.save()  # the job.json the engine writes, with this status
     return job
 
 

@@ -18,8 +18,7 @@ from typing import Any
 import orjson
 
 from ...errors import JobError, UsageError
-from ...jobs.layout import JobLayout
-from ...jobs.state import load_state
+from ...jobs.job import Job
 from ...manifest.validate import iter_line_batches
 from ...storage import exists, open_read, redact_url, url_to_fs
 from ...task_types import task_type_of_metadata
@@ -45,12 +44,13 @@ def is_dir(url: str) -> bool:
 
 
 def is_job_folder(source: str) -> bool:
-    return exists(JobLayout(source.rstrip("/")).job_json)
+    return Job(source).exists
 
 
 def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str]:
     """(previous job's attribute, this job's attribute, fetch options, manifest) from ``job.json``."""
-    state = load_state(job_url)
+    job = Job.open(job_url)
+    state = job.state
     options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
                if state.config.options.get(k)}
     if not options.get("allow_root") and "://" not in state.config.output_root:
@@ -58,10 +58,10 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
     previous = None
     if state.chained_from:
         try:
-            previous = load_state(state.chained_from).config.label_attribute
+            previous = Job.open(state.chained_from).state.config.label_attribute
         except JobError:
             previous = None
-    return previous, state.config.label_attribute, options, state.layout.output_manifest
+    return previous, state.config.label_attribute, options, job.output_manifest
 
 
 def human_annotated(manifest: str) -> dict[str, Counter]:
@@ -109,8 +109,8 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                 predicted, how = prev_attr, "job lineage (chained-from)"
             if reference is None and predicted == prev_attr:
                 reference, how = attr, "job lineage (chained-from)"
-    elif exists(JobLayout(source.rstrip("/")).output_manifest):  # a job folder without job.json
-        manifest = JobLayout(source.rstrip("/")).output_manifest
+    elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
+        manifest = Job(source).layout.output_manifest
     elif not exists(source) or is_dir(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
     if how.startswith("job lineage"):

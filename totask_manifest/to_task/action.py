@@ -14,12 +14,15 @@ continues where it stopped instead of starting over:
 3. apply the labels to the tasks (journalled, idempotent: tasks that already hold the data are
    not written again, so a re-run after a crash mid-apply sends only what is missing).
 
-The run is recorded in ``<job>/totask-run.json`` (parameters, Synapse host, status, result).
-Only an unfinished run of the same action is resumed; a run that succeeded, or one with other
-parameters or another host, is moved to ``<output root>/.totask-archive/`` (journal included, so
-``rollback`` still works on it) and a fresh run starts. The label attribute (and job name) is
-the action ``name`` lower-cased with ``_`` turned into ``-``. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
-to that Synapse job, at most once a second, as the SDK v2 reports them (``progress.JobReporter``):
+The run is recorded in ``<job>/totask-run.json`` (``runs``): only an unfinished run of the same
+action is resumed; a run that succeeded, or one with other parameters or another host, is moved
+to ``<output root>/.totask-archive/`` (journal included, so ``rollback`` still works on it) and a
+fresh run starts. The parameters are checked first (``params``); the label attribute (and job
+name) is the action ``name`` lower-cased with ``_`` turned into ``-``.
+
+It sits above ``api`` (it runs a whole job through it) and above ``synapse`` (export, apply,
+the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
+to that Synapse job, at most once a second, as the SDK v2 reports them (``synapse.progress.JobReporter``):
 the steps ``initialize`` (project and data collection), ``prepare`` (the target specification, or
 the pre-processor deployed and running), ``fetch_tasks`` (the export), ``annotate_task_data``
 (annotation, then the writes: half each), ``finalize``; metrics ``{success, failed, stand_by}``
@@ -30,135 +33,26 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from ..errors import JobError, TotaskError, UsageError, json_kind
-from ..storage import exists, join, read_bytes, write_bytes_atomic
-from .apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
-from .export import check_filters, check_project, export_tasks
-from .progress import JobReporter
-from .sync_client import SynapseClient
+from .. import api
+from ..errors import JobError, TotaskError
+from ..jobs.config import JobConfig
+from ..jobs.job import Job
+from ..jobs.status import COMPLETED
+from ..manifest.io import read_lines
+from ..storage import exists, join
+from ..synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
+from ..synapse.export import check_project, export_tasks
+from ..synapse.progress import JobReporter
+from ..synapse.sync_client import SynapseClient
+from .params import ToTaskParams, validate_params
+from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TASK_TYPE = "object-detection"
 DEFAULT_OUTPUT_ROOT = "totask-jobs"
-RUN_FILE = "totask-run.json"
-ARCHIVE_DIR = ".totask-archive"
 EXPORT_FILE = "synapse-export.manifest"
-SUCCEEDED, FAILED_STATUS = "SUCCEEDED", "FAILED"
-#: parameters that may change between a run and its resumption
-_NOT_IDENTITY = frozenset({"description", "batch_size"})
-
-
-@dataclass
-class ToTaskParams:
-    name: str
-    project: int
-    agent: int
-    description: str | None = None
-    task_filters: dict[str, Any] = field(default_factory=dict)
-    method: str = "file"
-    target_specification_name: str | None = None
-    pre_processor: int | None = None
-    pre_processor_params: dict[str, Any] = field(default_factory=dict)
-    model: Any = None
-    batch_size: int = 1
-    schema: str = "dm_schema_v1"
-    task_type: str = DEFAULT_TASK_TYPE
-    #: an existing ToTask plugin class (``package.module:Class``); None: the SDK's pass-through
-    converter: str | None = None
-
-    @property
-    def slug(self) -> str:
-        """Job name and label attribute: ``File_Based_Annotation`` -> ``file-based-annotation``."""
-        return self.name.strip().lower().replace("_", "-")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate_params(params: Any) -> ToTaskParams:
-    """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express)."""
-    if not isinstance(params, dict):
-        raise UsageError(f"parameters must be an object, got {json_kind(params)}")
-    problems: list[str] = []
-    name = params.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append("name: required, a non-empty string")
-    elif any(c.isspace() for c in name):
-        problems.append(f"name: must not contain whitespace ({name!r})")
-    for key in ("project", "agent"):
-        if not _is_int(params.get(key)) or params[key] < 1:
-            problems.append(f"{key}: required, a positive integer")
-    method = params.get("method") or "file"
-    if method not in ("file", "inference"):
-        problems.append(f"method: must be 'file' or 'inference', not {method!r}")
-    if method == "file" and not params.get("target_specification_name"):
-        problems.append("target_specification_name: required for the file method")
-    # ``model`` is optional: the guide's examples leave it out, and the pre-processor then uses
-    # its own default; it is sent only when given.
-    if method == "inference" and not _is_int(params.get("pre_processor")):
-        problems.append("pre_processor: required for the inference method (a plugin release id)")
-    for key in ("task_filters", "pre_processor_params"):
-        if params.get(key) is not None and not isinstance(params.get(key), dict):
-            problems.append(f"{key}: must be an object")
-    batch = params.get("batch_size", 1)
-    if not _is_int(batch) or batch < 1:
-        problems.append("batch_size: must be an integer of at least 1")
-    converter = params.get("converter")
-    if converter is not None:
-        from .plugin import FILE_HOOK, INFERENCE_HOOK, load_plugin
-
-        try:
-            load_plugin(converter, needs=FILE_HOOK if method == "file" else INFERENCE_HOOK)
-        except TotaskError as exc:
-            problems.append(f"converter: {exc}")
-    if params.get("schema", "dm_schema_v1") not in ("dm_schema_v1", "any"):
-        problems.append("schema: must be 'dm_schema_v1' or 'any'")
-    task_type = params.get("task_type") or DEFAULT_TASK_TYPE
-    try:
-        from ..task_types import get_task_type
-
-        task_type = get_task_type(task_type).name
-    except TotaskError as exc:
-        problems.append(f"task_type: {exc}")
-    if not problems:  # what the hand-written checks above do not cover (types of optional fields, ...)
-        problems = _schema_problems(params)
-    if problems:
-        raise UsageError("invalid parameters: " + "; ".join(dict.fromkeys(problems)))
-    out = ToTaskParams(
-        name=name, project=params["project"], agent=params["agent"], description=params.get("description"),
-        task_filters=check_filters(params.get("task_filters") or {}), method=method,
-        target_specification_name=params.get("target_specification_name"),
-        pre_processor=params.get("pre_processor"), pre_processor_params=dict(params.get("pre_processor_params") or {}),
-        model=params.get("model"), batch_size=batch, schema=params.get("schema", "dm_schema_v1"), task_type=task_type,
-        converter=converter,
-    )
-    from ..jobs.layout import check_job_name
-    from ..manifest.naming import check_label_attribute
-
-    try:
-        check_job_name(out.slug)
-        check_label_attribute(out.slug, out.task_type)
-    except TotaskError as exc:
-        raise UsageError(f"name: {name!r} gives the job name and label attribute {out.slug!r}, which is refused: "
-                         f"{exc}") from None
-    return out
-
-
-def _schema_problems(params: dict) -> list[str]:
-    """Violations of ``schemas/totask-params.json`` (none when the schema files are not installed)."""
-    try:
-        from ..manifest.schemas import format_path, validator
-
-        return [f"{format_path(e.path) or 'params'}: {e.message}" for e in validator("totask-params").errors(params)]
-    except (ImportError, UsageError):
-        return []
 
 
 class ToTaskAction:
@@ -182,6 +76,7 @@ class ToTaskAction:
         self.concurrency = concurrency
         self.timing = timing or {}
         self.job_url: str | None = None
+        self._run_record: str | None = None
 
     # -- the result ------------------------------------------------------------------------------
 
@@ -239,7 +134,8 @@ class ToTaskAction:
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
-            self._record_end(result)
+            if self._run_record is not None:
+                record_end(self._run_record, result)
             # as the SDK's job entry point: the result, and for a failure its error
             reported = result if result["status"] == SUCCEEDED else {**result, "error": result["message"]}
             reporter.status(result["status"], result=reported)
@@ -249,12 +145,9 @@ class ToTaskAction:
         return result
 
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
-        from .. import api
-        from ..jobs.config import JobConfig
-
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
-        self._claim(job_url, client.settings.host)
+        self._run_record = claim(job_url, self.params, client.settings.host)
         reporter.progress("initialize", 0, 1)
         self._say(reporter, "Initializing to_task workflow", key="TASK_INITIALIZING")
         self._say(reporter, f"to_task {p.name}: job {job_url}", key="TO_TASK_STARTED")
@@ -266,11 +159,11 @@ class ToTaskAction:
             annotated[0] = total
             reporter.progress("annotate_task_data", total - m.get("stand_by", 0), 2 * total)
 
-        resuming = exists(join(job_url, "job.json"))
-        state = api.load_job(job_url) if resuming else None
+        job = Job(job_url)
+        state = job.state if job.exists else None
         spec = p.target_specification_name if p.method == "file" else None
         export_url = join(job_url, EXPORT_FILE)
-        fresh_export = not resuming and not exists(export_url)
+        fresh_export = state is None and not exists(export_url)
         if fresh_export:
             client.run(check_project(client.aio, p.project, spec))
             self._say(reporter, "Data collection loaded successfully", key="TASK_DATA_COLLECTION_LOADED")
@@ -280,7 +173,7 @@ class ToTaskAction:
             self._say(reporter, "Preparing file-based annotation", key="TASK_PREPARING_FILE_METHOD")
             if fresh_export:
                 self._say(reporter, "Target specification validated", key="TASK_SPECIFICATION_VALIDATED")
-        elif not (state and state.get("status") == "COMPLETED"):
+        elif not (state and state.status == COMPLETED):
             self._say(reporter, "Preparing inference-based annotation", key="TASK_PREPARING_INFERENCE_METHOD")
             self._preprocessor(p, client, reporter).ensure_running()
             self._say(reporter, "Pre-processor is ready", key="TASK_PREPROCESSOR_READY", level="success")
@@ -300,12 +193,12 @@ class ToTaskAction:
         reporter.progress("fetch_tasks", 1, 1)
         reporter.progress("annotate_task_data", 0, 1)
         if state is not None:
-            if state.get("status") == "COMPLETED":
+            if state.status == COMPLETED:
                 self._say(reporter, "annotation already complete; applying", key="TO_TASK_RESUMED")
-                job = None
+                finished = None
             else:
-                self._say(reporter, f"resuming the {state.get('status')} job {job_url}", key="TO_TASK_RESUMED")
-                job = api.resume(job_url, on_progress=annotate_progress)
+                self._say(reporter, f"resuming the {state.status} job {job_url}", key="TO_TASK_RESUMED")
+                finished = api.resume(job_url, on_progress=annotate_progress)
         else:
             config = JobConfig(
                 job_name=p.slug, input=export_url, output_root=self.output_root, label_attribute=p.slug,
@@ -313,45 +206,10 @@ class ToTaskAction:
                 options=self._annotator_options(p),
             )
             self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
-            job = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
-        if job is not None and job.status != "COMPLETED":
-            raise _annotation_failed(job_url, job.status)
+            finished = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
+        if finished is not None and finished.status != COMPLETED:
+            raise _annotation_failed(job_url, finished.status)
         return self._apply(p, job_url, client, reporter)
-
-    def _claim(self, job_url: str, host: str) -> None:
-        """Decide between resuming and starting over, and record this run in ``totask-run.json``.
-
-        The same action (same parameters but ``description``/``batch_size``, same Synapse host)
-        whose last run did not succeed is resumed. Anything else found under the name (a run
-        that succeeded, other parameters, another host) is moved to ``.totask-archive/`` beside
-        it, journal included (``rollback`` works there), and a fresh run starts.
-        """
-        url = join(job_url, RUN_FILE)
-        identity = {"host": host, "params": {k: v for k, v in self.params.items() if k not in _NOT_IDENTITY}}
-        state = _read_json(url) if exists(url) else None
-        resumable = (
-            isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
-            and state.get("status") != SUCCEEDED
-        )
-        if not resumable and exists(job_url):
-            moved = _archive(job_url)
-            log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run", self.params.get("name"),
-                        moved)
-        record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": _iso_now()}
-        record.update(params=self.params, status="RUNNING", runs=int(record.get("runs", 0)) + 1)
-        write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-        self._run_state_url = url
-
-    def _record_end(self, result: dict[str, Any]) -> None:
-        url = getattr(self, "_run_state_url", None)
-        if not url:
-            return
-        try:
-            record = _read_json(url) or {}
-            record.update(status=result["status"], ended=_iso_now(), result=result)
-            write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-        except TotaskError as exc:  # the result still goes back to the caller
-            log.warning("could not record the run's end in %s: %s", url, exc)
 
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
         # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
@@ -369,15 +227,13 @@ class ToTaskAction:
         }
 
     def _preprocessor(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> Any:
-        from .preprocessor import PreProcessor, Timing
+        from ..synapse.preprocessor import PreProcessor, Timing
 
         return PreProcessor(client, int(p.pre_processor or 0), p.agent, timing=Timing.from_options({"timing": self.timing}),
                             on_wait=lambda text: self._say(reporter, text, key="TASK_PREPROCESSOR_WAITING_PROGRESS"))
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
-        from ..manifest.io import read_lines
-
-        total = sum(1 for line in read_lines(join(job_url, "manifests", "output", "output.manifest")) if not line.is_blank)
+        total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
         counts = {"success": 0, "failed": 0}
         done = [0]
         reporter.progress("annotate_task_data", total, 2 * total)
@@ -391,7 +247,7 @@ class ToTaskAction:
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
             reporter.log("annotate_task_data", {
                 "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
-                "index": done[0], "total": total, "created": _iso_now(), "error": None if ok else r.detail,
+                "index": done[0], "total": total, "created": iso_now(), "error": None if ok else r.detail,
             }, step="annotate_task_data")
             if not ok:  # as the SDK: one message per failed task, level error, no key
                 reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
@@ -429,55 +285,18 @@ def _annotation_failed(job_url: str, status: str) -> JobError:
     """The error for an annotation job that did not complete. When every task was tried (each
     one failed: nothing was labeled), the result counts them as the SDK does, one failure per
     task; otherwise running the action again resumes the job."""
-    from .. import api
-    from ..jobs.layout import JobLayout
-
-    state = api.load_job(job_url)
-    error = state.get("error")
-    metrics = state.get("metrics") or {}
+    job = Job.open(job_url)
+    error, metrics = job.state.error, job.state.metrics
     text = f"annotation job {status}" + (f": {error}" if error else "")
     if metrics.get("stand_by", 1):
         return JobError(text + "; run the action again to resume it")
-    failures = []
-    url = JobLayout(job_url).failures
-    if exists(url):
-        for raw in read_bytes(url).splitlines():
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            failures.append({"task_id": record.get("task_id"), "error": record.get("reason")})
+    failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}
+                for _, record in job.failure_records() if record is not None]
     exc = JobError(text)
     exc.metrics = {"total": metrics.get("total", 0), "success": metrics.get("success", 0),  # type: ignore[attr-defined]
                    "failed": metrics.get("failed", 0), "stand_by": 0}
     exc.failures = failures  # type: ignore[attr-defined]
     return exc
-
-
-def _read_json(url: str) -> Any:
-    try:
-        return orjson.loads(read_bytes(url))
-    except (TotaskError, orjson.JSONDecodeError):
-        return None
-
-
-def _archive(job_url: str) -> str:
-    """Move a job folder to ``<root>/.totask-archive/<name>-<UTC time>`` (any fsspec URL)."""
-    import datetime as dt
-
-    from ..storage import is_local, url_to_fs
-
-    root, _, name = job_url.rstrip("/").rpartition("/")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    target = join(root or ".", ARCHIVE_DIR, f"{name}-{stamp}")
-    fs, src = url_to_fs(job_url)
-    _, dst = url_to_fs(target)
-    if is_local(fs):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.replace(src, dst)
-    else:
-        fs.mv(src, dst, recursive=True)
-    return target
 
 
 def _redacted(value: Any, redact: Any) -> Any:
@@ -489,13 +308,3 @@ def _redacted(value: Any, redact: Any) -> Any:
     if isinstance(value, list):
         return [_redacted(v, redact) for v in value]
     return value
-
-
-def _canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def _iso_now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat()

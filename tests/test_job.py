@@ -1,0 +1,126 @@
+"""``Job``: one owner of a job folder. Refusals name the file; a moved folder keeps working (its
+paths follow it, its own output manifest wins, a renamed one falls back to what job.json records);
+``require`` refuses a job in another status; failures and a damaged job.json are read as before.
+
+Jobs here are real (the toy annotator through ``api.annotate``), folders are moved with the OS."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import TOY, write_manifest
+from totask_manifest import api
+from totask_manifest.errors import JobError, NotAJobError
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.jobs.job import Job
+from totask_manifest.jobs.status import COMPLETED, STATUSES, STOPPED
+
+
+@pytest.fixture()
+def done(tmp_path):
+    """A COMPLETED job ``out/job1`` over 10 lines, one of which fails."""
+    inp = write_manifest(tmp_path / "in.manifest", 10, bad_every=10)
+    config = JobConfig(job_name="job1", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, options={"fail": "bad"})
+    result = api.annotate(config)
+    assert result.status == COMPLETED
+    return tmp_path / "out" / "job1"
+
+
+def test_open_reads_the_state_and_the_folder(done):
+    job = Job.open(str(done) + "/")
+    assert job.url == str(done) and job.layout.job_json == str(done / "job.json")
+    assert job.state.status == COMPLETED and job.state.config.label_attribute == "cls"
+    assert job.output_manifest == str(done / "manifests" / "output" / "output.manifest")
+    assert job.exists and job.state.status in STATUSES
+
+
+def test_a_folder_without_job_json_is_not_a_job_named_as_given(tmp_path):
+    (tmp_path / "empty").mkdir()
+    given = str(tmp_path / "empty") + "/"
+    with pytest.raises(NotAJobError, match=f"^{given} is not a job folder: .*job.json not found$"):
+        Job.open(given)
+    assert not Job(given).exists
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", "is not valid JSON"),
+    (b"[1, 2]", "no 'config' key"),
+    (b'{"config": {"job_name": 3}}', "is damaged"),
+    (b'{"config": {"job_name": "j", "input": "i", "output_root": "o", "label_attribute": "a", '
+     b'"task_type": "t", "method": "m"}, "status": "DONE"}', "status 'DONE' is none of RUNNING"),
+])
+def test_a_damaged_job_json_is_refused_in_one_line_naming_it(tmp_path, content, message):
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "job.json").write_bytes(content)
+    with pytest.raises(JobError, match=message) as info:
+        Job.open(str(tmp_path / "j"))
+    assert str(tmp_path / "j" / "job.json") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_record_reads_whatever_is_there(tmp_path, done):
+    assert Job(str(done)).record()["status"] == COMPLETED
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "job.json").write_bytes(b"{not json")
+    assert Job(str(tmp_path / "bad")).record()["error"].startswith("job.json is not valid JSON")
+    assert Job(str(tmp_path / "nothing")).record() == {}
+
+
+def test_a_folder_moved_under_its_own_name_follows_the_move(tmp_path, done):
+    moved = tmp_path / "elsewhere" / "job1"
+    moved.parent.mkdir()
+    shutil.move(done, moved)
+    job = Job.open(str(moved))
+    assert job.state.config.output_root == str(moved.parent)
+    assert job.state.layout.job_json == str(moved / "job.json")
+    assert job.output_manifest == str(moved / "manifests" / "output" / "output.manifest")
+
+
+def test_a_renamed_folder_reads_its_own_output_first_then_the_recorded_one(tmp_path, done):
+    recorded = str(done / "manifests" / "output" / "output.manifest")
+    copy = tmp_path / "renamed"
+    shutil.copytree(done, copy)
+    job = Job.open(str(copy))
+    assert job.state.config.output_root == str(tmp_path / "out")  # not named after its job: not relocated
+    assert job.output_manifest == str(copy / "manifests" / "output" / "output.manifest")
+    os.remove(copy / "manifests" / "output" / "output.manifest")
+    assert Job.open(str(copy)).output_manifest == recorded  # none of its own: job.json's
+    shutil.rmtree(done)
+    assert Job.open(str(copy)).output_manifest == recorded  # neither: still the recorded one, for the message
+
+
+def test_a_damaged_job_json_still_names_the_output_it_records(tmp_path):
+    folder = tmp_path / "j"
+    folder.mkdir()
+    (folder / "job.json").write_bytes(orjson.dumps({"output-manifest": "/else/out.manifest", "status": 1}))
+    assert Job(str(folder)).output_manifest == "/else/out.manifest"
+    (folder / "job.json").write_bytes(b"{not json")
+    assert Job(str(folder)).output_manifest == str(folder / "manifests" / "output" / "output.manifest")
+
+
+def test_require_refuses_another_status_with_the_way_on(done):
+    job = Job.open(str(done))
+    job.require(COMPLETED)
+    job.state.status = STOPPED
+    job.state.save()
+    with pytest.raises(JobError) as info:
+        Job.open(str(done)).require(COMPLETED)
+    assert str(info.value) == (f"job {done} is STOPPED, not COMPLETED: finish it first "
+                               f"(totask-manifest resume {done})")
+    with pytest.raises(JobError, match=f"^job {done} is STOPPED, not RUNNING$"):
+        Job.open(str(done)).require("RUNNING")
+
+
+def test_failure_records_number_each_line_and_mark_unreadable_ones(done):
+    records = list(Job(str(done)).failure_records())
+    assert [n for n, _ in records] == [1] and "-bad" in records[0][1]["source"]
+    with open(done / "failures.jsonl", "ab") as f:
+        f.write(b"\n[1]\n{broken\n")
+    records = list(Job(str(done)).failure_records())
+    assert [(n, r is None) for n, r in records] == [(1, False), (3, True), (4, True)]
+    os.remove(done / "failures.jsonl")
+    assert list(Job(str(done)).failure_records()) == []
