@@ -691,9 +691,10 @@ _DEFERRED: Any = _Deferred()
 
 
 def _write_mask(url: str, seg: Any, pp: Any) -> Labeled:
+    from ..imaging import mask_png
     from ..storage import write_bytes_atomic
 
-    write_bytes_atomic(url, pp.mask_png(seg.mask, seg.palette))
+    write_bytes_atomic(url, mask_png(seg.mask, seg.palette))
     return Labeled(url, seg.metadata)
 
 
