@@ -21,10 +21,9 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import FetchError, JobError, TotaskError, UsageError, json_kind, json_text
+from ..errors import TotaskError, UsageError, json_kind, json_text
 from ..fetch import (
     FetchPolicy,
     SyncFetcher,
@@ -37,19 +36,13 @@ from ..fetch import (
     scrub,
 )
 from ..formats.class_names import read_class_names as load_class_names
-from ..imaging import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    ImageError,
-    ImageInfo,
-    check_budget,
-    decode_rgb,
-    decoded_pixels,
-    read_info,
-)
+from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget
 from ..models.params import check_params_for_task, load_params_file, resolve_params
+from ..models.runners import predict_each
 from ..models.sources import absolute_model_ref as _absolute_model
 from ..task_types import get_task_type
 from .base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from .inference_images import DecodedImage, ImageLoader, Probed
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -93,39 +86,6 @@ def effective_params(
         raw["model_config"] = model_config
     source = f"--params {options['params_file']}" if options.get("params_file") else "parameters"
     return resolve_params(raw, task_type, source=source, notes=notes)
-
-
-@dataclass
-class _Image:
-    """A decoded image: model input (uint8 HWC, resized when the model needs a fixed size, reduced
-    when the image is over the pixel budget) and the size of the image as stored, which labels
-    are written in."""
-
-    pixels: Any
-    width: int
-    height: int
-    depth: int
-    #: stored size over decoded size: a detector's boxes are multiplied by these
-    scale_x: float = 1.0
-    scale_y: float = 1.0
-
-
-@dataclass
-class _Probed:
-    """A fetched image whose header was read: what decoding it will cost, before it is decoded."""
-
-    data: bytes
-    info: ImageInfo
-    pixels: int
-
-
-def decode_image(data: bytes, size: tuple[int, int] | None, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> _Image:
-    """Decode to RGB under the pixel budget (``imaging.decode_rgb``); ``size`` (height, width)
-    resizes to a model's fixed input. ``ImageError`` for an image refused or unreadable."""
-    decoded = decode_rgb(data, max_pixels=max_pixels, size=size)
-    info = decoded.info
-    scale_x, scale_y = (1.0, 1.0) if size is not None else (decoded.scale_x, decoded.scale_y)
-    return _Image(decoded.pixels, info.width, info.height, info.depth, scale_x, scale_y)
 
 
 class InferenceAnnotator(Annotator):
@@ -335,10 +295,11 @@ class InferenceAnnotator(Annotator):
         batches of decoded pixels are held, whatever the images declare."""
         source = iter(items)
         window = PREFETCH_BATCHES * self.batch_size
-        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()  # futures of _Probed | Failed
+        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()  # futures of Probed | Failed
         started: list[list[tuple[Item, concurrent.futures.Future]]] = []
         exhausted = False
         size = self.runner.input_size
+        loader = ImageLoader(lambda url: self._fetcher().submit(url), self._pool, self.max_image_pixels)
 
         def fill() -> None:
             nonlocal exhausted
@@ -348,7 +309,7 @@ class InferenceAnnotator(Annotator):
                 except StopIteration:
                     exhausted = True
                     return
-                pending.append((item, self._load(item, size)))
+                pending.append((item, loader.load(self._image_url(item), size)))
 
         def take_batch() -> list[tuple[Item, concurrent.futures.Future]]:
             batch: list[tuple[Item, concurrent.futures.Future]] = []
@@ -356,12 +317,12 @@ class InferenceAnnotator(Annotator):
             while pending and images < self.batch_size:
                 item, fut = pending[0]
                 probed = fut.result()
-                if isinstance(probed, _Probed):
+                if isinstance(probed, Probed):
                     if images and pixels + probed.pixels > self.max_image_pixels:
                         break
                     pixels += probed.pixels
                     images += 1
-                    fut = self._pool.submit(self._decode, probed, size)
+                    fut = self._pool.submit(loader.decode, probed, size)
                 pending.popleft()
                 batch.append((item, fut))
             fill()
@@ -374,7 +335,7 @@ class InferenceAnnotator(Annotator):
             while current:
                 results = [(item, fut.result()) for item, fut in current]
                 upcoming = take_batch()  # decoded while the model runs on this batch
-                ready: list[tuple[Item, _Image]] = []
+                ready: list[tuple[Item, DecodedImage]] = []
                 out: list[tuple[Item, Any]] = []
                 for item, result in results:
                     if isinstance(result, Failed):
@@ -383,7 +344,7 @@ class InferenceAnnotator(Annotator):
                         ready.append((item, result))
                 del results
                 if ready:
-                    preds = self._predict([img for _, img in ready])
+                    preds = predict_each(self.runner, [img.pixels for _, img in ready])
                     for (item, img), pred in zip(ready, preds, strict=True):
                         pred = self.head.rescale(pred, img.scale_x, img.scale_y)
                         out.append((item, self.labeler.outcome(item, pred, img.width, img.height, img.depth)))
@@ -398,52 +359,6 @@ class InferenceAnnotator(Annotator):
                 for _item, fut in batch:
                     fut.cancel()
 
-    def _decode(self, probed: _Probed, size: tuple[int, int] | None) -> _Image | Failed:
-        try:
-            return decode_image(probed.data, size, self.max_image_pixels)
-        except ImageError as exc:
-            return Failed(f"image: {exc.reason}")
-        except Exception as exc:  # corrupt, truncated or not an image: this line only
-            return Failed(f"image: {_image_error(exc)}")
-
-    def _load(self, item: Item, size: tuple[int, int] | None) -> concurrent.futures.Future:
-        """A future of the fetched image with its header read (``_Probed``) or of ``Failed``;
-        never raises. No pixel is decoded here: a batch is sized by what decoding will cost."""
-        out: concurrent.futures.Future = concurrent.futures.Future()
-        url = self._image_url(item)
-        if isinstance(url, Failed):
-            out.set_result(url)
-            return out
-        fetched = self._fetcher().submit(url)
-        budget = self.max_image_pixels
-
-        def probe(data: bytes) -> None:
-            if out.cancelled():
-                return
-            try:
-                info = read_info(data)
-                result: Any = _Probed(data, info, decoded_pixels(info, budget, size))
-            except ImageError as exc:  # over the budget and not reducible, or not an image
-                result = Failed(f"image: {exc.reason}")
-            _settle(out, result)
-
-        def on_fetched(f: concurrent.futures.Future) -> None:
-            if f.cancelled():
-                out.cancel()
-                return
-            exc = f.exception()
-            if exc is not None:
-                reason = str(exc) if isinstance(exc, FetchError) else f"{type(exc).__name__}: {scrub(str(exc), 160)}"
-                _settle(out, Failed(f"fetch: {reason}"))
-                return
-            try:
-                self._pool.submit(probe, f.result())
-            except RuntimeError:  # the pool is shut down: the job is closing
-                out.cancel()
-
-        fetched.add_done_callback(on_fetched)
-        return out
-
     def _image_url(self, item: Item) -> str | Failed:
         """The line's image URL, resolved against its base; ``Failed`` for a line without one."""
         value = item.record.get(self.image_key)
@@ -454,40 +369,6 @@ class InferenceAnnotator(Annotator):
         if not isinstance(value, str) or not value.strip():
             return Failed(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else json_kind(value)}")
         return resolve_reference(value, base_for_line(self.context.options, item.index, self.base))
-
-    def _predict(self, images: list[_Image]) -> list[Any]:
-        """Raw predictions; a model error on one image becomes that image's prediction (its line
-        fails with the error as reason) and a failed batch runs its images one by one, so a bad
-        image fails alone whatever the batch size. A model that fails on every image is stopped by
-        the job (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule)."""
-        try:
-            preds = self.runner.predict([i.pixels for i in images])
-        except (JobError, UsageError):
-            raise
-        except Exception as exc:
-            if len(images) == 1:
-                return [self._model_error(exc)]
-            first = exc
-        else:
-            return preds
-        log.warning("model failed on a batch of %d (%s); running its images one by one",
-                    len(images), scrub(str(first), 160))
-        out: list[Any] = []
-        for img in images:
-            try:
-                pred = self.runner.predict([img.pixels])[0]
-            except (JobError, UsageError):
-                raise
-            except Exception as exc:
-                out.append(self._model_error(exc))
-            else:
-                out.append(pred)
-        return out
-
-    def _model_error(self, exc: Exception) -> JobError:
-        """The failure of one image in the model (rule ``model-error``). A model failing on every
-        image stops the job through the recorder's ``SystematicFailure``, as for any method."""
-        return JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}")
 
     def _batches_remote(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
         """An endpoint fetches its own images: send URLs, a few requests in flight."""
@@ -507,22 +388,6 @@ class InferenceAnnotator(Annotator):
                 yield item, Failed(f"mask: {scrub(str(exc), 200)}")
             except Exception as exc:
                 yield item, Failed(f"mask: {type(exc).__name__}: {scrub(str(exc), 200)}")
-
-
-def _image_error(exc: Exception) -> str:
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, UnidentifiedImageError):
-        return "not a readable image (no image format Pillow knows)"
-    return f"not a readable image ({type(exc).__name__}: {scrub(str(exc), 160)})"
-
-
-def _settle(fut: concurrent.futures.Future, value: Any) -> None:
-    """Set a result unless the future was cancelled meanwhile (the job is closing)."""
-    try:
-        fut.set_result(value)
-    except concurrent.futures.InvalidStateError:
-        pass
 
 
 def _absolute(url: str) -> str:

@@ -9,6 +9,7 @@ output means is the head's (``models.heads``), so every runner feeds the same po
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import JobError, json_kind
+from ..errors import JobError, UsageError, json_kind
 from ..fetch import redact_url, scrub
 from .device import DevicePlan
 from .heads import Head, first_tensor
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from .loading import LoadedModule
 
+log = logging.getLogger("totask_manifest.inference")
 
 class ModelRunner(ABC):
     """A loaded model for one head."""
@@ -49,6 +51,38 @@ class ModelRunner(ABC):
     @abstractmethod
     def description(self) -> str:
         """One line for the log: what runs where."""
+
+
+def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
+    """Raw predictions where a model error on one input becomes that input's prediction (its line
+    fails with the error as reason): a failed batch runs its inputs one by one, so a bad image
+    fails alone whatever the batch size. A model that fails on every image is stopped by the job
+    (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule). ``JobError``
+    and ``UsageError`` (the model does not fit the task) stop the job at once."""
+    try:
+        return runner.predict(inputs)
+    except (JobError, UsageError):
+        raise
+    except Exception as exc:
+        if len(inputs) == 1:
+            return [_model_error(exc)]
+        first = exc
+    log.warning("model failed on a batch of %d (%s); running its images one by one",
+                len(inputs), scrub(str(first), 160))
+    out: list[Any] = []
+    for one in inputs:
+        try:
+            out.append(runner.predict([one])[0])
+        except (JobError, UsageError):
+            raise
+        except Exception as exc:
+            out.append(_model_error(exc))
+    return out
+
+
+def _model_error(exc: Exception) -> JobError:
+    """The failure of one image in the model (rule ``model-error``)."""
+    return JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}")
 
 
 class TorchRunner(ModelRunner):
