@@ -37,11 +37,16 @@ from ..fetch import (
 )
 from ..formats.class_names import read_class_names as load_class_names
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget
+from ..models.heads import head_for
+from ..models.labeler import Labeler, PendingMask
+from ..models.loading import parse_input_size
 from ..models.params import check_params_for_task, load_params_file, resolve_params
-from ..models.runners import predict_each
+from ..models.runners import ModelRunner, predict_each
+from ..models.sources import RunnerSettings, source_for
 from ..models.sources import absolute_model_ref as _absolute_model
 from ..task_types import get_task_type
 from .base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from .inference_endpoint import EndpointBatches
 from .inference_images import DecodedImage, ImageLoader, Probed
 
 log = logging.getLogger("totask_manifest.inference")
@@ -99,9 +104,6 @@ class InferenceAnnotator(Annotator):
         self.task_type = get_task_type(context.task_type).name
         self._check_static(options, self.task_type)
         self.params = effective_params(options, self.task_type)
-        from ..models.heads import head_for
-        from ..models.sources import source_for
-
         self.source = source_for(options["model"])
         self.head = head_for(self.task_type)
         self.batch_size = self.params["model_config"]["batch_size"]
@@ -122,8 +124,6 @@ class InferenceAnnotator(Annotator):
             class_names = file_names or self.runner.class_names
             if class_names is None and self.source.local:
                 raise UsageError(_NO_NAMES.format(model=options["model"]))
-            from ..models.labeler import Labeler
-
             self.labeler = Labeler(self.head, self.params, task_type=self.task_type, class_names=class_names,
                                    review_below=options.get("review_below"), job_url=self.job_url)
         except BaseException:
@@ -234,10 +234,7 @@ class InferenceAnnotator(Annotator):
 
     # -- set-up --------------------------------------------------------------------------------
 
-    def _load_runner(self, options: dict[str, Any]) -> Any:
-        from ..models.loading import parse_input_size
-        from ..models.sources import RunnerSettings
-
+    def _load_runner(self, options: dict[str, Any]) -> ModelRunner:
         mc = self.params["model_config"]
         settings = RunnerSettings(
             weights=options.get("weights"), input_size=parse_input_size(options.get("input_size")),
@@ -268,8 +265,6 @@ class InferenceAnnotator(Annotator):
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
         """Batches in input order; mask writes finish in the background (yielded when done)."""
-        from ..models.labeler import PendingMask
-
         self._writes: deque[tuple[Item, concurrent.futures.Future]] = deque()
         stages = self._batches_local(items) if self.source.local else self._batches_remote(items)
         try:
@@ -372,8 +367,6 @@ class InferenceAnnotator(Annotator):
 
     def _batches_remote(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
         """An endpoint fetches its own images: send URLs, a few requests in flight."""
-        from .inference_endpoint import EndpointBatches
-
         return EndpointBatches(
             self.runner, self.labeler, batch_size=self.batch_size, pool=self._pool,
             image_url=self._image_url, fetch=lambda url: self._fetcher().fetch(url),
