@@ -403,7 +403,7 @@ def test_the_guides_pre_processor_params_examples_are_accepted(tmp_path, detecto
     options = {"model": str(detector), "params_file": params_file, "params": load_params_file(params_file),
                "device": "cpu"}
     caplog.clear()
-    InferenceAnnotator.check_options(options, "object-detection")
+    InferenceAnnotator.check(InferenceAnnotator.Options.from_dict(options), "object-detection")
     assert not [r for r in caplog.records if r.name == "totask_manifest.models.params"]
     Image.new("RGB", (40, 30), (0, 0, 0)).save(tmp_path / "black.png")
     outs = run(tmp_path, "object-detection", options, [{"source-ref": "black.png"}])
@@ -477,7 +477,7 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
     from totask_manifest.annotators.inference import InferenceAnnotator as A
 
     ok = {"model": str(detector)}
-    A.check_options(ok, "object-detection")
+    A.check(A.Options.from_dict(ok), "object-detection")
     cases = [
         ({"model": None}, "needs --model"),
         ({"model": str(tmp_path / "none.pt")}, "no such file"),
@@ -493,18 +493,18 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
     ]
     for options, message in cases:
         with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
-            A.check_options(options, "object-detection")
+            A.check(A.Options.from_dict(options), "object-detection")
     with pytest.raises(UsageError, match="cannot label task type 'text-span'"):
-        A.check_options(ok, "text-span")
+        A.check(A.Options.from_dict(ok), "text-span")
     # the model is loaded once on the CPU: a wrong file or missing class names fail before the job
     (tmp_path / "state.pt").write_bytes(b"PK not a model")
     with pytest.raises(UsageError, match="not a TorchScript file"):
-        A.check_options({"model": str(tmp_path / "state.pt")}, "object-detection")
+        A.check(A.Options.from_dict({"model": str(tmp_path / "state.pt")}), "object-detection")
     anonymous = save_scripted(ColorSegmenter(), tmp_path / "anon.pt")
     with pytest.raises(UsageError, match="no class names"):
-        A.check_options({"model": str(anonymous)}, "semantic-segmentation")
+        A.check(A.Options.from_dict({"model": str(anonymous)}), "semantic-segmentation")
     with pytest.raises(UsageError, match="unknown class name 'purple'"):
-        A.check_options({**ok, "params": {"class_filter": ["purple"]}}, "object-detection")
+        A.check(A.Options.from_dict({**ok, "params": {"class_filter": ["purple"]}}), "object-detection")
 
 
 def test_flags_override_the_params_file_and_resolve_defaults():

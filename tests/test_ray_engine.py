@@ -25,7 +25,8 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
-from totask_manifest.annotators.base import Item, Outcome
+from totask_manifest.annotators.base import Item, Outcome, Resources
+from totask_manifest.cli._options import add_options, read_options
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
@@ -67,7 +68,10 @@ class CountingToy(ToyClassifier):
     index, and the GPU share Ray gave this actor), and one row per construction to ``built``."""
 
     name = "counting-toy"
-    uses_gpu = True  # asks for a GPU when the cluster has one, like a local model
+
+    @classmethod
+    def resources(cls, options):  # a GPU when the cluster has one, like a local model
+        return Resources(gpus=1.0)
 
     def __init__(self, context) -> None:
         super().__init__(context)
@@ -184,9 +188,10 @@ def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
         inp = tmp_path / "http.manifest"
         inp.write_bytes(b"\n".join(lines) + b"\n")
         parser = argparse.ArgumentParser()
-        FileAnnotator.add_arguments(parser)
-        options = FileAnnotator.options_from_args(parser.parse_args(
-            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]))
+        add_options(parser, FileAnnotator.Options)
+        options = read_options(parser.parse_args(
+            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]),
+            FileAnnotator.Options)
 
         def job(root: str) -> JobConfig:
             return config(tmp_path / root, inp, label_attribute="boxes", task_type="object-detection",
@@ -436,12 +441,11 @@ def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_pa
         write_bytes_atomic(f"{bucket}/data/in.manifest", b"\n".join(lines) + b"\n")
         write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
         parser = argparse.ArgumentParser()
-        FileAnnotator.add_arguments(parser)
-        parser.add_argument("--input")
-        options = FileAnnotator.options_from_args(parser.parse_args(
+        add_options(parser, FileAnnotator.Options)
+        options = read_options(parser.parse_args(
             ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
-             "--native", "convert", "--input", f"{bucket}/data/in.manifest"]))
-        assert options["relative_to"].startswith("s3://")
+             "--native", "convert"]), FileAnnotator.Options)
+        assert "relative_to" not in options  # the job sets it: the input manifest's s3:// folder
 
         def job(root: str) -> JobConfig:
             return config(root, f"{bucket}/data/in.manifest", label_attribute="boxes",  # type: ignore[arg-type]

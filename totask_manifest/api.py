@@ -87,7 +87,13 @@ def _check_config(config: JobConfig) -> None:
     check_label_attribute(config.label_attribute, task_type)
     if config.checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
-    get_annotator_class(config.method).check_options(config.options, task_type.name)
+    _check_options(config.method, config.options, task_type.name)
+
+
+def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
+    """The method's own check of its options (typed from job.json's object), before anything runs."""
+    cls = get_annotator_class(method)
+    cls.check(cls.Options.from_dict(options), task_type)
 
 
 def annotate(
@@ -194,7 +200,7 @@ def resume(
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if changes:
             state.config.options = {**state.config.options, **changes}
-            get_annotator_class(state.config.method).check_options(state.config.options, state.config.task_type)
+            _check_options(state.config.method, state.config.options, state.config.task_type)
             log.info("job %s: tuning changed: %s", state.config.job_name,
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:

@@ -3,6 +3,7 @@
 from .base import (
     Annotator,
     AnnotatorContext,
+    BatchAnnotator,
     Failed,
     Item,
     Labeled,
@@ -16,6 +17,7 @@ from .base import (
 __all__ = [
     "Annotator",
     "AnnotatorContext",
+    "BatchAnnotator",
     "Failed",
     "Item",
     "Labeled",

@@ -13,9 +13,7 @@ from ..errors import UsageError
 from ..jobs.config import JobResult
 from ..jobs.status import COMPLETED, STOPPED
 from ..task_types import TASK_TYPES
-
-#: plugin annotators named on this command line; set by ``cli.build_parser``
-PLUGIN_METHODS: list[str] = []
+from ._options import add_options, parse_options, read_options
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -70,45 +68,45 @@ def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500 if required else None, metavar="N",
                         help="lines per checkpoint (the most work a crash can cost; default 500, "
                         "or the previous job's when chaining)")
+    seen: set[str] = set()
+    parser.set_defaults(_option_fields=seen)  # what add_method_options adds to later
     for name in annotator_names():
         try:
-            cls = get_annotator_class(name)
+            add_method_options(parser, name)
         except (UsageError, ImportError):
             continue  # its optional dependencies are missing; it says so when chosen
-        cls.add_arguments(parser.add_argument_group(f"--method {name}"))
-    for name in PLUGIN_METHODS:
-        get_annotator_class(name).add_arguments(parser.add_argument_group(f"--method {name}"))
+
+
+def finish_job_options(parser: argparse.ArgumentParser, plugins: list[str]) -> None:
+    """After ``add_job_options``, once the command line is known: the flags of the plugin
+    methods it names (``--method package.module:Class``), then the engine's."""
+    for method in plugins:
+        add_method_options(parser, method)
     add_engine_options(parser)
 
 
+def add_method_options(parser: argparse.ArgumentParser, method: str) -> None:
+    """The flags of ``method``'s options, in their own group; a flag another method of this
+    parser already added (the fetch options) is shared, not repeated."""
+    cls = get_annotator_class(method)
+    add_options(parser.add_argument_group(f"--method {method}"), cls.Options,
+                seen=parser.get_default("_option_fields"))
+
+
 def method_options(args: argparse.Namespace, method: str, *, only_given: bool = False) -> dict[str, Any]:
-    options = get_annotator_class(method).options_from_args(args)
-    if only_given:
-        defaults = get_annotator_class(method).options_from_args(_defaults_namespace(args))
-        options = {k: v for k, v in options.items() if defaults.get(k) != v}
-    return options
+    """``method``'s options from the parsed flags (``only_given``: those that differ from the defaults).
 
-
-def _defaults_namespace(args: argparse.Namespace) -> argparse.Namespace:
-    """What the arguments would be if the user had given no option: tells given from default."""
-    parser: argparse.ArgumentParser = args._parser
-    return argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"})
-
-
-def parse_plugin_options(args: argparse.Namespace, method: str) -> argparse.Namespace:
-    """Read the options of a plugin method that was not named on the command line."""
-    parser: argparse.ArgumentParser = args._parser
-    if ":" not in method:
-        parser.error(f"unrecognized arguments: {' '.join(args._unknown)}")
-    extra = argparse.ArgumentParser(prog=parser.prog, add_help=False)
-    get_annotator_class(method).add_arguments(extra)
-    parsed, rest = extra.parse_known_args(args._unknown)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    for action in extra._actions:
-        parser._add_action(action)  # so defaults are known when telling given options apart
-    merged = vars(args) | vars(parsed)
-    return argparse.Namespace(**merged)
+    A plugin method known only once a job folder is read (chain) reads its flags from the
+    arguments the command's parser left over.
+    """
+    cls = get_annotator_class(method).Options
+    unknown = getattr(args, "_unknown", None)
+    if unknown:
+        parser: argparse.ArgumentParser = args._parser
+        if ":" not in method:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    return read_options(args, cls, only_given=only_given)
 
 
 def report(result: JobResult, *, stream=None) -> int:

@@ -313,15 +313,6 @@ class RayEngine(Engine):
             env["env_vars"] = env_vars
         return env or None
 
-    def _wants_gpu(self, plan: RunPlan) -> bool:
-        cls = plan.annotator_cls
-        if not (getattr(cls, "uses_gpu", False) or getattr(cls, "name", "") == "inference"):
-            return False
-        options = plan.context.options
-        device = str(options.get("device") or "auto").lower()
-        model = str(options.get("model") or "")
-        return device not in ("cpu", "mps") and not model.startswith(("http://", "https://"))
-
     def _pool_shape(self, plan: RunPlan) -> tuple[int, float, float]:
         """(actors, CPUs per actor, GPUs per actor)."""
         resources = ray.cluster_resources()
@@ -332,8 +323,10 @@ class RayEngine(Engine):
                 raise UsageError(f"--ray-gpus-per-actor {self.gpus_per_actor:g}: the Ray cluster has no GPU")
             per = self.gpus_per_actor
             return self.actors or max(1, int(gpus / per)), 1.0, per
-        if gpus and self._wants_gpu(plan):
-            return self.actors or max(1, int(gpus)), 1.0, 1.0
+        cls = plan.annotator_cls
+        wanted = cls.resources(cls.Options.from_dict(plan.context.options)).gpus
+        if gpus and wanted:
+            return self.actors or max(1, int(gpus / wanted)), 1.0, wanted
         return self.actors or max(1, int(cpus)), 1.0, 0.0
 
     def _start_actors(self, plan: RunPlan, count: int, cpus: float, gpus: float) -> list[Any]:
