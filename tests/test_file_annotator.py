@@ -14,10 +14,11 @@ from aiohttp import web
 from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled, get_annotator_class
+from totask_manifest.annotators.base import Failed, Item, Labeled, get_annotator_class
 from totask_manifest.annotators.file import FileAnnotator, load_class_names, lookup
 from totask_manifest.cli._options import add_options, read_options
 from totask_manifest.errors import UsageError
+from totask_manifest.testing.runs import job_run
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["circle", "square", "triangle"]
@@ -84,7 +85,7 @@ def run_annotator(options: dict, records: list[dict], task_type: str = "object-d
     (``native: convert``) unless a test asks otherwise; keeping them is tested in
     test_native_documents.py."""
     options = {"native": "convert", **options}
-    context = AnnotatorContext("Test-Job", "boxes", task_type, options, manifest_url=manifest_url)
+    context = job_run("Test-Job", "boxes", task_type, options, manifest_url=manifest_url)
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
     with FileAnnotator(context) as annotator:
         pairs = list(annotator.annotate(iter(items)))
@@ -272,7 +273,7 @@ def test_labels_are_schema_checked(doc_server):
 def test_each_outcome_comes_with_its_own_item(doc_server):
     for i in range(20):
         doc_server.docs[f"/{i}.json"] = json.dumps({"label": i % 3, "metadata": {"class-name": f"c{i % 3}"}}).encode()
-    context = AnnotatorContext("j", "a", "image-classification", {"url_key": "u", "concurrency": 4})
+    context = job_run("j", "a", "image-classification", {"url_key": "u", "concurrency": 4})
     items = [Item(i, i + 1, {"source-ref": "x", "u": doc_server.url(f"{i}.json")}) for i in range(20)]
     with FileAnnotator(context) as annotator:
         pairs = list(annotator.annotate(iter(items)))

@@ -22,10 +22,11 @@ from tests.test_inference_support import (  # noqa: E402
     png,
     save_scripted,
 )
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled, Routed  # noqa: E402
+from totask_manifest.annotators.base import Failed, Item, Labeled, Routed  # noqa: E402
 from totask_manifest.annotators.inference import InferenceAnnotator  # noqa: E402
 from totask_manifest.errors import UsageError  # noqa: E402
 from totask_manifest.manifest.validate import check_label  # noqa: E402
+from totask_manifest.testing.runs import job_run  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -41,11 +42,8 @@ def full_metadata(task_type: str, meta: dict) -> dict:
 
 
 def run(tmp_path: Path, task_type: str, options: dict, records: list[dict]) -> list:
-    ctx = AnnotatorContext(
-        job_name="t", label_attribute="lab", task_type=task_type,
-        options={"allow_root": str(tmp_path), "relative_to": str(tmp_path), **options},
-        job_url=str(tmp_path / "job"), manifest_url=str(tmp_path / "in.manifest"),
-    )
+    ctx = job_run("t", "lab", task_type, {"allow_root": str(tmp_path), "relative_to": str(tmp_path), **options},
+                  method="inference", output_root=str(tmp_path), manifest_url=str(tmp_path / "in.manifest"))
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
     with InferenceAnnotator(ctx) as annotator:
         got = dict((item.index, out) for item, out in annotator.annotate(items))
@@ -208,7 +206,7 @@ def test_semantic_segmentation_writes_palette_masks(tmp_path):
                [{"source-ref": "a.png"}, {"source-ref": "missing.png"}])
     out = outs[0]
     assert isinstance(out, Labeled)
-    assert out.value == str(tmp_path / "job" / "annotations" / "masks" / "1.png")
+    assert out.value == str(tmp_path / "t" / "annotations" / "masks" / "1.png")
     mask_img = Image.open(out.value)
     assert mask_img.mode == "P" and mask_img.size == (64, 64)
     mask = np.asarray(mask_img)
@@ -225,7 +223,7 @@ def test_semantic_segmentation_writes_palette_masks(tmp_path):
     meta = full_metadata("semantic-segmentation", out.metadata)
     assert check_label("semantic-segmentation", out.value, meta) == []
     assert isinstance(outs[1], Failed)
-    assert sorted(p.name for p in (tmp_path / "job" / "annotations" / "masks").iterdir()) == ["1.png"]
+    assert sorted(p.name for p in (tmp_path / "t" / "annotations" / "masks").iterdir()) == ["1.png"]
 
 
 def test_class_names_file_wins_and_missing_names_is_a_usage_error(tmp_path):

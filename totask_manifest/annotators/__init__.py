@@ -2,7 +2,6 @@
 
 from .base import (
     Annotator,
-    AnnotatorContext,
     BatchAnnotator,
     Failed,
     Item,
@@ -16,7 +15,6 @@ from .base import (
 
 __all__ = [
     "Annotator",
-    "AnnotatorContext",
     "BatchAnnotator",
     "Failed",
     "Item",

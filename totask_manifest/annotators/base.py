@@ -17,13 +17,25 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import UsageError
+from ..jobs.run import JobRun
 from ..options import Options
 from ..outcomes import Failed, Item, Labeled, Outcome, Routed
 
 __all__ = [
-    "Annotator", "AnnotatorContext", "BatchAnnotator", "Failed", "Item", "ItemStream", "Labeled", "Options",
-    "Outcome", "Resources", "Routed",
-    "annotator_names", "get_annotator_class", "register_annotator",
+    "Annotator",
+    "BatchAnnotator",
+    "Failed",
+    "Item",
+    "ItemStream",
+    "JobRun",
+    "Labeled",
+    "Options",
+    "Outcome",
+    "Resources",
+    "Routed",
+    "annotator_names",
+    "get_annotator_class",
+    "register_annotator",
 ]
 
 
@@ -46,20 +58,6 @@ class ItemStream(Iterator[Item]):
         return next(self._items)
 
 
-@dataclass
-class AnnotatorContext:
-    """What an annotator may know about its job."""
-
-    job_name: str
-    label_attribute: str
-    task_type: str
-    options: dict[str, Any]
-    #: URL of the job folder; annotators that write files (masks) put them under it
-    job_url: str = ""
-    #: URL of the manifest being labeled; relative URLs in lines resolve against its folder
-    manifest_url: str = ""
-
-
 @dataclass(frozen=True)
 class Resources:
     """What one annotator instance needs from an engine: CPUs and GPUs (fractions share one)."""
@@ -80,7 +78,9 @@ class Annotator(ABC):
     #: this annotator's options (a frozen dataclass, see ``totask_manifest.options``)
     Options: ClassVar[type[Options]] = Options
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
+        #: the run this annotator serves: job name, task type, label attribute, job folder,
+        #: the manifest read, and job.json's options object (``context.options``)
         self.context = context
         self.options = self.Options.from_dict(context.options)
 

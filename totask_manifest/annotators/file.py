@@ -48,9 +48,10 @@ from ..fetch import (
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
 from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+from ..jobs.run import JobRun
 from ..options import Options, nested, option
 from ..task_types import common_metadata, get_task_type, task_type_of_metadata
-from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome
+from .base import Annotator, Failed, Item, Labeled, Outcome
 
 log = logging.getLogger("totask_manifest")
 
@@ -172,7 +173,7 @@ class FileAnnotator(Annotator):
     name: ClassVar[str] = "file"
     Options = FileOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
         options: FileOptions = self.options
         self.check(options, context.task_type)

@@ -43,6 +43,7 @@ from ..imaging import (
     decoded_pixels,
     read_info,
 )
+from ..jobs.run import JobRun
 from ..models.params import (
     MODEL_KINDS,
     check_params_for_task,
@@ -53,7 +54,7 @@ from ..models.params import (
 from ..options import Options, nested, option
 from ..storage import join
 from ..task_types import get_task_type
-from .base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome, Resources, Routed
+from .base import Annotator, Failed, Item, Labeled, Outcome, Resources, Routed
 from .file import load_class_names
 
 log = logging.getLogger("totask_manifest.inference")
@@ -192,7 +193,7 @@ class InferenceAnnotator(Annotator):
     name: ClassVar[str] = "inference"
     Options = InferenceOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
         options = context.options
         self.task_type = get_task_type(context.task_type).name

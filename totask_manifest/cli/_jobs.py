@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ..annotators.base import annotator_names, get_annotator_class
+from ..engines.base import Engine, engine_names, engine_options_class, get_engine
 from ..errors import UsageError
 from ..jobs.config import JobResult
 from ..jobs.status import COMPLETED, STOPPED
@@ -17,31 +18,24 @@ from ._options import add_options, parse_options, read_options
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` (the registry's engines) and each engine's options as ``--NAME-*`` flags."""
     group = parser.add_argument_group("engine")
-    group.add_argument("--engine", choices=["local", "ray"], default=None,
+    group.add_argument("--engine", choices=engine_names(), default=None,
                        help="where annotation runs (default: local; resume: the job's engine)")
-    group.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local one)")
-    group.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
-                       help="CPUs of the private local Ray instance (default: all)")
-    group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="size of the annotator actor pool")
-    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call (default: --checkpoint-every / (2 x actors), at most 256)")
-    group.add_argument("--ray-gpus-per-actor", type=float, default=None, metavar="G",
-                       help="GPUs per actor (fractions such as 0.5 share a GPU; default 1 for a local "
-                       "model on a cluster with GPUs)")
-    group.add_argument("--ray-shared-paths", action="store_true", default=None,
-                       help="local paths (class names, model, the manifest's folder) are mounted at the same "
-                       "path on every node; without it --ray-address refuses them")
+    for name in engine_names():
+        add_options(group, engine_options_class(name), prefix=name)
 
 
-#: CLI flag -> RayEngine keyword; flags left unset fall back to TOTASK_RAY_* variables, then defaults
-_RAY_FLAGS = {"ray_address": "address", "ray_num_cpus": "num_cpus", "ray_actors": "actors",
-              "ray_batch_size": "batch_size", "ray_gpus_per_actor": "gpus_per_actor",
-              "ray_shared_paths": "shared_paths"}
+def engine_flags_given(args: argparse.Namespace) -> bool:
+    """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
+    return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
+               for name in engine_names())
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The Ray flags given (the local engine ignores them)."""
-    return {key: getattr(args, flag) for flag, key in _RAY_FLAGS.items() if getattr(args, flag, None) is not None}
+def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
+    """The engine ``name`` with the options its flags give (flags of other engines are ignored;
+    flags left unset fall back to the engine's environment variables, then its defaults)."""
+    return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

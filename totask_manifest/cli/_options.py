@@ -14,8 +14,12 @@ from typing import Any
 from ..options import Options, option_info
 
 
-def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None) -> None:
+def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
+                prefix: str = "") -> None:
     """Add a flag per field of ``cls`` (nested groups included) to ``parser`` (or an argument group).
+
+    ``prefix`` names an engine: its fields become ``--PREFIX-FIELD`` flags, kept apart from the
+    method's (``--ray-batch-size`` is not ``--batch-size``).
 
     Every flag's argparse default is None, so ``read_options`` tells a given flag from one left
     out; the field's default applies to the latter. ``seen`` holds the fields already added by
@@ -25,18 +29,19 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
     exclusive: dict[str, Any] = {}
     for f, _path in cls.leaves():
         info = option_info(f)
-        if not info.cli or f.name in seen:
+        dest = _dest(f.name, prefix)
+        if not info.cli or dest in seen:
             continue
-        seen.add(f.name)
+        seen.add(dest)
         target = parser
         if info.exclusive:
             if info.exclusive not in exclusive:
                 exclusive[info.exclusive] = parser.add_mutually_exclusive_group()
             target = exclusive[info.exclusive]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": info.help or None}
+        kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": info.help or None}
         if info.action is not None:
             kwargs["action"] = info.action
-        flag = info.flag or "--" + f.name.replace("_", "-")
+        flag = info.flag or "--" + dest.replace("_", "-")
         if info.metavar is not None:
             kwargs["metavar"] = info.metavar
         elif info.action is None and info.choices is None:  # what argparse shows for a flag named as its value
@@ -49,7 +54,8 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
         target.add_argument(flag, **kwargs)
 
 
-def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bool = False) -> dict[str, Any]:
+def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bool = False,
+                 prefix: str = "") -> dict[str, Any]:
     """The options ``cls`` stores (job.json's flat object) from parsed flags.
 
     ``only_given``: only the options whose value differs from the default (what ``chain`` changes
@@ -58,7 +64,7 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
     values = {}
     for f, _path in cls.leaves():
         if option_info(f).cli:
-            value = getattr(args, f.name, None)
+            value = getattr(args, _dest(f.name, prefix), None)
             if value is not None:
                 values[f.name] = value
     options = cls.from_dict(cls.from_cli(values)).to_dict()
@@ -77,6 +83,10 @@ def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.Argu
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return parsed
+
+
+def _dest(name: str, prefix: str) -> str:
+    return f"{prefix}_{name}" if prefix else name
 
 
 def _inferred_type(default: Any) -> Any:

@@ -6,7 +6,7 @@ import argparse
 
 from .. import api
 from ..jobs.job import Job
-from ._jobs import add_job_options, engine_options, method_options, report
+from ._jobs import add_job_options, engine_from_args, method_options, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
         options=method_options(args, method, only_given=True),
         append=args.append,
         checkpoint_every=args.checkpoint_every,
-        engine=args.engine or "local",
-        engine_options=engine_options(args),
+        engine=engine_from_args(args, args.engine or "local"),
     )
     return report(result)

@@ -35,8 +35,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..annotators.base import AnnotatorContext, BatchAnnotator, Failed, Item, Outcome
+from ..annotators.base import BatchAnnotator, Failed, Item, Outcome
 from ..errors import FatalSynapseError, UsageError
+from ..jobs.run import JobRun
 from ..options import Options, option
 from .client import AsyncSynapseClient, BackendMoved, SynapseHTTPError, TokenRejected
 from .sync_client import SynapseClient
@@ -281,7 +282,7 @@ class PreProcessorAnnotator(BatchAnnotator):
     name: ClassVar[str] = "synapse-preprocessor"
     Options = PreProcessorOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
         options = context.options
         self.check(self.options, context.task_type)
