@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 __all__ = ["OptionInfo", "Options", "nested", "option"]
 
@@ -40,8 +40,6 @@ class OptionInfo:
     type: Callable[[str], Any] | None = None
     #: ``store_true``, ``append`` or ``BooleanOptionalAction`` (an ``argparse`` action)
     action: Any = None
-    #: the attribute argparse stores the value under (default: the field name)
-    dest: str | None = None
     #: flags of one mutually exclusive set share this name
     exclusive: str | None = None
     #: False: kept in job.json but never a flag (set by the job, or by the Python API only)
@@ -59,26 +57,25 @@ def option(
     choices: Sequence[Any] | None = None,
     type: Callable[[str], Any] | None = None,
     action: Any = None,
-    dest: str | None = None,
     exclusive: str | None = None,
     cli: bool = True,
     omit_default: bool = False,
 ) -> Any:
     """A field of an ``Options`` class: its default plus the help text and CLI hints."""
-    info = OptionInfo(help=help, flag=flag, metavar=metavar, choices=choices, type=type, action=action, dest=dest,
+    info = OptionInfo(help=help, flag=flag, metavar=metavar, choices=choices, type=type, action=action,
                       exclusive=exclusive, cli=cli, omit_default=omit_default)
     if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type_copy(default), metadata={_INFO: info})
+        return field(default_factory=lambda: _copy(default), metadata={_INFO: info})
     return field(default=default, metadata={_INFO: info})
 
 
-def type_copy(value: Any) -> Any:
+def _copy(value: Any) -> Any:
     return value.copy()
 
 
-def nested(cls: type[Options], *, title: str | None = None) -> Any:
+def nested(cls: type[Options]) -> Any:
     """A field holding another options group, whose fields are stored flat beside this class's."""
-    return field(default_factory=cls, metadata={_NESTED: title or ""})
+    return field(default_factory=cls, metadata={_NESTED: True})
 
 
 def option_info(f: dataclasses.Field) -> OptionInfo:
@@ -92,9 +89,6 @@ def is_nested(f: dataclasses.Field) -> bool:
 @dataclass(frozen=True)
 class Options:
     """Base of every options class: no options (a plugin that declares none takes none)."""
-
-    #: title of the CLI's flag group for this class (default: ``--method NAME``)
-    title: ClassVar[str | None] = None
 
     @classmethod
     def leaves(cls) -> list[tuple[dataclasses.Field, tuple[str, ...]]]:
@@ -121,6 +115,8 @@ class Options:
                 value = data[f.name]
                 if value is None and f.default is not dataclasses.MISSING and f.default is not None:
                     continue  # a null stands for "not given": the default
+                if isinstance(f.default, tuple) and isinstance(value, list):
+                    value = tuple(value)  # JSON has lists; a frozen object keeps tuples
                 kwargs[f.name] = value
         return cls(**kwargs)
 

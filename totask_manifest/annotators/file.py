@@ -133,6 +133,9 @@ def read_image_size(data: bytes) -> tuple[int, int, int]:
     return info.width, info.height, info.depth
 
 
+CLASS_NAMES_HELP = "class names, one per line (line index = class id); needed for YOLO, fixes ids for the others"
+
+
 @dataclass(frozen=True)
 class FileOptions(Options):
     """``--method file``'s options (see the module docstring)."""
@@ -145,9 +148,7 @@ class FileOptions(Options):
         help="take each line's file URL from key K (a dotted path such as 'labels.url' reaches nested keys)")
     input_format: str = option(AUTO, choices=[AUTO, *input_formats()],
                                help="format of the label files (default: auto, detected per file)")
-    class_names: str | None = option(
-        None, metavar="FILE",
-        help="class names, one per line (line index = class id); needed for YOLO, fixes ids for the others")
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
     native: str = option(
         NATIVE_KEEP, choices=NATIVE_MODES, omit_default=True,
         help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "

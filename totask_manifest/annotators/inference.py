@@ -55,7 +55,7 @@ from ..options import Options, nested, option
 from ..storage import join
 from ..task_types import get_task_type
 from .base import Annotator, Failed, Item, Labeled, Outcome, Resources, Routed
-from .file import load_class_names
+from .file import CLASS_NAMES_HELP, load_class_names
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -147,9 +147,7 @@ class InferenceOptions(Options):
                                "or an http(s) model endpoint")
     weights: str | None = option(None, metavar="FILE",
                                  help="state dict for a module:factory model (read with torch.load(weights_only=True))")
-    class_names: str | None = option(
-        None, metavar="FILE",
-        help="class names, one per line (line index = class id); needed for YOLO, fixes ids for the others")
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
     input_size: str | None = option(
         None, metavar="N|H,W",
         help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
