@@ -302,20 +302,20 @@ class RayEngine(Engine):
         return env or None
 
     def _pool_shape(self, plan: JobRun) -> tuple[int, float, float]:
-        """(actors, CPUs per actor, GPUs per actor)."""
+        """(actors, CPUs per actor, GPUs per actor): what the annotator's ``resources`` asks."""
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0) or 0)
         cpus = float(resources.get("CPU", 1) or 1)
+        cls = get_annotator_class(plan.config.method)
+        wanted = cls.resources(cls.Options.from_dict(plan.config.options))
         if self.gpus_per_actor is not None:
             if not gpus:
                 raise UsageError(f"--ray-gpus-per-actor {self.gpus_per_actor:g}: the Ray cluster has no GPU")
             per = self.gpus_per_actor
-            return self.actors or max(1, int(gpus / per)), 1.0, per
-        cls = get_annotator_class(plan.config.method)
-        wanted = cls.resources(cls.Options.from_dict(plan.config.options)).gpus
-        if gpus and wanted:
-            return self.actors or max(1, int(gpus / wanted)), 1.0, wanted
-        return self.actors or max(1, int(cpus)), 1.0, 0.0
+            return self.actors or max(1, int(gpus / per)), wanted.cpus, per
+        if gpus and wanted.gpus:
+            return self.actors or max(1, int(gpus / wanted.gpus)), wanted.cpus, wanted.gpus
+        return self.actors or max(1, int(cpus / wanted.cpus)), wanted.cpus, 0.0
 
     def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
         remote_cls = ray.remote(concurrency_groups={"probe": 1})(AnnotatorActor)
