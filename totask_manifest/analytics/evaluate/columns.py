@@ -12,13 +12,16 @@ what is counted (and every message) is unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from .vectorized import Boxes
 
+_ID = itemgetter(0)
+_XYWH = itemgetter(1, 2, 3, 4)
 _NUMBER = frozenset({int, float})
 #: coordinates must stay below this (exact float64 sums and products, as Python's int arithmetic)
 LIMIT = float(1 << 26)
@@ -26,12 +29,11 @@ LIMIT = float(1 << 26)
 
 @dataclass
 class Side:
-    """One side's boxes as the lane read them, line after line: ``(x, y, w, h)`` as in the JSON,
-    the class map's name for each (whatever it holds), the class id, and boxes per line."""
+    """One side's boxes as the lane read them, line after line: ``(class_id, x, y, w, h)`` as in
+    the JSON, each line's class map, and boxes per line."""
 
-    raw: list[tuple] = field(default_factory=list)
-    names: list[Any] = field(default_factory=list)
-    ids: list[Any] = field(default_factory=list)
+    boxes: list[tuple] = field(default_factory=list)
+    maps: list[dict] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
 
 
@@ -65,21 +67,26 @@ class ClassCodes:
         return np.fromiter(map(code.__getitem__, names), dtype=np.int64, count=len(names))
 
 
-def _side(raw: list[tuple], names: list[Any], ids: list[Any], counts: list[int], codes: ClassCodes) -> Boxes | None:
+def _side(side: Side, codes: ClassCodes) -> Boxes | None:
+    boxes = side.boxes
+    raw = list(map(_XYWH, boxes))
     if not set(map(type, chain.from_iterable(raw))) <= _NUMBER:
         return None
-    xywh = np.array(raw, dtype=np.float64).reshape(len(raw), 4)  # OverflowError: a huge int
+    xywh = np.fromiter(chain.from_iterable(raw), dtype=np.float64, count=4 * len(raw)).reshape(len(raw), 4)
     if len(raw) and not np.abs(xywh).max() < LIMIT:
         return None
-    line = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    ids = list(map(_ID, boxes))
+    # views._class_name: the line's class map names the class id, else the class is #id
+    names = list(map(dict.get, chain.from_iterable(map(repeat, side.maps, side.counts)), map(str, ids)))
+    line = np.repeat(np.arange(len(side.counts), dtype=np.int64), side.counts)
     return Boxes(line, codes.codes(names, ids), xywh, raw)
 
 
 def columns(pred: Side, ref: Side, confidence: list[Any], codes: ClassCodes) -> Columns | None:
     """The batch's boxes, or None when some line is not the common shape (read those one by one)."""
     try:
-        dets = _side(pred.raw, pred.names, pred.ids, pred.counts, codes)
-        refs = _side(ref.raw, ref.names, ref.ids, ref.counts, codes)
+        dets = _side(pred, codes)
+        refs = _side(ref, codes)
         if dets is None or refs is None:
             return None
         if set(map(type, confidence)) <= _NUMBER:

@@ -25,8 +25,7 @@ from .batch import BatchedDetection
 from .columns import Side, columns
 from .views import _TYPE_NAMES, DETECTION, METADATA
 
-_COORDS = itemgetter("left", "top", "width", "height")
-_CLASS_ID = methodcaller("get", "class_id")
+_BOX = itemgetter("class_id", "left", "top", "width", "height")  # a box without class_id: read line by line
 _CONFIDENCE = methodcaller("get", "confidence")
 
 
@@ -50,6 +49,7 @@ class FastLane:
         self.pred, self.ref = Side(), Side()
         self.confidence: list[Any] = []
         self.numbers: list[int] = []
+        self.dirty = False
 
     def parsed(self, number: int) -> Any:
         """Line ``number`` of the current batch parsed again (a worst line, or a batch not clean)."""
@@ -76,8 +76,7 @@ class FastLane:
         types = _TYPE_NAMES
         known = len(types)
         detection = {t for t, name in types.items() if name == DETECTION}
-        (p_raws, p_idss, p_names, p_counts, r_raws, r_idss, r_names, r_counts, confidence,
-         numbers) = self._lists()
+        p_boxes, p_maps, p_counts, r_boxes, r_maps, r_counts, confidence, numbers = self._lists()
         examples, max_examples = self.ev.examples, self.max_examples
         for raw in batch:
             number += 1
@@ -90,49 +89,44 @@ class FastLane:
                 pm, rm = rec[pmk], rec[rmk]
                 pa, ra = rec[pk]["annotations"], rec[rk]["annotations"]
                 po, pc, rc = pm["objects"], pm["class-map"], rm["class-map"]
-                if type(pa) is list and type(ra) is list and type(po) is list and type(pc) is dict and \
-                        type(rc) is dict and len(po) == len(pa) and "failure-reason" not in pm and \
-                        "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection:
-                    p_raw, r_raw = list(map(_COORDS, pa)), list(map(_COORDS, ra))
-                    p_ids, r_ids = list(map(_CLASS_ID, pa)), list(map(_CLASS_ID, ra))
-                    p_conf = list(map(_CONFIDENCE, po))
-                else:
-                    p_raw = None
-            except (KeyError, TypeError, AttributeError):
-                p_raw = None
-            if p_raw is None:  # not the common shape: read the usual way
+                common = type(pa) is list and type(ra) is list and type(po) is list and type(pc) is dict and \
+                    type(rc) is dict and len(po) == len(pa) and "failure-reason" not in pm and \
+                    "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection
+            except (KeyError, TypeError):
+                common = False
+            if not common:  # read the usual way
                 if numbers and len(examples) < max_examples:
                     self.flush()  # lines held must give their examples first, should they need reading again
                 self.record(number, rec)  # may flush too (a detection line): the lists are new then
-                (p_raws, p_idss, p_names, p_counts, r_raws, r_idss, r_names, r_counts, confidence,
-                 numbers) = self._lists()
+                p_boxes, p_maps, p_counts, r_boxes, r_maps, r_counts, confidence, numbers = self._lists()
                 if len(types) != known:
                     known = len(types)
                     detection.update(t for t, name in types.items() if name == DETECTION)
                 continue
-            p_raws += p_raw
-            p_idss += p_ids
-            p_names += map(pc.get, map(str, p_ids))
-            p_counts.append(len(p_raw))
-            r_raws += r_raw
-            r_idss += r_ids
-            r_names += map(rc.get, map(str, r_ids))
-            r_counts.append(len(r_raw))
-            confidence += p_conf
+            try:
+                p_boxes += map(_BOX, pa)
+                r_boxes += map(_BOX, ra)
+                confidence += map(_CONFIDENCE, po)
+            except (KeyError, TypeError, AttributeError):
+                self.dirty = True  # a box without its keys: the batch is read line by line after all
+            p_maps.append(pc)
+            p_counts.append(len(pa))
+            r_maps.append(rc)
+            r_counts.append(len(ra))
             numbers.append(number)
         return number
 
     def _lists(self) -> tuple[list, ...]:
         p, r = self.pred, self.ref
-        return p.raw, p.ids, p.names, p.counts, r.raw, r.ids, r.names, r.counts, self.confidence, self.numbers
+        return p.boxes, p.maps, p.counts, r.boxes, r.maps, r.counts, self.confidence, self.numbers
 
     def flush(self) -> None:
         """Evaluate the lines held, as a batch; lines that are not clean after all go the usual way."""
         if not self.numbers:
             return
-        pred, ref, confidence, numbers = self.pred, self.ref, self.confidence, self.numbers
+        pred, ref, confidence, numbers, dirty = self.pred, self.ref, self.confidence, self.numbers, self.dirty
         self._reset()
-        cols = columns(pred, ref, confidence, self.detection.codes)
+        cols = None if dirty else columns(pred, ref, confidence, self.detection.codes)
         if cols is None:
             for number in numbers:
                 self.record(number, self.parsed(number))
