@@ -42,7 +42,7 @@ class BatchedDetection(DetectionEvaluator):
         names = self.codes.names
         n_codes, n = len(names), len(numbers)
         d, r = cols.dets, cols.refs
-        m = match_batch(d, r, cols.raw_confidence, n_codes, self.thresholds)
+        m = match_batch(d, r, cols.confidence, n_codes, self.thresholds)
         bit = np.uint16(1 << self.at)
         d_ok = (m.det_ignored & bit) == 0
         d_hit = (m.det_matched & bit) != 0
@@ -55,9 +55,8 @@ class BatchedDetection(DetectionEvaluator):
         tps = np.bincount(d.code[tp], minlength=n_codes)
         fps = np.bincount(d.code[err], minlength=n_codes)
         refs = np.bincount(r.code[r_ok], minlength=n_codes)
-        conf = cols.confidence
-        scored = ~np.isnan(conf)
-        score = np.where(scored, conf, 0.0)
+        conf = cols.confidence  # the lane holds no box without one
+        score = conf + 0.0  # as ``add`` stores ``confidence or 0.0``: -0.0 becomes 0.0
         kept = np.flatnonzero(m.det_kept)
         by_class = kept[np.argsort(d.code[kept], kind="stable")]  # line order within a class
         bounds = np.searchsorted(d.code[by_class], np.arange(n_codes + 1))
@@ -81,10 +80,9 @@ class BatchedDetection(DetectionEvaluator):
         self.beyond_max_dets += len(d.line) - len(kept)
         self.box_sweep.add_many(conf, err)
         errors = np.bincount(d.line[err], minlength=n) + np.bincount(r.line[missed], minlength=n)
-        lowest = np.full(n, np.inf)
-        np.minimum.at(lowest, d.line[scored], conf[scored])
-        has = np.bincount(d.line[scored], minlength=n) > 0
-        self.line_sweep.add_many(np.where(has, lowest, np.nan), errors)
+        lowest = np.full(n, np.inf)  # --review-below compares a line's lowest box score
+        np.minimum.at(lowest, d.line, conf)
+        self.line_sweep.add_many(np.where(np.bincount(d.line, minlength=n) > 0, lowest, np.nan), errors)
         self.lines += n
         if self._worst_n:
             self._keep_worst_of(errors, numbers, parsed)

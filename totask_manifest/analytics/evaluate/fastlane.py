@@ -15,7 +15,9 @@ while the examples of lines counted apart are not all taken, so the file's order
 from __future__ import annotations
 
 import gc
+from array import array
 from collections.abc import Callable
+from itertools import chain
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -25,7 +27,8 @@ from .batch import BatchedDetection
 from .columns import Side, columns
 from .views import _TYPE_NAMES, DETECTION, METADATA
 
-_BOX = itemgetter("class_id", "left", "top", "width", "height")  # a box without class_id: read line by line
+_XYWH = itemgetter("left", "top", "width", "height")
+_CLASS_ID = itemgetter("class_id")  # a box without one is read line by line (its class is "#None")
 _CONFIDENCE = methodcaller("get", "confidence")
 
 
@@ -47,8 +50,9 @@ class FastLane:
 
     def _reset(self) -> None:
         self.pred, self.ref = Side(), Side()
-        self.confidence: list[Any] = []
-        self.numbers: list[int] = []
+        self.confidence = array("d")
+        #: per line held: (number, predicted class map, boxes, reference class map, boxes)
+        self.lines: list[tuple[int, dict, int, dict, int]] = []
         self.dirty = False
 
     def parsed(self, number: int) -> Any:
@@ -76,7 +80,10 @@ class FastLane:
         types = _TYPE_NAMES
         known = len(types)
         detection = {t for t, name in types.items() if name == DETECTION}
-        p_boxes, p_maps, p_counts, r_boxes, r_maps, r_counts, confidence, numbers = self._lists()
+        p_xywh, p_ids, r_xywh, r_ids, confidence, held = self._lists()
+        joined = b"\n".join(batch)
+        bools = b"true" in joined or b"false" in joined
+        del joined
         examples, max_examples = self.ev.examples, self.max_examples
         for raw in batch:
             number += 1
@@ -95,37 +102,38 @@ class FastLane:
             except (KeyError, TypeError):
                 common = False
             if not common:  # read the usual way
-                if numbers and len(examples) < max_examples:
+                if held and len(examples) < max_examples:
                     self.flush()  # lines held must give their examples first, should they need reading again
                 self.record(number, rec)  # may flush too (a detection line): the lists are new then
-                p_boxes, p_maps, p_counts, r_boxes, r_maps, r_counts, confidence, numbers = self._lists()
+                p_xywh, p_ids, r_xywh, r_ids, confidence, held = self._lists()
                 if len(types) != known:
                     known = len(types)
                     detection.update(t for t, name in types.items() if name == DETECTION)
                 continue
+            if bools and (b"true" in raw or b"false" in raw):
+                self.dirty = True  # a bool is no number, yet array('d') would take it: check line by line
             try:
-                p_boxes += map(_BOX, pa)
-                r_boxes += map(_BOX, ra)
-                confidence += map(_CONFIDENCE, po)
+                p_xywh.extend(chain.from_iterable(map(_XYWH, pa)))  # TypeError: a value that is no number
+                r_xywh.extend(chain.from_iterable(map(_XYWH, ra)))
+                p_ids += map(_CLASS_ID, pa)
+                r_ids += map(_CLASS_ID, ra)
+                confidence.extend(map(_CONFIDENCE, po))
             except (KeyError, TypeError, AttributeError):
-                self.dirty = True  # a box without its keys: the batch is read line by line after all
-            p_maps.append(pc)
-            p_counts.append(len(pa))
-            r_maps.append(rc)
-            r_counts.append(len(ra))
-            numbers.append(number)
+                self.dirty = True  # an odd box: the batch is read line by line after all
+            held.append((number, pc, len(pa), rc, len(ra)))
         return number
 
     def _lists(self) -> tuple[list, ...]:
         p, r = self.pred, self.ref
-        return p.boxes, p.maps, p.counts, r.boxes, r.maps, r.counts, self.confidence, self.numbers
+        return p.xywh, p.ids, r.xywh, r.ids, self.confidence, self.lines
 
     def flush(self) -> None:
         """Evaluate the lines held, as a batch; lines that are not clean after all go the usual way."""
-        if not self.numbers:
+        if not self.lines:
             return
-        pred, ref, confidence, numbers, dirty = self.pred, self.ref, self.confidence, self.numbers, self.dirty
+        pred, ref, confidence, lines, dirty = self.pred, self.ref, self.confidence, self.lines, self.dirty
         self._reset()
+        numbers, pred.maps, pred.counts, ref.maps, ref.counts = zip(*lines, strict=True)
         cols = None if dirty else columns(pred, ref, confidence, self.detection.codes)
         if cols is None:
             for number in numbers:

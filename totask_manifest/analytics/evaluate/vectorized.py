@@ -8,16 +8,13 @@ is matched at threshold ``t`` exactly when its one candidate's IoU reaches ``t``
 is what ``match_group`` finds too (its one-pair shortcut is the same ``bisect`` over the floors).
 Those groups are matched here for the whole batch with the same IoU arithmetic as
 ``coco._iou`` (float64, same operations in the same order; the caller keeps coordinates below
-2**26, where int and float arithmetic agree exactly). Every other group (conflicts, boxes out of
-the area range, more than ``MAX_DETECTIONS`` detections) goes through ``match_group`` itself,
-with the original Python numbers.
+2**24, where int and float arithmetic agree exactly). Every other group (conflicts, boxes out of
+the area range, more than ``MAX_DETECTIONS`` detections) goes through ``match_group`` itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -31,8 +28,6 @@ class Boxes:
     line: np.ndarray  # int64, index of the line within the batch
     code: np.ndarray  # int64, class code
     xywh: np.ndarray  # (n, 4) float64
-    #: the original Python values ``(x, y, w, h)`` per box, for ``match_group``
-    raw: Sequence[tuple]
 
 
 @dataclass
@@ -55,10 +50,9 @@ def _outside(xywh: np.ndarray) -> np.ndarray:
     return (area < AREA_ALL[0]) | (area > AREA_ALL[1])
 
 
-def match_batch(dets: Boxes, refs: Boxes, confidence: Sequence[Any], n_codes: int,
+def match_batch(dets: Boxes, refs: Boxes, confidence: np.ndarray, n_codes: int,
                 thresholds: tuple[float, ...]) -> BatchMatch:
-    """Match every image and class of the batch at every threshold; ``confidence`` is each
-    detection's as read (None where there is none: COCO's score is then 0.0)."""
+    """Match every image and class of the batch at every threshold (``confidence``: COCO's scores)."""
     n_d, n_r = len(dets.line), len(refs.line)
     gd = dets.line * n_codes + dets.code
     gr = refs.line * n_codes + refs.code
@@ -107,7 +101,7 @@ def match_batch(dets: Boxes, refs: Boxes, confidence: Sequence[Any], n_codes: in
 
 
 def _match_complex(out: BatchMatch, bad: np.ndarray, ds: np.ndarray, rs: np.ndarray, nd: np.ndarray,
-                   nr: np.ndarray, dets: Boxes, refs: Boxes, confidence: Sequence[Any],
+                   nr: np.ndarray, dets: Boxes, refs: Boxes, confidence: np.ndarray,
                    thresholds: tuple[float, ...]) -> None:
     """The groups ``match_batch`` leaves to ``match_group``, with the original numbers."""
     d_start = np.concatenate([[0], np.cumsum(nd)[:-1]])
@@ -115,7 +109,7 @@ def _match_complex(out: BatchMatch, bad: np.ndarray, ds: np.ndarray, rs: np.ndar
     for gi in bad.tolist():
         di = ds[d_start[gi]: d_start[gi] + nd[gi]].tolist()  # annotation order, as DetectionEvaluator.add
         ri = rs[r_start[gi]: r_start[gi] + nr[gi]].tolist()
-        m = match_group([confidence[i] or 0.0 for i in di], [dets.raw[i] for i in di], [refs.raw[j] for j in ri],
+        m = match_group([float(confidence[i]) or 0.0 for i in di], dets.xywh[di].tolist(), refs.xywh[ri].tolist(),
                         thresholds)
         for rank, (k, mt, ig) in enumerate(zip(m.order, m.matched, m.ignored, strict=True)):
             i = di[k]
