@@ -101,6 +101,8 @@ class FastLane:
                     "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection
             except (KeyError, TypeError):
                 common = False
+            if common and bools and (b"true" in raw or b"false" in raw):
+                common = False  # a bool is no number, yet array('d') would take it
             if not common:  # read the usual way
                 if held and len(examples) < max_examples:
                     self.flush()  # lines held must give their examples first, should they need reading again
@@ -110,8 +112,6 @@ class FastLane:
                     known = len(types)
                     detection.update(t for t, name in types.items() if name == DETECTION)
                 continue
-            if bools and (b"true" in raw or b"false" in raw):
-                self.dirty = True  # a bool is no number, yet array('d') would take it: check line by line
             try:
                 p_xywh.extend(chain.from_iterable(map(_XYWH, pa)))  # TypeError: a value that is no number
                 r_xywh.extend(chain.from_iterable(map(_XYWH, ra)))
