@@ -154,3 +154,29 @@ def test_iou_exactly_at_each_threshold(tmp_path: Path) -> None:
     ev = same(write_detection_manifest(tmp_path / "m.manifest", images))
     want = cocoeval(images)
     assert abs(ev.detection["ap"] - want["ap"]) <= 1e-6 and ev.detection["true_positives"] == 22
+
+
+@pytest.mark.parametrize("max_codes", [4, 1 << 16])
+def test_class_buffer_keeps_every_score_exactly(monkeypatch: pytest.MonkeyPatch, max_codes: int) -> None:
+    """Scores coded in 16 bits (and as doubles past ``MAX_CODES`` distinct ones), ignored bits kept
+    only where set: ``arrays()`` gives back exactly what was appended, one at a time or in bulk."""
+    import numpy as np
+
+    from totask_manifest.analytics.evaluate import buffers
+
+    monkeypatch.setattr(buffers, "MAX_CODES", max_codes)
+    rng = random.Random(2)
+    scores = [rng.choice((0.5, 0.25, 1.0, 0.0, -0.0)) if i < 40 else rng.random() for i in range(90)]
+    matched = [rng.randrange(1 << 11) for _ in scores]
+    ignored = [rng.choice((0, 0, 0, 5)) for _ in scores]
+    one, bulk = buffers.ClassBuffer(), buffers.ClassBuffer()
+    for s, m, i in zip(scores[:50], matched[:50], ignored[:50], strict=True):
+        one.append(s, m, i)
+    one.extend_arrays(np.array(scores[50:]), np.array(matched[50:]), np.array(ignored[50:]))
+    bulk.extend_arrays(np.array(scores[:30]), np.array(matched[:30]), np.array(ignored[:30]))
+    for s, m, i in zip(scores[30:], matched[30:], ignored[30:], strict=True):
+        bulk.append(s, m, i)
+    for buf in (one, bulk):
+        got_s, got_m, got_i = buf.arrays()
+        assert got_s.tolist() == scores and got_m.tolist() == matched and got_i.tolist() == ignored
+        assert (buf.raw is not None) == (max_codes == 4) and len(buf) == 90

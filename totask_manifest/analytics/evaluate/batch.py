@@ -74,9 +74,7 @@ class BatchedDetection(DetectionEvaluator):
             counts.tp += int(tps[c])
             counts.fp += int(fps[c])
             sel = by_class[bounds[c]: bounds[c + 1]]
-            buf.scores.frombytes(score[sel].tobytes())
-            buf.matched.frombytes(m.det_matched[sel].tobytes())
-            buf.ignored.frombytes(m.det_ignored[sel].tobytes())
+            buf.extend_arrays(score[sel], m.det_matched[sel], m.det_ignored[sel])
         self.beyond_max_dets += len(d.line) - len(kept)
         self.box_sweep.add_many(conf, err)
         errors = np.bincount(d.line[err], minlength=n) + np.bincount(r.line[missed], minlength=n)
