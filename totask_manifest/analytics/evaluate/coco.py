@@ -175,28 +175,36 @@ def accumulate(buf: ClassBuffer, n_thresholds: int) -> ClassAP:
     if buf.references == 0:
         return ClassAP([float("nan")] * n_thresholds, [float("nan")] * n_thresholds,
                        -np.ones((n_thresholds, n_r)))
+    # the largest class's arrays are the peak of a whole evaluation: temporaries are dropped or
+    # reused as soon as they are done with (same operations, in the same order, as before)
     scores, matched, ignored = buf.arrays()
     inds = np.argsort(-scores, kind="mergesort")
+    del scores
     matched, ignored = matched[inds], ignored[inds]
+    del inds
     precision = np.zeros((n_thresholds, n_r))
     aps, recalls = [], []
     npig = buf.references
+    eps = np.spacing(1)
     for t in range(n_thresholds):
         bit = np.uint16(1 << t)
         m = (matched & bit) != 0
-        ig = (ignored & bit) != 0
-        tps = np.logical_and(m, np.logical_not(ig))
-        fps = np.logical_and(np.logical_not(m), np.logical_not(ig))
-        tp = np.cumsum(tps).astype(dtype=float)
-        fp = np.cumsum(fps).astype(dtype=float)
+        counted = (ignored & bit) == 0
+        tp = np.cumsum(m & counted, dtype=np.float64)  # counts below 2**53: as exact as int64
+        np.logical_not(m, out=m)
+        fp = np.cumsum(m & counted, dtype=np.float64)
+        del m, counted
         nd = len(tp)
         rc = tp / npig
-        pr = tp / (fp + tp + np.spacing(1))
+        fp += tp
+        fp += eps
+        pr = np.divide(tp, fp, out=fp)  # tp / (fp + tp + eps)
+        del tp
         recalls.append(float(rc[-1]) if nd else 0.0)
         q = np.zeros(n_r)
         if nd:
             # precision made monotone from the right, as COCOeval's loop does
-            pr = np.maximum.accumulate(pr[::-1])[::-1]
+            np.maximum.accumulate(pr[::-1], out=pr[::-1])
             idx = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
             ok = idx < nd
             q[ok] = pr[idx[ok]]
