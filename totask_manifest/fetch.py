@@ -647,12 +647,19 @@ class SyncFetcher:
     """A ``Fetcher`` on its own ``LoopThread``, for synchronous callers.
 
     ``fetch_many`` and ``map_unordered`` keep ``policy.concurrency`` requests in flight; ``close``
-    closes the pool and stops the thread.
+    closes the pool and stops the thread. ``inline=True`` runs the loop in the caller's thread
+    instead (``inline_loop.InlineLoop``: no thread hops, for callers that only wait on
+    ``map_unordered``/``fetch``; ``submit`` needs the thread).
     """
 
-    def __init__(self, policy: FetchPolicy | None = None) -> None:
+    def __init__(self, policy: FetchPolicy | None = None, *, inline: bool = False) -> None:
         self.policy = policy or FetchPolicy()
-        self.loop_thread = LoopThread()
+        if inline:
+            from .inline_loop import InlineLoop
+
+            self.loop_thread: LoopThread | InlineLoop = InlineLoop.for_this_thread()
+        else:
+            self.loop_thread = LoopThread()
         self.fetcher = Fetcher(self.policy)
 
     def __enter__(self) -> SyncFetcher:
@@ -665,6 +672,7 @@ class SyncFetcher:
         return self.loop_thread.run(self.fetcher.fetch(url))
 
     def submit(self, url: str) -> concurrent.futures.Future[bytes]:
+        assert isinstance(self.loop_thread, LoopThread), "submit needs SyncFetcher(inline=False)"
         return self.loop_thread.submit(self.fetcher.fetch(url))
 
     def fetch_many(self, urls: Sequence[str]) -> list[bytes | FetchError]:
