@@ -331,7 +331,10 @@ class FileAnnotator(Annotator):
             labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names,
                                allow_drop=self.allow_drop)
             problem = self._schema_problem(labeled)
-            return Failed(problem) if problem else labeled
+            if problem:
+                return Failed(problem)
+            labeled.schema_checked = self._check is not None
+            return labeled
         except _LineFailure as exc:
             return Failed(exc.reason)
         except FormatError as exc:
