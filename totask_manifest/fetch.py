@@ -251,7 +251,7 @@ class FetchPolicy:
         url = str(url).strip()
         if not url:
             raise FetchError("refused by policy: empty URL")
-        if "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
+        if "::" in url and "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
             raise FetchError(f"refused by policy: chained fsspec URLs are not fetched ({redact_url(url)})")
         if not has_scheme(url):
             return "local", self._local_path(url, url)
