@@ -23,7 +23,7 @@ from yarl import URL
 
 from .errors import FetchError
 from .fetch import FetchPolicy, parse_retry_after, scrub  # fetch imports this module on first use
-from .retry import Transient
+from .retry import Transient, retryable_status
 
 USER_AGENT = "totask-manifest"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
@@ -65,7 +65,7 @@ class HttpClient:
                     if status in REDIRECTS:
                         url = self._next_hop(resp, status)
                         continue
-                    if status == 429 or status >= 500:
+                    if retryable_status(status):
                         raise Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("Retry-After")))
                     if not 200 <= status < 300:
                         raise FetchError(f"HTTP {status}")

@@ -13,6 +13,12 @@ import random
 from dataclasses import dataclass, field
 
 
+def retryable_status(status: int) -> bool:
+    """An answer worth another attempt: 429 (refused before any work) or a 5xx. The Synapse
+    client narrows this to the SDK's rules (by method: ``synapse.client``)."""
+    return status == 429 or status >= 500
+
+
 class Transient(Exception):
     """An attempt that may succeed if repeated (5xx, 429, dropped connection, timeout).
 
