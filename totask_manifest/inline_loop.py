@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from .fetch import LoopThread, _task_result  # fetch imports this module only on use
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -39,8 +41,6 @@ class InlineLoop:
             asyncio.get_running_loop()
         except RuntimeError:
             return InlineLoop()
-        from .fetch import LoopThread
-
         return LoopThread()
 
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
@@ -94,7 +94,7 @@ class InlineLoop:
                         waiting[0] = False
                 while done:
                     item, task = done.popleft()
-                    yield item, _result(task)
+                    yield item, _task_result(task)
         finally:
             if running and not loop.is_closed():
                 for task in list(running):
@@ -116,11 +116,3 @@ class InlineLoop:
         finally:
             loop.close()
 
-
-def _result(task: asyncio.Task[R]) -> R:
-    if task.cancelled():
-        raise asyncio.CancelledError()
-    exc = task.exception()
-    if exc is not None:
-        raise exc
-    return task.result()
