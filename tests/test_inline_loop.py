@@ -141,3 +141,29 @@ def test_sync_fetcher_inline_fetches_and_closes(tmp_path):
         assert isinstance(sync.loop_thread, InlineLoop)
         assert sync.fetch(str(tmp_path / "a.json")) == b"{}"
     assert sync.loop_thread.loop.is_closed()
+
+
+class _Leave(BaseException):
+    """Like the job's second Ctrl-C (``api._HardStop``): raised by a signal handler."""
+
+
+def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():
+    inline = InlineLoop()
+
+    def handler_fires() -> None:
+        raise _Leave
+
+    async def work(i: int) -> int:
+        if i == 2:
+            asyncio.get_running_loop().call_soon(handler_fires)  # not inside a task: asyncio would log it
+        await asyncio.sleep(0.05 if i >= 2 else 0)
+        return i
+
+    try:
+        with pytest.raises(_Leave):
+            list(inline.map_unordered(work, range(6), limit=6))
+        inline.loop.call_soon(handler_fires)
+        with pytest.raises(_Leave):
+            inline.run(asyncio.sleep(1))
+    finally:
+        inline.close()

@@ -9,6 +9,11 @@ least one piece is done, yields what is done, and starts more. Requests stay in 
 caller records outcomes (the sockets keep receiving; the loop picks the answers up when it runs
 next), so the pipeline stays full without a second thread.
 
+A signal handler that raises (the job's second Ctrl-C raises ``api._HardStop``, a
+``BaseException``) may now fire inside a loop callback, where asyncio would log the exception and
+carry on; the loop's exception handler instead stops the loop and the exception is raised to the
+caller, as it was when the caller's thread only waited on a queue.
+
 It needs a thread with no running event loop (``for_this_thread`` falls back to a
 ``LoopThread`` where one runs, e.g. a job started from async code). Callers that need results
 while they do other work (the inference annotator's ``submit``) keep the ``LoopThread``.
@@ -32,6 +37,22 @@ class InlineLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._on_error)
+        self._escaped: BaseException | None = None
+
+    def _on_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An exception that is not an ``Exception`` (a signal handler's) leaves the loop."""
+        exc = context.get("exception")
+        if exc is not None and not isinstance(exc, Exception):
+            self._escaped = exc
+            loop.stop()
+            return
+        loop.default_exception_handler(context)
+
+    def _raise_escaped(self) -> None:
+        exc, self._escaped = self._escaped, None
+        if exc is not None:
+            raise exc
 
     @staticmethod
     def for_this_thread() -> Any:
@@ -47,7 +68,10 @@ class InlineLoop:
         """Run a coroutine to its end on this loop; ``TimeoutError`` after ``timeout`` seconds."""
         if timeout is not None:
             coro = asyncio.wait_for(coro, timeout)
-        return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+        try:
+            return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+        finally:
+            self._raise_escaped()
 
     def map_unordered(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
@@ -92,6 +116,7 @@ class InlineLoop:
                         loop.run_forever()
                     finally:
                         waiting[0] = False
+                    self._raise_escaped()
                 while done:
                     item, task = done.popleft()
                     yield item, _task_result(task)
