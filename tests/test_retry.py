@@ -63,15 +63,16 @@ def test_the_model_endpoint_retries_5xx_with_its_waits():
     from aiohttp import web
 
     from tests.support.http_server import LocalHTTPServer
-    from totask_manifest.models.loading import HttpRunner
+    from totask_manifest.models.heads import head_for
+    from totask_manifest.models.runners import HttpRunner
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503)
 
     with LocalHTTPServer(handler) as server:
-        runner = HttpRunner(server.url("predict"), kind="classifier", params={}, class_names=["a"], retries=2)
+        runner = HttpRunner(server.url("predict"), head=head_for("image-classification"), params={}, retries=2)
         started = time.monotonic()
-        out = runner.predict_urls(["s3://b/x.jpg"])
+        out = runner.predict(["s3://b/x.jpg"])
         waited = time.monotonic() - started
     assert server.hits["/predict"] == 3
     assert len(out) == 1 and "HTTP 503 (3 attempts)" in str(out[0])
