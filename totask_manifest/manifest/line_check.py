@@ -40,11 +40,10 @@ _REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tra
 class _KeyInfo:
     """What the hot loop needs to know about a top-level key, computed once per distinct key."""
 
-    __slots__ = ("attribute", "encoded", "key", "plans", "suspicious")
+    __slots__ = ("attribute", "key", "plans", "suspicious")
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.encoded = orjson.dumps(key)
         self.suspicious = key.startswith("$")
         #: for a ``<attribute>-metadata`` key: the attribute, and a plan per ``type`` string seen
         self.attribute = key[: -len(METADATA_SUFFIX)] if key.endswith(METADATA_SUFFIX) else None
@@ -77,7 +76,6 @@ _UNSET: Any = object()
 class _ShapePlan:
     """Checks a run of lines sharing one key sequence at once (see ``_LineChecker._try_run``)."""
 
-    encoded: tuple[bytes, ...]
     is_valid: Callable[[Any], bool]
     predicates: list[tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any, dict], bool]]]
     stats: list[AttributeStats]
@@ -152,12 +150,9 @@ class LineChecker:
                 self._shapes[shape] = plan
         if plan is None or max(map(len, run)) > MAX_ATTRIBUTE_CHARS:
             return False, records
-        joined = b"\n".join(run)
-        n = len(run)
-        for encoded in plan.encoded:
-            if joined.count(encoded) != n:  # some line holds a key's text twice
-                return False, records
-        if may_repeat_a_key(joined, records):  # a key repeated deeper inside some line
+        # a key repeated anywhere in some line (top level included): the parsed records hold fewer
+        # colons than the text (``may_repeat_a_key``), one count over the whole run
+        if may_repeat_a_key(b"\n".join(run), records):
             return False, records
         if not plan.is_valid(records):
             return False, records
@@ -165,7 +160,7 @@ class LineChecker:
             if not all(map(predicate, map(label_of, records), map(metadata_of, records))):
                 return False, records
         for stats in plan.stats:
-            stats.labeled += n
+            stats.labeled += len(run)
         return True, records
 
     def _shape_plan(self, shape: tuple, first: dict) -> _ShapePlan | None:
@@ -206,7 +201,7 @@ class LineChecker:
             stats.append(plan.stats)
         schema = {"$id": ref("run-" + str(len(self._shapes))), "type": "array",
                   "items": {"type": "object", "properties": properties}}
-        return _ShapePlan(tuple(info.encoded for info in infos), compile_schema(schema).is_valid, predicates, stats)
+        return _ShapePlan(compile_schema(schema).is_valid, predicates, stats)
 
     # ---- one line at a time
     def _lines(self, run: list[bytes], number: int, records: list | None) -> int:
@@ -240,8 +235,7 @@ class LineChecker:
             metadata_keys = []
             for key in record:
                 info = keys.get(key) or self._key(key)
-                # a key's JSON text found more than once: a duplicate key, or the same string elsewhere
-                if info.suspicious or body.count(info.encoded) != 1:
+                if info.suspicious:  # a ``$`` key (a repeated key: ``may_repeat_a_key`` below)
                     suspicious = True
                 if info.attribute is not None:
                     metadata_keys.append(info)
