@@ -144,25 +144,28 @@ def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> lis
 
 def quiet_worker() -> None:
     """Pool initializer: the worker ignores SIGINT; the command that started it acts on it. It
-    was born with SIGINT blocked (``_sigint_blocked``), so a Ctrl-C during its interpreter's
-    start-up imports, before this ran, could not raise there either; unblocked once ignored."""
+    already does from its first instruction (``_spawning``); this keeps it so whatever started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """SIGINT held back while pool processes are started: they inherit the mask. A Ctrl-C that
-    arrives meanwhile is delivered when it ends (a ``KeyboardInterrupt`` here, as usual)."""
+def _spawning() -> Iterator[None]:
+    """Submit work (which starts the pool's workers) here: they start with SIGINT blocked and
+    ignored, a disposition a spawned interpreter inherits and keeps (Python installs its
+    ``KeyboardInterrupt`` handler only over the default one). ``quiet_worker`` alone came into
+    effect only after a worker had imported ``multiprocessing``: a Ctrl-C in that window printed
+    a traceback (seen on a loaded machine). A Ctrl-C reaching the command inside the window stays
+    pending (blocked, not ignored) and arrives when it ends."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
+        yield  # signal dispositions are the main thread's to change; its own command handles Ctrl-C
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
 
 
 def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:
@@ -260,7 +263,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
                              initializer=_start_worker, initargs=(claims, copy.deepcopy(fsspec.config.conf))) as pool:
         futures: list[Future] = []
         try:
-            with _sigint_blocked():  # the first ``submit`` starts the workers
+            with _spawning():  # the first ``submit`` starts the workers
                 futures += [pool.submit(_in_worker, i, fn, url, start, end, tuple(args))
                             for i, (start, end) in enumerate(ranges)]
             for i in reversed(range(len(ranges))):
