@@ -292,7 +292,7 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     import random
 
     from tests.evaluate_helpers import random_images
-    from totask_manifest.analytics.evaluate import driver
+    from totask_manifest.manifest import ranges
 
     images = random_images(random.Random(3), 1500, tie_scores=True)
     raw = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines(keepends=True)
@@ -302,10 +302,8 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     path = tmp_path / "mixed.manifest"
     path.write_bytes(b"\xef\xbb\xbf" + b"".join(raw))
     one = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=1).to_dict()
-    monkeypatch.setattr(driver, "MIN_RANGE_BYTES", 16 << 10)
-    f = open(path, "rb")  # noqa: SIM115
-    with f:
-        assert len(driver._ranges(f, 3)) > 8
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 16 << 10)
+    assert len(ranges.plan_ranges(path.stat().st_size, 3)) > 8
     many = evaluate_manifest(str(path), predicted=PRED, reference=REF, workers=3).to_dict()
     assert many == one
     assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.s3 import S3Endpoint
 from totask_manifest.errors import StorageError
-from totask_manifest.manifest import io as mio
+from totask_manifest.manifest import ranges
 from totask_manifest.manifest.io import iter_lines_from, read_lines, write_lines
 from totask_manifest.manifest.line import BOM
 from totask_manifest.storage import AtomicWriter, exists, join, read_bytes, size, write_bytes_atomic
@@ -184,7 +184,7 @@ def test_empty_file_has_no_lines() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])
 def test_byte_ranges_partition_the_file(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    monkeypatch.setattr(mio, "CHUNK", chunk)
+    monkeypatch.setattr(ranges, "CHUNK", chunk)
     whole = list(iter_lines_from(io.BytesIO(SAMPLE)))
     for cut in range(len(SAMPLE) + 1):
         f = io.BytesIO(SAMPLE)

@@ -25,6 +25,7 @@ from totask_manifest.analytics import stats as stats_module
 from totask_manifest.analytics.stats import format_text, manifest_stats
 from totask_manifest.annotators.failure_rules import rule_of
 from totask_manifest.cli import main as cli_main
+from totask_manifest.manifest import ranges as ranges_module
 
 pytestmark = requires_gt
 
@@ -266,10 +267,10 @@ def _mixed_file(path: Path) -> Path:
 def test_byte_ranges_in_worker_processes_count_the_same(tmp_path, monkeypatch):
     path = _mixed_file(tmp_path / "mixed.manifest")
     # ranges of a few kilobytes: dozens of boundaries, inside lines, on CRLF, on blank lines
-    monkeypatch.setattr(stats_module, "MIN_RANGE_BYTES", 4096)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 4096)
     size = path.stat().st_size
-    ranges = stats_module._ranges(size, 3)
-    assert len(ranges) == 3 * stats_module.RANGES_PER_WORKER and ranges[0][0] == 0 and ranges[-1][1] == size
+    ranges = ranges_module.plan_ranges(size, 3)
+    assert len(ranges) == 3 * ranges_module.RANGES_PER_WORKER and ranges[0][0] == 0 and ranges[-1][1] == size
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     parallel = assert_same(path, workers=3)
     assert parallel.invalid_lines > 0 and parallel.blank_lines > 0

@@ -23,6 +23,8 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
 from totask_manifest.errors import StorageError, UsageError
+from totask_manifest.manifest import line_check
+from totask_manifest.manifest import ranges as ranges_module
 from totask_manifest.manifest import validate as validate_module
 from totask_manifest.manifest.io import iter_raw_lines, read_lines, write_lines
 from totask_manifest.manifest.line import DELETE, Line
@@ -364,7 +366,7 @@ def test_parallel_ranges_report_the_same_lines(tmp_path: Path, monkeypatch: pyte
     path, planted = big_broken_file(tmp_path, 20)  # 6,300 lines, about 2.7 MB
     assert len(planted) > 6
     single = validate_manifest(path, workers=1)
-    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 16)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 15)
     parallel = validate_manifest(path, workers=3)
     assert problems(single) == planted
     assert problems(parallel) == planted
@@ -378,7 +380,7 @@ def test_memory_urls_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.Mon
     assert planted
     url = "memory://validate-test/big.manifest"
     write_bytes_atomic(url, Path(path).read_bytes())
-    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 10)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 9)
     report = validate_manifest(url, workers=2)  # a worker process could not see this file
     assert problems(report) == planted
 
@@ -421,7 +423,7 @@ def test_validate_on_s3(s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None
     write_bytes_atomic(url, (GT / DICE).read_bytes())
     report = validate_manifest(url)
     assert report.ok and report.lines == 315
-    monkeypatch.setattr(validate_module, "PARALLEL_THRESHOLD", 1 << 10)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 9)
     parallel = validate_manifest(url, workers=2)  # workers reopen the object through s3fs
     assert parallel.ok and parallel.lines == 315 and parallel.attributes == report.attributes
 
@@ -442,7 +444,7 @@ def test_batch_reader_partitions_like_iter_raw_lines(chunk: int) -> None:
 
 
 def per_line_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validate_module._LineChecker, "_runs_possible", property(lambda self: False))
+    monkeypatch.setattr(line_check.LineChecker, "_runs_possible", property(lambda self: False))
 
 
 def same_reports(path: str, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> ValidationReport:
@@ -486,5 +488,5 @@ def test_runs_and_lines_agree_on_mixed_files(tmp_path_factory: pytest.TempPathFa
         lines.insert(min(at, len(lines)), raw)
     path = tmp_path_factory.mktemp("mixed") / "m.manifest"
     path.write_bytes(b"".join(lines))
-    monkeypatch.setattr(validate_module, "RUN_LINES", 7)  # several runs per file
+    monkeypatch.setattr(line_check, "RUN_LINES", 7)  # several runs per file
     same_reports(str(path), monkeypatch)

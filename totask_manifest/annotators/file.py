@@ -494,7 +494,7 @@ def _absolute(url: str) -> str:
 
 def _check_label():
     try:
-        from ..manifest.validate import check_label
+        from ..manifest.label_check import check_label
     except ImportError:  # validation not installed yet in this checkout: the job checks again anyway
         return None
     return check_label

@@ -34,7 +34,7 @@ def scan_input(url: str, attribute: str) -> InputScan:
     would refuse at line level (UTF-8, JSON object, one source key, line and value length,
     ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
     line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
-    from ..manifest.validate import input_line_problems  # on use: the CLI starts without it
+    from ..manifest.label_check import input_line_problems  # on use: the CLI starts without it
 
     scan = InputScan()
     digest = hashlib.sha256()

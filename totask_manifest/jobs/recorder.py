@@ -24,7 +24,7 @@ log = logging.getLogger("totask_manifest")
 
 def _check_label() -> Callable[[str, Any, dict], list] | None:
     try:
-        from ..manifest.validate import check_label
+        from ..manifest.label_check import check_label
     except ImportError:  # pragma: no cover - validation module always ships
         return None
     return check_label
@@ -96,7 +96,7 @@ class Recorder:
         if status != "failed" and len(new.body) > MAX_ATTRIBUTE_CHARS:
             # a line validate would refuse (a label over 20,000 characters, a line over 100,000)
             # is not written: the line fails with the rule it would break
-            from ..manifest.validate import input_line_problems  # rare: imported on use
+            from ..manifest.label_check import input_line_problems  # rare: imported on use
 
             problems = input_line_problems(new)
             if problems:

@@ -1,6 +1,6 @@
 """Streaming manifest reading and atomic writing.
 
-Reading is chunked (1 MiB reads split on ``\\n``), so memory stays constant whatever the file
+Reading is chunked (``ranges``: 1 MiB reads split on ``\\n``), so memory stays constant whatever the file
 size and any fsspec file object works. Line rules, documented in the README:
 
 * lines end in ``\\n`` or ``\\r\\n``; the terminator is kept and written back as it was;
@@ -16,52 +16,17 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from ..storage import AtomicWriter, open_read
-from .line import BOM, Line
+from .line import Line
+from .ranges import iter_raw_lines, split_bom
 
-CHUNK = 1 << 20
-
-
-def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Raw lines with their terminators, from the first line starting at or after ``start`` to
-    the last line starting before ``end`` (byte offsets), so byte ranges partition a file."""
-    if start > 0:
-        f.seek(start - 1)
-        if f.read(1) != b"\n":  # ``start`` is inside a line: that line belongs to the range before
-            start += len(f.readline())
-    line_start = start  # offset of the first byte of ``pending``
-    pending = b""
-    long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
-    while True:
-        if end is not None and line_start >= end:
-            return
-        chunk = f.read(CHUNK)
-        if not chunk:
-            break
-        if b"\n" not in chunk:  # joined once, not once per chunk (a 40 MB line costs 40 MB, not 800)
-            long_line.append(pending)
-            pending = chunk
-            continue
-        if long_line:
-            pending = b"".join([*long_line, pending])
-            long_line = []
-        parts = (pending + chunk).split(b"\n")
-        pending = parts.pop()
-        for part in parts:
-            if end is not None and line_start >= end:
-                return
-            yield part + b"\n"
-            line_start += len(part) + 1
-    if long_line:
-        pending = b"".join([*long_line, pending])
-    if pending and (end is None or line_start < end):
-        yield pending
+__all__ = ["iter_lines_from", "iter_raw_lines", "read_lines", "to_line", "write_lines"]
 
 
 def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Line:
     """Split a raw line into prefix (a BOM, on the file's first line only), body and terminator."""
     prefix = b""
-    if (number == 1 if first_in_file is None else first_in_file) and raw.startswith(BOM):
-        prefix, raw = BOM, raw[len(BOM):]
+    if number == 1 if first_in_file is None else first_in_file:
+        prefix, raw = split_bom(raw)
     if raw.endswith(b"\r\n"):
         return Line(number, raw[:-2], b"\r\n", prefix)
     if raw.endswith(b"\n"):

@@ -19,7 +19,7 @@ import orjson
 
 from ...errors import JobError, UsageError
 from ...jobs.job import Job
-from ...manifest.validate import iter_line_batches
+from ...manifest.ranges import iter_bodies
 from ...storage import exists, open_read, redact_url, url_to_fs
 from ...task_types import task_type_of_metadata
 
@@ -68,10 +68,10 @@ def human_annotated(manifest: str) -> dict[str, Counter]:
     """Per labeled attribute in the first lines: how many labels say ``human-annotated`` yes / no."""
     found: dict[str, Counter] = {}
     with open_read(manifest) as f:
-        lines = itertools.chain.from_iterable(iter_line_batches(f))
+        lines = itertools.chain.from_iterable(iter_bodies(f))
         for raw in itertools.islice(lines, SCAN_LINES):
             try:
-                rec = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+                rec = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
             if not isinstance(rec, dict):

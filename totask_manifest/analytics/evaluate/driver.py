@@ -8,24 +8,18 @@ first examples kept for the message. Memory: one line, the evaluators' per-class
 
 from __future__ import annotations
 
-import io
 import math
-import multiprocessing
-import os
-import sys
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ... import worker_pool
 from ...errors import FetchError, ManifestError, UsageError
 from ...fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
-from ...manifest.validate import iter_line_batches
-from ...storage import exists, open_read, redact_url, url_to_fs
+from ...manifest.ranges import iter_bodies, map_ranges
+from ...storage import exists, open_read, redact_url
 from .attributes import resolve_target
 from .batch import BatchedDetection
 from .classification import ClassificationEvaluator
@@ -35,9 +29,6 @@ from .segmentation import SegmentationEvaluator
 from .views import Missing, View, read_side
 
 MAX_EXAMPLES = 20
-#: a local file is split into ranges of at least this many bytes for worker processes
-MIN_RANGE_BYTES = 8 << 20
-BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -117,65 +108,28 @@ def evaluate_manifest(
         raise UsageError(f"manifest not found: {redact_url(target.manifest)}")
     ev = Evaluation(target.manifest, target.predicted, target.reference, target.how_found, float(iou), float(share))
     options = dict(fetch_options or target.fetch_options)
-    run = _Run(ev, options, worst)
-    with open_read(target.manifest) as f:
-        ranges = _ranges(f, workers)
-        if len(ranges) == 1:
-            try:
-                run.read(f)
-            finally:
-                run.close()
-        else:
-            _read_in_processes(run, ranges, options, worst)
+    # numpy and the fetch loop's thread do not survive a fork: spawned workers
+    parts = map_ranges(_read_range, target.manifest, (ev, options, worst), workers=workers, start_method="spawn",
+                       remote=False)
+    run = parts[0]
+    for part in parts[1:]:
+        run.merge(part)
     run.finish()
-    return ev
+    return run.ev
 
 
-def _ranges(f: Any, workers: int | None) -> list[tuple[int, int | None]]:
-    """Byte ranges of a local file for ``workers`` processes (about 4 each, at least ``MIN_RANGE_BYTES``
-    each); one range for other URLs, small files and ``workers=1``."""
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    try:
-        size = os.fstat(f.fileno()).st_size
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return [(0, None)]
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if workers <= 1 or size < 2 * MIN_RANGE_BYTES or (main_file is not None and not os.path.exists(main_file)):
-        return [(0, None)]  # spawn re-runs the main script: impossible for a script read from stdin
-    count = max(1, min(workers * 4, size // MIN_RANGE_BYTES))
-    step = -(-size // count)
-    return [(i * step, min((i + 1) * step, size)) for i in range(count)]
-
-
-def _read_range(manifest: str, start: int, end: int, ev: Evaluation, fetch_options: dict[str, Any],
+def _read_range(manifest: str, start: int, end: int | None, ev: Evaluation, fetch_options: dict[str, Any],
                 worst: int) -> _Run:
-    """A worker's share: the lines starting in ``[start, end)``, numbered from 1 within the range."""
-    run = _Run(ev, fetch_options, worst)
+    """One process's share: the lines starting in ``[start, end)``, numbered from 1 within the
+    range; ranges are folded in file order, so every figure (and the order of tied scores) is
+    what one process would have found."""
+    run = _Run(ev.empty_copy(), fetch_options, worst)
     try:
-        with open(url_to_fs(manifest)[1], "rb") as f:  # ranges are made for local files only
+        with open_read(manifest) as f:
             run.read(f, start, end)
     finally:
         run.close()
     return run
-
-
-def _read_in_processes(run: _Run, ranges: list[tuple[int, int | None]], fetch_options: dict[str, Any],
-                       worst: int) -> None:
-    """Ranges read by a pool of spawned processes; their partial results folded in file order, so
-    every figure (and the order of tied scores) is what one process would have found."""
-    blank = run.ev.empty_copy()
-    workers = min(len(ranges), os.cpu_count() or 1)
-    context = multiprocessing.get_context("spawn")  # numpy and the fetch loop thread do not survive fork
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_pool.quiet_worker) as pool:
-        with worker_pool.spawning():  # workers ignore Ctrl-C from their first instruction
-            futures = [pool.submit(_read_range, run.ev.manifest, start, end, blank, fetch_options, worst)
-                       for start, end in ranges]
-        try:
-            for future in futures:
-                run.merge(future.result())
-        except BaseException:
-            worker_pool.stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
-            raise
 
 
 class _Run:
@@ -199,9 +153,7 @@ class _Run:
     def read(self, f: Any, start: int = 0, end: int | None = None) -> None:
         number = 0
         lane = FastLane(self.ev, self.detection, self.line, self.record, MAX_EXAMPLES)
-        for batch in iter_line_batches(f, start=start, end=end):
-            if number == 0 and start == 0 and batch and batch[0].startswith(BOM):
-                batch[0] = batch[0][len(BOM):]
+        for batch in iter_bodies(f, start=start, end=end):  # the file's BOM taken off its first line
             number = lane.feed(batch, number)
         self.ev.total_lines = number
 

@@ -1,0 +1,100 @@
+"""``manifest.ranges``: the one line splitter, range planner and ``map_ranges`` over real worker
+processes (a worker that dies, this process working too, URLs that cannot be split)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from totask_manifest.manifest import ranges
+from totask_manifest.storage import write_bytes_atomic
+
+SAMPLE = b'\xef\xbb\xbf{"a":1}\r\n\n{"b": 2}\n   \r\n{"c":3}'
+
+
+def lines_and_pid(url: str, start: int, end: int | None, die_in_worker_at: int | None) -> tuple[list[bytes], int]:
+    """A ``map_ranges`` function: the range's lines, and which process read them. A worker (never
+    the calling process) given ``die_in_worker_at`` inside its range dies without a word."""
+    if die_in_worker_at is not None and os.getpid() != int(os.environ["RANGES_TEST_PARENT"]) and (
+            start <= die_in_worker_at < (end if end is not None else 1 << 62)):
+        os._exit(9)
+    with open(url, "rb") as f:
+        return list(itertools.chain.from_iterable(ranges.iter_bodies(f, start=start, end=end))), os.getpid()
+
+
+def numbered_file(tmp_path: Path, count: int) -> tuple[Path, list[bytes]]:
+    lines = [b'{"n":%d,"pad":"%s"}' % (i, b"x" * (i % 50)) for i in range(count)]
+    path = tmp_path / "n.manifest"
+    path.write_bytes(ranges.BOM + b"\n".join(lines) + b"\n")
+    return path, lines
+
+
+@pytest.mark.parametrize("size,workers", [(0, 4), (100, 1), (100, 4), (10_000, 3), (1 << 30, 2), (12_345, 7)])
+def test_plans_tile_the_file(size: int, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 1000)
+    plan = ranges.plan_ranges(size, workers)
+    assert plan[0][0] == 0 and plan[-1][1] == size
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(plan))
+    if workers == 1 or size < 2000:
+        assert plan == [(0, size)]
+    else:
+        assert workers <= len(plan) <= workers * ranges.RANGES_PER_WORKER
+
+
+def test_bom_is_taken_off_the_files_first_line_only() -> None:
+    assert ranges.split_bom(SAMPLE) == (ranges.BOM, SAMPLE[3:])
+    assert ranges.split_bom(b"{}") == (b"", b"{}")
+    assert next(ranges.iter_bodies(io.BytesIO(SAMPLE)))[0] == b'{"a":1}\r'
+    mid = b"{}\n" + ranges.BOM + b"{}\n"
+    assert list(ranges.iter_bodies(io.BytesIO(mid))) == [[b"{}", ranges.BOM + b"{}"]]
+    assert list(ranges.iter_bodies(io.BytesIO(mid), start=3)) == [[ranges.BOM + b"{}"]]
+
+
+def test_raw_lines_keep_terminators_and_a_last_line_without_one() -> None:
+    assert list(ranges.iter_raw_lines(io.BytesIO(SAMPLE))) == [
+        ranges.BOM + b'{"a":1}\r\n', b"\n", b'{"b": 2}\n', b"   \r\n", b'{"c":3}']
+
+
+def test_every_line_once_in_order_this_process_working_too(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    path, lines = numbered_file(tmp_path, 20_000)
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 4096)
+    monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    parts = ranges.map_ranges(lines_and_pid, str(path), (None,), workers=3, start_method="fork")
+    assert len(parts) == 3 * ranges.RANGES_PER_WORKER
+    assert [line for got, _ in parts for line in got] == lines
+    pids = {pid for _, pid in parts}
+    assert os.getpid() in pids and len(pids) > 1  # the pool's workers and this process
+
+
+def test_a_worker_that_dies_leaves_its_ranges_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    path, lines = numbered_file(tmp_path, 20_000)
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 4096)
+    monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    parts = ranges.map_ranges(lines_and_pid, str(path), (10,), workers=3, start_method="fork")
+    assert [line for got, _ in parts for line in got] == lines  # nothing lost, nothing twice, no hang
+    assert parts[0][1] == os.getpid()  # the first range, where a worker died, was read here
+    assert "a worker process died" in caplog.text
+
+
+def test_small_files_and_memory_urls_are_one_call_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    path, lines = numbered_file(tmp_path, 100)
+    assert ranges.map_ranges(lines_and_pid, str(path), (None,), workers=4) == [(lines, os.getpid())]
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 64)
+    url = "memory://ranges-test/n.manifest"
+    write_bytes_atomic(url, path.read_bytes())
+    got = ranges.map_ranges(_memory_lines, url, workers=4)  # a worker process could not see it
+    assert got == [lines]
+
+
+def _memory_lines(url: str, start: int, end: int | None) -> list[bytes]:
+    from totask_manifest.storage import open_read
+
+    with open_read(url) as f:
+        return list(itertools.chain.from_iterable(ranges.iter_bodies(f, start=start, end=end)))

@@ -1,0 +1,165 @@
+"""What validation reports: one broken rule (``Problem``), per-attribute counts, the report of a
+whole manifest, and the collectors problems are handed to (``sink.add``). Kept apart from the
+checks so that a job checking one label imports no manifest machinery."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One broken rule. ``line`` is None for a label checked outside a manifest."""
+
+    line: int | None
+    key: str
+    rule: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "label"
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}: {self.severity}:{key} {self.message} [{self.rule}]"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+
+class ListSink:
+    """Keeps every problem (one label or one line: few)."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, line: int | None, key: str, rule: str, message: str, severity: Severity = "error") -> None:
+        self.problems.append(Problem(line, key, rule, message, severity))
+
+
+@dataclass
+class AttributeStats:
+    """What one label attribute holds across the file."""
+
+    task_types: list[str] = field(default_factory=list)
+    labeled: int = 0
+    failed: int = 0
+    #: left unlabeled for human review (``review-status: routed``, this tool's extension)
+    routed: int = 0
+    invalid: int = 0
+
+    def merge(self, other: AttributeStats) -> None:
+        for t in other.task_types:
+            if t not in self.task_types:
+                self.task_types.append(t)
+        self.labeled += other.labeled
+        self.failed += other.failed
+        self.routed += other.routed
+        self.invalid += other.invalid
+
+
+@dataclass
+class ValidationReport:
+    url: str
+    lines: int = 0
+    blank_lines: int = 0
+    #: lines without the requested label attribute (only counted with ``label_attribute``)
+    unlabeled: int = 0
+    errors: int = 0
+    warnings: int = 0
+    #: the first ``max_problems`` problems, in line order
+    problems: list[Problem] = field(default_factory=list)
+    #: how many problems each rule produced, all of them (also those not kept)
+    counts_by_rule: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, AttributeStats] = field(default_factory=dict)
+    schema: str | None = None
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    @property
+    def problems_dropped(self) -> int:
+        return self.errors + self.warnings - len(self.problems)
+
+    def summary(self) -> str:
+        verdict = "valid" if self.ok else "INVALID"
+        parts = [f"{self.url}: {verdict}: {self.lines:,} lines, {self.errors:,} errors, {self.warnings:,} warnings"]
+        if self.blank_lines:
+            parts.append(f"  blank lines: {self.blank_lines:,}")
+        if self.schema:
+            parts.append(f"  every line checked against schema {self.schema!r}")
+        for name, stats in sorted(self.attributes.items()):
+            types = ", ".join(stats.task_types)
+            parts.append(
+                f"  attribute {name!r} ({types}): {stats.labeled:,} labeled, {stats.failed:,} failed, "
+                + (f"{stats.routed:,} routed to review, " if stats.routed else "")
+                + f"{stats.invalid:,} lines with errors"
+            )
+        if self.unlabeled:
+            parts.append(f"  lines without the label attribute: {self.unlabeled:,}")
+        if self.counts_by_rule:
+            counts = ", ".join(f"{rule} {n:,}" for rule, n in sorted(self.counts_by_rule.items()))
+            parts.append(f"  problems by rule: {counts}")
+        if self.problems_dropped > 0:
+            parts.append(f"  ({self.problems_dropped:,} more problems not listed)")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict:
+        return {
+            "url": self.url,
+            "ok": self.ok,
+            "lines": self.lines,
+            "blank_lines": self.blank_lines,
+            "unlabeled": self.unlabeled,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "schema": self.schema,
+            "strict": self.strict,
+            "problems": [p.to_dict() for p in self.problems],
+            "problems_dropped": self.problems_dropped,
+            "counts_by_rule": dict(sorted(self.counts_by_rule.items())),
+            "attributes": {k: asdict(v) for k, v in sorted(self.attributes.items())},
+        }
+
+
+
+class Collector:
+    """Problems and counts of one byte range (or one whole file)."""
+
+    def __init__(self, strict: bool, max_problems: int) -> None:
+        self.strict = strict
+        self.max_problems = max_problems
+        self.problems: list[Problem] = []
+        self.counts: Counter[str] = Counter()
+        self.errors = 0
+        self.warnings = 0
+        self.lines = 0
+        self.blank = 0
+        self.unlabeled = 0
+        self.attributes: dict[str, AttributeStats] = {}
+
+    def add(self, line: int | None, key: str, rule: str, message: str, severity: Severity = "error") -> None:
+        if self.strict:
+            severity = "error"
+        if severity == "error":
+            self.errors += 1
+        else:
+            self.warnings += 1
+        self.counts[rule] += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(Problem(line, key, rule, message, severity))
+
+    def stats(self, attribute: str, task_type: str) -> AttributeStats:
+        s = self.attributes.get(attribute)
+        if s is None:
+            s = self.attributes[attribute] = AttributeStats()
+        if task_type not in s.task_types:
+            s.task_types.append(task_type)
+        return s
+
