@@ -9,6 +9,7 @@ predictions or without references, many boxes per class, float and int coordinat
 
 from __future__ import annotations
 
+import codecs
 import random
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def line_by_line(path: Path, iou: float = 0.5) -> driver.Evaluation:
     ev = driver.Evaluation(str(path), PRED, REF, "given", iou, 0.95)
     run = driver._Run(ev, {}, 12)
     number = 0
-    for number, raw in enumerate(path.read_bytes().removeprefix(driver.BOM).split(b"\n")[:-1], start=1):
+    for number, raw in enumerate(path.read_bytes().removeprefix(codecs.BOM_UTF8).split(b"\n")[:-1], start=1):
         run.line(number, raw)
     ev.total_lines = number
     run.finish()
