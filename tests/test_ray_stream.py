@@ -4,6 +4,7 @@ its own outcomes in its order, and an annotator that raises fails the calls wait
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 import time
@@ -140,7 +141,7 @@ def test_the_actor_builds_its_annotator_once():
         def close(self) -> None:
             built.append(-1)
 
-    actor = AnnotatorActor(Counting, AnnotatorContext("j", "a", "image-classification", {}))  # type: ignore[arg-type]
+    actor = AnnotatorActor(functools.partial(Counting, AnnotatorContext("j", "a", "image-classification", {})))
     assert [o.value["n"] for o in actor.annotate(items(0, 3))] == [0, 1, 2]
     assert [o.value["n"] for o in actor.annotate(items(3, 3))] == [3, 4, 5]
     actor.close()

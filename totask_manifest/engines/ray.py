@@ -34,6 +34,7 @@ turns the ``ModuleNotFoundError`` into a usage error that says how to install it
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -42,13 +43,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from ..annotators.base import Item
+from ..annotators.base import Annotator, Item
 from ..errors import JobError, UsageError
 from ..jobs.config import JobConfig
 from ..jobs.selection import select
@@ -158,6 +159,12 @@ def _keep_signal_handlers() -> Iterator[None]:
             if handler is not None:
                 signal.signal(s, handler)
 
+
+
+def annotator_factory(plan: RunPlan) -> Callable[[], Annotator]:
+    """What an actor calls, once, to build its annotator: the one place this engine builds
+    annotators (pickled to every actor; a class from the project or a plugin is sent by name)."""
+    return functools.partial(plan.annotator_cls, plan.context)
 
 
 def is_cluster_address(address: str | None) -> bool:
@@ -319,7 +326,8 @@ class RayEngine(Engine):
         env = self._actor_env(plan)
         if env is not None:
             options["runtime_env"] = env
-        return [remote_cls.options(**options).remote(plan.annotator_cls, plan.context) for _ in range(count)]
+        build = annotator_factory(plan)
+        return [remote_cls.options(**options).remote(build) for _ in range(count)]
 
     # -- run -------------------------------------------------------------------------------
 

@@ -21,12 +21,12 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
 
-from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, ItemStream, Labeled, Outcome, Routed
+from ..annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed
 from ..errors import JobError
 
 #: actor calls that may wait at once in one actor (batches in flight on it, plus ``close``); more
@@ -167,8 +167,8 @@ class AnnotatorActor:
     alive without waiting for its batches.
     """
 
-    def __init__(self, annotator_cls: type[Annotator], context: AnnotatorContext) -> None:
-        self.stream = AnnotatorStream(annotator_cls(context))
+    def __init__(self, build: Callable[[], Annotator]) -> None:
+        self.stream = AnnotatorStream(build())
 
     def annotate(self, items: list[Item]) -> list[Outcome]:
         return self.stream.run(items)
