@@ -89,13 +89,14 @@ def records(base: str, lines: int) -> list[dict]:
 
 
 def bench_annotator(base: str, lines: int, concurrency: int) -> float:
-    from totask_manifest.annotators.base import AnnotatorContext, Item, Labeled
+    from totask_manifest.annotators.base import Item, Labeled
     from totask_manifest.annotators.file import FileAnnotator
+    from totask_manifest.testing.runs import job_run
 
     items = [Item(i, i + 1, r) for i, r in enumerate(records(base, lines))]
     # native: convert, so the documents are converted to boxes (the step this benchmark measures)
-    context = AnnotatorContext("bench", "boxes", "object-detection", {"url_key": "label-ref", "native": "convert",
-                                                                       "concurrency": concurrency})
+    context = job_run("bench", "boxes", "object-detection", {"url_key": "label-ref", "native": "convert",
+                                                             "concurrency": concurrency})
     with FileAnnotator(context) as annotator:
         started = time.perf_counter()
         outcomes = list(annotator.annotate(iter(items)))

@@ -9,7 +9,7 @@ In one run, for the latency-bound file job (and, with ``--inference``, the sampl
   each with the same resources.
 
 Start-up is timed apart (the cluster with its first node and ``ray.init``; the second node; and
-for each Ray job the engine's own ``ray_timings``: joining Ray, every actor built, the first batch
+for each Ray job the engine's own timings (``RayEngine.timings``): joining Ray, every actor built, the first batch
 recorded), and each row gives the wall time, lines/s over the wall time (start-up included),
 lines/s from the first recorded line to the last (warm), and the load average when the row
 ended. The summary prints the 1-node rate against the local engine's and the 2-node rate against
@@ -79,33 +79,19 @@ class Row:
         return None
 
 
-class _Timings(logging.Handler):
-    """Keeps the Ray engine's ``ray_timings`` log line of the last run."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.last: dict | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "ray_timings %s":
-            self.last = orjson.loads(record.args[0])  # type: ignore[index]
-
-
-TIMINGS = _Timings()
-
-
 def run_job(config, engine: str, engine_options: dict | None = None) -> Row:
     from totask_manifest import api
+    from totask_manifest.engines.base import get_engine
 
     marks: list[tuple[float, int]] = []
-    TIMINGS.last = None
 
     def on_progress(metrics: dict[str, int]) -> None:
         done = metrics["success"] + metrics["failed"] + metrics["routed"]
         marks.append((time.perf_counter(), done))
 
     started = time.perf_counter()
-    result = api.annotate(config, engine=engine, engine_options=engine_options or {}, on_progress=on_progress)
+    runner = get_engine(engine, **(engine_options or {}))
+    result = api.annotate(config, engine=runner, on_progress=on_progress)
     wall = time.perf_counter() - started
     assert result.status == "COMPLETED", (result.status, result.metrics)
     recorded = [(t, d) for t, d in marks if d > 0]
@@ -113,7 +99,7 @@ def run_job(config, engine: str, engine_options: dict | None = None) -> Row:
     if len(recorded) >= 2 and recorded[-1][1] > recorded[0][1]:
         (t0, d0), (t1, d1) = recorded[0], recorded[-1]
         steady = (t1 - t0) * d1 / (d1 - d0)  # the whole job at the rate between the first and last line
-    return Row("", result.metrics["total"], wall, steady, os.getloadavg()[0], TIMINGS.last)
+    return Row("", result.metrics["total"], wall, steady, os.getloadavg()[0], getattr(runner, "timings", None))
 
 
 # -- the jobs ---------------------------------------------------------------------------------
@@ -209,10 +195,6 @@ def main() -> None:
     args = parser.parse_args()
 
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("totask_manifest").setLevel(logging.INFO)
-    logging.getLogger("totask_manifest").addHandler(TIMINGS)
-    for handler in logging.getLogger().handlers:  # INFO lines feed TIMINGS, not the screen
-        handler.setLevel(logging.WARNING)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray.cluster_utils import Cluster

@@ -22,9 +22,6 @@ class SlowFirstLine(Annotator):
 
     name = "slow-first"
 
-    def annotate_batch(self, items: list[Item]) -> list[Outcome]:  # pragma: no cover - not used
-        raise NotImplementedError
-
     def annotate(self, items):
         fetcher = SyncFetcher(FetchPolicy(concurrency=8))
 

@@ -23,6 +23,8 @@ from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
 from totask_manifest.annotators.base import Item, Outcome
 from totask_manifest.annotators.file import FileAnnotator
+from totask_manifest.cli._options import add_options, read_options
+from totask_manifest.engines.base import get_engine
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
@@ -106,9 +108,8 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
     local = api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
-    worker, results = start_job(lambda: api.annotate(
-        config(tmp_path / "ray", inp, log), engine="ray",
-        engine_options={"address": cluster.address, "actors": 2, "probe_seconds": 3.0}))
+    engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0)
+    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine=engine))
     wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
     # both actors at work (on a loaded machine one may start seconds after the other)
     wait_until(lambda: len({node for node, _pid, _i in logged(log)}) == 2)
@@ -166,11 +167,10 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     write_bytes_atomic(f"{bucket}/data/in.manifest", b"".join(orjson.dumps(r) + b"\n" for r in rows))
     write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
     parser = argparse.ArgumentParser()
-    FileAnnotator.add_arguments(parser)
-    parser.add_argument("--input")
-    options = FileAnnotator.options_from_args(parser.parse_args(
-        ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt", "--native", "convert",
-         "--input", f"{bucket}/data/in.manifest"]))
+    add_options(parser, FileAnnotator.Options)
+    options = read_options(parser.parse_args(
+        ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt", "--native", "convert"]),
+        FileAnnotator.Options)  # label files resolve against the input manifest's s3:// folder
     log = tmp_path / "calls.log"
 
     def job(root: str, method: str) -> JobConfig:
@@ -180,10 +180,9 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
 
     local = api.annotate(job(str(tmp_path / "local"), "file"))
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    engine_options = {"address": cluster.address, "actors": 2, "probe_seconds": 3.0,
-                      "runtime_env": {"env_vars": aws}}
+    engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0, runtime_env={"env_vars": aws})
     worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", f"{__name__}:NodeLoggingFile"),
-                                                     engine="ray", engine_options=engine_options))
+                                                     engine=engine))
     fs = s3.filesystem()
     parts = f"{bucket[5:]}/jobs/job/manifests/intermediate"
 
@@ -221,8 +220,8 @@ def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, c
     api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
     options = {"address": cluster.address, "actors": 1, "probe_seconds": 2.0, "stall_seconds": 6.0}
-    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine="ray",
-                                                     engine_options=options))
+    engine = get_engine("ray", **options)
+    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine=engine))
     wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
     for node in list(cluster.worker_nodes):
         cluster.remove_node(node)
@@ -235,7 +234,7 @@ def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, c
 
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    resumed = api.resume(str(job_dir), engine="ray", engine_options={"address": cluster.address, "actors": 1})
+    resumed = api.resume(str(job_dir), engine=get_engine("ray", address=cluster.address, actors=1))
     assert resumed.status == "COMPLETED", resumed.metrics
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]

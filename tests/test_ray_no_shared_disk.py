@@ -29,6 +29,8 @@ import pytest
 from tests.jobs_helpers import REPO, assert_same_output, output_of
 from totask_manifest import api
 from totask_manifest.annotators.file import FileAnnotator
+from totask_manifest.cli._options import add_options, read_options
+from totask_manifest.engines.base import get_engine
 from totask_manifest.jobs.config import JobConfig
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -156,10 +158,9 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                 inp = driver / "in.manifest"
                 inp.write_bytes(b"\n".join(lines) + b"\n")
                 parser = argparse.ArgumentParser()
-                FileAnnotator.add_arguments(parser)
-                options = FileAnnotator.options_from_args(parser.parse_args(
-                    ["--url-key", "annotation-ref", "--native", "convert"]))
-                options.pop("relative_to", None)  # every label file is a URL: no folder to resolve against
+                add_options(parser, FileAnnotator.Options)
+                options = read_options(parser.parse_args(["--url-key", "annotation-ref", "--native", "convert"]),
+                                       FileAnnotator.Options)  # every label file is a URL
 
                 def job(root: str, method: str) -> JobConfig:
                     return JobConfig(job_name="job", input=str(inp), output_root=root, label_attribute="boxes",
@@ -168,8 +169,8 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                                               "driver_probe": str(driver / "probe")})
 
                 local = api.annotate(job(str(driver / "local"), "file"))
-                remote = api.annotate(job(str(driver / "ray"), f"{__name__}:NodeLoggingFile"), engine="ray",
-                                      engine_options={"address": address, "actors": 2})
+                remote = api.annotate(job(str(driver / "ray"), f"{__name__}:NodeLoggingFile"),
+                                      engine=get_engine("ray", address=address, actors=2))
         finally:
             ray.shutdown()
     finally:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from totask_manifest.annotators.base import AnnotatorContext, Item, Labeled, Outcome
+from totask_manifest.annotators.base import Item, Labeled, Outcome
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 
@@ -134,14 +134,14 @@ def test_the_actor_builds_its_annotator_once():
     built: list[int] = []
 
     class Counting(WindowAnnotator):
-        def __init__(self, context: AnnotatorContext) -> None:
+        def __init__(self, context: object) -> None:
             super().__init__()
             built.append(1)
 
         def close(self) -> None:
             built.append(-1)
 
-    actor = AnnotatorActor(functools.partial(Counting, AnnotatorContext("j", "a", "image-classification", {})))
+    actor = AnnotatorActor(functools.partial(Counting, None))  # the engine passes the JobRun
     assert [o.value["n"] for o in actor.annotate(items(0, 3))] == [0, 1, 2]
     assert [o.value["n"] for o in actor.annotate(items(3, 3))] == [3, 4, 5]
     actor.close()

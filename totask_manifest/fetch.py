@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .errors import FetchError, StorageError, UsageError
+from .options import Options, option
 from .storage import redact_url
 
 DEFAULT_CONCURRENCY = 32
@@ -177,26 +178,38 @@ def check_fetch_options(options: dict[str, Any]) -> None:
     FetchPolicy.from_options(options)
 
 
-def fetch_options_from_args(args: Any) -> dict[str, Any]:
-    """The fetch options (and the manifest's folder, which relative URLs resolve against) from
-    parsed ``annotate`` arguments; every method that fetches keeps them under the same keys, the
-    ones ``FetchPolicy.from_options`` reads."""
-    def get(name: str, default: Any = None) -> Any:
-        return getattr(args, name, default)
+@dataclass(frozen=True)
+class FetchOptions(Options):
+    """How an annotator that fetches may fetch (composed into its options with ``nested``), and
+    the folders relative references resolve against. Stored flat in job.json under the keys
+    ``FetchPolicy.from_options`` reads."""
 
-    allow_root = get("allow_root")
-    options: dict[str, Any] = {
-        "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
-        "timeout": get("timeout", DEFAULT_TIMEOUT),
-        "retries": get("retries", DEFAULT_RETRIES),
-        "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-        "allow_hosts": list(get("allow_host") or []),
-        "allow_root": os.path.abspath(allow_root) if allow_root else None,
-    }
-    source = get("input")
-    if isinstance(source, str) and source:
-        options["relative_to"] = base_of(source)
-    return options
+    concurrency: int = option(DEFAULT_CONCURRENCY, metavar="N",
+                              help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    timeout: float = option(DEFAULT_TIMEOUT, metavar="SECONDS",
+                            help=f"limit for one attempt at one file (default {DEFAULT_TIMEOUT:g})")
+    retries: int = option(DEFAULT_RETRIES, metavar="N",
+                          help="further attempts on 5xx, 429, dropped connections and timeouts "
+                          f"(default {DEFAULT_RETRIES})")
+    max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                                 help=f"largest file accepted (default {DEFAULT_MAX_BODY_BYTES:,})")
+    allow_hosts: tuple[str, ...] = option((), flag="--allow-host", action="append", metavar="HOST",
+                                          help="fetch only from these hosts ('*.example.com' for subdomains; an "
+                                          "s3:// URL's host is its bucket); repeatable; default: any host")
+    allow_root: str | None = option(None, metavar="DIR",
+                                    help="the folder local paths and file:// URLs may read from (refused without it)")
+    #: the input manifest's folder (set by the job): relative references resolve against it
+    relative_to: str | None = option(None, cli=False, omit_default=True)
+    #: ``[first line index, folder]`` per ``--append`` manifest (``APPENDED_BASES``, set by the job)
+    relative_to_appended: list | None = option(None, cli=False, omit_default=True)
+
+    def policy(self) -> FetchPolicy:
+        """The policy these options give (``UsageError`` for values that cannot work)."""
+        return FetchPolicy.from_options(self.to_dict())
+
+    def check(self) -> None:
+        """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
+        check_fetch_options(self.to_dict())
 
 
 @dataclass(frozen=True)

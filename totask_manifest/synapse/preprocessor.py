@@ -35,8 +35,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from ..annotators.base import BatchAnnotator, Failed, Item, Outcome
 from ..errors import FatalSynapseError, UsageError
+from ..jobs.run import JobRun
+from ..options import Options, option
 from .client import AsyncSynapseClient, BackendMoved, SynapseHTTPError, TokenRejected
 from .sync_client import SynapseClient
 
@@ -250,7 +252,27 @@ async def infer(aio: AsyncSynapseClient, served: Served, agent: int, model: Any,
     return reply
 
 
-class PreProcessorAnnotator(Annotator):
+@dataclass(frozen=True)
+class PreProcessorOptions(Options):
+    """``--method synapse-preprocessor``'s options, set by the ToTask action (no flags)."""
+
+    #: the pre-processor plugin release id
+    pre_processor: int | None = option(None, cli=False, omit_default=True)
+    agent: int | None = option(None, cli=False, omit_default=True)
+    model: Any = option(None, cli=False, omit_default=True)
+    pre_processor_params: dict | None = option(None, cli=False, omit_default=True)
+    #: inference calls in flight
+    batch_size: int | None = option(None, cli=False, omit_default=True)
+    #: see ``Timing``
+    timing: dict | None = option(None, cli=False, omit_default=True)
+    native: str = option("keep", cli=False, omit_default=True)
+    allow_drop: bool = option(False, cli=False, omit_default=True)
+    submit_empty: bool = option(False, cli=False, omit_default=True)
+    converter: str | None = option(None, cli=False, omit_default=True)
+    converter_params: dict | None = option(None, cli=False, omit_default=True)
+
+
+class PreProcessorAnnotator(BatchAnnotator):
     """Labels each line by Synapse inference on its primary image (``--method synapse-preprocessor``).
 
     Options: ``pre_processor`` (release id), ``agent``, ``model`` (optional), ``pre_processor_params``,
@@ -258,11 +280,12 @@ class PreProcessorAnnotator(Annotator):
     """
 
     name: ClassVar[str] = "synapse-preprocessor"
+    Options = PreProcessorOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
         options = context.options
-        self.check_options(options, context.task_type)
+        self.check(self.options, context.task_type)
         self.agent = int(options["agent"])
         self.model = options.get("model")
         self.params = dict(options.get("pre_processor_params") or {})
@@ -288,11 +311,11 @@ class PreProcessorAnnotator(Annotator):
         self._release_config: dict | None = None
 
     @classmethod
-    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
-        missing = [k for k in ("pre_processor", "agent") if options.get(k) in (None, "")]
+    def check(cls, options: PreProcessorOptions, task_type: str) -> None:
+        missing = [k for k in ("pre_processor", "agent") if getattr(options, k) in (None, "")]
         if missing:
             raise UsageError(f"method synapse-preprocessor needs {', '.join(missing)}")
-        params = options.get("pre_processor_params")
+        params = options.pre_processor_params
         if params is not None and not isinstance(params, dict):
             raise UsageError("pre_processor_params must be an object")
 
