@@ -122,9 +122,12 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
     request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
     port = _free_port()
     temp_dir = f"/tmp/ray-nsd-{uuid.uuid4().hex[:8]}"
-    # a private cluster without token authentication (the driver, the nodes and `ray status` agree)
+    # a private cluster without token authentication (the driver, the nodes and `ray status` agree);
+    # no other RAY_* variable reaches the nodes: RAY_ADDRESS=local, or what an earlier ray.init in
+    # this process left behind, must not shape them
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # RAY_ADDRESS=local would bind `ray start`
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["RAY_AUTH_MODE"] = "disabled"
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
     procs = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false",
                                "--temp-dir", temp_dir, *common], env=env, start_new_session=True,
