@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from totask_manifest.annotators.base import Failed, Item, Labeled
+from totask_manifest.annotators.synapse_preprocessor import PreProcessorAnnotator
 from totask_manifest.errors import FatalSynapseError
 from totask_manifest.synapse.preprocessor import (
     InferenceFailed,
     PreProcessor,
-    PreProcessorAnnotator,
     Served,
     Timing,
     infer,

@@ -133,7 +133,7 @@ _REGISTRY: dict[str, str] = {
     # name -> "module:Class", imported on first use so that ``file`` never imports torch
     "file": "totask_manifest.annotators.file:FileAnnotator",
     "inference": "totask_manifest.annotators.inference:InferenceAnnotator",
-    "synapse-preprocessor": "totask_manifest.synapse.preprocessor:PreProcessorAnnotator",
+    "synapse-preprocessor": "totask_manifest.annotators.synapse_preprocessor:PreProcessorAnnotator",
 }
 
 

@@ -3,9 +3,9 @@
 This is ToTask's "file" pre-annotation: a model or a colleague already produced labels as files
 (Ground Truth values, Synapse ``objects`` or DM v1 documents, COCO, YOLO), and the job turns
 each into the line's Ground Truth label. The time goes into waiting for storage, so items are
-processed on an event loop in a background thread with ``concurrency`` requests in flight
-across batch boundaries (``fetch.SyncFetcher.map_unordered``), while the job keeps reading input
-and writing checkpoints in the caller's thread.
+processed on an event loop with ``concurrency`` requests in flight across batch boundaries
+(``fetch.SyncFetcher.map_unordered``); the loop runs in the job's own thread between the
+outcomes it hands back (``inline_loop.InlineLoop``), so no thread hop is paid per line.
 
 Where a line's file is: ``--url-key K`` (a key, or a dotted path into nested objects) or
 ``--target-specification-name S`` (the Synapse files map an exported line carries under
@@ -211,7 +211,7 @@ class FileAnnotator(Annotator):
 
     def _fetcher(self) -> SyncFetcher:
         if self._sync is None:
-            self._sync = SyncFetcher(self.policy)
+            self._sync = SyncFetcher(self.policy, inline=True)
         return self._sync
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
@@ -251,7 +251,10 @@ class FileAnnotator(Annotator):
             labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names,
                                allow_drop=self.allow_drop)
             problem = self._schema_problem(labeled)
-            return Failed(problem) if problem else labeled
+            if problem:
+                return Failed(problem)
+            labeled.schema_checked = self._check is not None
+            return labeled
         except _LineFailure as exc:
             return Failed(exc.reason)
         except FormatError as exc:
