@@ -8,24 +8,29 @@ In one run, for the latency-bound file job (and, with ``--inference``, the sampl
 * ``ray 2 nodes``: a second worker node of the same size added to that cluster; twice the actors,
   each with the same resources.
 
-Start-up is timed apart (the cluster with its first node and ``ray.init``; the second node), and
-each row gives the wall time, lines/s over the wall time (actor start-up included) and lines/s
-from the first recorded line to the last. The summary prints the 1-node rate against the local
-engine's and the 2-node rate against the 1-node rate. Outputs are compared with the local
-engine's (``creation-date`` aside).
+Start-up is timed apart (the cluster with its first node and ``ray.init``; the second node; and
+for each Ray job the engine's own timings (``RayEngine.timings``): joining Ray, every actor built, the first batch
+recorded), and each row gives the wall time, lines/s over the wall time (start-up included),
+lines/s from the first recorded line to the last (warm), and the load average when the row
+ended. The summary prints the 1-node rate against the local engine's and the 2-node rate against
+the 1-node rate. Outputs are compared with the local engine's (``creation-date`` aside).
 
-The file job reads Synapse ``objects`` documents from the HTTP server of
-``file_annotate_bench.py`` (its own process, ``--latency`` added per request), ``--concurrency``
-requests in flight per annotator (per actor on Ray). All nodes share this machine's cores: on a
-small machine the figures say what the engine costs, not what real separate nodes would gain.
+The file job is latency-bound by default, as a job reading label files from object storage is:
+it reads Synapse ``objects`` documents from the HTTP server of ``file_annotate_bench.py`` (its own
+process), which waits ``--latency`` (100 ms) in every request, with ``--concurrency`` (16)
+requests in flight per annotator (per actor on Ray). Its rate is set by latency and concurrency,
+not by CPU, so a second node of the same size should double it even when every node shares
+this machine's cores. The inference job is CPU-bound: on nodes that share cores, its 2-node
+figure says what the engine costs, not what real separate nodes would gain.
 
-    python benchmarks/ray_bench.py [--file-lines 10000] [--node-cpus 1] [--inference]
+    python benchmarks/ray_bench.py [--file-lines 6000] [--node-cpus 1] [--inference]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import sys
 import tempfile
@@ -53,6 +58,8 @@ class Row:
     lines: int
     wall: float
     steady: float | None  # seconds from the first recorded line to the last
+    load: float = 0.0  # 1-minute load average when the row ended
+    timings: dict | None = None  # the Ray engine's ray_timings
 
     @property
     def rate(self) -> float:
@@ -62,8 +69,17 @@ class Row:
     def steady_rate(self) -> float | None:
         return self.lines / self.steady if self.steady else None
 
+    @property
+    def built_rate(self) -> float | None:
+        """Ray: lines/s from every actor built to the last line recorded (the first batch's
+        pipeline fill included, the cluster's and the actors' start-up not)."""
+        t = self.timings or {}
+        if "annotate_s" in t and "actors_ready_s" in t and t["annotate_s"] > t["actors_ready_s"]:
+            return self.lines / (t["annotate_s"] - t["actors_ready_s"])
+        return None
 
-def run_job(config, engine: str, engine_options: dict | None = None) -> tuple[float, float | None, dict]:
+
+def run_job(config, engine: str, engine_options: dict | None = None) -> Row:
     from totask_manifest import api
     from totask_manifest.engines.base import get_engine
 
@@ -74,7 +90,8 @@ def run_job(config, engine: str, engine_options: dict | None = None) -> tuple[fl
         marks.append((time.perf_counter(), done))
 
     started = time.perf_counter()
-    result = api.annotate(config, engine=get_engine(engine, **(engine_options or {})), on_progress=on_progress)
+    runner = get_engine(engine, **(engine_options or {}))
+    result = api.annotate(config, engine=runner, on_progress=on_progress)
     wall = time.perf_counter() - started
     assert result.status == "COMPLETED", (result.status, result.metrics)
     recorded = [(t, d) for t, d in marks if d > 0]
@@ -82,7 +99,7 @@ def run_job(config, engine: str, engine_options: dict | None = None) -> tuple[fl
     if len(recorded) >= 2 and recorded[-1][1] > recorded[0][1]:
         (t0, d0), (t1, d1) = recorded[0], recorded[-1]
         steady = (t1 - t0) * d1 / (d1 - d0)  # the whole job at the rate between the first and last line
-    return wall, steady, result.metrics
+    return Row("", result.metrics["total"], wall, steady, os.getloadavg()[0], getattr(runner, "timings", None))
 
 
 # -- the jobs ---------------------------------------------------------------------------------
@@ -146,36 +163,43 @@ def inference_job(tmp: Path, lines: int, tag: str):
 def report(title: str, rows: list[Row]) -> None:
     base = rows[0]
     print(f"\n{title}")
-    print(f"  {'engine':<12} {'lines':>7} {'wall s':>8} {'lines/s (start-up incl.)':>25} {'lines/s (excl.)':>16}")
+    print(f"  {'engine':<12} {'lines':>7} {'wall s':>8} {'lines/s (start-up incl.)':>25} {'lines/s (warm)':>15}"
+          f" {'load':>5}  start-up")
     for row in rows:
         steady = f"{row.steady_rate:,.0f}" if row.steady_rate else "n/a"
-        print(f"  {row.label:<12} {row.lines:7,} {row.wall:8.2f} {row.rate:25,.0f} {steady:>16}")
+        t = row.timings or {}
+        startup = (f"join {t.get('connect_s', 0):.1f} s, actors built {t.get('actors_ready_s', float('nan')):.1f} s, "
+                   f"first batch {t.get('first_batch_s', float('nan')):.1f} s") if t else ""
+        print(f"  {row.label:<12} {row.lines:7,} {row.wall:8.2f} {row.rate:25,.0f} {steady:>15} {row.load:5.1f}  {startup}")
     one = next(r for r in rows if r.label == "ray 1 node")
     two = next(r for r in rows if r.label == "ray 2 nodes")
     if one.steady_rate and base.steady_rate and two.steady_rate:
-        print(f"  ray 1 node / local: x{one.steady_rate / base.steady_rate:.2f} (steady), "
+        print(f"  ray 1 node / local: x{one.steady_rate / base.steady_rate:.2f} (warm), "
               f"x{one.rate / base.rate:.2f} (wall)")
-        print(f"  ray 2 nodes / 1 node: x{two.steady_rate / one.steady_rate:.2f} (steady), "
+        print(f"  ray 2 nodes / 1 node: x{two.steady_rate / one.steady_rate:.2f} (warm), "
               f"x{two.rate / one.rate:.2f} (wall)")
+    if one.built_rate and two.built_rate:
+        print(f"  after the actors are built: ray 1 node {one.built_rate:,.0f} lines/s, 2 nodes "
+              f"{two.built_rate:,.0f} lines/s: x{two.built_rate / one.built_rate:.2f}; "
+              f"1 node / local (warm) x{one.built_rate / base.steady_rate:.2f}" if base.steady_rate else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--file-lines", type=int, default=10_000)
+    parser.add_argument("--file-lines", type=int, default=6_000)
     parser.add_argument("--inference-lines", type=int, default=2_000)
-    parser.add_argument("--latency", type=float, default=0.01, help="seconds the file server adds per request")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per annotator")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds the file server waits per request")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight per annotator")
     parser.add_argument("--node-cpus", type=int, default=1, help="CPUs of each worker node (1-CPU actors)")
     parser.add_argument("--inference", action="store_true", help="also the sample inference job")
     args = parser.parse_args()
-
-    import logging
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray.cluster_utils import Cluster
 
+    load_at_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
     bench = _file_bench_module()
     proc, base = bench.start_server(args.file_lines, args.latency)
     kinds = ["file", *(["inference"] if args.inference else [])]
@@ -194,8 +218,9 @@ def main() -> None:
                 return config
 
             for kind in kinds:  # local first, with no Ray process around
-                wall, steady, m = run_job(job(kind, "local"), "local")
-                rows[kind].append(Row("local", m["total"], wall, steady))
+                row = run_job(job(kind, "local"), "local")
+                row.label = "local"
+                rows[kind].append(row)
             started = time.perf_counter()
             cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
             cluster.add_node(num_cpus=args.node_cpus)
@@ -212,8 +237,9 @@ def main() -> None:
                     # one machine: the sample model's local path is the same on every node
                     options = {"address": cluster.address, "actors": nodes * args.node_cpus, "shared_paths": True}
                     for kind in kinds:
-                        wall, steady, m = run_job(job(kind, f"{nodes}node"), "ray", options)
-                        rows[kind].append(Row(f"ray {nodes} node{'s' if nodes > 1 else ''}", m["total"], wall, steady))
+                        row = run_job(job(kind, f"{nodes}node"), "ray", options)
+                        row.label = f"ray {nodes} node{'s' if nodes > 1 else ''}"
+                        rows[kind].append(row)
             finally:
                 ray.shutdown()
                 cluster.shutdown()
@@ -226,9 +252,10 @@ def main() -> None:
         proc.wait()
 
     print(f"machine: {os.cpu_count()} CPU(s) shared by every node (and by other processes); Ray {ray.__version__}; "
-          f"worker nodes of {args.node_cpus} CPU(s), 1-CPU actors; load average {os.getloadavg()[0]:.1f}")
+          f"worker nodes of {args.node_cpus} CPU(s), 1-CPU actors; load average at the start {load_at_start}, "
+          f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("start-up: " + ", ".join(f"{k} {v:.1f} s" for k, v in startup.items()))
-    report(f"file job: {args.file_lines:,} lines, server adds {args.latency * 1000:g} ms per request, "
+    report(f"file job: {args.file_lines:,} lines, server waits {args.latency * 1000:g} ms per request, "
            f"{args.concurrency} requests in flight per annotator", rows["file"])
     if "inference" in rows and model is not None:
         report(f"inference job: {args.inference_lines:,} lines, model {model.name}, CPU", rows["inference"])

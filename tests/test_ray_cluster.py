@@ -8,6 +8,7 @@ really removes actors; the driver (this process) stays on the head.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import threading
@@ -17,15 +18,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import assert_same_output, output_of, write_manifest
+from tests.jobs_helpers import REPO, assert_same_output, output_of, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
 from totask_manifest.annotators.base import Item, Outcome
+from totask_manifest.annotators.file import FileAnnotator
+from totask_manifest.cli._options import add_options, read_options
 from totask_manifest.engines.base import get_engine
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
 
+SAMPLE = REPO / "sample_data"
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
     pytest.mark.ray,
@@ -107,6 +111,8 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0)
     worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine=engine))
     wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
+    # both actors at work (on a loaded machine one may start seconds after the other)
+    wait_until(lambda: len({node for node, _pid, _i in logged(log)}) == 2)
     before = logged(log)
     victim = before[-1][0]  # a node whose actor is working now
     cluster.remove_node(node_by_id(cluster, victim))
@@ -122,6 +128,88 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     assert len({node for node, _pid, _i in before}) == 2  # both actors' nodes worked
     assert after and victim not in {node for node, _pid, _i in after[5:]}  # the rest ran elsewhere
     assert len({node for node, _pid, _i in logged(log)}) == 3  # the actor restarted on the spare node
+
+
+class NodeLoggingFile(FileAnnotator):
+    """The file annotator, logging ``node pid index`` for every line and slowed by ``delay`` per
+    line, so a node can be killed mid-job (the log is the test's instrument, not the job's)."""
+
+    name = "node-logging-file"
+
+    def annotate(self, items):
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        for item, outcome in super().annotate(items):
+            time.sleep(self.context.options["delay"])
+            with open(self.context.options["log"], "a") as f:
+                f.write(f"{node} {os.getpid()} {item.index}\n")
+            yield item, outcome
+
+
+def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, cluster, s3):
+    """The issue's cluster: two worker nodes of 1 CPU, one actor each, input, class names, label
+    files and output on S3; one node killed mid-job leaves no room to restart its actor, so the
+    driver moves that actor's batches to the other. The job completes by itself, as the local
+    engine's, and the first checkpoint part was on S3 within three parts' worth of lines."""
+    from totask_manifest.storage import write_bytes_atomic
+
+    while len(cluster.worker_nodes) > 2:  # the first test removed one of three; alone, remove it here
+        cluster.remove_node(next(iter(cluster.worker_nodes)))
+    bucket = s3.new_bucket("nodes")
+    labels = sorted((SAMPLE / "annotations").iterdir())
+    for label in labels:
+        write_bytes_atomic(f"{bucket}/data/annotations/{label.name}", label.read_bytes())
+        image = SAMPLE / "images" / f"{label.stem}.jpg"
+        write_bytes_atomic(f"{bucket}/data/images/{image.name}", image.read_bytes())
+    rows = [{"source-ref": f"{bucket}/data/images/{labels[i % len(labels)].stem}.jpg",
+             "annotation-ref": f"annotations/{labels[i % len(labels)].name}", "n": i} for i in range(200)]
+    write_bytes_atomic(f"{bucket}/data/in.manifest", b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
+    parser = argparse.ArgumentParser()
+    add_options(parser, FileAnnotator.Options)
+    options = read_options(parser.parse_args(
+        ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt", "--native", "convert"]),
+        FileAnnotator.Options)  # label files resolve against the input manifest's s3:// folder
+    log = tmp_path / "calls.log"
+
+    def job(root: str, method: str) -> JobConfig:
+        return JobConfig(job_name="job", input=f"{bucket}/data/in.manifest", output_root=root,
+                         label_attribute="boxes", task_type="object-detection", method=method,
+                         options={**options, "log": str(log), "delay": 0.1}, checkpoint_every=10)
+
+    local = api.annotate(job(str(tmp_path / "local"), "file"))
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0, runtime_env={"env_vars": aws})
+    worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", f"{__name__}:NodeLoggingFile"),
+                                                     engine=engine))
+    fs = s3.filesystem()
+    parts = f"{bucket[5:]}/jobs/job/manifests/intermediate"
+
+    def first_part() -> bool:
+        assert worker.is_alive(), "the job ended before its first part was seen"
+        fs.invalidate_cache()
+        return fs.exists(parts) and any("part-" in p for p in fs.ls(parts, refresh=True))
+
+    wait_until(first_part)
+    annotated_at_first_part = len(logged(log))
+    # three parts' worth at most (a part may come sooner: one is also written every 5 s)
+    assert annotated_at_first_part <= 30, annotated_at_first_part
+    wait_until(lambda: len({node for node, _pid, _i in logged(log)}) == 2)  # both nodes work
+    before = logged(log)
+    victim = before[-1][0]
+    cluster.remove_node(node_by_id(cluster, victim), allow_graceful=False)
+    worker.join(timeout=300)
+    assert results, "the job did not finish"
+    result = results[0]
+    assert result.status == "COMPLETED", result.metrics
+    assert result.metrics == local.metrics and local.metrics["success"] > 0
+    got = tmp_path / "ray.manifest"
+    got.write_bytes(fs.cat(f"{bucket}/jobs/job/manifests/output/output.manifest"))
+    assert_same_output(output_of(tmp_path / "local", "job"), got)
+    after = logged(log)[len(before):]
+    survivor = ({node for node, _pid, _i in before} - {victim}).pop()
+    assert after and {node for node, _pid, _i in after[10:]} == {survivor}  # the rest ran on the other node
 
 
 def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, cluster):

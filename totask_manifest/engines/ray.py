@@ -3,7 +3,8 @@
 Only annotation moves. The driver reads the input manifest and selects the lines to label, as
 the local engine does, cuts them into batches and submits each batch to one actor of a pool
 (each actor holds one annotator, built once: a model loads once per actor, a file annotator
-keeps its connection pool). At most a window of batches is in flight; the driver waits for
+keeps its connection pool; inside the actor the batches run as one continuous stream, see
+``ray_stream``). At most a window of batches is in flight; the driver waits for
 the oldest, records its outcomes through the same ``Recorder`` the local engine uses, and
 submits the next. So results stream back and are recorded in input order as they finish, and
 checkpoint parts are written at ``--checkpoint-every`` as on the local engine: a crash of the
@@ -14,8 +15,9 @@ Lost workers and nodes: actors are created with ``max_restarts`` and ``max_task_
 Ray restarts an actor whose process or node died (on another node when its own is gone) and
 runs its batches again. A batch that still comes back lost (its actor out of restarts, its
 result lost with a node) is submitted again by the driver to another actor, up to
-``max_retries`` times. A batch that waits too long is probed: actors that do not answer (their
-node gone, no capacity to restart them) lose their batches to the actors that do; when no actor
+``max_retries`` times. When no batch is recorded for ``probe_seconds`` the actors are probed:
+those that do not answer (their node gone, no capacity to restart them) lose their batches to
+the actors that do, and take batches again once they answer (``note_back``); when no actor
 answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``resume``
 finishes it once the cluster has capacity again. The driver records each line once, from the
 first result that comes back, so a batch run twice can neither lose nor duplicate a line.
@@ -32,6 +34,8 @@ turns the ``ModuleNotFoundError`` into a usage error that says how to install it
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import os
 import signal
@@ -39,13 +43,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from ..annotators.base import Annotator, Failed, Item, Labeled, Outcome, Routed, get_annotator_class
+from ..annotators.base import Annotator, Item, get_annotator_class
 from ..errors import JobError, UsageError
 from ..jobs.config import JobConfig
 from ..jobs.run import JobRun
@@ -55,50 +59,17 @@ from ..manifest.line import Line
 from ..storage import is_local, url_to_fs
 from .base import Engine
 from .ray_options import RayOptions
+from .ray_stream import AnnotatorActor, remote_actor_class
 
 log = logging.getLogger("totask_manifest")
 
 DEFAULT_BATCH_SIZE = 256
 #: how long a probed actor has to answer
-PROBE_TIMEOUT = 10.0
+PROBE_TIMEOUT = 5.0
+#: an actor not yet built (process start, model load) keeps its batches this long into the run
+START_GRACE_SECONDS = 60.0
 #: options whose values the workers read (local paths must be shared by every node)
 WORKER_PATH_OPTIONS = ("class_names", "model", "weights", "relative_to", "allow_root", "params_file")
-
-
-# -- annotating: the actor ------------------------------------------------------------------
-
-class AnnotatorActor:
-    """One annotator per actor, built once; each call annotates one batch of items.
-
-    The annotator's own ``annotate`` is used, so a file annotator keeps its requests in flight
-    across the batch and a model annotator batches its forward passes as it does locally.
-    ``where`` runs in its own concurrency group, so the driver can ask a busy actor whether it
-    is alive without waiting for its batch.
-    """
-
-    def __init__(self, annotator_cls: type[Annotator], run: JobRun) -> None:
-        self.annotator = annotator_cls(run)
-
-    def annotate(self, items: list[Item]) -> list[Outcome]:
-        outcomes: dict[int, Outcome] = {}
-        for item, outcome in self.annotator.annotate(iter(items)):
-            if not isinstance(outcome, (Labeled, Failed, Routed)):
-                raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
-            outcomes[item.index] = outcome
-        missing = [i.number for i in items if i.index not in outcomes]
-        if missing:
-            raise JobError(f"annotator returned no outcome for line(s) {missing[:5]}")
-        return [outcomes[i.index] for i in items]
-
-    @ray.method(concurrency_group="probe")
-    def where(self) -> dict[str, Any]:
-        """Node, process and the resources Ray gave this actor."""
-        ctx = ray.get_runtime_context()
-        return {"node": ctx.get_node_id(), "pid": os.getpid(), "resources": ctx.get_assigned_resources()}
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.annotator.close()
 
 
 # -- the driver's view of a batch -------------------------------------------------------------
@@ -187,6 +158,12 @@ def _keep_signal_handlers() -> Iterator[None]:
 
 
 
+def annotator_factory(run: JobRun) -> Callable[[], Annotator]:
+    """What an actor calls, once, to build its annotator: the one place this engine builds
+    annotators (pickled to every actor; a class from the project or a plugin is sent by name)."""
+    return functools.partial(get_annotator_class(run.config.method), run)
+
+
 def is_cluster_address(address: str | None) -> bool:
     """True when ``address`` names a cluster that may span machines (anything but none/``local``)."""
     return bool(address) and str(address).lower() != "local"
@@ -242,6 +219,10 @@ class RayEngine(Engine):
         self.probe_seconds = options.probe_seconds
         self.stall_seconds = options.stall_seconds
         self.runtime_env = options.runtime_env
+        #: seconds of the last run: ``connect_s`` (joining or starting Ray), ``actors_ready_s``
+        #: (every actor built: a process each, the annotator, a model loaded), ``first_batch_s``,
+        #: ``annotate_s`` (actor start to the last line recorded) and ``lines`` recorded
+        self.timings: dict[str, float] = {}
         for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
             if value is not None and value < 1:
                 raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
@@ -318,7 +299,7 @@ class RayEngine(Engine):
         return self.actors or max(1, int(cpus / wanted.cpus)), wanted.cpus, 0.0
 
     def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
-        remote_cls = ray.remote(concurrency_groups={"probe": 1})(AnnotatorActor)
+        remote_cls = remote_actor_class()
         options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": self.max_retries,
                                    "max_task_retries": self.max_retries}
         if gpus:
@@ -326,19 +307,25 @@ class RayEngine(Engine):
         env = self._actor_env(plan)
         if env is not None:
             options["runtime_env"] = env
-        annotator_cls = get_annotator_class(plan.config.method)
-        return [remote_cls.options(**options).remote(annotator_cls, plan) for _ in range(count)]
+        build = annotator_factory(plan)
+        return [remote_cls.options(**options).remote(build) for _ in range(count)]
 
     # -- run -------------------------------------------------------------------------------
 
     def run(self, plan: JobRun) -> None:
+        began = time.perf_counter()
+        self.timings = {}
         started_here = self._connect()
+        self.timings["connect_s"] = time.perf_counter() - began
         try:
             self._run(plan)
         finally:
             if started_here:
                 with _keep_signal_handlers():
                     ray.shutdown()
+            # start-up and annotation apart: what a benchmark (or an operator) needs to tell a
+            # slow cluster start from a slow job
+            log.info("ray_timings %s", json.dumps({k: round(v, 3) for k, v in self.timings.items()}))
 
     def _run(self, plan: JobRun) -> None:
         if plan.stop.is_set():  # stopped while Ray was starting
@@ -349,7 +336,7 @@ class RayEngine(Engine):
                  count, cpus, gpus, size, window)
         actors = self._start_actors(plan, count, cpus, gpus)
         try:
-            _Driver(self, plan, actors, size, window).run()
+            _Driver(self, plan, actors, size, window, self.timings).run()
         finally:
             closing = [a.close.remote() for a in actors]
             ray.wait(closing, num_returns=len(closing), timeout=5.0)
@@ -361,14 +348,20 @@ class RayEngine(Engine):
 class _Driver:
     """Submits batches to the actors within a window and records them in input order."""
 
-    def __init__(self, engine: RayEngine, plan: JobRun, actors: list[Any], size: int, window: int) -> None:
+    def __init__(self, engine: RayEngine, plan: JobRun, actors: list[Any], size: int, window: int,
+                 timings: dict[str, float]) -> None:
         self.engine = engine
+        self.timings = timings
+        self.started = time.perf_counter()
+        self.ready = [actor.where.remote() for actor in actors]  # answered once an actor is built
+        self.built: set[int] = set()
         self.plan = plan
         self.actors = actors
         self.size = size
         self.window = window
         self.load = [0] * len(actors)  # batches in flight per actor
         self.unreachable: set[int] = set()  # actors that did not answer the last probe
+        self.rechecks: dict[int, Any] = {}  # their probe calls, still open
         self.pending: deque[Batch] = deque()
 
     def submit(self, batch: Batch, avoid: int = -1) -> None:
@@ -408,6 +401,8 @@ class _Driver:
                 return
             head = self.pending[0]
             ready, _ = ray.wait([head.ref], timeout=1.0)
+            self.note_ready()
+            self.note_back()
             if plan.hard_stop.is_set():
                 return
             if not ready:
@@ -429,6 +424,38 @@ class _Driver:
             for (line, item), outcome in zip(head.lines, outcomes, strict=True):
                 plan.recorder.accept(line, item, outcome)
             last_progress = time.monotonic()
+            self.timings.setdefault("first_batch_s", time.perf_counter() - self.started)
+            self.timings["annotate_s"] = time.perf_counter() - self.started
+            self.timings["lines"] = self.timings.get("lines", 0) + len(head.lines)
+
+    def note_back(self) -> None:
+        """Actors found unreachable by the last probe that have answered since take batches again."""
+        if not self.rechecks:
+            return
+        ready, _ = ray.wait(list(self.rechecks.values()), num_returns=len(self.rechecks), timeout=0)
+        for i, ref in list(self.rechecks.items()):
+            if ref not in ready:
+                continue
+            try:
+                ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again
+                self.rechecks[i] = self.actors[i].where.remote()
+                continue
+            except ray.exceptions.RayError:  # gone for good (out of restarts)
+                del self.rechecks[i]
+                continue
+            del self.rechecks[i]
+            self.unreachable.discard(i)
+            log.warning("ray: actor %d answers again; it takes batches again", i)
+
+    def note_ready(self) -> None:
+        """Which actors are built, and when all are (``actors_ready_s``), without waiting."""
+        if len(self.built) == len(self.ready):
+            return
+        done, _ = ray.wait(self.ready, num_returns=len(self.ready), timeout=0)
+        self.built.update(i for i, ref in enumerate(self.ready) if ref in done)
+        if len(self.built) == len(self.ready):
+            self.timings["actors_ready_s"] = time.perf_counter() - self.started
 
     def probe(self, stalled_for: float) -> None:
         """Ask every actor where it is; move the batches of those that do not answer."""
@@ -440,7 +467,14 @@ class _Driver:
                 with contextlib.suppress(ray.exceptions.RayError):
                     ray.get(ref)
                     answered.add(i)
-        self.unreachable = set(refs) - answered
+        # an actor still being built (a process to start, a model to load: slow on a busy node)
+        # is given START_GRACE_SECONDS before its batches go elsewhere; one built before and
+        # silent now (its node gone) loses them at once
+        young = time.perf_counter() - self.started < START_GRACE_SECONDS
+        self.unreachable = {i for i in set(refs) - answered if i in self.built or not young}
+        # the question stays open: an actor that answers later (restarted on a node with room,
+        # its model loaded) takes batches again (``note_back``)
+        self.rechecks = {i: refs[i] for i in self.unreachable}
         if not answered:
             if stalled_for >= self.engine.stall_seconds:
                 raise JobError(

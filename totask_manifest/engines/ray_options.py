@@ -9,8 +9,8 @@ from typing import Any
 from ..options import Options, option
 
 DEFAULT_MAX_RETRIES = 4
-#: a batch waited this long with no batch finishing: ask every actor whether it is still there
-DEFAULT_PROBE_SECONDS = 30.0
+#: no batch recorded for this long: ask every actor whether it is still there
+DEFAULT_PROBE_SECONDS = 10.0
 #: no actor answered for this long: the cluster cannot run the job now; fail, ``resume`` later
 DEFAULT_STALL_SECONDS = 300.0
 
