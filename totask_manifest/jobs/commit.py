@@ -1,27 +1,31 @@
 """Producing the output manifest: a streaming merge of the input with the checkpoint records.
 
-Untouched lines are copied as the bytes read; finished lines take the body recorded at
-checkpoint time with the input line's own prefix and terminator. One output line per input
-line, in input order, written atomically.
+Untouched lines are copied as the bytes read, in blocks (they are never split into lines);
+finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets.
+One output line per input line, in input order, written atomically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
 import orjson
 
 from ..errors import JobError
 from ..failure_rules import rule_of
-from ..manifest.io import read_lines
-from ..storage import AtomicWriter
-from .checkpoint import iter_records
+from ..manifest.io import iter_raw_lines, to_line
+from ..storage import AtomicWriter, open_read, redact_url
+from .checkpoint import Record, iter_records
 from .layout import JobLayout
-from .selection import needs_label
+from .scan_ranges import job_selection
+from .selection import LineSelection
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
+#: bytes copied per read between finished lines
+_BLOCK = 1 << 20
 
 
 @dataclass
@@ -55,44 +59,90 @@ class Coverage:
         return "; ".join(parts) + " (was the job folder written by two processes?)"
 
 
-def merged_lines(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
-                 attribute: str | None = None) -> Iterator[bytes]:
-    """The output lines; with ``coverage`` and ``attribute``, also checks every line's record
-    against the selection rule on the way."""
-    records = iter_records(layout)
-    pending = next(records, None)
-    for index, line in enumerate(read_lines(input_url)):
-        selected = False
-        if coverage is not None and attribute is not None and not line.is_blank:
-            selected = needs_label(line.record(), attribute)
-            coverage.selected += selected
-        if pending is not None and pending["i"] == index:
-            if pending["n"] != line.number:
-                raise JobError(f"checkpoint does not match the input at line {line.number}")
-            if coverage is not None and attribute is not None and not selected:
-                coverage.unselected_count += 1
-                if len(coverage.unselected) < _EXAMPLES:
-                    coverage.unselected.append(line.number)
-            yield line.prefix + pending["line"].encode("utf-8") + line.newline
-            pending = next(records, None)
-        else:
-            if selected and coverage is not None:
-                coverage.missing_count += 1
-                if len(coverage.missing) < _EXAMPLES:
-                    coverage.missing.append(line.number)
-            yield line.raw
-    if pending is not None:
-        raise JobError(f"checkpoint names line {pending['n']}, past the end of the input {input_url}")
-
-
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
                  attribute: str | None = None) -> int:
-    n = 0
-    with AtomicWriter(layout.output_manifest) as out:
-        for raw in merged_lines(input_url, layout, coverage, attribute):
-            out.write(raw)
-            n += 1
+    """Write the output manifest; returns the number of records merged. With ``coverage``, also
+    counts how the records cover the job's selection (``selection.bin``, found again by a scan
+    when the folder has none or the input changed). ``attribute`` names the selection rule."""
+    selection = job_selection(layout, input_url, attribute) if attribute is not None else None
+    coverage = coverage if coverage is not None else Coverage()
+    with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
+        return _merge(f, out, iter_records(layout), selection, coverage, input_url)
+
+
+def _merge(f: IO[bytes], out: IO[bytes], records: Iterator[Record], selection: LineSelection | None,
+           coverage: Coverage, input_url: str) -> int:
+    """Copy the input in blocks between finished lines, each finished line taken from its record
+    as written (its input line skipped by length, not read), located by the selection's offsets."""
+    indices, offsets = (selection.indices, selection.offsets) if selection is not None else ((), ())
+    coverage.selected = len(indices)
+    pos = k = n = 0
+    for rec in records:
+        while k < len(indices) and indices[k] < rec.index:
+            _missing(coverage, indices[k])
+            k += 1
+        if k < len(indices) and indices[k] == rec.index:
+            offset = offsets[k]
+            k += 1
+        else:
+            if selection is not None:
+                coverage.unselected_count += 1
+                if len(coverage.unselected) < _EXAMPLES:
+                    coverage.unselected.append(rec.number)
+            offset = _offset_of_line(f, rec.index, input_url)
+        if offset < pos:
+            raise JobError(f"checkpoint does not match the input at line {rec.number}")
+        _copy(f, out, pos, offset)
+        if rec.whole and rec.in_bytes is not None:
+            out.write(rec.body)
+            pos = offset + rec.in_bytes
+        else:  # a record from an old part: the input line gives the prefix and terminator
+            f.seek(offset)
+            raw = f.readline()
+            line = to_line(rec.number, raw, first_in_file=offset == 0)
+            out.write(rec.body if rec.whole else line.prefix + rec.body + line.newline)
+            pos = offset + len(raw)
+        n += 1
+    for index in indices[k:]:
+        _missing(coverage, index)
+    _copy(f, out, pos, None)
     return n
+
+
+def _missing(coverage: Coverage, index: int) -> None:
+    coverage.missing_count += 1
+    if len(coverage.missing) < _EXAMPLES:
+        coverage.missing.append(index + 1)
+
+
+def _copy(f: IO[bytes], out: IO[bytes], start: int, end: int | None) -> None:
+    """Input bytes ``[start, end)`` (to the end of the file for None) to ``out``, in blocks."""
+    if end is not None and end <= start:
+        return
+    if f.tell() != start:
+        f.seek(start)
+    left = None if end is None else end - start
+    while left is None or left > 0:
+        block = f.read(_BLOCK if left is None else min(_BLOCK, left))
+        if not block:
+            if left:
+                raise JobError("the input manifest is shorter than its checkpoint says (was it changed?)")
+            return
+        out.write(block)
+        if left is not None:
+            left -= len(block)
+
+
+def _offset_of_line(f: IO[bytes], index: int, input_url: str) -> int:
+    """Where line ``index`` starts, by reading the input from the start: only for a record of a
+    line the selection does not hold (a damaged folder), which then fails the commit."""
+    f.seek(0)
+    offset = 0
+    for i, raw in enumerate(iter_raw_lines(f)):
+        if i == index:
+            return offset
+        offset += len(raw)
+    raise JobError(f"checkpoint names line {index + 1}, past the end of the input {redact_url(input_url)}")
 
 
 def write_failures(layout: JobLayout) -> int:
@@ -100,13 +150,13 @@ def write_failures(layout: JobLayout) -> int:
     a record from before rules were recorded gets the rule its reason says."""
     n = 0
     with AtomicWriter(layout.failures) as out:
-        for rec in iter_records(layout):
-            if rec["s"] != "failed":
+        for rec in iter_records(layout, bodies=False):
+            if rec.status != "failed":
                 continue
-            entry = {"line": rec["n"], "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
+            entry = {"line": rec.number, "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
                      "reason": rec.get("reason")}
-            if "task_id" in rec:
-                entry["task_id"] = rec["task_id"]
+            if "task_id" in rec.extra:
+                entry["task_id"] = rec.extra["task_id"]
             out.write(orjson.dumps(entry) + b"\n")
             n += 1
     return n
