@@ -175,26 +175,64 @@ def _trailer_length(url: str, trailer: bytes) -> int:
     return int(trailer[1:-1])
 
 
-def _v2_records(url: str, data: bytes, *, bodies: bool = True) -> Iterator[Record]:
-    foot, _ = _footer(url, data) if bodies else (None, 0)
-    start = len(MAGIC)
-    end = data.index(b"\n", start) + 1 if not bodies else start + foot["heads"]
+@dataclass(slots=True)
+class Part:
+    """One part as read: a head per record (``[index, status, body length, input bytes,
+    extra?]``) and the bodies, back to back from ``body_at`` in ``data``. The commit works on
+    these columns directly (a run of adjacent lines is one write); ``records()`` gives objects."""
+
+    url: str
+    heads: list[list[Any]]
+    data: bytes
+    body_at: int
+    whole: bool
+
+    def records(self) -> Iterator[Record]:
+        at, data, whole = self.body_at, self.data, self.whole
+        for h in self.heads:
+            yield Record(h[0], h[1], data[at:at + h[2]], h[3], h[4] if len(h) > 4 else {}, whole)
+            at += h[2]
+
+
+def _checked(url: str, heads: Any, last: int) -> list[list[Any]]:
+    """The heads, refused unless well formed and in strictly increasing line order after ``last``."""
+    if not isinstance(heads, list):
+        raise _corrupt(url, "no record heads")
+    for h in heads:
+        try:
+            index = h[0]
+            bad = type(index) is not int or h[1] not in STATUSES or type(h[2]) is not int or h[2] < 0 \
+                or not (h[3] is None or type(h[3]) is int) or (len(h) > 4 and not isinstance(h[4], dict))
+        except (IndexError, TypeError, KeyError):
+            bad = True
+        if bad:
+            raise _corrupt(url, "wrong field types")
+        if index <= last:
+            raise JobError(f"checkpoint {url} is out of order at line index {index}")
+        last = index
+    return heads
+
+
+def _v2_part(url: str, data: bytes, last: int, *, bodies: bool) -> Part:
+    if bodies:
+        foot, _ = _footer(url, data)
+        end = len(MAGIC) + foot["heads"]
+    else:
+        end = len(data)
     try:
-        heads = orjson.loads(data[start:end])
-        at = end
-        for head in heads:
-            index, status, length, in_bytes = head[0], head[1], head[2], head[3]
-            extra = head[4] if len(head) > 4 else {}
-            if type(index) is not int or status not in STATUSES or type(length) is not int \
-                    or not (in_bytes is None or type(in_bytes) is int) or not isinstance(extra, dict):
-                raise TypeError("wrong field types")
-            yield Record(index, status, data[at:at + length] if bodies else b"", in_bytes, extra)
-            at += length
-    except (orjson.JSONDecodeError, IndexError, TypeError, ValueError) as exc:
+        heads = orjson.loads(data[len(MAGIC):end])
+    except orjson.JSONDecodeError as exc:
         raise _corrupt(url, str(exc)) from None
+    heads = _checked(url, heads, last)
+    if bodies and sum(h[2] for h in heads) != foot["bodies"]:
+        raise _corrupt(url, "body lengths differ from the footer's")
+    if not bodies:
+        heads = [[h[0], h[1], 0, *h[3:]] for h in heads]
+    return Part(url, heads, data, end, True)
 
 
-def _v1_records(url: str, data: bytes) -> Iterator[Record]:
+def _v1_part(url: str, data: bytes, last: int) -> Part:
+    heads, bodies = [], []
     for raw in data.splitlines():
         if not raw.strip():
             continue
@@ -206,39 +244,50 @@ def _v1_records(url: str, data: bytes) -> Iterator[Record]:
                 raise TypeError("wrong field types")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise _corrupt(url, str(exc)) from None
+        body = rec["line"].encode("utf-8")
         extra = {k: v for k, v in rec.items() if k not in ("i", "n", "s", "line")}
-        yield Record(index, rec["s"], rec["line"].encode("utf-8"), None, extra, whole=False)
+        heads.append([index, rec["s"], len(body), None, extra])
+        bodies.append(body)
+    return Part(url, _checked(url, heads, last), b"".join(bodies), 0, False)
 
 
 def _is_v1(url: str) -> bool:
     return url.endswith(".jsonl")
 
 
-def read_part(url: str, *, bodies: bool = True) -> Iterator[Record]:
-    """The records of one part, old format or new. Without ``bodies``, only the header block of
-    a new part is read (its bodies are returned empty)."""
+def load_part(url: str, *, after: int = -1, bodies: bool = True) -> Part:
+    """One part, old format or new, whose records must all come after line index ``after``.
+    Without ``bodies`` only the heads of a new part are read (its body lengths read as 0)."""
     if _is_v1(url):
-        yield from _v1_records(url, read_bytes(url))
-        return
+        return _v1_part(url, read_bytes(url), after)
     if bodies:
-        yield from _v2_records(url, read_bytes(url))
-        return
+        return _v2_part(url, read_bytes(url), after, bodies=True)
     with open_read(url) as f:
         head = f.read(len(MAGIC))
         if head != MAGIC:
             raise _corrupt(url, "not a checkpoint part")
-        yield from _v2_records(url, head + f.readline(), bodies=False)
+        return _v2_part(url, head + f.readline(), after, bodies=False)
+
+
+def read_part(url: str, *, bodies: bool = True) -> Iterator[Record]:
+    """The records of one part."""
+    yield from load_part(url, bodies=bodies).records()
+
+
+def iter_parts(layout: JobLayout, *, bodies: bool = True) -> Iterator[Part]:
+    """Every part in order; refuses records out of order (or twice) within and across parts."""
+    last = -1
+    for url in layout.parts():
+        part = load_part(url, after=last, bodies=bodies)
+        if part.heads:
+            last = part.heads[-1][0]
+        yield part
 
 
 def iter_records(layout: JobLayout, *, bodies: bool = True) -> Iterator[Record]:
-    """Every record in line order; refuses records out of order (or twice) across parts."""
-    last = -1
-    for url in layout.parts():
-        for rec in read_part(url, bodies=bodies):
-            if rec.index <= last:
-                raise JobError(f"checkpoint {url} is out of order at line index {rec.index}")
-            last = rec.index
-            yield rec
+    """Every record in line order."""
+    for part in iter_parts(layout, bodies=bodies):
+        yield from part.records()
 
 
 def part_summary(url: str) -> PartSummary:
@@ -251,17 +300,11 @@ def part_summary(url: str) -> PartSummary:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _corrupt(url, f"footer: {exc}") from None
     counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
-    first = last = -1
-    n = 0
-    for rec in _v1_records(url, read_bytes(url)):
-        if rec.index <= last:
-            raise JobError(f"checkpoint {url} is out of order at line index {rec.index}")
-        first = rec.index if n == 0 else first
-        last = rec.index
-        n += 1
-        counts[rec.status] += 1
-        counts["dropped"] += bool(rec.get("d"))
-    return PartSummary(n, first, last, counts)
+    heads = load_part(url).heads
+    for h in heads:
+        counts[h[1]] += 1
+        counts["dropped"] += bool(h[4].get("d"))
+    return PartSummary(len(heads), heads[0][0] if heads else -1, heads[-1][0] if heads else -1, counts)
 
 
 def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:

@@ -17,7 +17,7 @@ from ..errors import JobError
 from ..failure_rules import rule_of
 from ..manifest.io import iter_raw_lines, to_line
 from ..storage import AtomicWriter, open_read, redact_url
-from .checkpoint import Record, iter_records
+from .checkpoint import Part, Record, iter_parts, load_part, part_summary
 from .layout import JobLayout
 from .scan_ranges import job_selection
 from .selection import LineSelection
@@ -67,42 +67,66 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     selection = job_selection(layout, input_url, attribute) if attribute is not None else None
     coverage = coverage if coverage is not None else Coverage()
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
-        return _merge(f, out, iter_records(layout), selection, coverage, input_url)
+        return _merge(f, out, iter_parts(layout), selection, coverage, input_url)
 
 
-def _merge(f: IO[bytes], out: IO[bytes], records: Iterator[Record], selection: LineSelection | None,
+def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineSelection | None,
            coverage: Coverage, input_url: str) -> int:
-    """Copy the input in blocks between finished lines, each finished line taken from its record
-    as written (its input line skipped by length, not read), located by the selection's offsets."""
+    """Copy the input in blocks between finished lines; each run of finished lines that are
+    adjacent in the input is one write of their recorded bytes (their input lines are skipped
+    by length, not read). Lines are located by the selection's offsets."""
     indices, offsets = (selection.indices, selection.offsets) if selection is not None else ((), ())
-    coverage.selected = len(indices)
+    nsel = len(indices)
+    coverage.selected = nsel
     pos = k = n = 0
-    for rec in records:
-        while k < len(indices) and indices[k] < rec.index:
-            _missing(coverage, indices[k])
-            k += 1
-        if k < len(indices) and indices[k] == rec.index:
-            offset = offsets[k]
-            k += 1
-        else:
-            if selection is not None:
-                coverage.unselected_count += 1
-                if len(coverage.unselected) < _EXAMPLES:
-                    coverage.unselected.append(rec.number)
-            offset = _offset_of_line(f, rec.index, input_url)
-        if offset < pos:
-            raise JobError(f"checkpoint does not match the input at line {rec.number}")
-        _copy(f, out, pos, offset)
-        if rec.whole and rec.in_bytes is not None:
-            out.write(rec.body)
-            pos = offset + rec.in_bytes
-        else:  # a record from an old part: the input line gives the prefix and terminator
-            f.seek(offset)
-            raw = f.readline()
-            line = to_line(rec.number, raw, first_in_file=offset == 0)
-            out.write(rec.body if rec.whole else line.prefix + rec.body + line.newline)
-            pos = offset + len(raw)
-        n += 1
+    for part in parts:
+        heads, data, at = part.heads, part.data, part.body_at
+        j, m = 0, len(heads)
+        n += m
+        while j < m:
+            head = heads[j]
+            index = head[0]
+            while k < nsel and indices[k] < index:
+                _missing(coverage, indices[k])
+                k += 1
+            if k < nsel and indices[k] == index:
+                offset = offsets[k]
+                k += 1
+            else:
+                if selection is not None:
+                    coverage.unselected_count += 1
+                    if len(coverage.unselected) < _EXAMPLES:
+                        coverage.unselected.append(index + 1)
+                offset = _offset_of_line(f, index, input_url)
+            if offset < pos:
+                raise JobError(f"checkpoint does not match the input at line {index + 1}")
+            _copy(f, out, pos, offset)
+            if not part.whole or head[3] is None:  # an old record: the input line gives prefix and terminator
+                f.seek(offset)
+                raw = f.readline()
+                body = data[at:at + head[2]]
+                if not part.whole:
+                    line = to_line(index + 1, raw, first_in_file=offset == 0)
+                    body = line.prefix + body + line.newline
+                out.write(body)
+                pos = offset + len(raw)
+                at += head[2]
+                j += 1
+                continue
+            # the run: following records of the next selected lines, each starting where the last ended
+            start, end = at, at + head[2]
+            pos = offset + head[3]
+            j += 1
+            while j < m and k < nsel:
+                head = heads[j]
+                if head[0] != indices[k] or offsets[k] != pos or head[3] is None:
+                    break
+                pos += head[3]
+                end += head[2]
+                k += 1
+                j += 1
+            out.write(memoryview(data)[start:end])
+            at = end
     for index in indices[k:]:
         _missing(coverage, index)
     _copy(f, out, pos, None)
@@ -150,9 +174,7 @@ def write_failures(layout: JobLayout) -> int:
     a record from before rules were recorded gets the rule its reason says."""
     n = 0
     with AtomicWriter(layout.failures) as out:
-        for rec in iter_records(layout, bodies=False):
-            if rec.status != "failed":
-                continue
+        for rec in _failed_records(layout):
             entry = {"line": rec.number, "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
                      "reason": rec.get("reason")}
             if "task_id" in rec.extra:
@@ -160,3 +182,11 @@ def write_failures(layout: JobLayout) -> int:
             out.write(orjson.dumps(entry) + b"\n")
             n += 1
     return n
+
+
+def _failed_records(layout: JobLayout) -> Iterator[Record]:
+    """The failed records, reading only the heads of parts whose footer counts a failure (the
+    commit, which runs first, has checked the parts' order)."""
+    for url in layout.parts():
+        if part_summary(url).counts["failed"]:
+            yield from (r for r in load_part(url, bodies=False).records() if r.status == "failed")
