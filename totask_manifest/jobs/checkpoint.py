@@ -194,15 +194,17 @@ class Part:
             at += h[2]
 
 
-def _checked(url: str, heads: Any, last: int) -> list[list[Any]]:
-    """The heads, refused unless well formed and in strictly increasing line order after ``last``."""
+def _checked(url: str, heads: Any, last: int) -> int:
+    """The total body length of well-formed heads in strictly increasing line order after
+    ``last``; anything else is refused."""
     if not isinstance(heads, list):
         raise _corrupt(url, "no record heads")
+    total = 0
     for h in heads:
         try:
-            index = h[0]
-            bad = type(index) is not int or h[1] not in STATUSES or type(h[2]) is not int or h[2] < 0 \
-                or not (h[3] is None or type(h[3]) is int) or (len(h) > 4 and not isinstance(h[4], dict))
+            index, status, length, in_bytes = h[0], h[1], h[2], h[3]
+            bad = type(index) is not int or status not in STATUSES or type(length) is not int or length < 0 \
+                or not (in_bytes is None or type(in_bytes) is int) or (len(h) > 4 and not isinstance(h[4], dict))
         except (IndexError, TypeError, KeyError):
             bad = True
         if bad:
@@ -210,7 +212,8 @@ def _checked(url: str, heads: Any, last: int) -> list[list[Any]]:
         if index <= last:
             raise JobError(f"checkpoint {url} is out of order at line index {index}")
         last = index
-    return heads
+        total += length
+    return total
 
 
 def _v2_part(url: str, data: bytes, last: int, *, bodies: bool) -> Part:
@@ -223,8 +226,8 @@ def _v2_part(url: str, data: bytes, last: int, *, bodies: bool) -> Part:
         heads = orjson.loads(data[len(MAGIC):end])
     except orjson.JSONDecodeError as exc:
         raise _corrupt(url, str(exc)) from None
-    heads = _checked(url, heads, last)
-    if bodies and sum(h[2] for h in heads) != foot["bodies"]:
+    total = _checked(url, heads, last)
+    if bodies and total != foot["bodies"]:
         raise _corrupt(url, "body lengths differ from the footer's")
     if not bodies:
         heads = [[h[0], h[1], 0, *h[3:]] for h in heads]
@@ -248,7 +251,8 @@ def _v1_part(url: str, data: bytes, last: int) -> Part:
         extra = {k: v for k, v in rec.items() if k not in ("i", "n", "s", "line")}
         heads.append([index, rec["s"], len(body), None, extra])
         bodies.append(body)
-    return Part(url, _checked(url, heads, last), b"".join(bodies), 0, False)
+    _checked(url, heads, last)
+    return Part(url, heads, b"".join(bodies), 0, False)
 
 
 def _is_v1(url: str) -> bool:

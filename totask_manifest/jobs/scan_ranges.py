@@ -143,11 +143,17 @@ def _map_ranges(fn: Callable[..., Any], url: str, ranges: list[tuple[int, int]],
             raise
 
 
-def _parallel(url: str) -> bool:
-    """Whether worker processes can open the URL too (not so for ``memory://``)."""
-    fs, _ = url_to_fs(url)
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
-    return "memory" not in protocols
+def _plan(url: str, total: int, workers: int) -> list[tuple[int, int]] | None:
+    """Byte ranges for the workers, or None to scan in this process (a small file, one worker,
+    or a store other processes cannot open, as ``memory://``). ``validate``'s plan; the lead
+    switches it to ``manifest.ranges`` with ``_map_ranges``."""
+    from ..manifest.validate import _shared_between_processes
+
+    if workers <= 1 or total <= PARALLEL_THRESHOLD or not _shared_between_processes(url):
+        return None
+    count = max(workers, min(workers * RANGES_PER_WORKER, total // MIN_RANGE_BYTES))
+    step = -(-total // count)
+    return [(i * step, min((i + 1) * step, total)) for i in range(count)]
 
 
 def scan_input(url: str, attribute: str, workers: int | None = None) -> InputScan:
@@ -158,10 +164,8 @@ def scan_input(url: str, attribute: str, workers: int | None = None) -> InputSca
     mark = fingerprint(url)
     total = size(url)
     workers = workers or os.cpu_count() or 1
-    if workers > 1 and total > PARALLEL_THRESHOLD and _parallel(url):
-        count = max(workers, min(workers * RANGES_PER_WORKER, total // MIN_RANGE_BYTES))
-        step = -(-total // count)
-        ranges = [(i * step, min((i + 1) * step, total)) for i in range(count)]
+    ranges = _plan(url, total, workers)
+    if ranges is not None:
         parts, sha = _map_ranges(scan_range, url, ranges, (attribute,), workers, lambda: sha256_of(url))
     else:
         parts, sha = [scan_range(url, 0, None, attribute)], sha256_of(url)
