@@ -502,8 +502,8 @@ def _commit(
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
     try:
-        write_output(state.effective_input, layout, coverage, state.config.label_attribute)
-        write_failures(layout)
+        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        write_failures(layout, failed)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
