@@ -8,6 +8,7 @@ metadata records a ``failure-reason`` from an earlier try. Everything else passe
 from __future__ import annotations
 
 import bisect
+import os
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -94,12 +95,36 @@ class LineSelection:
 
     def save(self, url: str) -> None:
         write_bytes_atomic(url, self.to_bytes())
+        _last.clear()
 
     @classmethod
     def load(cls, url: str) -> LineSelection | None:
+        """The selection in ``url``; a job run reads it three times (resume, engine, commit),
+        so the last one read from a local file is kept while the file is unchanged."""
+        stamp = _stamp(url)
+        if stamp is not None and _last.get("url") == url and _last.get("stamp") == stamp:
+            return _last["selection"]
         if not exists(url):
             return None
-        return cls.from_bytes(read_bytes(url))
+        selection = cls.from_bytes(read_bytes(url))
+        _last.clear()
+        if stamp is not None and selection is not None:
+            _last.update(url=url, stamp=stamp, selection=selection)
+        return selection
+
+
+#: the last selection read from a local file, with the file's (size, mtime, inode)
+_last: dict[str, Any] = {}
+
+
+def _stamp(url: str) -> tuple[int, int, int] | None:
+    if "://" in url:
+        return None
+    try:
+        st = os.stat(url)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _little(values: array) -> array:
