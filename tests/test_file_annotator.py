@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
 from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled, get_annotator_class
-from totask_manifest.annotators.file import FileAnnotator, load_class_names, lookup
+from totask_manifest.annotators.file import FileAnnotator, lookup
 from totask_manifest.errors import UsageError
 from totask_manifest.jobs.checkpoint import CheckpointWriter
 from totask_manifest.jobs.config import JobConfig
@@ -337,18 +337,6 @@ def test_url_sources_are_exclusive_on_the_command_line():
 def test_check_options_refuses(options, task_type, message):
     with pytest.raises(UsageError, match=message.replace("-", r"\-").replace("(", r"\(")):
         FileAnnotator.check_options(options, task_type)
-
-
-def test_class_names_file_rules(tmp_path):
-    f = tmp_path / "n.txt"
-    f.write_text("\ufeffcat\ndog\n\n")
-    assert load_class_names(str(f)) == ["cat", "dog"]
-    f.write_text("cat\n\ndog\n")
-    with pytest.raises(UsageError, match="line 2 is blank"):
-        load_class_names(str(f))
-    f.write_text("\n\n")
-    with pytest.raises(UsageError, match="holds no class names"):
-        load_class_names(str(f))
 
 
 def test_lookup():

@@ -22,9 +22,11 @@ from totask_manifest.imaging import (
     ImageTooLarge,
     ImageUnreadable,
     check_budget,
+    class_colors,
     decode_image,
     decode_rgb,
     decoded_pixels,
+    mask_png,
     read_info,
 )
 
@@ -131,6 +133,42 @@ def test_budget_option_values():
     for bad in (0, -1, True, 2.5, "10"):
         with pytest.raises(UsageError, match="--max-image-pixels must be a positive number"):
             check_budget(bad)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_depth_is_the_bands_of_the_colours_an_image_shows():
+    """One rule for ``image_size.depth``: a palette image shows colours, so it is 3 (as the RGB a
+    viewer or trainer makes of it), 4 with transparency; grey levels of any bit depth are 1."""
+    palette = Image.new("P", (4, 3))
+    palette.putpalette([255, 0, 0, 0, 255, 0])
+    cases = {"P": palette, "L": Image.new("L", (4, 3)), "LA": Image.new("LA", (4, 3)),
+             "RGB": Image.new("RGB", (4, 3)), "RGBA": Image.new("RGBA", (4, 3)), "1": Image.new("1", (4, 3)),
+             "I;16": Image.new("I;16", (4, 3))}
+    expected = {"P": 3, "L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "1": 1, "I;16": 1}
+    for mode, img in cases.items():
+        info = read_info(_png(img))
+        assert (info.mode, info.width, info.height, info.depth) == (mode, 4, 3, expected[mode])
+    transparent = palette.copy()
+    transparent.info["transparency"] = 0
+    assert read_info(_png(transparent)).depth == 3  # Pillow opens a P PNG with tRNS as mode P
+    assert decode_rgb(_png(palette), max_pixels=100).info.depth == 3
+
+
+def test_mask_png_keeps_class_indices_and_the_one_palette():
+    import numpy as np
+
+    mask = np.array([[0, 1, 2], [2, 2, 0]], dtype=np.uint8)
+    colors = class_colors(3)
+    assert colors[0] == "#ffffff" and len(set(class_colors(60))) == 60
+    img = Image.open(io.BytesIO(mask_png(mask, colors)))
+    assert img.mode == "P" and np.array_equal(np.asarray(img), mask)
+    rgb = img.convert("RGB")
+    assert ["#{:02x}{:02x}{:02x}".format(*rgb.getpixel((x, 0))) for x in range(3)] == colors
 
 
 # ------------------------------------------------------------------ a real detection job

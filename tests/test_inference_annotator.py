@@ -463,7 +463,7 @@ def test_remote_endpoint_errors_fail_lines_with_reason(tmp_path):
 
 
 def test_decode_resizes_jpeg_with_draft(tmp_path):
-    from totask_manifest.annotators.inference import decode_image
+    from totask_manifest.annotators.inference_images import decode_image
 
     buf = io.BytesIO()
     Image.new("RGB", (640, 480), (10, 200, 30)).save(buf, format="JPEG")

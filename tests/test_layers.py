@@ -29,6 +29,14 @@ NEVER = [
     ("totask_manifest.manifest", "totask_manifest.jobs"),
     ("totask_manifest.api", "totask_manifest.to_task"),
     ("totask_manifest.outcomes", "totask_manifest.annotators"),
+    ("totask_manifest.manifest", "totask_manifest.formats"),
+    ("totask_manifest.manifest", "totask_manifest.synapse"),
+    ("totask_manifest.jobs", "totask_manifest.synapse"),
+    ("totask_manifest.jobs", "totask_manifest.engines"),
+    ("totask_manifest.formats", "totask_manifest.jobs"),
+    ("totask_manifest.synapse", "totask_manifest.engines"),
+    ("totask_manifest.testing", "totask_manifest.api"),
+    ("totask_manifest.testing", "totask_manifest.annotators"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -12,26 +13,32 @@ torch = pytest.importorskip("torch")
 from tests.test_inference_support import MeanColor, save_scripted  # noqa: E402
 from totask_manifest.errors import JobError, UsageError  # noqa: E402
 from totask_manifest.models.device import select_device  # noqa: E402
+from totask_manifest.models.heads import head_for  # noqa: E402
 from totask_manifest.models.loading import (  # noqa: E402
-    check_model_spec,
     load_entry_point,
     load_exported,
-    load_torch_runner,
     load_torchscript,
-    model_source_kind,
     parse_input_size,
 )
+from totask_manifest.models.sources import RunnerSettings, check_model_ref, source_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning"),
 ]
 
-CPU = select_device("cpu")
+CLASSIFIER = head_for("image-classification")
 
 
-def uint8_batch(*rgb: tuple[int, int, int], size: int = 8) -> torch.Tensor:
-    return torch.stack([torch.tensor(c, dtype=torch.uint8)[:, None, None].expand(3, size, size) for c in rgb])
+def uint8_batch(*rgb: tuple[int, int, int], size: int = 8, width: int | None = None) -> list:
+    """Decoded images as the pipeline hands them to a runner: uint8 ``H x W x 3`` arrays."""
+    import numpy as np
+
+    return [np.full((size, width or size, 3), c, dtype=np.uint8) for c in rgb]
+
+
+def load_runner(ref: str, task_type: str = "image-classification", **settings):
+    return source_for(ref).runner(head_for(task_type), RunnerSettings(device="cpu", **settings))
 
 
 class Plain(torch.nn.Module):
@@ -61,10 +68,13 @@ def test_torchscript_class_names_from_attribute_method_and_extra_files(tmp_path)
 
 def test_runner_scales_to_unit_range_and_checks_output_shape(tmp_path):
     path = save_scripted(Plain(), tmp_path / "p.pt")
-    runner = load_torch_runner(str(path), kind="classifier", plan=CPU, input_size=(8, 8))
+    runner = load_runner(str(path), input_size=(8, 8))
+    assert runner.input_size == (8, 8) and runner.head.kind == "classifier"
     out = runner.predict(uint8_batch((255, 0, 51), (0, 102, 0)))
     assert torch.allclose(torch.stack(out), torch.tensor([[1.0, 0.0, 0.2], [0.0, 0.4, 0.0]]))
-    seg = load_torch_runner(str(path), kind="segmenter", plan=CPU, input_size=(8, 8))
+    assert load_runner(str(path)).input_size == (224, 224)  # neither the flag nor the model says
+    assert load_runner(str(path), "object-detection", input_size=(8, 8)).input_size is None
+    seg = load_runner(str(path), "semantic-segmentation", input_size=(8, 8))
     with pytest.raises(JobError, match=r"must return \[B, C, H, W\]"):
         seg.predict(uint8_batch((1, 2, 3)))
 
@@ -76,15 +86,15 @@ def test_torch_export_program_with_dynamic_and_static_batch(tmp_path):
     torch.export.save(dynamic, tmp_path / "dyn.pt2", extra_files={"class_names": names})
     static = torch.export.export(Plain(), (torch.rand(4, 3, 16, 12),))
     torch.export.save(static, tmp_path / "static.pt2")
-    assert model_source_kind(str(tmp_path / "dyn.pt2")) == "export"
+    assert source_for(str(tmp_path / "dyn.pt2")).name == "export"
     loaded = load_exported(str(tmp_path / "dyn.pt2"))
     assert loaded.class_names == ["a", "b", "c"]
     assert loaded.static_batch is None and loaded.input_size == (16, 12)
     for name in ("dyn.pt2", "static.pt2"):
-        runner = load_torch_runner(str(tmp_path / name), kind="classifier", plan=CPU)
+        runner = load_runner(str(tmp_path / name))
         assert runner.input_size == (16, 12)  # the program fixed H and W: images are resized to them
         for n in (1, 3, 4, 9):  # the static program sees padded and split batches
-            batch = uint8_batch(*[(i * 20, 0, 255) for i in range(n)], size=1).expand(n, 3, 16, 12)
+            batch = uint8_batch(*[(i * 20, 0, 255) for i in range(n)], size=16, width=12)
             out = torch.stack(runner.predict(batch))
             assert out.shape == (n, 3)
             assert torch.allclose(out[:, 0], torch.tensor([i * 20 / 255 for i in range(n)]))
@@ -110,10 +120,10 @@ def test_entry_point_with_weights_only_state_dict(tmp_path):
     state = {"fc.weight": torch.tensor([[1.0, 0, 0], [0, 2.0, 0]]), "fc.bias": torch.tensor([0.5, 0.0])}
     torch.save(state, tmp_path / "w.pt")
     spec = f"{module_file}:build"
-    assert model_source_kind(spec) == "entrypoint"
+    assert source_for(spec).name == "entrypoint" and source_for(spec).local
     loaded = load_entry_point(spec, str(tmp_path / "w.pt"))
     assert loaded.class_names == ["a", "b"] and loaded.input_size == (4, 4)
-    runner = load_torch_runner(spec, kind="classifier", plan=CPU, weights=str(tmp_path / "w.pt"))
+    runner = load_runner(spec, weights=str(tmp_path / "w.pt"))
     out = runner.predict(uint8_batch((255, 255, 0), size=4))[0]
     assert torch.allclose(out, torch.tensor([1.5, 2.0]))
     # nested {"state_dict": ...} checkpoints are accepted
@@ -151,11 +161,28 @@ def test_a_file_that_is_not_torchscript_says_what_to_do(tmp_path):
 
 
 def test_model_spec_checks(tmp_path):
-    assert model_source_kind("https://models.example/predict") == "http"
-    assert model_source_kind("pkg.models:make") == "entrypoint"
-    assert model_source_kind("s3://bucket/model.pt") == "torchscript"
+    remote = source_for("https://models.example/predict")
+    assert remote.name == "http" and not remote.local
+    assert source_for("pkg.models:make").name == "entrypoint"
+    assert source_for("s3://bucket/model.pt").name == "torchscript"
+    assert source_for(" m.PT2 ").name == "export"
     with pytest.raises(UsageError, match="no such file"):
-        check_model_spec(str(tmp_path / "absent.pt"))
+        check_model_ref(str(tmp_path / "absent.pt"))
+    with pytest.raises(UsageError, match="a torchscript model that carries its own weights"):
+        check_model_ref(str(tmp_path / "absent.pt"), weights="w.pt")
+    with pytest.raises(UsageError, match="--weights: no such file"):
+        check_model_ref("pkg.models:make", weights=str(tmp_path / "absent-w.pt"))
+    with pytest.raises(UsageError, match="use --method synapse-preprocessor"):
+        check_model_ref("synapse:12")
+    for empty in (None, "", "  "):
+        with pytest.raises(UsageError, match="needs --model"):
+            source_for(empty)
+    # job.json keeps local files absolute, URLs and module names as given
+    (tmp_path / "f.py").write_text("")
+    assert source_for("rel/model.pt").absolute() == str(Path("rel/model.pt").absolute())
+    assert source_for("s3://b/m.pt2").absolute() == "s3://b/m.pt2"
+    assert source_for("pkg.models:make").absolute() == "pkg.models:make"
+    assert source_for("rel/f.py:build").absolute() == f"{Path('rel/f.py').absolute()}:build"
     assert parse_input_size("320,240") == (320, 240)
     assert parse_input_size("64x48") == (64, 48)
     assert parse_input_size(128) == (128, 128)
@@ -181,7 +208,6 @@ def test_device_fallback_and_fp16_messages(caplog):
 def test_fp16_on_cuda_runs_in_half_precision():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    plan = select_device("cuda", use_fp16=True)
     buf = io.BytesIO()
     torch.jit.save(torch.jit.script(Plain()), buf)
     path = "memory://fp16/plain.pt"
@@ -189,6 +215,7 @@ def test_fp16_on_cuda_runs_in_half_precision():
 
     with fsspec.open(path, "wb") as f:
         f.write(buf.getvalue())
-    runner = load_torch_runner(path, kind="classifier", plan=plan, input_size=(8, 8))
+    runner = source_for(path).runner(CLASSIFIER, RunnerSettings(device="cuda", use_fp16=True, input_size=(8, 8)))
+    assert runner.plan.fp16
     out = runner.predict(uint8_batch((255, 0, 0)))
     assert out[0].dtype == torch.float32 and abs(float(out[0][0]) - 1.0) < 1e-2

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from totask_manifest.errors import JobError, UsageError  # noqa: E402
+from totask_manifest.imaging import class_colors, mask_png  # noqa: E402
 from totask_manifest.manifest.validate import check_label  # noqa: E402
 from totask_manifest.models import postprocess as pp  # noqa: E402
 from totask_manifest.models.params import load_params_file, resolve_params  # noqa: E402
@@ -102,11 +103,11 @@ def test_segmentation_names_colors_and_png():
     assert unsure.mask.tolist() == [[1, 0], [0, 2]]
     from PIL import Image
 
-    img = Image.open(io.BytesIO(pp.mask_png(seg.mask, seg.palette)))
+    img = Image.open(io.BytesIO(mask_png(seg.mask, seg.palette)))
     assert img.mode == "P" and img.getpixel((3, 3)) == 2
     with pytest.raises(JobError, match="3 channels"):
         pp.segment(logits, width=2, height=2, class_names=["a"], confidence_threshold=0)
-    assert len(set(pp.class_colors(60))) == 60
+    assert len(set(class_colors(60))) == 60
 
 
 def test_params_defaults_aliases_and_errors(tmp_path):

@@ -62,9 +62,9 @@ def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
             out[key] = _absolute(value)
     model = out.get("model")
     if method == "inference" and isinstance(model, str) and model.strip():
-        from .annotators.inference import _absolute_model
+        from .models.sources import absolute_model_ref
 
-        out["model"] = _absolute_model(model)
+        out["model"] = absolute_model_ref(model)
     return out
 
 

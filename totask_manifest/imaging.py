@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,19 @@ if TYPE_CHECKING:
 DEFAULT_MAX_IMAGE_PIXELS = 16_777_216
 #: reductions JPEG decoders apply while decoding (libjpeg's DCT scaling)
 _JPEG_SCALES = (2, 4, 8)
-#: bands per pixel as Ground Truth's ``image_size.depth`` counts them, where the mode name does not say
-_MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1}
+#: bands per pixel as Ground Truth's ``image_size.depth`` counts them, where the mode name does not
+#: say: a palette image ("P") shows colours, so it is 3 (4 with alpha), as the RGB image a viewer
+#: or a trainer makes of it; integer and float single-band modes are 1
+_MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1}
+#: a segmentation mask's background colour (class index 0), as Ground Truth writes it
+BACKGROUND_HEX = "#ffffff"
+#: the class colours after the background (matplotlib's tab20 order); more classes get hues spread
+#: by the golden ratio
+_BASE_COLORS = [
+    "#2ca02c", "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+]
 
 # the budget decides; Pillow's warning would only repeat it on stderr
 warnings.filterwarnings("ignore", message=r".*could be decompression bomb DOS attack")
@@ -93,7 +105,39 @@ class Decoded:
 
 
 def image_depth(mode: str) -> int:
+    """Ground Truth's ``depth`` for a Pillow mode: the bands of the colours the image shows (``L`` 1,
+    ``LA`` 2, ``RGB``/``YCbCr``/``P`` 3, ``RGBA``/``CMYK``/``PA`` 4); the one rule every reader uses."""
     return _MODE_DEPTH.get(mode, len(mode) if mode.isalpha() and mode.isupper() else 3)
+
+
+def class_colors(n: int) -> list[str]:
+    """The one palette: hex colours for class indices 0..n-1, index 0 (background) white and the
+    rest distinct, the same for a class index wherever a mask is written."""
+    import colorsys
+
+    colors = [BACKGROUND_HEX]
+    for i in range(1, n):
+        if i - 1 < len(_BASE_COLORS):
+            colors.append(_BASE_COLORS[i - 1])
+        else:
+            r, g, b = colorsys.hsv_to_rgb(((i * 0.618033988749895) % 1.0), 0.65, 0.85)
+            colors.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return colors
+
+
+def mask_png(mask: Any, palette: Sequence[str]) -> bytes:
+    """The one mask writer: a palette PNG of a class-index mask (uint8 ``H x W``), ``palette[i]``
+    being class i's colour: viewers show the colours, readers get the class index per pixel."""
+    from PIL import Image
+
+    img = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.astype("uint8").tobytes())
+    flat: list[int] = []
+    for hx in palette:
+        flat += [int(hx[1:3], 16), int(hx[3:5], 16), int(hx[5:7], 16)]
+    img.putpalette(flat)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
 
 
 def check_budget(value: Any, source: str = "--max-image-pixels") -> int:

@@ -181,7 +181,7 @@ class AtomicWriter:
                 os.fsync(self._file.fileno())
                 self._file.close()
                 os.replace(self._tmp, self.path)
-                _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+                fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
                 self.fs.mv(self._tmp, self.path)
@@ -203,7 +203,8 @@ class AtomicWriter:
                 self.fs.rm(self._tmp)
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
+    """Make a rename or link inside ``directory`` durable (a crash could otherwise lose the entry)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

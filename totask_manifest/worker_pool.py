@@ -9,8 +9,13 @@ thread sets an exception on every pending future; for a future already cancelled
 cancels the ranges it reads itself) Python 3.11 raises ``InvalidStateError`` there, one more
 traceback, and leaves the pool half torn down (3.12 ignores it).
 
-So workers ignore SIGINT (``quiet_worker``, the pools' initializer), and the command, interrupted
-itself, ends them (``stop``): it first takes the cancelled futures out of the pool's pending work,
+So workers ignore SIGINT from their first instruction: the command starts them (``submit`` spawns
+them) inside ``spawning()``, with SIGINT blocked and ignored, a disposition a spawned interpreter
+inherits and keeps (Python installs its ``KeyboardInterrupt`` handler only over the default one).
+``quiet_worker``, the pools' initializer, only came into effect after the worker had imported
+``multiprocessing``: a Ctrl-C in that window printed a traceback (seen on a loaded machine). A
+Ctrl-C that reaches the command inside the window stays pending (blocked, not ignored) and
+arrives when it ends. The command, interrupted itself, ends the workers (``stop``): it first takes the cancelled futures out of the pool's pending work,
 then kills the workers, so queued ranges are not waited for and the pool is torn down cleanly.
 A worker whose command is gone leaves by itself (its queue closes).
 """
@@ -19,13 +24,29 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
 
 def quiet_worker() -> None:
     """Pool initializer: the worker ignores SIGINT; the command that started it acts on it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Submit work (which starts the pool's workers) here: the workers start ignoring SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal dispositions are the main thread's to change; its own command handles Ctrl-C
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
 
 
 def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:

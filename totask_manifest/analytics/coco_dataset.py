@@ -23,11 +23,12 @@ from ..errors import ManifestError, UsageError
 from ..formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from ..formats.model import ClassNames, FormatError
 from ..formats.native import coco_losses, describe
+from ..imaging import BACKGROUND_HEX, class_colors, mask_png
 from ..manifest.io import write_lines
 from ..outcomes import Labeled
 from ..storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, on_line, pick_attribute
-from .masks import BACKGROUND, bbox_of, mask_png, palette_colors, read_mask, rle_encode, segmentation_to_mask
+from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 
 DETECTION = "object-detection"
 SEGMENTATION = "semantic-segmentation"
@@ -201,10 +202,10 @@ def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> L
         if isinstance(ann.get("score"), int | float):
             scores[cid] = float(ann["score"])
     top = max(cats, default=0)
-    colors = palette_colors(top + 1)
+    colors = class_colors(top + 1)
     write_bytes_atomic(mask_url, mask_png(mask, colors))
     conf = min(scores.values()) if scores else 0.0
-    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND, "confidence": conf}}
+    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
     for cid in sorted(cats):
         color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
     return Labeled(mask_url, {"internal-color-map": color_map})

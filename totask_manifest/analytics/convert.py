@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..formats.class_names import read_class_names
 from ..storage import url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
 from .task_data import manifest_to_task_data, task_data_to_manifest
-from .yolo_dataset import manifest_to_yolo, read_class_names, yolo_to_manifest
+from .yolo_dataset import manifest_to_yolo, yolo_to_manifest
 
 
 @dataclass

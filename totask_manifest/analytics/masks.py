@@ -9,7 +9,6 @@ a list or pycocotools' compressed string) or as polygons.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +17,6 @@ from PIL import Image, ImageDraw
 
 from ..errors import ManifestError
 from ..storage import read_bytes
-
-BACKGROUND = "#ffffff"
 
 
 def _hex_to_int(h: str) -> int:
@@ -62,35 +59,6 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
                             line=line, key="internal-color-map", rule="mask")
     index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
     return index[inverse].reshape(packed.shape)
-
-
-def mask_png(mask: np.ndarray, palette: Sequence[str]) -> bytes:
-    """A palette PNG of a class-index mask (palette[i] is class i's colour)."""
-    img = Image.fromarray(mask.astype(np.uint8), mode="L").convert("P")
-    flat: list[int] = []
-    for hx in palette:
-        v = _hex_to_int(hx)
-        flat += [(v >> 16) & 255, (v >> 8) & 255, v & 255]
-    img.putpalette(flat + [0] * (768 - len(flat)))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def palette_colors(n: int) -> list[str]:
-    """Distinct colours for classes 1..n-1 after white background, stable across runs."""
-    out = [BACKGROUND]
-    for i in range(1, n):
-        hue = (i * 0.618033988749895) % 1.0
-        r, g, b = (int(255 * c) for c in _hsv(hue, 0.65, 0.9))
-        out.append(f"#{r:02x}{g:02x}{b:02x}")
-    return out
-
-
-def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    import colorsys
-
-    return colorsys.hsv_to_rgb(h, s, v)
 
 
 # --- COCO RLE -------------------------------------------------------------------------------------

@@ -533,7 +533,8 @@ def _count_local(f: IO[bytes], path: str, attributes: Sequence[str] | None, work
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
                              initializer=worker_pool.quiet_worker) as pool:
-        futures = [pool.submit(_count_range, path, start, end, attributes) for start, end in ranges]
+        with worker_pool.spawning():  # workers ignore Ctrl-C from their first instruction
+            futures = [pool.submit(_count_range, path, start, end, attributes) for start, end in ranges]
         try:
             for i in reversed(range(len(ranges))):
                 if futures[i].cancel():

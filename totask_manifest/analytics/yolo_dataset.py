@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ..errors import ManifestError, StorageError, UsageError
+from ..formats.class_names import read_class_names
 from ..formats.groundtruth import from_groundtruth
 from ..formats.model import FormatError
 from ..formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
@@ -200,21 +201,6 @@ def _data_yaml(names: Sequence[str]) -> str:
                            "names": dict(enumerate(names))}, sort_keys=False, allow_unicode=True)
 
 
-def read_class_names(url: str) -> list[str]:
-    """A names file: one name per line (``classes.txt``/``obj.names``), or YAML with ``names``."""
-    text = read_bytes(url).decode("utf-8")
-    if url.endswith((".yaml", ".yml")):
-        import yaml
-
-        names = (yaml.safe_load(text) or {}).get("names")
-        if isinstance(names, dict):
-            return [str(names[k]) for k in sorted(names, key=int)]
-        if isinstance(names, list):
-            return [str(n) for n in names]
-        raise UsageError(f"{url} has no 'names' list")
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
-
-
 def _image_size(url: str) -> tuple[int, int, int]:
     from ..imaging import ImageError, image_depth, read_info
 
@@ -242,7 +228,7 @@ def yolo_to_manifest(
     if names is None:
         for candidate in ("classes.txt", "obj.names", "data.yaml"):
             if exists(join(src, candidate)):
-                names = read_class_names(join(src, candidate))
+                names = read_class_names(join(src, candidate), option=None)
                 break
     if names is None:
         raise UsageError(f"{src}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")

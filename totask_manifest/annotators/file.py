@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import FetchError, StorageError, TotaskError, UsageError, json_kind
+from ..errors import FetchError, TotaskError, UsageError, json_kind
 from ..fetch import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BODY_BYTES,
@@ -51,6 +51,7 @@ from ..fetch import (
     resolve_reference,
     scrub,
 )
+from ..formats.class_names import read_class_names as load_class_names
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
 from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
@@ -73,8 +74,6 @@ FORMAT_TASK_TYPES: dict[str, frozenset[str]] = {
 #: what happens to documents in the backend's own format (see the module docstring)
 NATIVE_KEEP, NATIVE_ANY, NATIVE_CONVERT = "keep", "any", "convert"
 NATIVE_MODES = (NATIVE_KEEP, NATIVE_ANY, NATIVE_CONVERT)
-#: Pillow modes whose band count is not the image's colour depth
-_MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1}
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -84,27 +83,6 @@ class _LineFailure(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def load_class_names(url: str) -> list[str]:
-    """A names file: one class per line, the line index is the class id (YOLO's ``.names``)."""
-    from ..storage import read_bytes
-
-    try:
-        text = read_bytes(url).decode("utf-8-sig")
-    except StorageError as exc:
-        raise UsageError(f"--class-names: {exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--class-names: {url} is not UTF-8 text") from None
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
-        names.pop()
-    if not names:
-        raise UsageError(f"--class-names: {url} holds no class names")
-    blank = [i + 1 for i, n in enumerate(names) if not n]
-    if blank:
-        raise UsageError(f"--class-names: {url} line {blank[0]} is blank (class ids are line positions)")
-    return names
 
 
 def lookup(record: dict, key: str) -> Any:
@@ -120,10 +98,6 @@ def lookup(record: dict, key: str) -> Any:
         else:
             raise KeyError(key)
     return node
-
-
-def image_depth(mode: str) -> int:
-    return _MODE_DEPTH.get(mode, len(mode) if mode.isalpha() and mode.isupper() else 3)
 
 
 def read_image_size(data: bytes) -> tuple[int, int, int]:

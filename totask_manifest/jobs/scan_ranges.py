@@ -134,7 +134,8 @@ def _map_ranges(fn: Callable[..., Any], url: str, ranges: list[tuple[int, int]],
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
                              initializer=worker_pool.quiet_worker) as pool:
         conf = copy.deepcopy(fsspec.config.conf)
-        futures = [pool.submit(_in_worker, conf, fn, url, start, end, *args) for start, end in ranges]
+        with worker_pool.spawning():  # workers ignore Ctrl-C from their first instruction
+            futures = [pool.submit(_in_worker, conf, fn, url, start, end, *args) for start, end in ranges]
         try:
             extra = meanwhile()
             return [f.result() for f in futures], extra

@@ -854,7 +854,8 @@ def validate_manifest(
         with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
                                  initializer=worker_pool.quiet_worker) as pool:
             conf = copy.deepcopy(fsspec.config.conf)
-            futures = [pool.submit(_check_range_in_worker, conf, url, start, end, *args) for start, end in ranges]
+            with worker_pool.spawning():  # workers ignore Ctrl-C from their first instruction
+                futures = [pool.submit(_check_range_in_worker, conf, url, start, end, *args) for start, end in ranges]
             try:
                 parts = [f.result() for f in futures]
             except BaseException:

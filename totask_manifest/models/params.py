@@ -22,16 +22,9 @@ import yaml
 
 from ..errors import StorageError, UsageError, json_kind, json_text
 from ..storage import read_bytes
+from .heads import HEADS, head_for
 
 log = logging.getLogger(__name__)
-
-#: task types the inference annotator can label, and the kind of model each needs
-MODEL_KINDS: dict[str, str] = {
-    "object-detection": "detector",
-    "image-classification": "classifier",
-    "image-classification-multilabel": "classifier",
-    "semantic-segmentation": "segmenter",
-}
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 OUTPUT_FORMATS = ("groundtruth",)
@@ -214,7 +207,7 @@ def resolve_params(
         )
     out["output_format"] = "groundtruth"
     if task_type is not None:
-        if task_type in MODEL_KINDS and task_type != "object-detection":
+        if task_type in HEADS and task_type != "object-detection":
             given = _given_keys(raw)
             for key in DETECTION_ONLY:
                 if key in given:
@@ -260,11 +253,7 @@ def check_params_for_task(
     params: Mapping[str, Any], task_type: str, *, source: str = "params", notes: list[str] | None = None
 ) -> None:
     """Refuse what this task type cannot honour; note (see ``resolve_params``) what it has no use for."""
-    if task_type not in MODEL_KINDS:
-        raise UsageError(
-            f"--method inference cannot label task type {task_type!r}; it labels "
-            f"{', '.join(MODEL_KINDS)}"
-        )
+    head_for(task_type)  # refuses a task type no model labels
     masks = params.get("include_masks")
     if task_type == "semantic-segmentation" and masks is False:
         raise UsageError(

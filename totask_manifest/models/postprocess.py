@@ -9,12 +9,12 @@ the functions so that this package imports without the ``inference`` extra.
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError
+from ..imaging import class_colors
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 COORD_DECIMALS = 2
 SCORE_DECIMALS = 4
 BACKGROUND = "BACKGROUND"
-BACKGROUND_HEX = "#ffffff"
 
 
 # -- NMS -------------------------------------------------------------------------------------
@@ -283,25 +282,6 @@ def classify_multi(
 
 # -- segmentation ----------------------------------------------------------------------------
 
-_BASE_COLORS = [
-    "#2ca02c", "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-]
-
-
-def class_colors(n: int) -> list[str]:
-    """Hex colours for class indices 0..n-1: index 0 (background) white, the rest distinct."""
-    colors = [BACKGROUND_HEX]
-    for i in range(1, n):
-        if i - 1 < len(_BASE_COLORS):
-            colors.append(_BASE_COLORS[i - 1])
-        else:
-            r, g, b = colorsys.hsv_to_rgb(((i * 0.618033988749895) % 1.0), 0.65, 0.85)
-            colors.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
-    return colors
-
-
 def segmentation_class_names(class_names: Sequence[str], num_channels: int) -> list[str]:
     """Names per channel, channel 0 being the background: the list may name every channel or
     only the foreground ones."""
@@ -366,22 +346,6 @@ def segment(
         }
     }
     return Segmentation(mask=mask, palette=colors, metadata=meta, confidence=conf)
-
-
-def mask_png(mask: np.ndarray, palette: Sequence[str]) -> bytes:
-    """A palette PNG: viewers show the class colours, readers get the class index per pixel."""
-    import io
-
-    from PIL import Image
-
-    img = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.astype("uint8").tobytes())
-    flat: list[int] = []
-    for hx in palette:
-        flat += [int(hx[1:3], 16), int(hx[3:5], 16), int(hx[5:7], 16)]
-    img.putpalette(flat)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
 
 
 def resolve_class_filter(class_filter: Sequence[int | str] | None, class_names: Sequence[str]) -> set[int] | None:

@@ -25,6 +25,9 @@ A task's own failure (400, 403, its 404, a label that cannot be converted) fails
 only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
 to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
 takes them, and otherwise the journal lets ``rollback`` finish later (it undoes every run).
+
+Lines become writes in ``apply_plan`` (with the job target and the converter); what a run
+reports is in ``apply_report``; this module sends the writes.
 """
 
 from __future__ import annotations
@@ -32,19 +35,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import JobError, ManifestError, StorageError, UsageError
-from ..formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
-from ..jobs.job import Job
+from ..errors import StorageError, UsageError
 from ..jobs.lease import hold
-from ..jobs.status import COMPLETED
-from ..manifest.io import read_lines
-from ..storage import exists
-from . import DATA_FORMATS, DM_V1, OBJECTS, UNCHANGED
+from . import DM_V1, UNCHANGED
+from .apply_plan import JobTarget, Planned, converter, load_job_target, plan_writes
+from .apply_report import (
+    APPLIED,
+    CONFLICT,
+    FAILED,
+    NOT_LABELED,
+    STATUSES,
+    WOULD_APPLY,
+    ApplyReport,
+    TaskResult,
+)
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -55,115 +62,20 @@ from .client import (
 )
 from .current import CurrentData
 from .journal import Journal, contains, read_journal, stored_hashes, writes_in_doubt
-from .rollback import RollbackReport, rollback_async
+from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
 from .workers import Breaker
 
 log = logging.getLogger(__name__)
 
-APPLIED, CONFLICT, FAILED, NOT_LABELED = "applied", "conflict", "failed", "not-labeled"
-WOULD_APPLY = "would-apply"
-STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
 #: tasks whose current data one listing request loads (see ``current.py``)
 WINDOW = 100
 _STOP: Any = object()
 
-
-@dataclass
-class TaskResult:
-    line: int
-    task_id: int | None
-    status: str
-    detail: str = ""
-
-    def describe(self) -> str:
-        who = f"task {self.task_id}" if self.task_id is not None else f"line {self.line}"
-        return f"{who}: {self.status}" + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass
-class ApplyReport:
-    job_url: str
-    dry_run: bool
-    results: list[TaskResult] = field(default_factory=list)
-    fatal: str | None = None
-    rollback: RollbackReport | None = None
-    journal_url: str | None = None
-    run_id: str | None = None
-
-    @property
-    def totals(self) -> dict[str, int]:
-        counts = Counter(r.status for r in self.results)
-        return {"lines": len(self.results), **{s: counts.get(s, 0) for s in STATUSES}}
-
-    @property
-    def ok(self) -> bool:
-        return self.fatal is None
-
-    def summary(self) -> str:
-        t = self.totals
-        first = WOULD_APPLY if self.dry_run else APPLIED
-        text = (f"{'dry run: ' if self.dry_run else ''}{t[first]} {first}, {t[UNCHANGED]} unchanged, "
-                f"{t[CONFLICT]} conflicts (skipped), {t[FAILED]} failed, {t[NOT_LABELED]} not labeled")
-        if self.fatal:
-            text += f"\nstopped: {self.fatal}"
-            if self.rollback is not None:
-                text += "\n" + self.rollback.summary()
-                if not self.rollback.complete:
-                    text += f"\nfinish with: totask-manifest rollback {self.job_url}"
-            elif not self.dry_run:
-                text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
-        return text
-
-
-@dataclass(frozen=True)
-class JobTarget:
-    """What apply needs from a job folder."""
-
-    job_url: str
-    label_attribute: str
-    task_type: str
-    output_manifest: str
-
-
-def load_job_target(job_url: str) -> JobTarget:
-    """What apply needs from ``job.json``: a COMPLETED job, its attribute, task type and output."""
-    job = Job.open(job_url.rstrip("/"))
-    job.require(COMPLETED)
-    output = job.output_manifest
-    if not exists(output):
-        raise JobError(f"job {job.url} has no output manifest ({output})")
-    config = job.state.config
-    return JobTarget(job.url, config.label_attribute, config.task_type, output)
-
-
-def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:
-    """``(convert(task_type, value, metadata) -> task data, schema query value)``."""
-    if data_format == DM_V1:
-        import functools
-
-        from ..formats.synapse import gt_to_dm_v1
-
-        # DM v1 has no confidence field; a classification attribute holds it, so nothing is lost
-        return functools.partial(gt_to_dm_v1, confidence_attribute="confidence"), None
-    if data_format == OBJECTS:
-        from ..formats.synapse import gt_to_objects
-
-        return gt_to_objects, "any"
-    raise UsageError(f"unknown --data-format {data_format!r}; choose {' or '.join(DATA_FORMATS)}")
-
-
-@dataclass
-class _Planned:
-    line: int
-    task_id: int
-    project: int | None
-    data: Any
-    new_hash: str
-    export_hash: str | None
-    #: the ``schema`` query value for this task's write
-    schema: str | None = None
+#: what callers import from here; the reports live in ``apply_report``, the planning in ``apply_plan``
+__all__ = ["APPLIED", "CONFLICT", "FAILED", "NOT_LABELED", "STATUSES", "UNCHANGED", "WOULD_APPLY", "ApplyReport",
+           "JobTarget", "TaskResult", "apply_job", "converter", "load_job_target"]
 
 
 def apply_job(
@@ -263,8 +175,8 @@ class _ApplyRun:
 
         async def produce() -> None:
             try:
-                window: list[_Planned] = []
-                for planned in self._plan():
+                window: list[Planned] = []
+                for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit):
                     if self.breaker.tripped:
                         return
                     window.append(planned)
@@ -292,7 +204,7 @@ class _ApplyRun:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _feed(self, window: list[_Planned], queue: asyncio.Queue) -> None:
+    async def _feed(self, window: list[Planned], queue: asyncio.Queue) -> None:
         try:
             await self.current.load(window[0].project, [p.task_id for p in window])
         except TokenRejected as exc:
@@ -301,59 +213,9 @@ class _ApplyRun:
         for planned in window:
             await queue.put(planned)
 
-    # -- planning: manifest lines to (task, new data) -----------------------------------------------
-
-    def _plan(self) -> Iterator[_Planned]:
-        attr = self.target.label_attribute
-        seen: dict[int, int] = {}
-        for line in read_lines(self.target.output_manifest):
-            if line.is_blank:
-                continue
-            try:
-                record = line.record()
-            except ManifestError as exc:
-                self._emit(TaskResult(line.number, None, FAILED, str(exc)))
-                continue
-            syn = record.get("synapse")
-            task_id = syn.get("task_id") if isinstance(syn, dict) else None
-            if not isinstance(task_id, int) or isinstance(task_id, bool):
-                self._emit(TaskResult(line.number, None, FAILED,
-                                      "the line has no synapse.task_id (export it with 'totask-manifest export')"))
-                continue
-            metadata = record.get(attr + "-metadata")
-            if attr not in record:
-                reason = metadata.get("failure-reason") if isinstance(metadata, dict) else None
-                self._emit(TaskResult(line.number, task_id, NOT_LABELED, reason or f"no {attr!r} label"))
-                continue
-            if task_id in seen:
-                self._emit(TaskResult(line.number, task_id, FAILED, f"task already applied from line {seen[task_id]}"))
-                continue
-            seen[task_id] = line.number
-            kept = native_format(metadata)
-            schema = self.schema
-            if kept is not None:  # a document kept as it is: sent unchanged
-                data = record[attr]
-                schema = self.native_schema or ("any" if kept == OBJECTS else None)
-            else:
-                try:
-                    data = self.convert(self.target.task_type, record[attr],
-                                        metadata if isinstance(metadata, dict) else {})
-                except Exception as exc:  # a label that cannot be expressed fails its task only
-                    self._emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
-                    continue
-            # asked for ``schema=any`` (the action's ``schema: any``), a kept document is sent even
-            # when empty, as the SDK sends it; otherwise the backend answers 400, so it is not sent
-            if (refused_as_empty(data, kept, submit_empty=self.native_schema == "any") if kept is not None
-                    else is_empty(data, kept)):
-                self._emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
-                continue
-            export_hash = syn.get("data_hash")
-            yield _Planned(line.number, task_id, syn.get("project"), data, data_hash(data),
-                           export_hash if isinstance(export_hash, str) else None, schema)
-
     # -- one task ----------------------------------------------------------------------------------------
 
-    async def _apply_one(self, p: _Planned) -> None:
+    async def _apply_one(self, p: Planned) -> None:
         try:
             result = await self._decide_and_write(p)
             self.breaker.success()
@@ -375,7 +237,7 @@ class _ApplyRun:
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         self._emit(result)
 
-    async def _decide_and_write(self, p: _Planned) -> TaskResult:
+    async def _decide_and_write(self, p: Planned) -> TaskResult:
         current = await self.current.get(p.task_id)
         current_hash = data_hash(current)
         if current_hash == p.new_hash or current_hash in self.stored.get((p.task_id, p.new_hash), ()):

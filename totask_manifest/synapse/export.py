@@ -15,7 +15,8 @@ Filters mean what the guide says (``assignee: None``: unassigned only; a list: a
 values), and the backend is not simply trusted to have applied them: the listing also asks for
 the filtered fields, each listed task is checked against every filter whose field it carries
 (``task_matches``), and a task that does not match is not exported. A backend that ignored a
-filter is reported, naming the filter and how many listed tasks did not match it.
+filter is reported, naming the filter and how many listed tasks did not match it. The filters'
+rules are in ``filters``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ..errors import FatalSynapseError, StorageError, UsageError, json_text
+from ..errors import FatalSynapseError, StorageError, UsageError
 from ..storage import AtomicWriter, is_local, url_to_fs
 from .client import (
     AsyncSynapseClient,
@@ -38,20 +39,28 @@ from .client import (
     NotFound,
     SynapseHTTPError,
     TokenRejected,
-    encode_query,
-    split_lookup,
+)
+from .filters import (
+    KNOWN_FILTERS,
+    RESERVED_FILTERS,
+    check_filters,
+    filter_fields,
+    parse_filters,
+    shown_value,
+    task_matches,
+    unmatched_filters,
 )
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
 
 log = logging.getLogger(__name__)
 
-#: query keys export sets itself; a filter may not override them
-RESERVED_FILTERS = frozenset({"project", "fields", "page", "page_size", "expand"})
-#: the filters the ToTask guide documents (others are passed to the backend as they are)
-KNOWN_FILTERS = ("status", "status__in", "data_collection", "assignee", "created_at__gte", "created_at__lte")
 TASK_DETAIL = {"fields": "id,data,data_unit", "expand": "data_unit"}
 WINDOW = 256
+
+#: what callers import from here; the filters themselves live in ``filters``
+__all__ = ["KNOWN_FILTERS", "RESERVED_FILTERS", "ExportResult", "check_filters", "check_project", "export_tasks",
+           "parse_filters", "task_matches"]
 
 
 @dataclass
@@ -72,153 +81,6 @@ class ExportResult:
                 f"not exported" for name, count in self.unmatched.items()]
 
 
-def parse_filters(items: Iterable[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the CLI's ``--filter``) to task filters.
-
-    ``assignee=null`` (or ``none``, or nothing after ``=``) means "no value", i.e. unassigned;
-    ``KEY__in=a,b`` is a list (any of these values). A key given twice is refused (which one was
-    meant?). Everything else stays a string; ``check_filters`` then checks the result.
-    """
-    filters: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"filter {item!r} must look like KEY=VALUE (e.g. status=pending)")
-        if key in filters:
-            raise UsageError(f"filter {key!r} is given twice; give it once (a list: {key}__in=a,b)")
-        filters[key] = value.strip()
-    return check_filters(filters)
-
-
-def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
-    """Normalise task filters (the ``task_filters`` of ToTask params or parsed ``--filter``).
-
-    ``"null"``/``"none"``/``""`` for a key without a lookup becomes ``None`` (no value: ``assignee``
-    unassigned); a comma-separated string for a ``__in`` key becomes a list. Then every filter
-    must be sendable (``client.encode_query``), or a ``UsageError`` names it.
-    """
-    out: dict[str, Any] = {}
-    for key, value in (filters or {}).items():
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"filter name {key!r} must be a non-empty string")
-        if key in RESERVED_FILTERS:
-            raise UsageError(f"filter {key!r} is set by export itself and cannot be overridden")
-        if key == "limit":  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
-            out[key] = _limit(value)
-            continue
-        lookup = split_lookup(key)[1]
-        if lookup == "exact" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
-            value = None
-        if lookup == "in" and isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        out[key] = value
-    try:
-        encode_query({k: v for k, v in out.items() if k != "limit"})
-    except ValueError as exc:
-        raise UsageError(f"task filter: {exc}") from None
-    return out
-
-
-def filter_fields(filters: dict[str, Any]) -> list[str]:
-    """The task fields the filters test (``status__in`` -> ``status``, ``data_unit__id`` -> ``data_unit``),
-    asked for in the listing so each listed task can be checked."""
-    names: dict[str, None] = {}
-    for key in filters:
-        if key != "limit":
-            names[split_lookup(key)[0].split("__")[0]] = None
-    return list(names)
-
-
-_MISSING = object()
-
-
-def _field_value(task: dict, field_path: str) -> Any:
-    """The task's value for ``field_path`` (``a__b``: ``task["a"]["b"]``; a related object's ``id``
-    may come as the bare id), or ``_MISSING`` when the task does not carry it."""
-    value: Any = task
-    parts = field_path.split("__")
-    for i, part in enumerate(parts):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif part == "id" and i == len(parts) - 1 and not isinstance(value, dict | list):
-            return value
-        else:
-            return _MISSING
-    if isinstance(value, dict) and "id" in value:  # a nested related object: compare its id
-        value = value["id"]
-    return value
-
-
-def _same(actual: Any, wanted: Any) -> bool:
-    if isinstance(actual, bool) or isinstance(wanted, bool):
-        return _truth(actual) == _truth(wanted)
-    if actual is None or wanted is None:
-        return actual is None and wanted is None
-    try:
-        return float(actual) == float(wanted)
-    except (TypeError, ValueError):
-        return str(actual) == str(wanted)
-
-
-def _truth(value: Any) -> bool | None:
-    text = str(value).lower()
-    return True if text in ("true", "1") else False if text in ("false", "0") else None
-
-
-def _ordered(actual: Any, wanted: Any, lookup: str) -> bool:
-    """Range lookups, leniently: numbers as numbers; anything else as text cut to the filter's
-    length (``created_at__lte=2025-01-31`` keeps a task created on the 31st at 08:00, as a
-    backend filtering on the date does), so only a clearly ignored filter is caught."""
-    if actual is None:
-        return False
-    try:
-        a, w = float(actual), float(wanted)
-        strict = True
-    except (TypeError, ValueError):
-        a, w = str(actual)[: len(str(wanted))], str(wanted)
-        strict = False
-    if lookup in ("gte", "gt"):
-        return a > w if lookup == "gt" and strict else a >= w
-    return a < w if lookup == "lt" and strict else a <= w
-
-
-def task_matches(task: dict, key: str, wanted: Any) -> bool | None:
-    """Whether a listed task matches one filter, with the meaning ``encode_query`` sends: ``None``
-    is "no value", a list is "any of these". ``None`` when it cannot be told: the task does not
-    carry the field, or the lookup is not one checked here (``exact``, ``in``, ``isnull``, ``gt``,
-    ``gte``, ``lt``, ``lte``)."""
-    field_path, lookup = split_lookup(key)
-    actual = _field_value(task, field_path)
-    if actual is _MISSING:
-        return None
-    if lookup == "exact":
-        if isinstance(wanted, list | tuple | set | frozenset):
-            return any(_same(actual, w) for w in wanted)
-        return _same(actual, wanted)
-    if lookup == "in":
-        values = wanted.split(",") if isinstance(wanted, str) else list(wanted)
-        return any(_same(actual, w) for w in values)
-    if lookup == "isnull":
-        return (actual is None) == (str(wanted).lower() in ("true", "1"))
-    if lookup in ("gt", "gte", "lt", "lte"):
-        return _ordered(actual, wanted, lookup)
-    return None
-
-
-def _unmatched_filters(task: dict, filters: dict[str, Any]) -> list[str]:
-    return [key for key, wanted in filters.items() if task_matches(task, key, wanted) is False]
-
-
-def _shown(value: Any) -> str:
-    """A filter value as the user wrote it: ``None`` as ``null``, a list comma-joined."""
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple | set | frozenset):
-        return ",".join(map(str, value))
-    return str(value)
-
-
 def _check_writable(output: str) -> None:
     """Refuse an output folder that cannot be written before spending the fetch on it (local paths;
     an object store's permissions only show on the write itself, which fails just as clearly)."""
@@ -230,16 +92,6 @@ def _check_writable(output: str) -> None:
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         raise StorageError(f"cannot write {output}: {folder} is not a writable folder")
-
-
-def _limit(value: Any) -> int:
-    try:
-        limit = int(value) if not isinstance(value, bool) else 0
-    except (TypeError, ValueError):
-        limit = 0
-    if limit < 1 or (isinstance(value, float) and value != limit):
-        raise UsageError(f"filter 'limit' must be a positive integer, got {json_text(value)}")
-    return limit
 
 
 def export_tasks(
@@ -330,10 +182,10 @@ async def _export(
         async with contextlib.aclosing(aio.iter_tasks(params)) as listing:
             async for item in listing:
                 returned += 1
-                missed = _unmatched_filters(item, filters)
+                missed = unmatched_filters(item, filters)
                 if missed:
                     for key in missed:
-                        name = f"{key}={_shown(filters[key])}"
+                        name = f"{key}={shown_value(filters[key])}"
                         result.unmatched[name] = result.unmatched.get(name, 0) + 1
                     continue
                 window.append(int(item["id"]))
@@ -352,7 +204,7 @@ async def _export(
         for warning in result.unmatched_warnings():
             log.warning("%s", warning)
         if listed == 0:
-            shown = ", ".join(f"{k}={_shown(v)}" for k, v in filters.items()) or "none"
+            shown = ", ".join(f"{k}={shown_value(v)}" for k, v in filters.items()) or "none"
             ignored = (f"; the backend listed {returned} task(s), none matching "
                        f"({'; '.join(result.unmatched_warnings())})" if returned else "")
             raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}{ignored}")

@@ -20,7 +20,7 @@ class FileServer(RequestLog, BackgroundApp):
         super().__init__(**kwargs)
         self._init_log()
         self.files: dict[str, bytes] = {}
-        #: a URL whose ``expires`` query value (epoch seconds; ``synapse_server.presign``) is not
+        #: a URL whose ``expires`` query value (epoch seconds; ``synapse_store.presign``) is not
         #: after ``clock()`` is answered 403, as a storage host answers a lapsed presigned URL
         self.clock = time.time
         for path, content in (files or {}).items():

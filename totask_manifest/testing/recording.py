@@ -39,6 +39,10 @@ class Recorded:
         return self.headers.get(name.lower())
 
 
+#: the request's ``Recorded`` entry, for handlers that read the body it parsed
+RECORDED = web.RequestKey("recorded", Recorded)
+
+
 @dataclass
 class Fault:
     status: int | None = 500

@@ -8,6 +8,10 @@ deployments: 401 after a token is revoked, 404s, 429 with ``Retry-After``, 5xx, 
 dropped connections, the whole backend going down mid-run. Every request is recorded (method,
 path, query, headers, JSON body) so tests assert what was sent, and how often.
 
+The store and the backend's data rules are in ``synapse_store``, the plugin endpoints (releases,
+serve applications, plugin runs, jobs, agents, logs) in ``synapse_plugins``; this module holds the
+server itself and the task endpoints.
+
 Run alone for a benchmark: ``python -m totask_manifest.testing.synapse_server --tasks 10000
 --latency 0.02`` prints ``URL <url>`` and ``TOKEN <token>`` and serves until killed.
 """
@@ -17,22 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import itertools
 import sys
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
 from .background import BackgroundApp
-from .recording import Recorded, RequestLog, json_response
+from .recording import RECORDED, Recorded, RequestLog, json_response
+from .synapse_plugins import PluginRoutes
+from .synapse_store import SynapseStore, dm_v1_problem, is_empty_submit, presign, validation_error
 
-RECORDED = web.RequestKey("recorded", Recorded)
-DM_V1_KEYS = frozenset({"assignmentId", "extra", "annotations", "relations", "annotationGroups", "annotationsData"})
 
-
-class SynapseServer(RequestLog, BackgroundApp):
+class SynapseServer(SynapseStore, PluginRoutes, RequestLog, BackgroundApp):
     """In-memory Synapse. Add objects with the ``add_*`` helpers (or ``seed``), then ``start()``."""
 
     def __init__(self, *, tokens: tuple[str, ...] = ("test-token",), default_page_size: int = 100,
@@ -40,11 +41,11 @@ class SynapseServer(RequestLog, BackgroundApp):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._init_log()
+        self._init_store()
+        self._init_plugins()
         self.tokens: set[str] = set(tokens)
         #: when set, every request must carry ``Synapse-Tenant: Token <tenant>`` (403 otherwise)
         self.tenant = tenant
-        #: agents listed by ``GET agents/`` (``add_agent``)
-        self.agents: dict[int, dict] = {}
         self.revoked: set[str] = set()
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
@@ -68,111 +69,12 @@ class SynapseServer(RequestLog, BackgroundApp):
         #: ``FileServer`` answers 403 once its own clock passes it); None: URLs as stored
         self.url_ttl: float | None = None
         self.clock: Any = time.time
-        self.projects: dict[int, dict] = {}
-        self.data_collections: dict[int, dict] = {}
-        self.tasks: dict[int, dict] = {}
-        self.data_units: dict[int, dict] = {}
-        self.releases: dict[int, dict] = {}
-        self.serve_apps: dict[int, dict] = {}
-        self.jobs: dict[int, dict] = {}
-        self.job_patches: dict[int, list[dict]] = {}
-        self.logs: list[dict] = []
-        #: statuses a newly deployed serve application goes through, one per listing
-        self.deploy_statuses: list[str] = ["DEPLOYING", "RUNNING"]
-        #: ``inference(payload) -> result``; default: ``inference_results[image_path]`` or ``{}``
-        self.inference: Any = None
-        self.inference_results: dict[str, Any] = {}
-        #: answer inference with a deferred ticket that stays pending for this many polls
-        self.defer_polls = 0
-        self._tickets: dict[str, dict] = {}
         #: requests being answered now, and the most at once (to check a client's concurrency cap)
         self.in_flight = 0
         self.max_in_flight = 0
-        self._ids = itertools.count(1000)
-
-    # -- the store -------------------------------------------------------------------------------
-
-    def _next_id(self) -> int:
-        return next(self._ids)
-
-    def add_data_collection(self, specs: list[str] | list[dict], *, id: int | None = None, name: str = "dc") -> int:
-        cid = id or self._next_id()
-        file_specs = [s if isinstance(s, dict) else {"name": s, "is_required": False} for s in specs]
-        self.data_collections[cid] = {"id": cid, "name": name, "file_specifications": file_specs}
-        return cid
-
-    def add_project(self, *, id: int | None = None, data_collection: int | None = None, title: str = "p") -> int:
-        pid = id or self._next_id()
-        self.projects[pid] = {"id": pid, "title": title, "data_collection": data_collection}
-        return pid
-
-    def add_data_unit(self, files: dict[str, dict], *, id: int | None = None, data_collection: int | None = None) -> int:
-        uid = id or self._next_id()
-        self.data_units[uid] = {"id": uid, "data_collection": data_collection, "files": copy.deepcopy(files)}
-        return uid
-
-    def add_task(self, project: int, data_unit: int, *, id: int | None = None, status: str = "pending",
-                 assignee: int | None = None, created_at: str = "2025-01-15T00:00:00Z", data: Any = None,
-                 data_collection: int | None = None) -> int:
-        tid = id or self._next_id()
-        if data_collection is None:
-            data_collection = self.data_units.get(data_unit, {}).get("data_collection")
-        self.tasks[tid] = {
-            "id": tid, "project": project, "status": status, "assignee": assignee, "created_at": created_at,
-            "data": {} if data is None else copy.deepcopy(data), "data_unit": data_unit,
-            "data_collection": data_collection,
-        }
-        return tid
-
-    def add_release(self, code: str, *, id: int | None = None, version: str = "1.0.0",
-                    max_batch_size: int | None = None, required_resources: dict | None = None) -> int:
-        rid = id or self._next_id()
-        config: dict[str, Any] = {"code": code, "actions": {
-            "inference": {"required_resources": required_resources or {"required_cpu_count": 1, "required_gpu_count": 0}},
-        }}
-        if max_batch_size is not None:
-            config["actions"]["deployment"] = {"serve_options": {"batch": {"max_batch_size": max_batch_size}}}
-        self.releases[rid] = {"id": rid, "version": version, "config": config}
-        return rid
-
-    def add_serve_app(self, code: str, agent: int, status: str | list[str] = "RUNNING") -> int:
-        aid = self._next_id()
-        statuses = [status] if isinstance(status, str) else list(status)
-        self.serve_apps[aid] = {"id": aid, "plugin_code": code, "agent": agent, "statuses": statuses}
-        return aid
-
-    def add_job(self, *, id: int | None = None) -> int:
-        jid = id or self._next_id()
-        self.jobs[jid] = {"id": jid, "status": "PENDING"}
-        self.job_patches[jid] = []
-        return jid
-
-    def seed(self, n_tasks: int, *, file_url: Any = None, specs: tuple[str, ...] = ("image_1", "annotation_data"),
-             project_id: int | None = None, **task_fields: Any) -> int:
-        """A project with a data collection and ``n_tasks`` tasks; ``file_url(i, spec) -> url``."""
-        dc = self.add_data_collection(list(specs))
-        pid = self.add_project(id=project_id, data_collection=dc)
-        file_url = file_url or (lambda i, spec: f"https://files.example.com/{spec}/{i}.{'jpg' if spec == specs[0] else 'json'}")
-        for i in range(n_tasks):
-            files = {
-                spec: {"url": file_url(i, spec), "is_primary": spec == specs[0],
-                       "file_name_original": f"{i}.{'jpg' if spec == specs[0] else 'json'}"}
-                for spec in specs
-            }
-            du = self.add_data_unit(files, data_collection=dc)
-            self.add_task(pid, du, **task_fields)
-        return pid
-
-    def add_agent(self, *, id: int | None = None, name: str = "agent", status: str = "connected") -> int:
-        aid = id or self._next_id()
-        self.agents[aid] = {"id": aid, "name": name, "status": status}
-        return aid
 
     def revoke(self, token: str) -> None:
         self.revoked.add(token)
-
-    def project_tasks(self, project: int) -> list[dict]:
-        return [t for t in self.tasks.values() if t["project"] == project]
 
     # -- the application ----------------------------------------------------------------------------
 
@@ -185,13 +87,7 @@ class SynapseServer(RequestLog, BackgroundApp):
         r.add_get("/tasks/{id}/", self._get_task)
         r.add_put("/tasks/{id}/annotate_task_data/", self._annotate_task_data)
         r.add_get("/data_units/{id}/", self._get_data_unit)
-        r.add_get("/plugin_releases/{id}/", self._get_release)
-        r.add_get("/serve_applications/", self._list_serve_apps)
-        r.add_post("/plugins/{code}/run/", self._run_plugin)
-        r.add_get("/jobs/{id}/", self._get_job)
-        r.add_patch("/jobs/{id}/", self._patch_job)
-        r.add_post("/logs/", self._create_logs)
-        r.add_get("/agents/", self._list_agents)
+        self._add_plugin_routes(r)
         return app
 
     @web.middleware
@@ -358,15 +254,15 @@ class SynapseServer(RequestLog, BackgroundApp):
             return self._not_found()
         body = request[RECORDED].body
         if not isinstance(body, dict) or body.get("action") not in ("submit", "save") or "data" not in body:
-            return _validation_error("body must be {'action': 'submit'|'save', 'data': ...}")
+            return validation_error("body must be {'action': 'submit'|'save', 'data': ...}")
         data = body["data"]
         if request.query.get("schema", "dm_schema_v1") != "any":
-            problem = _dm_v1_problem(data)
+            problem = dm_v1_problem(data)
             if problem:
-                return _validation_error(problem)
-            if body["action"] == "submit" and _is_empty_submit(data):
+                return validation_error(problem)
+            if body["action"] == "submit" and is_empty_submit(data):
                 # SYN-7201: the backend refuses a submit without annotations
-                return _validation_error("data holds no annotations: an empty submit is refused")
+                return validation_error("data holds no annotations: an empty submit is refused")
         task["data"] = copy.deepcopy(data) if self.normalise is None else self.normalise(copy.deepcopy(data))
         task.setdefault("writes", 0)
         task["writes"] += 1
@@ -381,103 +277,6 @@ class SynapseServer(RequestLog, BackgroundApp):
             out["files"] = self._render_files(unit["files"])
         return json_response(out)
 
-    async def _get_release(self, request: web.Request) -> web.Response:
-        release = self.releases.get(self._id(request))
-        return json_response(release) if release else self._not_found()
-
-    async def _list_serve_apps(self, request: web.Request) -> web.Response:
-        q = request.query
-        apps = []
-        for app in self.serve_apps.values():
-            if "plugin_code" in q and app["plugin_code"] != q["plugin_code"]:
-                continue
-            if "job__agent" in q and str(app["agent"]) != q["job__agent"]:
-                continue
-            status = app["statuses"][0]
-            if len(app["statuses"]) > 1:
-                app["statuses"].pop(0)
-            apps.append({"id": app["id"], "plugin_code": app["plugin_code"], "agent": app["agent"], "status": status})
-        return self._paginate(request, apps)
-
-    async def _run_plugin(self, request: web.Request) -> web.Response:
-        code = request.match_info["code"]
-        if not any(r["config"]["code"] == code for r in self.releases.values()):
-            return self._not_found()
-        body = request[RECORDED].body
-        if not isinstance(body, dict) or "agent" not in body or "action" not in body:
-            return _validation_error("body must hold 'agent' and 'action'")
-        if body["action"] == "deployment":
-            job = self.add_job()
-            aid = self.add_serve_app(code, body["agent"], list(self.deploy_statuses))
-            self.serve_apps[aid]["job"] = job
-            return json_response({"job_id": job})
-        if body["action"] != "inference":
-            return _validation_error(f"unknown action {body['action']!r}")
-        params = body.get("params") or {}
-        payload = params.get("json") or {}
-        ticket = payload.get("__synapse_poll__") if isinstance(payload, dict) else None
-        if ticket is not None:
-            state = self._tickets.get(ticket)
-            if state is None:
-                return json_response({"__synapse_deferred__": True, "status": "not_found", "ticket": ticket})
-            if state["remaining"] > 0:
-                state["remaining"] -= 1
-                return json_response({"__synapse_deferred__": True, "status": "pending", "ticket": ticket})
-            del self._tickets[ticket]
-            return json_response(state["result"])
-        if self.inference is not None:
-            result = self.inference(body)
-        else:
-            result = self.inference_results.get(payload.get("image_path"), {})
-        if self.defer_polls > 0:
-            ticket = f"t{self._next_id()}"
-            self._tickets[ticket] = {"remaining": self.defer_polls - 1, "result": result}
-            return json_response({"__synapse_deferred__": True, "status": "pending", "ticket": ticket})
-        return json_response(result)
-
-    async def _get_job(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(self._id(request))
-        return json_response(job) if job else self._not_found()
-
-    async def _patch_job(self, request: web.Request) -> web.Response:
-        jid = self._id(request)
-        job = self.jobs.get(jid)
-        if not job:
-            return self._not_found()
-        body = request[RECORDED].body
-        if not isinstance(body, dict):
-            return _validation_error("body must be an object")
-        job.update(copy.deepcopy(body))
-        self.job_patches.setdefault(jid, []).append(copy.deepcopy(body))
-        return json_response(job)
-
-    async def _list_agents(self, request: web.Request) -> web.Response:
-        agents = sorted(self.agents.values(), key=lambda a: a["id"])
-        wanted = request.query.get("id")
-        if wanted is not None:
-            agents = [a for a in agents if str(a["id"]) == wanted]
-        return self._paginate(request, [dict(a) for a in agents])
-
-    async def _create_logs(self, request: web.Request) -> web.Response:
-        body = request[RECORDED].body
-        entries = body if isinstance(body, list) else [body]
-        self.logs.extend(copy.deepcopy(entries))
-        return json_response(entries, 201)
-
-
-def presign(url: str, expires: float) -> str:
-    """``url`` with ``expires=<epoch seconds>`` in its query, as a presigned storage URL carries."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "expires"] + [("expires", f"{expires:.3f}")]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _validation_error(message: str) -> web.Response:
-    return json_response(
-        {"error": {"code": "VALIDATION_ERROR", "message": message, "details": [{"field": "data", "message": message}]}},
-        400,
-    )
-
 
 def _last_wins(request: web.Request) -> web.Request:
     """The request with its query as Django's ``QueryDict.get`` reads it: of repeated keys, the
@@ -486,32 +285,6 @@ def _last_wins(request: web.Request) -> web.Request:
     if len(set(query.keys())) == len(query):
         return request
     return request.clone(rel_url=request.rel_url.with_query({k: v for k, v in query.items()}))
-
-
-def _is_empty_submit(data: Any) -> bool:
-    """No annotation at all: ``{}``, ``None``, or every media list of ``annotations`` (and of the
-    ``objects`` shape) empty."""
-    if not data:
-        return True
-    if not isinstance(data, dict):
-        return False
-    annotations = data.get("annotations")
-    media = annotations.values() if isinstance(annotations, dict) else []
-    objects = data.get("objects")
-    return not any(isinstance(v, list) and v for v in media) and not (isinstance(objects, list) and objects)
-
-
-def _dm_v1_problem(data: Any) -> str | None:
-    """A light stand-in for the backend's DM schema v1 check (``?schema=any`` skips it)."""
-    if not isinstance(data, dict):
-        return "data must be an object (DM schema v1)"
-    extra = set(data) - DM_V1_KEYS
-    if extra:
-        return f"data has keys outside DM schema v1: {', '.join(sorted(extra))}"
-    for key in ("annotations", "annotationsData", "relations", "annotationGroups"):
-        if key in data and not isinstance(data[key], dict):
-            return f"{key} must be an object keyed by media id"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,7 +315,6 @@ def main(argv: list[str] | None = None) -> int:
 class _Discard(list):
     def append(self, item: Any) -> None:
         pass
-
 
 
 if __name__ == "__main__":

@@ -165,8 +165,9 @@ def _read_in_processes(run: _Run, ranges: list[tuple[int, int | None]], fetch_op
     workers = min(len(ranges), os.cpu_count() or 1)
     context = multiprocessing.get_context("spawn")  # numpy and the fetch loop thread do not survive fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=worker_pool.quiet_worker) as pool:
-        futures = [pool.submit(_read_range, run.ev.manifest, start, end, blank, fetch_options, worst)
-                   for start, end in ranges]
+        with worker_pool.spawning():  # workers ignore Ctrl-C from their first instruction
+            futures = [pool.submit(_read_range, run.ev.manifest, start, end, blank, fetch_options, worst)
+                       for start, end in ranges]
         try:
             for future in futures:
                 run.merge(future.result())

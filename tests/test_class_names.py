@@ -1,0 +1,51 @@
+"""The one class-names reader: every form, and each rule that keeps class ids where they belong."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from totask_manifest.errors import UsageError
+from totask_manifest.formats.class_names import parse_class_names, read_class_names
+
+
+def test_names_file_rules(tmp_path):
+    f = tmp_path / "n.txt"
+    f.write_text("\ufeffcat\n  dog \n\n\n")
+    assert read_class_names(str(f)) == ["cat", "dog"]  # BOM, spaces and trailing blank lines dropped
+    cases = [
+        ("cat\n\ndog\n", "line 2 is blank"),
+        ("# classes\ncat\n", "line 1 starts with '#'"),
+        ("\n\n", "holds no class names"),
+        ("cat\ndog\ncat\n", "'cat' is given twice (ids 0 and 2)"),
+    ]
+    for text, message in cases:
+        f.write_text(text)
+        with pytest.raises(UsageError, match=re.escape(message)) as err:
+            read_class_names(str(f))
+        assert str(err.value).startswith(f"--class-names: {f}")
+    f.write_bytes(b"\xff\xfecat")
+    with pytest.raises(UsageError, match="is not UTF-8 text"):
+        read_class_names(str(f))
+    with pytest.raises(UsageError, match=r"^--class-names: "):
+        read_class_names(str(tmp_path / "absent.txt"))
+
+
+def test_json_and_yaml_forms(tmp_path):
+    assert parse_class_names('["a", "b"]', "x") == ["a", "b"]
+    for text, message in (('["a", 1]', "strings only"), ('["a", ""]', "class 1 has an empty name"),
+                          ("[oops", "not a JSON list"), ("[]", "holds no class names")):
+        with pytest.raises(UsageError, match=message):
+            parse_class_names(text, "x")
+    y = tmp_path / "data.yaml"
+    y.write_text("names:\n  1: dog\n  0: cat\n")
+    assert read_class_names(str(y), option=None) == ["cat", "dog"]
+    y.write_text("names: [cat, dog]\n")
+    assert read_class_names(str(y), option=None) == ["cat", "dog"]
+    y.write_text("names:\n  0: cat\n  2: dog\n")
+    with pytest.raises(UsageError, match=r"class ids 0\.\.1, got \[0, 2\]"):
+        read_class_names(str(y), option=None)
+    y.write_text("nc: 2\n")
+    with pytest.raises(UsageError, match=f"^{y} has no 'names' list"):
+        read_class_names(str(y), option=None)

@@ -1,0 +1,64 @@
+"""What ``apply`` reports: one ``TaskResult`` per manifest line, gathered in an ``ApplyReport``.
+
+Kept apart from the run so the CLI and the ToTask action, which print and count these, read the
+statuses without the pipeline that produces them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from . import UNCHANGED
+from .rollback import RollbackReport
+
+APPLIED, CONFLICT, FAILED, NOT_LABELED = "applied", "conflict", "failed", "not-labeled"
+WOULD_APPLY = "would-apply"
+STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
+
+
+@dataclass
+class TaskResult:
+    line: int
+    task_id: int | None
+    status: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        who = f"task {self.task_id}" if self.task_id is not None else f"line {self.line}"
+        return f"{who}: {self.status}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class ApplyReport:
+    job_url: str
+    dry_run: bool
+    results: list[TaskResult] = field(default_factory=list)
+    fatal: str | None = None
+    rollback: RollbackReport | None = None
+    journal_url: str | None = None
+    run_id: str | None = None
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = Counter(r.status for r in self.results)
+        return {"lines": len(self.results), **{s: counts.get(s, 0) for s in STATUSES}}
+
+    @property
+    def ok(self) -> bool:
+        return self.fatal is None
+
+    def summary(self) -> str:
+        t = self.totals
+        first = WOULD_APPLY if self.dry_run else APPLIED
+        text = (f"{'dry run: ' if self.dry_run else ''}{t[first]} {first}, {t[UNCHANGED]} unchanged, "
+                f"{t[CONFLICT]} conflicts (skipped), {t[FAILED]} failed, {t[NOT_LABELED]} not labeled")
+        if self.fatal:
+            text += f"\nstopped: {self.fatal}"
+            if self.rollback is not None:
+                text += "\n" + self.rollback.summary()
+                if not self.rollback.complete:
+                    text += f"\nfinish with: totask-manifest rollback {self.job_url}"
+            elif not self.dry_run:
+                text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
+        return text
