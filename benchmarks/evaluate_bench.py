@@ -4,7 +4,7 @@ Each line holds a model's boxes (``machine``, with confidences) and a reviewed v
 (``reviewed``: boxes moved, dropped, relabelled, added), like a job chained for review. Runs, each
 in its own child process so peak RSS is its own:
 
-* ``evaluate_manifest`` in one process over the full file and over its first quarter (flat memory:
+* ``evaluate_manifest`` in one process over the full file and over its first tenth (flat memory:
   the two peak RSS figures should differ by about 12 bytes per predicted box, the exact COCO AP's
   score buffer), and with one worker process per CPU over the full file;
 * the baseline, a plain orjson read loop over the same file touching the same keys.
@@ -139,20 +139,20 @@ def main() -> None:
     args = ap.parse_args()
     tmpdir = tempfile.mkdtemp(prefix="evaluate-bench-")
     path = Path(args.keep) if args.keep else Path(tmpdir) / "bench.manifest"
-    quarter = Path(tmpdir) / "quarter.manifest"
+    tenth = Path(tmpdir) / "tenth.manifest"
     try:
         if not path.exists():
             t = time.perf_counter()
             generate(path, args.lines)
             print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
-        head(path, quarter, args.lines // 4)
-        for p in (path, quarter):  # page cache warm for every run
+        head(path, tenth, args.lines // 10)
+        for p in (path, tenth):  # page cache warm for every run
             with open(p, "rb") as f:
                 while f.read(1 << 24):
                     pass
         load = os.getloadavg()[0]
         full = _run_child("--evaluate-child", str(path), "1")
-        part = _run_child("--evaluate-child", str(quarter), "1")
+        part = _run_child("--evaluate-child", str(tenth), "1")
         par = _run_child("--evaluate-child", str(path), str(os.cpu_count() or 1))
         base = _run_child("--baseline-child", str(path))
         if (full["lines"], full["evaluated"], full["predicted"]) != (base["lines"], base["evaluated"], base["predicted"]):
@@ -171,7 +171,7 @@ def main() -> None:
               f"{os.cpu_count()} processes)")
         print(f"evaluate, 1 process, full file: {full['elapsed']:.2f} s wall, {full['cpu']:.2f} s CPU, peak RSS "
               f"{full['rss_mib']:.0f} MiB")
-        print(f"evaluate, 1 process, first quarter ({part['lines']:,} lines): {part['elapsed']:.2f} s wall, "
+        print(f"evaluate, 1 process, first tenth ({part['lines']:,} lines): {part['elapsed']:.2f} s wall, "
               f"{part['cpu']:.2f} s CPU, peak RSS {part['rss_mib']:.0f} MiB")
         print(f"evaluate, {os.cpu_count()} worker processes, full file: {par['elapsed']:.2f} s wall, {par['cpu']:.2f} s "
               f"CPU (all processes), peak RSS {par['rss_mib']:.0f} MiB main process, "
@@ -179,11 +179,15 @@ def main() -> None:
         print(f"baseline (orjson read loop, same keys, 1 process): {base['elapsed']:.2f} s wall, {base['cpu']:.2f} s "
               f"CPU, peak RSS {base['rss_mib']:.0f} MiB")
         print(f"ratio evaluate (1 process) / baseline: wall {full['elapsed'] / base['elapsed']:.2f}x, "
-              f"CPU {full['cpu'] / base['cpu']:.2f}x; peak RSS full - quarter: {full['rss_mib'] - part['rss_mib']:.0f} "
-              f"MiB for {full['predicted'] - part['predicted']:,} more predicted boxes")
+              f"CPU {full['cpu'] / base['cpu']:.2f}x; peak RSS full - tenth: {full['rss_mib'] - part['rss_mib']:.0f} "
+              f"MiB for {full['predicted'] - part['predicted']:,} more predicted boxes "
+              f"({(full['rss_mib'] - part['rss_mib']) * 2**20 / max(1, full['predicted'] - part['predicted']):.1f} "
+              "bytes per box)")
+        print(f"ratio evaluate ({os.cpu_count()} processes) / baseline: wall {par['elapsed'] / base['elapsed']:.2f}x, "
+              f"CPU {par['cpu'] / base['cpu']:.2f}x")
         print(f"load average (1 min) before / after: {load:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
-        for p in (quarter, *([] if args.keep else [path])):
+        for p in (tenth, *([] if args.keep else [path])):
             if p.exists():
                 os.unlink(p)
         os.rmdir(tmpdir) if not os.listdir(tmpdir) else None

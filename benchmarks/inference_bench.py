@@ -34,8 +34,9 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from totask_manifest.annotators.base import AnnotatorContext, Item  # noqa: E402
+from totask_manifest.annotators.base import Item  # noqa: E402
 from totask_manifest.annotators.inference import InferenceAnnotator  # noqa: E402
+from totask_manifest.testing.runs import job_run  # noqa: E402
 
 DATA = REPO / "benchmarks" / "_data" / "inference"
 
@@ -123,12 +124,10 @@ def sync(device: torch.device) -> None:
 def pipeline(path: Path, folder: Path, n: int, batch: int, device: str, fp16: bool) -> tuple[float, list[float]]:
     files = sorted(folder.glob("*.jpg"))[:n]
     items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
-    ctx = AnnotatorContext(
-        job_name="bench", label_attribute="cls", task_type="image-classification",
-        options={"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
-                 "use_fp16": fp16, "input_size": "224"},
-        job_url=str(DATA / "job"),
-    )
+    ctx = job_run("bench", "cls", "image-classification",
+                  {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
+                   "use_fp16": fp16, "input_size": "224"},
+                  method="inference", output_root=str(DATA))
     utilisation: list[float] = []
     with InferenceAnnotator(ctx) as annotator:
         for _ in annotator.annotate(items[: 3 * batch]):  # warm-up: TorchScript profiling runs, thread pools

@@ -65,6 +65,7 @@ class Row:
 
 def run_job(config, engine: str, engine_options: dict | None = None) -> tuple[float, float | None, dict]:
     from totask_manifest import api
+    from totask_manifest.engines.base import get_engine
 
     marks: list[tuple[float, int]] = []
 
@@ -73,7 +74,7 @@ def run_job(config, engine: str, engine_options: dict | None = None) -> tuple[fl
         marks.append((time.perf_counter(), done))
 
     started = time.perf_counter()
-    result = api.annotate(config, engine=engine, engine_options=engine_options or {}, on_progress=on_progress)
+    result = api.annotate(config, engine=get_engine(engine, **(engine_options or {})), on_progress=on_progress)
     wall = time.perf_counter() - started
     assert result.status == "COMPLETED", (result.status, result.metrics)
     recorded = [(t, d) for t, d in marks if d > 0]

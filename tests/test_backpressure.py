@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.jobs_helpers import write_manifest
 from totask_manifest import api
 from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
@@ -15,6 +17,8 @@ from totask_manifest.jobs.config import JobConfig
 PULLED: list[int] = []
 #: how many lines had been pulled when line 0 finished
 AHEAD: list[int] = []
+#: the loop runs in the caller's thread (InlineLoop, as the file annotator's) or in its own
+INLINE = {"on": False}
 
 
 class SlowFirstLine(Annotator):
@@ -22,11 +26,8 @@ class SlowFirstLine(Annotator):
 
     name = "slow-first"
 
-    def annotate_batch(self, items: list[Item]) -> list[Outcome]:  # pragma: no cover - not used
-        raise NotImplementedError
-
     def annotate(self, items):
-        fetcher = SyncFetcher(FetchPolicy(concurrency=8))
+        fetcher = SyncFetcher(FetchPolicy(concurrency=8), inline=INLINE["on"])
 
         async def one(item: Item) -> Outcome:
             PULLED.append(item.index)
@@ -42,8 +43,10 @@ class SlowFirstLine(Annotator):
             fetcher.close()
 
 
-def test_a_slow_line_holds_back_the_feed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_a_slow_line_holds_back_the_feed(tmp_path, monkeypatch, inline):
     monkeypatch.setattr(local, "MAX_BACKLOG", 50)
+    monkeypatch.setitem(INLINE, "on", inline)
     PULLED.clear()
     AHEAD.clear()
     inp = write_manifest(tmp_path / "in.manifest", 2000, bad_every=0)

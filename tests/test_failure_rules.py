@@ -95,7 +95,7 @@ def test_the_rule_is_read_from_the_reason_when_an_annotator_gives_none():
     ("allow-root", "allow-root-missing"),
 ])
 def test_a_configuration_failure_on_every_first_line_stops_the_job(tmp_path, server, case, rule):
-    n = 200
+    n = 400  # up to 2 x --concurrency (64) lines are started before the first 32 are recorded
     if case == "allow-root":
         (tmp_path / "doc.json").write_bytes(objects_doc())
         urls = [str(tmp_path / "doc.json")] * n

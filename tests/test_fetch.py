@@ -20,7 +20,6 @@ from totask_manifest.errors import FetchError, UsageError
 from totask_manifest.fetch import (
     Fetcher,
     FetchPolicy,
-    LoopThread,
     SyncFetcher,
     base_of,
     parse_retry_after,
@@ -321,45 +320,4 @@ def test_local_and_memory_files(tmp_path):
         assert results[0] == b'{"a": 1}' and isinstance(results[1], FetchError)
 
 
-def test_map_unordered_bounds_in_flight_and_loses_nothing():
-    loop_thread = LoopThread()
-    state = {"running": 0, "peak": 0}
-
-    async def work(i: int) -> int:
-        state["running"] += 1
-        state["peak"] = max(state["peak"], state["running"])
-        await asyncio.sleep(0.001 * (i % 7))
-        state["running"] -= 1
-        return i * i
-
-    try:
-        out = list(loop_thread.map_unordered(work, iter(range(500)), limit=16))
-    finally:
-        loop_thread.close()
-    assert sorted(i for i, _ in out) == list(range(500))
-    assert all(r == i * i for i, r in out)
-    assert 1 < state["peak"] <= 16
-
-
-def test_map_unordered_closed_early_cancels_the_rest():
-    loop_thread = LoopThread()
-    cancelled = []
-
-    async def work(i: int) -> int:
-        try:
-            await asyncio.sleep(0 if i == 0 else 30)
-        except asyncio.CancelledError:
-            cancelled.append(i)
-            raise
-        return i
-
-    try:
-        gen = loop_thread.map_unordered(work, range(10), limit=10)
-        assert next(gen) == (0, 0)
-        gen.close()
-        deadline = time.monotonic() + 5
-        while len(cancelled) < 9 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        loop_thread.close()
-    assert sorted(cancelled) == list(range(1, 10))
+# map_unordered (LoopThread and InlineLoop alike): tests/test_inline_loop.py

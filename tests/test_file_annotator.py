@@ -14,13 +14,15 @@ from aiohttp import web
 from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled, get_annotator_class
+from totask_manifest.annotators.base import Failed, Item, Labeled, get_annotator_class
 from totask_manifest.annotators.file import FileAnnotator, lookup
+from totask_manifest.cli._options import add_options, read_options
 from totask_manifest.errors import UsageError
 from totask_manifest.jobs.checkpoint import CheckpointWriter
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
 from totask_manifest.jobs.recorder import Recorder
+from totask_manifest.testing.runs import job_run
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["circle", "square", "triangle"]
@@ -87,7 +89,7 @@ def run_annotator(options: dict, records: list[dict], task_type: str = "object-d
     (``native: convert``) unless a test asks otherwise; keeping them is tested in
     test_native_documents.py."""
     options = {"native": "convert", **options}
-    context = AnnotatorContext("Test-Job", "boxes", task_type, options, manifest_url=manifest_url)
+    context = job_run("Test-Job", "boxes", task_type, options, manifest_url=manifest_url)
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
     with FileAnnotator(context) as annotator:
         pairs = list(annotator.annotate(iter(items)))
@@ -281,14 +283,14 @@ def test_labels_are_schema_checked_once_by_the_job(doc_server, tmp_path):
     assert "failure-reason" in updates["boxes-metadata"]
 
 
-def test_annotate_batch_keeps_order(doc_server):
+def test_each_outcome_comes_with_its_own_item(doc_server):
     for i in range(20):
         doc_server.docs[f"/{i}.json"] = json.dumps({"label": i % 3, "metadata": {"class-name": f"c{i % 3}"}}).encode()
-    context = AnnotatorContext("j", "a", "image-classification", {"url_key": "u", "concurrency": 4})
+    context = job_run("j", "a", "image-classification", {"url_key": "u", "concurrency": 4})
     items = [Item(i, i + 1, {"source-ref": "x", "u": doc_server.url(f"{i}.json")}) for i in range(20)]
     with FileAnnotator(context) as annotator:
-        outcomes = annotator.annotate_batch(items)
-    assert [o.value for o in outcomes] == [i % 3 for i in range(20)]
+        pairs = list(annotator.annotate(iter(items)))
+    assert sorted((item.index, o.value) for item, o in pairs) == [(i, i % 3) for i in range(20)]
 
 
 # ---------------------------------------------------------------- options
@@ -297,24 +299,30 @@ def test_annotate_batch_keeps_order(doc_server):
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("input")
-    FileAnnotator.add_arguments(parser.add_argument_group("file"))
+    add_options(parser.add_argument_group("file"), FileAnnotator.Options)
     return parser.parse_args(argv)
 
 
-def test_options_from_args_are_absolute_and_json(tmp_path, monkeypatch):
+def test_options_from_flags_are_json_and_the_job_makes_them_absolute(tmp_path, monkeypatch):
+    from totask_manifest.api import _check_config
+    from totask_manifest.jobs.config import JobConfig
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "names.txt").write_text("a\nb\n")
     args = parse(["data/m.jsonl", "--url-key", "k", "--class-names", "names.txt", "--allow-root", "data",
                   "--allow-host", "a.example", "--allow-host", "*.b.example", "--concurrency", "8"])
-    options = FileAnnotator.options_from_args(args)
-    assert options["relative_to"] == str(tmp_path / "data")
-    assert options["allow_root"] == str(tmp_path / "data")
-    assert options["class_names"] == str(tmp_path / "names.txt")
+    options = read_options(args, FileAnnotator.Options)
     assert options["allow_hosts"] == ["a.example", "*.b.example"]
     assert options["concurrency"] == 8 and options["retries"] == 3 and options["timeout"] == 30
+    assert "native" not in options and "allow_drop" not in options  # job.json keeps its shape
     assert orjson.loads(orjson.dumps(options)) == options
-    FileAnnotator.check_options(options, "object-detection")
+    config = JobConfig(job_name="j", input=args.input, output_root="out", label_attribute="boxes",
+                       task_type="object-detection", method="file", options=options)
+    _check_config(config)
+    assert config.options["relative_to"] == str(tmp_path / "data")
+    assert config.options["allow_root"] == str(tmp_path / "data")
+    assert config.options["class_names"] == str(tmp_path / "names.txt")
     assert get_annotator_class("file") is FileAnnotator
 
 
@@ -334,9 +342,9 @@ def test_url_sources_are_exclusive_on_the_command_line():
     ({"url_key": "k", "concurrency": 0}, "object-detection", "--concurrency"),
     ({"url_key": "k", "retries": -1}, "object-detection", "--retries"),
 ])
-def test_check_options_refuses(options, task_type, message):
+def test_check_refuses(options, task_type, message):
     with pytest.raises(UsageError, match=message.replace("-", r"\-").replace("(", r"\(")):
-        FileAnnotator.check_options(options, task_type)
+        FileAnnotator.check(FileAnnotator.Options.from_dict(options), task_type)
 
 
 def test_lookup():

@@ -17,9 +17,10 @@ from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
 from totask_manifest import api
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled
+from totask_manifest.annotators.base import Failed, Item, Labeled
 from totask_manifest.annotators.file import FileAnnotator
 from totask_manifest.jobs.config import JobConfig
+from totask_manifest.testing.runs import job_run
 
 N = 200
 TIMEOUT = 1.0
@@ -90,7 +91,7 @@ def test_every_item_ends_once_with_the_right_outcome(faulty_server):
     faulty_server.hits.clear()
     items = [Item(i, i + 1, {"source-ref": f"s3://b/{i}.jpg", "u": faulty_server.url(f"doc/{i}.json")})
              for i in range(N)]
-    context = AnnotatorContext("faults", "cls", "image-classification", options(concurrency=16))
+    context = job_run("faults", "cls", "image-classification", options(concurrency=16))
     with FileAnnotator(context) as annotator:
         pairs = list(annotator.annotate(iter(items)))
     seen = [item.index for item, _ in pairs]
@@ -151,7 +152,7 @@ def test_local_files_outside_the_root_and_oversize_files_are_refused(tmp_path):
         {"source-ref": "x", "u": "/etc/hostname"},
     ]
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
-    context = AnnotatorContext("j", "cls", "image-classification",
+    context = job_run("j", "cls", "image-classification",
                                options(allow_root=str(root), relative_to=str(root)))
     with FileAnnotator(context) as annotator:
         out = dict((item.index, o) for item, o in annotator.annotate(items))
@@ -183,7 +184,7 @@ def test_s3_labels_and_images_through_moto(s3, tmp_path):
         {"source-ref": "img.png", "u": "big.json"},
     ]
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
-    context = AnnotatorContext("s3job", "boxes", "object-detection",
+    context = job_run("s3job", "boxes", "object-detection",
                                options(relative_to=f"s3://{bucket}/run", allow_hosts=[bucket]))
     with FileAnnotator(context) as annotator:
         out = dict((item.index, o) for item, o in annotator.annotate(items))
@@ -195,7 +196,7 @@ def test_s3_labels_and_images_through_moto(s3, tmp_path):
     assert isinstance(out[2], Failed) and out[2].reason.startswith(f"fetch: no such object (s3://{bucket}/run/")
     assert isinstance(out[3], Failed) and out[3].reason.startswith("fetch: too large")
     # the host allow-list applies to buckets too
-    context = AnnotatorContext("s3job", "boxes", "object-detection", options(allow_hosts=["another-bucket"]))
+    context = job_run("s3job", "boxes", "object-detection", options(allow_hosts=["another-bucket"]))
     with FileAnnotator(context) as annotator:
         ((_, outcome),) = list(annotator.annotate([items[0]]))
     assert isinstance(outcome, Failed) and "not in --allow-host" in outcome.reason

@@ -22,10 +22,11 @@ from tests.test_inference_support import (  # noqa: E402
     png,
     save_scripted,
 )
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled, Routed  # noqa: E402
+from totask_manifest.annotators.base import Failed, Item, Labeled, Routed  # noqa: E402
 from totask_manifest.annotators.inference import InferenceAnnotator  # noqa: E402
 from totask_manifest.errors import UsageError  # noqa: E402
 from totask_manifest.manifest.validate import check_label  # noqa: E402
+from totask_manifest.testing.runs import job_run  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -41,11 +42,8 @@ def full_metadata(task_type: str, meta: dict) -> dict:
 
 
 def run(tmp_path: Path, task_type: str, options: dict, records: list[dict]) -> list:
-    ctx = AnnotatorContext(
-        job_name="t", label_attribute="lab", task_type=task_type,
-        options={"allow_root": str(tmp_path), "relative_to": str(tmp_path), **options},
-        job_url=str(tmp_path / "job"), manifest_url=str(tmp_path / "in.manifest"),
-    )
+    ctx = job_run("t", "lab", task_type, {"allow_root": str(tmp_path), "relative_to": str(tmp_path), **options},
+                  method="inference", output_root=str(tmp_path), manifest_url=str(tmp_path / "in.manifest"))
     items = [Item(i, i + 1, r) for i, r in enumerate(records)]
     with InferenceAnnotator(ctx) as annotator:
         got = dict((item.index, out) for item, out in annotator.annotate(items))
@@ -208,7 +206,7 @@ def test_semantic_segmentation_writes_palette_masks(tmp_path):
                [{"source-ref": "a.png"}, {"source-ref": "missing.png"}])
     out = outs[0]
     assert isinstance(out, Labeled)
-    assert out.value == str(tmp_path / "job" / "annotations" / "masks" / "1.png")
+    assert out.value == str(tmp_path / "t" / "annotations" / "masks" / "1.png")
     mask_img = Image.open(out.value)
     assert mask_img.mode == "P" and mask_img.size == (64, 64)
     mask = np.asarray(mask_img)
@@ -225,7 +223,7 @@ def test_semantic_segmentation_writes_palette_masks(tmp_path):
     meta = full_metadata("semantic-segmentation", out.metadata)
     assert check_label("semantic-segmentation", out.value, meta) == []
     assert isinstance(outs[1], Failed)
-    assert sorted(p.name for p in (tmp_path / "job" / "annotations" / "masks").iterdir()) == ["1.png"]
+    assert sorted(p.name for p in (tmp_path / "t" / "annotations" / "masks").iterdir()) == ["1.png"]
 
 
 def test_class_names_file_wins_and_missing_names_is_a_usage_error(tmp_path):
@@ -403,7 +401,7 @@ def test_the_guides_pre_processor_params_examples_are_accepted(tmp_path, detecto
     options = {"model": str(detector), "params_file": params_file, "params": load_params_file(params_file),
                "device": "cpu"}
     caplog.clear()
-    InferenceAnnotator.check_options(options, "object-detection")
+    InferenceAnnotator.check(InferenceAnnotator.Options.from_dict(options), "object-detection")
     assert not [r for r in caplog.records if r.name == "totask_manifest.models.params"]
     Image.new("RGB", (40, 30), (0, 0, 0)).save(tmp_path / "black.png")
     outs = run(tmp_path, "object-detection", options, [{"source-ref": "black.png"}])
@@ -477,7 +475,7 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
     from totask_manifest.annotators.inference import InferenceAnnotator as A
 
     ok = {"model": str(detector)}
-    A.check_options(ok, "object-detection")
+    A.check(A.Options.from_dict(ok), "object-detection")
     cases = [
         ({"model": None}, "needs --model"),
         ({"model": str(tmp_path / "none.pt")}, "no such file"),
@@ -493,18 +491,18 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
     ]
     for options, message in cases:
         with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
-            A.check_options(options, "object-detection")
+            A.check(A.Options.from_dict(options), "object-detection")
     with pytest.raises(UsageError, match="cannot label task type 'text-span'"):
-        A.check_options(ok, "text-span")
+        A.check(A.Options.from_dict(ok), "text-span")
     # the model is loaded once on the CPU: a wrong file or missing class names fail before the job
     (tmp_path / "state.pt").write_bytes(b"PK not a model")
     with pytest.raises(UsageError, match="not a TorchScript file"):
-        A.check_options({"model": str(tmp_path / "state.pt")}, "object-detection")
+        A.check(A.Options.from_dict({"model": str(tmp_path / "state.pt")}), "object-detection")
     anonymous = save_scripted(ColorSegmenter(), tmp_path / "anon.pt")
     with pytest.raises(UsageError, match="no class names"):
-        A.check_options({"model": str(anonymous)}, "semantic-segmentation")
+        A.check(A.Options.from_dict({"model": str(anonymous)}), "semantic-segmentation")
     with pytest.raises(UsageError, match="unknown class name 'purple'"):
-        A.check_options({**ok, "params": {"class_filter": ["purple"]}}, "object-detection")
+        A.check(A.Options.from_dict({**ok, "params": {"class_filter": ["purple"]}}), "object-detection")
 
 
 def test_flags_override_the_params_file_and_resolve_defaults():

@@ -10,9 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from totask_manifest.annotators.base import AnnotatorContext, Item, Labeled
+from totask_manifest.annotators.base import Item, Labeled
 from totask_manifest.annotators.inference import InferenceAnnotator
 from totask_manifest.manifest.validate import check_label
+from totask_manifest.testing.runs import job_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 MODELS = SAMPLE / "models"
@@ -39,11 +40,9 @@ def truth() -> list[tuple[dict, list[tuple[int, float, float, float, float]] | N
 
 
 def run(task_type: str, model: str, **options) -> list:
-    ctx = AnnotatorContext(
-        job_name="s", label_attribute="lab", task_type=task_type,
-        options={"model": str(MODELS / model), "allow_root": str(SAMPLE), "relative_to": str(SAMPLE), **options},
-        job_url="memory://sample-job",
-    )
+    ctx = job_run("s", "lab", task_type,
+                  {"model": str(MODELS / model), "allow_root": str(SAMPLE), "relative_to": str(SAMPLE), **options},
+                  method="inference", output_root="memory://sample-job")
     lines = truth()
     items = [Item(i, i + 1, rec) for i, (rec, _) in enumerate(lines)]
     with InferenceAnnotator(ctx) as annotator:

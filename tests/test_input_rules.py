@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.jobs_helpers import TOY, run_cli
 from totask_manifest import api
-from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
+from totask_manifest.annotators.base import BatchAnnotator, Item, Labeled, Outcome
 from totask_manifest.errors import InvalidInputError
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.manifest.line import duplicate_key_paths, may_repeat_a_key
@@ -83,7 +83,7 @@ def test_the_cli_names_line_and_rule_and_exits_1_as_validate(tmp_path: Path) -> 
     assert "Traceback" not in r.stderr
 
 
-class ManyBoxes(Annotator):
+class ManyBoxes(BatchAnnotator):
     """Labels a line with as many boxes as its ``n`` key says (a plugin, through the real job)."""
 
     name = "many-boxes"

@@ -35,6 +35,7 @@ NEVER = [
     ("totask_manifest.jobs", "totask_manifest.engines"),
     ("totask_manifest.formats", "totask_manifest.jobs"),
     ("totask_manifest.synapse", "totask_manifest.engines"),
+    ("totask_manifest.synapse", "totask_manifest.annotators"),  # the pre-processor annotator sits in annotators/
     ("totask_manifest.testing", "totask_manifest.api"),
     ("totask_manifest.testing", "totask_manifest.annotators"),
 ]

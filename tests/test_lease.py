@@ -133,15 +133,20 @@ def test_a_racing_acquire_has_one_winner(tmp_path):
         "t = float(sys.argv[2])\n"
         "while time.time() < t: pass\n"
         "try:\n"
-        "    l = acquire(sys.argv[1], 'race'); print('won', flush=True); time.sleep(2); l.release()\n"
+        "    l = acquire(sys.argv[1], 'race'); print('won', flush=True); sys.stdin.read(); l.release()\n"
         "except JobBusyError:\n"
         "    print('lost', flush=True)\n"
     )
     start = str(time.time() + 1.5)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(job), start], stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(8)]
-    results = [p.communicate(timeout=60)[0].strip() for p in procs]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(job), start], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(8)]
+    # the winner holds the lease until every process has answered (a loaded machine may start the
+    # last one seconds late: a winner that let go after a fixed time would let it win too)
+    results = [p.stdout.readline().strip() for p in procs]
+    for p in procs:
+        p.stdin.close()
+        p.wait(timeout=60)
     assert sorted(results) == ["lost"] * 7 + ["won"]
 
 

@@ -234,14 +234,3 @@ def test_replacing_a_real_label_keeps_the_rest_of_the_line() -> None:
     assert b'"top":164.60000000000002' in edited.body
     assert list(after) == list(before)
 
-
-@given(LINE_OBJECTS, st.sampled_from([{"new": 1}, {"lbl": {"a": [1, 2.5]}, "lbl-metadata": {"t": "é"}}]))
-def test_appending_new_keys_takes_the_short_way_to_the_same_bytes(line_object: tuple[bytes, dict],
-                                                                  updates: dict) -> None:
-    """``splice`` given the parsed line appends keys it lacks without scanning its members; the
-    bytes must be those of the full scan, whatever the line's spacing."""
-    from totask_manifest.manifest.line import splice
-
-    body, record = line_object
-    updates = {k: v for k, v in updates.items() if k not in record}
-    assert splice(body, updates, record) == splice(body, updates)

@@ -30,6 +30,7 @@ def test_the_names_users_call_are_exported() -> None:
     wanted = {"annotate", "resume", "chain", "clone", "status", "JobConfig", "JobResult", "validate_manifest",
               "check_label", "manifest_stats", "convert", "write_report", "evaluate_manifest", "labeled_only",
               "export_tasks", "apply_job", "rollback_job", "ToTaskAction", "Annotator", "register_annotator",
+              "BatchAnnotator", "Options", "option", "get_engine",
               "Item", "Labeled", "Failed", "Routed", "read_lines", "write_lines", "DELETE", "TotaskError"}
     assert wanted <= set(totask_manifest.__all__)
 

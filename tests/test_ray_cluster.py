@@ -21,6 +21,7 @@ from tests.jobs_helpers import assert_same_output, output_of, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
 from totask_manifest.annotators.base import Item, Outcome
+from totask_manifest.engines.base import get_engine
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
@@ -103,9 +104,8 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
     local = api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
-    worker, results = start_job(lambda: api.annotate(
-        config(tmp_path / "ray", inp, log), engine="ray",
-        engine_options={"address": cluster.address, "actors": 2, "probe_seconds": 3.0}))
+    engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0)
+    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine=engine))
     wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
     before = logged(log)
     victim = before[-1][0]  # a node whose actor is working now
@@ -132,8 +132,8 @@ def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, c
     api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
     options = {"address": cluster.address, "actors": 1, "probe_seconds": 2.0, "stall_seconds": 6.0}
-    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine="ray",
-                                                     engine_options=options))
+    engine = get_engine("ray", **options)
+    worker, results = start_job(lambda: api.annotate(config(tmp_path / "ray", inp, log), engine=engine))
     wait_until(lambda: (job_dir / "job.json").exists() and len(JobLayout(str(job_dir)).parts()) >= 1)
     for node in list(cluster.worker_nodes):
         cluster.remove_node(node)
@@ -146,7 +146,7 @@ def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, c
 
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
-    resumed = api.resume(str(job_dir), engine="ray", engine_options={"address": cluster.address, "actors": 1})
+    resumed = api.resume(str(job_dir), engine=get_engine("ray", address=cluster.address, actors=1))
     assert resumed.status == "COMPLETED", resumed.metrics
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     indices = [r.index for r in iter_records(JobLayout(str(job_dir)))]

@@ -25,7 +25,9 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import api
-from totask_manifest.annotators.base import Item, Outcome
+from totask_manifest.annotators.base import Item, Outcome, Resources
+from totask_manifest.cli._options import add_options, read_options
+from totask_manifest.engines.base import get_engine
 from totask_manifest.jobs.checkpoint import iter_records
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
@@ -67,7 +69,10 @@ class CountingToy(ToyClassifier):
     index, and the GPU share Ray gave this actor), and one row per construction to ``built``."""
 
     name = "counting-toy"
-    uses_gpu = True  # asks for a GPU when the cluster has one, like a local model
+
+    @classmethod
+    def resources(cls, options):  # a GPU when the cluster has one, like a local model
+        return Resources(gpus=1.0)
 
     def __init__(self, context) -> None:
         super().__init__(context)
@@ -158,7 +163,7 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
 def test_real_ground_truth_manifest_same_output_as_local(tmp_path, ray_address, manifest, fail):
     local = api.annotate(config(tmp_path / "local", manifest, options={"fail": fail}))
     remote = api.annotate(config(tmp_path / "ray", manifest, options={"fail": fail}),
-                          engine="ray", engine_options=SMALL)
+                          engine=get_engine("ray", **SMALL))
     assert local.status == remote.status == "COMPLETED"
     assert remote.metrics == local.metrics
     assert local.metrics["success"] > 0 and local.metrics["failed"] > 0
@@ -184,16 +189,17 @@ def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
         inp = tmp_path / "http.manifest"
         inp.write_bytes(b"\n".join(lines) + b"\n")
         parser = argparse.ArgumentParser()
-        FileAnnotator.add_arguments(parser)
-        options = FileAnnotator.options_from_args(parser.parse_args(
-            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]))
+        add_options(parser, FileAnnotator.Options)
+        options = read_options(parser.parse_args(
+            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]),
+            FileAnnotator.Options)
 
         def job(root: str) -> JobConfig:
             return config(tmp_path / root, inp, label_attribute="boxes", task_type="object-detection",
                           method="file", options=options)
 
         local = api.annotate(job("local"))
-        remote = api.annotate(job("ray"), engine="ray", engine_options={"batch_size": 8})
+        remote = api.annotate(job("ray"), engine=get_engine("ray", batch_size=8))
     assert local.status == remote.status == "COMPLETED"
     assert remote.metrics == local.metrics and local.metrics["success"] >= 40 and local.metrics["failed"] >= 1
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
@@ -205,9 +211,9 @@ def test_chain_and_resume_with_ray_same_output_as_local(tmp_path, ray_address):
     inp = write_manifest(tmp_path / "in.manifest", 120, prelabeled_every=5)
     # chain: the failed lines are retried under the same attribute, on each engine
     for root, engine in (("local", "local"), ("ray", "ray")):
-        first = api.annotate(config(tmp_path / root, inp), engine=engine, engine_options=SMALL if engine == "ray" else {})
+        first = api.annotate(config(tmp_path / root, inp), engine=get_engine(engine, **(SMALL if engine == "ray" else {})))
         again = api.chain(first.job_url, "retry", label_attribute="cls", options={"fail": ""},
-                          engine=engine, engine_options=SMALL if engine == "ray" else {})
+                          engine=get_engine(engine, **(SMALL if engine == "ray" else {})))
         assert again.status == "COMPLETED" and again.metrics["total"] == first.metrics["failed"] > 0
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     assert_same_output(output_of(tmp_path / "local", "retry"), output_of(tmp_path / "ray", "retry"))
@@ -221,7 +227,7 @@ def test_chain_and_resume_with_ray_same_output_as_local(tmp_path, ray_address):
     proc.wait(timeout=30)
     done_before = len(records_once_each(tmp_path / "killed" / "job"))
     assert 0 < done_before < job_json(tmp_path / "killed" / "job")["metrics"]["total"]
-    result = api.resume(str(tmp_path / "killed" / "job"), engine="ray", engine_options=SMALL)
+    result = api.resume(str(tmp_path / "killed" / "job"), engine=get_engine("ray", **SMALL))
     assert result.status == "COMPLETED"
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "killed", "job"))
     assert len(records_once_each(tmp_path / "killed" / "job")) == result.metrics["total"]
@@ -237,7 +243,7 @@ def test_worker_killed_mid_batch_job_completes_identical(tmp_path, ray_address):
     calls, marker = tmp_path / "calls.log", tmp_path / "killed.marker"
     opts = {"fail": "bad", "log": str(calls), "marker": str(marker), "kill_at": 90}
     remote = api.annotate(config(tmp_path / "ray", inp, method=SUICIDAL, options=opts),
-                          engine="ray", engine_options=SMALL)
+                          engine=get_engine("ray", **SMALL))
     assert marker.exists(), "the worker was never killed"
     assert remote.status == "COMPLETED" and remote.metrics == local.metrics
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
@@ -260,7 +266,7 @@ def test_worker_killed_mid_batch_job_completes_identical(tmp_path, ray_address):
 def test_worker_dying_on_every_try_fails_the_job_instead_of_looping(tmp_path, ray_address):
     inp = write_manifest(tmp_path / "in.manifest", 30)
     result = api.annotate(config(tmp_path, inp, method=f"{__name__}:AlwaysDies"),
-                          engine="ray", engine_options={"max_retries": 1, "batch_size": 16})
+                          engine=get_engine("ray", max_retries=1, batch_size=16))
     assert result.status == "FAILED"
     job = job_json(tmp_path / "job")
     assert "ActorDiedError" in job["error"] and job["metrics"]["stand_by"] == job["metrics"]["total"]
@@ -369,7 +375,7 @@ def test_gpus_per_actor_reach_the_actors_and_the_model_loads_once_per_actor(tmp_
     inp = write_manifest(tmp_path / "in.manifest", 40)
     opts = {"fail": "bad", "log": str(tmp_path / "annotated.log"), "built": str(tmp_path / "built.log")}
     result = api.annotate(config(tmp_path, inp, method=f"{__name__}:CountingToy", options=opts),
-                          engine="ray", engine_options={"gpus_per_actor": 0.5, "actors": 2, "batch_size": 4})
+                          engine=get_engine("ray", gpus_per_actor=0.5, actors=2, batch_size=4))
     assert result.status == "COMPLETED"
     built = [row.split() for row in (tmp_path / "built.log").read_text().splitlines()]
     annotated = [row.split() for row in (tmp_path / "annotated.log").read_text().splitlines()]
@@ -379,10 +385,9 @@ def test_gpus_per_actor_reach_the_actors_and_the_model_loads_once_per_actor(tmp_
 
 
 def test_gpus_per_actor_must_be_more_than_zero():
-    from totask_manifest.engines.ray import RayEngine
 
     with pytest.raises(Exception, match="gpus_per_actor must be more than 0"):
-        RayEngine(gpus_per_actor=0)
+        get_engine("ray", gpus_per_actor=0)
 
 
 def _file_job_args(inp: str, out: Path, *extra: str) -> list[str]:
@@ -405,19 +410,18 @@ def test_local_paths_workers_read_are_refused_on_a_cluster_address(tmp_path):
 
 
 def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
-    from totask_manifest.engines.ray import RayEngine
 
     cfg = config(tmp_path, SAMPLE / "manifest.jsonl", method="file",
                  options={"url_key": "annotation-ref", "class_names": str(SAMPLE / "class_names.txt"),
                           "relative_to": str(SAMPLE)})
     with pytest.raises(Exception, match="class-names"):
-        RayEngine("ray://head:10001").check(cfg)
-    RayEngine("ray://head:10001", shared_paths=True).check(cfg)  # the user says every node mounts them
-    RayEngine().check(cfg)  # a private local instance: one machine, one disk
-    RayEngine("local").check(cfg)
+        get_engine("ray", address="ray://head:10001").check(cfg)
+    get_engine("ray", address="ray://head:10001", shared_paths=True).check(cfg)  # the user says every node mounts them
+    get_engine("ray").check(cfg)  # a private local instance: one machine, one disk
+    get_engine("ray", address="local").check(cfg)
     cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
                    "relative_to": "s3://bucket/data/"}
-    RayEngine("ray://head:10001").check(cfg)
+    get_engine("ray", address="ray://head:10001").check(cfg)
 
 
 def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):
@@ -436,21 +440,19 @@ def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_pa
         write_bytes_atomic(f"{bucket}/data/in.manifest", b"\n".join(lines) + b"\n")
         write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
         parser = argparse.ArgumentParser()
-        FileAnnotator.add_arguments(parser)
-        parser.add_argument("--input")
-        options = FileAnnotator.options_from_args(parser.parse_args(
+        add_options(parser, FileAnnotator.Options)
+        options = read_options(parser.parse_args(
             ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
-             "--native", "convert", "--input", f"{bucket}/data/in.manifest"]))
-        assert options["relative_to"].startswith("s3://")
+             "--native", "convert"]), FileAnnotator.Options)
+        assert "relative_to" not in options  # the job sets it: the input manifest's s3:// folder
 
         def job(root: str) -> JobConfig:
             return config(root, f"{bucket}/data/in.manifest", label_attribute="boxes",  # type: ignore[arg-type]
                           task_type="object-detection", method="file", options=dict(options))
 
         aws = {k: os.environ[k] for k in os.environ if k.startswith("AWS_")}
-        remote = api.annotate(job(f"{bucket}/jobs"), engine="ray",
-                              engine_options={"address": ray_address, "batch_size": 4,
-                                              "runtime_env": {"env_vars": aws}})
+        remote = api.annotate(job(f"{bucket}/jobs"), engine=get_engine("ray", address=ray_address, batch_size=4,
+                                                                        runtime_env={"env_vars": aws}))
         local = api.annotate(job(str(tmp_path / "local")))
         assert remote.status == local.status == "COMPLETED", remote.metrics
         assert remote.metrics == local.metrics and local.metrics["success"] >= 10

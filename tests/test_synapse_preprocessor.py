@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from totask_manifest.annotators.base import AnnotatorContext, Failed, Item, Labeled
+from totask_manifest.annotators.base import Failed, Item, Labeled
+from totask_manifest.annotators.synapse_preprocessor import PreProcessorAnnotator
 from totask_manifest.errors import FatalSynapseError
 from totask_manifest.synapse.preprocessor import (
     InferenceFailed,
     PreProcessor,
-    PreProcessorAnnotator,
     Served,
     Timing,
     infer,
 )
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import png_bytes, token_headers
+from totask_manifest.testing.runs import job_run
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -208,7 +209,7 @@ def test_annotator_labels_from_inference_and_fails_empty_results(synapse, files)
 
     synapse.inference = inference
     # results converted to the task type (native: convert); kept as they are is tested in test_native_documents.py
-    context = AnnotatorContext("j", "boxes", "object-detection",
+    context = job_run("j", "boxes", "object-detection",
                                {"pre_processor": rel, "agent": 1, "model": 5, "pre_processor_params": {},
                                 "native": "convert"})
     items = [Item(i, i + 1, {"source-ref": url}) for i, url in enumerate(images)] + [Item(4, 5, {"source": "text"})]

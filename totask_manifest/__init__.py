@@ -37,7 +37,8 @@ _LAZY: dict[str, str] = {
     "annotate": "api", "resume": "api", "chain": "api", "clone": "api", "status": "api",
     "JobConfig": "jobs.config", "JobResult": "jobs.config",
     # annotators and what they return
-    "Annotator": "annotators.base", "register_annotator": "annotators.base",
+    "Annotator": "annotators.base", "BatchAnnotator": "annotators.base", "register_annotator": "annotators.base",
+    "Options": "options", "option": "options", "get_engine": "engines.base",
     "Item": "outcomes", "Labeled": "outcomes", "Failed": "outcomes", "Routed": "outcomes",
     "Outcome": "outcomes",
     # the line layer
@@ -66,6 +67,7 @@ __all__ = [
     "TASK_TYPES",
     "Annotator",
     "ApplyReport",
+    "BatchAnnotator",
     "ConvertResult",
     "Evaluation",
     "ExportResult",
@@ -84,6 +86,7 @@ __all__ = [
     "ManifestError",
     "ManifestStats",
     "NotAJobError",
+    "Options",
     "Outcome",
     "Problem",
     "ReportResult",
@@ -104,10 +107,12 @@ __all__ = [
     "convert",
     "evaluate_manifest",
     "export_tasks",
+    "get_engine",
     "get_task_type",
     "label_attribute_violations",
     "labeled_only",
     "manifest_stats",
+    "option",
     "read_lines",
     "register_annotator",
     "resume",
@@ -142,13 +147,15 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr
     from .analytics.labeled_only import LabeledOnly, labeled_only
     from .analytics.report import ReportResult, write_report
     from .analytics.stats import ManifestStats, manifest_stats
-    from .annotators.base import Annotator, register_annotator
+    from .annotators.base import Annotator, BatchAnnotator, register_annotator
     from .api import annotate, chain, clone, resume, status
+    from .engines.base import get_engine
     from .jobs.config import JobConfig, JobResult
     from .manifest.io import read_lines, write_lines
     from .manifest.line import DELETE, Line
     from .manifest.naming import check_label_attribute, label_attribute_violations
     from .manifest.validate import Problem, ValidationReport, check_label, validate_manifest
+    from .options import Options, option
     from .outcomes import Failed, Item, Labeled, Outcome, Routed
     from .synapse.apply import ApplyReport, apply_job
     from .synapse.export import ExportResult, export_tasks

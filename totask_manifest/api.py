@@ -12,12 +12,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from .annotators.base import AnnotatorContext, get_annotator_class
-from .engines.base import RunPlan, get_engine
+from .annotators.base import get_annotator_class
+from .engines.base import Engine, get_engine
 from .errors import JobError, TotaskError, UsageError
 from .jobs.checkpoint import CheckpointWriter, summarize
 from .jobs.commit import Coverage, write_failures, write_output
@@ -28,6 +28,7 @@ from .jobs.layout import check_job_name, clean_temporaries
 from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
 from .jobs.recorder import Recorder
+from .jobs.run import JobRun, ProgressCallback
 from .jobs.scan_ranges import job_selection, raise_for_problems, scan_input
 from .jobs.state import JobState, empty_metrics, now_iso
 from .jobs.status import COMPLETED, FAILED, RUNNING, STOPPED
@@ -36,8 +37,6 @@ from .storage import exists, redact_url
 from .task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
-
-ProgressCallback = Callable[[dict[str, int]], None]
 
 #: options about the data rather than the method, kept when a chained job changes method
 _DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
@@ -88,30 +87,43 @@ def _check_config(config: JobConfig) -> None:
     check_label_attribute(config.label_attribute, task_type)
     if config.checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
-    get_annotator_class(config.method).check_options(config.options, task_type.name)
+    _check_options(config.method, config.options, task_type.name)
+
+
+def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
+    """The method's own check of its options (typed from job.json's object), before anything runs."""
+    cls = get_annotator_class(method)
+    cls.check(cls.Options.from_dict(options), task_type)
+
+
+def _engine(engine: Engine | str) -> Engine:
+    """An engine given by name runs with its default options (``get_engine`` gives others)."""
+    return get_engine(engine) if isinstance(engine, str) else engine
 
 
 def annotate(
     config: JobConfig,
     *,
-    engine: str = "local",
-    engine_options: dict[str, Any] | None = None,
+    engine: Engine | str = "local",
     on_progress: ProgressCallback | None = None,
     chained_from: str | None = None,
     cloned_from: str | None = None,
 ) -> JobResult:
-    """Start a new job and run it to completion (or until stopped)."""
+    """Start a new job and run it to completion (or until stopped).
+
+    ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
+    ``on_progress`` is called with the job's counters as lines finish.
+    """
     _check_config(config)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
-    get_engine(engine, **(engine_options or {})).check(config)
+    run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
+    run.engine.check(config)
     with hold(config.job_url, "annotate"):
-        return _annotate_held(config, engine, engine_options, on_progress, chained_from, cloned_from)
+        return _annotate_held(run, chained_from, cloned_from)
 
 
-def _annotate_held(
-    config: JobConfig, engine: str, engine_options: dict[str, Any] | None, on_progress: ProgressCallback | None,
-    chained_from: str | None, cloned_from: str | None,
-) -> JobResult:
+def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None) -> JobResult:
+    config = run.config
     job = Job(config.job_url)
     layout = job.layout
     if job.exists:
@@ -120,7 +132,7 @@ def _annotate_held(
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
-            return resume(config.job_url, engine=engine, engine_options=engine_options, on_progress=on_progress,
+            return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every)
         raise JobError(
             f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
@@ -152,7 +164,7 @@ def _annotate_held(
         metrics=empty_metrics(scan.selected),
         chained_from=chained_from,
         cloned_from=cloned_from,
-        engine=engine,
+        engine=run.engine.name,
     )
     state.save()
     scan.selection.save(layout.selection)
@@ -160,14 +172,13 @@ def _annotate_held(
         "job %s: %d line(s), %d to label under %r -> %s",
         config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
     )
-    return _execute(state, engine, engine_options or {}, on_progress)
+    return _execute(state, run)
 
 
 def resume(
     job_url: str,
     *,
-    engine: str | None = None,
-    engine_options: dict[str, Any] | None = None,
+    engine: Engine | str | None = None,
     on_progress: ProgressCallback | None = None,
     options: dict[str, Any] | None = None,
     checkpoint_every: int | None = None,
@@ -176,7 +187,8 @@ def resume(
 
     ``options`` may change the tuning options only (``TUNING_OPTIONS``: concurrency, timeout,
     retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
-    writes stays as configured. Takes the job's lease: refused (``JobBusyError``) while another
+    writes stays as configured. ``engine``: the job's own engine (with its default options) unless
+    given. Takes the job's lease: refused (``JobBusyError``) while another
     process runs the job, taken over when that process is gone.
     """
     changes = {k: v for k, v in (options or {}).items() if v is not None}
@@ -196,17 +208,15 @@ def resume(
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if changes:
             state.config.options = {**state.config.options, **changes}
-            get_annotator_class(state.config.method).check_options(state.config.options, state.config.task_type)
+            _check_options(state.config.method, state.config.options, state.config.task_type)
             log.info("job %s: tuning changed: %s", state.config.job_name,
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:
             state.config.checkpoint_every = checkpoint_every
-        return _resume_held(state, engine, engine_options, on_progress)
+        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress))
 
 
-def _resume_held(
-    state: JobState, engine: str | None, engine_options: dict[str, Any] | None, on_progress: ProgressCallback | None
-) -> JobResult:
+def _resume_held(state: JobState, run: JobRun) -> JobResult:
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:
@@ -214,11 +224,12 @@ def _resume_held(
             f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
         )
-    get_engine(engine or state.engine, **(engine_options or {})).check(state.config)
+    run.engine = _engine(run.engine or state.engine)
+    run.engine.check(state.config)
     state.status = RUNNING
     state.error = None
     state.save()
-    return _execute(state, engine or state.engine, engine_options or {}, on_progress)
+    return _execute(state, run)
 
 
 def chain(
@@ -232,8 +243,7 @@ def chain(
     options: dict[str, Any] | None = None,
     append: list[str] | None = None,
     checkpoint_every: int | None = None,
-    engine: str = "local",
-    engine_options: dict[str, Any] | None = None,
+    engine: Engine | str = "local",
     on_progress: ProgressCallback | None = None,
 ) -> JobResult:
     """A new job whose input is this job's output manifest (Ground Truth chaining).
@@ -276,9 +286,7 @@ def chain(
         checkpoint_seconds=prev.config.checkpoint_seconds,
         append=list(append or []),
     )
-    return annotate(
-        config, engine=engine, engine_options=engine_options, on_progress=on_progress, chained_from=prev.config.job_url
-    )
+    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url)
 
 
 def clone(
@@ -288,8 +296,7 @@ def clone(
     output_root: str | None = None,
     label_attribute: str | None = None,
     options: dict[str, Any] | None = None,
-    engine: str = "local",
-    engine_options: dict[str, Any] | None = None,
+    engine: Engine | str = "local",
     on_progress: ProgressCallback | None = None,
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
@@ -304,9 +311,7 @@ def clone(
         options={**prev.config.options, **(options or {})},
         append=list(prev.config.append),
     )
-    return annotate(
-        config, engine=engine, engine_options=engine_options, on_progress=on_progress, cloned_from=prev.config.job_url
-    )
+    return annotate(config, engine=engine, on_progress=on_progress, cloned_from=prev.config.job_url)
 
 
 def status(job_url: str) -> dict[str, Any]:
@@ -369,7 +374,7 @@ class _HardStop(BaseException):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(plan: RunPlan) -> Iterator[dict[str, int]]:
+def _stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status."""
@@ -398,13 +403,10 @@ def _stop_on_signals(plan: RunPlan) -> Iterator[dict[str, int]]:
             signal.signal(s, h)
 
 
-def _execute(
-    state: JobState, engine_name: str, engine_options: dict[str, Any], on_progress: ProgressCallback | None
-) -> JobResult:
+def _execute(state: JobState, run: JobRun) -> JobResult:
     config = state.config
     layout = state.layout
-    annotator_cls = get_annotator_class(config.method)
-    engine = get_engine(engine_name, **engine_options)
+    on_progress = run.on_progress
     lease = held_lease(config.job_url)
     guard = lease.verify if lease is not None else None
     for url in clean_temporaries(config.job_url):
@@ -427,21 +429,13 @@ def _execute(
         on_update=(lambda _d, _t: on_progress(_metrics(total, counts))) if on_progress else None,
     )
     recorder.listeners.append(lambda _status: progress.advance())
-    context = AnnotatorContext(
-        job_name=config.job_name,
-        label_attribute=config.label_attribute,
-        task_type=config.task_type,
-        options=dict(config.options),
-        job_url=config.job_url,
-        manifest_url=state.effective_input,
-    )
-    plan = RunPlan(config, state.effective_input, after, annotator_cls, context, recorder, options=engine_options)
-    run_record: dict[str, Any] = {"started": now_iso(), "engine": engine_name, "resumed_after_line": after + 1}
+    plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
+    run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
     started = time.monotonic()
     error: str | None = None
     with _stop_on_signals(plan) as received:
         try:
-            engine.run(plan)
+            plan.engine.run(plan)
         except LeaseLost:
             plan.stop.set()
             raise  # another process owns the folder now: write nothing more, not even a final status
@@ -482,7 +476,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _commit(
-    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: RunPlan,
+    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: JobRun,
     run_record: dict[str, Any], started: float, received: dict[str, int],
 ) -> None:
     """Decide the final status, write the output manifest and failures, save job.json."""

@@ -3,16 +3,15 @@
 Both annotators read files named by manifest lines (annotation files, images), so this is the one
 place that decides what may be read and how hard to try:
 
-* ``http(s)://`` goes through httpx's API over the ``httpx-aiohttp`` transport: one connection
-  pool per ``Fetcher``. httpx's own async pool loses throughput as concurrency grows
-  (encode/httpx#3215); the aiohttp transport keeps ~2,700 requests/s at 32 in flight.
+* ``http(s)://`` goes straight to aiohttp (``fetch_http``): one connection pool per ``Fetcher``,
+  no request or response objects of another library around each GET.
 * ``s3://`` and every other fsspec protocol are read in a thread pool, because fsspec's file API
   is synchronous.
 * local paths and ``file://`` only inside ``allow_root`` (symlinks and ``..`` resolved first),
   and never without one: a manifest must not be able to read ``~/.aws/credentials``.
 
 Retries (5xx, 429, connection errors, timeouts) back off exponentially with jitter and honour
-``Retry-After``. Bodies are counted while streaming, so a lying or missing ``Content-Length``
+``Retry-After`` (``retry.Backoff``, the policy every HTTP client of the project uses). Bodies are counted while streaming, so a lying or missing ``Content-Length``
 cannot get past ``max_body_bytes``. Failures raise ``FetchError`` whose message names what went
 wrong and the URL without its query string or user info: presigned URLs carry their credentials
 there, and reasons end up in manifests and logs.
@@ -26,46 +25,42 @@ import email.utils
 import errno
 import os
 import queue
-import random
 import re
-import ssl
 import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
-
 from .errors import FetchError, StorageError, UsageError
+from .options import Options, option
+from .retry import Backoff
+from .retry import Transient as _Transient
 from .storage import redact_url
 
-DEFAULT_CONCURRENCY = 32
+if TYPE_CHECKING:
+    from .fetch_http import HttpClient
+
+#: requests in flight. A latency-bound store caps a job at concurrency / latency (32 at 10 ms:
+#: 3,200 lines/s, below what the client's CPU allows on 2 cores); 64 lifts that cap, and the raw
+#: aiohttp client spent about half the CPU a request at 64 that it spent at 32; 128 gained
+#: nothing once the CPU was the limit (benchmarks/file_annotate_bench.py --concurrency 32,64,128)
+DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
-USER_AGENT = "totask-manifest"
+USER_AGENT = "totask-manifest"  # the header value; fetch_http sends it
 
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _HTTP_PROTOCOLS = frozenset({"http", "https"})
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 20
 #: the bracketed IPv6 literal of a URL's host (RFC 3986 section 3.2.2)
 _IPV6_HOST = re.compile(r"(?<=://)(?:[^/?#@\[]*@)?\[[0-9A-Za-z:.%_-]*\]")
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class _Transient(Exception):
-    """An attempt that may succeed if repeated (5xx, 429, dropped connection, timeout)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 # --------------------------------------------------------------------------- URLs
@@ -177,26 +172,38 @@ def check_fetch_options(options: dict[str, Any]) -> None:
     FetchPolicy.from_options(options)
 
 
-def fetch_options_from_args(args: Any) -> dict[str, Any]:
-    """The fetch options (and the manifest's folder, which relative URLs resolve against) from
-    parsed ``annotate`` arguments; every method that fetches keeps them under the same keys, the
-    ones ``FetchPolicy.from_options`` reads."""
-    def get(name: str, default: Any = None) -> Any:
-        return getattr(args, name, default)
+@dataclass(frozen=True)
+class FetchOptions(Options):
+    """How an annotator that fetches may fetch (composed into its options with ``nested``), and
+    the folders relative references resolve against. Stored flat in job.json under the keys
+    ``FetchPolicy.from_options`` reads."""
 
-    allow_root = get("allow_root")
-    options: dict[str, Any] = {
-        "concurrency": get("concurrency", DEFAULT_CONCURRENCY),
-        "timeout": get("timeout", DEFAULT_TIMEOUT),
-        "retries": get("retries", DEFAULT_RETRIES),
-        "max_body_bytes": get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
-        "allow_hosts": list(get("allow_host") or []),
-        "allow_root": os.path.abspath(allow_root) if allow_root else None,
-    }
-    source = get("input")
-    if isinstance(source, str) and source:
-        options["relative_to"] = base_of(source)
-    return options
+    concurrency: int = option(DEFAULT_CONCURRENCY, metavar="N",
+                              help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    timeout: float = option(DEFAULT_TIMEOUT, metavar="SECONDS",
+                            help=f"limit for one attempt at one file (default {DEFAULT_TIMEOUT:g})")
+    retries: int = option(DEFAULT_RETRIES, metavar="N",
+                          help="further attempts on 5xx, 429, dropped connections and timeouts "
+                          f"(default {DEFAULT_RETRIES})")
+    max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                                 help=f"largest file accepted (default {DEFAULT_MAX_BODY_BYTES:,})")
+    allow_hosts: tuple[str, ...] = option((), flag="--allow-host", action="append", metavar="HOST",
+                                          help="fetch only from these hosts ('*.example.com' for subdomains; an "
+                                          "s3:// URL's host is its bucket); repeatable; default: any host")
+    allow_root: str | None = option(None, metavar="DIR",
+                                    help="the folder local paths and file:// URLs may read from (refused without it)")
+    #: the input manifest's folder (set by the job): relative references resolve against it
+    relative_to: str | None = option(None, cli=False, omit_default=True)
+    #: ``[first line index, folder]`` per ``--append`` manifest (``APPENDED_BASES``, set by the job)
+    relative_to_appended: list | None = option(None, cli=False, omit_default=True)
+
+    def policy(self) -> FetchPolicy:
+        """The policy these options give (``UsageError`` for values that cannot work)."""
+        return FetchPolicy.from_options(self.to_dict())
+
+    def check(self) -> None:
+        """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
+        check_fetch_options(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,7 @@ class FetchPolicy:
         url = str(url).strip()
         if not url:
             raise FetchError("refused by policy: empty URL")
-        if "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
+        if "::" in url and "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
             raise FetchError(f"refused by policy: chained fsspec URLs are not fetched ({redact_url(url)})")
         if not has_scheme(url):
             return "local", self._local_path(url, url)
@@ -328,25 +335,20 @@ class Fetcher:
     Create and use it inside a running loop (``async with Fetcher(policy) as f``); synchronous
     code uses ``SyncFetcher`` or a ``LoopThread``.
 
-    Requests are ``httpx.Request`` objects handed straight to the ``httpx-aiohttp`` transport.
-    ``httpx.AsyncClient`` would add cookies, auth, event hooks and URL merging that a plain GET
-    of a label file never uses, at about 300 µs of CPU per request on a 2-core machine
-    (``benchmarks/file_annotate_bench.py``); redirects are followed here, hop by hop, under
-    the policy.
+    HTTP(S) goes through ``fetch_http.HttpClient`` (aiohttp, redirects followed here hop by hop
+    under the policy); everything else through a thread pool. Every attempt, whatever the
+    protocol, is bounded by ``policy.timeout`` and retried under ``retry.Backoff``.
     """
 
-    def __init__(self, policy: FetchPolicy | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, policy: FetchPolicy | None = None) -> None:
         self.policy = policy or FetchPolicy()
         self.stats = FetchStats()
-        self._transport = transport
-        self._own_transport = transport is None
+        self._client: HttpClient | None = None
         self._slots = asyncio.Semaphore(self.policy.concurrency)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._rng = random.Random()
+        self.backoff = Backoff(self.policy.backoff, self.policy.max_backoff,
+                               max_retry_after=self.policy.max_retry_after)
         self._closed = False
-        t = self.policy.timeout
-        self._extensions = {"timeout": {"connect": t, "read": t, "write": t, "pool": t}}
-        self._headers = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"})
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -367,13 +369,13 @@ class Fetcher:
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
-                await asyncio.sleep(self._delay(attempt - 1, last))
+                await asyncio.sleep(self.backoff.delay(attempt, last.retry_after if last else None))
             try:
                 async with self._slots:
                     self.stats.attempts += 1
                     async with asyncio.timeout(self.policy.timeout):
                         if kind == "http":
-                            body = await self._http(target)
+                            body = await (self._client or self._http_client()).get(target)
                         else:
                             body = await self._in_thread(kind, target)
                 self.stats.bytes += len(body)
@@ -408,9 +410,9 @@ class Fetcher:
         if self._closed:
             return
         self._closed = True
-        if self._transport is not None and self._own_transport:
-            await self._transport.aclose()
-        self._transport = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -421,12 +423,6 @@ class Fetcher:
         self.stats.failures += 1
         key = reason.split(" (", 1)[0][:60]
         self.stats.by_reason[key] = self.stats.by_reason.get(key, 0) + 1
-
-    def _delay(self, retry: int, last: _Transient | None) -> float:
-        if last is not None and last.retry_after is not None:
-            return min(last.retry_after, self.policy.max_retry_after)
-        ceiling = min(self.policy.max_backoff, self.policy.backoff * (2**retry))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     async def _in_thread(self, kind: str, target: str) -> bytes:
         if self._executor is None:
@@ -441,93 +437,11 @@ class Fetcher:
             )
         return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
-    def _http_transport(self) -> httpx.AsyncBaseTransport:
-        if self._transport is None:
-            import aiohttp
-            from httpx_aiohttp import AiohttpTransport
+    def _http_client(self) -> HttpClient:
+        from .fetch_http import HttpClient  # aiohttp is imported on the first HTTP fetch
 
-            n = self.policy.concurrency
-
-            def session() -> aiohttp.ClientSession:
-                # no trust_env: it costs two thread hops per request (proxy and netrc lookups)
-                return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=n, limit_per_host=n))
-
-            self._transport = AiohttpTransport(client=session)
-        return self._transport
-
-    async def _http(self, url: str) -> bytes:
-        transport = self._http_transport()
-        limit = self.policy.max_body_bytes
-        for _hop in range(self.policy.max_redirects + 1):
-            try:
-                request = httpx.Request("GET", url, headers=self._headers, extensions=self._extensions)
-                resp = await transport.handle_async_request(request)
-                try:
-                    status = resp.status_code
-                    if status in _REDIRECTS:
-                        location = resp.headers.get("location")
-                        if not location:
-                            raise FetchError(f"HTTP {status} without a Location header")
-                        target = request.url.join(location)
-                        url = str(target)
-                        if target.scheme not in _HTTP_PROTOCOLS:
-                            raise FetchError(f"refused by policy: redirect to a {target.scheme}: URL")
-                        self.policy.classify(url)  # the allow-list holds for every hop
-                        continue
-                    if status == 429 or status >= 500:
-                        raise _Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("retry-after")))
-                    if not 200 <= status < 300:
-                        raise FetchError(f"HTTP {status}")
-                    declared = resp.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > limit:
-                        raise FetchError(f"too large: Content-Length {int(declared):,} bytes > limit {limit:,}")
-                    body = bytearray()
-                    async for chunk in resp.aiter_bytes():
-                        body += chunk
-                        if len(body) > limit:
-                            raise FetchError(f"too large: body passed the limit of {limit:,} bytes")
-                    return bytes(body)
-                finally:
-                    await resp.aclose()
-            except httpx.DecodingError as exc:
-                raise FetchError(f"undecodable body: {scrub(str(exc), 120)}") from None
-            except (httpx.TransportError, httpx.StreamError) as exc:
-                if _is_certificate_error(exc):  # retrying will not make the certificate valid
-                    raise FetchError(f"TLS certificate not trusted: {scrub(str(exc), 120)}") from None
-                raise _Transient(_describe_transport_error(exc)) from None
-            except (OSError, _aiohttp_error()) as exc:  # errors the transport does not map
-                raise _Transient(f"connection error: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
-        raise FetchError(f"too many redirects (more than {self.policy.max_redirects})")
-
-
-def _aiohttp_error() -> type[BaseException]:
-    import aiohttp
-
-    return aiohttp.ClientError
-
-
-def _is_certificate_error(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__.endswith("CertificateError"):
-            return True
-        cause = cause.__cause__ if cause.__cause__ is not cause else None
-    return False
-
-
-def _describe_transport_error(exc: BaseException) -> str:
-    """Name the underlying aiohttp error: the transport maps every dropped connection to
-    ``ConnectTimeout``, which would read as a timeout."""
-    root: BaseException = exc
-    while root.__cause__ is not None and root.__cause__ is not root:
-        root = root.__cause__
-    name = type(root).__name__
-    message = scrub(str(root), 120)
-    if isinstance(root, TimeoutError) or (root is exc and isinstance(exc, httpx.TimeoutException)):
-        return f"timed out ({name})"
-    if isinstance(exc, httpx.ReadError) or "Payload" in name:
-        return f"body cut short: {name}: {message}" if message else f"body cut short: {name}"
-    return f"connection error: {name}: {message}" if message else f"connection error: {name}"
+        self._client = HttpClient(self.policy)
+        return self._client
 
 
 def _read_capped(f: Any, limit: int) -> bytes:
@@ -750,12 +664,19 @@ class SyncFetcher:
     """A ``Fetcher`` on its own ``LoopThread``, for synchronous callers.
 
     ``fetch_many`` and ``map_unordered`` keep ``policy.concurrency`` requests in flight; ``close``
-    closes the pool and stops the thread.
+    closes the pool and stops the thread. ``inline=True`` runs the loop in the caller's thread
+    instead (``inline_loop.InlineLoop``: no thread hops, for callers that only wait on
+    ``map_unordered``/``fetch``; ``submit`` needs the thread).
     """
 
-    def __init__(self, policy: FetchPolicy | None = None) -> None:
+    def __init__(self, policy: FetchPolicy | None = None, *, inline: bool = False) -> None:
         self.policy = policy or FetchPolicy()
-        self.loop_thread = LoopThread()
+        if inline:
+            from .inline_loop import InlineLoop
+
+            self.loop_thread: LoopThread | InlineLoop = InlineLoop.for_this_thread()
+        else:
+            self.loop_thread = LoopThread()
         self.fetcher = Fetcher(self.policy)
 
     def __enter__(self) -> SyncFetcher:
@@ -768,6 +689,7 @@ class SyncFetcher:
         return self.loop_thread.run(self.fetcher.fetch(url))
 
     def submit(self, url: str) -> concurrent.futures.Future[bytes]:
+        assert isinstance(self.loop_thread, LoopThread), "submit needs SyncFetcher(inline=False)"
         return self.loop_thread.submit(self.fetcher.fetch(url))
 
     def fetch_many(self, urls: Sequence[str]) -> list[bytes | FetchError]:

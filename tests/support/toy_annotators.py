@@ -3,13 +3,13 @@ engine and CLI (as ``--method tests.support.toy_annotators:Name``)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import time
-from typing import Any
+from dataclasses import dataclass
 
-from totask_manifest.annotators.base import Annotator, Failed, Item, Labeled, Outcome
+from totask_manifest.annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest.options import Options, option
 
 
 def _digest(item: Item) -> int:
@@ -17,30 +17,28 @@ def _digest(item: Item) -> int:
     return int(hashlib.sha256(src.encode()).hexdigest()[:8], 16)
 
 
-class ToyClassifier(Annotator):
+@dataclass(frozen=True)
+class ToyOptions(Options):
+    delay: float = option(0.0, flag="--toy-delay")
+    fail: str = option("bad", flag="--toy-fail", help="fail sources containing this text")
+
+
+class ToyClassifier(BatchAnnotator):
     """Labels image-classification lines from a hash of the source; fails sources containing
     'bad'; sleeps ``--toy-delay`` seconds per line so tests can kill it mid-run."""
 
     name = "toy"
     batch_size = 4
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--toy-delay", type=float, default=0.0)
-        parser.add_argument("--toy-fail", default="bad", help="fail sources containing this text")
-
-    @classmethod
-    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
-        return {"delay": getattr(args, "toy_delay", 0.0), "fail": getattr(args, "toy_fail", "bad")}
+    Options = ToyOptions
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
-        delay = float(self.context.options.get("delay", 0.0) or os.environ.get("TOY_DELAY", 0))
+        delay = float(self.options.delay or os.environ.get("TOY_DELAY", 0))
         out: list[Outcome] = []
         for item in items:
             if delay:
                 time.sleep(delay)
             src = str(item.source)
-            fail = self.context.options.get("fail", "bad")
+            fail = self.options.fail
             if fail and fail in src:
                 out.append(Failed(f"cannot label {src}"))
                 continue

@@ -2,7 +2,7 @@
 
 from .base import (
     Annotator,
-    AnnotatorContext,
+    BatchAnnotator,
     Failed,
     Item,
     Labeled,
@@ -15,7 +15,7 @@ from .base import (
 
 __all__ = [
     "Annotator",
-    "AnnotatorContext",
+    "BatchAnnotator",
     "Failed",
     "Item",
     "Labeled",

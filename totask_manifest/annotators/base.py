@@ -11,18 +11,31 @@ from one place.
 
 from __future__ import annotations
 
-import argparse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import UsageError
+from ..jobs.run import JobRun
+from ..options import Options
 from ..outcomes import Failed, Item, Labeled, Outcome, Routed
 
 __all__ = [
-    "Annotator", "AnnotatorContext", "Failed", "Item", "ItemStream", "Labeled", "Outcome", "Routed",
-    "annotator_names", "get_annotator_class", "register_annotator",
+    "Annotator",
+    "BatchAnnotator",
+    "Failed",
+    "Item",
+    "ItemStream",
+    "JobRun",
+    "Labeled",
+    "Options",
+    "Outcome",
+    "Resources",
+    "Routed",
+    "annotator_names",
+    "get_annotator_class",
+    "register_annotator",
 ]
 
 
@@ -45,58 +58,45 @@ class ItemStream(Iterator[Item]):
         return next(self._items)
 
 
-@dataclass
-class AnnotatorContext:
-    """What an annotator may know about its job."""
+@dataclass(frozen=True)
+class Resources:
+    """What one annotator instance needs from an engine: CPUs and GPUs (fractions share one)."""
 
-    job_name: str
-    label_attribute: str
-    task_type: str
-    options: dict[str, Any]
-    #: URL of the job folder; annotators that write files (masks) put them under it
-    job_url: str = ""
-    #: URL of the manifest being labeled; relative URLs in lines resolve against its folder
-    manifest_url: str = ""
+    cpus: float = 1.0
+    gpus: float = 0.0
 
 
 class Annotator(ABC):
-    """Base class: subclasses set ``name`` and implement ``annotate_batch`` (and may override
-    ``annotate`` to pipeline across batches)."""
+    """Base class: subclasses set ``name``, declare their ``Options`` and implement ``annotate``
+    (or derive from ``BatchAnnotator`` and implement ``annotate_batch``).
+
+    The CLI makes flags of ``Options`` (``cli._options``); a job keeps their values in job.json
+    and the annotator reads them, typed, as ``self.options``.
+    """
 
     name: ClassVar[str]
-    #: how many items ``annotate`` hands to ``annotate_batch`` at once
-    batch_size: int = 64
+    #: this annotator's options (a frozen dataclass, see ``totask_manifest.options``)
+    Options: ClassVar[type[Options]] = Options
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
+        #: the run this annotator serves: job name, task type, label attribute, job folder,
+        #: the manifest read, and job.json's options object (``context.options``)
         self.context = context
+        self.options = self.Options.from_dict(context.options)
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add this method's options to ``annotate`` (names must not clash with other methods)."""
+    def check(cls, options: Any, task_type: str) -> None:
+        """Raise ``UsageError`` before the job starts when ``options`` (an ``Options``) cannot work."""
 
     @classmethod
-    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
-        """Pick this method's options out of parsed arguments (JSON-serialisable, kept in job.json)."""
-        return {}
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
-        """Raise ``UsageError`` before the job starts when options cannot work."""
+    def resources(cls, options: Any) -> Resources:
+        """What each instance needs (an engine sizes its workers by it): one CPU by default."""
+        return Resources()
 
     @abstractmethod
-    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
-        """One outcome per item, in the same order. Must not raise for one bad item."""
-
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
-        """Stream outcomes; may yield out of order (the job puts them back in order)."""
-        batch: list[Item] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                yield from zip(batch, self.annotate_batch(batch), strict=True)
-                batch = []
-        if batch:
-            yield from zip(batch, self.annotate_batch(batch), strict=True)
+        """Stream an outcome per item; may yield out of order (the job puts them back in order).
+        Must not raise for one bad item."""
 
     def close(self) -> None:
         """Release connections, models, worker pools."""
@@ -108,11 +108,32 @@ class Annotator(ABC):
         self.close()
 
 
+class BatchAnnotator(Annotator):
+    """An annotator that works on lists of items: implement ``annotate_batch``."""
+
+    #: how many items ``annotate`` hands to ``annotate_batch`` at once
+    batch_size: int = 64
+
+    @abstractmethod
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        """One outcome per item, in the same order. Must not raise for one bad item."""
+
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        batch: list[Item] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                yield from zip(batch, self.annotate_batch(batch), strict=True)
+                batch = []
+        if batch:
+            yield from zip(batch, self.annotate_batch(batch), strict=True)
+
+
 _REGISTRY: dict[str, str] = {
     # name -> "module:Class", imported on first use so that ``file`` never imports torch
     "file": "totask_manifest.annotators.file:FileAnnotator",
     "inference": "totask_manifest.annotators.inference:InferenceAnnotator",
-    "synapse-preprocessor": "totask_manifest.synapse.preprocessor:PreProcessorAnnotator",
+    "synapse-preprocessor": "totask_manifest.annotators.synapse_preprocessor:PreProcessorAnnotator",
 }
 
 

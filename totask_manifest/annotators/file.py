@@ -3,9 +3,9 @@
 This is ToTask's "file" pre-annotation: a model or a colleague already produced labels as files
 (Ground Truth values, Synapse ``objects`` or DM v1 documents, COCO, YOLO), and the job turns
 each into the line's Ground Truth label. The time goes into waiting for storage, so items are
-processed on an event loop in a background thread with ``concurrency`` requests in flight
-across batch boundaries (``fetch.SyncFetcher.map_unordered``), while the job keeps reading input
-and writing checkpoints in the caller's thread.
+processed on an event loop with ``concurrency`` requests in flight across batch boundaries
+(``fetch.SyncFetcher.map_unordered``); the loop runs in the job's own thread between the
+outcomes it hands back (``inline_loop.InlineLoop``), so no thread hop is paid per line.
 
 Where a line's file is: ``--url-key K`` (a key, or a dotted path into nested objects) or
 ``--target-specification-name S`` (the Synapse files map an exported line carries under
@@ -24,28 +24,22 @@ whose ``convert_data_from_file`` produces the task data instead (``synapse.plugi
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 
 from ..errors import FetchError, TotaskError, UsageError, json_kind
 from ..fetch import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    FetchPolicy,
+    FetchOptions,
     SyncFetcher,
     base_for_line,
     base_of,
-    check_fetch_options,
-    fetch_options_from_args,
     has_scheme,
     redact_url,
     resolve_reference,
@@ -55,8 +49,10 @@ from ..formats.class_names import read_class_names as load_class_names
 from ..formats.detect import TEXT_FORMATS, detect_input_format, input_formats, to_label
 from ..formats.model import FormatError
 from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+from ..jobs.run import JobRun
+from ..options import Options, nested, option
 from ..task_types import get_task_type
-from .base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from .base import Annotator, Failed, Item, Outcome
 
 log = logging.getLogger("totask_manifest")
 
@@ -111,130 +107,91 @@ def read_image_size(data: bytes) -> tuple[int, int, int]:
     return info.width, info.height, info.depth
 
 
+CLASS_NAMES_HELP = "class names, one per line (line index = class id); needed for YOLO, fixes ids for the others"
+
+
+@dataclass(frozen=True)
+class FileOptions(Options):
+    """``--method file``'s options (see the module docstring)."""
+
+    target_specification_name: str | None = option(
+        None, metavar="S", exclusive="where",
+        help="take each line's file URL from the Synapse files map: synapse.files[S].url (exported lines)")
+    url_key: str | None = option(
+        None, metavar="K", exclusive="where",
+        help="take each line's file URL from key K (a dotted path such as 'labels.url' reaches nested keys)")
+    input_format: str = option(AUTO, choices=[AUTO, *input_formats()],
+                               help="format of the label files (default: auto, detected per file)")
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
+    native: str = option(
+        NATIVE_KEEP, choices=NATIVE_MODES, omit_default=True,
+        help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "
+        "keep every JSON document as it is (any: for schema=any targets), or convert them to the task type")
+    allow_drop: bool = option(
+        False, action="store_true", omit_default=True,
+        help="let a conversion drop what the target cannot hold (polygons, rotation, attributes, a second "
+        "media...); the line's metadata records what was dropped. Without it such a line fails")
+    converter: str | None = option(
+        None, metavar="MODULE:CLASS", omit_default=True,
+        help="an existing ToTask plugin class whose convert_data_from_file(primary_file_url, primary_file_name, "
+        "data_file_url, data_file_name, task_data=...) returns each task's data (written unchanged)")
+    fetch: FetchOptions = nested(FetchOptions)
+    #: keep an empty document (set by a ``schema: any`` ToTask run)
+    submit_empty: bool = option(False, cli=False, omit_default=True)
+    #: the ToTask parameters a converter plugin reads as ``self.params`` (set by the ToTask action)
+    converter_params: dict | None = option(None, cli=False, omit_default=True)
+
+
 class FileAnnotator(Annotator):
     """Labels each line from a file it names (``--method file``)."""
 
     name: ClassVar[str] = "file"
-    batch_size = 64
+    Options = FileOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
-        options = context.options
-        self.check_options(options, context.task_type)
+        options: FileOptions = self.options
+        self.check(options, context.task_type)
         self.task_type = get_task_type(context.task_type).name
-        self.url_key: str | None = options.get("url_key") or None
-        self.spec: str | None = options.get("target_specification_name") or None
-        self.input_format: str = options.get("input_format") or AUTO
-        self.class_names: list[str] | None = (
-            load_class_names(options["class_names"]) if options.get("class_names") else None
-        )
-        self.policy = FetchPolicy.from_options(options)
-        base = options.get("relative_to") or (base_of(context.manifest_url) if context.manifest_url else None)
+        self.url_key: str | None = options.url_key or None
+        self.spec: str | None = options.target_specification_name or None
+        self.input_format: str = options.input_format or AUTO
+        self.class_names: list[str] | None = load_class_names(options.class_names) if options.class_names else None
+        self.policy = options.fetch.policy()
+        base = options.fetch.relative_to or (base_of(context.manifest_url) if context.manifest_url else None)
         self.base: str | None = base
-        self.native: str = options.get("native") or NATIVE_KEEP
-        self.allow_drop = bool(options.get("allow_drop"))
+        self.native: str = options.native or NATIVE_KEEP
+        self.allow_drop = bool(options.allow_drop)
         #: keep an empty document (a ``schema: any`` ToTask run submits it, as the SDK's file method)
-        self.submit_empty = bool(options.get("submit_empty"))
+        self.submit_empty = bool(options.submit_empty)
         self.plugin: Any = None
-        if options.get("converter"):
+        if options.converter:
             from ..synapse.plugin import FILE_HOOK, job_params, load_plugin
 
-            self.plugin = load_plugin(options["converter"], needs=FILE_HOOK,
-                                      params=options.get("converter_params")
-                                      or job_params(context.job_name, "file", options))
+            self.plugin = load_plugin(options.converter, needs=FILE_HOOK,
+                                      params=options.converter_params
+                                      or job_params(context.job_name, "file", context.options))
         self._sync: SyncFetcher | None = None
         self._urls: Any = None
 
-    # -- options -------------------------------------------------------------------------------
-
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        where = parser.add_mutually_exclusive_group()
-        where.add_argument(
-            "--target-specification-name", metavar="S",
-            help="take each line's file URL from the Synapse files map: synapse.files[S].url (exported lines)",
-        )
-        where.add_argument(
-            "--url-key", metavar="K",
-            help="take each line's file URL from key K (a dotted path such as 'labels.url' reaches nested keys)",
-        )
-        parser.add_argument(
-            "--input-format", default=AUTO, choices=[AUTO, *input_formats()],
-            help="format of the label files (default: auto, detected per file)",
-        )
-        parser.add_argument(
-            "--class-names", metavar="FILE",
-            help="class names, one per line (line index = class id); needed for YOLO, fixes ids for the others",
-        )
-        parser.add_argument(
-            "--native", choices=NATIVE_MODES, default=NATIVE_KEEP,
-            help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "
-            "keep every JSON document as it is (any: for schema=any targets), or convert them to the task type",
-        )
-        parser.add_argument(
-            "--allow-drop", action="store_true",
-            help="let a conversion drop what the target cannot hold (polygons, rotation, attributes, a second "
-            "media...); the line's metadata records what was dropped. Without it such a line fails",
-        )
-        parser.add_argument(
-            "--converter", metavar="MODULE:CLASS",
-            help="an existing ToTask plugin class whose convert_data_from_file(primary_file_url, primary_file_name, "
-            "data_file_url, data_file_name, task_data=...) returns each task's data (written unchanged)",
-        )
-        parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
-                            help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
-        parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                            help=f"limit for one attempt at one file (default {DEFAULT_TIMEOUT:g})")
-        parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
-                            help="further attempts on 5xx, 429, dropped connections and timeouts "
-                            f"(default {DEFAULT_RETRIES})")
-        parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
-                            help=f"largest file accepted (default {DEFAULT_MAX_BODY_BYTES:,})")
-        parser.add_argument("--allow-host", action="append", metavar="HOST",
-                            help="fetch only from these hosts ('*.example.com' for subdomains; an s3:// "
-                            "URL's host is its bucket); repeatable; default: any host")
-        parser.add_argument("--allow-root", metavar="DIR",
-                            help="the folder local paths and file:// URLs may read from (refused without it)")
-
-    @classmethod
-    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
-        def get(name: str, default: Any = None) -> Any:
-            return getattr(args, name, default)
-
-        class_names = get("class_names")
-        options: dict[str, Any] = {
-            "target_specification_name": get("target_specification_name"),
-            "url_key": get("url_key"),
-            "input_format": get("input_format") or AUTO,
-            "class_names": _absolute(class_names) if class_names else None,
-            **fetch_options_from_args(args),
-        }
-        if get("native") not in (None, NATIVE_KEEP):
-            options["native"] = get("native")
-        if get("allow_drop"):
-            options["allow_drop"] = True
-        if get("converter"):
-            options["converter"] = get("converter")
-        return options
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
-        url_key, spec = options.get("url_key"), options.get("target_specification_name")
+    def check(cls, options: FileOptions, task_type: str) -> None:
+        url_key, spec = options.url_key, options.target_specification_name
         if not url_key and not spec:
             raise UsageError("--method file needs --url-key K or --target-specification-name S")
         if url_key and spec:
             raise UsageError("give either --url-key or --target-specification-name, not both")
-        fmt = options.get("input_format") or AUTO
+        fmt = options.input_format or AUTO
         known = [AUTO, *input_formats()]
         if fmt not in known:
             raise UsageError(f"unknown --input-format {fmt!r}; known: {', '.join(known)}")
-        native = options.get("native") or NATIVE_KEEP
+        native = options.native or NATIVE_KEEP
         if native not in NATIVE_MODES:
             raise UsageError(f"unknown --native {native!r}; choose {', '.join(NATIVE_MODES)}")
-        if options.get("converter"):
+        if options.converter:
             from ..synapse.plugin import FILE_HOOK, load_plugin
 
-            load_plugin(options["converter"], needs=FILE_HOOK)
+            load_plugin(options.converter, needs=FILE_HOOK)
         name = get_task_type(task_type).name
         kept = native != NATIVE_CONVERT and (fmt in NATIVE_FORMATS or (native == NATIVE_ANY and fmt not in TEXT_FORMATS))
         if fmt in FORMAT_TASK_TYPES and name not in FORMAT_TASK_TYPES[fmt] and not kept:
@@ -242,33 +199,22 @@ class FileAnnotator(Annotator):
                 f"--input-format {fmt} cannot express task type {name}; "
                 f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
             )
-        if fmt == "yolo" and not options.get("class_names"):
+        if fmt == "yolo" and not options.class_names:
             raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
-        if options.get("class_names"):
-            load_class_names(options["class_names"])
-        check_fetch_options(options)
+        if options.class_names:
+            load_class_names(options.class_names)
+        options.fetch.check()
 
     # -- annotation ----------------------------------------------------------------------------
 
     def _fetcher(self) -> SyncFetcher:
         if self._sync is None:
-            self._sync = SyncFetcher(self.policy)
+            self._sync = SyncFetcher(self.policy, inline=True)
         return self._sync
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
         """Outcomes in completion order, ``2 × concurrency`` items in flight at most."""
         yield from self._fetcher().map_unordered(self._process, items, 2 * self.policy.concurrency)
-
-    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
-        done: dict[int, Outcome] = {}
-
-        async def one(pair: tuple[int, Item]) -> Outcome:
-            return await self._process(pair[1])
-
-        pairs = list(enumerate(items))
-        for (position, _item), outcome in self._fetcher().map_unordered(one, pairs, 2 * self.policy.concurrency):
-            done[position] = outcome
-        return [done[i] for i in range(len(items))]
 
     def close(self) -> None:
         if self._sync is not None:

@@ -21,31 +21,34 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import TotaskError, UsageError, json_kind, json_text
 from ..fetch import (
+    FetchOptions,
     FetchPolicy,
     SyncFetcher,
     base_for_line,
     base_of,
     check_fetch_options,
-    fetch_options_from_args,
     has_scheme,
     resolve_reference,
     scrub,
 )
 from ..formats.class_names import read_class_names as load_class_names
 from ..imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget
+from ..jobs.run import JobRun
 from ..models.heads import head_for
 from ..models.labeler import Labeler, PendingMask
 from ..models.loading import parse_input_size
 from ..models.params import check_params_for_task, load_params_file, resolve_params
 from ..models.runners import ModelRunner, predict_each
 from ..models.sources import RunnerSettings, source_for
-from ..models.sources import absolute_model_ref as _absolute_model
+from ..options import Options, nested, option
 from ..task_types import get_task_type
-from .base import Annotator, AnnotatorContext, Failed, Item, Outcome
+from .base import Annotator, Failed, Item, Outcome, Resources
+from .file import CLASS_NAMES_HELP
 from .inference_endpoint import EndpointBatches
 from .inference_images import DecodedImage, ImageLoader, Probed
 
@@ -93,12 +96,61 @@ def effective_params(
     return resolve_params(raw, task_type, source=source, notes=notes)
 
 
+@dataclass(frozen=True)
+class InferenceOptions(Options):
+    """``--method inference``'s options. ``--class-names`` and the fetch options are shared with
+    ``--method file`` (one flag each on the command line)."""
+
+    model: str | None = option(None, metavar="MODEL",
+                               help="TorchScript file, torch.export .pt2 file, module:factory (or file.py:factory), "
+                               "or an http(s) model endpoint")
+    weights: str | None = option(None, metavar="FILE",
+                                 help="state dict for a module:factory model (read with torch.load(weights_only=True))")
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
+    input_size: str | None = option(
+        None, metavar="N|H,W",
+        help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
+    params_file: str | None = option(
+        None, flag="--params", metavar="FILE",
+        help="inference parameters, JSON or YAML, in the ToTask guide's pre_processor_params shape")
+    #: the content of ``params_file``, kept so a resumed or chained job needs no file
+    params: dict | None = option(None, cli=False)
+    confidence_threshold: float | None = option(
+        None, type=float, metavar="P",
+        help="drop boxes / classes below P (default 0.5 for boxes and multi-label, else 0)")
+    nms_threshold: float | None = option(None, type=float, metavar="IOU",
+                                         help="class-wise NMS IoU threshold for boxes (default 0.5)")
+    batch_size: int | None = option(None, type=int, metavar="N", help="images per model call (default 16)")
+    device: str | None = option(None, metavar="DEVICE",
+                                help="auto, cpu, cuda, cuda:N or mps (default auto; falls back to the CPU)")
+    use_fp16: bool | None = option(None, flag="--fp16", action=argparse.BooleanOptionalAction,
+                                   help="half precision on CUDA (ignored on the CPU)")
+    review_below: float | None = option(
+        None, type=float, metavar="C",
+        help="route lines whose confidence is below C to human review instead of labeling them")
+    image_key: str | None = option(None, metavar="K",
+                                   help=f"take each line's image URL from key K (default {DEFAULT_IMAGE_KEY})")
+    max_image_pixels: int | None = option(
+        None, type=int, metavar="N",
+        help=f"pixel budget per image and per model call (default {DEFAULT_MAX_IMAGE_PIXELS:,}): "
+        "a larger JPEG is scaled down while decoding, a larger image of another format fails its line")
+    fetch: FetchOptions = nested(FetchOptions)
+
+    @classmethod
+    def from_cli(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``--params FILE``: the file's content is kept too."""
+        if values.get("params_file"):
+            values = {**values, "params": load_params_file(values["params_file"])}
+        return values
+
+
 class InferenceAnnotator(Annotator):
     """Labels images with a model (``--method inference``)."""
 
     name: ClassVar[str] = "inference"
+    Options = InferenceOptions
 
-    def __init__(self, context: AnnotatorContext) -> None:
+    def __init__(self, context: JobRun) -> None:
         super().__init__(context)
         options = context.options
         self.task_type = get_task_type(context.task_type).name
@@ -131,83 +183,29 @@ class InferenceAnnotator(Annotator):
             raise
         log.info("inference: %s, batch %d", self.runner.description, self.batch_size)
 
-    # -- options -------------------------------------------------------------------------------
-
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        # --class-names and the fetch options (--concurrency, --timeout, --retries,
-        # --max-body-bytes, --allow-host, --allow-root) are the file method's; both read them
-        parser.add_argument("--model", metavar="MODEL",
-                            help="TorchScript file, torch.export .pt2 file, module:factory (or file.py:factory), "
-                            "or an http(s) model endpoint")
-        parser.add_argument("--weights", metavar="FILE",
-                            help="state dict for a module:factory model (read with torch.load(weights_only=True))")
-        parser.add_argument("--input-size", metavar="N|H,W",
-                            help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
-        parser.add_argument("--params", metavar="FILE",
-                            help="inference parameters, JSON or YAML, in the ToTask guide's pre_processor_params shape")
-        parser.add_argument("--confidence-threshold", type=float, metavar="P",
-                            help="drop boxes / classes below P (default 0.5 for boxes and multi-label, else 0)")
-        parser.add_argument("--nms-threshold", type=float, metavar="IOU",
-                            help="class-wise NMS IoU threshold for boxes (default 0.5)")
-        parser.add_argument("--batch-size", type=int, metavar="N", help="images per model call (default 16)")
-        parser.add_argument("--device", metavar="DEVICE",
-                            help="auto, cpu, cuda, cuda:N or mps (default auto; falls back to the CPU)")
-        parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
-                            help="half precision on CUDA (ignored on the CPU)")
-        parser.add_argument("--review-below", type=float, metavar="C",
-                            help="route lines whose confidence is below C to human review instead of labeling them")
-        parser.add_argument("--image-key", metavar="K",
-                            help=f"take each line's image URL from key K (default {DEFAULT_IMAGE_KEY})")
-        parser.add_argument("--max-image-pixels", type=int, metavar="N",
-                            help=f"pixel budget per image and per model call (default {DEFAULT_MAX_IMAGE_PIXELS:,}): "
-                            "a larger JPEG is scaled down while decoding, a larger image of another format fails "
-                            "its line")
-
-    @classmethod
-    def options_from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
-        def get(name: str, default: Any = None) -> Any:
-            return getattr(args, name, default)
-
-        model, weights, params_file = get("model"), get("weights"), get("params")
-        class_names = get("class_names")
-        options: dict[str, Any] = {
-            "model": _absolute_model(model) if model else None,
-            "weights": _absolute(weights) if weights else None,
-            "class_names": _absolute(class_names) if class_names else None,
-            "input_size": get("input_size"),
-            "params_file": _absolute(params_file) if params_file else None,
-            # the file's content is kept, so a resumed or chained job needs no file
-            "params": load_params_file(params_file) if params_file else None,
-            "confidence_threshold": get("confidence_threshold"),
-            "nms_threshold": get("nms_threshold"),
-            "batch_size": get("batch_size"),
-            "device": get("device"),
-            "use_fp16": get("fp16"),
-            "review_below": get("review_below"),
-            "image_key": get("image_key"),
-            "max_image_pixels": get("max_image_pixels"),
-            **fetch_options_from_args(args),
-        }
-        return options
-
-    @classmethod
-    def check_options(cls, options: dict[str, Any], task_type: str) -> None:
+    def check(cls, options: InferenceOptions, task_type: str) -> None:
         """Everything, before the job exists: options, parameters, and a torch model loaded once
         on the CPU (a wrong file, weights that do not fit, or missing class names fail here)."""
-        cls._check_static(options, task_type)
-        from ..models.sources import source_for
-
-        source = source_for(options["model"])
+        raw = options.to_dict()
+        cls._check_static(raw, task_type)
+        source = source_for(raw["model"])
         if not source.local:
             return
-        loaded = source.load(options.get("weights"))
-        names = load_class_names(options["class_names"]) if options.get("class_names") else loaded.class_names
+        loaded = source.load(raw.get("weights"))
+        names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
         if names is None:
-            raise UsageError(_NO_NAMES.format(model=options["model"]))
+            raise UsageError(_NO_NAMES.format(model=raw["model"]))
         from ..models.postprocess import resolve_class_filter
 
-        resolve_class_filter(effective_params(options, task_type, notes=[])["class_filter"], names)
+        resolve_class_filter(effective_params(raw, task_type, notes=[])["class_filter"], names)
+
+    @classmethod
+    def resources(cls, options: InferenceOptions) -> Resources:
+        """A GPU per instance for a local model, unless the device is the CPU or Apple's."""
+        device = str(options.device or "auto").lower()
+        remote = bool(options.model) and not source_for(options.model).local  # an endpoint runs elsewhere
+        return Resources() if device in ("cpu", "mps") or remote else Resources(gpus=1.0)
 
     @classmethod
     def _check_static(cls, options: dict[str, Any], task_type: str) -> None:
@@ -258,10 +256,6 @@ class InferenceAnnotator(Annotator):
             runner.close()
 
     # -- the pipeline --------------------------------------------------------------------------
-
-    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
-        done = dict((it.index, out) for it, out in self.annotate(items))
-        return [done[it.index] for it in items]
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
         """Batches in input order; mask writes finish in the background (yielded when done)."""

@@ -44,9 +44,6 @@ def _version() -> str:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    from . import _jobs
-
-    _jobs.PLUGIN_METHODS[:] = _plugin_methods(argv)
     parser = argparse.ArgumentParser(
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
@@ -62,13 +59,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    from ._jobs import finish_job_options
+
+    plugins = _plugin_methods(argv)
+    for command in sub.choices.values():
+        if command.get_default("_option_fields") is not None:  # a command that takes --method
+            finish_job_options(command, plugins)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
     try:
+        parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
     except TotaskError as exc:  # a plugin named by --method that cannot be loaded
         print(f"totask-manifest: error: {exc}", file=sys.stderr)

@@ -9,41 +9,33 @@ from typing import Any
 import orjson
 
 from ..annotators.base import annotator_names, get_annotator_class
+from ..engines.base import Engine, engine_names, engine_options_class, get_engine
 from ..errors import UsageError
 from ..jobs.config import JobResult
 from ..jobs.status import COMPLETED, STOPPED
 from ..task_types import TASK_TYPES
-
-#: plugin annotators named on this command line; set by ``cli.build_parser``
-PLUGIN_METHODS: list[str] = []
+from ._options import add_options, parse_options, read_options
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` (the registry's engines) and each engine's options as ``--NAME-*`` flags."""
     group = parser.add_argument_group("engine")
-    group.add_argument("--engine", choices=["local", "ray"], default=None,
+    group.add_argument("--engine", choices=engine_names(), default=None,
                        help="where annotation runs (default: local; resume: the job's engine)")
-    group.add_argument("--ray-address", default=None, help="Ray cluster address (default: start or join a local one)")
-    group.add_argument("--ray-num-cpus", type=int, default=None, metavar="N",
-                       help="CPUs of the private local Ray instance (default: all)")
-    group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="size of the annotator actor pool")
-    group.add_argument("--ray-batch-size", type=int, default=None, metavar="N", help="lines per actor call (default: --checkpoint-every / (2 x actors), at most 256)")
-    group.add_argument("--ray-gpus-per-actor", type=float, default=None, metavar="G",
-                       help="GPUs per actor (fractions such as 0.5 share a GPU; default 1 for a local "
-                       "model on a cluster with GPUs)")
-    group.add_argument("--ray-shared-paths", action="store_true", default=None,
-                       help="local paths (class names, model, the manifest's folder) are mounted at the same "
-                       "path on every node; without it --ray-address refuses them")
+    for name in engine_names():
+        add_options(group, engine_options_class(name), prefix=name)
 
 
-#: CLI flag -> RayEngine keyword; flags left unset fall back to TOTASK_RAY_* variables, then defaults
-_RAY_FLAGS = {"ray_address": "address", "ray_num_cpus": "num_cpus", "ray_actors": "actors",
-              "ray_batch_size": "batch_size", "ray_gpus_per_actor": "gpus_per_actor",
-              "ray_shared_paths": "shared_paths"}
+def engine_flags_given(args: argparse.Namespace) -> bool:
+    """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
+    return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
+               for name in engine_names())
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The Ray flags given (the local engine ignores them)."""
-    return {key: getattr(args, flag) for flag, key in _RAY_FLAGS.items() if getattr(args, flag, None) is not None}
+def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
+    """The engine ``name`` with the options its flags give (flags of other engines are ignored;
+    flags left unset fall back to the engine's environment variables, then its defaults)."""
+    return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -70,45 +62,45 @@ def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500 if required else None, metavar="N",
                         help="lines per checkpoint (the most work a crash can cost; default 500, "
                         "or the previous job's when chaining)")
+    seen: set[str] = set()
+    parser.set_defaults(_option_fields=seen)  # what add_method_options adds to later
     for name in annotator_names():
         try:
-            cls = get_annotator_class(name)
+            add_method_options(parser, name)
         except (UsageError, ImportError):
             continue  # its optional dependencies are missing; it says so when chosen
-        cls.add_arguments(parser.add_argument_group(f"--method {name}"))
-    for name in PLUGIN_METHODS:
-        get_annotator_class(name).add_arguments(parser.add_argument_group(f"--method {name}"))
+
+
+def finish_job_options(parser: argparse.ArgumentParser, plugins: list[str]) -> None:
+    """After ``add_job_options``, once the command line is known: the flags of the plugin
+    methods it names (``--method package.module:Class``), then the engine's."""
+    for method in plugins:
+        add_method_options(parser, method)
     add_engine_options(parser)
 
 
+def add_method_options(parser: argparse.ArgumentParser, method: str) -> None:
+    """The flags of ``method``'s options, in their own group; a flag another method of this
+    parser already added (the fetch options) is shared, not repeated."""
+    cls = get_annotator_class(method)
+    add_options(parser.add_argument_group(f"--method {method}"), cls.Options,
+                seen=parser.get_default("_option_fields"))
+
+
 def method_options(args: argparse.Namespace, method: str, *, only_given: bool = False) -> dict[str, Any]:
-    options = get_annotator_class(method).options_from_args(args)
-    if only_given:
-        defaults = get_annotator_class(method).options_from_args(_defaults_namespace(args))
-        options = {k: v for k, v in options.items() if defaults.get(k) != v}
-    return options
+    """``method``'s options from the parsed flags (``only_given``: those that differ from the defaults).
 
-
-def _defaults_namespace(args: argparse.Namespace) -> argparse.Namespace:
-    """What the arguments would be if the user had given no option: tells given from default."""
-    parser: argparse.ArgumentParser = args._parser
-    return argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"})
-
-
-def parse_plugin_options(args: argparse.Namespace, method: str) -> argparse.Namespace:
-    """Read the options of a plugin method that was not named on the command line."""
-    parser: argparse.ArgumentParser = args._parser
-    if ":" not in method:
-        parser.error(f"unrecognized arguments: {' '.join(args._unknown)}")
-    extra = argparse.ArgumentParser(prog=parser.prog, add_help=False)
-    get_annotator_class(method).add_arguments(extra)
-    parsed, rest = extra.parse_known_args(args._unknown)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    for action in extra._actions:
-        parser._add_action(action)  # so defaults are known when telling given options apart
-    merged = vars(args) | vars(parsed)
-    return argparse.Namespace(**merged)
+    A plugin method known only once a job folder is read (chain) reads its flags from the
+    arguments the command's parser left over.
+    """
+    cls = get_annotator_class(method).Options
+    unknown = getattr(args, "_unknown", None)
+    if unknown:
+        parser: argparse.ArgumentParser = args._parser
+        if ":" not in method:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    return read_options(args, cls, only_given=only_given)
 
 
 def report(result: JobResult, *, stream=None) -> int:

@@ -7,7 +7,7 @@ import argparse
 from .. import api
 from ..jobs.config import JobConfig
 from ..manifest.naming import default_label_attribute
-from ._jobs import add_job_options, engine_options, method_options, report
+from ._jobs import add_job_options, engine_from_args, method_options, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         append=args.append,
     )
-    result = api.annotate(config, engine=args.engine or "local", engine_options=engine_options(args))
+    result = api.annotate(config, engine=engine_from_args(args, args.engine or "local"))
     return report(result)

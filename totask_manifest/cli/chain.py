@@ -6,7 +6,7 @@ import argparse
 
 from .. import api
 from ..jobs.job import Job
-from ._jobs import add_job_options, engine_options, method_options, parse_plugin_options, report
+from ._jobs import add_job_options, engine_from_args, method_options, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     prev = Job.open(args.job_dir).state
     method = args.method or prev.config.method
-    if args._unknown:
-        args = parse_plugin_options(args, method)
     result = api.chain(
         args.job_dir,
         args.job_name,
@@ -37,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
         options=method_options(args, method, only_given=True),
         append=args.append,
         checkpoint_every=args.checkpoint_every,
-        engine=args.engine or "local",
-        engine_options=engine_options(args),
+        engine=engine_from_args(args, args.engine or "local"),
     )
     return report(result)

@@ -6,7 +6,7 @@ import argparse
 
 from .. import api
 from ..jobs.job import Job
-from ._jobs import add_engine_options, engine_options, report
+from ._jobs import add_engine_options, engine_from_args, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
         args.job_name,
         output_root=args.output,
         label_attribute=args.label_attribute,
-        engine=args.engine or "local",
-        engine_options=engine_options(args),
+        engine=engine_from_args(args, args.engine or "local"),
     )
     return report(result)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .. import api
-from ._jobs import add_engine_options, engine_options, report
+from ..jobs.job import Job
+from ._jobs import add_engine_options, engine_flags_given, engine_from_args, report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in ("concurrency", "timeout", "retries", "batch_size", "device")}
-    return report(api.resume(args.job_dir, engine=args.engine, engine_options=engine_options(args),
+    engine = args.engine
+    if engine is None and engine_flags_given(args):  # they tune the job's own engine
+        engine = Job.open(args.job_dir).state.engine
+    return report(api.resume(args.job_dir, engine=engine and engine_from_args(args, engine),
                              options={k: v for k, v in options.items() if v is not None},
                              checkpoint_every=args.checkpoint_every))

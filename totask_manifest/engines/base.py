@@ -1,51 +1,39 @@
-"""What an engine is given: the selected lines of one job run, an annotator to build, and a
-recorder that takes outcomes in input order. Engines differ only in where annotation runs."""
+"""What an engine is given: one run of a job (``jobs.run.JobRun``: the selected lines, the
+recorder that takes outcomes in input order, the stop signals), and the registry that names
+engines. Engines differ only in where annotation runs; each declares its ``Options``."""
 
 from __future__ import annotations
 
 import importlib
-import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from ..annotators.base import Annotator, AnnotatorContext
 from ..errors import UsageError
 from ..jobs.config import JobConfig
-from ..jobs.recorder import Recorder
-
-
-@dataclass
-class RunPlan:
-    config: JobConfig
-    #: the manifest actually read (the input, or the input combined with ``--append``)
-    input_url: str
-    #: lines up to this 0-based index are finished (from the checkpoint); -1 for a fresh job
-    after_index: int
-    annotator_cls: type[Annotator]
-    context: AnnotatorContext
-    recorder: Recorder
-    #: set on the first SIGINT/SIGTERM: take no new lines, finish those in flight
-    stop: threading.Event = field(default_factory=threading.Event)
-    #: set on the second signal: leave now; unfinished lines are redone on resume
-    hard_stop: threading.Event = field(default_factory=threading.Event)
-    options: dict[str, Any] = field(default_factory=dict)
+from ..jobs.run import JobRun
+from ..options import Options
 
 
 class Engine(ABC):
-    name: str
+    name: ClassVar[str]
+    #: this engine's options (the CLI's ``--NAME-*`` flags)
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or self.Options()
 
     @abstractmethod
-    def run(self, plan: RunPlan) -> None:
-        """Annotate every selected line after ``plan.after_index`` unless stopped."""
+    def run(self, run: JobRun) -> None:
+        """Annotate every selected line after ``run.after_index`` unless stopped."""
 
     def check(self, config: JobConfig) -> None:
         """Refuse, before a job is created or resumed, a configuration this engine cannot run."""
 
 
-_ENGINES = {
-    "local": "totask_manifest.engines.local:LocalEngine",
-    "ray": "totask_manifest.engines.ray:RayEngine",
+#: name -> (engine "module:Class", its options "module:Class"): the options load without the engine
+_ENGINES: dict[str, tuple[str, str]] = {
+    "local": ("totask_manifest.engines.local:LocalEngine", "totask_manifest.options:Options"),
+    "ray": ("totask_manifest.engines.ray:RayEngine", "totask_manifest.engines.ray_options:RayOptions"),
 }
 
 
@@ -53,9 +41,9 @@ def engine_names() -> list[str]:
     return sorted(_ENGINES)
 
 
-def get_engine(name: str, **options: Any) -> Engine:
+def _target(name: str, which: int) -> Any:
     try:
-        target = _ENGINES[name]
+        target = _ENGINES[name][which]
     except KeyError:
         raise UsageError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}") from None
     module_name, _, attr = target.partition(":")
@@ -65,4 +53,20 @@ def get_engine(name: str, **options: Any) -> Engine:
         if exc.name and exc.name.split(".")[0] == "ray":
             raise UsageError("--engine ray needs Ray: pip install 'totask-manifest[ray]'") from None
         raise
-    return getattr(module, attr)(**options)
+    return getattr(module, attr)
+
+
+def engine_options_class(name: str) -> type[Options]:
+    """An engine's options class, without importing the engine (nor Ray)."""
+    return _target(name, 1)
+
+
+def get_engine(name: str, **options: Any) -> Engine:
+    """The engine ``name`` with these options (``get_engine("ray", actors=4)``)."""
+    cls = engine_options_class(name)
+    known = {f.name for f, _path in cls.leaves()}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"engine {name!r} has no option {', '.join(unknown)}"
+                         + (f"; its options: {', '.join(sorted(known))}" if known else ""))
+    return _target(name, 0)(cls.from_dict(options))

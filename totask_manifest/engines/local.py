@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from ..annotators.base import Item, ItemStream, Outcome
+from ..annotators.base import Item, ItemStream, Outcome, get_annotator_class
+from ..jobs.run import JobRun
 from ..jobs.scan_ranges import selected_lines
 from ..manifest.line import Line
-from .base import Engine, RunPlan
+from .base import Engine
 
 #: finished lines waiting for an earlier, slower line before they can be recorded
 MAX_BACKLOG = 4096
@@ -18,10 +19,7 @@ MAX_BACKLOG = 4096
 class LocalEngine(Engine):
     name = "local"
 
-    def __init__(self, **_: object) -> None:
-        pass
-
-    def run(self, plan: RunPlan) -> None:
+    def run(self, plan: JobRun) -> None:
         attr = plan.config.label_attribute
         in_flight: dict[int, tuple[Line, Item]] = {}
         order: deque[int] = deque()
@@ -38,7 +36,7 @@ class LocalEngine(Engine):
         def backlog_full() -> bool:
             return len(finished) >= MAX_BACKLOG
 
-        with plan.annotator_cls(plan.context) as annotator:
+        with get_annotator_class(plan.config.method)(plan) as annotator:
             outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
             try:
                 for item, outcome in outcomes:

@@ -45,23 +45,20 @@ from typing import Any
 
 import ray
 
-from ..annotators.base import Annotator, AnnotatorContext, Failed, Item, Labeled, Outcome, Routed
+from ..annotators.base import Annotator, Failed, Item, Labeled, Outcome, Routed, get_annotator_class
 from ..errors import JobError, UsageError
 from ..jobs.config import JobConfig
+from ..jobs.run import JobRun
 from ..jobs.selection import select
 from ..manifest.io import read_lines
 from ..manifest.line import Line
 from ..storage import is_local, url_to_fs
-from .base import Engine, RunPlan
+from .base import Engine
+from .ray_options import RayOptions
 
 log = logging.getLogger("totask_manifest")
 
 DEFAULT_BATCH_SIZE = 256
-DEFAULT_MAX_RETRIES = 4
-#: a batch waited this long with no batch finishing: ask every actor whether it is still there
-DEFAULT_PROBE_SECONDS = 30.0
-#: no actor answered for this long: the cluster cannot run the job now; fail, ``resume`` later
-DEFAULT_STALL_SECONDS = 300.0
 #: how long a probed actor has to answer
 PROBE_TIMEOUT = 10.0
 #: options whose values the workers read (local paths must be shared by every node)
@@ -79,8 +76,8 @@ class AnnotatorActor:
     is alive without waiting for its batch.
     """
 
-    def __init__(self, annotator_cls: type[Annotator], context: AnnotatorContext) -> None:
-        self.annotator = annotator_cls(context)
+    def __init__(self, annotator_cls: type[Annotator], run: JobRun) -> None:
+        self.annotator = annotator_cls(run)
 
     def annotate(self, items: list[Item]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
@@ -208,7 +205,8 @@ def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
 
 
 class RayEngine(Engine):
-    """Options (Python API ``engine_options``; environment variables give the CLI's defaults):
+    """Options (``RayOptions``; ``get_engine("ray", actors=4)`` from Python; environment
+    variables give the CLI's defaults):
 
     * ``address``: an existing cluster (``auto``, ``ray://head:10001``, ``host:6379``); without
       it a private local instance is started for the run and shut down after;
@@ -217,8 +215,8 @@ class RayEngine(Engine):
       GPU model, else one per CPU);
     * ``batch_size`` (``TOTASK_RAY_BATCH_SIZE``): lines per actor call (default: what keeps
       ``--checkpoint-every`` lines or fewer in flight, at most 256; see ``batching``);
-    * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor (default 1 when the
-      cluster has GPUs and the annotator runs a local model; fractions share a GPU; given
+    * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor (default: what the
+      annotator's ``resources`` asks, when the cluster has GPUs; fractions share a GPU; given
       explicitly, it is requested for any annotator);
     * ``max_retries``: restarts of a dead actor, and tries of a batch lost with one (default 4);
     * ``shared_paths``: local paths are visible on every node (NFS at the same path); without
@@ -228,32 +226,22 @@ class RayEngine(Engine):
     """
 
     name = "ray"
+    Options = RayOptions
 
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        num_cpus: int | None = None,
-        actors: int | None = None,
-        batch_size: int | None = None,
-        gpus_per_actor: float | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        shared_paths: bool = False,
-        probe_seconds: float = DEFAULT_PROBE_SECONDS,
-        stall_seconds: float = DEFAULT_STALL_SECONDS,
-        runtime_env: dict[str, Any] | None = None,
-    ) -> None:
-        self.address = address or None
-        self.num_cpus = num_cpus if num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
-        self.actors = actors if actors is not None else _env_number("TOTASK_RAY_ACTORS")
-        self.batch_size = batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
+    def __init__(self, options: RayOptions | None = None) -> None:
+        options = options or RayOptions()
+        self.options = options
+        self.address = options.address or None
+        self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
+        self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
+        self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
         env_gpus = _env_number("TOTASK_RAY_GPUS_PER_ACTOR", float)
-        self.gpus_per_actor = gpus_per_actor if gpus_per_actor is not None else env_gpus
-        self.max_retries = max_retries
-        self.shared_paths = shared_paths
-        self.probe_seconds = probe_seconds
-        self.stall_seconds = stall_seconds
-        self.runtime_env = runtime_env
+        self.gpus_per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else env_gpus
+        self.max_retries = max_retries = options.max_retries
+        self.shared_paths = options.shared_paths
+        self.probe_seconds = options.probe_seconds
+        self.stall_seconds = options.stall_seconds
+        self.runtime_env = options.runtime_env
         for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
             if value is not None and value < 1:
                 raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
@@ -299,12 +287,12 @@ class RayEngine(Engine):
             ray.init(**kwargs)
         return True
 
-    def _actor_env(self, plan: RunPlan) -> dict[str, Any] | None:
+    def _actor_env(self, plan: JobRun) -> dict[str, Any] | None:
         """Set on the actors, not only at ``ray.init``, so it also applies on a cluster this run
         joined (started by a test, a notebook or ``ray start``): the user's ``runtime_env``, and
         the folder a plugin annotator is imported from on ``PYTHONPATH``."""
         env = dict(self.runtime_env or {})
-        root = _code_root(plan.annotator_cls)
+        root = _code_root(get_annotator_class(plan.config.method))
         env_vars = dict(env.get("env_vars") or {})
         if root is not None and "PYTHONPATH" not in env_vars:
             paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
@@ -313,30 +301,23 @@ class RayEngine(Engine):
             env["env_vars"] = env_vars
         return env or None
 
-    def _wants_gpu(self, plan: RunPlan) -> bool:
-        cls = plan.annotator_cls
-        if not (getattr(cls, "uses_gpu", False) or getattr(cls, "name", "") == "inference"):
-            return False
-        options = plan.context.options
-        device = str(options.get("device") or "auto").lower()
-        model = str(options.get("model") or "")
-        return device not in ("cpu", "mps") and not model.startswith(("http://", "https://"))
-
-    def _pool_shape(self, plan: RunPlan) -> tuple[int, float, float]:
-        """(actors, CPUs per actor, GPUs per actor)."""
+    def _pool_shape(self, plan: JobRun) -> tuple[int, float, float]:
+        """(actors, CPUs per actor, GPUs per actor): what the annotator's ``resources`` asks."""
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0) or 0)
         cpus = float(resources.get("CPU", 1) or 1)
+        cls = get_annotator_class(plan.config.method)
+        wanted = cls.resources(cls.Options.from_dict(plan.config.options))
         if self.gpus_per_actor is not None:
             if not gpus:
                 raise UsageError(f"--ray-gpus-per-actor {self.gpus_per_actor:g}: the Ray cluster has no GPU")
             per = self.gpus_per_actor
-            return self.actors or max(1, int(gpus / per)), 1.0, per
-        if gpus and self._wants_gpu(plan):
-            return self.actors or max(1, int(gpus)), 1.0, 1.0
-        return self.actors or max(1, int(cpus)), 1.0, 0.0
+            return self.actors or max(1, int(gpus / per)), wanted.cpus, per
+        if gpus and wanted.gpus:
+            return self.actors or max(1, int(gpus / wanted.gpus)), wanted.cpus, wanted.gpus
+        return self.actors or max(1, int(cpus / wanted.cpus)), wanted.cpus, 0.0
 
-    def _start_actors(self, plan: RunPlan, count: int, cpus: float, gpus: float) -> list[Any]:
+    def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
         remote_cls = ray.remote(concurrency_groups={"probe": 1})(AnnotatorActor)
         options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": self.max_retries,
                                    "max_task_retries": self.max_retries}
@@ -345,11 +326,12 @@ class RayEngine(Engine):
         env = self._actor_env(plan)
         if env is not None:
             options["runtime_env"] = env
-        return [remote_cls.options(**options).remote(plan.annotator_cls, plan.context) for _ in range(count)]
+        annotator_cls = get_annotator_class(plan.config.method)
+        return [remote_cls.options(**options).remote(annotator_cls, plan) for _ in range(count)]
 
     # -- run -------------------------------------------------------------------------------
 
-    def run(self, plan: RunPlan) -> None:
+    def run(self, plan: JobRun) -> None:
         started_here = self._connect()
         try:
             self._run(plan)
@@ -358,7 +340,7 @@ class RayEngine(Engine):
                 with _keep_signal_handlers():
                     ray.shutdown()
 
-    def _run(self, plan: RunPlan) -> None:
+    def _run(self, plan: JobRun) -> None:
         if plan.stop.is_set():  # stopped while Ray was starting
             return
         count, cpus, gpus = self._pool_shape(plan)
@@ -379,7 +361,7 @@ class RayEngine(Engine):
 class _Driver:
     """Submits batches to the actors within a window and records them in input order."""
 
-    def __init__(self, engine: RayEngine, plan: RunPlan, actors: list[Any], size: int, window: int) -> None:
+    def __init__(self, engine: RayEngine, plan: JobRun, actors: list[Any], size: int, window: int) -> None:
         self.engine = engine
         self.plan = plan
         self.actors = actors

@@ -25,7 +25,7 @@ class JobConfig:
     label_attribute: str
     task_type: str
     method: str = "file"
-    #: the annotator's own options (``Annotator.options_from_args``), JSON-serialisable
+    #: the annotator's own options (its ``Options``, as ``Options.to_dict`` writes them), JSON-serialisable
     options: dict[str, Any] = field(default_factory=dict)
     #: lines per checkpoint part: the most work a ``kill -9`` can cost
     checkpoint_every: int = 500

@@ -8,6 +8,7 @@ top-level keys, found by a small scanner over the already-validated JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -95,7 +96,9 @@ class Line:
         order given, with the line's own separator style.
         """
         record = self.record()  # only valid JSON objects are edited
-        body = splice(self.body, updates, record)
+        body = append_new(self.body, updates, record)
+        if body is None:
+            body = splice(self.body, updates)
         return Line(self.number, body, self.newline, self.prefix)
 
 
@@ -215,8 +218,7 @@ def gt_json(value: Any) -> bytes:
     """``value`` as Ground Truth (Python's ``json``) writes it: compact, UTF-8 text unescaped, and
     numbers in Python's forms (``1e-05``, where orjson writes ``0.00001``), so a label the job
     writes has the bytes Ground Truth's own line would have."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                      default=_plain).encode("utf-8")
+    return _GT_ENCODER.encode(value).encode("utf-8")
 
 
 def _plain(value: Any) -> Any:
@@ -224,28 +226,17 @@ def _plain(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)``,
+#: built once: ``json.dumps`` with options builds a new encoder on every call (two per labeled line)
+_GT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
+
+
 _dumps = gt_json
 
 
-#: the start of a non-empty object up to its first value: says the line's separator style
-_FIRST_MEMBER = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"[^"\\]*(?:\\.[^"\\]*)*"[ \t\r\n]*:([ \t\r\n]*)')
-
-
-def splice(body: bytes, updates: dict[str, Any], record: dict | None = None) -> bytes:
+def splice(body: bytes, updates: dict[str, Any]) -> bytes:
     """Rebuild ``body`` from its members: kept ones verbatim, replaced ones with the new value,
-    deleted ones dropped with the separator that followed them; new keys go after the last.
-
-    With ``record`` (the parsed line), keys that are all new are appended without scanning the
-    line's members: the bytes are the same, at a fraction of the cost for a long line."""
-    if record and updates and all(k not in record and v is not DELETE for k, v in updates.items()):
-        first = _FIRST_MEMBER.match(body)
-        close = body.rstrip(b" \t\r\n")
-        if first is not None and close.endswith(b"}"):
-            colon = b": " if first.group(1).endswith(b" ") else b":"
-            comma = b", " if colon == b": " else b","
-            end = len(close[:-1].rstrip(b" \t\r\n"))  # where the last member's value ends
-            added = comma.join(_dumps(key) + colon + _dumps(value) for key, value in updates.items())
-            return body[:end] + comma + added + body[end:]
+    deleted ones dropped with the separator that followed them; new keys go after the last."""
     spans = scan_top_level(body)
     comma, colon = _separators(body, spans)
     last_index = {s.key: i for i, s in enumerate(spans)}  # JSON parsers keep the last of duplicate keys; so do we
@@ -279,3 +270,37 @@ def splice(body: bytes, updates: dict[str, Any], record: dict | None = None) -> 
 
 
 _KEEP: Any = object()
+
+_WS = b" \t\r\n"
+#: the line's opening up to its first value: the space after that colon is the line's style
+_FIRST_MEMBER = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"[^"\\]*(?:\\.[^"\\]*)*"[ \t\r\n]*:([ \t\r\n]*)')
+
+
+def append_new(body: bytes, updates: dict[str, Any], record: dict) -> bytes | None:
+    """``splice``'s result when every update is a key the line does not have yet (a job's first
+    label on a line: the common case), or None when ``splice`` is needed.
+
+    The new members go after the last value, before the closing brace, with the separators of
+    the line's first member, exactly where and how ``splice`` puts them; every other byte is
+    the line's own. No scan of the line's members is needed, only of its first few bytes.
+    """
+    if not record or not updates:
+        return None
+    for key, value in updates.items():
+        if value is DELETE or key in record:
+            return None
+    first = _FIRST_MEMBER.match(body)
+    if first is None:
+        return None
+    colon, comma = (b": ", b", ") if first.group(1).endswith(b" ") else (b":", b",")
+    end = len(body.rstrip(_WS)) - 1  # the closing brace
+    while body[end - 1] in _WS:
+        end -= 1
+    added = comma.join(_key_json(key) + colon + _dumps(value) for key, value in updates.items())
+    return body[:end] + comma + added + body[end:]
+
+
+@functools.lru_cache(maxsize=256)
+def _key_json(key: str) -> bytes:
+    """A key as ``gt_json`` writes it; a job writes the same two keys on every line."""
+    return gt_json(key)

@@ -19,6 +19,7 @@ import orjson
 
 from ..errors import JobError, UsageError, json_kind
 from ..fetch import redact_url, scrub
+from ..retry import Backoff, retryable_status
 from .device import DevicePlan
 from .heads import Head, first_tensor
 
@@ -187,15 +188,16 @@ class HttpRunner(ModelRunner):
         body = orjson.dumps({"images": urls, "params": self.params})
         shown = redact_url(self.url)
         reason = ""
+        backoff = Backoff(0.25, 10.0, jitter=False)
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(10.0, 0.25 * 2 ** (attempt - 1)))
+                time.sleep(backoff.delay(attempt))
             try:
                 resp = self._client.post(self.url, content=body, headers={"content-type": "application/json"})
             except httpx.HTTPError as exc:
                 reason = f"model endpoint {shown}: {type(exc).__name__}: {scrub(str(exc), 120)}"
                 continue
-            if resp.status_code == 429 or resp.status_code >= 500:
+            if retryable_status(resp.status_code):
                 reason = f"model endpoint {shown}: HTTP {resp.status_code}"
                 continue
             if resp.status_code != 200:

@@ -40,6 +40,7 @@ import orjson
 
 from ..errors import FatalSynapseError, SynapseError
 from ..fetch import parse_retry_after
+from ..retry import Backoff
 from .settings import SynapseSettings
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ class AsyncSynapseClient:
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
             if status == 429 and rate_limited < self.rate_limit_retries:
                 rate_limited += 1
-                delay = min(_retry_after(response.headers.get("Retry-After"), 1.0), self.max_retry_after)
+                delay = self._backoff().delay(rate_limited, _retry_after(response.headers.get("Retry-After"), 1.0))
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
                 continue
             retryable = status in RETRY_STATUSES or (status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT)
@@ -286,9 +287,11 @@ class AsyncSynapseClient:
     def backoff_delay(self, failures: int) -> float:
         """Seconds before retry number ``failures`` (1-based): urllib3's formula, as the SDK uses it
         (0 before the first retry, then ``backoff * 2**(n-1)``, at most ``max_backoff``)."""
-        if failures <= 1:
-            return 0.0
-        return min(self.backoff * (2 ** (failures - 1)), self.max_backoff)
+        return self._backoff().delay(failures)
+
+    def _backoff(self) -> Backoff:
+        """The project's one backoff policy with the SDK's settings: no jitter, first retry at once."""
+        return Backoff(self.backoff, self.max_backoff, jitter=False, first=0.0, max_retry_after=self.max_retry_after)
 
     async def _sleep_backoff(self, failures: int) -> None:
         delay = self.backoff_delay(failures)

@@ -9,19 +9,20 @@ cumulative sums over all images in image order and the same 101-point interpolat
 ``tests/test_evaluate_coco.py`` compares every figure with pycocotools to 1e-6.
 
 Streaming: an image is matched as soon as it is read; what the accumulation needs is kept per
-class in ``array`` buffers (a float64 score and two 16-bit masks, 12 bytes per predicted box, in
-image order), never per-line Python objects.
+class in ``buffers.ClassBuffer`` (a coded score and a 16-bit mask, 4 bytes per predicted box in
+the common case, in image order), never per-line Python objects.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from .buffers import ClassBuffer
 
 #: pycocotools' thresholds, built the same way (``np.arange`` would be off by a hair)
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(
@@ -160,19 +161,6 @@ def match_group(scores: Sequence[float], dets: Sequence[Sequence[float]], refs: 
 
 
 @dataclass
-class ClassBuffer:
-    """Everything the accumulation needs for one class, appended image by image."""
-
-    scores: array = field(default_factory=lambda: array("d"))
-    matched: array = field(default_factory=lambda: array("H"))
-    ignored: array = field(default_factory=lambda: array("H"))
-    #: references COCO does not ignore
-    references: int = 0
-    #: images where this class appears on either side (COCO's non-empty evaluateImg results)
-    images: int = 0
-
-
-@dataclass
 class ClassAP:
     """COCO figures for one class: AP per threshold and the interpolated precision curves."""
 
@@ -187,29 +175,36 @@ def accumulate(buf: ClassBuffer, n_thresholds: int) -> ClassAP:
     if buf.references == 0:
         return ClassAP([float("nan")] * n_thresholds, [float("nan")] * n_thresholds,
                        -np.ones((n_thresholds, n_r)))
-    scores = np.frombuffer(buf.scores, dtype=np.float64) if len(buf.scores) else np.zeros(0)
+    # the largest class's arrays are the peak of a whole evaluation: temporaries are dropped or
+    # reused as soon as they are done with (same operations, in the same order, as before)
+    scores, matched, ignored = buf.arrays()
     inds = np.argsort(-scores, kind="mergesort")
-    matched = np.frombuffer(buf.matched, dtype=np.uint16)[inds] if len(buf.matched) else np.zeros(0, np.uint16)
-    ignored = np.frombuffer(buf.ignored, dtype=np.uint16)[inds] if len(buf.ignored) else np.zeros(0, np.uint16)
+    del scores
+    matched, ignored = matched[inds], ignored[inds]
+    del inds
     precision = np.zeros((n_thresholds, n_r))
     aps, recalls = [], []
     npig = buf.references
+    eps = np.spacing(1)
     for t in range(n_thresholds):
         bit = np.uint16(1 << t)
         m = (matched & bit) != 0
-        ig = (ignored & bit) != 0
-        tps = np.logical_and(m, np.logical_not(ig))
-        fps = np.logical_and(np.logical_not(m), np.logical_not(ig))
-        tp = np.cumsum(tps).astype(dtype=float)
-        fp = np.cumsum(fps).astype(dtype=float)
+        counted = (ignored & bit) == 0
+        tp = np.cumsum(m & counted, dtype=np.float64)  # counts below 2**53: as exact as int64
+        np.logical_not(m, out=m)
+        fp = np.cumsum(m & counted, dtype=np.float64)
+        del m, counted
         nd = len(tp)
         rc = tp / npig
-        pr = tp / (fp + tp + np.spacing(1))
+        fp += tp
+        fp += eps
+        pr = np.divide(tp, fp, out=fp)  # tp / (fp + tp + eps)
+        del tp
         recalls.append(float(rc[-1]) if nd else 0.0)
         q = np.zeros(n_r)
         if nd:
             # precision made monotone from the right, as COCOeval's loop does
-            pr = np.maximum.accumulate(pr[::-1])[::-1]
+            np.maximum.accumulate(pr[::-1], out=pr[::-1])
             idx = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
             ok = idx < nd
             q[ok] = pr[idx[ok]]

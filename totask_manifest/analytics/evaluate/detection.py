@@ -94,9 +94,7 @@ class DetectionEvaluator:
             counts.predicted += len(dets)
             for rank, (k, mt, ig) in enumerate(zip(m.order, m.matched, m.ignored, strict=True)):
                 if rank < MAX_DETECTIONS:
-                    buf.scores.append(scores[k])
-                    buf.matched.append(mt)
-                    buf.ignored.append(ig)
+                    buf.append(scores[k], mt, ig)
                 else:
                     self.beyond_max_dets += 1
                 if ig & bit:
@@ -124,9 +122,7 @@ class DetectionEvaluator:
             if mine is None:
                 mine = self.classes[cls] = ClassBuffer()
                 self.counts[cls] = _Counts()
-            mine.scores.extend(buf.scores)
-            mine.matched.extend(buf.matched)
-            mine.ignored.extend(buf.ignored)
+            mine.extend_arrays(*buf.arrays())
             mine.references += buf.references
             mine.images += buf.images
             c, oc = self.counts[cls], other.counts[cls]

@@ -27,8 +27,10 @@ from ...fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
 from ...manifest.validate import iter_line_batches
 from ...storage import exists, open_read, redact_url, url_to_fs
 from .attributes import resolve_target
+from .batch import BatchedDetection
 from .classification import ClassificationEvaluator
-from .detection import DetectionEvaluator, WorstLine
+from .detection import WorstLine
+from .fastlane import FastLane
 from .segmentation import SegmentationEvaluator
 from .views import Missing, View, read_side
 
@@ -184,7 +186,7 @@ class _Run:
         self.ev = ev
         self.fetch_options = fetch_options
         self.base = base_of(ev.manifest)
-        self.detection = DetectionEvaluator(ev.iou, worst)
+        self.detection = BatchedDetection(ev.iou, worst, ev.predicted, ev.reference)
         self.classification = {False: ClassificationEvaluator(False), True: ClassificationEvaluator(True)}
         self.segmentation = SegmentationEvaluator()
         self._fetcher: SyncFetcher | None = None
@@ -196,12 +198,11 @@ class _Run:
 
     def read(self, f: Any, start: int = 0, end: int | None = None) -> None:
         number = 0
+        lane = FastLane(self.ev, self.detection, self.line, self.record, MAX_EXAMPLES)
         for batch in iter_line_batches(f, start=start, end=end):
-            for raw in batch:
-                number += 1
-                if number == 1 and start == 0 and raw.startswith(BOM):
-                    raw = raw[len(BOM):]
-                self.line(number, raw)
+            if number == 0 and start == 0 and batch and batch[0].startswith(BOM):
+                batch[0] = batch[0][len(BOM):]
+            number = lane.feed(batch, number)
         self.ev.total_lines = number
 
     def merge(self, other: _Run) -> None:
@@ -246,6 +247,11 @@ class _Run:
             rec = orjson.loads(raw)
         except orjson.JSONDecodeError:
             rec = None
+        self.record(number, rec)
+
+    def record(self, number: int, rec: Any) -> None:
+        """A parsed line, read the usual way (``FastLane`` takes the common detection lines)."""
+        ev = self.ev
         if not isinstance(rec, dict):
             ev.invalid_lines += 1
             return

@@ -48,6 +48,18 @@ class Sweep:
         self.items[k] += 1
         self.errors[k] += errors
 
+    def add_many(self, confidence: np.ndarray, errors: np.ndarray) -> None:
+        """``add`` for a batch of items: ``confidence`` is nan where an item has none."""
+        none = np.isnan(confidence)
+        if none.any():
+            self.unroutable_items += int(none.sum())
+            self.unroutable_errors += int(errors[none].sum())
+            confidence, errors = confidence[~none], errors[~none]
+        k = np.searchsorted(THRESHOLDS, confidence, side="right")
+        self.items += np.bincount(k, minlength=len(self.items))
+        self.errors += np.bincount(k[errors != 0], weights=errors[errors != 0],
+                                   minlength=len(self.errors)).astype(np.int64)
+
     def merge(self, other: Sweep) -> None:
         self.items += other.items
         self.errors += other.errors

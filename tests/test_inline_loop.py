@@ -1,0 +1,169 @@
+"""``InlineLoop``: the file job's event loop run in the job's own thread. It must keep the
+promises ``LoopThread.map_unordered`` keeps (bounded, lossless, lazy, cancel on close, errors
+re-raised), keep work in flight while the caller is busy, and never run inside another loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from totask_manifest.fetch import FetchPolicy, LoopThread, SyncFetcher
+from totask_manifest.inline_loop import InlineLoop
+
+
+@pytest.fixture(params=["inline", "thread"])
+def loop(request):
+    made = InlineLoop() if request.param == "inline" else LoopThread()
+    yield made
+    made.close()
+
+
+def test_bounded_and_loses_nothing(loop):
+    state = {"running": 0, "peak": 0}
+
+    async def work(i: int) -> int:
+        state["running"] += 1
+        state["peak"] = max(state["peak"], state["running"])
+        await asyncio.sleep(0.001 * (i % 7))
+        state["running"] -= 1
+        return i * i
+
+    out = list(loop.map_unordered(work, iter(range(500)), limit=16))
+    assert sorted(i for i, _ in out) == list(range(500)) and all(r == i * i for i, r in out)
+    assert 1 < state["peak"] <= 16
+
+
+def test_items_are_pulled_lazily(loop):
+    pulled: list[int] = []
+
+    def source():
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0)
+        return i
+
+    gen = loop.map_unordered(work, source(), limit=4)
+    next(gen)
+    assert len(pulled) <= 5
+    gen.close()
+
+
+def test_an_exception_of_fn_is_raised_to_the_caller(loop):
+    async def work(i: int) -> int:
+        if i == 3:
+            raise ValueError("line 3 broke")
+        return i
+
+    with pytest.raises(ValueError, match="line 3 broke"):
+        list(loop.map_unordered(work, range(10), limit=2))
+
+
+def test_closing_early_cancels_the_rest(loop):
+    cancelled: list[int] = []
+
+    async def work(i: int) -> int:
+        try:
+            await asyncio.sleep(0 if i == 0 else 30)
+        except asyncio.CancelledError:
+            cancelled.append(i)
+            raise
+        return i
+
+    gen = loop.map_unordered(work, range(10), limit=10)
+    assert next(gen) == (0, 0)
+    gen.close()
+    deadline = time.monotonic() + 5
+    while len(cancelled) < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(cancelled) == list(range(1, 10))
+
+
+def test_work_stays_in_flight_while_the_caller_is_busy():
+    """20 waits of 0.2 s overlap with the caller's own 20 x 20 ms: about 0.6 s, not 4.4 s."""
+    inline = InlineLoop()
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0.2)
+        return i
+
+    started = time.monotonic()
+    try:
+        for _ in inline.map_unordered(work, range(20), limit=20):
+            time.sleep(0.02)
+    finally:
+        inline.close()
+    assert time.monotonic() - started < 1.5
+
+
+def test_run_after_map_unordered_is_not_cut_short():
+    """A task finishing while ``run`` drives the loop must not stop that run early."""
+    inline = InlineLoop()
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0.01 * i)
+        return i
+
+    async def later() -> str:
+        await asyncio.sleep(0.2)
+        return "done"
+
+    try:
+        gen = inline.map_unordered(work, range(5), limit=5)
+        assert next(gen)[0] == 0
+        assert inline.run(later(), timeout=5) == "done"  # the other four finish meanwhile
+        assert sorted(i for i, _ in gen) == [1, 2, 3, 4]
+    finally:
+        inline.close()
+
+
+def test_inside_a_running_loop_a_thread_is_used():
+    async def main() -> object:
+        return InlineLoop.for_this_thread()
+
+    made = asyncio.run(main())
+    try:
+        assert isinstance(made, LoopThread)
+    finally:
+        made.close()
+    plain = InlineLoop.for_this_thread()
+    assert isinstance(plain, InlineLoop)
+    plain.close()
+
+
+def test_sync_fetcher_inline_fetches_and_closes(tmp_path):
+    (tmp_path / "a.json").write_bytes(b"{}")
+    with SyncFetcher(FetchPolicy(allow_root=str(tmp_path)), inline=True) as sync:
+        assert isinstance(sync.loop_thread, InlineLoop)
+        assert sync.fetch(str(tmp_path / "a.json")) == b"{}"
+    assert sync.loop_thread.loop.is_closed()
+
+
+class _Leave(BaseException):
+    """Like the job's second Ctrl-C (``api._HardStop``): raised by a signal handler."""
+
+
+def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():
+    inline = InlineLoop()
+
+    def handler_fires() -> None:
+        raise _Leave
+
+    async def work(i: int) -> int:
+        if i == 2:
+            asyncio.get_running_loop().call_soon(handler_fires)  # not inside a task: asyncio would log it
+        await asyncio.sleep(0.05 if i >= 2 else 0)
+        return i
+
+    try:
+        with pytest.raises(_Leave):
+            list(inline.map_unordered(work, range(6), limit=6))
+        inline.loop.call_soon(handler_fires)
+        with pytest.raises(_Leave):
+            inline.run(asyncio.sleep(1))
+    finally:
+        inline.close()

@@ -1,0 +1,100 @@
+"""Typed options: one declaration gives the flags, the job.json object and back (``options``, ``cli._options``)."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from dataclasses import dataclass
+
+import pytest
+
+from totask_manifest.annotators.file import FileAnnotator, FileOptions
+from totask_manifest.cli._options import add_options, read_options
+from totask_manifest.engines.base import engine_names, engine_options_class, get_engine
+from totask_manifest.errors import UsageError
+from totask_manifest.fetch import DEFAULT_CONCURRENCY, FetchOptions
+from totask_manifest.options import Options, nested, option
+from totask_manifest.testing.runs import job_run
+
+
+@dataclass(frozen=True)
+class Inner(Options):
+    level: int = option(3, metavar="N", help="a nested option")
+
+
+@dataclass(frozen=True)
+class Outer(Options):
+    name: str | None = option(None, exclusive="which", help="a name")
+    key: str | None = option(None, exclusive="which", help="a key")
+    fast: bool = option(False, action="store_true", omit_default=True, help="go fast")
+    hosts: tuple[str, ...] = option((), flag="--host", action="append", metavar="HOST")
+    inner: Inner = nested(Inner)
+    internal: str | None = option(None, cli=False, omit_default=True)
+
+
+def parse(cls: type[Options], argv: list[str], **kw) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_options(parser, cls, **kw)
+    return parser.parse_args(argv)
+
+
+def test_flags_come_from_the_fields_and_read_back_as_the_flat_object() -> None:
+    args = parse(Outer, ["--name", "n", "--fast", "--host", "a", "--host", "b", "--level", "7"])
+    assert read_options(args, Outer) == {"name": "n", "key": None, "fast": True, "hosts": ["a", "b"], "level": 7}
+    # left out: the defaults, and what omits its default stays out of job.json
+    assert read_options(parse(Outer, []), Outer) == {"name": None, "key": None, "hosts": [], "level": 3}
+    assert read_options(args, Outer, only_given=True) == {"name": "n", "fast": True, "hosts": ["a", "b"], "level": 7}
+
+
+def test_exclusive_flags_and_typed_values_are_refused_by_argparse() -> None:
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(Outer, ["--name", "n", "--key", "k"])
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(Outer, ["--level", "x"])
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(Outer, ["--internal", "x"])  # cli=False: no flag
+
+
+def test_from_dict_ignores_unknown_keys_and_null_means_the_default() -> None:
+    opts = Outer.from_dict({"name": "n", "level": None, "internal": "i", "other": 1})
+    assert opts.inner.level == 3 and opts.internal == "i" and opts.name == "n"
+    assert Outer.from_dict(opts.to_dict()) == opts
+    assert opts.replace(level=9).inner.level == 9
+
+
+def test_a_field_shared_by_two_classes_is_one_flag() -> None:
+    parser = argparse.ArgumentParser()
+    seen: set[str] = set()
+    add_options(parser, FileOptions, seen=seen)
+    add_options(parser, FetchOptions, seen=seen)  # no "conflicting option string" error
+    args = parser.parse_args(["--url-key", "k", "--concurrency", "4"])
+    assert read_options(args, FetchOptions)["concurrency"] == 4
+
+
+def test_the_file_method_keeps_job_json_shape() -> None:
+    options = FileOptions().to_dict()
+    assert options["concurrency"] == DEFAULT_CONCURRENCY and options["allow_hosts"] == []
+    assert not {"native", "allow_drop", "converter", "relative_to", "relative_to_appended", "submit_empty"} & set(options)
+    with pytest.raises(UsageError, match="needs --url-key"):
+        FileAnnotator.check(FileOptions(), "image-classification")
+
+
+def test_engine_flags_are_prefixed_by_the_engine_and_unknown_engine_options_refused() -> None:
+    assert engine_names() == ["local", "ray"]
+    ray_options = engine_options_class("ray")
+    args = parse(ray_options, ["--ray-actors", "2", "--ray-shared-paths"], prefix="ray")
+    assert read_options(args, ray_options, prefix="ray", only_given=True) == {"actors": 2, "shared_paths": True}
+    with pytest.raises(UsageError, match="no option actor"):
+        get_engine("local", actor=2)
+    with pytest.raises(UsageError, match="unknown engine"):
+        get_engine("spark")
+
+
+def test_a_job_run_sent_to_a_worker_leaves_the_driver_parts_behind() -> None:
+    run = job_run("j", "a", "image-classification", {"url_key": "u"})
+    run.recorder = object()  # a driver-only part that would not pickle
+    run.on_progress = lambda _m: None
+    run.stop.set()
+    copy = pickle.loads(pickle.dumps(run))
+    assert copy.config == run.config and copy.options == {"url_key": "u"}
+    assert copy.recorder is None and copy.on_progress is None and not copy.stop.is_set()
