@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +38,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_bench import DATA, generate
 
 from totask_manifest import api
-from totask_manifest.annotators.base import Annotator, Failed, Item, Labeled, Outcome
+from totask_manifest.annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
 from totask_manifest.jobs.checkpoint import encode_part, read_part
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.job import Job
 from totask_manifest.jobs.layout import JobLayout
 from totask_manifest.manifest.validate import validate_manifest
+from totask_manifest.options import Options, option
 
 BOX = {"image_size": [{"width": 640, "height": 480, "depth": 3}],
        "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}]}
 
 
-class InstantAnnotator(Annotator):
+@dataclass(frozen=True)
+class InstantOptions(Options):
+    fail: bool = option(False, help="fail every line (the first job of the chain benchmark)")
+
+
+class InstantAnnotator(BatchAnnotator):
     """Answers every line at once: a class for classification, one box for detection; fails
     every line with ``fail`` set."""
 
     name = "instant"
     batch_size = 256
+    Options = InstantOptions
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
-        if self.context.options.get("fail"):
+        if self.options.fail:
             return [Failed("no label yet (benchmark)") for _ in items]
         if self.context.task_type == "object-detection":
             return [Labeled(BOX, {"objects": [{"confidence": 0.9}], "class-map": {"0": "Bird"}}) for _ in items]
