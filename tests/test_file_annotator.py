@@ -18,6 +18,10 @@ from totask_manifest.annotators.base import Failed, Item, Labeled, get_annotator
 from totask_manifest.annotators.file import FileAnnotator, lookup
 from totask_manifest.cli._options import add_options, read_options
 from totask_manifest.errors import UsageError
+from totask_manifest.jobs.checkpoint import CheckpointWriter
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.jobs.layout import JobLayout
+from totask_manifest.jobs.recorder import Recorder
 from totask_manifest.testing.runs import job_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,15 +263,24 @@ def test_other_task_types_from_groundtruth_files(doc_server):
     assert out[0].value == [1, 4] and out[0].metadata["class-map"] == {"1": "dog", "4": "cat"}
 
 
-def test_labels_are_schema_checked(doc_server):
-    pytest.importorskip("totask_manifest.manifest.validate")
+def test_labels_are_schema_checked_once_by_the_job(doc_server, tmp_path):
+    """The annotator hands the label on as it read it; the job's recorder, which every
+    annotator's output passes, fails the line with the schema rule it breaks."""
     bad = gt_doc()
     bad["label"] = json.loads(json.dumps(EXPECTED_VALUE))
     bad["label"]["annotations"][1]["width"] = -20
     doc_server.docs["/bad.json"] = json.dumps(bad).encode()
-    out = run_annotator({"url_key": "u"}, [{"source-ref": "x", "u": doc_server.url("bad.json")}])
-    assert isinstance(out[0], Failed) and out[0].reason.startswith("schema: ")
-    assert "width" in out[0].reason
+    record = {"source-ref": "x", "u": doc_server.url("bad.json")}
+    out = run_annotator({"url_key": "u"}, [record])
+    assert isinstance(out[0], Labeled)
+    config = JobConfig(job_name="Test-Job", input="in", output_root=str(tmp_path), label_attribute="boxes",
+                       task_type="object-detection")
+    writer = CheckpointWriter(JobLayout(config.job_url), next_seq=0, every=100, seconds=60)
+    recorder = Recorder(config, writer, {"labeled": 0, "failed": 0, "routed": 0})
+    status, updates, outcome = recorder.updates_for(Item(0, 1, record), out[0])
+    assert status == "failed" and isinstance(outcome, Failed) and outcome.rule == "schema-invalid"
+    assert outcome.reason.startswith("schema: ") and "width" in outcome.reason
+    assert "failure-reason" in updates["boxes-metadata"]
 
 
 def test_each_outcome_comes_with_its_own_item(doc_server):

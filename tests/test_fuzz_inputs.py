@@ -22,7 +22,7 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from totask_manifest.cli import main
 from totask_manifest.errors import InvalidInputError
-from totask_manifest.jobs.inputs import raise_for_problems, scan_input
+from totask_manifest.jobs.scan_ranges import raise_for_problems, scan_input
 
 pytestmark = [requires_gt, pytest.mark.slow]
 

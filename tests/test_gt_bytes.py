@@ -63,7 +63,7 @@ def labeled_lines(name: str) -> Iterator[tuple[Line, str, str]]:
 
 
 class _NoWriter:
-    def add(self, record: dict) -> None:
+    def add(self, record: dict, body: bytes, input_bytes: int | None = None) -> None:
         pass
 
 

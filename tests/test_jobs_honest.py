@@ -20,6 +20,7 @@ import pytest
 from tests.jobs_helpers import REPO, TOY, popen_cli, run_cli, write_manifest
 from totask_manifest import api
 from totask_manifest.errors import TotaskError, UsageError
+from totask_manifest.jobs.checkpoint import encode_part, read_part
 from totask_manifest.jobs.config import JobConfig
 from totask_manifest.jobs.layout import JobLayout
 
@@ -251,10 +252,10 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     assert result.status == "COMPLETED"
     layout = JobLayout(result.job_url)
     part = Path(layout.parts()[0])
-    records = [orjson.loads(raw) for raw in part.read_bytes().splitlines()]
-    assert records[0]["i"] == 1 and records[1]["i"] == 2  # line index 0 is prelabeled (not selected)
-    records[0]["i"], records[0]["n"] = 0, 1  # the record moves to an unselected line; line 2 loses its record
-    part.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    records = list(read_part(str(part)))
+    assert records[0].index == 1 and records[1].index == 2  # line index 0 is prelabeled (not selected)
+    records[0].index = 0  # the record moves to an unselected line; line 2 loses its record
+    part.write_bytes(encode_part(records))
     from totask_manifest.jobs.job import Job
 
     s = Job.open(result.job_url).state
@@ -277,8 +278,8 @@ def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
     assert result.status == "COMPLETED"
     layout = JobLayout(result.job_url)
     first, second = (Path(p) for p in layout.parts()[:2])
-    last_of_first = first.read_bytes().splitlines(keepends=True)[-1]
-    second.write_bytes(last_of_first + second.read_bytes())  # the line is in both parts now
+    last_of_first = list(read_part(str(first)))[-1]
+    second.write_bytes(encode_part([last_of_first, *read_part(str(second))]))  # the line is in both parts now
     from totask_manifest.jobs.job import Job
 
     s = Job.open(result.job_url).state

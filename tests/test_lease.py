@@ -59,7 +59,7 @@ def selected_indices(inp, attribute="cls"):
 
 
 def assert_covered_once(inp, out, job):
-    indices = [r["i"] for r in iter_records(JobLayout(str(out / job)))]
+    indices = [r.index for r in iter_records(JobLayout(str(out / job)))]
     assert indices == selected_indices(inp), "a selected line is missing or recorded twice"
 
 

@@ -233,3 +233,4 @@ def test_replacing_a_real_label_keeps_the_rest_of_the_line() -> None:
     assert after["source-ref"] == before["source-ref"] and after["category"] == before["category"]
     assert b'"top":164.60000000000002' in edited.body
     assert list(after) == list(before)
+

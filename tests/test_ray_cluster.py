@@ -122,7 +122,7 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     assert result.status == "COMPLETED", result.metrics
     assert result.metrics == local.metrics
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
-    indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]  # in order, or it raises
+    indices = [r.index for r in iter_records(JobLayout(str(job_dir)))]  # in order, or it raises
     assert len(indices) == len(set(indices)) == local.metrics["total"]
     after = logged(log)[len(before):]
     assert len({node for node, _pid, _i in before}) == 2  # both actors' nodes worked
@@ -237,5 +237,5 @@ def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, c
     resumed = api.resume(str(job_dir), engine=get_engine("ray", address=cluster.address, actors=1))
     assert resumed.status == "COMPLETED", resumed.metrics
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
-    indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]
+    indices = [r.index for r in iter_records(JobLayout(str(job_dir)))]
     assert len(indices) == len(set(indices)) == resumed.metrics["total"]

@@ -121,7 +121,7 @@ def config(root: Path, inp: Path, job: str = "job", **kw) -> JobConfig:
 
 
 def records_once_each(job_dir: Path) -> list[int]:
-    indices = [r["i"] for r in iter_records(JobLayout(str(job_dir)))]  # raises if out of order
+    indices = [r.index for r in iter_records(JobLayout(str(job_dir)))]  # raises if out of order
     assert len(indices) == len(set(indices))
     return indices
 

@@ -43,7 +43,7 @@ def wait_for_parts(out, job, minimum=1, timeout=30.0):
 
 
 def check_records_once_each(out, job, expected_total):
-    indices = [r["i"] for r in iter_records(JobLayout(str(out / job)))]  # raises if out of order
+    indices = [r.index for r in iter_records(JobLayout(str(out / job)))]  # raises if out of order
     assert len(indices) == len(set(indices)) == expected_total
 
 

@@ -22,13 +22,14 @@ from .errors import JobError, TotaskError, UsageError
 from .jobs.checkpoint import CheckpointWriter, summarize
 from .jobs.commit import Coverage, write_failures, write_output
 from .jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
-from .jobs.inputs import combine_with_appended, raise_for_problems, scan_input
+from .jobs.inputs import combine_with_appended
 from .jobs.job import Job
 from .jobs.layout import check_job_name, clean_temporaries
 from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
 from .jobs.recorder import Recorder
 from .jobs.run import JobRun, ProgressCallback
+from .jobs.scan_ranges import job_selection, raise_for_problems, scan_input
 from .jobs.state import JobState, empty_metrics, now_iso
 from .jobs.status import COMPLETED, FAILED, RUNNING, STOPPED
 from .manifest.naming import check_label_attribute, default_label_attribute
@@ -166,6 +167,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         engine=run.engine.name,
     )
     state.save()
+    scan.selection.save(layout.selection)
     log.info(
         "job %s: %d line(s), %d to label under %r -> %s",
         config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
@@ -215,8 +217,9 @@ def resume(
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
-    scan = scan_input(state.effective_input, state.config.label_attribute)
-    if scan.sha256 != state.input_sha256:
+    # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
+    selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
+    if selection.sha256 != state.input_sha256:
         raise JobError(
             f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
             "(checksum differs); chain a new job from it instead of resuming"
@@ -493,8 +496,8 @@ def _commit(
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
     try:
-        write_output(state.effective_input, layout, coverage, state.config.label_attribute)
-        write_failures(layout)
+        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        write_failures(layout, failed)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"

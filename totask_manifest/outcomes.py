@@ -50,9 +50,6 @@ class Labeled:
     value: Any
     metadata: dict = field(default_factory=dict)
     metadata_order: tuple[str, ...] = ()
-    #: the annotator already checked this label against its schema with the job's common
-    #: metadata (the file method does, to fail a bad file with its rule): the job need not again
-    schema_checked: bool = field(default=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

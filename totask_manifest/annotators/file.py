@@ -51,8 +51,8 @@ from ..formats.model import FormatError
 from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
 from ..jobs.run import JobRun
 from ..options import Options, nested, option
-from ..task_types import common_metadata, get_task_type, task_type_of_metadata
-from .base import Annotator, Failed, Item, Labeled, Outcome
+from ..task_types import get_task_type
+from .base import Annotator, Failed, Item, Outcome
 
 log = logging.getLogger("totask_manifest")
 
@@ -171,8 +171,6 @@ class FileAnnotator(Annotator):
             self.plugin = load_plugin(options.converter, needs=FILE_HOOK,
                                       params=options.converter_params
                                       or job_params(context.job_name, "file", context.options))
-        self._check = _check_label()
-        self._job_name = context.job_name
         self._sync: SyncFetcher | None = None
         self._urls: Any = None
 
@@ -250,11 +248,7 @@ class FileAnnotator(Annotator):
                 image_size = await self._image_size(item)
             labeled = to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names,
                                allow_drop=self.allow_drop)
-            problem = self._schema_problem(labeled)
-            if problem:
-                return Failed(problem)
-            labeled.schema_checked = self._check is not None
-            return labeled
+            return labeled  # the job checks every label against its schema (jobs.recorder), once
         except _LineFailure as exc:
             return Failed(exc.reason)
         except FormatError as exc:
@@ -449,17 +443,6 @@ class FileAnnotator(Annotator):
             raise _LineFailure(f"image size: {exc}") from None
         return read_image_size(data)
 
-    def _schema_problem(self, labeled: Labeled) -> str | None:
-        """Check the label as the job will write it, so a bad file fails here with its rule."""
-        if self._check is None:
-            return None
-        task_type = task_type_of_metadata(labeled.metadata) or get_task_type(self.task_type)
-        metadata = {**labeled.metadata, **common_metadata(task_type, self._job_name)}
-        for p in self._check(task_type, labeled.value, metadata):
-            if getattr(p, "severity", "error") == "error":
-                return f"schema: {p.rule} at {p.key or '/'}: {p.message}"
-        return None
-
 
 def document_problem(doc: Any, fmt: str) -> str | None:
     """The violations of the format's own schema (``schemas/dm-schema-v1.json``,
@@ -490,11 +473,3 @@ def _format_validator(fmt: str) -> Any:
 
 def _absolute(url: str) -> str:
     return url if has_scheme(url) else os.path.abspath(url)
-
-
-def _check_label():
-    try:
-        from ..manifest.label_check import check_label
-    except ImportError:  # validation not installed yet in this checkout: the job checks again anyway
-        return None
-    return check_label

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 from ..annotators.base import Item, ItemStream, Outcome, get_annotator_class
 from ..jobs.run import JobRun
-from ..jobs.selection import select
-from ..manifest.io import read_lines
+from ..jobs.scan_ranges import selected_lines
 from ..manifest.line import Line
 from .base import Engine
 
@@ -27,7 +26,7 @@ class LocalEngine(Engine):
         finished: dict[int, Outcome] = {}
 
         def feed() -> Iterator[Item]:
-            for line, item in select(read_lines(plan.input_url), attr, after_index=plan.after_index):
+            for line, item in selected_lines(plan.config.job_url, plan.input_url, attr, after_index=plan.after_index):
                 if plan.stop.is_set():
                     return
                 in_flight[item.index] = (line, item)

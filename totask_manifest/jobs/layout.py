@@ -49,18 +49,24 @@ class JobLayout:
     def failures(self) -> str:
         return join(self.job_url, "failures.jsonl")
 
+    @property
+    def selection(self) -> str:
+        """The input's fingerprint and the lines the job labels, with their byte offsets."""
+        return join(self.intermediate, "selection.bin")
+
     def part(self, seq: int) -> str:
-        return join(self.intermediate, f"part-{seq:06d}.jsonl")
+        return join(self.intermediate, f"part-{seq:06d}.ckpt")
 
     def parts(self) -> list[str]:
-        """Committed checkpoint parts in order (temporary files are ignored)."""
+        """Committed checkpoint parts in order (temporary files are ignored): ``.ckpt`` parts,
+        and ``.jsonl`` parts written before that format."""
         fs, path = url_to_fs(self.intermediate)
         if not fs.exists(path):
             return []
         names = []
         for entry in fs.ls(path, detail=False):
             name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            if re.fullmatch(r"part-\d{6,}\.jsonl", name):
+            if re.fullmatch(r"part-\d{6,}\.(ckpt|jsonl)", name):
                 names.append(name)
         # by number: past part-999999 the names grow a digit and no longer sort as text
         return [join(self.intermediate, n) for n in sorted(names, key=part_number)]

@@ -2,7 +2,9 @@
 
 This is where a job's common metadata is added (Ground Truth's ``type``, ``job-name``,
 ``human-annotated``, ``creation-date``) and where every label is checked against its schema
-before it is recorded: an invalid label fails its line with the rule it broke.
+before it is recorded: an invalid label fails its line with the rule it broke. Every
+annotator's output passes here (whatever the engine), so this is the one place a label is
+checked; annotators do not check it again.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Recorder:
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
             metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
                                       outcome.metadata_order)
-            if self.check is not None and not outcome.schema_checked:
+            if self.check is not None:
                 problems = [p for p in self.check(task_type, outcome.value, metadata)
                             if getattr(p, "severity", "error") == "error"]
                 if problems:
@@ -107,7 +109,7 @@ class Recorder:
                 new = line.with_values(updates)
         reason = outcome.reason if isinstance(outcome, Failed | Routed) else None
         rule = outcome.rule if isinstance(outcome, Failed) else None
-        record: dict[str, Any] = {"i": item.index, "n": item.number, "s": status, "line": new.body.decode("utf-8")}
+        record: dict[str, Any] = {"i": item.index, "s": status}
         dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0
         if dropped:
             record["d"] = dropped  # a label that dropped something the user allowed to drop
@@ -123,7 +125,8 @@ class Recorder:
                 record["task_id"] = item.task_id
         if status == "failed":
             log.warning("[task %s] failed: %s", item.display, reason)
-        self.writer.add(record)
+        # the line as the output manifest will hold it: the commit copies these bytes as they are
+        self.writer.add(record, new.prefix + new.body + new.newline, len(line.raw))
         self.counts[status] += 1
         for listener in self.listeners:
             listener(status)

@@ -1,0 +1,199 @@
+"""How fast a large job resumes with one line left, and how fast a chained job runs over a large
+manifest in which few lines need labels, each against its baseline measured in the same run.
+
+Uses the N-line bounding-box manifest of ``validate_bench.py`` (default 1,000,000 lines, under
+``benchmarks/_data/``, reused when present) and an annotator that answers at once, in this
+process, so what is timed is the job's own machinery (scan, selection, checkpoint, commit):
+
+* **resume**: a job that labels every line (``cls``, image classification) is run to the end
+  (once: it is kept under ``_data/``), its last record taken out of the checkpoint and the job
+  marked STOPPED, as if stopped with one line left; then ``resume`` is timed (target: under 3 s). Baselines: a plain
+  copy of the input file (``shutil.copyfile``), since the commit writes a whole new output
+  manifest, and the same copy flushed to disk (``fsync``), as the commit's atomic write does.
+* **chain**: a first job over a copy of the manifest in which 1% of lines lack ``category``
+  fails those lines; ``chain`` from it with the same attribute labels them (target: under 2x
+  the baseline). Baseline: ``validate_manifest`` over the same file (the chain's input).
+
+Run: ``python benchmarks/resume_chain_bench.py [--lines N] [--repeat R]``. Prints medians and
+the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from validate_bench import DATA, generate
+
+from totask_manifest import api
+from totask_manifest.annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest.jobs.checkpoint import encode_part, read_part
+from totask_manifest.jobs.config import JobConfig
+from totask_manifest.jobs.job import Job
+from totask_manifest.jobs.layout import JobLayout
+from totask_manifest.manifest.validate import validate_manifest
+from totask_manifest.options import Options, option
+
+BOX = {"image_size": [{"width": 640, "height": 480, "depth": 3}],
+       "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}]}
+
+
+@dataclass(frozen=True)
+class InstantOptions(Options):
+    fail: bool = option(False, help="fail every line (the first job of the chain benchmark)")
+
+
+class InstantAnnotator(BatchAnnotator):
+    """Answers every line at once: a class for classification, one box for detection; fails
+    every line with ``fail`` set."""
+
+    name = "instant"
+    batch_size = 256
+    Options = InstantOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        if self.options.fail:
+            return [Failed("no label yet (benchmark)") for _ in items]
+        if self.context.task_type == "object-detection":
+            return [Labeled(BOX, {"objects": [{"confidence": 0.9}], "class-map": {"0": "Bird"}}) for _ in items]
+        return [Labeled(1, {"class-name": "cat", "confidence": 0.5}) for _ in items]
+
+
+METHOD = f"{__name__}:InstantAnnotator" if __name__ != "__main__" else "resume_chain_bench:InstantAnnotator"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def copy_synced(src: Path, dst: Path) -> None:
+    """A copy made durable as the job's commit makes its output (fsync before it counts)."""
+    shutil.copyfile(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def one_line_left(job_url: str) -> None:
+    """Take the last record out of the checkpoint and mark the job STOPPED: one line is left."""
+    last = JobLayout(job_url).parts()[-1]
+    records = list(read_part(last))
+    if len(records) > 1:
+        Path(last).write_bytes(encode_part(records[:-1]))
+    else:
+        Path(last).unlink()
+    state = Job.open(job_url).state
+    state.status = "STOPPED"
+    state.save()
+
+
+def with_gaps(src: Path, dst: Path, every: int = 100) -> None:
+    """The manifest with ``category`` taken off every ``every``-th line (those need a label)."""
+    if dst.exists():
+        return
+    tmp = dst.with_suffix(".tmp")
+    with open(src, "rb") as f, open(tmp, "wb", buffering=1 << 22) as out:
+        for i, raw in enumerate(f):
+            if i % every == every // 2:
+                rec = orjson.loads(raw)
+                rec.pop("category", None)
+                rec.pop("category-metadata", None)
+                raw = orjson.dumps(rec) + b"\n"
+            out.write(raw)
+    tmp.rename(dst)
+
+
+def bench_resume(path: Path, repeat: int) -> None:
+    """The job is kept under ``_data/`` (labeling a million lines takes a while); each repeat
+    takes its last record out again."""
+    config = JobConfig(job_name=f"resume-{path.stem}", input=str(path), output_root=str(DATA),
+                       label_attribute="cls", task_type="image-classification", method=METHOD, checkpoint_every=500)
+    # the same command again carries on (or reports) an existing job: an interrupted setup resumes
+    setup, result = timed(lambda: api.annotate(config))
+    if Job.open(result.job_url).state.status != "COMPLETED":
+        raise SystemExit(f"setup job {result.job_url} is {result.status}")
+    print(f"setup: the job labeling all {result.metrics['total']:,} lines ready in {setup:.1f} s ({load()})")
+    work = Path(tempfile.mkdtemp(dir=DATA))
+    resumes, copies, synced = [], [], []
+    for _ in range(repeat):
+        one_line_left(result.job_url)
+        copy_s, _ = timed(lambda: shutil.copyfile(path, work / "copy.manifest"))
+        copies.append(copy_s)
+        (work / "copy.manifest").unlink()
+        synced.append(timed(lambda: copy_synced(path, work / "copy.manifest"))[0])
+        (work / "copy.manifest").unlink()
+        resume_s, again = timed(lambda: api.resume(result.job_url))
+        assert again.status == "COMPLETED", again
+        resumes.append(resume_s)
+    r, c, cs = statistics.median(resumes), statistics.median(copies), statistics.median(synced)
+    print(f"resume, 1 line left of {result.metrics['total']:,}: {r:.2f} s median "
+          f"(runs {', '.join(f'{x:.2f}' for x in resumes)}); plain copy of the input {c:.2f} s "
+          f"({r / c:.2f}x), copy flushed to disk as the commit is (fsync) {cs:.2f} s ({r / cs:.2f}x); "
+          f"target < 3 s: {'met' if r < 3 else 'NOT met'} ({load()})")
+    shutil.rmtree(work)
+
+
+def bench_chain(path: Path, work: Path, repeat: int) -> None:
+    gapped = path.with_name(path.stem + "-gaps.manifest")
+    with_gaps(path, gapped)
+    first = JobConfig(job_name="first", input=str(gapped), output_root=str(work), label_attribute="category",
+                      task_type="object-detection", method=METHOD, options={"fail": True}, checkpoint_every=500)
+    setup, result = timed(lambda: api.annotate(first))
+    print(f"setup: a first job over {gapped.name} fails its {result.metrics['total']:,} unlabeled lines "
+          f"in {setup:.1f} s ({load()})")
+    chains, validates = [], []
+    for k in range(repeat):
+        validate_s, report = timed(lambda: validate_manifest(result.output_manifest))
+        validates.append(validate_s)
+        chain_s, chained = timed(lambda k=k: api.chain(result.job_url, f"chained{k}", label_attribute="category",
+                                                      options={"fail": False}))
+        assert chained.status == "COMPLETED", chained
+        chains.append(chain_s)
+        shutil.rmtree(work / f"chained{k}")
+    ch, va = statistics.median(chains), statistics.median(validates)
+    print(f"chain, {chained.metrics['total']:,} of {report.lines:,} lines to label: {ch:.2f} s median "
+          f"(runs {', '.join(f'{x:.2f}' for x in chains)}); validate on the same file {va:.2f} s; "
+          f"{ch / va:.2f}x validate; target < 2x: {'met' if ch < 2 * va else 'NOT met'} ({load()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("resume", "chain"))
+    args = parser.parse_args()
+    logging.getLogger("totask_manifest").setLevel(logging.ERROR)  # not a warning per failed line
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"bbox-{args.lines}.manifest"
+    generate(path, args.lines)
+    print(f"{path.name}: {args.lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB; {os.cpu_count()} CPUs ({load()})")
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+        if args.only in (None, "resume"):
+            bench_resume(path, args.repeat)
+        if args.only in (None, "chain"):
+            bench_chain(path, Path(tmp), args.repeat)
+
+
+if __name__ == "__main__":
+    main()
