@@ -2,7 +2,7 @@
 server on 127.0.0.1: the request line and headers, compression, redirects (followed hop by hop
 under the policy, never to another scheme), retries on 5xx and dropped connections, timeouts,
 and connection reuse. These held when requests went through httpx; they hold for the direct
-aiohttp path (``totask_manifest.fetch_http``) that replaced it."""
+aiohttp path (``totask_manifest.fetch.http``) that replaced it."""
 
 from __future__ import annotations
 

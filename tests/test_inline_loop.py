@@ -10,7 +10,7 @@ import time
 import pytest
 
 from totask_manifest.fetch import FetchPolicy, LoopThread, SyncFetcher
-from totask_manifest.inline_loop import InlineLoop
+from totask_manifest.fetch.inline import InlineLoop
 
 
 @pytest.fixture(params=["inline", "thread"])

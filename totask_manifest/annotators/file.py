@@ -5,7 +5,7 @@ This is ToTask's "file" pre-annotation: a model or a colleague already produced 
 each into the line's Ground Truth label. The time goes into waiting for storage, so items are
 processed on an event loop with ``concurrency`` requests in flight across batch boundaries
 (``fetch.SyncFetcher.map_unordered``); the loop runs in the job's own thread between the
-outcomes it hands back (``inline_loop.InlineLoop``), so no thread hop is paid per line.
+outcomes it hands back (``fetch.inline.InlineLoop``), so no thread hop is paid per line.
 
 Where a line's file is: ``--url-key K`` (a key, or a dotted path into nested objects) or
 ``--target-specification-name S`` (the Synapse files map an exported line carries under

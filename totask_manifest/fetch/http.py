@@ -21,9 +21,10 @@ import ssl
 import aiohttp
 from yarl import URL
 
-from .errors import FetchError
-from .fetch import FetchPolicy, parse_retry_after, scrub  # fetch imports this module on first use
-from .retry import Transient, retryable_status
+from ..errors import FetchError
+from ..retry import Transient, retryable_status
+from .policy import FetchPolicy
+from .urls import parse_retry_after, scrub
 
 USER_AGENT = "totask-manifest"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .fetch import LoopThread, _task_result  # fetch imports this module only on use
+from .loop import LoopThread, _task_result
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,0 +1,97 @@
+"""URLs in manifests: scrubbing credentials out of messages, bases, relative references,
+``Retry-After``."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+_QUERY_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
+_USERINFO_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@'\"<>]*@")
+
+
+def scrub(text: str, limit: int = 240) -> str:
+    """Remove query strings and user info from URLs inside a library's error message, and shorten it."""
+    text = _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def has_scheme(ref: str) -> bool:
+    """True for ``scheme://...`` (two or more letters, so ``C:/x`` stays a path)."""
+    head, sep, _ = ref.partition("://")
+    return bool(sep) and len(head) > 1 and head.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
+def base_of(manifest_url: str) -> str:
+    """The folder a manifest lives in, against which its relative references resolve.
+
+    Local folders come back absolute, so a job resumed from another working directory still
+    finds the same files.
+    """
+    url = str(manifest_url)
+    if has_scheme(url) and not url.startswith("file://"):
+        return url.rsplit("/", 1)[0] if "/" in url.split("://", 1)[1] else url
+    path = url[len("file://"):] if url.startswith("file://") else url
+    return os.path.dirname(os.path.abspath(path))
+
+
+#: the option naming where appended manifests' lines start and the folder each resolves against
+APPENDED_BASES = "relative_to_appended"
+
+
+def base_for_line(options: dict[str, Any], index: int, default: str | None) -> str | None:
+    """The folder a line's relative references resolve against: its own manifest's.
+
+    A job's input is the main manifest followed by the lines of each ``--append`` manifest;
+    ``options[APPENDED_BASES]`` holds ``[first line index, folder]`` per appended manifest (in
+    order), so a line at ``index`` from an appended manifest resolves against that manifest's
+    folder, and every other line against ``default`` (the main manifest's).
+    """
+    base = default
+    for first, folder in options.get(APPENDED_BASES) or ():
+        if index < first:
+            break
+        base = folder
+    return base
+
+
+def resolve_reference(ref: str, base: str | None) -> str:
+    """Turn a reference from a manifest line into a URL or path.
+
+    URLs and absolute paths stand as they are; a relative path is taken relative to ``base``
+    (the manifest's folder, see ``base_of``) or, without one, to the working directory.
+    """
+    ref = str(ref).strip()
+    if has_scheme(ref) or os.path.isabs(ref):
+        return ref
+    if not base:
+        return os.path.abspath(ref)
+    if has_scheme(base) and not base.startswith("file://"):
+        return base.rstrip("/") + "/" + ref
+    base_path = base[len("file://"):] if base.startswith("file://") else base
+    return os.path.normpath(os.path.join(base_path, ref))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
