@@ -156,7 +156,9 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                 for i in range(60):
                     label = labels[i % len(labels)]
                     server.add(f"annotations/{label.name}", label.read_bytes())
-                    lines.append(orjson.dumps({"source-ref": f"s3://bucket/images/{label.stem}.jpg",
+                    image = SAMPLE / "images" / f"{label.stem}.jpg"  # read for its size by formats without one
+                    server.add(f"images/{image.name}", image.read_bytes())
+                    lines.append(orjson.dumps({"source-ref": server.url_for(f"images/{image.name}"),
                                                "annotation-ref": server.url_for(f"annotations/{label.name}")}))
                 inp = driver / "in.manifest"
                 inp.write_bytes(b"\n".join(lines) + b"\n")

@@ -167,7 +167,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         engine=run.engine.name,
     )
     state.save()
-    scan.selection.save(layout.selection)
+    scan.selection.keep(layout.selection)
     log.info(
         "job %s: %d line(s), %d to label under %r -> %s",
         config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,

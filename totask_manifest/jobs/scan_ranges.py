@@ -181,7 +181,7 @@ def job_selection(layout: JobLayout, input_url: str, attribute: str) -> LineSele
     if selection is not None and selection.fingerprint is not None and selection.fingerprint == fingerprint(input_url):
         return selection
     selection = scan_input(input_url, attribute).selection
-    selection.save(layout.selection)
+    selection.keep(layout.selection)
     return selection
 
 

@@ -8,6 +8,7 @@ metadata records a ``failure-reason`` from an earlier try. Everything else passe
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import sys
 from array import array
@@ -17,11 +18,14 @@ from typing import Any
 
 import orjson
 
+from ..errors import StorageError
 from ..manifest.io import to_line
 from ..manifest.line import Line
 from ..manifest.naming import metadata_key
 from ..outcomes import Item
-from ..storage import exists, open_read, read_bytes, write_bytes_atomic
+from ..storage import exists, open_read, read_bytes, redact_url, write_bytes_atomic
+
+log = logging.getLogger(__name__)
 
 
 def needs_label(record: dict, attribute: str) -> bool:
@@ -96,6 +100,15 @@ class LineSelection:
     def save(self, url: str) -> None:
         write_bytes_atomic(url, self.to_bytes())
         _last.clear()
+
+    def keep(self, url: str) -> None:
+        """``save``, as the cache it is: a store that refuses it (a full disk, a size limit) costs
+        the next run a scan of the input, not the job; the job's own writes fail it if the store
+        is really full."""
+        try:
+            self.save(url)
+        except StorageError as exc:
+            log.warning("selection not kept at %s (%s): the next run scans the input again", redact_url(url), exc)
 
     @classmethod
     def load(cls, url: str) -> LineSelection | None:
