@@ -323,9 +323,8 @@ class FileAnnotator(Annotator):
 
     async def _with_plugin(self, item: Item) -> Outcome:
         """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
-        from ..formats.detect import detect_input_format
         from ..synapse.fresh_urls import task_files
-        from ..synapse.plugin import file_name_of, hook_failure, json_problem, task_data_of_line
+        from ..synapse.plugin import converted_outcome, file_name_of, hook_failure, task_data_of_line
 
         record = item.record
         task = None
@@ -352,16 +351,7 @@ class FileAnnotator(Annotator):
                                                 data_url, data_name, task_data=task or task_data_of_line(record))
         except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
             return Failed(hook_failure("convert", exc))
-        if refused_as_empty(converted, submit_empty=self.submit_empty):
-            return Failed(EMPTY_RESULT)
-        problem = json_problem(converted)
-        if problem is not None:
-            return Failed(f"convert: {problem}")
-        try:
-            fmt = detect_input_format(converted)
-        except FormatError:
-            fmt = ANY
-        return native_label(converted, fmt if fmt in NATIVE_FORMATS else ANY)
+        return converted_outcome(converted, "convert", submit_empty=self.submit_empty)
 
     def _has_credentials(self) -> bool:
         from ..synapse.settings import SynapseSettings

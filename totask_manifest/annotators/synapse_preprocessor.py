@@ -178,23 +178,14 @@ class PreProcessorAnnotator(BatchAnnotator):
         from ..synapse.plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
-            from ..synapse.plugin import hook_failure, json_problem
+            from ..synapse.plugin import converted_outcome, hook_failure
 
             try:
                 converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
                                                     task_data=task or task_data_of_line(item.record))
             except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
                 return Failed(hook_failure(INFERENCE_HOOK, exc))
-            if refused_as_empty(converted, submit_empty=self.submit_empty):
-                return Failed(EMPTY_RESULT)
-            problem = json_problem(converted)
-            if problem is not None:
-                return Failed(f"{INFERENCE_HOOK}: {problem}")
-            try:
-                fmt = detect_input_format(converted)
-            except FormatError:
-                fmt = ANY
-            return native_label(converted, fmt if fmt in NATIVE_FORMATS else ANY)
+            return converted_outcome(converted, INFERENCE_HOOK, submit_empty=self.submit_empty)
         try:
             fmt = detect_input_format(result)
         except FormatError:

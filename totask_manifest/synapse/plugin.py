@@ -158,3 +158,25 @@ def task_data_of_line(record: dict) -> dict:
 def file_name_of(url: str) -> str:
     """The last path segment of a URL, without its query (a name for a file the line does not name)."""
     return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def converted_outcome(converted: Any, step: str, *, submit_empty: bool) -> Any:
+    """What a plugin's conversion (``convert_data_from_file`` / ``_from_inference``) makes of a
+    task, as the SDK submits it: nothing (or an empty result) fails the task, a value JSON cannot
+    carry fails it naming ``step``, anything else is the task data, kept as it is (a custom label
+    naming its format, ``any`` when it is of no known one)."""
+    from ..formats.detect import detect_input_format
+    from ..formats.model import FormatError
+    from ..formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+    from ..outcomes import Failed
+
+    if refused_as_empty(converted, submit_empty=submit_empty):
+        return Failed(EMPTY_RESULT)
+    problem = json_problem(converted)
+    if problem is not None:
+        return Failed(f"{step}: {problem}")
+    try:
+        fmt = detect_input_format(converted)
+    except FormatError:
+        fmt = ANY
+    return native_label(converted, fmt if fmt in NATIVE_FORMATS else ANY)
