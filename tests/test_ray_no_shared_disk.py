@@ -41,8 +41,6 @@ pytestmark = [
 ]
 SAMPLE = REPO / "sample_data"
 RAY = str(Path(sys.executable).with_name("ray"))
-#: set in the fresh interpreter the scenario runs in
-_ISOLATED = "TOTASK_TEST_NO_SHARED_DISK_INSIDE"
 
 
 def _can_unshare(hidden: Path) -> bool:
@@ -111,16 +109,6 @@ class NodeLoggingFile(FileAnnotator):
 
 
 def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, monkeypatch, request):
-    """Runs in a fresh interpreter from the repository root: a driver keeps per-process Ray state
-    of the clusters it joined before, and in a full suite run (after other modules' clusters) both
-    actors of this private cluster once died on creation, which this scenario is not about."""
-    if os.environ.get(_ISOLATED) != "1":
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", request.node.nodeid],
-                           cwd=REPO, env={**os.environ, _ISOLATED: "1"}, capture_output=True, text=True, timeout=900)
-        if r.returncode == 0 and " passed" not in r.stdout and "skipped" in r.stdout:
-            pytest.skip(r.stdout.strip().splitlines()[-2] if r.stdout.strip() else "skipped inside")
-        assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-4000:] + r.stderr[-2000:]
-        return
     import ray
 
     from totask_manifest.testing.file_server import FileServer
