@@ -151,6 +151,37 @@ def test_numbers_take_pythons_forms():
         b'{"source-ref":"s3://b/a.jpg","a":{"objects":[{"confidence":1e-05}]}}')
 
 
+def test_gt_json_writes_what_pythons_json_writes():
+    """gt_json takes orjson's text where it is the same as json's: compare them on random floats
+    of every magnitude, integers past 64 bits, every character up to U+07FF and the values
+    orjson writes differently (NaN, infinity, keys that are not strings)."""
+    import json
+    import random
+    import struct
+
+    rng = random.Random(14)
+    values: list = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    values += [round(rng.uniform(0, 2000), rng.randint(0, 8)) for _ in range(5_000)]
+    values += [rng.random() / 10 ** rng.randint(0, 9) for _ in range(5_000)]
+    values += [float(f"{m}e{e}") for m in (1, 1.5, 9.999999, 123456789.123) for e in range(-330, 309)]
+    values += [rng.randint(-2**70, 2**70) for _ in range(1_000)] + [2**63, 2**64, -2**63 - 1, -0.0, 5e-324]
+    values += ["".join(map(chr, range(i, i + 64))) for i in range(0, 0x800, 64)] + ["\u2028\u2029\ufeff\U0001f600"]
+    values += [{1: "a"}, {"k": None}, (1, 2.5), {"d": [1e-05, {"x": 1e22}]}, True, None]
+    for value in values:
+        if isinstance(value, float) and value != value:
+            continue
+        try:
+            expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:
+            with pytest.raises(ValueError):
+                gt_json(value)
+            continue
+        assert gt_json(value) == expected, value
+    for bad in (float("nan"), float("inf"), [float("-inf")]):
+        with pytest.raises(ValueError):
+            gt_json(bad)
+
+
 # ---------------------------------------------------------------- the same through a whole job
 
 

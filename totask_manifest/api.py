@@ -27,6 +27,7 @@ from .jobs.job import Job
 from .jobs.layout import check_job_name, clean_temporaries
 from .jobs.lease import LeaseLost, current_holder, held_lease, hold
 from .jobs.progress import Progress
+from .jobs.quiet_gc import fewer_collections
 from .jobs.recorder import Recorder
 from .jobs.run import JobRun, ProgressCallback
 from .jobs.scan_ranges import job_selection, raise_for_problems, scan_input
@@ -433,7 +434,7 @@ def _execute(state: JobState, run: JobRun) -> JobResult:
     run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
     started = time.monotonic()
     error: str | None = None
-    with _stop_on_signals(plan) as received:
+    with _stop_on_signals(plan) as received, fewer_collections():
         try:
             plan.engine.run(plan)
         except LeaseLost:
