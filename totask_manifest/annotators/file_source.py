@@ -120,27 +120,28 @@ class LabelFiles:
 
     async def url(self, item: Item) -> str:
         """The line's file URL; a fresh one when it is missing or has expired (exported lines)."""
-        from ..synapse.fresh_urls import is_expired
-
         try:
             ref = self.reference(item.record)
         except LineFailure as exc:
             if not self.refreshable(item):
                 raise
             return await self.fresh_url(item, exc.reason.removeprefix("no URL: "))
-        if self.refreshable(item) and is_expired(ref):
-            return await self.fresh_url(item, "the URL has expired")
+        if self.refreshable(item):
+            from ..synapse.fresh_urls import is_expired  # only exported lines need the Synapse side
+
+            if is_expired(ref):
+                return await self.fresh_url(item, "the URL has expired")
         return self.resolve(item, ref)
 
     async def fetch(self, item: Item) -> tuple[str, bytes]:
         """(URL, body) of the line's file; a refused URL of an exported line is asked for again once."""
-        from ..synapse.fresh_urls import needs_refresh
-
         url = await self.url(item)
         fetcher = self._fetcher()
         try:
             return url, await fetcher.fetch(url)
         except FetchError as exc:
+            from ..synapse.fresh_urls import needs_refresh
+
             if not (self.refreshable(item) and needs_refresh(exc)):
                 raise LineFailure(f"fetch: {exc}") from None
             first = exc
