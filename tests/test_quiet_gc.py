@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from totask_manifest.jobs.quiet_gc import fewer_collections
+from totask_manifest._jobs.quiet_gc import fewer_collections
 
 
 def test_settings_come_back_after_nested_periods_and_cycles_are_still_collected():
