@@ -21,7 +21,8 @@ them, SYN-7486), by what the server may already have done:
 Every request goes to the configured host: a ``next`` link on another origin is followed by
 its path and query there (``SynapseSettings.on_host``), so neither the token nor anything else
 is ever sent to another host. ``SYNAPSE_PLUGIN_RUN_URL_HOST`` adds ``url_host`` to every query
-(a value the caller gives wins). Query values are encoded by one function, ``encode_query``.
+(a value the caller gives wins). Query values are encoded by one function, ``query.encode_query``;
+the errors are ``errors``'s classes.
 
 Errors name the method, the path and the status, never a token (``SynapseSettings.redact``).
 """
@@ -38,9 +39,19 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import httpx
 import orjson
 
-from .._errors import FatalSynapseError, SynapseError
 from .._fetch import parse_retry_after
 from .._retry import Backoff
+from .errors import (  # noqa: F401 - the client's errors are importable from here too
+    BackendMoved,
+    BackendUnavailable,
+    BadRequest,
+    NotFound,
+    PermissionDenied,
+    SynapseHTTPError,
+    TokenRejected,
+    error_class,
+)
+from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
 
 log = logging.getLogger(__name__)
@@ -50,62 +61,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: retried for idempotent methods only
 RETRY_STATUSES_IDEMPOTENT = frozenset({500})
-
-
-class SynapseHTTPError(SynapseError):
-    """The backend answered with an error status."""
-
-    def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.path = path
-        self.detail = detail
-
-
-class BadRequest(SynapseHTTPError):
-    """400: the backend refused this request's content (e.g. task data failing its schema)."""
-
-
-class PermissionDenied(SynapseHTTPError):
-    """403: this token may not touch this object."""
-
-
-class NotFound(SynapseHTTPError):
-    """404: no such object."""
-
-
-class TokenRejected(SynapseHTTPError, FatalSynapseError):
-    """401: the token is missing, wrong or revoked; nothing else can succeed."""
-
-
-class BackendMoved(SynapseHTTPError, FatalSynapseError):
-    """3xx: the backend redirects instead of answering; redirects are not followed (a token must
-    not travel to another host), and when the host is wrong every request would be redirected, so
-    this is fatal rather than one failure per task."""
-
-
-class BackendUnavailable(SynapseHTTPError):
-    """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        if self.status is None:  # nothing answered (refused, no such host): an I/O error, as the README's exit 2
-            self.exit_code = 2
-
-
-def _error_class(status: int) -> type[SynapseHTTPError]:
-    if status == 400:
-        return BadRequest
-    if status == 401:
-        return TokenRejected
-    if status == 403:
-        return PermissionDenied
-    if status == 404:
-        return NotFound
-    if status >= 500 or status == 429:
-        return BackendUnavailable
-    return SynapseHTTPError
 
 
 def _nothing_sent(exc: httpx.TransportError) -> bool:
@@ -311,7 +266,7 @@ class AsyncSynapseClient:
             text = text[:297] + "..."
         reason = httpx.codes.get_reason_phrase(status)
         message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
-        return _error_class(status)(
+        return error_class(status)(
             self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
         )
 
@@ -405,86 +360,3 @@ class AsyncSynapseClient:
 
     async def create_logs(self, entries: list[dict]) -> Any:
         return await self.request("POST", "logs/", json=entries)
-
-
-LOOKUP_SEPARATOR = "__"
-#: Django field lookups; a last ``__part`` that is not one of these is a related field's name
-LOOKUPS = frozenset({"exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte", "contains", "icontains",
-                     "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year", "month",
-                     "day", "regex", "iregex"})
-
-
-def split_lookup(key: str) -> tuple[str, str]:
-    """``"created_at__gte"`` -> ``("created_at", "gte")``; ``"data_unit__id"`` -> ``("data_unit__id", "exact")``."""
-    field, sep, lookup = key.rpartition(LOOKUP_SEPARATOR)
-    if sep and field and lookup in LOOKUPS:
-        return field, lookup
-    return key, "exact"
-
-
-def encode_query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """Query parameters as the backend (Django REST framework + django-filter) reads them.
-
-    The one place a Python value becomes a query string value; task filters, listings and every
-    other request go through it. Each key is sent once, because Django's ``QueryDict.get`` keeps
-    only the last of repeated keys (``requests`` would repeat them for a list, and the backend
-    would then see one value):
-
-    ===========================  ===========================================================
-    Python value                 sent as
-    ===========================  ===========================================================
-    ``str``, ``int``, ``float``  ``key=<str(value)>``
-    ``True`` / ``False``         ``key=true`` / ``key=false`` (django-filter's BooleanFilter)
-    ``None``                     ``<field>__isnull=true``: "no value", e.g. ``assignee: None``
-                                 selects unassigned tasks only (``key`` without a lookup, or
-                                 ending in ``__exact``; with any other lookup it is refused)
-    a list, tuple or set         one ``<field>__in=a,b,c`` (django-filter's ``__in`` filters
-                                 take comma-separated values): any of these values; a key
-                                 already ending in ``__in`` keeps its name; an empty list is
-                                 refused (it would select nothing, or everything if ignored);
-                                 ``__range`` keys are comma-joined under their own name
-    ===========================  ===========================================================
-
-    ``ValueError`` names the key for a value that cannot be sent (a dict, a nested list, a value
-    with a comma inside a list, an empty list, ``None`` with a range lookup) and for two keys that
-    would collide (``status: [..]`` beside ``status__in``).
-    """
-    if not params:
-        return []
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        name, text = _encode_pair(str(key), value)
-        if name in out:
-            raise ValueError(f"query keys {key!r} and {name!r} would both be sent as {name!r}")
-        out[name] = text
-    return list(out.items())
-
-
-def _encode_pair(key: str, value: Any) -> tuple[str, str]:
-    field, lookup = split_lookup(key)
-    if value is None:
-        if lookup == "exact":
-            return f"{field}{LOOKUP_SEPARATOR}isnull", "true"
-        raise ValueError(f"query key {key!r}: None cannot be sent with the lookup {lookup!r}")
-    if isinstance(value, list | tuple | set | frozenset):
-        values = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-        if not values:
-            raise ValueError(f"query key {key!r}: an empty list selects nothing")
-        texts = [_scalar(key, v) for v in values]
-        if any("," in t for t in texts):
-            raise ValueError(f"query key {key!r}: a value in a list cannot hold a comma")
-        if lookup == "range":
-            return key, ",".join(texts)
-        if lookup not in ("exact", "in"):
-            raise ValueError(f"query key {key!r}: a list cannot be sent with the lookup {lookup!r}")
-        name = f"{field}{LOOKUP_SEPARATOR}in"
-        return name, ",".join(texts)
-    return key, _scalar(key, value)
-
-
-def _scalar(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"query key {key!r}: a {type(value).__name__} value cannot be sent in a query")
