@@ -1,10 +1,11 @@
 """The one retry policy of every HTTP client in the project: which failures are worth another
 attempt, and how long to wait before it.
 
-Four clients talk HTTP (the fetcher of label files and images, the Synapse client, the
-inference endpoint, report thumbnails). They used to hold three backoff loops with three
-formulas; the waits now come from ``Backoff`` and the "try again" signal is ``Transient``,
-so a change to either (a longer ceiling, honouring ``Retry-After`` up to a cap) holds for all.
+Two clients talk HTTP: the fetch layer (label files, images, report thumbnails and the model
+endpoint's POSTs, one retry loop in ``fetch.Fetcher``) and the Synapse client (the SDK's rules
+by method). They used to hold three backoff loops with three formulas; the waits now come from
+``Backoff`` and the "try again" signal is ``Transient``, so a change to either (a longer
+ceiling, honouring ``Retry-After`` up to a cap) holds for both.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ The whole attempt's time limit is ``Fetcher``'s ``asyncio.timeout``, so no aioht
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 
 import aiohttp
 from yarl import URL
@@ -58,18 +59,30 @@ class HttpClient:
         Raises ``FetchError`` for what another attempt would not change and ``Transient`` for
         what it may (5xx, 429, a dropped or cut connection).
         """
+        return await self.send("GET", url)
+
+    async def send(self, method: str, url: str, *, data: bytes | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
+        """One attempt at ``method url``: the 2xx body, under the policy's body limit.
+
+        Only a GET follows redirects: a 3xx to anything else is its answer (a POST is never sent
+        to a second place). A non-GET's error names the start of what the server said (a model
+        endpoint's "model not loaded"), a GET's only the status (a file's error page is noise).
+        """
         limit = self.policy.max_body_bytes
+        follow = method == "GET"
         for _hop in range(self.policy.max_redirects + 1):
             try:
-                async with self.session.get(url, allow_redirects=False) as resp:
+                async with self.session.request(method, url, data=data, headers=headers,
+                                                allow_redirects=False) as resp:
                     status = resp.status
-                    if status in REDIRECTS:
+                    if follow and status in REDIRECTS:
                         url = self._next_hop(resp, status)
                         continue
                     if retryable_status(status):
                         raise Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("Retry-After")))
                     if not 200 <= status < 300:
-                        raise FetchError(f"HTTP {status}")
+                        raise FetchError(f"HTTP {status}" if follow else f"HTTP {status}: {await _error_text(resp)}")
                     return await _read_body(resp, limit)
             except aiohttp.ClientPayloadError as exc:
                 if _root(exc).__class__.__name__ == "ContentEncodingError":
@@ -94,6 +107,17 @@ class HttpClient:
         url = str(target)
         self.policy.classify(url)  # the allow-list holds for every hop
         return url
+
+
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    """The first bytes of an error answer, scrubbed, for a reason."""
+    head = b""
+    try:
+        while len(head) < 1024 and (chunk := await resp.content.read(1024 - len(head))):
+            head += chunk
+    except (aiohttp.ClientError, OSError):
+        pass
+    return scrub(head.decode("utf-8", "replace"), 160)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
