@@ -32,6 +32,19 @@ HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HTTP_SCHEMES = frozenset({"http", "https"})
 _IDENTITY = frozenset({"", "identity"})
+#: no aiohttp timer: the caller bounds each attempt (``Fetcher``'s ``asyncio.timeout``)
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
+
+
+def new_session(limit: int, *, limit_per_host: int = 0, headers: Mapping[str, str] | None = None,
+                timeout: aiohttp.ClientTimeout = NO_TIMEOUT, keepalive_timeout: float | None = None,
+                tls: ssl.SSLContext | bool = True) -> aiohttp.ClientSession:
+    """The one place an aiohttp session and its connection pool are made (the fetcher's, the
+    Synapse client's): ``limit`` connections, no ``trust_env`` (it costs two thread hops per
+    request: proxy and netrc lookups). Call it inside the event loop that will use it."""
+    extra = {} if keepalive_timeout is None else {"keepalive_timeout": keepalive_timeout}
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ssl=tls, **extra)
+    return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout)
 
 
 class HttpClient:
@@ -43,12 +56,7 @@ class HttpClient:
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
         n = policy.concurrency
-        # no trust_env: it costs two thread hops per request (proxy and netrc lookups)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
-            headers=HEADERS,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
-        )
+        self.session = new_session(n, limit_per_host=n, headers=HEADERS)
 
     async def aclose(self) -> None:
         await self.session.close()

@@ -1,8 +1,12 @@
 """The asynchronous Synapse client: one connection pool, timeouts, safe retries, a concurrency cap.
 
-Requests go through the httpx API over the ``httpx-aiohttp`` transport: httpx's own async pool
-loses throughput as concurrency grows (encode/httpx#3215) while aiohttp's keeps scaling
-(performance-notes.md: about 2,700 requests/s at 32 concurrent requests).
+Requests go straight to an aiohttp session made by the fetch layer (``fetch.http.new_session``,
+the one place sessions are made): httpx's own async pool loses throughput as concurrency grows
+(encode/httpx#3215) while aiohttp's keeps scaling (performance-notes.md: about 2,700 requests/s
+at 32 concurrent requests). The session is configured as the httpx-over-aiohttp client it
+replaced: ``max_concurrency`` connections kept alive 5 s, a connect timeout and a read timeout
+(no overall one), certifi's CA bundle unless ``SSL_CERT_FILE``/``SSL_CERT_DIR`` names another,
+no proxy from the environment, redirects never followed.
 
 Retry policy, the SDK's (``clients/base.py``: urllib3 ``Retry(total=3, backoff_factor=2,
 status_forcelist=[502, 503, 504])`` with POST and PATCH allowed, read errors not replayed for
@@ -31,15 +35,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 import orjson
 
-from .._fetch import parse_retry_after
+from .._fetch import USER_AGENT, parse_retry_after
+from .._fetch.http import new_session
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,
@@ -61,22 +69,47 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: retried for idempotent methods only
 RETRY_STATUSES_IDEMPOTENT = frozenset({500})
+#: sent with every request besides ``Accept`` and the credentials (the fetcher's user agent)
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
+#: an idle connection is closed after this long (httpx's ``Limits`` default, which the client had)
+KEEPALIVE_SECONDS = 5.0
 
 
-def _nothing_sent(exc: httpx.TransportError) -> bool:
-    """True when the request certainly never reached the server (so any method may be repeated).
+def _nothing_sent(exc: aiohttp.ClientError) -> bool:
+    """True when the request certainly never reached the server (so any method may be repeated):
+    the connection was never made. A dropped keep-alive connection may have carried the request."""
+    return isinstance(exc, aiohttp.ClientConnectorError)
 
-    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a dropped keep-alive
-    connection included) to ``httpx.ConnectTimeout``, so the original aiohttp exception decides.
-    """
-    cause = exc.__cause__
+
+def _reason_phrase(status: int) -> str:
     try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - aiohttp is a dependency
-        aiohttp = None  # type: ignore[assignment]
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
-        return isinstance(cause, aiohttp.ClientConnectorError)
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The CAs a Synapse host is checked against: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set,
+    else certifi's bundle (as the SDK's ``requests`` and httpx do), not the system's."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _merge_query(url: str, query: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]] | None]:
+    """The URL to request and the query pairs to add: the URL's own pairs, then ``query``'s, a
+    key in ``query`` replacing the URL's (as httpx merged them); the same whatever aiohttp's
+    version does with a URL that has a query and ``params`` both."""
+    if not query:
+        return url, None
+    parts = urlsplit(url)
+    given = {k for k, _ in query}
+    own = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in given]
+    return urlunsplit(parts._replace(query="")), own + query
 
 
 def _retry_after(value: str | None, default: float) -> float:
@@ -102,15 +135,6 @@ def _path_of(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
-def _make_http_client(max_connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:  # pragma: no cover - a declared dependency; plain httpx still works
-        return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=max_connections))
-    transport = AiohttpTransport(limits=httpx.Limits(max_connections=max_connections))
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
-
-
 class AsyncSynapseClient:
     """The endpoints ToTask uses, as coroutines. Use one instance per event loop."""
 
@@ -127,7 +151,6 @@ class AsyncSynapseClient:
         rate_limit_retries: int = 10,
         max_retry_after: float = 60.0,
         page_size: int = 100,
-        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings or SynapseSettings.from_env().require_credentials()
         self.max_concurrency = max(1, int(max_concurrency))
@@ -137,15 +160,24 @@ class AsyncSynapseClient:
         self.rate_limit_retries = rate_limit_retries
         self.max_retry_after = max_retry_after
         self.page_size = page_size
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=None)
-        self._http = http or _make_http_client(self.max_concurrency, self._timeout)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None  # made on the first request, in its loop
+        self._tls = _tls_context()  # here, not on the first request: loading the CA bundle takes a while
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._paused_until = 0.0
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = new_session(self.max_concurrency, headers=HEADERS, timeout=self._timeout,
+                                        keepalive_timeout=KEEPALIVE_SECONDS, tls=self._tls)
+        return self._session
 
     async def __aenter__(self) -> AsyncSynapseClient:
         return self
@@ -175,6 +207,7 @@ class AsyncSynapseClient:
         query = encode_query(params)
         if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
             query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
+        target, query = _merge_query(url, query)
         failures = 0
         rate_limited = 0
         while True:
@@ -183,16 +216,16 @@ class AsyncSynapseClient:
                 async with self._slots:
                     self.sent += 1
                     started = time.perf_counter()
-                    response = await self._http.request(method, url, params=query or None, content=content,
-                                                        headers=headers)
-                    body = response.content
-            except httpx.TransportError as exc:
+                    async with self._http().request(method, target, params=query, data=content,
+                                                    headers=headers, allow_redirects=False) as response:
+                        body = await response.read()
+            except aiohttp.ClientError as exc:
                 failures += 1
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
                 if repeatable and failures <= self.retries:
                     await self._sleep_backoff(failures)
                     continue
-                kind = type(exc.__cause__ or exc).__name__
+                kind = type(exc).__name__
                 raise BackendUnavailable(
                     self.settings.redact(
                         f"Synapse did not answer {method} {_path_of(url)}: {kind}"
@@ -203,7 +236,7 @@ class AsyncSynapseClient:
                     method=method,
                     path=_path_of(url),
                 ) from None
-            status = response.status_code
+            status = response.status
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
             if status == 429 and rate_limited < self.rate_limit_retries:
@@ -264,7 +297,7 @@ class AsyncSynapseClient:
                 text = body[:300].decode("utf-8", "replace")
         if len(text) > 300:
             text = text[:297] + "..."
-        reason = httpx.codes.get_reason_phrase(status)
+        reason = _reason_phrase(status)
         message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
         return error_class(status)(
             self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
@@ -273,7 +306,7 @@ class AsyncSynapseClient:
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""
         target = _origin(urljoin(url, location)) if location else None
-        reason = httpx.codes.get_reason_phrase(status)
+        reason = _reason_phrase(status)
         message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
                    + (f", redirecting to {target}" if target else "")
                    + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")
