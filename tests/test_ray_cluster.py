@@ -130,23 +130,6 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     assert len({node for node, _pid, _i in logged(log)}) == 3  # the actor restarted on the spare node
 
 
-class NodeLoggingFile(FileAnnotator):
-    """The file annotator, logging ``node pid index`` for every line and slowed by ``delay`` per
-    line, so a node can be killed mid-job (the log is the test's instrument, not the job's)."""
-
-    name = "node-logging-file"
-
-    def annotate(self, items):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        for item, outcome in super().annotate(items):
-            time.sleep(self.context.options["delay"])
-            with open(self.context.options["log"], "a") as f:
-                f.write(f"{node} {os.getpid()} {item.index}\n")
-            yield item, outcome
-
-
 def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, cluster, s3):
     """The issue's cluster: two worker nodes of 1 CPU, one actor each, input, class names, label
     files and output on S3; one node killed mid-job leaves no room to restart its actor, so the
@@ -181,7 +164,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     local = api.annotate(job(str(tmp_path / "local"), "file"))
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0, runtime_env={"env_vars": aws})
-    worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", f"{__name__}:NodeLoggingFile"),
+    worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", "tests.support.ray_annotators:NodeLoggingFile"),
                                                      engine=engine))
     fs = s3.filesystem()
     parts = f"{bucket[5:]}/jobs/job/manifests/intermediate"

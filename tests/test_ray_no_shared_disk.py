@@ -90,24 +90,6 @@ def _end(procs: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
-class NodeLoggingFile(FileAnnotator):
-    """The file annotator, writing ``node index`` per line into a folder every node sees (the
-    test's instrument) and slowed by ``delay`` per line so both actors get work."""
-
-    name = "node-logging-file"
-
-    def annotate(self, items):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        seen_driver_folder = os.path.exists(self.context.options["driver_probe"])
-        for item, outcome in super().annotate(items):
-            time.sleep(self.context.options["delay"])
-            with open(self.context.options["log"], "a") as f:
-                f.write(f"{node} {int(seen_driver_folder)} {item.index}\n")
-            yield item, outcome
-
-
 @pytest.mark.skipif(os.environ.get("TOTASK_TEST_NO_SHARED_DISK") != "1",
                     reason="opt-in (TOTASK_TEST_NO_SHARED_DISK=1): run alone it passes; after the rest of the "
                     "suite on the same machine both actors of its private cluster die on creation, cause not found")
@@ -177,7 +159,7 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                                               "driver_probe": str(driver / "probe")})
 
                 local = api.annotate(job(str(driver / "local"), "file"))
-                remote = api.annotate(job(str(driver / "ray"), f"{__name__}:NodeLoggingFile"),
+                remote = api.annotate(job(str(driver / "ray"), "tests.support.ray_annotators:NodeLoggingFile"),
                                       engine=get_engine("ray", address=address, actors=2))
         finally:
             ray.shutdown()
@@ -188,6 +170,6 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
     assert local.metrics["success"] > 0
     assert_same_output(output_of(driver / "local", "job"), output_of(driver / "ray", "job"))
     rows = [row.split() for row in (shared / "calls.log").read_text().splitlines()]
-    sees = {node: seen == "1" for node, seen, _i in rows}
+    sees = {node: seen == "1" for node, _pid, _i, seen in rows}
     assert len(sees) == 2, "both nodes should have annotated lines"
     assert sorted(sees.values()) == [False, True]  # one node saw the driver's folder, the other did not
