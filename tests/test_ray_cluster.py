@@ -8,7 +8,6 @@ really removes actors; the driver (this process) stays on the head.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import threading
@@ -18,12 +17,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, assert_same_output, output_of, write_manifest
+from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome
-from totask_manifest._annotators.file import FileAnnotator
-from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import get_engine
 from totask_manifest._jobs.checkpoint import iter_records
 from totask_manifest._jobs.config import JobConfig
@@ -149,11 +146,8 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
              "annotation-ref": f"annotations/{labels[i % len(labels)].name}", "n": i} for i in range(200)]
     write_bytes_atomic(f"{bucket}/data/in.manifest", b"".join(orjson.dumps(r) + b"\n" for r in rows))
     write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
-    parser = argparse.ArgumentParser()
-    add_options(parser, FileAnnotator.Options)
-    options = read_options(parser.parse_args(
-        ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt", "--native", "convert"]),
-        FileAnnotator.Options)  # label files resolve against the input manifest's s3:// folder
+    options = file_options("--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
+                           "--native", "convert")  # label files resolve against the input manifest's s3:// folder
     log = tmp_path / "calls.log"
 
     def job(root: str, method: str) -> JobConfig:

@@ -10,7 +10,6 @@ started), never by ``ray stop``: other Ray clusters on this machine are left alo
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import shutil
@@ -23,13 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, assert_same_output, output_of
+from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, serve_labeled_images
 from totask_manifest import _api as api
-from totask_manifest._annotators.file import FileAnnotator
-from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import get_engine
 from totask_manifest._jobs.config import JobConfig
 
@@ -136,21 +132,11 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                 assert time.monotonic() < deadline, "the worker node did not join"
                 time.sleep(1)
             with FileServer() as server:
-                lines = []
                 labels = sorted((SAMPLE / "annotations").iterdir())
-                for i in range(60):
-                    label = labels[i % len(labels)]
-                    server.add(f"annotations/{label.name}", label.read_bytes())
-                    image = SAMPLE / "images" / f"{label.stem}.jpg"  # read for its size by formats without one
-                    server.add(f"images/{image.name}", image.read_bytes())
-                    lines.append(orjson.dumps({"source-ref": server.url_for(f"images/{image.name}"),
-                                               "annotation-ref": server.url_for(f"annotations/{label.name}")}))
-                inp = driver / "in.manifest"
-                inp.write_bytes(b"\n".join(lines) + b"\n")
-                parser = argparse.ArgumentParser()
-                add_options(parser, FileAnnotator.Options)
-                options = read_options(parser.parse_args(["--url-key", "annotation-ref", "--native", "convert"]),
-                                       FileAnnotator.Options)  # every label file is a URL
+                inp = driver / "in.manifest"  # the images are read for their size by formats without one
+                inp.write_bytes(serve_labeled_images(server, [labels[i % len(labels)] for i in range(60)],
+                                                     SAMPLE / "images"))
+                options = file_options("--url-key", "annotation-ref", "--native", "convert")  # every label file is a URL
 
                 def job(root: str, method: str) -> JobConfig:
                     return JobConfig(job_name="job", input=str(inp), output_root=root, label_attribute="boxes",
