@@ -57,6 +57,8 @@ def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
 
 
 def _check_config(config: JobConfig) -> None:
+    """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
+    checked, before anything is written: a mistake costs nothing."""
     check_job_name(config.job_name)
     config.input = _absolute(config.input)
     config.output_root = _absolute(config.output_root)
