@@ -69,6 +69,7 @@ def big(tmp_path_factory) -> dict[str, Path]:
     return {"png": _big_png(folder / "big.png"), "jpeg": _big_jpeg(folder / "big.jpg"), "folder": folder}
 
 
+@pytest.mark.slow
 def test_a_big_png_is_refused_before_any_pixel_is_decoded(big):
     data = big["png"].read_bytes()
     assert len(data) < 400_000  # a small file that declares a huge image
@@ -91,6 +92,7 @@ def test_a_big_png_is_refused_before_any_pixel_is_decoded(big):
     assert decode_rgb(buf.getvalue(), max_pixels=6_000_000).pixels.shape == (2000, 3000, 3)
 
 
+@pytest.mark.slow
 def test_a_big_jpeg_is_reduced_while_decoding(big):
     data = big["jpeg"].read_bytes()
     info = read_info(data)

@@ -73,6 +73,7 @@ def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path, 
     assert report.problems[0].key.startswith("category.annotations[") and report.problems[0].key.endswith("class_id")
 
 
+@pytest.mark.slow
 def test_the_cli_names_line_and_rule_and_exits_1_as_validate(tmp_path: Path) -> None:
     inp = tmp_path / "in.manifest"
     inp.write_bytes(GOOD * 3 + BAD_LINES["duplicate-key"] + b"\n")

@@ -69,6 +69,7 @@ def _thumbs(html: str) -> list[Image.Image]:
             for b in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)]
 
 
+@pytest.mark.slow
 def test_report_of_a_real_job(job):
     html, n_tiles, n_failures = render_report(str(job))
     assert (n_tiles, n_failures) == (5, 2)

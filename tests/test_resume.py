@@ -54,6 +54,7 @@ def renamed_copy(path, job, tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_signal_stops_with_valid_output_then_resume_completes(tmp_path, reference, sig):
     inp, ref_out = reference
     out = tmp_path / "out"
@@ -113,6 +114,7 @@ def test_kill_9_at_many_points_then_resume_equals_uninterrupted(tmp_path, refere
     assert total is not None, "every kill landed before the job started; widen the window"
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_input(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 40)
     out = tmp_path / "out"
@@ -125,6 +127,7 @@ def test_resume_refuses_a_changed_input(tmp_path):
     assert r.returncode == 1 and "changed since job" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_completed_job_does_nothing(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"
