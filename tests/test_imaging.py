@@ -125,6 +125,7 @@ def test_pillow_bomb_limits_and_broken_images_are_one_line_failures():
     assert err.value.rule == "image-unreadable" and "\n" not in err.value.reason
 
 
+@pytest.mark.slow  # the ``big`` fixture generates the 13 000-pixel images
 def test_thumbnail_decode_keeps_the_stored_size(big):
     img, info = decode_image(big["jpeg"].read_bytes(), max_pixels=DEFAULT_MAX_IMAGE_PIXELS, thumbnail=240)
     assert max(img.size) <= 240 and (info.width, info.height) == (BIG, BIG)

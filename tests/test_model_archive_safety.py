@@ -132,6 +132,7 @@ def test_plain_torch_export_load_runs_the_planted_payloads(archives, tmp_path):
 
 @pytest.mark.parametrize("kind", ["sample-inputs", "pickled-weight", "opaque-constant", "shape-expression",
                                   "aotinductor"])
+@pytest.mark.slow  # the archives fixture runs torch.export (about 4 s of CPU); the checks below need none
 def test_a_planted_pt2_is_refused_and_nothing_runs(archives, kind):
     marker = archives["marker"]
     with pytest.raises(UsageError) as err:
