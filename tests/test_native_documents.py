@@ -290,8 +290,7 @@ def test_without_credentials_an_expired_url_fails_its_line_with_the_reason(synap
 # --- 4. existing ToTask plugins ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("plugin", ["PassThrough", "NeedsContext"])
-@pytest.mark.slow
+@pytest.mark.parametrize("plugin", ["PassThrough", pytest.param("NeedsContext", marks=pytest.mark.slow)])
 def test_an_sdk_style_plugin_class_converts_for_annotate(plugin, synapse, files, client, tmp_path) -> None:
     totask_plugins.calls.clear()
     pid, manifest = exported(synapse, files, client, tmp_path, n=2)
