@@ -189,10 +189,12 @@ def may_repeat_a_key(body: bytes, record: Any) -> bool:
     Parsing keeps one copy of a repeated key, so writing the record back out holds fewer colons
     than the line: each key brings one, a string's colons survive as they were, and the writer
     adds none. Only a colon the line spells as an escape (``\\u003a``) could hide a repeat, so
-    such a line always takes the exact test.
+    such a line always takes the exact test. (A line without a backslash has no escape: one
+    ``memchr`` instead of two substring searches, on the hot path of ``validate``.)
     """
-    return (b"\\u003a" in body or b"\\u003A" in body
-            or body.count(b":") != orjson.dumps(record).count(b":"))
+    if b"\\" in body and (b"\\u003a" in body or b"\\u003A" in body):
+        return True
+    return body.count(b":") != orjson.dumps(record).count(b":")
 
 
 def _span(body: bytes, key: str, key_start: int, value_start: int, value_end: int) -> KeySpan:
