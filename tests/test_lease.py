@@ -182,14 +182,17 @@ def test_clone_and_chain_into_a_running_jobs_folder_are_refused(tmp_path):
     out = tmp_path / "out"
     done = run_cli(*start_args(inp, out, "base", delay="0"))
     assert done.returncode == 0, done.stderr
-    running = popen_cli(*start_args(inp, out, "target", delay="0.3"))
+    # a job that runs for 30 s unless stopped: a loaded machine can take seconds per command below
+    running = popen_cli(*start_args(inp, out, "target", delay="1", every="1"))
     try:
         wait_until(has_parts(out, "target"))
         for args in (("clone", str(out / "base"), "--job-name", "target"),
                      ("chain", str(out / "base"), "--job-name", "target")):
             r = run_cli(*args)
             assert r.returncode == 2 and "is in use by pid" in r.stderr, r.stderr
+        assert running.poll() is None, "the target job ended before both commands were refused"
     finally:
+        running.send_signal(signal.SIGINT)
         running.wait(timeout=120)
 
 

@@ -90,8 +90,14 @@ def test_kill_9_at_many_points_then_resume_equals_uninterrupted(tmp_path, refere
         out = tmp_path / f"out{k}"
         job = f"kill{k}"
         proc = popen_cli(*start_args(inp, out, job))
-        # kill at a random moment: before, during and between checkpoints
-        time.sleep(rng.uniform(0.2, 1.6))
+        # kill at a random moment: before, during and between checkpoints. The moment counts from
+        # the job folder's appearance (a loaded machine can take seconds to start the command),
+        # except on one round, which may well land before the job exists.
+        if k != 1:
+            deadline = time.monotonic() + 60
+            while not (out / job / "job.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.4) if k != 1 else rng.uniform(0.05, 0.3))
         proc.kill()
         proc.wait(timeout=30)
         if not (out / job / "job.json").exists():
