@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
-from tests.support.gt import HAVE_GT, requires_gt
+from tests.support.gt import HAVE_GT, real_cases, requires_gt
 from totask_manifest._annotators.base import Item, Labeled
 from totask_manifest._formats import coco_to_gt, from_groundtruth, to_groundtruth, yolo_to_gt
 from totask_manifest._formats.model import FormatError
@@ -78,7 +78,7 @@ def rebuild(line: Line, attr: str, task_type: str, labeled: Labeled) -> bytes:
     return before.with_values(updates).body
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n != MISTYPED])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n != MISTYPED))
 def test_every_labeled_line_rebuilds_byte_for_byte(name):
     count = 0
     for line, attr, task_type in labeled_lines(name):
@@ -91,7 +91,7 @@ def test_every_labeled_line_rebuilds_byte_for_byte(name):
     assert count > 0
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n not in (MISTYPED, OLD_ORDER)])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n not in (MISTYPED, OLD_ORDER)))
 def test_labels_without_ground_truths_own_metadata_order_get_the_types_order(name):
     """A label with only its type-specific metadata (what every converter returns) is written in
     the order Ground Truth uses for that type; the real files are the evidence."""
@@ -185,7 +185,7 @@ def test_gt_json_writes_what_pythons_json_writes():
 # ---------------------------------------------------------------- the same through a whole job
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n != MISTYPED])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n != MISTYPED))
 def test_file_job_rebuilds_every_line(tmp_path, name, capsys):
     from totask_manifest._cli import main
 
