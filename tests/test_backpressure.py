@@ -8,11 +8,11 @@ import asyncio
 import pytest
 
 from tests.jobs_helpers import write_manifest
-from totask_manifest import api
-from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
-from totask_manifest.engines import local
-from totask_manifest.fetch import FetchPolicy, SyncFetcher
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Annotator, Item, Labeled, Outcome
+from totask_manifest._engines import local
+from totask_manifest._fetch import FetchPolicy, SyncFetcher
+from totask_manifest._jobs.config import JobConfig
 
 PULLED: list[int] = []
 #: how many lines had been pulled when line 0 finished
@@ -43,7 +43,7 @@ class SlowFirstLine(Annotator):
             fetcher.close()
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+@pytest.mark.parametrize("inline", [pytest.param(False, marks=pytest.mark.slow), True], ids=["thread", "inline"])
 def test_a_slow_line_holds_back_the_feed(tmp_path, monkeypatch, inline):
     monkeypatch.setattr(local, "MAX_BACKLOG", 50)
     monkeypatch.setitem(INLINE, "on", inline)

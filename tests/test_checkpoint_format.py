@@ -10,16 +10,16 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, run_cli, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import JobError
-from totask_manifest.jobs import scan_ranges
-from totask_manifest.jobs.checkpoint import CheckpointWriter, iter_records, read_part, summarize
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.job import Job
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.jobs.selection import LineSelection
-from totask_manifest.manifest import ranges
-from totask_manifest.manifest.line import BOM
+from totask_manifest import _api as api
+from totask_manifest._errors import JobError
+from totask_manifest._jobs import scan_ranges
+from totask_manifest._jobs.checkpoint import CheckpointWriter, iter_records, read_part, summarize
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._jobs.selection import LineSelection
+from totask_manifest._manifest import ranges
+from totask_manifest._manifest.line import BOM
 
 
 def _config(inp: Path, out: Path, name: str, every: int = 4) -> JobConfig:
@@ -93,6 +93,7 @@ def test_parts_hold_the_output_lines_as_bytes_and_a_footer(tmp_path, manifest, r
         r.status == "failed" for r in records)
 
 
+@pytest.mark.slow
 def test_a_torn_part_is_refused_in_one_line(tmp_path, manifest, reference):
     job = tmp_path / "ref" / "j"
     part = Path(JobLayout(str(job)).parts()[1])
@@ -155,6 +156,7 @@ def test_a_damaged_selection_is_found_again(tmp_path, manifest, reference):
     _same(Path(again.output_manifest).read_bytes(), reference)
 
 
+@pytest.mark.slow
 def test_the_scan_over_ranges_in_workers_equals_one_pass(tmp_path, monkeypatch):
     inp = write_manifest(tmp_path / "in.manifest", 3000, bad_every=0, prelabeled_every=3)
     lines = inp.read_bytes().splitlines(keepends=True)

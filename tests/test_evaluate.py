@@ -17,8 +17,8 @@ from tests.jobs_helpers import run_cli
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
-from totask_manifest.errors import UsageError
+from totask_manifest._analytics.evaluate import evaluate_manifest, format_text
+from totask_manifest._errors import UsageError
 
 pytestmark = requires_gt
 
@@ -249,6 +249,7 @@ def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> 
     assert text.returncode == 0 and "AP@[.5:.95]" in text.stdout and "job lineage" in text.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     res = run_cli("evaluate", str(tmp_path / "nope.manifest"), "--predicted", "a", "--reference", "b")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "manifest not found" in res.stderr
@@ -260,9 +261,9 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
-    from totask_manifest.jobs.config import JobConfig
-    from totask_manifest.jobs.state import JobState
-    from totask_manifest.jobs.status import COMPLETED
+    from totask_manifest._jobs.config import JobConfig
+    from totask_manifest._jobs.state import JobState
+    from totask_manifest._jobs.status import COMPLETED
 
     state = JobState(JobConfig(name, str(root / "in.manifest"), str(root), attr, "object-detection"),
                      status=COMPLETED, chained_from=chained_from)
@@ -286,13 +287,14 @@ def test_lineage_is_oriented_by_human_annotated(tmp_path: Path) -> None:
     assert (evaluate_manifest(str(first)).predicted, evaluate_manifest(str(first)).reference) == (PRED, REF)
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Byte ranges in spawned processes, folded in file order: every figure, example and worst line
     (line numbers included) equals one process's, tied scores across ranges too."""
     import random
 
     from tests.evaluate_helpers import random_images
-    from totask_manifest.manifest import ranges
+    from totask_manifest._manifest import ranges
 
     images = random_images(random.Random(3), 1500, tie_scores=True)
     raw = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines(keepends=True)
@@ -309,6 +311,7 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8
 
 
+@pytest.mark.slow
 def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:
     """A manifest on a real S3 API (moto server mode), masks fetched from the same bucket through
     the fetch policy: same figures as the local copy."""

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.evaluate_helpers import PRED, REF, cocoeval, random_images, write_detection_manifest
-from totask_manifest.analytics.evaluate import driver, evaluate_manifest
-from totask_manifest.analytics.evaluate.batch import BatchedDetection
-from totask_manifest.analytics.evaluate.columns import LIMIT
+from totask_manifest._analytics.evaluate import driver, evaluate_manifest
+from totask_manifest._analytics.evaluate.batch import BatchedDetection
+from totask_manifest._analytics.evaluate.columns import LIMIT
 
 
 def line_by_line(path: Path, iou: float = 0.5) -> driver.Evaluation:
@@ -56,12 +56,14 @@ image = st.tuples(st.lists(scored, max_size=7), st.lists(box, max_size=7))
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(images=st.lists(image, min_size=1, max_size=8), iou=st.sampled_from((0.5, 0.75, 0.3, 0.95)))
+@pytest.mark.slow
 def test_batches_match_line_by_line(tmp_path_factory: pytest.TempPathFactory, images: list, iou: float) -> None:
     same(write_detection_manifest(tmp_path_factory.mktemp("h") / "m.manifest", images), iou)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(images=st.lists(image, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_batches_match_cocoeval(tmp_path_factory: pytest.TempPathFactory, images: list) -> None:
     pytest.importorskip("pycocotools")
     det = same(write_detection_manifest(tmp_path_factory.mktemp("h") / "m.manifest", images)).detection
@@ -72,6 +74,7 @@ def test_batches_match_cocoeval(tmp_path_factory: pytest.TempPathFactory, images
         assert (got is None and ref is None) or abs(got - ref) <= 1e-6, (got, ref)
 
 
+@pytest.mark.slow
 def test_many_batches_and_crowded_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Thousands of lines (several batches of the reader), some with over 100 boxes of a class;
     the lane takes them all (counted by a spy on ``add_columns``)."""
@@ -163,7 +166,7 @@ def test_class_buffer_keeps_every_score_exactly(monkeypatch: pytest.MonkeyPatch,
     only where set: ``arrays()`` gives back exactly what was appended, one at a time or in bulk."""
     import numpy as np
 
-    from totask_manifest.analytics.evaluate import buffers
+    from totask_manifest._analytics.evaluate import buffers
 
     monkeypatch.setattr(buffers, "MAX_CODES", max_codes)
     rng = random.Random(2)

@@ -20,11 +20,11 @@ from aiohttp import web
 
 from tests.jobs_helpers import run_cli
 from tests.support.http_server import LocalHTTPServer
-from totask_manifest import api
-from totask_manifest.analytics.stats import manifest_stats
-from totask_manifest.annotators.base import Failed
-from totask_manifest.annotators.failure_rules import FAIL_FAST_LINES, rule_of
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._analytics.stats import manifest_stats
+from totask_manifest._annotators.base import Failed
+from totask_manifest._annotators.failure_rules import FAIL_FAST_LINES, rule_of
+from totask_manifest._jobs.config import JobConfig
 
 CLASSES = ["cat", "dog"]
 
@@ -111,6 +111,7 @@ def test_a_configuration_failure_on_every_first_line_stops_the_job(tmp_path, ser
     assert {f["rule"] for f in failures(tmp_path)} == {rule}
 
 
+@pytest.mark.slow
 def test_the_cli_exits_1_with_the_one_reason(tmp_path, server):
     inp = manifest(tmp_path / "in.manifest", [server.url(f"denied{i}.json") for i in range(50)])
     r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "boxes", "--task-type",

@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
-from totask_manifest import api
-from totask_manifest.annotators.base import Failed, Item, Labeled
-from totask_manifest.annotators.file import FileAnnotator
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Failed, Item, Labeled
+from totask_manifest._annotators.file import FileAnnotator
+from totask_manifest._jobs.config import JobConfig
 from totask_manifest.testing.runs import job_run
 
 N = 200
@@ -165,6 +165,7 @@ def test_local_files_outside_the_root_and_oversize_files_are_refused(tmp_path):
 # ---------------------------------------------------------------- S3 through moto's server mode
 
 
+@pytest.mark.slow
 def test_s3_labels_and_images_through_moto(s3, tmp_path):
     from PIL import Image
 

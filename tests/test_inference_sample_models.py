@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from totask_manifest.annotators.base import Item, Labeled
-from totask_manifest.annotators.inference import InferenceAnnotator
-from totask_manifest.manifest.validate import check_label
+from totask_manifest._annotators.base import Item, Labeled
+from totask_manifest._annotators.inference import InferenceAnnotator
+from totask_manifest._manifest.validate import check_label
 from totask_manifest.testing.runs import job_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -63,6 +63,7 @@ def test_sample_models_are_small():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.slow
 def test_sample_detector_finds_the_sample_shapes():
     results = run("object-detection", "shapes-detector.pt")  # default confidence threshold 0.5
     found = total = 0
@@ -81,6 +82,7 @@ def test_sample_detector_finds_the_sample_shapes():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.slow
 def test_sample_classifier_names_the_shapes_present():
     multi = run("image-classification-multilabel", "shapes-classifier.pt")
     single = run("image-classification", "shapes-classifier.pt")

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from totask_manifest.fetch import FetchPolicy, LoopThread, SyncFetcher
-from totask_manifest.fetch.inline import InlineLoop
+from totask_manifest._fetch import FetchPolicy, LoopThread, SyncFetcher
+from totask_manifest._fetch.inline import InlineLoop
 
 
 @pytest.fixture(params=["inline", "thread"])
@@ -144,7 +144,7 @@ def test_sync_fetcher_inline_fetches_and_closes(tmp_path):
 
 
 class _Leave(BaseException):
-    """Like the job's second Ctrl-C (``api._HardStop``): raised by a signal handler."""
+    """Like the job's second Ctrl-C (``_jobs.execute.HardStop``): raised by a signal handler."""
 
 
 def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():

@@ -20,12 +20,12 @@ import pytest
 
 from tests.jobs_helpers import TOY, popen_cli, run_cli, write_manifest
 from tests.support.s3 import S3Endpoint
-from totask_manifest import api
-from totask_manifest.jobs import lease as lease_mod
-from totask_manifest.jobs.checkpoint import iter_records
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
+from totask_manifest import _api as api
+from totask_manifest._jobs import lease as lease_mod
+from totask_manifest._jobs.checkpoint import iter_records
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
 
 N = 200
 
@@ -124,12 +124,13 @@ def test_a_live_holder_on_another_host_is_respected(tmp_path):
         first.release()
 
 
+@pytest.mark.slow
 def test_a_racing_acquire_has_one_winner(tmp_path):
     """Eight processes try to take one free lease at once: exactly one holds it."""
     job = tmp_path / "job"
     code = (
         "import sys, time\n"
-        "from totask_manifest.jobs.lease import acquire, JobBusyError\n"
+        "from totask_manifest._jobs.lease import acquire, JobBusyError\n"
         "t = float(sys.argv[2])\n"
         "while time.time() < t: pass\n"
         "try:\n"
@@ -158,6 +159,7 @@ def test_hold_is_reentrant_in_one_thread(tmp_path):
 
 # -- jobs under the lease: real processes -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_second_annotate_and_resume_are_refused_while_the_first_runs(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", N)
     out = tmp_path / "out"
@@ -177,19 +179,23 @@ def test_second_annotate_and_resume_are_refused_while_the_first_runs(tmp_path):
     assert_covered_once(inp, out, "busy")
 
 
+@pytest.mark.slow
 def test_clone_and_chain_into_a_running_jobs_folder_are_refused(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 30)
     out = tmp_path / "out"
     done = run_cli(*start_args(inp, out, "base", delay="0"))
     assert done.returncode == 0, done.stderr
-    running = popen_cli(*start_args(inp, out, "target", delay="0.3"))
+    # a job that runs for 30 s unless stopped: a loaded machine can take seconds per command below
+    running = popen_cli(*start_args(inp, out, "target", delay="1", every="1"))
     try:
         wait_until(has_parts(out, "target"))
         for args in (("clone", str(out / "base"), "--job-name", "target"),
                      ("chain", str(out / "base"), "--job-name", "target")):
             r = run_cli(*args)
             assert r.returncode == 2 and "is in use by pid" in r.stderr, r.stderr
+        assert running.poll() is None, "the target job ended before both commands were refused"
     finally:
+        running.send_signal(signal.SIGINT)
         running.wait(timeout=120)
 
 
@@ -212,6 +218,7 @@ def test_kill_9_then_status_says_interrupted_and_resume_takes_over(tmp_path):
 
 
 @pytest.mark.parametrize("trial", range(3))
+@pytest.mark.slow
 def test_concurrent_annotate_and_resume_never_lose_lines(tmp_path, trial):
     """The failure the lease fixes: a second writer started while the first runs, then killed;
     the first must end COMPLETED with every selected line recorded exactly once."""
@@ -262,6 +269,7 @@ def test_a_lost_lease_stops_the_run_without_writing(tmp_path, monkeypatch):
     assert parts_before < 40 // 5
 
 
+@pytest.mark.slow
 def test_a_refused_new_job_leaves_no_folder(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
     r = run_cli("annotate", str(inp), "--job-name", "nope", "--label-attribute", "source", "--task-type",
@@ -270,6 +278,7 @@ def test_a_refused_new_job_leaves_no_folder(tmp_path):
     assert not (tmp_path / "out" / "nope").exists()
 
 
+@pytest.mark.slow
 def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):
     inp = write_manifest(tmp_path / "in.manifest", 40)
     root = f"{s3.new_bucket()}/jobs"
@@ -288,7 +297,7 @@ def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoi
 def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
     """A zombie (killed, its parent has not waited for it yet) holds nothing."""
     job = tmp_path / "job"
-    code = ("import sys, time\nfrom totask_manifest.jobs.lease import acquire\n"
+    code = ("import sys, time\nfrom totask_manifest._jobs.lease import acquire\n"
             "acquire(sys.argv[1], 'annotate'); print('held', flush=True); time.sleep(600)\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-c", code, str(job)], stdout=subprocess.PIPE, text=True, env=env)

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS, requires_gt
-from totask_manifest.errors import UsageError
-from totask_manifest.manifest import semantics
-from totask_manifest.manifest.schemas import BASE_URI, load_schema, schema_dir, schema_names, validator
-from totask_manifest.manifest.validate import Problem, check_label, explain_label
-from totask_manifest.task_types import TASK_TYPES
+from totask_manifest._errors import UsageError
+from totask_manifest._manifest import semantics
+from totask_manifest._manifest.schemas import BASE_URI, load_schema, schema_dir, schema_names, validator
+from totask_manifest._manifest.validate import Problem, check_label, explain_label
+from totask_manifest._task_types import TASK_TYPES
 
 pytestmark = requires_gt
 
@@ -286,7 +286,7 @@ def test_real_labels_pass_check_label() -> None:
 
 def schema_errors(name: str, document: Any) -> list[tuple[str, str]]:
     compiled = validator(name)
-    from totask_manifest.manifest.schemas import format_path
+    from totask_manifest._manifest.schemas import format_path
 
     if compiled.is_valid(document):
         return [(format_path(f.path), f.rule) for f in semantics.check_document(name, document)]
@@ -428,6 +428,7 @@ def agree(task_type: str, label: Any, metadata: Any) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(BOXES, st.integers(0, 4), st.sets(st.sampled_from(["0", "1", "2", "3"])), COMMON, KINDS)
+@pytest.mark.slow
 def test_fast_path_agrees_on_object_detection(boxes: list, n_objects: int, classes: set, common: dict, kind: str) -> None:
     label = {"image_size": [{"width": 9, "height": 9}], "annotations": boxes}
     metadata = {**common, "type": kind, "objects": [{"confidence": 0.5}] * n_objects, "class-map": dict.fromkeys(classes, "c")}
@@ -436,6 +437,7 @@ def test_fast_path_agrees_on_object_detection(boxes: list, n_objects: int, class
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(CLASS_IDS), st.sets(st.sampled_from(["0", "1", "2", "3", "x"])), COMMON, st.sampled_from(sorted(TASK_TYPES)))
+@pytest.mark.slow
 def test_fast_path_agrees_on_every_task_type(label: list, classes: set, common: dict, task_type: str) -> None:
     metadata = {**common, "type": "groundtruth/" + task_type, "class-map": dict.fromkeys(classes, "c")}
     agree(task_type, label, metadata)
@@ -448,6 +450,7 @@ GUIDE_BY_TYPE = {e[0]: (e[1], e[2]) for e in reversed(GUIDE_EXAMPLES)}
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.sampled_from(["A", "B"])), max_size=3),
        st.integers(0, 3), st.booleans(), COMMON)
+@pytest.mark.slow
 def test_fast_path_agrees_on_text_span(entities: list, n_conf: int, with_labels: bool, common: dict) -> None:
     annotations: dict = {"entities": [{"label": lab, "startOffset": s, "endOffset": e} for s, e, lab in entities]}
     if with_labels:

@@ -190,7 +190,7 @@ def project_deps_for_sdk_python(sdk_python: str) -> Path:
     constraints = repo / ".ci" / "constraints.txt"
     key = hashlib.sha256(json.dumps([deps, constraints.read_text()]).encode()).hexdigest()[:12]
     target = _venv_dir().parent / f"project-deps-{key}"
-    probe = [sdk_python, "-c", "import orjson, polars, pyarrow, jsonschema_rs, httpx_aiohttp, yaml, PIL"]
+    probe = [sdk_python, "-c", "import orjson, polars, pyarrow, jsonschema_rs, aiohttp, certifi, yaml, PIL"]
     env = {**os.environ, "PYTHONPATH": str(target)}
     if target.is_dir() and subprocess.run(probe, env=env, capture_output=True, timeout=120).returncode == 0:
         return target
@@ -524,8 +524,8 @@ def test_a_subclass_of_the_sdks_action_converts_for_annotate_as_under_the_sdk(
     """The same plugin class named by ``annotate --converter`` (not only by ``run``): each labeled line
     holds what the SDK wrote with that class, apart from ``self.params.name`` (the SDK's run name;
     here the job's name, a run name with ``_`` being no job name)."""
-    from totask_manifest.synapse.export import export_tasks
-    from totask_manifest.synapse.sync_client import SynapseClient
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest._synapse.sync_client import SynapseClient
 
     repo = Path(__file__).resolve().parent.parent
     plugin = "sdk_parity_plugin.ContextReadingToTask"

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from totask_manifest import ToTaskAction
-from totask_manifest.cli import main
-from totask_manifest.errors import UsageError
+from totask_manifest._cli import main
+from totask_manifest._errors import UsageError
+from totask_manifest._to_task.params import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
     TOKEN,
@@ -25,7 +26,6 @@ from totask_manifest.testing.builders import (
     seed_tasks,
     token_headers,
 )
-from totask_manifest.to_task.params import validate_params
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -98,6 +98,7 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     assert stand_by == sorted(stand_by, reverse=True) and stand_by[-1] == 0
 
 
+@pytest.mark.slow
 def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 3)
     first = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
@@ -116,6 +117,7 @@ def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse
     assert orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 4)
     monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
@@ -267,6 +269,7 @@ def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_pa
     assert last["step"] == failed_step and last["level"] == "danger"
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 2)
     synapse.add_fault(Fault(status=401, method="PUT", times=1))  # the token is refused once, mid-apply
@@ -310,6 +313,7 @@ def test_run_command_with_yaml_params(synapse, files, tmp_path, capsys) -> None:
     assert "not valid JSON" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rerun_after_kill_resumes_instead_of_starting_over(synapse, files, tmp_path) -> None:
     """kill -9 in the middle of apply; the same action run again finishes with each task written once."""
     n = 16
@@ -320,7 +324,7 @@ def test_rerun_after_kill_resumes_instead_of_starting_over(synapse, files, tmp_p
     params_file = tmp_path / "params.json"
     params_file.write_bytes(orjson.dumps(file_params(pid)))
     root = tmp_path / "jobs"
-    command = [sys.executable, "-m", "totask_manifest.cli", "run", str(params_file), "--output", str(root),
+    command = [sys.executable, "-m", "totask_manifest._cli", "run", str(params_file), "--output", str(root),
                "--concurrency", "2"]
     env = {**os.environ, "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -380,10 +384,11 @@ def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the
     assert token_headers(files.requests) == []
 
 
+@pytest.mark.slow
 def test_a_ctrl_c_is_reported_as_interrupted_and_the_rerun_resumes(synapse, files, tmp_path, monkeypatch) -> None:
     """A Ctrl-C during the writes: the Synapse job and totask-run.json say the run was interrupted
     (they said "not started"), the interrupt still reaches the caller, and running again finishes."""
-    import totask_manifest.to_task.action as action
+    import totask_manifest._to_task.action as action
 
     pid = seed_tasks(synapse, files, 3)
     job_id = synapse.add_job()

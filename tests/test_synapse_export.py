@@ -6,10 +6,10 @@ import fsspec
 import orjson
 import pytest
 
-from totask_manifest.cli import main
-from totask_manifest.errors import FatalSynapseError, UsageError
-from totask_manifest.synapse.export import export_tasks, parse_filters
-from totask_manifest.synapse.taskdata import data_hash
+from totask_manifest._cli import main
+from totask_manifest._errors import FatalSynapseError, UsageError
+from totask_manifest._synapse.export import export_tasks, parse_filters
+from totask_manifest._synapse.taskdata import data_hash
 from totask_manifest.testing.builders import fast_client, seed_tasks, token_headers
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -131,7 +131,7 @@ def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(syn
 
 
 def test_task_matches_checks_what_the_task_carries() -> None:
-    from totask_manifest.synapse.export import task_matches
+    from totask_manifest._synapse.export import task_matches
 
     task = {"id": 1, "status": "pending", "assignee": {"id": 7, "name": "x"}, "created_at": "2025-01-31T08:00:00Z",
             "data_unit": 12, "is_locked": False, "score": 0.5}
@@ -216,6 +216,7 @@ def test_fatal_errors_exit_non_zero_and_write_nothing(synapse, files, tmp_path, 
                      filters={"status": "done"} if case == "no-tasks" else None)
 
 
+@pytest.mark.slow
 def test_export_to_s3(synapse, files, client, s3) -> None:
     pid = seed_tasks(synapse, files, 3)
     bucket = s3.new_bucket()
@@ -238,8 +239,8 @@ def test_an_unwritable_output_is_refused_before_anything_is_fetched(synapse, fil
 
 
 def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
-    from totask_manifest.errors import StorageError
-    from totask_manifest.storage import AtomicWriter
+    from totask_manifest._errors import StorageError
+    from totask_manifest._storage import AtomicWriter
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -247,6 +248,7 @@ def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
         f.write(b"never")
 
 
+@pytest.mark.slow
 def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
     """A real process: the summary, a skipped task and an ignored filter each appear once
     (the library's log and the command's own print used to say the same thing twice)."""
@@ -269,6 +271,7 @@ def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
     assert text.count(f"task {tasks[0]['id']}") == 1 and "Data unit does not have files" in r.stderr, text
 
 
+@pytest.mark.slow
 def test_an_unreachable_synapse_host_is_an_io_error_exit_2(tmp_path, monkeypatch) -> None:
     """Nothing answered at all (connection refused): one line, exit 2 as for any I/O error."""
     import os

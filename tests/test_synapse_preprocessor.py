@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from totask_manifest.annotators.base import Failed, Item, Labeled
-from totask_manifest.annotators.synapse_preprocessor import PreProcessorAnnotator
-from totask_manifest.errors import FatalSynapseError
-from totask_manifest.synapse.preprocessor import (
+from totask_manifest._annotators.base import Failed, Item, Labeled
+from totask_manifest._annotators.synapse_preprocessor import PreProcessorAnnotator
+from totask_manifest._errors import FatalSynapseError
+from totask_manifest._synapse.preprocessor import (
     InferenceFailed,
     PreProcessor,
     Served,
@@ -134,6 +134,7 @@ def test_an_old_failed_application_does_not_fail_a_new_deploy(synapse, client) -
         PreProcessor(client, rel, 1, sleep=t.sleep, clock=t.clock).ensure_running()
 
 
+@pytest.mark.slow
 def test_readiness_times_out(synapse, client) -> None:
     rel = synapse.add_release("det")
     synapse.deploy_statuses = ["DEPLOYING"]

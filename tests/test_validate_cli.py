@@ -12,8 +12,8 @@ import pytest
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.cli import main
-from totask_manifest.storage import write_bytes_atomic
+from totask_manifest._cli import main
+from totask_manifest._storage import write_bytes_atomic
 
 pytestmark = requires_gt
 
@@ -25,7 +25,7 @@ MANIFESTS = [p for p in gt_files(".manifest", ".jsonl") if p not in (SEQLABEL, W
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "totask_manifest.cli", "validate", *args],
+    return subprocess.run([sys.executable, "-m", "totask_manifest._cli", "validate", *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -103,6 +103,7 @@ def test_main_usage_and_io_errors_exit_2(args: list[str], message: str, capsys: 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
     ok = run_cli(str(YOLO))
     assert ok.returncode == 0 and "valid: 50 lines, 0 errors" in ok.stdout
@@ -115,6 +116,7 @@ def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "MANIFEST" in usage.stderr
 
 
+@pytest.mark.slow
 def test_subprocess_on_s3(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/out/output.manifest"

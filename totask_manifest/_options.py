@@ -1,0 +1,174 @@
+"""Typed options: what an annotator or an engine can be told, declared once.
+
+An ``Options`` subclass is a frozen dataclass whose fields are made with ``option``: the field's
+default, its help text and its command-line hints live together, so the CLI builds its flags
+from the class (``cli._options``) and a job keeps the values in job.json as a flat JSON object
+(``to_dict``/``from_dict``). Groups shared by several annotators (the fetch options) are
+composed with ``nested``; their fields sit in the same flat object, under the same keys, so a
+job written before a group was split out reads the same.
+
+Example::
+
+    @dataclass(frozen=True)
+    class ToyOptions(Options):
+        delay: float = option(0.0, help="seconds per line", flag="--toy-delay")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["OptionInfo", "Options", "nested", "option", "path_options"]
+
+_INFO = "totask_option"
+_NESTED = "totask_nested"
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """What the CLI needs to know about one field (``option``'s keyword arguments)."""
+
+    help: str = ""
+    #: the flag; default ``--`` plus the field name with ``-`` for ``_``
+    flag: str | None = None
+    metavar: str | None = None
+    choices: Sequence[Any] | None = None
+    #: the flag's argparse type (default: the default's type for int, float and str)
+    type: Callable[[str], Any] | None = None
+    #: ``store_true``, ``append`` or ``BooleanOptionalAction`` (an ``argparse`` action)
+    action: Any = None
+    #: flags of one mutually exclusive set share this name
+    exclusive: str | None = None
+    #: False: kept in job.json but never a flag (set by the job, or by the Python API only)
+    cli: bool = True
+    #: True: ``to_dict`` leaves the key out while it holds its default (job.json keeps its old shape)
+    omit_default: bool = False
+    #: the value names a file or folder the annotator reads (read by ``path_options``): a local
+    #: one is kept absolute in job.json, so resume and chain work from any folder, and the Ray
+    #: engine refuses it on a cluster whose nodes share no disk. A function instead of True makes
+    #: the value absolute where the plain path rule does not fit (``--model module:factory``)
+    path: bool | Callable[[str], str] = False
+
+
+def option(
+    default: Any = None,
+    *,
+    help: str = "",
+    flag: str | None = None,
+    metavar: str | None = None,
+    choices: Sequence[Any] | None = None,
+    type: Callable[[str], Any] | None = None,
+    action: Any = None,
+    exclusive: str | None = None,
+    cli: bool = True,
+    omit_default: bool = False,
+    path: bool | Callable[[str], str] = False,
+) -> Any:
+    """A field of an ``Options`` class: its default plus the help text and CLI hints."""
+    info = OptionInfo(help=help, flag=flag, metavar=metavar, choices=choices, type=type, action=action,
+                      exclusive=exclusive, cli=cli, omit_default=omit_default, path=path)
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: _copy(default), metadata={_INFO: info})
+    return field(default=default, metadata={_INFO: info})
+
+
+def _copy(value: Any) -> Any:
+    return value.copy()
+
+
+def nested(cls: type[Options]) -> Any:
+    """A field holding another options group, whose fields are stored flat beside this class's."""
+    return field(default_factory=cls, metadata={_NESTED: True})
+
+
+def option_info(f: dataclasses.Field) -> OptionInfo:
+    return f.metadata.get(_INFO) or OptionInfo()
+
+
+def is_nested(f: dataclasses.Field) -> bool:
+    return _NESTED in f.metadata
+
+
+def path_options(cls: type[Options], values: Mapping[str, Any]) -> list[tuple[str, str, Callable[[str], str] | None]]:
+    """``(key, value, absolute)`` for each option of ``cls`` declared ``option(path=...)`` that
+    ``values`` (job.json's flat options object) sets to a non-empty string, in field order.
+
+    The one place that knows which options name files the annotator reads: the job runner makes
+    them absolute (with ``absolute``, the option's own function, or the plain path rule when it is
+    None) and the Ray engine refuses local ones on a cluster."""
+    found = []
+    for f, _groups in cls.leaves():
+        rule = option_info(f).path
+        value = values.get(f.name)
+        if rule and isinstance(value, str) and value:
+            found.append((f.name, value, rule if callable(rule) else None))
+    return found
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of every options class: no options (a plugin that declares none takes none)."""
+
+    @classmethod
+    def leaves(cls) -> list[tuple[dataclasses.Field, tuple[str, ...]]]:
+        """Every plain field, nested groups opened, with the path of groups it sits in."""
+        found: list[tuple[dataclasses.Field, tuple[str, ...]]] = []
+        for f in dataclasses.fields(cls):
+            if is_nested(f):
+                sub = f.default_factory  # type: ignore[misc]
+                found.extend((g, (f.name, *path)) for g, path in sub.leaves())
+            else:
+                found.append((f, ()))
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Any:
+        """Build from job.json's flat options object; keys this class does not know are ignored,
+        missing keys take their defaults. Values are taken as they are (no conversion)."""
+        data = data or {}
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if is_nested(f):
+                kwargs[f.name] = f.default_factory.from_dict(data)  # type: ignore[misc]
+            elif f.name in data and f.init:
+                value = data[f.name]
+                if value is None and f.default is not dataclasses.MISSING and f.default is not None:
+                    continue  # a null stands for "not given": the default
+                if isinstance(f.default, tuple) and isinstance(value, list):
+                    value = tuple(value)  # JSON has lists; a frozen object keeps tuples
+                kwargs[f.name] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat, JSON-ready object job.json keeps (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if is_nested(f):
+                out.update(value.to_dict())
+                continue
+            if option_info(f).omit_default and value == _default(f):
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (fields of nested groups by their own names)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_cli(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Values read from flags, before they are stored: a subclass may add what a flag implies
+        (the content of a file it names, say). Default: unchanged."""
+        return values
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
