@@ -64,7 +64,7 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
 def plain_python(path: Path) -> dict:
     """The independent count: one orjson.loads per line, one core. Failures are counted by rule,
     as ``stats`` counts them (``rule_of`` runs on the 2% of lines that failed only)."""
-    from totask_manifest.failure_rules import rule_of
+    from totask_manifest._failure_rules import rule_of
 
     lines = labeled = failed = 0
     classes: Counter = Counter()
