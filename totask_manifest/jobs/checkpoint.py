@@ -279,6 +279,18 @@ def _v1_part(url: str, data: bytes, last: int) -> Part:
     return part
 
 
+def read_bodies(part: Part) -> None:
+    """Read the bodies of a part loaded without them (``bodies=False``), from its file."""
+    if part.data is not None:
+        return
+    with _opened(part.url) as f:
+        f.seek(part.body_offset)
+        data = f.read(sum(part.length))
+    if len(data) != sum(part.length):
+        raise _corrupt(part.url, "shorter than its heads say: torn")
+    part.data = data
+
+
 def _is_v1(url: str) -> bool:
     return url.endswith(".jsonl")
 

@@ -1,12 +1,16 @@
 """Producing the output manifest: a streaming merge of the input with the checkpoint records.
 
-Untouched lines are copied as the bytes read, in blocks (they are never split into lines);
-finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets.
-One output line per input line, in input order, written atomically.
+Untouched lines are copied as the bytes read, in ranges (they are never split into lines);
+finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets,
+copied from their part in ranges too. On a local disk both are copied by the kernel
+(``byte_copy``): a resume with one line left writes the whole output without its bytes passing
+through Python. One output line per input line, in input order, written atomically (fsynced,
+then renamed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from array import array
 from collections.abc import Iterator
@@ -20,15 +24,14 @@ from ..errors import JobError
 from ..failure_rules import rule_of
 from ..manifest.io import iter_raw_lines, to_line
 from ..storage import AtomicWriter, open_read, redact_url
-from .checkpoint import Part, Record, iter_parts, load_part, part_summary
+from .byte_copy import Sink
+from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
 from .layout import JobLayout
 from .scan_ranges import job_selection
 from .selection import LineSelection
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
-#: bytes copied per read between finished lines
-_BLOCK = 1 << 20
 
 
 @dataclass
@@ -72,28 +75,16 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     coverage = coverage if coverage is not None else Coverage()
     failed: list[Record] = []
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
-        for part in _merge(f, out, iter_parts(layout), selection, coverage, input_url):
+        sink = Sink(out)
+        # bodies are copied from their part file where the kernel can (not read into memory)
+        parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
+        for part in _merge(f, sink, parts, selection, coverage, input_url):
             if "f" in part.status:
                 failed.extend(r for r in part.records() if r.status == "failed")
     return failed
 
 
-def _copy(f: IO[bytes], out: IO[bytes], start: int, length: int) -> None:
-    """Input bytes ``[start, start + length)`` to ``out``, in blocks (read and written: as fast as
-    the kernel's file-to-file copies here, and it works on every store)."""
-    if length <= 0:
-        return
-    if f.tell() != start:
-        f.seek(start)
-    while length > 0:
-        block = f.read(min(_BLOCK, length))
-        if not block:
-            raise JobError("the input manifest is shorter than its checkpoint says (was it changed?)")
-        out.write(block)
-        length -= len(block)
-
-
-def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineSelection | None,
+def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelection | None,
            coverage: Coverage, input_url: str) -> Iterator[Part]:
     """Copy the input between finished lines, and each run of finished lines adjacent in the
     input as one range of their recorded bytes (their input lines are skipped by length, not
@@ -112,31 +103,47 @@ def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineS
         yield part
     for index in indices[k:]:
         _missing(coverage, index)
-    _copy(f, out, pos, f.seek(0, 2) - pos)
+    out.copy(f, pos, f.seek(0, 2) - pos)
 
 
-def _merge_runs(f: IO[bytes], out: IO[bytes], part: Part, offs: array, pos: int) -> int:
-    """A part whose records are exactly the next selected lines: found in a few C-speed passes."""
+def _merge_runs(f: IO[bytes], out: Sink, part: Part, offs: array, pos: int) -> int:
+    """A part whose records are exactly the next selected lines: found in a few C-speed passes.
+    Each run of records adjacent in the input is one range of the part's bodies."""
     m = len(part.index)
     if not m:
         return pos
     ends = list(map(operator.add, offs, part.in_bytes))
     breaks = list(compress(range(1, m), map(operator.ne, ends, islice(offs, 1, None))))
     at = [0, *accumulate(part.length)]
-    data = memoryview(part.data)  # type: ignore[arg-type]
-    for a, b in zip([0, *breaks], [*breaks, m], strict=True):
-        if offs[a] < pos:
-            raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
-        _copy(f, out, pos, offs[a] - pos)
-        out.write(data[at[a]:at[b]])
-        pos = ends[b - 1]
+    with _bodies(part) as (source, base):
+        for a, b in zip([0, *breaks], [*breaks, m], strict=True):
+            if offs[a] < pos:
+                raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
+            out.copy(f, pos, offs[a] - pos)
+            if isinstance(source, memoryview):
+                out.write(source[at[a]:at[b]])
+            else:
+                out.copy(source, base + at[a], at[b] - at[a], what=f"checkpoint {part.url}")
+            pos = ends[b - 1]
     return pos
 
 
-def _merge_each(f: IO[bytes], out: IO[bytes], part: Part, indices: array, offsets: array, pos: int,
+@contextlib.contextmanager
+def _bodies(part: Part) -> Iterator[tuple[memoryview | IO[bytes], int]]:
+    """Where a part's bodies are: ``(memoryview, 0)`` when they were read, else the part file
+    open for reading and the offset of the first body in it (a local part: copied by range)."""
+    if part.data is not None:
+        yield memoryview(part.data), 0
+        return
+    with open(part.url, "rb") as pf:
+        yield pf, part.body_offset
+
+
+def _merge_each(f: IO[bytes], out: Sink, part: Part, indices: array, offsets: array, pos: int,
                 k: int, coverage: Coverage, input_url: str) -> tuple[int, int]:
     """Record by record: selected lines without a record, records of lines not selected, and
     records of old parts (their input line gives the prefix and terminator)."""
+    read_bodies(part)
     at = 0
     for j, index in enumerate(part.index):
         while k < len(indices) and indices[k] < index:
@@ -153,7 +160,7 @@ def _merge_each(f: IO[bytes], out: IO[bytes], part: Part, indices: array, offset
             offset = _offset_of_line(f, index, input_url)
         if offset < pos:
             raise JobError(f"checkpoint does not match the input at line {index + 1}")
-        _copy(f, out, pos, offset - pos)
+        out.copy(f, pos, offset - pos)
         n, in_bytes = part.length[j], part.in_bytes[j]
         body = part.data[at:at + n]  # type: ignore[index]
         if part.whole and in_bytes is not None:
