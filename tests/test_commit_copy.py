@@ -135,3 +135,17 @@ def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch)
         _commit(inp, j)
     assert Path(j.layout.output_manifest).read_bytes() == before
     assert not [n for n in os.listdir(Path(j.layout.output_manifest).parent) if n.startswith(".tmp-")]
+
+
+def test_records_adjacent_in_the_input_are_one_run_and_a_gap_splits_them():
+    from array import array
+
+    from totask_manifest.jobs.checkpoint import Part
+    from totask_manifest.jobs.commit import _runs
+
+    part = Part("p", [4, 5, 6, 9], "llll", [10, 11, 12, 13], [7, 8, 9, 5], {})
+    # lines 4, 5, 6 adjacent (100, 107, 115), line 9 after a gap
+    assert _runs(part, array("q", [100, 107, 115, 140])) == [(0, 100, 124, 0, 33), (3, 140, 145, 33, 46)]
+    assert _runs(part, array("q", [100, 107, 115, 124])) == [(0, 100, 129, 0, 46)]
+    # a record longer than the gap to the next line: two runs, and the merge refuses the second
+    assert _runs(part, array("q", [100, 106, 115, 124]))[1][1] == 106

@@ -109,23 +109,36 @@ def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelect
 def _merge_runs(f: IO[bytes], out: Sink, part: Part, offs: array, pos: int) -> int:
     """A part whose records are exactly the next selected lines: found in a few C-speed passes.
     Each run of records adjacent in the input is one range of the part's bodies."""
+    with _bodies(part) as (source, base):
+        for a, start, end, lo, hi in _runs(part, offs):
+            if start < pos:
+                raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
+            out.copy(f, pos, start - pos)
+            if isinstance(source, memoryview):
+                out.write(source[lo:hi])
+            else:
+                out.copy(source, base + lo, hi - lo, what=f"checkpoint {part.url}")
+            pos = end
+    return pos
+
+
+def _runs(part: Part, offs: array) -> list[tuple[int, int, int, int, int]]:
+    """``(first record, input start, input end, body start, body end)`` of each run of records
+    whose input lines are adjacent. Most parts are one run (a job labels most lines, or a
+    checkpoint's lines were next to each other): that is checked in one pass and one compare."""
     m = len(part.index)
     if not m:
-        return pos
+        return []
+    try:
+        follow = array("q", accumulate(part.in_bytes, initial=offs[0]))  # where each line starts if adjacent
+    except OverflowError:
+        follow = array("q")
+    if follow[:m] == offs:
+        return [(0, offs[0], follow[m], 0, sum(part.length))]
     ends = list(map(operator.add, offs, part.in_bytes))
     breaks = list(compress(range(1, m), map(operator.ne, ends, islice(offs, 1, None))))
     at = [0, *accumulate(part.length)]
-    with _bodies(part) as (source, base):
-        for a, b in zip([0, *breaks], [*breaks, m], strict=True):
-            if offs[a] < pos:
-                raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
-            out.copy(f, pos, offs[a] - pos)
-            if isinstance(source, memoryview):
-                out.write(source[at[a]:at[b]])
-            else:
-                out.copy(source, base + at[a], at[b] - at[a], what=f"checkpoint {part.url}")
-            pos = ends[b - 1]
-    return pos
+    return [(a, offs[a], ends[b - 1], at[a], at[b]) for a, b in zip([0, *breaks], [*breaks, m], strict=True)]
 
 
 @contextlib.contextmanager
