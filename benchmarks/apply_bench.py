@@ -66,11 +66,11 @@ def main() -> int:
     parser.add_argument("--per-task-get", action="store_true", help="read current data with one GET per task")
     args = parser.parse_args()
 
-    from totask_manifest.formats.synapse import gt_to_dm_v1
-    from totask_manifest.synapse.apply import apply_job
-    from totask_manifest.synapse.export import export_tasks
-    from totask_manifest.synapse.settings import SynapseSettings
-    from totask_manifest.synapse.sync_client import SynapseClient
+    from totask_manifest._formats.synapse import gt_to_dm_v1
+    from totask_manifest._synapse.apply import apply_job
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest._synapse.settings import SynapseSettings
+    from totask_manifest._synapse.sync_client import SynapseClient
     from totask_manifest.testing.builders import gt_label, make_job
 
     proc, url, token = start_server(args.tasks, args.latency)

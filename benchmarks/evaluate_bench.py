@@ -86,7 +86,7 @@ def _rss() -> float:
 
 
 def _evaluate_child(path: str, workers: int) -> None:
-    from totask_manifest.analytics.evaluate import evaluate_manifest
+    from totask_manifest._analytics.evaluate import evaluate_manifest
 
     t, cpu = time.perf_counter(), time.process_time()
     ev = evaluate_manifest(path, predicted=PRED, reference=REF, workers=workers)

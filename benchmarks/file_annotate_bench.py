@@ -7,7 +7,7 @@ measures:
 
 1. the annotator alone: ``FileAnnotator.annotate()`` over 20,000 items (fetch, parse, convert,
    schema check);
-2. a whole job through ``totask_manifest.api.annotate`` (selection, ordering, checkpoints,
+2. a whole job through ``totask_manifest._api.annotate`` (selection, ordering, checkpoints,
    output manifest);
 3. the baseline: a raw aiohttp client fetching the same files at the same concurrency (one
    session, ``concurrency`` workers, ``await response.read()``: no policy, no parsing), the rate
@@ -94,8 +94,8 @@ def records(base: str, lines: int) -> list[dict]:
 
 
 def bench_annotator(base: str, lines: int, concurrency: int) -> float:
-    from totask_manifest.annotators.base import Item, Labeled
-    from totask_manifest.annotators.file import FileAnnotator
+    from totask_manifest._annotators.base import Item, Labeled
+    from totask_manifest._annotators.file import FileAnnotator
     from totask_manifest.testing.runs import job_run
 
     items = [Item(i, i + 1, r) for i, r in enumerate(records(base, lines))]
@@ -112,8 +112,8 @@ def bench_annotator(base: str, lines: int, concurrency: int) -> float:
 
 
 def bench_job(base: str, lines: int, concurrency: int) -> float:
-    from totask_manifest import api
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest import _api as api
+    from totask_manifest._jobs.config import JobConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "in.manifest"

@@ -34,8 +34,8 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from totask_manifest.annotators.base import Item  # noqa: E402
-from totask_manifest.annotators.inference import InferenceAnnotator  # noqa: E402
+from totask_manifest._annotators.base import Item  # noqa: E402
+from totask_manifest._annotators.inference import InferenceAnnotator  # noqa: E402
 from totask_manifest.testing.runs import job_run  # noqa: E402
 
 DATA = REPO / "benchmarks" / "_data" / "inference"

@@ -80,8 +80,8 @@ class Row:
 
 
 def run_job(config, engine: str, engine_options: dict | None = None) -> Row:
-    from totask_manifest import api
-    from totask_manifest.engines.base import get_engine
+    from totask_manifest import _api as api
+    from totask_manifest._engines.base import get_engine
 
     marks: list[tuple[float, int]] = []
 
@@ -105,7 +105,7 @@ def run_job(config, engine: str, engine_options: dict | None = None) -> Row:
 # -- the jobs ---------------------------------------------------------------------------------
 
 def file_job(tmp: Path, base: str, lines: int, concurrency: int, tag: str):
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest._jobs.config import JobConfig
 
     bench = _file_bench_module()
     manifest = tmp / "file.manifest"
@@ -141,7 +141,7 @@ def _fallback_model(path: Path) -> None:
 
 
 def inference_job(tmp: Path, lines: int, tag: str):
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest._jobs.config import JobConfig
 
     model = SAMPLE / "models" / "shapes-classifier.pt"
     if not model.exists():

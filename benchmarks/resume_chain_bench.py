@@ -37,14 +37,14 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_bench import DATA, generate
 
-from totask_manifest import api
-from totask_manifest.annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
-from totask_manifest.jobs.checkpoint import encode_part, read_part
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.job import Job
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.manifest.validate import validate_manifest
-from totask_manifest.options import Options, option
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest._jobs.checkpoint import encode_part, read_part
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._manifest.validate import validate_manifest
+from totask_manifest._options import Options, option
 
 BOX = {"image_size": [{"width": 640, "height": 480, "depth": 3}],
        "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}]}

@@ -102,7 +102,7 @@ def _rusage(cpu_before: float) -> dict:
 
 
 def _stats_child(path: str, workers: int | None) -> None:
-    from totask_manifest.analytics.stats import manifest_stats
+    from totask_manifest._analytics.stats import manifest_stats
 
     t, cpu = time.perf_counter(), time.process_time()
     s = manifest_stats(path, workers=workers)

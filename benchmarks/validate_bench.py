@@ -72,8 +72,8 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
 
 _CHILD = """
 import resource, sys, time, orjson
-from totask_manifest.manifest.ranges import iter_bodies, map_ranges
-from totask_manifest.manifest.validate import validate_manifest
+from totask_manifest._manifest.ranges import iter_bodies, map_ranges
+from totask_manifest._manifest.validate import validate_manifest
 
 class Parsed:  # what the parse-only run reports, shaped like a validation report
     errors = 0

@@ -8,11 +8,11 @@ import asyncio
 import pytest
 
 from tests.jobs_helpers import write_manifest
-from totask_manifest import api
-from totask_manifest.annotators.base import Annotator, Item, Labeled, Outcome
-from totask_manifest.engines import local
-from totask_manifest.fetch import FetchPolicy, SyncFetcher
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Annotator, Item, Labeled, Outcome
+from totask_manifest._engines import local
+from totask_manifest._fetch import FetchPolicy, SyncFetcher
+from totask_manifest._jobs.config import JobConfig
 
 PULLED: list[int] = []
 #: how many lines had been pulled when line 0 finished

@@ -10,16 +10,16 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, run_cli, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import JobError
-from totask_manifest.jobs import scan_ranges
-from totask_manifest.jobs.checkpoint import CheckpointWriter, iter_records, read_part, summarize
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.job import Job
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.jobs.selection import LineSelection
-from totask_manifest.manifest import ranges
-from totask_manifest.manifest.line import BOM
+from totask_manifest import _api as api
+from totask_manifest._errors import JobError
+from totask_manifest._jobs import scan_ranges
+from totask_manifest._jobs.checkpoint import CheckpointWriter, iter_records, read_part, summarize
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._jobs.selection import LineSelection
+from totask_manifest._manifest import ranges
+from totask_manifest._manifest.line import BOM
 
 
 def _config(inp: Path, out: Path, name: str, every: int = 4) -> JobConfig:

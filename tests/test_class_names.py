@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from totask_manifest.errors import UsageError
-from totask_manifest.formats.class_names import parse_class_names, read_class_names
+from totask_manifest._errors import UsageError
+from totask_manifest._formats.class_names import parse_class_names, read_class_names
 
 
 def test_names_file_rules(tmp_path):

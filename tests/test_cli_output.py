@@ -96,8 +96,8 @@ def test_messages_use_jsons_words(tmp_path):
     (tmp_path / "list.manifest").write_bytes(b'[1, 2]\n')
     proc = run_cli("validate", str(tmp_path / "list.manifest"))
     assert "found a JSON array, not an object" in proc.stdout
-    from totask_manifest.formats import to_label
-    from totask_manifest.formats.model import FormatError
+    from totask_manifest._formats import to_label
+    from totask_manifest._formats.model import FormatError
 
     for doc, words in (({"image_size": [{"width": None, "height": 1}], "annotations": []}, "got null"),
                        ({"image_size": [{"width": 2, "height": 1}],
@@ -118,7 +118,7 @@ def test_version_and_help_texts(capsys):
     import pytest
 
     from totask_manifest import __version__
-    from totask_manifest.cli import main
+    from totask_manifest._cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
@@ -169,7 +169,7 @@ def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_t
     assert [(r["source-ref"], r["cls-metadata"]["class-name"]) for r in out] == [
         *((f"s3://b/main{i}.jpg", "main") for i in range(3)), *((f"s3://b/other{i}.jpg", "other") for i in range(3))]
     # a chained job (another method even) keeps resolving them where they were
-    from totask_manifest import api
+    from totask_manifest import _api as api
 
     state = api.load_job(str(tmp_path / "out" / "app"))
     assert state["config"]["options"]["relative_to_appended"] == [[3, str(main_dir)], [3, str(other_dir)]]
@@ -180,8 +180,8 @@ def test_chained_and_cloned_jobs_keep_appended_folders(tmp_path):
     recomputes them without doubling them."""
     import json
 
-    from totask_manifest import api
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest import _api as api
+    from totask_manifest._jobs.config import JobConfig
 
     folders = {}
     for name in ("main", "one", "two"):
@@ -208,7 +208,7 @@ def test_chained_and_cloned_jobs_keep_appended_folders(tmp_path):
 def test_bar_text_fits_its_terminal_and_tells_time_left():
     import io
 
-    from totask_manifest.jobs.progress import Progress, eta_text
+    from totask_manifest._jobs.progress import Progress, eta_text
 
     assert (eta_text(None), eta_text(0), eta_text(65.4), eta_text(3725)) == ("--:--", "0:00", "1:05", "1:02:05")
     progress = Progress(1000, stream=io.StringIO())

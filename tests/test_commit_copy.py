@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.jobs_helpers import TOY, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import JobError
-from totask_manifest.jobs import byte_copy
-from totask_manifest.jobs.byte_copy import Sink
-from totask_manifest.jobs.commit import Coverage, write_output
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.job import Job
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.manifest.line import BOM
+from totask_manifest import _api as api
+from totask_manifest._errors import JobError
+from totask_manifest._jobs import byte_copy
+from totask_manifest._jobs.byte_copy import Sink
+from totask_manifest._jobs.commit import Coverage, write_output
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._manifest.line import BOM
 
 
 def _refuse(code: int):
@@ -121,7 +121,7 @@ def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch)
     inp, j = job
     before = Path(j.layout.output_manifest).read_bytes()
     part = Path(JobLayout(j.url).parts()[2])
-    from totask_manifest.jobs import commit
+    from totask_manifest._jobs import commit
 
     real = commit.iter_parts
 
@@ -140,8 +140,8 @@ def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch)
 def test_records_adjacent_in_the_input_are_one_run_and_a_gap_splits_them():
     from array import array
 
-    from totask_manifest.jobs.checkpoint import Part
-    from totask_manifest.jobs.commit import _runs
+    from totask_manifest._jobs.checkpoint import Part
+    from totask_manifest._jobs.commit import _runs
 
     part = Part("p", [4, 5, 6, 9], "llll", [10, 11, 12, 13], [7, 8, 9, 5], {})
     # lines 4, 5, 6 adjacent (100, 107, 115), line 9 after a gap

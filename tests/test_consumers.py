@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from totask_manifest.cli import main
+from totask_manifest._cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,17 +15,17 @@ from PIL import Image
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics.convert import convert
-from totask_manifest.analytics.masks import (
+from totask_manifest._analytics.convert import convert
+from totask_manifest._analytics.masks import (
     counts_to_rle_string,
     read_mask,
     rle_decode,
     rle_encode,
     rle_string_to_counts,
 )
-from totask_manifest.cli import main as cli_main
-from totask_manifest.errors import ManifestError, UsageError
-from totask_manifest.formats.model import FormatError
+from totask_manifest._cli import main as cli_main
+from totask_manifest._errors import ManifestError, UsageError
+from totask_manifest._formats.model import FormatError
 
 pytestmark = requires_gt
 

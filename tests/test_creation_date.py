@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import SKIP_REASON
-from totask_manifest.cli import main
-from totask_manifest.manifest.semantics import creation_date
-from totask_manifest.manifest.validate import check_label
+from totask_manifest._cli import main
+from totask_manifest._manifest.semantics import creation_date
+from totask_manifest._manifest.validate import check_label
 
 YOLO = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
 

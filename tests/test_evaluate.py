@@ -17,8 +17,8 @@ from tests.jobs_helpers import run_cli
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics.evaluate import evaluate_manifest, format_text
-from totask_manifest.errors import UsageError
+from totask_manifest._analytics.evaluate import evaluate_manifest, format_text
+from totask_manifest._errors import UsageError
 
 pytestmark = requires_gt
 
@@ -260,9 +260,9 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
-    from totask_manifest.jobs.config import JobConfig
-    from totask_manifest.jobs.state import JobState
-    from totask_manifest.jobs.status import COMPLETED
+    from totask_manifest._jobs.config import JobConfig
+    from totask_manifest._jobs.state import JobState
+    from totask_manifest._jobs.status import COMPLETED
 
     state = JobState(JobConfig(name, str(root / "in.manifest"), str(root), attr, "object-detection"),
                      status=COMPLETED, chained_from=chained_from)
@@ -292,7 +292,7 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     import random
 
     from tests.evaluate_helpers import random_images
-    from totask_manifest.manifest import ranges
+    from totask_manifest._manifest import ranges
 
     images = random_images(random.Random(3), 1500, tie_scores=True)
     raw = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines(keepends=True)

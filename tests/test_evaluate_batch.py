@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.evaluate_helpers import PRED, REF, cocoeval, random_images, write_detection_manifest
-from totask_manifest.analytics.evaluate import driver, evaluate_manifest
-from totask_manifest.analytics.evaluate.batch import BatchedDetection
-from totask_manifest.analytics.evaluate.columns import LIMIT
+from totask_manifest._analytics.evaluate import driver, evaluate_manifest
+from totask_manifest._analytics.evaluate.batch import BatchedDetection
+from totask_manifest._analytics.evaluate.columns import LIMIT
 
 
 def line_by_line(path: Path, iou: float = 0.5) -> driver.Evaluation:
@@ -163,7 +163,7 @@ def test_class_buffer_keeps_every_score_exactly(monkeypatch: pytest.MonkeyPatch,
     only where set: ``arrays()`` gives back exactly what was appended, one at a time or in bulk."""
     import numpy as np
 
-    from totask_manifest.analytics.evaluate import buffers
+    from totask_manifest._analytics.evaluate import buffers
 
     monkeypatch.setattr(buffers, "MAX_CODES", max_codes)
     rng = random.Random(2)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.evaluate_helpers import PRED, REF, cocoeval, random_images, write_detection_manifest
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
-from totask_manifest.analytics.evaluate import evaluate_manifest
-from totask_manifest.analytics.evaluate.coco import box_iou, match_group
+from totask_manifest._analytics.evaluate import evaluate_manifest
+from totask_manifest._analytics.evaluate.coco import box_iou, match_group
 
 pytestmark = requires_gt
 
@@ -191,7 +191,7 @@ def test_boxes_outside_cocos_area_range_are_ignored_as_cocoeval_does(tmp_path: P
        share=st.sampled_from((0.5, 0.9, 0.95, 1.0)))
 def test_sweep_counts_match_a_brute_force_count(items: list, share: float) -> None:
     """Routed at threshold t means confidence < t, exactly as typed (0.29 routes 0.28999 but not 0.29)."""
-    from totask_manifest.analytics.evaluate.sweep import Sweep
+    from totask_manifest._analytics.evaluate.sweep import Sweep
 
     s = Sweep("line")
     for conf, errors in items:

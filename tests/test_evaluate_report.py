@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.evaluate_helpers import make_review_chain
-from totask_manifest.analytics.report import MARKER, render_report, write_report
+from totask_manifest._analytics.report import MARKER, render_report, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -95,8 +95,8 @@ def test_classification_section_has_the_confusion_matrix(tmp_path: Path) -> None
     """Single-label lines: accuracy card, per-class bars, the confusion matrix as a table."""
     import orjson
 
-    from totask_manifest.analytics.evaluate import evaluate_manifest
-    from totask_manifest.analytics.evaluate.html import render_evaluation
+    from totask_manifest._analytics.evaluate import evaluate_manifest
+    from totask_manifest._analytics.evaluate.html import render_evaluation
 
     def side(name: str, human: str, conf: float) -> dict:
         return {"class-name": name, "confidence": conf, "type": "groundtruth/image-classification",

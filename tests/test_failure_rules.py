@@ -20,11 +20,11 @@ from aiohttp import web
 
 from tests.jobs_helpers import run_cli
 from tests.support.http_server import LocalHTTPServer
-from totask_manifest import api
-from totask_manifest.analytics.stats import manifest_stats
-from totask_manifest.annotators.base import Failed
-from totask_manifest.annotators.failure_rules import FAIL_FAST_LINES, rule_of
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._analytics.stats import manifest_stats
+from totask_manifest._annotators.base import Failed
+from totask_manifest._annotators.failure_rules import FAIL_FAST_LINES, rule_of
+from totask_manifest._jobs.config import JobConfig
 
 CLASSES = ["cat", "dog"]
 

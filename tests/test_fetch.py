@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, stream_chunks
-from totask_manifest.errors import FetchError, UsageError
-from totask_manifest.fetch import (
+from totask_manifest._errors import FetchError, UsageError
+from totask_manifest._fetch import (
     Fetcher,
     FetchPolicy,
     SyncFetcher,

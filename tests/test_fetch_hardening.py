@@ -11,8 +11,8 @@ import socket
 import pytest
 from aiohttp import web
 
-from totask_manifest.errors import FetchError
-from totask_manifest.fetch import FetchPolicy, SyncFetcher, open_inside, redact_url
+from totask_manifest._errors import FetchError
+from totask_manifest._fetch import FetchPolicy, SyncFetcher, open_inside, redact_url
 
 SECRET = b"SECRET-OUTSIDE-THE-ROOT"
 

@@ -2,7 +2,7 @@
 server on 127.0.0.1: the request line and headers, compression, redirects (followed hop by hop
 under the policy, never to another scheme), retries on 5xx and dropped connections, timeouts,
 and connection reuse. These held when requests went through httpx; they hold for the direct
-aiohttp path (``totask_manifest.fetch.http``) that replaced it."""
+aiohttp path (``totask_manifest._fetch.http``) that replaced it."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short
-from totask_manifest.errors import FetchError
-from totask_manifest.fetch import Fetcher, FetchPolicy, SyncFetcher
+from totask_manifest._errors import FetchError
+from totask_manifest._fetch import Fetcher, FetchPolicy, SyncFetcher
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
 

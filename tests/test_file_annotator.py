@@ -14,14 +14,14 @@ from aiohttp import web
 from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
-from totask_manifest.annotators.base import Failed, Item, Labeled, get_annotator_class
-from totask_manifest.annotators.file import FileAnnotator, lookup
-from totask_manifest.cli._options import add_options, read_options
-from totask_manifest.errors import UsageError
-from totask_manifest.jobs.checkpoint import CheckpointWriter
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.jobs.recorder import Recorder
+from totask_manifest._annotators.base import Failed, Item, Labeled, get_annotator_class
+from totask_manifest._annotators.file import FileAnnotator, lookup
+from totask_manifest._cli._options import add_options, read_options
+from totask_manifest._errors import UsageError
+from totask_manifest._jobs.checkpoint import CheckpointWriter
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._jobs.recorder import Recorder
 from totask_manifest.testing.runs import job_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -304,8 +304,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_options_from_flags_are_json_and_the_job_makes_them_absolute(tmp_path, monkeypatch):
-    from totask_manifest.api import _check_config
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest._api import _check_config
+    from totask_manifest._jobs.config import JobConfig
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
@@ -359,7 +359,7 @@ def test_lookup():
 
 
 def test_quick_start_sample_data(tmp_path, monkeypatch, capsys):
-    from totask_manifest.cli import main
+    from totask_manifest._cli import main
 
     monkeypatch.chdir(REPO)
     out_root = tmp_path / "out"

@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
-from totask_manifest import api
-from totask_manifest.annotators.base import Failed, Item, Labeled
-from totask_manifest.annotators.file import FileAnnotator
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Failed, Item, Labeled
+from totask_manifest._annotators.file import FileAnnotator
+from totask_manifest._jobs.config import JobConfig
 from totask_manifest.testing.runs import job_run
 
 N = 200

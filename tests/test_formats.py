@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import SKIP_REASON
-from totask_manifest.errors import ManifestError
-from totask_manifest.formats import (
+from totask_manifest._errors import ManifestError
+from totask_manifest._formats import (
     FormatError,
     coco_to_gt,
     detect_input_format,

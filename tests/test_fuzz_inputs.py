@@ -20,9 +20,9 @@ import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
-from totask_manifest.cli import main
-from totask_manifest.errors import InvalidInputError
-from totask_manifest.jobs.scan_ranges import raise_for_problems, scan_input
+from totask_manifest._cli import main
+from totask_manifest._errors import InvalidInputError
+from totask_manifest._jobs.scan_ranges import raise_for_problems, scan_input
 
 pytestmark = [requires_gt, pytest.mark.slow]
 

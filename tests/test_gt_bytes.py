@@ -19,13 +19,13 @@ import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import HAVE_GT, requires_gt
-from totask_manifest.annotators.base import Item, Labeled
-from totask_manifest.formats import coco_to_gt, from_groundtruth, to_groundtruth, yolo_to_gt
-from totask_manifest.formats.model import FormatError
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.recorder import Recorder
-from totask_manifest.manifest.line import DELETE, Line, gt_json
-from totask_manifest.task_types import TASK_TYPES, order_metadata, task_type_of_metadata
+from totask_manifest._annotators.base import Item, Labeled
+from totask_manifest._formats import coco_to_gt, from_groundtruth, to_groundtruth, yolo_to_gt
+from totask_manifest._formats.model import FormatError
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.recorder import Recorder
+from totask_manifest._manifest.line import DELETE, Line, gt_json
+from totask_manifest._task_types import TASK_TYPES, order_metadata, task_type_of_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 #: the three values a new job writes differently by design
@@ -156,7 +156,7 @@ def test_numbers_take_pythons_forms():
 
 @pytest.mark.parametrize("name", [n for n in gt_files() if n != MISTYPED])
 def test_file_job_rebuilds_every_line(tmp_path, name, capsys):
-    from totask_manifest.cli import main
+    from totask_manifest._cli import main
 
     lines = list(labeled_lines(name))
     attr, task_type = lines[0][1], lines[0][2]
@@ -183,7 +183,7 @@ def test_file_job_rebuilds_every_line(tmp_path, name, capsys):
 
 def test_imported_lines_are_written_in_ground_truths_order(tmp_path):
     """``convert`` from COCO and YOLO writes whole lines itself: the same conventions."""
-    from totask_manifest.analytics.convert import convert
+    from totask_manifest._analytics.convert import convert
 
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
     convert(str(src), str(tmp_path / "c.json"), to="coco")

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from PIL import Image, ImageDraw
 
-from totask_manifest.errors import UsageError
-from totask_manifest.imaging import (
+from totask_manifest._errors import UsageError
+from totask_manifest._imaging import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageTooLarge,
     ImageUnreadable,

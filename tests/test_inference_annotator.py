@@ -22,10 +22,10 @@ from tests.test_inference_support import (  # noqa: E402
     png,
     save_scripted,
 )
-from totask_manifest.annotators.base import Failed, Item, Labeled, Routed  # noqa: E402
-from totask_manifest.annotators.inference import InferenceAnnotator  # noqa: E402
-from totask_manifest.errors import UsageError  # noqa: E402
-from totask_manifest.manifest.validate import check_label  # noqa: E402
+from totask_manifest._annotators.base import Failed, Item, Labeled, Routed  # noqa: E402
+from totask_manifest._annotators.inference import InferenceAnnotator  # noqa: E402
+from totask_manifest._errors import UsageError  # noqa: E402
+from totask_manifest._manifest.validate import check_label  # noqa: E402
 from totask_manifest.testing.runs import job_run  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -311,9 +311,9 @@ def test_a_model_that_fails_on_every_image_stops_the_job_with_one_error(tmp_path
     """A broken model must not write one identical failure per line: when the first lines of a
     run all fail in the model, the job stops FAILED with one error that says so (the same
     mechanism as a wrong --url-key for the file method: ``failure_rules.SystematicFailure``)."""
-    from totask_manifest import api
-    from totask_manifest.annotators.failure_rules import FAIL_FAST_LINES
-    from totask_manifest.jobs.config import JobConfig
+    from totask_manifest import _api as api
+    from totask_manifest._annotators.failure_rules import FAIL_FAST_LINES
+    from totask_manifest._jobs.config import JobConfig
 
     model = picky_model(tmp_path, always=True)
     inp = tmp_path / "in.manifest"
@@ -369,7 +369,7 @@ def test_the_guides_pre_processor_params_examples_are_accepted(tmp_path, detecto
 
     import yaml
 
-    from totask_manifest.models.params import load_params_file, resolve_params
+    from totask_manifest._models.params import load_params_file, resolve_params
 
     caplog.set_level(logging.INFO, logger="totask_manifest")
     for task_type in ("object-detection", "image-classification", "semantic-segmentation"):
@@ -402,11 +402,11 @@ def test_the_guides_pre_processor_params_examples_are_accepted(tmp_path, detecto
                "device": "cpu"}
     caplog.clear()
     InferenceAnnotator.check(InferenceAnnotator.Options.from_dict(options), "object-detection")
-    assert not [r for r in caplog.records if r.name == "totask_manifest.models.params"]
+    assert not [r for r in caplog.records if r.name == "totask_manifest._models.params"]
     Image.new("RGB", (40, 30), (0, 0, 0)).save(tmp_path / "black.png")
     outs = run(tmp_path, "object-detection", options, [{"source-ref": "black.png"}])
     assert isinstance(outs[0], Labeled)
-    noted = [r.getMessage() for r in caplog.records if r.name == "totask_manifest.models.params"]
+    noted = [r.getMessage() for r in caplog.records if r.name == "totask_manifest._models.params"]
     assert noted == [f"--params {params_file}: output_format 'coco' ignored: jobs write Ground Truth manifests "
                      "(convert them to COCO or YOLO afterwards with the formats converters)",
                      f"--params {params_file}: include_masks ignored: Ground Truth object-detection labels hold "
@@ -461,7 +461,7 @@ def test_remote_endpoint_errors_fail_lines_with_reason(tmp_path):
 
 
 def test_decode_resizes_jpeg_with_draft(tmp_path):
-    from totask_manifest.annotators.inference_images import decode_image
+    from totask_manifest._annotators.inference_images import decode_image
 
     buf = io.BytesIO()
     Image.new("RGB", (640, 480), (10, 200, 30)).save(buf, format="JPEG")
@@ -472,7 +472,7 @@ def test_decode_resizes_jpeg_with_draft(tmp_path):
 
 
 def test_options_are_checked_before_the_job(tmp_path, detector):
-    from totask_manifest.annotators.inference import InferenceAnnotator as A
+    from totask_manifest._annotators.inference import InferenceAnnotator as A
 
     ok = {"model": str(detector)}
     A.check(A.Options.from_dict(ok), "object-detection")
@@ -506,7 +506,7 @@ def test_options_are_checked_before_the_job(tmp_path, detector):
 
 
 def test_flags_override_the_params_file_and_resolve_defaults():
-    from totask_manifest.annotators.inference import effective_params
+    from totask_manifest._annotators.inference import effective_params
 
     options = {
         "params": {"confidence_threshold": 0.8, "post_processing": {"nms_threshold": 0.4, "min_size": 10},

@@ -21,8 +21,8 @@ from tests.test_inference_support import (
     save_scripted,
     write_manifest,
 )
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.manifest.validate import check_label
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._manifest.validate import check_label
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -98,10 +98,10 @@ def test_bad_options_exit_2_with_one_line_and_no_job(tmp_path, data, extra, mess
 def test_cli_builds_without_importing_torch():
     code = (
         "import sys\n"
-        "from totask_manifest.cli import build_parser\n"
+        "from totask_manifest._cli import build_parser\n"
         "build_parser()\n"
-        "import totask_manifest.annotators.inference, totask_manifest.models.params, totask_manifest.models.loading\n"
-        "import totask_manifest.models.postprocess, totask_manifest.models.device\n"
+        "import totask_manifest._annotators.inference, totask_manifest._models.params, totask_manifest._models.loading\n"
+        "import totask_manifest._models.postprocess, totask_manifest._models.device\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)

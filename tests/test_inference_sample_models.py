@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from totask_manifest.annotators.base import Item, Labeled
-from totask_manifest.annotators.inference import InferenceAnnotator
-from totask_manifest.manifest.validate import check_label
+from totask_manifest._annotators.base import Item, Labeled
+from totask_manifest._annotators.inference import InferenceAnnotator
+from totask_manifest._manifest.validate import check_label
 from totask_manifest.testing.runs import job_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from totask_manifest.fetch import FetchPolicy, LoopThread, SyncFetcher
-from totask_manifest.fetch.inline import InlineLoop
+from totask_manifest._fetch import FetchPolicy, LoopThread, SyncFetcher
+from totask_manifest._fetch.inline import InlineLoop
 
 
 @pytest.fixture(params=["inline", "thread"])

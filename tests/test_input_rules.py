@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.jobs_helpers import TOY, run_cli
-from totask_manifest import api
-from totask_manifest.annotators.base import BatchAnnotator, Item, Labeled, Outcome
-from totask_manifest.errors import InvalidInputError
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.manifest.line import duplicate_key_paths, may_repeat_a_key
-from totask_manifest.manifest.validate import validate_manifest
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import BatchAnnotator, Item, Labeled, Outcome
+from totask_manifest._errors import InvalidInputError
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._manifest.line import duplicate_key_paths, may_repeat_a_key
+from totask_manifest._manifest.validate import validate_manifest
 
 GOOD = b'{"source-ref":"s3://b/ok.jpg"}\n'
 BAD_LINES = {

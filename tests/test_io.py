@@ -14,11 +14,11 @@ import fsspec
 import pytest
 
 from tests.support.s3 import S3Endpoint
-from totask_manifest.errors import StorageError
-from totask_manifest.manifest import ranges
-from totask_manifest.manifest.io import iter_lines_from, read_lines, write_lines
-from totask_manifest.manifest.line import BOM
-from totask_manifest.storage import AtomicWriter, exists, join, read_bytes, size, write_bytes_atomic
+from totask_manifest._errors import StorageError
+from totask_manifest._manifest import ranges
+from totask_manifest._manifest.io import iter_lines_from, read_lines, write_lines
+from totask_manifest._manifest.line import BOM
+from totask_manifest._storage import AtomicWriter, exists, join, read_bytes, size, write_bytes_atomic
 
 SAMPLE = (
     BOM
@@ -232,7 +232,7 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     """mkstemp creates 0600 files; the writer gives the result the mode a plain open() would."""
     import stat
 
-    from totask_manifest import storage
+    from totask_manifest import _storage as storage
 
     target = tmp_path / "out.manifest"
     storage.write_bytes_atomic(str(target), b'{"source-ref":"a"}\n')

@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import JobError, NotAJobError
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.job import Job
-from totask_manifest.jobs.status import COMPLETED, STATUSES, STOPPED
+from totask_manifest import _api as api
+from totask_manifest._errors import JobError, NotAJobError
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.status import COMPLETED, STATUSES, STOPPED
 
 
 @pytest.fixture()

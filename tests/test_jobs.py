@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, assert_same_output, output_of, run_cli, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import InvalidInputError, JobError, LabelAttributeError
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._errors import InvalidInputError, JobError, LabelAttributeError
+from totask_manifest._jobs.config import JobConfig
 
 
 def config(tmp_path, inp, **kw) -> JobConfig:
@@ -89,7 +89,7 @@ def test_chain_with_same_attribute_retries_only_failures(tmp_path):
 def test_chain_from_stopped_job_defaults_to_previous_attribute(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     first = api.annotate(config(tmp_path, inp))
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     state = Job.open(first.job_url).state
     state.status = "STOPPED"
@@ -101,7 +101,7 @@ def test_chain_from_stopped_job_defaults_to_previous_attribute(tmp_path):
 def test_chain_refuses_running_job(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
     first = api.annotate(config(tmp_path, inp))
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     state = Job.open(first.job_url).state
     state.status = "RUNNING"
@@ -227,7 +227,7 @@ def test_cli_chain_overrides_only_given_options(tmp_path):
 def test_chain_with_another_method_keeps_where_relative_urls_resolve(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
     first = api.annotate(config(tmp_path, inp, options={"fail": "", "relative_to": str(tmp_path), "timeout": 9}))
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     state = Job.open(first.job_url).state
     state.config.method = "tests.support.toy_annotators:Other"  # as if the first job used another method
@@ -299,7 +299,7 @@ def test_resume_and_chain_work_from_another_folder(tmp_path, monkeypatch):
 
 
 def test_part_numbers_past_six_digits_keep_their_order(tmp_path):
-    from totask_manifest.jobs.layout import JobLayout
+    from totask_manifest._jobs.layout import JobLayout
 
     layout = JobLayout(str(tmp_path / "job"))
     folder = tmp_path / "job" / "manifests" / "intermediate"

@@ -18,11 +18,11 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, TOY, popen_cli, run_cli, write_manifest
-from totask_manifest import api
-from totask_manifest.errors import TotaskError, UsageError
-from totask_manifest.jobs.checkpoint import encode_part, read_part
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
+from totask_manifest import _api as api
+from totask_manifest._errors import TotaskError, UsageError
+from totask_manifest._jobs.checkpoint import encode_part, read_part
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
 
 SAMPLE = REPO / "sample_data"
 
@@ -140,7 +140,7 @@ def test_a_memory_job_cleans_its_temporaries_too(tmp_path):
     fs.pipe_file(f"/honest-{os.getpid()}/m/manifests/intermediate/.tmp-part-000007.jsonl-ff", b"partial")
     state = api.load_job(result.job_url)
     assert state["status"] == "COMPLETED"
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     s = Job.open(result.job_url).state
     s.status = "STOPPED"
@@ -159,7 +159,7 @@ def file_args(sample, out, *extra):
 
 
 def stop(job_dir: Path) -> None:
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     s = Job.open(str(job_dir)).state
     s.status = "STOPPED"
@@ -229,7 +229,7 @@ def test_the_readme_python_snippets_run_as_printed(tmp_path, sample):
 
 
 def test_a_busy_job_error_is_a_totask_error_with_exit_code_2(tmp_path):
-    from totask_manifest.jobs.lease import JobBusyError, acquire
+    from totask_manifest._jobs.lease import JobBusyError, acquire
 
     lease = acquire(str(tmp_path / "job"), "annotate")
     try:
@@ -256,7 +256,7 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     assert records[0].index == 1 and records[1].index == 2  # line index 0 is prelabeled (not selected)
     records[0].index = 0  # the record moves to an unselected line; line 2 loses its record
     part.write_bytes(encode_part(records))
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     s = Job.open(result.job_url).state
     s.status = "STOPPED"
@@ -280,7 +280,7 @@ def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
     first, second = (Path(p) for p in layout.parts()[:2])
     last_of_first = list(read_part(str(first)))[-1]
     second.write_bytes(encode_part([last_of_first, *read_part(str(second))]))  # the line is in both parts now
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     s = Job.open(result.job_url).state
     s.status = "STOPPED"
@@ -307,7 +307,7 @@ def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_pa
     job = tmp_path / "first" / "mover"
     for part in JobLayout(str(job)).parts()[1:]:
         Path(part).unlink()  # as if stopped after the first part
-    from totask_manifest.jobs.job import Job
+    from totask_manifest._jobs.job import Job
 
     s = Job.open(str(job)).state
     s.status = "STOPPED"

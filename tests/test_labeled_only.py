@@ -12,8 +12,8 @@ from tests.jobs_helpers import run_cli
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics.labeled_only import labeled_only
-from totask_manifest.errors import ManifestError
+from totask_manifest._analytics.labeled_only import labeled_only
+from totask_manifest._errors import ManifestError
 
 pytestmark = requires_gt
 
@@ -55,7 +55,7 @@ def test_keeps_labeled_lines_byte_for_byte_and_counts_the_rest(tmp_path):
 
 
 def test_a_real_jobs_output(tmp_path, capsys, monkeypatch):
-    from totask_manifest.cli import main
+    from totask_manifest._cli import main
 
     monkeypatch.chdir(REPO)
     code = main(["annotate", "sample_data/manifest.jsonl", "--job-name", "view", "--label-attribute", "boxes",

@@ -18,26 +18,26 @@ PACKAGE = REPO / "totask_manifest"
 
 #: (the modules under this prefix, may never import a module under this one)
 NEVER = [
-    ("totask_manifest.jobs", "totask_manifest.api"),
-    ("totask_manifest.jobs", "totask_manifest.annotators"),
-    ("totask_manifest.jobs", "totask_manifest.to_task"),
-    ("totask_manifest.synapse", "totask_manifest.api"),
-    ("totask_manifest.synapse", "totask_manifest.to_task"),
-    ("totask_manifest.formats", "totask_manifest.annotators"),
-    ("totask_manifest.analytics", "totask_manifest.annotators"),
-    ("totask_manifest.analytics", "totask_manifest.api"),
-    ("totask_manifest.manifest", "totask_manifest.jobs"),
-    ("totask_manifest.api", "totask_manifest.to_task"),
-    ("totask_manifest.outcomes", "totask_manifest.annotators"),
-    ("totask_manifest.manifest", "totask_manifest.formats"),
-    ("totask_manifest.manifest", "totask_manifest.synapse"),
-    ("totask_manifest.jobs", "totask_manifest.synapse"),
-    ("totask_manifest.jobs", "totask_manifest.engines"),
-    ("totask_manifest.formats", "totask_manifest.jobs"),
-    ("totask_manifest.synapse", "totask_manifest.engines"),
-    ("totask_manifest.synapse", "totask_manifest.annotators"),  # the pre-processor annotator sits in annotators/
-    ("totask_manifest.testing", "totask_manifest.api"),
-    ("totask_manifest.testing", "totask_manifest.annotators"),
+    ("totask_manifest._jobs", "totask_manifest._api"),
+    ("totask_manifest._jobs", "totask_manifest._annotators"),
+    ("totask_manifest._jobs", "totask_manifest._to_task"),
+    ("totask_manifest._synapse", "totask_manifest._api"),
+    ("totask_manifest._synapse", "totask_manifest._to_task"),
+    ("totask_manifest._formats", "totask_manifest._annotators"),
+    ("totask_manifest._analytics", "totask_manifest._annotators"),
+    ("totask_manifest._analytics", "totask_manifest._api"),
+    ("totask_manifest._manifest", "totask_manifest._jobs"),
+    ("totask_manifest._api", "totask_manifest._to_task"),
+    ("totask_manifest._outcomes", "totask_manifest._annotators"),
+    ("totask_manifest._manifest", "totask_manifest._formats"),
+    ("totask_manifest._manifest", "totask_manifest._synapse"),
+    ("totask_manifest._jobs", "totask_manifest._synapse"),
+    ("totask_manifest._jobs", "totask_manifest._engines"),
+    ("totask_manifest._formats", "totask_manifest._jobs"),
+    ("totask_manifest._synapse", "totask_manifest._engines"),
+    ("totask_manifest._synapse", "totask_manifest._annotators"),  # the pre-processor annotator sits in annotators/
+    ("totask_manifest.testing", "totask_manifest._api"),
+    ("totask_manifest.testing", "totask_manifest._annotators"),
 ]
 
 
@@ -82,5 +82,5 @@ def test_no_import_runs_back_up(low: str, high: str) -> None:
 
 def test_the_reader_sees_relative_and_function_level_imports() -> None:
     """The check above could pass by reading nothing: it must find the action's own imports."""
-    found = imports_of(PACKAGE / "to_task" / "action.py")
-    assert {"totask_manifest.api", "totask_manifest.jobs.job", "totask_manifest.synapse.preprocessor"} <= found
+    found = imports_of(PACKAGE / "_to_task" / "action.py")
+    assert {"totask_manifest._api", "totask_manifest._jobs.job", "totask_manifest._synapse.preprocessor"} <= found

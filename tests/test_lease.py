@@ -20,12 +20,12 @@ import pytest
 
 from tests.jobs_helpers import TOY, popen_cli, run_cli, write_manifest
 from tests.support.s3 import S3Endpoint
-from totask_manifest import api
-from totask_manifest.jobs import lease as lease_mod
-from totask_manifest.jobs.checkpoint import iter_records
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
-from totask_manifest.jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
+from totask_manifest import _api as api
+from totask_manifest._jobs import lease as lease_mod
+from totask_manifest._jobs.checkpoint import iter_records
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
 
 N = 200
 
@@ -129,7 +129,7 @@ def test_a_racing_acquire_has_one_winner(tmp_path):
     job = tmp_path / "job"
     code = (
         "import sys, time\n"
-        "from totask_manifest.jobs.lease import acquire, JobBusyError\n"
+        "from totask_manifest._jobs.lease import acquire, JobBusyError\n"
         "t = float(sys.argv[2])\n"
         "while time.time() < t: pass\n"
         "try:\n"
@@ -288,7 +288,7 @@ def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoi
 def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
     """A zombie (killed, its parent has not waited for it yet) holds nothing."""
     job = tmp_path / "job"
-    code = ("import sys, time\nfrom totask_manifest.jobs.lease import acquire\n"
+    code = ("import sys, time\nfrom totask_manifest._jobs.lease import acquire\n"
             "acquire(sys.argv[1], 'annotate'); print('held', flush=True); time.sleep(600)\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-c", code, str(job)], stdout=subprocess.PIPE, text=True, env=env)

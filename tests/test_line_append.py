@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_line_roundtrip import LINE_OBJECTS, WS
-from totask_manifest.manifest.io import read_lines
-from totask_manifest.manifest.line import DELETE, Line, append_new, splice
+from totask_manifest._manifest.io import read_lines
+from totask_manifest._manifest.line import DELETE, Line, append_new, splice
 
 LABEL = {"annotations": [{"class_id": 0, "top": 164.60000000000002, "left": 1e-05, "width": 3, "height": 4}],
          "image_size": [{"width": 680, "height": 1024, "depth": 3}]}

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS, gt_files, requires_gt
-from totask_manifest.manifest.io import iter_lines_from, read_lines, write_lines
-from totask_manifest.manifest.line import BOM, DELETE, Line, scan_top_level
+from totask_manifest._manifest.io import iter_lines_from, read_lines, write_lines
+from totask_manifest._manifest.line import BOM, DELETE, Line, scan_top_level
 
 pytestmark = requires_gt
 

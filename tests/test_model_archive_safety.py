@@ -23,8 +23,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.jobs_helpers import run_cli  # noqa: E402
-from totask_manifest.errors import UsageError  # noqa: E402
-from totask_manifest.models.loading import load_exported, load_torchscript  # noqa: E402
+from totask_manifest._errors import UsageError  # noqa: E402
+from totask_manifest._models.loading import load_exported, load_torchscript  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
@@ -189,7 +189,7 @@ def test_good_programs_still_load(archives, tmp_path):
     "eval('1')", "open('x', 'w')", "Symbol('s0', **{})",
 ])
 def test_shape_expressions_that_are_code_are_refused(expression):
-    from totask_manifest.models.safety import UnsafeArchive, _check_expression
+    from totask_manifest._models.safety import UnsafeArchive, _check_expression
 
     with pytest.raises(UnsafeArchive, match="which would run as Python"):
         _check_expression(expression, "models/model.json")
@@ -212,7 +212,7 @@ def test_torchscript_with_a_planted_pickle_is_refused(tmp_path):
 
 
 def test_restricted_loading_restores_the_environment():
-    from totask_manifest.models.safety import restricted_loading
+    from totask_manifest._models.safety import restricted_loading
 
     before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     with restricted_loading():

@@ -11,12 +11,12 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from totask_manifest.errors import JobError, UsageError  # noqa: E402
-from totask_manifest.models.heads import HEADS, ClassifierHead, DetectorHead, SegmenterHead, head_for  # noqa: E402
-from totask_manifest.models.labeler import Labeler, PendingMask  # noqa: E402
-from totask_manifest.models.params import resolve_params  # noqa: E402
-from totask_manifest.models.runners import ModelRunner, predict_each  # noqa: E402
-from totask_manifest.outcomes import Failed, Item, Labeled, Routed  # noqa: E402
+from totask_manifest._errors import JobError, UsageError  # noqa: E402
+from totask_manifest._models.heads import HEADS, ClassifierHead, DetectorHead, SegmenterHead, head_for  # noqa: E402
+from totask_manifest._models.labeler import Labeler, PendingMask  # noqa: E402
+from totask_manifest._models.params import resolve_params  # noqa: E402
+from totask_manifest._models.runners import ModelRunner, predict_each  # noqa: E402
+from totask_manifest._outcomes import Failed, Item, Labeled, Routed  # noqa: E402
 
 ITEM = Item(0, 7, {"source-ref": "x.jpg"})
 

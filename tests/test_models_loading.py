@@ -11,16 +11,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.test_inference_support import MeanColor, save_scripted  # noqa: E402
-from totask_manifest.errors import JobError, UsageError  # noqa: E402
-from totask_manifest.models.device import select_device  # noqa: E402
-from totask_manifest.models.heads import head_for  # noqa: E402
-from totask_manifest.models.loading import (  # noqa: E402
+from totask_manifest._errors import JobError, UsageError  # noqa: E402
+from totask_manifest._models.device import select_device  # noqa: E402
+from totask_manifest._models.heads import head_for  # noqa: E402
+from totask_manifest._models.loading import (  # noqa: E402
     load_entry_point,
     load_exported,
     load_torchscript,
     parse_input_size,
 )
-from totask_manifest.models.sources import RunnerSettings, check_model_ref, source_for  # noqa: E402
+from totask_manifest._models.sources import RunnerSettings, check_model_ref, source_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from totask_manifest.errors import JobError, UsageError  # noqa: E402
-from totask_manifest.imaging import class_colors, mask_png  # noqa: E402
-from totask_manifest.manifest.validate import check_label  # noqa: E402
-from totask_manifest.models import postprocess as pp  # noqa: E402
-from totask_manifest.models.params import load_params_file, resolve_params  # noqa: E402
+from totask_manifest._errors import JobError, UsageError  # noqa: E402
+from totask_manifest._imaging import class_colors, mask_png  # noqa: E402
+from totask_manifest._manifest.validate import check_label  # noqa: E402
+from totask_manifest._models import postprocess as pp  # noqa: E402
+from totask_manifest._models.params import load_params_file, resolve_params  # noqa: E402
 
 META = {"type": "groundtruth/object-detection", "job-name": "labeling-job/x", "human-annotated": "no",
         "creation-date": "2026-01-01T00:00:00.000000"}

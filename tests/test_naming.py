@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from totask_manifest.errors import LabelAttributeError, ManifestError, UsageError
-from totask_manifest.manifest.line import Line
-from totask_manifest.manifest.naming import (
+from totask_manifest._errors import LabelAttributeError, ManifestError, UsageError
+from totask_manifest._manifest.line import Line
+from totask_manifest._manifest.naming import (
     MAX_ATTRIBUTE_CHARS,
     MAX_LINE_CHARS,
     RULES,
@@ -17,7 +17,7 @@ from totask_manifest.manifest.naming import (
     metadata_key,
     rule_message,
 )
-from totask_manifest.task_types import TASK_TYPES
+from totask_manifest._task_types import TASK_TYPES
 
 
 def rules(name: str, task_type: str | None = None) -> list[str]:

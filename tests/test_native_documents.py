@@ -12,14 +12,15 @@ import orjson
 import pytest
 
 from tests.support import totask_plugins
-from totask_manifest import ToTaskAction, api
-from totask_manifest.formats.detect import to_label
-from totask_manifest.formats.model import FormatError
-from totask_manifest.formats.native import EMPTY_RESULT, losses, native_format
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.synapse.apply import apply_job
-from totask_manifest.synapse.export import export_tasks
-from totask_manifest.synapse.fresh_urls import is_expired
+from totask_manifest import ToTaskAction
+from totask_manifest import _api as api
+from totask_manifest._formats.detect import to_label
+from totask_manifest._formats.model import FormatError
+from totask_manifest._formats.native import EMPTY_RESULT, losses, native_format
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.fresh_urls import is_expired
 from totask_manifest.testing.builders import seed_tasks, token_headers
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -94,7 +95,7 @@ def test_multi_media_dm_documents_travel_export_annotate_apply_json_equal(synaps
         meta = rec["boxes-metadata"]
         assert meta["type"] == "groundtruth/custom" and meta["format"] == "dm-schema-v1"
         assert native_format(meta) == "dm-schema-v1" and meta["job-name"] == "labeling-job/native"
-    from totask_manifest.manifest.validate import validate_manifest
+    from totask_manifest._manifest.validate import validate_manifest
 
     checked = validate_manifest(result.output_manifest, workers=1)
     assert checked.ok, checked.problems
@@ -338,8 +339,8 @@ def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files
 
 
 def test_a_converter_that_cannot_be_loaded_is_a_usage_error(tmp_path) -> None:
-    from totask_manifest.errors import UsageError
-    from totask_manifest.to_task.params import validate_params
+    from totask_manifest._errors import UsageError
+    from totask_manifest._to_task.params import validate_params
 
     with pytest.raises(UsageError, match="no 'Missing'"):
         validate_params({"name": "x", "project": 1, "agent": 1, "target_specification_name": "a",
@@ -422,10 +423,10 @@ def test_stats_report_and_convert_read_kept_documents(synapse, files, client, tm
 
     from PIL import Image
 
-    from totask_manifest.analytics.convert import convert
-    from totask_manifest.analytics.report import render_report
-    from totask_manifest.analytics.stats import format_text, manifest_stats
-    from totask_manifest.errors import ManifestError
+    from totask_manifest._analytics.convert import convert
+    from totask_manifest._analytics.report import render_report
+    from totask_manifest._analytics.stats import format_text, manifest_stats
+    from totask_manifest._errors import ManifestError
 
     _, manifest = exported(synapse, files, client, tmp_path)
     result = annotate(tmp_path, manifest)
@@ -490,7 +491,7 @@ def test_inference_reads_each_task_first_so_an_old_export_still_works(synapse, f
 
 
 def test_cli_options_reach_the_job(synapse, files, client, tmp_path, capsys) -> None:
-    from totask_manifest.cli import main
+    from totask_manifest._cli import main
 
     _, manifest = exported(synapse, files, client, tmp_path, n=2)
     base = ["annotate", str(manifest), "--label-attribute", "boxes", "--task-type", "object-detection",
@@ -507,7 +508,7 @@ def test_cli_options_reach_the_job(synapse, files, client, tmp_path, capsys) -> 
 
 
 def test_coco_segmentations_are_not_dropped_silently(tmp_path) -> None:
-    from totask_manifest.analytics.convert import convert
+    from totask_manifest._analytics.convert import convert
 
     doc = {"images": [{"id": 1, "width": 40, "height": 30, "file_name": "a.png"}],
            "categories": [{"id": 1, "name": "cat"}],

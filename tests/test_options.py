@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from totask_manifest.annotators.file import FileAnnotator, FileOptions
-from totask_manifest.cli._options import add_options, read_options
-from totask_manifest.engines.base import engine_names, engine_options_class, get_engine
-from totask_manifest.errors import UsageError
-from totask_manifest.fetch import DEFAULT_CONCURRENCY, FetchOptions
-from totask_manifest.options import Options, nested, option
+from totask_manifest._annotators.file import FileAnnotator, FileOptions
+from totask_manifest._cli._options import add_options, read_options
+from totask_manifest._engines.base import engine_names, engine_options_class, get_engine
+from totask_manifest._errors import UsageError
+from totask_manifest._fetch import DEFAULT_CONCURRENCY, FetchOptions
+from totask_manifest._options import Options, nested, option
 from totask_manifest.testing.runs import job_run
 
 

@@ -47,8 +47,8 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 def test_importing_the_package_loads_none_of_its_heavy_parts() -> None:
     """Lazy means ``import totask_manifest`` imports no storage, JSON or HTTP stack (checked in a fresh process)."""
     probe = ("import sys, totask_manifest; "
-             "print(' '.join(m for m in ('fsspec', 'orjson', 'aiohttp', 'numpy', 'totask_manifest.api', "
-             "'totask_manifest.manifest.io') if m in sys.modules))")
+             "print(' '.join(m for m in ('fsspec', 'orjson', 'aiohttp', 'numpy', 'totask_manifest._api', "
+             "'totask_manifest._manifest.io') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert r.stdout.strip() == ""
 
@@ -62,3 +62,23 @@ def test_the_readme_imports_only_from_the_package() -> None:
                 assert node.module == "totask_manifest" and node.level == 0, ast.unparse(node)
             elif isinstance(node, ast.Import):
                 assert all(alias.name == "totask_manifest" for alias in node.names), ast.unparse(node)
+
+
+def test_internal_modules_have_private_names() -> None:
+    """httpx's rule: what ``__init__`` exports is public, every module under it is private by
+    name; the one public module besides it is ``testing``, the test kit for plugin authors."""
+    public = {"__init__.py", "__main__.py", "testing", "py.typed"}
+    package = REPO / "totask_manifest"
+    named = sorted(p.name for p in package.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists())
+    assert named, "the package folder holds no module"
+    assert [n for n in named if not n.startswith("_") and n not in public] == []
+
+
+def test_the_docs_import_public_names_or_say_internal() -> None:
+    """Every ``from totask_manifest._x import`` in the docs says on its line that it is internal."""
+    offenders = []
+    for doc in sorted((REPO / "docs").glob("*.md")):
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("from totask_manifest._") and "internal" not in line:
+                offenders.append(f"{doc.name}:{number}: {line}")
+    assert offenders == []

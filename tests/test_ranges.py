@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from totask_manifest.manifest import ranges
-from totask_manifest.storage import write_bytes_atomic
+from totask_manifest._manifest import ranges
+from totask_manifest._storage import write_bytes_atomic
 
 SAMPLE = b'\xef\xbb\xbf{"a":1}\r\n\n{"b": 2}\n   \r\n{"c":3}'
 
@@ -94,7 +94,7 @@ def test_small_files_and_memory_urls_are_one_call_here(tmp_path: Path, monkeypat
 
 
 def _memory_lines(url: str, start: int, end: int | None) -> list[bytes]:
-    from totask_manifest.storage import open_read
+    from totask_manifest._storage import open_read
 
     with open_read(url) as f:
         return list(itertools.chain.from_iterable(ranges.iter_bodies(f, start=start, end=end)))

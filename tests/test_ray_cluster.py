@@ -20,14 +20,14 @@ import pytest
 
 from tests.jobs_helpers import REPO, assert_same_output, output_of, write_manifest
 from tests.support.toy_annotators import ToyClassifier
-from totask_manifest import api
-from totask_manifest.annotators.base import Item, Outcome
-from totask_manifest.annotators.file import FileAnnotator
-from totask_manifest.cli._options import add_options, read_options
-from totask_manifest.engines.base import get_engine
-from totask_manifest.jobs.checkpoint import iter_records
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Item, Outcome
+from totask_manifest._annotators.file import FileAnnotator
+from totask_manifest._cli._options import add_options, read_options
+from totask_manifest._engines.base import get_engine
+from totask_manifest._jobs.checkpoint import iter_records
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
 
 SAMPLE = REPO / "sample_data"
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -152,7 +152,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     files and output on S3; one node killed mid-job leaves no room to restart its actor, so the
     driver moves that actor's batches to the other. The job completes by itself, as the local
     engine's, and the first checkpoint part was on S3 within three parts' worth of lines."""
-    from totask_manifest.storage import write_bytes_atomic
+    from totask_manifest._storage import write_bytes_atomic
 
     while len(cluster.worker_nodes) > 2:  # the first test removed one of three; alone, remove it here
         cluster.remove_node(next(iter(cluster.worker_nodes)))

@@ -24,13 +24,13 @@ from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, popen_c
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.toy_annotators import ToyClassifier
-from totask_manifest import api
-from totask_manifest.annotators.base import Item, Outcome, Resources
-from totask_manifest.cli._options import add_options, read_options
-from totask_manifest.engines.base import get_engine
-from totask_manifest.jobs.checkpoint import iter_records
-from totask_manifest.jobs.config import JobConfig
-from totask_manifest.jobs.layout import JobLayout
+from totask_manifest import _api as api
+from totask_manifest._annotators.base import Item, Outcome, Resources
+from totask_manifest._cli._options import add_options, read_options
+from totask_manifest._engines.base import get_engine
+from totask_manifest._jobs.checkpoint import iter_records
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.layout import JobLayout
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
@@ -145,7 +145,7 @@ def wait_for_parts(job_dir: Path, more_than: int = 0, timeout: float = 180.0) ->
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
-    code = "import sys; sys.modules['ray'] = None; from totask_manifest.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; sys.modules['ray'] = None; from totask_manifest._cli import main; sys.exit(main(sys.argv[1:]))"
     r = subprocess.run(
         [sys.executable, "-c", code, "annotate", str(inp), "--job-name", "noray", "--label-attribute", "cls",
          "--task-type", "image-classification", "--method", TOY, "--output", str(tmp_path / "out"),
@@ -175,7 +175,7 @@ def test_real_ground_truth_manifest_same_output_as_local(tmp_path, ray_address, 
 
 
 def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
-    from totask_manifest.annotators.file import FileAnnotator
+    from totask_manifest._annotators.file import FileAnnotator
     from totask_manifest.testing.file_server import FileServer
 
     with FileServer() as server:
@@ -359,7 +359,7 @@ def test_first_checkpoint_part_lands_within_three_parts_of_work(tmp_path, ray_ad
 
 
 def test_batching_keeps_the_window_within_a_checkpoint_part():
-    from totask_manifest.engines.ray import batching
+    from totask_manifest._engines.ray import batching
 
     for every in (1, 7, 20, 500, 10_000):
         for actors in (1, 2, 5, 64):
@@ -427,8 +427,8 @@ def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
 
 def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):
     from tests.support.s3 import moto_s3
-    from totask_manifest.annotators.file import FileAnnotator
-    from totask_manifest.storage import write_bytes_atomic
+    from totask_manifest._annotators.file import FileAnnotator
+    from totask_manifest._storage import write_bytes_atomic
 
     with moto_s3() as s3:
         bucket = s3.new_bucket("ray")

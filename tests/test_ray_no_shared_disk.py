@@ -27,11 +27,11 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, assert_same_output, output_of
-from totask_manifest import api
-from totask_manifest.annotators.file import FileAnnotator
-from totask_manifest.cli._options import add_options, read_options
-from totask_manifest.engines.base import get_engine
-from totask_manifest.jobs.config import JobConfig
+from totask_manifest import _api as api
+from totask_manifest._annotators.file import FileAnnotator
+from totask_manifest._cli._options import add_options, read_options
+from totask_manifest._engines.base import get_engine
+from totask_manifest._jobs.config import JobConfig
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [

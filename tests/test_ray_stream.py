@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from totask_manifest.annotators.base import Item, Labeled, Outcome
+from totask_manifest._annotators.base import Item, Labeled, Outcome
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 
@@ -57,7 +57,7 @@ class WindowAnnotator:
 
 
 def make_stream(annotator):
-    from totask_manifest.engines.ray_stream import AnnotatorStream
+    from totask_manifest._engines.ray_stream import AnnotatorStream
 
     return AnnotatorStream(annotator)
 
@@ -129,7 +129,7 @@ def test_the_same_item_brought_twice_is_answered_to_both_calls():
 
 
 def test_the_actor_builds_its_annotator_once():
-    from totask_manifest.engines.ray_stream import AnnotatorActor
+    from totask_manifest._engines.ray_stream import AnnotatorActor
 
     built: list[int] = []
 

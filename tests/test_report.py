@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 
 from tests.support.http_server import LocalHTTPServer
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics.report import MARKER, render_report, write_report
-from totask_manifest.cli import main as cli_main
-from totask_manifest.errors import StorageError
+from totask_manifest._analytics.report import MARKER, render_report, write_report
+from totask_manifest._cli import main as cli_main
+from totask_manifest._errors import StorageError
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from totask_manifest.analytics.report import render_report, write_report
-from totask_manifest.analytics.svg import CHAR_W, hbar_chart, histogram, nice_ticks
-from totask_manifest.analytics.thumbnails import _overlaps, place_tags, render_tile
+from totask_manifest._analytics.report import render_report, write_report
+from totask_manifest._analytics.svg import CHAR_W, hbar_chart, histogram, nice_ticks
+from totask_manifest._analytics.thumbnails import _overlaps, place_tags, render_tile
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -131,7 +131,7 @@ def test_report_flags_widen_or_narrow_the_policy(tmp_path):
 
 
 def test_a_jpeg_over_the_budget_is_reduced_and_its_boxes_scaled(tmp_path):
-    from totask_manifest.analytics.report import render_report
+    from totask_manifest._analytics.report import render_report
 
     root = tmp_path / "root"
     root.mkdir()

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
-from totask_manifest.jobs.checkpoint import iter_records
-from totask_manifest.jobs.layout import JobLayout
+from totask_manifest._jobs.checkpoint import iter_records
+from totask_manifest._jobs.layout import JobLayout
 
 N = 300
 

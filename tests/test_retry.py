@@ -1,4 +1,4 @@
-"""The one retry policy (``totask_manifest.retry``) and the clients that use it: the fetcher's
+"""The one retry policy (``totask_manifest._retry``) and the clients that use it: the fetcher's
 jittered waits, the Synapse client's urllib3 waits (the SDK's), the model endpoint's waits."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from totask_manifest.fetch import Fetcher, FetchPolicy
-from totask_manifest.retry import Backoff, retryable_status
+from totask_manifest._fetch import Fetcher, FetchPolicy
+from totask_manifest._retry import Backoff, retryable_status
 
 
 def test_jittered_waits_lie_in_the_upper_half_of_the_doubling_ceiling():
@@ -44,8 +44,8 @@ def test_the_fetcher_and_the_synapse_client_use_it():
     assert (fetcher.backoff.base, fetcher.backoff.ceiling, fetcher.backoff.max_retry_after) == (0.5, 3.0, 9.0)
     assert 0.5 <= fetcher.backoff.delay(2) <= 1.0
 
-    from totask_manifest.synapse.client import AsyncSynapseClient
-    from totask_manifest.synapse.settings import SynapseSettings
+    from totask_manifest._synapse.client import AsyncSynapseClient
+    from totask_manifest._synapse.settings import SynapseSettings
 
     client = AsyncSynapseClient(SynapseSettings(host="http://127.0.0.1:1", access_token="t"), backoff=1.0,
                                 max_backoff=5.0)
@@ -63,8 +63,8 @@ def test_the_model_endpoint_retries_5xx_with_its_waits():
     from aiohttp import web
 
     from tests.support.http_server import LocalHTTPServer
-    from totask_manifest.models.heads import head_for
-    from totask_manifest.models.runners import HttpRunner
+    from totask_manifest._models.heads import head_for
+    from totask_manifest._models.runners import HttpRunner
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503)

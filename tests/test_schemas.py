@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS, requires_gt
-from totask_manifest.errors import UsageError
-from totask_manifest.manifest import semantics
-from totask_manifest.manifest.schemas import BASE_URI, load_schema, schema_dir, schema_names, validator
-from totask_manifest.manifest.validate import Problem, check_label, explain_label
-from totask_manifest.task_types import TASK_TYPES
+from totask_manifest._errors import UsageError
+from totask_manifest._manifest import semantics
+from totask_manifest._manifest.schemas import BASE_URI, load_schema, schema_dir, schema_names, validator
+from totask_manifest._manifest.validate import Problem, check_label, explain_label
+from totask_manifest._task_types import TASK_TYPES
 
 pytestmark = requires_gt
 
@@ -286,7 +286,7 @@ def test_real_labels_pass_check_label() -> None:
 
 def schema_errors(name: str, document: Any) -> list[tuple[str, str]]:
     compiled = validator(name)
-    from totask_manifest.manifest.schemas import format_path
+    from totask_manifest._manifest.schemas import format_path
 
     if compiled.is_valid(document):
         return [(format_path(f.path), f.rule) for f in semantics.check_document(name, document)]

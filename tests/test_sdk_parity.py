@@ -524,8 +524,8 @@ def test_a_subclass_of_the_sdks_action_converts_for_annotate_as_under_the_sdk(
     """The same plugin class named by ``annotate --converter`` (not only by ``run``): each labeled line
     holds what the SDK wrote with that class, apart from ``self.params.name`` (the SDK's run name;
     here the job's name, a run name with ``_`` being no job name)."""
-    from totask_manifest.synapse.export import export_tasks
-    from totask_manifest.synapse.sync_client import SynapseClient
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest._synapse.sync_client import SynapseClient
 
     repo = Path(__file__).resolve().parent.parent
     plugin = "sdk_parity_plugin.ContextReadingToTask"

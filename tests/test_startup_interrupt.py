@@ -53,7 +53,7 @@ def test_the_command_puts_pythons_handler_back_once_parsed(tmp_path):
     """After parsing, a command catches KeyboardInterrupt itself (a job stops cleanly, STOPPED)."""
     code = ("import sys; sys.argv[:] = ['-m']; sys.orig_argv = [sys.executable, '-m', 'totask_manifest']\n"
             "import signal, totask_manifest\n"
-            "from totask_manifest.cli import main\n"
+            "from totask_manifest._cli import main\n"
             "assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler\n"
             f"main(['validate', {str(tmp_path / 'missing.manifest')!r}])\n"
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"

@@ -21,11 +21,11 @@ import pytest
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.analytics import stats as stats_module
-from totask_manifest.analytics.stats import format_text, manifest_stats
-from totask_manifest.annotators.failure_rules import rule_of
-from totask_manifest.cli import main as cli_main
-from totask_manifest.manifest import ranges as ranges_module
+from totask_manifest._analytics import stats as stats_module
+from totask_manifest._analytics.stats import format_text, manifest_stats
+from totask_manifest._annotators.failure_rules import rule_of
+from totask_manifest._cli import main as cli_main
+from totask_manifest._manifest import ranges as ranges_module
 
 pytestmark = requires_gt
 

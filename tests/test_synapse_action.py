@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from totask_manifest import ToTaskAction
-from totask_manifest.cli import main
-from totask_manifest.errors import UsageError
+from totask_manifest._cli import main
+from totask_manifest._errors import UsageError
+from totask_manifest._to_task.params import validate_params
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import (
     TOKEN,
@@ -25,7 +26,6 @@ from totask_manifest.testing.builders import (
     seed_tasks,
     token_headers,
 )
-from totask_manifest.to_task.params import validate_params
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -320,7 +320,7 @@ def test_rerun_after_kill_resumes_instead_of_starting_over(synapse, files, tmp_p
     params_file = tmp_path / "params.json"
     params_file.write_bytes(orjson.dumps(file_params(pid)))
     root = tmp_path / "jobs"
-    command = [sys.executable, "-m", "totask_manifest.cli", "run", str(params_file), "--output", str(root),
+    command = [sys.executable, "-m", "totask_manifest._cli", "run", str(params_file), "--output", str(root),
                "--concurrency", "2"]
     env = {**os.environ, "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -383,7 +383,7 @@ def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the
 def test_a_ctrl_c_is_reported_as_interrupted_and_the_rerun_resumes(synapse, files, tmp_path, monkeypatch) -> None:
     """A Ctrl-C during the writes: the Synapse job and totask-run.json say the run was interrupted
     (they said "not started"), the interrupt still reaches the caller, and running again finishes."""
-    import totask_manifest.to_task.action as action
+    import totask_manifest._to_task.action as action
 
     pid = seed_tasks(synapse, files, 3)
     job_id = synapse.add_job()

@@ -8,14 +8,14 @@ import fsspec
 import orjson
 import pytest
 
-from totask_manifest.cli import main
-from totask_manifest.errors import JobError
-from totask_manifest.formats.synapse import gt_to_dm_v1, gt_to_objects
-from totask_manifest.synapse.apply import apply_job
-from totask_manifest.synapse.export import export_tasks
-from totask_manifest.synapse.journal import read_journal
-from totask_manifest.synapse.rollback import rollback_job
-from totask_manifest.synapse.taskdata import data_hash
+from totask_manifest._cli import main
+from totask_manifest._errors import JobError
+from totask_manifest._formats.synapse import gt_to_dm_v1, gt_to_objects
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.journal import read_journal
+from totask_manifest._synapse.rollback import rollback_job
+from totask_manifest._synapse.taskdata import data_hash
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import TOKEN, fast_client, gt_label, make_job, seed_tasks
 

@@ -18,10 +18,10 @@ from collections import Counter
 import pytest
 
 from tests.jobs_helpers import popen_cli, run_cli
-from totask_manifest.formats.synapse import gt_to_dm_v1
-from totask_manifest.synapse.apply import apply_job
-from totask_manifest.synapse.export import export_tasks
-from totask_manifest.synapse.rollback import rollback_job
+from totask_manifest._formats.synapse import gt_to_dm_v1
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.rollback import rollback_job
 from totask_manifest.testing.builders import gt_label, make_job, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]

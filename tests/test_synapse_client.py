@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from totask_manifest.errors import FatalSynapseError
-from totask_manifest.synapse.client import BackendUnavailable, TokenRejected
-from totask_manifest.synapse.settings import SynapseSettings
-from totask_manifest.synapse.sync_client import SynapseClient
+from totask_manifest._errors import FatalSynapseError
+from totask_manifest._synapse.client import BackendUnavailable, TokenRejected
+from totask_manifest._synapse.settings import SynapseSettings
+from totask_manifest._synapse.sync_client import SynapseClient
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import TOKEN, fast_client
 
@@ -51,7 +51,7 @@ def test_a_link_of_another_origin_is_moved_onto_the_configured_host() -> None:
 
 
 def test_env_settings_mistakes_are_usage_errors_that_never_show_the_token(monkeypatch) -> None:
-    from totask_manifest.errors import UsageError
+    from totask_manifest._errors import UsageError
 
     assert SynapseSettings.from_env({"SYNAPSE_HOST": "https://s.example.com",
                                      "SYNAPSE_ACCESS_TOKEN": " pat-1\n"}).access_token == "pat-1"
@@ -98,7 +98,7 @@ def test_next_link_to_another_origin_is_followed_on_the_host_and_the_other_host_
 
 
 def test_the_tenant_header_goes_with_the_access_token_and_a_wrong_tenant_is_refused(files) -> None:
-    from totask_manifest.synapse.client import PermissionDenied
+    from totask_manifest._synapse.client import PermissionDenied
     from totask_manifest.testing import SynapseServer
 
     server = SynapseServer(tokens=(TOKEN,), tenant="acme").start()
@@ -202,7 +202,7 @@ def test_post_and_patch_are_retried_on_502_503_504_with_the_sdks_backoff(synapse
 
 
 def test_the_default_backoff_is_the_sdks_four_attempts_over_twelve_seconds() -> None:
-    from totask_manifest.synapse.client import AsyncSynapseClient
+    from totask_manifest._synapse.client import AsyncSynapseClient
 
     aio = AsyncSynapseClient(SynapseSettings(host="http://127.0.0.1:9", access_token=TOKEN))
     assert aio.retries == 3 and [aio.backoff_delay(n) for n in (1, 2, 3)] == [0.0, 4.0, 8.0]
@@ -343,7 +343,7 @@ def test_a_redirect_is_a_fatal_error_naming_only_the_new_origin() -> None:
 
 
 def test_encode_query_sends_each_python_value_as_django_filter_reads_it() -> None:
-    from totask_manifest.synapse.client import encode_query
+    from totask_manifest._synapse.client import encode_query
 
     assert encode_query({"status": "pending", "project": 3, "score__gte": 0.5, "is_locked": True, "done": False}) == [
         ("status", "pending"), ("project", "3"), ("score__gte", "0.5"), ("is_locked", "true"), ("done", "false")]
@@ -374,7 +374,7 @@ def test_the_contract_server_reads_the_last_of_repeated_keys_as_django(synapse) 
 
 
 def test_the_contract_server_refuses_an_empty_submit_and_lists_agents(synapse, client) -> None:
-    from totask_manifest.synapse.client import BadRequest
+    from totask_manifest._synapse.client import BadRequest
 
     pid = synapse.seed(1)
     tid = synapse.project_tasks(pid)[0]["id"]

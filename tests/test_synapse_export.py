@@ -6,10 +6,10 @@ import fsspec
 import orjson
 import pytest
 
-from totask_manifest.cli import main
-from totask_manifest.errors import FatalSynapseError, UsageError
-from totask_manifest.synapse.export import export_tasks, parse_filters
-from totask_manifest.synapse.taskdata import data_hash
+from totask_manifest._cli import main
+from totask_manifest._errors import FatalSynapseError, UsageError
+from totask_manifest._synapse.export import export_tasks, parse_filters
+from totask_manifest._synapse.taskdata import data_hash
 from totask_manifest.testing.builders import fast_client, seed_tasks, token_headers
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -131,7 +131,7 @@ def test_an_ignored_filter_that_leaves_nothing_is_fatal_and_the_cli_names_it(syn
 
 
 def test_task_matches_checks_what_the_task_carries() -> None:
-    from totask_manifest.synapse.export import task_matches
+    from totask_manifest._synapse.export import task_matches
 
     task = {"id": 1, "status": "pending", "assignee": {"id": 7, "name": "x"}, "created_at": "2025-01-31T08:00:00Z",
             "data_unit": 12, "is_locked": False, "score": 0.5}
@@ -238,8 +238,8 @@ def test_an_unwritable_output_is_refused_before_anything_is_fetched(synapse, fil
 
 
 def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
-    from totask_manifest.errors import StorageError
-    from totask_manifest.storage import AtomicWriter
+    from totask_manifest._errors import StorageError
+    from totask_manifest._storage import AtomicWriter
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

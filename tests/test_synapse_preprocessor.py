@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from totask_manifest.annotators.base import Failed, Item, Labeled
-from totask_manifest.annotators.synapse_preprocessor import PreProcessorAnnotator
-from totask_manifest.errors import FatalSynapseError
-from totask_manifest.synapse.preprocessor import (
+from totask_manifest._annotators.base import Failed, Item, Labeled
+from totask_manifest._annotators.synapse_preprocessor import PreProcessorAnnotator
+from totask_manifest._errors import FatalSynapseError
+from totask_manifest._synapse.preprocessor import (
     InferenceFailed,
     PreProcessor,
     Served,

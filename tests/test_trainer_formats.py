@@ -17,9 +17,9 @@ from PIL import Image
 
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
-from totask_manifest.analytics.convert import convert
-from totask_manifest.cli import main
-from totask_manifest.errors import ManifestError, UsageError
+from totask_manifest._analytics.convert import convert
+from totask_manifest._cli import main
+from totask_manifest._errors import ManifestError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 BOXES = {

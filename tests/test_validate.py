@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.errors import StorageError, UsageError
-from totask_manifest.manifest import line_check
-from totask_manifest.manifest import ranges as ranges_module
-from totask_manifest.manifest import validate as validate_module
-from totask_manifest.manifest.io import iter_raw_lines, read_lines, write_lines
-from totask_manifest.manifest.line import DELETE, Line
-from totask_manifest.manifest.validate import ValidationReport, iter_line_batches, validate_manifest
-from totask_manifest.storage import write_bytes_atomic
+from totask_manifest._errors import StorageError, UsageError
+from totask_manifest._manifest import line_check
+from totask_manifest._manifest import ranges as ranges_module
+from totask_manifest._manifest import validate as validate_module
+from totask_manifest._manifest.io import iter_raw_lines, read_lines, write_lines
+from totask_manifest._manifest.line import DELETE, Line
+from totask_manifest._manifest.validate import ValidationReport, iter_line_batches, validate_manifest
+from totask_manifest._storage import write_bytes_atomic
 
 pytestmark = requires_gt
 

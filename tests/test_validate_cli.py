@@ -12,8 +12,8 @@ import pytest
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest.cli import main
-from totask_manifest.storage import write_bytes_atomic
+from totask_manifest._cli import main
+from totask_manifest._storage import write_bytes_atomic
 
 pytestmark = requires_gt
 
@@ -25,7 +25,7 @@ MANIFESTS = [p for p in gt_files(".manifest", ".jsonl") if p not in (SEQLABEL, W
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "totask_manifest.cli", "validate", *args],
+    return subprocess.run([sys.executable, "-m", "totask_manifest._cli", "validate", *args],
                           capture_output=True, text=True, timeout=120)
 
 

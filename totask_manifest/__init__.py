@@ -13,7 +13,7 @@ they touch.
 from __future__ import annotations
 
 from . import _startup  # noqa: F401  (first: a Ctrl-C while the command loads exits quietly)
-from .errors import (
+from ._errors import (
     FatalSynapseError,
     FetchError,
     InvalidInputError,
@@ -34,31 +34,31 @@ __version__ = "0.1.0"
 #: public name -> the internal module that defines it (loaded on first access)
 _LAZY: dict[str, str] = {
     # jobs
-    "annotate": "api", "resume": "api", "chain": "api", "clone": "api", "status": "api",
-    "JobConfig": "jobs.config", "JobResult": "jobs.config",
+    "annotate": "_api", "resume": "_api", "chain": "_api", "clone": "_api", "status": "_api",
+    "JobConfig": "_jobs.config", "JobResult": "_jobs.config",
     # annotators and what they return
-    "Annotator": "annotators.base", "BatchAnnotator": "annotators.base", "register_annotator": "annotators.base",
-    "Options": "options", "option": "options", "get_engine": "engines.base",
-    "Item": "outcomes", "Labeled": "outcomes", "Failed": "outcomes", "Routed": "outcomes",
-    "Outcome": "outcomes",
+    "Annotator": "_annotators.base", "BatchAnnotator": "_annotators.base", "register_annotator": "_annotators.base",
+    "Options": "_options", "option": "_options", "get_engine": "_engines.base",
+    "Item": "_outcomes", "Labeled": "_outcomes", "Failed": "_outcomes", "Routed": "_outcomes",
+    "Outcome": "_outcomes",
     # the line layer
-    "read_lines": "manifest.io", "write_lines": "manifest.io",
-    "DELETE": "manifest.line", "Line": "manifest.line",
-    "check_label_attribute": "manifest.naming", "label_attribute_violations": "manifest.naming",
-    "TASK_TYPES": "task_types", "get_task_type": "task_types",
+    "read_lines": "_manifest.io", "write_lines": "_manifest.io",
+    "DELETE": "_manifest.line", "Line": "_manifest.line",
+    "check_label_attribute": "_manifest.naming", "label_attribute_violations": "_manifest.naming",
+    "TASK_TYPES": "_task_types", "get_task_type": "_task_types",
     # checking, reading and converting manifests
-    "validate_manifest": "manifest.validate", "check_label": "manifest.validate",
-    "ValidationReport": "manifest.validate", "Problem": "manifest.validate",
-    "manifest_stats": "analytics.stats", "ManifestStats": "analytics.stats",
-    "convert": "analytics.convert", "ConvertResult": "analytics.convert",
-    "write_report": "analytics.report", "ReportResult": "analytics.report",
-    "evaluate_manifest": "analytics.evaluate", "Evaluation": "analytics.evaluate",
-    "labeled_only": "analytics.labeled_only", "LabeledOnly": "analytics.labeled_only",
+    "validate_manifest": "_manifest.validate", "check_label": "_manifest.validate",
+    "ValidationReport": "_manifest.validate", "Problem": "_manifest.validate",
+    "manifest_stats": "_analytics.stats", "ManifestStats": "_analytics.stats",
+    "convert": "_analytics.convert", "ConvertResult": "_analytics.convert",
+    "write_report": "_analytics.report", "ReportResult": "_analytics.report",
+    "evaluate_manifest": "_analytics.evaluate", "Evaluation": "_analytics.evaluate",
+    "labeled_only": "_analytics.labeled_only", "LabeledOnly": "_analytics.labeled_only",
     # Synapse
-    "export_tasks": "synapse.export", "ExportResult": "synapse.export",
-    "apply_job": "synapse.apply", "ApplyReport": "synapse.apply",
-    "rollback_job": "synapse.rollback", "RollbackReport": "synapse.rollback",
-    "ToTaskAction": "to_task.action",
+    "export_tasks": "_synapse.export", "ExportResult": "_synapse.export",
+    "apply_job": "_synapse.apply", "ApplyReport": "_synapse.apply",
+    "rollback_job": "_synapse.rollback", "RollbackReport": "_synapse.rollback",
+    "ToTaskAction": "_to_task.action",
 }
 
 #: the errors above, then every name of ``_LAZY``; a test holds the two together
@@ -142,23 +142,23 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr__`` loads these
     from typing import Any
 
-    from .analytics.convert import ConvertResult, convert
-    from .analytics.evaluate import Evaluation, evaluate_manifest
-    from .analytics.labeled_only import LabeledOnly, labeled_only
-    from .analytics.report import ReportResult, write_report
-    from .analytics.stats import ManifestStats, manifest_stats
-    from .annotators.base import Annotator, BatchAnnotator, register_annotator
-    from .api import annotate, chain, clone, resume, status
-    from .engines.base import get_engine
-    from .jobs.config import JobConfig, JobResult
-    from .manifest.io import read_lines, write_lines
-    from .manifest.line import DELETE, Line
-    from .manifest.naming import check_label_attribute, label_attribute_violations
-    from .manifest.validate import Problem, ValidationReport, check_label, validate_manifest
-    from .options import Options, option
-    from .outcomes import Failed, Item, Labeled, Outcome, Routed
-    from .synapse.apply import ApplyReport, apply_job
-    from .synapse.export import ExportResult, export_tasks
-    from .synapse.rollback import RollbackReport, rollback_job
-    from .task_types import TASK_TYPES, get_task_type
-    from .to_task.action import ToTaskAction
+    from ._analytics.convert import ConvertResult, convert
+    from ._analytics.evaluate import Evaluation, evaluate_manifest
+    from ._analytics.labeled_only import LabeledOnly, labeled_only
+    from ._analytics.report import ReportResult, write_report
+    from ._analytics.stats import ManifestStats, manifest_stats
+    from ._annotators.base import Annotator, BatchAnnotator, register_annotator
+    from ._api import annotate, chain, clone, resume, status
+    from ._engines.base import get_engine
+    from ._jobs.config import JobConfig, JobResult
+    from ._manifest.io import read_lines, write_lines
+    from ._manifest.line import DELETE, Line
+    from ._manifest.naming import check_label_attribute, label_attribute_violations
+    from ._manifest.validate import Problem, ValidationReport, check_label, validate_manifest
+    from ._options import Options, option
+    from ._outcomes import Failed, Item, Labeled, Outcome, Routed
+    from ._synapse.apply import ApplyReport, apply_job
+    from ._synapse.export import ExportResult, export_tasks
+    from ._synapse.rollback import RollbackReport, rollback_job
+    from ._task_types import TASK_TYPES, get_task_type
+    from ._to_task.action import ToTaskAction

@@ -1,7 +1,7 @@
 import sys
 
 try:
-    from .cli import main
+    from ._cli import main
 
     code = main()
 except KeyboardInterrupt:  # a signal while the command was still starting: no traceback

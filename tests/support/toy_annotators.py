@@ -8,8 +8,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from totask_manifest.annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
-from totask_manifest.options import Options, option
+from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest._options import Options, option
 
 
 def _digest(item: Item) -> int:

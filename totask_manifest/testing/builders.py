@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
-from ..jobs.config import JobConfig
-from ..jobs.state import JobState
-from ..jobs.status import COMPLETED
-from ..synapse.settings import SynapseSettings
-from ..synapse.sync_client import SynapseClient
+from .._jobs.config import JobConfig
+from .._jobs.state import JobState
+from .._jobs.status import COMPLETED
+from .._synapse.settings import SynapseSettings
+from .._synapse.sync_client import SynapseClient
 from .file_server import FileServer
 from .synapse_server import SynapseServer
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..synapse.sync_client import SynapseClient
+from .._synapse.sync_client import SynapseClient
 from .builders import TOKEN, fast_client
 from .file_server import FileServer
 from .synapse_server import SynapseServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jobs.config import JobConfig
-from ..jobs.run import JobRun
+from .._jobs.config import JobConfig
+from .._jobs.run import JobRun
 
 
 def job_run(

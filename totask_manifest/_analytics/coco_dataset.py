@@ -1,0 +1,211 @@
+"""A whole manifest as one COCO document, and back: boxes, and semantic segmentation masks.
+
+Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so going back
+restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO
+ids start at 1; ``formats.coco.CATEGORY_OFFSET``), ``score``
+= confidence (converters in ``formats.coco``). Masks: one annotation per class present in an
+image, as uncompressed RLE (``iscrowd: 1``), category id = mask class index (0 is background
+and gets no annotation); back again, polygons and RLE (list or compressed) are painted into a
+palette PNG per image written beside the output manifest. A COCO document is one JSON object,
+so it is built in memory.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .._errors import ManifestError, UsageError
+from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
+from .._formats.model import ClassNames, FormatError
+from .._formats.native import coco_losses, describe
+from .._imaging import BACKGROUND_HEX, class_colors, mask_png
+from .._manifest.io import write_lines
+from .._outcomes import Labeled
+from .._storage import join, read_bytes, write_bytes_atomic
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
+from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
+
+DETECTION = "object-detection"
+SEGMENTATION = "semantic-segmentation"
+
+
+def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
+    for k, name in class_map.items():
+        cid = int(k)
+        if cats.setdefault(cid, name) != name:
+            raise ManifestError(f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
+                                "COCO needs one name per category", line=line, key="class-map", rule="coco-category")
+
+
+def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
+                     allow_drop: bool = False) -> dict[str, int]:
+    """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
+    kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
+    something unless ``allow_drop`` (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    dropped: Counter = Counter()
+    images: list[dict] = []
+    anns: list[dict] = []
+    cats: dict[int, str] = {}
+    skipped = 0
+    for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+        if label is None:
+            skipped += not line.is_blank
+            continue
+        file_name = label.source or ""
+        if label.task_type == DETECTION:
+            with on_line(line.number):
+                doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
+                                       first_annotation_id=len(anns) + 1)
+            _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
+                                     for k, v in label.metadata.get("class-map", {}).items()}, line.number)
+        elif label.task_type == SEGMENTATION:
+            doc = _mask_doc(label, line.number, len(anns) + 1, cats)
+        else:
+            raise ManifestError(f"COCO holds boxes and masks, not {label.task_type}", line=line.number,
+                                key=attr + "-metadata", rule="coco-type")
+        images += doc["images"]
+        anns += doc["annotations"]
+    out = {
+        "info": {"description": f"converted by totask-manifest from {src} (label attribute {attr})"},
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": cid, "name": name} for cid, name in sorted(cats.items())],
+    }
+    write_bytes_atomic(dst, orjson.dumps(out))
+    counts = {"images": len(images), "annotations": len(anns), "skipped": skipped}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
+
+
+def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str]) -> dict:
+    color_map = label.metadata.get("internal-color-map")
+    if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
+        raise ManifestError("a mask label needs a URL value and an 'internal-color-map'", line=image_id,
+                            key=label.attribute, rule="coco-mask")
+    mask = read_mask(label.value, color_map, line=image_id)
+    height, width = mask.shape
+    names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
+    _merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, image_id)
+    anns = []
+    for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
+        binary = mask == cid
+        conf = color_map.get(str(cid), {}).get("confidence")
+        anns.append({
+            "id": first_id + len(anns), "image_id": image_id, "category_id": cid,
+            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 1,
+            **({"score": conf} if isinstance(conf, int | float) else {}),
+        })
+    return {"images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
+            "annotations": anns}
+
+
+def coco_to_manifest(
+    src: str,
+    dst: str,
+    *,
+    task_type: str | None = None,
+    label_attribute: str | None = None,
+    class_names: ClassNames | None = None,
+    job_name: str = "converted",
+    image_root: str | None = None,
+    human_annotated: str | None = None,
+    allow_drop: bool = False,
+) -> dict[str, int]:
+    """One manifest line per COCO image. ``task_type`` defaults to masks when annotations carry
+    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
+    Boxes asked for where annotations carry segmentations, keypoints or attributes are refused
+    naming them, unless ``allow_drop`` (the line's metadata then records ``dropped``)."""
+    try:
+        doc = orjson.loads(read_bytes(src))
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"{src} is not a JSON document: {exc}", fmt="coco") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise FormatError(f"{src} is not a COCO document (no 'images' list)", fmt="coco", key="images")
+    cats = categories_by_id(doc)
+    by_image: dict[Any, list] = defaultdict(list)
+    for i, ann in enumerate(doc.get("annotations") or []):
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
+        by_image[ann["image_id"]].append(ann)
+    if task_type is None:
+        has_seg = any(a.get("segmentation") for anns in by_image.values() for a in anns)
+        task_type = SEGMENTATION if has_seg else DETECTION
+    if task_type not in (DETECTION, SEGMENTATION):
+        raise UsageError(f"COCO converts to {DETECTION} or {SEGMENTATION}, not {task_type}")
+    attr = label_attribute or ("label-ref" if task_type == SEGMENTATION else "label")
+    if task_type == SEGMENTATION and not attr.endswith("-ref"):
+        raise UsageError(f"label attribute {attr!r} must end in '-ref' for {SEGMENTATION}")
+    out_dir = dst.rsplit("/", 1)[0] if "/" in dst else "."
+    # scores mean predictions: the whole document counts as machine-labeled
+    scored = any("score" in a for anns in by_image.values() for a in anns)
+    human = human_annotated or ("no" if scored else "yes")
+    lines = []
+    dropped = 0
+    for n, image in enumerate(doc["images"]):
+        key = f"images[{n}]"
+        if not isinstance(image, dict) or "id" not in image:
+            raise FormatError("image needs an 'id'", fmt="coco", key=key)
+        anns = by_image.get(image["id"], [])
+        file_name = str(image.get("file_name", image["id"]))
+        source = join(image_root, file_name) if image_root else file_name
+        size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
+        try:
+            if task_type == DETECTION:
+                lost = coco_losses(anns)
+                if lost and not allow_drop:
+                    raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
+                                      "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
+                                      key="annotations")
+                labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                if lost:
+                    labeled.metadata["dropped"] = dict(lost)
+                    dropped += 1
+            else:
+                labeled = _paint(anns, image, cats, join(out_dir, "masks", f"{image['id']}.png"))
+        except FormatError as exc:
+            raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
+        lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
+    write_lines(dst, lines)
+    counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    if dropped:
+        counts["dropped"] = dropped
+    return counts
+
+
+def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:
+    width, height = image.get("width"), image.get("height")
+    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
+        raise FormatError("image needs positive integer 'width' and 'height' to paint masks", fmt="coco",
+                          key="images")
+    bad = [c for c in cats if not 1 <= c <= 255]
+    if bad:
+        raise FormatError(f"category ids must be 1..255 to be mask class indices (0 is background); got {bad[:5]}",
+                          fmt="coco", key="categories")
+    mask = np.zeros((height, width), dtype=np.uint8)
+    scores: dict[int, float] = {}
+    for i, ann in enumerate(anns):
+        cid = ann.get("category_id")
+        if cid not in cats:
+            raise FormatError(f"category_id {cid!r} is not in 'categories'", fmt="coco",
+                              key=f"annotations[{i}].category_id")
+        try:
+            mask[segmentation_to_mask(ann.get("segmentation"), width, height)] = cid
+        except (ValueError, TypeError, KeyError) as exc:
+            raise FormatError(f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation") from None
+        if isinstance(ann.get("score"), int | float):
+            scores[cid] = float(ann["score"])
+    top = max(cats, default=0)
+    colors = class_colors(top + 1)
+    write_bytes_atomic(mask_url, mask_png(mask, colors))
+    conf = min(scores.values()) if scores else 0.0
+    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
+    for cid in sorted(cats):
+        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
+    return Labeled(mask_url, {"internal-color-map": color_map})

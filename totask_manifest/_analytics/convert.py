@@ -1,0 +1,134 @@
+"""``convert``: a Ground Truth manifest to and from Parquet, COCO, YOLO and Synapse task data.
+
+One side of every conversion is a manifest (``manifest`` names it); the other is looked up in
+``EXPORTERS`` / ``IMPORTERS`` by format name, so a new format is two functions and two rows.
+The input format is guessed from the path when ``--from`` is not given.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import UsageError
+from .._formats.class_names import read_class_names
+from .._storage import url_to_fs
+from . import FORMATS, MANIFEST
+from .coco_dataset import coco_to_manifest, manifest_to_coco
+from .parquet_io import manifest_to_parquet, parquet_to_manifest
+from .task_data import manifest_to_task_data, task_data_to_manifest
+from .yolo_dataset import manifest_to_yolo, yolo_to_manifest
+
+
+@dataclass
+class ConvertResult:
+    source: str
+    output: str
+    from_format: str
+    to_format: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _parquet_out(src: str, dst: str, **_: Any) -> dict[str, int]:
+    return {"lines": manifest_to_parquet(src, dst)}
+
+
+def _parquet_in(src: str, dst: str, **_: Any) -> dict[str, int]:
+    return {"lines": parquet_to_manifest(src, dst)}
+
+
+def _only(fn: Callable, *names: str) -> Callable:
+    """Pass a converter only the options it takes."""
+
+    @functools.wraps(fn)
+    def call(src: str, dst: str, **opts: Any) -> dict[str, int]:
+        return fn(src, dst, **{k: v for k, v in opts.items() if k in names and v is not None})
+
+    return call
+
+
+#: manifest -> format
+EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
+    "parquet": _parquet_out,
+    "coco": _only(manifest_to_coco, "label_attribute", "allow_drop"),
+    "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
+    "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
+    "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"),
+}
+#: format -> manifest
+IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {
+    "parquet": _parquet_in,
+    "coco": _only(coco_to_manifest, "task_type", "label_attribute", "class_names", "job_name", "image_root",
+                  "human_annotated", "allow_drop"),
+    "yolo": _only(yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"),
+    "dm-schema-v1": _only(functools.partial(task_data_to_manifest, fmt="dm-schema-v1"), "task_type",
+                          "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
+    "synapse-objects": _only(functools.partial(task_data_to_manifest, fmt="synapse-objects"), "task_type",
+                             "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
+}
+
+
+def guess_format(url: str) -> str:
+    """``.parquet`` -> parquet, ``.json`` -> coco, a folder -> yolo, ``*.dm.jsonl``/``*.objects.jsonl``
+    -> Synapse task data, anything else -> manifest."""
+    low = url.lower().rstrip("/")
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith(".json"):
+        return "coco"
+    if low.endswith((".dm.jsonl", ".dm-schema-v1.jsonl")):
+        return "dm-schema-v1"
+    if low.endswith((".objects.jsonl", ".synapse-objects.jsonl")):
+        return "synapse-objects"
+    fs, path = url_to_fs(url)
+    if fs.isdir(path):
+        return "yolo"
+    return MANIFEST
+
+
+def convert(
+    src: str,
+    dst: str,
+    *,
+    to: str,
+    from_format: str | None = None,
+    label_attribute: str | None = None,
+    class_names: list[str] | str | None = None,
+    task_type: str | None = None,
+    job_name: str | None = None,
+    image_root: str | None = None,
+    human_annotated: str | None = None,
+    allow_drop: bool = False,
+    confidence: bool = False,
+) -> ConvertResult:
+    """Convert ``src`` to ``dst``; one of the two formats must be ``manifest``.
+
+    ``class_names`` is a list or the URL of a names file (one per line, or YAML ``names``).
+    ``job_name``, ``image_root`` and ``human_annotated`` shape the lines of an imported manifest.
+    A conversion that would drop something (a polygon into a bounding-box label, a second media,
+    rotation, attributes) is refused naming the line and what would be lost, unless
+    ``allow_drop``; the counts then say how many things (exports) or lines (imports) dropped some.
+    ``confidence`` adds YOLO's optional 6th column (trainers read 5).
+    """
+    src_fmt = from_format or guess_format(src)
+    for fmt in (src_fmt, to):
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    if isinstance(class_names, str):
+        class_names = read_class_names(class_names)
+    if confidence and to != "yolo":
+        raise UsageError("--confidence is YOLO's 6th column: it goes with --to yolo")
+    opts = {"label_attribute": label_attribute, "class_names": class_names, "task_type": task_type,
+            "job_name": job_name, "image_root": image_root, "human_annotated": human_annotated,
+            "allow_drop": allow_drop, "confidence": confidence or None}
+    if src_fmt == MANIFEST and to == MANIFEST:
+        raise UsageError("both sides are manifests; nothing to convert")
+    if src_fmt == MANIFEST:
+        counts = EXPORTERS[to](src, dst, **opts)
+    elif to == MANIFEST:
+        counts = IMPORTERS[src_fmt](src, dst, **opts)
+    else:
+        raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
+    return ConvertResult(src, dst, src_fmt, to, counts)

@@ -1,0 +1,136 @@
+"""Which manifest, and which two attributes: given, from a job's lineage, or from ``human-annotated``.
+
+A job folder chained for review from another holds both sides on the same lines: the previous
+job's attribute (what the machine said) and this job's (what people made of it). ``job.json``
+records the previous job (``chained-from``), so its attribute is the prediction and this job's
+the reference. Without a lineage (a plain manifest, or a job not chained), ``human-annotated``
+decides: the one attribute whose labels say ``no`` is the prediction, the one saying ``yes``
+the reference. Anything else needs ``--predicted`` and ``--reference``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..._errors import JobError, UsageError
+from ..._jobs.job import Job
+from ..._manifest.ranges import iter_bodies
+from ..._storage import exists, open_read, redact_url, url_to_fs
+from ..._task_types import task_type_of_metadata
+
+METADATA = "-metadata"
+#: lines read to find the attributes and who labeled them
+SCAN_LINES = 2000
+
+
+@dataclass
+class Target:
+    manifest: str
+    predicted: str
+    reference: str
+    how_found: str
+    #: fetch options of the job (``allow_root``, ``allow_hosts``) for masks, when a job folder was given
+    fetch_options: dict[str, Any] = field(default_factory=dict)
+
+
+def is_dir(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    return bool(fs.isdir(path))
+
+
+def is_job_folder(source: str) -> bool:
+    return Job(source).exists
+
+
+def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str]:
+    """(previous job's attribute, this job's attribute, fetch options, manifest) from ``job.json``."""
+    job = Job.open(job_url)
+    state = job.state
+    options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
+               if state.config.options.get(k)}
+    if not options.get("allow_root") and "://" not in state.config.output_root:
+        options["allow_root"] = state.config.output_root  # masks a job wrote sit under its output root
+    previous = None
+    if state.chained_from:
+        try:
+            previous = Job.open(state.chained_from).state.config.label_attribute
+        except JobError:
+            previous = None
+    return previous, state.config.label_attribute, options, job.output_manifest
+
+
+def human_annotated(manifest: str) -> dict[str, Counter]:
+    """Per labeled attribute in the first lines: how many labels say ``human-annotated`` yes / no."""
+    found: dict[str, Counter] = {}
+    with open_read(manifest) as f:
+        lines = itertools.chain.from_iterable(iter_bodies(f))
+        for raw in itertools.islice(lines, SCAN_LINES):
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            for key, meta in rec.items():
+                if not key.endswith(METADATA) or task_type_of_metadata(meta) is None:
+                    continue
+                attr = key[: -len(METADATA)]
+                if rec.get(attr) is None:
+                    continue
+                found.setdefault(attr, Counter())[str(meta.get("human-annotated", "?")).lower()] += 1
+    return found
+
+
+def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]]:
+    found = human_annotated(manifest)
+    machine = [a for a, c in found.items() if c["no"] and not c["yes"]]
+    human = [a for a, c in found.items() if c["yes"] and not c["no"]]
+    return (machine[0] if len(machine) == 1 else None), (human[0] if len(human) == 1 else None), found
+
+
+def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
+    source = source.rstrip("/") if is_job_folder(source) else source
+    how = "given"
+    options: dict[str, Any] = {}
+    manifest = source
+    if is_job_folder(source):
+        # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
+        # every other command: the error keeps its own class (and so its exit code)
+        prev_attr, attr, options, manifest = lineage_attributes(source)
+        if not exists(manifest):
+            raise UsageError(f"job {redact_url(source)} has no output manifest yet ({redact_url(manifest)})")
+        if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
+            if predicted is None and reference in (None, attr):
+                predicted, how = prev_attr, "job lineage (chained-from)"
+            if reference is None and predicted == prev_attr:
+                reference, how = attr, "job lineage (chained-from)"
+    elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
+        manifest = Job(source).layout.output_manifest
+    elif not exists(source) or is_dir(source):
+        raise UsageError(f"manifest not found: {redact_url(source)}")
+    if how.startswith("job lineage"):
+        # a machine job chained from people's labels: human-annotated says which side is which
+        _, _, found = _by_human(manifest)
+        p, r = found.get(predicted), found.get(reference)
+        if p and r and p["yes"] and not p["no"] and r["no"] and not r["yes"]:
+            predicted, reference = reference, predicted
+            how = "job lineage, oriented by human-annotated"
+    if predicted is None or reference is None:
+        machine, human, found = _by_human(manifest)
+        if predicted is None and machine and machine != reference:
+            predicted, how = machine, "human-annotated (no = predicted)"
+        if reference is None and human and human != predicted:
+            reference, how = human, "human-annotated (yes = reference)"
+        if predicted is None or reference is None:
+            seen = ", ".join(f"{a} (human-annotated {dict(c)})" for a, c in sorted(found.items())) or "none"
+            missing = " and ".join(n for n, v in (("--predicted", predicted), ("--reference", reference)) if v is None)
+            raise UsageError(f"{redact_url(manifest)}: cannot tell the attributes to compare; give {missing} "
+                             f"(labeled attributes in the first {SCAN_LINES} lines: {seen})")
+    if predicted == reference:
+        raise UsageError(f"--predicted and --reference are the same attribute ({predicted!r})")
+    return Target(manifest, predicted, reference, how, options)

@@ -1,0 +1,104 @@
+"""A manifest of only the lines that hold a label under one attribute, for consumers.
+
+Ground Truth (and every job here) leaves a failed line without its label key, only
+``<attr>-metadata`` with a ``failure-reason``; lines routed to review and lines never labeled
+have no label either. Training scripts and conversion kits index ``line[attr]`` and crash on
+such a line, so they get this view. Every line left out is counted under its reason, so nothing
+disappears unreported. Kept lines are copied byte for byte (a byte order mark is not: JSON
+parsers refuse it at the start of a line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._errors import ManifestError
+from .._jobs.selection import needs_label
+from .._manifest.io import read_lines
+from .._manifest.naming import metadata_key
+from .._storage import AtomicWriter, redact_url
+
+#: why a line was left out, in the order reports list them
+REASONS = ("failed", "routed", "missing", "blank")
+
+
+@dataclass
+class LabeledOnly:
+    """What ``labeled_only`` wrote: lines kept, and lines left out by reason with the first of each."""
+
+    source: str
+    output: str
+    label_attribute: str
+    kept: int = 0
+    left_out: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    #: reason -> number of the first line left out for it
+    first_line: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_left_out(self) -> int:
+        return sum(self.left_out.values())
+
+    def summary(self) -> str:
+        """One line: what was kept, what was left out and why."""
+        head = (f"{redact_url(self.output)}: kept {self.kept} of {self.kept + self.total_left_out} lines "
+                f"labeled under {self.label_attribute!r}")
+        parts = [f"{reason} {n} (first: line {self.first_line[reason]})"
+                 for reason, n in self.left_out.items() if n]
+        return head + (f"; left out {self.total_left_out}: " + ", ".join(parts) if parts else "; left out none")
+
+    def to_dict(self) -> dict:
+        return {"source": redact_url(self.source), "output": redact_url(self.output),
+                "label_attribute": self.label_attribute, "kept": self.kept, "left_out": dict(self.left_out),
+                "first_line": dict(self.first_line)}
+
+
+def why_unlabeled(record: dict, attribute: str) -> str | None:
+    """None when the line holds a label under ``attribute``, else ``failed``, ``routed`` or ``missing``."""
+    if not needs_label(record, attribute):
+        return None
+    meta = record.get(metadata_key(attribute))
+    if isinstance(meta, dict) and "failure-reason" in meta:
+        return "failed"
+    if isinstance(meta, dict) and meta.get("review-status") == "routed":
+        return "routed"
+    return "missing"
+
+
+def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
+    """Write to ``dst`` (any fsspec URL, atomically) the lines of ``src`` holding a label under
+    ``label_attribute``.
+
+    A line that is not JSON stops it with ``ManifestError`` naming the line (the manifest is
+    broken, not merely unlabeled). When no line holds a label, nothing is written and a
+    ``ManifestError`` says what the lines held instead (usually a misspelt attribute).
+    """
+    result = LabeledOnly(src, dst, label_attribute)
+    seen_attributes: set[str] = set()
+
+    def leave_out(reason: str, number: int) -> None:
+        result.left_out[reason] += 1
+        result.first_line.setdefault(reason, number)
+
+    with AtomicWriter(dst) as out:
+        for line in read_lines(src):
+            if line.is_blank:
+                leave_out("blank", line.number)
+                continue
+            record = line.record()
+            reason = why_unlabeled(record, label_attribute)
+            if reason is not None:
+                if len(seen_attributes) < 20:
+                    seen_attributes.update(k[: -len("-metadata")] for k in record if k.endswith("-metadata"))
+                leave_out(reason, line.number)
+                continue
+            out.write(line.body + (line.newline or b"\n"))
+            result.kept += 1
+        if result.kept == 0:
+            held = ", ".join(sorted(seen_attributes)) or "none"
+            raise ManifestError(
+                f"no line holds a label under {label_attribute!r}, so nothing was written "
+                f"({', '.join(f'{r} {n}' for r, n in result.left_out.items() if n) or 'the manifest is empty'}; "
+                f"label attributes seen: {held})",
+                rule="labeled-none",
+            )
+    return result

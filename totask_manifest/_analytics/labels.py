@@ -1,0 +1,184 @@
+"""Finding one label attribute's labels in a manifest, and building lines for imported labels.
+
+Shared by every conversion: which attribute to read (named, or the only one of the wanted
+task type), what counts as a label (a value and no ``failure-reason``), and the job-level
+metadata an imported label gets so that the manifest it lands in is a valid Ground Truth one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ManifestError, TotaskError, UsageError, json_text
+from .._formats.native import native_format
+from .._jobs.selection import needs_label
+from .._manifest.io import read_lines
+from .._manifest.line import Line, gt_json
+from .._outcomes import Labeled
+from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
+
+METADATA = "-metadata"
+#: how many lines ``pick_attribute`` looks at before deciding
+SCAN_LINES = 2000
+
+
+@contextmanager
+def on_line(number: int) -> Iterator[None]:
+    """A label document that cannot be converted names its manifest line: converters raise
+    ``FormatError`` with the key inside the label only, and a user must find the line."""
+    from .._formats.model import FormatError
+
+    try:
+        yield
+    except FormatError as exc:
+        if exc.line is not None:
+            raise
+        raise FormatError(exc.detail, fmt=exc.format, key=exc.key, line=number) from None
+
+
+@dataclass(frozen=True)
+class Label:
+    """A labeled line: its number, the whole record, the value and the metadata."""
+
+    line: Line
+    record: dict
+    attribute: str
+    task_type: str
+    value: Any
+    metadata: dict
+
+    @property
+    def source(self) -> str | None:
+        return self.record.get("source-ref", self.record.get("source"))
+
+
+def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None) -> str:
+    """The attribute to convert: the one named, else the only one of a wanted type in the first lines."""
+    if label_attribute:
+        return label_attribute
+    wanted = {get_task_type(t).name for t in task_types}
+    found: dict[str, str] = {}
+    for i, line in enumerate(read_lines(url)):
+        if i >= SCAN_LINES:
+            break
+        if line.is_blank:
+            continue
+        try:
+            rec = line.record()
+        except ManifestError:
+            continue
+        for key, meta in rec.items():
+            tt = task_type_of_metadata(meta) if key.endswith(METADATA) else None
+            if tt is not None and tt.name in wanted:
+                found.setdefault(key[: -len(METADATA)], tt.name)
+    if len(found) == 1:
+        return next(iter(found))
+    if not found:
+        raise UsageError(f"{url}: no label attribute of type {' or '.join(sorted(wanted))} in the first "
+                         f"{SCAN_LINES} lines; name one with --label-attribute")
+    raise UsageError(f"{url} holds several label attributes ({', '.join(sorted(found))}); "
+                     "choose one with --label-attribute")
+
+
+def labeled_metadata(rec: dict, attribute: str) -> dict | None:
+    """The attribute's metadata when the line holds a label for it; None when a job would still
+    have to label it (``jobs.selection.needs_label``) or the metadata is not an object."""
+    meta = rec.get(attribute + METADATA)
+    if needs_label(rec, attribute) or not isinstance(meta, dict):
+        return None
+    return meta
+
+
+def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow_drop: bool = False,
+                dropped: Counter | None = None) -> Iterator[tuple[Line, Label | None]]:
+    """Every line, with its label of ``attribute`` or None (blank, unlabeled or failed).
+
+    With ``native_to`` a document kept as it is (custom type naming its format) comes back
+    converted to that task type, or raises ``ManifestError`` naming what the conversion would
+    drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
+    """
+    names: list[str] = []  # class ids for documents that name their classes, fixed across the lines
+    for line in read_lines(url):
+        if line.is_blank:
+            yield line, None
+            continue
+        rec = line.record()
+        meta = labeled_metadata(rec, attribute)
+        if meta is None:
+            yield line, None
+            continue
+        tt = task_type_of_metadata(meta)
+        if tt is None:
+            raise ManifestError(f"metadata declares no Ground Truth type (type: {json_text(meta.get('type'))})",
+                                line=line.number, key=attribute + METADATA, rule="metadata-type")
+        label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
+        if native_to is not None and native_format(meta) is not None:
+            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names)
+        yield line, label
+
+
+def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
+              names: list[str] | None = None) -> Label:
+    """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
+    size comes from the line's ``image_size`` or the image's header."""
+    from .._formats.detect import to_label
+    from .._formats.model import FormatError
+    from .._formats.native import DM, shapes
+
+    fmt = native_format(label.metadata)
+    class_names = None
+    if names is not None and fmt == DM:  # DM v1 names classes only: one id per name over the whole file
+        for shape in shapes(label.value, fmt):
+            if shape.class_name is not None and shape.class_name not in names:
+                names.append(shape.class_name)
+        class_names = list(names)
+    size = label.record.get("image_size")
+    if size is None and task_type == "object-detection":
+        size = _image_size(label)
+    try:
+        converted = to_label(label.value, fmt, task_type, image_size=size, allow_drop=allow_drop,
+                             class_names=class_names)
+    except FormatError as exc:
+        raise ManifestError(f"{exc.detail}", line=label.line.number, key=label.attribute, rule=exc.rule) from None
+    if dropped is not None:
+        dropped.update(converted.metadata.get("dropped") or {})
+    return Label(label.line, label.record, label.attribute, task_type, converted.value,
+                 {**label.metadata, **converted.metadata, "type": get_task_type(task_type).gt_type})
+
+
+def _image_size(label: Label) -> tuple[int, int, int]:
+    """The stored image's size from its header only (no decode), for a document converted to
+    a type whose labels carry it."""
+    from .._imaging import ImageError, image_depth, read_info
+    from .._storage import read_bytes
+
+    source = label.source
+    if not isinstance(source, str):
+        raise ManifestError("a DM v1 or objects document carries no image size, and the line has no source-ref",
+                            line=label.line.number, key="source-ref", rule="image-size")
+    try:
+        info = read_info(read_bytes(source))
+    except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
+        reason = exc.reason if isinstance(exc, ImageError) else str(exc)
+        raise ManifestError(f"image size: cannot read {source[:200]}: {reason[:160]}", line=label.line.number,
+                            key="source-ref", rule="image-size") from None
+    return info.width, info.height, image_depth(info.mode)
+
+
+def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:
+    """Type-specific metadata plus the fields every Ground Truth label carries (a label that
+    declares its own type, a kept document, keeps it), in Ground Truth's order."""
+    task_type = task_type_of_metadata(labeled.metadata) or task_type
+    return order_metadata(task_type, {**labeled.metadata, **common_metadata(
+        task_type, job_name, human_annotated=human_annotated)}, labeled.metadata_order)
+
+
+def manifest_line(source_ref: str, attribute: str, labeled: Labeled, task_type: str, *, job_name: str,
+                  human_annotated: str, extra: dict | None = None) -> bytes:
+    rec = {"source-ref": source_ref, **(extra or {}), attribute: labeled.value,
+           attribute + METADATA: job_metadata(labeled, task_type, job_name=job_name, human_annotated=human_annotated)}
+    return gt_json(rec) + b"\n"

@@ -1,0 +1,160 @@
+"""Semantic segmentation masks: Ground Truth colour PNGs <-> class-index arrays <-> COCO RLE/polygons.
+
+Ground Truth writes a mask as a PNG whose colours are the ``hex-color`` entries of
+``internal-color-map`` (index 0 = BACKGROUND, white). Reading maps each colour back to its class
+index; writing makes a palette PNG (colours for people, indices for programs). COCO holds one
+class's pixels as RLE (column-major run lengths starting with a run of zeros; ``counts`` either
+a list or pycocotools' compressed string) or as polygons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .._errors import ManifestError
+from .._storage import read_bytes
+
+
+def _hex_to_int(h: str) -> int:
+    h = h.strip().lstrip("#")
+    if len(h) != 6:
+        raise ValueError(h)
+    return int(h, 16)
+
+
+def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None) -> np.ndarray:
+    """Class index per pixel (uint8) of the mask at ``url`` (or its bytes ``data``, fetched by the
+    caller under its policy), colours resolved by ``color_map``."""
+    return mask_from_bytes(read_bytes(url) if data is None else data, color_map, url=url, line=line)
+
+
+def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
+                    line: int | None = None) -> np.ndarray:
+    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
+    from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
+
+    try:  # under the pixel budget: a mask is a PNG and cannot be reduced, so a larger one is refused
+        img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
+    except ImageError as exc:
+        raise ManifestError(f"cannot read mask {url}: {exc.reason}", line=line, rule="mask") from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"cannot read mask {url}: {exc}", line=line, rule="mask") from None
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    lookup: dict[int, int] = {}
+    for key, entry in color_map.items():
+        try:
+            lookup[_hex_to_int(entry["hex-color"])] = int(key)
+        except (KeyError, TypeError, ValueError):
+            raise ManifestError(f"color map entry {key!r} needs a class index and a 'hex-color' '#rrggbb'",
+                                line=line, key="internal-color-map", rule="mask") from None
+    colors, inverse = np.unique(packed, return_inverse=True)
+    unknown = [f"#{int(c):06x}" for c in colors if int(c) not in lookup]
+    if unknown:
+        raise ManifestError(f"mask {url} has colours missing from internal-color-map: {', '.join(unknown[:5])}",
+                            line=line, key="internal-color-map", rule="mask")
+    index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
+    return index[inverse].reshape(packed.shape)
+
+
+# --- COCO RLE -------------------------------------------------------------------------------------
+
+def rle_encode(binary: np.ndarray) -> dict:
+    """Uncompressed COCO RLE of a boolean mask (column-major, first run counts zeros)."""
+    h, w = binary.shape
+    flat = np.asarray(binary, dtype=bool).flatten(order="F")
+    changes = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    bounds = np.concatenate(([0], changes, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
+    return {"counts": [int(c) for c in counts], "size": [int(h), int(w)]}
+
+
+def rle_string_to_counts(s: str) -> list[int]:
+    """pycocotools' compressed ``counts`` string (LEB128-like, 6 bits a char) to run lengths."""
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def counts_to_rle_string(counts: Sequence[int]) -> str:
+    """The inverse of ``rle_string_to_counts`` (what pycocotools writes)."""
+    out = []
+    for i, x in enumerate(counts):
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if isinstance(counts, str):
+        counts = rle_string_to_counts(counts)
+    flat = np.zeros(h * w, dtype=bool)
+    pos, val = 0, False
+    for c in counts:
+        c = int(c)
+        if c < 0 or pos + c > flat.size:
+            raise ValueError("RLE counts do not fit the mask size")
+        if val:
+            flat[pos : pos + c] = True
+        pos += c
+        val = not val
+    return flat.reshape((h, w), order="F")
+
+
+def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
+    img = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(img)
+    for poly in polygons:
+        if len(poly) >= 6:
+            draw.polygon([(float(poly[i]), float(poly[i + 1])) for i in range(0, len(poly) - 1, 2)], fill=1)
+    return np.asarray(img, dtype=bool)
+
+
+def segmentation_to_mask(seg: Any, width: int, height: int) -> np.ndarray:
+    """A COCO ``segmentation`` (polygon list or RLE) as a boolean mask of ``height x width``."""
+    if isinstance(seg, list):
+        return polygons_to_mask(seg, width, height)
+    if isinstance(seg, Mapping) and "counts" in seg:
+        mask = rle_decode({"size": seg.get("size", [height, width]), "counts": seg["counts"]})
+        if mask.shape != (height, width):
+            raise ValueError(f"RLE size {list(mask.shape)} differs from the image ({height}x{width})")
+        return mask
+    raise ValueError("segmentation must be a polygon list or an RLE object")
+
+
+def bbox_of(binary: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(binary)
+    if not len(xs):
+        return [0, 0, 0, 0]
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]

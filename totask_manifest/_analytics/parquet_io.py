@@ -1,0 +1,150 @@
+"""A manifest as Parquet: the raw line for an exact way back, nested label columns for analysis.
+
+Each row is one line: ``line_number``, ``raw`` (the exact bytes, terminator included, so
+``parquet -> manifest`` gives the same file byte for byte), ``source_ref`` / ``source`` and
+``labels``, a list with one struct per label attribute on the line (type, job, confidences,
+boxes with class names, chosen classes, mask reference, failure reason). Lines that are not
+JSON keep their raw bytes and get no labels. Written and read in row groups, so memory stays
+bounded by the group size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._errors import ManifestError
+from .._manifest.io import read_lines
+from .._storage import AtomicWriter, open_read
+from .._task_types import task_type_of_metadata
+
+ROWS_PER_GROUP = 50_000
+METADATA = "-metadata"
+
+_BOX = pa.struct([
+    ("class_id", pa.int64()), ("class_name", pa.string()), ("left", pa.float64()), ("top", pa.float64()),
+    ("width", pa.float64()), ("height", pa.float64()), ("confidence", pa.float64()),
+])
+_CLASS = pa.struct([("class_id", pa.int64()), ("class_name", pa.string()), ("confidence", pa.float64())])
+LABEL = pa.struct([
+    ("attribute", pa.string()), ("type", pa.string()), ("job_name", pa.string()),
+    ("human_annotated", pa.string()), ("creation_date", pa.string()), ("failure_reason", pa.string()),
+    ("image_width", pa.int64()), ("image_height", pa.int64()),
+    ("boxes", pa.list_(_BOX)), ("classes", pa.list_(_CLASS)), ("ref", pa.string()),
+])
+SCHEMA = pa.schema([
+    ("line_number", pa.int64()), ("raw", pa.binary()), ("source_ref", pa.string()), ("source", pa.string()),
+    ("labels", pa.list_(LABEL)),
+])
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _label(attr: str, value: Any, meta: dict) -> dict:
+    """One attribute's nested columns; shapes that do not fit their type are left empty."""
+    tt = task_type_of_metadata(meta)
+    name = tt.name if tt else None
+    cmap = meta.get("class-map") if isinstance(meta.get("class-map"), dict) else {}
+    row: dict[str, Any] = {
+        "attribute": attr, "type": _str(meta.get("type")), "job_name": _str(meta.get("job-name")),
+        "human_annotated": _str(meta.get("human-annotated")), "creation_date": _str(meta.get("creation-date")),
+        "failure_reason": _str(meta.get("failure-reason")), "image_width": None, "image_height": None,
+        "boxes": None, "classes": None, "ref": value if isinstance(value, str) else None,
+    }
+    if name == "object-detection" and isinstance(value, dict):
+        size = value.get("image_size")
+        if isinstance(size, list) and size and isinstance(size[0], dict):
+            row["image_width"], row["image_height"] = _int(size[0].get("width")), _int(size[0].get("height"))
+        objs = meta.get("objects") if isinstance(meta.get("objects"), list) else []
+        boxes = []
+        for i, a in enumerate(value.get("annotations") or []):
+            if not isinstance(a, dict):
+                continue
+            cid = _int(a.get("class_id"))
+            conf = objs[i].get("confidence") if i < len(objs) and isinstance(objs[i], dict) else None
+            boxes.append({"class_id": cid, "class_name": _str(cmap.get(str(cid))), "left": _num(a.get("left")),
+                          "top": _num(a.get("top")), "width": _num(a.get("width")),
+                          "height": _num(a.get("height")), "confidence": _num(conf)})
+        row["boxes"] = boxes
+    elif name in ("image-classification", "text-classification", "label-verification"):
+        cid = _int(value)
+        row["classes"] = [{"class_id": cid, "class_name": _str(meta.get("class-name")),
+                           "confidence": _num(meta.get("confidence"))}] if cid is not None else []
+    elif name in ("image-classification-multilabel", "text-classification-multilabel") and isinstance(value, list):
+        cm = meta.get("confidence-map") if isinstance(meta.get("confidence-map"), dict) else {}
+        row["classes"] = [{"class_id": _int(v), "class_name": _str(cmap.get(str(v))),
+                           "confidence": _num(cm.get(str(v)))} for v in value]
+    return row
+
+
+def _rows(url: str) -> Iterator[dict]:
+    for line in read_lines(url):
+        row: dict[str, Any] = {"line_number": line.number, "raw": line.raw, "source_ref": None, "source": None,
+                               "labels": []}
+        if not line.is_blank:
+            try:
+                rec = line.record()
+            except ManifestError:
+                rec = None
+            if rec is not None:
+                row["source_ref"], row["source"] = _str(rec.get("source-ref")), _str(rec.get("source"))
+                for key, meta in rec.items():
+                    if key.endswith(METADATA) and isinstance(meta, dict) and (
+                        "type" in meta or "failure-reason" in meta
+                    ):
+                        attr = key[: -len(METADATA)]
+                        row["labels"].append(_label(attr, rec.get(attr), meta))
+        yield row
+
+
+def manifest_to_parquet(src: str, dst: str) -> int:
+    """Write ``src`` as Parquet at ``dst`` (atomically); returns the number of lines."""
+    n = 0
+    with AtomicWriter(dst) as out, pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
+        batch: list[dict] = []
+        for row in _rows(src):
+            batch.append(row)
+            n += 1
+            if len(batch) >= ROWS_PER_GROUP:
+                writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
+                batch = []
+        if batch or n == 0:
+            writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
+    return n
+
+
+def parquet_to_manifest(src: str, dst: str) -> int:
+    """The exact lines back from the ``raw`` column."""
+    n = 0
+    with open_read(src) as f, AtomicWriter(dst) as out:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ManifestError(f"{src} is not a Parquet file: {exc}", rule="parquet") from None
+        if "raw" not in pf.schema_arrow.names:
+            raise ManifestError(f"{src} has no 'raw' column: it was not written by 'convert --to parquet'",
+                                rule="parquet", key="raw")
+        for batch in pf.iter_batches(columns=["raw"], batch_size=ROWS_PER_GROUP):
+            for raw in batch.column(0).to_pylist():
+                out.write(raw)
+                n += 1
+    return n

@@ -1,0 +1,328 @@
+"""One self-contained HTML page about a job: status, metrics, failures, label plots, samples.
+
+Everything is inline (CSS, SVG charts, thumbnails as ``data:`` URIs, a few lines of script for
+filtering the failures table), so the file can be mailed or archived and opened offline.
+``job.json`` is read defensively: a job that is still running, or written by another version,
+still gets a page with whatever is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from .._errors import ManifestError, NotAJobError, TotaskError
+from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
+from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
+from .._jobs.job import Job
+from .._manifest.io import read_lines
+from .._storage import exists, read_bytes, write_bytes_atomic
+from .._task_types import task_type_of_metadata
+from .evaluate.html import evaluation_section
+from .labels import labeled_metadata
+from .stats import BINS, AttributeStats, manifest_stats
+from .svg import color, hbar_chart, histogram
+from .thumbnails import Tile, name_color_index, render_tile
+
+MAX_FAILURE_ROWS = 500
+MARKER = "report-ready"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
+.muted{color:#6b7280}.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
+.kv dt{color:#6b7280}.kv dd{margin:0;word-break:break-all}
+.cards{display:flex;gap:10px;flex-wrap:wrap;margin:12px 0}
+.card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:90px}
+.card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}
+.status{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.s-succeeded,.s-completed{background:#3ca951}.s-failed{background:#d64545}.s-running{background:#4269d0}
+.s-stopped,.s-unknown{background:#9498a0}
+.bar{display:flex;height:12px;border-radius:6px;overflow:hidden;background:#e3e6ea;max-width:560px}
+.bar i{display:block}.ok{background:#3ca951}.bad{background:#d64545}.rt{background:#efb118}
+table{border-collapse:collapse;font-size:12px;background:#fff}td,th{border:1px solid #e3e6ea;padding:3px 6px;
+text-align:left;vertical-align:top}th{background:#f2f4f7}td.reason{max-width:640px;word-break:break-word}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px}
+figure{margin:0;background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:6px}
+figure img{display:block;max-width:100%;margin:auto}figcaption{font-size:12px;margin-top:4px;word-break:break-all}
+.tile-error{height:120px;display:flex;align-items:center;justify-content:center;text-align:center;
+font-size:12px;color:#b42318;background:#fef3f2;border-radius:6px;padding:6px}
+input[type=search]{padding:4px 8px;margin:6px 0;width:320px}
+.charts{display:flex;flex-wrap:wrap;gap:24px}
+"""
+
+_SCRIPT = """
+(function(){
+  var box=document.getElementById('failure-filter');
+  if(box){box.addEventListener('input',function(){
+    var q=box.value.toLowerCase(),rows=document.querySelectorAll('#failures tbody tr'),shown=0;
+    rows.forEach(function(r){var hit=r.textContent.toLowerCase().indexOf(q)>=0;r.style.display=hit?'':'none';
+      if(hit)shown++;});
+    document.getElementById('failure-count').textContent=shown;
+  });}
+  var m=document.createElement('div');m.id='MARKER';m.hidden=true;m.textContent='ok';document.body.appendChild(m);
+})();
+""".replace("MARKER", MARKER)
+
+
+@dataclass
+class ReportResult:
+    output: str
+    samples: int
+    failures: int
+    #: why the job's ``job.json`` could not be read as JSON (the page is written without it); None when it could
+    job_json_problem: str | None = None
+
+
+def _failures(job: Job) -> list[dict]:
+    return [rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"}
+            for number, rec in job.failure_records()]
+
+
+#: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
+REPORT_RETRIES = 1
+REPORT_TIMEOUT = 10.0
+_FETCH_KEYS = ("timeout", "retries", "max_body_bytes", "allow_hosts", "allow_root")
+
+
+def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None = None) -> FetchPolicy:
+    """The job's own fetch policy (what its method was allowed to read), with the report's flags
+    laid over it; retries and timeouts shortened for a page."""
+    merged: dict[str, Any] = {k: job_options.get(k) for k in _FETCH_KEYS}
+    for key, value in (overrides or {}).items():
+        if value not in (None, [], ()):
+            merged[key] = value
+    if merged.get("allow_root"):
+        merged["allow_root"] = str(merged["allow_root"])
+    merged["retries"] = min(int(merged.get("retries") or 0), REPORT_RETRIES)
+    merged["timeout"] = min(float(merged.get("timeout") or REPORT_TIMEOUT), REPORT_TIMEOUT)
+    return FetchPolicy.from_options(merged)
+
+
+def _samples(manifest: str, attribute: str | None, limit: int, base: str | None, fetcher: SyncFetcher,
+             job_url: str, max_pixels: int, options: dict[str, Any] | None = None) -> list[Tile]:
+    if limit <= 0 or not attribute or not exists(manifest):
+        return []
+    chosen: list[tuple[int, str, str, Any, dict]] = []
+    for line in read_lines(manifest):
+        if len(chosen) >= limit:
+            break
+        if line.is_blank:
+            continue
+        try:
+            rec = line.record()
+        except ManifestError:
+            continue
+        meta = labeled_metadata(rec, attribute)
+        if meta is None:
+            continue
+        tt = task_type_of_metadata(meta)
+        source = rec.get("source-ref")
+        if not isinstance(source, str):
+            continue
+        # relative data objects resolve as the job resolved them: against the folder of the
+        # manifest the line came from (the input's, or an --append manifest's)
+        line_base = base_for_line(options or {}, line.number - 1, base)
+        chosen.append((line.number, resolve_reference(source, line_base), tt.name if tt else "", rec[attribute], meta))
+    images = fetcher.fetch_many([source for _, source, _, _, _ in chosen])
+    own_masks = job_url.rstrip("/") + "/annotations/"
+
+    def fetch_mask(url: str) -> bytes:
+        if url.startswith(own_masks) and ".." not in url:  # written by the job itself
+            return read_bytes(url)
+        return fetcher.fetch(resolve_reference(url, base))
+
+    tiles: list[Tile] = []
+    for (number, source, task_type, value, meta), image in zip(chosen, images, strict=True):
+        tile = render_tile(source, task_type, value, meta, image=image,
+                           fetch_mask=fetch_mask, max_pixels=max_pixels)
+        tile.title = f"line {number}: {tile.title}"
+        tiles.append(tile)
+    return tiles
+
+
+def _kv(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in pairs if v not in (None, "", []))
+    return f'<dl class="kv">{rows}</dl>'
+
+
+def _metrics_html(metrics: dict) -> str:
+    keys = [("total", "lines to label"), ("success", "labeled"), ("failed", "failed"), ("routed", "routed to review"),
+            ("stand_by", "waiting")]
+    cards = "".join(
+        f'<div class="card"><b>{int(metrics.get(k) or 0):,}</b><span>{escape(label)}</span></div>'
+        for k, label in keys if k in metrics or k in ("total", "success", "failed")
+    )
+    total = int(metrics.get("total") or 0)
+    bar = ""
+    if total:
+        parts = [("ok", metrics.get("success")), ("bad", metrics.get("failed")), ("rt", metrics.get("routed"))]
+        bar = '<div class="bar" title="labeled / failed / routed">' + "".join(
+            f'<i class="{c}" style="width:{100 * int(v or 0) / total:.2f}%"></i>' for c, v in parts
+        ) + "</div>"
+    return f'<div class="cards">{cards}</div>{bar}'
+
+
+def _stats_html(s: AttributeStats | None) -> str:
+    if s is None:
+        return '<p class="muted">no output manifest yet</p>'
+    out = [_kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
+                ("failed", f"{s.failed:,}"),
+                ("human / machine", ", ".join(f"{k}: {v:,}" for k, v in s.human_annotated.items())),
+                ("jobs", ", ".join(f"{k} ({v:,})" for k, v in s.job_names.items()))])]
+    charts = []
+    if s.classes:
+        rows = [(f"{'' if c.class_id is None else c.class_id} {c.name or ''}".strip(), c.count)
+                for c in s.classes[:40]]
+        # the same colour per class as the boxes drawn on the samples
+        colors = [color(c.class_id if c.class_id is not None else name_color_index(c.name)) for c in s.classes[:40]]
+        charts.append("<div><h3>Labels per class</h3>" + hbar_chart(rows, title="labels per class", colors=colors)
+                      + "</div>")
+    if s.confidence_count:
+        edges = [f"{b / BINS:.1f}" for b in range(BINS)]
+        unscored = f"; {s.unscored:,} unscored, not shown" if s.unscored else ""
+        charts.append(f"<div><h3>Confidence (n={s.confidence_count:,}, mean {s.confidence_mean:.3f}{unscored})</h3>"
+                      + histogram(s.confidence_histogram, edges, title="confidence histogram") + "</div>")
+    if s.boxes_per_image:
+        items = sorted(s.boxes_per_image.items())[:30]
+        charts.append("<div><h3>Boxes per image</h3>" + histogram(
+            [k for _, k in items], [str(n) for n, _ in items], title="images per number of boxes", fill="#6cc5b0")
+            + "</div>")
+    if s.tools:
+        charts.append("<div><h3>Annotations per tool</h3>" + hbar_chart(list(s.tools.items())[:20],
+                                                                         title="annotations per tool") + "</div>")
+    if s.failures:
+        rows = [(r, n) for r, n in list(s.failures.items())[:15]]
+        charts.append("<div><h3>Failures by rule</h3>" + hbar_chart(rows, title="failures by rule") + "</div>")
+    out.append('<div class="charts">' + "".join(charts) + "</div>")
+    return "".join(out)
+
+
+def _failures_html(rows: list[dict]) -> str:
+    if not rows:
+        return '<p class="muted">no failures</p>'
+    shown = rows[:MAX_FAILURE_ROWS]
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(r.get(k) if r.get(k) is not None else ''))}</td>"
+                         for k in ("line", "task_id", "source", "rule"))
+        + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
+        for r in shown
+    )
+    more = f" (first {len(shown):,} of {len(rows):,})" if len(rows) > len(shown) else ""
+    return (f'<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
+            f' <span class="muted"><span id="failure-count">{len(shown)}</span> shown{more}</span>'
+            f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>rule</th><th>reason</th></tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def _tiles_html(tiles: list[Tile]) -> str:
+    if not tiles:
+        return '<p class="muted">no labeled lines with an image to show</p>'
+    out = []
+    for t in tiles:
+        pic = (f'<img src="{t.data_uri}" alt="{escape(t.title)}">' if t.data_uri
+               else f'<div class="tile-error">{escape(t.error or "")}</div>')
+        out.append(f"<figure>{pic}<figcaption><b>{escape(t.title)}</b><br>{escape(t.caption)}</figcaption></figure>")
+    return '<div class="grid">' + "".join(out) + "</div>"
+
+
+def render_report(
+    job_url: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
+    max_image_pixels: int | None = None,
+) -> tuple[str, int, int]:
+    """The page's HTML, the number of sample tiles and of failures. Images are read under the
+    job's fetch policy with ``fetch_options`` (``allow_root``, ``allow_hosts``, ...) laid over it."""
+    job_url = job_url.rstrip("/")
+    if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
+        job_url = os.path.abspath(job_url)
+    folder = Job(job_url)
+    job = folder.record()  # whatever is there: a running job, or one written by another version
+    if not job and not exists(folder.layout.output_manifest):
+        raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+    config = job.get("config") if isinstance(job.get("config"), dict) else {}
+    name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
+    attr = job.get("label-attribute") or config.get("label_attribute")
+    status = str(job.get("status") or "unknown").lower()
+    metrics = job.get("metrics") if isinstance(job.get("metrics"), dict) else {}
+    manifest = folder.output_manifest
+    stats = None
+    if exists(manifest):
+        with contextlib.suppress(TotaskError):
+            ms = manifest_stats(manifest, label_attributes=[attr] if attr else None)
+            stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
+            if not attr and stats is not None:
+                attr = stats.name
+    failures = _failures(folder)
+    inp = job.get("input") if isinstance(job.get("input"), dict) else {}
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    source_url = inp.get("url") or config.get("input")
+    base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
+    policy = report_policy(options, fetch_options)
+    max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
+    with SyncFetcher(policy) as fetcher:
+        tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels, options) if samples > 0 else []
+        # "" without a reference; its worst images go through the same policy as the tiles
+        evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6), fetch=fetcher.fetch,
+                                        max_pixels=max_pixels)
+    info = _kv([
+        ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
+        ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
+        ("input", inp.get("url") or config.get("input")), ("input lines", inp.get("lines")),
+        ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
+        ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
+        ("error", job.get("error")),
+    ])
+    html = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(str(name))} - totask-manifest report</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>{escape(str(name))} <span class="status s-{escape(status)}">{escape(status)}</span></h1>
+<p class="muted">{escape(job_url)}</p>
+{info}
+<h2>Progress</h2>
+{_metrics_html(metrics)}
+<h2>Labels</h2>
+{_stats_html(stats)}
+{evaluation}
+<h2>Failures ({len(failures):,})</h2>
+{_failures_html(failures)}
+<h2>Samples ({len(tiles)})</h2>
+{_tiles_html(tiles)}
+<p class="muted">written by totask-manifest report</p>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+    return html, len(tiles), len(failures)
+
+
+def write_report(
+    job_url: str, output: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
+    max_image_pixels: int | None = None,
+) -> ReportResult:
+    html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
+                                              max_image_pixels=max_image_pixels)
+    write_bytes_atomic(output, html.encode("utf-8"))
+    job_json = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url)).layout.job_json
+    return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))
+
+
+def _json_problem(url: str) -> str | None:
+    """Why ``url`` (a ``job.json``) is not JSON, or None (also when it is missing or unreadable: the
+    page says so, and a job folder without ``job.json`` is reported from its manifest). Not
+    ``Job.record()``: its ``error`` key may be the job's own."""
+    import orjson
+
+    from .._errors import StorageError
+
+    try:
+        orjson.loads(read_bytes(url))
+    except StorageError:
+        return None
+    except orjson.JSONDecodeError as exc:
+        return f"{url} is not valid JSON: {exc}"
+    return None

@@ -1,0 +1,184 @@
+"""What a manifest holds, counted exactly, in parallel, in constant memory.
+
+Every line is parsed with orjson: no pattern guesses where a field starts or ends, so a brace
+or a quote inside a string cannot shift a count. Parsing is the cost, so a local file is split
+into byte ranges (``manifest.ranges``: a line belongs to the range its first byte is in), shared
+out among one process per core, this one included. A process turns each line into a few narrow
+facts per label attribute (``stats_facts``) appended to plain column lists; every
+``BATCH_LINES`` lines those columns become polars frames that are grouped and counted, and
+folded into the range's running partial counts (``stats_tables``). Only the counts cross
+process boundaries; the parent concatenates the partials and groups them once more with polars.
+Memory is bounded by the batch size and the number of distinct values (classes, reasons, job
+names), never by the number of lines.
+
+Other fsspec URLs (s3://, memory://) stream through the same per-line code in this process:
+ranged reads of a remote object cost a request each and gain little.
+
+Pool processes are started with ``spawn``: a process forked after polars has run its thread
+pool deadlocks on its first polars query (the pool's threads do not survive the fork).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from .. import _storage as storage
+from .._errors import UsageError
+from .._manifest.ranges import iter_bodies, map_ranges
+from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Columns
+from .stats_tables import (
+    AttributeStats,
+    ClassClash,
+    ClassCount,
+    ManifestStats,
+    Partial,
+    batch_frames,
+    merge_partials,
+)
+
+__all__ = ["BINS", "AttributeStats", "ClassClash", "ClassCount", "ManifestStats", "format_text", "manifest_stats"]
+
+#: lines per column batch handed to polars
+BATCH_LINES = 50_000
+
+
+def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None) -> Partial:
+    """Parse every line once; hand the facts to polars every ``BATCH_LINES`` lines."""
+    part = Partial()
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    columns: dict[str, Columns] = {}
+    # key -> label attribute (None: not a ``-metadata`` key); named attributes are the only keys
+    keys: dict[str, Any] = (
+        {a + SUFFIX: a for a in attributes} if attributes is not None else {}
+    )
+    discover = attributes is None
+    pending = 0
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the loop makes no reference cycles; the collector would only rescan young dicts
+    try:
+        for lines in batches:
+            part.lines += len(lines)
+            pending += len(lines)
+            for body in lines:
+                try:
+                    record = loads(body)
+                except decode_error:
+                    if body.strip():
+                        part.invalid += 1
+                    else:
+                        part.blank += 1
+                    continue
+                if type(record) is not dict:
+                    part.invalid += 1
+                    continue
+                for key in (record if discover else keys):
+                    attr = keys.get(key, UNSEEN)
+                    if attr is UNSEEN:  # a key seen for the first time (discovery only)
+                        attr = key[: -len(SUFFIX)] if key.endswith(SUFFIX) else None
+                        if attr in NOT_ATTRIBUTES:
+                            attr = None
+                        if len(keys) < KEY_CACHE:
+                            keys[key] = attr
+                    if attr is None:
+                        continue
+                    meta = record.get(key)
+                    if type(meta) is not dict:
+                        continue
+                    cols = columns.get(attr)
+                    if cols is None:
+                        cols = columns[attr] = Columns()
+                    cols.add(record, attr, meta)
+            if pending >= BATCH_LINES:
+                part.absorb(batch_frames(columns))
+                columns, pending = {}, 0
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if columns:
+        part.absorb(batch_frames(columns))
+    return part
+
+
+
+def count_range(url: str, start: int, end: int | None, attributes: Sequence[str] | None) -> Partial:
+    """The counts of the lines starting in ``[start, end)`` (what one process does)."""
+    with storage.open_read(url) as f:
+        return _count_lines(iter_bodies(f, start=start, end=end), attributes)
+
+
+def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
+                   workers: int | None = None) -> ManifestStats:
+    """Count what the manifest at ``url`` holds, per label attribute (all of them by default).
+
+    Without ``label_attributes`` every key ``<A>-metadata`` holding an object is a candidate,
+    and candidates whose metadata never declares a ``type`` or a ``failure-reason`` (input keys
+    such as ``annotator-metadata``) are left out. ``workers`` (default: one per CPU) processes
+    read a local file's byte ranges; other URLs are streamed by this process.
+    """
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1 (got {workers})")
+    attributes = list(dict.fromkeys(label_attributes)) if label_attributes else None
+    parts = map_ranges(count_range, url, (attributes,), workers=workers, start_method="spawn", remote=False)
+    return merge_partials(url, parts, attributes)
+
+
+# --- text rendering ----------------------------------------------------------------------------
+
+def _bar(n: int, top: int, width: int = 30) -> str:
+    return "#" * max(1 if n else 0, round(width * n / top)) if top else ""
+
+
+def format_text(stats: ManifestStats) -> str:
+    """A report for people; ``--format json`` gives ``to_dict()`` for programs."""
+    out = [f"{stats.url}", f"  lines: {stats.lines:,} ({stats.blank_lines:,} blank)"]
+    if stats.invalid_lines:
+        out.append(f"  lines that are not a JSON object: {stats.invalid_lines:,} (run validate to see why)")
+    if not stats.attributes:
+        out.append("  no label attributes (an input manifest)")
+    for a in stats.attributes.values():
+        out.append(f"\nlabel attribute {a.name!r}")
+        out.append(f"  lines with metadata: {a.lines:,}   labeled: {a.labeled:,}   failed: {a.failed:,}")
+        if a.types:
+            out.append("  task types: " + ", ".join(f"{k} ({n:,})" for k, n in a.types.items()))
+        if a.human_annotated:
+            out.append("  human-annotated: " + ", ".join(
+                f"{k} ({'human' if k == 'yes' else 'machine' if k == 'no' else '?'}) {n:,}"
+                for k, n in a.human_annotated.items()))
+        if a.job_names:
+            out.append("  jobs: " + ", ".join(f"{k} ({n:,})" for k, n in a.job_names.items()))
+        if a.failures:
+            out.append("  failures by rule:")
+            out += [f"    {n:>9,}  {rule}" for rule, n in a.failures.items()]
+        if a.classes:
+            top = max(cc.count for cc in a.classes)
+            out.append("  labels per class:")
+            out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
+                    f"{cc.name or '?':<24} {_bar(cc.count, top)}" for cc in a.classes]
+        for clash in a.class_clashes:
+            if clash.class_id is not None:
+                out.append(f"  class id {clash.class_id} has several names: "
+                           + ", ".join(f"{name!r} ({k:,})" for name, k in clash.counts.items()))
+            else:
+                out.append(f"  class {clash.name!r} has several ids: "
+                           + ", ".join(f"{cid} ({k:,})" for cid, k in clash.counts.items()))
+        if a.tools:
+            out.append("  annotations per tool: " + ", ".join(f"{k} ({n:,})" for k, n in a.tools.items()))
+        if a.boxes_per_image:
+            out.append(f"  boxes: {a.boxes:,}; images per box count:")
+            out += [f"    {n:>4} boxes: {k:,}" for n, k in a.boxes_per_image.items()]
+        if a.confidence_count:
+            top = max(a.confidence_histogram)
+            out.append(f"  confidence (n={a.confidence_count:,}, mean {a.confidence_mean:.3f}):")
+            for b, n in enumerate(a.confidence_histogram):
+                hi = "]" if b == BINS - 1 else ")"
+                out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
+        if a.unscored:
+            out.append(f"  without a confidence (unscored, not in the histogram): {a.unscored:,}")
+        if a.no_class_id:
+            out.append(f"  left out of every count: {a.no_class_id:,} box(es) or label(s) whose class_id is not an "
+                       "integer within 64 bits (validate names their lines)")
+    return "\n".join(out) + "\n"

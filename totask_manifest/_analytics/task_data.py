@@ -1,0 +1,125 @@
+"""Synapse task data per manifest line (DM schema v1 or the documented ``objects`` shape), and back.
+
+Each output line is ``{"line", "source-ref", "task_id", "task_type", "image_size", "class_map",
+"data"}``: ``data`` is exactly what ``apply`` would PUT for that task; the other keys let the file
+convert back (Synapse task data carries neither the image size, the data object nor class ids).
+DM v1 has no confidence field: a ``confidence`` classification attribute carries it.
+
+A line holding a document kept as it is (custom type naming its format) is written unchanged
+when its format is the one asked for; another format is refused (it would have to be rebuilt
+through a Ground Truth label). Reading back, a line whose task type is known (``task_type`` or
+``--task-type``) becomes a Ground Truth label of that type, refused when the conversion would
+drop something unless ``allow_drop`` (then the metadata records ``dropped``); a line that names
+no task type is kept as it is, as a custom label naming its format.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import orjson
+
+from .._errors import ManifestError
+from .._formats.detect import to_label
+from .._formats.model import ClassNames, FormatError
+from .._formats.native import native_format, native_label
+from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_objects, objects_to_gt
+from .._manifest.io import read_lines, write_lines
+from .._task_types import get_task_type
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
+
+WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
+                                "synapse-objects": gt_to_objects}
+READERS: dict[str, Callable] = {"dm-schema-v1": dm_v1_to_gt, "synapse-objects": objects_to_gt}
+
+
+def _class_map(task_type: str, value: object, metadata: dict) -> dict[str, str]:
+    """Ids for the names in ``data`` (DM v1 carries names only), so the way back keeps the ids."""
+    if task_type == "image-classification":
+        return {str(value): metadata.get("class-name", "")}
+    return dict(metadata.get("class-map") or {})
+
+
+def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str | None = None) -> dict[str, int]:
+    attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
+    write = WRITERS[fmt]
+    out: list[bytes] = []
+    skipped = 0
+    for line, label in iter_labels(src, attr):
+        kept = native_format(label.metadata) if label is not None else None
+        if kept is not None:
+            if kept != fmt:
+                raise ManifestError(f"the line holds a {kept} document, kept as it is; writing it as {fmt} would "
+                                    "rebuild it through a Ground Truth label: convert to "
+                                    f"{kept} instead", line=line.number, key=attr, rule="convert-native")
+            syn = label.record.get("synapse")
+            out.append(orjson.dumps({"line": line.number, "source-ref": label.source,
+                                     "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
+                                     "image_size": label.record.get("image_size"), "data": label.value}) + b"\n")
+            continue
+        if label is None or label.task_type not in SUPPORTED:
+            skipped += not line.is_blank
+            continue
+        syn = label.record.get("synapse")
+        with on_line(line.number):
+            data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
+        size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
+        doc = {
+            "line": line.number,
+            "source-ref": label.source,
+            "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
+            "task_type": label.task_type,
+            "image_size": [size["width"], size["height"], size.get("depth", 3)] if size else None,
+            "class_map": _class_map(label.task_type, label.value, label.metadata),
+            "data": data,
+        }
+        out.append(orjson.dumps(doc) + b"\n")
+    write_lines(dst, out)
+    return {"lines": len(out), "skipped": skipped}
+
+
+def task_data_to_manifest(
+    src: str,
+    dst: str,
+    fmt: str,
+    *,
+    task_type: str | None = None,
+    label_attribute: str | None = None,
+    class_names: ClassNames | None = None,
+    job_name: str = "converted",
+    human_annotated: str = "no",
+    allow_drop: bool = False,
+) -> dict[str, int]:
+    """Lines as written by ``manifest_to_task_data`` (or any JSON Lines with ``data`` and ``source-ref``)."""
+    attr = label_attribute or "label"
+    out: list[bytes] = []
+    dropped = 0
+    for line in read_lines(src):
+        if line.is_blank:
+            continue
+        rec = line.record()
+        if "data" not in rec:
+            raise FormatError("line needs a 'data' object", fmt=fmt, key="data", line=line.number)
+        tt = task_type or rec.get("task_type")
+        if not tt or get_task_type(tt).name == "custom":  # no task type named: the document as it is
+            labeled = native_label(rec["data"], fmt)
+            tt = "custom"
+        else:
+            tt = get_task_type(tt).name
+            try:
+                names = class_names if class_names is not None else rec.get("class_map")
+                labeled = to_label(rec["data"], fmt, tt, image_size=rec.get("image_size"), class_names=names,
+                                   allow_drop=allow_drop)
+            except FormatError as exc:
+                raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
+            dropped += bool(labeled.metadata.get("dropped"))
+        extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
+        source = rec.get("source-ref") or ""
+        out.append(manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human_annotated,
+                                 extra=extra))
+    write_lines(dst, out)
+    counts = {"lines": len(out), "skipped": 0}
+    if dropped:
+        counts["dropped"] = dropped
+    return counts

@@ -1,0 +1,272 @@
+"""A manifest as a YOLO dataset folder, and a YOLO folder as a manifest.
+
+Written layout (any fsspec URL)::
+
+    OUT/classes.txt              one class name per line; line i is class id i
+    OUT/data.yaml                Ultralytics' dataset file: names, and images/ as train and val
+    OUT/labels/<dirs>/<stem>.txt "class cx cy w h" per box, normalised (a 6th column, the
+                                 confidence, only with ``confidence=True``)
+    OUT/images.txt               the data object of each label file, in the same order (YOLO's image list)
+    OUT/index.jsonl              {"label", "image", "source-ref", "width", "height", "depth", "line"} per
+                                 label file; ``image`` is where the image goes to pair with its label
+
+Trainers find an image's labels by its path: Ultralytics and Darknet replace the last
+``/images/`` with ``/labels/`` and the suffix with ``.txt``. So ``<dirs>/<stem>`` is the
+``source-ref`` relative to the folder all sources share, suffix removed: images copied to
+``OUT/images/`` with the same folders pair with their labels, and two images with one file name
+in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.jpg`` ->
+``labels/b/cat.txt``). A folder named ``images`` below the shared one is written ``images_``
+(``train/images/x.jpg`` -> ``labels/train/images_/x.txt``, image at
+``images/train/images_/x.jpg``): Ultralytics replaces the last ``/images/`` of a path. The same
+image on two lines cannot have two label files: refused.
+
+YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
+written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
+next to ``images/`` with the same folders) works too: sizes are read from the image headers with
+Pillow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from collections import Counter
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import orjson
+
+from .._errors import ManifestError, StorageError, UsageError
+from .._formats.class_names import read_class_names
+from .._formats.groundtruth import from_groundtruth
+from .._formats.model import FormatError
+from .._formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
+from .._manifest.io import write_lines
+from .._storage import AtomicWriter, exists, join, open_read, read_bytes, url_to_fs, write_bytes_atomic
+from .labels import iter_labels, manifest_line, on_line, pick_attribute
+
+DETECTION = "object-detection"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _object_path(source: str | None, number: int) -> str:
+    """The path part of a data object's reference (``s3://b/k/x.jpg`` -> ``b/k/x.jpg``), normalised."""
+    if not source or not source.strip():
+        return f"line-{number}"
+    if source.startswith(("http://", "https://")):  # a query string or fragment is no part of the file
+        parts = urlsplit(source)
+        source = parts.netloc + parts.path
+    path = source.split("://", 1)[1] if "://" in source else source
+    path = posixpath.normpath(path.replace("\\", "/"))
+    return path
+
+
+def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, tuple[str, str]]:
+    """Line number -> (label file ``labels/<dirs>/<stem>.txt``, image ``images/<dirs>/<name>``)
+    for each ``(line, source-ref)``.
+
+    The folders are the sources' own below the deepest folder they all share, so every label
+    pairs with its image the way trainers look labels up, whatever the file names. A folder
+    named ``images`` among them is written ``images_``: Ultralytics replaces the *last*
+    ``/images/`` of an image's path, so ``images/train/images/x.jpg`` would look for
+    ``images/train/labels/x.txt`` (Darknet replaces the first, which both layouts satisfy).
+    """
+    paths = {number: _object_path(source, number) for number, source in sources}
+    dirs = {posixpath.dirname(p) for p in paths.values()}
+    try:
+        common = posixpath.commonpath(list(dirs)) if dirs else ""
+    except ValueError:  # absolute and relative paths mixed: keep each whole
+        common = ""
+    out: dict[int, tuple[str, str]] = {}
+    taken: dict[str, int] = {}
+    for number, path in paths.items():
+        rel = posixpath.relpath(path, common) if common else path.lstrip("/")
+        parts = ["__" if part == ".." else part for part in rel.split("/")]  # never above labels/
+        rel = "/".join([*("images_" if part == "images" else part for part in parts[:-1]), parts[-1]])
+        stem, dot, suffix = rel.rpartition(".")
+        if not dot or "/" in suffix:
+            stem = rel
+        label = f"labels/{stem}.txt"
+        if label in taken:
+            raise ManifestError(f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
+                                "holds one label file per image", line=number, key="source-ref",
+                                rule="yolo-duplicate-image")
+        taken[label] = number
+        out[number] = (label, "images/" + rel)
+    return out
+
+
+def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
+                     allow_drop: bool = False, confidence: bool = False) -> dict[str, int]:
+    """Write the boxes of one attribute as a YOLO folder (layout above); ``confidence`` adds the
+    6th column, which Ultralytics and Darknet training do not read. Documents kept as they are
+    (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
+    (the counts then say what was dropped)."""
+    attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
+    # first the data objects, so each label file can mirror its image's folders
+    labeled = [(line.number, label.source)
+               for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter())
+               if label is not None and label.task_type == DETECTION]
+    paths = label_paths(labeled)
+    dropped: Counter = Counter()
+    class_map: dict[str, str] = {}
+    files = skipped = 0
+    written: list[str] = []  # new label files, removed again when a later line stops the conversion
+    try:
+        with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
+            for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+                if label is None or label.task_type != DETECTION:
+                    skipped += not line.is_blank
+                    continue
+                for k, name in label.metadata.get("class-map", {}).items():
+                    if class_map.setdefault(str(k), name) != name:
+                        raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
+                                            "YOLO needs one name per class id", line=line.number, key="class-map",
+                                            rule="yolo-class")
+                path, image = paths[line.number]
+                with on_line(line.number):
+                    # the label as a box label first: sizes and boxes it cannot read stop here, named
+                    checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
+                    value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
+                                                    dropped)
+                    text = gt_to_yolo(value, metadata, confidence=confidence)
+                if not exists(join(dst, path)):  # a file there before is not this run's to remove
+                    written.append(join(dst, path))
+                write_bytes_atomic(join(dst, path), text.encode())
+                size = label.value["image_size"][0]
+                index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
+                                          "width": size["width"], "height": size["height"],
+                                          "depth": size.get("depth", 3), "line": line.number,
+                                          "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
+                images.write((label.source or "").encode() + b"\n")
+                files += 1
+    except BaseException:
+        fs, _ = url_to_fs(dst)
+        for url in written:
+            with contextlib.suppress(OSError):
+                fs.rm(url_to_fs(url)[1])
+        raise
+    names = yolo_names(class_map)
+    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
+    write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
+    counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
+    if dropped:
+        counts["dropped"] = sum(dropped.values())
+    return counts
+
+
+def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,
+                  dropped: Counter) -> tuple[dict, dict]:
+    """The boxes as YOLO can hold them: inside the image (its coordinates are 0..1, and trainers
+    skip an image whose label file has a value outside, Ultralytics with a warning).
+
+    A box reaching past the image stops the conversion, naming the line and the box, unless
+    ``allow_drop``: then it is clipped to the image (counted ``clipped``), or left out when
+    nothing of it is inside (counted ``outside the image``).
+    """
+    size = value["image_size"][0]
+    width, height = size["width"], size["height"]
+    eps = 1e-9 * max(width, height)
+    anns = value.get("annotations") or []
+    objects = metadata.get("objects") or [{}] * len(anns)
+    kept_anns, kept_objects = [], []
+    for i, (ann, obj) in enumerate(zip(anns, objects, strict=False)):
+        left, top, w, h = (float(ann[k]) for k in ("left", "top", "width", "height"))
+        x0, y0, x1, y1 = max(left, 0.0), max(top, 0.0), min(left + w, width), min(top + h, height)
+        if x0 <= left + eps and y0 <= top + eps and x1 >= left + w - eps and y1 >= top + h - eps:
+            kept_anns.append(ann)
+            kept_objects.append(obj)
+            continue
+        if not allow_drop:
+            raise ManifestError(
+                f"box {i} ({left:g}, {top:g}, {w:g} x {h:g}) reaches past the {width} x {height} image; YOLO "
+                "coordinates are 0..1 (--allow-drop clips it to the image)",
+                line=line, key=f"{attr}.annotations[{i}]", rule="yolo-outside-image")
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            dropped["outside the image"] += 1
+            continue
+        dropped["clipped"] += 1
+        kept_anns.append({**ann, "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
+        kept_objects.append(obj)
+    if len(kept_anns) == len(anns) and all(a is b for a, b in zip(kept_anns, anns, strict=True)):
+        return value, metadata
+    return {**value, "annotations": kept_anns}, {**metadata, "objects": kept_objects}
+
+
+def _data_yaml(names: Sequence[str]) -> str:
+    """Ultralytics' dataset file (relative paths: it resolves them against its own folder)."""
+    import yaml
+
+    return yaml.safe_dump({"path": ".", "train": "images", "val": "images",
+                           "names": dict(enumerate(names))}, sort_keys=False, allow_unicode=True)
+
+
+def _image_size(url: str) -> tuple[int, int, int]:
+    from .._imaging import ImageError, image_depth, read_info
+
+    with open_read(url) as f:
+        head = f.read()
+    try:
+        info = read_info(head)  # the header only
+    except ImageError as exc:
+        raise ManifestError(f"image {url}: {exc.reason}", rule=exc.rule) from None
+    return info.width, info.height, image_depth(info.mode)
+
+
+def yolo_to_manifest(
+    src: str,
+    dst: str,
+    *,
+    class_names: Sequence[str] | None = None,
+    label_attribute: str | None = None,
+    job_name: str = "converted",
+    image_root: str | None = None,
+    human_annotated: str | None = None,
+) -> dict[str, int]:
+    """One line per label file; image sizes from ``index.jsonl`` or from the images themselves."""
+    names = list(class_names) if class_names is not None else None
+    if names is None:
+        for candidate in ("classes.txt", "obj.names", "data.yaml"):
+            if exists(join(src, candidate)):
+                names = read_class_names(join(src, candidate), option=None)
+                break
+    if names is None:
+        raise UsageError(f"{src}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
+    attr = label_attribute or "label"
+    entries: list[dict] = []
+    if exists(join(src, "index.jsonl")):
+        for raw in read_bytes(join(src, "index.jsonl")).splitlines():
+            if raw.strip():
+                entries.append(orjson.loads(raw))
+    else:
+        fs, root = url_to_fs(src)
+        label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
+        protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
+        for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
+            stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
+            if stem in ("classes", "images"):
+                continue
+            image = next((join(root, "images", stem + s) for s in IMAGE_SUFFIXES
+                          if fs.exists(join(root, "images", stem + s))), None)
+            if image is None:
+                raise StorageError(f"no image for {path} under {join(src, 'images')}")
+            w, h, d = _image_size(protocol + image if protocol else image)
+            rel = posixpath.relpath(path, root)
+            entries.append({"label": rel, "source-ref": protocol + image if protocol else image,
+                            "width": w, "height": h, "depth": d})
+    lines = []
+    for entry in entries:
+        text = read_bytes(join(src, entry["label"])).decode("utf-8")
+        try:
+            labeled = yolo_to_gt(text, DETECTION, image_size=(entry["width"], entry["height"], entry.get("depth", 3)),
+                                 class_names=names)
+        except FormatError as exc:
+            raise FormatError(f"{entry['label']}: {exc.detail}", fmt="yolo", key=exc.key) from None
+        source = entry.get("source-ref") or entry["label"]
+        if image_root:
+            source = join(image_root, posixpath.basename(source))
+        has_conf = any(len(r.split()) == 6 for r in text.splitlines())
+        human = human_annotated or entry.get("human-annotated") or ("no" if has_conf else "yes")
+        lines.append(manifest_line(source, attr, labeled, DETECTION, job_name=job_name, human_annotated=human))
+    write_lines(dst, lines)
+    return {"images": len(lines), "skipped": 0, "classes": len(names)}

@@ -1,0 +1,180 @@
+"""The one small interface every annotator implements, and the registry that names them.
+
+An annotator turns selected manifest lines into outcomes. It knows nothing about checkpoints,
+ordering, metadata common to every type, or engines: the job does that, so the same annotator
+runs under the local engine and on Ray.
+
+The outcome types (``Item``, ``Labeled``, ``Failed``, ``Routed``) live on the ground floor,
+``totask_manifest._outcomes``; they are re-exported here so annotator code keeps importing them
+from one place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .._errors import UsageError
+from .._jobs.run import JobRun
+from .._options import Options
+from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+
+__all__ = [
+    "Annotator",
+    "BatchAnnotator",
+    "Failed",
+    "Item",
+    "ItemStream",
+    "JobRun",
+    "Labeled",
+    "Options",
+    "Outcome",
+    "Resources",
+    "Routed",
+    "annotator_names",
+    "get_annotator_class",
+    "register_annotator",
+]
+
+
+class ItemStream(Iterator[Item]):
+    """The items an engine hands to ``Annotator.annotate``, with back-pressure.
+
+    The job records outcomes in input order, so lines finished out of order wait behind a slow
+    one. ``wants_pause()`` says that backlog is full: a concurrent annotator should finish work in
+    flight before it pulls more, so memory stays bounded however long one line takes.
+    """
+
+    def __init__(self, items: Iterator[Item], wants_pause: Callable[[], bool]) -> None:
+        self._items = items
+        self.wants_pause = wants_pause
+
+    def __iter__(self) -> ItemStream:
+        return self
+
+    def __next__(self) -> Item:
+        return next(self._items)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one annotator instance needs from an engine: CPUs and GPUs (fractions share one)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class Annotator(ABC):
+    """Base class: subclasses set ``name``, declare their ``Options`` and implement ``annotate``
+    (or derive from ``BatchAnnotator`` and implement ``annotate_batch``).
+
+    The CLI makes flags of ``Options`` (``cli._options``); a job keeps their values in job.json
+    and the annotator reads them, typed, as ``self.options``.
+    """
+
+    name: ClassVar[str]
+    #: this annotator's options (a frozen dataclass, see ``totask_manifest._options``)
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, context: JobRun) -> None:
+        #: the run this annotator serves: job name, task type, label attribute, job folder,
+        #: the manifest read, and job.json's options object (``context.options``)
+        self.context = context
+        self.options = self.Options.from_dict(context.options)
+
+    @classmethod
+    def check(cls, options: Any, task_type: str) -> None:
+        """Raise ``UsageError`` before the job starts when ``options`` (an ``Options``) cannot work."""
+
+    @classmethod
+    def resources(cls, options: Any) -> Resources:
+        """What each instance needs (an engine sizes its workers by it): one CPU by default."""
+        return Resources()
+
+    @abstractmethod
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Stream an outcome per item; may yield out of order (the job puts them back in order).
+        Must not raise for one bad item."""
+
+    def close(self) -> None:
+        """Release connections, models, worker pools."""
+
+    def __enter__(self) -> Annotator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BatchAnnotator(Annotator):
+    """An annotator that works on lists of items: implement ``annotate_batch``."""
+
+    #: how many items ``annotate`` hands to ``annotate_batch`` at once
+    batch_size: int = 64
+
+    @abstractmethod
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        """One outcome per item, in the same order. Must not raise for one bad item."""
+
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        batch: list[Item] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                yield from zip(batch, self.annotate_batch(batch), strict=True)
+                batch = []
+        if batch:
+            yield from zip(batch, self.annotate_batch(batch), strict=True)
+
+
+_REGISTRY: dict[str, str] = {
+    # name -> "module:Class", imported on first use so that ``file`` never imports torch
+    "file": "totask_manifest._annotators.file:FileAnnotator",
+    "inference": "totask_manifest._annotators.inference:InferenceAnnotator",
+    "synapse-preprocessor": "totask_manifest._annotators.synapse_preprocessor:PreProcessorAnnotator",
+}
+
+
+def register_annotator(name: str, target: str) -> None:
+    """Add an annotator (``"package.module:Class"``) under a method name."""
+    _REGISTRY[name] = target
+
+
+def annotator_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_annotator_class(name: str) -> type[Annotator]:
+    import importlib
+
+    if ":" in name:  # a plugin given as "package.module:Class"
+        target = name
+    else:
+        try:
+            target = _REGISTRY[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown method {name!r}; known methods: {', '.join(annotator_names())} "
+                "(or a plugin as 'package.module:Class')"
+            ) from None
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and not exc.name.startswith("totask_manifest"):
+            extra = {"torch": "inference", "ray": "ray"}.get(exc.name.split(".")[0], "all")
+            raise UsageError(
+                f"method {name!r} needs the Python package {exc.name!r}: pip install 'totask-manifest[{extra}]'"
+            ) from None
+        if ":" in name:
+            raise UsageError(f"method plugin {name!r}: cannot import {module_name!r}") from None
+        raise
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"method {name!r}: {module_name} has no {attr!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Annotator)):
+        raise UsageError(f"method {name!r}: {target} is not an Annotator subclass")
+    return cls

@@ -1,0 +1,381 @@
+"""The ``inference`` method: label images with a torch model (or a model endpoint), batched.
+
+A pipeline keeps the model busy: image bytes come through the same fetch layer as the ``file``
+method (an event loop in a background thread, ``concurrency`` requests in flight), Pillow decodes
+and resizes them in a thread pool (it releases the GIL while decoding), and a bounded window of
+a few batches is loaded ahead while the model runs in the caller's thread. A line whose image
+cannot be fetched or decoded fails alone; the batch runs without it. The model is the
+``models`` package's: its source (``models.sources``) loads a runner, its head
+(``models.heads``) says what the output means, and ``models.labeler`` makes each prediction a
+line's outcome. A model endpoint fetches its own images (``inference_endpoint``).
+
+This module imports no torch: the CLI imports every method to build its options, and only a job
+that runs this method pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .._errors import TotaskError, UsageError, json_kind, json_text
+from .._fetch import (
+    FetchOptions,
+    FetchPolicy,
+    SyncFetcher,
+    base_for_line,
+    base_of,
+    check_fetch_options,
+    has_scheme,
+    resolve_reference,
+    scrub,
+)
+from .._formats.class_names import read_class_names as load_class_names
+from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget
+from .._jobs.run import JobRun
+from .._models.heads import head_for
+from .._models.labeler import Labeler, PendingMask
+from .._models.loading import parse_input_size
+from .._models.params import check_params_for_task, load_params_file, resolve_params
+from .._models.runners import ModelRunner, predict_each
+from .._models.sources import RunnerSettings, source_for
+from .._options import Options, nested, option
+from .._task_types import get_task_type
+from .base import Annotator, Failed, Item, Outcome, Resources
+from .file import CLASS_NAMES_HELP
+from .inference_endpoint import EndpointBatches
+from .inference_images import DecodedImage, ImageLoader, Probed
+
+log = logging.getLogger("totask_manifest.inference")
+
+DEFAULT_IMAGE_KEY = "source-ref"
+_NO_NAMES = (
+    "--model {model}: no class names; pass --class-names FILE (one per line) or give the model a "
+    "class_names attribute (see docs/inference.md)"
+)
+#: batches loaded ahead of the model (fetch + decode overlap the forward pass)
+PREFETCH_BATCHES = 3
+#: flags that override one parameter each (option key -> parameter path)
+FLAG_PARAMS = {
+    "confidence_threshold": ("confidence_threshold",),
+    "nms_threshold": ("nms_threshold",),
+    "batch_size": ("model_config", "batch_size"),
+    "device": ("model_config", "device"),
+    "use_fp16": ("model_config", "use_fp16"),
+}
+
+
+def effective_params(
+    options: dict[str, Any], task_type: str | None = None, *, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The parameter file's content with the flags laid over it, checked and completed; notes on
+    values that do not apply go to ``notes`` when given, else to the log (see ``resolve_params``)."""
+    raw: dict[str, Any] = dict(options.get("params") or {})
+    model_config = dict(raw.get("model_config") or {}) if isinstance(raw.get("model_config"), dict) else None
+    for key, path in FLAG_PARAMS.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if len(path) == 1:
+            raw[path[0]] = value
+            post = raw.get("post_processing")
+            if isinstance(post, dict) and path[0] in post:  # the flag beats the file's alias block too
+                raw["post_processing"] = {k: v for k, v in post.items() if k != path[0]}
+        else:
+            model_config = model_config if model_config is not None else {}
+            model_config[path[1]] = value
+    if model_config is not None:
+        raw["model_config"] = model_config
+    source = f"--params {options['params_file']}" if options.get("params_file") else "parameters"
+    return resolve_params(raw, task_type, source=source, notes=notes)
+
+
+@dataclass(frozen=True)
+class InferenceOptions(Options):
+    """``--method inference``'s options. ``--class-names`` and the fetch options are shared with
+    ``--method file`` (one flag each on the command line)."""
+
+    model: str | None = option(None, metavar="MODEL",
+                               help="TorchScript file, torch.export .pt2 file, module:factory (or file.py:factory), "
+                               "or an http(s) model endpoint")
+    weights: str | None = option(None, metavar="FILE",
+                                 help="state dict for a module:factory model (read with torch.load(weights_only=True))")
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
+    input_size: str | None = option(
+        None, metavar="N|H,W",
+        help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
+    params_file: str | None = option(
+        None, flag="--params", metavar="FILE",
+        help="inference parameters, JSON or YAML, in the ToTask guide's pre_processor_params shape")
+    #: the content of ``params_file``, kept so a resumed or chained job needs no file
+    params: dict | None = option(None, cli=False)
+    confidence_threshold: float | None = option(
+        None, type=float, metavar="P",
+        help="drop boxes / classes below P (default 0.5 for boxes and multi-label, else 0)")
+    nms_threshold: float | None = option(None, type=float, metavar="IOU",
+                                         help="class-wise NMS IoU threshold for boxes (default 0.5)")
+    batch_size: int | None = option(None, type=int, metavar="N", help="images per model call (default 16)")
+    device: str | None = option(None, metavar="DEVICE",
+                                help="auto, cpu, cuda, cuda:N or mps (default auto; falls back to the CPU)")
+    use_fp16: bool | None = option(None, flag="--fp16", action=argparse.BooleanOptionalAction,
+                                   help="half precision on CUDA (ignored on the CPU)")
+    review_below: float | None = option(
+        None, type=float, metavar="C",
+        help="route lines whose confidence is below C to human review instead of labeling them")
+    image_key: str | None = option(None, metavar="K",
+                                   help=f"take each line's image URL from key K (default {DEFAULT_IMAGE_KEY})")
+    max_image_pixels: int | None = option(
+        None, type=int, metavar="N",
+        help=f"pixel budget per image and per model call (default {DEFAULT_MAX_IMAGE_PIXELS:,}): "
+        "a larger JPEG is scaled down while decoding, a larger image of another format fails its line")
+    fetch: FetchOptions = nested(FetchOptions)
+
+    @classmethod
+    def from_cli(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``--params FILE``: the file's content is kept too."""
+        if values.get("params_file"):
+            values = {**values, "params": load_params_file(values["params_file"])}
+        return values
+
+
+class InferenceAnnotator(Annotator):
+    """Labels images with a model (``--method inference``)."""
+
+    name: ClassVar[str] = "inference"
+    Options = InferenceOptions
+
+    def __init__(self, context: JobRun) -> None:
+        super().__init__(context)
+        options = context.options
+        self.task_type = get_task_type(context.task_type).name
+        self._check_static(options, self.task_type)
+        self.params = effective_params(options, self.task_type)
+        self.source = source_for(options["model"])
+        self.head = head_for(self.task_type)
+        self.batch_size = self.params["model_config"]["batch_size"]
+        self.image_key: str = options.get("image_key") or DEFAULT_IMAGE_KEY
+        self.max_image_pixels: int = options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS
+        self.policy = FetchPolicy.from_options(options)
+        self.base: str | None = options.get("relative_to") or (
+            base_of(context.manifest_url) if context.manifest_url else None
+        )
+        self.job_url = _absolute(context.job_url) if context.job_url else ""
+        self._sync: SyncFetcher | None = None
+        workers = max(2, min(8, os.cpu_count() or 2))
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="totask-decode")
+        self.runner: Any = None
+        try:
+            self.runner = self._load_runner(options)
+            file_names = load_class_names(options["class_names"]) if options.get("class_names") else None
+            class_names = file_names or self.runner.class_names
+            if class_names is None and self.source.local:
+                raise UsageError(_NO_NAMES.format(model=options["model"]))
+            self.labeler = Labeler(self.head, self.params, task_type=self.task_type, class_names=class_names,
+                                   review_below=options.get("review_below"), job_url=self.job_url)
+        except BaseException:
+            self.close()
+            raise
+        log.info("inference: %s, batch %d", self.runner.description, self.batch_size)
+
+    @classmethod
+    def check(cls, options: InferenceOptions, task_type: str) -> None:
+        """Everything, before the job exists: options, parameters, and a torch model loaded once
+        on the CPU (a wrong file, weights that do not fit, or missing class names fail here)."""
+        raw = options.to_dict()
+        cls._check_static(raw, task_type)
+        source = source_for(raw["model"])
+        if not source.local:
+            return
+        loaded = source.load(raw.get("weights"))
+        names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
+        if names is None:
+            raise UsageError(_NO_NAMES.format(model=raw["model"]))
+        from .._models.postprocess import resolve_class_filter
+
+        resolve_class_filter(effective_params(raw, task_type, notes=[])["class_filter"], names)
+
+    @classmethod
+    def resources(cls, options: InferenceOptions) -> Resources:
+        """A GPU per instance for a local model, unless the device is the CPU or Apple's."""
+        device = str(options.device or "auto").lower()
+        remote = bool(options.model) and not source_for(options.model).local  # an endpoint runs elsewhere
+        return Resources() if device in ("cpu", "mps") or remote else Resources(gpus=1.0)
+
+    @classmethod
+    def _check_static(cls, options: dict[str, Any], task_type: str) -> None:
+        from .._models.loading import parse_input_size
+        from .._models.sources import check_model_ref
+
+        name = get_task_type(task_type).name
+        check_params_for_task({}, name)
+        check_model_ref(options.get("model"), options.get("weights"))
+        params = effective_params(options, name, notes=[])  # the job logs its notes once, when it runs
+        check_params_for_task(params, name, notes=[])
+        parse_input_size(options.get("input_size"))
+        review = options.get("review_below")
+        if review is not None and (isinstance(review, bool) or not isinstance(review, int | float) or not 0 <= review <= 1):
+            raise UsageError(f"--review-below must be a number between 0 and 1, got {json_text(review)}")
+        key = options.get("image_key")
+        if key is not None and (not isinstance(key, str) or not key.strip()):
+            raise UsageError("--image-key must name a key")
+        if options.get("class_names"):
+            load_class_names(options["class_names"])
+        if options.get("max_image_pixels") is not None:
+            check_budget(options["max_image_pixels"])
+        check_fetch_options(options)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _load_runner(self, options: dict[str, Any]) -> ModelRunner:
+        mc = self.params["model_config"]
+        settings = RunnerSettings(
+            weights=options.get("weights"), input_size=parse_input_size(options.get("input_size")),
+            device=mc["device"], use_fp16=mc["use_fp16"], params={**self.params, "task_type": self.task_type},
+            timeout=max(self.policy.timeout, 60.0), retries=self.policy.retries,
+        )
+        return self.source.runner(self.head, settings)
+
+    def _fetcher(self) -> SyncFetcher:
+        if self._sync is None:
+            self._sync = SyncFetcher(self.policy)
+        return self._sync
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Batches in input order; mask writes finish in the background (yielded when done)."""
+        self._writes: deque[tuple[Item, concurrent.futures.Future]] = deque()
+        stages = self._batches_local(items) if self.source.local else self._batches_remote(items)
+        try:
+            for pairs in stages:
+                for item, outcome in pairs:
+                    if isinstance(outcome, PendingMask):
+                        self._writes.append((item, self._pool.submit(outcome.write)))
+                    else:
+                        yield item, outcome
+                yield from self._finished_writes(block=False)
+            yield from self._finished_writes(block=True)
+        finally:
+            close = getattr(stages, "close", None)
+            if close is not None:
+                close()
+            for _item, fut in self._writes:
+                fut.cancel()
+
+    def _batches_local(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
+        """Fetches run a window of a few batches ahead and read each image's header; a batch is
+        then cut so that its decoded pixels stay within ``--max-image-pixels`` (one image always
+        fits), and it is decoded while the model runs on the batch before it. So at most two
+        batches of decoded pixels are held, whatever the images declare."""
+        source = iter(items)
+        window = PREFETCH_BATCHES * self.batch_size
+        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()  # futures of Probed | Failed
+        started: list[list[tuple[Item, concurrent.futures.Future]]] = []
+        exhausted = False
+        size = self.runner.input_size
+        loader = ImageLoader(lambda url: self._fetcher().submit(url), self._pool, self.max_image_pixels)
+
+        def fill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < window:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pending.append((item, loader.load(self._image_url(item), size)))
+
+        def take_batch() -> list[tuple[Item, concurrent.futures.Future]]:
+            batch: list[tuple[Item, concurrent.futures.Future]] = []
+            pixels = images = 0
+            while pending and images < self.batch_size:
+                item, fut = pending[0]
+                probed = fut.result()
+                if isinstance(probed, Probed):
+                    if images and pixels + probed.pixels > self.max_image_pixels:
+                        break
+                    pixels += probed.pixels
+                    images += 1
+                    fut = self._pool.submit(loader.decode, probed, size)
+                pending.popleft()
+                batch.append((item, fut))
+            fill()
+            started.append(batch)
+            return batch
+
+        try:
+            fill()
+            current = take_batch()
+            while current:
+                results = [(item, fut.result()) for item, fut in current]
+                upcoming = take_batch()  # decoded while the model runs on this batch
+                ready: list[tuple[Item, DecodedImage]] = []
+                out: list[tuple[Item, Any]] = []
+                for item, result in results:
+                    if isinstance(result, Failed):
+                        out.append((item, result))
+                    else:
+                        ready.append((item, result))
+                del results
+                if ready:
+                    preds = predict_each(self.runner, [img.pixels for _, img in ready])
+                    for (item, img), pred in zip(ready, preds, strict=True):
+                        pred = self.head.rescale(pred, img.scale_x, img.scale_y)
+                        out.append((item, self.labeler.outcome(item, pred, img.width, img.height, img.depth)))
+                del ready
+                started.pop(0)
+                yield out
+                current = upcoming
+        finally:
+            for _item, fut in pending:
+                fut.cancel()
+            for batch in started:
+                for _item, fut in batch:
+                    fut.cancel()
+
+    def _image_url(self, item: Item) -> str | Failed:
+        """The line's image URL, resolved against its base; ``Failed`` for a line without one."""
+        value = item.record.get(self.image_key)
+        if value is None and self.image_key == DEFAULT_IMAGE_KEY:
+            return Failed(f"no image: the line has no {DEFAULT_IMAGE_KEY!r} (use --image-key for another key)")
+        if value is None:
+            return Failed(f"no image: the line has no key {self.image_key!r}")
+        if not isinstance(value, str) or not value.strip():
+            return Failed(f"no image: {self.image_key} is {'empty' if isinstance(value, str) else json_kind(value)}")
+        return resolve_reference(value, base_for_line(self.context.options, item.index, self.base))
+
+    def _batches_remote(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
+        """An endpoint fetches its own images: send URLs, a few requests in flight."""
+        return EndpointBatches(
+            self.runner, self.labeler, batch_size=self.batch_size, pool=self._pool,
+            image_url=self._image_url, fetch=lambda url: self._fetcher().fetch(url),
+        )(items)
+
+    def _finished_writes(self, *, block: bool) -> Iterator[tuple[Item, Outcome]]:
+        while self._writes and (block or self._writes[0][1].done()):
+            item, fut = self._writes.popleft()
+            try:
+                yield item, fut.result()
+            except TotaskError as exc:
+                yield item, Failed(f"mask: {scrub(str(exc), 200)}")
+            except Exception as exc:
+                yield item, Failed(f"mask: {type(exc).__name__}: {scrub(str(exc), 200)}")
+
+
+def _absolute(url: str) -> str:
+    return url if has_scheme(url) else os.path.abspath(url)

@@ -1,0 +1,517 @@
+"""The Python API behind every job command: annotate, resume, chain, clone, status.
+
+A job's lifecycle lives here (check the configuration, scan the input, record state, run an
+engine, commit the output manifest); the engine only annotates. The CLI calls these one-to-one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from ._annotators.base import get_annotator_class
+from ._engines.base import Engine, get_engine
+from ._errors import JobError, TotaskError, UsageError
+from ._jobs.checkpoint import CheckpointWriter, summarize
+from ._jobs.commit import Coverage, write_failures, write_output
+from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.inputs import combine_with_appended
+from ._jobs.job import Job
+from ._jobs.layout import check_job_name, clean_temporaries
+from ._jobs.lease import LeaseLost, current_holder, held_lease, hold
+from ._jobs.progress import Progress
+from ._jobs.recorder import Recorder
+from ._jobs.run import JobRun, ProgressCallback
+from ._jobs.scan_ranges import job_selection, raise_for_problems, scan_input
+from ._jobs.state import JobState, empty_metrics, now_iso
+from ._jobs.status import COMPLETED, FAILED, RUNNING, STOPPED
+from ._manifest.naming import check_label_attribute, default_label_attribute
+from ._storage import exists, redact_url
+from ._task_types import get_task_type
+
+log = logging.getLogger("totask_manifest")
+
+#: options about the data rather than the method, kept when a chained job changes method
+_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
+
+
+def _absolute(url: str) -> str:
+    """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
+    return url if "://" in url else os.path.abspath(url)
+
+
+#: options naming local files or folders: kept absolute in job.json, so chain works from anywhere
+_PATH_OPTIONS = ("class_names", "allow_root", "weights", "params_file", "relative_to")
+#: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
+_FETCHING_METHODS = ("file", "inference")
+
+
+def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
+    out = dict(options)
+    for key in _PATH_OPTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            out[key] = _absolute(value)
+    model = out.get("model")
+    if method == "inference" and isinstance(model, str) and model.strip():
+        from ._models.sources import absolute_model_ref
+
+        out["model"] = absolute_model_ref(model)
+    return out
+
+
+def _check_config(config: JobConfig) -> None:
+    check_job_name(config.job_name)
+    config.input = _absolute(config.input)
+    config.output_root = _absolute(config.output_root)
+    config.append = [_absolute(u) for u in config.append]
+    if config.method in _FETCHING_METHODS and not config.options.get("relative_to"):
+        # the CLI records where relative URLs resolve; the API does the same, so a chained job
+        # (whose input is in the job folder) still finds the files the first job read
+        from ._fetch import base_of
+
+        config.options = {**config.options, "relative_to": base_of(config.input)}
+    config.options = _absolute_options(config.options, config.method)
+    if not isinstance(config.label_attribute, str) or not config.label_attribute:
+        raise UsageError("the label attribute is empty; give --label-attribute a name (or leave the option out "
+                         "to use the job name)")
+    task_type = get_task_type(config.task_type)
+    config.task_type = task_type.name
+    check_label_attribute(config.label_attribute, task_type)
+    if config.checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    _check_options(config.method, config.options, task_type.name)
+
+
+def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
+    """The method's own check of its options (typed from job.json's object), before anything runs."""
+    cls = get_annotator_class(method)
+    cls.check(cls.Options.from_dict(options), task_type)
+
+
+def _engine(engine: Engine | str) -> Engine:
+    """An engine given by name runs with its default options (``get_engine`` gives others)."""
+    return get_engine(engine) if isinstance(engine, str) else engine
+
+
+def annotate(
+    config: JobConfig,
+    *,
+    engine: Engine | str = "local",
+    on_progress: ProgressCallback | None = None,
+    chained_from: str | None = None,
+    cloned_from: str | None = None,
+) -> JobResult:
+    """Start a new job and run it to completion (or until stopped).
+
+    ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
+    ``on_progress`` is called with the job's counters as lines finish.
+    """
+    _check_config(config)
+    # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
+    run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
+    run.engine.check(config)
+    with hold(config.job_url, "annotate"):
+        return _annotate_held(run, chained_from, cloned_from)
+
+
+def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None) -> JobResult:
+    config = run.config
+    job = Job(config.job_url)
+    layout = job.layout
+    if job.exists:
+        existing = job.state
+        if identity(existing.config) == identity(config) and chained_from == existing.chained_from:
+            # the same command again (tuning options aside): carry on (or report) rather than refuse
+            log.info("job %s exists with this configuration; resuming it", config.job_name)
+            tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
+            return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
+                          options=tuning, checkpoint_every=config.checkpoint_every)
+        raise JobError(
+            f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
+            f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
+        )
+    if not exists(config.input):
+        raise UsageError(f"input manifest not found: {redact_url(config.input)}")
+    input_url = config.input
+    if config.append:
+        for url in config.append:
+            if not exists(url):
+                raise UsageError(f"--append manifest not found: {redact_url(url)}")
+        from ._fetch import APPENDED_BASES
+
+        appended = combine_with_appended(config.input, config.append, layout.input_manifest)
+        (log.warning if appended.skipped else log.info)("%s", appended.summary())
+        # their relative references resolve in their own folders; a chained job keeps the folders
+        # of lines an earlier job appended (they lie inside its input, before the new ones)
+        earlier = [e for e in config.options.get(APPENDED_BASES) or () if e[0] < appended.starts[0][0]]
+        config.options[APPENDED_BASES] = [*earlier, *appended.starts]
+        input_url = layout.input_manifest
+    scan = scan_input(input_url, config.label_attribute)
+    raise_for_problems(input_url, scan)
+    state = JobState(
+        config=config,
+        effective_input=input_url,
+        input_sha256=scan.sha256,
+        input_lines=scan.lines,
+        metrics=empty_metrics(scan.selected),
+        chained_from=chained_from,
+        cloned_from=cloned_from,
+        engine=run.engine.name,
+    )
+    state.save()
+    scan.selection.keep(layout.selection)
+    log.info(
+        "job %s: %d line(s), %d to label under %r -> %s",
+        config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
+    )
+    return _execute(state, run)
+
+
+def resume(
+    job_url: str,
+    *,
+    engine: Engine | str | None = None,
+    on_progress: ProgressCallback | None = None,
+    options: dict[str, Any] | None = None,
+    checkpoint_every: int | None = None,
+) -> JobResult:
+    """Continue a stopped, failed or killed job without redoing finished lines.
+
+    ``options`` may change the tuning options only (``TUNING_OPTIONS``: concurrency, timeout,
+    retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
+    writes stays as configured. ``engine``: the job's own engine (with its default options) unless
+    given. Takes the job's lease: refused (``JobBusyError``) while another
+    process runs the job, taken over when that process is gone.
+    """
+    changes = {k: v for k, v in (options or {}).items() if v is not None}
+    other = sorted(set(changes) - set(TUNING_OPTIONS))
+    if other:
+        raise UsageError(f"resume changes only tuning options ({', '.join(TUNING_OPTIONS)}); not {', '.join(other)}; "
+                         "chain or clone a new job to change what a job writes")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    with hold(job_url, "resume"):
+        job = Job.open(job_url)
+        job.check_named()
+        state = job.state
+        if state.status == COMPLETED:
+            log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
+            return _result(state)
+        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
+        if changes:
+            state.config.options = {**state.config.options, **changes}
+            _check_options(state.config.method, state.config.options, state.config.task_type)
+            log.info("job %s: tuning changed: %s", state.config.job_name,
+                     ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
+        if checkpoint_every is not None:
+            state.config.checkpoint_every = checkpoint_every
+        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress))
+
+
+def _resume_held(state: JobState, run: JobRun) -> JobResult:
+    # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
+    selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
+    if selection.sha256 != state.input_sha256:
+        raise JobError(
+            f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
+            "(checksum differs); chain a new job from it instead of resuming"
+        )
+    run.engine = _engine(run.engine or state.engine)
+    run.engine.check(state.config)
+    state.status = RUNNING
+    state.error = None
+    state.save()
+    return _execute(state, run)
+
+
+def chain(
+    job_url: str,
+    job_name: str,
+    *,
+    label_attribute: str | None = None,
+    output_root: str | None = None,
+    task_type: str | None = None,
+    method: str | None = None,
+    options: dict[str, Any] | None = None,
+    append: list[str] | None = None,
+    checkpoint_every: int | None = None,
+    engine: Engine | str = "local",
+    on_progress: ProgressCallback | None = None,
+) -> JobResult:
+    """A new job whose input is this job's output manifest (Ground Truth chaining).
+
+    Default attribute as in Ground Truth's console: chained from a COMPLETED job, the new job's
+    name (``-ref`` added where the task type needs it); from a STOPPED or FAILED job, the
+    previous attribute, so only what is still unlabeled is labeled.
+    """
+    job = Job.open(job_url)
+    job.check_named()
+    prev = job.state
+    if prev.status == RUNNING:
+        raise JobError(
+            f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
+            f"resume it first (totask-manifest resume {prev.config.job_url})"
+        )
+    output = job.output_manifest  # the folder's own, where it was moved or renamed
+    if not exists(output):
+        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {output}")
+    new_type = task_type or prev.config.task_type
+    if label_attribute is None:
+        if prev.status == COMPLETED:
+            label_attribute = default_label_attribute(job_name, new_type)
+        else:
+            label_attribute = prev.config.label_attribute
+    new_method = method or prev.config.method
+    if new_method == prev.config.method:
+        base_options = dict(prev.config.options)
+    else:  # another method's options do not apply, but relative URLs still resolve where they did
+        base_options = {k: v for k, v in prev.config.options.items() if k in _DATA_OPTIONS}
+    config = JobConfig(
+        job_name=job_name,
+        input=output,
+        output_root=output_root or prev.config.output_root,
+        label_attribute=label_attribute,
+        task_type=new_type,
+        method=new_method,
+        options={**base_options, **(options or {})},
+        checkpoint_every=checkpoint_every or prev.config.checkpoint_every,
+        checkpoint_seconds=prev.config.checkpoint_seconds,
+        append=list(append or []),
+    )
+    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url)
+
+
+def clone(
+    job_url: str,
+    job_name: str,
+    *,
+    output_root: str | None = None,
+    label_attribute: str | None = None,
+    options: dict[str, Any] | None = None,
+    engine: Engine | str = "local",
+    on_progress: ProgressCallback | None = None,
+) -> JobResult:
+    """A new job with the same configuration and input manifest (Ground Truth cloning)."""
+    job = Job.open(job_url)
+    job.check_named()
+    prev = job.state
+    config = replace(
+        prev.config,
+        job_name=job_name,
+        output_root=output_root or prev.config.output_root,
+        label_attribute=prev.config.label_attribute if label_attribute is None else label_attribute,
+        options={**prev.config.options, **(options or {})},
+        append=list(prev.config.append),
+    )
+    return annotate(config, engine=engine, on_progress=on_progress, cloned_from=prev.config.job_url)
+
+
+def status(job_url: str) -> dict[str, Any]:
+    """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
+    state = Job.open(job_url).state
+    data = state.to_dict()
+    if state.status == RUNNING:
+        _, counts, _ = summarize(state.layout)
+        data["metrics"] = _metrics(state.metrics.get("total", 0), counts)
+        holder, gone = current_holder(state.config.job_url)
+        if holder is None:
+            data["interrupted"] = "no process holds the job"
+        elif gone == "released":
+            data["interrupted"] = f"its last run ({holder.describe()}) ended without a final status"
+        elif gone is not None:
+            data["interrupted"] = gone
+        else:
+            data["holder"] = {"host": holder.host, "pid": holder.pid, "command": holder.command,
+                              "heartbeat-age-s": round(time.time() - holder.heartbeat, 1)}
+    return data
+
+
+def load_job(job_url: str) -> dict[str, Any]:
+    """job.json as a dict (its paths where the folder now is), without ``status``'s live counters."""
+    return Job.open(job_url).state.to_dict()
+
+
+# -- running -------------------------------------------------------------------------------
+
+def _done(counts: dict[str, int]) -> int:
+    return counts["labeled"] + counts["failed"] + counts["routed"]
+
+
+def _metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
+    done = _done(counts)
+    metrics = {
+        "total": total,
+        "success": counts["labeled"],
+        "failed": counts["failed"],
+        "routed": counts["routed"],
+        "stand_by": max(total - done, 0),
+    }
+    if counts.get("dropped"):  # labeled lines whose label dropped what the user allowed to drop
+        metrics["dropped"] = counts["dropped"]
+    return metrics
+
+
+def _result(state: JobState) -> JobResult:
+    return JobResult(
+        job_url=state.config.job_url,
+        status=state.status,
+        metrics=dict(state.metrics),
+        output_manifest=state.layout.output_manifest,
+        failures_url=state.layout.failures,
+    )
+
+
+class _HardStop(BaseException):
+    """Raised in the main thread by a second signal: leave the engine at once."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
+    """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
+    is being committed (``received["committing"]`` set), signals are only noted: the commit
+    finishes, so a stopped job always has its output manifest and a final status."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.setdefault("signal", signum)
+        if received.get("committing"):
+            plan.stop.set()
+            return
+        if plan.stop.is_set():
+            plan.hard_stop.set()
+            raise _HardStop
+        else:
+            log.warning("stopping: finishing lines in flight (signal again to stop at once)")
+            plan.stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _execute(state: JobState, run: JobRun) -> JobResult:
+    config = state.config
+    layout = state.layout
+    on_progress = run.on_progress
+    lease = held_lease(config.job_url)
+    guard = lease.verify if lease is not None else None
+    for url in clean_temporaries(config.job_url):
+        log.info("removed %s, left by an interrupted run", redact_url(url))
+    after, counts, next_seq = summarize(layout)
+    total = state.metrics.get("total", 0)
+
+    def save_metrics() -> None:
+        state.metrics = _metrics(total, counts)
+        state.save()
+
+    writer = CheckpointWriter(
+        layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
+        on_commit=save_metrics, guard=guard,
+    )
+    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
+    progress = Progress(
+        total,
+        done=_done(counts),
+        on_update=(lambda _d, _t: on_progress(_metrics(total, counts))) if on_progress else None,
+    )
+    recorder.listeners.append(lambda _status: progress.advance())
+    plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
+    run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
+    started = time.monotonic()
+    error: str | None = None
+    with _stop_on_signals(plan) as received:
+        try:
+            plan.engine.run(plan)
+        except LeaseLost:
+            plan.stop.set()
+            raise  # another process owns the folder now: write nothing more, not even a final status
+        except _HardStop:
+            log.warning("stopped at once: lines in flight are redone on resume")
+        except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
+            error = _one_line(exc)
+            log.error("job %s failed: %s", config.job_name, error)
+        except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
+            log.exception("job %s failed", config.job_name)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            received["committing"] = 1
+            try:
+                writer.flush()
+            except LeaseLost:
+                raise
+            except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
+                error = error or _one_line(exc)
+                counts.clear()
+                counts.update(summarize(layout)[1])
+        if guard is not None:
+            guard()
+        _commit(state, counts, total, error, plan, run_record, started, received)
+    progress.finish()
+    if on_progress:
+        on_progress(dict(state.metrics))
+    result = _result(state)
+    result.signal = received.get("signal")
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as job.json and the log keep it: ``strerror`` and the file for an ``OSError``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+def _commit(
+    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: JobRun,
+    run_record: dict[str, Any], started: float, received: dict[str, int],
+) -> None:
+    """Decide the final status, write the output manifest and failures, save job.json."""
+    layout = state.layout
+    done = _done(counts)
+    if error is not None:
+        state.status = FAILED
+    elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
+        state.status = FAILED  # a job that labeled nothing did not succeed
+        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
+    elif done >= total:
+        state.status = COMPLETED
+    elif plan.stop.is_set():
+        state.status = STOPPED
+    else:
+        state.status = FAILED
+        error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+    coverage = Coverage()
+    try:
+        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        write_failures(layout, failed)
+    except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
+        state.status = FAILED
+        error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
+    else:
+        if state.status == COMPLETED and not coverage.exact:
+            state.status = FAILED
+            error = "the checkpoint does not cover the selection: " + coverage.problem()
+            log.error("job %s failed: %s", state.config.job_name, error)
+    state.error = error
+    state.metrics = _metrics(total, counts)
+    state.ended = now_iso()
+    run_record.update(
+        ended=state.ended, status=state.status, seconds=round(time.monotonic() - started, 3),
+        signal=received.get("signal"),
+    )
+    state.runs.append(run_record)
+    state.save()

@@ -1,0 +1,132 @@
+"""The ``totask-manifest`` command: a thin shell over the Python API.
+
+Each subcommand lives in its own module here with ``register(subparsers)``; the module's handler
+parses nothing itself beyond argparse, calls one library function and turns its result into
+output and an exit code. A ``TotaskError`` becomes one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from .. import _startup
+from .._errors import TotaskError, backend_error_message
+
+
+def _plugin_methods(argv: Sequence[str]) -> list[str]:
+    """Plugin annotators named on the command line (``--method pkg.mod:Class``): their options
+    must be known before argparse reads the rest."""
+    found = []
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--method=") else (
+            argv[i + 1] if arg == "--method" and i + 1 < len(argv) else None)
+        if value and ":" in value:
+            found.append(value)
+    return found
+
+
+def _version() -> str:
+    """The installed distribution's version, else the package's own (a source checkout)."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    try:
+        return metadata.version("totask-manifest")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="totask-manifest",
+        description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    from ._jobs import finish_job_options
+
+    plugins = _plugin_methods(argv)
+    for command in sub.choices.values():
+        if command.get_default("_option_fields") is not None:  # a command that takes --method
+            finish_job_options(command, plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+        args, unknown = parser.parse_known_args(argv)
+    except TotaskError as exc:  # a plugin named by --method that cannot be loaded
+        print(f"totask-manifest: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if unknown and not getattr(args, "_accepts_method_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args._unknown = unknown
+    # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
+    # when they warn, unless -v asks for everything
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # ``validate ... | head -1``: the reader has all it wanted
+        return _stdout_gone()
+    except TotaskError as exc:
+        print(f"totask-manifest {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"totask-manifest {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a storage back end's refusal met outside storage (no credentials, ...)
+        message = backend_error_message(exc)
+        if message is None:
+            raise
+        print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+#: exit code after the reader of stdout went away: a process killed by SIGPIPE, as shells report it
+EXIT_BROKEN_PIPE = 128 + 13
+
+
+def _stdout_gone() -> int:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again and print
+    "Exception ignored ... BrokenPipeError"; the exit code is the one SIGPIPE gives."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Options and output shared by the job commands (annotate, chain, clone, resume)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from .._annotators.base import annotator_names, get_annotator_class
+from .._engines.base import Engine, engine_names, engine_options_class, get_engine
+from .._errors import UsageError
+from .._jobs.config import JobResult
+from .._jobs.status import COMPLETED, STOPPED
+from .._task_types import TASK_TYPES
+from ._options import add_options, parse_options, read_options
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` (the registry's engines) and each engine's options as ``--NAME-*`` flags."""
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=engine_names(), default=None,
+                       help="where annotation runs (default: local; resume: the job's engine)")
+    for name in engine_names():
+        add_options(group, engine_options_class(name), prefix=name)
+
+
+def engine_flags_given(args: argparse.Namespace) -> bool:
+    """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
+    return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
+               for name in engine_names())
+
+
+def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
+    """The engine ``name`` with the options its flags give (flags of other engines are ignored;
+    flags left unset fall back to the engine's environment variables, then its defaults)."""
+    return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
+
+
+def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Options of a job's configuration. ``required`` is False for chain, which inherits them
+    from the previous job (the help says what it really takes when an option is left out)."""
+    inherited = not required
+    parser.add_argument("--job-name", required=True, help="name of the (new) job: 1-63 letters, digits, hyphens")
+    parser.add_argument(
+        "--label-attribute",
+        help="attribute the job fills (default: the previous job's attribute when it is STOPPED or FAILED, so "
+        "only what it left is labeled; the new job's name when it is COMPLETED, as Ground Truth's console "
+        "chains)" if inherited else "attribute the job fills (default: the job name, as Ground Truth)")
+    parser.add_argument("--task-type", required=required, choices=sorted(TASK_TYPES), metavar="TASK_TYPE",
+                        help="Ground Truth task type without 'groundtruth/': " + ", ".join(sorted(TASK_TYPES))
+                        + (" (default: the previous job's)" if inherited else ""))
+    parser.add_argument("--method", default="file" if required else None, metavar="METHOD",
+                        help=f"annotator: {', '.join(annotator_names())}, or a plugin 'package.module:Class' "
+                        + ("(default: the previous job's method, with its options)" if inherited else "(default: file)"))
+    parser.add_argument("--output", required=required, metavar="ROOT",
+                        help="output root URL; the job lives in ROOT/JOB_NAME/"
+                        + (" (default: the previous job's root)" if inherited else ""))
+    parser.add_argument("--append", action="append", default=[], metavar="MANIFEST",
+                        help="add this manifest's data objects at the end (duplicates skipped); repeatable")
+    parser.add_argument("--checkpoint-every", type=int, default=500 if required else None, metavar="N",
+                        help="lines per checkpoint (the most work a crash can cost; default 500, "
+                        "or the previous job's when chaining)")
+    seen: set[str] = set()
+    parser.set_defaults(_option_fields=seen)  # what add_method_options adds to later
+    for name in annotator_names():
+        try:
+            add_method_options(parser, name)
+        except (UsageError, ImportError):
+            continue  # its optional dependencies are missing; it says so when chosen
+
+
+def finish_job_options(parser: argparse.ArgumentParser, plugins: list[str]) -> None:
+    """After ``add_job_options``, once the command line is known: the flags of the plugin
+    methods it names (``--method package.module:Class``), then the engine's."""
+    for method in plugins:
+        add_method_options(parser, method)
+    add_engine_options(parser)
+
+
+def add_method_options(parser: argparse.ArgumentParser, method: str) -> None:
+    """The flags of ``method``'s options, in their own group; a flag another method of this
+    parser already added (the fetch options) is shared, not repeated."""
+    cls = get_annotator_class(method)
+    add_options(parser.add_argument_group(f"--method {method}"), cls.Options,
+                seen=parser.get_default("_option_fields"))
+
+
+def method_options(args: argparse.Namespace, method: str, *, only_given: bool = False) -> dict[str, Any]:
+    """``method``'s options from the parsed flags (``only_given``: those that differ from the defaults).
+
+    A plugin method known only once a job folder is read (chain) reads its flags from the
+    arguments the command's parser left over.
+    """
+    cls = get_annotator_class(method).Options
+    unknown = getattr(args, "_unknown", None)
+    if unknown:
+        parser: argparse.ArgumentParser = args._parser
+        if ":" not in method:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    return read_options(args, cls, only_given=only_given)
+
+
+def report(result: JobResult, *, stream=None) -> int:
+    stream = stream or sys.stdout
+    m = result.metrics
+    print(f"job {result.job_url}: {result.status}", file=stream)
+    print(
+        f"metrics: total={m.get('total', 0)} success={m.get('success', 0)} failed={m.get('failed', 0)} "
+        f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
+        file=stream,
+    )
+    print(f"output manifest: {result.output_manifest}", file=stream)
+    if m.get("failed"):
+        print(f"failures: {result.failures_url}", file=stream)
+    if result.status == COMPLETED:
+        return 0
+    if result.status == STOPPED:
+        return 128 + (result.signal or 2)
+    return 1
+
+
+def dump_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,36 @@
+"""``totask-manifest annotate``: start a labeling job."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import _api as api
+from .._jobs.config import JobConfig
+from .._manifest.naming import default_label_attribute
+from ._jobs import add_job_options, engine_from_args, method_options, report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("annotate", help="start a job that fills a label attribute",
+                       description="Start a job: label every line of INPUT that has no value under the label "
+                       "attribute (or a failure-reason from an earlier try); every other line passes through.")
+    p.add_argument("input", metavar="INPUT", help="input manifest URL (local path, file://, s3://, memory://...)")
+    add_job_options(p, required=True)
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = JobConfig(
+        job_name=args.job_name,
+        input=args.input,
+        output_root=args.output,
+        label_attribute=(default_label_attribute(args.job_name, args.task_type) if args.label_attribute is None
+                         else args.label_attribute),
+        task_type=args.task_type,
+        method=args.method,
+        options=method_options(args, args.method),
+        checkpoint_every=args.checkpoint_every,
+        append=args.append,
+    )
+    result = api.annotate(config, engine=engine_from_args(args, args.engine or "local"))
+    return report(result)

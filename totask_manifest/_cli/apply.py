@@ -1,0 +1,45 @@
+"""``totask-manifest apply``: write a finished job's labels to its Synapse tasks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._synapse import DATA_FORMATS, DM_V1, UNCHANGED
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "apply", help="apply a job's labels to Synapse tasks (journalled, idempotent)",
+        description="PUT each labeled line's data to its Synapse task. Tasks that already hold the data are "
+        "left alone; tasks changed in Synapse since export are skipped unless --force. Every task's previous "
+        "data is journalled in JOB_DIR/synapse-journal.jsonl first, so 'rollback' can undo the job. A fatal "
+        "error (token refused, project gone, backend down or moved) stops the run and rolls back this run's "
+        "writes (earlier runs' writes are kept; 'rollback' undoes every run).",
+    )
+    p.add_argument("job", metavar="JOB_DIR", help="the job folder (holding job.json)")
+    p.add_argument("--dry-run", action="store_true", help="send nothing; print what would change per task")
+    p.add_argument("--concurrency", type=int, default=32, metavar="N", help="tasks in flight (default 32)")
+    p.add_argument("--force", action="store_true", help="overwrite tasks changed in Synapse since export")
+    p.add_argument("--no-rollback", action="store_true",
+                   help="after a fatal error, leave this run's writes (undo later with 'rollback')")
+    p.add_argument("--data-format", choices=DATA_FORMATS, default=DM_V1,
+                   help="task data to send: dm-schema-v1 (default) or synapse-objects (sent with ?schema=any)")
+    p.add_argument("--quiet", action="store_true", help="print only changed, conflicting and failed tasks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._synapse.apply import TaskResult, apply_job  # on use: the CLI starts without httpx
+    def show(result: TaskResult) -> None:
+        if args.quiet and result.status == UNCHANGED:
+            return
+        print(result.describe(), flush=False)
+
+    report = apply_job(
+        args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
+        rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
+    )
+    sys.stdout.flush()
+    print(report.summary(), file=sys.stderr if report.fatal else sys.stdout)
+    return 0 if report.ok else 1

@@ -1,0 +1,36 @@
+"""``totask-manifest clone``: the same job again, from the same input manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import _api as api
+from .._jobs.job import Job
+from ._jobs import add_engine_options, engine_from_args, report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clone", help="start over with a previous job's configuration and input",
+                       description="Clone a job (Ground Truth cloning): a new job with JOB_DIR's configuration "
+                       "(task type, method and its options, checkpointing) over the same input manifest and "
+                       "appended manifests, labeling every line again from the start. To continue from what "
+                       "JOB_DIR produced instead, use chain; to finish JOB_DIR itself, use resume.")
+    p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job to clone")
+    p.add_argument("--job-name", required=True, help="name of the new job")
+    p.add_argument("--output", metavar="ROOT", help="output root (default: the cloned job's)")
+    p.add_argument("--label-attribute", help="attribute to fill (default: the cloned job's)")
+    add_engine_options(p)
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    Job.open(args.job_dir)  # a folder that is not a job is refused first
+    result = api.clone(
+        args.job_dir,
+        args.job_name,
+        output_root=args.output,
+        label_attribute=args.label_attribute,
+        engine=engine_from_args(args, args.engine or "local"),
+    )
+    return report(result)
+

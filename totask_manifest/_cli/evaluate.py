@@ -1,0 +1,66 @@
+"""``totask-manifest evaluate``: predicted labels against reference labels, and where to review."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="compare predicted labels with reference labels (COCO AP, accuracy, IoU) and sweep --review-below",
+        description="Compare the predicted attribute with the reference attribute on the same lines: detection "
+        "AP at IoU 0.5 and 0.5:0.95 (as pycocotools' COCOeval), precision and recall per class; classification "
+        "accuracy, per-class precision and recall and a confusion matrix; semantic segmentation IoU per class. "
+        "Sweeps the confidence threshold --review-below would use and suggests one. Lines where either side is "
+        "missing, failed or routed are counted apart. Reads the manifest once, in bounded memory.",
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="manifest path or URL, or a job folder (its output manifest)")
+    p.add_argument("--predicted", metavar="A", help="the attribute to judge (default: from the job's lineage, "
+                   "else the one attribute with human-annotated 'no')")
+    p.add_argument("--reference", metavar="B", help="the attribute taken as right (default: the job's own "
+                   "attribute when chained from another, else the one attribute with human-annotated 'yes')")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU a predicted box needs to match a reference box for "
+                   "precision, recall and the sweep (default 0.5)")
+    p.add_argument("--share", type=float, default=0.95, metavar="S",
+                   help="share of the errors the suggested --review-below must route to review (default 0.95)")
+    p.add_argument("--allow-root", metavar="DIR", help="folder local mask files may be read from (segmentation)")
+    p.add_argument("--allow-host", action="append", metavar="HOST", help="hosts masks may be fetched from")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes reading a local file of 16 MiB or more (default: one per CPU; 1 = this process)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from .._analytics.evaluate import evaluate_manifest, format_text  # on use: numpy loads only here
+
+    fetch = {}
+    if args.allow_root:
+        fetch["allow_root"] = os.path.abspath(args.allow_root)
+    if args.allow_host:
+        fetch["allow_hosts"] = list(args.allow_host)
+    ev = evaluate_manifest(args.manifest, predicted=args.predicted, reference=args.reference, iou=args.iou,
+                           share=args.share, fetch_options=fetch or None, workers=args.workers)
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(ev.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        sys.stdout.buffer.write(b"\n")
+    else:
+        sys.stdout.write(format_text(ev))
+    if not ev.evaluated:
+        print(f"totask-manifest evaluate: error: nothing evaluated: no line has comparable labels under both "
+              f"{ev.predicted!r} and {ev.reference!r}", file=sys.stderr)
+        return 1
+    if ev.invalid_lines:
+        # invalid data gives 1 in every command (validate, stats, convert): the figures above leave
+        # those lines out, so they are not the whole manifest's
+        print(f"totask-manifest evaluate: error: {ev.invalid_lines:,} line(s) are not a JSON object (a truncated "
+              f"or damaged manifest; totask-manifest validate names them); the figures leave them out",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,28 @@
+"""``totask-manifest rollback``: put back the data a job's apply replaced."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rollback", help="restore the Synapse tasks a job's apply changed",
+        description="Restore every task the job changed, over all its apply runs, from JOB_DIR/synapse-journal.jsonl "
+        "(to the data it held before the job's first write). Idempotent: tasks "
+        "already restored are left alone; tasks changed by someone else since are skipped unless --force.",
+    )
+    p.add_argument("job", metavar="JOB_DIR", help="the job folder (holding synapse-journal.jsonl)")
+    p.add_argument("--force", action="store_true", help="restore tasks even if someone changed them since")
+    p.add_argument("--concurrency", type=int, default=32, metavar="N", help="tasks in flight (default 32)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
+    report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
+    for result in report.results:
+        print(f"task {result.task_id}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
+    print(report.summary(), file=sys.stdout if report.complete else sys.stderr)
+    return 0 if report.complete else 1

@@ -1,0 +1,55 @@
+"""``totask-manifest run``: the ToTask action from a parameter file (export, annotate, apply)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from .. import _synapse as synapse  # noqa: F401  (registers the synapse-preprocessor method for resume)
+from .._errors import StorageError, UsageError
+from .._storage import read_bytes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="run the ToTask action from a JSON or YAML parameter file",
+        description="Run the ToTask action (the guide's parameters: name, project, agent, task_filters, method, "
+        "target_specification_name or pre_processor + model, pre_processor_params, ...) as one resumable job "
+        "under ROOT/<name>: export the tasks, annotate them, apply the labels. Running it again after a crash "
+        "resumes. Prints the result as JSON; exits 0 when it SUCCEEDED.",
+    )
+    p.add_argument("params", metavar="PARAMS", help="parameter file (.json, .yaml or .yml), any fsspec URL")
+    p.add_argument("--output", metavar="ROOT", help="where the job lives (default: $TOTASK_OUTPUT_ROOT or ./totask-jobs)")
+    p.add_argument("--concurrency", type=int, default=32, metavar="N", help="Synapse requests in flight (default 32)")
+    p.set_defaults(func=run)
+
+
+def load_params(url: str) -> dict:
+    try:
+        raw = read_bytes(url)
+    except StorageError as exc:
+        raise UsageError(f"parameter file: {exc}") from None
+    try:
+        if url.lower().endswith((".yaml", ".yml")):
+            import yaml
+
+            params = yaml.safe_load(raw)
+        else:
+            params = orjson.loads(raw)
+    except Exception as exc:
+        raise UsageError(f"parameter file {url} is not valid {'YAML' if url.endswith(('yaml', 'yml')) else 'JSON'}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(params, dict):
+        raise UsageError(f"parameter file {url} must hold an object (mapping) of parameters")
+    return params
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._to_task.action import ToTaskAction
+    from .._to_task.runs import SUCCEEDED
+
+    result = ToTaskAction(load_params(args.params), output_root=args.output, concurrency=args.concurrency).start()
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if result["status"] == SUCCEEDED else 1

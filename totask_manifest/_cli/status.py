@@ -1,0 +1,49 @@
+"""``totask-manifest status``: a job's status and metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import _api as api
+from .._storage import redact_url
+from ._jobs import dump_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="print a job's status and metrics",
+                       description="Print a job's status (RUNNING, COMPLETED, STOPPED, FAILED), its metrics "
+                       "(total, success, failed, routed, stand_by), input and output manifests, and where it was "
+                       "chained or cloned from, as read from JOB_DIR/job.json; --format json prints job.json's "
+                       "view as JSON. Reads only: safe while the job runs.")
+    p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the job folder")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data = api.status(args.job_dir)
+    if args.format == "json":
+        dump_json(data)
+        return 0
+    m = data["metrics"]
+    lines = [
+        f"job: {data['job-name']} ({args.job_dir})",
+        f"status: {data['status']}" + (f" (interrupted: {data['interrupted']}; run resume)"
+                                         if data.get("interrupted") else ""),
+        f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
+        f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
+        f"output manifest: {data['output-manifest']}",
+        "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
+    ]
+    if data.get("holder"):
+        h = data["holder"]
+        lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
+                     f"last heartbeat {h['heartbeat-age-s']:g} s ago")
+    if data.get("chained-from"):
+        lines.append(f"chained from: {data['chained-from']}")
+    if data.get("cloned-from"):
+        lines.append(f"cloned from: {data['cloned-from']}")
+    if data.get("error"):
+        lines.append(f"error: {data['error']}")
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,53 @@
+"""The local engine: one process, the annotator's own concurrency (async fetches, a model on
+one device), outcomes put back in input order before they are recorded."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from .._annotators.base import Item, ItemStream, Outcome, get_annotator_class
+from .._jobs.run import JobRun
+from .._jobs.scan_ranges import selected_lines
+from .._manifest.line import Line
+from .base import Engine
+
+#: finished lines waiting for an earlier, slower line before they can be recorded
+MAX_BACKLOG = 4096
+
+
+class LocalEngine(Engine):
+    name = "local"
+
+    def run(self, plan: JobRun) -> None:
+        attr = plan.config.label_attribute
+        in_flight: dict[int, tuple[Line, Item]] = {}
+        order: deque[int] = deque()
+        finished: dict[int, Outcome] = {}
+
+        def feed() -> Iterator[Item]:
+            for line, item in selected_lines(plan.config.job_url, plan.input_url, attr, after_index=plan.after_index):
+                if plan.stop.is_set():
+                    return
+                in_flight[item.index] = (line, item)
+                order.append(item.index)
+                yield item
+
+        def backlog_full() -> bool:
+            return len(finished) >= MAX_BACKLOG
+
+        with get_annotator_class(plan.config.method)(plan) as annotator:
+            outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
+            try:
+                for item, outcome in outcomes:
+                    finished[item.index] = outcome
+                    while order and order[0] in finished:
+                        index = order.popleft()
+                        line, it = in_flight.pop(index)
+                        plan.recorder.accept(line, it, finished.pop(index))
+                    if plan.hard_stop.is_set():
+                        break
+            finally:
+                close = getattr(outcomes, "close", None)
+                if close is not None:
+                    close()

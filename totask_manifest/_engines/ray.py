@@ -1,0 +1,492 @@
+"""The Ray engine: the same job, annotated by a pool of actors on a Ray cluster.
+
+Only annotation moves. The driver reads the input manifest and selects the lines to label, as
+the local engine does, cuts them into batches and submits each batch to one actor of a pool
+(each actor holds one annotator, built once: a model loads once per actor, a file annotator
+keeps its connection pool; inside the actor the batches run as one continuous stream, see
+``ray_stream``). At most a window of batches is in flight; the driver waits for
+the oldest, records its outcomes through the same ``Recorder`` the local engine uses, and
+submits the next. So results stream back and are recorded in input order as they finish, and
+checkpoint parts are written at ``--checkpoint-every`` as on the local engine: a crash of the
+driver or of a node costs at most the part being gathered plus the batches in flight (by
+default no more than ``--checkpoint-every`` lines; see ``batching``).
+
+Lost workers and nodes: actors are created with ``max_restarts`` and ``max_task_retries``, so
+Ray restarts an actor whose process or node died (on another node when its own is gone) and
+runs its batches again. A batch that still comes back lost (its actor out of restarts, its
+result lost with a node) is submitted again by the driver to another actor, up to
+``max_retries`` times. When no batch is recorded for ``probe_seconds`` the actors are probed:
+those that do not answer (their node gone, no capacity to restart them) lose their batches to
+the actors that do, and take batches again once they answer (``note_back``); when no actor
+answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``resume``
+finishes it once the cluster has capacity again. The driver records each line once, from the
+first result that comes back, so a batch run twice can neither lose nor duplicate a line.
+
+No shared disk is assumed: the driver alone reads the input and writes the job; what the
+workers read (class names, a model, files relative to the manifest, ``--allow-root``) must be a
+URL every node can read when the engine joins a cluster, or the run is refused before the job
+is created (``shared_paths`` says local paths are visible on every node).
+
+``ray`` is imported at module level on purpose: without the ``ray`` extra, ``get_engine("ray")``
+turns the ``ModuleNotFoundError`` into a usage error that says how to install it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from .._annotators.base import Annotator, Item, get_annotator_class
+from .._errors import JobError, UsageError
+from .._jobs.config import JobConfig
+from .._jobs.run import JobRun
+from .._jobs.selection import select
+from .._manifest.io import read_lines
+from .._manifest.line import Line
+from .._storage import is_local, url_to_fs
+from .base import Engine
+from .ray_options import RayOptions
+from .ray_stream import AnnotatorActor, remote_actor_class
+
+log = logging.getLogger("totask_manifest")
+
+DEFAULT_BATCH_SIZE = 256
+#: how long a probed actor has to answer
+PROBE_TIMEOUT = 5.0
+#: an actor not yet built (process start, model load) keeps its batches this long into the run
+START_GRACE_SECONDS = 60.0
+#: options whose values the workers read (local paths must be shared by every node)
+WORKER_PATH_OPTIONS = ("class_names", "model", "weights", "relative_to", "allow_root", "params_file")
+
+
+# -- the driver's view of a batch -------------------------------------------------------------
+
+@dataclass
+class Batch:
+    lines: list[tuple[Line, Item]]
+    ref: Any = None  # the ObjectRef of the actor call in flight
+    actor: int = -1
+    tries: int = 0
+
+    @property
+    def span(self) -> str:
+        return f"line(s) {self.lines[0][1].number}-{self.lines[-1][1].number}"
+
+
+def batching(every: int, actors: int, batch_size: int | None) -> tuple[int, int]:
+    """(lines per batch, batches in flight).
+
+    Two batches per actor keep each actor busy while the driver records the other. Without an
+    explicit batch size, batches are cut so that the window holds at most ``every`` lines: the
+    first checkpoint part is written when ``every`` lines are recorded, with at most ``every``
+    more annotated and unrecorded, and a crash loses at most a part being gathered plus the
+    window. An explicit batch size is kept; the window then shrinks (to one batch per actor at
+    least) so that it holds at most ``max(every, actors * batch_size)`` lines.
+    """
+    actors = max(1, actors)
+    if batch_size is None:
+        size = max(1, min(DEFAULT_BATCH_SIZE, every // (2 * actors)))
+        return size, 2 * actors
+    return batch_size, max(actors, min(2 * actors, every // batch_size))
+
+
+def _batches(selected: Iterable[tuple[Line, Item]], size: int) -> Iterator[list[tuple[Line, Item]]]:
+    batch: list[tuple[Line, Item]] = []
+    for pair in selected:
+        batch.append(pair)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _env_number(name: str, kind: type = int) -> Any:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UsageError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+
+def _code_root(cls: type) -> str | None:
+    """The folder to put on the workers' ``PYTHONPATH`` so they can import ``cls`` by name
+    (a plugin annotator given as ``package.module:Class`` from a checkout, not installed)."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if cls.__module__ == "__main__" or not path:
+        return None  # cloudpickle sends classes from __main__ by value
+    if cls.__module__.split(".")[0] == __name__.split(".")[0]:
+        return None  # the project's own annotators: the workers have the package installed
+    root = os.path.dirname(os.path.abspath(path))
+    for _ in range(cls.__module__.count(".")):
+        root = os.path.dirname(root)
+    if os.path.basename(root) in ("site-packages", "dist-packages"):
+        return None  # installed: another node's Python must not be pointed at this one's packages
+    return root
+
+
+@contextlib.contextmanager
+def _keep_signal_handlers() -> Iterator[None]:
+    """``ray.init`` installs its own SIGTERM handler (exit at once); the job's handlers, which
+    stop cleanly and commit the output, must stay in charge."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
+
+def annotator_factory(run: JobRun) -> Callable[[], Annotator]:
+    """What an actor calls, once, to build its annotator: the one place this engine builds
+    annotators (pickled to every actor; a class from the project or a plugin is sent by name)."""
+    return functools.partial(get_annotator_class(run.config.method), run)
+
+
+def is_cluster_address(address: str | None) -> bool:
+    """True when ``address`` names a cluster that may span machines (anything but none/``local``)."""
+    return bool(address) and str(address).lower() != "local"
+
+
+def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
+    """(option, value) for each local path the workers would read."""
+    found = []
+    for key in WORKER_PATH_OPTIONS:
+        value = config.options.get(key)
+        if isinstance(value, str) and value:
+            fs, _ = url_to_fs(value)
+            if is_local(fs):
+                found.append((key, value))
+    return found
+
+
+class RayEngine(Engine):
+    """Options (``RayOptions``; ``get_engine("ray", actors=4)`` from Python; environment
+    variables give the CLI's defaults):
+
+    * ``address``: an existing cluster (``auto``, ``ray://head:10001``, ``host:6379``); without
+      it a private local instance is started for the run and shut down after;
+    * ``num_cpus`` (``TOTASK_RAY_NUM_CPUS``): CPUs of that local instance (default: all);
+    * ``actors`` (``TOTASK_RAY_ACTORS``): size of the annotator pool (default: one per GPU for a
+      GPU model, else one per CPU);
+    * ``batch_size`` (``TOTASK_RAY_BATCH_SIZE``): lines per actor call (default: what keeps
+      ``--checkpoint-every`` lines or fewer in flight, at most 256; see ``batching``);
+    * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor (default: what the
+      annotator's ``resources`` asks, when the cluster has GPUs; fractions share a GPU; given
+      explicitly, it is requested for any annotator);
+    * ``max_retries``: restarts of a dead actor, and tries of a batch lost with one (default 4);
+    * ``shared_paths``: local paths are visible on every node (NFS at the same path); without
+      it a cluster ``address`` refuses local paths the workers would read;
+    * ``probe_seconds`` / ``stall_seconds``: see the module docstring;
+    * ``runtime_env``: a Ray runtime environment for the workers (``py_modules``, ``pip``, ...).
+    """
+
+    name = "ray"
+    Options = RayOptions
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        options = options or RayOptions()
+        self.options = options
+        self.address = options.address or None
+        self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
+        self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
+        self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
+        env_gpus = _env_number("TOTASK_RAY_GPUS_PER_ACTOR", float)
+        self.gpus_per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else env_gpus
+        self.max_retries = max_retries = options.max_retries
+        self.shared_paths = options.shared_paths
+        self.probe_seconds = options.probe_seconds
+        self.stall_seconds = options.stall_seconds
+        self.runtime_env = options.runtime_env
+        #: seconds of the last run: ``connect_s`` (joining or starting Ray), ``actors_ready_s``
+        #: (every actor built: a process each, the annotator, a model loaded), ``first_batch_s``,
+        #: ``annotate_s`` (actor start to the last line recorded) and ``lines`` recorded
+        self.timings: dict[str, float] = {}
+        for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
+            if value is not None and value < 1:
+                raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
+        if self.gpus_per_actor is not None and self.gpus_per_actor <= 0:
+            raise UsageError(f"ray engine: gpus_per_actor must be more than 0, not {self.gpus_per_actor}")
+        if max_retries < 0:
+            raise UsageError(f"ray engine: max_retries must be 0 or more, not {max_retries}")
+
+    # -- before the job exists ---------------------------------------------------------------
+
+    def check(self, config: JobConfig) -> None:
+        """Refuse local paths the workers would read when the job runs on a cluster."""
+        if self.shared_paths or not is_cluster_address(self.address):
+            return
+        found = local_worker_paths(config)
+        if found:
+            key, value = found[0]
+            flag = "--" + key.replace("_", "-")
+            if key == "relative_to":
+                what = f"the manifest's folder {value} (files named relative to a local manifest)"
+            else:
+                what = f"{flag} {value}"
+            raise UsageError(
+                f"--engine ray --ray-address {self.address}: {what} is a local path that workers on other "
+                "nodes cannot read; put it on shared storage and give its URL (s3://...), or pass "
+                "--ray-shared-paths if the same path is mounted on every node"
+            )
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def _connect(self) -> bool:
+        """Join or start Ray; True when this run started it (and so shuts it down)."""
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        if self.address:
+            kwargs["address"] = self.address
+        else:
+            kwargs.update(include_dashboard=False, num_cpus=self.num_cpus or os.cpu_count() or 1)
+        if self.runtime_env:
+            kwargs["runtime_env"] = self.runtime_env
+        with _keep_signal_handlers():
+            ray.init(**kwargs)
+        return True
+
+    def _actor_env(self, plan: JobRun) -> dict[str, Any] | None:
+        """Set on the actors, not only at ``ray.init``, so it also applies on a cluster this run
+        joined (started by a test, a notebook or ``ray start``): the user's ``runtime_env``, and
+        the folder a plugin annotator is imported from on ``PYTHONPATH``."""
+        env = dict(self.runtime_env or {})
+        root = _code_root(get_annotator_class(plan.config.method))
+        env_vars = dict(env.get("env_vars") or {})
+        if root is not None and "PYTHONPATH" not in env_vars:
+            paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)]
+            env_vars["PYTHONPATH"] = os.pathsep.join(paths)
+        if env_vars:
+            env["env_vars"] = env_vars
+        return env or None
+
+    def _pool_shape(self, plan: JobRun) -> tuple[int, float, float]:
+        """(actors, CPUs per actor, GPUs per actor): what the annotator's ``resources`` asks."""
+        resources = ray.cluster_resources()
+        gpus = float(resources.get("GPU", 0) or 0)
+        cpus = float(resources.get("CPU", 1) or 1)
+        cls = get_annotator_class(plan.config.method)
+        wanted = cls.resources(cls.Options.from_dict(plan.config.options))
+        if self.gpus_per_actor is not None:
+            if not gpus:
+                raise UsageError(f"--ray-gpus-per-actor {self.gpus_per_actor:g}: the Ray cluster has no GPU")
+            per = self.gpus_per_actor
+            return self.actors or max(1, int(gpus / per)), wanted.cpus, per
+        if gpus and wanted.gpus:
+            return self.actors or max(1, int(gpus / wanted.gpus)), wanted.cpus, wanted.gpus
+        return self.actors or max(1, int(cpus / wanted.cpus)), wanted.cpus, 0.0
+
+    def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
+        remote_cls = remote_actor_class()
+        options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": self.max_retries,
+                                   "max_task_retries": self.max_retries}
+        if gpus:
+            options["num_gpus"] = gpus
+        env = self._actor_env(plan)
+        if env is not None:
+            options["runtime_env"] = env
+        build = annotator_factory(plan)
+        return [remote_cls.options(**options).remote(build) for _ in range(count)]
+
+    # -- run -------------------------------------------------------------------------------
+
+    def run(self, plan: JobRun) -> None:
+        began = time.perf_counter()
+        self.timings = {}
+        started_here = self._connect()
+        self.timings["connect_s"] = time.perf_counter() - began
+        try:
+            self._run(plan)
+        finally:
+            if started_here:
+                with _keep_signal_handlers():
+                    ray.shutdown()
+            # start-up and annotation apart: what a benchmark (or an operator) needs to tell a
+            # slow cluster start from a slow job
+            log.info("ray_timings %s", json.dumps({k: round(v, 3) for k, v in self.timings.items()}))
+
+    def _run(self, plan: JobRun) -> None:
+        if plan.stop.is_set():  # stopped while Ray was starting
+            return
+        count, cpus, gpus = self._pool_shape(plan)
+        size, window = batching(plan.config.checkpoint_every, count, self.batch_size)
+        log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
+                 count, cpus, gpus, size, window)
+        actors = self._start_actors(plan, count, cpus, gpus)
+        try:
+            _Driver(self, plan, actors, size, window, self.timings).run()
+        finally:
+            closing = [a.close.remote() for a in actors]
+            ray.wait(closing, num_returns=len(closing), timeout=5.0)
+            for actor in actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor)
+
+
+class _Driver:
+    """Submits batches to the actors within a window and records them in input order."""
+
+    def __init__(self, engine: RayEngine, plan: JobRun, actors: list[Any], size: int, window: int,
+                 timings: dict[str, float]) -> None:
+        self.engine = engine
+        self.timings = timings
+        self.started = time.perf_counter()
+        self.ready = [actor.where.remote() for actor in actors]  # answered once an actor is built
+        self.built: set[int] = set()
+        self.plan = plan
+        self.actors = actors
+        self.size = size
+        self.window = window
+        self.load = [0] * len(actors)  # batches in flight per actor
+        self.unreachable: set[int] = set()  # actors that did not answer the last probe
+        self.rechecks: dict[int, Any] = {}  # their probe calls, still open
+        self.pending: deque[Batch] = deque()
+
+    def submit(self, batch: Batch, avoid: int = -1) -> None:
+        """To the reachable actor with the fewest batches (another than ``avoid`` if it can)."""
+        choices = [i for i in range(len(self.actors)) if i not in self.unreachable] or list(range(len(self.actors)))
+        if len(choices) > 1 and avoid in choices:
+            choices.remove(avoid)
+        target = min(choices, key=lambda i: self.load[i])
+        batch.actor = target
+        batch.ref = self.actors[target].annotate.remote([item for _line, item in batch.lines])
+        self.load[target] += 1
+
+    def retry(self, batch: Batch, why: str) -> None:
+        self.load[batch.actor] -= 1
+        batch.tries += 1
+        if batch.tries > self.engine.max_retries:
+            raise JobError(f"ray: {batch.span} were lost with their worker {batch.tries} time(s), last: {why}")
+        log.warning("ray: %s lost with their worker (%s); running them again", batch.span, why)
+        self.submit(batch, avoid=batch.actor)
+
+    def run(self) -> None:
+        plan = self.plan
+        source = _batches(select(read_lines(plan.input_url), plan.config.label_attribute,
+                                 after_index=plan.after_index), self.size)
+        exhausted = False
+        last_progress = last_probe = time.monotonic()
+        while True:
+            while not exhausted and len(self.pending) < self.window and not plan.stop.is_set():
+                lines = next(source, None)
+                if lines is None:
+                    exhausted = True
+                    break
+                batch = Batch(lines)
+                self.submit(batch)
+                self.pending.append(batch)
+            if not self.pending or plan.hard_stop.is_set():
+                return
+            head = self.pending[0]
+            ready, _ = ray.wait([head.ref], timeout=1.0)
+            self.note_ready()
+            self.note_back()
+            if plan.hard_stop.is_set():
+                return
+            if not ready:
+                now = time.monotonic()
+                if now - max(last_progress, last_probe) >= self.engine.probe_seconds:
+                    self.probe(stalled_for=now - last_progress)
+                    last_probe = time.monotonic()
+                continue
+            try:
+                outcomes = ray.get(head.ref)
+            except ray.exceptions.RayTaskError as exc:  # the annotator raised: the job fails, as locally
+                cause = exc.cause if isinstance(exc.cause, BaseException) else None
+                raise (cause or exc) from None
+            except ray.exceptions.RayError as exc:  # the actor, its node or the result was lost
+                self.retry(head, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            self.pending.popleft()
+            self.load[head.actor] -= 1
+            for (line, item), outcome in zip(head.lines, outcomes, strict=True):
+                plan.recorder.accept(line, item, outcome)
+            last_progress = time.monotonic()
+            self.timings.setdefault("first_batch_s", time.perf_counter() - self.started)
+            self.timings["annotate_s"] = time.perf_counter() - self.started
+            self.timings["lines"] = self.timings.get("lines", 0) + len(head.lines)
+
+    def note_back(self) -> None:
+        """Actors found unreachable by the last probe that have answered since take batches again."""
+        if not self.rechecks:
+            return
+        ready, _ = ray.wait(list(self.rechecks.values()), num_returns=len(self.rechecks), timeout=0)
+        for i, ref in list(self.rechecks.items()):
+            if ref not in ready:
+                continue
+            try:
+                ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again
+                self.rechecks[i] = self.actors[i].where.remote()
+                continue
+            except ray.exceptions.RayError:  # gone for good (out of restarts)
+                del self.rechecks[i]
+                continue
+            del self.rechecks[i]
+            self.unreachable.discard(i)
+            log.warning("ray: actor %d answers again; it takes batches again", i)
+
+    def note_ready(self) -> None:
+        """Which actors are built, and when all are (``actors_ready_s``), without waiting."""
+        if len(self.built) == len(self.ready):
+            return
+        done, _ = ray.wait(self.ready, num_returns=len(self.ready), timeout=0)
+        self.built.update(i for i, ref in enumerate(self.ready) if ref in done)
+        if len(self.built) == len(self.ready):
+            self.timings["actors_ready_s"] = time.perf_counter() - self.started
+
+    def probe(self, stalled_for: float) -> None:
+        """Ask every actor where it is; move the batches of those that do not answer."""
+        refs = {i: actor.where.remote() for i, actor in enumerate(self.actors)}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT)
+        answered = set()
+        for i, ref in refs.items():
+            if ref in ready:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.get(ref)
+                    answered.add(i)
+        # an actor still being built (a process to start, a model to load: slow on a busy node)
+        # is given START_GRACE_SECONDS before its batches go elsewhere; one built before and
+        # silent now (its node gone) loses them at once
+        young = time.perf_counter() - self.started < START_GRACE_SECONDS
+        self.unreachable = {i for i in set(refs) - answered if i in self.built or not young}
+        # the question stays open: an actor that answers later (restarted on a node with room,
+        # its model loaded) takes batches again (``note_back``)
+        self.rechecks = {i: refs[i] for i in self.unreachable}
+        if not answered:
+            if stalled_for >= self.engine.stall_seconds:
+                raise JobError(
+                    f"ray: no annotator actor has answered for {stalled_for:.0f} s (their nodes are gone and the "
+                    "cluster has no capacity to restart them); the job stopped after its last checkpoint part: "
+                    "run `totask-manifest resume` when the cluster has capacity"
+                )
+            log.warning("ray: no annotator actor answers (waiting for cluster capacity, %.0f s so far)", stalled_for)
+            return
+        for batch in self.pending:
+            if batch.actor in self.unreachable:
+                self.retry(batch, f"actor {batch.actor} did not answer within {PROBE_TIMEOUT:g} s")
+
+
+__all__ = ["AnnotatorActor", "Batch", "RayEngine", "batching", "is_cluster_address", "local_worker_paths"]

@@ -1,0 +1,195 @@
+"""The Ray engine's actor: one annotator, one continuous stream of items through it.
+
+Each actor call brings one batch and returns that batch's outcomes, so the driver keeps its
+simple contract (a batch in, its outcomes out, retried whole when lost). But the calls do not
+each run ``annotate`` from start to end: the actor is threaded, each call only puts its items on
+the actor's queue and waits for its own outcomes, and one thread runs the annotator's
+``annotate`` over that queue without stopping between batches. A file annotator therefore keeps
+its ``concurrency`` requests in flight across batch boundaries (with submit-and-wait rounds the
+last requests of every batch ran alone, a tail that cost a latency-bound job 5-10 %), and a
+model cuts its forward-pass batches across them.
+
+When the queue runs dry the stream tells the annotator to pause (``ItemStream.wants_pause``) so
+it finishes what is in flight instead of blocking for more input; an annotator that pulls anyway
+gets the end of its input, and the next item starts a new ``annotate`` pass. So no outcome ever
+waits for an item that has not arrived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ray
+
+from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed
+from .._errors import JobError
+
+#: actor calls that may wait at once in one actor (batches in flight on it, plus ``close``); more
+#: calls queue in Ray until one finishes
+CALLS_PER_ACTOR = 16
+_CLOSE = object()
+
+
+class _Call:
+    """One actor call: the items it brought, the outcomes found for them so far."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.items = items
+        self.outcomes: dict[int, Outcome] = {}
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def deliver(self, index: int, outcome: Outcome) -> None:
+        self.outcomes[index] = outcome
+        if len(self.outcomes) == len(self.items):
+            self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+class _Pass(Iterator[Item]):
+    """The items of one ``annotate`` pass: the queue's, until it is found empty."""
+
+    def __init__(self, first: Item, items: queue.SimpleQueue) -> None:
+        self._first: Item | None = first
+        self._items = items
+        self.ended = False
+        self.pulled: list[Item] = []
+
+    def __next__(self) -> Item:
+        if self._first is not None:
+            item, self._first = self._first, None
+        elif self.ended:
+            raise StopIteration
+        else:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                self.ended = True
+                raise StopIteration from None
+            if item is _CLOSE:  # put back for the stream loop, which ends on it
+                self._items.put(item)
+                self.ended = True
+                raise StopIteration
+        self.pulled.append(item)
+        return item
+
+    def dry(self) -> bool:
+        return self._items.empty()
+
+
+class AnnotatorStream:
+    """Items from concurrent callers through one annotator, outcomes back to their callers."""
+
+    def __init__(self, annotator: Annotator) -> None:
+        self.annotator = annotator
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, list[_Call]] = {}  # item index -> calls that brought it
+        self._thread = threading.Thread(target=self._loop, name="totask-annotate", daemon=True)
+        self._thread.start()
+
+    def run(self, items: list[Item]) -> list[Outcome]:
+        """The outcomes of ``items``, in their order, once every one is annotated."""
+        if not items:
+            return []
+        call = _Call(items)
+        with self._lock:
+            for item in items:
+                self._waiting.setdefault(item.index, []).append(call)
+        for item in items:
+            self._items.put(item)
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return [call.outcomes[item.index] for item in items]
+
+    def close(self) -> None:
+        self._items.put(_CLOSE)
+        self._thread.join(timeout=30)
+
+    def _deliver(self, item: Item, outcome: Outcome) -> None:
+        if not isinstance(outcome, (Labeled, Failed, Routed)):
+            raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
+        with self._lock:
+            calls = self._waiting.get(item.index)
+            if not calls:
+                return  # its call failed meanwhile, or a duplicate nobody waits for
+            calls.pop(0).deliver(item.index, outcome)  # the call that brought it first
+            if not calls:
+                del self._waiting[item.index]
+
+    def _fail_all(self, error: BaseException) -> None:
+        """The annotator raised: every waiting call fails with it (the job fails, as locally)."""
+        with self._lock:
+            calls = {id(c): c for waiting in self._waiting.values() for c in waiting}
+            self._waiting.clear()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if self._items.get_nowait() is _CLOSE:
+                    self._items.put(_CLOSE)
+                    break
+        for call in calls.values():
+            call.fail(error)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._items.get()
+            if first is _CLOSE:
+                return
+            items = _Pass(first, self._items)
+            outcomes = self.annotator.annotate(ItemStream(items, items.dry))
+            try:
+                for item, outcome in outcomes:
+                    self._deliver(item, outcome)
+                with self._lock:
+                    missing = [i.number for i in items.pulled if i.index in self._waiting]
+                if missing:
+                    raise JobError(f"annotator returned no outcome for line(s) {missing[:5]}")
+            except BaseException as exc:  # handed to the callers, who raise it
+                with contextlib.suppress(Exception):
+                    getattr(outcomes, "close", lambda: None)()
+                self._fail_all(exc)
+
+
+class AnnotatorActor:
+    """One annotator per actor, built once (a model loads once per actor, on its GPU); each call
+    annotates one batch through the actor's ``AnnotatorStream``.
+
+    ``where`` runs in its own concurrency group, so the driver can ask a busy actor whether it is
+    alive without waiting for its batches.
+    """
+
+    def __init__(self, build: Callable[[], Annotator]) -> None:
+        self.stream = AnnotatorStream(build())
+
+    def annotate(self, items: list[Item]) -> list[Outcome]:
+        return self.stream.run(items)
+
+    @ray.method(concurrency_group="probe")
+    def where(self) -> dict[str, Any]:
+        """Node, process and the resources Ray gave this actor."""
+        ctx = ray.get_runtime_context()
+        return {"node": ctx.get_node_id(), "pid": os.getpid(), "resources": ctx.get_assigned_resources()}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        with contextlib.suppress(Exception):
+            self.stream.annotator.close()
+
+
+def remote_actor_class() -> Any:
+    """``AnnotatorActor`` as a Ray actor class: threaded (calls wait for their batches side by
+    side), with a ``probe`` group of its own."""
+    return ray.remote(max_concurrency=CALLS_PER_ACTOR, concurrency_groups={"probe": 1})(AnnotatorActor)
+
+
+__all__ = ["CALLS_PER_ACTOR", "AnnotatorActor", "AnnotatorStream", "remote_actor_class"]

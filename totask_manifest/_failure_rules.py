@@ -1,0 +1,123 @@
+"""Why a line failed, as a short stable id, and when failures say the job itself is wrong.
+
+A failure reason is for people: it names the key, the status, the URL (redacted). Its *rule*
+(``url-key-missing``, ``http-404``, ``schema-invalid``...) is for grouping: ``-metadata``
+``failure-rule``, ``failures.jsonl``, ``stats`` and ``report`` count failures by it, and it never
+holds a path or URL. An annotator may name the rule (``Failed(reason, rule=...)``); one that
+passes only a reason gets the rule this module reads from it (``rule_of``), so older and
+third-party annotators keep working.
+
+Some rules point at the job's configuration rather than at the data: a wrong ``--url-key``, a
+missing ``--allow-root``, credentials refused on every file, a model that fails on every image.
+``SystematicFailure`` watches the first lines a run finishes: when each of the first
+``min(FAIL_FAST_LINES, lines selected in this run)`` failed with the same configuration rule,
+the job stops FAILED with that one reason instead of failing every line the same way. Both the
+``file`` and the ``inference`` methods (and any plugin) go through it: the job's recorder owns it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import JobError
+
+#: lines a run must finish, all failed with one configuration rule, before it stops
+FAIL_FAST_LINES = 32
+#: the rule of a failure whose reason says nothing this module recognises
+UNCLASSIFIED = "failed"
+
+#: rules that point at the configuration (options, credentials, model), not at one line's data
+CONFIGURATION_RULES = frozenset({
+    "url-key-missing",            # --url-key names a key the lines do not have
+    "target-specification-missing",  # --target-specification-name unknown to the lines
+    "synapse-files-missing",      # lines not exported by 'export' used with a specification name
+    "allow-root-missing",         # local files without --allow-root
+    "outside-allow-root",         # every file outside --allow-root: the root is wrong
+    "host-not-allowed",           # every URL's host outside --allow-host
+    "http-401",                   # credentials refused
+    "http-403",
+    "permission-denied",
+    "tls-untrusted",
+    "connection-error",           # nothing answers at that host
+    "class-name-missing",         # class ids without --class-names
+    "model-error",                # the model fails on every image
+})
+
+# (pattern over the reason, rule), first match wins; reasons are our own messages
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rule in [
+    (r"empty annotation file", "empty-annotation-file"),
+    (r"^no URL: the line has no key ", "url-key-missing"),
+    (r"^no URL: the line has no synapse\.files", "synapse-files-missing"),
+    (r"^no URL: synapse\.files has no specification", "target-specification-missing"),
+    (r"^no URL: ", "url-empty"),
+    (r"needs --allow-root", "allow-root-missing"),
+    (r"is outside the allowed root", "outside-allow-root"),
+    (r"is not in --allow-host", "host-not-allowed"),
+    (r"refused by policy", "refused-by-policy"),
+    (r"\bHTTP (\d{3})\b", "http-{0}"),
+    (r"too large", "too-large"),
+    (r"timed out|\btimeout\b", "timeout"),
+    (r"body cut short", "body-cut-short"),
+    (r"TLS certificate not trusted", "tls-untrusted"),
+    (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),
+    (r"permission denied", "permission-denied"),
+    (r"no such (file|object)", "file-missing"),
+    (r"is a folder", "not-a-file"),
+    (r"no name for class id|pass class_names|--class-names", "class-name-missing"),
+    (r"^schema: ", "schema-invalid"),
+    (r"^format: ", "format-invalid"),
+    (r"^parse: .*not UTF-8", "not-utf8"),
+    (r"^parse: ", "not-json"),
+    (r"^image size: ", "image-size-unknown"),
+    (r"^image: ", "image-unreadable"),
+    (r"^model: ", "model-error"),
+    (r"^mask: ", "mask-error"),
+    (r"^internal error: ", "internal-error"),
+    (r"storage error", "storage-error"),
+    (r"^fetch: ", "fetch-failed"),
+]]
+_RULE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def rule_of(reason: str) -> str:
+    """The stable id of a failure reason; ``UNCLASSIFIED`` when none applies."""
+    for pattern, rule in _PATTERNS:
+        m = pattern.search(reason)
+        if m:
+            return rule.format(*m.groups())
+    return UNCLASSIFIED
+
+
+def checked_rule(rule: str) -> str:
+    """A rule id as given by an annotator: lower-case words joined by hyphens."""
+    if not _RULE.match(rule):
+        raise ValueError(f"a failure rule is lower-case words joined by hyphens, not {rule!r}")
+    return rule
+
+
+class SystematicFailure:
+    """Watches the first lines of a run in input order; ``observe`` raises ``JobError`` when each
+    of the first ``window`` lines failed with the same configuration rule."""
+
+    def __init__(self, selected: int, window: int = FAIL_FAST_LINES) -> None:
+        self.window = min(window, selected)
+        self.seen = 0
+        self.rule: str | None = None
+        self.reason = ""
+        self.active = self.window > 0
+
+    def observe(self, status: str, rule: str | None, reason: str | None) -> None:
+        if not self.active:
+            return
+        if status != "failed" or rule not in CONFIGURATION_RULES or (self.rule is not None and rule != self.rule):
+            self.active = False
+            return
+        if self.rule is None:
+            self.rule, self.reason = rule, reason or ""
+        self.seen += 1
+        if self.seen >= self.window:
+            self.active = False
+            raise JobError(
+                f"each of the first {self.seen} line(s) failed with {self.rule!r}, which points at the job's "
+                f"configuration rather than the data; stopped without trying the rest (first: {self.reason})"
+            )

@@ -1,0 +1,146 @@
+"""``Fetcher``: bytes behind URLs under a ``FetchPolicy``, concurrently, in an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._errors import FetchError
+from .._retry import Backoff
+from .._retry import Transient as _Transient
+from .._storage import redact_url
+from .local import _read_fsspec, read_local
+from .policy import FetchPolicy
+
+if TYPE_CHECKING:
+    from .http import HttpClient
+
+
+@dataclass
+class FetchStats:
+    """Counters a benchmark or a test can read; updated only on the fetcher's event loop."""
+
+    requests: int = 0
+    attempts: int = 0
+    retries: int = 0
+    failures: int = 0
+    bytes: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class Fetcher:
+    """Fetches URLs under a ``FetchPolicy`` from one event loop, with one connection pool.
+
+    Create and use it inside a running loop (``async with Fetcher(policy) as f``); synchronous
+    code uses ``SyncFetcher`` or a ``LoopThread``.
+
+    HTTP(S) goes through ``fetch_http.HttpClient`` (aiohttp, redirects followed here hop by hop
+    under the policy); everything else through a thread pool. Every attempt, whatever the
+    protocol, is bounded by ``policy.timeout`` and retried under ``retry.Backoff``.
+    """
+
+    def __init__(self, policy: FetchPolicy | None = None) -> None:
+        self.policy = policy or FetchPolicy()
+        self.stats = FetchStats()
+        self._client: HttpClient | None = None
+        self._slots = asyncio.Semaphore(self.policy.concurrency)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.backoff = Backoff(self.policy.backoff, self.policy.max_backoff,
+                               max_retry_after=self.policy.max_retry_after)
+        self._closed = False
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- public
+
+    async def fetch(self, url: str) -> bytes:
+        """The body behind ``url``; ``FetchError`` with a short, token-free reason otherwise."""
+        if self._closed:
+            raise FetchError("fetcher is closed")
+        self.stats.requests += 1
+        kind, target = self.policy.classify(url)
+        attempts = self.policy.retries + 1
+        last: _Transient | None = None
+        for attempt in range(attempts):
+            if attempt:
+                self.stats.retries += 1
+                await asyncio.sleep(self.backoff.delay(attempt, last.retry_after if last else None))
+            try:
+                async with self._slots:
+                    self.stats.attempts += 1
+                    async with asyncio.timeout(self.policy.timeout):
+                        if kind == "http":
+                            body = await (self._client or self._http_client()).get(target)
+                        else:
+                            body = await self._in_thread(kind, target)
+                self.stats.bytes += len(body)
+                return body
+            except TimeoutError:
+                last = _Transient(f"timed out after {self.policy.timeout:g} s")
+            except _Transient as exc:
+                last = exc
+            except FetchError as exc:
+                self._count_failure(str(exc))
+                raise FetchError(f"{exc} ({redact_url(url)})") from None
+        assert last is not None
+        tried = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+        self._count_failure(last.reason)
+        raise FetchError(f"{last.reason} ({redact_url(url)}; {tried})")
+
+    fetch_bytes = fetch
+
+    async def fetch_many(self, urls: Iterable[str]) -> list[bytes | FetchError]:
+        """Fetch all URLs concurrently (bounded by the policy); one result per URL, in order."""
+
+        async def one(url: str) -> bytes | FetchError:
+            try:
+                return await self.fetch(url)
+            except FetchError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+
+    async def aclose(self) -> None:
+        """Close the connection pool and the thread pool; pending fetches are not waited for."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    # -- internals
+
+    def _count_failure(self, reason: str) -> None:
+        self.stats.failures += 1
+        key = reason.split(" (", 1)[0][:60]
+        self.stats.by_reason[key] = self.stats.by_reason.get(key, 0) + 1
+
+    async def _in_thread(self, kind: str, target: str) -> bytes:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(self.policy.concurrency, 64), thread_name_prefix="totask-fetch"
+            )
+        loop = asyncio.get_running_loop()
+        if kind == "local":
+            assert self.policy.allow_root is not None  # classify refuses local paths without one
+            return await loop.run_in_executor(
+                self._executor, read_local, target, self.policy.allow_root, self.policy.max_body_bytes
+            )
+        return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
+
+    def _http_client(self) -> HttpClient:
+        from .http import HttpClient  # aiohttp is imported on the first HTTP fetch
+
+        self._client = HttpClient(self.policy)
+        return self._client

@@ -1,0 +1,141 @@
+"""One HTTP GET attempt under the fetch policy, straight on aiohttp.
+
+The file method's time is the HTTP client's: on a latency-bound store every line is one GET,
+so every layer around a request is paid per line. Requests used to go through httpx's
+``Request``/``Response`` objects over the ``httpx-aiohttp`` transport; the same aiohttp session
+used directly does the same on the wire (``tests/test_fetch_wire.py`` pins it: headers,
+requoting, redirects, reasons) at a fraction of the CPU (``benchmarks/file_annotate_bench.py``).
+
+What stays the policy's, hop by hop: redirects are followed here, never by aiohttp, and each
+hop's URL is checked by ``FetchPolicy.classify`` (allow-host) and refused if it leaves
+http(s); bodies are counted while read, so a lying or missing ``Content-Length`` or a
+compression bomb cannot pass ``max_body_bytes``. Retries are not made here: an attempt that may
+succeed later raises ``retry.Transient`` and ``fetch.Fetcher`` decides (one backoff policy).
+The whole attempt's time limit is ``Fetcher``'s ``asyncio.timeout``, so no aiohttp timer is armed.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+from yarl import URL
+
+from .._errors import FetchError
+from .._retry import Transient, retryable_status
+from .policy import FetchPolicy
+from .urls import parse_retry_after, scrub
+
+USER_AGENT = "totask-manifest"
+HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+HTTP_SCHEMES = frozenset({"http", "https"})
+_IDENTITY = frozenset({"", "identity"})
+
+
+class HttpClient:
+    """One connection pool (``policy.concurrency`` connections) and one GET per attempt.
+
+    Create it inside the event loop that will use it; ``aclose`` releases the pool.
+    """
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+        n = policy.concurrency
+        # no trust_env: it costs two thread hops per request (proxy and netrc lookups)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
+            headers=HEADERS,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
+        )
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+    async def get(self, url: str) -> bytes:
+        """The body behind ``url``, following redirects the policy allows.
+
+        Raises ``FetchError`` for what another attempt would not change and ``Transient`` for
+        what it may (5xx, 429, a dropped or cut connection).
+        """
+        limit = self.policy.max_body_bytes
+        for _hop in range(self.policy.max_redirects + 1):
+            try:
+                async with self.session.get(url, allow_redirects=False) as resp:
+                    status = resp.status
+                    if status in REDIRECTS:
+                        url = self._next_hop(resp, status)
+                        continue
+                    if retryable_status(status):
+                        raise Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("Retry-After")))
+                    if not 200 <= status < 300:
+                        raise FetchError(f"HTTP {status}")
+                    return await _read_body(resp, limit)
+            except aiohttp.ClientPayloadError as exc:
+                if _root(exc).__class__.__name__ == "ContentEncodingError":
+                    raise FetchError(f"undecodable body: {scrub(str(_root(exc)), 120)}") from None
+                raise Transient(describe_error(exc)) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                if is_certificate_error(exc):  # retrying will not make the certificate valid
+                    raise FetchError(f"TLS certificate not trusted: {scrub(str(exc), 120)}") from None
+                raise Transient(describe_error(exc)) from None
+        raise FetchError(f"too many redirects (more than {self.policy.max_redirects})")
+
+    def _next_hop(self, resp: aiohttp.ClientResponse, status: int) -> str:
+        location = resp.headers.get("Location")
+        if not location:
+            raise FetchError(f"HTTP {status} without a Location header")
+        try:
+            target = resp.url.join(URL(location))
+        except ValueError:
+            raise FetchError(f"HTTP {status} with a malformed Location header") from None
+        if target.scheme not in HTTP_SCHEMES:
+            raise FetchError(f"refused by policy: redirect to a {target.scheme}: URL")
+        url = str(target)
+        self.policy.classify(url)  # the allow-list holds for every hop
+        return url
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The decoded body, refused once it passes ``limit`` bytes."""
+    declared = resp.headers.get("Content-Length")
+    if declared and declared.isdigit():
+        if int(declared) > limit:
+            raise FetchError(f"too large: Content-Length {int(declared):,} bytes > limit {limit:,}")
+        if resp.headers.get("Content-Encoding", "").strip().lower() in _IDENTITY:
+            return await resp.read()  # aiohttp reads no more than the declared length
+    body = bytearray()
+    async for chunk in resp.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise FetchError(f"too large: body passed the limit of {limit:,} bytes")
+    return bytes(body)
+
+
+def _root(exc: BaseException) -> BaseException:
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return root
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__.endswith("CertificateError"):
+            return True
+        cause = cause.__cause__ if cause.__cause__ is not cause else None
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """Name the error at the bottom of the chain (``ConnectionRefusedError``, not aiohttp's
+    wrapper), as a timeout, a body cut short or a connection error."""
+    root = _root(exc)
+    name = type(root).__name__
+    message = scrub(str(root), 120)
+    if isinstance(root, TimeoutError):
+        return f"timed out ({name})"
+    if isinstance(exc, aiohttp.ClientPayloadError) or "Payload" in name:
+        return f"body cut short: {name}: {message}" if message else f"body cut short: {name}"
+    return f"connection error: {name}: {message}" if message else f"connection error: {name}"

@@ -1,0 +1,190 @@
+"""The fetch policy: which URLs may be read, how long, how big, how often (``FetchOptions``
+are its flags and job.json keys)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._errors import FetchError, UsageError
+from .._options import Options, option
+from .._storage import redact_url
+from .urls import has_scheme
+
+#: requests in flight. A latency-bound store caps a job at concurrency / latency (32 at 10 ms:
+#: 3,200 lines/s, below what the client's CPU allows on 2 cores); 64 lifts that cap, and the raw
+#: aiohttp client spent about half the CPU a request at 64 that it spent at 32; 128 gained
+#: nothing once the CPU was the limit (benchmarks/file_annotate_bench.py --concurrency 32,64,128)
+DEFAULT_CONCURRENCY = 64
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
+USER_AGENT = "totask-manifest"  # the header value; fetch_http sends it
+
+_LOCAL_PROTOCOLS = frozenset({"file", "local"})
+_HTTP_PROTOCOLS = frozenset({"http", "https"})
+#: the bracketed IPv6 literal of a URL's host (RFC 3986 section 3.2.2)
+_IPV6_HOST = re.compile(r"(?<=://)(?:[^/?#@\[]*@)?\[[0-9A-Za-z:.%_-]*\]")
+
+
+
+
+
+def _bare_host(host: Any) -> str:
+    """An ``--allow-host`` value as ``urlsplit`` reports hosts: lower case, an IPv6 literal
+    without its brackets (``[::1]`` and ``::1`` both match ``http://[::1]:8080/``)."""
+    text = str(host).strip().lower()
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
+
+
+def check_fetch_options(options: dict[str, Any]) -> None:
+    """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
+    root = options.get("allow_root")
+    if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
+        raise UsageError(f"--allow-root {root}: no such folder")
+    FetchPolicy.from_options(options)
+
+
+@dataclass(frozen=True)
+class FetchOptions(Options):
+    """How an annotator that fetches may fetch (composed into its options with ``nested``), and
+    the folders relative references resolve against. Stored flat in job.json under the keys
+    ``FetchPolicy.from_options`` reads."""
+
+    concurrency: int = option(DEFAULT_CONCURRENCY, metavar="N",
+                              help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
+    timeout: float = option(DEFAULT_TIMEOUT, metavar="SECONDS",
+                            help=f"limit for one attempt at one file (default {DEFAULT_TIMEOUT:g})")
+    retries: int = option(DEFAULT_RETRIES, metavar="N",
+                          help="further attempts on 5xx, 429, dropped connections and timeouts "
+                          f"(default {DEFAULT_RETRIES})")
+    max_body_bytes: int = option(DEFAULT_MAX_BODY_BYTES, metavar="BYTES",
+                                 help=f"largest file accepted (default {DEFAULT_MAX_BODY_BYTES:,})")
+    allow_hosts: tuple[str, ...] = option((), flag="--allow-host", action="append", metavar="HOST",
+                                          help="fetch only from these hosts ('*.example.com' for subdomains; an "
+                                          "s3:// URL's host is its bucket); repeatable; default: any host")
+    allow_root: str | None = option(None, metavar="DIR",
+                                    help="the folder local paths and file:// URLs may read from (refused without it)")
+    #: the input manifest's folder (set by the job): relative references resolve against it
+    relative_to: str | None = option(None, cli=False, omit_default=True)
+    #: ``[first line index, folder]`` per ``--append`` manifest (``APPENDED_BASES``, set by the job)
+    relative_to_appended: list | None = option(None, cli=False, omit_default=True)
+
+    def policy(self) -> FetchPolicy:
+        """The policy these options give (``UsageError`` for values that cannot work)."""
+        return FetchPolicy.from_options(self.to_dict())
+
+    def check(self) -> None:
+        """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
+        check_fetch_options(self.to_dict())
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """What may be fetched and how: built once per job from the method's options."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    #: seconds for one whole attempt (connect, headers and body)
+    timeout: float = DEFAULT_TIMEOUT
+    #: further attempts after the first, for transient failures only
+    retries: int = DEFAULT_RETRIES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: remote hosts allowed (empty: any). ``*.example.com`` matches subdomains; for ``s3://`` the host is the bucket
+    allow_hosts: tuple[str, ...] = ()
+    #: the only folder local paths and ``file://`` URLs may point into; None refuses them all
+    allow_root: str | None = None
+    #: first backoff ceiling in seconds; doubles per attempt up to ``max_backoff``
+    backoff: float = 0.25
+    max_backoff: float = 20.0
+    #: longest ``Retry-After`` honoured; longer waits are cut to this
+    max_retry_after: float = 120.0
+    max_redirects: int = 5
+
+    def __post_init__(self) -> None:
+        if int(self.concurrency) < 1:
+            raise UsageError(f"--concurrency must be at least 1 (got {self.concurrency})")
+        if not float(self.timeout) > 0:
+            raise UsageError(f"--timeout must be more than 0 seconds (got {self.timeout})")
+        if int(self.retries) < 0:
+            raise UsageError(f"--retries must be 0 or more (got {self.retries})")
+        if int(self.max_body_bytes) < 1:
+            raise UsageError(f"--max-body-bytes must be at least 1 (got {self.max_body_bytes})")
+        hosts = tuple(_bare_host(h) for h in (self.allow_hosts or ()) if str(h).strip())
+        object.__setattr__(self, "allow_hosts", hosts)
+        if self.allow_root:
+            root = str(self.allow_root)
+            if root.startswith("file://"):
+                root = root[len("file://"):]
+            object.__setattr__(self, "allow_root", os.path.realpath(root))
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> FetchPolicy:
+        """Build from a method's options dict (the keys ``fetch_options`` writes)."""
+        def pick(key: str, default: Any) -> Any:
+            value = options.get(key)
+            return default if value is None else value
+
+        return cls(
+            concurrency=int(pick("concurrency", DEFAULT_CONCURRENCY)),
+            timeout=float(pick("timeout", DEFAULT_TIMEOUT)),
+            retries=int(pick("retries", DEFAULT_RETRIES)),
+            max_body_bytes=int(pick("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
+            allow_hosts=tuple(options.get("allow_hosts") or ()),
+            allow_root=options.get("allow_root") or None,
+        )
+
+    def classify(self, url: str) -> tuple[str, str]:
+        """``("http" | "local" | "fsspec", target)`` for a URL this policy allows; else ``FetchError``.
+
+        ``target`` is the URL to request, or the real path for local files.
+        """
+        url = str(url).strip()
+        if not url:
+            raise FetchError("refused by policy: empty URL")
+        if "::" in url and "::" in _IPV6_HOST.sub("", url, count=1):  # an IPv6 literal ([::1]) is not a chain
+            raise FetchError(f"refused by policy: chained fsspec URLs are not fetched ({redact_url(url)})")
+        if not has_scheme(url):
+            return "local", self._local_path(url, url)
+        protocol = url.split("://", 1)[0].lower()
+        if protocol in _LOCAL_PROTOCOLS:
+            parts = urlsplit(url)
+            if parts.netloc not in ("", "localhost"):
+                raise FetchError(f"refused by policy: file URL names a host ({redact_url(url)})")
+            return "local", self._local_path(parts.path, url)
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+            _ = parts.port  # a malformed port raises here, not deep inside a client
+        except ValueError:
+            raise FetchError(f"refused by policy: malformed URL {redact_url(url)}") from None
+        if self.allow_hosts and not self._host_allowed(host):
+            raise FetchError(f"refused by policy: host {host or '(none)'!r} is not in --allow-host ({redact_url(url)})")
+        if protocol in _HTTP_PROTOCOLS:
+            if not host:
+                raise FetchError(f"refused by policy: no host in {redact_url(url)}")
+            return "http", url
+        return "fsspec", url
+
+    def _host_allowed(self, host: str) -> bool:
+        for allowed in self.allow_hosts:
+            if allowed.startswith("*.") and host.endswith(allowed[1:]):
+                return True
+            if host == allowed:
+                return True
+        return False
+
+    def _local_path(self, path: str, shown: str) -> str:
+        if not self.allow_root:
+            raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
+        try:
+            real = os.path.realpath(os.path.abspath(path))
+        except OSError:  # a link on the way swapped while it was resolved (readlink: EINVAL)
+            raise FetchError(f"refused by policy: the path {redact_url(shown)} changed while it was checked; "
+                             "nothing read") from None
+        root = self.allow_root
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {root}")
+        return real

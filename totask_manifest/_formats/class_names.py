@@ -1,0 +1,107 @@
+"""The one reader of class names: ``--class-names`` files, a model's ``class_names`` extra file,
+YOLO's ``classes.txt`` / ``obj.names`` / ``data.yaml``.
+
+A class id is a position in the list, so the rule is strict: anything that would shift ids or
+make a name ambiguous is refused, not skipped.
+
+* text: one name per line, surrounding spaces dropped, UTF-8 with or without a BOM; blank lines
+  at the end are ignored, a blank line anywhere else is an error (the names after it would get
+  the wrong ids), and so is a line starting with ``#`` (comments were once skipped in a model's
+  extra file, which shifted the ids after them);
+* a JSON list of strings (text starting with ``[``);
+* YAML with ``names`` (a list, or a mapping from the ids ``0..n-1``), for ``.yaml``/``.yml`` files;
+* in every form: at least one name, no empty name and no name twice.
+
+``parse_class_names`` is pure; ``read_class_names`` reads a file through ``storage`` first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .._errors import StorageError, UsageError
+
+
+def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
+    """Class names from a names document; ``UsageError`` naming ``source`` when it breaks the rule."""
+    text = text.removeprefix("\ufeff")
+    stripped = text.strip()
+    if yaml_doc:
+        names = _yaml_names(text, source)
+    elif stripped.startswith("["):
+        names = _json_names(stripped, source)
+    else:
+        names = _line_names(text, source)
+    if not names:
+        raise UsageError(f"{source} holds no class names")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name.strip():
+            raise UsageError(f"{source}: class {i} has an empty name")
+        if name in seen:
+            raise UsageError(f"{source}: class name {name!r} is given twice (ids {seen[name]} and {i})")
+        seen[name] = i
+    return names
+
+
+def read_class_names(url: str, option: str | None = "--class-names") -> list[str]:
+    """``parse_class_names`` of a file (any storage URL); messages start with ``option`` when given."""
+    from .._storage import read_bytes
+
+    prefix = f"{option}: " if option else ""
+    try:
+        data = read_bytes(url)
+    except StorageError as exc:
+        raise UsageError(f"{prefix}{exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{prefix}{url} is not UTF-8 text") from None
+    return parse_class_names(text, f"{prefix}{url}", yaml_doc=url.lower().endswith((".yaml", ".yml")))
+
+
+def _line_names(text: str, source: str) -> list[str]:
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    for i, name in enumerate(names):
+        if not name:
+            raise UsageError(f"{source} line {i + 1} is blank (class ids are line positions)")
+        if name.startswith("#"):
+            raise UsageError(f"{source} line {i + 1} starts with '#': a names file has no comments "
+                             "(class ids are line positions)")
+    return names
+
+
+def _json_names(text: str, source: str) -> list[str]:
+    try:
+        names = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{source}: not a JSON list of class names: {exc}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UsageError(f"{source}: a JSON class list must hold strings only")
+    return names
+
+
+def _yaml_names(text: str, source: str) -> list[str]:
+    import yaml
+
+    try:
+        doc: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source}: not YAML: {' '.join(str(exc).split())[:200]}") from None
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict):
+        try:
+            ids = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise UsageError(f"{source}: the keys of 'names' must be class ids 0..n-1") from None
+        if ids != list(range(len(ids))):
+            raise UsageError(f"{source}: the keys of 'names' must be class ids 0..{len(ids) - 1}, got {ids}")
+        by_id = {int(k): v for k, v in names.items()}
+        names = [by_id[i] for i in ids]
+    if not isinstance(names, list):
+        raise UsageError(f"{source} has no 'names' list")
+    return [str(n).strip() for n in names]

@@ -1,0 +1,158 @@
+"""COCO object detection for one image, and the pieces a dataset-level conversion needs.
+
+Class ids: COCO category ids start at 1 (the COCO dataset, pycocotools' tools, and every COCO
+file in the sample data), Ground Truth class ids at 0, so ``category_id = class_id + 1`` both
+ways (``CATEGORY_OFFSET``) and a round trip keeps ids. A box in category 0 has no class id; it is
+refused unless ``class_names`` is given, which numbers classes by name instead.
+``score`` is the per-box confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .._errors import json_kind
+from .._outcomes import Labeled
+from .groundtruth import from_groundtruth
+from .model import (
+    DETECTION,
+    Box,
+    ClassIndex,
+    ClassNames,
+    FormatError,
+    class_id_value,
+    confidence_value,
+    gt_detection,
+    image_size_value,
+    number,
+    require_task_type,
+)
+
+FMT = "coco"
+#: COCO ``category_id`` = Ground Truth ``class_id`` + this
+CATEGORY_OFFSET = 1
+
+
+def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
+    cats = doc.get("categories")
+    if not isinstance(cats, list):
+        raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
+    out: dict[int, str] = {}
+    for i, cat in enumerate(cats):
+        if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
+            raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
+        out[class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id")] = str(cat["name"])
+    return out
+
+
+def coco_to_gt(
+    doc: Any,
+    task_type: str = DETECTION,
+    *,
+    class_names: ClassNames | None = None,
+    image_id: Any = None,
+    categories: Mapping[int, str] | None = None,
+) -> Labeled:
+    """The Ground Truth bounding-box label of one image of a COCO document.
+
+    A document with several images needs ``image_id``. ``categories`` (id -> name) lets a
+    dataset-level caller parse the category list once.
+    """
+    require_task_type(task_type, (DETECTION,), FMT)
+    if not isinstance(doc, Mapping):
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=FMT)
+    images = doc.get("images")
+    if not isinstance(images, list) or not images:
+        raise FormatError("document needs an 'images' list", fmt=FMT, key="images")
+    if image_id is None:
+        if len(images) != 1:
+            raise FormatError(f"document holds {len(images)} images; pass image_id", fmt=FMT, key="images")
+        image = images[0]
+    else:
+        image = next((im for im in images if isinstance(im, Mapping) and im.get("id") == image_id), None)
+        if image is None:
+            raise FormatError(f"no image with id {image_id!r}", fmt=FMT, key="images")
+    if not isinstance(image, Mapping):
+        raise FormatError("image must be an object", fmt=FMT, key="images[0]")
+    size = image_size_value(
+        {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}, fmt=FMT
+    )
+    cats = categories if categories is not None else categories_by_id(doc)
+    anns = doc.get("annotations", [])
+    if not isinstance(anns, list):
+        raise FormatError("'annotations' must be a list", fmt=FMT, key="annotations")
+    return coco_annotations_to_gt(
+        (a for a in anns if not isinstance(a, Mapping) or a.get("image_id", image.get("id")) == image.get("id")),
+        size,
+        cats,
+        class_names=class_names,
+    )
+
+
+def coco_annotations_to_gt(
+    anns: Iterable[Any], size: Any, categories: Mapping[int, str], *, class_names: ClassNames | None = None
+) -> Labeled:
+    """Boxes of one image; used per line by the dataset conversion after grouping by image id."""
+    classes = ClassIndex(class_names, fmt=FMT) if class_names is not None else None
+    size = image_size_value(size, fmt=FMT)
+    boxes: list[Box] = []
+    names: dict[int, str] = {}
+    for i, ann in enumerate(anns):
+        key = f"annotations[{i}]"
+        if not isinstance(ann, Mapping):
+            raise FormatError("annotation must be an object", fmt=FMT, key=key)
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise FormatError("annotation needs 'bbox' [x, y, width, height]", fmt=FMT, key=f"{key}.bbox")
+        cat = class_id_value(ann.get("category_id"), fmt=FMT, key=f"{key}.category_id")
+        if cat not in categories:
+            raise FormatError(f"category_id {cat} is not in 'categories'", fmt=FMT, key=f"{key}.category_id")
+        if classes:
+            cid = classes.id_for(categories[cat], key=f"{key}.category_id")
+        elif cat < CATEGORY_OFFSET:
+            raise FormatError(f"category_id {cat}: COCO category ids start at {CATEGORY_OFFSET} (class_id = "
+                              f"category_id - {CATEGORY_OFFSET}); pass class names to number classes by name",
+                              fmt=FMT, key=f"{key}.category_id")
+        else:
+            cid = cat - CATEGORY_OFFSET
+        names[cid] = categories[cat]
+        score = ann.get("score")
+        conf = None if score is None else confidence_value(score, fmt=FMT, key=f"{key}.score")
+        x, y, w, h = (number(v, fmt=FMT, key=f"{key}.bbox[{j}]") for j, v in enumerate(bbox))
+        boxes.append(Box(cid, x, y, w, h, conf))
+    return gt_detection(size, boxes, names)
+
+
+def gt_to_coco_image(
+    value: Any,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    image_id: int = 1,
+    file_name: str | None = None,
+    first_annotation_id: int = 1,
+) -> dict:
+    """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence."""
+    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, DETECTION)
+    size = labeled.value["image_size"][0]
+    image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
+    if file_name is not None:
+        image["file_name"] = file_name
+    anns = []
+    for i, (ann, obj) in enumerate(zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True)):
+        w, h = ann["width"], ann["height"]
+        anns.append({
+            "id": first_annotation_id + i,
+            "image_id": image_id,
+            "category_id": ann["class_id"] + CATEGORY_OFFSET,
+            "bbox": [ann["left"], ann["top"], w, h],
+            "area": w * h,
+            "iscrowd": 0,
+            **({"score": obj["confidence"]} if obj.get("confidence") is not None else {}),  # unscored: no score
+        })
+    cats = sorted({int(k): v for k, v in labeled.metadata["class-map"].items()}.items())
+    return {
+        "images": [image],
+        "annotations": anns,
+        "categories": [{"id": cid + CATEGORY_OFFSET, "name": name} for cid, name in cats],
+    }

@@ -1,0 +1,150 @@
+"""Ground Truth label values themselves, as files or as lines of another manifest.
+
+A file annotator often points at labels an earlier job (or a colleague) already wrote in Ground
+Truth form. Three shapes are accepted so users do not have to reshape them: the bare label
+value, ``{"label": value, "metadata": {...}}``, and a whole manifest line holding
+``<attr>`` and ``<attr>-metadata``. Confidences are kept; the job-level fields are dropped
+because the new job writes its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._outcomes import Labeled
+from .._task_types import task_type_of_metadata
+from .model import (
+    CLASSIFICATION,
+    COMMON_METADATA,
+    DETECTION,
+    MULTILABEL,
+    ClassIndex,
+    ClassNames,
+    FormatError,
+    class_id_value,
+    confidence_value,
+    gt_detection,
+    read_gt_detection,
+    task_type_name,
+)
+
+FMT = "groundtruth"
+METADATA_SUFFIX = "-metadata"
+#: the metadata fields a new job writes itself; an adjustment job's verdict (``adjustment-status``)
+#: describes the label, so it travels with it
+JOB_FIELDS = COMMON_METADATA - {"adjustment-status"}
+
+
+def _split(doc: Any, task_type: str, label_attribute: str | None) -> tuple[Any, dict]:
+    """Find ``(value, metadata)`` in whichever of the three shapes ``doc`` has."""
+    if isinstance(doc, Mapping):
+        if "label" in doc and set(doc) <= {"label", "metadata"}:
+            meta = doc.get("metadata") or {}
+            if not isinstance(meta, Mapping):
+                raise FormatError("'metadata' must be an object", fmt=FMT, key="metadata")
+            return doc["label"], dict(meta)
+        if label_attribute is not None:
+            if label_attribute not in doc:
+                raise FormatError(f"document has no label attribute {label_attribute!r}", fmt=FMT, key=label_attribute)
+            meta = doc.get(label_attribute + METADATA_SUFFIX) or {}
+            if not isinstance(meta, Mapping):
+                raise FormatError("metadata must be an object", fmt=FMT, key=label_attribute + METADATA_SUFFIX)
+            return doc[label_attribute], dict(meta)
+        attrs = [k[: -len(METADATA_SUFFIX)] for k in doc if k.endswith(METADATA_SUFFIX)]
+        if attrs:
+            labeled = [a for a in attrs if a in doc]
+            wanted = task_type_name(task_type)
+            matching = [
+                a for a in labeled if (tt := task_type_of_metadata(doc[a + METADATA_SUFFIX])) is None or tt.name == wanted
+            ]
+            if len(matching) == 1:
+                attr = matching[0]
+                return doc[attr], dict(doc[attr + METADATA_SUFFIX])
+            if not matching:
+                failed = [a for a in attrs if isinstance(doc[a + METADATA_SUFFIX], Mapping)
+                          and "failure-reason" in doc[a + METADATA_SUFFIX]]
+                why = f" ({failed[0]!r} holds a failure-reason)" if failed else ""
+                raise FormatError(f"document holds no {wanted} label{why}", fmt=FMT, key=attrs[0])
+            raise FormatError(
+                f"document holds several {wanted} labels ({', '.join(matching)}); name one with label_attribute",
+                fmt=FMT,
+            )
+    return doc, {}
+
+
+def from_groundtruth(
+    doc: Any,
+    task_type: str,
+    *,
+    class_names: ClassNames | None = None,
+    label_attribute: str | None = None,
+) -> Labeled:
+    """Read a Ground Truth label (any of the three shapes) of ``task_type``.
+
+    Metadata that declares another task type is refused. Bounding boxes and classifications are
+    checked and completed (``class-map`` from ``class_names`` when missing; a missing confidence
+    stays missing: it is not a score of 0.0); other task types pass through with only the job-level fields removed.
+    """
+    name = task_type_name(task_type)
+    value, meta = _split(doc, task_type, label_attribute)
+    declared = task_type_of_metadata(meta)
+    if declared is not None and declared.name != name:
+        raise FormatError(f"label is of type {declared.name!r}, not {name!r}", fmt=FMT, key="type")
+    if "type" in meta and declared is None and isinstance(meta["type"], str):
+        raise FormatError(f"unknown Ground Truth type {meta['type']!r}", fmt=FMT, key="type")
+    extra = {k: v for k, v in meta.items() if k not in JOB_FIELDS}
+    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT))
+    labeled.metadata_order = tuple(meta)
+    return labeled
+
+
+def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -> Labeled:
+    """The label of task type ``name``, checked and completed (see ``from_groundtruth``)."""
+    if name == DETECTION:
+        size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT)
+        names = {}
+        for i, box in enumerate(boxes):
+            names[box.class_id] = class_map.get(box.class_id) or classes.name_for(
+                box.class_id, key=f"annotations[{i}].class_id"
+            )
+        labeled = gt_detection(size, boxes, names)
+        if class_map:
+            # keep the map as written (2019 jobs list every class, newer ones only those present)
+            written = {str(k): v for k, v in meta["class-map"].items()}
+            labeled.metadata["class-map"] = {**written, **labeled.metadata["class-map"]}
+        if isinstance(meta.get("objects"), list):
+            # keep each object as written (its number forms, any key besides the confidence)
+            labeled.metadata["objects"] = [
+                {**obj, **new} if isinstance(obj, Mapping) else new
+                for obj, new in zip(meta["objects"], labeled.metadata["objects"], strict=True)
+            ]
+        labeled.value = value
+        labeled.metadata = {**extra, **labeled.metadata}
+        return labeled
+    if name == CLASSIFICATION:
+        cid = class_id_value(value, fmt=FMT, key="label")
+        class_name = meta.get("class-name")
+        if class_name is None:
+            class_name = classes.name_for(cid, key="class-name")
+        conf = meta.get("confidence")
+        scored = {} if conf is None else {"confidence": confidence_value(conf, fmt=FMT, key="confidence")}
+        return Labeled(value, {**extra, "class-name": class_name, **scored})
+    if name == MULTILABEL:
+        if not isinstance(value, list):
+            raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
+        ids = [class_id_value(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
+        class_map = dict(meta.get("class-map") or {})
+        for cid in ids:
+            if str(cid) not in class_map:
+                class_map[str(cid)] = classes.name_for(cid, key="class-map")
+        conf_map = dict(meta.get("confidence-map") or {})  # a class without a score stays without one
+        return Labeled(value, {**extra, "class-map": class_map, "confidence-map": conf_map})
+    if value is None:
+        raise FormatError("document holds no label value", fmt=FMT, key="label")
+    return Labeled(value, extra)
+
+
+def to_groundtruth(value: Any, metadata: Mapping[str, Any] | None = None) -> dict:
+    """The ``{"label", "metadata"}`` document (what ``from_groundtruth`` reads back unchanged)."""
+    return {"label": value, "metadata": {k: v for k, v in (metadata or {}).items() if k not in JOB_FIELDS}}

@@ -1,0 +1,292 @@
+"""The small in-between model every converter goes through: boxes, image sizes, class ids.
+
+Each format reads into ``Box`` lists and writes out of them, so a new format is two functions
+and the Ground Truth shape (one-element ``image_size`` list, ``class-map`` with string keys,
+one ``objects`` confidence per box) is built in exactly one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ManifestError, json_kind, json_text
+from .._outcomes import Labeled
+from .._task_types import get_task_type
+
+#: (width, height, depth) in pixels
+ImageSize = tuple[int, int, int]
+#: a list (index = class id) or a mapping class id -> name (e.g. a Ground Truth ``class-map``)
+ClassNames = Sequence[str] | Mapping[int | str, str]
+
+#: task types the per-image converters know; ``from_groundtruth`` accepts any type
+DETECTION = "object-detection"
+CLASSIFICATION = "image-classification"
+MULTILABEL = "image-classification-multilabel"
+
+#: the fields every job writes itself; converters never return them
+COMMON_METADATA = frozenset(
+    {"type", "job-name", "human-annotated", "creation-date", "failure-reason", "adjustment-status"}
+)
+
+
+class FormatError(ManifestError, ValueError):
+    """A document that cannot be read as the format it claims; fails that line, never the job.
+
+    ``rule`` is ``format-<name>`` and ``key`` is the path inside the document (``annotations[2].bbox``).
+    """
+
+    def __init__(self, message: str, *, fmt: str, key: str | None = None, line: int | None = None) -> None:
+        super().__init__(message, line=line, key=key, rule=f"format-{fmt}")
+        self.format = fmt
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """One axis-aligned box in pixels, top-left origin (Ground Truth's ``left``/``top``)."""
+
+    class_id: int
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float | None = None
+
+
+def task_type_name(task_type: str) -> str:
+    """Normalise ``groundtruth/object-detection`` and ``object-detection`` to the bare name."""
+    return get_task_type(task_type).name
+
+
+def require_task_type(task_type: str, supported: Sequence[str], fmt: str) -> str:
+    name = task_type_name(task_type)
+    if name not in supported:
+        raise FormatError(
+            f"format {fmt!r} does not carry task type {name!r}; it carries {', '.join(supported)}", fmt=fmt
+        )
+    return name
+
+
+def number(value: Any, *, fmt: str, key: str) -> float | int:
+    """A finite JSON number (bools are refused: ``True`` is not a coordinate)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FormatError(f"expected a finite number, got {json_text(value)}", fmt=fmt, key=key)
+    return value
+
+
+def confidence_value(value: Any, *, fmt: str, key: str) -> float | int:
+    conf = number(value, fmt=fmt, key=key)
+    if not 0 <= conf <= 1:
+        raise FormatError(f"confidence must be between 0 and 1, got {json_text(conf)}", fmt=fmt, key=key)
+    return conf
+
+
+def class_id_value(value: Any, *, fmt: str, key: str) -> int:
+    """Class ids are non-negative integers; ``"3"`` and ``3.0`` are accepted as 3."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FormatError(f"class id must be a non-negative integer, got {json_text(value)}", fmt=fmt, key=key)
+    return value
+
+
+def image_size_value(image_size: Any, *, fmt: str, required: bool = True) -> ImageSize | None:
+    """Accept ``(w, h[, depth])``, ``{"width","height"[,"depth"]}`` or Ground Truth's one-element list."""
+    if image_size is None:
+        if required:
+            raise FormatError(
+                f"format {fmt!r} carries no image size; pass image_size=(width, height, depth)",
+                fmt=fmt,
+                key="image_size",
+            )
+        return None
+    if isinstance(image_size, list) and len(image_size) == 1 and isinstance(image_size[0], Mapping):
+        image_size = image_size[0]
+    if isinstance(image_size, Mapping):
+        parts = [image_size.get("width"), image_size.get("height"), image_size.get("depth", 3)]
+    elif isinstance(image_size, Sequence) and not isinstance(image_size, str) and len(image_size) in (2, 3):
+        parts = [*image_size, 3][:3]
+    else:
+        raise FormatError(f"image size must be (width, height, depth), got {json_text(image_size)}", fmt=fmt, key="image_size")
+    out = []
+    for name, value in zip(("width", "height", "depth"), parts, strict=True):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise FormatError(
+                f"image {name} must be a positive integer, got {json_text(value)}", fmt=fmt, key=f"image_size.{name}"
+            )
+        out.append(value)
+    return (out[0], out[1], out[2])
+
+
+class ClassIndex:
+    """Class ids for documents that name classes, and names for documents that number them.
+
+    With ``class_names`` the ids are fixed by that list (index) or mapping; a name outside it is
+    an error, because silently numbering it would collide with the job's other images. Without
+    it, ids are handed out in first-seen order within the document.
+    """
+
+    def __init__(self, class_names: ClassNames | None, *, fmt: str) -> None:
+        self.fmt = fmt
+        self.fixed = class_names is not None
+        self._by_id: dict[int, str] = {}
+        if isinstance(class_names, Mapping):
+            for key, name in class_names.items():
+                self._by_id[class_id_value(key, fmt=fmt, key="class_names")] = str(name)
+        elif class_names is not None:
+            if isinstance(class_names, str):
+                raise FormatError("class_names must be a list of names, not one string", fmt=fmt, key="class_names")
+            self._by_id = {i: str(name) for i, name in enumerate(class_names)}
+        self._by_name: dict[str, int] = {}
+        for cid, name in self._by_id.items():
+            self._by_name.setdefault(name, cid)
+
+    def id_for(self, name: Any, *, key: str) -> int:
+        if not isinstance(name, str) or not name:
+            raise FormatError(f"class name must be a non-empty string, got {json_text(name)}", fmt=self.fmt, key=key)
+        cid = self._by_name.get(name)
+        if cid is not None:
+            return cid
+        if self.fixed:
+            raise FormatError(
+                f"class {name!r} is not among the class names given ({', '.join(self._by_name)})",
+                fmt=self.fmt,
+                key=key,
+            )
+        cid = max(self._by_id, default=-1) + 1
+        self._by_id[cid] = name
+        self._by_name[name] = cid
+        return cid
+
+    def name_for(self, class_id: int, *, key: str, fallback: str | None = None) -> str:
+        name = self._by_id.get(class_id)
+        if name is None:
+            if fallback:
+                return fallback
+            raise FormatError(
+                f"no name for class id {class_id}; pass class_names (a list or an id -> name mapping)",
+                fmt=self.fmt,
+                key=key,
+            )
+        return name
+
+    def learn(self, class_id: int, name: str, *, key: str) -> None:
+        """Record a pair the document states (objects carry both); a clash with class_names is an error."""
+        known = self._by_id.get(class_id)
+        if known is not None and known != name:
+            raise FormatError(
+                f"class id {class_id} is named {name!r} here but {known!r} elsewhere", fmt=self.fmt, key=key
+            )
+        self._by_id[class_id] = name
+        self._by_name.setdefault(name, class_id)
+
+
+def tidy(value: float | int, digits: int = 6) -> float | int:
+    """Round away float noise from normalised coordinates (0.30000000000000004 -> 0.3; 12.0 -> 12)."""
+    rounded = round(float(value), digits)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+# --- Ground Truth shapes -------------------------------------------------------------------------
+
+
+def gt_detection(image_size: ImageSize, boxes: Sequence[Box], class_names: Mapping[int, str]) -> Labeled:
+    """The bounding-box label and its type-specific metadata.
+
+    Keys are in Ground Truth's (2022 and later) order: ``class_id, top, left, height, width`` in
+    a box, which scripts that read box fields by position rely on.
+    ``class-map`` lists the classes present on the image (as current Ground Truth jobs write it;
+    an image without boxes gets ``{}``); a box without a confidence gets an ``objects`` entry
+    without one (``{}``): a missing score is not a score of 0.0 (``stats`` counts it as unscored,
+    ``--review-below`` never routes it).
+    """
+    width, height, depth = image_size
+    class_map: dict[str, str] = {}
+    for box in boxes:
+        class_map.setdefault(str(box.class_id), class_names[box.class_id])
+    value = {
+        "image_size": [{"width": width, "height": height, "depth": depth}],
+        "annotations": [
+            {"class_id": b.class_id, "top": b.top, "left": b.left, "height": b.height, "width": b.width}
+            for b in boxes
+        ],
+    }
+    metadata = {
+        "objects": [{} if b.confidence is None else {"confidence": b.confidence} for b in boxes],
+        "class-map": class_map,
+    }
+    return Labeled(value, metadata)
+
+
+def gt_classification(class_id: int, class_name: str, confidence: float | None) -> Labeled:
+    return Labeled(class_id, {"class-name": class_name} if confidence is None
+                   else {"class-name": class_name, "confidence": confidence})
+
+
+def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
+    ids: list[int] = []
+    class_map: dict[str, str] = {}
+    confidence_map: dict[str, float] = {}
+    for cid, name, conf in labels:
+        if cid in ids:
+            continue
+        ids.append(cid)
+        class_map[str(cid)] = name
+        if conf is not None:  # a class without a score has no entry (not 0.0)
+            confidence_map[str(cid)] = conf
+    return Labeled(ids, {"class-map": class_map, "confidence-map": confidence_map})
+
+
+def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: str = "groundtruth"):
+    """Check a Ground Truth bounding-box label and return ``(image_size, boxes, class_map)``.
+
+    ``class_map`` maps int id -> name; it may miss ids when the metadata lacks them (the caller
+    decides whether that is an error).
+    """
+    metadata = metadata or {}
+    if not isinstance(value, Mapping):
+        raise FormatError(f"bounding-box label must be an object, got {json_kind(value)}", fmt=fmt, key="label")
+    if "image_size" not in value:
+        raise FormatError("bounding-box label has no 'image_size'", fmt=fmt, key="image_size")
+    size = image_size_value(value["image_size"], fmt=fmt)
+    anns = value.get("annotations")
+    if not isinstance(anns, list):
+        raise FormatError("bounding-box label needs an 'annotations' list", fmt=fmt, key="annotations")
+    objects = metadata.get("objects")
+    if objects is not None and (not isinstance(objects, list) or len(objects) != len(anns)):
+        raise FormatError(
+            f"metadata 'objects' must hold one entry per annotation ({len(anns)})", fmt=fmt, key="objects"
+        )
+    boxes: list[Box] = []
+    for i, ann in enumerate(anns):
+        key = f"annotations[{i}]"
+        if not isinstance(ann, Mapping):
+            raise FormatError("annotation must be an object", fmt=fmt, key=key)
+        missing = [k for k in ("class_id", "left", "top", "width", "height") if k not in ann]
+        if missing:
+            raise FormatError(f"annotation lacks {', '.join(missing)}", fmt=fmt, key=key)
+        conf = None
+        if objects is not None:
+            obj = objects[i]
+            if isinstance(obj, Mapping) and "confidence" in obj:
+                conf = confidence_value(obj["confidence"], fmt=fmt, key=f"objects[{i}].confidence")
+        boxes.append(
+            Box(
+                class_id_value(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
+                *(number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height")),
+                confidence=conf,
+            )
+        )
+    class_map: dict[int, str] = {}
+    raw_map = metadata.get("class-map", {})
+    if not isinstance(raw_map, Mapping):
+        raise FormatError("'class-map' must be an object", fmt=fmt, key="class-map")
+    for k, name in raw_map.items():
+        class_map[class_id_value(k, fmt=fmt, key="class-map")] = str(name)
+    return size, boxes, class_map

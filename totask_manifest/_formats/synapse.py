@@ -1,0 +1,271 @@
+"""Synapse task data: DM schema v1 (what the backend stores) and the documented ``objects`` shape.
+
+DM v1 is what ``apply`` sends in ``PUT tasks/{id}/annotate_task_data/`` (synapse-api.md §4): per
+media id (``image_1``) an ``annotations`` list (tool, classification) and a parallel
+``annotationsData`` list (coordinates), joined by ``id``.
+
+Mapping chosen here (documented in docs/formats.md):
+
+* bounding box: ``tool: "bounding_box"``, ``classification: {"class": name}``,
+  ``coordinate: {x: left, y: top, width, height}``;
+* image classification: one ``tool: "classification"`` annotation per chosen class with
+  ``classification: {"class": name}`` and an ``annotationsData`` entry holding only the id
+  (several of them make a multi-label classification);
+* confidence: DM v1 has no field for it; with ``confidence_attribute="confidence"`` it is sent
+  as that classification attribute, otherwise it is left out (and reads back as 0.0).
+
+Annotation ids are derived from the content, so converting the same label twice gives the
+same document and a re-apply can see that the task already holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import json_kind
+from .._outcomes import Labeled
+from .groundtruth import from_groundtruth
+from .model import (
+    CLASSIFICATION,
+    DETECTION,
+    MULTILABEL,
+    Box,
+    ClassIndex,
+    ClassNames,
+    FormatError,
+    class_id_value,
+    confidence_value,
+    gt_classification,
+    gt_detection,
+    gt_multilabel,
+    image_size_value,
+    number,
+    require_task_type,
+)
+
+DM = "dm-schema-v1"
+OBJECTS = "synapse-objects"
+MEDIA_ID = "image_1"
+BBOX_TOOL = "bounding_box"
+CLASSIFICATION_TOOL = "classification"
+SUPPORTED = (DETECTION, CLASSIFICATION, MULTILABEL)
+
+
+def _stable_id(*parts: Any) -> str:
+    """Ten characters like Synapse's own ids, fixed by the content so output is deterministic."""
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:10]
+
+
+# --- DM schema v1 --------------------------------------------------------------------------------
+
+
+def _media(doc: Any, fmt: str) -> tuple[str, list, list]:
+    if not isinstance(doc, Mapping):
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=fmt)
+    anns = doc.get("annotations")
+    data = doc.get("annotationsData", {})
+    if not isinstance(anns, Mapping) or not isinstance(data, Mapping):
+        raise FormatError("'annotations' and 'annotationsData' must be objects keyed by media id", fmt=fmt,
+                          key="annotations")
+    media = [m for m in anns if m.startswith("image_")] or list(anns)
+    if not media:
+        # a task with nothing drawn yet: no media key at all
+        return MEDIA_ID, [], []
+    if len(media) > 1:
+        raise FormatError(f"document holds several media ({', '.join(media)}); one image per task is supported",
+                          fmt=fmt, key="annotations")
+    mid = media[0]
+    a, d = anns[mid], data.get(mid, [])
+    if not isinstance(a, list) or not isinstance(d, list):
+        raise FormatError("media entries must be lists", fmt=fmt, key=f"annotations.{mid}")
+    return mid, a, d
+
+
+def dm_v1_to_gt(
+    doc: Any,
+    task_type: str,
+    *,
+    image_size: Any = None,
+    class_names: ClassNames | None = None,
+    confidence_attribute: str = "confidence",
+) -> Labeled:
+    """Read DM schema v1 task data as a Ground Truth label of ``task_type``."""
+    name = require_task_type(task_type, SUPPORTED, DM)
+    mid, anns, data = _media(doc, DM)
+    by_id = {}
+    for i, entry in enumerate(data):
+        if not isinstance(entry, Mapping) or "id" not in entry:
+            raise FormatError("annotationsData entry needs an 'id'", fmt=DM, key=f"annotationsData.{mid}[{i}]")
+        by_id[entry["id"]] = entry
+    classes = ClassIndex(class_names, fmt=DM)
+    tool = BBOX_TOOL if name == DETECTION else CLASSIFICATION_TOOL
+    picked: list[tuple[int, str, float | None, Mapping | None]] = []
+    for i, ann in enumerate(anns):
+        key = f"annotations.{mid}[{i}]"
+        if not isinstance(ann, Mapping):
+            raise FormatError("annotation must be an object", fmt=DM, key=key)
+        if ann.get("tool") != tool:
+            continue  # other tools (polygons, relations) are not part of this task type
+        cls = ann.get("classification")
+        if not isinstance(cls, Mapping) or "class" not in cls:
+            raise FormatError("annotation needs classification.class", fmt=DM, key=f"{key}.classification")
+        cid = classes.id_for(cls["class"], key=f"{key}.classification.class")
+        conf = cls.get(confidence_attribute) if confidence_attribute else None
+        if conf is not None:
+            conf = confidence_value(conf, fmt=DM, key=f"{key}.classification.{confidence_attribute}")
+        coord = None
+        if tool == BBOX_TOOL:
+            entry = by_id.get(ann.get("id"))
+            if entry is None:
+                raise FormatError(f"no annotationsData entry with id {ann.get('id')!r}", fmt=DM, key=f"{key}.id")
+            coord = entry.get("coordinate")
+            if not isinstance(coord, Mapping):
+                raise FormatError("bounding box needs a 'coordinate' object", fmt=DM,
+                                  key=f"annotationsData.{mid}.{ann.get('id')}.coordinate")
+        picked.append((cid, cls["class"], conf, coord))
+    if name == DETECTION:
+        size = image_size_value(image_size, fmt=DM)
+        boxes = []
+        for cid, _, conf, coord in picked:
+            k = f"coordinate[{len(boxes)}]"
+            boxes.append(Box(cid, *(number(coord.get(f), fmt=DM, key=f"{k}.{f}") for f in ("x", "y", "width", "height")),
+                             confidence=conf))
+        return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
+    if name == CLASSIFICATION:
+        if len(picked) != 1:
+            raise FormatError(f"single-label classification needs exactly one classification annotation, "
+                              f"found {len(picked)}", fmt=DM, key=f"annotations.{mid}")
+        cid, cname, conf, _ = picked[0]
+        return gt_classification(cid, cname, conf)
+    return gt_multilabel([(cid, cname, conf) for cid, cname, conf, _ in picked])
+
+
+def gt_to_dm_v1(
+    task_type: str, value: Any, metadata: Mapping[str, Any] | None = None, *, confidence_attribute: str | None = None
+) -> dict:
+    """DM schema v1 task data for a Ground Truth label; deterministic for equal input."""
+    name = require_task_type(task_type, SUPPORTED, DM)
+    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, name)
+    anns: list[dict] = []
+    data: list[dict] = []
+
+    def add(tool: str, cname: str, conf: Any, coordinate: dict | None) -> None:
+        classification: dict[str, Any] = {"class": cname}
+        if confidence_attribute and conf is not None:
+            classification[confidence_attribute] = conf
+        aid = _stable_id(len(anns), tool, cname, coordinate)
+        anns.append({"id": aid, "tool": tool, "isLocked": False, "isVisible": True, "classification": classification})
+        data.append({"id": aid, "coordinate": coordinate} if coordinate is not None else {"id": aid})
+
+    if name == DETECTION:
+        for ann, obj in zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True):
+            cname = labeled.metadata["class-map"][str(ann["class_id"])]
+            coordinate = {"x": ann["left"], "y": ann["top"], "width": ann["width"], "height": ann["height"]}
+            add(BBOX_TOOL, cname, obj.get("confidence"), coordinate)
+    elif name == CLASSIFICATION:
+        add(CLASSIFICATION_TOOL, labeled.metadata["class-name"], labeled.metadata.get("confidence"), None)
+    else:
+        for cid in labeled.value:
+            add(CLASSIFICATION_TOOL, labeled.metadata["class-map"][str(cid)],
+                labeled.metadata["confidence-map"].get(str(cid)), None)
+    return {
+        "extra": {},
+        "relations": {},
+        "annotationGroups": {},
+        "annotations": {MEDIA_ID: anns},
+        "annotationsData": {MEDIA_ID: data},
+    }
+
+
+# --- the documented "objects" shape ----------------------------------------------------------------
+
+
+def objects_to_gt(
+    doc: Any, task_type: str, *, image_size: Any = None, class_names: ClassNames | None = None
+) -> Labeled:
+    """Read ``{"objects": [...]}``; ``class_id`` wins over ``properties.label`` when both are given.
+
+    For classification each object is one chosen class (``type: "classification"``, no
+    coordinates); this is an extension of the documented, bbox-only shape.
+    """
+    name = require_task_type(task_type, SUPPORTED, OBJECTS)
+    objects = doc.get("objects") if isinstance(doc, Mapping) else None
+    if not isinstance(objects, list):
+        raise FormatError("document needs an 'objects' list", fmt=OBJECTS, key="objects")
+    classes = ClassIndex(class_names, fmt=OBJECTS)
+    picked: list[tuple[int, str, float | None, Mapping | None]] = []
+    for i, obj in enumerate(objects):
+        key = f"objects[{i}]"
+        if not isinstance(obj, Mapping):
+            raise FormatError("object must be an object", fmt=OBJECTS, key=key)
+        props = obj.get("properties") or {}
+        if not isinstance(props, Mapping):
+            raise FormatError("'properties' must be an object", fmt=OBJECTS, key=f"{key}.properties")
+        label = props.get("label")
+        if obj.get("class_id") is not None:
+            cid = class_id_value(obj["class_id"], fmt=OBJECTS, key=f"{key}.class_id")
+            if label is not None:
+                classes.learn(cid, str(label), key=f"{key}.properties.label")
+            cname = classes.name_for(cid, key=f"{key}.class_id")
+        elif label is not None:
+            cid = classes.id_for(label, key=f"{key}.properties.label")
+            cname = label
+        else:
+            raise FormatError("object needs class_id or properties.label", fmt=OBJECTS, key=key)
+        conf = props.get("confidence", obj.get("confidence"))
+        if conf is not None:
+            conf = confidence_value(conf, fmt=OBJECTS, key=f"{key}.properties.confidence")
+        coord = obj.get("coordinates")
+        kind = obj.get("type", "bbox")
+        if name == DETECTION:
+            if kind != "bbox":
+                continue
+            if not isinstance(coord, Mapping):
+                raise FormatError("bbox object needs 'coordinates' {x, y, width, height}", fmt=OBJECTS,
+                                  key=f"{key}.coordinates")
+        picked.append((cid, cname, conf, coord))
+    if name == DETECTION:
+        size = image_size_value(image_size, fmt=OBJECTS)
+        boxes = []
+        for j, (cid, _, conf, coord) in enumerate(picked):
+            boxes.append(Box(cid, *(number(coord.get(f), fmt=OBJECTS, key=f"objects[{j}].coordinates.{f}")
+                                    for f in ("x", "y", "width", "height")), confidence=conf))
+        return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
+    if name == CLASSIFICATION:
+        if len(picked) != 1:
+            raise FormatError(f"single-label classification needs exactly one object, found {len(picked)}",
+                              fmt=OBJECTS, key="objects")
+        cid, cname, conf, _ = picked[0]
+        return gt_classification(cid, cname, conf)
+    return gt_multilabel([(cid, cname, conf) for cid, cname, conf, _ in picked])
+
+
+def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None) -> dict:
+    """The documented ``objects`` shape for a Ground Truth label (ids ``obj_001``, ...)."""
+    name = require_task_type(task_type, SUPPORTED, OBJECTS)
+    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, name)
+    objects: list[dict] = []
+
+    def add(kind: str, cid: int, cname: str, conf: Any, coordinates: dict | None) -> None:
+        obj: dict[str, Any] = {"id": f"obj_{len(objects) + 1:03d}", "class_id": cid, "type": kind}
+        if coordinates is not None:
+            obj["coordinates"] = coordinates
+        # a label without a score stays without one (not 0.0)
+        obj["properties"] = {"label": cname} if conf is None else {"confidence": conf, "label": cname}
+        objects.append(obj)
+
+    if name == DETECTION:
+        for ann, obj in zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True):
+            cid = class_id_value(ann["class_id"], fmt=OBJECTS, key="class_id")
+            coordinates = {"x": ann["left"], "y": ann["top"], "width": ann["width"], "height": ann["height"]}
+            add("bbox", cid, labeled.metadata["class-map"][str(cid)], obj.get("confidence"), coordinates)
+    elif name == CLASSIFICATION:
+        add("classification", class_id_value(labeled.value, fmt=OBJECTS, key="label"),
+            labeled.metadata["class-name"], labeled.metadata.get("confidence"), None)
+    else:
+        for cid in labeled.value:
+            add("classification", cid, labeled.metadata["class-map"][str(cid)],
+                labeled.metadata.get("confidence-map", {}).get(str(cid)), None)
+    return {"objects": objects}

@@ -1,0 +1,230 @@
+"""Producing the output manifest: a streaming merge of the input with the checkpoint records.
+
+Untouched lines are copied as the bytes read, in ranges (they are never split into lines);
+finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets,
+copied from their part in ranges too. On a local disk both are copied by the kernel
+(``byte_copy``): a resume with one line left writes the whole output without its bytes passing
+through Python. One output line per input line, in input order, written atomically (fsynced,
+then renamed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate, compress, islice
+from typing import IO
+
+import orjson
+
+from .._errors import JobError
+from .._failure_rules import rule_of
+from .._manifest.io import iter_raw_lines, to_line
+from .._storage import AtomicWriter, open_read, redact_url
+from .byte_copy import Sink
+from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
+from .layout import JobLayout
+from .scan_ranges import job_selection
+from .selection import LineSelection
+
+#: line numbers kept for the message when coverage is broken
+_EXAMPLES = 5
+
+
+@dataclass
+class Coverage:
+    """How the checkpoint records cover the selected lines of the input.
+
+    A job is COMPLETED only when every selected line has exactly one record and no record names
+    a line that was not selected: counters can agree while lines are missing (two writers, a
+    part replaced), the parts on disk cannot. Records are in strictly increasing line order
+    (``iter_records`` refuses anything else), so no line can have two.
+    """
+
+    selected: int = 0
+    missing: list[int] = field(default_factory=list)
+    missing_count: int = 0
+    unselected: list[int] = field(default_factory=list)
+    unselected_count: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return not self.missing_count and not self.unselected_count
+
+    def problem(self) -> str:
+        parts = []
+        if self.missing_count:
+            parts.append(f"{self.missing_count} selected line(s) have no checkpoint record (first: line "
+                         f"{', '.join(map(str, self.missing))})")
+        if self.unselected_count:
+            parts.append(f"{self.unselected_count} checkpoint record(s) name lines that were not selected "
+                         f"(first: line {', '.join(map(str, self.unselected))})")
+        return "; ".join(parts) + " (was the job folder written by two processes?)"
+
+
+def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
+                 attribute: str | None = None) -> list[Record]:
+    """Write the output manifest; returns the failed records (for ``write_failures``). With
+    ``coverage``, also counts how the records cover the job's selection (``selection.bin``,
+    found again by a scan when the folder has none or the input changed). ``attribute`` names
+    the selection rule."""
+    selection = job_selection(layout, input_url, attribute) if attribute is not None else None
+    coverage = coverage if coverage is not None else Coverage()
+    failed: list[Record] = []
+    with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
+        sink = Sink(out)
+        # bodies are copied from their part file where the kernel can (not read into memory)
+        parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
+        for part in _merge(f, sink, parts, selection, coverage, input_url):
+            if "f" in part.status:
+                failed.extend(r for r in part.records() if r.status == "failed")
+    return failed
+
+
+def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelection | None,
+           coverage: Coverage, input_url: str) -> Iterator[Part]:
+    """Copy the input between finished lines, and each run of finished lines adjacent in the
+    input as one range of their recorded bytes (their input lines are skipped by length, not
+    read). Lines are located by the selection's offsets. Yields each part once merged."""
+    indices, offsets = (selection.indices, selection.offsets) if selection is not None else (array("q"), array("q"))
+    nsel = len(indices)
+    coverage.selected = nsel
+    pos = k = 0
+    for part in parts:
+        m = len(part.index)
+        if part.whole and None not in part.in_bytes and indices[k:k + m] == array("q", part.index):
+            pos = _merge_runs(f, out, part, offsets[k:k + m], pos)  # every record is the next selected line
+            k += m
+        else:
+            pos, k = _merge_each(f, out, part, indices, offsets, pos, k, coverage, input_url)
+        yield part
+    for index in indices[k:]:
+        _missing(coverage, index)
+    out.copy(f, pos, f.seek(0, 2) - pos)
+
+
+def _merge_runs(f: IO[bytes], out: Sink, part: Part, offs: array, pos: int) -> int:
+    """A part whose records are exactly the next selected lines: found in a few C-speed passes.
+    Each run of records adjacent in the input is one range of the part's bodies."""
+    with _bodies(part) as (source, base):
+        for a, start, end, lo, hi in _runs(part, offs):
+            if start < pos:
+                raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
+            out.copy(f, pos, start - pos)
+            if isinstance(source, memoryview):
+                out.write(source[lo:hi])
+            else:
+                out.copy(source, base + lo, hi - lo, what=f"checkpoint {part.url}")
+            pos = end
+    return pos
+
+
+def _runs(part: Part, offs: array) -> list[tuple[int, int, int, int, int]]:
+    """``(first record, input start, input end, body start, body end)`` of each run of records
+    whose input lines are adjacent. Most parts are one run (a job labels most lines, or a
+    checkpoint's lines were next to each other): that is checked in one pass and one compare."""
+    m = len(part.index)
+    if not m:
+        return []
+    try:
+        follow = array("q", accumulate(part.in_bytes, initial=offs[0]))  # where each line starts if adjacent
+    except OverflowError:
+        follow = array("q")
+    if follow[:m] == offs:
+        return [(0, offs[0], follow[m], 0, sum(part.length))]
+    ends = list(map(operator.add, offs, part.in_bytes))
+    breaks = list(compress(range(1, m), map(operator.ne, ends, islice(offs, 1, None))))
+    at = [0, *accumulate(part.length)]
+    return [(a, offs[a], ends[b - 1], at[a], at[b]) for a, b in zip([0, *breaks], [*breaks, m], strict=True)]
+
+
+@contextlib.contextmanager
+def _bodies(part: Part) -> Iterator[tuple[memoryview | IO[bytes], int]]:
+    """Where a part's bodies are: ``(memoryview, 0)`` when they were read, else the part file
+    open for reading and the offset of the first body in it (a local part: copied by range)."""
+    if part.data is not None:
+        yield memoryview(part.data), 0
+        return
+    with open(part.url, "rb") as pf:
+        yield pf, part.body_offset
+
+
+def _merge_each(f: IO[bytes], out: Sink, part: Part, indices: array, offsets: array, pos: int,
+                k: int, coverage: Coverage, input_url: str) -> tuple[int, int]:
+    """Record by record: selected lines without a record, records of lines not selected, and
+    records of old parts (their input line gives the prefix and terminator)."""
+    read_bodies(part)
+    at = 0
+    for j, index in enumerate(part.index):
+        while k < len(indices) and indices[k] < index:
+            _missing(coverage, indices[k])
+            k += 1
+        if k < len(indices) and indices[k] == index:
+            offset = offsets[k]
+            k += 1
+        else:
+            if len(indices):
+                coverage.unselected_count += 1
+                if len(coverage.unselected) < _EXAMPLES:
+                    coverage.unselected.append(index + 1)
+            offset = _offset_of_line(f, index, input_url)
+        if offset < pos:
+            raise JobError(f"checkpoint does not match the input at line {index + 1}")
+        out.copy(f, pos, offset - pos)
+        n, in_bytes = part.length[j], part.in_bytes[j]
+        body = part.data[at:at + n]  # type: ignore[index]
+        if part.whole and in_bytes is not None:
+            out.write(body)
+            pos = offset + in_bytes
+        else:
+            f.seek(offset)
+            raw = f.readline()
+            line = to_line(index + 1, raw, first_in_file=offset == 0)
+            out.write(body if part.whole else line.prefix + body + line.newline)
+            pos = offset + len(raw)
+        at += n
+    return pos, k
+
+
+def _missing(coverage: Coverage, index: int) -> None:
+    coverage.missing_count += 1
+    if len(coverage.missing) < _EXAMPLES:
+        coverage.missing.append(index + 1)
+
+
+def _offset_of_line(f: IO[bytes], index: int, input_url: str) -> int:
+    """Where line ``index`` starts, by reading the input from the start: only for a record of a
+    line the selection does not hold (a damaged folder), which then fails the commit."""
+    f.seek(0)
+    offset = 0
+    for i, raw in enumerate(iter_raw_lines(f)):
+        if i == index:
+            return offset
+        offset += len(raw)
+    raise JobError(f"checkpoint names line {index + 1}, past the end of the input {redact_url(input_url)}")
+
+
+def write_failures(layout: JobLayout, failed: list[Record] | None = None) -> int:
+    """``failures.jsonl``: one line per failed line (line number, source, task id, rule, reason);
+    a record from before rules were recorded gets the rule its reason says. ``failed``: the
+    records ``write_output`` returned (else the parts are read again)."""
+    n = 0
+    with AtomicWriter(layout.failures) as out:
+        for rec in failed if failed is not None else _failed_records(layout):
+            entry = {"line": rec.number, "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
+                     "reason": rec.get("reason")}
+            if "task_id" in rec.extra:
+                entry["task_id"] = rec.extra["task_id"]
+            out.write(orjson.dumps(entry) + b"\n")
+            n += 1
+    return n
+
+
+def _failed_records(layout: JobLayout) -> Iterator[Record]:
+    """The failed records, reading only the heads of parts whose footer counts a failure."""
+    for url in layout.parts():
+        if part_summary(url).counts["failed"]:
+            yield from (r for r in load_part(url, bodies=False).records() if r.status == "failed")

@@ -1,0 +1,180 @@
+"""A job folder, owned by one class: where its files are, what its ``job.json`` says, and the
+rules that read them.
+
+``Job.open(url)`` reads ``job.json`` (refusing a folder that is not a job, or a damaged file, in
+one line that names the file); ``.state`` is the parsed ``JobState``, ``.layout`` the folder's
+files *where the caller found it*, ``.output_manifest`` the one output manifest the job has
+(the moved-folder rule below), ``.require(status)`` refuses a job that is not in that status.
+``api``, ``apply``, ``rollback``, the ToTask action, ``report`` and ``evaluate`` all go through
+it, so what a job folder is and how a moved one is read is written here alone.
+
+A job folder may be moved. ``job.json`` keeps the paths it was written with, so:
+
+* a folder still named after its job is *where the caller found it*: its configuration's output
+  root becomes the folder's parent, and every path of the job follows (``resume`` and ``chain``
+  carry on there);
+* the output manifest is the folder's own; only where the folder has none (a folder renamed,
+  its ``job.json`` still pointing at the old place) is the path ``job.json`` records used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from .._errors import JobError, ManifestError, NotAJobError, StorageError, TotaskError
+from .._manifest.io import read_lines
+from .._storage import exists, read_bytes
+from .layout import JobLayout
+from .state import JobState, shape_problem
+from .status import COMPLETED
+
+
+class Job:
+    """One job folder. ``Job(url)`` reads nothing; ``Job.open(url)`` reads ``job.json`` at once."""
+
+    def __init__(self, url: str) -> None:
+        self._given = url  # as the caller wrote it, for messages
+        self.url = url.rstrip("/")
+        #: the folder's files where the caller found it (``state.layout`` is where ``job.json`` says)
+        self.layout = JobLayout(self.url)
+        self._state: JobState | None = None
+        self._record: dict[str, Any] | None = None
+
+    @classmethod
+    def open(cls, url: str) -> Job:
+        """The job at ``url``: ``NotAJobError`` when it has no ``job.json``, ``JobError`` when
+        that file is not one of ours or is damaged, ``StorageError`` when it cannot be read."""
+        job = cls(url)
+        job._state = job._read_state()
+        return job
+
+    # -- what job.json says --------------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        """Whether the folder holds a ``job.json`` (a job, or one being started)."""
+        return exists(self.layout.job_json)
+
+    @property
+    def state(self) -> JobState:
+        """The parsed ``job.json`` (read on first use when the job was not opened)."""
+        if self._state is None:
+            self._state = self._read_state()
+        return self._state
+
+    def record(self) -> dict[str, Any]:
+        """``job.json`` as written, read defensively, for a page that shows whatever is there:
+        ``{}`` when it is missing or unreadable, ``{"error": ...}`` when it is not JSON."""
+        if self._record is None:
+            try:
+                data = orjson.loads(read_bytes(self.layout.job_json))
+            except StorageError:
+                data = {}
+            except orjson.JSONDecodeError as exc:
+                data = {"error": f"job.json is not valid JSON: {exc}"}
+            self._record = data if isinstance(data, dict) else {}
+        return self._record
+
+    def require(self, status: str) -> None:
+        """Refuse (``JobError``) a job that is not in ``status``: apply sends only a COMPLETED job."""
+        current = self.state.status
+        if current != status:
+            hint = f": finish it first (totask-manifest resume {self.url})" if status == COMPLETED else ""
+            raise JobError(f"job {self.url} is {current}, not {status}{hint}")
+
+    # -- what the folder holds -----------------------------------------------------------------
+
+    @property
+    def output_manifest(self) -> str:
+        """The folder's own output manifest; where it has none, the one ``job.json`` records (a
+        renamed folder's ``job.json`` still points at the old place). The folder's own path when
+        neither is known, so a message can name where it was looked for."""
+        own = self.layout.output_manifest
+        if exists(own):
+            return own
+        return self._recorded_output() or own
+
+    def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """``(line number, record)`` for each non-blank line of ``failures.jsonl`` (none when the
+        file is not there); ``record`` is None for a line that is not a JSON object."""
+        if not exists(self.layout.failures):
+            return
+        for line in read_lines(self.layout.failures):
+            if line.is_blank:
+                continue
+            try:
+                record: dict[str, Any] | None = line.record()
+            except ManifestError:
+                record = None
+            yield line.number, record
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _recorded_output(self) -> str | None:
+        """The output manifest ``job.json`` names: its configuration's (after the move rule), or,
+        for a file too damaged to parse, the ``output-manifest`` string it holds."""
+        try:
+            return self.state.layout.output_manifest
+        except TotaskError:
+            recorded = self.record().get("output-manifest")
+            return recorded if isinstance(recorded, str) else None
+
+    def _read_state(self) -> JobState:
+        url = self.layout.job_json
+        try:
+            data = orjson.loads(read_bytes(url))
+        except StorageError:
+            if exists(url):
+                raise  # there, but unreadable: the storage error says why
+            raise NotAJobError(f"{self._given} is not a job folder: {url} not found") from None
+        except orjson.JSONDecodeError as exc:
+            raise JobError(f"{url} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or "config" not in data:
+            raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
+        try:
+            state = JobState.from_dict(data)
+            problem = shape_problem(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
+        # a folder still named after its job is where the caller found it (it may have been moved)
+        parent, _, name = _folder(self.url).rpartition("/")
+        if name == state.config.job_name:
+            root = parent or "."
+            written_at = state.layout
+            state.config.output_root = root if "://" in root else os.path.abspath(root)
+            if state.effective_input == written_at.input_manifest:  # --append: the combined input moved with it
+                state.effective_input = state.layout.input_manifest
+        return state
+
+    def check_named(self) -> None:
+        """Refuse (``JobError``) to write or chain a job through a folder not named after it.
+
+        ``job.json``'s paths are followed only for a folder named after its job (above): a folder
+        renamed or copied under another name would be resumed, chained or cloned through the path
+        in its ``job.json``, into the original folder or a new one there, while the folder given
+        stays as it was (and holds a lease that guards nothing). A symbolic link to the job's own
+        folder is that folder.
+        """
+        folder, stored = _folder(self.url), self.state.config.job_url
+        if folder.rpartition("/")[2] == self.state.config.job_name:
+            return
+        if "://" not in folder and "://" not in stored and os.path.realpath(folder) == os.path.realpath(stored):
+            return
+        raise JobError(
+            f"{self._given} holds job {self.state.config.job_name!r} (job.json), whose folder is {stored}; "
+            f"a job folder must be named after its job: rename it to {self.state.config.job_name!r} (under any "
+            "parent folder) to resume, chain or clone it"
+        )
+
+
+def _folder(url: str) -> str:
+    """``url`` without a trailing slash; a local path made absolute, so that ``.`` or ``../j`` name
+    their folder."""
+    folder = url.rstrip("/") or "/"
+    return folder if "://" in folder else os.path.abspath(folder)

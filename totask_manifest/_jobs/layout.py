@@ -1,0 +1,120 @@
+"""Where a job keeps its files, following Ground Truth's output layout.
+
+``<root>/<job>/manifests/output/output.manifest`` is what Ground Truth users already look for;
+checkpoints live under ``manifests/intermediate/`` like Ground Truth's intermediate outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .._errors import UsageError
+from .._storage import is_local, join, url_to_fs
+
+_PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
+JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+def check_job_name(name: str) -> None:
+    """Ground Truth's ``LabelingJobName`` rule: 1 to 63 letters, digits and inner hyphens."""
+    if not JOB_NAME_PATTERN.fullmatch(name or ""):
+        raise UsageError(
+            f"job name {name!r} must be 1 to 63 ASCII letters, digits and hyphens, starting and ending "
+            "with a letter or digit (Ground Truth's LabelingJobName rule)"
+        )
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    job_url: str
+
+    @property
+    def job_json(self) -> str:
+        return join(self.job_url, "job.json")
+
+    @property
+    def output_manifest(self) -> str:
+        return join(self.job_url, "manifests", "output", "output.manifest")
+
+    @property
+    def input_manifest(self) -> str:
+        """Where a job whose input was extended with ``--append`` keeps its combined input."""
+        return join(self.job_url, "manifests", "input", "input.manifest")
+
+    @property
+    def intermediate(self) -> str:
+        return join(self.job_url, "manifests", "intermediate")
+
+    @property
+    def failures(self) -> str:
+        return join(self.job_url, "failures.jsonl")
+
+    @property
+    def selection(self) -> str:
+        """The input's fingerprint and the lines the job labels, with their byte offsets."""
+        return join(self.intermediate, "selection.bin")
+
+    def part(self, seq: int) -> str:
+        return join(self.intermediate, f"part-{seq:06d}.ckpt")
+
+    def parts(self) -> list[str]:
+        """Committed checkpoint parts in order (temporary files are ignored): ``.ckpt`` parts,
+        and ``.jsonl`` parts written before that format."""
+        fs, path = url_to_fs(self.intermediate)
+        if is_local(fs):  # a plain listing: a large job has thousands of parts
+            try:
+                found = os.listdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        elif not fs.exists(path):
+            return []
+        else:
+            found = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+        names = [name for name in found if _PART.fullmatch(name)]
+        # by number: past part-999999 the names grow a digit and no longer sort as text
+        return [join(self.intermediate, n) for n in sorted(names, key=part_number)]
+
+
+def part_number(name_or_url: str) -> int:
+    return int(name_or_url.rsplit("part-", 1)[-1].split(".", 1)[0])
+
+
+def job_url_for(output_root: str, job_name: str) -> str:
+    return join(output_root, job_name)
+
+
+def clean_temporaries(job_url: str) -> list[str]:
+    """Remove what a killed writer left: atomic-write temporaries (``.tmp-*``) anywhere in the job
+    folder, except in the lease folder, whose temporaries belong to whoever is taking the lease.
+
+    Only called while holding the job's lease, so no live writer of this folder owns them.
+    Returns the URLs removed.
+    """
+    fs, root = url_to_fs(job_url)
+    try:
+        found = _local_files(root) if is_local(fs) else fs.find(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for path in found:
+        path = str(path)
+        rel = path[len(root.rstrip("/")) + 1:] if path.startswith(root.rstrip("/") + "/") else path
+        name = rel.rsplit("/", 1)[-1]
+        if not name.startswith(".tmp-") or rel.startswith(".lease/") or "/.lease/" in rel:
+            continue
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _local_files(root: str) -> list[str]:
+    """Every file under a local folder, as ``fs.find`` lists them (``os.walk``: a job folder of
+    thousands of parts is listed without a ``stat`` per file)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(root)
+    return [os.path.join(folder, name) for folder, _dirs, names in os.walk(root) for name in names]

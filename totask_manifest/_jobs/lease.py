@@ -1,0 +1,342 @@
+"""One writer per job folder: an exclusive lease that works on every fsspec storage.
+
+Two processes writing one job folder lose lines: the second one's final checkpoint part can
+replace the first one's. So every command that writes a job folder (``annotate``, ``resume``,
+``chain`` and ``clone`` into it, ``apply``, ``rollback``) first takes the folder's lease.
+
+**Where.** ``<job>/.lease/lease-<generation>.json``; the lease is the file with the highest
+generation. Taking it means *creating* the next generation's file, which must be atomic:
+
+* local folders: the record is written under a temporary name, then ``os.link``\\ ed to the
+  generation's name; ``link`` fails if the name exists, so exactly one of two racers wins and
+  the file is never seen half-written;
+* ``s3://``: ``pipe_file(mode="create")``, which s3fs sends as a PUT with ``If-None-Match: *``
+  (S3's conditional write; a second PUT gets ``412 Precondition Failed``, raised as
+  ``FileExistsError``);
+* ``memory://``: ``pipe_file(mode="create")`` (checked and written under the GIL);
+* any other fsspec storage: ``pipe_file(mode="create")`` where the implementation has it (fsspec's
+  default checks then writes, which is not atomic), then the record is read back a moment later
+  and must still hold this holder's unique id. Two racers can both pass on such a store; the
+  checks on every checkpoint (below) then stop the loser at its next part.
+
+Nothing is ever deleted to take a lease over, so no holder can delete another's fresh lease:
+a stale generation ``N`` is taken over by creating ``N + 1``, and only one racer can.
+
+**Holder and heartbeat.** The record names the holder (``holder.Holder``): host, pid (with its
+start time, against pid reuse), a unique id and the command. A thread rewrites the holder's own
+generation file every ``timeout / 4`` seconds with a new heartbeat time.
+
+**Stale.** A lease is free when it was released, when its heartbeat is older than the timeout
+(``TOTASK_LEASE_TIMEOUT`` seconds, default 60; hosts' clocks are assumed to agree within a few
+seconds), or when its holder ran on this host (same boot, same pid namespace) and that process
+is gone, which lets ``resume`` take over at once after a ``kill -9``.
+
+**Lost.** A holder that was paused past the timeout may find its lease taken over. The job
+checks its lease before every checkpoint part and before every ``job.json`` write; a lost lease
+stops the run at once, writing nothing more, with a ``LeaseLost`` error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from .._errors import JobError, StorageError
+from .._storage import fsync_dir, is_local, join, redact_url, url_to_fs
+from .holder import Holder
+
+log = logging.getLogger("totask_manifest")
+
+LEASE_DIR = ".lease"
+_NAME = re.compile(r"lease-(\d{6,})\.json")
+DEFAULT_TIMEOUT = 60.0
+
+
+class JobBusyError(JobError):
+    """Another live process holds the job folder's lease (exit code 2: retry later, or stop it)."""
+
+    exit_code = 2
+
+
+class LeaseLost(JobError):
+    """This process's lease was taken over (it looked stale); it must write nothing more."""
+
+
+def lease_timeout() -> float:
+    """Seconds without a heartbeat after which a lease is stale (``TOTASK_LEASE_TIMEOUT``)."""
+    raw = os.environ.get("TOTASK_LEASE_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        value = DEFAULT_TIMEOUT
+    return max(value, 1.0)
+
+
+# -- the lease files ---------------------------------------------------------------------------
+
+
+def _generations(fs: Any, folder: str) -> list[int]:
+    # s3fs (and others) cache listings: a lease decision must see what is there now
+    with contextlib.suppress(Exception):
+        fs.invalidate_cache(folder)
+    try:
+        entries = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in entries:
+        m = _NAME.fullmatch(str(entry).rstrip("/").rsplit("/", 1)[-1])
+        if m:
+            out.append(int(m.group(1)))
+    return sorted(out)
+
+
+def _read_holder(fs: Any, path: str) -> Holder | None:
+    try:
+        raw = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    return Holder.from_json(raw) or Holder("", "?", "", 0, "", "unreadable lease", 0.0, 0.0)
+
+
+def current_holder(job_url: str) -> tuple[Holder | None, str | None]:
+    """(the latest holder of the job folder's lease or None, why it is gone or None if live)."""
+    fs, folder = url_to_fs(join(job_url, LEASE_DIR))
+    gens = _generations(fs, folder)
+    if not gens:
+        return None, None
+    holder = _read_holder(fs, f"{folder}/lease-{gens[-1]:06d}.json")
+    if holder is None:
+        return None, None
+    return holder, holder.gone_reason(lease_timeout())
+
+
+def _create_exclusive(fs: Any, path: str, data: bytes) -> None:
+    """Create ``path`` holding ``data`` unless it exists (``FileExistsError``); see the module docstring."""
+    if is_local(fs):
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/.tmp-{os.path.basename(path)}-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        fsync_dir(directory)
+        return
+    fs.pipe_file(path, data, mode="create")
+
+
+def _atomic_exclusive(fs: Any) -> bool:
+    """Whether ``_create_exclusive`` is atomic on this storage (else it is verified by reading back)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return is_local(fs) or protocol in ("s3", "s3a", "memory")
+
+
+class Lease:
+    """A held lease on one job folder; ``release`` (or leaving ``hold``) gives it back."""
+
+    def __init__(self, job_url: str, holder: Holder, fs: Any, folder: str, generation: int) -> None:
+        self.job_url = job_url
+        self.holder = holder
+        self.fs = fs
+        self.folder = folder
+        self.generation = generation
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.depth = 1
+
+    @property
+    def path(self) -> str:
+        return f"{self.folder}/lease-{self.generation:06d}.json"
+
+    def _write_own(self) -> None:
+        if is_local(self.fs):
+            from .._storage import write_bytes_atomic
+
+            write_bytes_atomic(self.path, self.holder.to_json())
+        else:
+            self.fs.pipe_file(self.path, self.holder.to_json())
+
+    def verify(self) -> None:
+        """Raise ``LeaseLost`` unless this lease is still the latest generation and ours."""
+        with self._lock:
+            self._verify()
+
+    def _verify(self) -> None:
+        if self.lost is None:
+            gens = _generations(self.fs, self.folder)
+            if not gens or gens[-1] != self.generation:
+                newer = _read_holder(self.fs, f"{self.folder}/lease-{gens[-1]:06d}.json") if gens else None
+                who = f" by {newer.describe()}" if newer is not None else ""
+                self.lost = f"the lease on {redact_url(self.job_url)} was taken over{who}"
+            else:
+                mine = _read_holder(self.fs, self.path)
+                if mine is None or mine.id != self.holder.id:
+                    self.lost = f"the lease on {redact_url(self.job_url)} is no longer this process's"
+        if self.lost is not None:
+            raise LeaseLost(self.lost + "; this run stops without writing more (another process owns the job now)")
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            self._verify()
+            self.holder.heartbeat = time.time()
+            self._write_own()
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.heartbeat()
+            except LeaseLost as exc:
+                log.error("%s", exc)
+                return
+            except Exception as exc:  # storage trouble: try again next beat; the timeout is generous
+                log.warning("lease heartbeat on %s failed: %s", redact_url(self.job_url), exc)
+
+    def start_heartbeat(self) -> None:
+        interval = lease_timeout() / 4
+        self._thread = threading.Thread(target=self._beat, args=(interval,), name="totask-lease", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Give the lease back. Where the command left no job behind (it was refused before
+        ``job.json`` was written), the lease file goes too, so no empty job folder is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            if self.lost is not None:
+                return
+            try:
+                job_json = self.folder.rsplit("/", 1)[0] + "/job.json"
+                with contextlib.suppress(Exception):
+                    self.fs.invalidate_cache(job_json)
+                if not self.fs.exists(job_json):
+                    self._drop()
+                    return
+                gens = _generations(self.fs, self.folder)
+                if gens and gens[-1] == self.generation:
+                    self.holder.released = True
+                    self.holder.heartbeat = time.time()
+                    self._write_own()
+            except Exception as exc:  # left as is, the lease goes stale: same-host at once, else after the timeout
+                log.warning("could not release the lease on %s: %s", redact_url(self.job_url), exc)
+
+    def _drop(self) -> None:
+        """Remove this lease's own file (never another's), then the folders if that left them empty."""
+        self.fs.rm_file(self.path)
+        if is_local(self.fs):
+            for directory in (self.folder, self.folder.rsplit("/", 1)[0]):
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    break
+
+
+def acquire(job_url: str, command: str) -> Lease:
+    """Take the job folder's lease, or raise ``JobBusyError`` naming the live holder."""
+    fs, folder = url_to_fs(join(job_url, LEASE_DIR))
+    me = Holder.me(command)
+    timeout = lease_timeout()
+    for _attempt in range(8):
+        try:
+            gens = _generations(fs, folder)
+        except OSError as exc:
+            raise StorageError(f"cannot read the lease folder of {redact_url(job_url)}: {exc}") from None
+        nxt = 1
+        taking_over: str | None = None
+        if gens:
+            top = _read_holder(fs, f"{folder}/lease-{gens[-1]:06d}.json")
+            if top is None:  # removed under us: look again
+                continue
+            reason = top.gone_reason(timeout)
+            if reason is None:
+                raise JobBusyError(
+                    f"job {redact_url(job_url)} is in use by {top.describe()}, last heartbeat "
+                    f"{time.time() - top.heartbeat:.0f} s ago; wait for it to end or stop it "
+                    f"(a lease is stale after {timeout:g} s without a heartbeat)"
+                )
+            if reason != "released":
+                taking_over = reason
+            nxt = gens[-1] + 1
+        path = f"{folder}/lease-{nxt:06d}.json"
+        try:
+            _create_exclusive(fs, path, me.to_json())
+        except FileExistsError:
+            continue  # another process took this generation first: judge it on the next look
+        except OSError as exc:
+            raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {exc}") from None
+        if not _atomic_exclusive(fs):
+            time.sleep(0.5)
+            back = _read_holder(fs, path)
+            if back is None or back.id != me.id or _generations(fs, folder)[-1] != nxt:
+                continue
+        if taking_over:
+            log.warning("taking over the lease on %s: %s", redact_url(job_url), taking_over)
+        lease = Lease(job_url, me, fs, folder, nxt)
+        for old in gens:  # earlier generations are released or stale: tidy them away
+            with contextlib.suppress(Exception):
+                fs.rm_file(f"{folder}/lease-{old:06d}.json")
+        lease.start_heartbeat()
+        return lease
+    raise JobBusyError(f"job {redact_url(job_url)}: could not take its lease (other processes keep taking it)")
+
+
+#: leases this process holds, by job URL: a command that calls another (annotate -> resume) holds one
+_HELD: dict[str, tuple[Lease, int]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _key(job_url: str) -> str:
+    url = job_url.rstrip("/")
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    return url if "://" in url else os.path.abspath(url)
+
+
+@contextlib.contextmanager
+def hold(job_url: str, command: str) -> Iterator[Lease]:
+    """Hold the job folder's lease for the block (re-entrant within one thread)."""
+    key = _key(job_url)
+    me = threading.get_ident()
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+    if held is not None and held[1] == me:
+        held[0].depth += 1
+        try:
+            yield held[0]
+        finally:
+            held[0].depth -= 1
+        return
+    if held is not None:
+        raise JobBusyError(f"job {redact_url(job_url)} is in use by another thread of this process "
+                           f"({held[0].holder.command})")
+    lease = acquire(job_url, command)
+    with _HELD_LOCK:
+        _HELD[key] = (lease, me)
+    try:
+        yield lease
+    finally:
+        with _HELD_LOCK:
+            _HELD.pop(key, None)
+        lease.release()
+
+
+def held_lease(job_url: str) -> Lease | None:
+    """The lease this process holds on ``job_url``, if any."""
+    with _HELD_LOCK:
+        held = _HELD.get(_key(job_url))
+    return held[0] if held is not None else None

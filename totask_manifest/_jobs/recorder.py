@@ -1,0 +1,142 @@
+"""Turning an annotator's outcome into the line the output manifest will hold.
+
+This is where a job's common metadata is added (Ground Truth's ``type``, ``job-name``,
+``human-annotated``, ``creation-date``) and where every label is checked against its schema
+before it is recorded: an invalid label fails its line with the rule it broke. Every
+annotator's output passes here (whatever the engine), so this is the one place a label is
+checked; annotators do not check it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .._failure_rules import SystematicFailure
+from .._manifest.line import DELETE, Line
+from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
+from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
+from .checkpoint import CheckpointWriter
+from .config import JobConfig
+
+log = logging.getLogger("totask_manifest")
+
+
+def _check_label() -> Callable[[str, Any, dict], list] | None:
+    try:
+        from .._manifest.label_check import check_label
+    except ImportError:  # pragma: no cover - validation module always ships
+        return None
+    return check_label
+
+
+class Recorder:
+    """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
+
+    def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
+                 selected: int = 0) -> None:
+        """``selected``: lines this run is to finish; the first of them are watched for a
+        failure that points at the configuration (``SystematicFailure``)."""
+        self.config = config
+        self.writer = writer
+        self.counts = counts
+        self.attr = config.label_attribute
+        self.meta_key = metadata_key(config.label_attribute)
+        self.task_type = get_task_type(config.task_type)
+        self.check = _check_label()
+        self.listeners: list[Callable[[str], None]] = []
+        self.systematic = SystematicFailure(selected)
+
+    def _common(self) -> dict[str, Any]:
+        return common_metadata(self.task_type, self.config.job_name)
+
+    def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], Outcome]:
+        """The status, the keys to set on the line, and the outcome finally recorded (a label
+        that breaks its schema is recorded as a failure)."""
+        drop_null = DELETE if self.attr in item.record else None
+        if isinstance(outcome, Labeled):
+            # an annotator may declare the label's own type: a document kept as it is (Ground
+            # Truth's custom type, formats.native) is not a label of the job's task type
+            task_type = task_type_of_metadata(outcome.metadata) or self.task_type
+            metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
+                                      outcome.metadata_order)
+            if self.check is not None:
+                problems = [p for p in self.check(task_type, outcome.value, metadata)
+                            if getattr(p, "severity", "error") == "error"]
+                if problems:
+                    p = problems[0]
+                    reason = f"schema: {p.rule} at {p.key or '/'}: {p.message}"
+                    return self.updates_for(item, Failed(reason, rule="schema-invalid"))
+            return "labeled", {self.attr: outcome.value, self.meta_key: metadata}, outcome
+        if isinstance(outcome, Routed):
+            metadata = {**outcome.metadata}
+            metadata.setdefault("review-status", "routed")
+            metadata["review-reason"] = outcome.reason
+            metadata = order_metadata(self.task_type, {**metadata, **self._common()})
+            updates: dict[str, Any] = {self.meta_key: metadata}
+            if drop_null is not None and item.record.get(self.attr) is None:
+                updates[self.attr] = drop_null
+            return "routed", updates, outcome
+        common = self._common()
+        metadata = {"failure-reason": outcome.reason, "failure-rule": outcome.rule, "type": common["type"],
+                    "job-name": common["job-name"], "creation-date": common["creation-date"]}
+        updates = {self.meta_key: metadata}
+        if drop_null is not None and item.record.get(self.attr) is None:
+            updates[self.attr] = drop_null
+        return "failed", updates, outcome
+
+    def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
+        status, updates, outcome = self.updates_for(item, outcome)
+        try:
+            new = line.with_values(updates)
+        except ValueError as exc:  # NaN or infinity in a label: JSON has no form for them
+            status, updates, outcome = self.updates_for(
+                item, Failed(f"label cannot be written as JSON: {exc}", rule="label-not-json"))
+            new = line.with_values(updates)
+        if status != "failed" and len(new.body) > MAX_ATTRIBUTE_CHARS:
+            # a line validate would refuse (a label over 20,000 characters, a line over 100,000)
+            # is not written: the line fails with the rule it would break
+            from .._manifest.label_check import input_line_problems  # rare: imported on use
+
+            problems = input_line_problems(new)
+            if problems:
+                p = problems[0]
+                where = f" at {p.key}" if p.key else ""
+                failed = Failed(f"output line: {p.message}{where}", rule=p.rule)
+                status, updates, outcome = self.updates_for(item, failed)
+                new = line.with_values(updates)
+        reason = outcome.reason if isinstance(outcome, Failed | Routed) else None
+        rule = outcome.rule if isinstance(outcome, Failed) else None
+        record: dict[str, Any] = {"i": item.index, "s": status}
+        dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0
+        if dropped:
+            record["d"] = dropped  # a label that dropped something the user allowed to drop
+            self.counts["dropped"] = self.counts.get("dropped", 0) + 1
+        if reason is not None:
+            record["reason"] = reason
+            if rule is not None:
+                record["rule"] = rule
+            src = item.record.get("source-ref", item.record.get("source"))
+            if isinstance(src, str):
+                record["source"] = src[:500]
+            if item.task_id is not None:
+                record["task_id"] = item.task_id
+        if status == "failed":
+            log.warning("[task %s] failed: %s", item.display, reason)
+        # the line as the output manifest will hold it: the commit copies these bytes as they are
+        self.writer.add(record, new.prefix + new.body + new.newline, len(line.raw))
+        self.counts[status] += 1
+        for listener in self.listeners:
+            listener(status)
+        self.systematic.observe(status, rule, reason)  # raises JobError when the configuration is wrong
+        return status
+
+
+def dropped_count(metadata: Any) -> int:
+    """How many things a label's metadata says were dropped (``"dropped": {"polygon": 3}`` -> 3)."""
+    dropped = metadata.get("dropped") if isinstance(metadata, dict) else None
+    if not isinstance(dropped, dict):
+        return 0
+    return sum(v for v in dropped.values() if isinstance(v, int) and not isinstance(v, bool))

@@ -1,0 +1,191 @@
+"""Reading a job's input once before it starts: identity, size, selection, and problems.
+
+The checksum lets ``resume`` refuse an input that changed under a job; the selection (which
+lines need a label, and where they start) drives the engine, the resume and the commit; and a
+line ``validate`` refuses at line level stops the job before any work, naming the line, the key
+and the rule.
+
+A big input is scanned in byte ranges (``manifest.ranges.map_ranges``: worker processes and this
+one; the scan parses every line, and that is the cost), while a thread of this process computes
+the checksum, which cannot be split (``hashlib`` and file reads let other threads run). The result is
+kept in the job folder (``selection.bin``) with the file's fingerprint, so a resume of an
+unchanged input reads neither the input nor its checksum again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import InvalidInputError
+from .._manifest.io import iter_raw_lines, to_line
+from .._manifest.line import Line
+from .._manifest.ranges import CHUNK, map_ranges
+from .._outcomes import Item
+from .._storage import open_read, redact_url, url_to_fs
+from .layout import JobLayout
+from .selection import LineSelection, iter_selected, needs_label
+
+MAX_REPORTED = 20
+
+
+@dataclass
+class InputScan:
+    sha256: str = ""
+    lines: int = 0
+    selected: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    selection: LineSelection = field(default_factory=LineSelection)
+
+
+@dataclass
+class _RangeScan:
+    """What one byte range holds; line indices and numbers count from the range's first line."""
+
+    lines: int = 0
+    indices: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q"))
+    problems: list[tuple[int, str, str, str]] = field(default_factory=list)
+    problem_count: int = 0
+
+
+def _first_line_start(f: Any, start: int) -> int:
+    """The offset of the first line starting at or after ``start`` (``iter_raw_lines``'s rule)."""
+    if start == 0:
+        return 0
+    f.seek(start - 1)
+    return start if f.read(1) == b"\n" else start + len(f.readline())
+
+
+def scan_range(url: str, start: int, end: int | None, attribute: str) -> _RangeScan:
+    """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
+    (``input_line_problems``) and the selection rule, with each selected line's offset."""
+    from .._manifest.label_check import input_line_problems  # on use: the CLI starts without it
+
+    out = _RangeScan()
+    with open_read(url) as f:
+        offset = _first_line_start(f, start)
+        for raw in iter_raw_lines(f, start=offset, end=end):
+            at = offset
+            offset += len(raw)
+            out.lines += 1
+            line = to_line(out.lines, raw, first_in_file=at == 0)
+            if line.is_blank:
+                continue
+            problems = input_line_problems(line)
+            if problems:
+                out.problem_count += len(problems)
+                room = MAX_REPORTED - len(out.problems)
+                out.problems.extend((out.lines, p.key, p.message, p.rule) for p in problems[:max(room, 0)])
+                continue
+            if needs_label(line.record(), attribute):
+                out.indices.append(out.lines - 1)
+                out.offsets.append(at)
+    return out
+
+
+def sha256_of(url: str) -> str:
+    digest = hashlib.sha256()
+    with open_read(url) as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)  # hashlib releases the GIL on big buffers
+    return digest.hexdigest()
+
+
+def fingerprint(url: str) -> dict[str, Any] | None:
+    """What the store says identifies this version of the file (size and modification time,
+    or an ETag), or None when it says nothing that would change with the content."""
+    fs, path = url_to_fs(url)
+    try:
+        info = fs.info(path)
+    except (OSError, ValueError):
+        return None
+    marks = {k: str(info[k]) for k in ("mtime", "LastModified", "ETag", "etag", "ino", "generation") if info.get(k)}
+    if not marks:
+        return None
+    return {"size": int(info.get("size") or 0), **marks}
+
+
+class _Checksum(threading.Thread):
+    """``sha256_of(url)`` beside the range scan; ``result()`` waits for it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="totask-input-sha256", daemon=True)  # a Ctrl-C does not wait for it
+        self.url = url
+        self.sha: str | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.sha = sha256_of(self.url)
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.sha is not None
+        return self.sha
+
+
+def scan_input(url: str, attribute: str, workers: int | None = None) -> InputScan:
+    """Read the input once: checksum, line count, the selection, and every line ``validate``
+    would refuse at line level (UTF-8, JSON object, one source key, line and value length,
+    ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
+    line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
+    mark = fingerprint(url)
+    checksum = _Checksum(url)
+    parts = map_ranges(scan_range, url, (attribute,), workers=workers)
+    sha = checksum.result()
+    scan = InputScan(sha256=sha)
+    sel = scan.selection
+    for part in parts:
+        base = scan.lines
+        sel.indices.extend(part.indices if not base else array("q", (i + base for i in part.indices)))
+        sel.offsets.extend(part.offsets)
+        for number, key, message, rule in part.problems:
+            where = f", key {key!r}" if key else ""
+            _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
+        scan.problem_count += part.problem_count - len(part.problems)
+        scan.lines += part.lines
+    sel.lines, sel.sha256, sel.fingerprint = scan.lines, sha, mark
+    scan.selected = len(sel.indices)
+    return scan
+
+
+def _problem(scan: InputScan, message: str) -> None:
+    scan.problem_count += 1
+    if len(scan.problems) < MAX_REPORTED:
+        scan.problems.append(message)
+
+
+def raise_for_problems(url: str, scan: InputScan) -> None:
+    if scan.problem_count:
+        more = scan.problem_count - len(scan.problems)
+        listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
+        raise InvalidInputError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+
+
+def job_selection(layout: JobLayout, input_url: str, attribute: str) -> LineSelection:
+    """The job's selection: its ``selection.bin`` while the input's fingerprint is unchanged
+    (nothing of the input is read), else a new scan of the input, kept for the next time. The
+    caller compares ``sha256`` with the checksum the job started with."""
+    selection = LineSelection.load(layout.selection)
+    if selection is not None and selection.fingerprint is not None and selection.fingerprint == fingerprint(input_url):
+        return selection
+    selection = scan_input(input_url, attribute).selection
+    selection.keep(layout.selection)
+    return selection
+
+
+def selected_lines(job_url: str, input_url: str, attribute: str, *, after_index: int = -1) -> Iterator[tuple[Line, Item]]:
+    """What an engine annotates: the selected lines past ``after_index``, read at their offsets."""
+    yield from iter_selected(input_url, job_selection(JobLayout(job_url), input_url, attribute),
+                             after_index=after_index)

@@ -1,0 +1,163 @@
+"""Which lines a job labels: Ground Truth's chaining rule.
+
+"All data objects without data connected to that label attribute name are labeled": a line is
+selected when it has no value under the attribute (missing or null), or when the attribute's
+metadata records a ``failure-reason`` from an earlier try. Everything else passes through.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .._errors import StorageError
+from .._manifest.io import to_line
+from .._manifest.line import Line
+from .._manifest.naming import metadata_key
+from .._outcomes import Item
+from .._storage import exists, open_read, read_bytes, redact_url, write_bytes_atomic
+
+log = logging.getLogger(__name__)
+
+
+def needs_label(record: dict, attribute: str) -> bool:
+    if record.get(attribute) is None:
+        return True
+    meta = record.get(metadata_key(attribute))
+    return isinstance(meta, dict) and "failure-reason" in meta
+
+
+def select(lines: Iterable[Line], attribute: str, *, after_index: int = -1) -> Iterator[tuple[Line, Item]]:
+    """Selected lines with their items, skipping the first ``after_index + 1`` lines (resume)."""
+    for index, line in enumerate(lines):
+        if index <= after_index or line.is_blank:
+            continue
+        record = line.record()
+        if needs_label(record, attribute):
+            yield line, Item(index, line.number, record)
+
+
+# -- the selection a job keeps: which lines, where they start ------------------------------------
+
+_MAGIC = b"totask-selection/1\n"
+
+
+@dataclass
+class LineSelection:
+    """The lines a job labels, found once by the input scan and kept in ``selection.bin``.
+
+    ``indices`` (0-based, increasing) and ``offsets`` (the byte where each of those lines
+    starts) let the engine read only the selected lines and a resume seek straight to the first
+    unfinished one, and let the commit check coverage and copy the input between records in
+    blocks, without parsing a line again. ``sha256`` is the input's checksum and
+    ``fingerprint`` what the store says about the file (size, modification time, ETag):
+    while the fingerprint is unchanged a resume trusts the checksum instead of reading the
+    whole input again.
+    """
+
+    lines: int = 0
+    indices: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q"))
+    sha256: str = ""
+    fingerprint: dict[str, Any] | None = None
+
+    def first_after(self, after_index: int) -> int:
+        """Position in ``indices`` of the first selected line past ``after_index``."""
+        return bisect.bisect_right(self.indices, after_index)
+
+    def to_bytes(self) -> bytes:
+        head = orjson.dumps({"lines": self.lines, "count": len(self.indices), "sha256": self.sha256,
+                             "fingerprint": self.fingerprint})
+        return b"".join((_MAGIC, head, b"\n", _little(self.indices).tobytes(), _little(self.offsets).tobytes()))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LineSelection | None:
+        """The selection, or None for bytes that are not one (then the input is scanned again)."""
+        if not data.startswith(_MAGIC):
+            return None
+        try:
+            end = data.index(b"\n", len(_MAGIC))
+            head = orjson.loads(data[len(_MAGIC):end])
+            count = int(head["count"])
+            indices, offsets = array("q"), array("q")
+            body = data[end + 1:]
+            if len(body) != 16 * count:
+                return None
+            indices.frombytes(body[:8 * count])
+            offsets.frombytes(body[8 * count:])
+            return cls(int(head["lines"]), _little(indices), _little(offsets), str(head["sha256"]), head["fingerprint"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            return None
+
+    def save(self, url: str) -> None:
+        write_bytes_atomic(url, self.to_bytes())
+        _last.clear()
+
+    def keep(self, url: str) -> None:
+        """``save``, as the cache it is: a store that refuses it (a full disk, a size limit) costs
+        the next run a scan of the input, not the job; the job's own writes fail it if the store
+        is really full."""
+        try:
+            self.save(url)
+        except StorageError as exc:
+            log.warning("selection not kept at %s (%s): the next run scans the input again", redact_url(url), exc)
+
+    @classmethod
+    def load(cls, url: str) -> LineSelection | None:
+        """The selection in ``url``; a job run reads it three times (resume, engine, commit),
+        so the last one read from a local file is kept while the file is unchanged."""
+        stamp = _stamp(url)
+        if stamp is not None and _last.get("url") == url and _last.get("stamp") == stamp:
+            return _last["selection"]
+        if not exists(url):
+            return None
+        selection = cls.from_bytes(read_bytes(url))
+        _last.clear()
+        if stamp is not None and selection is not None:
+            _last.update(url=url, stamp=stamp, selection=selection)
+        return selection
+
+
+#: the last selection read from a local file, with the file's (size, mtime, inode)
+_last: dict[str, Any] = {}
+
+
+def _stamp(url: str) -> tuple[int, int, int] | None:
+    if "://" in url:
+        return None
+    try:
+        st = os.stat(url)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _little(values: array) -> array:
+    """The array in little-endian order (a no-op on the machines this runs on): the file's order."""
+    if sys.byteorder == "big":
+        values = array(values.typecode, values)
+        values.byteswap()
+    return values
+
+
+def iter_selected(input_url: str, selection: LineSelection, *, after_index: int = -1) -> Iterator[tuple[Line, Item]]:
+    """The selected lines past ``after_index`` with their items, read at their offsets: the
+    lines in between are never read, and a resume starts at the first unfinished line."""
+    start = selection.first_after(after_index)
+    if start >= len(selection.indices):
+        return
+    with open_read(input_url) as f:
+        for k in range(start, len(selection.indices)):
+            index, offset = selection.indices[k], selection.offsets[k]
+            if f.tell() != offset:
+                f.seek(offset)
+            line = to_line(index + 1, f.readline(), first_in_file=offset == 0)
+            yield line, Item(index, line.number, line.record())

@@ -1,0 +1,125 @@
+"""``job.json``: a job's status, configuration, input identity, counters and lineage.
+
+It is rewritten atomically at every checkpoint, so after a crash it is at most one checkpoint
+behind, and ``resume`` trusts the checkpoint parts, not these counters. Reading it is
+``jobs.job.Job.open``'s (which knows how a moved folder is read); this module holds its shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .._storage import write_bytes_atomic
+from .config import JobConfig
+from .layout import JobLayout
+from .status import RUNNING, STATUSES
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def empty_metrics(total: int = 0) -> dict[str, int]:
+    return {"total": total, "success": 0, "failed": 0, "routed": 0, "stand_by": total}
+
+
+@dataclass
+class JobState:
+    config: JobConfig
+    status: str = RUNNING
+    #: the manifest the job reads: the input, or the input combined with ``--append``
+    effective_input: str = ""
+    input_sha256: str = ""
+    input_lines: int = 0
+    metrics: dict[str, int] = field(default_factory=empty_metrics)
+    created: str = field(default_factory=now_iso)
+    updated: str = field(default_factory=now_iso)
+    ended: str | None = None
+    chained_from: str | None = None
+    cloned_from: str | None = None
+    engine: str = "local"
+    error: str | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def layout(self) -> JobLayout:
+        return JobLayout(self.config.job_url)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job-name": self.config.job_name,
+            "status": self.status,
+            "label-attribute": self.config.label_attribute,
+            "task-type": self.config.task_type,
+            "method": self.config.method,
+            "input": {
+                "url": self.config.input,
+                "read": self.effective_input or self.config.input,
+                "sha256": self.input_sha256,
+                "lines": self.input_lines,
+            },
+            "output-manifest": self.layout.output_manifest,
+            "metrics": self.metrics,
+            "created": self.created,
+            "updated": self.updated,
+            "ended": self.ended,
+            "chained-from": self.chained_from,
+            "cloned-from": self.cloned_from,
+            "engine": self.engine,
+            "error": self.error,
+            "runs": self.runs,
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobState:
+        inp = data.get("input") or {}
+        return cls(
+            config=JobConfig.from_dict(data["config"]),
+            status=data.get("status", RUNNING),
+            effective_input=inp.get("read") or inp.get("url", ""),
+            input_sha256=inp.get("sha256", ""),
+            input_lines=inp.get("lines", 0),
+            metrics=data.get("metrics") or empty_metrics(),
+            created=data.get("created", now_iso()),
+            updated=data.get("updated", now_iso()),
+            ended=data.get("ended"),
+            chained_from=data.get("chained-from"),
+            cloned_from=data.get("cloned-from"),
+            engine=data.get("engine", "local"),
+            error=data.get("error"),
+            runs=data.get("runs") or [],
+        )
+
+    def __post_init__(self) -> None:
+        if not self.effective_input:
+            self.effective_input = self.config.input
+
+    def save(self) -> None:
+        self.updated = now_iso()
+        write_bytes_atomic(self.layout.job_json, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def shape_problem(state: JobState) -> str | None:
+    """Why a parsed job.json cannot be used (a field of the wrong type), or None."""
+    c = state.config
+    for name in ("job_name", "input", "output_root", "label_attribute", "task_type", "method"):
+        if not isinstance(getattr(c, name), str):
+            return f"config.{name} is not a string"
+    if not isinstance(c.options, dict):
+        return "config.options is not an object"
+    if not isinstance(c.append, list):
+        return "config.append is not a list"
+    if isinstance(c.checkpoint_every, bool) or not isinstance(c.checkpoint_every, int):
+        return "config.checkpoint_every is not an integer"
+    if state.status not in STATUSES:
+        return f"status {state.status!r} is none of {', '.join(STATUSES)}"
+    if not isinstance(state.metrics, dict) or not all(isinstance(v, int) for v in state.metrics.values()):
+        return "metrics is not an object of integers"
+    if not isinstance(state.runs, list):
+        return "runs is not a list"
+    return None

@@ -1,0 +1,56 @@
+"""Streaming manifest reading and atomic writing.
+
+Reading is chunked (``ranges``: 1 MiB reads split on ``\\n``), so memory stays constant whatever the file
+size and any fsspec file object works. Line rules, documented in the README:
+
+* lines end in ``\\n`` or ``\\r\\n``; the terminator is kept and written back as it was;
+* a last line without a terminator is a line (and stays without one);
+* a UTF-8 byte order mark at the start of the file is not part of line 1's JSON and is kept;
+* a line holding only whitespace is *blank*: jobs never select it and pass it through,
+  ``validate`` warns about it (an error with ``--strict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from .._storage import AtomicWriter, open_read
+from .line import Line
+from .ranges import iter_raw_lines, split_bom
+
+__all__ = ["iter_lines_from", "iter_raw_lines", "read_lines", "to_line", "write_lines"]
+
+
+def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Line:
+    """Split a raw line into prefix (a BOM, on the file's first line only), body and terminator."""
+    prefix = b""
+    if number == 1 if first_in_file is None else first_in_file:
+        prefix, raw = split_bom(raw)
+    if raw.endswith(b"\r\n"):
+        return Line(number, raw[:-2], b"\r\n", prefix)
+    if raw.endswith(b"\n"):
+        return Line(number, raw[:-1], b"\n", prefix)
+    return Line(number, raw, b"", prefix)
+
+
+def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, first_number: int = 1) -> Iterator[Line]:
+    """Lines of a byte range; ``first_number`` is the number of its first line (the caller knows it)."""
+    for i, raw in enumerate(iter_raw_lines(f, start=start, end=end)):
+        yield to_line(first_number + i, raw, first_in_file=(start == 0 and i == 0))
+
+
+def read_lines(url: str) -> Iterator[Line]:
+    """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
+    with open_read(url) as f:
+        yield from iter_lines_from(f)
+
+
+def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:
+    """Write lines atomically; returns the number written."""
+    n = 0
+    with AtomicWriter(url) as out:
+        for line in lines:
+            out.write(line.raw if isinstance(line, Line) else line)
+            n += 1
+    return n

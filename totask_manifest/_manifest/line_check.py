@@ -1,0 +1,385 @@
+"""The hot loop of ``validate``: the per-line rules for one byte range, with caches for what
+repeats across lines (a key's facts, a plan per attribute and type string, a plan per line
+shape). A valid line costs one ``orjson.loads``, one ``is_valid`` per label attribute (a
+compiled schema that also checks the naming conventions), the type's own predicates and a few
+dictionary lookups; whole runs of lines sharing one shape are checked at once. The detailed
+error list, the byte-span scanner and character counts run only for lines that fail a cheap
+test."""
+
+from __future__ import annotations
+
+import gc
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .._errors import ManifestError, json_kind
+from .._task_types import TASK_TYPES, TaskType, task_type_of_metadata
+from . import semantics
+from .label_check import (
+    _check_failure,
+    _check_pair,
+    _fast_record_validator,
+    _fast_schema,
+    fast_path,
+    input_rules,
+)
+from .line import Line, may_repeat_a_key
+from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
+from .problems import AttributeStats, Collector, Severity
+from .schemas import compile_schema, format_path, ref, validator
+
+#: task types whose ``-ref`` requirement the developer guide states inconsistently (the Output
+#: Data page omits video frame jobs; the API lists them), so a missing ``-ref`` is a departure
+_REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tracking"})
+
+
+class _KeyInfo:
+    """What the hot loop needs to know about a top-level key, computed once per distinct key."""
+
+    __slots__ = ("attribute", "key", "plans", "suspicious")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.suspicious = key.startswith("$")
+        #: for a ``<attribute>-metadata`` key: the attribute, and a plan per ``type`` string seen
+        self.attribute = key[: -len(METADATA_SUFFIX)] if key.endswith(METADATA_SUFFIX) else None
+        self.plans: dict[str, _Plan] = {}
+
+
+class _Plan:
+    """How to check one attribute declaring one type string; the fast path needs nothing else."""
+
+    __slots__ = ("clean", "fast", "is_valid", "stats", "task_type")
+
+    def __init__(self, attribute: str, task_type: TaskType, naming_clean: bool, stats: AttributeStats) -> None:
+        self.task_type = task_type
+        self.stats = stats
+        #: checks the whole line: the attribute as the label, its metadata key as the metadata
+        self.is_valid = _fast_record_validator(task_type.name, attribute)
+        self.clean = fast_path(task_type.name)[1]
+        # the point cloud departure (detection type on a -ref file reference) takes the full path
+        special = task_type.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
+        self.fast = naming_clean and not special
+
+
+_CACHE_SIZE = 4096
+#: lines checked at once on the fast path (a run): small enough that a failing run costs little
+RUN_LINES = 256
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _ShapePlan:
+    """Checks a run of lines sharing one key sequence at once (see ``_LineChecker._try_run``)."""
+
+    is_valid: Callable[[Any], bool]
+    predicates: list[tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any, dict], bool]]]
+    stats: list[AttributeStats]
+
+
+class LineChecker:
+    """The per-line rules for one byte range, with caches for what repeats across lines."""
+
+    def __init__(self, label_attribute: str | None, task_type: TaskType | None, schema: str | None,
+                 out: Collector) -> None:
+        self.label_attribute = label_attribute
+        self.task_type = task_type
+        self.schema = schema
+        self.out = out
+        self._keys: dict[str, _KeyInfo] = {}
+        self._naming_cache: dict[tuple[str, str], list[tuple[str, str, str, Severity]]] = {}
+        self._shapes: dict[tuple, _ShapePlan | None] = {}
+        self._document = validator(schema) if schema else None
+
+    def run(self, batches: Iterator[list[bytes]]) -> None:
+        """Check every line: whole runs of valid lines at once where possible (``_try_run``),
+        each line of a run that is not (or cannot be checked at once) on its own."""
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # nothing here makes reference cycles; the collector would only rescan young dicts
+        number = 0
+        batch_ok = self._try_run if self._runs_possible else None
+        try:
+            for batch in batches:
+                for at in range(0, len(batch), RUN_LINES):
+                    run = batch[at : at + RUN_LINES]
+                    records = None
+                    if batch_ok is not None:
+                        ok, records = batch_ok(run)
+                        if ok:
+                            number += len(run)
+                            continue
+                    number = self._lines(run, number, records)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self.out.lines += number
+
+    # ---- a run of lines at once
+    @property
+    def _runs_possible(self) -> bool:
+        return self.schema is None and self.label_attribute is None and self.task_type is None
+
+    def _try_run(self, run: list[bytes]) -> tuple[bool, list | None]:
+        """True when every line of ``run`` is valid, decided without a Python step per line
+        (except the task type's own predicates); the parsed records either way, for reuse.
+
+        The lines must share one key sequence (a *shape*) whose plan says what the per-line path
+        would conclude: one compiled schema over the run checks every attribute and metadata
+        object, the size and duplicate-key tests count over the run's joined bytes. Anything
+        short of "all valid" sends the run to the per-line path, which reports the problems.
+        """
+        try:
+            records = list(map(orjson.loads, run))
+        except orjson.JSONDecodeError:
+            return False, None
+        try:
+            shapes = set(map(tuple, records))
+        except TypeError:  # a line that is not an object
+            return False, records
+        if len(shapes) != 1:
+            return False, records
+        shape = shapes.pop()
+        plan = self._shapes.get(shape, _UNSET)
+        if plan is _UNSET:
+            plan = self._shape_plan(shape, records[0])
+            if len(self._shapes) < _CACHE_SIZE:
+                self._shapes[shape] = plan
+        if plan is None or max(map(len, run)) > MAX_ATTRIBUTE_CHARS:
+            return False, records
+        # a key repeated anywhere in some line (top level included): the parsed records hold fewer
+        # colons than the text (``may_repeat_a_key``), one count over the whole run
+        if may_repeat_a_key(b"\n".join(run), records):
+            return False, records
+        if not plan.is_valid(records):
+            return False, records
+        for label_of, metadata_of, predicate in plan.predicates:
+            if not all(map(predicate, map(label_of, records), map(metadata_of, records))):
+                return False, records
+        for stats in plan.stats:
+            stats.labeled += len(run)
+        return True, records
+
+    def _shape_plan(self, shape: tuple, first: dict) -> _ShapePlan | None:
+        """How to check a run of lines with these keys at once, from its first line; None when a
+        line of this shape always needs the per-line path (a rule it breaks, a departure, ...)."""
+        if ("source-ref" in shape) == ("source" in shape) or any(not isinstance(k, str) for k in shape):
+            return None
+        properties: dict[str, Any] = {}
+        predicates = []
+        stats = []
+        infos = [self._keys.get(key) or self._key(key) for key in shape]
+        for info in infos:
+            if info.suspicious:
+                return None
+            if info.attribute is None:
+                continue
+            meta = first[info.key]
+            kind = meta.get("type") if type(meta) is dict else None
+            if type(kind) is not str:  # not a label's metadata: must stay so on every line
+                properties[info.key] = {"not": {"type": "object", "required": ["type"],
+                                                "properties": {"type": {"type": "string"}}}}
+                continue
+            plan = info.plans.get(kind)
+            if plan is None:
+                tt = task_type_of_metadata(meta)
+                if tt is None:
+                    return None
+                plan = _Plan(info.attribute, tt, not self._naming(info.attribute, tt),
+                             self.out.stats(info.attribute, tt.name))
+                info.plans[kind] = plan
+            if not plan.fast or info.attribute not in shape:
+                return None
+            pair = _fast_schema(plan.task_type.name)
+            properties[info.attribute] = pair["properties"]["label"]
+            properties[info.key] = {"allOf": [pair["properties"]["metadata"], {"not": {"required": ["failure-reason"]}}]}
+            if plan.clean is not None:
+                predicates.append((operator.itemgetter(info.attribute), operator.itemgetter(info.key), plan.clean))
+            stats.append(plan.stats)
+        schema = {"$id": ref("run-" + str(len(self._shapes))), "type": "array",
+                  "items": {"type": "object", "properties": properties}}
+        return _ShapePlan(compile_schema(schema).is_valid, predicates, stats)
+
+    # ---- one line at a time
+    def _lines(self, run: list[bytes], number: int, records: list | None) -> int:
+        """The per-line path: the common case stays in this loop, on local names; anything else
+        leaves it for a method that works the problems out."""
+        out = self.out
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        keys = self._keys
+        whole_lines = self.schema is not None
+        one_attribute = self.label_attribute is not None
+        size_limit = MAX_ATTRIBUTE_CHARS
+        for i, body in enumerate(run):
+            number += 1
+            if records is not None:
+                record = records[i]
+            else:
+                try:
+                    record = loads(body)
+                except decode_error:
+                    self._unparsable(number, body)
+                    continue
+            if type(record) is not dict:
+                out.add(number, "", "line-json",
+                        rule_message("line-json", detail=f"found a JSON {json_kind(record)}, not an object"))
+                continue
+            if whole_lines:
+                self._check_document(number, record)
+                continue
+            # input rules: cheap tests first; the exact (slower) checks run only on suspicion
+            suspicious = ("source-ref" in record) is ("source" in record) or len(body) > size_limit
+            metadata_keys = []
+            for key in record:
+                info = keys.get(key) or self._key(key)
+                if info.suspicious:  # a ``$`` key (a repeated key: ``may_repeat_a_key`` below)
+                    suspicious = True
+                if info.attribute is not None:
+                    metadata_keys.append(info)
+            if suspicious or may_repeat_a_key(body, record):
+                self._check_input_rules(number, body, record)
+            if one_attribute:
+                attribute = self.label_attribute
+                self._check_attribute(number, record, attribute, record.get(attribute + METADATA_SUFFIX))
+                continue
+            for info in metadata_keys:
+                meta = record[info.key]
+                if type(meta) is not dict:
+                    continue
+                kind = meta.get("type")
+                if type(kind) is not str:
+                    continue  # e.g. source-ref-metadata: not a label's metadata
+                plan = info.plans.get(kind)
+                if (plan is not None and plan.fast and "failure-reason" not in meta and plan.is_valid(record)
+                        and (plan.clean is None or plan.clean(record[info.attribute], meta))):
+                    plan.stats.labeled += 1
+                    continue
+                self._found_attribute(number, record, info, meta, kind, plan)
+        return number
+
+    def _key(self, key: str) -> _KeyInfo:
+        info = _KeyInfo(key)
+        if len(self._keys) < _CACHE_SIZE:
+            self._keys[key] = info
+        return info
+
+    def _unparsable(self, number: int, body: bytes) -> None:
+        out = self.out
+        if not body.strip():
+            out.blank += 1
+            out.add(number, "", "line-blank", rule_message("line-blank"), "warning")
+            return
+        line = Line(number, body.rstrip(b"\r\n"))
+        try:
+            line.record()
+        except ManifestError as exc:
+            out.add(number, "", exc.rule, exc.detail)
+        else:  # pragma: no cover - orjson failed on the body with its terminator only
+            out.add(number, "", "line-json", rule_message("line-json", detail="unparsable line"))
+
+    # ---- input manifest rules (exact)
+    def _check_input_rules(self, number: int, body: bytes, record: dict) -> None:
+        input_rules(self.out, number, body, record)
+
+    # ---- label attributes
+    def _found_attribute(self, number: int, record: dict, info: _KeyInfo, meta: dict, kind: str,
+                         plan: _Plan | None) -> None:
+        """A metadata object the fast path did not settle: find its task type, plan, problems."""
+        if plan is None:
+            tt = task_type_of_metadata(meta)
+            if tt is None:
+                if kind.lower().startswith("groundtruth/"):
+                    self.out.add(number, info.key + ".type", "metadata-type-unknown",
+                                 f"type {kind!r} is not a Ground Truth task type this tool knows; not checked",
+                                 "warning")
+                return
+            if self.task_type is not None and tt is not self.task_type:
+                return
+            attribute = info.attribute
+            plan = _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name))
+            if len(info.plans) < _CACHE_SIZE:
+                info.plans[kind] = plan
+        self._check_attribute(number, record, info.attribute, meta, plan.task_type)
+
+    def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
+        cached = self._naming_cache.get((attribute, task_type.name))
+        if cached is not None:
+            return cached
+        found: list[tuple[str, str, str, Severity]] = []
+        for v in label_attribute_violations(attribute, task_type):
+            if v.rule == "label-attribute-ref-required" and task_type.name in _REF_DOCUMENTED_LOOSELY:
+                found.append((attribute, "departure-ref-suffix",
+                              f"{v.message}; the API requires it for video frame jobs but the Output Data page "
+                              "does not list them, and imported labels (e.g. 'Person' next to 'Person-ref') "
+                              "go without it", "warning"))
+            else:
+                key = attribute + METADATA_SUFFIX if v.rule == "label-attribute-metadata-suffix" else attribute
+                found.append((key, v.rule, v.message, "error"))
+        if len(self._naming_cache) < _CACHE_SIZE:
+            self._naming_cache[(attribute, task_type.name)] = found
+        return found
+
+    def _check_attribute(self, number: int, record: dict, attribute: str, meta: Any,
+                         tt: TaskType | None = None) -> None:
+        out = self.out
+        meta_key = attribute + METADATA_SUFFIX
+        if meta is None:
+            if attribute in record:
+                out.add(number, meta_key, "metadata-missing",
+                        f"{attribute!r} has a value but no {meta_key!r} object says what it is")
+            else:
+                out.unlabeled += 1
+            return
+        if tt is None:
+            tt = self.task_type or task_type_of_metadata(meta)
+            if tt is None:
+                kind = meta.get("type") if isinstance(meta, dict) else None
+                out.add(number, meta_key, "metadata-type-unknown",
+                        f"{meta_key!r} does not declare a known task type (type {kind!r}); give --task-type")
+                return
+        stats = out.stats(attribute, tt.name)
+        errors_before = out.errors
+        if type(meta) is dict and "failure-reason" in meta:
+            stats.failed += 1
+            _check_failure(out, number, meta, meta_key)
+            if attribute in record:
+                out.add(number, attribute, "failure-with-label",
+                        "the metadata says this object failed (failure-reason) but a label value is present",
+                        "warning")
+        elif type(meta) is dict and "review-status" in meta and attribute not in record:
+            stats.routed += 1
+            _check_failure(out, number, meta, meta_key, "routed")
+        elif attribute not in record:
+            out.add(number, attribute, "label-missing",
+                    f"{meta_key!r} declares {tt.gt_type} but there is no {attribute!r} value")
+        else:
+            value = record[attribute]
+            schema_meta = None
+            if (tt.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
+                    and type(value) is str and type(meta) is dict):
+                out.add(number, meta_key + ".type", "departure-type-mismatch",
+                        f"type says {tt.gt_type} (inline cuboids) but {attribute!r} holds a file reference: "
+                        "checked as groundtruth/point_cloud_object_tracking, as Ground Truth's own sample "
+                        "sequence output is written", "warning")
+                tt = TASK_TYPES["point_cloud_object_tracking"]
+                schema_meta = {**meta, "type": tt.gt_type}
+            for key, rule, message, severity in self._naming(attribute, tt):
+                out.add(number, key, rule, message, severity)
+            _check_pair(out, number, tt.name, value, meta, attribute, meta_key, schema_meta)
+            stats.labeled += 1
+        if out.errors > errors_before:
+            stats.invalid += 1
+
+    # ---- --schema
+    def _check_document(self, number: int, record: dict) -> None:
+        compiled = self._document
+        if not compiled.is_valid(record):
+            for err in compiled.errors(record):
+                self.out.add(number, format_path(err.path), f"schema-{err.keyword}", err.message)
+            return
+        for f in semantics.check_document(self.schema, record):
+            self.out.add(number, format_path(f.path), f.rule, f.message, f.severity)
+

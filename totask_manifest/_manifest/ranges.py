@@ -1,0 +1,289 @@
+"""The one line splitter and byte-range planner: how every command reads a manifest in pieces.
+
+Partition rule: a line belongs to the byte range its first byte is in, so ranges ``[a, b)``
+that tile a file give every line to exactly one reader, whatever the boundaries cut through
+(a line, a ``\\r\\n``, a blank line). A UTF-8 byte order mark before the file's first line is
+not part of that line's JSON (``split_bom``); it only ever sits in the range starting at 0.
+
+``map_ranges`` runs one function over the ranges of a big file in worker processes, with this
+process working through ranges too (no one waits for a process to start), a dead worker's
+ranges redone here (exact results, only slower), and a Ctrl-C that ends the command with its
+one line and exit 130: workers ignore SIGINT (``quiet_worker``) and the interrupted command
+ends them (``stop``). Why: a terminal sends Ctrl-C to every process of its foreground group;
+Python's own handler raised ``KeyboardInterrupt`` in each worker wherever it was (often inside
+an import) and each printed a traceback, and a future already cancelled made Python 3.11's
+pool thread raise ``InvalidStateError`` as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import IO, Any, Literal, TypeVar
+
+import fsspec
+
+from .. import _storage as storage
+from .line import BOM
+
+T = TypeVar("T")
+CHUNK = 1 << 20
+#: ranges are at least this long; a file under twice this is read by one process
+MIN_RANGE_BYTES = 8 << 20
+#: ranges per worker: many small ranges even out processes that start late or get less CPU
+RANGES_PER_WORKER = 8
+log = logging.getLogger("totask_manifest")
+
+
+# --- splitting ---------------------------------------------------------------------------------
+
+def _split(f: IO[bytes], start: int, end: int | None, chunk: int) -> Iterator[tuple[list[bytes], bool]]:
+    """``(lines without their \\n, terminated)`` batches of the lines starting in ``[start, end)``;
+    only a file's last line can come unterminated, alone in the last batch."""
+    if start > 0:
+        f.seek(start - 1)
+        if f.read(1) != b"\n":  # ``start`` is inside a line: that line belongs to the range before
+            start += len(f.readline())
+    offset = start  # file offset of the first byte of ``pending``
+    pending = b""
+    long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
+    while end is None or offset < end:
+        data = f.read(chunk)
+        if not data:
+            if long_line:
+                pending = b"".join([*long_line, pending])
+            if pending:
+                yield [pending], False
+            return
+        if b"\n" not in data:  # joined once, not once per chunk (a 40 MB line costs 40 MB, not 800)
+            long_line.append(pending)
+            pending = data
+            continue
+        if long_line:
+            pending = b"".join([*long_line, pending])
+            long_line = []
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        size = sum(map(len, lines)) + len(lines)
+        if end is not None and offset + size > end:
+            kept = []
+            for line in lines:  # the range ends inside this batch: keep lines starting before ``end``
+                if offset >= end:
+                    break
+                kept.append(line)
+                offset += len(line) + 1
+            yield kept, True
+            return
+        offset += size
+        yield lines, True
+
+
+def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
+                      chunk: int = CHUNK) -> Iterator[list[bytes]]:
+    """The lines of ``[start, end)`` in batches, without their ``\\n`` (a ``\\r`` stays; JSON
+    ignores it), a BOM left in place. A batch is one ``split`` of a chunk: no per-line step."""
+    for lines, _terminated in _split(f, start, end, chunk):
+        yield lines
+
+
+def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    """Raw lines with their terminators (a last line without one stays so), BOM included."""
+    for lines, terminated in _split(f, start, end, CHUNK):
+        if terminated:
+            for line in lines:
+                yield line + b"\n"
+        else:
+            yield from lines
+
+
+def split_bom(raw: bytes) -> tuple[bytes, bytes]:
+    """``(BOM or b"", rest)`` of a file's first line: the mark is kept when a line is written back,
+    never parsed."""
+    return (BOM, raw[len(BOM):]) if raw.startswith(BOM) else (b"", raw)
+
+
+def iter_bodies(f: IO[bytes], *, start: int = 0, end: int | None = None,
+                chunk: int = CHUNK) -> Iterator[list[bytes]]:
+    """``iter_line_batches`` ready for ``orjson.loads``: the file's BOM taken off its first line."""
+    batches = iter_line_batches(f, start=start, end=end, chunk=chunk)
+    if start > 0:
+        yield from batches
+        return
+    for first in batches:
+        if first:
+            first[0] = split_bom(first[0])[1]
+        yield first
+        break
+    yield from batches
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> list[tuple[int, int]]:
+    """Byte ranges tiling ``[0, size)``: ``RANGES_PER_WORKER`` per worker, each at least
+    ``min_bytes`` (``MIN_RANGE_BYTES``), at least one per worker; one range for one worker or a
+    file under twice ``min_bytes``."""
+    min_bytes = MIN_RANGE_BYTES if min_bytes is None else min_bytes
+    if workers <= 1 or size < 2 * min_bytes:
+        return [(0, size)]
+    count = max(workers, min(workers * RANGES_PER_WORKER, size // min_bytes))
+    step = -(-size // count)
+    return [(i * step, min((i + 1) * step, size)) for i in range(count) if i * step < size]
+
+
+# --- mapping over worker processes -------------------------------------------------------------
+
+def quiet_worker() -> None:
+    """Pool initializer: the worker ignores SIGINT; the command that started it acts on it. It
+    already does from its first instruction (``_spawning``); this keeps it so whatever started it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _spawning() -> Iterator[None]:
+    """Submit work (which starts the pool's workers) here: they start with SIGINT blocked and
+    ignored, a disposition a spawned interpreter inherits and keeps (Python installs its
+    ``KeyboardInterrupt`` handler only over the default one). ``quiet_worker`` alone came into
+    effect only after a worker had imported ``multiprocessing``: a Ctrl-C in that window printed
+    a traceback (seen on a loaded machine). A Ctrl-C reaching the command inside the window stays
+    pending (blocked, not ignored) and arrives when it ends."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield  # signal dispositions are the main thread's to change; its own command handles Ctrl-C
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
+
+
+def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:
+    """End the pool's work now, after an exception in the command (a Ctrl-C above all): take the
+    cancelled futures out of its pending work, then kill the workers, so queued ranges are not
+    waited for and the pool is torn down cleanly."""
+    processes = getattr(pool, "_processes", None)
+    if not processes:  # no worker started (or another implementation): cancel what has not started
+        for future in futures:
+            future.cancel()
+        return
+    pending = getattr(pool, "_pending_work_items", None)
+    if isinstance(pending, dict):
+        for work_id, item in list(pending.items()):
+            if item.future.cancelled():
+                pending.pop(work_id, None)
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+
+
+def _context(start_method: Literal["fork", "spawn"] | None) -> multiprocessing.context.BaseContext | None:
+    """``fork`` (None: when this process runs no other thread, so nothing holds a lock across the
+    fork) or ``spawn``; None when spawn cannot work (it re-runs the main script: impossible for
+    one read from stdin)."""
+    if start_method != "spawn" and "fork" in multiprocessing.get_all_start_methods() and (
+            start_method == "fork" or threading.active_count() == 1):
+        return multiprocessing.get_context("fork")
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.exists(main_file):
+        return None
+    return multiprocessing.get_context("spawn")
+
+
+def _splittable(url: str, remote: bool) -> bool:
+    """Whether worker processes can read the URL (not so for ``memory://``); other URLs than
+    local files only when ``remote`` (a ranged read of an object costs a request)."""
+    fs, _ = storage.url_to_fs(url)
+    if storage.is_local(fs):
+        return True
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return remote and "memory" not in protocols
+
+
+#: in a pool worker: one flag per range, set by whichever process takes the range first
+_claims: Any = None
+_TAKEN = object()
+
+
+def _start_worker(claims: Any, conf: dict) -> None:
+    """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options."""
+    global _claims
+    quiet_worker()
+    _claims = claims
+    fsspec.config.conf.update(conf)
+
+
+def _claim(claims: Any, i: int) -> bool:
+    """Take range ``i`` unless another process has. Claims replace ``Future.cancel``: a future
+    cancelled while queued makes Python 3.11's pool thread raise ``InvalidStateError`` when a
+    worker dies, and leaves the pool half torn down."""
+    with claims.get_lock():
+        if claims[i]:
+            return False
+        claims[i] = 1
+        return True
+
+
+def _in_worker(i: int, fn: Callable[..., T], url: str, start: int, end: int, args: tuple) -> Any:
+    return fn(url, start, end, *args) if _claim(_claims, i) else _TAKEN
+
+
+def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, workers: int | None = None,
+               start_method: Literal["fork", "spawn"] | None = None, remote: bool = True,
+               min_bytes: int | None = None) -> list[T]:
+    """``fn(url, start, end, *args)`` for each range of the file at ``url``, results in file order.
+
+    One call ``fn(url, 0, None, *args)`` in this process for a small file, one worker, or a URL
+    that cannot be split (see ``_splittable``). Otherwise ``workers - 1`` pool processes take
+    ranges from the front while this process takes them from the back (each range is claimed
+    once, by whoever comes first); a worker that dies leaves its ranges to this process. ``fn``
+    must be a module-level function (it crosses to spawned processes by name).
+    """
+    workers = workers or os.cpu_count() or 1
+    with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
+        size = f.seek(0, os.SEEK_END)
+    ranges = plan_ranges(size, workers, min_bytes=min_bytes)
+    context = _context(start_method) if len(ranges) > 1 else None
+    if context is None or not _splittable(url, remote):
+        return [fn(url, 0, None, *args)]
+    parts: dict[int, T] = {}
+    claims = context.Array("b", len(ranges))
+    broken = False
+    with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
+                             initializer=_start_worker, initargs=(claims, copy.deepcopy(fsspec.config.conf))) as pool:
+        futures: list[Future] = []
+        try:
+            with _spawning():  # the first ``submit`` starts the workers
+                futures += [pool.submit(_in_worker, i, fn, url, start, end, tuple(args))
+                            for i, (start, end) in enumerate(ranges)]
+            for i in reversed(range(len(ranges))):
+                if not _claim(claims, i):
+                    break  # the workers have reached this far from the front
+                parts[i] = fn(url, *ranges[i], *args)
+            for i, future in enumerate(futures):
+                if i in parts:
+                    continue
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:  # a worker was killed: exact results, only slower
+                    if not broken:
+                        log.warning("a worker process died (%s); reading the rest in this process", exc)
+                    broken = True
+                    result = fn(url, *ranges[i], *args)
+                if result is _TAKEN:  # pragma: no cover - this process claimed it: in ``parts`` already
+                    continue
+                parts[i] = result
+        except BaseException:
+            stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
+            raise
+    return [parts[i] for i in range(len(ranges))]

@@ -1,0 +1,276 @@
+"""Rules across fields that JSON Schema cannot express, each with a stable rule id.
+
+They run only on values the schema already accepted, so they may rely on the types the schema
+checked. Two kinds of finding:
+
+* errors: the value contradicts itself (``objects`` and ``annotations`` counts differ, a class
+  index the ``class-map`` does not name, an entity ending before it starts, a date that does
+  not exist);
+* ``departure-*`` warnings: the value works but departs from the documented conventions in
+  a way real Ground Truth output also does (``shared/gt-manifests``): a ``job-name`` without the
+  ``labeling-job/`` prefix, ``groundTruth/custom``, a ``+0000`` zone on ``creation-date``...
+  ``validate`` reports them and passes, unless ``--strict``.
+
+The ``Finding`` type and the rule-id table are in ``findings``; the ``creation-date`` rule, the
+longest, in ``dates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._task_types import JOB_NAME_PREFIX
+from .dates import creation_date
+from .findings import Finding
+
+PairRule = Callable[[Any, dict], list[Finding]]
+
+
+def common_metadata(metadata: dict) -> list[Finding]:
+    """Conventions every ``-metadata`` object shares (runs on every label: kept lean)."""
+    found: list[Finding] = []
+    job = metadata.get("job-name")
+    if job is None:
+        found.append(
+            Finding("metadata", ("job-name",), "departure-job-name-missing",
+                    "no job-name: these labels were not written by a labeling job (e.g. imported labels)", "warning")
+        )
+    elif not job.startswith(JOB_NAME_PREFIX):
+        found.append(
+            Finding("metadata", ("job-name",), "departure-job-name-prefix",
+                    f"job-name {job!r} lacks the 'labeling-job/' prefix that built-in task output carries "
+                    "(custom workflows and the 3D samples write the bare name)", "warning")
+        )
+    kind = metadata.get("type")
+    if kind is not None and not kind.islower():
+        found.append(
+            Finding("metadata", ("type",), "departure-type-spelling",
+                    f"type {kind!r} is not lower case (the guide's custom example spells groundTruth/custom; "
+                    "real output writes groundtruth/...)", "warning")
+        )
+    date = metadata.get("creation-date")
+    if date is not None:
+        found.extend(creation_date(date))
+    return found
+
+
+def object_detection(label: Any, metadata: dict) -> list[Finding]:
+    found: list[Finding] = []
+    annotations = label["annotations"]
+    objects = metadata["objects"]
+    if len(objects) != len(annotations):
+        found.append(
+            Finding("metadata", ("objects",), "objects-count",
+                    f"metadata objects has {len(objects)} entries but the label has {len(annotations)} annotations")
+        )
+    classes = metadata["class-map"]
+    for i, box in enumerate(annotations):
+        if str(box["class_id"]) not in classes:
+            found.append(
+                Finding("label", ("annotations", i, "class_id"), "class-map-missing-class",
+                        f"class_id {box['class_id']} is not a key of the class-map")
+            )
+    return found
+
+
+def multilabel(label: Any, metadata: dict) -> list[Finding]:
+    classes = metadata["class-map"]
+    return [
+        Finding("label", (i,), "class-map-missing-class", f"class index {index} is not a key of the class-map")
+        for i, index in enumerate(label)
+        if str(index) not in classes
+    ]
+
+
+def text_span(label: Any, metadata: dict) -> list[Finding]:
+    found: list[Finding] = []
+    annotations = label["annotations"]
+    entities = annotations["entities"]
+    confidences = metadata["entities"]
+    if len(confidences) != len(entities):
+        found.append(
+            Finding("metadata", ("entities",), "entities-count",
+                    f"metadata entities has {len(confidences)} entries but the label has {len(entities)} entities")
+        )
+    labels = annotations.get("labels")
+    names = {item["label"] for item in labels} if labels else None
+    for i, entity in enumerate(entities):
+        if entity["startOffset"] > entity["endOffset"]:
+            found.append(
+                Finding("label", ("annotations", "entities", i), "entity-offsets",
+                        f"startOffset {entity['startOffset']} is after endOffset {entity['endOffset']}")
+            )
+        if names is not None and entity["label"] not in names:
+            found.append(
+                Finding("label", ("annotations", "entities", i, "label"), "entity-label-unknown",
+                        f"entity label {entity['label']!r} is not among the labels listed")
+            )
+    return found
+
+
+def point_cloud_object_detection(label: Any, metadata: dict) -> list[Finding]:
+    found: list[Finding] = []
+    key = "class-map"
+    if "class-map" not in metadata and "class_map" in metadata:
+        key = "class_map"
+        found.append(
+            Finding("metadata", ("class_map",), "departure-class-map-spelling",
+                    "the class map is spelled 'class_map' as in the guide's example; real output writes 'class-map'",
+                    "warning")
+        )
+    classes = metadata.get(key)
+    if classes is not None:
+        for i, cuboid in enumerate(label["annotations"]):
+            if str(cuboid["class-id"]) not in classes:
+                found.append(
+                    Finding("label", ("annotations", i, "class-id"), "class-map-missing-class",
+                            f"class-id {cuboid['class-id']} is not a key of the {key}")
+                )
+    return found
+
+
+#: task type name -> the rules its pair must also satisfy (after ``common_metadata``)
+PAIR_RULES: dict[str, tuple[PairRule, ...]] = {
+    "object-detection": (object_detection,),
+    "image-classification-multilabel": (multilabel,),
+    "text-classification-multilabel": (multilabel,),
+    "text-span": (text_span,),
+    "point_cloud_object_detection": (point_cloud_object_detection,),
+}
+
+
+def check_pair(task_type: str, label: Any, metadata: dict) -> list[Finding]:
+    """Every cross-field finding for a pair the task type's schema accepted."""
+    found = common_metadata(metadata)
+    for rule in PAIR_RULES.get(task_type, ()):
+        found.extend(rule(label, metadata))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path. Validation runs on every label, so a label is first checked by one compiled
+# schema (its task type's schema plus CONVENTIONS below, inside jsonschema_rs) and the
+# type-specific predicates below; only when either says no do the schema errors and the
+# findings above get computed. Tests keep the two paths in step: the fast path accepts a pair
+# exactly when ``check_label`` finds nothing.
+
+_YEAR = "(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+# a day every month has, or 29/30 of a month other than February, or the 31st of a long month;
+# 29 February goes to the slow path, which knows leap years
+_MONTH_DAY = "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+
+#: what ``common_metadata`` checks, as JSON Schema over the metadata object: a metadata object
+#: that also passes this has no common finding
+CONVENTIONS: dict = {
+    "required": ["job-name"],
+    "properties": {
+        "job-name": {"type": "string", "pattern": "^" + JOB_NAME_PREFIX},
+        "type": {"type": "string", "pattern": "^[^A-Z]*$"},
+        "creation-date": {"type": "string", "pattern": f"^{_YEAR}-{_MONTH_DAY}T{_TIME}$"},
+    },
+}
+#: properties whose convention implies their schema definition (a ``labeling-job/`` name is a
+#: non-empty string; a zone-less, in-range date matches the date pattern), so it replaces it
+CONVENTIONS_REPLACE = frozenset({"job-name", "creation-date"})
+
+
+def _clean_object_detection(label: Any, metadata: dict) -> bool:
+    annotations = label["annotations"]
+    if len(metadata["objects"]) != len(annotations):
+        return False
+    classes = metadata["class-map"]
+    for box in annotations:  # noqa: SIM110 - a plain loop: no generator on the hot path
+        if str(box["class_id"]) not in classes:
+            return False
+    return True
+
+
+def _clean_multilabel(label: Any, metadata: dict) -> bool:
+    classes = metadata["class-map"]
+    for index in label:  # noqa: SIM110
+        if str(index) not in classes:
+            return False
+    return True
+
+
+_CLEAN_SPECIFIC: dict[str, Callable[[Any, dict], bool]] = {
+    "object-detection": _clean_object_detection,
+    "image-classification-multilabel": _clean_multilabel,
+    "text-classification-multilabel": _clean_multilabel,
+}
+
+
+def specific_predicate(task_type: str) -> Callable[[Any, dict], bool] | None:
+    """For a pair that passed the fast schema: True exactly when the task type's own rules
+    (``PAIR_RULES``) find nothing. None when the type has no rules of its own."""
+    fast = _CLEAN_SPECIFIC.get(task_type)
+    if fast is not None:
+        return fast
+    rules = PAIR_RULES.get(task_type)
+    if not rules:
+        return None
+    return lambda label, metadata: not any(rule(label, metadata) for rule in rules)
+
+
+def dm_schema_v1(document: dict) -> list[Finding]:
+    """Cross references inside DM schema v1 task data."""
+    found: list[Finding] = []
+    annotations = document.get("annotations") or {}
+    data = document.get("annotationsData") or {}
+    ids_by_media: dict[str, set[str]] = {}
+    for media, items in annotations.items():
+        ids: set[str] = set()
+        for i, item in enumerate(items):
+            if item["id"] in ids:
+                found.append(Finding("", ("annotations", media, i, "id"), "dm-duplicate-id",
+                                     f"annotation id {item['id']!r} appears twice in {media}"))
+            ids.add(item["id"])
+        ids_by_media[media] = ids
+        data_items = {d["id"]: d for d in data.get(media, [])}
+        for i, item in enumerate(items):
+            entry = data_items.get(item["id"])
+            if entry is None:
+                found.append(Finding("", ("annotations", media, i), "dm-annotation-data-missing",
+                                     f"annotation {item['id']!r} has no annotationsData entry in {media}"))
+            elif item["tool"] == "bounding_box":
+                found.extend(_dm_box(media, item["id"], entry, data.get(media, [])))
+    for section, keys in (("relations", ("annotationId", "targetAnnotationId")), ("annotationGroups", ())):
+        for media, items in (document.get(section) or {}).items():
+            known = ids_by_media.get(media, set())
+            for i, item in enumerate(items):
+                refs = [item[k] for k in keys] if keys else [m["annotationId"] for m in item["annotationList"]]
+                for ref in refs:
+                    if ref not in known:
+                        found.append(Finding("", (section, media, i), "dm-reference-unknown",
+                                             f"{section} entry refers to unknown annotation {ref!r} in {media}"))
+    return found
+
+
+def _dm_box(media: str, ident: str, entry: dict, items: list) -> list[Finding]:
+    from .schemas import validator
+
+    box = validator("dm-schema-v1", "/$defs/bounding-box")
+    coordinate = entry.get("coordinate")
+    if box.is_valid(coordinate):
+        return []
+    index = items.index(entry)
+    return [
+        Finding("", ("annotationsData", media, index, "coordinate", *err.path), f"schema-{err.keyword}",
+                f"bounding_box {ident!r}: {err.message}")
+        for err in box.errors(coordinate)
+    ]
+
+
+#: schema name -> rules for whole documents validated with ``--schema``
+DOCUMENT_RULES: dict[str, tuple[Callable[[dict], list[Finding]], ...]] = {
+    "dm-schema-v1": (dm_schema_v1,),
+}
+
+
+def check_document(schema: str, document: Any) -> list[Finding]:
+    found: list[Finding] = []
+    for rule in DOCUMENT_RULES.get(schema, ()):
+        found.extend(rule(document))
+    return found

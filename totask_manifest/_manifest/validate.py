@@ -1,0 +1,116 @@
+"""Validation of whole manifests (the ``validate`` command), reporting every problem with line,
+key and rule; the package's validation names, re-exported from where they live:
+
+* ``problems``: ``Problem``, ``ValidationReport`` and the per-attribute counts;
+* ``label_check``: ``check_label`` (what a job runs on each label) and the input rules;
+* ``line_check``: the hot loop over one byte range;
+* ``ranges``: the line splitter, the range planner and the worker processes.
+
+Large files are split into byte ranges (``ranges.map_ranges``), each checked by one process
+(this one included); each numbers its own lines and this process offsets them. Memory stays
+flat: lines stream, and only the first ``max_problems`` problems are kept, with counts by rule
+for all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .. import _storage as storage
+from .._errors import UsageError
+from .._task_types import get_task_type
+from .label_check import (
+    check_label,
+    explain_label,
+    fast_path,
+    input_line_problems,
+    input_rules,
+    needs_input_rules,
+)
+from .line_check import LineChecker
+from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
+from .ranges import iter_bodies, iter_line_batches, map_ranges
+from .schemas import load_schema
+
+__all__ = [
+    "MAX_PROBLEMS", "RULES", "AttributeStats", "Problem", "Severity", "ValidationReport", "check_label",
+    "check_range", "explain_label", "fast_path", "input_line_problems", "input_rules", "iter_line_batches",
+    "needs_input_rules", "validate_manifest",
+]
+
+MAX_PROBLEMS = 1000
+
+RULES: dict[str, str] = {
+    "label-missing": "the -metadata object declares a task type but the label attribute is absent",
+    "metadata-missing": "the label attribute is present but its -metadata object is absent",
+    "metadata-type-unknown": "the -metadata type is not a task type this tool knows",
+    "failure-with-label": "a failed object's metadata (failure-reason) sits next to a label value",
+}
+
+
+def check_range(url: str, start: int = 0, end: int | None = None, label_attribute: str | None = None,
+                task_type: str | None = None, schema: str | None = None, strict: bool = False,
+                max_problems: int = MAX_PROBLEMS) -> Collector:
+    """Check the lines starting in ``[start, end)`` of the manifest at ``url``; line numbers
+    count from 1 within the range. The unit ``validate_manifest`` hands to ``map_ranges``."""
+    out = Collector(strict, max_problems)
+    checker = LineChecker(label_attribute, get_task_type(task_type) if task_type else None, schema, out)
+    with storage.open_read(url) as f:
+        checker.run(iter_bodies(f, start=start, end=end))
+    return out
+
+
+def validate_manifest(
+    url: str,
+    *,
+    label_attribute: str | None = None,
+    task_type: str | None = None,
+    schema: str | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+    max_problems: int = MAX_PROBLEMS,
+) -> ValidationReport:
+    """Check every line of a manifest (any fsspec URL) and report what breaks which rule.
+
+    Without ``label_attribute`` every attribute whose ``-metadata`` type is a known task type is
+    checked (only those of ``task_type`` when it is given); with it, only that attribute, as
+    ``task_type`` (or the type its metadata declares). With ``schema`` each whole line is checked
+    against that schema instead (e.g. ``seqlabel`` for a SeqLabel.json). ``strict`` turns
+    warnings (blank lines, departures from the documented rules) into errors. ``workers``
+    defaults to the number of CPUs, used only for files of two ranges or more
+    (``ranges.plan_ranges``).
+    """
+    if schema is not None:
+        if label_attribute or task_type:
+            raise UsageError("--schema checks whole lines; it cannot be combined with --label-attribute/--task-type")
+        load_schema(schema)
+    if task_type is not None:
+        task_type = get_task_type(task_type).name
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1 (got {workers})")
+    args = (label_attribute, task_type, schema, strict, max_problems)
+    parts = map_ranges(check_range, url, args, workers=workers)
+    return _merge(url, parts, schema, strict, max_problems)
+
+
+def _merge(url: str, parts: list[Collector], schema: str | None, strict: bool, max_problems: int) -> ValidationReport:
+    report = ValidationReport(url, schema=schema, strict=strict)
+    counts: Counter[str] = Counter()
+    offset = 0
+    for part in parts:
+        for p in part.problems:
+            if len(report.problems) >= max_problems:
+                break
+            line = p.line + offset if p.line is not None else None
+            report.problems.append(Problem(line, p.key, p.rule, p.message, p.severity))
+        offset += part.lines
+        report.lines += part.lines
+        report.blank_lines += part.blank
+        report.unlabeled += part.unlabeled
+        report.errors += part.errors
+        report.warnings += part.warnings
+        counts.update(part.counts)
+        for name, stats in part.attributes.items():
+            report.attributes.setdefault(name, AttributeStats()).merge(stats)
+    report.counts_by_rule = dict(counts)
+    return report

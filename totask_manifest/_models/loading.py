@@ -1,0 +1,250 @@
+"""Reading torch models into memory: TorchScript files, ``torch.export`` programs and Python
+factories with a state dict, each with what it declares (class names, input size).
+
+Nothing is downloaded from a model hub: a model is a file (any fsspec URL) or an importable
+factory. Nothing in a file runs code: TorchScript and ``.pt2`` archives are read under
+``models.safety``'s restricted unpickler, a ``.pt2`` archive is checked before torch opens it,
+and weights are read with ``weights_only=True``. Which loader a ``--model`` value needs is
+``models.sources``'s choice. torch is imported inside the functions so that this package imports
+without the ``inference`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import logging
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import StorageError, UsageError
+from .._fetch import scrub
+from .._formats.class_names import parse_class_names
+from .._storage import read_bytes
+from .safety import UnsafeArchive, check_export_archive, restricted_loading
+
+log = logging.getLogger("totask_manifest.inference")
+
+#: keys looked up in TorchScript / torch.export ``extra_files`` for class names
+CLASS_NAME_FILES = ("class_names", "class_names.txt", "class_names.json")
+#: ``package.module:factory`` or ``path/to/file.py:factory``
+ENTRY_POINT = re.compile(r"^(?P<module>[A-Za-z_][\w.]*|[^:]+\.py):(?P<attr>[A-Za-z_][\w.]*)$")
+
+
+def parse_input_size(value: Any, source: str = "--input-size") -> tuple[int, int] | None:
+    """``224`` or ``[h, w]`` / ``"h,w"`` / ``"hxw"`` as (height, width)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,x ]+", value.strip()) if p]
+        try:
+            value = [int(p) for p in parts] if len(parts) > 1 else int(parts[0])
+        except (ValueError, IndexError):
+            raise UsageError(f"{source} must be an integer or HEIGHT,WIDTH, got {value!r}") from None
+    if isinstance(value, bool):
+        raise UsageError(f"{source} must be an integer or HEIGHT,WIDTH, got {value!r}")
+    if isinstance(value, int):
+        value = [value, value]
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return int(value[0]), int(value[1])
+    raise UsageError(f"{source} must be a positive integer or HEIGHT,WIDTH, got {value!r}")
+
+
+@dataclass
+class LoadedModule:
+    #: an ``nn.Module`` / ``ScriptModule``, or the ``ExportedProgram`` of a .pt2 file
+    module: Any
+    class_names: list[str] | None
+    input_size: tuple[int, int] | None
+    source: str
+    #: a ``torch.export`` program (already in inference form)
+    exported: bool = False
+    #: the batch size a program was exported with when its batch dimension is static
+    static_batch: int | None = None
+
+
+# -- loading torch modules -------------------------------------------------------------------
+
+def _names_from_extra(extra: dict[str, Any], source: str) -> list[str] | None:
+    for key in CLASS_NAME_FILES:
+        raw = extra.get(key)
+        if raw:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            if text.strip():
+                return parse_class_names(text, f"{source} (extra file {key!r})")
+    return None
+
+
+def _names_from_module(module: Any) -> list[str] | None:
+    names = getattr(module, "class_names", None)
+    if names is None and hasattr(module, "get_class_names"):
+        try:
+            names = module.get_class_names()
+        except Exception as exc:
+            log.warning("model get_class_names() failed: %s", exc)
+            names = None
+    if names is None:
+        return None
+    names = list(names)
+    return [str(n) for n in names] if names else None
+
+
+def _size_from_module(module: Any) -> tuple[int, int] | None:
+    size = getattr(module, "input_size", None)
+    if size is None:
+        return None
+    if not isinstance(size, int):
+        try:
+            size = [int(v) for v in size]
+        except TypeError:
+            return None
+    try:
+        return parse_input_size(size, "the model's input_size attribute")
+    except UsageError:
+        return None
+
+
+def load_torchscript(url: str) -> LoadedModule:
+    import torch
+
+    data = _read(url, "--model")
+    extra = dict.fromkeys(CLASS_NAME_FILES, "")
+    try:
+        # TorchScript is deprecated in torch, but models in the wild are scripted; its unpickler
+        # resolves TorchScript types only (see models.safety)
+        with warnings.catch_warnings(), restricted_loading():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        raise UsageError(
+            f"--model {url}: not a TorchScript file ({_first_sentence(exc)}); save one with torch.jit.save(torch.jit.script(m)), "
+            "use a .pt2 file from torch.export.save, or give module:factory with --weights for a state dict"
+        ) from None
+    names = _names_from_extra(extra, url) or _names_from_module(module)
+    return LoadedModule(module, names, _size_from_module(module), url)
+
+
+def load_exported(url: str) -> LoadedModule:
+    import torch
+
+    data = _read(url, "--model")
+    extra = dict.fromkeys(CLASS_NAME_FILES, "")
+    try:
+        check_export_archive(data)
+    except UnsafeArchive as exc:
+        raise UsageError(
+            f"--model {url}: refused: the archive {exc}; only programs of plain tensors and graph are loaded, "
+            "because torch would run what the archive holds"
+        ) from None
+    try:
+        with restricted_loading():
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
+    except Exception as exc:
+        raise UsageError(
+            f"--model {url}: not a torch.export program ({_first_sentence(exc)}); save one with torch.export.save"
+        ) from None
+    batch, size = _program_shape(program)
+    return LoadedModule(program, _names_from_extra(extra, url), size, url, exported=True, static_batch=batch)
+
+
+def _program_shape(program: Any) -> tuple[int | None, tuple[int, int] | None]:
+    """The batch size and (height, width) a program's image input was fixed to (ints, not
+    symbols), so batches are padded and images resized to what it accepts."""
+    names = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            if shape is None or len(shape) != 4:
+                return None, None
+            batch = int(shape[0]) if isinstance(shape[0], int) else None
+            size = (int(shape[2]), int(shape[3])) if isinstance(shape[2], int) and isinstance(shape[3], int) else None
+            return batch, size
+    return None, None
+
+
+def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
+    """``package.module:factory`` or ``path/to/file.py:factory``; the factory returns an
+    ``nn.Module``; ``--weights`` is a state dict read with ``weights_only=True`` (no pickled code)."""
+    import torch
+
+    m = ENTRY_POINT.match(spec.strip())
+    if not m:
+        raise UsageError(f"--model {spec}: expected module:factory")
+    module_ref, attr = m.group("module"), m.group("attr")
+    try:
+        if module_ref.endswith(".py"):
+            path = os.path.abspath(module_ref)
+            if not os.path.isfile(path):
+                raise UsageError(f"--model {spec}: no such file {module_ref}")
+            name = "_totask_model_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            assert loader_spec is not None and loader_spec.loader is not None
+            mod = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = mod
+            loader_spec.loader.exec_module(mod)
+        else:
+            mod = importlib.import_module(module_ref)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}") from None
+    factory: Any = mod
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise UsageError(f"--model {spec}: {module_ref} has no {attr!r}")
+    try:
+        module = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
+    except Exception as exc:
+        raise UsageError(f"--model {spec}: the factory failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, not a torch.nn.Module")
+    if weights:
+        state = _load_state_dict(weights)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise UsageError(f"--weights {weights} do not fit the model from {spec}: {detail}") from None
+    return LoadedModule(module, _names_from_module(module), _size_from_module(module), spec)
+
+
+def _load_state_dict(url: str) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    data = _read(url, "--weights")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise UsageError(
+            f"--weights {url}: not a plain state dict loadable with weights_only=True ({first}); "
+            "save it with torch.save(model.state_dict(), path)"
+        ) from None
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise UsageError(f"--weights {url}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """torch's loader errors run to paragraphs; the first sentence says what is wrong."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return scrub(text.split(". ", 1)[0], 160)
+
+
+def _read(url: str, option: str) -> bytes:
+    try:
+        return read_bytes(url)
+    except StorageError as exc:
+        raise UsageError(f"{option}: {exc}") from None

@@ -1,0 +1,365 @@
+"""From raw model outputs to Ground Truth labels: NMS, thresholds, filters, and the GT formats.
+
+Everything here works on CPU tensors of one image and returns plain Python values, so it is
+tested without a model. NMS is written in torch (torchvision is not a dependency): one IoU
+matrix, class-wise by masking pairs of different classes, then a greedy pass in score order,
+the same result as running torchvision's ``batched_nms`` per class. torch is imported inside
+the functions so that this package imports without the ``inference`` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._errors import JobError
+from .._imaging import class_colors
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+#: decimals kept in written coordinates and confidences (keeps lines short, loses nothing useful)
+COORD_DECIMALS = 2
+SCORE_DECIMALS = 4
+BACKGROUND = "BACKGROUND"
+
+
+# -- NMS -------------------------------------------------------------------------------------
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] (x1 y1 x2 y2); a pair
+    whose union is empty has IoU 0."""
+    import torch
+
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    w = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
+    h = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
+    inter = w * h
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(inter.dtype).tiny), torch.zeros_like(inter))
+
+
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Indices of the boxes kept by greedy NMS, highest score first.
+
+    A box is dropped when its IoU with a kept, higher-scored box (of the same label when
+    ``labels`` is given) is greater than ``iou_threshold``. Equal scores keep input order.
+    """
+    import torch
+
+    n = boxes.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    b = boxes[order]
+    overlaps = box_iou(b, b) > iou_threshold
+    if labels is not None:
+        lab = labels[order]
+        overlaps &= lab[:, None] == lab[None, :]
+    suppress = overlaps.cpu().numpy()
+    removed = [False] * n
+    keep: list[int] = []
+    for i in range(n):
+        if removed[i]:
+            continue
+        keep.append(i)
+        row = suppress[i]
+        # only later (lower-scored) boxes can be suppressed by box i
+        for j in row[i + 1:].nonzero()[0]:
+            removed[i + 1 + int(j)] = True
+    return order[torch.tensor(keep, dtype=torch.int64, device=order.device)]
+
+
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Class-wise NMS: boxes of different labels never suppress each other."""
+    return nms(boxes, scores, iou_threshold, labels=labels)
+
+
+# -- detection -------------------------------------------------------------------------------
+
+@dataclass
+class Detections:
+    """Boxes kept for one image, highest score first (plain lists, image pixels)."""
+
+    boxes: list[list[float]]
+    scores: list[float]
+    labels: list[int]
+    #: the best score among boxes dropped by the confidence threshold (0 when none)
+    best_dropped: float = 0.0
+
+    @property
+    def confidence(self) -> float:
+        """The image's confidence for review routing: the lowest kept box score; with no box
+        kept, 1 minus the best score the threshold dropped (how sure the model is that the
+        image is empty)."""
+        if self.scores:
+            return min(self.scores)
+        return 1.0 - self.best_dropped
+
+
+def _as_tensor(value: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", dtype)
+    try:
+        return torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise JobError(f"model output: {name!r} is not numeric: {exc}") from None
+
+
+def detection_tensors(pred: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``boxes`` [N, 4], ``scores`` [N], ``labels`` [N] from one torchvision-style prediction."""
+    import torch
+
+    if not isinstance(pred, dict) or not {"boxes", "scores", "labels"} <= set(pred):
+        keys = sorted(pred) if isinstance(pred, dict) else type(pred).__name__
+        raise JobError(
+            f"model output: a detector must return, per image, a dict with 'boxes', 'scores' and 'labels'; got {keys}"
+        )
+    boxes = _as_tensor(pred["boxes"], "boxes", torch.float32)
+    if boxes.numel() == 0:
+        boxes = boxes.reshape(0, 4)
+    elif boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise JobError(f"model output: 'boxes' must be [N, 4] (x1 y1 x2 y2); got shape {list(boxes.shape)}")
+    scores = _as_tensor(pred["scores"], "scores", torch.float32).reshape(-1)
+    labels = _as_tensor(pred["labels"], "labels", torch.int64).reshape(-1)
+    if not boxes.shape[0] == scores.shape[0] == labels.shape[0]:
+        raise JobError(
+            f"model output: boxes, scores and labels differ in length "
+            f"({boxes.shape[0]}, {scores.shape[0]}, {labels.shape[0]})"
+        )
+    return boxes, scores, labels
+
+
+def filter_detections(
+    pred: Any,
+    *,
+    width: int,
+    height: int,
+    confidence_threshold: float,
+    nms_threshold: float | None,
+    min_object_size: float = 0.0,
+    max_objects: int = 100,
+    allowed: set[int] | None = None,
+) -> Detections:
+    """Class filter, confidence threshold, clip to the image, minimum size, class-wise NMS,
+    then the ``max_objects`` best boxes."""
+    import torch
+
+    boxes, scores, labels = detection_tensors(pred)
+    finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)
+    boxes, scores, labels = boxes[finite], scores[finite], labels[finite]
+    if allowed is not None:
+        keep = torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    confident = scores >= confidence_threshold
+    best_dropped = float(scores[~confident].max()) if bool((~confident).any()) else 0.0
+    boxes, scores, labels = boxes[confident], scores[confident], labels[confident]
+    if boxes.shape[0]:
+        x1 = torch.minimum(boxes[:, 0], boxes[:, 2]).clamp(0, width)
+        x2 = torch.maximum(boxes[:, 0], boxes[:, 2]).clamp(0, width)
+        y1 = torch.minimum(boxes[:, 1], boxes[:, 3]).clamp(0, height)
+        y2 = torch.maximum(boxes[:, 1], boxes[:, 3]).clamp(0, height)
+        boxes = torch.stack([x1, y1, x2, y2], dim=1)
+        w, h = x2 - x1, y2 - y1
+        big = (w > 0) & (h > 0) & (w >= min_object_size) & (h >= min_object_size)
+        boxes, scores, labels = boxes[big], scores[big], labels[big]
+    if nms_threshold is not None and boxes.shape[0] > 1:
+        keep_idx = batched_nms(boxes, scores, labels, nms_threshold)
+    else:
+        keep_idx = torch.sort(scores, descending=True, stable=True).indices
+    keep_idx = keep_idx[:max_objects]
+    return Detections(
+        boxes=boxes[keep_idx].tolist(),
+        scores=scores[keep_idx].tolist(),
+        labels=[int(v) for v in labels[keep_idx].tolist()],
+        best_dropped=best_dropped,
+    )
+
+
+def _class_name(class_names: Sequence[str], index: int) -> str:
+    if 0 <= index < len(class_names):
+        return class_names[index]
+    raise JobError(
+        f"model output: class id {index} but only {len(class_names)} class name(s) are known; "
+        "pass --class-names with one name per class id"
+    )
+
+
+def _pixels(x: float) -> int | float:
+    """A coordinate rounded to ``COORD_DECIMALS``; whole numbers are written as integers, as
+    Ground Truth's own output does."""
+    r = round(x, COORD_DECIMALS)
+    return int(r) if r.is_integer() else r
+
+
+def detection_label(
+    det: Detections, *, width: int, height: int, depth: int, class_names: Sequence[str]
+) -> tuple[dict, dict]:
+    """The Ground Truth bounding-box value and its type-specific metadata."""
+    annotations = []
+    objects = []
+    class_map: dict[str, str] = {}
+    for (x1, y1, x2, y2), score, label in zip(det.boxes, det.scores, det.labels, strict=True):
+        class_map[str(label)] = _class_name(class_names, label)
+        annotations.append({
+            "class_id": label,  # Ground Truth's key order (formats.model.gt_detection)
+            "top": _pixels(y1),
+            "left": _pixels(x1),
+            "height": _pixels(y2 - y1),
+            "width": _pixels(x2 - x1),
+        })
+        objects.append({"confidence": round(score, SCORE_DECIMALS)})
+    value = {"image_size": [{"width": width, "height": height, "depth": depth}], "annotations": annotations}
+    return value, {"objects": objects, "class-map": class_map}
+
+
+# -- classification --------------------------------------------------------------------------
+
+@dataclass
+class Classification:
+    value: Any
+    metadata: dict
+    #: the image's confidence for review routing
+    confidence: float
+    #: set when the threshold leaves nothing to label (single label below confidence_threshold)
+    below_threshold: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _logits_row(logits: Any, num_classes: int | None = None) -> torch.Tensor:
+    import torch
+
+    row = _as_tensor(logits, "logits", torch.float32).reshape(-1)
+    if row.numel() == 0 or not bool(torch.isfinite(row).all()):
+        raise JobError("model output: classifier logits are empty or not finite")
+    if num_classes is not None and row.numel() != num_classes:
+        raise JobError(f"model output: {row.numel()} logits but {num_classes} class names")
+    return row
+
+
+def classify_single(
+    logits: Any, *, class_names: Sequence[str], confidence_threshold: float, allowed: set[int] | None = None
+) -> Classification:
+    """Softmax, then the best class (among ``allowed``); below the threshold it is flagged."""
+    import torch
+
+    probs = torch.softmax(_logits_row(logits, len(class_names)), dim=0)
+    candidates = probs
+    if allowed is not None:
+        mask = torch.zeros_like(probs, dtype=torch.bool)
+        mask[[i for i in allowed if i < probs.numel()]] = True
+        candidates = torch.where(mask, probs, torch.full_like(probs, -1.0))
+    index = int(torch.argmax(candidates))
+    conf = float(probs[index])
+    meta = {"class-name": class_names[index], "confidence": round(conf, SCORE_DECIMALS)}
+    return Classification(index, meta, conf, below_threshold=conf < confidence_threshold)
+
+
+def classify_multi(
+    logits: Any, *, class_names: Sequence[str], confidence_threshold: float, allowed: set[int] | None = None
+) -> Classification:
+    """Sigmoid per class; every (allowed) class at or above the threshold is selected. The
+    image's confidence is the least sure yes/no decision: min over classes of max(p, 1 - p)."""
+    import torch
+
+    probs = torch.sigmoid(_logits_row(logits, len(class_names))).tolist()
+    considered = [i for i in range(len(probs)) if allowed is None or i in allowed]
+    selected = [i for i in considered if probs[i] >= confidence_threshold]
+    meta = {
+        "class-map": {str(i): class_names[i] for i in selected},
+        "confidence-map": {str(i): round(probs[i], SCORE_DECIMALS) for i in selected},
+    }
+    conf = min((max(probs[i], 1 - probs[i]) for i in considered), default=1.0)
+    return Classification(selected, meta, conf)
+
+
+# -- segmentation ----------------------------------------------------------------------------
+
+def segmentation_class_names(class_names: Sequence[str], num_channels: int) -> list[str]:
+    """Names per channel, channel 0 being the background: the list may name every channel or
+    only the foreground ones."""
+    if len(class_names) == num_channels:
+        return [BACKGROUND, *class_names[1:]]
+    if len(class_names) == num_channels - 1:
+        return [BACKGROUND, *class_names]
+    raise JobError(
+        f"model output: the segmenter returns {num_channels} channels (channel 0 = background) but "
+        f"{len(class_names)} class name(s) are known; give {num_channels} names or {num_channels - 1} "
+        "foreground names"
+    )
+
+
+@dataclass
+class Segmentation:
+    #: class index per pixel at the image's own size (uint8)
+    mask: np.ndarray
+    palette: list[str]
+    metadata: dict
+    confidence: float
+
+
+def segment(
+    logits: Any,
+    *,
+    width: int,
+    height: int,
+    class_names: Sequence[str],
+    confidence_threshold: float,
+    allowed: set[int] | None = None,
+) -> Segmentation:
+    """Softmax over channels, best class per pixel (background where unsure or filtered out),
+    resized to the image with nearest neighbour so indices stay exact."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    x = _as_tensor(logits, "logits", torch.float32)
+    if x.dim() != 3:
+        raise JobError(f"model output: a segmenter must return [B, C, H, W] logits; got a {x.dim() + 1}-D output")
+    channels = x.shape[0]
+    if channels > 256:
+        raise JobError(f"model output: {channels} classes do not fit an 8-bit mask")
+    names = segmentation_class_names(class_names, channels)
+    probs = torch.softmax(x, dim=0)
+    if allowed is not None:
+        keep = torch.zeros(channels, dtype=torch.bool)
+        keep[[i for i in allowed if i < channels]] = True
+        keep[0] = True
+        probs = probs * keep[:, None, None]
+    best, index = probs.max(dim=0)
+    index[best < confidence_threshold] = 0
+    conf = float(best.mean())
+    small = index.to(torch.uint8).numpy()
+    mask = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.NEAREST))
+    colors = class_colors(channels)
+    c = round(conf, SCORE_DECIMALS)
+    meta = {
+        "internal-color-map": {
+            str(i): {"class-name": names[i], "hex-color": colors[i], "confidence": c} for i in range(channels)
+        }
+    }
+    return Segmentation(mask=mask, palette=colors, metadata=meta, confidence=conf)
+
+
+def resolve_class_filter(class_filter: Sequence[int | str] | None, class_names: Sequence[str]) -> set[int] | None:
+    """Class ids from ids or names; an unknown name is a usage error found before any line runs."""
+    from .._errors import UsageError
+
+    if class_filter is None:
+        return None
+    out: set[int] = set()
+    for v in class_filter:
+        if isinstance(v, int):
+            out.add(v)
+        elif v in class_names:
+            out.add(list(class_names).index(v))
+        else:
+            raise UsageError(f"class_filter: unknown class name {v!r}; known: {', '.join(class_names)}")
+    return out

@@ -1,0 +1,232 @@
+"""Loaded models behind one entry point: ``predict(inputs)``, one raw prediction per input.
+
+A runner is built once per job (the expensive part: reading weights, moving them to the device)
+and then called per batch. What an input is depends on where the model runs, and the model's
+source says so (``ModelSource.local``): a torch runner takes decoded uint8 ``H x W x 3`` images,
+an endpoint runner takes image URLs, because the endpoint fetches the images itself. What the
+output means is the head's (``models.heads``), so every runner feeds the same post-processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from .._errors import JobError, UsageError, json_kind
+from .._fetch import redact_url, scrub
+from .._retry import Backoff, retryable_status
+from .device import DevicePlan
+from .heads import Head, first_tensor
+
+if TYPE_CHECKING:
+    import torch
+
+    from .loading import LoadedModule
+
+log = logging.getLogger("totask_manifest.inference")
+
+class ModelRunner(ABC):
+    """A loaded model for one head."""
+
+    def __init__(self, head: Head, class_names: list[str] | None, input_size: tuple[int, int] | None) -> None:
+        self.head = head
+        self.class_names = class_names
+        #: (height, width) images are resized to; None: each image at its own size
+        self.input_size = input_size
+
+    @abstractmethod
+    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """One raw prediction per input, in order; a runner that can fail one input alone puts
+        an ``Exception`` in its place. Raises for a failure of the whole batch."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device memory or the connection pool."""
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """One line for the log: what runs where."""
+
+
+def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
+    """Raw predictions where a model error on one input becomes that input's prediction (its line
+    fails with the error as reason): a failed batch runs its inputs one by one, so a bad image
+    fails alone whatever the batch size. A model that fails on every image is stopped by the job
+    (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule). ``JobError``
+    and ``UsageError`` (the model does not fit the task) stop the job at once."""
+    try:
+        return runner.predict(inputs)
+    except (JobError, UsageError):
+        raise
+    except Exception as exc:
+        if len(inputs) == 1:
+            return [_model_error(exc)]
+        first = exc
+    log.warning("model failed on a batch of %d (%s); running its images one by one",
+                len(inputs), scrub(str(first), 160))
+    out: list[Any] = []
+    for one in inputs:
+        try:
+            out.append(runner.predict([one])[0])
+        except (JobError, UsageError):
+            raise
+        except Exception as exc:
+            out.append(_model_error(exc))
+    return out
+
+
+def _model_error(exc: Exception) -> JobError:
+    """The failure of one image in the model (rule ``model-error``)."""
+    return JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}")
+
+
+class TorchRunner(ModelRunner):
+    """Any callable torch module (scripted, exported or eager) on a device, fp16 on CUDA."""
+
+    def __init__(self, loaded: LoadedModule, head: Head, plan: DevicePlan, input_size: tuple[int, int] | None) -> None:
+        super().__init__(head, loaded.class_names, input_size)
+        import torch
+
+        self.plan = plan
+        self.device = plan.device
+        self.source = loaded.source
+        self.static_batch = loaded.static_batch
+        if loaded.exported:
+            program = loaded.module
+            if self.device.type != "cpu":  # constants baked into the graph move too, not only parameters
+                from torch.export.passes import move_to_device_pass
+
+                program = move_to_device_pass(program, self.device)
+            module = program.module()  # already in inference form; refuses .eval()
+        else:
+            module = loaded.module.to(self.device).eval()
+        if plan.fp16:
+            module = module.half()
+        self.module = module
+        self._dtype = torch.float16 if plan.fp16 else torch.float32
+
+    @property
+    def description(self) -> str:
+        precision = "fp16" if self.plan.fp16 else "fp32"
+        return f"{self.head.kind} {self.source} on {self.device} ({precision})"
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            t = t.pin_memory().to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            t = t.to(self.device)
+        return t.to(self._dtype).div_(255.0)
+
+    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """``inputs``: decoded uint8 ``H x W x 3`` arrays, already resized to ``input_size``."""
+        import torch
+
+        with torch.inference_mode():
+            x = self.head.tensors(inputs, self._to_device)
+            out = self._call_batched(x) if self.head.stacked else self.module(x)
+            return self.head.outputs(out, len(inputs))
+
+    def _call_batched(self, x: torch.Tensor) -> Any:
+        """A program exported with a static batch size gets exactly that many images per call:
+        larger batches are split, a short one is padded with copies of its last image."""
+        n = self.static_batch
+        if n is None or x.shape[0] == n:
+            return self.module(x)
+        import torch
+
+        outs = []
+        for start in range(0, x.shape[0], n):
+            chunk = x[start:start + n]
+            size = chunk.shape[0]
+            if size < n:
+                chunk = torch.cat([chunk, chunk[-1:].expand(n - size, *chunk.shape[1:])])
+            out = self.module(chunk)
+            outs.append((out if isinstance(out, torch.Tensor) else first_tensor(out))[:size])
+        return torch.cat(outs)
+
+    def close(self) -> None:
+        self.module = None
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+class HttpRunner(ModelRunner):
+    """POST ``{"images": [url, ...], "params": {...}}`` and read ``{"predictions": [...]}``.
+
+    One prediction per image, in order, torchvision-style (see docs/inference.md); a prediction
+    ``{"error": "..."}`` fails that image only. Transient failures (connection errors, 429,
+    5xx) are retried with backoff; anything else fails the batch's lines with the reason. The
+    endpoint may send ``class_names``; they are learnt from the first response that has them.
+    """
+
+    def __init__(self, url: str, *, head: Head, params: dict[str, Any], timeout: float = 60.0, retries: int = 3) -> None:
+        super().__init__(head, None, None)
+        import httpx
+
+        self.url = url
+        self.params = params
+        self.retries = retries
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
+
+    @property
+    def description(self) -> str:
+        return f"{self.head.kind} at {redact_url(self.url)} (remote)"
+
+    def predict(self, inputs: Sequence[Any]) -> list[Any]:
+        """``inputs``: image URLs; a failed request fails every image of the batch."""
+        import httpx
+
+        urls = list(inputs)
+        body = orjson.dumps({"images": urls, "params": self.params})
+        shown = redact_url(self.url)
+        reason = ""
+        backoff = Backoff(0.25, 10.0, jitter=False)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(backoff.delay(attempt))
+            try:
+                resp = self._client.post(self.url, content=body, headers={"content-type": "application/json"})
+            except httpx.HTTPError as exc:
+                reason = f"model endpoint {shown}: {type(exc).__name__}: {scrub(str(exc), 120)}"
+                continue
+            if retryable_status(resp.status_code):
+                reason = f"model endpoint {shown}: HTTP {resp.status_code}"
+                continue
+            if resp.status_code != 200:
+                text = scrub(resp.text, 160)
+                return [JobError(f"model endpoint {shown}: HTTP {resp.status_code}: {text}")] * len(urls)
+            return self._parse(resp.content, len(urls), shown)
+        return [JobError(f"{reason} ({self.retries + 1} attempts)")] * len(urls)
+
+    def _parse(self, content: bytes, n: int, shown: str) -> list[Any]:
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            return [JobError(f"model endpoint {shown}: response is not JSON: {exc}")] * n
+        preds = data.get("predictions") if isinstance(data, dict) else None
+        if not isinstance(preds, list) or len(preds) != n:
+            got = f"{len(preds)} predictions" if isinstance(preds, list) else "no 'predictions' list"
+            return [JobError(f"model endpoint {shown}: {got} for {n} images")] * n
+        names = data.get("class_names")
+        if self.class_names is None and isinstance(names, list) and all(isinstance(v, str) for v in names) and names:
+            self.class_names = list(names)
+        out: list[Any] = []
+        for p in preds:
+            if isinstance(p, dict) and p.get("error"):
+                out.append(JobError(f"model endpoint: {scrub(str(p['error']), 200)}"))
+            elif not isinstance(p, dict):
+                out.append(JobError(f"model endpoint: a prediction must be an object, got {json_kind(p)}"))
+            else:
+                out.append(self.head.from_json(p))
+        return out
+
+    def close(self) -> None:
+        self._client.close()

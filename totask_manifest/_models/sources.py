@@ -1,0 +1,220 @@
+"""Where a model comes from, one class per kind of ``--model`` value, in a registry.
+
+``source_for(ref)`` returns the first source in ``SOURCES`` that matches the reference; that
+source checks it cheaply before a job (no model loaded), makes its paths absolute for job.json (a
+resumed or chained job may run from another folder), and loads a runner for a head:
+
+* ``http(s)://...``: a model endpoint the user runs (``HttpRunner``; it fetches the images);
+* ``synapse:...``: refused, a Synapse pre-processor is its own method;
+* ``module:factory`` or ``file.py:factory``: a Python factory, with ``--weights`` as a state dict;
+* ``*.pt2``: a ``torch.export`` program, checked by ``models.safety`` before torch reads it;
+* anything else: a TorchScript file (any fsspec URL).
+
+Only ``local`` sources run in this process; their runners take decoded images.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .._errors import StorageError, UsageError
+from .._fetch import has_scheme
+from . import loading
+from .heads import Head
+from .runners import HttpRunner, ModelRunner, TorchRunner
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """What a runner is built with besides its source and head; each source reads its part."""
+
+    #: a state dict for a factory (``--weights``)
+    weights: str | None = None
+    #: (height, width) given by ``--input-size``
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    use_fp16: bool = False
+    #: the parameters an endpoint receives with each request
+    params: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 60.0
+    retries: int = 3
+
+
+class ModelSource(ABC):
+    """One kind of ``--model`` reference."""
+
+    #: the kind's name in messages
+    name: ClassVar[str]
+    #: the model runs in this process on decoded images (else it fetches images itself)
+    local: ClassVar[bool] = True
+    #: ``--weights`` applies to it
+    takes_weights: ClassVar[bool] = False
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+
+    @classmethod
+    @abstractmethod
+    def matches(cls, ref: str) -> bool:
+        """Whether ``ref`` (stripped) is this kind of reference."""
+
+    def check(self, weights: str | None = None) -> None:
+        """Cheap checks before a job starts: no model is loaded."""
+        if weights and not self.takes_weights:
+            raise UsageError(
+                f"--weights applies to a module:factory model only; --model {self.ref} is a {self.name} model "
+                "that carries its own weights"
+            )
+        self._check_ref()
+        if weights and not _exists(weights, "--weights"):
+            raise UsageError(f"--weights: no such file: {weights}")
+
+    def _check_ref(self) -> None:
+        """What the reference itself must satisfy (a file that exists)."""
+
+    def absolute(self) -> str:
+        """The reference as job.json keeps it; URLs and module names stay as given."""
+        return self.ref
+
+    def load(self, weights: str | None = None) -> loading.LoadedModule:
+        """The torch model on the CPU with what it declares (``local`` sources only)."""
+        raise UsageError(f"--model {self.ref}: a {self.name} model is not loaded in this process")
+
+    @abstractmethod
+    def runner(self, head: Head, settings: RunnerSettings) -> ModelRunner:
+        """The model, ready to predict for ``head``."""
+
+
+class _TorchSource(ModelSource):
+    """A torch model loaded into this process."""
+
+    @abstractmethod
+    def load(self, weights: str | None = None) -> loading.LoadedModule: ...
+
+    def runner(self, head: Head, settings: RunnerSettings) -> ModelRunner:
+        """A torch runner on the device the settings choose, images sized for the head."""
+        from .device import select_device
+
+        plan = select_device(settings.device, settings.use_fp16)
+        loaded = self.load(settings.weights)
+        return TorchRunner(loaded, head, plan, head.input_size(settings.input_size, loaded.input_size))
+
+
+class HttpSource(ModelSource):
+    name = "http"
+    local = False
+
+    @classmethod
+    def matches(cls, ref: str) -> bool:
+        return ref.lower().startswith(("http://", "https://"))
+
+    def runner(self, head: Head, settings: RunnerSettings) -> ModelRunner:
+        return HttpRunner(self.ref, head=head, params=settings.params, timeout=settings.timeout,
+                          retries=settings.retries)
+
+
+class SynapseSource(ModelSource):
+    name = "synapse"
+    local = False
+
+    @classmethod
+    def matches(cls, ref: str) -> bool:
+        return ref.lower().startswith(("synapse:", "synapse-preprocessor"))
+
+    def check(self, weights: str | None = None) -> None:
+        raise self._refusal()
+
+    def runner(self, head: Head, settings: RunnerSettings) -> ModelRunner:
+        raise self._refusal()
+
+    def _refusal(self) -> UsageError:
+        return UsageError(
+            f"--model {self.ref}: a Synapse pre-processor is its own method; use --method synapse-preprocessor"
+        )
+
+
+class EntryPointSource(_TorchSource):
+    name = "entrypoint"
+    takes_weights = True
+
+    @classmethod
+    def matches(cls, ref: str) -> bool:
+        return "://" not in ref and bool(loading.ENTRY_POINT.match(ref)) and not os.path.exists(ref)
+
+    def absolute(self) -> str:
+        """``file.py:factory`` gets an absolute file; ``package.module:factory`` stays."""
+        module, _, attr = self.ref.rpartition(":")
+        return f"{os.path.abspath(module)}:{attr}" if module.endswith(".py") else self.ref
+
+    def load(self, weights: str | None = None) -> loading.LoadedModule:
+        return loading.load_entry_point(self.ref, weights)
+
+
+class _FileSource(_TorchSource):
+    """A model file at a path or any fsspec URL."""
+
+    def _check_ref(self) -> None:
+        if not _exists(self.ref, "--model"):
+            hint = " (for a Python factory write module:function)" if ":" in self.ref else ""
+            raise UsageError(f"--model: no such file: {self.ref}{hint}")
+
+    def absolute(self) -> str:
+        return self.ref if has_scheme(self.ref) else os.path.abspath(self.ref)
+
+
+class ExportSource(_FileSource):
+    name = "export"
+
+    @classmethod
+    def matches(cls, ref: str) -> bool:
+        return ref.lower().endswith(".pt2")
+
+    def load(self, weights: str | None = None) -> loading.LoadedModule:
+        return loading.load_exported(self.ref)
+
+
+class TorchScriptSource(_FileSource):
+    name = "torchscript"
+
+    @classmethod
+    def matches(cls, ref: str) -> bool:
+        return True  # the fallback: a file of any other name
+
+    def load(self, weights: str | None = None) -> loading.LoadedModule:
+        return loading.load_torchscript(self.ref)
+
+
+#: tried in order; the first that matches is the reference's source
+SOURCES: tuple[type[ModelSource], ...] = (HttpSource, SynapseSource, EntryPointSource, ExportSource, TorchScriptSource)
+
+
+def source_for(ref: Any) -> ModelSource:
+    """The source of a ``--model`` value (not yet checked: see ``ModelSource.check``)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise UsageError("--method inference needs --model (a TorchScript or .pt2 file, module:factory, or an http(s) URL)")
+    stripped = ref.strip()
+    return next(cls for cls in SOURCES if cls.matches(stripped))(ref)
+
+
+def check_model_ref(ref: Any, weights: str | None = None) -> ModelSource:
+    """``source_for`` and its checks: what a job checks before it starts."""
+    source = source_for(ref)
+    source.check(weights)
+    return source
+
+
+def absolute_model_ref(ref: str) -> str:
+    """``--model`` as job.json keeps it: local model files and ``file.py:factory`` absolute."""
+    return source_for(ref).absolute()
+
+
+def _exists(url: str, option: str) -> bool:
+    from .._storage import exists
+
+    try:
+        return exists(url)
+    except StorageError as exc:
+        raise UsageError(f"{option}: {exc}") from None

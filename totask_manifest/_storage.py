@@ -1,0 +1,218 @@
+"""Every storage URL goes through fsspec: local paths, ``file://``, ``s3://``, ``memory://``, ...
+
+Object stores have no rename, so "atomic" means: write the whole object under a temporary name,
+then move it into place; a reader sees the old object or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from ._errors import StorageError, backend_error_message
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query or fragment: what is safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return url.split("?", 1)[0]
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal keeps its brackets
+        netloc = f"[{netloc}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        netloc += f":{port}"
+    suffix = "?…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
+
+
+
+def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    try:
+        return fsspec.core.url_to_fs(str(url), **storage_options)
+    except (ImportError, ValueError) as exc:
+        protocol = str(url).split("://", 1)[0] if "://" in str(url) else "file"
+        hint = " (install s3fs: pip install 'totask-manifest[s3]')" if protocol in ("s3", "s3a") else ""
+        raise StorageError(
+            f"cannot open {redact_url(url)}: no filesystem for protocol {protocol!r}{hint}: {exc}"
+        ) from None
+    except Exception as exc:  # fsspec implementations raise anything on a URL they cannot use
+        raise StorageError(f"cannot open {redact_url(url)}: {type(exc).__name__}: {exc}") from None
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL path segments with ``/`` (also for local paths, which accept it everywhere)."""
+    out = str(base).rstrip("/")
+    for p in parts:
+        out = out + "/" + p.strip("/")
+    return out
+
+
+@contextlib.contextmanager
+def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
+    """A storage back end's own exceptions (no credentials, access denied, ...) as one
+    ``StorageError`` naming the URL; everything else passes unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        message = backend_error_message(exc)
+        if message is None:
+            raise
+        raise StorageError(f"cannot {verb} {redact_url(url)}: {message}") from None
+
+
+def exists(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    with backend_errors(url):
+        return fs.exists(path)
+
+
+@contextlib.contextmanager
+def open_read(url: str) -> Iterator[IO[bytes]]:
+    fs, path = url_to_fs(url)
+    try:
+        with backend_errors(url):
+            f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        raise StorageError(f"no such file: {redact_url(url)}") from None
+    except IsADirectoryError:
+        raise StorageError(f"is a folder, not a file: {redact_url(url)}") from None
+    except (OSError, PermissionError) as exc:
+        raise StorageError(f"cannot read {redact_url(url)}: {exc.strerror or exc}") from None
+    with f, backend_errors(url):
+        yield f
+
+
+def read_bytes(url: str) -> bytes:
+    with open_read(url) as f:
+        return f.read()
+
+
+def size(url: str) -> int:
+    fs, path = url_to_fs(url)
+    try:
+        with backend_errors(url):
+            return int(fs.size(path))
+    except FileNotFoundError:
+        raise StorageError(f"no such file: {redact_url(url)}") from None
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+#: read once at import, while no other thread can be creating files
+_UMASK = _read_umask()
+
+
+class AtomicWriter:
+    """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, self.path = url_to_fs(url)
+        self._file: Any = None
+        self._tmp = ""
+
+    def __enter__(self) -> IO[bytes]:
+        try:
+            with backend_errors(self.url, "write"):
+                return self._open()
+        except OSError as exc:
+            raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+
+    def _open(self) -> IO[bytes]:
+        if is_local(self.fs):
+            directory = os.path.dirname(os.path.abspath(self.path)) or "."
+            os.makedirs(directory, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
+            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        else:
+            parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+            name = self.path.rsplit("/", 1)[-1]
+            self._tmp = (parent + "/" if parent else "") + f".tmp-{name}-{uuid.uuid4().hex}"
+            with contextlib.suppress(Exception):
+                self.fs.makedirs(parent, exist_ok=True)
+            self._file = self.fs.open(self._tmp, "wb")
+        return self._file
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            try:
+                with backend_errors(self.url, "write"):
+                    self._commit()
+            except OSError as exc:  # a full disk, a quota: nothing half-written stays behind
+                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+        else:
+            self._abort()
+            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # a full disk while writing
+                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+
+    def _commit(self) -> None:
+        try:
+            if is_local(self.fs):
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.replace(self._tmp, self.path)
+                fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            else:
+                self._file.close()
+                self.fs.mv(self._tmp, self.path)
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            if hasattr(self._file, "discard"):
+                self._file.discard()
+                self._file.closed = True  # else its __del__ flushes the discarded buffer (s3fs)
+            else:
+                self._file.close()
+        with contextlib.suppress(Exception):
+            if is_local(self.fs):
+                os.unlink(self._tmp)
+            elif self.fs.exists(self._tmp):
+                self.fs.rm(self._tmp)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename or link inside ``directory`` durable (a crash could otherwise lose the entry)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    with AtomicWriter(url) as f:
+        f.write(data)

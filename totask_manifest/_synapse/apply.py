@@ -1,0 +1,281 @@
+"""Apply a finished job's labels to Synapse: ``PUT tasks/{id}/annotate_task_data/`` per task.
+
+For every labeled line of ``<job>/manifests/output/output.manifest`` (lines exported from
+Synapse carry ``synapse.task_id``) the label is converted to task data, then:
+
+1. read the task's current data and fingerprint it: a window of 100 tasks at a time through
+   the task listing (``id__in``), where the backend proves it answers that faithfully, else
+   ``GET tasks/{id}/?fields=id,data`` per task (``current.py``);
+2. it already equals the new data (or what the backend stored for an earlier write of it, from
+   the journal): nothing is sent (``unchanged``), which makes apply idempotent;
+3. it differs from the fingerprint recorded at export: someone changed the task since, so it is
+   skipped and reported (``conflict``) unless ``force``;
+4. otherwise the previous data goes to the journal (flushed and fsynced first), then the PUT.
+
+A line whose label is a document kept as it is (Ground Truth's custom type naming its format,
+``formats.native``) is sent exactly as it is: no conversion, JSON-equal to the file it came from
+(``?schema=any`` for the ``objects`` shape, which the backend's DM-schema check would refuse;
+otherwise as ``schema`` says). Other labels are converted as ``data_format`` says:
+``dm-schema-v1`` (the default; what the backend validates and stores; confidences travel as a
+``confidence`` classification attribute) or ``synapse-objects`` (the documented ``{"objects":
+[...]}`` shape, sent with ``?schema=any``). A result that holds no annotation is never sent (the
+backend answers 400 to an empty submit): the task fails with the SDK's ``TASK_INFERENCE_EMPTY_RESULT``.
+
+A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
+only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
+to, apply then rolls back this run's writes (earlier runs' are kept) while the backend still
+takes them, and otherwise the journal lets ``rollback`` finish later (it undoes every run).
+
+Lines become writes in ``apply_plan`` (with the job target and the converter); what a run
+reports is in ``apply_report``; this module sends the writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import StorageError, UsageError
+from .._jobs.lease import hold
+from . import DM_V1, UNCHANGED
+from .apply_plan import JobTarget, Planned, converter, load_job_target, plan_writes
+from .apply_report import (
+    APPLIED,
+    CONFLICT,
+    FAILED,
+    NOT_LABELED,
+    STATUSES,
+    WOULD_APPLY,
+    ApplyReport,
+    TaskResult,
+)
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    BackendUnavailable,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+)
+from .current import CurrentData
+from .journal import Journal, contains, read_journal, stored_hashes, writes_in_doubt
+from .rollback import rollback_async
+from .sync_client import SynapseClient
+from .taskdata import count_annotations, data_hash
+from .workers import Breaker
+
+log = logging.getLogger(__name__)
+
+#: tasks whose current data one listing request loads (see ``current.py``)
+WINDOW = 100
+_STOP: Any = object()
+
+#: what callers import from here; the reports live in ``apply_report``, the planning in ``apply_plan``
+__all__ = ["APPLIED", "CONFLICT", "FAILED", "NOT_LABELED", "STATUSES", "UNCHANGED", "WOULD_APPLY", "ApplyReport",
+           "JobTarget", "TaskResult", "apply_job", "converter", "load_job_target"]
+
+
+def apply_job(
+    job_url: str,
+    *,
+    dry_run: bool = False,
+    concurrency: int = 32,
+    force: bool = False,
+    rollback_on_fatal: bool = True,
+    data_format: str = DM_V1,
+    schema: str | None = None,
+    client: SynapseClient | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+    bulk_reads: bool = True,
+) -> ApplyReport:
+    """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task."""
+    target = load_job_target(job_url)
+    convert, format_schema = converter(data_format)
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
+    own = client is None
+    # one writer per job: a second apply at once would send every PUT again (dry runs write nothing)
+    held = contextlib.nullcontext() if dry_run else hold(target.job_url, "apply")
+    client = client or SynapseClient(max_concurrency=concurrency)
+    try:
+        with held:
+            run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
+                            concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
+                            bulk=bulk_reads)
+            run.native_schema = schema
+            return client.run(run.run())
+    finally:
+        if own:
+            client.close()
+
+
+class _ApplyRun:
+    def __init__(self, aio: AsyncSynapseClient, target: JobTarget, convert: Callable, schema: str | None, *,
+                 dry_run: bool, force: bool, concurrency: int, rollback_on_fatal: bool,
+                 on_result: Callable[[TaskResult], None] | None, bulk: bool = True) -> None:
+        self.aio = aio
+        self.target = target
+        self.convert = convert
+        self.schema = schema
+        self.dry_run = dry_run
+        self.force = force
+        self.concurrency = concurrency
+        self.rollback_on_fatal = rollback_on_fatal
+        self.on_result = on_result
+        self.report = ApplyReport(target.job_url, dry_run)
+        self.breaker = Breaker()
+        self.journal: Journal | None = None
+        self._gone: set[int] = set()
+        self.current = CurrentData(aio, bulk=bulk)
+        #: (task id, new hash) -> the hashes the backend stored for earlier writes of that data
+        self.stored: dict[tuple[int, str], set[str]] = {}
+        #: the schema asked for explicitly: documents kept as they are are sent with it
+        self.native_schema: str | None = None
+        #: (task id, new hash) of writes a killed run sent without journalling their outcome
+        self.in_doubt: set[tuple[int, str]] = set()
+
+    def _emit(self, result: TaskResult) -> None:
+        self.report.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+
+    async def run(self) -> ApplyReport:
+        records = await asyncio.to_thread(read_journal, self.target.job_url)
+        self.stored = stored_hashes(records)
+        self.in_doubt = set(writes_in_doubt(records))
+        if not self.dry_run:
+            self.journal = Journal(self.target.job_url)
+            self.report.journal_url = self.journal.url
+            self.report.run_id = self.journal.run_id
+        try:
+            try:
+                await self._pipeline()
+            except StorageError as exc:  # the manifest cannot be read
+                self.breaker.trip(str(exc))
+            if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal:
+                log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
+                self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
+                                                            concurrency=self.concurrency,
+                                                            only_run=self.journal.run_id)
+        finally:
+            if self.journal is not None:
+                await self.journal.aclose()
+        self.report.fatal = self.breaker.fatal
+        self.report.results.sort(key=lambda r: r.line)
+        return self.report
+
+    async def _pipeline(self) -> None:
+        """Read the manifest a window at a time, load the window's current data, and keep
+        ``concurrency`` tasks in flight; a bounded queue keeps memory flat for any manifest."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=2 * max(self.concurrency, WINDOW))
+        errors: list[BaseException] = []
+
+        async def produce() -> None:
+            try:
+                window: list[Planned] = []
+                for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit):
+                    if self.breaker.tripped:
+                        return
+                    window.append(planned)
+                    if len(window) >= WINDOW:
+                        await self._feed(window, queue)
+                        window = []
+                if window and not self.breaker.tripped:
+                    await self._feed(window, queue)
+            finally:
+                for _ in range(self.concurrency):
+                    await queue.put(_STOP)
+
+        async def work() -> None:
+            while (planned := await queue.get()) is not _STOP:
+                if self.breaker.tripped:
+                    continue  # drain, so the producer is never left waiting
+                try:
+                    await self._apply_one(planned)
+                except Exception as exc:  # the journal cannot be written: no write may go out unjournalled
+                    errors.append(exc)
+                    self.breaker.trip(str(exc))
+
+        outcomes = await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _feed(self, window: list[Planned], queue: asyncio.Queue) -> None:
+        try:
+            await self.current.load(window[0].project, [p.task_id for p in window])
+        except TokenRejected as exc:
+            self.breaker.trip(f"the token was refused ({exc})")
+            return
+        for planned in window:
+            await queue.put(planned)
+
+    # -- one task ----------------------------------------------------------------------------------------
+
+    async def _apply_one(self, p: Planned) -> None:
+        try:
+            result = await self._decide_and_write(p)
+            self.breaker.success()
+        except TokenRejected as exc:
+            self.breaker.trip(f"the token was refused ({exc})")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except BackendMoved as exc:
+            self.breaker.trip(f"the backend moved ({exc})")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except BackendUnavailable as exc:
+            self.breaker.unavailable(str(exc))
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except NotFound as exc:
+            if p.project is not None and await self._project_gone(p.project):
+                self.breaker.trip(f"project {p.project} is gone (404)")
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        except SynapseHTTPError as exc:
+            self.breaker.success()
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+        self._emit(result)
+
+    async def _decide_and_write(self, p: Planned) -> TaskResult:
+        current = await self.current.get(p.task_id)
+        current_hash = data_hash(current)
+        if current_hash == p.new_hash or current_hash in self.stored.get((p.task_id, p.new_hash), ()):
+            return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
+        if (p.task_id, p.new_hash) in self.in_doubt and contains(current, p.data) and not self.dry_run:
+            # a killed run's write that reached the backend (stored normalised): journal what it holds
+            assert self.journal is not None
+            await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=current_hash,
+                                           recovered=True)
+            return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
+        if p.export_hash is not None and current_hash != p.export_hash and not self.force:
+            return TaskResult(p.line, p.task_id, CONFLICT,
+                              "changed in Synapse since export; --force overwrites it")
+        change = f"{count_annotations(current)} -> {count_annotations(p.data)} annotations"
+        if self.dry_run:
+            return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
+        assert self.journal is not None
+        await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
+                                       previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
+        try:
+            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
+        except SynapseHTTPError as exc:
+            if exc.status is not None and exc.status < 500 and exc.status != 401:
+                self.journal.note("failed", task_id=p.task_id, status=exc.status)
+            raise
+        # what the backend says it stored, in case it normalises data: a re-run must see it as ours
+        stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
+        # on disk before the task counts as applied: after a kill -9 the next run must know it
+        await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
+        return TaskResult(p.line, p.task_id, APPLIED, change)
+
+    async def _project_gone(self, project: int) -> bool:
+        """Whether a task's 404 means the whole project went away (asked again until it has)."""
+        if project not in self._gone:
+            try:
+                await self.aio.get_project(project)
+            except NotFound:
+                self._gone.add(project)
+            except SynapseHTTPError:
+                return False
+        return project in self._gone

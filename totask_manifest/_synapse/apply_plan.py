@@ -1,0 +1,128 @@
+"""Planning an apply: which job, which converter, and each manifest line turned into a task write.
+
+``load_job_target`` reads what apply needs from the job folder; ``converter`` picks the label to
+task data conversion; ``plan_writes`` turns the output manifest, line by line, into ``Planned``
+writes (task id, new data and its fingerprint, the fingerprint recorded at export), reporting the
+lines that cannot be applied (no task id, no label, a label that cannot be converted or converts
+to nothing) as they go. No request is sent here: the run in ``apply`` does that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import JobError, ManifestError, UsageError
+from .._formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
+from .._jobs.job import Job
+from .._jobs.status import COMPLETED
+from .._manifest.io import read_lines
+from .._storage import exists
+from . import DATA_FORMATS, DM_V1, OBJECTS
+from .apply_report import FAILED, NOT_LABELED, TaskResult
+from .taskdata import data_hash
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """What apply needs from a job folder."""
+
+    job_url: str
+    label_attribute: str
+    task_type: str
+    output_manifest: str
+
+
+def load_job_target(job_url: str) -> JobTarget:
+    """What apply needs from ``job.json``: a COMPLETED job, its attribute, task type and output."""
+    job = Job.open(job_url.rstrip("/"))
+    job.require(COMPLETED)
+    output = job.output_manifest
+    if not exists(output):
+        raise JobError(f"job {job.url} has no output manifest ({output})")
+    config = job.state.config
+    return JobTarget(job.url, config.label_attribute, config.task_type, output)
+
+
+def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:
+    """``(convert(task_type, value, metadata) -> task data, schema query value)``."""
+    if data_format == DM_V1:
+        import functools
+
+        from .._formats.synapse import gt_to_dm_v1
+
+        # DM v1 has no confidence field; a classification attribute holds it, so nothing is lost
+        return functools.partial(gt_to_dm_v1, confidence_attribute="confidence"), None
+    if data_format == OBJECTS:
+        from .._formats.synapse import gt_to_objects
+
+        return gt_to_objects, "any"
+    raise UsageError(f"unknown --data-format {data_format!r}; choose {' or '.join(DATA_FORMATS)}")
+
+
+@dataclass
+class Planned:
+    """One task write a manifest line asks for, with the fingerprints that decide whether it goes out."""
+
+    line: int
+    task_id: int
+    project: int | None
+    data: Any
+    new_hash: str
+    export_hash: str | None
+    #: the ``schema`` query value for this task's write
+    schema: str | None = None
+
+
+def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], schema: str | None,
+                native_schema: str | None, emit: Callable[[TaskResult], None]) -> Iterator[Planned]:
+    """The writes the output manifest asks for, in line order; a line that cannot be applied goes
+    to ``emit`` as its ``TaskResult`` instead. ``schema``: the query value for converted labels;
+    ``native_schema``: the one asked for explicitly, for documents kept as they are."""
+    attr = target.label_attribute
+    seen: dict[int, int] = {}
+    for line in read_lines(target.output_manifest):
+        if line.is_blank:
+            continue
+        try:
+            record = line.record()
+        except ManifestError as exc:
+            emit(TaskResult(line.number, None, FAILED, str(exc)))
+            continue
+        syn = record.get("synapse")
+        task_id = syn.get("task_id") if isinstance(syn, dict) else None
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            emit(TaskResult(line.number, None, FAILED,
+                            "the line has no synapse.task_id (export it with 'totask-manifest export')"))
+            continue
+        metadata = record.get(attr + "-metadata")
+        if attr not in record:
+            reason = metadata.get("failure-reason") if isinstance(metadata, dict) else None
+            emit(TaskResult(line.number, task_id, NOT_LABELED, reason or f"no {attr!r} label"))
+            continue
+        if task_id in seen:
+            emit(TaskResult(line.number, task_id, FAILED, f"task already applied from line {seen[task_id]}"))
+            continue
+        seen[task_id] = line.number
+        kept = native_format(metadata)
+        line_schema = schema
+        if kept is not None:  # a document kept as it is: sent unchanged
+            data = record[attr]
+            line_schema = native_schema or ("any" if kept == OBJECTS else None)
+        else:
+            try:
+                data = convert(target.task_type, record[attr],
+                               metadata if isinstance(metadata, dict) else {})
+            except Exception as exc:  # a label that cannot be expressed fails its task only
+                emit(TaskResult(line.number, task_id, FAILED, f"cannot convert the label: {exc}"))
+                continue
+        # asked for ``schema=any`` (the action's ``schema: any``), a kept document is sent even
+        # when empty, as the SDK sends it; otherwise the backend answers 400, so it is not sent
+        if (refused_as_empty(data, kept, submit_empty=native_schema == "any") if kept is not None
+                else is_empty(data, kept)):
+            emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
+            continue
+        export_hash = syn.get("data_hash")
+        yield Planned(line.number, task_id, syn.get("project"), data, data_hash(data),
+                      export_hash if isinstance(export_hash, str) else None, line_schema)

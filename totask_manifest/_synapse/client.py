@@ -1,0 +1,490 @@
+"""The asynchronous Synapse client: one connection pool, timeouts, safe retries, a concurrency cap.
+
+Requests go through the httpx API over the ``httpx-aiohttp`` transport: httpx's own async pool
+loses throughput as concurrency grows (encode/httpx#3215) while aiohttp's keeps scaling
+(performance-notes.md: about 2,700 requests/s at 32 concurrent requests).
+
+Retry policy, the SDK's (``clients/base.py``: urllib3 ``Retry(total=3, backoff_factor=2,
+status_forcelist=[502, 503, 504])`` with POST and PATCH allowed, read errors not replayed for
+them, SYN-7486), by what the server may already have done:
+
+* 502, 503 and 504 mean the backend (or its proxy) did not handle the request: every method,
+  POST and PATCH included, is sent again, up to ``retries`` times, after 0 s, then
+  ``backoff * 2**(n-1)`` s (the defaults give 4 attempts over 0 + 4 + 8 = 12 s);
+* a connection that was never made (nothing sent) is retried the same way for every method;
+* GET and PUT are idempotent: also repeated after a dropped connection, a timeout or a 500;
+  POST and PATCH are not (a plugin run or a log entry sent twice is not the same as sent once),
+  and a 500 to them is final, as in the SDK;
+* 429 means the request was refused before any work, so every method waits ``Retry-After``
+  (all requests of the client pause together) and tries again.
+
+Every request goes to the configured host: a ``next`` link on another origin is followed by
+its path and query there (``SynapseSettings.on_host``), so neither the token nor anything else
+is ever sent to another host. ``SYNAPSE_PLUGIN_RUN_URL_HOST`` adds ``url_host`` to every query
+(a value the caller gives wins). Query values are encoded by one function, ``encode_query``.
+
+Errors name the method, the path and the status, never a token (``SynapseSettings.redact``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import httpx
+import orjson
+
+from .._errors import FatalSynapseError, SynapseError
+from .._fetch import parse_retry_after
+from .._retry import Backoff
+from .settings import SynapseSettings
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: retried for every method (the SDK's ``status_forcelist``)
+RETRY_STATUSES = frozenset({502, 503, 504})
+#: retried for idempotent methods only
+RETRY_STATUSES_IDEMPOTENT = frozenset({500})
+
+
+class SynapseHTTPError(SynapseError):
+    """The backend answered with an error status."""
+
+    def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.path = path
+        self.detail = detail
+
+
+class BadRequest(SynapseHTTPError):
+    """400: the backend refused this request's content (e.g. task data failing its schema)."""
+
+
+class PermissionDenied(SynapseHTTPError):
+    """403: this token may not touch this object."""
+
+
+class NotFound(SynapseHTTPError):
+    """404: no such object."""
+
+
+class TokenRejected(SynapseHTTPError, FatalSynapseError):
+    """401: the token is missing, wrong or revoked; nothing else can succeed."""
+
+
+class BackendMoved(SynapseHTTPError, FatalSynapseError):
+    """3xx: the backend redirects instead of answering; redirects are not followed (a token must
+    not travel to another host), and when the host is wrong every request would be redirected, so
+    this is fatal rather than one failure per task."""
+
+
+class BackendUnavailable(SynapseHTTPError):
+    """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        if self.status is None:  # nothing answered (refused, no such host): an I/O error, as the README's exit 2
+            self.exit_code = 2
+
+
+def _error_class(status: int) -> type[SynapseHTTPError]:
+    if status == 400:
+        return BadRequest
+    if status == 401:
+        return TokenRejected
+    if status == 403:
+        return PermissionDenied
+    if status == 404:
+        return NotFound
+    if status >= 500 or status == 429:
+        return BackendUnavailable
+    return SynapseHTTPError
+
+
+def _nothing_sent(exc: httpx.TransportError) -> bool:
+    """True when the request certainly never reached the server (so any method may be repeated).
+
+    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a dropped keep-alive
+    connection included) to ``httpx.ConnectTimeout``, so the original aiohttp exception decides.
+    """
+    cause = exc.__cause__
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        aiohttp = None  # type: ignore[assignment]
+    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    seconds = parse_retry_after(value)
+    return default if seconds is None else seconds
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without user info, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def _make_http_client(max_connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:  # pragma: no cover - a declared dependency; plain httpx still works
+        return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=max_connections))
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=max_connections))
+    return httpx.AsyncClient(transport=transport, timeout=timeout)
+
+
+class AsyncSynapseClient:
+    """The endpoints ToTask uses, as coroutines. Use one instance per event loop."""
+
+    def __init__(
+        self,
+        settings: SynapseSettings | None = None,
+        *,
+        max_concurrency: int = 32,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 2.0,
+        max_backoff: float = 120.0,
+        rate_limit_retries: int = 10,
+        max_retry_after: float = 60.0,
+        page_size: int = 100,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings or SynapseSettings.from_env().require_credentials()
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.rate_limit_retries = rate_limit_retries
+        self.max_retry_after = max_retry_after
+        self.page_size = page_size
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=None)
+        self._http = http or _make_http_client(self.max_concurrency, self._timeout)
+        self._slots = asyncio.Semaphore(self.max_concurrency)
+        self._paused_until = 0.0
+        #: requests actually put on the wire (retries included), for reports and benchmarks
+        self.sent = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSynapseClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the one request path ------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        has_body: bool = False,
+    ) -> Any:
+        """Send one request (with the retry policy above) and return the decoded JSON body."""
+        method = method.upper()
+        url = self.settings.on_host(path_or_url)
+        headers = {"Accept": "application/json", **self.settings.auth_headers(url)}
+        content = None
+        if json is not None or has_body:
+            content = orjson.dumps(json)
+            headers["Content-Type"] = "application/json"
+        query = encode_query(params)
+        if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
+            query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
+        failures = 0
+        rate_limited = 0
+        while True:
+            await self._wait_if_paused()
+            try:
+                async with self._slots:
+                    self.sent += 1
+                    started = time.perf_counter()
+                    response = await self._http.request(method, url, params=query or None, content=content,
+                                                        headers=headers)
+                    body = response.content
+            except httpx.TransportError as exc:
+                failures += 1
+                repeatable = method in IDEMPOTENT or _nothing_sent(exc)
+                if repeatable and failures <= self.retries:
+                    await self._sleep_backoff(failures)
+                    continue
+                kind = type(exc.__cause__ or exc).__name__
+                raise BackendUnavailable(
+                    self.settings.redact(
+                        f"Synapse did not answer {method} {_path_of(url)}: {kind}"
+                        + (f" ({exc})" if str(exc) else "")
+                        + (f" after {failures} attempts" if failures > 1 else "")
+                    ),
+                    status=None,
+                    method=method,
+                    path=_path_of(url),
+                ) from None
+            status = response.status_code
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
+            if status == 429 and rate_limited < self.rate_limit_retries:
+                rate_limited += 1
+                delay = self._backoff().delay(rate_limited, _retry_after(response.headers.get("Retry-After"), 1.0))
+                self._paused_until = max(self._paused_until, time.monotonic() + delay)
+                continue
+            retryable = status in RETRY_STATUSES or (status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT)
+            if retryable and failures < self.retries:
+                failures += 1
+                await self._sleep_backoff(failures)
+                continue
+            if status >= 400:
+                raise self._error(method, url, status, body)
+            if 300 <= status < 400:
+                raise self._redirect_error(method, url, status, response.headers.get("Location"))
+            if not body:
+                return None
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise SynapseHTTPError(
+                    f"Synapse answered {method} {_path_of(url)} with {status} but the body is not JSON",
+                    status=status,
+                    method=method,
+                    path=_path_of(url),
+                ) from None
+
+    async def _wait_if_paused(self) -> None:
+        while True:
+            delay = self._paused_until - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+    def backoff_delay(self, failures: int) -> float:
+        """Seconds before retry number ``failures`` (1-based): urllib3's formula, as the SDK uses it
+        (0 before the first retry, then ``backoff * 2**(n-1)``, at most ``max_backoff``)."""
+        return self._backoff().delay(failures)
+
+    def _backoff(self) -> Backoff:
+        """The project's one backoff policy with the SDK's settings: no jitter, first retry at once."""
+        return Backoff(self.backoff, self.max_backoff, jitter=False, first=0.0, max_retry_after=self.max_retry_after)
+
+    async def _sleep_backoff(self, failures: int) -> None:
+        delay = self.backoff_delay(failures)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _error(self, method: str, url: str, status: int, body: bytes) -> SynapseHTTPError:
+        detail: Any = None
+        text = ""
+        if body:
+            try:
+                detail = orjson.loads(body)
+                text = orjson.dumps(detail).decode()
+            except orjson.JSONDecodeError:
+                text = body[:300].decode("utf-8", "replace")
+        if len(text) > 300:
+            text = text[:297] + "..."
+        reason = httpx.codes.get_reason_phrase(status)
+        message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
+        return _error_class(status)(
+            self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
+        )
+
+    def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
+        """Names only where the redirect points (scheme and host): its path or query may hold secrets."""
+        target = _origin(urljoin(url, location)) if location else None
+        reason = httpx.codes.get_reason_phrase(status)
+        message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
+                   + (f", redirecting to {target}" if target else "")
+                   + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")
+        return BackendMoved(self.settings.redact(message), status=status, method=method, path=_path_of(url))
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return await self.request("GET", path, params=params)
+
+    async def iter_results(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
+        """Every result of a DRF page-number listing, following the absolute ``next`` links.
+
+        A ``next`` link on another origin (a backend behind a TLS proxy writes ``http://``, or its
+        internal host name) is followed by its path and query on the configured host."""
+        query: dict[str, Any] | None = {"page_size": self.page_size, **dict(params or {})}
+        url: str | None = path
+        warned = False
+        while url:
+            page = await self.get(url, query)
+            query = None  # the next link carries the whole query
+            if isinstance(page, list):
+                for item in page:
+                    yield item
+                return
+            for item in (page or {}).get("results") or []:
+                yield item
+            url = (page or {}).get("next")
+            if url and "://" in url and not self.settings.is_own(url):
+                if not warned:
+                    log.info("the backend's next links point at %s; following them on %s", _origin(url),
+                             _origin(self.settings.host))
+                    warned = True
+                url = self.settings.on_host(url)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def get_project(self, project_id: int) -> dict:
+        return await self.get(f"projects/{project_id}/")
+
+    async def get_data_collection(self, collection_id: int) -> dict:
+        return await self.get(f"data_collections/{collection_id}/", {"expand": "file_specifications"})
+
+    def iter_tasks(self, params: Mapping[str, Any]) -> AsyncIterator[dict]:
+        return self.iter_results("sdk/tasks/", params)
+
+    async def get_task(self, task_id: int, params: Mapping[str, Any] | None = None) -> dict:
+        return await self.get(f"tasks/{task_id}/", params)
+
+    async def get_data_unit(self, data_unit_id: int, params: Mapping[str, Any] | None = None) -> dict:
+        return await self.get(f"data_units/{data_unit_id}/", params if params is not None else {"expand": "files"})
+
+    async def annotate_task_data(self, task_id: int, data: Any, *, schema: str | None = None) -> Any:
+        """``PUT tasks/{id}/annotate_task_data/`` with ``{"action": "submit", "data": data}``."""
+        params = {"schema": schema} if schema else None
+        return await self.request(
+            "PUT", f"tasks/{task_id}/annotate_task_data/", params=params, json={"action": "submit", "data": data}
+        )
+
+    async def get_plugin_release(self, release_id: int) -> dict:
+        return await self.get(f"plugin_releases/{release_id}/")
+
+    async def list_serve_applications(self, params: Mapping[str, Any]) -> list[dict]:
+        return [app async for app in self.iter_results("serve_applications/", params)]
+
+    async def run_plugin(self, code: str, payload: dict) -> Any:
+        """``POST plugins/{code}/run/``: deploys a serve application or calls inference.
+
+        The body carries ``language`` as the SDK's ``PluginRunRequest`` does (``SYNAPSE_LANGUAGE``,
+        else ``ko``) unless the payload names one. Sent again only on 502/503/504 or when the
+        connection was never made."""
+        body = {**payload, "language": payload.get("language") or self.settings.language}
+        return await self.request("POST", f"plugins/{code}/run/", json=body)
+
+    async def list_agents(self, params: Mapping[str, Any] | None = None) -> list[dict]:
+        """``GET agents/`` (the SDK's ``list_agents``; ``{"id": N}`` asks for one agent)."""
+        page = await self.get("agents/", params)
+        results = page.get("results") if isinstance(page, dict) else page
+        return [a for a in results or [] if isinstance(a, dict)]
+
+    async def get_job(self, job_id: int | str) -> dict:
+        return await self.get(f"jobs/{job_id}/")
+
+    async def update_job(self, job_id: int | str, data: dict) -> Any:
+        return await self.request("PATCH", f"jobs/{job_id}/", json=data)
+
+    async def create_logs(self, entries: list[dict]) -> Any:
+        return await self.request("POST", "logs/", json=entries)
+
+
+LOOKUP_SEPARATOR = "__"
+#: Django field lookups; a last ``__part`` that is not one of these is a related field's name
+LOOKUPS = frozenset({"exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte", "contains", "icontains",
+                     "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year", "month",
+                     "day", "regex", "iregex"})
+
+
+def split_lookup(key: str) -> tuple[str, str]:
+    """``"created_at__gte"`` -> ``("created_at", "gte")``; ``"data_unit__id"`` -> ``("data_unit__id", "exact")``."""
+    field, sep, lookup = key.rpartition(LOOKUP_SEPARATOR)
+    if sep and field and lookup in LOOKUPS:
+        return field, lookup
+    return key, "exact"
+
+
+def encode_query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Query parameters as the backend (Django REST framework + django-filter) reads them.
+
+    The one place a Python value becomes a query string value; task filters, listings and every
+    other request go through it. Each key is sent once, because Django's ``QueryDict.get`` keeps
+    only the last of repeated keys (``requests`` would repeat them for a list, and the backend
+    would then see one value):
+
+    ===========================  ===========================================================
+    Python value                 sent as
+    ===========================  ===========================================================
+    ``str``, ``int``, ``float``  ``key=<str(value)>``
+    ``True`` / ``False``         ``key=true`` / ``key=false`` (django-filter's BooleanFilter)
+    ``None``                     ``<field>__isnull=true``: "no value", e.g. ``assignee: None``
+                                 selects unassigned tasks only (``key`` without a lookup, or
+                                 ending in ``__exact``; with any other lookup it is refused)
+    a list, tuple or set         one ``<field>__in=a,b,c`` (django-filter's ``__in`` filters
+                                 take comma-separated values): any of these values; a key
+                                 already ending in ``__in`` keeps its name; an empty list is
+                                 refused (it would select nothing, or everything if ignored);
+                                 ``__range`` keys are comma-joined under their own name
+    ===========================  ===========================================================
+
+    ``ValueError`` names the key for a value that cannot be sent (a dict, a nested list, a value
+    with a comma inside a list, an empty list, ``None`` with a range lookup) and for two keys that
+    would collide (``status: [..]`` beside ``status__in``).
+    """
+    if not params:
+        return []
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name, text = _encode_pair(str(key), value)
+        if name in out:
+            raise ValueError(f"query keys {key!r} and {name!r} would both be sent as {name!r}")
+        out[name] = text
+    return list(out.items())
+
+
+def _encode_pair(key: str, value: Any) -> tuple[str, str]:
+    field, lookup = split_lookup(key)
+    if value is None:
+        if lookup == "exact":
+            return f"{field}{LOOKUP_SEPARATOR}isnull", "true"
+        raise ValueError(f"query key {key!r}: None cannot be sent with the lookup {lookup!r}")
+    if isinstance(value, list | tuple | set | frozenset):
+        values = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+        if not values:
+            raise ValueError(f"query key {key!r}: an empty list selects nothing")
+        texts = [_scalar(key, v) for v in values]
+        if any("," in t for t in texts):
+            raise ValueError(f"query key {key!r}: a value in a list cannot hold a comma")
+        if lookup == "range":
+            return key, ",".join(texts)
+        if lookup not in ("exact", "in"):
+            raise ValueError(f"query key {key!r}: a list cannot be sent with the lookup {lookup!r}")
+        name = f"{field}{LOOKUP_SEPARATOR}in"
+        return name, ",".join(texts)
+    return key, _scalar(key, value)
+
+
+def _scalar(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ValueError(f"query key {key!r}: a {type(value).__name__} value cannot be sent in a query")

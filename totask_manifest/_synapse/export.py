@@ -1,0 +1,265 @@
+"""Export a Synapse project's tasks as an input manifest: one line per task.
+
+Each line is ``{"source-ref": <primary file URL>, "synapse": {...}}``. The reserved ``synapse``
+key carries what the rest of the pipeline needs and nothing secret: the task id, project, data
+unit id, the data unit's files keyed by specification name (``url``, ``is_primary``,
+``file_name_original``) and ``data_hash``, the fingerprint of the task's data at export time,
+which lets ``apply`` notice a task someone changed in the meantime.
+
+Tasks are listed like the SDK does (``sdk/tasks/?project=&fields=id`` plus the filters, AND-ed by
+the backend, encoded by ``client.encode_query``), then their details are fetched concurrently a
+window at a time and written as they arrive, so memory stays flat; the manifest appears
+atomically only once complete.
+
+Filters mean what the guide says (``assignee: None``: unassigned only; a list: any of its
+values), and the backend is not simply trusted to have applied them: the listing also asks for
+the filtered fields, each listed task is checked against every filter whose field it carries
+(``task_matches``), and a task that does not match is not exported. A backend that ignored a
+filter is reported, naming the filter and how many listed tasks did not match it. The filters'
+rules are in ``filters``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .._errors import FatalSynapseError, StorageError, UsageError
+from .._storage import AtomicWriter, is_local, url_to_fs
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+)
+from .filters import (
+    KNOWN_FILTERS,
+    RESERVED_FILTERS,
+    check_filters,
+    filter_fields,
+    parse_filters,
+    shown_value,
+    task_matches,
+    unmatched_filters,
+)
+from .sync_client import SynapseClient
+from .taskdata import data_hash, file_name, files_by_spec, primary_spec
+
+log = logging.getLogger(__name__)
+
+TASK_DETAIL = {"fields": "id,data,data_unit", "expand": "data_unit"}
+WINDOW = 256
+
+#: what callers import from here; the filters themselves live in ``filters``
+__all__ = ["KNOWN_FILTERS", "RESERVED_FILTERS", "ExportResult", "check_filters", "check_project", "export_tasks",
+           "parse_filters", "task_matches"]
+
+
+@dataclass
+class ExportResult:
+    output: str
+    project: int
+    exported: int = 0
+    #: ``{"task_id", "reason"}`` for tasks listed but not exported
+    skipped: list[dict] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
+    #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
+    #: filter (the backend ignored it); they are not exported
+    unmatched: dict[str, int] = field(default_factory=dict)
+
+    def unmatched_warnings(self) -> list[str]:
+        """One line per filter the backend did not apply."""
+        return [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
+                f"not exported" for name, count in self.unmatched.items()]
+
+
+def _check_writable(output: str) -> None:
+    """Refuse an output folder that cannot be written before spending the fetch on it (local paths;
+    an object store's permissions only show on the write itself, which fails just as clearly)."""
+    fs, path = url_to_fs(output)
+    if not is_local(fs):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write {output}: {folder} is not a writable folder")
+
+
+def export_tasks(
+    project: int,
+    output: str,
+    *,
+    filters: dict[str, Any] | None = None,
+    limit: int | None = None,
+    target_specification_name: str | None = None,
+    client: SynapseClient | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    project_checked: bool = False,
+) -> ExportResult:
+    """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
+
+    Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
+    has no data collection, lacks the target specification, or no task matches.
+    ``project_checked``: the caller already ran ``check_project`` (the ToTask action does, in its
+    ``initialize`` step), so it is not asked again.
+    """
+    _check_writable(output)
+    filters = check_filters(filters)
+    filter_limit = filters.pop("limit", None)  # a 'limit' filter is the export limit, not a query
+    limit = limit if limit is not None else filter_limit
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    own = client is None
+    client = client or SynapseClient()
+    try:
+        return client.run(
+            _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress,
+                    project_checked)
+        )
+    finally:
+        if own:
+            client.close()
+
+
+async def check_project(aio: AsyncSynapseClient, project: int, target_specification_name: str | None) -> dict:
+    """The project's data collection, after the guide's fatal checks."""
+    try:
+        proj = await aio.get_project(project)
+    except NotFound:
+        raise FatalSynapseError(f"Project not found: project {project} does not exist or is not visible") from None
+    if not isinstance(proj, dict):
+        raise FatalSynapseError(f"Project not found: project {project} answered no project object")
+    collection = proj.get("data_collection")
+    if isinstance(collection, dict):
+        collection = collection.get("id")
+    if not collection:
+        raise FatalSynapseError(f"Project has no data collection: connect one to project {project} first")
+    try:
+        dc = await aio.get_data_collection(collection)
+    except NotFound:
+        raise FatalSynapseError(
+            f"Project has no data collection: data collection {collection} of project {project} not found"
+        ) from None
+    if target_specification_name:
+        names = [s.get("name") if isinstance(s, dict) else s for s in dc.get("file_specifications") or []]
+        if target_specification_name not in names:
+            raise FatalSynapseError(
+                f"Target specification not found: {target_specification_name!r} is not among the data "
+                f"collection's file specifications ({', '.join(map(str, names)) or 'none'})"
+            )
+    return dc
+
+
+async def _export(
+    aio: AsyncSynapseClient,
+    project: int,
+    output: str,
+    filters: dict[str, Any],
+    limit: int | None,
+    target_spec: str | None,
+    on_progress: Callable[[int], None] | None,
+    project_checked: bool = False,
+) -> ExportResult:
+    if not project_checked:
+        await check_project(aio, project, target_spec)
+    result = ExportResult(output=output, project=project, filters=filters)
+    # ``fields`` and ``project`` after the filters, as the SDK's fetch_tasks step sets them; the
+    # filtered fields are asked for too, to check each task against the filters
+    params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
+    listed = 0
+    returned = 0
+    with AtomicWriter(output) as out:
+        window: list[int] = []
+        async with contextlib.aclosing(aio.iter_tasks(params)) as listing:
+            async for item in listing:
+                returned += 1
+                missed = unmatched_filters(item, filters)
+                if missed:
+                    for key in missed:
+                        name = f"{key}={shown_value(filters[key])}"
+                        result.unmatched[name] = result.unmatched.get(name, 0) + 1
+                    continue
+                window.append(int(item["id"]))
+                listed += 1
+                if len(window) >= WINDOW:
+                    await _write_window(aio, project, window, out, result)
+                    window = []
+                    if on_progress:
+                        on_progress(listed)
+                if limit is not None and listed >= limit:
+                    break
+        if window:
+            await _write_window(aio, project, window, out, result)
+            if on_progress:
+                on_progress(listed)
+        for warning in result.unmatched_warnings():
+            log.warning("%s", warning)
+        if listed == 0:
+            shown = ", ".join(f"{k}={shown_value(v)}" for k, v in filters.items()) or "none"
+            ignored = (f"; the backend listed {returned} task(s), none matching "
+                       f"({'; '.join(result.unmatched_warnings())})" if returned else "")
+            raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}{ignored}")
+        if result.exported == 0:
+            raise FatalSynapseError(
+                f"No tasks could be exported: all {listed} listed tasks were skipped "
+                f"(first: task {result.skipped[0]['task_id']}: {result.skipped[0]['reason']})"
+            )
+    # debug: the command prints this summary itself (once), the action says it in its own words
+    log.debug("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
+             len(result.skipped))
+    return result
+
+
+async def _write_window(aio: AsyncSynapseClient, project: int, ids: list[int], out: Any, result: ExportResult) -> None:
+    lines = await asyncio.gather(*(_task_line(aio, project, tid) for tid in ids))
+    for tid, (line, reason) in zip(ids, lines, strict=True):
+        if line is None:
+            result.skipped.append({"task_id": tid, "reason": reason})
+            log.warning("task %s not exported: %s", tid, reason)
+            continue
+        out.write(line)
+        result.exported += 1
+
+
+async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tuple[bytes | None, str]:
+    try:
+        task = await aio.get_task(task_id, TASK_DETAIL)
+        unit = task.get("data_unit")
+        unit_id = unit.get("id") if isinstance(unit, dict) else unit
+        files = files_by_spec(unit.get("files") if isinstance(unit, dict) else None)
+        if not files and unit_id is not None:
+            files = files_by_spec((await aio.get_data_unit(unit_id)).get("files"))
+    except (TokenRejected, BackendMoved):
+        raise
+    except (NotFound, SynapseHTTPError) as exc:
+        if not isinstance(exc, NotFound) and (exc.status is None or exc.status >= 500):
+            raise
+        return None, str(exc)
+    if not files:
+        return None, "Data unit does not have files"
+    primary = primary_spec(files)
+    if primary is None:
+        return None, "Data unit has no primary file with a URL"
+    record = {
+        "source-ref": files[primary]["url"],
+        "synapse": {
+            "task_id": task.get("id", task_id),
+            "project": project,
+            "data_unit_id": unit_id,
+            "files": {
+                name: {"url": f.get("url"), "is_primary": bool(f.get("is_primary")), "file_name_original": file_name(f)}
+                for name, f in files.items()
+            },
+            "data_hash": data_hash(task.get("data")),
+        },
+    }
+    return orjson.dumps(record) + b"\n", ""

@@ -1,0 +1,338 @@
+"""The write-ahead journal of a job's writes to Synapse: ``<job>/synapse-journal.jsonl``.
+
+Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "previous",
+"previous_hash", "new", "new_hash", ...}`` and waits until that line is flushed and fsynced;
+only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
+answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
+is on disk before the task counts as applied; a refused PUT appends ``failed``. Rollback
+appends ``restored``. So whatever stops a run (kill -9, a revoked token, the backend going
+away), the journal holds every task's previous data for each write that may have happened, and
+``rollback`` can finish.
+
+A ``kill -9`` between a PUT and its ``done`` record leaves that write *in doubt*: it may or may
+not have reached the backend, which may have stored it normalised. Such a task is recognised
+as holding this job's write when its current data contains everything that was sent (every
+key and value of the sent data, lists element by element; keys the backend added are allowed),
+so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
+
+On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
+stores each commit is one object written whole (``pipe_file``); it is durable when the store
+acknowledges the PUT, which for S3 is read-after-write consistent.
+
+A journal whose lines cannot be read (other than a torn last line, which a crash leaves and is
+ignored) stops apply and rollback with one line naming the file and line: skipping it would
+lose a task's previous data.
+
+Writes are group-committed: concurrent writers' records share one write and one fsync, so the
+journal costs one disk flush per batch of PUTs, not one per task. Object stores cannot append,
+so a job folder on one gets one object per commit under ``synapse-journal/`` instead; readers
+see the same records either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .._errors import JobError, StorageError
+from .._storage import is_local, join, redact_url, url_to_fs
+
+JOURNAL_NAME = "synapse-journal.jsonl"
+SEGMENTS_DIR = "synapse-journal"
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _LocalStore:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        _drop_torn_tail(path)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the journal's lifetime
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _drop_torn_tail(path: str) -> None:
+    """Cut a last line left without its newline by a crash.
+
+    Appending after it would glue the torn bytes to this run's first record, and readers skip
+    that merged line as unparsable: a ``before`` record (with the task's previous data) would be
+    lost to rollback. The torn line itself was never acknowledged, so nothing relied on it.
+    """
+    try:
+        f = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        keep, pos, block = 0, size, 65536
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            pos = start
+        log.warning("journal %s ends with a torn line (%d bytes) from an interrupted run; dropping it", path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class _ObjectStore:
+    def __init__(self, job_url: str, run_id: str) -> None:
+        self.fs, self.folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        self.run_id = run_id
+        self.seq = 0
+
+    def write(self, data: bytes) -> None:
+        self.seq += 1
+        self.fs.pipe_file(f"{self.folder}/{self.run_id}-{self.seq:06d}.jsonl", data)
+
+    def close(self) -> None:
+        pass
+
+
+class Journal:
+    """An append-only journal for one run; use from one event loop."""
+
+    def __init__(self, job_url: str, run_id: str | None = None) -> None:
+        self.job_url = job_url
+        self.run_id = run_id or new_run_id()
+        self.url = join(job_url, JOURNAL_NAME)
+        fs, path = url_to_fs(self.url)
+        try:
+            self._store: _LocalStore | _ObjectStore = _LocalStore(path) if is_local(fs) else _ObjectStore(job_url, self.run_id)
+        except OSError as exc:
+            raise StorageError(f"cannot open the journal {self.url}: {exc}") from None
+        self._pending: list[bytes] = []
+        self._waiters: list[asyncio.Future] = []
+        self._committer: asyncio.Task | None = None
+        self.records = 0
+
+    def _encode(self, op: str, fields: dict[str, Any]) -> bytes:
+        self.records += 1
+        return orjson.dumps({"op": op, "run": self.run_id, "at": _now(), **fields}) + b"\n"
+
+    async def write_ahead(self, op: str, **fields: Any) -> None:
+        """Append a record and return once it is on disk (raises ``StorageError`` if it cannot be)."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(self._encode(op, fields))
+        self._waiters.append(future)
+        self._kick()
+        await future
+
+    def note(self, op: str, **fields: Any) -> None:
+        """Append a record that goes to disk with the next commit (or ``flush``)."""
+        self._pending.append(self._encode(op, fields))
+        if len(self._pending) >= 1024:
+            self._kick()
+
+    def _kick(self) -> None:
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_loop())
+
+    async def _commit_loop(self) -> None:
+        while self._pending:
+            batch, waiters = self._pending, self._waiters
+            self._pending, self._waiters = [], []
+            try:
+                await asyncio.to_thread(self._store.write, b"".join(batch))
+            except Exception as exc:  # every writer waiting on this commit learns it failed
+                error = StorageError(f"cannot write the journal {self.url}: {exc}")
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(error)
+                continue
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    async def flush(self) -> None:
+        if self._pending:
+            self._kick()
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
+            if self._pending:
+                self._kick()
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.flush()
+        self._store.close()
+
+
+def read_journal(job_url: str) -> list[dict]:
+    """Every record of the job's journal in write order.
+
+    A torn last line of the local journal (a crash mid-append) is ignored; any other line that
+    is not a well-formed record raises ``JobError`` naming the file and line.
+    """
+    records: list[dict] = []
+    fs, path = url_to_fs(join(job_url, JOURNAL_NAME))
+    chunks: list[tuple[str, bytes, bool]] = []
+    try:
+        if fs.exists(path):
+            chunks.append((join(job_url, JOURNAL_NAME), fs.cat_file(path), True))
+        seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        if seg_fs.exists(folder):
+            for name in sorted(seg_fs.ls(folder, detail=False)):
+                if str(name).endswith(".jsonl"):
+                    chunks.append((str(name), seg_fs.cat_file(name), False))
+    except OSError as exc:
+        raise StorageError(f"cannot read the journal of {redact_url(job_url)}: {exc}") from None
+    for url, chunk, may_tear in chunks:
+        lines = chunk.split(b"\n")
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            torn = may_tear and number == len(lines)  # the last piece has no newline after it
+            try:
+                rec = orjson.loads(raw)
+                problem = _record_problem(rec)
+            except orjson.JSONDecodeError as exc:
+                problem = f"not JSON ({exc})"
+            if problem is None:
+                records.append(rec)
+            elif not torn:
+                raise JobError(f"the journal {redact_url(url)} is corrupt at line {number}: {problem}; "
+                               "restore it from a backup (apply and rollback need every record)")
+    return records
+
+
+def _record_problem(rec: Any) -> str | None:
+    """Why ``rec`` is not a usable journal record, or None."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("op"), str):
+        return "not a journal record (no 'op')"
+    op = rec["op"]
+    if op in ("before", "done", "failed", "restored"):
+        tid = rec.get("task_id")
+        if not isinstance(tid, int) or isinstance(tid, bool):
+            return f"a {op!r} record without an integer task_id"
+    if op == "before" and not (isinstance(rec.get("previous_hash"), str) and isinstance(rec.get("new_hash"), str)):
+        return "a 'before' record without previous_hash and new_hash"
+    if op == "done" and not isinstance(rec.get("new_hash", ""), str):
+        return "a 'done' record with a bad new_hash"
+    return None
+
+
+def contains(current: Any, sent: Any) -> bool:
+    """Whether ``current`` holds everything in ``sent``: dict keys recursively (extra keys
+    allowed), lists element by element with the same length, other values equal."""
+    if isinstance(sent, dict):
+        return isinstance(current, dict) and all(k in current and contains(current[k], v) for k, v in sent.items())
+    if isinstance(sent, list):
+        return (isinstance(current, list) and len(current) == len(sent)
+                and all(contains(c, v) for c, v in zip(current, sent, strict=True)))
+    if isinstance(sent, bool) or isinstance(current, bool):
+        return current is sent
+    return bool(current == sent)
+
+
+@dataclass
+class TaskHistory:
+    """One task's writes since it was last restored (or ever)."""
+
+    task_id: int
+    #: ``before`` records in order: the first one's ``previous`` is what rollback puts back
+    writes: list[dict] = field(default_factory=list)
+    #: what the backend said it stored for those writes (differs from ``new_hash`` if it normalises)
+    stored: set[str] = field(default_factory=set)
+    #: ``before`` records with no ``done``/``failed`` after them: writes in doubt after a crash
+    in_doubt: list[dict] = field(default_factory=list)
+
+    @property
+    def original(self) -> Any:
+        return self.writes[0].get("previous")
+
+    @property
+    def original_hash(self) -> str:
+        return self.writes[0]["previous_hash"]
+
+    def ours(self) -> set[str]:
+        """Fingerprints the task may hold because this job wrote them.
+
+        A later write's ``previous_hash`` is not among them: unless it is one of our own
+        hashes, it is data someone else put there between two runs (a human edit that a
+        ``--force`` apply then failed to overwrite, say), and rollback must not clobber it
+        without ``--force``.
+        """
+        return {w["new_hash"] for w in self.writes} | self.stored
+
+    def holds_ours(self, current: Any, current_hash: str) -> bool:
+        """Whether the task's current data is one of this job's writes (see the module docstring
+        for writes in doubt)."""
+        if current_hash in self.ours():
+            return True
+        return any("new" in w and contains(current, w["new"]) for w in self.in_doubt)
+
+
+def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
+    """Tasks with writes not yet undone, in the order they were first written."""
+    histories: dict[int, TaskHistory] = {}
+    for rec in records:
+        op = rec.get("op")
+        tid = rec.get("task_id")
+        if tid is None:
+            continue
+        if op == "before":
+            history = histories.setdefault(tid, TaskHistory(tid))
+            history.writes.append(rec)
+            history.in_doubt.append(rec)
+        elif op in ("done", "failed") and tid in histories:
+            history = histories[tid]
+            if op == "done" and rec.get("stored_hash"):
+                history.stored.add(rec["stored_hash"])
+            history.in_doubt = [w for w in history.in_doubt if w.get("run") != rec.get("run")
+                                or w.get("new_hash") != rec.get("new_hash", w.get("new_hash"))]
+        elif op == "restored":
+            histories.pop(tid, None)
+    return histories
+
+
+def writes_in_doubt(records: list[dict]) -> dict[tuple[int, str], list[dict]]:
+    """``(task id, new hash) -> before records`` of writes that may have reached the backend
+    without their outcome being journalled (a crash between PUT and ``done``)."""
+    out: dict[tuple[int, str], list[dict]] = {}
+    for history in open_writes(records).values():
+        for w in history.in_doubt:
+            out.setdefault((history.task_id, w["new_hash"]), []).append(w)
+    return out
+
+
+def stored_hashes(records: list[dict]) -> dict[tuple[int, str], set[str]]:
+    """``(task id, new hash) -> stored hashes`` from ``done`` records: how the backend kept our data."""
+    out: dict[tuple[int, str], set[str]] = {}
+    for rec in records:
+        if rec.get("op") == "done" and rec.get("stored_hash") and rec.get("new_hash"):
+            out.setdefault((rec["task_id"], rec["new_hash"]), set()).add(rec["stored_hash"])
+    return out

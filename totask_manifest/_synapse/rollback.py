@@ -1,0 +1,187 @@
+"""Undo a job's writes to Synapse from its journal: put every changed task's previous data back.
+
+For each task with writes not yet undone, the task's current data decides:
+
+* it already holds the data from before the job's first write: nothing to send (``already``);
+* it holds what the job wrote (or an intermediate state of the job's own writes): restore;
+* it holds anything else, so someone changed it since: skip and report (``conflict``) unless
+  ``force``.
+
+Each restore is journalled (``restored``), so rollback is idempotent and can be run again after
+it was interrupted. Restores are sent with ``?schema=any``: the data being put back is exactly
+what the backend held before, which its DM-schema check need not judge again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .._errors import NotAJobError, StorageError
+from .._jobs.job import Job
+from .._jobs.lease import hold
+from .client import (
+    AsyncSynapseClient,
+    BackendMoved,
+    BackendUnavailable,
+    NotFound,
+    SynapseHTTPError,
+    TokenRejected,
+)
+from .journal import Journal, TaskHistory, open_writes, read_journal
+from .sync_client import SynapseClient
+from .taskdata import data_hash
+from .workers import Breaker, run_pool
+
+log = logging.getLogger(__name__)
+
+RESTORED, ALREADY, CONFLICT, FAILED = "restored", "already", "conflict", "failed"
+
+
+@dataclass
+class RestoreResult:
+    task_id: int
+    status: str
+    detail: str = ""
+
+
+@dataclass
+class RollbackReport:
+    job_url: str
+    results: list[RestoreResult] = field(default_factory=list)
+    fatal: str | None = None
+    #: tasks left to restore by a later rollback (failed or not reached; conflicts excluded)
+    remaining: int = 0
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts = Counter(r.status for r in self.results)
+        return {"tasks": len(self.results), **{k: counts.get(k, 0) for k in (RESTORED, ALREADY, CONFLICT, FAILED)}}
+
+    @property
+    def complete(self) -> bool:
+        return self.fatal is None and self.remaining == 0
+
+    def summary(self) -> str:
+        t = self.totals
+        text = (f"rollback: {t[RESTORED]} restored, {t[ALREADY]} already as before, {t[CONFLICT]} changed by "
+                f"someone else (skipped), {t[FAILED]} failed")
+        if self.fatal:
+            text += f"; stopped: {self.fatal}"
+        if self.remaining:
+            text += f"; {self.remaining} tasks not restored yet (run rollback again)"
+        return text
+
+
+def rollback_job(
+    job_url: str, *, force: bool = False, concurrency: int = 32, client: SynapseClient | None = None
+) -> RollbackReport:
+    """Restore every task the job at ``job_url`` changed (see the module docstring)."""
+    job_url = job_url.rstrip("/")
+    if not (Job(job_url).exists or read_journal(job_url)):
+        raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
+    own = client is None
+    client = client or SynapseClient(max_concurrency=concurrency)
+    try:
+        with hold(job_url, "rollback"):  # one writer per job: never beside a running apply
+            return client.run(_rollback_with_journal(client.aio, job_url, force=force, concurrency=concurrency))
+    finally:
+        if own:
+            client.close()
+
+
+async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force: bool, concurrency: int) -> RollbackReport:
+    journal = Journal(job_url)
+    try:
+        return await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency)
+    finally:
+        await journal.aclose()
+
+
+async def rollback_async(
+    aio: AsyncSynapseClient,
+    job_url: str,
+    journal: Journal,
+    *,
+    force: bool = False,
+    concurrency: int = 32,
+    only_run: str | None = None,
+) -> RollbackReport:
+    """Rollback on an open journal (apply uses this after a fatal error, with its own journal).
+
+    ``only_run`` limits it to one run's records (apply passes its own run id): stopping a run
+    must undo that run only, not the earlier runs' writes the user kept; each task goes back to
+    what it held before that run wrote it.
+    """
+    await journal.flush()
+    records = await asyncio.to_thread(read_journal, job_url)
+    if only_run is not None:
+        records = [r for r in records if r.get("run") == only_run]
+    histories = open_writes(records)
+    report = RollbackReport(job_url)
+    breaker = Breaker()
+    undone: set[int] = set()
+    conflicted: set[int] = set()
+
+    async def restore(history: TaskHistory) -> None:
+        tid = history.task_id
+        try:
+            task = await aio.get_task(tid, {"fields": "id,data"})
+            current = data_hash(task.get("data"))
+            ours = history.holds_ours(task.get("data"), current)
+            if current == history.original_hash:
+                journal.note("restored", task_id=tid, hash=current, already=True)
+                result = RestoreResult(tid, ALREADY)
+            elif ours or force:
+                await aio.annotate_task_data(tid, history.original, schema="any")
+                journal.note("restored", task_id=tid, hash=history.original_hash, forced=not ours)
+                result = RestoreResult(tid, RESTORED, "" if ours else "forced over someone else's change")
+            else:
+                result = RestoreResult(tid, CONFLICT, "changed by someone else since this job wrote it; "
+                                       "--force restores it anyway")
+            breaker.success()
+            if result.status in (RESTORED, ALREADY):
+                undone.add(tid)
+            elif result.status == CONFLICT:
+                conflicted.add(tid)
+        except TokenRejected as exc:
+            breaker.trip(f"the token was refused ({exc})")
+            result = RestoreResult(tid, FAILED, str(exc))
+        except BackendMoved as exc:
+            breaker.trip(f"the backend moved ({exc})")
+            result = RestoreResult(tid, FAILED, str(exc))
+        except BackendUnavailable as exc:
+            breaker.unavailable(str(exc))
+            result = RestoreResult(tid, FAILED, str(exc))
+        except NotFound as exc:
+            project = history.writes[0].get("project")
+            if project is not None and await _project_gone(aio, project):
+                breaker.trip(f"project {project} is gone")
+            result = RestoreResult(tid, FAILED, str(exc))
+        except SynapseHTTPError as exc:
+            breaker.success()
+            result = RestoreResult(tid, FAILED, str(exc))
+        report.results.append(result)
+
+    try:
+        await run_pool(list(histories.values()), restore, concurrency, breaker)
+    except StorageError as exc:
+        breaker.trip(str(exc))
+    await journal.flush()
+    report.fatal = breaker.fatal
+    report.remaining = len(set(histories) - undone - conflicted)
+    report.results.sort(key=lambda r: r.task_id)
+    log.info("%s", report.summary())
+    return report
+
+
+async def _project_gone(aio: AsyncSynapseClient, project: int) -> bool:
+    try:
+        await aio.get_project(project)
+    except NotFound:
+        return True
+    except SynapseHTTPError:
+        return False
+    return False

@@ -1,0 +1,149 @@
+"""Where the Synapse backend is and who we are to it, read from the SDK's environment variables.
+
+Tokens live only here. They are turned into headers per request, and only for a request whose
+origin (scheme, host, port) is the configured host's, so a ``next`` page URL or a file URL that
+points anywhere else never carries them. ``redact`` scrubs them from any text we show or log.
+
+The SDK's wire details that come from the environment live here too: ``Synapse-Tenant`` with
+either token kind, ``SYNAPSE_PLUGIN_RUN_URL_HOST`` (the ``url_host`` query parameter of every
+request, so the backend signs file URLs for the worker's network) and ``SYNAPSE_LANGUAGE`` (the
+``language`` of plugin runs, ``ko`` unless set, as the SDK's ``PluginRunRequest``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from .._errors import UsageError
+
+DEFAULT_HOST = "https://api.synapse.sh"
+DEFAULT_LANGUAGE = "ko"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` with the default port filled in, lower-cased."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return scheme, host, port
+
+
+@functools.lru_cache(maxsize=16)
+def _host_origin(host: str) -> tuple[str, str, int]:
+    return origin(host)
+
+
+@dataclass(frozen=True)
+class SynapseSettings:
+    host: str = DEFAULT_HOST
+    #: ``Synapse-Access-Token: Token <access_token>`` (a user's personal access token)
+    access_token: str | None = field(default=None, repr=False)
+    #: ``Authorization: Token <user_token>``: the plugin-run token, preferred when set
+    user_token: str | None = field(default=None, repr=False)
+    #: ``Synapse-Tenant: Token <tenant>``, sent with either token (as the SDK does)
+    tenant: str | None = field(default=None, repr=False)
+    #: ``url_host=<value>`` on every request (``SYNAPSE_PLUGIN_RUN_URL_HOST``); None: not sent
+    url_host: str | None = None
+    #: ``language`` of ``plugins/{code}/run/`` bodies (``SYNAPSE_LANGUAGE``; the SDK's default ``ko``)
+    language: str = DEFAULT_LANGUAGE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SynapseSettings:
+        """``SYNAPSE_HOST`` (or v1's ``SYNAPSE_PLUGIN_RUN_HOST``), ``SYNAPSE_ACCESS_TOKEN``,
+        ``SYNAPSE_PLUGIN_RUN_USER_TOKEN`` + ``SYNAPSE_PLUGIN_RUN_TENANT``, ``SYNAPSE_PLUGIN_RUN_URL_HOST``,
+        ``SYNAPSE_LANGUAGE``."""
+        env = os.environ if env is None else env
+        name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
+        host = (env.get(name) or DEFAULT_HOST).strip()
+        parts = urlsplit(host)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
+        return cls(
+            host=host.rstrip("/"),
+            access_token=_token(env, "SYNAPSE_ACCESS_TOKEN"),
+            user_token=_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
+            tenant=_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
+            url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
+            language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
+        )
+
+    def require_credentials(self) -> SynapseSettings:
+        """Fail before any request when no token is configured (every request would get a 401)."""
+        if not self.has_credentials:
+            raise UsageError("no Synapse credentials: set SYNAPSE_ACCESS_TOKEN (a personal access token), or "
+                             "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT")
+        return self
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.user_token or self.access_token)
+
+    def url(self, path_or_url: str) -> str:
+        """An absolute URL: ``path`` joined to the host, absolute URLs (``next`` links) kept."""
+        if "://" in path_or_url:
+            return path_or_url
+        return self.host.rstrip("/") + "/" + path_or_url.lstrip("/")
+
+    def is_own(self, url: str) -> bool:
+        return origin(url) == _host_origin(self.host)
+
+    def on_host(self, url: str) -> str:
+        """``url`` moved onto the configured host: a link of another origin (a DRF backend behind
+        a TLS proxy often writes ``http://`` or its internal name into ``next``) keeps its path
+        and query and gets the configured scheme, host and port. Nothing is ever sent elsewhere."""
+        if "://" not in url or self.is_own(url):
+            return self.url(url)
+        parts = urlsplit(url)
+        own = urlsplit(self.host)
+        return urlunsplit((own.scheme, own.netloc, parts.path or "/", parts.query, ""))
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The credentials for ``url``: none at all unless it is on the configured host.
+
+        As the SDK's ``BackendClient._get_headers``: the plugin-run token (preferred) or the access
+        token, and ``Synapse-Tenant`` whenever a tenant is configured, with either token."""
+        if not self.is_own(url):
+            return {}
+        headers: dict[str, str] = {}
+        if self.user_token:
+            headers["Authorization"] = f"Token {self.user_token}"
+        elif self.access_token:
+            headers["Synapse-Access-Token"] = f"Token {self.access_token}"
+        if headers and self.tenant:
+            headers["Synapse-Tenant"] = f"Token {self.tenant}"
+        return headers
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.access_token, self.user_token, self.tenant) if s]
+
+    def redact(self, text: str) -> str:
+        """``text`` with every token replaced by ``***`` (longest first, so none leaks in part)."""
+        for secret in sorted(self.secrets(), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+    def redact_tokens(self, text: str) -> str:
+        """``text`` with the tokens masked, but not the tenant: for text that is not an error of the
+        client (a result, a plugin's message), where a short tenant code could match ordinary words."""
+        for secret in sorted((s for s in (self.access_token, self.user_token) if s), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    """A token from the environment, stripped (a pasted newline is common); it goes into a header,
+    so anything but printable ASCII is refused, without ever showing the value."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isprintable()):
+        raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
+                         "characters); set it to the token alone")
+    return value

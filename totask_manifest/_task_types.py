@@ -1,0 +1,159 @@
+"""Ground Truth task types, named by their ``type`` string without the ``groundtruth/`` prefix.
+
+One table drives the naming rules (which types need ``-ref``), the schema lookup and the
+metadata each type carries, so adding a type is a row here and a schema file, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ._errors import UsageError
+
+GT_PREFIX = "groundtruth/"
+#: built-in Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name
+JOB_NAME_PREFIX = "labeling-job/"
+
+
+# The key order Ground Truth writes each type's metadata in, read from the newest real output of
+# that type in shared/gt-manifests (consumers that read fields by position depend on it):
+#  - bounding boxes 2022-2025 (yolov5 sample, 1to100_Korean), image semantic segmentation 2022
+#    (lookout-for-vision): the type's own keys, then type, human-annotated, creation-date, job-name;
+#  - classification, multi-label, NER: only 2019-2020 output exists; it is Python 2 dict order
+#    (the same for every line of a key set), kept as observed; image multi-label has the key set
+#    and documented order of text multi-label; video clip classification has no own output and
+#    is documented as classification's;
+#  - video frame jobs 2020 (two files agree with the documentation), 3D point cloud 2020;
+#  - custom workflows 2022 (legal-entity-extraction);
+#  - label verification: no output found; the order of the documentation's example.
+_NEW = ("type", "human-annotated", "creation-date", "job-name")
+_CLASSIFICATION = ("confidence", "job-name", "class-name", "human-annotated", "creation-date", "type")
+_MULTILABEL = ("job-name", "class-map", "human-annotated", "creation-date", "confidence-map", "type")
+_VIDEO = ("class-map", "job-name", "human-annotated", "creation-date", "type")
+_BOXES = ("objects", "class-map", *_NEW)
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    #: the label value is a URL to a file the job wrote (mask, SeqLabel.json, .zlib), so the
+    #: attribute must end in ``-ref``
+    writes_reference: bool
+    #: the schema file (in ``schemas/``) that checks ``{"label": value, "metadata": {...}}``
+    schema: str
+    #: data objects come from ``source`` (text) rather than ``source-ref``
+    text_source: bool = False
+    description: str = ""
+    #: the order Ground Truth writes this type's ``-metadata`` keys in (sources above ``_NEW``)
+    metadata_order: tuple[str, ...] = ()
+
+    @property
+    def gt_type(self) -> str:
+        return GT_PREFIX + self.name
+
+
+_TYPES = [
+    TaskType("image-classification", False, "image-classification", description="single-label image classification",
+             metadata_order=_CLASSIFICATION),
+    TaskType("image-classification-multilabel", False, "image-classification-multilabel",
+             description="multi-label image classification",
+             metadata_order=_MULTILABEL),
+    TaskType("object-detection", False, "object-detection", description="bounding boxes (and their adjustment)",
+             metadata_order=(*_BOXES, "adjustment-status")),
+    TaskType("semantic-segmentation", True, "semantic-segmentation",
+             description="image semantic segmentation (and its adjustment); PNG mask by reference",
+             metadata_order=("internal-color-map", *_NEW, "adjustment-status")),
+    TaskType("label-verification", False, "label-verification", description="label verification",
+             metadata_order=("class-name", "confidence", "type", "job-name", "human-annotated", "creation-date",
+                             "worker-feedback")),
+    TaskType("text-classification", False, "text-classification", text_source=True,
+             description="single-label text classification",
+             metadata_order=_CLASSIFICATION),
+    TaskType("text-classification-multilabel", False, "text-classification-multilabel", text_source=True,
+             description="multi-label text classification",
+             metadata_order=_MULTILABEL),
+    TaskType("text-span", False, "text-span", text_source=True, description="named entity recognition",
+             metadata_order=("entities", "job-name", "type", "creation-date", "human-annotated")),
+    TaskType("video-object-detection", True, "video-object-detection",
+             description="video frame object detection; SeqLabel.json by reference",
+             metadata_order=(*_VIDEO, "adjustment-status")),
+    TaskType("video-object-tracking", True, "video-object-tracking",
+             description="video frame object tracking; SeqLabel.json by reference",
+             metadata_order=(*_VIDEO, "adjustment-status")),
+    TaskType("video-classification", False, "video-classification", description="video clip classification",
+             metadata_order=_CLASSIFICATION),
+    TaskType("point_cloud_object_detection", False, "point_cloud_object_detection",
+             description="3D point cloud object detection (inline cuboids)",
+             metadata_order=(*_BOXES, "adjustment-status", "dataset-object-attributes")),
+    TaskType("point_cloud_object_tracking", True, "point_cloud_object_tracking",
+             description="3D point cloud object tracking; SeqLabel.json by reference",
+             metadata_order=(*_BOXES, "adjustment-status")),
+    TaskType("point_cloud_single_frame_semantic_segmentation", True,
+             "point_cloud_single_frame_semantic_segmentation",
+             description="3D point cloud semantic segmentation; .zlib by reference",
+             metadata_order=("color-map", "type", "human-annotated", "job-name", "creation-date", "adjustment-status",
+                             "dataset-object-attributes")),
+    TaskType("custom", False, "custom", description="custom workflow (any label value)",
+             metadata_order=("type", "job-name", "human-annotated", "creation-date")),
+]
+
+TASK_TYPES: dict[str, TaskType] = {t.name: t for t in _TYPES}
+
+
+def get_task_type(name: str) -> TaskType:
+    """Look a task type up by name; ``groundtruth/``-prefixed names are accepted too."""
+    key = name[len(GT_PREFIX):] if name.startswith(GT_PREFIX) else name
+    try:
+        return TASK_TYPES[key]
+    except KeyError:
+        known = ", ".join(sorted(TASK_TYPES))
+        raise UsageError(f"unknown task type {name!r}; known task types: {known}") from None
+
+
+def task_type_of_metadata(metadata: object) -> TaskType | None:
+    """The task type a ``-metadata`` object declares, or None when it declares none we know.
+
+    Ground Truth's own custom output spells it ``groundTruth/custom`` in one doc example, so the
+    comparison ignores case.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    value = metadata.get("type")
+    if not isinstance(value, str) or not value.lower().startswith(GT_PREFIX):
+        return None
+    key = value[len(GT_PREFIX):]
+    return TASK_TYPES.get(key) or TASK_TYPES.get(key.lower())
+
+
+def creation_date() -> str:
+    """Ground Truth's observed ``creation-date``: ``YYYY-MM-DDTHH:MM:SS.ffffff``, UTC, no zone suffix."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def order_metadata(task_type: TaskType | str, metadata: dict, written: tuple[str, ...] = ()) -> dict:
+    """``metadata`` with its keys in the order Ground Truth writes them.
+
+    ``written`` is the key order of the Ground Truth metadata a label was read from: when it is a
+    whole metadata object (it names ``type``) that order wins, so a label copied from Ground Truth
+    output is written back exactly as it was; keys it lacks follow in the type's order. Otherwise
+    the type's observed order is used; keys Ground Truth does not write (``review-status``...)
+    come last, in the order given.
+    """
+    tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
+    first = written if "type" in written else ()
+    keys = [k for k in first if k in metadata]
+    keys += [k for k in tt.metadata_order if k in metadata and k not in keys]
+    keys += [k for k in metadata if k not in keys]
+    return {k: metadata[k] for k in keys}
+
+
+def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no") -> dict[str, str]:
+    """The fields every label's ``-metadata`` carries besides the type-specific ones."""
+    tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
+    return {
+        "type": tt.gt_type,
+        "job-name": JOB_NAME_PREFIX + job_name.lower(),
+        "human-annotated": human_annotated,
+        "creation-date": creation_date(),
+    }

@@ -1,0 +1,310 @@
+"""The ToTask action: Synapse tasks in, pre-annotated Synapse tasks out, as one resumable job.
+
+``ToTaskAction(params=..., run=None).start()`` takes the guide's parameters and returns the
+SDK's ``ToTaskResult`` (``status``, ``message``: ``to_task completed. success=N, failed=M``,
+``total_tasks``, ``success_count``, ``failed_count``, ``failures`` of ``{task_id, error}``), plus
+our ``metrics`` (``total``, ``success``, ``failed``, ``stand_by``) and ``totask`` (the job folder,
+apply's counts, filters the backend did not apply). Unlike the SDK's action it is one job on disk, ``<output root>/<name>/``, so running the same action again after a crash
+continues where it stopped instead of starting over:
+
+1. export the matching tasks to ``<job>/synapse-export.manifest`` (skipped if already there);
+2. annotate them with the lead's job engine: method ``file`` reads each task's
+   ``target_specification_name`` file, method ``inference`` asks the pre-processor (deployed
+   first if needed); a stopped job is resumed, a completed one is not run again;
+3. apply the labels to the tasks (journalled, idempotent: tasks that already hold the data are
+   not written again, so a re-run after a crash mid-apply sends only what is missing).
+
+The run is recorded in ``<job>/totask-run.json`` (``runs``): only an unfinished run of the same
+action is resumed; a run that succeeded, or one with other parameters or another host, is moved
+to ``<output root>/.totask-archive/`` (journal included, so ``rollback`` still works on it) and a
+fresh run starts. The parameters are checked first (``params``); the label attribute (and job
+name) is the action ``name`` lower-cased with ``_`` turned into ``-``.
+
+It sits above ``api`` (it runs a whole job through it) and above ``synapse`` (export, apply,
+the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
+to that Synapse job, at most once a second, as the SDK v2 reports them (``synapse.progress.JobReporter``):
+the steps ``initialize`` (project and data collection), ``prepare`` (the target specification, or
+the pre-processor deployed and running), ``fetch_tasks`` (the export), ``annotate_task_data``
+(annotation, then the writes: half each), ``finalize``; metrics ``{success, failed, stand_by}``
+under ``annotate_task_data``; log entries carrying their step; the result above.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .. import _api as api
+from .._errors import JobError, TotaskError
+from .._jobs.config import JobConfig
+from .._jobs.job import Job
+from .._jobs.status import COMPLETED
+from .._manifest.io import read_lines
+from .._storage import exists, join
+from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
+from .._synapse.export import check_project, export_tasks
+from .._synapse.progress import JobReporter
+from .._synapse.sync_client import SynapseClient
+from .params import ToTaskParams, validate_params
+from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_ROOT = "totask-jobs"
+EXPORT_FILE = "synapse-export.manifest"
+
+
+class ToTaskAction:
+    """``ToTaskAction(params=..., run=None).start()`` -> ``{"status", "message", "total_tasks",
+    "success_count", "failed_count", "failures", "metrics", "totask"}``.
+
+    ``run`` may be an SDK-style run object; its ``log_message(text)`` receives the action's
+    messages. ``output_root`` (or ``TOTASK_OUTPUT_ROOT``, else ``./totask-jobs``) holds the job.
+    """
+
+    action_name = "to_task"
+
+    def __init__(self, params: dict[str, Any] | None = None, run: Any = None, *, output_root: str | None = None,
+                 client: SynapseClient | None = None, engine: str = "local", concurrency: int = 32,
+                 timing: dict[str, float] | None = None) -> None:
+        self.params = params or {}
+        self.run = run
+        self.output_root = output_root or os.environ.get("TOTASK_OUTPUT_ROOT") or DEFAULT_OUTPUT_ROOT
+        self._client = client
+        self.engine = engine
+        self.concurrency = concurrency
+        self.timing = timing or {}
+        self.job_url: str | None = None
+        self._run_record: str | None = None
+
+    # -- the result ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _result(status: str, message: str, metrics: dict[str, int] | None = None,
+                failures: list[dict] | None = None, totask: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The SDK's ``ToTaskResult`` keys, then ours: ``metrics`` and ``totask``."""
+        metrics = metrics or {"total": 0, "success": 0, "failed": 0, "stand_by": 0}
+        return {
+            "status": status,
+            "message": message,
+            "total_tasks": metrics["total"],
+            "success_count": metrics["success"],
+            "failed_count": metrics["failed"],
+            "failures": failures or [],
+            "metrics": metrics,
+            "totask": totask or {},
+        }
+
+    def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
+        reporter.message(text, key=key, level=level)
+        log_message = getattr(self.run, "log_message", None)
+        if callable(log_message):
+            try:
+                log_message(text)
+            except Exception:  # the caller's logger must not break the run
+                log.debug("run.log_message failed", exc_info=True)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        try:
+            params = validate_params(self.params)
+        except TotaskError as exc:
+            return self._result(FAILED_STATUS, str(exc))
+        client = self._client or SynapseClient(max_concurrency=self.concurrency)
+        reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
+        reporter.status("RUNNING")
+        result = self._result(FAILED_STATUS, "not started")
+        self._totask: dict[str, Any] = {}
+        try:
+            result = self._start(params, client, reporter)
+        except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
+            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it",
+                                  totask=self._totask)
+            raise
+        except TotaskError as exc:
+            result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
+                                  self._totask)
+        except Exception as exc:  # a bug: still a FAILED result rather than a traceback for the caller
+            log.exception("to_task failed")
+            result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
+        finally:
+            result = _redacted(result, client.settings.redact_tokens)  # whatever a plugin or a bug put in a message
+            level = "success" if result["status"] == SUCCEEDED else "danger"
+            self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
+                      level=level)
+            if self._run_record is not None:
+                record_end(self._run_record, result)
+            # as the SDK's job entry point: the result, and for a failure its error
+            reported = result if result["status"] == SUCCEEDED else {**result, "error": result["message"]}
+            reporter.status(result["status"], result=reported)
+            reporter.close()
+            if self._client is None:
+                client.close()
+        return result
+
+    def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
+        job_url = self.job_url = join(self.output_root, p.slug)
+        self._totask["job"] = job_url
+        self._run_record = claim(job_url, self.params, client.settings.host)
+        reporter.progress("initialize", 0, 1)
+        self._say(reporter, "Initializing to_task workflow", key="TASK_INITIALIZING")
+        self._say(reporter, f"to_task {p.name}: job {job_url}", key="TO_TASK_STARTED")
+        annotated = [0]
+
+        def annotate_progress(m: dict[str, int]) -> None:
+            # annotation is the first half of annotate_task_data, the writes the second
+            total = m.get("total", 0)
+            annotated[0] = total
+            reporter.progress("annotate_task_data", total - m.get("stand_by", 0), 2 * total)
+
+        job = Job(job_url)
+        state = job.state if job.exists else None
+        spec = p.target_specification_name if p.method == "file" else None
+        export_url = join(job_url, EXPORT_FILE)
+        fresh_export = state is None and not exists(export_url)
+        if fresh_export:
+            client.run(check_project(client.aio, p.project, spec))
+            self._say(reporter, "Data collection loaded successfully", key="TASK_DATA_COLLECTION_LOADED")
+        reporter.progress("initialize", 1, 1)
+        reporter.progress("prepare", 0, 1)
+        if p.method == "file":
+            self._say(reporter, "Preparing file-based annotation", key="TASK_PREPARING_FILE_METHOD")
+            if fresh_export:
+                self._say(reporter, "Target specification validated", key="TASK_SPECIFICATION_VALIDATED")
+        elif not (state and state.status == COMPLETED):
+            self._say(reporter, "Preparing inference-based annotation", key="TASK_PREPARING_INFERENCE_METHOD")
+            self._preprocessor(p, client, reporter).ensure_running()
+            self._say(reporter, "Pre-processor is ready", key="TASK_PREPROCESSOR_READY", level="success")
+        reporter.progress("prepare", 1, 1)
+        reporter.progress("fetch_tasks", 0, 1)
+        if fresh_export:
+            self._say(reporter, "Fetching task list", key="TASK_FETCHING_TASKS")
+            result = export_tasks(
+                p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
+                on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
+            )
+            if result.unmatched:
+                self._totask["filters_not_applied"] = dict(result.unmatched)
+            for warning in result.unmatched_warnings():
+                self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning")
+            self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASK_TASKS_FETCHED")
+        reporter.progress("fetch_tasks", 1, 1)
+        reporter.progress("annotate_task_data", 0, 1)
+        if state is not None:
+            if state.status == COMPLETED:
+                self._say(reporter, "annotation already complete; applying", key="TO_TASK_RESUMED")
+                finished = None
+            else:
+                self._say(reporter, f"resuming the {state.status} job {job_url}", key="TO_TASK_RESUMED")
+                finished = api.resume(job_url, on_progress=annotate_progress)
+        else:
+            config = JobConfig(
+                job_name=p.slug, input=export_url, output_root=self.output_root, label_attribute=p.slug,
+                task_type=p.task_type, method="file" if p.method == "file" else "synapse-preprocessor",
+                options=self._annotator_options(p),
+            )
+            self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
+            finished = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
+        if finished is not None and finished.status != COMPLETED:
+            raise _annotation_failed(job_url, finished.status)
+        return self._apply(p, job_url, client, reporter)
+
+    def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
+        # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
+        # unless an existing plugin class converts it
+        # (a plugin made without its constructor reads the action's parameters as self.params)
+        extra = {"converter": p.converter, "converter_params": dict(self.params)} if p.converter else {}
+        if p.schema == "any":  # the SDK then submits an empty document too (the backend's DM check is skipped)
+            extra["submit_empty"] = True
+        if p.method == "file":
+            return {"target_specification_name": p.target_specification_name, "native": "any", **extra}
+        return {
+            "pre_processor": p.pre_processor, "agent": p.agent, "model": p.model,
+            "pre_processor_params": p.pre_processor_params, "batch_size": p.batch_size, "timing": dict(self.timing),
+            "native": "any", **extra,
+        }
+
+    def _preprocessor(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> Any:
+        from .._synapse.preprocessor import PreProcessor, Timing
+
+        return PreProcessor(client, int(p.pre_processor or 0), p.agent, timing=Timing.from_options({"timing": self.timing}),
+                            on_wait=lambda text: self._say(reporter, text, key="TASK_PREPROCESSOR_WAITING_PROGRESS"))
+
+    def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
+        total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
+        counts = {"success": 0, "failed": 0}
+        done = [0]
+        reporter.progress("annotate_task_data", total, 2 * total)
+        reporter.set_metrics(0, 0, total)
+
+        def on_result(r: TaskResult) -> None:
+            done[0] += 1
+            ok = r.status in (APPLIED, UNCHANGED)
+            counts["success" if ok else "failed"] += 1
+            reporter.progress("annotate_task_data", total + done[0], 2 * total)
+            reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
+            reporter.log("annotate_task_data", {
+                "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
+                "index": done[0], "total": total, "created": iso_now(), "error": None if ok else r.detail,
+            }, step="annotate_task_data")
+            if not ok:  # as the SDK: one message per failed task, level error, no key
+                reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
+                             step="annotate_task_data")
+
+        report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
+                           on_result=on_result)
+        t = report.totals
+        success = t[APPLIED] + t[UNCHANGED]
+        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED]
+        metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
+        failures = [{"task_id": r.task_id, "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}
+                    for r in report.results if r.status in (FAILED, CONFLICT, NOT_LABELED)]
+        self._totask["apply"] = {k: v for k, v in t.items() if k != "lines"}
+        reporter.set_metrics(success, failed, metrics["stand_by"])
+        reporter.progress("annotate_task_data", 1, 1)
+        reporter.progress("finalize", 0, 1)
+        self._say(reporter, "Finalizing annotation results", key="TASK_FINALIZING")
+        if report.fatal:
+            error = JobError(report.summary().replace("\n", "; "))
+            error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
+            raise error
+        if failed:
+            self._say(reporter, f"Annotation complete: {success} succeeded, {failed} failed",
+                      key="TASK_DATA_COMPLETED_WITH_FAILURES", level="warning")
+        else:
+            self._say(reporter, f"Annotation complete: {success} tasks annotated", key="TASK_DATA_COMPLETED",
+                      level="success")
+        reporter.progress("finalize", 1, 1)
+        return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
+                            self._totask)
+
+
+def _annotation_failed(job_url: str, status: str) -> JobError:
+    """The error for an annotation job that did not complete. When every task was tried (each
+    one failed: nothing was labeled), the result counts them as the SDK does, one failure per
+    task; otherwise running the action again resumes the job."""
+    job = Job.open(job_url)
+    error, metrics = job.state.error, job.state.metrics
+    text = f"annotation job {status}" + (f": {error}" if error else "")
+    if metrics.get("stand_by", 1):
+        return JobError(text + "; run the action again to resume it")
+    failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}
+                for _, record in job.failure_records() if record is not None]
+    exc = JobError(text)
+    exc.metrics = {"total": metrics.get("total", 0), "success": metrics.get("success", 0),  # type: ignore[attr-defined]
+                   "failed": metrics.get("failed", 0), "stand_by": 0}
+    exc.failures = failures  # type: ignore[attr-defined]
+    return exc
+
+
+def _redacted(value: Any, redact: Any) -> Any:
+    """``value`` with ``redact`` applied to every string value in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, redact) for v in value]
+    return value
