@@ -215,6 +215,10 @@ class Part:
     whole: bool = True
     body_offset: int = 0
     data: bytes | None = None
+    #: ``index`` and ``in_bytes`` as the arrays they were checked as (``in_array`` None where an
+    #: input length is missing): the commit compares them with the selection without converting again
+    index_array: array | None = None
+    in_array: array | None = None
 
     def records(self) -> Iterator[Record]:
         at, data = 0, self.data
@@ -230,12 +234,15 @@ def _checked(part: Part, last: int) -> int:
     line order after ``last``; anything else is refused. Each test is one pass in C."""
     url, m = part.url, len(part.index)
     try:
-        array("q", part.index)
-        lengths = array("q", part.length)
-        if None not in part.in_bytes:
-            array("q", part.in_bytes)
-        elif part.whole:
-            array("q", [n for n in part.in_bytes if n is not None])
+        index, lengths = array("q", part.index), array("q", part.length)
+        try:
+            in_array: array | None = array("q", part.in_bytes)
+        except TypeError:
+            if None not in part.in_bytes:
+                raise
+            in_array = None
+            if part.whole:
+                array("q", [n for n in part.in_bytes if n is not None])
         ok = len(part.status) == m == len(lengths) == len(part.in_bytes) and not part.status.strip("lfr") \
             and (not m or min(lengths) >= 0) and all(isinstance(x, dict) for x in part.extra.values())
     except (TypeError, OverflowError):
@@ -246,6 +253,7 @@ def _checked(part: Part, last: int) -> int:
         previous = [last, *part.index]
         bad = next(b for a, b in zip(previous, part.index, strict=False) if b <= a)
         raise JobError(f"checkpoint {url} is out of order at line index {bad}")
+    part.index_array, part.in_array = index, in_array
     return sum(lengths)
 
 

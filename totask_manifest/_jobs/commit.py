@@ -95,7 +95,10 @@ def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelect
     pos = k = 0
     for part in parts:
         m = len(part.index)
-        if part.whole and None not in part.in_bytes and indices[k:k + m] == array("q", part.index):
+        if part.index_array is None:  # not checked by load_part: convert here
+            part.index_array = array("q", part.index)
+            part.in_array = None if None in part.in_bytes else array("q", part.in_bytes)
+        if part.whole and part.in_array is not None and indices[k:k + m] == part.index_array:
             pos = _merge_runs(f, out, part, offsets[k:k + m], pos)  # every record is the next selected line
             k += m
         else:
