@@ -71,3 +71,28 @@ def assert_same_output(a: Path, b: Path) -> None:
         if x != y:
             assert normalized(x) == normalized(y), f"line {i} differs"
             assert x.endswith(b"\r\n") == y.endswith(b"\r\n"), f"line {i} terminator differs"
+
+
+def file_options(*flags: str) -> dict:
+    """The options object ``annotate --method file FLAGS`` stores in job.json (parsed as the CLI does)."""
+    import argparse
+
+    from totask_manifest._annotators.file import FileAnnotator
+    from totask_manifest._cli._options import add_options, read_options
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, FileAnnotator.Options)
+    return read_options(parser.parse_args(list(flags)), FileAnnotator.Options)
+
+
+def serve_labeled_images(server, labels: list[Path], images: Path) -> bytes:
+    """Put each label file and its image (``images/<label stem>.jpg``) on ``server`` (a
+    ``testing.file_server.FileServer``); the manifest's bytes, one line per label, both as URLs."""
+    lines = []
+    for label in labels:
+        image = images / f"{label.stem}.jpg"
+        server.add(f"annotations/{label.name}", label.read_bytes())
+        server.add(f"images/{image.name}", image.read_bytes())
+        lines.append(orjson.dumps({"source-ref": server.url_for(f"images/{image.name}"),
+                                   "annotation-ref": server.url_for(f"annotations/{label.name}")}))
+    return b"\n".join(lines) + b"\n"

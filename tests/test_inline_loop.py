@@ -144,7 +144,7 @@ def test_sync_fetcher_inline_fetches_and_closes(tmp_path):
 
 
 class _Leave(BaseException):
-    """Like the job's second Ctrl-C (``api._HardStop``): raised by a signal handler."""
+    """Like the job's second Ctrl-C (``_jobs.execute.HardStop``): raised by a signal handler."""
 
 
 def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import pickle
 from dataclasses import dataclass
 
 import pytest
 
+from tests.support.toy_annotators import ToyClassifier
 from totask_manifest._annotators.file import FileAnnotator, FileOptions
+from totask_manifest._annotators.inference import InferenceOptions
 from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import engine_names, engine_options_class, get_engine
 from totask_manifest._errors import UsageError
 from totask_manifest._fetch import DEFAULT_CONCURRENCY, FetchOptions
-from totask_manifest._options import Options, nested, option
+from totask_manifest._models.sources import absolute_model_ref
+from totask_manifest._options import Options, nested, option, path_options
 from totask_manifest.testing.runs import job_run
 
 
@@ -98,3 +102,43 @@ def test_a_job_run_sent_to_a_worker_leaves_the_driver_parts_behind() -> None:
     copy = pickle.loads(pickle.dumps(run))
     assert copy.config == run.config and copy.options == {"url_key": "u"}
     assert copy.recorder is None and copy.on_progress is None and not copy.stop.is_set()
+
+
+@dataclass(frozen=True)
+class LexiconOptions(Options):
+    lexicon: str | None = option(None, metavar="FILE", path=True, help="a file the annotator reads")
+    note: str | None = option(None, help="not a path: kept as given")
+
+
+class LexiconToy(ToyClassifier):
+    """A plugin with its own path option: ``option(path=True)`` alone makes the job and the Ray
+    engine treat it as a file the workers read."""
+
+    name = "lexicon-toy"
+    Options = LexiconOptions
+
+
+def test_a_path_option_is_kept_absolute_and_refused_on_a_cluster(tmp_path, monkeypatch) -> None:
+    from totask_manifest._api import _check_config
+    from totask_manifest._jobs.config import JobConfig
+
+    monkeypatch.chdir(tmp_path)
+    options = {"lexicon": "words.txt", "note": "words.txt"}
+    assert path_options(LexiconOptions, options) == [("lexicon", "words.txt", None)]
+    assert path_options(LexiconOptions, {"lexicon": ""}) == []  # unset: nothing to make absolute
+    config = JobConfig(job_name="j", input="in.manifest", output_root="out", label_attribute="cls",
+                       task_type="image-classification", method=f"{__name__}:LexiconToy", options=options)
+    _check_config(config)
+    assert config.options == {"lexicon": str(tmp_path / "words.txt"), "note": "words.txt"}
+    # the built-in methods declare theirs the same way; --model has its own rule (module:factory is no file)
+    keys = {key: rule for key, _value, rule in path_options(
+        InferenceOptions, dict.fromkeys(("model", "weights", "class_names", "params_file", "allow_root",
+                                         "relative_to", "input_size", "device"), "x"))}
+    assert keys == {"model": absolute_model_ref, "weights": None, "class_names": None, "params_file": None,
+                    "allow_root": None, "relative_to": None}
+    if importlib.util.find_spec("ray") is None:
+        return
+    with pytest.raises(UsageError, match="--lexicon"):
+        get_engine("ray", address="ray://head:10001").check(config)
+    config.options = {"lexicon": "s3://bucket/words.txt", "note": "words.txt"}
+    get_engine("ray", address="ray://head:10001").check(config)  # a URL every node reads; note is no path

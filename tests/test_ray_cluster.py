@@ -8,7 +8,6 @@ really removes actors; the driver (this process) stays on the head.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import threading
@@ -18,12 +17,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, assert_same_output, output_of, write_manifest
+from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, write_manifest
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome
-from totask_manifest._annotators.file import FileAnnotator
-from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import get_engine
 from totask_manifest._jobs.checkpoint import iter_records
 from totask_manifest._jobs.config import JobConfig
@@ -130,23 +127,6 @@ def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path
     assert len({node for node, _pid, _i in logged(log)}) == 3  # the actor restarted on the spare node
 
 
-class NodeLoggingFile(FileAnnotator):
-    """The file annotator, logging ``node pid index`` for every line and slowed by ``delay`` per
-    line, so a node can be killed mid-job (the log is the test's instrument, not the job's)."""
-
-    name = "node-logging-file"
-
-    def annotate(self, items):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        for item, outcome in super().annotate(items):
-            time.sleep(self.context.options["delay"])
-            with open(self.context.options["log"], "a") as f:
-                f.write(f"{node} {os.getpid()} {item.index}\n")
-            yield item, outcome
-
-
 def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, cluster, s3):
     """The issue's cluster: two worker nodes of 1 CPU, one actor each, input, class names, label
     files and output on S3; one node killed mid-job leaves no room to restart its actor, so the
@@ -166,11 +146,8 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
              "annotation-ref": f"annotations/{labels[i % len(labels)].name}", "n": i} for i in range(200)]
     write_bytes_atomic(f"{bucket}/data/in.manifest", b"".join(orjson.dumps(r) + b"\n" for r in rows))
     write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
-    parser = argparse.ArgumentParser()
-    add_options(parser, FileAnnotator.Options)
-    options = read_options(parser.parse_args(
-        ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt", "--native", "convert"]),
-        FileAnnotator.Options)  # label files resolve against the input manifest's s3:// folder
+    options = file_options("--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
+                           "--native", "convert")  # label files resolve against the input manifest's s3:// folder
     log = tmp_path / "calls.log"
 
     def job(root: str, method: str) -> JobConfig:
@@ -181,7 +158,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     local = api.annotate(job(str(tmp_path / "local"), "file"))
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0, runtime_env={"env_vars": aws})
-    worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", f"{__name__}:NodeLoggingFile"),
+    worker, results = start_job(lambda: api.annotate(job(f"{bucket}/jobs", "tests.support.ray_annotators:NodeLoggingFile"),
                                                      engine=engine))
     fs = s3.filesystem()
     parts = f"{bucket[5:]}/jobs/job/manifests/intermediate"

@@ -8,7 +8,6 @@ own, as the CLI does, and the last step joins the shared one with ``--ray-addres
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import signal
@@ -20,13 +19,22 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
+from tests.jobs_helpers import (
+    REPO,
+    TOY,
+    assert_same_output,
+    file_options,
+    output_of,
+    popen_cli,
+    run_cli,
+    serve_labeled_images,
+    write_manifest,
+)
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome, Resources
-from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import get_engine
 from totask_manifest._jobs.checkpoint import iter_records
 from totask_manifest._jobs.config import JobConfig
@@ -175,24 +183,15 @@ def test_real_ground_truth_manifest_same_output_as_local(tmp_path, ray_address, 
 
 
 def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
-    from totask_manifest._annotators.file import FileAnnotator
     from totask_manifest.testing.file_server import FileServer
 
     with FileServer() as server:
-        lines = []
-        for img in sorted((SAMPLE / "images").glob("*.jpg")):
-            label = next((SAMPLE / "annotations").glob(img.stem + ".*"))
-            server.add(f"images/{img.name}", img.read_bytes())
-            server.add(f"annotations/{label.name}", label.read_bytes())
-            lines.append(orjson.dumps({"source-ref": server.url_for(f"images/{img.name}"),
-                                       "annotation-ref": server.url_for(f"annotations/{label.name}")}))
+        labels = [next((SAMPLE / "annotations").glob(img.stem + ".*"))
+                  for img in sorted((SAMPLE / "images").glob("*.jpg"))]
         inp = tmp_path / "http.manifest"
-        inp.write_bytes(b"\n".join(lines) + b"\n")
-        parser = argparse.ArgumentParser()
-        add_options(parser, FileAnnotator.Options)
-        options = read_options(parser.parse_args(
-            ["--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]),
-            FileAnnotator.Options)
+        inp.write_bytes(serve_labeled_images(server, labels, SAMPLE / "images"))
+        options = file_options("--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"),
+                               "--native", "convert")
 
         def job(root: str) -> JobConfig:
             return config(tmp_path / root, inp, label_attribute="boxes", task_type="object-detection",
@@ -427,7 +426,6 @@ def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
 
 def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):
     from tests.support.s3 import moto_s3
-    from totask_manifest._annotators.file import FileAnnotator
     from totask_manifest._storage import write_bytes_atomic
 
     with moto_s3() as s3:
@@ -440,11 +438,8 @@ def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_pa
                                        "annotation-ref": f"annotations/{img.name}"}))
         write_bytes_atomic(f"{bucket}/data/in.manifest", b"\n".join(lines) + b"\n")
         write_bytes_atomic(f"{bucket}/data/class_names.txt", (SAMPLE / "class_names.txt").read_bytes())
-        parser = argparse.ArgumentParser()
-        add_options(parser, FileAnnotator.Options)
-        options = read_options(parser.parse_args(
-            ["--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
-             "--native", "convert"]), FileAnnotator.Options)
+        options = file_options("--url-key", "annotation-ref", "--class-names", f"{bucket}/data/class_names.txt",
+                               "--native", "convert")
         assert "relative_to" not in options  # the job sets it: the input manifest's s3:// folder
 
         def job(root: str) -> JobConfig:

@@ -10,7 +10,6 @@ started), never by ``ray stop``: other Ray clusters on this machine are left alo
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import shutil
@@ -23,13 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, assert_same_output, output_of
+from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, serve_labeled_images
 from totask_manifest import _api as api
-from totask_manifest._annotators.file import FileAnnotator
-from totask_manifest._cli._options import add_options, read_options
 from totask_manifest._engines.base import get_engine
 from totask_manifest._jobs.config import JobConfig
 
@@ -90,24 +86,6 @@ def _end(procs: list[subprocess.Popen]) -> None:
         p.wait(timeout=30)
 
 
-class NodeLoggingFile(FileAnnotator):
-    """The file annotator, writing ``node index`` per line into a folder every node sees (the
-    test's instrument) and slowed by ``delay`` per line so both actors get work."""
-
-    name = "node-logging-file"
-
-    def annotate(self, items):
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        seen_driver_folder = os.path.exists(self.context.options["driver_probe"])
-        for item, outcome in super().annotate(items):
-            time.sleep(self.context.options["delay"])
-            with open(self.context.options["log"], "a") as f:
-                f.write(f"{node} {int(seen_driver_folder)} {item.index}\n")
-            yield item, outcome
-
-
 @pytest.mark.skipif(os.environ.get("TOTASK_TEST_NO_SHARED_DISK") != "1",
                     reason="opt-in (TOTASK_TEST_NO_SHARED_DISK=1): run alone it passes; after the rest of the "
                     "suite on the same machine both actors of its private cluster die on creation, cause not found")
@@ -154,21 +132,11 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                 assert time.monotonic() < deadline, "the worker node did not join"
                 time.sleep(1)
             with FileServer() as server:
-                lines = []
                 labels = sorted((SAMPLE / "annotations").iterdir())
-                for i in range(60):
-                    label = labels[i % len(labels)]
-                    server.add(f"annotations/{label.name}", label.read_bytes())
-                    image = SAMPLE / "images" / f"{label.stem}.jpg"  # read for its size by formats without one
-                    server.add(f"images/{image.name}", image.read_bytes())
-                    lines.append(orjson.dumps({"source-ref": server.url_for(f"images/{image.name}"),
-                                               "annotation-ref": server.url_for(f"annotations/{label.name}")}))
-                inp = driver / "in.manifest"
-                inp.write_bytes(b"\n".join(lines) + b"\n")
-                parser = argparse.ArgumentParser()
-                add_options(parser, FileAnnotator.Options)
-                options = read_options(parser.parse_args(["--url-key", "annotation-ref", "--native", "convert"]),
-                                       FileAnnotator.Options)  # every label file is a URL
+                inp = driver / "in.manifest"  # the images are read for their size by formats without one
+                inp.write_bytes(serve_labeled_images(server, [labels[i % len(labels)] for i in range(60)],
+                                                     SAMPLE / "images"))
+                options = file_options("--url-key", "annotation-ref", "--native", "convert")  # every label file is a URL
 
                 def job(root: str, method: str) -> JobConfig:
                     return JobConfig(job_name="job", input=str(inp), output_root=root, label_attribute="boxes",
@@ -177,7 +145,7 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                                               "driver_probe": str(driver / "probe")})
 
                 local = api.annotate(job(str(driver / "local"), "file"))
-                remote = api.annotate(job(str(driver / "ray"), f"{__name__}:NodeLoggingFile"),
+                remote = api.annotate(job(str(driver / "ray"), "tests.support.ray_annotators:NodeLoggingFile"),
                                       engine=get_engine("ray", address=address, actors=2))
         finally:
             ray.shutdown()
@@ -188,6 +156,6 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
     assert local.metrics["success"] > 0
     assert_same_output(output_of(driver / "local", "job"), output_of(driver / "ray", "job"))
     rows = [row.split() for row in (shared / "calls.log").read_text().splitlines()]
-    sees = {node: seen == "1" for node, seen, _i in rows}
+    sees = {node: seen == "1" for node, _pid, _i, seen in rows}
     assert len(sees) == 2, "both nodes should have annotated lines"
     assert sorted(sees.values()) == [False, True]  # one node saw the driver's folder, the other did not

@@ -1,38 +1,35 @@
 """The Python API behind every job command: annotate, resume, chain, clone, status.
 
-A job's lifecycle lives here (check the configuration, scan the input, record state, run an
-engine, commit the output manifest); the engine only annotates. The CLI calls these one-to-one.
+A job's lifecycle starts here: check the configuration (local paths made absolute), take the
+job's lease, scan the input and record job.json and the selection; then ``_jobs.execute`` runs
+the engine and commits the output manifest (the engine only annotates). The CLI calls these
+one-to-one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from ._annotators.base import get_annotator_class
 from ._engines.base import Engine, get_engine
-from ._errors import JobError, TotaskError, UsageError
-from ._jobs.checkpoint import CheckpointWriter, summarize
-from ._jobs.commit import Coverage, write_failures, write_output
+from ._errors import JobError, UsageError
+from ._jobs.checkpoint import summarize
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.execute import execute, job_metrics, job_result
 from ._jobs.inputs import combine_with_appended
 from ._jobs.job import Job
-from ._jobs.layout import check_job_name, clean_temporaries
-from ._jobs.lease import LeaseLost, current_holder, held_lease, hold
-from ._jobs.progress import Progress
-from ._jobs.recorder import Recorder
+from ._jobs.layout import check_job_name
+from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_problems, scan_input
-from ._jobs.state import JobState, empty_metrics, now_iso
-from ._jobs.status import COMPLETED, FAILED, RUNNING, STOPPED
+from ._jobs.state import JobState, empty_metrics
+from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
+from ._options import path_options
 from ._storage import exists, redact_url
 from ._task_types import get_task_type
 
@@ -47,27 +44,21 @@ def _absolute(url: str) -> str:
     return url if "://" in url else os.path.abspath(url)
 
 
-#: options naming local files or folders: kept absolute in job.json, so chain works from anywhere
-_PATH_OPTIONS = ("class_names", "allow_root", "weights", "params_file", "relative_to")
 #: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
 _FETCHING_METHODS = ("file", "inference")
 
 
 def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
+    """The method's path options (``option(path=...)``) absolute, so chain works from anywhere."""
     out = dict(options)
-    for key in _PATH_OPTIONS:
-        value = out.get(key)
-        if isinstance(value, str) and value:
-            out[key] = _absolute(value)
-    model = out.get("model")
-    if method == "inference" and isinstance(model, str) and model.strip():
-        from ._models.sources import absolute_model_ref
-
-        out["model"] = absolute_model_ref(model)
+    for key, value, absolute in path_options(get_annotator_class(method).Options, options):
+        out[key] = (absolute or _absolute)(value)
     return out
 
 
 def _check_config(config: JobConfig) -> None:
+    """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
+    checked, before anything is written: a mistake costs nothing."""
     check_job_name(config.job_name)
     config.input = _absolute(config.input)
     config.output_root = _absolute(config.output_root)
@@ -172,7 +163,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         "job %s: %d line(s), %d to label under %r -> %s",
         config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
     )
-    return _execute(state, run)
+    return execute(state, run)
 
 
 def resume(
@@ -204,7 +195,7 @@ def resume(
         state = job.state
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
-            return _result(state)
+            return job_result(state)
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if changes:
             state.config.options = {**state.config.options, **changes}
@@ -229,7 +220,7 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     state.status = RUNNING
     state.error = None
     state.save()
-    return _execute(state, run)
+    return execute(state, run)
 
 
 def chain(
@@ -320,7 +311,7 @@ def status(job_url: str) -> dict[str, Any]:
     data = state.to_dict()
     if state.status == RUNNING:
         _, counts, _ = summarize(state.layout)
-        data["metrics"] = _metrics(state.metrics.get("total", 0), counts)
+        data["metrics"] = job_metrics(state.metrics.get("total", 0), counts)
         holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"
@@ -337,181 +328,3 @@ def status(job_url: str) -> dict[str, Any]:
 def load_job(job_url: str) -> dict[str, Any]:
     """job.json as a dict (its paths where the folder now is), without ``status``'s live counters."""
     return Job.open(job_url).state.to_dict()
-
-
-# -- running -------------------------------------------------------------------------------
-
-def _done(counts: dict[str, int]) -> int:
-    return counts["labeled"] + counts["failed"] + counts["routed"]
-
-
-def _metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
-    done = _done(counts)
-    metrics = {
-        "total": total,
-        "success": counts["labeled"],
-        "failed": counts["failed"],
-        "routed": counts["routed"],
-        "stand_by": max(total - done, 0),
-    }
-    if counts.get("dropped"):  # labeled lines whose label dropped what the user allowed to drop
-        metrics["dropped"] = counts["dropped"]
-    return metrics
-
-
-def _result(state: JobState) -> JobResult:
-    return JobResult(
-        job_url=state.config.job_url,
-        status=state.status,
-        metrics=dict(state.metrics),
-        output_manifest=state.layout.output_manifest,
-        failures_url=state.layout.failures,
-    )
-
-
-class _HardStop(BaseException):
-    """Raised in the main thread by a second signal: leave the engine at once."""
-
-
-@contextlib.contextmanager
-def _stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
-    """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
-    is being committed (``received["committing"]`` set), signals are only noted: the commit
-    finishes, so a stopped job always has its output manifest and a final status."""
-    received: dict[str, int] = {}
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        received.setdefault("signal", signum)
-        if received.get("committing"):
-            plan.stop.set()
-            return
-        if plan.stop.is_set():
-            plan.hard_stop.set()
-            raise _HardStop
-        else:
-            log.warning("stopping: finishing lines in flight (signal again to stop at once)")
-            plan.stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def _execute(state: JobState, run: JobRun) -> JobResult:
-    config = state.config
-    layout = state.layout
-    on_progress = run.on_progress
-    lease = held_lease(config.job_url)
-    guard = lease.verify if lease is not None else None
-    for url in clean_temporaries(config.job_url):
-        log.info("removed %s, left by an interrupted run", redact_url(url))
-    after, counts, next_seq = summarize(layout)
-    total = state.metrics.get("total", 0)
-
-    def save_metrics() -> None:
-        state.metrics = _metrics(total, counts)
-        state.save()
-
-    writer = CheckpointWriter(
-        layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
-        on_commit=save_metrics, guard=guard,
-    )
-    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
-    progress = Progress(
-        total,
-        done=_done(counts),
-        on_update=(lambda _d, _t: on_progress(_metrics(total, counts))) if on_progress else None,
-    )
-    recorder.listeners.append(lambda _status: progress.advance())
-    plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
-    run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
-    started = time.monotonic()
-    error: str | None = None
-    with _stop_on_signals(plan) as received:
-        try:
-            plan.engine.run(plan)
-        except LeaseLost:
-            plan.stop.set()
-            raise  # another process owns the folder now: write nothing more, not even a final status
-        except _HardStop:
-            log.warning("stopped at once: lines in flight are redone on resume")
-        except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
-            error = _one_line(exc)
-            log.error("job %s failed: %s", config.job_name, error)
-        except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            log.exception("job %s failed", config.job_name)
-            error = f"{type(exc).__name__}: {exc}"
-        finally:
-            received["committing"] = 1
-            try:
-                writer.flush()
-            except LeaseLost:
-                raise
-            except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
-                error = error or _one_line(exc)
-                counts.clear()
-                counts.update(summarize(layout)[1])
-        if guard is not None:
-            guard()
-        _commit(state, counts, total, error, plan, run_record, started, received)
-    progress.finish()
-    if on_progress:
-        on_progress(dict(state.metrics))
-    result = _result(state)
-    result.signal = received.get("signal")
-    return result
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error as job.json and the log keep it: ``strerror`` and the file for an ``OSError``."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return str(exc)
-
-
-def _commit(
-    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: JobRun,
-    run_record: dict[str, Any], started: float, received: dict[str, int],
-) -> None:
-    """Decide the final status, write the output manifest and failures, save job.json."""
-    layout = state.layout
-    done = _done(counts)
-    if error is not None:
-        state.status = FAILED
-    elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
-        state.status = FAILED  # a job that labeled nothing did not succeed
-        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
-    elif done >= total:
-        state.status = COMPLETED
-    elif plan.stop.is_set():
-        state.status = STOPPED
-    else:
-        state.status = FAILED
-        error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
-    coverage = Coverage()
-    try:
-        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
-        write_failures(layout, failed)
-    except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
-        state.status = FAILED
-        error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
-    else:
-        if state.status == COMPLETED and not coverage.exact:
-            state.status = FAILED
-            error = "the checkpoint does not cover the selection: " + coverage.problem()
-            log.error("job %s failed: %s", state.config.job_name, error)
-    state.error = error
-    state.metrics = _metrics(total, counts)
-    state.ended = now_iso()
-    run_record.update(
-        ended=state.ended, status=state.status, seconds=round(time.monotonic() - started, 3),
-        signal=received.get("signal"),
-    )
-    state.runs.append(run_record)
-    state.save()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptionInfo", "Options", "nested", "option"]
+__all__ = ["OptionInfo", "Options", "nested", "option", "path_options"]
 
 _INFO = "totask_option"
 _NESTED = "totask_nested"
@@ -46,6 +46,11 @@ class OptionInfo:
     cli: bool = True
     #: True: ``to_dict`` leaves the key out while it holds its default (job.json keeps its old shape)
     omit_default: bool = False
+    #: the value names a file or folder the annotator reads (read by ``path_options``): a local
+    #: one is kept absolute in job.json, so resume and chain work from any folder, and the Ray
+    #: engine refuses it on a cluster whose nodes share no disk. A function instead of True makes
+    #: the value absolute where the plain path rule does not fit (``--model module:factory``)
+    path: bool | Callable[[str], str] = False
 
 
 def option(
@@ -60,10 +65,11 @@ def option(
     exclusive: str | None = None,
     cli: bool = True,
     omit_default: bool = False,
+    path: bool | Callable[[str], str] = False,
 ) -> Any:
     """A field of an ``Options`` class: its default plus the help text and CLI hints."""
     info = OptionInfo(help=help, flag=flag, metavar=metavar, choices=choices, type=type, action=action,
-                      exclusive=exclusive, cli=cli, omit_default=omit_default)
+                      exclusive=exclusive, cli=cli, omit_default=omit_default, path=path)
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: _copy(default), metadata={_INFO: info})
     return field(default=default, metadata={_INFO: info})
@@ -84,6 +90,22 @@ def option_info(f: dataclasses.Field) -> OptionInfo:
 
 def is_nested(f: dataclasses.Field) -> bool:
     return _NESTED in f.metadata
+
+
+def path_options(cls: type[Options], values: Mapping[str, Any]) -> list[tuple[str, str, Callable[[str], str] | None]]:
+    """``(key, value, absolute)`` for each option of ``cls`` declared ``option(path=...)`` that
+    ``values`` (job.json's flat options object) sets to a non-empty string, in field order.
+
+    The one place that knows which options name files the annotator reads: the job runner makes
+    them absolute (with ``absolute``, the option's own function, or the plain path rule when it is
+    None) and the Ray engine refuses local ones on a cluster."""
+    found = []
+    for f, _groups in cls.leaves():
+        rule = option_info(f).path
+        value = values.get(f.name)
+        if rule and isinstance(value, str) and value:
+            found.append((f.name, value, rule if callable(rule) else None))
+    return found
 
 
 @dataclass(frozen=True)

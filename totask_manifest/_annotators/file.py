@@ -122,7 +122,7 @@ class FileOptions(Options):
         help="take each line's file URL from key K (a dotted path such as 'labels.url' reaches nested keys)")
     input_format: str = option(AUTO, choices=[AUTO, *input_formats()],
                                help="format of the label files (default: auto, detected per file)")
-    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP, path=True)
     native: str = option(
         NATIVE_KEEP, choices=NATIVE_MODES, omit_default=True,
         help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "

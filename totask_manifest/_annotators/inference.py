@@ -44,7 +44,7 @@ from .._models.labeler import Labeler, PendingMask
 from .._models.loading import parse_input_size
 from .._models.params import check_params_for_task, load_params_file, resolve_params
 from .._models.runners import ModelRunner, predict_each
-from .._models.sources import RunnerSettings, source_for
+from .._models.sources import RunnerSettings, absolute_model_ref, source_for
 from .._options import Options, nested, option
 from .._task_types import get_task_type
 from .base import Annotator, Failed, Item, Outcome, Resources
@@ -101,17 +101,17 @@ class InferenceOptions(Options):
     """``--method inference``'s options. ``--class-names`` and the fetch options are shared with
     ``--method file`` (one flag each on the command line)."""
 
-    model: str | None = option(None, metavar="MODEL",
+    model: str | None = option(None, metavar="MODEL", path=absolute_model_ref,
                                help="TorchScript file, torch.export .pt2 file, module:factory (or file.py:factory), "
                                "or an http(s) model endpoint")
-    weights: str | None = option(None, metavar="FILE",
+    weights: str | None = option(None, metavar="FILE", path=True,
                                  help="state dict for a module:factory model (read with torch.load(weights_only=True))")
-    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP)
+    class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP, path=True)
     input_size: str | None = option(
         None, metavar="N|H,W",
         help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
     params_file: str | None = option(
-        None, flag="--params", metavar="FILE",
+        None, flag="--params", metavar="FILE", path=True,
         help="inference parameters, JSON or YAML, in the ToTask guide's pre_processor_params shape")
     #: the content of ``params_file``, kept so a resumed or chained job needs no file
     params: dict | None = option(None, cli=False)

@@ -9,7 +9,7 @@ least one piece is done, yields what is done, and starts more. Requests stay in 
 caller records outcomes (the sockets keep receiving; the loop picks the answers up when it runs
 next), so the pipeline stays full without a second thread.
 
-A signal handler that raises (the job's second Ctrl-C raises ``api._HardStop``, a
+A signal handler that raises (the job's second Ctrl-C raises ``_jobs.execute.HardStop``, a
 ``BaseException``) may now fire inside a loop callback, where asyncio would log the exception and
 carry on; the loop's exception handler instead stops the loop and the exception is raised to the
 caller, as it was when the caller's thread only waited on a queue.

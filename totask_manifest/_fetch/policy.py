@@ -66,10 +66,10 @@ class FetchOptions(Options):
     allow_hosts: tuple[str, ...] = option((), flag="--allow-host", action="append", metavar="HOST",
                                           help="fetch only from these hosts ('*.example.com' for subdomains; an "
                                           "s3:// URL's host is its bucket); repeatable; default: any host")
-    allow_root: str | None = option(None, metavar="DIR",
+    allow_root: str | None = option(None, metavar="DIR", path=True,
                                     help="the folder local paths and file:// URLs may read from (refused without it)")
     #: the input manifest's folder (set by the job): relative references resolve against it
-    relative_to: str | None = option(None, cli=False, omit_default=True)
+    relative_to: str | None = option(None, cli=False, omit_default=True, path=True)
     #: ``[first line index, folder]`` per ``--append`` manifest (``APPENDED_BASES``, set by the job)
     relative_to_appended: list | None = option(None, cli=False, omit_default=True)
 

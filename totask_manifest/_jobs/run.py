@@ -1,8 +1,8 @@
 """One run of a job: the one value the job runner, the engine and the annotator share.
 
-``api`` makes it (the configuration, the engine, who watches progress), fills in what the run
-reads (the manifest, the lines already finished, the recorder) and hands it to the engine; the
-engine hands it to each annotator it builds, which reads its job facts from it. What only the
+``api`` makes it (the configuration, the engine, who watches progress); ``jobs.execute`` fills
+in what the run reads (the manifest, the lines already finished, the recorder) and hands it to
+the engine; the engine hands it to each annotator it builds, which reads its job facts from it. What only the
 driver holds (recorder, engine, signals, progress callback) is left out when it is sent to a
 worker process (Ray pickles it).
 """

@@ -1,0 +1,225 @@
+"""The Ray engine's driver loop: batches in a window, recorded in input order, moved when lost.
+
+``RayEngine.run`` (``ray.py``) connects to Ray and starts the actor pool; ``Driver.run`` then
+cuts the selected lines into batches (``batching``), keeps at most a window of them in flight
+on the actors, waits for the oldest, hands its outcomes to the job's ``Recorder`` and submits
+the next. A batch whose actor, node or result was lost is submitted again to another actor (up
+to ``max_retries`` times); when nothing is recorded for ``probe_seconds`` the actors are
+probed, and those that do not answer lose their batches to those that do (see ``ray.py``'s
+docstring for the whole story).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from .._errors import JobError
+from .._jobs.run import JobRun
+from .._jobs.selection import select
+from .._manifest.io import read_lines
+from .._manifest.line import Line
+from .._outcomes import Item
+from .ray_options import RayOptions
+
+log = logging.getLogger("totask_manifest")
+
+DEFAULT_BATCH_SIZE = 256
+#: how long a probed actor has to answer
+PROBE_TIMEOUT = 5.0
+#: an actor not yet built (process start, model load) keeps its batches this long into the run
+START_GRACE_SECONDS = 60.0
+
+
+@dataclass
+class Batch:
+    """The driver's view of one batch: its lines, and the actor call in flight for them."""
+
+    lines: list[tuple[Line, Item]]
+    ref: Any = None  # the ObjectRef of the actor call in flight
+    actor: int = -1
+    tries: int = 0
+
+    @property
+    def span(self) -> str:
+        return f"line(s) {self.lines[0][1].number}-{self.lines[-1][1].number}"
+
+
+def batching(every: int, actors: int, batch_size: int | None) -> tuple[int, int]:
+    """(lines per batch, batches in flight).
+
+    Two batches per actor keep each actor busy while the driver records the other. Without an
+    explicit batch size, batches are cut so that the window holds at most ``every`` lines: the
+    first checkpoint part is written when ``every`` lines are recorded, with at most ``every``
+    more annotated and unrecorded, and a crash loses at most a part being gathered plus the
+    window. An explicit batch size is kept; the window then shrinks (to one batch per actor at
+    least) so that it holds at most ``max(every, actors * batch_size)`` lines.
+    """
+    actors = max(1, actors)
+    if batch_size is None:
+        size = max(1, min(DEFAULT_BATCH_SIZE, every // (2 * actors)))
+        return size, 2 * actors
+    return batch_size, max(actors, min(2 * actors, every // batch_size))
+
+
+def _batches(selected: Iterable[tuple[Line, Item]], size: int) -> Iterator[list[tuple[Line, Item]]]:
+    batch: list[tuple[Line, Item]] = []
+    for pair in selected:
+        batch.append(pair)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class Driver:
+    """Submits batches to the actors within a window and records them in input order."""
+
+    def __init__(self, options: RayOptions, plan: JobRun, actors: list[Any], size: int, window: int,
+                 timings: dict[str, float]) -> None:
+        self.options = options  # max_retries, probe_seconds, stall_seconds
+        self.timings = timings
+        self.started = time.perf_counter()
+        self.ready = [actor.where.remote() for actor in actors]  # answered once an actor is built
+        self.built: set[int] = set()
+        self.plan = plan
+        self.actors = actors
+        self.size = size
+        self.window = window
+        self.load = [0] * len(actors)  # batches in flight per actor
+        self.unreachable: set[int] = set()  # actors that did not answer the last probe
+        self.rechecks: dict[int, Any] = {}  # their probe calls, still open
+        self.pending: deque[Batch] = deque()
+
+    def submit(self, batch: Batch, avoid: int = -1) -> None:
+        """To the reachable actor with the fewest batches (another than ``avoid`` if it can)."""
+        choices = [i for i in range(len(self.actors)) if i not in self.unreachable] or list(range(len(self.actors)))
+        if len(choices) > 1 and avoid in choices:
+            choices.remove(avoid)
+        target = min(choices, key=lambda i: self.load[i])
+        batch.actor = target
+        batch.ref = self.actors[target].annotate.remote([item for _line, item in batch.lines])
+        self.load[target] += 1
+
+    def retry(self, batch: Batch, why: str) -> None:
+        self.load[batch.actor] -= 1
+        batch.tries += 1
+        if batch.tries > self.options.max_retries:
+            raise JobError(f"ray: {batch.span} were lost with their worker {batch.tries} time(s), last: {why}")
+        log.warning("ray: %s lost with their worker (%s); running them again", batch.span, why)
+        self.submit(batch, avoid=batch.actor)
+
+    def run(self) -> None:
+        plan = self.plan
+        source = _batches(select(read_lines(plan.input_url), plan.config.label_attribute,
+                                 after_index=plan.after_index), self.size)
+        exhausted = False
+        last_progress = last_probe = time.monotonic()
+        while True:
+            while not exhausted and len(self.pending) < self.window and not plan.stop.is_set():
+                lines = next(source, None)
+                if lines is None:
+                    exhausted = True
+                    break
+                batch = Batch(lines)
+                self.submit(batch)
+                self.pending.append(batch)
+            if not self.pending or plan.hard_stop.is_set():
+                return
+            head = self.pending[0]
+            ready, _ = ray.wait([head.ref], timeout=1.0)
+            self.note_ready()
+            self.note_back()
+            if plan.hard_stop.is_set():
+                return
+            if not ready:
+                now = time.monotonic()
+                if now - max(last_progress, last_probe) >= self.options.probe_seconds:
+                    self.probe(stalled_for=now - last_progress)
+                    last_probe = time.monotonic()
+                continue
+            try:
+                outcomes = ray.get(head.ref)
+            except ray.exceptions.RayTaskError as exc:  # the annotator raised: the job fails, as locally
+                cause = exc.cause if isinstance(exc.cause, BaseException) else None
+                raise (cause or exc) from None
+            except ray.exceptions.RayError as exc:  # the actor, its node or the result was lost
+                self.retry(head, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            self.pending.popleft()
+            self.load[head.actor] -= 1
+            for (line, item), outcome in zip(head.lines, outcomes, strict=True):
+                plan.recorder.accept(line, item, outcome)
+            last_progress = time.monotonic()
+            self.timings.setdefault("first_batch_s", time.perf_counter() - self.started)
+            self.timings["annotate_s"] = time.perf_counter() - self.started
+            self.timings["lines"] = self.timings.get("lines", 0) + len(head.lines)
+
+    def note_back(self) -> None:
+        """Actors found unreachable by the last probe that have answered since take batches again."""
+        if not self.rechecks:
+            return
+        ready, _ = ray.wait(list(self.rechecks.values()), num_returns=len(self.rechecks), timeout=0)
+        for i, ref in list(self.rechecks.items()):
+            if ref not in ready:
+                continue
+            try:
+                ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again
+                self.rechecks[i] = self.actors[i].where.remote()
+                continue
+            except ray.exceptions.RayError:  # gone for good (out of restarts)
+                del self.rechecks[i]
+                continue
+            del self.rechecks[i]
+            self.unreachable.discard(i)
+            log.warning("ray: actor %d answers again; it takes batches again", i)
+
+    def note_ready(self) -> None:
+        """Which actors are built, and when all are (``actors_ready_s``), without waiting."""
+        if len(self.built) == len(self.ready):
+            return
+        done, _ = ray.wait(self.ready, num_returns=len(self.ready), timeout=0)
+        self.built.update(i for i, ref in enumerate(self.ready) if ref in done)
+        if len(self.built) == len(self.ready):
+            self.timings["actors_ready_s"] = time.perf_counter() - self.started
+
+    def probe(self, stalled_for: float) -> None:
+        """Ask every actor where it is; move the batches of those that do not answer."""
+        refs = {i: actor.where.remote() for i, actor in enumerate(self.actors)}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT)
+        answered = set()
+        for i, ref in refs.items():
+            if ref in ready:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.get(ref)
+                    answered.add(i)
+        # an actor still being built (a process to start, a model to load: slow on a busy node)
+        # is given START_GRACE_SECONDS before its batches go elsewhere; one built before and
+        # silent now (its node gone) loses them at once
+        young = time.perf_counter() - self.started < START_GRACE_SECONDS
+        self.unreachable = {i for i in set(refs) - answered if i in self.built or not young}
+        # the question stays open: an actor that answers later (restarted on a node with room,
+        # its model loaded) takes batches again (``note_back``)
+        self.rechecks = {i: refs[i] for i in self.unreachable}
+        if not answered:
+            if stalled_for >= self.options.stall_seconds:
+                raise JobError(
+                    f"ray: no annotator actor has answered for {stalled_for:.0f} s (their nodes are gone and the "
+                    "cluster has no capacity to restart them); the job stopped after its last checkpoint part: "
+                    "run `totask-manifest resume` when the cluster has capacity"
+                )
+            log.warning("ray: no annotator actor answers (waiting for cluster capacity, %.0f s so far)", stalled_for)
+            return
+        for batch in self.pending:
+            if batch.actor in self.unreachable:
+                self.retry(batch, f"actor {batch.actor} did not answer within {PROBE_TIMEOUT:g} s")
+

@@ -1,0 +1,216 @@
+"""Running a job: an engine annotates, this module watches and finishes.
+
+``execute`` is what ``annotate`` and ``resume`` (``totask_manifest._api``) call once the job
+folder holds job.json and the selection. It reads the checkpoint to learn what is done, builds
+the ``Recorder`` the engine hands each outcome to (in input order: checkpoint parts are written
+as it goes), runs the engine under the stop signals (first SIGINT/SIGTERM: finish the lines in
+flight; second: leave at once), then decides the final status and writes the output manifest
+(``commit.write_output``) and failures.jsonl. The engine only annotates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from .._errors import TotaskError
+from .._storage import redact_url
+from .checkpoint import CheckpointWriter, summarize
+from .commit import Coverage, write_failures, write_output
+from .config import JobResult
+from .layout import clean_temporaries
+from .lease import LeaseLost, held_lease
+from .progress import Progress
+from .recorder import Recorder
+from .run import JobRun
+from .state import JobState, now_iso
+from .status import COMPLETED, FAILED, STOPPED
+
+log = logging.getLogger("totask_manifest")
+
+
+def execute(state: JobState, run: JobRun) -> JobResult:
+    """Run ``run.engine`` over the lines the checkpoint does not hold yet, then finish the job:
+    final status, output manifest, failures, job.json. ``state`` is saved (RUNNING) before."""
+    config = state.config
+    layout = state.layout
+    on_progress = run.on_progress
+    lease = held_lease(config.job_url)
+    guard = lease.verify if lease is not None else None
+    for url in clean_temporaries(config.job_url):
+        log.info("removed %s, left by an interrupted run", redact_url(url))
+    after, counts, next_seq = summarize(layout)
+    total = state.metrics.get("total", 0)
+
+    def save_metrics() -> None:
+        state.metrics = job_metrics(total, counts)
+        state.save()
+
+    writer = CheckpointWriter(
+        layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
+        on_commit=save_metrics, guard=guard,
+    )
+    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
+    progress = Progress(
+        total,
+        done=_done(counts),
+        on_update=(lambda _d, _t: on_progress(job_metrics(total, counts))) if on_progress else None,
+    )
+    recorder.listeners.append(lambda _status: progress.advance())
+    plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
+    run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
+    started = time.monotonic()
+    error: str | None = None
+    with stop_on_signals(plan) as received:
+        try:
+            plan.engine.run(plan)
+        except LeaseLost:
+            plan.stop.set()
+            raise  # another process owns the folder now: write nothing more, not even a final status
+        except HardStop:
+            log.warning("stopped at once: lines in flight are redone on resume")
+        except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
+            error = _one_line(exc)
+            log.error("job %s failed: %s", config.job_name, error)
+        except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
+            log.exception("job %s failed", config.job_name)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            received["committing"] = 1
+            try:
+                writer.flush()
+            except LeaseLost:
+                raise
+            except (TotaskError, OSError) as exc:  # what is not on disk is redone on resume
+                error = error or _one_line(exc)
+                counts.clear()
+                counts.update(summarize(layout)[1])
+        if guard is not None:
+            guard()
+        _finish(state, counts, total, error, plan, run_record, started, received)
+    progress.finish()
+    if on_progress:
+        on_progress(dict(state.metrics))
+    result = job_result(state)
+    result.signal = received.get("signal")
+    return result
+
+
+def _finish(
+    state: JobState, counts: dict[str, int], total: int, error: str | None, plan: JobRun,
+    run_record: dict[str, Any], started: float, received: dict[str, int],
+) -> None:
+    """Decide the final status, write the output manifest and failures, save job.json."""
+    layout = state.layout
+    done = _done(counts)
+    if error is not None:
+        state.status = FAILED
+    elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
+        state.status = FAILED  # a job that labeled nothing did not succeed
+        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
+    elif done >= total:
+        state.status = COMPLETED
+    elif plan.stop.is_set():
+        state.status = STOPPED
+    else:
+        state.status = FAILED
+        error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+    coverage = Coverage()
+    try:
+        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        write_failures(layout, failed)
+    except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
+        state.status = FAILED
+        error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
+    else:
+        if state.status == COMPLETED and not coverage.exact:
+            state.status = FAILED
+            error = "the checkpoint does not cover the selection: " + coverage.problem()
+            log.error("job %s failed: %s", state.config.job_name, error)
+    state.error = error
+    state.metrics = job_metrics(total, counts)
+    state.ended = now_iso()
+    run_record.update(
+        ended=state.ended, status=state.status, seconds=round(time.monotonic() - started, 3),
+        signal=received.get("signal"),
+    )
+    state.runs.append(run_record)
+    state.save()
+
+
+def job_metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
+    """job.json's counters from the recorder's (or the checkpoint's) outcome counts."""
+    done = _done(counts)
+    metrics = {
+        "total": total,
+        "success": counts["labeled"],
+        "failed": counts["failed"],
+        "routed": counts["routed"],
+        "stand_by": max(total - done, 0),
+    }
+    if counts.get("dropped"):  # labeled lines whose label dropped what the user allowed to drop
+        metrics["dropped"] = counts["dropped"]
+    return metrics
+
+
+def _done(counts: dict[str, int]) -> int:
+    """Selected lines with an outcome (labeled, failed or routed to review)."""
+    return counts["labeled"] + counts["failed"] + counts["routed"]
+
+
+def job_result(state: JobState) -> JobResult:
+    """What ``annotate``, ``resume``, ``chain`` and ``clone`` return for the job as it stands."""
+    return JobResult(
+        job_url=state.config.job_url,
+        status=state.status,
+        metrics=dict(state.metrics),
+        output_manifest=state.layout.output_manifest,
+        failures_url=state.layout.failures,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as job.json and the log keep it: ``strerror`` and the file for an ``OSError``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+class HardStop(BaseException):
+    """Raised in the main thread by a second signal: leave the engine at once."""
+
+
+@contextlib.contextmanager
+def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
+    """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
+    is being committed (``received["committing"]`` set), signals are only noted: the commit
+    finishes, so a stopped job always has its output manifest and a final status."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.setdefault("signal", signum)
+        if received.get("committing"):
+            plan.stop.set()
+            return
+        if plan.stop.is_set():
+            plan.hard_stop.set()
+            raise HardStop
+        else:
+            log.warning("stopping: finishing lines in flight (signal again to stop at once)")
+            plan.stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
