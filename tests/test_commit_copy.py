@@ -1,9 +1,10 @@
-"""The commit's range copies (``jobs.byte_copy``): the kernel's ``copy_file_range`` where both
-files are local, reading and writing elsewhere; the output is the same bytes either way."""
+"""The commit's range copies (``_jobs.byte_copy``): read and written by default, the kernel's
+``copy_file_range`` on request where both files are local; the output is the same bytes either way."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from pathlib import Path
 
@@ -58,11 +59,16 @@ def test_kernel_copies_and_read_write_give_the_same_output(job, monkeypatch):
         calls.append(args)
         return real(*args, **kwargs)
     monkeypatch.setattr(os, "copy_file_range", counted)
+    plain, _ = _commit(inp, j)
+    assert not calls  # the default: read and written
+    from totask_manifest._jobs import commit
+
+    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=True))
     kernel, coverage = _commit(inp, j)
     assert coverage.exact and calls  # the ranges went through the kernel
     monkeypatch.setattr(os, "copy_file_range", _refuse(errno.EXDEV)[0])
-    plain, _ = _commit(inp, j)
-    assert kernel == plain
+    refused, _ = _commit(inp, j)
+    assert kernel == plain == refused
     # lossless: every untouched input line is in the output byte for byte, in place
     ins, outs = inp.read_bytes().splitlines(keepends=True), kernel.splitlines(keepends=True)
     assert len(ins) == len(outs) and outs[0].startswith(BOM) and not outs[-1].endswith(b"\n")
@@ -77,7 +83,7 @@ def test_a_refused_kernel_copy_falls_back_once_and_for_all(tmp_path, monkeypatch
     refuse, calls = _refuse(errno.ENOSYS)
     monkeypatch.setattr(os, "copy_file_range", refuse)
     with open(src, "rb") as f, open(tmp_path / "dst", "wb") as out:
-        sink = Sink(out)
+        sink = Sink(out, kernel=True)
         sink.write(b"head")
         sink.copy(f, 10, 300_000)
         sink.copy(f, 5, 7)
@@ -98,7 +104,7 @@ def test_a_kernel_copy_cut_short_is_finished_by_reading(tmp_path, monkeypatch):
         return real(fd_in, fd_out, min(count, 1000), offset_src)
     monkeypatch.setattr(os, "copy_file_range", first_then_refuse)
     with open(src, "rb") as f, open(tmp_path / "dst", "wb") as out:
-        sink = Sink(out)
+        sink = Sink(out, kernel=True)
         sink.write(b"x")
         sink.copy(f, 100, 2 * byte_copy.BLOCK)
         sink.write(b"y")
@@ -112,16 +118,19 @@ def test_a_source_shorter_than_the_range_is_refused(tmp_path, monkeypatch, kerne
     if not kernel:
         monkeypatch.setattr(os, "copy_file_range", _refuse(errno.EXDEV)[0])
     with open(src, "rb") as f, open(tmp_path / "dst", "wb") as out, pytest.raises(JobError, match="shorter"):
-        Sink(out).copy(f, 4, 100)
+        Sink(out, kernel=kernel).copy(f, 4, 100)
 
 
 def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch):
-    """The bodies are copied from the part file after its heads were checked: a file that
-    shrinks in between (a second writer) fails the commit; the old output stays."""
+    """With kernel copies the bodies are copied from the part file after its heads were
+    checked: a file that shrinks in between (a second writer) fails the commit; the old output
+    stays."""
     inp, j = job
     before = Path(j.layout.output_manifest).read_bytes()
     part = Path(JobLayout(j.url).parts()[2])
     from totask_manifest._jobs import commit
+
+    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=True))
 
     real = commit.iter_parts
 

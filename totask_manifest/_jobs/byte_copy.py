@@ -1,13 +1,10 @@
 """Copying byte ranges of files into the output manifest as it is written.
 
-The commit writes a whole new output manifest: runs of untouched input lines and runs of
-checkpoint bodies, hundreds of megabytes for a large job even when one line changed. Read and
-written through Python, each byte is copied twice more than needed (into a new ``bytes``, then
-into the writer's buffer) and every fresh buffer is page-faulted in: on a 2-core machine that
-CPU time is most of a resume. Where both files are local, ``os.copy_file_range`` moves the
-range inside the kernel (page cache to page cache, or shared extents where the file system
-can). Anywhere else (object stores, a kernel or file system that refuses it) the range is read
-and written in blocks, as before: the bytes written are the same either way.
+The commit writes runs of untouched input lines and runs of checkpoint bodies: hundreds of
+megabytes for a large job even when one line changed. A ``Sink`` copies a range by reading and
+writing it in blocks (the default: it works on every store), or, with ``kernel`` and both files
+local, with ``os.copy_file_range``, which a file system that shares extents (XFS, Btrfs) does
+without moving the bytes. The bytes written are the same either way.
 """
 
 from __future__ import annotations
@@ -40,9 +37,13 @@ class Sink:
     into it by the kernel where both ends are local files (the buffer is flushed first, so the
     bytes land in order at the descriptor's position)."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], *, kernel: bool = False) -> None:
+        """``kernel``: copy ranges of local files with ``copy_file_range``. Off by default: on
+        ext4 (no shared extents) it copied no faster than reading and writing and used as much
+        CPU (``benchmarks/resume_chain_bench.py``, 2 cores); a file system that shares extents
+        (XFS, Btrfs) copies without moving the bytes."""
         self.out = out
-        self._fd = _fileno(out) if hasattr(os, "copy_file_range") else None
+        self._fd = _fileno(out) if kernel and hasattr(os, "copy_file_range") else None
 
     @property
     def kernel_copies(self) -> bool:
