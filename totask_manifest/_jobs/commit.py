@@ -2,10 +2,8 @@
 
 Untouched lines are copied as the bytes read, in ranges (they are never split into lines);
 finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets,
-copied from their part in ranges too. On a local disk both are copied by the kernel
-(``byte_copy``): a resume with one line left writes the whole output without its bytes passing
-through Python. One output line per input line, in input order, written atomically (fsynced,
-then renamed).
+one range per run of lines adjacent in the input (``byte_copy``). One output line per input
+line, in input order, written atomically (fsynced, then renamed).
 """
 
 from __future__ import annotations
@@ -76,7 +74,7 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     failed: list[Record] = []
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
         sink = Sink(out)
-        # bodies are copied from their part file where the kernel can (not read into memory)
+        # with kernel copies, bodies are copied from their part file (not read into memory)
         parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
         for part in _merge(f, sink, parts, selection, coverage, input_url):
             if "f" in part.status:
