@@ -9,8 +9,11 @@ server answering with the test's own async handler) all run on it.
 - ``gt_manifests``: the real manifests folder ``../shared/gt-manifests`` (``tests/support/gt.py``),
   or a skip saying it is missing.
 
-Slow tests (Ray, kill/resume loops, fuzzing, subprocess-heavy runs, the SDK parity check, the
-browser) carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` is the fast lane.
+Slow tests carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` is the fast lane. The
+rule: a test that costs over about 0.3 s of CPU (this process and its children: Ray, the browser,
+kill/resume loops, fuzzing and hypothesis properties, CLI subprocesses, worker pools, S3
+variants, the SDK parity check) is slow, keeping one cheap case where a family would lose all;
+per-file cases of the real manifests over 100 KB are slow (``tests.support.gt.real_cases``).
 """
 
 from __future__ import annotations

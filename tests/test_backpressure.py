@@ -43,7 +43,7 @@ class SlowFirstLine(Annotator):
             fetcher.close()
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+@pytest.mark.parametrize("inline", [pytest.param(False, marks=pytest.mark.slow), True], ids=["thread", "inline"])
 def test_a_slow_line_holds_back_the_feed(tmp_path, monkeypatch, inline):
     monkeypatch.setattr(local, "MAX_BACKLOG", 50)
     monkeypatch.setitem(INLINE, "on", inline)

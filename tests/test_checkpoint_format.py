@@ -93,6 +93,7 @@ def test_parts_hold_the_output_lines_as_bytes_and_a_footer(tmp_path, manifest, r
         r.status == "failed" for r in records)
 
 
+@pytest.mark.slow
 def test_a_torn_part_is_refused_in_one_line(tmp_path, manifest, reference):
     job = tmp_path / "ref" / "j"
     part = Path(JobLayout(str(job)).parts()[1])
@@ -155,6 +156,7 @@ def test_a_damaged_selection_is_found_again(tmp_path, manifest, reference):
     _same(Path(again.output_manifest).read_bytes(), reference)
 
 
+@pytest.mark.slow
 def test_the_scan_over_ranges_in_workers_equals_one_pass(tmp_path, monkeypatch):
     inp = write_manifest(tmp_path / "in.manifest", 3000, bad_every=0, prelabeled_every=3)
     lines = inp.read_bytes().splitlines(keepends=True)

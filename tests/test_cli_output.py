@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.jobs_helpers import REPO, TOY, write_manifest
 
 
@@ -63,6 +65,7 @@ def run_on_terminal(*args: str) -> tuple[int, bytes]:
     return code, seen
 
 
+@pytest.mark.slow
 def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 30)  # lines 4, 14 and 24 fail
     code, seen = run_on_terminal("annotate", str(inp), "--job-name", "tty", "--label-attribute", "cls",
@@ -81,6 +84,7 @@ def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path
     assert re.search(rb"ETA \d+:\d\d", seen)
 
 
+@pytest.mark.slow
 def test_messages_use_jsons_words(tmp_path):
     """Users write JSON: a message says null, number, string, object, array, never NoneType or int."""
     from tests.jobs_helpers import run_cli
@@ -115,7 +119,6 @@ def test_messages_use_jsons_words(tmp_path):
 
 
 def test_version_and_help_texts(capsys):
-    import pytest
 
     from totask_manifest import __version__
     from totask_manifest._cli import main
@@ -140,6 +143,7 @@ def test_version_and_help_texts(capsys):
     assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
 
 
+@pytest.mark.slow
 def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
     """A manifest appended onto itself: one summary line, not one per duplicate. A manifest
     appended from another folder: its relative label references resolve in its own folder."""

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.support.gt import GT_MANIFESTS as GT
-from tests.support.gt import gt_files, requires_gt
+from tests.support.gt import gt_files, real_cases, requires_gt
 from tests.support.s3 import S3Endpoint
 from totask_manifest._analytics.convert import convert
 from totask_manifest._analytics.masks import (
@@ -56,7 +56,7 @@ def _used(value: dict, meta: dict) -> dict:
     return {k: v for k, v in meta["class-map"].items() if k in ids}
 
 
-@pytest.mark.parametrize("name", REAL)
+@pytest.mark.parametrize("name", real_cases(REAL))
 def test_parquet_round_trip_is_byte_exact(tmp_path, name):
     src = GT / name
     convert(str(src), str(tmp_path / "m.parquet"), to="parquet")
@@ -98,7 +98,7 @@ def test_parquet_keeps_lines_that_are_not_json(tmp_path):
     assert rows[3]["source"] == "café"
 
 
-@pytest.mark.parametrize(("name", "attr"), OD.items())
+@pytest.mark.parametrize(("name", "attr"), real_cases(OD.items()))
 def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
     src = GT / name
     result = convert(str(src), str(tmp_path / "c.json"), to="coco", label_attribute=attr)
@@ -148,7 +148,7 @@ def test_yolo_round_trip_on_real_boxes(tmp_path, name, attr):
 
 
 @pytest.mark.parametrize("fmt", ["dm-schema-v1", "synapse-objects"])
-@pytest.mark.parametrize(("name", "attr"), [*OD.items(), *IC.items()])
+@pytest.mark.parametrize(("name", "attr"), real_cases([*OD.items(), *IC.items()]))
 def test_synapse_task_data_round_trip(tmp_path, fmt, name, attr):
     src = GT / name
     out = tmp_path / f"t.{'dm' if fmt == 'dm-schema-v1' else 'objects'}.jsonl"
@@ -259,6 +259,7 @@ def test_plain_yolo_folder_takes_sizes_from_images(tmp_path):
     assert b["label"] == {"image_size": [{"width": 64, "height": 32, "depth": 1}], "annotations": []}
 
 
+@pytest.mark.slow
 def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("convert")
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"

@@ -249,6 +249,7 @@ def test_job_folder_chained_for_review_finds_both_attributes(tmp_path: Path) -> 
     assert text.returncode == 0 and "AP@[.5:.95]" in text.stdout and "job lineage" in text.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     res = run_cli("evaluate", str(tmp_path / "nope.manifest"), "--predicted", "a", "--reference", "b")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "manifest not found" in res.stderr
@@ -286,6 +287,7 @@ def test_lineage_is_oriented_by_human_annotated(tmp_path: Path) -> None:
     assert (evaluate_manifest(str(first)).predicted, evaluate_manifest(str(first)).reference) == (PRED, REF)
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Byte ranges in spawned processes, folded in file order: every figure, example and worst line
     (line numbers included) equals one process's, tied scores across ranges too."""
@@ -309,6 +311,7 @@ def test_worker_processes_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     assert one["lines"]["skipped"]["predicted"] == {"failed": 8} and one["lines"]["blank"] == 8
 
 
+@pytest.mark.slow
 def test_manifest_and_masks_on_s3(tmp_path: Path, s3: S3Endpoint) -> None:
     """A manifest on a real S3 API (moto server mode), masks fetched from the same bucket through
     the fetch policy: same figures as the local copy."""

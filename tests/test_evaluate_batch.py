@@ -56,12 +56,14 @@ image = st.tuples(st.lists(scored, max_size=7), st.lists(box, max_size=7))
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(images=st.lists(image, min_size=1, max_size=8), iou=st.sampled_from((0.5, 0.75, 0.3, 0.95)))
+@pytest.mark.slow
 def test_batches_match_line_by_line(tmp_path_factory: pytest.TempPathFactory, images: list, iou: float) -> None:
     same(write_detection_manifest(tmp_path_factory.mktemp("h") / "m.manifest", images), iou)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(images=st.lists(image, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_batches_match_cocoeval(tmp_path_factory: pytest.TempPathFactory, images: list) -> None:
     pytest.importorskip("pycocotools")
     det = same(write_detection_manifest(tmp_path_factory.mktemp("h") / "m.manifest", images)).detection
@@ -72,6 +74,7 @@ def test_batches_match_cocoeval(tmp_path_factory: pytest.TempPathFactory, images
         assert (got is None and ref is None) or abs(got - ref) <= 1e-6, (got, ref)
 
 
+@pytest.mark.slow
 def test_many_batches_and_crowded_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Thousands of lines (several batches of the reader), some with over 100 boxes of a class;
     the lane takes them all (counted by a spy on ``add_columns``)."""

@@ -38,6 +38,7 @@ def review_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_review_chain(tmp_path_factory.mktemp("ev"), MACHINE, REVIEW, images=True)
 
 
+@pytest.mark.slow
 def test_section_appears_for_a_chained_job_and_draws_both_sides(review_job: Path) -> None:
     html, _, _ = render_report(str(review_job), samples=6)
     assert "Evaluation: boxes against review" in html and "job lineage" in html
@@ -53,6 +54,7 @@ def test_section_appears_for_a_chained_job_and_draws_both_sides(review_job: Path
     assert (np.abs(img - [0xFF, 0x72, 0x5C]).sum(axis=1) < 60).sum() > 30  # predicted boxes, red
 
 
+@pytest.mark.slow  # the review_job fixture runs two jobs
 def test_no_section_without_a_reference(review_job: Path) -> None:
     html, _, _ = render_report(str(review_job.parent / "model"), samples=0)  # not chained: nothing to compare
     assert "Evaluation:" not in html

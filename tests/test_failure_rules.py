@@ -111,6 +111,7 @@ def test_a_configuration_failure_on_every_first_line_stops_the_job(tmp_path, ser
     assert {f["rule"] for f in failures(tmp_path)} == {rule}
 
 
+@pytest.mark.slow
 def test_the_cli_exits_1_with_the_one_reason(tmp_path, server):
     inp = manifest(tmp_path / "in.manifest", [server.url(f"denied{i}.json") for i in range(50)])
     r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "boxes", "--task-type",

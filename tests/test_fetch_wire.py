@@ -189,6 +189,7 @@ def test_a_server_that_never_answers_times_out():
         listener.close()
 
 
+@pytest.mark.slow
 def test_connections_are_reused_and_bounded_by_concurrency():
     peers: set[tuple[str, int]] = set()
     lock = threading.Lock()

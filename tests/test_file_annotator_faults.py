@@ -165,6 +165,7 @@ def test_local_files_outside_the_root_and_oversize_files_are_refused(tmp_path):
 # ---------------------------------------------------------------- S3 through moto's server mode
 
 
+@pytest.mark.slow
 def test_s3_labels_and_images_through_moto(s3, tmp_path):
     from PIL import Image
 

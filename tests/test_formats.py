@@ -110,6 +110,7 @@ def test_objects_round_trip_every_real_line(od_labels):
         assert to_label(orjson.dumps(doc), "auto", OD, image_size=_size(value)).value == value
 
 
+@pytest.mark.slow
 def test_dm_v1_round_trip_every_real_line(od_labels):
     for name, number, _, value, meta, _ in od_labels:
         doc = gt_to_dm_v1(OD, value, meta, confidence_attribute="confidence")
@@ -144,6 +145,7 @@ def test_coco_round_trip_every_real_line(od_labels):
         assert detect_input_format(doc) == "coco"
 
 
+@pytest.mark.slow
 def test_yolo_round_trip_every_real_line(od_labels):
     for name, number, _, value, meta, _ in od_labels:
         text = gt_to_yolo(value, meta, confidence=True)

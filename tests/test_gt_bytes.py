@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.support.gt import GT_MANIFESTS as GT
-from tests.support.gt import HAVE_GT, requires_gt
+from tests.support.gt import HAVE_GT, real_cases, requires_gt
 from totask_manifest._annotators.base import Item, Labeled
 from totask_manifest._formats import coco_to_gt, from_groundtruth, to_groundtruth, yolo_to_gt
 from totask_manifest._formats.model import FormatError
@@ -78,7 +78,7 @@ def rebuild(line: Line, attr: str, task_type: str, labeled: Labeled) -> bytes:
     return before.with_values(updates).body
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n != MISTYPED])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n != MISTYPED))
 def test_every_labeled_line_rebuilds_byte_for_byte(name):
     count = 0
     for line, attr, task_type in labeled_lines(name):
@@ -91,7 +91,7 @@ def test_every_labeled_line_rebuilds_byte_for_byte(name):
     assert count > 0
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n not in (MISTYPED, OLD_ORDER)])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n not in (MISTYPED, OLD_ORDER)))
 def test_labels_without_ground_truths_own_metadata_order_get_the_types_order(name):
     """A label with only its type-specific metadata (what every converter returns) is written in
     the order Ground Truth uses for that type; the real files are the evidence."""
@@ -151,10 +151,41 @@ def test_numbers_take_pythons_forms():
         b'{"source-ref":"s3://b/a.jpg","a":{"objects":[{"confidence":1e-05}]}}')
 
 
+def test_gt_json_writes_what_pythons_json_writes():
+    """gt_json takes orjson's text where it is the same as json's: compare them on random floats
+    of every magnitude, integers past 64 bits, every character up to U+07FF and the values
+    orjson writes differently (NaN, infinity, keys that are not strings)."""
+    import json
+    import random
+    import struct
+
+    rng = random.Random(14)
+    values: list = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    values += [round(rng.uniform(0, 2000), rng.randint(0, 8)) for _ in range(5_000)]
+    values += [rng.random() / 10 ** rng.randint(0, 9) for _ in range(5_000)]
+    values += [float(f"{m}e{e}") for m in (1, 1.5, 9.999999, 123456789.123) for e in range(-330, 309)]
+    values += [rng.randint(-2**70, 2**70) for _ in range(1_000)] + [2**63, 2**64, -2**63 - 1, -0.0, 5e-324]
+    values += ["".join(map(chr, range(i, i + 64))) for i in range(0, 0x800, 64)] + ["\u2028\u2029\ufeff\U0001f600"]
+    values += [{1: "a"}, {"k": None}, (1, 2.5), {"d": [1e-05, {"x": 1e22}]}, True, None]
+    for value in values:
+        if isinstance(value, float) and value != value:
+            continue
+        try:
+            expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:
+            with pytest.raises(ValueError):
+                gt_json(value)
+            continue
+        assert gt_json(value) == expected, value
+    for bad in (float("nan"), float("inf"), [float("-inf")]):
+        with pytest.raises(ValueError):
+            gt_json(bad)
+
+
 # ---------------------------------------------------------------- the same through a whole job
 
 
-@pytest.mark.parametrize("name", [n for n in gt_files() if n != MISTYPED])
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n != MISTYPED))
 def test_file_job_rebuilds_every_line(tmp_path, name, capsys):
     from totask_manifest._cli import main
 

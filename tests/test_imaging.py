@@ -69,6 +69,7 @@ def big(tmp_path_factory) -> dict[str, Path]:
     return {"png": _big_png(folder / "big.png"), "jpeg": _big_jpeg(folder / "big.jpg"), "folder": folder}
 
 
+@pytest.mark.slow
 def test_a_big_png_is_refused_before_any_pixel_is_decoded(big):
     data = big["png"].read_bytes()
     assert len(data) < 400_000  # a small file that declares a huge image
@@ -91,6 +92,7 @@ def test_a_big_png_is_refused_before_any_pixel_is_decoded(big):
     assert decode_rgb(buf.getvalue(), max_pixels=6_000_000).pixels.shape == (2000, 3000, 3)
 
 
+@pytest.mark.slow
 def test_a_big_jpeg_is_reduced_while_decoding(big):
     data = big["jpeg"].read_bytes()
     info = read_info(data)
@@ -123,6 +125,7 @@ def test_pillow_bomb_limits_and_broken_images_are_one_line_failures():
     assert err.value.rule == "image-unreadable" and "\n" not in err.value.reason
 
 
+@pytest.mark.slow  # the ``big`` fixture generates the 13 000-pixel images
 def test_thumbnail_decode_keeps_the_stored_size(big):
     img, info = decode_image(big["jpeg"].read_bytes(), max_pixels=DEFAULT_MAX_IMAGE_PIXELS, thumbnail=240)
     assert max(img.size) <= 240 and (info.width, info.height) == (BIG, BIG)

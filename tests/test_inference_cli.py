@@ -81,10 +81,13 @@ def test_annotate_with_params_file_validates_and_fails_the_corrupt_line(tmp_path
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--confidence-threshold", "1.5"], "confidence_threshold must be between 0 and 1"),
+        # one CLI process is the fast lane's case; the others run in the slow lane
+        pytest.param(["--confidence-threshold", "1.5"], "confidence_threshold must be between 0 and 1",
+                     marks=pytest.mark.slow),
         (["--device", "tpu"], "model_config.device must be one of"),
-        (["--params", "{missing}"], "--params: no such file"),
-        (["--review-below", "7"], "--review-below must be a number between 0 and 1"),
+        pytest.param(["--params", "{missing}"], "--params: no such file", marks=pytest.mark.slow),
+        pytest.param(["--review-below", "7"], "--review-below must be a number between 0 and 1",
+                     marks=pytest.mark.slow),
     ],
 )
 def test_bad_options_exit_2_with_one_line_and_no_job(tmp_path, data, extra, message):
@@ -95,6 +98,7 @@ def test_bad_options_exit_2_with_one_line_and_no_job(tmp_path, data, extra, mess
     assert not (tmp_path / "out" / "bad").exists()
 
 
+@pytest.mark.slow
 def test_cli_builds_without_importing_torch():
     code = (
         "import sys\n"
@@ -147,6 +151,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path, data):
     assert_same_output(output_of(tmp_path / "ref", "ref"), renamed)
 
 
+@pytest.mark.slow
 def test_routed_lines_are_picked_up_by_a_chained_job(tmp_path, data):
     out = tmp_path / "out"
     # every red box scores 0.902 < 0.95: all lines go to review, none is labeled

@@ -63,6 +63,7 @@ def test_sample_models_are_small():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.slow
 def test_sample_detector_finds_the_sample_shapes():
     results = run("object-detection", "shapes-detector.pt")  # default confidence threshold 0.5
     found = total = 0
@@ -81,6 +82,7 @@ def test_sample_detector_finds_the_sample_shapes():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.slow
 def test_sample_classifier_names_the_shapes_present():
     multi = run("image-classification-multilabel", "shapes-classifier.pt")
     single = run("image-classification", "shapes-classifier.pt")

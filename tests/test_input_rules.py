@@ -16,7 +16,7 @@ from totask_manifest import _api as api
 from totask_manifest._annotators.base import BatchAnnotator, Item, Labeled, Outcome
 from totask_manifest._errors import InvalidInputError
 from totask_manifest._jobs.config import JobConfig
-from totask_manifest._manifest.line import duplicate_key_paths, may_repeat_a_key
+from totask_manifest._manifest.line import any_repeats_a_key, duplicate_key_paths, may_repeat_a_key
 from totask_manifest._manifest.validate import validate_manifest
 
 GOOD = b'{"source-ref":"s3://b/ok.jpg"}\n'
@@ -73,6 +73,7 @@ def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path, 
     assert report.problems[0].key.startswith("category.annotations[") and report.problems[0].key.endswith("class_id")
 
 
+@pytest.mark.slow
 def test_the_cli_names_line_and_rule_and_exits_1_as_validate(tmp_path: Path) -> None:
     inp = tmp_path / "in.manifest"
     inp.write_bytes(GOOD * 3 + BAD_LINES["duplicate-key"] + b"\n")
@@ -159,3 +160,24 @@ def test_repeated_keys_are_found_at_any_depth_and_the_cheap_test_never_misses_on
     assert len(duplicate_key_paths(body)) == expected
     if expected:
         assert may_repeat_a_key(body, orjson.loads(body))
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees=st.lists(st.tuples(st.lists(st.tuples(_keys, _pairs_trees), max_size=4).map(lambda v: ("object", v)),
+                                st.booleans(), st.booleans()), min_size=1, max_size=6))
+def test_a_run_of_lines_with_a_repeated_key_is_never_passed(trees) -> None:
+    """``validate`` tests a run of lines at once (``any_repeats_a_key``): a line with a repeated key
+    anywhere in the run is always caught, whichever way the run is written (as orjson writes it,
+    which takes the byte-for-byte shortcut, or spelled otherwise)."""
+    lines = []
+    for tree, escape, rewrite in trees:
+        body = _text(tree, escape).encode()
+        if rewrite and not _reference_repeats(body.decode()):
+            body = orjson.dumps(orjson.loads(body))  # the shortcut's case
+        lines.append(body)
+    records = [orjson.loads(body) for body in lines]
+    repeats = sum(_reference_repeats(body.decode()) for body in lines)
+    if repeats:
+        assert any_repeats_a_key(lines, records)
+    if all(orjson.dumps(r) == body for r, body in zip(records, lines, strict=True)):
+        assert not any_repeats_a_key(lines, records)

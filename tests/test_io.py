@@ -139,6 +139,7 @@ def test_atomic_s3_failure_leaves_nothing(s3: S3Endpoint) -> None:
 # ---- streaming -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reading_streams_in_constant_memory(tmp_path: Path) -> None:
     line = b'{"source-ref":"s3://bucket/images/0000.jpg","category":{"annotations":[]},"pad":"' + b"x" * 300 + b'"}\n'
     path = tmp_path / "big.manifest"

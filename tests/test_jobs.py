@@ -189,6 +189,7 @@ def test_bad_input_lines_stop_the_job_before_any_work(tmp_path):
     assert not (tmp_path / "out" / "job1" / "job.json").exists()
 
 
+@pytest.mark.slow
 def test_cli_annotate_status_and_errors(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 15)
     out = tmp_path / "out"
@@ -211,6 +212,7 @@ def test_cli_annotate_status_and_errors(tmp_path):
     assert nojob.returncode == 2 and "not a job folder" in nojob.stderr
 
 
+@pytest.mark.slow
 def test_cli_chain_overrides_only_given_options(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"
@@ -237,6 +239,7 @@ def test_chain_with_another_method_keeps_where_relative_urls_resolve(tmp_path):
     assert options == {"fail": "", "relative_to": str(tmp_path)}
 
 
+@pytest.mark.slow
 def test_progress_is_a_live_bar_on_a_terminal(tmp_path):
     """stderr on a pseudo-terminal: the bar redraws in place instead of logging lines."""
     import os

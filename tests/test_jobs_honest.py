@@ -69,6 +69,7 @@ def test_a_corrupt_job_json_is_one_line_for_every_command(tmp_path, damage):
         one_line_error(r, 1, "job.json")
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_part_is_one_line(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 6)
     run_cli(*toy_args(inp, tmp_path / "out", "j"))
@@ -83,6 +84,7 @@ def test_a_corrupt_checkpoint_part_is_one_line(tmp_path):
 
 # -- an empty label attribute -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_empty_label_attribute_is_refused_not_replaced(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 4)
     out = tmp_path / "out"
@@ -101,6 +103,7 @@ def test_an_empty_label_attribute_is_refused_not_replaced(tmp_path):
 
 # -- temporaries left by kill -9 ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_removes_what_a_killed_run_left(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 400)
     out = tmp_path / "out"
@@ -166,6 +169,7 @@ def stop(job_dir: Path) -> None:
     s.save()
 
 
+@pytest.mark.slow
 def test_tuning_options_may_change_between_runs_and_on_resume(tmp_path, sample):
     out = tmp_path / "out"
     first = run_cli(*file_args(sample, out, "--concurrency", "2", "--timeout", "10", "--retries", "0"))
@@ -268,6 +272,7 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     assert "1 checkpoint record(s) name lines that were not selected (first: line 1)" in error
 
 
+@pytest.mark.slow
 def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
     """The other half of "exactly once": a line recorded twice (two writers each wrote a part
     holding it) stops the commit with the line named, instead of writing one of the two."""
@@ -293,6 +298,7 @@ def test_a_line_with_two_checkpoint_records_does_not_complete_the_job(tmp_path):
     assert "out of order at line index" in (job.get("error") or "") + r.stderr
 
 
+@pytest.mark.slow
 def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_path):
     """Paths in job.json are absolute, so a folder moved elsewhere must still be worked on where it
     is found, never through the path it was written at: a renamed copy used to be resumed into the

@@ -74,6 +74,7 @@ def test_a_real_jobs_output(tmp_path, capsys, monkeypatch):
     assert kept == [raw for raw in output.read_bytes().splitlines() if b'"failure-reason"' not in raw]
 
 
+@pytest.mark.slow
 def test_cli_summary_and_refusals(tmp_path):
     src, _real = mixed(tmp_path)
     out = tmp_path / "l.manifest"
@@ -97,6 +98,7 @@ def test_cli_summary_and_refusals(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr
 
 
+@pytest.mark.slow
 def test_reads_and_writes_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("labeled")
     src, real = mixed(tmp_path)

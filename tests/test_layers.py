@@ -8,6 +8,7 @@ relative ones resolved, so a lazy import cannot hide an arrow."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
+@functools.cache  # each rule reads every file: parse each once per session (about 1 s of CPU per pass)
+def imports_of(path: Path) -> frozenset[str]:
     """Absolute names of every module ``path`` imports (``from a import b`` gives ``a`` and ``a.b``)."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -61,7 +63,7 @@ def imports_of(path: Path) -> set[str]:
             target = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def under(name: str, prefix: str) -> bool:

@@ -124,6 +124,7 @@ def test_a_live_holder_on_another_host_is_respected(tmp_path):
         first.release()
 
 
+@pytest.mark.slow
 def test_a_racing_acquire_has_one_winner(tmp_path):
     """Eight processes try to take one free lease at once: exactly one holds it."""
     job = tmp_path / "job"
@@ -158,6 +159,7 @@ def test_hold_is_reentrant_in_one_thread(tmp_path):
 
 # -- jobs under the lease: real processes -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_second_annotate_and_resume_are_refused_while_the_first_runs(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", N)
     out = tmp_path / "out"
@@ -177,19 +179,23 @@ def test_second_annotate_and_resume_are_refused_while_the_first_runs(tmp_path):
     assert_covered_once(inp, out, "busy")
 
 
+@pytest.mark.slow
 def test_clone_and_chain_into_a_running_jobs_folder_are_refused(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 30)
     out = tmp_path / "out"
     done = run_cli(*start_args(inp, out, "base", delay="0"))
     assert done.returncode == 0, done.stderr
-    running = popen_cli(*start_args(inp, out, "target", delay="0.3"))
+    # a job that runs for 30 s unless stopped: a loaded machine can take seconds per command below
+    running = popen_cli(*start_args(inp, out, "target", delay="1", every="1"))
     try:
         wait_until(has_parts(out, "target"))
         for args in (("clone", str(out / "base"), "--job-name", "target"),
                      ("chain", str(out / "base"), "--job-name", "target")):
             r = run_cli(*args)
             assert r.returncode == 2 and "is in use by pid" in r.stderr, r.stderr
+        assert running.poll() is None, "the target job ended before both commands were refused"
     finally:
+        running.send_signal(signal.SIGINT)
         running.wait(timeout=120)
 
 
@@ -212,6 +218,7 @@ def test_kill_9_then_status_says_interrupted_and_resume_takes_over(tmp_path):
 
 
 @pytest.mark.parametrize("trial", range(3))
+@pytest.mark.slow
 def test_concurrent_annotate_and_resume_never_lose_lines(tmp_path, trial):
     """The failure the lease fixes: a second writer started while the first runs, then killed;
     the first must end COMPLETED with every selected line recorded exactly once."""
@@ -262,6 +269,7 @@ def test_a_lost_lease_stops_the_run_without_writing(tmp_path, monkeypatch):
     assert parts_before < 40 // 5
 
 
+@pytest.mark.slow
 def test_a_refused_new_job_leaves_no_folder(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
     r = run_cli("annotate", str(inp), "--job-name", "nope", "--label-attribute", "source", "--task-type",
@@ -270,6 +278,7 @@ def test_a_refused_new_job_leaves_no_folder(tmp_path):
     assert not (tmp_path / "out" / "nope").exists()
 
 
+@pytest.mark.slow
 def test_a_job_on_s3_runs_under_its_lease_and_releases_it(tmp_path, s3: S3Endpoint):
     inp = write_manifest(tmp_path / "in.manifest", 40)
     root = f"{s3.new_bucket()}/jobs"

@@ -44,6 +44,7 @@ def test_every_real_line_gets_splices_bytes(gt_manifests: Path):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LINE_OBJECTS, WS, WS, st.sampled_from(["label", "a\u00e9\"b", "x-metadata"]))
+@pytest.mark.slow
 def test_generated_lines_of_any_spelling_get_splices_bytes(line_object, before, after, key):
     raw, meaning = line_object
     body = before + raw + after

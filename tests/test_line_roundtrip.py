@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.gt import GT_MANIFESTS, gt_files, requires_gt
+from tests.support.gt import GT_MANIFESTS, gt_files, real_cases, requires_gt
 from totask_manifest._manifest.io import iter_lines_from, read_lines, write_lines
 from totask_manifest._manifest.line import BOM, DELETE, Line, scan_top_level
 
@@ -135,6 +135,7 @@ def raw_values(body: bytes) -> dict[str, bytes]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(manifests())
+@pytest.mark.slow
 def test_untouched_manifest_round_trips_byte_identical(data: tuple[bytes, list[dict]]) -> None:
     raw, meanings = data
     lines = list(iter_lines_from(io.BytesIO(raw)))
@@ -147,6 +148,7 @@ def test_untouched_manifest_round_trips_byte_identical(data: tuple[bytes, list[d
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LINE_OBJECTS, st.data())
+@pytest.mark.slow
 def test_edit_keeps_every_other_key_byte_identical(line_object: tuple[bytes, dict], data: st.DataObject) -> None:
     body, meaning = line_object
     line = Line(4, body, data.draw(st.sampled_from([b"\n", b"\r\n", b""])))
@@ -191,7 +193,7 @@ def test_real_files_are_present() -> None:
     assert len(REAL_FILES) >= 20, GT_MANIFESTS
 
 
-@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name[:60])
+@pytest.mark.parametrize("path", real_cases(REAL_FILES), ids=lambda p: p.name[:60])
 def test_real_file_round_trips_byte_identical(path: Path, tmp_path: Path) -> None:
     out = tmp_path / "copy.manifest"
     n = write_lines(str(out), read_lines(str(path)))
@@ -199,7 +201,7 @@ def test_real_file_round_trips_byte_identical(path: Path, tmp_path: Path) -> Non
     assert n == path.read_bytes().count(b"\n") + (0 if path.read_bytes().endswith(b"\n") else 1)
 
 
-@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name[:60])
+@pytest.mark.parametrize("path", real_cases(REAL_FILES), ids=lambda p: p.name[:60])
 def test_real_file_edit_keeps_other_keys(path: Path, tmp_path: Path) -> None:
     label = {"image_size": [{"width": 680, "height": 1024, "depth": 3}],
              "annotations": [{"class_id": 0, "top": 164.60000000000002, "left": 1e-05, "width": 3, "height": 4}]}

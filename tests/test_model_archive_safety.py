@@ -117,6 +117,7 @@ def archives(tmp_path_factory) -> dict:
     return {"good": good, "marker": marker, "planted": _planted(tmp, good, marker)}
 
 
+@pytest.mark.slow
 def test_plain_torch_export_load_runs_the_planted_payloads(archives, tmp_path):
     """The archives are real attacks: torch's own loader runs them (in a throwaway process)."""
     marker = archives["marker"]
@@ -131,6 +132,7 @@ def test_plain_torch_export_load_runs_the_planted_payloads(archives, tmp_path):
 
 @pytest.mark.parametrize("kind", ["sample-inputs", "pickled-weight", "opaque-constant", "shape-expression",
                                   "aotinductor"])
+@pytest.mark.slow  # the archives fixture runs torch.export (about 4 s of CPU); the checks below need none
 def test_a_planted_pt2_is_refused_and_nothing_runs(archives, kind):
     marker = archives["marker"]
     with pytest.raises(UsageError) as err:
@@ -140,6 +142,7 @@ def test_a_planted_pt2_is_refused_and_nothing_runs(archives, kind):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_planted_pt2_is_refused_by_the_cli_before_a_job_exists(archives, tmp_path):
     img = tmp_path / "a.png"
     from PIL import Image
@@ -168,6 +171,7 @@ class Strided(torch.nn.Module):
         return y.mean(dim=(2, 3)) + (y.shape[2] * y.shape[3] // 3 + x.shape[0] % 2)
 
 
+@pytest.mark.slow
 def test_good_programs_still_load(archives, tmp_path):
     loaded = load_exported(str(archives["good"]))
     assert loaded.class_names == ["a", "b", "c"] and loaded.static_batch is None

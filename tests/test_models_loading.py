@@ -79,6 +79,7 @@ def test_runner_scales_to_unit_range_and_checks_output_shape(tmp_path):
         seg.predict(uint8_batch((1, 2, 3)))
 
 
+@pytest.mark.slow  # torch.export's first use in a process costs about 3.5 s of CPU
 def test_torch_export_program_with_dynamic_and_static_batch(tmp_path):
     names = "a\nb\nc\n"
     dynamic = torch.export.export(Plain(), (torch.rand(4, 3, 16, 12),),

@@ -217,6 +217,7 @@ def test_expired_urls_are_fetched_again_from_synapse(files_as_list, synapse, fil
     assert token_headers(files.requests) == []
 
 
+@pytest.mark.slow
 def test_urls_refused_by_the_storage_host_are_fetched_again_and_a_resumed_job_works(
         synapse, files, client, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 3, label=rich_dm_doc)
@@ -289,7 +290,7 @@ def test_without_credentials_an_expired_url_fails_its_line_with_the_reason(synap
 # --- 4. existing ToTask plugins ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("plugin", ["PassThrough", "NeedsContext"])
+@pytest.mark.parametrize("plugin", ["PassThrough", pytest.param("NeedsContext", marks=pytest.mark.slow)])
 def test_an_sdk_style_plugin_class_converts_for_annotate(plugin, synapse, files, client, tmp_path) -> None:
     totask_plugins.calls.clear()
     pid, manifest = exported(synapse, files, client, tmp_path, n=2)
@@ -309,6 +310,7 @@ def test_an_sdk_style_plugin_class_converts_for_annotate(plugin, synapse, files,
         assert {c[1] for c in totask_plugins.calls if c[0] == "context"} == {("native", "native", SPEC)}
 
 
+@pytest.mark.slow
 def test_an_sdk_style_plugin_class_converts_for_run_and_inference(synapse, files, tmp_path) -> None:
     totask_plugins.calls.clear()
     pid = seed_tasks(synapse, files, 2, label=rich_dm_doc)
@@ -356,6 +358,7 @@ def test_a_converter_that_cannot_be_loaded_is_a_usage_error(tmp_path) -> None:
 # --- 5. empty results are never submitted --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, client, tmp_path) -> None:
     empty = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}}
     pid, manifest = exported(synapse, files, client, tmp_path, n=3,
@@ -388,6 +391,7 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
     assert synapse.requests_to("PUT") == []
 
 
+@pytest.mark.slow
 def test_with_schema_any_an_empty_document_is_submitted_as_the_sdk_submits_it(synapse, files, tmp_path) -> None:
     """``schema: any`` sends ``?schema=any``, which skips the backend's DM check (the one refusing an
     empty submit): the SDK's file method then writes the file's empty document, and so does ``run``;
@@ -490,6 +494,7 @@ def test_inference_reads_each_task_first_so_an_old_export_still_works(synapse, f
                for rec in output_records(result))
 
 
+@pytest.mark.slow
 def test_cli_options_reach_the_job(synapse, files, client, tmp_path, capsys) -> None:
     from totask_manifest._cli import main
 
@@ -529,6 +534,7 @@ def test_coco_segmentations_are_not_dropped_silently(tmp_path) -> None:
     assert orjson.loads(line)["label-metadata"]["dropped"] == {"segmentation": 1, "attribute": 1}
 
 
+@pytest.mark.slow
 def test_a_job_stopped_then_resumed_after_its_urls_lapsed_works(synapse, files, client, tmp_path) -> None:
     import os
     import signal
@@ -559,6 +565,7 @@ def test_a_job_stopped_then_resumed_after_its_urls_lapsed_works(synapse, files, 
     assert any(r.status == 403 for r in files.requests)  # the old URLs were refused, the fresh ones served
 
 
+@pytest.mark.slow
 def test_a_plugin_that_misbehaves_fails_only_its_task_with_the_token_masked(synapse, files, client, tmp_path,
                                                                              capsys) -> None:
     """A plugin raising (with the token in its message), returning what JSON cannot hold, or NaN

@@ -57,6 +57,7 @@ def box_sets(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(box_sets())
+@pytest.mark.slow
 def test_batched_nms_matches_per_class_brute_force(data):
     boxes, scores, labels, thr = data
     expected = reference_nms(boxes, scores, labels, thr)
@@ -71,6 +72,7 @@ def test_batched_nms_matches_per_class_brute_force(data):
 
 @settings(max_examples=50, deadline=None)
 @given(box_sets())
+@pytest.mark.slow
 def test_classless_nms_matches_brute_force_with_one_class(data):
     boxes, scores, _labels, thr = data
     expected = reference_nms(boxes, scores, [0] * len(boxes), thr)

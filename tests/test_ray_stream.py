@@ -81,6 +81,7 @@ def run_calls(stream, batches: list[list[Item]], stagger: float = 0.0) -> list:
     return results
 
 
+@pytest.mark.slow
 def test_batches_of_concurrent_calls_share_one_pass_and_get_their_own_outcomes():
     annotator = WindowAnnotator(limit=4, delay=0.01)
     stream = make_stream(annotator)

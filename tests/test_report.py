@@ -69,6 +69,7 @@ def _thumbs(html: str) -> list[Image.Image]:
             for b in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)]
 
 
+@pytest.mark.slow
 def test_report_of_a_real_job(job):
     html, n_tiles, n_failures = render_report(str(job))
     assert (n_tiles, n_failures) == (5, 2)
@@ -87,6 +88,7 @@ def test_report_of_a_real_job(job):
     assert not re.search(r'(src|href)="https?:', html) and "url(http" not in html and "@import" not in html
 
 
+@pytest.mark.slow  # the job fixture runs the real annotate command
 def test_cli_writes_the_file_and_refuses_a_non_job(job, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert cli_main(["report", str(job), "-o", str(out), "--samples", "2"]) == 0

@@ -84,6 +84,7 @@ def test_tags_stay_inside_overlap_nothing_and_cover_no_small_box():
                 assert not _overlaps(placed[a], placed[b])
 
 
+@pytest.mark.slow
 def test_boxes_are_drawn_at_tile_scale(tmp_path):
     """A box at the right edge of a 4000-pixel image: its tag is drawn inside the 240-pixel tile."""
     Image.new("RGB", (4000, 3000), (255, 255, 255)).save(tmp_path / "big.png")
@@ -172,6 +173,7 @@ def test_dense_job_page_in_headless_chromium(tmp_path):
     assert all(b.sum() > 200 for b in bars)
 
 
+@pytest.mark.slow
 def test_sample_images_of_appended_manifests_resolve_in_their_own_folder(tmp_path):
     """The job resolved an --append manifest's relative references in its folder (issue 12); the
     report's thumbnails must find the same images, also after a blank line in the main manifest."""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from aiohttp import web
 from PIL import Image
 
@@ -65,6 +66,7 @@ def _report(job: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_report_keeps_to_the_jobs_fetch_policy(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -109,6 +111,7 @@ def test_report_keeps_to_the_jobs_fetch_policy(tmp_path):
         assert SECRET_COLOR not in [c for _n, c in img.getcolors(1 << 16)]
 
 
+@pytest.mark.slow
 def test_report_flags_widen_or_narrow_the_policy(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -160,6 +163,7 @@ def test_a_jpeg_over_the_budget_is_reduced_and_its_boxes_scaled(tmp_path):
     assert not near(px[50, 40])
 
 
+@pytest.mark.slow
 def test_s3_images_without_credentials_are_a_tile_not_a_traceback(tmp_path):
     import os
 

@@ -54,6 +54,7 @@ def renamed_copy(path, job, tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_signal_stops_with_valid_output_then_resume_completes(tmp_path, reference, sig):
     inp, ref_out = reference
     out = tmp_path / "out"
@@ -90,8 +91,14 @@ def test_kill_9_at_many_points_then_resume_equals_uninterrupted(tmp_path, refere
         out = tmp_path / f"out{k}"
         job = f"kill{k}"
         proc = popen_cli(*start_args(inp, out, job))
-        # kill at a random moment: before, during and between checkpoints
-        time.sleep(rng.uniform(0.2, 1.6))
+        # kill at a random moment: before, during and between checkpoints. The moment counts from
+        # the job folder's appearance (a loaded machine can take seconds to start the command),
+        # except on one round, which may well land before the job exists.
+        if k != 1:
+            deadline = time.monotonic() + 60
+            while not (out / job / "job.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.4) if k != 1 else rng.uniform(0.05, 0.3))
         proc.kill()
         proc.wait(timeout=30)
         if not (out / job / "job.json").exists():
@@ -113,6 +120,7 @@ def test_kill_9_at_many_points_then_resume_equals_uninterrupted(tmp_path, refere
     assert total is not None, "every kill landed before the job started; widen the window"
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_input(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 40)
     out = tmp_path / "out"
@@ -125,6 +133,7 @@ def test_resume_refuses_a_changed_input(tmp_path):
     assert r.returncode == 1 and "changed since job" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_completed_job_does_nothing(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"

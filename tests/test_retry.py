@@ -1,5 +1,6 @@
 """The one retry policy (``totask_manifest._retry``) and the clients that use it: the fetcher's
-jittered waits, the Synapse client's urllib3 waits (the SDK's), the model endpoint's waits."""
+jittered waits (the model endpoint's too: it posts through the fetcher), the Synapse client's
+urllib3 waits (the SDK's)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def test_jittered_waits_lie_in_the_upper_half_of_the_doubling_ceiling():
 def test_plain_waits_are_urllib3s():
     sdk = Backoff(2.0, 120.0, jitter=False, first=0.0)
     assert [sdk.delay(n) for n in (1, 2, 3, 4, 7, 8)] == [0.0, 4.0, 8.0, 16.0, 120.0, 120.0]
-    endpoint = Backoff(0.25, 10.0, jitter=False)
-    assert [endpoint.delay(n) for n in (1, 2, 3, 7)] == [0.25, 0.5, 1.0, 10.0]
+    plain = Backoff(0.25, 10.0, jitter=False)
+    assert [plain.delay(n) for n in (1, 2, 3, 7)] == [0.25, 0.5, 1.0, 10.0]
 
 
 def test_retry_after_replaces_the_formula_up_to_its_cap():
@@ -75,5 +76,5 @@ def test_the_model_endpoint_retries_5xx_with_its_waits():
         out = runner.predict(["s3://b/x.jpg"])
         waited = time.monotonic() - started
     assert server.hits["/predict"] == 3
-    assert len(out) == 1 and "HTTP 503 (3 attempts)" in str(out[0])
-    assert 0.75 <= waited < 5  # 0.25 s, then 0.5 s
+    assert len(out) == 1 and str(out[0]).startswith("model endpoint: HTTP 503 (") and "; 3 attempts)" in str(out[0])
+    assert 0.375 <= waited < 5  # the fetcher's jittered waits: 0.125-0.25 s, then 0.25-0.5 s

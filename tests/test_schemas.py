@@ -428,6 +428,7 @@ def agree(task_type: str, label: Any, metadata: Any) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(BOXES, st.integers(0, 4), st.sets(st.sampled_from(["0", "1", "2", "3"])), COMMON, KINDS)
+@pytest.mark.slow
 def test_fast_path_agrees_on_object_detection(boxes: list, n_objects: int, classes: set, common: dict, kind: str) -> None:
     label = {"image_size": [{"width": 9, "height": 9}], "annotations": boxes}
     metadata = {**common, "type": kind, "objects": [{"confidence": 0.5}] * n_objects, "class-map": dict.fromkeys(classes, "c")}
@@ -436,6 +437,7 @@ def test_fast_path_agrees_on_object_detection(boxes: list, n_objects: int, class
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(CLASS_IDS), st.sets(st.sampled_from(["0", "1", "2", "3", "x"])), COMMON, st.sampled_from(sorted(TASK_TYPES)))
+@pytest.mark.slow
 def test_fast_path_agrees_on_every_task_type(label: list, classes: set, common: dict, task_type: str) -> None:
     metadata = {**common, "type": "groundtruth/" + task_type, "class-map": dict.fromkeys(classes, "c")}
     agree(task_type, label, metadata)
@@ -448,6 +450,7 @@ GUIDE_BY_TYPE = {e[0]: (e[1], e[2]) for e in reversed(GUIDE_EXAMPLES)}
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9), st.sampled_from(["A", "B"])), max_size=3),
        st.integers(0, 3), st.booleans(), COMMON)
+@pytest.mark.slow
 def test_fast_path_agrees_on_text_span(entities: list, n_conf: int, with_labels: bool, common: dict) -> None:
     annotations: dict = {"entities": [{"label": lab, "startOffset": s, "endOffset": e} for s, e, lab in entities]}
     if with_labels:

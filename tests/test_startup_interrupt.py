@@ -49,6 +49,7 @@ def test_a_library_import_leaves_sigint_alone():
     assert r.returncode != 130 and "KeyboardInterrupt" in r.stderr, (r.returncode, r.stderr)
 
 
+@pytest.mark.slow
 def test_the_command_puts_pythons_handler_back_once_parsed(tmp_path):
     """After parsing, a command catches KeyboardInterrupt itself (a job stops cleanly, STOPPED)."""
     code = ("import sys; sys.argv[:] = ['-m']; sys.orig_argv = [sys.executable, '-m', 'totask_manifest']\n"
@@ -81,6 +82,7 @@ def _workers_of(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the pool's workers")
 @pytest.mark.parametrize("command", ["stats", "evaluate"])
+@pytest.mark.slow
 def test_ctrl_c_reaching_the_pool_workers_too_is_one_line_and_130(tmp_path, command):
     """A terminal's Ctrl-C goes to the whole foreground process group: the command and the workers
     it spawned to read a big file in ranges. Each worker used to print a KeyboardInterrupt traceback

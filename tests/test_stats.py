@@ -264,6 +264,7 @@ def _mixed_file(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_byte_ranges_in_worker_processes_count_the_same(tmp_path, monkeypatch):
     path = _mixed_file(tmp_path / "mixed.manifest")
     # ranges of a few kilobytes: dozens of boundaries, inside lines, on CRLF, on blank lines
@@ -300,6 +301,7 @@ def test_lines_that_are_not_json_objects_are_counted_and_reported(tmp_path):
     assert "lines that are not a JSON object: 2" in format_text(got)
 
 
+@pytest.mark.slow
 def test_manifest_on_s3_streams_through_the_same_counts(tmp_path, s3: S3Endpoint):
     src = _mixed_file(tmp_path / "mixed.manifest")
     bucket = s3.new_bucket("stats")

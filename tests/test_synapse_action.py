@@ -98,6 +98,7 @@ def test_file_method_end_to_end_reports_to_the_synapse_job(synapse, files, tmp_p
     assert stand_by == sorted(stand_by, reverse=True) and stand_by[-1] == 0
 
 
+@pytest.mark.slow
 def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 3)
     first = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
@@ -116,6 +117,7 @@ def test_rerun_after_success_is_a_fresh_run_that_writes_only_what_is_new(synapse
     assert orjson.loads((tmp_path / "file-based-annotation" / "totask-run.json").read_bytes())["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 4)
     monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
@@ -267,6 +269,7 @@ def test_fatal_errors_give_failed_with_the_guides_message(synapse, files, tmp_pa
     assert last["step"] == failed_step and last["level"] == "danger"
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_resumed_but_other_parameters_start_over(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 2)
     synapse.add_fault(Fault(status=401, method="PUT", times=1))  # the token is refused once, mid-apply
@@ -310,6 +313,7 @@ def test_run_command_with_yaml_params(synapse, files, tmp_path, capsys) -> None:
     assert "not valid JSON" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_rerun_after_kill_resumes_instead_of_starting_over(synapse, files, tmp_path) -> None:
     """kill -9 in the middle of apply; the same action run again finishes with each task written once."""
     n = 16
@@ -380,6 +384,7 @@ def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the
     assert token_headers(files.requests) == []
 
 
+@pytest.mark.slow
 def test_a_ctrl_c_is_reported_as_interrupted_and_the_rerun_resumes(synapse, files, tmp_path, monkeypatch) -> None:
     """A Ctrl-C during the writes: the Synapse job and totask-run.json say the run was interrupted
     (they said "not started"), the interrupt still reaches the caller, and running again finishes."""

@@ -127,6 +127,7 @@ def test_objects_format_is_sent_with_schema_any(synapse, client, job) -> None:
     assert put.body["data"] == gt_to_objects("object-detection", *gt_label(1))
 
 
+@pytest.mark.slow
 def test_revoked_token_stops_and_the_journal_lets_rollback_finish(synapse, client, job, capsys) -> None:
     _, job_dir, tasks = job
 
@@ -196,6 +197,7 @@ def test_rollback_skips_tasks_changed_since_unless_forced(synapse, client, job, 
     assert tasks[0]["data"] == ORIGINAL and "1 restored" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_no_task_is_written_twice_under_concurrency(synapse, files, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 40)
     synapse.latency = 0.01
@@ -246,6 +248,7 @@ def test_job_on_an_object_store_keeps_its_journal_there(synapse, files, client, 
 
 
 @pytest.mark.parametrize("listing", ["honoured", "ignored", "failing"])
+@pytest.mark.slow
 def test_current_data_is_read_a_window_at_a_time_when_the_listing_allows(synapse, files, tmp_path, listing) -> None:
     pid = seed_tasks(synapse, files, 250, data=ORIGINAL)
     c = fast_client(synapse)
@@ -279,6 +282,7 @@ def test_current_data_is_read_a_window_at_a_time_when_the_listing_allows(synapse
     assert all(t["data"] == expected(i + 1) for i, t in enumerate(tasks) if i != 120)
 
 
+@pytest.mark.slow
 def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, client, job, capsys) -> None:
     _, job_dir, tasks = job
 

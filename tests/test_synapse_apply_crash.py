@@ -112,6 +112,7 @@ def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_ta
         assert task["data"] == want, f"task {task['id']} not restored"
 
 
+@pytest.mark.slow
 def test_two_applies_at_once_send_each_put_once(synapse, project):
     job_dir, tasks = project
     first_put, second_done = threading.Event(), threading.Event()
@@ -145,6 +146,7 @@ def test_two_applies_at_once_send_each_put_once(synapse, project):
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_a_corrupt_journal_is_one_line_not_a_traceback(synapse, project, client):
     job_dir, _tasks = project
     assert apply_job(str(job_dir), client=client).ok

@@ -216,6 +216,7 @@ def test_fatal_errors_exit_non_zero_and_write_nothing(synapse, files, tmp_path, 
                      filters={"status": "done"} if case == "no-tasks" else None)
 
 
+@pytest.mark.slow
 def test_export_to_s3(synapse, files, client, s3) -> None:
     pid = seed_tasks(synapse, files, 3)
     bucket = s3.new_bucket()
@@ -247,6 +248,7 @@ def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
         f.write(b"never")
 
 
+@pytest.mark.slow
 def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
     """A real process: the summary, a skipped task and an ignored filter each appear once
     (the library's log and the command's own print used to say the same thing twice)."""
@@ -269,6 +271,7 @@ def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
     assert text.count(f"task {tasks[0]['id']}") == 1 and "Data unit does not have files" in r.stderr, text
 
 
+@pytest.mark.slow
 def test_an_unreachable_synapse_host_is_an_io_error_exit_2(tmp_path, monkeypatch) -> None:
     """Nothing answered at all (connection refused): one line, exit 2 as for any I/O error."""
     import os

@@ -134,6 +134,7 @@ def test_an_old_failed_application_does_not_fail_a_new_deploy(synapse, client) -
         PreProcessor(client, rel, 1, sleep=t.sleep, clock=t.clock).ensure_running()
 
 
+@pytest.mark.slow
 def test_readiness_times_out(synapse, client) -> None:
     rel = synapse.add_release("det")
     synapse.deploy_statuses = ["DEPLOYING"]

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from tests.support.gt import GT_MANIFESTS as GT
-from tests.support.gt import requires_gt
+from tests.support.gt import real_cases, requires_gt
 from totask_manifest._analytics.convert import convert
 from totask_manifest._cli import main
 from totask_manifest._errors import ManifestError, UsageError
@@ -37,7 +37,7 @@ pytestmark = requires_gt
 # ---------------------------------------------------------------- COCO through pycocotools
 
 
-@pytest.mark.parametrize(("name", "attr"), BOXES.items())
+@pytest.mark.parametrize(("name", "attr"), real_cases(BOXES.items()))
 def test_pycocotools_loads_the_output_and_scores_it_perfect(tmp_path, name, attr):
     pycoco = pytest.importorskip("pycocotools.coco")
     cocoeval = pytest.importorskip("pycocotools.cocoeval")

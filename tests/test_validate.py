@@ -362,6 +362,7 @@ def big_broken_file(folder: Path, copies: int) -> tuple[str, list[tuple[int, str
     return str(target), planted
 
 
+@pytest.mark.slow
 def test_parallel_ranges_report_the_same_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path, planted = big_broken_file(tmp_path, 20)  # 6,300 lines, about 2.7 MB
     assert len(planted) > 6
@@ -385,6 +386,7 @@ def test_memory_urls_stay_in_one_process(tmp_path: Path, monkeypatch: pytest.Mon
     assert problems(report) == planted
 
 
+@pytest.mark.slow
 def test_problems_are_capped_but_counted(tmp_path: Path) -> None:
     path, planted = big_broken_file(tmp_path, 20)
     report = validate_manifest(path, max_problems=3)
@@ -405,6 +407,7 @@ def traced_peak(path: str) -> tuple[ValidationReport, int]:
     return report, peak
 
 
+@pytest.mark.slow
 def test_validation_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     small, _ = big_broken_file(tmp_path, 10)
     large, planted = big_broken_file(tmp_path, 40)  # 12,600 lines, about 5.4 MB
@@ -417,6 +420,7 @@ def test_validation_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     assert large_peak < small_peak * 1.5, (small_peak, large_peak)
 
 
+@pytest.mark.slow
 def test_validate_on_s3(s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/job/manifests/output/output.manifest"
@@ -481,6 +485,7 @@ BROKEN_POOL = [
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(POOL), min_size=1, max_size=40), st.lists(st.tuples(st.integers(0, 39), st.sampled_from(BROKEN_POOL)), max_size=4))
+@pytest.mark.slow
 def test_runs_and_lines_agree_on_mixed_files(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
                                              lines: list[bytes], broken: list[tuple[int, bytes]]) -> None:
     lines = list(lines)

@@ -103,6 +103,7 @@ def test_main_usage_and_io_errors_exit_2(args: list[str], message: str, capsys: 
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
     ok = run_cli(str(YOLO))
     assert ok.returncode == 0 and "valid: 50 lines, 0 errors" in ok.stdout
@@ -115,6 +116,7 @@ def test_subprocess_valid_invalid_and_missing(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "MANIFEST" in usage.stderr
 
 
+@pytest.mark.slow
 def test_subprocess_on_s3(s3: S3Endpoint) -> None:
     bucket = s3.new_bucket()
     url = f"{bucket}/out/output.manifest"

@@ -8,7 +8,9 @@ failing the import.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,3 +28,22 @@ def gt_files(*suffixes: str) -> list[Path]:
     if not HAVE_GT:
         return []
     return sorted(p for p in GT_MANIFESTS.iterdir() if p.is_file() and (not suffixes or p.name.endswith(suffixes)))
+
+
+#: a real manifest over this many bytes runs its per-file test cases in the slow lane only; the
+#: fast lane keeps every smaller file (the same shapes and task types, a fraction of the lines)
+BIG_BYTES = 100_000
+
+
+def real_cases(cases: Iterable[Any]) -> list[Any]:
+    """Cases for ``pytest.mark.parametrize`` over real files: a file name or ``Path``, or a tuple
+    whose first item is one. Cases of a file over ``BIG_BYTES`` are marked ``slow``."""
+    out: list[Any] = []
+    for case in cases:
+        values = case if isinstance(case, tuple) else (case,)
+        path = GT_MANIFESTS / Path(values[0]).name
+        if path.is_file() and path.stat().st_size > BIG_BYTES:
+            out.append(pytest.param(*values, marks=pytest.mark.slow))
+        else:
+            out.append(case)
+    return out

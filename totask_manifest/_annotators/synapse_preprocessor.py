@@ -204,7 +204,7 @@ class PreProcessorAnnotator(BatchAnnotator):
     async def _image_size(self, item: Item) -> Any:
         """Read from the image itself (headers only), without any Synapse credentials."""
         from .._fetch import Fetcher
-        from .file import read_image_size
+        from .file_convert import read_image_size
 
         if self._fetcher is None:
             self._fetcher = Fetcher()

@@ -4,7 +4,8 @@ Both annotators read files named by manifest lines (annotation files, images), s
 place that decides what may be read and how hard to try:
 
 * ``http(s)://`` goes straight to aiohttp (``fetch.http``): one connection pool per ``Fetcher``,
-  no request or response objects of another library around each GET.
+  no request or response objects of another library around each GET. ``Fetcher.post`` sends a
+  model endpoint's requests the same way (``models.runners.HttpRunner``).
 * ``s3://`` and every other fsspec protocol are read in a thread pool, because fsspec's file API
   is synchronous.
 * local paths and ``file://`` only inside ``allow_root`` (symlinks and ``..`` resolved first),

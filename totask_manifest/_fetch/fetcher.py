@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,37 +62,23 @@ class Fetcher:
 
     async def fetch(self, url: str) -> bytes:
         """The body behind ``url``; ``FetchError`` with a short, token-free reason otherwise."""
-        if self._closed:
-            raise FetchError("fetcher is closed")
+        self._check_open()
         self.stats.requests += 1
         kind, target = self.policy.classify(url)
-        attempts = self.policy.retries + 1
-        last: _Transient | None = None
-        for attempt in range(attempts):
-            if attempt:
-                self.stats.retries += 1
-                await asyncio.sleep(self.backoff.delay(attempt, last.retry_after if last else None))
-            try:
-                async with self._slots:
-                    self.stats.attempts += 1
-                    async with asyncio.timeout(self.policy.timeout):
-                        if kind == "http":
-                            body = await (self._client or self._http_client()).get(target)
-                        else:
-                            body = await self._in_thread(kind, target)
-                self.stats.bytes += len(body)
-                return body
-            except TimeoutError:
-                last = _Transient(f"timed out after {self.policy.timeout:g} s")
-            except _Transient as exc:
-                last = exc
-            except FetchError as exc:
-                self._count_failure(str(exc))
-                raise FetchError(f"{exc} ({redact_url(url)})") from None
-        assert last is not None
-        tried = f"{attempts} attempts" if attempts > 1 else "1 attempt"
-        self._count_failure(last.reason)
-        raise FetchError(f"{last.reason} ({redact_url(url)}; {tried})")
+        if kind == "http":
+            return await self._with_retries(url, lambda: self._http().get(target))
+        return await self._with_retries(url, lambda: self._in_thread(kind, target))
+
+    async def post(self, url: str, data: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+        """POST ``data`` to an http(s) ``url`` and return the 2xx body, under the same policy and
+        retries as ``fetch`` (a model endpoint: the request is a prediction, safe to repeat).
+        A 3xx is not followed; another status's reason holds the start of the answer."""
+        self._check_open()
+        self.stats.requests += 1
+        kind, target = self.policy.classify(url)
+        if kind != "http":
+            raise FetchError(f"refused by policy: POST needs an http(s) URL ({redact_url(url)})")
+        return await self._with_retries(url, lambda: self._http().send("POST", target, data=data, headers=headers))
 
     fetch_bytes = fetch
 
@@ -121,6 +107,38 @@ class Fetcher:
 
     # -- internals
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FetchError("fetcher is closed")
+
+    async def _with_retries(self, url: str, attempt: Callable[[], Awaitable[bytes]]) -> bytes:
+        """``attempt()`` until it succeeds, under the policy: each try bounded by ``timeout`` and
+        a concurrency slot, ``Transient`` failures tried again after ``backoff``'s wait."""
+        attempts = self.policy.retries + 1
+        last: _Transient | None = None
+        for n in range(attempts):
+            if n:
+                self.stats.retries += 1
+                await asyncio.sleep(self.backoff.delay(n, last.retry_after if last else None))
+            try:
+                async with self._slots:
+                    self.stats.attempts += 1
+                    async with asyncio.timeout(self.policy.timeout):
+                        body = await attempt()
+                self.stats.bytes += len(body)
+                return body
+            except TimeoutError:
+                last = _Transient(f"timed out after {self.policy.timeout:g} s")
+            except _Transient as exc:
+                last = exc
+            except FetchError as exc:
+                self._count_failure(str(exc))
+                raise FetchError(f"{exc} ({redact_url(url)})") from None
+        assert last is not None
+        tried = f"{attempts} attempts" if attempts > 1 else "1 attempt"
+        self._count_failure(last.reason)
+        raise FetchError(f"{last.reason} ({redact_url(url)}; {tried})")
+
     def _count_failure(self, reason: str) -> None:
         self.stats.failures += 1
         key = reason.split(" (", 1)[0][:60]
@@ -139,8 +157,9 @@ class Fetcher:
             )
         return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
-    def _http_client(self) -> HttpClient:
-        from .http import HttpClient  # aiohttp is imported on the first HTTP fetch
+    def _http(self) -> HttpClient:
+        if self._client is None:
+            from .http import HttpClient  # aiohttp is imported on the first HTTP request
 
-        self._client = HttpClient(self.policy)
+            self._client = HttpClient(self.policy)
         return self._client

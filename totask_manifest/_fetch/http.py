@@ -17,6 +17,7 @@ The whole attempt's time limit is ``Fetcher``'s ``asyncio.timeout``, so no aioht
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 
 import aiohttp
 from yarl import URL
@@ -31,6 +32,19 @@ HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HTTP_SCHEMES = frozenset({"http", "https"})
 _IDENTITY = frozenset({"", "identity"})
+#: no aiohttp timer: the caller bounds each attempt (``Fetcher``'s ``asyncio.timeout``)
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
+
+
+def new_session(limit: int, *, limit_per_host: int = 0, headers: Mapping[str, str] | None = None,
+                timeout: aiohttp.ClientTimeout = NO_TIMEOUT, keepalive_timeout: float | None = None,
+                tls: ssl.SSLContext | bool = True) -> aiohttp.ClientSession:
+    """The one place an aiohttp session and its connection pool are made (the fetcher's, the
+    Synapse client's): ``limit`` connections, no ``trust_env`` (it costs two thread hops per
+    request: proxy and netrc lookups). Call it inside the event loop that will use it."""
+    extra = {} if keepalive_timeout is None else {"keepalive_timeout": keepalive_timeout}
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ssl=tls, **extra)
+    return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout)
 
 
 class HttpClient:
@@ -42,12 +56,7 @@ class HttpClient:
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
         n = policy.concurrency
-        # no trust_env: it costs two thread hops per request (proxy and netrc lookups)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=n, limit_per_host=n),
-            headers=HEADERS,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
-        )
+        self.session = new_session(n, limit_per_host=n, headers=HEADERS)
 
     async def aclose(self) -> None:
         await self.session.close()
@@ -58,18 +67,30 @@ class HttpClient:
         Raises ``FetchError`` for what another attempt would not change and ``Transient`` for
         what it may (5xx, 429, a dropped or cut connection).
         """
+        return await self.send("GET", url)
+
+    async def send(self, method: str, url: str, *, data: bytes | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
+        """One attempt at ``method url``: the 2xx body, under the policy's body limit.
+
+        Only a GET follows redirects: a 3xx to anything else is its answer (a POST is never sent
+        to a second place). A non-GET's error names the start of what the server said (a model
+        endpoint's "model not loaded"), a GET's only the status (a file's error page is noise).
+        """
         limit = self.policy.max_body_bytes
+        follow = method == "GET"
         for _hop in range(self.policy.max_redirects + 1):
             try:
-                async with self.session.get(url, allow_redirects=False) as resp:
+                async with self.session.request(method, url, data=data, headers=headers,
+                                                allow_redirects=False) as resp:
                     status = resp.status
-                    if status in REDIRECTS:
+                    if follow and status in REDIRECTS:
                         url = self._next_hop(resp, status)
                         continue
                     if retryable_status(status):
                         raise Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("Retry-After")))
                     if not 200 <= status < 300:
-                        raise FetchError(f"HTTP {status}")
+                        raise FetchError(f"HTTP {status}" if follow else f"HTTP {status}: {await _error_text(resp)}")
                     return await _read_body(resp, limit)
             except aiohttp.ClientPayloadError as exc:
                 if _root(exc).__class__.__name__ == "ContentEncodingError":
@@ -94,6 +115,17 @@ class HttpClient:
         url = str(target)
         self.policy.classify(url)  # the allow-list holds for every hop
         return url
+
+
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    """The first bytes of an error answer, scrubbed, for a reason."""
+    head = b""
+    try:
+        while len(head) < 1024 and (chunk := await resp.content.read(1024 - len(head))):
+            head += chunk
+    except (aiohttp.ClientError, OSError):
+        pass
+    return scrub(head.decode("utf-8", "replace"), 160)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:

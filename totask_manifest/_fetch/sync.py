@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from .._errors import FetchError
@@ -42,6 +42,11 @@ class SyncFetcher:
 
     def fetch(self, url: str) -> bytes:
         return self.loop_thread.run(self.fetcher.fetch(url))
+
+    def post(self, url: str, data: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+        """``Fetcher.post`` from synchronous code; safe from several threads at once (each call
+        waits for its own request on the one loop)."""
+        return self.loop_thread.run(self.fetcher.post(url, data, headers))
 
     def submit(self, url: str) -> concurrent.futures.Future[bytes]:
         assert isinstance(self.loop_thread, LoopThread), "submit needs SyncFetcher(inline=False)"

@@ -96,6 +96,13 @@ def class_id_value(value: Any, *, fmt: str, key: str) -> int:
 
 def image_size_value(image_size: Any, *, fmt: str, required: bool = True) -> ImageSize | None:
     """Accept ``(w, h[, depth])``, ``{"width","height"[,"depth"]}`` or Ground Truth's one-element list."""
+    if type(image_size) is list and len(image_size) == 1 and type(image_size[0]) is dict:
+        # Ground Truth's own form, which a file job meets on every line: plain positive ints pass as they are
+        entry = image_size[0]
+        width, height, depth = entry.get("width"), entry.get("height"), entry.get("depth", 3)
+        if type(width) is int and type(height) is int and type(depth) is int and width > 0 and height > 0 \
+                and depth > 0:
+            return (width, height, depth)
     if image_size is None:
         if required:
             raise FormatError(

@@ -254,22 +254,30 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
                 and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)]
         lost.update(coco_losses(anns))
     elif fmt == OBJECTS:
-        kept = {"bbox"} if task_type == "object-detection" else {"classification"}
+        # one pass per object with plain dict steps (this runs on every line of a file job); the
+        # kinds enter ``lost`` in the order they are met, zeros included, which fixes the order
+        # of the label's ``dropped`` keys
+        kept = "bbox" if task_type == "object-detection" else "classification"
         for obj in doc.get("objects") or []:
-            if not isinstance(obj, Mapping):
+            if type(obj) is not dict and not isinstance(obj, Mapping):
                 continue
             kind = str(obj.get("type", "bbox"))
-            if kind not in kept:
+            if kind != kept:
                 lost[kind] += 1
                 continue
-            lost.update(f"object key {k}" for k in obj if k not in _OBJECT_KEYS)
+            for k in obj:
+                if k not in _OBJECT_KEYS:
+                    lost[f"object key {k}"] += 1
             coord = obj.get("coordinates")
-            if isinstance(coord, Mapping) and _num(coord.get("rotation")):
-                lost["rotation"] += 1
-            if kind == "bbox" and isinstance(coord, Mapping):
-                lost.update(f"coordinates key {k}" for k in coord if k not in _BOX_KEYS)
+            if type(coord) is dict or isinstance(coord, Mapping):
+                if _num(coord.get("rotation")):
+                    lost["rotation"] += 1
+                if kind == "bbox":
+                    for k in coord:
+                        if k not in _BOX_KEYS:
+                            lost[f"coordinates key {k}"] += 1
             props = obj.get("properties")
-            if isinstance(props, Mapping):
+            if type(props) is dict or isinstance(props, Mapping):
                 lost["property"] += sum(1 for k in props if k not in ("label", "confidence"))
     return +lost
 

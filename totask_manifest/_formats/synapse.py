@@ -21,6 +21,7 @@ same document and a re-apply can see that the task already holds it.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -196,42 +197,48 @@ def objects_to_gt(
         raise FormatError("document needs an 'objects' list", fmt=OBJECTS, key="objects")
     classes = ClassIndex(class_names, fmt=OBJECTS)
     picked: list[tuple[int, str, float | None, Mapping | None]] = []
+    # every line of a file job passes here: plain values take plain tests, and a key path for a
+    # message is spelt only when there is something to say
     for i, obj in enumerate(objects):
-        key = f"objects[{i}]"
-        if not isinstance(obj, Mapping):
-            raise FormatError("object must be an object", fmt=OBJECTS, key=key)
+        if type(obj) is not dict and not isinstance(obj, Mapping):
+            raise FormatError("object must be an object", fmt=OBJECTS, key=f"objects[{i}]")
         props = obj.get("properties") or {}
-        if not isinstance(props, Mapping):
-            raise FormatError("'properties' must be an object", fmt=OBJECTS, key=f"{key}.properties")
+        if type(props) is not dict and not isinstance(props, Mapping):
+            raise FormatError("'properties' must be an object", fmt=OBJECTS, key=f"objects[{i}].properties")
         label = props.get("label")
-        if obj.get("class_id") is not None:
-            cid = class_id_value(obj["class_id"], fmt=OBJECTS, key=f"{key}.class_id")
+        cid = obj.get("class_id")
+        if cid is not None:
+            if type(cid) is not int or cid < 0:
+                cid = class_id_value(cid, fmt=OBJECTS, key=f"objects[{i}].class_id")
             if label is not None:
-                classes.learn(cid, str(label), key=f"{key}.properties.label")
-            cname = classes.name_for(cid, key=f"{key}.class_id")
+                classes.learn(cid, str(label), key=f"objects[{i}].properties.label")
+            cname = classes.name_for(cid, key=f"objects[{i}].class_id")
         elif label is not None:
-            cid = classes.id_for(label, key=f"{key}.properties.label")
+            cid = classes.id_for(label, key=f"objects[{i}].properties.label")
             cname = label
         else:
-            raise FormatError("object needs class_id or properties.label", fmt=OBJECTS, key=key)
+            raise FormatError("object needs class_id or properties.label", fmt=OBJECTS, key=f"objects[{i}]")
         conf = props.get("confidence", obj.get("confidence"))
-        if conf is not None:
-            conf = confidence_value(conf, fmt=OBJECTS, key=f"{key}.properties.confidence")
+        if conf is not None and not ((type(conf) is float or type(conf) is int) and 0 <= conf <= 1):
+            conf = confidence_value(conf, fmt=OBJECTS, key=f"objects[{i}].properties.confidence")
         coord = obj.get("coordinates")
         kind = obj.get("type", "bbox")
         if name == DETECTION:
             if kind != "bbox":
                 continue
-            if not isinstance(coord, Mapping):
+            if type(coord) is not dict and not isinstance(coord, Mapping):
                 raise FormatError("bbox object needs 'coordinates' {x, y, width, height}", fmt=OBJECTS,
-                                  key=f"{key}.coordinates")
+                                  key=f"objects[{i}].coordinates")
         picked.append((cid, cname, conf, coord))
     if name == DETECTION:
         size = image_size_value(image_size, fmt=OBJECTS)
         boxes = []
         for j, (cid, _, conf, coord) in enumerate(picked):
-            boxes.append(Box(cid, *(number(coord.get(f), fmt=OBJECTS, key=f"objects[{j}].coordinates.{f}")
-                                    for f in ("x", "y", "width", "height")), confidence=conf))
+            x, y, w, h = coord.get("x"), coord.get("y"), coord.get("width"), coord.get("height")
+            if not (_finite(x) and _finite(y) and _finite(w) and _finite(h)):
+                x, y, w, h = (number(coord.get(f), fmt=OBJECTS, key=f"objects[{j}].coordinates.{f}")
+                              for f in ("x", "y", "width", "height"))
+            boxes.append(Box(cid, x, y, w, h, confidence=conf))
         return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
     if name == CLASSIFICATION:
         if len(picked) != 1:
@@ -240,6 +247,12 @@ def objects_to_gt(
         cid, cname, conf, _ = picked[0]
         return gt_classification(cid, cname, conf)
     return gt_multilabel([(cid, cname, conf) for cid, cname, conf, _ in picked])
+
+
+def _finite(value: Any) -> bool:
+    """What ``model.number`` accepts as it is, tested the quick way (an int too big for a float
+    raises ``OverflowError`` here as it does there)."""
+    return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
 def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None) -> dict:

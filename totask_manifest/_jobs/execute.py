@@ -27,6 +27,7 @@ from .config import JobResult
 from .layout import clean_temporaries
 from .lease import LeaseLost, held_lease
 from .progress import Progress
+from .quiet_gc import fewer_collections
 from .recorder import Recorder
 from .run import JobRun
 from .state import JobState, now_iso
@@ -67,7 +68,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
     started = time.monotonic()
     error: str | None = None
-    with stop_on_signals(plan) as received:
+    with stop_on_signals(plan) as received, fewer_collections():
         try:
             plan.engine.run(plan)
         except LeaseLost:

@@ -10,16 +10,14 @@ output means is the head's (``models.heads``), so every runner feeds the same po
 from __future__ import annotations
 
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._errors import JobError, UsageError, json_kind
+from .._errors import FetchError, JobError, UsageError, json_kind
 from .._fetch import redact_url, scrub
-from .._retry import Backoff, retryable_status
 from .device import DevicePlan
 from .heads import Head, first_tensor
 
@@ -29,6 +27,12 @@ if TYPE_CHECKING:
     from .loading import LoadedModule
 
 log = logging.getLogger("totask_manifest.inference")
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+#: largest endpoint answer read: segmentation logits ``[C, h, w]`` as JSON run to hundreds of MB
+ENDPOINT_MAX_BODY_BYTES = 2 * 1024**3
+#: longest wait between two attempts at the endpoint
+ENDPOINT_MAX_BACKOFF = 10.0
 
 class ModelRunner(ABC):
     """A loaded model for one head."""
@@ -162,19 +166,25 @@ class HttpRunner(ModelRunner):
     """POST ``{"images": [url, ...], "params": {...}}`` and read ``{"predictions": [...]}``.
 
     One prediction per image, in order, torchvision-style (see docs/inference.md); a prediction
-    ``{"error": "..."}`` fails that image only. Transient failures (connection errors, 429,
-    5xx) are retried with backoff; anything else fails the batch's lines with the reason. The
-    endpoint may send ``class_names``; they are learnt from the first response that has them.
+    ``{"error": "..."}`` fails that image only. The request goes through the fetch layer (its
+    aiohttp session, its retry policy and its redaction, ``fetch.SyncFetcher.post``): transient
+    failures (connection errors, timeouts, 429, 5xx) are retried with the fetcher's backoff;
+    anything else fails the batch's lines with the reason. The endpoint may send ``class_names``;
+    they are learnt from the first response that has them.
     """
 
     def __init__(self, url: str, *, head: Head, params: dict[str, Any], timeout: float = 60.0, retries: int = 3) -> None:
         super().__init__(head, None, None)
-        import httpx
+        from .._fetch import FetchPolicy, SyncFetcher
 
         self.url = url
         self.params = params
         self.retries = retries
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
+        # the endpoint is the user's own (--model), not a manifest's URL: no --allow-host; its
+        # answer may be large (segmentation logits as JSON), so the body limit only stops a runaway
+        policy = FetchPolicy(timeout=timeout, retries=retries, max_body_bytes=ENDPOINT_MAX_BODY_BYTES,
+                             max_backoff=ENDPOINT_MAX_BACKOFF)
+        self._http = SyncFetcher(policy)
 
     @property
     def description(self) -> str:
@@ -182,29 +192,13 @@ class HttpRunner(ModelRunner):
 
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """``inputs``: image URLs; a failed request fails every image of the batch."""
-        import httpx
-
         urls = list(inputs)
         body = orjson.dumps({"images": urls, "params": self.params})
-        shown = redact_url(self.url)
-        reason = ""
-        backoff = Backoff(0.25, 10.0, jitter=False)
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(backoff.delay(attempt))
-            try:
-                resp = self._client.post(self.url, content=body, headers={"content-type": "application/json"})
-            except httpx.HTTPError as exc:
-                reason = f"model endpoint {shown}: {type(exc).__name__}: {scrub(str(exc), 120)}"
-                continue
-            if retryable_status(resp.status_code):
-                reason = f"model endpoint {shown}: HTTP {resp.status_code}"
-                continue
-            if resp.status_code != 200:
-                text = scrub(resp.text, 160)
-                return [JobError(f"model endpoint {shown}: HTTP {resp.status_code}: {text}")] * len(urls)
-            return self._parse(resp.content, len(urls), shown)
-        return [JobError(f"{reason} ({self.retries + 1} attempts)")] * len(urls)
+        try:
+            content = self._http.post(self.url, body, JSON_HEADERS)
+        except FetchError as exc:
+            return [JobError(f"model endpoint: {exc}")] * len(urls)
+        return self._parse(content, len(urls), redact_url(self.url))
 
     def _parse(self, content: bytes, n: int, shown: str) -> list[Any]:
         try:
@@ -229,4 +223,4 @@ class HttpRunner(ModelRunner):
         return out
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()

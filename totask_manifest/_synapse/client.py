@@ -1,8 +1,12 @@
 """The asynchronous Synapse client: one connection pool, timeouts, safe retries, a concurrency cap.
 
-Requests go through the httpx API over the ``httpx-aiohttp`` transport: httpx's own async pool
-loses throughput as concurrency grows (encode/httpx#3215) while aiohttp's keeps scaling
-(performance-notes.md: about 2,700 requests/s at 32 concurrent requests).
+Requests go straight to an aiohttp session made by the fetch layer (``fetch.http.new_session``,
+the one place sessions are made): httpx's own async pool loses throughput as concurrency grows
+(encode/httpx#3215) while aiohttp's keeps scaling (performance-notes.md: about 2,700 requests/s
+at 32 concurrent requests). The session is configured as the httpx-over-aiohttp client it
+replaced: ``max_concurrency`` connections kept alive 5 s, a connect timeout and a read timeout
+(no overall one), certifi's CA bundle unless ``SSL_CERT_FILE``/``SSL_CERT_DIR`` names another,
+no proxy from the environment, redirects never followed.
 
 Retry policy, the SDK's (``clients/base.py``: urllib3 ``Retry(total=3, backoff_factor=2,
 status_forcelist=[502, 503, 504])`` with POST and PATCH allowed, read errors not replayed for
@@ -21,7 +25,8 @@ them, SYN-7486), by what the server may already have done:
 Every request goes to the configured host: a ``next`` link on another origin is followed by
 its path and query there (``SynapseSettings.on_host``), so neither the token nor anything else
 is ever sent to another host. ``SYNAPSE_PLUGIN_RUN_URL_HOST`` adds ``url_host`` to every query
-(a value the caller gives wins). Query values are encoded by one function, ``encode_query``.
+(a value the caller gives wins). Query values are encoded by one function, ``query.encode_query``;
+the errors are ``errors``'s classes.
 
 Errors name the method, the path and the status, never a token (``SynapseSettings.redact``).
 """
@@ -30,17 +35,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 import orjson
 
-from .._errors import FatalSynapseError, SynapseError
-from .._fetch import parse_retry_after
+from .._fetch import USER_AGENT, parse_retry_after
+from .._fetch.http import new_session
 from .._retry import Backoff
+from .errors import (  # noqa: F401 - the client's errors are importable from here too
+    BackendMoved,
+    BackendUnavailable,
+    BadRequest,
+    NotFound,
+    PermissionDenied,
+    SynapseHTTPError,
+    TokenRejected,
+    error_class,
+)
+from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
 
 log = logging.getLogger(__name__)
@@ -50,78 +69,47 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: retried for idempotent methods only
 RETRY_STATUSES_IDEMPOTENT = frozenset({500})
+#: sent with every request besides ``Accept`` and the credentials (the fetcher's user agent)
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
+#: an idle connection is closed after this long (httpx's ``Limits`` default, which the client had)
+KEEPALIVE_SECONDS = 5.0
 
 
-class SynapseHTTPError(SynapseError):
-    """The backend answered with an error status."""
-
-    def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.path = path
-        self.detail = detail
+def _nothing_sent(exc: aiohttp.ClientError) -> bool:
+    """True when the request certainly never reached the server (so any method may be repeated):
+    the connection was never made. A dropped keep-alive connection may have carried the request."""
+    return isinstance(exc, aiohttp.ClientConnectorError)
 
 
-class BadRequest(SynapseHTTPError):
-    """400: the backend refused this request's content (e.g. task data failing its schema)."""
-
-
-class PermissionDenied(SynapseHTTPError):
-    """403: this token may not touch this object."""
-
-
-class NotFound(SynapseHTTPError):
-    """404: no such object."""
-
-
-class TokenRejected(SynapseHTTPError, FatalSynapseError):
-    """401: the token is missing, wrong or revoked; nothing else can succeed."""
-
-
-class BackendMoved(SynapseHTTPError, FatalSynapseError):
-    """3xx: the backend redirects instead of answering; redirects are not followed (a token must
-    not travel to another host), and when the host is wrong every request would be redirected, so
-    this is fatal rather than one failure per task."""
-
-
-class BackendUnavailable(SynapseHTTPError):
-    """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        if self.status is None:  # nothing answered (refused, no such host): an I/O error, as the README's exit 2
-            self.exit_code = 2
-
-
-def _error_class(status: int) -> type[SynapseHTTPError]:
-    if status == 400:
-        return BadRequest
-    if status == 401:
-        return TokenRejected
-    if status == 403:
-        return PermissionDenied
-    if status == 404:
-        return NotFound
-    if status >= 500 or status == 429:
-        return BackendUnavailable
-    return SynapseHTTPError
-
-
-def _nothing_sent(exc: httpx.TransportError) -> bool:
-    """True when the request certainly never reached the server (so any method may be repeated).
-
-    The aiohttp transport maps every ``aiohttp.ClientConnectionError`` (a dropped keep-alive
-    connection included) to ``httpx.ConnectTimeout``, so the original aiohttp exception decides.
-    """
-    cause = exc.__cause__
+def _reason_phrase(status: int) -> str:
     try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - aiohttp is a dependency
-        aiohttp = None  # type: ignore[assignment]
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
-        return isinstance(cause, aiohttp.ClientConnectorError)
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The CAs a Synapse host is checked against: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set,
+    else certifi's bundle (as the SDK's ``requests`` and httpx do), not the system's."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _merge_query(url: str, query: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]] | None]:
+    """The URL to request and the query pairs to add: the URL's own pairs, then ``query``'s, a
+    key in ``query`` replacing the URL's (as httpx merged them); the same whatever aiohttp's
+    version does with a URL that has a query and ``params`` both."""
+    if not query:
+        return url, None
+    parts = urlsplit(url)
+    given = {k for k, _ in query}
+    own = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in given]
+    return urlunsplit(parts._replace(query="")), own + query
 
 
 def _retry_after(value: str | None, default: float) -> float:
@@ -147,15 +135,6 @@ def _path_of(url: str) -> str:
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
-def _make_http_client(max_connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:  # pragma: no cover - a declared dependency; plain httpx still works
-        return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=max_connections))
-    transport = AiohttpTransport(limits=httpx.Limits(max_connections=max_connections))
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
-
-
 class AsyncSynapseClient:
     """The endpoints ToTask uses, as coroutines. Use one instance per event loop."""
 
@@ -172,7 +151,6 @@ class AsyncSynapseClient:
         rate_limit_retries: int = 10,
         max_retry_after: float = 60.0,
         page_size: int = 100,
-        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings or SynapseSettings.from_env().require_credentials()
         self.max_concurrency = max(1, int(max_concurrency))
@@ -182,15 +160,24 @@ class AsyncSynapseClient:
         self.rate_limit_retries = rate_limit_retries
         self.max_retry_after = max_retry_after
         self.page_size = page_size
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout, pool=None)
-        self._http = http or _make_http_client(self.max_concurrency, self._timeout)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None  # made on the first request, in its loop
+        self._tls = _tls_context()  # here, not on the first request: loading the CA bundle takes a while
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._paused_until = 0.0
         #: requests actually put on the wire (retries included), for reports and benchmarks
         self.sent = 0
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = new_session(self.max_concurrency, headers=HEADERS, timeout=self._timeout,
+                                        keepalive_timeout=KEEPALIVE_SECONDS, tls=self._tls)
+        return self._session
 
     async def __aenter__(self) -> AsyncSynapseClient:
         return self
@@ -220,6 +207,7 @@ class AsyncSynapseClient:
         query = encode_query(params)
         if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
             query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
+        target, query = _merge_query(url, query)
         failures = 0
         rate_limited = 0
         while True:
@@ -228,16 +216,16 @@ class AsyncSynapseClient:
                 async with self._slots:
                     self.sent += 1
                     started = time.perf_counter()
-                    response = await self._http.request(method, url, params=query or None, content=content,
-                                                        headers=headers)
-                    body = response.content
-            except httpx.TransportError as exc:
+                    async with self._http().request(method, target, params=query, data=content,
+                                                    headers=headers, allow_redirects=False) as response:
+                        body = await response.read()
+            except aiohttp.ClientError as exc:
                 failures += 1
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
                 if repeatable and failures <= self.retries:
                     await self._sleep_backoff(failures)
                     continue
-                kind = type(exc.__cause__ or exc).__name__
+                kind = type(exc).__name__
                 raise BackendUnavailable(
                     self.settings.redact(
                         f"Synapse did not answer {method} {_path_of(url)}: {kind}"
@@ -248,7 +236,7 @@ class AsyncSynapseClient:
                     method=method,
                     path=_path_of(url),
                 ) from None
-            status = response.status_code
+            status = response.status
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
             if status == 429 and rate_limited < self.rate_limit_retries:
@@ -309,16 +297,16 @@ class AsyncSynapseClient:
                 text = body[:300].decode("utf-8", "replace")
         if len(text) > 300:
             text = text[:297] + "..."
-        reason = httpx.codes.get_reason_phrase(status)
+        reason = _reason_phrase(status)
         message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
-        return _error_class(status)(
+        return error_class(status)(
             self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
         )
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""
         target = _origin(urljoin(url, location)) if location else None
-        reason = httpx.codes.get_reason_phrase(status)
+        reason = _reason_phrase(status)
         message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
                    + (f", redirecting to {target}" if target else "")
                    + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")
@@ -405,86 +393,3 @@ class AsyncSynapseClient:
 
     async def create_logs(self, entries: list[dict]) -> Any:
         return await self.request("POST", "logs/", json=entries)
-
-
-LOOKUP_SEPARATOR = "__"
-#: Django field lookups; a last ``__part`` that is not one of these is a related field's name
-LOOKUPS = frozenset({"exact", "iexact", "in", "isnull", "gt", "gte", "lt", "lte", "contains", "icontains",
-                     "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year", "month",
-                     "day", "regex", "iregex"})
-
-
-def split_lookup(key: str) -> tuple[str, str]:
-    """``"created_at__gte"`` -> ``("created_at", "gte")``; ``"data_unit__id"`` -> ``("data_unit__id", "exact")``."""
-    field, sep, lookup = key.rpartition(LOOKUP_SEPARATOR)
-    if sep and field and lookup in LOOKUPS:
-        return field, lookup
-    return key, "exact"
-
-
-def encode_query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """Query parameters as the backend (Django REST framework + django-filter) reads them.
-
-    The one place a Python value becomes a query string value; task filters, listings and every
-    other request go through it. Each key is sent once, because Django's ``QueryDict.get`` keeps
-    only the last of repeated keys (``requests`` would repeat them for a list, and the backend
-    would then see one value):
-
-    ===========================  ===========================================================
-    Python value                 sent as
-    ===========================  ===========================================================
-    ``str``, ``int``, ``float``  ``key=<str(value)>``
-    ``True`` / ``False``         ``key=true`` / ``key=false`` (django-filter's BooleanFilter)
-    ``None``                     ``<field>__isnull=true``: "no value", e.g. ``assignee: None``
-                                 selects unassigned tasks only (``key`` without a lookup, or
-                                 ending in ``__exact``; with any other lookup it is refused)
-    a list, tuple or set         one ``<field>__in=a,b,c`` (django-filter's ``__in`` filters
-                                 take comma-separated values): any of these values; a key
-                                 already ending in ``__in`` keeps its name; an empty list is
-                                 refused (it would select nothing, or everything if ignored);
-                                 ``__range`` keys are comma-joined under their own name
-    ===========================  ===========================================================
-
-    ``ValueError`` names the key for a value that cannot be sent (a dict, a nested list, a value
-    with a comma inside a list, an empty list, ``None`` with a range lookup) and for two keys that
-    would collide (``status: [..]`` beside ``status__in``).
-    """
-    if not params:
-        return []
-    out: dict[str, str] = {}
-    for key, value in params.items():
-        name, text = _encode_pair(str(key), value)
-        if name in out:
-            raise ValueError(f"query keys {key!r} and {name!r} would both be sent as {name!r}")
-        out[name] = text
-    return list(out.items())
-
-
-def _encode_pair(key: str, value: Any) -> tuple[str, str]:
-    field, lookup = split_lookup(key)
-    if value is None:
-        if lookup == "exact":
-            return f"{field}{LOOKUP_SEPARATOR}isnull", "true"
-        raise ValueError(f"query key {key!r}: None cannot be sent with the lookup {lookup!r}")
-    if isinstance(value, list | tuple | set | frozenset):
-        values = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-        if not values:
-            raise ValueError(f"query key {key!r}: an empty list selects nothing")
-        texts = [_scalar(key, v) for v in values]
-        if any("," in t for t in texts):
-            raise ValueError(f"query key {key!r}: a value in a list cannot hold a comma")
-        if lookup == "range":
-            return key, ",".join(texts)
-        if lookup not in ("exact", "in"):
-            raise ValueError(f"query key {key!r}: a list cannot be sent with the lookup {lookup!r}")
-        name = f"{field}{LOOKUP_SEPARATOR}in"
-        return name, ",".join(texts)
-    return key, _scalar(key, value)
-
-
-def _scalar(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"query key {key!r}: a {type(value).__name__} value cannot be sent in a query")

@@ -1,7 +1,7 @@
 """Task filters for ``export``: what a user may ask for, and whether a listed task matches it.
 
 ``parse_filters`` reads the CLI's ``--filter KEY=VALUE``; ``check_filters`` normalises them (and
-the ToTask params' ``task_filters``) into what ``client.encode_query`` sends. The backend is not
+the ToTask params' ``task_filters``) into what ``query.encode_query`` sends. The backend is not
 simply trusted to have applied them: ``task_matches`` checks each listed task against a filter
 with the meaning the query has, so ``export`` can leave out, and report, a task the backend
 returned although it does not match.
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._errors import UsageError, json_text
-from .client import encode_query, split_lookup
+from .query import encode_query, split_lookup
 
 #: query keys export sets itself; a filter may not override them
 RESERVED_FILTERS = frozenset({"project", "fields", "page", "page_size", "expand"})
@@ -45,7 +45,7 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
 
     ``"null"``/``"none"``/``""`` for a key without a lookup becomes ``None`` (no value: ``assignee``
     unassigned); a comma-separated string for a ``__in`` key becomes a list. Then every filter
-    must be sendable (``client.encode_query``), or a ``UsageError`` names it.
+    must be sendable (``query.encode_query``), or a ``UsageError`` names it.
     """
     out: dict[str, Any] = {}
     for key, value in (filters or {}).items():
