@@ -1,12 +1,14 @@
 """Producing the output manifest: a streaming merge of the input with the checkpoint records.
 
-Untouched lines are copied as the bytes read, in blocks (they are never split into lines);
-finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets.
-One output line per input line, in input order, written atomically.
+Untouched lines are copied as the bytes read, in ranges (they are never split into lines);
+finished lines are the bytes recorded at checkpoint time, placed by the selection's offsets,
+one range per run of lines adjacent in the input (``byte_copy``). One output line per input
+line, in input order, written atomically (fsynced, then renamed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from array import array
 from collections.abc import Iterator
@@ -20,15 +22,14 @@ from .._errors import JobError
 from .._failure_rules import rule_of
 from .._manifest.io import iter_raw_lines, to_line
 from .._storage import AtomicWriter, open_read, redact_url
-from .checkpoint import Part, Record, iter_parts, load_part, part_summary
+from .byte_copy import Sink
+from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
 from .layout import JobLayout
 from .scan_ranges import job_selection
 from .selection import LineSelection
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
-#: bytes copied per read between finished lines
-_BLOCK = 1 << 20
 
 
 @dataclass
@@ -72,28 +73,16 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     coverage = coverage if coverage is not None else Coverage()
     failed: list[Record] = []
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
-        for part in _merge(f, out, iter_parts(layout), selection, coverage, input_url):
+        sink = Sink(out)
+        # with kernel copies, bodies are copied from their part file (not read into memory)
+        parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
+        for part in _merge(f, sink, parts, selection, coverage, input_url):
             if "f" in part.status:
                 failed.extend(r for r in part.records() if r.status == "failed")
     return failed
 
 
-def _copy(f: IO[bytes], out: IO[bytes], start: int, length: int) -> None:
-    """Input bytes ``[start, start + length)`` to ``out``, in blocks (read and written: as fast as
-    the kernel's file-to-file copies here, and it works on every store)."""
-    if length <= 0:
-        return
-    if f.tell() != start:
-        f.seek(start)
-    while length > 0:
-        block = f.read(min(_BLOCK, length))
-        if not block:
-            raise JobError("the input manifest is shorter than its checkpoint says (was it changed?)")
-        out.write(block)
-        length -= len(block)
-
-
-def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineSelection | None,
+def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelection | None,
            coverage: Coverage, input_url: str) -> Iterator[Part]:
     """Copy the input between finished lines, and each run of finished lines adjacent in the
     input as one range of their recorded bytes (their input lines are skipped by length, not
@@ -104,7 +93,10 @@ def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineS
     pos = k = 0
     for part in parts:
         m = len(part.index)
-        if part.whole and None not in part.in_bytes and indices[k:k + m] == array("q", part.index):
+        if part.index_array is None:  # not checked by load_part: convert here
+            part.index_array = array("q", part.index)
+            part.in_array = None if None in part.in_bytes else array("q", part.in_bytes)
+        if part.whole and part.in_array is not None and indices[k:k + m] == part.index_array:
             pos = _merge_runs(f, out, part, offsets[k:k + m], pos)  # every record is the next selected line
             k += m
         else:
@@ -112,31 +104,60 @@ def _merge(f: IO[bytes], out: IO[bytes], parts: Iterator[Part], selection: LineS
         yield part
     for index in indices[k:]:
         _missing(coverage, index)
-    _copy(f, out, pos, f.seek(0, 2) - pos)
+    out.copy(f, pos, f.seek(0, 2) - pos)
 
 
-def _merge_runs(f: IO[bytes], out: IO[bytes], part: Part, offs: array, pos: int) -> int:
-    """A part whose records are exactly the next selected lines: found in a few C-speed passes."""
-    m = len(part.index)
-    if not m:
-        return pos
-    ends = list(map(operator.add, offs, part.in_bytes))
-    breaks = list(compress(range(1, m), map(operator.ne, ends, islice(offs, 1, None))))
-    at = [0, *accumulate(part.length)]
-    data = memoryview(part.data)  # type: ignore[arg-type]
-    for a, b in zip([0, *breaks], [*breaks, m], strict=True):
-        if offs[a] < pos:
-            raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
-        _copy(f, out, pos, offs[a] - pos)
-        out.write(data[at[a]:at[b]])
-        pos = ends[b - 1]
+def _merge_runs(f: IO[bytes], out: Sink, part: Part, offs: array, pos: int) -> int:
+    """A part whose records are exactly the next selected lines: found in a few C-speed passes.
+    Each run of records adjacent in the input is one range of the part's bodies."""
+    with _bodies(part) as (source, base):
+        for a, start, end, lo, hi in _runs(part, offs):
+            if start < pos:
+                raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
+            out.copy(f, pos, start - pos)
+            if isinstance(source, memoryview):
+                out.write(source[lo:hi])
+            else:
+                out.copy(source, base + lo, hi - lo, what=f"checkpoint {part.url}")
+            pos = end
     return pos
 
 
-def _merge_each(f: IO[bytes], out: IO[bytes], part: Part, indices: array, offsets: array, pos: int,
+def _runs(part: Part, offs: array) -> list[tuple[int, int, int, int, int]]:
+    """``(first record, input start, input end, body start, body end)`` of each run of records
+    whose input lines are adjacent. Most parts are one run (a job labels most lines, or a
+    checkpoint's lines were next to each other): that is checked in one pass and one compare."""
+    m = len(part.index)
+    if not m:
+        return []
+    try:
+        follow = array("q", accumulate(part.in_bytes, initial=offs[0]))  # where each line starts if adjacent
+    except OverflowError:
+        follow = array("q")
+    if follow[:m] == offs:
+        return [(0, offs[0], follow[m], 0, sum(part.length))]
+    ends = list(map(operator.add, offs, part.in_bytes))
+    breaks = list(compress(range(1, m), map(operator.ne, ends, islice(offs, 1, None))))
+    at = [0, *accumulate(part.length)]
+    return [(a, offs[a], ends[b - 1], at[a], at[b]) for a, b in zip([0, *breaks], [*breaks, m], strict=True)]
+
+
+@contextlib.contextmanager
+def _bodies(part: Part) -> Iterator[tuple[memoryview | IO[bytes], int]]:
+    """Where a part's bodies are: ``(memoryview, 0)`` when they were read, else the part file
+    open for reading and the offset of the first body in it (a local part: copied by range)."""
+    if part.data is not None:
+        yield memoryview(part.data), 0
+        return
+    with open(part.url, "rb") as pf:
+        yield pf, part.body_offset
+
+
+def _merge_each(f: IO[bytes], out: Sink, part: Part, indices: array, offsets: array, pos: int,
                 k: int, coverage: Coverage, input_url: str) -> tuple[int, int]:
     """Record by record: selected lines without a record, records of lines not selected, and
     records of old parts (their input line gives the prefix and terminator)."""
+    read_bodies(part)
     at = 0
     for j, index in enumerate(part.index):
         while k < len(indices) and indices[k] < index:
@@ -153,7 +174,7 @@ def _merge_each(f: IO[bytes], out: IO[bytes], part: Part, indices: array, offset
             offset = _offset_of_line(f, index, input_url)
         if offset < pos:
             raise JobError(f"checkpoint does not match the input at line {index + 1}")
-        _copy(f, out, pos, offset - pos)
+        out.copy(f, pos, offset - pos)
         n, in_bytes = part.length[j], part.in_bytes[j]
         body = part.data[at:at + n]  # type: ignore[index]
         if part.whole and in_bytes is not None:

@@ -6,12 +6,14 @@ checkpoints live under ``manifests/intermediate/`` like Ground Truth's intermedi
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from .._errors import UsageError
-from .._storage import join, url_to_fs
+from .._storage import is_local, join, url_to_fs
 
+_PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
@@ -61,13 +63,16 @@ class JobLayout:
         """Committed checkpoint parts in order (temporary files are ignored): ``.ckpt`` parts,
         and ``.jsonl`` parts written before that format."""
         fs, path = url_to_fs(self.intermediate)
-        if not fs.exists(path):
+        if is_local(fs):  # a plain listing: a large job has thousands of parts
+            try:
+                found = os.listdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        elif not fs.exists(path):
             return []
-        names = []
-        for entry in fs.ls(path, detail=False):
-            name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-            if re.fullmatch(r"part-\d{6,}\.(ckpt|jsonl)", name):
-                names.append(name)
+        else:
+            found = [str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+        names = [name for name in found if _PART.fullmatch(name)]
         # by number: past part-999999 the names grow a digit and no longer sort as text
         return [join(self.intermediate, n) for n in sorted(names, key=part_number)]
 
@@ -89,7 +94,7 @@ def clean_temporaries(job_url: str) -> list[str]:
     """
     fs, root = url_to_fs(job_url)
     try:
-        found = fs.find(root)
+        found = _local_files(root) if is_local(fs) else fs.find(root)
     except (FileNotFoundError, NotADirectoryError):
         return []
     removed = []
@@ -105,3 +110,11 @@ def clean_temporaries(job_url: str) -> list[str]:
             continue
         removed.append(path)
     return removed
+
+
+def _local_files(root: str) -> list[str]:
+    """Every file under a local folder, as ``fs.find`` lists them (``os.walk``: a job folder of
+    thousands of parts is listed without a ``stat`` per file)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(root)
+    return [os.path.join(folder, name) for folder, _dirs, names in os.walk(root) for name in names]
