@@ -184,6 +184,7 @@ def test_retry_after_seconds_is_honoured():
     assert waited >= 0.95  # the jittered backoff alone would have waited about 10 ms
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 def test_retry_after_http_date_is_honoured():
     async def handler(request: web.Request) -> web.StreamResponse:
         if server.hits[request.path] == 1:

@@ -162,6 +162,7 @@ def test_repeated_keys_are_found_at_any_depth_and_the_cheap_test_never_misses_on
         assert may_repeat_a_key(body, orjson.loads(body))
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 @settings(max_examples=200, deadline=None)
 @given(trees=st.lists(st.tuples(st.lists(st.tuples(_keys, _pairs_trees), max_size=4).map(lambda v: ("object", v)),
                                 st.booleans(), st.booleans()), min_size=1, max_size=6))

@@ -152,6 +152,7 @@ def test_entry_point_with_weights_only_state_dict(tmp_path):
         load_entry_point("no_such_package_xyz.models:build", None)
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 def test_a_file_that_is_not_torchscript_says_what_to_do(tmp_path):
     torch.save(Plain().state_dict(), tmp_path / "state.pt")
     with pytest.raises(UsageError, match=r"not a TorchScript file.*module:factory"):

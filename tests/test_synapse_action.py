@@ -156,6 +156,7 @@ def test_inference_method_deploys_and_labels(synapse, files, tmp_path, monkeypat
     assert token_headers(files.requests) == []
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 def test_inference_reporting_uses_the_sdks_inference_proportions_and_names_an_ignored_filter(
         synapse, files, tmp_path, monkeypatch) -> None:
     pid = seed_tasks(synapse, files, 3)
@@ -233,6 +234,7 @@ def test_name_becomes_job_name_and_label_attribute() -> None:
         validate_params(file_params(1, name="x" * 70))
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -356,6 +358,7 @@ def test_schema_any_is_passed_to_every_write(synapse, files, tmp_path) -> None:
     assert [r.query for r in synapse.requests_to("PUT")] == [{"schema": "any"}] * 2
 
 
+@pytest.mark.slow  # over 1 s: the fast lane keeps a cheaper case of the same code
 def test_run_with_tenant_url_host_and_foreign_next_links_sends_everything_to_the_host_only(
         synapse, files, tmp_path, monkeypatch) -> None:
     """Access-token mode with a tenant (the backend refuses requests without it), ``url_host`` on
