@@ -26,6 +26,14 @@ _AS_SCRIPT = "sys.argv[:] = ['/usr/local/bin/totask-manifest', 'validate']"
 _AS_LIBRARY = "sys.argv[:] = ['train.py']"
 
 
+def _sigint_as_a_terminal_gives_it() -> None:
+    """The children start with SIGINT at its default, as from a terminal: a test runner started
+    in the background (``cmd &`` in a script) hands SIGINT down ignored, and Python then keeps it
+    ignored, which is right for the command (nothing to do on a Ctrl-C that cannot come) and
+    would make these tests measure the runner instead of the package."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_after_import(argv_setup: str) -> subprocess.CompletedProcess:
     code = (f"import sys; {argv_setup}\n"
             "import totask_manifest, os, signal, time\n"
@@ -33,7 +41,8 @@ def _interrupt_after_import(argv_setup: str) -> subprocess.CompletedProcess:
             "time.sleep(10)\n"
             "print('still running')\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                          preexec_fn=_sigint_as_a_terminal_gives_it)
 
 
 def test_ctrl_c_while_the_command_imports_is_one_line_and_130():
@@ -60,7 +69,8 @@ def test_the_command_puts_pythons_handler_back_once_parsed(tmp_path):
             "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
             "print('restored')\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+                          preexec_fn=_sigint_as_a_terminal_gives_it)
     assert r.returncode == 0 and "restored" in r.stdout, r.stderr
 
 
@@ -103,7 +113,8 @@ def test_ctrl_c_reaching_the_pool_workers_too_is_one_line_and_130(tmp_path, comm
                                                           "--reference", "category"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", *args, "--workers", "2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_a_terminal_gives_it)
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []
