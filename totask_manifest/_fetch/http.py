@@ -24,10 +24,9 @@ from yarl import URL
 
 from .._errors import FetchError
 from .._retry import Transient, retryable_status
-from .policy import FetchPolicy
+from .policy import USER_AGENT, FetchPolicy
 from .urls import parse_retry_after, scrub
 
-USER_AGENT = "totask-manifest"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HTTP_SCHEMES = frozenset({"http", "https"})

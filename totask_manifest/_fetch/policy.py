@@ -22,7 +22,7 @@ DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
-USER_AGENT = "totask-manifest"  # the header value; fetch_http sends it
+USER_AGENT = "totask-manifest"  # the header value every request sends (the fetcher, the model endpoint, Synapse)
 
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _HTTP_PROTOCOLS = frozenset({"http", "https"})
