@@ -31,6 +31,7 @@ from .line import Line, any_repeats_a_key, may_repeat_a_key
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
 from .problems import AttributeStats, Collector, Severity
 from .schemas import compile_schema, format_path, ref, validator
+from .typed_plan import TypedPlan, typed_plan
 
 #: task types whose ``-ref`` requirement the developer guide states inconsistently (the Output
 #: Data page omits video frame jobs; the API lists them), so a missing ``-ref`` is a departure
@@ -82,6 +83,8 @@ class _ShapePlan:
     is_valid: Callable[[Any], bool]
     predicates: list[tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any, dict], bool]]]
     stats: list[AttributeStats]
+    #: the same checks on lines decoded straight into typed structs (``typed_plan``), or None
+    typed: TypedPlan | None = None
 
 
 class LineChecker:
@@ -97,6 +100,10 @@ class LineChecker:
         self._naming_cache: dict[tuple[str, str], list[tuple[str, str, str, Severity]]] = {}
         self._shapes: dict[tuple, _ShapePlan | None] = {}
         self._document = validator(schema) if schema else None
+        #: the plan of the last shape whose run passed, tried first on the next run
+        self._last: _ShapePlan | None = None
+        #: lines accepted on the typed path (tests and the benchmark read it)
+        self.typed_lines = 0
 
     def run(self, batches: Iterator[list[bytes]]) -> None:
         """Check every line: whole runs of valid lines at once where possible (``_try_run``),
@@ -134,7 +141,17 @@ class LineChecker:
         would conclude: one compiled schema over the run checks every attribute and metadata
         object, the size and duplicate-key tests count over the run's joined bytes. Anything
         short of "all valid" sends the run to the per-line path, which reports the problems.
+
+        First the run is tried on the typed path of the last shape that passed (no dicts built:
+        ``typed_plan.TypedPlan.accepts``); most files hold one shape or a few.
         """
+        last = self._last
+        if (last is not None and last.typed is not None and max(map(len, run)) <= MAX_ATTRIBUTE_CHARS
+                and last.typed.accepts(run)):
+            for stats in last.stats:
+                stats.labeled += len(run)
+            self.typed_lines += len(run)
+            return True, None
         try:
             records = list(map(orjson.loads, run))
         except orjson.JSONDecodeError:
@@ -164,6 +181,7 @@ class LineChecker:
                 return False, records
         for stats in plan.stats:
             stats.labeled += len(run)
+        self._last = plan
         return True, records
 
     def _shape_plan(self, shape: tuple, first: dict) -> _ShapePlan | None:
@@ -174,6 +192,8 @@ class LineChecker:
         properties: dict[str, Any] = {}
         predicates = []
         stats = []
+        typed: dict[str, tuple[dict, dict]] | None = {}  # None: this shape has no typed path
+        typed_predicates = []
         infos = [self._keys.get(key) or self._key(key) for key in shape]
         for info in infos:
             if info.suspicious:
@@ -185,6 +205,7 @@ class LineChecker:
             if type(kind) is not str:  # not a label's metadata: must stay so on every line
                 properties[info.key] = {"not": {"type": "object", "required": ["type"],
                                                 "properties": {"type": {"type": "string"}}}}
+                typed = None
                 continue
             plan = info.plans.get(kind)
             if plan is None:
@@ -202,9 +223,19 @@ class LineChecker:
             if plan.clean is not None:
                 predicates.append((operator.itemgetter(info.attribute), operator.itemgetter(info.key), plan.clean))
             stats.append(plan.stats)
+            typed_clean = semantics.TYPED_CLEAN.get(plan.task_type.name)
+            if typed is not None and (typed_clean is not None or plan.clean is None) and (
+                    "failure-reason" not in pair["properties"]["metadata"].get("properties", {})):
+                typed[info.attribute] = (pair["properties"]["label"], pair)
+                typed[info.key] = (pair["properties"]["metadata"], pair)
+                if typed_clean is not None:
+                    typed_predicates.append((info.attribute, info.key, typed_clean))
+            else:
+                typed = None
         schema = {"$id": ref("run-" + str(len(self._shapes))), "type": "array",
                   "items": {"type": "object", "properties": properties}}
-        return _ShapePlan(compile_schema(schema).is_valid, predicates, stats)
+        fast = typed_plan(shape, first, typed, typed_predicates) if typed is not None else None
+        return _ShapePlan(compile_schema(schema).is_valid, predicates, stats, fast)
 
     # ---- one line at a time
     def _lines(self, run: list[bytes], number: int, records: list | None) -> int:

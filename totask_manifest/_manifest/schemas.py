@@ -150,6 +150,21 @@ def ref(name: str, pointer: str = "") -> str:
     return BASE_URI + name + ".json" + ("#" + pointer if pointer else "")
 
 
+def resolve_ref(reference: str, document: dict) -> tuple[Any, dict]:
+    """The subschema a ``$ref`` names and the document it sits in (for its own references):
+    ``#/pointer`` inside ``document``, ``name.json#/pointer`` (relative to ``BASE_URI``, as every
+    schema file writes it, or the whole URI) in a schema file. KeyError when there is none."""
+    target, _, pointer = reference.partition("#")
+    if target:
+        name = target.removeprefix(BASE_URI).removesuffix(".json")
+        document = _all_documents()[name]
+    node: Any = document
+    for part in pointer.split("/")[1:] if pointer else ():
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node, document
+
+
 def compile_schema(schema: dict, name: str = "") -> CompiledSchema:
     """Compile a schema that may refer to the schema files through ``ref(name)``."""
     if _rs is not None:

@@ -202,6 +202,39 @@ _CLEAN_SPECIFIC: dict[str, Callable[[Any, dict], bool]] = {
 }
 
 
+def _typed_object_detection(labels: list, metadatas: list) -> bool:
+    """``_clean_object_detection`` over a run of typed structs at once."""
+    annotations = [label.annotations for label in labels]
+    if list(map(len, annotations)) != [len(m.objects) for m in metadatas]:
+        return False
+    for boxes, metadata in zip(annotations, metadatas, strict=True):
+        classes = metadata.class_map
+        for box in boxes:
+            if str(box.class_id) not in classes:
+                return False
+    return True
+
+
+def _typed_multilabel(labels: list, metadatas: list) -> bool:
+    """``_clean_multilabel`` over a run of typed structs at once."""
+    for label, metadata in zip(labels, metadatas, strict=True):
+        classes = metadata.class_map
+        for index in label:
+            if str(index) not in classes:
+                return False
+    return True
+
+
+#: ``_CLEAN_SPECIFIC`` for ``typed_plan``'s path: the same rule over a whole run of labels and
+#: their metadata decoded into structs, whose fields are the JSON keys with ``-`` written ``_``
+#: (an ``AttributeError`` where that is not so sends the run to the per-line path)
+TYPED_CLEAN: dict[str, Callable[[list, list], bool]] = {
+    "object-detection": _typed_object_detection,
+    "image-classification-multilabel": _typed_multilabel,
+    "text-classification-multilabel": _typed_multilabel,
+}
+
+
 def specific_predicate(task_type: str) -> Callable[[Any, dict], bool] | None:
     """For a pair that passed the fast schema: True exactly when the task type's own rules
     (``PAIR_RULES``) find nothing. None when the type has no rules of its own."""

@@ -1,0 +1,400 @@
+"""``validate``'s typed path: a run of lines of one known shape checked without Python dicts.
+
+Why: on the common path, building every line's dicts with ``orjson`` and then walking them with
+jsonschema-rs (which reads each property off a Python object) cost more than parsing itself.
+Here a shape's schema (the task type's fast schema, ``label_check._fast_schema``) is compiled
+once into msgspec Struct types whose constraints are *at least as strict* as the schema, and a
+run of lines is decoded straight into them; msgspec checks types, ranges, lengths, required and
+unknown keys in C as it parses.
+
+Soundness (every run accepted here is one the per-line path finds nothing in):
+
+* each line is decoded on its own (one JSON object, nothing after it) and the decoded run,
+  written back by msgspec, must equal the run's bytes: no repeated key, escape, number
+  spelling, whitespace or key order the decoding could have hidden;
+* integers are bounded to orjson's range (orjson reads a larger one as a float);
+* patterns run in Python ``re`` over all values of the run at once, only for a subset of the
+  regex syntax whose meaning is the same in Rust's engine (``_batched``);
+* the task type's own rules run on the structs of the whole run (``semantics.TYPED_CLEAN``);
+* any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
+  keeps the orjson + jsonschema-rs path.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from .schemas import resolve_ref
+
+#: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
+#: msgspec bounds can express: int64
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default", "examples"})
+_HANDLED = frozenset({
+    "type", "properties", "required", "additionalProperties", "propertyNames", "items", "minItems",
+    "maxItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
+    "pattern", "const", "enum",
+})
+
+
+class Unsupported(Exception):
+    """The schema uses something this compiler does not translate: no typed plan."""
+
+
+Extract = Callable[[list], list]
+
+
+#: known-good values kept per pattern check: job names, class indices and dates repeat
+_GOOD_VALUES = 4096
+
+
+class TypedPlan:
+    """A compiled shape: ``accepts(run)`` is True only for a run the per-line path finds nothing in."""
+
+    __slots__ = ("_checks", "_decode", "_encode", "_predicates")
+
+    def __init__(self, line_type: type, checks: list[tuple[Extract, Callable[[str], Any]]],
+                 predicates: list[tuple[Callable, Callable, Callable[[list, list], bool]]]) -> None:
+        self._decode = msgspec.json.Decoder(line_type).decode
+        self._encode = msgspec.json.Encoder().encode
+        self._checks = [(extract, fullmatch, set()) for extract, fullmatch in checks]
+        self._predicates = predicates
+
+    def accepts(self, run: list[bytes]) -> bool:
+        try:
+            records = list(map(self._decode, run))
+        except msgspec.DecodeError:  # ValidationError included
+            return False
+        if self._encode(records)[1:-1] != b",".join(run):
+            return False
+        for extract, fullmatch, good in self._checks:
+            values = extract(records)
+            if not good.issuperset(values):
+                new = set(values).difference(good)
+                text = "\n".join(new)
+                if text.count("\n") != len(new) - 1 or fullmatch(text) is None:
+                    return False
+                if len(good) < _GOOD_VALUES:
+                    good.update(new)
+        try:
+            for label_of, metadata_of, predicate in self._predicates:
+                if not predicate(list(map(label_of, records)), list(map(metadata_of, records))):
+                    return False
+        except (TypeError, KeyError, AttributeError, IndexError):
+            return False
+        return True
+
+
+def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
+               predicates: list[tuple[str, str, Callable[[Any, Any], bool]]]) -> TypedPlan | None:
+    """The typed plan of a line shape, or None. ``schemas`` maps a top-level key to its schema
+    and the document its references resolve against (``schemas.resolve_ref``); any other key
+    must hold a string (as ``source-ref`` does). ``predicates`` are ``(label key, metadata key,
+    predicate)`` with a predicate of ``semantics.TYPED_CLEAN``."""
+    compiler = _Compiler()
+    python = _python_names(shape)
+    try:
+        fields = []
+        for key in shape:
+            if key in schemas:
+                schema, root = schemas[key]
+                kind = compiler.node(schema, root, first[key], ((python[key], True),))
+            elif type(first[key]) is str:
+                kind = str
+            else:
+                raise Unsupported(f"top-level {key!r} is not a string")
+            fields.append((key, kind, True))
+        line_type = compiler.struct(fields)
+    except Unsupported:
+        return None
+    return TypedPlan(line_type, compiler.checks,
+                     [(operator.attrgetter(python[label]), operator.attrgetter(python[meta]), predicate)
+                      for label, meta, predicate in predicates])
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.checks: list[tuple[Extract, Callable[[str], Any]]] = []
+
+    def node(self, schema: Any, root: dict, sample: Any, path: tuple) -> Any:
+        """The msgspec type of one subschema (``sample``: the first line's value there, for
+        key order); pattern checks go to ``self.checks`` under ``path``."""
+        schema, root = _merged(schema, root)
+        if set(schema) - _HANDLED:
+            raise Unsupported(f"keywords {sorted(set(schema) - _HANDLED)}")
+        patterns = schema.get("pattern", [])
+        if "const" in schema or "enum" in schema:
+            return _literal(schema, patterns)
+        kind = schema.get("type")
+        if kind == "string":
+            for pattern in patterns:
+                self.checks.append((_extractor(path), _batched(pattern)))
+            return _meta(str, min_length=schema.get("minLength"), max_length=schema.get("maxLength"))
+        if patterns or "minLength" in schema or "maxLength" in schema:
+            raise Unsupported("string keywords on another type")
+        if kind == "integer":
+            return _meta(int, **_int_bounds(_bounds(schema, int)))
+        if kind == "number":
+            bounds = _bounds(schema, (int, float))
+            return Union[_meta(int, **_int_bounds(bounds)), _meta(float, **bounds)]  # noqa: UP007
+        if kind == "boolean":
+            return bool
+        if kind == "array":
+            if "items" not in schema:
+                raise Unsupported("array without items")
+            item_sample = sample[0] if type(sample) is list and sample else None
+            item = self.node(schema["items"], root, item_sample, (*path, None))
+            return _meta(list[item], min_length=schema.get("minItems"), max_length=schema.get("maxItems"))
+        if kind == "object":
+            return self._object(schema, root, sample, path)
+        raise Unsupported(f"type {kind!r}")
+
+    def _object(self, schema: dict, root: dict, sample: Any, path: tuple) -> Any:
+        additional = schema.get("additionalProperties", True)
+        if "properties" not in schema:  # a map: class-map and its like
+            if type(additional) is not dict or schema.get("required"):
+                raise Unsupported("a map needs an additionalProperties schema")
+            if "propertyNames" in schema:
+                names, _ = _merged(schema["propertyNames"], root)
+                if set(names) - {"type", "pattern"} or names.get("type") != "string":
+                    raise Unsupported("propertyNames other than a string pattern")
+                for pattern in names.get("pattern", []):
+                    self.checks.append((_extractor((*path, "keys")), _batched(pattern)))
+            sample_value = next(iter(sample.values()), None) if type(sample) is dict else None
+            value = self.node(additional, root, sample_value, (*path, "values"))
+            return dict[str, value]
+        if additional not in (True, False) or "propertyNames" in schema:
+            raise Unsupported("properties with additionalProperties or propertyNames")
+        properties = schema["properties"]
+        required = set(schema.get("required", ()))
+        if not required <= set(properties):
+            raise Unsupported("a required key without its schema")
+        order = [k for k in sample if k in properties] if type(sample) is dict else []
+        order += [k for k in properties if k not in order]
+        sample = sample if type(sample) is dict else {}
+        python = _python_names(order)
+        fields = [(key, self.node(properties[key], root, sample.get(key), (*path, (python[key], key in required))),
+                   key in required) for key in order]
+        return self.struct(fields)
+
+    def struct(self, fields: list[tuple[str, Any, bool]]) -> type:
+        """A Struct with these JSON keys in this order (optional ones UNSET, left out when
+        written back); field names from ``_python_names``."""
+        python = _python_names([key for key, _, _ in fields])
+        spec = [(python[key], kind) if needed else (python[key], Union[kind, msgspec.UnsetType], msgspec.UNSET)  # noqa: UP007
+                for key, kind, needed in fields]
+        return msgspec.defstruct("Typed", spec, kw_only=True, forbid_unknown_fields=True, omit_defaults=True,
+                                 rename={python[key]: key for key, _, _ in fields}, gc=False)
+
+
+def _python_names(keys: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Field names for JSON keys: the key with ``-`` written ``_`` where that is a plain
+    identifier and unique (``semantics.TYPED_CLEAN`` reads fields so), else ``f<index>``."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for i, key in enumerate(keys):
+        name = key.replace("-", "_")
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+            name = f"f{i}_"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        names[key] = name
+    return names
+
+
+def _merged(schema: Any, root: dict) -> tuple[dict, dict]:
+    """The schema with ``$ref`` and ``allOf`` folded in (patterns gathered into a list) and
+    annotations dropped; the document its references resolve against."""
+    if type(schema) is not dict:
+        raise Unsupported("a boolean schema")
+    out: dict = {}
+    parts = [schema]
+    while parts:
+        part = parts.pop()
+        if type(part) is not dict:
+            raise Unsupported("a boolean schema")
+        for key, value in part.items():
+            if key in _ANNOTATIONS:
+                continue
+            if key == "$ref":
+                try:
+                    target, root = resolve_ref(value, root)
+                except (KeyError, IndexError, ValueError) as exc:
+                    raise Unsupported(f"$ref {value!r}") from exc
+                parts.append(target)
+            elif key == "allOf":
+                parts.extend(value)
+            elif key == "pattern":
+                out.setdefault("pattern", []).append(value)
+            elif key not in out:
+                out[key] = value
+            elif out[key] != value:
+                raise Unsupported(f"two values of {key!r}")
+    return out, root
+
+
+def _literal(schema: dict, patterns: list[str]) -> Any:
+    values = [schema["const"]] if "const" in schema else list(schema["enum"])
+    if set(schema) - {"const", "enum", "type", "pattern"} or not values:
+        raise Unsupported("const/enum with other keywords")
+    if not all(type(v) is str for v in values) or schema.get("type", "string") != "string":
+        raise Unsupported("a literal that is not a string")
+    values = [v for v in values if all(_batched(p)(v) for p in patterns)]
+    if "const" in schema and "enum" in schema:
+        values = [v for v in values if v in schema["enum"]]
+    if not values:
+        raise Unsupported("no value passes")
+    return Literal[tuple(values)]
+
+
+def _bounds(schema: dict, kinds: Any) -> dict[str, Any]:
+    out = {}
+    for word, name in (("minimum", "ge"), ("maximum", "le"), ("exclusiveMinimum", "gt"),
+                          ("exclusiveMaximum", "lt")):
+        if word in schema:
+            value = schema[word]
+            if type(value) not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+                raise Unsupported(f"{word} {value!r}")
+            out[name] = value
+    return out
+
+
+def _int_bounds(bounds: dict[str, Any]) -> dict[str, int]:
+    """``_bounds`` for an integer, as one inclusive range inside what orjson reads as an integer."""
+    low, high = _INT_MIN, _INT_MAX
+    if "ge" in bounds:
+        low = max(low, math.ceil(bounds["ge"]))
+    if "gt" in bounds:
+        low = max(low, math.floor(bounds["gt"]) + 1)
+    if "le" in bounds:
+        high = min(high, math.floor(bounds["le"]))
+    if "lt" in bounds:
+        high = min(high, math.ceil(bounds["lt"]) - 1)
+    return {"ge": low, "le": high}
+
+
+def _meta(kind: Any, **constraints: Any) -> Any:
+    constraints = {k: v for k, v in constraints.items() if v is not None}
+    if ("ge" in constraints and "gt" in constraints) or ("le" in constraints and "lt" in constraints):
+        raise Unsupported("two bounds on one side")
+    return Annotated[kind, msgspec.Meta(**constraints)] if constraints else kind
+
+
+def _batched(pattern: str) -> Callable[[str], Any]:
+    """``fullmatch`` over values joined by ``\\n`` (none holding one: ``TypedPlan.accepts``
+    counts), true exactly when each value matches ``pattern`` in the JSON Schema sense (search,
+    not match). Sound because no part of the translated pattern can match a ``\\n``: negated
+    classes get one added, and ``.`` never matches it."""
+    start = pattern.startswith("^")
+    end = pattern.endswith("$") and not pattern.endswith("\\$")
+    body = _translate(pattern[1 if start else 0 : len(pattern) - 1 if end else None])
+    any_text = "[^\\n]*"
+    one = f"{'' if start else any_text}(?:{body}){'' if end else any_text}"
+    try:
+        return re.compile(f"{one}(?:\\n{one})*").fullmatch
+    except re.error as exc:
+        raise Unsupported(f"pattern {pattern!r}") from exc
+
+
+_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _/:#@,'-")
+_ESCAPABLE = frozenset(".-/+*?()[]{}|^$")
+
+
+def _translate(body: str) -> str:
+    """The pattern (anchors taken off) for Python's ``re``: only a subset whose meaning Rust's
+    regex shares (literals, escaped punctuation, plain bracket classes, ``(?:`` groups,
+    alternation inside a group, quantifiers); anything else is ``Unsupported``."""
+    out: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char in _LITERAL or char == ".":
+            out.append(char)
+        elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE and i + 1 < len(body):
+            out.append(body[i : i + 2])
+            i += 1
+        elif char == "[":
+            end = body.find("]", i + 1)
+            inside = body[i + 1 : end]
+            negated = inside.startswith("^")
+            items = inside[1:] if negated else inside
+            if end < 0 or not items or not _plain_class(items):
+                raise Unsupported(f"class {body[i:end + 1]!r}")
+            out.append(("[^\\n" if negated else "[") + items + "]")
+            i = end
+        elif char == "(":
+            if body[i + 1 : i + 2] == "?":
+                if body[i + 2 : i + 3] != ":":
+                    raise Unsupported("a group other than (?:")
+                i += 2
+            out.append("(?:")
+            depth += 1
+        elif char == ")" and depth > 0:
+            out.append(char)
+            depth -= 1
+        elif (char == "|" and depth > 0) or (char in "*+?" and out):
+            out.append(char)
+        elif char == "{" and out:
+            close = body.find("}", i)
+            if close < 0 or not re.fullmatch(r"[0-9]+(?:,[0-9]*)?", body[i + 1 : close]):
+                raise Unsupported("a repetition other than {m}, {m,} or {m,n}")
+            out.append(body[i : close + 1])
+            i = close
+        else:
+            raise Unsupported(f"pattern character {char!r} in {body!r}")
+        i += 1
+    if depth:
+        raise Unsupported("unbalanced group")
+    return "".join(out)
+
+
+def _plain_class(items: str) -> bool:
+    """Letters, digits, ``_``, space, escaped punctuation and ranges between letters or digits;
+    no nested class, POSIX class or set operation (Rust has them, Python reads them otherwise)."""
+    return re.fullmatch(r"(?:[A-Za-z0-9](?:-[A-Za-z0-9])?|[_ ]|\\[.\-/+*?()\[\]{}|^$])+", items) is not None
+
+
+def _extractor(path: tuple) -> Extract:
+    """Every value at ``path`` in a run's structs, as one list. Steps: ``(field, required)``
+    (an absent optional field contributes nothing), ``None`` (each item of a list),
+    ``"keys"``/``"values"`` (of a map). Required fields in a row are read by one getter."""
+    steps: list[Callable[[list], list]] = []
+    chain: list[str] = []
+
+    def flush() -> None:
+        if chain:
+            get = operator.attrgetter(".".join(chain))
+            steps.append(lambda xs: list(map(get, xs)))
+            chain.clear()
+
+    for step in path:
+        if type(step) is tuple and step[1]:
+            chain.append(step[0])
+            continue
+        flush()
+        if step is None:
+            steps.append(lambda xs: [y for x in xs for y in x])
+        elif step == "keys":
+            steps.append(lambda xs: [k for x in xs for k in x])
+        elif step == "values":
+            steps.append(lambda xs: [v for x in xs for v in x.values()])
+        else:
+            get = operator.attrgetter(step[0])
+            steps.append(lambda xs, get=get: [v for v in map(get, xs) if v is not msgspec.UNSET])
+    flush()
+
+    def extract(records: list) -> list:
+        for step in steps:
+            records = step(records)
+        return records
+
+    return extract
