@@ -112,21 +112,40 @@ class LineChecker:
         gc.disable()  # nothing here makes reference cycles; the collector would only rescan young dicts
         number = 0
         batch_ok = self._try_run if self._runs_possible else None
+        # the typed path of the last shape that passed (``_last``), tried first on each run; its
+        # lines are counted here and added to that shape's stats when the shape changes
+        typed_plan, typed_lines = None, 0
         try:
             for batch in batches:
                 for at in range(0, len(batch), RUN_LINES):
                     run = batch[at : at + RUN_LINES]
+                    if typed_plan is not None and typed_plan.accepts(run):
+                        number += len(run)
+                        typed_lines += len(run)
+                        continue
                     records = None
                     if batch_ok is not None:
+                        last = self._last
                         ok, records = batch_ok(run)
                         if ok:
                             number += len(run)
+                            if self._last is not last:
+                                self._count_typed(last, typed_lines)
+                                typed_lines = 0
+                                typed_plan = self._last.typed
                             continue
                     number = self._lines(run, number, records)
         finally:
             if gc_was_enabled:
                 gc.enable()
+            self._count_typed(self._last, typed_lines)
         self.out.lines += number
+
+    def _count_typed(self, plan: _ShapePlan | None, lines: int) -> None:
+        if plan is not None and lines:
+            for stats in plan.stats:
+                stats.labeled += lines
+            self.typed_lines += lines
 
     # ---- a run of lines at once
     @property
@@ -141,17 +160,7 @@ class LineChecker:
         would conclude: one compiled schema over the run checks every attribute and metadata
         object, the size and duplicate-key tests count over the run's joined bytes. Anything
         short of "all valid" sends the run to the per-line path, which reports the problems.
-
-        First the run is tried on the typed path of the last shape that passed (no dicts built:
-        ``typed_plan.TypedPlan.accepts``); most files hold one shape or a few.
         """
-        last = self._last
-        if (last is not None and last.typed is not None and max(map(len, run)) <= MAX_ATTRIBUTE_CHARS
-                and last.typed.accepts(run)):
-            for stats in last.stats:
-                stats.labeled += len(run)
-            self.typed_lines += len(run)
-            return True, None
         try:
             records = list(map(orjson.loads, run))
         except orjson.JSONDecodeError:
@@ -234,7 +243,7 @@ class LineChecker:
                 typed = None
         schema = {"$id": ref("run-" + str(len(self._shapes))), "type": "array",
                   "items": {"type": "object", "properties": properties}}
-        fast = typed_plan(shape, first, typed, typed_predicates) if typed is not None else None
+        fast = typed_plan(shape, first, typed, typed_predicates, MAX_ATTRIBUTE_CHARS) if typed is not None else None
         return _ShapePlan(compile_schema(schema).is_valid, predicates, stats, fast)
 
     # ---- one line at a time

@@ -17,7 +17,8 @@ longest, in ``dates``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._task_types import JOB_NAME_PREFIX
@@ -202,33 +203,36 @@ _CLEAN_SPECIFIC: dict[str, Callable[[Any, dict], bool]] = {
 }
 
 
-def _typed_object_detection(labels: list, metadatas: list) -> bool:
+_ANNOTATIONS = operator.attrgetter("annotations")
+_CLASS_MAP = operator.attrgetter("class_map")
+
+
+def _typed_object_detection(labels: Iterable, metadatas: Iterable) -> bool:
     """``_clean_object_detection`` over a run of typed structs at once."""
-    annotations = [label.annotations for label in labels]
-    if list(map(len, annotations)) != [len(m.objects) for m in metadatas]:
-        return False
-    for boxes, metadata in zip(annotations, metadatas, strict=True):
+    for boxes, metadata in zip(map(_ANNOTATIONS, labels), metadatas, strict=True):
+        if len(boxes) != len(metadata.objects):
+            return False
         classes = metadata.class_map
         for box in boxes:
-            if str(box.class_id) not in classes:
+            if box.class_id not in classes:
                 return False
     return True
 
 
-def _typed_multilabel(labels: list, metadatas: list) -> bool:
+def _typed_multilabel(labels: Iterable, metadatas: Iterable) -> bool:
     """``_clean_multilabel`` over a run of typed structs at once."""
-    for label, metadata in zip(labels, metadatas, strict=True):
-        classes = metadata.class_map
+    for label, classes in zip(labels, map(_CLASS_MAP, metadatas), strict=True):
         for index in label:
-            if str(index) not in classes:
+            if index not in classes:
                 return False
     return True
 
 
 #: ``_CLEAN_SPECIFIC`` for ``typed_plan``'s path: the same rule over a whole run of labels and
 #: their metadata decoded into structs, whose fields are the JSON keys with ``-`` written ``_``
-#: (an ``AttributeError`` where that is not so sends the run to the per-line path)
-TYPED_CLEAN: dict[str, Callable[[list, list], bool]] = {
+#: and whose class-map keys are ints (``typed_plan`` decodes class index keys so); an
+#: ``AttributeError``, or a string key, where that is not so sends the run to the per-line path
+TYPED_CLEAN: dict[str, Callable[[Iterable, Iterable], bool]] = {
     "object-detection": _typed_object_detection,
     "image-classification-multilabel": _typed_multilabel,
     "text-classification-multilabel": _typed_multilabel,

@@ -36,6 +36,9 @@ from .schemas import resolve_ref
 #: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
 #: msgspec bounds can express: int64
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+#: the class index key pattern (``_defs.json``): such map keys decode as non-negative ints, whose
+#: text written back is their canonical digits, so the byte comparison checks the pattern
+_INDEX_KEY = "^(0|[1-9][0-9]*)$"
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default", "examples"})
 _HANDLED = frozenset({
     "type", "properties", "required", "additionalProperties", "propertyNames", "items", "minItems",
@@ -58,16 +61,19 @@ _GOOD_VALUES = 4096
 class TypedPlan:
     """A compiled shape: ``accepts(run)`` is True only for a run the per-line path finds nothing in."""
 
-    __slots__ = ("_checks", "_decode", "_encode", "_predicates")
+    __slots__ = ("_checks", "_decode", "_encode", "_max_bytes", "_predicates")
 
     def __init__(self, line_type: type, checks: list[tuple[Extract, Callable[[str], Any]]],
-                 predicates: list[tuple[Callable, Callable, Callable[[list, list], bool]]]) -> None:
+                 predicates: list[tuple[Callable, Callable, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
+        self._max_bytes = max_bytes
         self._decode = msgspec.json.Decoder(line_type).decode
         self._encode = msgspec.json.Encoder().encode
         self._checks = [(extract, fullmatch, set()) for extract, fullmatch in checks]
         self._predicates = predicates
 
     def accepts(self, run: list[bytes]) -> bool:
+        if max(map(len, run)) > self._max_bytes:  # the value-length rule needs the exact count
+            return False
         try:
             records = list(map(self._decode, run))
         except msgspec.DecodeError:  # ValidationError included
@@ -85,7 +91,7 @@ class TypedPlan:
                     good.update(new)
         try:
             for label_of, metadata_of, predicate in self._predicates:
-                if not predicate(list(map(label_of, records)), list(map(metadata_of, records))):
+                if not predicate(map(label_of, records), map(metadata_of, records)):
                     return False
         except (TypeError, KeyError, AttributeError, IndexError):
             return False
@@ -93,11 +99,12 @@ class TypedPlan:
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
-               predicates: list[tuple[str, str, Callable[[Any, Any], bool]]]) -> TypedPlan | None:
+               predicates: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> TypedPlan | None:
     """The typed plan of a line shape, or None. ``schemas`` maps a top-level key to its schema
     and the document its references resolve against (``schemas.resolve_ref``); any other key
     must hold a string (as ``source-ref`` does). ``predicates`` are ``(label key, metadata key,
-    predicate)`` with a predicate of ``semantics.TYPED_CLEAN``."""
+    predicate)`` with a predicate of ``semantics.TYPED_CLEAN``. A run with a line longer than
+    ``max_bytes`` is not accepted."""
     compiler = _Compiler()
     python = _python_names(shape)
     try:
@@ -116,7 +123,7 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
         return None
     return TypedPlan(line_type, compiler.checks,
                      [(operator.attrgetter(python[label]), operator.attrgetter(python[meta]), predicate)
-                      for label, meta, predicate in predicates])
+                      for label, meta, predicate in predicates], max_bytes)
 
 
 class _Compiler:
@@ -161,15 +168,20 @@ class _Compiler:
         if "properties" not in schema:  # a map: class-map and its like
             if type(additional) is not dict or schema.get("required"):
                 raise Unsupported("a map needs an additionalProperties schema")
+            key: Any = str
             if "propertyNames" in schema:
                 names, _ = _merged(schema["propertyNames"], root)
                 if set(names) - {"type", "pattern"} or names.get("type") != "string":
                     raise Unsupported("propertyNames other than a string pattern")
-                for pattern in names.get("pattern", []):
-                    self.checks.append((_extractor((*path, "keys")), _batched(pattern)))
+                if names.get("pattern") == [_INDEX_KEY]:
+                    # decoded as a number: written back the same, only its canonical digits pass
+                    key = _meta(int, ge=0, le=_INT_MAX)
+                else:
+                    for pattern in names.get("pattern", []):
+                        self.checks.append((_extractor((*path, "keys")), _batched(pattern)))
             sample_value = next(iter(sample.values()), None) if type(sample) is dict else None
             value = self.node(additional, root, sample_value, (*path, "values"))
-            return dict[str, value]
+            return dict[key, value]
         if additional not in (True, False) or "propertyNames" in schema:
             raise Unsupported("properties with additionalProperties or propertyNames")
         properties = schema["properties"]
@@ -190,7 +202,7 @@ class _Compiler:
         python = _python_names([key for key, _, _ in fields])
         spec = [(python[key], kind) if needed else (python[key], Union[kind, msgspec.UnsetType], msgspec.UNSET)  # noqa: UP007
                 for key, kind, needed in fields]
-        return msgspec.defstruct("Typed", spec, kw_only=True, forbid_unknown_fields=True, omit_defaults=True,
+        return msgspec.defstruct("Typed", spec, kw_only=True, forbid_unknown_fields=True,
                                  rename={python[key]: key for key, _, _ in fields}, gc=False)
 
 
