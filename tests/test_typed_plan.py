@@ -1,0 +1,307 @@
+"""``validate``'s typed path (``_manifest/typed_plan.py``): every run it accepts is one the full
+per-line path finds no problem in (no error, no warning), and it is taken on the lines it is for.
+
+The property test mutates real lines (the bench's bounding boxes, ``../shared/gt-manifests``) in
+the ways a typed decoder could miss: wrong types, out-of-range and huge numbers, 1e999, floats
+written as ints, escapes, non-ASCII, extra/missing/repeated/reordered keys, failure-reason, bad
+dates, lines split across the run's joins; it asserts accept => the per-line path reports nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.gt import GT_MANIFESTS, HAVE_GT
+from totask_manifest._manifest import line_check
+from totask_manifest._manifest.line_check import LineChecker
+from totask_manifest._manifest.problems import Collector
+from totask_manifest._manifest.ranges import iter_bodies
+from totask_manifest._manifest.typed_plan import TypedPlan, Unsupported, _batched
+from totask_manifest._manifest.validate import validate_manifest
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_bench.py"
+
+
+def _bench_module() -> Any:
+    spec = importlib.util.spec_from_file_location("validate_bench", _BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "bbox-2000.manifest"
+    _bench_module().generate(path, 2000)
+    return path
+
+
+def _checker() -> tuple[LineChecker, Collector]:
+    out = Collector(False, 1000)
+    return LineChecker(None, None, None, out), out
+
+
+def _full_path_problems(body: bytes) -> tuple[int, int, list]:
+    """What the per-line path (no run, no typed path) finds in one line."""
+    checker, out = _checker()
+    checker._lines([body], 0, None)
+    return out.errors, out.warnings, out.problems
+
+
+def _plan_for(line: bytes) -> TypedPlan | None:
+    """The typed plan of ``line``'s shape, as validate builds it from a run of that line."""
+    checker, _ = _checker()
+    ok, _records = checker._try_run([line] * 4)
+    return checker._last.typed if ok and checker._last is not None else None
+
+
+def _seed_lines() -> list[bytes]:
+    rng = random.Random(3)
+    lines: list[bytes] = []
+    if HAVE_GT:
+        for path in sorted(GT_MANIFESTS.glob("object-detection*")) + sorted(GT_MANIFESTS.glob("image-classification-input*")):
+            body = [b for b in path.read_bytes().split(b"\n") if b.strip()]
+            lines += rng.sample(body, min(4, len(body)))
+    return lines
+
+
+# ---- the typed path is taken where it should be -----------------------------------------------
+
+
+def test_typed_path_takes_the_bench_lines(bench_file: Path) -> None:
+    checker, out = _checker()
+    with open(bench_file, "rb") as f:
+        checker.run(iter_bodies(f))
+    assert out.lines == 2000 and out.errors == 0 and out.warnings == 0
+    # every run but the first (which builds the shape's plans) goes the typed way
+    assert checker.typed_lines >= 2000 - line_check.RUN_LINES
+    stats = out.attributes["category"]
+    assert stats.labeled == 2000
+
+
+def test_typed_path_reports_like_the_per_line_path(bench_file: Path, tmp_path: Path) -> None:
+    """A file with broken lines among typed runs: same counts, same problems, same line numbers."""
+    lines = bench_file.read_bytes().split(b"\n")[:300]
+    lines[40] = lines[40].replace(b'"class_id":', b'"class_id":7,"class_id":', 1)
+    lines[77] = lines[77].replace(b'"human-annotated":"yes"', b'"human-annotated":"maybe"')
+    lines[250] = lines[250].replace(b'"job-name":"labeling-job/', b'"job-name":"')
+    path = tmp_path / "m.manifest"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = validate_manifest(str(path), workers=1)
+    assert [(p.line, p.rule) for p in report.problems] == [
+        (41, "duplicate-key"), (78, "schema-enum"), (251, "departure-job-name-prefix")]
+    assert report.attributes["category"].labeled == 300
+
+
+@pytest.mark.skipif(not HAVE_GT, reason="../shared/gt-manifests not found")
+def test_typed_path_takes_real_object_detection_output() -> None:
+    for path in GT_MANIFESTS.glob("object-detection*"):
+        checker, out = _checker()
+        with open(path, "rb") as f:
+            checker.run(iter_bodies(f))
+        assert out.errors == 0
+        assert checker.typed_lines >= out.lines - 2 * line_check.RUN_LINES, path.name
+
+
+# ---- known traps, one by one -------------------------------------------------------------------
+
+
+LINE = (b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":10,"height":20,"depth":3}],'
+        b'"annotations":[{"class_id":0,"top":1.5,"left":2.0,"height":3.0,"width":4.5}]},'
+        b'"category-metadata":{"objects":[{"confidence":0.5}],"class-map":{"0":"Bird"},'
+        b'"type":"groundtruth/object-detection","human-annotated":"yes",'
+        b'"creation-date":"2022-09-12T01:05:00.148118","job-name":"labeling-job/x"}}')
+
+
+@pytest.mark.parametrize("old, new", [
+    (b'"class_id":0', b'"class_id":0,"class_id":1'),  # a repeated key
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird","0":"Cat"}'),  # repeated in a map
+    (b'"top":1.5', b'"top":1e999'),
+    (b'"top":1.5', b'"top":18446744073709551616'),  # orjson reads it as a float
+    (b'"class_id":0', b'"class_id":18446744073709551616'),
+    (b'"class-map":{"0"', b'"class-map":{"00"'),
+    (b'"class-map":{"0"', b'"class-map":{"-0"'),
+    (b'"class-map":{"0"', b'"class-map":{"\\u0030"'),
+    (b'"job-name":"labeling-job/x"', b'"job-name":"labeling-job\\/x"'),
+    (b'"confidence":0.5', b'"confidence":1.5'),
+    (b'"creation-date":"2022-09-12T01:05:00.148118"', b'"creation-date":"2022-02-30T01:05:00"'),
+    (b'"creation-date":"2022-09-12T01:05:00.148118"', b'"creation-date":"2022-09-12T01:05:00\\n2022-09-12T01:05:00"'),
+    (b'"job-name":"labeling-job/x"', b'"job-name":"x\\nlabeling-job/x"'),
+    (b'"human-annotated":"yes"', b'"human-annotated":"yes","failure-reason":"x"'),
+    (b'"width":10', b'"width":10.0'),
+    (b'"objects":[{"confidence":0.5}]', b'"objects":[]'),
+    (b'"class_id":0', b'"class_id":1'),
+    (b'{"source-ref"', b'{"$source-ref":"x","source-ref"'),
+    (b'"type":"groundtruth/object-detection"', b'"type":"groundtruth/Object-detection"'),
+])
+def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
+    plan = _plan_for(LINE)
+    assert plan is not None and plan.accepts([LINE])
+    bad = LINE.replace(old, new, 1)
+    assert bad != LINE
+    assert not plan.accepts([LINE, bad])
+
+
+def test_a_line_split_across_the_join_is_not_accepted() -> None:
+    """Two lines that are one JSON text only when joined by the run's comma."""
+    plan = _plan_for(LINE)
+    cut = LINE.index(b"labeling-job/") + 5
+    first = LINE[:cut]
+    second = LINE[cut:] + b"," + LINE
+    assert plan is not None and not plan.accepts([first, second])
+
+
+@pytest.mark.parametrize("pattern", ["^a|b$", "(?i)a", "[[:alpha:]]", "\\d", "a(?=b)", "[a-z&&b]", "x{,3}"])
+def test_patterns_outside_the_shared_subset_are_unsupported(pattern: str) -> None:
+    with pytest.raises(Unsupported):
+        _batched(pattern)
+
+
+@pytest.mark.parametrize("pattern, value, expected", [
+    ("^labeling-job/", "labeling-job/x", True), ("^labeling-job/", "x/labeling-job/", False),
+    ("^[^A-Z]*$", "ab", True), ("^[^A-Z]*$", "aB", False), ("^(0|[1-9][0-9]*)$", "01", False),
+    ("b", "abc", True), ("b$", "bc", False),
+])
+def test_batched_patterns_match_as_search(pattern: str, value: str, expected: bool) -> None:
+    assert (_batched(pattern)(value) is not None) is expected
+    assert (_batched(pattern)("\n".join([value, value])) is not None) is expected
+
+
+# ---- the property: accepted => the per-line path finds nothing ----------------------------------
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6), st.lists(st.integers(-1, 3), max_size=2),
+    st.dictionaries(st.sampled_from(["0", "1", "01", "-1", "a"]), st.sampled_from(["Bird", 1]), max_size=2),
+    st.sampled_from(["labeling-job/x", "x", "2022-09-12T01:05:00", "2022-02-29T09:51:00", "2022-09-12T24:00:00",
+                     "2022-09-12T01:05:00+0000", "groundtruth/object-detection", "yes", "no", "0", "Bird", "é",
+                     "", "\u2028", {"confidence": 2}, {"width": 0, "height": 1}]),
+)
+_KEYS = st.sampled_from(["failure-reason", "confidence", "depth", "$x", "extra", "class_id", "adjustment-status",
+                         "review-status", "source", "job-name"])
+
+
+def _containers(value: Any, out: list) -> list:
+    if isinstance(value, dict):
+        out.append(value)
+        for item in value.values():
+            _containers(item, out)
+    elif isinstance(value, list):
+        out.append(value)
+        for item in value:
+            _containers(item, out)
+    return out
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
+    record = orjson.loads(seed)
+    for _ in range(draw(st.integers(1, 3))):
+        containers = _containers(record, [])
+        node = draw(st.sampled_from(containers))
+        op = draw(st.sampled_from(["set", "delete", "add", "reorder"]))
+        if isinstance(node, dict):
+            keys = list(node)
+            if op == "set" and keys:
+                node[draw(st.sampled_from(keys))] = draw(_VALUES)
+            elif op == "delete" and keys:
+                del node[draw(st.sampled_from(keys))]
+            elif op == "add":
+                node[draw(_KEYS)] = draw(_VALUES)
+            elif op == "reorder" and keys:
+                order = draw(st.permutations(keys))
+                items = [(k, node.pop(k)) for k in order]
+                node.update(items)
+        elif isinstance(node, list):
+            if op == "set" and node:
+                node[draw(st.integers(0, len(node) - 1))] = draw(_VALUES)
+            elif op == "delete" and node:
+                node.pop()
+            elif op in ("add", "reorder"):
+                node.append(draw(_VALUES) if op == "add" else (node[0] if node else 1))
+    try:
+        text = orjson.dumps(record)
+    except TypeError:  # an integer orjson does not write
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    # byte-level spellings a typed decoder could miss
+    for _ in range(draw(st.integers(0, 2))):
+        kind = draw(st.sampled_from(["dup", "escape", "int-float", "1e999", "space", "bigint", "utf8"]))
+        keys = re.findall(rb'"([^"\\]+)":', text)
+        if kind == "dup" and keys:
+            key = draw(st.sampled_from(keys))
+            text = text.replace(b'"' + key + b'":', b'"' + key + b'":0,"' + key + b'":', 1)
+        elif kind == "escape":
+            letters = [m.start() for m in re.finditer(rb"[a-z0-9/]", text)]
+            if letters:
+                at = draw(st.sampled_from(letters))
+                text = text[:at] + b"\\u%04x" % text[at] + text[at + 1 :]
+        elif kind == "int-float":
+            text = re.sub(rb"(\d)\.0(?=[,}\]])", rb"\1", text, count=1)
+        elif kind == "1e999":
+            text = re.sub(rb":-?\d+(\.\d+)?(?=[,}\]])", b":1e999", text, count=1)
+        elif kind == "bigint":
+            text = re.sub(rb":\d+(?=[,}\]])", b":18446744073709551616", text, count=1)
+        elif kind == "space":
+            text = text.replace(b":", b": ", 1)
+        elif kind == "utf8":
+            text = text.replace(b"Bird", "Bïrd".encode(), 1)
+    return text
+
+
+_SEEDS: list[bytes] = []
+
+
+def _seeds() -> list[bytes]:
+    if not _SEEDS:
+        rng = random.Random(11)
+        module = _bench_module()
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "b.manifest"
+            module.generate(path, 200)
+            bench = path.read_bytes().split(b"\n")[:-1]
+        _SEEDS.extend(line for line in rng.sample(bench, 8) + _seed_lines() if _plan_for(line) is not None)
+    return _SEEDS
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_typed_accept_means_the_full_path_finds_nothing(data: st.DataObject) -> None:
+    seed = data.draw(st.sampled_from(_seeds()))
+    plan = _plan_for(seed)
+    assert plan is not None, seed[:120]
+    line = data.draw(mutated(seed))
+    if plan.accepts([seed, line, seed]):
+        errors, warnings, problems = _full_path_problems(line)
+        assert (errors, warnings) == (0, 0), (line, problems)
+
+
+def test_the_mutations_do_reach_the_typed_path() -> None:
+    """The property above is not vacuous: some mutated lines are accepted, many are refused."""
+    seed = _seeds()[0]
+    plan = _plan_for(seed)
+    accepted = refused = 0
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(mutated(seed))
+    def count(line: bytes) -> None:
+        nonlocal accepted, refused
+        if plan.accepts([line]):
+            accepted += 1
+        else:
+            refused += 1
+
+    count()
+    assert refused > 50
+    assert accepted > 0
