@@ -9,6 +9,7 @@ dates, lines split across the run's joins; it asserts accept => the per-line pat
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import random
@@ -179,14 +180,14 @@ def test_batched_patterns_match_as_search(pattern: str, value: str, expected: bo
 
 # ---- the property: accepted => the per-line path finds nothing ----------------------------------
 
-_VALUES = st.one_of(
+_VALUES = st.one_of(  # copied: a drawn dict is mutated in place by later steps
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=6), st.lists(st.integers(-1, 3), max_size=2),
     st.dictionaries(st.sampled_from(["0", "1", "01", "-1", "a"]), st.sampled_from(["Bird", 1]), max_size=2),
     st.sampled_from(["labeling-job/x", "x", "2022-09-12T01:05:00", "2022-02-29T09:51:00", "2022-09-12T24:00:00",
                      "2022-09-12T01:05:00+0000", "groundtruth/object-detection", "yes", "no", "0", "Bird", "é",
                      "", "\u2028", {"confidence": 2}, {"width": 0, "height": 1}]),
-)
+).map(copy.deepcopy)
 _KEYS = st.sampled_from(["failure-reason", "confidence", "depth", "$x", "extra", "class_id", "adjustment-status",
                          "review-status", "source", "job-name"])
 

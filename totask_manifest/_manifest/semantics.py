@@ -208,7 +208,8 @@ _CLASS_MAP = operator.attrgetter("class_map")
 
 
 def _typed_object_detection(labels: Iterable, metadatas: Iterable) -> bool:
-    """``_clean_object_detection`` over a run of typed structs at once."""
+    """``_clean_object_detection`` over a run of typed structs at once (a plain loop measured
+    faster than chaining the boxes and their class-maps through C iterators)."""
     for boxes, metadata in zip(map(_ANNOTATIONS, labels), metadatas, strict=True):
         if len(boxes) != len(metadata.objects):
             return False

@@ -61,15 +61,23 @@ _GOOD_VALUES = 4096
 class TypedPlan:
     """A compiled shape: ``accepts(run)`` is True only for a run the per-line path finds nothing in."""
 
-    __slots__ = ("_checks", "_decode", "_encode", "_max_bytes", "_predicates")
+    __slots__ = ("_checks", "_decode", "_encode", "_max_bytes", "_predicates", "_scalar")
 
-    def __init__(self, line_type: type, checks: list[tuple[Extract, Callable[[str], Any]]],
+    def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  predicates: list[tuple[Callable, Callable, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._decode = msgspec.json.Decoder(line_type).decode
         self._encode = msgspec.json.Encoder().encode
-        self._checks = [(extract, fullmatch, set()) for extract, fullmatch in checks]
         self._predicates = predicates
+        # patterns on one required string per line (job-name, creation-date): all read by one
+        # getter, each line's tuple of values looked up among those seen good
+        scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
+        self._scalar = None
+        if scalar:
+            get = operator.attrgetter(*(".".join(step[0] for step in path) for path, _ in scalar))
+            self._scalar = (get, [fullmatch for _, fullmatch in scalar], set())
+        self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
+                        if (path, fullmatch) not in scalar]
 
     def accepts(self, run: list[bytes]) -> bool:
         if max(map(len, run)) > self._max_bytes:  # the value-length rule needs the exact count
@@ -80,12 +88,20 @@ class TypedPlan:
             return False
         if self._encode(records)[1:-1] != b",".join(run):
             return False
+        if self._scalar is not None:
+            get, matchers, good = self._scalar
+            if not good.issuperset(map(get, records)):
+                new = set(map(get, records)).difference(good)
+                columns = list(zip(*new, strict=True)) if len(matchers) > 1 else [list(new)]
+                if not all(map(_all_match, matchers, columns)):
+                    return False
+                if len(good) < _GOOD_VALUES:
+                    good.update(new)
         for extract, fullmatch, good in self._checks:
             values = extract(records)
             if not good.issuperset(values):
                 new = set(values).difference(good)
-                text = "\n".join(new)
-                if text.count("\n") != len(new) - 1 or fullmatch(text) is None:
+                if not _all_match(fullmatch, new):
                     return False
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
@@ -96,6 +112,14 @@ class TypedPlan:
         except (TypeError, KeyError, AttributeError, IndexError):
             return False
         return True
+
+
+def _all_match(fullmatch: Callable[[str], Any], values: Any) -> bool:
+    """Each value matches: one ``fullmatch`` over them joined by newlines (``_batched``), none
+    holding a newline of its own."""
+    values = list(values)
+    text = "\n".join(values)
+    return text.count("\n") == len(values) - 1 and fullmatch(text) is not None
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
@@ -128,7 +152,7 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
 
 class _Compiler:
     def __init__(self) -> None:
-        self.checks: list[tuple[Extract, Callable[[str], Any]]] = []
+        self.checks: list[tuple[tuple, Callable[[str], Any]]] = []
 
     def node(self, schema: Any, root: dict, sample: Any, path: tuple) -> Any:
         """The msgspec type of one subschema (``sample``: the first line's value there, for
@@ -142,7 +166,7 @@ class _Compiler:
         kind = schema.get("type")
         if kind == "string":
             for pattern in patterns:
-                self.checks.append((_extractor(path), _batched(pattern)))
+                self.checks.append((path, _batched(pattern)))
             return _meta(str, min_length=schema.get("minLength"), max_length=schema.get("maxLength"))
         if patterns or "minLength" in schema or "maxLength" in schema:
             raise Unsupported("string keywords on another type")
@@ -178,7 +202,7 @@ class _Compiler:
                     key = _meta(int, ge=0, le=_INT_MAX)
                 else:
                     for pattern in names.get("pattern", []):
-                        self.checks.append((_extractor((*path, "keys")), _batched(pattern)))
+                        self.checks.append(((*path, "keys"), _batched(pattern)))
             sample_value = next(iter(sample.values()), None) if type(sample) is dict else None
             value = self.node(additional, root, sample_value, (*path, "values"))
             return dict[key, value]
