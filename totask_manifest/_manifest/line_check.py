@@ -30,6 +30,7 @@ from .label_check import (
 from .line import Line, any_repeats_a_key, may_repeat_a_key
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
 from .problems import AttributeStats, Collector, Severity
+from .ranges import split_block
 from .schemas import compile_schema, format_path, ref, validator
 from .typed_plan import TypedPlan, typed_plan
 
@@ -76,6 +77,21 @@ RUN_LINES = 16
 _UNSET: Any = object()
 
 
+#: bytes of a block the typed path decodes at once: some 38 bench lines, whose structs stay in
+#: a core's cache while the per-piece steps (one encode comparison, the checks) cost little a
+#: line; under the value-length limit, so that a piece needs no per-line length test
+PIECE_BYTES = 16 << 10
+
+
+def _pieces(block: bytes) -> Iterator[bytes]:
+    """``block`` in pieces of whole lines, each ``PIECE_BYTES`` or a line more."""
+    at, size = 0, len(block)
+    while at < size:
+        cut = block.find(b"\n", at + PIECE_BYTES) + 1 or size
+        yield block[at:cut] if at or cut < size else block
+        at = cut
+
+
 @dataclass(frozen=True, slots=True)
 class _ShapePlan:
     """Checks a run of lines sharing one key sequence at once (see ``_LineChecker._try_run``)."""
@@ -105,36 +121,45 @@ class LineChecker:
         #: lines accepted on the typed path (tests and the benchmark read it)
         self.typed_lines = 0
 
-    def run(self, batches: Iterator[list[bytes]]) -> None:
-        """Check every line: whole runs of valid lines at once where possible (``_try_run``),
-        each line of a run that is not (or cannot be checked at once) on its own."""
+    def run(self, blocks: Iterator[bytes]) -> None:
+        """Check every line of ``blocks`` (``ranges.iter_blocks``): pieces of a block on the
+        typed path at once where possible, else its lines in whole runs where possible
+        (``_try_run``), each line of a run that is not (or cannot be checked at once) on its own."""
         gc_was_enabled = gc.isenabled()
         gc.disable()  # nothing here makes reference cycles; the collector would only rescan young dicts
         number = 0
         batch_ok = self._try_run if self._runs_possible else None
-        # the typed path of the last shape that passed (``_last``), tried first on each run; its
-        # lines are counted here and added to that shape's stats when the shape changes
-        typed_plan, typed_lines = None, 0
+        # the typed path of the last shape that passed (``_last``), tried first on each piece and
+        # run; its lines are counted here and added to that shape's stats when the shape changes
+        typed, typed_lines = None, 0
         try:
-            for batch in batches:
-                for at in range(0, len(batch), RUN_LINES):
-                    run = batch[at : at + RUN_LINES]
-                    if typed_plan is not None and typed_plan.accepts(run):
-                        number += len(run)
-                        typed_lines += len(run)
-                        continue
-                    records = None
-                    if batch_ok is not None:
-                        last = self._last
-                        ok, records = batch_ok(run)
-                        if ok:
-                            number += len(run)
-                            if self._last is not last:
-                                self._count_typed(last, typed_lines)
-                                typed_lines = 0
-                                typed_plan = self._last.typed
+            for block in blocks:
+                for piece in _pieces(block):
+                    if typed is not None:
+                        accepted = typed(piece)
+                        if accepted:
+                            number += accepted
+                            typed_lines += accepted
                             continue
-                    number = self._lines(run, number, records)
+                    batch = split_block(piece)
+                    for at in range(0, len(batch), RUN_LINES):
+                        run = batch[at : at + RUN_LINES]
+                        if typed is not None and typed(b"\n".join(run)) == len(run):
+                            number += len(run)
+                            typed_lines += len(run)
+                            continue
+                        records = None
+                        if batch_ok is not None:
+                            last = self._last
+                            ok, records = batch_ok(run)
+                            if ok:
+                                number += len(run)
+                                if self._last is not last:
+                                    self._count_typed(last, typed_lines)
+                                    typed_lines = 0
+                                    typed = self._last.typed.accepts if self._last.typed is not None else None
+                                continue
+                        number = self._lines(run, number, records)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -142,6 +167,7 @@ class LineChecker:
         self.out.lines += number
 
     def _count_typed(self, plan: _ShapePlan | None, lines: int) -> None:
+        """Lines the typed path accepted under ``plan``: labeled, for each of its attributes."""
         if plan is not None and lines:
             for stats in plan.stats:
                 stats.labeled += lines

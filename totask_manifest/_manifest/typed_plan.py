@@ -9,9 +9,12 @@ unknown keys in C as it parses.
 
 Soundness (every run accepted here is one the per-line path finds nothing in):
 
-* each line is decoded on its own (one JSON object, nothing after it) and the decoded run,
-  written back by msgspec, must equal the run's bytes: no repeated key, escape, number
-  spelling, whitespace or key order the decoding could have hidden;
+* the lines are decoded at once (``decode_lines``) and written back by msgspec as one array,
+  which must equal the text with its newlines read as commas. So each line is exactly one
+  decoded object written back, byte for byte: a newline standing for a comma inside a value or
+  a string would have made the text invalid JSON, a comma between two lines is refused by
+  ``decode_lines``. Nothing the decoding could hide passes: a repeated key, an escape, a number
+  spelling, whitespace, key order, a blank line;
 * integers are bounded to orjson's range (orjson reads a larger one as a float);
 * patterns run in Python ``re`` over all values of the run at once, only for a subset of the
   regex syntax whose meaning is the same in Rust's engine (``_batched``);
@@ -61,12 +64,12 @@ _GOOD_VALUES = 4096
 class TypedPlan:
     """A compiled shape: ``accepts(run)`` is True only for a run the per-line path finds nothing in."""
 
-    __slots__ = ("_checks", "_decode", "_encode", "_max_bytes", "_predicates", "_scalar")
+    __slots__ = ("_checks", "_decode_lines", "_encode", "_max_bytes", "_predicates", "_scalar")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  predicates: list[tuple[Callable, Callable, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        self._decode = msgspec.json.Decoder(line_type).decode
+        self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
         self._encode = msgspec.json.Encoder().encode
         self._predicates = predicates
         # patterns on one required string per line (job-name, creation-date): all read by one
@@ -79,22 +82,25 @@ class TypedPlan:
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
 
-    def accepts(self, run: list[bytes]) -> bool:
-        if max(map(len, run)) > self._max_bytes:  # the value-length rule needs the exact count
-            return False
+    def accepts(self, text: bytes) -> int:
+        """How many lines ``text`` (whole lines, each ended by ``\\n`` but maybe the last) holds,
+        when every one of them passes; 0 when one does not (or there is none)."""
         try:
-            records = list(map(self._decode, run))
+            records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
-            return False
-        if self._encode(records)[1:-1] != b",".join(run):
-            return False
+            return 0
+        body = text[:-1] if text.endswith(b"\n") else text
+        if not records or self._encode(records)[1:-1] != body.replace(b"\n", b","):
+            return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
+        if len(body) > self._max_bytes and max(map(len, body.split(b"\n"))) > self._max_bytes:
+            return 0  # the value-length rule needs the exact count
         if self._scalar is not None:
             get, matchers, good = self._scalar
             if not good.issuperset(map(get, records)):
                 new = set(map(get, records)).difference(good)
                 columns = list(zip(*new, strict=True)) if len(matchers) > 1 else [list(new)]
                 if not all(map(_all_match, matchers, columns)):
-                    return False
+                    return 0
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
         for extract, fullmatch, good in self._checks:
@@ -102,16 +108,16 @@ class TypedPlan:
             if not good.issuperset(values):
                 new = set(values).difference(good)
                 if not _all_match(fullmatch, new):
-                    return False
+                    return 0
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
         try:
             for label_of, metadata_of, predicate in self._predicates:
                 if not predicate(map(label_of, records), map(metadata_of, records)):
-                    return False
+                    return 0
         except (TypeError, KeyError, AttributeError, IndexError):
-            return False
-        return True
+            return 0
+        return len(records)
 
 
 def _all_match(fullmatch: Callable[[str], Any], values: Any) -> bool:
