@@ -72,7 +72,7 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
 
 _CHILD = """
 import resource, sys, time, orjson
-from totask_manifest._manifest.ranges import iter_bodies, map_ranges
+from totask_manifest._manifest.ranges import iter_blocks, iter_bodies, map_ranges
 from totask_manifest._manifest.validate import validate_manifest
 
 class Parsed:  # what the parse-only run reports, shaped like a validation report
@@ -98,7 +98,7 @@ def typed_share(url):
     out = Collector(False, 1000)
     checker = LineChecker(None, None, None, out)
     with open(url, "rb") as f:
-        checker.run(iter_bodies(f, end=16 << 20))
+        checker.run(iter_blocks(f, end=16 << 20))
     return checker.typed_lines / max(out.lines, 1)
 
 t = time.perf_counter()

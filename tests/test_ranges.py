@@ -98,3 +98,24 @@ def _memory_lines(url: str, start: int, end: int | None) -> list[bytes]:
 
     with open_read(url) as f:
         return list(itertools.chain.from_iterable(ranges.iter_bodies(f, start=start, end=end)))
+
+
+def test_blocks_hold_the_same_lines_as_bodies() -> None:
+    """``iter_blocks`` (validate's reader) gives each range the lines ``iter_bodies`` gives it,
+    whatever the chunk size, the range bounds, a BOM, blank lines, ``\\r`` or a last line
+    without its ``\\n``."""
+    import random
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        lines = [bytes(rng.choice(b"ab\r ") for _ in range(rng.randint(0, 7))) for _ in range(rng.randint(0, 12))]
+        data = (ranges.BOM if rng.random() < 0.2 else b"") + b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
+        bounds = [0, *sorted(rng.randint(0, len(data)) for _ in range(rng.randint(0, 3))), len(data)]
+        chunk = rng.randint(1, 9)
+        for start, end in itertools.pairwise(bounds):
+            end_or_none = None if end == len(data) and rng.random() < 0.5 else end
+            expected = list(itertools.chain.from_iterable(
+                ranges.iter_bodies(io.BytesIO(data), start=start, end=end_or_none, chunk=chunk)))
+            got = list(itertools.chain.from_iterable(map(ranges.split_block, ranges.iter_blocks(
+                io.BytesIO(data), start=start, end=end_or_none, chunk=chunk))))
+            assert got == expected, (data, start, end_or_none, chunk)

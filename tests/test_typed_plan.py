@@ -96,12 +96,14 @@ def test_typed_path_reports_like_the_per_line_path(bench_file: Path, tmp_path: P
     lines[40] = lines[40].replace(b'"class_id":', b'"class_id":7,"class_id":', 1)
     lines[77] = lines[77].replace(b'"human-annotated":"yes"', b'"human-annotated":"maybe"')
     lines[250] = lines[250].replace(b'"job-name":"labeling-job/', b'"job-name":"')
+    lines[120] = b""
+    lines[130] = lines[130] + b"\r"  # a CRLF line: valid, only written otherwise
     path = tmp_path / "m.manifest"
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = validate_manifest(str(path), workers=1)
     assert [(p.line, p.rule) for p in report.problems] == [
-        (41, "duplicate-key"), (78, "schema-enum"), (251, "departure-job-name-prefix")]
-    assert report.attributes["category"].labeled == 300
+        (41, "duplicate-key"), (78, "schema-enum"), (121, "line-blank"), (251, "departure-job-name-prefix")]
+    assert report.attributes["category"].labeled == 299 and report.lines == 300
 
 
 @pytest.mark.skipif(not HAVE_GT, reason="../shared/gt-manifests not found")
@@ -151,6 +153,13 @@ def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     bad = LINE.replace(old, new, 1)
     assert bad != LINE
     assert plan.accepts(LINE + b"\n" + bad) != 2
+
+
+def test_a_run_ending_in_a_blank_line_is_not_accepted() -> None:
+    checker, out = _checker()
+    checker.run(iter([b"\n".join([LINE] * 40) + b"\n", LINE + b"\n\n", LINE + b"\n"]))
+    assert (out.lines, out.blank, out.warnings) == (43, 1, 1)
+    assert checker.typed_lines >= 40 - line_check.RUN_LINES  # the first run builds the plans
 
 
 def test_a_line_split_across_the_join_is_not_accepted() -> None:
