@@ -319,6 +319,6 @@ def test_attribute_detection_reads_past_lines_that_are_not_json_objects(tmp_path
     path = tmp_path / "odd.manifest"
     path.write_bytes(b'[1, 2]\n\n{"source-ref": \n' + src.read_bytes())
     assert pick_attribute(str(path), ["object-detection"], None) == "category"
-    with pytest.raises(ManifestError, match="line 1: .*not an object"):
+    with pytest.raises(ManifestError, match=r"line 1: .*not an object"):
         convert(str(path), str(tmp_path / "x.json"), to="coco")
     assert not (tmp_path / "x.json").exists()
