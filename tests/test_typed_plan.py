@@ -180,7 +180,8 @@ def test_patterns_outside_the_shared_subset_are_unsupported(pattern: str) -> Non
 @pytest.mark.parametrize("pattern, value, expected", [
     ("^labeling-job/", "labeling-job/x", True), ("^labeling-job/", "x/labeling-job/", False),
     ("^[^A-Z]*$", "ab", True), ("^[^A-Z]*$", "aB", False), ("^(0|[1-9][0-9]*)$", "01", False),
-    ("b", "abc", True), ("b$", "bc", False),
+    ("b", "abc", True), ("b$", "bc", False), ("^a.c$", "abc", True), ("^a.c$", "a\rc", False),
+    ("^a.c$", "a\u2028c", False),
 ])
 def test_batched_patterns_match_as_search(pattern: str, value: str, expected: bool) -> None:
     assert (_batched(pattern)(value) is not None) is expected

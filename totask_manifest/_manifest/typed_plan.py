@@ -359,8 +359,10 @@ def _translate(body: str) -> str:
     i = 0
     while i < len(body):
         char = body[i]
-        if char in _LITERAL or char == ".":
+        if char in _LITERAL:
             out.append(char)
+        elif char == ".":  # no line terminator of ECMA-262's (or Rust's \\n): never laxer than either
+            out.append("[^\\n\\r\\u2028\\u2029]")
         elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE and i + 1 < len(body):
             out.append(body[i : i + 2])
             i += 1
