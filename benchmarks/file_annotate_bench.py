@@ -162,7 +162,11 @@ def bench_raw_aiohttp(base: str, lines: int, concurrency: int) -> float:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return time.perf_counter() - started
 
-    return asyncio.run(run())
+    # the loop the job's fetcher runs on (uvloop where installed), so the share compares like with like
+    from totask_manifest._fetch.loop import new_loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(run())
 
 
 def cpu_seconds() -> float:
@@ -212,8 +216,14 @@ def main() -> None:
         proc.kill()
         proc.wait()
 
+    from totask_manifest._fetch.loop import loop_name, new_loop
+
+    probe = new_loop()
+    loop = loop_name(probe)
+    probe.close()
     print(f"server: 127.0.0.1, {args.latency * 1000:g} ms added per request, own process; "
-          f"{os.cpu_count()} CPU(s)")
+          f"{os.cpu_count()} CPU(s); client event loop: {loop} (the raw baseline's and the job's; "
+          "TOTASK_EVENT_LOOP=asyncio for the standard one)")
     print(f"sequential httpx.Client, {args.sequential} requests: {seq_rate:,.0f} lines/s "
           f"(extrapolated: {args.lines / seq_rate:,.1f} s for {args.lines:,} lines)")
     met = True

@@ -162,7 +162,7 @@ class FileAnnotator(Annotator):
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
         """Outcomes in completion order, ``2 × concurrency`` items in flight at most."""
-        yield from self._fetcher().map_unordered(self._process, items, 2 * self.policy.concurrency)
+        yield from self._fetcher().map_unordered(self._process, items, self.policy.concurrency + 16)
 
     def close(self) -> None:
         if self._sync is not None:

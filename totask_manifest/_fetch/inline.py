@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .loop import LoopThread, _task_result
+from .loop import LoopThread, _task_result, new_loop
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,7 +36,7 @@ class InlineLoop:
     """A private event loop run in the calling thread (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
         self.loop.set_exception_handler(self._on_error)
         self._escaped: BaseException | None = None
 
