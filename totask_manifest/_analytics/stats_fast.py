@@ -82,12 +82,14 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
 
     ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Columns.add``
     does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
-    alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one."""
+    alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
+    strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
+    the same objects every line, hashed once."""
 
     type: DetectionType | UnsetType = UNSET
     failure_reason: str | UnsetType = field(default=UNSET, name="failure-reason")
     failure_rule: str | UnsetType = field(default=UNSET, name="failure-rule")
-    human: str | None = field(default=None, name="human-annotated")
+    human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
     job: str | None = field(default=None, name="job-name")
     created: str | UnsetType = field(default=UNSET, name="creation-date")
     objects: list[_Object] = []
@@ -236,22 +238,17 @@ class FastPath:
                 keep_label(label)
             else:
                 self._add(cols, meta, label)
-        n = len(clean_metas)
-        if not n:
+        if not clean_metas:
             return
-        cols.types += map(_TYPE, clean_metas)
-        cols.reasons += [None] * n
-        cols.humans += map(_HUMAN, clean_metas)
-        cols.jobs += map(_JOB, clean_metas)
-        cols.states += [LABELED | DECLARED] * n
+        cols.meta_n.update(zip(map(_TYPE, clean_metas), repeat(None), map(_HUMAN, clean_metas), map(_JOB, clean_metas),
+                               repeat(LABELED | DECLARED)))
         anns = list(map(_ANNOTATIONS, clean_labels))
         boxes = list(map(len, anns))
+        cols.per_image_n.update(boxes)
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        cols.ids += ids
         class_maps = list(map(_CLASS_MAP, clean_metas))
-        # each box's name in its own line's class map (None where the map has no such key)
-        cols.labels += map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)), map(str, ids))
-        cols.per_image += boxes
+        # each box by its id and its name in its own line's class map (None where the map has none)
+        cols.class_n.update(zip(ids, map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)), map(str, ids)), strict=True))
         objects = list(map(_OBJECTS, clean_metas))
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
         # boxes beyond a line's objects list have no confidence
