@@ -40,6 +40,9 @@ MAX_SHAPES = 16
 #: fast path off for ``REST_BATCHES`` batches (decoding twice would cost more than it saves)
 GIVE_UP_SHARE = 0.5
 REST_BATCHES = 8
+#: lines decoded and counted at a time: their structs (a few kB a line) stay in the CPU's cache
+#: until counted; a whole batch of them (megabytes) would be read back from memory
+SLICE_LINES = 128
 #: refused lines per batch whose keys are learned (each costs a second parse)
 LEARN_PER_BATCH = 4
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
@@ -202,10 +205,21 @@ class FastPath:
             return
         if not self.shapes and lines:
             self.learn(lines[0])  # the first line's keys (``source-ref``...) before the first struct
+        fallback = 0
+        for start in range(0, len(lines), SLICE_LINES):
+            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally)
+        self.generic_lines += fallback
+        self.fast_lines += len(lines) - fallback
+        if fallback > GIVE_UP_SHARE * len(lines):
+            self.resting = REST_BATCHES
+
+    def _count_slice(self, lines: list[bytes], tally: Any) -> int:
+        """Decode and count a few lines (their structs stay in the CPU's cache); the number of
+        lines left to the generic count."""
         if self.changed or self.decoder is None:
             self._build()
         records, unknown = self._decode(lines)
-        if unknown:  # keys not known yet: learn them, and decode the batch once more (a few times a range)
+        if unknown:  # keys not known yet: learn them, and decode the slice once more (a few times a range)
             for body in unknown:
                 self.learn(body)
             if self.changed:
@@ -219,10 +233,7 @@ class FastPath:
             records = [r for r in records if r is not None]
         for attr, meta_of, label_of in self.counted:
             self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
-        self.generic_lines += fallback
-        self.fast_lines += len(lines) - fallback
-        if fallback > GIVE_UP_SHARE * len(lines):
-            self.resting = REST_BATCHES
+        return fallback
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Columns.add`` for one attribute over a batch: the labeled detection lines column by
