@@ -21,6 +21,7 @@ counted generically and teaches its keys (bounded: a manifest with ever-new keys
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from itertools import chain, repeat
 from operator import attrgetter, sub
@@ -45,6 +46,8 @@ REST_BATCHES = 8
 SLICE_LINES = 128
 #: refused lines per batch whose keys are learned (each costs a second parse)
 LEARN_PER_BATCH = 4
+#: class ids whose text is remembered
+ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
 RULE_CACHE = 1024
 
@@ -100,9 +103,23 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
 
 
 _META, _LABEL = "meta", "label"
-_TYPE, _HUMAN, _JOB, _OBJECTS, _CLASS_MAP = (attrgetter(a) for a in ("type", "human", "job", "objects", "class_map"))
+_TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
+_OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _POSITIVE = (0).__lt__
+
+
+class _IdText(dict):
+    """``str(class_id)``, made once per id (a class map is looked up with it for every box)."""
+
+    def __missing__(self, class_id: int) -> str:
+        text = str(class_id)
+        if len(self) < ID_TEXT_CACHE:
+            self[class_id] = text
+        return text
+
+
+_ID_TEXT = _IdText()
 
 
 class FastPath:
@@ -176,13 +193,13 @@ class FastPath:
 
     # --- counting -----------------------------------------------------------------------------
 
-    def _decode(self, lines: list[bytes]) -> tuple[list[Any], list[bytes]]:
+    def _decode(self, lines: list[bytes]) -> tuple[list[Any], list[bytes] | None]:
         """One struct per line, None where msgspec refused it, and the refused lines that hold a key
-        the struct does not know (one C call per line and no Python frame, through ``map``; a
-        refusal anywhere redoes the batch line by line)."""
+        the struct does not know (None: nothing was refused). One C call per line and no Python
+        frame, through ``map``; a refusal anywhere redoes the slice line by line."""
         decode = self.decoder.decode  # type: ignore[union-attr]
         try:
-            return list(map(decode, lines)), []
+            return list(map(decode, lines)), None
         except msgspec.DecodeError:
             pass
         out: list[Any] = []
@@ -224,8 +241,8 @@ class FastPath:
                 self.learn(body)
             if self.changed:
                 self._build()
-                records = self._decode(lines)[0]
-        fallback = records.count(None)
+                records, unknown = self._decode(lines)
+        fallback = 0 if unknown is None else records.count(None)
         if fallback:  # counted generically (the order of lines changes no count)
             for body, record in zip(lines, records, strict=True):
                 if record is None:
@@ -251,15 +268,17 @@ class FastPath:
                 self._add(cols, meta, label)
         if not clean_metas:
             return
-        cols.meta_n.update(zip(map(_TYPE, clean_metas), repeat(None), map(_HUMAN, clean_metas), map(_JOB, clean_metas),
-                               repeat(LABELED | DECLARED)))
+        meta_n = cols.meta_n
+        for (typ, human, job), n in Counter(map(_TYPE_HUMAN_JOB, clean_metas)).items():
+            meta_n[typ, None, human, job, LABELED | DECLARED] += n
         anns = list(map(_ANNOTATIONS, clean_labels))
         boxes = list(map(len, anns))
         cols.per_image_n.update(boxes)
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
         class_maps = list(map(_CLASS_MAP, clean_metas))
         # each box by its id and its name in its own line's class map (None where the map has none)
-        cols.class_n.update(zip(ids, map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)), map(str, ids)), strict=True))
+        cols.class_n.update(zip(ids, map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)),
+                                             map(_ID_TEXT.__getitem__, ids)), strict=True))
         objects = list(map(_OBJECTS, clean_metas))
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
         # boxes beyond a line's objects list have no confidence
