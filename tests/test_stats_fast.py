@@ -205,7 +205,8 @@ def test_bench_shaped_lines_take_the_fast_path(tmp_path, named):
     tally, fast = Tally(named), FastPath(named)
     for i in range(0, len(lines), 1000):
         fast.count(lines[i: i + 1000], tally)
-    assert (fast.fast_lines, fast.generic_lines) == (3000, 0)
+    # only lines with a job or class name not seen before go generic, until it is learned
+    assert fast.fast_lines + fast.generic_lines == 3000 and fast.generic_lines <= 30
     tally.part.lines = len(lines)  # ``_count_lines`` counts the lines; here only the facts are compared
     tally.flush()
     got = merge_partials("m", [tally.part], named)

@@ -36,7 +36,7 @@ from .stats_facts import _INT64_MAX, _INT64_MIN, DECLARED, FAILED, LABELED, NOT_
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
-MAX_SHAPES = 16
+MAX_SHAPES = 32
 #: a batch where more than this share of lines went generic, with nothing learned, turns the
 #: fast path off for ``REST_BATCHES`` batches (decoding twice would cost more than it saves)
 GIVE_UP_SHARE = 0.5
@@ -45,7 +45,9 @@ REST_BATCHES = 8
 #: until counted; a whole batch of them (megabytes) would be read back from memory
 SLICE_LINES = 128
 #: refused lines per batch whose keys are learned (each costs a second parse)
-LEARN_PER_BATCH = 4
+LEARN_PER_BATCH = 16
+#: job names, class-map keys or class names decoded as literals (more: plain strings)
+MAX_LITERALS = 256
 #: class ids whose text is remembered
 ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
@@ -102,6 +104,23 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     class_map: dict[str, str] = field(default_factory=dict, name="class-map")
 
 
+def _literal(values: Sequence[str]) -> Any:
+    return Literal[tuple(values)] if values else str  # type: ignore[valid-type]
+
+
+def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -> Any:
+    """``_Meta`` with the job names, class-map keys and class names seen so far as literals: msgspec
+    hands back one string object per literal (no string made per line, its hash computed once),
+    and a value not among them is refused, counted generically and learned (``FastPath.learn``)."""
+    types = {"job": _literal(jobs) | None, "class_map": dict[_literal(keys), _literal(names)]}  # type: ignore[misc]
+    fields = []
+    for f in msgspec.structs.fields(_Meta):
+        default = (field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
+                   else field(default=f.default, name=f.encode_name))
+        fields.append((f.name, types.get(f.name, f.type), default))
+    return msgspec.defstruct("Meta", fields, forbid_unknown_fields=True, gc=False)
+
+
 _META, _LABEL = "meta", "label"
 _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
@@ -138,6 +157,8 @@ class FastPath:
         self.changed = bool(self.roles)
         self.resting = 0
         self.rules: dict[str, str] = {}
+        #: job names, class-map keys and class names seen (decoded as literals; ``None``: too many)
+        self.literals: dict[str, dict[str, None] | None] = {"job-name": {}, "keys": {}, "names": {}}
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
@@ -169,17 +190,36 @@ class FastPath:
                 attr = key[: -len(SUFFIX)]
                 if attr not in NOT_ATTRIBUTES:
                     self.changed |= self._learn_attribute(attr)
+                    self._learn_literals(value)
                     continue
             if type(value) is str and key not in self.roles:
                 self.roles[key] = str
                 self.changed = True
+
+    def _learn_literals(self, meta: dict) -> None:
+        """A metadata object's job name, class-map keys and names, for the literals."""
+        job, class_map = meta.get("job-name"), meta.get("class-map")
+        seen = (("job-name", [job] if type(job) is str else []),
+                ("keys", list(class_map) if type(class_map) is dict else []),
+                ("names", [v for v in class_map.values() if type(v) is str] if type(class_map) is dict else []))
+        for kind, values in seen:
+            known = self.literals[kind]
+            new = [v for v in values if known is not None and v not in known]
+            if not new:
+                continue
+            if len(known) + len(new) > MAX_LITERALS:  # type: ignore[arg-type]
+                self.literals[kind] = None  # too many: plain strings from now on
+            else:
+                known.update(dict.fromkeys(new))  # type: ignore[union-attr]
+            self.changed = True
 
     def _build(self) -> None:
         """A struct with one optional field per known key, unknown keys refused."""
         self.changed = False
         self.shapes += 1
         fields = []
-        types = {_META: _Meta | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
+        jobs, keys, names = (list(v or ()) for v in self.literals.values())
+        types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
         for i, (key, role) in enumerate(self.roles.items()):
             fields.append((f"k{i}", types[role], field(default=UNSET, name=key)))
         line = msgspec.defstruct("Line", fields, forbid_unknown_fields=True, gc=False)
@@ -209,7 +249,7 @@ class FastPath:
                 out.append(decode(body))
             except msgspec.DecodeError as exc:
                 out.append(None)
-                if len(unknown) < LEARN_PER_BATCH and "unknown field" in str(exc):
+                if len(unknown) < LEARN_PER_BATCH and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
                     unknown.append(body)
         return out, unknown
 
