@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from totask_manifest._analytics import stats_fast
 from totask_manifest._analytics.stats import Tally, _count_lines
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
@@ -226,3 +227,22 @@ def test_unknown_keys_are_learned_and_other_shapes_stay_generic():
     tally.part.lines = 80
     tally.flush()
     assert_equal(merge_partials("m", [tally.part], None), _stats(det + cls, None, fast=False, batch=40))
+
+
+def test_many_distinct_job_and_class_names_fall_back_to_plain_strings(monkeypatch):
+    monkeypatch.setattr(stats_fast, "MAX_LITERALS", 8)
+    rng = random.Random(6)
+    lines = []
+    for i in range(600):
+        record = detection(rng, i=i)
+        record["boxes-metadata"]["job-name"] = f"labeling-job/{i}"
+        record["boxes-metadata"]["class-map"] = {str(a["class_id"]): f"class {i}" for a in record["boxes"]["annotations"]}
+        lines.append(orjson.dumps(record))
+    tally, fast = Tally(None), FastPath(None)
+    for i in range(0, len(lines), 200):
+        fast.count(lines[i: i + 200], tally)
+    assert fast.literals["job-name"] is None  # past MAX_LITERALS: decoded as plain strings
+    assert fast.fast_lines > 500
+    tally.part.lines = len(lines)
+    tally.flush()
+    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=200))

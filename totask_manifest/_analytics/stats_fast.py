@@ -217,6 +217,8 @@ class FastPath:
         """A struct with one optional field per known key, unknown keys refused."""
         self.changed = False
         self.shapes += 1
+        if self.shapes >= MAX_SHAPES:  # the last struct: plain strings, so no new name is ever refused
+            self.literals = dict.fromkeys(self.literals)
         fields = []
         jobs, keys, names = (list(v or ()) for v in self.literals.values())
         types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
