@@ -45,8 +45,8 @@ __all__ = ["BINS", "AttributeStats", "ClassClash", "ClassCount", "ManifestStats"
 
 #: lines per column batch handed to polars
 BATCH_LINES = 50_000
-#: bytes read at a time (the fast path decodes them ``stats_fast.SLICE_LINES`` lines at a time)
-CHUNK_BYTES = 1 << 20
+#: bytes read at a time: a few hundred lines, whose decoded structs stay in the CPU's cache
+CHUNK_BYTES = 1 << 16
 
 
 class Tally:

@@ -21,7 +21,6 @@ counted generically and teaches its keys (bounded: a manifest with ever-new keys
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain, repeat
@@ -29,7 +28,6 @@ from operator import attrgetter, sub
 from typing import Annotated, Any, Literal
 
 import msgspec
-import numpy as np
 import orjson
 from msgspec import UNSET, Struct, UnsetType, field
 
@@ -129,7 +127,6 @@ _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _POSITIVE = (0).__lt__
-_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("{"), ord("}")
 
 
 class _IdText(dict):
@@ -267,37 +264,23 @@ class FastPath:
         When every line starts with ``{`` and ends with ``}`` (each ``\n`` between ``}`` and ``{``),
         no JSON value can run from one line into the next (after a closing ``}`` inside a value,
         JSON wants ``,`` or a bracket, never ``{``; a string cannot hold a raw newline), so if
-        ``decode_lines`` returns as many values as a slice has lines, each line was one value by
-        itself: one C call per slice, no ``bytes`` made per line. numpy finds the newlines and
-        checks their neighbours (``bytes.count`` costs several times more). A buffer that fails
-        the check is split and counted line by line (``count``), a slice that fails decoding too."""
-        data = np.frombuffer(buf, np.uint8)
-        ends = np.flatnonzero(data == _NEWLINE)
-        n = len(ends) + (not buf.endswith(b"\n"))
-        if (self.resting or self.changed or self.decoder is None or not buf.startswith(b"{")
-                or not buf.endswith(b"}\n") or not (data[ends - 1] == _CLOSE).all()
-                or not (data[ends[:-1] + 1] == _OPEN).all()):
-            self.count(chunk_lines(buf), tally)
-            return n
-        view = memoryview(buf)
-        cuts = [0, *(ends[SLICE_LINES - 1:: SLICE_LINES] + 1).tolist()]
-        if cuts[-1] != len(buf):
-            cuts.append(len(buf))
-        fallback = 0
-        for k, (start, stop) in enumerate(itertools.pairwise(cuts)):
-            part = view[start:stop]
+        ``decode_lines`` returns as many values as there are lines, each line was one value by
+        itself: one C call for the buffer, no ``bytes`` made per line. Otherwise the buffer is
+        split and counted line by line (``count``)."""
+        n = buf.count(b"\n") + (not buf.endswith(b"\n"))
+        if (not self.resting and not self.changed and self.decoder is not None and buf.startswith(b"{")
+                and buf.endswith(b"}\n") and buf.count(b"}\n{") == n - 1):
             try:
-                records = self.decoder.decode_lines(part)
+                records = self.decoder.decode_lines(buf)
             except msgspec.DecodeError:
                 records = None
-            if records is None or len(records) != min(SLICE_LINES, n - k * SLICE_LINES):
-                fallback += self._count_slice(chunk_lines(part.tobytes()), tally)
-                continue
-            for attr, meta_of, label_of in self.counted:
-                self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
-            self.buffers += 1
-        self.generic_lines += fallback
-        self.fast_lines += n - fallback
+            if records is not None and len(records) == n:
+                for attr, meta_of, label_of in self.counted:
+                    self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
+                self.fast_lines += n
+                self.buffers += 1
+                return n
+        self.count(chunk_lines(buf), tally)
         return n
 
     def count(self, lines: list[bytes], tally: Any) -> None:
