@@ -9,8 +9,6 @@ so one test checks that bench-shaped lines do take it.
 
 from __future__ import annotations
 
-import io
-import itertools
 import json
 import random
 from dataclasses import asdict
@@ -25,7 +23,6 @@ from totask_manifest._analytics import stats_fast
 from totask_manifest._analytics.stats import Tally, count_chunks
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
-from totask_manifest._manifest.ranges import BOM, chunk_lines, iter_bodies, iter_line_chunks
 
 CLASSES = ["person", "car", "bicycle", "dog"]
 
@@ -273,19 +270,3 @@ def test_many_distinct_job_and_class_names_fall_back_to_plain_strings(monkeypatc
     tally.part.lines = len(lines)
     tally.flush()
     assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=200))
-
-
-@settings(max_examples=300, deadline=None)
-@given(parts=st.lists(st.sampled_from([b"{}", b'{"a":1}', b"", b"xxxxxxxxxxxxxxxxxxxxxxx", b"{}\r"]), max_size=12),
-       terminated=st.booleans(), bom=st.booleans(), cuts=st.lists(st.floats(0, 1), max_size=3),
-       chunk=st.sampled_from([1, 2, 3, 5, 8, 64]))
-def test_line_buffers_hold_the_lines_iter_bodies_gives(parts, terminated, bom, cuts, chunk):
-    """``stats`` reads buffers of whole lines: the same lines, range by range, as every other reader."""
-    data = (BOM if bom else b"") + b"\n".join(parts) + (b"\n" if terminated and parts else b"")
-    inner = sorted({int(c * len(data)) for c in cuts} - {0, len(data)})
-    bounds = [0, *inner, None]
-    for start, end in itertools.pairwise(bounds):
-        want = list(itertools.chain.from_iterable(iter_bodies(io.BytesIO(data), start=start, end=end, chunk=chunk)))
-        buffers = list(iter_line_chunks(io.BytesIO(data), start=start, end=end, chunk=chunk))
-        assert all(b.endswith(b"\n") for b in buffers[:-1])
-        assert [line for b in buffers for line in chunk_lines(b)] == want
