@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from totask_manifest._analytics import stats_fast
-from totask_manifest._analytics.stats import Tally, count_chunks
+from totask_manifest._analytics.stats import Tally, _count_lines
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
 
@@ -122,10 +122,7 @@ BREAKS = [
 
 RAW_LINES = [b"", b" ", b"\t", b"\r", b"\x0c", b"[]", b"1", b'"x"', b"null", b"{}", b"{} {}", b'{"a":', b"\xef\xbb\xbf{}",
              b'{"source-ref":"s3://b/1.jpg"}', b'{"boxes-metadata":{}}', b'{"boxes-metadata":{"type":"object-detection"}}',
-             b'{"boxes":{"annotations":[]},"boxes-metadata":{}}',
-             # two values on one line, one value over two lines: as many values as lines, all wrong
-             b'{"source-ref":"x"} {"source-ref":"y"}', b'{"boxes-metadata":{"type":"object-detection"}\n,"source-ref":"z"}',
-             b'{"boxes-metadata":{"type":"object-detection"}\n{"source-ref":"z"}}']
+             b'{"boxes":{"annotations":[]},"boxes-metadata":{}}']
 
 
 @st.composite
@@ -154,10 +151,8 @@ def manifests(draw) -> list[bytes]:
 
 
 def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batch: int = 7) -> ManifestStats:
-    """Counted from buffers of ``batch`` lines, as ``count_range`` reads a file (a line holding a
-    ``\n`` is two lines there, as in a file)."""
-    chunks = [b"".join(line + b"\n" for line in lines[i: i + batch]) for i in range(0, len(lines), batch)]
-    return merge_partials("m", [count_chunks(chunks, attributes, fast=fast)], attributes)
+    batches = iter([lines[i: i + batch] for i in range(0, len(lines), batch)])
+    return merge_partials("m", [_count_lines(batches, attributes, fast=fast)], attributes)
 
 
 def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
@@ -186,7 +181,7 @@ def test_each_break_is_counted_as_the_generic_count_does(old, new):
     for named in (None, ["boxes"]):
         want = _stats(lines, named, fast=False)
         assert_equal(_stats(lines, named, fast=True), want)
-    assert want.lines == 5 + new.count(b"\n")  # a line holding a newline is two lines in a file
+    assert want.lines == 5
 
 
 def test_a_line_orjson_refuses_is_unreadable_in_both():
@@ -213,30 +208,11 @@ def test_bench_shaped_lines_take_the_fast_path(tmp_path, named):
         fast.count(lines[i: i + 1000], tally)
     # only lines with a job or class name not seen before go generic, until it is learned
     assert fast.fast_lines + fast.generic_lines == 3000 and fast.generic_lines <= 30
-    tally.part.lines = len(lines)  # ``count_chunks`` counts the lines; here only the facts are compared
+    tally.part.lines = len(lines)  # ``_count_lines`` counts the lines; here only the facts are compared
     tally.flush()
     got = merge_partials("m", [tally.part], named)
     assert got.attributes["boxes"].failed == 60
     assert_equal(got, _stats(lines, named, fast=False, batch=1000))
-
-
-def test_a_buffer_of_known_lines_is_decoded_in_one_call_and_odd_buffers_line_by_line():
-    rng = random.Random(7)
-    good = [orjson.dumps(detection(rng, i=i)) for i in range(50)]
-    tally, fast = Tally(None), FastPath(None)
-    fast.count_chunk(b"".join(line + b"\n" for line in good[:10]), tally)  # learns the keys
-    assert fast.count_chunk(b"".join(line + b"\n" for line in good[10:]), tally) == 40
-    assert fast.buffers == 1
-    # as many values as lines, but not one per line: never decoded as a buffer
-    odd = [b'{"source-ref":"x"} {"source-ref":"y"}', b'{"boxes-metadata":{"type":"object-detection"}', b'}']
-    chunk = b"".join(line + b"\n" for line in [*good[:3], *odd])
-    assert fast.count_chunk(chunk, tally) == 6
-    assert fast.buffers == 1
-    tally.part.lines = 56
-    tally.flush()
-    want = _stats([*good, *good[:3], *odd], None, fast=False, batch=56)
-    assert (want.invalid_lines, want.attributes["boxes"].lines) == (3, 53)
-    assert_equal(merge_partials("m", [tally.part], None), want)
 
 
 def test_unknown_keys_are_learned_and_other_shapes_stay_generic():

@@ -21,14 +21,14 @@ pool deadlocks on its first polars query (the pool's threads do not survive the 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from .. import _storage as storage
 from .._errors import UsageError
-from .._manifest.ranges import chunk_lines, iter_line_chunks, map_ranges
+from .._manifest.ranges import iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Columns
 from .stats_fast import FastPath
 from .stats_tables import (
@@ -45,8 +45,6 @@ __all__ = ["BINS", "AttributeStats", "ClassClash", "ClassCount", "ManifestStats"
 
 #: lines per column batch handed to polars
 BATCH_LINES = 50_000
-#: bytes read at a time: a few hundred lines, whose decoded structs stay in the CPU's cache
-CHUNK_BYTES = 1 << 16
 
 
 class Tally:
@@ -108,27 +106,25 @@ class Tally:
             self.columns = {}
 
 
-def count_chunks(chunks: Iterable[bytes], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
+def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
     """Count every line once; hand the facts to polars every ``BATCH_LINES`` lines.
 
-    ``fast`` decodes buffers of lines whose shape ``stats_fast`` knows with msgspec and leaves the
-    rest to the generic count; ``fast=False`` is the generic count alone (the reference the tests
-    hold the fast path to)."""
+    ``fast`` decodes the lines whose shape ``stats_fast`` knows with msgspec and leaves the rest
+    to the generic count; ``fast=False`` is the generic count alone (the reference the tests hold
+    the fast path to)."""
     tally = Tally(attributes)
     quick = FastPath(attributes) if fast else None
     pending = 0
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the loop makes no reference cycles; the collector would only rescan young objects
     try:
-        for buf in chunks:
+        for lines in batches:
+            tally.part.lines += len(lines)
+            pending += len(lines)
             if quick is None:
-                lines = chunk_lines(buf)
                 tally.generic(lines)
-                n = len(lines)
             else:
-                n = quick.count_chunk(buf, tally)
-            tally.part.lines += n
-            pending += n
+                quick.count(lines, tally)
             if pending >= BATCH_LINES:
                 tally.flush()
                 pending = 0
@@ -142,7 +138,7 @@ def count_chunks(chunks: Iterable[bytes], attributes: Sequence[str] | None, *, f
 def count_range(url: str, start: int, end: int | None, attributes: Sequence[str] | None) -> Partial:
     """The counts of the lines starting in ``[start, end)`` (what one process does)."""
     with storage.open_read(url) as f:
-        return count_chunks(iter_line_chunks(f, start=start, end=end, chunk=CHUNK_BYTES), attributes)
+        return _count_lines(iter_bodies(f, start=start, end=end), attributes)
 
 
 def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,

@@ -32,7 +32,6 @@ import orjson
 from msgspec import UNSET, Struct, UnsetType, field
 
 from .._failure_rules import rule_of
-from .._manifest.ranges import chunk_lines
 from .stats_facts import _INT64_MAX, _INT64_MIN, DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
@@ -163,8 +162,6 @@ class FastPath:
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
-        #: buffers decoded in one call (``count_chunk``)
-        self.buffers = 0
 
     # --- learning the keys --------------------------------------------------------------------
 
@@ -257,31 +254,6 @@ class FastPath:
                 if len(unknown) < LEARN_PER_BATCH and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
                     unknown.append(body)
         return out, unknown
-
-    def count_chunk(self, buf: bytes, tally: Any) -> int:
-        """Count a buffer of whole lines (``ranges.iter_line_chunks``); the number of lines in it.
-
-        When every line starts with ``{`` and ends with ``}`` (each ``\n`` between ``}`` and ``{``),
-        no JSON value can run from one line into the next (after a closing ``}`` inside a value,
-        JSON wants ``,`` or a bracket, never ``{``; a string cannot hold a raw newline), so if
-        ``decode_lines`` returns as many values as there are lines, each line was one value by
-        itself: one C call for the buffer, no ``bytes`` made per line. Otherwise the buffer is
-        split and counted line by line (``count``)."""
-        n = buf.count(b"\n") + (not buf.endswith(b"\n"))
-        if (not self.resting and not self.changed and self.decoder is not None and buf.startswith(b"{")
-                and buf.endswith(b"}\n") and buf.count(b"}\n{") == n - 1):
-            try:
-                records = self.decoder.decode_lines(buf)
-            except msgspec.DecodeError:
-                records = None
-            if records is not None and len(records) == n:
-                for attr, meta_of, label_of in self.counted:
-                    self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
-                self.fast_lines += n
-                self.buffers += 1
-                return n
-        self.count(chunk_lines(buf), tally)
-        return n
 
     def count(self, lines: list[bytes], tally: Any) -> None:
         """Count ``lines`` into ``tally``: known shapes here, the rest by ``tally.generic``."""

@@ -126,50 +126,6 @@ def iter_bodies(f: IO[bytes], *, start: int = 0, end: int | None = None,
     yield from batches
 
 
-def iter_line_chunks(f: IO[bytes], *, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The lines of ``[start, end)`` (the partition rule above) as buffers of whole lines, never
-    split into one ``bytes`` per line: each buffer ends with ``\n`` but perhaps the file's last
-    one; the file's BOM is taken off its first line (as ``iter_bodies``). For readers that parse a
-    buffer of lines in one call (``stats``' fast path) and split only when they must."""
-    if start > 0:
-        f.seek(start - 1)
-        if f.read(1) != b"\n":  # ``start`` is inside a line: that line belongs to the range before
-            start += len(f.readline())
-    offset = start  # file offset of the first byte of ``pending``
-    pending: list[bytes] = []  # the start of a line (several reads of a long one), joined once it ends
-    first = start == 0
-    while end is None or offset < end:
-        data = f.read(chunk)
-        if not data:
-            if pending:
-                tail = b"".join(pending)
-                yield split_bom(tail)[1] if first else tail
-            return
-        cut = data.rfind(b"\n") + 1
-        if not cut:
-            pending.append(data)
-            continue
-        body = b"".join([*pending, data[:cut]]) if pending else data[:cut]
-        pending = [data[cut:]] if cut < len(data) else []
-        last = end is not None and offset + len(body) > end
-        if last:  # the range ends inside this buffer: keep the lines that start before ``end``
-            body = body[: body.index(b"\n", end - offset - 1) + 1]  # type: ignore[operator]
-        offset += len(body)
-        if first:
-            body, first = split_bom(body)[1], False
-        yield body
-        if last:
-            return
-
-
-def chunk_lines(buf: bytes) -> list[bytes]:
-    """A buffer from ``iter_line_chunks`` as its lines, without their ``\n``."""
-    lines = buf.split(b"\n")
-    if buf.endswith(b"\n"):
-        lines.pop()
-    return lines
-
-
 # --- planning ----------------------------------------------------------------------------------
 
 def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> list[tuple[int, int]]:
