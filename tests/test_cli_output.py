@@ -4,16 +4,13 @@ time left, no internal step name), ``--version``, help texts, messages in JSON's
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.jobs_helpers import REPO, TOY, write_manifest
+from tests.jobs_helpers import TOY, write_manifest
+from tests.support.terminal import run_on_terminal
 
 
 def screen(raw: bytes) -> list[str]:
@@ -45,32 +42,13 @@ def screen(raw: bytes) -> list[str]:
     return ["".join(r) for r in lines]
 
 
-def run_on_terminal(*args: str) -> tuple[int, bytes]:
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=secondary, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "100"})
-    os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    code = proc.wait(timeout=60)
-    os.close(primary)
-    return code, seen
-
 
 @pytest.mark.slow
 def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 30)  # lines 4, 14 and 24 fail
     code, seen = run_on_terminal("annotate", str(inp), "--job-name", "tty", "--label-attribute", "cls",
                                  "--task-type", "image-classification", "--method", TOY,
-                                 "--output", str(tmp_path / "out"), "--toy-delay", "0.02")
+                                 "--output", str(tmp_path / "out"), "--toy-delay", "0.02", env={"COLUMNS": "100"})
     assert code == 0
     shown = [line for line in screen(seen) if line.strip()]
     failures = [line for line in shown if "failed:" in line]
@@ -82,6 +60,8 @@ def test_log_records_print_above_the_bar_and_the_bar_shows_rate_and_eta(tmp_path
     assert re.fullmatch(r"\[#{30}\] 100\.0% 30/30  [\d,.]+ lines/s  ETA 0:00", shown[-1]), shown[-1]
     assert b"annotate_task_data" not in seen  # the step name is for Synapse's log lines, not people
     assert re.search(rb"ETA \d+:\d\d", seen)
+    assert b"\r\x1b[K[" in seen  # redrawn in place: return, erase the line, draw
+    assert b"Progress: " not in seen  # the log-line form is for pipes and files
 
 
 @pytest.mark.slow

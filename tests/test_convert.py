@@ -310,3 +310,15 @@ def test_cli(tmp_path, capsys):
     assert json.loads((tmp_path / "z.json").read_text())["images"] == []
     assert cli_main(["convert", str(tmp_path / "missing.json"), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_attribute_detection_reads_past_lines_that_are_not_json_objects(tmp_path):
+    from totask_manifest._analytics.labels import pick_attribute
+
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    path = tmp_path / "odd.manifest"
+    path.write_bytes(b'[1, 2]\n\n{"source-ref": \n' + src.read_bytes())
+    assert pick_attribute(str(path), ["object-detection"], None) == "category"
+    with pytest.raises(ManifestError, match=r"line 1: .*not an object"):
+        convert(str(path), str(tmp_path / "x.json"), to="coco")
+    assert not (tmp_path / "x.json").exists()

@@ -7,7 +7,6 @@ import io
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ import pytest
 from PIL import Image
 
 from tests.evaluate_helpers import make_review_chain
+from tests.support.browser import CHROMIUM, chromium
 from totask_manifest._analytics.report import MARKER, render_report, write_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 MACHINE = [[("cat", 20, 20, 60, 60, 0.95), ("dog", 120, 120, 50, 50, 0.3)],
            [("dog", 30, 30, 80, 80, 0.85)],
@@ -60,16 +58,10 @@ def test_no_section_without_a_reference(review_job: Path) -> None:
     assert "Evaluation:" not in html
 
 
-def _chromium(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_evaluation_section_renders_in_headless_chromium(review_job: Path, tmp_path: Path) -> None:
+def test_evaluation_section_renders_in_headlesschromium(review_job: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     write_report(str(review_job), str(page), samples=6)
     # the evaluation section first on the page, so the screenshot shows it
@@ -79,11 +71,11 @@ def test_evaluation_section_renders_in_headless_chromium(review_job: Path, tmp_p
     body = html.index("<body>") + len("<body>")
     page.write_text(html[:body] + html[start:end] + html[body:start] + html[end:])
     url = page.resolve().as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path / "p1")
+    dom = chromium(["--dump-dom", url], tmp_path / "p1")
     assert f'id="{MARKER}"' in dom.stdout, dom.stderr[-2000:]
     assert "Uncaught" not in dom.stderr
     shot = tmp_path / "shot.png"
-    run = _chromium([f"--screenshot={shot}", "--window-size=1300,1500", url], tmp_path / "p2")
+    run = chromium([f"--screenshot={shot}", "--window-size=1300,1500", url], tmp_path / "p2")
     assert shot.exists(), run.stderr[-2000:]
     if os.environ.get("EVALUATE_SCREENSHOT"):  # to look at it: EVALUATE_SCREENSHOT=/tmp/shot.png pytest ...
         shutil.copy(shot, os.environ["EVALUATE_SCREENSHOT"])

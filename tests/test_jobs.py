@@ -239,42 +239,6 @@ def test_chain_with_another_method_keeps_where_relative_urls_resolve(tmp_path):
     assert options == {"fail": "", "relative_to": str(tmp_path)}
 
 
-@pytest.mark.slow
-def test_progress_is_a_live_bar_on_a_terminal(tmp_path):
-    """stderr on a pseudo-terminal: the bar redraws in place instead of logging lines."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    from tests.jobs_helpers import REPO
-
-    inp = write_manifest(tmp_path / "in.manifest", 30)
-    primary, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "totask_manifest", "annotate", str(inp), "--job-name", "tty", "--label-attribute",
-         "cls", "--task-type", "image-classification", "--method", TOY, "--output", str(tmp_path / "out"),
-         "--toy-delay", "0.01"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=secondary, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    os.close(secondary)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert proc.wait(timeout=60) == 0
-    os.close(primary)
-    assert b"\r\x1b[K[" in seen and b"100.0% 30/30" in seen
-    assert b"lines/s" in seen and b"ETA " in seen
-    assert b"Progress: " not in seen  # the log-line form is for pipes and files
-
-
 def test_duplicate_label_attribute_keys_are_refused(tmp_path):
     """A job edits the last copy of a key; an earlier copy would survive beside the new value."""
     inp = tmp_path / "in.manifest"

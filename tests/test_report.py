@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from aiohttp import web
 from PIL import Image, ImageDraw
 
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.http_server import LocalHTTPServer
 from tests.support.s3 import S3Endpoint
 from totask_manifest._analytics.report import MARKER, render_report, write_report
@@ -23,7 +23,6 @@ from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import StorageError
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _png(color: tuple[int, int, int], size=(160, 120)) -> bytes:
@@ -148,25 +147,19 @@ def test_images_from_s3_and_http_and_a_defensive_job_json(tmp_path, s3: S3Endpoi
         render_report(str(tmp_path / "empty"))
 
 
-def _chromium(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_page_renders_in_headless_chromium(job, tmp_path):
+def test_page_renders_in_headlesschromium(job, tmp_path):
     page = tmp_path / "report.html"
     write_report(str(job), str(page))
     url = page.resolve().as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path / "p1")
+    dom = chromium(["--dump-dom", url], tmp_path / "p1")
     # the inline script ran to its end without an exception: it adds the marker last
     assert f'id="{MARKER}"' in dom.stdout, dom.stderr[-2000:]
     assert "Uncaught" not in dom.stderr
     shot = tmp_path / "shot.png"
-    run = _chromium([f"--screenshot={shot}", "--window-size=1200,2000", url], tmp_path / "p2")
+    run = chromium([f"--screenshot={shot}", "--window-size=1200,2000", url], tmp_path / "p2")
     assert shot.exists(), run.stderr[-2000:]
     assert "Uncaught" not in run.stderr
     img = Image.open(shot).convert("RGB")

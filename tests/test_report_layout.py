@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.support.browser import CHROMIUM, chromium
 from totask_manifest._analytics.report import render_report, write_report
 from totask_manifest._analytics.svg import CHAR_W, hbar_chart, histogram, nice_ticks
 from totask_manifest._analytics.thumbnails import _overlaps, place_tags, render_tile
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LONG = [(f"fetch: no such file (/data/run/labels/missing-annotation-file-with-a-long-name-{i}.json)", 1)
         for i in range(8)]
 
@@ -152,17 +151,14 @@ def _dense_job(root: Path) -> Path:
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_dense_job_page_in_headless_chromium(tmp_path):
+def test_dense_job_page_in_headlesschromium(tmp_path):
     job = _dense_job(tmp_path)
     page = tmp_path / "report.html"
     write_report(str(job), str(page))
     html = page.read_text()
     assert "tags left out: no room" in html  # dense tiles say what they could not tag
     shot = tmp_path / "shot.png"
-    run = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-                          f"--screenshot={shot}", "--window-size=1300,2600", page.resolve().as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = chromium([f"--screenshot={shot}", "--window-size=1300,2600", page.resolve().as_uri()], tmp_path / "profile")
     assert shot.exists(), run.stderr[-2000:]
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     # failures are charted by rule (short ids), and the long reasons are listed whole in the table

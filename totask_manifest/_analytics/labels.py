@@ -16,7 +16,7 @@ from typing import Any
 from .._errors import ManifestError, TotaskError, UsageError, json_text
 from .._formats.native import native_format
 from .._jobs.selection import needs_label
-from .._manifest.io import read_lines
+from .._manifest.io import read_lines, read_records
 from .._manifest.line import Line, gt_json
 from .._outcomes import Labeled
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
@@ -62,15 +62,9 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
         return label_attribute
     wanted = {get_task_type(t).name for t in task_types}
     found: dict[str, str] = {}
-    for i, line in enumerate(read_lines(url)):
-        if i >= SCAN_LINES:
+    for line, rec in read_records(url):
+        if line.number > SCAN_LINES:
             break
-        if line.is_blank:
-            continue
-        try:
-            rec = line.record()
-        except ManifestError:
-            continue
         for key, meta in rec.items():
             tt = task_type_of_metadata(meta) if key.endswith(METADATA) else None
             if tt is not None and tt.name in wanted:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import ManifestError, NotAJobError, TotaskError
+from .._errors import NotAJobError, TotaskError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
-from .._manifest.io import read_lines
+from .._manifest.io import read_records
 from .._storage import exists, read_bytes, write_bytes_atomic
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
@@ -107,15 +107,9 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
     if limit <= 0 or not attribute or not exists(manifest):
         return []
     chosen: list[tuple[int, str, str, Any, dict]] = []
-    for line in read_lines(manifest):
+    for line, rec in read_records(manifest):
         if len(chosen) >= limit:
             break
-        if line.is_blank:
-            continue
-        try:
-            rec = line.record()
-        except ManifestError:
-            continue
         meta = labeled_metadata(rec, attribute)
         if meta is None:
             continue

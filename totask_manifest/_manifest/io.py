@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import IO
 
+from .._errors import ManifestError
 from .._storage import AtomicWriter, open_read
 from .line import Line
 from .ranges import iter_raw_lines, split_bom
 
-__all__ = ["iter_lines_from", "iter_raw_lines", "read_lines", "to_line", "write_lines"]
+__all__ = ["iter_lines_from", "iter_raw_lines", "read_lines", "read_records", "to_line", "write_lines"]
 
 
 def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Line:
@@ -44,6 +45,19 @@ def read_lines(url: str) -> Iterator[Line]:
     """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
     with open_read(url) as f:
         yield from iter_lines_from(f)
+
+
+def read_records(url: str) -> Iterator[tuple[Line, dict]]:
+    """Each line that holds a JSON object, with the object: for readers that sample or summarise a manifest
+    (``report``'s tiles, ``convert``'s attribute detection) and leave judging blank or unreadable
+    lines to ``validate``, which names them."""
+    for line in read_lines(url):
+        if line.is_blank:
+            continue
+        try:
+            yield line, line.record()
+        except ManifestError:
+            continue
 
 
 def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:
