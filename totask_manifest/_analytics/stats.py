@@ -1,10 +1,15 @@
 """What a manifest holds, counted exactly, in parallel, in constant memory.
 
-Every line is parsed with orjson: no pattern guesses where a field starts or ends, so a brace
-or a quote inside a string cannot shift a count. Parsing is the cost, so a local file is split
+Every line is parsed whole: no pattern guesses where a field starts or ends, so a brace or a
+quote inside a string cannot shift a count. Bounding-box lines of the shapes Ground Truth writes
+are decoded by msgspec into typed structs (``stats_fast``, about half the work of a dict per
+object); every other line, and any line msgspec refuses, is parsed with orjson and counted by
+the generic code (``Tally.generic``), which is the specification the fast path is tested
+against. Parsing is the cost, so a local file is split
 into byte ranges (``manifest.ranges``: a line belongs to the range its first byte is in), shared
 out among one process per core, this one included. A process turns each line into a few narrow
-facts per label attribute (``stats_facts``) appended to plain column lists; every
+facts per label attribute (``stats_facts``) appended to plain column lists (the fast path counts
+most of them with ``Counter`` at once); every
 ``BATCH_LINES`` lines those columns become polars frames that are grouped and counted, and
 folded into the range's running partial counts (``stats_tables``). Only the counts cross
 process boundaries; the parent concatenates the partials and groups them once more with polars.
