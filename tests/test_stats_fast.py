@@ -165,6 +165,7 @@ def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
         assert {**asdict(b), "confidence_mean": None} == {**asdict(a), "confidence_mean": None}
 
 
+@pytest.mark.slow  # a hypothesis property (6 s); each break below runs in the fast lane too
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=manifests(), named=st.sampled_from([None, ["boxes"], ["boxes", "cls", "missing"]]))
 def test_fast_path_counts_what_the_generic_count_counts(lines, named):
