@@ -1,24 +1,28 @@
-"""``stats``' fast path: lines of a shape it knows are decoded by msgspec into typed structs, at
-about half of ``orjson.loads``' cost, and counted without building a dict per object.
+"""``stats``' fast path: lines of a shape it knows are decoded by msgspec into typed structs
+(17.6k instructions a line of the benchmark against 21.5k for ``orjson.loads``) and counted
+column by column with ``map``, ``chain`` and ``Counter``, which loop in C, instead of one Python
+step per dict.
 
 Why it can be exact. The generic count (``stats.Tally.generic``) is the specification: a line
 ``orjson`` cannot read is blank or unreadable, and a readable one is counted from its values.
 msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 in a skipped
 string, ``1e999`` in a skipped number), so nothing here is ever skipped: every struct forbids
-unknown fields and every field is typed (strings, ``float``, 64-bit ``int``, a literal task
-type), never ``Any`` nor ``Raw``. Typed decoding rejects each of those cases (invalid UTF-8,
-lone surrogates, numbers that overflow a double, control characters) just as orjson does, and
-a duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
+unknown fields and every field is typed (strings, ``float``, 64-bit ``int``, literals), never
+``Any`` nor ``Raw``. Typed decoding rejects each of those cases (invalid UTF-8, lone
+surrogates, numbers that overflow a double, control characters) just as orjson does, and a
+duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
 task type, a class id outside 64 bits, malformed JSON, a blank line) goes to the generic count,
-one line at a time and in file order, so the counts, and the order of the confidences summed
-per attribute, are those of the generic count.
+one line at a time. Lines are counted in another order than the generic count's, which changes
+no count; the confidence mean may differ in its last bits, as polars' own parallel sums already
+make it differ from run to run.
 
 The top-level keys differ per manifest (the label attribute names them), so the line struct is
 built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects and their label
-key ``<A>``, and keys holding strings (``source-ref``). A line with a key not yet known is
-counted generically and teaches its keys (bounded: a manifest with ever-new keys stays generic).
+key ``<A>``, and keys holding strings (``source-ref``). Job names, class-map keys and class
+names are literals learned the same way. A line with a key or a name not yet known is counted
+generically and teaches it (bounded: a manifest with ever-new keys stays generic, ever-new
+names become plain strings).
 """
-
 from __future__ import annotations
 
 from collections import Counter
