@@ -72,7 +72,7 @@ class Tally:
 
     def generic(self, lines: Iterable[bytes]) -> None:
         """Count ``lines`` the generic way: one ``orjson.loads`` each, every key looked at."""
-        part, columns, keys = self.part, self.columns, self.keys
+        part, columns, keys, discover = self.part, self.columns, self.keys, self.discover
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         for body in lines:
             try:
@@ -86,7 +86,7 @@ class Tally:
             if type(record) is not dict:
                 part.invalid += 1
                 continue
-            for key in (record if self.discover else keys):
+            for key in (record if discover else keys):
                 attr = keys.get(key, UNSEEN)
                 if attr is UNSEEN:  # a key seen for the first time (discovery only)
                     attr = key[: -len(SUFFIX)] if key.endswith(SUFFIX) else None
