@@ -48,8 +48,8 @@ REST_BATCHES = 8
 #: lines decoded and counted at a time: their structs (a few kB a line) stay in the CPU's cache
 #: until counted; a whole batch of them (megabytes) would be read back from memory
 SLICE_LINES = 128
-#: refused lines per batch whose keys are learned (each costs a second parse)
-LEARN_PER_BATCH = 16
+#: refused lines per slice whose keys or names are learned (each costs a second parse)
+LEARN_PER_SLICE = 16
 #: job names, class-map keys or class names decoded as literals (more: plain strings)
 MAX_LITERALS = 256
 #: class ids whose text is remembered
@@ -255,7 +255,7 @@ class FastPath:
                 out.append(decode(body))
             except msgspec.DecodeError as exc:
                 out.append(None)
-                if len(unknown) < LEARN_PER_BATCH and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
+                if len(unknown) < LEARN_PER_SLICE and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
                     unknown.append(body)
         return out, unknown
 
