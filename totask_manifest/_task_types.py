@@ -7,6 +7,7 @@ metadata each type carries, so adding a type is a row here and a schema file, no
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 
@@ -154,11 +155,18 @@ def order_metadata(task_type: TaskType | str, metadata: dict, written: tuple[str
     come last, in the order given.
     """
     tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
+    return {k: metadata[k] for k in _key_order(tt.metadata_order, tuple(metadata), tuple(written))}
+
+
+@functools.lru_cache(maxsize=512)
+def _key_order(type_order: tuple[str, ...], given: tuple[str, ...], written: tuple[str, ...]) -> tuple[str, ...]:
+    """``order_metadata``'s key order; a job's lines share a handful of key sets, so it is
+    worked out once per set rather than with list scans on every line."""
     first = written if "type" in written else ()
-    keys = [k for k in first if k in metadata]
-    keys += [k for k in tt.metadata_order if k in metadata and k not in keys]
-    keys += [k for k in metadata if k not in keys]
-    return {k: metadata[k] for k in keys}
+    keys = [k for k in first if k in given]
+    keys += [k for k in type_order if k in given and k not in keys]
+    keys += [k for k in given if k not in keys]
+    return tuple(keys)
 
 
 def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no") -> dict[str, str]:

@@ -1,10 +1,15 @@
 """What a manifest holds, counted exactly, in parallel, in constant memory.
 
-Every line is parsed with orjson: no pattern guesses where a field starts or ends, so a brace
-or a quote inside a string cannot shift a count. Parsing is the cost, so a local file is split
+Every line is parsed whole: no pattern guesses where a field starts or ends, so a brace or a
+quote inside a string cannot shift a count. Bounding-box lines of the shapes Ground Truth writes
+are decoded by msgspec into typed structs (``stats_fast``, about half the work of a dict per
+object); every other line, and any line msgspec refuses, is parsed with orjson and counted by
+the generic code (``Tally.generic``), which is the specification the fast path is tested
+against. Parsing is the cost, so a local file is split
 into byte ranges (``manifest.ranges``: a line belongs to the range its first byte is in), shared
 out among one process per core, this one included. A process turns each line into a few narrow
-facts per label attribute (``stats_facts``) appended to plain column lists; every
+facts per label attribute (``stats_facts``) appended to plain column lists (the fast path counts
+most of them with ``Counter`` at once); every
 ``BATCH_LINES`` lines those columns become polars frames that are grouped and counted, and
 folded into the range's running partial counts (``stats_tables``). Only the counts cross
 process boundaries; the parent concatenates the partials and groups them once more with polars.
@@ -21,7 +26,7 @@ pool deadlocks on its first polars query (the pool's threads do not survive the 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -30,6 +35,7 @@ from .. import _storage as storage
 from .._errors import UsageError
 from .._manifest.ranges import iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Columns
+from .stats_fast import FastPath
 from .stats_tables import (
     AttributeStats,
     ClassClash,
@@ -46,62 +52,92 @@ __all__ = ["BINS", "AttributeStats", "ClassClash", "ClassCount", "ManifestStats"
 BATCH_LINES = 50_000
 
 
-def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None) -> Partial:
-    """Parse every line once; hand the facts to polars every ``BATCH_LINES`` lines."""
-    part = Partial()
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    columns: dict[str, Columns] = {}
-    # key -> label attribute (None: not a ``-metadata`` key); named attributes are the only keys
-    keys: dict[str, Any] = (
-        {a + SUFFIX: a for a in attributes} if attributes is not None else {}
-    )
-    discover = attributes is None
+class Tally:
+    """One range's running counts: the ``Partial``, this batch's columns per attribute, and the
+    generic per-line count (``orjson`` parses the whole line) that every line can take. The fast
+    path (``stats_fast``) hands it the lines it does not know."""
+
+    def __init__(self, attributes: Sequence[str] | None) -> None:
+        self.part = Partial()
+        self.columns: dict[str, Columns] = {}
+        # key -> label attribute (None: not a ``-metadata`` key); named attributes are the only keys
+        self.keys: dict[str, Any] = {a + SUFFIX: a for a in attributes} if attributes is not None else {}
+        self.discover = attributes is None
+
+    def column(self, attr: str) -> Columns:
+        cols = self.columns.get(attr)
+        if cols is None:
+            cols = self.columns[attr] = Columns()
+        return cols
+
+    def generic(self, lines: Iterable[bytes]) -> None:
+        """Count ``lines`` the generic way: one ``orjson.loads`` each, every key looked at."""
+        part, columns, keys, discover = self.part, self.columns, self.keys, self.discover
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        for body in lines:
+            try:
+                record = loads(body)
+            except decode_error:
+                if body.strip():
+                    part.invalid += 1
+                else:
+                    part.blank += 1
+                continue
+            if type(record) is not dict:
+                part.invalid += 1
+                continue
+            for key in (record if discover else keys):
+                attr = keys.get(key, UNSEEN)
+                if attr is UNSEEN:  # a key seen for the first time (discovery only)
+                    attr = key[: -len(SUFFIX)] if key.endswith(SUFFIX) else None
+                    if attr in NOT_ATTRIBUTES:
+                        attr = None
+                    if len(keys) < KEY_CACHE:
+                        keys[key] = attr
+                if attr is None:
+                    continue
+                meta = record.get(key)
+                if type(meta) is not dict:
+                    continue
+                cols = columns.get(attr)
+                if cols is None:
+                    cols = columns[attr] = Columns()
+                cols.add(record, attr, meta)
+
+    def flush(self) -> None:
+        """Hand this batch's columns to polars (``BATCH_LINES`` at a time: memory stays flat)."""
+        if self.columns:
+            self.part.absorb(batch_frames(self.columns))
+            self.columns = {}
+
+
+def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
+    """Count every line once; hand the facts to polars every ``BATCH_LINES`` lines.
+
+    ``fast`` decodes the lines whose shape ``stats_fast`` knows with msgspec and leaves the rest
+    to the generic count; ``fast=False`` is the generic count alone (the reference the tests hold
+    the fast path to)."""
+    tally = Tally(attributes)
+    quick = FastPath(attributes) if fast else None
     pending = 0
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # the loop makes no reference cycles; the collector would only rescan young dicts
+    gc.disable()  # the loop makes no reference cycles; the collector would only rescan young objects
     try:
         for lines in batches:
-            part.lines += len(lines)
+            tally.part.lines += len(lines)
             pending += len(lines)
-            for body in lines:
-                try:
-                    record = loads(body)
-                except decode_error:
-                    if body.strip():
-                        part.invalid += 1
-                    else:
-                        part.blank += 1
-                    continue
-                if type(record) is not dict:
-                    part.invalid += 1
-                    continue
-                for key in (record if discover else keys):
-                    attr = keys.get(key, UNSEEN)
-                    if attr is UNSEEN:  # a key seen for the first time (discovery only)
-                        attr = key[: -len(SUFFIX)] if key.endswith(SUFFIX) else None
-                        if attr in NOT_ATTRIBUTES:
-                            attr = None
-                        if len(keys) < KEY_CACHE:
-                            keys[key] = attr
-                    if attr is None:
-                        continue
-                    meta = record.get(key)
-                    if type(meta) is not dict:
-                        continue
-                    cols = columns.get(attr)
-                    if cols is None:
-                        cols = columns[attr] = Columns()
-                    cols.add(record, attr, meta)
+            if quick is None:
+                tally.generic(lines)
+            else:
+                quick.count(lines, tally)
             if pending >= BATCH_LINES:
-                part.absorb(batch_frames(columns))
-                columns, pending = {}, 0
+                tally.flush()
+                pending = 0
     finally:
         if gc_was_enabled:
             gc.enable()
-    if columns:
-        part.absorb(batch_frames(columns))
-    return part
-
+    tally.flush()
+    return tally.part
 
 
 def count_range(url: str, start: int, end: int | None, attributes: Sequence[str] | None) -> Partial:

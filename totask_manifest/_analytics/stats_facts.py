@@ -4,6 +4,7 @@ cheap to grow; ``stats_tables`` turns them into polars counts every batch of lin
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -71,8 +72,8 @@ class Columns:
     on every line, their distinct pairs are few).
     """
 
-    __slots__ = ("conf", "humans", "ids", "jobs", "labels", "named", "names", "no_class_id", "per_image", "reasons",
-                 "states", "tools", "types", "unscored")
+    __slots__ = ("class_n", "conf", "humans", "ids", "jobs", "labels", "meta_n", "named", "names", "no_class_id",
+                 "per_image", "per_image_n", "reasons", "states", "tools", "types", "unscored")
 
     def __init__(self) -> None:
         self.types: list[str | None] = []
@@ -93,6 +94,12 @@ class Columns:
         self.unscored = 0
         #: boxes or labels left out: no usable class id
         self.no_class_id = 0
+        #: the same facts already counted (the fast path, ``stats_fast``, counts them in C with
+        #: ``Counter`` instead of growing one list entry per line): ``(type, reason, human, job,
+        #: state)`` -> lines, ``(class id, name)`` -> boxes, boxes per image -> lines
+        self.meta_n: Counter[tuple[str | None, str | None, str | None, str | None, int]] = Counter()
+        self.class_n: Counter[tuple[int, str | None]] = Counter()
+        self.per_image_n: Counter[int] = Counter()
 
     def add_native(self, value: Any, fmt: str) -> None:
         """A document kept as it is: its annotations by tool and class name, boxes per document."""

@@ -6,7 +6,7 @@ Only these counts cross process boundaries."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,6 +142,17 @@ def _names_frame(attr: str, pairs: set[tuple[Any, Any]]) -> pl.LazyFrame:
                          "name": [v for _, v in rows]}, schema=_SCHEMAS["names"])
 
 
+def _counted(attr: str, name: str, counts: Mapping[tuple, int]) -> pl.LazyFrame:
+    """Rows already counted (``Columns.meta_n``...): one row per key, its count in ``n``."""
+    columns = [c for c in _SCHEMAS[name] if c not in ("attr", "n")]
+    keys = list(counts)
+    data: dict[str, list] = {"attr": [attr] * len(keys)}
+    for i, column in enumerate(columns):
+        data[column] = [k[i] for k in keys]
+    data["n"] = list(counts.values())
+    return pl.LazyFrame(data, schema=_SCHEMAS[name])
+
+
 def batch_frames(columns: dict[str, Columns]) -> dict[str, list[pl.LazyFrame]]:
     """One batch's columns as lazy per-attribute counts (grouped when folded)."""
     out: dict[str, list[pl.LazyFrame]] = {name: [] for name in _SCHEMAS}
@@ -152,6 +163,12 @@ def batch_frames(columns: dict[str, Columns]) -> dict[str, list[pl.LazyFrame]]:
                              "state": c.states},
                             schema={k: v for k, v in _SCHEMAS["meta"].items() if k not in ("attr", "n")})
         out["meta"].append(meta.select(a.alias("attr"), pl.all(), one.alias("n")))
+        if c.meta_n:
+            out["meta"].append(_counted(attr, "meta", c.meta_n))
+        if c.class_n:
+            out["classes"].append(_counted(attr, "classes", c.class_n))
+        if c.per_image_n:
+            out["per_image"].append(_counted(attr, "per_image", {(k,): n for k, n in c.per_image_n.items()}))
         if c.ids:
             try:
                 labels = pl.Series(c.labels, dtype=pl.String, strict=True)

@@ -3,6 +3,7 @@ are its flags and job.json keys)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from .._storage import redact_url
 from .urls import has_scheme
 
 #: requests in flight. A latency-bound store caps a job at concurrency / latency (32 at 10 ms:
-#: 3,200 lines/s, below what the client's CPU allows on 2 cores); 64 lifts that cap, and the raw
-#: aiohttp client spent about half the CPU a request at 64 that it spent at 32; 128 gained
-#: nothing once the CPU was the limit (benchmarks/file_annotate_bench.py --concurrency 32,64,128)
+#: 3,200 lines/s, below what the client's CPU allows on 2 cores); 64 lifts that cap, and more
+#: answers per pass of the loop cost less CPU each; 128 gained nothing once the CPU was the limit
+#: (benchmarks/file_annotate_bench.py --concurrency 32,64,128; figures in docs/file-annotator.md)
 DEFAULT_CONCURRENCY = 64
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
@@ -31,6 +32,33 @@ _IPV6_HOST = re.compile(r"(?<=://)(?:[^/?#@\[]*@)?\[[0-9A-Za-z:.%_-]*\]")
 
 
 
+
+
+def _host_of(url: str) -> str:
+    """``urlsplit(url).hostname`` lower-cased, checking the port (a malformed one raises
+    ``ValueError`` here, not deep inside a client).
+
+    Both depend only on the URL's scheme and authority, and a job's URLs share a few of those:
+    the authority is cut out as ``urlsplit`` finds it (up to the first ``/``, ``?`` or ``#``) and
+    parsed once per distinct value (``_authority_host``), where parsing the whole URL cost more
+    than the rest of the policy's check. A URL with a tab or line break, which ``urlsplit``
+    strips before splitting, takes the full parse."""
+    if "\t" in url or "\n" in url or "\r" in url:
+        return _authority_host.__wrapped__(url)
+    start = url.find("://") + 3
+    end = len(url)
+    for mark in "/?#":
+        at = url.find(mark, start, end)
+        if at >= 0:
+            end = at
+    return _authority_host(url[:end])
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_host(url: str) -> str:
+    parts = urlsplit(url)
+    _ = parts.port
+    return (parts.hostname or "").lower()
 
 
 def _bare_host(host: Any) -> str:
@@ -155,9 +183,7 @@ class FetchPolicy:
                 raise FetchError(f"refused by policy: file URL names a host ({redact_url(url)})")
             return "local", self._local_path(parts.path, url)
         try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            _ = parts.port  # a malformed port raises here, not deep inside a client
+            host = _host_of(url)
         except ValueError:
             raise FetchError(f"refused by policy: malformed URL {redact_url(url)}") from None
         if self.allow_hosts and not self._host_allowed(host):
