@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from tests.support.gt import GT_MANIFESTS, HAVE_GT
 from totask_manifest._manifest import line_check
 from totask_manifest._manifest.line_check import LineChecker
+from totask_manifest._manifest.patterns import Unsupported, batched
 from totask_manifest._manifest.problems import Collector
 from totask_manifest._manifest.ranges import iter_blocks
-from totask_manifest._manifest.typed_plan import TypedPlan, Unsupported, _batched
+from totask_manifest._manifest.typed_plan import TypedPlan
 from totask_manifest._manifest.validate import validate_manifest
 
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_bench.py"
@@ -174,7 +175,7 @@ def test_a_line_split_across_the_join_is_not_accepted() -> None:
 @pytest.mark.parametrize("pattern", ["^a|b$", "(?i)a", "[[:alpha:]]", "\\d", "a(?=b)", "[a-z&&b]", "x{,3}"])
 def test_patterns_outside_the_shared_subset_are_unsupported(pattern: str) -> None:
     with pytest.raises(Unsupported):
-        _batched(pattern)
+        batched(pattern)
 
 
 @pytest.mark.parametrize("pattern, value, expected", [
@@ -184,8 +185,8 @@ def test_patterns_outside_the_shared_subset_are_unsupported(pattern: str) -> Non
     ("^a.c$", "a\u2028c", False),
 ])
 def test_batched_patterns_match_as_search(pattern: str, value: str, expected: bool) -> None:
-    assert (_batched(pattern)(value) is not None) is expected
-    assert (_batched(pattern)("\n".join([value, value])) is not None) is expected
+    assert (batched(pattern)(value) is not None) is expected
+    assert (batched(pattern)("\n".join([value, value])) is not None) is expected
 
 
 # ---- the property: accepted => the per-line path finds nothing ----------------------------------

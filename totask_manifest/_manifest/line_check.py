@@ -1,10 +1,11 @@
 """The hot loop of ``validate``: the per-line rules for one byte range, with caches for what
 repeats across lines (a key's facts, a plan per attribute and type string, a plan per line
-shape). A valid line costs one ``orjson.loads``, one ``is_valid`` per label attribute (a
-compiled schema that also checks the naming conventions), the type's own predicates and a few
-dictionary lookups; whole runs of lines sharing one shape are checked at once. The detailed
-error list, the byte-span scanner and character counts run only for lines that fail a cheap
-test."""
+shape). Most lines never become Python dicts: once a run of lines of one shape has passed, the
+shape's typed path (``typed_plan``) decodes whole pieces of the range into typed structs and
+checks them in C. A piece it does not accept is split into lines and checked in runs of lines
+sharing one shape (one ``orjson.loads`` a line, one compiled schema call a run, the type's own
+predicates), and a run that fails line by line. The detailed error list, the byte-span scanner
+and character counts run only for lines that fail a cheap test."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from .label_check import (
 from .line import Line, any_repeats_a_key, may_repeat_a_key
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
 from .problems import AttributeStats, Collector, Severity
-from .ranges import split_block
+from .ranges import pieces, split_block
 from .schemas import compile_schema, format_path, ref, validator
 from .typed_plan import TypedPlan, typed_plan
 
@@ -83,15 +84,6 @@ _UNSET: Any = object()
 PIECE_BYTES = 16 << 10
 
 
-def _pieces(block: bytes) -> Iterator[bytes]:
-    """``block`` in pieces of whole lines, each ``PIECE_BYTES`` or a line more."""
-    at, size = 0, len(block)
-    while at < size:
-        cut = block.find(b"\n", at + PIECE_BYTES) + 1 or size
-        yield block[at:cut] if at or cut < size else block
-        at = cut
-
-
 @dataclass(frozen=True, slots=True)
 class _ShapePlan:
     """Checks a run of lines sharing one key sequence at once (see ``_LineChecker._try_run``)."""
@@ -134,7 +126,7 @@ class LineChecker:
         typed, typed_lines = None, 0
         try:
             for block in blocks:
-                for piece in _pieces(block):
+                for piece in pieces(block, PIECE_BYTES):
                     if typed is not None:
                         accepted = typed(piece)
                         if accepted:

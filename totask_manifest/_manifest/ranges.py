@@ -172,6 +172,15 @@ def split_block(block: bytes) -> list[bytes]:
     return lines
 
 
+def pieces(block: bytes, size: int) -> Iterator[bytes]:
+    """``block`` (whole lines) in pieces of whole lines, each ``size`` bytes or a line more."""
+    at, end = 0, len(block)
+    while at < end:
+        cut = block.find(b"\n", at + size) + 1 or end
+        yield block[at:cut] if at or cut < end else block
+        at = cut
+
+
 # --- planning ----------------------------------------------------------------------------------
 
 def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ Soundness (every run accepted here is one the per-line path finds nothing in):
   spelling, whitespace, key order, a blank line;
 * integers are bounded to orjson's range (orjson reads a larger one as a float);
 * patterns run in Python ``re`` over all values of the run at once, only for a subset of the
-  regex syntax whose meaning is the same in Rust's engine (``_batched``);
+  regex syntax whose meaning is the same in the schema engine (``patterns.batched``);
 * the task type's own rules run on the structs of the whole run (``semantics.TYPED_CLEAN``);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
@@ -28,12 +28,12 @@ from __future__ import annotations
 import keyword
 import math
 import operator
-import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
+from .patterns import Unsupported, all_match, batched
 from .schemas import resolve_ref
 
 #: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
@@ -48,21 +48,15 @@ _HANDLED = frozenset({
     "maxItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
     "pattern", "const", "enum",
 })
-
-
-class Unsupported(Exception):
-    """The schema uses something this compiler does not translate: no typed plan."""
-
-
 Extract = Callable[[list], list]
-
 
 #: known-good values kept per pattern check: job names, class indices and dates repeat
 _GOOD_VALUES = 4096
 
 
 class TypedPlan:
-    """A compiled shape: ``accepts(run)`` is True only for a run the per-line path finds nothing in."""
+    """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
+    nothing in any of them."""
 
     __slots__ = ("_checks", "_decode_lines", "_encode", "_max_bytes", "_predicates", "_scalar")
 
@@ -99,7 +93,7 @@ class TypedPlan:
             if not good.issuperset(map(get, records)):
                 new = set(map(get, records)).difference(good)
                 columns = list(zip(*new, strict=True)) if len(matchers) > 1 else [list(new)]
-                if not all(map(_all_match, matchers, columns)):
+                if not all(map(all_match, matchers, columns)):
                     return 0
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
@@ -107,7 +101,7 @@ class TypedPlan:
             values = extract(records)
             if not good.issuperset(values):
                 new = set(values).difference(good)
-                if not _all_match(fullmatch, new):
+                if not all_match(fullmatch, new):
                     return 0
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
@@ -118,14 +112,6 @@ class TypedPlan:
         except (TypeError, KeyError, AttributeError, IndexError):
             return 0
         return len(records)
-
-
-def _all_match(fullmatch: Callable[[str], Any], values: Any) -> bool:
-    """Each value matches: one ``fullmatch`` over them joined by newlines (``_batched``), none
-    holding a newline of its own."""
-    values = list(values)
-    text = "\n".join(values)
-    return text.count("\n") == len(values) - 1 and fullmatch(text) is not None
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
@@ -172,7 +158,7 @@ class _Compiler:
         kind = schema.get("type")
         if kind == "string":
             for pattern in patterns:
-                self.checks.append((path, _batched(pattern)))
+                self.checks.append((path, batched(pattern)))
             return _meta(str, min_length=schema.get("minLength"), max_length=schema.get("maxLength"))
         if patterns or "minLength" in schema or "maxLength" in schema:
             raise Unsupported("string keywords on another type")
@@ -208,7 +194,7 @@ class _Compiler:
                     key = _meta(int, ge=0, le=_INT_MAX)
                 else:
                     for pattern in names.get("pattern", []):
-                        self.checks.append(((*path, "keys"), _batched(pattern)))
+                        self.checks.append(((*path, "keys"), batched(pattern)))
             sample_value = next(iter(sample.values()), None) if type(sample) is dict else None
             value = self.node(additional, root, sample_value, (*path, "values"))
             return dict[key, value]
@@ -289,7 +275,7 @@ def _literal(schema: dict, patterns: list[str]) -> Any:
         raise Unsupported("const/enum with other keywords")
     if not all(type(v) is str for v in values) or schema.get("type", "string") != "string":
         raise Unsupported("a literal that is not a string")
-    values = [v for v in values if all(_batched(p)(v) for p in patterns)]
+    values = [v for v in values if all(batched(p)(v) for p in patterns)]
     if "const" in schema and "enum" in schema:
         values = [v for v in values if v in schema["enum"]]
     if not values:
@@ -328,83 +314,6 @@ def _meta(kind: Any, **constraints: Any) -> Any:
     if ("ge" in constraints and "gt" in constraints) or ("le" in constraints and "lt" in constraints):
         raise Unsupported("two bounds on one side")
     return Annotated[kind, msgspec.Meta(**constraints)] if constraints else kind
-
-
-def _batched(pattern: str) -> Callable[[str], Any]:
-    """``fullmatch`` over values joined by ``\\n`` (none holding one: ``TypedPlan.accepts``
-    counts), true exactly when each value matches ``pattern`` in the JSON Schema sense (search,
-    not match). Sound because no part of the translated pattern can match a ``\\n``: negated
-    classes get one added, and ``.`` never matches it."""
-    start = pattern.startswith("^")
-    end = pattern.endswith("$") and not pattern.endswith("\\$")
-    body = _translate(pattern[1 if start else 0 : len(pattern) - 1 if end else None])
-    any_text = "[^\\n]*"
-    one = f"{'' if start else any_text}(?:{body}){'' if end else any_text}"
-    try:
-        return re.compile(f"{one}(?:\\n{one})*").fullmatch
-    except re.error as exc:
-        raise Unsupported(f"pattern {pattern!r}") from exc
-
-
-_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _/:#@,'-")
-_ESCAPABLE = frozenset(".-/+*?()[]{}|^$")
-
-
-def _translate(body: str) -> str:
-    """The pattern (anchors taken off) for Python's ``re``: only a subset whose meaning Rust's
-    regex shares (literals, escaped punctuation, plain bracket classes, ``(?:`` groups,
-    alternation inside a group, quantifiers); anything else is ``Unsupported``."""
-    out: list[str] = []
-    depth = 0
-    i = 0
-    while i < len(body):
-        char = body[i]
-        if char in _LITERAL:
-            out.append(char)
-        elif char == ".":  # no line terminator of ECMA-262's (or Rust's \\n): never laxer than either
-            out.append("[^\\n\\r\\u2028\\u2029]")
-        elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE and i + 1 < len(body):
-            out.append(body[i : i + 2])
-            i += 1
-        elif char == "[":
-            end = body.find("]", i + 1)
-            inside = body[i + 1 : end]
-            negated = inside.startswith("^")
-            items = inside[1:] if negated else inside
-            if end < 0 or not items or not _plain_class(items):
-                raise Unsupported(f"class {body[i:end + 1]!r}")
-            out.append(("[^\\n" if negated else "[") + items + "]")
-            i = end
-        elif char == "(":
-            if body[i + 1 : i + 2] == "?":
-                if body[i + 2 : i + 3] != ":":
-                    raise Unsupported("a group other than (?:")
-                i += 2
-            out.append("(?:")
-            depth += 1
-        elif char == ")" and depth > 0:
-            out.append(char)
-            depth -= 1
-        elif (char == "|" and depth > 0) or (char in "*+?" and out):
-            out.append(char)
-        elif char == "{" and out:
-            close = body.find("}", i)
-            if close < 0 or not re.fullmatch(r"[0-9]+(?:,[0-9]*)?", body[i + 1 : close]):
-                raise Unsupported("a repetition other than {m}, {m,} or {m,n}")
-            out.append(body[i : close + 1])
-            i = close
-        else:
-            raise Unsupported(f"pattern character {char!r} in {body!r}")
-        i += 1
-    if depth:
-        raise Unsupported("unbalanced group")
-    return "".join(out)
-
-
-def _plain_class(items: str) -> bool:
-    """Letters, digits, ``_``, space, escaped punctuation and ranges between letters or digits;
-    no nested class, POSIX class or set operation (Rust has them, Python reads them otherwise)."""
-    return re.fullmatch(r"(?:[A-Za-z0-9](?:-[A-Za-z0-9])?|[_ ]|\\[.\-/+*?()\[\]{}|^$])+", items) is not None
 
 
 def _extractor(path: tuple) -> Extract:
