@@ -58,13 +58,14 @@ class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode", "_max_bytes", "_predicates", "_scalar")
+    __slots__ = ("_checks", "_decode_lines", "_encode_into", "_max_bytes", "_predicates", "_scalar", "_written")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  predicates: list[tuple[Callable, Callable, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
-        self._encode = msgspec.json.Encoder().encode
+        self._encode_into = msgspec.json.Encoder().encode_into
+        self._written = bytearray()
         self._predicates = predicates
         # patterns on one required string per line (job-name, creation-date): all read by one
         # getter, each line's tuple of values looked up among those seen good
@@ -83,10 +84,13 @@ class TypedPlan:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
-        body = text[:-1] if text.endswith(b"\n") else text
-        if not records or self._encode(records)[1:-1] != body.replace(b"\n", b","):
+        commas = text.replace(b"\n", b",")
+        size = len(commas) - text.endswith(b"\n")
+        written = self._written
+        self._encode_into(records, written)  # into one reused buffer: no copy grows it
+        if not records or len(written) != size + 2 or written[1:-1] != commas[:size]:
             return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
-        if len(body) > self._max_bytes and max(map(len, body.split(b"\n"))) > self._max_bytes:
+        if size > self._max_bytes and max(map(len, text[:size].split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
         if self._scalar is not None:
             get, matchers, good = self._scalar
