@@ -1,0 +1,192 @@
+"""``validate``'s rules for one line the fast paths did not settle: what the problems are.
+
+The hot loop (``line_check.LineChecker``) keeps only what decides that a line or a run of lines
+is clean; a line it cannot clear comes here, where each rule is worked out and reported with its
+key, and where the facts that repeat across lines (a key's, a plan per attribute and type
+string, the naming verdict per attribute and type) are computed once and kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import ManifestError
+from .._task_types import TASK_TYPES, TaskType, task_type_of_metadata
+from . import semantics
+from .label_check import _check_failure, _check_pair, _fast_record_validator, fast_path, input_rules
+from .line import Line
+from .naming import METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
+from .problems import AttributeStats, Collector, Severity
+from .schemas import format_path, validator
+
+#: task types whose ``-ref`` requirement the developer guide states inconsistently (the Output
+#: Data page omits video frame jobs; the API lists them), so a missing ``-ref`` is a departure
+_REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tracking"})
+
+
+class _KeyInfo:
+    """What the hot loop needs to know about a top-level key, computed once per distinct key."""
+
+    __slots__ = ("attribute", "key", "plans", "suspicious")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.suspicious = key.startswith("$")
+        #: for a ``<attribute>-metadata`` key: the attribute, and a plan per ``type`` string seen
+        self.attribute = key[: -len(METADATA_SUFFIX)] if key.endswith(METADATA_SUFFIX) else None
+        self.plans: dict[str, _Plan] = {}
+
+
+class _Plan:
+    """How to check one attribute declaring one type string; the fast path needs nothing else."""
+
+    __slots__ = ("clean", "fast", "is_valid", "stats", "task_type")
+
+    def __init__(self, attribute: str, task_type: TaskType, naming_clean: bool, stats: AttributeStats) -> None:
+        self.task_type = task_type
+        self.stats = stats
+        #: checks the whole line: the attribute as the label, its metadata key as the metadata
+        self.is_valid = _fast_record_validator(task_type.name, attribute)
+        self.clean = fast_path(task_type.name)[1]
+        # the point cloud departure (detection type on a -ref file reference) takes the full path
+        special = task_type.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
+        self.fast = naming_clean and not special
+
+
+_CACHE_SIZE = 4096
+
+
+class LineRules:
+    """The per-line rules and the caches they share with the hot loop (a subclass)."""
+
+    def __init__(self, label_attribute: str | None, task_type: TaskType | None, schema: str | None,
+                 out: Collector) -> None:
+        self.label_attribute = label_attribute
+        self.task_type = task_type
+        self.schema = schema
+        self.out = out
+        self._keys: dict[str, _KeyInfo] = {}
+        self._naming_cache: dict[tuple[str, str], list[tuple[str, str, str, Severity]]] = {}
+        self._document = validator(schema) if schema else None
+
+    def _key(self, key: str) -> _KeyInfo:
+        info = _KeyInfo(key)
+        if len(self._keys) < _CACHE_SIZE:
+            self._keys[key] = info
+        return info
+
+    def _unparsable(self, number: int, body: bytes) -> None:
+        out = self.out
+        if not body.strip():
+            out.blank += 1
+            out.add(number, "", "line-blank", rule_message("line-blank"), "warning")
+            return
+        line = Line(number, body.rstrip(b"\r\n"))
+        try:
+            line.record()
+        except ManifestError as exc:
+            out.add(number, "", exc.rule, exc.detail)
+        else:  # pragma: no cover - orjson failed on the body with its terminator only
+            out.add(number, "", "line-json", rule_message("line-json", detail="unparsable line"))
+
+    # ---- input manifest rules (exact)
+    def _check_input_rules(self, number: int, body: bytes, record: dict) -> None:
+        input_rules(self.out, number, body, record)
+
+    # ---- label attributes
+    def _found_attribute(self, number: int, record: dict, info: _KeyInfo, meta: dict, kind: str,
+                         plan: _Plan | None) -> None:
+        """A metadata object the fast path did not settle: find its task type, plan, problems."""
+        if plan is None:
+            tt = task_type_of_metadata(meta)
+            if tt is None:
+                if kind.lower().startswith("groundtruth/"):
+                    self.out.add(number, info.key + ".type", "metadata-type-unknown",
+                                 f"type {kind!r} is not a Ground Truth task type this tool knows; not checked",
+                                 "warning")
+                return
+            if self.task_type is not None and tt is not self.task_type:
+                return
+            attribute = info.attribute
+            plan = _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name))
+            if len(info.plans) < _CACHE_SIZE:
+                info.plans[kind] = plan
+        self._check_attribute(number, record, info.attribute, meta, plan.task_type)
+
+    def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
+        cached = self._naming_cache.get((attribute, task_type.name))
+        if cached is not None:
+            return cached
+        found: list[tuple[str, str, str, Severity]] = []
+        for v in label_attribute_violations(attribute, task_type):
+            if v.rule == "label-attribute-ref-required" and task_type.name in _REF_DOCUMENTED_LOOSELY:
+                found.append((attribute, "departure-ref-suffix",
+                              f"{v.message}; the API requires it for video frame jobs but the Output Data page "
+                              "does not list them, and imported labels (e.g. 'Person' next to 'Person-ref') "
+                              "go without it", "warning"))
+            else:
+                key = attribute + METADATA_SUFFIX if v.rule == "label-attribute-metadata-suffix" else attribute
+                found.append((key, v.rule, v.message, "error"))
+        if len(self._naming_cache) < _CACHE_SIZE:
+            self._naming_cache[(attribute, task_type.name)] = found
+        return found
+
+    def _check_attribute(self, number: int, record: dict, attribute: str, meta: Any,
+                         tt: TaskType | None = None) -> None:
+        out = self.out
+        meta_key = attribute + METADATA_SUFFIX
+        if meta is None:
+            if attribute in record:
+                out.add(number, meta_key, "metadata-missing",
+                        f"{attribute!r} has a value but no {meta_key!r} object says what it is")
+            else:
+                out.unlabeled += 1
+            return
+        if tt is None:
+            tt = self.task_type or task_type_of_metadata(meta)
+            if tt is None:
+                kind = meta.get("type") if isinstance(meta, dict) else None
+                out.add(number, meta_key, "metadata-type-unknown",
+                        f"{meta_key!r} does not declare a known task type (type {kind!r}); give --task-type")
+                return
+        stats = out.stats(attribute, tt.name)
+        errors_before = out.errors
+        if type(meta) is dict and "failure-reason" in meta:
+            stats.failed += 1
+            _check_failure(out, number, meta, meta_key)
+            if attribute in record:
+                out.add(number, attribute, "failure-with-label",
+                        "the metadata says this object failed (failure-reason) but a label value is present",
+                        "warning")
+        elif type(meta) is dict and "review-status" in meta and attribute not in record:
+            stats.routed += 1
+            _check_failure(out, number, meta, meta_key, "routed")
+        elif attribute not in record:
+            out.add(number, attribute, "label-missing",
+                    f"{meta_key!r} declares {tt.gt_type} but there is no {attribute!r} value")
+        else:
+            value = record[attribute]
+            schema_meta = None
+            if (tt.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
+                    and type(value) is str and type(meta) is dict):
+                out.add(number, meta_key + ".type", "departure-type-mismatch",
+                        f"type says {tt.gt_type} (inline cuboids) but {attribute!r} holds a file reference: "
+                        "checked as groundtruth/point_cloud_object_tracking, as Ground Truth's own sample "
+                        "sequence output is written", "warning")
+                tt = TASK_TYPES["point_cloud_object_tracking"]
+                schema_meta = {**meta, "type": tt.gt_type}
+            for key, rule, message, severity in self._naming(attribute, tt):
+                out.add(number, key, rule, message, severity)
+            _check_pair(out, number, tt.name, value, meta, attribute, meta_key, schema_meta)
+            stats.labeled += 1
+        if out.errors > errors_before:
+            stats.invalid += 1
+
+    # ---- --schema
+    def _check_document(self, number: int, record: dict) -> None:
+        compiled = self._document
+        if not compiled.is_valid(record):
+            for err in compiled.errors(record):
+                self.out.add(number, format_path(err.path), f"schema-{err.keyword}", err.message)
+            return
+        for f in semantics.check_document(self.schema, record):
+            self.out.add(number, format_path(f.path), f.rule, f.message, f.severity)
