@@ -11,9 +11,7 @@ measures:
    output manifest);
 3. the baseline: a raw aiohttp client fetching the same files at the same concurrency (one
    session, ``concurrency`` workers, ``await response.read()``: no policy, no parsing), the rate
-   the HTTP client itself reaches on this machine, on the event loop the job's fetcher uses
-   (``_fetch.loop.new_loop``: uvloop where installed; the output names it), so the share
-   compares like with like;
+   the HTTP client itself reaches on this machine;
 4. a sequential loop, one ``httpx.Client`` request at a time, on ``--sequential`` requests,
    extrapolated to the same number of lines.
 
@@ -164,11 +162,7 @@ def bench_raw_aiohttp(base: str, lines: int, concurrency: int) -> float:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             return time.perf_counter() - started
 
-    # the loop the job's fetcher runs on (uvloop where installed), so the share compares like with like
-    from totask_manifest._fetch.loop import new_loop
-
-    with asyncio.Runner(loop_factory=new_loop) as runner:
-        return runner.run(run())
+    return asyncio.run(run())
 
 
 def cpu_seconds() -> float:
@@ -218,14 +212,8 @@ def main() -> None:
         proc.kill()
         proc.wait()
 
-    from totask_manifest._fetch.loop import loop_name, new_loop
-
-    probe = new_loop()
-    loop = loop_name(probe)
-    probe.close()
     print(f"server: 127.0.0.1, {args.latency * 1000:g} ms added per request, own process; "
-          f"{os.cpu_count()} CPU(s); client event loop: {loop} (the raw baseline's and the job's; "
-          "TOTASK_EVENT_LOOP=asyncio for the standard one)")
+          f"{os.cpu_count()} CPU(s)")
     print(f"sequential httpx.Client, {args.sequential} requests: {seq_rate:,.0f} lines/s "
           f"(extrapolated: {args.lines / seq_rate:,.1f} s for {args.lines:,} lines)")
     verdicts: dict[int, bool] = {}

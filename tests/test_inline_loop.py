@@ -168,22 +168,3 @@ def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():
     finally:
         inline.close()
 
-
-def test_new_loop_is_uvloop_where_installed_and_the_environment_can_keep_asyncios(monkeypatch):
-    import asyncio
-
-    from totask_manifest._fetch.loop import LOOP_ENV, loop_name, new_loop
-
-    uvloop = pytest.importorskip("uvloop")
-    loop = new_loop()
-    try:
-        assert isinstance(loop, uvloop.Loop) and loop_name(loop) == "uvloop"
-    finally:
-        loop.close()
-    monkeypatch.setenv(LOOP_ENV, "asyncio")
-    loop = new_loop()
-    try:
-        assert not isinstance(loop, uvloop.Loop) and isinstance(loop, asyncio.AbstractEventLoop)
-        assert loop_name(loop) == "asyncio"
-    finally:
-        loop.close()

@@ -14,11 +14,6 @@ A signal handler that raises (the job's second Ctrl-C raises ``_jobs.execute.Har
 carry on; the loop's exception handler instead stops the loop and the exception is raised to the
 caller, as it was when the caller's thread only waited on a queue.
 
-Every stop of the loop goes through ``InlineLoop._stop``, once per run: uvloop (used where it is
-installed, ``loop.new_loop``) queues a stop as a callback, so a second ``stop()`` in one run
-would end the next run early; ``run`` therefore runs the loop itself rather than through
-``run_until_complete``, whose own stop could meet the exception handler's.
-
 It needs a thread with no running event loop (``for_this_thread`` falls back to a
 ``LoopThread`` where one runs, e.g. a job started from async code). Callers that need results
 while they do other work (the inference annotator's ``submit``) keep the ``LoopThread``.
@@ -31,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .loop import LoopThread, _task_result, new_loop
+from .loop import LoopThread, _task_result
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,46 +36,16 @@ class InlineLoop:
     """A private event loop run in the calling thread (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.loop = new_loop()
+        self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(self._on_error)
         self._escaped: BaseException | None = None
-        self._stopping = False
-
-    def _stop(self) -> None:
-        """End the current run of the loop (at most one stop request per run)."""
-        if not self._stopping:
-            self._stopping = True
-            self.loop.stop()
-
-    def _run_forever(self) -> None:
-        try:
-            self.loop.run_forever()
-        finally:
-            self._stopping = False
-
-    def _until_done(self, awaitable: Awaitable[T]) -> T:
-        """``run_until_complete`` with the one stop of ``_stop``; raises what escaped the loop."""
-        future = asyncio.ensure_future(awaitable, loop=self.loop)
-
-        def done(_f: object) -> None:
-            self._stop()
-
-        future.add_done_callback(done)
-        try:
-            self._run_forever()
-        finally:
-            future.remove_done_callback(done)
-            self._raise_escaped()
-        if not future.done():
-            raise RuntimeError("event loop stopped before the work was done")
-        return future.result()
 
     def _on_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An exception that is not an ``Exception`` (a signal handler's) leaves the loop."""
         exc = context.get("exception")
         if exc is not None and not isinstance(exc, Exception):
             self._escaped = exc
-            self._stop()
+            loop.stop()
             return
         loop.default_exception_handler(context)
 
@@ -103,7 +68,10 @@ class InlineLoop:
         """Run a coroutine to its end on this loop; ``TimeoutError`` after ``timeout`` seconds."""
         if timeout is not None:
             coro = asyncio.wait_for(coro, timeout)
-        return self._until_done(coro)
+        try:
+            return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+        finally:
+            self._raise_escaped()
 
     def map_unordered(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
@@ -124,7 +92,7 @@ class InlineLoop:
             done.append((item, task))
             if waiting[0]:
                 waiting[0] = False
-                self._stop()  # run_forever returns after this pass: every answer already read is handled
+                loop.stop()  # run_forever returns after this pass: every answer already read is handled
 
         source = iter(items)
         wants_pause: Callable[[], bool] = getattr(items, "wants_pause", None) or (lambda: False)
@@ -145,7 +113,7 @@ class InlineLoop:
                         return
                     waiting[0] = True
                     try:
-                        self._run_forever()
+                        loop.run_forever()
                     finally:
                         waiting[0] = False
                     self._raise_escaped()
@@ -156,7 +124,7 @@ class InlineLoop:
             if running and not loop.is_closed():
                 for task in list(running):
                     task.cancel()
-                self._until_done(asyncio.gather(*running, return_exceptions=True))
+                loop.run_until_complete(asyncio.gather(*running, return_exceptions=True))
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel what still runs, finish async generators, close the loop."""
@@ -168,8 +136,8 @@ class InlineLoop:
             task.cancel()
         try:
             if pending:
-                self._until_done(asyncio.wait(pending, timeout=timeout))
-            self._until_done(loop.shutdown_asyncgens())
+                loop.run_until_complete(asyncio.wait(pending, timeout=timeout))
+            loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
 

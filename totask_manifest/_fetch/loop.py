@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -12,32 +11,6 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: ``TOTASK_EVENT_LOOP=asyncio`` keeps the standard loop where uvloop is installed
-LOOP_ENV = "TOTASK_EVENT_LOOP"
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop for the fetcher: uvloop's when it is installed, else asyncio's.
-
-    A file job is CPU-bound on a latency-bound store (each line one GET): uvloop's transports and
-    scheduling cost less CPU a request than asyncio's selector loop
-    (``benchmarks/file_annotate_bench.py`` prints the loop it used and the figures). uvloop is
-    optional (``pip install totask-manifest[fast]``); ``TOTASK_EVENT_LOOP=asyncio`` turns it
-    off. Only the loops this package makes are affected, never the process's policy."""
-    if os.environ.get(LOOP_ENV, "").strip().lower() != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """``uvloop`` or ``asyncio``: which loop ``new_loop`` gave (a benchmark prints it)."""
-    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 class LoopThread:
@@ -48,7 +21,7 @@ class LoopThread:
     """
 
     def __init__(self, name: str = "totask-fetch-loop") -> None:
-        self.loop = new_loop()
+        self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
