@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .._errors import InvalidInputError
 from .._manifest.io import iter_raw_lines, to_line
 from .._manifest.line import Line
@@ -31,6 +33,9 @@ from .layout import JobLayout
 from .selection import LineSelection, iter_selected, needs_label
 
 MAX_REPORTED = 20
+#: lines parsed and cleared at once (``_scan_run``): few enough that their records stay in a
+#: core's cache until the run is decided, as ``validate``'s runs (``line_check.RUN_LINES``)
+RUN_LINES = 16
 
 
 @dataclass
@@ -62,31 +67,68 @@ def _first_line_start(f: Any, start: int) -> int:
     return start if f.read(1) == b"\n" else start + len(f.readline())
 
 
-def scan_range(url: str, start: int, end: int | None, attribute: str) -> _RangeScan:
+def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lines: int = RUN_LINES) -> _RangeScan:
     """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
-    (``input_line_problems``) and the selection rule, with each selected line's offset."""
-    from .._manifest.label_check import input_line_problems  # on use: the CLI starts without it
+    (``input_line_problems``) and the selection rule, with each selected line's offset.
 
+    Lines go in runs of ``run_lines``: a run whose lines all parse to objects that certainly pass
+    the rules (``run_needs_input_rules``: one test over the run) is only selected from; any other
+    run is scanned line by line (``_scan_line``), which names each problem. The result is the
+    same either way (``tests/test_scan_ranges.py`` holds it to the line-by-line scan)."""
     out = _RangeScan()
+    run: list[tuple[int, bytes]] = []
     with open_read(url) as f:
         offset = _first_line_start(f, start)
         for raw in iter_raw_lines(f, start=offset, end=end):
-            at = offset
+            run.append((offset, raw))
             offset += len(raw)
-            out.lines += 1
-            line = to_line(out.lines, raw, first_in_file=at == 0)
-            if line.is_blank:
-                continue
-            problems = input_line_problems(line)
-            if problems:
-                out.problem_count += len(problems)
-                room = MAX_REPORTED - len(out.problems)
-                out.problems.extend((out.lines, p.key, p.message, p.rule) for p in problems[:max(room, 0)])
-                continue
-            if needs_label(line.record(), attribute):
-                out.indices.append(out.lines - 1)
-                out.offsets.append(at)
+            if len(run) >= run_lines:
+                _scan_run(out, run, attribute)
+                run = []
+        _scan_run(out, run, attribute)
     return out
+
+
+def _scan_run(out: _RangeScan, run: list[tuple[int, bytes]], attribute: str) -> None:
+    from .._manifest.label_check import run_needs_input_rules  # on use: the CLI starts without it
+
+    if not run:
+        return
+    # the file's first line may carry a byte order mark, and a CR before the LF is no part of
+    # the JSON: both are the per-line path's to read (``to_line``)
+    bodies = [raw[:-1] if raw.endswith(b"\n") else raw for _, raw in run]
+    if run[0][0] != 0 and not any(body.endswith(b"\r") for body in bodies):
+        try:
+            records = list(map(orjson.loads, bodies))
+        except orjson.JSONDecodeError:
+            records = None
+        if records is not None and not run_needs_input_rules(bodies, records):
+            for (at, _), record in zip(run, records, strict=True):
+                out.lines += 1
+                if needs_label(record, attribute):
+                    out.indices.append(out.lines - 1)
+                    out.offsets.append(at)
+            return
+    for at, raw in run:
+        _scan_line(out, at, raw, attribute)
+
+
+def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
+    from .._manifest.label_check import input_line_problems  # on use: the CLI starts without it
+
+    out.lines += 1
+    line = to_line(out.lines, raw, first_in_file=at == 0)
+    if line.is_blank:
+        return
+    problems = input_line_problems(line)
+    if problems:
+        out.problem_count += len(problems)
+        room = MAX_REPORTED - len(out.problems)
+        out.problems.extend((out.lines, p.key, p.message, p.rule) for p in problems[:max(room, 0)])
+        return
+    if needs_label(line.record(), attribute):
+        out.indices.append(out.lines - 1)
+        out.offsets.append(at)
 
 
 def sha256_of(url: str) -> str:
@@ -112,14 +154,14 @@ def fingerprint(url: str) -> dict[str, Any] | None:
 
 
 class _Checksum(threading.Thread):
-    """``sha256_of(url)`` beside the range scan; ``result()`` waits for it."""
+    """``sha256_of(url)`` beside the range scan, started by ``map_ranges`` once its workers are
+    forked (a running thread would make it spawn them); ``result()`` waits for it."""
 
     def __init__(self, url: str) -> None:
         super().__init__(name="totask-input-sha256", daemon=True)  # a Ctrl-C does not wait for it
         self.url = url
         self.sha: str | None = None
         self.error: BaseException | None = None
-        self.start()
 
     def run(self) -> None:
         try:
@@ -142,7 +184,7 @@ def scan_input(url: str, attribute: str, workers: int | None = None) -> InputSca
     line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
     mark = fingerprint(url)
     checksum = _Checksum(url)
-    parts = map_ranges(scan_range, url, (attribute,), workers=workers)
+    parts = map_ranges(scan_range, url, (attribute,), workers=workers, started=checksum.start)
     sha = checksum.result()
     scan = InputScan(sha256=sha)
     sel = scan.selection

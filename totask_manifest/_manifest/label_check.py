@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import ManifestError
 from .._task_types import TASK_TYPES, TaskType, get_task_type
 from . import semantics
-from .line import Line, duplicate_key_paths, may_repeat_a_key, scan_top_level
+from .line import Line, any_repeats_a_key, duplicate_key_paths, may_repeat_a_key, scan_top_level
 from .naming import (
     MAX_ATTRIBUTE_CHARS,
     MAX_LINE_CHARS,
@@ -164,8 +164,23 @@ def input_rules(sink: Any, number: int | None, body: bytes, record: dict) -> Non
 def needs_input_rules(body: bytes, record: dict) -> bool:
     """False only for a line that certainly passes ``input_rules``: one source key, short
     enough, no ``$`` key, no repeated key."""
+    return _suspicious(body, record) or may_repeat_a_key(body, record)
+
+
+def run_needs_input_rules(bodies: list[bytes], records: list) -> bool:
+    """``needs_input_rules`` over a run of parsed lines at once: False only when every record is
+    an object that certainly passes ``input_rules`` (the repeated-key test is one comparison
+    over the whole run, ``line.any_repeats_a_key``)."""
+    if not all(type(record) is dict for record in records):
+        return True
+    return any(map(_suspicious, bodies, records)) or any_repeats_a_key(bodies, records)
+
+
+def _suspicious(body: bytes, record: dict) -> bool:
+    """The cheap part of ``needs_input_rules``: two or no source keys, a long line, a key that
+    is not a string or starts with ``$``."""
     return (("source-ref" in record) is ("source" in record) or len(body) > MAX_ATTRIBUTE_CHARS
-            or any(type(k) is not str or k.startswith("$") for k in record) or may_repeat_a_key(body, record))
+            or any(type(k) is not str or k.startswith("$") for k in record))
 
 
 def input_line_problems(line: Line) -> list[Problem]:

@@ -295,7 +295,7 @@ def _in_worker(i: int, fn: Callable[..., T], url: str, start: int, end: int, arg
 
 def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, workers: int | None = None,
                start_method: Literal["fork", "spawn"] | None = None, remote: bool = True,
-               min_bytes: int | None = None) -> list[T]:
+               min_bytes: int | None = None, started: Callable[[], object] | None = None) -> list[T]:
     """``fn(url, start, end, *args)`` for each range of the file at ``url``, results in file order.
 
     One call ``fn(url, 0, None, *args)`` in this process for a small file, one worker, or a URL
@@ -303,6 +303,10 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     ranges from the front while this process takes them from the back (each range is claimed
     once, by whoever comes first); a worker that dies leaves its ranges to this process. ``fn``
     must be a module-level function (it crosses to spawned processes by name).
+
+    ``started`` is called once, as soon as this process may start a thread of its own: after
+    the workers exist (or at once when there are none). A thread started before would make the
+    pool spawn its workers (``_context``), which import the package again, instead of forking.
     """
     workers = workers or os.cpu_count() or 1
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
@@ -310,6 +314,8 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     ranges = plan_ranges(size, workers, min_bytes=min_bytes)
     context = _context(start_method) if len(ranges) > 1 else None
     if context is None or not _splittable(url, remote):
+        if started is not None:
+            started()
         return [fn(url, 0, None, *args)]
     parts: dict[int, T] = {}
     claims = context.Array("b", len(ranges))
@@ -318,9 +324,11 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
                              initializer=_start_worker, initargs=(claims, copy.deepcopy(fsspec.config.conf))) as pool:
         futures: list[Future] = []
         try:
-            with _spawning():  # the first ``submit`` starts the workers
+            with _spawning():  # the first ``submit`` starts the workers (all of them, when forked)
                 futures += [pool.submit(_in_worker, i, fn, url, start, end, tuple(args))
                             for i, (start, end) in enumerate(ranges)]
+            if started is not None:
+                started()
             for i in reversed(range(len(ranges))):
                 if not _claim(claims, i):
                     break  # the workers have reached this far from the front

@@ -1,0 +1,70 @@
+"""A job's input scan clears whole runs of lines at once (``scan_ranges._scan_run``); whatever
+the lines, it finds what the line-by-line scan finds: the same lines, selection, offsets and
+problems."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from totask_manifest._jobs import scan_ranges
+from totask_manifest._jobs.scan_ranges import _RangeScan, _scan_line, scan_range
+from totask_manifest._manifest.io import iter_raw_lines
+
+ATTR = "category"
+LABEL = {"image_size": [{"width": 8, "height": 8, "depth": 3}], "annotations": []}
+META = {"type": "groundtruth/object-detection", "class-map": {}, "objects": [], "human-annotated": "no",
+        "creation-date": "2026-01-01T00:00:00", "job-name": "labeling-job/x"}
+
+GOOD = orjson.dumps({"source-ref": "s3://b/a.jpg", ATTR: LABEL, f"{ATTR}-metadata": META})
+UNLABELED = orjson.dumps({"source-ref": "s3://b/u.jpg"})
+FAILED = orjson.dumps({"source-ref": "s3://b/f.jpg", f"{ATTR}-metadata": {"failure-reason": "x"}})
+ODD = [
+    b"", b"   ", b"[1, 2]", b'{"source-ref": ', b'{"source-ref": "a", "source": "b"}', b'{"x": 1}',
+    b'{"source-ref": "a", "$k": 1}', b'{"source-ref": "a", "k": 1, "k": 2}',
+    b'{"source-ref": "a", "k": {"j": 1, "j": 2}}', b'{"source-ref": "a", "k\\u003a": 1}',
+    b'{"source-ref": "\xff"}', b'{"source-ref": "a", ' + ATTR.encode() + b': null}',
+    b'{"source-ref": "a", "big": "' + b"x" * 70_000 + b'"}', b'{ "source-ref" : "a" }',
+    b'{"source-ref": "s3://b/c.jpg", "n": 1e999}',
+]
+LINES = st.one_of(st.sampled_from([GOOD, UNLABELED, FAILED]), st.sampled_from(ODD))
+
+
+def line_by_line(path: str, attribute: str) -> _RangeScan:
+    out = _RangeScan()
+    at = 0
+    with open(path, "rb") as f:
+        for raw in iter_raw_lines(f):
+            _scan_line(out, at, raw, attribute)
+            at += len(raw)
+    return out
+
+
+def facts(scan: _RangeScan) -> tuple:
+    return scan.lines, list(scan.indices), list(scan.offsets), scan.problems, scan.problem_count
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(LINES, max_size=60), ends=st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=60,
+                                                          max_size=60),
+       bom=st.booleans(), last_terminated=st.booleans(), run_lines=st.integers(1, 20))
+def test_runs_find_what_the_line_by_line_scan_finds(tmp_path_factory, lines, ends, bom, last_terminated, run_lines):
+    text = b"".join(line + end for line, end in zip(lines, ends, strict=False))
+    if lines and not last_terminated:
+        text = text.rstrip(b"\r\n")
+    path = tmp_path_factory.mktemp("scan") / "in.manifest"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text)
+    assert facts(scan_range(str(path), 0, None, ATTR, run_lines=run_lines)) == facts(line_by_line(str(path), ATTR))
+
+
+def test_clean_runs_take_the_run_path(tmp_path, monkeypatch):
+    """Runs of good lines are cleared without the per-line scan (a silently lost fast path fails here)."""
+    path = tmp_path / "in.manifest"
+    path.write_bytes(b"".join(line + b"\n" for line in [GOOD, UNLABELED, FAILED] * 40))
+    per_line = []
+    monkeypatch.setattr(scan_ranges, "_scan_line", lambda out, at, raw, a: per_line.append(at) or _scan_line(
+        out, at, raw, a))
+    scan = scan_range(str(path), 0, None, ATTR)
+    assert scan.lines == 120 and len(scan.indices) == 80 and scan.problem_count == 0
+    assert len(per_line) == 16  # only the first run: the file's first line may carry a byte order mark
