@@ -5,6 +5,7 @@ problems."""
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,7 @@ def facts(scan: _RangeScan) -> tuple:
     return scan.lines, list(scan.indices), list(scan.offsets), scan.problems, scan.problem_count
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(lines=st.lists(LINES, max_size=60), ends=st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=60,
                                                           max_size=60),

@@ -287,6 +287,7 @@ def _seeds() -> list[bytes]:
     return _SEEDS
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_typed_accept_means_the_full_path_finds_nothing(data: st.DataObject) -> None:
