@@ -42,9 +42,22 @@ UNSEEN = object()
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+#: what a value nested deeper than any JSON writer here goes (orjson reads 1024 levels and
+#: writes about 254; ``json`` stops at the interpreter's recursion limit) is counted under
+TOO_DEEP = "(a JSON value nested too deep to write out)"
+
+
 def json_text(value: Any) -> str:
-    """A non-string JSON value as a dictionary key: its JSON text."""
-    return orjson.dumps(value).decode()
+    """A non-string JSON value as a dictionary key: its JSON text (compact, as orjson writes it)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        import json
+
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        except RecursionError:
+            return TOO_DEEP
 
 
 def class_id_of(value: Any) -> int | None:

@@ -42,8 +42,10 @@ def _host_of(url: str) -> str:
     the authority is cut out as ``urlsplit`` finds it (up to the first ``/``, ``?`` or ``#``) and
     parsed once per distinct value (``_authority_host``), where parsing the whole URL cost more
     than the rest of the policy's check. A URL with a tab or line break, which ``urlsplit``
-    strips before splitting, takes the full parse."""
-    if "\t" in url or "\n" in url or "\r" in url:
+    strips before splitting, or one that does not start with a letter or digit (it strips
+    leading spaces and control characters too, and ``classify`` only passes URLs that start
+    with a scheme), takes the full parse."""
+    if "\t" in url or "\n" in url or "\r" in url or not url[:1].isalnum():
         return _authority_host.__wrapped__(url)
     start = url.find("://") + 3
     end = len(url)

@@ -48,7 +48,7 @@ def _translate(body: str) -> str:
             out.append(char)
         elif char == ".":  # no line terminator of ECMA-262's (or Rust's \\n): never laxer than either
             out.append("[^\\n\\r\\u2028\\u2029]")
-        elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE and i + 1 < len(body):
+        elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE:
             out.append(body[i : i + 2])
             i += 1
         elif char == "[":
@@ -93,7 +93,7 @@ def _plain_class(items: str) -> bool:
 
 
 def all_match(fullmatch: Callable[[str], Any], values: Any) -> bool:
-    """Each value matches: one ``fullmatch`` over them joined by newlines (``_batched``), none
+    """Each value matches: one ``fullmatch`` over them joined by newlines (``batched``), none
     holding a newline of its own."""
     values = list(values)
     text = "\n".join(values)
