@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .._outcomes import Labeled
+from .._task_types import get_task_type
 from .coco import coco_to_gt
 from .groundtruth import from_groundtruth
 from .model import ClassNames, FormatError
@@ -45,6 +46,10 @@ CONVERTERS: dict[str, Converter] = {
 }
 #: formats whose documents are text rather than JSON
 TEXT_FORMATS = frozenset({"yolo"})
+#: formats whose conversion may drop something (``native.losses`` says what)
+_LOSSY = frozenset({*NATIVE_FORMATS, "coco"})
+#: a document still to be parsed (built once: ``str | bytes`` makes a union on every call)
+_UNPARSED = (str, bytes, bytearray)
 
 
 def input_formats() -> list[str]:
@@ -136,16 +141,15 @@ def to_label(
             f"unknown input format {fmt!r}; known formats: {', '.join(input_formats())}", fmt="detect"
         ) from None
     doc = doc_or_text
-    if fmt not in TEXT_FORMATS and isinstance(doc, str | bytes | bytearray):
+    if fmt not in TEXT_FORMATS and isinstance(doc, _UNPARSED):
         doc = _parse_json(bytes(doc) if isinstance(doc, bytearray) else doc)
     dropped = None
-    if fmt in (*NATIVE_FORMATS, "coco"):
-        from .._task_types import get_task_type
-
-        dropped = losses(doc, fmt, get_task_type(task_type).name)
+    if fmt in _LOSSY:
+        name = get_task_type(task_type).name
+        dropped = losses(doc, fmt, name)
         if dropped and not allow_drop:
             raise FormatError(
-                f"converting this {fmt} document to {get_task_type(task_type).name} would drop {describe(dropped)}; "
+                f"converting this {fmt} document to {name} would drop {describe(dropped)}; "
                 "keep the document as it is, or allow dropping (--allow-drop)", fmt=fmt)
         if dropped and fmt == DM:
             doc = first_media_only(doc)

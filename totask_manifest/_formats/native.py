@@ -254,32 +254,65 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
                 and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)]
         lost.update(coco_losses(anns))
     elif fmt == OBJECTS:
-        # one pass per object with plain dict steps (this runs on every line of a file job); the
-        # kinds enter ``lost`` in the order they are met, zeros included, which fixes the order
-        # of the label's ``dropped`` keys
         kept = "bbox" if task_type == "object-detection" else "classification"
-        for obj in doc.get("objects") or []:
-            if type(obj) is not dict and not isinstance(obj, Mapping):
-                continue
-            kind = str(obj.get("type", "bbox"))
-            if kind != kept:
-                lost[kind] += 1
-                continue
-            for k in obj:
-                if k not in _OBJECT_KEYS:
-                    lost[f"object key {k}"] += 1
-            coord = obj.get("coordinates")
-            if type(coord) is dict or isinstance(coord, Mapping):
-                if _num(coord.get("rotation")):
-                    lost["rotation"] += 1
-                if kind == "bbox":
-                    for k in coord:
-                        if k not in _BOX_KEYS:
-                            lost[f"coordinates key {k}"] += 1
-            props = obj.get("properties")
-            if type(props) is dict or isinstance(props, Mapping):
-                lost["property"] += sum(1 for k in props if k not in ("label", "confidence"))
+        objects = doc.get("objects") or []
+        if not _objects_keep_all(objects, kept):
+            _count_object_losses(lost, objects, kept)
     return +lost
+
+
+#: ``properties`` keys a conversion reads
+_PROPERTY_KEYS = frozenset({"label", "confidence"})
+
+
+def _objects_keep_all(objects: Any, kept: str) -> bool:
+    """True when ``_count_object_losses`` would count nothing but zeros: every object is of the
+    kept type, with no key, coordinate key, rotation or property a label cannot hold.
+
+    Every line of a file job converting ``objects`` documents asks this, and almost every
+    document loses nothing; set inclusions answer it without a counter (``losses`` counts in
+    full only when this says no; ``tests/test_native_losses_fast.py`` holds the two together).
+    """
+    for obj in objects:
+        if type(obj) is not dict and not isinstance(obj, Mapping):
+            continue
+        if str(obj.get("type", "bbox")) != kept or not _OBJECT_KEYS.issuperset(obj):
+            return False
+        coord = obj.get("coordinates")
+        if (type(coord) is dict or isinstance(coord, Mapping)) and (
+                _num(coord.get("rotation")) or (kept == "bbox" and not _BOX_KEYS.issuperset(coord))):
+            return False
+        props = obj.get("properties")
+        if (type(props) is dict or isinstance(props, Mapping)) and not _PROPERTY_KEYS.issuperset(props):
+            return False
+    return True
+
+
+def _count_object_losses(lost: Counter[str], objects: Any, kept: str) -> None:
+    """``losses`` for an ``objects`` document: one pass per object with plain dict steps; the
+    kinds enter ``lost`` in the order they are met, zeros included, which fixes the order of
+    the label's ``dropped`` keys."""
+    for obj in objects:
+        if type(obj) is not dict and not isinstance(obj, Mapping):
+            continue
+        kind = str(obj.get("type", "bbox"))
+        if kind != kept:
+            lost[kind] += 1
+            continue
+        for k in obj:
+            if k not in _OBJECT_KEYS:
+                lost[f"object key {k}"] += 1
+        coord = obj.get("coordinates")
+        if type(coord) is dict or isinstance(coord, Mapping):
+            if _num(coord.get("rotation")):
+                lost["rotation"] += 1
+            if kind == "bbox":
+                for k in coord:
+                    if k not in _BOX_KEYS:
+                        lost[f"coordinates key {k}"] += 1
+        props = obj.get("properties")
+        if type(props) is dict or isinstance(props, Mapping):
+            lost["property"] += sum(1 for k in props if k not in _PROPERTY_KEYS)
 
 
 def coco_losses(annotations: Any) -> Counter[str]:
