@@ -168,3 +168,88 @@ def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():
     finally:
         inline.close()
 
+
+
+def test_workers_bound_what_runs_and_limit_what_is_pulled():
+    """Three workers run at most three items at once; the other pulled items wait for one."""
+    inline = InlineLoop()
+    state = {"running": 0, "peak": 0}
+    pulled: list[int] = []
+
+    def source():
+        for i in range(200):
+            pulled.append(i)
+            yield i
+
+    async def work(i: int) -> int:
+        state["running"] += 1
+        state["peak"] = max(state["peak"], state["running"])
+        await asyncio.sleep(0.0005 * (i % 5))
+        state["running"] -= 1
+        return -i
+
+    ahead = 0
+    try:
+        out = []
+        for i, r in inline.map_unordered(work, source(), limit=10, workers=3):
+            out.append((i, r))
+            ahead = max(ahead, len(pulled) - len(out))
+    finally:
+        inline.close()
+    assert sorted(i for i, _ in out) == list(range(200)) and all(r == -i for i, r in out)
+    assert state["peak"] == 3
+    assert ahead <= 10
+
+
+def test_no_worker_is_left_behind():
+    """Finished, failed or closed early: no worker task stays pending on the loop."""
+    inline = InlineLoop()
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0)
+        if i == 7:
+            raise ValueError("seven")
+        return i
+
+    try:
+        assert sorted(i for i, _ in inline.map_unordered(work, range(5), limit=4)) == list(range(5))
+        assert not asyncio.all_tasks(inline.loop)
+        with pytest.raises(ValueError, match="seven"):
+            list(inline.map_unordered(work, range(20), limit=4))
+        assert not asyncio.all_tasks(inline.loop)
+        gen = inline.map_unordered(work, range(20), limit=4)
+        next(gen)
+        gen.close()
+        assert not asyncio.all_tasks(inline.loop)
+        assert list(inline.map_unordered(work, [], limit=4)) == []
+    finally:
+        inline.close()
+
+
+def test_an_item_whose_work_is_cancelled_raises_cancelled_error(loop):
+    """As a task's result would: the caller learns the item did not finish."""
+
+    async def work(i: int) -> int:
+        if i == 1:
+            raise asyncio.CancelledError
+        await asyncio.sleep(0)
+        return i
+
+    with pytest.raises(asyncio.CancelledError):
+        list(loop.map_unordered(work, range(4), limit=2))
+
+
+def test_an_inline_sync_fetcher_runs_as_many_workers_as_requests_may_be_in_flight():
+    state = {"running": 0, "peak": 0}
+
+    async def work(i: int) -> int:
+        state["running"] += 1
+        state["peak"] = max(state["peak"], state["running"])
+        await asyncio.sleep(0.002)
+        state["running"] -= 1
+        return i
+
+    with SyncFetcher(FetchPolicy(concurrency=4), inline=True) as sync:
+        out = list(sync.map_unordered(work, range(40), 6))
+    assert sorted(i for i, _ in out) == list(range(40))
+    assert state["peak"] == 4

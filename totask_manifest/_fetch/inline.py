@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from .loop import LoopThread, _task_result
+from .loop import LoopThread
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,57 +74,109 @@ class InlineLoop:
             self._raise_escaped()
 
     def map_unordered(
-        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int, workers: int | None = None
     ) -> Iterator[tuple[T, R]]:
-        """``(item, await fn(item))`` in completion order, with at most ``limit`` started and not
+        """``(item, await fn(item))`` in completion order, with at most ``limit`` pulled and not
         yet yielded. As ``LoopThread.map_unordered``: items are pulled lazily, an ``ItemStream``'s
         ``wants_pause`` is honoured, an exception ``fn`` raises is re-raised here, and closing
-        the generator early cancels what is still running."""
+        the generator early cancels what is still running.
+
+        ``workers`` coroutines (``limit`` unless told; at most one per item pulled) run the items,
+        each taking the next pulled item as soon as it finishes one: no task, done-callback or
+        semaphore wait per item (a file job's ``SyncFetcher`` runs as many workers as requests
+        may be in flight, and pulls a quarter more items to keep them busy). Pulled items a
+        worker has not taken yet wait in a queue.
+        """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         loop = self.loop
-        done: deque[tuple[T, asyncio.Task[R]]] = deque()
-        running: set[asyncio.Task[R]] = set()
-        waiting = [False]  # True only inside this generator's run_forever: a stop elsewhere would cut a run short
+        most = max(1, min(limit, workers or limit))
+        pending: deque[T] = deque()  # pulled, not yet taken by a worker
+        done: deque[tuple[T, Any, BaseException | None]] = deque()
+        crew: list[asyncio.Task[None]] = []
+        idle: deque[asyncio.Future[None]] = deque()  # one per worker waiting for an item
+        state = {"busy": 0, "waiting": False, "closing": False}  # waiting: inside this generator's run_forever
 
-        def finished(task: asyncio.Task[R], item: T) -> None:
-            running.discard(task)
-            done.append((item, task))
-            if waiting[0]:
-                waiting[0] = False
-                loop.stop()  # run_forever returns after this pass: every answer already read is handled
+        async def worker() -> None:
+            try:
+                while True:
+                    while pending:
+                        item = pending.popleft()
+                        state["busy"] += 1
+                        try:
+                            done.append((item, await fn(item), None))  # type: ignore[arg-type]
+                        except asyncio.CancelledError as exc:
+                            if state["closing"]:
+                                raise
+                            done.append((item, None, exc))  # fn cancelled itself: raised to the caller, as a task's would be
+                        except (KeyboardInterrupt, SystemExit):
+                            raise  # out of the loop at once, as asyncio raises them out of a task
+                        except BaseException as exc:  # re-raised to the caller when its item's turn comes
+                            done.append((item, None, exc))
+                        state["busy"] -= 1
+                        if state["waiting"]:
+                            state["waiting"] = False
+                            loop.stop()  # run_forever returns after this pass: every answer already read is handled
+                    wake = loop.create_future()
+                    idle.append(wake)
+                    await wake
+            except asyncio.CancelledError:
+                if not state["closing"]:
+                    raise
+            except BaseException as exc:  # a signal handler's exception outside fn: it leaves the loop
+                self._escaped = exc
+                loop.stop()
+
+        def hand_out() -> None:
+            """Wake an idle worker per pulled item, and start workers up to ``most``."""
+            waiting = len(pending)
+            while waiting and idle:
+                wake = idle.popleft()
+                if not wake.done():
+                    wake.set_result(None)
+                    waiting -= 1
+            while waiting and len(crew) < most:
+                crew.append(loop.create_task(worker()))
+                waiting -= 1
 
         source = iter(items)
         wants_pause: Callable[[], bool] = getattr(items, "wants_pause", None) or (lambda: False)
         exhausted = False
         try:
             while True:
-                while not exhausted and len(running) + len(done) < limit and not (running and wants_pause()):
+                pulled = False
+                while not exhausted and len(pending) + state["busy"] + len(done) < limit and not (
+                        (pending or state["busy"]) and wants_pause()):
                     try:
-                        item = next(source)
+                        pending.append(next(source))
                     except StopIteration:
                         exhausted = True
                         break
-                    task = loop.create_task(fn(item))  # type: ignore[arg-type]
-                    running.add(task)
-                    task.add_done_callback(lambda t, item=item: finished(t, item))
+                    pulled = True
+                if pulled:
+                    hand_out()
                 if not done:
-                    if not running:
+                    if not pending and not state["busy"]:
                         return
-                    waiting[0] = True
+                    state["waiting"] = True
                     try:
                         loop.run_forever()
                     finally:
-                        waiting[0] = False
+                        state["waiting"] = False
                     self._raise_escaped()
                 while done:
-                    item, task = done.popleft()
-                    yield item, _task_result(task)
+                    item, result, exc = done.popleft()
+                    if exc is not None:
+                        raise exc
+                    yield item, result
         finally:
-            if running and not loop.is_closed():
-                for task in list(running):
+            state["closing"] = True
+            pending.clear()
+            live = [task for task in crew if not task.done()]
+            if live and not loop.is_closed():
+                for task in live:
                     task.cancel()
-                loop.run_until_complete(asyncio.gather(*running, return_exceptions=True))
+                loop.run_until_complete(asyncio.gather(*live, return_exceptions=True))
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel what still runs, finish async generators, close the loop."""
