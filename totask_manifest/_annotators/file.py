@@ -161,10 +161,10 @@ class FileAnnotator(Annotator):
         return self._sync
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
-        """Outcomes in completion order. A quarter more items than ``concurrency`` (one at least)
-        are started: when a request ends, a waiting item takes its slot in the same pass of the
-        loop; every item beyond that would only wait on the fetcher's semaphore, a future and a
-        wake-up per line for nothing, and would still be finished by a job told to stop."""
+        """Outcomes in completion order. ``concurrency`` workers run the lines, and a quarter more
+        lines than that (one at least) are pulled: when a line ends, its worker takes a waiting
+        one in the same pass of the loop; more pulled lines would only wait, and would still be
+        finished by a job told to stop."""
         concurrency = self.policy.concurrency
         yield from self._fetcher().map_unordered(self._process, items, concurrency + max(1, concurrency // 4))
 

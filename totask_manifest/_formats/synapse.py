@@ -211,8 +211,10 @@ def objects_to_gt(
             if type(cid) is not int or cid < 0:
                 cid = class_id_value(cid, fmt=OBJECTS, key=f"objects[{i}].class_id")
             if label is not None:
-                classes.learn(cid, str(label), key=f"objects[{i}].properties.label")
-            cname = classes.name_for(cid, key=f"objects[{i}].class_id")
+                cname = str(label)
+                classes.learn(cid, cname, key=f"objects[{i}].properties.label")  # the id now names cname
+            else:
+                cname = classes.name_for(cid, key=f"objects[{i}].class_id")
         elif label is not None:
             cid = classes.id_for(label, key=f"objects[{i}].properties.label")
             cname = label

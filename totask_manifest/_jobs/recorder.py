@@ -23,6 +23,9 @@ from .config import JobConfig
 
 log = logging.getLogger("totask_manifest")
 
+#: outcomes that carry a reason (a tuple built once: ``A | B`` makes a union on every call)
+_WITH_REASON = (Failed, Routed)
+
 
 def _check_label() -> Callable[[str, Any, dict], list] | None:
     try:
@@ -62,9 +65,9 @@ class Recorder:
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
             metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
                                       outcome.metadata_order)
-            if self.check is not None:
-                problems = [p for p in self.check(task_type, outcome.value, metadata)
-                            if getattr(p, "severity", "error") == "error"]
+            found = self.check(task_type, outcome.value, metadata) if self.check is not None else None
+            if found:
+                problems = [p for p in found if getattr(p, "severity", "error") == "error"]
                 if problems:
                     p = problems[0]
                     reason = f"schema: {p.rule} at {p.key or '/'}: {p.message}"
@@ -107,7 +110,7 @@ class Recorder:
                 failed = Failed(f"output line: {p.message}{where}", rule=p.rule)
                 status, updates, outcome = self.updates_for(item, failed)
                 new = line.with_values(updates)
-        reason = outcome.reason if isinstance(outcome, Failed | Routed) else None
+        reason = outcome.reason if isinstance(outcome, _WITH_REASON) else None
         rule = outcome.rule if isinstance(outcome, Failed) else None
         record: dict[str, Any] = {"i": item.index, "s": status}
         dropped = dropped_count(updates.get(self.meta_key)) if status == "labeled" else 0

@@ -343,7 +343,7 @@ def append_new(body: bytes, updates: dict[str, Any], record: dict) -> bytes | No
     end = len(body.rstrip(_WS)) - 1  # the closing brace
     while body[end - 1] in _WS:
         end -= 1
-    added = comma.join(_key_json(key) + colon + _dumps(value) for key, value in updates.items())
+    added = comma.join([_key_json(key) + colon + _dumps(value) for key, value in updates.items()])
     return body[:end] + comma + added + body[end:]
 
 
