@@ -20,6 +20,9 @@ import zlib
 
 import pytest
 from aiohttp import web
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from yarl import URL
 
 from tests.support.http_server import LocalHTTPServer, cut_short, stream_chunks
 from tests.test_fetch import _self_signed_context
@@ -29,6 +32,8 @@ from totask_manifest._fetch.fetcher import HTTP_CLIENT_ENV, HTTP_CLIENTS, http_c
 from totask_manifest._retry import Transient
 
 pytest.importorskip("pycurl")
+
+from totask_manifest._fetch.curl import requoted  # after the skip: it imports pycurl
 
 clients = pytest.mark.parametrize("kind", HTTP_CLIENTS)
 
@@ -330,3 +335,25 @@ def test_both_clients_trust_the_cas_python_finds(tmp_path):
     for kind in HTTP_CLIENTS:
         assert out[f"{kind} {by_ip}"] == "trusted"
         assert out[f"{kind} {by_name}"] == "FetchError: TLS certificate not trusted"
+
+
+_LABEL = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,5}[a-zA-Z0-9])?", fullmatch=True)
+_PART = st.lists(st.sampled_from([*"aZ09!$&'()*+,;=:@._~/-?%# \u00e9", "/.", "/..", "%7E", "%2F", "%zz", "+"]),
+                 max_size=10).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@example(scheme="http", labels=["h"], port=None, path="a/./b", query=None)  # dot segments are removed
+@example(scheme="http", labels=["h"], port=80, path="x", query="")  # a default port and an empty query dropped
+@given(scheme=st.sampled_from(["http", "https", "HTTP"]), labels=st.lists(_LABEL, min_size=1, max_size=3),
+       port=st.one_of(st.none(), st.sampled_from([80, 443, 8080, 805, 4430, 65535]), st.integers(1, 65535)),
+       path=_PART, query=st.one_of(st.none(), _PART))
+def test_requoted_urls_are_what_aiohttp_sends(scheme, labels, port, path, query):
+    """The curl client's shortcut past yarl sends what yarl (aiohttp's URL type) would."""
+    url = f"{scheme}://{'.'.join(labels)}{'' if port is None else f':{port}'}/{path}"
+    url += "" if query is None else f"?{query}"
+    try:
+        expected = str(URL(url))
+    except ValueError:
+        return
+    assert requoted(url) == expected

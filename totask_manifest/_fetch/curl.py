@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import Mapping
 
@@ -52,14 +53,21 @@ _DISCONNECTED = 52  # CURLE_GOT_NOTHING: closed before any answer
 _PARTIAL = 18  # CURLE_PARTIAL_FILE: fewer bytes than announced
 _UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
 _TIMED_OUT = 28
+#: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
+#: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
+#: query (``tests/test_fetch_clients.py`` checks this against yarl); others are requoted by yarl
+_PLAIN_URL = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
+    r"(?::(?!80(?![0-9])|443(?![0-9]))[1-9][0-9]{0,4})?"
+    r"(?:/[A-Za-z0-9!$&'()*+,;=:@._~/-]*)?(?:\?[A-Za-z0-9!$&'()*+,;=:@._~/?-]+)?")
 
 
 class _Transfer:
     """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
 
-    __slots__ = ("chunks", "failure", "follow", "future", "headers", "limit", "size", "status", "url")
+    __slots__ = ("_head", "chunks", "failure", "follow", "future", "headers", "limit", "size", "status", "url")
 
-    def __init__(self, url: URL, future: asyncio.Future[None], follow: bool, limit: int) -> None:
+    def __init__(self, url: str, future: asyncio.Future[None], follow: bool, limit: int) -> None:
         self.url = url
         self.future = future
         self.follow = follow
@@ -69,6 +77,7 @@ class _Transfer:
         self.size = 0
         self.status = 0  # 0 until the first body bytes (or the end) show the status
         self.failure: FetchError | None = None
+        self._head: tuple[bytes, bytes] | None = None
 
     def begin(self) -> bool:
         """Read the status once the headers are in; False refuses the body (declared too large)."""
@@ -98,22 +107,28 @@ class _Transfer:
     def response_code(self) -> int:
         """The last status line's code (pycurl refuses ``getinfo`` inside a callback); 0 if
         none came."""
-        for line in reversed(self.headers):
-            if line[:5] == b"HTTP/":
-                parts = line.split(None, 2)
-                return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-        return 0
+        head = self.head()[0]
+        parts = head.split(b" ", 2) if head[:5] == b"HTTP/" else ()
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
     def header(self, name: bytes) -> str | None:
-        """The value of header ``name`` (lower case) in the last response's headers."""
-        value = None
-        for line in self.headers:
-            if line[:5] == b"HTTP/":
-                value = None  # an interim (1xx) response's headers are not the answer's
-            key, sep, rest = line.partition(b":")
-            if sep and key.strip().lower() == name:
-                value = rest.strip().decode("latin-1")
-        return value
+        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``."""
+        head, lower = self.head()
+        at = lower.find(b"\n" + name + b":")
+        if at < 0:
+            return None
+        at += len(name) + 2
+        end = head.find(b"\n", at)
+        return head[at:end if end >= 0 else len(head)].strip().decode("latin-1")
+
+    def head(self) -> tuple[bytes, bytes]:
+        """The last response's status line and headers, and the same lower-cased (an interim 1xx
+        response's headers are not the answer's); joined once, searched, not split."""
+        if self._head is None:
+            blob = b"".join(self.headers)
+            blob = blob[blob.rfind(b"\nHTTP/") + 1:]
+            self._head = (blob, blob.lower())
+        return self._head
 
     def body(self) -> bytes:
         """The body read, handed over once (an idle handle's callback still holds this object)."""
@@ -161,10 +176,10 @@ class CurlClient(HopClient):
 
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
-        current = URL(url)  # requoted as aiohttp sends it
+        url = requoted(url)
         curl = self._idle.pop() if self._idle else self._new_curl()
-        transfer = _Transfer(current, self._loop.create_future(), follow, self.policy.max_body_bytes)
-        self._prepare(curl, method, str(current), data, headers, transfer)
+        transfer = _Transfer(url, self._loop.create_future(), follow, self.policy.max_body_bytes)
+        self._prepare(curl, method, url, data, headers, transfer)
         self._running[curl] = transfer
         self._multi.add_handle(curl)
         try:
@@ -175,7 +190,7 @@ class CurlClient(HopClient):
             raise
         status = transfer.status
         if follow and status in REDIRECTS:
-            return b"", self.next_hop(current, status, transfer.header(b"location"))
+            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
         if 200 <= status < 300:
             return transfer.body(), None
         text = error_text(transfer.body()) if wants_text(status, follow) else None
@@ -295,6 +310,14 @@ class CurlClient(HopClient):
             transfer.future.set_exception(failure)
 
 
+def requoted(url: str) -> str:
+    """``url`` as aiohttp would send it (yarl's requoting: ``%7E`` as ``~``, a space as ``%20``,
+    a default port dropped), without building a ``URL`` for the usual URL that needs none."""
+    if _PLAIN_URL.fullmatch(url) and "/." not in url:
+        return url
+    return str(URL(url))
+
+
 def _header_lines(headers: Mapping[str, str] | None, has_body: bool = False) -> list[str]:
     """``hops.HEADERS`` with the request's own over them, as libcurl takes them. libcurl's own
     extras are switched off: ``Expect: 100-continue`` (a round trip aiohttp never waits for)
@@ -338,7 +361,8 @@ def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: _T
         error = OSError(errno, os.strerror(errno))
         name = type(error).__name__
         if code == pycurl.E_COULDNT_CONNECT:
-            host, port = transfer.url.raw_host or "", transfer.url.port
+            target = URL(transfer.url, encoded=True)
+            host, port = target.raw_host or "", target.port
             address = (host, port, 0, 0) if ":" in host else (host, port)  # as asyncio names it
             text = f"[Errno {errno}] Connect call failed {address}"
         else:
