@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,8 +28,10 @@ HTTP_CLIENTS = ("curl", "aiohttp")
 
 def http_client_kind() -> str:
     """The HTTP client ``Fetcher`` uses (``HTTP_CLIENT_ENV``); ``UsageError`` for an unknown one.
-    Both behave the same (``hops.HopClient``); the Synapse client stays on aiohttp."""
-    kind = os.environ.get(HTTP_CLIENT_ENV, "").strip().lower() or HTTP_CLIENTS[0]
+    Both behave the same (``hops.HopClient``); the Synapse client stays on aiohttp. Windows
+    defaults to aiohttp: its event loop (proactor) cannot watch libcurl's sockets."""
+    default = "aiohttp" if sys.platform == "win32" else HTTP_CLIENTS[0]
+    kind = os.environ.get(HTTP_CLIENT_ENV, "").strip().lower() or default
     if kind not in HTTP_CLIENTS:
         raise UsageError(f"{HTTP_CLIENT_ENV}={kind}: expected one of {', '.join(HTTP_CLIENTS)}")
     return kind
