@@ -65,18 +65,19 @@ _PLAIN_URL = re.compile(
 class _Transfer:
     """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
 
-    __slots__ = ("_head", "chunks", "failure", "follow", "future", "headers", "limit", "size", "status", "url")
+    __slots__ = ("_head", "chunks", "failure", "future", "headers", "limit", "size", "status", "stopped", "url")
 
-    def __init__(self, url: str, future: asyncio.Future[None], follow: bool, limit: int) -> None:
+    def __init__(self, url: str, future: asyncio.Future[None], limit: int) -> None:
         self.url = url
         self.future = future
-        self.follow = follow
         self.limit = limit
         self.headers: list[bytes] = []
         self.chunks: list[bytes] = []
         self.size = 0
         self.status = 0  # 0 until the first body bytes (or the end) show the status
         self.failure: FetchError | None = None
+        #: the body callback stopped the transfer on purpose (libcurl then reports a write error)
+        self.stopped = False
         self._head: tuple[bytes, bytes] | None = None
 
     def begin(self) -> bool:
@@ -95,13 +96,15 @@ class _Transfer:
         """libcurl's body callback (decoded bytes); 0 stops the transfer. The first call reads
         the status and headers (``begin``)."""
         if not self.status and not self.begin():
+            self.stopped = True
             return 0
         self.chunks.append(data)
         self.size += len(data)
         if self.size > self.limit:
             if 200 <= self.status < 300:
                 self.failure = too_large_read(self.limit)
-            return 0  # an error's text has what it needs: the rest is not read
+            self.stopped = True  # an error's text has what it needs: the rest is not read
+            return 0
         return None
 
     def response_code(self) -> int:
@@ -178,7 +181,7 @@ class CurlClient(HopClient):
                         headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
         url = requoted(url)
         curl = self._idle.pop() if self._idle else self._new_curl()
-        transfer = _Transfer(url, self._loop.create_future(), follow, self.policy.max_body_bytes)
+        transfer = _Transfer(url, self._loop.create_future(), self.policy.max_body_bytes)
         self._prepare(curl, method, url, data, headers, transfer)
         self._running[curl] = transfer
         self._multi.add_handle(curl)
@@ -294,10 +297,10 @@ class CurlClient(HopClient):
         if transfer is None:
             return
         try:
-            if not transfer.status and transfer.failure is None and code != pycurl.E_WRITE_ERROR:
+            if not transfer.status and not transfer.stopped:
                 transfer.begin()  # no body bytes came: the status is read here
             failure: BaseException | None = transfer.failure
-            if failure is None and code and code != pycurl.E_WRITE_ERROR:
+            if failure is None and code and not transfer.stopped:  # libcurl's own error
                 failure = curl_failure(curl, code, message, transfer)
         except Exception as exc:  # a fault here must reach the waiting request, not strand it
             failure = exc
