@@ -1,9 +1,9 @@
 """The one retry policy of every HTTP client in the project: which failures are worth another
 attempt, and how long to wait before it.
 
-All HTTP is aiohttp on sessions made in one place (``fetch.http.new_session``), sent by two
-request loops: ``fetch.Fetcher`` (label files, images, report thumbnails, the model endpoint's
-POSTs) and the Synapse client, whose rules depend on the method as the SDK's do. They used to
+All HTTP is sent by two request loops: ``fetch.Fetcher`` (on libcurl or aiohttp, the client
+made in one place, ``fetch.fetcher.new_http_client``) (label files, images, report thumbnails, the model endpoint's
+POSTs) and the Synapse client (aiohttp, ``fetch.http.new_session``), whose rules depend on the method as the SDK's do. They used to
 be four clients with three backoff loops and three formulas; the waits now come from
 ``Backoff`` and the fetcher's "try again" signal is ``Transient``, so a change to either (a
 longer ceiling, honouring ``Retry-After`` up to a cap) holds for both.

@@ -19,6 +19,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ._errors import StorageError, backend_error_message
+from ._write_behind import open_write_behind, sync
 
 
 def redact_url(url: str) -> str:
@@ -152,7 +153,7 @@ class AtomicWriter:
             os.makedirs(directory, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
-            self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+            self._file = open_write_behind(fd)
         else:
             parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
             name = self.path.rsplit("/", 1)[-1]
@@ -177,8 +178,7 @@ class AtomicWriter:
     def _commit(self) -> None:
         try:
             if is_local(self.fs):
-                self._file.flush()
-                os.fsync(self._file.fileno())
+                sync(self._file)
                 self._file.close()
                 os.replace(self._tmp, self.path)
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))

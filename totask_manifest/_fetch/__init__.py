@@ -3,8 +3,10 @@
 Both annotators read files named by manifest lines (annotation files, images), so this is the one
 place that decides what may be read and how hard to try:
 
-* ``http(s)://`` goes straight to aiohttp (``fetch.http``): one connection pool per ``Fetcher``,
-  no request or response objects of another library around each GET. ``Fetcher.post`` sends a
+* ``http(s)://`` goes straight to libcurl (``fetch.curl``, through pycurl, driven by the event
+  loop) or, with ``TOTASK_HTTP_CLIENT=aiohttp``, to aiohttp (``fetch.http``): one connection
+  pool per ``Fetcher``, no request or response objects of another library around each GET;
+  both walk redirects and read statuses the same way (``fetch.hops``). ``Fetcher.post`` sends a
   model endpoint's requests the same way (``models.runners.HttpRunner``).
 * ``s3://`` and every other fsspec protocol are read in a thread pool, because fsspec's file API
   is synchronous.
@@ -20,7 +22,8 @@ there, and reasons end up in manifests and logs.
 
 The package, one module per part, each importing only those listed before it: ``urls`` (URLs in
 manifests), ``policy`` (``FetchPolicy``, ``FetchOptions``), ``local`` (local files and other fsspec
-stores), ``http`` (the aiohttp client), ``fetcher`` (``Fetcher``), ``loop`` and ``inline`` (event
+stores), ``hops`` (what both HTTP clients share), ``http`` (the aiohttp client), ``curl`` (the libcurl
+client), ``fetcher`` (``Fetcher``), ``loop`` and ``inline`` (event
 loops for synchronous callers), ``sync`` (``SyncFetcher``). Callers import from here.
 """
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .._errors import FetchError
+from .._errors import FetchError, UsageError
 from .._retry import Backoff
 from .._retry import Transient as _Transient
 from .._storage import redact_url
@@ -16,7 +18,35 @@ from .local import _read_fsspec, read_local
 from .policy import FetchPolicy
 
 if TYPE_CHECKING:
+    from .hops import HopClient
+
+#: names the library that sends a ``Fetcher``'s HTTP: ``curl`` (libcurl through pycurl, the
+#: default: a third of aiohttp's CPU a request, docs/file-annotator.md) or ``aiohttp``
+HTTP_CLIENT_ENV = "TOTASK_HTTP_CLIENT"
+HTTP_CLIENTS = ("curl", "aiohttp")
+
+
+def http_client_kind() -> str:
+    """The HTTP client ``Fetcher`` uses (``HTTP_CLIENT_ENV``); ``UsageError`` for an unknown one.
+    Both behave the same (``hops.HopClient``); the Synapse client stays on aiohttp. Windows
+    defaults to aiohttp: its event loop (proactor) cannot watch libcurl's sockets."""
+    default = "aiohttp" if sys.platform == "win32" else HTTP_CLIENTS[0]
+    kind = os.environ.get(HTTP_CLIENT_ENV, "").strip().lower() or default
+    if kind not in HTTP_CLIENTS:
+        raise UsageError(f"{HTTP_CLIENT_ENV}={kind}: expected one of {', '.join(HTTP_CLIENTS)}")
+    return kind
+
+
+def new_http_client(policy: FetchPolicy, kind: str) -> HopClient:
+    """The one place a fetcher's HTTP client is made; its library is imported only here, on
+    the first HTTP request."""
+    if kind == "curl":
+        from .curl import CurlClient
+
+        return CurlClient(policy)
     from .http import HttpClient
+
+    return HttpClient(policy)
 
 
 @dataclass
@@ -37,15 +67,17 @@ class Fetcher:
     Create and use it inside a running loop (``async with Fetcher(policy) as f``); synchronous
     code uses ``SyncFetcher`` or a ``LoopThread``.
 
-    HTTP(S) goes through ``fetch_http.HttpClient`` (aiohttp, redirects followed here hop by hop
-    under the policy); everything else through a thread pool. Every attempt, whatever the
+    HTTP(S) goes through the client ``new_http_client`` makes (libcurl or aiohttp; redirects
+    followed hop by hop under the policy, ``hops.HopClient``); everything else through a
+    thread pool. Every attempt, whatever the
     protocol, is bounded by ``policy.timeout`` and retried under ``retry.Backoff``.
     """
 
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self.policy = policy or FetchPolicy()
         self.stats = FetchStats()
-        self._client: HttpClient | None = None
+        self._client_kind = http_client_kind()
+        self._client: HopClient | None = None
         self._slots = asyncio.Semaphore(self.policy.concurrency)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.backoff = Backoff(self.policy.backoff, self.policy.max_backoff,
@@ -157,9 +189,7 @@ class Fetcher:
             )
         return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
-    def _http(self) -> HttpClient:
+    def _http(self) -> HopClient:
         if self._client is None:
-            from .http import HttpClient  # aiohttp is imported on the first HTTP request
-
-            self._client = HttpClient(self.policy)
+            self._client = new_http_client(self.policy, self._client_kind)
         return self._client

@@ -1,4 +1,4 @@
-"""One HTTP GET attempt under the fetch policy, straight on aiohttp.
+"""One HTTP exchange under the fetch policy, straight on aiohttp (the policy's part: ``hops``).
 
 The file method's time is the HTTP client's: on a latency-bound store every line is one GET,
 so every layer around a request is paid per line. Requests used to go through httpx's
@@ -6,10 +6,10 @@ so every layer around a request is paid per line. Requests used to go through ht
 used directly does the same on the wire (``tests/test_fetch_wire.py`` pins it: headers,
 requoting, redirects, reasons) at a fraction of the CPU (``benchmarks/file_annotate_bench.py``).
 
-What stays the policy's, hop by hop: redirects are followed here, never by aiohttp, and each
-hop's URL is checked by ``FetchPolicy.classify`` (allow-host) and refused if it leaves
-http(s); bodies are counted while read, so a lying or missing ``Content-Length`` or a
-compression bomb cannot pass ``max_body_bytes``. Retries are not made here: an attempt that may
+What stays the policy's, hop by hop (``hops.HopClient``, shared with the libcurl client
+``curl.CurlClient``): redirects are followed there, never by aiohttp, and each hop's URL is
+checked by ``FetchPolicy.classify``; bodies are counted here while read, so a lying or
+missing ``Content-Length`` or a compression bomb cannot pass ``max_body_bytes``. Retries are not made here: an attempt that may
 succeed later raises ``retry.Transient`` and ``fetch.Fetcher`` decides (one backoff policy).
 The whole attempt's time limit is ``Fetcher``'s ``asyncio.timeout``, so no aiohttp timer is armed.
 """
@@ -20,16 +20,23 @@ import ssl
 from collections.abc import Mapping
 
 import aiohttp
-from yarl import URL
 
 from .._errors import FetchError
-from .._retry import Transient, retryable_status
-from .policy import USER_AGENT, FetchPolicy
-from .urls import parse_retry_after, scrub
+from .._retry import Transient
+from .hops import (
+    ERROR_TEXT_BYTES,
+    HEADERS,
+    REDIRECTS,
+    HopClient,
+    error_text,
+    status_failure,
+    too_large_declared,
+    too_large_read,
+    wants_text,
+)
+from .policy import FetchPolicy
+from .urls import scrub
 
-HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-HTTP_SCHEMES = frozenset({"http", "https"})
 _IDENTITY = frozenset({"", "identity"})
 #: no aiohttp timer: the caller bounds each attempt (``Fetcher``'s ``asyncio.timeout``)
 NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
@@ -46,8 +53,8 @@ def new_session(limit: int, *, limit_per_host: int = 0, headers: Mapping[str, st
     return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout)
 
 
-class HttpClient:
-    """One connection pool (``policy.concurrency`` connections) and one GET per attempt.
+class HttpClient(HopClient):
+    """One connection pool (``policy.concurrency`` connections), one aiohttp request per exchange.
 
     Create it inside the event loop that will use it; ``aclose`` releases the pool.
     """
@@ -60,71 +67,37 @@ class HttpClient:
     async def aclose(self) -> None:
         await self.session.close()
 
-    async def get(self, url: str) -> bytes:
-        """The body behind ``url``, following redirects the policy allows.
-
-        Raises ``FetchError`` for what another attempt would not change and ``Transient`` for
-        what it may (5xx, 429, a dropped or cut connection).
-        """
-        return await self.send("GET", url)
-
-    async def send(self, method: str, url: str, *, data: bytes | None = None,
-                   headers: Mapping[str, str] | None = None) -> bytes:
-        """One attempt at ``method url``: the 2xx body, under the policy's body limit.
-
-        Only a GET follows redirects: a 3xx to anything else is its answer (a POST is never sent
-        to a second place). A non-GET's error names the start of what the server said (a model
-        endpoint's "model not loaded"), a GET's only the status (a file's error page is noise).
-        """
-        limit = self.policy.max_body_bytes
-        follow = method == "GET"
-        for _hop in range(self.policy.max_redirects + 1):
-            try:
-                async with self.session.request(method, url, data=data, headers=headers,
-                                                allow_redirects=False) as resp:
-                    status = resp.status
-                    if follow and status in REDIRECTS:
-                        url = self._next_hop(resp, status)
-                        continue
-                    if retryable_status(status):
-                        raise Transient(f"HTTP {status}", parse_retry_after(resp.headers.get("Retry-After")))
-                    if not 200 <= status < 300:
-                        raise FetchError(f"HTTP {status}" if follow else f"HTTP {status}: {await _error_text(resp)}")
-                    return await _read_body(resp, limit)
-            except aiohttp.ClientPayloadError as exc:
-                if _root(exc).__class__.__name__ == "ContentEncodingError":
-                    raise FetchError(f"undecodable body: {scrub(str(_root(exc)), 120)}") from None
-                raise Transient(describe_error(exc)) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                if is_certificate_error(exc):  # retrying will not make the certificate valid
-                    raise FetchError(f"TLS certificate not trusted: {scrub(str(exc), 120)}") from None
-                raise Transient(describe_error(exc)) from None
-        raise FetchError(f"too many redirects (more than {self.policy.max_redirects})")
-
-    def _next_hop(self, resp: aiohttp.ClientResponse, status: int) -> str:
-        location = resp.headers.get("Location")
-        if not location:
-            raise FetchError(f"HTTP {status} without a Location header")
+    async def _exchange(self, method: str, url: str, data: bytes | None,
+                        headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
         try:
-            target = resp.url.join(URL(location))
-        except ValueError:
-            raise FetchError(f"HTTP {status} with a malformed Location header") from None
-        if target.scheme not in HTTP_SCHEMES:
-            raise FetchError(f"refused by policy: redirect to a {target.scheme}: URL")
-        url = str(target)
-        self.policy.classify(url)  # the allow-list holds for every hop
-        return url
+            async with self.session.request(method, url, data=data, headers=headers,
+                                            allow_redirects=False) as resp:
+                status = resp.status
+                if follow and status in REDIRECTS:
+                    return b"", self.next_hop(resp.url, status, resp.headers.get("Location"))
+                if 200 <= status < 300:
+                    return await _read_body(resp, self.policy.max_body_bytes), None
+                text = await _error_text(resp) if wants_text(status, follow) else None
+                raise status_failure(status, resp.headers.get("Retry-After"), text)
+        except aiohttp.ClientPayloadError as exc:
+            if _root(exc).__class__.__name__ == "ContentEncodingError":
+                raise FetchError(f"undecodable body: {scrub(str(_root(exc)), 120)}") from None
+            raise Transient(describe_error(exc)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            if is_certificate_error(exc):  # retrying will not make the certificate valid
+                raise FetchError(f"TLS certificate not trusted: {scrub(str(exc), 120)}") from None
+            raise Transient(describe_error(exc)) from None
 
 
 async def _error_text(resp: aiohttp.ClientResponse) -> str:
     """The first bytes of an error answer, scrubbed, for a reason."""
     head = b""
     try:
-        while len(head) < 1024 and (chunk := await resp.content.read(1024 - len(head))):
+        while len(head) < ERROR_TEXT_BYTES and (chunk := await resp.content.read(ERROR_TEXT_BYTES - len(head))):
             head += chunk
     except (aiohttp.ClientError, OSError):
         pass
-    return scrub(head.decode("utf-8", "replace"), 160)
+    return error_text(head)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -132,14 +105,14 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     declared = resp.headers.get("Content-Length")
     if declared and declared.isdigit():
         if int(declared) > limit:
-            raise FetchError(f"too large: Content-Length {int(declared):,} bytes > limit {limit:,}")
+            raise too_large_declared(int(declared), limit)
         if resp.headers.get("Content-Encoding", "").strip().lower() in _IDENTITY:
             return await resp.read()  # aiohttp reads no more than the declared length
     body = bytearray()
     async for chunk in resp.content.iter_any():
         body += chunk
         if len(body) > limit:
-            raise FetchError(f"too large: body passed the limit of {limit:,} bytes")
+            raise too_large_read(limit)
     return bytes(body)
 
 

@@ -1,0 +1,379 @@
+"""One HTTP exchange under the fetch policy on libcurl (pycurl), driven by the asyncio event loop.
+
+Why: on a latency-bound store every line of the file method is one small GET, and aiohttp's
+own Python per request (request and response objects, the stream reader, the connector) was
+most of the job's CPU. libcurl does the same exchange in C; what is left in Python is a few
+callbacks a request (``benchmarks/file_annotate_bench.py``; figures in docs/file-annotator.md).
+
+The design is tornado's ``curl_httpclient``: one ``CurlMulti`` (its connection cache is the
+keep-alive pool, ``policy.concurrency`` connections at most, per host and in all) tells the
+loop which sockets to watch (``M_SOCKETFUNCTION`` -> ``add_reader``/``add_writer``) and when to
+wake it (``M_TIMERFUNCTION`` -> ``call_later``); the loop answers with ``socket_action``. Curl
+handles are reused. libcurl never follows a redirect (``hops.HopClient`` walks them under the
+policy) and never reads a proxy from the environment (aiohttp's session did not either).
+
+What is the same as ``http.HttpClient`` (``tests/test_fetch_clients.py`` runs both): the
+request (requoted by yarl as aiohttp does, the same headers, HTTP/1.1), gzip and deflate
+decoded (by libcurl) and counted after decoding against ``max_body_bytes``, a declared
+``Content-Length`` over it refused before the body, trust in the CAs Python's ``ssl`` finds
+(``SSL_CERT_FILE``/``SSL_CERT_DIR`` included), and the reasons: libcurl's error codes are
+named in the words the aiohttp client used (``describe_curl_error``), so reasons in manifests
+and the failure rules do not depend on the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import ssl
+from collections.abc import Mapping
+
+import pycurl
+from yarl import URL
+
+from .._errors import FetchError
+from .._retry import Transient
+from .hops import (
+    ERROR_TEXT_BYTES,
+    REDIRECTS,
+    HopClient,
+    error_text,
+    merged_headers,
+    status_failure,
+    too_large_declared,
+    too_large_read,
+    wants_text,
+)
+from .policy import FetchPolicy
+from .urls import scrub
+
+_CERTIFICATE_ERRORS = frozenset({58, 60, 77, 83, 90})  # peer verification, CA file, issuer, pinned key
+_DISCONNECTED = 52  # CURLE_GOT_NOTHING: closed before any answer
+_PARTIAL = 18  # CURLE_PARTIAL_FILE: fewer bytes than announced
+_UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
+_TIMED_OUT = 28
+#: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
+#: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
+#: query (``tests/test_fetch_clients.py`` checks this against yarl); others are requoted by yarl
+_PLAIN_URL = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
+    r"(?::(?!80(?![0-9])|443(?![0-9]))[1-9][0-9]{0,4})?"
+    r"(?:/[A-Za-z0-9!$&'()*+,;=:@._~/-]*)?(?:\?[A-Za-z0-9!$&'()*+,;=:@._~/?-]+)?")
+
+
+class _Transfer:
+    """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
+
+    __slots__ = ("_head", "chunks", "failure", "future", "headers", "limit", "size", "status", "stopped", "url")
+
+    def __init__(self, url: str, future: asyncio.Future[None], limit: int) -> None:
+        self.url = url
+        self.future = future
+        self.limit = limit
+        self.headers: list[bytes] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.status = 0  # 0 until the first body bytes (or the end) show the status
+        self.failure: FetchError | None = None
+        #: the body callback stopped the transfer on purpose (libcurl then reports a write error)
+        self.stopped = False
+        self._head: tuple[bytes, bytes] | None = None
+
+    def begin(self) -> bool:
+        """Read the status once the headers are in; False refuses the body (declared too large)."""
+        self.status = self.response_code()
+        if 200 <= self.status < 300:
+            declared = self.header(b"content-length")
+            if declared and declared.isdigit() and int(declared) > self.limit:
+                self.failure = too_large_declared(int(declared), self.limit)
+                return False
+        else:  # an error's or a redirect's body: only its start is ever quoted
+            self.limit = ERROR_TEXT_BYTES
+        return True
+
+    def write(self, data: bytes) -> int | None:
+        """libcurl's body callback (decoded bytes); 0 stops the transfer. The first call reads
+        the status and headers (``begin``)."""
+        if not self.status and not self.begin():
+            self.stopped = True
+            return 0
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > self.limit:
+            if 200 <= self.status < 300:
+                self.failure = too_large_read(self.limit)
+            self.stopped = True  # an error's text has what it needs: the rest is not read
+            return 0
+        return None
+
+    def response_code(self) -> int:
+        """The last status line's code (pycurl refuses ``getinfo`` inside a callback); 0 if
+        none came."""
+        head = self.head()[0]
+        parts = head.split(b" ", 2) if head[:5] == b"HTTP/" else ()
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``."""
+        head, lower = self.head()
+        at = lower.find(b"\n" + name + b":")
+        if at < 0:
+            return None
+        at += len(name) + 2
+        end = head.find(b"\n", at)
+        return head[at:end if end >= 0 else len(head)].strip().decode("latin-1")
+
+    def head(self) -> tuple[bytes, bytes]:
+        """The last response's status line and headers, and the same lower-cased (an interim 1xx
+        response's headers are not the answer's); joined once, searched, not split."""
+        if self._head is None:
+            blob = b"".join(self.headers)
+            blob = blob[blob.rfind(b"\nHTTP/") + 1:]
+            self._head = (blob, blob.lower())
+        return self._head
+
+    def body(self) -> bytes:
+        """The body read, handed over once (an idle handle's callback still holds this object)."""
+        chunks, self.chunks = self.chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class CurlClient(HopClient):
+    """One ``CurlMulti`` (``policy.concurrency`` connections) and one Curl handle per exchange.
+
+    Create it inside the event loop that will use it; ``aclose`` closes the connections.
+    """
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+        self._loop = asyncio.get_running_loop()
+        n = policy.concurrency
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, n)
+        self._multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, n)
+        self._multi.setopt(pycurl.M_MAXCONNECTS, n)
+        paths = ssl.get_default_verify_paths()  # the CAs aiohttp's default context trusts
+        self._ca = (paths.cafile, paths.capath)
+        self._idle: list[pycurl.Curl] = []
+        self._running: dict[pycurl.Curl, _Transfer] = {}
+        self._watched: dict[int, int] = {}
+        self._timer: asyncio.Handle | None = None
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for curl, transfer in list(self._running.items()):
+            self._release(curl)
+            if not transfer.future.done():
+                transfer.future.set_exception(Transient("connection error: client closed"))
+        for curl in self._idle:
+            curl.close()
+        self._idle.clear()
+        self._multi.close()
+        for fd in list(self._watched):
+            self._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+
+    async def _exchange(self, method: str, url: str, data: bytes | None,
+                        headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
+        url = requoted(url)
+        curl = self._idle.pop() if self._idle else self._new_curl()
+        transfer = _Transfer(url, self._loop.create_future(), self.policy.max_body_bytes)
+        self._prepare(curl, method, url, data, headers, transfer)
+        self._running[curl] = transfer
+        self._multi.add_handle(curl)
+        try:
+            await transfer.future
+        except asyncio.CancelledError:  # the attempt's time ran out: the connection is dropped
+            if self._running.get(curl) is transfer:
+                self._release(curl)
+            raise
+        status = transfer.status
+        if follow and status in REDIRECTS:
+            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
+        if 200 <= status < 300:
+            return transfer.body(), None
+        text = error_text(transfer.body()) if wants_text(status, follow) else None
+        raise status_failure(status, transfer.header(b"retry-after"), text)
+
+    # -- curl handles
+
+    def _new_curl(self) -> pycurl.Curl:
+        curl = pycurl.Curl()
+        self._configure(curl)
+        return curl
+
+    def _configure(self, curl: pycurl.Curl) -> None:
+        """What every exchange shares; set once per handle (``reset`` after a non-GET)."""
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
+        curl.setopt(pycurl.PROXY, "")  # not from the environment: aiohttp's trust_env=False
+        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        curl.setopt(pycurl.ACCEPT_ENCODING, "gzip, deflate")  # sent, and decoded by libcurl
+        curl.setopt(pycurl.HTTPHEADER, _header_lines(None))
+        cafile, capath = self._ca
+        if cafile:
+            curl.setopt(pycurl.CAINFO, cafile)
+        if capath:
+            curl.setopt(pycurl.CAPATH, capath)
+
+    def _prepare(self, curl: pycurl.Curl, method: str, url: str, data: bytes | None,
+                 headers: Mapping[str, str] | None, transfer: _Transfer) -> None:
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(pycurl.WRITEFUNCTION, transfer.write)
+        curl.setopt(pycurl.HEADERFUNCTION, transfer.headers.append)
+        if method == "GET" and data is None and not headers:
+            return
+        # a handle that sent anything else is reset afterwards (``_release``), so GETs set nothing
+        curl.non_get = True  # type: ignore[attr-defined]
+        curl.setopt(pycurl.HTTPHEADER, _header_lines(headers, data is not None))
+        if method == "HEAD":
+            curl.setopt(pycurl.NOBODY, 1)
+        elif data is not None:
+            curl.setopt(pycurl.POSTFIELDSIZE, len(data))
+            curl.setopt(pycurl.COPYPOSTFIELDS, data)
+        if method not in ("GET", "HEAD", "POST" if data is not None else "GET"):
+            curl.setopt(pycurl.CUSTOMREQUEST, method)
+
+    def _release(self, curl: pycurl.Curl) -> None:
+        """Take ``curl`` off the multi handle and back to the idle list, as a plain GET handle."""
+        del self._running[curl]
+        self._multi.remove_handle(curl)
+        if getattr(curl, "non_get", False):
+            curl.reset()
+            curl.non_get = False  # type: ignore[attr-defined]
+            self._configure(curl)
+        self._idle.append(curl)
+
+    # -- the event loop's side
+
+    def _on_socket(self, event: int, fd: int, _multi: object, _data: object) -> None:
+        """libcurl says which events ``fd`` waits for; always re-registered, never modified,
+        since libcurl may close a socket and open one with the same number in between."""
+        old = self._watched.pop(fd, 0)
+        if old & pycurl.POLL_IN:
+            self._loop.remove_reader(fd)
+        if old & pycurl.POLL_OUT:
+            self._loop.remove_writer(fd)
+        if event == pycurl.POLL_REMOVE:
+            return
+        if event & pycurl.POLL_IN:
+            self._loop.add_reader(fd, self._act, fd, pycurl.CSELECT_IN)
+        if event & pycurl.POLL_OUT:
+            self._loop.add_writer(fd, self._act, fd, pycurl.CSELECT_OUT)
+        self._watched[fd] = event
+
+    def _on_timer(self, msecs: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if msecs == 0:
+            self._timer = self._loop.call_soon(self._act, pycurl.SOCKET_TIMEOUT, 0)
+        elif msecs > 0:
+            self._timer = self._loop.call_later(msecs / 1000, self._act, pycurl.SOCKET_TIMEOUT, 0)
+
+    def _act(self, fd: int, events: int) -> None:
+        if fd == pycurl.SOCKET_TIMEOUT:
+            self._timer = None
+        try:
+            self._multi.socket_action(fd, events)
+        except pycurl.error:  # the handles' own errors come back through info_read
+            pass
+        while True:
+            queued, done, failed = self._multi.info_read()
+            for curl in done:
+                self._finish(curl, 0, "")
+            for curl, code, message in failed:
+                self._finish(curl, code, message)
+            if not queued:
+                return
+
+    def _finish(self, curl: pycurl.Curl, code: int, message: str) -> None:
+        transfer = self._running.get(curl)
+        if transfer is None:
+            return
+        try:
+            if not transfer.status and not transfer.stopped:
+                transfer.begin()  # no body bytes came: the status is read here
+            failure: BaseException | None = transfer.failure
+            if failure is None and code and not transfer.stopped:  # libcurl's own error
+                failure = curl_failure(curl, code, message, transfer)
+        except Exception as exc:  # a fault here must reach the waiting request, not strand it
+            failure = exc
+        self._release(curl)
+        if transfer.future.done():
+            return
+        if failure is None:
+            transfer.future.set_result(None)
+        else:
+            transfer.future.set_exception(failure)
+
+
+def requoted(url: str) -> str:
+    """``url`` as aiohttp would send it (yarl's requoting: ``%7E`` as ``~``, a space as ``%20``,
+    a default port dropped), without building a ``URL`` for the usual URL that needs none."""
+    if _PLAIN_URL.fullmatch(url) and "/." not in url:
+        return url
+    return str(URL(url))
+
+
+def _header_lines(headers: Mapping[str, str] | None, has_body: bool = False) -> list[str]:
+    """``hops.HEADERS`` with the request's own over them, as libcurl takes them. libcurl's own
+    extras are switched off: ``Expect: 100-continue`` (a round trip aiohttp never waits for)
+    and a form Content-Type on a body (aiohttp says octet-stream unless told)."""
+    merged = merged_headers(headers)
+    lines = [f"{k}: {v}" for k, v in merged.items() if k.lower() != "accept-encoding"]
+    lines.append("Expect:")
+    if has_body and not any(k.lower() == "content-type" for k in merged):
+        lines.append("Content-Type: application/octet-stream")
+    return lines
+
+
+def curl_failure(curl: pycurl.Curl, code: int, message: str, transfer: _Transfer) -> Exception:
+    """libcurl's error ``code`` as the aiohttp client said it: ``FetchError`` for an untrusted
+    certificate or an undecodable body (another attempt will not change them), else
+    ``Transient`` (``describe_curl_error``)."""
+    if code in _CERTIFICATE_ERRORS:
+        return FetchError(f"TLS certificate not trusted: {scrub(message, 120)}")
+    if code == _UNDECODABLE:
+        return FetchError(f"undecodable body: {scrub(message, 120)}")
+    return Transient(describe_curl_error(curl, code, message, transfer))
+
+
+def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: _Transfer) -> str:
+    """A connection error, a timeout or a body cut short, named as ``http.describe_error`` names
+    aiohttp's (the exception at the bottom: ``ConnectionRefusedError``, not libcurl's code)."""
+    if code == _DISCONNECTED:
+        return "connection error: ServerDisconnectedError: Server disconnected"
+    if code == _TIMED_OUT:
+        return "timed out (TimeoutError)"
+    if code == _PARTIAL:
+        declared = transfer.header(b"content-length")
+        if declared is not None:
+            received = curl.getinfo(pycurl.SIZE_DOWNLOAD_T)
+            return ("body cut short: ContentLengthError: 400, message: Not enough data to satisfy "
+                    f"content length header (received {received} of {declared} bytes).")
+        return ("body cut short: TransferEncodingError: 400, message: "
+                "Not enough data to satisfy transfer length header.")
+    errno = curl.getinfo(pycurl.OS_ERRNO)
+    if errno:
+        error = OSError(errno, os.strerror(errno))
+        name = type(error).__name__
+        if code == pycurl.E_COULDNT_CONNECT:
+            target = URL(transfer.url, encoded=True)
+            host, port = target.raw_host or "", target.port
+            address = (host, port, 0, 0) if ":" in host else (host, port)  # as asyncio names it
+            text = f"[Errno {errno}] Connect call failed {address}"
+        else:
+            text = str(error)
+        kind = "body cut short" if transfer.status else "connection error"
+        return f"{kind}: {name}: {scrub(text, 120)}"
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return f"connection error: gaierror: {scrub(message, 120)}"
+    if code == pycurl.E_SSL_CONNECT_ERROR:
+        return f"connection error: SSLError: {scrub(message, 120)}"
+    return f"connection error: CurlError {code}: {scrub(message, 120)}"
