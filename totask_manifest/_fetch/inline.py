@@ -4,8 +4,10 @@
 takes results back through thread-safe queues, a wake-up per batch both ways. On a 2-core
 machine the two threads only take turns (the GIL), so those hops are pure cost: every line of a
 file job paid for them. ``InlineLoop`` offers the same ``run`` / ``map_unordered`` / ``close``
-but runs the loop inline: ``map_unordered`` starts work up to its limit, runs the loop until at
-least one piece is done, yields what is done, and starts more. Requests stay in flight while the
+but runs the loop inline: ``map_unordered`` pulls work up to its limit for its worker
+coroutines, runs the loop until at least one piece is done, yields what is done, and pulls more
+(a worker takes the next pulled piece the moment it finishes one, with no task made per piece).
+Requests stay in flight while the
 caller records outcomes (the sockets keep receiving; the loop picks the answers up when it runs
 next), so the pipeline stays full without a second thread.
 
