@@ -5,7 +5,9 @@ re-raised), keep work in flight while the caller is busy, and never run inside a
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -239,17 +241,52 @@ def test_an_item_whose_work_is_cancelled_raises_cancelled_error(loop):
         list(loop.map_unordered(work, range(4), limit=2))
 
 
-def test_an_inline_sync_fetcher_runs_as_many_workers_as_requests_may_be_in_flight():
-    state = {"running": 0, "peak": 0}
+def test_a_line_in_backoff_does_not_hold_a_request_slot():
+    """A real server answers one URL 503 with ``Retry-After: 1`` once; while that line waits out
+    its backoff, the other lines still fetch two at a time (the policy's concurrency), as
+    docs/file-annotator.md promises."""
+    lock = threading.Lock()
+    state = {"in_flight": 0, "retry_calls": 0, "backoff": False, "peak_in_backoff": 0}
 
-    async def work(i: int) -> int:
-        state["running"] += 1
-        state["peak"] = max(state["peak"], state["running"])
-        await asyncio.sleep(0.002)
-        state["running"] -= 1
-        return i
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
 
-    with SyncFetcher(FetchPolicy(concurrency=4), inline=True) as sync:
-        out = list(sync.map_unordered(work, range(40), 6))
-    assert sorted(i for i, _ in out) == list(range(40))
-    assert state["peak"] == 4
+        def do_GET(self) -> None:
+            if self.path == "/retry":
+                with lock:
+                    state["retry_calls"] += 1
+                    first = state["retry_calls"] == 1
+                    state["backoff"] = first
+                self.send_response(503 if first else 200)
+                if first:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            with lock:
+                state["in_flight"] += 1
+                if state["backoff"]:
+                    state["peak_in_backoff"] = max(state["peak_in_backoff"], state["in_flight"])
+            time.sleep(0.05)
+            with lock:
+                state["in_flight"] -= 1
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    urls = [f"{base}/retry"] + [f"{base}/fast/{i}" for i in range(30)]
+    try:
+        with SyncFetcher(FetchPolicy(concurrency=2, retries=2), inline=True) as sync:
+            out = list(sync.map_unordered(sync.fetcher.fetch, urls, 3))  # 2 + a quarter, as the file annotator
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(u for u, _ in out) == sorted(urls)
+    assert state["retry_calls"] == 2
+    assert state["peak_in_backoff"] == 2, "a request slot sat idle while a line waited out its backoff"

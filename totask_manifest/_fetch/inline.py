@@ -84,10 +84,10 @@ class InlineLoop:
         the generator early cancels what is still running.
 
         ``workers`` coroutines (``limit`` unless told; at most one per item pulled) run the items,
-        each taking the next pulled item as soon as it finishes one: no task, done-callback or
-        semaphore wait per item (a file job's ``SyncFetcher`` runs as many workers as requests
-        may be in flight, and pulls a quarter more items to keep them busy). Pulled items a
-        worker has not taken yet wait in a queue.
+        each taking the next pulled item as soon as it finishes one: no task or done-callback
+        per item. Pulled items a worker has not taken yet wait in a queue. A file job's
+        ``SyncFetcher`` runs one worker per item it may pull (a quarter more than requests may
+        be in flight), so a line waiting out a retry's backoff holds a worker, not a request slot.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")

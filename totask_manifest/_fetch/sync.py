@@ -60,13 +60,11 @@ class SyncFetcher:
     ) -> Iterator[tuple[T, R]]:
         """See ``LoopThread.map_unordered``; ``fn`` runs on this fetcher's loop and may await
         ``self.fetcher.fetch``. The default limit is twice the policy's concurrency, so
-        requests stay queued while finished ones are being converted. Inline, as many workers
-        run ``fn`` as the policy lets requests be in flight (``InlineLoop.map_unordered``): a
-        worker more would only wait on the fetcher's semaphore."""
-        limit = limit or 2 * self.policy.concurrency
-        if isinstance(self.loop_thread, LoopThread):
-            return self.loop_thread.map_unordered(fn, items, limit)
-        return self.loop_thread.map_unordered(fn, items, limit, workers=self.policy.concurrency)
+        requests stay queued while finished ones are being converted. Inline, one worker per
+        item that may be pulled (``InlineLoop.map_unordered``): the fetcher's semaphore bounds
+        the requests in flight, and a line waiting out a retry's backoff (outside the semaphore)
+        holds a worker, not a request slot."""
+        return self.loop_thread.map_unordered(fn, items, limit or 2 * self.policy.concurrency)
 
     def close(self) -> None:
         if not self.loop_thread.loop.is_closed():
