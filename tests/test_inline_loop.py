@@ -172,37 +172,6 @@ def test_a_base_exception_raised_in_a_loop_callback_reaches_the_caller():
 
 
 
-def test_workers_bound_what_runs_and_limit_what_is_pulled():
-    """Three workers run at most three items at once; the other pulled items wait for one."""
-    inline = InlineLoop()
-    state = {"running": 0, "peak": 0}
-    pulled: list[int] = []
-
-    def source():
-        for i in range(200):
-            pulled.append(i)
-            yield i
-
-    async def work(i: int) -> int:
-        state["running"] += 1
-        state["peak"] = max(state["peak"], state["running"])
-        await asyncio.sleep(0.0005 * (i % 5))
-        state["running"] -= 1
-        return -i
-
-    ahead = 0
-    try:
-        out = []
-        for i, r in inline.map_unordered(work, source(), limit=10, workers=3):
-            out.append((i, r))
-            ahead = max(ahead, len(pulled) - len(out))
-    finally:
-        inline.close()
-    assert sorted(i for i, _ in out) == list(range(200)) and all(r == -i for i, r in out)
-    assert state["peak"] == 3
-    assert ahead <= 10
-
-
 def test_no_worker_is_left_behind():
     """Finished, failed or closed early: no worker task stays pending on the loop."""
     inline = InlineLoop()

@@ -76,23 +76,22 @@ class InlineLoop:
             self._raise_escaped()
 
     def map_unordered(
-        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int, workers: int | None = None
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
     ) -> Iterator[tuple[T, R]]:
         """``(item, await fn(item))`` in completion order, with at most ``limit`` pulled and not
         yet yielded. As ``LoopThread.map_unordered``: items are pulled lazily, an ``ItemStream``'s
         ``wants_pause`` is honoured, an exception ``fn`` raises is re-raised here, and closing
         the generator early cancels what is still running.
 
-        ``workers`` coroutines (``limit`` unless told; at most one per item pulled) run the items,
-        each taking the next pulled item as soon as it finishes one: no task or done-callback
-        per item. Pulled items a worker has not taken yet wait in a queue. A file job's
-        ``SyncFetcher`` runs one worker per item it may pull (a quarter more than requests may
-        be in flight), so a line waiting out a retry's backoff holds a worker, not a request slot.
+        Up to ``limit`` worker coroutines (one per item pulled) run the items, each taking the
+        next pulled item as soon as it finishes one: no task or done-callback per item. Pulled
+        items a worker has not taken yet wait in a queue. A file job pulls a quarter more items
+        than requests may be in flight, so a line waiting out a retry's backoff holds a worker,
+        not one of the fetcher's request slots.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         loop = self.loop
-        most = max(1, min(limit, workers or limit))
         pending: deque[T] = deque()  # pulled, not yet taken by a worker
         done: deque[tuple[T, Any, BaseException | None]] = deque()
         crew: list[asyncio.Task[None]] = []
@@ -130,14 +129,14 @@ class InlineLoop:
                 loop.stop()
 
         def hand_out() -> None:
-            """Wake an idle worker per pulled item, and start workers up to ``most``."""
+            """Wake an idle worker per pulled item, and start workers up to ``limit``."""
             waiting = len(pending)
             while waiting and idle:
                 wake = idle.popleft()
                 if not wake.done():
                     wake.set_result(None)
                     waiting -= 1
-            while waiting and len(crew) < most:
+            while waiting and len(crew) < limit:
                 crew.append(loop.create_task(worker()))
                 waiting -= 1
 
