@@ -1,5 +1,6 @@
-"""The atomic writer's write-behind: large local files are synced while written, every byte is
-still synced before the rename, and a background sync's error is not lost."""
+"""The atomic writer: large local files are synced while written (write-behind), every byte is
+still synced before the rename, a background sync's error is not lost; on an object store, a
+stale listing of the folder does not fail the move into place."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from totask_manifest import _write_behind
 from totask_manifest._errors import StorageError
-from totask_manifest._storage import AtomicWriter
+from totask_manifest._storage import AtomicWriter, write_bytes_atomic
 
 
 class Syncs:
@@ -113,3 +114,31 @@ def test_close_waits_for_the_background_sync(tmp_path, monkeypatch) -> None:
     closer.join(5)
     assert not closer.is_alive() and f.closed
     assert seen == [fd]
+
+
+def test_an_object_store_write_survives_a_stale_listing_of_its_folder(s3, monkeypatch) -> None:
+    """Another thread lists the folder while the temporary object is uploaded: s3fs would answer
+    the move from that listing (no such object) unless the writer drops it (a checkpoint part
+    write failed so in a CI run)."""
+    from totask_manifest._storage import url_to_fs
+
+    bucket = s3.new_bucket("stale")
+    url = f"{bucket}/jobs/j/intermediate/part-000000.ckpt"
+    write_bytes_atomic(f"{bucket}/jobs/j/intermediate/other", b"x")
+    fs, folder = url_to_fs(f"{bucket}/jobs/j/intermediate")
+    writer = AtomicWriter(url)
+    f = writer.__enter__()
+    f.write(b"part bytes")
+    real_close = f.close
+
+    def close_then_list() -> None:
+        real_close()
+        fs.invalidate_cache()
+        fs.ls(folder)  # "another thread" lists the folder: as if just before the upload showed,
+        fs.dircache[folder] = [e for e in fs.dircache[folder] if ".tmp-" not in e["name"]]  # without it
+
+    monkeypatch.setattr(f, "close", close_then_list)
+    writer.__exit__(None, None, None)
+    assert fs.cat_file(url[len("s3://"):]) == b"part bytes"
+    fs.invalidate_cache()
+    assert not [p for p in fs.ls(folder, detail=False) if ".tmp-" in p]

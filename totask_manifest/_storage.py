@@ -184,10 +184,23 @@ class AtomicWriter:
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
-                self.fs.mv(self._tmp, self.path)
+                self._move()
         except BaseException:
             self._abort()
             raise
+
+    def _move(self) -> None:
+        """The temporary object to its name. s3fs answers the move's ``info`` from a cached
+        listing of the folder when it has one, and says FileNotFoundError for a name it lacks: a
+        listing taken by another thread of this process while the object was uploaded (a job
+        lists its parts while it writes one) made a checkpoint write fail in a CI run. The cached
+        listings are dropped first, and once more before a second try."""
+        self.fs.invalidate_cache(self._tmp)
+        try:
+            self.fs.mv(self._tmp, self.path)
+        except FileNotFoundError:
+            self.fs.invalidate_cache(self._tmp)
+            self.fs.mv(self._tmp, self.path)
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):
