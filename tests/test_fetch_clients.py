@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 
 import pytest
@@ -357,3 +358,60 @@ def test_requoted_urls_are_what_aiohttp_sends(scheme, labels, port, path, query)
     except ValueError:
         return
     assert requoted(url) == expected
+
+
+class _RawServer:
+    """A 127.0.0.1 server that answers every request with the same raw bytes and closes: for
+    what aiohttp's server cannot send (trailers after a chunked body). Counts the requests."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(self.answer)
+
+    def __enter__(self) -> _RawServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+
+
+_EMPTY_CHUNKED = b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n"
+
+
+@clients
+def test_a_trailer_is_not_a_header(kind):
+    """Trailers after a chunked body are not the answer's headers: a Location sent only as a
+    trailer is no redirect target (libcurl hands trailers to the header callback too, and the
+    curl client read them as headers when the body was empty)."""
+    answer = b"HTTP/1.1 302 Found\r\n" + _EMPTY_CHUNKED + b"Location: /elsewhere\r\n\r\n"
+    with _RawServer(answer) as server:
+        result = _get(kind, server.url + "/moved")
+    assert isinstance(result, FetchError) and str(result) == "HTTP 302 without a Location header"
+    assert server.requests == 1
+
+
+def test_a_content_length_trailer_is_not_read():
+    """A Content-Length trailer (whose digits ``str.isdigit`` accepts and ``int`` refuses, or
+    over the limit) neither breaks the curl client with a ValueError nor fails an empty body.
+    aiohttp refuses such an answer as malformed (``Transient``)."""
+    for value in ("\N{SUPERSCRIPT TWO}", "99999999999"):
+        answer = b"HTTP/1.1 200 OK\r\n" + _EMPTY_CHUNKED + f"Content-Length: {value}\r\n\r\n".encode("latin-1")
+        with _RawServer(answer) as server:
+            assert _get("curl", server.url + "/empty") == b""

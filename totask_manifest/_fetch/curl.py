@@ -60,6 +60,8 @@ _PLAIN_URL = re.compile(
     r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
     r"(?::(?!80(?![0-9])|443(?![0-9]))[1-9][0-9]{0,4})?"
     r"(?:/[A-Za-z0-9!$&'()*+,;=:@._~/-]*)?(?:\?[A-Za-z0-9!$&'()*+,;=:@._~/?-]+)?")
+#: the empty line that ends a response's headers (libcurl hands it to the header callback)
+_END_OF_HEADERS = re.compile(rb"\n\r?\n")
 
 
 class _Transfer:
@@ -126,10 +128,15 @@ class _Transfer:
 
     def head(self) -> tuple[bytes, bytes]:
         """The last response's status line and headers, and the same lower-cased (an interim 1xx
-        response's headers are not the answer's); joined once, searched, not split."""
+        response's headers are not the answer's); joined once, searched, not split. It ends at
+        the headers' empty line: libcurl hands a chunked body's trailers to the header callback
+        too, and they are not headers (a Location, a Content-Length sent after the body)."""
         if self._head is None:
             blob = b"".join(self.headers)
             blob = blob[blob.rfind(b"\nHTTP/") + 1:]
+            end = _END_OF_HEADERS.search(blob)
+            if end is not None:
+                blob = blob[:end.start() + 1]
             self._head = (blob, blob.lower())
         return self._head
 
