@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -415,3 +416,41 @@ def test_a_content_length_trailer_is_not_read():
         answer = b"HTTP/1.1 200 OK\r\n" + _EMPTY_CHUNKED + f"Content-Length: {value}\r\n\r\n".encode("latin-1")
         with _RawServer(answer) as server:
             assert _get("curl", server.url + "/empty") == b""
+
+
+class _Leave(BaseException):
+    """What a job's second Ctrl-C raises (``_jobs.execute.HardStop``): not an ``Exception``."""
+
+
+def test_a_signal_handlers_exception_inside_a_libcurl_callback_reaches_the_caller(monkeypatch):
+    """A signal that arrives while libcurl works runs its Python handler inside the next libcurl
+    callback (the body's): what the handler raises must leave the fetch, not be printed and
+    dropped by pycurl (as pycurl before 7.46 did) and turned into a retried 'CurlError 23'."""
+    from totask_manifest._fetch import SyncFetcher
+    from totask_manifest._fetch import curl as curl_client
+
+    monkeypatch.setenv(HTTP_CLIENT_ENV, "curl")
+    write = curl_client._Transfer.write
+    fired: list[int] = []
+
+    def write_after_a_signal(self, data: bytes):
+        if not fired:
+            fired.append(1)
+            signal.raise_signal(signal.SIGUSR1)  # its handler runs here, inside libcurl's callback
+        return write(self, data)
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise _Leave
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 100)
+
+    monkeypatch.setattr(curl_client._Transfer, "write", write_after_a_signal)
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with LocalHTTPServer(answer) as server, SyncFetcher(FetchPolicy(retries=0), inline=True) as fetcher:
+            with pytest.raises(_Leave):
+                fetcher.fetch(server.url("x"))
+            assert fired and server.hits["/x"] == 1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
