@@ -145,6 +145,19 @@ def test_redirects_are_walked_by_us_under_the_policy(kind):
 
 
 @clients
+def test_a_location_in_utf_8_leads_to_the_same_place(kind):
+    """A Location header with raw UTF-8 (sent unquoted by many servers) is read as UTF-8, as
+    aiohttp reads header values: the curl client read it as latin-1 and went to a mojibake URL."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/moved":
+            return web.Response(status=302, headers={"Location": "/caf\u00e9?q=\u00fc"})  # sent as UTF-8
+        return web.Response(body=request.raw_path.encode())
+
+    with LocalHTTPServer(handler) as server:
+        assert _get(kind, server.url("moved")) == b"/caf%C3%A9?q=%C3%BC"
+
+
+@clients
 def test_retryable_statuses_carry_retry_after_others_are_final(kind):
     async def handler(request: web.Request) -> web.StreamResponse:
         if request.path == "/busy":

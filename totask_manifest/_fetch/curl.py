@@ -117,14 +117,16 @@ class _Transfer:
         return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
     def header(self, name: bytes) -> str | None:
-        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``."""
+        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``: read as
+        UTF-8, bytes that are not kept as surrogates (a raw UTF-8 Location is followed to the
+        same URL as aiohttp follows it)."""
         head, lower = self.head()
         at = lower.find(b"\n" + name + b":")
         if at < 0:
             return None
         at += len(name) + 2
         end = head.find(b"\n", at)
-        return head[at:end if end >= 0 else len(head)].strip().decode("latin-1")
+        return head[at:end if end >= 0 else len(head)].strip().decode("utf-8", "surrogateescape")
 
     def head(self) -> tuple[bytes, bytes]:
         """The last response's status line and headers, and the same lower-cased (an interim 1xx
