@@ -467,3 +467,15 @@ def test_a_signal_handlers_exception_inside_a_libcurl_callback_reaches_the_calle
             assert fired and server.hits["/x"] == 1
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+@clients
+def test_a_status_line_without_a_reason_phrase(kind):
+    """'HTTP/1.1 200' with nothing after the code (libcurl and aiohttp both accept it) is a 200,
+    and a bare 503 is retried: the curl client read no status from such a line ('HTTP 0')."""
+    tail = b"Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+    with _RawServer(b"HTTP/1.1 200\r\n" + tail) as server:
+        assert _get(kind, server.url + "/ok") == b"hello"
+    with _RawServer(b"HTTP/1.1 503\r\nRetry-After: 3\r\n" + tail) as server:
+        busy = _get(kind, server.url + "/busy")
+    assert isinstance(busy, Transient) and busy.reason == "HTTP 503" and busy.retry_after == 3

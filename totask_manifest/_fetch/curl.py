@@ -113,7 +113,8 @@ class _Transfer:
         """The last status line's code (pycurl refuses ``getinfo`` inside a callback); 0 if
         none came."""
         head = self.head()[0]
-        parts = head.split(b" ", 2) if head[:5] == b"HTTP/" else ()
+        # split at any white space: a line with no reason phrase ends right after the code
+        parts = head.split(None, 2) if head[:5] == b"HTTP/" else ()
         return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
     def header(self, name: bytes) -> str | None:
