@@ -376,10 +376,12 @@ def test_requoted_urls_are_what_aiohttp_sends(scheme, labels, port, path, query)
 
 class _RawServer:
     """A 127.0.0.1 server that answers every request with the same raw bytes and closes: for
-    what aiohttp's server cannot send (trailers after a chunked body). Counts the requests."""
+    what aiohttp's server cannot send (trailers after a chunked body, a cut answer). Counts the
+    requests; ``also`` answers the paths it names with their own bytes."""
 
-    def __init__(self, answer: bytes) -> None:
+    def __init__(self, answer: bytes, also: dict[str, bytes] | None = None) -> None:
         self.answer = answer
+        self.also = also or {}
         self.requests = 0
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
@@ -394,9 +396,9 @@ class _RawServer:
             except OSError:  # closed: the test is over
                 return
             with conn:
-                conn.recv(65536)
+                path = conn.recv(65536).split(b" ", 2)[1].decode()
                 self.requests += 1
-                conn.sendall(self.answer)
+                conn.sendall(self.also.get(path, self.answer))
 
     def __enter__(self) -> _RawServer:
         self.thread.start()
@@ -479,3 +481,18 @@ def test_a_status_line_without_a_reason_phrase(kind):
     with _RawServer(b"HTTP/1.1 503\r\nRetry-After: 3\r\n" + tail) as server:
         busy = _get(kind, server.url + "/busy")
     assert isinstance(busy, Transient) and busy.reason == "HTTP 503" and busy.retry_after == 3
+
+
+@clients
+def test_a_cut_in_an_error_or_redirect_body_changes_nothing(kind):
+    """Once a non-2xx answer's headers are in, the status is the answer: a connection dropped in
+    its body (which is at most quoted) neither turns a 404 into a retried 'body cut short' nor
+    stops a redirect (libcurl's error there decided, aiohttp does not read such a body)."""
+    final = {"/final": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"}
+    with _RawServer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 1000\r\n\r\nnot h") as server:
+        missing = _get(kind, server.url + "/missing")
+        assert isinstance(missing, FetchError) and str(missing) == "HTTP 404"
+        posted = _with_client(kind, FetchPolicy(), lambda c: c.send("POST", server.url + "/p", data=b"{}"))
+        assert isinstance(posted, FetchError) and str(posted) == "HTTP 404: not h"
+    with _RawServer(b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: 100\r\n\r\nmov", final) as server:
+        assert _get(kind, server.url + "/moved") == b"final"

@@ -139,9 +139,15 @@ class _Transfer:
             blob = blob[blob.rfind(b"\nHTTP/") + 1:]
             end = _END_OF_HEADERS.search(blob)
             if end is not None:
-                blob = blob[:end.start() + 1]
+                blob = blob[:end.end()]
             self._head = (blob, blob.lower())
         return self._head
+
+    def settled(self) -> bool:
+        """Whether the status alone answers: all the headers came (their empty line did) and the
+        status is not a 2xx. Such a body (a redirect's, an error's) is at most quoted, so a
+        connection cut in it changes nothing, as aiohttp, which does not read it, sees it."""
+        return self.status >= 300 and _END_OF_HEADERS.search(self.head()[0]) is not None
 
     def body(self) -> bytes:
         """The body read, handed over once (an idle handle's callback still holds this object)."""
@@ -310,8 +316,8 @@ class CurlClient(HopClient):
             if not transfer.status and not transfer.stopped:
                 transfer.begin()  # no body bytes came: the status is read here
             failure: BaseException | None = transfer.failure
-            if failure is None and code and not transfer.stopped:  # libcurl's own error
-                failure = curl_failure(curl, code, message, transfer)
+            if failure is None and code and not transfer.stopped and not transfer.settled():
+                failure = curl_failure(curl, code, message, transfer)  # libcurl's own error
         except Exception as exc:  # a fault here must reach the waiting request, not strand it
             failure = exc
         self._release(curl)
