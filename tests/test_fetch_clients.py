@@ -496,3 +496,17 @@ def test_a_cut_in_an_error_or_redirect_body_changes_nothing(kind):
         assert isinstance(posted, FetchError) and str(posted) == "HTTP 404: not h"
     with _RawServer(b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: 100\r\n\r\nmov", final) as server:
         assert _get(kind, server.url + "/moved") == b"final"
+
+
+@clients
+def test_an_answer_cut_in_its_headers_is_a_broken_connection(kind):
+    """A connection closed before the headers' empty line is a broken connection (retried), as
+    aiohttp says: libcurl takes such an answer as whole, and the curl client returned an empty
+    body for a 200 (even one that declared five bytes) and followed a half-sent redirect."""
+    final = {"/final": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"}
+    for head in (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", b"HTTP/1.1 200 OK\r\n",
+                 b"HTTP/1.1 302 Found\r\nLocation: /final\r\n"):
+        with _RawServer(head, final) as server:
+            cut = _get(kind, server.url + "/cut")
+        assert isinstance(cut, Transient), (head, cut)
+        assert cut.reason.startswith("connection error: ServerDisconnectedError"), cut.reason

@@ -53,6 +53,7 @@ _DISCONNECTED = 52  # CURLE_GOT_NOTHING: closed before any answer
 _PARTIAL = 18  # CURLE_PARTIAL_FILE: fewer bytes than announced
 _UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
 _TIMED_OUT = 28
+_SERVER_DISCONNECTED = "connection error: ServerDisconnectedError: Server disconnected"  # aiohttp's words
 #: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
 #: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
 #: query (``tests/test_fetch_clients.py`` checks this against yarl); others are requoted by yarl
@@ -143,11 +144,15 @@ class _Transfer:
             self._head = (blob, blob.lower())
         return self._head
 
+    def headers_ended(self) -> bool:
+        """Whether the headers' empty line came (libcurl takes an answer cut before it as whole)."""
+        return _END_OF_HEADERS.search(self.head()[0]) is not None
+
     def settled(self) -> bool:
-        """Whether the status alone answers: all the headers came (their empty line did) and the
-        status is not a 2xx. Such a body (a redirect's, an error's) is at most quoted, so a
-        connection cut in it changes nothing, as aiohttp, which does not read it, sees it."""
-        return self.status >= 300 and _END_OF_HEADERS.search(self.head()[0]) is not None
+        """Whether the status alone answers: all the headers came and the status is not a 2xx.
+        Such a body (a redirect's, an error's) is at most quoted, so a connection cut in it
+        changes nothing, as aiohttp, which does not read it, sees it."""
+        return self.status >= 300 and self.headers_ended()
 
     def body(self) -> bytes:
         """The body read, handed over once (an idle handle's callback still holds this object)."""
@@ -318,6 +323,8 @@ class CurlClient(HopClient):
             failure: BaseException | None = transfer.failure
             if failure is None and code and not transfer.stopped and not transfer.settled():
                 failure = curl_failure(curl, code, message, transfer)  # libcurl's own error
+            elif failure is None and not code and not transfer.headers_ended():
+                failure = Transient(_SERVER_DISCONNECTED)  # closed inside the headers: no answer
         except Exception as exc:  # a fault here must reach the waiting request, not strand it
             failure = exc
         self._release(curl)
@@ -364,7 +371,7 @@ def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: _T
     """A connection error, a timeout or a body cut short, named as ``http.describe_error`` names
     aiohttp's (the exception at the bottom: ``ConnectionRefusedError``, not libcurl's code)."""
     if code == _DISCONNECTED:
-        return "connection error: ServerDisconnectedError: Server disconnected"
+        return _SERVER_DISCONNECTED
     if code == _TIMED_OUT:
         return "timed out (TimeoutError)"
     if code == _PARTIAL:
