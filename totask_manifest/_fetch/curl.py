@@ -65,6 +65,11 @@ _PLAIN_URL = re.compile(
 _END_OF_HEADERS = re.compile(rb"\n\r?\n")
 
 
+class _UnknownEncoding(Exception):
+    """libcurl refused an answer for a Content-Encoding it does not know (an object stored with
+    ``Content-Encoding: utf-8``); aiohttp hands such a body over as sent."""
+
+
 class _Transfer:
     """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
 
@@ -201,9 +206,27 @@ class CurlClient(HopClient):
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
         url = requoted(url)
+        try:
+            transfer = await self._transfer(method, url, data, headers, decode=True)
+        except _UnknownEncoding:  # aiohttp hands such a body over as sent: asked again, so do we
+            transfer = await self._transfer(method, url, data, headers, decode=False)
+        status = transfer.status
+        if follow and status in REDIRECTS:
+            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
+        if 200 <= status < 300:
+            return transfer.body(), None
+        text = error_text(transfer.body()) if wants_text(status, follow) else None
+        raise status_failure(status, transfer.header(b"retry-after"), text)
+
+    async def _transfer(self, method: str, url: str, data: bytes | None,
+                        headers: Mapping[str, str] | None, decode: bool) -> _Transfer:
+        """One request and its answer on a Curl handle; ``decode=False`` leaves the body as sent."""
         curl = self._idle.pop() if self._idle else self._new_curl()
         transfer = _Transfer(url, self._loop.create_future(), self.policy.max_body_bytes)
         self._prepare(curl, method, url, data, headers, transfer)
+        if not decode:
+            curl.non_get = True  # type: ignore[attr-defined]  # reset when released
+            curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         self._running[curl] = transfer
         self._multi.add_handle(curl)
         try:
@@ -212,13 +235,7 @@ class CurlClient(HopClient):
             if self._running.get(curl) is transfer:
                 self._release(curl)
             raise
-        status = transfer.status
-        if follow and status in REDIRECTS:
-            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
-        if 200 <= status < 300:
-            return transfer.body(), None
-        text = error_text(transfer.body()) if wants_text(status, follow) else None
-        raise status_failure(status, transfer.header(b"retry-after"), text)
+        return transfer
 
     # -- curl handles
 
@@ -363,6 +380,8 @@ def curl_failure(curl: pycurl.Curl, code: int, message: str, transfer: _Transfer
     if code in _CERTIFICATE_ERRORS:
         return FetchError(f"TLS certificate not trusted: {scrub(message, 120)}")
     if code == _UNDECODABLE:
+        if message.startswith("Unrecognized content encoding"):
+            return _UnknownEncoding(message)
         return FetchError(f"undecodable body: {scrub(message, 120)}")
     return Transient(describe_curl_error(curl, code, message, transfer))
 
