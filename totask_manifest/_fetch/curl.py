@@ -150,8 +150,9 @@ class _Transfer:
         return self._head
 
     def headers_ended(self) -> bool:
-        """Whether the headers' empty line came (libcurl takes an answer cut before it as whole)."""
-        return _END_OF_HEADERS.search(self.head()[0]) is not None
+        """Whether the headers' empty line came (libcurl takes an answer cut before it as whole):
+        ``head`` ends with it if it came, and cannot otherwise."""
+        return self.head()[0].endswith((b"\n\n", b"\n\r\n"))
 
     def settled(self) -> bool:
         """Whether the status alone answers: all the headers came and the status is not a 2xx.
