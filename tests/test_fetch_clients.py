@@ -9,6 +9,7 @@ two clients' reasons with each other."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -405,7 +406,10 @@ class _RawServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
         self.listener.close()
+        self.thread.join(timeout=5)
 
 
 _EMPTY_CHUNKED = b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n"
