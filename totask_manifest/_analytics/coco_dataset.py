@@ -27,7 +27,7 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import join, read_bytes, write_bytes_atomic
-from .labels import iter_labels, manifest_line, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 
 DETECTION = "object-detection"
@@ -71,6 +71,8 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
                                 key=attr + "-metadata", rule="coco-type")
         images += doc["images"]
         anns += doc["annotations"]
+    if not images:
+        raise nothing_to_convert(src, attr, skipped)
     out = {
         "info": {"description": f"converted by totask-manifest from {src} (label attribute {attr})"},
         "images": images,

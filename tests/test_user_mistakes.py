@@ -1,0 +1,63 @@
+"""Mistakes a new user makes, through the real CLI (a subprocess) and the public API: each ends
+with one line naming the file, line or key and the rule, the exit code the README gives, and no
+output file written for nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest._analytics.convert import convert
+from totask_manifest._errors import ManifestError
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          timeout=180, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=cwd)
+
+
+def one_line_error(r: subprocess.CompletedProcess, command: str) -> str:
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"totask-manifest {command}: error: "), r.stderr
+    return lines[0]
+
+
+def boxes_manifest(path: Path) -> Path:
+    """Two lines labeled under ``boxes`` (object detection), one failed line."""
+    meta = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
+            "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    label = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]}
+    failed = {"failure-reason": "nope", "failure-rule": "failed", "type": "groundtruth/object-detection",
+              "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    lines = [{"source-ref": "a.jpg", "boxes": label, "boxes-metadata": meta},
+             {"source-ref": "b.jpg", "boxes": label, "boxes-metadata": meta},
+             {"source-ref": "c.jpg", "boxes-metadata": failed}]
+    path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    return path
+
+
+@pytest.mark.parametrize(("to", "out"), [("coco", "c.json"), ("yolo", "y"), ("dm-schema-v1", "d.dm.jsonl"),
+                                         ("synapse-objects", "o.objects.jsonl")])
+def test_convert_of_a_misspelt_attribute_writes_nothing_and_says_so(tmp_path: Path, to: str, out: str) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    with pytest.raises(ManifestError, match=r"no line holds a label under 'box'.*label attributes seen: boxes") as exc:
+        convert(str(src), str(tmp_path / out), to=to, label_attribute="box")
+    assert exc.value.rule == "convert-no-labels"
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.slow
+def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_path: Path) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    src.write_bytes(src.read_bytes().splitlines(keepends=True)[2])  # the failed line alone
+    r = cli("convert", str(src), "c.json", "--to", "coco", "--label-attribute", "boxes", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "no line holds a label under 'boxes'" in one_line_error(r, "convert")
+    assert not (tmp_path / "c.json").exists()
