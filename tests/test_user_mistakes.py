@@ -61,3 +61,30 @@ def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_p
     assert r.returncode == 1
     assert "no line holds a label under 'boxes'" in one_line_error(r, "convert")
     assert not (tmp_path / "c.json").exists()
+
+
+FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+            "--url-key", "annotation-ref"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \r\n\t\n"], ids=["empty", "blank-lines"])
+def test_a_job_on_a_manifest_without_a_data_object_is_refused_before_it_exists(tmp_path: Path,
+                                                                              content: bytes) -> None:
+    from totask_manifest import InvalidInputError, JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(content)
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"})
+    with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*\[input-empty\]"):
+        annotate(config)
+    assert not (tmp_path / "out" / "j" / "job.json").exists()
+
+
+@pytest.mark.slow
+def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b"\n\n")
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "holds no data object" in one_line_error(r, "annotate")
+    assert "COMPLETED" not in r.stdout + r.stderr
