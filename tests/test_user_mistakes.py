@@ -88,3 +88,18 @@ def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_
     assert r.returncode == 1
     assert "holds no data object" in one_line_error(r, "annotate")
     assert "COMPLETED" not in r.stdout + r.stderr
+
+
+def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, JobError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+
+    def config(**options: str) -> JobConfig:
+        return JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                         label_attribute="boxes", task_type="object-detection", method="file", options=options)
+
+    assert annotate(config(url_key="annotation-ref")).status == "COMPLETED"
+    with pytest.raises(JobError, match=r"another configuration \(differs in: options\.url_key\)") as exc:
+        annotate(config(url_key="source-ref"))
+    assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret

@@ -18,7 +18,7 @@ from ._annotators.base import get_annotator_class
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.checkpoint import summarize
-from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
 from ._jobs.execute import execute, job_metrics, job_result
 from ._jobs.inputs import combine_with_appended
 from ._jobs.job import Job
@@ -125,8 +125,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every)
+        differs = identity_differences(existing.config, config)
+        if chained_from != existing.chained_from:
+            differs.append("chained_from")
         raise JobError(
-            f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
+            f"job {config.job_name!r} already exists at {config.job_url} with another configuration "
+            f"(differs in: {', '.join(differs)}); "
             f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
         )
     if not exists(config.input):
