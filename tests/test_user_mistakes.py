@@ -103,3 +103,30 @@ def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_pat
     with pytest.raises(JobError, match=r"another configuration \(differs in: options\.url_key\)") as exc:
         annotate(config(url_key="source-ref"))
     assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret
+
+
+@pytest.mark.parametrize("bad", [b'{"source-ref":"z.jpg","source":"x"}\n', b'{"source-ref":"z\xff.jpg"}\n'],
+                         ids=["two-sources", "not-utf8"])
+def test_a_bad_append_manifest_is_named_with_its_own_line_numbers_and_nothing_is_written(tmp_path: Path,
+                                                                                         bad: bytes) -> None:
+    from totask_manifest import InvalidInputError, JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n{"source-ref":"b.jpg"}\n')
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg"}\n' + bad)
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    with pytest.raises(InvalidInputError, match=r"--append manifest \S*more\.manifest has 1 bad line\(s\):\n  line 2"):
+        annotate(config)
+    assert not (tmp_path / "out" / "j").exists()
+
+
+def test_an_empty_input_with_appended_data_objects_is_a_job(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b"")
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg","boxes":1}\n')
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    assert annotate(config).status == "COMPLETED"

@@ -25,7 +25,7 @@ from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
-from ._jobs.scan_ranges import job_selection, raise_for_problems, scan_input
+from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
 from ._jobs.state import JobState, empty_metrics
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
@@ -140,6 +140,10 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         for url in config.append:
             if not exists(url):
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
+        # each manifest on its own first: a bad line is named by its own file and line number,
+        # not by its place in the combined input, and nothing is written for a job that cannot start
+        for url, what in ((config.input, "input manifest"), *((u, "--append manifest") for u in config.append)):
+            raise_for_problems(url, scan_input(url, config.label_attribute), what)
         from ._fetch import APPENDED_BASES
 
         appended = combine_with_appended(config.input, config.append, layout.input_manifest)
@@ -151,6 +155,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         input_url = layout.input_manifest
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)
+    raise_for_no_data(input_url, scan)
     state = JobState(
         config=config,
         effective_input=input_url,
