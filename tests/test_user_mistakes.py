@@ -130,3 +130,16 @@ def test_an_empty_input_with_appended_data_objects_is_a_job(tmp_path: Path) -> N
                        label_attribute="boxes", task_type="object-detection", method="file",
                        options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
     assert annotate(config).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_status_json_never_prints_a_password_in_a_model_endpoint_url(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label: no request
+    model = "http://user:s3cr3tPW@127.0.0.1:1/predict?key=k3yQ"
+    r = cli("annotate", "in.manifest", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "inference", "--model", model, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for fmt in ("json", "text"):
+        r = cli("status", "out/j", "--format", fmt, cwd=tmp_path)
+        assert r.returncode == 0 and "s3cr3tPW" not in r.stdout and "k3yQ" not in r.stdout, r.stdout
+    assert "http://127.0.0.1:1/predict?…" in cli("status", "out/j", "--format", "json", cwd=tmp_path).stdout

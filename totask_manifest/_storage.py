@@ -11,7 +11,7 @@ import errno
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +42,31 @@ def redact_url(url: str) -> str:
     suffix = "?…" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
 
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, scalars) with ``fn`` applied to every string value in it."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
+def redact_secret_url(text: str) -> str:
+    """``text`` through ``redact_url`` when it is a URL carrying user info or a query (a password, a
+    signature, an API key); any other string as it is."""
+    if "://" not in text or ("@" not in text and "?" not in text):
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return redact_url(text)
+    if len(parts.scheme) > 1 and ("@" in parts.netloc or parts.query):
+        return redact_url(text)
+    return text
 
 
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
