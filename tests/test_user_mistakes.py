@@ -143,3 +143,16 @@ def test_status_json_never_prints_a_password_in_a_model_endpoint_url(tmp_path: P
         r = cli("status", "out/j", "--format", fmt, cwd=tmp_path)
         assert r.returncode == 0 and "s3cr3tPW" not in r.stdout and "k3yQ" not in r.stdout, r.stdout
     assert "http://127.0.0.1:1/predict?…" in cli("status", "out/j", "--format", "json", cwd=tmp_path).stdout
+
+
+def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -> None:
+    from totask_manifest import UsageError, write_report
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    job = tmp_path / "job" / "manifests" / "output"
+    job.mkdir(parents=True)
+    (job / "output.manifest").write_bytes(src.read_bytes())
+    with pytest.raises(UsageError, match=r"--samples must be 0 or more \(got -3\)"):
+        write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=-3)
+    assert not (tmp_path / "r.html").exists()
+    assert write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=0).samples == 0
