@@ -156,3 +156,21 @@ def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -
         write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=-3)
     assert not (tmp_path / "r.html").exists()
     assert write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=0).samples == 0
+
+
+@pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
+def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
+    from totask_manifest import StorageError
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    with pytest.raises(StorageError, match=r"cannot write http://127\.0\.0\.1:1/out\S*: the http filesystem is "
+                                           r"read-only"):
+        convert(str(src), "http://127.0.0.1:1/out", to=to)
+
+
+@pytest.mark.slow
+def test_labeled_to_an_https_url_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    r = cli("labeled", str(src), "--label-attribute", "boxes", "-o", "https://127.0.0.1:1/l.manifest", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "read-only" in one_line_error(r, "labeled")

@@ -171,6 +171,10 @@ class AtomicWriter:
                 return self._open()
         except OSError as exc:
             raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+        except NotImplementedError:  # fsspec's answer for a filesystem without writes (http, https, zip...)
+            protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+            raise StorageError(f"cannot write {redact_url(self.url)}: the {protocol} filesystem is read-only; "
+                               "write to a local path, file://, s3:// or memory://") from None
 
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):
