@@ -174,3 +174,11 @@ def test_labeled_to_an_https_url_exits_2_without_a_traceback(tmp_path: Path) -> 
     r = cli("labeled", str(src), "--label-attribute", "boxes", "-o", "https://127.0.0.1:1/l.manifest", cwd=tmp_path)
     assert r.returncode == 2
     assert "read-only" in one_line_error(r, "labeled")
+
+
+def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest.CaptureFixture) -> None:
+    from totask_manifest._cli import main
+
+    assert main(["annotate", "in.manifest", "--job-name", "j", "--method", "os:system"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "totask-manifest annotate: error: method 'os:system': os:system is not an Annotator subclass"
