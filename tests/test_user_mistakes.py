@@ -182,3 +182,16 @@ def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest
     assert main(["annotate", "in.manifest", "--job-name", "j", "--method", "os:system"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "totask-manifest annotate: error: method 'os:system': os:system is not an Annotator subclass"
+
+
+def test_resume_names_a_wrong_tuning_value_even_on_a_completed_job(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, UsageError, annotate, resume
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                             label_attribute="boxes", task_type="object-detection", method="file",
+                             options={"url_key": "annotation-ref"}))
+    assert job.status == "COMPLETED"
+    with pytest.raises(UsageError, match=r"--concurrency must be at least 1 \(got 0\)"):
+        resume(job.job_url, options={"concurrency": 0})
+    assert resume(job.job_url, options={"concurrency": 4}).status == "COMPLETED"

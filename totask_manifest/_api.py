@@ -202,13 +202,14 @@ def resume(
         job = Job.open(job_url)
         job.check_named()
         state = job.state
+        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
+        if changes:  # checked first: a wrong value is named even when nothing is left to run
+            _check_options(state.config.method, {**state.config.options, **changes}, state.config.task_type)
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return job_result(state)
-        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if changes:
             state.config.options = {**state.config.options, **changes}
-            _check_options(state.config.method, state.config.options, state.config.task_type)
             log.info("job %s: tuning changed: %s", state.config.job_name,
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:
