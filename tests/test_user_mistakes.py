@@ -195,3 +195,29 @@ def test_resume_names_a_wrong_tuning_value_even_on_a_completed_job(tmp_path: Pat
     with pytest.raises(UsageError, match=r"--concurrency must be at least 1 \(got 0\)"):
         resume(job.job_url, options={"concurrency": 0})
     assert resume(job.job_url, options={"concurrency": 4}).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_apply_where_every_task_failed_exits_1(tmp_path: Path) -> None:
+    from totask_manifest.testing.synapse_server import SynapseServer
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","cls":1,"cls-metadata":{"class-name":"b",'
+                                           b'"type":"groundtruth/image-classification","human-annotated":"no",'
+                                           b'"creation-date":"2024-01-01T00:00:00.000000",'
+                                           b'"job-name":"labeling-job/x"}}\n{"source-ref":"b.jpg"}\n')
+    r = cli("annotate", "in.manifest", "--job-name", "j", "--label-attribute", "cls", "--task-type",
+            "image-classification", "--method", "tests.support.toy_annotators:ToyClassifier", "--output", "out",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    server = SynapseServer(tokens=("tok",)).start()
+    try:
+        env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SYNAPSE_HOST": server.url,
+               "SYNAPSE_ACCESS_TOKEN": "tok"}
+        for extra in ([], ["--dry-run"]):
+            r = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", "out/j", *extra], capture_output=True,
+                               text=True, timeout=180, env=env, cwd=tmp_path)
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "2 failed" in r.stdout and "applied: each of the 2 task(s) failed" in r.stderr
+            assert "Traceback" not in r.stderr
+    finally:
+        server.stop()
