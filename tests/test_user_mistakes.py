@@ -198,7 +198,7 @@ def test_resume_names_a_wrong_tuning_value_even_on_a_completed_job(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_apply_where_every_task_failed_exits_1(tmp_path: Path) -> None:
+def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_once(tmp_path: Path) -> None:
     from totask_manifest.testing.synapse_server import SynapseServer
 
     (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","cls":1,"cls-metadata":{"class-name":"b",'
@@ -219,5 +219,8 @@ def test_apply_where_every_task_failed_exits_1(tmp_path: Path) -> None:
             assert r.returncode == 1, r.stdout + r.stderr
             assert "2 failed" in r.stdout and "applied: each of the 2 task(s) failed" in r.stderr
             assert "Traceback" not in r.stderr
+        r = subprocess.run([sys.executable, "-m", "totask_manifest", "rollback", "out/j"], capture_output=True,
+                           text=True, timeout=180, env=env, cwd=tmp_path)
+        assert r.returncode == 0 and (r.stdout + r.stderr).count("rollback: 0 restored") == 1, r.stdout + r.stderr
     finally:
         server.stop()
