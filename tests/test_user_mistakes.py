@@ -224,3 +224,29 @@ def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_onc
         assert r.returncode == 0 and (r.stdout + r.stderr).count("rollback: 0 restored") == 1, r.stdout + r.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("status", [404, 501])
+def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_path: Path, status: int) -> None:
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+    from totask_manifest import JobConfig, annotate
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status)  # a wrong --model URL: a file server, a typo in the path
+
+    n = 200
+    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with LocalHTTPServer(handler) as server:
+        result = annotate(JobConfig(
+            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+            label_attribute="cls", task_type="image-classification", method="inference",
+            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
+                     "batch_size": 1}))
+        requests = sum(server.hits.values())
+    assert result.status == "FAILED"
+    error = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["error"]
+    assert "failed with 'model-error'" in error and f"HTTP {status}" in error
+    assert result.metrics["stand_by"] > 0 and requests < n  # it did not send every line
