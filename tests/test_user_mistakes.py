@@ -250,3 +250,25 @@ def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_pat
     error = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["error"]
     assert "failed with 'model-error'" in error and f"HTTP {status}" in error
     assert result.metrics["stand_by"] > 0 and requests < n  # it did not send every line
+
+
+@pytest.mark.parametrize("url", ["s3:/bucket/out", "s3:bucket/out", "memory:/x/out"])
+def test_a_url_missing_a_slash_after_its_scheme_is_refused_not_written_locally(tmp_path: Path, url: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from totask_manifest import StorageError
+
+    monkeypatch.chdir(tmp_path)
+    src = boxes_manifest(tmp_path / "in.manifest")
+    scheme = url.split(":", 1)[0]
+    with pytest.raises(StorageError, match=rf"{scheme}:.* is not a {scheme}:// URL .*write {scheme}://"):
+        convert(str(src), url + ".json", to="coco")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # no local folder named 's3:'
+
+
+@pytest.mark.slow
+def test_annotate_cli_with_a_half_s3_url_writes_no_local_folder(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n')
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "s3:/bucket/out", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "s3:/bucket/out is not a s3:// URL" in one_line_error(r, "annotate")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]

@@ -30,7 +30,7 @@ from ._jobs.state import JobState, empty_metrics
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import path_options
-from ._storage import exists, redact_url
+from ._storage import exists, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -41,7 +41,10 @@ _DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_append
 
 def _absolute(url: str) -> str:
     """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
-    return url if "://" in url else os.path.abspath(url)
+    if "://" in url:
+        return url
+    refuse_half_scheme(url)  # 's3:/bucket' is no local path to make absolute
+    return os.path.abspath(url)
 
 
 #: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
