@@ -272,3 +272,16 @@ def test_annotate_cli_with_a_half_s3_url_writes_no_local_folder(tmp_path: Path) 
     assert r.returncode == 2
     assert "s3:/bucket/out is not a s3:// URL" in one_line_error(r, "annotate")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_on(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, JobError, annotate, clone
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                             label_attribute="boxes", task_type="object-detection", method="file",
+                             options={"url_key": "annotation-ref"}))
+    with pytest.raises(JobError, match=r"job 'j' already exists .*\(differs in: cloned_from\)"):
+        clone(job.job_url, "j")
+    assert clone(job.job_url, "k").status == "COMPLETED"
+    assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported

@@ -122,15 +122,16 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     layout = job.layout
     if job.exists:
         existing = job.state
-        if identity(existing.config) == identity(config) and chained_from == existing.chained_from:
+        if (identity(existing.config) == identity(config) and chained_from == existing.chained_from
+                and cloned_from == existing.cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every)
         differs = identity_differences(existing.config, config)
-        if chained_from != existing.chained_from:
-            differs.append("chained_from")
+        differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
+                                                 ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
         raise JobError(
             f"job {config.job_name!r} already exists at {config.job_url} with another configuration "
             f"(differs in: {', '.join(differs)}); "
