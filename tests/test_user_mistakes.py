@@ -285,3 +285,19 @@ def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_
         clone(job.job_url, "j")
     assert clone(job.job_url, "k").status == "COMPLETED"
     assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported
+
+
+def test_a_gzip_compressed_manifest_is_named_as_such(tmp_path: Path) -> None:
+    import gzip
+
+    from totask_manifest import InvalidInputError, JobConfig, annotate, validate_manifest
+
+    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(500))
+    (tmp_path / "in.manifest.gz").write_bytes(gzip.compress(raw))
+    report = validate_manifest(str(tmp_path / "in.manifest.gz"))
+    first = next(p for p in report.problems if p.line == 1)
+    assert first.rule == "line-utf8" and "gzip-compressed: decompress it first" in first.message
+    with pytest.raises(InvalidInputError, match=r"line 1: .*gzip-compressed"):
+        annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest.gz"), output_root=str(tmp_path / "out"),
+                           label_attribute="boxes", task_type="object-detection", method="file",
+                           options={"url_key": "annotation-ref"}))
