@@ -301,3 +301,16 @@ def test_a_gzip_compressed_manifest_is_named_as_such(tmp_path: Path) -> None:
         annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest.gz"), output_root=str(tmp_path / "out"),
                            label_attribute="boxes", task_type="object-detection", method="file",
                            options={"url_key": "annotation-ref"}))
+
+
+def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_path: Path) -> None:
+    from totask_manifest._formats.model import FormatError
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                           {"id": 2, "image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2]}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    with pytest.raises(FormatError, match=r"annotations\[1\]\.image_id.*image_id 7 is not in 'images'"):
+        convert(str(tmp_path / "c.json"), str(tmp_path / "c.manifest"), to="manifest")
+    assert not (tmp_path / "c.manifest").exists()

@@ -136,6 +136,11 @@ def coco_to_manifest(
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
         by_image[ann["image_id"]].append(ann)
+    image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
+    for i, ann in enumerate(doc.get("annotations") or []):
+        if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
+            raise FormatError(f"image_id {ann['image_id']!r} is not in 'images'", fmt="coco",
+                              key=f"annotations[{i}].image_id")
     if task_type is None:
         has_seg = any(a.get("segmentation") for anns in by_image.values() for a in anns)
         task_type = SEGMENTATION if has_seg else DETECTION
