@@ -314,3 +314,16 @@ def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_
     with pytest.raises(FormatError, match=r"annotations\[1\]\.image_id.*image_id 7 is not in 'images'"):
         convert(str(tmp_path / "c.json"), str(tmp_path / "c.manifest"), to="manifest")
     assert not (tmp_path / "c.manifest").exists()
+
+
+def test_importing_a_dataset_without_images_writes_no_empty_manifest(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_bytes(b'{"images": [], "annotations": [], "categories": []}')
+    with pytest.raises(ManifestError, match=r"c\.json holds no images, so nothing was written") as exc:
+        convert(str(tmp_path / "c.json"), str(tmp_path / "c.manifest"), to="manifest")
+    assert exc.value.rule == "convert-no-images"
+    (tmp_path / "yolo").mkdir()  # the wrong folder: no labels/, no images/
+    (tmp_path / "names.txt").write_text("a\n")
+    with pytest.raises(ManifestError, match=r"yolo holds no images, so nothing was written"):
+        convert(str(tmp_path / "yolo"), str(tmp_path / "y.manifest"), to="manifest",
+                class_names=str(tmp_path / "names.txt"))
+    assert not (tmp_path / "c.manifest").exists() and not (tmp_path / "y.manifest").exists()

@@ -27,7 +27,7 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import join, read_bytes, write_bytes_atomic
-from .labels import iter_labels, manifest_line, nothing_to_convert, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 
 DETECTION = "object-detection"
@@ -130,6 +130,8 @@ def coco_to_manifest(
         raise FormatError(f"{src} is not a JSON document: {exc}", fmt="coco") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise FormatError(f"{src} is not a COCO document (no 'images' list)", fmt="coco", key="images")
+    if not doc["images"]:
+        raise no_images(src)
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
     for i, ann in enumerate(doc.get("annotations") or []):

@@ -94,6 +94,12 @@ def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
     )
 
 
+def no_images(url: str) -> ManifestError:
+    """The error for an import that found no image (an empty COCO document, a folder that is no
+    YOLO dataset): an empty manifest would pass for a converted dataset, so nothing is written."""
+    return ManifestError(f"{url} holds no images, so nothing was written", rule="convert-no-images")
+
+
 def labeled_metadata(rec: dict, attribute: str) -> dict | None:
     """The attribute's metadata when the line holds a label for it; None when a job would still
     have to label it (``jobs.selection.needs_label``) or the metadata is not an object."""
