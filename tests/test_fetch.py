@@ -27,6 +27,7 @@ from totask_manifest._fetch import (
     resolve_reference,
     scrub,
 )
+from totask_manifest._fetch.fetcher import HTTP_CLIENT_ENV, HTTP_CLIENTS
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05}
 
@@ -158,6 +159,33 @@ def test_gives_up_after_retries_with_reason():
         with pytest.raises(FetchError, match=r"HTTP 500 \(http://127.0.0.1:\d+/x; 3 attempts\)"):
             _run(FetchPolicy(retries=2, **FAST), lambda f: f.fetch(server.url("x")))
         assert server.hits["/x"] == 3
+
+
+@pytest.mark.parametrize("kind", HTTP_CLIENTS)
+def test_a_fetch_closed_in_its_backoff_makes_no_more_attempts(kind, monkeypatch):
+    """``aclose`` while a fetch waits out a retry's backoff: the fetch ends there. It used to try
+    again after the close, through a new connection pool that nobody would close."""
+    monkeypatch.setenv(HTTP_CLIENT_ENV, kind)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if server.hits[request.path] == 1:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        return web.Response(body=b"ok")
+
+    async def main() -> None:
+        fetcher = Fetcher(FetchPolicy(retries=3, **FAST))
+        task = asyncio.create_task(fetcher.fetch(server.url("x")))
+        while not server.hits["/x"]:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the 503 is in: the fetch waits a second before its next attempt
+        await fetcher.aclose()
+        with pytest.raises(FetchError, match=r"^fetcher is closed \(http://127\.0\.0\.1:\d+/x\)$"):
+            await task
+        assert fetcher._client is None
+
+    with LocalHTTPServer(handler) as server:
+        asyncio.run(main())
+        assert server.hits["/x"] == 1
 
 
 def test_client_errors_are_not_retried():

@@ -9,13 +9,16 @@ two clients' reasons with each other."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 
 import pytest
@@ -140,6 +143,19 @@ def test_redirects_are_walked_by_us_under_the_policy(kind):
         posted = _with_client(kind, FetchPolicy(), lambda c: c.send("POST", server.url("see-other"), data=b"{}"))
         assert isinstance(posted, FetchError) and str(posted).startswith("HTTP 303: ")  # a POST's 3xx is its answer
         assert server.hits["/final"] == 1 and server.hits["/see-other"] == 2
+
+
+@clients
+def test_a_location_in_utf_8_leads_to_the_same_place(kind):
+    """A Location header with raw UTF-8 (sent unquoted by many servers) is read as UTF-8, as
+    aiohttp reads header values: the curl client read it as latin-1 and went to a mojibake URL."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/moved":
+            return web.Response(status=302, headers={"Location": "/caf\u00e9?q=\u00fc"})  # sent as UTF-8
+        return web.Response(body=request.raw_path.encode())
+
+    with LocalHTTPServer(handler) as server:
+        assert _get(kind, server.url("moved")) == b"/caf%C3%A9?q=%C3%BC"
 
 
 @clients
@@ -357,3 +373,160 @@ def test_requoted_urls_are_what_aiohttp_sends(scheme, labels, port, path, query)
     except ValueError:
         return
     assert requoted(url) == expected
+
+
+class _RawServer:
+    """A 127.0.0.1 server that answers every request with the same raw bytes and closes: for
+    what aiohttp's server cannot send (trailers after a chunked body, a cut answer). Counts the
+    requests; ``also`` answers the paths it names with their own bytes."""
+
+    def __init__(self, answer: bytes, also: dict[str, bytes] | None = None) -> None:
+        self.answer = answer
+        self.also = also or {}
+        self.requests = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                path = conn.recv(65536).split(b" ", 2)[1].decode()
+                self.requests += 1
+                conn.sendall(self.also.get(path, self.answer))
+
+    def __enter__(self) -> _RawServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+_EMPTY_CHUNKED = b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n"
+
+
+@clients
+def test_a_trailer_is_not_a_header(kind):
+    """Trailers after a chunked body are not the answer's headers: a Location sent only as a
+    trailer is no redirect target (libcurl hands trailers to the header callback too, and the
+    curl client read them as headers when the body was empty)."""
+    answer = b"HTTP/1.1 302 Found\r\n" + _EMPTY_CHUNKED + b"Location: /elsewhere\r\n\r\n"
+    with _RawServer(answer) as server:
+        result = _get(kind, server.url + "/moved")
+    assert isinstance(result, FetchError) and str(result) == "HTTP 302 without a Location header"
+    assert server.requests == 1
+
+
+def test_a_content_length_trailer_is_not_read():
+    """A Content-Length trailer (whose digits ``str.isdigit`` accepts and ``int`` refuses, or
+    over the limit) neither breaks the curl client with a ValueError nor fails an empty body.
+    aiohttp refuses such an answer as malformed (``Transient``)."""
+    for value in ("\N{SUPERSCRIPT TWO}", "99999999999"):
+        answer = b"HTTP/1.1 200 OK\r\n" + _EMPTY_CHUNKED + f"Content-Length: {value}\r\n\r\n".encode("latin-1")
+        with _RawServer(answer) as server:
+            assert _get("curl", server.url + "/empty") == b""
+
+
+class _Leave(BaseException):
+    """What a job's second Ctrl-C raises (``_jobs.execute.HardStop``): not an ``Exception``."""
+
+
+def test_a_signal_handlers_exception_inside_a_libcurl_callback_reaches_the_caller(monkeypatch):
+    """A signal that arrives while libcurl works runs its Python handler inside the next libcurl
+    callback (the body's): what the handler raises must leave the fetch, not be printed and
+    dropped by pycurl (as pycurl before 7.46 did) and turned into a retried 'CurlError 23'."""
+    from totask_manifest._fetch import SyncFetcher
+    from totask_manifest._fetch import curl as curl_client
+
+    monkeypatch.setenv(HTTP_CLIENT_ENV, "curl")
+    write = curl_client._Transfer.write
+    fired: list[int] = []
+
+    def write_after_a_signal(self, data: bytes):
+        if not fired:
+            fired.append(1)
+            signal.raise_signal(signal.SIGUSR1)  # its handler runs here, inside libcurl's callback
+        return write(self, data)
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise _Leave
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 100)
+
+    monkeypatch.setattr(curl_client._Transfer, "write", write_after_a_signal)
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with LocalHTTPServer(answer) as server, SyncFetcher(FetchPolicy(retries=0), inline=True) as fetcher:
+            with pytest.raises(_Leave):  # through map_unordered, as a file job fetches
+                list(fetcher.map_unordered(fetcher.fetcher.fetch, [server.url("x")], 1))
+            assert fired and server.hits["/x"] == 1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@clients
+def test_a_status_line_without_a_reason_phrase(kind):
+    """'HTTP/1.1 200' with nothing after the code (libcurl and aiohttp both accept it) is a 200,
+    and a bare 503 is retried: the curl client read no status from such a line ('HTTP 0')."""
+    tail = b"Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+    with _RawServer(b"HTTP/1.1 200\r\n" + tail) as server:
+        assert _get(kind, server.url + "/ok") == b"hello"
+    with _RawServer(b"HTTP/1.1 503\r\nRetry-After: 3\r\n" + tail) as server:
+        busy = _get(kind, server.url + "/busy")
+    assert isinstance(busy, Transient) and busy.reason == "HTTP 503" and busy.retry_after == 3
+
+
+@clients
+def test_a_cut_in_an_error_or_redirect_body_changes_nothing(kind):
+    """Once a non-2xx answer's headers are in, the status is the answer: a connection dropped in
+    its body (which is at most quoted) neither turns a 404 into a retried 'body cut short' nor
+    stops a redirect (libcurl's error there decided, aiohttp does not read such a body)."""
+    final = {"/final": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"}
+    with _RawServer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 1000\r\n\r\nnot h") as server:
+        missing = _get(kind, server.url + "/missing")
+        assert isinstance(missing, FetchError) and str(missing) == "HTTP 404"
+        posted = _with_client(kind, FetchPolicy(), lambda c: c.send("POST", server.url + "/p", data=b"{}"))
+        assert isinstance(posted, FetchError) and str(posted) == "HTTP 404: not h"
+    with _RawServer(b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: 100\r\n\r\nmov", final) as server:
+        assert _get(kind, server.url + "/moved") == b"final"
+
+
+@clients
+def test_an_answer_cut_in_its_headers_is_a_broken_connection(kind):
+    """A connection closed before the headers' empty line is a broken connection (retried), as
+    aiohttp says: libcurl takes such an answer as whole, and the curl client returned an empty
+    body for a 200 (even one that declared five bytes) and followed a half-sent redirect."""
+    final = {"/final": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"}
+    for head in (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", b"HTTP/1.1 200 OK\r\n",
+                 b"HTTP/1.1 302 Found\r\nLocation: /final\r\n"):
+        with _RawServer(head, final) as server:
+            cut = _get(kind, server.url + "/cut")
+        assert isinstance(cut, Transient), (head, cut)
+        assert cut.reason.startswith("connection error: ServerDisconnectedError"), cut.reason
+
+
+@clients
+def test_a_content_encoding_libcurl_does_not_know_hands_the_bytes_over(kind):
+    """An object stored with a wrong Content-Encoding (``utf-8``: S3 serves whatever metadata
+    an upload set) is handed over as sent, as aiohttp does; libcurl refuses such an answer, and
+    the curl client failed the line as 'undecodable body'. The client still decodes gzip next."""
+    packed = gzip.compress(b"g" * 100)
+    answers = {"/gz": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+               + packed}
+    with _RawServer(b"HTTP/1.1 200 OK\r\nContent-Encoding: utf-8\r\nContent-Length: 5\r\n\r\nhello", answers) as s:
+
+        async def use(client):
+            return [await client.get(s.url + "/text"), await client.get(s.url + "/gz")]
+
+        assert _with_client(kind, FetchPolicy(), use) == [b"hello", b"g" * 100]

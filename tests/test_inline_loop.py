@@ -259,3 +259,27 @@ def test_a_line_in_backoff_does_not_hold_a_request_slot():
     assert sorted(u for u, _ in out) == sorted(urls)
     assert state["retry_calls"] == 2
     assert state["peak_in_backoff"] == 2, "a request slot sat idle while a line waited out its backoff"
+
+
+def test_close_cancels_the_work_of_a_map_left_open():
+    """``close`` while a ``map_unordered`` is left suspended (not closed) with work in flight
+    cancels that work at once. Its workers took the cancellation for their item's own and
+    carried on: close waited out its whole timeout and left their tasks pending."""
+    inline = InlineLoop()
+    cancelled: list[int] = []
+
+    async def work(i: int) -> int:
+        try:
+            await asyncio.sleep(0 if i == 0 else 30)
+        except asyncio.CancelledError:
+            cancelled.append(i)
+            raise
+        return i
+
+    gen = inline.map_unordered(work, range(10), limit=3)
+    assert next(gen) == (0, 0)
+    started = time.monotonic()
+    inline.close()
+    assert time.monotonic() - started < 2
+    assert sorted(cancelled) == [1, 2]
+    gen.close()  # its loop is closed: nothing left to cancel

@@ -53,6 +53,7 @@ _DISCONNECTED = 52  # CURLE_GOT_NOTHING: closed before any answer
 _PARTIAL = 18  # CURLE_PARTIAL_FILE: fewer bytes than announced
 _UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
 _TIMED_OUT = 28
+_SERVER_DISCONNECTED = "connection error: ServerDisconnectedError: Server disconnected"  # aiohttp's words
 #: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
 #: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
 #: query (``tests/test_fetch_clients.py`` checks this against yarl); others are requoted by yarl
@@ -60,6 +61,13 @@ _PLAIN_URL = re.compile(
     r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
     r"(?::(?!80(?![0-9])|443(?![0-9]))[1-9][0-9]{0,4})?"
     r"(?:/[A-Za-z0-9!$&'()*+,;=:@._~/-]*)?(?:\?[A-Za-z0-9!$&'()*+,;=:@._~/?-]+)?")
+#: the empty line that ends a response's headers (libcurl hands it to the header callback)
+_END_OF_HEADERS = re.compile(rb"\n\r?\n")
+
+
+class _UnknownEncoding(Exception):
+    """libcurl refused an answer for a Content-Encoding it does not know (an object stored with
+    ``Content-Encoding: utf-8``); aiohttp hands such a body over as sent."""
 
 
 class _Transfer:
@@ -111,27 +119,46 @@ class _Transfer:
         """The last status line's code (pycurl refuses ``getinfo`` inside a callback); 0 if
         none came."""
         head = self.head()[0]
-        parts = head.split(b" ", 2) if head[:5] == b"HTTP/" else ()
+        # split at any white space: a line with no reason phrase ends right after the code
+        parts = head.split(None, 2) if head[:5] == b"HTTP/" else ()
         return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
     def header(self, name: bytes) -> str | None:
-        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``."""
+        """The first value of header ``name`` (lower case), as aiohttp's ``headers.get``: read as
+        UTF-8, bytes that are not kept as surrogates (a raw UTF-8 Location is followed to the
+        same URL as aiohttp follows it)."""
         head, lower = self.head()
         at = lower.find(b"\n" + name + b":")
         if at < 0:
             return None
         at += len(name) + 2
         end = head.find(b"\n", at)
-        return head[at:end if end >= 0 else len(head)].strip().decode("latin-1")
+        return head[at:end if end >= 0 else len(head)].strip().decode("utf-8", "surrogateescape")
 
     def head(self) -> tuple[bytes, bytes]:
         """The last response's status line and headers, and the same lower-cased (an interim 1xx
-        response's headers are not the answer's); joined once, searched, not split."""
+        response's headers are not the answer's); joined once, searched, not split. It ends at
+        the headers' empty line: libcurl hands a chunked body's trailers to the header callback
+        too, and they are not headers (a Location, a Content-Length sent after the body)."""
         if self._head is None:
             blob = b"".join(self.headers)
             blob = blob[blob.rfind(b"\nHTTP/") + 1:]
+            end = _END_OF_HEADERS.search(blob)
+            if end is not None:
+                blob = blob[:end.end()]
             self._head = (blob, blob.lower())
         return self._head
+
+    def headers_ended(self) -> bool:
+        """Whether the headers' empty line came (libcurl takes an answer cut before it as whole):
+        ``head`` ends with it if it came, and cannot otherwise."""
+        return self.head()[0].endswith((b"\n\n", b"\n\r\n"))
+
+    def settled(self) -> bool:
+        """Whether the status alone answers: all the headers came and the status is not a 2xx.
+        Such a body (a redirect's, an error's) is at most quoted, so a connection cut in it
+        changes nothing, as aiohttp, which does not read it, sees it."""
+        return self.status >= 300 and self.headers_ended()
 
     def body(self) -> bytes:
         """The body read, handed over once (an idle handle's callback still holds this object)."""
@@ -180,9 +207,27 @@ class CurlClient(HopClient):
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
         url = requoted(url)
+        try:
+            transfer = await self._transfer(method, url, data, headers, decode=True)
+        except _UnknownEncoding:  # aiohttp hands such a body over as sent: asked again, so do we
+            transfer = await self._transfer(method, url, data, headers, decode=False)
+        status = transfer.status
+        if follow and status in REDIRECTS:
+            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
+        if 200 <= status < 300:
+            return transfer.body(), None
+        text = error_text(transfer.body()) if wants_text(status, follow) else None
+        raise status_failure(status, transfer.header(b"retry-after"), text)
+
+    async def _transfer(self, method: str, url: str, data: bytes | None,
+                        headers: Mapping[str, str] | None, decode: bool) -> _Transfer:
+        """One request and its answer on a Curl handle; ``decode=False`` leaves the body as sent."""
         curl = self._idle.pop() if self._idle else self._new_curl()
         transfer = _Transfer(url, self._loop.create_future(), self.policy.max_body_bytes)
         self._prepare(curl, method, url, data, headers, transfer)
+        if not decode:
+            curl.non_get = True  # type: ignore[attr-defined]  # reset when released
+            curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         self._running[curl] = transfer
         self._multi.add_handle(curl)
         try:
@@ -191,13 +236,7 @@ class CurlClient(HopClient):
             if self._running.get(curl) is transfer:
                 self._release(curl)
             raise
-        status = transfer.status
-        if follow and status in REDIRECTS:
-            return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
-        if 200 <= status < 300:
-            return transfer.body(), None
-        text = error_text(transfer.body()) if wants_text(status, follow) else None
-        raise status_failure(status, transfer.header(b"retry-after"), text)
+        return transfer
 
     # -- curl handles
 
@@ -300,8 +339,10 @@ class CurlClient(HopClient):
             if not transfer.status and not transfer.stopped:
                 transfer.begin()  # no body bytes came: the status is read here
             failure: BaseException | None = transfer.failure
-            if failure is None and code and not transfer.stopped:  # libcurl's own error
-                failure = curl_failure(curl, code, message, transfer)
+            if failure is None and code and not transfer.stopped and not transfer.settled():
+                failure = curl_failure(curl, code, message, transfer)  # libcurl's own error
+            elif failure is None and not code and not transfer.headers_ended():
+                failure = Transient(_SERVER_DISCONNECTED)  # closed inside the headers: no answer
         except Exception as exc:  # a fault here must reach the waiting request, not strand it
             failure = exc
         self._release(curl)
@@ -340,6 +381,8 @@ def curl_failure(curl: pycurl.Curl, code: int, message: str, transfer: _Transfer
     if code in _CERTIFICATE_ERRORS:
         return FetchError(f"TLS certificate not trusted: {scrub(message, 120)}")
     if code == _UNDECODABLE:
+        if message.startswith("Unrecognized content encoding"):
+            return _UnknownEncoding(message)
         return FetchError(f"undecodable body: {scrub(message, 120)}")
     return Transient(describe_curl_error(curl, code, message, transfer))
 
@@ -348,7 +391,7 @@ def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: _T
     """A connection error, a timeout or a body cut short, named as ``http.describe_error`` names
     aiohttp's (the exception at the bottom: ``ConnectionRefusedError``, not libcurl's code)."""
     if code == _DISCONNECTED:
-        return "connection error: ServerDisconnectedError: Server disconnected"
+        return _SERVER_DISCONNECTED
     if code == _TIMED_OUT:
         return "timed out (TimeoutError)"
     if code == _PARTIAL:

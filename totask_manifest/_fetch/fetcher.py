@@ -154,6 +154,7 @@ class Fetcher:
                 await asyncio.sleep(self.backoff.delay(n, last.retry_after if last else None))
             try:
                 async with self._slots:
+                    self._check_open()  # closed while this waited (a backoff, a slot): no new client
                     self.stats.attempts += 1
                     async with asyncio.timeout(self.policy.timeout):
                         body = await attempt()

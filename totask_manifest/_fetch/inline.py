@@ -99,6 +99,8 @@ class InlineLoop:
         state = {"busy": 0, "waiting": False, "closing": False}  # waiting: inside this generator's run_forever
 
         async def worker() -> None:
+            me = asyncio.current_task()
+            assert me is not None
             try:
                 while True:
                     while pending:
@@ -107,7 +109,7 @@ class InlineLoop:
                         try:
                             done.append((item, await fn(item), None))  # type: ignore[arg-type]
                         except asyncio.CancelledError as exc:
-                            if state["closing"]:
+                            if state["closing"] or me.cancelling():  # the worker itself is cancelled
                                 raise
                             done.append((item, None, exc))  # fn cancelled itself: raised to the caller, as a task's would be
                         except (KeyboardInterrupt, SystemExit):
