@@ -306,8 +306,10 @@ def test_cli(tmp_path, capsys):
                      "--class-names", str(names), "--label-attribute", "birds", "--job-name", "Again"]) == 0
     rec = _records(tmp_path / "y.manifest")[0]
     assert rec["birds-metadata"]["job-name"] == "labeling-job/again"
-    assert cli_main(["convert", str(src), str(tmp_path / "z.json"), "--to", "coco", "--label-attribute", "nope"]) == 0
-    assert json.loads((tmp_path / "z.json").read_text())["images"] == []
+    # a misspelt attribute: an empty COCO document would pass for a dataset, so nothing is written
+    assert cli_main(["convert", str(src), str(tmp_path / "z.json"), "--to", "coco", "--label-attribute", "nope"]) == 1
+    assert "no line holds a label under 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "z.json").exists()
     assert cli_main(["convert", str(tmp_path / "missing.json"), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 2
     assert "no such file" in capsys.readouterr().err
 

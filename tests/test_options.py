@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.ports import listening_port
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest._annotators.file import FileAnnotator, FileOptions
 from totask_manifest._annotators.inference import InferenceOptions
@@ -138,7 +139,8 @@ def test_a_path_option_is_kept_absolute_and_refused_on_a_cluster(tmp_path, monke
                     "allow_root": None, "relative_to": None}
     if importlib.util.find_spec("ray") is None:
         return
-    with pytest.raises(UsageError, match="--lexicon"):
-        get_engine("ray", address="ray://head:10001").check(config)
-    config.options = {"lexicon": "s3://bucket/words.txt", "note": "words.txt"}
-    get_engine("ray", address="ray://head:10001").check(config)  # a URL every node reads; note is no path
+    with listening_port() as port:  # an address where something answers: the probe passes
+        with pytest.raises(UsageError, match="--lexicon"):
+            get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)
+        config.options = {"lexicon": "s3://bucket/words.txt", "note": "words.txt"}
+        get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)  # a URL every node reads; note is no path

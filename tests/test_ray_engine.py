@@ -32,10 +32,12 @@ from tests.jobs_helpers import (
 )
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
+from tests.support.ports import listening_port
 from tests.support.toy_annotators import ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome, Resources
 from totask_manifest._engines.base import get_engine
+from totask_manifest._errors import UsageError
 from totask_manifest._jobs.checkpoint import iter_records
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.layout import JobLayout
@@ -399,14 +401,15 @@ def _file_job_args(inp: str, out: Path, *extra: str) -> list[str]:
 def test_local_paths_workers_read_are_refused_on_a_cluster_address(tmp_path):
     out = tmp_path / "out"
     manifest = str(SAMPLE / "manifest.jsonl")
-    r = run_cli(*_file_job_args(manifest, out, "--class-names", str(SAMPLE / "class_names.txt"),
-                                "--ray-address", "10.0.0.1:6379"))
-    assert r.returncode == 2, r.stderr
-    assert "--class-names" in r.stderr and "s3://" in r.stderr and "--ray-shared-paths" in r.stderr
-    assert "Traceback" not in r.stderr and not out.exists()  # refused before the job was created
-    # the manifest's folder, against which relative label files resolve, is a path workers read too
-    r = run_cli(*_file_job_args(manifest, out, "--ray-address", "10.0.0.1:6379"))
-    assert r.returncode == 2 and "manifest's folder" in r.stderr and not out.exists(), r.stderr
+    with listening_port() as port:  # an address where something answers: the probe passes
+        r = run_cli(*_file_job_args(manifest, out, "--class-names", str(SAMPLE / "class_names.txt"),
+                                    "--ray-address", f"127.0.0.1:{port}"))
+        assert r.returncode == 2, r.stderr
+        assert "--class-names" in r.stderr and "s3://" in r.stderr and "--ray-shared-paths" in r.stderr
+        assert "Traceback" not in r.stderr and not out.exists()  # refused before the job was created
+        # the manifest's folder, against which relative label files resolve, is a path workers read too
+        r = run_cli(*_file_job_args(manifest, out, "--ray-address", f"127.0.0.1:{port}"))
+        assert r.returncode == 2 and "manifest's folder" in r.stderr and not out.exists(), r.stderr
 
 
 def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
@@ -414,14 +417,31 @@ def test_shared_paths_or_a_private_instance_accept_local_paths(tmp_path):
     cfg = config(tmp_path, SAMPLE / "manifest.jsonl", method="file",
                  options={"url_key": "annotation-ref", "class_names": str(SAMPLE / "class_names.txt"),
                           "relative_to": str(SAMPLE)})
-    with pytest.raises(Exception, match="class-names"):
-        get_engine("ray", address="ray://head:10001").check(cfg)
-    get_engine("ray", address="ray://head:10001", shared_paths=True).check(cfg)  # the user says every node mounts them
-    get_engine("ray").check(cfg)  # a private local instance: one machine, one disk
-    get_engine("ray", address="local").check(cfg)
-    cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
-                   "relative_to": "s3://bucket/data/"}
-    get_engine("ray", address="ray://head:10001").check(cfg)
+    with listening_port() as port:
+        cluster = f"ray://127.0.0.1:{port}"
+        with pytest.raises(Exception, match="class-names"):
+            get_engine("ray", address=cluster).check(cfg)
+        get_engine("ray", address=cluster, shared_paths=True).check(cfg)  # the user says every node mounts them
+        get_engine("ray").check(cfg)  # a private local instance: one machine, one disk
+        get_engine("ray", address="local").check(cfg)
+        cfg.options = {"url_key": "annotation-ref", "class_names": "s3://bucket/classes.txt",
+                       "relative_to": "s3://bucket/data/"}
+        get_engine("ray", address=cluster).check(cfg)
+
+
+def test_a_cluster_address_where_nothing_answers_is_refused_before_the_job_exists(tmp_path):
+    with listening_port() as port:
+        pass  # closed again: nothing listens there now
+    out = tmp_path / "out"
+    began = time.monotonic()
+    r = run_cli(*_file_job_args(str(SAMPLE / "manifest.jsonl"), out, "--ray-address", f"127.0.0.1:{port}",
+                                "--ray-shared-paths"))
+    assert r.returncode == 2, r.stderr
+    assert f"--ray-address 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+    assert time.monotonic() - began < 60  # ray.init would retry such an address for minutes
+    with pytest.raises(UsageError, match="nothing answers"):
+        get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
 
 
 def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):

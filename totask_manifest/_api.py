@@ -18,19 +18,19 @@ from ._annotators.base import get_annotator_class
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.checkpoint import summarize
-from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
 from ._jobs.execute import execute, job_metrics, job_result
 from ._jobs.inputs import combine_with_appended
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
-from ._jobs.scan_ranges import job_selection, raise_for_problems, scan_input
+from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
 from ._jobs.state import JobState, empty_metrics
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import path_options
-from ._storage import exists, redact_url
+from ._storage import exists, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -41,7 +41,10 @@ _DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_append
 
 def _absolute(url: str) -> str:
     """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
-    return url if "://" in url else os.path.abspath(url)
+    if "://" in url:
+        return url
+    refuse_half_scheme(url)  # 's3:/bucket' is no local path to make absolute
+    return os.path.abspath(url)
 
 
 #: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
@@ -119,14 +122,19 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     layout = job.layout
     if job.exists:
         existing = job.state
-        if identity(existing.config) == identity(config) and chained_from == existing.chained_from:
+        if (identity(existing.config) == identity(config) and chained_from == existing.chained_from
+                and cloned_from == existing.cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every)
+        differs = identity_differences(existing.config, config)
+        differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
+                                                 ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
         raise JobError(
-            f"job {config.job_name!r} already exists at {config.job_url} with another configuration; "
+            f"job {config.job_name!r} already exists at {config.job_url} with another configuration "
+            f"(differs in: {', '.join(differs)}); "
             f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
         )
     if not exists(config.input):
@@ -136,6 +144,10 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         for url in config.append:
             if not exists(url):
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
+        # each manifest on its own first: a bad line is named by its own file and line number,
+        # not by its place in the combined input, and nothing is written for a job that cannot start
+        for url, what in ((config.input, "input manifest"), *((u, "--append manifest") for u in config.append)):
+            raise_for_problems(url, scan_input(url, config.label_attribute), what)
         from ._fetch import APPENDED_BASES
 
         appended = combine_with_appended(config.input, config.append, layout.input_manifest)
@@ -147,6 +159,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         input_url = layout.input_manifest
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)
+    raise_for_no_data(input_url, scan)
     state = JobState(
         config=config,
         effective_input=input_url,
@@ -193,13 +206,14 @@ def resume(
         job = Job.open(job_url)
         job.check_named()
         state = job.state
+        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
+        if changes:  # checked first: a wrong value is named even when nothing is left to run
+            _check_options(state.config.method, {**state.config.options, **changes}, state.config.task_type)
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return job_result(state)
-        changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if changes:
             state.config.options = {**state.config.options, **changes}
-            _check_options(state.config.method, state.config.options, state.config.task_type)
             log.info("job %s: tuning changed: %s", state.config.job_name,
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:

@@ -54,6 +54,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"is outside the allowed root", "outside-allow-root"),
     (r"is not in --allow-host", "host-not-allowed"),
     (r"refused by policy", "refused-by-policy"),
+    # the model endpoint's own answer (a wrong --model URL, an endpoint that is down): the model
+    # fails, whatever the status; a file's status stays http-NNN (data: that file is missing)
+    (r"^model endpoint: HTTP \d{3}\b", "model-error"),
     (r"\bHTTP (\d{3})\b", "http-{0}"),
     (r"too large", "too-large"),
     (r"timed out|\btimeout\b", "timeout"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,7 +45,48 @@ def redact_url(url: str) -> str:
 
 
 
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, scalars) with ``fn`` applied to every string value in it."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
+def redact_secret_url(text: str) -> str:
+    """``text`` through ``redact_url`` when it is a URL carrying user info or a query (a password, a
+    signature, an API key); any other string as it is."""
+    if "://" not in text or ("@" not in text and "?" not in text):
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return redact_url(text)
+    if len(parts.scheme) > 1 and ("@" in parts.netloc or parts.query):
+        return redact_url(text)
+    return text
+
+
+#: ``s3:/bucket`` or ``s3:bucket``: a storage scheme without its ``//`` (``file:/x`` is a valid file
+#: URL, ``simplecache::s3://`` a chained one, ``C:/x`` a drive letter)
+_HALF_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(?!//|:)")
+
+
+def refuse_half_scheme(url: str) -> None:
+    """Refuse ``s3:/bucket`` and the like: fsspec (and ``os.path.abspath``) read it as a local
+    path, so the data would go to a folder named ``s3:`` here, silently."""
+    half = _HALF_SCHEME.match(str(url))
+    if half and half.group(1).lower() != "file" and half.group(1).lower() in fsspec.available_protocols():
+        scheme, shown = half.group(1), str(url).split("?", 1)[0]
+        raise StorageError(f"{shown} is not a {scheme}:// URL (no '//' after '{scheme}:'); "
+                           f"write {scheme}://... for that storage, or ./{shown} for a local path")
+
+
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    refuse_half_scheme(url)
     try:
         return fsspec.core.url_to_fs(str(url), **storage_options)
     except (ImportError, ValueError) as exc:
@@ -146,6 +188,10 @@ class AtomicWriter:
                 return self._open()
         except OSError as exc:
             raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+        except NotImplementedError:  # fsspec's answer for a filesystem without writes (http, https, zip...)
+            protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+            raise StorageError(f"cannot write {redact_url(self.url)}: the {protocol} filesystem is read-only; "
+                               "write to a local path, file://, s3:// or memory://") from None
 
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):

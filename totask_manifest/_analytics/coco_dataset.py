@@ -27,7 +27,7 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import join, read_bytes, write_bytes_atomic
-from .labels import iter_labels, manifest_line, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 
 DETECTION = "object-detection"
@@ -71,6 +71,8 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
                                 key=attr + "-metadata", rule="coco-type")
         images += doc["images"]
         anns += doc["annotations"]
+    if not images:
+        raise nothing_to_convert(src, attr, skipped)
     out = {
         "info": {"description": f"converted by totask-manifest from {src} (label attribute {attr})"},
         "images": images,
@@ -128,12 +130,19 @@ def coco_to_manifest(
         raise FormatError(f"{src} is not a JSON document: {exc}", fmt="coco") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise FormatError(f"{src} is not a COCO document (no 'images' list)", fmt="coco", key="images")
+    if not doc["images"]:
+        raise no_images(src)
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
         by_image[ann["image_id"]].append(ann)
+    image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
+    for i, ann in enumerate(doc.get("annotations") or []):
+        if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
+            raise FormatError(f"image_id {ann['image_id']!r} is not in 'images'", fmt="coco",
+                              key=f"annotations[{i}].image_id")
     if task_type is None:
         has_seg = any(a.get("segmentation") for anns in by_image.values() for a in anns)
         task_type = SEGMENTATION if has_seg else DETECTION

@@ -78,6 +78,28 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
                      "choose one with --label-attribute")
 
 
+def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
+    """The error for an export that found no label to write (a misspelt ``--label-attribute``, or
+    every line failed): an empty COCO document or YOLO folder would pass for a dataset, so the
+    exporters write nothing and name the attributes the first lines hold instead."""
+    held: set[str] = set()
+    for line, rec in read_records(url):
+        if line.number > SCAN_LINES:
+            break
+        held.update(k[: -len(METADATA)] for k in rec if k.endswith(METADATA))
+    return ManifestError(
+        f"no line holds a label under {attribute!r}, so nothing was written ({skipped} line(s) without one; "
+        f"label attributes seen: {', '.join(sorted(held)) or 'none'})",
+        rule="convert-no-labels",
+    )
+
+
+def no_images(url: str) -> ManifestError:
+    """The error for an import that found no image (an empty COCO document, a folder that is no
+    YOLO dataset): an empty manifest would pass for a converted dataset, so nothing is written."""
+    return ManifestError(f"{url} holds no images, so nothing was written", rule="convert-no-images")
+
+
 def labeled_metadata(rec: dict, attribute: str) -> dict | None:
     """The attribute's metadata when the line holds a label for it; None when a job would still
     have to label it (``jobs.selection.needs_label``) or the metadata is not an object."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import NotAJobError, TotaskError
+from .._errors import NotAJobError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
@@ -298,6 +298,8 @@ def write_report(
     job_url: str, output: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
     max_image_pixels: int | None = None,
 ) -> ReportResult:
+    if samples < 0:  # a negative count read as none: the page would lack its images without a word
+        raise UsageError(f"--samples must be 0 or more (got {samples})")
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
     write_bytes_atomic(output, html.encode("utf-8"))

@@ -27,7 +27,7 @@ from .._formats.native import native_format, native_label
 from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_objects, objects_to_gt
 from .._manifest.io import read_lines, write_lines
 from .._task_types import get_task_type
-from .labels import iter_labels, manifest_line, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, nothing_to_convert, on_line, pick_attribute
 
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
@@ -75,6 +75,8 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
             "data": data,
         }
         out.append(orjson.dumps(doc) + b"\n")
+    if not out:
+        raise nothing_to_convert(src, attr, skipped)
     write_lines(dst, out)
     return {"lines": len(out), "skipped": skipped}
 

@@ -43,7 +43,7 @@ from .._formats.model import FormatError
 from .._formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, exists, join, open_read, read_bytes, url_to_fs, write_bytes_atomic
-from .labels import iter_labels, manifest_line, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 
 DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -104,9 +104,15 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     (the counts then say what was dropped)."""
     attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
     # first the data objects, so each label file can mirror its image's folders
-    labeled = [(line.number, label.source)
-               for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter())
-               if label is not None and label.task_type == DETECTION]
+    labeled: list[tuple[int, str | None]] = []
+    unlabeled = 0
+    for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter()):
+        if label is not None and label.task_type == DETECTION:
+            labeled.append((line.number, label.source))
+        else:
+            unlabeled += not line.is_blank
+    if not labeled:
+        raise nothing_to_convert(src, attr, unlabeled)
     paths = label_paths(labeled)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
@@ -268,5 +274,7 @@ def yolo_to_manifest(
         has_conf = any(len(r.split()) == 6 for r in text.splitlines())
         human = human_annotated or entry.get("human-annotated") or ("no" if has_conf else "yes")
         lines.append(manifest_line(source, attr, labeled, DETECTION, job_name=job_name, human_annotated=human))
+    if not lines:
+        raise no_images(src)
     write_lines(dst, lines)
     return {"images": len(lines), "skipped": 0, "classes": len(names)}

@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
     except TotaskError as exc:  # a plugin named by --method that cannot be loaded
-        print(f"totask-manifest: error: {exc}", file=sys.stderr)
+        command = next((a for a in argv if not a.startswith("-")), None)  # named as every command's errors
+        print(f"totask-manifest{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     if unknown and not getattr(args, "_accepts_method_options", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -42,4 +42,8 @@ def run(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     print(report.summary(), file=sys.stderr if report.fatal else sys.stdout)
+    if report.ok and report.nothing_applied:
+        sys.stdout.flush()
+        print(f"totask-manifest apply: error: {report.nothing_applied}", file=sys.stderr)
+        return 1
     return 0 if report.ok else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import _api as api
-from .._storage import redact_url
+from .._storage import map_strings, redact_secret_url, redact_url
 from ._jobs import dump_json
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     data = api.status(args.job_dir)
     if args.format == "json":
-        dump_json(data)
+        dump_json(map_strings(data, redact_secret_url))  # job.json keeps what resume needs; stdout never a password
         return 0
     m = data["metrics"]
     lines = [

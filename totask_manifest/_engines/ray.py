@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -121,6 +122,32 @@ def is_cluster_address(address: str | None) -> bool:
     return bool(address) and str(address).lower() != "local"
 
 
+#: seconds a cluster address has to accept a connection before the job is refused
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_address(address: str) -> None:
+    """Refuse (``UsageError``) a ``host:port`` or ``ray://host:port`` address where nothing accepts
+    a connection: ``ray.init`` retries such an address for minutes, with the job already RUNNING.
+    ``auto`` and addresses without a port are left to Ray."""
+    from urllib.parse import urlsplit
+
+    rest = address.split("://", 1)[-1]
+    try:
+        parts = urlsplit("//" + rest)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return
+    if not host or not port:
+        return
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--ray-address {address}: nothing answers at {host}:{port} ({reason}); check the "
+                         "address, or start the cluster there (ray start --head)") from None
+
+
 def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
     """(option, value) for each local path the workers would read: the method's path options
     (``option(path=...)``) that are not URLs."""
@@ -185,7 +212,10 @@ class RayEngine(Engine):
     # -- before the job exists ---------------------------------------------------------------
 
     def check(self, config: JobConfig) -> None:
-        """Refuse local paths the workers would read when the job runs on a cluster."""
+        """Refuse a cluster address where nothing answers, and local paths the workers would read
+        when the job runs on a cluster."""
+        if is_cluster_address(self.address):
+            probe_address(str(self.address))
         if self.shared_paths or not is_cluster_address(self.address):
             return
         found = local_worker_paths(config)

@@ -67,3 +67,12 @@ def identity(config: JobConfig) -> dict[str, Any]:
     data = {k: v for k, v in config.to_dict().items() if k not in TUNING_FIELDS}
     data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS}
     return data
+
+
+def identity_differences(old: JobConfig, new: JobConfig) -> list[str]:
+    """The identity keys in which two configurations differ, as job.json spells them
+    (``task_type``, ``options.url_key``): keys only, since an option's value may be a secret."""
+    a, b = identity(old), identity(new)
+    out = [k for k in sorted(set(a) | set(b)) if k != "options" and a.get(k) != b.get(k)]
+    oa, ob = a["options"], b["options"]
+    return out + [f"options.{k}" for k in sorted(set(oa) | set(ob)) if oa.get(k) != ob.get(k)]

@@ -208,11 +208,31 @@ def _problem(scan: InputScan, message: str) -> None:
         scan.problems.append(message)
 
 
-def raise_for_problems(url: str, scan: InputScan) -> None:
+def raise_for_problems(url: str, scan: InputScan, what: str = "input manifest") -> None:
+    """Refuse a manifest with lines ``validate`` would refuse, each named; ``what`` names the
+    manifest's role (``--append manifest``), so the user knows which file the line numbers count in."""
     if scan.problem_count:
         more = scan.problem_count - len(scan.problems)
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
-        raise InvalidInputError(f"input manifest {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+        raise InvalidInputError(f"{what} {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+
+
+def raise_for_no_data(url: str, scan: InputScan) -> None:
+    """Refuse a job input without a data object."""
+    if not scan.selected and not _has_data_object(url):
+        # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
+        # labeled nothing, as a fully labeled input does
+        raise InvalidInputError(
+            f"input manifest {redact_url(url)} holds no data object ({scan.lines} line(s), all blank); a job "
+            "needs lines with source-ref or source", rule="input-empty")
+
+
+def _has_data_object(url: str) -> bool:
+    """Whether any line is not blank; read only while a job would select nothing, and only up to
+    the first such line (line 1 of any fully labeled input)."""
+    with open_read(url) as f:
+        return any(not to_line(1, raw, first_in_file=i == 0).is_blank
+                   for i, raw in enumerate(iter_raw_lines(f)))
 
 
 def job_selection(layout: JobLayout, input_url: str, attribute: str) -> LineSelection:

@@ -36,6 +36,10 @@ class KeySpan:
     value_end: int
 
 
+#: the first bytes of a gzip file
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 @dataclass(slots=True)
 class Line:
     """``prefix + body + newline`` is exactly what was read.
@@ -62,9 +66,10 @@ class Line:
         try:
             return self.body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ManifestError(
-                rule_message("line-utf8", detail=f"byte {exc.start}: {exc.reason}"), line=self.number, rule="line-utf8"
-            ) from None
+            detail = f"byte {exc.start}: {exc.reason}"
+            if self.number == 1 and self.body.startswith(GZIP_MAGIC):  # 'manifest.jsonl.gz' read as it is
+                detail += "; the file is gzip-compressed: decompress it first (gunzip)"
+            raise ManifestError(rule_message("line-utf8", detail=detail), line=self.number, rule="line-utf8") from None
 
     def record(self) -> dict:
         """The parsed JSON object (cached). Raises ``ManifestError`` naming the rule broken."""

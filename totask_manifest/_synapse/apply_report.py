@@ -48,6 +48,15 @@ class ApplyReport:
     def ok(self) -> bool:
         return self.fatal is None
 
+    @property
+    def nothing_applied(self) -> str | None:
+        """Why the run changed nothing when every task it tried failed (no task id, a refused
+        label...), else None: such a run is no success, though no error was fatal."""
+        t = self.totals
+        if t[FAILED] and not (t[APPLIED] or t[WOULD_APPLY] or t[UNCHANGED] or t[CONFLICT]):
+            return f"nothing was {'to be ' if self.dry_run else ''}applied: each of the {t[FAILED]} task(s) failed"
+        return None
+
     def summary(self) -> str:
         t = self.totals
         first = WOULD_APPLY if self.dry_run else APPLIED

@@ -173,7 +173,7 @@ async def rollback_async(
     report.fatal = breaker.fatal
     report.remaining = len(set(histories) - undone - conflicted)
     report.results.sort(key=lambda r: r.task_id)
-    log.info("%s", report.summary())
+    log.debug("%s", report.summary())  # the caller prints it (the CLI, apply's summary): said once
     return report
 
 

@@ -41,7 +41,7 @@ from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
-from .._storage import exists, join
+from .._storage import exists, join, map_strings
 from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
 from .._synapse.export import check_project, export_tasks
 from .._synapse.progress import JobReporter
@@ -130,7 +130,7 @@ class ToTaskAction:
             log.exception("to_task failed")
             result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
         finally:
-            result = _redacted(result, client.settings.redact_tokens)  # whatever a plugin or a bug put in a message
+            result = map_strings(result, client.settings.redact_tokens)  # whatever a plugin or a bug put in a message
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
@@ -299,12 +299,3 @@ def _annotation_failed(job_url: str, status: str) -> JobError:
     return exc
 
 
-def _redacted(value: Any, redact: Any) -> Any:
-    """``value`` with ``redact`` applied to every string value in it."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _redacted(v, redact) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, redact) for v in value]
-    return value

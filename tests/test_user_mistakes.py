@@ -1,0 +1,329 @@
+"""Mistakes a new user makes, through the real CLI (a subprocess) and the public API: each ends
+with one line naming the file, line or key and the rule, the exit code the README gives, and no
+output file written for nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest._analytics.convert import convert
+from totask_manifest._errors import ManifestError
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          timeout=180, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, cwd=cwd)
+
+
+def one_line_error(r: subprocess.CompletedProcess, command: str) -> str:
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"totask-manifest {command}: error: "), r.stderr
+    return lines[0]
+
+
+def boxes_manifest(path: Path) -> Path:
+    """Two lines labeled under ``boxes`` (object detection), one failed line."""
+    meta = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
+            "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    label = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]}
+    failed = {"failure-reason": "nope", "failure-rule": "failed", "type": "groundtruth/object-detection",
+              "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    lines = [{"source-ref": "a.jpg", "boxes": label, "boxes-metadata": meta},
+             {"source-ref": "b.jpg", "boxes": label, "boxes-metadata": meta},
+             {"source-ref": "c.jpg", "boxes-metadata": failed}]
+    path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    return path
+
+
+@pytest.mark.parametrize(("to", "out"), [("coco", "c.json"), ("yolo", "y"), ("dm-schema-v1", "d.dm.jsonl"),
+                                         ("synapse-objects", "o.objects.jsonl")])
+def test_convert_of_a_misspelt_attribute_writes_nothing_and_says_so(tmp_path: Path, to: str, out: str) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    with pytest.raises(ManifestError, match=r"no line holds a label under 'box'.*label attributes seen: boxes") as exc:
+        convert(str(src), str(tmp_path / out), to=to, label_attribute="box")
+    assert exc.value.rule == "convert-no-labels"
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.slow
+def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_path: Path) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    src.write_bytes(src.read_bytes().splitlines(keepends=True)[2])  # the failed line alone
+    r = cli("convert", str(src), "c.json", "--to", "coco", "--label-attribute", "boxes", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "no line holds a label under 'boxes'" in one_line_error(r, "convert")
+    assert not (tmp_path / "c.json").exists()
+
+
+FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+            "--url-key", "annotation-ref"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \r\n\t\n"], ids=["empty", "blank-lines"])
+def test_a_job_on_a_manifest_without_a_data_object_is_refused_before_it_exists(tmp_path: Path,
+                                                                              content: bytes) -> None:
+    from totask_manifest import InvalidInputError, JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(content)
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"})
+    with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*\[input-empty\]"):
+        annotate(config)
+    assert not (tmp_path / "out" / "j" / "job.json").exists()
+
+
+@pytest.mark.slow
+def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b"\n\n")
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "holds no data object" in one_line_error(r, "annotate")
+    assert "COMPLETED" not in r.stdout + r.stderr
+
+
+def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, JobError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+
+    def config(**options: str) -> JobConfig:
+        return JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                         label_attribute="boxes", task_type="object-detection", method="file", options=options)
+
+    assert annotate(config(url_key="annotation-ref")).status == "COMPLETED"
+    with pytest.raises(JobError, match=r"another configuration \(differs in: options\.url_key\)") as exc:
+        annotate(config(url_key="source-ref"))
+    assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret
+
+
+@pytest.mark.parametrize("bad", [b'{"source-ref":"z.jpg","source":"x"}\n', b'{"source-ref":"z\xff.jpg"}\n'],
+                         ids=["two-sources", "not-utf8"])
+def test_a_bad_append_manifest_is_named_with_its_own_line_numbers_and_nothing_is_written(tmp_path: Path,
+                                                                                         bad: bytes) -> None:
+    from totask_manifest import InvalidInputError, JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n{"source-ref":"b.jpg"}\n')
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg"}\n' + bad)
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    with pytest.raises(InvalidInputError, match=r"--append manifest \S*more\.manifest has 1 bad line\(s\):\n  line 2"):
+        annotate(config)
+    assert not (tmp_path / "out" / "j").exists()
+
+
+def test_an_empty_input_with_appended_data_objects_is_a_job(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b"")
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg","boxes":1}\n')
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    assert annotate(config).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_status_json_never_prints_a_password_in_a_model_endpoint_url(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label: no request
+    model = "http://user:s3cr3tPW@127.0.0.1:1/predict?key=k3yQ"
+    r = cli("annotate", "in.manifest", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "inference", "--model", model, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for fmt in ("json", "text"):
+        r = cli("status", "out/j", "--format", fmt, cwd=tmp_path)
+        assert r.returncode == 0 and "s3cr3tPW" not in r.stdout and "k3yQ" not in r.stdout, r.stdout
+    assert "http://127.0.0.1:1/predict?…" in cli("status", "out/j", "--format", "json", cwd=tmp_path).stdout
+
+
+def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -> None:
+    from totask_manifest import UsageError, write_report
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    job = tmp_path / "job" / "manifests" / "output"
+    job.mkdir(parents=True)
+    (job / "output.manifest").write_bytes(src.read_bytes())
+    with pytest.raises(UsageError, match=r"--samples must be 0 or more \(got -3\)"):
+        write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=-3)
+    assert not (tmp_path / "r.html").exists()
+    assert write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=0).samples == 0
+
+
+@pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
+def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
+    from totask_manifest import StorageError
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    with pytest.raises(StorageError, match=r"cannot write http://127\.0\.0\.1:1/out\S*: the http filesystem is "
+                                           r"read-only"):
+        convert(str(src), "http://127.0.0.1:1/out", to=to)
+
+
+@pytest.mark.slow
+def test_labeled_to_an_https_url_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    r = cli("labeled", str(src), "--label-attribute", "boxes", "-o", "https://127.0.0.1:1/l.manifest", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "read-only" in one_line_error(r, "labeled")
+
+
+def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest.CaptureFixture) -> None:
+    from totask_manifest._cli import main
+
+    assert main(["annotate", "in.manifest", "--job-name", "j", "--method", "os:system"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "totask-manifest annotate: error: method 'os:system': os:system is not an Annotator subclass"
+
+
+def test_resume_names_a_wrong_tuning_value_even_on_a_completed_job(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, UsageError, annotate, resume
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                             label_attribute="boxes", task_type="object-detection", method="file",
+                             options={"url_key": "annotation-ref"}))
+    assert job.status == "COMPLETED"
+    with pytest.raises(UsageError, match=r"--concurrency must be at least 1 \(got 0\)"):
+        resume(job.job_url, options={"concurrency": 0})
+    assert resume(job.job_url, options={"concurrency": 4}).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_once(tmp_path: Path) -> None:
+    from totask_manifest.testing.synapse_server import SynapseServer
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","cls":1,"cls-metadata":{"class-name":"b",'
+                                           b'"type":"groundtruth/image-classification","human-annotated":"no",'
+                                           b'"creation-date":"2024-01-01T00:00:00.000000",'
+                                           b'"job-name":"labeling-job/x"}}\n{"source-ref":"b.jpg"}\n')
+    r = cli("annotate", "in.manifest", "--job-name", "j", "--label-attribute", "cls", "--task-type",
+            "image-classification", "--method", "tests.support.toy_annotators:ToyClassifier", "--output", "out",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    server = SynapseServer(tokens=("tok",)).start()
+    try:
+        env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SYNAPSE_HOST": server.url,
+               "SYNAPSE_ACCESS_TOKEN": "tok"}
+        for extra in ([], ["--dry-run"]):
+            r = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", "out/j", *extra], capture_output=True,
+                               text=True, timeout=180, env=env, cwd=tmp_path)
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "2 failed" in r.stdout and "applied: each of the 2 task(s) failed" in r.stderr
+            assert "Traceback" not in r.stderr
+        r = subprocess.run([sys.executable, "-m", "totask_manifest", "rollback", "out/j"], capture_output=True,
+                           text=True, timeout=180, env=env, cwd=tmp_path)
+        assert r.returncode == 0 and (r.stdout + r.stderr).count("rollback: 0 restored") == 1, r.stdout + r.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("status", [404, 501])
+def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_path: Path, status: int) -> None:
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+    from totask_manifest import JobConfig, annotate
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status)  # a wrong --model URL: a file server, a typo in the path
+
+    n = 200
+    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with LocalHTTPServer(handler) as server:
+        result = annotate(JobConfig(
+            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+            label_attribute="cls", task_type="image-classification", method="inference",
+            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
+                     "batch_size": 1}))
+        requests = sum(server.hits.values())
+    assert result.status == "FAILED"
+    error = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["error"]
+    assert "failed with 'model-error'" in error and f"HTTP {status}" in error
+    assert result.metrics["stand_by"] > 0 and requests < n  # it did not send every line
+
+
+@pytest.mark.parametrize("url", ["s3:/bucket/out", "s3:bucket/out", "memory:/x/out"])
+def test_a_url_missing_a_slash_after_its_scheme_is_refused_not_written_locally(tmp_path: Path, url: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from totask_manifest import StorageError
+
+    monkeypatch.chdir(tmp_path)
+    src = boxes_manifest(tmp_path / "in.manifest")
+    scheme = url.split(":", 1)[0]
+    with pytest.raises(StorageError, match=rf"{scheme}:.* is not a {scheme}:// URL .*write {scheme}://"):
+        convert(str(src), url + ".json", to="coco")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # no local folder named 's3:'
+
+
+@pytest.mark.slow
+def test_annotate_cli_with_a_half_s3_url_writes_no_local_folder(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n')
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "s3:/bucket/out", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "s3:/bucket/out is not a s3:// URL" in one_line_error(r, "annotate")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_on(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, JobError, annotate, clone
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                             label_attribute="boxes", task_type="object-detection", method="file",
+                             options={"url_key": "annotation-ref"}))
+    with pytest.raises(JobError, match=r"job 'j' already exists .*\(differs in: cloned_from\)"):
+        clone(job.job_url, "j")
+    assert clone(job.job_url, "k").status == "COMPLETED"
+    assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported
+
+
+def test_a_gzip_compressed_manifest_is_named_as_such(tmp_path: Path) -> None:
+    import gzip
+
+    from totask_manifest import InvalidInputError, JobConfig, annotate, validate_manifest
+
+    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(500))
+    (tmp_path / "in.manifest.gz").write_bytes(gzip.compress(raw))
+    report = validate_manifest(str(tmp_path / "in.manifest.gz"))
+    first = next(p for p in report.problems if p.line == 1)
+    assert first.rule == "line-utf8" and "gzip-compressed: decompress it first" in first.message
+    with pytest.raises(InvalidInputError, match=r"line 1: .*gzip-compressed"):
+        annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest.gz"), output_root=str(tmp_path / "out"),
+                           label_attribute="boxes", task_type="object-detection", method="file",
+                           options={"url_key": "annotation-ref"}))
+
+
+def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_path: Path) -> None:
+    from totask_manifest._formats.model import FormatError
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                           {"id": 2, "image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2]}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    with pytest.raises(FormatError, match=r"annotations\[1\]\.image_id.*image_id 7 is not in 'images'"):
+        convert(str(tmp_path / "c.json"), str(tmp_path / "c.manifest"), to="manifest")
+    assert not (tmp_path / "c.manifest").exists()
+
+
+def test_importing_a_dataset_without_images_writes_no_empty_manifest(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_bytes(b'{"images": [], "annotations": [], "categories": []}')
+    with pytest.raises(ManifestError, match=r"c\.json holds no images, so nothing was written") as exc:
+        convert(str(tmp_path / "c.json"), str(tmp_path / "c.manifest"), to="manifest")
+    assert exc.value.rule == "convert-no-images"
+    (tmp_path / "yolo").mkdir()  # the wrong folder: no labels/, no images/
+    (tmp_path / "names.txt").write_text("a\n")
+    with pytest.raises(ManifestError, match=r"yolo holds no images, so nothing was written"):
+        convert(str(tmp_path / "yolo"), str(tmp_path / "y.manifest"), to="manifest",
+                class_names=str(tmp_path / "names.txt"))
+    assert not (tmp_path / "c.manifest").exists() and not (tmp_path / "y.manifest").exists()
