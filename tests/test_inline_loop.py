@@ -5,12 +5,19 @@ re-raised), keep work in flight while the caller is busy, and never run inside a
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import orjson
 import pytest
 
+from tests.jobs_helpers import REPO
 from totask_manifest._fetch import FetchPolicy, LoopThread, SyncFetcher
 from totask_manifest._fetch.inline import InlineLoop
 
@@ -283,3 +290,139 @@ def test_close_cancels_the_work_of_a_map_left_open():
     assert time.monotonic() - started < 2
     assert sorted(cancelled) == [1, 2]
     gen.close()  # its loop is closed: nothing left to cancel
+
+
+def test_a_base_exception_leaving_run_ends_its_task_first():
+    """The job's second Ctrl-C (``HardStop``, raised by a signal handler in a loop callback)
+    leaving ``run``: the coroutine was left pending, wait_for's inner task with it, and a loop
+    not closed afterwards made Python print "Task was destroyed but it is pending!" at exit.
+    ``run`` now cancels its task and lets it finish before it raises."""
+    inline = InlineLoop()
+    cleaned: list[float | None] = []
+
+    def handler_fires() -> None:
+        raise _Leave
+
+    async def work(timeout: float | None) -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            cleaned.append(timeout)
+
+    try:
+        for timeout in (None, 10.0):
+            inline.loop.call_later(0.02, handler_fires)
+            with pytest.raises(_Leave):
+                inline.run(work(timeout), timeout=timeout)
+            assert not asyncio.all_tasks(inline.loop)
+        assert cleaned == [None, 10.0]
+    finally:
+        inline.close()
+
+
+def test_a_keyboard_interrupt_raised_in_runs_task_is_retrieved():
+    """asyncio re-raises a ``KeyboardInterrupt`` out of the loop and also keeps it as the task's
+    exception: ``run`` retrieves it, so nothing is logged ("never retrieved") when the task goes,
+    and the loop's handler does not take that log entry for an exception to raise later."""
+    inline = InlineLoop()
+
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            inline.run(interrupted())
+        gc.collect()
+        assert inline.run(asyncio.sleep(0, "next")) == "next"
+    finally:
+        inline.close()
+
+
+# A file job whose fetcher takes its time to close: the second Ctrl-C lands in ``InlineLoop.run``
+_SLOW_CLOSE = """
+import asyncio, os, sys
+from pathlib import Path
+from totask_manifest._fetch.fetcher import Fetcher
+from totask_manifest._cli import main
+
+closing = Fetcher.aclose
+
+async def slow_close(self):
+    Path(os.environ["CLOSING_MARK"]).touch()
+    try:
+        await asyncio.sleep(30)
+    finally:
+        await closing(self)
+
+Fetcher.aclose = slow_close
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceback(tmp_path):
+    """First SIGINT: the file job finishes its lines in flight and closes its fetcher; the second
+    lands in that close (``InlineLoop.run``) and leaves at once: exit 130 (README: 128 plus the
+    signal number), STOPPED, the output manifest valid (finished lines labeled, the rest as in the
+    input), and stderr holds no traceback. The task ``run`` left pending used to make Python print
+    "Task was destroyed but it is pending!" at exit."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            time.sleep(0.2)
+            body = b'{"label":1,"metadata":{"class-name":"cat"}}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # the job's requests at once, without SYN retries (1 s, 3 s, ...)
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/i{i}.jpg", "u": f"{base}/l{i}.json"}) + b"\n"
+                             for i in range(200)))
+    out, mark = tmp_path / "out", tmp_path / "closing"
+    env = dict(os.environ, PYTHONPATH=str(REPO), CLOSING_MARK=str(mark))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CLOSE, "annotate", str(inp), "--job-name", "j", "--label-attribute", "cls",
+         "--task-type", "image-classification", "--method", "file", "--url-key", "u", "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "j" / "job.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # lines in flight
+        proc.send_signal(signal.SIGINT)
+        while not mark.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mark.exists(), "the job never closed its fetcher"
+        time.sleep(0.2)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 10, "the second signal did not leave at once"
+    for bad in ("Traceback", "never retrieved", "destroyed but it is pending", "Exception ignored"):
+        assert bad not in stderr, stderr
+    assert proc.returncode == 130, stderr
+    job = orjson.loads((out / "j" / "job.json").read_bytes())
+    assert job["status"] == "STOPPED", job
+    src = inp.read_bytes().splitlines(keepends=True)
+    got = (out / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines(keepends=True)
+    assert len(got) == len(src)
+    labeled = sum(a != b for a, b in zip(src, got, strict=True))
+    assert 0 < labeled < len(src) and job["metrics"]["success"] == labeled
+    assert job["metrics"]["stand_by"] == len(src) - labeled
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left"

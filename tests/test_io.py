@@ -136,6 +136,33 @@ def test_atomic_s3_failure_leaves_nothing(s3: S3Endpoint) -> None:
     assert read_bytes(f"{bucket}/keep.manifest") == b'{"source":"old"}\n'
 
 
+def test_atomic_s3_failed_move_removes_the_temporary_object_despite_a_stale_listing(s3: S3Endpoint, monkeypatch) -> None:
+    """s3fs answers ``exists`` (and the move's ``info``) from a cached listing of the folder. A
+    listing taken by another thread while the temporary object was uploaded, stored again right
+    after each invalidation, made the move fail (FileNotFoundError) and the abort's ``exists``
+    say no: the temporary object stayed in the job folder. The abort now deletes it outright."""
+    bucket = s3.new_bucket()
+    write_bytes_atomic(f"{bucket}/job/a.bin", b"a")
+    writer = AtomicWriter(f"{bucket}/job/b.bin")
+    fs = writer.fs
+    folder = f"{bucket[5:]}/job"
+    stale = fs.ls(folder, detail=True)  # a.bin only: taken before b.bin's temporary object exists
+    invalidate = fs.invalidate_cache
+
+    def listing_lands_again(path: str | None = None) -> None:
+        invalidate(path)
+        fs.dircache[folder] = stale
+
+    monkeypatch.setattr(fs, "invalidate_cache", listing_lands_again)
+    try:
+        with pytest.raises((StorageError, OSError)), writer as f:
+            f.write(b"b")
+    finally:
+        monkeypatch.undo()
+        fs.invalidate_cache()
+    assert s3.filesystem().find(bucket, refresh=True) == [f"{folder}/a.bin"]
+
+
 # ---- streaming -------------------------------------------------------------------------------------
 
 

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
+from tests.jobs_helpers import REPO
 from totask_manifest import _write_behind
 from totask_manifest._errors import StorageError
 from totask_manifest._storage import AtomicWriter, write_bytes_atomic
@@ -142,3 +147,65 @@ def test_an_object_store_write_survives_a_stale_listing_of_its_folder(s3, monkey
     assert fs.cat_file(url[len("s3://"):]) == b"part bytes"
     fs.invalidate_cache()
     assert not [p for p in fs.ls(folder, detail=False) if ".tmp-" in p]
+
+
+_CLOSE_INTERRUPTED = """
+import os, sys, threading, time
+from pathlib import Path
+from totask_manifest import _write_behind
+
+_write_behind.FLUSH_EVERY = 1
+mark, target = Path(sys.argv[1]), sys.argv[2]
+seen = []
+ended = threading.Event()
+
+def slow_sync(fd):
+    mark.touch()
+    time.sleep(1.0)  # Ctrl-C comes meanwhile, while close waits for this sync
+    try:
+        os.fstat(fd)
+        seen.append("open")
+    except OSError as exc:
+        seen.append("closed under the sync: " + exc.strerror)
+    ended.set()
+
+_write_behind.os.fdatasync = slow_sync
+f = _write_behind.open_write_behind(os.open(target, os.O_WRONLY | os.O_CREAT))
+f.write(b"x" * 10)
+f.flush()
+try:
+    f.close()
+except KeyboardInterrupt:
+    print("interrupted")
+ended.wait(10)  # not the thread's join: an interrupted one took the thread for ended (Python 3.11)
+print("closed" if f.closed else "left open")
+print(seen)
+"""
+
+
+def _sigint_as_a_terminal_gives_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner started in the background hands it down ignored
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_close_waits_for_the_sync_still_waits_for_it(tmp_path) -> None:
+    """A Ctrl-C that lands while ``close`` waits for the background sync interrupted the wait,
+    and the descriptor was closed while ``fdatasync`` still used it. ``close`` now waits for the
+    sync to end, closes, then raises the ``KeyboardInterrupt``."""
+    mark = tmp_path / "syncing"
+    proc = subprocess.Popen([sys.executable, "-c", _CLOSE_INTERRUPTED, str(mark), str(tmp_path / "f")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), preexec_fn=_sigint_as_a_terminal_gives_it)
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mark.exists(), "no background sync started"
+        time.sleep(0.3)  # close is waiting for the sync now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["interrupted", "closed", "['open']"], (out, err)

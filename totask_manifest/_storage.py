@@ -255,11 +255,11 @@ class AtomicWriter:
                 self._file.closed = True  # else its __del__ flushes the discarded buffer (s3fs)
             else:
                 self._file.close()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # not there (nothing was uploaded): nothing to remove
             if is_local(self.fs):
                 os.unlink(self._tmp)
-            elif self.fs.exists(self._tmp):
-                self.fs.rm(self._tmp)
+            else:  # deleted outright: s3fs answers ``exists`` from a cached listing (see ``_move``), maybe stale
+                self.fs.rm_file(self._tmp)
 
 
 def fsync_dir(directory: str) -> None:

@@ -36,6 +36,7 @@ class WriteBehindFile(io.FileIO):
         super().__init__(fd, "wb", closefd=True)
         self._since = 0
         self._sync: threading.Thread | None = None
+        self._synced = threading.Event()  # set by the running sync once it is done with the descriptor
         self._error: OSError | None = None
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
@@ -44,21 +45,44 @@ class WriteBehindFile(io.FileIO):
             self._since += n
             if self._since >= FLUSH_EVERY and (self._sync is None or not self._sync.is_alive()):
                 self._since = 0
-                self._sync = threading.Thread(target=self._background_sync, name="write-behind", daemon=True)
+                self._synced = threading.Event()
+                self._sync = threading.Thread(target=self._background_sync, args=(self._synced,),
+                                              name="write-behind", daemon=True)
                 self._sync.start()
         return n
 
-    def _background_sync(self) -> None:
+    def _background_sync(self, synced: threading.Event) -> None:
         try:
             os.fdatasync(self.fileno())
         except OSError as exc:
             self._error = exc
+        finally:
+            synced.set()
+
+    def _join(self) -> None:
+        """Wait for the background sync even when a signal handler raises meanwhile (Ctrl-C),
+        then raise what it raised: the descriptor must not be closed under a running sync.
+        ``Thread.join`` alone cannot be retried: interrupted, Python 3.11 takes the thread for
+        ended (``_wait_for_tstate_lock`` releases its lock), so the wait is on an event the sync
+        sets when done, which a retry waits on again."""
+        sync = self._sync
+        if sync is None:
+            return
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                self._synced.wait()
+                sync.join()  # the sync is done: only its thread's end is waited for
+                break
+            except BaseException as exc:  # KeyboardInterrupt, the job's HardStop: raised once it ended
+                interrupted = interrupted or exc
+        self._sync = None
+        if interrupted is not None:
+            raise interrupted
 
     def wait(self) -> None:
         """Wait for a background sync, and raise its error if it had one."""
-        if self._sync is not None:
-            self._sync.join()
-            self._sync = None
+        self._join()
         error, self._error = self._error, None
         if error is not None:
             raise error
@@ -67,9 +91,7 @@ class WriteBehindFile(io.FileIO):
         if self.closed:
             return
         try:
-            if self._sync is not None:
-                self._sync.join()
-                self._sync = None
+            self._join()
         finally:
             super().close()
 

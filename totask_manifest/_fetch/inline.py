@@ -33,6 +33,9 @@ from .loop import LoopThread
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: how long ``run`` waits for its task to end once cancelled (an exception left the loop)
+CANCEL_WAIT = 5.0
+
 
 class InlineLoop:
     """A private event loop run in the calling thread (see the module docstring)."""
@@ -67,13 +70,27 @@ class InlineLoop:
         return LoopThread()
 
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
-        """Run a coroutine to its end on this loop; ``TimeoutError`` after ``timeout`` seconds."""
+        """Run a coroutine to its end on this loop; ``TimeoutError`` after ``timeout`` seconds.
+
+        An exception that leaves the loop first (a signal handler's) leaves the task unfinished:
+        it is cancelled and run to its end here (at most ``CANCEL_WAIT`` seconds), so no task is
+        left pending (Python prints "Task was destroyed but it is pending!" for one at exit), and
+        an exception the task ended with is retrieved (never "Task exception was never
+        retrieved")."""
         if timeout is not None:
             coro = asyncio.wait_for(coro, timeout)
+        task = self.loop.create_task(coro)  # type: ignore[arg-type]
         try:
-            return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+            return self.loop.run_until_complete(task)
         finally:
-            self._raise_escaped()
+            try:
+                if not task.done():
+                    task.cancel()
+                    self.loop.run_until_complete(asyncio.wait([task], timeout=CANCEL_WAIT))
+            finally:
+                if task.done() and not task.cancelled():
+                    task.exception()  # marks it retrieved; run_until_complete raised it already
+                self._raise_escaped()
 
     def map_unordered(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
