@@ -155,13 +155,13 @@ from pathlib import Path
 from totask_manifest import _write_behind
 
 _write_behind.FLUSH_EVERY = 1
-mark, target = Path(sys.argv[1]), sys.argv[2]
+mark, target, pause = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 seen = []
 ended = threading.Event()
 
 def slow_sync(fd):
     mark.touch()
-    time.sleep(1.0)  # Ctrl-C comes meanwhile, while close waits for this sync
+    time.sleep(pause)  # Ctrl-C comes meanwhile, while close waits for this sync
     try:
         os.fstat(fd)
         seen.append("open")
@@ -177,8 +177,8 @@ try:
     f.close()
 except KeyboardInterrupt:
     print("interrupted")
+print("closed" if f.closed else "left open", flush=True)
 ended.wait(10)  # not the thread's join: an interrupted one took the thread for ended (Python 3.11)
-print("closed" if f.closed else "left open")
 print(seen)
 """
 
@@ -188,12 +188,12 @@ def _sigint_as_a_terminal_gives_it() -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_close_waits_for_the_sync_still_waits_for_it(tmp_path) -> None:
-    """A Ctrl-C that lands while ``close`` waits for the background sync interrupted the wait,
-    and the descriptor was closed while ``fdatasync`` still used it. ``close`` now waits for the
-    sync to end, closes, then raises the ``KeyboardInterrupt``."""
+def _interrupt_close(tmp_path, pause: float, signals: int) -> tuple[str, str, float]:
+    """Run ``_CLOSE_INTERRUPTED`` with a sync that takes ``pause`` seconds, send ``signals``
+    SIGINTs while close waits for it; its output, errors and the seconds from the first SIGINT
+    to the line saying close ended."""
     mark = tmp_path / "syncing"
-    proc = subprocess.Popen([sys.executable, "-c", _CLOSE_INTERRUPTED, str(mark), str(tmp_path / "f")],
+    proc = subprocess.Popen([sys.executable, "-c", _CLOSE_INTERRUPTED, str(mark), str(tmp_path / "f"), str(pause)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO)), preexec_fn=_sigint_as_a_terminal_gives_it)
     try:
@@ -202,10 +202,35 @@ def test_ctrl_c_while_close_waits_for_the_sync_still_waits_for_it(tmp_path) -> N
             time.sleep(0.01)
         assert mark.exists(), "no background sync started"
         time.sleep(0.3)  # close is waiting for the sync now
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        first = time.monotonic()
+        for _ in range(signals):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline(), proc.stdout.readline()]  # "interrupted", then "closed"
+        ended = time.monotonic() - first
+        proc.wait(timeout=60)
+        out, err = proc.stdout.read(), proc.stderr.read()  # the rest (communicate would skip what readline buffered)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
+    return "".join(lines) + out, err, ended
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_close_waits_for_the_sync_still_waits_for_it(tmp_path) -> None:
+    """A Ctrl-C that lands while ``close`` waits for the background sync interrupted the wait,
+    and the descriptor was closed while ``fdatasync`` still used it. ``close`` now waits for the
+    sync to end, closes, then raises the ``KeyboardInterrupt``."""
+    out, err, _ = _interrupt_close(tmp_path, pause=1.0, signals=1)
     assert out.splitlines() == ["interrupted", "closed", "['open']"], (out, err)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_ends_a_wait_for_a_stuck_sync(tmp_path) -> None:
+    """A sync stuck on its disk (here 30 s) does not make Ctrl-C powerless: the second one ends
+    close's wait at once; the descriptor closes under the sync, which then finds it closed."""
+    out, err, ended = _interrupt_close(tmp_path, pause=30.0, signals=2)
+    assert out.splitlines()[:2] == ["interrupted", "closed"], (out, err)
+    assert ended < 20, f"close waited {ended:.1f} s after two Ctrl-C, as long as the stuck sync"

@@ -61,7 +61,9 @@ class WriteBehindFile(io.FileIO):
 
     def _join(self) -> None:
         """Wait for the background sync even when a signal handler raises meanwhile (Ctrl-C),
-        then raise what it raised: the descriptor must not be closed under a running sync.
+        then raise what it raised: the descriptor must not be closed under a running sync. A
+        second interruption is raised at once (the descriptor then closes under the sync, which
+        at worst syncs nothing): a sync stuck on an unresponsive disk never outlasts two Ctrl-C.
         ``Thread.join`` alone cannot be retried: interrupted, Python 3.11 takes the thread for
         ended (``_wait_for_tstate_lock`` releases its lock), so the wait is on an event the sync
         sets when done, which a retry waits on again."""
@@ -75,7 +77,9 @@ class WriteBehindFile(io.FileIO):
                 sync.join()  # the sync is done: only its thread's end is waited for
                 break
             except BaseException as exc:  # KeyboardInterrupt, the job's HardStop: raised once it ended
-                interrupted = interrupted or exc
+                if interrupted is not None:
+                    raise  # a second one: a sync stuck on its disk must not make Ctrl-C powerless
+                interrupted = exc
         self._sync = None
         if interrupted is not None:
             raise interrupted
