@@ -1,0 +1,62 @@
+"""User mistakes on the Synapse side and in parameter files, as a new user makes them: each ends
+in one line on stderr naming the file, the line or key and the rule, the README's exit code, no
+traceback, and nothing written.
+
+The CLI runs as a real subprocess; Synapse is the contract server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import REPO, run_cli
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+# -- a YAML file with a syntax error names the line of the problem -------------------------------
+
+@pytest.mark.parametrize(("text", "where", "problem"), [
+    ("name: [\n", "line 2, column 1", "expected the node content"),
+    ("name: x\n project: 3\n", "line 2, column 9", "mapping values are not allowed here"),
+])
+def test_run_params_yaml_syntax_error_names_line_and_problem(tmp_path: Path, text: str, where: str,
+                                                              problem: str) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    r = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert r.returncode == 2
+    line = one_line_error(r.stderr)
+    # PyYAML's first line ('while parsing a flow node') named neither the line nor the problem
+    assert f"{params} is not valid YAML: {where}: {problem}" in line, line
+    assert r.stdout == "" and not (tmp_path / "runs").exists()
+
+
+def test_run_params_upper_case_yaml_suffix_is_called_yaml(tmp_path: Path) -> None:
+    params = tmp_path / "params.YAML"
+    params.write_text("name: x\n project: 3\n")
+    r = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert r.returncode == 2
+    # it is read as YAML (the suffix is compared case-insensitively); the message said JSON
+    assert "is not valid YAML: line 2" in one_line_error(r.stderr)
+
+
+def test_class_names_yaml_syntax_error_names_the_problem_line(tmp_path: Path) -> None:
+    names = tmp_path / "data.yaml"
+    names.write_text("names:\n  0: cat\n 1: dog\n")
+    r = run_cli("annotate", str(REPO / "sample_data" / "manifest.jsonl"), "--job-name", "cn",
+                "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+                "--url-key", "annotation-ref", "--class-names", str(names),
+                "--allow-root", str(REPO / "sample_data"), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2
+    line = one_line_error(r.stderr)
+    # the context's mark (line 1, where the mapping starts) came first and the real one was cut
+    assert "not YAML: line 3, column 2: expected <block end>" in line, line
+    assert not (tmp_path / "out").exists()
