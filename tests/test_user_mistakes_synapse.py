@@ -7,11 +7,14 @@ The CLI runs as a real subprocess; Synapse is the contract server on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.jobs_helpers import REPO, run_cli
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
 
 
 def one_line_error(stderr: str) -> str:
@@ -60,3 +63,31 @@ def test_class_names_yaml_syntax_error_names_the_problem_line(tmp_path: Path) ->
     # the context's mark (line 1, where the mapping starts) came first and the real one was cut
     assert "not YAML: line 3, column 2: expected <block end>" in line, line
     assert not (tmp_path / "out").exists()
+
+
+# -- a password in SYNAPSE_HOST is refused, never recorded, never sent ---------------------------
+
+SECRET = "pw-Secr3t-in-url"
+
+
+@pytest.mark.parametrize("command", ["export", "run"])
+@pytest.mark.parametrize("token_var", ["SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN"])
+def test_synapse_host_with_user_and_password_is_refused(synapse, tmp_path: Path, command: str,
+                                                       token_var: str) -> None:
+    host = synapse.url.replace("http://", f"http://user:{SECRET}@")
+    params = tmp_path / "params.yaml"
+    params.write_text("name: Boxes\nproject: 1\nagent: 1\nmethod: file\ntarget_specification_name: a\n")
+    args = {"export": ["export", "--project", "1", "-o", str(tmp_path / "out" / "x.manifest")],
+            "run": ["run", str(params), "--output", str(tmp_path / "out")]}[command]
+    (tmp_path / "out").mkdir()
+    env = {"SYNAPSE_HOST": host, token_var: os.environ["SYNAPSE_ACCESS_TOKEN"]}
+    if token_var != "SYNAPSE_ACCESS_TOKEN":
+        env["SYNAPSE_ACCESS_TOKEN"] = ""
+    r = run_cli("-v", *args, env=env)
+    assert r.returncode == 2, r.stderr
+    # before: run recorded the password in totask-run.json and went on; with the plugin-run
+    # token, aiohttp's 'Cannot combine AUTHORIZATION header ...' ended export in a traceback
+    assert "SYNAPSE_HOST must not carry a user name or password" in one_line_error(r.stderr)
+    assert SECRET not in r.stdout + r.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+    assert synapse.requests == []
