@@ -8,6 +8,8 @@ The CLI runs as a real subprocess; Synapse is the contract server on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,44 @@ def test_synapse_host_with_user_and_password_is_refused(synapse, tmp_path: Path,
     assert SECRET not in r.stdout + r.stderr
     assert list((tmp_path / "out").iterdir()) == []
     assert synapse.requests == []
+
+
+# -- an output that is the input is refused: the input is not replaced -----------------------------
+
+def _labeled_manifest(path: Path) -> bytes:
+    meta = ('{"class-name":"cat","confidence":0.9,"type":"groundtruth/image-classification",'
+            '"human-annotated":"no","creation-date":"2026-01-01T00:00:00.000000","job-name":"labeling-job/j"}')
+    failed = '{"failure-reason":"boom","failure-rule":"failed"}'
+    data = (f'{{"source-ref":"s3://b/0.jpg","cls":0,"cls-metadata":{meta}}}\n'
+            f'{{"source-ref":"s3://b/1.jpg","cls-metadata":{failed}}}\n').encode()
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("same", ["{m}", "./{name}", "file://{m}", "{link}"])
+@pytest.mark.parametrize("command", ["labeled", "convert"])
+def test_output_that_is_the_input_is_refused(tmp_path: Path, monkeypatch, same: str, command: str) -> None:
+    manifest = tmp_path / "m.manifest"
+    data = _labeled_manifest(manifest)
+    link = tmp_path / "link.manifest"
+    link.symlink_to(manifest)
+    dst = same.format(m=manifest, name=manifest.name, link=link)
+    args = (["labeled", str(manifest), "--label-attribute", "cls", "-o", dst] if command == "labeled"
+            else ["convert", str(manifest), dst, "--to", "dm-schema-v1", "--label-attribute", "cls"])
+    full_env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                       timeout=120, env=full_env, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "is the input" in one_line_error(r.stderr) and "replace the input" in r.stderr
+    # before: labeled kept 1 of 2 lines and replaced the manifest with them; convert wrote the
+    # DM v1 records over it; either way the input was gone
+    assert manifest.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.manifest", "m.manifest"]
+
+
+def test_output_beside_the_input_is_written(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.manifest"
+    _labeled_manifest(manifest)
+    r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "m.labeled"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.labeled").read_bytes().count(b"\n") == 1
