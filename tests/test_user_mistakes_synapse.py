@@ -134,3 +134,25 @@ def test_output_beside_the_input_is_written(tmp_path: Path) -> None:
     r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "m.labeled"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "m.labeled").read_bytes().count(b"\n") == 1
+
+
+# -- --concurrency 0 is refused by every Synapse command before anything happens ------------------
+
+@pytest.mark.parametrize("command", ["run", "rollback", "apply"])
+def test_concurrency_below_one_is_refused_before_anything(synapse, tmp_path: Path, command: str) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("name: Boxes\nproject: 1\nagent: 1\nmethod: file\ntarget_specification_name: a\n")
+    job = tmp_path / "runs" / "job"
+    job.mkdir(parents=True)
+    (job / "job.json").write_text("{}")
+    args = {"run": ["run", str(params), "--output", str(tmp_path / "runs")],
+            "rollback": ["rollback", str(job)], "apply": ["apply", str(job)]}[command]
+    r = run_cli(*args, "--concurrency", "0")
+    assert r.returncode == 2, r.stderr
+    # before: run exported the project, created its job and only then ended FAILED (exit 1);
+    # rollback went ahead
+    assert one_line_error(r.stderr).endswith("--concurrency must be at least 1, got 0")
+    assert r.stdout == ""
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["job"]
+    assert sorted(p.name for p in job.iterdir()) == ["job.json"]
+    assert synapse.requests == []
