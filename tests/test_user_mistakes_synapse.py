@@ -156,3 +156,40 @@ def test_concurrency_below_one_is_refused_before_anything(synapse, tmp_path: Pat
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["job"]
     assert sorted(p.name for p in job.iterdir()) == ["job.json"]
     assert synapse.requests == []
+
+
+# -- evaluate: boxes drawn on images of other sizes are not compared -------------------------------
+
+def _box_side(size: int, scale: int, human: str) -> tuple[dict, dict]:
+    value = {"image_size": [{"width": size, "height": size, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 10 * scale, "top": 10 * scale, "width": 30 * scale,
+                              "height": 30 * scale}]}
+    meta = {"objects": [{"confidence": 0.9}], "class-map": {"0": "cat"}, "type": "groundtruth/object-detection",
+            "human-annotated": human, "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/x"}
+    return value, meta
+
+
+@pytest.mark.parametrize("lines", [4, 3000])  # 3000: the fast lane's batches, not only the line-by-line path
+def test_evaluate_does_not_compare_boxes_on_images_of_other_sizes(tmp_path: Path, lines: int) -> None:
+    import orjson
+
+    out = bytearray()
+    for i in range(lines):
+        gt, gt_meta = _box_side(200, 2, "yes")
+        same = i % 2 == 0  # every other line: the same image as the reference, the same box
+        pred, pred_meta = _box_side(200, 2, "no") if same else _box_side(100, 1, "no")
+        out += orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "gt": gt, "gt-metadata": gt_meta,
+                             "pred": pred, "pred-metadata": pred_meta}) + b"\n"
+    manifest = tmp_path / "m.manifest"
+    manifest.write_bytes(bytes(out))
+    r = run_cli("evaluate", str(manifest), "--predicted", "pred", "--reference", "gt", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    got = orjson.loads(r.stdout)
+    counts = got["lines"]
+    # before: the 100x100 lines were compared with the 200x200 ones in pixels, so half the
+    # references counted as missed and AP@.5 read 0.5 where the labels that can be compared agree
+    assert counts["evaluated"] == (lines + 1) // 2 and counts["not_evaluated"] == lines // 2
+    assert counts["skipped"]["both"] == {"not comparable": lines // 2}
+    assert counts["examples"][0] == {"line": 2, "side": "both", "kind": "not comparable",
+                                  "reason": "image sizes differ: predicted 100x100, reference 200x200"}
+    assert got["detection"]["ap50"] == pytest.approx(1.0)
