@@ -193,3 +193,25 @@ def test_evaluate_does_not_compare_boxes_on_images_of_other_sizes(tmp_path: Path
     assert counts["examples"][0] == {"line": 2, "side": "both", "kind": "not comparable",
                                   "reason": "image sizes differ: predicted 100x100, reference 200x200"}
     assert got["detection"]["ap50"] == pytest.approx(1.0)
+
+
+# -- rollback's per-task lines say what happened ---------------------------------------------------
+
+def test_rollback_line_of_a_task_already_as_before_says_so(synapse, files, client, tmp_path: Path) -> None:
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest.testing.builders import make_job, seed_tasks
+    from totask_manifest.testing.recording import Fault
+
+    pid = seed_tasks(synapse, files, 2, data={"annotations": {"image_1": []}, "annotationsData": {"image_1": []}})
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    synapse.add_fault(Fault(status=404, method="PUT", path="annotate_task_data", times=None))
+    r = run_cli("apply", str(job))  # each PUT refused: journalled 'before', never 'done'
+    assert r.returncode == 1 and "nothing was applied" in r.stderr, r.stderr
+    r = run_cli("rollback", str(job))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    # before: 'task 1003: already', which reads as a line cut short
+    assert [line.split(": ", 1)[1] for line in lines[:-1]] == ["already as before (nothing sent)"] * 2
+    assert lines[-1].startswith("rollback: 0 restored, 2 already as before")
