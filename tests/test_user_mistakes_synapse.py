@@ -215,3 +215,29 @@ def test_rollback_line_of_a_task_already_as_before_says_so(synapse, files, clien
     # before: 'task 1003: already', which reads as a line cut short
     assert [line.split(": ", 1)[1] for line in lines[:-1]] == ["already as before (nothing sent)"] * 2
     assert lines[-1].startswith("rollback: 0 restored, 2 already as before")
+
+
+# -- apply | head: the reader leaving does not undo the apply -------------------------------------
+
+def test_apply_piped_into_a_reader_that_leaves_finishes_and_keeps_its_writes(synapse, files, client,
+                                                                            tmp_path: Path) -> None:
+    from tests.jobs_helpers import popen_cli
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest.testing.builders import make_job, seed_tasks
+
+    pid = seed_tasks(synapse, files, 40, data={"annotations": {"image_1": []}, "annotationsData": {"image_1": []}})
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    synapse.latency = 0.02  # the tasks finish one by one, long after the reader has left
+    proc = popen_cli("apply", str(job), "--concurrency", "1", env={"PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"task ")
+    proc.stdout.close()  # `apply ... | head -1`
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=120) == 141, err
+    # before: the print's BrokenPipeError reached apply as a fatal error: 'stopping: [Errno 32]
+    # Broken pipe; rolling back this run's writes', every write undone, exit 1
+    assert "Broken pipe" not in err and "rolling back" not in err, err
+    assert err.splitlines() == ["40 applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled"]
+    puts = synapse.requests_to("PUT", r"^/tasks/\d+/annotate_task_data/")
+    assert len(puts) == 40 and all(r.query.get("schema") != "any" for r in puts)  # no restore was sent
