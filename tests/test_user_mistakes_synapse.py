@@ -241,3 +241,15 @@ def test_apply_piped_into_a_reader_that_leaves_finishes_and_keeps_its_writes(syn
     assert err.splitlines() == ["40 applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled"]
     puts = synapse.requests_to("PUT", r"^/tasks/\d+/annotate_task_data/")
     assert len(puts) == 40 and all(r.query.get("schema") != "any" for r in puts)  # no restore was sent
+
+
+def test_annotate_with_the_preprocessor_method_says_where_it_is_configured(tmp_path: Path) -> None:
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text('{"source-ref":"s3://b/0.jpg"}\n')
+    r = run_cli("annotate", str(manifest), "--job-name", "pp", "--label-attribute", "boxes", "--task-type",
+                "object-detection", "--method", "synapse-preprocessor", "--output", str(tmp_path / "out"))
+    assert r.returncode == 2
+    line = one_line_error(r.stderr)
+    # before: 'needs pre_processor, agent', with no flag on the command line to give them
+    assert "needs pre_processor, agent: " in line and "totask-manifest run PARAMS.yaml" in line, line
+    assert not (tmp_path / "out").exists()
