@@ -479,3 +479,36 @@ def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_pa
 
         strip = re.compile(rb'"creation-date":"[^"]*"')
         assert strip.sub(b"", got) == strip.sub(b"", want)
+
+
+# -- Ray's own RAY_ADDRESS -------------------------------------------------------------------------
+
+def test_ray_address_variable_is_checked_as_the_flag_is(tmp_path):
+    """``ray.init`` reads RAY_ADDRESS when given no address; with ``num_cpus`` beside it, Ray raised
+    'When connecting to an existing cluster, num_cpus and num_gpus must not be provided': a
+    traceback and a FAILED job for every RAY_ADDRESS but ``local``, reachable or not."""
+    out = tmp_path / "out"
+    with listening_port() as port:
+        pass  # closed again: nothing listens there now
+    r = run_cli(*_file_job_args(str(SAMPLE / "manifest.jsonl"), out, "--ray-shared-paths"),
+                env={"RAY_ADDRESS": f"127.0.0.1:{port}"})
+    assert r.returncode == 2, r.stderr
+    assert f"RAY_ADDRESS=127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+    with listening_port() as port:  # something answers: the cluster's rules on local paths apply
+        r = run_cli(*_file_job_args(str(SAMPLE / "manifest.jsonl"), out), env={"RAY_ADDRESS": f"127.0.0.1:{port}"})
+    assert r.returncode == 2 and f"RAY_ADDRESS=127.0.0.1:{port}" in r.stderr and "manifest's folder" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_ray_address_variable_joins_that_cluster(tmp_path, ray_address):
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+    args = ["--job-name", "job", "--label-attribute", "cls", "--task-type", "image-classification",
+            "--method", TOY]
+    ref = run_cli("annotate", str(inp), *args, "--output", str(tmp_path / "local"), env={"RAY_ADDRESS": "local"})
+    assert ref.returncode == 0, ref.stderr
+    r = run_cli("annotate", str(inp), *args, "--output", str(tmp_path / "ray"), "--engine", "ray",
+                "--ray-shared-paths", env={"RAY_ADDRESS": ray_address}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert job_json(tmp_path / "ray" / "job")["status"] == "COMPLETED"
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))

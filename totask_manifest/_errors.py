@@ -92,6 +92,18 @@ def backend_error_message(exc: BaseException) -> str | None:
     return None
 
 
+def yaml_error_text(exc: BaseException) -> str:
+    """One line for a YAML parse error: where (``line 2, column 1``) and what. PyYAML's own text
+    spreads over several lines, puts the context (``while parsing a flow node``) first and the
+    position after it, so its first line alone names neither the problem nor the line."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+
+
 def json_kind(value: object) -> str:
     """What a value is called in JSON (``null``, ``number``, ``object``...), for messages about
     data users wrote as JSON: ``NoneType`` and ``dict`` are Python's words, not theirs."""

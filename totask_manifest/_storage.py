@@ -99,6 +99,23 @@ def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSyst
         raise StorageError(f"cannot open {redact_url(url)}: {type(exc).__name__}: {exc}") from None
 
 
+def refuse_output_over_input(src: str, dst: str) -> None:
+    """Refuse a command whose output is its own input (``labeled m -o m``, ``convert m m``): the
+    atomic commit would replace the input with what was derived from it, so the lines left out
+    (or the format it was in) are gone. Local paths are compared after resolving links."""
+    fs_src, path_src = url_to_fs(src)
+    fs_dst, path_dst = url_to_fs(dst)
+    if type(fs_src) is not type(fs_dst):
+        return
+    if is_local(fs_src):
+        same = os.path.realpath(path_src) == os.path.realpath(path_dst)
+    else:
+        same = path_src.rstrip("/") == path_dst.rstrip("/")
+    if same:
+        raise StorageError(f"the output {redact_url(dst)} is the input {redact_url(src)}: writing it would "
+                           "replace the input; give another output path")
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 

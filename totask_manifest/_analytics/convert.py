@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import UsageError
 from .._formats.class_names import read_class_names
-from .._storage import url_to_fs
+from .._storage import refuse_output_over_input, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
@@ -112,6 +112,7 @@ def convert(
     ``allow_drop``; the counts then say how many things (exports) or lines (imports) dropped some.
     ``confidence`` adds YOLO's optional 6th column (trainers read 5).
     """
+    refuse_output_over_input(src, dst)
     src_fmt = from_format or guess_format(src)
     for fmt in (src_fmt, to):
         if fmt not in FORMATS:

@@ -16,7 +16,7 @@ from .._errors import ManifestError
 from .._jobs.selection import needs_label
 from .._manifest.io import read_lines
 from .._manifest.naming import metadata_key
-from .._storage import AtomicWriter, redact_url
+from .._storage import AtomicWriter, redact_url, refuse_output_over_input
 
 #: why a line was left out, in the order reports list them
 REASONS = ("failed", "routed", "missing", "blank")
@@ -72,6 +72,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     broken, not merely unlabeled). When no line holds a label, nothing is written and a
     ``ManifestError`` says what the lines held instead (usually a misspelt attribute).
     """
+    refuse_output_over_input(src, dst)
     result = LabeledOnly(src, dst, label_attribute)
     seen_attributes: set[str] = set()
 

@@ -89,7 +89,10 @@ class PreProcessorAnnotator(BatchAnnotator):
     def check(cls, options: PreProcessorOptions, task_type: str) -> None:
         missing = [k for k in ("pre_processor", "agent") if getattr(options, k) in (None, "")]
         if missing:
-            raise UsageError(f"method synapse-preprocessor needs {', '.join(missing)}")
+            # the command line has no flags for them: say where they are given
+            raise UsageError(f"method synapse-preprocessor needs {', '.join(missing)}: it runs as the ToTask action's "
+                             "inference method, configured in its parameter file (totask-manifest run PARAMS.yaml "
+                             "with method: inference, pre_processor, agent), or through the job options in Python")
         params = options.pre_processor_params
         if params is not None and not isinstance(params, dict):
             raise UsageError("pre_processor_params must be an object")

@@ -31,16 +31,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._synapse.apply import TaskResult, apply_job  # on use: the CLI starts without httpx
+    from . import _stdout_gone
+
+    reader_gone = False
+
     def show(result: TaskResult) -> None:
-        if args.quiet and result.status == UNCHANGED:
+        nonlocal reader_gone
+        if reader_gone or (args.quiet and result.status == UNCHANGED):
             return
-        print(result.describe(), flush=False)
+        try:
+            print(result.describe(), flush=False)
+        except BrokenPipeError:
+            # the reader left (``| head``, a pager quit): printing stops, the apply does not. Raised
+            # into apply, this was a fatal error that rolled back every write of the run
+            reader_gone = True
 
     report = apply_job(
         args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
         rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
     )
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        reader_gone = True
+    if reader_gone:  # what was done still shows on stderr; the exit code is SIGPIPE's, as elsewhere
+        print(report.summary(), file=sys.stderr)
+        if report.ok and report.nothing_applied:
+            print(f"totask-manifest apply: error: {report.nothing_applied}", file=sys.stderr)
+        return _stdout_gone()
     print(report.summary(), file=sys.stderr if report.fatal else sys.stdout)
     if report.ok and report.nothing_applied:
         sys.stdout.flush()

@@ -19,10 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: a status as a line says it: the summary's words ("already" alone reads as a cut line)
+_SAID = {"already": "already as before (nothing sent)"}
+
+
 def run(args: argparse.Namespace) -> int:
     from .._synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
     report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
     for result in report.results:
-        print(f"task {result.task_id}: {result.status}" + (f" ({result.detail})" if result.detail else ""))
+        status = _SAID.get(result.status, result.status)
+        print(f"task {result.task_id}: {status}" + (f" ({result.detail})" if result.detail else ""))
     print(report.summary(), file=sys.stdout if report.complete else sys.stderr)
     return 0 if report.complete else 1

@@ -8,7 +8,7 @@ import sys
 import orjson
 
 from .. import _synapse as synapse  # noqa: F401  (registers the synapse-preprocessor method for resume)
-from .._errors import StorageError, UsageError
+from .._errors import StorageError, UsageError, yaml_error_text
 from .._storage import read_bytes
 
 
@@ -31,16 +31,17 @@ def load_params(url: str) -> dict:
         raw = read_bytes(url)
     except StorageError as exc:
         raise UsageError(f"parameter file: {exc}") from None
+    is_yaml = url.lower().endswith((".yaml", ".yml"))
     try:
-        if url.lower().endswith((".yaml", ".yml")):
+        if is_yaml:
             import yaml
 
             params = yaml.safe_load(raw)
         else:
             params = orjson.loads(raw)
     except Exception as exc:
-        raise UsageError(f"parameter file {url} is not valid {'YAML' if url.endswith(('yaml', 'yml')) else 'JSON'}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        detail = yaml_error_text(exc) if is_yaml else str(exc).splitlines()[0]
+        raise UsageError(f"parameter file {url} is not valid {'YAML' if is_yaml else 'JSON'}: {detail}") from None
     if not isinstance(params, dict):
         raise UsageError(f"parameter file {url} must hold an object (mapping) of parameters")
     return params

@@ -77,6 +77,14 @@ def _env_number(name: str, kind: type = int) -> Any:
         raise UsageError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
 
 
+def _env_address() -> str | None:
+    """Ray's own ``RAY_ADDRESS``, which ``ray.init`` reads when given no address: a cluster to
+    join. Read here so it is checked like ``--ray-address`` (probed, local paths refused) and no
+    ``num_cpus`` goes with it (Ray refuses both at once); ``local`` or empty: a private instance."""
+    raw = (os.environ.get("RAY_ADDRESS") or "").strip()
+    return raw if raw and raw.lower() != "local" else None
+
+
 def _code_root(cls: type) -> str | None:
     """The folder to put on the workers' ``PYTHONPATH`` so they can import ``cls`` by name
     (a plugin annotator given as ``package.module:Class`` from a checkout, not installed)."""
@@ -126,7 +134,7 @@ def is_cluster_address(address: str | None) -> bool:
 PROBE_TIMEOUT_S = 5.0
 
 
-def probe_address(address: str) -> None:
+def probe_address(address: str, named: str | None = None) -> None:
     """Refuse (``UsageError``) a ``host:port`` or ``ray://host:port`` address where nothing accepts
     a connection: ``ray.init`` retries such an address for minutes, with the job already RUNNING.
     ``auto`` and addresses without a port are left to Ray."""
@@ -144,7 +152,7 @@ def probe_address(address: str) -> None:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"--ray-address {address}: nothing answers at {host}:{port} ({reason}); check the "
+        raise UsageError(f"{named or '--ray-address ' + address}: nothing answers at {host}:{port} ({reason}); check the "
                          "address, or start the cluster there (ray start --head)") from None
 
 
@@ -186,7 +194,9 @@ class RayEngine(Engine):
     def __init__(self, options: RayOptions | None = None) -> None:
         options = options or RayOptions()
         self.options = options
-        self.address = options.address or None
+        self.address = options.address or _env_address()
+        #: how messages name the address: the flag, or the variable it came from
+        self.address_named = f"--ray-address {self.address}" if options.address else f"RAY_ADDRESS={self.address}"
         self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
         self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
@@ -215,7 +225,7 @@ class RayEngine(Engine):
         """Refuse a cluster address where nothing answers, and local paths the workers would read
         when the job runs on a cluster."""
         if is_cluster_address(self.address):
-            probe_address(str(self.address))
+            probe_address(str(self.address), self.address_named)
         if self.shared_paths or not is_cluster_address(self.address):
             return
         found = local_worker_paths(config)
@@ -227,7 +237,7 @@ class RayEngine(Engine):
             else:
                 what = f"{flag} {value}"
             raise UsageError(
-                f"--engine ray --ray-address {self.address}: {what} is a local path that workers on other "
+                f"--engine ray {self.address_named}: {what} is a local path that workers on other "
                 "nodes cannot read; put it on shared storage and give its URL (s3://...), or pass "
                 "--ray-shared-paths if the same path is mounted on every node"
             )

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import StorageError, UsageError
+from .._errors import StorageError, UsageError, yaml_error_text
 
 
 def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
@@ -91,7 +91,7 @@ def _yaml_names(text: str, source: str) -> list[str]:
     try:
         doc: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{source}: not YAML: {' '.join(str(exc).split())[:200]}") from None
+        raise UsageError(f"{source}: not YAML: {yaml_error_text(exc)[:200]}") from None
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, dict):
         try:

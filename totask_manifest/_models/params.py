@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import yaml
 
-from .._errors import StorageError, UsageError, json_kind, json_text
+from .._errors import StorageError, UsageError, json_kind, json_text, yaml_error_text
 from .._storage import read_bytes
 from .heads import HEADS, head_for
 
@@ -75,7 +75,7 @@ def load_params_file(url: str) -> dict[str, Any]:
     try:
         value = orjson.loads(data) if url.lower().endswith(".json") else yaml.safe_load(data.decode("utf-8"))
     except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        detail = str(exc).replace("\n", " ")
+        detail = yaml_error_text(exc) if isinstance(exc, yaml.YAMLError) else str(exc).replace("\n", " ")
         raise UsageError(f"--params {url}: not valid {'JSON' if url.lower().endswith('.json') else 'YAML'}: {detail}") from None
     if value is None:
         return {}

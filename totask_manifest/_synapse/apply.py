@@ -38,7 +38,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import StorageError, UsageError
+from .._errors import StorageError
 from .._jobs.lease import hold
 from . import DM_V1, UNCHANGED
 from .apply_plan import JobTarget, Planned, converter, load_job_target, plan_writes
@@ -65,7 +65,7 @@ from .journal import Journal, contains, read_journal, stored_hashes, writes_in_d
 from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker
+from .workers import Breaker, check_concurrency
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,9 @@ def apply_job(
     bulk_reads: bool = True,
 ) -> ApplyReport:
     """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task."""
+    check_concurrency(concurrency)
     target = load_job_target(job_url)
     convert, format_schema = converter(data_format)
-    if concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
     own = client is None
     # one writer per job: a second apply at once would send every PUT again (dry runs write nothing)
     held = contextlib.nullcontext() if dry_run else hold(target.job_url, "apply")

@@ -33,7 +33,7 @@ from .client import (
 from .journal import Journal, TaskHistory, open_writes, read_journal
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, run_pool
+from .workers import Breaker, check_concurrency, run_pool
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def rollback_job(
     job_url: str, *, force: bool = False, concurrency: int = 32, client: SynapseClient | None = None
 ) -> RollbackReport:
     """Restore every task the job at ``job_url`` changed (see the module docstring)."""
+    check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
     if not (Job(job_url).exists or read_journal(job_url)):
         raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")

@@ -62,6 +62,12 @@ class SynapseSettings:
         name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
         host = (env.get(name) or DEFAULT_HOST).strip()
         parts = urlsplit(host)
+        if "@" in parts.netloc or "@" in host.split("/")[0]:
+            # ``user:password@`` would be persisted with the host (``totask-run.json``) and turned
+            # by aiohttp into a Basic ``Authorization`` header that clashes with the plugin-run
+            # token's (a ValueError on the first request); the value is a secret: never echoed
+            raise UsageError(f"{name} must not carry a user name or password ('user:password@'): "
+                             "Synapse takes its token from SYNAPSE_ACCESS_TOKEN or SYNAPSE_PLUGIN_RUN_USER_TOKEN")
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
         return cls(

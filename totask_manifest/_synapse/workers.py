@@ -13,7 +13,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+from .._errors import UsageError
+
 T = TypeVar("T")
+
+
+def check_concurrency(concurrency: int) -> None:
+    """Refuse a pool of no workers before anything is read or sent; every command taking
+    ``--concurrency`` (apply, rollback, run) says it the same way (exit 2)."""
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}")
 
 
 class Breaker:

@@ -46,6 +46,7 @@ from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, 
 from .._synapse.export import check_project, export_tasks
 from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
+from .._synapse.workers import check_concurrency
 from .params import ToTaskParams, validate_params
 from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
 
@@ -68,6 +69,7 @@ class ToTaskAction:
     def __init__(self, params: dict[str, Any] | None = None, run: Any = None, *, output_root: str | None = None,
                  client: SynapseClient | None = None, engine: str = "local", concurrency: int = 32,
                  timing: dict[str, float] | None = None) -> None:
+        check_concurrency(concurrency)  # a bad option, before the run is claimed or anything is sent
         self.params = params or {}
         self.run = run
         self.output_root = output_root or os.environ.get("TOTASK_OUTPUT_ROOT") or DEFAULT_OUTPUT_ROOT

@@ -215,6 +215,12 @@ class _Run:
                 if isinstance(got, Missing):
                     self.skip(number, side, got.kind, got.reason)
             return
+        if pred.size is not None and ref.size is not None and pred.size != ref.size:
+            # boxes drawn on images of other sizes match by chance only: AP 0 would blame the labels
+            ev.not_evaluated += 1
+            self.skip(number, "both", "not comparable", "image sizes differ: predicted {}x{}, reference {}x{}".format(
+                *pred.size, *ref.size))
+            return
         used = False
         try:
             used = self.compare(number, rec, pred, ref)

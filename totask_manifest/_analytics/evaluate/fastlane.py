@@ -98,7 +98,8 @@ class FastLane:
                 po, pc, rc = pm["objects"], pm["class-map"], rm["class-map"]
                 common = type(pa) is list and type(ra) is list and type(po) is list and type(pc) is dict and \
                     type(rc) is dict and len(po) == len(pa) and "failure-reason" not in pm and \
-                    "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection
+                    "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection and \
+                    rec[pk].get("image_size") == rec[rk].get("image_size")  # else the driver says why not
             except (KeyError, TypeError):
                 common = False
             if common and bools and (b"true" in raw or b"false" in raw):

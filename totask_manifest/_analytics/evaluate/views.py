@@ -48,6 +48,8 @@ class View:
     #: the line's confidence as --review-below compares it; None when the label holds none
     confidence: float | None = None
     other_shapes: dict[str, int] = field(default_factory=dict)
+    #: ``(width, height)`` of the image the boxes are drawn on (``image_size[0]``), when stated
+    size: tuple[Any, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,13 @@ def _detection(value: Any, meta: Mapping[str, Any]) -> View:
                 lowest = conf
         boxes.append((name, x, y, w, h, conf))
     # --review-below compares the lowest box score (inference.py's Detections.confidence)
-    return View("detection", boxes=boxes, confidence=lowest)
+    return View("detection", boxes=boxes, confidence=lowest, size=_image_size(value))
+
+
+def _image_size(value: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    sizes = value.get("image_size")
+    first = sizes[0] if isinstance(sizes, list) and sizes and isinstance(sizes[0], Mapping) else None
+    return (first.get("width"), first.get("height")) if first is not None else None
 
 
 def _native(doc: Any, fmt: str) -> View:
