@@ -43,6 +43,14 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
     )
 
 
+def annotate_sample_with_class_names(names: Path | str, out: Path | str) -> subprocess.CompletedProcess:
+    """The README's sample job (file method) with ``--class-names names``, into ``out``."""
+    return run_cli("annotate", str(REPO / "sample_data" / "manifest.jsonl"), "--job-name", "cn",
+                   "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+                   "--url-key", "annotation-ref", "--class-names", str(names),
+                   "--allow-root", str(REPO / "sample_data"), "--output", str(out))
+
+
 def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs_helpers import REPO, run_cli
+from tests.jobs_helpers import REPO, annotate_sample_with_class_names, run_cli
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -56,10 +56,7 @@ def test_run_params_upper_case_yaml_suffix_is_called_yaml(tmp_path: Path) -> Non
 def test_class_names_yaml_syntax_error_names_the_problem_line(tmp_path: Path) -> None:
     names = tmp_path / "data.yaml"
     names.write_text("names:\n  0: cat\n 1: dog\n")
-    r = run_cli("annotate", str(REPO / "sample_data" / "manifest.jsonl"), "--job-name", "cn",
-                "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
-                "--url-key", "annotation-ref", "--class-names", str(names),
-                "--allow-root", str(REPO / "sample_data"), "--output", str(tmp_path / "out"))
+    r = annotate_sample_with_class_names(names, tmp_path / "out")
     assert r.returncode == 2
     line = one_line_error(r.stderr)
     # the context's mark (line 1, where the mapping starts) came first and the real one was cut

@@ -34,9 +34,9 @@ def load_params(url: str) -> dict:
     is_yaml = url.lower().endswith((".yaml", ".yml"))
     try:
         if is_yaml:
-            import yaml
+            from .._yaml import load_yaml  # on use: the CLI starts without PyYAML
 
-            params = yaml.safe_load(raw)
+            params = load_yaml(raw)
         else:
             params = orjson.loads(raw)
     except Exception as exc:

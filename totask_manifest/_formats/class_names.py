@@ -88,8 +88,10 @@ def _json_names(text: str, source: str) -> list[str]:
 def _yaml_names(text: str, source: str) -> list[str]:
     import yaml
 
+    from .._yaml import load_yaml
+
     try:
-        doc: Any = yaml.safe_load(text)
+        doc: Any = load_yaml(text)
     except yaml.YAMLError as exc:
         raise UsageError(f"{source}: not YAML: {yaml_error_text(exc)[:200]}") from None
     names = doc.get("names") if isinstance(doc, dict) else None

@@ -1,0 +1,60 @@
+"""Parameter and class-name files in YAML: a key written twice is refused with its line, never
+silently reduced to its last value (PyYAML's own behaviour)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.jobs_helpers import annotate_sample_with_class_names, run_cli
+from totask_manifest._errors import yaml_error_text
+from totask_manifest._yaml import load_yaml
+
+
+def test_a_key_written_twice_is_refused_with_both_lines() -> None:
+    text = "name: a\nproject: 1\nname: b\n"
+    assert yaml.safe_load(text) == {"name": "b", "project": 1}  # what PyYAML alone does: 'a' is gone
+    with pytest.raises(yaml.YAMLError) as caught:
+        load_yaml(text)
+    assert yaml_error_text(caught.value).startswith("line 3, column 1: the key 'name' appears twice (first on line 1)")
+
+
+def test_a_nested_mapping_is_checked_too() -> None:
+    with pytest.raises(yaml.YAMLError, match="the key 'threshold' appears twice"):
+        load_yaml("pre_processor_params:\n  threshold: 0.5\n  iou: 0.4\n  threshold: 0.9\n")
+
+
+def test_a_merge_may_be_overridden_and_equal_keys_in_different_mappings_are_fine() -> None:
+    text = "base: &b {threshold: 0.5, iou: 0.4}\nmodel:\n  <<: *b\n  threshold: 0.9\nother: {threshold: 0.1}\n"
+    assert load_yaml(text) == yaml.safe_load(text)
+    assert load_yaml(text)["model"] == {"threshold": 0.9, "iou": 0.4}
+
+
+def test_what_the_safe_loader_reads_is_read_the_same() -> None:
+    text = "a: [1, 2.5, null, true]\nb: {c: 'x', 1: y}\nd: 2026-01-01\n"
+    assert load_yaml(text) == yaml.safe_load(text)
+    with pytest.raises(yaml.YAMLError):  # and what it refuses stays refused (no arbitrary objects)
+        load_yaml("a: !!python/object/apply:os.system ['true']\n")
+
+
+def test_run_with_a_parameter_written_twice_says_which_line(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("name: Boxes\nproject: 1\nagent: 1\nmethod: file\nproject: 2\n")
+    r = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "line 5, column 1: the key 'project' appears twice (first on line 2)" in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_class_names_with_an_id_written_twice_are_refused(tmp_path: Path) -> None:
+    names = tmp_path / "data.yaml"
+    names.write_text("names:\n  0: cat\n  1: dog\n  0: bird\n")
+    r = annotate_sample_with_class_names(names, tmp_path / "out")
+    assert r.returncode == 2, r.stderr
+    # before: class 0 was 'bird' and 'cat' was gone without a word
+    assert "the key 0 appears twice (first on line 2)" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
