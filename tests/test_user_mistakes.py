@@ -4,6 +4,7 @@ output file written for nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,26 @@ def test_a_job_on_a_manifest_without_a_data_object_is_refused_before_it_exists(t
     with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*\[input-empty\]"):
         annotate(config)
     assert not (tmp_path / "out" / "j" / "job.json").exists()
+
+
+def test_an_empty_input_with_empty_append_manifests_is_refused_naming_them_and_writing_nothing(tmp_path: Path) -> None:
+    """With --append, the inputs were combined into the job folder first and the combined copy
+    refused: the message named that internal file, and the refused job left its folder behind."""
+    from totask_manifest import InvalidInputError, JobConfig, JobError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b"")
+    (tmp_path / "more.manifest").write_bytes(b"\n")
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*more\.manifest.*\[input-empty\]"):
+        annotate(config)
+    assert not list((tmp_path / "out").rglob("*"))  # no job folder, no combined input left behind
+    # one of them with a data object is enough
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n')
+    with contextlib.suppress(JobError):  # the job starts (its line fails: no annotation-ref)
+        annotate(config)
+    assert (tmp_path / "out" / "j" / "job.json").exists()
 
 
 @pytest.mark.slow
