@@ -273,6 +273,35 @@ def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_pat
     assert result.metrics["stand_by"] > 0 and requests < n  # it did not send every line
 
 
+def test_a_model_endpoint_reporting_each_image_missing_fails_those_lines_only(tmp_path: Path) -> None:
+    """``{"error": ...}`` in a prediction fails that image's line only (docs/inference.md): an
+    endpoint that could not fetch the image (its text ``HTTP 404: Not Found``) reports data, not
+    a wrong --model. It was read as the endpoint's own HTTP status (model-error, a configuration
+    rule), so the job stopped after its first 32 lines as for a wrong --model URL."""
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+    from totask_manifest import JobConfig, annotate
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        images = (await request.json())["images"]
+        return web.json_response({"predictions": [{"error": "HTTP 404: Not Found"} for _ in images]})
+
+    n = 40
+    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with LocalHTTPServer(handler) as server:
+        result = annotate(JobConfig(
+            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+            label_attribute="cls", task_type="image-classification", method="inference",
+            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
+                     "batch_size": 1}))
+    assert result.metrics["stand_by"] == 0 and result.metrics["failed"] == n  # every line tried
+    out = (tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
+    rules = {orjson.loads(line)["cls-metadata"]["failure-rule"] for line in out}
+    assert rules == {"http-404"}, rules
+
+
 @pytest.mark.parametrize("url", ["s3:/bucket/out", "s3:bucket/out", "memory:/x/out"])
 def test_a_url_missing_a_slash_after_its_scheme_is_refused_not_written_locally(tmp_path: Path, url: str,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
