@@ -268,3 +268,14 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     plain = tmp_path / "plain"
     plain.write_bytes(b"x")
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_data_urls_are_read_as_fsspec_reads_them() -> None:
+    """``data:,...`` is fsspec's one URL form without ``//`` (``split_protocol`` special-cases it):
+    the refusal of ``s3:/bucket`` must not refuse it, nor send the user to ``data://``."""
+    import base64
+
+    line = b'{"source-ref":"a.jpg"}\n'
+    assert read_bytes("data:," + line.decode()) == line
+    encoded = "data:application/x-ndjson;base64," + base64.b64encode(line).decode()
+    assert [x.record() for x in read_lines(encoded)] == [{"source-ref": "a.jpg"}]

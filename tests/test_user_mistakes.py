@@ -4,6 +4,7 @@ output file written for nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,26 @@ def test_a_job_on_a_manifest_without_a_data_object_is_refused_before_it_exists(t
     with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*\[input-empty\]"):
         annotate(config)
     assert not (tmp_path / "out" / "j" / "job.json").exists()
+
+
+def test_an_empty_input_with_empty_append_manifests_is_refused_naming_them_and_writing_nothing(tmp_path: Path) -> None:
+    """With --append, the inputs were combined into the job folder first and the combined copy
+    refused: the message named that internal file, and the refused job left its folder behind."""
+    from totask_manifest import InvalidInputError, JobConfig, JobError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b"")
+    (tmp_path / "more.manifest").write_bytes(b"\n")
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
+    with pytest.raises(InvalidInputError, match=r"in\.manifest holds no data object .*more\.manifest.*\[input-empty\]"):
+        annotate(config)
+    assert not list((tmp_path / "out").rglob("*"))  # no job folder, no combined input left behind
+    # one of them with a data object is enough
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n')
+    with contextlib.suppress(JobError):  # the job starts (its line fails: no annotation-ref)
+        annotate(config)
+    assert (tmp_path / "out" / "j" / "job.json").exists()
 
 
 @pytest.mark.slow
@@ -250,6 +271,35 @@ def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_pat
     error = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["error"]
     assert "failed with 'model-error'" in error and f"HTTP {status}" in error
     assert result.metrics["stand_by"] > 0 and requests < n  # it did not send every line
+
+
+def test_a_model_endpoint_reporting_each_image_missing_fails_those_lines_only(tmp_path: Path) -> None:
+    """``{"error": ...}`` in a prediction fails that image's line only (docs/inference.md): an
+    endpoint that could not fetch the image (its text ``HTTP 404: Not Found``) reports data, not
+    a wrong --model. It was read as the endpoint's own HTTP status (model-error, a configuration
+    rule), so the job stopped after its first 32 lines as for a wrong --model URL."""
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+    from totask_manifest import JobConfig, annotate
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        images = (await request.json())["images"]
+        return web.json_response({"predictions": [{"error": "HTTP 404: Not Found"} for _ in images]})
+
+    n = 40
+    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with LocalHTTPServer(handler) as server:
+        result = annotate(JobConfig(
+            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+            label_attribute="cls", task_type="image-classification", method="inference",
+            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
+                     "batch_size": 1}))
+    assert result.metrics["stand_by"] == 0 and result.metrics["failed"] == n  # every line tried
+    out = (tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
+    rules = {orjson.loads(line)["cls-metadata"]["failure-rule"] for line in out}
+    assert rules == {"http-404"}, rules
 
 
 @pytest.mark.parametrize("url", ["s3:/bucket/out", "s3:bucket/out", "memory:/x/out"])

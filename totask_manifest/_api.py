@@ -146,8 +146,10 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
         # each manifest on its own first: a bad line is named by its own file and line number,
         # not by its place in the combined input, and nothing is written for a job that cannot start
-        for url, what in ((config.input, "input manifest"), *((u, "--append manifest") for u in config.append)):
-            raise_for_problems(url, scan_input(url, config.label_attribute), what)
+        scans = [(url, scan_input(url, config.label_attribute)) for url in (config.input, *config.append)]
+        for (url, one), what in zip(scans, ("input manifest", *["--append manifest"] * len(config.append)), strict=True):
+            raise_for_problems(url, one, what)
+        raise_for_no_data(*scans[0], appended=scans[1:])
         from ._fetch import APPENDED_BASES
 
         appended = combine_with_appended(config.input, config.append, layout.input_manifest)

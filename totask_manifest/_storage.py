@@ -73,13 +73,17 @@ def redact_secret_url(text: str) -> str:
 #: ``s3:/bucket`` or ``s3:bucket``: a storage scheme without its ``//`` (``file:/x`` is a valid file
 #: URL, ``simplecache::s3://`` a chained one, ``C:/x`` a drive letter)
 _HALF_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(?!//|:)")
+#: schemes whose URL is whole without ``//``: ``file:/x``, and ``data:,...`` (RFC 2397), which
+#: fsspec's ``split_protocol`` reads as such
+_WHOLE_WITHOUT_SLASHES = frozenset({"file", "data"})
 
 
 def refuse_half_scheme(url: str) -> None:
     """Refuse ``s3:/bucket`` and the like: fsspec (and ``os.path.abspath``) read it as a local
     path, so the data would go to a folder named ``s3:`` here, silently."""
     half = _HALF_SCHEME.match(str(url))
-    if half and half.group(1).lower() != "file" and half.group(1).lower() in fsspec.available_protocols():
+    if (half and half.group(1).lower() not in _WHOLE_WITHOUT_SLASHES
+            and half.group(1).lower() in fsspec.available_protocols()):
         scheme, shown = half.group(1), str(url).split("?", 1)[0]
         raise StorageError(f"{shown} is not a {scheme}:// URL (no '//' after '{scheme}:'); "
                            f"write {scheme}://... for that storage, or ./{shown} for a local path")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,14 +217,19 @@ def raise_for_problems(url: str, scan: InputScan, what: str = "input manifest") 
         raise InvalidInputError(f"{what} {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
 
 
-def raise_for_no_data(url: str, scan: InputScan) -> None:
-    """Refuse a job input without a data object."""
-    if not scan.selected and not _has_data_object(url):
-        # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
-        # labeled nothing, as a fully labeled input does
-        raise InvalidInputError(
-            f"input manifest {redact_url(url)} holds no data object ({scan.lines} line(s), all blank); a job "
-            "needs lines with source-ref or source", rule="input-empty")
+def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, InputScan]] = ()) -> None:
+    """Refuse a job input without a data object: ``url`` and its ``appended`` manifests (each
+    scanned on its own, before they are combined into the job folder), all of them empty."""
+    if any(s.selected for _, s in ((url, scan), *appended)):
+        return
+    if _has_data_object(url) or any(_has_data_object(u) for u, _ in appended):
+        return
+    # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
+    # labeled nothing, as a fully labeled input does
+    also = f", nor do the --append manifest(s) {', '.join(redact_url(u) for u, _ in appended)}" if appended else ""
+    raise InvalidInputError(
+        f"input manifest {redact_url(url)} holds no data object ({scan.lines} line(s), all blank){also}; a job "
+        "needs lines with source-ref or source", rule="input-empty")
 
 
 def _has_data_object(url: str) -> bool:

@@ -215,7 +215,9 @@ class HttpRunner(ModelRunner):
         out: list[Any] = []
         for p in preds:
             if isinstance(p, dict) and p.get("error"):
-                out.append(JobError(f"model endpoint: {scrub(str(p['error']), 200)}"))
+                # its own report on this image (one it could not fetch: data), kept apart from the
+                # endpoint's HTTP status (``model endpoint: HTTP 404``: a wrong --model, model-error)
+                out.append(JobError(f"model endpoint, for this image: {scrub(str(p['error']), 200)}"))
             elif not isinstance(p, dict):
                 out.append(JobError(f"model endpoint: a prediction must be an object, got {json_kind(p)}"))
             else:

@@ -25,7 +25,7 @@ import orjson
 
 from .batch import BatchedDetection
 from .columns import Side, columns
-from .views import _TYPE_NAMES, DETECTION, METADATA
+from .views import _TYPE_NAMES, DETECTION, METADATA, _image_size
 
 _XYWH = itemgetter("left", "top", "width", "height")
 _CLASS_ID = itemgetter("class_id")  # a box without one is read line by line (its class is "#None")
@@ -99,7 +99,7 @@ class FastLane:
                 common = type(pa) is list and type(ra) is list and type(po) is list and type(pc) is dict and \
                     type(rc) is dict and len(po) == len(pa) and "failure-reason" not in pm and \
                     "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection and \
-                    rec[pk].get("image_size") == rec[rk].get("image_size")  # else the driver says why not
+                    _image_size(rec[pk]) == _image_size(rec[rk])  # the driver's rule (width, height); else it says why not
             except (KeyError, TypeError):
                 common = False
             if common and bools and (b"true" in raw or b"false" in raw):
