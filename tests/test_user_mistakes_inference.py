@@ -1,0 +1,54 @@
+"""A new user's mistakes with ``--method inference``, each run as the user would: real torch
+models built and saved here, the CLI in a real subprocess, what it prints and writes checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests.jobs_helpers import run_cli  # noqa: E402
+from tests.test_inference_support import boxes_image, png, save_scripted, write_manifest  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
+class SmallCnn(torch.nn.Module):
+    """A classifier whose pooling needs at least 2x2 pixels: too small an --input-size breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(2))
+        self.head = torch.nn.Linear(4, 2)
+        self.class_names = ["a", "b"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+def images(base: Path, n: int) -> Path:
+    (base / "img").mkdir()
+    refs = []
+    for i in range(n):
+        (base / "img" / f"{i}.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+        refs.append(f"img/{i}.png")
+    return write_manifest(base / "in.manifest", refs)
+
+
+def test_a_torchscript_error_is_named_by_its_last_line_not_the_traceback_header(tmp_path: Path) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(SmallCnn(), tmp_path / "cnn.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "tiny", "--task-type", "image-classification",
+                "--method", "inference", "--model", str(model), "--input-size", "1", "--batch-size", "1",
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    failures = [orjson.loads(x) for x in (tmp_path / "out/tiny/failures.jsonl").read_bytes().splitlines()]
+    assert len(failures) == 3
+    for f in failures:
+        assert f["rule"] == "model-error"
+        assert "Output size is too small" in f["reason"], f["reason"]
+        assert "Traceback" not in f["reason"] and "TorchScript interpreter" not in f["reason"]
+    assert "Traceback" not in r.stderr
