@@ -4,6 +4,7 @@ models built and saved here, the CLI in a real subprocess, what it prints and wr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List  # noqa: UP035 (TorchScript reads these annotations)
 
 import orjson
 import pytest
@@ -52,3 +53,40 @@ def test_a_torchscript_error_is_named_by_its_last_line_not_the_traceback_header(
         assert "Output size is too small" in f["reason"], f["reason"]
         assert "Traceback" not in f["reason"] and "TorchScript interpreter" not in f["reason"]
     assert "Traceback" not in r.stderr
+
+
+class NanBoxes(torch.nn.Module):
+    """A detector gone bad (as fp16 overflow does): every box or score is NaN or infinite."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+        self.class_names = ["a"]
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            boxes = torch.tensor([[1.0, 1.0, 10.0, 10.0], [2.0, 2.0, 12.0, 12.0]])
+            scores = torch.ones(2)
+            if self.bad == "nan-box":
+                boxes[:, 2] = float("nan")
+            elif self.bad == "inf-box":
+                boxes[:, 3] = float("inf")
+            else:
+                scores = scores * float("nan")
+            out.append({"boxes": boxes, "scores": scores, "labels": torch.zeros(2, dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.parametrize("bad", ["nan-box", "inf-box", "nan-score"])
+def test_a_detector_whose_every_box_is_not_finite_does_not_label_images_empty(tmp_path: Path, bad: str) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(NanBoxes(bad), tmp_path / "nan.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "nan", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--allow-root", str(tmp_path),
+                "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "COMPLETED" not in r.stdout and "success=0" in r.stdout
+    assert "NaN or infinite" in r.stderr and "Traceback" not in r.stderr
+    out = (tmp_path / "out/nan/manifests/output/output.manifest").read_bytes()
+    assert out == manifest.read_bytes()  # nothing written as an empty image

@@ -154,6 +154,14 @@ def filter_detections(
 
     boxes, scores, labels = detection_tensors(pred)
     finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)
+    if boxes.shape[0] and not bool(finite.any()):
+        # Every box gone to NaN/inf (a broken or overflowing model) would otherwise be written
+        # as an image with no object, indistinguishable from a real empty image; classifier
+        # logits that are not finite stop the job the same way.
+        raise JobError(
+            f"model output: every one of the {boxes.shape[0]} box(es) has a NaN or infinite "
+            "coordinate or score; the model is broken, not the image"
+        )
     boxes, scores, labels = boxes[finite], scores[finite], labels[finite]
     if allowed is not None:
         keep = torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
