@@ -3,6 +3,9 @@ models built and saved here, the CLI in a real subprocess, what it prints and wr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List  # noqa: UP035 (TorchScript reads these annotations)
 
@@ -11,7 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.jobs_helpers import run_cli  # noqa: E402
+from tests.jobs_helpers import REPO, run_cli  # noqa: E402
+from tests.support.gt import GT_MANIFESTS, requires_gt  # noqa: E402
 from tests.test_inference_support import boxes_image, png, save_scripted, write_manifest  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -90,3 +94,34 @@ def test_a_detector_whose_every_box_is_not_finite_does_not_label_images_empty(tm
     assert "NaN or infinite" in r.stderr and "Traceback" not in r.stderr
     out = (tmp_path / "out/nan/manifests/output/output.manifest").read_bytes()
     assert out == manifest.read_bytes()  # nothing written as an empty image
+
+
+def no_credentials_env() -> dict[str, str]:
+    """No storage credentials from anywhere, and no instance metadata lookups."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+               AWS_CONFIG_FILE="/nonexistent")
+    return env
+
+
+@requires_gt
+def test_a_real_gt_manifest_of_s3_images_without_credentials_stops_after_32_lines(tmp_path: Path) -> None:
+    """Ground Truth's own output (50 s3:// images) chained with a new attribute on a machine with
+    no AWS credentials: every line would fail the same way, so the job stops at the 32nd, and
+    the lines never tried are the input's, byte for byte."""
+    real = GT_MANIFESTS / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    model = save_scripted(NanBoxes("none"), tmp_path / "det.pt")
+    r = subprocess.run(
+        [sys.executable, "-m", "totask_manifest", "annotate", str(real), "--job-name", "boxes2",
+         "--task-type", "object-detection", "--method", "inference", "--model", str(model),
+         "--retries", "0", "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env={**no_credentials_env(), "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "'storage-credentials-missing'" in r.stderr and "stand_by=18" in r.stdout
+    out = (tmp_path / "out/boxes2/manifests/output/output.manifest").read_bytes().splitlines(keepends=True)
+    original = real.read_bytes().splitlines(keepends=True)
+    assert len(out) == len(original) == 50
+    assert out[32:] == original[32:]  # never tried: byte-identical
+    for got, was in zip(out[:32], original[:32], strict=True):  # failed: the input's bytes, then the metadata
+        assert got.startswith(was.rstrip(b"}\r\n")) and b'"boxes2-metadata"' in got
+        assert orjson.loads(got)["boxes2-metadata"]["failure-rule"] == "storage-credentials-missing"

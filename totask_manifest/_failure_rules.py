@@ -37,6 +37,7 @@ CONFIGURATION_RULES = frozenset({
     "http-401",                   # credentials refused
     "http-403",
     "permission-denied",
+    "storage-credentials-missing",  # s3:// (or another store) with no credentials found at all
     "tls-untrusted",
     "connection-error",           # nothing answers at that host
     "class-name-missing",         # class ids without --class-names
@@ -64,6 +65,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"TLS certificate not trusted", "tls-untrusted"),
     (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),
     (r"permission denied", "permission-denied"),
+    (r"no storage credentials", "storage-credentials-missing"),
     (r"no such (file|object)", "file-missing"),
     (r"is a folder", "not-a-file"),
     (r"no name for class id|pass class_names|--class-names", "class-name-missing"),
