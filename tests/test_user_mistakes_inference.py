@@ -125,3 +125,46 @@ def test_a_real_gt_manifest_of_s3_images_without_credentials_stops_after_32_line
     for got, was in zip(out[:32], original[:32], strict=True):  # failed: the input's bytes, then the metadata
         assert got.startswith(was.rstrip(b"}\r\n")) and b'"boxes2-metadata"' in got
         assert orjson.loads(got)["boxes2-metadata"]["failure-rule"] == "storage-credentials-missing"
+
+
+FACTORY = '''
+import torch
+
+
+class Cls(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+        self.class_names = ["a", "b"]
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def make():
+    return Cls()
+'''
+
+
+@pytest.mark.parametrize("saved", ["whole-model", "not-a-checkpoint"])
+def test_weights_that_are_no_state_dict_are_named_by_their_cause(tmp_path: Path, saved: str) -> None:
+    """torch's refusal opens with a paragraph advising weights_only=False, with terminal escapes;
+    the one-line error keeps the cause instead."""
+    (tmp_path / "fac.py").write_text(FACTORY)
+    weights = tmp_path / "w.pt"
+    if saved == "whole-model":
+        subprocess.run([sys.executable, "-c", "import torch, fac; torch.save(fac.make(), 'w.pt')"],
+                       cwd=tmp_path, check=True, timeout=120)
+    else:
+        weights.write_bytes(b"not a torch file")
+    manifest = images(tmp_path, 1)
+    r = run_cli("annotate", str(manifest), "--job-name", "w", "--task-type", "image-classification",
+                "--method", "inference", "--model", f"{tmp_path / 'fac.py'}:make", "--weights", str(weights),
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "\x1b" not in lines[0], r.stderr
+    assert "weights_only` set to `False" not in lines[0]
+    cause = "Unsupported global: GLOBAL fac.Cls" if saved == "whole-model" else "not a torch.save checkpoint"
+    assert cause in lines[0], lines[0]
+    assert not (tmp_path / "out" / "w").exists()
