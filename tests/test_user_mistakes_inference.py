@@ -168,3 +168,28 @@ def test_weights_that_are_no_state_dict_are_named_by_their_cause(tmp_path: Path,
     cause = "Unsupported global: GLOBAL fac.Cls" if saved == "whole-model" else "not a torch.save checkpoint"
     assert cause in lines[0], lines[0]
     assert not (tmp_path / "out" / "w").exists()
+
+
+class NanSegmenter(torch.nn.Module):
+    """A segmenter gone bad: its logits are NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names = ["background", "a"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 2, 8, 8), float("nan"))
+
+
+def test_a_segmenter_with_nan_logits_stops_the_job_as_a_classifier_does(tmp_path: Path) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(NanSegmenter(), tmp_path / "seg.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "seg", "--label-attribute", "mask-ref",
+                "--task-type", "semantic-segmentation", "--method", "inference", "--model", str(model),
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "segmenter logits are empty or not finite" in r.stderr and "Traceback" not in r.stderr
+    failures = tmp_path / "out/seg/failures.jsonl"
+    assert not failures.exists() or failures.read_bytes() == b""  # not three 'schema-invalid' data failures
+    assert (tmp_path / "out/seg/manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+    assert not list((tmp_path / "out/seg").rglob("*.png"))  # no mask left for a line never labeled

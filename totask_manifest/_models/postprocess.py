@@ -335,6 +335,10 @@ def segment(
     if channels > 256:
         raise JobError(f"model output: {channels} classes do not fit an 8-bit mask")
     names = segmentation_class_names(class_names, channels)
+    if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+        # as for a classifier: NaN logits make a NaN confidence, which each line then failed
+        # as 'schema-invalid' (a data rule, so the job never stopped), after writing its mask
+        raise JobError("model output: segmenter logits are empty or not finite")
     probs = torch.softmax(x, dim=0)
     if allowed is not None:
         keep = torch.zeros(channels, dtype=torch.bool)
