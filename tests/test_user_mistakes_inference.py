@@ -1,5 +1,6 @@
 """A new user's mistakes with ``--method inference``, each run as the user would: real torch
-models built and saved here, the CLI in a real subprocess, what it prints and writes checked."""
+models built and saved here, the CLI in a real subprocess, what it prints and writes checked
+(slow lane); each fix also has a cheap in-process check at the end (fast lane)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def images(base: Path, n: int) -> Path:
     return write_manifest(base / "in.manifest", refs)
 
 
+@pytest.mark.slow
 def test_a_torchscript_error_is_named_by_its_last_line_not_the_traceback_header(tmp_path: Path) -> None:
     manifest = images(tmp_path, 3)
     model = save_scripted(SmallCnn(), tmp_path / "cnn.pt")
@@ -82,6 +84,7 @@ class NanBoxes(torch.nn.Module):
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["nan-box", "inf-box", "nan-score"])
 def test_a_detector_whose_every_box_is_not_finite_does_not_label_images_empty(tmp_path: Path, bad: str) -> None:
     manifest = images(tmp_path, 3)
@@ -104,6 +107,7 @@ def no_credentials_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @requires_gt
 def test_a_real_gt_manifest_of_s3_images_without_credentials_stops_after_32_lines(tmp_path: Path) -> None:
     """Ground Truth's own output (50 s3:// images) chained with a new attribute on a machine with
@@ -146,6 +150,7 @@ def make():
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved", ["whole-model", "not-a-checkpoint"])
 def test_weights_that_are_no_state_dict_are_named_by_their_cause(tmp_path: Path, saved: str) -> None:
     """torch's refusal opens with a paragraph advising weights_only=False, with terminal escapes;
@@ -181,6 +186,7 @@ class NanSegmenter(torch.nn.Module):
         return torch.full((x.shape[0], 2, 8, 8), float("nan"))
 
 
+@pytest.mark.slow
 def test_a_segmenter_with_nan_logits_stops_the_job_as_a_classifier_does(tmp_path: Path) -> None:
     manifest = images(tmp_path, 3)
     model = save_scripted(NanSegmenter(), tmp_path / "seg.pt")
@@ -193,3 +199,35 @@ def test_a_segmenter_with_nan_logits_stops_the_job_as_a_classifier_does(tmp_path
     assert not failures.exists() or failures.read_bytes() == b""  # not three 'schema-invalid' data failures
     assert (tmp_path / "out/seg/manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
     assert not list((tmp_path / "out/seg").rglob("*.png"))  # no mask left for a line never labeled
+
+
+def test_in_process_checks_of_each_fix() -> None:
+    """The fast lane's share: each fix above on the function that owns it, with real torch."""
+    import io
+    import pickle
+
+    from totask_manifest._errors import JobError
+    from totask_manifest._failure_rules import CONFIGURATION_RULES, rule_of
+    from totask_manifest._models import postprocess as pp
+    from totask_manifest._models.loading import _unpickler_cause
+    from totask_manifest._models.runners import _model_error
+
+    with pytest.raises(Exception) as info:
+        torch.jit.script(SmallCnn())(torch.zeros(1, 3, 1, 1))
+    assert str(_model_error(info.value)).startswith("model: RuntimeError: Given input size")
+    assert str(_model_error(ValueError("plain"))) == "model: ValueError: plain"
+
+    nan = {"boxes": [[0, 0, float("nan"), 5]], "scores": [0.9], "labels": [0]}
+    with pytest.raises(JobError, match="NaN or infinite"):
+        pp.filter_detections(nan, width=10, height=10, confidence_threshold=0.5, nms_threshold=0.5)
+    with pytest.raises(JobError, match="segmenter logits are empty or not finite"):
+        pp.segment(torch.full((2, 4, 4), float("nan")), width=4, height=4, class_names=["a"],
+                   confidence_threshold=0.0)
+
+    rule = rule_of("fetch: no storage credentials: NoCredentialsError: Unable to locate credentials (s3://b/k)")
+    assert rule == "storage-credentials-missing" and rule in CONFIGURATION_RULES
+
+    with pytest.raises(pickle.UnpicklingError) as bad:
+        torch.load(io.BytesIO(b"not a torch file"), weights_only=True)
+    assert "not a torch.save checkpoint" in _unpickler_cause(bad.value)
+    assert "weights_only" not in _unpickler_cause(bad.value)
