@@ -201,6 +201,22 @@ def test_a_segmenter_with_nan_logits_stops_the_job_as_a_classifier_does(tmp_path
     assert not list((tmp_path / "out/seg").rglob("*.png"))  # no mask left for a line never labeled
 
 
+@pytest.mark.slow
+@requires_gt
+def test_an_image_model_over_a_real_text_manifest_fails_by_configuration_not_line_by_line(tmp_path: Path) -> None:
+    """A Ground Truth text manifest (every line 'source') given to an image model: the lines have
+    no image URL, which is the job's configuration (the wrong manifest or --image-key), so the
+    job stops on its first lines under one rule; the output is the input."""
+    real = GT_MANIFESTS / "input-source-text__elangovana-ppi-sagemaker-groundtruth-verification__predictions_sample_subset.manifest"
+    model = save_scripted(NanBoxes("none"), tmp_path / "det.pt")
+    r = run_cli("annotate", str(real), "--job-name", "txt", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "each of the first 10 line(s) failed with 'image-key-missing'" in r.stderr, r.stderr
+    rules = {orjson.loads(x)["rule"] for x in (tmp_path / "out/txt/failures.jsonl").read_bytes().splitlines()}
+    assert rules == {"image-key-missing"}
+
+
 def test_in_process_checks_of_each_fix() -> None:
     """The fast lane's share: each fix above on the function that owns it, with real torch."""
     import io
@@ -226,6 +242,8 @@ def test_in_process_checks_of_each_fix() -> None:
 
     rule = rule_of("fetch: no storage credentials: NoCredentialsError: Unable to locate credentials (s3://b/k)")
     assert rule == "storage-credentials-missing" and rule in CONFIGURATION_RULES
+    rule = rule_of("no image: the line has no 'source-ref' (use --image-key for another key)")
+    assert rule == "image-key-missing" and rule in CONFIGURATION_RULES
 
     with pytest.raises(pickle.UnpicklingError) as bad:
         torch.load(io.BytesIO(b"not a torch file"), weights_only=True)

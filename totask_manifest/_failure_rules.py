@@ -29,6 +29,7 @@ UNCLASSIFIED = "failed"
 #: rules that point at the configuration (options, credentials, model), not at one line's data
 CONFIGURATION_RULES = frozenset({
     "url-key-missing",            # --url-key names a key the lines do not have
+    "image-key-missing",          # no source-ref / --image-key on the lines (a text manifest, say)
     "target-specification-missing",  # --target-specification-name unknown to the lines
     "synapse-files-missing",      # lines not exported by 'export' used with a specification name
     "allow-root-missing",         # local files without --allow-root
@@ -51,6 +52,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"^no URL: the line has no synapse\.files", "synapse-files-missing"),
     (r"^no URL: synapse\.files has no specification", "target-specification-missing"),
     (r"^no URL: ", "url-empty"),
+    (r"^no image: the line has no ", "image-key-missing"),
     (r"needs --allow-root", "allow-root-missing"),
     (r"is outside the allowed root", "outside-allow-root"),
     (r"is not in --allow-host", "host-not-allowed"),
