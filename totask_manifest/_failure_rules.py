@@ -29,6 +29,7 @@ UNCLASSIFIED = "failed"
 #: rules that point at the configuration (options, credentials, model), not at one line's data
 CONFIGURATION_RULES = frozenset({
     "url-key-missing",            # --url-key names a key the lines do not have
+    "image-key-missing",          # no source-ref / --image-key on the lines (a text manifest, say)
     "target-specification-missing",  # --target-specification-name unknown to the lines
     "synapse-files-missing",      # lines not exported by 'export' used with a specification name
     "allow-root-missing",         # local files without --allow-root
@@ -37,6 +38,7 @@ CONFIGURATION_RULES = frozenset({
     "http-401",                   # credentials refused
     "http-403",
     "permission-denied",
+    "storage-credentials-missing",  # s3:// (or another store) with no credentials found at all
     "tls-untrusted",
     "connection-error",           # nothing answers at that host
     "class-name-missing",         # class ids without --class-names
@@ -50,6 +52,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"^no URL: the line has no synapse\.files", "synapse-files-missing"),
     (r"^no URL: synapse\.files has no specification", "target-specification-missing"),
     (r"^no URL: ", "url-empty"),
+    (r"^no image: the line has no ", "image-key-missing"),
     (r"needs --allow-root", "allow-root-missing"),
     (r"is outside the allowed root", "outside-allow-root"),
     (r"is not in --allow-host", "host-not-allowed"),
@@ -64,6 +67,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"TLS certificate not trusted", "tls-untrusted"),
     (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),
     (r"permission denied", "permission-denied"),
+    (r"no storage credentials", "storage-credentials-missing"),
     (r"no such (file|object)", "file-missing"),
     (r"is a folder", "not-a-file"),
     (r"no name for class id|pass class_names|--class-names", "class-name-missing"),

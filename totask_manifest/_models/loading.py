@@ -223,9 +223,8 @@ def _load_state_dict(url: str) -> dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as exc:
-        first = " ".join(str(exc).split())[:200]
         raise UsageError(
-            f"--weights {url}: not a plain state dict loadable with weights_only=True ({first}); "
+            f"--weights {url}: not a plain state dict loadable with weights_only=True ({_unpickler_cause(exc)}); "
             "save it with torch.save(model.state_dict(), path)"
         ) from None
     for key in ("state_dict", "model_state_dict", "model"):
@@ -235,6 +234,23 @@ def _load_state_dict(url: str) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise UsageError(f"--weights {url}: holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _unpickler_cause(exc: BaseException) -> str:
+    """What torch's restricted unpickler refused. Its error opens with a paragraph about
+    torch 2.6's new default that advises ``weights_only=False`` (code execution), with terminal
+    escapes; the cause ('Unsupported global: GLOBAL fac.Cls ...' for a whole pickled model,
+    'Unsupported operand 110' for a file that is no checkpoint) comes after 'WeightsUnpickler
+    error:', past where a cut of the opening would end."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    _, marker, cause = text.partition("WeightsUnpickler error:")
+    if marker:
+        text = " ".join(cause.strip().split("\n\n", 1)[0].split()).split(". ", 1)[0]
+        if text.startswith("Unsupported global"):
+            text += " (a whole pickled object, such as torch.save(model), not a state dict)"
+        elif text.startswith("Unsupported operand"):
+            text += " (the file is not a torch.save checkpoint)"
+    return scrub(" ".join(text.split()) or type(exc).__name__, 200)
 
 
 def _first_sentence(exc: BaseException) -> str:

@@ -154,6 +154,14 @@ def filter_detections(
 
     boxes, scores, labels = detection_tensors(pred)
     finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)
+    if boxes.shape[0] and not bool(finite.any()):
+        # Every box gone to NaN/inf (a broken or overflowing model) would otherwise be written
+        # as an image with no object, indistinguishable from a real empty image; classifier
+        # logits that are not finite stop the job the same way.
+        raise JobError(
+            f"model output: every one of the {boxes.shape[0]} box(es) has a NaN or infinite "
+            "coordinate or score; the model is broken, not the image"
+        )
     boxes, scores, labels = boxes[finite], scores[finite], labels[finite]
     if allowed is not None:
         keep = torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
@@ -327,6 +335,10 @@ def segment(
     if channels > 256:
         raise JobError(f"model output: {channels} classes do not fit an 8-bit mask")
     names = segmentation_class_names(class_names, channels)
+    if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+        # as for a classifier: NaN logits make a NaN confidence, which each line then failed
+        # as 'schema-invalid' (a data rule, so the job never stopped), after writing its mask
+        raise JobError("model output: segmenter logits are empty or not finite")
     probs = torch.softmax(x, dim=0)
     if allowed is not None:
         keep = torch.zeros(channels, dtype=torch.bool)

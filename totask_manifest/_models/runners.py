@@ -73,7 +73,7 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
             return [_model_error(exc)]
         first = exc
     log.warning("model failed on a batch of %d (%s); running its images one by one",
-                len(inputs), scrub(str(first), 160))
+                len(inputs), scrub(": ".join(_error_of(first)), 160))
     out: list[Any] = []
     for one in inputs:
         try:
@@ -87,7 +87,23 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
 
 def _model_error(exc: Exception) -> JobError:
     """The failure of one image in the model (rule ``model-error``)."""
-    return JobError(f"model: {type(exc).__name__}: {scrub(str(exc), 160)}")
+    kind, text = _error_of(exc)
+    return JobError(f"model: {kind}: {scrub(text, 160)}")
+
+
+def _error_of(exc: Exception) -> tuple[str, str]:
+    """The error's type and message. A TorchScript model's error is a serialized traceback
+    whose last line is the real error (``RuntimeError: Given input size: ...``); its first
+    160 characters, all a user saw before, are only 'The following operation failed in the
+    TorchScript interpreter. Traceback of TorchScript ...', so the last line is kept instead."""
+    text = str(exc)
+    if "Traceback of TorchScript" in text:
+        last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+        kind, sep, message = last.partition(": ")
+        if sep and kind.isidentifier():
+            return kind, message
+        return type(exc).__name__, last or text
+    return type(exc).__name__, text
 
 
 class TorchRunner(ModelRunner):

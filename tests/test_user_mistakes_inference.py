@@ -1,0 +1,251 @@
+"""A new user's mistakes with ``--method inference``, each run as the user would: real torch
+models built and saved here, the CLI in a real subprocess, what it prints and writes checked
+(slow lane); each fix also has a cheap in-process check at the end (fast lane)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List  # noqa: UP035 (TorchScript reads these annotations)
+
+import orjson
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tests.jobs_helpers import REPO, run_cli  # noqa: E402
+from tests.support.gt import GT_MANIFESTS, requires_gt  # noqa: E402
+from tests.test_inference_support import boxes_image, png, save_scripted, write_manifest  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
+class SmallCnn(torch.nn.Module):
+    """A classifier whose pooling needs at least 2x2 pixels: too small an --input-size breaks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(2))
+        self.head = torch.nn.Linear(4, 2)
+        self.class_names = ["a", "b"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+def images(base: Path, n: int) -> Path:
+    (base / "img").mkdir()
+    refs = []
+    for i in range(n):
+        (base / "img" / f"{i}.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+        refs.append(f"img/{i}.png")
+    return write_manifest(base / "in.manifest", refs)
+
+
+@pytest.mark.slow
+def test_a_torchscript_error_is_named_by_its_last_line_not_the_traceback_header(tmp_path: Path) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(SmallCnn(), tmp_path / "cnn.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "tiny", "--task-type", "image-classification",
+                "--method", "inference", "--model", str(model), "--input-size", "1", "--batch-size", "1",
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    failures = [orjson.loads(x) for x in (tmp_path / "out/tiny/failures.jsonl").read_bytes().splitlines()]
+    assert len(failures) == 3
+    for f in failures:
+        assert f["rule"] == "model-error"
+        assert "Output size is too small" in f["reason"], f["reason"]
+        assert "Traceback" not in f["reason"] and "TorchScript interpreter" not in f["reason"]
+    assert "Traceback" not in r.stderr
+
+
+class NanBoxes(torch.nn.Module):
+    """A detector gone bad (as fp16 overflow does): every box or score is NaN or infinite."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+        self.class_names = ["a"]
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            boxes = torch.tensor([[1.0, 1.0, 10.0, 10.0], [2.0, 2.0, 12.0, 12.0]])
+            scores = torch.ones(2)
+            if self.bad == "nan-box":
+                boxes[:, 2] = float("nan")
+            elif self.bad == "inf-box":
+                boxes[:, 3] = float("inf")
+            else:
+                scores = scores * float("nan")
+            out.append({"boxes": boxes, "scores": scores, "labels": torch.zeros(2, dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["nan-box", "inf-box", "nan-score"])
+def test_a_detector_whose_every_box_is_not_finite_does_not_label_images_empty(tmp_path: Path, bad: str) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(NanBoxes(bad), tmp_path / "nan.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "nan", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--allow-root", str(tmp_path),
+                "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "COMPLETED" not in r.stdout and "success=0" in r.stdout
+    assert "NaN or infinite" in r.stderr and "Traceback" not in r.stderr
+    out = (tmp_path / "out/nan/manifests/output/output.manifest").read_bytes()
+    assert out == manifest.read_bytes()  # nothing written as an empty image
+
+
+def no_credentials_env() -> dict[str, str]:
+    """No storage credentials from anywhere, and no instance metadata lookups."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+               AWS_CONFIG_FILE="/nonexistent")
+    return env
+
+
+@pytest.mark.slow
+@requires_gt
+def test_a_real_gt_manifest_of_s3_images_without_credentials_stops_after_32_lines(tmp_path: Path) -> None:
+    """Ground Truth's own output (50 s3:// images) chained with a new attribute on a machine with
+    no AWS credentials: every line would fail the same way, so the job stops at the 32nd, and
+    the lines never tried are the input's, byte for byte."""
+    real = GT_MANIFESTS / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    model = save_scripted(NanBoxes("none"), tmp_path / "det.pt")
+    r = subprocess.run(
+        [sys.executable, "-m", "totask_manifest", "annotate", str(real), "--job-name", "boxes2",
+         "--task-type", "object-detection", "--method", "inference", "--model", str(model),
+         "--retries", "0", "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env={**no_credentials_env(), "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "'storage-credentials-missing'" in r.stderr and "stand_by=18" in r.stdout
+    out = (tmp_path / "out/boxes2/manifests/output/output.manifest").read_bytes().splitlines(keepends=True)
+    original = real.read_bytes().splitlines(keepends=True)
+    assert len(out) == len(original) == 50
+    assert out[32:] == original[32:]  # never tried: byte-identical
+    for got, was in zip(out[:32], original[:32], strict=True):  # failed: the input's bytes, then the metadata
+        assert got.startswith(was.rstrip(b"}\r\n")) and b'"boxes2-metadata"' in got
+        assert orjson.loads(got)["boxes2-metadata"]["failure-rule"] == "storage-credentials-missing"
+
+
+FACTORY = '''
+import torch
+
+
+class Cls(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+        self.class_names = ["a", "b"]
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def make():
+    return Cls()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved", ["whole-model", "not-a-checkpoint"])
+def test_weights_that_are_no_state_dict_are_named_by_their_cause(tmp_path: Path, saved: str) -> None:
+    """torch's refusal opens with a paragraph advising weights_only=False, with terminal escapes;
+    the one-line error keeps the cause instead."""
+    (tmp_path / "fac.py").write_text(FACTORY)
+    weights = tmp_path / "w.pt"
+    if saved == "whole-model":
+        subprocess.run([sys.executable, "-c", "import torch, fac; torch.save(fac.make(), 'w.pt')"],
+                       cwd=tmp_path, check=True, timeout=120)
+    else:
+        weights.write_bytes(b"not a torch file")
+    manifest = images(tmp_path, 1)
+    r = run_cli("annotate", str(manifest), "--job-name", "w", "--task-type", "image-classification",
+                "--method", "inference", "--model", f"{tmp_path / 'fac.py'}:make", "--weights", str(weights),
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "\x1b" not in lines[0], r.stderr
+    assert "weights_only` set to `False" not in lines[0]
+    cause = "Unsupported global: GLOBAL fac.Cls" if saved == "whole-model" else "not a torch.save checkpoint"
+    assert cause in lines[0], lines[0]
+    assert not (tmp_path / "out" / "w").exists()
+
+
+class NanSegmenter(torch.nn.Module):
+    """A segmenter gone bad: its logits are NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names = ["background", "a"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 2, 8, 8), float("nan"))
+
+
+@pytest.mark.slow
+def test_a_segmenter_with_nan_logits_stops_the_job_as_a_classifier_does(tmp_path: Path) -> None:
+    manifest = images(tmp_path, 3)
+    model = save_scripted(NanSegmenter(), tmp_path / "seg.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "seg", "--label-attribute", "mask-ref",
+                "--task-type", "semantic-segmentation", "--method", "inference", "--model", str(model),
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "segmenter logits are empty or not finite" in r.stderr and "Traceback" not in r.stderr
+    failures = tmp_path / "out/seg/failures.jsonl"
+    assert not failures.exists() or failures.read_bytes() == b""  # not three 'schema-invalid' data failures
+    assert (tmp_path / "out/seg/manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+    assert not list((tmp_path / "out/seg").rglob("*.png"))  # no mask left for a line never labeled
+
+
+@pytest.mark.slow
+@requires_gt
+def test_an_image_model_over_a_real_text_manifest_fails_by_configuration_not_line_by_line(tmp_path: Path) -> None:
+    """A Ground Truth text manifest (every line 'source') given to an image model: the lines have
+    no image URL, which is the job's configuration (the wrong manifest or --image-key), so the
+    job stops on its first lines under one rule; the output is the input."""
+    real = GT_MANIFESTS / "input-source-text__elangovana-ppi-sagemaker-groundtruth-verification__predictions_sample_subset.manifest"
+    model = save_scripted(NanBoxes("none"), tmp_path / "det.pt")
+    r = run_cli("annotate", str(real), "--job-name", "txt", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "each of the first 10 line(s) failed with 'image-key-missing'" in r.stderr, r.stderr
+    rules = {orjson.loads(x)["rule"] for x in (tmp_path / "out/txt/failures.jsonl").read_bytes().splitlines()}
+    assert rules == {"image-key-missing"}
+
+
+def test_in_process_checks_of_each_fix() -> None:
+    """The fast lane's share: each fix above on the function that owns it, with real torch."""
+    import io
+    import pickle
+
+    from totask_manifest._errors import JobError
+    from totask_manifest._failure_rules import CONFIGURATION_RULES, rule_of
+    from totask_manifest._models import postprocess as pp
+    from totask_manifest._models.loading import _unpickler_cause
+    from totask_manifest._models.runners import _model_error
+
+    with pytest.raises(Exception) as info:
+        torch.jit.script(SmallCnn())(torch.zeros(1, 3, 1, 1))
+    assert str(_model_error(info.value)).startswith("model: RuntimeError: Given input size")
+    assert str(_model_error(ValueError("plain"))) == "model: ValueError: plain"
+
+    nan = {"boxes": [[0, 0, float("nan"), 5]], "scores": [0.9], "labels": [0]}
+    with pytest.raises(JobError, match="NaN or infinite"):
+        pp.filter_detections(nan, width=10, height=10, confidence_threshold=0.5, nms_threshold=0.5)
+    with pytest.raises(JobError, match="segmenter logits are empty or not finite"):
+        pp.segment(torch.full((2, 4, 4), float("nan")), width=4, height=4, class_names=["a"],
+                   confidence_threshold=0.0)
+
+    rule = rule_of("fetch: no storage credentials: NoCredentialsError: Unable to locate credentials (s3://b/k)")
+    assert rule == "storage-credentials-missing" and rule in CONFIGURATION_RULES
+    rule = rule_of("no image: the line has no 'source-ref' (use --image-key for another key)")
+    assert rule == "image-key-missing" and rule in CONFIGURATION_RULES
+
+    with pytest.raises(pickle.UnpicklingError) as bad:
+        torch.load(io.BytesIO(b"not a torch file"), weights_only=True)
+    assert "not a torch.save checkpoint" in _unpickler_cause(bad.value)
+    assert "weights_only" not in _unpickler_cause(bad.value)
