@@ -5,7 +5,10 @@ Generates an N-line Ground Truth bounding-box output manifest (default 1,000,000
 430 MB, under ``benchmarks/_data/``, reused when present), then in the same run times:
 
 * our full validation (``validate_manifest``: every attribute, schema and semantics), in a child
-  process whose peak RSS is read with ``resource.getrusage(RUSAGE_CHILDREN)``;
+  process whose peak RSS is read with ``resource.getrusage(RUSAGE_CHILDREN)``; timed around the
+  library call, as the issue's target was set;
+* the whole ``totask-manifest validate`` command, as a user runs it (interpreter start and
+  imports included), printed beside the library call so neither figure stands for the other;
 * ``jq -c 'select(has("A")|not)'`` (the baseline: a fast C JSON tool that parses every line);
 * ``polars.read_ndjson`` (columnar reading with nested type inference).
 
@@ -177,9 +180,13 @@ def main() -> None:
     ours_runs: list[dict] = []
     parse_runs: list[dict] = []
     jq_runs: list[tuple[float, float]] = []
+    # the command a user types, whole: interpreter start, imports, workers, report
+    cli_runs: list[tuple[float, float]] = []
+    cli = [sys.executable, "-m", "totask_manifest", "validate", str(full), "--workers", str(args.workers)]
     for _ in range(args.repeat):
         ours_runs.append(validate_in_child(full, args.workers))
         parse_runs.append(validate_in_child(full, args.workers, "parse"))
+        cli_runs.append(timed(cli))
         if shutil.which("jq"):
             jq_runs.append(timed(["jq", "-c", f'select(has("{ATTRIBUTE}")|not)', str(full)]))
     ours = min(ours_runs, key=lambda r: r["seconds"])
@@ -199,7 +206,10 @@ def main() -> None:
           f"{ours['cpu'] / parse['cpu']:.2f}x its CPU ({(ours['cpu'] - parse['cpu']) / args.lines * 1e6:.2f} us of CPU "
           "a line beyond parsing)")
 
-    rows = [("validate_manifest", ours["seconds"], ours["cpu"]), ("parse-only limit", parse["seconds"], parse["cpu"])]
+    rows = [("validate_manifest", ours["seconds"], ours["cpu"]), ("parse-only limit", parse["seconds"], parse["cpu"]),
+            ("totask-manifest validate (the whole command)", min(w for w, _ in cli_runs), min(c for _, c in cli_runs))]
+    print(f"the whole command (interpreter start and imports included; the figures above time the library call): "
+          f"runs {', '.join(format(w, '.1f') for w, _ in cli_runs)} s")
     if jq_runs:
         rows.append(("jq -c 'select(has(A)|not)'", min(w for w, _ in jq_runs), min(c for _, c in jq_runs)))
         print(f"jq runs: {', '.join(format(w, '.1f') for w, _ in jq_runs)} s")
@@ -221,6 +231,9 @@ def main() -> None:
     jq_wall = min(w for w, _ in jq_runs) if jq_runs else None
     met = jq_wall is not None and jq_wall / ours["seconds"] >= 5 and ours["peak_mb"] < 500
     print(f"\ntarget (>= 5x faster than jq in wall time, peak RSS < 500 MB): {'met' if met else 'NOT met'}")
+    if jq_wall is not None:
+        command = min(w for w, _ in cli_runs)
+        print(f"the whole command against jq: {jq_wall / command:.2f}x ({command:.2f} s against {jq_wall:.2f} s)")
 
 
 if __name__ == "__main__":
