@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import orjson
 import pytest
@@ -72,8 +73,9 @@ def test_an_exception_of_fn_is_raised_to_the_caller(loop):
         list(loop.map_unordered(work, range(10), limit=2))
 
 
-def test_closing_early_cancels_the_rest(loop):
-    cancelled: list[int] = []
+def _first_at_once_the_rest_until_cancelled(cancelled: list[int]) -> Any:
+    """Work whose item 0 ends at once and every other item waits (30 s) until cancelled, noting
+    the cancelled items in ``cancelled``."""
 
     async def work(i: int) -> int:
         try:
@@ -82,6 +84,14 @@ def test_closing_early_cancels_the_rest(loop):
             cancelled.append(i)
             raise
         return i
+
+    return work
+
+
+def test_closing_early_cancels_the_rest(loop):
+    cancelled: list[int] = []
+
+    work = _first_at_once_the_rest_until_cancelled(cancelled)
 
     gen = loop.map_unordered(work, range(10), limit=10)
     assert next(gen) == (0, 0)
@@ -275,13 +285,7 @@ def test_close_cancels_the_work_of_a_map_left_open():
     inline = InlineLoop()
     cancelled: list[int] = []
 
-    async def work(i: int) -> int:
-        try:
-            await asyncio.sleep(0 if i == 0 else 30)
-        except asyncio.CancelledError:
-            cancelled.append(i)
-            raise
-        return i
+    work = _first_at_once_the_rest_until_cancelled(cancelled)
 
     gen = inline.map_unordered(work, range(10), limit=3)
     assert next(gen) == (0, 0)

@@ -8,6 +8,7 @@ import contextlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -251,22 +252,12 @@ def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_onc
 def test_a_model_endpoint_that_refuses_every_request_stops_the_job_early(tmp_path: Path, status: int) -> None:
     from aiohttp import web
 
-    from tests.support.http_server import LocalHTTPServer
-    from totask_manifest import JobConfig, annotate
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(status=status)  # a wrong --model URL: a file server, a typo in the path
 
     n = 200
-    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
-    (tmp_path / "names.txt").write_text("a\nb\n")
-    with LocalHTTPServer(handler) as server:
-        result = annotate(JobConfig(
-            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
-            label_attribute="cls", task_type="image-classification", method="inference",
-            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
-                     "batch_size": 1}))
-        requests = sum(server.hits.values())
+    result, requests = _endpoint_job(tmp_path, handler, n)
     assert result.status == "FAILED"
     error = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["error"]
     assert "failed with 'model-error'" in error and f"HTTP {status}" in error
@@ -280,22 +271,13 @@ def test_a_model_endpoint_reporting_each_image_missing_fails_those_lines_only(tm
     rule), so the job stopped after its first 32 lines as for a wrong --model URL."""
     from aiohttp import web
 
-    from tests.support.http_server import LocalHTTPServer
-    from totask_manifest import JobConfig, annotate
 
     async def handler(request: web.Request) -> web.StreamResponse:
         images = (await request.json())["images"]
         return web.json_response({"predictions": [{"error": "HTTP 404: Not Found"} for _ in images]})
 
     n = 40
-    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
-    (tmp_path / "names.txt").write_text("a\nb\n")
-    with LocalHTTPServer(handler) as server:
-        result = annotate(JobConfig(
-            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
-            label_attribute="cls", task_type="image-classification", method="inference",
-            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
-                     "batch_size": 1}))
+    result, _ = _endpoint_job(tmp_path, handler, n)
     assert result.metrics["stand_by"] == 0 and result.metrics["failed"] == n  # every line tried
     out = (tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
     rules = {orjson.loads(line)["cls-metadata"]["failure-rule"] for line in out}
@@ -377,3 +359,20 @@ def test_importing_a_dataset_without_images_writes_no_empty_manifest(tmp_path: P
         convert(str(tmp_path / "yolo"), str(tmp_path / "y.manifest"), to="manifest",
                 class_names=str(tmp_path / "names.txt"))
     assert not (tmp_path / "c.manifest").exists() and not (tmp_path / "y.manifest").exists()
+
+
+def _endpoint_job(tmp_path: Path, handler: Any, n: int) -> tuple[Any, int]:
+    """An image-classification inference job over ``n`` lines whose model endpoint is ``handler``
+    on a 127.0.0.1 server (no retries, one image a request): its result, and the requests sent."""
+    from tests.support.http_server import LocalHTTPServer
+    from totask_manifest import JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(n)))
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    with LocalHTTPServer(handler) as server:
+        result = annotate(JobConfig(
+            job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+            label_attribute="cls", task_type="image-classification", method="inference",
+            options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
+                     "batch_size": 1}))
+        return result, sum(server.hits.values())
