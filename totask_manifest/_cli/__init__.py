@@ -3,11 +3,17 @@
 Each subcommand lives in its own module here with ``register(subparsers)``; the module's handler
 parses nothing itself beyond argparse, calls one library function and turns its result into
 output and an exit code. A ``TotaskError`` becomes one line on stderr, never a traceback.
+
+Every command module is imported to list the commands, so each imports at its top only what its
+``register`` needs (argparse, a few constants); the library it calls is imported in its handler,
+and flags that need the annotators or engines are added through ``CommandParser.defer``. A
+command thus loads only what it uses: ``validate`` never imports aiohttp, torch or the job layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -17,6 +23,7 @@ from collections.abc import Sequence
 
 from .. import _startup
 from .._errors import TotaskError, backend_error_message
+from ._parser import CommandParser
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -50,7 +57,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -59,13 +66,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
-    from ._jobs import finish_job_options
-
     plugins = _plugin_methods(argv)
-    for command in sub.choices.values():
-        if command.get_default("_option_fields") is not None:  # a command that takes --method
-            finish_job_options(command, plugins)
+    for command in sub.choices.values():  # after the command's own deferred flags, when it is run
+        command.defer(functools.partial(_finish_job_options, command, plugins))
     return parser
+
+
+def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
+    """The plugin methods' and engines' flags of a command that takes ``--method``."""
+    if command.get_default("_option_fields") is not None:
+        from ._jobs import finish_job_options
+
+        finish_job_options(command, plugins)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
