@@ -4,10 +4,11 @@ Each subcommand lives in its own module here with ``register(subparsers)``; the 
 parses nothing itself beyond argparse, calls one library function and turns its result into
 output and an exit code. A ``TotaskError`` becomes one line on stderr, never a traceback.
 
-Every command module is imported to list the commands, so each imports at its top only what its
-``register`` needs (argparse, a few constants); the library it calls is imported in its handler,
-and flags that need the annotators or engines are added through ``CommandParser.defer``. A
-command thus loads only what it uses: ``validate`` never imports aiohttp, torch or the job layer.
+A command loads only what it uses (``validate`` never imports aiohttp, torch or the job layer):
+``build_parser`` imports the named command's module alone (all of them only to list them); a
+command module imports at its top only what its ``register`` needs (argparse, a few constants)
+and the library it calls in its handler; flags read from the annotators' or engines' options are
+added through ``CommandParser.defer``, when that command's own arguments are parsed.
 """
 
 from __future__ import annotations
@@ -50,19 +51,37 @@ def _version() -> str:
         return __version__
 
 
+def _command_modules(argv: Sequence[str]) -> list[str]:
+    """The command modules to register (each module is named as its command): only the command's
+    own when the command line names one, else all of them, for the command list (``--help``) or
+    argparse's "invalid choice" error. The command is the first argument when only ``-v`` comes
+    before it; anything else there (``-h``, ``--``, an abbreviation) registers them all, as before."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    named = next((a for a in argv if a not in ("-v", "--verbose")), None)
+    return [named] if named in names else names
+
+
+class _VersionAction(argparse._VersionAction):
+    """``--version``, with the version read only when asked for: reading the installed
+    distribution's metadata imports ``importlib.metadata`` (tens of ms) that no other command needs."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        self.version = f"%(prog)s {_version()}"
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in _command_modules(argv):
+        module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
