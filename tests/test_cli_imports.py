@@ -19,7 +19,7 @@ import pytest
 from tests.jobs_helpers import REPO
 
 #: libraries none of the light commands uses (stats counts with polars, by design: allowed there)
-HEAVY = ("aiohttp", "httpx", "torch", "polars", "pyarrow", "ray", "PIL", "s3fs", "botocore", "yaml",
+HEAVY = ("aiohttp", "httpx", "torch", "polars", "pyarrow", "ray", "PIL", "fsspec", "s3fs", "botocore", "yaml",
          "numpy", "totask_manifest._api", "totask_manifest._synapse.client", "totask_manifest._annotators.base")
 
 #: run the command as the console script does, then report its exit code, output and what it imported
@@ -187,3 +187,30 @@ def test_the_formats_the_cli_lists_without_the_converters_are_the_converters():
     from totask_manifest._analytics.convert import EXPORTERS, IMPORTERS
 
     assert set(FORMATS) == {MANIFEST, *EXPORTERS} == {MANIFEST, *IMPORTERS}
+
+
+# -- a plain local path is read without fsspec, as fsspec would read it ------------------------------
+
+@pytest.mark.parametrize(
+    ("url", "plain"),
+    [("in.manifest", True), ("./a/in.manifest", True), ("/abs/in.manifest", True),
+     ("in.manifest/", False), ("~/in.manifest", False), ("file:///x", False), ("s3:/b/x", False),
+     ("s3://b/x", False), ("simplecache::s3://b/x", False), ("", False)],
+)
+def test_only_a_path_fsspec_would_open_unchanged_skips_it(url, plain):
+    from totask_manifest._storage import plain_local_path
+
+    assert (plain_local_path(url) == url) is plain
+    assert plain or plain_local_path(url) is None
+
+
+def test_a_plain_path_reads_the_file_fsspec_reads(tmp_path, monkeypatch):
+    from totask_manifest._storage import open_read, url_to_fs
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in.manifest").write_bytes(b'{"source-ref": "a"}\n')
+    monkeypatch.chdir(tmp_path)
+    with open_read("d/in.manifest") as f:
+        ours = f.read()
+    fs, path = url_to_fs("d/in.manifest")
+    assert ours == fs.cat_file(path) == b'{"source-ref": "a"}\n'
