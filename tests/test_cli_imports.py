@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,8 +107,10 @@ def _commands() -> list[str]:
 
 def test_every_command_module_registers_the_command_it_is_named_after():
     """``build_parser`` imports only the named command's module, found by the command's name."""
+    import totask_manifest._cli as cli
     from totask_manifest._cli import build_parser
 
+    assert _commands() == sorted(m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_"))
     parser = build_parser()
     assert sorted(parser._subparsers._group_actions[0].choices) == _commands()  # type: ignore[union-attr]
     for name in _commands():

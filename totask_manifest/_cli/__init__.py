@@ -18,7 +18,6 @@ import functools
 import importlib
 import logging
 import os
-import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -56,7 +55,8 @@ def _command_modules(argv: Sequence[str]) -> list[str]:
     own when the command line names one, else all of them, for the command list (``--help``) or
     argparse's "invalid choice" error. The command is the first argument when only ``-v`` comes
     before it; anything else there (``-h``, ``--``, an abbreviation) registers them all, as before."""
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms)
+    names = sorted(f[:-3] for f in os.listdir(__path__[0]) if f.endswith(".py") and not f.startswith("_"))
     named = next((a for a in argv if a not in ("-v", "--verbose")), None)
     return [named] if named in names else names
 
