@@ -123,6 +123,27 @@ def test_version_and_help_texts(capsys):
     assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
 
 
+@pytest.mark.parametrize("argv", [
+    ["validate", "x.manifest", "--bogus"],
+    ["stats", "x.manifest", "-v"],  # -v belongs before the command
+    ["annotate", "in.manifest", "--job-name", "j", "--task-type", "custom", "--method", "file", "--output", "o",
+     "--url-kye", "k"],
+    ["resume", "out/j", "--label-attribute", "a"],
+    ["clone", "out/j", "--job-name", "k", "--task-type", "custom"],
+])
+def test_an_unknown_flag_is_reported_by_its_command(argv, capsys):
+    """Named as every other error of that command, with that command's usage (it once printed the
+    bare ``usage: totask-manifest [-h] [-v] [--version] COMMAND ...``, unlike chain)."""
+    from totask_manifest._cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"usage: totask-manifest {argv[0]} "), err
+    assert err.splitlines()[-1].startswith(f"totask-manifest {argv[0]}: error: unrecognized arguments: "), err
+
+
 @pytest.mark.slow
 def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
     """A manifest appended onto itself: one summary line, not one per duplicate. A manifest

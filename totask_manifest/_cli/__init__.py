@@ -99,6 +99,16 @@ def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
         finish_job_options(command, plugins)
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command``: a flag it does not know is reported with its usage and under its
+    name (``totask-manifest validate: error: ...``), as argparse's other errors about it are and as
+    ``chain`` reports one, not with the bare ``totask-manifest COMMAND ...`` usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command, parser)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -109,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"totask-manifest{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     if unknown and not getattr(args, "_accepts_method_options", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     args._unknown = unknown
     # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
     # when they warn, unless -v asks for everything
