@@ -180,6 +180,20 @@ def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -
     assert write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=0).samples == 0
 
 
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["evaluate", "--predicted", "boxes", "--reference", "boxes"]])
+@pytest.mark.parametrize("workers", ["0", "-3"])
+def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str], workers: str) -> None:
+    """``evaluate --workers 0`` once ran with one process per CPU where validate and stats exit 2."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    assert main([command[0], str(src), *command[1:], "--workers", workers]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
+
+
 @pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
 def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
     from totask_manifest import StorageError
