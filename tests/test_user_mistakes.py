@@ -194,6 +194,23 @@ def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
     assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
 
 
+@pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
+def test_an_output_under_a_file_names_the_file_in_the_way(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
+    """``-o notes.txt/train.manifest`` once said ``cannot write ...: File exists``, naming nothing."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    (tmp_path / "notes.txt").write_text("a file\n")
+    out = tmp_path / "notes.txt" / "sub" / "out.x"
+    args = [command[0], str(src), *command[1:], str(out)] if command[0] == "labeled" else [
+        command[0], str(src), str(out), *command[1:]]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"totask-manifest {command[0]}: error: cannot write {out}: {tmp_path / 'notes.txt'} is a file, not a folder\n")
+    assert (tmp_path / "notes.txt").read_text() == "a file\n"
+
+
 @pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
 def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
     from totask_manifest import StorageError
