@@ -229,6 +229,32 @@ def test_labeled_to_an_https_url_exits_2_without_a_traceback(tmp_path: Path) -> 
     assert "read-only" in one_line_error(r, "labeled")
 
 
+def test_a_misspelt_option_key_in_the_python_api_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """``options={"allow_rot": ...}`` was kept in job.json and the job ran without an allowed root
+    (every line failing ``allow-root-missing``); chain and clone check the options they are given."""
+    from totask_manifest import JobConfig, UsageError, annotate, chain, clone
+
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source":"a"}\n{"source":"b"}\n')
+
+    def config(name: str, **options: Any) -> JobConfig:
+        return JobConfig(job_name=name, input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                         task_type="image-classification", method="tests.support.toy_annotators:ToyClassifier",
+                         options={"fail": "", **options})
+
+    with pytest.raises(UsageError, match=r"unknown option 'allow_rot' for method 'tests\.support\.toy_annotators:"
+                                         r"ToyClassifier'; its options: allow_hosts, allow_root, .*delay"):
+        annotate(config("j", allow_rot=str(tmp_path)))
+    assert not (tmp_path / "out" / "j").exists()
+    job = annotate(config("j", allow_root=str(tmp_path), concurrency=4)).job_url  # tuning: any method's
+    with pytest.raises(UsageError, match=r"unknown options 'dealy', 'fial'"):
+        chain(job, "k", options={"dealy": 1, "fial": "x"})
+    with pytest.raises(UsageError, match=r"unknown option 'dealy'"):
+        clone(job, "k", options={"dealy": 1})
+    assert not (tmp_path / "out" / "k").exists()
+    assert chain(job, "k", options={"delay": 0.0}).status == "COMPLETED"
+
+
 def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest.CaptureFixture) -> None:
     from totask_manifest._cli import main
 
