@@ -144,6 +144,39 @@ def test_an_unknown_flag_is_reported_by_its_command(argv, capsys):
     assert err.splitlines()[-1].startswith(f"totask-manifest {argv[0]}: error: unrecognized arguments: "), err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--url-key", "k", "--model", "m.pt"], "--model is not an option of --method file"),
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--method", "inference", "--model", "m.pt", "--url-key", "k", "--native", "keep"],
+     "--url-key, --native are not options of --method inference"),
+])
+def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
+    """``--method file --model m.pt`` once ran a file job as if --model had not been given."""
+    from totask_manifest._cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"totask-manifest {argv[0]}: error: {message}"
+
+
+def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, capsys):
+    from totask_manifest import JobConfig, annotate
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    job = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                             task_type="image-classification", method=TOY, options={"fail": ""})).job_url
+    with pytest.raises(SystemExit) as exit_:
+        main(["chain", job, "--job-name", "k", "--model", "m.pt", "--batch-size", "4"])  # batch size: tuning
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"totask-manifest chain: error: --model is not an option of --method {TOY} (the previous job's; "
+        "--method changes it)")
+    assert not (tmp_path / "out" / "k").exists()
+
+
 @pytest.mark.slow
 def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
     """A manifest appended onto itself: one summary line, not one per duplicate. A manifest

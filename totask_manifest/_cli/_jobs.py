@@ -118,7 +118,25 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
         if ":" not in method:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    _refuse_other_methods_flags(args, cls, method)
     return read_options(args, cls, only_given=only_given)
+
+
+def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str) -> None:
+    """A flag of another method (``--model`` with ``--method file``, or a chained job's inherited
+    method) would be dropped without a word, and the job run without it: a usage error. The
+    tuning flags (``--batch-size``, ``--device``...) are any job's, as ``resume`` takes them."""
+    from .._jobs.config import TUNING_OPTIONS
+
+    own = {f.name for f, _ in cls.leaves()}
+    fields = args._parser.get_default("_option_fields") or ()
+    given = [action.option_strings[0] for action in args._parser._actions
+             if action.dest in fields and action.dest not in own and action.dest not in TUNING_OPTIONS
+             and getattr(args, action.dest, None) is not None]
+    if given:
+        inherited = " (the previous job's; --method changes it)" if args.method is None else ""
+        args._parser.error(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
+                           f"of --method {method}{inherited}")
 
 
 def report(result: JobResult, *, stream=None) -> int:
