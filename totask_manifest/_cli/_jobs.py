@@ -16,7 +16,7 @@ import orjson
 from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
-from ._options import add_options, parse_options, read_options
+from ._options import add_options, given_flags, parse_options, read_options
 
 if TYPE_CHECKING:
     from .._engines.base import Engine
@@ -38,15 +38,20 @@ def engine_flags_given(args: argparse.Namespace) -> bool:
     """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
     from .._engines.base import engine_names, engine_options_class
 
-    return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
-               for name in engine_names())
+    return any(given_flags(args, engine_options_class(name), prefix=name) for name in engine_names())
 
 
 def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
-    """The engine ``name`` with the options its flags give (flags of other engines are ignored;
-    flags left unset fall back to the engine's environment variables, then its defaults)."""
-    from .._engines.base import engine_options_class, get_engine
+    """The engine ``name`` with the options its flags give (flags left unset fall back to the
+    engine's environment variables, then its defaults). Another engine's flags (``--ray-actors``
+    on a local run) would be dropped without a word: a usage error."""
+    from .._engines.base import engine_names, engine_options_class, get_engine
 
+    for engine in engine_names():
+        other = given_flags(args, engine_options_class(engine), prefix=engine) if engine != name else []
+        if other:
+            raise UsageError(f"{', '.join(other)} {'is an option' if len(other) == 1 else 'are options'} of "
+                             f"--engine {engine}; this job runs on --engine {name}")
     return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
