@@ -55,6 +55,24 @@ def test_convert_of_a_misspelt_attribute_writes_nothing_and_says_so(tmp_path: Pa
     assert not (tmp_path / out).exists()
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ({"label_attribute": "a b"}, r"label attribute 'a b' may hold only ASCII letters.*\[label-attribute-pattern\]"),
+    ({"label_attribute": "boxes-metadata"}, r"must not end in '-metadata'"),
+    ({"job_name": "my import"}, r"job name 'my import' must be 1 to 63 ASCII letters"),
+])
+def test_an_import_refuses_names_its_manifest_would_break_the_rules_with(tmp_path: Path, option: dict,
+                                                                         message: str) -> None:
+    """Importing COCO with ``--label-attribute 'a b'`` once wrote a manifest ``validate`` finds
+    invalid on every line, and ``--job-name 'my import'`` a ``job-name`` no job could have."""
+    from totask_manifest import UsageError
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    convert(str(src), str(tmp_path / "c.json"), to="coco", label_attribute="boxes")
+    with pytest.raises(UsageError, match=message):
+        convert(str(tmp_path / "c.json"), str(tmp_path / "back.manifest"), to="manifest", **option)
+    assert not (tmp_path / "back.manifest").exists()
+
+
 @pytest.mark.slow
 def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_path: Path) -> None:
     src = boxes_manifest(tmp_path / "in.manifest")
