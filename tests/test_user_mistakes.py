@@ -65,6 +65,20 @@ def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_p
     assert not (tmp_path / "c.json").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["stats", "validate"])
+def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes_held(tmp_path: Path,
+                                                                                     command: str) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    r = cli(command, str(src), "--label-attribute", "box", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout
+    line = one_line_error(r, command)
+    assert "no line holds 'box' or 'box-metadata' (label attributes seen: boxes)" in line, line
+    assert line.endswith("[label-attribute-absent]") and r.stdout == ""  # no report that reads as a clean one
+    ok = cli(command, str(src), "--label-attribute", "boxes", cwd=tmp_path)  # two labeled, one failed: a report
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+
+
 FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
             "--url-key", "annotation-ref"]
 
