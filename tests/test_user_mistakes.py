@@ -141,6 +141,46 @@ def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_pat
     assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret
 
 
+def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_path: Path) -> None:
+    """The job's files (job.json, manifests/, .lease/) were written among the user's own."""
+    from totask_manifest import JobConfig, UsageError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+
+    def config(name: str) -> JobConfig:
+        return JobConfig(job_name=name, input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                         label_attribute="boxes", task_type="object-detection", method="file",
+                         options={"url_key": "annotation-ref"})
+
+    (tmp_path / "out" / "photos").mkdir(parents=True)
+    (tmp_path / "out" / "photos" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"out/photos exists and is not a job folder \(it holds notes\.txt\)") as exc:
+        annotate(config("photos"))
+    assert exc.value.exit_code == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "photos").iterdir()) == ["notes.txt"]
+    # an empty folder, and one a start killed before job.json left (only the job's own entries), are free
+    (tmp_path / "out" / "empty").mkdir()
+    assert annotate(config("empty")).status == "COMPLETED"
+    (tmp_path / "out" / "half" / ".lease").mkdir(parents=True)
+    (tmp_path / "out" / "half" / "manifests" / "intermediate").mkdir(parents=True)
+    (tmp_path / "out" / "half" / ".tmp-abc").write_bytes(b"")
+    assert annotate(config("half")).status == "COMPLETED"
+    # a job folder holding a report the user wrote into it is still that job: the same command reports it
+    (tmp_path / "out" / "empty" / "report.html").write_text("<html></html>")
+    assert annotate(config("empty")).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_annotate_cli_into_a_folder_that_is_no_job_exits_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "out" / "j").mkdir(parents=True)
+    (tmp_path / "out" / "j" / "data.csv").write_text("a,b\n")
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "is not a job folder (it holds data.csv)" in one_line_error(r, "annotate")
+    assert [p.name for p in (tmp_path / "out" / "j").iterdir()] == ["data.csv"]
+
+
 @pytest.mark.parametrize("bad", [b'{"source-ref":"z.jpg","source":"x"}\n', b'{"source-ref":"z\xff.jpg"}\n'],
                          ids=["two-sources", "not-utf8"])
 def test_a_bad_append_manifest_is_named_with_its_own_line_numbers_and_nothing_is_written(tmp_path: Path,
