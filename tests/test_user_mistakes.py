@@ -79,6 +79,41 @@ def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "start", "names"), [
+    (["--bogus", "validate", "in.manifest"], "totask-manifest: error: unrecognized arguments before the command "
+     "'validate': --bogus", "'totask-manifest --help'"),
+    (["validate", "in.manifest", "--bogus"], "totask-manifest validate: error: unrecognized arguments: --bogus",
+     "'totask-manifest validate --help'"),
+    (["stats", "in.manifest", "--workers", "1", "--colour", "x"], "totask-manifest stats: error: unrecognized "
+     "arguments: --colour x", "'totask-manifest stats --help'"),
+], ids=["before-the-command", "after-it", "a-value-too"])
+def test_an_unknown_flag_is_named_with_its_command_in_one_line(tmp_path: Path, args: list[str], start: str,
+                                                                 names: str) -> None:
+    """argparse said "totask-manifest: error: unrecognized arguments" under the top level's usage
+    line, for a flag given to any command, naming neither the command nor where help is."""
+    boxes_manifest(tmp_path / "in.manifest")
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start) and names in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_an_unknown_flag_to_chain_is_one_line_too(tmp_path: Path) -> None:
+    """chain reads its method's flags once the job is read: argparse printed its 25-line usage."""
+    from totask_manifest import JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}))
+    r = cli("chain", "out/j", "--job-name", "k", "--bogus", "1", cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line_error(r, "chain").endswith("unrecognized arguments: --bogus 1; see 'totask-manifest chain --help'")
+    assert not (tmp_path / "out" / "k").exists()
+
+
 FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
             "--url-key", "annotation-ref"]
 

@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import UsageError
 from .._options import Options, option_info
 
 
@@ -81,8 +82,14 @@ def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.Argu
     add_options(extra, cls)
     parsed, rest = extra.parse_known_args(list(argv))
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        raise unrecognized(parser.prog, rest)
     return parsed
+
+
+def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:
+    """Arguments no parser took, in one line with where help is (``main`` puts the command's
+    name before it); argparse's own error printed the whole usage above it."""
+    return UsageError(f"unrecognized arguments: {' '.join(rest)}; see '{prog} --help'")
 
 
 def _dest(name: str, prefix: str) -> str:
