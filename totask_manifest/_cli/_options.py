@@ -11,8 +11,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import UsageError
 from .._options import Options, option_info
+from ._parser import unrecognized
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -84,12 +84,6 @@ def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.Argu
     if rest:
         raise unrecognized(parser.prog, rest)
     return parsed
-
-
-def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:
-    """Arguments no parser took, in one line with where help is (``main`` puts the command's
-    name before it); argparse's own error printed the whole usage above it."""
-    return UsageError(f"unrecognized arguments: {' '.join(rest)}; see '{prog} --help'")
 
 
 def _dest(name: str, prefix: str) -> str:
