@@ -123,27 +123,6 @@ def test_version_and_help_texts(capsys):
     assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
 
 
-@pytest.mark.parametrize("argv", [
-    ["validate", "x.manifest", "--bogus"],
-    ["stats", "x.manifest", "-v"],  # -v belongs before the command
-    ["annotate", "in.manifest", "--job-name", "j", "--task-type", "custom", "--method", "file", "--output", "o",
-     "--url-kye", "k"],
-    ["resume", "out/j", "--label-attribute", "a"],
-    ["clone", "out/j", "--job-name", "k", "--task-type", "custom"],
-])
-def test_an_unknown_flag_is_reported_by_its_command(argv, capsys):
-    """Named as every other error of that command, with that command's usage (it once printed the
-    bare ``usage: totask-manifest [-h] [-v] [--version] COMMAND ...``, unlike chain)."""
-    from totask_manifest._cli import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2
-    assert err.startswith(f"usage: totask-manifest {argv[0]} "), err
-    assert err.splitlines()[-1].startswith(f"totask-manifest {argv[0]}: error: unrecognized arguments: "), err
-
-
 @pytest.mark.parametrize(("argv", "message"), [
     (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
       "--url-key", "k", "--model", "m.pt"], "--model is not an option of --method file"),
@@ -155,10 +134,8 @@ def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
     """``--method file --model m.pt`` once ran a file job as if --model had not been given."""
     from totask_manifest._cli import main
 
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == f"totask-manifest {argv[0]}: error: {message}"
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"totask-manifest {argv[0]}: error: {message}\n"
 
 
 def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, capsys):
@@ -168,12 +145,10 @@ def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, c
     src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
     job = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
                              task_type="image-classification", method=TOY, options={"fail": ""})).job_url
-    with pytest.raises(SystemExit) as exit_:
-        main(["chain", job, "--job-name", "k", "--model", "m.pt", "--batch-size", "4"])  # batch size: tuning
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    assert main(["chain", job, "--job-name", "k", "--model", "m.pt", "--batch-size", "4"]) == 2  # batch size: tuning
+    assert capsys.readouterr().err == (
         f"totask-manifest chain: error: --model is not an option of --method {TOY} (the previous job's; "
-        "--method changes it)")
+        "--method changes it)\n")
     assert not (tmp_path / "out" / "k").exists()
 
 

@@ -16,7 +16,7 @@ from .._errors import UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
 from .._manifest.naming import check_label_attribute
-from .._storage import refuse_output_over_input, url_to_fs
+from .._storage import refuse_output_over_input, remove_stale_temporaries, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
@@ -134,9 +134,13 @@ def convert(
         if label_attribute is not None:
             check_label_attribute(label_attribute, task_type)
     if src_fmt == MANIFEST:
-        counts = EXPORTERS[to](src, dst, **opts)
+        converter = EXPORTERS[to]
     elif to == MANIFEST:
-        counts = IMPORTERS[src_fmt](src, dst, **opts)
+        converter = IMPORTERS[src_fmt]
     else:
         raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
+    # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
+    # killed process cannot remove its temporaries
+    remove_stale_temporaries(dst, folder=to == "yolo")
+    counts = converter(src, dst, **opts)
     return ConvertResult(src, dst, src_fmt, to, counts)

@@ -17,6 +17,7 @@ from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
 from ._options import add_options, given_flags, parse_options, read_options
+from ._parser import unrecognized
 
 if TYPE_CHECKING:
     from .._engines.base import Engine
@@ -121,7 +122,7 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     if unknown:
         parser: argparse.ArgumentParser = args._parser
         if ":" not in method:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            raise unrecognized(parser.prog, unknown)
         args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
     _refuse_other_methods_flags(args, cls, method)
     return read_options(args, cls, only_given=only_given)
@@ -140,8 +141,8 @@ def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str
              and getattr(args, action.dest, None) is not None]
     if given:
         inherited = " (the previous job's; --method changes it)" if args.method is None else ""
-        args._parser.error(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
-                           f"of --method {method}{inherited}")
+        raise UsageError(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
+                         f"of --method {method}{inherited}")
 
 
 def report(result: JobResult, *, stream=None) -> int:
