@@ -2,6 +2,9 @@
 
 Object stores have no rename, so "atomic" means: write the whole object under a temporary name,
 then move it into place; a reader sees the old object or the new one, never half of one.
+
+fsspec is imported on first use (about 80 ms: it loads asyncio and ssl): reading a plain local
+path (``open_read``), as ``validate`` and ``stats`` of a local file do, never needs it.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from ._errors import StorageError, backend_error_message
 from ._write_behind import open_write_behind, sync
+
+if TYPE_CHECKING:
+    import fsspec
 
 
 def redact_url(url: str) -> str:
@@ -82,7 +85,11 @@ def refuse_half_scheme(url: str) -> None:
     """Refuse ``s3:/bucket`` and the like: fsspec (and ``os.path.abspath``) read it as a local
     path, so the data would go to a folder named ``s3:`` here, silently."""
     half = _HALF_SCHEME.match(str(url))
-    if (half and half.group(1).lower() not in _WHOLE_WITHOUT_SLASHES
+    if half is None:
+        return
+    import fsspec
+
+    if (half.group(1).lower() not in _WHOLE_WITHOUT_SLASHES
             and half.group(1).lower() in fsspec.available_protocols()):
         scheme, shown = half.group(1), str(url).split("?", 1)[0]
         raise StorageError(f"{shown} is not a {scheme}:// URL (no '//' after '{scheme}:'); "
@@ -91,6 +98,8 @@ def refuse_half_scheme(url: str) -> None:
 
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     refuse_half_scheme(url)
+    import fsspec.core
+
     try:
         return fsspec.core.url_to_fs(str(url), **storage_options)
     except (ImportError, ValueError) as exc:
@@ -121,7 +130,19 @@ def refuse_output_over_input(src: str, dst: str) -> None:
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem  # loaded already: ``fs`` is fsspec's
+
     return isinstance(fs, LocalFileSystem)
+
+
+def plain_local_path(url: str) -> str | None:
+    """``url`` when it is a local path that fsspec would open unchanged (relative to the working
+    folder, as ``open`` does), else None: no scheme or drive (``:``), no ``~`` (fsspec expands
+    it), no trailing ``/`` (fsspec strips it), not empty. Such a path is read without fsspec."""
+    text = str(url)
+    if os.sep != "/" or not text or ":" in text or text.startswith("~") or text.endswith("/"):
+        return None
+    return text
 
 
 def join(base: str, *parts: str) -> str:
@@ -153,10 +174,14 @@ def exists(url: str) -> bool:
 
 @contextlib.contextmanager
 def open_read(url: str) -> Iterator[IO[bytes]]:
-    fs, path = url_to_fs(url)
+    local = plain_local_path(url)
+    if local is None:
+        fs, path = url_to_fs(url)
+        if is_local(fs):
+            local = path
     try:
         with backend_errors(url):
-            f = open(path, "rb") if is_local(fs) else fs.open(path, "rb")  # noqa: SIM115
+            f = open(local, "rb") if local is not None else fs.open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise StorageError(f"no such file: {redact_url(url)}") from None
     except IsADirectoryError:

@@ -3,20 +3,27 @@
 Each subcommand lives in its own module here with ``register(subparsers)``; the module's handler
 parses nothing itself beyond argparse, calls one library function and turns its result into
 output and an exit code. A ``TotaskError`` becomes one line on stderr, never a traceback.
+
+A command loads only what it uses (``validate`` never imports aiohttp, torch or the job layer):
+``build_parser`` imports the named command's module alone (all of them only to list them); a
+command module imports at its top only what its ``register`` needs (argparse, a few constants)
+and the library it calls in its handler; flags read from the annotators' or engines' options are
+added through ``CommandParser.defer``, when that command's own arguments are parsed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
-import pkgutil
 import sys
 from collections.abc import Sequence
 
 from .. import _startup
 from .._errors import TotaskError, backend_error_message
+from ._parser import CommandParser
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -43,29 +50,53 @@ def _version() -> str:
         return __version__
 
 
+def _command_modules(argv: Sequence[str]) -> list[str]:
+    """The command modules to register (each module is named as its command): only the command's
+    own when the command line names one, else all of them, for the command list (``--help``) or
+    argparse's "invalid choice" error. The command is the first argument when only ``-v`` comes
+    before it; anything else there (``-h``, ``--``, an abbreviation) registers them all, as before."""
+    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms)
+    names = sorted(f[:-3] for f in os.listdir(__path__[0]) if f.endswith(".py") and not f.startswith("_"))
+    named = next((a for a in argv if a not in ("-v", "--verbose")), None)
+    return [named] if named in names else names
+
+
+class _VersionAction(argparse._VersionAction):
+    """``--version``, with the version read only when asked for: reading the installed
+    distribution's metadata imports ``importlib.metadata`` (tens of ms) that no other command needs."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        self.version = f"%(prog)s {_version()}"
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in _command_modules(argv):
+        module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
-    from ._jobs import finish_job_options
-
     plugins = _plugin_methods(argv)
-    for command in sub.choices.values():
-        if command.get_default("_option_fields") is not None:  # a command that takes --method
-            finish_job_options(command, plugins)
+    for command in sub.choices.values():  # after the command's own deferred flags, when it is run
+        command.defer(functools.partial(_finish_job_options, command, plugins))
     return parser
+
+
+def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
+    """The plugin methods' and engines' flags of a command that takes ``--method``."""
+    if command.get_default("_option_fields") is not None:
+        from ._jobs import finish_job_options
+
+        finish_job_options(command, plugins)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

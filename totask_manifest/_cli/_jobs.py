@@ -1,24 +1,32 @@
-"""Options and output shared by the job commands (annotate, chain, clone, resume)."""
+"""Options and output shared by the job commands (annotate, chain, clone, resume).
+
+The annotator and engine registries are imported inside the functions that read them: those
+import the job layer (fsspec), and the commands call them only through ``CommandParser.defer``
+or their handler, so listing the commands (``--help``) or running ``status`` loads neither.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._annotators.base import annotator_names, get_annotator_class
-from .._engines.base import Engine, engine_names, engine_options_class, get_engine
 from .._errors import UsageError
-from .._jobs.config import JobResult
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
 from ._options import add_options, parse_options, read_options
 
+if TYPE_CHECKING:
+    from .._engines.base import Engine
+    from .._jobs.config import JobResult
+
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """``--engine`` (the registry's engines) and each engine's options as ``--NAME-*`` flags."""
+    from .._engines.base import engine_names, engine_options_class
+
     group = parser.add_argument_group("engine")
     group.add_argument("--engine", choices=engine_names(), default=None,
                        help="where annotation runs (default: local; resume: the job's engine)")
@@ -28,6 +36,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def engine_flags_given(args: argparse.Namespace) -> bool:
     """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
+    from .._engines.base import engine_names, engine_options_class
+
     return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
                for name in engine_names())
 
@@ -35,12 +45,16 @@ def engine_flags_given(args: argparse.Namespace) -> bool:
 def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
     """The engine ``name`` with the options its flags give (flags of other engines are ignored;
     flags left unset fall back to the engine's environment variables, then its defaults)."""
+    from .._engines.base import engine_options_class, get_engine
+
     return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """Options of a job's configuration. ``required`` is False for chain, which inherits them
     from the previous job (the help says what it really takes when an option is left out)."""
+    from .._annotators.base import annotator_names
+
     inherited = not required
     parser.add_argument("--job-name", required=True, help="name of the (new) job: 1-63 letters, digits, hyphens")
     parser.add_argument(
@@ -82,6 +96,8 @@ def finish_job_options(parser: argparse.ArgumentParser, plugins: list[str]) -> N
 def add_method_options(parser: argparse.ArgumentParser, method: str) -> None:
     """The flags of ``method``'s options, in their own group; a flag another method of this
     parser already added (the fetch options) is shared, not repeated."""
+    from .._annotators.base import get_annotator_class
+
     cls = get_annotator_class(method)
     add_options(parser.add_argument_group(f"--method {method}"), cls.Options,
                 seen=parser.get_default("_option_fields"))
@@ -93,6 +109,8 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     A plugin method known only once a job folder is read (chain) reads its flags from the
     arguments the command's parser left over.
     """
+    from .._annotators.base import get_annotator_class
+
     cls = get_annotator_class(method).Options
     unknown = getattr(args, "_unknown", None)
     if unknown:

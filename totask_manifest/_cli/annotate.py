@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .. import _api as api
-from .._jobs.config import JobConfig
-from .._manifest.naming import default_label_attribute
 from ._jobs import add_job_options, engine_from_args, method_options, report
 
 
@@ -15,11 +13,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start a job: label every line of INPUT that has no value under the label "
                        "attribute (or a failure-reason from an earlier try); every other line passes through.")
     p.add_argument("input", metavar="INPUT", help="input manifest URL (local path, file://, s3://, memory://...)")
-    add_job_options(p, required=True)
+    p.defer(functools.partial(add_job_options, p, required=True))  # imports the annotators: only when run
     p.set_defaults(func=run, _parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import _api as api
+    from .._jobs.config import JobConfig
+    from .._manifest.naming import default_label_attribute
+
     config = JobConfig(
         job_name=args.job_name,
         input=args.input,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .. import _api as api
-from .._jobs.job import Job
 from ._jobs import add_job_options, engine_from_args, method_options, report
 
 
@@ -17,12 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "method, its options carry over: the defaults shown for method options below are those of "
                        "a new job, used here only when the method changes.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the previous job's folder")
-    add_job_options(p, required=False)
+    p.defer(functools.partial(add_job_options, p, required=False))  # imports the annotators: only when run
     # options of a plugin method inherited from JOB_DIR are only known once it is read
     p.set_defaults(func=run, _parser=p, _accepts_method_options=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import _api as api
+    from .._jobs.job import Job
+
     prev = Job.open(args.job_dir).state
     method = args.method or prev.config.method
     result = api.chain(

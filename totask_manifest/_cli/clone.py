@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .. import _api as api
-from .._jobs.job import Job
 from ._jobs import add_engine_options, engine_from_args, report
 
 
@@ -19,11 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--job-name", required=True, help="name of the new job")
     p.add_argument("--output", metavar="ROOT", help="output root (default: the cloned job's)")
     p.add_argument("--label-attribute", help="attribute to fill (default: the cloned job's)")
-    add_engine_options(p)
+    p.defer(functools.partial(add_engine_options, p))  # imports the engine registry: only when run
     p.set_defaults(func=run, _parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import _api as api
+    from .._jobs.job import Job
+
     Job.open(args.job_dir)  # a folder that is not a job is refused first
     result = api.clone(
         args.job_dir,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from .. import _api as api
-from .._jobs.job import Job
 from ._jobs import add_engine_options, engine_flags_given, engine_from_args, report
 
 
@@ -25,11 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     tuning.add_argument("--batch-size", type=int, metavar="N", help="images per model call (inference)")
     tuning.add_argument("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (inference)")
     tuning.add_argument("--checkpoint-every", type=int, metavar="N", help="lines per checkpoint part")
-    add_engine_options(p)
+    p.defer(functools.partial(add_engine_options, p))  # imports the engine registry: only when run
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import _api as api
+    from .._jobs.job import Job
+
     options = {k: getattr(args, k) for k in ("concurrency", "timeout", "retries", "batch_size", "device")}
     engine = args.engine
     if engine is None and engine_flags_given(args):  # they tune the job's own engine

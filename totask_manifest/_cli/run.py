@@ -7,9 +7,7 @@ import sys
 
 import orjson
 
-from .. import _synapse as synapse  # noqa: F401  (registers the synapse-preprocessor method for resume)
 from .._errors import StorageError, UsageError, yaml_error_text
-from .._storage import read_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_params(url: str) -> dict:
+    from .._storage import read_bytes  # on use: the CLI starts without fsspec
+
     try:
         raw = read_bytes(url)
     except StorageError as exc:

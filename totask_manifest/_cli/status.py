@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from .. import _api as api
-from .._storage import map_strings, redact_secret_url, redact_url
 from ._jobs import dump_json
 
 
@@ -21,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import _api as api  # on use: the CLI starts without the job layer
+    from .._storage import map_strings, redact_secret_url, redact_url
+
     data = api.status(args.job_dir)
     if args.format == "json":
         dump_json(map_strings(data, redact_secret_url))  # job.json keeps what resume needs; stdout never a password

@@ -10,8 +10,6 @@ import sys
 
 import orjson
 
-from .._manifest.validate import validate_manifest
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -39,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._manifest.validate import validate_manifest  # on use: `validate --help` loads no checker
+
     report = validate_manifest(
         args.manifest,
         label_attribute=args.label_attribute,

@@ -30,8 +30,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any, Literal, TypeVar
 
-import fsspec
-
 from .. import _storage as storage
 from .line import BOM
 
@@ -275,6 +273,8 @@ def _start_worker(claims: Any, conf: dict) -> None:
     global _claims
     quiet_worker()
     _claims = claims
+    import fsspec.config
+
     fsspec.config.conf.update(conf)
 
 
@@ -317,6 +317,8 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         if started is not None:
             started()
         return [fn(url, 0, None, *args)]
+    import fsspec.config  # loaded already: ``_splittable`` read the URL through fsspec
+
     parts: dict[int, T] = {}
     claims = context.Array("b", len(ranges))
     broken = False

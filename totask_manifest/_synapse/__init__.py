@@ -27,7 +27,6 @@ _EXPORTS = {
     "rollback_job": ".rollback",
     "RollbackReport": ".rollback",
     "PreProcessor": ".preprocessor",
-    "PreProcessorAnnotator": ".preprocessor",
 }
 
 __all__ = sorted([*_EXPORTS, "DATA_FORMATS", "DM_V1", "OBJECTS", "UNCHANGED"])
