@@ -65,10 +65,11 @@ def place(tmp_path_factory) -> Path:
 
 
 JOB = ["--job-name", "next"]
+MISSPELT = ["--label-attribute", "categroy"]  # no line holds it: refused, naming what the lines hold
 CASES = {
     # command: {situation: (arguments, exit code)}
     "validate": {"missing": (["nothere.manifest"], 2), "bad": (["trunc.manifest"], 1),
-                 "io": ([f"{S3}/x.manifest"], 2)},
+                 "io": ([f"{S3}/x.manifest"], 2), "misspelt": ([str(YOLO), *MISSPELT], 1)},
     "annotate": {"missing": (["nothere.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 2),
                  "bad": (["trunc.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 1),
                  "io": ([f"{S3}/in.manifest", *JOB, *JOB_OPTIONS, "--output", "jobs"], 2),
@@ -90,7 +91,8 @@ CASES = {
     "rollback": {"missing": (["nowhere"], 2), "io": ([f"{S3}/job"], 2)},
     "run": {"missing": (["nothere.json"], 2), "bad": (["bad-params.json"], 2), "io": ([f"{S3}/p.json"], 2)},
     "stats": {"missing": (["nothere.manifest"], 2), "bad": (["trunc.manifest"], 1),
-              "io": ([f"{S3}/x.manifest"], 2), "failed": (["jobs/failed/manifests/output/output.manifest"], 0)},
+              "io": ([f"{S3}/x.manifest"], 2), "failed": (["jobs/failed/manifests/output/output.manifest"], 0),
+              "misspelt": ([str(YOLO), *MISSPELT], 1)},
     "report": {"missing": (["nowhere", "-o", "r.html"], 2), "io": ([f"{S3}/job", "-o", "r.html"], 2),
                "bad": (["corrupt", "-o", "r.html", "--samples", "0"], 1),  # the page is written all the same
                "failed": (["jobs/failed", "-o", "r.html", "--samples", "0"], 0)},
@@ -99,10 +101,12 @@ CASES = {
                  "io": ([f"{S3}/x.manifest", "--predicted", "pred", "--reference", "category"], 2)},
     "labeled": {"missing": (["nothere.manifest", "--label-attribute", "category", "-o", "l.manifest"], 2),
                 "bad": (["trunc.manifest", "--label-attribute", "category", "-o", "l.manifest"], 1),
-                "io": ([f"{S3}/x.manifest", "--label-attribute", "category", "-o", "l.manifest"], 2)},
+                "io": ([f"{S3}/x.manifest", "--label-attribute", "category", "-o", "l.manifest"], 2),
+                "misspelt": ([str(YOLO), *MISSPELT, "-o", "l.manifest"], 1)},
     "convert": {"missing": (["nothere.manifest", "x.parquet", "--to", "parquet"], 2),
                 "bad": (["trunc.manifest", "x.json", "--to", "coco"], 1),
-                "io": ([f"{S3}/x.manifest", "x.parquet", "--to", "parquet"], 2)},
+                "io": ([f"{S3}/x.manifest", "x.parquet", "--to", "parquet"], 2),
+                "misspelt": ([str(YOLO), "x.json", "--to", "coco", *MISSPELT], 1)},
 }
 
 

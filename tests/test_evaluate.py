@@ -260,6 +260,17 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert res.returncode == 1 and "nothing evaluated" in res.stderr
 
 
+@pytest.mark.slow
+def test_nothing_evaluated_is_said_once_on_stderr_under_the_text_report(tmp_path: Path) -> None:
+    """The text report ended in "nothing evaluated: ..." and the error line said it again."""
+    path = write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
+    res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
+    assert res.returncode == 1
+    assert "nothing evaluated" not in res.stdout and "lines" in res.stdout  # the report, without the verdict
+    assert res.stderr.startswith("totask-manifest evaluate: error: nothing evaluated: no line has comparable labels")
+    assert res.stderr.count("\n") == 1
+
+
 def _hand_job(root: Path, name: str, attr: str, *, chained_from: str | None, manifest: bytes) -> Path:
     from totask_manifest._jobs.config import JobConfig
     from totask_manifest._jobs.state import JobState

@@ -512,3 +512,18 @@ def test_ray_address_variable_joins_that_cluster(tmp_path, ray_address):
     assert r.returncode == 0, r.stderr
     assert job_json(tmp_path / "ray" / "job")["status"] == "COMPLETED"
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+
+
+def test_ray_address_local_starts_a_private_instance_of_totask_ray_num_cpus(tmp_path):
+    """``--ray-address local`` went to ``ray.init`` as the address with no ``num_cpus``: the
+    private instance took every CPU whatever TOTASK_RAY_NUM_CPUS said (one actor per CPU here)."""
+    cpus = 1 if (os.cpu_count() or 1) > 1 else 2  # never the default, all CPUs
+    inp = write_manifest(tmp_path / "in.manifest", 12)
+    r = run_cli("annotate", str(inp), "--job-name", "job", "--label-attribute", "cls", "--task-type",
+                "image-classification", "--method", TOY, "--output", str(tmp_path / "out"), "--engine", "ray",
+                "--ray-address", "local",
+                # "local" is a private instance, even where RAY_ADDRESS names a cluster (nothing listens there)
+                env={"TOTASK_RAY_NUM_CPUS": str(cpus), "RAY_ADDRESS": "127.0.0.1:1"}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"ray: {cpus} actor(s) x 1 CPU" in r.stderr, r.stderr
+    assert job_json(tmp_path / "out" / "job")["status"] == "COMPLETED"

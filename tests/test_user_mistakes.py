@@ -65,6 +65,55 @@ def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_p
     assert not (tmp_path / "c.json").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["stats", "validate"])
+def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes_held(tmp_path: Path,
+                                                                                     command: str) -> None:
+    src = boxes_manifest(tmp_path / "in.manifest")
+    r = cli(command, str(src), "--label-attribute", "box", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout
+    line = one_line_error(r, command)
+    assert "no line holds 'box' or 'box-metadata' (label attributes seen: boxes)" in line, line
+    assert line.endswith("[label-attribute-absent]") and r.stdout == ""  # no report that reads as a clean one
+    ok = cli(command, str(src), "--label-attribute", "boxes", cwd=tmp_path)  # two labeled, one failed: a report
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "start", "names"), [
+    (["--bogus", "validate", "in.manifest"], "totask-manifest: error: unrecognized arguments before the command "
+     "'validate': --bogus", "'totask-manifest --help'"),
+    (["validate", "in.manifest", "--bogus"], "totask-manifest validate: error: unrecognized arguments: --bogus",
+     "'totask-manifest validate --help'"),
+    (["stats", "in.manifest", "--workers", "1", "--colour", "x"], "totask-manifest stats: error: unrecognized "
+     "arguments: --colour x", "'totask-manifest stats --help'"),
+], ids=["before-the-command", "after-it", "a-value-too"])
+def test_an_unknown_flag_is_named_with_its_command_in_one_line(tmp_path: Path, args: list[str], start: str,
+                                                                 names: str) -> None:
+    """argparse said "totask-manifest: error: unrecognized arguments" under the top level's usage
+    line, for a flag given to any command, naming neither the command nor where help is."""
+    boxes_manifest(tmp_path / "in.manifest")
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start) and names in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_an_unknown_flag_to_chain_is_one_line_too(tmp_path: Path) -> None:
+    """chain reads its method's flags once the job is read: argparse printed its 25-line usage."""
+    from totask_manifest import JobConfig, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}))
+    r = cli("chain", "out/j", "--job-name", "k", "--bogus", "1", cwd=tmp_path)
+    assert r.returncode == 2
+    assert one_line_error(r, "chain").endswith("unrecognized arguments: --bogus 1; see 'totask-manifest chain --help'")
+    assert not (tmp_path / "out" / "k").exists()
+
+
 FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
             "--url-key", "annotation-ref"]
 
@@ -125,6 +174,46 @@ def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_pat
     with pytest.raises(JobError, match=r"another configuration \(differs in: options\.url_key\)") as exc:
         annotate(config(url_key="source-ref"))
     assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret
+
+
+def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_path: Path) -> None:
+    """The job's files (job.json, manifests/, .lease/) were written among the user's own."""
+    from totask_manifest import JobConfig, UsageError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+
+    def config(name: str) -> JobConfig:
+        return JobConfig(job_name=name, input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                         label_attribute="boxes", task_type="object-detection", method="file",
+                         options={"url_key": "annotation-ref"})
+
+    (tmp_path / "out" / "photos").mkdir(parents=True)
+    (tmp_path / "out" / "photos" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"out/photos exists and is not a job folder \(it holds notes\.txt\)") as exc:
+        annotate(config("photos"))
+    assert exc.value.exit_code == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "photos").iterdir()) == ["notes.txt"]
+    # an empty folder, and one a start killed before job.json left (only the job's own entries), are free
+    (tmp_path / "out" / "empty").mkdir()
+    assert annotate(config("empty")).status == "COMPLETED"
+    (tmp_path / "out" / "half" / ".lease").mkdir(parents=True)
+    (tmp_path / "out" / "half" / "manifests" / "intermediate").mkdir(parents=True)
+    (tmp_path / "out" / "half" / ".tmp-abc").write_bytes(b"")
+    assert annotate(config("half")).status == "COMPLETED"
+    # a job folder holding a report the user wrote into it is still that job: the same command reports it
+    (tmp_path / "out" / "empty" / "report.html").write_text("<html></html>")
+    assert annotate(config("empty")).status == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_annotate_cli_into_a_folder_that_is_no_job_exits_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "out" / "j").mkdir(parents=True)
+    (tmp_path / "out" / "j" / "data.csv").write_text("a,b\n")
+    r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "out", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "is not a job folder (it holds data.csv)" in one_line_error(r, "annotate")
+    assert [p.name for p in (tmp_path / "out" / "j").iterdir()] == ["data.csv"]
 
 
 @pytest.mark.parametrize("bad", [b'{"source-ref":"z.jpg","source":"x"}\n', b'{"source-ref":"z\xff.jpg"}\n'],

@@ -92,6 +92,21 @@ def test_synapse_host_with_user_and_password_is_refused(synapse, tmp_path: Path,
     assert synapse.requests == []
 
 
+# -- a token Synapse refuses is a configuration mistake, as a missing one: exit 2 --------------------
+
+def test_export_with_a_refused_token_exits_2_as_without_one(synapse, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "x.manifest"
+    args = ["export", "--project", "1", "-o", str(out)]
+    refused = run_cli(*args, env={"SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": "revoked-token"})
+    missing = run_cli(*args, env={"SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": ""})
+    # before: the 401 exited 1 (invalid data, a failed job) where no token at all exits 2
+    assert (refused.returncode, missing.returncode) == (2, 2), refused.stderr + missing.stderr
+    assert "401 Unauthorized" in one_line_error(refused.stderr)
+    assert "no Synapse credentials" in one_line_error(missing.stderr)
+    assert not out.exists()
+    assert [r.status for r in synapse.requests] == [401]  # one request, refused, and nothing after it
+
+
 # -- an output that is the input is refused: the input is not replaced -----------------------------
 
 def _labeled_manifest(path: Path) -> bytes:

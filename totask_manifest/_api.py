@@ -22,7 +22,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identi
 from ._jobs.execute import execute, job_metrics, job_result
 from ._jobs.inputs import combine_with_appended
 from ._jobs.job import Job
-from ._jobs.layout import check_job_name
+from ._jobs.layout import check_job_name, refuse_foreign_folder
 from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
@@ -112,6 +112,8 @@ def annotate(
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
     run.engine.check(config)
+    if not Job(config.job_url).exists:
+        refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
     with hold(config.job_url, "annotate"):
         return _annotate_held(run, chained_from, cloned_from)
 

@@ -13,7 +13,9 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
@@ -24,6 +26,14 @@ from ._write_behind import open_write_behind, sync
 
 if TYPE_CHECKING:
     import fsspec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: temporaries are never judged stale
+    fcntl = None  # type: ignore[assignment]
+
+#: a temporary younger than this may be one whose writer has not locked it yet (``_lock_temporary``)
+TEMPORARY_GRACE_S = 2.0
 
 
 def redact_url(url: str) -> str:
@@ -244,6 +254,7 @@ class AtomicWriter:
             directory = os.path.dirname(os.path.abspath(self.path)) or "."
             os.makedirs(directory, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+            _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
             self._file = open_write_behind(fd)
         else:
@@ -271,8 +282,8 @@ class AtomicWriter:
         try:
             if is_local(self.fs):
                 sync(self._file)
+                os.replace(self._tmp, self.path)  # then close: the lock is held until the name is gone
                 self._file.close()
-                os.replace(self._tmp, self.path)
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
@@ -306,6 +317,61 @@ class AtomicWriter:
                 os.unlink(self._tmp)
             else:  # deleted outright: s3fs answers ``exists`` from a cached listing (see ``_move``), maybe stale
                 self.fs.rm_file(self._tmp)
+
+
+def _lock_temporary(fd: int) -> None:
+    """Lock a local temporary for as long as its writer holds it open: the kernel drops the lock
+    when the writer's process ends in any way (``kill -9`` included), so a later run can tell a
+    temporary left behind from one being written (``remove_stale_temporaries``)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks: nothing is ever judged stale
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
+    """Remove the atomic-write temporaries a killed writer of ``url`` left: ``.tmp-<name>-*``
+    beside the file ``url``, or with ``folder`` every ``.tmp-*`` anywhere under the folder ``url``.
+
+    A temporary is stale when no process holds its lock (``_lock_temporary``: a live writer, of
+    this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a writer locks
+    it a moment after creating it). Only local files: on other storage nothing tells a live
+    writer's temporary from a dead one's. Returns the paths removed."""
+    fs, path = url_to_fs(url)
+    if fcntl is None or not is_local(fs):
+        return []
+    path = os.path.abspath(path)
+    root, prefix = (path, ".tmp-") if folder else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
+    if not os.path.isdir(root):
+        return []
+    found = os.walk(root) if folder else [(root, [], os.listdir(root))]
+    removed = []
+    for where, _dirs, names in found:
+        for entry in names:
+            candidate = os.path.join(where, entry)
+            if entry.startswith(prefix) and _remove_if_stale(candidate):
+                removed.append(candidate)
+    return removed
+
+
+def _remove_if_stale(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < TEMPORARY_GRACE_S:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer is alive
+            return False
+        with contextlib.suppress(FileNotFoundError):  # renamed into place since it was opened
+            os.unlink(path)
+            return True
+        return False
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: str) -> None:

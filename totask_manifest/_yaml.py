@@ -1,14 +1,17 @@
-"""YAML as users write parameter and class-name files: PyYAML's safe loader, with a key written
-twice in one mapping refused.
+"""YAML and JSON as users write parameter and class-name files: PyYAML's safe loader and the
+standard library's JSON reader, each with a key written twice in one mapping refused.
 
-Why: PyYAML keeps the last of two equal keys without a word, so a ``target_specification_name``
-or a ``threshold`` written twice (a pasted block, a merge gone wrong) silently drops one value;
-manifests refuse a repeated key for the same reason. A merge (``<<: *base``) still lets the
-mapping's own keys override the merged ones: only keys written in the mapping itself count.
+Why: PyYAML, like every JSON reader (orjson, ``json``), keeps the last of two equal keys without a
+word, so a ``target_specification_name`` or a ``threshold`` written twice (a pasted block, a merge
+gone wrong) silently drops one value; manifests refuse a repeated key for the same reason. A YAML
+merge (``<<: *base``) still lets the mapping's own keys override the merged ones: only keys
+written in the mapping itself count. JSON files go through ``json`` rather than orjson, which
+cannot see a repeated key: they are small, read once.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -43,3 +46,27 @@ def load_yaml(text: str | bytes) -> Any:
     """The document in ``text``, as ``yaml.safe_load`` reads it, but a key written twice in one
     mapping raises ``yaml.YAMLError`` (``_errors.yaml_error_text`` names its line)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object with a key written twice (``load_json``)."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (a number must be finite)")
+
+
+def load_json(data: str | bytes) -> Any:
+    """The JSON document in ``data``, as orjson reads it (no ``NaN`` or ``Infinity``), but a key
+    written twice in one object raises ``DuplicateKeyError`` naming it. Every error is a
+    ``ValueError`` whose first line says what and where."""
+    return json.loads(data, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import UsageError
 from .._formats.class_names import read_class_names
-from .._storage import refuse_output_over_input, url_to_fs
+from .._storage import refuse_output_over_input, remove_stale_temporaries, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
@@ -127,9 +127,13 @@ def convert(
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
     if src_fmt == MANIFEST:
-        counts = EXPORTERS[to](src, dst, **opts)
+        converter = EXPORTERS[to]
     elif to == MANIFEST:
-        counts = IMPORTERS[src_fmt](src, dst, **opts)
+        converter = IMPORTERS[src_fmt]
     else:
         raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
+    # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
+    # killed process cannot remove its temporaries
+    remove_stale_temporaries(dst, folder=to == "yolo")
+    counts = converter(src, dst, **opts)
     return ConvertResult(src, dst, src_fmt, to, counts)

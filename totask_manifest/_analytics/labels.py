@@ -16,14 +16,12 @@ from typing import Any
 from .._errors import ManifestError, TotaskError, UsageError, json_text
 from .._formats.native import native_format
 from .._jobs.selection import needs_label
-from .._manifest.io import read_lines, read_records
+from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
 from .._manifest.line import Line, gt_json
 from .._outcomes import Labeled
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 
 METADATA = "-metadata"
-#: how many lines ``pick_attribute`` looks at before deciding
-SCAN_LINES = 2000
 
 
 @contextmanager
@@ -82,14 +80,9 @@ def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
     """The error for an export that found no label to write (a misspelt ``--label-attribute``, or
     every line failed): an empty COCO document or YOLO folder would pass for a dataset, so the
     exporters write nothing and name the attributes the first lines hold instead."""
-    held: set[str] = set()
-    for line, rec in read_records(url):
-        if line.number > SCAN_LINES:
-            break
-        held.update(k[: -len(METADATA)] for k in rec if k.endswith(METADATA))
     return ManifestError(
         f"no line holds a label under {attribute!r}, so nothing was written ({skipped} line(s) without one; "
-        f"label attributes seen: {', '.join(sorted(held)) or 'none'})",
+        f"{attributes_seen(url)})",
         rule="convert-no-labels",
     )
 

@@ -29,6 +29,7 @@ Pillow.
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
@@ -42,7 +43,16 @@ from .._formats.groundtruth import from_groundtruth
 from .._formats.model import FormatError
 from .._formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
 from .._manifest.io import write_lines
-from .._storage import AtomicWriter, exists, join, open_read, read_bytes, url_to_fs, write_bytes_atomic
+from .._storage import (
+    AtomicWriter,
+    exists,
+    is_local,
+    join,
+    open_read,
+    read_bytes,
+    url_to_fs,
+    write_bytes_atomic,
+)
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 
 DETECTION = "object-detection"
@@ -118,6 +128,7 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     class_map: dict[str, str] = {}
     files = skipped = 0
     written: list[str] = []  # new label files, removed again when a later line stops the conversion
+    folders = _NewFolders(dst)  # and the folders made for them (a Ctrl-C left hundreds, empty)
     try:
         with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
             for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
@@ -138,6 +149,7 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                     text = gt_to_yolo(value, metadata, confidence=confidence)
                 if not exists(join(dst, path)):  # a file there before is not this run's to remove
                     written.append(join(dst, path))
+                    folders.note(path)
                 write_bytes_atomic(join(dst, path), text.encode())
                 size = label.value["image_size"][0]
                 index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
@@ -151,6 +163,7 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
         for url in written:
             with contextlib.suppress(OSError):
                 fs.rm(url_to_fs(url)[1])
+        folders.remove_empty()
         raise
     names = yolo_names(class_map)
     write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
@@ -159,6 +172,37 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
+
+
+class _NewFolders:
+    """The local folders a YOLO export makes for its label files (``dst`` itself included), so a
+    stopped export removes them again when it leaves them empty. Object stores have no folders."""
+
+    def __init__(self, dst: str) -> None:
+        fs, path = url_to_fs(dst)
+        self.root = os.path.abspath(path) if is_local(fs) else None
+        self.made: list[str] = []
+        self._known: set[str] = set()
+        if self.root is not None and not os.path.isdir(self.root):
+            self.made.append(self.root)
+            self._known.add(self.root)
+
+    def note(self, label: str) -> None:
+        """Before ``label`` (``labels/<dirs>/<stem>.txt``) is written: its folders not there yet."""
+        if self.root is None:
+            return
+        folder = self.root
+        for part in label.split("/")[:-1]:
+            folder = os.path.join(folder, part)
+            if folder not in self._known:
+                self._known.add(folder)
+                if not os.path.isdir(folder):
+                    self.made.append(folder)
+
+    def remove_empty(self) -> None:
+        for folder in reversed(self.made):  # innermost first; one holding anything stays
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,

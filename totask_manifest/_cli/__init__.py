@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from .. import _startup
 from .._errors import TotaskError, backend_error_message
-from ._parser import CommandParser
+from ._parser import CommandParser, unrecognized
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -109,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"totask-manifest{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     if unknown and not getattr(args, "_accepts_method_options", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        print(_unrecognized(argv, args.command, unknown), file=sys.stderr)
+        return 2
     args._unknown = unknown
     # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
     # when they warn, unless -v asks for everything
@@ -142,6 +143,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _unrecognized(argv: Sequence[str], command: str, unknown: Sequence[str]) -> str:
+    """One line for arguments no parser took, under the command they were given to (argparse
+    says ``totask-manifest: error:`` for all of them, after a usage line of the top level's).
+    The top level's own options take no value, so the command is the first word that is not one."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    before = [a for a in unknown if a in argv[:at]]
+    after = [a for a in unknown if a not in before]
+    if not before:
+        return f"totask-manifest {command}: error: {unrecognized(f'totask-manifest {command}', after)}"
+    also = f"; after it: {' '.join(after)}" if after else ""
+    return (f"totask-manifest: error: unrecognized arguments before the command {command!r}: {' '.join(before)} "
+            f"(only -h, -v and --version go there; a command's options go after it){also}; "
+            f"see 'totask-manifest --help' and 'totask-manifest {command} --help'")
 
 
 #: exit code after the reader of stdout went away: a process killed by SIGPIPE, as shells report it

@@ -17,6 +17,7 @@ from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
 from ._options import add_options, parse_options, read_options
+from ._parser import unrecognized
 
 if TYPE_CHECKING:
     from .._engines.base import Engine
@@ -116,7 +117,7 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     if unknown:
         parser: argparse.ArgumentParser = args._parser
         if ":" not in method:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            raise unrecognized(parser.prog, unknown)
         args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
     return read_options(args, cls, only_given=only_given)
 

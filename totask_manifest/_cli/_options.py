@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._options import Options, option_info
+from ._parser import unrecognized
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -81,7 +82,7 @@ def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.Argu
     add_options(extra, cls)
     parsed, rest = extra.parse_known_args(list(argv))
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        raise unrecognized(parser.prog, rest)
     return parsed
 
 

@@ -14,6 +14,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._errors import UsageError
+
 
 class CommandParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with ``defer(build)``: ``build()`` runs once, in the order
@@ -45,3 +47,9 @@ class CommandParser(argparse.ArgumentParser):
     def format_help(self) -> str:
         self.complete()
         return super().format_help()
+
+
+def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:
+    """Arguments no parser took, in one line with where help is (``main`` puts the command's
+    name before it); argparse's own error printed the whole usage above it."""
+    return UsageError(f"unrecognized arguments: {' '.join(rest)}; see '{prog} --help'")

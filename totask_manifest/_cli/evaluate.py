@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")
     else:
         sys.stdout.write(format_text(ev))
-    if not ev.evaluated:
+    if not ev.evaluated:  # said once, on stderr: the report above says why each line was left out
         print(f"totask-manifest evaluate: error: nothing evaluated: no line has comparable labels under both "
               f"{ev.predicted!r} and {ev.reference!r}", file=sys.stderr)
         return 1

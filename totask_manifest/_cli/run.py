@@ -38,7 +38,9 @@ def load_params(url: str) -> dict:
 
             params = load_yaml(raw)
         else:
-            params = orjson.loads(raw)
+            from .._yaml import load_json  # a key written twice is refused, not the last one kept
+
+            params = load_json(raw)
     except Exception as exc:
         detail = yaml_error_text(exc) if is_yaml else str(exc).splitlines()[0]
         raise UsageError(f"parameter file {url} is not valid {'YAML' if is_yaml else 'JSON'}: {detail}") from None

@@ -31,7 +31,12 @@ def run(args: argparse.Namespace) -> int:
         format_text,
         manifest_stats,
     )
+    from .._manifest.io import attribute_absent
+
     stats = manifest_stats(args.manifest, label_attributes=args.label_attributes, workers=args.workers)
+    for name in args.label_attributes or ():
+        if not stats.invalid_lines and stats.attributes[name].lines == 0:  # a misspelt name: not a clean report
+            raise attribute_absent(args.manifest, name)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         sys.stdout.buffer.write(b"\n")

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._manifest.io import attribute_absent
     from .._manifest.validate import validate_manifest  # on use: `validate --help` loads no checker
 
     report = validate_manifest(
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         workers=args.workers,
     )
+    if args.label_attribute and report.ok and report.unlabeled == report.lines - report.blank_lines:
+        raise attribute_absent(args.manifest, args.label_attribute)  # a misspelt name: not "valid"
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -249,10 +249,11 @@ class RayEngine(Engine):
         if ray.is_initialized():
             return False
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
-        if self.address:
+        if is_cluster_address(self.address):
             kwargs["address"] = self.address
-        else:
-            kwargs.update(include_dashboard=False, num_cpus=self.num_cpus or os.cpu_count() or 1)
+        else:  # a private instance, "local" or no address: sized by num_cpus ("local" was passed on
+            # as the address, with no num_cpus, so TOTASK_RAY_NUM_CPUS went unread)
+            kwargs.update(address="local", include_dashboard=False, num_cpus=self.num_cpus or os.cpu_count() or 1)
         if self.runtime_env:
             kwargs["runtime_env"] = self.runtime_env
         with _keep_signal_handlers():

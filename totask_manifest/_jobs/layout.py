@@ -85,6 +85,37 @@ def job_url_for(output_root: str, job_name: str) -> str:
     return join(output_root, job_name)
 
 
+#: the lease folder (``lease``): one writer per job
+LEASE_DIR = ".lease"
+#: the ToTask action's record of its runs, and its export of the project's tasks (``_to_task``),
+#: both written into the job folder before the job starts
+RUN_FILE = "totask-run.json"
+EXPORT_FILE = "synapse-export.manifest"
+#: what may lie at the top of a job folder before its ``job.json`` exists (``.tmp-*`` aside)
+JOB_ENTRIES = frozenset({"job.json", "manifests", "failures.jsonl", LEASE_DIR, RUN_FILE, EXPORT_FILE})
+
+
+def refuse_foreign_folder(job_url: str) -> None:
+    """Refuse to start a job in a folder that holds someone else's files: the job's own files
+    would land among them (and ``rollback``, a re-run or a cleanup could not tell them apart).
+
+    A folder holding only what a job writes (a start killed before ``job.json`` was written
+    leaves ``.lease`` and ``manifests``) is a job's, and an empty or missing one is free.
+    Called only where no ``job.json`` exists: a job folder may hold the user's files (a report).
+    """
+    fs, root = url_to_fs(job_url)
+    try:
+        found = os.listdir(root) if is_local(fs) else [
+            str(e).rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    foreign = sorted(n for n in found if n not in JOB_ENTRIES and not n.startswith(".tmp-"))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"{job_url} exists and is not a job folder (it holds {shown}); a job is not written "
+                         "among other files: choose another --job-name or --output")
+
+
 def clean_temporaries(job_url: str) -> list[str]:
     """Remove what a killed writer left: atomic-write temporaries (``.tmp-*``) anywhere in the job
     folder, except in the lease folder, whose temporaries belong to whoever is taking the lease.
@@ -102,7 +133,7 @@ def clean_temporaries(job_url: str) -> list[str]:
         path = str(path)
         rel = path[len(root.rstrip("/")) + 1:] if path.startswith(root.rstrip("/") + "/") else path
         name = rel.rsplit("/", 1)[-1]
-        if not name.startswith(".tmp-") or rel.startswith(".lease/") or "/.lease/" in rel:
+        if not name.startswith(".tmp-") or rel.startswith(LEASE_DIR + "/") or f"/{LEASE_DIR}/" in rel:
             continue
         try:
             fs.rm_file(path)

@@ -51,10 +51,10 @@ from typing import Any
 from .._errors import JobError, StorageError
 from .._storage import fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
+from .layout import LEASE_DIR
 
 log = logging.getLogger("totask_manifest")
 
-LEASE_DIR = ".lease"
 _NAME = re.compile(r"lease-(\d{6,})\.json")
 DEFAULT_TIMEOUT = 60.0
 

@@ -20,7 +20,12 @@ from .._storage import AtomicWriter, open_read
 from .line import Line
 from .ranges import iter_raw_lines, split_bom
 
-__all__ = ["iter_lines_from", "iter_raw_lines", "read_lines", "read_records", "to_line", "write_lines"]
+__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "read_lines",
+           "read_records", "to_line", "write_lines"]
+
+METADATA = "-metadata"
+#: how many lines a look at which label attributes a manifest holds reads
+SCAN_LINES = 2000
 
 
 def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Line:
@@ -58,6 +63,25 @@ def read_records(url: str) -> Iterator[tuple[Line, dict]]:
             yield line, line.record()
         except ManifestError:
             continue
+
+
+def attributes_seen(url: str) -> str:
+    """The label attributes (keys ``<A>-metadata``) the first ``SCAN_LINES`` lines hold, for an
+    error about a ``--label-attribute`` found on no line: a misspelt name is then plain to see."""
+    held: set[str] = set()
+    for line, rec in read_records(url):
+        if line.number > SCAN_LINES:
+            break
+        held.update(k[: -len(METADATA)] for k in rec if k.endswith(METADATA))
+    return f"label attributes seen: {', '.join(sorted(held)) or 'none'}"
+
+
+def attribute_absent(url: str, attribute: str) -> ManifestError:
+    """The error of a command told to look at ``attribute`` (``stats``, ``validate``) when no line
+    holds it: a report of zero lines would read as a clean bill for a misspelt name. Exit code 1,
+    as ``convert`` gives when it finds no label to write (``convert-no-labels``)."""
+    return ManifestError(f"{url}: no line holds {attribute!r} or {attribute + METADATA!r} ({attributes_seen(url)}); "
+                         "check --label-attribute", rule="label-attribute-absent")
 
 
 def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:

@@ -17,12 +17,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 import yaml
 
 from .._errors import StorageError, UsageError, json_kind, json_text, yaml_error_text
 from .._storage import read_bytes
-from .._yaml import load_yaml
+from .._yaml import load_json, load_yaml
 from .heads import HEADS, head_for
 
 log = logging.getLogger(__name__)
@@ -74,8 +73,8 @@ def load_params_file(url: str) -> dict[str, Any]:
     except StorageError as exc:
         raise UsageError(f"--params: {exc}") from None
     try:
-        value = orjson.loads(data) if url.lower().endswith(".json") else load_yaml(data.decode("utf-8"))
-    except (orjson.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        value = load_json(data) if url.lower().endswith(".json") else load_yaml(data.decode("utf-8"))
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSON's (a repeated key too), UnicodeDecodeError
         detail = yaml_error_text(exc) if isinstance(exc, yaml.YAMLError) else str(exc).replace("\n", " ")
         raise UsageError(f"--params {url}: not valid {'JSON' if url.lower().endswith('.json') else 'YAML'}: {detail}") from None
     if value is None:

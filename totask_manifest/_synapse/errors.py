@@ -35,7 +35,14 @@ class NotFound(SynapseHTTPError):
 
 
 class TokenRejected(SynapseHTTPError, FatalSynapseError):
-    """401: the token is missing, wrong or revoked; nothing else can succeed."""
+    """401: the token is missing, wrong or revoked; nothing else can succeed.
+
+    A credential Synapse refuses is a configuration mistake, as a missing one is (``UsageError``,
+    exit code 2): a command it stops (``export``) exits 2. ``apply``, ``rollback`` and ``run``
+    report it as their fatal failure instead (exit 1), keeping their journal, as they do for a
+    host that does not answer."""
+
+    exit_code = 2
 
 
 class BackendMoved(SynapseHTTPError, FatalSynapseError):

@@ -39,6 +39,7 @@ from .. import _api as api
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
+from .._jobs.layout import EXPORT_FILE
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._storage import exists, join, map_strings
@@ -53,7 +54,6 @@ from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_ROOT = "totask-jobs"
-EXPORT_FILE = "synapse-export.manifest"
 
 
 class ToTaskAction:

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from .._errors import TotaskError
+from .._jobs.layout import RUN_FILE
 from .._storage import exists, is_local, join, read_bytes, url_to_fs, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "totask-run.json"
 ARCHIVE_DIR = ".totask-archive"
 #: the action's result statuses (the SDK's): only a run that did not succeed is resumed
 SUCCEEDED, FAILED_STATUS = "SUCCEEDED", "FAILED"

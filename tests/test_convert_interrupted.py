@@ -1,0 +1,113 @@
+"""A ``convert`` stopped part way, as real subprocesses: Ctrl-C during a YOLO export leaves none of
+its label files or folders (a user's files in the folder stay), and what a ``kill -9`` leaves
+(a hidden ``.tmp-*`` temporary, which no process can remove as it dies) is removed by the next
+``convert`` to the same place. A temporary a live writer holds is never removed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest._storage import TEMPORARY_GRACE_S, AtomicWriter, remove_stale_temporaries
+
+META = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
+        "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+LABEL = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+         "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]}
+
+
+def boxes(path: Path, n: int) -> Path:
+    """``n`` labeled images spread over 200 x 7 folders (a YOLO export makes a folder for each)."""
+    with path.open("wb") as f:
+        for i in range(n):
+            f.write(orjson.dumps({"source-ref": f"s3://b/ds/f{i % 200}/g{i % 7}/img{i}.jpg", "boxes": LABEL,
+                                  "boxes-metadata": META}) + b"\n")
+    return path
+
+
+def _sigint_as_a_terminal_gives_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored
+
+
+def start_convert(src: Path, dst: Path, to: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", to],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=src.parent,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_sigint_as_a_terminal_gives_it)
+
+
+def wait_for(check, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not check():
+        assert proc.poll() is None, f"convert ended before {what}: {proc.communicate()[1]!r}"
+        assert time.monotonic() < deadline, f"no {what} after 120 s"
+        time.sleep(0.01)
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_yolo_export_leaves_none_of_its_files_or_folders(tmp_path: Path) -> None:
+    """Before: the label files went, but the hundreds of folders made for them stayed, empty."""
+    src = boxes(tmp_path / "in.manifest", 6000)
+    dst = tmp_path / "ds"
+    (dst / "images").mkdir(parents=True)
+    (dst / "images" / "x.jpg").write_bytes(b"mine")  # the user's, there before
+    proc = start_convert(src, dst, "yolo")
+    wait_for(lambda: any((dst / "labels").rglob("*.txt")), proc, "a label file")
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.decode().strip() == "totask-manifest convert: interrupted"
+    left = sorted(str(p.relative_to(dst)) for p in dst.rglob("*"))
+    assert left == ["images", "images/x.jpg"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("to", "out", "lines"), [("parquet", "out.parquet", 30000), ("yolo", "ds", 3000)])
+def test_what_a_killed_convert_left_is_removed_by_the_next_one(tmp_path: Path, to: str, out: str,
+                                                               lines: int) -> None:
+    src = boxes(tmp_path / "in.manifest", lines)
+    dst = tmp_path / out
+    proc = start_convert(src, dst, to)
+    wait_for(lambda: temporaries(tmp_path), proc, "temporary")
+    proc.kill()
+    proc.communicate(timeout=60)
+    left = temporaries(tmp_path)
+    assert left, "kill -9 left no temporary: nothing to test"
+    time.sleep(TEMPORARY_GRACE_S + 0.2)  # younger ones may be a writer's that has not locked it yet
+    again = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", to],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert again.returncode == 0, again.stderr
+    assert temporaries(tmp_path) == []  # before: the killed run's stayed, hidden, for good
+    assert dst.exists()
+
+
+def test_a_temporary_is_removed_only_when_no_writer_holds_it(tmp_path: Path) -> None:
+    dst = tmp_path / "out.json"
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    dead = tmp_path / ".tmp-out.json-dead1234"  # a killed writer's: unlocked
+    dead.write_bytes(b"{")
+    os.utime(dead, (aged, aged))
+    other = tmp_path / ".tmp-other.json-dead5678"  # another output's: not this one's to remove
+    other.write_bytes(b"{")
+    os.utime(other, (aged, aged))
+    with AtomicWriter(str(dst)) as f:  # a live writer of the same output, its temporary just as old
+        f.write(b"{}")
+        live = [p for p in temporaries(tmp_path) if p not in (dead, other)]
+        assert len(live) == 1
+        os.utime(live[0], (aged, aged))
+        assert remove_stale_temporaries(str(dst)) == [str(dead)]
+        assert live[0].exists()
+    assert dst.read_bytes() == b"{}"  # the live writer committed all the same
+    assert temporaries(tmp_path) == [other]
