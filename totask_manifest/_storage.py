@@ -166,9 +166,13 @@ def join(base: str, *parts: str) -> str:
 @contextlib.contextmanager
 def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
     """A storage back end's own exceptions (no credentials, access denied, ...) as one
-    ``StorageError`` naming the URL; everything else passes unchanged."""
+    ``StorageError`` naming the URL; everything else passes unchanged. s3fs turns S3's 403
+    (wrong credentials, a policy that denies) into a plain ``PermissionError("Forbidden")``, which
+    names no URL: it is one of these too."""
     try:
         yield
+    except PermissionError as exc:
+        raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
@@ -180,6 +184,14 @@ def exists(url: str) -> bool:
     fs, path = url_to_fs(url)
     with backend_errors(url):
         return fs.exists(path)
+
+
+def is_dir(url: str) -> bool:
+    """Whether ``url`` is a folder (on S3: a prefix with keys under it), with a refusal (wrong
+    credentials, a policy that denies) as one ``StorageError`` naming the URL."""
+    fs, path = url_to_fs(url)
+    with backend_errors(url):
+        return bool(fs.isdir(path))
 
 
 @contextlib.contextmanager
