@@ -34,6 +34,9 @@ except ImportError:  # pragma: no cover - not POSIX: temporaries are never judge
 
 #: a temporary younger than this may be one whose writer has not locked it yet (``_lock_temporary``)
 TEMPORARY_GRACE_S = 2.0
+#: an object-store temporary older than this is a killed writer's (``_remove_stale_objects``):
+#: far above the upload and copy of any manifest, and any clock skew between host and store
+OBJECT_TEMPORARY_GRACE_S = 3600.0
 
 
 def redact_url(url: str) -> str:
@@ -354,12 +357,14 @@ def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
     """Remove the atomic-write temporaries a killed writer of ``url`` left: ``.tmp-<name>-*``
     beside the file ``url``, or with ``folder`` every ``.tmp-*`` anywhere under the folder ``url``.
 
-    A temporary is stale when no process holds its lock (``_lock_temporary``: a live writer, of
-    this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a writer locks
-    it a moment after creating it). Only local files: on other storage nothing tells a live
-    writer's temporary from a dead one's. Returns the paths removed."""
+    A local temporary is stale when no process holds its lock (``_lock_temporary``: a live
+    writer, of this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a
+    writer locks it a moment after creating it). Elsewhere (S3) nothing can be locked: see
+    ``_remove_stale_objects``. Returns the paths removed."""
     fs, path = url_to_fs(url)
-    if fcntl is None or not is_local(fs):
+    if not is_local(fs):
+        return _remove_stale_objects(fs, path, folder)
+    if fcntl is None:
         return []
     path = os.path.abspath(path)
     root, prefix = (path, ".tmp-") if folder else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
@@ -371,6 +376,33 @@ def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
         for entry in names:
             candidate = os.path.join(where, entry)
             if entry.startswith(prefix) and _remove_if_stale(candidate):
+                removed.append(candidate)
+    return removed
+
+
+def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, folder: bool) -> list[str]:
+    """``remove_stale_temporaries`` on an object store. A temporary object becomes visible only
+    when its upload completes, and its writer moves it into place at once (``AtomicWriter``): one
+    older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's modification time; a multipart
+    upload's counts from its start, hence the margin) is a killed writer's."""
+    path = path.rstrip("/")
+    root, prefix = (path, ".tmp-") if folder else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
+    fs.invalidate_cache(root)
+    try:
+        found = fs.find(root) if folder else fs.ls(root, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for candidate in map(str, found):
+        if not candidate.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+            continue
+        try:
+            age = time.time() - fs.modified(candidate).timestamp()
+        except Exception:  # no modification time (or gone): never judged stale
+            continue
+        if age >= OBJECT_TEMPORARY_GRACE_S:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(candidate)
                 removed.append(candidate)
     return removed
 
