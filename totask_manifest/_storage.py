@@ -281,9 +281,9 @@ class AtomicWriter:
     def _commit(self) -> None:
         try:
             if is_local(self.fs):
-                sync(self._file)
+                sync(self._file)  # every write error is raised here, before the rename
                 os.replace(self._tmp, self.path)  # then close: the lock is held until the name is gone
-                self._file.close()
+                self._close_committed()
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
@@ -291,6 +291,14 @@ class AtomicWriter:
         except BaseException:
             self._abort()
             raise
+
+    def _close_committed(self) -> None:
+        """Close the file renamed into place. Its bytes were synced before the rename, so closing
+        has nothing left to lose; an error of ``close`` (``EIO`` from a network file system) is
+        not raised, which would report a failed write while the new file stands at its name
+        (``FileIO.close`` gives up the descriptor even when ``close(2)`` fails)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def _move(self) -> None:
         """The temporary object to its name. s3fs answers the move's ``info`` from a cached
