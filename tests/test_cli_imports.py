@@ -141,8 +141,21 @@ def test_a_plugin_method_that_cannot_load_is_one_line_exit_2(capsys):
 
     assert main(["annotate", "in.manifest", "--method", "no_such_pkg.mod:Cls"]) == 2
     assert capsys.readouterr().err == (
-        "totask-manifest annotate: error: method 'no_such_pkg.mod:Cls' needs the Python package 'no_such_pkg': "
-        "pip install 'totask-manifest[all]'\n")
+        "totask-manifest annotate: error: method plugin 'no_such_pkg.mod:Cls': cannot import 'no_such_pkg.mod': "
+        "no module named 'no_such_pkg' (is its folder on PYTHONPATH?)\n")
+
+
+def test_a_plugin_whose_own_dependency_is_missing_names_it_without_our_extras(tmp_path, monkeypatch, capsys):
+    """No extra of totask-manifest installs what a plugin imports: the message names the package
+    only (it once said ``pip install 'totask-manifest[all]'``, for a misspelt plugin module too)."""
+    from totask_manifest._cli import main
+
+    (tmp_path / "needs_dep.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["annotate", "in.manifest", "--method", "needs_dep:Cls"]) == 2
+    assert capsys.readouterr().err == (
+        "totask-manifest annotate: error: method plugin 'needs_dep:Cls' needs the Python package "
+        "'no_such_dependency_xyz', which is not installed\n")
 
 
 # -- every registry entry is still found by name ---------------------------------------------------

@@ -123,6 +123,52 @@ def test_version_and_help_texts(capsys):
     assert "(default: file)" in helps["annotate"] and "(default: the job name, as Ground Truth)" in helps["annotate"]
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--url-key", "k", "--model", "m.pt"], "--model is not an option of --method file"),
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--method", "inference", "--model", "m.pt", "--url-key", "k", "--native", "keep"],
+     "--url-key, --native are not options of --method inference"),
+])
+def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
+    """``--method file --model m.pt`` once ran a file job as if --model had not been given."""
+    from totask_manifest._cli import main
+
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"totask-manifest {argv[0]}: error: {message}\n"
+
+
+def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, capsys):
+    from totask_manifest import JobConfig, annotate
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    job = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                             task_type="image-classification", method=TOY, options={"fail": ""})).job_url
+    assert main(["chain", job, "--job-name", "k", "--model", "m.pt", "--batch-size", "4"]) == 2  # batch size: tuning
+    assert capsys.readouterr().err == (
+        f"totask-manifest chain: error: --model is not an option of --method {TOY} (the previous job's; "
+        "--method changes it)\n")
+    assert not (tmp_path / "out" / "k").exists()
+
+
+def test_another_engines_flags_are_refused_not_dropped(tmp_path, capsys):
+    """``--ray-actors 2`` without ``--engine ray`` once ran the job locally without a word."""
+    from totask_manifest import JobConfig, annotate
+    from totask_manifest._cli import main
+
+    assert main(["annotate", "in.manifest", "--job-name", "j", "--task-type", "image-classification", "--output",
+                 str(tmp_path / "out"), "--method", TOY, "--ray-actors", "2", "--ray-num-cpus", "1"]) == 2
+    assert capsys.readouterr().err == ("totask-manifest annotate: error: --ray-num-cpus, --ray-actors are options "
+                                       "of --engine ray; this job runs on --engine local\n")
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    job = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                             task_type="image-classification", method=TOY, options={"fail": ""})).job_url
+    assert main(["resume", job, "--ray-actors", "2"]) == 2  # the job's own engine is local
+    assert capsys.readouterr().err == ("totask-manifest resume: error: --ray-actors is an option of --engine ray; "
+                                       "this job runs on --engine local\n")
+
+
 @pytest.mark.slow
 def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_their_folder(tmp_path):
     """A manifest appended onto itself: one summary line, not one per duplicate. A manifest

@@ -55,6 +55,24 @@ def test_convert_of_a_misspelt_attribute_writes_nothing_and_says_so(tmp_path: Pa
     assert not (tmp_path / out).exists()
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ({"label_attribute": "a b"}, r"label attribute 'a b' may hold only ASCII letters.*\[label-attribute-pattern\]"),
+    ({"label_attribute": "boxes-metadata"}, r"must not end in '-metadata'"),
+    ({"job_name": "my import"}, r"job name 'my import' must be 1 to 63 ASCII letters"),
+])
+def test_an_import_refuses_names_its_manifest_would_break_the_rules_with(tmp_path: Path, option: dict,
+                                                                         message: str) -> None:
+    """Importing COCO with ``--label-attribute 'a b'`` once wrote a manifest ``validate`` finds
+    invalid on every line, and ``--job-name 'my import'`` a ``job-name`` no job could have."""
+    from totask_manifest import UsageError
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    convert(str(src), str(tmp_path / "c.json"), to="coco", label_attribute="boxes")
+    with pytest.raises(UsageError, match=message):
+        convert(str(tmp_path / "c.json"), str(tmp_path / "back.manifest"), to="manifest", **option)
+    assert not (tmp_path / "back.manifest").exists()
+
+
 @pytest.mark.slow
 def test_convert_cli_of_only_failed_lines_exits_1_without_an_empty_dataset(tmp_path: Path) -> None:
     src = boxes_manifest(tmp_path / "in.manifest")
@@ -284,6 +302,37 @@ def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -
     assert write_report(str(tmp_path / "job"), str(tmp_path / "r.html"), samples=0).samples == 0
 
 
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["evaluate", "--predicted", "boxes", "--reference", "boxes"]])
+@pytest.mark.parametrize("workers", ["0", "-3"])
+def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str], workers: str) -> None:
+    """``evaluate --workers 0`` once ran with one process per CPU where validate and stats exit 2."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    assert main([command[0], str(src), *command[1:], "--workers", workers]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
+
+
+@pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
+def test_an_output_under_a_file_names_the_file_in_the_way(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
+    """``-o notes.txt/train.manifest`` once said ``cannot write ...: File exists``, naming nothing."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    (tmp_path / "notes.txt").write_text("a file\n")
+    out = tmp_path / "notes.txt" / "sub" / "out.x"
+    args = [command[0], str(src), *command[1:], str(out)] if command[0] == "labeled" else [
+        command[0], str(src), str(out), *command[1:]]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"totask-manifest {command[0]}: error: cannot write {out}: {tmp_path / 'notes.txt'} is a file, not a folder\n")
+    assert (tmp_path / "notes.txt").read_text() == "a file\n"
+
+
 @pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
 def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
     from totask_manifest import StorageError
@@ -300,6 +349,32 @@ def test_labeled_to_an_https_url_exits_2_without_a_traceback(tmp_path: Path) -> 
     r = cli("labeled", str(src), "--label-attribute", "boxes", "-o", "https://127.0.0.1:1/l.manifest", cwd=tmp_path)
     assert r.returncode == 2
     assert "read-only" in one_line_error(r, "labeled")
+
+
+def test_a_misspelt_option_key_in_the_python_api_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """``options={"allow_rot": ...}`` was kept in job.json and the job ran without an allowed root
+    (every line failing ``allow-root-missing``); chain and clone check the options they are given."""
+    from totask_manifest import JobConfig, UsageError, annotate, chain, clone
+
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source":"a"}\n{"source":"b"}\n')
+
+    def config(name: str, **options: Any) -> JobConfig:
+        return JobConfig(job_name=name, input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                         task_type="image-classification", method="tests.support.toy_annotators:ToyClassifier",
+                         options={"fail": "", **options})
+
+    with pytest.raises(UsageError, match=r"unknown option 'allow_rot' for method 'tests\.support\.toy_annotators:"
+                                         r"ToyClassifier'; its options: allow_hosts, allow_root, .*delay"):
+        annotate(config("j", allow_rot=str(tmp_path)))
+    assert not (tmp_path / "out" / "j").exists()
+    job = annotate(config("j", allow_root=str(tmp_path), concurrency=4)).job_url  # tuning: any method's
+    with pytest.raises(UsageError, match=r"unknown options 'dealy', 'fial'"):
+        chain(job, "k", options={"dealy": 1, "fial": "x"})
+    with pytest.raises(UsageError, match=r"unknown option 'dealy'"):
+        clone(job, "k", options={"dealy": 1})
+    assert not (tmp_path / "out" / "k").exists()
+    assert chain(job, "k", options={"delay": 0.0}).status == "COMPLETED"
 
 
 def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest.CaptureFixture) -> None:

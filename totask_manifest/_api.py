@@ -84,6 +84,18 @@ def _check_config(config: JobConfig) -> None:
     _check_options(config.method, config.options, task_type.name)
 
 
+def _refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
+    """Options given by the caller must be the method's, the tuning ones (which ``resume`` takes
+    for any method) or where relative URLs resolve: ``Options.from_dict`` ignores other keys, so
+    ``{"allow_rot": ...}`` would be kept in job.json and the job run without it. Only what the
+    caller passes is checked: a stored job's options (an older version's keys) are not."""
+    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*_DATA_OPTIONS, *TUNING_OPTIONS}
+    unknown = sorted(k for k in options or () if k not in known)
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+                         f"method {method!r}; its options: {', '.join(sorted(known))}")
+
+
 def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
@@ -108,6 +120,8 @@ def annotate(
     ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
     ``on_progress`` is called with the job's counters as lines finish.
     """
+    if chained_from is None and cloned_from is None:  # chain and clone check what they were given
+        _refuse_unknown_options(config.method, config.options)
     _check_config(config)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
@@ -279,6 +293,7 @@ def chain(
         else:
             label_attribute = prev.config.label_attribute
     new_method = method or prev.config.method
+    _refuse_unknown_options(new_method, options)
     if new_method == prev.config.method:
         base_options = dict(prev.config.options)
     else:  # another method's options do not apply, but relative URLs still resolve where they did
@@ -312,6 +327,7 @@ def clone(
     job = Job.open(job_url)
     job.check_named()
     prev = job.state
+    _refuse_unknown_options(prev.config.method, options)
     config = replace(
         prev.config,
         job_name=job_name,

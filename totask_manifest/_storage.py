@@ -230,6 +230,13 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 _UMASK = _read_umask()
 
 
+def _file_in_the_way(directory: str) -> str:
+    """The nearest existing path above (or at) ``directory``: a file where a folder was wanted."""
+    while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    return directory
+
+
 class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
@@ -253,7 +260,10 @@ class AtomicWriter:
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):
             directory = os.path.dirname(os.path.abspath(self.path)) or "."
-            os.makedirs(directory, exist_ok=True)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
+                raise NotADirectoryError(errno.ENOTDIR, f"{_file_in_the_way(directory)} is a file, not a folder") from None
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
             _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file

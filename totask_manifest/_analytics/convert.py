@@ -14,6 +14,8 @@ from typing import Any
 
 from .._errors import UsageError
 from .._formats.class_names import read_class_names
+from .._jobs.layout import check_job_name
+from .._manifest.naming import check_label_attribute
 from .._storage import refuse_output_over_input, remove_stale_temporaries, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
@@ -126,6 +128,11 @@ def convert(
             "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
+    if to == MANIFEST:  # the lines an import writes follow the rules a job's lines follow
+        if job_name is not None:
+            check_job_name(job_name)
+        if label_attribute is not None:
+            check_label_attribute(label_attribute, task_type)
     if src_fmt == MANIFEST:
         converter = EXPORTERS[to]
     elif to == MANIFEST:

@@ -32,8 +32,7 @@ from typing import Any
 import orjson
 
 from .. import _storage as storage
-from .._errors import UsageError
-from .._manifest.ranges import iter_bodies, map_ranges
+from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Columns
 from .stats_fast import FastPath
 from .stats_tables import (
@@ -155,8 +154,7 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
     such as ``annotator-metadata``) are left out. ``workers`` (default: one per CPU) processes
     read a local file's byte ranges; other URLs are streamed by this process.
     """
-    if workers is not None and workers < 1:
-        raise UsageError(f"workers must be at least 1 (got {workers})")
+    check_workers(workers)
     attributes = list(dict.fromkeys(label_attributes)) if label_attributes else None
     parts = map_ranges(count_range, url, (attributes,), workers=workers, start_method="spawn", remote=False)
     return merge_partials(url, parts, attributes)

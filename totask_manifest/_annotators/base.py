@@ -146,6 +146,26 @@ def annotator_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _missing_module(name: str, module_name: str, exc: ModuleNotFoundError) -> Exception:
+    """The error for a method whose module, or a package it imports, is not installed.
+
+    A plugin's own module (or its package) missing is a misspelt ``--method`` or a folder not on
+    ``sys.path``: no extra of this package would install it. A package that only a built-in method
+    or an extra needs (torch, ray) names the extra; any other package a plugin imports is the
+    plugin's own requirement."""
+    missing = exc.name or ""
+    if ":" in name and (module_name == missing or module_name.startswith(missing + ".")):
+        return UsageError(f"method plugin {name!r}: cannot import {module_name!r}: no module named {missing!r} "
+                          "(is its folder on PYTHONPATH?)")
+    if not missing or missing.startswith("totask_manifest"):
+        return exc
+    extra = {"torch": "inference", "ray": "ray"}.get(missing.split(".")[0])
+    if extra is None and ":" in name:
+        return UsageError(f"method plugin {name!r} needs the Python package {missing!r}, which is not installed")
+    return UsageError(
+        f"method {name!r} needs the Python package {missing!r}: pip install 'totask-manifest[{extra or 'all'}]'")
+
+
 def get_annotator_class(name: str) -> type[Annotator]:
     import importlib
 
@@ -163,14 +183,7 @@ def get_annotator_class(name: str) -> type[Annotator]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and not exc.name.startswith("totask_manifest"):
-            extra = {"torch": "inference", "ray": "ray"}.get(exc.name.split(".")[0], "all")
-            raise UsageError(
-                f"method {name!r} needs the Python package {exc.name!r}: pip install 'totask-manifest[{extra}]'"
-            ) from None
-        if ":" in name:
-            raise UsageError(f"method plugin {name!r}: cannot import {module_name!r}") from None
-        raise
+        raise _missing_module(name, module_name, exc) from None
     try:
         cls = getattr(module, attr)
     except AttributeError:

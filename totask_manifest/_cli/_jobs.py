@@ -16,7 +16,7 @@ import orjson
 from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
-from ._options import add_options, parse_options, read_options
+from ._options import add_options, given_flags, parse_options, read_options
 from ._parser import unrecognized
 
 if TYPE_CHECKING:
@@ -39,15 +39,20 @@ def engine_flags_given(args: argparse.Namespace) -> bool:
     """Whether any engine's own flag was given (``--ray-actors 2``, say)."""
     from .._engines.base import engine_names, engine_options_class
 
-    return any(read_options(args, engine_options_class(name), prefix=name, only_given=True)
-               for name in engine_names())
+    return any(given_flags(args, engine_options_class(name), prefix=name) for name in engine_names())
 
 
 def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
-    """The engine ``name`` with the options its flags give (flags of other engines are ignored;
-    flags left unset fall back to the engine's environment variables, then its defaults)."""
-    from .._engines.base import engine_options_class, get_engine
+    """The engine ``name`` with the options its flags give (flags left unset fall back to the
+    engine's environment variables, then its defaults). Another engine's flags (``--ray-actors``
+    on a local run) would be dropped without a word: a usage error."""
+    from .._engines.base import engine_names, engine_options_class, get_engine
 
+    for engine in engine_names():
+        other = given_flags(args, engine_options_class(engine), prefix=engine) if engine != name else []
+        if other:
+            raise UsageError(f"{', '.join(other)} {'is an option' if len(other) == 1 else 'are options'} of "
+                             f"--engine {engine}; this job runs on --engine {name}")
     return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
@@ -119,7 +124,25 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
         if ":" not in method:
             raise unrecognized(parser.prog, unknown)
         args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    _refuse_other_methods_flags(args, cls, method)
     return read_options(args, cls, only_given=only_given)
+
+
+def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str) -> None:
+    """A flag of another method (``--model`` with ``--method file``, or a chained job's inherited
+    method) would be dropped without a word, and the job run without it: a usage error. The
+    tuning flags (``--batch-size``, ``--device``...) are any job's, as ``resume`` takes them."""
+    from .._jobs.config import TUNING_OPTIONS
+
+    own = {f.name for f, _ in cls.leaves()}
+    fields = args._parser.get_default("_option_fields") or ()
+    given = [action.option_strings[0] for action in args._parser._actions
+             if action.dest in fields and action.dest not in own and action.dest not in TUNING_OPTIONS
+             and getattr(args, action.dest, None) is not None]
+    if given:
+        inherited = " (the previous job's; --method changes it)" if args.method is None else ""
+        raise UsageError(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
+                         f"of --method {method}{inherited}")
 
 
 def report(result: JobResult, *, stream=None) -> int:

@@ -42,7 +42,7 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
         kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": info.help or None}
         if info.action is not None:
             kwargs["action"] = info.action
-        flag = info.flag or "--" + dest.replace("_", "-")
+        flag = _flag(f, prefix)
         if info.metavar is not None:
             kwargs["metavar"] = info.metavar
         elif info.action is None and info.choices is None:  # what argparse shows for a flag named as its value
@@ -84,6 +84,16 @@ def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.Argu
     if rest:
         raise unrecognized(parser.prog, rest)
     return parsed
+
+
+def given_flags(args: argparse.Namespace, cls: type[Options], *, prefix: str = "") -> list[str]:
+    """The flags of ``cls``'s options that the command line gave, as they are written."""
+    return [_flag(f, prefix) for f, _path in cls.leaves()
+            if option_info(f).cli and getattr(args, _dest(f.name, prefix), None) is not None]
+
+
+def _flag(f: Any, prefix: str) -> str:
+    return option_info(f).flag or "--" + _dest(f.name, prefix).replace("_", "-")
 
 
 def _dest(name: str, prefix: str) -> str:

@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
+from .._errors import UsageError
 from .line import BOM
 
 T = TypeVar("T")
@@ -180,6 +181,13 @@ def pieces(block: bytes, size: int) -> Iterator[bytes]:
 
 
 # --- planning ----------------------------------------------------------------------------------
+
+def check_workers(workers: int | None) -> None:
+    """Refuse ``--workers`` below 1 (exit 2) in every command that reads byte ranges (``validate``,
+    ``stats``, ``evaluate``): ``map_ranges`` would read 0 or -3 as its default, one per CPU."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1 (got {workers})")
+
 
 def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> list[tuple[int, int]]:
     """Byte ranges tiling ``[0, size)``: ``RANGES_PER_WORKER`` per worker, each at least

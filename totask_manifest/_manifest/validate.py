@@ -29,7 +29,7 @@ from .label_check import (
 )
 from .line_check import LineChecker
 from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
-from .ranges import iter_blocks, iter_line_batches, map_ranges
+from .ranges import check_workers, iter_blocks, iter_line_batches, map_ranges
 from .schemas import load_schema
 
 __all__ = [
@@ -86,8 +86,7 @@ def validate_manifest(
         load_schema(schema)
     if task_type is not None:
         task_type = get_task_type(task_type).name
-    if workers is not None and workers < 1:
-        raise UsageError(f"workers must be at least 1 (got {workers})")
+    check_workers(workers)
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers)
     return _merge(url, parts, schema, strict, max_problems)

@@ -18,7 +18,7 @@ import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
-from ..._manifest.ranges import iter_bodies, map_ranges
+from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_url
 from .attributes import resolve_target
 from .batch import BatchedDetection
@@ -103,6 +103,7 @@ def evaluate_manifest(
         raise UsageError(f"--iou must be a number in (0, 1], got {iou!r}")
     if not (isinstance(share, int | float) and 0 < share <= 1):
         raise UsageError(f"--share must be a number in (0, 1], got {share!r}")
+    check_workers(workers)
     target = resolve_target(source, predicted, reference)
     if not exists(target.manifest):
         raise UsageError(f"manifest not found: {redact_url(target.manifest)}")
