@@ -130,3 +130,22 @@ def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: P
     convert(str(src), str(dst), to="yolo", label_attribute="boxes")
     assert [p.exists() for p in dead] == [False, False]
     assert [p.exists() for p in theirs] == [True, True, True]
+
+
+def test_a_fifo_named_as_a_temporary_is_left_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Opening a FIFO to read waits for a writer: the convert that looked at it hung for good."""
+    import threading
+
+    fifo = tmp_path / ".tmp-out.json-fifo1234"
+    os.mkfifo(fifo)
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    os.utime(fifo, (aged, aged))
+    found: list[list[str]] = []
+    looker = threading.Thread(target=lambda: found.append(remove_stale_temporaries(str(tmp_path / "out.json"))),
+                              daemon=True)
+    looker.start()
+    looker.join(10)
+    if looker.is_alive():  # release it: a writer opens the FIFO
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        raise AssertionError("remove_stale_temporaries waited on a FIFO")
+    assert found == [[]] and fifo.exists()

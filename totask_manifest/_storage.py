@@ -383,7 +383,7 @@ def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) 
 
 def _remove_if_stale(path: str) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO so named: no wait for a writer
     except OSError:
         return False
     try:
