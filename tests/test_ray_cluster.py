@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, write_manifest
-from tests.support.toy_annotators import ToyClassifier
+from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome
 from totask_manifest._engines.base import get_engine
@@ -39,6 +39,7 @@ class NodeLoggingToy(ToyClassifier):
     """The toy classifier, slowed down, logging ``node pid index`` for every line it annotates."""
 
     name = "node-logging-toy"
+    Options = InstrumentedToyOptions
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         import ray
