@@ -129,6 +129,8 @@ def test_version_and_help_texts(capsys):
     (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
       "--method", "inference", "--model", "m.pt", "--url-key", "k", "--native", "keep"],
      "--url-key, --native are not options of --method inference"),
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--url-key", "k", "--no-fp16"], "--no-fp16 is not an option of --method file"),
 ])
 def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
     """``--method file --model m.pt`` once ran a file job as if --model had not been given."""

@@ -136,13 +136,20 @@ def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str
 
     own = {f.name for f, _ in cls.leaves()}
     fields = args._parser.get_default("_option_fields") or ()
-    given = [action.option_strings[0] for action in args._parser._actions
+    given = [_as_given(action, getattr(args, action.dest)) for action in args._parser._actions
              if action.dest in fields and action.dest not in own and action.dest not in TUNING_OPTIONS
              and getattr(args, action.dest, None) is not None]
     if given:
         inherited = " (the previous job's; --method changes it)" if args.method is None else ""
         raise UsageError(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
                          f"of --method {method}{inherited}")
+
+
+def _as_given(action: argparse.Action, value: Any) -> str:
+    """The flag as the command line wrote it: ``--no-fp16`` (a False value) is not ``--fp16``."""
+    if isinstance(action, argparse.BooleanOptionalAction) and value is False:
+        return action.option_strings[1]
+    return action.option_strings[0]
 
 
 def report(result: JobResult, *, stream=None) -> int:
