@@ -140,6 +140,18 @@ def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
     assert capsys.readouterr().err == f"totask-manifest {argv[0]}: error: {message}\n"
 
 
+@pytest.mark.parametrize("method", [["--meth", TOY], [f"--me={TOY}"], [f"--method={TOY}"]])
+def test_a_plugin_named_with_an_abbreviated_method_flag_takes_its_own_flags(method, tmp_path, capsys):
+    """argparse takes ``--meth`` for ``--method``, but the plugin's flags were added only for
+    ``--method`` spelt out: ``--meth pkg:Cls --toy-fail x`` said "unrecognized arguments"."""
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    assert main(["annotate", str(src), "--job-name", "j", "--task-type", "image-classification", *method,
+                 "--toy-fail", "zz", "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert '"fail":"zz"' in (tmp_path / "out" / "j" / "job.json").read_text().replace(" ", "")
+
+
 def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, capsys):
     from totask_manifest import JobConfig, annotate
     from totask_manifest._cli import main
