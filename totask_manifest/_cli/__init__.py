@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_unrecognized(argv, args.command, unknown), file=sys.stderr)
         return 2
     args._unknown = unknown
+    args._argv = argv  # parsed again where a plugin's flags are known only later (chain)
     # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
     # when they warn, unless -v asks for everything
     logging.basicConfig(
