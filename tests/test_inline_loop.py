@@ -363,6 +363,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+#: lines of the job the two Ctrl-C stop: far more than the 0.5 s before the first can finish
+#: (64 in flight, 0.2 s a request: some 10 s of work). With 200, a quick job had pulled its last
+#: lines by then, completed, and exited 0 (seen once in 22 runs)
+_CLOSE_LINES = 3000
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceback(tmp_path):
     """First SIGINT: the file job finishes its lines in flight and closes its fetcher; the second
@@ -392,7 +398,7 @@ def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceba
     base = f"http://127.0.0.1:{server.server_address[1]}"
     inp = tmp_path / "in.manifest"
     inp.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/i{i}.jpg", "u": f"{base}/l{i}.json"}) + b"\n"
-                             for i in range(200)))
+                             for i in range(_CLOSE_LINES)))
     out, mark = tmp_path / "out", tmp_path / "closing"
     env = dict(os.environ, PYTHONPATH=str(REPO), CLOSING_MARK=str(mark))
     proc = subprocess.Popen(
