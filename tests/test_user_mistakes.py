@@ -333,6 +333,21 @@ def test_an_output_under_a_file_names_the_file_in_the_way(
     assert (tmp_path / "notes.txt").read_text() == "a file\n"
 
 
+def test_an_output_under_a_dangling_link_names_the_link_not_its_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``-o data/out.manifest`` with ``data`` a link to a folder that is gone once said the
+    folder holding the link "is a file, not a folder"."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    (tmp_path / "data").symlink_to(tmp_path / "gone")
+    out = tmp_path / "data" / "out.manifest"
+    assert main(["labeled", str(src), "--label-attribute", "boxes", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (f"totask-manifest labeled: error: cannot write {out}: {tmp_path / 'data'} "
+                                       f"is a link to {tmp_path / 'gone'}, which does not exist\n")
+    assert not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])
 def test_writing_to_a_read_only_url_scheme_is_a_storage_error(tmp_path: Path, to: str) -> None:
     from totask_manifest import StorageError

@@ -230,11 +230,15 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 _UMASK = _read_umask()
 
 
-def _file_in_the_way(directory: str) -> str:
-    """The nearest existing path above (or at) ``directory``: a file where a folder was wanted."""
-    while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+def _not_a_folder(directory: str) -> str:
+    """What stands where ``directory`` or a folder above it was wanted: the nearest path there is,
+    a file or a link to nothing (``lexists``: a dangling link must be named, not the folder it
+    sits in, which ``exists`` would reach and call a file)."""
+    while not os.path.lexists(directory) and os.path.dirname(directory) != directory:
         directory = os.path.dirname(directory)
-    return directory
+    if os.path.islink(directory) and not os.path.exists(directory):
+        return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
+    return f"{directory} is a file, not a folder"
 
 
 class AtomicWriter:
@@ -263,7 +267,7 @@ class AtomicWriter:
             try:
                 os.makedirs(directory, exist_ok=True)
             except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
-                raise NotADirectoryError(errno.ENOTDIR, f"{_file_in_the_way(directory)} is a file, not a folder") from None
+                raise NotADirectoryError(errno.ENOTDIR, _not_a_folder(directory)) from None
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
             _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file

@@ -28,11 +28,15 @@ from ._parser import CommandParser, unrecognized
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
     """Plugin annotators named on the command line (``--method pkg.mod:Class``): their options
-    must be known before argparse reads the rest."""
+    must be known before argparse reads the rest. ``--method`` may be abbreviated as argparse
+    allows (``--meth``, ``--me=``): no other flag of a job command starts with ``--me``, and
+    where a plugin's did, argparse refuses the abbreviation as ambiguous anyway."""
     found = []
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--method=") else (
-            argv[i + 1] if arg == "--method" and i + 1 < len(argv) else None)
+        flag, eq, inline = arg.partition("=")
+        if len(flag) < len("--me") or not "--method".startswith(flag):
+            continue
+        value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
         if value and ":" in value:
             found.append(value)
     return found
@@ -117,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_unrecognized(argv, args.command, unknown), file=sys.stderr)
         return 2
     args._unknown = unknown
+    args._argv = argv  # parsed again where a plugin's flags are known only later (chain)
     # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
     # when they warn, unless -v asks for everything
     logging.basicConfig(
