@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
+from totask_manifest._analytics.convert import convert
 from totask_manifest._storage import TEMPORARY_GRACE_S, AtomicWriter, remove_stale_temporaries
 
 META = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
@@ -111,3 +112,40 @@ def test_a_temporary_is_removed_only_when_no_writer_holds_it(tmp_path: Path) -> 
         assert live[0].exists()
     assert dst.read_bytes() == b"{}"  # the live writer committed all the same
     assert temporaries(tmp_path) == [other]
+
+
+def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: Path) -> None:
+    """Its own places (the folder's top, ``labels/``), its own names (``mkstemp``'s): the whole
+    tree was walked and every ``.tmp-*`` in it removed, a user's notes included, and a YOLO folder
+    may be ``.`` with millions of files below it."""
+    src = boxes(tmp_path / "in.manifest", 10)
+    dst = tmp_path / "ds"
+    dead = [dst / ".tmp-index.jsonl-dead1234", dst / "labels" / "x" / ".tmp-img0.txt-dead_567"]
+    theirs = [dst / "notes" / ".tmp-draft.txt-abcd1234", dst / ".tmp-scratch", dst / "labels" / ".tmp-todo"]
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    for path in dead + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (aged, aged))
+    convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+    assert [p.exists() for p in dead] == [False, False]
+    assert [p.exists() for p in theirs] == [True, True, True]
+
+
+def test_a_fifo_named_as_a_temporary_is_left_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Opening a FIFO to read waits for a writer: the convert that looked at it hung for good."""
+    import threading
+
+    fifo = tmp_path / ".tmp-out.json-fifo1234"
+    os.mkfifo(fifo)
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    os.utime(fifo, (aged, aged))
+    found: list[list[str]] = []
+    looker = threading.Thread(target=lambda: found.append(remove_stale_temporaries(str(tmp_path / "out.json"))),
+                              daemon=True)
+    looker.start()
+    looker.join(10)
+    if looker.is_alive():  # release it: a writer opens the FIFO
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        raise AssertionError("remove_stale_temporaries waited on a FIFO")
+    assert found == [[]] and fifo.exists()

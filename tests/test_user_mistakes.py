@@ -97,6 +97,21 @@ def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 
 
+@pytest.mark.parametrize("command", ["stats", "validate"])
+@pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["empty", "blank-lines"])
+def test_an_empty_manifest_with_a_label_attribute_is_reported_not_called_misspelt(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, content: bytes) -> None:
+    """An empty file holds no attribute at all: "no line holds 'boxes' ... check --label-attribute"
+    would blame a name that is right. Its report (0 lines, or blank lines warned about) stands, exit 0."""
+    from totask_manifest._cli import main
+
+    src = tmp_path / "in.manifest"
+    src.write_bytes(content)
+    assert main([command, str(src), "--label-attribute", "boxes", "--workers", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and str(src) in out  # the report, not an error blaming the name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "start", "names"), [
     (["--bogus", "validate", "in.manifest"], "totask-manifest: error: unrecognized arguments before the command "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import re
 import stat
@@ -295,9 +296,9 @@ class AtomicWriter:
     def _commit(self) -> None:
         try:
             if is_local(self.fs):
-                sync(self._file)
+                sync(self._file)  # every write error is raised here, before the rename
                 os.replace(self._tmp, self.path)  # then close: the lock is held until the name is gone
-                self._file.close()
+                self._close_committed()
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
@@ -305,6 +306,14 @@ class AtomicWriter:
         except BaseException:
             self._abort()
             raise
+
+    def _close_committed(self) -> None:
+        """Close the file renamed into place. Its bytes were synced before the rename, so closing
+        has nothing left to lose; an error of ``close`` (``EIO`` from a network file system) is
+        not raised, which would report a failed write while the new file stands at its name
+        (``FileIO.close`` gives up the descriptor even when ``close(2)`` fails)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def _move(self) -> None:
         """The temporary object to its name. s3fs answers the move's ``info`` from a cached
@@ -342,9 +351,16 @@ def _lock_temporary(fd: int) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
+#: the name ``AtomicWriter`` gives a local temporary: ``mkstemp``'s 8 random characters at the end
+_TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}\Z")
+
+
+def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) -> list[str]:
     """Remove the atomic-write temporaries a killed writer of ``url`` left: ``.tmp-<name>-*``
-    beside the file ``url``, or with ``folder`` every ``.tmp-*`` anywhere under the folder ``url``.
+    beside the file ``url``; or, with ``under`` (a folder's output, as YOLO's), every temporary
+    at the top of the folder ``url`` and anywhere below its subfolders ``under``, the places its
+    writer writes: not the whole tree, which may be a user's (``convert m . --to yolo``) and hold
+    files of their own named ``.tmp-*``, or millions of files to walk.
 
     A temporary is stale when no process holds its lock (``_lock_temporary``: a live writer, of
     this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a writer locks
@@ -354,22 +370,24 @@ def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
     if fcntl is None or not is_local(fs):
         return []
     path = os.path.abspath(path)
-    root, prefix = (path, ".tmp-") if folder else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
+    root, prefix = (path, ".tmp-") if under is not None else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
     if not os.path.isdir(root):
         return []
-    found = os.walk(root) if folder else [(root, [], os.listdir(root))]
+    found = [(root, [], os.listdir(root))]
+    for sub in under or ():
+        found = itertools.chain(found, os.walk(os.path.join(root, sub)))
     removed = []
     for where, _dirs, names in found:
         for entry in names:
             candidate = os.path.join(where, entry)
-            if entry.startswith(prefix) and _remove_if_stale(candidate):
+            if entry.startswith(prefix) and _TEMPORARY.match(entry) and _remove_if_stale(candidate):
                 removed.append(candidate)
     return removed
 
 
 def _remove_if_stale(path: str) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO so named: no wait for a writer
     except OSError:
         return False
     try:

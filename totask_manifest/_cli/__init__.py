@@ -59,8 +59,13 @@ def _command_modules(argv: Sequence[str]) -> list[str]:
     own when the command line names one, else all of them, for the command list (``--help``) or
     argparse's "invalid choice" error. The command is the first argument when only ``-v`` comes
     before it; anything else there (``-h``, ``--``, an abbreviation) registers them all, as before."""
-    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms)
-    names = sorted(f[:-3] for f in os.listdir(__path__[0]) if f.endswith(".py") and not f.startswith("_"))
+    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms); as
+    # it does, every suffix a module may have: an install without sources (``compileall -b``, then
+    # the ``.py`` files removed) or compiled to extensions (mypyc) holds no ``.py`` at all
+    # (the suffixes of ``importlib.machinery.all_suffixes``, which is not loaded yet: about 10 ms)
+    suffixes = (".py", ".pyc", ".so", ".pyd")
+    names = sorted({f.split(".", 1)[0] for f in os.listdir(__path__[0])
+                    if f.endswith(suffixes) and not f.startswith("_")})
     named = next((a for a in argv if a not in ("-v", "--verbose")), None)
     return [named] if named in names else names
 
