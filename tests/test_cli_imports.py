@@ -230,3 +230,26 @@ def test_a_plain_path_reads_the_file_fsspec_reads(tmp_path, monkeypatch):
         ours = f.read()
     fs, path = url_to_fs("d/in.manifest")
     assert ours == fs.cat_file(path) == b'{"source-ref": "a"}\n'
+
+
+@pytest.mark.slow
+def test_commands_are_found_in_an_install_without_sources(tmp_path: Path) -> None:
+    """An image that ships bytecode only (``compileall -b``, then every ``.py`` removed) has no
+    ``.py`` in ``_cli``: the folder listing found no command at all ('invalid choice: validate
+    (choose from )'), where ``pkgutil.iter_modules``, which it replaced, found the ``.pyc`` files."""
+    import compileall
+    import shutil
+
+    package = tmp_path / "totask_manifest"
+    shutil.copytree(REPO / "totask_manifest", package, ignore=shutil.ignore_patterns("__pycache__"))
+    cli = package / "_cli"
+    assert compileall.compile_dir(str(cli), legacy=True, quiet=1)
+    for source in cli.glob("*.py"):
+        source.unlink()
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "validate", "--help"], capture_output=True,
+                       text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: totask-manifest validate"), r.stderr
+    listed = subprocess.run([sys.executable, "-m", "totask_manifest", "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert all(f"    {name} " in listed.stdout for name in _commands()), listed.stdout

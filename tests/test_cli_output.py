@@ -5,12 +5,16 @@ time left, no internal step name), ``--version``, help texts, messages in JSON's
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, write_manifest
 from tests.support.terminal import run_on_terminal
+from tests.support.toy_annotators import ToyClassifier, ToyOptions
+from totask_manifest._options import option
 
 
 def screen(raw: bytes) -> list[str]:
@@ -129,6 +133,8 @@ def test_version_and_help_texts(capsys):
     (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
       "--method", "inference", "--model", "m.pt", "--url-key", "k", "--native", "keep"],
      "--url-key, --native are not options of --method inference"),
+    (["annotate", "in.manifest", "--job-name", "j", "--task-type", "object-detection", "--output", "o",
+      "--url-key", "k", "--no-fp16"], "--no-fp16 is not an option of --method file"),
 ])
 def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
     """``--method file --model m.pt`` once ran a file job as if --model had not been given."""
@@ -136,6 +142,46 @@ def test_a_flag_of_another_method_is_refused_not_dropped(argv, message, capsys):
 
     assert main(argv) == 2
     assert capsys.readouterr().err == f"totask-manifest {argv[0]}: error: {message}\n"
+
+
+@pytest.mark.parametrize("method", [["--meth", TOY], [f"--me={TOY}"], [f"--method={TOY}"]])
+def test_a_plugin_named_with_an_abbreviated_method_flag_takes_its_own_flags(method, tmp_path, capsys):
+    """argparse takes ``--meth`` for ``--method``, but the plugin's flags were added only for
+    ``--method`` spelt out: ``--meth pkg:Cls --toy-fail x`` said "unrecognized arguments"."""
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    assert main(["annotate", str(src), "--job-name", "j", "--task-type", "image-classification", *method,
+                 "--toy-fail", "zz", "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert '"fail":"zz"' in (tmp_path / "out" / "j" / "job.json").read_text().replace(" ", "")
+
+
+@dataclass(frozen=True)
+class UrlToyOptions(ToyOptions):
+    url: str | None = option(None, help="a plugin flag that is a prefix of the file method's --url-key")
+
+
+class UrlToy(ToyClassifier):
+    """A plugin whose flag (``--url``) argparse would take for an abbreviation of a built-in one."""
+
+    Options = UrlToyOptions
+
+
+def test_chain_reads_an_inherited_plugins_own_flag_even_where_it_prefixes_a_built_in_one(tmp_path, capsys):
+    """``chain JOB --url X`` on a job of a plugin with ``--url``: the chain parser, not knowing the
+    plugin yet, took ``--url`` for ``--url-key`` and refused it as the file method's flag."""
+    from totask_manifest import JobConfig, annotate
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 2, bad_every=0)
+    job = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                             task_type="image-classification", method=f"{__name__}:UrlToy",
+                             options={"fail": "", "url": "http://a"})).job_url
+    assert main(["chain", job, "--job-name", "k", "--url", "http://b", "--toy-f=x"]) == 0, capsys.readouterr().err
+    options = orjson.loads((tmp_path / "out" / "k" / "job.json").read_bytes())["config"]["options"]
+    assert (options["url"], options["fail"]) == ("http://b", "x")
+    assert main(["chain", job, "--job-name", "m", "--url-key", "k"]) == 2  # the file method's flag: still refused
+    assert "--url-key is not an option of --method" in capsys.readouterr().err
 
 
 def test_chain_names_the_inherited_method_whose_flags_were_not_given(tmp_path, capsys):

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
+from totask_manifest._analytics.convert import convert
 from totask_manifest._storage import TEMPORARY_GRACE_S, AtomicWriter, remove_stale_temporaries
 
 META = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
@@ -113,30 +114,69 @@ def test_a_temporary_is_removed_only_when_no_writer_holds_it(tmp_path: Path) -> 
     assert temporaries(tmp_path) == [other]
 
 
+def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: Path) -> None:
+    """Its own places (the folder's top, ``labels/``), its own names (``mkstemp``'s): the whole
+    tree was walked and every ``.tmp-*`` in it removed, a user's notes included, and a YOLO folder
+    may be ``.`` with millions of files below it."""
+    src = boxes(tmp_path / "in.manifest", 10)
+    dst = tmp_path / "ds"
+    dead = [dst / ".tmp-index.jsonl-dead1234", dst / "labels" / "x" / ".tmp-img0.txt-dead_567"]
+    theirs = [dst / "notes" / ".tmp-draft.txt-abcd1234", dst / ".tmp-scratch", dst / "labels" / ".tmp-todo"]
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    for path in dead + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (aged, aged))
+    convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+    assert [p.exists() for p in dead] == [False, False]
+    assert [p.exists() for p in theirs] == [True, True, True]
+
+
+def test_a_fifo_named_as_a_temporary_is_left_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    """Opening a FIFO to read waits for a writer: the convert that looked at it hung for good."""
+    import threading
+
+    fifo = tmp_path / ".tmp-out.json-fifo1234"
+    os.mkfifo(fifo)
+    aged = time.time() - TEMPORARY_GRACE_S - 10
+    os.utime(fifo, (aged, aged))
+    found: list[list[str]] = []
+    looker = threading.Thread(target=lambda: found.append(remove_stale_temporaries(str(tmp_path / "out.json"))),
+                              daemon=True)
+    looker.start()
+    looker.join(10)
+    if looker.is_alive():  # release it: a writer opens the FIFO
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        raise AssertionError("remove_stale_temporaries waited on a FIFO")
+    assert found == [[]] and fifo.exists()
+
+
 @pytest.mark.slow
 def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_path: Path, monkeypatch) -> None:
     """On S3 nothing is locked: a temporary object older than ``OBJECT_TEMPORARY_GRACE_S`` is a
     killed writer's (its writer moves it the moment its upload completes). Before, none was
     removed: a YOLO export to S3 killed three times left three ``.tmp-*`` label objects that
     every later convert kept."""
-    from totask_manifest import _storage, convert
+    from totask_manifest import _storage
 
     fs = s3.filesystem()
     dst = f"{s3.new_bucket()}/ds"
-    dead = f"{dst}/labels/f0/g0/.tmp-img0.txt-dead1234"  # what a killed writer left, deep in the folder
+    dead = f"{dst}/labels/f0/g0/.tmp-img0.txt-0123456789abcdef0123456789abcdef"  # what a killed writer left, deep in the folder
     fs.pipe(dead, b"0 0.1")
     convert(str(boxes(tmp_path / "in.manifest", 3)), dst, to="yolo")
     assert fs.exists(dead)  # fresh: it may be a live writer's, between its upload and its move
     monkeypatch.setattr(_storage, "OBJECT_TEMPORARY_GRACE_S", 0.0, raising=False)  # as if an hour had passed
-    other = f"{dst}-other/.tmp-x-dead5678"  # beside the folder, not in it: another output's
+    other = f"{dst}-other/.tmp-x-0123456789abcdef0123456789abcdef"  # beside the folder, not in it: another output's
+    theirs = f"{dst}/notes/.tmp-draft.txt-0123456789abcdef0123456789abcdef"  # in the folder, not where a YOLO export writes
     fs.pipe(other, b"{")
+    fs.pipe(theirs, b"{")
     convert(str(tmp_path / "in.manifest"), dst, to="yolo")
     fs.invalidate_cache()
-    assert [p for p in fs.find(dst) if "/.tmp-" in p] == []
+    assert [p for p in fs.find(dst) if "/.tmp-" in p] == [theirs.removeprefix("s3://")]
     assert fs.exists(other)
     assert fs.cat(f"{dst}/classes.txt") == b"cat\n"
     manifest = f"{dst}-m/out.manifest"  # a single-file output: only its own temporaries go
-    fs.pipe(f"{dst}-m/.tmp-out.manifest-dead9abc", b"{")
-    fs.pipe(f"{dst}-m/.tmp-outer.manifest-dead9abc", b"{")
-    assert _storage.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-dead9abc".removeprefix("s3://")]
-    assert fs.exists(f"{dst}-m/.tmp-outer.manifest-dead9abc")
+    fs.pipe(f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef", b"{")
+    fs.pipe(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef", b"{")
+    assert _storage.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef".removeprefix("s3://")]
+    assert fs.exists(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef")

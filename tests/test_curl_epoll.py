@@ -153,3 +153,19 @@ def test_a_kept_alive_connection_dropped_while_idle(epoll, monkeypatch):
 
         bodies, _client = _run(epoll, FetchPolicy(concurrency=1, retries=0), use, monkeypatch)
     assert bodies == [b"ok", b"ok"]
+
+
+@WAYS
+def test_closing_twice_is_quiet(epoll, monkeypatch):
+    """A second ``aclose`` finds nothing to do, either way (the epoll way used to ask the closed
+    epoll for its descriptor and raise ``ValueError``)."""
+    with LocalHTTPServer(_answer) as server:
+
+        async def use(client):
+            got = await client.get(server.url("x"))
+            await client.aclose()
+            return got
+
+        result, client = _run(epoll, FetchPolicy(concurrency=2), use, monkeypatch)
+    assert not isinstance(result, BaseException), result
+    assert client._watched == {}

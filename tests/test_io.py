@@ -120,6 +120,28 @@ def test_atomic_local_file_appears_only_at_the_end(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.manifest"]
 
 
+def test_a_close_error_after_the_rename_does_not_report_a_written_file_as_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The temporary is renamed into place before it is closed (its lock must outlive its name),
+    and its bytes are synced before the rename: an error of ``close`` then (``EIO`` from a network
+    file system) loses nothing, and raising it would report a failure while the new file stands."""
+    import errno
+
+    from totask_manifest._write_behind import WriteBehindFile
+
+    def close_failing(self: WriteBehindFile) -> None:
+        io.FileIO.close(self)  # the descriptor goes, as close(2) gives it up even when it fails
+        raise OSError(errno.EIO, "Input/output error")
+
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b'{"source":"old"}\n')
+    monkeypatch.setattr(WriteBehindFile, "close", close_failing)
+    with AtomicWriter(str(target)) as f:
+        f.write(b'{"source":"new"}\n')
+    assert target.read_bytes() == b'{"source":"new"}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.manifest"]
+
+
 def test_atomic_memory_failure_leaves_nothing() -> None:
     fail_midway("memory://atomic-test/out.manifest")
     fs = fsspec.filesystem("memory")

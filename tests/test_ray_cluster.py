@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, assert_same_output, file_options, output_of, write_manifest
-from tests.support.toy_annotators import ToyClassifier
+from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome
 from totask_manifest._engines.base import get_engine
@@ -35,10 +35,14 @@ pytestmark = [
 ]
 
 
+PLAIN_TOY = "tests.support.toy_annotators:ToyClassifier"
+
+
 class NodeLoggingToy(ToyClassifier):
     """The toy classifier, slowed down, logging ``node pid index`` for every line it annotates."""
 
     name = "node-logging-toy"
+    Options = InstrumentedToyOptions
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         import ray
@@ -69,10 +73,13 @@ def cluster():
         c.shutdown()
 
 
-def config(root: Path, inp: Path, log: Path, job: str = "job") -> JobConfig:
+def config(root: Path, inp: Path, log: Path | None, job: str = "job") -> JobConfig:
+    """The Ray job (``NodeLoggingToy`` writing ``log``), or without ``log`` the plain toy's local
+    baseline (an option key the method does not declare is refused)."""
+    method, instrument = (f"{__name__}:NodeLoggingToy", {"log": str(log)}) if log else (PLAIN_TOY, {})
     return JobConfig(job_name=job, input=str(inp), output_root=str(root), label_attribute="cls",
-                     task_type="image-classification", method=f"{__name__}:NodeLoggingToy",
-                     options={"fail": "bad", "delay": 0.05, "log": str(log)}, checkpoint_every=10)
+                     task_type="image-classification", method=method,
+                     options={"fail": "bad", "delay": 0.05, **instrument}, checkpoint_every=10)
 
 
 def logged(log: Path) -> list[tuple[str, int, int]]:
@@ -101,8 +108,7 @@ def node_by_id(cluster, node_id: str):
 def test_worker_node_removed_mid_job_completes_identical_without_resume(tmp_path, cluster):
     inp = write_manifest(tmp_path / "in.manifest", 120, prelabeled_every=7)
     log = tmp_path / "calls.log"
-    local_cfg = config(tmp_path / "local", inp, tmp_path / "local.log")
-    local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
+    local_cfg = config(tmp_path / "local", inp, None)
     local = api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
     engine = get_engine("ray", address=cluster.address, actors=2, probe_seconds=3.0)
@@ -153,7 +159,8 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     def job(root: str, method: str) -> JobConfig:
         return JobConfig(job_name="job", input=f"{bucket}/data/in.manifest", output_root=root,
                          label_attribute="boxes", task_type="object-detection", method=method,
-                         options={**options, "log": str(log), "delay": 0.1}, checkpoint_every=10)
+                         options={**options, **({} if method == "file" else {"log": str(log), "delay": 0.1})},
+                         checkpoint_every=10)
 
     local = api.annotate(job(str(tmp_path / "local"), "file"))
     aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
@@ -192,8 +199,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
 def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, cluster):
     inp = write_manifest(tmp_path / "in.manifest", 80)
     log = tmp_path / "calls.log"
-    local_cfg = config(tmp_path / "local", inp, tmp_path / "local.log")
-    local_cfg.method = "tests.support.toy_annotators:ToyClassifier"
+    local_cfg = config(tmp_path / "local", inp, None)
     api.annotate(local_cfg)
     job_dir = tmp_path / "ray" / "job"
     options = {"address": cluster.address, "actors": 1, "probe_seconds": 2.0, "stall_seconds": 6.0}

@@ -33,7 +33,7 @@ from tests.jobs_helpers import (
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.ports import listening_port
-from tests.support.toy_annotators import ToyClassifier
+from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome, Resources
 from totask_manifest._engines.base import get_engine
@@ -62,6 +62,7 @@ class SuicidalToy(ToyClassifier):
     worker's pid so the test can see the batch was redone by another process."""
 
     name = "suicidal-toy"
+    Options = InstrumentedToyOptions
 
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         opts = self.context.options
@@ -79,6 +80,7 @@ class CountingToy(ToyClassifier):
     index, and the GPU share Ray gave this actor), and one row per construction to ``built``."""
 
     name = "counting-toy"
+    Options = InstrumentedToyOptions
 
     @classmethod
     def resources(cls, options):  # a GPU when the cluster has one, like a local model

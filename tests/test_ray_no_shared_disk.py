@@ -141,8 +141,9 @@ def test_a_worker_node_without_the_driver_disk_same_output_as_local(tmp_path, mo
                 def job(root: str, method: str) -> JobConfig:
                     return JobConfig(job_name="job", input=str(inp), output_root=root, label_attribute="boxes",
                                      task_type="object-detection", method=method, checkpoint_every=10,
-                                     options={**options, "log": str(shared / "calls.log"), "delay": 0.05,
-                                              "driver_probe": str(driver / "probe")})
+                                     options={**options, **({} if method == "file" else {  # the instrument's
+                                         "log": str(shared / "calls.log"), "delay": 0.05,
+                                         "driver_probe": str(driver / "probe")})})
 
                 local = api.annotate(job(str(driver / "local"), "file"))
                 remote = api.annotate(job(str(driver / "ray"), "tests.support.ray_annotators:NodeLoggingFile"),

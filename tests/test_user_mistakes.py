@@ -97,6 +97,21 @@ def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 
 
+@pytest.mark.parametrize("command", ["stats", "validate"])
+@pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["empty", "blank-lines"])
+def test_an_empty_manifest_with_a_label_attribute_is_reported_not_called_misspelt(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, content: bytes) -> None:
+    """An empty file holds no attribute at all: "no line holds 'boxes' ... check --label-attribute"
+    would blame a name that is right. Its report (0 lines, or blank lines warned about) stands, exit 0."""
+    from totask_manifest._cli import main
+
+    src = tmp_path / "in.manifest"
+    src.write_bytes(content)
+    assert main([command, str(src), "--label-attribute", "boxes", "--workers", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and str(src) in out  # the report, not an error blaming the name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("args", "start", "names"), [
     (["--bogus", "validate", "in.manifest"], "totask-manifest: error: unrecognized arguments before the command "
@@ -316,6 +331,21 @@ def test_an_output_under_a_file_names_the_file_in_the_way(
     assert capsys.readouterr().err == (
         f"totask-manifest {command[0]}: error: cannot write {out}: {tmp_path / 'notes.txt'} is a file, not a folder\n")
     assert (tmp_path / "notes.txt").read_text() == "a file\n"
+
+
+def test_an_output_under_a_dangling_link_names_the_link_not_its_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``-o data/out.manifest`` with ``data`` a link to a folder that is gone once said the
+    folder holding the link "is a file, not a folder"."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    (tmp_path / "data").symlink_to(tmp_path / "gone")
+    out = tmp_path / "data" / "out.manifest"
+    assert main(["labeled", str(src), "--label-attribute", "boxes", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (f"totask-manifest labeled: error: cannot write {out}: {tmp_path / 'data'} "
+                                       f"is a link to {tmp_path / 'gone'}, which does not exist\n")
+    assert not (tmp_path / "gone").exists()
 
 
 @pytest.mark.parametrize("to", ["coco", "parquet", "yolo"])

@@ -97,3 +97,18 @@ def test_model_params_json_with_a_key_written_twice_is_refused(tmp_path: Path) -
                        r"appears twice") as exc:
         load_params_file(str(params))
     assert exc.value.exit_code == 2
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_a_json_file_nested_too_deeply_is_refused_as_not_valid_json(tmp_path: Path, body: str) -> None:
+    """orjson refused it at depth 1024 (a JSONDecodeError, which --params reports); ``json`` raises
+    RecursionError, which escaped --params' handling as a traceback."""
+    from totask_manifest._errors import UsageError
+    from totask_manifest._models.params import load_params_file
+
+    with pytest.raises(ValueError, match="depth limit exceeded"):
+        load_json(body.encode())
+    params = tmp_path / "params.json"
+    params.write_text(body)
+    with pytest.raises(UsageError, match=r"--params .*params.json: not valid JSON: depth limit exceeded"):
+        load_params_file(str(params))

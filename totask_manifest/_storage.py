@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import re
 import stat
@@ -244,11 +245,15 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 _UMASK = _read_umask()
 
 
-def _file_in_the_way(directory: str) -> str:
-    """The nearest existing path above (or at) ``directory``: a file where a folder was wanted."""
-    while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+def _not_a_folder(directory: str) -> str:
+    """What stands where ``directory`` or a folder above it was wanted: the nearest path there is,
+    a file or a link to nothing (``lexists``: a dangling link must be named, not the folder it
+    sits in, which ``exists`` would reach and call a file)."""
+    while not os.path.lexists(directory) and os.path.dirname(directory) != directory:
         directory = os.path.dirname(directory)
-    return directory
+    if os.path.islink(directory) and not os.path.exists(directory):
+        return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
+    return f"{directory} is a file, not a folder"
 
 
 class AtomicWriter:
@@ -277,7 +282,7 @@ class AtomicWriter:
             try:
                 os.makedirs(directory, exist_ok=True)
             except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
-                raise NotADirectoryError(errno.ENOTDIR, f"{_file_in_the_way(directory)} is a file, not a folder") from None
+                raise NotADirectoryError(errno.ENOTDIR, _not_a_folder(directory)) from None
             fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
             _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
@@ -306,9 +311,9 @@ class AtomicWriter:
     def _commit(self) -> None:
         try:
             if is_local(self.fs):
-                sync(self._file)
+                sync(self._file)  # every write error is raised here, before the rename
                 os.replace(self._tmp, self.path)  # then close: the lock is held until the name is gone
-                self._file.close()
+                self._close_committed()
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:
                 self._file.close()
@@ -316,6 +321,14 @@ class AtomicWriter:
         except BaseException:
             self._abort()
             raise
+
+    def _close_committed(self) -> None:
+        """Close the file renamed into place. Its bytes were synced before the rename, so closing
+        has nothing left to lose; an error of ``close`` (``EIO`` from a network file system) is
+        not raised, which would report a failed write while the new file stands at its name
+        (``FileIO.close`` gives up the descriptor even when ``close(2)`` fails)."""
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def _move(self) -> None:
         """The temporary object to its name. s3fs answers the move's ``info`` from a cached
@@ -353,9 +366,18 @@ def _lock_temporary(fd: int) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
+#: the name ``AtomicWriter`` gives a local temporary: ``mkstemp``'s 8 random characters at the end
+_TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}\Z")
+#: the name ``AtomicWriter`` gives a temporary object: a uuid's 32 hex digits at the end
+_TEMPORARY_OBJECT = re.compile(r"\.tmp-.+-[0-9a-f]{32}\Z")
+
+
+def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) -> list[str]:
     """Remove the atomic-write temporaries a killed writer of ``url`` left: ``.tmp-<name>-*``
-    beside the file ``url``, or with ``folder`` every ``.tmp-*`` anywhere under the folder ``url``.
+    beside the file ``url``; or, with ``under`` (a folder's output, as YOLO's), every temporary
+    at the top of the folder ``url`` and anywhere below its subfolders ``under``, the places its
+    writer writes: not the whole tree, which may be a user's (``convert m . --to yolo``) and hold
+    files of their own named ``.tmp-*``, or millions of files to walk.
 
     A local temporary is stale when no process holds its lock (``_lock_temporary``: a live
     writer, of this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a
@@ -363,38 +385,42 @@ def remove_stale_temporaries(url: str, *, folder: bool = False) -> list[str]:
     ``_remove_stale_objects``. Returns the paths removed."""
     fs, path = url_to_fs(url)
     if not is_local(fs):
-        return _remove_stale_objects(fs, path, folder)
+        return _remove_stale_objects(fs, path, under)
     if fcntl is None:
         return []
     path = os.path.abspath(path)
-    root, prefix = (path, ".tmp-") if folder else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
+    root, prefix = (path, ".tmp-") if under is not None else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
     if not os.path.isdir(root):
         return []
-    found = os.walk(root) if folder else [(root, [], os.listdir(root))]
+    found = [(root, [], os.listdir(root))]
+    for sub in under or ():
+        found = itertools.chain(found, os.walk(os.path.join(root, sub)))
     removed = []
     for where, _dirs, names in found:
         for entry in names:
             candidate = os.path.join(where, entry)
-            if entry.startswith(prefix) and _remove_if_stale(candidate):
+            if entry.startswith(prefix) and _TEMPORARY.match(entry) and _remove_if_stale(candidate):
                 removed.append(candidate)
     return removed
 
 
-def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, folder: bool) -> list[str]:
-    """``remove_stale_temporaries`` on an object store. A temporary object becomes visible only
-    when its upload completes, and its writer moves it into place at once (``AtomicWriter``): one
-    older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's modification time; a multipart
-    upload's counts from its start, hence the margin) is a killed writer's."""
+def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple[str, ...] | None) -> list[str]:
+    """``remove_stale_temporaries`` on an object store, in the same places and names. A temporary
+    object becomes visible only when its upload completes, and its writer moves it into place at
+    once (``AtomicWriter``): one older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's
+    modification time; a multipart upload's counts from its start, hence the margin) is a killed
+    writer's."""
     path = path.rstrip("/")
-    root, prefix = (path, ".tmp-") if folder else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
+    root, prefix = (path, ".tmp-") if under is not None else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
     fs.invalidate_cache(root)
-    try:
-        found = fs.find(root) if folder else fs.ls(root, detail=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+    found: list[str] = []
+    for folder, deep in [(root, False), *((f"{root}/{sub}", True) for sub in under or ())]:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            found += map(str, fs.find(folder) if deep else fs.ls(folder, detail=False))
     removed = []
-    for candidate in map(str, found):
-        if not candidate.rstrip("/").rsplit("/", 1)[-1].startswith(prefix):
+    for candidate in found:
+        name = candidate.rstrip("/").rsplit("/", 1)[-1]
+        if not (name.startswith(prefix) and _TEMPORARY_OBJECT.match(name)):
             continue
         try:
             age = time.time() - fs.modified(candidate).timestamp()
@@ -409,7 +435,7 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, folder: bool
 
 def _remove_if_stale(path: str) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO so named: no wait for a writer
     except OSError:
         return False
     try:

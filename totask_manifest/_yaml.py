@@ -68,5 +68,10 @@ def _no_constant(name: str) -> Any:
 def load_json(data: str | bytes) -> Any:
     """The JSON document in ``data``, as orjson reads it (no ``NaN`` or ``Infinity``), but a key
     written twice in one object raises ``DuplicateKeyError`` naming it. Every error is a
-    ``ValueError`` whose first line says what and where."""
-    return json.loads(data, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    ``ValueError`` whose first line says what and where: a document nested past the interpreter's
+    recursion limit too (``json`` raises ``RecursionError`` there, orjson its depth limit, 1024),
+    which would otherwise escape ``--params``' error handling as a traceback."""
+    try:
+        return json.loads(data, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("depth limit exceeded: the document nests arrays or objects too deeply") from None

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
-from totask_manifest._annotators.file import FileAnnotator
+from totask_manifest._annotators.file import FileAnnotator, FileOptions
+from totask_manifest._options import option
+
+
+@dataclass(frozen=True)
+class NodeLoggingFileOptions(FileOptions):
+    """The file method's options plus this instrument's (declared: the API refuses option keys a
+    method does not declare)."""
+
+    delay: float = option(0.0, cli=False)
+    log: str | None = option(None, cli=False)
+    driver_probe: str | None = option(None, cli=False)
 
 
 class NodeLoggingFile(FileAnnotator):
@@ -19,6 +31,7 @@ class NodeLoggingFile(FileAnnotator):
     ``driver_probe``: 1 when that path exists on the node, 0 when the node cannot see it."""
 
     name = "node-logging-file"
+    Options = NodeLoggingFileOptions
 
     def annotate(self, items):
         import ray

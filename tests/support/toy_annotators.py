@@ -23,6 +23,19 @@ class ToyOptions(Options):
     fail: str = option("bad", flag="--toy-fail", help="fail sources containing this text")
 
 
+@dataclass(frozen=True)
+class InstrumentedToyOptions(ToyOptions):
+    """The toy's options plus the files a test's instrumented toy writes or reads (``log``: a row
+    per annotated line; ``built``: a row per construction; ``marker`` and ``kill_at``: a worker
+    kills itself once at that line). Declared, not read raw from ``context.options``: the API
+    refuses option keys a method does not declare."""
+
+    log: str | None = option(None, cli=False)
+    built: str | None = option(None, cli=False)
+    marker: str | None = option(None, cli=False)
+    kill_at: int | None = option(None, cli=False)
+
+
 class ToyClassifier(BatchAnnotator):
     """Labels image-classification lines from a hash of the source; fails sources containing
     'bad'; sleeps ``--toy-delay`` seconds per line so tests can kill it mid-run."""

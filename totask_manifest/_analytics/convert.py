@@ -140,6 +140,6 @@ def convert(
         raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
     # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
     # killed process cannot remove its temporaries
-    remove_stale_temporaries(dst, folder=to == "yolo")
+    remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**
     counts = converter(src, dst, **opts)
     return ConvertResult(src, dst, src_fmt, to, counts)

@@ -28,11 +28,15 @@ from ._parser import CommandParser, unrecognized
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
     """Plugin annotators named on the command line (``--method pkg.mod:Class``): their options
-    must be known before argparse reads the rest."""
+    must be known before argparse reads the rest. ``--method`` may be abbreviated as argparse
+    allows (``--meth``, ``--me=``): no other flag of a job command starts with ``--me``, and
+    where a plugin's did, argparse refuses the abbreviation as ambiguous anyway."""
     found = []
     for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--method=") else (
-            argv[i + 1] if arg == "--method" and i + 1 < len(argv) else None)
+        flag, eq, inline = arg.partition("=")
+        if len(flag) < len("--me") or not "--method".startswith(flag):
+            continue
+        value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
         if value and ":" in value:
             found.append(value)
     return found
@@ -55,8 +59,13 @@ def _command_modules(argv: Sequence[str]) -> list[str]:
     own when the command line names one, else all of them, for the command list (``--help``) or
     argparse's "invalid choice" error. The command is the first argument when only ``-v`` comes
     before it; anything else there (``-h``, ``--``, an abbreviation) registers them all, as before."""
-    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms)
-    names = sorted(f[:-3] for f in os.listdir(__path__[0]) if f.endswith(".py") and not f.startswith("_"))
+    # the folder's files, not ``pkgutil.iter_modules``, which imports ``inspect`` (about 10 ms); as
+    # it does, every suffix a module may have: an install without sources (``compileall -b``, then
+    # the ``.py`` files removed) or compiled to extensions (mypyc) holds no ``.py`` at all
+    # (the suffixes of ``importlib.machinery.all_suffixes``, which is not loaded yet: about 10 ms)
+    suffixes = (".py", ".pyc", ".so", ".pyd")
+    names = sorted({f.split(".", 1)[0] for f in os.listdir(__path__[0])
+                    if f.endswith(suffixes) and not f.startswith("_")})
     named = next((a for a in argv if a not in ("-v", "--verbose")), None)
     return [named] if named in names else names
 
@@ -112,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_unrecognized(argv, args.command, unknown), file=sys.stderr)
         return 2
     args._unknown = unknown
+    args._argv = argv  # parsed again where a plugin's flags are known only later (chain)
     # our own progress and failure lines at INFO; other libraries (botocore, aiohttp, ray) only
     # when they warn, unless -v asks for everything
     logging.basicConfig(

@@ -16,7 +16,7 @@ import orjson
 from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
-from ._options import add_options, given_flags, parse_options, read_options
+from ._options import add_options, given_flags, read_options
 from ._parser import unrecognized
 
 if TYPE_CHECKING:
@@ -96,6 +96,7 @@ def finish_job_options(parser: argparse.ArgumentParser, plugins: list[str]) -> N
     methods it names (``--method package.module:Class``), then the engine's."""
     for method in plugins:
         add_method_options(parser, method)
+    parser.set_defaults(_plugins=list(plugins))
     add_engine_options(parser)
 
 
@@ -118,14 +119,27 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     from .._annotators.base import get_annotator_class
 
     cls = get_annotator_class(method).Options
-    unknown = getattr(args, "_unknown", None)
-    if unknown:
-        parser: argparse.ArgumentParser = args._parser
-        if ":" not in method:
-            raise unrecognized(parser.prog, unknown)
-        args = argparse.Namespace(**(vars(args) | vars(parse_options(unknown, cls, parser))))
+    if ":" in method and method not in (getattr(args, "_plugins", None) or ()) and getattr(args, "_argv", None):
+        args = _parse_again_with(args, method)
+    elif getattr(args, "_unknown", None):
+        raise unrecognized(args._parser.prog, args._unknown)
     _refuse_other_methods_flags(args, cls, method)
     return read_options(args, cls, only_given=only_given)
+
+
+def _parse_again_with(args: argparse.Namespace, method: str) -> argparse.Namespace:
+    """The command line parsed again once ``method``'s flags are added: a plugin known only once
+    a job folder is read (chain's inherited method). Reading only what the first parse left over
+    would miss a plugin flag argparse took for a prefix of a built-in one (``--url`` for
+    ``--url-key``) and then refuse that as another method's flag."""
+    parser: argparse.ArgumentParser = args._parser
+    add_method_options(parser, method)
+    argv = args._argv
+    command_at = next(i for i, a in enumerate(argv) if not a.startswith("-"))  # the top level's flags take no value
+    again, rest = parser.parse_known_args(argv[command_at + 1:])
+    if rest:
+        raise unrecognized(parser.prog, rest)
+    return argparse.Namespace(**(vars(args) | vars(again) | {"_unknown": []}))
 
 
 def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str) -> None:
@@ -136,13 +150,20 @@ def _refuse_other_methods_flags(args: argparse.Namespace, cls: type, method: str
 
     own = {f.name for f, _ in cls.leaves()}
     fields = args._parser.get_default("_option_fields") or ()
-    given = [action.option_strings[0] for action in args._parser._actions
+    given = [_as_given(action, getattr(args, action.dest)) for action in args._parser._actions
              if action.dest in fields and action.dest not in own and action.dest not in TUNING_OPTIONS
              and getattr(args, action.dest, None) is not None]
     if given:
         inherited = " (the previous job's; --method changes it)" if args.method is None else ""
         raise UsageError(f"{', '.join(given)} {'is not an option' if len(given) == 1 else 'are not options'} "
                          f"of --method {method}{inherited}")
+
+
+def _as_given(action: argparse.Action, value: Any) -> str:
+    """The flag as the command line wrote it: ``--no-fp16`` (a False value) is not ``--fp16``."""
+    if isinstance(action, argparse.BooleanOptionalAction) and value is False:
+        return action.option_strings[1]
+    return action.option_strings[0]
 
 
 def report(result: JobResult, *, stream=None) -> int:

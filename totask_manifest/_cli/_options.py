@@ -8,11 +8,9 @@ so a flag's name, help and default come from the field that declares it (``totas
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
 from .._options import Options, option_info
-from ._parser import unrecognized
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -73,17 +71,6 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
         defaults = cls().to_dict()
         options = {k: v for k, v in options.items() if defaults.get(k) != v}
     return options
-
-
-def parse_options(argv: Sequence[str], cls: type[Options], parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Read ``cls``'s flags out of arguments the command's own parser left over (the options of a
-    plugin method known only once a job folder is read); anything else is a usage error."""
-    extra = argparse.ArgumentParser(prog=parser.prog, add_help=False)
-    add_options(extra, cls)
-    parsed, rest = extra.parse_known_args(list(argv))
-    if rest:
-        raise unrecognized(parser.prog, rest)
-    return parsed
 
 
 def given_flags(args: argparse.Namespace, cls: type[Options], *, prefix: str = "") -> list[str]:

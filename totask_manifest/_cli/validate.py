@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         workers=args.workers,
     )
-    if args.label_attribute and report.ok and report.unlabeled == report.lines - report.blank_lines:
+    data_lines = report.lines - report.blank_lines  # none (an empty file): nothing to misspell a name against
+    if args.label_attribute and report.ok and data_lines and report.unlabeled == data_lines:
         raise attribute_absent(args.manifest, args.label_attribute)  # a misspelt name: not "valid"
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -226,8 +226,9 @@ class CurlClient(HopClient):
         self._multi.close()
         if self._epoll is not None:
             self._watched.clear()
-            self._loop.remove_reader(self._epoll.fileno())
-            self._epoll.close()
+            if not self._epoll.closed:  # a second close finds nothing to do, as without epoll
+                self._loop.remove_reader(self._epoll.fileno())
+                self._epoll.close()
             return
         for fd in list(self._watched):
             self._on_socket(pycurl.POLL_REMOVE, fd, None, None)
@@ -336,8 +337,9 @@ class CurlClient(HopClient):
 
     def _on_socket_epoll(self, event: int, fd: int, _multi: object, _data: object) -> None:
         """``_on_socket`` on the private epoll. Re-registered, never modified, for the same
-        reason; a socket libcurl already closed left the epoll with it (the kernel drops a closed
-        descriptor), so its removal may find nothing."""
+        reason. libcurl removes a socket before it closes it, so the removal finds it; were it
+        closed first, the kernel would have dropped it from the epoll only if no other descriptor
+        shares it (a forked child's, a dup), and the removal's error is ignored either way."""
         epoll = self._epoll
         assert epoll is not None
         if self._watched.pop(fd, 0):
@@ -359,19 +361,21 @@ class CurlClient(HopClient):
             return
         watched = self._watched
         multi = self._multi
-        for fd, ready in epoll.poll(0):
-            wanted = watched.get(fd, 0)  # 0: libcurl stopped watching it earlier in this pass
-            events = 0
-            if wanted & pycurl.POLL_IN and ready & _NOT_ONLY_OUT:
-                events |= pycurl.CSELECT_IN
-            if wanted & pycurl.POLL_OUT and ready & _NOT_ONLY_IN:
-                events |= pycurl.CSELECT_OUT
-            if events:
-                try:
-                    multi.socket_action(fd, events)
-                except pycurl.error:  # the handles' own errors come back through info_read
-                    pass
-        self._collect()
+        try:
+            for fd, ready in epoll.poll(0):
+                wanted = watched.get(fd, 0)  # 0: libcurl stopped watching it earlier in this pass
+                events = 0
+                if wanted & pycurl.POLL_IN and ready & _NOT_ONLY_OUT:
+                    events |= pycurl.CSELECT_IN
+                if wanted & pycurl.POLL_OUT and ready & _NOT_ONLY_IN:
+                    events |= pycurl.CSELECT_OUT
+                if events:
+                    try:
+                        multi.socket_action(fd, events)
+                    except pycurl.error:  # the handles' own errors come back through info_read
+                        pass
+        finally:  # an error out of one socket (a callback's) still hands over what finished
+            self._collect()
 
     def _on_timer(self, msecs: int) -> None:
         if self._timer is not None:
