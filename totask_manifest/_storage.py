@@ -415,7 +415,9 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple
     fs.invalidate_cache(root)
     found: list[str] = []
     for folder, deep in [(root, False), *((f"{root}/{sub}", True) for sub in under or ())]:
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        # a cleanup never fails the command (a read-only http:// output, a user who may not list):
+        # the write that follows says what is wrong, naming the URL
+        with contextlib.suppress(Exception):
             found += map(str, fs.find(folder) if deep else fs.ls(folder, detail=False))
     removed = []
     for candidate in found:
@@ -427,7 +429,7 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple
         except Exception:  # no modification time (or gone): never judged stale
             continue
         if age >= OBJECT_TEMPORARY_GRACE_S:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(Exception):
                 fs.rm_file(candidate)
                 removed.append(candidate)
     return removed
