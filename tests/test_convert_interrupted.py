@@ -149,3 +149,34 @@ def test_a_fifo_named_as_a_temporary_is_left_without_waiting_for_a_writer(tmp_pa
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         raise AssertionError("remove_stale_temporaries waited on a FIFO")
     assert found == [[]] and fifo.exists()
+
+
+@pytest.mark.slow
+def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_path: Path, monkeypatch) -> None:
+    """On S3 nothing is locked: a temporary object older than ``OBJECT_TEMPORARY_GRACE_S`` is a
+    killed writer's (its writer moves it the moment its upload completes). Before, none was
+    removed: a YOLO export to S3 killed three times left three ``.tmp-*`` label objects that
+    every later convert kept."""
+    from totask_manifest import _storage
+
+    fs = s3.filesystem()
+    dst = f"{s3.new_bucket()}/ds"
+    dead = f"{dst}/labels/f0/g0/.tmp-img0.txt-0123456789abcdef0123456789abcdef"  # what a killed writer left, deep in the folder
+    fs.pipe(dead, b"0 0.1")
+    convert(str(boxes(tmp_path / "in.manifest", 3)), dst, to="yolo")
+    assert fs.exists(dead)  # fresh: it may be a live writer's, between its upload and its move
+    monkeypatch.setattr(_storage, "OBJECT_TEMPORARY_GRACE_S", 0.0, raising=False)  # as if an hour had passed
+    other = f"{dst}-other/.tmp-x-0123456789abcdef0123456789abcdef"  # beside the folder, not in it: another output's
+    theirs = f"{dst}/notes/.tmp-draft.txt-0123456789abcdef0123456789abcdef"  # in the folder, not where a YOLO export writes
+    fs.pipe(other, b"{")
+    fs.pipe(theirs, b"{")
+    convert(str(tmp_path / "in.manifest"), dst, to="yolo")
+    fs.invalidate_cache()
+    assert [p for p in fs.find(dst) if "/.tmp-" in p] == [theirs.removeprefix("s3://")]
+    assert fs.exists(other)
+    assert fs.cat(f"{dst}/classes.txt") == b"cat\n"
+    manifest = f"{dst}-m/out.manifest"  # a single-file output: only its own temporaries go
+    fs.pipe(f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef", b"{")
+    fs.pipe(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef", b"{")
+    assert _storage.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef".removeprefix("s3://")]
+    assert fs.exists(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef")

@@ -104,6 +104,9 @@ def test_resolve_reference(tmp_path):
     assert resolve_reference("s3://x/y.json", str(tmp_path)) == "s3://x/y.json"
     assert resolve_reference("/abs/y.json", "s3://b/dir") == "/abs/y.json"
     assert base_of("s3://b/dir/manifest.jsonl") == "s3://b/dir"
+    assert base_of("s3://b/dir/manifest.jsonl/") == "s3://b/dir"  # s3fs reads the object all the same
+    assert base_of("s3://b/dir/manifest.jsonl?versionId=a/b") == "s3://b/dir"
+    assert base_of("https://h/dir/m.jsonl?X-Amz-Credential=AKIA/20260101/us-east-1/s3") == "https://h/dir"
     assert base_of(str(tmp_path / "m.jsonl")) == str(tmp_path)
     assert base_of("rel/m.jsonl") == os.path.abspath("rel")
 

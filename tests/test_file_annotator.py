@@ -339,6 +339,9 @@ def test_url_sources_are_exclusive_on_the_command_line():
     ({"url_key": "k", "input_format": "yolo"}, "object-detection", "needs --class-names"),
     ({"url_key": "k", "class_names": "/no/such/names.txt"}, "object-detection", "--class-names"),
     ({"url_key": "k", "allow_root": "/no/such/folder"}, "object-detection", "no such folder"),
+    ({"url_key": "k", "allow_root": "s3://bucket/run"}, "object-detection",
+     "--allow-root s3://bucket/run: a local folder is expected"),
+    ({"url_key": "k", "allow_root": "s3://bucket/run"}, "object-detection", "s3:// URLs need no root: drop --allow-root"),
     ({"url_key": "k", "concurrency": 0}, "object-detection", "--concurrency"),
     ({"url_key": "k", "retries": -1}, "object-detection", "--retries"),
 ])

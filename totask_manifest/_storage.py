@@ -35,6 +35,9 @@ except ImportError:  # pragma: no cover - not POSIX: temporaries are never judge
 
 #: a temporary younger than this may be one whose writer has not locked it yet (``_lock_temporary``)
 TEMPORARY_GRACE_S = 2.0
+#: an object-store temporary older than this is a killed writer's (``_remove_stale_objects``):
+#: far above the upload and copy of any manifest, and any clock skew between host and store
+OBJECT_TEMPORARY_GRACE_S = 3600.0
 
 
 def redact_url(url: str) -> str:
@@ -167,9 +170,13 @@ def join(base: str, *parts: str) -> str:
 @contextlib.contextmanager
 def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
     """A storage back end's own exceptions (no credentials, access denied, ...) as one
-    ``StorageError`` naming the URL; everything else passes unchanged."""
+    ``StorageError`` naming the URL; everything else passes unchanged. s3fs turns S3's 403
+    (wrong credentials, a policy that denies) into a plain ``PermissionError("Forbidden")``, which
+    names no URL: it is one of these too."""
     try:
         yield
+    except PermissionError as exc:
+        raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
@@ -181,6 +188,14 @@ def exists(url: str) -> bool:
     fs, path = url_to_fs(url)
     with backend_errors(url):
         return fs.exists(path)
+
+
+def is_dir(url: str) -> bool:
+    """Whether ``url`` is a folder (on S3: a prefix with keys under it), with a refusal (wrong
+    credentials, a policy that denies) as one ``StorageError`` naming the URL."""
+    fs, path = url_to_fs(url)
+    with backend_errors(url):
+        return bool(fs.isdir(path))
 
 
 @contextlib.contextmanager
@@ -353,6 +368,8 @@ def _lock_temporary(fd: int) -> None:
 
 #: the name ``AtomicWriter`` gives a local temporary: ``mkstemp``'s 8 random characters at the end
 _TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}\Z")
+#: the name ``AtomicWriter`` gives a temporary object: a uuid's 32 hex digits at the end
+_TEMPORARY_OBJECT = re.compile(r"\.tmp-.+-[0-9a-f]{32}\Z")
 
 
 def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) -> list[str]:
@@ -362,12 +379,14 @@ def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) 
     writer writes: not the whole tree, which may be a user's (``convert m . --to yolo``) and hold
     files of their own named ``.tmp-*``, or millions of files to walk.
 
-    A temporary is stale when no process holds its lock (``_lock_temporary``: a live writer, of
-    this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a writer locks
-    it a moment after creating it). Only local files: on other storage nothing tells a live
-    writer's temporary from a dead one's. Returns the paths removed."""
+    A local temporary is stale when no process holds its lock (``_lock_temporary``: a live
+    writer, of this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a
+    writer locks it a moment after creating it). Elsewhere (S3) nothing can be locked: see
+    ``_remove_stale_objects``. Returns the paths removed."""
     fs, path = url_to_fs(url)
-    if fcntl is None or not is_local(fs):
+    if not is_local(fs):
+        return _remove_stale_objects(fs, path, under)
+    if fcntl is None:
         return []
     path = os.path.abspath(path)
     root, prefix = (path, ".tmp-") if under is not None else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
@@ -381,6 +400,37 @@ def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) 
         for entry in names:
             candidate = os.path.join(where, entry)
             if entry.startswith(prefix) and _TEMPORARY.match(entry) and _remove_if_stale(candidate):
+                removed.append(candidate)
+    return removed
+
+
+def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple[str, ...] | None) -> list[str]:
+    """``remove_stale_temporaries`` on an object store, in the same places and names. A temporary
+    object becomes visible only when its upload completes, and its writer moves it into place at
+    once (``AtomicWriter``): one older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's
+    modification time; a multipart upload's counts from its start, hence the margin) is a killed
+    writer's."""
+    path = path.rstrip("/")
+    root, prefix = (path, ".tmp-") if under is not None else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
+    fs.invalidate_cache(root)
+    found: list[str] = []
+    for folder, deep in [(root, False), *((f"{root}/{sub}", True) for sub in under or ())]:
+        # a cleanup never fails the command (a read-only http:// output, a user who may not list):
+        # the write that follows says what is wrong, naming the URL
+        with contextlib.suppress(Exception):
+            found += map(str, fs.find(folder) if deep else fs.ls(folder, detail=False))
+    removed = []
+    for candidate in found:
+        name = candidate.rstrip("/").rsplit("/", 1)[-1]
+        if not (name.startswith(prefix) and _TEMPORARY_OBJECT.match(name)):
+            continue
+        try:
+            age = time.time() - fs.modified(candidate).timestamp()
+        except Exception:  # no modification time (or gone): never judged stale
+            continue
+        if age >= OBJECT_TEMPORARY_GRACE_S:
+            with contextlib.suppress(Exception):
+                fs.rm_file(candidate)
                 removed.append(candidate)
     return removed
 

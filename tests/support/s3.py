@@ -100,3 +100,71 @@ def _clear_s3fs_cache() -> None:
 
         s3fs.S3FileSystem.clear_instance_cache()
 
+
+
+@dataclass(frozen=True)
+class AuthS3:
+    """A moto server that checks credentials and IAM policies (``INITIAL_NO_AUTH_ACTION_COUNT``),
+    with a bucket holding ``manifest`` and a user allowed only to read (``read_only``)."""
+
+    endpoint_url: str
+    bucket: str
+    #: ``key`` and ``secret`` of a user whose policy allows only reading
+    read_only: dict[str, str]
+
+    def env(self, key: str, secret: str) -> dict[str, str]:
+        """The environment of a user of this server with these credentials."""
+        return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                "AWS_DEFAULT_REGION": _ENV["AWS_DEFAULT_REGION"], "AWS_ENDPOINT_URL": self.endpoint_url}
+
+
+#: the requests ``moto_s3_auth`` makes before moto starts checking: create_bucket, put_object,
+#: create_user, put_user_policy, create_access_key
+_SETUP_ACTIONS = 5
+
+
+@contextlib.contextmanager
+def moto_s3_auth(manifest: bytes) -> Iterator[AuthS3]:
+    """A moto server in its own process (moto reads ``INITIAL_NO_AUTH_ACTION_COUNT`` once, at
+    import: the in-process servers of other modules must stay open), which authenticates every
+    request after the setup: wrong credentials get S3's 403, a read-only user a 403 on writes."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("s3fs")
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_ACTIONS)}
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a bare connect: an HTTP request would count as one of the setup's actions
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        admin = {"endpoint_url": endpoint, "region_name": _ENV["AWS_DEFAULT_REGION"],
+                 "aws_access_key_id": "admin", "aws_secret_access_key": "admin"}
+        bucket = f"auth-{uuid.uuid4().hex[:12]}"
+        s3 = boto3.client("s3", **admin)
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="manifest.jsonl", Body=manifest)
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        yield AuthS3(endpoint, bucket, {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -16,7 +16,7 @@ from .._errors import UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
 from .._manifest.naming import check_label_attribute
-from .._storage import refuse_output_over_input, remove_stale_temporaries, url_to_fs
+from .._storage import is_dir, refuse_output_over_input, remove_stale_temporaries
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
@@ -84,8 +84,7 @@ def guess_format(url: str) -> str:
         return "dm-schema-v1"
     if low.endswith((".objects.jsonl", ".synapse-objects.jsonl")):
         return "synapse-objects"
-    fs, path = url_to_fs(url)
-    if fs.isdir(path):
+    if is_dir(url):
         return "yolo"
     return MANIFEST
 

@@ -73,6 +73,11 @@ def _bare_host(host: Any) -> str:
 def check_fetch_options(options: dict[str, Any]) -> None:
     """Refuse fetch options that cannot work, before a job exists (``UsageError``)."""
     root = options.get("allow_root")
+    scheme = str(root).split("://", 1)[0].lower() if root and "://" in str(root) else None
+    if scheme not in (None, "file"):  # a user who moved sample_data/ to a bucket writes the bucket here
+        raise UsageError(f"--allow-root {redact_url(root)}: a local folder is expected (it bounds local paths "
+                         f"and file:// URLs); {scheme}:// URLs need no root: drop --allow-root, or limit "
+                         "the buckets or hosts read with --allow-host")
     if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
         raise UsageError(f"--allow-root {root}: no such folder")
     FetchPolicy.from_options(options)

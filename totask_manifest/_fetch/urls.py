@@ -34,6 +34,9 @@ def base_of(manifest_url: str) -> str:
     """
     url = str(manifest_url)
     if has_scheme(url) and not url.startswith("file://"):
+        # not in the query (``?versionId=``, a signature), nor a trailing ``/``, which s3fs reads
+        # as the object itself: ``s3://b/run/m.jsonl/`` is in ``s3://b/run``, not ``s3://b/run/m.jsonl``
+        url = url.split("#", 1)[0].split("?", 1)[0].rstrip("/")
         return url.rsplit("/", 1)[0] if "/" in url.split("://", 1)[1] else url
     path = url[len("file://"):] if url.startswith("file://") else url
     return os.path.dirname(os.path.abspath(path))

@@ -20,7 +20,7 @@ import orjson
 from ..._errors import JobError, UsageError
 from ..._jobs.job import Job
 from ..._manifest.ranges import iter_bodies
-from ..._storage import exists, open_read, redact_url, url_to_fs
+from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
 
 METADATA = "-metadata"
@@ -36,11 +36,6 @@ class Target:
     how_found: str
     #: fetch options of the job (``allow_root``, ``allow_hosts``) for masks, when a job folder was given
     fetch_options: dict[str, Any] = field(default_factory=dict)
-
-
-def is_dir(url: str) -> bool:
-    fs, path = url_to_fs(url)
-    return bool(fs.isdir(path))
 
 
 def is_job_folder(source: str) -> bool:
