@@ -17,7 +17,8 @@ import pytest
 
 from tests.jobs_helpers import REPO
 from totask_manifest._analytics.convert import convert
-from totask_manifest._storage import TEMPORARY_GRACE_S, AtomicWriter, remove_stale_temporaries
+from totask_manifest._stale_temporaries import TEMPORARY_GRACE_S, remove_stale_temporaries
+from totask_manifest._storage import AtomicWriter
 
 META = {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection",
         "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
@@ -157,7 +158,7 @@ def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_pat
     killed writer's (its writer moves it the moment its upload completes). Before, none was
     removed: a YOLO export to S3 killed three times left three ``.tmp-*`` label objects that
     every later convert kept."""
-    from totask_manifest import _storage
+    from totask_manifest import _stale_temporaries
 
     fs = s3.filesystem()
     dst = f"{s3.new_bucket()}/ds"
@@ -165,7 +166,7 @@ def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_pat
     fs.pipe(dead, b"0 0.1")
     convert(str(boxes(tmp_path / "in.manifest", 3)), dst, to="yolo")
     assert fs.exists(dead)  # fresh: it may be a live writer's, between its upload and its move
-    monkeypatch.setattr(_storage, "OBJECT_TEMPORARY_GRACE_S", 0.0, raising=False)  # as if an hour had passed
+    monkeypatch.setattr(_stale_temporaries, "OBJECT_TEMPORARY_GRACE_S", 0.0)  # as if an hour had passed
     other = f"{dst}-other/.tmp-x-0123456789abcdef0123456789abcdef"  # beside the folder, not in it: another output's
     theirs = f"{dst}/notes/.tmp-draft.txt-0123456789abcdef0123456789abcdef"  # in the folder, not where a YOLO export writes
     fs.pipe(other, b"{")
@@ -178,5 +179,5 @@ def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_pat
     manifest = f"{dst}-m/out.manifest"  # a single-file output: only its own temporaries go
     fs.pipe(f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef", b"{")
     fs.pipe(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef", b"{")
-    assert _storage.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef".removeprefix("s3://")]
+    assert _stale_temporaries.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef".removeprefix("s3://")]
     assert fs.exists(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef")

@@ -16,7 +16,8 @@ from .._errors import UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
 from .._manifest.naming import check_label_attribute
-from .._storage import is_dir, refuse_output_over_input, remove_stale_temporaries
+from .._stale_temporaries import remove_stale_temporaries
+from .._storage import is_dir, refuse_output_over_input
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest

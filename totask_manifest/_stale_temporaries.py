@@ -1,0 +1,118 @@
+"""Removing what a killed writer left: the atomic-write temporaries (``.tmp-<name>-*``) of
+``_storage.AtomicWriter`` that no live writer holds. Why apart from ``_storage``: only
+``convert`` cleans up after a ``kill -9`` (its outputs are folders of many files, where a leftover
+would be mixed with the next export), and the rules for telling a dead writer's temporary from a
+live one's differ by storage (a lock on a local disk, an age on an object store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import stat
+import time
+from typing import TYPE_CHECKING
+
+from ._storage import fcntl, is_local, url_to_fs
+
+if TYPE_CHECKING:
+    import fsspec
+
+#: a temporary younger than this may be one whose writer has not locked it yet (``_storage._lock_temporary``)
+TEMPORARY_GRACE_S = 2.0
+#: an object-store temporary older than this is a killed writer's (``_remove_stale_objects``):
+#: far above the upload and copy of any manifest, and any clock skew between host and store
+OBJECT_TEMPORARY_GRACE_S = 3600.0
+
+
+
+#: the name ``AtomicWriter`` gives a local temporary: ``mkstemp``'s 8 random characters at the end
+_TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}\Z")
+#: the name ``AtomicWriter`` gives a temporary object: a uuid's 32 hex digits at the end
+_TEMPORARY_OBJECT = re.compile(r"\.tmp-.+-[0-9a-f]{32}\Z")
+
+
+def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) -> list[str]:
+    """Remove the atomic-write temporaries a killed writer of ``url`` left: ``.tmp-<name>-*``
+    beside the file ``url``; or, with ``under`` (a folder's output, as YOLO's), every temporary
+    at the top of the folder ``url`` and anywhere below its subfolders ``under``, the places its
+    writer writes: not the whole tree, which may be a user's (``convert m . --to yolo``) and hold
+    files of their own named ``.tmp-*``, or millions of files to walk.
+
+    A local temporary is stale when no process holds its lock (``_storage._lock_temporary``: a live
+    writer, of this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a
+    writer locks it a moment after creating it). Elsewhere (S3) nothing can be locked: see
+    ``_remove_stale_objects``. Returns the paths removed."""
+    fs, path = url_to_fs(url)
+    if not is_local(fs):
+        return _remove_stale_objects(fs, path, under)
+    if fcntl is None:
+        return []
+    path = os.path.abspath(path)
+    root, prefix = (path, ".tmp-") if under is not None else (os.path.dirname(path), f".tmp-{os.path.basename(path)}-")
+    if not os.path.isdir(root):
+        return []
+    found = [(root, [], os.listdir(root))]
+    for sub in under or ():
+        found = itertools.chain(found, os.walk(os.path.join(root, sub)))
+    removed = []
+    for where, _dirs, names in found:
+        for entry in names:
+            candidate = os.path.join(where, entry)
+            if entry.startswith(prefix) and _TEMPORARY.match(entry) and _remove_if_stale(candidate):
+                removed.append(candidate)
+    return removed
+
+
+def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple[str, ...] | None) -> list[str]:
+    """``remove_stale_temporaries`` on an object store, in the same places and names. A temporary
+    object becomes visible only when its upload completes, and its writer moves it into place at
+    once (``AtomicWriter``): one older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's
+    modification time; a multipart upload's counts from its start, hence the margin) is a killed
+    writer's."""
+    path = path.rstrip("/")
+    root, prefix = (path, ".tmp-") if under is not None else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
+    fs.invalidate_cache(root)
+    found: list[str] = []
+    for folder, deep in [(root, False), *((f"{root}/{sub}", True) for sub in under or ())]:
+        # a cleanup never fails the command (a read-only http:// output, a user who may not list):
+        # the write that follows says what is wrong, naming the URL
+        with contextlib.suppress(Exception):
+            found += map(str, fs.find(folder) if deep else fs.ls(folder, detail=False))
+    removed = []
+    for candidate in found:
+        name = candidate.rstrip("/").rsplit("/", 1)[-1]
+        if not (name.startswith(prefix) and _TEMPORARY_OBJECT.match(name)):
+            continue
+        try:
+            age = time.time() - fs.modified(candidate).timestamp()
+        except Exception:  # no modification time (or gone): never judged stale
+            continue
+        if age >= OBJECT_TEMPORARY_GRACE_S:
+            with contextlib.suppress(Exception):
+                fs.rm_file(candidate)
+                removed.append(candidate)
+    return removed
+
+
+def _remove_if_stale(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO so named: no wait for a writer
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < TEMPORARY_GRACE_S:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer is alive
+            return False
+        with contextlib.suppress(FileNotFoundError):  # renamed into place since it was opened
+            os.unlink(path)
+            return True
+        return False
+    finally:
+        os.close(fd)
