@@ -449,7 +449,7 @@ def test_a_signal_handlers_exception_inside_a_libcurl_callback_reaches_the_calle
     from totask_manifest._fetch import curl as curl_client
 
     monkeypatch.setenv(HTTP_CLIENT_ENV, "curl")
-    write = curl_client._Transfer.write
+    write = curl_client.Transfer.write
     fired: list[int] = []
 
     def write_after_a_signal(self, data: bytes):
@@ -464,7 +464,7 @@ def test_a_signal_handlers_exception_inside_a_libcurl_callback_reaches_the_calle
     async def answer(request: web.Request) -> web.StreamResponse:
         return web.Response(body=b"x" * 100)
 
-    monkeypatch.setattr(curl_client._Transfer, "write", write_after_a_signal)
+    monkeypatch.setattr(curl_client.Transfer, "write", write_after_a_signal)
     previous = signal.signal(signal.SIGUSR1, handler)
     try:
         with LocalHTTPServer(answer) as server, SyncFetcher(FetchPolicy(retries=0), inline=True) as fetcher:
