@@ -158,6 +158,42 @@ def test_a_plugin_whose_own_dependency_is_missing_names_it_without_our_extras(tm
         "'no_such_dependency_xyz', which is not installed\n")
 
 
+@pytest.mark.parametrize(("source", "said"), [
+    ("raise RuntimeError('no GPU config\\nsecond line')\n", "RuntimeError: no GPU config"),
+    ("def broken(:\n", "SyntaxError: "),
+    ("from os import no_such_name_xyz\n", "ImportError: cannot import name 'no_such_name_xyz' from 'os'"),
+])
+def test_a_plugin_whose_own_import_fails_is_one_line_exit_2(tmp_path, monkeypatch, capsys, source, said):
+    """A plugin module that raises as it is imported (its author's bug, a name its dependency
+    lacks) is the command's one line naming the module and the error, not a traceback."""
+    from totask_manifest._cli import main
+
+    (tmp_path / "bad_plugin_mod.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["annotate", "in.manifest", "--method", "bad_plugin_mod:Cls"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("totask-manifest annotate: error: method plugin 'bad_plugin_mod:Cls': importing "
+                          "'bad_plugin_mod' failed: " + said), err
+    assert err.endswith("(python -c 'import bad_plugin_mod' shows where)\n"), err
+
+
+def test_a_missing_module_of_the_plugins_own_package_is_named_as_such(tmp_path, monkeypatch, capsys):
+    """A plugin package whose module imports a sibling that is not there: the plugin's own
+    package lacks it (not 'a Python package that is not installed')."""
+    from totask_manifest._cli import main
+
+    package = tmp_path / "own_pkg_xyz"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "shapes.py").write_text("import own_pkg_xyz.helpers_gone\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["annotate", "in.manifest", "--method", "own_pkg_xyz.shapes:Cls"]) == 2
+    assert capsys.readouterr().err == (
+        "totask-manifest annotate: error: method plugin 'own_pkg_xyz.shapes:Cls': cannot import "
+        "'own_pkg_xyz.shapes': its package has no module 'own_pkg_xyz.helpers_gone'\n")
+
+
 # -- every registry entry is still found by name ---------------------------------------------------
 
 def test_every_annotator_is_found_by_name():

@@ -159,6 +159,9 @@ def _missing_module(name: str, module_name: str, exc: ModuleNotFoundError) -> Ex
                           "(is its folder on PYTHONPATH?)")
     if not missing or missing.startswith("totask_manifest"):
         return exc
+    if ":" in name and missing.split(".")[0] == module_name.split(".")[0]:  # a module of the plugin's own package
+        return UsageError(f"method plugin {name!r}: cannot import {module_name!r}: its package has no module "
+                          f"{missing!r}")
     extra = {"torch": "inference", "ray": "ray"}.get(missing.split(".")[0])
     if extra is None and ":" in name:
         return UsageError(f"method plugin {name!r} needs the Python package {missing!r}, which is not installed")
@@ -184,6 +187,14 @@ def get_annotator_class(name: str) -> type[Annotator]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise _missing_module(name, module_name, exc) from None
+    except Exception as exc:
+        if ":" not in name:
+            raise
+        # the plugin's own code failed as it was imported: its author's error, said in one line
+        # (a traceback is for ``python -c 'import MODULE'``, named here)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"method plugin {name!r}: importing {module_name!r} failed: {type(exc).__name__}"
+                         f"{': ' + first if first else ''} (python -c 'import {module_name}' shows where)") from None
     try:
         cls = getattr(module, attr)
     except AttributeError:
