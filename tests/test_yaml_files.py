@@ -112,3 +112,17 @@ def test_a_json_file_nested_too_deeply_is_refused_as_not_valid_json(tmp_path: Pa
     params.write_text(body)
     with pytest.raises(UsageError, match=r"--params .*params.json: not valid JSON: depth limit exceeded"):
         load_params_file(str(params))
+
+
+def test_a_yaml_file_nested_too_deeply_is_refused_as_not_valid_yaml(tmp_path: Path) -> None:
+    """PyYAML's composer recurses once a level: a deep document raised RecursionError, which
+    --params, run PARAMS.yaml and a class-name file's handling (all catch ``yaml.YAMLError``)
+    let through as a traceback."""
+    from totask_manifest._errors import UsageError
+    from totask_manifest._models.params import load_params_file
+
+    params = tmp_path / "params.yaml"
+    params.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UsageError, match=r"--params .*params.yaml: not valid YAML: depth limit exceeded") as exc:
+        load_params_file(str(params))
+    assert exc.value.exit_code == 2

@@ -44,8 +44,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_yaml(text: str | bytes) -> Any:
     """The document in ``text``, as ``yaml.safe_load`` reads it, but a key written twice in one
-    mapping raises ``yaml.YAMLError`` (``_errors.yaml_error_text`` names its line)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)
+    mapping raises ``yaml.YAMLError`` (``_errors.yaml_error_text`` names its line), and so does a
+    document nested past the interpreter's recursion limit (PyYAML's composer recurses once a
+    level and raises ``RecursionError``, which every caller's YAML error handling would miss)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        raise yaml.YAMLError("depth limit exceeded: the document nests sequences or mappings too deeply") from None
 
 
 class DuplicateKeyError(ValueError):
