@@ -233,6 +233,11 @@ def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_pat
     (tmp_path / "out" / "half" / "manifests" / "intermediate").mkdir(parents=True)
     (tmp_path / "out" / "half" / ".tmp-abc").write_bytes(b"")
     assert annotate(config("half")).status == "COMPLETED"
+    # a folder a file browser looked into (its .DS_Store / Thumbs.db) holds no data of the user's
+    (tmp_path / "out" / "browsed").mkdir()
+    (tmp_path / "out" / "browsed" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "out" / "browsed" / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    assert annotate(config("browsed")).status == "COMPLETED"
     # a job folder holding a report the user wrote into it is still that job: the same command reports it
     (tmp_path / "out" / "empty" / "report.html").write_text("<html></html>")
     assert annotate(config("empty")).status == "COMPLETED"

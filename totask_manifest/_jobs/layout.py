@@ -95,6 +95,11 @@ EXPORT_FILE = "synapse-export.manifest"
 JOB_ENTRIES = frozenset({"job.json", "manifests", "failures.jsonl", LEASE_DIR, RUN_FILE, EXPORT_FILE})
 
 
+#: files an operating system's file browser leaves in any folder it shows (macOS, Windows): not a
+#: user's data, so a folder holding only these is as free as an empty one
+_OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
 def refuse_foreign_folder(job_url: str) -> None:
     """Refuse to start a job in a folder that holds someone else's files: the job's own files
     would land among them (and ``rollback``, a re-run or a cleanup could not tell them apart).
@@ -109,7 +114,7 @@ def refuse_foreign_folder(job_url: str) -> None:
             str(e).rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)]
     except (FileNotFoundError, NotADirectoryError):
         return
-    foreign = sorted(n for n in found if n not in JOB_ENTRIES and not n.startswith(".tmp-"))
+    foreign = sorted(n for n in found if n not in JOB_ENTRIES and n not in _OS_LITTER and not n.startswith(".tmp-"))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(f"{job_url} exists and is not a job folder (it holds {shown}); a job is not written "
