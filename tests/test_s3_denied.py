@@ -84,6 +84,18 @@ def test_wrong_credentials_one_line_naming_the_url(auth_s3, command, monkeypatch
     assert _objects(auth_s3) == ["manifest.jsonl"]
 
 
+def test_evaluate_of_a_manifest_with_wrong_credentials_names_the_manifest(auth_s3, monkeypatch, capsys):
+    """evaluate first asks whether its argument is a job folder: the refusal named
+    ``<manifest>/job.json``, a file the user never mentioned."""
+    from totask_manifest._cli import main
+
+    manifest = f"s3://{auth_s3.bucket}/manifest.jsonl"
+    _as_user(monkeypatch, auth_s3, "AKIANOSUCHUSER00000", SECRET)
+    assert main(["evaluate", manifest]) == 2
+    err = _one_line_error(capsys, manifest, SECRET)
+    assert "job.json" not in err, err
+
+
 @pytest.mark.parametrize("command", [
     ["annotate", "{m}", *ANNOTATE, "--output", "{b}/out"],
     ["convert", "{m}", "{b}/o.parquet", "--to", "parquet"],

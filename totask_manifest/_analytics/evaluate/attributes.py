@@ -89,6 +89,7 @@ def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]
 
 
 def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
+    exists(source)  # a refusal (wrong credentials) names what was given, not the job.json looked for in it
     source = source.rstrip("/") if is_job_folder(source) else source
     how = "given"
     options: dict[str, Any] = {}
