@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from .. import _startup
 from .._errors import TotaskError, backend_error_message
-from ._parser import CommandParser, unrecognized
+from ._parser import CommandParser, command_at, unrecognized
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -158,8 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _unrecognized(argv: Sequence[str], command: str, unknown: Sequence[str]) -> str:
     """One line for arguments no parser took, under the command they were given to (argparse
     says ``totask-manifest: error:`` for all of them, after a usage line of the top level's).
-    The top level's own options take no value, so the command is the first word that is not one."""
-    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    The command is where ``command_at`` finds it."""
+    at = command_at(argv)
     before = [a for a in unknown if a in argv[:at]]
     after = [a for a in unknown if a not in before]
     if not before:

@@ -17,7 +17,7 @@ from .._errors import UsageError
 from .._jobs.status import COMPLETED, STOPPED
 from .._task_types import TASK_TYPES
 from ._options import add_options, given_flags, read_options
-from ._parser import unrecognized
+from ._parser import command_at, unrecognized
 
 if TYPE_CHECKING:
     from .._engines.base import Engine
@@ -135,8 +135,7 @@ def _parse_again_with(args: argparse.Namespace, method: str) -> argparse.Namespa
     parser: argparse.ArgumentParser = args._parser
     add_method_options(parser, method)
     argv = args._argv
-    command_at = next(i for i, a in enumerate(argv) if not a.startswith("-"))  # the top level's flags take no value
-    again, rest = parser.parse_known_args(argv[command_at + 1:])
+    again, rest = parser.parse_known_args(argv[command_at(argv) + 1:])
     if rest:
         raise unrecognized(parser.prog, rest)
     return argparse.Namespace(**(vars(args) | vars(again) | {"_unknown": []}))

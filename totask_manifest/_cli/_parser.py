@@ -53,3 +53,9 @@ def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:
     """Arguments no parser took, in one line with where help is (``main`` puts the command's
     name before it); argparse's own error printed the whole usage above it."""
     return UsageError(f"unrecognized arguments: {' '.join(rest)}; see '{prog} --help'")
+
+
+def command_at(argv: Sequence[str]) -> int:
+    """Where the command is in a command line: the first word that is not a flag, since the top
+    level's own options (``-h``, ``-v``, ``--version``) take no value; ``len(argv)`` if none."""
+    return next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
