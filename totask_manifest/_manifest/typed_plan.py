@@ -9,16 +9,17 @@ unknown keys in C as it parses.
 
 Soundness (every run accepted here is one the per-line path finds nothing in):
 
-* the lines are decoded at once (``decode_lines``) and written back by msgspec as one array,
-  which must equal the text with its newlines read as commas. So each line is exactly one
-  decoded object written back, byte for byte: a newline standing for a comma inside a value or
-  a string would have made the text invalid JSON, a comma between two lines is refused by
-  ``decode_lines``. Nothing the decoding could hide passes: a repeated key, an escape, a number
-  spelling, whitespace, key order, a blank line;
+* the lines are decoded at once (``decode_lines``) and written back by msgspec as JSON lines
+  (each record, then a newline), which must equal the text (whose last line may lack its
+  newline). So each line is exactly one decoded object written back, byte for byte: msgspec
+  writes no newline inside a record (one in a string is escaped), so the text's newlines are
+  exactly the records' ends. Nothing the decoding could hide passes: a repeated key, an escape,
+  a number spelling, whitespace, key order, a blank line, two objects on one line;
 * integers are bounded to orjson's range (orjson reads a larger one as a float);
-* patterns run in Python ``re`` over all values of the run at once, only for a subset of the
+* patterns run in Python ``re``, once per value not seen good before, only for a subset of the
   regex syntax whose meaning is the same in the schema engine (``patterns.batched``);
-* the task type's own rules run on the structs of the whole run (``semantics.TYPED_CLEAN``);
+* the task type's own rules run on each line's structs (``semantics.TYPED_CLEAN``), in one
+  loop generated for the shape (``_row_check``);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
 """
@@ -58,14 +59,13 @@ class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode_into", "_max_bytes", "_rows", "_written")
+    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
-        self._encode_into = msgspec.json.Encoder().encode_into
-        self._written = bytearray()
+        self._encode_lines = msgspec.json.Encoder().encode_lines
         # patterns on a string every line holds (job-name, creation-date) are checked in the
         # per-line loop with the rules; the others (in lists, maps, optional fields) by extractors
         scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
@@ -80,13 +80,10 @@ class TypedPlan:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
-        commas = text.replace(b"\n", b",")
-        size = len(commas) - text.endswith(b"\n")
-        written = self._written
-        self._encode_into(records, written)  # into one reused buffer: no copy grows it
-        if not records or len(written) != size + 2 or written[1:-1] != commas[:size]:
+        written = self._encode_lines(records)  # each record, then a newline
+        if not records or len(written) != len(text) + (not text.endswith(b"\n")) or not written.startswith(text):
             return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
-        if size > self._max_bytes and max(map(len, text[:size].split(b"\n"))) > self._max_bytes:
+        if len(text) > self._max_bytes and max(map(len, text.split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
         for extract, fullmatch, good in self._checks:
             values = extract(records)
