@@ -33,7 +33,7 @@ class PendingMask:
         from .._storage import write_bytes_atomic
 
         write_bytes_atomic(self.url, mask_png(self.segmentation.mask, self.segmentation.palette))
-        return Labeled(self.url, self.metadata)
+        return Labeled(self.url, self.metadata, files=(self.url,))
 
 
 class Labeler:
