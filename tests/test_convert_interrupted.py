@@ -65,7 +65,7 @@ def test_ctrl_c_during_a_yolo_export_leaves_none_of_its_files_or_folders(tmp_pat
     (dst / "images").mkdir(parents=True)
     (dst / "images" / "x.jpg").write_bytes(b"mine")  # the user's, there before
     proc = start_convert(src, dst, "yolo")
-    wait_for(lambda: any((dst / "labels").rglob("*.txt")), proc, "a label file")
+    wait_for(lambda: any(dst.rglob("*.txt")), proc, "a label file")  # staged in a hidden folder
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -269,3 +269,31 @@ def test_a_second_yolo_export_to_the_same_folder_is_refused_while_one_runs(tmp_p
     assert "another convert is writing" in second.stderr and str(dst) in second.stderr
     assert len(list((dst / "labels").rglob("*.txt"))) == 6000
     assert temporaries(dst) == []
+
+
+def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_removed(tmp_path: Path) -> None:
+    """In-process checks of the same rules: the lock on the folder refuses a second export (exit
+    2) and leaves the first one's files; a ``.tmp-yolo-*`` folder found by the lock's holder is a
+    killed export's and goes; a folder that is a file is named as such."""
+    from totask_manifest._analytics.yolo_output import YoloOutput
+    from totask_manifest._errors import StorageError, UsageError
+
+    src = boxes(tmp_path / "in.manifest", 5)
+    dst = tmp_path / "ds"
+    with YoloOutput(str(dst)) as out:
+        out.write("labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
+        with pytest.raises(UsageError, match="another convert is writing the YOLO folder") as refused:
+            convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+        assert refused.value.exit_code == 2
+    assert (dst / "labels" / "a.txt").exists() and temporaries(dst) == []
+    dead = dst / ".tmp-yolo-dead1234" / "labels"
+    dead.mkdir(parents=True)
+    (dead / "x.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    user = dst / ".tmp-yolo-notes"  # not a name mkdtemp gives: not ours
+    user.mkdir()
+    convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+    assert temporaries(dst) == [user]
+    assert len(list((dst / "labels").rglob("*.txt"))) == 6  # a.txt, there before, stays
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(StorageError, match="afile is a file, not a folder"):
+        convert(str(src), str(tmp_path / "afile"), to="yolo", label_attribute="boxes")
