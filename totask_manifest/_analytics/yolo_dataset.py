@@ -20,6 +20,8 @@ in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.j
 ``images/train/images_/x.jpg``): Ultralytics replaces the last ``/images/`` of a path. The same
 image on two lines cannot have two label files: refused.
 
+On a local disk the folder changes whole or not at all, one export at a time (``yolo_output``).
+
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
 next to ``images/`` with the same folders) works too: sizes are read from the image headers with
