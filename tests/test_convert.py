@@ -324,3 +324,25 @@ def test_attribute_detection_reads_past_lines_that_are_not_json_objects(tmp_path
     with pytest.raises(ManifestError, match=r"line 1: .*not an object"):
         convert(str(path), str(tmp_path / "x.json"), to="coco")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_coco_import_stopped_by_a_bad_image_leaves_no_mask(tmp_path):
+    """Masks are painted image by image before the manifest is written: a bad segmentation on the
+    second image stopped the import with no manifest, and the first image's mask (and the folders
+    made for it) stayed, named by no line. A mask file there before stays (rewritten, as a
+    finished import rewrites it)."""
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 10, "height": 10} for i in (1, 2, 3)],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 2, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 3, "category_id": 1, "segmentation": "bad"}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="image 3: bad segmentation"):
+        convert(str(src), str(tmp_path / "out" / "m.manifest"), to="manifest")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept" / "masks").mkdir(parents=True)
+    (tmp_path / "kept" / "masks" / "2.png").write_bytes(b"mine")
+    with pytest.raises(FormatError):
+        convert(str(src), str(tmp_path / "kept" / "m.manifest"), to="manifest")
+    assert sorted(p.name for p in (tmp_path / "kept").rglob("*")) == ["2.png", "masks"]
