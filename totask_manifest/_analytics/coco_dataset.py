@@ -29,6 +29,7 @@ from .._outcomes import Labeled
 from .._storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
+from .new_files import NewFiles
 
 DETECTION = "object-detection"
 SEGMENTATION = "semantic-segmentation"
@@ -157,31 +158,38 @@ def coco_to_manifest(
     human = human_annotated or ("no" if scored else "yes")
     lines = []
     dropped = 0
-    for n, image in enumerate(doc["images"]):
-        key = f"images[{n}]"
-        if not isinstance(image, dict) or "id" not in image:
-            raise FormatError("image needs an 'id'", fmt="coco", key=key)
-        anns = by_image.get(image["id"], [])
-        file_name = str(image.get("file_name", image["id"]))
-        source = join(image_root, file_name) if image_root else file_name
-        size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
-        try:
-            if task_type == DETECTION:
-                lost = coco_losses(anns)
-                if lost and not allow_drop:
-                    raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
-                                      "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
-                                      key="annotations")
-                labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
-                if lost:
-                    labeled.metadata["dropped"] = dict(lost)
-                    dropped += 1
-            else:
-                labeled = _paint(anns, image, cats, join(out_dir, "masks", f"{image['id']}.png"))
-        except FormatError as exc:
-            raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
-        lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
-    write_lines(dst, lines)
+    masks = NewFiles()  # painted before the manifest is written: gone again if an image stops the import
+    try:
+        for n, image in enumerate(doc["images"]):
+            key = f"images[{n}]"
+            if not isinstance(image, dict) or "id" not in image:
+                raise FormatError("image needs an 'id'", fmt="coco", key=key)
+            anns = by_image.get(image["id"], [])
+            file_name = str(image.get("file_name", image["id"]))
+            source = join(image_root, file_name) if image_root else file_name
+            size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
+            try:
+                if task_type == DETECTION:
+                    lost = coco_losses(anns)
+                    if lost and not allow_drop:
+                        raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
+                                          "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
+                                          key="annotations")
+                    labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                    if lost:
+                        labeled.metadata["dropped"] = dict(lost)
+                        dropped += 1
+                else:
+                    mask_url = join(out_dir, "masks", f"{image['id']}.png")
+                    masks.note(mask_url)
+                    labeled = _paint(anns, image, cats, mask_url)
+            except FormatError as exc:
+                raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
+            lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
+        write_lines(dst, lines)
+    except BaseException:
+        masks.remove()
+        raise
     counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped

@@ -35,7 +35,6 @@ from .._errors import StorageError, UsageError
 from .._storage import (
     AtomicWriter,
     _not_a_folder,
-    exists,
     fcntl,
     fsync_dir,
     is_local,
@@ -44,6 +43,7 @@ from .._storage import (
     url_to_fs,
     write_bytes_atomic,
 )
+from .new_files import NewFiles
 
 #: the staging folder's name: ``mkdtemp``'s 8 random characters after the prefix
 STAGE_PREFIX = ".tmp-yolo-"
@@ -67,7 +67,7 @@ class YoloOutput:
         self._made_root = False
         self._folders: set[str] = set()
         #: object store: new files, removed again when the export stops
-        self._written: list[str] = []
+        self._written = NewFiles()
 
     # -- the block --------------------------------------------------------------------------
 
@@ -95,9 +95,7 @@ class YoloOutput:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.root is None:
             if exc_type is not None:
-                for url in self._written:
-                    with contextlib.suppress(OSError):
-                        self.fs.rm(url_to_fs(url)[1])
+                self._written.remove()
             return
         try:
             if exc_type is None:
@@ -114,8 +112,7 @@ class YoloOutput:
         """The file ``rel`` (``labels/a/x.txt``, ``classes.txt``) of the dataset."""
         if self.root is None:
             url = join(self.dst, rel)
-            if not exists(url):  # a file there before is not this run's to remove
-                self._written.append(url)
+            self._written.note(url)
             write_bytes_atomic(url, data)
             return
         with self.open(rel) as f:
