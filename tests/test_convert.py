@@ -346,3 +346,24 @@ def test_a_coco_import_stopped_by_a_bad_image_leaves_no_mask(tmp_path):
     with pytest.raises(FormatError):
         convert(str(src), str(tmp_path / "kept" / "m.manifest"), to="manifest")
     assert sorted(p.name for p in (tmp_path / "kept").rglob("*")) == ["2.png", "masks"]
+
+
+def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):
+    """The key named the annotation's place among its image's annotations (``annotations[0]``
+    for the document's third), so the user looked at the wrong one."""
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+                      {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 2, "category_id": 1, "segmentation": "bad"}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
+    assert err.value.key == "annotations[2].segmentation" and "image 2: bad segmentation" in str(err.value)
+    doc["annotations"][2] = {"image_id": 2, "category_id": 1, "bbox": [0, 0, 1]}
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest", task_type="object-detection")
+    assert err.value.key == "annotations[2].bbox"
