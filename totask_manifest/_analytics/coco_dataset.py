@@ -12,6 +12,7 @@ so it is built in memory.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -135,10 +136,12 @@ def coco_to_manifest(
         raise no_images(src)
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
+    places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
         by_image[ann["image_id"]].append(ann)
+        places[ann["image_id"]].append(i)
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
     for i, ann in enumerate(doc.get("annotations") or []):
         if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
@@ -184,7 +187,8 @@ def coco_to_manifest(
                     masks.note(mask_url)
                     labeled = _paint(anns, image, cats, mask_url)
             except FormatError as exc:
-                raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
+                key = _document_key(exc.key, places[image["id"]])
+                raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
             lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
         write_lines(dst, lines)
     except BaseException:
@@ -194,6 +198,14 @@ def coco_to_manifest(
     if dropped:
         counts["dropped"] = dropped
     return counts
+
+
+def _document_key(key: str | None, places: list[int]) -> str | None:
+    """``annotations[i]...`` counted among one image's annotations, as the document counts them."""
+    m = re.match(r"annotations\[(\d+)\]", key or "")
+    if m is None or int(m.group(1)) >= len(places):
+        return key
+    return f"annotations[{places[int(m.group(1))]}]{key[m.end():]}"
 
 
 def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:
