@@ -362,6 +362,8 @@ def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):
     with pytest.raises(FormatError) as err:
         convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
     assert err.value.key == "annotations[2].segmentation" and "image 2: bad segmentation" in str(err.value)
+    for ann in doc["annotations"][:2]:
+        ann["bbox"] = [1, 1, 4, 4]
     doc["annotations"][2] = {"image_id": 2, "category_id": 1, "bbox": [0, 0, 1]}
     src.write_text(json.dumps(doc))
     with pytest.raises(FormatError) as err:
