@@ -158,3 +158,34 @@ def test_records_adjacent_in_the_input_are_one_run_and_a_gap_splits_them():
     assert _runs(part, array("q", [100, 107, 115, 124])) == [(0, 100, 129, 0, 46)]
     # a record longer than the gap to the next line: two runs, and the merge refuses the second
     assert _runs(part, array("q", [100, 106, 115, 124]))[1][1] == 106
+
+
+def test_kernel_copies_start_background_syncs_as_written_bytes_do(tmp_path, monkeypatch):
+    """Bytes the kernel copies into the atomic writer's file count toward its write-behind
+    step: without that, a commit made of kernel copies left every byte to the final fsync."""
+    from totask_manifest import _write_behind
+    from totask_manifest._storage import AtomicWriter
+
+    monkeypatch.setattr(_write_behind, "FLUSH_EVERY", 1 << 16)
+    sizes: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        sizes.append(os.fstat(fd).st_size)
+        real(fd)
+    monkeypatch.setattr(_write_behind.os, "fdatasync", counting)
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(1 << 19))
+    calls = []
+    real_copy = os.copy_file_range
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real_copy(*args, **kwargs)
+    monkeypatch.setattr(os, "copy_file_range", counted)
+    with AtomicWriter(str(tmp_path / "dst")) as out, open(src, "rb") as f:
+        sink = Sink(out, kernel=True)
+        for start in range(0, 1 << 19, 1 << 15):
+            sink.copy(f, start, 1 << 15)
+    assert calls and (tmp_path / "dst").read_bytes() == src.read_bytes()
+    assert sizes, "no background sync started behind the kernel's copies"

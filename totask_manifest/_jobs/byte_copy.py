@@ -14,6 +14,7 @@ import os
 from typing import IO
 
 from .._errors import JobError
+from .._write_behind import WriteBehindFile
 
 #: bytes per read where the kernel cannot copy
 BLOCK = 1 << 20
@@ -41,9 +42,14 @@ class Sink:
         """``kernel``: copy ranges of local files with ``copy_file_range``. Off by default: on
         ext4 (no shared extents) it copied no faster than reading and writing and used as much
         CPU (``benchmarks/resume_chain_bench.py``, 2 cores); a file system that shares extents
-        (XFS, Btrfs) copies without moving the bytes."""
+        (XFS, Btrfs) copies without moving the bytes. Measured again once kernel copies counted
+        toward the write-behind syncs (``benchmarks/resume_profile.py``, 1 line left of 1M, load
+        5-6): still slower, 6.06-6.41 s against 4.80-5.68 s read and written, same CPU."""
         self.out = out
         self._fd = _fileno(out) if kernel and hasattr(os, "copy_file_range") else None
+        raw = getattr(out, "raw", None)
+        #: told of each kernel copy, so that it syncs behind those bytes as behind written ones
+        self._behind = raw if isinstance(raw, WriteBehindFile) else None
 
     @property
     def kernel_copies(self) -> bool:
@@ -79,6 +85,8 @@ class Sink:
                 return start, length
             if n == 0:
                 raise JobError(_SHORT.format(what=what))
+            if self._behind is not None:
+                self._behind.wrote(n)
             start += n
             length -= n
         return start, 0
