@@ -43,6 +43,7 @@ import orjson
 from .._errors import JobError
 from .._storage import open_read, read_bytes, write_bytes_atomic
 from .layout import JobLayout, part_number
+from .read_ahead import advise_ahead
 
 STATUSES = ("labeled", "failed", "routed")
 MAGIC = b"totask-checkpoint/2\n"
@@ -264,8 +265,9 @@ def _v2_part(url: str, last: int, *, bodies: bool) -> Part:
             heads, n = int(foot["heads"]), int(foot["bodies"])
         except (TypeError, ValueError) as exc:
             raise _corrupt(url, f"footer: {exc}") from None
-        raw = read_at(len(MAGIC), heads + n if bodies else heads)
-    head_line, data = raw[:heads], (raw[heads:] if bodies else None)
+        # two reads, not one cut in two: a slice of the bodies would copy them once more
+        head_line = read_at(len(MAGIC), heads)
+        data = read_at(len(MAGIC) + heads, n) if bodies else None
     if len(head_line) != heads or (data is not None and len(data) != n):
         raise _corrupt(url, "shorter than its footer says: torn")
     try:
@@ -338,7 +340,7 @@ def read_part(url: str, *, bodies: bool = True) -> Iterator[Record]:
 def iter_parts(layout: JobLayout, *, bodies: bool = True) -> Iterator[Part]:
     """Every part in order; refuses records out of order (or twice) within and across parts."""
     last = -1
-    for url in layout.parts():
+    for url in advise_ahead(layout.parts(), tail=not bodies):
         part = load_part(url, after=last, bodies=bodies)
         if part.index:
             last = part.index[-1]
@@ -374,7 +376,7 @@ def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
     counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
     last = -1
     parts = layout.parts()
-    for url in parts:
+    for url in advise_ahead(parts, tail=True):
         s = part_summary(url)
         if not s.records:
             continue

@@ -25,6 +25,7 @@ from .._storage import AtomicWriter, open_read, redact_url
 from .byte_copy import Sink
 from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
 from .layout import JobLayout
+from .read_ahead import in_thread
 from .scan_ranges import job_selection
 from .selection import LineSelection
 
@@ -75,7 +76,8 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
         sink = Sink(out)
         # with kernel copies, bodies are copied from their part file (not read into memory)
-        parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
+        # loaded by a thread while the previous parts are written (``read_ahead``)
+        parts = in_thread(iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate)))
         for part in _merge(f, sink, parts, selection, coverage, input_url):
             if "f" in part.status:
                 failed.extend(r for r in part.records() if r.status == "failed")
