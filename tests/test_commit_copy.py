@@ -121,21 +121,22 @@ def test_a_source_shorter_than_the_range_is_refused(tmp_path, monkeypatch, kerne
         Sink(out, kernel=kernel).copy(f, 4, 100)
 
 
-def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch):
-    """With kernel copies the bodies are copied from the part file after its heads were
-    checked: a file that shrinks in between (a second writer) fails the commit; the old output
-    stays."""
+@pytest.mark.parametrize("kernel", [True, False])
+def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch, kernel):
+    """A local part's bodies are copied from the part file after its heads were checked (by
+    the kernel or read into a block): a file that shrinks in between (a second writer) fails
+    the commit; the old output stays."""
     inp, j = job
     before = Path(j.layout.output_manifest).read_bytes()
     part = Path(JobLayout(j.url).parts()[2])
     from totask_manifest._jobs import commit
 
-    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=True))
+    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=kernel))
 
     real = commit.iter_parts
 
-    def cut_after_heads(layout, *, bodies=True):
-        for p in real(layout, bodies=bodies):
+    def cut_after_heads(layout, **kwargs):
+        for p in real(layout, **kwargs):
             if p.url == str(part):
                 part.write_bytes(part.read_bytes()[:p.body_offset + 3])
             yield p
@@ -189,3 +190,31 @@ def test_kernel_copies_start_background_syncs_as_written_bytes_do(tmp_path, monk
             sink.copy(f, start, 1 << 15)
     assert calls and (tmp_path / "dst").read_bytes() == src.read_bytes()
     assert sizes, "no background sync started behind the kernel's copies"
+
+
+def test_ranges_read_into_one_block_survive_short_writes_and_match_a_buffered_copy(tmp_path):
+    """A local output takes ranges of a local file through one reused block written straight
+    to its file: a file that takes fewer bytes than given gets the rest, in order, and the
+    bytes are those a copy through Python objects (a store's output, no descriptor) writes."""
+    import io
+
+    class Short(io.FileIO):
+        def write(self, data):
+            return super().write(bytes(data)[:1000])
+
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(3 * byte_copy.BLOCK + 17))
+    ranges = [(5, 2 * byte_copy.BLOCK + 3), (0, 10), (byte_copy.BLOCK, byte_copy.BLOCK + 17)]
+    with open(src, "rb") as f, io.BufferedWriter(Short(str(tmp_path / "dst"), "wb")) as out:
+        sink = Sink(out)
+        for start, n in ranges:
+            sink.write(b"<")
+            sink.copy(f, start, n)
+        assert sink._block is not None  # the reused block, not a read per range
+    buffered = io.BytesIO()
+    with open(src, "rb") as f:
+        for start, n in ranges:
+            Sink(buffered).write(b"<")
+            Sink(buffered).copy(f, start, n)
+    data = src.read_bytes()
+    assert (tmp_path / "dst").read_bytes() == buffered.getvalue() == b"".join(b"<" + data[s:s + n] for s, n in ranges)

@@ -337,10 +337,11 @@ def read_part(url: str, *, bodies: bool = True) -> Iterator[Record]:
     yield from load_part(url, bodies=bodies).records()
 
 
-def iter_parts(layout: JobLayout, *, bodies: bool = True) -> Iterator[Part]:
-    """Every part in order; refuses records out of order (or twice) within and across parts."""
+def iter_parts(layout: JobLayout, *, bodies: bool = True, copied: bool = False) -> Iterator[Part]:
+    """Every part in order; refuses records out of order (or twice) within and across parts.
+    ``copied``: the caller copies the bodies from the part files, so they are read ahead too."""
     last = -1
-    for url in advise_ahead(layout.parts(), tail=not bodies):
+    for url in advise_ahead(layout.parts(), tail=not (bodies or copied)):
         part = load_part(url, after=last, bodies=bodies)
         if part.index:
             last = part.index[-1]
