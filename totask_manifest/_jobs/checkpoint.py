@@ -235,7 +235,8 @@ def _checked(part: Part, last: int) -> int:
     line order after ``last``; anything else is refused. Each test is one pass in C."""
     url, m = part.url, len(part.index)
     try:
-        index, lengths = array("q", part.index), array("q", part.length)
+        # lengths as unsigned: a negative one fails the conversion (no pass of its own to find it)
+        index, lengths = array("q", part.index), array("Q", part.length)
         try:
             in_array: array | None = array("q", part.in_bytes)
         except TypeError:
@@ -245,17 +246,26 @@ def _checked(part: Part, last: int) -> int:
             if part.whole:
                 array("q", [n for n in part.in_bytes if n is not None])
         ok = len(part.status) == m == len(lengths) == len(part.in_bytes) and not part.status.strip("lfr") \
-            and (not m or min(lengths) >= 0) and all(isinstance(x, dict) for x in part.extra.values())
+            and all(isinstance(x, dict) for x in part.extra.values())
     except (TypeError, OverflowError):
         ok = False
     if not ok:
         raise _corrupt(url, "wrong field types")
-    if m and (part.index[0] <= last or not all(map(operator.lt, part.index, islice(part.index, 1, None)))):
+    if m and (part.index[0] <= last or not _increasing(part.index)):
         previous = [last, *part.index]
         bad = next(b for a, b in zip(previous, part.index, strict=False) if b <= a)
         raise JobError(f"checkpoint {url} is out of order at line index {bad}")
     part.index_array, part.in_array = index, in_array
     return sum(lengths)
+
+
+def _increasing(index: list[int]) -> bool:
+    """Whether line indices rise strictly: at once for consecutive lines (the usual part, where
+    a job labels most lines), else pair by pair."""
+    first = index[0]
+    if index[-1] - first == len(index) - 1 and index == list(range(first, first + len(index))):
+        return True
+    return all(map(operator.lt, index, islice(index, 1, None)))
 
 
 def _v2_part(url: str, last: int, *, bodies: bool) -> Part:
