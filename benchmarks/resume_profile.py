@@ -55,6 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cold", action="store_true")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--ahead", type=int, help="parts read ahead (read_ahead.AHEAD)")
     p.add_argument("--kernel", choices=("on", "off"), help="force the commit's copy_file_range on or off")
     p.add_argument("--job", default=str(DATA / "resume-bbox-1000000"))
     args = p.parse_args()
@@ -66,6 +67,9 @@ def main() -> None:
             for f in files:
                 drop(os.path.join(root, f))
         drop(str(DATA / "bbox-1000000.manifest"))
+    if args.ahead is not None:
+        from totask_manifest._jobs import read_ahead
+        read_ahead.AHEAD = args.ahead
     if args.kernel:
         import functools
         commit.Sink = functools.partial(commit.Sink, kernel=args.kernel == "on")
@@ -90,7 +94,7 @@ def main() -> None:
         prof.disable()
     assert r.status == "COMPLETED", r
     print(f"imports {T_IMPORT:.2f} s; resume {total:.2f} s {'cold' if args.cold else 'warm'} "
-          f"kernel={args.kernel} {cpu} ({load()})")
+          f"kernel={args.kernel} ahead={args.ahead} {cpu} ({load()})")
     for label, s in marks:
         print(f"  {label:16s} {s:.3f} s")
     if args.profile:

@@ -24,9 +24,10 @@ AHEAD = 64
 TAIL = 4096
 
 
-def advise_ahead(urls: list[str], *, tail: bool = False, ahead: int = AHEAD) -> Iterator[str]:
-    """``urls`` in order; as each is handed out, the local file ``ahead`` places further is
-    advised for reading (whole, or with ``tail`` its first and last ``TAIL`` bytes only)."""
+def advise_ahead(urls: list[str], *, tail: bool = False, ahead: int | None = None) -> Iterator[str]:
+    """``urls`` in order; as each is handed out, the local file ``ahead`` (``AHEAD``) places
+    further is advised for reading (whole, or with ``tail`` its first and last ``TAIL`` bytes)."""
+    ahead = AHEAD if ahead is None else ahead
     for i, url in enumerate(urls):
         if i == 0:
             for first in urls[1:ahead + 1]:
