@@ -155,11 +155,18 @@ def _release(fd: int) -> None:
         os.close(fd)
 
 
+#: not through a link, never waiting on a FIFO, not inherited (the flags a system has)
+_NO_WAIT = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _hold(path: str) -> int | None:
     """A descriptor on the large regular file at ``path`` (not followed if a link, never
-    blocking on a FIFO), or None: nothing there, a small file, or one that cannot be opened."""
+    blocking on a FIFO), or None: nothing there, a small file, or one that cannot be opened.
+    Not on Windows, where a file held open cannot be replaced."""
+    if os.name != "posix":
+        return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NO_WAIT)
     except OSError:
         return None
     try:
