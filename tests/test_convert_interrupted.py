@@ -75,6 +75,23 @@ def test_ctrl_c_during_a_yolo_export_leaves_none_of_its_files_or_folders(tmp_pat
 
 
 @pytest.mark.slow
+def test_sigterm_during_a_yolo_export_cleans_up_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``timeout``, ``docker stop`` and systemd stop a command with SIGTERM. Before: convert died
+    of it at once (exit -15), leaving its whole hidden ``.tmp-yolo-*`` stage in the user's folder."""
+    src = boxes(tmp_path / "in.manifest", 6000)
+    dst = tmp_path / "ds"
+    dst.mkdir()
+    (dst / "notes.txt").write_bytes(b"mine")
+    proc = start_convert(src, dst, "yolo")
+    wait_for(lambda: any(dst.rglob("*.txt")) and len(list(dst.rglob("*.txt"))) > 1, proc, "a label file")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.decode().strip() == "totask-manifest convert: interrupted"
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["notes.txt"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("to", "out", "lines"), [("parquet", "out.parquet", 30000), ("yolo", "ds", 3000)])
 def test_what_a_killed_convert_left_is_removed_by_the_next_one(tmp_path: Path, to: str, out: str,
                                                                lines: int) -> None:

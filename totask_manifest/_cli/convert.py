@@ -39,12 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._analytics.convert import convert  # on use: the CLI starts without the heavy libraries
-    result = convert(
-        args.input, args.output, to=args.to, from_format=args.from_format, label_attribute=args.label_attribute,
-        class_names=args.class_names, task_type=args.task_type, job_name=args.job_name,
-        image_root=args.image_root, human_annotated=args.human_annotated, allow_drop=args.allow_drop,
-        confidence=args.confidence,
-    )
+    from ._terminate import sigterm_as_interrupt
+    with sigterm_as_interrupt():  # a SIGTERM cleans up what the convert made, as a Ctrl-C does
+        result = convert(
+            args.input, args.output, to=args.to, from_format=args.from_format,
+            label_attribute=args.label_attribute, class_names=args.class_names, task_type=args.task_type,
+            job_name=args.job_name, image_root=args.image_root, human_annotated=args.human_annotated,
+            allow_drop=args.allow_drop, confidence=args.confidence,
+        )
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"{result.from_format} -> {result.to_format}: {result.output} ({counts})")
     return 0

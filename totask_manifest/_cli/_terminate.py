@@ -1,0 +1,50 @@
+"""SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``).
+
+``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM. Python's
+default is to die of it at once, so a ``convert`` stopped that way skipped the clean-up a Ctrl-C
+runs: a YOLO export left its whole hidden ``.tmp-yolo-*`` stage (a file per image) in the user's
+folder. Jobs install their own SIGINT/SIGTERM handlers (``_jobs/execute.py``); this is the same
+promise for the commands that only clean up through ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's ``KeyboardInterrupt`` would be: the same clean-up runs, and
+    the command exits 128 + 15 as a shell reports a process SIGTERM ended."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` on the main thread of this process.
+
+    A worker forked inside the block inherits the handler; there it restores the default and
+    dies of the signal, as before (``ProcessPoolExecutor`` stops its workers with SIGTERM). A
+    SIGTERM the caller ignores stays ignored."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
