@@ -25,6 +25,7 @@ from totask_manifest._analytics.masks import (
 )
 from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import ManifestError, UsageError
+from totask_manifest._fetch import base_of, resolve_reference
 from totask_manifest._formats.model import FormatError
 
 pytestmark = requires_gt
@@ -346,6 +347,31 @@ def test_a_coco_import_stopped_by_a_bad_image_leaves_no_mask(tmp_path):
     with pytest.raises(FormatError):
         convert(str(src), str(tmp_path / "kept" / "m.manifest"), to="manifest")
     assert sorted(p.name for p in (tmp_path / "kept").rglob("*")) == ["2.png", "masks"]
+
+
+def test_mask_references_resolve_against_the_manifests_folder_both_ways(tmp_path, monkeypatch):
+    """Every reader (jobs, evaluate, report) resolves a relative reference against the manifest's
+    folder. Before: a COCO import to ``out/m.manifest`` from the working directory wrote
+    ``out/masks/1.png`` (relative to the working directory), which they read as
+    ``out/out/masks/1.png``; and a COCO export read a relative mask reference against the working
+    directory, not the manifest's folder."""
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    convert("c.json", "out/m.manifest", to="manifest")
+    rec = _records(tmp_path / "out" / "m.manifest")[0]
+    mask_file = resolve_reference(rec["label-ref"], base_of(str(tmp_path / "out" / "m.manifest")))
+    assert Path(mask_file) == tmp_path / "out" / "masks" / "1.png"
+    # a manifest naming its mask relative to its own folder, exported from another folder
+    rec["label-ref"] = "masks/1.png"
+    (tmp_path / "out" / "rel.manifest").write_bytes(orjson.dumps(rec) + b"\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    convert(str(tmp_path / "out" / "rel.manifest"), str(tmp_path / "back.json"), to="coco")
+    back = json.loads((tmp_path / "back.json").read_text())
+    assert [a["area"] for a in back["annotations"]] == [25]
 
 
 def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):

@@ -12,6 +12,7 @@ so it is built in memory.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import numpy as np
 import orjson
 
 from .._errors import ManifestError, UsageError
+from .._fetch import base_of, has_scheme, resolve_reference
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import coco_losses, describe
@@ -50,6 +52,7 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
     kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
     something unless ``allow_drop`` (the counts then say what was dropped)."""
     attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
     images: list[dict] = []
     anns: list[dict] = []
@@ -67,7 +70,7 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
             _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
                                      for k, v in label.metadata.get("class-map", {}).items()}, line.number)
         elif label.task_type == SEGMENTATION:
-            doc = _mask_doc(label, line.number, len(anns) + 1, cats)
+            doc = _mask_doc(label, line.number, len(anns) + 1, cats, base)
         else:
             raise ManifestError(f"COCO holds boxes and masks, not {label.task_type}", line=line.number,
                                 key=attr + "-metadata", rule="coco-type")
@@ -88,12 +91,12 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
     return counts
 
 
-def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str]) -> dict:
+def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], base: str) -> dict:
     color_map = label.metadata.get("internal-color-map")
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
         raise ManifestError("a mask label needs a URL value and an 'internal-color-map'", line=image_id,
                             key=label.attribute, rule="coco-mask")
-    mask = read_mask(label.value, color_map, line=image_id)
+    mask = read_mask(resolve_reference(label.value, base), color_map, line=image_id)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
     _merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, image_id)
@@ -185,7 +188,7 @@ def coco_to_manifest(
                 else:
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
-                    labeled = _paint(anns, image, cats, mask_url)
+                    labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
             except FormatError as exc:
                 key = _document_key(exc.key, places[image["id"]])
                 raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
@@ -208,7 +211,17 @@ def _document_key(key: str | None, places: list[int]) -> str | None:
     return f"annotations[{places[int(m.group(1))]}]{key[m.end():]}"
 
 
-def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:
+def _mask_ref(out_dir: str, mask_url: str) -> str:
+    """The line's reference to its mask: beside a manifest written to a relative local path it is
+    ``masks/<id>.png``, relative to the manifest's folder, where every reader (jobs, ``evaluate``,
+    ``report``, a COCO export) resolves it; ``out/masks/1.png``, relative to the working
+    directory, was read as ``out/out/masks/1.png``. Absolute paths and URLs stand as they are."""
+    if has_scheme(out_dir) or os.path.isabs(out_dir):
+        return mask_url
+    return mask_url[len(out_dir):].lstrip("/") if mask_url.startswith(out_dir) else mask_url
+
+
+def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
     width, height = image.get("width"), image.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
         raise FormatError("image needs positive integer 'width' and 'height' to paint masks", fmt="coco",
@@ -237,4 +250,4 @@ def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> L
     color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
     for cid in sorted(cats):
         color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
-    return Labeled(mask_url, {"internal-color-map": color_map})
+    return Labeled(mask_ref, {"internal-color-map": color_map})
