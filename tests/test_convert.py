@@ -297,6 +297,38 @@ def test_errors_are_clear(tmp_path):
         convert(str(tmp_path / "nonames"), str(tmp_path / "n.manifest"), to="manifest")
 
 
+@pytest.mark.parametrize(("index_line", "said"), [
+    (b'{"label": "labels/a.txt", broken', "index.jsonl line 2: not JSON"),
+    (b"[1, 2]", "index.jsonl line 2: not a JSON object"),
+    (b'{"label": "labels/a.txt", "source-ref": "a.jpg"}', "index.jsonl line 2: 'width' must be a positive integer"),
+    (b'{"source-ref": "a.jpg", "width": 4, "height": 4}', "index.jsonl line 2: 'label' must be a file name"),
+])
+def test_a_damaged_yolo_index_is_one_line_naming_its_line(tmp_path, capsys, index_line, said):
+    """Before: a line of ``index.jsonl`` that is not JSON, not an object or lacks a key ended the
+    import with a traceback (orjson.JSONDecodeError, TypeError, KeyError)."""
+    ds = tmp_path / "ds"
+    (ds / "labels").mkdir(parents=True)
+    (ds / "classes.txt").write_text("cat\n")
+    (ds / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    good = b'{"label": "labels/a.txt", "source-ref": "a.jpg", "width": 4, "height": 4}'
+    (ds / "index.jsonl").write_bytes(good + b"\n" + index_line + b"\n")
+    assert cli_main(["convert", str(ds), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 1
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.manifest").exists()
+
+
+def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
+    """Before: 'holds no images' (exit 1, invalid data), or 'no classes.txt ...' without
+    --class-names, for a folder that is not there: the README gives a missing input exit 2."""
+    for extra in ([], ["--class-names", str(tmp_path / "names.txt")]):
+        (tmp_path / "names.txt").write_text("cat\n")
+        code = cli_main(["convert", str(tmp_path / "nope"), str(tmp_path / "m.manifest"), "--to", "manifest",
+                         "--from", "yolo", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "no such folder" in err and "nope" in err, err
+
+
 def test_cli(tmp_path, capsys):
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
     names = tmp_path / "names.txt"
