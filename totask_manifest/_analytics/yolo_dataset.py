@@ -48,6 +48,7 @@ from .._storage import (
     join,
     open_read,
     read_bytes,
+    redact_url,
     url_to_fs,
 )
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
@@ -218,6 +219,30 @@ def _image_size(url: str) -> tuple[int, int, int]:
     return info.width, info.height, image_depth(info.mode)
 
 
+def _index_entries(data: bytes) -> list[dict]:
+    """The lines of ``index.jsonl``, each checked for what the import reads from it: a damaged
+    line is one error naming it (exit 1), never a traceback from the lookups below."""
+    entries = []
+    for n, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        where = f"index.jsonl line {n}"
+        try:
+            entry = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(f"{where}: not JSON ({exc})", fmt="yolo") from None
+        if not isinstance(entry, dict):
+            raise FormatError(f"{where}: not a JSON object", fmt="yolo")
+        if not isinstance(entry.get("label"), str) or not entry["label"]:
+            raise FormatError(f"{where}: 'label' must be a file name in the folder", fmt="yolo", key="label")
+        for key in ("width", "height"):
+            value = entry.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise FormatError(f"{where}: {key!r} must be a positive integer, got {value!r}", fmt="yolo", key=key)
+        entries.append(entry)
+    return entries
+
+
 def yolo_to_manifest(
     src: str,
     dst: str,
@@ -229,6 +254,8 @@ def yolo_to_manifest(
     human_annotated: str | None = None,
 ) -> dict[str, int]:
     """One line per label file; image sizes from ``index.jsonl`` or from the images themselves."""
+    if not exists(src):  # a missing input, as for every command (exit 2), not "holds no images"
+        raise StorageError(f"no such folder: {redact_url(src)}")
     names = list(class_names) if class_names is not None else None
     if names is None:
         for candidate in ("classes.txt", "obj.names", "data.yaml"):
@@ -240,9 +267,7 @@ def yolo_to_manifest(
     attr = label_attribute or "label"
     entries: list[dict] = []
     if exists(join(src, "index.jsonl")):
-        for raw in read_bytes(join(src, "index.jsonl")).splitlines():
-            if raw.strip():
-                entries.append(orjson.loads(raw))
+        entries = _index_entries(read_bytes(join(src, "index.jsonl")))
     else:
         fs, root = url_to_fs(src)
         label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
