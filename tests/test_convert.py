@@ -329,6 +329,26 @@ def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
         assert code == 2 and "no such folder" in err and "nope" in err, err
 
 
+@pytest.mark.parametrize(("doc", "said"), [
+    ({"images": [{"id": [1]}], "annotations": [], "categories": []}, "images[0].id"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"image_id": {"a": 1}, "category_id": 1, "bbox": [1, 1, 2, 2]}]}, "annotations[0].image_id"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, "a", 3]]}]}, "segmentation"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8, 4]]}]}, "segmentation"),
+])
+def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, capsys, doc, said):
+    """Before: an image id or image_id that is a list or object ended the import with a traceback
+    (unhashable type), and a polygon with a value that is not a number, or an odd count of
+    values, was skipped or cut short: the image got an empty mask, nothing said."""
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    assert cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "o" / "m.manifest"), "--to", "manifest"]) == 1
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli(tmp_path, capsys):
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
     names = tmp_path / "names.txt"
