@@ -143,8 +143,15 @@ def coco_to_manifest(
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
+        if not _is_id(ann["image_id"]):
+            raise FormatError(f"image_id must be a number or a string, got {ann['image_id']!r}", fmt="coco",
+                              key=f"annotations[{i}].image_id")
         by_image[ann["image_id"]].append(ann)
         places[ann["image_id"]].append(i)
+    for i, image in enumerate(doc["images"]):  # ids are looked up: a list or an object is no id
+        if isinstance(image, dict) and "id" in image and not _is_id(image["id"]):
+            raise FormatError(f"id must be a number or a string, got {image['id']!r}", fmt="coco",
+                              key=f"images[{i}].id")
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
     for i, ann in enumerate(doc.get("annotations") or []):
         if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
@@ -201,6 +208,10 @@ def coco_to_manifest(
     if dropped:
         counts["dropped"] = dropped
     return counts
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
 
 
 def _document_key(key: str | None, places: list[int]) -> str | None:

@@ -135,7 +135,13 @@ def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
 def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
     img = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(img)
-    for poly in polygons:
+    for n, poly in enumerate(polygons):
+        # a value that is no number, or an odd count, is a damaged polygon: refused, never cut
+        # short or skipped (the image would get an empty mask, nothing said); under 3 points it
+        # encloses no pixel
+        if not isinstance(poly, list | tuple) or len(poly) % 2 or \
+                not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly):
+            raise ValueError(f"polygon {n} must be an even count of numbers x1 y1 x2 y2 ...")
         if len(poly) >= 6:
             draw.polygon([(float(poly[i]), float(poly[i + 1])) for i in range(0, len(poly) - 1, 2)], fill=1)
     return np.asarray(img, dtype=bool)
