@@ -349,6 +349,36 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a/x.txt/", "labels/a"])
+def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys, in_the_way):
+    """A folder where a file goes (or a file where a folder goes) stopped the moves part way: the
+    new labels/ was in, ``data.yaml`` was not, and the error named only the folder. Now the
+    export checks every name first, names the one in the way, and the folder is as it was."""
+    src = tmp_path / "in.manifest"
+    src.write_bytes(orjson.dumps({"source-ref": "s3://b/ds/a/x.jpg", "boxes": {
+        "image_size": [{"width": 10, "height": 10, "depth": 3}],
+        "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]},
+        "boxes-metadata": {"class-map": {"0": "cat"}, "type": "groundtruth/object-detection",
+                           "human-annotated": "yes", "creation-date": "2024-01-01T00:00:00.000000",
+                           "job-name": "labeling-job/j"}}) + b"\n" + orjson.dumps(
+        {"source-ref": "s3://b/ds/b/y.jpg", "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                                                       "annotations": []},
+         "boxes-metadata": {"class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "yes",
+                            "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}}) + b"\n")
+    dst = tmp_path / "ds"
+    blocker = dst / in_the_way.rstrip("/")
+    if in_the_way.endswith("/"):
+        blocker.mkdir(parents=True)
+    else:
+        blocker.parent.mkdir(parents=True)
+        blocker.write_text("mine")
+    before = sorted(str(p.relative_to(dst)) for p in dst.rglob("*"))
+    assert cli_main(["convert", str(src), str(dst), "--to", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert in_the_way.rstrip("/") in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == before
+
+
 def test_cli(tmp_path, capsys):
     src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
     names = tmp_path / "names.txt"
