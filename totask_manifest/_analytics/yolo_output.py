@@ -156,9 +156,10 @@ class YoloOutput:
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
+        staged = os.path.join(self.stage, "labels")
+        target = os.path.join(self.root, "labels")
+        self._check_targets(staged, target)
         with _signals_held():
-            staged = os.path.join(self.stage, "labels")
-            target = os.path.join(self.root, "labels")
             if os.path.isdir(staged):
                 if not os.path.lexists(target):
                     os.rename(staged, target)
@@ -168,6 +169,27 @@ class YoloOutput:
                 if os.path.exists(os.path.join(self.stage, name)):
                     os.replace(os.path.join(self.stage, name), os.path.join(self.root, name))
             fsync_dir(self.root)
+
+    def _check_targets(self, staged: str, target: str) -> None:
+        """Every name the moves will take is free for what goes there, checked before the first
+        move: a user's folder where a file goes (or a file where a folder goes) stopped the moves
+        part way, leaving the new ``labels/`` beside the old ``data.yaml``."""
+        def in_the_way(path: str, folder: bool) -> None:
+            if os.path.lexists(path) and os.path.isdir(path) != folder:
+                what = "a folder, not a file" if os.path.isdir(path) else "a file, not a folder"
+                rel = os.path.relpath(path, self.root)
+                raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {what}; move it away")
+        for name in TOP_FILES:
+            in_the_way(os.path.join(self.root, name), folder=False)
+        if not os.path.isdir(staged) or not os.path.lexists(target):
+            return
+        for folder, _dirs, names in os.walk(staged):
+            dest = os.path.join(target, os.path.relpath(folder, staged))
+            in_the_way(dest, folder=True)
+            if not os.path.isdir(dest):
+                continue  # made by the moves, nothing below it yet
+            for name in names:
+                in_the_way(os.path.join(dest, name), folder=False)
 
     def _release(self) -> None:
         """The stage gone (empty after a commit), the folder too when this export made it and
