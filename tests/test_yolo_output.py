@@ -1,0 +1,99 @@
+"""``YoloOutput``'s commit, in process: a Ctrl-C or SIGTERM that arrives while the staged files
+are moved to their names waits until they all are, even with another thread alive (a remote
+input's fsspec I/O thread): a signal mask held by the main thread alone does not hold it back,
+since the kernel hands a process's signal to any thread that does not block it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from totask_manifest._analytics import yolo_output
+from totask_manifest._analytics.yolo_output import YoloOutput
+
+
+def _export(dst: Path) -> None:
+    with YoloOutput(str(dst)) as out:
+        for i in range(5):
+            out.write(f"labels/a/img{i}.txt", b"0 0.5 0.5 0.1 0.1\n")
+        out.write("index.jsonl", b"{}\n")
+        out.write("classes.txt", b"cat\n")
+        out.write("data.yaml", b"names: [cat]\n")
+
+
+@pytest.fixture
+def other_thread():
+    """A thread that does not block SIGINT or SIGTERM, alive during the test."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="other", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join()
+
+
+@pytest.fixture
+def signal_at_first_move(monkeypatch: pytest.MonkeyPatch):
+    """Sends the process ``signum`` as the commit moves its first file."""
+    sent = []
+
+    def arm(signum: int) -> None:
+        real = os.replace
+
+        def replace(src, dst, *a, **k):
+            if not sent:
+                sent.append(signum)
+                os.kill(os.getpid(), signum)
+            return real(src, dst, *a, **k)
+
+        monkeypatch.setattr(yolo_output.os, "replace", replace)
+        monkeypatch.setattr(yolo_output.os, "rename", replace)
+
+    return arm
+
+
+def _files(dst: Path) -> list[str]:
+    return sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+
+
+WHOLE = ["classes.txt", "data.yaml", "index.jsonl"] + [f"labels/a/img{i}.txt" for i in range(5)]
+
+
+def test_a_ctrl_c_during_the_moves_lets_them_finish_with_another_thread_alive(
+        tmp_path: Path, other_thread: threading.Thread, signal_at_first_move) -> None:
+    dst = tmp_path / "ds"
+    signal_at_first_move(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _export(dst)
+    assert _files(dst) == WHOLE  # before: the KeyboardInterrupt stopped the moves after labels/
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigterm_during_the_moves_waits_for_them(tmp_path: Path, other_thread: threading.Thread,
+                                                  signal_at_first_move) -> None:
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        dst = tmp_path / "ds"
+        signal_at_first_move(signal.SIGTERM)
+        seen_during: list[list[int]] = []
+        real_fsync_dir = yolo_output.fsync_dir
+
+        def fsync_dir(path: str) -> None:  # the last step of the moves
+            seen_during.append(list(got))
+            real_fsync_dir(path)
+
+        yolo_output.fsync_dir, saved = fsync_dir, yolo_output.fsync_dir
+        try:
+            _export(dst)
+        finally:
+            yolo_output.fsync_dir = saved
+        assert seen_during == [[]]  # held back while the files moved
+        assert got == [signal.SIGTERM]  # and delivered to the handler after
+        assert _files(dst) == WHOLE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
