@@ -11,7 +11,7 @@ them, and two exports to one folder at once removed each other's new folders. So
   exit 2. The kernel drops the lock when its holder ends, ``kill -9`` included;
 * everything is written into a hidden ``.tmp-yolo-*`` folder inside it, and only when the last
   file is written are the files moved to their names (one rename of ``labels/`` when the folder
-  has none yet), with Ctrl-C and SIGTERM held back until the moves are done;
+  has none yet), with Ctrl-C and SIGTERM held back until the moves are done (noted by handlers of their own, not masked: see ``_signals_held``);
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
   lock's holder makes one): it is removed.
 
@@ -29,7 +29,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from .._errors import StorageError, UsageError
 from .._storage import (
@@ -197,12 +197,28 @@ def _move_tree(staged: str, target: str) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM blocked (delivered when the block ends) on the main thread."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """SIGINT and SIGTERM held back on the main thread: noted by handlers of their own, then
+    raised again, to the handlers they had, when the block ends.
+
+    Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
+    other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
+    hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
+    in the main thread mid-moves, and SIGTERM's default disposition ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, note)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
