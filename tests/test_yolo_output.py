@@ -97,3 +97,37 @@ def test_a_sigterm_during_the_moves_waits_for_them(tmp_path: Path, other_thread:
         assert _files(dst) == WHOLE
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("no_lock", ["no fcntl", "flock refused"])
+def test_a_stage_is_removed_only_under_a_lock_the_export_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              no_lock: str) -> None:
+    """Without the lock (Windows, a file system without locks) a ``.tmp-yolo-*`` folder may be a
+    live export's stage, which removing would break in the middle of its moves: it stays."""
+    dst = tmp_path / "ds"
+    live = dst / ".tmp-yolo-abcd1234" / "labels"
+    live.mkdir(parents=True)
+    (live / "x.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    if no_lock == "no fcntl":
+        monkeypatch.setattr(yolo_output, "fcntl", None)
+    else:
+        class NoLocks:
+            LOCK_EX = LOCK_NB = 0
+
+            @staticmethod
+            def flock(fd: int, op: int) -> None:
+                raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    _export(dst)
+    assert (live / "x.txt").read_bytes() == b"0 0.5 0.5 0.1 0.1\n"
+    assert [f for f in _files(dst) if not f.startswith(".tmp-yolo-")] == WHOLE
+
+
+def test_a_killed_exports_stage_is_removed_under_the_lock(tmp_path: Path) -> None:
+    dst = tmp_path / "ds"
+    dead = dst / ".tmp-yolo-abcd1234" / "labels"
+    dead.mkdir(parents=True)
+    _export(dst)
+    assert not dead.parent.exists()
+    assert _files(dst) == WHOLE
