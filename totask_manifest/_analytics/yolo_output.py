@@ -64,6 +64,9 @@ class YoloOutput:
         self.root = os.path.abspath(path) if is_local(fs) else None
         self.stage = ""
         self._lock_fd: int | None = None
+        #: whether this export holds the folder's lock (not on Windows or a file system without
+        #: locks): only then is a ``.tmp-yolo-*`` folder surely a killed export's, never a live one's
+        self._locked = False
         self._made_root = False
         self._folders: set[str] = set()
         #: object store: new files, removed again when the export stops
@@ -78,7 +81,7 @@ class YoloOutput:
             self._made_root = not os.path.isdir(self.root)
             os.makedirs(self.root, exist_ok=True)
             self._lock()
-            for name in os.listdir(self.root):  # only the lock's holder makes one: a killed export's
+            for name in os.listdir(self.root) if self._locked else ():  # a killed export's: see _locked
                 path = os.path.join(self.root, name)
                 if _STAGE.match(name) and os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -148,6 +151,7 @@ class YoloOutput:
             return
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._locked = True
         except BlockingIOError:
             raise UsageError(f"another convert is writing the YOLO folder {redact_url(self.dst)}; wait for it "
                              "to end, or write to another folder") from None
@@ -181,6 +185,7 @@ class YoloOutput:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+            self._locked = False
 
     def _storage_error(self, exc: OSError) -> StorageError:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
