@@ -131,3 +131,33 @@ def test_a_killed_exports_stage_is_removed_under_the_lock(tmp_path: Path) -> Non
     _export(dst)
     assert not dead.parent.exists()
     assert _files(dst) == WHOLE
+
+
+def test_every_file_and_folder_is_synced_before_the_moves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file used to be written by an ``AtomicWriter`` (fsync, rename, folder fsync): after a
+    power cut an export reported done held its files whole. Staged files moved unsynced could be
+    found empty under their names: every file and folder is synced before its first move."""
+    synced: set[int] = set()
+    moved: list[int] = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    def check(move):
+        def moving(src, dst, *a, **k):
+            moved.append(os.stat(src).st_ino)
+            return move(src, dst, *a, **k)
+        return moving
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(yolo_output.os, "rename", check(real_rename))
+    monkeypatch.setattr(yolo_output.os, "replace", check(real_replace))
+    dst = tmp_path / "ds"
+    _export(dst)
+    inodes = {p.stat().st_ino for p in dst.rglob("*")}
+    assert inodes <= synced  # every file and folder of the dataset (labels/ and labels/a/ too)
+    assert moved and set(moved) <= synced
+    _export(dst)  # again: labels/ is there, each label file moved into it, its folder synced after
+    assert {p.stat().st_ino for p in dst.rglob("*")} <= synced
