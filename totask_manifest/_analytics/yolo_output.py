@@ -9,9 +9,11 @@ them, and two exports to one folder at once removed each other's new folders. So
 * the export holds an exclusive lock on the folder itself (``flock`` on its descriptor: no file
   is added to a user's folder for it); a second export to the same folder is refused, one line,
   exit 2. The kernel drops the lock when its holder ends, ``kill -9`` included;
-* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, and only when the last
-  file is written are the files moved to their names (one rename of ``labels/`` when the folder
-  has none yet), with Ctrl-C and SIGTERM held back until the moves are done (noted by handlers of their own, not masked: see ``_signals_held``);
+* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, each file and folder
+  synced (as ``AtomicWriter`` syncs one file: a power cut leaves no empty file under its name),
+  and only when the last file is written are the files moved to their names (one rename of
+  ``labels/`` when the folder has none yet), with Ctrl-C and SIGTERM held back until the moves
+  are done (noted by handlers of their own, not masked: see ``_signals_held``);
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
   lock's holder makes one): it is removed.
 
@@ -140,6 +142,8 @@ class YoloOutput:
         with f:
             try:
                 yield f
+                f.flush()
+                os.fsync(f.fileno())  # whole on disk before its name can be (``_commit``)
             except OSError as exc:
                 raise self._storage_error(exc) from None
 
@@ -160,6 +164,8 @@ class YoloOutput:
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
+        for folder, _dirs, _names in os.walk(self.stage, topdown=False):  # the entries of the files synced
+            fsync_dir(folder)
         with _signals_held():
             staged = os.path.join(self.stage, "labels")
             target = os.path.join(self.root, "labels")
@@ -198,6 +204,7 @@ def _move_tree(staged: str, target: str) -> None:
         os.makedirs(dest, exist_ok=True)
         for name in names:
             os.replace(os.path.join(folder, name), os.path.join(dest, name))
+        fsync_dir(dest)
 
 
 @contextlib.contextmanager
