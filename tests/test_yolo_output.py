@@ -161,3 +161,20 @@ def test_every_file_and_folder_is_synced_before_the_moves(tmp_path: Path, monkey
     assert moved and set(moved) <= synced
     _export(dst)  # again: labels/ is there, each label file moved into it, its folder synced after
     assert {p.stat().st_ino for p in dst.rglob("*")} <= synced
+
+
+def test_without_fcntl_the_folder_is_not_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no ``fcntl`` and cannot ``os.open`` a folder (PermissionError): the export
+    opened one only to lock it, so every local YOLO export there failed."""
+    monkeypatch.setattr(yolo_output, "fcntl", None)
+    real_open = os.open
+
+    def windows_open(path, flags, *a, **k):
+        if os.path.isdir(path):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(yolo_output.os, "open", windows_open)
+    dst = tmp_path / "ds"
+    _export(dst)
+    assert _files(dst) == WHOLE
