@@ -150,9 +150,9 @@ class YoloOutput:
     # -- local ------------------------------------------------------------------------------
 
     def _lock(self) -> None:
-        self._lock_fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        if fcntl is None:
+        if fcntl is None:  # Windows: no flock, and a folder cannot be opened (PermissionError)
             return
+        self._lock_fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._locked = True
