@@ -178,3 +178,30 @@ def test_without_fcntl_the_folder_is_not_opened(tmp_path: Path, monkeypatch: pyt
     dst = tmp_path / "ds"
     _export(dst)
     assert _files(dst) == WHOLE
+
+
+@pytest.mark.parametrize("taken", ["labels/a/img3.txt", "data.yaml", "labels/a"])
+def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp_path: Path, taken: str) -> None:
+    """A label file's name (or a top file's) taken by a folder, or a label folder's by a file:
+    the moves stopped there, with the label files before it replaced and the rest (classes.txt
+    and data.yaml included) old, and the error named only the dataset's folder."""
+    dst = tmp_path / "ds"
+    _export(dst)
+    for p in dst.rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"old\n")
+    spot = dst / taken
+    if spot.is_dir():
+        for p in spot.iterdir():
+            p.unlink()
+        spot.rmdir()
+        spot.write_bytes(b"mine\n")
+    else:
+        spot.unlink()
+        spot.mkdir()
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    with pytest.raises(yolo_output.StorageError) as err:
+        _export(dst)
+    assert taken in str(err.value)
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
+    assert not list(dst.glob(".tmp-yolo-*"))
