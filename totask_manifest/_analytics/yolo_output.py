@@ -166,6 +166,12 @@ class YoloOutput:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
         for folder, _dirs, _names in os.walk(self.stage, topdown=False):  # the entries of the files synced
             fsync_dir(folder)
+        taken = self._taken()
+        if taken is not None:  # found before the first move: the folder stays as it was
+            rel = os.path.relpath(taken, self.root).replace(os.sep, "/")
+            held = "a folder" if os.path.isdir(taken) else "a file"
+            raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {held}, in the way of the "
+                               "export's own; nothing in the folder was changed")
         with _signals_held():
             staged = os.path.join(self.stage, "labels")
             target = os.path.join(self.root, "labels")
@@ -178,6 +184,30 @@ class YoloOutput:
                 if os.path.exists(os.path.join(self.stage, name)):
                     os.replace(os.path.join(self.stage, name), os.path.join(self.root, name))
             fsync_dir(self.root)
+
+    def _taken(self) -> str | None:
+        """The first path a move would fail on, or None: a folder where a file goes (``os.replace``
+        cannot put a file over one), a file (or a link to one) where a label folder goes. Found
+        before any move, so that one of them cannot leave the dataset half replaced."""
+        for name in TOP_FILES:
+            path = os.path.join(self.root, name)
+            if os.path.exists(os.path.join(self.stage, name)) and os.path.isdir(path) and not os.path.islink(path):
+                return path
+        staged, target = os.path.join(self.stage, "labels"), os.path.join(self.root, "labels")
+        if not os.path.isdir(staged) or not os.path.lexists(target):
+            return None  # labels/ renamed whole, or none written
+        for folder, dirs, names in os.walk(staged):
+            dest = os.path.normpath(os.path.join(target, os.path.relpath(folder, staged)))
+            if not os.path.isdir(dest):
+                if os.path.lexists(dest):
+                    return dest
+                dirs[:] = []  # made by the moves: nothing below it is taken
+                continue
+            for name in names:
+                path = os.path.join(dest, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    return path
+        return None
 
     def _release(self) -> None:
         """The stage gone (empty after a commit), the folder too when this export made it and
