@@ -79,7 +79,7 @@ class _Size(Struct, forbid_unknown_fields=True, gc=False):
 
 class _Label(Struct, forbid_unknown_fields=True, gc=False):
     """A bounding-box label value as Ground Truth writes it (no ``annotations``: no boxes, as in
-    ``Columns.add``; a ``null`` one is refused and counted generically)."""
+    ``Counts.add``; a ``null`` one is refused and counted generically)."""
 
     annotations: list[_Box] = []
     image_size: list[_Size] | UnsetType = UNSET
@@ -92,7 +92,7 @@ class _Object(Struct, forbid_unknown_fields=True, gc=False):
 class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     """A detection label's metadata, or a failed line's (any other ``type`` is refused).
 
-    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Columns.add``
+    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Counts.add``
     does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
     alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
     strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
@@ -299,7 +299,7 @@ class FastPath:
         return fallback
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
-        """``Columns.add`` for one attribute over a batch: the labeled detection lines column by
+        """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
         column (``map`` and ``chain`` loop in C), the few others one by one (``_add``)."""
         clean_metas: list[_Meta] = []
         clean_labels: list[_Label] = []
@@ -329,7 +329,7 @@ class FastPath:
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
         # boxes beyond a line's objects list have no confidence
         cols.unscored += sum(filter(_POSITIVE, map(sub, boxes, map(len, objects))))
-        cols.names.update(chain.from_iterable(map(dict.items, class_maps)))
+        cols.raw_names.update(chain.from_iterable(map(dict.items, class_maps)))
 
     def _rule(self, meta: _Meta) -> str:
         rule = meta.failure_rule
@@ -344,25 +344,16 @@ class FastPath:
         return known
 
     def _add(self, cols: Any, meta: _Meta, label: Any) -> None:
-        """``stats_facts.Columns.add`` for one failed line, or one without a label or a type."""
-        typ = meta.type
-        cols.types.append(None if typ is UNSET else typ)
+        """``stats_facts.Counts.add`` for one failed line, or one without a label or a type."""
+        typ = None if meta.type is UNSET else meta.type
         if meta.failure_reason is not UNSET:
-            cols.reasons.append(self._rule(meta))
-            cols.humans.append(None)
-            cols.jobs.append(None)
-            cols.states.append(FAILED | DECLARED)
+            cols.meta_n[typ, self._rule(meta), None, None, FAILED | DECLARED] += 1
             return
-        cols.reasons.append(None)
-        declared = 0 if typ is UNSET else DECLARED
+        declared = 0 if typ is None else DECLARED
         if label is UNSET:
-            cols.humans.append(None)
-            cols.jobs.append(None)
-            cols.states.append(declared)
+            cols.meta_n[typ, None, None, None, declared] += 1
             return
-        cols.humans.append(meta.human)
-        cols.jobs.append(meta.job)
-        cols.states.append(LABELED | declared)
-        if typ is not UNSET:  # pragma: no cover - such lines go through _add_all
+        if typ is not None:  # pragma: no cover - such lines go through _add_all
             raise AssertionError("a typed labeled line is counted by _add_all")
-        # no type: no family, nothing more is read from the label (as Columns.add)
+        # no type: no family, nothing more is read from the label (as Counts.add)
+        cols.meta_n[None, None, meta.human, meta.job, LABELED] += 1
