@@ -156,7 +156,7 @@ def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batc
 
 
 def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
-    """Equal, the confidence mean to the last bits aside (polars sums a column in any order)."""
+    """Equal, the confidence mean to the last bits aside (the fast path gathers the values in another order)."""
     assert got.to_dict() | {"attributes": None} == want.to_dict() | {"attributes": None}
     assert list(got.attributes) == list(want.attributes)
     for name, a in want.attributes.items():

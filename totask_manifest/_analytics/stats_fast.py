@@ -13,8 +13,7 @@ surrogates, numbers that overflow a double, control characters) just as orjson d
 duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
 task type, a class id outside 64 bits, malformed JSON, a blank line) goes to the generic count,
 one line at a time. Lines are counted in another order than the generic count's, which changes
-no count; the confidence mean may differ in its last bits, as polars' own parallel sums already
-make it differ from run to run.
+no count; the confidence mean may differ in its last bits (numpy sums each batch pairwise).
 
 The top-level keys differ per manifest (the label attribute names them), so the line struct is
 built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects and their label
