@@ -324,3 +324,49 @@ def test_attribute_detection_reads_past_lines_that_are_not_json_objects(tmp_path
     with pytest.raises(ManifestError, match=r"line 1: .*not an object"):
         convert(str(path), str(tmp_path / "x.json"), to="coco")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_coco_import_stopped_by_a_bad_image_leaves_no_mask(tmp_path):
+    """Masks are painted image by image before the manifest is written: a bad segmentation on the
+    second image stopped the import with no manifest, and the first image's mask (and the folders
+    made for it) stayed, named by no line. A mask file there before stays (rewritten, as a
+    finished import rewrites it)."""
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 10, "height": 10} for i in (1, 2, 3)],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 2, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 3, "category_id": 1, "segmentation": "bad"}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="image 3: bad segmentation"):
+        convert(str(src), str(tmp_path / "out" / "m.manifest"), to="manifest")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept" / "masks").mkdir(parents=True)
+    (tmp_path / "kept" / "masks" / "2.png").write_bytes(b"mine")
+    with pytest.raises(FormatError):
+        convert(str(src), str(tmp_path / "kept" / "m.manifest"), to="manifest")
+    assert sorted(p.name for p in (tmp_path / "kept").rglob("*")) == ["2.png", "masks"]
+
+
+def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):
+    """The key named the annotation's place among its image's annotations (``annotations[0]``
+    for the document's third), so the user looked at the wrong one."""
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+                      {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]},
+                           {"image_id": 2, "category_id": 1, "segmentation": "bad"}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
+    assert err.value.key == "annotations[2].segmentation" and "image 2: bad segmentation" in str(err.value)
+    for ann in doc["annotations"][:2]:
+        ann["bbox"] = [1, 1, 4, 4]
+    doc["annotations"][2] = {"image_id": 2, "category_id": 1, "bbox": [0, 0, 1]}
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest", task_type="object-detection",
+                allow_drop=True)
+    assert err.value.key == "annotations[2].bbox"

@@ -65,7 +65,7 @@ def test_ctrl_c_during_a_yolo_export_leaves_none_of_its_files_or_folders(tmp_pat
     (dst / "images").mkdir(parents=True)
     (dst / "images" / "x.jpg").write_bytes(b"mine")  # the user's, there before
     proc = start_convert(src, dst, "yolo")
-    wait_for(lambda: any((dst / "labels").rglob("*.txt")), proc, "a label file")
+    wait_for(lambda: any(dst.rglob("*.txt")), proc, "a label file")  # staged in a hidden folder
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -181,3 +181,119 @@ def test_on_s3_what_a_killed_convert_left_is_removed_by_the_next_one(s3, tmp_pat
     fs.pipe(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef", b"{")
     assert _stale_temporaries.remove_stale_temporaries(manifest) == [f"{dst}-m/.tmp-out.manifest-0123456789abcdef0123456789abcdef".removeprefix("s3://")]
     assert fs.exists(f"{dst}-m/.tmp-outer.manifest-0123456789abcdef0123456789abcdef")
+
+
+def outside_temporaries(folder: Path) -> list[str]:
+    """What ``folder`` holds outside hidden ``.tmp-*`` temporaries (files and folders)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if not any(part.startswith(".tmp-") for part in p.relative_to(folder).parts))
+
+
+@pytest.mark.slow
+def test_a_killed_yolo_export_leaves_no_label_file_and_the_next_one_cleans_up(tmp_path: Path) -> None:
+    """kill -9 once label files are being written: none of them is in the folder (before: every
+    finished one stayed, a dataset with no classes.txt); the next export removes what was left."""
+    src = boxes(tmp_path / "in.manifest", 3000)
+    dst = tmp_path / "ds"
+    (dst / "images").mkdir(parents=True)
+    (dst / "images" / "x.jpg").write_bytes(b"mine")
+    proc = start_convert(src, dst, "yolo")
+    wait_for(lambda: len(list(dst.rglob("*.txt"))) > 20, proc, "label files")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert outside_temporaries(dst) == ["images", "images/x.jpg"]
+    time.sleep(TEMPORARY_GRACE_S + 0.2)
+    again = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", "yolo"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert again.returncode == 0, again.stderr
+    assert temporaries(dst) == []
+    assert len(list((dst / "labels").rglob("*.txt"))) == 3000
+    assert (dst / "classes.txt").read_text() == "cat\n" and (dst / "data.yaml").exists()
+
+
+#: runs the CLI with a SIGINT sent to itself the moment a file named NAME is opened for writing
+#: (by whatever means: a temporary of the atomic writer or a plain open), as a Ctrl-C would land
+SIGINT_AT_OPEN = """
+import builtins, io, os, signal, sys
+name = sys.argv.pop(1)
+real_os_open, real_open = os.open, builtins.open
+def hit(path):
+    base = os.path.basename(os.fsdecode(path))
+    return base == name or base.startswith(".tmp-" + name + "-")
+def os_open(path, flags, *a, **k):
+    if flags & (os.O_WRONLY | os.O_RDWR) and hit(path):
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_os_open(path, flags, *a, **k)
+def open_(file, mode="r", *a, **k):
+    if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+") and hit(file):
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_open(file, mode, *a, **k)
+os.open, builtins.open, io.open = os_open, open_, open_
+from totask_manifest._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["classes.txt", "data.yaml"])
+def test_ctrl_c_as_the_last_files_are_written_leaves_no_dataset_without_them(tmp_path: Path, name: str) -> None:
+    """Before: the label files, index.jsonl and images.txt were in place when classes.txt and
+    data.yaml were written, so a Ctrl-C there left a dataset without them."""
+    src = boxes(tmp_path / "in.manifest", 50)
+    dst = tmp_path / "ds"
+    (dst / "images").mkdir(parents=True)
+    (dst / "images" / "x.jpg").write_bytes(b"mine")
+    r = subprocess.run([sys.executable, "-c", SIGINT_AT_OPEN, name, "convert", str(src), str(dst), "--to", "yolo"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=_sigint_as_a_terminal_gives_it)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip() == "totask-manifest convert: interrupted"
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["images", "images/x.jpg"]
+
+
+@pytest.mark.slow
+def test_a_second_yolo_export_to_the_same_folder_is_refused_while_one_runs(tmp_path: Path) -> None:
+    """Before: both ran, and one's cleanup could remove the other's new folders and files."""
+    src = boxes(tmp_path / "in.manifest", 6000)
+    dst = tmp_path / "ds"
+    first = start_convert(src, dst, "yolo")
+    wait_for(lambda: any(dst.rglob("*.txt")), first, "a label file")
+    second = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", "yolo"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    _out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert "another convert is writing" in second.stderr and str(dst) in second.stderr
+    assert len(list((dst / "labels").rglob("*.txt"))) == 6000
+    assert temporaries(dst) == []
+
+
+def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_removed(tmp_path: Path) -> None:
+    """In-process checks of the same rules: the lock on the folder refuses a second export (exit
+    2) and leaves the first one's files; a ``.tmp-yolo-*`` folder found by the lock's holder is a
+    killed export's and goes; a folder that is a file is named as such."""
+    from totask_manifest._analytics.yolo_output import YoloOutput
+    from totask_manifest._errors import StorageError, UsageError
+
+    src = boxes(tmp_path / "in.manifest", 5)
+    dst = tmp_path / "ds"
+    with YoloOutput(str(dst)) as out:
+        out.write("labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
+        with pytest.raises(UsageError, match="another convert is writing the YOLO folder") as refused:
+            convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+        assert refused.value.exit_code == 2
+    assert (dst / "labels" / "a.txt").exists() and temporaries(dst) == []
+    dead = dst / ".tmp-yolo-dead1234" / "labels"
+    dead.mkdir(parents=True)
+    (dead / "x.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    user = dst / ".tmp-yolo-notes"  # not a name mkdtemp gives: not ours
+    user.mkdir()
+    convert(str(src), str(dst), to="yolo", label_attribute="boxes")
+    assert temporaries(dst) == [user]
+    assert len(list((dst / "labels").rglob("*.txt"))) == 6  # a.txt, there before, stays
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(StorageError, match="afile is a file, not a folder"):
+        convert(str(src), str(tmp_path / "afile"), to="yolo", label_attribute="boxes")

@@ -530,3 +530,29 @@ def test_a_content_encoding_libcurl_does_not_know_hands_the_bytes_over(kind):
             return [await client.get(s.url + "/text"), await client.get(s.url + "/gz")]
 
         assert _with_client(kind, FetchPolicy(), use) == [b"hello", b"g" * 100]
+
+
+@clients
+def test_an_attempts_time_limit_covers_all_its_redirect_hops(kind, monkeypatch):
+    """Each hop is quick enough alone; together they pass the attempt's limit. libcurl's own
+    timer (``TIMEOUT_MS``) gets what is left of the attempt, not the whole limit per hop, and
+    the reason is the one the fetcher's asyncio timer gives (aiohttp)."""
+    monkeypatch.setenv(HTTP_CLIENT_ENV, kind)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        hop = int(request.match_info.get("tail", "0") or 0)
+        await asyncio.sleep(0.25)
+        raise web.HTTPFound(f"/{hop + 1}")
+
+    async def main() -> str:
+        async with Fetcher(FetchPolicy(timeout=0.6, retries=0, max_redirects=10)) as fetcher:
+            try:
+                await fetcher.fetch(server.url("0"))
+            except FetchError as exc:
+                return str(exc)
+        return "fetched"
+
+    with LocalHTTPServer(handler) as server:
+        reason = asyncio.run(main())
+        assert reason.startswith("timed out after 0.6 s (") and reason.endswith("; 1 attempt)")
+        assert 2 <= len(server.hits) <= 3  # the third hop ran out of time, a fourth never started

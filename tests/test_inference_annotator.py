@@ -446,6 +446,27 @@ def test_remote_endpoint_protocol(tmp_path):
     assert isinstance(outs[5], Failed) and "cannot open image" in outs[5].reason
 
 
+def test_a_reversed_box_fails_its_line_only(tmp_path):
+    """An endpoint answering one image with x2 < x1: that line fails (model-error, the box named);
+    the box used to be turned around and written as a box the model never drew."""
+    from aiohttp import web
+
+    async def handler(request):
+        body = await request.json()
+        preds = [{"boxes": [[1, 2, 11, 22]] if not url.endswith("1.jpg") else [[1, 2, 11, 22], [40, 2, 30, 22]],
+                  "scores": [0.9] * (1 + url.endswith("1.jpg")), "labels": [0] * (1 + url.endswith("1.jpg")),
+                  "image_size": {"width": 100, "height": 50}} for url in body["images"]]
+        return web.json_response({"predictions": preds, "class_names": ["cat"]})
+
+    with LocalHTTPServer(handler) as server:
+        records = [{"source-ref": f"s3://bucket/{i}.jpg"} for i in range(3)]
+        outs = run(tmp_path, "object-detection", {"model": server.url("predict"), "batch_size": 4}, records)
+    assert [type(o).__name__ for o in outs] == ["Labeled", "Failed", "Labeled"]
+    assert outs[1].reason.startswith("model: boxes[1] is [40, 2, 30, 22] (x1 y1 x2 y2), so x2 < x1: ")
+    assert outs[1].rule == "model-error"
+    assert outs[0].value["annotations"] == [{"class_id": 0, "top": 2, "left": 1, "height": 20, "width": 10}]
+
+
 def test_remote_endpoint_errors_fail_lines_with_reason(tmp_path):
     from aiohttp import web
 

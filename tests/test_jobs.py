@@ -137,6 +137,30 @@ def test_append_adds_new_objects_and_skips_duplicates(tmp_path, caplog):
     assert "1 duplicate(s) skipped (first: " in caplog.text and "'s3://bucket/images/img00001.jpg'" in caplog.text
 
 
+def test_append_reads_each_manifest_once(tmp_path, monkeypatch):
+    """The combined input is written in one pass over each manifest: the input was read twice
+    (once for its data objects, once to copy it), a cost the size of the input."""
+    from totask_manifest._jobs import inputs
+
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"a.jpg"}\n\n{"source-ref":"b.jpg"}')  # no newline at the end
+    extra = tmp_path / "extra.manifest"
+    extra.write_bytes(b'{"source-ref":"b.jpg","x":1}\n{"source-ref":"c.jpg"}\n{"source-ref":"c.jpg"}\n')
+    opened: list[str] = []
+    real = inputs.read_lines
+
+    def counted(url, *args, **kwargs):
+        opened.append(url)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "read_lines", counted)
+    result = inputs.combine_with_appended(str(inp), [str(extra)], str(tmp_path / "combined.manifest"))
+    assert opened == [str(inp), str(extra)]
+    assert (tmp_path / "combined.manifest").read_bytes() == (
+        b'{"source-ref":"a.jpg"}\n\n{"source-ref":"b.jpg"}\n{"source-ref":"c.jpg"}\n')
+    assert (result.added, result.skipped, result.starts) == (1, 2, [[3, str(tmp_path)]])
+
+
 def test_memory_filesystem_output_root(tmp_path):
     import fsspec
 

@@ -26,12 +26,12 @@ def detect(pred, **kw):
 
 def test_boxes_are_clipped_ordered_and_converted():
     pred = {
-        "boxes": torch.tensor([[-5.0, 10, 20, 30], [90, 40, 120, 70], [30, 30, 10, 10], [50, 5, 50.5, 9]]),
+        "boxes": torch.tensor([[-5.0, 10, 20, 30], [90, 40, 120, 70], [10, 10, 30, 30], [50, 5, 50.5, 9]]),
         "scores": torch.tensor([0.6, 0.95, 0.7, 0.9]),
         "labels": torch.tensor([0, 1, 2, 0]),
     }
     det = detect(pred)
-    # clipped to the image; x1 > x2 swapped; ordered by score
+    # clipped to the image; ordered by score
     assert det.boxes == [[90, 40, 100, 50], [50, 5, 50.5, 9], [10, 10, 30, 30], [0, 10, 20, 30]]
     value, meta = pp.detection_label(det, width=100, height=50, depth=3, class_names=["a", "b", "c"])
     assert value["annotations"][0] == {"class_id": 1, "left": 90, "top": 40, "width": 10, "height": 10}
@@ -42,6 +42,21 @@ def test_boxes_are_clipped_ordered_and_converted():
     assert check_label("object-detection", value, {**meta, **META}) == []
     assert detect(pred, min_object_size=5).labels == [1, 2, 0]  # the 0.5-wide box is gone
     assert detect(pred, allowed={0}).labels == [0, 0]
+
+
+@pytest.mark.parametrize(("box", "axis"), [([30.5, 10, 10, 20], "x2 < x1"), ([10, 30, 20, 10], "y2 < y1")])
+def test_a_reversed_box_is_refused_not_turned_around(box, axis):
+    """x1 y1 x2 y2 with x2 < x1 (or y2 < y1) breaks torchvision's box protocol (a model giving
+    x, y, width, height, say); it used to be swapped into a box the model never drew."""
+    pred = {"boxes": [[2, 2, 8, 8], box], "scores": [0.9, 0.8], "labels": [0, 1]}
+    with pytest.raises(pp.PredictionRefused) as err:
+        detect(pred)
+    assert str(err.value) == (f"boxes[1] is {box} (x1 y1 x2 y2), so {axis}: a detector's boxes are x1 y1 x2 y2 "
+                              "with x1 <= x2 and y1 <= y2 (torchvision's convention); is it x y width height?")
+    assert isinstance(err.value, JobError)
+    # a reversed box the threshold or the class filter leaves out is never written: nothing refused
+    assert detect(pred, confidence_threshold=0.85).boxes == [[2, 2, 8, 8]]
+    assert detect(pred, allowed={0}).boxes == [[2, 2, 8, 8]]
 
 
 def test_nonfinite_degenerate_and_empty_predictions():

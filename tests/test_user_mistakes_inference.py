@@ -99,6 +99,35 @@ def test_a_detector_whose_every_box_is_not_finite_does_not_label_images_empty(tm
     assert out == manifest.read_bytes()  # nothing written as an empty image
 
 
+WIDE_SEGMENTER = """
+import torch
+class Wide(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 256, 4, 4)
+def make():
+    return Wide()
+"""
+
+
+@pytest.mark.slow
+def test_a_segmentation_line_that_fails_after_its_mask_is_written_leaves_no_mask(tmp_path: Path) -> None:
+    """256 classes with long names: the mask is written, then the line is refused (over Ground
+    Truth's 100,000 characters). The PNG used to stay in annotations/masks, named by no line."""
+    manifest = images(tmp_path, 2)
+    (tmp_path / "wide.py").write_text(WIDE_SEGMENTER)
+    (tmp_path / "names.txt").write_text("".join(f"class {i} {'x' * 400}\n" for i in range(256)))
+    r = run_cli("annotate", str(manifest), "--job-name", "seg", "--label-attribute", "mask-ref",
+                "--task-type", "semantic-segmentation", "--method", "inference",
+                "--model", f"{tmp_path / 'wide.py'}:make", "--class-names", str(tmp_path / "names.txt"),
+                "--input-size", "4", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    failures = [orjson.loads(x) for x in (tmp_path / "out/seg/failures.jsonl").read_bytes().splitlines()]
+    assert [(f["line"], f["rule"]) for f in failures] == [(1, "line-too-long"), (2, "line-too-long")]
+    masks = tmp_path / "out/seg/annotations/masks"
+    assert not masks.exists() or list(masks.iterdir()) == []
+    assert "Traceback" not in r.stderr
+
+
 def no_credentials_env() -> dict[str, str]:
     """No storage credentials from anywhere, and no instance metadata lookups."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

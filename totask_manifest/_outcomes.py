@@ -50,6 +50,9 @@ class Labeled:
     value: Any
     metadata: dict = field(default_factory=dict)
     metadata_order: tuple[str, ...] = ()
+    #: URLs of files the annotator wrote for this label alone (a segmentation mask): the job
+    #: removes them when the line ends failed after all (its label refused), since no line names them
+    files: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

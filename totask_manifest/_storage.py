@@ -369,3 +369,15 @@ def fsync_dir(directory: str) -> None:
 def write_bytes_atomic(url: str, data: bytes) -> None:
     with AtomicWriter(url) as f:
         f.write(data)
+
+
+def remove_file(url: str) -> None:
+    """Remove the file at ``url``; one already gone is no error. ``StorageError`` otherwise."""
+    fs, path = url_to_fs(url)
+    try:
+        with backend_errors(url, "write"):
+            fs.rm_file(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot remove {redact_url(url)}: {exc.strerror or exc}") from None

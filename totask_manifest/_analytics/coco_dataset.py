@@ -12,6 +12,7 @@ so it is built in memory.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from .._outcomes import Labeled
 from .._storage import join, read_bytes, write_bytes_atomic
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
+from .new_files import NewFiles
 
 DETECTION = "object-detection"
 SEGMENTATION = "semantic-segmentation"
@@ -134,10 +136,12 @@ def coco_to_manifest(
         raise no_images(src)
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
+    places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
         by_image[ann["image_id"]].append(ann)
+        places[ann["image_id"]].append(i)
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
     for i, ann in enumerate(doc.get("annotations") or []):
         if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
@@ -157,35 +161,51 @@ def coco_to_manifest(
     human = human_annotated or ("no" if scored else "yes")
     lines = []
     dropped = 0
-    for n, image in enumerate(doc["images"]):
-        key = f"images[{n}]"
-        if not isinstance(image, dict) or "id" not in image:
-            raise FormatError("image needs an 'id'", fmt="coco", key=key)
-        anns = by_image.get(image["id"], [])
-        file_name = str(image.get("file_name", image["id"]))
-        source = join(image_root, file_name) if image_root else file_name
-        size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
-        try:
-            if task_type == DETECTION:
-                lost = coco_losses(anns)
-                if lost and not allow_drop:
-                    raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
-                                      "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
-                                      key="annotations")
-                labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
-                if lost:
-                    labeled.metadata["dropped"] = dict(lost)
-                    dropped += 1
-            else:
-                labeled = _paint(anns, image, cats, join(out_dir, "masks", f"{image['id']}.png"))
-        except FormatError as exc:
-            raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=exc.key) from None
-        lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
-    write_lines(dst, lines)
+    masks = NewFiles()  # painted before the manifest is written: gone again if an image stops the import
+    try:
+        for n, image in enumerate(doc["images"]):
+            key = f"images[{n}]"
+            if not isinstance(image, dict) or "id" not in image:
+                raise FormatError("image needs an 'id'", fmt="coco", key=key)
+            anns = by_image.get(image["id"], [])
+            file_name = str(image.get("file_name", image["id"]))
+            source = join(image_root, file_name) if image_root else file_name
+            size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
+            try:
+                if task_type == DETECTION:
+                    lost = coco_losses(anns)
+                    if lost and not allow_drop:
+                        raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
+                                          "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
+                                          key="annotations")
+                    labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                    if lost:
+                        labeled.metadata["dropped"] = dict(lost)
+                        dropped += 1
+                else:
+                    mask_url = join(out_dir, "masks", f"{image['id']}.png")
+                    masks.note(mask_url)
+                    labeled = _paint(anns, image, cats, mask_url)
+            except FormatError as exc:
+                key = _document_key(exc.key, places[image["id"]])
+                raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
+            lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
+        write_lines(dst, lines)
+    except BaseException:
+        masks.remove()
+        raise
     counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
     return counts
+
+
+def _document_key(key: str | None, places: list[int]) -> str | None:
+    """``annotations[i]...`` counted among one image's annotations, as the document counts them."""
+    m = re.match(r"annotations\[(\d+)\]", key or "")
+    if m is None or int(m.group(1)) >= len(places):
+        return key
+    return f"annotations[{places[int(m.group(1))]}]{key[m.end():]}"
 
 
 def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str) -> Labeled:

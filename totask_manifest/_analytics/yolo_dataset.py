@@ -20,6 +20,8 @@ in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.j
 ``images/train/images_/x.jpg``): Ultralytics replaces the last ``/images/`` of a path. The same
 image on two lines cannot have two label files: refused.
 
+On a local disk the folder changes whole or not at all, one export at a time (``yolo_output``).
+
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
 next to ``images/`` with the same folders) works too: sizes are read from the image headers with
@@ -28,8 +30,6 @@ Pillow.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
@@ -44,16 +44,14 @@ from .._formats.model import FormatError
 from .._formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
 from .._manifest.io import write_lines
 from .._storage import (
-    AtomicWriter,
     exists,
-    is_local,
     join,
     open_read,
     read_bytes,
     url_to_fs,
-    write_bytes_atomic,
 )
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
+from .yolo_output import YoloOutput
 
 DETECTION = "object-detection"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -127,10 +125,8 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     files = skipped = 0
-    written: list[str] = []  # new label files, removed again when a later line stops the conversion
-    folders = _NewFolders(dst)  # and the folders made for them (a Ctrl-C left hundreds, empty)
-    try:
-        with AtomicWriter(join(dst, "index.jsonl")) as index, AtomicWriter(join(dst, "images.txt")) as images:
+    with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
+        with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
                 if label is None or label.task_type != DETECTION:
                     skipped += not line.is_blank
@@ -147,10 +143,7 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                     value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
                                                     dropped)
                     text = gt_to_yolo(value, metadata, confidence=confidence)
-                if not exists(join(dst, path)):  # a file there before is not this run's to remove
-                    written.append(join(dst, path))
-                    folders.note(path)
-                write_bytes_atomic(join(dst, path), text.encode())
+                out.write(path, text.encode())
                 size = label.value["image_size"][0]
                 index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
                                           "width": size["width"], "height": size["height"],
@@ -158,51 +151,13 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                                           "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
                 images.write((label.source or "").encode() + b"\n")
                 files += 1
-    except BaseException:
-        fs, _ = url_to_fs(dst)
-        for url in written:
-            with contextlib.suppress(OSError):
-                fs.rm(url_to_fs(url)[1])
-        folders.remove_empty()
-        raise
-    names = yolo_names(class_map)
-    write_bytes_atomic(join(dst, "classes.txt"), "".join(n + "\n" for n in names).encode())
-    write_bytes_atomic(join(dst, "data.yaml"), _data_yaml(names).encode())
+        names = yolo_names(class_map)
+        out.write("classes.txt", "".join(n + "\n" for n in names).encode())
+        out.write("data.yaml", _data_yaml(names).encode())
     counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
-
-
-class _NewFolders:
-    """The local folders a YOLO export makes for its label files (``dst`` itself included), so a
-    stopped export removes them again when it leaves them empty. Object stores have no folders."""
-
-    def __init__(self, dst: str) -> None:
-        fs, path = url_to_fs(dst)
-        self.root = os.path.abspath(path) if is_local(fs) else None
-        self.made: list[str] = []
-        self._known: set[str] = set()
-        if self.root is not None and not os.path.isdir(self.root):
-            self.made.append(self.root)
-            self._known.add(self.root)
-
-    def note(self, label: str) -> None:
-        """Before ``label`` (``labels/<dirs>/<stem>.txt``) is written: its folders not there yet."""
-        if self.root is None:
-            return
-        folder = self.root
-        for part in label.split("/")[:-1]:
-            folder = os.path.join(folder, part)
-            if folder not in self._known:
-                self._known.add(folder)
-                if not os.path.isdir(folder):
-                    self.made.append(folder)
-
-    def remove_empty(self) -> None:
-        for folder in reversed(self.made):  # innermost first; one holding anything stays
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
 
 
 def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,

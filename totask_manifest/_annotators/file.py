@@ -162,9 +162,9 @@ class FileAnnotator(Annotator):
 
     def annotate(self, items: Iterable[Item]) -> Iterator[tuple[Item, Outcome]]:
         """Outcomes in completion order. A quarter more lines than ``concurrency`` (one at least)
-        are pulled, each run by a worker: when a request ends, a worker waiting on the fetcher's
-        semaphore takes its slot in the same pass of the loop, and a line waiting out a retry's
-        backoff leaves its slot to another; more pulled lines would only wait, and would still
+        are pulled, each run by a worker: when a request ends, a worker waiting for one of the
+        fetcher's slots (``fetch.slots``) takes it in the same pass of the loop, and a line waiting
+        out a retry's backoff leaves its slot to another; more pulled lines would only wait, and would still
         be finished by a job told to stop."""
         concurrency = self.policy.concurrency
         yield from self._fetcher().map_unordered(self._process, items, concurrency + max(1, concurrency // 4))

@@ -32,6 +32,7 @@ and the failure rules do not depend on the library.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import select
 import ssl
@@ -41,7 +42,7 @@ import pycurl
 from yarl import URL
 
 from .._retry import Transient
-from .curl_transfer import SERVER_DISCONNECTED, Transfer, UnknownEncoding, curl_failure
+from .curl_transfer import SERVER_DISCONNECTED, TIMED_OUT, Transfer, UnknownEncoding, curl_failure
 from .hops import (
     REDIRECTS,
     HopClient,
@@ -50,7 +51,7 @@ from .hops import (
     status_failure,
     wants_text,
 )
-from .policy import FetchPolicy
+from .policy import FetchPolicy, timed_out
 
 #: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
 #: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
@@ -59,6 +60,9 @@ _PLAIN_URL = re.compile(
     r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.?"
     r"(?::(?!80(?![0-9])|443(?![0-9]))[1-9][0-9]{0,4})?"
     r"(?:/[A-Za-z0-9!$&'()*+,;=:@._~/-]*)?(?:\?[A-Za-z0-9!$&'()*+,;=:@._~/?-]+)?")
+#: how much sooner than ``Transfer.deadline`` libcurl may see it pass (it counts whole milliseconds
+#: from when it starts the transfer); a timeout further from it is libcurl's own (connecting, 300 s)
+_CLOCKS_APART = 0.05
 #: watch libcurl's sockets on a private epoll where there is one (the module docstring); False
 #: makes every client watch them as the loop's own readers and writers (the other platforms' way)
 EPOLL = True
@@ -72,7 +76,11 @@ class CurlClient(HopClient):
     """One ``CurlMulti`` (``policy.concurrency`` connections) and one Curl handle per exchange.
 
     Create it inside the event loop that will use it; ``aclose`` closes the connections.
+    Each exchange is bounded by libcurl's own timer (``TIMEOUT_MS``, what is left of the
+    attempt's ``deadline``), not by an asyncio timer per attempt.
     """
+
+    bounds_attempts = True
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
@@ -90,6 +98,8 @@ class CurlClient(HopClient):
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._watched: dict[int, int] = {}
         self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0  # when ``_timer`` fires (the loop's clock)
+        self._closed = False
         #: libcurl's sockets, where the platform has epoll (see the module docstring)
         self._epoll: select.epoll | None = select.epoll() if hasattr(select, "epoll") and EPOLL else None
         if self._epoll is not None:
@@ -97,6 +107,7 @@ class CurlClient(HopClient):
             self._loop.add_reader(self._epoll.fileno(), self._on_epoll)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -117,13 +128,17 @@ class CurlClient(HopClient):
         for fd in list(self._watched):
             self._on_socket(pycurl.POLL_REMOVE, fd, None, None)
 
+    def deadline(self) -> float:
+        return self._loop.time() + self.policy.timeout
+
     async def _exchange(self, method: str, url: str, data: bytes | None,
-                        headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
+                        headers: Mapping[str, str] | None, follow: bool,
+                        deadline: float | None) -> tuple[bytes, str | None]:
         url = requoted(url)
         try:
-            transfer = await self._transfer(method, url, data, headers, decode=True)
+            transfer = await self._transfer(method, url, data, headers, True, deadline)
         except UnknownEncoding:  # aiohttp hands such a body over as sent: asked again, so do we
-            transfer = await self._transfer(method, url, data, headers, decode=False)
+            transfer = await self._transfer(method, url, data, headers, False, deadline)
         status = transfer.status
         if follow and status in REDIRECTS:
             return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
@@ -133,11 +148,17 @@ class CurlClient(HopClient):
         raise status_failure(status, transfer.header(b"retry-after"), text)
 
     async def _transfer(self, method: str, url: str, data: bytes | None,
-                        headers: Mapping[str, str] | None, decode: bool) -> Transfer:
-        """One request and its answer on a Curl handle; ``decode=False`` leaves the body as sent."""
+                        headers: Mapping[str, str] | None, decode: bool, deadline: float | None) -> Transfer:
+        """One request and its answer on a Curl handle; ``decode=False`` leaves the body as sent.
+        libcurl ends it at ``deadline`` (error 28, named as ``Fetcher`` names its own timeout)."""
+        left = math.inf if deadline is None else deadline - self._loop.time()
+        if left <= 0:  # an earlier hop used the attempt's time up
+            raise timed_out(self.policy.timeout)
         curl = self._idle.pop() if self._idle else self._new_curl()
-        transfer = Transfer(url, self._loop.create_future(), self.policy.max_body_bytes)
+        transfer = Transfer(url, self._loop.create_future(), self.policy.max_body_bytes,
+                            math.inf if deadline is None else deadline)
         self._prepare(curl, method, url, data, headers, transfer)
+        curl.setopt(pycurl.TIMEOUT_MS, 0 if left == math.inf else max(1, math.ceil(left * 1000)))
         if not decode:
             curl.non_get = True  # type: ignore[attr-defined]  # reset when released
             curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
@@ -145,7 +166,7 @@ class CurlClient(HopClient):
         self._multi.add_handle(curl)
         try:
             await transfer.future
-        except asyncio.CancelledError:  # the attempt's time ran out: the connection is dropped
+        except asyncio.CancelledError:  # the caller gave up (Ctrl-C, a closing job): the connection is dropped
             if self._running.get(curl) is transfer:
                 self._release(curl)
             raise
@@ -262,17 +283,33 @@ class CurlClient(HopClient):
             self._collect()
 
     def _on_timer(self, msecs: int) -> None:
+        """libcurl asks to be woken in ``msecs`` (-1: never). One timer at most, and one that
+        fires sooner is kept: libcurl asks on every request added (0 ms) and again whenever its
+        nearest deadline moves (each request's ``TIMEOUT_MS``), and an early wake-up only costs
+        a look (``_on_due`` asks libcurl when it wants the next one). A timer left armed after
+        -1 fires for nothing the same way."""
+        if msecs < 0:
+            return
+        loop = self._loop
+        due = loop.time() + msecs / 1000
         if self._timer is not None:
+            if self._timer_due <= due:
+                return
             self._timer.cancel()
-            self._timer = None
-        if msecs == 0:
-            self._timer = self._loop.call_soon(self._act, pycurl.SOCKET_TIMEOUT, 0)
-        elif msecs > 0:
-            self._timer = self._loop.call_later(msecs / 1000, self._act, pycurl.SOCKET_TIMEOUT, 0)
+        self._timer_due = due
+        self._timer = loop.call_soon(self._on_due) if msecs == 0 else loop.call_at(due, self._on_due)
+
+    def _on_due(self) -> None:
+        """The timer fired: libcurl's timeouts are served, and the next wake-up it wants is asked
+        for (libcurl does not repeat a deadline it already gave, which a kept earlier timer hid)."""
+        self._timer = None
+        self._act(pycurl.SOCKET_TIMEOUT, 0)
+        if self._timer is None and not self._closed:
+            msecs = self._multi.timeout()
+            if msecs >= 0:
+                self._on_timer(msecs)
 
     def _act(self, fd: int, events: int) -> None:
-        if fd == pycurl.SOCKET_TIMEOUT:
-            self._timer = None
         try:
             self._multi.socket_action(fd, events)
         except pycurl.error:  # the handles' own errors come back through info_read
@@ -298,7 +335,9 @@ class CurlClient(HopClient):
             if not transfer.status and not transfer.stopped:
                 transfer.begin()  # no body bytes came: the status is read here
             failure: BaseException | None = transfer.failure
-            if failure is None and code and not transfer.stopped and not transfer.settled():
+            if failure is None and code == TIMED_OUT and transfer.deadline <= self._loop.time() + _CLOCKS_APART:
+                failure = timed_out(self.policy.timeout)  # the attempt's own limit (TIMEOUT_MS)
+            elif failure is None and code and not transfer.stopped and not transfer.settled():
                 failure = curl_failure(curl, code, message, transfer)  # libcurl's own error
             elif failure is None and not code and not transfer.headers_ended():
                 failure = Transient(SERVER_DISCONNECTED)  # closed inside the headers: no answer

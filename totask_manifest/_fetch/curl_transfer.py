@@ -21,7 +21,7 @@ _CERTIFICATE_ERRORS = frozenset({58, 60, 77, 83, 90})  # peer verification, CA f
 _DISCONNECTED = 52  # CURLE_GOT_NOTHING: closed before any answer
 _PARTIAL = 18  # CURLE_PARTIAL_FILE: fewer bytes than announced
 _UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
-_TIMED_OUT = 28
+TIMED_OUT = 28
 SERVER_DISCONNECTED = "connection error: ServerDisconnectedError: Server disconnected"  # aiohttp's words
 
 #: the empty line that ends a response's headers (libcurl hands it to the header callback)
@@ -36,10 +36,13 @@ class UnknownEncoding(Exception):
 class Transfer:
     """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
 
-    __slots__ = ("_head", "chunks", "failure", "future", "headers", "limit", "size", "status", "stopped", "url")
+    __slots__ = ("_head", "chunks", "deadline", "failure", "future", "headers", "limit", "size", "status",
+                 "stopped", "url")
 
-    def __init__(self, url: str, future: asyncio.Future[None], limit: int) -> None:
+    def __init__(self, url: str, future: asyncio.Future[None], limit: int, deadline: float) -> None:
         self.url = url
+        #: when the attempt must be over (the loop's clock), libcurl's ``TIMEOUT_MS``
+        self.deadline = deadline
         self.future = future
         self.limit = limit
         self.headers: list[bytes] = []
@@ -147,7 +150,7 @@ def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: Tr
     aiohttp's (the exception at the bottom: ``ConnectionRefusedError``, not libcurl's code)."""
     if code == _DISCONNECTED:
         return SERVER_DISCONNECTED
-    if code == _TIMED_OUT:
+    if code == TIMED_OUT:
         return "timed out (TimeoutError)"
     if code == _PARTIAL:
         declared = transfer.header(b"content-length")

@@ -15,7 +15,8 @@ from .._retry import Backoff
 from .._retry import Transient as _Transient
 from .._storage import redact_url
 from .local import _read_fsspec, read_local
-from .policy import FetchPolicy
+from .policy import FetchPolicy, timed_out
+from .slots import Slots
 
 if TYPE_CHECKING:
     from .hops import HopClient
@@ -78,7 +79,7 @@ class Fetcher:
         self.stats = FetchStats()
         self._client_kind = http_client_kind()
         self._client: HopClient | None = None
-        self._slots = asyncio.Semaphore(self.policy.concurrency)
+        self._slots = Slots(self.policy.concurrency)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.backoff = Backoff(self.policy.backoff, self.policy.max_backoff,
                                max_retry_after=self.policy.max_retry_after)
@@ -98,7 +99,8 @@ class Fetcher:
         self.stats.requests += 1
         kind, target = self.policy.classify(url)
         if kind == "http":
-            return await self._with_retries(url, lambda: self._http().get(target))
+            client = self._http()
+            return await self._with_retries(url, lambda: client.send("GET", target), client.bounds_attempts)
         return await self._with_retries(url, lambda: self._in_thread(kind, target))
 
     async def post(self, url: str, data: bytes, headers: Mapping[str, str] | None = None) -> bytes:
@@ -110,7 +112,9 @@ class Fetcher:
         kind, target = self.policy.classify(url)
         if kind != "http":
             raise FetchError(f"refused by policy: POST needs an http(s) URL ({redact_url(url)})")
-        return await self._with_retries(url, lambda: self._http().send("POST", target, data=data, headers=headers))
+        client = self._http()
+        return await self._with_retries(url, lambda: client.send("POST", target, data=data, headers=headers),
+                                        client.bounds_attempts)
 
     fetch_bytes = fetch
 
@@ -143,25 +147,34 @@ class Fetcher:
         if self._closed:
             raise FetchError("fetcher is closed")
 
-    async def _with_retries(self, url: str, attempt: Callable[[], Awaitable[bytes]]) -> bytes:
-        """``attempt()`` until it succeeds, under the policy: each try bounded by ``timeout`` and
-        a concurrency slot, ``Transient`` failures tried again after ``backoff``'s wait."""
+    async def _with_retries(self, url: str, attempt: Callable[[], Awaitable[bytes]], bounded: bool = False) -> bytes:
+        """``attempt()`` until it succeeds, under the policy: each try bounded by ``timeout`` (here,
+        unless the attempt bounds itself: ``bounded``) and a concurrency slot, ``Transient``
+        failures tried again after ``backoff``'s wait."""
         attempts = self.policy.retries + 1
+        slots = self._slots
         last: _Transient | None = None
         for n in range(attempts):
             if n:
                 self.stats.retries += 1
                 await asyncio.sleep(self.backoff.delay(n, last.retry_after if last else None))
             try:
-                async with self._slots:
+                if not slots.take():
+                    await slots.wait()
+                try:
                     self._check_open()  # closed while this waited (a backoff, a slot): no new client
                     self.stats.attempts += 1
-                    async with asyncio.timeout(self.policy.timeout):
+                    if bounded:
                         body = await attempt()
+                    else:
+                        async with asyncio.timeout(self.policy.timeout):
+                            body = await attempt()
+                finally:
+                    slots.give()
                 self.stats.bytes += len(body)
                 return body
             except TimeoutError:
-                last = _Transient(f"timed out after {self.policy.timeout:g} s")
+                last = timed_out(self.policy.timeout)
             except _Transient as exc:
                 last = exc
             except FetchError as exc:

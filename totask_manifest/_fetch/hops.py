@@ -34,15 +34,24 @@ class HopClient:
     """
 
     policy: FetchPolicy
+    #: whether the client bounds a whole attempt by ``policy.timeout`` itself (``deadline``),
+    #: so ``Fetcher`` arms no asyncio timer around it (libcurl's own timer costs no Python)
+    bounds_attempts: bool = False
 
     async def aclose(self) -> None:
         raise NotImplementedError
 
+    def deadline(self) -> float | None:
+        """When an attempt started now must be over (``bounds_attempts``); None: not bounded here."""
+        return None
+
     async def _exchange(self, method: str, url: str, data: bytes | None,
-                        headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
+                        headers: Mapping[str, str] | None, follow: bool,
+                        deadline: float | None) -> tuple[bytes, str | None]:
         """``(body, None)`` for a 2xx, ``(b"", next URL)`` for a redirect to follow (``next_hop``);
         raises what ``status_failure`` makes of any other status, ``Transient`` for a broken
-        connection or body, ``FetchError`` for a body over the limit or undecodable."""
+        connection or body, ``FetchError`` for a body over the limit or undecodable, and
+        ``timed_out`` once ``deadline`` (the attempt's, every hop's) has passed."""
         raise NotImplementedError
 
     async def get(self, url: str) -> bytes:
@@ -62,8 +71,9 @@ class HopClient:
         endpoint's "model not loaded"), a GET's only the status (a file's error page is noise).
         """
         follow = method == "GET"
+        deadline = self.deadline()
         for _hop in range(self.policy.max_redirects + 1):
-            body, target = await self._exchange(method, url, data, headers, follow)
+            body, target = await self._exchange(method, url, data, headers, follow, deadline)
             if target is None:
                 return body
             url = target

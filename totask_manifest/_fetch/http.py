@@ -68,7 +68,8 @@ class HttpClient(HopClient):
         await self.session.close()
 
     async def _exchange(self, method: str, url: str, data: bytes | None,
-                        headers: Mapping[str, str] | None, follow: bool) -> tuple[bytes, str | None]:
+                        headers: Mapping[str, str] | None, follow: bool,
+                        deadline: float | None) -> tuple[bytes, str | None]:
         try:
             async with self.session.request(method, url, data=data, headers=headers,
                                             allow_redirects=False) as resp:

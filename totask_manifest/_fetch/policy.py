@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .._errors import FetchError, UsageError
 from .._options import Options, option
+from .._retry import Transient
 from .._storage import redact_url
 from .urls import has_scheme
 
@@ -221,3 +222,9 @@ class FetchPolicy:
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {root}")
         return real
+
+
+def timed_out(timeout: float) -> Transient:
+    """An attempt that ran past ``FetchPolicy.timeout``, in the same words whoever bounded it
+    (``Fetcher``'s asyncio timer, libcurl's own in ``curl.CurlClient``)."""
+    return Transient(f"timed out after {timeout:g} s")

@@ -61,8 +61,8 @@ class SyncFetcher:
         """See ``LoopThread.map_unordered``; ``fn`` runs on this fetcher's loop and may await
         ``self.fetcher.fetch``. The default limit is twice the policy's concurrency, so
         requests stay queued while finished ones are being converted. Inline, one worker per
-        item that may be pulled (``InlineLoop.map_unordered``): the fetcher's semaphore bounds
-        the requests in flight, and a line waiting out a retry's backoff (outside the semaphore)
+        item that may be pulled (``InlineLoop.map_unordered``): the fetcher's slots bound
+        the requests in flight, and a line waiting out a retry's backoff (outside the slots)
         holds a worker, not a request slot."""
         return self.loop_thread.map_unordered(fn, items, limit or 2 * self.policy.concurrency)
 

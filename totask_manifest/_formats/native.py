@@ -204,6 +204,13 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
     lost: Counter[str] = Counter()
     if not isinstance(doc, Mapping):
         return lost
+    if fmt == OBJECTS:  # asked on every line of a file job converting objects documents
+        kept = "bbox" if task_type == "object-detection" else "classification"
+        objects = doc.get("objects") or []
+        if _objects_keep_all(objects, kept):  # nearly always: nothing lost, no second counter
+            return lost
+        _count_object_losses(lost, objects, kept)
+        return +lost
     kept_tools = BOX_TOOLS if task_type == "object-detection" else CLASS_TOOLS
     if fmt == DM:
         anns = doc.get("annotations") if isinstance(doc.get("annotations"), Mapping) else {}
@@ -253,11 +260,6 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
         anns = [a for a in doc.get("annotations") or [] if isinstance(a, Mapping)
                 and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)]
         lost.update(coco_losses(anns))
-    elif fmt == OBJECTS:
-        kept = "bbox" if task_type == "object-detection" else "classification"
-        objects = doc.get("objects") or []
-        if not _objects_keep_all(objects, kept):
-            _count_object_losses(lost, objects, kept)
     return +lost
 
 

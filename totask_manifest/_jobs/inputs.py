@@ -39,21 +39,21 @@ class Appended:
 
 def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str) -> Appended:
     """Write input + the appended manifests' lines to ``out_url``, skipping data objects already
-    present (same ``source-ref``/``source``)."""
+    present (same ``source-ref``/``source``). One pass over each manifest: the input's data
+    objects are noted as its lines are copied, all of them before the first appended line."""
     from .._fetch import base_of
 
     seen: set[str] = set()
-    for line in read_lines(input_url):
-        if not line.is_blank:
-            ident = _identity(line.record())
-            if ident is not None:
-                seen.add(ident)
     result = Appended()
 
     def lines() -> Iterable[Line | bytes]:
         last_had_newline = True
         index = 0
         for line in read_lines(input_url):
+            if not line.is_blank:
+                ident = _identity(line.record())
+                if ident is not None:
+                    seen.add(ident)
             last_had_newline = line.newline != b""
             index += 1
             yield line

@@ -91,6 +91,7 @@ class Recorder:
         return "failed", updates, outcome
 
     def accept(self, line: Line, item: Item, outcome: Outcome) -> str:
+        labeled = outcome
         status, updates, outcome = self.updates_for(item, outcome)
         try:
             new = line.with_values(updates)
@@ -110,6 +111,8 @@ class Recorder:
                 failed = Failed(f"output line: {p.message}{where}", rule=p.rule)
                 status, updates, outcome = self.updates_for(item, failed)
                 new = line.with_values(updates)
+        if status == "failed" and isinstance(labeled, Labeled) and labeled.files:
+            _remove_files(labeled.files, item)
         reason = outcome.reason if isinstance(outcome, _WITH_REASON) else None
         rule = outcome.rule if isinstance(outcome, Failed) else None
         record: dict[str, Any] = {"i": item.index, "s": status}
@@ -135,6 +138,19 @@ class Recorder:
             listener(status)
         self.systematic.observe(status, rule, reason)  # raises JobError when the configuration is wrong
         return status
+
+
+def _remove_files(urls: tuple[str, ...], item: Item) -> None:
+    """The files written for a label the line no longer holds; one that cannot be removed is
+    named in the log (the line's failure stands either way)."""
+    from .._errors import StorageError
+    from .._storage import remove_file
+
+    for url in urls:
+        try:
+            remove_file(url)
+        except StorageError as exc:
+            log.warning("[task %s] %s (written for the label the line could not hold)", item.display, exc)
 
 
 def dropped_count(metadata: Any) -> int:

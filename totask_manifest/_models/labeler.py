@@ -17,7 +17,7 @@ from .._outcomes import Failed, Item, Labeled, Outcome, Routed
 from .._storage import join
 from .heads import Head, LabelRules
 from .params import default_confidence_threshold
-from .postprocess import Segmentation, resolve_class_filter
+from .postprocess import PredictionRefused, Segmentation, resolve_class_filter
 
 
 @dataclass
@@ -33,7 +33,7 @@ class PendingMask:
         from .._storage import write_bytes_atomic
 
         write_bytes_atomic(self.url, mask_png(self.segmentation.mask, self.segmentation.palette))
-        return Labeled(self.url, self.metadata)
+        return Labeled(self.url, self.metadata, files=(self.url,))
 
 
 class Labeler:
@@ -79,7 +79,10 @@ class Labeler:
             nms_threshold=p["nms_threshold"], min_object_size=p["min_object_size"],
             max_objects=p["max_objects"], allowed=self.allowed,
         )
-        draft = self.head.draft(pred, width=width, height=height, depth=depth, rules=rules)
+        try:
+            draft = self.head.draft(pred, width=width, height=height, depth=depth, rules=rules)
+        except PredictionRefused as exc:
+            return Failed(f"model: {exc}", rule="model-error")
         if isinstance(draft, Routed):
             return draft
         routed = self.routed(draft.confidence)

@@ -102,6 +102,11 @@ class Detections:
         return 1.0 - self.best_dropped
 
 
+class PredictionRefused(JobError):
+    """One image's prediction cannot be written as it is (a reversed box): its line fails with
+    this reason (``labeler.Labeler.outcome``), the job goes on."""
+
+
 def _as_tensor(value: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
     import torch
 
@@ -162,18 +167,17 @@ def filter_detections(
             f"model output: every one of the {boxes.shape[0]} box(es) has a NaN or infinite "
             "coordinate or score; the model is broken, not the image"
         )
-    boxes, scores, labels = boxes[finite], scores[finite], labels[finite]
+    wanted = finite
     if allowed is not None:
-        keep = torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    confident = scores >= confidence_threshold
-    best_dropped = float(scores[~confident].max()) if bool((~confident).any()) else 0.0
-    boxes, scores, labels = boxes[confident], scores[confident], labels[confident]
+        wanted = wanted & torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)
+    unsure = wanted & (scores < confidence_threshold)
+    best_dropped = float(scores[unsure].max()) if bool(unsure.any()) else 0.0
+    kept = wanted & ~unsure
+    _refuse_reversed(boxes, kept)
+    boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
     if boxes.shape[0]:
-        x1 = torch.minimum(boxes[:, 0], boxes[:, 2]).clamp(0, width)
-        x2 = torch.maximum(boxes[:, 0], boxes[:, 2]).clamp(0, width)
-        y1 = torch.minimum(boxes[:, 1], boxes[:, 3]).clamp(0, height)
-        y2 = torch.maximum(boxes[:, 1], boxes[:, 3]).clamp(0, height)
+        x1, x2 = boxes[:, 0].clamp(0, width), boxes[:, 2].clamp(0, width)
+        y1, y2 = boxes[:, 1].clamp(0, height), boxes[:, 3].clamp(0, height)
         boxes = torch.stack([x1, y1, x2, y2], dim=1)
         w, h = x2 - x1, y2 - y1
         big = (w > 0) & (h > 0) & (w >= min_object_size) & (h >= min_object_size)
@@ -188,6 +192,25 @@ def filter_detections(
         scores=scores[keep_idx].tolist(),
         labels=[int(v) for v in labels[keep_idx].tolist()],
         best_dropped=best_dropped,
+    )
+
+
+def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
+    """``PredictionRefused`` for the first box to be written with x2 < x1 or y2 < y1. Turning it
+    around would write a box the model never drew (a model giving x y width height reads as
+    x1 y1 x2 y2 with some boxes reversed); one left out by the threshold or the class filter is
+    never written, so it is not looked at."""
+    import torch
+
+    reversed_ = kept & ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]))
+    if not bool(reversed_.any()):
+        return
+    i = int(torch.nonzero(reversed_)[0])
+    box = [_pixels(float(v)) for v in boxes[i].tolist()]
+    axis = "x2 < x1" if box[2] < box[0] else "y2 < y1"
+    raise PredictionRefused(
+        f"boxes[{i}] is {box} (x1 y1 x2 y2), so {axis}: a detector's boxes are x1 y1 x2 y2 with x1 <= x2 "
+        "and y1 <= y2 (torchvision's convention); is it x y width height?"
     )
 
 
