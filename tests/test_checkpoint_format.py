@@ -191,3 +191,21 @@ def test_writer_records_round_trip(tmp_path):
                    (5, "routed", BOM + b"{}\n", 3, {"reason": "low"})]
     assert [(r.index, r.body) for r in iter_records(layout, bodies=False)] == [(0, b""), (2, b""), (5, b"")]
     assert summarize(layout) == (5, {"labeled": 1, "failed": 1, "routed": 1, "dropped": 0}, 2)
+
+
+@pytest.mark.parametrize(("index", "lengths", "after", "refusal"), [
+    ([4, 6, 5], [1, 1, 1], -1, "out of order at line index 5"),
+    ([4, 5, 5, 6], [1, 1, 1, 1], -1, "out of order at line index 5"),  # the span of consecutive lines, not them
+    ([6, 4, 5, 7], [1, 1, 1, 1], -1, "out of order at line index 4"),
+    ([3, 4, 5], [1, 1, 1], 3, "out of order at line index 3"),  # not after the previous part
+    ([3, 4, 5], [1, -1, 1], -1, "wrong field types"),  # a negative body length
+])
+def test_heads_out_of_order_or_with_a_negative_length_are_refused(index, lengths, after, refusal):
+    from totask_manifest._errors import JobError
+    from totask_manifest._jobs.checkpoint import Part, _checked
+
+    part = Part("p", index, "l" * len(index), lengths, [1] * len(index), {})
+    with pytest.raises(JobError, match=refusal):
+        _checked(part, after)
+    assert _checked(Part("p", [3, 4, 5], "lll", [2, 3, 4], [1, 1, 1], {}), 2) == 9
+    assert _checked(Part("p", [3, 7, 9], "lll", [2, 3, 4], [1, 1, 1], {}), 2) == 9

@@ -121,21 +121,22 @@ def test_a_source_shorter_than_the_range_is_refused(tmp_path, monkeypatch, kerne
         Sink(out, kernel=kernel).copy(f, 4, 100)
 
 
-def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch):
-    """With kernel copies the bodies are copied from the part file after its heads were
-    checked: a file that shrinks in between (a second writer) fails the commit; the old output
-    stays."""
+@pytest.mark.parametrize("kernel", [True, False])
+def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch, kernel):
+    """A local part's bodies are copied from the part file after its heads were checked (by
+    the kernel or read into a block): a file that shrinks in between (a second writer) fails
+    the commit; the old output stays."""
     inp, j = job
     before = Path(j.layout.output_manifest).read_bytes()
     part = Path(JobLayout(j.url).parts()[2])
     from totask_manifest._jobs import commit
 
-    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=True))
+    monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=kernel))
 
     real = commit.iter_parts
 
-    def cut_after_heads(layout, *, bodies=True):
-        for p in real(layout, bodies=bodies):
+    def cut_after_heads(layout, **kwargs):
+        for p in real(layout, **kwargs):
             if p.url == str(part):
                 part.write_bytes(part.read_bytes()[:p.body_offset + 3])
             yield p
@@ -158,3 +159,62 @@ def test_records_adjacent_in_the_input_are_one_run_and_a_gap_splits_them():
     assert _runs(part, array("q", [100, 107, 115, 124])) == [(0, 100, 129, 0, 46)]
     # a record longer than the gap to the next line: two runs, and the merge refuses the second
     assert _runs(part, array("q", [100, 106, 115, 124]))[1][1] == 106
+
+
+def test_kernel_copies_start_background_syncs_as_written_bytes_do(tmp_path, monkeypatch):
+    """Bytes the kernel copies into the atomic writer's file count toward its write-behind
+    step: without that, a commit made of kernel copies left every byte to the final fsync."""
+    from totask_manifest import _write_behind
+    from totask_manifest._storage import AtomicWriter
+
+    monkeypatch.setattr(_write_behind, "FLUSH_EVERY", 1 << 16)
+    sizes: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        sizes.append(os.fstat(fd).st_size)
+        real(fd)
+    monkeypatch.setattr(_write_behind.os, "fdatasync", counting)
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(1 << 19))
+    calls = []
+    real_copy = os.copy_file_range
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real_copy(*args, **kwargs)
+    monkeypatch.setattr(os, "copy_file_range", counted)
+    with AtomicWriter(str(tmp_path / "dst")) as out, open(src, "rb") as f:
+        sink = Sink(out, kernel=True)
+        for start in range(0, 1 << 19, 1 << 15):
+            sink.copy(f, start, 1 << 15)
+    assert calls and (tmp_path / "dst").read_bytes() == src.read_bytes()
+    assert sizes, "no background sync started behind the kernel's copies"
+
+
+def test_ranges_read_into_one_block_survive_short_writes_and_match_a_buffered_copy(tmp_path):
+    """A local output takes ranges of a local file through one reused block written straight
+    to its file: a file that takes fewer bytes than given gets the rest, in order, and the
+    bytes are those a copy through Python objects (a store's output, no descriptor) writes."""
+    import io
+
+    class Short(io.FileIO):
+        def write(self, data):
+            return super().write(bytes(data)[:1000])
+
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(3 * byte_copy.BLOCK + 17))
+    ranges = [(5, 2 * byte_copy.BLOCK + 3), (0, 10), (byte_copy.BLOCK, byte_copy.BLOCK + 17)]
+    with open(src, "rb") as f, io.BufferedWriter(Short(str(tmp_path / "dst"), "wb")) as out:
+        sink = Sink(out)
+        for start, n in ranges:
+            sink.write(b"<")
+            sink.copy(f, start, n)
+        assert sink._block is not None  # the reused block, not a read per range
+    buffered = io.BytesIO()
+    with open(src, "rb") as f:
+        for start, n in ranges:
+            Sink(buffered).write(b"<")
+            Sink(buffered).copy(f, start, n)
+    data = src.read_bytes()
+    assert (tmp_path / "dst").read_bytes() == buffered.getvalue() == b"".join(b"<" + data[s:s + n] for s, n in ranges)

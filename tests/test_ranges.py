@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,22 @@ def test_started_runs_once_after_the_pool_is_made(tmp_path: Path, monkeypatch: p
     events.clear()
     ranges.map_ranges(lines_and_pid, str(small), (None,), workers=2, started=lambda: events.append("started"))
     assert events == ["started"]
+
+
+def test_a_local_file_is_split_without_loading_fsspec(tmp_path: Path) -> None:
+    """Importing fsspec (some 80 ms) held back the first range and the workers' start: a plain
+    local path is split and read by the pool and this process without it."""
+    path, lines = numbered_file(tmp_path, 3000)
+    code = (
+        "import os, sys\n"
+        "from totask_manifest._manifest import ranges\n"
+        "from tests.test_ranges import lines_and_pid\n"
+        "os.environ['RANGES_TEST_PARENT'] = str(os.getpid())\n"
+        f"parts = ranges.map_ranges(lines_and_pid, {str(path)!r}, (None,), workers=2, min_bytes=4096,"
+        " start_method='fork')\n"
+        "print(sum(len(p[0]) for p in parts), len(parts), 'fsspec' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.split() == [str(len(lines)), str(2 * ranges.RANGES_PER_WORKER), "False"]

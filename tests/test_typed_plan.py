@@ -163,8 +163,35 @@ def test_a_run_ending_in_a_blank_line_is_not_accepted() -> None:
     assert checker.typed_lines >= 40 - line_check.RUN_LINES  # the first run builds the plans
 
 
+def test_lines_that_are_not_one_object_each_are_not_accepted() -> None:
+    """The write-back is one record a line: two objects on a line, or an object over two lines
+    (each line alone is no JSON object), cannot equal it; a last line without its newline can."""
+    plan = _plan_for(LINE)
+    assert plan is not None
+    assert plan.accepts(LINE + b"\n" + LINE) == 2 and plan.accepts(LINE + b"\n" + LINE + b"\n") == 2
+    assert plan.accepts(LINE + b" " + LINE + b"\n" + LINE + b"\n") == 0
+    assert plan.accepts(LINE + LINE + b"\n") == 0
+    assert plan.accepts(LINE.replace(b',"category-metadata"', b',\n"category-metadata"') + b"\n") == 0
+    assert plan.accepts(LINE + b"\n " + LINE + b"\n") == 0  # spacing the per-line path allows: not the write-back
+
+
+def test_ranges_of_one_process_share_a_plan_only_for_the_same_key_order(tmp_path: Path) -> None:
+    """Plans are compiled once a process (``line_check._typed_plan``) for each sample skeleton: a
+    range whose lines write their keys in another order gets its own plan and stays typed."""
+    other = LINE.replace(b'{"width":10,"height":20,"depth":3}', b'{"depth":3,"width":10,"height":20}')
+    path = tmp_path / "m.manifest"
+    path.write_bytes((LINE + b"\n") * 200 + (other + b"\n") * 200)
+    cut = (len(LINE) + 1) * 200
+    for start, end in ((0, cut), (cut, None), (0, cut)):
+        checker, out = _checker()
+        with open(path, "rb") as f:
+            checker.run(iter_blocks(f, start=start, end=end))
+        assert (out.lines, out.errors, out.warnings) == (200, 0, 0)
+        assert checker.typed_lines >= 200 - line_check.RUN_LINES
+
+
 def test_a_line_split_across_the_join_is_not_accepted() -> None:
-    """Two lines that are one JSON text only when joined by the run's comma."""
+    """Two lines that are one JSON text only when joined by a comma (as the write-back once was)."""
     plan = _plan_for(LINE)
     cut = LINE.index(b"labeling-job/") + 5
     first = LINE[:cut]

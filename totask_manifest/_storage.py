@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._errors import StorageError, backend_error_message
-from ._write_behind import open_write_behind, sync
+from ._write_behind import open_write_behind, replace_behind, sync
 
 if TYPE_CHECKING:
     import fsspec
@@ -302,7 +302,7 @@ class AtomicWriter:
         try:
             if is_local(self.fs):
                 sync(self._file)  # every write error is raised here, before the rename
-                os.replace(self._tmp, self.path)  # then close: the lock is held until the name is gone
+                replace_behind(self._tmp, self.path)  # then close: the lock is held until the name is gone
                 self._close_committed()
                 fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             else:

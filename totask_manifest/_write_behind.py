@@ -16,8 +16,10 @@ once, so a background sync could otherwise swallow the one the final ``fsync`` m
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import threading
 from typing import IO
 
@@ -42,14 +44,20 @@ class WriteBehindFile(io.FileIO):
     def write(self, data: bytes) -> int:  # type: ignore[override]
         n = super().write(data)
         if n:
-            self._since += n
-            if self._since >= FLUSH_EVERY and (self._sync is None or not self._sync.is_alive()):
-                self._since = 0
-                self._synced = threading.Event()
-                self._sync = threading.Thread(target=self._background_sync, args=(self._synced,),
-                                              name="write-behind", daemon=True)
-                self._sync.start()
+            self.wrote(n)
         return n
+
+    def wrote(self, n: int) -> None:
+        """Count ``n`` bytes written to the descriptor, by ``write`` or by the kernel on the
+        caller's behalf (``copy_file_range``): those must start background syncs too, or the
+        final ``fsync`` waits for every byte the kernel copied."""
+        self._since += n
+        if self._since >= FLUSH_EVERY and (self._sync is None or not self._sync.is_alive()):
+            self._since = 0
+            self._synced = threading.Event()
+            self._sync = threading.Thread(target=self._background_sync, args=(self._synced,),
+                                          name="write-behind", daemon=True)
+            self._sync.start()
 
     def _background_sync(self, synced: threading.Event) -> None:
         try:
@@ -112,3 +120,60 @@ def sync(file: IO[bytes]) -> None:
     if isinstance(raw, WriteBehindFile):
         raw.wait()
     os.fsync(file.fileno())
+
+
+#: a replaced file at least this large is released by a background thread (smaller ones at once)
+RELEASE_BEHIND = FLUSH_EVERY
+
+
+def replace_behind(tmp: str, path: str) -> None:
+    """``os.replace(tmp, path)``, leaving the freeing of the file it replaces to a thread.
+
+    Renaming over a large file frees its blocks in the ``rename`` call itself (the last link
+    to the inode goes): on this project's benchmark machine (ext4) replacing a 713 MB output
+    took 0.6-0.8 s, a quarter of a resume. Holding the old file open across the rename makes
+    the rename only drop a name; the last ``close``, in a daemon thread, frees the blocks while
+    the caller goes on. The rename is as atomic and as durable as before (the caller syncs the
+    folder after it); a process killed before that ``close`` has it done by the kernel as it
+    exits, and leaves no name behind.
+    """
+    old = _hold(path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None:
+            os.close(old)
+        raise
+    if old is not None:
+        threading.Thread(target=_release, args=(old,), name="release-replaced", daemon=True).start()
+
+
+def _release(fd: int) -> None:
+    """The last close of a replaced file (which frees it); a read-only descriptor has nothing
+    to report, and a thread's exception would only be printed."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+#: not through a link, never waiting on a FIFO, not inherited (the flags a system has)
+_NO_WAIT = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _hold(path: str) -> int | None:
+    """A descriptor on the large regular file at ``path`` (not followed if a link, never
+    blocking on a FIFO), or None: nothing there, a small file, or one that cannot be opened.
+    Not on Windows, where a file held open cannot be replaced."""
+    if os.name != "posix":
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | _NO_WAIT)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size < RELEASE_BEHIND:
+        os.close(fd)
+        return None
+    return fd

@@ -43,6 +43,7 @@ import orjson
 from .._errors import JobError
 from .._storage import open_read, read_bytes, write_bytes_atomic
 from .layout import JobLayout, part_number
+from .read_ahead import advise_ahead
 
 STATUSES = ("labeled", "failed", "routed")
 MAGIC = b"totask-checkpoint/2\n"
@@ -234,7 +235,8 @@ def _checked(part: Part, last: int) -> int:
     line order after ``last``; anything else is refused. Each test is one pass in C."""
     url, m = part.url, len(part.index)
     try:
-        index, lengths = array("q", part.index), array("q", part.length)
+        # lengths as unsigned: a negative one fails the conversion (no pass of its own to find it)
+        index, lengths = array("q", part.index), array("Q", part.length)
         try:
             in_array: array | None = array("q", part.in_bytes)
         except TypeError:
@@ -244,17 +246,26 @@ def _checked(part: Part, last: int) -> int:
             if part.whole:
                 array("q", [n for n in part.in_bytes if n is not None])
         ok = len(part.status) == m == len(lengths) == len(part.in_bytes) and not part.status.strip("lfr") \
-            and (not m or min(lengths) >= 0) and all(isinstance(x, dict) for x in part.extra.values())
+            and all(isinstance(x, dict) for x in part.extra.values())
     except (TypeError, OverflowError):
         ok = False
     if not ok:
         raise _corrupt(url, "wrong field types")
-    if m and (part.index[0] <= last or not all(map(operator.lt, part.index, islice(part.index, 1, None)))):
+    if m and (part.index[0] <= last or not _increasing(part.index)):
         previous = [last, *part.index]
         bad = next(b for a, b in zip(previous, part.index, strict=False) if b <= a)
         raise JobError(f"checkpoint {url} is out of order at line index {bad}")
     part.index_array, part.in_array = index, in_array
     return sum(lengths)
+
+
+def _increasing(index: list[int]) -> bool:
+    """Whether line indices rise strictly: at once for consecutive lines (the usual part, where
+    a job labels most lines), else pair by pair."""
+    first = index[0]
+    if index[-1] - first == len(index) - 1 and index == list(range(first, first + len(index))):
+        return True
+    return all(map(operator.lt, index, islice(index, 1, None)))
 
 
 def _v2_part(url: str, last: int, *, bodies: bool) -> Part:
@@ -264,8 +275,9 @@ def _v2_part(url: str, last: int, *, bodies: bool) -> Part:
             heads, n = int(foot["heads"]), int(foot["bodies"])
         except (TypeError, ValueError) as exc:
             raise _corrupt(url, f"footer: {exc}") from None
-        raw = read_at(len(MAGIC), heads + n if bodies else heads)
-    head_line, data = raw[:heads], (raw[heads:] if bodies else None)
+        # two reads, not one cut in two: a slice of the bodies would copy them once more
+        head_line = read_at(len(MAGIC), heads)
+        data = read_at(len(MAGIC) + heads, n) if bodies else None
     if len(head_line) != heads or (data is not None and len(data) != n):
         raise _corrupt(url, "shorter than its footer says: torn")
     try:
@@ -335,10 +347,11 @@ def read_part(url: str, *, bodies: bool = True) -> Iterator[Record]:
     yield from load_part(url, bodies=bodies).records()
 
 
-def iter_parts(layout: JobLayout, *, bodies: bool = True) -> Iterator[Part]:
-    """Every part in order; refuses records out of order (or twice) within and across parts."""
+def iter_parts(layout: JobLayout, *, bodies: bool = True, copied: bool = False) -> Iterator[Part]:
+    """Every part in order; refuses records out of order (or twice) within and across parts.
+    ``copied``: the caller copies the bodies from the part files, so they are read ahead too."""
     last = -1
-    for url in layout.parts():
+    for url in advise_ahead(layout.parts(), tail=not (bodies or copied)):
         part = load_part(url, after=last, bodies=bodies)
         if part.index:
             last = part.index[-1]
@@ -374,7 +387,7 @@ def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
     counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
     last = -1
     parts = layout.parts()
-    for url in parts:
+    for url in advise_ahead(parts, tail=True):
         s = part_summary(url)
         if not s.records:
             continue

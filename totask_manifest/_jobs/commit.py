@@ -74,8 +74,10 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     failed: list[Record] = []
     with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
         sink = Sink(out)
-        # with kernel copies, bodies are copied from their part file (not read into memory)
-        parts = iter_parts(layout, bodies=not (sink.kernel_copies and "://" not in layout.intermediate))
+        # a local part's bodies are copied from its file by range, never held in memory; the
+        # kernel reads the parts ahead (``read_ahead``)
+        local = "://" not in layout.intermediate
+        parts = iter_parts(layout, bodies=not local, copied=local)
         for part in _merge(f, sink, parts, selection, coverage, input_url):
             if "f" in part.status:
                 failed.extend(r for r in part.records() if r.status == "failed")
@@ -149,7 +151,7 @@ def _bodies(part: Part) -> Iterator[tuple[memoryview | IO[bytes], int]]:
     if part.data is not None:
         yield memoryview(part.data), 0
         return
-    with open(part.url, "rb") as pf:
+    with open(part.url, "rb", buffering=0) as pf:  # copied by range: no buffer of its own
         yield pf, part.body_offset
 
 

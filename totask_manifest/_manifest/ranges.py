@@ -263,7 +263,11 @@ def _context(start_method: Literal["fork", "spawn"] | None) -> multiprocessing.c
 
 def _splittable(url: str, remote: bool) -> bool:
     """Whether worker processes can read the URL (not so for ``memory://``); other URLs than
-    local files only when ``remote`` (a ranged read of an object costs a request)."""
+    local files only when ``remote`` (a ranged read of an object costs a request). A plain
+    local path is answered without fsspec: importing it (some 80 ms) held back the first range
+    and the workers' start, which come after this."""
+    if storage.plain_local_path(url) is not None:
+        return True
     fs, _ = storage.url_to_fs(url)
     if storage.is_local(fs):
         return True
@@ -277,13 +281,15 @@ _TAKEN = object()
 
 
 def _start_worker(claims: Any, conf: dict) -> None:
-    """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options."""
+    """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options
+    (none when the parent never loaded fsspec: a worker that needs it reads its own config)."""
     global _claims
     quiet_worker()
     _claims = claims
-    import fsspec.config
+    if conf:
+        import fsspec.config
 
-    fsspec.config.conf.update(conf)
+        fsspec.config.conf.update(conf)
 
 
 def _claim(claims: Any, i: int) -> bool:
@@ -325,13 +331,15 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         if started is not None:
             started()
         return [fn(url, 0, None, *args)]
-    import fsspec.config  # loaded already: ``_splittable`` read the URL through fsspec
-
+    # run-time storage options, for spawned workers; none unless fsspec was loaded (a plain
+    # local path is read without it, ``_splittable``)
+    fsspec_config = sys.modules.get("fsspec.config")
+    conf = copy.deepcopy(fsspec_config.conf) if fsspec_config is not None else {}
     parts: dict[int, T] = {}
     claims = context.Array("b", len(ranges))
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
-                             initializer=_start_worker, initargs=(claims, copy.deepcopy(fsspec.config.conf))) as pool:
+                             initializer=_start_worker, initargs=(claims, conf)) as pool:
         futures: list[Future] = []
         try:
             with _spawning():  # the first ``submit`` starts the workers (all of them, when forked)

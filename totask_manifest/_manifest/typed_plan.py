@@ -9,16 +9,17 @@ unknown keys in C as it parses.
 
 Soundness (every run accepted here is one the per-line path finds nothing in):
 
-* the lines are decoded at once (``decode_lines``) and written back by msgspec as one array,
-  which must equal the text with its newlines read as commas. So each line is exactly one
-  decoded object written back, byte for byte: a newline standing for a comma inside a value or
-  a string would have made the text invalid JSON, a comma between two lines is refused by
-  ``decode_lines``. Nothing the decoding could hide passes: a repeated key, an escape, a number
-  spelling, whitespace, key order, a blank line;
+* the lines are decoded at once (``decode_lines``) and written back by msgspec as JSON lines
+  (each record, then a newline), which must equal the text (whose last line may lack its
+  newline). So each line is exactly one decoded object written back, byte for byte: msgspec
+  writes no newline inside a record (one in a string is escaped), so the text's newlines are
+  exactly the records' ends. Nothing the decoding could hide passes: a repeated key, an escape,
+  a number spelling, whitespace, key order, a blank line, two objects on one line;
 * integers are bounded to orjson's range (orjson reads a larger one as a float);
-* patterns run in Python ``re`` over all values of the run at once, only for a subset of the
+* patterns run in Python ``re``, once per value not seen good before, only for a subset of the
   regex syntax whose meaning is the same in the schema engine (``patterns.batched``);
-* the task type's own rules run on the structs of the whole run (``semantics.TYPED_CLEAN``);
+* the task type's own rules run on each line's structs (``semantics.TYPED_CLEAN``), in one
+  loop generated for the shape (``_row_check``);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
 """
@@ -58,22 +59,17 @@ class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode_into", "_max_bytes", "_predicates", "_scalar", "_written")
+    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
-                 predicates: list[tuple[Callable, Callable, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
+                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
-        self._encode_into = msgspec.json.Encoder().encode_into
-        self._written = bytearray()
-        self._predicates = predicates
-        # patterns on one required string per line (job-name, creation-date): all read by one
-        # getter, each line's tuple of values looked up among those seen good
+        self._encode_lines = msgspec.json.Encoder().encode_lines
+        # patterns on a string every line holds (job-name, creation-date) are checked in the
+        # per-line loop with the rules; the others (in lists, maps, optional fields) by extractors
         scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
-        self._scalar = None
-        if scalar:
-            get = operator.attrgetter(*(".".join(step[0] for step in path) for path, _ in scalar))
-            self._scalar = (get, [fullmatch for _, fullmatch in scalar], set())
+        self._rows = _row_check(rules, [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar])
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
 
@@ -84,23 +80,11 @@ class TypedPlan:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
-        commas = text.replace(b"\n", b",")
-        size = len(commas) - text.endswith(b"\n")
-        written = self._written
-        self._encode_into(records, written)  # into one reused buffer: no copy grows it
-        if not records or len(written) != size + 2 or written[1:-1] != commas[:size]:
+        written = self._encode_lines(records)  # each record, then a newline
+        if not records or len(written) != len(text) + (not text.endswith(b"\n")) or not written.startswith(text):
             return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
-        if size > self._max_bytes and max(map(len, text[:size].split(b"\n"))) > self._max_bytes:
+        if len(text) > self._max_bytes and max(map(len, text.split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
-        if self._scalar is not None:
-            get, matchers, good = self._scalar
-            if not good.issuperset(map(get, records)):
-                new = set(map(get, records)).difference(good)
-                columns = list(zip(*new, strict=True)) if len(matchers) > 1 else [list(new)]
-                if not all(map(all_match, matchers, columns)):
-                    return 0
-                if len(good) < _GOOD_VALUES:
-                    good.update(new)
         for extract, fullmatch, good in self._checks:
             values = extract(records)
             if not good.issuperset(values):
@@ -109,13 +93,53 @@ class TypedPlan:
                     return 0
                 if len(good) < _GOOD_VALUES:
                     good.update(new)
-        try:
-            for label_of, metadata_of, predicate in self._predicates:
-                if not predicate(map(label_of, records), map(metadata_of, records)):
+        if self._rows is not None:
+            try:
+                if not self._rows(records):
                     return 0
-        except (TypeError, KeyError, AttributeError, IndexError):
-            return 0
+            except (TypeError, KeyError, AttributeError, IndexError):
+                return 0
         return len(records)
+
+
+def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
+               scalars: list[tuple[str, Callable[[str], Any]]]) -> Callable[[list], bool] | None:
+    """One loop over a run's structs: each rule on its line's label and metadata (field names),
+    each scalar pattern on the string at its dotted field path, looked up among the values seen
+    good first (job names and dates repeat). Why generated: a field read written in bytecode
+    costs a fraction of an ``operator.attrgetter`` call mapped over the run, and these reads are
+    most of the work (the names are ``_python_names``, plain identifiers)."""
+    if not rules and not scalars:
+        return None
+    names: dict[str, Any] = {}
+    body = []
+    for i, (path, fullmatch) in enumerate(scalars):
+        names[f"good{i}"], names[f"admit{i}"] = _admitter(fullmatch)
+        body += [f"value = line.{path}", f"if value not in good{i} and not admit{i}(value):", "    return False"]
+    for i, (label, metadata, rule) in enumerate(rules):
+        names[f"rule{i}"] = rule
+        body += [f"if not rule{i}(line.{label}, line.{metadata}):", "    return False"]
+    if not all(part.isidentifier() and not keyword.iskeyword(part)
+               for path in [p for p, _ in scalars] + [n for r in rules for n in r[:2]] for part in path.split(".")):
+        raise ValueError("field names must be identifiers")  # pragma: no cover - _python_names makes them so
+    source = "def check(records):\n    for line in records:\n" + "".join(f"        {line}\n" for line in body)
+    exec(source + "    return True\n", names)  # the source is built from identifiers only
+    return names["check"]
+
+
+def _admitter(fullmatch: Callable[[str], Any]) -> tuple[set[str], Callable[[str], bool]]:
+    """The values seen good for a pattern, and the test of a new one (kept when it matches,
+    up to ``_GOOD_VALUES``)."""
+    good: set[str] = set()
+
+    def admit(value: str) -> bool:
+        if not all_match(fullmatch, (value,)):
+            return False
+        if len(good) < _GOOD_VALUES:
+            good.add(value)
+        return True
+
+    return good, admit
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
@@ -142,8 +166,7 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
     except Unsupported:
         return None
     return TypedPlan(line_type, compiler.checks,
-                     [(operator.attrgetter(python[label]), operator.attrgetter(python[meta]), predicate)
-                      for label, meta, predicate in predicates], max_bytes)
+                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes)
 
 
 class _Compiler:

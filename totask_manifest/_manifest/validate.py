@@ -27,7 +27,7 @@ from .label_check import (
     input_rules,
     needs_input_rules,
 )
-from .line_check import LineChecker
+from .line_check import BLOCK_BYTES, LineChecker
 from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_blocks, iter_line_batches, map_ranges
 from .schemas import load_schema
@@ -56,7 +56,7 @@ def check_range(url: str, start: int = 0, end: int | None = None, label_attribut
     out = Collector(strict, max_problems)
     checker = LineChecker(label_attribute, get_task_type(task_type) if task_type else None, schema, out)
     with storage.open_read(url) as f:
-        checker.run(iter_blocks(f, start=start, end=end))
+        checker.run(iter_blocks(f, start=start, end=end, chunk=BLOCK_BYTES))
     return out
 
 

@@ -1,0 +1,91 @@
+"""Renaming a new file over a large one leaves the freeing of the old file to a thread
+(``_write_behind.replace_behind``): the rename only drops a name, the name moves atomically, and
+the old file's last descriptor is closed in the background, never leaked."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from totask_manifest import _write_behind
+from totask_manifest._storage import AtomicWriter
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Files from 1 kB are released behind; the descriptors the thread would close, kept open
+    here (closed at the end) so the test can look at what they hold."""
+    monkeypatch.setattr(_write_behind, "RELEASE_BEHIND", 1024)
+    fds: list[int] = []
+    monkeypatch.setattr(_write_behind, "_release", fds.append)
+    yield fds
+    for fd in fds:
+        os.close(fd)
+
+
+def test_a_large_replaced_file_is_still_open_after_the_rename_and_released_by_a_thread(tmp_path, held):
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b"old\n" * 1000)
+    with AtomicWriter(str(target)) as f:
+        f.write(b"new\n")
+    assert target.read_bytes() == b"new\n"
+    for _ in range(100):  # the thread hands its descriptor over
+        if held:
+            break
+        time.sleep(0.01)
+    [fd] = held
+    st = os.fstat(fd)
+    # the old file outlived the rename: no link left, every byte still there for the thread to free
+    assert st.st_nlink == 0 and st.st_size == 4000
+    assert not [p for p in tmp_path.iterdir() if p.name != "out.manifest"]
+
+
+def test_a_small_replaced_file_is_released_at_once(tmp_path, held):
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b"old\n")
+    with AtomicWriter(str(target)) as f:
+        f.write(b"new\n")
+    assert target.read_bytes() == b"new\n" and held == []
+
+
+def test_the_release_thread_closes_the_descriptor(tmp_path, monkeypatch):
+    monkeypatch.setattr(_write_behind, "RELEASE_BEHIND", 1024)
+    target = tmp_path / "out.manifest"
+    before = set(os.listdir("/proc/self/fd"))
+    for k in range(3):
+        target.write_bytes(b"old\n" * 1000)
+        with AtomicWriter(str(target)) as f:
+            f.write(b"new %d\n" % k)
+    for t in [t for t in threading.enumerate() if t.name == "release-replaced"]:
+        t.join(5)
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_link_or_a_fifo_at_the_name_is_replaced_without_following_or_waiting(tmp_path, held):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"x" * 4096)
+    link = tmp_path / "link.manifest"
+    link.symlink_to(elsewhere)
+    with AtomicWriter(str(link)) as f:
+        f.write(b"new\n")
+    assert not link.is_symlink() and link.read_bytes() == b"new\n"
+    assert elsewhere.read_bytes() == b"x" * 4096 and held == []
+    fifo = tmp_path / "fifo.manifest"
+    os.mkfifo(fifo)
+    with AtomicWriter(str(fifo)) as f:  # opening a FIFO for reading would wait for a writer
+        f.write(b"new\n")
+    assert fifo.read_bytes() == b"new\n" and held == []
+
+
+def test_a_failed_rename_closes_the_held_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_write_behind, "RELEASE_BEHIND", 1024)
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b"old\n" * 1000)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileNotFoundError):
+        _write_behind.replace_behind(str(tmp_path / "missing"), str(target))
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert target.read_bytes() == b"old\n" * 1000
