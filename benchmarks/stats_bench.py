@@ -165,7 +165,7 @@ def main() -> None:
             sys.exit(1)
         workers = args.workers or os.cpu_count()
         print(f"manifest: {base['result']['lines']:,} lines, {size_mb:.0f} MB; both counts agree")
-        print(f"totask-manifest stats ({workers} processes: this one + {workers - 1} spawned; msgspec, orjson + polars): "
+        print(f"totask-manifest stats ({workers} processes: this one + {workers - 1} forked; msgspec, orjson + numpy): "
               f"{stats['elapsed']:.2f} s wall, {stats['cpu']:.2f} s CPU (all processes), "
               f"peak RSS {stats['rss_mib']:.0f} MiB main process, {stats['worker_rss_mib']:.0f} MiB largest worker")
         print(f"plain Python + orjson, one core (baseline): {base['elapsed']:.2f} s wall, {base['cpu']:.2f} s CPU, "

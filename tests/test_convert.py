@@ -478,3 +478,42 @@ def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):
         convert(str(src), str(tmp_path / "m.manifest"), to="manifest", task_type="object-detection",
                 allow_drop=True)
     assert err.value.key == "annotations[2].bbox"
+
+
+@pytest.mark.parametrize(("where", "key"), [("image", "images[0].id"), ("annotation", "annotations[0].image_id")])
+def test_a_coco_id_that_is_a_list_or_an_object_is_one_error_line(tmp_path, capsys, where, key):
+    """An id JSON writes as a list or an object cannot key anything: the import ended in a
+    ``TypeError: unhashable type`` traceback."""
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}]}
+    if where == "image":
+        doc["images"][0]["id"] = [1]
+    else:
+        doc["annotations"][0]["image_id"] = {"n": 1}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
+    assert err.value.key == key and "a number or a string" in str(err.value)
+    capsys.readouterr()
+    assert cli_main(["convert", str(src), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 1
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and err_lines[0].startswith("totask-manifest convert: ") and key in err_lines[0]
+
+
+def test_a_coco_image_id_is_no_path_for_its_mask(tmp_path):
+    """A mask is written at ``masks/<image id>.png``: an id such as ``../../x`` wrote it outside
+    the output's folder."""
+    doc = {"images": [{"id": "../../x", "file_name": "a.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": "../../x", "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    (tmp_path / "a" / "b" / "masks").mkdir(parents=True)
+    try:
+        convert(str(src), str(tmp_path / "a" / "b" / "m.manifest"), to="manifest")
+    except FormatError as exc:
+        assert exc.key == "images[0].id"
+    assert not (tmp_path / "a" / "x.png").exists()
+    assert not (tmp_path / "a" / "b" / "m.manifest").exists()

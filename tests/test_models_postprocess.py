@@ -162,3 +162,14 @@ def test_params_defaults_aliases_and_errors(tmp_path):
         load_params_file(str(tmp_path / "absent.yaml"))
     with pytest.raises(UsageError, match="unknown class name 'dog'"):
         pp.resolve_class_filter(["dog"], ["cat"])
+
+
+def test_a_box_reversed_by_less_than_the_written_precision_is_named_by_its_real_axis():
+    """x2 below x1 by less than a hundredth of a pixel: rounded, the two were equal and the
+    reason said ``y2 < y1`` of a box whose y were in order."""
+    pred = {"boxes": [[10.004, 10, 10.001, 20]], "scores": [0.9], "labels": [0]}
+    with pytest.raises(pp.PredictionRefused) as err:
+        detect(pred)
+    message = str(err.value)
+    assert "so x2 < x1" in message
+    assert message.startswith("boxes[0] is [10.004, 10, 10.001, 20] (x1 y1 x2 y2)")

@@ -89,3 +89,26 @@ def test_a_failed_rename_closes_the_held_file(tmp_path, monkeypatch):
         _write_behind.replace_behind(str(tmp_path / "missing"), str(target))
     assert set(os.listdir("/proc/self/fd")) == before
     assert target.read_bytes() == b"old\n" * 1000
+
+
+def test_a_thread_that_cannot_start_leaves_the_rename_done_and_closes_the_old_file_at_once(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Thread.start`` can fail (no thread left to the process; Python 3.12 refuses new threads
+    at interpreter shutdown) after the rename: the new file is in place, so the write succeeded,
+    and the old file is closed there and then, not leaked."""
+    monkeypatch.setattr(_write_behind, "RELEASE_BEHIND", 1024)
+    closed: list[int] = []
+    real_close = os.close
+    monkeypatch.setattr(_write_behind.os, "close", lambda fd: (closed.append(fd), real_close(fd)))
+
+    def refuse(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b"old\n" * 1000)
+    tmp = tmp_path / "new"
+    tmp.write_bytes(b"new\n")
+    _write_behind.replace_behind(str(tmp), str(target))
+    assert target.read_bytes() == b"new\n"
+    assert len(closed) == 1  # the held descriptor, closed by the caller's thread

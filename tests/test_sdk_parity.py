@@ -190,7 +190,7 @@ def project_deps_for_sdk_python(sdk_python: str) -> Path:
     constraints = repo / ".ci" / "constraints.txt"
     key = hashlib.sha256(json.dumps([deps, constraints.read_text()]).encode()).hexdigest()[:12]
     target = _venv_dir().parent / f"project-deps-{key}"
-    probe = [sdk_python, "-c", "import orjson, polars, pyarrow, jsonschema_rs, aiohttp, certifi, yaml, PIL"]
+    probe = [sdk_python, "-c", "import orjson, pyarrow, jsonschema_rs, aiohttp, certifi, yaml, PIL"]
     env = {**os.environ, "PYTHONPATH": str(target)}
     if target.is_dir() and subprocess.run(probe, env=env, capture_output=True, timeout=120).returncode == 0:
         return target

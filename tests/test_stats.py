@@ -1,6 +1,6 @@
 """``stats`` against an independent plain-Python count, on the real manifests and on hard cases.
 
-The count under test parses in worker processes over byte ranges and aggregates with polars;
+The count under test parses in worker processes over byte ranges and sums plain counts;
 the reference below reads the whole file at once, one ``orjson.loads`` per line, one process.
 """
 
@@ -35,7 +35,7 @@ MULTI = {"image-classification-multilabel", "text-classification-multilabel"}
 
 
 def reference(path: Path, attrs: list[str] | None = None) -> dict:
-    """Count with orjson, one line at a time: the specification the polars pipeline must meet."""
+    """Count with orjson, one line at a time: the specification the parallel count must meet."""
     raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()

@@ -156,7 +156,7 @@ def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batc
 
 
 def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
-    """Equal, the confidence mean to the last bits aside (polars sums a column in any order)."""
+    """Equal, the confidence mean to the last bits aside (the fast path gathers the values in another order)."""
     assert got.to_dict() | {"attributes": None} == want.to_dict() | {"attributes": None}
     assert list(got.attributes) == list(want.attributes)
     for name, a in want.attributes.items():
@@ -247,3 +247,31 @@ def test_many_distinct_job_and_class_names_fall_back_to_plain_strings(monkeypatc
     tally.part.lines = len(lines)
     tally.flush()
     assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=200))
+
+
+@pytest.mark.parametrize("twist", ["none", "unnamed box", "two names", "both"])
+def test_boxes_are_named_by_their_own_line_s_class_map(twist):
+    """The fast path counts ids alone when every box's id is in its own line's class map and no
+    key has two names (``FastPath._classes``); a box its map does not name, or a key named twice,
+    takes the box-by-box count. Each way must give the generic count's ``(id, name)`` pairs."""
+    rng = random.Random(8)
+    lines = []
+    for i in range(300):
+        record = detection(rng, i=i)
+        class_map = record["boxes-metadata"]["class-map"]
+        if twist in ("unnamed box", "both") and i % 37 == 5 and class_map:
+            class_map.pop(next(iter(class_map)))  # a box whose id its line's map does not hold
+        if twist in ("two names", "both") and i % 41 == 9:
+            class_map.update({k: "another name" for k in class_map})
+        lines.append(orjson.dumps(record))
+    tally, fast = Tally(None), FastPath(None)
+    for i in range(0, len(lines), 100):
+        fast.count(lines[i: i + 100], tally)
+    assert fast.generic_lines <= 10  # the lines teaching a new name; the rest are decoded fast
+    tally.part.lines = len(lines)
+    tally.flush()
+    got = merge_partials("m", [tally.part], None)
+    assert_equal(got, _stats(lines, None, fast=False, batch=100))
+    pairs = tally.part.attributes["boxes"].class_n  # (id, name its line gives it) -> boxes
+    assert any(name is None for _, name in pairs) == (twist in ("unnamed box", "both"))
+    assert any(name == "another name" for _, name in pairs) == (twist in ("two names", "both"))

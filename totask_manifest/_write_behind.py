@@ -145,7 +145,10 @@ def replace_behind(tmp: str, path: str) -> None:
             os.close(old)
         raise
     if old is not None:
-        threading.Thread(target=_release, args=(old,), name="release-replaced", daemon=True).start()
+        try:
+            threading.Thread(target=_release, args=(old,), name="release-replaced", daemon=True).start()
+        except RuntimeError:  # no thread to be had (none left; 3.12 at shutdown): the rename is done
+            os.close(old)
 
 
 def _release(fd: int) -> None:

@@ -140,18 +140,17 @@ def coco_to_manifest(
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
+    for n, image in enumerate(doc["images"]):
+        if isinstance(image, dict) and not _plain_id(image.get("id")):
+            raise FormatError(f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id")
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
-        if not _is_id(ann["image_id"]):
-            raise FormatError(f"image_id must be a number or a string, got {ann['image_id']!r}", fmt="coco",
+        if not _plain_id(ann["image_id"]):
+            raise FormatError(f"image_id {ann['image_id']!r} is not a number or a string", fmt="coco",
                               key=f"annotations[{i}].image_id")
         by_image[ann["image_id"]].append(ann)
         places[ann["image_id"]].append(i)
-    for i, image in enumerate(doc["images"]):  # ids are looked up: a list or an object is no id
-        if isinstance(image, dict) and "id" in image and not _is_id(image["id"]):
-            raise FormatError(f"id must be a number or a string, got {image['id']!r}", fmt="coco",
-                              key=f"images[{i}].id")
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
     for i, ann in enumerate(doc.get("annotations") or []):
         if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
@@ -193,6 +192,9 @@ def coco_to_manifest(
                         labeled.metadata["dropped"] = dict(lost)
                         dropped += 1
                 else:
+                    if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
+                        raise FormatError(f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
+                                          "letters, digits, '.', '_', '-' only", fmt="coco", key=f"{key}.id")
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
@@ -210,8 +212,13 @@ def coco_to_manifest(
     return counts
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int | str) and not isinstance(value, bool)
+#: an image id a mask file may be named by (``masks/<id>.png``): no folder, no ``..``
+_MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def _plain_id(value: Any) -> bool:
+    """Whether an id can key an image (a list or an object cannot; a missing one is named later)."""
+    return value is None or isinstance(value, int | float | str)
 
 
 def _document_key(key: str | None, places: list[int]) -> str | None:

@@ -7,20 +7,22 @@ object); every other line, and any line msgspec refuses, is parsed with orjson a
 the generic code (``Tally.generic``), which is the specification the fast path is tested
 against. Parsing is the cost, so a local file is split
 into byte ranges (``manifest.ranges``: a line belongs to the range its first byte is in), shared
-out among one process per core, this one included. A process turns each line into a few narrow
-facts per label attribute (``stats_facts``) appended to plain column lists (the fast path counts
-most of them with ``Counter`` at once); every
-``BATCH_LINES`` lines those columns become polars frames that are grouped and counted, and
-folded into the range's running partial counts (``stats_tables``). Only the counts cross
-process boundaries; the parent concatenates the partials and groups them once more with polars.
-Memory is bounded by the batch size and the number of distinct values (classes, reasons, job
-names), never by the number of lines.
+out among one process per core, this one included. A process counts each line's facts per label
+attribute (``stats_facts.Counts``: ``Counter`` objects keyed by type, failure rule, job, class id
+and name, boxes per image; the fast path counts a slice of lines at once); every ``BATCH_LINES``
+lines the confidences gathered are binned (numpy) and the class-map pairs normalised. Only the
+counts cross process boundaries; the parent sums them (``stats_tables``). Memory is bounded by
+the batch size and the number of distinct values (classes, reasons, job names), never by the
+number of lines.
 
 Other fsspec URLs (s3://, memory://) stream through the same per-line code in this process:
 ranged reads of a remote object cost a request each and gain little.
 
-Pool processes are started with ``spawn``: a process forked after polars has run its thread
-pool deadlocks on its first polars query (the pool's threads do not survive the fork).
+Pool processes are forked when this process runs no other thread (``ranges._context``): they
+inherit the imports (msgspec, orjson, numpy) instead of paying them again, as a spawned
+interpreter would (about 0.35 s of CPU a process). Nothing on this path starts a thread before
+``map_ranges``; polars, which used to count the tables here, did (a process forked after polars
+had run deadlocked on its first query), and cost each process a third of a second to import.
 """
 
 from __future__ import annotations
@@ -33,40 +35,32 @@ import orjson
 
 from .. import _storage as storage
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
-from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Columns
+from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
 from .stats_fast import FastPath
-from .stats_tables import (
-    AttributeStats,
-    ClassClash,
-    ClassCount,
-    ManifestStats,
-    Partial,
-    batch_frames,
-    merge_partials,
-)
+from .stats_tables import AttributeStats, ClassClash, ClassCount, ManifestStats, Partial, merge_partials
 
 __all__ = ["BINS", "AttributeStats", "ClassClash", "ClassCount", "ManifestStats", "format_text", "manifest_stats"]
 
-#: lines per column batch handed to polars
+#: lines between two ``Tally.flush`` calls
 BATCH_LINES = 50_000
 
 
 class Tally:
-    """One range's running counts: the ``Partial``, this batch's columns per attribute, and the
-    generic per-line count (``orjson`` parses the whole line) that every line can take. The fast
-    path (``stats_fast``) hands it the lines it does not know."""
+    """One range's running counts (the ``Partial``: each attribute's ``Counts``) and the generic
+    per-line count (``orjson`` parses the whole line) that every line can take. The fast path
+    (``stats_fast``) hands it the lines it does not know."""
 
     def __init__(self, attributes: Sequence[str] | None) -> None:
         self.part = Partial()
-        self.columns: dict[str, Columns] = {}
+        self.columns: dict[str, Counts] = self.part.attributes
         # key -> label attribute (None: not a ``-metadata`` key); named attributes are the only keys
         self.keys: dict[str, Any] = {a + SUFFIX: a for a in attributes} if attributes is not None else {}
         self.discover = attributes is None
 
-    def column(self, attr: str) -> Columns:
+    def column(self, attr: str) -> Counts:
         cols = self.columns.get(attr)
         if cols is None:
-            cols = self.columns[attr] = Columns()
+            cols = self.columns[attr] = Counts()
         return cols
 
     def generic(self, lines: Iterable[bytes]) -> None:
@@ -100,18 +94,18 @@ class Tally:
                     continue
                 cols = columns.get(attr)
                 if cols is None:
-                    cols = columns[attr] = Columns()
+                    cols = columns[attr] = Counts()
                 cols.add(record, attr, meta)
 
     def flush(self) -> None:
-        """Hand this batch's columns to polars (``BATCH_LINES`` at a time: memory stays flat)."""
-        if self.columns:
-            self.part.absorb(batch_frames(self.columns))
-            self.columns = {}
+        """Bin the confidences and normalise the class names counted so far (``BATCH_LINES`` at a
+        time: memory stays bounded by the distinct values of a batch)."""
+        for cols in self.columns.values():
+            cols.flush()
 
 
 def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
-    """Count every line once; hand the facts to polars every ``BATCH_LINES`` lines.
+    """Count every line once; bin and normalise every ``BATCH_LINES`` lines.
 
     ``fast`` decodes the lines whose shape ``stats_fast`` knows with msgspec and leaves the rest
     to the generic count; ``fast=False`` is the generic count alone (the reference the tests hold
@@ -156,7 +150,7 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
     """
     check_workers(workers)
     attributes = list(dict.fromkeys(label_attributes)) if label_attributes else None
-    parts = map_ranges(count_range, url, (attributes,), workers=workers, start_method="spawn", remote=False)
+    parts = map_ranges(count_range, url, (attributes,), workers=workers, remote=False)
     return merge_partials(url, parts, attributes)
 
 

@@ -1,12 +1,16 @@
 """``stats``' per-line facts: what one line's label attributes say (type, failure rule, who
-labeled it, class ids, confidences, boxes per image), appended to plain column lists that are
-cheap to grow; ``stats_tables`` turns them into polars counts every batch of lines."""
+labeled it, class ids, confidences, boxes per image), counted in plain ``Counter`` objects per
+attribute (``Counts``) that cross processes and are summed; ``stats_tables`` reads the results
+out of them."""
 
 from __future__ import annotations
 
 from collections import Counter
+from itertools import repeat
+from operator import add
 from typing import Any
 
+import numpy as np
 import orjson
 
 from .._failure_rules import rule_of
@@ -14,14 +18,9 @@ from .._task_types import GT_PREFIX
 
 #: confidence histogram: ten bins of width 0.1, the last one closed ([0.9, 1.0])
 BINS = 10
-#: the confidence table's bin for boxes or labels that carry no confidence at all
-UNSCORED_BIN = -1
-#: the same table's count of boxes or labels left out for want of a usable class id
-NO_CLASS_ID_BIN = -2
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
-#: lines per column batch handed to polars
 #: ``type`` string (with or without ``groundtruth/``) -> family of label value shape
 _DET, _SINGLE, _MULTI = 1, 2, 3
 _FAMILY = {
@@ -76,43 +75,76 @@ def label_text(name: Any) -> str | None:
     return name if name is None or type(name) is str else json_text(name)
 
 
-class Columns:
-    """Facts about one attribute over one batch of lines, as plain lists (cheap to append to).
+class Counts:
+    """One attribute's counts over a byte range (or a whole stream): plain ``Counter`` objects keyed by
+    the facts, summed when ranges are merged (``merge``). Why not columns handed to a dataframe
+    library: the tables are tiny (distinct types, reasons, jobs, classes, bins), a ``Counter``
+    counts in C, and these pickle across processes in microseconds; polars cost each process a
+    third of a second to import and a few tenths more to flush its batches.
 
-    One entry per metadata object in ``types``/``reasons``/``humans``/``jobs``/``states``; one per
-    box or chosen label in ``ids``; one per confidence in ``conf``; one per detection line in
-    ``per_image``; ``names`` is the set of ``(class id, name)`` pairs (a set: class maps repeat
-    on every line, their distinct pairs are few).
+    ``conf`` (one entry per box or label with a confidence) and ``raw_names`` (``(class-map key,
+    name)`` pairs as the lines give them) are binned and normalised by ``flush`` into
+    ``hist``/``conf_sum`` and ``names`` (``(class id, name text)``) every batch of lines, so memory
+    stays bounded by the batch and the number of distinct values. The confidences are binned by
+    numpy (a few ns a value, against 160 for a ``Counter`` of floats; numpy is imported before
+    the workers fork, so once).
     """
 
-    __slots__ = ("class_n", "conf", "humans", "ids", "jobs", "labels", "meta_n", "named", "names", "no_class_id",
-                 "per_image", "per_image_n", "reasons", "states", "tools", "types", "unscored")
+    __slots__ = ("class_n", "conf", "conf_sum", "hist", "meta_n", "named", "names", "no_class_id",
+                 "per_image_n", "raw_names", "tools", "unscored")
 
     def __init__(self) -> None:
-        self.types: list[str | None] = []
-        self.reasons: list[str | None] = []
-        self.humans: list[str | None] = []
-        self.jobs: list[str | None] = []
-        self.states: list[int] = []
-        self.ids: list[int] = []
-        #: the name the line itself gives each entry of ``ids`` (its class map), or None
-        self.labels: list[str | None] = []
+        #: ``(type, reason, human, job, state)`` -> metadata objects
+        self.meta_n: Counter[tuple[str | None, str | None, str | None, str | None, int]] = Counter()
+        #: ``(class id, the name the line's own class map gives it, or None)`` -> boxes or labels
+        self.class_n: Counter[tuple[int, str | None]] = Counter()
+        #: boxes per detection (or native) line -> lines
+        self.per_image_n: Counter[int] = Counter()
+        #: confidences, until ``flush`` bins them
         self.conf: list[float] = []
-        self.per_image: list[int] = []
-        self.names: set[tuple[Any, Any]] = set()
-        #: native documents: one tool name per annotation, one class name per named annotation
-        self.tools: list[str] = []
-        self.named: list[str] = []
+        self.hist = [0] * BINS
+        self.conf_sum = 0.0
+        #: ``(class-map key, name)`` pairs seen (a set: class maps repeat on every line), until ``flush``
+        self.raw_names: set[tuple[Any, Any]] = set()
+        #: ``(class id, name)`` pairs, ids that are not 64-bit integers left out
+        self.names: set[tuple[int, str]] = set()
+        #: native documents: annotations per tool, named annotations per class name
+        self.tools: Counter[str] = Counter()
+        self.named: Counter[str] = Counter()
         #: boxes or chosen labels without a confidence (kept apart: a missing score is not 0.0)
         self.unscored = 0
         #: boxes or labels left out: no usable class id
         self.no_class_id = 0
-        #: the same facts already counted (the fast path, ``stats_fast``, counts them in C with
-        #: ``Counter`` instead of growing one list entry per line): ``(type, reason, human, job,
-        #: state)`` -> lines, ``(class id, name)`` -> boxes, boxes per image -> lines
-        self.meta_n: Counter[tuple[str | None, str | None, str | None, str | None, int]] = Counter()
-        self.class_n: Counter[tuple[int, str | None]] = Counter()
-        self.per_image_n: Counter[int] = Counter()
+
+    def flush(self) -> None:
+        """Bin the confidences counted so far and normalise the class-map pairs (once per distinct
+        pair)."""
+        if self.conf:
+            values = np.array(self.conf, dtype=np.float64)
+            # floor(c * BINS) clipped to [0, BINS - 1]: the last bin is closed ([0.9, 1.0])
+            bins = np.clip(np.floor(values * BINS), 0, BINS - 1).astype(np.int64)
+            self.hist = list(map(add, self.hist, np.bincount(bins, minlength=BINS).tolist()))
+            self.conf_sum += float(values.sum())
+            self.conf = []
+        if self.raw_names:
+            for key, name in self.raw_names:
+                class_id = class_id_of(key)
+                if class_id is not None:
+                    self.names.add((class_id, name if type(name) is str else str(name)))
+            self.raw_names = set()
+
+    def merge(self, other: Counts) -> None:
+        """Add ``other``'s counts (both flushed) to these."""
+        self.meta_n.update(other.meta_n)
+        self.class_n.update(other.class_n)
+        self.per_image_n.update(other.per_image_n)
+        self.hist = list(map(add, self.hist, other.hist))
+        self.conf_sum += other.conf_sum
+        self.names |= other.names
+        self.tools.update(other.tools)
+        self.named.update(other.named)
+        self.unscored += other.unscored
+        self.no_class_id += other.no_class_id
 
     def add_native(self, value: Any, fmt: str) -> None:
         """A document kept as it is: its annotations by tool and class name, boxes per document."""
@@ -120,44 +152,38 @@ class Columns:
 
         boxes = 0
         for shape in shapes(value, fmt):
-            self.tools.append(shape.tool)
+            self.tools[shape.tool] += 1
             if shape.class_name is not None:
-                self.named.append(shape.class_name)
+                self.named[shape.class_name] += 1
             if shape.box is not None:
                 boxes += 1
             if shape.confidence is not None:
                 self.conf.append(shape.confidence)
             elif shape.box is not None:
                 self.unscored += 1  # a box without a score is unscored, not 0.0
-        self.per_image.append(boxes)
+        self.per_image_n[boxes] += 1
 
     def add(self, record: dict, attribute: str, meta: dict) -> None:
+        """Count one line's ``attribute`` (its metadata object ``meta``): the generic count, the
+        specification every faster path is held to."""
         typ = meta.get("type")
         if typ is not None and type(typ) is not str:
             typ = json_text(typ)
-        self.types.append(typ)
         if "failure-reason" in meta:
             rule = meta.get("failure-rule")
             if type(rule) is not str or not rule:
                 reason = meta["failure-reason"]
                 rule = rule_of(reason if type(reason) is str else json_text(reason))
-            self.reasons.append(rule)
-            self.humans.append(None)
-            self.jobs.append(None)
-            self.states.append(FAILED | DECLARED)
+            self.meta_n[typ, rule, None, None, FAILED | DECLARED] += 1
             return
-        self.reasons.append(None)
         declared = DECLARED if "type" in meta else 0
         if attribute not in record:
-            self.humans.append(None)
-            self.jobs.append(None)
-            self.states.append(declared)
+            self.meta_n[typ, None, None, None, declared] += 1
             return
         human = meta.get("human-annotated")
-        self.humans.append(human if human is None or type(human) is str else json_text(human))
         job = meta.get("job-name")
-        self.jobs.append(job if job is None or type(job) is str else json_text(job))
-        self.states.append(LABELED | declared)
+        self.meta_n[typ, None, human if human is None or type(human) is str else json_text(human),
+                    job if job is None or type(job) is str else json_text(job), LABELED | declared] += 1
         family = _FAMILY.get(typ)
         if family is None:
             fmt = meta.get("format")
@@ -165,6 +191,7 @@ class Columns:
                 self.add_native(record[attribute], fmt)
             return
         value = record[attribute]
+        class_n, conf = self.class_n, self.conf
         if family == _DET:
             if type(value) is not dict:
                 return
@@ -174,18 +201,15 @@ class Columns:
             if type(class_map) is not dict:
                 class_map = {}
             if type(anns) is list:
-                ids = self.ids
                 for a in anns:
                     if type(a) is dict and type(c := a.get("class_id")) is int and _INT64_MIN <= c <= _INT64_MAX:
-                        ids.append(c)
+                        # the name this line's class map gives the box
+                        class_n[c, label_text(class_map.get(str(c)))] += 1
                         boxes += 1
-                if boxes:  # the names this line's class map gives its boxes (non-strings: batch_frames)
-                    self.labels += [class_map.get(str(c)) for c in ids[-boxes:]]
                 self.no_class_id += len(anns) - boxes
-            self.per_image.append(boxes)
+            self.per_image_n[boxes] += 1
             objects = meta.get("objects")
             if type(objects) is list:
-                conf = self.conf
                 for o in objects:
                     if type(o) is dict and type(c := o.get("confidence")) in (float, int):
                         conf.append(c)
@@ -195,7 +219,7 @@ class Columns:
             self.unscored += max((len(anns) if type(anns) is list else 0) - (len(objects) if type(objects) is list else 0), 0)
             if class_map:
                 try:  # the common case inline: this runs on every detection line
-                    self.names.update(class_map.items())
+                    self.raw_names.update(class_map.items())
                 except TypeError:
                     self._names(class_map)
         elif family == _SINGLE:
@@ -203,35 +227,33 @@ class Columns:
             if class_id is None:
                 self.no_class_id += 1
                 return
-            self.ids.append(class_id)
             name = meta.get("class-name")
-            self.labels.append(label_text(name))
+            class_n[class_id, label_text(name)] += 1
             if name is not None:
                 self._names({class_id: name})
-            conf = meta.get("confidence")
-            if type(conf) in (float, int):
-                self.conf.append(conf)
+            score = meta.get("confidence")
+            if type(score) in (float, int):
+                conf.append(score)
             else:
                 self.unscored += 1
         elif type(value) is list:  # multi-label
             ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
-            self.ids += ids
             self.no_class_id += len(value) - len(ids)
             class_map = meta.get("class-map")
             if type(class_map) is dict:
                 self._names(class_map)
-                self.labels += [label_text(class_map.get(str(v))) for v in ids]
+                class_n.update((v, label_text(class_map.get(str(v)))) for v in ids)
             else:
-                self.labels += [None] * len(ids)
+                class_n.update(zip(ids, repeat(None)))
             conf_map = meta.get("confidence-map")
             # only the chosen classes: a confidence-map may hold others too
             scored = [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)] if type(conf_map) is dict else []
-            self.conf += scored
+            conf += scored
             self.unscored += len(ids) - len(scored)
 
     def _names(self, class_map: dict) -> None:
         try:
-            self.names.update(class_map.items())
+            self.raw_names.update(class_map.items())
         except TypeError:  # a name that is a list or an object: named by its JSON text
-            self.names.update((k, v if type(v) is str else json_text(v)) for k, v in class_map.items())
+            self.raw_names.update((k, v if type(v) is str else json_text(v)) for k, v in class_map.items())
 

@@ -13,8 +13,7 @@ surrogates, numbers that overflow a double, control characters) just as orjson d
 duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
 task type, a class id outside 64 bits, malformed JSON, a blank line) goes to the generic count,
 one line at a time. Lines are counted in another order than the generic count's, which changes
-no count; the confidence mean may differ in its last bits, as polars' own parallel sums already
-make it differ from run to run.
+no count; the confidence mean may differ in its last bits (numpy sums each batch pairwise).
 
 The top-level keys differ per manifest (the label attribute names them), so the line struct is
 built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects and their label
@@ -79,7 +78,7 @@ class _Size(Struct, forbid_unknown_fields=True, gc=False):
 
 class _Label(Struct, forbid_unknown_fields=True, gc=False):
     """A bounding-box label value as Ground Truth writes it (no ``annotations``: no boxes, as in
-    ``Columns.add``; a ``null`` one is refused and counted generically)."""
+    ``Counts.add``; a ``null`` one is refused and counted generically)."""
 
     annotations: list[_Box] = []
     image_size: list[_Size] | UnsetType = UNSET
@@ -92,7 +91,7 @@ class _Object(Struct, forbid_unknown_fields=True, gc=False):
 class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     """A detection label's metadata, or a failed line's (any other ``type`` is refused).
 
-    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Columns.add``
+    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Counts.add``
     does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
     alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
     strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
@@ -161,6 +160,9 @@ class FastPath:
         self.changed = bool(self.roles)
         self.resting = 0
         self.rules: dict[str, str] = {}
+        #: ``(a Counts' raw_names set, its size, its pairs as a dict)``, the dict None where a key has
+        #: two names (``_classes``)
+        self._pairs: tuple[Any, int, dict | None] = (None, 0, None)
         #: job names, class-map keys and class names seen (decoded as literals; ``None``: too many)
         self.literals: dict[str, dict[str, None] | None] = {"job-name": {}, "keys": {}, "names": {}}
         #: lines counted by each path (the tests check that the fast one is taken)
@@ -299,7 +301,7 @@ class FastPath:
         return fallback
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
-        """``Columns.add`` for one attribute over a batch: the labeled detection lines column by
+        """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
         column (``map`` and ``chain`` loop in C), the few others one by one (``_add``)."""
         clean_metas: list[_Meta] = []
         clean_labels: list[_Label] = []
@@ -321,15 +323,38 @@ class FastPath:
         boxes = list(map(len, anns))
         cols.per_image_n.update(boxes)
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        class_maps = list(map(_CLASS_MAP, clean_metas))
-        # each box by its id and its name in its own line's class map (None where the map has none)
-        cols.class_n.update(zip(ids, map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)),
-                                             map(_ID_TEXT.__getitem__, ids)), strict=True))
+        self._classes(cols, ids, boxes, list(map(_CLASS_MAP, clean_metas)))
         objects = list(map(_OBJECTS, clean_metas))
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
         # boxes beyond a line's objects list have no confidence
         cols.unscored += sum(filter(_POSITIVE, map(sub, boxes, map(len, objects))))
-        cols.names.update(chain.from_iterable(map(dict.items, class_maps)))
+
+    def _classes(self, cols: Any, ids: list[int], boxes: list[int], class_maps: list[dict[str, str]]) -> None:
+        """Each box by its id and the name its own line's class map gives it (None where the map
+        has none), and the class maps' pairs.
+
+        Why two ways: a ``(id, name)`` tuple per box, hashed and compared in a ``Counter``, was the
+        dearest part of the count (about 2k instructions a box). When every box's id is a key of
+        its own line's map and no key has two names among the pairs seen since the last flush, a
+        box's name is the one its id's text has in those pairs: the ids are counted alone, and
+        named once per distinct id. Otherwise (a key with two names, a box its map does not
+        name), box by box."""
+        raw = cols.raw_names
+        raw.update(chain.from_iterable(map(dict.items, class_maps)))
+        names = list(map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)),
+                         map(_ID_TEXT.__getitem__, ids)))
+        if None not in names:  # class-map values are strings: None is a box its map does not name
+            known = self._pairs
+            if known[0] is not raw or known[1] != len(raw):
+                by_key = dict(raw)
+                known = self._pairs = (raw, len(raw), by_key if len(by_key) == len(raw) else None)
+            by_key = known[2]
+            if by_key is not None:
+                class_n = cols.class_n
+                for class_id, n in Counter(ids).items():
+                    class_n[class_id, by_key[_ID_TEXT[class_id]]] += n
+                return
+        cols.class_n.update(zip(ids, names, strict=True))
 
     def _rule(self, meta: _Meta) -> str:
         rule = meta.failure_rule
@@ -344,25 +369,16 @@ class FastPath:
         return known
 
     def _add(self, cols: Any, meta: _Meta, label: Any) -> None:
-        """``stats_facts.Columns.add`` for one failed line, or one without a label or a type."""
-        typ = meta.type
-        cols.types.append(None if typ is UNSET else typ)
+        """``stats_facts.Counts.add`` for one failed line, or one without a label or a type."""
+        typ = None if meta.type is UNSET else meta.type
         if meta.failure_reason is not UNSET:
-            cols.reasons.append(self._rule(meta))
-            cols.humans.append(None)
-            cols.jobs.append(None)
-            cols.states.append(FAILED | DECLARED)
+            cols.meta_n[typ, self._rule(meta), None, None, FAILED | DECLARED] += 1
             return
-        cols.reasons.append(None)
-        declared = 0 if typ is UNSET else DECLARED
+        declared = 0 if typ is None else DECLARED
         if label is UNSET:
-            cols.humans.append(None)
-            cols.jobs.append(None)
-            cols.states.append(declared)
+            cols.meta_n[typ, None, None, None, declared] += 1
             return
-        cols.humans.append(meta.human)
-        cols.jobs.append(meta.job)
-        cols.states.append(LABELED | declared)
-        if typ is not UNSET:  # pragma: no cover - such lines go through _add_all
+        if typ is not None:  # pragma: no cover - such lines go through _add_all
             raise AssertionError("a typed labeled line is counted by _add_all")
-        # no type: no family, nothing more is read from the label (as Columns.add)
+        # no type: no family, nothing more is read from the label (as Counts.add)
+        cols.meta_n[None, None, meta.human, meta.job, LABELED] += 1

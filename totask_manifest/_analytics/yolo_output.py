@@ -9,9 +9,11 @@ them, and two exports to one folder at once removed each other's new folders. So
 * the export holds an exclusive lock on the folder itself (``flock`` on its descriptor: no file
   is added to a user's folder for it); a second export to the same folder is refused, one line,
   exit 2. The kernel drops the lock when its holder ends, ``kill -9`` included;
-* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, and only when the last
-  file is written are the files moved to their names (one rename of ``labels/`` when the folder
-  has none yet), with Ctrl-C and SIGTERM held back until the moves are done;
+* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, each file and folder
+  synced (as ``AtomicWriter`` syncs one file: a power cut leaves no empty file under its name),
+  and only when the last file is written are the files moved to their names (one rename of
+  ``labels/`` when the folder has none yet), with Ctrl-C and SIGTERM held back until the moves
+  are done (noted by handlers of their own, not masked: see ``_signals_held``);
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
   lock's holder makes one): it is removed.
 
@@ -29,7 +31,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from .._errors import StorageError, UsageError
 from .._storage import (
@@ -64,6 +66,9 @@ class YoloOutput:
         self.root = os.path.abspath(path) if is_local(fs) else None
         self.stage = ""
         self._lock_fd: int | None = None
+        #: whether this export holds the folder's lock (not on Windows or a file system without
+        #: locks): only then is a ``.tmp-yolo-*`` folder surely a killed export's, never a live one's
+        self._locked = False
         self._made_root = False
         self._folders: set[str] = set()
         #: object store: new files, removed again when the export stops
@@ -78,7 +83,7 @@ class YoloOutput:
             self._made_root = not os.path.isdir(self.root)
             os.makedirs(self.root, exist_ok=True)
             self._lock()
-            for name in os.listdir(self.root):  # only the lock's holder makes one: a killed export's
+            for name in os.listdir(self.root) if self._locked else ():  # a killed export's: see _locked
                 path = os.path.join(self.root, name)
                 if _STAGE.match(name) and os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -137,17 +142,20 @@ class YoloOutput:
         with f:
             try:
                 yield f
+                f.flush()
+                os.fsync(f.fileno())  # whole on disk before its name can be (``_commit``)
             except OSError as exc:
                 raise self._storage_error(exc) from None
 
     # -- local ------------------------------------------------------------------------------
 
     def _lock(self) -> None:
-        self._lock_fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        if fcntl is None:
+        if fcntl is None:  # Windows: no flock, and a folder cannot be opened (PermissionError)
             return
+        self._lock_fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._locked = True
         except BlockingIOError:
             raise UsageError(f"another convert is writing the YOLO folder {redact_url(self.dst)}; wait for it "
                              "to end, or write to another folder") from None
@@ -156,10 +164,17 @@ class YoloOutput:
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
-        staged = os.path.join(self.stage, "labels")
-        target = os.path.join(self.root, "labels")
-        self._check_targets(staged, target)
+        for folder, _dirs, _names in os.walk(self.stage, topdown=False):  # the entries of the files synced
+            fsync_dir(folder)
+        taken = self._taken()
+        if taken is not None:  # found before the first move: the folder stays as it was
+            rel = os.path.relpath(taken, self.root).replace(os.sep, "/")
+            held = "a folder" if os.path.isdir(taken) else "a file"
+            raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {held}, in the way of the "
+                               "export's own; nothing in the folder was changed")
         with _signals_held():
+            staged = os.path.join(self.stage, "labels")
+            target = os.path.join(self.root, "labels")
             if os.path.isdir(staged):
                 if not os.path.lexists(target):
                     os.rename(staged, target)
@@ -170,26 +185,29 @@ class YoloOutput:
                     os.replace(os.path.join(self.stage, name), os.path.join(self.root, name))
             fsync_dir(self.root)
 
-    def _check_targets(self, staged: str, target: str) -> None:
-        """Every name the moves will take is free for what goes there, checked before the first
-        move: a user's folder where a file goes (or a file where a folder goes) stopped the moves
-        part way, leaving the new ``labels/`` beside the old ``data.yaml``."""
-        def in_the_way(path: str, folder: bool) -> None:
-            if os.path.lexists(path) and os.path.isdir(path) != folder:
-                what = "a folder, not a file" if os.path.isdir(path) else "a file, not a folder"
-                rel = os.path.relpath(path, self.root)
-                raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {what}; move it away")
+    def _taken(self) -> str | None:
+        """The first path a move would fail on, or None: a folder where a file goes (``os.replace``
+        cannot put a file over one), a file (or a link to one) where a label folder goes. Found
+        before any move, so that one of them cannot leave the dataset half replaced."""
         for name in TOP_FILES:
-            in_the_way(os.path.join(self.root, name), folder=False)
+            path = os.path.join(self.root, name)
+            if os.path.exists(os.path.join(self.stage, name)) and os.path.isdir(path) and not os.path.islink(path):
+                return path
+        staged, target = os.path.join(self.stage, "labels"), os.path.join(self.root, "labels")
         if not os.path.isdir(staged) or not os.path.lexists(target):
-            return
-        for folder, _dirs, names in os.walk(staged):
-            dest = os.path.join(target, os.path.relpath(folder, staged))
-            in_the_way(dest, folder=True)
+            return None  # labels/ renamed whole, or none written
+        for folder, dirs, names in os.walk(staged):
+            dest = os.path.normpath(os.path.join(target, os.path.relpath(folder, staged)))
             if not os.path.isdir(dest):
-                continue  # made by the moves, nothing below it yet
+                if os.path.lexists(dest):
+                    return dest
+                dirs[:] = []  # made by the moves: nothing below it is taken
+                continue
             for name in names:
-                in_the_way(os.path.join(dest, name), folder=False)
+                path = os.path.join(dest, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    return path
+        return None
 
     def _release(self) -> None:
         """The stage gone (empty after a commit), the folder too when this export made it and
@@ -203,6 +221,7 @@ class YoloOutput:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+            self._locked = False
 
     def _storage_error(self, exc: OSError) -> StorageError:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
@@ -215,16 +234,33 @@ def _move_tree(staged: str, target: str) -> None:
         os.makedirs(dest, exist_ok=True)
         for name in names:
             os.replace(os.path.join(folder, name), os.path.join(dest, name))
+        fsync_dir(dest)
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM blocked (delivered when the block ends) on the main thread."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """SIGINT and SIGTERM held back on the main thread: noted by handlers of their own, then
+    raised again, to the handlers they had, when the block ends.
+
+    Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
+    other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
+    hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
+    in the main thread mid-moves, and SIGTERM's default disposition ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, note)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)

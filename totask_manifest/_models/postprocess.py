@@ -206,8 +206,11 @@ def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
     if not bool(reversed_.any()):
         return
     i = int(torch.nonzero(reversed_)[0])
-    box = [_pixels(float(v)) for v in boxes[i].tolist()]
-    axis = "x2 < x1" if box[2] < box[0] else "y2 < y1"
+    raw = boxes[i].tolist()
+    axis = "x2 < x1" if raw[2] < raw[0] else "y2 < y1"  # not from the rounded box, which may tie
+    box = [_pixels(float(v)) for v in raw]
+    if not (box[2] < box[0] or box[3] < box[1]):  # reversed by less than COORD_DECIMALS: show it
+        box = [int(r) if r.is_integer() else r for r in (round(float(v), 6) for v in raw)]
     raise PredictionRefused(
         f"boxes[{i}] is {box} (x1 y1 x2 y2), so {axis}: a detector's boxes are x1 y1 x2 y2 with x1 <= x2 "
         "and y1 <= y2 (torchvision's convention); is it x y width height?"

@@ -1,0 +1,207 @@
+"""``YoloOutput``'s commit, in process: a Ctrl-C or SIGTERM that arrives while the staged files
+are moved to their names waits until they all are, even with another thread alive (a remote
+input's fsspec I/O thread): a signal mask held by the main thread alone does not hold it back,
+since the kernel hands a process's signal to any thread that does not block it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from totask_manifest._analytics import yolo_output
+from totask_manifest._analytics.yolo_output import YoloOutput
+
+
+def _export(dst: Path) -> None:
+    with YoloOutput(str(dst)) as out:
+        for i in range(5):
+            out.write(f"labels/a/img{i}.txt", b"0 0.5 0.5 0.1 0.1\n")
+        out.write("index.jsonl", b"{}\n")
+        out.write("classes.txt", b"cat\n")
+        out.write("data.yaml", b"names: [cat]\n")
+
+
+@pytest.fixture
+def other_thread():
+    """A thread that does not block SIGINT or SIGTERM, alive during the test."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="other", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join()
+
+
+@pytest.fixture
+def signal_at_first_move(monkeypatch: pytest.MonkeyPatch):
+    """Sends the process ``signum`` as the commit moves its first file."""
+    sent = []
+
+    def arm(signum: int) -> None:
+        real = os.replace
+
+        def replace(src, dst, *a, **k):
+            if not sent:
+                sent.append(signum)
+                os.kill(os.getpid(), signum)
+            return real(src, dst, *a, **k)
+
+        monkeypatch.setattr(yolo_output.os, "replace", replace)
+        monkeypatch.setattr(yolo_output.os, "rename", replace)
+
+    return arm
+
+
+def _files(dst: Path) -> list[str]:
+    return sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+
+
+WHOLE = ["classes.txt", "data.yaml", "index.jsonl"] + [f"labels/a/img{i}.txt" for i in range(5)]
+
+
+def test_a_ctrl_c_during_the_moves_lets_them_finish_with_another_thread_alive(
+        tmp_path: Path, other_thread: threading.Thread, signal_at_first_move) -> None:
+    dst = tmp_path / "ds"
+    signal_at_first_move(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _export(dst)
+    assert _files(dst) == WHOLE  # before: the KeyboardInterrupt stopped the moves after labels/
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sigterm_during_the_moves_waits_for_them(tmp_path: Path, other_thread: threading.Thread,
+                                                  signal_at_first_move) -> None:
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        dst = tmp_path / "ds"
+        signal_at_first_move(signal.SIGTERM)
+        seen_during: list[list[int]] = []
+        real_fsync_dir = yolo_output.fsync_dir
+
+        def fsync_dir(path: str) -> None:  # the last step of the moves
+            seen_during.append(list(got))
+            real_fsync_dir(path)
+
+        yolo_output.fsync_dir, saved = fsync_dir, yolo_output.fsync_dir
+        try:
+            _export(dst)
+        finally:
+            yolo_output.fsync_dir = saved
+        assert seen_during and not any(seen_during)  # held back while the files moved
+        assert got == [signal.SIGTERM]  # and delivered to the handler after
+        assert _files(dst) == WHOLE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("no_lock", ["no fcntl", "flock refused"])
+def test_a_stage_is_removed_only_under_a_lock_the_export_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              no_lock: str) -> None:
+    """Without the lock (Windows, a file system without locks) a ``.tmp-yolo-*`` folder may be a
+    live export's stage, which removing would break in the middle of its moves: it stays."""
+    dst = tmp_path / "ds"
+    live = dst / ".tmp-yolo-abcd1234" / "labels"
+    live.mkdir(parents=True)
+    (live / "x.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    if no_lock == "no fcntl":
+        monkeypatch.setattr(yolo_output, "fcntl", None)
+    else:
+        class NoLocks:
+            LOCK_EX = LOCK_NB = 0
+
+            @staticmethod
+            def flock(fd: int, op: int) -> None:
+                raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    _export(dst)
+    assert (live / "x.txt").read_bytes() == b"0 0.5 0.5 0.1 0.1\n"
+    assert [f for f in _files(dst) if not f.startswith(".tmp-yolo-")] == WHOLE
+
+
+def test_a_killed_exports_stage_is_removed_under_the_lock(tmp_path: Path) -> None:
+    dst = tmp_path / "ds"
+    dead = dst / ".tmp-yolo-abcd1234" / "labels"
+    dead.mkdir(parents=True)
+    _export(dst)
+    assert not dead.parent.exists()
+    assert _files(dst) == WHOLE
+
+
+def test_every_file_and_folder_is_synced_before_the_moves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file used to be written by an ``AtomicWriter`` (fsync, rename, folder fsync): after a
+    power cut an export reported done held its files whole. Staged files moved unsynced could be
+    found empty under their names: every file and folder is synced before its first move."""
+    synced: set[int] = set()
+    moved: list[int] = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.add(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    def check(move):
+        def moving(src, dst, *a, **k):
+            moved.append(os.stat(src).st_ino)
+            return move(src, dst, *a, **k)
+        return moving
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(yolo_output.os, "rename", check(real_rename))
+    monkeypatch.setattr(yolo_output.os, "replace", check(real_replace))
+    dst = tmp_path / "ds"
+    _export(dst)
+    inodes = {p.stat().st_ino for p in dst.rglob("*")}
+    assert inodes <= synced  # every file and folder of the dataset (labels/ and labels/a/ too)
+    assert moved and set(moved) <= synced
+    _export(dst)  # again: labels/ is there, each label file moved into it, its folder synced after
+    assert {p.stat().st_ino for p in dst.rglob("*")} <= synced
+
+
+def test_without_fcntl_the_folder_is_not_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no ``fcntl`` and cannot ``os.open`` a folder (PermissionError): the export
+    opened one only to lock it, so every local YOLO export there failed."""
+    monkeypatch.setattr(yolo_output, "fcntl", None)
+    real_open = os.open
+
+    def windows_open(path, flags, *a, **k):
+        if os.path.isdir(path):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(yolo_output.os, "open", windows_open)
+    dst = tmp_path / "ds"
+    _export(dst)
+    assert _files(dst) == WHOLE
+
+
+@pytest.mark.parametrize("taken", ["labels/a/img3.txt", "data.yaml", "labels/a"])
+def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp_path: Path, taken: str) -> None:
+    """A label file's name (or a top file's) taken by a folder, or a label folder's by a file:
+    the moves stopped there, with the label files before it replaced and the rest (classes.txt
+    and data.yaml included) old, and the error named only the dataset's folder."""
+    dst = tmp_path / "ds"
+    _export(dst)
+    for p in dst.rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"old\n")
+    spot = dst / taken
+    if spot.is_dir():
+        for p in spot.iterdir():
+            p.unlink()
+        spot.rmdir()
+        spot.write_bytes(b"mine\n")
+    else:
+        spot.unlink()
+        spot.mkdir()
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    with pytest.raises(yolo_output.StorageError) as err:
+        _export(dst)
+    assert taken in str(err.value)
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
+    assert not list(dst.glob(".tmp-yolo-*"))
