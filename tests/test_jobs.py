@@ -161,6 +161,29 @@ def test_append_reads_each_manifest_once(tmp_path, monkeypatch):
     assert (result.added, result.skipped, result.starts) == (1, 2, [[3, str(tmp_path)]])
 
 
+def test_appended_duplicates_are_the_same_image_not_the_same_text(tmp_path):
+    """Relative references in an appended manifest resolve against its own folder, so
+    ``images/x.jpg`` in another folder is another image. Before: compared as text, a second
+    dataset laid out like the first was skipped whole as duplicates (one warning line), and the
+    same image named by its absolute path was labeled twice."""
+    from totask_manifest._jobs import inputs
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inp = tmp_path / "a" / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"images/x.jpg"}\n{"source":"text"}\n')
+    other = tmp_path / "b" / "more.manifest"  # another dataset, same layout
+    other.write_bytes(b'{"source-ref":"images/x.jpg"}\n')
+    again = tmp_path / "a" / "again.manifest"  # the input's own image, named two ways, and its text
+    again.write_bytes(b'{"source-ref":"images/x.jpg"}\n{"source-ref":"%s"}\n{"source":"text"}\n'
+                      % str(tmp_path / "a" / "images" / "x.jpg").encode())
+    result = inputs.combine_with_appended(str(inp), [str(other), str(again)], str(tmp_path / "combined.manifest"))
+    assert (result.added, result.skipped) == (1, 3)
+    assert (tmp_path / "combined.manifest").read_bytes() == (
+        b'{"source-ref":"images/x.jpg"}\n{"source":"text"}\n{"source-ref":"images/x.jpg"}\n')
+    assert result.examples[0].endswith("again.manifest line 1: 'images/x.jpg'")
+
+
 def test_memory_filesystem_output_root(tmp_path):
     import fsspec
 
