@@ -168,11 +168,13 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         raise_for_no_data(*scans[0], appended=scans[1:])
         from ._fetch import APPENDED_BASES
 
-        appended = combine_with_appended(config.input, config.append, layout.input_manifest)
-        (log.warning if appended.skipped else log.info)("%s", appended.summary())
         # their relative references resolve in their own folders; a chained job keeps the folders
         # of lines an earlier job appended (they lie inside its input, before the new ones)
-        earlier = [e for e in config.options.get(APPENDED_BASES) or () if e[0] < appended.starts[0][0]]
+        earlier = list(config.options.get(APPENDED_BASES) or ())
+        appended = combine_with_appended(config.input, config.append, layout.input_manifest,
+                                         input_base=config.options.get("relative_to"), earlier=earlier)
+        (log.warning if appended.skipped else log.info)("%s", appended.summary())
+        earlier = [e for e in earlier if e[0] < appended.starts[0][0]]
         config.options[APPENDED_BASES] = [*earlier, *appended.starts]
         input_url = layout.input_manifest
     scan = scan_input(input_url, config.label_attribute)

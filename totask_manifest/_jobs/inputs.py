@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .._manifest.io import read_lines, write_lines
@@ -13,9 +13,26 @@ from .._manifest.line import Line
 from .._storage import redact_url
 
 
-def _identity(record: dict) -> str | None:
-    value = record.get("source-ref", record.get("source"))
-    return value if isinstance(value, str) else None
+def _identity(record: dict, base: str) -> tuple[str, str] | None:
+    """What makes two lines the same data object: inline text as written, a ``source-ref`` as the
+    file or URL it names (``images/x.jpg`` in two manifests' folders is two images; compared as
+    text, a second dataset laid out like the first was skipped whole)."""
+    from .._fetch import resolve_reference
+
+    if isinstance(record.get("source-ref"), str):
+        return "source-ref", resolve_reference(record["source-ref"], base)
+    value = record.get("source")
+    return ("source", value) if isinstance(value, str) else None
+
+
+def _base_at(index: int, input_base: str, earlier: Sequence[Sequence]) -> str:
+    """The folder an input line's relative references resolve against: that of the manifest an
+    earlier job appended it from (``[first line index, folder]`` pairs), else the input's."""
+    base = input_base
+    for start, folder in earlier:
+        if start <= index:
+            base = folder
+    return base
 
 
 @dataclass
@@ -37,13 +54,17 @@ class Appended:
         return text
 
 
-def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str) -> Appended:
+def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *, input_base: str | None = None,
+                          earlier: Sequence[Sequence] = ()) -> Appended:
     """Write input + the appended manifests' lines to ``out_url``, skipping data objects already
-    present (same ``source-ref``/``source``). One pass over each manifest: the input's data
-    objects are noted as its lines are copied, all of them before the first appended line."""
+    present (same ``source`` text, or ``source-ref`` naming the same file once resolved: the
+    input's against ``input_base``, default its folder, or ``earlier`` appended folders; each
+    appended manifest's against its own). One pass over each manifest: the input's data objects
+    are noted as its lines are copied, all of them before the first appended line."""
     from .._fetch import base_of
 
-    seen: set[str] = set()
+    input_base = input_base or base_of(input_url)
+    seen: set[tuple[str, str]] = set()
     result = Appended()
 
     def lines() -> Iterable[Line | bytes]:
@@ -51,22 +72,24 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str) ->
         index = 0
         for line in read_lines(input_url):
             if not line.is_blank:
-                ident = _identity(line.record())
+                ident = _identity(line.record(), _base_at(index, input_base, earlier))
                 if ident is not None:
                     seen.add(ident)
             last_had_newline = line.newline != b""
             index += 1
             yield line
         for url in extra:
-            result.starts.append([index, base_of(url)])
+            base = base_of(url)
+            result.starts.append([index, base])
             for line in read_lines(url):
                 if line.is_blank:
                     continue
-                ident = _identity(line.record())
+                record = line.record()
+                ident = _identity(record, base)
                 if ident is not None and ident in seen:
                     result.skipped += 1
                     if len(result.examples) < 3:
-                        result.examples.append(f"{redact_url(url)} line {line.number}: {ident!r}")
+                        result.examples.append(f"{redact_url(url)} line {line.number}: {record.get(ident[0])!r}")  # as written
                     continue
                 if ident is not None:
                     seen.add(ident)
