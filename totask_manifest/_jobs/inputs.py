@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .._manifest.io import read_lines, write_lines
@@ -13,16 +15,37 @@ from .._manifest.line import Line
 from .._storage import redact_url
 
 
-def _identity(record: dict, base: str) -> tuple[str, str] | None:
+def _identity(record: dict, resolve: Callable[[str], str]) -> tuple[str, str] | None:
     """What makes two lines the same data object: inline text as written, a ``source-ref`` as the
     file or URL it names (``images/x.jpg`` in two manifests' folders is two images; compared as
     text, a second dataset laid out like the first was skipped whole)."""
-    from .._fetch import resolve_reference
-
-    if isinstance(record.get("source-ref"), str):
-        return "source-ref", resolve_reference(record["source-ref"], base)
+    ref = record.get("source-ref")
+    if isinstance(ref, str):
+        return "source-ref", resolve(ref)
     value = record.get("source")
     return ("source", value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=64)
+def _resolver(base: str) -> Callable[[str], str]:
+    """``resolve_reference(ref, base)`` for one base, with a fast path for the common plain
+    relative path (no ``.`` segment, ``//``, end slash or surrounding space), where joining is
+    all it does: the full call per line doubled the time of combining a 200,000-line input."""
+    from .._fetch import resolve_reference
+
+    prefix = None
+    if base and not base.startswith("file://"):
+        prefix = base.rstrip("/") + "/" if "://" in base else os.path.normpath(base) + "/"
+        if prefix in ("//", "///", "./"):  # these join as normpath does on its own
+            prefix = None
+
+    def resolve(ref: str) -> str:
+        if prefix and ref and ref[0] not in "/. \t" and ref[-1] not in "/ \t\r\n" and "://" not in ref \
+                and "/." not in ref and "//" not in ref and "\\" not in ref:
+            return prefix + ref
+        return resolve_reference(ref, base)
+
+    return resolve
 
 
 def _base_at(index: int, input_base: str, earlier: Sequence[Sequence]) -> str:
@@ -64,6 +87,7 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
     from .._fetch import base_of
 
     input_base = input_base or base_of(input_url)
+    resolve_input = _resolver(input_base)
     seen: set[tuple[str, str]] = set()
     result = Appended()
 
@@ -72,7 +96,7 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
         index = 0
         for line in read_lines(input_url):
             if not line.is_blank:
-                ident = _identity(line.record(), _base_at(index, input_base, earlier))
+                ident = _identity(line.record(), _resolver(_base_at(index, input_base, earlier)) if earlier else resolve_input)
                 if ident is not None:
                     seen.add(ident)
             last_had_newline = line.newline != b""
@@ -80,12 +104,13 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
             yield line
         for url in extra:
             base = base_of(url)
+            resolve = _resolver(base)
             result.starts.append([index, base])
             for line in read_lines(url):
                 if line.is_blank:
                     continue
                 record = line.record()
-                ident = _identity(record, base)
+                ident = _identity(record, resolve)
                 if ident is not None and ident in seen:
                     result.skipped += 1
                     if len(result.examples) < 3:
