@@ -184,6 +184,26 @@ def test_appended_duplicates_are_the_same_image_not_the_same_text(tmp_path):
     assert result.examples[0].endswith("again.manifest line 1: 'images/x.jpg'")
 
 
+def test_a_chained_inputs_appended_lines_keep_their_folder_for_duplicates(tmp_path):
+    """A chained job's input holds lines an earlier job appended (``earlier``): appending their
+    manifest again finds them duplicates, resolved in their own folder, not the input's."""
+    from totask_manifest._jobs import inputs
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    inp = tmp_path / "job" / "out.manifest"
+    inp.parent.mkdir()
+    inp.write_bytes(b'{"source-ref":"x.jpg"}\n{"source-ref":"x.jpg"}\n')  # line 2 came from b/
+    more = tmp_path / "b" / "more.manifest"
+    more.write_bytes(b'{"source-ref":"x.jpg"}\n')
+    result = inputs.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"),
+                                          input_base=str(tmp_path / "a"), earlier=[[1, str(tmp_path / "b")]])
+    assert (result.added, result.skipped) == (0, 1)
+    result = inputs.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"),
+                                          input_base=str(tmp_path / "a"))
+    assert (result.added, result.skipped) == (1, 0)
+
+
 def test_memory_filesystem_output_root(tmp_path):
     import fsspec
 
