@@ -517,3 +517,17 @@ def test_a_coco_image_id_is_no_path_for_its_mask(tmp_path):
         assert exc.key == "images[0].id"
     assert not (tmp_path / "a" / "x.png").exists()
     assert not (tmp_path / "a" / "b" / "m.manifest").exists()
+
+
+@pytest.mark.parametrize("image_id", ["img 1", "été-7", "a.b_c"])
+def test_a_coco_image_id_that_is_a_plain_file_name_still_names_its_mask(tmp_path, image_id):
+    """Only ids that could leave the masks folder (or hide a file) are refused: spaces and
+    letters outside ASCII are file names like any other."""
+    doc = {"images": [{"id": image_id, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "cat"}],
+           "annotations": [{"image_id": image_id, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
+    assert (tmp_path / "masks" / f"{image_id}.png").is_file()
+    assert (tmp_path / "m.manifest").read_bytes().count(b"\n") == 1

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from totask_manifest._models.postprocess import batched_nms, box_iou, nms  # noqa: E402
+from totask_manifest._models.nms import batched_nms, box_iou, nms  # noqa: E402
 
 
 def reference_iou(a: list[float], b: list[float]) -> float:

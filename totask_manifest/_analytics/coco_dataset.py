@@ -194,7 +194,8 @@ def coco_to_manifest(
                 else:
                     if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
                         raise FormatError(f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
-                                          "letters, digits, '.', '_', '-' only", fmt="coco", key=f"{key}.id")
+                                          "no '/', '\\', '?', '#', '%' or control character, no leading '.'",
+                                          fmt="coco", key=f"{key}.id")
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
@@ -212,8 +213,9 @@ def coco_to_manifest(
     return counts
 
 
-#: an image id a mask file may be named by (``masks/<id>.png``): no folder, no ``..``
-_MASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+#: an image id a mask file may be named by (``masks/<id>.png``): no folder separator, no leading
+#: dot (``..``, a hidden file), no control character, nothing a URL reads as a query or fragment
+_MASK_NAME = re.compile(r"[^/\\?#%.\x00-\x1f\x7f][^/\\?#%\x00-\x1f\x7f]*")
 
 
 def _plain_id(value: Any) -> bool:
