@@ -293,3 +293,26 @@ def test_bar_text_fits_its_terminal_and_tells_time_left():
     text = progress.bar_text(progress._start + 10.0, width=100)
     assert text.endswith(" 25.0% 250/1000  25.0 lines/s  ETA 0:30") and len(text) < 100
     assert len(progress.bar_text(progress._start + 10.0, width=40)) <= 39
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_a_job_that_did_not_complete_names_only_the_files_it_wrote(tmp_path, written):
+    """A job stopped by a full disk or a Ctrl-C may have written no output manifest and no
+    failures file: the result names a path only when there is a file behind it."""
+    import io
+
+    from totask_manifest._cli._jobs import report
+    from totask_manifest._jobs.config import JobResult
+
+    output, failures = tmp_path / "output.manifest", tmp_path / "failures.jsonl"
+    if written:
+        output.write_bytes(b"{}\n")
+        failures.write_bytes(b"{}\n")
+    result = JobResult(job_url=str(tmp_path), status="FAILED", metrics={"total": 2, "failed": 1},
+                       output_manifest=str(output), failures_url=str(failures))
+    stream = io.StringIO()
+    assert report(result, stream=stream) == 1
+    text = stream.getvalue()
+    assert (f"output manifest: {output}\n" in text) is written
+    assert ("not written yet" in text) is not written
+    assert (f"failures: {failures}" in text) is written

@@ -174,14 +174,31 @@ def report(result: JobResult, *, stream=None) -> int:
         f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
         file=stream,
     )
-    print(f"output manifest: {result.output_manifest}", file=stream)
-    if m.get("failed"):
+    if _written(result.output_manifest, result.status):
+        print(f"output manifest: {result.output_manifest}", file=stream)
+    else:
+        print(f"output manifest: not written yet ({result.output_manifest}; resume the job to write it)", file=stream)
+    if m.get("failed") and _written(result.failures_url, result.status):
         print(f"failures: {result.failures_url}", file=stream)
     if result.status == COMPLETED:
         return 0
     if result.status == STOPPED:
         return 128 + (result.signal or 2)
     return 1
+
+
+def _written(url: str, status: str) -> bool:
+    """Whether a job's file is there to be read: a job that did not complete (a full disk, a
+    Ctrl-C) may have written none, and a path printed as a result would send the user to
+    nothing. A store that cannot say is taken at its word (the path is printed)."""
+    if status == COMPLETED:
+        return True
+    from .._storage import exists
+
+    try:
+        return exists(url)
+    except Exception:
+        return True
 
 
 def dump_json(data: Any) -> None:
