@@ -75,18 +75,21 @@ def test_the_command_puts_pythons_handler_back_once_parsed(tmp_path):
 
 
 def _workers_of(pid: int) -> list[int]:
-    """The pool processes ``multiprocessing`` spawned for ``pid`` (Linux ``/proc``)."""
+    """The pool processes ``multiprocessing`` started for ``pid`` (Linux ``/proc``): spawned ones
+    say so on their command line, forked ones (``stats``) have their parent's."""
     found = []
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        own = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return found
     for child in children:
         try:
-            if b"--multiprocessing-fork" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(int(child))
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
+        if b"--multiprocessing-fork" in cmdline or cmdline == own:
+            found.append(int(child))
     return found
 
 
@@ -95,7 +98,7 @@ def _workers_of(pid: int) -> list[int]:
 @pytest.mark.slow
 def test_ctrl_c_reaching_the_pool_workers_too_is_one_line_and_130(tmp_path, command):
     """A terminal's Ctrl-C goes to the whole foreground process group: the command and the workers
-    it spawned to read a big file in ranges. Each worker used to print a KeyboardInterrupt traceback
+    it started (spawned, or forked for ``stats``) to read a big file in ranges. Each worker used to print a KeyboardInterrupt traceback
     (often from inside an import), and the pool's thread one more; now the command says it once."""
     line = (b'{"source-ref":"s3://b/a.jpg","category":{"annotations":[{"class_id":0,"left":1,"top":2,"width":3,'
             b'"height":4}],"image_size":[{"width":10,"height":10,"depth":3}]},"category-metadata":{"objects":'
