@@ -66,11 +66,16 @@ WHOLE = ["classes.txt", "data.yaml", "index.jsonl"] + [f"labels/a/img{i}.txt" fo
 def test_a_ctrl_c_during_the_moves_lets_them_finish_with_another_thread_alive(
         tmp_path: Path, other_thread: threading.Thread, signal_at_first_move) -> None:
     dst = tmp_path / "ds"
-    signal_at_first_move(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        _export(dst)
-    assert _files(dst) == WHOLE  # before: the KeyboardInterrupt stopped the moves after labels/
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler, whatever an earlier test in this process left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        signal_at_first_move(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            _export(dst)
+        assert _files(dst) == WHOLE  # before: the KeyboardInterrupt stopped the moves after labels/
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_sigterm_during_the_moves_waits_for_them(tmp_path: Path, other_thread: threading.Thread,
