@@ -409,6 +409,13 @@ def test_attribute_detection_reads_past_lines_that_are_not_json_objects(tmp_path
     assert not (tmp_path / "x.json").exists()
 
 
+def _square_coco(image_id: object = 1) -> dict:
+    """A COCO document of one 10x10 image with one square 'cat' polygon (4x4 pixels)."""
+    return {"images": [{"id": image_id, "file_name": "a.jpg", "width": 10, "height": 10}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"image_id": image_id, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+
+
 def test_a_coco_import_stopped_by_a_bad_image_leaves_no_mask(tmp_path):
     """Masks are painted image by image before the manifest is written: a bad segmentation on the
     second image stopped the import with no manifest, and the first image's mask (and the folders
@@ -437,10 +444,7 @@ def test_mask_references_resolve_against_the_manifests_folder_both_ways(tmp_path
     ``out/masks/1.png`` (relative to the working directory), which they read as
     ``out/out/masks/1.png``; and a COCO export read a relative mask reference against the working
     directory, not the manifest's folder."""
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-           "categories": [{"id": 1, "name": "cat"}],
-           "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
-    (tmp_path / "c.json").write_text(json.dumps(doc))
+    (tmp_path / "c.json").write_text(json.dumps(_square_coco()))
     monkeypatch.chdir(tmp_path)
     convert("c.json", "out/m.manifest", to="manifest")
     rec = _records(tmp_path / "out" / "m.manifest")[0]
@@ -505,9 +509,7 @@ def test_a_coco_id_that_is_a_list_or_an_object_is_one_error_line(tmp_path, capsy
 def test_a_coco_image_id_is_no_path_for_its_mask(tmp_path):
     """A mask is written at ``masks/<image id>.png``: an id such as ``../../x`` wrote it outside
     the output's folder."""
-    doc = {"images": [{"id": "../../x", "file_name": "a.jpg", "width": 10, "height": 10}],
-           "categories": [{"id": 1, "name": "cat"}],
-           "annotations": [{"image_id": "../../x", "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    doc = _square_coco("../../x")
     src = tmp_path / "c.json"
     src.write_text(json.dumps(doc))
     (tmp_path / "a" / "b" / "masks").mkdir(parents=True)
@@ -523,9 +525,7 @@ def test_a_coco_image_id_is_no_path_for_its_mask(tmp_path):
 def test_a_coco_image_id_that_is_a_plain_file_name_still_names_its_mask(tmp_path, image_id):
     """Only ids that could leave the masks folder (or hide a file) are refused: spaces and
     letters outside ASCII are file names like any other."""
-    doc = {"images": [{"id": image_id, "file_name": "a.jpg", "width": 10, "height": 10}],
-           "categories": [{"id": 1, "name": "cat"}],
-           "annotations": [{"image_id": image_id, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}]}
+    doc = _square_coco(image_id)
     src = tmp_path / "c.json"
     src.write_text(json.dumps(doc), encoding="utf-8")
     convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
