@@ -19,7 +19,7 @@ from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_schem
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
 from .._manifest.io import read_records
-from .._storage import exists, read_bytes, write_bytes_atomic
+from .._storage import exists, read_bytes, redact_secret_url, write_bytes_atomic
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
@@ -199,9 +199,12 @@ def _failures_html(rows: list[dict]) -> str:
     if not rows:
         return '<p class="muted">no failures</p>'
     shown = rows[:MAX_FAILURE_ROWS]
+
+    def cell(value: Any) -> str:  # a source URL without its secrets (failures.jsonl of older versions held them)
+        return "" if value is None else redact_secret_url(value) if isinstance(value, str) else str(value)
+
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(r.get(k) if r.get(k) is not None else ''))}</td>"
-                         for k in ("line", "task_id", "source", "rule"))
+        "<tr>" + "".join(f"<td>{escape(cell(r.get(k)))}</td>" for k in ("line", "task_id", "source", "rule"))
         + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
         for r in shown
     )
