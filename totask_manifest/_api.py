@@ -222,13 +222,15 @@ def resume(
                          "chain or clone a new job to change what a job writes")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
+    if changes:  # checked first, before the lease: a wrong value is named even when nothing is left to
+        # run, and a dead holder's lease is not taken over for a command that refuses to run
+        stored = Job.open(job_url).state.config
+        _check_options(stored.method, {**stored.options, **changes}, stored.task_type)
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
         state = job.state
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
-        if changes:  # checked first: a wrong value is named even when nothing is left to run
-            _check_options(state.config.method, {**state.config.options, **changes}, state.config.task_type)
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return job_result(state)
