@@ -321,6 +321,7 @@ def test_a_job_that_did_not_complete_names_only_the_files_it_wrote(tmp_path, wri
     assert (f"failures: {failures}" in text) is written
 
 
+@pytest.mark.slow
 def test_status_of_a_job_a_file_size_limit_stopped_names_no_output_it_never_wrote(tmp_path):
     """``status`` says what the job's own result said: on a full disk (here a file-size limit,
     ``ulimit -f``, in a real subprocess) no output manifest was written, so no path is given as

@@ -328,6 +328,7 @@ def test_the_heartbeat_is_refreshed_while_the_lease_is_held(tmp_path, monkeypatc
     assert current_holder(job)[1] == "released" or current_holder(job)[0] is None
 
 
+@pytest.mark.slow
 def test_resume_with_a_bad_tuning_value_is_refused_before_it_takes_a_dead_holders_lease(tmp_path):
     """``resume --timeout -1`` on a job whose holder was killed: one line naming the option (exit
     2), as for a live job; the dead holder's lease is not taken over for a command that then

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.jobs_helpers import REPO, run_cli
 from totask_manifest.testing.file_server import FileServer
@@ -15,6 +16,7 @@ from totask_manifest.testing.file_server import FileServer
 SECRETS = ("s3cr3tPW", "SIGSECRET", "TOKSECRET")
 
 
+@pytest.mark.slow
 def test_secrets_in_source_urls_stay_out_of_failures_report_and_log(tmp_path: Path) -> None:
     sample = REPO / "sample_data"
     with FileServer() as server:
