@@ -4,17 +4,14 @@ time left, no internal step name), ``--version``, help texts, messages in JSON's
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, TOY, run_cli, write_manifest
+from tests.jobs_helpers import TOY, write_manifest
 from tests.support.terminal import run_on_terminal
 from tests.support.toy_annotators import ToyClassifier, ToyOptions
 from totask_manifest._options import option
@@ -319,36 +316,3 @@ def test_a_job_that_did_not_complete_names_only_the_files_it_wrote(tmp_path, wri
     assert (f"output manifest: {output}\n" in text) is written
     assert ("not written yet" in text) is not written
     assert (f"failures: {failures}" in text) is written
-
-
-@pytest.mark.slow
-def test_status_of_a_job_a_file_size_limit_stopped_names_no_output_it_never_wrote(tmp_path):
-    """``status`` says what the job's own result said: on a full disk (here a file-size limit,
-    ``ulimit -f``, in a real subprocess) no output manifest was written, so no path is given as
-    if it were there."""
-    import resource
-
-    sample = REPO / "sample_data"
-    lines = b"".join(orjson.dumps({"source-ref": str(sample / "images" / f"img_{i % 10:03d}.jpg"),
-                                   "annotation-ref": str(sample / "annotations" / f"img_{i % 10:03d}.json")}) + b"\n"
-                     for i in range(600))
-    (tmp_path / "in.manifest").write_bytes(lines)
-
-    def limit() -> None:  # 64 KiB: the job's first checkpoint part does not fit
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
-
-    job = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
-                          "--job-name", "fz", "--label-attribute", "b", "--task-type", "object-detection",
-                          "--method", "file", "--url-key", "annotation-ref", "--native", "convert",
-                          "--class-names", str(sample / "class_names.txt"), "--allow-root", str(sample),
-                          "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=180,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=limit)
-    assert job.returncode == 1, job.stderr
-    assert "output manifest: not written yet" in job.stdout, job.stdout
-    output = tmp_path / "out" / "fz" / "manifests" / "output" / "output.manifest"
-    assert not output.exists()
-    status = run_cli("status", str(tmp_path / "out" / "fz"))
-    assert status.returncode == 0, status.stderr
-    assert "status: FAILED" in status.stdout and "File too large" in status.stdout, status.stdout
-    assert f"output manifest: {output}\n" not in status.stdout, status.stdout
-    assert "output manifest: not written yet" in status.stdout, status.stdout
