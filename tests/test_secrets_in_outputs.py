@@ -44,3 +44,36 @@ def test_secrets_in_source_urls_stay_out_of_failures_report_and_log(tmp_path: Pa
         for name, text in (("failures.jsonl", failures), ("report", html), ("annotate's output", job.stdout + job.stderr),
                            ("report's output", report.stdout + report.stderr)):
             assert secret not in text, f"{secret} in {name}"
+
+
+@pytest.mark.slow
+def test_a_manifest_urls_token_stays_out_of_validate_stats_convert_and_the_report(tmp_path: Path) -> None:
+    """The manifest itself read through a URL with a token in its query: ``status`` printed it
+    redacted, but validate and stats (text and JSON), convert's error and the report's "input"
+    printed it whole."""
+    sample = REPO / "sample_data"
+    lines = [{"source-ref": f"img/{i}.jpg", "annotation-ref": f"ann/{i}.json"} for i in range(2)]
+    with FileServer() as server:
+        for i in range(2):
+            server.add(f"img/{i}.jpg", (sample / "images" / f"img_00{i}.jpg").read_bytes())
+            server.add(f"ann/{i}.json", (sample / "annotations" / f"img_00{i}.json").read_bytes())
+        server.add("in.manifest", b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        url = server.url_for("in.manifest") + "?token=TOKSECRET"
+        runs = {"annotate": run_cli("annotate", url, "--job-name", "tok", "--label-attribute", "boxes",
+                                    "--task-type", "object-detection", "--method", "file", "--url-key",
+                                    "annotation-ref", "--class-names", str(sample / "class_names.txt"),
+                                    "--native", "convert", "--output", str(tmp_path / "out"))}
+        assert runs["annotate"].returncode == 0, runs["annotate"].stderr
+        runs["report"] = run_cli("report", str(tmp_path / "out" / "tok"), "-o", str(tmp_path / "r.html"))
+        for fmt in ("text", "json"):
+            runs[f"validate {fmt}"] = run_cli("validate", url, "--format", fmt)
+            runs[f"stats {fmt}"] = run_cli("stats", url, "--format", fmt)
+        runs["convert"] = run_cli("convert", url, str(tmp_path / "c.json"), "--to", "coco")  # no label: refused
+    assert runs["convert"].returncode == 2 and "in.manifest?…" in runs["convert"].stderr, runs["convert"].stderr
+    for name in ("report", "validate text", "validate json", "stats text", "stats json"):
+        assert runs[name].returncode == 0, (name, runs[name].stderr)
+    assert "in.manifest?…" in runs["validate text"].stdout and "in.manifest?…" in runs["stats text"].stdout
+    html = (tmp_path / "r.html").read_text()
+    assert "in.manifest?…" in html
+    for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
+        assert "TOKSECRET" not in text, name

@@ -139,7 +139,9 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
-    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in pairs if v not in (None, "", []))
+    # a URL's password, token or signature stays out of the page (the input's, say)
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(redact_secret_url(v) if isinstance(v, str) else str(v))}</dd>"
+                   for k, v in pairs if v not in (None, "", []))
     return f'<dl class="kv">{rows}</dl>'
 
 
