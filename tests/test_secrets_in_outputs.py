@@ -77,3 +77,37 @@ def test_a_manifest_urls_token_stays_out_of_validate_stats_convert_and_the_repor
     assert "in.manifest?…" in html
     for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
         assert "TOKSECRET" not in text, name
+
+
+@pytest.mark.slow
+def test_secret_source_urls_stay_out_of_evaluate_and_the_reports_evaluation(tmp_path: Path) -> None:
+    """evaluate's worst lines (JSON ``worst_lines[].source``) and the report's evaluation tiles
+    named each image by its whole source-ref, password and signature included."""
+    sample = REPO / "sample_data"
+    with FileServer() as server:
+        server.add("img/a.jpg", (sample / "images" / "img_000.jpg").read_bytes())
+        host = server.url.split("://", 1)[1]
+        source = f"http://bob:s3cr3tPW@{host}/img/a.jpg?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+        meta = {"class-map": {"0": "circle"}, "type": "groundtruth/object-detection",
+                "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+        box = {"class_id": 0, "left": 10, "top": 10, "width": 30, "height": 30}
+        label = {"image_size": [{"width": 160, "height": 120, "depth": 3}], "annotations": [box]}
+        moved = {**label, "annotations": [{**box, "left": 100}]}
+        line = {"source-ref": source, "pred": moved, "pred-metadata": {**meta, "human-annotated": "no",
+                                                                         "objects": [{"confidence": 0.9}]},
+                "ref": label, "ref-metadata": {**meta, "human-annotated": "yes"}}
+        job = tmp_path / "job"
+        (job / "manifests" / "output").mkdir(parents=True)
+        (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(line) + b"\n")
+        runs = {fmt: run_cli("evaluate", str(job), "--predicted", "pred", "--reference", "ref", "--format", fmt)
+                for fmt in ("text", "json")}
+        runs["report"] = run_cli("report", str(job), "-o", str(tmp_path / "r.html"))
+    for name, r in runs.items():
+        assert r.returncode == 0, (name, r.stderr)
+    worst = orjson.loads(runs["json"].stdout)["worst_lines"]
+    assert [w["line"] for w in worst] == [1] and worst[0]["source"].endswith(f"{host}/img/a.jpg?…"), worst
+    html = (tmp_path / "r.html").read_text()
+    assert "a.jpg?…" in html
+    for secret in SECRETS:
+        for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
+            assert secret not in text, (secret, name)
