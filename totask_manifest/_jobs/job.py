@@ -29,8 +29,8 @@ from .._errors import JobError, ManifestError, NotAJobError, StorageError, Totas
 from .._manifest.io import read_lines
 from .._storage import exists, read_bytes
 from .layout import JobLayout
-from .state import JobState, shape_problem
 from .lease import current_holder
+from .state import JobState, shape_problem
 from .status import COMPLETED, RUNNING
 
 
