@@ -125,14 +125,10 @@ RAW_LINES = [b"", b" ", b"\t", b"\r", b"\x0c", b"[]", b"1", b'"x"', b"null", b"{
              b'{"boxes":{"annotations":[]},"boxes-metadata":{}}']
 
 
-#: what may stand between two objects on one line, or between two lines (``\n`` and whitespace)
-JOINS = [b"", b" ", b"\r", b"\t", b"\n\n", b"\n \n", b"\n\r\n", b"\n\t\n", b"\r\n\r\n"]
-
-
 @st.composite
 def manifests(draw) -> list[bytes]:
     rng = random.Random(draw(st.integers(0, 2**32)))
-    kinds = draw(st.lists(st.sampled_from(["det", "det", "det", "failed", "cls", "odd", "broken", "raw", "joined"]),
+    kinds = draw(st.lists(st.sampled_from(["det", "det", "det", "failed", "cls", "odd", "broken", "raw"]),
                           min_size=1, max_size=60))
     lines = []
     for i, kind in enumerate(kinds):
@@ -149,28 +145,14 @@ def manifests(draw) -> list[bytes]:
         elif kind == "broken":
             old, new = rng.choice(BREAKS)
             lines.append(orjson.dumps(detection(rng, i=i)).replace(old, new, 1))
-        elif kind == "joined":  # two lines as one, or one as two: what ``decode_lines`` cannot tell apart
-            first, second = orjson.dumps(detection(rng, i=i)), orjson.dumps(failed(rng))
-            lines.append(rng.choice(JOINS).join((first, second)) if rng.random() < 0.5
-                         else first.replace(b",", rng.choice((b",\n", b"\n,", b",\r\n")), 1))
         else:
             lines.append(rng.choice(RAW_LINES))
     return lines
 
 
-def _blocks(lines: list[bytes], batch: int, end: bytes = b"\n", last_end: bool = True) -> list[bytes]:
-    """``lines`` as blocks of ``batch`` lines each, as ``ranges.iter_blocks`` reads them from a
-    file whose lines end with ``end`` (its last one too, or not)."""
-    blocks = [b"".join(line + end for line in lines[i: i + batch]) for i in range(0, len(lines), batch)]
-    if blocks and not last_end and lines[-1]:
-        blocks[-1] = blocks[-1][: -len(end)]
-    return blocks
-
-
-def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batch: int = 7,
-           end: bytes = b"\n", last_end: bool = True) -> ManifestStats:
-    blocks = iter(_blocks(lines, batch, end, last_end))
-    return merge_partials("m", [_count_lines(blocks, attributes, fast=fast)], attributes)
+def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batch: int = 7) -> ManifestStats:
+    batches = iter([lines[i: i + batch] for i in range(0, len(lines), batch)])
+    return merge_partials("m", [_count_lines(batches, attributes, fast=fast)], attributes)
 
 
 def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
@@ -185,11 +167,9 @@ def assert_equal(got: ManifestStats, want: ManifestStats) -> None:
 
 @pytest.mark.slow  # a hypothesis property (6 s); each break below runs in the fast lane too
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=manifests(), named=st.sampled_from([None, ["boxes"], ["boxes", "cls", "missing"]]),
-       end=st.sampled_from([b"\n", b"\r\n"]), last_end=st.booleans(), batch=st.sampled_from([7, 1000]))
-def test_fast_path_counts_what_the_generic_count_counts(lines, named, end, last_end, batch):
-    kw = {"end": end, "last_end": last_end, "batch": batch}
-    assert_equal(_stats(lines, named, fast=True, **kw), _stats(lines, named, fast=False, **kw))
+@given(lines=manifests(), named=st.sampled_from([None, ["boxes"], ["boxes", "cls", "missing"]]))
+def test_fast_path_counts_what_the_generic_count_counts(lines, named):
+    assert_equal(_stats(lines, named, fast=True), _stats(lines, named, fast=False))
 
 
 @pytest.mark.parametrize(("old", "new"), BREAKS)
@@ -202,56 +182,7 @@ def test_each_break_is_counted_as_the_generic_count_does(old, new):
     for named in (None, ["boxes"]):
         want = _stats(lines, named, fast=False)
         assert_equal(_stats(lines, named, fast=True), want)
-    assert want.lines == 5 + new.count(b"\n") - old.count(b"\n")  # a newline put in makes two lines
-
-
-def _warm(end: bytes) -> bytes:
-    """A block of lines with every job, class and type name ``detection`` writes: the fast path
-    learns them from it, so that the blocks after it may be decoded at once (``count_block``)."""
-    rng = random.Random(10)
-    return _blocks([orjson.dumps(detection(rng, i=i)) for i in range(80)], 80, end)[0]
-
-
-def _block_stats(blocks: list[bytes], named: list[str] | None) -> tuple[ManifestStats, FastPath]:
-    tally, fast = Tally(named), FastPath(named)
-    tally.part.lines = sum(fast.count_block(block, tally) for block in blocks)
-    tally.flush()
-    return merge_partials("m", [tally.part], named), fast
-
-
-@pytest.mark.parametrize("join", JOINS)
-@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
-def test_lines_that_decode_lines_could_misread_are_counted_line_by_line(join, end):
-    """Two objects on one line, an object over two lines, blank lines: ``decode_lines`` reads the
-    same values from them as from well-formed lines; each block must be counted as the generic
-    count counts its lines."""
-    rng = random.Random(9)
-    good = [orjson.dumps(detection(rng, i=i)) for i in range(6)]
-    two_on_one = [*good[:2], join.join(good[2:4]), *good[4:]]
-    one_on_two = [*good[:2], good[2].replace(b",", b"," + join, 1), *good[3:]]
-    # as many objects as lines in the block: only the lines themselves tell them apart
-    balanced = [good[0], join.join(good[1:3]), good[3].replace(b",", b",\n", 1), *good[4:]]
-    for lines in (good, two_on_one, one_on_two, balanced):
-        blocks = [_warm(end), *_blocks(lines, 100, end)]
-        for named in (None, ["boxes"]):
-            want = merge_partials("m", [_count_lines(iter(blocks), named, fast=False)], named)
-            got, fast = _block_stats(blocks, named)
-            assert_equal(got, want)
-            # the well-formed block is decoded at once: the check above tests that path
-            assert fast.block_lines == (len(good) if lines == good else 0)
-    assert _stats(two_on_one, None, fast=False, batch=100).attributes["boxes"].lines == 4 + (b"\n" in join) * 2
-
-
-@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
-def test_bench_shaped_blocks_are_decoded_a_piece_at_a_time(tmp_path, end):
-    lines = _bench_lines(tmp_path, 3000)
-    tally, fast = Tally(None), FastPath(None)
-    tally.part.lines = sum(fast.count_block(block, tally) for block in _blocks(lines, 1000, end, last_end=False))
-    assert tally.part.lines == 3000
-    # the pieces that teach a job or class name are decoded line by line (``count``), the rest at once
-    assert fast.fast_lines + fast.generic_lines == 3000 and fast.block_lines >= 2500
-    tally.flush()
-    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=1000, end=end))
+    assert want.lines == 5
 
 
 def test_a_line_orjson_refuses_is_unreadable_in_both():

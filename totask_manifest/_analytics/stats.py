@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from .. import _storage as storage
-from .._manifest.ranges import check_workers, iter_blocks, map_ranges, split_block
+from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
 from .stats_fast import FastPath
 from .stats_tables import AttributeStats, ClassClash, ClassCount, ManifestStats, Partial, merge_partials
@@ -104,9 +104,8 @@ class Tally:
             cols.flush()
 
 
-def _count_lines(blocks: Iterator[bytes], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
-    """Count every line of ``blocks`` (whole lines, ``iter_blocks``) once; bin and normalise every
-    ``BATCH_LINES`` lines.
+def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
+    """Count every line once; bin and normalise every ``BATCH_LINES`` lines.
 
     ``fast`` decodes the lines whose shape ``stats_fast`` knows with msgspec and leaves the rest
     to the generic count; ``fast=False`` is the generic count alone (the reference the tests hold
@@ -117,15 +116,13 @@ def _count_lines(blocks: Iterator[bytes], attributes: Sequence[str] | None, *, f
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the loop makes no reference cycles; the collector would only rescan young objects
     try:
-        for block in blocks:
+        for lines in batches:
+            tally.part.lines += len(lines)
+            pending += len(lines)
             if quick is None:
-                lines = split_block(block)
                 tally.generic(lines)
-                n = len(lines)
             else:
-                n = quick.count_block(block, tally)
-            tally.part.lines += n
-            pending += n
+                quick.count(lines, tally)
             if pending >= BATCH_LINES:
                 tally.flush()
                 pending = 0
@@ -139,7 +136,7 @@ def _count_lines(blocks: Iterator[bytes], attributes: Sequence[str] | None, *, f
 def count_range(url: str, start: int, end: int | None, attributes: Sequence[str] | None) -> Partial:
     """The counts of the lines starting in ``[start, end)`` (what one process does)."""
     with storage.open_read(url) as f:
-        return _count_lines(iter_blocks(f, start=start, end=end), attributes)
+        return _count_lines(iter_bodies(f, start=start, end=end), attributes)
 
 
 def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,

@@ -35,7 +35,6 @@ import orjson
 from msgspec import UNSET, Struct, UnsetType, field
 
 from .._failure_rules import rule_of
-from .._manifest.ranges import pieces, split_block
 from .stats_facts import _INT64_MAX, _INT64_MIN, DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
@@ -45,10 +44,9 @@ MAX_SHAPES = 32
 #: fast path off for ``REST_BATCHES`` batches (decoding twice would cost more than it saves)
 GIVE_UP_SHARE = 0.5
 REST_BATCHES = 8
-#: lines (or bytes of a block) decoded and counted at a time: their structs (a few kB a line)
-#: stay in the CPU's cache until counted; a whole batch of them (megabytes) would be read back
+#: lines decoded and counted at a time: their structs (a few kB a line) stay in the CPU's cache
+#: until counted; a whole batch of them (megabytes) would be read back from memory
 SLICE_LINES = 128
-SLICE_BYTES = 1 << 16
 #: refused lines per slice whose keys or names are learned (each costs a second parse)
 LEARN_PER_SLICE = 16
 #: job names, class-map keys or class names decoded as literals (more: plain strings)
@@ -170,8 +168,6 @@ class FastPath:
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
-        #: of the fast lines, those decoded a piece at a time (``count_block``)
-        self.block_lines = 0
 
     # --- learning the keys --------------------------------------------------------------------
 
@@ -267,59 +263,19 @@ class FastPath:
 
     def count(self, lines: list[bytes], tally: Any) -> None:
         """Count ``lines`` into ``tally``: known shapes here, the rest by ``tally.generic``."""
-        if self._resting(lines, tally):
-            return
-        fallback = 0
-        for start in range(0, len(lines), SLICE_LINES):
-            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally)
-        self._tell(len(lines), fallback)
-
-    def count_block(self, block: bytes, tally: Any) -> int:
-        """Count a block of whole lines (``ranges.iter_blocks``) into ``tally``; its number of lines.
-
-        A piece of the block that is one object a line (``_one_object_a_line``) is decoded at once
-        (``decode_lines``: no split into lines, one call); any other piece, or one msgspec
-        refuses, is split and counted line by line (``_count_slice``), as ``count`` does."""
-        total = fallback = 0
-        if self.resting:
-            lines = split_block(block)
-            self._resting(lines, tally)
-            return len(lines)
-        for piece in pieces(block, SLICE_BYTES):
-            n = piece.count(b"\n") + (not piece.endswith(b"\n"))
-            total += n
-            if self.changed or self.decoder is None or not self.shapes:
-                if not self.shapes:
-                    self.learn(piece.split(b"\n", 1)[0])  # the first line's keys, as ``count``
-                self._build()
-            if _one_object_a_line(piece, n):
-                try:
-                    records = self.decoder.decode_lines(piece)  # type: ignore[union-attr]
-                except msgspec.DecodeError:
-                    records = None
-                if records is not None and len(records) == n:
-                    self._count_records(records, tally)
-                    self.block_lines += n
-                    continue
-            fallback += self._count_slice(split_block(piece), tally)
-        self._tell(total, fallback)
-        return total
-
-    def _resting(self, lines: list[bytes], tally: Any) -> bool:
-        """Count ``lines`` generically while the fast path rests (after a batch it mostly refused)."""
         if self.resting:
             self.resting -= 1
             tally.generic(lines)
             self.generic_lines += len(lines)
-            return True
+            return
         if not self.shapes and lines:
             self.learn(lines[0])  # the first line's keys (``source-ref``...) before the first struct
-        return False
-
-    def _tell(self, lines: int, fallback: int) -> None:
+        fallback = 0
+        for start in range(0, len(lines), SLICE_LINES):
+            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally)
         self.generic_lines += fallback
-        self.fast_lines += lines - fallback
-        if fallback > GIVE_UP_SHARE * lines:
+        self.fast_lines += len(lines) - fallback
+        if fallback > GIVE_UP_SHARE * len(lines):
             self.resting = REST_BATCHES
 
     def _count_slice(self, lines: list[bytes], tally: Any) -> int:
@@ -340,12 +296,9 @@ class FastPath:
                 if record is None:
                     tally.generic((body,))
             records = [r for r in records if r is not None]
-        self._count_records(records, tally)
-        return fallback
-
-    def _count_records(self, records: list[Any], tally: Any) -> None:
         for attr, meta_of, label_of in self.counted:
             self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
+        return fallback
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
@@ -429,23 +382,3 @@ class FastPath:
             raise AssertionError("a typed labeled line is counted by _add_all")
         # no type: no family, nothing more is read from the label (as Counts.add)
         cols.meta_n[None, None, meta.human, meta.job, LABELED] += 1
-
-
-def _one_object_a_line(piece: bytes, lines: int) -> bool:
-    """Whether ``decode_lines(piece)``, when it gives ``lines`` structs, gives exactly one per line,
-    each what ``decode`` of that line alone gives.
-
-    ``decode_lines`` skips whitespace between values, newlines and blank lines included, and
-    needs no newline between two values: ``{}{}`` on one line, or an object spread over two
-    lines, would give the right number of values for the wrong lines. Here every line starts with
-    ``{`` and every newline but a last one stands in ``}\\n{`` (or ``}\\r\\n{``). A newline
-    cannot be inside a string (msgspec refuses a raw control character in one, as orjson does),
-    and ``}`` then ``{`` follow one another inside no JSON value, so each newline lies between two
-    values: no value spans two lines, and each line starts one (with its ``{``). As many values as
-    lines is then one value a line, and the line is that value (maybe a ``\\r`` after it)."""
-    if not piece.startswith(b"{") or not piece.endswith((b"}\n", b"}", b"}\r\n", b"}\r")):
-        return False
-    joins = piece.count(b"}\n{")
-    if joins != lines - 1 and b"\r" in piece:
-        joins += piece.count(b"}\r\n{")
-    return joins == lines - 1
