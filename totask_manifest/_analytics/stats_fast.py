@@ -1,6 +1,5 @@
 """``stats``' fast path: lines of a shape it knows are decoded by msgspec into typed structs
-(17.6k instructions a line of the benchmark against 21.5k for ``orjson.loads``; less with
-``image_size`` kept raw, below) and counted
+(17.6k instructions a line of the benchmark against 21.5k for ``orjson.loads``) and counted
 column by column with ``map``, ``chain`` and ``Counter``, which loop in C, instead of one Python
 step per dict.
 
@@ -9,10 +8,7 @@ Why it can be exact. The generic count (``stats.Tally.generic``) is the specific
 msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 in a skipped
 string, ``1e999`` in a skipped number), so nothing here is ever skipped: every struct forbids
 unknown fields and every field is typed (strings, ``float``, 64-bit ``int``, literals), never
-``Any``; the one ``Raw`` field, ``image_size`` (which no count reads: a list, a struct and three
-floats a line saved), is checked after the decoding (``FastPath._sizes_exact``: ASCII, short,
-no exponent), and a slice holding one it cannot clear is decoded again with every field typed
-(``FastPath.strict``). Typed decoding rejects each of those cases (invalid UTF-8, lone
+``Any`` nor ``Raw``. Typed decoding rejects each of those cases (invalid UTF-8, lone
 surrogates, numbers that overflow a double, control characters) just as orjson does, and a
 duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
 task type, a class id outside 64 bits, malformed JSON, a blank line) goes to the generic count,
@@ -55,12 +51,6 @@ SLICE_LINES = 128
 LEARN_PER_SLICE = 16
 #: job names, class-map keys or class names decoded as literals (more: plain strings)
 MAX_LITERALS = 256
-#: raw ``image_size`` bytes at most (``FastPath._sizes_exact``)
-MAX_RAW = 300
-_EXPONENT = bytes.maketrans(b"eE,[", b"EE::")
-#: what a refused line raises: a ``DecodeError``, or ``RecursionError`` for a raw ``image_size``
-#: nested deeper than the interpreter's recursion limit (msgspec skips it recursively)
-_REFUSED = (msgspec.DecodeError, RecursionError)
 #: class ids whose text is remembered
 ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
@@ -92,14 +82,6 @@ class _Label(Struct, forbid_unknown_fields=True, gc=False):
 
     annotations: list[_Box] = []
     image_size: list[_Size] | UnsetType = UNSET
-
-
-class _LaxLabel(Struct, forbid_unknown_fields=True, gc=False):
-    """``_Label`` with ``image_size`` kept as raw bytes (no list, struct and floats made a line:
-    nothing counts it). msgspec only skips those bytes, laxly (``_sizes_exact`` makes up for it)."""
-
-    annotations: list[_Box] = []
-    image_size: msgspec.Raw | UnsetType = UNSET
 
 
 class _Object(Struct, forbid_unknown_fields=True, gc=False):
@@ -144,7 +126,7 @@ def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -
 
 _META, _LABEL = "meta", "label"
 _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
-_OBJECTS, _CLASS_MAP, _IMAGE_SIZE = attrgetter("objects"), attrgetter("class_map"), attrgetter("image_size")
+_OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _POSITIVE = (0).__lt__
 
@@ -171,11 +153,7 @@ class FastPath:
         self.roles: dict[str, Any] = {}
         for attr in self.named or ():
             self._learn_attribute(attr)
-        #: the line struct's decoder (``image_size`` raw), and the one that decodes every field
         self.decoder: msgspec.json.Decoder | None = None
-        self.strict: msgspec.json.Decoder | None = None
-        #: getters of the label fields (their ``image_size`` is checked: ``_sizes_exact``)
-        self.labels: list[Any] = []
         #: (attribute, its metadata's getter, its label's getter) for the attributes counted
         self.counted: list[tuple[str, Any, Any]] = []
         self.shapes = 0
@@ -190,8 +168,6 @@ class FastPath:
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
-        #: slices decoded again with ``strict`` (an ``image_size`` ``_sizes_exact`` could not clear)
-        self.strict_slices = 0
 
     # --- learning the keys --------------------------------------------------------------------
 
@@ -249,14 +225,14 @@ class FastPath:
         self.shapes += 1
         if self.shapes >= MAX_SHAPES:  # the last struct: plain strings, so no new name is ever refused
             self.literals = dict.fromkeys(self.literals)
+        fields = []
         jobs, keys, names = (list(v or ()) for v in self.literals.values())
-        meta = _meta_type(jobs, keys, names) | UnsetType
-        for label, attr in ((_LaxLabel, "decoder"), (_Label, "strict")):
-            types = {_META: meta, _LABEL: label | UnsetType, str: str | UnsetType}
-            fields = [(f"k{i}", types[role], field(default=UNSET, name=key)) for i, (key, role) in enumerate(self.roles.items())]
-            setattr(self, attr, msgspec.json.Decoder(msgspec.defstruct("Line", fields, forbid_unknown_fields=True, gc=False)))
+        types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
+        for i, (key, role) in enumerate(self.roles.items()):
+            fields.append((f"k{i}", types[role], field(default=UNSET, name=key)))
+        line = msgspec.defstruct("Line", fields, forbid_unknown_fields=True, gc=False)
+        self.decoder = msgspec.json.Decoder(line)
         names = {key: f"k{i}" for i, key in enumerate(self.roles)}
-        self.labels = [attrgetter(names[key]) for key, role in self.roles.items() if role == _LABEL]
         self.counted = [
             (key[: -len(SUFFIX)], attrgetter(names[key]), attrgetter(names[key[: -len(SUFFIX)]]))
             for key, role in self.roles.items()
@@ -265,21 +241,21 @@ class FastPath:
 
     # --- counting -----------------------------------------------------------------------------
 
-    def _decode(self, lines: list[bytes], decoder: msgspec.json.Decoder) -> tuple[list[Any], list[bytes] | None]:
+    def _decode(self, lines: list[bytes]) -> tuple[list[Any], list[bytes] | None]:
         """One struct per line, None where msgspec refused it, and the refused lines that hold a key
         the struct does not know (None: nothing was refused). One C call per line and no Python
         frame, through ``map``; a refusal anywhere redoes the slice line by line."""
-        decode = decoder.decode
+        decode = self.decoder.decode  # type: ignore[union-attr]
         try:
             return list(map(decode, lines)), None
-        except _REFUSED:
+        except msgspec.DecodeError:
             pass
         out: list[Any] = []
         unknown: list[bytes] = []
         for body in lines:
             try:
                 out.append(decode(body))
-            except _REFUSED as exc:
+            except msgspec.DecodeError as exc:
                 out.append(None)
                 if len(unknown) < LEARN_PER_SLICE and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
                     unknown.append(body)
@@ -307,16 +283,13 @@ class FastPath:
         lines left to the generic count."""
         if self.changed or self.decoder is None:
             self._build()
-        records, unknown = self._decode(lines, self.decoder)  # type: ignore[arg-type]
+        records, unknown = self._decode(lines)
         if unknown:  # keys not known yet: learn them, and decode the slice once more (a few times a range)
             for body in unknown:
                 self.learn(body)
             if self.changed:
                 self._build()
-                records, unknown = self._decode(lines, self.decoder)  # type: ignore[arg-type]
-        if not self._sizes_exact(records if unknown is None else [r for r in records if r is not None]):
-            records, unknown = self._decode(lines, self.strict)  # type: ignore[arg-type]
-            self.strict_slices += 1
+                records, unknown = self._decode(lines)
         fallback = 0 if unknown is None else records.count(None)
         if fallback:  # counted generically (the order of lines changes no count)
             for body, record in zip(lines, records, strict=True):
@@ -326,24 +299,6 @@ class FastPath:
         for attr, meta_of, label_of in self.counted:
             self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
         return fallback
-
-    def _sizes_exact(self, records: list[Any]) -> bool:
-        """Whether every raw ``image_size`` of ``records`` is one orjson reads (msgspec checked its
-        syntax, escapes and control characters, not its numbers' range nor its UTF-8), so the
-        lax decoding counted what the strict one would.
-
-        Shorter than ``MAX_RAW`` bytes: no number of 309 digits (past a double's range) and no
-        nesting near orjson's limit. ASCII: no invalid UTF-8. No exponent: an exponent ``e`` or
-        ``E`` follows digits, a ``.`` or a sign, after the ``:``, ``,`` or ``[`` (and maybe
-        whitespace) that starts the number; deleted, those leave the ``e`` next to that character,
-        and ``_EXPONENT`` writes every such pair as ``:E``. A string can hold one too: then the
-        slice is decoded again strictly, which costs time, never a count."""
-        for label_of in self.labels:
-            raws = list(filter(None, map(_IMAGE_SIZE, filter(None, map(label_of, records)))))  # UNSET is falsy
-            if raws and (max(map(len, raws)) >= MAX_RAW or not (text := b"".join(raws)).isascii()
-                         or b":E" in text.translate(_EXPONENT, b"0123456789.+- \t\r\n")):
-                return False
-        return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
