@@ -187,6 +187,10 @@ def test_a_file_size_limit_during_a_checkpoint_fails_the_job_and_resume_finishes
     out = tmp_path / "out"
     r, job = _full_disk_job(tmp_path, out, preexec=_file_size_limit(32 << 10))
     _assert_failed_cleanly(r, job, "File too large", out)
+    output = out / "full" / "manifests" / "output" / "output.manifest"
+    status = cli("status", str(out / "full"), cwd=tmp_path)  # names no output manifest it never wrote
+    assert not output.exists() and "output manifest: not written yet" in status.stdout, status.stdout
+    assert f"output manifest: {output}\n" not in status.stdout, status.stdout
     again = cli("resume", str(out / "full"), cwd=tmp_path)  # with room again: nothing lost
     assert again.returncode == 0, again.stderr
     final = orjson.loads((out / "full" / "job.json").read_bytes())
