@@ -22,7 +22,7 @@ names are literals learned the same way. A line with a key or a name not yet kno
 generically and teaches it (bounded: a manifest with ever-new keys stays generic, ever-new
 names become plain strings).
 
-Measured and left out (callgrind, benchmark lines; see the commits on branch ``stats26``):
+Measured and left out (callgrind, benchmark lines; commits 207d32b and 4a33ead, each reverted after it):
 ``decode_lines`` on a block saves the 2.4k-instruction split, but proving one object a line
 (``bytes.count`` of ``\n`` and ``}\n{``, byte-at-a-time loops) costs 3.8k; ``image_size`` as
 ``Raw`` saves 1.6k of decoding, but skipping it costs 0.6k and proving it exact 1.3k.
