@@ -200,6 +200,11 @@ def test_lines_that_are_not_one_object_each_are_not_accepted() -> None:
     assert plan.accepts(LINE + LINE + b"\n") == 0
     assert plan.accepts(LINE.replace(b',"category-metadata"', b',\n"category-metadata"') + b"\n") == 0
     assert plan.accepts(LINE + b"\n " + LINE + b"\n") == 0  # spacing the per-line path allows: not the write-back
+    # as many newlines as records, but one record over two lines and two on one: ``decode_lines``
+    # reads whitespace anywhere as a separator
+    cut = LINE.index(b',"category-metadata"') + 1
+    assert plan.accepts(LINE[:cut] + b"\n" + LINE[cut:] + LINE + b"\n") == 0
+    assert plan.accepts(LINE + b"\n\n" + LINE) == 0 and plan.accepts(b"\n" + LINE + b"\n" + LINE) == 0
 
 
 def test_ranges_of_one_process_share_a_plan_only_for_the_same_key_order(tmp_path: Path) -> None:
