@@ -9,27 +9,17 @@ unknown keys in C as it parses.
 
 Soundness (every run accepted here is one the per-line path finds nothing in):
 
-* the lines are decoded at once (``decode_lines``), and nothing the decoding could hide may
-  pass: a repeated key, an escape, a number spelling, whitespace, a blank line, two objects on
-  one line. A piece with a backslash, whitespace, ``}{`` or ``"-0":`` is written back by msgspec as JSON
-  lines (each record, then a newline), which must equal the text (whose last line may lack its
-  newline), byte for byte: msgspec writes no newline inside a record (one in a string is
-  escaped), so the text's newlines are exactly the records' ends. Any other piece (the common
-  one) is proven by counting: its lines are as many as its records, and no two records touch
-  (``}{``), so each line is one record (``decode_lines`` reads the records as JSON values that
-  whitespace may separate and split: with no two touching, N records need N - 1 newlines between
-  them, and a newline more anywhere, inside one, before the first or a blank line, exceeds the
-  count), and its keys are as many as the structs hold
-  (``typed_rows``: with no backslash no string holds a quote, with no whitespace every ``":``
-  ends a key; a repeated key is kept once in a struct or map). Without escapes or spacing the
-  values msgspec decodes are orjson's: the same strings, numbers read exactly by both, ``-0``
-  the one integer spelling msgspec reads as a class index key that the schema's pattern
-  refuses. Key order is not checked: no rule reads it;
+* the lines are decoded at once (``decode_lines``) and written back by msgspec as JSON lines
+  (each record, then a newline), which must equal the text (whose last line may lack its
+  newline). So each line is exactly one decoded object written back, byte for byte: msgspec
+  writes no newline inside a record (one in a string is escaped), so the text's newlines are
+  exactly the records' ends. Nothing the decoding could hide passes: a repeated key, an escape,
+  a number spelling, whitespace, key order, a blank line, two objects on one line;
 * integers are bounded to orjson's range (orjson reads a larger one as a float);
 * patterns run in Python ``re``, once per value not seen good before, only for a subset of the
   regex syntax whose meaning is the same in the schema engine (``patterns.batched``);
 * the task type's own rules run on each line's structs (``semantics.TYPED_CLEAN``), in one
-  loop generated for the shape (``typed_rows.row_check``);
+  loop generated for the shape (``_row_check``);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
 """
@@ -46,14 +36,12 @@ import msgspec
 
 from .patterns import Unsupported, all_match, batched
 from .schemas import resolve_ref
-from .typed_rows import GOOD_VALUES, row_check
 
 #: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
 #: msgspec bounds can express: int64
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 #: the class index key pattern (``_defs.json``): such map keys decode as non-negative ints, whose
-#: text written back is their canonical digits, so the byte comparison checks the pattern (the
-#: only other spelling msgspec reads, ``-0``, keeps a piece off the key count: ``_NOT_COUNTABLE``)
+#: text written back is their canonical digits, so the byte comparison checks the pattern
 _INDEX_KEY = "^(0|[1-9][0-9]*)$"
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default", "examples"})
 _HANDLED = frozenset({
@@ -63,11 +51,8 @@ _HANDLED = frozenset({
 })
 Extract = Callable[[list], list]
 
-#: bytes whose absence lets ``accepts`` count keys instead of writing the records back: no
-#: escape, no whitespace (every ``":`` then ends a key), no two records touching (``}{``), no
-#: ``"-0":`` (a class index key msgspec reads as 0, which the schema's pattern refuses).
-#: One-byte ones first: ``memchr``, a tenth of the cost of a longer search
-_NOT_COUNTABLE = (b"\\", b" ", b"\t", b"\r", b"}{", b'"-0":')
+#: known-good values kept per pattern check: job names, class indices and dates repeat
+_GOOD_VALUES = 4096
 
 
 class TypedPlan:
@@ -84,8 +69,7 @@ class TypedPlan:
         # patterns on a string every line holds (job-name, creation-date) are checked in the
         # per-line loop with the rules; the others (in lists, maps, optional fields) by extractors
         scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
-        self._rows = row_check(line_type, rules,
-                               [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar])
+        self._rows = _row_check(rules, [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar])
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
 
@@ -96,15 +80,9 @@ class TypedPlan:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
-        if not records:
-            return 0
-        countable = not any(b in text for b in _NOT_COUNTABLE)
-        if not countable:
-            written = self._encode_lines(records)  # each record, then a newline
-            if len(written) != len(text) + (not text.endswith(b"\n")) or not written.startswith(text):
-                return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
-        elif text.count(b"\n") != len(records) - (not text.endswith(b"\n")):
-            return 0  # not one record a line (``decode_lines`` reads any whitespace as a separator)
+        written = self._encode_lines(records)  # each record, then a newline
+        if not records or len(written) != len(text) + (not text.endswith(b"\n")) or not written.startswith(text):
+            return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
         if len(text) > self._max_bytes and max(map(len, text.split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
         for extract, fullmatch, good in self._checks:
@@ -113,15 +91,55 @@ class TypedPlan:
                 new = set(values).difference(good)
                 if not all_match(fullmatch, new):
                     return 0
-                if len(good) < GOOD_VALUES:
+                if len(good) < _GOOD_VALUES:
                     good.update(new)
-        try:
-            keys = self._rows(records)
-        except (TypeError, KeyError, AttributeError, IndexError):
-            return 0
-        if keys < 0 or (countable and keys != text.count(b'":')):
-            return 0  # a rule or pattern broken; a key repeated (kept once in the structs)
+        if self._rows is not None:
+            try:
+                if not self._rows(records):
+                    return 0
+            except (TypeError, KeyError, AttributeError, IndexError):
+                return 0
         return len(records)
+
+
+def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
+               scalars: list[tuple[str, Callable[[str], Any]]]) -> Callable[[list], bool] | None:
+    """One loop over a run's structs: each rule on its line's label and metadata (field names),
+    each scalar pattern on the string at its dotted field path, looked up among the values seen
+    good first (job names and dates repeat). Why generated: a field read written in bytecode
+    costs a fraction of an ``operator.attrgetter`` call mapped over the run, and these reads are
+    most of the work (the names are ``_python_names``, plain identifiers)."""
+    if not rules and not scalars:
+        return None
+    names: dict[str, Any] = {}
+    body = []
+    for i, (path, fullmatch) in enumerate(scalars):
+        names[f"good{i}"], names[f"admit{i}"] = _admitter(fullmatch)
+        body += [f"value = line.{path}", f"if value not in good{i} and not admit{i}(value):", "    return False"]
+    for i, (label, metadata, rule) in enumerate(rules):
+        names[f"rule{i}"] = rule
+        body += [f"if not rule{i}(line.{label}, line.{metadata}):", "    return False"]
+    if not all(part.isidentifier() and not keyword.iskeyword(part)
+               for path in [p for p, _ in scalars] + [n for r in rules for n in r[:2]] for part in path.split(".")):
+        raise ValueError("field names must be identifiers")  # pragma: no cover - _python_names makes them so
+    source = "def check(records):\n    for line in records:\n" + "".join(f"        {line}\n" for line in body)
+    exec(source + "    return True\n", names)  # the source is built from identifiers only
+    return names["check"]
+
+
+def _admitter(fullmatch: Callable[[str], Any]) -> tuple[set[str], Callable[[str], bool]]:
+    """The values seen good for a pattern, and the test of a new one (kept when it matches,
+    up to ``_GOOD_VALUES``)."""
+    good: set[str] = set()
+
+    def admit(value: str) -> bool:
+        if not all_match(fullmatch, (value,)):
+            return False
+        if len(good) < _GOOD_VALUES:
+            good.add(value)
+        return True
+
+    return good, admit
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
