@@ -134,7 +134,7 @@ class LineChecker(LineRules):
                             number += accepted
                             typed_lines += accepted
                             continue
-                    batch = split_block(piece)
+                    batch = split_block(piece.tobytes())
                     for at in range(0, len(batch), RUN_LINES):
                         run = batch[at : at + RUN_LINES]
                         if typed is not None and typed(b"\n".join(run)) == len(run):
