@@ -76,7 +76,7 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
 _CHILD = """
 import resource, sys, time, orjson
 from totask_manifest._manifest.ranges import iter_blocks, iter_bodies, map_ranges
-from totask_manifest._manifest.validate import validate_manifest
+from totask_manifest._manifest.validate import RANGES_PER_WORKER, validate_manifest
 
 class Parsed:  # what the parse-only run reports, shaped like a validation report
     errors = 0
@@ -108,7 +108,8 @@ def typed_share(url):
 t = time.perf_counter()
 if sys.argv[3] == "parse":  # the limit: the same ranges and processes, each line parsed and nothing else
     report = Parsed()
-    report.lines = sum(map_ranges(parse_range, sys.argv[1], workers=int(sys.argv[2]), start_method="fork"))
+    report.lines = sum(map_ranges(parse_range, sys.argv[1], workers=int(sys.argv[2]), start_method="fork",
+                                  per_worker=RANGES_PER_WORKER))
 else:
     report = validate_manifest(sys.argv[1], workers=int(sys.argv[2]))
 elapsed = time.perf_counter() - t

@@ -143,6 +143,20 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     assert first.startswith(b"line 1: error:") and err == ""
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["validate"], ["stats", "--format", "json"]])
+def test_a_full_stdout_is_named_as_stdout(tmp_path: Path, command: list[str]) -> None:
+    """``> /dev/full`` (stdout on a full disk): the one line says it was standard output, as a
+    file's refusal names the file, and nothing else is printed (no second error at exit)."""
+    write_manifest(tmp_path / "m.manifest", 20)
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "totask_manifest", command[0], str(tmp_path / "m.manifest"),
+                            *command[1:]], stdout=full, stderr=subprocess.PIPE, text=True, env=env())
+    assert r.returncode == 2
+    assert r.stderr == f"totask-manifest {command[0]}: error: No space left on device: standard output\n"
+
+
 def _full_disk_job(root: Path, output: Path, preexec=None) -> tuple[subprocess.CompletedProcess, dict]:
     write_manifest(root / "big.manifest", 3000)
     r = cli("annotate", str(root / "big.manifest"), "--job-name", "full", *JOB_OPTIONS, "--toy-fail", "",
@@ -187,6 +201,10 @@ def test_a_file_size_limit_during_a_checkpoint_fails_the_job_and_resume_finishes
     out = tmp_path / "out"
     r, job = _full_disk_job(tmp_path, out, preexec=_file_size_limit(32 << 10))
     _assert_failed_cleanly(r, job, "File too large", out)
+    output = out / "full" / "manifests" / "output" / "output.manifest"
+    status = cli("status", str(out / "full"), cwd=tmp_path)  # names no output manifest it never wrote
+    assert not output.exists() and "output manifest: not written yet" in status.stdout, status.stdout
+    assert f"output manifest: {output}\n" not in status.stdout, status.stdout
     again = cli("resume", str(out / "full"), cwd=tmp_path)  # with room again: nothing lost
     assert again.returncode == 0, again.stderr
     final = orjson.loads((out / "full" / "job.json").read_bytes())

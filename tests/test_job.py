@@ -17,7 +17,7 @@ from totask_manifest import _api as api
 from totask_manifest._errors import JobError, NotAJobError
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
-from totask_manifest._jobs.status import COMPLETED, STATUSES, STOPPED
+from totask_manifest._jobs.status import COMPLETED, RUNNING, STATUSES, STOPPED
 
 
 @pytest.fixture()
@@ -113,6 +113,22 @@ def test_require_refuses_another_status_with_the_way_on(done):
                                f"(totask-manifest resume {done})")
     with pytest.raises(JobError, match=f"^job {done} is STOPPED, not RUNNING$"):
         Job.open(str(done)).require("RUNNING")
+
+
+def test_require_of_a_job_another_process_runs_says_so_not_resume(done):
+    """A RUNNING job whose holder is alive: ``resume`` would be refused, so the hint is to wait."""
+    from totask_manifest._jobs.lease import hold
+
+    job = Job.open(str(done))
+    job.state.status = RUNNING
+    job.state.save()
+    with pytest.raises(JobError, match="finish it first"):  # nobody holds it: a resume takes it on
+        Job.open(str(done)).require(COMPLETED)
+    with hold(str(done), "annotate"), pytest.raises(JobError) as info:
+        Job.open(str(done)).require(COMPLETED)
+    message = str(info.value)
+    assert message.startswith(f"job {done} is RUNNING, not COMPLETED: pid {os.getpid()} on host ")
+    assert message.endswith("is running it; try again when it ends") and "resume" not in message
 
 
 def test_failure_records_number_each_line_and_mark_unreadable_ones(done):

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, popen_cli, run_cli, write_manifest
+from tests.jobs_helpers import REPO, TOY, popen_cli, run_cli, write_manifest
 from tests.support.s3 import S3Endpoint
 from totask_manifest import _api as api
 from totask_manifest._jobs import lease as lease_mod
@@ -28,6 +28,7 @@ from totask_manifest._jobs.layout import JobLayout
 from totask_manifest._jobs.lease import JobBusyError, LeaseLost, acquire, current_holder, hold
 
 N = 200
+REPO_SAMPLE = REPO / "sample_data"
 
 
 def start_args(inp, out, job, delay="0.01", every="7"):
@@ -325,3 +326,25 @@ def test_the_heartbeat_is_refreshed_while_the_lease_is_held(tmp_path, monkeypatc
     finally:
         lease.release()
     assert current_holder(job)[1] == "released" or current_holder(job)[0] is None
+
+
+@pytest.mark.slow
+def test_resume_with_a_bad_tuning_value_is_refused_before_it_takes_a_dead_holders_lease(tmp_path):
+    """``resume --timeout -1`` on a job whose holder was killed: one line naming the option (exit
+    2), as for a live job; the dead holder's lease is not taken over for a command that then
+    refuses to run (it used to print 'taking over the lease ...' above the error)."""
+    from tests.jobs_helpers import annotate_sample_with_class_names
+
+    done = annotate_sample_with_class_names(REPO_SAMPLE / "class_names.txt", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    job = tmp_path / "out" / "cn"
+    killed = subprocess.run([sys.executable, "-c", "import os, signal\nfrom totask_manifest._jobs.lease import hold\n"
+                             f"with hold({str(job)!r}, 'annotate'):\n    os.kill(os.getpid(), signal.SIGKILL)"],
+                            env={**os.environ, "PYTHONPATH": str(REPO_SAMPLE.parent)}, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    leases = sorted(p.name for p in (job / ".lease").iterdir())
+    r = run_cli("resume", str(job), "--timeout", "-1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["totask-manifest resume: error: --timeout must be more than 0 seconds "
+                                             "(got -1.0)"], r.stderr
+    assert sorted(p.name for p in (job / ".lease").iterdir()) == leases

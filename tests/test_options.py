@@ -144,3 +144,37 @@ def test_a_path_option_is_kept_absolute_and_refused_on_a_cluster(tmp_path, monke
             get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)
         config.options = {"lexicon": "s3://bucket/words.txt", "note": "words.txt"}
         get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config)  # a URL every node reads; note is no path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "flag"), [("annotate", "--checkpoint-every"), ("annotate", "--concurrency"),
+                                               ("annotate", "--retries"), ("resume", "--retries"),
+                                               ("resume", "--checkpoint-every")])
+def test_an_integer_job_json_cannot_hold_is_refused_naming_its_flag(tmp_path, command, flag):
+    """``--checkpoint-every 99999999999999999999`` ended in a traceback (orjson writes 64-bit
+    integers only) when job.json was written; now one line naming the flag, exit 2, no job."""
+    import subprocess
+    import sys
+
+    from tests.jobs_helpers import REPO, run_cli
+
+    sample = REPO / "sample_data"
+    start = ["annotate", str(sample / "manifest.jsonl"), "--job-name", "big-int", "--label-attribute", "boxes",
+             "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+             str(sample / "class_names.txt"), "--allow-root", str(sample), "--output", str(tmp_path / "out")]
+    huge = "99999999999999999999"
+    if command == "resume":
+        assert run_cli(*start).returncode == 0
+        before = (tmp_path / "out" / "big-int" / "job.json").read_bytes()
+        args = ["resume", str(tmp_path / "out" / "big-int"), flag, huge]
+    else:
+        args = [*start, flag, huge]
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True, timeout=120,
+                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [f"totask-manifest {command}: error: {flag} {huge} is out of range "
+                                             "(at most 9,223,372,036,854,775,807)"], r.stderr
+    if command == "resume":
+        assert (tmp_path / "out" / "big-int" / "job.json").read_bytes() == before
+    else:
+        assert not (tmp_path / "out" / "big-int").exists()

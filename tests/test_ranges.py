@@ -47,6 +47,18 @@ def test_plans_tile_the_file(size: int, workers: int, monkeypatch: pytest.Monkey
         assert workers <= len(plan) <= workers * ranges.RANGES_PER_WORKER
 
 
+def test_more_ranges_a_worker_are_smaller_down_to_the_minimum() -> None:
+    """``validate`` asks for 32 ranges a worker: 8 MB ones for a 430 MB file, where the default
+    8 a worker gives 27 MB ones; a 100 MB file gets 11 either way, none under the minimum."""
+    size = 430_000_000
+    assert len(ranges.plan_ranges(size, 2)) == 2 * ranges.RANGES_PER_WORKER
+    fine = ranges.plan_ranges(size, 2, per_worker=32)
+    assert len(fine) == size // ranges.MIN_RANGE_BYTES == 51
+    assert min(b - a for a, b in fine) >= ranges.MIN_RANGE_BYTES
+    assert fine[0][0] == 0 and fine[-1][1] == size
+    assert len(ranges.plan_ranges(100_000_000, 2, per_worker=32)) == len(ranges.plan_ranges(100_000_000, 2)) == 11
+
+
 def test_bom_is_taken_off_the_files_first_line_only() -> None:
     assert ranges.split_bom(SAMPLE) == (ranges.BOM, SAMPLE[3:])
     assert ranges.split_bom(b"{}") == (b"", b"{}")

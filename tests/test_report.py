@@ -194,3 +194,33 @@ def test_mask_samples_are_blended_over_the_image(tmp_path):
     # half red over white inside the mask, untouched white outside
     assert abs(thumb[20, 20] - [255, 128, 128]).sum() < 40
     assert abs(thumb[70, 90] - [255, 255, 255]).sum() < 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["manifests/output/output.manifest", "job.json", "failures.jsonl", "INPUT"])
+def test_report_written_over_a_file_the_job_reads_is_refused(tmp_path, target):
+    """``report JOB -o JOB/manifests/output/output.manifest`` (a slip of the shell's completion)
+    replaced the job's output manifest with the page, exit 0; so did ``-o`` naming job.json,
+    failures.jsonl or the job's input manifest. Refused in one line (exit 2), every file as it was."""
+    import shutil
+
+    from tests.jobs_helpers import REPO, run_cli
+
+    shutil.copytree(REPO / "sample_data", tmp_path / "data")
+    inp = tmp_path / "data" / "manifest.jsonl"
+    job = tmp_path / "out" / "rj"
+    r = run_cli("annotate", str(inp), "--job-name", "rj", "--label-attribute", "boxes", "--task-type",
+                "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+                str(tmp_path / "data" / "class_names.txt"), "--native", "convert", "--allow-root",
+                str(tmp_path / "data"), "--output", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    path = inp if target == "INPUT" else job / target
+    files = [inp, *(job / name for name in ("job.json", "failures.jsonl", "manifests/output/output.manifest"))]
+    before = {f: f.read_bytes() for f in files}
+    r = run_cli("report", str(job), "-o", str(path))
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("totask-manifest report: error: ") and str(path) in lines[0], r.stderr
+    assert {f: f.read_bytes() for f in files} == before
+    ok = run_cli("report", str(job), "-o", str(job / "report.html"))  # beside them, as the README does
+    assert ok.returncode == 0 and (job / "report.html").read_bytes().startswith(b"<!DOCTYPE html>"), ok.stderr

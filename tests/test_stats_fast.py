@@ -112,6 +112,13 @@ BREAKS = [
     (b'"depth":3', b'"depth":-1.8e308'),
     (b'"depth":3', b'"depth":' + b"1" * 400),
     (b'"width":1024', b'"width":1024,"width":1e400'),  # a duplicate key, the last one broken
+    # in ``image_size``, which no count reads (a faster path that decodes it raw must still refuse these)
+    (b'"depth":3', b'"depth": 1E999'),
+    (b'"depth":3', b'"depth":[1,-2.5e+999]'),
+    (b'"depth":3', b'"depth":"\xff"'),
+    (b'"depth":3', b'"depth":' + b"[" * 1100 + b"]" * 1100),  # past orjson's depth limit
+    (b'"depth":3', b'"depth":1e5'),
+    (b'"depth":3', b'"depth":' + b"9" * 308),  # within a double's range
     (b'"type":"', b'"type":"groundtruth/image-classification","type":"'),  # duplicate: last wins
     (b'"type":"', b'"type":3,"type":"'),
     (b'{"source-ref"', b'{"a":"x\x01y","source-ref"'),  # a control character

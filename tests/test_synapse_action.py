@@ -410,3 +410,22 @@ def test_a_ctrl_c_is_reported_as_interrupted_and_the_rerun_resumes(synapse, file
     monkeypatch.setattr(action, "apply_job", real_apply)
     again = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
     assert again["status"] == "SUCCEEDED" and again["success_count"] == 3, again
+
+
+@pytest.mark.slow
+def test_an_annotation_job_stopped_early_reports_what_it_did_not_zeros(synapse, files, tmp_path) -> None:
+    """The job stops after the first lines all fail the same configuration way (403 on every
+    label): the result counts the tasks it was given, each failure, and the untried ones, not
+    0 tasks; nothing was written, and running the action again resumes the job."""
+    from totask_manifest._failure_rules import FAIL_FAST_LINES
+
+    n = FAIL_FAST_LINES + 8
+    pid = seed_tasks(synapse, files, n)
+    files.add_fault(status=403, method="GET", path="/labels/", times=None)
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert result["status"] == "FAILED" and "resume" in result["message"], result
+    assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (n, 0, FAIL_FAST_LINES)
+    assert result["metrics"] == {"total": n, "success": 0, "failed": FAIL_FAST_LINES, "stand_by": 8}
+    assert len(result["failures"]) == FAIL_FAST_LINES and all("403" in f["error"] for f in result["failures"])
+    assert {f["task_id"] for f in result["failures"]} <= {t["id"] for t in synapse.project_tasks(pid)}
+    assert synapse.requests_to("PUT") == []

@@ -147,6 +147,12 @@ LINE = (b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":10,"he
     (b'"class_id":0', b'"class_id":1'),
     (b'{"source-ref"', b'{"$source-ref":"x","source-ref"'),
     (b'"type":"groundtruth/object-detection"', b'"type":"groundtruth/Object-detection"'),
+    # repeated keys: optional fields (in a list item, in metadata), in a map, at the top level
+    (b'"depth":3', b'"depth":3,"depth":3'),
+    (b'"job-name":"labeling-job/x"', b'"job-name":"labeling-job/x","confidence":0.5,"confidence":0.5'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird","0":"Bird"}'),
+    (b'{"source-ref":"s3://a/b.jpg"', b'{"source-ref":"s3://a/b.jpg","source-ref":"s3://a/b.jpg"'),
+    (b'"class-map":{"0"', b'"class-map":{"-00"'),
 ])
 def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     plan = _plan_for(LINE)
@@ -173,6 +179,11 @@ def test_lines_that_are_not_one_object_each_are_not_accepted() -> None:
     assert plan.accepts(LINE + LINE + b"\n") == 0
     assert plan.accepts(LINE.replace(b',"category-metadata"', b',\n"category-metadata"') + b"\n") == 0
     assert plan.accepts(LINE + b"\n " + LINE + b"\n") == 0  # spacing the per-line path allows: not the write-back
+    # as many newlines as records, but one record over two lines and two on one: ``decode_lines``
+    # reads whitespace anywhere as a separator, only the write-back refuses these
+    cut = LINE.index(b',"category-metadata"') + 1
+    assert plan.accepts(LINE[:cut] + b"\n" + LINE[cut:] + LINE + b"\n") == 0
+    assert plan.accepts(LINE + b"\n\n" + LINE) == 0 and plan.accepts(b"\n" + LINE + b"\n" + LINE) == 0
 
 
 def test_ranges_of_one_process_share_a_plan_only_for_the_same_key_order(tmp_path: Path) -> None:

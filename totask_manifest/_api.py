@@ -59,6 +59,18 @@ def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
     return out
 
 
+#: the largest integer job.json holds (orjson writes 64-bit integers)
+_MAX_INT = 2**63 - 1
+
+
+def _refuse_out_of_range(values: dict[str, Any]) -> None:
+    """An integer option job.json cannot hold (``--checkpoint-every 99999999999999999999``) is
+    refused naming its flag, before anything is written: writing job.json raised a TypeError."""
+    for key, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT <= value <= _MAX_INT:
+            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (at most {_MAX_INT:,})")
+
+
 def _check_config(config: JobConfig) -> None:
     """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
     checked, before anything is written: a mistake costs nothing."""
@@ -79,6 +91,7 @@ def _check_config(config: JobConfig) -> None:
     task_type = get_task_type(config.task_type)
     config.task_type = task_type.name
     check_label_attribute(config.label_attribute, task_type)
+    _refuse_out_of_range({**config.options, "checkpoint_every": config.checkpoint_every})
     if config.checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
     _check_options(config.method, config.options, task_type.name)
@@ -220,15 +233,18 @@ def resume(
     if other:
         raise UsageError(f"resume changes only tuning options ({', '.join(TUNING_OPTIONS)}); not {', '.join(other)}; "
                          "chain or clone a new job to change what a job writes")
+    _refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
+    if changes:  # checked first, before the lease: a wrong value is named even when nothing is left to
+        # run, and a dead holder's lease is not taken over for a command that refuses to run
+        stored = Job.open(job_url).state.config
+        _check_options(stored.method, {**stored.options, **changes}, stored.task_type)
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
         state = job.state
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
-        if changes:  # checked first: a wrong value is named even when nothing is left to run
-            _check_options(state.config.method, {**state.config.options, **changes}, state.config.task_type)
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return job_result(state)

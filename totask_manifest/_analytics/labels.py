@@ -19,6 +19,7 @@ from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
 from .._manifest.line import Line, gt_json
 from .._outcomes import Labeled
+from .._storage import redact_secret_url
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 
 METADATA = "-metadata"
@@ -70,9 +71,9 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
     if len(found) == 1:
         return next(iter(found))
     if not found:
-        raise UsageError(f"{url}: no label attribute of type {' or '.join(sorted(wanted))} in the first "
+        raise UsageError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the first "
                          f"{SCAN_LINES} lines; name one with --label-attribute")
-    raise UsageError(f"{url} holds several label attributes ({', '.join(sorted(found))}); "
+    raise UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(sorted(found))}); "
                      "choose one with --label-attribute")
 
 
@@ -90,7 +91,7 @@ def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
 def no_images(url: str) -> ManifestError:
     """The error for an import that found no image (an empty COCO document, a folder that is no
     YOLO dataset): an empty manifest would pass for a converted dataset, so nothing is written."""
-    return ManifestError(f"{url} holds no images, so nothing was written", rule="convert-no-images")
+    return ManifestError(f"{redact_secret_url(url)} holds no images, so nothing was written", rule="convert-no-images")
 
 
 def labeled_metadata(rec: dict, attribute: str) -> dict | None:

@@ -19,7 +19,7 @@ from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_schem
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
 from .._manifest.io import read_records
-from .._storage import exists, read_bytes, write_bytes_atomic
+from .._storage import exists, read_bytes, redact_secret_url, refuse_output_over_input, write_bytes_atomic
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
@@ -139,7 +139,9 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
-    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in pairs if v not in (None, "", []))
+    # a URL's password, token or signature stays out of the page (the input's, say)
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(redact_secret_url(v) if isinstance(v, str) else str(v))}</dd>"
+                   for k, v in pairs if v not in (None, "", []))
     return f'<dl class="kv">{rows}</dl>'
 
 
@@ -199,9 +201,12 @@ def _failures_html(rows: list[dict]) -> str:
     if not rows:
         return '<p class="muted">no failures</p>'
     shown = rows[:MAX_FAILURE_ROWS]
+
+    def cell(value: Any) -> str:  # a source URL without its secrets (failures.jsonl of older versions held them)
+        return "" if value is None else redact_secret_url(value) if isinstance(value, str) else str(value)
+
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(r.get(k) if r.get(k) is not None else ''))}</td>"
-                         for k in ("line", "task_id", "source", "rule"))
+        "<tr>" + "".join(f"<td>{escape(cell(r.get(k)))}</td>" for k in ("line", "task_id", "source", "rule"))
         + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
         for r in shown
     )
@@ -300,11 +305,23 @@ def write_report(
 ) -> ReportResult:
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
+    _refuse_output_over_job_files(job_url, output)
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
     write_bytes_atomic(output, html.encode("utf-8"))
     job_json = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url)).layout.job_json
     return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))
+
+
+def _refuse_output_over_job_files(job_url: str, output: str) -> None:
+    """Refuse ``-o`` naming a file the job reads (its output or input manifest, ``job.json``,
+    ``failures.jsonl``): the page would replace it, and the labels with it."""
+    job = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url))
+    files = [job.layout.job_json, job.layout.failures, job.output_manifest]
+    with contextlib.suppress(TotaskError):  # a damaged job.json names no input; the page says so
+        files.append(job.state.effective_input or job.state.config.input)
+    for own in files:
+        refuse_output_over_input(own, output)
 
 
 def _json_problem(url: str) -> str | None:

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .._errors import TotaskError
 from .._formats.native import native_format, shapes
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
+from .._storage import redact_secret_url
 from .masks import read_mask
 from .svg import PALETTE, color
 
@@ -58,7 +59,8 @@ def render_tile(
 ) -> Tile:
     """Decode (already fetched) ``image``, draw the label and shrink; errors become the tile's
     text. ``fetch_mask`` reads a segmentation's mask under the same policy."""
-    title = source.rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
+    # the file's name, without a password or a presigned signature the URL may carry
+    title = redact_secret_url(source).rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
     if isinstance(image, Exception):
         return Tile(title, "", error=f"image not available: {str(image)[:160]}")
     try:

@@ -14,10 +14,12 @@ added through ``CommandParser.defer``, when that command's own arguments are par
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
 import logging
 import os
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -142,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        if not where and _stdout_refuses(exc):
+            where = ": standard output"
         print(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into one
@@ -153,6 +157,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _stdout_refuses(exc: OSError) -> bool:
+    """Whether a write error that names no file (a full disk) was stdout's: stdout is ``/dev/full``
+    (a character device that is no terminal) or a file on a file system with no space left. Then
+    stdout is pointed at /dev/null, so the interpreter's last flush does not fail again."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+        full = (stat.S_ISCHR(mode) and not os.isatty(fd)) or (stat.S_ISREG(mode) and os.fstatvfs(fd).f_bavail == 0)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        return False
+    if full:
+        _stdout_gone()
+    return full
 
 
 def _unrecognized(argv: Sequence[str], command: str, unknown: Sequence[str]) -> str:

@@ -174,10 +174,7 @@ def report(result: JobResult, *, stream=None) -> int:
         f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
         file=stream,
     )
-    if _written(result.output_manifest, result.status):
-        print(f"output manifest: {result.output_manifest}", file=stream)
-    else:
-        print(f"output manifest: not written yet ({result.output_manifest}; resume the job to write it)", file=stream)
+    print(output_manifest_line(result.output_manifest, result.status), file=stream)
     if m.get("failed") and _written(result.failures_url, result.status):
         print(f"failures: {result.failures_url}", file=stream)
     if result.status == COMPLETED:
@@ -185,6 +182,15 @@ def report(result: JobResult, *, stream=None) -> int:
     if result.status == STOPPED:
         return 128 + (result.signal or 2)
     return 1
+
+
+def output_manifest_line(url: str, status: str, *, running: bool = False) -> str:
+    """``output manifest: URL``, or that it is not written yet: the job's result and ``status``
+    say the same (a job another process is ``running`` writes it when it ends; resume would be refused)."""
+    if _written(url, status):
+        return f"output manifest: {url}"
+    then = "the running job writes it when it ends" if running else "resume the job to write it"
+    return f"output manifest: not written yet ({url}; {then})"
 
 
 def _written(url: str, status: str) -> bool:

@@ -30,10 +30,13 @@ def run(args: argparse.Namespace) -> int:
         export_tasks,
         parse_filters,
     )
-    result = export_tasks(
-        args.project, args.output, filters=parse_filters(args.filters), limit=args.limit,
-        target_specification_name=args.target_specification_name,
-    )
+    from ._terminate import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a SIGTERM removes the half-written manifest's temporary, as a Ctrl-C does
+        result = export_tasks(
+            args.project, args.output, filters=parse_filters(args.filters), limit=args.limit,
+            target_specification_name=args.target_specification_name,
+        )
     # skipped tasks and filters the backend ignored were logged (stderr) by export_tasks as they came
     print(f"exported {result.exported} task(s) of project {result.project} to {result.output}"
           + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))

@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._analytics.labeled_only import labeled_only
+    from ._terminate import sigterm_as_interrupt
 
-    result = labeled_only(args.manifest, args.output, args.label_attribute)
+    with sigterm_as_interrupt():  # a SIGTERM removes the half-written output's temporary, as a Ctrl-C does
+        result = labeled_only(args.manifest, args.output, args.label_attribute)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict()) + b"\n")
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import orjson
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         manifest_stats,
     )
     from .._manifest.io import attribute_absent
+    from .._storage import redact_secret_url
 
     stats = manifest_stats(args.manifest, label_attributes=args.label_attributes, workers=args.workers)
     # an empty file holds no attribute at all: its report of 0 lines is the truth, not a misspelt name
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     for name in args.label_attributes or ():
         if data_lines and not stats.invalid_lines and stats.attributes[name].lines == 0:  # a misspelt name
             raise attribute_absent(args.manifest, name)
+    stats = dataclasses.replace(stats, url=redact_secret_url(stats.url))  # printed: no token or password
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         sys.stdout.buffer.write(b"\n")

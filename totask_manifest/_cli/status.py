@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._jobs import dump_json
+from ._jobs import dump_json, output_manifest_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                                          if data.get("interrupted") else ""),
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
-        f"output manifest: {data['output-manifest']}",
+        output_manifest_line(data["output-manifest"], data["status"], running=bool(data.get("holder"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     if data.get("holder"):

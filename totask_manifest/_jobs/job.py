@@ -29,8 +29,9 @@ from .._errors import JobError, ManifestError, NotAJobError, StorageError, Totas
 from .._manifest.io import read_lines
 from .._storage import exists, read_bytes
 from .layout import JobLayout
+from .lease import current_holder
 from .state import JobState, shape_problem
-from .status import COMPLETED
+from .status import COMPLETED, RUNNING
 
 
 class Job:
@@ -84,6 +85,10 @@ class Job:
         current = self.state.status
         if current != status:
             hint = f": finish it first (totask-manifest resume {self.url})" if status == COMPLETED else ""
+            if status == COMPLETED and current == RUNNING:
+                holder, gone = current_holder(self.url)
+                if holder is not None and gone is None:  # alive: a resume would be refused
+                    hint = f": {holder.describe()} is running it; try again when it ends"
             raise JobError(f"job {self.url} is {current}, not {status}{hint}")
 
     # -- what the folder holds -----------------------------------------------------------------

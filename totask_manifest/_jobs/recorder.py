@@ -17,6 +17,7 @@ from .._failure_rules import SystematicFailure
 from .._manifest.line import DELETE, Line
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._storage import redact_secret_url
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
@@ -125,8 +126,8 @@ class Recorder:
             if rule is not None:
                 record["rule"] = rule
             src = item.record.get("source-ref", item.record.get("source"))
-            if isinstance(src, str):
-                record["source"] = src[:500]
+            if isinstance(src, str):  # failures.jsonl and the report show it: no password, no signature
+                record["source"] = redact_secret_url(src)[:500]
             if item.task_id is not None:
                 record["task_id"] = item.task_id
         if status == "failed":

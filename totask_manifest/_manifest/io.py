@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from .._errors import ManifestError
-from .._storage import AtomicWriter, open_read
+from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
 from .ranges import iter_raw_lines, split_bom
 
@@ -80,7 +80,7 @@ def attribute_absent(url: str, attribute: str) -> ManifestError:
     """The error of a command told to look at ``attribute`` (``stats``, ``validate``) when no line
     holds it: a report of zero lines would read as a clean bill for a misspelt name. Exit code 1,
     as ``convert`` gives when it finds no label to write (``convert-no-labels``)."""
-    return ManifestError(f"{url}: no line holds {attribute!r} or {attribute + METADATA!r} ({attributes_seen(url)}); "
+    return ManifestError(f"{redact_secret_url(url)}: no line holds {attribute!r} or {attribute + METADATA!r} ({attributes_seen(url)}); "
                          "check --label-attribute", rule="label-attribute-absent")
 
 

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from .._storage import redact_secret_url
+
 Severity = Literal["error", "warning"]
 
 
@@ -89,7 +91,7 @@ class ValidationReport:
 
     def summary(self) -> str:
         verdict = "valid" if self.ok else "INVALID"
-        parts = [f"{self.url}: {verdict}: {self.lines:,} lines, {self.errors:,} errors, {self.warnings:,} warnings"]
+        parts = [f"{redact_secret_url(self.url)}: {verdict}: {self.lines:,} lines, {self.errors:,} errors, {self.warnings:,} warnings"]
         if self.blank_lines:
             parts.append(f"  blank lines: {self.blank_lines:,}")
         if self.schema:
@@ -112,7 +114,7 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {
-            "url": self.url,
+            "url": redact_secret_url(self.url),  # printed: no password, token or signature
             "ok": self.ok,
             "lines": self.lines,
             "blank_lines": self.blank_lines,

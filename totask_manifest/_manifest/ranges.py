@@ -171,12 +171,15 @@ def split_block(block: bytes) -> list[bytes]:
     return lines
 
 
-def pieces(block: bytes, size: int) -> Iterator[bytes]:
-    """``block`` (whole lines) in pieces of whole lines, each ``size`` bytes or a line more."""
+def pieces(block: bytes, size: int) -> Iterator[memoryview]:
+    """``block`` (whole lines) in pieces of whole lines, each ``size`` bytes or a line more:
+    views, not copies: a copy of each piece (and its allocation) was 830 of the 28,000 instructions
+    ``validate`` spends on a line (callgrind, 200k bench lines)."""
     at, end = 0, len(block)
+    view = memoryview(block)
     while at < end:
         cut = block.find(b"\n", at + size) + 1 or end
-        yield block[at:cut] if at or cut < end else block
+        yield view[at:cut]
         at = cut
 
 
@@ -189,14 +192,15 @@ def check_workers(workers: int | None) -> None:
         raise UsageError(f"workers must be at least 1 (got {workers})")
 
 
-def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None) -> list[tuple[int, int]]:
-    """Byte ranges tiling ``[0, size)``: ``RANGES_PER_WORKER`` per worker, each at least
-    ``min_bytes`` (``MIN_RANGE_BYTES``), at least one per worker; one range for one worker or a
-    file under twice ``min_bytes``."""
+def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None,
+                per_worker: int = RANGES_PER_WORKER) -> list[tuple[int, int]]:
+    """Byte ranges tiling ``[0, size)``: ``per_worker`` per worker, each at least ``min_bytes``
+    (``MIN_RANGE_BYTES``), at least one per worker; one range for one worker or a file under
+    twice ``min_bytes``."""
     min_bytes = MIN_RANGE_BYTES if min_bytes is None else min_bytes
     if workers <= 1 or size < 2 * min_bytes:
         return [(0, size)]
-    count = max(workers, min(workers * RANGES_PER_WORKER, size // min_bytes))
+    count = max(workers, min(workers * per_worker, size // min_bytes))
     step = -(-size // count)
     return [(i * step, min((i + 1) * step, size)) for i in range(count) if i * step < size]
 
@@ -309,7 +313,8 @@ def _in_worker(i: int, fn: Callable[..., T], url: str, start: int, end: int, arg
 
 def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, workers: int | None = None,
                start_method: Literal["fork", "spawn"] | None = None, remote: bool = True,
-               min_bytes: int | None = None, started: Callable[[], object] | None = None) -> list[T]:
+               min_bytes: int | None = None, per_worker: int = RANGES_PER_WORKER,
+               started: Callable[[], object] | None = None) -> list[T]:
     """``fn(url, start, end, *args)`` for each range of the file at ``url``, results in file order.
 
     One call ``fn(url, 0, None, *args)`` in this process for a small file, one worker, or a URL
@@ -318,6 +323,9 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     once, by whoever comes first); a worker that dies leaves its ranges to this process. ``fn``
     must be a module-level function (it crosses to spawned processes by name).
 
+    ``per_worker`` ranges per worker (``plan_ranges``): more, smaller ones shorten the wait for
+    the last one at the end, for a little more work a range.
+
     ``started`` is called once, as soon as this process may start a thread of its own: after
     the workers exist (or at once when there are none). A thread started before would make the
     pool spawn its workers (``_context``), which import the package again, instead of forking.
@@ -325,7 +333,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     workers = workers or os.cpu_count() or 1
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
         size = f.seek(0, os.SEEK_END)
-    ranges = plan_ranges(size, workers, min_bytes=min_bytes)
+    ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
     context = _context(start_method) if len(ranges) > 1 else None
     if context is None or not _splittable(url, remote):
         if started is not None:

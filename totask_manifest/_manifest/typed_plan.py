@@ -73,17 +73,18 @@ class TypedPlan:
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
 
-    def accepts(self, text: bytes) -> int:
-        """How many lines ``text`` (whole lines, each ended by ``\\n`` but maybe the last) holds,
-        when every one of them passes; 0 when one does not (or there is none)."""
+    def accepts(self, text: bytes | memoryview) -> int:
+        """How many lines ``text`` (whole lines, each ended by ``\\n`` but maybe the last; a view
+        of a block's piece or bytes) holds, when every one of them passes; 0 when one does not
+        (or there is none)."""
         try:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
         written = self._encode_lines(records)  # each record, then a newline
-        if not records or len(written) != len(text) + (not text.endswith(b"\n")) or not written.startswith(text):
+        if not records or len(written) != len(text) + (text[-1:] != b"\n") or not written.startswith(text):
             return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
-        if len(text) > self._max_bytes and max(map(len, text.split(b"\n"))) > self._max_bytes:
+        if len(text) > self._max_bytes and max(map(len, bytes(text).split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
         for extract, fullmatch, good in self._checks:
             values = extract(records)

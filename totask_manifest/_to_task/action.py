@@ -284,20 +284,18 @@ class ToTaskAction:
 
 
 def _annotation_failed(job_url: str, status: str) -> JobError:
-    """The error for an annotation job that did not complete. When every task was tried (each
-    one failed: nothing was labeled), the result counts them as the SDK does, one failure per
-    task; otherwise running the action again resumes the job."""
+    """The error for an annotation job that did not complete, with what it did: the tasks it was
+    given, those that failed (one failure each, as the SDK counts them) and those it did not try
+    (``stand_by``). None was written to Synapse, so none succeeded. When it left tasks untried,
+    running the action again resumes the job; a result of zeros would read as "no tasks"."""
     job = Job.open(job_url)
     error, metrics = job.state.error, job.state.metrics
     text = f"annotation job {status}" + (f": {error}" if error else "")
-    if metrics.get("stand_by", 1):
-        return JobError(text + "; run the action again to resume it")
-    failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}
-                for _, record in job.failure_records() if record is not None]
-    exc = JobError(text)
-    exc.metrics = {"total": metrics.get("total", 0), "success": metrics.get("success", 0),  # type: ignore[attr-defined]
-                   "failed": metrics.get("failed", 0), "stand_by": 0}
-    exc.failures = failures  # type: ignore[attr-defined]
+    total, failed = metrics.get("total", 0), metrics.get("failed", 0)
+    stand_by = max(0, total - failed)
+    untried = metrics.get("stand_by", 1)  # the job's own count: lines it has not tried yet
+    exc = JobError(text + ("; run the action again to resume it" if untried else ""))
+    exc.metrics = {"total": total, "success": 0, "failed": failed, "stand_by": stand_by}  # type: ignore[attr-defined]
+    exc.failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}  # type: ignore[attr-defined]
+                    for _, record in job.failure_records() if record is not None]
     return exc
-
-

@@ -19,7 +19,7 @@ import orjson
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
-from ..._storage import exists, open_read, redact_url
+from ..._storage import exists, open_read, redact_secret_url, redact_url
 from .attributes import resolve_target
 from .batch import BatchedDetection
 from .classification import ClassificationEvaluator
@@ -76,7 +76,8 @@ class Evaluation:
             "classification": self.classification,
             "classification_multilabel": self.classification_multilabel,
             "segmentation": self.segmentation,
-            "worst_lines": [{"line": w.line, "source": w.source, "errors": w.errors} for w in self.worst],
+            "worst_lines": [{"line": w.line, "source": redact_secret_url(w.source) if w.source else w.source,  # printed
+                             "errors": w.errors} for w in self.worst],
         }
 
 

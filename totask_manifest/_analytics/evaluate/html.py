@@ -20,6 +20,7 @@ from PIL import ImageDraw
 from ..._errors import TotaskError
 from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
+from ..._storage import redact_secret_url
 from .attributes import resolve_target
 from .detection import WorstLine
 from .driver import Evaluation, evaluate_manifest
@@ -240,7 +241,7 @@ def _worst_tiles(worst: Sequence[WorstLine], base: str | None, fetch: Fetch | No
             pic = f'<div class="tile-error">image not available: {escape(str(exc)[:160])}</div>'
         except ImageError as exc:
             pic = f'<div class="tile-error">image not available: {escape(exc.reason[:160])}</div>'
-        src = (w.source or "").rsplit("/", 1)[-1][:60]
+        src = redact_secret_url(w.source or "").rsplit("/", 1)[-1][:60]  # no password or signature on the page
         out.append(f"<figure>{pic}<figcaption><b>{escape(title)}</b><br>{escape(src)}: {len(w.reference)} "
                    f"reference, {len(w.predicted)} predicted</figcaption></figure>")
     return '<div class="grid">' + "".join(out) + "</div>"

@@ -1,0 +1,113 @@
+"""A data object's URL may carry a secret: a password in its user info, a presigned signature or an
+API key in its query. The manifest keeps it (lines pass through byte for byte), but nothing the tool
+writes about the line (failures.jsonl, the report's failures table and thumbnail titles, the log)
+may repeat it. Real parts: the CLI as a subprocess and a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO, run_cli
+from totask_manifest.testing.file_server import FileServer
+
+SECRETS = ("s3cr3tPW", "SIGSECRET", "TOKSECRET")
+
+
+@pytest.mark.slow
+def test_secrets_in_source_urls_stay_out_of_failures_report_and_log(tmp_path: Path) -> None:
+    sample = REPO / "sample_data"
+    with FileServer() as server:
+        server.add("img/a.jpg", (sample / "images" / "img_000.jpg").read_bytes())
+        server.add("ann/a.json", (sample / "annotations" / "img_000.json").read_bytes())
+        host = server.url.split("://", 1)[1]
+        secret_image = f"http://bob:s3cr3tPW@{host}/img/a.jpg?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+        lines = [{"source-ref": secret_image, "annotation-ref": server.url_for("ann/a.json")},
+                 {"source-ref": secret_image, "annotation-ref": server.url_for("ann/missing.json")}]
+        manifest = tmp_path / "in.manifest"
+        manifest.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        job = run_cli("annotate", str(manifest), "--job-name", "sec", "--label-attribute", "boxes",
+                      "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                      "--class-names", str(sample / "class_names.txt"), "--native", "convert",
+                      "--output", str(tmp_path / "out"))
+        assert job.returncode == 0, job.stderr
+        report = run_cli("report", str(tmp_path / "out" / "sec"), "-o", str(tmp_path / "r.html"))
+        assert report.returncode == 0, report.stderr
+    failures = (tmp_path / "out" / "sec" / "failures.jsonl").read_text()
+    assert orjson.loads(failures)["rule"] == "http-404"
+    assert f"{host}/img/a.jpg" in failures  # the source is still named, without its secrets
+    html = (tmp_path / "r.html").read_text()
+    assert "(1 samples, 1 failures)" in report.stdout
+    for secret in SECRETS:
+        for name, text in (("failures.jsonl", failures), ("report", html), ("annotate's output", job.stdout + job.stderr),
+                           ("report's output", report.stdout + report.stderr)):
+            assert secret not in text, f"{secret} in {name}"
+
+
+@pytest.mark.slow
+def test_a_manifest_urls_token_stays_out_of_validate_stats_convert_and_the_report(tmp_path: Path) -> None:
+    """The manifest itself read through a URL with a token in its query: ``status`` printed it
+    redacted, but validate and stats (text and JSON), convert's error and the report's "input"
+    printed it whole."""
+    sample = REPO / "sample_data"
+    lines = [{"source-ref": f"img/{i}.jpg", "annotation-ref": f"ann/{i}.json"} for i in range(2)]
+    with FileServer() as server:
+        for i in range(2):
+            server.add(f"img/{i}.jpg", (sample / "images" / f"img_00{i}.jpg").read_bytes())
+            server.add(f"ann/{i}.json", (sample / "annotations" / f"img_00{i}.json").read_bytes())
+        server.add("in.manifest", b"".join(orjson.dumps(x) + b"\n" for x in lines))
+        url = server.url_for("in.manifest") + "?token=TOKSECRET"
+        runs = {"annotate": run_cli("annotate", url, "--job-name", "tok", "--label-attribute", "boxes",
+                                    "--task-type", "object-detection", "--method", "file", "--url-key",
+                                    "annotation-ref", "--class-names", str(sample / "class_names.txt"),
+                                    "--native", "convert", "--output", str(tmp_path / "out"))}
+        assert runs["annotate"].returncode == 0, runs["annotate"].stderr
+        runs["report"] = run_cli("report", str(tmp_path / "out" / "tok"), "-o", str(tmp_path / "r.html"))
+        for fmt in ("text", "json"):
+            runs[f"validate {fmt}"] = run_cli("validate", url, "--format", fmt)
+            runs[f"stats {fmt}"] = run_cli("stats", url, "--format", fmt)
+        runs["convert"] = run_cli("convert", url, str(tmp_path / "c.json"), "--to", "coco")  # no label: refused
+    assert runs["convert"].returncode == 2 and "in.manifest?…" in runs["convert"].stderr, runs["convert"].stderr
+    for name in ("report", "validate text", "validate json", "stats text", "stats json"):
+        assert runs[name].returncode == 0, (name, runs[name].stderr)
+    assert "in.manifest?…" in runs["validate text"].stdout and "in.manifest?…" in runs["stats text"].stdout
+    html = (tmp_path / "r.html").read_text()
+    assert "in.manifest?…" in html
+    for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
+        assert "TOKSECRET" not in text, name
+
+
+@pytest.mark.slow
+def test_secret_source_urls_stay_out_of_evaluate_and_the_reports_evaluation(tmp_path: Path) -> None:
+    """evaluate's worst lines (JSON ``worst_lines[].source``) and the report's evaluation tiles
+    named each image by its whole source-ref, password and signature included."""
+    sample = REPO / "sample_data"
+    with FileServer() as server:
+        server.add("img/a.jpg", (sample / "images" / "img_000.jpg").read_bytes())
+        host = server.url.split("://", 1)[1]
+        source = f"http://bob:s3cr3tPW@{host}/img/a.jpg?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+        meta = {"class-map": {"0": "circle"}, "type": "groundtruth/object-detection",
+                "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+        box = {"class_id": 0, "left": 10, "top": 10, "width": 30, "height": 30}
+        label = {"image_size": [{"width": 160, "height": 120, "depth": 3}], "annotations": [box]}
+        moved = {**label, "annotations": [{**box, "left": 100}]}
+        line = {"source-ref": source, "pred": moved, "pred-metadata": {**meta, "human-annotated": "no",
+                                                                         "objects": [{"confidence": 0.9}]},
+                "ref": label, "ref-metadata": {**meta, "human-annotated": "yes"}}
+        job = tmp_path / "job"
+        (job / "manifests" / "output").mkdir(parents=True)
+        (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(line) + b"\n")
+        runs = {fmt: run_cli("evaluate", str(job), "--predicted", "pred", "--reference", "ref", "--format", fmt)
+                for fmt in ("text", "json")}
+        runs["report"] = run_cli("report", str(job), "-o", str(tmp_path / "r.html"))
+    for name, r in runs.items():
+        assert r.returncode == 0, (name, r.stderr)
+    worst = orjson.loads(runs["json"].stdout)["worst_lines"]
+    assert [w["line"] for w in worst] == [1] and worst[0]["source"].endswith(f"{host}/img/a.jpg?…"), worst
+    html = (tmp_path / "r.html").read_text()
+    assert "a.jpg?…" in html
+    for secret in SECRETS:
+        for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
+            assert secret not in text, (secret, name)

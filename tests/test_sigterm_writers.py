@@ -1,0 +1,73 @@
+"""``labeled`` and ``export`` stopped by SIGTERM (``timeout``, ``docker stop``, a batch scheduler),
+as real subprocesses: they clean up as a Ctrl-C does, exit 128 + 15, and leave no hidden
+``.tmp-*`` temporary beside the output (a ``labeled`` of a large manifest left one of 100 MB,
+which no later command removes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest.testing.synapse_server import SynapseServer
+
+META = {"class-map": {"0": "cat"}, "type": "groundtruth/object-detection", "human-annotated": "no",
+        "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+LABEL = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+         "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]}
+
+
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "totask_manifest", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+def terminate_once_writing(proc: subprocess.Popen, folder: Path) -> str:
+    """SIGTERM as soon as the command's temporary exists; its stderr."""
+    deadline = time.monotonic() + 120
+    while not list(folder.glob(".tmp-*")):
+        assert proc.poll() is None, f"ended before it wrote: {proc.communicate()[1]!r}"
+        assert time.monotonic() < deadline, "no temporary after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    return err.decode()
+
+
+@pytest.mark.slow
+def test_sigterm_during_labeled_leaves_no_temporary(tmp_path: Path) -> None:
+    line = orjson.dumps({"source-ref": "s3://b/img.jpg", "boxes": LABEL, "boxes-metadata": META}) + b"\n"
+    (tmp_path / "in.manifest").write_bytes(line * 400_000)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = start("labeled", str(tmp_path / "in.manifest"), "--label-attribute", "boxes", "-o",
+                 str(out / "train.manifest"), cwd=tmp_path)
+    err = terminate_once_writing(proc, out)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == "totask-manifest labeled: interrupted"
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_export_leaves_no_temporary(tmp_path: Path) -> None:
+    server = SynapseServer(tokens=("tok",)).start()
+    try:
+        server.seed(300, project_id=1)
+        server.latency = 0.3  # every answer: the export lasts seconds
+        out = tmp_path / "out"
+        out.mkdir()
+        proc = start("export", "--project", "1", "-o", str(out / "tasks.manifest"), cwd=tmp_path,
+                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok"})
+        err = terminate_once_writing(proc, out)
+    finally:
+        server.stop()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == "totask-manifest export: interrupted"
+    assert list(out.iterdir()) == []
