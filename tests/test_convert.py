@@ -547,3 +547,21 @@ def test_a_coco_image_id_that_is_a_plain_file_name_still_names_its_mask(tmp_path
     convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
     assert (tmp_path / "masks" / f"{image_id}.png").is_file()
     assert (tmp_path / "m.manifest").read_bytes().count(b"\n") == 1
+
+
+@pytest.mark.parametrize(("name", "body", "to"), [("a.json", b"not json", "coco-in"), ("b.json", b'{"x":1}', "coco-in"),
+                                                  ("c.parquet", b"not parquet", "parquet-in")])
+def test_an_import_refused_names_its_url_without_the_token(tmp_path, capsys, name, body, to):
+    """An import read through a URL with a token (a presigned link): COCO's 'is not a JSON/COCO
+    document' and Parquet's 'is not a Parquet file' named the URL whole, token included, where
+    the export's errors already left it out."""
+    from totask_manifest.testing.file_server import FileServer
+
+    with FileServer() as server:
+        server.add(name, body)
+        url = server.url_for(name) + "?X-Amz-Signature=SIGSECRET"
+        fmt = to.split("-")[0]
+        code = cli_main(["convert", url, str(tmp_path / "out.manifest"), "--from", fmt, "--to", "manifest"])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and f"{name}?…" in err, err
+    assert "SIGSECRET" not in err, err

@@ -263,7 +263,7 @@ def yolo_to_manifest(
                 names = read_class_names(join(src, candidate), option=None)
                 break
     if names is None:
-        raise UsageError(f"{src}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
+        raise UsageError(f"{redact_url(src)}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
     attr = label_attribute or "label"
     entries: list[dict] = []
     if exists(join(src, "index.jsonl")):
