@@ -111,3 +111,25 @@ def test_secret_source_urls_stay_out_of_evaluate_and_the_reports_evaluation(tmp_
     for secret in SECRETS:
         for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
             assert secret not in text, (secret, name)
+
+
+def test_a_masks_presigned_url_stays_out_of_its_errors() -> None:
+    """A segmentation line's mask (``<A>-ref``) may be a presigned URL: 'cannot read mask URL'
+    and 'mask URL has colours missing' (convert's error, the report's tile) printed it whole."""
+    import io
+
+    from PIL import Image
+
+    from totask_manifest._analytics.masks import mask_from_bytes
+    from totask_manifest._errors import ManifestError
+
+    url = "https://bob:s3cr3tPW@bucket.example/masks/a.png?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(png, format="PNG")
+    cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}}
+    for data in (b"not a png", png.getvalue()):
+        with pytest.raises(ManifestError) as refused:
+            mask_from_bytes(data, cmap, url=url)
+        assert "bucket.example/masks/a.png?…" in str(refused.value), refused.value
+        for secret in SECRETS:
+            assert secret not in str(refused.value), refused.value
