@@ -303,6 +303,8 @@ def test_errors_are_clear(tmp_path):
     ("coco", "x.json", {"job_name": "j", "human_annotated": "yes"},
      "--job-name, --human-annotated do not apply to manifest -> coco"),
     ("yolo", "yolo", {"image_root": "s3://b/"}, "--image-root does not apply to manifest -> yolo"),
+    # refused before the names file is read: not 'no such file', which sends the user after the file
+    ("parquet", "x.parquet", {"class_names": "missing-names.txt"}, "--class-names does not apply to manifest -> parquet"),
 ])
 def test_an_option_the_conversion_would_ignore_is_refused(tmp_path, to, out, options, said):
     """A flag the chosen conversion does not take (a misspelt ``--label-attribute`` on a Parquet
