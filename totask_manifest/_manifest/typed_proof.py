@@ -69,61 +69,76 @@ def text_keys(text: bytes | memoryview, records: int, index_keys: bool) -> int:
 
 def key_counter(line_type: type) -> Count | None:
     """A function counting the keys a run of ``line_type`` structs holds (required fields, the
-    optional ones set, map entries, nested), None for a type it does not know. Why level by
-    level: each field is read for the whole run at once by C loops (``map``, ``chain``,
-    ``list.count``), a fraction of a per-line walk in bytecode."""
+    optional ones set, map entries, nested), generated for the type: a field read written in
+    bytecode costs a fraction of a generic walk. None for a type it does not know."""
+    names: dict[str, Any] = {"U": msgspec.UNSET, "cnt": _count_unset}
+    serial = iter(range(1 << 30))
+
+    def count(info: msgspec.inspect.Type, expr: str) -> tuple[int, list[str]]:
+        """(constant, terms): the keys in the value ``expr`` of type ``info``."""
+        inspect = msgspec.inspect
+        if isinstance(info, inspect.StructType):
+            const, terms = 0, []
+            for field in info.fields:
+                value = f"{expr}.{field.name}"
+                sub = count(field.type, f"v{next(serial)}")  # inspect drops UNSET from the type
+                if field.required:
+                    sub = count(field.type, value)
+                    const += 1 + sub[0]
+                    terms += sub[1]
+                elif sub == (0, []):
+                    terms.append(f"({value} is not U)")
+                else:
+                    name = f"o{next(serial)}"
+                    terms.append(f"(0 if ({name} := {value}) is U else 1 + {_sum(count(field.type, name))})")
+            return const, terms
+        if isinstance(info, (inspect.ListType, inspect.VarTupleType)):
+            item = info.item_type
+            sub_const, sub_terms = count(item, "x")
+            if not sub_terms:
+                return 0, [f"{sub_const} * len({expr})"] if sub_const else []
+            if isinstance(item, inspect.StructType) and all(
+                    count(f.type, "x") == (0, []) for f in item.fields):  # optional scalars only
+                optional = [f.name for f in item.fields if not f.required]
+                names[f"get{len(names)}"] = get = operator.attrgetter(*optional)
+                return 0, [f"{sub_const + len(optional)} * len({expr}) - cnt({expr}, {_name(names, get)}, {len(optional)})"]
+            name = f"x{next(serial)}"
+            return 0, [f"sum([{_sum(count(item, name))} for {name} in {expr}])"]
+        if isinstance(info, inspect.DictType):
+            name = f"v{next(serial)}"
+            sub = count(info.value_type, name)
+            terms = [f"len({expr})"]
+            if sub != (0, []):
+                terms.append(f"sum([{_sum(sub)} for {name} in {expr}.values()])")
+            return 0, terms
+        if isinstance(info, inspect.UnionType):
+            if any(count(t, expr) != (0, []) for t in info.types):
+                raise TypeError("a union holding objects")
+            return 0, []
+        if isinstance(info, (inspect.IntType, inspect.FloatType, inspect.StrType, inspect.BoolType,
+                             inspect.LiteralType, inspect.NoneType)):
+            return 0, []
+        raise TypeError(f"no key count for {info!r}")
+
     try:
-        count = _counter(msgspec.inspect.type_info(line_type))
+        per_line = _sum(count(msgspec.inspect.type_info(line_type), "line"))
     except TypeError:
         return None
-    return count or (lambda records: 0)
+    exec(f"def keys(records):\n    return sum([{per_line} for line in records])\n", names)  # noqa: S102 - identifiers only
+    return names["keys"]
 
 
-def _counter(info: msgspec.inspect.Type) -> Count | None:
-    """The key count of a list of values of type ``info``; None where they hold no key."""
-    inspect = msgspec.inspect
-    if isinstance(info, inspect.StructType):
-        required = sum(field.required for field in info.fields)
-        parts = []
-        for field in info.fields:
-            sub = _counter(field.type)  # inspect drops UNSET from an optional field's type
-            if field.required and sub is None:
-                continue
-            parts.append((operator.attrgetter(field.name), field.required, sub))
-        return functools.partial(_count_structs, required, parts)
-    if isinstance(info, (inspect.ListType, inspect.VarTupleType)):
-        sub = _counter(info.item_type)
-        return None if sub is None else functools.partial(_count_items, sub)
-    if isinstance(info, inspect.DictType):
-        return functools.partial(_count_maps, _counter(info.value_type))
-    if isinstance(info, inspect.UnionType):
-        if any(_counter(t) is not None for t in info.types):
-            raise TypeError("a union holding objects")
-        return None
-    if isinstance(info, (inspect.IntType, inspect.FloatType, inspect.StrType, inspect.BoolType,
-                         inspect.LiteralType, inspect.NoneType)):
-        return None
-    raise TypeError(f"no key count for {info!r}")
+def _name(names: dict[str, Any], value: Any) -> str:
+    return next(k for k, v in names.items() if v is value)
 
 
-def _count_structs(required: int, parts: list[tuple[Callable[[Any], Any], bool, Count | None]],
-                   structs: list) -> int:
-    keys = required * len(structs)
-    for get, is_required, sub in parts:
-        values = list(map(get, structs))
-        if not is_required:
-            keys += len(values) - values.count(msgspec.UNSET)
-            if sub is None:
-                continue
-            values = [v for v in values if v is not msgspec.UNSET]
-        keys += sub(values)  # type: ignore[misc]
-    return keys
+def _count_unset(items: list, get: Callable[[Any], Any], fields: int) -> int:
+    """How many of ``fields`` optional fields are UNSET over ``items``."""
+    if fields == 1:
+        return list(map(get, items)).count(msgspec.UNSET)
+    return sum(values.count(msgspec.UNSET) for values in map(get, items))
 
 
-def _count_items(sub: Count, lists: list) -> int:
-    return sub(list(chain.from_iterable(lists)))
-
-
-def _count_maps(sub: Count | None, maps: list) -> int:
-    keys = sum(map(len, maps))
-    return keys if sub is None else keys + sub(list(chain.from_iterable(map(dict.values, maps))))
+def _sum(parts: tuple[int, list[str]]) -> str:
+    const, terms = parts
+    return " + ".join(([str(const)] if const or not terms else []) + terms)
