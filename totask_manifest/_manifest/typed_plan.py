@@ -9,10 +9,9 @@ unknown keys in C as it parses.
 
 Soundness (every run accepted here is one the per-line path finds nothing in):
 
-* the lines are decoded at once (``decode_lines``); that they lost nothing is proven by counting
-  their keys (``typed_proof``), or where that proof does not cover a piece, by writing them back
-  with msgspec as JSON lines (each record, then a newline), which must equal the text (whose
-  last line may lack its newline). So each line is exactly one decoded object written back, byte for byte: msgspec
+* the lines are decoded at once (``decode_lines``) and written back by msgspec as JSON lines
+  (each record, then a newline), which must equal the text (whose last line may lack its
+  newline). So each line is exactly one decoded object written back, byte for byte: msgspec
   writes no newline inside a record (one in a string is escaped), so the text's newlines are
   exactly the records' ends. Nothing the decoding could hide passes: a repeated key, an escape,
   a number spelling, whitespace, key order, a blank line, two objects on one line;
@@ -37,7 +36,6 @@ import msgspec
 
 from .patterns import Unsupported, all_match, batched
 from .schemas import resolve_ref
-from .typed_proof import key_counter, text_keys
 
 #: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
 #: msgspec bounds can express: int64
@@ -61,15 +59,11 @@ class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_index_keys", "_keys", "_max_bytes", "_rows")
+    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
-                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int,
-                 index_keys: bool = True) -> None:
+                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        #: the structs' key count (``typed_proof``), None where the pieces are always written back
-        self._keys = key_counter(line_type)
-        self._index_keys = index_keys
         self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
         self._encode_lines = msgspec.json.Encoder().encode_lines
         # patterns on a string every line holds (job-name, creation-date) are checked in the
@@ -87,13 +81,9 @@ class TypedPlan:
             records = self._decode_lines(text)
         except msgspec.DecodeError:  # ValidationError included
             return 0
-        if not records:
-            return 0
-        keys = -1 if self._keys is None else text_keys(text, len(records), self._index_keys)
-        if keys < 0:  # not covered by the count: written back
-            written = self._encode_lines(records)  # each record, then a newline
-            if len(written) != len(text) + (text[-1:] != b"\n") or not written.startswith(text):
-                return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
+        written = self._encode_lines(records)  # each record, then a newline
+        if not records or len(written) != len(text) + (text[-1:] != b"\n") or not written.startswith(text):
+            return 0  # blank lines, spacing, escapes, number spellings, repeated keys, ...
         if len(text) > self._max_bytes and max(map(len, bytes(text).split(b"\n"))) > self._max_bytes:
             return 0  # the value-length rule needs the exact count
         for extract, fullmatch, good in self._checks:
@@ -110,8 +100,6 @@ class TypedPlan:
                     return 0
             except (TypeError, KeyError, AttributeError, IndexError):
                 return 0
-        if keys >= 0 and keys != self._keys(records):
-            return 0  # a key repeated (kept once in a struct or map)
         return len(records)
 
 
@@ -179,15 +167,12 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
     except Unsupported:
         return None
     return TypedPlan(line_type, compiler.checks,
-                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes,
-                     compiler.index_keys)
+                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes)
 
 
 class _Compiler:
     def __init__(self) -> None:
         self.checks: list[tuple[tuple, Callable[[str], Any]]] = []
-        #: whether a map has class-index keys (decoded as ints: ``typed_proof`` minds ``"-0"``)
-        self.index_keys = False
 
     def node(self, schema: Any, root: dict, sample: Any, path: tuple) -> Any:
         """The msgspec type of one subschema (``sample``: the first line's value there, for
@@ -235,7 +220,6 @@ class _Compiler:
                 if names.get("pattern") == [_INDEX_KEY]:
                     # decoded as a number: written back the same, only its canonical digits pass
                     key = _meta(int, ge=0, le=_INT_MAX)
-                    self.index_keys = True
                 else:
                     for pattern in names.get("pattern", []):
                         self.checks.append(((*path, "keys"), batched(pattern)))
