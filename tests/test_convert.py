@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,21 @@ def test_errors_are_clear(tmp_path):
     (tmp_path / "nonames").mkdir()
     with pytest.raises(UsageError, match="pass --class-names"):
         convert(str(tmp_path / "nonames"), str(tmp_path / "n.manifest"), to="manifest")
+
+
+@pytest.mark.parametrize(("to", "out", "options", "said"), [
+    ("parquet", "x.parquet", {"label_attribute": "typo"}, "--label-attribute does not apply to manifest -> parquet"),
+    ("coco", "x.json", {"job_name": "j", "human_annotated": "yes"},
+     "--job-name, --human-annotated do not apply to manifest -> coco"),
+    ("yolo", "yolo", {"image_root": "s3://b/"}, "--image-root does not apply to manifest -> yolo"),
+])
+def test_an_option_the_conversion_would_ignore_is_refused(tmp_path, to, out, options, said):
+    """A flag the chosen conversion does not take (a misspelt ``--label-attribute`` on a Parquet
+    export) read as applied when it was ignored: refused before anything is written."""
+    yolo = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    with pytest.raises(UsageError, match="^" + re.escape(said)):
+        convert(str(yolo), str(tmp_path / out), to=to, **options)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("index_line", "said"), [

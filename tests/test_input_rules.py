@@ -29,6 +29,7 @@ BAD_LINES = {
     "line-json": b'{"source-ref":"s3://b/a.jpg",',
     "line-source": b'{"source":"text","source-ref":"s3://b/a.jpg"}',
     "key-dollar": b'{"source-ref":"s3://b/a.jpg","$x":1}',
+    "line-source-value": b'{"source-ref":5}',
 }
 NESTED = b'{"source-ref":"s3://b/a.jpg","extra":{"boxes":[{"w":1},{"w":1,"w":2}]}}'
 
@@ -71,6 +72,32 @@ def test_validate_finds_a_nested_repeat_in_a_run_of_valid_lines(tmp_path: Path, 
     report = validate_manifest(str(path), workers=1)
     assert [(p.line, p.rule) for p in report.problems] == [(10, "duplicate-key")]  # the last copy is read
     assert report.problems[0].key.startswith("category.annotations[") and report.problems[0].key.endswith("class_id")
+
+
+@pytest.mark.parametrize("spacing", [b":", b": "], ids=["compact", "spaced"])
+@pytest.mark.parametrize("value", [b"5", b'""', b"null"])
+def test_a_source_value_that_names_nothing_is_refused_in_a_run_of_good_lines(
+        tmp_path: Path, gt_manifests: Path, spacing: bytes, value: bytes) -> None:
+    """``source-ref`` 5, ``""`` or ``null`` alone among many labeled lines: each path that checks
+    a run at once (typed structs for compact lines, the run schema for spaced ones) names the
+    line, as the per-line rule does (a job refuses such an input before it starts: above)."""
+    yolo = (gt_manifests / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest").read_bytes()
+    lines = yolo.splitlines(keepends=True) * 20
+    record = orjson.loads(lines[150])
+    record["source-ref"] = orjson.Fragment(value)
+    lines[150] = orjson.dumps(record) + b"\n"
+    path = tmp_path / "sources.manifest"
+    path.write_bytes(b"".join(lines).replace(b'":', b'"' + spacing))
+    report = validate_manifest(str(path), workers=1)
+    assert [(p.line, p.key, p.rule) for p in report.problems] == [(151, "source-ref", "line-source-value")]
+    found = {b"5": "found JSON number", b'""': "found an empty string", b"null": "found JSON null"}[value]
+    assert report.problems[0].message.endswith(found)
+
+
+def test_a_source_that_is_not_a_string_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "text.manifest"
+    text.write_bytes(b'{"source":"a sentence"}\n{"source":""}\n{"source":7}\n')
+    assert [(p.line, p.key, p.rule) for p in validate_manifest(str(text)).problems] == [(3, "source", "line-source-value")]
 
 
 @pytest.mark.slow

@@ -29,10 +29,10 @@ def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
                             stderr=subprocess.PIPE, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
-def terminate_once_writing(proc: subprocess.Popen, folder: Path) -> str:
+def terminate_once_writing(proc: subprocess.Popen, folder: Path, temporary: str = ".tmp-*") -> str:
     """SIGTERM as soon as the command's temporary exists; its stderr."""
     deadline = time.monotonic() + 120
-    while not list(folder.glob(".tmp-*")):
+    while not list(folder.glob(temporary)) if folder.is_dir() else True:
         assert proc.poll() is None, f"ended before it wrote: {proc.communicate()[1]!r}"
         assert time.monotonic() < deadline, "no temporary after 120 s"
         time.sleep(0.01)
@@ -71,3 +71,28 @@ def test_sigterm_during_export_leaves_no_temporary(tmp_path: Path) -> None:
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip() == "totask-manifest export: interrupted"
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_runs_export_records_the_run_as_interrupted(tmp_path: Path) -> None:
+    """``run`` stopped by SIGTERM while it exports: no temporary left in the job folder, and
+    ``totask-run.json`` says the run was interrupted (it stayed RUNNING), as after a Ctrl-C."""
+    server = SynapseServer(tokens=("tok",)).start()
+    try:
+        pid = server.seed(300)
+        server.latency = 0.3  # every answer: the export lasts seconds
+        params = tmp_path / "params.json"
+        params.write_bytes(orjson.dumps({"name": "Sigterm_Run", "project": pid, "agent": 1, "method": "file",
+                                         "target_specification_name": "annotation_data"}))
+        out = tmp_path / "out"
+        proc = start("run", str(params), "--output", str(out), cwd=tmp_path,
+                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok"})
+        job = out / "sigterm-run"
+        err = terminate_once_writing(proc, job, ".tmp-synapse-export.manifest-*")
+    finally:
+        server.stop()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().endswith("totask-manifest run: interrupted"), err
+    assert not list(job.glob(".tmp-*"))
+    record = orjson.loads((job / "totask-run.json").read_bytes())
+    assert record["status"] == "FAILED" and "interrupted" in orjson.dumps(record).decode(), record

@@ -34,27 +34,29 @@ class ConvertResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _parquet_out(src: str, dst: str, **_: Any) -> dict[str, int]:
+def _parquet_out(src: str, dst: str) -> dict[str, int]:
     return {"lines": manifest_to_parquet(src, dst)}
 
 
-def _parquet_in(src: str, dst: str, **_: Any) -> dict[str, int]:
+def _parquet_in(src: str, dst: str) -> dict[str, int]:
     return {"lines": parquet_to_manifest(src, dst)}
 
 
 def _only(fn: Callable, *names: str) -> Callable:
-    """Pass a converter only the options it takes."""
+    """Pass a converter only the options it takes; ``options`` names them (``convert`` refuses
+    the others: a flag the conversion ignores would read as applied)."""
 
     @functools.wraps(fn)
     def call(src: str, dst: str, **opts: Any) -> dict[str, int]:
         return fn(src, dst, **{k: v for k, v in opts.items() if k in names and v is not None})
 
+    call.options = names  # type: ignore[attr-defined]
     return call
 
 
 #: manifest -> format
 EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
-    "parquet": _parquet_out,
+    "parquet": _only(_parquet_out),  # every line with all its attributes: no option applies
     "coco": _only(manifest_to_coco, "label_attribute", "allow_drop"),
     "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
     "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
@@ -62,7 +64,7 @@ EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
 }
 #: format -> manifest
 IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {
-    "parquet": _parquet_in,
+    "parquet": _only(_parquet_in),  # the lines as they were: no option applies
     "coco": _only(coco_to_manifest, "task_type", "label_attribute", "class_names", "job_name", "image_root",
                   "human_annotated", "allow_drop"),
     "yolo": _only(yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"),
@@ -139,6 +141,11 @@ def convert(
         converter = IMPORTERS[src_fmt]
     else:
         raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
+    ignored = ["--" + name.replace("_", "-") for name, value in opts.items()
+               if value is not None and value is not False and name not in converter.options]
+    if ignored:
+        raise UsageError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to {src_fmt} -> {to}"
+                         + ("; Parquet keeps every line as it is, with all its attributes" if "parquet" in (src_fmt, to) else ""))
     # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
     # killed process cannot remove its temporaries
     remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**

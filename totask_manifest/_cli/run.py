@@ -52,7 +52,12 @@ def load_params(url: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from .._to_task.action import ToTaskAction
     from .._to_task.runs import SUCCEEDED
+    from ._terminate import sigterm_as_interrupt
 
-    result = ToTaskAction(load_params(args.params), output_root=args.output, concurrency=args.concurrency).start()
+    params = load_params(args.params)
+    # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
+    # (it stayed RUNNING); the annotation job installs its own handlers while it runs
+    with sigterm_as_interrupt():
+        result = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency).start()
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if result["status"] == SUCCEEDED else 1

@@ -178,9 +178,21 @@ def run_needs_input_rules(bodies: list[bytes], records: list) -> bool:
 
 def _suspicious(body: bytes, record: dict) -> bool:
     """The cheap part of ``needs_input_rules``: two or no source keys, a long line, a key that
-    is not a string or starts with ``$``."""
+    is not a string or starts with ``$``, a source value that is not a string or an empty ``source-ref``."""
     return (("source-ref" in record) is ("source" in record) or len(body) > MAX_ATTRIBUTE_CHARS
-            or any(type(k) is not str or k.startswith("$") for k in record))
+            or source_value_suspicious(record) or any(type(k) is not str or k.startswith("$") for k in record))
+
+
+def source_value_suspicious(record: dict) -> bool:
+    """The cheap test of a record's source value (one of the two keys is there): ``source-ref``
+    a non-empty string, ``source`` a string (``naming.input_line_violations`` says which)."""
+    ref = record.get("source-ref", _NAMED)
+    return type(ref) is not str or not ref or type(record.get("source", "")) is not str
+
+
+_NAMED = "-"  # a source-ref that passes, for a line that holds ``source`` instead
+#: the same rule for a run of lines of one shape, as a schema (``line_check``'s shape plans)
+SOURCE_SCHEMAS: dict[str, dict] = {"source-ref": {"type": "string", "minLength": 1}, "source": {"type": "string"}}
 
 
 def input_line_problems(line: Line) -> list[Problem]:

@@ -269,8 +269,11 @@ def _unlike_json(out: bytes) -> bool:
     ``1e-05`` where orjson writes ``0.00001``, hence ``.0000``) and ``null`` (orjson writes NaN
     and infinity as null, where ``json`` refuses them). A string holding these only costs the
     slower path (``tests/test_gt_bytes.py`` compares the two on a million floats). Five substring
-    tests, not a regular expression: a regex scan cost several µs a label, two labels a line."""
-    return b"null" in out or b".0000" in out or b"e+" in out or b"e-" in out or b"E" in out
+    tests, not a regular expression: a regex scan cost several µs a label, two labels a line.
+    A plus sign is rare in JSON, so ``e+`` is only looked for where one is (a one-byte search is
+    ``memchr``, a two-byte one walks the text: it was a fifth of this function's cost)."""
+    return (b"null" in out or b".0000" in out or (b"+" in out and b"e+" in out) or b"e-" in out
+            or b"E" in out)
 
 
 def _plain(value: Any) -> Any:

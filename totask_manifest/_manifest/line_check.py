@@ -22,7 +22,9 @@ from .._errors import json_kind
 from .._task_types import TaskType, task_type_of_metadata
 from . import semantics
 from .label_check import (
+    SOURCE_SCHEMAS,
     _fast_schema,
+    source_value_suspicious,
 )
 from .line import any_repeats_a_key, may_repeat_a_key
 from .line_rules import _CACHE_SIZE, LineRules, _Plan
@@ -260,6 +262,10 @@ class LineChecker(LineRules):
                     typed_predicates.append((info.attribute, info.key, typed_clean))
             else:
                 typed = None
+        for key in SOURCE_SCHEMAS.keys() & set(shape):  # the source value's type (``source_value_suspicious``)
+            properties[key] = SOURCE_SCHEMAS[key]
+            if typed is not None:
+                typed[key] = (SOURCE_SCHEMAS[key], SOURCE_SCHEMAS[key])
         schema = {"$id": ref("run"), "type": "array", "items": {"type": "object", "properties": properties}}
         fast = _typed_plan(shape, first, typed, typed_predicates) if typed is not None else None
         return _ShapePlan(_run_schema(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)), predicates, stats, fast)
@@ -292,7 +298,8 @@ class LineChecker(LineRules):
                 self._check_document(number, record)
                 continue
             # input rules: cheap tests first; the exact (slower) checks run only on suspicion
-            suspicious = ("source-ref" in record) is ("source" in record) or len(body) > size_limit
+            suspicious = (("source-ref" in record) is ("source" in record) or len(body) > size_limit
+                          or source_value_suspicious(record))
             metadata_keys = []
             for key in record:
                 info = keys.get(key) or self._key(key)

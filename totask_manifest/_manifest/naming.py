@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .._errors import LabelAttributeError
+from .._errors import LabelAttributeError, json_kind
 from .._task_types import TaskType, get_task_type
 
 LABEL_ATTRIBUTE_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
@@ -39,6 +39,7 @@ RULES: dict[str, str] = {
     "line-json": "line is not a single JSON object: {detail}",
     "line-utf8": "line is not valid UTF-8: {detail}",
     "line-source": "line must hold exactly one of 'source-ref' and 'source' ({detail})",
+    "line-source-value": "{detail}",
     "line-too-long": "line has {detail} characters; Ground Truth allows at most 100,000",
     "attribute-too-long": "value has {detail} characters; Ground Truth allows at most 20,000 per attribute",
     "key-dollar": "key must not start with '$'",
@@ -99,6 +100,18 @@ def default_label_attribute(job_name: str, task_type: TaskType | str) -> str:
     return job_name
 
 
+def source_ref_ok(value: object) -> bool:
+    """Whether a ``source-ref`` value can name a data object: a non-empty string. Ground Truth's
+    manifests hold an S3 URI there; a number, ``null`` or ``""`` made every job fail the line
+    (``url-empty``) after ``validate`` had passed it."""
+    return type(value) is str and value != ""
+
+
+def _source_detail(rule: str, value: object) -> str:
+    shown = "an empty string" if value == "" else f"JSON {json_kind(value)}"
+    return f"{rule}; found {shown}"
+
+
 def input_line_violations(record: dict, line_chars: int, value_chars: dict[str, int]) -> list[tuple[str, Violation]]:
     """Input rules for one parsed line: ``(key, violation)`` pairs, key ``""`` for the whole line.
 
@@ -112,6 +125,12 @@ def input_line_violations(record: dict, line_chars: int, value_chars: dict[str, 
         found.append(("", _violation("line-source", detail="it holds both")))
     elif not has_ref and not has_source:
         found.append(("", _violation("line-source", detail="it holds neither")))
+    elif has_ref and not source_ref_ok(record["source-ref"]):
+        found.append(("source-ref", _violation("line-source-value", detail=_source_detail(
+            "must be the data object's URI, a non-empty string", record["source-ref"]))))
+    elif has_source and type(record["source"]) is not str:
+        found.append(("source", _violation("line-source-value", detail=_source_detail(
+            "must be a string (the data object itself)", record["source"]))))
     if line_chars > MAX_LINE_CHARS:
         found.append(("", _violation("line-too-long", detail=f"{line_chars:,}")))
     for key, chars in value_chars.items():
