@@ -153,6 +153,27 @@ LINE = (b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":10,"he
     (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird","0":"Bird"}'),
     (b'{"source-ref":"s3://a/b.jpg"', b'{"source-ref":"s3://a/b.jpg","source-ref":"s3://a/b.jpg"'),
     (b'"class-map":{"0"', b'"class-map":{"-00"'),
+    # traps for a proof that counts keys in the text instead of writing it back: a key's colon
+    # spaced off its quote, or a colon, quote or brace inside a string, must not balance a
+    # repeated key; a record must not touch another or span a line
+    (b'"class_id":0', b'"class_id" :0,"class_id":0'),
+    (b'"class_id":0', b'"class_id"\t:0,"class_id":0'),
+    (b'"class_id":0', b'"class_id"\r:0,"class_id":0'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0" :"Bird","0":"Cat"}'),
+    (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":"s3://a/b.jpg\":","source-ref":"x"'),
+    (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":"s3://a/b.jpg\\","source-ref":"x"'),
+    (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":"}{","source-ref":"s3://a/b.jpg"'),
+    (b'"source-ref":"s3://a/b.jpg"', b'"source-ref":":\u00e9\u2028","source-ref":"s3://a/b.jpg"'),
+    (b'"source-ref":"s3://a/b.jpg"', '"source-ref":"é:\u2028","source-ref":"s3://a/b.jpg"'.encode()),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird":"Cat"}'),  # no JSON at all
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird","-0":"Bird"}'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{}'),
+    (b'"objects":[{"confidence":0.5}]', b'"objects":[{"confidence":0.5,"confidence":0.5,"confidence":0.5}]'),
+    (b'"objects":[{"confidence":0.5}]', b'"objects":[{"confidence":0.5,"confidence":0.5}]'),
+    (b'"image_size":[{"width":10,"height":20,"depth":3}]', b'"image_size":[{"width":10,"height":20},{"width":10,"width":10,"height":20}]'),
+    (b'{"source-ref"', b'{}\n{"source-ref"'),
+    (b'{"source-ref"', b'{}{"source-ref"'),
+    (b'{"source-ref"', b' {"source-ref"'),
 ])
 def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     plan = _plan_for(LINE)
