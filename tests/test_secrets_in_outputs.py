@@ -133,3 +133,27 @@ def test_a_masks_presigned_url_stays_out_of_its_errors() -> None:
         assert "bucket.example/masks/a.png?…" in str(refused.value), refused.value
         for secret in SECRETS:
             assert secret not in str(refused.value), refused.value
+
+
+def test_status_text_shows_the_jobs_urls_without_their_secrets(tmp_path: Path, capsys) -> None:
+    """A job chained from a job read over HTTP with user info (``https://bob:pw@host/jobs/a``)
+    records that URL; ``status --format json`` printed it redacted, the text view whole (its
+    ``chained from`` and ``cloned from`` lines, and the job folder as given)."""
+    from totask_manifest._cli import main
+
+    sample = REPO / "sample_data"
+    job = tmp_path / "out" / "st"
+    assert main(["annotate", str(sample / "manifest.jsonl"), "--job-name", "st", "--label-attribute", "boxes",
+                 "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                 "--class-names", str(sample / "class_names.txt"), "--native", "convert", "--allow-root",
+                 str(sample), "--output", str(tmp_path / "out")]) == 0
+    data = orjson.loads((job / "job.json").read_bytes())
+    data["chained-from"] = "https://bob:s3cr3tPW@jobs.example/jobs/a"  # as a chain from that job records it
+    data["cloned-from"] = "https://jobs.example/jobs/b?token=TOKSECRET"
+    (job / "job.json").write_bytes(orjson.dumps(data))
+    capsys.readouterr()
+    assert main(["status", str(job)]) == 0
+    text = capsys.readouterr().out
+    assert "chained from: https://jobs.example/jobs/a\n" in text and "cloned from: https://jobs.example/jobs/b?…" in text
+    for secret in SECRETS:
+        assert secret not in text, text
