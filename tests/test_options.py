@@ -185,13 +185,10 @@ def test_a_number_job_json_cannot_hold_is_refused_not_stored_as_null(tmp_path, c
     """``--timeout inf`` (or ``1e400``): orjson writes a float that is not finite as ``null``, so
     the job ran with no timeout while job.json said null, and a resume ran with the default,
     silently. Refused naming the flag, exit 2, before anything is written, as an integer too big is."""
-    from tests.jobs_helpers import REPO
+    from tests.jobs_helpers import sample_job_args
     from totask_manifest._cli import main
 
-    sample = REPO / "sample_data"
-    start = ["annotate", str(sample / "manifest.jsonl"), "--job-name", "inf", "--label-attribute", "boxes",
-             "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
-             str(sample / "class_names.txt"), "--allow-root", str(sample), "--output", str(tmp_path / "out")]
+    start = sample_job_args("inf", tmp_path / "out")
     job_json = tmp_path / "out" / "inf" / "job.json"
     if command == "resume":
         assert main(start) == 0

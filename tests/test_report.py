@@ -233,15 +233,11 @@ def test_report_written_into_the_jobs_own_folders_is_refused(tmp_path, capsys, t
     """``-o`` inside ``JOB/manifests/`` or ``JOB/.lease/`` replaced (or added) a file that only
     the job writes: a checkpoint part (a stopped job's labels, read back by resume), the
     selection, the lease. Refused as the output manifest is; ``JOB/report.html`` stays allowed."""
-    from tests.jobs_helpers import REPO
+    from tests.jobs_helpers import sample_job_args
     from totask_manifest._cli import main
 
-    sample = REPO / "sample_data"
     job = tmp_path / "out" / "rj"
-    assert main(["annotate", str(sample / "manifest.jsonl"), "--job-name", "rj", "--label-attribute", "boxes",
-                 "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", str(sample / "class_names.txt"), "--native", "convert", "--allow-root",
-                 str(sample), "--output", str(tmp_path / "out")]) == 0
+    assert main(sample_job_args("rj", tmp_path / "out")) == 0
     before = {f: f.read_bytes() for f in job.rglob("*") if f.is_file()}
     capsys.readouterr()
     assert main(["report", str(job), "-o", str(job / target), "--samples", "0"]) == 2

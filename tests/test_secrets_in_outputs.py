@@ -139,14 +139,11 @@ def test_status_text_shows_the_jobs_urls_without_their_secrets(tmp_path: Path, c
     """A job chained from a job read over HTTP with user info (``https://bob:pw@host/jobs/a``)
     records that URL; ``status --format json`` printed it redacted, the text view whole (its
     ``chained from`` and ``cloned from`` lines, and the job folder as given)."""
+    from tests.jobs_helpers import sample_job_args
     from totask_manifest._cli import main
 
-    sample = REPO / "sample_data"
     job = tmp_path / "out" / "st"
-    assert main(["annotate", str(sample / "manifest.jsonl"), "--job-name", "st", "--label-attribute", "boxes",
-                 "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", str(sample / "class_names.txt"), "--native", "convert", "--allow-root",
-                 str(sample), "--output", str(tmp_path / "out")]) == 0
+    assert main(sample_job_args("st", tmp_path / "out")) == 0
     data = orjson.loads((job / "job.json").read_bytes())
     data["chained-from"] = "https://bob:s3cr3tPW@jobs.example/jobs/a"  # as a chain from that job records it
     data["cloned-from"] = "https://jobs.example/jobs/b?token=TOKSECRET"
