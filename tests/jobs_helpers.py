@@ -51,6 +51,15 @@ def annotate_sample_with_class_names(names: Path | str, out: Path | str) -> subp
                    "--allow-root", str(REPO / "sample_data"), "--output", str(out))
 
 
+def sample_job_args(name: str, out: Path | str) -> list[str]:
+    """``annotate``'s arguments for the README's sample job (file method, ``--native convert``)
+    named ``name``, into ``out``: for tests that run it in this process (``_cli.main``)."""
+    sample = REPO / "sample_data"
+    return ["annotate", str(sample / "manifest.jsonl"), "--job-name", name, "--label-attribute", "boxes",
+            "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+            str(sample / "class_names.txt"), "--native", "convert", "--allow-root", str(sample), "--output", str(out)]
+
+
 def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(

@@ -303,6 +303,8 @@ def test_errors_are_clear(tmp_path):
     ("coco", "x.json", {"job_name": "j", "human_annotated": "yes"},
      "--job-name, --human-annotated do not apply to manifest -> coco"),
     ("yolo", "yolo", {"image_root": "s3://b/"}, "--image-root does not apply to manifest -> yolo"),
+    # refused before the names file is read: not 'no such file', which sends the user after the file
+    ("parquet", "x.parquet", {"class_names": "missing-names.txt"}, "--class-names does not apply to manifest -> parquet"),
 ])
 def test_an_option_the_conversion_would_ignore_is_refused(tmp_path, to, out, options, said):
     """A flag the chosen conversion does not take (a misspelt ``--label-attribute`` on a Parquet
@@ -547,3 +549,21 @@ def test_a_coco_image_id_that_is_a_plain_file_name_still_names_its_mask(tmp_path
     convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
     assert (tmp_path / "masks" / f"{image_id}.png").is_file()
     assert (tmp_path / "m.manifest").read_bytes().count(b"\n") == 1
+
+
+@pytest.mark.parametrize(("name", "body", "to"), [("a.json", b"not json", "coco-in"), ("b.json", b'{"x":1}', "coco-in"),
+                                                  ("c.parquet", b"not parquet", "parquet-in")])
+def test_an_import_refused_names_its_url_without_the_token(tmp_path, capsys, name, body, to):
+    """An import read through a URL with a token (a presigned link): COCO's 'is not a JSON/COCO
+    document' and Parquet's 'is not a Parquet file' named the URL whole, token included, where
+    the export's errors already left it out."""
+    from totask_manifest.testing.file_server import FileServer
+
+    with FileServer() as server:
+        server.add(name, body)
+        url = server.url_for(name) + "?X-Amz-Signature=SIGSECRET"
+        fmt = to.split("-")[0]
+        code = cli_main(["convert", url, str(tmp_path / "out.manifest"), "--from", fmt, "--to", "manifest"])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and f"{name}?…" in err, err
+    assert "SIGSECRET" not in err, err

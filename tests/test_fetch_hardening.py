@@ -183,3 +183,22 @@ def test_a_link_swapped_while_the_path_is_resolved_is_a_refusal_not_an_internal_
     with SyncFetcher(FetchPolicy(allow_root=str(root))) as sync, pytest.raises(FetchError) as err:
         sync.fetch(str(root / "link" / "data.json"))
     assert "changed while it was checked" in str(err.value) and "refused by policy" in str(err.value)
+
+
+def test_a_chained_urls_password_is_not_in_the_refusal_nor_in_what_the_tool_prints():
+    """A chained fsspec URL (``simplecache::https://bob:pw@host/x``) parses as scheme
+    ``simplecache`` with no host, so both redactions returned it whole: the policy's refusal
+    (failures.jsonl, the log) and a failure's ``source`` printed the password."""
+    from totask_manifest._storage import redact_secret_url
+
+    url = "simplecache::https://bob:s3cr3tPW@example.com/a.jpg?X-Amz-Signature=SIGSECRET"
+    with pytest.raises(FetchError, match="chained fsspec URLs") as refused:
+        FetchPolicy().classify(url)
+    for shown in (str(refused.value), redact_url(url), redact_secret_url(url)):
+        assert "s3cr3tPW" not in shown and "SIGSECRET" not in shown, shown
+        assert "simplecache::https://example.com/a.jpg?…" in shown, shown
+    nested = "zip://a.txt::simplecache::s3://bob:pw@bucket/a.zip"
+    assert redact_url(nested) == redact_secret_url(nested) == "zip://a.txt::simplecache::s3://bucket/a.zip"
+    # an IPv6 literal is no chain, and a chain without secrets is printed as it is
+    assert redact_secret_url("http://[::1]:8080/a.json") == "http://[::1]:8080/a.json"
+    assert redact_secret_url("simplecache::s3://bucket/a.json") == "simplecache::s3://bucket/a.json"

@@ -369,3 +369,16 @@ def test_any_detection_round_trips(case):
     for got, want in zip(back.value["annotations"], value["annotations"], strict=True):
         for k in ("left", "top", "width", "height"):
             assert got[k] == pytest.approx(want[k], abs=1e-5 * max(size))
+
+
+@pytest.mark.parametrize(("doc", "fmt"), [
+    ({"objects": []}, "synapse-objects"),
+    ({"objects": [{"class_id": 0}], "id": 3}, "synapse-objects"),
+    ({"objects": [], "boxes": {}, "boxes-metadata": {}}, "groundtruth"),  # a manifest line holding "objects"
+    ({"objects": {}, "image_size": [{"width": 1, "height": 1}]}, "groundtruth"),
+    ({"objects": None, "images": [], "categories": []}, "coco"),
+])
+def test_a_parsed_document_is_named_as_its_text_is(doc, fmt):
+    """``detect_input_format`` names a plain ``objects`` dict before its general checks (a file job
+    meets one on every line); the text of the same document takes the general checks: both agree."""
+    assert detect_input_format(doc) == detect_input_format(orjson.dumps(doc)) == fmt

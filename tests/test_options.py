@@ -178,3 +178,29 @@ def test_an_integer_job_json_cannot_hold_is_refused_naming_its_flag(tmp_path, co
         assert (tmp_path / "out" / "big-int" / "job.json").read_bytes() == before
     else:
         assert not (tmp_path / "out" / "big-int").exists()
+
+
+@pytest.mark.parametrize("command", ["annotate", "resume"])
+def test_a_number_job_json_cannot_hold_is_refused_not_stored_as_null(tmp_path, capsys, command):
+    """``--timeout inf`` (or ``1e400``): orjson writes a float that is not finite as ``null``, so
+    the job ran with no timeout while job.json said null, and a resume ran with the default,
+    silently. Refused naming the flag, exit 2, before anything is written, as an integer too big is."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    start = sample_job_args("inf", tmp_path / "out")
+    job_json = tmp_path / "out" / "inf" / "job.json"
+    if command == "resume":
+        assert main(start) == 0
+        before = job_json.read_bytes()
+        args = ["resume", str(tmp_path / "out" / "inf"), "--timeout", "1e400"]
+    else:
+        args = [*start, "--timeout", "1e400"]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"totask-manifest {command}: error: --timeout inf is out of range (a finite number)"]
+    if command == "resume":
+        assert job_json.read_bytes() == before
+    else:
+        assert not job_json.exists()

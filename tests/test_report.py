@@ -224,3 +224,23 @@ def test_report_written_over_a_file_the_job_reads_is_refused(tmp_path, target):
     assert {f: f.read_bytes() for f in files} == before
     ok = run_cli("report", str(job), "-o", str(job / "report.html"))  # beside them, as the README does
     assert ok.returncode == 0 and (job / "report.html").read_bytes().startswith(b"<!DOCTYPE html>"), ok.stderr
+
+
+@pytest.mark.parametrize("target", ["manifests/intermediate/part-000000.ckpt", "manifests/intermediate/part-000007.ckpt",
+                                    "manifests/intermediate/selection.bin", "manifests/input/input.manifest",
+                                    ".lease/lease-000002.json"])
+def test_report_written_into_the_jobs_own_folders_is_refused(tmp_path, capsys, target):
+    """``-o`` inside ``JOB/manifests/`` or ``JOB/.lease/`` replaced (or added) a file that only
+    the job writes: a checkpoint part (a stopped job's labels, read back by resume), the
+    selection, the lease. Refused as the output manifest is; ``JOB/report.html`` stays allowed."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    job = tmp_path / "out" / "rj"
+    assert main(sample_job_args("rj", tmp_path / "out")) == 0
+    before = {f: f.read_bytes() for f in job.rglob("*") if f.is_file()}
+    capsys.readouterr()
+    assert main(["report", str(job), "-o", str(job / target), "--samples", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("totask-manifest report: error: ") and str(job / target) in err[0], err
+    assert {f: f.read_bytes() for f in job.rglob("*") if f.is_file()} == before

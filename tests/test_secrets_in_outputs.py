@@ -111,3 +111,46 @@ def test_secret_source_urls_stay_out_of_evaluate_and_the_reports_evaluation(tmp_
     for secret in SECRETS:
         for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
             assert secret not in text, (secret, name)
+
+
+def test_a_masks_presigned_url_stays_out_of_its_errors() -> None:
+    """A segmentation line's mask (``<A>-ref``) may be a presigned URL: 'cannot read mask URL'
+    and 'mask URL has colours missing' (convert's error, the report's tile) printed it whole."""
+    import io
+
+    from PIL import Image
+
+    from totask_manifest._analytics.masks import mask_from_bytes
+    from totask_manifest._errors import ManifestError
+
+    url = "https://bob:s3cr3tPW@bucket.example/masks/a.png?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(png, format="PNG")
+    cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}}
+    for data in (b"not a png", png.getvalue()):
+        with pytest.raises(ManifestError) as refused:
+            mask_from_bytes(data, cmap, url=url)
+        assert "bucket.example/masks/a.png?…" in str(refused.value), refused.value
+        for secret in SECRETS:
+            assert secret not in str(refused.value), refused.value
+
+
+def test_status_text_shows_the_jobs_urls_without_their_secrets(tmp_path: Path, capsys) -> None:
+    """A job chained from a job read over HTTP with user info (``https://bob:pw@host/jobs/a``)
+    records that URL; ``status --format json`` printed it redacted, the text view whole (its
+    ``chained from`` and ``cloned from`` lines, and the job folder as given)."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    job = tmp_path / "out" / "st"
+    assert main(sample_job_args("st", tmp_path / "out")) == 0
+    data = orjson.loads((job / "job.json").read_bytes())
+    data["chained-from"] = "https://bob:s3cr3tPW@jobs.example/jobs/a"  # as a chain from that job records it
+    data["cloned-from"] = "https://jobs.example/jobs/b?token=TOKSECRET"
+    (job / "job.json").write_bytes(orjson.dumps(data))
+    capsys.readouterr()
+    assert main(["status", str(job)]) == 0
+    text = capsys.readouterr().out
+    assert "chained from: https://jobs.example/jobs/a\n" in text and "cloned from: https://jobs.example/jobs/b?…" in text
+    for secret in SECRETS:
+        assert secret not in text, text

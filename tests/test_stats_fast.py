@@ -192,6 +192,30 @@ def test_each_break_is_counted_as_the_generic_count_does(old, new):
     assert want.lines == 5
 
 
+@pytest.mark.parametrize("twist", ["failure-reason", "no type", "no metadata", "no label"])
+def test_a_labeled_line_that_is_not_a_clean_detection_is_sorted_out_of_the_batch(twist):
+    """``_add_all`` sorts a batch by flags (no failure reason, a label, a type): a labeled line
+    whose metadata also holds a failure reason is a failure, one without a type is counted
+    without a family. Among clean lines in one batch, each must be counted as the generic count
+    does (a flag dropped from the sort would count it as a labeled box)."""
+    rng = random.Random(5)
+    lines = [detection(rng, i=i) for i in range(6)]
+    odd = lines[3]
+    if twist == "failure-reason":
+        odd["boxes-metadata"]["failure-reason"] = "timeout"
+    elif twist == "no type":
+        del odd["boxes-metadata"]["type"]
+    elif twist == "no metadata":
+        del odd["boxes-metadata"]
+    else:
+        del odd["boxes"]
+    raw = [orjson.dumps(x) for x in lines]
+    for named in (None, ["boxes"]):
+        fast = _stats(raw, named, fast=True, batch=6)
+        assert_equal(fast, _stats(raw, named, fast=False, batch=6))
+    assert fast.attributes["boxes"].failed == (twist == "failure-reason")
+
+
 def test_a_line_orjson_refuses_is_unreadable_in_both():
     rng = random.Random(4)
     line = orjson.dumps(detection(rng)).replace(b'"depth":3', b'"depth":1e999')

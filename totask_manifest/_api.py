@@ -9,6 +9,7 @@ one-to-one.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import replace
@@ -64,11 +65,15 @@ _MAX_INT = 2**63 - 1
 
 
 def _refuse_out_of_range(values: dict[str, Any]) -> None:
-    """An integer option job.json cannot hold (``--checkpoint-every 99999999999999999999``) is
-    refused naming its flag, before anything is written: writing job.json raised a TypeError."""
+    """A number job.json cannot hold is refused naming its flag, before anything is written: an
+    integer too big (``--checkpoint-every 99999999999999999999``: writing job.json raised a
+    TypeError) or a float that is not finite (``--timeout inf``: orjson writes it as null, so the
+    job ran with no timeout and a resume with the default)."""
     for key, value in values.items():
         if isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT <= value <= _MAX_INT:
             raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (at most {_MAX_INT:,})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
 
 
 def _check_config(config: JobConfig) -> None:

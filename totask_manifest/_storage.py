@@ -30,8 +30,17 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: temporaries are never judged stale
     fcntl = None  # type: ignore[assignment]
 
+#: where a chained fsspec URL (``simplecache::https://...``, ``zip://a::s3://...``) joins its links:
+#: a ``::`` before a scheme (an IPv6 literal's ``[::1]`` is none)
+_CHAIN_LINK = re.compile(r"::(?=[A-Za-z][A-Za-z0-9+.-]*(?:://|::))")
+
+
 def redact_url(url: str) -> str:
-    """The URL without user info, query or fragment: what is safe to print."""
+    """The URL without user info, query or fragment: what is safe to print. Each link of a
+    chained URL is redacted (the whole parses as a scheme without a host: it was printed as it was)."""
+    links = _CHAIN_LINK.split(url)
+    if len(links) > 1:
+        return "::".join(map(redact_url, links))
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -68,6 +77,9 @@ def redact_secret_url(text: str) -> str:
     signature, an API key); any other string as it is."""
     if "://" not in text or ("@" not in text and "?" not in text):
         return text
+    links = _CHAIN_LINK.split(text)
+    if len(links) > 1:  # a chained URL: its links are the URLs
+        return "::".join(map(redact_secret_url, links))
     try:
         parts = urlsplit(text)
     except ValueError:

@@ -29,7 +29,7 @@ from .._formats.native import coco_losses, describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
-from .._storage import join, read_bytes, write_bytes_atomic
+from .._storage import join, read_bytes, redact_secret_url, write_bytes_atomic
 from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 from .new_files import NewFiles
@@ -132,9 +132,9 @@ def coco_to_manifest(
     try:
         doc = orjson.loads(read_bytes(src))
     except orjson.JSONDecodeError as exc:
-        raise FormatError(f"{src} is not a JSON document: {exc}", fmt="coco") from None
+        raise FormatError(f"{redact_secret_url(src)} is not a JSON document: {exc}", fmt="coco") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise FormatError(f"{src} is not a COCO document (no 'images' list)", fmt="coco", key="images")
+        raise FormatError(f"{redact_secret_url(src)} is not a COCO document (no 'images' list)", fmt="coco", key="images")
     if not doc["images"]:
         raise no_images(src)
     cats = categories_by_id(doc)

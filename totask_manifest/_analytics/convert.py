@@ -121,8 +121,6 @@ def convert(
     for fmt in (src_fmt, to):
         if fmt not in FORMATS:
             raise UsageError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
-    if isinstance(class_names, str):
-        class_names = read_class_names(class_names)
     if confidence and to != "yolo":
         raise UsageError("--confidence is YOLO's 6th column: it goes with --to yolo")
     opts = {"label_attribute": label_attribute, "class_names": class_names, "task_type": task_type,
@@ -146,6 +144,9 @@ def convert(
     if ignored:
         raise UsageError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to {src_fmt} -> {to}"
                          + ("; Parquet keeps every line as it is, with all its attributes" if "parquet" in (src_fmt, to) else ""))
+    if isinstance(class_names, str):  # read only for a conversion that takes it (refused above)
+        class_names = read_class_names(class_names)
+        opts["class_names"] = class_names
     # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
     # killed process cannot remove its temporaries
     remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .._errors import ManifestError
-from .._storage import read_bytes
+from .._storage import read_bytes, redact_secret_url
 
 
 def _hex_to_int(h: str) -> int:
@@ -37,13 +37,14 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
     """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
     from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 
+    shown = redact_secret_url(url)  # a presigned mask URL: the errors name it without its signature
     try:  # under the pixel budget: a mask is a PNG and cannot be reduced, so a larger one is refused
         img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
     except ImageError as exc:
-        raise ManifestError(f"cannot read mask {url}: {exc.reason}", line=line, rule="mask") from None
+        raise ManifestError(f"cannot read mask {shown}: {exc.reason}", line=line, rule="mask") from None
     except (OSError, ValueError) as exc:
-        raise ManifestError(f"cannot read mask {url}: {exc}", line=line, rule="mask") from None
+        raise ManifestError(f"cannot read mask {shown}: {exc}", line=line, rule="mask") from None
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     lookup: dict[int, int] = {}
     for key, entry in color_map.items():
@@ -55,7 +56,7 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
     colors, inverse = np.unique(packed, return_inverse=True)
     unknown = [f"#{int(c):06x}" for c in colors if int(c) not in lookup]
     if unknown:
-        raise ManifestError(f"mask {url} has colours missing from internal-color-map: {', '.join(unknown[:5])}",
+        raise ManifestError(f"mask {shown} has colours missing from internal-color-map: {', '.join(unknown[:5])}",
                             line=line, key="internal-color-map", rule="mask")
     index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
     return index[inverse].reshape(packed.shape)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from .._errors import ManifestError
 from .._manifest.io import read_lines
-from .._storage import AtomicWriter, open_read
+from .._storage import AtomicWriter, open_read, redact_secret_url
 from .._task_types import task_type_of_metadata
 
 ROWS_PER_GROUP = 50_000
@@ -139,9 +139,9 @@ def parquet_to_manifest(src: str, dst: str) -> int:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ManifestError(f"{src} is not a Parquet file: {exc}", rule="parquet") from None
+            raise ManifestError(f"{redact_secret_url(src)} is not a Parquet file: {exc}", rule="parquet") from None
         if "raw" not in pf.schema_arrow.names:
-            raise ManifestError(f"{src} has no 'raw' column: it was not written by 'convert --to parquet'",
+            raise ManifestError(f"{redact_secret_url(src)} has no 'raw' column: it was not written by 'convert --to parquet'",
                                 rule="parquet", key="raw")
         for batch in pf.iter_batches(columns=["raw"], batch_size=ROWS_PER_GROUP):
             for raw in batch.column(0).to_pylist():

@@ -18,8 +18,18 @@ from .._errors import NotAJobError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
+from .._jobs.layout import LEASE_DIR
 from .._manifest.io import read_records
-from .._storage import exists, read_bytes, redact_secret_url, refuse_output_over_input, write_bytes_atomic
+from .._storage import (
+    exists,
+    is_local,
+    read_bytes,
+    redact_secret_url,
+    redact_url,
+    refuse_output_over_input,
+    url_to_fs,
+    write_bytes_atomic,
+)
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
@@ -315,13 +325,24 @@ def write_report(
 
 def _refuse_output_over_job_files(job_url: str, output: str) -> None:
     """Refuse ``-o`` naming a file the job reads (its output or input manifest, ``job.json``,
-    ``failures.jsonl``): the page would replace it, and the labels with it."""
+    ``failures.jsonl``) or one inside the folders only the job writes (``manifests/``: checkpoint
+    parts, the selection, the input's copy; ``.lease/``): the page would replace it, and the
+    labels with it (a stopped job's parts are what resume reads back)."""
     job = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url))
     files = [job.layout.job_json, job.layout.failures, job.output_manifest]
     with contextlib.suppress(TotaskError):  # a damaged job.json names no input; the page says so
         files.append(job.state.effective_input or job.state.config.input)
     for own in files:
         refuse_output_over_input(own, output)
+    fs_job, folder = url_to_fs(job.url)
+    fs_out, path = url_to_fs(output)
+    if type(fs_job) is type(fs_out):
+        if is_local(fs_job):
+            folder, path = os.path.realpath(folder), os.path.realpath(path)
+        inside = path[len(folder.rstrip("/")) + 1:].split("/", 1) if path.startswith(folder.rstrip("/") + "/") else []
+        if len(inside) == 2 and inside[0] in ("manifests", LEASE_DIR):
+            raise UsageError(f"the output {redact_url(output)} is inside the job's own {inside[0]}/ folder, which "
+                             "only the job writes; give another output path (JOB/report.html, say)")
 
 
 def _json_problem(url: str) -> str | None:

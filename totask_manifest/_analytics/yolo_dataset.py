@@ -48,6 +48,7 @@ from .._storage import (
     join,
     open_read,
     read_bytes,
+    redact_secret_url,
     redact_url,
     url_to_fs,
 )
@@ -215,7 +216,7 @@ def _image_size(url: str) -> tuple[int, int, int]:
     try:
         info = read_info(head)  # the header only
     except ImageError as exc:
-        raise ManifestError(f"image {url}: {exc.reason}", rule=exc.rule) from None
+        raise ManifestError(f"image {redact_secret_url(url)}: {exc.reason}", rule=exc.rule) from None
     return info.width, info.height, image_depth(info.mode)
 
 
@@ -263,7 +264,7 @@ def yolo_to_manifest(
                 names = read_class_names(join(src, candidate), option=None)
                 break
     if names is None:
-        raise UsageError(f"{src}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
+        raise UsageError(f"{redact_secret_url(src)}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
     attr = label_attribute or "label"
     entries: list[dict] = []
     if exists(join(src, "index.jsonl")):

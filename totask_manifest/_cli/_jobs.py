@@ -184,13 +184,15 @@ def report(result: JobResult, *, stream=None) -> int:
     return 1
 
 
-def output_manifest_line(url: str, status: str, *, running: bool = False) -> str:
+def output_manifest_line(url: str, status: str, *, running: bool = False, shown: str | None = None) -> str:
     """``output manifest: URL``, or that it is not written yet: the job's result and ``status``
-    say the same (a job another process is ``running`` writes it when it ends; resume would be refused)."""
+    say the same (a job another process is ``running`` writes it when it ends; resume would be refused).
+    ``shown``: the URL as printed (without its secrets), where ``url`` is the one looked up."""
+    shown = url if shown is None else shown
     if _written(url, status):
-        return f"output manifest: {url}"
+        return f"output manifest: {shown}"
     then = "the running job writes it when it ends" if running else "resume the job to write it"
-    return f"output manifest: not written yet ({url}; {then})"
+    return f"output manifest: not written yet ({shown}; {then})"
 
 
 def _written(url: str, status: str) -> bool:

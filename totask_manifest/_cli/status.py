@@ -22,18 +22,21 @@ def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
     from .._storage import map_strings, redact_secret_url, redact_url
 
-    data = api.status(args.job_dir)
+    # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
+    raw = api.status(args.job_dir)
+    data = map_strings(raw, redact_secret_url)
     if args.format == "json":
-        dump_json(map_strings(data, redact_secret_url))  # job.json keeps what resume needs; stdout never a password
+        dump_json(data)
         return 0
     m = data["metrics"]
     lines = [
-        f"job: {data['job-name']} ({args.job_dir})",
+        f"job: {data['job-name']} ({redact_secret_url(args.job_dir)})",
         f"status: {data['status']}" + (f" (interrupted: {data['interrupted']}; run resume)"
                                          if data.get("interrupted") else ""),
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
-        output_manifest_line(data["output-manifest"], data["status"], running=bool(data.get("holder"))),
+        output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
+                             shown=data["output-manifest"]),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     if data.get("holder"):
