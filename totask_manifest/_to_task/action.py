@@ -285,8 +285,9 @@ class ToTaskAction:
 
 def _annotation_failed(job_url: str, status: str) -> JobError:
     """The error for an annotation job that did not complete, with what it did: the tasks it was
-    given, those that failed (one failure each, as the SDK counts them) and those it did not try
-    (``stand_by``). None was written to Synapse, so none succeeded. When it left tasks untried,
+    given, those that failed (one failure each, as the SDK counts them) and the rest
+    (``stand_by``: not tried, or labeled but not written). None was written to Synapse, so none
+    succeeded. When it left tasks untried,
     running the action again resumes the job; a result of zeros would read as "no tasks"."""
     job = Job.open(job_url)
     error, metrics = job.state.error, job.state.metrics
