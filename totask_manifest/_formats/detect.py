@@ -68,6 +68,12 @@ def _looks_like_yolo(text: str) -> bool:
     return all(_YOLO_ROW.match(r) for r in rows)
 
 
+def _objects_document(doc: Mapping) -> bool:
+    """A Synapse ``objects`` document: an ``objects`` list, and no ``-metadata`` key (a manifest
+    line holding ``objects`` beside its label is Ground Truth's)."""
+    return isinstance(doc.get("objects"), list) and not any(k.endswith("-metadata") for k in doc)
+
+
 def detect_input_format(doc_or_text: Any) -> str:
     """Name the format of a label document (parsed JSON, JSON text or YOLO text).
 
@@ -76,7 +82,7 @@ def detect_input_format(doc_or_text: Any) -> str:
     ``FormatError`` listing the formats tried.
     """
     doc = doc_or_text
-    if type(doc) is dict and type(doc.get("objects")) is list and not any(k.endswith("-metadata") for k in doc):
+    if type(doc) is dict and _objects_document(doc):
         return "synapse-objects"  # what a file job converting objects meets on every line: no ABC checks
     if isinstance(doc, bytes | bytearray):
         try:
@@ -96,7 +102,7 @@ def detect_input_format(doc_or_text: Any) -> str:
                 "document is neither JSON nor YOLO text ('class cx cy w h [confidence]' rows)", fmt="detect"
             )
     if isinstance(doc, Mapping):
-        if isinstance(doc.get("objects"), list) and not any(k.endswith("-metadata") for k in doc):
+        if _objects_document(doc):
             return "synapse-objects"
         anns = doc.get("annotations")
         if "annotationsData" in doc or (
