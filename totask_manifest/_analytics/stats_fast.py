@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, is_not, not_, sub
+from operator import and_, attrgetter, is_, is_not, mul, not_, sub
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -135,6 +135,20 @@ _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _FAILURE, _TYPE = attrgetter("failure_reason"), attrgetter("type")
 _POSITIVE = (0).__lt__
+
+
+class _Getters:
+    """One attribute's readers of a line struct, whose fields are ``meta`` (its metadata key's)
+    and ``label``: the whole values, and dotted getters that read through them."""
+
+    __slots__ = ("annotations", "class_map", "kind", "label", "meta", "objects")
+
+    def __init__(self, meta: str, label: str) -> None:
+        self.meta, self.label = attrgetter(meta), attrgetter(label)
+        #: ``(type, human, job, failure reason)`` of a line's metadata
+        self.kind = attrgetter(f"{meta}.type", f"{meta}.human", f"{meta}.job", f"{meta}.failure_reason")
+        self.annotations = attrgetter(f"{label}.annotations")
+        self.class_map, self.objects = attrgetter(f"{meta}.class_map"), attrgetter(f"{meta}.objects")
 
 
 class _IdText(dict):
@@ -240,7 +254,7 @@ class FastPath:
         self.decoder = msgspec.json.Decoder(line)
         names = {key: f"k{i}" for i, key in enumerate(self.roles)}
         self.counted = [
-            (key[: -len(SUFFIX)], attrgetter(names[key]), attrgetter(names[key[: -len(SUFFIX)]]))
+            (key[: -len(SUFFIX)], _Getters(names[key], names[key[: -len(SUFFIX)]]))
             for key, role in self.roles.items()
             if role == _META and (self.named is None or key[: -len(SUFFIX)] in self.named)
         ]
@@ -302,9 +316,46 @@ class FastPath:
                 if record is None:
                     tally.generic((body,))
             records = [r for r in records if r is not None]
-        for attr, meta_of, label_of in self.counted:
-            self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
+        for attr, get in self.counted:
+            cols = tally.column(attr)
+            if not self._add_labeled(cols, records, get):
+                self._add_all(cols, list(map(get.meta, records)), list(map(get.label, records)))
         return fallback
+
+    def _add_labeled(self, cols: Any, records: list[Any], get: _Getters) -> bool:
+        """``Counts.add`` for one attribute over a slice whose every line has this attribute's
+        metadata, and a label wherever that metadata has a type and no failure reason; False,
+        with nothing counted, for any other slice (``_add_all`` counts it).
+
+        Why: the lines are read through dotted getters (``k1.annotations``: a label's boxes
+        straight from the line struct), which raise ``AttributeError`` on an absent metadata or
+        label (``UNSET`` has no fields), so proving both present costs no pass of its own. The
+        type and failure reason come in the tuple counted for ``meta_n`` anyway and are checked
+        once per distinct tuple; only a slice holding failed (or untyped) lines takes a pass to
+        set those apart (``_add``, one by one)."""
+        try:
+            kinds = list(map(get.kind, records))
+        except AttributeError:
+            return False
+        counted = Counter(kinds)
+        odd = {kind for kind in counted if kind[3] is not UNSET or kind[0] is UNSET}
+        if odd:
+            flags = list(map(odd.__contains__, kinds))
+            others = list(compress(records, flags))
+            records = list(compress(records, map(not_, flags)))
+        try:
+            anns = list(map(get.annotations, records))
+        except AttributeError:
+            return False
+        if odd:
+            for record in others:
+                self._add(cols, get.meta(record), get.label(record))
+        meta_n = cols.meta_n
+        for kind, n in counted.items():
+            if kind not in odd:
+                meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
+        self._add_boxes(cols, anns, list(map(get.class_map, records)), list(map(get.objects, records)))
+        return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
@@ -330,15 +381,21 @@ class FastPath:
         meta_n = cols.meta_n
         for (typ, human, job), n in Counter(map(_TYPE_HUMAN_JOB, clean_metas)).items():
             meta_n[typ, None, human, job, LABELED | DECLARED] += n
-        anns = list(map(_ANNOTATIONS, clean_labels))
+        self._add_boxes(cols, list(map(_ANNOTATIONS, clean_labels)), list(map(_CLASS_MAP, clean_metas)),
+                        list(map(_OBJECTS, clean_metas)))
+
+    def _add_boxes(self, cols: Any, anns: list[list[_Box]], class_maps: list[dict[str, str]],
+                   objects: list[list[_Object]]) -> None:
+        """The boxes, classes and confidences of labeled detection lines (one entry each)."""
         boxes = list(map(len, anns))
         cols.per_image_n.update(boxes)
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        self._classes(cols, ids, boxes, list(map(_CLASS_MAP, clean_metas)))
-        objects = list(map(_OBJECTS, clean_metas))
+        self._classes(cols, ids, boxes, class_maps)
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
-        # boxes beyond a line's objects list have no confidence
-        cols.unscored += sum(filter(_POSITIVE, map(sub, boxes, map(len, objects))))
+        # boxes beyond a line's objects list have no confidence; where no line has more objects
+        # than boxes (the rule), that is the difference of the sums, with no call per line
+        unscored = list(map(sub, boxes, map(len, objects)))
+        cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
 
     def _classes(self, cols: Any, ids: list[int], boxes: list[int], class_maps: list[dict[str, str]]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
@@ -352,7 +409,7 @@ class FastPath:
         name), box by box."""
         raw = cols.raw_names
         raw.update(chain.from_iterable(map(dict.items, class_maps)))
-        names = list(map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)),
+        names = list(map(dict.get, chain.from_iterable(map(mul, zip(class_maps), boxes)),
                          map(_ID_TEXT.__getitem__, ids)))
         if None not in names:  # class-map values are strings: None is a box its map does not name
             known = self._pairs
