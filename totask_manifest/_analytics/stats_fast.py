@@ -131,6 +131,7 @@ def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -
 
 _META, _LABEL = "meta", "label"
 _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
+_KIND = attrgetter("type", "human", "job", "failure_reason")
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _FAILURE, _TYPE = attrgetter("failure_reason"), attrgetter("type")
@@ -139,16 +140,13 @@ _POSITIVE = (0).__lt__
 
 class _Getters:
     """One attribute's readers of a line struct, whose fields are ``meta`` (its metadata key's)
-    and ``label``: the whole values, and dotted getters that read through them."""
+    and ``label``: the values, and the label's boxes read through it."""
 
-    __slots__ = ("annotations", "class_map", "kind", "label", "meta", "objects")
+    __slots__ = ("annotations", "label", "meta")
 
     def __init__(self, meta: str, label: str) -> None:
         self.meta, self.label = attrgetter(meta), attrgetter(label)
-        #: ``(type, human, job, failure reason)`` of a line's metadata
-        self.kind = attrgetter(f"{meta}.type", f"{meta}.human", f"{meta}.job", f"{meta}.failure_reason")
         self.annotations = attrgetter(f"{label}.annotations")
-        self.class_map, self.objects = attrgetter(f"{meta}.class_map"), attrgetter(f"{meta}.objects")
 
 
 class _IdText(dict):
@@ -333,28 +331,30 @@ class FastPath:
         type and failure reason come in the tuple counted for ``meta_n`` anyway and are checked
         once per distinct tuple; only a slice holding failed (or untyped) lines takes a pass to
         set those apart (``_add``, one by one)."""
+        metas = list(map(get.meta, records))
         try:
-            kinds = list(map(get.kind, records))
+            kinds = list(map(_KIND, metas))
         except AttributeError:
             return False
         counted = Counter(kinds)
         odd = {kind for kind in counted if kind[3] is not UNSET or kind[0] is UNSET}
         if odd:
             flags = list(map(odd.__contains__, kinds))
-            others = list(compress(records, flags))
-            records = list(compress(records, map(not_, flags)))
+            others = list(compress(zip(metas, records, strict=True), flags))
+            keep = list(map(not_, flags))
+            metas, records = list(compress(metas, keep)), list(compress(records, keep))
         try:
             anns = list(map(get.annotations, records))
         except AttributeError:
             return False
         if odd:
-            for record in others:
-                self._add(cols, get.meta(record), get.label(record))
+            for meta, record in others:
+                self._add(cols, meta, get.label(record))
         meta_n = cols.meta_n
         for kind, n in counted.items():
             if kind not in odd:
                 meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
-        self._add_boxes(cols, anns, list(map(get.class_map, records)), list(map(get.objects, records)))
+        self._add_boxes(cols, anns, list(map(_CLASS_MAP, metas)), list(map(_OBJECTS, metas)))
         return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
