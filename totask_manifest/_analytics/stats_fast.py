@@ -87,8 +87,8 @@ class _Label(Struct, forbid_unknown_fields=True, gc=False):
     """A bounding-box label value as Ground Truth writes it (no ``annotations``: no boxes, as in
     ``Counts.add``; a ``null`` one is refused and counted generically)."""
 
+    image_size: list[_Size] | UnsetType = UNSET  # Ground Truth's order (see ``_Meta``)
     annotations: list[_Box] = []
-    image_size: list[_Size] | UnsetType = UNSET
 
 
 class _Object(Struct, forbid_unknown_fields=True, gc=False):
@@ -104,14 +104,16 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
     the same objects every line, hashed once."""
 
-    type: DetectionType | UnsetType = UNSET
-    failure_reason: str | UnsetType = field(default=UNSET, name="failure-reason")
-    failure_rule: str | UnsetType = field(default=UNSET, name="failure-rule")
-    human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
-    job: str | None = field(default=None, name="job-name")
-    created: str | UnsetType = field(default=UNSET, name="creation-date")
+    # fields in the order Ground Truth writes the keys: msgspec looks a key up from the field after
+    # the last one found, so keys in field order match at the first comparison
     objects: list[_Object] = []
     class_map: dict[str, str] = field(default_factory=dict, name="class-map")
+    type: DetectionType | UnsetType = UNSET
+    human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
+    created: str | UnsetType = field(default=UNSET, name="creation-date")
+    job: str | None = field(default=None, name="job-name")
+    failure_reason: str | UnsetType = field(default=UNSET, name="failure-reason")
+    failure_rule: str | UnsetType = field(default=UNSET, name="failure-rule")
 
 
 def _literal(values: Sequence[str]) -> Any:
