@@ -26,6 +26,16 @@ Measured and left out (callgrind, benchmark lines; commits 207d32b and 4a33ead, 
 ``decode_lines`` on a block saves the 2.4k-instruction split, but proving one object a line
 (``bytes.count`` of ``\n`` and ``}\n{``, byte-at-a-time loops) costs 3.8k; ``image_size`` as
 ``Raw`` saves 1.6k of decoding, but skipping it costs 0.6k and proving it exact 1.3k.
+
+Where a line goes (callgrind, ``manifest_stats(workers=1)``, lines 20k-60k of the benchmark,
+``PYTHONHASHSEED=0``): 36.3k instructions a line before the changes of stats27, 31.5k after,
+against about 40.7k for the benchmark's one-core orjson loop. Of the 4.8k: lines split by
+``BytesIO.readlines`` keeping their ``\n`` (``ranges``) 2.7k; the labeled-lines path
+(``_add_labeled``) 0.9k; a tuple repeated per box instead of a ``repeat`` object per line 0.4k;
+512-line slices 0.4k; ``_Meta``/``_Label`` fields in Ground Truth's key order 0.2k;
+``np.fromiter`` 0.1k. Tried and left out: class maps merged with ``dict.update`` and checked
+with a view comparison instead of the set of pairs (+1.1k), the line struct's fields in the
+lines' key order (no change).
 """
 from __future__ import annotations
 
@@ -33,14 +43,15 @@ from collections import Counter
 from collections.abc import Sequence
 from itertools import chain, compress, repeat
 from operator import and_, attrgetter, is_, is_not, mul, not_, sub
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 import orjson
-from msgspec import UNSET, Struct, UnsetType, field
+from msgspec import UNSET, UnsetType, field
 
 from .._failure_rules import rule_of
-from .stats_facts import _INT64_MAX, _INT64_MIN, DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
+from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
+from .stats_structs import _Box, _Label, _Meta, _meta_type, _Object
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -62,76 +73,6 @@ MAX_LITERALS = 256
 ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
 RULE_CACHE = 1024
-
-Int64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
-#: the detection types (``stats_facts.DETECTION_TYPES``, bare and with ``groundtruth/``)
-DetectionType = Literal["object-detection", "groundtruth/object-detection"]
-_Num = float | UnsetType
-
-
-class _Box(Struct, forbid_unknown_fields=True, gc=False):
-    class_id: Int64
-    top: _Num = UNSET
-    left: _Num = UNSET
-    height: _Num = UNSET
-    width: _Num = UNSET
-
-
-class _Size(Struct, forbid_unknown_fields=True, gc=False):
-    width: _Num = UNSET
-    height: _Num = UNSET
-    depth: _Num = UNSET
-
-
-class _Label(Struct, forbid_unknown_fields=True, gc=False):
-    """A bounding-box label value as Ground Truth writes it (no ``annotations``: no boxes, as in
-    ``Counts.add``; a ``null`` one is refused and counted generically)."""
-
-    image_size: list[_Size] | UnsetType = UNSET  # Ground Truth's order (see ``_Meta``)
-    annotations: list[_Box] = []
-
-
-class _Object(Struct, forbid_unknown_fields=True, gc=False):
-    confidence: float
-
-
-class _Meta(Struct, forbid_unknown_fields=True, gc=False):
-    """A detection label's metadata, or a failed line's (any other ``type`` is refused).
-
-    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Counts.add``
-    does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
-    alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
-    strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
-    the same objects every line, hashed once."""
-
-    # fields in the order Ground Truth writes the keys: msgspec looks a key up from the field after
-    # the last one found, so keys in field order match at the first comparison
-    objects: list[_Object] = []
-    class_map: dict[str, str] = field(default_factory=dict, name="class-map")
-    type: DetectionType | UnsetType = UNSET
-    human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
-    created: str | UnsetType = field(default=UNSET, name="creation-date")
-    job: str | None = field(default=None, name="job-name")
-    failure_reason: str | UnsetType = field(default=UNSET, name="failure-reason")
-    failure_rule: str | UnsetType = field(default=UNSET, name="failure-rule")
-
-
-def _literal(values: Sequence[str]) -> Any:
-    return Literal[tuple(values)] if values else str  # type: ignore[valid-type]
-
-
-def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -> Any:
-    """``_Meta`` with the job names, class-map keys and class names seen so far as literals: msgspec
-    hands back one string object per literal (no string made per line, its hash computed once),
-    and a value not among them is refused, counted generically and learned (``FastPath.learn``)."""
-    types = {"job": _literal(jobs) | None, "class_map": dict[_literal(keys), _literal(names)]}  # type: ignore[misc]
-    fields = []
-    for f in msgspec.structs.fields(_Meta):
-        default = (field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
-                   else field(default=f.default, name=f.encode_name))
-        fields.append((f.name, types.get(f.name, f.type), default))
-    return msgspec.defstruct("Meta", fields, forbid_unknown_fields=True, gc=False)
-
 
 _META, _LABEL = "meta", "label"
 _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
