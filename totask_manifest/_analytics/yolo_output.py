@@ -47,6 +47,7 @@ from .._storage import (
     fsync_dir,
     is_local,
     join,
+    read_only_error,
     redact_url,
     url_to_fs,
     write_bytes_atomic,
@@ -221,11 +222,14 @@ class YoloOutput:
             self.fs.invalidate_cache(labels)
         if self.fs.exists(path("index.jsonl")) or not self.fs.isdir(labels):
             return
-        for found in self.fs.find(labels):
-            if not posixpath.basename(found).startswith(".tmp-"):
-                raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds label files of no export of "
-                                   "this tool (no index.jsonl beside it), which an export, replacing labels/ "
-                                   "whole, would remove; move them away or write to another folder")
+        found = sorted(p for p in self.fs.find(labels, withdirs=True) if p.rstrip("/") != labels.rstrip("/"))
+        for i, entry in enumerate(found):
+            leaf = i + 1 == len(found) or not found[i + 1].startswith(entry.rstrip("/") + "/")
+            if leaf and not posixpath.basename(entry.rstrip("/")).startswith(".tmp-"):
+                rel = "labels/" + entry[len(labels.rstrip("/")):].strip("/")
+                raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {rel} and no index.jsonl "
+                                   "beside it: no export of this tool's, and an export, replacing labels/ whole, "
+                                   "would remove it; move it away or write to another folder")
 
     # -- object store -----------------------------------------------------------------------
 
@@ -233,6 +237,8 @@ class YoloOutput:
         """The prefix's lease, as a job folder's is held: a second export there is refused."""
         from .._jobs.lease import JobBusyError, hold
 
+        if _read_only(self.fs):  # said as every other output says it, not as the lease's listing fails
+            raise read_only_error(self.dst, self.fs)
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(hold(self.dst, "convert"))
@@ -298,6 +304,16 @@ class YoloOutput:
 
     def _storage_error(self, exc: OSError) -> StorageError:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
+
+
+def _read_only(fs: Any) -> bool:
+    """fsspec's HTTP filesystem has no writes (``NotImplementedError`` on the first one), and the
+    prefix's lease, taken before any, would fail on its listing instead, naming a network error."""
+    try:
+        from fsspec.implementations.http import HTTPFileSystem
+    except ImportError:  # aiohttp missing: then no HTTP filesystem either
+        return False
+    return isinstance(fs, HTTPFileSystem)
 
 
 @contextlib.contextmanager
