@@ -241,6 +241,6 @@ def test_a_labels_folder_of_no_export_is_refused(tmp_path: Path) -> None:
     dst = tmp_path / "ds"
     (dst / "labels").mkdir(parents=True)
     (dst / "labels" / "theirs.txt").write_bytes(b"1 0.5 0.5 0.2 0.2\n")
-    with pytest.raises(yolo_output.StorageError, match="labels/ holds labels/theirs.txt and no index.jsonl"):
+    with pytest.raises(yolo_output.StorageError, match=r"labels/ holds labels/theirs\.txt and no index\.jsonl"):
         _export(dst)
     assert _files(dst) == ["labels/theirs.txt"] and not list(dst.glob(".tmp-yolo-*"))

@@ -65,7 +65,7 @@ def test_a_re_export_with_fewer_images_leaves_only_its_own_label_files(s3, tmp_p
     assert _labels(fs, dst) == [f"f{i}/g{i % 7}/img{i}.txt" for i in range(4)]  # before: all 12
     theirs = f"{s3.new_bucket()}/theirs"  # a labels/ of no export of this tool's: not replaced
     fs.pipe(f"{theirs}/labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
-    with pytest.raises(StorageError, match="labels/ holds labels/a.txt and no index.jsonl"):
+    with pytest.raises(StorageError, match=r"labels/ holds labels/a\.txt and no index\.jsonl"):
         convert(str(tmp_path / "new.manifest"), theirs, to="yolo", label_attribute="boxes")
     fs.invalidate_cache()
     assert [p.rsplit("/", 2)[-2:] for p in fs.find(theirs)] == [["labels", "a.txt"]]

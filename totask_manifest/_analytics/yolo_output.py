@@ -213,7 +213,7 @@ class YoloOutput:
     def _refuse_foreign_labels(self) -> None:
         """An export replaces ``labels/`` whole: refused where ``labels/`` holds a file (other than
         a writer's ``.tmp-*`` temporary) with no ``index.jsonl`` beside it, i.e. no export of this
-        tool's but the user's own label files, which the export would remove."""
+        tool's but the user's own label files, which the export would remove. Named by the first."""
         def path(rel: str) -> str:
             return os.path.join(self.root, rel) if self.root is not None else url_to_fs(join(self.dst, rel))[1]
 
@@ -222,10 +222,8 @@ class YoloOutput:
             self.fs.invalidate_cache(labels)
         if self.fs.exists(path("index.jsonl")) or not self.fs.isdir(labels):
             return
-        found = sorted(p for p in self.fs.find(labels, withdirs=True) if p.rstrip("/") != labels.rstrip("/"))
-        for i, entry in enumerate(found):
-            leaf = i + 1 == len(found) or not found[i + 1].startswith(entry.rstrip("/") + "/")
-            if leaf and not posixpath.basename(entry.rstrip("/")).startswith(".tmp-"):
+        for entry in sorted(self.fs.find(labels)):  # files: an empty folder holds nothing to lose
+            if not posixpath.basename(entry).startswith(".tmp-"):
                 rel = "labels/" + entry[len(labels.rstrip("/")):].strip("/")
                 raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {rel} and no index.jsonl "
                                    "beside it: no export of this tool's, and an export, replacing labels/ whole, "
