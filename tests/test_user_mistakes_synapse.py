@@ -92,6 +92,22 @@ def test_synapse_host_with_user_and_password_is_refused(synapse, tmp_path: Path,
     assert synapse.requests == []
 
 
+@pytest.mark.parametrize("tail", [f"/?token={SECRET}", f"/#{SECRET}"])
+def test_synapse_host_with_a_query_or_fragment_is_refused(synapse, tmp_path: Path, tail: str) -> None:
+    """A query or fragment in SYNAPSE_HOST swallowed every request's path: 'projects/1/' was joined
+    after it, the backend was asked for '/' and export said 'Project not found' (exit 1), and
+    ``run`` recorded the value, a secret perhaps, in totask-run.json."""
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run_cli("export", "--project", "1", "-o", str(out / "x.manifest"),
+                env={"SYNAPSE_HOST": synapse.url + tail})
+    assert r.returncode == 2, r.stderr
+    assert "SYNAPSE_HOST must not carry a query or fragment" in one_line_error(r.stderr)
+    assert SECRET not in r.stdout + r.stderr
+    assert list(out.iterdir()) == []
+    assert synapse.requests == []
+
+
 # -- a token Synapse refuses is a configuration mistake, as a missing one: exit 2 --------------------
 
 def test_export_with_a_refused_token_exits_2_as_without_one(synapse, tmp_path: Path) -> None:
