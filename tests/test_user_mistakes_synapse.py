@@ -281,3 +281,50 @@ def test_annotate_with_the_preprocessor_method_says_where_it_is_configured(tmp_p
     # before: 'needs pre_processor, agent', with no flag on the command line to give them
     assert "needs pre_processor, agent: " in line and "totask-manifest run PARAMS.yaml" in line, line
     assert not (tmp_path / "out").exists()
+
+
+# -- a second run of the action with other parameters while the first runs --------------------------
+
+@pytest.mark.slow
+def test_run_with_other_parameters_does_not_archive_a_live_run(tmp_path: Path) -> None:
+    """Two terminals: ``run`` is annotating; the same name is run again with another
+    ``task_filters``. The second moved the live job folder into ``.totask-archive`` and started
+    afresh; the first lost its lease and failed. The second is now refused, naming the holder."""
+    import time
+
+    import orjson
+
+    from tests.jobs_helpers import popen_cli
+    from totask_manifest.testing.builders import TOKEN, seed_tasks
+    from totask_manifest.testing.file_server import FileServer
+    from totask_manifest.testing.synapse_server import SynapseServer
+
+    server = SynapseServer(tokens=(TOKEN,)).start()
+    files = FileServer().start()
+    env = {"SYNAPSE_ACCESS_TOKEN": TOKEN}
+    try:
+        pid = seed_tasks(server, files, 4)
+        env["SYNAPSE_HOST"] = server.url
+        files.latency = 3.0  # the first run annotates for seconds
+        params = {"name": "Two_Terminals", "project": pid, "agent": 1, "method": "file",
+                  "target_specification_name": "annotation_data"}
+        first_params, second_params = tmp_path / "first.json", tmp_path / "second.json"
+        first_params.write_bytes(orjson.dumps(params))
+        second_params.write_bytes(orjson.dumps({**params, "task_filters": {"limit": 4}}))
+        out = tmp_path / "out"
+        first = popen_cli("run", str(first_params), "--output", str(out), env=env)
+        lease = out / "two-terminals" / ".lease"
+        deadline = time.monotonic() + 120
+        while not (lease.is_dir() and any(r.path.startswith("/labels/") for r in list(files.requests))):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.01)
+        second = run_cli("run", str(second_params), "--output", str(out), env=env)
+        first_out, first_err = first.communicate(timeout=120)
+    finally:
+        files.stop()
+        server.stop()
+    assert second.returncode == 1
+    assert "is in use by pid" in orjson.loads(second.stdout)["message"], second.stdout
+    assert not (out / ".totask-archive").exists()
+    assert first.returncode == 0, first_err.decode()
+    assert orjson.loads(first_out)["status"] == "SUCCEEDED"
