@@ -367,11 +367,12 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a/x.txt/", "labels/a"])
+@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a"])
 def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys, in_the_way):
     """A folder where a file goes (or a file where a folder goes) stopped the moves part way: the
     new labels/ was in, ``data.yaml`` was not, and the error named only the folder. Now the
-    export checks every name first, names the one in the way, and the folder is as it was."""
+    export checks every name first, names the one in the way, and the folder is as it was (a
+    user's file in a ``labels/`` with no ``index.jsonl``: the export replaces ``labels/`` whole)."""
     src = tmp_path / "in.manifest"
     src.write_bytes(orjson.dumps({"source-ref": "s3://b/ds/a/x.jpg", "boxes": {
         "image_size": [{"width": 10, "height": 10, "depth": 3}],

@@ -135,11 +135,12 @@ def test_a_temporary_is_removed_only_when_no_writer_holds_it(tmp_path: Path) -> 
 def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: Path) -> None:
     """Its own places (the folder's top, ``labels/``), its own names (``mkstemp``'s): the whole
     tree was walked and every ``.tmp-*`` in it removed, a user's notes included, and a YOLO folder
-    may be ``.`` with millions of files below it."""
+    may be ``.`` with millions of files below it. (``labels/`` itself is the export's, replaced
+    whole: whatever was in it goes.)"""
     src = boxes(tmp_path / "in.manifest", 10)
     dst = tmp_path / "ds"
     dead = [dst / ".tmp-index.jsonl-dead1234", dst / "labels" / "x" / ".tmp-img0.txt-dead_567"]
-    theirs = [dst / "notes" / ".tmp-draft.txt-abcd1234", dst / ".tmp-scratch", dst / "labels" / ".tmp-todo"]
+    theirs = [dst / "notes" / ".tmp-draft.txt-abcd1234", dst / ".tmp-scratch"]
     aged = time.time() - TEMPORARY_GRACE_S - 10
     for path in dead + theirs:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,7 @@ def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: P
         os.utime(path, (aged, aged))
     convert(str(src), str(dst), to="yolo", label_attribute="boxes")
     assert [p.exists() for p in dead] == [False, False]
-    assert [p.exists() for p in theirs] == [True, True, True]
+    assert [p.exists() for p in theirs] == [True, True]
 
 
 def test_a_fifo_named_as_a_temporary_is_left_without_waiting_for_a_writer(tmp_path: Path) -> None:
@@ -299,6 +300,7 @@ def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_re
     dst = tmp_path / "ds"
     with YoloOutput(str(dst)) as out:
         out.write("labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
+        out.write("index.jsonl", b"{}\n")
         with pytest.raises(UsageError, match="another convert is writing the YOLO folder") as refused:
             convert(str(src), str(dst), to="yolo", label_attribute="boxes")
         assert refused.value.exit_code == 2
@@ -310,7 +312,76 @@ def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_re
     user.mkdir()
     convert(str(src), str(dst), to="yolo", label_attribute="boxes")
     assert temporaries(dst) == [user]
-    assert len(list((dst / "labels").rglob("*.txt"))) == 6  # a.txt, there before, stays
+    assert len(list((dst / "labels").rglob("*.txt"))) == 5  # a.txt, the previous export's, went with it
     (tmp_path / "afile").write_bytes(b"x")
     with pytest.raises(StorageError, match="afile is a file, not a folder"):
         convert(str(src), str(tmp_path / "afile"), to="yolo", label_attribute="boxes")
+
+
+#: runs the CLI and SIGKILLs it at the NTH rename or replace of a YOLO export's commit (a move
+#: into or out of its ``.tmp-yolo-*`` stage): a ``kill -9`` that lands mid-swap
+KILL_AT_MOVE = """
+import os, signal, sys
+nth, seen = int(sys.argv.pop(1)), [0]
+def wrap(real):
+    def move(src, dst, *a, **k):
+        if "/.tmp-yolo-" in os.fsdecode(src) + os.fsdecode(dst):
+            seen[0] += 1
+            if seen[0] == nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *a, **k)
+    return move
+os.rename, os.replace = wrap(os.rename), wrap(os.replace)
+from totask_manifest._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def dataset(folder: Path) -> dict[str, bytes]:
+    """The files of ``folder`` outside its hidden temporaries and the user's ``images/``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and not any(part.startswith(".tmp-") or part == "images"
+                                       for part in p.relative_to(folder).parts)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("nth", "settled_on"), [(3, "old"), (7, "new")])
+def test_a_kill_during_a_re_export_never_leaves_two_exports_mixed(tmp_path: Path, nth: int, settled_on: str) -> None:
+    """Before: label files were moved one by one into the ``labels/`` of the previous export, so a
+    ``kill -9`` among those moves left a folder of old and new label files, which looked whole,
+    and a re-export with fewer images kept the old extra ones for good. Now (``yolo_swap``) the
+    folder holds files of one export at every moment; the next export settles it on one whole
+    export before anything else (``nth`` 3: the old entries were being moved out, 7: the new ones
+    in), and a finished one holds exactly what it wrote."""
+    old_src = boxes(tmp_path / "old.manifest", 40)
+    new_src = tmp_path / "new.manifest"
+    new_src.write_bytes(boxes(tmp_path / "n.manifest", 20).read_bytes()
+                        .replace(b'"width":3,', b'"width":5,').replace(b'"cat"', b'"dog"'))
+    expected = {}
+    for name, src in (("old", old_src), ("new", new_src)):
+        convert(str(src), str(tmp_path / f"ref-{name}"), to="yolo", label_attribute="boxes")
+        expected[name] = dataset(tmp_path / f"ref-{name}")
+    dst = tmp_path / "ds"
+    convert(str(old_src), str(dst), to="yolo", label_attribute="boxes")
+    (dst / "images").mkdir()
+    (dst / "images" / "x.jpg").write_bytes(b"mine")
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_MOVE, str(nth), "convert", str(new_src), str(dst),
+                             "--to", "yolo"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = dataset(dst)
+    assert left and left != expected["old"] and left != expected["new"], "the kill should land mid-swap"
+    mixed = [name for name, data in left.items() if expected[settled_on].get(name) != data]
+    assert not mixed, f"files of the other export beside the {settled_on} one's: {mixed[:5]}"
+    assert "index.jsonl" not in left  # the folder does not pass for a whole export
+    bad = tmp_path / "bad.manifest"  # the next export stops on its input, after settling the folder
+    bad.write_bytes(old_src.read_bytes().replace(b'"width":3,', b'"width":30,'))
+    with pytest.raises(Exception, match="reaches past"):
+        convert(str(bad), str(dst), to="yolo", label_attribute="boxes")
+    assert dataset(dst) == expected[settled_on] and temporaries(dst) == []
+    again = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(new_src), str(dst), "--to", "yolo"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert again.returncode == 0, again.stderr
+    assert dataset(dst) == expected["new"]  # 20 label files: none of the old export's 40 left
+    assert (dst / "images" / "x.jpg").read_bytes() == b"mine" and temporaries(dst) == []

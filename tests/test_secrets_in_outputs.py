@@ -154,3 +154,26 @@ def test_status_text_shows_the_jobs_urls_without_their_secrets(tmp_path: Path, c
     assert "chained from: https://jobs.example/jobs/a\n" in text and "cloned from: https://jobs.example/jobs/b?…" in text
     for secret in SECRETS:
         assert secret not in text, text
+
+
+def test_the_job_result_shows_the_output_root_without_its_secrets() -> None:
+    """``annotate``, ``resume``, ``chain`` and ``clone`` end with the job's result: the job folder,
+    its output manifest and failures file, all below the output root as given. A root with a
+    password or a signed query printed them whole (``status`` redacted the same URLs)."""
+    import io
+
+    from totask_manifest._cli._jobs import report
+    from totask_manifest._jobs.config import JobResult
+
+    root = "https://bob:s3cr3tPW@jobs.example/out/j"
+    query = "?X-Amz-Signature=SIGSECRET&token=TOKSECRET"
+    result = JobResult(root + query, "COMPLETED", {"total": 2, "success": 1, "failed": 1},
+                       f"{root}/manifests/output/output.manifest{query}", f"{root}/failures.jsonl{query}")
+    out = io.StringIO()
+    report(result, stream=out)
+    text = out.getvalue()
+    assert "job https://jobs.example/out/j?…: COMPLETED" in text, text
+    assert "jobs.example/out/j/manifests/output/output.manifest?…" in text, text
+    assert "failures: https://jobs.example/out/j/failures.jsonl?…" in text, text
+    for secret in SECRETS:
+        assert secret not in text, text

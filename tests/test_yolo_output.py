@@ -185,11 +185,10 @@ def test_without_fcntl_the_folder_is_not_opened(tmp_path: Path, monkeypatch: pyt
     assert _files(dst) == WHOLE
 
 
-@pytest.mark.parametrize("taken", ["labels/a/img3.txt", "data.yaml", "labels/a"])
+@pytest.mark.parametrize("taken", ["data.yaml", "labels"])
 def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp_path: Path, taken: str) -> None:
-    """A label file's name (or a top file's) taken by a folder, or a label folder's by a file:
-    the moves stopped there, with the label files before it replaced and the rest (classes.txt
-    and data.yaml included) old, and the error named only the dataset's folder."""
+    """A top file's name taken by a folder, or ``labels`` by a file (the user's): refused before
+    anything moved, the folder as it was, and the error named only the dataset's folder."""
     dst = tmp_path / "ds"
     _export(dst)
     for p in dst.rglob("*"):
@@ -197,8 +196,8 @@ def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp
             p.write_bytes(b"old\n")
     spot = dst / taken
     if spot.is_dir():
-        for p in spot.iterdir():
-            p.unlink()
+        for p in sorted(spot.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
         spot.rmdir()
         spot.write_bytes(b"mine\n")
     else:
@@ -210,3 +209,38 @@ def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp
     assert taken in str(err.value)
     assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
     assert not list(dst.glob(".tmp-yolo-*"))
+
+
+@pytest.mark.parametrize("inside", ["labels/a/img3.txt", "labels/a", "labels/b/old.txt"])
+def test_a_re_export_replaces_labels_whole(tmp_path: Path, inside: str) -> None:
+    """Before: each label file was moved into the previous export's ``labels/``, so a label file
+    left out of the new export stayed (a dataset with images it no longer lists), and a folder
+    where a label file goes (or a file where a label folder goes) stopped the export. ``labels/``
+    is the export's own: after a re-export it holds exactly what that export wrote."""
+    dst = tmp_path / "ds"
+    _export(dst)
+    spot = dst / inside
+    if spot.is_dir():
+        for p in spot.iterdir():
+            p.unlink()
+        spot.rmdir()
+        spot.write_bytes(b"mine\n")
+    elif spot.exists():
+        spot.unlink()
+        spot.mkdir()
+    else:
+        spot.parent.mkdir(parents=True)
+        spot.write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    _export(dst)
+    assert _files(dst) == WHOLE
+
+
+def test_a_labels_folder_of_no_export_is_refused(tmp_path: Path) -> None:
+    """A ``labels/`` with no ``index.jsonl`` beside it is the user's (another tool's dataset):
+    replacing it whole would remove their label files, so the export stops before writing."""
+    dst = tmp_path / "ds"
+    (dst / "labels").mkdir(parents=True)
+    (dst / "labels" / "theirs.txt").write_bytes(b"1 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(yolo_output.StorageError, match=r"labels/ holds labels/theirs\.txt and no index\.jsonl"):
+        _export(dst)
+    assert _files(dst) == ["labels/theirs.txt"] and not list(dst.glob(".tmp-yolo-*"))

@@ -30,7 +30,7 @@ from ._jobs.state import JobState, empty_metrics
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import path_options
-from ._storage import exists, redact_url, refuse_half_scheme
+from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -166,9 +166,9 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
         raise JobError(
-            f"job {config.job_name!r} already exists at {config.job_url} with another configuration "
-            f"(differs in: {', '.join(differs)}); "
-            f"resume it (totask-manifest resume {config.job_url}) or choose another --job-name"
+            f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
+            f"configuration (differs in: {', '.join(differs)}); "
+            f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or choose another --job-name"
         )
     if not exists(config.input):
         raise UsageError(f"input manifest not found: {redact_url(config.input)}")
@@ -303,7 +303,7 @@ def chain(
     if prev.status == RUNNING:
         raise JobError(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
-            f"resume it first (totask-manifest resume {prev.config.job_url})"
+            f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
         )
     output = job.output_manifest  # the folder's own, where it was moved or renamed
     if not exists(output):

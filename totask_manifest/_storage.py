@@ -258,6 +258,13 @@ def _not_a_folder(directory: str) -> str:
     return f"{directory} is a file, not a folder"
 
 
+def read_only_error(url: str, fs: Any) -> StorageError:
+    """What a write to a filesystem without writes (fsspec raised ``NotImplementedError``) says."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return StorageError(f"cannot write {redact_url(url)}: the {protocol} filesystem is read-only; "
+                        "write to a local path, file://, s3:// or memory://")
+
+
 class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
@@ -274,9 +281,7 @@ class AtomicWriter:
         except OSError as exc:
             raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
         except NotImplementedError:  # fsspec's answer for a filesystem without writes (http, https, zip...)
-            protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-            raise StorageError(f"cannot write {redact_url(self.url)}: the {protocol} filesystem is read-only; "
-                               "write to a local path, file://, s3:// or memory://") from None
+            raise read_only_error(self.url, self.fs) from None
 
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):

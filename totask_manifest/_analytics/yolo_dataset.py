@@ -20,7 +20,9 @@ in different folders keep both (``a/cat.jpg`` -> ``labels/a/cat.txt``, ``b/cat.j
 ``images/train/images_/x.jpg``): Ultralytics replaces the last ``/images/`` of a path. The same
 image on two lines cannot have two label files: refused.
 
-On a local disk the folder changes whole or not at all, one export at a time (``yolo_output``).
+On a local disk the folder changes whole or not at all, even under ``kill -9``, one export at a
+time, and then holds exactly what the new export wrote (a re-export with fewer images leaves no
+old label file); on S3 one export at a time too, under the prefix's lease (``yolo_output``).
 
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``

@@ -11,20 +11,26 @@ them, and two exports to one folder at once removed each other's new folders. So
   exit 2. The kernel drops the lock when its holder ends, ``kill -9`` included;
 * everything is written into a hidden ``.tmp-yolo-*`` folder inside it, each file and folder
   synced (as ``AtomicWriter`` syncs one file: a power cut leaves no empty file under its name),
-  and only when the last file is written are the files moved to their names (one rename of
-  ``labels/`` when the folder has none yet), with Ctrl-C and SIGTERM held back until the moves
-  are done (noted by handlers of their own, not masked: see ``_signals_held``);
+  and only when the last file is written does the dataset replace the previous one, entry by
+  entry in an order journaled in the stage (``yolo_swap``: the folder never mixes two exports,
+  even after a ``kill -9``, and holds exactly what the new export wrote), with Ctrl-C and
+  SIGTERM held back until the moves are done (noted by handlers of their own, not masked: see
+  ``_signals_held``);
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
-  lock's holder makes one): it is removed.
+  lock's holder makes one): ``yolo_swap.recover`` settles the folder on one export, then it goes.
 
-Elsewhere (S3) nothing can be locked or renamed as a folder: each file is written atomically
-where it goes, and an export stopped by an error or a Ctrl-C removes the label files it made.
+Elsewhere (S3) nothing can be renamed as a folder: each file is written atomically where it
+goes, and an export stopped by an error or a Ctrl-C removes the label files it made. Two
+exports to one prefix would interleave their files, so the export holds the prefix's lease (the
+one a job folder has: ``_jobs.lease``, an S3 conditional write) while it writes, and a
+finished export removes the label files of a previous one it did not write again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import shutil
 import signal
@@ -41,17 +47,21 @@ from .._storage import (
     fsync_dir,
     is_local,
     join,
+    read_only_error,
     redact_url,
     url_to_fs,
     write_bytes_atomic,
 )
 from .new_files import NewFiles
+from .yolo_swap import recover, swap
 
 #: the staging folder's name: ``mkdtemp``'s 8 random characters after the prefix
 STAGE_PREFIX = ".tmp-yolo-"
 _STAGE = re.compile(r"\.tmp-yolo-[a-z0-9_]{8}\Z")
-#: the files at the folder's top, moved last (``labels/`` first: a top file names labels)
+#: the files at the folder's top
 TOP_FILES = ("images.txt", "classes.txt", "data.yaml", "index.jsonl")
+#: object store: how many files are written between two checks that the lease is still this export's
+LEASE_CHECK_EVERY = 256
 
 
 class YoloOutput:
@@ -73,11 +83,15 @@ class YoloOutput:
         self._folders: set[str] = set()
         #: object store: new files, removed again when the export stops
         self._written = NewFiles()
+        #: object store: every label file written (a previous export's others go at the end)
+        self._labels: set[str] = set()
+        self._lease: contextlib.ExitStack | None = None
 
     # -- the block --------------------------------------------------------------------------
 
     def __enter__(self) -> YoloOutput:
         if self.root is None:
+            self._hold_lease()
             return self
         try:
             self._made_root = not os.path.isdir(self.root)
@@ -86,7 +100,8 @@ class YoloOutput:
             for name in os.listdir(self.root) if self._locked else ():  # a killed export's: see _locked
                 path = os.path.join(self.root, name)
                 if _STAGE.match(name) and os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
+                    recover(self.root, path)
+            self._refuse_foreign_labels()
             self.stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.root)
         except BaseException as exc:
             self._release()
@@ -99,8 +114,13 @@ class YoloOutput:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.root is None:
-            if exc_type is not None:
-                self._written.remove()
+            try:
+                if exc_type is not None:
+                    self._written.remove()
+                else:
+                    self._finish_remote()
+            finally:
+                self._release_lease()
             return
         try:
             if exc_type is None:
@@ -118,6 +138,10 @@ class YoloOutput:
         if self.root is None:
             url = join(self.dst, rel)
             self._written.note(url)
+            if rel.startswith("labels/"):
+                self._labels.add(rel)
+                if len(self._labels) % LEASE_CHECK_EVERY == 0:
+                    self._check_lease()
             write_bytes_atomic(url, data)
             return
         with self.open(rel) as f:
@@ -173,41 +197,94 @@ class YoloOutput:
             raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {held}, in the way of the "
                                "export's own; nothing in the folder was changed")
         with _signals_held():
-            staged = os.path.join(self.stage, "labels")
-            target = os.path.join(self.root, "labels")
-            if os.path.isdir(staged):
-                if not os.path.lexists(target):
-                    os.rename(staged, target)
-                else:
-                    _move_tree(staged, target)
-            for name in TOP_FILES:
-                if os.path.exists(os.path.join(self.stage, name)):
-                    os.replace(os.path.join(self.stage, name), os.path.join(self.root, name))
-            fsync_dir(self.root)
+            swap(self.root, self.stage)
 
     def _taken(self) -> str | None:
-        """The first path a move would fail on, or None: a folder where a file goes (``os.replace``
-        cannot put a file over one), a file (or a link to one) where a label folder goes. Found
-        before any move, so that one of them cannot leave the dataset half replaced."""
+        """The first entry the swap must not replace, or None: a folder where a top file goes (a
+        user's), or a ``labels`` that is no folder. Found before any move, so the folder stays
+        as it was."""
         for name in TOP_FILES:
             path = os.path.join(self.root, name)
-            if os.path.exists(os.path.join(self.stage, name)) and os.path.isdir(path) and not os.path.islink(path):
+            if os.path.isdir(path) and not os.path.islink(path):
                 return path
-        staged, target = os.path.join(self.stage, "labels"), os.path.join(self.root, "labels")
-        if not os.path.isdir(staged) or not os.path.lexists(target):
-            return None  # labels/ renamed whole, or none written
-        for folder, dirs, names in os.walk(staged):
-            dest = os.path.normpath(os.path.join(target, os.path.relpath(folder, staged)))
-            if not os.path.isdir(dest):
-                if os.path.lexists(dest):
-                    return dest
-                dirs[:] = []  # made by the moves: nothing below it is taken
-                continue
-            for name in names:
-                path = os.path.join(dest, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    return path
-        return None
+        labels = os.path.join(self.root, "labels")
+        return labels if os.path.lexists(labels) and not os.path.isdir(labels) else None
+
+    def _refuse_foreign_labels(self) -> None:
+        """An export replaces ``labels/`` whole: refused where ``labels/`` holds a file (other than
+        a writer's ``.tmp-*`` temporary) with no ``index.jsonl`` beside it, i.e. no export of this
+        tool's but the user's own label files, which the export would remove. Named by the first."""
+        def path(rel: str) -> str:
+            return os.path.join(self.root, rel) if self.root is not None else url_to_fs(join(self.dst, rel))[1]
+
+        labels = path("labels")
+        with contextlib.suppress(Exception):  # s3fs caches listings: what is there now
+            self.fs.invalidate_cache(labels)
+        if self.fs.exists(path("index.jsonl")) or not self.fs.isdir(labels):
+            return
+        for entry in sorted(self.fs.find(labels)):  # files: an empty folder holds nothing to lose
+            if not posixpath.basename(entry).startswith(".tmp-"):
+                rel = "labels/" + entry[len(labels.rstrip("/")):].strip("/")
+                raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {rel} and no index.jsonl "
+                                   "beside it: no export of this tool's, and an export, replacing labels/ whole, "
+                                   "would remove it; move it away or write to another folder")
+
+    # -- object store -----------------------------------------------------------------------
+
+    def _hold_lease(self) -> None:
+        """The prefix's lease, as a job folder's is held: a second export there is refused."""
+        from .._jobs.lease import JobBusyError, hold
+
+        if _read_only(self.fs):  # said as every other output says it, not as the lease's listing fails
+            raise read_only_error(self.dst, self.fs)
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(hold(self.dst, "convert"))
+        except JobBusyError as exc:
+            stack.close()
+            raise UsageError(f"another convert is writing the YOLO folder {redact_url(self.dst)} ({exc}); wait "
+                             "for it to end, or write to another folder") from None
+        self._lease = stack
+        try:
+            self._refuse_foreign_labels()
+        except BaseException as exc:
+            self._release_lease()
+            if isinstance(exc, OSError):
+                raise self._storage_error(exc) from None
+            raise
+
+    def _check_lease(self) -> None:
+        """Raise ``LeaseLost`` when another export took the prefix over (this one looked stale)."""
+        from .._jobs.lease import held_lease
+
+        lease = held_lease(self.dst)
+        if lease is not None:
+            lease.verify()
+
+    def _finish_remote(self) -> None:
+        """Still this export's prefix: the label files a previous export left (ones not written
+        again) removed, so the folder holds what this export wrote. Temporaries are left to the
+        stale-temporary rules (``.tmp-*``: a live writer's may be among them)."""
+        self._check_lease()
+        _fs, root = url_to_fs(join(self.dst, "labels"))
+        with contextlib.suppress(Exception):  # s3fs caches listings: what is there now
+            self.fs.invalidate_cache(root)
+        try:
+            found = self.fs.find(root)
+        except FileNotFoundError:
+            return
+        for path in found:
+            rel = "labels/" + path[len(root):].lstrip("/")
+            if rel not in self._labels and not posixpath.basename(rel).startswith(".tmp-"):
+                try:
+                    self.fs.rm_file(path)
+                except OSError as exc:
+                    raise self._storage_error(exc) from None
+
+    def _release_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
 
     def _release(self) -> None:
         """The stage gone (empty after a commit), the folder too when this export made it and
@@ -227,14 +304,14 @@ class YoloOutput:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
 
 
-def _move_tree(staged: str, target: str) -> None:
-    """Each staged file to its name below ``target``, which a previous export (or the user) made."""
-    for folder, _dirs, names in os.walk(staged):
-        dest = os.path.join(target, os.path.relpath(folder, staged))
-        os.makedirs(dest, exist_ok=True)
-        for name in names:
-            os.replace(os.path.join(folder, name), os.path.join(dest, name))
-        fsync_dir(dest)
+def _read_only(fs: Any) -> bool:
+    """fsspec's HTTP filesystem has no writes (``NotImplementedError`` on the first one), and the
+    prefix's lease, taken before any, would fail on its listing instead, naming a network error."""
+    try:
+        from fsspec.implementations.http import HTTPFileSystem
+    except ImportError:  # aiohttp missing: then no HTTP filesystem either
+        return False
+    return isinstance(fs, HTTPFileSystem)
 
 
 @contextlib.contextmanager

@@ -166,17 +166,21 @@ def _as_given(action: argparse.Action, value: Any) -> str:
 
 
 def report(result: JobResult, *, stream=None) -> int:
+    from .._storage import redact_secret_url
+
     stream = stream or sys.stdout
     m = result.metrics
-    print(f"job {result.job_url}: {result.status}", file=stream)
+    print(f"job {redact_secret_url(result.job_url)}: {result.status}", file=stream)
     print(
         f"metrics: total={m.get('total', 0)} success={m.get('success', 0)} failed={m.get('failed', 0)} "
         f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
         file=stream,
     )
-    print(output_manifest_line(result.output_manifest, result.status), file=stream)
+    # the output root may carry user:password@ or a signed query: printed without them
+    print(output_manifest_line(result.output_manifest, result.status,
+                               shown=redact_secret_url(result.output_manifest)), file=stream)
     if m.get("failed") and _written(result.failures_url, result.status):
-        print(f"failures: {result.failures_url}", file=stream)
+        print(f"failures: {redact_secret_url(result.failures_url)}", file=stream)
     if result.status == COMPLETED:
         return 0
     if result.status == STOPPED:

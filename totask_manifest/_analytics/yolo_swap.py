@@ -1,0 +1,79 @@
+"""A local YOLO folder's dataset entries replaced by a staged export's, so that no ``kill -9``
+leaves a folder that mixes two exports.
+
+The dataset is five entries of the folder (``labels/`` and four top files); no rename replaces
+five names at once, and the folder itself cannot be swapped (it also holds the user's
+``images/``). Moving label files one by one into an existing ``labels/`` left, after a
+``kill -9``, old and new label files side by side (and a re-export with fewer images kept the
+old extra ones for good). So the swap is ordered, and journaled in the stage:
+
+1. the names to move in are written to ``<stage>/.swap`` (synced) before anything moves;
+2. every entry of the previous export is renamed into ``<stage>/.old/`` (``index.jsonl`` first);
+3. only then are the new entries renamed into the folder (``index.jsonl`` last).
+
+At every moment the folder holds entries of one export only, never both, and ``index.jsonl``
+is there only when its whole export is. The next export to the folder (under its lock) settles
+what a killed one left with ``recover``: nothing new moved in yet -> the old entries go back (the
+previous export whole again); else the rest of the new ones move in (the killed export whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+
+from .._storage import fsync_dir
+
+#: the dataset's entries, in the order they move in (out: the reverse): ``index.jsonl``, which
+#: names every label file, is the last in and the first out
+ENTRIES = ("labels", "images.txt", "classes.txt", "data.yaml", "index.jsonl")
+#: in the stage: the names to move in, written before the first move
+PLAN = ".swap"
+#: in the stage: the previous export's entries, kept until the swap is done
+OLD = ".old"
+
+
+def swap(root: str, stage: str) -> None:
+    """The staged entries to their names in ``root``, the previous export's (every entry of
+    ``ENTRIES``, written again or not) out of the way first: the folder then holds exactly what
+    this export wrote."""
+    names = [name for name in ENTRIES if os.path.lexists(os.path.join(stage, name))]
+    with open(os.path.join(stage, PLAN), "wb") as f:
+        f.write("".join(name + "\n" for name in names).encode())
+        f.flush()
+        os.fsync(f.fileno())
+    old = os.path.join(stage, OLD)
+    os.mkdir(old)
+    fsync_dir(stage)
+    for name in reversed(ENTRIES):
+        if os.path.lexists(os.path.join(root, name)):
+            os.rename(os.path.join(root, name), os.path.join(old, name))
+    fsync_dir(old)
+    fsync_dir(root)
+    for name in names:
+        os.rename(os.path.join(stage, name), os.path.join(root, name))
+    fsync_dir(root)
+    os.unlink(os.path.join(stage, PLAN))  # done: what is left in the stage is only to remove
+    with contextlib.suppress(OSError):  # empty on a first export; else removed with the stage
+        os.rmdir(old)
+
+
+def recover(root: str, stage: str) -> None:
+    """A killed export's ``stage`` (found under the folder's lock): the folder back to one export
+    whole (see the module docstring), then the stage removed."""
+    try:
+        with open(os.path.join(stage, PLAN), "rb") as f:
+            names = [name for name in f.read().decode(errors="replace").splitlines() if name in ENTRIES]
+    except FileNotFoundError:  # killed before its swap began: the folder was never touched
+        names = None
+    if names is not None:
+        moved_in = any(not os.path.lexists(os.path.join(stage, name)) for name in names)
+        source = stage if moved_in else os.path.join(stage, OLD)
+        for name in names if moved_in else ENTRIES:
+            path, target = os.path.join(source, name), os.path.join(root, name)
+            if os.path.lexists(path) and not os.path.lexists(target):
+                with contextlib.suppress(OSError):
+                    os.rename(path, target)
+        fsync_dir(root)
+    shutil.rmtree(stage, ignore_errors=True)
