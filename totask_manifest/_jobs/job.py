@@ -91,6 +91,19 @@ class Job:
                     hint = f": {holder.describe()} is running it; try again when it ends"
             raise JobError(f"job {self.url} is {current}, not {status}{hint}")
 
+    def metrics(self) -> dict[str, Any]:
+        """``job.json``'s metrics; for a job still RUNNING (live, or killed: its ``job.json`` was
+        last saved when the run began) the counters the checkpoint parts hold now."""
+        record = self.record()
+        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+        if record.get("status") != RUNNING:
+            return metrics
+        from .checkpoint import summarize  # on use: status and report read few jobs
+        from .execute import job_metrics
+
+        _, counts, _ = summarize(self.layout)
+        return job_metrics(int(metrics.get("total") or 0), counts)
+
     # -- what the folder holds -----------------------------------------------------------------
 
     @property
@@ -104,8 +117,17 @@ class Job:
         return self._recorded_output() or own
 
     def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
-        """``(line number, record)`` for each non-blank line of ``failures.jsonl`` (none when the
-        file is not there); ``record`` is None for a line that is not a JSON object."""
+        """``(line number, record)`` for each non-blank line of ``failures.jsonl``; ``record`` is
+        None for a line that is not a JSON object; none when the file is not there. A job still
+        RUNNING (live, or killed) writes that file only when it ends, or holds an earlier run's:
+        its failures are read from the checkpoint parts instead, numbered by failure, so none is
+        hidden."""
+        if self.record().get("status") == RUNNING:
+            from .commit import failed_records, failure_entry  # on use: the commit layer is heavier
+
+            for number, rec in enumerate(failed_records(self.layout), start=1):
+                yield number, failure_entry(rec)
+            return
         if not exists(self.layout.failures):
             return
         for line in read_lines(self.layout.failures):
