@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from totask_manifest._analytics import yolo_output
-from totask_manifest._analytics.yolo_output import YoloOutput
+from totask_manifest._analytics.yolo_output import STAGE_PREFIX, YoloOutput
 
 
 def _export(dst: Path) -> None:
@@ -45,7 +45,10 @@ def signal_at_first_move(monkeypatch: pytest.MonkeyPatch):
         real = os.replace
 
         def replace(src, dst, *a, **k):
-            if not sent:
+            # the export's own moves only (out of its stage, on the main thread): ``os`` is patched for
+            # the whole process, and a thread an earlier test left (a lease heartbeat replacing its
+            # file) sent the signal before the commit in the full suite, so the export was undone
+            if not sent and threading.current_thread() is threading.main_thread() and STAGE_PREFIX in os.fspath(src) + os.fspath(dst):
                 sent.append(signum)
                 os.kill(os.getpid(), signum)
             return real(src, dst, *a, **k)
