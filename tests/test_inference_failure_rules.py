@@ -6,6 +6,7 @@ TorchScript detector."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Dict, List  # noqa: UP035 (TorchScript reads these annotations)
 
 import orjson
 import pytest
@@ -37,3 +38,42 @@ def test_an_image_over_the_pixel_budget_fails_under_image_too_large(tmp_path: Pa
     assert lines[2]["budget-metadata"]["failure-rule"] == "image-unreadable"
     failures = [orjson.loads(x) for x in (tmp_path / "out/budget/failures.jsonl").read_bytes().splitlines()]
     assert [(f["line"], f["rule"]) for f in failures] == [(1, "image-too-large"), (3, "image-unreadable")]
+
+
+class NegativeLabel(torch.nn.Module):
+    """A detector whose label is -1 (a 'background' or 'ignore' id some training code uses)."""
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            out.append({"boxes": torch.tensor([[1.0, 1.0, 10.0, 10.0]]), "scores": torch.tensor([0.9]),
+                        "labels": torch.tensor([-1], dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.slow
+def test_a_negative_class_id_is_named_as_negative_not_as_missing_class_names(tmp_path: Path) -> None:
+    """The user gave --class-names; telling them to pass --class-names sends them the wrong way."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/a.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+    manifest = write_manifest(tmp_path / "in.manifest", ["img/a.png"])
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\n")
+    model = save_scripted(NegativeLabel(), tmp_path / "det.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "neg", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--class-names", str(names),
+                "--device", "cpu", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "class id -1 is negative" in r.stderr, r.stderr
+    assert "pass --class-names" not in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "out/neg/manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+def test_negative_class_id_message_in_process() -> None:
+    from totask_manifest._errors import JobError
+    from totask_manifest._models import postprocess as pp
+
+    det = pp.filter_detections({"boxes": [[0, 0, 5, 5]], "scores": [0.9], "labels": [-2]}, width=9, height=9,
+                               confidence_threshold=0.5, nms_threshold=0.5)
+    with pytest.raises(JobError, match=r"class id -2 is negative; class ids count from 0 \(0\.\.1 here"):
+        pp.detection_label(det, width=9, height=9, depth=3, class_names=["a", "b"])
