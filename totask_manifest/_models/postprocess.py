@@ -166,6 +166,9 @@ def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
 def _class_name(class_names: Sequence[str], index: int) -> str:
     if 0 <= index < len(class_names):
         return class_names[index]
+    if index < 0:  # no names file can fix this: the model's labels are wrong (an 'ignore' id, say)
+        known = f" (0..{len(class_names) - 1} here, one per class name)" if class_names else ""
+        raise JobError(f"model output: class id {index} is negative; class ids count from 0{known}")
     raise JobError(
         f"model output: class id {index} but only {len(class_names)} class name(s) are known; "
         "pass --class-names with one name per class id"
