@@ -77,3 +77,39 @@ def test_negative_class_id_message_in_process() -> None:
                                confidence_threshold=0.5, nms_threshold=0.5)
     with pytest.raises(JobError, match=r"class id -2 is negative; class ids count from 0 \(0\.\.1 here"):
         pp.detection_label(det, width=9, height=9, depth=3, class_names=["a", "b"])
+
+
+@pytest.mark.slow
+def test_a_bad_flag_beside_a_good_params_file_is_blamed_on_the_flag(tmp_path: Path) -> None:
+    """``--params p.json --device tpu``: the file is fine; the error must name --device, not the file."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/a.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+    manifest = write_manifest(tmp_path / "in.manifest", ["img/a.png"])
+    params = tmp_path / "p.json"
+    params.write_text('{"confidence_threshold": 0.3, "model_config": {"device": "cpu"}}')
+    model = save_scripted(ColorBoxes(), tmp_path / "det.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "flags", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--params", str(params), "--device", "tpu",
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.endswith('error: --device: model_config.device must be one of auto, cpu, cuda, mps (or cuda:N), got "tpu"'), line
+    assert not (tmp_path / "out/flags").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "flag"), [
+    ("confidence_threshold", 2, "--confidence-threshold"),
+    ("nms_threshold", -1, "--nms-threshold"),
+    ("batch_size", 0, "--batch-size"),
+    ("device", "tpu", "--device"),
+    ("use_fp16", "yes", "--fp16"),
+])
+def test_each_flag_is_named_in_its_own_error(option: str, value: object, flag: str) -> None:
+    from totask_manifest._annotators.inference import effective_params
+    from totask_manifest._errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        effective_params({"params": {"max_objects": 5}, "params_file": "p.yaml", option: value}, "object-detection")
+    assert str(err.value).startswith(f"{flag}: "), str(err.value)
+    with pytest.raises(UsageError, match=r"^--params p\.yaml: max_objects must be at least 1"):
+        effective_params({"params": {"max_objects": 0}, "params_file": "p.yaml"}, "object-detection")
