@@ -113,3 +113,48 @@ def test_each_flag_is_named_in_its_own_error(option: str, value: object, flag: s
     assert str(err.value).startswith(f"{flag}: "), str(err.value)
     with pytest.raises(UsageError, match=r"^--params p\.yaml: max_objects must be at least 1"):
         effective_params({"params": {"max_objects": 0}, "params_file": "p.yaml"}, "object-detection")
+
+
+class FarBoxes(torch.nn.Module):
+    """A detector whose coordinates are in another frame (ten times the image here, as a model
+    answering in its own input size would be): one sure box lies wholly outside the image."""
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            out.append({"boxes": torch.tensor([[2.0, 2.0, 8.0, 8.0], [300.0, 200.0, 400.0, 290.0]]),
+                        "scores": torch.tensor([0.6, 0.95]), "labels": torch.tensor([0, 0], dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.slow
+def test_a_sure_box_wholly_outside_the_image_fails_its_line_instead_of_vanishing(tmp_path: Path) -> None:
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/a.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+    manifest = write_manifest(tmp_path / "in.manifest", ["img/a.png"])
+    names = tmp_path / "names.txt"
+    names.write_text("a\n")
+    model = save_scripted(FarBoxes(), tmp_path / "det.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "far", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--class-names", str(names),
+                "--device", "cpu", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the only line failed: nothing labeled
+    (line,) = [orjson.loads(x) for x in (tmp_path / "out/far/manifests/output/output.manifest").read_bytes().splitlines()]
+    assert "far" not in line
+    meta = line["far-metadata"]
+    assert meta["failure-rule"] == "model-error"
+    assert "boxes[1] is [300, 200, 400, 290] (x1 y1 x2 y2), wholly outside the 40x30 image" in meta["failure-reason"]
+
+
+def test_boxes_partly_outside_are_clipped_and_wholly_outside_are_refused_in_process() -> None:
+    from totask_manifest._models import postprocess as pp
+
+    def detect(boxes: list[list[float]], threshold: float = 0.5) -> pp.Detections:
+        return pp.filter_detections({"boxes": boxes, "scores": [0.9] * len(boxes), "labels": [0] * len(boxes)},
+                                    width=40, height=30, confidence_threshold=threshold, nms_threshold=None)
+
+    assert detect([[-5, -5, 10, 10], [35, 25, 60, 60]]).boxes == [[0, 0, 10, 10], [35, 25, 40, 30]]
+    for far in ([40, 0, 50, 10], [0, 30, 10, 40], [-20, 0, 0, 10], [0, -20, 10, 0]):
+        with pytest.raises(pp.PredictionRefused, match=r"boxes\[1\] is .* wholly outside the 40x30 image"):
+            detect([[1, 1, 5, 5], far])
+    assert detect([[40, 0, 50, 10]], threshold=0.95).boxes == []  # under the threshold: never written, not looked at
