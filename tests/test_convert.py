@@ -568,3 +568,29 @@ def test_an_import_refused_names_its_url_without_the_token(tmp_path, capsys, nam
     err = capsys.readouterr().err
     assert code in (1, 2) and f"{name}?…" in err, err
     assert "SIGSECRET" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["dm-schema-v1", "synapse-objects"])
+def test_task_data_import_keeps_human_annotated_by_the_documented_rule(tmp_path, fmt):
+    """``human-annotated`` of imported labels: 'no' when they carry scores, else 'yes' (as COCO
+    and YOLO imports do). Synapse task data was always 'no': people's boxes, exported and read
+    back, became a machine's, and ``evaluate`` then took them for the prediction."""
+    meta = {"class-map": {"0": "cat"}, "type": "groundtruth/object-detection", "human-annotated": "yes",
+            "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/people"}
+    value = {"image_size": [{"width": 20, "height": 10, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 3, "height": 3}]}
+    people = tmp_path / "people.manifest"
+    people.write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "box": value,
+                                     "box-metadata": {**meta, "objects": [{}]}}) + b"\n")
+    model = tmp_path / "model.manifest"
+    model.write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "box": value,
+                                    "box-metadata": {**meta, "human-annotated": "no",
+                                                     "objects": [{"confidence": 0.8}]}}) + b"\n")
+    suffix = "dm" if fmt == "dm-schema-v1" else "objects"
+    for src, want in ((people, "yes"), (model, "no")):
+        data = tmp_path / f"{src.stem}.{suffix}.jsonl"
+        convert(str(src), str(data), to=fmt, label_attribute="box")
+        for task_type in (None, "object-detection"):  # kept as the document, or converted back
+            back = tmp_path / f"{src.stem}-{task_type}.manifest"
+            convert(str(data), str(back), to="manifest", task_type=task_type)
+            assert _records(back)[0]["label-metadata"]["human-annotated"] == want, (src.stem, task_type)

@@ -166,3 +166,23 @@ def test_a_box_without_a_score_is_unscored_not_zero(tmp_path, server):
     assert objects == [[{"confidence": 0.7}], [{}], [{}]]
     a = manifest_stats(str(out), workers=1).attributes["boxes"]
     assert (a.confidence_count, a.unscored, a.confidence_histogram[0]) == (1, 2, 0)
+
+
+@pytest.mark.slow
+def test_resume_of_a_job_stopped_by_a_systematic_failure_does_not_claim_lines_were_left(tmp_path):
+    """The sample job with a wrong ``--url-key`` stops after 32 of its 50 lines; ``resume`` tries
+    the 18 left, which fail the same way. Its error said "stopped without trying the rest" while
+    no line was left (stand_by 0): it now says every line this run tried failed that way."""
+    from tests.jobs_helpers import REPO
+
+    args = ["annotate", str(REPO / "sample_data" / "manifest.jsonl"), "--job-name", "wrong-key",
+            "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+            "--url-key", "no-such-key", "--output", str(tmp_path)]
+    first = run_cli(*args)
+    assert first.returncode == 1 and "stopped without trying the rest" in first.stdout + first.stderr
+    again = run_cli("resume", str(tmp_path / "wrong-key"))
+    assert again.returncode == 1, again.stderr
+    job = json.loads((tmp_path / "wrong-key" / "job.json").read_text())
+    assert job["metrics"]["stand_by"] == 0
+    assert "without trying the rest" not in job["error"], job["error"]
+    assert "each of the 18 line(s) this run tried failed with 'url-key-missing'" in job["error"], job["error"]

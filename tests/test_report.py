@@ -244,3 +244,36 @@ def test_report_written_into_the_jobs_own_folders_is_refused(tmp_path, capsys, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("totask-manifest report: error: ") and str(job / target) in err[0], err
     assert {f: f.read_bytes() for f in job.rglob("*") if f.is_file()} == before
+
+
+@pytest.mark.slow
+def test_report_of_a_killed_job_counts_what_its_checkpoints_hold(tmp_path):
+    """A job killed with ``kill -9`` has no failures.jsonl yet and a job.json whose metrics are
+    those of its last save: the page said "Failures (0) no failures" and fewer labeled lines than
+    ``status``, though its checkpoints held failed lines. It now shows what they hold."""
+    import time
+
+    from tests.jobs_helpers import TOY, popen_cli, write_manifest
+    from totask_manifest import status
+    from totask_manifest._jobs.layout import JobLayout
+
+    inp = write_manifest(tmp_path / "in.manifest", 60, bad_every=4)  # a failed line in every part
+    out = tmp_path / "out"
+    proc = popen_cli("annotate", str(inp), "--job-name", "killed", "--label-attribute", "cls", "--task-type",
+                     "image-classification", "--method", TOY, "--output", str(out), "--toy-delay", "0.05",
+                     "--checkpoint-every", "4")
+    layout = JobLayout(str(out / "killed"))
+    deadline = time.monotonic() + 60
+    while len(layout.parts()) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=30)
+    live = status(str(out / "killed"))
+    assert live["status"] == "RUNNING" and live["metrics"]["failed"] >= 3, live
+    html, _tiles, failures = render_report(str(out / "killed"), samples=0)
+    assert failures == live["metrics"]["failed"]
+    assert "no failures" not in html
+    assert "img00003-bad.jpg" in html  # the first failed line's source
+    labeled = re.search(r"<b>([\d,]+)</b><span>labeled</span>", html)
+    assert labeled and int(labeled.group(1)) == live["metrics"]["success"], html

@@ -96,3 +96,39 @@ def test_sigterm_during_runs_export_records_the_run_as_interrupted(tmp_path: Pat
     assert not list(job.glob(".tmp-*"))
     record = orjson.loads((job / "totask-run.json").read_bytes())
     assert record["status"] == "FAILED" and "interrupted" in orjson.dumps(record).decode(), record
+
+
+@pytest.mark.slow
+def test_sigterm_during_runs_annotation_writes_nothing_to_synapse(tmp_path: Path) -> None:
+    """``run`` stopped by SIGTERM while its lines are in flight: the job finishes them (it may end
+    COMPLETED), but the run stops there, exit 128 + 15, and applies nothing. It went on to write
+    every task to Synapse and exited 0, as if no one had asked it to stop."""
+    from totask_manifest.testing.builders import TOKEN, seed_tasks
+    from totask_manifest.testing.file_server import FileServer
+
+    server = SynapseServer(tokens=(TOKEN,)).start()
+    files = FileServer().start()
+    try:
+        pid = seed_tasks(server, files, 4)
+        files.latency = 3.0  # every label file: the lines stay in flight for seconds
+        params = tmp_path / "params.json"
+        params.write_bytes(orjson.dumps({"name": "Stop_Me", "project": pid, "agent": 1, "method": "file",
+                                         "target_specification_name": "annotation_data"}))
+        proc = start("run", str(params), "--output", str(tmp_path / "out"), cwd=tmp_path,
+                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": TOKEN})
+        deadline = time.monotonic() + 120
+        while not any(r.path.startswith("/labels/") for r in list(files.requests)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no label file asked for after 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+        puts = [r for r in server.requests if r.method == "PUT"]
+    finally:
+        files.stop()
+        server.stop()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.decode().strip().endswith("totask-manifest run: interrupted"), err
+    assert puts == []
+    record = orjson.loads((tmp_path / "out" / "stop-me" / "totask-run.json").read_bytes())
+    assert record["status"] == "FAILED" and "interrupted" in record["result"]["message"], record

@@ -92,6 +92,22 @@ def test_synapse_host_with_user_and_password_is_refused(synapse, tmp_path: Path,
     assert synapse.requests == []
 
 
+@pytest.mark.parametrize("tail", [f"/?token={SECRET}", f"/#{SECRET}"])
+def test_synapse_host_with_a_query_or_fragment_is_refused(synapse, tmp_path: Path, tail: str) -> None:
+    """A query or fragment in SYNAPSE_HOST swallowed every request's path: 'projects/1/' was joined
+    after it, the backend was asked for '/' and export said 'Project not found' (exit 1), and
+    ``run`` recorded the value, a secret perhaps, in totask-run.json."""
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run_cli("export", "--project", "1", "-o", str(out / "x.manifest"),
+                env={"SYNAPSE_HOST": synapse.url + tail})
+    assert r.returncode == 2, r.stderr
+    assert "SYNAPSE_HOST must not carry a query or fragment" in one_line_error(r.stderr)
+    assert SECRET not in r.stdout + r.stderr
+    assert list(out.iterdir()) == []
+    assert synapse.requests == []
+
+
 # -- a token Synapse refuses is a configuration mistake, as a missing one: exit 2 --------------------
 
 def test_export_with_a_refused_token_exits_2_as_without_one(synapse, tmp_path: Path) -> None:
@@ -265,3 +281,50 @@ def test_annotate_with_the_preprocessor_method_says_where_it_is_configured(tmp_p
     # before: 'needs pre_processor, agent', with no flag on the command line to give them
     assert "needs pre_processor, agent: " in line and "totask-manifest run PARAMS.yaml" in line, line
     assert not (tmp_path / "out").exists()
+
+
+# -- a second run of the action with other parameters while the first runs --------------------------
+
+@pytest.mark.slow
+def test_run_with_other_parameters_does_not_archive_a_live_run(tmp_path: Path) -> None:
+    """Two terminals: ``run`` is annotating; the same name is run again with another
+    ``task_filters``. The second moved the live job folder into ``.totask-archive`` and started
+    afresh; the first lost its lease and failed. The second is now refused, naming the holder."""
+    import time
+
+    import orjson
+
+    from tests.jobs_helpers import popen_cli
+    from totask_manifest.testing.builders import TOKEN, seed_tasks
+    from totask_manifest.testing.file_server import FileServer
+    from totask_manifest.testing.synapse_server import SynapseServer
+
+    server = SynapseServer(tokens=(TOKEN,)).start()
+    files = FileServer().start()
+    env = {"SYNAPSE_ACCESS_TOKEN": TOKEN}
+    try:
+        pid = seed_tasks(server, files, 4)
+        env["SYNAPSE_HOST"] = server.url
+        files.latency = 3.0  # the first run annotates for seconds
+        params = {"name": "Two_Terminals", "project": pid, "agent": 1, "method": "file",
+                  "target_specification_name": "annotation_data"}
+        first_params, second_params = tmp_path / "first.json", tmp_path / "second.json"
+        first_params.write_bytes(orjson.dumps(params))
+        second_params.write_bytes(orjson.dumps({**params, "task_filters": {"limit": 4}}))
+        out = tmp_path / "out"
+        first = popen_cli("run", str(first_params), "--output", str(out), env=env)
+        lease = out / "two-terminals" / ".lease"
+        deadline = time.monotonic() + 120
+        while not (lease.is_dir() and any(r.path.startswith("/labels/") for r in list(files.requests))):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.01)
+        second = run_cli("run", str(second_params), "--output", str(out), env=env)
+        first_out, first_err = first.communicate(timeout=120)
+    finally:
+        files.stop()
+        server.stop()
+    assert second.returncode == 1
+    assert "is in use by pid" in orjson.loads(second.stdout)["message"], second.stdout
+    assert not (out / ".totask-archive").exists()
+    assert first.returncode == 0, first_err.decode()
+    assert orjson.loads(first_out)["status"] == "SUCCEEDED"

@@ -18,9 +18,8 @@ from typing import Any
 from ._annotators.base import get_annotator_class
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
-from ._jobs.checkpoint import summarize
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
-from ._jobs.execute import execute, job_metrics, job_result
+from ._jobs.execute import execute, job_result
 from ._jobs.inputs import combine_with_appended
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name, refuse_foreign_folder
@@ -364,11 +363,11 @@ def clone(
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    state = Job.open(job_url).state
+    job = Job.open(job_url)
+    state = job.state
     data = state.to_dict()
     if state.status == RUNNING:
-        _, counts, _ = summarize(state.layout)
-        data["metrics"] = job_metrics(state.metrics.get("total", 0), counts)
+        data["metrics"] = job.metrics()
         holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"

@@ -108,6 +108,8 @@ class SystematicFailure:
 
     def __init__(self, selected: int, window: int = FAIL_FAST_LINES) -> None:
         self.window = min(window, selected)
+        #: the window is the whole run (a resume with few lines left): no line is left untried
+        self.whole_run = self.window == selected
         self.seen = 0
         self.rule: str | None = None
         self.reason = ""
@@ -124,7 +126,8 @@ class SystematicFailure:
         self.seen += 1
         if self.seen >= self.window:
             self.active = False
-            raise JobError(
-                f"each of the first {self.seen} line(s) failed with {self.rule!r}, which points at the job's "
-                f"configuration rather than the data; stopped without trying the rest (first: {self.reason})"
-            )
+            what = (f"each of the {self.seen} line(s) this run tried" if self.whole_run
+                    else f"each of the first {self.seen} line(s)")
+            then = "" if self.whole_run else "; stopped without trying the rest"
+            raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
+                           f"than the data{then} (first: {self.reason})")

@@ -255,7 +255,7 @@ def render_report(
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")
     status = str(job.get("status") or "unknown").lower()
-    metrics = job.get("metrics") if isinstance(job.get("metrics"), dict) else {}
+    metrics = folder.metrics()  # a RUNNING job's (live, or killed) from its checkpoint parts
     manifest = folder.output_manifest
     stats = None
     if exists(manifest):

@@ -26,12 +26,23 @@ from .._formats.model import ClassNames, FormatError
 from .._formats.native import native_format, native_label
 from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_objects, objects_to_gt
 from .._manifest.io import read_lines, write_lines
+from .._outcomes import Labeled
 from .._task_types import get_task_type
 from .labels import iter_labels, manifest_line, nothing_to_convert, on_line, pick_attribute
 
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
 READERS: dict[str, Callable] = {"dm-schema-v1": dm_v1_to_gt, "synapse-objects": objects_to_gt}
+
+
+def _has_confidence(value: object) -> bool:
+    """Whether a label or document holds a ``confidence`` key at any depth (Ground Truth metadata,
+    an ``objects`` document's ``properties``, a DM v1 ``confidence`` classification attribute)."""
+    if isinstance(value, dict):
+        return "confidence" in value or any(_has_confidence(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_confidence(v) for v in value)
+    return False
 
 
 def _class_map(task_type: str, value: object, metadata: dict) -> dict[str, str]:
@@ -90,12 +101,14 @@ def task_data_to_manifest(
     label_attribute: str | None = None,
     class_names: ClassNames | None = None,
     job_name: str = "converted",
-    human_annotated: str = "no",
+    human_annotated: str | None = None,
     allow_drop: bool = False,
 ) -> dict[str, int]:
-    """Lines as written by ``manifest_to_task_data`` (or any JSON Lines with ``data`` and ``source-ref``)."""
+    """Lines as written by ``manifest_to_task_data`` (or any JSON Lines with ``data`` and ``source-ref``).
+    ``human_annotated`` defaults as COCO's and YOLO's imports do: ``no`` when the file's labels
+    carry a confidence anywhere, else ``yes``."""
     attr = label_attribute or "label"
-    out: list[bytes] = []
+    labels: list[tuple[str, Labeled, str, dict | None]] = []
     dropped = 0
     for line in read_lines(src):
         if line.is_blank:
@@ -117,11 +130,12 @@ def task_data_to_manifest(
                 raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
             dropped += bool(labeled.metadata.get("dropped"))
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
-        source = rec.get("source-ref") or ""
-        out.append(manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human_annotated,
-                                 extra=extra))
-    write_lines(dst, out)
-    counts = {"lines": len(out), "skipped": 0}
+        labels.append((rec.get("source-ref") or "", labeled, tt, extra))
+    scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata) for _, labeled, _, _ in labels)
+    human = human_annotated or ("no" if scored else "yes")
+    write_lines(dst, [manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human, extra=extra)
+                      for source, labeled, tt, extra in labels])
+    counts = {"lines": len(labels), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
     return counts

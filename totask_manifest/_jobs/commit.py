@@ -216,17 +216,23 @@ def write_failures(layout: JobLayout, failed: list[Record] | None = None) -> int
     records ``write_output`` returned (else the parts are read again)."""
     n = 0
     with AtomicWriter(layout.failures) as out:
-        for rec in failed if failed is not None else _failed_records(layout):
-            entry = {"line": rec.number, "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
-                     "reason": rec.get("reason")}
-            if "task_id" in rec.extra:
-                entry["task_id"] = rec.extra["task_id"]
-            out.write(orjson.dumps(entry) + b"\n")
+        for rec in failed if failed is not None else failed_records(layout):
+            out.write(orjson.dumps(failure_entry(rec)) + b"\n")
             n += 1
     return n
 
 
-def _failed_records(layout: JobLayout) -> Iterator[Record]:
+def failure_entry(rec: Record) -> dict:
+    """A failed record as ``failures.jsonl`` holds it (also what ``report`` shows of a job whose
+    file is not written yet: one killed, or still running)."""
+    entry = {"line": rec.number, "source": rec.get("source"), "rule": rec.get("rule") or rule_of(rec.get("reason") or ""),
+             "reason": rec.get("reason")}
+    if "task_id" in rec.extra:
+        entry["task_id"] = rec.extra["task_id"]
+    return entry
+
+
+def failed_records(layout: JobLayout) -> Iterator[Record]:
     """The failed records, reading only the heads of parts whose footer counts a failure."""
     for url in layout.parts():
         if part_summary(url).counts["failed"]:

@@ -106,6 +106,16 @@ def _read_holder(fs: Any, path: str) -> Holder | None:
     return Holder.from_json(raw) or Holder("", "?", "", 0, "", "unreadable lease", 0.0, 0.0)
 
 
+def busy_error(job_url: str, holder: Holder, timeout: float | None = None) -> JobBusyError:
+    """The one-line refusal of a second writer, naming the live holder of the folder's lease."""
+    timeout = lease_timeout() if timeout is None else timeout
+    return JobBusyError(
+        f"job {redact_url(job_url)} is in use by {holder.describe()}, last heartbeat "
+        f"{time.time() - holder.heartbeat:.0f} s ago; wait for it to end or stop it "
+        f"(a lease is stale after {timeout:g} s without a heartbeat)"
+    )
+
+
 def current_holder(job_url: str) -> tuple[Holder | None, str | None]:
     """(the latest holder of the job folder's lease or None, why it is gone or None if live)."""
     fs, folder = url_to_fs(join(job_url, LEASE_DIR))
@@ -264,11 +274,7 @@ def acquire(job_url: str, command: str) -> Lease:
                 continue
             reason = top.gone_reason(timeout)
             if reason is None:
-                raise JobBusyError(
-                    f"job {redact_url(job_url)} is in use by {top.describe()}, last heartbeat "
-                    f"{time.time() - top.heartbeat:.0f} s ago; wait for it to end or stop it "
-                    f"(a lease is stale after {timeout:g} s without a heartbeat)"
-                )
+                raise busy_error(job_url, top, timeout)
             if reason != "released":
                 taking_over = reason
             nxt = gens[-1] + 1

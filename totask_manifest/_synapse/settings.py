@@ -68,6 +68,11 @@ class SynapseSettings:
             # token's (a ValueError on the first request); the value is a secret: never echoed
             raise UsageError(f"{name} must not carry a user name or password ('user:password@'): "
                              "Synapse takes its token from SYNAPSE_ACCESS_TOKEN or SYNAPSE_PLUGIN_RUN_USER_TOKEN")
+        if parts.query or parts.fragment or host.endswith(("?", "#")):
+            # every request's path is joined after the host, so it would land inside the query
+            # (the backend asked for '/': 'Project not found'); the value may hold a secret: not echoed
+            raise UsageError(f"{name} must not carry a query or fragment ('?...', '#...'): "
+                             f"give the backend's base URL, e.g. {DEFAULT_HOST}")
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
         return cls(

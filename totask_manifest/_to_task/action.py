@@ -56,6 +56,16 @@ log = logging.getLogger(__name__)
 DEFAULT_OUTPUT_ROOT = "totask-jobs"
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal the annotation job took (it finishes its lines in flight, then returns): raised as
+    Ctrl-C's ``KeyboardInterrupt`` is, so the run stops before apply writes to Synapse, is recorded
+    as interrupted, and the CLI exits 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class ToTaskAction:
     """``ToTaskAction(params=..., run=None).start()`` -> ``{"status", "message", "total_tasks",
     "success_count", "failed_count", "failures", "metrics", "totask"}``.
@@ -209,6 +219,10 @@ class ToTaskAction:
             )
             self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
             finished = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
+        if finished is not None and finished.signal:
+            # the job took the signal (it finishes the lines in flight, so it may even be COMPLETED):
+            # the user asked to stop, so nothing is written to Synapse; running the action again applies
+            raise Interrupted(finished.signal)
         if finished is not None and finished.status != COMPLETED:
             raise _annotation_failed(job_url, finished.status)
         return self._apply(p, job_url, client, reporter)

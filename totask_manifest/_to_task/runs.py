@@ -19,6 +19,7 @@ import orjson
 
 from .._errors import TotaskError
 from .._jobs.layout import RUN_FILE
+from .._jobs.lease import busy_error, current_holder
 from .._storage import exists, is_local, join, read_bytes, url_to_fs, write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def claim(job_url: str, params: dict[str, Any], host: str) -> str:
         and state.get("status") != SUCCEEDED
     )
     if not resumable and exists(job_url):
+        holder, gone = current_holder(job_url)
+        if holder is not None and gone is None:  # a live run of it: moving the folder would pull it from under it
+            raise busy_error(job_url, holder)
         moved = archive(job_url)
         log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run", params.get("name"), moved)
     record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": iso_now()}
