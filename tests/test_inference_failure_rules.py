@@ -158,3 +158,44 @@ def test_boxes_partly_outside_are_clipped_and_wholly_outside_are_refused_in_proc
         with pytest.raises(pp.PredictionRefused, match=r"boxes\[1\] is .* wholly outside the 40x30 image"):
             detect([[1, 1, 5, 5], far])
     assert detect([[40, 0, 50, 10]], threshold=0.95).boxes == []  # under the threshold: never written, not looked at
+
+
+class TensorIn(torch.nn.Module):
+    """A classifier's signature: one batch tensor in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+@pytest.mark.slow
+def test_a_classifier_given_as_a_detector_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """It used to run: each image failed with TorchScript's argument error (pixel values
+    included) until 32 had, then the job stopped FAILED: the task type or the model is wrong,
+    which the model's own signature says before any image is read."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/a.png").write_bytes(png(boxes_image(40, 30, [((5, 5, 20, 20), (255, 0, 0))])))
+    manifest = write_manifest(tmp_path / "in.manifest", ["img/a.png"])
+    model = save_scripted(TensorIn(), tmp_path / "cls.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "sig", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--class-names", str(manifest),
+                "--device", "cpu", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert f"--model {model}: forward takes x: Tensor, but a detector is given a List[Tensor]" in line, line
+    assert not (tmp_path / "out/sig").exists()
+
+
+def test_the_forward_signature_is_checked_against_the_head_in_process(tmp_path: Path) -> None:
+    from totask_manifest._errors import UsageError
+    from totask_manifest._models.heads import head_for
+    from totask_manifest._models.loading import load_torchscript
+    from totask_manifest._models.sources import check_signature
+
+    detector = load_torchscript(str(save_scripted(ColorBoxes(), tmp_path / "det.pt")))
+    classifier = load_torchscript(str(save_scripted(TensorIn(), tmp_path / "cls.pt")))
+    check_signature(detector, head_for("object-detection"))
+    check_signature(classifier, head_for("image-classification"))
+    with pytest.raises(UsageError, match=r"forward takes images: List\[Tensor\], but a classifier is given a Tensor"):
+        check_signature(detector, head_for("image-classification"))
+    with pytest.raises(UsageError, match=r"forward takes x: Tensor, but a detector is given a List\[Tensor\]"):
+        check_signature(classifier, head_for("object-detection"))
