@@ -198,6 +198,10 @@ class InferenceAnnotator(Annotator):
         if not source.local:
             return
         loaded = source.load(raw.get("weights"))
+        from .._models.heads import head_for
+        from .._models.sources import check_signature
+
+        check_signature(loaded, head_for(get_task_type(task_type).name))
         names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
         if names is None:
             raise UsageError(_NO_NAMES.format(model=raw["model"]))
