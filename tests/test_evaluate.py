@@ -359,3 +359,13 @@ def test_unreadable_labels_are_counted_with_their_reason(tmp_path: Path) -> None
     reasons = [e["reason"] for e in ev.examples]
     assert "object-detection label: annotations[0] needs numeric left, top, width, height" in reasons[0]
     assert reasons[1].startswith("custom label: custom label of format None")
+
+
+@pytest.mark.slow
+def test_a_misspelt_attribute_is_answered_with_the_attributes_the_lines_hold(tmp_path: Path) -> None:
+    """As stats, validate, convert and labeled do: the name typed is wrong, so say which exist."""
+    path = write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
+    res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
+    assert res.returncode == 1
+    (line,) = res.stderr.splitlines()
+    assert line.endswith(f"(label attributes seen: {', '.join(sorted((PRED, REF)))})"), line

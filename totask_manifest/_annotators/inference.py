@@ -69,6 +69,8 @@ FLAG_PARAMS = {
     "device": ("model_config", "device"),
     "use_fp16": ("model_config", "use_fp16"),
 }
+#: the command-line flag of each option above, named in its error
+FLAG_NAMES = {"use_fp16": "--fp16"}
 
 
 def effective_params(
@@ -82,6 +84,9 @@ def effective_params(
         value = options.get(key)
         if value is None:
             continue
+        # checked alone first, so a bad flag is named as the flag, not blamed on the params file
+        alone = {path[0]: value} if len(path) == 1 else {path[0]: {path[1]: value}}
+        resolve_params(alone, source=FLAG_NAMES.get(key, "--" + key.replace("_", "-")), notes=[])
         if len(path) == 1:
             raw[path[0]] = value
             post = raw.get("post_processing")
@@ -193,6 +198,10 @@ class InferenceAnnotator(Annotator):
         if not source.local:
             return
         loaded = source.load(raw.get("weights"))
+        from .._models.heads import head_for
+        from .._models.sources import check_signature
+
+        check_signature(loaded, head_for(get_task_type(task_type).name))
         names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
         if names is None:
             raise UsageError(_NO_NAMES.format(model=raw["model"]))

@@ -82,7 +82,7 @@ class ImageLoader:
                 info = read_info(data)
                 result: Any = Probed(data, info, decoded_pixels(info, budget, size))
             except ImageError as exc:  # over the budget and not reducible, or not an image
-                result = Failed(f"image: {exc.reason}")
+                result = Failed(f"image: {exc.reason}", rule=exc.rule)
             _settle(out, result)
 
         def on_fetched(f: concurrent.futures.Future) -> None:
@@ -106,7 +106,7 @@ class ImageLoader:
         try:
             return decode_image(probed.data, size, self.max_pixels)
         except ImageError as exc:
-            return Failed(f"image: {exc.reason}")
+            return Failed(f"image: {exc.reason}", rule=exc.rule)
         except Exception as exc:  # corrupt, truncated or not an image: this line only
             return Failed(f"image: {_image_error(exc)}")
 

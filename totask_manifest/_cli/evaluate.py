@@ -53,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_text(ev))
     if not ev.evaluated:  # said once, on stderr: the report above says why each line was left out
+        from .._manifest.io import attributes_seen
+
+        # a misspelt name, usually: say which attributes exist, as stats and validate do
+        seen = f" ({attributes_seen(ev.manifest)})" if ev.total_lines > ev.blank_lines else ""
         print(f"totask-manifest evaluate: error: nothing evaluated: no line has comparable labels under both "
-              f"{ev.predicted!r} and {ev.reference!r}", file=sys.stderr)
+              f"{ev.predicted!r} and {ev.reference!r}{seen}", file=sys.stderr)
         return 1
     if ev.invalid_lines:
         # invalid data gives 1 in every command (validate, stats, convert): the figures above leave

@@ -120,6 +120,7 @@ def filter_detections(
     best_dropped = float(scores[unsure].max()) if bool(unsure.any()) else 0.0
     kept = wanted & ~unsure
     _refuse_reversed(boxes, kept)
+    _refuse_outside(boxes, kept, width, height)
     boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
     if boxes.shape[0]:
         x1, x2 = boxes[:, 0].clamp(0, width), boxes[:, 2].clamp(0, width)
@@ -163,9 +164,30 @@ def _refuse_reversed(boxes: torch.Tensor, kept: torch.Tensor) -> None:
     )
 
 
+def _refuse_outside(boxes: torch.Tensor, kept: torch.Tensor, width: int, height: int) -> None:
+    """``PredictionRefused`` for the first box to be written that lies wholly outside the image.
+    Clipping would leave nothing of it, so it would vanish while its line reads as labeled; a
+    detector answering in another frame (its own input size, say) draws such boxes. A box partly
+    inside is clipped as before."""
+    import torch
+
+    outside = kept & ((boxes[:, 0] >= width) | (boxes[:, 1] >= height) | (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0))
+    if not bool(outside.any()):
+        return
+    i = int(torch.nonzero(outside)[0])
+    box = [_pixels(float(v)) for v in boxes[i].tolist()]
+    raise PredictionRefused(
+        f"boxes[{i}] is {box} (x1 y1 x2 y2), wholly outside the {width}x{height} image: a detector's boxes "
+        "are in the pixels of the image it was given (is it answering in its input size's frame?)"
+    )
+
+
 def _class_name(class_names: Sequence[str], index: int) -> str:
     if 0 <= index < len(class_names):
         return class_names[index]
+    if index < 0:  # no names file can fix this: the model's labels are wrong (an 'ignore' id, say)
+        known = f" (0..{len(class_names) - 1} here, one per class name)" if class_names else ""
+        raise JobError(f"model output: class id {index} is negative; class ids count from 0{known}")
     raise JobError(
         f"model output: class id {index} but only {len(class_names)} class name(s) are known; "
         "pass --class-names with one name per class id"

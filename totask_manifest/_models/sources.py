@@ -103,6 +103,26 @@ class _TorchSource(ModelSource):
         return TorchRunner(loaded, head, plan, head.input_size(settings.input_size, loaded.input_size))
 
 
+def check_signature(loaded: loading.LoadedModule, head: Head) -> None:
+    """``UsageError`` when a TorchScript model's ``forward`` takes the other input than ``head``
+    gives it (a batch ``Tensor`` for a classifier or segmenter, a ``List[Tensor]`` for a detector):
+    the model does not fit the task type, so every image would fail alike with TorchScript's
+    argument error. Only TorchScript declares its argument types; other models are not checked."""
+    schema = getattr(getattr(loaded.module, "forward", None), "schema", None)
+    arguments = list(getattr(schema, "arguments", ()))[1:]  # after self
+    if not arguments:
+        return
+    first = arguments[0]
+    kind = first.type.kind()
+    wanted, given = ("TensorType", "a Tensor [B, 3, H, W]") if head.stacked else ("ListType", "a List[Tensor] of images")
+    if kind not in ("TensorType", "ListType") or kind == wanted:
+        return
+    raise UsageError(
+        f"--model {loaded.source}: forward takes {first.name}: {first.type}, but a {head.kind} is given {given} "
+        "(docs/inference.md, The model protocol); is --task-type the model's?"
+    )
+
+
 class HttpSource(ModelSource):
     name = "http"
     local = False
