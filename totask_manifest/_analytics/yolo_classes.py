@@ -24,8 +24,10 @@ from .._formats.class_names import parse_class_names
 RULE = "yolo-class-name"
 
 
-def name_problem(name: str) -> str | None:
+def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be one line of ``classes.txt`` that reads back as itself, or None."""
+    if not isinstance(name, str):
+        return "is not a string"
     if not name.strip():
         return "is empty"
     if len(name.splitlines()) != 1 or name.endswith(("\n", "\r")):
@@ -37,7 +39,7 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def check_new_class(class_id: str, name: str, known: Mapping[str, str], line: int) -> None:
+def check_new_class(class_id: str, name: object, known: Mapping[str, str], line: int) -> None:
     """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it."""
     problem = name_problem(name)
     if problem is None:

@@ -27,7 +27,8 @@ old label file); on S3 one export at a time too, under the prefix's lease (``yol
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
 next to ``images/`` with the same folders) works too: sizes are read from the image headers with
-Pillow.
+Pillow, and every image is a line, one with no boxes when it has no label file (YOLO's background
+image: left out, it would be lost with nothing said). Class names: ``yolo_classes``.
 """
 
 from __future__ import annotations
