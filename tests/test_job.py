@@ -17,7 +17,7 @@ from totask_manifest import _api as api
 from totask_manifest._errors import JobError, NotAJobError
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
-from totask_manifest._jobs.status import COMPLETED, RUNNING, STATUSES, STOPPED
+from totask_manifest._jobs.status import COMPLETED, FAILED, RUNNING, STATUSES, STOPPED
 
 
 @pytest.fixture()
@@ -140,3 +140,18 @@ def test_failure_records_number_each_line_and_mark_unreadable_ones(done):
     assert [(n, r is None) for n, r in records] == [(1, False), (3, True), (4, True)]
     os.remove(done / "failures.jsonl")
     assert list(Job(str(done)).failure_records()) == []
+
+
+def test_require_of_a_failed_job_names_its_error_and_that_resume_mends_only_a_passing_cause(done):
+    """``apply`` on a job that failed (a systematic failure stopped it, say a wrong ``--url-key``):
+    the refusal said only to resume, which retries the same configuration and fails again."""
+    job = Job.open(str(done))
+    job.state.status = FAILED
+    job.state.error = "each of the 18 line(s) this run tried failed with fetch-http-404 (HTTP 404)\nmore"
+    job.state.save()
+    with pytest.raises(JobError) as info:
+        Job.open(str(done)).require(COMPLETED)
+    assert str(info.value) == (
+        f"job {done} is FAILED, not COMPLETED (each of the 18 line(s) this run tried failed with fetch-http-404 "
+        f"(HTTP 404)): resume it (totask-manifest resume {done}) once the cause is fixed; a wrong option needs "
+        "a new job (annotate)")

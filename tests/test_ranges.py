@@ -135,6 +135,33 @@ def test_blocks_hold_the_same_lines_as_bodies() -> None:
             assert got == expected, (data, start, end_or_none, chunk)
 
 
+def test_bodies_with_their_newlines_tile_the_file() -> None:
+    """``newlines=True`` (stats' reader, split by ``BytesIO.readlines``) gives each range the lines
+    the plain split gives it, each with its ``\n`` (a last line without one stays so), and the
+    ranges of a file joined back are the file without its BOM: no byte lost, none twice, whatever
+    the chunk size, the range bounds, blank lines or ``\r``."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        lines = [bytes(rng.choice(b"ab\r ") for _ in range(rng.randint(0, 7))) for _ in range(rng.randint(0, 12))]
+        bom = ranges.BOM if rng.random() < 0.2 else b""
+        data = bom + b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
+        bounds = [0, *sorted(rng.randint(0, len(data)) for _ in range(rng.randint(0, 3))), len(data)]
+        chunk = rng.randint(1, 9)
+        joined = []
+        for start, end in itertools.pairwise(bounds):
+            end_or_none = None if end == len(data) and rng.random() < 0.5 else end
+            got = list(itertools.chain.from_iterable(ranges.iter_bodies(
+                io.BytesIO(data), start=start, end=end_or_none, chunk=chunk, newlines=True)))
+            plain = list(itertools.chain.from_iterable(
+                ranges.iter_bodies(io.BytesIO(data), start=start, end=end_or_none, chunk=chunk)))
+            assert [g.removesuffix(b"\n") for g in got] == plain, (data, start, end_or_none, chunk)
+            assert all(g.endswith(b"\n") for g in got[:-1]), (data, start, end_or_none, chunk)
+            joined += got
+        assert b"".join(joined) == data[len(bom):], (data, bounds, chunk)
+
+
 def test_started_runs_once_after_the_pool_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job starts its checksum thread through ``started``: after the start method was chosen
     (a thread running then would make it spawn the workers, not fork them) and the workers were

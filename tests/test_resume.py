@@ -163,3 +163,22 @@ def test_a_second_signal_leaves_at_once(tmp_path):
     job = orjson.loads((out / "twice" / "job.json").read_bytes())
     assert job["status"] == "STOPPED"
     assert output_of(out, "twice").read_bytes() == inp.read_bytes()  # nothing finished: input as it was
+
+
+@pytest.mark.slow
+def test_a_signal_when_every_line_is_in_flight_completes_and_exits_128_plus_n(tmp_path):
+    """SIGTERM while the job's every line is already in flight: the job finishes them (COMPLETED,
+    as ``job.json`` says) but the exit code says the run was asked to stop, as the README states;
+    it used to exit 0, so a script that sent the signal could not tell."""
+    inp = write_manifest(tmp_path / "in.manifest", 4)
+    out = tmp_path / "out"
+    proc = popen_cli(*start_args(inp, out, "inflight", delay="2", every="1"), "--concurrency", "8")
+    deadline = time.monotonic() + 30
+    while not (out / "inflight" / "job.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.7)  # the 4 lines taken, each inside its 2 s
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = (text.decode() for text in proc.communicate(timeout=60))
+    assert orjson.loads((out / "inflight" / "job.json").read_bytes())["status"] == "COMPLETED", stderr
+    assert proc.returncode == 128 + signal.SIGTERM, stdout + stderr
+    assert "no line was left to stop" in stdout, stdout

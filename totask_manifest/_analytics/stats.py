@@ -136,7 +136,7 @@ def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | Non
 def count_range(url: str, start: int, end: int | None, attributes: Sequence[str] | None) -> Partial:
     """The counts of the lines starting in ``[start, end)`` (what one process does)."""
     with storage.open_read(url) as f:
-        return _count_lines(iter_bodies(f, start=start, end=end), attributes)
+        return _count_lines(iter_bodies(f, start=start, end=end, newlines=True), attributes)
 
 
 def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,

@@ -26,21 +26,32 @@ Measured and left out (callgrind, benchmark lines; commits 207d32b and 4a33ead, 
 ``decode_lines`` on a block saves the 2.4k-instruction split, but proving one object a line
 (``bytes.count`` of ``\n`` and ``}\n{``, byte-at-a-time loops) costs 3.8k; ``image_size`` as
 ``Raw`` saves 1.6k of decoding, but skipping it costs 0.6k and proving it exact 1.3k.
+
+Where a line goes (callgrind, ``manifest_stats(workers=1)``, lines 20k-60k of the benchmark,
+``PYTHONHASHSEED=0``): 36.3k instructions a line before the changes of stats27, 31.5k after,
+against about 40.7k for the benchmark's one-core orjson loop. Of the 4.8k: lines split by
+``BytesIO.readlines`` keeping their ``\n`` (``ranges``) 2.7k; the labeled-lines path
+(``_add_labeled``) 0.9k; a tuple repeated per box instead of a ``repeat`` object per line 0.4k;
+512-line slices 0.4k; ``_Meta``/``_Label`` fields in Ground Truth's key order 0.2k;
+``np.fromiter`` 0.1k. Tried and left out: class maps merged with ``dict.update`` and checked
+with a view comparison instead of the set of pairs (+1.1k), the line struct's fields in the
+lines' key order (no change).
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, is_not, not_, sub
-from typing import Annotated, Any, Literal
+from operator import and_, attrgetter, is_, is_not, mul, not_, sub
+from typing import Any
 
 import msgspec
 import orjson
-from msgspec import UNSET, Struct, UnsetType, field
+from msgspec import UNSET, UnsetType, field
 
 from .._failure_rules import rule_of
-from .stats_facts import _INT64_MAX, _INT64_MIN, DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
+from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
+from .stats_structs import _Box, _Label, _Meta, _meta_type, _Object
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -49,9 +60,11 @@ MAX_SHAPES = 32
 #: fast path off for ``REST_BATCHES`` batches (decoding twice would cost more than it saves)
 GIVE_UP_SHARE = 0.5
 REST_BATCHES = 8
-#: lines decoded and counted at a time: their structs (a few kB a line) stay in the CPU's cache
-#: until counted; a whole batch of them (megabytes) would be read back from memory
-SLICE_LINES = 128
+#: lines decoded and counted at a time: their structs (a kB or two a line) stay in the CPU's cache
+#: until counted; a whole batch of them (megabytes) would be read back from memory. 512 against
+#: 128: a slice's fixed Python steps spread over more lines (callgrind 32.2k -> 31.8k a line) and
+#: 3.7 against 3.9 us a line of CPU (in-process alternation, 200k lines); 4096 was slower again
+SLICE_LINES = 512
 #: refused lines per slice whose keys or names are learned (each costs a second parse)
 LEARN_PER_SLICE = 16
 #: job names, class-map keys or class names decoded as literals (more: plain strings)
@@ -61,80 +74,24 @@ ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
 RULE_CACHE = 1024
 
-Int64 = Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
-#: the detection types (``stats_facts.DETECTION_TYPES``, bare and with ``groundtruth/``)
-DetectionType = Literal["object-detection", "groundtruth/object-detection"]
-_Num = float | UnsetType
-
-
-class _Box(Struct, forbid_unknown_fields=True, gc=False):
-    class_id: Int64
-    top: _Num = UNSET
-    left: _Num = UNSET
-    height: _Num = UNSET
-    width: _Num = UNSET
-
-
-class _Size(Struct, forbid_unknown_fields=True, gc=False):
-    width: _Num = UNSET
-    height: _Num = UNSET
-    depth: _Num = UNSET
-
-
-class _Label(Struct, forbid_unknown_fields=True, gc=False):
-    """A bounding-box label value as Ground Truth writes it (no ``annotations``: no boxes, as in
-    ``Counts.add``; a ``null`` one is refused and counted generically)."""
-
-    annotations: list[_Box] = []
-    image_size: list[_Size] | UnsetType = UNSET
-
-
-class _Object(Struct, forbid_unknown_fields=True, gc=False):
-    confidence: float
-
-
-class _Meta(Struct, forbid_unknown_fields=True, gc=False):
-    """A detection label's metadata, or a failed line's (any other ``type`` is refused).
-
-    ``type`` and ``failure-reason`` tell absent from ``null`` (``UNSET``), as ``Counts.add``
-    does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
-    alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
-    strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
-    the same objects every line, hashed once."""
-
-    type: DetectionType | UnsetType = UNSET
-    failure_reason: str | UnsetType = field(default=UNSET, name="failure-reason")
-    failure_rule: str | UnsetType = field(default=UNSET, name="failure-rule")
-    human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
-    job: str | None = field(default=None, name="job-name")
-    created: str | UnsetType = field(default=UNSET, name="creation-date")
-    objects: list[_Object] = []
-    class_map: dict[str, str] = field(default_factory=dict, name="class-map")
-
-
-def _literal(values: Sequence[str]) -> Any:
-    return Literal[tuple(values)] if values else str  # type: ignore[valid-type]
-
-
-def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -> Any:
-    """``_Meta`` with the job names, class-map keys and class names seen so far as literals: msgspec
-    hands back one string object per literal (no string made per line, its hash computed once),
-    and a value not among them is refused, counted generically and learned (``FastPath.learn``)."""
-    types = {"job": _literal(jobs) | None, "class_map": dict[_literal(keys), _literal(names)]}  # type: ignore[misc]
-    fields = []
-    for f in msgspec.structs.fields(_Meta):
-        default = (field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
-                   else field(default=f.default, name=f.encode_name))
-        fields.append((f.name, types.get(f.name, f.type), default))
-    return msgspec.defstruct("Meta", fields, forbid_unknown_fields=True, gc=False)
-
-
 _META, _LABEL = "meta", "label"
 _TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
+_KIND = attrgetter("type", "human", "job", "failure_reason")
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _FAILURE, _TYPE = attrgetter("failure_reason"), attrgetter("type")
 _POSITIVE = (0).__lt__
+
+
+class _Getters:
+    """One attribute's readers of a line struct, whose fields are ``meta`` (its metadata key's)
+    and ``label``: the values, and the label's boxes read through it."""
+
+    __slots__ = ("annotations", "label", "meta")
+
+    def __init__(self, meta: str, label: str) -> None:
+        self.meta, self.label = attrgetter(meta), attrgetter(label)
+        self.annotations = attrgetter(f"{label}.annotations")
 
 
 class _IdText(dict):
@@ -240,7 +197,7 @@ class FastPath:
         self.decoder = msgspec.json.Decoder(line)
         names = {key: f"k{i}" for i, key in enumerate(self.roles)}
         self.counted = [
-            (key[: -len(SUFFIX)], attrgetter(names[key]), attrgetter(names[key[: -len(SUFFIX)]]))
+            (key[: -len(SUFFIX)], _Getters(names[key], names[key[: -len(SUFFIX)]]))
             for key, role in self.roles.items()
             if role == _META and (self.named is None or key[: -len(SUFFIX)] in self.named)
         ]
@@ -302,9 +259,48 @@ class FastPath:
                 if record is None:
                     tally.generic((body,))
             records = [r for r in records if r is not None]
-        for attr, meta_of, label_of in self.counted:
-            self._add_all(tally.column(attr), list(map(meta_of, records)), list(map(label_of, records)))
+        for attr, get in self.counted:
+            cols = tally.column(attr)
+            if not self._add_labeled(cols, records, get):
+                self._add_all(cols, list(map(get.meta, records)), list(map(get.label, records)))
         return fallback
+
+    def _add_labeled(self, cols: Any, records: list[Any], get: _Getters) -> bool:
+        """``Counts.add`` for one attribute over a slice whose every line has this attribute's
+        metadata, and a label wherever that metadata has a type and no failure reason; False,
+        with nothing counted, for any other slice (``_add_all`` counts it).
+
+        Why: the lines are read through dotted getters (``k1.annotations``: a label's boxes
+        straight from the line struct), which raise ``AttributeError`` on an absent metadata or
+        label (``UNSET`` has no fields), so proving both present costs no pass of its own. The
+        type and failure reason come in the tuple counted for ``meta_n`` anyway and are checked
+        once per distinct tuple; only a slice holding failed (or untyped) lines takes a pass to
+        set those apart (``_add``, one by one)."""
+        metas = list(map(get.meta, records))
+        try:
+            kinds = list(map(_KIND, metas))
+        except AttributeError:
+            return False
+        counted = Counter(kinds)
+        odd = {kind for kind in counted if kind[3] is not UNSET or kind[0] is UNSET}
+        if odd:
+            flags = list(map(odd.__contains__, kinds))
+            others = list(compress(zip(metas, records, strict=True), flags))
+            keep = list(map(not_, flags))
+            metas, records = list(compress(metas, keep)), list(compress(records, keep))
+        try:
+            anns = list(map(get.annotations, records))
+        except AttributeError:
+            return False
+        if odd:
+            for meta, record in others:
+                self._add(cols, meta, get.label(record))
+        meta_n = cols.meta_n
+        for kind, n in counted.items():
+            if kind not in odd:
+                meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
+        self._add_boxes(cols, anns, list(map(_CLASS_MAP, metas)), list(map(_OBJECTS, metas)))
+        return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
@@ -330,15 +326,21 @@ class FastPath:
         meta_n = cols.meta_n
         for (typ, human, job), n in Counter(map(_TYPE_HUMAN_JOB, clean_metas)).items():
             meta_n[typ, None, human, job, LABELED | DECLARED] += n
-        anns = list(map(_ANNOTATIONS, clean_labels))
+        self._add_boxes(cols, list(map(_ANNOTATIONS, clean_labels)), list(map(_CLASS_MAP, clean_metas)),
+                        list(map(_OBJECTS, clean_metas)))
+
+    def _add_boxes(self, cols: Any, anns: list[list[_Box]], class_maps: list[dict[str, str]],
+                   objects: list[list[_Object]]) -> None:
+        """The boxes, classes and confidences of labeled detection lines (one entry each)."""
         boxes = list(map(len, anns))
         cols.per_image_n.update(boxes)
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        self._classes(cols, ids, boxes, list(map(_CLASS_MAP, clean_metas)))
-        objects = list(map(_OBJECTS, clean_metas))
+        self._classes(cols, ids, boxes, class_maps)
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
-        # boxes beyond a line's objects list have no confidence
-        cols.unscored += sum(filter(_POSITIVE, map(sub, boxes, map(len, objects))))
+        # boxes beyond a line's objects list have no confidence; where no line has more objects
+        # than boxes (the rule), that is the difference of the sums, with no call per line
+        unscored = list(map(sub, boxes, map(len, objects)))
+        cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
 
     def _classes(self, cols: Any, ids: list[int], boxes: list[int], class_maps: list[dict[str, str]]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
@@ -352,7 +354,7 @@ class FastPath:
         name), box by box."""
         raw = cols.raw_names
         raw.update(chain.from_iterable(map(dict.items, class_maps)))
-        names = list(map(dict.get, chain.from_iterable(map(repeat, class_maps, boxes)),
+        names = list(map(dict.get, chain.from_iterable(map(mul, zip(class_maps), boxes)),
                          map(_ID_TEXT.__getitem__, ids)))
         if None not in names:  # class-map values are strings: None is a box its map does not name
             known = self._pairs

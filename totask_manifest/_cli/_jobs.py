@@ -181,6 +181,11 @@ def report(result: JobResult, *, stream=None) -> int:
                                shown=redact_secret_url(result.output_manifest)), file=stream)
     if m.get("failed") and _written(result.failures_url, result.status):
         print(f"failures: {redact_secret_url(result.failures_url)}", file=stream)
+    if result.status == COMPLETED and result.signal:
+        # every line was in flight when the signal came, so the job finished them all: the status
+        # says so, and the exit code says the run was asked to stop, as the README states
+        print(f"signal {result.signal} received: no line was left to stop, so the job completed", file=stream)
+        return 128 + result.signal
     if result.status == COMPLETED:
         return 0
     if result.status == STOPPED:

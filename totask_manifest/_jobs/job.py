@@ -27,11 +27,11 @@ import orjson
 
 from .._errors import JobError, ManifestError, NotAJobError, StorageError, TotaskError
 from .._manifest.io import read_lines
-from .._storage import exists, read_bytes
+from .._storage import exists, read_bytes, redact_secret_url
 from .layout import JobLayout
 from .lease import current_holder
 from .state import JobState, shape_problem
-from .status import COMPLETED, RUNNING
+from .status import COMPLETED, FAILED, RUNNING
 
 
 class Job:
@@ -83,13 +83,20 @@ class Job:
     def require(self, status: str) -> None:
         """Refuse (``JobError``) a job that is not in ``status``: apply sends only a COMPLETED job."""
         current = self.state.status
-        if current != status:
-            hint = f": finish it first (totask-manifest resume {self.url})" if status == COMPLETED else ""
-            if status == COMPLETED and current == RUNNING:
-                holder, gone = current_holder(self.url)
-                if holder is not None and gone is None:  # alive: a resume would be refused
-                    hint = f": {holder.describe()} is running it; try again when it ends"
-            raise JobError(f"job {self.url} is {current}, not {status}{hint}")
+        if current == status:
+            return
+        url = redact_secret_url(self.url)  # an output root may carry user:password@ or a signed query
+        hint = f": finish it first (totask-manifest resume {url})" if status == COMPLETED else ""
+        error = self.state.error
+        if status == COMPLETED and current == FAILED and isinstance(error, str) and error.strip():
+            # a resume retries the same configuration: it mends a passing cause, not a wrong option
+            hint = (f" ({error.strip().splitlines()[0][:300]}): resume it (totask-manifest resume {url}) once "
+                    "the cause is fixed; a wrong option needs a new job (annotate)")
+        if status == COMPLETED and current == RUNNING:
+            holder, gone = current_holder(self.url)
+            if holder is not None and gone is None:  # alive: a resume would be refused
+                hint = f": {holder.describe()} is running it; try again when it ends"
+        raise JobError(f"job {url} is {current}, not {status}{hint}")
 
     def metrics(self) -> dict[str, Any]:
         """``job.json``'s metrics; for a job still RUNNING (live, or killed: its ``job.json`` was
