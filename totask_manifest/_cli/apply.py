@@ -54,13 +54,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         reader_gone = True
+    missing = report.missing_task_ids if not (report.ok and report.nothing_applied) else None  # else in the error
     if reader_gone:  # what was done still shows on stderr; the exit code is SIGPIPE's, as elsewhere
+        if missing:
+            print(missing, file=sys.stderr)
         print(report.summary(), file=sys.stderr)
         if report.ok and report.nothing_applied:
             print(f"totask-manifest apply: error: {report.nothing_applied}", file=sys.stderr)
         return _stdout_gone()
-    if report.missing_task_ids and not (report.ok and report.nothing_applied):  # else said by the error
-        print(report.missing_task_ids)
+    if missing:
+        print(missing)
     print(report.summary(), file=sys.stderr if report.fatal else sys.stdout)
     if report.ok and report.nothing_applied:
         sys.stdout.flush()
