@@ -70,6 +70,8 @@ def server():
             return web.Response(body=b"")
         if name.startswith("nameless"):
             return web.Response(body=objects_doc(named=False))
+        if name.startswith("no-objects"):
+            return web.Response(body=b'{"objects": []}')
         if name.startswith("unscored"):
             return web.Response(body=objects_doc(score=False))
         return web.Response(body=objects_doc())
@@ -186,3 +188,28 @@ def test_resume_of_a_job_stopped_by_a_systematic_failure_does_not_claim_lines_we
     assert job["metrics"]["stand_by"] == 0
     assert "without trying the rest" not in job["error"], job["error"]
     assert "each of the 18 line(s) this run tried failed with 'url-key-missing'" in job["error"], job["error"]
+
+
+def test_an_empty_result_gets_its_own_rule(tmp_path, server):
+    """``TASK_INFERENCE_EMPTY_RESULT`` (a kept document with no annotation, never submitted) is
+    grouped as ``empty-result`` in the line's metadata, ``failures.jsonl`` and ``stats``, not as
+    the generic ``failed``."""
+    from totask_manifest._analytics.stats import manifest_stats
+    from totask_manifest._formats.native import EMPTY_RESULT
+
+    assert rule_of(EMPTY_RESULT) == "empty-result"
+    urls = [server.url("ok.json"), server.url("no-objects1.json"), server.url("no-objects2.json")]
+    result, _ = job(tmp_path, manifest(tmp_path / "in.manifest", urls), native="keep")
+    assert result.metrics["success"] == 1 and result.metrics["failed"] == 2
+    assert [f["rule"] for f in failures(tmp_path)] == ["empty-result"] * 2
+    out = tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest"
+    metas = [orjson.loads(x)["boxes-metadata"] for x in out.read_bytes().splitlines()]
+    assert [m.get("failure-rule") for m in metas] == [None, "empty-result", "empty-result"]
+    assert metas[1]["failure-reason"] == EMPTY_RESULT
+    assert manifest_stats(str(out)).attributes["boxes"].failures == {"empty-result": 2}
+    # a manifest written before the rule existed (no ``failure-rule``): stats reads it from the reason
+    older = tmp_path / "older.manifest"
+    older.write_bytes(b"".join(orjson.dumps({**r, "boxes-metadata": {k: v for k, v in r["boxes-metadata"].items()
+                                                                     if k != "failure-rule"}}) + b"\n"
+                               for r in map(orjson.loads, out.read_bytes().splitlines())))
+    assert manifest_stats(str(older)).attributes["boxes"].failures == {"empty-result": 2}

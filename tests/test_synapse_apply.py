@@ -367,3 +367,45 @@ def test_a_fatal_error_rolls_back_only_the_current_run(synapse, client, job) -> 
     assert all(t["data"] == ORIGINAL for t in tasks[3:])
     assert rollback_job(str(job_dir), client=client).totals["restored"] == 3  # the command undoes every run
     assert all(t["data"] == ORIGINAL for t in tasks)
+
+
+def test_lines_without_a_task_id_are_said_once_not_per_line(synapse, client, job, capsys) -> None:
+    """Two lines whose ``synapse`` was removed: one line names how many and the first, the other
+    tasks are applied and printed as usual."""
+    _, job_dir, tasks = job
+    out_manifest = job_dir / "manifests" / "output" / "output.manifest"
+    records = [orjson.loads(x) for x in out_manifest.read_bytes().splitlines()]
+    for i in (2, 4):
+        del records[i]["synapse"]
+    out_manifest.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    assert main(["apply", str(job_dir), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "has no synapse.task_id" not in out and "line 3: failed" not in out
+    said = [x for x in out.splitlines() if "synapse.task_id" in x]
+    assert said == ["2 line(s) have no synapse.task_id (first: line 3): apply writes to the Synapse tasks a "
+                    "manifest was exported from; export them first ('totask-manifest export') and run the job "
+                    "on that manifest"]
+    assert f"task {tasks[0]['id']}: would-apply" in out
+    assert "dry run: 4 would-apply, 0 unchanged, 0 conflicts (skipped), 2 failed" in out
+
+
+def test_a_job_never_exported_from_synapse_is_one_error_line(tmp_path) -> None:
+    """A real ``apply`` process on a job over a plain manifest: no line per task, one error
+    naming the count, the first line and what to do (exit 1); no server is reached (none listens)."""
+    import os
+    import subprocess
+    import sys
+
+    plain = tmp_path / "plain.manifest"
+    plain.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg"}) + b"\n" for i in range(50)))
+    job_dir = make_job(tmp_path, plain)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "SYNAPSE_HOST": "http://127.0.0.1:9", "SYNAPSE_ACCESS_TOKEN": TOKEN}
+    done = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", str(job_dir)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == ["0 applied, 0 unchanged, 0 conflicts (skipped), 50 failed, 0 not labeled"]
+    assert done.stderr.splitlines() == [
+        "totask-manifest apply: error: nothing was applied: 50 line(s) have no synapse.task_id (first: line 1): "
+        "apply writes to the Synapse tasks a manifest was exported from; export them first ('totask-manifest "
+        "export') and run the job on that manifest"]

@@ -48,6 +48,8 @@ CONFIGURATION_RULES = frozenset({
 # (pattern over the reason, rule), first match wins; reasons are our own messages
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rule in [
     (r"empty annotation file", "empty-annotation-file"),
+    # the SDK's own code for a result with no annotation, never submitted (``formats.native.EMPTY_RESULT``)
+    (r"^TASK_INFERENCE_EMPTY_RESULT\b", "empty-result"),
     (r"^no URL: the line has no key ", "url-key-missing"),
     (r"^no URL: the line has no synapse\.files", "synapse-files-missing"),
     (r"^no URL: synapse\.files has no specification", "target-specification-missing"),

@@ -30,7 +30,15 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import join, read_bytes, redact_secret_url, write_bytes_atomic
-from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
+from .labels import (
+    iter_labels,
+    manifest_line,
+    no_images,
+    not_held,
+    nothing_to_convert,
+    on_line,
+    pick_attribute,
+)
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 from .new_files import NewFiles
 
@@ -72,8 +80,7 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
         elif label.task_type == SEGMENTATION:
             doc = _mask_doc(label, line.number, len(anns) + 1, cats, base)
         else:
-            raise ManifestError(f"COCO holds boxes and masks, not {label.task_type}", line=line.number,
-                                key=attr + "-metadata", rule="coco-type")
+            raise not_held("COCO", "boxes and masks", label, "coco-type")
         images += doc["images"]
         anns += doc["annotations"]
     if not images:

@@ -88,6 +88,14 @@ def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
     )
 
 
+def not_held(fmt: str, holds: str, label: Label, rule: str) -> ManifestError:
+    """The error for a label of a type the export's format cannot hold (``COCO holds boxes and
+    masks, not image-classification``): said as such, on the first such line, rather than as
+    "no line holds a label", which would send a user looking for a misspelt attribute."""
+    return ManifestError(f"{fmt} holds {holds}, not {label.task_type}", line=label.line.number,
+                         key=label.attribute + METADATA, rule=rule)
+
+
 def no_images(url: str) -> ManifestError:
     """The error for an import that found no image (an empty COCO document, a folder that is no
     YOLO dataset): an empty manifest would pass for a converted dataset, so nothing is written."""

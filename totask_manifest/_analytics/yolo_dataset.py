@@ -27,7 +27,8 @@ old label file); on S3 one export at a time too, under the prefix's lease (``yol
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
 next to ``images/`` with the same folders) works too: sizes are read from the image headers with
-Pillow.
+Pillow, and every image is a line, one with no boxes when it has no label file (YOLO's background
+image: left out, it would be lost with nothing said). Class names: ``yolo_classes``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ from .._storage import (
     redact_url,
     url_to_fs,
 )
-from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
+from .labels import (
+    iter_labels,
+    manifest_line,
+    no_images,
+    not_held,
+    nothing_to_convert,
+    on_line,
+    pick_attribute,
+)
+from .yolo_classes import check_new_class, check_round_trip, placeholders
 from .yolo_output import YoloOutput
 
 DETECTION = "object-detection"
@@ -119,10 +129,12 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     labeled: list[tuple[int, str | None]] = []
     unlabeled = 0
     for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter()):
-        if label is not None and label.task_type == DETECTION:
+        if label is None:
+            unlabeled += not line.is_blank
+        elif label.task_type == DETECTION:
             labeled.append((line.number, label.source))
         else:
-            unlabeled += not line.is_blank
+            raise not_held("YOLO", "boxes", label, "yolo-type")
     if not labeled:
         raise nothing_to_convert(src, attr, unlabeled)
     paths = label_paths(labeled)
@@ -132,10 +144,12 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
-                if label is None or label.task_type != DETECTION:
+                if label is None:  # another type was refused in the first pass
                     skipped += not line.is_blank
                     continue
                 for k, name in label.metadata.get("class-map", {}).items():
+                    if str(k) not in class_map:
+                        check_new_class(str(k), name, class_map, line.number)
                     if class_map.setdefault(str(k), name) != name:
                         raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
                                             "YOLO needs one name per class id", line=line.number, key="class-map",
@@ -156,9 +170,13 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                 images.write((label.source or "").encode() + b"\n")
                 files += 1
         names = yolo_names(class_map)
-        out.write("classes.txt", "".join(n + "\n" for n in names).encode())
-        out.write("data.yaml", _data_yaml(names).encode())
+        classes_txt, data_yaml = "".join(n + "\n" for n in names), _data_yaml(names)
+        check_round_trip(names, classes_txt, data_yaml)  # or a box would get another class's name
+        out.write("classes.txt", classes_txt.encode())
+        out.write("data.yaml", data_yaml.encode())
     counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
+    if len(names) > len(class_map):  # ids with no name: YOLO needs index = id
+        counts["placeholder classes"] = len(names) - len(class_map)
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
@@ -256,7 +274,8 @@ def yolo_to_manifest(
     image_root: str | None = None,
     human_annotated: str | None = None,
 ) -> dict[str, int]:
-    """One line per label file; image sizes from ``index.jsonl`` or from the images themselves."""
+    """One line per image (an image with no label file: a line with no boxes); image sizes from
+    ``index.jsonl`` or from the images themselves."""
     if not exists(src):  # a missing input, as for every command (exit 2), not "holds no images"
         raise StorageError(f"no such folder: {redact_url(src)}")
     names = list(class_names) if class_names is not None else None
@@ -272,29 +291,22 @@ def yolo_to_manifest(
     if exists(join(src, "index.jsonl")):
         entries = _index_entries(read_bytes(join(src, "index.jsonl")))
     else:
-        fs, root = url_to_fs(src)
-        label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
-        protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
-        for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
-            stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
-            if stem in ("classes", "images"):
-                continue
-            image = next((join(root, "images", stem + s) for s in IMAGE_SUFFIXES
-                          if fs.exists(join(root, "images", stem + s))), None)
-            if image is None:
-                raise StorageError(f"no image for {path} under {join(src, 'images')}")
-            w, h, d = _image_size(protocol + image if protocol else image)
-            rel = posixpath.relpath(path, root)
-            entries.append({"label": rel, "source-ref": protocol + image if protocol else image,
-                            "width": w, "height": h, "depth": d})
+        entries = _plain_entries(src)
     lines = []
+    used: set[int] = set()
+    background = 0
     for entry in entries:
-        text = read_bytes(join(src, entry["label"])).decode("utf-8")
+        if entry.get("label") is None:  # an image with no label file: YOLO's image with no objects
+            text = ""
+            background += 1
+        else:
+            text = read_bytes(join(src, entry["label"])).decode("utf-8")
         try:
             labeled = yolo_to_gt(text, DETECTION, image_size=(entry["width"], entry["height"], entry.get("depth", 3)),
                                  class_names=names)
         except FormatError as exc:
             raise FormatError(f"{entry['label']}: {exc.detail}", fmt="yolo", key=exc.key) from None
+        used.update(a["class_id"] for a in labeled.value["annotations"])
         source = entry.get("source-ref") or entry["label"]
         if image_root:
             source = join(image_root, posixpath.basename(source))
@@ -304,4 +316,46 @@ def yolo_to_manifest(
     if not lines:
         raise no_images(src)
     write_lines(dst, lines)
-    return {"images": len(lines), "skipped": 0, "classes": len(names)}
+    unnamed = placeholders(names, used)  # an export's fillers for id gaps: no class of the manifest
+    counts = {"images": len(lines), "skipped": 0, "classes": len(names) - unnamed}
+    if unnamed:
+        counts["placeholder classes"] = unnamed
+    if background:
+        counts["background"] = background
+    return counts
+
+
+def _plain_entries(src: str) -> list[dict]:
+    """The images of a plain YOLO folder, each with its label file (``label`` None when it has
+    none), in the order of their label files' paths.
+
+    Trainers read an image with no label file as an image with no objects (a background image),
+    so every image under ``images/`` is a line, one with no boxes when its label file is absent:
+    left out, it would be lost from the manifest with nothing said. A label file with no image
+    is refused (its image size is unknown)."""
+    fs, root = url_to_fs(src)
+    label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
+    image_dir = join(root, "images")
+    protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
+    images: list[tuple[str, str]] = []  # (stem below images/, image path): a.jpg and a.png both pair with a.txt
+    if fs.isdir(image_dir):
+        for path in sorted(fs.find(image_dir)):
+            stem, dot, suffix = posixpath.relpath(path, image_dir).rpartition(".")
+            if dot and "." + suffix.lower() in IMAGE_SUFFIXES:
+                images.append((stem, path))
+    stems = {stem for stem, _ in images}
+    labels: dict[str, str] = {}  # stem below labels/ -> label file
+    for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
+        stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
+        if stem in ("classes", "images"):
+            continue
+        if stem not in stems:
+            raise StorageError(f"no image for {path} under {join(src, 'images')}")
+        labels[stem] = path
+    entries = []
+    for stem, image in sorted(images, key=lambda pair: (join(label_dir, pair[0] + ".txt"), pair[1])):
+        w, h, d = _image_size(protocol + image if protocol else image)
+        label = posixpath.relpath(labels[stem], root) if stem in labels else None
+        entries.append({"label": label, "source-ref": protocol + image if protocol else image,
+                        "width": w, "height": h, "depth": d})
+    return entries

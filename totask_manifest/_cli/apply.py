@@ -30,15 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._synapse.apply import TaskResult, apply_job  # on use: the CLI starts without httpx
+    from .._synapse.apply import ApplyReport, TaskResult, apply_job  # on use: the CLI starts without httpx
     from . import _stdout_gone
 
     reader_gone = False
 
     def show(result: TaskResult) -> None:
         nonlocal reader_gone
-        if reader_gone or (args.quiet and result.status == UNCHANGED):
-            return
+        if reader_gone or (args.quiet and result.status == UNCHANGED) or ApplyReport.without_task_id(result):
+            return  # lines without a task id: one line for all of them, below
         try:
             print(result.describe(), flush=False)
         except BrokenPipeError:
@@ -54,11 +54,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         reader_gone = True
+    missing = report.missing_task_ids if not (report.ok and report.nothing_applied) else None  # else in the error
     if reader_gone:  # what was done still shows on stderr; the exit code is SIGPIPE's, as elsewhere
+        if missing:
+            print(missing, file=sys.stderr)
         print(report.summary(), file=sys.stderr)
         if report.ok and report.nothing_applied:
             print(f"totask-manifest apply: error: {report.nothing_applied}", file=sys.stderr)
         return _stdout_gone()
+    if missing:
+        print(missing)
     print(report.summary(), file=sys.stderr if report.fatal else sys.stdout)
     if report.ok and report.nothing_applied:
         sys.stdout.flush()

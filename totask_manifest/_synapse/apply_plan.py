@@ -20,7 +20,7 @@ from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._storage import exists
 from . import DATA_FORMATS, DM_V1, OBJECTS
-from .apply_report import FAILED, NOT_LABELED, TaskResult
+from .apply_report import FAILED, NO_TASK_ID, NOT_LABELED, TaskResult
 from .taskdata import data_hash
 
 
@@ -93,8 +93,7 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
         syn = record.get("synapse")
         task_id = syn.get("task_id") if isinstance(syn, dict) else None
         if not isinstance(task_id, int) or isinstance(task_id, bool):
-            emit(TaskResult(line.number, None, FAILED,
-                            "the line has no synapse.task_id (export it with 'totask-manifest export')"))
+            emit(TaskResult(line.number, None, FAILED, NO_TASK_ID))
             continue
         metadata = record.get(attr + "-metadata")
         if attr not in record:

@@ -14,6 +14,8 @@ from .rollback import RollbackReport
 
 APPLIED, CONFLICT, FAILED, NOT_LABELED = "applied", "conflict", "failed", "not-labeled"
 WOULD_APPLY = "would-apply"
+#: the failure of a line no ``export`` wrote: it names no task to apply to
+NO_TASK_ID = "the line has no synapse.task_id (export it with 'totask-manifest export')"
 STATUSES = (APPLIED, WOULD_APPLY, UNCHANGED, CONFLICT, FAILED, NOT_LABELED)
 
 
@@ -48,13 +50,33 @@ class ApplyReport:
     def ok(self) -> bool:
         return self.fatal is None
 
+    @staticmethod
+    def without_task_id(result: TaskResult) -> bool:
+        """A line that names no task (``NO_TASK_ID``): said once for all such lines, not per line."""
+        return result.task_id is None and result.status == FAILED and result.detail == NO_TASK_ID
+
+    @property
+    def missing_task_ids(self) -> str | None:
+        """One line for every line without ``synapse.task_id``, or None: a job over a manifest that
+        was never exported from Synapse has it on every line, and a line per task said the same
+        thing thousands of times before the one thing to do."""
+        lines = sorted(r.line for r in self.results if self.without_task_id(r))
+        if not lines:
+            return None
+        return (f"{len(lines)} line(s) have no synapse.task_id (first: line {lines[0]}): apply writes to the "
+                "Synapse tasks a manifest was exported from; export them first ('totask-manifest export') and "
+                "run the job on that manifest")
+
     @property
     def nothing_applied(self) -> str | None:
         """Why the run changed nothing when every task it tried failed (no task id, a refused
         label...), else None: such a run is no success, though no error was fatal."""
         t = self.totals
         if t[FAILED] and not (t[APPLIED] or t[WOULD_APPLY] or t[UNCHANGED] or t[CONFLICT]):
-            return f"nothing was {'to be ' if self.dry_run else ''}applied: each of the {t[FAILED]} task(s) failed"
+            dry = "to be " if self.dry_run else ""
+            if all(self.without_task_id(r) for r in self.results if r.status == FAILED):
+                return f"nothing was {dry}applied: {self.missing_task_ids}"
+            return f"nothing was {dry}applied: each of the {t[FAILED]} task(s) failed"
         return None
 
     def summary(self) -> str:

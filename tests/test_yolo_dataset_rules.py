@@ -1,0 +1,182 @@
+"""YOLO folders and class names, gaps in class ids, background images and labels of other types:
+what is written reads back exactly, and nothing is lost or mislabeled with nothing said."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from PIL import Image
+
+from totask_manifest._analytics.convert import convert
+from totask_manifest._cli import main as cli_main
+from totask_manifest._formats.class_names import read_class_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _box_line(n: int, class_map: dict[str, str], ids: list[int]) -> dict:
+    return {"source-ref": f"s3://b/img/{n}.jpg",
+            "label": {"image_size": [{"width": 100, "height": 80, "depth": 3}],
+                      "annotations": [{"class_id": c, "left": 1, "top": 2, "width": 10, "height": 20} for c in ids]},
+            "label-metadata": {"objects": [{"confidence": 0.9} for _ in ids], "class-map": class_map,
+                               "type": "groundtruth/object-detection", "human-annotated": "yes",
+                               "creation-date": "2024-01-01T00:00:00", "job-name": "labeling-job/j"}}
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def _records(path: Path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "carriage\rreturn", "crlf\r\n", "line\u2028separator",
+                                  "form\x0cfeed", " spaced", "trailing ", "#hash", "   ", 7])
+def test_a_class_name_classes_txt_cannot_hold_is_refused_and_nothing_written(tmp_path, name):
+    src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "cat"}, [0]),
+                                            _box_line(1, {"0": "cat", "1": name, "2": "dog"}, [0, 1, 2])])
+    out = tmp_path / "yolo"
+    done = _cli("convert", str(src), str(out), "--to", "yolo")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # one line, naming the line, the class and the rule
+    assert "line 2" in lines[0] and "class id 1" in lines[0] and "[yolo-class-name]" in lines[0]
+    assert repr(name) in lines[0]
+    assert not out.exists()  # nothing written
+
+
+def test_one_name_for_two_class_ids_is_refused(tmp_path):
+    src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "cat", "1": "cat"}, [0, 1])])
+    done = _cli("convert", str(src), str(tmp_path / "yolo"), "--to", "yolo")
+    assert done.returncode == 1 and "also the name of class id 0" in done.stderr and "yolo-class-name" in done.stderr
+    assert not (tmp_path / "yolo").exists()
+
+
+def test_a_real_name_equal_to_a_placeholder_is_refused(tmp_path):
+    """ids 0 and 2: id 1 gets the placeholder ``class_1``, which would then name two ids."""
+    src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "class_1", "2": "dog"}, [0, 2])])
+    with pytest.raises(Exception, match=r"yolo-class-name") as exc:
+        convert(str(src), str(tmp_path / "yolo"), to="yolo")
+    assert "class_1" in str(exc.value)
+    assert not (tmp_path / "yolo").exists()
+
+
+NAMES = ['say "hi"', "it's", "key: value", "- dash", "[list]", "{map}", "null", "yes", "1.5", "0x10", "猫",
+         "café", "emoji 🐱", "a\tb", "&anchor", "*alias", "!tag", "%percent", "@at", "`tick`", "|pipe", ">fold",
+         "back\\slash", "comma, here", "~"]
+
+
+def test_names_with_quotes_colons_and_unicode_read_back_exactly(tmp_path):
+    class_map = {str(i): n for i, n in enumerate(NAMES)}
+    src = _write(tmp_path / "in.manifest", [_box_line(0, class_map, list(range(len(NAMES))))])
+    out = tmp_path / "yolo"
+    convert(str(src), str(out), to="yolo")
+    assert read_class_names(str(out / "classes.txt")) == NAMES
+    assert read_class_names(str(out / "data.yaml")) == NAMES
+    (out / "classes.txt").unlink()  # the import falls back to data.yaml: the same names
+    convert(str(out), str(tmp_path / "back.manifest"), to="manifest")
+    (back,) = _records(tmp_path / "back.manifest")
+    assert back["label-metadata"]["class-map"] == class_map
+    assert [a["class_id"] for a in back["label"]["annotations"]] == list(range(len(NAMES)))
+
+
+def test_gaps_in_class_ids_say_how_many_names_are_placeholders(tmp_path, capsys):
+    src = _write(tmp_path / "in.manifest", [_box_line(0, {"5": "a", "90": "b", "2": "c"}, [5, 90, 2])])
+    out = tmp_path / "yolo"
+    assert cli_main(["convert", str(src), str(out), "--to", "yolo"]) == 0
+    said = capsys.readouterr().out
+    assert "classes 3, placeholder classes 88" in said
+    names = (out / "classes.txt").read_text().splitlines()
+    assert len(names) == 91 and names[5] == "a" and names[90] == "b" and names[2] == "c" and names[0] == "class_0"
+    assert cli_main(["convert", str(out), str(tmp_path / "back.manifest"), "--to", "manifest"]) == 0
+    said = capsys.readouterr().out
+    assert "classes 3, placeholder classes 88" in said  # the placeholders are no classes of the manifest
+    (back,) = _records(tmp_path / "back.manifest")
+    assert back["label-metadata"]["class-map"] == {"5": "a", "90": "b", "2": "c"}
+
+
+def test_a_placeholder_a_box_uses_counts_as_a_class_on_import(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (20, 10)).save(root / "images" / "a.jpg")
+    (root / "labels" / "a.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    (root / "classes.txt").write_text("class_0\nclass_1\nclass_2\ncat\n")
+    counts = convert(str(root), str(tmp_path / "m.manifest"), to="manifest").counts
+    assert counts == {"images": 1, "skipped": 0, "classes": 2, "placeholder classes": 2}
+    (rec,) = _records(tmp_path / "m.manifest")
+    assert rec["label-metadata"]["class-map"] == {"1": "class_1"}
+
+
+def test_images_without_label_files_become_lines_with_no_boxes(tmp_path, capsys):
+    root = tmp_path / "ds"
+    (root / "images" / "sub").mkdir(parents=True)
+    (root / "labels" / "sub").mkdir(parents=True)
+    Image.new("RGB", (200, 100)).save(root / "images" / "a.jpg")
+    Image.new("RGB", (30, 40)).save(root / "images" / "b.png")  # background: no label file
+    Image.new("RGB", (50, 60)).save(root / "images" / "sub" / "c.JPG")  # background, upper-case suffix
+    Image.new("RGB", (10, 10)).save(root / "images" / "sub" / "d.jpg")
+    (root / "images" / "notes.md").write_text("not an image")
+    (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "labels" / "sub" / "d.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    (root / "classes.txt").write_text("cat\ndog\n")
+    assert cli_main(["convert", str(root), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 0
+    assert "images 4, skipped 0, classes 2, background 2" in capsys.readouterr().out
+    recs = _records(tmp_path / "m.manifest")
+    by_image = {r["source-ref"].rsplit("/images/", 1)[1]: r for r in recs}
+    assert set(by_image) == {"a.jpg", "b.png", "sub/c.JPG", "sub/d.jpg"}
+    assert by_image["b.png"]["label"] == {"image_size": [{"width": 30, "height": 40, "depth": 3}],
+                                          "annotations": []}
+    assert by_image["sub/c.JPG"]["label"]["annotations"] == []
+    assert by_image["sub/d.jpg"]["label"]["annotations"][0]["class_id"] == 1
+    assert all(r["label-metadata"]["type"] == "groundtruth/object-detection" for r in recs)
+
+
+def test_a_folder_of_background_images_only_is_a_manifest_with_no_boxes(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "images" / "x.jpg")
+    (root / "classes.txt").write_text("cat\n")
+    counts = convert(str(root), str(tmp_path / "m.manifest"), to="manifest").counts
+    assert counts == {"images": 1, "skipped": 0, "classes": 1, "background": 1}
+    (rec,) = _records(tmp_path / "m.manifest")
+    assert rec["label"]["annotations"] == []
+
+
+def test_a_label_file_with_no_image_is_still_refused(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "images" / "x.jpg")
+    (root / "labels" / "y.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (root / "classes.txt").write_text("cat\n")
+    done = _cli("convert", str(root), str(tmp_path / "m.manifest"), "--to", "manifest")
+    assert done.returncode == 2 and "no image for" in done.stderr and "y.txt" in done.stderr
+    assert not (tmp_path / "m.manifest").exists()
+
+
+def test_classification_labels_to_yolo_say_yolo_holds_boxes(tmp_path):
+    rec = {"source-ref": "s3://b/x.jpg", "m2": 1,
+           "m2-metadata": {"class-name": "dog", "confidence": 0.9, "type": "groundtruth/image-classification",
+                           "human-annotated": "yes", "creation-date": "2024-01-01T00:00:00",
+                           "job-name": "labeling-job/j"}}
+    src = _write(tmp_path / "cls.manifest", [{"source-ref": "s3://b/w.jpg"}, rec])
+    done = _cli("convert", str(src), str(tmp_path / "out"), "--to", "yolo", "--label-attribute", "m2")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "totask-manifest convert: error: line 2, key 'm2-metadata': YOLO holds boxes, not image-classification "
+        "[yolo-type]"]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,73 @@
+"""The class names of a YOLO folder: what ``classes.txt`` and ``data.yaml`` can hold, and which
+names are placeholders.
+
+A YOLO class id is a line position in ``classes.txt`` (one name per line). A name that spans two
+lines (``"two\\nlines"``, a ``\\r``, any character ``str.splitlines`` breaks at), that starts or
+ends with spaces (the reader strips them), starts with ``#`` or is written for two ids would read
+back as other names, or shift every id after it: the boxes of the folder would then be mislabeled
+with no error anywhere. So the export refuses such a name, naming its line and class, before
+anything is written, and checks the whole names file and ``data.yaml`` through the readers the
+import uses (``class_names``): what is written reads back exactly, or nothing is written.
+
+YOLO needs index = id, so ids with no name (a class map 2, 5, 90) get placeholders ``class_<id>``
+(``formats.yolo.yolo_names``). They are counted apart (``placeholder classes``), on export and on
+import, so that a summary never passes 88 placeholders for classes of the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .._errors import ManifestError, UsageError
+from .._formats.class_names import parse_class_names
+
+RULE = "yolo-class-name"
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be one line of ``classes.txt`` that reads back as itself, or None."""
+    if not isinstance(name, str):
+        return "is not a string"
+    if not name.strip():
+        return "is empty"
+    if len(name.splitlines()) != 1 or name.endswith(("\n", "\r")):
+        return "holds a line break, and classes.txt holds one name per line (class id = line position)"
+    if name != name.strip():
+        return "starts or ends with spaces, which the names file's reader drops"
+    if name.startswith("#"):
+        return "starts with '#', which a names file refuses (class ids are line positions)"
+    return None
+
+
+def check_new_class(class_id: str, name: object, known: Mapping[str, str], line: int) -> None:
+    """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it."""
+    problem = name_problem(name)
+    if problem is None:
+        other = next((k for k, v in known.items() if v == name and k != class_id), None)
+        if other is not None:
+            problem = f"is also the name of class id {other}; a names file gives each name one id"
+    if problem is not None:
+        raise ManifestError(f"class id {class_id} name {name!r} {problem}; nothing was written",
+                            line=line, key="class-map", rule=RULE)
+
+
+def placeholders(names: Sequence[str], used: set[int] | frozenset[int] = frozenset()) -> int:
+    """How many of ``names`` are ``class_<id>`` at their own id and name no class a box uses."""
+    return sum(1 for i, n in enumerate(names) if n == f"class_{i}" and i not in used)
+
+
+def check_round_trip(names: Sequence[str], classes_txt: str, data_yaml: str) -> None:
+    """Both names files read back, through the import's own reader, as ``names`` exactly."""
+    for file, text, yaml_doc in (("classes.txt", classes_txt, False), ("data.yaml", data_yaml, True)):
+        try:
+            back = parse_class_names(text, file, yaml_doc=yaml_doc)
+        except UsageError as exc:
+            raise ManifestError(f"{file} would not read back ({exc}); nothing was written", key="class-map",
+                                rule=RULE) from None
+        if back != list(names):
+            first = next((i for i, (a, b) in enumerate(zip(names, back, strict=False)) if a != b),
+                         min(len(names), len(back)))
+            was = names[first] if first < len(names) else None
+            now = back[first] if first < len(back) else None
+            raise ManifestError(f"{file} would not read back as the class names: class id {first} {was!r} would "
+                                f"read back as {now!r}; nothing was written", key="class-map", rule=RULE)
