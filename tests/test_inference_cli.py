@@ -3,6 +3,7 @@ the schema and the thresholds, a corrupt image, bad parameters, kill -9 then res
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -166,6 +167,13 @@ def test_routed_lines_are_picked_up_by_a_chained_job(tmp_path, data):
         assert "boxes" not in rec
         meta = rec["boxes-metadata"]
         assert meta["review-status"] == "routed" and meta["confidence"] == round(230 / 255, 4)
+    # stats accounts for every line: routed ones were in no count but "lines with metadata"
+    r = run_cli("stats", str(output_of(out, "strict")), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    boxes = json.loads(r.stdout)["attributes"]["boxes"]
+    assert (boxes["lines"], boxes["labeled"], boxes["failed"], boxes["routed"]) == (31, 0, 1, 30)
+    r = run_cli("stats", str(output_of(out, "strict")))
+    assert "labeled: 0   failed: 1   routed to review: 30" in r.stdout, r.stdout
     r = run_cli("chain", str(out / "strict"), "--job-name", "relaxed", "--label-attribute", "boxes",
                 "--review-below", "0.5", timeout=300)
     assert r.returncode == 0, r.stderr

@@ -176,7 +176,7 @@ def _stats_html(s: AttributeStats | None) -> str:
     if s is None:
         return '<p class="muted">no output manifest yet</p>'
     out = [_kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
-                ("failed", f"{s.failed:,}"),
+                ("failed", f"{s.failed:,}"), ("routed to review", f"{s.routed:,}"),
                 ("human / machine", ", ".join(f"{k}: {v:,}" for k, v in s.human_annotated.items())),
                 ("jobs", ", ".join(f"{k} ({v:,})" for k, v in s.job_names.items()))])]
     charts = []

@@ -169,7 +169,8 @@ def format_text(stats: ManifestStats) -> str:
         out.append("  no label attributes (an input manifest)")
     for a in stats.attributes.values():
         out.append(f"\nlabel attribute {a.name!r}")
-        out.append(f"  lines with metadata: {a.lines:,}   labeled: {a.labeled:,}   failed: {a.failed:,}")
+        out.append(f"  lines with metadata: {a.lines:,}   labeled: {a.labeled:,}   failed: {a.failed:,}"
+                   + (f"   routed to review: {a.routed:,}" if a.routed else ""))
         if a.types:
             out.append("  task types: " + ", ".join(f"{k} ({n:,})" for k, n in a.types.items()))
         if a.human_annotated:

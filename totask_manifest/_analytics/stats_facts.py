@@ -30,8 +30,8 @@ _FAMILY = {
     for prefix in ("", GT_PREFIX)
 }
 _CUSTOM = GT_PREFIX + "custom"
-#: ``state`` bits of a metadata row
-LABELED, FAILED, DECLARED = 1, 2, 4
+#: ``state`` bits of a metadata row (``ROUTED``: sent to people for review, ``review-status: routed``)
+LABELED, FAILED, DECLARED, ROUTED = 1, 2, 4, 8
 #: keys whose ``-metadata`` is not a label attribute's
 NOT_ATTRIBUTES = frozenset({"source", "source-ref"})
 SUFFIX = "-metadata"
@@ -177,6 +177,10 @@ class Counts:
             self.meta_n[typ, rule, None, None, FAILED | DECLARED] += 1
             return
         declared = DECLARED if "type" in meta else 0
+        if meta.get("review-status") == "routed":
+            # routed to review: the job wrote no label (a value the line holds is an earlier job's)
+            self.meta_n[typ, None, None, None, declared | ROUTED] += 1
+            return
         if attribute not in record:
             self.meta_n[typ, None, None, None, declared] += 1
             return

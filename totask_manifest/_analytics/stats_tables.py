@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .._task_types import GT_PREFIX
-from .stats_facts import BINS, DECLARED, FAILED, LABELED, Counts
+from .stats_facts import BINS, DECLARED, FAILED, LABELED, ROUTED, Counts
 
 
 @dataclass
@@ -44,6 +44,8 @@ class AttributeStats:
     #: lines with a label value and no ``failure-reason``
     labeled: int = 0
     failed: int = 0
+    #: lines a job routed to people for review (``review-status: routed``, no label of the job's)
+    routed: int = 0
     #: failed lines per rule (``failure-rule``, or the rule read from ``failure-reason``)
     failures: dict[str, int] = field(default_factory=dict)
     #: task type (without ``groundtruth/``) -> lines
@@ -122,6 +124,8 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
         if state & FAILED:
             s.failed += n
             reasons[reason] += n
+        if state & ROUTED:
+            s.routed += n
     if not s.lines:
         return s
     s.failures = _ranked(reasons.items())
