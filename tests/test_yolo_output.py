@@ -261,12 +261,14 @@ def test_a_move_that_fails_mid_swap_leaves_the_previous_export_whole(
     before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
     real = os.rename
     direction, name = failing.split(":")
+    failed: list[str] = []
 
     def rename(src, target, *a, **k):
         src, target = os.fspath(src), os.fspath(target)
         moving_in = STAGE_PREFIX in src and STAGE_PREFIX not in target
         moving_out = STAGE_PREFIX in target and STAGE_PREFIX not in src
-        if os.path.basename(src) == name and (moving_in if direction == "in" else moving_out):
+        if not failed and os.path.basename(src) == name and (moving_in if direction == "in" else moving_out):
+            failed.append(src)  # once: the moves back succeed
             raise OSError(5, "Input/output error")
         return real(src, target, *a, **k)
 
