@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from totask_manifest._analytics import yolo_output
+from totask_manifest._analytics import yolo_output, yolo_swap
 from totask_manifest._analytics.yolo_output import STAGE_PREFIX, YoloOutput
 
 
@@ -249,7 +249,7 @@ def test_a_labels_folder_of_no_export_is_refused(tmp_path: Path) -> None:
     assert _files(dst) == ["labels/theirs.txt"] and not list(dst.glob(".tmp-yolo-*"))
 
 
-@pytest.mark.parametrize("failing", ["out:labels", "in:labels", "in:index.jsonl"])
+@pytest.mark.parametrize("failing", ["out:labels", "in:labels", "in:index.jsonl", "sync:journal"])
 def test_a_move_that_fails_mid_swap_leaves_the_previous_export_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
     """A rename the swap makes fails (EIO, a quota, a permission): the previous export, moved out
@@ -272,7 +272,18 @@ def test_a_move_that_fails_mid_swap_leaves_the_previous_export_whole(
             raise OSError(5, "Input/output error")
         return real(src, target, *a, **k)
 
-    monkeypatch.setattr(yolo_output.os, "rename", rename)
+    real_sync = yolo_swap.fsync_dir
+
+    def sync(path):  # the swap's first sync (the stage's, its journal just written) fails
+        if not failed:
+            failed.append(path)
+            raise OSError(5, "Input/output error")
+        real_sync(path)
+
+    if direction == "sync":
+        monkeypatch.setattr(yolo_swap, "fsync_dir", sync)
+    else:
+        monkeypatch.setattr(yolo_output.os, "rename", rename)
     with pytest.raises(yolo_output.StorageError, match="Input/output error"), YoloOutput(str(dst)) as out:
         out.write("labels/b/new.txt", b"1 0.5 0.5 0.1 0.1\n")  # the new export: other files, classes
         out.write("index.jsonl", b"{\"new\": 1}\n")
