@@ -41,15 +41,15 @@ def swap(root: str, stage: str) -> None:
     ``ENTRIES``, written again or not) out of the way first: the folder then holds exactly what
     this export wrote."""
     names = [name for name in ENTRIES if os.path.lexists(os.path.join(stage, name))]
-    with open(os.path.join(stage, PLAN), "wb") as f:
-        f.write("".join(name + "\n" for name in names).encode())
-        f.flush()
-        os.fsync(f.fileno())
     old = os.path.join(stage, OLD)
-    os.mkdir(old)
-    fsync_dir(stage)
     moved: list[tuple[str, str]] = []
-    try:
+    try:  # from the journal on: a journal left by a failed write would keep the stage for recover
+        with open(os.path.join(stage, PLAN), "wb") as f:
+            f.write("".join(name + "\n" for name in names).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.mkdir(old)
+        fsync_dir(stage)
         for name in reversed(ENTRIES):
             if os.path.lexists(os.path.join(root, name)):
                 os.rename(os.path.join(root, name), os.path.join(old, name))
