@@ -247,6 +247,22 @@ def test_bench_shaped_lines_take_the_fast_path(tmp_path, named):
     assert_equal(got, _stats(lines, named, fast=False, batch=1000))
 
 
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+def test_lines_as_stats_reads_them_take_the_fast_path(tmp_path, end):
+    """``count_range`` hands the fast path each line with its ``\n`` (``ranges`` with
+    ``newlines=True``; a CRLF file's with ``\r\n``), while the tests above feed bare lines: a
+    fast path that refused the terminator would send every line of a real file to the generic
+    count, the figures still right, with no test failing."""
+    lines = _bench_lines(tmp_path, 3000)
+    tally, fast = Tally(None), FastPath(None)
+    for i in range(0, len(lines), 1000):
+        fast.count([line + end for line in lines[i: i + 1000]], tally)
+    assert fast.fast_lines + fast.generic_lines == 3000 and fast.generic_lines <= 30
+    tally.part.lines = len(lines)
+    tally.flush()
+    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=1000))
+
+
 def test_unknown_keys_are_learned_and_other_shapes_stay_generic():
     rng = random.Random(5)
     det = [orjson.dumps({**detection(rng, i=i), "id": f"n{i}"}) for i in range(40)]

@@ -108,6 +108,19 @@ def test_synapse_host_with_a_query_or_fragment_is_refused(synapse, tmp_path: Pat
     assert synapse.requests == []
 
 
+@pytest.mark.parametrize("host", [f"http://[{SECRET}", "https://[::1/"])
+def test_synapse_host_that_is_no_url_is_refused_without_a_traceback(synapse, tmp_path: Path, host: str) -> None:
+    """An unbalanced ``[`` (an IPv6 host half typed) made ``urlsplit`` raise ValueError: a
+    traceback and exit 1, where every other malformed SYNAPSE_HOST is a usage error (exit 2)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run_cli("export", "--project", "1", "-o", str(out / "x.manifest"), env={"SYNAPSE_HOST": host})
+    assert r.returncode == 2, r.stderr
+    assert "SYNAPSE_HOST must be an http:// or https:// URL" in one_line_error(r.stderr)
+    assert SECRET not in r.stdout + r.stderr
+    assert list(out.iterdir()) == [] and synapse.requests == []
+
+
 # -- a token Synapse refuses is a configuration mistake, as a missing one: exit 2 --------------------
 
 def test_export_with_a_refused_token_exits_2_as_without_one(synapse, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from totask_manifest._analytics import yolo_output
+from totask_manifest._analytics import yolo_output, yolo_swap
 from totask_manifest._analytics.yolo_output import STAGE_PREFIX, YoloOutput
 
 
@@ -247,3 +247,47 @@ def test_a_labels_folder_of_no_export_is_refused(tmp_path: Path) -> None:
     with pytest.raises(yolo_output.StorageError, match=r"labels/ holds labels/theirs\.txt and no index\.jsonl"):
         _export(dst)
     assert _files(dst) == ["labels/theirs.txt"] and not list(dst.glob(".tmp-yolo-*"))
+
+
+@pytest.mark.parametrize("failing", ["out:labels", "in:labels", "in:index.jsonl", "sync:journal"])
+def test_a_move_that_fails_mid_swap_leaves_the_previous_export_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A rename the swap makes fails (EIO, a quota, a permission): the previous export, moved out
+    into the stage's ``.old`` already, was removed with the stage, so the folder was left with no
+    export (or a part of the new one). The swap undoes its moves, and the export fails naming
+    the error, the previous export whole in the folder."""
+    dst = tmp_path / "ds"
+    _export(dst)
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    real = os.rename
+    direction, name = failing.split(":")
+    failed: list[str] = []
+
+    def rename(src, target, *a, **k):
+        src, target = os.fspath(src), os.fspath(target)
+        moving_in = STAGE_PREFIX in src and STAGE_PREFIX not in target
+        moving_out = STAGE_PREFIX in target and STAGE_PREFIX not in src
+        if not failed and os.path.basename(src) == name and (moving_in if direction == "in" else moving_out):
+            failed.append(src)  # once: the moves back succeed
+            raise OSError(5, "Input/output error")
+        return real(src, target, *a, **k)
+
+    real_sync = yolo_swap.fsync_dir
+
+    def sync(path):  # the swap's first sync (the stage's, its journal just written) fails
+        if not failed:
+            failed.append(path)
+            raise OSError(5, "Input/output error")
+        real_sync(path)
+
+    if direction == "sync":
+        monkeypatch.setattr(yolo_swap, "fsync_dir", sync)
+    else:
+        monkeypatch.setattr(yolo_output.os, "rename", rename)
+    with pytest.raises(yolo_output.StorageError, match="Input/output error"), YoloOutput(str(dst)) as out:
+        out.write("labels/b/new.txt", b"1 0.5 0.5 0.1 0.1\n")  # the new export: other files, classes
+        out.write("index.jsonl", b"{\"new\": 1}\n")
+        out.write("classes.txt", b"dog\n")
+    monkeypatch.undo()
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
+    assert not list(dst.glob(".tmp-yolo-*"))

@@ -53,7 +53,7 @@ from .._storage import (
     write_bytes_atomic,
 )
 from .new_files import NewFiles
-from .yolo_swap import recover, swap
+from .yolo_swap import recover, settled, swap
 
 #: the staging folder's name: ``mkdtemp``'s 8 random characters after the prefix
 STAGE_PREFIX = ".tmp-yolo-"
@@ -290,7 +290,8 @@ class YoloOutput:
         """The stage gone (empty after a commit), the folder too when this export made it and
         nothing else is in it, and then the lock."""
         if self.stage:
-            shutil.rmtree(self.stage, ignore_errors=True)
+            if settled(self.stage):  # else a swap neither done nor undone: the next export's recover
+                shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = ""
         if self._made_root:
             with contextlib.suppress(OSError):

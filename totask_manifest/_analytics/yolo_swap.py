@@ -15,6 +15,8 @@ At every moment the folder holds entries of one export only, never both, and ``i
 is there only when its whole export is. The next export to the folder (under its lock) settles
 what a killed one left with ``recover``: nothing new moved in yet -> the old entries go back (the
 previous export whole again); else the rest of the new ones move in (the killed export whole).
+A swap stopped by an error instead (a rename or a sync failing) undoes its own moves before the
+error goes on, so the previous export is whole again and the stage, ``.old`` with it, can go.
 """
 
 from __future__ import annotations
@@ -39,24 +41,50 @@ def swap(root: str, stage: str) -> None:
     ``ENTRIES``, written again or not) out of the way first: the folder then holds exactly what
     this export wrote."""
     names = [name for name in ENTRIES if os.path.lexists(os.path.join(stage, name))]
-    with open(os.path.join(stage, PLAN), "wb") as f:
-        f.write("".join(name + "\n" for name in names).encode())
-        f.flush()
-        os.fsync(f.fileno())
     old = os.path.join(stage, OLD)
-    os.mkdir(old)
-    fsync_dir(stage)
-    for name in reversed(ENTRIES):
-        if os.path.lexists(os.path.join(root, name)):
-            os.rename(os.path.join(root, name), os.path.join(old, name))
-    fsync_dir(old)
-    fsync_dir(root)
-    for name in names:
-        os.rename(os.path.join(stage, name), os.path.join(root, name))
-    fsync_dir(root)
+    moved: list[tuple[str, str]] = []
+    try:  # from the journal on: a journal left by a failed write would keep the stage for recover
+        with open(os.path.join(stage, PLAN), "wb") as f:
+            f.write("".join(name + "\n" for name in names).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.mkdir(old)
+        fsync_dir(stage)
+        for name in reversed(ENTRIES):
+            if os.path.lexists(os.path.join(root, name)):
+                os.rename(os.path.join(root, name), os.path.join(old, name))
+                moved.append((os.path.join(root, name), os.path.join(old, name)))
+        fsync_dir(old)
+        fsync_dir(root)
+        for name in names:
+            os.rename(os.path.join(stage, name), os.path.join(root, name))
+            moved.append((os.path.join(stage, name), os.path.join(root, name)))
+        fsync_dir(root)
+    except BaseException:
+        _undo(root, stage, moved)
+        raise
     os.unlink(os.path.join(stage, PLAN))  # done: what is left in the stage is only to remove
     with contextlib.suppress(OSError):  # empty on a first export; else removed with the stage
         os.rmdir(old)
+
+
+def _undo(root: str, stage: str, moved: list[tuple[str, str]]) -> None:
+    """A swap stopped by an error (a rename or sync that failed): its moves undone, newest first,
+    so the previous export is whole in the folder again (the stage, ``.old`` included, is removed
+    afterwards). Where a move back fails too, the journal stays: ``settled`` says False, the stage
+    is kept and the next export's ``recover`` settles the folder."""
+    try:
+        for src, dst in reversed(moved):
+            os.rename(dst, src)
+        fsync_dir(root)
+        os.unlink(os.path.join(stage, PLAN))
+    except OSError:
+        pass
+
+
+def settled(stage: str) -> bool:
+    """Whether ``stage`` holds no journal of a swap left half done (then it may be removed)."""
+    return not os.path.lexists(os.path.join(stage, PLAN))
 
 
 def recover(root: str, stage: str) -> None:

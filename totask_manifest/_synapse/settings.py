@@ -61,7 +61,10 @@ class SynapseSettings:
         env = os.environ if env is None else env
         name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
         host = (env.get(name) or DEFAULT_HOST).strip()
-        parts = urlsplit(host)
+        try:
+            parts = urlsplit(host)
+        except ValueError:  # an unbalanced '[' (a half-typed IPv6 host); the value may hold a secret: not echoed
+            raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST})") from None
         if "@" in parts.netloc or "@" in host.split("/")[0]:
             # ``user:password@`` would be persisted with the host (``totask-run.json``) and turned
             # by aiohttp into a Basic ``Authorization`` header that clashes with the plugin-run
