@@ -100,6 +100,25 @@ def test_parquet_keeps_lines_that_are_not_json(tmp_path):
     assert rows[3]["source"] == "café"
 
 
+def test_parquet_of_a_truncated_manifest_is_written_but_exits_1_naming_the_line(tmp_path):
+    """A truncated manifest is invalid data (exit 1, as validate, stats and --to coco say); the
+    Parquet file keeps its bytes, but ``convert`` exited 0 and said nothing of the broken line."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "trunc.manifest"
+    src.write_bytes(b'{"source-ref":"s3://b/1.jpg"}\n{"source-ref":"s3://b/2.jpg"}\n{"source-ref":"s3://b/3')
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(tmp_path / "t.parquet"),
+                        "--to", "parquet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"{src}: 1 line(s) are not JSON objects (first: line 3); kept as they are in the Parquet file's raw "
+        "column; run validate to see why"]
+    assert "(lines 3)" in r.stdout
+    convert(str(tmp_path / "t.parquet"), str(tmp_path / "back.manifest"), to="manifest")
+    assert (tmp_path / "back.manifest").read_bytes() == src.read_bytes()
+
+
 @pytest.mark.parametrize(("name", "attr"), real_cases(OD.items()))
 def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
     src = GT / name

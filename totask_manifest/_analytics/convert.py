@@ -34,8 +34,17 @@ class ConvertResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+#: the count a conversion reports for lines that are not JSON objects (the CLI then exits 1)
+NOT_JSON_OBJECTS = "lines that are not JSON objects"
+
+
 def _parquet_out(src: str, dst: str) -> dict[str, int]:
-    return {"lines": manifest_to_parquet(src, dst)}
+    unreadable: list[int] = []
+    counts = {"lines": manifest_to_parquet(src, dst, unreadable)}
+    if unreadable:  # kept as raw bytes, but said: a truncated manifest is invalid data
+        counts[NOT_JSON_OBJECTS] = len(unreadable)
+        counts["first"] = unreadable[0]
+    return counts
 
 
 def _parquet_in(src: str, dst: str) -> dict[str, int]:

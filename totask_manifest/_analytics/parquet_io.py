@@ -105,6 +105,7 @@ def _rows(url: str) -> Iterator[dict]:
                 rec = line.record()
             except ManifestError:
                 rec = None
+                row["unreadable"] = True
             if rec is not None:
                 row["source_ref"], row["source"] = _str(rec.get("source-ref")), _str(rec.get("source"))
                 for key, meta in rec.items():
@@ -116,12 +117,18 @@ def _rows(url: str) -> Iterator[dict]:
         yield row
 
 
-def manifest_to_parquet(src: str, dst: str) -> int:
-    """Write ``src`` as Parquet at ``dst`` (atomically); returns the number of lines."""
+def manifest_to_parquet(src: str, dst: str, unreadable: list[int] | None = None) -> int:
+    """Write ``src`` as Parquet at ``dst`` (atomically); returns the number of lines.
+
+    A line that is not a JSON object (a truncated file) keeps its bytes in ``raw`` (the round trip
+    stays exact) with empty columns; its number goes to ``unreadable``, so the caller can say so
+    and exit 1 as every command does on invalid data, instead of a silent success."""
     n = 0
     with AtomicWriter(dst) as out, pq.ParquetWriter(out, SCHEMA, compression="zstd") as writer:
         batch: list[dict] = []
         for row in _rows(src):
+            if row.pop("unreadable", False) and unreadable is not None:
+                unreadable.append(row["line_number"])
             batch.append(row)
             n += 1
             if len(batch) >= ROWS_PER_GROUP:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .._analytics import FORMATS
 from .._task_types import TASK_TYPES
@@ -47,6 +48,15 @@ def run(args: argparse.Namespace) -> int:
             job_name=args.job_name, image_root=args.image_root, human_annotated=args.human_annotated,
             allow_drop=args.allow_drop, confidence=args.confidence,
         )
+    from .._analytics.convert import NOT_JSON_OBJECTS
+    from .._storage import redact_secret_url
+
+    bad = result.counts.pop(NOT_JSON_OBJECTS, 0)
+    first = result.counts.pop("first", None) if bad else None
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
-    print(f"{result.from_format} -> {result.to_format}: {result.output} ({counts})")
+    print(f"{result.from_format} -> {result.to_format}: {redact_secret_url(result.output)} ({counts})")
+    if bad:  # written (each line's bytes kept), but invalid data exits 1, as validate and stats do
+        print(f"{redact_secret_url(args.input)}: {bad} line(s) are not JSON objects (first: line {first}); kept as "
+              "they are in the Parquet file's raw column; run validate to see why", file=sys.stderr)
+        return 1
     return 0
