@@ -80,9 +80,9 @@ class SynapseSettings:
             raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
         return cls(
             host=host.rstrip("/"),
-            access_token=_token(env, "SYNAPSE_ACCESS_TOKEN"),
-            user_token=_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
-            tenant=_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
+            access_token=env_token(env, "SYNAPSE_ACCESS_TOKEN"),
+            user_token=env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
+            tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
             url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
             language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
         )
@@ -151,9 +151,11 @@ class SynapseSettings:
         return text
 
 
-def _token(env: Mapping[str, str], name: str) -> str | None:
+def env_token(env: Mapping[str, str], name: str) -> str | None:
     """A token from the environment, stripped (a pasted newline is common); it goes into a header,
-    so anything but printable ASCII is refused, without ever showing the value."""
+    so anything but printable ASCII is refused, without ever showing the value. Shared by every
+    credential the tool reads from the environment (``TOTASK_MODEL_AUTHORIZATION`` too), so each
+    is checked alike and none is ever stored."""
     value = (env.get(name) or "").strip()
     if not value:
         return None
