@@ -219,7 +219,8 @@ class HttpRunner(ModelRunner):
         self._authorization = model_authorization()
         self._headers = {**JSON_HEADERS, "Authorization": self._authorization} if self._authorization else JSON_HEADERS
         if self._authorization and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-            # an older job's URL with ``user:password@``: aiohttp cannot send both; the job's own wins
+            # an older job's URL with ``user:password@`` becomes a Basic Authorization header: two would
+            # clash (aiohttp refuses them), so the job's own, as it was configured, wins
             log.warning("%s is set, but this job's --model URL carries its own user and password, which are "
                         "used instead", MODEL_AUTHORIZATION)
             self._headers = JSON_HEADERS
