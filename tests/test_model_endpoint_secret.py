@@ -111,3 +111,9 @@ def test_a_job_an_older_version_stored_with_a_secret_url_still_resumes(tmp_path:
         assert cloned.returncode == 2 and ENV in cloned.stderr and "key=old" not in cloned.stderr
         assert len(cloned.stderr.strip().splitlines()) == 1
     assert labeled(job) == 40 - FAIL_FAST_LINES
+
+
+def test_a_variable_a_header_cannot_carry_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    r = annotate(tmp_path, "http://127.0.0.1:9/predict", {ENV: "Bearer Zq8s\x07Ec"})
+    assert r.returncode == 2 and ENV in r.stderr and "Zq8s" not in r.stdout + r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
