@@ -43,7 +43,7 @@ def model_authorization() -> str | None:
     """``TOTASK_MODEL_AUTHORIZATION``, checked as the Synapse tokens are (printable ASCII, the value
     never echoed); None when unset. Credentials live in the environment, as Synapse's do, because
     anything in ``--model`` would be written to job.json and resume needs them again."""
-    from .._synapse.settings import env_token
+    from .._credentials import env_token
 
     return env_token(os.environ, MODEL_AUTHORIZATION)
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from .._credentials import env_token
 from .._errors import UsageError
 
 DEFAULT_HOST = "https://api.synapse.sh"
@@ -150,16 +151,3 @@ class SynapseSettings:
             text = text.replace(secret, "***")
         return text
 
-
-def env_token(env: Mapping[str, str], name: str) -> str | None:
-    """A token from the environment, stripped (a pasted newline is common); it goes into a header,
-    so anything but printable ASCII is refused, without ever showing the value. Shared by every
-    credential the tool reads from the environment (``TOTASK_MODEL_AUTHORIZATION`` too), so each
-    is checked alike and none is ever stored."""
-    value = (env.get(name) or "").strip()
-    if not value:
-        return None
-    if not (value.isascii() and value.isprintable()):
-        raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
-                         "characters); set it to the token alone")
-    return value
