@@ -150,4 +150,3 @@ class SynapseSettings:
         for secret in sorted((s for s in (self.access_token, self.user_token) if s), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
-
