@@ -594,3 +594,34 @@ def test_task_data_import_keeps_human_annotated_by_the_documented_rule(tmp_path,
             back = tmp_path / f"{src.stem}-{task_type}.manifest"
             convert(str(data), str(back), to="manifest", task_type=task_type)
             assert _records(back)[0]["label-metadata"]["human-annotated"] == want, (src.stem, task_type)
+
+
+@requires_gt
+def test_image_root_never_prefixes_a_file_name_that_is_a_url(tmp_path, capsys):
+    """The docs' pair `convert out.manifest coco.json --to coco` then `convert coco.json ...
+    --image-root s3://bucket/images` made every source-ref `s3://bucket/images/s3://...` (a URL
+    inside a URL, exit 0). A file_name that is a URL or an absolute path is refused with the
+    option, naming it, and nothing is written; without --image-root it reads back as it was."""
+    src = GT / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
+    coco = tmp_path / "coco.json"
+    convert(str(src), str(coco), to="coco")
+    out = tmp_path / "in.manifest"
+    code = cli_main(["convert", str(coco), str(out), "--to", "manifest", "--image-root", "s3://bucket/images"])
+    said = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "images[0].file_name" in said and "s3://rns-groundtruth-bucket/" in said and "--image-root" in said
+    assert cli_main(["convert", str(coco), str(out), "--to", "manifest"]) == 0
+    want = [r["source-ref"] for r in _records(src)]
+    assert [r["source-ref"] for r in _records(out)] == want
+
+
+@requires_gt
+def test_no_fitting_attribute_names_what_the_lines_hold(tmp_path, capsys):
+    """`convert text-classification.manifest c.json --to coco` said only 'no label attribute of
+    type custom or object-detection or semantic-segmentation': a new user could not tell what
+    the file holds. The error names the attributes there and their types (exit 2, no output)."""
+    src = GT / "text-classification-multilabel__aws-samples-amazon-comprehend-examples__DocumentClassifier-output.manifest"
+    code = cli_main(["convert", str(src), str(tmp_path / "c.json"), "--to", "coco"])
+    said = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "c.json").exists()
+    assert "the lines hold cutomDocClassification (text-classification-multilabel)" in said

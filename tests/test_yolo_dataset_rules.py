@@ -180,3 +180,19 @@ def test_classification_labels_to_yolo_say_yolo_holds_boxes(tmp_path):
         "totask-manifest convert: error: line 2, key 'm2-metadata': YOLO holds boxes, not image-classification "
         "[yolo-type]"]
     assert not (tmp_path / "out").exists()
+
+
+def test_confidences_a_5_column_export_leaves_out_are_counted(tmp_path, capsys):
+    """YOLO's 5 columns hold no score: an export without --confidence must say how many box
+    confidences it did not write (a real GT output carries one per box), not drop them unsaid;
+    with --confidence, and for unscored boxes, there is nothing to say."""
+    unscored = _box_line(3, {"0": "a"}, [0])
+    unscored["label-metadata"]["objects"] = [{}]
+    src = _write(tmp_path / "in.manifest", [_box_line(1, {"0": "a", "1": "b"}, [0, 1]), _box_line(2, {"0": "a"}, [0]),
+                                            unscored])
+    assert cli_main(["convert", str(src), str(tmp_path / "five"), "--to", "yolo"]) == 0
+    assert "confidences left out 3" in capsys.readouterr().out
+    counts = convert(str(src), str(tmp_path / "six"), to="yolo", confidence=True).counts
+    assert "confidences left out" not in counts
+    rows = (tmp_path / "six" / "labels" / "1.txt").read_text().splitlines()
+    assert [r.split()[5] for r in rows] == ["0.9", "0.9"]

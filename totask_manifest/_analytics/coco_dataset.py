@@ -120,6 +120,17 @@ def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], ba
             "annotations": anns}
 
 
+def _under_root(image_root: str, file_name: str, key: str) -> str:
+    """``file_name`` below ``--image-root``. A file name that is already a URL or an absolute path
+    (what an export of this tool writes: the line's ``source-ref``) is refused: prefixed, it made
+    ``s3://bucket/images/s3://...``, a source no reader finds; left as it is, the option would
+    read as applied."""
+    if has_scheme(file_name) or os.path.isabs(file_name):
+        raise UsageError(f"{key}.file_name {redact_secret_url(file_name)!r} is a URL or an absolute path; "
+                         "--image-root prefixes relative file names only (leave it out to keep the names)")
+    return join(image_root, file_name)
+
+
 def coco_to_manifest(
     src: str,
     dst: str,
@@ -185,7 +196,7 @@ def coco_to_manifest(
                 raise FormatError("image needs an 'id'", fmt="coco", key=key)
             anns = by_image.get(image["id"], [])
             file_name = str(image.get("file_name", image["id"]))
-            source = join(image_root, file_name) if image_root else file_name
+            source = _under_root(image_root, file_name, key) if image_root else file_name
             size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
             try:
                 if task_type == DETECTION:

@@ -61,18 +61,20 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
         return label_attribute
     wanted = {get_task_type(t).name for t in task_types}
     found: dict[str, str] = {}
+    others: dict[str, str] = {}  # named in the error, so the user sees what the file holds
     for line, rec in read_records(url):
         if line.number > SCAN_LINES:
             break
         for key, meta in rec.items():
             tt = task_type_of_metadata(meta) if key.endswith(METADATA) else None
-            if tt is not None and tt.name in wanted:
-                found.setdefault(key[: -len(METADATA)], tt.name)
+            if tt is not None:
+                (found if tt.name in wanted else others).setdefault(key[: -len(METADATA)], tt.name)
     if len(found) == 1:
         return next(iter(found))
     if not found:
+        held = ", ".join(f"{a} ({t})" for a, t in sorted(others.items())) or "none"
         raise UsageError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the first "
-                         f"{SCAN_LINES} lines; name one with --label-attribute")
+                         f"{SCAN_LINES} lines (the lines hold {held}); name one with --label-attribute")
     raise UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(sorted(found))}); "
                      "choose one with --label-attribute")
 

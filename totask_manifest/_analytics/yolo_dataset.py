@@ -140,7 +140,7 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     paths = label_paths(labeled)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
-    files = skipped = 0
+    files = skipped = unwritten_scores = 0
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
@@ -161,6 +161,8 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                     value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
                                                     dropped)
                     text = gt_to_yolo(value, metadata, confidence=confidence)
+                if not confidence:  # 5 columns hold no score: say how many were not written
+                    unwritten_scores += sum(o.get("confidence") is not None for o in metadata.get("objects") or ())
                 out.write(path, text.encode())
                 size = label.value["image_size"][0]
                 index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
@@ -179,6 +181,8 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
         counts["placeholder classes"] = len(names) - len(class_map)
     if dropped:
         counts["dropped"] = sum(dropped.values())
+    if unwritten_scores:  # --confidence writes them as a 6th column
+        counts["confidences left out"] = unwritten_scores
     return counts
 
 
