@@ -80,13 +80,19 @@ def redact_secret_url(text: str) -> str:
     links = _CHAIN_LINK.split(text)
     if len(links) > 1:  # a chained URL: its links are the URLs
         return "::".join(map(redact_secret_url, links))
+    return redact_url(text) if carries_secret(text) else text
+
+
+def carries_secret(url: str) -> bool:
+    """Whether ``url`` carries user info or a query: any query, since which parameter is a password,
+    a signature or an API key cannot be known. The one rule for what is redacted when shown and
+    what a value the tool would store (a model endpoint in job.json) must not hold; an unparseable
+    URL counts as carrying one (nothing of it is shown)."""
     try:
-        parts = urlsplit(text)
+        parts = urlsplit(url)
     except ValueError:
-        return redact_url(text)
-    if len(parts.scheme) > 1 and ("@" in parts.netloc or parts.query):
-        return redact_url(text)
-    return text
+        return True
+    return len(parts.scheme) > 1 and ("@" in parts.netloc or bool(parts.query))
 
 
 #: ``s3:/bucket`` or ``s3:bucket``: a storage scheme without its ``//`` (``file:/x`` is a valid file

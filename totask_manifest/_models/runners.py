@@ -10,6 +10,7 @@ output means is the head's (``models.heads``), so every runner feeds the same po
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,19 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 ENDPOINT_MAX_BODY_BYTES = 2 * 1024**3
 #: longest wait between two attempts at the endpoint
 ENDPOINT_MAX_BACKOFF = 10.0
+#: the whole ``Authorization`` header value for the --model endpoint (``Bearer abc``): read from the
+#: environment by every run (annotate, chain, clone, resume), sent to the endpoint only, never stored
+MODEL_AUTHORIZATION = "TOTASK_MODEL_AUTHORIZATION"
+
+
+def model_authorization() -> str | None:
+    """``TOTASK_MODEL_AUTHORIZATION``, checked as the Synapse tokens are (printable ASCII, the value
+    never echoed); None when unset. Credentials live in the environment, as Synapse's do, because
+    anything in ``--model`` would be written to job.json and resume needs them again."""
+    from .._credentials import env_token
+
+    return env_token(os.environ, MODEL_AUTHORIZATION)
+
 
 class ModelRunner(ABC):
     """A loaded model for one head."""
@@ -201,19 +215,32 @@ class HttpRunner(ModelRunner):
         policy = FetchPolicy(timeout=timeout, retries=retries, max_body_bytes=ENDPOINT_MAX_BODY_BYTES,
                              max_backoff=ENDPOINT_MAX_BACKOFF)
         self._http = SyncFetcher(policy)
+        # only ever to ``url``, the endpoint's own host: the fetch layer's POST follows no redirect
+        self._authorization = model_authorization()
+        self._headers = {**JSON_HEADERS, "Authorization": self._authorization} if self._authorization else JSON_HEADERS
+        if self._authorization and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+            # an older job's URL with ``user:password@`` becomes a Basic Authorization header: two would
+            # clash (aiohttp refuses them), so the job's own, as it was configured, wins
+            log.warning("%s is set, but this job's --model URL carries its own user and password, which are "
+                        "used instead", MODEL_AUTHORIZATION)
+            self._headers = JSON_HEADERS
 
     @property
     def description(self) -> str:
         return f"{self.head.kind} at {redact_url(self.url)} (remote)"
+
+    def _hide(self, text: str) -> str:
+        """``text`` without the Authorization value (an endpoint's 401 page may echo the header)."""
+        return text.replace(self._authorization, "***") if self._authorization else text
 
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """``inputs``: image URLs; a failed request fails every image of the batch."""
         urls = list(inputs)
         body = orjson.dumps({"images": urls, "params": self.params})
         try:
-            content = self._http.post(self.url, body, JSON_HEADERS)
+            content = self._http.post(self.url, body, self._headers)
         except FetchError as exc:
-            return [JobError(f"model endpoint: {exc}")] * len(urls)
+            return [JobError(self._hide(f"model endpoint: {exc}"))] * len(urls)
         return self._parse(content, len(urls), redact_url(self.url))
 
     def _parse(self, content: bytes, n: int, shown: str) -> list[Any]:
@@ -233,7 +260,7 @@ class HttpRunner(ModelRunner):
             if isinstance(p, dict) and p.get("error"):
                 # its own report on this image (one it could not fetch: data), kept apart from the
                 # endpoint's HTTP status (``model endpoint: HTTP 404``: a wrong --model, model-error)
-                out.append(JobError(f"model endpoint, for this image: {scrub(str(p['error']), 200)}"))
+                out.append(JobError(f"model endpoint, for this image: {scrub(self._hide(str(p['error'])), 200)}"))
             elif not isinstance(p, dict):
                 out.append(JobError(f"model endpoint: a prediction must be an object, got {json_kind(p)}"))
             else:

@@ -15,6 +15,7 @@ Only ``local`` sources run in this process; their runners take decoded images.
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from .._errors import StorageError, UsageError
 from .._fetch import has_scheme
 from . import loading
 from .heads import Head
-from .runners import HttpRunner, ModelRunner, TorchRunner
+from .runners import MODEL_AUTHORIZATION, HttpRunner, ModelRunner, TorchRunner, model_authorization
+
+log = logging.getLogger("totask_manifest.inference")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,31 @@ class HttpSource(ModelSource):
     def matches(cls, ref: str) -> bool:
         return ref.lower().startswith(("http://", "https://"))
 
+    def _check_ref(self) -> None:
+        """``TOTASK_MODEL_AUTHORIZATION`` checked before any request (a pasted control character)."""
+        model_authorization()
+
+    def absolute(self) -> str:
+        """The URL a new job stores, refused when it carries user info or a query: job.json (and a
+        chained or cloned job's) would keep the secret. One line, the value not echoed."""
+        from .._storage import carries_secret
+
+        if carries_secret(self.ref.strip()):
+            raise UsageError(
+                "--model: an endpoint URL must not carry a user name, password or query ('user:pw@', '?...'): "
+                f"the job would store it in job.json; give the plain URL and put the credentials in {MODEL_AUTHORIZATION} "
+                "(the whole Authorization header value, e.g. 'Bearer <token>'), read from the environment by "
+                "every run and sent to that endpoint only"
+            )
+        return self.ref
+
     def runner(self, head: Head, settings: RunnerSettings) -> ModelRunner:
+        from .._storage import carries_secret
+
+        if carries_secret(self.ref.strip()):  # a job an older version wrote: it runs as it was configured
+            log.warning("this job's --model URL (stored by an older version) carries credentials in job.json; they "
+                        "are used as they are and nothing new is stored: for a new job (chain, clone) give the plain "
+                        "URL and set %s", MODEL_AUTHORIZATION)
         return HttpRunner(self.ref, head=head, params=settings.params, timeout=settings.timeout,
                           retries=settings.retries)
 

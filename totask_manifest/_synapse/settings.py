@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from .._credentials import env_token
 from .._errors import UsageError
 
 DEFAULT_HOST = "https://api.synapse.sh"
@@ -80,9 +81,9 @@ class SynapseSettings:
             raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
         return cls(
             host=host.rstrip("/"),
-            access_token=_token(env, "SYNAPSE_ACCESS_TOKEN"),
-            user_token=_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
-            tenant=_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
+            access_token=env_token(env, "SYNAPSE_ACCESS_TOKEN"),
+            user_token=env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
+            tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
             url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
             language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
         )
@@ -149,15 +150,3 @@ class SynapseSettings:
         for secret in sorted((s for s in (self.access_token, self.user_token) if s), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
-
-
-def _token(env: Mapping[str, str], name: str) -> str | None:
-    """A token from the environment, stripped (a pasted newline is common); it goes into a header,
-    so anything but printable ASCII is refused, without ever showing the value."""
-    value = (env.get(name) or "").strip()
-    if not value:
-        return None
-    if not (value.isascii() and value.isprintable()):
-        raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
-                         "characters); set it to the token alone")
-    return value

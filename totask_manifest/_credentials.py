@@ -1,0 +1,25 @@
+"""Credentials read from the environment, the one place the tool takes secrets from.
+
+Every secret the tool sends (Synapse's tokens, a model endpoint's ``Authorization``) comes from an
+environment variable read by each run, never from a flag or a file, because flags and options
+are written to job.json and a resumed, chained or cloned job would carry them. Each is checked
+here alike, and no message ever shows the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._errors import UsageError
+
+
+def env_token(env: Mapping[str, str], name: str) -> str | None:
+    """A token from the environment, stripped (a pasted newline is common); it goes into a header,
+    so anything but printable ASCII is refused, without ever showing the value. None when unset."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isprintable()):
+        raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
+                         "characters); set it to the token alone")
+    return value
