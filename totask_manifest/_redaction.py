@@ -1,0 +1,74 @@
+"""What of a URL is safe to show, and whether a URL carries a secret: the one rule every output
+(logs, errors, reports, failures, status) and every stored value (a model endpoint in job.json)
+follows. Kept apart from ``_storage``, which re-exports it, because it needs no file system.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+#: where a chained fsspec URL (``simplecache::https://...``, ``zip://a::s3://...``) joins its links:
+#: a ``::`` before a scheme (an IPv6 literal's ``[::1]`` is none)
+_CHAIN_LINK = re.compile(r"::(?=[A-Za-z][A-Za-z0-9+.-]*(?:://|::))")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query or fragment: what is safe to print. Each link of a
+    chained URL is redacted (the whole parses as a scheme without a host: it was printed as it was)."""
+    links = _CHAIN_LINK.split(url)
+    if len(links) > 1:
+        return "::".join(map(redact_url, links))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return url.split("?", 1)[0]
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal keeps its brackets
+        netloc = f"[{netloc}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port:
+        netloc += f":{port}"
+    suffix = "?…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
+
+
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, scalars) with ``fn`` applied to every string value in it."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
+def redact_secret_url(text: str) -> str:
+    """``text`` through ``redact_url`` when it is a URL carrying user info or a query (a password, a
+    signature, an API key); any other string as it is."""
+    if "://" not in text or ("@" not in text and "?" not in text):
+        return text
+    links = _CHAIN_LINK.split(text)
+    if len(links) > 1:  # a chained URL: its links are the URLs
+        return "::".join(map(redact_secret_url, links))
+    return redact_url(text) if carries_secret(text) else text
+
+
+def carries_secret(url: str) -> bool:
+    """Whether ``url`` carries user info or a query: any query, since which parameter is a password,
+    a signature or an API key cannot be known. The one rule for what is redacted when shown and
+    what a value the tool would store (a model endpoint in job.json) must not hold; an unparseable
+    URL counts as carrying one (nothing of it is shown)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return True
+    return len(parts.scheme) > 1 and ("@" in parts.netloc or bool(parts.query))
