@@ -28,6 +28,9 @@ ODD = [
     b'{"source-ref": "\xff"}', b'{"source-ref": "a", ' + ATTR.encode() + b': null}',
     b'{"source-ref": "a", "big": "' + b"x" * 70_000 + b'"}', b'{ "source-ref" : "a" }',
     b'{"source-ref": "s3://b/c.jpg", "n": 1e999}',
+    # a CR inside a line; the key sequence of a good line around a bad source value (the key
+    # tests are cached by key sequence, the value tests are not)
+    b'{"source-ref": "s3://b/c.jpg",\r"k": 1}', b'{"source-ref": 5}', b'{"source-ref": ""}',
 ]
 LINES = st.one_of(st.sampled_from([GOOD, UNLABELED, FAILED]), st.sampled_from(ODD))
 
@@ -70,3 +73,13 @@ def test_clean_runs_take_the_run_path(tmp_path, monkeypatch):
     scan = scan_range(str(path), 0, None, ATTR)
     assert scan.lines == 120 and len(scan.indices) == 80 and scan.problem_count == 0
     assert len(per_line) == 16  # only the first run: the file's first line may carry a byte order mark
+
+
+@pytest.mark.parametrize("odd", [*ODD, b'{"source-ref": "s3://b/c.jpg",\r"k": 1}\r'], ids=range(len(ODD) + 1))
+def test_one_odd_line_among_good_ones_is_found_as_line_by_line(tmp_path, odd):
+    """Each odd line alone in a run of good ones (the run's other lines would clear it): the
+    run's tests must catch it, not the company it keeps."""
+    good = [GOOD, UNLABELED, FAILED] * 7
+    path = tmp_path / "in.manifest"
+    path.write_bytes(b"".join(line + b"\n" for line in [*good[:20], odd, *good[:20]]))
+    assert facts(scan_range(str(path), 0, None, ATTR, run_lines=16)) == facts(line_by_line(str(path), ATTR))

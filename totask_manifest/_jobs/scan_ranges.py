@@ -19,6 +19,7 @@ import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -26,7 +27,8 @@ import orjson
 from .._errors import InvalidInputError
 from .._manifest.io import iter_raw_lines, to_line
 from .._manifest.line import Line
-from .._manifest.ranges import CHUNK, map_ranges
+from .._manifest.naming import metadata_key
+from .._manifest.ranges import CHUNK, iter_line_batches, map_ranges
 from .._outcomes import Item
 from .._storage import open_read, redact_url, url_to_fs
 from .layout import JobLayout
@@ -76,40 +78,43 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lin
     run is scanned line by line (``_scan_line``), which names each problem. The result is the
     same either way (``tests/test_scan_ranges.py`` holds it to the line-by-line scan)."""
     out = _RangeScan()
-    run: list[tuple[int, bytes]] = []
     with open_read(url) as f:
         offset = _first_line_start(f, start)
-        for raw in iter_raw_lines(f, start=offset, end=end):
-            run.append((offset, raw))
-            offset += len(raw)
-            if len(run) >= run_lines:
-                _scan_run(out, run, attribute)
-                run = []
-        _scan_run(out, run, attribute)
+        for lines in iter_line_batches(f, start=offset, end=end, newlines=True):
+            starts = list(accumulate(map(len, lines), initial=offset))
+            offset = starts.pop()
+            for k in range(0, len(lines), run_lines):
+                _scan_run(out, starts[k:k + run_lines], lines[k:k + run_lines], attribute)
     return out
 
 
-def _scan_run(out: _RangeScan, run: list[tuple[int, bytes]], attribute: str) -> None:
+def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: str) -> None:
+    """Lines ``raws`` (each with its ``\n``), starting at the offsets ``starts``."""
     from .._manifest.label_check import run_needs_input_rules  # on use: the CLI starts without it
 
-    if not run:
+    if not raws:
         return
-    # the file's first line may carry a byte order mark, and a CR before the LF is no part of
-    # the JSON: both are the per-line path's to read (``to_line``)
-    bodies = [raw[:-1] if raw.endswith(b"\n") else raw for _, raw in run]
-    if run[0][0] != 0 and not any(body.endswith(b"\r") for body in bodies):
+    text = b"".join(raws)
+    # the file's first line may carry a byte order mark, and a CR is whitespace to JSON but no
+    # part of a line's body: both are the per-line path's to read (``to_line``). A line's "\n"
+    # is whitespace too, so lines are parsed as read, without a copy each
+    if starts[0] != 0 and b"\r" not in text:
         try:
-            records = list(map(orjson.loads, bodies))
+            records = list(map(orjson.loads, raws))
         except orjson.JSONDecodeError:
             records = None
-        if records is not None and not run_needs_input_rules(bodies, records):
-            for (at, _), record in zip(run, records, strict=True):
-                out.lines += 1
-                if needs_label(record, attribute):
-                    out.indices.append(out.lines - 1)
-                    out.offsets.append(at)
+        if records is not None and not run_needs_input_rules(text, records, max(map(len, raws))):
+            first = out.lines
+            out.lines += len(records)
+            meta_key = metadata_key(attribute)
+            for j, record in enumerate(records):
+                # ``selection.needs_label``, inline: a missing or null value, or an earlier failure
+                if record.get(attribute) is None or (
+                        type(meta := record.get(meta_key)) is dict and "failure-reason" in meta):
+                    out.indices.append(first + j)
+                    out.offsets.append(starts[j])
             return
-    for at, raw in run:
+    for at, raw in zip(starts, raws, strict=True):
         _scan_line(out, at, raw, attribute)
 
 

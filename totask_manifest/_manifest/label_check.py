@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import ManifestError
 from .._task_types import TASK_TYPES, TaskType, get_task_type
 from . import semantics
-from .line import Line, any_repeats_a_key, duplicate_key_paths, may_repeat_a_key, scan_top_level
+from .line import Line, any_lines_repeat_a_key, duplicate_key_paths, may_repeat_a_key, scan_top_level
 from .naming import (
     MAX_ATTRIBUTE_CHARS,
     MAX_LINE_CHARS,
@@ -167,20 +167,41 @@ def needs_input_rules(body: bytes, record: dict) -> bool:
     return _suspicious(body, record) or may_repeat_a_key(body, record)
 
 
-def run_needs_input_rules(bodies: list[bytes], records: list) -> bool:
-    """``needs_input_rules`` over a run of parsed lines at once: False only when every record is
-    an object that certainly passes ``input_rules`` (the repeated-key test is one comparison
-    over the whole run, ``line.any_repeats_a_key``)."""
+def run_needs_input_rules(text: bytes, records: list, longest: int) -> bool:
+    """``needs_input_rules`` over a run of parsed lines at once (the job's input scan): False
+    only when every record is an object that certainly passes ``input_rules``. ``text`` is the
+    run's lines joined as read (each with its ``\n``, the file's last perhaps without),
+    ``longest`` the longest line's length with its terminator. The repeated-key test is one
+    comparison over the whole run (``line.any_lines_repeat_a_key``); the key tests run once per
+    key sequence (``_keys_suspicious``)."""
     if not all(type(record) is dict for record in records):
         return True
-    return any(map(_suspicious, bodies, records)) or any_repeats_a_key(bodies, records)
+    return (longest > MAX_ATTRIBUTE_CHARS or any(map(_keys_suspicious, records))
+            or any(map(source_value_suspicious, records)) or any_lines_repeat_a_key(text, records))
 
 
 def _suspicious(body: bytes, record: dict) -> bool:
     """The cheap part of ``needs_input_rules``: two or no source keys, a long line, a key that
     is not a string or starts with ``$``, a source value that is not a string or an empty ``source-ref``."""
-    return (("source-ref" in record) is ("source" in record) or len(body) > MAX_ATTRIBUTE_CHARS
-            or source_value_suspicious(record) or any(type(k) is not str or k.startswith("$") for k in record))
+    return len(body) > MAX_ATTRIBUTE_CHARS or _keys_suspicious(record) or source_value_suspicious(record)
+
+
+#: key sequences that passed ``_keys_suspicious``: a manifest's lines share a few, so the test of
+#: each key runs once a sequence, not once a line (some 1 us a line of the input scan)
+_CLEAR_KEYS: set[tuple] = set()
+_CLEAR_KEYS_MAX = 4096
+
+
+def _keys_suspicious(record: dict) -> bool:
+    """Two or no source keys, or a key that is not a string or starts with ``$``."""
+    keys = tuple(record)
+    if keys in _CLEAR_KEYS:
+        return False
+    suspicious = (("source-ref" in record) is ("source" in record)
+                  or any(type(k) is not str or k.startswith("$") for k in keys))
+    if not suspicious and len(_CLEAR_KEYS) < _CLEAR_KEYS_MAX:
+        _CLEAR_KEYS.add(keys)
+    return suspicious
 
 
 def source_value_suspicious(record: dict) -> bool:

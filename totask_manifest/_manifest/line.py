@@ -218,6 +218,20 @@ def any_repeats_a_key(lines: list[bytes], records: list) -> bool:
     return _fewer_colons(text, written)
 
 
+def any_lines_repeat_a_key(text: bytes, records: list) -> bool:
+    """``any_repeats_a_key`` over lines joined as read, each ending in ``\n`` (the file's last
+    perhaps not), which no line holds elsewhere: the job's input scan parses lines with their
+    terminators (JSON whitespace) instead of copying each without it."""
+    try:
+        written = orjson.dumps(records)
+    except orjson.JSONEncodeError:
+        return True
+    joined = text.replace(b"\n", b",")  # the lines joined by "," as orjson joins the records
+    if written[1:-1] == (joined[:-1] if joined.endswith(b",") else joined):
+        return False
+    return _fewer_colons(text, written)
+
+
 def _fewer_colons(text: bytes, written: bytes) -> bool:
     """The colon test of ``may_repeat_a_key``; a text without a backslash has no escape (one
     ``memchr`` instead of two substring searches, on the hot path of ``validate``)."""
