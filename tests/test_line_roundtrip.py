@@ -236,3 +236,31 @@ def test_replacing_a_real_label_keeps_the_rest_of_the_line() -> None:
     assert b'"top":164.60000000000002' in edited.body
     assert list(after) == list(before)
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=st.dictionaries(st.text(max_size=6), st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8), max_size=6))
+def test_spans_of_a_line_orjson_wrote_are_the_scanned_spans(record):
+    """The spans taken from the record's lengths (a compact line) are the ones the token scan
+    finds, for every value orjson writes."""
+    from totask_manifest._manifest.line import _written_spans
+
+    body = orjson.dumps(record)
+    assert _written_spans(body, record) == scan_top_level(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a":1,"a":2}', b'{"a":123456789012345678901234567890,"b":2}', b'{"a": 1,"b":2}', b'{"a":1e5,"b":2}', b'{"a":"\\u00e9","b":2}', b'{"a":1.50,"b":[]}',
+])
+def test_a_line_orjson_would_write_otherwise_is_scanned(body):
+    """Spacing, a repeated key, another spelling of a number or a string: not the record as
+    orjson writes it, so the spans come from the scan, and the splice keeps every other byte."""
+    from totask_manifest._manifest.line import _written_spans, splice
+
+    record = orjson.loads(body)
+    assert _written_spans(body, record) is None
+    assert splice(body, {"b": 3}, record) == splice(body, {"b": 3})
+    assert splice(body, {"b": 3}, record).startswith(body[:body.index(b'"b"') if b'"b"' in body else 6])

@@ -103,7 +103,7 @@ class Line:
         record = self.record()  # only valid JSON objects are edited
         body = append_new(self.body, updates, record)
         if body is None:
-            body = splice(self.body, updates)
+            body = splice(self.body, updates, record)
         return Line(self.number, body, self.newline, self.prefix)
 
 
@@ -303,10 +303,11 @@ _GT_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_
 _dumps = gt_json
 
 
-def splice(body: bytes, updates: dict[str, Any]) -> bytes:
+def splice(body: bytes, updates: dict[str, Any], record: dict | None = None) -> bytes:
     """Rebuild ``body`` from its members: kept ones verbatim, replaced ones with the new value,
-    deleted ones dropped with the separator that followed them; new keys go after the last."""
-    spans = scan_top_level(body)
+    deleted ones dropped with the separator that followed them; new keys go after the last.
+    ``record``, the parsed ``body`` where known, lets a line orjson wrote skip the scan."""
+    spans = (record and _written_spans(body, record)) or scan_top_level(body)
     comma, colon = _separators(body, spans)
     last_index = {s.key: i for i, s in enumerate(spans)}  # JSON parsers keep the last of duplicate keys; so do we
     appended = [
@@ -339,6 +340,25 @@ def splice(body: bytes, updates: dict[str, Any]) -> bytes:
 
 
 _KEEP: Any = object()
+
+
+def _written_spans(body: bytes, record: dict) -> list[KeySpan] | None:
+    """``scan_top_level(body)`` from the record's members' lengths, for a line that is its
+    record as orjson writes it (compact: this tool's and Ground Truth's lines), else None. The
+    equality proves the layout (``{``, members joined by ``,``, ``}``, no key repeated), so
+    no token is scanned: a chained job's failed lines are spliced in some 5 us, not 40."""
+    try:
+        if orjson.dumps(record) != body:
+            return None
+    except orjson.JSONEncodeError:  # nested deeper, or an integer wider, than orjson writes
+        return None
+    spans, key_start = [], 1
+    for key, value in record.items():
+        value_start = key_start + len(orjson.dumps(key)) + 1
+        value_end = value_start + len(orjson.dumps(value))
+        spans.append(KeySpan(key, key_start, value_start, value_end))
+        key_start = value_end + 1
+    return spans
 
 _WS = b" \t\r\n"
 #: the line's opening up to its first value: the space after that colon is the line's style
