@@ -226,3 +226,13 @@ def test_a_file_size_limit_on_the_output_manifest_is_named_in_the_result(tmp_pat
     assert "File too large" in job["error"] and "output.manifest" in job["error"], job["error"]
     status = cli("status", str(out / "full"), cwd=tmp_path)
     assert f"error: {job['error']}\n" in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_during_a_yolo_export_names_the_export(tmp_path: Path) -> None:
+    """A YOLO export whose index.jsonl passes 4 KiB: the error names the folder written, as every
+    other format's names its file; it said only ``error: File too large`` (the close of the
+    buffered index raised again over the named error)."""
+    r = cli("convert", str(YOLO), str(tmp_path / "yolo"), "--to", "yolo", cwd=tmp_path, preexec=_file_size_limit(4 << 10))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == f"totask-manifest convert: error: cannot write {tmp_path / 'yolo'}: File too large\n", r.stderr
