@@ -211,3 +211,28 @@ def test_a_file_size_limit_during_a_checkpoint_fails_the_job_and_resume_finishes
     assert final["status"] == "COMPLETED" and final["metrics"]["success"] == 3000
     lines = (out / "full" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
     assert len(lines) == 3000 and all(b'"cls-metadata"' in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_on_the_output_manifest_is_named_in_the_result(tmp_path: Path) -> None:
+    """Every part fits under 256 KiB, the output manifest (1 MB) does not: the job ends FAILED with
+    each line counted a success, and the result the command prints must say why, as ``status``
+    does; it printed only ``FAILED`` and ``success=3000``, and the reason was in job.json alone."""
+    out = tmp_path / "out"
+    r, job = _full_disk_job(tmp_path, out, preexec=_file_size_limit(256 << 10))
+    _assert_failed_cleanly(r, job, "output manifest not written", out)
+    assert job["metrics"]["success"] == 3000, job["metrics"]
+    assert f"error: {job['error']}\n" in r.stdout, r.stdout
+    assert "File too large" in job["error"] and "output.manifest" in job["error"], job["error"]
+    status = cli("status", str(out / "full"), cwd=tmp_path)
+    assert f"error: {job['error']}\n" in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_during_a_yolo_export_names_the_export(tmp_path: Path) -> None:
+    """A YOLO export whose index.jsonl passes 4 KiB: the error names the folder written, as every
+    other format's names its file; it said only ``error: File too large`` (the close of the
+    buffered index raised again over the named error)."""
+    r = cli("convert", str(YOLO), str(tmp_path / "yolo"), "--to", "yolo", cwd=tmp_path, preexec=_file_size_limit(4 << 10))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == f"totask-manifest convert: error: cannot write {tmp_path / 'yolo'}: File too large\n", r.stderr

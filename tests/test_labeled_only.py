@@ -114,3 +114,44 @@ def test_empty_manifest_is_refused(tmp_path):
     with pytest.raises(ManifestError, match="the manifest is empty"):
         labeled_only(str(tmp_path / "e.manifest"), str(tmp_path / "o.manifest"), "a")
     assert not (tmp_path / "o.manifest").exists()
+
+
+@pytest.mark.slow
+def test_what_a_killed_labeled_left_is_removed_by_the_next_one(tmp_path):
+    """``kill -9`` of a real ``labeled`` while it writes: the input is a FIFO held open, so the
+    command waits for more lines with its partial output on disk. That hidden temporary stayed
+    for good; the next ``labeled`` to that path removes it."""
+    import os
+    import time
+
+    from tests.jobs_helpers import popen_cli
+
+    line = (b'{"source-ref":"s3://b/x.jpg","boxes":{"annotations":[]},"boxes-metadata":'
+            b'{"type":"groundtruth/object-detection","pad":"' + b"p" * 400 + b'"}}\n')
+    fifo = tmp_path / "in.manifest"
+    os.mkfifo(fifo)
+    out = tmp_path / "out" / "train.manifest"
+    out.parent.mkdir()
+    proc = popen_cli("labeled", str(fifo), "--label-attribute", "boxes", "-o", str(out))
+    try:
+        with open(fifo, "wb") as feed:
+            feed.write(line * 6_000)  # 2.6 MB: past the writer's 1 MiB buffer
+            feed.flush()
+            deadline = time.monotonic() + 120
+            while not [p for p in out.parent.iterdir() if p.stat().st_size > 0]:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.05)
+            proc.kill()
+            proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    [left] = out.parent.iterdir()
+    assert left.name.startswith(".tmp-train.manifest-") and not out.exists()
+    stamp = left.stat().st_mtime - 60  # the next run a minute later, without waiting one
+    os.utime(left, (stamp, stamp))
+    fifo.unlink()
+    fifo.write_bytes(line * 3)
+    r = run_cli("labeled", str(fifo), "--label-attribute", "boxes", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in out.parent.iterdir()] == ["train.manifest"] and out.read_bytes() == line * 3

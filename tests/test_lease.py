@@ -218,6 +218,28 @@ def test_kill_9_then_status_says_interrupted_and_resume_takes_over(tmp_path):
     assert "status: COMPLETED" in run_cli("status", str(out / "killed")).stdout
 
 
+@pytest.mark.slow
+def test_a_lease_that_cannot_be_written_leaves_no_temporary(tmp_path):
+    """A full disk (here a file size limit of 64 bytes: EFBIG, as ENOSPC on a full tmpfs) fails
+    the lease's write: one line, exit 2, and the temporary written for it goes too; a
+    zero-byte ``.lease/.tmp-lease-*`` stayed there for good, which no later run removes."""
+    import resource
+
+    inp = write_manifest(tmp_path / "in.manifest", 10)
+    out = tmp_path / "out"
+    assert run_cli(*start_args(inp, out, "full", delay="0")).returncode == 0
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "resume", str(out / "full")], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=limit)
+    assert r.returncode == 2 and "cannot take the lease" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in (out / "full" / ".lease").iterdir()) == ["lease-000001.json"]
+
+
 @pytest.mark.parametrize("trial", range(3))
 @pytest.mark.slow
 def test_concurrent_annotate_and_resume_never_lose_lines(tmp_path, trial):

@@ -10,14 +10,18 @@ the backend without the client ever journalling their outcome.
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 
+import orjson
 import pytest
 
-from tests.jobs_helpers import popen_cli, run_cli
+from tests.jobs_helpers import REPO, popen_cli, run_cli
 from totask_manifest._formats.synapse import gt_to_dm_v1
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
@@ -159,3 +163,31 @@ def test_a_corrupt_journal_is_one_line_not_a_traceback(synapse, project, client)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.strip().count("\n") == 0
         assert "synapse-journal.jsonl is corrupt at line 2" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_record(synapse, project):
+    """The journal may not pass 16 KiB (a file size limit: EFBIG, as a full disk's ENOSPC): apply
+    stops, rolls back what it wrote, and says so, exit 1, as any fatal failure. The buffered
+    journal raised the failed commit again on close: the report was lost for ``error: File too
+    large`` (exit 2), and the unwritten rest of that commit stayed queued for the next write."""
+    job_dir, tasks = project
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", str(job_dir), "--concurrency", "8"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO, preexec_fn=limit,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    said = r.stdout + r.stderr  # the tasks on stdout, the summary with the rollback on stderr
+    assert "stopped: cannot write the journal" in said and "File too large" in said, said
+    assert "rollback: " in said and " restored" in said, said
+    assert "error: File too large" not in said, said
+    settle(synapse)
+    assert task_puts(synapse), "the limit should be met after some writes"
+    for task in tasks:
+        assert task["data"] in (ORIGINAL, normalise(ORIGINAL)), f"task {task['id']} not restored"
+    journal = (job_dir / "synapse-journal.jsonl").read_bytes()
+    assert journal.endswith(b"\n") and all(orjson.loads(line) for line in journal.splitlines())

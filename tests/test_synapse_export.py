@@ -288,3 +288,36 @@ def test_an_unreachable_synapse_host_is_an_io_error_exit_2(tmp_path, monkeypatch
     assert "Traceback" not in r.stderr and r.returncode == 2, (r.returncode, r.stderr)
     assert r.stderr.startswith("totask-manifest export: error: Synapse did not answer GET /projects/1/")
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.manifest").exists()
+
+
+@pytest.mark.slow
+def test_what_a_killed_export_left_is_removed_by_the_next_one(synapse, files, tmp_path) -> None:
+    """``kill -9`` of a real export while it fetches the tasks' data: its hidden temporary
+    (``.tmp-tasks.manifest-*``, holding what it had flushed of a large project) stayed for good
+    beside the manifest, through every later export. The next export to that path removes it."""
+    import os
+    import signal
+
+    from tests.jobs_helpers import popen_cli
+
+    pid = seed_tasks(synapse, files, 300)
+    out = tmp_path / "tasks.manifest"
+    box: dict = {"fetched": 0}
+
+    def kill_mid_fetch(_server, rec) -> None:
+        if rec.method == "GET" and rec.path.startswith("/tasks/") and box.get("proc") is not None:
+            box["fetched"] += 1
+            if box["fetched"] == 100:
+                os.kill(box["proc"].pid, signal.SIGKILL)
+
+    synapse.hooks.append(kill_mid_fetch)
+    box["proc"] = popen_cli("export", "--project", str(pid), "-o", str(out))
+    assert box["proc"].wait(timeout=120) == -signal.SIGKILL, box["proc"].stderr.read()
+    synapse.hooks.clear()
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".tmp-tasks.manifest-"), left
+    stamp = (tmp_path / left[0]).stat().st_mtime - 60  # the next export a minute later, without waiting one:
+    os.utime(tmp_path / left[0], (stamp, stamp))  # a temporary seconds old may be a live writer's not locked yet
+    assert main(["export", "--project", str(pid), "-o", str(out)]) == 0
+    assert len(read_records(out)) == 300
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

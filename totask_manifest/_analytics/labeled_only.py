@@ -16,6 +16,7 @@ from .._errors import ManifestError
 from .._jobs.selection import needs_label
 from .._manifest.io import read_lines
 from .._manifest.naming import metadata_key
+from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_output_over_input
 
 #: why a line was left out, in the order reports list them
@@ -73,6 +74,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     ``ManifestError`` says what the lines held instead (usually a misspelt attribute).
     """
     refuse_output_over_input(src, dst)
+    remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)
     result = LabeledOnly(src, dst, label_attribute)
     seen_attributes: set[str] = set()
 

@@ -163,13 +163,13 @@ class YoloOutput:
             f = open(path, "wb")  # noqa: SIM115 (closed below, its errors named)
         except OSError as exc:
             raise self._storage_error(exc) from None
-        with f:
-            try:
+        try:  # the close too: it writes what is buffered, and a full disk fails it as a write
+            with f:
                 yield f
                 f.flush()
                 os.fsync(f.fileno())  # whole on disk before its name can be (``_commit``)
-            except OSError as exc:
-                raise self._storage_error(exc) from None
+        except OSError as exc:
+            raise self._storage_error(exc) from None
 
     # -- local ------------------------------------------------------------------------------
 

@@ -181,6 +181,10 @@ def report(result: JobResult, *, stream=None) -> int:
                                shown=redact_secret_url(result.output_manifest)), file=stream)
     if m.get("failed") and _written(result.failures_url, result.status):
         print(f"failures: {redact_secret_url(result.failures_url)}", file=stream)
+    if result.error and result.status != COMPLETED:
+        # the reason, as ``status`` prints it: a job that failed writing its output manifest
+        # (a full disk) said only FAILED, with every line counted a success
+        print(f"error: {result.error}", file=stream)
     if result.status == COMPLETED and result.signal:
         # every line was in flight when the signal came, so the job finished them all: the status
         # says so, and the exit code says the run was asked to stop, as the README states

@@ -56,6 +56,9 @@ class JobResult:
     failures_url: str
     #: the signal that stopped the run, if one did
     signal: int | None = None
+    #: why a job that did not complete ended as it did (job.json's ``error``): a full disk while
+    #: the output manifest was written is not in the log, and the result must not hide it
+    error: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -173,6 +173,7 @@ def job_result(state: JobState) -> JobResult:
         metrics=dict(state.metrics),
         output_manifest=state.layout.output_manifest,
         failures_url=state.layout.failures,
+        error=state.error,
     )
 
 

@@ -134,11 +134,11 @@ def _create_exclusive(fs: Any, path: str, data: bytes) -> None:
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
         tmp = f"{directory}/.tmp-{os.path.basename(path)}-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
+        try:  # a full disk fails the write: the temporary goes too, as after the link
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.link(tmp, path)
         finally:
             with contextlib.suppress(OSError):

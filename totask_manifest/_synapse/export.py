@@ -32,7 +32,8 @@ from typing import Any
 import orjson
 
 from .._errors import FatalSynapseError, StorageError, UsageError
-from .._storage import AtomicWriter, is_local, url_to_fs
+from .._stale_temporaries import remove_stale_temporaries
+from .._storage import AtomicWriter, is_local, redact_url, url_to_fs
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -113,6 +114,10 @@ def export_tasks(
     ``initialize`` step), so it is not asked again.
     """
     _check_writable(output)
+    # what an export to the same place killed before left (kill -9): a hidden partial manifest,
+    # as large as the tasks it had listed, that no later export would ever remove
+    for url in remove_stale_temporaries(output):
+        log.info("removed %s, left by an interrupted export", redact_url(url))
     filters = check_filters(filters)
     filter_limit = filters.pop("limit", None)  # a 'limit' filter is the export limit, not a query
     limit = limit if limit is not None else filter_limit

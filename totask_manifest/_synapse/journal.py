@@ -60,15 +60,28 @@ def _now() -> str:
 
 
 class _LocalStore:
+    """Appends unbuffered, and a commit that fails (a full disk) is cut off again: its writers
+    learn it failed, so none of its bytes may land later. A buffered file kept the unwritten
+    rest, wrote it with the next commit (a ``before`` record of a PUT never sent) or raised it
+    again on close, where it replaced apply's report of the rollback it had just done."""
+
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
         _drop_torn_tail(path)
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the journal's lifetime
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the journal's lifetime
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        fd = self._file.fileno()
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a torn commit glued to the next would be unreadable
+                os.ftruncate(fd, start)
+            raise
 
     def close(self) -> None:
         self._file.close()
