@@ -15,7 +15,6 @@ unchanged input reads neither the input nor its checksum again.
 from __future__ import annotations
 
 import hashlib
-import operator
 import threading
 from array import array
 from collections.abc import Iterator, Sequence
@@ -107,25 +106,16 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
         if records is not None and not run_needs_input_rules(text, records, max(map(len, raws))):
             first = out.lines
             out.lines += len(records)
-            for j in _needing_labels(text, records, attribute):
-                out.indices.append(first + j)
-                out.offsets.append(starts[j])
+            meta_key = metadata_key(attribute)
+            for j, record in enumerate(records):
+                # ``selection.needs_label``, inline: a missing or null value, or an earlier failure
+                if record.get(attribute) is None or (
+                        type(meta := record.get(meta_key)) is dict and "failure-reason" in meta):
+                    out.indices.append(first + j)
+                    out.offsets.append(starts[j])
             return
     for at, raw in zip(starts, raws, strict=True):
         _scan_line(out, at, raw, attribute)
-
-
-def _needing_labels(text: bytes, records: list[dict], attribute: str) -> list[int]:
-    """Positions in a run of the records ``selection.needs_label`` selects: a missing or null
-    value, or an earlier failure. Where the run's text holds neither ``failure-reason`` nor an
-    escape (which could spell it otherwise), no record holds that key, and the values alone
-    decide, read in one C-level pass."""
-    values = list(map(operator.methodcaller("get", attribute), records))
-    if b"failure-reason" not in text and b"\\" not in text:
-        return [j for j, value in enumerate(values) if value is None] if None in values else []
-    meta_key = metadata_key(attribute)
-    return [j for j, record in enumerate(records)
-            if values[j] is None or (type(meta := record.get(meta_key)) is dict and "failure-reason" in meta)]
 
 
 def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:

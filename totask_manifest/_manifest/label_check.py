@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -172,33 +171,19 @@ def run_needs_input_rules(text: bytes, records: list, longest: int) -> bool:
     """``needs_input_rules`` over a run of parsed lines at once (the job's input scan): False
     only when every record is an object that certainly passes ``input_rules``. ``text`` is the
     run's lines joined as read (each with its ``\n``, the file's last perhaps without),
-    ``longest`` the longest line's length with its terminator.
-
-    Each test is a C-level pass over the run (``map``, ``set``), not a Python step a line: the
-    key tests run once per key sequence (``_keys_suspicious``), the repeated-key test is one
-    comparison over the whole run (``line.any_lines_repeat_a_key``)."""
-    if longest > MAX_ATTRIBUTE_CHARS or set(map(type, records)) != _DICT:
+    ``longest`` the longest line's length with its terminator. The repeated-key test is one
+    comparison over the whole run (``line.any_lines_repeat_a_key``); the key tests run once per
+    key sequence (``_keys_suspicious``)."""
+    if not all(type(record) is dict for record in records):
         return True
-    shapes = set(map(tuple, records))
-    if not shapes <= _CLEAR_KEYS and any(map(_keys_suspicious, shapes)):
-        return True
-    refs = list(map(_SOURCE_REF, records))
-    if set(map(type, refs)) != _STR or not all(refs):
-        return True
-    if any("source" in keys for keys in shapes) and any(map(source_value_suspicious, records)):
-        return True
-    return any_lines_repeat_a_key(text, records)
-
-
-_DICT, _STR = {dict}, {str}
-#: a record's ``source-ref``, or a value that passes where it holds ``source`` instead
-_SOURCE_REF = operator.methodcaller("get", "source-ref", "-")
+    return (longest > MAX_ATTRIBUTE_CHARS or any(map(_keys_suspicious, records))
+            or any(map(source_value_suspicious, records)) or any_lines_repeat_a_key(text, records))
 
 
 def _suspicious(body: bytes, record: dict) -> bool:
     """The cheap part of ``needs_input_rules``: two or no source keys, a long line, a key that
     is not a string or starts with ``$``, a source value that is not a string or an empty ``source-ref``."""
-    return len(body) > MAX_ATTRIBUTE_CHARS or _keys_suspicious(tuple(record)) or source_value_suspicious(record)
+    return len(body) > MAX_ATTRIBUTE_CHARS or _keys_suspicious(record) or source_value_suspicious(record)
 
 
 #: key sequences that passed ``_keys_suspicious``: a manifest's lines share a few, so the test of
@@ -207,12 +192,12 @@ _CLEAR_KEYS: set[tuple] = set()
 _CLEAR_KEYS_MAX = 4096
 
 
-def _keys_suspicious(keys: tuple) -> bool:
-    """A record's keys, in order: two or no source keys, or a key that is not a string or
-    starts with ``$``."""
+def _keys_suspicious(record: dict) -> bool:
+    """Two or no source keys, or a key that is not a string or starts with ``$``."""
+    keys = tuple(record)
     if keys in _CLEAR_KEYS:
         return False
-    suspicious = (("source-ref" in keys) is ("source" in keys)
+    suspicious = (("source-ref" in record) is ("source" in record)
                   or any(type(k) is not str or k.startswith("$") for k in keys))
     if not suspicious and len(_CLEAR_KEYS) < _CLEAR_KEYS_MAX:
         _CLEAR_KEYS.add(keys)
