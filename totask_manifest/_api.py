@@ -368,6 +368,8 @@ def status(job_url: str) -> dict[str, Any]:
     data = state.to_dict()
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
+        if job.damaged:
+            data["damaged"] = job.damaged
         holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"

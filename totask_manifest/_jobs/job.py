@@ -44,6 +44,8 @@ class Job:
         self.layout = JobLayout(self.url)
         self._state: JobState | None = None
         self._record: dict[str, Any] | None = None
+        #: set by ``metrics`` for a RUNNING job with damaged checkpoint parts: one line saying what to do
+        self.damaged: str | None = None
 
     @classmethod
     def open(cls, url: str) -> Job:
@@ -105,10 +107,11 @@ class Job:
         metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
         if record.get("status") != RUNNING:
             return metrics
-        from .checkpoint import summarize  # on use: status and report read few jobs
+        from .damaged_parts import damage_note, readable_summary  # on use: status and report read few jobs
         from .execute import job_metrics
 
-        _, counts, _ = summarize(self.layout)
+        counts, damaged = readable_summary(self.layout)
+        self.damaged = damage_note(damaged)
         return job_metrics(int(metrics.get("total") or 0), counts)
 
     # -- what the folder holds -----------------------------------------------------------------
