@@ -97,6 +97,11 @@ def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path
     assert [f["reason"] for f in failures] == [reason] * 32
     assert "s3cr3t" not in r.stderr + (tmp_path / "out/raises/failures.jsonl").read_text()
     assert f"failed: {reason}" in r.stderr and "builtins" not in r.stderr, r.stderr
+    # the job's failure is said after its last progress line, never before one (it read as if it went on)
+    lines = r.stderr.splitlines()
+    stop = next(i for i, line in enumerate(lines) if line.startswith("job raises failed: each of the "))
+    assert any("Progress:" in line for line in lines[:stop]), r.stderr
+    assert not any("Progress:" in line for line in lines[stop:]), r.stderr
 
 
 class NanBoxes(torch.nn.Module):

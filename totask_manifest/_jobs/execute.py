@@ -75,6 +75,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
                     len(set_aside), after + 2)
     started = time.monotonic()
     error: str | None = None
+    broke: BaseException | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
             plan.engine.run(plan)
@@ -85,12 +86,17 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             log.warning("stopped at once: lines in flight are redone on resume")
         except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
             error = _one_line(exc)
-            log.error("job %s failed: %s", config.job_name, error)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            log.exception("job %s failed", config.job_name)
-            error = f"{type(exc).__name__}: {exc}"
+            broke, error = exc, f"{type(exc).__name__}: {exc}"
         finally:
             received["committing"] = 1
+            # the last count first, then why the run ended: a progress line after the failure read as
+            # if the job went on
+            progress.finish()
+            if broke is not None:
+                log.error("job %s failed", config.job_name, exc_info=broke)
+            elif error is not None:
+                log.error("job %s failed: %s", config.job_name, error)
             try:
                 writer.flush()
             except LeaseLost:
@@ -102,7 +108,6 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         if guard is not None:
             guard()
         _finish(state, counts, total, error, plan, run_record, started, received)
-    progress.finish()
     if on_progress:
         on_progress(dict(state.metrics))
     result = job_result(state)
