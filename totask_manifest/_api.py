@@ -198,6 +198,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)
     raise_for_no_data(input_url, scan)
+    if cloned_from is not None and (changed := Job(cloned_from).input_changed(scan.sha256, config.append)):
+        log.warning("%s", changed)  # one line; the clone goes on with the manifest as it is now
     state = JobState(
         config=config,
         effective_input=input_url,
