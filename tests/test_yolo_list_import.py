@@ -7,6 +7,7 @@ obj_train_data/img0.txt under images"."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from tests.jobs_helpers import REPO
 
 def _convert(src: Path, dst: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "totask_manifest", "convert", str(src), str(dst), "--to", "manifest"],
-                          capture_output=True, text=True, timeout=120, cwd=REPO, env={"PYTHONPATH": str(REPO)})
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def _image(path: Path, size: tuple[int, int] = (40, 30)) -> None:
