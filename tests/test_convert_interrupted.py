@@ -385,3 +385,31 @@ def test_a_kill_during_a_re_export_never_leaves_two_exports_mixed(tmp_path: Path
     assert again.returncode == 0, again.stderr
     assert dataset(dst) == expected["new"]  # 20 label files: none of the old export's 40 left
     assert (dst / "images" / "x.jpg").read_bytes() == b"mine" and temporaries(dst) == []
+
+
+#: ``KILL_AT_MOVE`` on a file system without locks: every ``flock`` fails with ENOLCK
+NO_LOCKS = "import errno, fcntl, os\n" \
+    "def flock(fd, op):\n    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))\n" \
+    "fcntl.flock = flock\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nth", [3, 7])  # 3: the old entries were being moved out, 7: the new ones in
+def test_without_locks_a_kill_mid_swap_is_settled_by_the_next_export(tmp_path: Path, nth: int) -> None:
+    """Where ``flock`` fails (some network mounts) a killed export's stage was never settled (it
+    could be a live export's), and the next export refused the folder it left ("labels/ holds ...
+    and no index.jsonl beside it: no export of this tool's"). The stage now names its process:
+    on this host a gone one's is settled at once, as under the lock."""
+    old_src, new_src = boxes(tmp_path / "old.manifest", 40), boxes(tmp_path / "new.manifest", 20)
+    dst = tmp_path / "ds"
+    convert(str(old_src), str(dst), to="yolo", label_attribute="boxes")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed = subprocess.run([sys.executable, "-c", NO_LOCKS + KILL_AT_MOVE, str(nth), "convert", str(new_src), str(dst),
+                             "--to", "yolo"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(temporaries(dst)) == 1 and "index.jsonl" not in dataset(dst)
+    again = subprocess.run([sys.executable, "-c", NO_LOCKS + KILL_AT_MOVE, "0", "convert", str(new_src), str(dst),
+                            "--to", "yolo"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    convert(str(new_src), str(tmp_path / "ref"), to="yolo", label_attribute="boxes")
+    assert dataset(dst) == dataset(tmp_path / "ref") and temporaries(dst) == []

@@ -61,6 +61,49 @@ def test_a_torchscript_error_is_named_by_its_last_line_not_the_traceback_header(
     assert "Traceback" not in r.stderr
 
 
+class Raises(torch.nn.Module):
+    """A classifier whose own code raises, as a model checking its input does (TorchScript then
+    writes ``builtins.RuntimeError: ...`` as the traceback's last line)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.class_names = ["a", "b"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.message == "":
+            raise RuntimeError()
+        raise RuntimeError(self.message)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("message", "reason"), [
+    ("weights for 3 channels, got 4; see https://models.example/doc?token=s3cr3t",
+     "model: RuntimeError: weights for 3 channels, got 4; see https://models.example/doc?…"),
+    ("", "model: RuntimeError (the model gave no message)"),
+])
+def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path: Path, message: str,
+                                                                        reason: str) -> None:
+    """Before: 'model: Error: builtins.RuntimeError: ...' (torch.jit.Error's name, then the
+    qualified type as if part of the message), and for an error without a message only
+    'model: Error: builtins.RuntimeError:', which a user cannot act on."""
+    manifest = images(tmp_path, 40)  # the job stops after 32 (model-error is a configuration rule), at 80 %
+    model = save_scripted(Raises(message), tmp_path / "raises.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "raises", "--task-type", "image-classification",
+                "--method", "inference", "--model", str(model), "--batch-size", "1",
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    failures = [orjson.loads(x) for x in (tmp_path / "out/raises/failures.jsonl").read_bytes().splitlines()]
+    assert [f["reason"] for f in failures] == [reason] * 32
+    assert "s3cr3t" not in r.stderr + (tmp_path / "out/raises/failures.jsonl").read_text()
+    assert f"failed: {reason}" in r.stderr and "builtins" not in r.stderr, r.stderr
+    # the job's failure is said after its last progress line, never before one (it read as if it went on)
+    lines = r.stderr.splitlines()
+    stop = next(i for i, line in enumerate(lines) if line.startswith("job raises failed: each of the "))
+    assert any("Progress:" in line for line in lines[:stop]), r.stderr
+    assert not any("Progress:" in line for line in lines[stop:]), r.stderr
+
+
 class NanBoxes(torch.nn.Module):
     """A detector gone bad (as fp16 overflow does): every box or score is NaN or infinite."""
 
@@ -261,6 +304,11 @@ def test_in_process_checks_of_each_fix() -> None:
         torch.jit.script(SmallCnn())(torch.zeros(1, 3, 1, 1))
     assert str(_model_error(info.value)).startswith("model: RuntimeError: Given input size")
     assert str(_model_error(ValueError("plain"))) == "model: ValueError: plain"
+    assert str(_model_error(ValueError(" "))) == "model: ValueError (the model gave no message)"
+    for text, named in (("boom", "model: RuntimeError: boom"), ("", "model: RuntimeError (the model gave no message)")):
+        with pytest.raises(Exception) as info:
+            torch.jit.script(Raises(text))(torch.zeros(1))
+        assert str(_model_error(info.value)) == named
 
     nan = {"boxes": [[0, 0, float("nan"), 5]], "scores": [0.9], "labels": [0]}
     with pytest.raises(JobError, match="NaN or infinite"):

@@ -5,15 +5,21 @@ since the kernel hands a process's signal to any thread that does not block it."
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from totask_manifest._analytics import yolo_output, yolo_swap
 from totask_manifest._analytics.yolo_output import STAGE_PREFIX, YoloOutput
+from totask_manifest._jobs.holder import Holder
 
 
 def _export(dst: Path) -> None:
@@ -291,3 +297,87 @@ def test_a_move_that_fails_mid_swap_leaves_the_previous_export_whole(
     monkeypatch.undo()
     assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
     assert not list(dst.glob(".tmp-yolo-*"))
+
+
+class NoLocks:
+    """``fcntl`` on a file system without locks (some network mounts): ``flock`` fails."""
+
+    LOCK_EX = LOCK_NB = 0
+
+    @staticmethod
+    def flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+def _half_swapped(dst: Path, owner: bytes | None) -> Path:
+    """A previous export whole, then what a killed re-export left mid-swap: its journal written,
+    the old ``index.jsonl`` moved out into the stage's ``.old``, nothing moved in yet."""
+    _export(dst)
+    stage = dst / ".tmp-yolo-dead1234"
+    (stage / "labels" / "b").mkdir(parents=True)
+    (stage / "labels" / "b" / "new.txt").write_bytes(b"1 0.5 0.5 0.1 0.1\n")
+    (stage / "index.jsonl").write_bytes(b'{"new": 1}\n')
+    (stage / yolo_swap.PLAN).write_bytes(b"labels\nindex.jsonl\n")
+    (stage / yolo_swap.OLD).mkdir()
+    os.rename(dst / "index.jsonl", stage / yolo_swap.OLD / "index.jsonl")
+    if owner is not None:
+        (stage / yolo_swap.OWNER).write_bytes(owner)
+    return stage
+
+
+def test_without_locks_a_recent_half_done_swap_of_an_unknown_export_is_refused_saying_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the next export, unable to lock the folder, left the stage alone and then refused
+    the folder as 'no export of this tool's' (labels/ without index.jsonl), which it was. Now the
+    refusal names the folder, the reason (no locks there) and what to do; once the swap is older
+    than the lease timeout it is settled as a killed export's."""
+    dst = tmp_path / "ds"
+    stage = _half_swapped(dst, owner=None)  # no owner: a stage of an export that did not record one
+    monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    with pytest.raises(yolo_output.UsageError) as err:
+        _export(dst)
+    message = str(err.value)
+    assert f"the YOLO folder {dst}" in message and ".tmp-yolo-dead1234 holds a swap begun" in message
+    assert "locks are not supported on that file system (flock: No locks available)" in message
+    assert "try again in" in message and "TOTASK_LEASE_TIMEOUT" in message
+    assert stage.exists()
+    old = time.time() - 3600
+    os.utime(stage / yolo_swap.PLAN, (old, old))
+    _export(dst)
+    assert _files(dst) == WHOLE and not stage.exists()
+
+
+def test_without_locks_a_stage_of_a_gone_process_on_this_host_is_settled_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = Holder.me("convert")
+    holder.pid, holder.pid_start = int(gone.stdout), ""
+    dst = tmp_path / "ds"
+    stage = _half_swapped(dst, owner=holder.to_json())
+    monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    _export(dst)
+    assert _files(dst) == WHOLE and not stage.exists()
+
+
+def test_without_locks_a_live_exports_stage_on_this_host_refuses_a_second_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dst = tmp_path / "ds"
+    stage = _half_swapped(dst, owner=Holder.me("convert").to_json())  # this process: alive
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    with pytest.raises(yolo_output.UsageError, match=rf"another convert \(pid {os.getpid()} on host .*\) is writing "
+                       rf"the YOLO folder {re.escape(str(dst))}; wait for it to end"):
+        _export(dst)
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
+    assert stage.exists()
+
+
+def test_without_locks_an_export_records_its_process_in_its_stage(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yolo_output, "fcntl", NoLocks)
+    dst = tmp_path / "ds"
+    with YoloOutput(str(dst)) as out:
+        owner = Holder.from_json((Path(out.stage) / yolo_swap.OWNER).read_bytes())
+        out.write("index.jsonl", b"{}\n")
+    assert owner is not None and owner.pid == os.getpid() and owner.on_this_host()
+    assert _files(dst) == ["index.jsonl"]

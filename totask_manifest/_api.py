@@ -179,7 +179,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
                 raise UsageError(f"--append manifest not found: {redact_url(url)}")
         # each manifest on its own first: a bad line is named by its own file and line number,
         # not by its place in the combined input, and nothing is written for a job that cannot start
-        scans = [(url, scan_input(url, config.label_attribute)) for url in (config.input, *config.append)]
+        # (no checksum: the job keeps the combined input's, so each file is read once here, not twice)
+        scans = [(url, scan_input(url, config.label_attribute, checksum=False)) for url in (config.input, *config.append)]
         for (url, one), what in zip(scans, ("input manifest", *["--append manifest"] * len(config.append)), strict=True):
             raise_for_problems(url, one, what)
         raise_for_no_data(*scans[0], appended=scans[1:])
@@ -197,6 +198,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)
     raise_for_no_data(input_url, scan)
+    if cloned_from is not None and (changed := Job(cloned_from).input_changed(scan.sha256, config.append)):
+        log.warning("%s", changed)  # one line; the clone goes on with the manifest as it is now
     state = JobState(
         config=config,
         effective_input=input_url,
@@ -368,6 +371,8 @@ def status(job_url: str) -> dict[str, Any]:
     data = state.to_dict()
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
+        if job.damaged:
+            data["damaged"] = job.damaged
         holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"

@@ -64,6 +64,19 @@ class JobError(TotaskError):
     """A job that cannot start, resume or chain in its current state."""
 
 
+class DamagedCheckpoint(JobError):
+    """A checkpoint part that cannot be read as one (torn by a crash without sync, or damaged by
+    its store): its lines are not recorded. ``resume`` sets a damaged *last* part aside and labels
+    its lines again (``_jobs.damaged_parts``); the message says what to do with any other."""
+
+    def __init__(self, url: str, why: str) -> None:
+        self.url = url
+        self.why = why
+        super().__init__(
+            f"checkpoint part {url} is damaged ({why}); its lines are not recorded: run resume, which sets a "
+            "damaged last part aside (renamed, kept) and labels its lines again")
+
+
 class FetchError(TotaskError):
     """A URL that could not be fetched for one line; fails that line, never the job."""
 

@@ -9,6 +9,7 @@ still gets a page with whatever is there.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from html import escape
@@ -256,6 +257,8 @@ def render_report(
     attr = job.get("label-attribute") or config.get("label_attribute")
     status = str(job.get("status") or "unknown").lower()
     metrics = folder.metrics()  # a RUNNING job's (live, or killed) from its checkpoint parts
+    if folder.damaged:  # the page counts the parts that can be read, and says so
+        logging.getLogger("totask_manifest").warning("%s", folder.damaged)
     manifest = folder.output_manifest
     stats = None
     if exists(manifest):
@@ -282,7 +285,7 @@ def render_report(
         ("input", inp.get("url") or config.get("input")), ("input lines", inp.get("lines")),
         ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
-        ("error", job.get("error")),
+        ("error", job.get("error")), ("damaged", folder.damaged),
     ])
     html = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

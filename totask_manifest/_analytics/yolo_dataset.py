@@ -28,7 +28,9 @@ YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it,
 written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
 next to ``images/`` with the same folders) works too: sizes are read from the image headers with
 Pillow, and every image is a line, one with no boxes when it has no label file (YOLO's background
-image: left out, it would be lost with nothing said). Class names: ``yolo_classes``.
+image: left out, it would be lost with nothing said). A folder without ``images/`` that lists its
+images in text files (Darknet's ``obj.data`` and ``train.txt``, ``images.txt``) is read from
+its lists (``yolo_list``). Class names: ``yolo_classes``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from .labels import (
     pick_attribute,
 )
 from .yolo_classes import check_new_class, check_round_trip, placeholders
+from .yolo_list import list_entries
 from .yolo_output import YoloOutput
 
 DETECTION = "object-detection"
@@ -294,8 +297,10 @@ def yolo_to_manifest(
     entries: list[dict] = []
     if exists(join(src, "index.jsonl")):
         entries = _index_entries(read_bytes(join(src, "index.jsonl")))
-    else:
-        entries = _plain_entries(src)
+    else:  # without images/: the images a Darknet (or Ultralytics) list names, if the folder has one
+        fs, root = url_to_fs(src)
+        entries = [] if fs.isdir(join(root, "images")) else list_entries(src, _image_size, IMAGE_SUFFIXES)
+        entries = entries or _plain_entries(src)
     lines = []
     used: set[int] = set()
     background = 0

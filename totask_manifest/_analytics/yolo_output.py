@@ -53,7 +53,7 @@ from .._storage import (
     write_bytes_atomic,
 )
 from .new_files import NewFiles
-from .yolo_swap import recover, settled, swap
+from .yolo_swap import note_owner, recover, settle_unlocked, settled, swap
 
 #: the staging folder's name: ``mkdtemp``'s 8 random characters after the prefix
 STAGE_PREFIX = ".tmp-yolo-"
@@ -79,6 +79,8 @@ class YoloOutput:
         #: whether this export holds the folder's lock (not on Windows or a file system without
         #: locks): only then is a ``.tmp-yolo-*`` folder surely a killed export's, never a live one's
         self._locked = False
+        #: flock's error where the file system has no locks ("" else): stages are then judged by owner
+        self._no_lock = ""
         self._made_root = False
         self._folders: set[str] = set()
         #: object store: new files, removed again when the export stops
@@ -97,12 +99,17 @@ class YoloOutput:
             self._made_root = not os.path.isdir(self.root)
             os.makedirs(self.root, exist_ok=True)
             self._lock()
-            for name in os.listdir(self.root) if self._locked else ():  # a killed export's: see _locked
+            for name in os.listdir(self.root) if self._locked or self._no_lock else ():
                 path = os.path.join(self.root, name)
                 if _STAGE.match(name) and os.path.isdir(path) and not os.path.islink(path):
-                    recover(self.root, path)
+                    if self._locked:  # a killed export's: see _locked
+                        recover(self.root, path)
+                    else:  # may be a live one's: judged by who wrote it
+                        settle_unlocked(self.root, path, self.dst, self._no_lock)
             self._refuse_foreign_labels()
             self.stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.root)
+            if self._no_lock:
+                note_owner(self.stage)
         except BaseException as exc:
             self._release()
             if isinstance(exc, FileExistsError | NotADirectoryError):  # os names no path: say which
@@ -183,8 +190,8 @@ class YoloOutput:
         except BlockingIOError:
             raise UsageError(f"another convert is writing the YOLO folder {redact_url(self.dst)}; wait for it "
                              "to end, or write to another folder") from None
-        except OSError:  # a file system without locks: nothing to refuse a second export with
-            pass
+        except OSError as exc:  # a file system without locks: ``yolo_swap.settle_unlocked`` judges stages
+            self._no_lock = f"flock: {exc.strerror or exc}"
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""

@@ -17,15 +17,24 @@ what a killed one left with ``recover``: nothing new moved in yet -> the old ent
 previous export whole again); else the rest of the new ones move in (the killed export whole).
 A swap stopped by an error instead (a rename or a sync failing) undoes its own moves before the
 error goes on, so the previous export is whole again and the stage, ``.old`` with it, can go.
+
+Where the folder cannot be locked (a network file system where ``flock`` fails) a stage found
+may be a live export's, so ``settle_unlocked`` decides by who wrote it (``<stage>/.owner``, the
+job lease's holder record): on this host, a gone process's stage is settled at once and a live
+one's export refused; otherwise a swap left half done is settled once it is older than the lease
+timeout (a swap is a few renames), and refused until then, saying why and when to try again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
+import time
 
-from .._storage import fsync_dir
+from .._errors import UsageError
+from .._storage import fsync_dir, redact_url
 
 #: the dataset's entries, in the order they move in (out: the reverse): ``index.jsonl``, which
 #: names every label file, is the last in and the first out
@@ -34,6 +43,8 @@ ENTRIES = ("labels", "images.txt", "classes.txt", "data.yaml", "index.jsonl")
 PLAN = ".swap"
 #: in the stage: the previous export's entries, kept until the swap is done
 OLD = ".old"
+#: in the stage of an export that could not lock the folder: who writes it (``note_owner``)
+OWNER = ".owner"
 
 
 def swap(root: str, stage: str) -> None:
@@ -105,3 +116,47 @@ def recover(root: str, stage: str) -> None:
                     os.rename(path, target)
         fsync_dir(root)
     shutil.rmtree(stage, ignore_errors=True)
+
+
+def note_owner(stage: str) -> None:
+    """Record this process as the writer of ``stage`` (for a folder without locks)."""
+    from .._jobs.holder import Holder  # on use: only where the folder has no locks
+
+    with open(os.path.join(stage, OWNER), "wb") as f:
+        f.write(Holder.me("convert").to_json())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def settle_unlocked(root: str, stage: str, shown: str, why: str) -> None:
+    """A stage found in a folder this export could not lock (``why``: flock's error): settled
+    (``recover``) when its export is surely gone, else left alone when the folder is untouched
+    (no swap begun), else refused (``UsageError``) naming the folder, the reason and what to do."""
+    from .._jobs.holder import Holder  # on use: only where the folder has no locks
+    from .._jobs.lease import lease_timeout
+
+    holder = None
+    with contextlib.suppress(OSError), open(os.path.join(stage, OWNER), "rb") as f:
+        holder = Holder.from_json(f.read())
+    if holder is not None and holder.on_this_host():
+        if holder.gone_reason(math.inf) is None:
+            raise UsageError(f"another convert ({holder.describe()}) is writing the YOLO folder {redact_url(shown)}; "
+                             "wait for it to end, or write to another folder")
+        recover(root, stage)
+        return
+    if settled(stage):  # no swap begun: the folder is one export whole; the stage may be a live one's
+        return
+    try:
+        age = time.time() - os.stat(os.path.join(stage, PLAN)).st_mtime
+    except FileNotFoundError:  # its swap ended since
+        return
+    timeout = lease_timeout()
+    if age >= timeout:
+        recover(root, stage)
+        return
+    who = f"by {holder.describe()}" if holder is not None else "by an export that did not record its process"
+    raise UsageError(
+        f"cannot write the YOLO folder {redact_url(shown)}: {os.path.basename(stage)} holds a swap begun {age:.0f} s "
+        f"ago {who}, and locks are not supported on that file system ({why}), so whether that export still "
+        f"runs cannot be told; try again in {math.ceil(timeout - age)} s (a swap unfinished after {timeout:g} s, "
+        "TOTASK_LEASE_TIMEOUT, is settled as a killed export's), or write to a folder on a local disk")

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
                      f"last heartbeat {h['heartbeat-age-s']:g} s ago")
+    if data.get("damaged"):
+        lines.append(f"damaged: {data['damaged']}")
     if data.get("chained-from"):
         lines.append(f"chained from: {data['chained-from']}")
     if data.get("cloned-from"):

@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import JobError
+from .._errors import DamagedCheckpoint, JobError
 from .._storage import open_read, read_bytes, write_bytes_atomic
 from .layout import JobLayout, part_number
 from .read_ahead import advise_ahead
@@ -79,8 +79,8 @@ class PartSummary:
     counts: dict[str, int]
 
 
-def _corrupt(url: str, why: str) -> JobError:
-    return JobError(f"checkpoint {url} holds a corrupt record ({why}); the job folder was damaged")
+def _corrupt(url: str, why: str) -> DamagedCheckpoint:
+    return DamagedCheckpoint(url, why)
 
 
 # -- writing ---------------------------------------------------------------------------------------

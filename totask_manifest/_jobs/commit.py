@@ -18,7 +18,7 @@ from typing import IO
 
 import orjson
 
-from .._errors import JobError
+from .._errors import DamagedCheckpoint, JobError
 from .._failure_rules import rule_of
 from .._manifest.io import iter_raw_lines, to_line
 from .._storage import AtomicWriter, open_read, redact_url
@@ -233,7 +233,13 @@ def failure_entry(rec: Record) -> dict:
 
 
 def failed_records(layout: JobLayout) -> Iterator[Record]:
-    """The failed records, reading only the heads of parts whose footer counts a failure."""
+    """The failed records, reading only the heads of parts whose footer counts a failure. A
+    damaged part is passed over: its lines are not recorded (``report`` says it is damaged)."""
     for url in layout.parts():
-        if part_summary(url).counts["failed"]:
-            yield from (r for r in load_part(url, bodies=False).records() if r.status == "failed")
+        try:
+            if not part_summary(url).counts["failed"]:
+                continue
+            records = list(load_part(url, bodies=False).records())
+        except DamagedCheckpoint:
+            continue
+        yield from (r for r in records if r.status == "failed")

@@ -24,6 +24,7 @@ from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, write_failures, write_output
 from .config import JobResult
+from .damaged_parts import summarize_setting_aside
 from .layout import clean_temporaries
 from .lease import LeaseLost, held_lease
 from .progress import Progress
@@ -46,7 +47,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     guard = lease.verify if lease is not None else None
     for url in clean_temporaries(config.job_url):
         log.info("removed %s, left by an interrupted run", redact_url(url))
-    after, counts, next_seq = summarize(layout)
+    # a damaged last part (torn by a crash without sync) is renamed, kept, and its lines redone
+    (after, counts, next_seq), set_aside = summarize_setting_aside(layout)
     total = state.metrics.get("total", 0)
 
     def save_metrics() -> None:
@@ -66,8 +68,14 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     recorder.listeners.append(lambda _status: progress.advance())
     plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
     run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
+    if set_aside:
+        run_record["damaged_parts_set_aside"] = [{"part": a.url, "moved_to": a.moved_to, "why": a.why}
+                                                 for a in set_aside]
+        log.warning("set aside %d damaged checkpoint part(s); labeling again from line %d",
+                    len(set_aside), after + 2)
     started = time.monotonic()
     error: str | None = None
+    broke: BaseException | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
             plan.engine.run(plan)
@@ -78,12 +86,17 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             log.warning("stopped at once: lines in flight are redone on resume")
         except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
             error = _one_line(exc)
-            log.error("job %s failed: %s", config.job_name, error)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            log.exception("job %s failed", config.job_name)
-            error = f"{type(exc).__name__}: {exc}"
+            broke, error = exc, f"{type(exc).__name__}: {exc}"
         finally:
             received["committing"] = 1
+            # the last count first, then why the run ended: a progress line after the failure read as
+            # if the job went on
+            progress.finish()
+            if broke is not None:
+                log.error("job %s failed", config.job_name, exc_info=broke)
+            elif error is not None:
+                log.error("job %s failed: %s", config.job_name, error)
             try:
                 writer.flush()
             except LeaseLost:
@@ -95,7 +108,6 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         if guard is not None:
             guard()
         _finish(state, counts, total, error, plan, run_record, started, received)
-    progress.finish()
     if on_progress:
         on_progress(dict(state.metrics))
     result = job_result(state)

@@ -88,6 +88,11 @@ class Holder:
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host} ({self.command}, holder {self.id[:8]})"
 
+    def on_this_host(self) -> bool:
+        """Whether this holder's pid is comparable with this process's (same host, boot and pid
+        namespace): only then can ``gone_reason`` tell a live process from a gone one at once."""
+        return bool(self.host_key) and self.host_key == _host_key()
+
     def gone_reason(self, timeout: float) -> str | None:
         """Why this holder no longer holds its lease, or None while it is live."""
         if self.released:

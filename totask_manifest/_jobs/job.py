@@ -27,7 +27,7 @@ import orjson
 
 from .._errors import JobError, ManifestError, NotAJobError, StorageError, TotaskError
 from .._manifest.io import read_lines
-from .._storage import exists, read_bytes, redact_secret_url
+from .._storage import exists, read_bytes, redact_secret_url, redact_url
 from .layout import JobLayout
 from .lease import current_holder
 from .state import JobState, shape_problem
@@ -44,6 +44,8 @@ class Job:
         self.layout = JobLayout(self.url)
         self._state: JobState | None = None
         self._record: dict[str, Any] | None = None
+        #: set by ``metrics`` for a RUNNING job with damaged checkpoint parts: one line saying what to do
+        self.damaged: str | None = None
 
     @classmethod
     def open(cls, url: str) -> Job:
@@ -105,11 +107,27 @@ class Job:
         metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
         if record.get("status") != RUNNING:
             return metrics
-        from .checkpoint import summarize  # on use: status and report read few jobs
+        from .damaged_parts import damage_note, readable_summary  # on use: status and report read few jobs
         from .execute import job_metrics
 
-        _, counts, _ = summarize(self.layout)
+        counts, damaged = readable_summary(self.layout)
+        self.damaged = damage_note(damaged)
         return job_metrics(int(metrics.get("total") or 0), counts)
+
+    def input_changed(self, sha256: str, append: list[str]) -> str | None:
+        """For a clone of this job whose input (combined with ``append``) has checksum ``sha256``:
+        one line saying that the input changed since this job read it (the checksum in its
+        ``job.json`` differs), or None (the same, or nothing recorded to compare with)."""
+        try:
+            state = self.state
+        except TotaskError:  # gone or damaged since the clone read it
+            return None
+        if not state.input_sha256 or state.input_sha256 == sha256:
+            return None
+        also = " (with its --append manifests)" if append else ""
+        return (f"the input manifest {redact_url(state.config.input)}{also} changed since job "
+                f"{state.config.job_name!r} read it (its checksum differs from the one in "
+                f"{redact_url(self.layout.job_json)}); the clone labels it as it is now")
 
     # -- what the folder holds -----------------------------------------------------------------
 

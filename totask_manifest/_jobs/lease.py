@@ -39,6 +39,7 @@ stops the run at once, writing nothing more, with a ``LeaseLost`` error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -56,6 +57,9 @@ from .layout import LEASE_DIR
 log = logging.getLogger("totask_manifest")
 
 _NAME = re.compile(r"lease-(\d{6,})\.json")
+#: what ``link`` says on a file system without hard links (Linux: EPERM, "does not support the
+#: creation of hard links"; others: EOPNOTSUPP, ENOSYS); locks (``flock``) the lease does not use
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -284,6 +288,16 @@ def acquire(job_url: str, command: str) -> Lease:
         except FileExistsError:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
+            if is_local(fs) and exc.errno in _NO_LINKS:  # the folder's own temporary was just written there
+                for directory in (folder, folder.rsplit("/", 1)[0]):  # as ``Lease._drop``: no empty folder left
+                    try:
+                        os.rmdir(directory)
+                    except OSError:
+                        break
+                raise StorageError(
+                    f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
+                    f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
+                    "disk or on s3://") from None
             raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {exc}") from None
         if not _atomic_exclusive(fs):
             time.sleep(0.5)

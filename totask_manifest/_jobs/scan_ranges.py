@@ -182,15 +182,20 @@ class _Checksum(threading.Thread):
         return self.sha
 
 
-def scan_input(url: str, attribute: str, workers: int | None = None) -> InputScan:
+def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum: bool = True) -> InputScan:
     """Read the input once: checksum, line count, the selection, and every line ``validate``
     would refuse at line level (UTF-8, JSON object, one source key, line and value length,
     ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
-    line, key and rule. The rules are ``validate``'s own (``input_line_problems``)."""
+    line, key and rule. The rules are ``validate``'s own (``input_line_problems``).
+
+    The checksum is a read of its own, beside the workers' ranges: without ``checksum`` (the
+    input and ``--append`` manifests checked one by one before they are combined, whose
+    checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
     mark = fingerprint(url)
-    checksum = _Checksum(url)
-    parts = map_ranges(scan_range, url, (attribute,), workers=workers, started=checksum.start)
-    sha = checksum.result()
+    summer = _Checksum(url) if checksum else None
+    parts = map_ranges(scan_range, url, (attribute,), workers=workers,
+                       started=summer.start if summer is not None else None)
+    sha = summer.result() if summer is not None else ""
     scan = InputScan(sha256=sha)
     sel = scan.selection
     for part in parts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -100,24 +101,33 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
 
 
 def _model_error(exc: Exception) -> JobError:
-    """The failure of one image in the model (rule ``model-error``)."""
+    """The failure of one image in the model (rule ``model-error``): the error's own type and
+    message (URLs' queries and user info removed), or that it gave none."""
     kind, text = _error_of(exc)
-    return JobError(f"model: {kind}: {scrub(text, 160)}")
+    text = scrub(text, 160)
+    return JobError(f"model: {kind}: {text}" if text else f"model: {kind} (the model gave no message)")
+
+
+#: the last line of a TorchScript traceback: the error's qualified type (``builtins.RuntimeError``,
+#: ``torch.jit.Error``), then its message, if any
+_TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::\s?(.*))?")
 
 
 def _error_of(exc: Exception) -> tuple[str, str]:
     """The error's type and message. A TorchScript model's error is a serialized traceback
     whose last line is the real error (``RuntimeError: Given input size: ...``); its first
     160 characters, all a user saw before, are only 'The following operation failed in the
-    TorchScript interpreter. Traceback of TorchScript ...', so the last line is kept instead."""
+    TorchScript interpreter. Traceback of TorchScript ...', so the last line is kept instead.
+    An error the model raised itself is written there with its module (``builtins.RuntimeError:
+    boom``): named by its own type, not as ``Error: builtins.RuntimeError`` (the wrapper's type)."""
     text = str(exc)
     if "Traceback of TorchScript" in text:
         last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
-        kind, sep, message = last.partition(": ")
-        if sep and kind.isidentifier():
-            return kind, message
+        m = _TORCHSCRIPT_ERROR.fullmatch(last)
+        if m:
+            return m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip()
         return type(exc).__name__, last or text
-    return type(exc).__name__, text
+    return type(exc).__name__, text.strip()
 
 
 class TorchRunner(ModelRunner):

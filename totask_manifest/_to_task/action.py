@@ -31,6 +31,7 @@ under ``annotate_task_data``; log entries carrying their step; the result above.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -40,6 +41,7 @@ from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE
+from .._jobs.lease import JobBusyError, hold
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._storage import exists, join, map_strings
@@ -160,6 +162,18 @@ class ToTaskAction:
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
         self._run_record = claim(job_url, self.params, client.settings.host)
+        with contextlib.ExitStack() as held:
+            try:  # the job's own lease, from the export on: a second run of the folder is refused at once
+                held.enter_context(hold(job_url, "run"))
+            except JobBusyError:
+                self._run_record = None  # the live run's record, not this one's: left as it is
+                raise
+            return self._start_held(p, client, reporter, job_url)
+
+    def _start_held(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter, job_url: str) -> dict[str, Any]:
+        """The run under the job folder's lease (``api`` and ``apply`` take it again, re-entrant):
+        before, the export ran without it, so two runs of one folder both exported, the second's
+        export replaced under the first's job, or its temporary removed by the first's job start."""
         reporter.progress("initialize", 0, 1)
         self._say(reporter, "Initializing to_task workflow", key="TASK_INITIALIZING")
         self._say(reporter, f"to_task {p.name}: job {job_url}", key="TO_TASK_STARTED")

@@ -1,0 +1,67 @@
+"""``run`` (the ToTask action) holds the job folder's lease from the export on, as two real
+processes show. Before, the lease was first taken by the annotation job, so a second ``run`` of
+the same folder started during the first one's export exported again (the first one's job start
+removed the second's export temporary under it: "cannot write .../synapse-export.manifest: No
+such file or directory"), and one with other parameters moved the folder to the archive from
+under the first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest.testing.synapse_server import SynapseServer
+
+
+def _run(params: Path, out: Path, server: SynapseServer) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=params.parent,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": server.url,
+                                 "SYNAPSE_ACCESS_TOKEN": "tok"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second_agent", [1, 2])  # 1: the same action (resumable), 2: another one (archives)
+def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, second_agent: int) -> None:
+    server = SynapseServer(tokens=("tok",)).start()
+    first = None
+    try:
+        pid = server.seed(300)
+        server.latency = 0.3  # every answer: the export lasts seconds
+        for name, agent in (("a", 1), ("b", second_agent)):
+            (tmp_path / f"{name}.json").write_bytes(orjson.dumps({
+                "name": "Two_Runs", "project": pid, "agent": agent, "method": "file",
+                "target_specification_name": "annotation_data"}))
+        out, job = tmp_path / "out", tmp_path / "out" / "two-runs"
+        first = _run(tmp_path / "a.json", out, server)
+        deadline = time.monotonic() + 120
+        while not (job.is_dir() and list(job.glob(".tmp-synapse-export.manifest-*"))):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run did not start its export within 120 s"
+            time.sleep(0.01)
+        second = _run(tmp_path / "b.json", out, server)
+        _out, err = second.communicate(timeout=120)
+        still_exporting = first.poll() is None and not (job / "synapse-export.manifest").exists()
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    finally:
+        if first is not None and first.poll() is None:
+            first.kill()
+        server.stop()
+    err = err.decode()
+    assert "Fetching task list" not in err and "moved to" not in err, err  # before: it exported (or archived)
+    assert second.returncode == 1, err
+    assert f"job {job} is in use by pid {first.pid} on host" in err and "(run, holder" in err, err
+    assert still_exporting, "the first run's export ended before the second run was refused: nothing tested"
+    assert job.is_dir() and not (out / ".totask-archive").exists()
+    # the run's record ends with the first run's result (stopped by SIGTERM), not the refused one's
+    record = orjson.loads((job / "totask-run.json").read_bytes())
+    assert "interrupted" in record["result"]["message"] and "in use" not in orjson.dumps(record).decode(), record
