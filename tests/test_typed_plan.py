@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import io
 import json
 import random
 import re
@@ -105,6 +106,46 @@ def test_typed_path_reports_like_the_per_line_path(bench_file: Path, tmp_path: P
     assert [(p.line, p.rule) for p in report.problems] == [
         (41, "duplicate-key"), (78, "schema-enum"), (121, "line-blank"), (251, "departure-job-name-prefix")]
     assert report.attributes["category"].labeled == 299 and report.lines == 300
+
+
+def _failed_every(lines: list[bytes], every: int, offset: int) -> list[bytes]:
+    """``lines`` with every ``every``-th one (from ``offset``) a failed line of a chained job:
+    no label, its metadata only a failure-reason (another shape, which the typed path refuses)."""
+    out = list(lines)
+    for i in range(offset, len(out), every):
+        record = orjson.loads(out[i])
+        del record["category"]
+        record["category-metadata"] = {"failure-reason": "ClientError: fetch failed (404)"}
+        out[i] = orjson.dumps(record)
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 7, 15, 16, 31])
+def test_one_failed_line_among_typed_ones_costs_its_neighbours_little(bench_file: Path, offset: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chained job's output: 2% failed lines among labeled ones. The typed path takes all but
+    a couple of lines around each failed one (a run holding one went line by line whole), and
+    the counts and problems are the per-line path's."""
+    lines = _failed_every(bench_file.read_bytes().split(b"\n")[:2000], 50, offset)
+    for i in (333, 334):  # two neighbours broken: a pair of the halves fails whole
+        lines[i] = lines[i].replace(b'"human-annotated":"', b'"human-annotated":"maybe-')
+
+    def check() -> tuple[LineChecker, Collector]:
+        checker, out = _checker()
+        checker.run(iter_blocks(io.BytesIO(b"\n".join(lines) + b"\n")))
+        return checker, out
+
+    checker, out = check()
+    failed = len(range(offset, 2000, 50))
+    assert checker.typed_lines >= 2000 - 3 * failed - 4 - line_check.RUN_LINES
+    monkeypatch.setattr(line_check, "_typed_plan", lambda *args: None)
+    line_by_line, expected = check()
+    assert line_by_line.typed_lines == 0
+    assert (out.lines, out.errors, out.warnings, [(p.line, p.rule) for p in out.problems]) == (
+        expected.lines, expected.errors, expected.warnings, [(p.line, p.rule) for p in expected.problems])
+    assert [(p.line, p.rule) for p in out.problems][:2] == [(334, "schema-enum"), (335, "schema-enum")]
+    assert out.attributes["category"] == expected.attributes["category"]
+    assert out.attributes["category"].labeled == 2000 - failed and out.attributes["category"].invalid == 2
 
 
 @pytest.mark.skipif(not HAVE_GT, reason="../shared/gt-manifests not found")
