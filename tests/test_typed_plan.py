@@ -129,6 +129,10 @@ def test_one_failed_line_among_typed_ones_costs_its_neighbours_little(bench_file
     lines = _failed_every(bench_file.read_bytes().split(b"\n")[:2000], 50, offset)
     for i in (333, 334):  # two neighbours broken: a pair of the halves fails whole
         lines[i] = lines[i].replace(b'"human-annotated":"', b'"human-annotated":"maybe-')
+    # a blank line before failed ones in its piece (the decoder's line index skips blank lines)
+    # and a CRLF line: each line still checked once, where the per-line path checks it
+    lines[520:521] = [b"", lines[520]]
+    lines[700] += b"\r"
 
     def check() -> tuple[LineChecker, Collector]:
         checker, out = _checker()
@@ -137,13 +141,14 @@ def test_one_failed_line_among_typed_ones_costs_its_neighbours_little(bench_file
 
     checker, out = check()
     failed = len(range(offset, 2000, 50))
-    assert checker.typed_lines >= 2000 - 3 * failed - 4 - line_check.RUN_LINES
+    assert checker.typed_lines >= 2000 - 3 * failed - 4 - 2 * line_check.RUN_LINES
     monkeypatch.setattr(line_check, "_typed_plan", lambda *args: None)
     line_by_line, expected = check()
     assert line_by_line.typed_lines == 0
     assert (out.lines, out.errors, out.warnings, [(p.line, p.rule) for p in out.problems]) == (
         expected.lines, expected.errors, expected.warnings, [(p.line, p.rule) for p in expected.problems])
-    assert [(p.line, p.rule) for p in out.problems][:2] == [(334, "schema-enum"), (335, "schema-enum")]
+    assert [(p.line, p.rule) for p in out.problems][:3] == [(334, "schema-enum"), (335, "schema-enum"),
+                                                            (521, "line-blank")]
     assert out.attributes["category"] == expected.attributes["category"]
     assert out.attributes["category"].labeled == 2000 - failed and out.attributes["category"].invalid == 2
 

@@ -92,6 +92,17 @@ def _skeleton(value: Any) -> Any:
     return type(value)
 
 
+def _around_line(text: bytes, k: int) -> tuple[bytes, bytes, bytes]:
+    """``text`` (whole lines) as its first ``k`` lines, line ``k`` without its ``\n``, and the rest."""
+    at = 0
+    for _ in range(k):
+        at = text.index(b"\n", at) + 1
+    end = text.find(b"\n", at)
+    if end < 0:
+        return text[:at], text[at:], b""
+    return text[:at], text[at:end], text[end + 1:]
+
+
 @dataclass(frozen=True, slots=True)
 class _ShapePlan:
     """Checks a run of lines sharing one key sequence at once (see ``_LineChecker._try_run``)."""
@@ -123,47 +134,70 @@ class LineChecker(LineRules):
         gc_was_enabled = gc.isenabled()
         gc.disable()  # nothing here makes reference cycles; the collector would only rescan young dicts
         number = 0
-        batch_ok = self._try_run if self._runs_possible else None
         # the typed path of the last shape that passed (``_last``), tried first on each piece and
         # run; its lines are counted here and added to that shape's stats when the shape changes
         typed, typed_lines = None, 0
         try:
             for block in blocks:
                 for piece in pieces(block, PIECE_BYTES):
-                    if typed is not None:
-                        accepted = typed(piece)
-                        if accepted:
-                            number += accepted
-                            typed_lines += accepted
-                            continue
-                    batch = split_block(piece.tobytes())
-                    for at in range(0, len(batch), RUN_LINES):
-                        run = batch[at : at + RUN_LINES]
-                        if typed is not None and typed(b"\n".join(run)) == len(run):
-                            number += len(run)
-                            typed_lines += len(run)
-                            continue
-                        records = None
-                        if batch_ok is not None:
-                            last = self._last
-                            ok, records = batch_ok(run)
-                            if ok:
-                                number += len(run)
-                                if self._last is not last:
-                                    self._count_typed(last, typed_lines)
-                                    typed_lines = 0
-                                    typed = self._last.typed.accepts if self._last.typed is not None else None
+                    rest: bytes | memoryview = piece
+                    while rest:
+                        if typed is not None:
+                            accepted = typed(rest)
+                            if accepted:
+                                number += accepted
+                                typed_lines += accepted
+                                break
+                            refused = self._last.typed.refused_at if self._last and self._last.typed else None
+                            if refused is not None:
+                                # the decoder named the line it refused: the lines before it go the
+                                # typed way again, it goes line by line (alone, its shape must not
+                                # become the typed path's), and the rest is a piece of its own
+                                head, line, rest = _around_line(bytes(rest), refused)
+                                if head and typed(head) == refused:
+                                    number += refused
+                                    typed_lines += refused
+                                elif head:
+                                    number, typed, typed_lines = self._runs(split_block(head), number, typed, typed_lines)
+                                number = self._lines([line], number, None)
                                 continue
-                        if typed is not None and len(run) > 2:
-                            number, accepted = self._typed_halves(run, number, typed)
-                            typed_lines += accepted
-                            continue
-                        number = self._lines(run, number, records)
+                        number, typed, typed_lines = self._runs(split_block(bytes(rest)), number, typed, typed_lines)
+                        break
         finally:
             if gc_was_enabled:
                 gc.enable()
             self._count_typed(self._last, typed_lines)
         self.out.lines += number
+
+    def _runs(self, batch: list[bytes], number: int, typed: Callable[[bytes], int] | None,
+              typed_lines: int) -> tuple[int, Callable[[bytes], int] | None, int]:
+        """Lines the typed path did not take at once, in runs: typed again, else whole where
+        they share one shape (which becomes the typed path's, ``_try_run``), else in halves or
+        line by line. Returns the line number reached, the typed path and its line count."""
+        batch_ok = self._try_run if self._runs_possible else None
+        for at in range(0, len(batch), RUN_LINES):
+            run = batch[at : at + RUN_LINES]
+            if typed is not None and typed(b"\n".join(run)) == len(run):
+                number += len(run)
+                typed_lines += len(run)
+                continue
+            records = None
+            if batch_ok is not None:
+                last = self._last
+                ok, records = batch_ok(run)
+                if ok:
+                    number += len(run)
+                    if self._last is not last:
+                        self._count_typed(last, typed_lines)
+                        typed_lines = 0
+                        typed = self._last.typed.accepts if self._last.typed is not None else None
+                    continue
+            if typed is not None and len(run) > 2:
+                number, accepted = self._typed_halves(run, number, typed)
+                typed_lines += accepted
+                continue
+            number = self._lines(run, number, records)
+        return number, typed, typed_lines
 
     def _typed_halves(self, run: list[bytes], number: int, typed: Callable[[bytes], int]) -> tuple[int, int]:
         """A run the typed path refused whole, and not one shape: its halves tried again, down to

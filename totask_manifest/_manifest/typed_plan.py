@@ -29,6 +29,7 @@ from __future__ import annotations
 import keyword
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
@@ -53,17 +54,22 @@ Extract = Callable[[list], list]
 
 #: known-good values kept per pattern check: job names, class indices and dates repeat
 _GOOD_VALUES = 4096
+#: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`"
+_LINE_AT = re.compile(r"at `\$\[(\d+)\]")
 
 
 class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows")
+    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows", "refused_at")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
         self._max_bytes = max_bytes
+        #: after ``accepts`` returned 0: the line the decoder refused (its index in the text, from
+        #: the error's ``$[k]``), or None where no one line was named (a check after decoding)
+        self.refused_at: int | None = None
         self._decode_lines = msgspec.json.Decoder(line_type).decode_lines
         self._encode_lines = msgspec.json.Encoder().encode_lines
         # patterns on a string every line holds (job-name, creation-date) are checked in the
@@ -77,9 +83,12 @@ class TypedPlan:
         """How many lines ``text`` (whole lines, each ended by ``\\n`` but maybe the last; a view
         of a block's piece or bytes) holds, when every one of them passes; 0 when one does not
         (or there is none)."""
+        self.refused_at = None
         try:
             records = self._decode_lines(text)
-        except msgspec.DecodeError:  # ValidationError included
+        except msgspec.DecodeError as exc:  # ValidationError included
+            named = _LINE_AT.search(str(exc))
+            self.refused_at = int(named.group(1)) if named else None
             return 0
         written = self._encode_lines(records)  # each record, then a newline
         if not records or len(written) != len(text) + (text[-1:] != b"\n") or not written.startswith(text):
