@@ -75,7 +75,8 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
 
 _CHILD = """
 import resource, sys, time, orjson
-from totask_manifest._manifest.ranges import iter_blocks, iter_bodies, map_ranges
+from totask_manifest._manifest.blocks import iter_blocks
+from totask_manifest._manifest.ranges import iter_bodies, map_ranges
 from totask_manifest._manifest.validate import RANGES_PER_WORKER, validate_manifest
 
 class Parsed:  # what the parse-only run reports, shaped like a validation report

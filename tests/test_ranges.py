@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from totask_manifest._manifest import ranges
+from totask_manifest._manifest import blocks, ranges
 from totask_manifest._storage import write_bytes_atomic
 
 SAMPLE = b'\xef\xbb\xbf{"a":1}\r\n\n{"b": 2}\n   \r\n{"c":3}'
@@ -130,7 +130,7 @@ def test_blocks_hold_the_same_lines_as_bodies() -> None:
             end_or_none = None if end == len(data) and rng.random() < 0.5 else end
             expected = list(itertools.chain.from_iterable(
                 ranges.iter_bodies(io.BytesIO(data), start=start, end=end_or_none, chunk=chunk)))
-            got = list(itertools.chain.from_iterable(map(ranges.split_block, ranges.iter_blocks(
+            got = list(itertools.chain.from_iterable(map(blocks.split_block, blocks.iter_blocks(
                 io.BytesIO(data), start=start, end=end_or_none, chunk=chunk))))
             assert got == expected, (data, start, end_or_none, chunk)
 

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS, HAVE_GT
 from totask_manifest._manifest import line_check
+from totask_manifest._manifest.blocks import iter_blocks
 from totask_manifest._manifest.line_check import LineChecker
 from totask_manifest._manifest.patterns import Unsupported, batched
 from totask_manifest._manifest.problems import Collector
-from totask_manifest._manifest.ranges import iter_blocks
 from totask_manifest._manifest.typed_plan import TypedPlan
 from totask_manifest._manifest.validate import validate_manifest
 

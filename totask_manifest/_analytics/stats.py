@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 
 from .. import _storage as storage
+from .._manifest import long_lines
+from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
 from .stats_fast import FastPath
@@ -118,6 +120,10 @@ def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | Non
     try:
         for lines in batches:
             tally.part.lines += len(lines)
+            if type(lines[0]) is TooLong:  # a line over the byte cap, read past: invalid data, never parsed
+                tally.part.invalid += 1
+                tally.part.too_long += 1
+                continue
             pending += len(lines)
             if quick is None:
                 tally.generic(lines)
@@ -163,8 +169,12 @@ def _bar(n: int, top: int, width: int = 30) -> str:
 def format_text(stats: ManifestStats) -> str:
     """A report for people; ``--format json`` gives ``to_dict()`` for programs."""
     out = [f"{stats.url}", f"  lines: {stats.lines:,} ({stats.blank_lines:,} blank)"]
-    if stats.invalid_lines:
-        out.append(f"  lines that are not a JSON object: {stats.invalid_lines:,} (run validate to see why)")
+    if stats.invalid_lines > stats.too_long_lines:
+        out.append(f"  lines that are not a JSON object: {stats.invalid_lines - stats.too_long_lines:,} "
+                   "(run validate to see why)")
+    if stats.too_long_lines:
+        out.append(f"  lines over {long_lines.MAX_LINE_BYTES:,} bytes, not read (line-too-long; run validate to see which): "
+                   f"{stats.too_long_lines:,}")
     if not stats.attributes:
         out.append("  no label attributes (an input manifest)")
     for a in stats.attributes.values():

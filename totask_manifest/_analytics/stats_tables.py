@@ -80,8 +80,10 @@ class ManifestStats:
     lines: int
     blank_lines: int
     attributes: dict[str, AttributeStats]
-    #: lines that are not a JSON object (counted in ``lines``, nothing else read from them)
+    #: lines that are not a JSON object, or over the byte cap (counted in ``lines``, nothing else read from them)
     invalid_lines: int = 0
+    #: of ``invalid_lines``, those over ``long_lines.MAX_LINE_BYTES``: read past, never parsed
+    too_long_lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +99,7 @@ class Partial:
     lines: int = 0
     blank: int = 0
     invalid: int = 0
+    too_long: int = 0
     attributes: dict[str, Counts] = field(default_factory=dict)
 
 
@@ -207,4 +210,5 @@ def merge_partials(url: str, parts: list[Partial], attributes: Sequence[str] | N
         blank_lines=sum(p.blank for p in parts),
         attributes={a: _attribute(a, merged.get(a)) for a in attributes},
         invalid_lines=sum(p.invalid for p in parts),
+        too_long_lines=sum(p.too_long for p in parts),
     )

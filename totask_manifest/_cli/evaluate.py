@@ -52,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")
     else:
         sys.stdout.write(format_text(ev))
+    if ev.too_long_lines:
+        from .._manifest import long_lines
+
+        print(f"totask-manifest evaluate: error: {ev.too_long_lines:,} line(s) are over {long_lines.MAX_LINE_BYTES:,} bytes, "
+              "more than Ground Truth's 100,000 characters, and were not read [line-too-long] (totask-manifest "
+              "validate names them); the figures leave them out", file=sys.stderr)
+        return 1
     if not ev.evaluated:  # said once, on stderr: the report above says why each line was left out
         from .._manifest.io import attributes_seen
 

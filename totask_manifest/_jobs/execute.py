@@ -204,7 +204,11 @@ class HardStop(BaseException):
 def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
     is being committed (``received["committing"]`` set), signals are only noted: the commit
-    finishes, so a stopped job always has its output manifest and a final status."""
+    finishes, so a stopped job always has its output manifest and a final status.
+
+    A SIGINT ignored when the job starts stays ignored (Unix's rule for ``nohup`` and a shell's
+    ``cmd &`` in a script, which start a command with SIGINT ignored): this handler took it over,
+    and a background job stopped on a SIGINT meant for nothing. SIGTERM is the job's always."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -222,7 +226,9 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM)
+               if s == signal.SIGTERM or signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield received
     finally:

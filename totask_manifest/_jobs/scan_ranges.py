@@ -25,8 +25,10 @@ from typing import Any
 import orjson
 
 from .._errors import InvalidInputError
+from .._manifest import long_lines
 from .._manifest.io import iter_raw_lines, to_line
 from .._manifest.line import Line
+from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
 from .._manifest.ranges import CHUNK, iter_line_batches, map_ranges
 from .._outcomes import Item
@@ -61,14 +63,6 @@ class _RangeScan:
     problem_count: int = 0
 
 
-def _first_line_start(f: Any, start: int) -> int:
-    """The offset of the first line starting at or after ``start`` (``iter_raw_lines``'s rule)."""
-    if start == 0:
-        return 0
-    f.seek(start - 1)
-    return start if f.read(1) == b"\n" else start + len(f.readline())
-
-
 def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lines: int = RUN_LINES) -> _RangeScan:
     """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
     (``input_line_problems``) and the selection rule, with each selected line's offset.
@@ -79,8 +73,13 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lin
     same either way (``tests/test_scan_ranges.py`` holds it to the line-by-line scan)."""
     out = _RangeScan()
     with open_read(url) as f:
-        offset = _first_line_start(f, start)
+        offset = long_lines.line_start(f, start, CHUNK, end)
         for lines in iter_line_batches(f, start=offset, end=end, newlines=True):
+            if type(lines[0]) is TooLong:  # a line over the byte cap, read past: alone in its batch
+                out.lines += 1
+                _add_problems(out, [("", long_lines.message(), "line-too-long")])
+                offset += lines[0].size
+                continue
             starts = list(accumulate(map(len, lines), initial=offset))
             offset = starts.pop()
             for k in range(0, len(lines), run_lines):
@@ -127,13 +126,18 @@ def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
         return
     problems = input_line_problems(line)
     if problems:
-        out.problem_count += len(problems)
-        room = MAX_REPORTED - len(out.problems)
-        out.problems.extend((out.lines, p.key, p.message, p.rule) for p in problems[:max(room, 0)])
+        _add_problems(out, [(p.key, p.message, p.rule) for p in problems])
         return
     if needs_label(line.record(), attribute):
         out.indices.append(out.lines - 1)
         out.offsets.append(at)
+
+
+def _add_problems(out: _RangeScan, problems: list[tuple[str, str, str]]) -> None:
+    """The ``(key, message, rule)`` problems of the range's last line, the first ``MAX_REPORTED`` kept."""
+    out.problem_count += len(problems)
+    room = MAX_REPORTED - len(out.problems)
+    out.problems.extend((out.lines, key, message, rule) for key, message, rule in problems[:max(room, 0)])
 
 
 def sha256_of(url: str) -> str:

@@ -18,7 +18,8 @@ from typing import IO
 from .._errors import ManifestError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
-from .ranges import iter_raw_lines, split_bom
+from .long_lines import TooLong, message
+from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "read_lines",
            "read_records", "to_line", "write_lines"]
@@ -41,9 +42,17 @@ def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Li
 
 
 def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, first_number: int = 1) -> Iterator[Line]:
-    """Lines of a byte range; ``first_number`` is the number of its first line (the caller knows it)."""
-    for i, raw in enumerate(iter_raw_lines(f, start=start, end=end)):
-        yield to_line(first_number + i, raw, first_in_file=(start == 0 and i == 0))
+    """Lines of a byte range; ``first_number`` is the number of its first line (the caller knows it).
+    A line over ``MAX_LINE_BYTES`` raises ``ManifestError`` (``line-too-long``) naming it: every
+    command that reads whole lines (``convert``, ``labeled``, ``report``, ...) refuses the file
+    with exit code 1, as for any invalid data, rather than holding gigabytes or dropping the line."""
+    number = first_number
+    for lines in iter_line_batches(f, start=start, end=end, newlines=True):
+        if type(lines[0]) is TooLong:  # read past, never held: alone in its batch
+            raise ManifestError(message(), line=number, rule="line-too-long")
+        for raw in lines:
+            yield to_line(number, raw, first_in_file=(start == 0 and number == first_number))
+            number += 1
 
 
 def read_lines(url: str) -> Iterator[Line]:

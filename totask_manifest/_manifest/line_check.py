@@ -20,7 +20,8 @@ import orjson
 
 from .._errors import json_kind
 from .._task_types import TaskType, task_type_of_metadata
-from . import semantics
+from . import long_lines, semantics
+from .blocks import pieces, split_block
 from .label_check import (
     SOURCE_SCHEMAS,
     _fast_schema,
@@ -28,9 +29,9 @@ from .label_check import (
 )
 from .line import any_repeats_a_key, may_repeat_a_key
 from .line_rules import _CACHE_SIZE, LineRules, _Plan
+from .long_lines import TooLong
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, rule_message
 from .problems import AttributeStats, Collector
-from .ranges import pieces, split_block
 from .schemas import compile_schema, ref
 from .typed_plan import TypedPlan, typed_plan
 
@@ -47,7 +48,7 @@ _UNSET: Any = object()
 #: line; under the value-length limit, so that a piece needs no per-line length test
 PIECE_BYTES = 16 << 10
 
-#: bytes ``validate`` reads at once (``ranges.iter_blocks``' chunk). Small: a 1 MB chunk is
+#: bytes ``validate`` reads at once (``blocks.iter_blocks``' chunk). Small: a 1 MB chunk is
 #: read, joined to the line left over from the chunk before and cut at its last line, three
 #: fresh 1 MB buffers a chunk, above malloc's mmap threshold, so each came from the kernel
 #: page by page (0.083 page faults a line) and none stayed in a core's cache. 64 KB buffers
@@ -128,7 +129,7 @@ class LineChecker(LineRules):
         self.typed_lines = 0
 
     def run(self, blocks: Iterator[bytes]) -> None:
-        """Check every line of ``blocks`` (``ranges.iter_blocks``): pieces of a block on the
+        """Check every line of ``blocks`` (``blocks.iter_blocks``): pieces of a block on the
         typed path at once where possible, else its lines in whole runs where possible
         (``_try_run``), each line of a run that is not (or cannot be checked at once) on its own."""
         gc_was_enabled = gc.isenabled()
@@ -139,6 +140,10 @@ class LineChecker(LineRules):
         typed, typed_lines = None, 0
         try:
             for block in blocks:
+                if type(block) is TooLong:  # a line over the byte cap, read past: never parsed
+                    number += 1
+                    self.out.add(number, "", "line-too-long", long_lines.message())
+                    continue
                 for piece in pieces(block, PIECE_BYTES):
                     rest: bytes | memoryview = piece
                     while rest:

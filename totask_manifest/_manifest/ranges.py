@@ -32,7 +32,8 @@ from io import BytesIO
 from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
-from .._errors import UsageError
+from .._errors import ManifestError, UsageError
+from . import long_lines
 from .line import BOM
 
 T = TypeVar("T")
@@ -50,53 +51,75 @@ def _split(f: IO[bytes], start: int, end: int | None, chunk: int,
            newlines: bool = False) -> Iterator[tuple[list[bytes], bool]]:
     """``(lines, terminated)`` batches of the lines starting in ``[start, end)``; only a file's last
     line can come unterminated, alone in the last batch. Lines come without their ``\n``, or
-    with it (``newlines``: the last unterminated line stays without).
+    with it (``newlines``: the last unterminated line stays without). A line over
+    ``MAX_LINE_BYTES`` comes as a ``TooLong`` marker alone in its batch, read past and never held.
 
     Why both: ``bytes.split`` looks at every byte in a loop of its own (245 ns a line of the
     benchmark's 480 bytes, measured against 95), while ``BytesIO.readlines`` finds each ``\n`` with
     ``memchr`` but keeps it; a JSON parser takes it as trailing whitespace."""
-    if start > 0:
-        f.seek(start - 1)
-        if f.read(1) != b"\n":  # ``start`` is inside a line: that line belongs to the range before
-            start += len(f.readline())
-    offset = start  # file offset of the first byte of ``pending``
+    offset = long_lines.line_start(f, start, chunk, end)  # file offset of the first byte of ``pending``
     pending = b""
     long_line: list[bytes] = []  # chunks of a line longer than a chunk, joined once it ends
+    held = 0  # bytes in ``long_line``
+    carry = b""  # what followed a line read past, in its last chunk
     newline = 0 if newlines else 1  # bytes of a line not in its ``bytes``
     while end is None or offset < end:
-        data = f.read(chunk)
+        data = carry or f.read(chunk)
+        carry = b""
         if not data:
             if long_line:
                 pending = b"".join([*long_line, pending])
-            if pending:
+            if len(pending) > long_lines.MAX_LINE_BYTES:
+                yield [long_lines.too_long(len(pending), b"")], False
+            elif pending:
                 yield [pending], False
             return
         if b"\n" not in data:  # joined once, not once per chunk (a 40 MB line costs 40 MB, not 800)
             long_line.append(pending)
+            held += len(pending)
             pending = data
+            if held + len(data) > long_lines.MAX_LINE_BYTES:  # over the cap: read on to its end
+                size = held + len(data)
+                limit = None if end is None else end - offset - size  # the range's bytes left
+                skipped, carry, terminated = long_lines.skip_line(f, chunk, limit)
+                size += skipped
+                long_line, held, pending = [], 0, b""
+                yield [long_lines.too_long(size, b"\n" if newlines and terminated else b"")], terminated
+                offset += size
             continue
         if long_line:
             pending = b"".join([*long_line, pending])
-            long_line = []
+            long_line, held = [], 0
         buf = pending + data
-        if newlines:
-            lines = BytesIO(buf).readlines()  # shares ``buf``, no copy
-            pending = b"" if lines[-1].endswith(b"\n") else lines.pop()
-        else:
-            lines = buf.split(b"\n")
-            pending = lines.pop()
-        size = len(buf) - len(pending)  # the lines' bytes, terminators included: no pass over them
-        if end is not None and offset + size > end:
-            kept = []
-            for line in lines:  # the range ends inside this batch: keep lines starting before ``end``
-                if offset >= end:
-                    break
-                kept.append(line)
-                offset += len(line) + newline
-            yield kept, True
-            return
-        offset += size
-        yield lines, True
+        pending = b""
+        too_long = long_lines.long_line_at(buf)  # a line over the cap whole in ``buf`` (rare)
+        if too_long >= 0:  # the lines before it now, then its marker, then the rest (``carry``)
+            cut = buf.index(b"\n", too_long) + 1
+            buf, carry, too_long = buf[:too_long], buf[cut:], cut - too_long
+        if buf:
+            if newlines:
+                lines = BytesIO(buf).readlines()  # shares ``buf``, no copy
+                pending = b"" if lines[-1].endswith(b"\n") else lines.pop()
+            else:
+                lines = buf.split(b"\n")
+                pending = lines.pop()
+            size = len(buf) - len(pending)  # the lines' bytes, terminators included: no pass over them
+            if end is not None and offset + size > end:
+                kept = []
+                for line in lines:  # the range ends inside this batch: keep lines starting before ``end``
+                    if offset >= end:
+                        break
+                    kept.append(line)
+                    offset += len(line) + newline
+                yield kept, True
+                return
+            offset += size
+            yield lines, True
+        if too_long > 0:
+            if end is not None and offset >= end:
+                return
+            yield [long_lines.too_long(too_long, b"\n" if newlines else b"")], True
+            offset += too_long
 
 
 def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
@@ -109,8 +132,12 @@ def iter_line_batches(f: IO[bytes], *, start: int = 0, end: int | None = None,
 
 
 def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Raw lines with their terminators (a last line without one stays so), BOM included."""
+    """Raw lines with their terminators (a last line without one stays so), BOM included; a line
+    over ``MAX_LINE_BYTES`` raises ``ManifestError`` (``line-too-long``): no reader of whole
+    lines can carry it (``io.iter_lines_from`` names its line)."""
     for lines, _terminated in _split(f, start, end, CHUNK, newlines=True):
+        if type(lines[0]) is long_lines.TooLong:
+            raise ManifestError(long_lines.message(), rule="line-too-long")
         yield from lines
 
 
@@ -134,64 +161,6 @@ def iter_bodies(f: IO[bytes], *, start: int = 0, end: int | None = None,
         yield first
         break
     yield from batches
-
-
-def iter_blocks(f: IO[bytes], *, start: int = 0, end: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The lines of ``[start, end)`` as blocks of whole lines (each line with its ``\\n``, a
-    file's last line maybe without), the file's BOM taken off its first line: ``split_block``
-    of each block is what ``iter_bodies`` yields. Why: ``validate``'s typed path decodes a block
-    at once; splitting it into lines costs as much again, and is left to the blocks that need it."""
-    if start > 0:
-        f.seek(start - 1)
-        if f.read(1) != b"\n":  # ``start`` is inside a line: that line belongs to the range before
-            start += len(f.readline())
-    offset = start  # file offset of the first byte of ``parts``
-    parts: list[bytes] = []  # the start of a line not ended yet (chunks joined once it ends)
-    bom = start == 0
-    while end is None or offset < end:
-        data = f.read(chunk)
-        if not data or b"\n" not in data:
-            if data:
-                parts.append(data)
-                continue
-            rest = b"".join(parts)
-            if rest:
-                yield split_bom(rest)[1] if bom else rest
-            return
-        buf = b"".join([*parts, data])
-        parts = []
-        if end is not None and offset + len(buf) >= end:
-            cut = buf.find(b"\n", end - 1 - offset)  # the range's last line holds byte end - 1
-            if cut < 0:
-                parts = [buf]
-                continue
-            yield split_bom(buf[: cut + 1])[1] if bom else buf[: cut + 1]
-            return
-        cut = buf.rfind(b"\n") + 1
-        yield split_bom(buf[:cut])[1] if bom else buf[:cut]
-        bom = False
-        parts = [buf[cut:]]
-        offset += cut
-
-
-def split_block(block: bytes) -> list[bytes]:
-    """A block of ``iter_blocks`` as its lines, without their ``\\n`` (what ``iter_bodies`` yields)."""
-    lines = block.split(b"\n")
-    if block.endswith(b"\n"):
-        lines.pop()
-    return lines
-
-
-def pieces(block: bytes, size: int) -> Iterator[memoryview]:
-    """``block`` (whole lines) in pieces of whole lines, each ``size`` bytes or a line more:
-    views, not copies: a copy of each piece (and its allocation) was 830 of the 28,000 instructions
-    ``validate`` spends on a line (callgrind, 200k bench lines)."""
-    at, end = 0, len(block)
-    view = memoryview(block)
-    while at < end:
-        cut = block.find(b"\n", at + size) + 1 or end
-        yield view[at:cut]
-        at = cut
 
 
 # --- planning ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections import Counter
 from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
+from .blocks import iter_blocks
 from .label_check import (
     check_label,
     explain_label,
@@ -29,7 +30,7 @@ from .label_check import (
 )
 from .line_check import BLOCK_BYTES, LineChecker
 from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
-from .ranges import check_workers, iter_blocks, iter_line_batches, map_ranges
+from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
 
 __all__ = [

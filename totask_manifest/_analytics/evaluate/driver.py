@@ -18,6 +18,7 @@ import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
+from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
 from .attributes import resolve_target
@@ -44,6 +45,8 @@ class Evaluation:
     total_lines: int = 0
     blank_lines: int = 0
     invalid_lines: int = 0
+    #: of ``invalid_lines``, those over ``long_lines.MAX_LINE_BYTES``: read past, never parsed
+    too_long_lines: int = 0
     evaluated: int = 0
     not_evaluated: int = 0
     skipped: dict[str, Counter] = field(
@@ -67,6 +70,7 @@ class Evaluation:
             "attributes_from": self.how_found, "iou": self.iou, "share": self.share,
             "lines": {
                 "total": self.total_lines, "blank": self.blank_lines, "invalid": self.invalid_lines,
+                "too_long": self.too_long_lines,
                 "evaluated": self.evaluated, "not_evaluated": self.not_evaluated,
                 "skipped": {side: dict(sorted(c.items())) for side, c in self.skipped.items()},
                 "examples": self.examples,
@@ -156,6 +160,11 @@ class _Run:
         number = 0
         lane = FastLane(self.ev, self.detection, self.line, self.record, MAX_EXAMPLES)
         for batch in iter_bodies(f, start=start, end=end):  # the file's BOM taken off its first line
+            if type(batch[0]) is TooLong:  # a line over the byte cap, read past: invalid data
+                number += 1
+                self.ev.invalid_lines += 1
+                self.ev.too_long_lines += 1
+                continue
             number = lane.feed(batch, number)
         self.ev.total_lines = number
 
@@ -163,7 +172,7 @@ class _Run:
         """Fold in the range after this one (its line numbers start after this one's)."""
         ev, o = self.ev, other.ev
         offset = ev.total_lines
-        for name in ("total_lines", "blank_lines", "invalid_lines", "evaluated", "not_evaluated"):
+        for name in ("total_lines", "blank_lines", "invalid_lines", "too_long_lines", "evaluated", "not_evaluated"):
             setattr(ev, name, getattr(ev, name) + getattr(o, name))
         for side, counts in o.skipped.items():
             ev.skipped[side].update(counts)
