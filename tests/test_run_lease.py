@@ -65,3 +65,20 @@ def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, se
     # the run's record ends with the first run's result (stopped by SIGTERM), not the refused one's
     record = orjson.loads((job / "totask-run.json").read_bytes())
     assert "interrupted" in record["result"]["message"] and "in use" not in orjson.dumps(record).decode(), record
+
+
+def test_a_run_refused_as_busy_leaves_the_live_runs_record_alone(tmp_path: Path) -> None:
+    """The same action again (``description`` may differ on a resume) while a run holds the
+    folder: refused before its record is touched. Before, ``claim`` rewrote the live run's record
+    first (its ``runs`` counted one more, its ``params`` the refused run's) and only the lease
+    taken after it refused the run."""
+    from totask_manifest._jobs.lease import JobBusyError, hold
+    from totask_manifest._to_task.runs import claim
+
+    job = str(tmp_path / "out" / "two-runs")
+    params = {"name": "Two_Runs", "project": 1, "agent": 1, "method": "file"}
+    record = Path(claim(job, params, "http://synapse.example"))
+    before = record.read_bytes()
+    with hold(job, "run"), pytest.raises(JobBusyError, match="is in use by pid"):
+        claim(job, {**params, "description": "again"}, "http://synapse.example")
+    assert record.read_bytes() == before

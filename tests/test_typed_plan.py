@@ -153,6 +153,23 @@ def test_one_failed_line_among_typed_ones_costs_its_neighbours_little(bench_file
     assert out.attributes["category"].labeled == 2000 - failed and out.attributes["category"].invalid == 2
 
 
+@pytest.mark.parametrize("named", [9999, 3, 0])
+def test_a_line_index_in_the_lines_own_text_splits_nothing_wrong(bench_file: Path, named: int) -> None:
+    """The decoder's error quotes the refused value before its path: a value that reads like a
+    path (``at `$[9999]```) must not be taken for the line it names. ``validate`` raised
+    ``ValueError: subsection not found`` (a traceback) on such a line."""
+    lines = bench_file.read_bytes().split(b"\n")[:200]
+    lines[100] = lines[100].replace(b'"human-annotated":"', b'"human-annotated":"at `$[%d]` ' % named)
+    text = b"\n".join(lines) + b"\n"
+    checker, out = _checker()
+    checker.run(iter_blocks(io.BytesIO(text)))
+    by_line, expected = _checker()
+    by_line._lines(text.split(b"\n")[:-1], 0, None)
+    assert [(p.line, p.rule) for p in out.problems] == [(p.line, p.rule) for p in expected.problems] == [
+        (101, "schema-enum")]
+    assert out.lines == 200 and out.attributes["category"] == expected.attributes["category"]
+
+
 @pytest.mark.skipif(not HAVE_GT, reason="../shared/gt-manifests not found")
 def test_typed_path_takes_real_object_detection_output() -> None:
     for path in GT_MANIFESTS.glob("object-detection*"):

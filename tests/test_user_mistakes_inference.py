@@ -289,6 +289,18 @@ def test_an_image_model_over_a_real_text_manifest_fails_by_configuration_not_lin
     assert rules == {"image-key-missing"}
 
 
+def test_a_torchscript_error_ending_in_a_url_keeps_its_query_out() -> None:
+    """A model's message whose last line is a signed URL: TorchScript's last line is then that
+    URL, which read as an error type ``https`` and a message ``//host/...?X-Amz-Signature=...``
+    that no longer looked like a URL, so its signature went into failures.jsonl and the log."""
+    from totask_manifest._models.runners import _model_error
+
+    with pytest.raises(Exception) as info:
+        torch.jit.script(Raises("fetch failed:\nhttps://b.example/x.jpg?X-Amz-Signature=s3cr3t"))(torch.zeros(1))
+    reason = str(_model_error(info.value))
+    assert "s3cr3t" not in reason and "https://b.example/x.jpg?" in reason, reason
+
+
 def test_in_process_checks_of_each_fix() -> None:
     """The fast lane's share: each fix above on the function that owns it, with real torch."""
     import io

@@ -93,11 +93,18 @@ def _skeleton(value: Any) -> Any:
     return type(value)
 
 
-def _around_line(text: bytes, k: int) -> tuple[bytes, bytes, bytes]:
-    """``text`` (whole lines) as its first ``k`` lines, line ``k`` without its ``\n``, and the rest."""
+def _around_line(text: bytes, k: int) -> tuple[bytes, bytes, bytes] | None:
+    """``text`` (whole lines) as its first ``k`` lines, line ``k`` without its ``\n``, and the
+    rest; None where ``text`` holds no line ``k``. Why: ``k`` comes from the decoder's message,
+    which quotes the refused value (``Invalid enum value 'at `$[9999]`'``) before its path; a
+    wrong ``k`` only splits the text elsewhere, each line still checked once."""
     at = 0
     for _ in range(k):
-        at = text.index(b"\n", at) + 1
+        at = text.find(b"\n", at) + 1
+        if not at:
+            return None
+    if at >= len(text):
+        return None
     end = text.find(b"\n", at)
     if end < 0:
         return text[:at], text[at:], b""
@@ -154,11 +161,12 @@ class LineChecker(LineRules):
                                 typed_lines += accepted
                                 break
                             refused = self._last.typed.refused_at if self._last and self._last.typed else None
-                            if refused is not None:
+                            around = _around_line(bytes(rest), refused) if refused is not None else None
+                            if around is not None:
                                 # the decoder named the line it refused: the lines before it go the
                                 # typed way again, it goes line by line (alone, its shape must not
                                 # become the typed path's), and the rest is a piece of its own
-                                head, line, rest = _around_line(bytes(rest), refused)
+                                head, line, rest = around
                                 if head and typed(head) == refused:
                                     number += refused
                                     typed_lines += refused

@@ -54,8 +54,9 @@ Extract = Callable[[list], list]
 
 #: known-good values kept per pattern check: job names, class indices and dates repeat
 _GOOD_VALUES = 4096
-#: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`"
-_LINE_AT = re.compile(r"at `\$\[(\d+)\]")
+#: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`", its
+#: last such mark (the message quotes the refused value first, which may read like one)
+_LINE_AT = re.compile(r".* - at `\$\[(\d+)\]", re.DOTALL)
 
 
 class TypedPlan:

@@ -109,8 +109,9 @@ def _model_error(exc: Exception) -> JobError:
 
 
 #: the last line of a TorchScript traceback: the error's qualified type (``builtins.RuntimeError``,
-#: ``torch.jit.Error``), then its message, if any
-_TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::\s?(.*))?")
+#: ``torch.jit.Error``), then its message, if any; not a URL's scheme (a message's last line may
+#: be a URL, whose rest would no longer read as one to ``scrub``: a signed query kept)
+_TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?!//)\s?(.*))?")
 
 
 def _error_of(exc: Exception) -> tuple[str, str]:

@@ -44,10 +44,13 @@ def claim(job_url: str, params: dict[str, Any], host: str) -> str:
         isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
         and state.get("status") != SUCCEEDED
     )
-    if not resumable and exists(job_url):
+    if resumable or exists(job_url):
         holder, gone = current_holder(job_url)
-        if holder is not None and gone is None:  # a live run of it: moving the folder would pull it from under it
+        # a live run of it: moving the folder would pull it from under it, and its record is its own
+        # (a resumable one's too: ``runs`` and ``params`` rewritten for a run the lease then refuses)
+        if holder is not None and gone is None:
             raise busy_error(job_url, holder)
+    if not resumable and exists(job_url):
         moved = archive(job_url)
         log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run", params.get("name"), moved)
     record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": iso_now()}
