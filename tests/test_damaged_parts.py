@@ -109,3 +109,11 @@ def test_a_damaged_part_before_good_ones_is_refused_naming_it_and_what_to_do(tmp
     assert sorted(p.name for p in parts[0].parent.iterdir()) == sorted([p.name for p in parts] + ["selection.bin"])
     s = run_cli("status", str(job))
     assert s.returncode == 0 and "COMPLETED" not in s.stdout and f"{parts[2]} is damaged" in s.stdout
+
+
+def test_a_damaged_parts_message_names_it_without_the_urls_secrets():
+    from totask_manifest._errors import DamagedCheckpoint
+
+    message = str(DamagedCheckpoint("https://user:pw@store.example/job/part-000001.ckpt?X-Amz-Signature=s3cr3t", "torn"))
+    assert "part-000001.ckpt" in message and "torn" in message
+    assert "s3cr3t" not in message and "pw@" not in message

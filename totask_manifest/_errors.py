@@ -72,8 +72,10 @@ class DamagedCheckpoint(JobError):
     def __init__(self, url: str, why: str) -> None:
         self.url = url
         self.why = why
+        from ._redaction import redact_url  # on use: the errors module imports nothing at start
+
         super().__init__(
-            f"checkpoint part {url} is damaged ({why}); its lines are not recorded: run resume, which sets a "
+            f"checkpoint part {redact_url(url)} is damaged ({why}); its lines are not recorded: run resume, which sets a "
             "damaged last part aside (renamed, kept) and labels its lines again")
 
 
