@@ -125,6 +125,8 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
         yield
     except PermissionError as exc:
         raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
+    except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
+        raise StorageError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
