@@ -91,17 +91,26 @@ class FatalSynapseError(SynapseError):
     """An error after which no further task can succeed (revoked token, project gone, backend down)."""
 
 
-#: modules whose exceptions are storage back-end refusals (credentials, access, service errors)
-_BACKEND_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google.auth", "azure")
+#: modules whose exceptions are storage back-end refusals (credentials, access, service errors);
+#: aiohttp's are those of fsspec's ``http(s)://`` file system (a 500, a redirect loop, a body cut short)
+_BACKEND_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google.auth", "azure", "aiohttp")
 
 
 def backend_error_message(exc: BaseException) -> str | None:
     """One line for an exception raised by a storage back end (``NoCredentialsError: Unable to
     locate credentials``), None for any other exception. The back ends' own exception classes
     are not imported: they are recognised by the module they come from."""
+    from ._redaction import scrub_urls  # aiohttp's messages quote the URL whole: its query is a signature
+
     for cls in type(exc).__mro__:
         if cls.__module__.startswith(_BACKEND_MODULES):
-            text = " ".join(str(exc).split())
+            status = getattr(exc, "status", None)
+            if isinstance(status, int) and hasattr(exc, "request_info"):  # aiohttp's answer errors
+                reason = getattr(exc, "message", "")  # (its text quotes the URL; a redirect loop has no status)
+                reason = reason if isinstance(reason, str) else ""
+                text = f"HTTP {status} {reason}".strip() if status else reason
+            else:
+                text = " ".join(scrub_urls(str(exc)).split())
             hint = " (set AWS credentials, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)" if "Credential" in cls.__name__ else ""
             return f"{type(exc).__name__}: {text[:300]}{hint}" if text else f"{type(exc).__name__}{hint}"
     return None

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 #: where a chained fsspec URL (``simplecache::https://...``, ``zip://a::s3://...``) joins its links:
 #: a ``::`` before a scheme (an IPv6 literal's ``[::1]`` is none)
 _CHAIN_LINK = re.compile(r"::(?=[A-Za-z][A-Za-z0-9+.-]*(?:://|::))")
+#: a URL's query, and its user info, inside free text (a library's error message)
+_QUERY_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
+_USERINFO_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@'\"<>]*@")
 
 
 def redact_url(url: str) -> str:
@@ -38,6 +41,12 @@ def redact_url(url: str) -> str:
         netloc += f":{port}"
     suffix = "?…" if parts.query else ""
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + suffix
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with the query and user info of every URL in it cut out (``?…`` marks a query):
+    for messages written by libraries, which quote the URL they were given whole."""
+    return _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
 
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:

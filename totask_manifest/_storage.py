@@ -125,6 +125,8 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
         yield
     except PermissionError as exc:
         raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
+    except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
+        raise StorageError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
@@ -133,9 +135,29 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
 
 
 def exists(url: str) -> bool:
+    """Whether ``url`` exists. Over HTTP, only a 404 (or 410) means it does not: fsspec's own
+    ``exists`` says False for any error, so a 500 or a redirect loop read "not found"."""
     fs, path = url_to_fs(url)
     with backend_errors(url):
+        if _is_http(fs):
+            return bool(fs.exists(path, strict=True))
         return fs.exists(path)
+
+
+def _is_http(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol
+    return bool({"http", "https"} & set((protocol,) if isinstance(protocol, str) else protocol))
+
+
+def _not_found(url: str, exc: FileNotFoundError) -> StorageError:
+    """What a missing file says. fsspec's HTTP file system raises ``FileNotFoundError`` for any
+    failed request, the real one as its cause: a 500 or a redirect loop is named as such."""
+    cause = exc.__cause__
+    status = getattr(cause, "status", None)
+    message = backend_error_message(cause) if cause is not None else None
+    if message is None or status in (404, 410):
+        return StorageError(f"no such file: {redact_url(url)}")
+    return StorageError(f"cannot read {redact_url(url)}: {message}")
 
 
 def is_dir(url: str) -> bool:
@@ -156,8 +178,8 @@ def open_read(url: str) -> Iterator[IO[bytes]]:
     try:
         with backend_errors(url):
             f = open(local, "rb") if local is not None else fs.open(path, "rb")  # noqa: SIM115
-    except FileNotFoundError:
-        raise StorageError(f"no such file: {redact_url(url)}") from None
+    except FileNotFoundError as exc:
+        raise _not_found(url, exc) from None
     except IsADirectoryError:
         raise StorageError(f"is a folder, not a file: {redact_url(url)}") from None
     except (OSError, PermissionError) as exc:
@@ -176,8 +198,8 @@ def size(url: str) -> int:
     try:
         with backend_errors(url):
             return int(fs.size(path))
-    except FileNotFoundError:
-        raise StorageError(f"no such file: {redact_url(url)}") from None
+    except FileNotFoundError as exc:
+        raise _not_found(url, exc) from None
 
 
 def _read_umask() -> int:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import email.utils
 import os
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-_QUERY_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
-_USERINFO_IN_TEXT = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@'\"<>]*@")
+from .._redaction import scrub_urls
 
 
 def scrub(text: str, limit: int = 240) -> str:
     """Remove query strings and user info from URLs inside a library's error message, and shorten it."""
-    text = _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
-    text = " ".join(text.split())
+    text = " ".join(scrub_urls(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._errors import JobError, StorageError
-from .._storage import fsync_dir, is_local, join, redact_url, url_to_fs
+from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
 from .layout import LEASE_DIR
 
@@ -192,17 +192,24 @@ class Lease:
 
     def _verify(self) -> None:
         if self.lost is None:
-            gens = _generations(self.fs, self.folder)
-            if not gens or gens[-1] != self.generation:
-                newer = _read_holder(self.fs, f"{self.folder}/lease-{gens[-1]:06d}.json") if gens else None
-                who = f" by {newer.describe()}" if newer is not None else ""
-                self.lost = f"the lease on {redact_url(self.job_url)} was taken over{who}"
-            else:
-                mine = _read_holder(self.fs, self.path)
-                if mine is None or mine.id != self.holder.id:
-                    self.lost = f"the lease on {redact_url(self.job_url)} is no longer this process's"
+            # a store that stopped answering (an endpoint gone) is one StorageError naming the
+            # lease folder: the job then fails in one line, not with botocore's traceback
+            with backend_errors(join(self.job_url, LEASE_DIR)):
+                self._check_generation()
         if self.lost is not None:
             raise LeaseLost(self.lost + "; this run stops without writing more (another process owns the job now)")
+
+    def _check_generation(self) -> None:
+        """Set ``lost`` when this lease is no longer the latest generation, or no longer ours."""
+        gens = _generations(self.fs, self.folder)
+        if not gens or gens[-1] != self.generation:
+            newer = _read_holder(self.fs, f"{self.folder}/lease-{gens[-1]:06d}.json") if gens else None
+            who = f" by {newer.describe()}" if newer is not None else ""
+            self.lost = f"the lease on {redact_url(self.job_url)} was taken over{who}"
+        else:
+            mine = _read_holder(self.fs, self.path)
+            if mine is None or mine.id != self.holder.id:
+                self.lost = f"the lease on {redact_url(self.job_url)} is no longer this process's"
 
     def heartbeat(self) -> None:
         with self._lock:
