@@ -132,6 +132,19 @@ def test_a_temporary_is_removed_only_when_no_writer_holds_it(tmp_path: Path) -> 
     assert temporaries(tmp_path) == [other]
 
 
+def test_a_fresh_temporary_that_holds_data_is_a_killed_writers(tmp_path: Path) -> None:
+    """A writer locks its temporary before it writes a byte: one that holds data and no lock is a
+    killed writer's however fresh. Before, ``labeled`` run again within 2 s of a ``kill -9`` kept
+    the killed one's temporary (20 MB), hidden, until a later run."""
+    dst = tmp_path / "out.json"
+    dead = tmp_path / ".tmp-out.json-dead1234"
+    dead.write_bytes(b"{")
+    empty = tmp_path / ".tmp-out.json-empt1234"  # may be a writer's that has not locked it yet
+    empty.touch()
+    assert remove_stale_temporaries(str(dst)) == [str(dead)]
+    assert empty.exists()
+
+
 def test_a_yolo_export_removes_dead_temporaries_only_where_it_writes(tmp_path: Path) -> None:
     """Its own places (the folder's top, ``labels/``), its own names (``mkstemp``'s): the whole
     tree was walked and every ``.tmp-*`` in it removed, a user's notes included, and a YOLO folder

@@ -109,6 +109,10 @@ def test_a_damaged_part_before_good_ones_is_refused_naming_it_and_what_to_do(tmp
     assert sorted(p.name for p in parts[0].parent.iterdir()) == sorted([p.name for p in parts] + ["selection.bin"])
     s = run_cli("status", str(job))
     assert s.returncode == 0 and "COMPLETED" not in s.stdout and f"{parts[2]} is damaged" in s.stdout
+    # status says what resume says, not "run resume, which sets a damaged last part aside": it is not the last
+    note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
+    assert "5 later part(s) hold finished lines" in note and "move it and every later part out of" in note, note
+    assert "run resume, which sets" not in note, note
 
 
 def test_a_damaged_parts_message_names_it_without_the_urls_secrets():

@@ -1,5 +1,5 @@
-"""A SIGINT the job inherited as ignored stays ignored (``nohup``, a shell's ``cmd &`` in a
-script): the job's own handler took it over, and a SIGINT sent to a background job, meant for
+"""A SIGINT the job inherited as ignored stays ignored (a shell's ``cmd &`` in a
+script, ``trap '' INT``): the job's own handler took it over, and a SIGINT sent to a background job, meant for
 nothing, stopped it (STOPPED, exit 130). SIGTERM still stops a job as before."""
 
 from __future__ import annotations

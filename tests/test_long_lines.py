@@ -152,7 +152,21 @@ def test_stats_and_evaluate_refuse_the_line_over_the_cap(long_manifest: Path, ca
     assert "lines: 3 (0 blank)" in out and "lines over 1,000 bytes, not read (line-too-long" in out
     assert "not a JSON object" not in out
     assert main(["evaluate", str(long_manifest), "--predicted", "cls", "--reference", "ref", "--workers", "1"]) == 1
-    assert "1 line(s) are over 1,000 bytes" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "1 line(s) are over 1,000 bytes" in captured.err
+    # its summary counts the line apart too: it may be a JSON object, it was not read
+    assert "0 not a JSON object, 1 over 1,000 bytes (not read)" in captured.out, captured.out
+
+
+def test_evaluate_names_both_a_line_over_the_cap_and_a_broken_one(
+        long_manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each kind of invalid line is said, not only the first kind found."""
+    long_manifest.write_bytes(GOOD + LONG + b'{"source-ref": "s3://b/t\n' + GOOD)
+    assert main(["evaluate", str(long_manifest), "--predicted", "cls", "--reference", "ref", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "1 not a JSON object, 1 over 1,000 bytes (not read)" in captured.out, captured.out
+    assert "1 line(s) are over 1,000 bytes" in captured.err
+    assert "1 line(s) are not a JSON object" in captured.err, captured.err
 
 
 @pytest.mark.parametrize("command", [

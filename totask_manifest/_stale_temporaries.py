@@ -21,7 +21,8 @@ from ._storage import fcntl, is_local, url_to_fs
 if TYPE_CHECKING:
     import fsspec
 
-#: a temporary younger than this may be one whose writer has not locked it yet (``_storage._lock_temporary``)
+#: an empty temporary younger than this may be one whose writer has not locked it yet
+#: (``_storage._lock_temporary``); one that holds data was locked before its first byte
 TEMPORARY_GRACE_S = 2.0
 #: an object-store temporary older than this is a killed writer's (``_remove_stale_objects``):
 #: far above the upload and copy of any manifest, and any clock skew between host and store
@@ -43,8 +44,8 @@ def remove_stale_temporaries(url: str, *, under: tuple[str, ...] | None = None) 
     files of their own named ``.tmp-*``, or millions of files to walk.
 
     A local temporary is stale when no process holds its lock (``_storage._lock_temporary``: a live
-    writer, of this run or another, always does) and it is older than ``TEMPORARY_GRACE_S`` (a
-    writer locks it a moment after creating it). Elsewhere (S3) nothing can be locked: see
+    writer, of this run or another, always does) and it holds data or is older than
+    ``TEMPORARY_GRACE_S`` (a writer locks it a moment after creating it, before its first byte). Elsewhere (S3) nothing can be locked: see
     ``_remove_stale_objects``. Returns the paths removed."""
     fs, path = url_to_fs(url)
     if not is_local(fs):
@@ -105,7 +106,7 @@ def _remove_if_stale(path: str) -> bool:
         return False
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < TEMPORARY_GRACE_S:
+        if not stat.S_ISREG(info.st_mode) or (not info.st_size and time.time() - info.st_mtime < TEMPORARY_GRACE_S):
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

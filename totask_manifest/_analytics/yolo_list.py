@@ -90,7 +90,8 @@ def list_entries(src: str, image_size: Callable[[str], tuple[int, int, int]],
             w, h, d = image_size(url)
             entries.append({"label": label, "source-ref": url, "width": w, "height": h, "depth": d})
     if entries:
-        _refuse_unclaimed(fs, root, src, set(lists), claimed, image_suffixes)
+        _refuse_unclaimed(fs, root, src, set(lists), claimed, image_suffixes,
+                          {posixpath.dirname(image) for image in seen})
     return entries
 
 
@@ -127,9 +128,10 @@ def _label_of(fs: object, root: str, image: str) -> str | None:
 
 
 def _refuse_unclaimed(fs: object, root: str, src: str, lists: set[str], claimed: set[str],
-                      image_suffixes: tuple[str, ...]) -> None:
-    """A label file (a ``.txt`` beside an image or under ``labels/``) that no listed image claims
-    would be lost from the manifest with nothing said: refused, named."""
+                      image_suffixes: tuple[str, ...], image_folders: set[str]) -> None:
+    """A label file (a ``.txt`` beside an image, in a folder of listed images, or under
+    ``labels/``) that no listed image claims would be lost from the manifest with nothing said:
+    refused, named. One in a folder of listed images whose own image is gone counts too."""
     for path in sorted(fs.glob(root + "/**/*.txt")):  # type: ignore[attr-defined]
         rel = path[len(root.rstrip("/")) + 1:] if path.startswith(root.rstrip("/") + "/") else path
         if rel in claimed or rel in lists or rel == "classes.txt":
@@ -137,6 +139,6 @@ def _refuse_unclaimed(fs: object, root: str, src: str, lists: set[str], claimed:
         folder, stem = posixpath.dirname(rel), posixpath.basename(rel)[:-4]
         beside = any(fs.isfile(root + "/" + posixpath.join(folder, stem + s))  # type: ignore[attr-defined]
                      for s in image_suffixes)
-        if beside or rel.startswith("labels/") or "/labels/" in rel:
+        if beside or folder in image_folders or rel.startswith("labels/") or "/labels/" in rel:
             raise StorageError(f"{redact_secret_url(src)}: label file {rel} belongs to no image of "
                                f"{', '.join(sorted(lists))}; add its image to a list or move it away")

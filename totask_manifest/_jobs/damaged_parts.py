@@ -72,10 +72,18 @@ def readable_summary(layout: JobLayout) -> tuple[dict[str, int], list[DamagedChe
     return counts, damaged
 
 
-def damage_note(damaged: list[DamagedCheckpoint]) -> str | None:
-    """One line about the damaged parts, for ``status`` and ``report``; None when there are none."""
+def damage_note(damaged: list[DamagedCheckpoint], layout: JobLayout) -> str | None:
+    """One line about the damaged parts, for ``status`` and ``report``; None when there are none.
+    A damaged part followed by a readable one gets what ``resume`` would answer (it refuses it),
+    not "run resume": that sent the user to a refusal."""
     if not damaged:
         return None
+    parts = layout.parts()
+    bad = {exc.url for exc in damaged}
+    readable = [i for i, url in enumerate(parts) if url not in bad]
+    for exc in damaged:
+        if exc.url in parts and readable and parts.index(exc.url) < readable[-1]:
+            return str(_not_last(layout, exc, parts))
     first = damaged[0]
     more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
     return (f"checkpoint part {redact_url(first.url)} is damaged ({first.why}){more}; its lines are not recorded: "

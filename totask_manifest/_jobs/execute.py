@@ -206,8 +206,8 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status.
 
-    A SIGINT ignored when the job starts stays ignored (Unix's rule for ``nohup`` and a shell's
-    ``cmd &`` in a script, which start a command with SIGINT ignored): this handler took it over,
+    A SIGINT ignored when the job starts stays ignored (Unix's rule; a shell's ``cmd &`` in a script
+    starts a command with SIGINT ignored; ``nohup`` ignores only SIGHUP): this handler took it over,
     and a background job stopped on a SIGINT meant for nothing. SIGTERM is the job's always."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():

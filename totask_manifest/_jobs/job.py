@@ -111,7 +111,7 @@ class Job:
         from .execute import job_metrics
 
         counts, damaged = readable_summary(self.layout)
-        self.damaged = damage_note(damaged)
+        self.damaged = damage_note(damaged, self.layout)
         return job_metrics(int(metrics.get("total") or 0), counts)
 
     def input_changed(self, sha256: str, append: list[str]) -> str | None:

@@ -47,13 +47,24 @@ def _sweep(name: str, s: dict[str, Any]) -> list[str]:
     return out
 
 
+def _too_long(n: int) -> str:
+    """The lines over the byte cap, apart from the broken ones: such a line may well be a JSON
+    object; it was read past, not parsed."""
+    if not n:
+        return ""
+    from ..._manifest import long_lines  # on use: the cap is read when said, as a test may lower it
+
+    return f", {n:,} over {long_lines.MAX_LINE_BYTES:,} bytes (not read)"
+
+
 def format_text(ev: Evaluation) -> str:
     d = ev.to_dict()
     lines_ = d["lines"]
     out = [f"manifest: {d['manifest']}",
            f"predicted: {ev.predicted}   reference: {ev.reference}   ({ev.how_found})",
            f"lines: {lines_['total']:,} total, {lines_['evaluated']:,} evaluated, {lines_['not_evaluated']:,} not "
-           f"evaluated, {lines_['blank']:,} blank, {lines_['invalid']:,} not a JSON object"]
+           f"evaluated, {lines_['blank']:,} blank, {lines_['invalid'] - lines_['too_long']:,} not a JSON object"
+           + _too_long(lines_['too_long'])]
     for side, kinds in lines_["skipped"].items():
         if kinds:
             out.append(f"  {side}: " + ", ".join(f"{k} {n:,}" for k, n in kinds.items()))
