@@ -18,6 +18,7 @@ per-file cases of the real manifests over 100 KB are slow (``tests.support.gt.re
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,16 @@ import pytest
 
 from tests.support.gt import GT_MANIFESTS, HAVE_GT, SKIP_REASON
 from tests.support.s3 import S3Endpoint, moto_s3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started with SIGINT ignored (``bash .ci/run &`` from a script, ``nohup``-like
+    runners) would pass that on to every job it starts, and a job keeps an inherited ignored SIGINT
+    ignored (``tests/test_inherited_sigint.py``): the tests that stop a job with SIGINT would see it
+    finish. Handled here, SIGINT is back to its default in every child (a handled signal is reset
+    at ``exec``, an ignored one is not); the test of the inherited case ignores it itself."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
