@@ -97,3 +97,31 @@ def test_ctrl_c_says_what_was_applied_and_what_to_do(synapse, job) -> None:
     assert again.stdout.splitlines()[-1].startswith("3 applied, 3 unchanged, 0 conflicts (skipped), 0 failed"), \
         again.stdout
     assert sorted(len(synapse.requests_to("PUT", f"^/tasks/{t['id']}/")) for t in synapse.tasks.values()) == [1] * 6
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_rollback_is_one_line_saying_to_run_it_again(synapse, job) -> None:
+    """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
+    nor that rollback resumes. A second rollback finishes it."""
+    assert run_cli("apply", str(job)).returncode == 0
+    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "rollback", str(job), "--concurrency", "1"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.fired and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held.fired, "the third restore never went out"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [
+        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
+        f"already restored are left alone)"], err
+    again = run_cli("rollback", str(job))
+    assert again.returncode == 0, again.stderr
+    assert all(not t["data"] for t in synapse.tasks.values())
