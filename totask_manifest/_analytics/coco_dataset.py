@@ -199,16 +199,14 @@ def coco_to_manifest(
             source = _under_root(image_root, file_name, key) if image_root else file_name
             size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
             try:
+                lost = coco_losses(anns, masks=task_type != DETECTION)
+                if lost and not allow_drop:
+                    read_as, other = ("boxes", SEGMENTATION) if task_type == DETECTION else ("masks", DETECTION)
+                    raise FormatError(f"reading these annotations as {read_as} would drop {describe(lost)}; convert "
+                                      f"to {other} (--task-type {other}), or allow dropping (--allow-drop)", fmt="coco",
+                                      key="annotations")
                 if task_type == DETECTION:
-                    lost = coco_losses(anns)
-                    if lost and not allow_drop:
-                        raise FormatError(f"reading these annotations as boxes would drop {describe(lost)}; convert "
-                                          "to semantic-segmentation, or allow dropping (--allow-drop)", fmt="coco",
-                                          key="annotations")
                     labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
-                    if lost:
-                        labeled.metadata["dropped"] = dict(lost)
-                        dropped += 1
                 else:
                     if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
                         raise FormatError(f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
@@ -217,6 +215,9 @@ def coco_to_manifest(
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
+                if lost:
+                    labeled.metadata["dropped"] = dict(lost)
+                    dropped += 1
             except FormatError as exc:
                 key = _document_key(exc.key, places[image["id"]])
                 raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
@@ -275,6 +276,8 @@ def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask
         if cid not in cats:
             raise FormatError(f"category_id {cid!r} is not in 'categories'", fmt="coco",
                               key=f"annotations[{i}].category_id")
+        if not ann.get("segmentation"):
+            continue  # a box alone: nothing to paint (refused before, unless allowed to drop, and counted)
         try:
             mask[segmentation_to_mask(ann.get("segmentation"), width, height)] = cid
         except (ValueError, TypeError, KeyError) as exc:

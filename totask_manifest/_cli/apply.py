@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Any
 
 from .._synapse import DATA_FORMATS, DM_V1, UNCHANGED
 
@@ -34,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from . import _stdout_gone
 
     reader_gone = False
+    finished: list[TaskResult] = []  # what a Ctrl-C leaves to say: apply_job returns no report then
 
     def show(result: TaskResult) -> None:
         nonlocal reader_gone
+        finished.append(result)
         if reader_gone or (args.quiet and result.status == UNCHANGED) or ApplyReport.without_task_id(result):
             return  # lines without a task id: one line for all of them, below
         try:
@@ -46,10 +50,13 @@ def run(args: argparse.Namespace) -> int:
             # into apply, this was a fatal error that rolled back every write of the run
             reader_gone = True
 
-    report = apply_job(
-        args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
-        rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
-    )
+    try:
+        report = apply_job(
+            args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
+            rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
+        )
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, ApplyReport(args.job, args.dry_run, results=list(finished)), reader_gone, exc)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -70,3 +77,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"totask-manifest apply: error: {report.nothing_applied}", file=sys.stderr)
         return 1
     return 0 if report.ok else 1
+
+
+def _interrupted(args: argparse.Namespace, so_far: Any, reader_gone: bool, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C (or SIGTERM where it is one): the counts of the tasks finished before it, then what to
+    run. "interrupted" alone hid that tasks had been written to Synapse, and that one in flight
+    may still land, which a second apply finds (and rollback undoes)."""
+    with contextlib.suppress(BrokenPipeError, OSError):
+        print(so_far.summary(), file=sys.stderr if reader_gone else sys.stdout, flush=True)
+    if args.dry_run:
+        then = "nothing was written to Synapse (a dry run)"
+    else:
+        then = (f"the counts above are the tasks finished before the stop; a write in flight may still reach "
+                f"Synapse. Run 'totask-manifest apply {args.job}' again to apply the rest (tasks that hold their "
+                f"label are left alone), or 'totask-manifest rollback {args.job}' to undo the job's writes")
+    print(f"totask-manifest apply: interrupted: {then}", file=sys.stderr)
+    return 128 + int(getattr(exc, "signum", 2))

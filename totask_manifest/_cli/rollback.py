@@ -25,7 +25,12 @@ _SAID = {"already": "already as before (nothing sent)"}
 
 def run(args: argparse.Namespace) -> int:
     from .._synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
-    report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
+    try:
+        report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
+    except KeyboardInterrupt as exc:  # every restore is journalled: a second rollback goes on from there
+        print(f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {args.job}' again to finish "
+              "(tasks already restored are left alone)", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", 2))
     for result in report.results:
         status = _SAID.get(result.status, result.status)
         print(f"task {result.task_id}: {status}" + (f" ({result.detail})" if result.detail else ""))

@@ -317,14 +317,23 @@ def _count_object_losses(lost: Counter[str], objects: Any, kept: str) -> None:
             lost["property"] += sum(1 for k in props if k not in _PROPERTY_KEYS)
 
 
-def coco_losses(annotations: Any) -> Counter[str]:
+#: what a mask cannot paint: an annotation without ``segmentation`` (a box alone; CVAT writes
+#: ``"segmentation": []`` for one), counted by ``coco_losses(..., masks=True)``
+BOX_WITHOUT_SEGMENTATION = "box without segmentation"
+
+
+def coco_losses(annotations: Any, *, masks: bool = False) -> Counter[str]:
     """What reading COCO annotations as Ground Truth boxes drops: ``segmentation`` (polygons or
-    RLE), ``keypoints`` and ``attribute`` (an annotation's ``attributes``)."""
+    RLE), ``keypoints`` and ``attribute`` (an annotation's ``attributes``). Read as masks
+    (``masks``), an annotation with no segmentation is what is dropped instead: a mask has nothing
+    to paint for a box, which vanished from it unsaid."""
     lost: Counter[str] = Counter()
     for ann in annotations if isinstance(annotations, list) else ():
         if not isinstance(ann, Mapping):
             continue
-        if ann.get("segmentation"):
+        if masks and not ann.get("segmentation"):
+            lost[BOX_WITHOUT_SEGMENTATION] += 1
+        elif not masks and ann.get("segmentation"):
             lost["segmentation"] += 1
         if ann.get("keypoints") and ann.get("num_keypoints", 1):
             lost["keypoints"] += 1

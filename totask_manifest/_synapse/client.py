@@ -294,7 +294,8 @@ class AsyncSynapseClient:
                 detail = orjson.loads(body)
                 text = orjson.dumps(detail).decode()
             except orjson.JSONDecodeError:
-                text = body[:300].decode("utf-8", "replace")
+                # an error page (a proxy's HTML) over several lines: one line, as every reason is
+                text = " ".join(body[:600].decode("utf-8", "replace").split())
         if len(text) > 300:
             text = text[:297] + "..."
         reason = _reason_phrase(status)

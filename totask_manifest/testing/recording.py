@@ -53,6 +53,7 @@ class Fault:
     retry_after: float | str | None = None
     delay: float = 0.0
     reset: bool = False
+    #: the answer: JSON (default ``{"detail": "injected <status>"}``), or bytes sent as they are (text/html)
     body: Any = None
     #: matching requests seen so far (skipped ones included)
     seen: int = 0
@@ -141,7 +142,9 @@ class RequestLog:
             if fault.status is None:
                 return None
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-            body = fault.body if fault.body is not None else {"detail": f"injected {fault.status}"}
             rec.status = fault.status
+            if isinstance(fault.body, bytes):  # a proxy's or a server's own error page, as it sent it
+                return web.Response(body=fault.body, status=fault.status, content_type="text/html", headers=headers)
+            body = fault.body if fault.body is not None else {"detail": f"injected {fault.status}"}
             return json_response(body, fault.status, headers)
         return None

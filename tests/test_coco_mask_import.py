@@ -1,0 +1,66 @@
+"""A COCO document read as masks keeps every annotation or says what it cannot keep.
+
+A COCO file that mixes box-only annotations (``"segmentation": []``, as CVAT writes a box, or no
+``segmentation`` at all) with polygons is read as semantic segmentation; a box has nothing to
+paint, so it vanished from the mask with ``skipped 0`` and exit 0. Keypoints and attributes went
+the same way. Reading boxes refuses what it would drop (``coco_losses``); reading masks now does
+too, and ``--allow-drop`` drops them with a count. The CLI runs as a subprocess: what the user sees.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.jobs_helpers import run_cli
+from totask_manifest._analytics.masks import read_mask
+
+SQUARE = [[1, 1, 5, 1, 5, 5, 1, 5]]
+
+
+def _doc(extra: dict) -> dict:
+    """Two 10x10 images: image 1 holds ``extra`` (an annotation a mask cannot hold whole), image 2
+    a 'dog' polygon, which makes the document read as masks."""
+    return {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+                       {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+            "annotations": [{"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], **extra},
+                            {"id": 11, "image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4], "segmentation": SQUARE}]}
+
+
+@pytest.mark.parametrize(("extra", "lost"), [
+    ({"segmentation": []}, "1 box without segmentation"),           # CVAT's box in a polygon file
+    ({}, "1 box without segmentation"),                              # no segmentation key at all
+    ({"segmentation": SQUARE, "keypoints": [2, 2, 2], "num_keypoints": 1}, "1 keypoints"),
+    ({"segmentation": SQUARE, "attributes": {"occluded": True}}, "1 attribute"),
+])
+def test_what_a_mask_cannot_hold_is_refused_naming_it(tmp_path: Path, extra: dict, lost: str) -> None:
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(_doc(extra)))
+    out = tmp_path / "out" / "m.manifest"
+    r = run_cli("convert", str(src), str(out), "--to", "manifest")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "image 1: reading these annotations as masks would drop " + lost in lines[0], lines[0]
+    assert "--task-type object-detection" in lines[0] and "--allow-drop" in lines[0]
+    assert not (tmp_path / "out").exists()  # no manifest, no mask painted
+
+
+def test_allow_drop_paints_the_rest_and_counts_what_it_dropped(tmp_path: Path) -> None:
+    src = tmp_path / "c.json"
+    doc = _doc({"segmentation": []})
+    doc["annotations"].append({"id": 12, "image_id": 1, "category_id": 2, "segmentation": SQUARE})
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "m.manifest"
+    r = run_cli("convert", str(src), str(out), "--to", "manifest", "--allow-drop")
+    assert r.returncode == 0, r.stderr
+    assert "dropped 1" in r.stdout, r.stdout
+    first = orjson.loads(out.read_bytes().splitlines()[0])
+    assert first["label-ref-metadata"]["dropped"] == {"box without segmentation": 1}
+    mask = read_mask(str(tmp_path / first["label-ref"]), first["label-ref-metadata"]["internal-color-map"])
+    assert sorted(np.unique(mask).tolist()) == [0, 2]  # the dog's polygon; the cat box had nothing to paint

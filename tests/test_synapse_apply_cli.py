@@ -1,0 +1,127 @@
+"""``apply`` as a user runs it, a real process against the contract server: what it prints
+when the backend answers with an error page, and when the user presses Ctrl-C part way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import REPO, run_cli
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import make_job, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+#: what nginx answers in front of a backend: an HTML page over several lines
+NGINX_400 = (b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n"
+             b"<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+@pytest.fixture
+def job(synapse, files, client, tmp_path) -> Path:
+    """A project of 6 tasks, exported, labeled by a finished job."""
+    pid = seed_tasks(synapse, files, 6)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    return make_job(tmp_path, export)
+
+
+@pytest.mark.slow
+def test_an_error_page_is_one_line_of_its_task(synapse, job) -> None:
+    """The page's line breaks went into the task's line: ``task 3: failed (... <html>`` followed
+    by the rest of the page on lines of their own, among the other tasks' lines."""
+    synapse.add_fault(Fault(status=400, method="PUT", path="annotate_task_data", skip=2, times=1, body=NGINX_400))
+    r = run_cli("apply", str(job))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 7 and lines[-1].startswith("5 applied, 0 unchanged, 0 conflicts (skipped), 1 failed"), lines
+    failed = [line for line in lines if ": failed (" in line]
+    assert len(failed) == 1, lines
+    assert ("answered 400 Bad Request to PUT /tasks/" in failed[0]
+            and "<html> <head><title>400 Bad Request</title></head> <body>" in failed[0]), failed[0]
+
+
+def _sigint_default() -> None:
+    """SIGINT at its default in the child, as a terminal gives it (a runner started with ``&``
+    would hand it down ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _done_records(job: Path) -> int:
+    journal = job / "synapse-journal.jsonl"
+    return journal.read_text().count('"op":"done"') if journal.exists() else 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_was_applied_and_what_to_do(synapse, job) -> None:
+    """A Ctrl-C ended apply with ``totask-manifest apply: interrupted`` alone: nothing said that two
+    tasks had been written to Synapse, nor that a third was in flight, nor how to finish or undo.
+    Now the counts so far come first, then one line saying what to run; a second apply finds the
+    write that was in flight and applies the rest, each task written once."""
+    # the third PUT is held a while: the Ctrl-C comes while it is in flight, and it lands after
+    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    try:
+        deadline = time.monotonic() + 60
+        while not (held.fired and _done_records(job) == 2) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held.fired and _done_records(job) == 2, "the third write never went out"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert out.splitlines()[-1] == "2 applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled", out
+    assert err.splitlines()[-1] == (
+        f"totask-manifest apply: interrupted: the counts above are the tasks finished before the stop; a write in "
+        f"flight may still reach Synapse. Run 'totask-manifest apply {job}' again to apply the rest (tasks that hold "
+        f"their label are left alone), or 'totask-manifest rollback {job}' to undo the job's writes"), err
+    third = int(synapse.requests_to("PUT")[2].path.split("/")[2])
+    deadline = time.monotonic() + 30
+    while not synapse.tasks[third]["data"] and time.monotonic() < deadline:  # the held write lands
+        time.sleep(0.02)
+    again = run_cli("apply", str(job))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith("3 applied, 3 unchanged, 0 conflicts (skipped), 0 failed"), \
+        again.stdout
+    assert sorted(len(synapse.requests_to("PUT", f"^/tasks/{t['id']}/")) for t in synapse.tasks.values()) == [1] * 6
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_rollback_is_one_line_saying_to_run_it_again(synapse, job) -> None:
+    """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
+    nor that rollback resumes. A second rollback finishes it."""
+    assert run_cli("apply", str(job)).returncode == 0
+    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "rollback", str(job), "--concurrency", "1"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.fired and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held.fired, "the third restore never went out"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [
+        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
+        f"already restored are left alone)"], err
+    again = run_cli("rollback", str(job))
+    assert again.returncode == 0, again.stderr
+    assert all(not t["data"] for t in synapse.tasks.values())
