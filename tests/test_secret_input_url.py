@@ -115,3 +115,80 @@ def _renamed(path: Path, job: str, to: str, tmp_path: Path) -> Path:
     copy = tmp_path / f"{job}-as-{to}.manifest"
     copy.write_bytes(path.read_bytes().replace(f"labeling-job/{job}".encode(), f"labeling-job/{to}".encode()))
     return copy
+
+
+@pytest.mark.slow
+def test_the_same_annotate_with_a_freshly_signed_url_is_the_same_job(tmp_path, reference) -> None:
+    """The job records the URL redacted: the same ``annotate`` with the manifest signed anew carries
+    the job on; once the URL serves another manifest, it is refused (the job would label another
+    input than the one named), as ``resume`` refuses a changed input; an expired URL is not needed."""
+    manifest, _ = reference
+    out = tmp_path / "out"
+    slow = ("--toy-delay", "0.01", "--checkpoint-every", "5")  # the delay is the toy method's identity: always given
+    with FileServer() as server:
+        first = serve(server, "token", manifest)
+        proc = popen_cli(*job_args(first, out, "sec", *slow))
+        try:
+            wait_for_parts(out / "sec", 2, proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        fresh = server.require_query("d/in.manifest", token="FRESHSECRET")  # the first signature is refused now
+        again = run_cli(*job_args(fresh, out, "sec", *slow))
+        assert again.returncode == 0, again.stderr
+        assert "exists with this configuration; resuming it" in again.stderr
+        assert orjson.loads((out / "sec" / "job.json").read_bytes())["status"] == "COMPLETED"
+        server.add("d/in.manifest", manifest + b'{"source-ref":"s3://bucket/new.jpg"}\n')
+        changed = run_cli(*job_args(fresh, out, "sec", *slow))
+    assert changed.returncode == 1, changed.stderr
+    assert changed.stderr.strip().count("\n") == 0 and "is not the one job 'sec' copied" in changed.stderr, changed.stderr
+    expired = run_cli(*job_args(first, out, "sec", *slow))  # the server is gone: the job has its copy
+    assert expired.returncode == 0, expired.stderr
+    assert_no_secret({**folder_texts(out / "sec"), "again": again.stdout + again.stderr,
+                      "changed": changed.stdout + changed.stderr, "expired": expired.stdout + expired.stderr})
+
+
+@pytest.mark.slow
+def test_a_password_in_the_input_url_stays_out_of_relative_to_and_appended_folders(tmp_path) -> None:
+    """``relative_to`` defaulted to the input's folder with its password (``http://bob:pw@host/d``),
+    and an appended manifest's folder was kept the same way; both are recorded without it now, and
+    a manifest appended through a signed URL is copied with the input, its URL recorded redacted."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    lines = [{"source-ref": f"images/img_00{i}.jpg", "annotation-ref": f"annotations/img_00{i}.json"} for i in range(3)]
+    with FileServer() as server:
+        for i in range(3):
+            server.add(f"d/annotations/img_00{i}.json", (sample / "annotations" / f"img_00{i}.json").read_bytes())
+            server.add(f"e/annotations/img_00{i}.json", (sample / "annotations" / f"img_00{i}.json").read_bytes())
+            for folder in "de":
+                server.add(f"{folder}/images/img_00{i}.jpg", (sample / "images" / f"img_00{i}.jpg").read_bytes())
+        server.add("d/in.manifest", b"".join(orjson.dumps(x) + b"\n" for x in lines[:2]))
+        server.add("e/more.manifest", orjson.dumps(lines[2]) + b"\n")
+        url = server.require_login("d/in.manifest", "bob", "s3cr3tPW")
+        more = server.require_query("e/more.manifest", token="TOKSECRET")
+        r = run_cli("annotate", url, "--append", more, "--job-name", "pw", "--label-attribute", "boxes", "--task-type",
+                    "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+                    str(sample / "class_names.txt"), "--native", "convert", "--output", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    data = orjson.loads((tmp_path / "out" / "pw" / "job.json").read_bytes())
+    assert data["metrics"]["success"] == 3, data["metrics"]
+    assert data["config"]["options"]["relative_to"] == f"{server.url}/d"
+    assert data["config"]["options"]["relative_to_appended"] == [[2, f"{server.url}/e"]]
+    assert data["config"]["append"] == [f"{server.url}/e/more.manifest?…"]
+    assert_no_secret({**folder_texts(tmp_path / "out" / "pw"), "annotate": r.stdout + r.stderr})
+
+
+def test_a_relative_to_with_a_secret_is_refused_before_the_job_exists(tmp_path) -> None:
+    """job.json keeps ``relative_to``: one given with a password or a query is refused in one line."""
+    from totask_manifest import JobConfig, annotate
+    from totask_manifest._errors import UsageError
+
+    inp = write_manifest(tmp_path / "in.manifest", 3)
+    for base in ("https://bob:s3cr3tPW@host.example/d", "https://host.example/d?token=TOKSECRET"):
+        config = JobConfig(job_name="rel", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="boxes",
+                           task_type="object-detection", method="file",
+                           options={"url_key": "annotation-ref", "relative_to": base})
+        with pytest.raises(UsageError) as refused:
+            annotate(config)
+        assert "relative_to must not carry" in str(refused.value)
+        assert_no_secret({"error": str(refused.value)})
+    assert not (tmp_path / "out").exists()
