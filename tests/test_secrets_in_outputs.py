@@ -50,7 +50,7 @@ def test_secrets_in_source_urls_stay_out_of_failures_report_and_log(tmp_path: Pa
 def test_a_manifest_urls_token_stays_out_of_validate_stats_convert_and_the_report(tmp_path: Path) -> None:
     """The manifest itself read through a URL with a token in its query: ``status`` printed it
     redacted, but validate and stats (text and JSON), convert's error and the report's "input"
-    printed it whole."""
+    printed it whole, and the job folder kept it (``job.json``'s input and configuration)."""
     sample = REPO / "sample_data"
     lines = [{"source-ref": f"img/{i}.jpg", "annotation-ref": f"ann/{i}.json"} for i in range(2)]
     with FileServer() as server:
@@ -75,7 +75,8 @@ def test_a_manifest_urls_token_stays_out_of_validate_stats_convert_and_the_repor
     assert "in.manifest?…" in runs["validate text"].stdout and "in.manifest?…" in runs["stats text"].stdout
     html = (tmp_path / "r.html").read_text()
     assert "in.manifest?…" in html
-    for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items())]:
+    folder = [(str(p), p.read_bytes().decode("utf-8", "replace")) for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    for name, text in [("report page", html), *((name, r.stdout + r.stderr) for name, r in runs.items()), *folder]:
         assert "TOKSECRET" not in text, name
 
 

@@ -20,7 +20,7 @@ from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
 from ._jobs.execute import execute, job_result
-from ._jobs.inputs import combine_with_appended
+from ._jobs.inputs import InputSources, job_input, keep_secrets_out, refuse_changed_copy
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name, refuse_foreign_folder
 from ._jobs.lease import current_holder, hold
@@ -131,14 +131,18 @@ def annotate(
     on_progress: ProgressCallback | None = None,
     chained_from: str | None = None,
     cloned_from: str | None = None,
+    _copy_of: str | None = None,
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped).
 
     ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
-    ``on_progress`` is called with the job's counters as lines finish.
+    ``on_progress`` is called with the job's counters as lines finish. An input URL that carries a
+    secret (user info, a query) is read once into the job folder and recorded redacted
+    (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
     if chained_from is None and cloned_from is None:  # chain and clone check what they were given
         _refuse_unknown_options(config.method, config.options)
+    sources = keep_secrets_out(config, _copy_of)
     _check_config(config)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
@@ -146,10 +150,10 @@ def annotate(
     if not Job(config.job_url).exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
     with hold(config.job_url, "annotate"):
-        return _annotate_held(run, chained_from, cloned_from)
+        return _annotate_held(run, chained_from, cloned_from, sources)
 
 
-def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None) -> JobResult:
+def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None, sources: InputSources) -> JobResult:
     config = run.config
     job = Job(config.job_url)
     layout = job.layout
@@ -158,6 +162,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         if (identity(existing.config) == identity(config) and chained_from == existing.chained_from
                 and cloned_from == existing.cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
+            refuse_changed_copy(existing, sources)
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
@@ -170,31 +175,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             f"configuration (differs in: {', '.join(differs)}); "
             f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or choose another --job-name"
         )
-    if not exists(config.input):
-        raise UsageError(f"input manifest not found: {redact_url(config.input)}")
-    input_url = config.input
-    if config.append:
-        for url in config.append:
-            if not exists(url):
-                raise UsageError(f"--append manifest not found: {redact_url(url)}")
-        # each manifest on its own first: a bad line is named by its own file and line number,
-        # not by its place in the combined input, and nothing is written for a job that cannot start
-        # (no checksum: the job keeps the combined input's, so each file is read once here, not twice)
-        scans = [(url, scan_input(url, config.label_attribute, checksum=False)) for url in (config.input, *config.append)]
-        for (url, one), what in zip(scans, ("input manifest", *["--append manifest"] * len(config.append)), strict=True):
-            raise_for_problems(url, one, what)
-        raise_for_no_data(*scans[0], appended=scans[1:])
-        from ._fetch import APPENDED_BASES
-
-        # their relative references resolve in their own folders; a chained job keeps the folders
-        # of lines an earlier job appended (they lie inside its input, before the new ones)
-        earlier = list(config.options.get(APPENDED_BASES) or ())
-        appended = combine_with_appended(config.input, config.append, layout.input_manifest,
-                                         input_base=config.options.get("relative_to"), earlier=earlier)
-        (log.warning if appended.skipped else log.info)("%s", appended.summary())
-        earlier = [e for e in earlier if e[0] < appended.starts[0][0]]
-        config.options[APPENDED_BASES] = [*earlier, *appended.starts]
-        input_url = layout.input_manifest
+    if not exists(sources.input):
+        raise UsageError(f"input manifest not found: {redact_url(sources.input)}")
+    for url in sources.append:
+        if not exists(url):
+            raise UsageError(f"--append manifest not found: {redact_url(url)}")
+    input_url, copied_sha256 = job_input(config, sources, layout)
     scan = scan_input(input_url, config.label_attribute)
     raise_for_problems(input_url, scan)
     raise_for_no_data(input_url, scan)
@@ -205,6 +191,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         effective_input=input_url,
         input_sha256=scan.sha256,
         input_lines=scan.lines,
+        copied_sha256=(copied_sha256 or scan.sha256) if sources.copied else "",
         metrics=empty_metrics(scan.selected),
         chained_from=chained_from,
         cloned_from=cloned_from,
@@ -361,7 +348,8 @@ def clone(
         options={**prev.config.options, **(options or {})},
         append=list(prev.config.append),
     )
-    return annotate(config, engine=engine, on_progress=on_progress, cloned_from=prev.config.job_url)
+    return annotate(config, engine=engine, on_progress=on_progress, cloned_from=prev.config.job_url,
+                    _copy_of=prev.effective_input if prev.copied_sha256 else None)
 
 
 def status(job_url: str) -> dict[str, Any]:

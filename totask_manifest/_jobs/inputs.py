@@ -1,4 +1,12 @@
-"""A job's input extended with ``--append``: the combined manifest, duplicates skipped.
+"""A job's input kept in its folder (``manifests/input/input.manifest``): the input extended with
+``--append`` (the combined manifest, duplicates skipped), or copied whole when its URL or an
+appended one carries a secret.
+
+A URL with a password (``https://user:pw@host/...``) or a query (a presigned signature, a token)
+is not written into ``job.json``, which people copy, share and attach to tickets: the job records
+it redacted (``redact_url``) and reads the copy it made when it started, and so do ``resume``,
+``clone`` and the same ``annotate`` again (a presigned URL has expired by then). A URL without a
+secret is recorded as it is and read in place: a 100 GB manifest on S3 is not copied.
 
 (The scan of the input before a job starts is ``scan_ranges``.)
 """
@@ -6,13 +14,21 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .._errors import JobError, TotaskError, UsageError
 from .._manifest.io import read_lines, write_lines
 from .._manifest.line import Line
-from .._storage import redact_url
+from .._storage import carries_secret, redact_secret_url, redact_url
+from .config import JobConfig
+from .layout import JobLayout
+from .scan_ranges import raise_for_no_data, raise_for_problems, scan_input, sha256_of
+from .state import JobState
+
+log = logging.getLogger("totask_manifest")
 
 
 def _identity(record: dict, resolve: Callable[[str], str]) -> tuple[str, str] | None:
@@ -86,7 +102,8 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
     are noted as its lines are copied, all of them before the first appended line."""
     from .._fetch import base_of
 
-    input_base = input_base or base_of(input_url)
+    extra = list(extra)
+    input_base = input_base or base_of(redact_secret_url(input_url))
     resolve_input = _resolver(input_base)
     seen: set[tuple[str, str]] = set()
     result = Appended()
@@ -95,7 +112,7 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
         last_had_newline = True
         index = 0
         for line in read_lines(input_url):
-            if not line.is_blank:
+            if extra and not line.is_blank:  # a plain copy compares nothing
                 ident = _identity(line.record(), _resolver(_base_at(index, input_base, earlier)) if earlier else resolve_input)
                 if ident is not None:
                     seen.add(ident)
@@ -103,7 +120,7 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
             index += 1
             yield line
         for url in extra:
-            base = base_of(url)
+            base = base_of(redact_secret_url(url))  # job.json keeps it: its folder without the secret
             resolve = _resolver(base)
             result.starts.append([index, base])
             for line in read_lines(url):
@@ -127,3 +144,79 @@ def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *,
 
     write_lines(out_url, lines())
     return result
+
+
+@dataclass
+class InputSources:
+    """The manifests a new job reads, as given (secrets included), while its configuration records
+    them redacted; ``copied``: the job reads only the copy it makes in its folder."""
+
+    input: str
+    append: list[str]
+    copied: bool = False
+
+
+def keep_secrets_out(config: JobConfig, copy_of: str | None = None) -> InputSources:
+    """What the job reads, and ``config``'s URLs redacted where they carry a secret, before
+    ``relative_to`` defaults to the input's folder (then without the secret: the data objects a
+    manifest names relatively are fetched without its password or signature, in every run alike).
+    ``copy_of``: a clone of a job that copied its input reads that copy, which holds the appended
+    lines too. A ``relative_to`` given with a secret is refused: job.json would keep it."""
+    relative_to = config.options.get("relative_to")
+    if isinstance(relative_to, str) and carries_secret(relative_to):
+        raise UsageError("option relative_to must not carry a user name, password or query ('user:pw@', '?...'): "
+                         "job.json would keep it; give the folder's plain URL")
+    if copy_of is not None:
+        return InputSources(copy_of, [], copied=True)
+    sources = InputSources(config.input, list(config.append))
+    if any(carries_secret(url) for url in (config.input, *config.append)):
+        sources.copied = True
+        config.input = redact_secret_url(config.input)
+        config.append = [redact_secret_url(url) for url in config.append]
+    return sources
+
+
+def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> tuple[str, str]:
+    """The manifest the new job reads, and the checksum of its input as given when it was copied with
+    ``--append`` manifests (``""`` otherwise: a plain copy's is the copy's): the input where it is, or its copy in the job folder (with any ``--append``
+    manifests' lines, duplicates skipped). Each manifest is checked on its own first, so a bad line is
+    named by its own file and line number, and nothing is written for a job that cannot start."""
+    if not (sources.append or sources.copied):
+        return sources.input, ""
+    shown = (config.input, *config.append)  # the URLs as job.json records them, for messages
+    scans = [scan_input(url, config.label_attribute, checksum=sources.copied and i == 0 and bool(sources.append))
+             for i, url in enumerate((sources.input, *sources.append))]
+    for url, scan, what in zip(shown, scans, ("input manifest", *["--append manifest"] * len(sources.append)), strict=False):
+        raise_for_problems(url, scan, what)
+    raise_for_no_data(sources.input, scans[0], appended=list(zip(sources.append, scans[1:], strict=True)))
+    from .._fetch import APPENDED_BASES
+
+    # appended manifests' relative references resolve in their own folders; a chained job keeps the
+    # folders of lines an earlier job appended (they lie inside its input, before the new ones)
+    earlier = list(config.options.get(APPENDED_BASES) or ())
+    appended = combine_with_appended(sources.input, sources.append, layout.input_manifest,
+                                     input_base=config.options.get("relative_to"), earlier=earlier)
+    if sources.append:
+        (log.warning if appended.skipped else log.info)("%s", appended.summary())
+        earlier = [e for e in earlier if e[0] < appended.starts[0][0]]
+        config.options[APPENDED_BASES] = [*earlier, *appended.starts]
+    return layout.input_manifest, scans[0].sha256
+
+
+def refuse_changed_copy(state: JobState, sources: InputSources) -> None:
+    """The same ``annotate`` again, for a job that copied its input: the URL given (signed anew, say)
+    must serve the manifest the job copied, else the job would label another input than the one
+    named (refused, as ``resume`` refuses a changed input). A URL that cannot be read now (expired)
+    is not needed: the job goes on from its copy, as ``resume`` would."""
+    if not state.copied_sha256 or not sources.copied:
+        return
+    try:
+        sha = sha256_of(sources.input)
+    except (TotaskError, OSError) as exc:
+        log.info("the input manifest %s cannot be read now (%s); job %s goes on from its copy",
+                 redact_url(sources.input), type(exc).__name__, state.config.job_name)
+        return
+    if sha != state.copied_sha256:
+        raise JobError(f"the input manifest {redact_url(sources.input)} is not the one job {state.config.job_name!r} "
+                       "copied when it started (checksum differs); clone or chain a new job for it, or choose another "
+                       "--job-name")

@@ -35,6 +35,10 @@ class JobState:
     effective_input: str = ""
     input_sha256: str = ""
     input_lines: int = 0
+    #: set when the input's URL (or an appended one) carried a secret: the job read it once into
+    #: its folder (``effective_input``) and ``config`` records it redacted; the checksum of what the
+    #: URL served, which the same ``annotate`` again compares (``inputs.refuse_changed_copy``)
+    copied_sha256: str = ""
     metrics: dict[str, int] = field(default_factory=empty_metrics)
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
@@ -61,6 +65,7 @@ class JobState:
                 "read": self.effective_input or self.config.input,
                 "sha256": self.input_sha256,
                 "lines": self.input_lines,
+                **({"copied-sha256": self.copied_sha256} if self.copied_sha256 else {}),
             },
             "output-manifest": self.layout.output_manifest,
             "metrics": self.metrics,
@@ -84,6 +89,7 @@ class JobState:
             effective_input=inp.get("read") or inp.get("url", ""),
             input_sha256=inp.get("sha256", ""),
             input_lines=inp.get("lines", 0),
+            copied_sha256=inp.get("copied-sha256") or "",
             metrics=data.get("metrics") or empty_metrics(),
             created=data.get("created", now_iso()),
             updated=data.get("updated", now_iso()),
@@ -120,6 +126,8 @@ def shape_problem(state: JobState) -> str | None:
         return f"status {state.status!r} is none of {', '.join(STATUSES)}"
     if not isinstance(state.metrics, dict) or not all(isinstance(v, int) for v in state.metrics.values()):
         return "metrics is not an object of integers"
+    if not isinstance(state.copied_sha256, str):
+        return "input.copied-sha256 is not a string"
     if not isinstance(state.runs, list):
         return "runs is not a list"
     return None

@@ -23,6 +23,10 @@ class FileServer(RequestLog, BackgroundApp):
         #: a URL whose ``expires`` query value (epoch seconds; ``synapse_store.presign``) is not
         #: after ``clock()`` is answered 403, as a storage host answers a lapsed presigned URL
         self.clock = time.time
+        #: ``/path`` -> the query values a request for it must carry (``require_query``)
+        self.required: dict[str, dict[str, str]] = {}
+        #: ``/path`` -> the ``Authorization`` header a request for it must carry (``require_login``)
+        self.logins: dict[str, str] = {}
         for path, content in (files or {}).items():
             self.add(path, content)
 
@@ -34,6 +38,20 @@ class FileServer(RequestLog, BackgroundApp):
             content = content.encode()
         self.files["/" + path.lstrip("/")] = content
         return self.url_for(path)
+
+    def require_query(self, path: str, **params: str) -> str:
+        """Serve ``/path`` only to a request whose query holds ``params`` (403 otherwise, as a
+        storage host answers a presigned URL without its signature); returns the URL that does."""
+        self.required["/" + path.lstrip("/")] = dict(params)
+        return self.url_for(path) + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+    def require_login(self, path: str, user: str, password: str) -> str:
+        """Serve ``/path`` only to a request with this user name and password (HTTP Basic; 401
+        otherwise); returns the URL that carries them (``http://user:password@host/path``)."""
+        import base64
+
+        self.logins["/" + path.lstrip("/")] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return self.url_for(path).replace("://", f"://{user}:{password}@", 1)
 
     def url_for(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
@@ -55,6 +73,14 @@ class FileServer(RequestLog, BackgroundApp):
         if request.method not in ("GET", "HEAD"):
             rec.status = 405
             return web.Response(status=405)
+        login = self.logins.get(request.path)
+        if login is not None and request.headers.get("Authorization") != login:
+            rec.status = 401
+            return web.Response(status=401, text="login required")
+        wanted = self.required.get(request.path, {})
+        if any(request.query.get(key) != value for key, value in wanted.items()):
+            rec.status = 403
+            return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>", content_type="application/xml")
         expires = request.query.get("expires")
         if expires is not None and _expired(expires, self.clock()):
             rec.status = 403
@@ -70,6 +96,11 @@ class FileServer(RequestLog, BackgroundApp):
             ctype = "image/jpeg"
         elif request.path.lower().endswith(".png"):
             ctype = "image/png"
+        if request.headers.get("Range"):  # as a storage host answers: a job seeks to its selected lines
+            start, stop, _ = request.http_range.indices(len(content))
+            rec.status = 206
+            return web.Response(status=206, body=content[start:stop], content_type=ctype,
+                                headers={"Content-Range": f"bytes {start}-{stop - 1}/{len(content)}"})
         return web.Response(body=content, content_type=ctype)
 
 
