@@ -155,7 +155,7 @@ class Job:
             return
         if not exists(self.layout.failures):
             return
-        for line in read_lines(self.layout.failures):
+        for line in read_lines(self.layout.failures, chars_rule=False):  # the job's own file
             if line.is_blank:
                 continue
             try:
