@@ -193,12 +193,10 @@ def test_real_files_are_present() -> None:
     assert len(REAL_FILES) >= 20, GT_MANIFESTS
 
 
-# ``chars_rule=False``: these test the lines' bytes; a Ground Truth sequence file holds a line over
-# 100,000 characters, which the commands refuse (tests/test_long_lines.py)
 @pytest.mark.parametrize("path", real_cases(REAL_FILES), ids=lambda p: p.name[:60])
 def test_real_file_round_trips_byte_identical(path: Path, tmp_path: Path) -> None:
     out = tmp_path / "copy.manifest"
-    n = write_lines(str(out), read_lines(str(path), chars_rule=False))
+    n = write_lines(str(out), read_lines(str(path)))
     assert out.read_bytes() == path.read_bytes()
     assert n == path.read_bytes().count(b"\n") + (0 if path.read_bytes().endswith(b"\n") else 1)
 
@@ -209,7 +207,7 @@ def test_real_file_edit_keeps_other_keys(path: Path, tmp_path: Path) -> None:
              "annotations": [{"class_id": 0, "top": 164.60000000000002, "left": 1e-05, "width": 3, "height": 4}]}
     metadata = {"objects": [{"confidence": 0.93}], "class-map": {"0": "Bird"}, "type": "groundtruth/object-detection"}
     edited_lines = []
-    for line in read_lines(str(path), chars_rule=False):
+    for line in read_lines(str(path)):
         before = raw_values(line.body)
         edited = line.with_values({"totask-check": label, "totask-check-metadata": metadata})
         after = raw_values(edited.body)
@@ -223,14 +221,14 @@ def test_real_file_edit_keeps_other_keys(path: Path, tmp_path: Path) -> None:
     write_lines(str(out), edited_lines)
     # removing the added keys again gives back the original file, byte for byte
     restored = [line.with_values({"totask-check": DELETE, "totask-check-metadata": DELETE})
-                for line in read_lines(str(out), chars_rule=False)]
+                for line in read_lines(str(out))]
     write_lines(str(tmp_path / "restored.manifest"), restored)
     assert (tmp_path / "restored.manifest").read_bytes() == path.read_bytes()
 
 
 def test_replacing_a_real_label_keeps_the_rest_of_the_line() -> None:
     path = GT_MANIFESTS / "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest"
-    line = next(read_lines(str(path), chars_rule=False))
+    line = next(read_lines(str(path)))
     assert b"164.60000000000002" in line.body
     edited = line.with_values({"category-metadata": {"type": "groundtruth/object-detection", "objects": []}})
     before, after = raw_values(line.body), raw_values(edited.body)

@@ -45,9 +45,6 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
         if not raw.strip():
             blank += 1
             continue
-        if len(raw.rstrip(b"\r").decode("utf-8", "replace")) > 100_000:  # Ground Truth's limit: never counted
-            invalid += 1
-            continue
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -34,8 +34,8 @@ from typing import Any
 import orjson
 
 from .. import _storage as storage
-from .._manifest.long_lines import TooLong, chars_over
-from .._manifest.naming import MAX_LINE_CHARS
+from .._manifest import long_lines
+from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
 from .stats_fast import FastPath
@@ -120,9 +120,7 @@ def _count_lines(batches: Iterator[list[bytes]], attributes: Sequence[str] | Non
     try:
         for lines in batches:
             tally.part.lines += len(lines)
-            if type(lines[0]) is TooLong or (len(lines) == 1 and chars_over(lines[0])):
-                # a line over the byte cap (read past) or over Ground Truth's characters (it comes
-                # alone in its batch): invalid data, never counted, as validate refuses it
+            if type(lines[0]) is TooLong:  # a line over the byte cap, read past: invalid data, never parsed
                 tally.part.invalid += 1
                 tally.part.too_long += 1
                 continue
@@ -175,8 +173,8 @@ def format_text(stats: ManifestStats) -> str:
         out.append(f"  lines that are not a JSON object: {stats.invalid_lines - stats.too_long_lines:,} "
                    "(run validate to see why)")
     if stats.too_long_lines:
-        out.append(f"  lines over Ground Truth's {MAX_LINE_CHARS:,} characters, not counted (line-too-long; run "
-                   f"validate to see which): {stats.too_long_lines:,}")
+        out.append(f"  lines over {long_lines.MAX_LINE_BYTES:,} bytes, not read (line-too-long; run validate to see which): "
+                   f"{stats.too_long_lines:,}")
     if not stats.attributes:
         out.append("  no label attributes (an input manifest)")
     for a in stats.attributes.values():

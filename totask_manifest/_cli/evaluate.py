@@ -54,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(format_text(ev))
     broken = ev.invalid_lines - ev.too_long_lines  # not a JSON object: each kind said, both when both
     if ev.too_long_lines:
-        print(f"totask-manifest evaluate: error: {ev.too_long_lines:,} line(s) are over Ground Truth's 100,000 "
-              "characters and were not evaluated [line-too-long] (totask-manifest validate names them); the "
-              "figures leave them out", file=sys.stderr)
+        from .._manifest import long_lines
+
+        print(f"totask-manifest evaluate: error: {ev.too_long_lines:,} line(s) are over {long_lines.MAX_LINE_BYTES:,} bytes, "
+              "more than Ground Truth's 100,000 characters, and were not read [line-too-long] (totask-manifest "
+              "validate names them); the figures leave them out", file=sys.stderr)
         if broken:
             _say_broken(broken)
         return 1

@@ -155,7 +155,7 @@ class Job:
             return
         if not exists(self.layout.failures):
             return
-        for line in read_lines(self.layout.failures, chars_rule=False):  # the job's own file
+        for line in read_lines(self.layout.failures):
             if line.is_blank:
                 continue
             try:

@@ -18,8 +18,7 @@ from typing import IO
 from .._errors import ManifestError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
-from .long_lines import TooLong, chars_message, chars_over, message
-from .naming import MAX_LINE_CHARS
+from .long_lines import TooLong, message
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "read_lines",
@@ -42,37 +41,24 @@ def to_line(number: int, raw: bytes, *, first_in_file: bool | None = None) -> Li
     return Line(number, raw, b"", prefix)
 
 
-def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, first_number: int = 1,
-                    chars_rule: bool = True) -> Iterator[Line]:
+def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, first_number: int = 1) -> Iterator[Line]:
     """Lines of a byte range; ``first_number`` is the number of its first line (the caller knows it).
-    A line over ``MAX_LINE_BYTES``, or (``chars_rule``) over ``MAX_LINE_CHARS`` characters, raises
-    ``ManifestError`` (``line-too-long``) naming it: every command that reads whole lines
-    (``convert``, ``labeled``, ``report``, ...) refuses the file with exit code 1, as ``validate``
-    and a job do, rather than holding gigabytes or carrying a line Ground Truth refuses.
-    ``chars_rule=False``: a job's own files, read back (a failed line keeps its input line, which
-    its failure's metadata may take past the limit)."""
+    A line over ``MAX_LINE_BYTES`` raises ``ManifestError`` (``line-too-long``) naming it: every
+    command that reads whole lines (``convert``, ``labeled``, ``report``, ...) refuses the file
+    with exit code 1, as for any invalid data, rather than holding gigabytes or dropping the line."""
     number = first_number
     for lines in iter_line_batches(f, start=start, end=end, newlines=True):
         if type(lines[0]) is TooLong:  # read past, never held: alone in its batch
             raise ManifestError(message(), line=number, rule="line-too-long")
-        if chars_rule and len(lines) == 1 and len(lines[0]) > MAX_LINE_CHARS:  # a long line comes alone
-            line = to_line(number, lines[0], first_in_file=(start == 0 and number == first_number))
-            chars = chars_over(line.body)
-            if chars:
-                raise ManifestError(chars_message(chars), line=number, rule="line-too-long")
-            yield line
-            number += 1
-            continue
         for raw in lines:
             yield to_line(number, raw, first_in_file=(start == 0 and number == first_number))
             number += 1
 
 
-def read_lines(url: str, *, chars_rule: bool = True) -> Iterator[Line]:
-    """Stream the lines of the manifest at ``url`` (any fsspec URL); ``chars_rule`` as in
-    ``iter_lines_from``."""
+def read_lines(url: str) -> Iterator[Line]:
+    """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
     with open_read(url) as f:
-        yield from iter_lines_from(f, chars_rule=chars_rule)
+        yield from iter_lines_from(f)
 
 
 def read_records(url: str) -> Iterator[tuple[Line, dict]]:

@@ -7,19 +7,13 @@ for its length, and a 4 GB line would have run a machine out of memory. A line o
 ``MAX_LINE_BYTES`` has more than ``MAX_LINE_CHARS`` characters whatever its bytes (a UTF-8
 character is at most 4 bytes, an invalid byte decodes to at most one character), so Ground
 Truth refuses it (``line-too-long``) and no reader needs its content.
-
-A line under the cap can still be over ``MAX_LINE_CHARS`` characters (150,000 ASCII bytes): the
-splitter (``ranges``) yields every line over ``MAX_LINE_CHARS`` bytes alone in its batch, so a
-reader finds one with a length test once a batch (``chars_over`` counts only those). Why: only
-``validate`` and the jobs refused such a line; ``stats``, ``evaluate``, ``convert``, ``labeled``
-and ``report`` counted or carried it as any other.
 """
 
 from __future__ import annotations
 
 from typing import IO
 
-from .naming import MAX_LINE_CHARS, rule_message
+from .naming import MAX_LINE_CHARS
 
 #: bytes of a line, its ``\n`` left out, beyond which it is certainly over ``MAX_LINE_CHARS``
 #: characters: 4 bytes a character, and a byte order mark (3) and a ``\r`` (1) that are no part of them
@@ -74,12 +68,12 @@ def line_start(f: IO[bytes], start: int, chunk: int, end: int | None = None) -> 
     return start
 
 
-def long_line_at(buf: bytes, cap: int | None = None) -> int:
+def long_line_at(buf: bytes) -> int:
     """Where the first line of ``buf``'s whole lines (up to its last ``\\n``) that is over
-    ``cap`` bytes (``MAX_LINE_BYTES``) starts, or -1. A few ``rfind`` a chunk, not a step a line:
-    each looks back from ``cap`` past the start of a line for the last ``\\n``, and none there
-    means that line is over ``cap``."""
-    cap = MAX_LINE_BYTES if cap is None else cap
+    ``MAX_LINE_BYTES`` starts, or -1. A few ``rfind`` a chunk, not a step a line: each looks
+    back from ``MAX_LINE_BYTES`` past the start of a line for the last ``\\n``, and none there
+    means that line is over the cap."""
+    cap = MAX_LINE_BYTES
     stop = buf.rfind(b"\n")
     at = 0
     while at + cap < stop:  # the line at ``at`` is over the cap only if its \n lies past at + cap
@@ -88,22 +82,6 @@ def long_line_at(buf: bytes, cap: int | None = None) -> int:
             return at
         at = cut + 1
     return -1
-
-
-def chars_over(body: bytes) -> int:
-    """The characters of a line over ``MAX_LINE_CHARS`` as ``validate`` counts them (its
-    terminator left out, invalid bytes one character each), or 0 for a line within the limit.
-    ``body`` is the line without the file's BOM. Counts only a line over ``MAX_LINE_CHARS``
-    bytes: a shorter one cannot have more characters than bytes."""
-    if len(body) <= MAX_LINE_CHARS:
-        return 0
-    chars = len(body.rstrip(b"\r\n").decode("utf-8", "replace"))
-    return chars if chars > MAX_LINE_CHARS else 0
-
-
-def chars_message(chars: int) -> str:
-    """The ``line-too-long`` message of a line under the byte cap: ``validate``'s own."""
-    return rule_message("line-too-long", detail=f"{chars:,}")
 
 
 def message() -> str:

@@ -52,8 +52,7 @@ def _split(f: IO[bytes], start: int, end: int | None, chunk: int,
     """``(lines, terminated)`` batches of the lines starting in ``[start, end)``; only a file's last
     line can come unterminated, alone in the last batch. Lines come without their ``\n``, or
     with it (``newlines``: the last unterminated line stays without). A line over
-    ``MAX_LINE_BYTES`` comes as a ``TooLong`` marker alone in its batch, read past and never held;
-    one over ``MAX_LINE_CHARS`` bytes comes alone in its batch (``long_lines.chars_over``).
+    ``MAX_LINE_BYTES`` comes as a ``TooLong`` marker alone in its batch, read past and never held.
 
     Why both: ``bytes.split`` looks at every byte in a loop of its own (245 ns a line of the
     benchmark's 480 bytes, measured against 95), while ``BytesIO.readlines`` finds each ``\n`` with
@@ -93,13 +92,10 @@ def _split(f: IO[bytes], start: int, end: int | None, chunk: int,
             long_line, held = [], 0
         buf = pending + data
         pending = b""
-        # a line over MAX_LINE_CHARS bytes whole in ``buf`` (rare): the lines before it now, then
-        # it alone in its batch (a marker for one over the cap), then the rest (``carry``)
-        long = long_lines.long_line_at(buf, min(long_lines.MAX_LINE_CHARS, long_lines.MAX_LINE_BYTES))
-        too_long, long_batch = 0, b""
-        if long >= 0:
-            cut = buf.index(b"\n", long) + 1
-            buf, carry, too_long, long_batch = buf[:long], buf[cut:], cut - long, buf[long:cut if newlines else cut - 1]
+        too_long = long_lines.long_line_at(buf)  # a line over the cap whole in ``buf`` (rare)
+        if too_long >= 0:  # the lines before it now, then its marker, then the rest (``carry``)
+            cut = buf.index(b"\n", too_long) + 1
+            buf, carry, too_long = buf[:too_long], buf[cut:], cut - too_long
         if buf:
             if newlines:
                 lines = BytesIO(buf).readlines()  # shares ``buf``, no copy
@@ -122,10 +118,7 @@ def _split(f: IO[bytes], start: int, end: int | None, chunk: int,
         if too_long > 0:
             if end is not None and offset >= end:
                 return
-            if too_long - 1 > long_lines.MAX_LINE_BYTES:
-                yield [long_lines.too_long(too_long, b"\n" if newlines else b"")], True
-            else:
-                yield [long_batch], True
+            yield [long_lines.too_long(too_long, b"\n" if newlines else b"")], True
             offset += too_long
 
 

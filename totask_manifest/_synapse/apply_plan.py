@@ -82,7 +82,7 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
     ``native_schema``: the one asked for explicitly, for documents kept as they are."""
     attr = target.label_attribute
     seen: dict[int, int] = {}
-    for line in read_lines(target.output_manifest, chars_rule=False):  # the job's own output
+    for line in read_lines(target.output_manifest):
         if line.is_blank:
             continue
         try:

@@ -263,7 +263,7 @@ class ToTaskAction:
                             on_wait=lambda text: self._say(reporter, text, key="TASK_PREPROCESSOR_WAITING_PROGRESS"))
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
-        total = sum(1 for line in read_lines(Job.open(job_url).output_manifest, chars_rule=False) if not line.is_blank)
+        total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
         counts = {"success": 0, "failed": 0}
         done = [0]
         reporter.progress("annotate_task_data", total, 2 * total)

@@ -18,7 +18,7 @@ import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
-from ..._manifest.long_lines import TooLong, chars_over
+from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
 from .attributes import resolve_target
@@ -160,9 +160,7 @@ class _Run:
         number = 0
         lane = FastLane(self.ev, self.detection, self.line, self.record, MAX_EXAMPLES)
         for batch in iter_bodies(f, start=start, end=end):  # the file's BOM taken off its first line
-            if type(batch[0]) is TooLong or (len(batch) == 1 and chars_over(batch[0])):
-                # a line over the byte cap (read past) or over Ground Truth's characters (alone in
-                # its batch): invalid data, as validate refuses it
+            if type(batch[0]) is TooLong:  # a line over the byte cap, read past: invalid data
                 number += 1
                 self.ev.invalid_lines += 1
                 self.ev.too_long_lines += 1
