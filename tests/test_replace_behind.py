@@ -4,7 +4,10 @@ the old file's last descriptor is closed in the background, never leaked."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -20,10 +23,11 @@ def held(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     here (closed at the end) so the test can look at what they hold."""
     monkeypatch.setattr(_write_behind, "RELEASE_BEHIND", 1024)
     fds: list[int] = []
+    release = _write_behind._release
     monkeypatch.setattr(_write_behind, "_release", fds.append)
     yield fds
     for fd in fds:
-        os.close(fd)
+        release(fd)  # out of ``_HELD`` too: a later fork's child must not close what reuses the number
 
 
 def test_a_large_replaced_file_is_still_open_after_the_rename_and_released_by_a_thread(tmp_path, held):
@@ -112,3 +116,53 @@ def test_a_thread_that_cannot_start_leaves_the_rename_done_and_closes_the_old_fi
     _write_behind.replace_behind(str(tmp), str(target))
     assert target.read_bytes() == b"new\n"
     assert len(closed) == 1  # the held descriptor, closed by the caller's thread
+
+
+def _open_files() -> str:
+    """The files this process has open, as ``/proc/self/fd`` names them."""
+    names = []
+    for n in os.listdir("/proc/self/fd"):
+        try:
+            names.append(os.readlink("/proc/self/fd/" + n))
+        except OSError:  # the listing's own descriptor, gone
+            pass
+    return repr(sorted(names))
+
+
+#: the same, run in a new interpreter
+LIST_FDS = "import os\n" + inspect.getsource(_open_files) + "print(_open_files())\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"), reason="os.fork and /proc")
+def test_a_child_process_does_not_get_the_held_replaced_file(tmp_path, held):
+    """While the replaced file is held (its release thread not done), a child made by
+    ``subprocess`` (fork, then exec: ``O_CLOEXEC``) and one made by a bare ``os.fork`` (a fork
+    start method's worker) list their descriptors: neither has it. Before: the forked child had
+    ``out.manifest (deleted)``, and kept its blocks for as long as it lived (it has no release
+    thread: threads do not survive a fork)."""
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b"old\n" * 1000)
+    with AtomicWriter(str(target)) as f:
+        f.write(b"new\n")
+    deadline = time.monotonic() + 60
+    while not held:  # the thread hands its descriptor over
+        assert time.monotonic() < deadline, "no descriptor handed over"
+        time.sleep(0.01)
+    gone = f"{target} (deleted)"
+    assert os.readlink(f"/proc/self/fd/{held[0]}") == gone  # held here: the window a child can fall in
+    execd = subprocess.run([sys.executable, "-c", LIST_FDS], capture_output=True, text=True, check=True,
+                           close_fds=False).stdout
+    assert gone not in execd and execd.startswith("["), execd
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child lists its descriptors (no exec: O_CLOEXEC would close it) and ends
+        try:
+            os.close(read)
+            os.write(write, _open_files().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as r:
+        forked = r.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert "out.manifest" not in forked and forked.startswith("["), forked

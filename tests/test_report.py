@@ -277,3 +277,61 @@ def test_report_of_a_killed_job_counts_what_its_checkpoints_hold(tmp_path):
     assert "img00003-bad.jpg" in html  # the first failed line's source
     labeled = re.search(r"<b>([\d,]+)</b><span>labeled</span>", html)
     assert labeled and int(labeled.group(1)) == live["metrics"]["success"], html
+
+
+#: runs the command in ``sys.argv[1:]`` with its temporary's move held back: says "written" once
+#: the temporary is whole, then waits to be killed (``kill -9`` between the write and the rename)
+_KILLED_BEFORE_ITS_RENAME = """
+import os, sys, time
+from totask_manifest import _storage
+def held(*args):
+    print("written", flush=True)
+    time.sleep(300)
+_storage.AtomicWriter._move = held
+_storage.replace_behind = held
+from totask_manifest._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _kill_once_written(*args: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.jobs_helpers import REPO
+
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_BEFORE_ITS_RENAME, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline() == "written\n", proc.communicate()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+
+
+@pytest.mark.slow
+def test_a_killed_reports_temporary_is_removed_by_the_next_report(tmp_path, s3: S3Endpoint, monkeypatch):
+    """Before: ``report`` never looked for the temporary a ``kill -9`` left (``labeled`` did), so
+    ``.tmp-report.html-*`` stayed beside the page for good, on a disk or S3. Now the next report
+    removes it as ``labeled`` does: on a disk at once (no live writer holds its lock), on S3 once
+    it is older than ``OBJECT_TEMPORARY_GRACE_S`` (an hour; lowered here to 0)."""
+    from totask_manifest import _stale_temporaries
+
+    job = _hand_made_job(tmp_path, ["s3://none/a.png"], None)
+    local = tmp_path / "pages" / "report.html"
+    local.parent.mkdir()
+    _kill_once_written("report", str(job), "-o", str(local), "--samples", "0")
+    assert [p.name[:17] for p in local.parent.iterdir()] == [".tmp-report.html-"]
+    assert cli_main(["report", str(job), "-o", str(local), "--samples", "0"]) == 0
+    assert [p.name for p in local.parent.iterdir()] == ["report.html"]
+    fs = s3.filesystem()
+    remote = f"{s3.new_bucket('report')}/pages/report.html"
+    _kill_once_written("report", str(job), "-o", remote, "--samples", "0")
+    fs.invalidate_cache()
+    assert [p.rsplit("/", 1)[1][:17] for p in fs.find(remote.rsplit("/", 1)[0])] == [".tmp-report.html-"]
+    monkeypatch.setattr(_stale_temporaries, "OBJECT_TEMPORARY_GRACE_S", 0.0)
+    assert cli_main(["report", str(job), "-o", remote, "--samples", "0"]) == 0
+    fs.invalidate_cache()
+    assert [p.rsplit("/", 1)[1] for p in fs.find(remote.rsplit("/", 1)[0])] == ["report.html"]

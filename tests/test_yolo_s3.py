@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
 from tests.test_convert_interrupted import boxes
 from totask_manifest._analytics.convert import convert
-from totask_manifest._errors import StorageError, UsageError
+from totask_manifest._errors import ManifestError, StorageError, UsageError
 
 #: holds ``sys.argv[1]``'s lease as a YOLO export does, says so, then waits to be killed
 HOLD_LEASE = """
@@ -69,3 +70,73 @@ def test_a_re_export_with_fewer_images_leaves_only_its_own_label_files(s3, tmp_p
         convert(str(tmp_path / "new.manifest"), theirs, to="yolo", label_attribute="boxes")
     fs.invalidate_cache()
     assert [p.rsplit("/", 2)[-2:] for p in fs.find(theirs)] == [["labels", "a.txt"]]
+
+
+def _files(fs, dst: str) -> dict[str, bytes]:
+    fs.invalidate_cache()
+    return {p.split("/ds/", 1)[1]: fs.cat_file(p) for p in fs.find(dst)}
+
+
+def _moved_boxes(src: Path, dst: Path, *, outside_at: int | None = None) -> Path:
+    """``src``'s lines with each box one pixel to the right (every label file changes); the box
+    of line ``outside_at`` (0-based) far outside its image: the export stops there, exit 1."""
+    out = []
+    for i, raw in enumerate(src.read_bytes().splitlines()):
+        record = orjson.loads(raw)
+        box = record["boxes"]["annotations"][0]
+        box["left"] = 10**6 if i == outside_at else box["left"] + 1
+        out.append(orjson.dumps(record) + b"\n")
+    dst.write_bytes(b"".join(out))
+    return dst
+
+
+@pytest.mark.slow
+def test_a_re_export_stopped_by_a_bad_line_leaves_the_previous_export_as_it_was(s3, tmp_path: Path) -> None:
+    """Before: the 7 label files written before line 8 stopped it held the new export's boxes,
+    beside the previous export's other 5 and its index.jsonl, and nothing said so."""
+    fs = s3.filesystem()
+    dst = f"{s3.new_bucket()}/ds"
+    old = boxes(tmp_path / "old.manifest", 12)
+    convert(str(old), dst, to="yolo", label_attribute="boxes")
+    before = _files(fs, dst)
+    bad = _moved_boxes(old, tmp_path / "bad.manifest", outside_at=7)
+    with pytest.raises(ManifestError, match="line 8"):
+        convert(str(bad), dst, to="yolo", label_attribute="boxes")
+    assert _files(fs, dst) == before  # no stage left either
+
+
+@pytest.mark.slow
+def test_a_re_export_stopped_while_putting_its_files_in_place_is_finished_by_the_next(
+        s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails once the label files are copied in place: the error names the folder as
+    mixed and says to run the export again; the next export to the prefix first finishes the
+    stopped one from its stage (even one that itself stops on a bad line), then writes its own."""
+    fs = s3.filesystem()
+    dst = f"{s3.new_bucket()}/ds"
+    old = boxes(tmp_path / "old.manifest", 12)
+    convert(str(old), dst, to="yolo", label_attribute="boxes")
+    new = _moved_boxes(boxes(tmp_path / "new.manifest", 9), tmp_path / "new.manifest")
+    reference = f"{s3.new_bucket()}/ds"
+    convert(str(new), reference, to="yolo", label_attribute="boxes")
+    wanted = _files(fs, reference)
+    copy = type(fs)._cp_file  # s3fs's server-side copy of one object
+
+    async def failing_copy(self, path1, path2, **kwargs):
+        if path1.endswith("/data.yaml"):
+            raise PermissionError(13, "Access Denied")
+        return await copy(self, path1, path2, **kwargs)
+
+    monkeypatch.setattr(type(fs), "_cp_file", failing_copy)
+    with pytest.raises(StorageError) as failed:
+        convert(str(new), dst, to="yolo", label_attribute="boxes")
+    message = str(failed.value)
+    assert "Access Denied" in message and f"{dst} now holds part of it and part of the previous one" in message
+    assert f"run the convert to {dst} again: it first finishes this export from .yolo-stage-" in message
+    mixed = _files(fs, dst)
+    assert "index.jsonl" not in mixed  # no index naming files of another export
+    assert mixed["labels/f0/g0/img0.txt"] == wanted["labels/f0/g0/img0.txt"]
+    monkeypatch.setattr(type(fs), "_cp_file", copy)
+    with pytest.raises(ManifestError, match="line 3"):  # the next export stops on its own line 3 ...
+        convert(str(_moved_boxes(old, tmp_path / "bad.manifest", outside_at=2)), dst, to="yolo",
+                label_attribute="boxes")
+    assert _files(fs, dst) == wanted  # ... after finishing the stopped one: that export whole, no stage

@@ -1,7 +1,7 @@
 """Removing what a killed writer left: the atomic-write temporaries (``.tmp-<name>-*``) of
 ``_storage.AtomicWriter`` that no live writer holds. Why apart from ``_storage``: only
 ``convert`` (its outputs are folders of many files, where a leftover would be mixed with the next
-export), Synapse's ``export`` and ``labeled`` (a killed one leaves a hidden partial manifest, as
+export), Synapse's ``export``, ``labeled`` and ``report`` (a killed one leaves a hidden partial file, as
 large as what it had written) clean up after a ``kill -9``, and the rules for telling a dead writer's temporary from a
 live one's differ by storage (a lock on a local disk, an age on an object store).
 """

@@ -142,20 +142,47 @@ def replace_behind(tmp: str, path: str) -> None:
         os.replace(tmp, path)
     except BaseException:
         if old is not None:
-            os.close(old)
+            _release(old)
         raise
     if old is not None:
         try:
             threading.Thread(target=_release, args=(old,), name="release-replaced", daemon=True).start()
         except RuntimeError:  # no thread to be had (none left; 3.12 at shutdown): the rename is done
-            os.close(old)
+            _release(old)
+
+
+#: the descriptors ``_hold`` opened and ``_release`` has not closed yet, and the lock that makes
+#: a close and its removal from the set one step for a fork (``_close_held_in_child``)
+_HELD: set[int] = set()
+_HELD_LOCK = threading.Lock()
 
 
 def _release(fd: int) -> None:
     """The last close of a replaced file (which frees it); a read-only descriptor has nothing
     to report, and a thread's exception would only be printed."""
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    with _HELD_LOCK:
+        _HELD.discard(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _close_held_in_child() -> None:
+    """In a child made by ``os.fork`` (not followed by ``exec``, which ``O_CLOEXEC`` covers): the
+    held descriptors closed. Why: the child has no release thread (threads do not survive a fork),
+    so its copy kept the replaced file, blocks and all, for as long as the child lived (a fork
+    start method's worker, a user's own ``os.fork``). The lock, taken before the fork, means no
+    descriptor was between its close and its removal from ``_HELD``, so none named here is another
+    file's by now."""
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+    _HELD_LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_HELD_LOCK.acquire, after_in_parent=_HELD_LOCK.release,
+                        after_in_child=_close_held_in_child)
 
 
 #: not through a link, never waiting on a FIFO, not inherited (the flags a system has)
@@ -165,18 +192,21 @@ _NO_WAIT = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr
 def _hold(path: str) -> int | None:
     """A descriptor on the large regular file at ``path`` (not followed if a link, never
     blocking on a FIFO), or None: nothing there, a small file, or one that cannot be opened.
-    Not on Windows, where a file held open cannot be replaced."""
+    Not on Windows, where a file held open cannot be replaced. Opened and noted in ``_HELD``
+    under its lock: a fork's child never gets it unnoted."""
     if os.name != "posix":
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | _NO_WAIT)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size < RELEASE_BEHIND:
-        os.close(fd)
-        return None
-    return fd
+    with _HELD_LOCK:
+        try:
+            fd = os.open(path, os.O_RDONLY | _NO_WAIT)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size < RELEASE_BEHIND:
+            os.close(fd)
+            return None
+        _HELD.add(fd)
+        return fd

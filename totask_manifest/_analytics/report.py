@@ -21,6 +21,7 @@ from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
 from .._jobs.layout import LEASE_DIR
 from .._manifest.io import read_records
+from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
     exists,
     is_local,
@@ -321,6 +322,7 @@ def write_report(
     _refuse_output_over_job_files(job_url, output)
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
+    remove_stale_temporaries(output)  # what a report to the same place killed before left (kill -9)
     write_bytes_atomic(output, html.encode("utf-8"))
     job_json = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url)).layout.job_json
     return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))

@@ -19,11 +19,11 @@ them, and two exports to one folder at once removed each other's new folders. So
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
   lock's holder makes one): ``yolo_swap.recover`` settles the folder on one export, then it goes.
 
-Elsewhere (S3) nothing can be renamed as a folder: each file is written atomically where it
-goes, and an export stopped by an error or a Ctrl-C removes the label files it made. Two
-exports to one prefix would interleave their files, so the export holds the prefix's lease (the
-one a job folder has: ``_jobs.lease``, an S3 conditional write) while it writes, and a
-finished export removes the label files of a previous one it did not write again.
+Elsewhere (S3) nothing can be renamed: the export is staged under a hidden prefix and put in
+place only when whole (``yolo_remote``: a re-export stopped by an error leaves the previous
+export as it was). Two exports to one prefix would interleave their files, so the export holds
+the prefix's lease (the one a job folder has: ``_jobs.lease``, an S3 conditional write) while it
+writes, and settles what an earlier export stopped there left before it writes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from typing import IO, Any
 
 from .._errors import StorageError, UsageError
 from .._storage import (
-    AtomicWriter,
     _not_a_folder,
     fcntl,
     fsync_dir,
@@ -50,9 +49,8 @@ from .._storage import (
     read_only_error,
     redact_url,
     url_to_fs,
-    write_bytes_atomic,
 )
-from .new_files import NewFiles
+from .yolo_remote import RemoteStage, settle
 from .yolo_swap import note_owner, recover, settle_unlocked, settled, swap
 
 #: the staging folder's name: ``mkdtemp``'s 8 random characters after the prefix
@@ -83,10 +81,10 @@ class YoloOutput:
         self._no_lock = ""
         self._made_root = False
         self._folders: set[str] = set()
-        #: object store: new files, removed again when the export stops
-        self._written = NewFiles()
-        #: object store: every label file written (a previous export's others go at the end)
-        self._labels: set[str] = set()
+        #: object store: where the files are staged until they are all written
+        self._remote: RemoteStage | None = None
+        #: object store: label files written (the lease is checked every ``LEASE_CHECK_EVERY``)
+        self._label_count = 0
         self._lease: contextlib.ExitStack | None = None
 
     # -- the block --------------------------------------------------------------------------
@@ -94,6 +92,7 @@ class YoloOutput:
     def __enter__(self) -> YoloOutput:
         if self.root is None:
             self._hold_lease()
+            self._remote = RemoteStage(self.fs, self.dst)
             return self
         try:
             self._made_root = not os.path.isdir(self.root)
@@ -122,10 +121,12 @@ class YoloOutput:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.root is None:
             try:
-                if exc_type is not None:
-                    self._written.remove()
+                if exc_type is not None or self._remote is None:
+                    if self._remote is not None:
+                        self._remote.discard()
                 else:
-                    self._finish_remote()
+                    self._check_lease()  # still this export's prefix
+                    self._remote.commit()
             finally:
                 self._release_lease()
             return
@@ -142,14 +143,12 @@ class YoloOutput:
 
     def write(self, rel: str, data: bytes) -> None:
         """The file ``rel`` (``labels/a/x.txt``, ``classes.txt``) of the dataset."""
-        if self.root is None:
-            url = join(self.dst, rel)
-            self._written.note(url)
+        if self._remote is not None:
             if rel.startswith("labels/"):
-                self._labels.add(rel)
-                if len(self._labels) % LEASE_CHECK_EVERY == 0:
+                self._label_count += 1
+                if self._label_count % LEASE_CHECK_EVERY == 0:
                     self._check_lease()
-            write_bytes_atomic(url, data)
+            self._remote.write(rel, data)
             return
         with self.open(rel) as f:
             f.write(data)
@@ -157,8 +156,8 @@ class YoloOutput:
     @contextlib.contextmanager
     def open(self, rel: str) -> Iterator[IO[bytes]]:
         """The file ``rel`` to write as a stream (``index.jsonl``)."""
-        if self.root is None:
-            with AtomicWriter(join(self.dst, rel)) as f:
+        if self._remote is not None:
+            with self._remote.open(rel) as f:
                 yield f
             return
         path = os.path.join(self.stage, *rel.split("/"))
@@ -253,6 +252,7 @@ class YoloOutput:
                              "for it to end, or write to another folder") from None
         self._lease = stack
         try:
+            settle(self.fs, self.dst)  # an earlier export stopped here: finished or removed first
             self._refuse_foreign_labels()
         except BaseException as exc:
             self._release_lease()
@@ -267,26 +267,6 @@ class YoloOutput:
         lease = held_lease(self.dst)
         if lease is not None:
             lease.verify()
-
-    def _finish_remote(self) -> None:
-        """Still this export's prefix: the label files a previous export left (ones not written
-        again) removed, so the folder holds what this export wrote. Temporaries are left to the
-        stale-temporary rules (``.tmp-*``: a live writer's may be among them)."""
-        self._check_lease()
-        _fs, root = url_to_fs(join(self.dst, "labels"))
-        with contextlib.suppress(Exception):  # s3fs caches listings: what is there now
-            self.fs.invalidate_cache(root)
-        try:
-            found = self.fs.find(root)
-        except FileNotFoundError:
-            return
-        for path in found:
-            rel = "labels/" + path[len(root):].lstrip("/")
-            if rel not in self._labels and not posixpath.basename(rel).startswith(".tmp-"):
-                try:
-                    self.fs.rm_file(path)
-                except OSError as exc:
-                    raise self._storage_error(exc) from None
 
     def _release_lease(self) -> None:
         if self._lease is not None:
