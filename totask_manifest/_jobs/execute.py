@@ -213,9 +213,13 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status.
 
-    A SIGINT ignored when the job starts stays ignored (Unix's rule; a shell's ``cmd &`` in a script
+    A signal ignored when the job starts stays ignored (Unix's rule; a shell's ``cmd &`` in a script
     starts a command with SIGINT ignored; ``nohup`` ignores only SIGHUP): this handler took it over,
-    and a background job stopped on a SIGINT meant for nothing. SIGTERM is the job's always."""
+    and a background job stopped on a SIGINT meant for nothing. The same for SIGTERM (``trap '' TERM``,
+    a supervisor that shields its children): the commands that are no job keep it ignored
+    (``_cli._terminate``), and a ``run`` ignored it during its export, then stopped on it once its job
+    ran. Nothing needs it handled: the job stops on SIGINT (unless ignored too) or kill -9, and
+    resume carries on."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -233,8 +237,7 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()
 
-    signals = [s for s in (signal.SIGINT, signal.SIGTERM)
-               if s == signal.SIGTERM or signal.getsignal(s) is not signal.SIG_IGN]
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield received
