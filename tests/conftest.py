@@ -30,12 +30,14 @@ from tests.support.s3 import S3Endpoint, moto_s3
 
 def pytest_configure(config: pytest.Config) -> None:
     """A suite started with SIGINT ignored (``bash .ci/run &`` from a script, ``nohup``-like
-    runners) would pass that on to every job it starts, and a job keeps an inherited ignored SIGINT
-    ignored (``tests/test_inherited_sigint.py``): the tests that stop a job with SIGINT would see it
-    finish. Handled here, SIGINT is back to its default in every child (a handled signal is reset
+    runners), or SIGTERM, would pass that on to every job it starts, and a job keeps an inherited
+    ignored signal ignored (``tests/test_inherited_sigint.py``): the tests that stop a job with it
+    would see it finish. Set here, each is back to its default in every child (a handled signal is reset
     at ``exec``, an ignored one is not); the test of the inherited case ignores it itself."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # the same for SIGTERM (``trap '' TERM``)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

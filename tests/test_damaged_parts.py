@@ -6,13 +6,17 @@ the CLI in a subprocess."""
 
 from __future__ import annotations
 
+import html
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, assert_same_output, output_of, run_cli, write_manifest
+from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, run_cli, write_manifest
 from totask_manifest._jobs.layout import JobLayout
 
 pytestmark = pytest.mark.slow
@@ -113,6 +117,30 @@ def test_a_damaged_part_before_good_ones_is_refused_naming_it_and_what_to_do(tmp
     note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
     assert "5 later part(s) hold finished lines" in note and "move it and every later part out of" in note, note
     assert "run resume, which sets" not in note, note
+
+
+@pytest.mark.parametrize("which", [2, -1], ids=["middle", "last"])
+def test_status_and_report_name_a_damaged_part_alike_from_a_relative_path(tmp_path, which):
+    """``status out/j`` named the part relative to where it was run (``out/j/manifests/...``),
+    ``report`` and ``resume`` absolute: one path, whichever command the user reads."""
+    job, _expected, parts = _killed_job(tmp_path)
+    _truncate(parts[which])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    relative = str(job.relative_to(tmp_path))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                              timeout=120, env=env, cwd=tmp_path)
+
+    s = cli("status", relative)
+    assert s.returncode == 0, s.stderr
+    note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
+    assert note.startswith(f"damaged: checkpoint part {parts[which]} is damaged"), note
+    as_json = orjson.loads(cli("status", relative, "--format", "json").stdout)["damaged"]
+    rep = cli("report", relative, "-o", "report.html", "--samples", "0")
+    assert rep.returncode == 0, rep.stderr
+    assert note == f"damaged: {as_json}"
+    assert f"<dt>damaged</dt><dd>{html.escape(as_json)}</dd>" in (tmp_path / "report.html").read_text()
 
 
 def test_a_damaged_parts_message_names_it_without_the_urls_secrets():

@@ -1,6 +1,7 @@
-"""A SIGINT the job inherited as ignored stays ignored (a shell's ``cmd &`` in a
-script, ``trap '' INT``): the job's own handler took it over, and a SIGINT sent to a background job, meant for
-nothing, stopped it (STOPPED, exit 130). SIGTERM still stops a job as before."""
+"""A SIGINT or SIGTERM the job inherited as ignored stays ignored (a shell's ``cmd &`` in a
+script, ``trap '' INT``, ``trap '' TERM``): the job's own handler took it over, and a signal sent to
+a background job, meant for nothing, stopped it (STOPPED, exit 130 or 143). A SIGTERM was kept
+handled a session longer; the commands that are no job already kept it ignored."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from tests.jobs_helpers import REPO, TOY, output_of, write_manifest
 from tests.test_resume import wait_for_parts
 
 
-def _ignore_sigint() -> None:
-    """What a non-interactive shell does for ``cmd &``: the child starts with SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ignore(signum: int):
+    """What a non-interactive shell does for ``cmd &`` (SIGINT), or ``trap '' TERM``: the child
+    starts with the signal ignored."""
+    return lambda: signal.signal(signum, signal.SIG_IGN)
 
 
-def test_a_sigint_inherited_as_ignored_does_not_stop_the_job(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_inherited_as_ignored_does_not_stop_the_job(tmp_path, signum):
     inp = write_manifest(tmp_path / "in.manifest", 200)
     out = tmp_path / "out"
     args = ("annotate", str(inp), "--job-name", "bg", "--label-attribute", "cls", "--task-type",
@@ -28,10 +32,10 @@ def test_a_sigint_inherited_as_ignored_does_not_stop_the_job(tmp_path):
             "--checkpoint-every", "5")
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
-                            preexec_fn=_ignore_sigint)
+                            preexec_fn=_ignore(signum))
     try:
         wait_for_parts(out, "bg", minimum=1)  # the job runs: its handlers are in place
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

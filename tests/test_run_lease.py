@@ -72,13 +72,42 @@ def test_a_run_refused_as_busy_leaves_the_live_runs_record_alone(tmp_path: Path)
     folder: refused before its record is touched. Before, ``claim`` rewrote the live run's record
     first (its ``runs`` counted one more, its ``params`` the refused run's) and only the lease
     taken after it refused the run."""
-    from totask_manifest._jobs.lease import JobBusyError, hold
+    from totask_manifest._jobs.lease import JobBusyError, acquire
     from totask_manifest._to_task.runs import claim
 
     job = str(tmp_path / "out" / "two-runs")
     params = {"name": "Two_Runs", "project": 1, "agent": 1, "method": "file"}
     record = Path(claim(job, params, "http://synapse.example"))
     before = record.read_bytes()
-    with hold(job, "run"), pytest.raises(JobBusyError, match="is in use by pid"):
-        claim(job, {**params, "description": "again"}, "http://synapse.example")
+    live = acquire(job, "run")  # as another live process holds it (not this thread's ``hold``)
+    try:
+        with pytest.raises(JobBusyError, match="is in use by pid"):
+            claim(job, {**params, "description": "again"}, "http://synapse.example")
+        with pytest.raises(JobBusyError, match="is in use by pid"):  # another action: not archived either
+            claim(job, {**params, "agent": 2}, "http://synapse.example")
+    finally:
+        live.release()
     assert record.read_bytes() == before
+    assert not (tmp_path / "out" / ".totask-archive").exists()
+
+
+def test_another_action_archives_an_s3_job_folder_with_its_subfolders(s3) -> None:
+    """Archiving on S3 moves file by file: s3fs's recursive ``mv`` of the folder failed on its
+    subfolders ("The specified key does not exist"), and a job folder always has ``manifests/``.
+    The lease folder stays where the fresh run starts."""
+    from totask_manifest._storage import write_bytes_atomic
+    from totask_manifest._to_task.runs import claim
+
+    bucket = s3.new_bucket()
+    job = f"{bucket}/root/two-runs"
+    params = {"name": "Two_Runs", "project": 1, "agent": 1, "method": "file"}
+    claim(job, params, "http://synapse.example")
+    write_bytes_atomic(f"{job}/manifests/output/output.manifest", b'{"source-ref":"a.jpg"}\n')
+    claim(job, {**params, "agent": 2}, "http://synapse.example")
+    fs = s3.filesystem()
+    root = bucket.removeprefix("s3://") + "/root"
+    files = sorted(f.removeprefix(root + "/") for f in fs.find(root))
+    [archived] = {f.split("/")[1] for f in files if f.startswith(".totask-archive/")}
+    assert files == [f".totask-archive/{archived}/manifests/output/output.manifest",
+                     f".totask-archive/{archived}/totask-run.json", "two-runs/totask-run.json"], files
+    assert orjson.loads(fs.cat_file(f"{root}/two-runs/totask-run.json"))["params"]["agent"] == 2

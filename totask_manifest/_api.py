@@ -26,7 +26,7 @@ from ._jobs.layout import check_job_name, refuse_foreign_folder
 from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
-from ._jobs.state import JobState, empty_metrics
+from ._jobs.state import JobState, empty_metrics, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import path_options
@@ -357,11 +357,11 @@ def status(job_url: str) -> dict[str, Any]:
     job = Job.open(job_url)
     state = job.state
     data = state.to_dict()
+    holder, gone = current_holder(state.config.job_url)
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
         if job.damaged:
             data["damaged"] = job.damaged
-        holder, gone = current_holder(state.config.job_url)
         if holder is None:
             data["interrupted"] = "no process holds the job"
         elif gone == "released":
@@ -371,6 +371,10 @@ def status(job_url: str) -> dict[str, Any]:
         else:
             data["holder"] = {"host": holder.host, "pid": holder.pid, "command": holder.command,
                               "heartbeat-age-s": round(time.time() - holder.heartbeat, 1)}
+    # a run killed before it recorded its end is shown INTERRUPTED (read only: resume records it so)
+    done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
+        if state.status == RUNNING else None
+    data["runs"] = runs_as_seen(state.runs, holder, gone, done=done)
     return data
 
 

@@ -20,6 +20,9 @@ from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_schem
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
 from .._jobs.layout import LEASE_DIR
+from .._jobs.lease import current_holder
+from .._jobs.state import interrupted_line, runs_as_seen
+from .._jobs.status import INTERRUPTED, RUNNING
 from .._manifest.io import read_records
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
@@ -157,6 +160,24 @@ def _kv(pairs: list[tuple[str, Any]]) -> str:
     return f'<dl class="kv">{rows}</dl>'
 
 
+def _runs_text(job: dict[str, Any], job_url: str, metrics: dict[str, Any]) -> str | None:
+    """How many runs the job had, and each one killed before it recorded its end (as ``status``
+    shows them: ``_jobs.state.runs_as_seen``)."""
+    runs = job.get("runs")
+    if not isinstance(runs, list) or not runs:
+        return None
+    try:
+        holder, gone = current_holder(job_url)
+    except (TotaskError, OSError):  # the lease folder unreadable: the runs as job.json holds them
+        return f"{len(runs)}"
+    done = sum(int(metrics.get(k) or 0) for k in ("success", "failed", "routed")) \
+        if job.get("status") == RUNNING else None
+    seen = runs_as_seen(runs, holder, gone, done=done)
+    notes = [interrupted_line(n, r) for n, r in enumerate(seen, start=1)
+             if isinstance(r, dict) and r.get("status") == INTERRUPTED]
+    return "; ".join([f"{len(runs)}", *notes])
+
+
 def _metrics_html(metrics: dict) -> str:
     keys = [("total", "lines to label"), ("success", "labeled"), ("failed", "failed"), ("routed", "routed to review"),
             ("stand_by", "waiting")]
@@ -286,7 +307,7 @@ def render_report(
         ("input", inp.get("url") or config.get("input")), ("input lines", inp.get("lines")),
         ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
-        ("error", job.get("error")), ("damaged", folder.damaged),
+        ("error", job.get("error")), ("damaged", folder.damaged), ("runs", _runs_text(job, job_url, metrics)),
     ])
     html = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import UsageError
-from .._jobs.status import COMPLETED, STOPPED
+from .._jobs.status import COMPLETED, INTERRUPTED, STOPPED
 from .._task_types import TASK_TYPES
 from ._options import add_options, given_flags, read_options
 from ._parser import command_at, unrecognized
@@ -195,6 +195,17 @@ def report(result: JobResult, *, stream=None) -> int:
     if result.status == STOPPED:
         return 128 + (result.signal or 2)
     return 1
+
+
+def runs_lines(runs: list) -> list[str]:
+    """``runs: N``, then a line for each run killed before it recorded its end (``INTERRUPTED``):
+    job.json's runs as ``status`` shows them (``_jobs.state.runs_as_seen``)."""
+    if not runs:
+        return []
+    from .._jobs.state import interrupted_line
+
+    return [f"runs: {len(runs)}"] + [interrupted_line(number, run) for number, run in enumerate(runs, start=1)
+                                     if isinstance(run, dict) and run.get("status") == INTERRUPTED]
 
 
 def output_manifest_line(url: str, status: str, *, running: bool = False, shown: str | None = None) -> str:

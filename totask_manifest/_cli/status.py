@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._jobs import dump_json, output_manifest_line
+from ._jobs import dump_json, output_manifest_line, runs_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
                      f"last heartbeat {h['heartbeat-age-s']:g} s ago")
+    lines += runs_lines(data.get("runs") or [])
     if data.get("damaged"):
         lines.append(f"damaged: {data['damaged']}")
     if data.get("chained-from"):

@@ -31,7 +31,7 @@ from .progress import Progress
 from .quiet_gc import fewer_collections
 from .recorder import Recorder
 from .run import JobRun
-from .state import JobState, now_iso
+from .state import JobState, now_iso, runs_as_seen, started_run
 from .status import COMPLETED, FAILED, STOPPED
 
 log = logging.getLogger("totask_manifest")
@@ -67,12 +67,20 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     )
     recorder.listeners.append(lambda _status: progress.advance())
     plan = replace(run, config=config, input_url=state.effective_input, after_index=after, recorder=recorder)
-    run_record: dict[str, Any] = {"started": now_iso(), "engine": plan.engine.name, "resumed_after_line": after + 1}
+    # an earlier run still RUNNING was killed (this process holds the lease now): it says so, then
+    # this run is recorded before a line is labeled, so a kill -9 leaves it in job.json too
+    state.runs = runs_as_seen(state.runs, lease.holder if lease else None, None, done=_done(counts))
+    run_record = started_run(plan.engine.name, after, _done(counts), lease.holder if lease else None,
+                         "annotate or resume")
     if set_aside:
         run_record["damaged_parts_set_aside"] = [{"part": a.url, "moved_to": a.moved_to, "why": a.why}
                                                  for a in set_aside]
         log.warning("set aside %d damaged checkpoint part(s); labeling again from line %d",
                     len(set_aside), after + 2)
+    state.runs.append(run_record)
+    if guard is not None:
+        guard()
+    state.save()
     started = time.monotonic()
     error: str | None = None
     broke: BaseException | None = None
@@ -151,9 +159,8 @@ def _finish(
     state.ended = now_iso()
     run_record.update(
         ended=state.ended, status=state.status, seconds=round(time.monotonic() - started, 3),
-        signal=received.get("signal"),
-    )
-    state.runs.append(run_record)
+        signal=received.get("signal"), lines_done_at_end=done,
+    )  # the record in state.runs since the run started: completed in place
     state.save()
 
 
@@ -206,9 +213,13 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status.
 
-    A SIGINT ignored when the job starts stays ignored (Unix's rule; a shell's ``cmd &`` in a script
+    A signal ignored when the job starts stays ignored (Unix's rule; a shell's ``cmd &`` in a script
     starts a command with SIGINT ignored; ``nohup`` ignores only SIGHUP): this handler took it over,
-    and a background job stopped on a SIGINT meant for nothing. SIGTERM is the job's always."""
+    and a background job stopped on a SIGINT meant for nothing. The same for SIGTERM (``trap '' TERM``,
+    a supervisor that shields its children): the commands that are no job keep it ignored
+    (``_cli._terminate``), and a ``run`` ignored it during its export, then stopped on it once its job
+    ran. Nothing needs it handled: the job stops on SIGINT (unless ignored too) or kill -9, and
+    resume carries on."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -226,8 +237,7 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()
 
-    signals = [s for s in (signal.SIGINT, signal.SIGTERM)
-               if s == signal.SIGTERM or signal.getsignal(s) is not signal.SIG_IGN]
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield received

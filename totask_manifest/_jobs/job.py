@@ -110,8 +110,11 @@ class Job:
         from .damaged_parts import damage_note, readable_summary  # on use: status and report read few jobs
         from .execute import job_metrics
 
-        counts, damaged = readable_summary(self.layout)
-        self.damaged = damage_note(damaged, self.layout)
+        # the parts named absolute (a URL without its secrets), as report and resume name them: not
+        # relative to where status was run
+        layout = JobLayout(_folder(self.url))
+        counts, damaged = readable_summary(layout)
+        self.damaged = damage_note(damaged, layout)
         return job_metrics(int(metrics.get("total") or 0), counts)
 
     def input_changed(self, sha256: str, append: list[str]) -> str | None:

@@ -132,6 +132,28 @@ def current_holder(job_url: str) -> tuple[Holder | None, str | None]:
     return holder, holder.gone_reason(lease_timeout())
 
 
+def _missing_folders(directory: str) -> list[str]:
+    """``directory`` and those of its parents that do not exist yet, deepest first: the folders
+    taking a lease there creates (and removes again when the command leaves no job behind)."""
+    missing: list[str] = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return missing
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty; stop at the first that is not."""
+    for directory in folders:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+
+
 def _create_exclusive(fs: Any, path: str, data: bytes) -> None:
     """Create ``path`` holding ``data`` unless it exists (``FileExistsError``); see the module docstring."""
     if is_local(fs):
@@ -161,8 +183,12 @@ def _atomic_exclusive(fs: Any) -> bool:
 class Lease:
     """A held lease on one job folder; ``release`` (or leaving ``hold``) gives it back."""
 
-    def __init__(self, job_url: str, holder: Holder, fs: Any, folder: str, generation: int) -> None:
+    def __init__(self, job_url: str, holder: Holder, fs: Any, folder: str, generation: int,
+                 created: list[str] | None = None) -> None:
         self.job_url = job_url
+        #: local folders taking the lease created, deepest first (``.lease``, the job's, a new
+        #: ``--output`` root): removed again when the command leaves no job behind; never one that existed
+        self.created = created if created is not None else [folder, folder.rsplit("/", 1)[0]]
         self.holder = holder
         self.fs = fs
         self.folder = folder
@@ -257,14 +283,11 @@ class Lease:
                 log.warning("could not release the lease on %s: %s", redact_url(self.job_url), exc)
 
     def _drop(self) -> None:
-        """Remove this lease's own file (never another's), then the folders if that left them empty."""
+        """Remove this lease's own file (never another's), then the folders taking it created if
+        that left them empty."""
         self.fs.rm_file(self.path)
         if is_local(self.fs):
-            for directory in (self.folder, self.folder.rsplit("/", 1)[0]):
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    break
+            _remove_empty(self.created)
 
 
 def acquire(job_url: str, command: str) -> Lease:
@@ -272,6 +295,8 @@ def acquire(job_url: str, command: str) -> Lease:
     fs, folder = url_to_fs(join(job_url, LEASE_DIR))
     me = Holder.me(command)
     timeout = lease_timeout()
+    # a job folder and --output root made here go again if the command leaves no job (Lease._drop)
+    created = _missing_folders(folder) if is_local(fs) else []
     for _attempt in range(8):
         try:
             gens = _generations(fs, folder)
@@ -296,11 +321,7 @@ def acquire(job_url: str, command: str) -> Lease:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
             if is_local(fs) and exc.errno in _NO_LINKS:  # the folder's own temporary was just written there
-                for directory in (folder, folder.rsplit("/", 1)[0]):  # as ``Lease._drop``: no empty folder left
-                    try:
-                        os.rmdir(directory)
-                    except OSError:
-                        break
+                _remove_empty(created)  # as ``Lease._drop``: no folder this command made is left
                 raise StorageError(
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
@@ -313,7 +334,7 @@ def acquire(job_url: str, command: str) -> Lease:
                 continue
         if taking_over:
             log.warning("taking over the lease on %s: %s", redact_url(job_url), taking_over)
-        lease = Lease(job_url, me, fs, folder, nxt)
+        lease = Lease(job_url, me, fs, folder, nxt, created)
         for old in gens:  # earlier generations are released or stale: tidy them away
             with contextlib.suppress(Exception):
                 fs.rm_file(f"{folder}/lease-{old:06d}.json")

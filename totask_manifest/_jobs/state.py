@@ -1,13 +1,21 @@
-"""``job.json``: a job's status, configuration, input identity, counters and lineage.
+"""``job.json``: a job's status, configuration, input identity, counters, lineage and runs.
 
 It is rewritten atomically at every checkpoint, so after a crash it is at most one checkpoint
 behind, and ``resume`` trusts the checkpoint parts, not these counters. Reading it is
 ``jobs.job.Job.open``'s (which knows how a moved folder is read); this module holds its shape.
+
+**Runs.** Each run is recorded when it starts (status ``RUNNING``, with the pid, host and lease
+holder id of its process) and completed when it ends: a run recorded only at its end was missing
+after a ``kill -9``, and ``job.json`` read as if the job had run once. A ``RUNNING`` run whose
+holder is gone was killed (or lost its lease): ``runs_as_seen`` shows it ``INTERRUPTED``, the word
+``status`` uses for such a job; the next run of the job writes it so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +23,9 @@ import orjson
 
 from .._storage import write_bytes_atomic
 from .config import JobConfig
+from .holder import Holder
 from .layout import JobLayout
-from .status import RUNNING, STATUSES
+from .status import INTERRUPTED, RUNNING, STATUSES
 
 
 def now_iso() -> str:
@@ -131,3 +140,49 @@ def shape_problem(state: JobState) -> str | None:
     if not isinstance(state.runs, list):
         return "runs is not a list"
     return None
+
+
+def started_run(engine: str, after: int, done: int, holder: Holder | None, command: str) -> dict[str, Any]:
+    """A run as recorded when it starts: ``RUNNING``, by which process (``holder``: the lease's,
+    None without one), from which line on (``resumed_after_line``: 1-based, 0 for a fresh job) and
+    with how many selected lines already done."""
+    record: dict[str, Any] = {"started": now_iso(), "engine": engine, "resumed_after_line": after + 1,
+                              "status": RUNNING, "lines_done_at_start": done}
+    if holder is not None:
+        record.update(pid=holder.pid, host=holder.host, holder=holder.id, command=holder.command)
+    else:
+        record.update(pid=os.getpid(), host=socket.gethostname(), command=command)
+    return record
+
+
+def runs_as_seen(runs: list[Any], holder: Holder | None, gone: str | None,
+                 done: int | None = None) -> list[Any]:
+    """``runs`` with each ``RUNNING`` run whose process no longer holds the job shown
+    ``INTERRUPTED``, saying why (and ``lines_done_at_end``: the selected lines the checkpoint held
+    when it was found, where ``done`` is known). ``holder``/``gone``: the job's lease holder now and
+    why it is gone (``lease.current_holder``); a run is live only while its own holder holds the
+    lease, live. The records themselves are not changed."""
+    out: list[Any] = []
+    for run in runs:
+        if isinstance(run, dict) and run.get("status") == RUNNING:
+            own = holder is not None and bool(run.get("holder")) and holder.id == run.get("holder")
+            if not (own and gone is None):
+                run = {**run, "status": INTERRUPTED, "interrupted": _why_interrupted(run, gone if own else None)}
+                if done is not None:
+                    run["lines_done_at_end"] = done
+        out.append(run)
+    return out
+
+
+def _why_interrupted(run: dict[str, Any], gone: str | None) -> str:
+    if gone is not None and gone != "released":
+        return gone
+    who = f"pid {run.get('pid', '?')} on host {run.get('host', '?')} ({run.get('command', '?')})"
+    return f"{who} ended without recording the run's end (killed, or its lease was taken over)"
+
+
+def interrupted_line(number: int, run: dict[str, Any]) -> str:
+    """One line about an ``INTERRUPTED`` run (``runs_as_seen``), as ``status`` and ``report`` show it."""
+    done = run.get("lines_done_at_end")
+    by_then = f"; {done} selected line(s) checkpointed by then" if isinstance(done, int) else ""
+    return f"run {number} (started {run.get('started')}) interrupted: {run.get('interrupted')}{by_then}"

@@ -15,3 +15,7 @@ FAILED = "FAILED"
 #: every selected line labeled, failed or routed, and the output manifest written
 COMPLETED = "COMPLETED"
 STATUSES = (RUNNING, STOPPED, FAILED, COMPLETED)
+
+#: a run's status only, never a job's: a run (``job.json``'s ``runs``) whose process was found gone
+#: before it recorded its end (killed, or its lease taken over)
+INTERRUPTED = "INTERRUPTED"

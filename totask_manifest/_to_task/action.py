@@ -31,7 +31,6 @@ under ``annotate_task_data``; log entries carrying their step; the result above.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from typing import Any
@@ -41,7 +40,7 @@ from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE
-from .._jobs.lease import JobBusyError, hold
+from .._jobs.lease import hold
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._storage import exists, join, map_strings
@@ -161,13 +160,12 @@ class ToTaskAction:
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
-        self._run_record = claim(job_url, self.params, client.settings.host)
-        with contextlib.ExitStack() as held:
-            try:  # the job's own lease, from the export on: a second run of the folder is refused at once
-                held.enter_context(hold(job_url, "run"))
-            except JobBusyError:
-                self._run_record = None  # the live run's record, not this one's: left as it is
-                raise
+        # the job's own lease first, then the claim under it: a second run of the folder is refused
+        # at once (JobBusyError, the live run's record left as it is). Claimed before the lease, two
+        # runs started together both claimed (the second rewrote the first's record, or archived the
+        # folder the first had just claimed) and one then ran the whole action
+        with hold(job_url, "run"):
+            self._run_record = claim(job_url, self.params, client.settings.host)
             return self._start_held(p, client, reporter, job_url)
 
     def _start_held(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter, job_url: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ parameters or another host, is moved to ``<output root>/.totask-archive/`` with 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -18,8 +19,8 @@ from typing import Any
 import orjson
 
 from .._errors import TotaskError
-from .._jobs.layout import RUN_FILE
-from .._jobs.lease import busy_error, current_holder
+from .._jobs.layout import LEASE_DIR, RUN_FILE
+from .._jobs.lease import hold
 from .._storage import exists, is_local, join, read_bytes, url_to_fs, write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -36,27 +37,27 @@ def claim(job_url: str, params: dict[str, Any], host: str) -> str:
 
     The same action whose last run did not succeed is resumed. Anything else found under the
     name is moved to ``.totask-archive/`` beside it, journal included, and a fresh run starts.
+
+    Made under the job folder's lease (taken here unless this thread holds it: ``JobBusyError``
+    while a live process does): deciding first and taking the lease after let two runs started
+    together both claim, the second rewriting the first's record or archiving its folder.
     """
-    url = join(job_url, RUN_FILE)
-    identity = {"host": host, "params": {k: v for k, v in params.items() if k not in _NOT_IDENTITY}}
-    state = _read_json(url) if exists(url) else None
-    resumable = (
-        isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
-        and state.get("status") != SUCCEEDED
-    )
-    if resumable or exists(job_url):
-        holder, gone = current_holder(job_url)
-        # a live run of it: moving the folder would pull it from under it, and its record is its own
-        # (a resumable one's too: ``runs`` and ``params`` rewritten for a run the lease then refuses)
-        if holder is not None and gone is None:
-            raise busy_error(job_url, holder)
-    if not resumable and exists(job_url):
-        moved = archive(job_url)
-        log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run", params.get("name"), moved)
-    record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": iso_now()}
-    record.update(params=params, status="RUNNING", runs=int(record.get("runs", 0)) + 1)
-    write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-    return url
+    with hold(job_url, "run"):
+        url = join(job_url, RUN_FILE)
+        identity = {"host": host, "params": {k: v for k, v in params.items() if k not in _NOT_IDENTITY}}
+        state = _read_json(url) if exists(url) else None
+        resumable = (
+            isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
+            and state.get("status") != SUCCEEDED
+        )
+        if not resumable and _holds_files(job_url):
+            moved = archive(job_url)
+            log.warning("an earlier to_task run named %r was moved to %s; starting a fresh run",
+                        params.get("name"), moved)
+        record = dict(state) if resumable and isinstance(state, dict) else {"identity": identity, "started": iso_now()}
+        record.update(params=params, status="RUNNING", runs=int(record.get("runs", 0)) + 1)
+        write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+        return url
 
 
 def record_end(url: str, result: dict[str, Any]) -> None:
@@ -70,18 +71,44 @@ def record_end(url: str, result: dict[str, Any]) -> None:
         log.warning("could not record the run's end in %s: %s", url, exc)
 
 
+def _entries(job_url: str) -> list[str]:
+    """The job folder's entries but its lease folder (which stays with the folder's name: the
+    lease held on it guards the run starting there)."""
+    fs, folder = url_to_fs(job_url)
+    with contextlib.suppress(Exception):
+        fs.invalidate_cache(folder)
+    try:
+        listed = fs.ls(folder, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [e for e in (str(x).rstrip("/") for x in listed)
+            if e.rsplit("/", 1)[-1] not in (LEASE_DIR, "") and e.rstrip("/") != folder.rstrip("/")]
+
+
+def _holds_files(job_url: str) -> bool:
+    """Whether the job folder holds anything besides its lease (an earlier run's files)."""
+    return bool(_entries(job_url))
+
+
 def archive(job_url: str) -> str:
-    """Move a job folder to ``<root>/.totask-archive/<name>-<UTC time>`` (any fsspec URL)."""
+    """Move a job folder's files to ``<root>/.totask-archive/<name>-<UTC time>`` (any fsspec URL).
+    Its lease folder stays: the caller holds the lease, for the fresh run about to start there."""
     root, _, name = job_url.rstrip("/").rpartition("/")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     target = join(root or ".", ARCHIVE_DIR, f"{name}-{stamp}")
-    fs, src = url_to_fs(job_url)
+    fs, _src = url_to_fs(job_url)
     _, dst = url_to_fs(target)
     if is_local(fs):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        os.replace(src, dst)
-    else:
-        fs.mv(src, dst, recursive=True)
+        os.makedirs(dst)
+    for entry in _entries(job_url):
+        name = entry.rsplit("/", 1)[-1]
+        if is_local(fs):
+            os.replace(entry, f"{dst}/{name}")
+            continue
+        # file by file: s3fs's recursive ``mv`` of a prefix fails on the folder itself ("The
+        # specified key does not exist"), so a job folder (it holds manifests/...) was never archived
+        for file in fs.find(entry) or [entry]:
+            fs.mv(file, f"{dst}/{name}{file[len(entry):]}")
     return target
 
 
