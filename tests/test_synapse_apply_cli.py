@@ -1,5 +1,6 @@
 """``apply`` as a user runs it, a real process against the contract server: what it prints
-when the backend answers with an error page, and when the user presses Ctrl-C part way.
+when the backend answers with an error page, and when the user presses Ctrl-C part way (or a
+``kill``, ``timeout``, ``docker stop`` or systemd sends SIGTERM).
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ def _done_records(job: Path) -> int:
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_what_was_applied_and_what_to_do(synapse, job) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_says_what_was_applied_and_what_to_do(synapse, job, signum) -> None:
     """A Ctrl-C ended apply with ``totask-manifest apply: interrupted`` alone: nothing said that two
     tasks had been written to Synapse, nor that a third was in flight, nor how to finish or undo.
     Now the counts so far come first, then one line saying what to run; a second apply finds the
-    write that was in flight and applies the rest, each task written once."""
+    write that was in flight and applies the rest, each task written once. A SIGTERM ended it at
+    once, without a word (exit -15): it now takes the same path, exit 128 + 15."""
     # the third PUT is held a while: the Ctrl-C comes while it is in flight, and it lands after
     held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
@@ -76,12 +79,12 @@ def test_ctrl_c_says_what_was_applied_and_what_to_do(synapse, job) -> None:
         while not (held.fired and _done_records(job) == 2) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert held.fired and _done_records(job) == 2, "the third write never went out"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert "Traceback" not in err, err
     assert out.splitlines()[-1] == "2 applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled", out
     assert err.splitlines()[-1] == (
@@ -100,9 +103,10 @@ def test_ctrl_c_says_what_was_applied_and_what_to_do(synapse, job) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_rollback_is_one_line_saying_to_run_it_again(synapse, job) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_rollback_is_one_line_saying_to_run_it_again(synapse, job, signum) -> None:
     """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
-    nor that rollback resumes. A second rollback finishes it."""
+    nor that rollback resumes. A second rollback finishes it. A SIGTERM ended it without a word."""
     assert run_cli("apply", str(job)).returncode == 0
     held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "rollback", str(job), "--concurrency", "1"],
@@ -113,15 +117,43 @@ def test_ctrl_c_during_rollback_is_one_line_saying_to_run_it_again(synapse, job)
         while not held.fired and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert held.fired, "the third restore never went out"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert err.splitlines() == [
         f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
         f"already restored are left alone)"], err
     again = run_cli("rollback", str(job))
     assert again.returncode == 0, again.stderr
     assert all(not t["data"] for t in synapse.tasks.values())
+
+
+def _sigterm_ignored() -> None:
+    """SIGTERM ignored in the child, as a caller that wants it to run through hands it down."""
+    _sigint_default()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+def test_a_sigterm_ignored_by_the_caller_stays_ignored(synapse, job) -> None:
+    """A caller that hands apply SIGTERM ignored (``trap '' TERM``, a supervisor that must not stop
+    it part way) keeps it so: the SIGTERM changes nothing, every task is applied, exit 0."""
+    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigterm_ignored)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.fired and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held.fired, "the third write never went out"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines()[-1].startswith("6 applied, 0 unchanged, 0 conflicts (skipped), 0 failed"), out
