@@ -259,8 +259,11 @@ class _ApplyRun:
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
-            if exc.status is not None and exc.status < 500 and exc.status != 401:
-                self.journal.note("failed", task_id=p.task_id, status=exc.status)
+            if exc.status is not None and exc.status < 500:
+                # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
+                # it never answered did; a refused write is no task for rollback to restore
+                self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
+                                  refused=not exc.retried)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
