@@ -173,6 +173,7 @@ class _ApplyRun:
         errors: list[BaseException] = []
 
         async def produce() -> None:
+            stopped = False
             try:
                 window: list[Planned] = []
                 for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit):
@@ -184,8 +185,13 @@ class _ApplyRun:
                         window = []
                 if window and not self.breaker.tripped:
                     await self._feed(window, queue)
+            except asyncio.CancelledError:
+                # a Ctrl-C: gather cancels the workers too, so no stop is owed them, and one put into
+                # a full queue that no worker drains any more would never return
+                stopped = True
+                raise
             finally:
-                for _ in range(self.concurrency):
+                for _ in range(0 if stopped else self.concurrency):
                     await queue.put(_STOP)
 
         async def work() -> None:
