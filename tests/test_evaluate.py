@@ -257,14 +257,17 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     res = run_cli("evaluate", str(path), "--predicted", PRED, "--reference", REF, "--iou", "0")
     assert res.returncode == 2 and "--iou" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
-    assert res.returncode == 1 and "nothing evaluated" in res.stderr
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "no line holds 'nothing'" in res.stderr
 
 
 @pytest.mark.slow
 def test_nothing_evaluated_is_said_once_on_stderr_under_the_text_report(tmp_path: Path) -> None:
     """The text report ended in "nothing evaluated: ..." and the error line said it again."""
-    path = write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
-    res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
+    (line,) = [orjson.loads(x) for x in write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
+               .read_bytes().splitlines()]
+    del line[PRED]  # held, but failed: nothing to compare
+    line[PRED + "-metadata"] = {"failure-reason": "fetch: 404", "type": "groundtruth/object-detection"}
+    res = run_cli("evaluate", str(_lines(tmp_path / "f", [line])), "--predicted", PRED, "--reference", REF)
     assert res.returncode == 1
     assert "nothing evaluated" not in res.stdout and "lines" in res.stdout  # the report, without the verdict
     assert res.stderr.startswith("totask-manifest evaluate: error: nothing evaluated: no line has comparable labels")
@@ -362,10 +365,30 @@ def test_unreadable_labels_are_counted_with_their_reason(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_a_misspelt_attribute_is_answered_with_the_attributes_the_lines_hold(tmp_path: Path) -> None:
-    """As stats, validate, convert and labeled do: the name typed is wrong, so say which exist."""
-    path = write_detection_manifest(tmp_path / "m", [([], [("a", 0, 0, 1, 1)])])
-    res = run_cli("evaluate", str(path), "--predicted", "nothing", "--reference", REF)
+@pytest.mark.parametrize("option", ["--predicted", "--reference"])
+def test_a_misspelt_attribute_is_answered_with_the_attributes_the_lines_hold(tmp_path: Path, option: str) -> None:
+    """As stats, validate, convert and labeled do: the name typed is wrong, so one line says which
+    exist, and no report. A report of 50 lines came first (``0 evaluated``, ``predicted: missing
+    50``, five examples), the error naming no attribute that was absent last."""
+    path = write_detection_manifest(tmp_path / "m", [([("a", 0, 0, 1, 1, 0.9)], [("a", 0, 0, 1, 1)])] * 50)
+    given = {"--predicted": PRED, "--reference": REF, option: "nothing"}
+    res = run_cli("evaluate", str(path), *[x for pair in given.items() for x in pair])
     assert res.returncode == 1
-    (line,) = res.stderr.splitlines()
-    assert line.endswith(f"(label attributes seen: {', '.join(sorted((PRED, REF)))})"), line
+    assert res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"totask-manifest evaluate: error: {path}: no line holds 'nothing' or 'nothing-metadata' (label attributes "
+        f"seen: {', '.join(sorted((PRED, REF)))}); check {option} [label-attribute-absent]"], res.stderr
+
+
+def test_labels_that_cannot_be_compared_are_not_called_absent(tmp_path: Path) -> None:
+    """Both attributes held, every predicted line failed: the report says why, not 'no line holds'."""
+    lines = [orjson.loads(x) for x in
+             write_detection_manifest(tmp_path / "m", [([("a", 0, 0, 1, 1, 0.9)], [("a", 0, 0, 1, 1)])] * 3)
+             .read_bytes().splitlines()]
+    for line in lines:
+        del line[PRED]
+        line[PRED + "-metadata"] = {"failure-reason": "fetch: 404", "type": "groundtruth/object-detection"}
+    res = run_cli("evaluate", str(_lines(tmp_path / "f", lines)), "--predicted", PRED, "--reference", REF)
+    assert res.returncode == 1
+    assert "predicted: failed 3" in res.stdout, res.stdout
+    assert res.stderr.splitlines()[-1].startswith("totask-manifest evaluate: error: nothing evaluated: "), res.stderr

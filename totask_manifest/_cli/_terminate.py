@@ -1,4 +1,5 @@
-"""SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``, ``export``, ``run``).
+"""SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``, ``export``, ``run``,
+``apply``, ``rollback``).
 
 ``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM. Python's
 default is to die of it at once, so a ``convert`` stopped that way skipped the clean-up a Ctrl-C

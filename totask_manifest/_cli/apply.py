@@ -50,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
             # into apply, this was a fatal error that rolled back every write of the run
             reader_gone = True
 
+    from ._terminate import sigterm_as_interrupt
+
     try:
-        report = apply_job(
-            args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
-            rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
-        )
+        # SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd) as Ctrl-C: it ended apply without
+        # a word, though tasks had been written to Synapse
+        with sigterm_as_interrupt():
+            report = apply_job(
+                args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
+                rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
+            )
     except KeyboardInterrupt as exc:
         return _interrupted(args, ApplyReport(args.job, args.dry_run, results=list(finished)), reader_gone, exc)
     try:

@@ -25,8 +25,10 @@ _SAID = {"already": "already as before (nothing sent)"}
 
 def run(args: argparse.Namespace) -> int:
     from .._synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
+    from ._terminate import sigterm_as_interrupt
     try:
-        report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
+        with sigterm_as_interrupt():  # a SIGTERM says what to run, as a Ctrl-C does; it ended rollback without a word
+            report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
     except KeyboardInterrupt as exc:  # every restore is journalled: a second rollback goes on from there
         print(f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {args.job}' again to finish "
               "(tasks already restored are left alone)", file=sys.stderr)

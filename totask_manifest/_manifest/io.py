@@ -21,8 +21,8 @@ from .line import Line
 from .long_lines import TooLong, message
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
-__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "read_lines",
-           "read_records", "to_line", "write_lines"]
+__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
+           "read_lines", "read_records", "to_line", "write_lines"]
 
 METADATA = "-metadata"
 #: how many lines a look at which label attributes a manifest holds reads
@@ -74,23 +74,29 @@ def read_records(url: str) -> Iterator[tuple[Line, dict]]:
             continue
 
 
-def attributes_seen(url: str) -> str:
-    """The label attributes (keys ``<A>-metadata``) the first ``SCAN_LINES`` lines hold, for an
-    error about a ``--label-attribute`` found on no line: a misspelt name is then plain to see."""
+def label_attributes(url: str) -> set[str]:
+    """The label attributes (keys ``<A>-metadata``) the first ``SCAN_LINES`` lines hold."""
     held: set[str] = set()
     for line, rec in read_records(url):
         if line.number > SCAN_LINES:
             break
         held.update(k[: -len(METADATA)] for k in rec if k.endswith(METADATA))
-    return f"label attributes seen: {', '.join(sorted(held)) or 'none'}"
+    return held
 
 
-def attribute_absent(url: str, attribute: str) -> ManifestError:
-    """The error of a command told to look at ``attribute`` (``stats``, ``validate``) when no line
-    holds it: a report of zero lines would read as a clean bill for a misspelt name. Exit code 1,
-    as ``convert`` gives when it finds no label to write (``convert-no-labels``)."""
+def attributes_seen(url: str) -> str:
+    """``label_attributes`` said for an error about a ``--label-attribute`` found on no line: a
+    misspelt name is then plain to see."""
+    return f"label attributes seen: {', '.join(sorted(label_attributes(url))) or 'none'}"
+
+
+def attribute_absent(url: str, attribute: str, option: str = "--label-attribute") -> ManifestError:
+    """The error of a command told to look at ``attribute`` (``stats``, ``validate``; ``evaluate``'s
+    ``--predicted`` and ``--reference``) when no line holds it: a report of zero lines would read as
+    a clean bill for a misspelt name. Exit code 1, as ``convert`` gives when it finds no label to
+    write (``convert-no-labels``)."""
     return ManifestError(f"{redact_secret_url(url)}: no line holds {attribute!r} or {attribute + METADATA!r} ({attributes_seen(url)}); "
-                         "check --label-attribute", rule="label-attribute-absent")
+                         f"check {option}", rule="label-attribute-absent")
 
 
 def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:

@@ -173,6 +173,7 @@ class _ApplyRun:
         errors: list[BaseException] = []
 
         async def produce() -> None:
+            stopped = False
             try:
                 window: list[Planned] = []
                 for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit):
@@ -184,8 +185,13 @@ class _ApplyRun:
                         window = []
                 if window and not self.breaker.tripped:
                     await self._feed(window, queue)
+            except asyncio.CancelledError:
+                # a Ctrl-C: gather cancels the workers too, so no stop is owed them, and one put into
+                # a full queue that no worker drains any more would never return
+                stopped = True
+                raise
             finally:
-                for _ in range(self.concurrency):
+                for _ in range(0 if stopped else self.concurrency):
                     await queue.put(_STOP)
 
         async def work() -> None:
@@ -259,8 +265,11 @@ class _ApplyRun:
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
-            if exc.status is not None and exc.status < 500 and exc.status != 401:
-                self.journal.note("failed", task_id=p.task_id, status=exc.status)
+            if exc.status is not None and exc.status < 500:
+                # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
+                # it never answered did; a refused write is no task for rollback to restore
+                self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
+                                  refused=not exc.retried)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash

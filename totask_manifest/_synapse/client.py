@@ -250,7 +250,7 @@ class AsyncSynapseClient:
                 await self._sleep_backoff(failures)
                 continue
             if status >= 400:
-                raise self._error(method, url, status, body)
+                raise self._error(method, url, status, body, retried=failures > 0)
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not body:
@@ -286,7 +286,7 @@ class AsyncSynapseClient:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _error(self, method: str, url: str, status: int, body: bytes) -> SynapseHTTPError:
+    def _error(self, method: str, url: str, status: int, body: bytes, *, retried: bool = False) -> SynapseHTTPError:
         detail: Any = None
         text = ""
         if body:
@@ -301,7 +301,8 @@ class AsyncSynapseClient:
         reason = _reason_phrase(status)
         message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
         return error_class(status)(
-            self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail
+            self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail,
+            retried=retried,
         )
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:

@@ -14,12 +14,16 @@ from .._errors import FatalSynapseError, SynapseError
 class SynapseHTTPError(SynapseError):
     """The backend answered with an error status."""
 
-    def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None) -> None:
+    def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None,
+                 retried: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.path = path
         self.detail = detail
+        #: an earlier attempt of the request went unanswered or failed with a status that is retried
+        #: (a 502 from a gateway, a dropped connection): it may have done the work this answer refuses
+        self.retried = retried
 
 
 class BadRequest(SynapseHTTPError):

@@ -4,7 +4,8 @@ Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "
 "previous_hash", "new", "new_hash", ...}`` and waits until that line is flushed and fsynced;
 only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
 answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
-is on disk before the task counts as applied; a refused PUT appends ``failed``. Rollback
+is on disk before the task counts as applied; a refused PUT appends ``failed`` (``refused``: the
+backend wrote nothing, as no earlier attempt of it went unanswered; rollback leaves that write out). Rollback
 appends ``restored``. So whatever stops a run (kill -9, a revoked token, the backend going
 away), the journal holds every task's previous data for each write that may have happened, and
 ``rollback`` can finish.
@@ -325,8 +326,14 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
             history = histories[tid]
             if op == "done" and rec.get("stored_hash"):
                 history.stored.add(rec["stored_hash"])
-            history.in_doubt = [w for w in history.in_doubt if w.get("run") != rec.get("run")
-                                or w.get("new_hash") != rec.get("new_hash", w.get("new_hash"))]
+            settled = [w for w in history.in_doubt if w.get("run") == rec.get("run")
+                       and w.get("new_hash") == rec.get("new_hash", w.get("new_hash"))]
+            history.in_doubt = [w for w in history.in_doubt if not any(w is s for s in settled)]
+            if op == "failed" and rec.get("refused") and settled:
+                # refused on its only attempt: nothing was written, so nothing of it to restore
+                history.writes = [w for w in history.writes if w is not settled[-1]]
+                if not history.writes:
+                    del histories[tid]
         elif op == "restored":
             histories.pop(tid, None)
     return histories

@@ -44,11 +44,30 @@ class SynapseClient:
             return
         self._closed = True
         try:
-            self.run(self.aio.aclose())
+            self.run(self._shutdown())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
+
+    async def _shutdown(self) -> None:
+        """What ``asyncio.run`` does before it closes its loop, then the connections.
+
+        A Ctrl-C cancels the coroutine ``run`` waits for, but its clean-up (a journal's last commit,
+        on a thread) goes on after ``run`` has raised; closing the loop under it destroyed those
+        tasks pending (``Task was destroyed but it is pending!`` after ``interrupted``) and lost the
+        records it was committing. Tasks already cancelled finish their clean-up, uncancelled a second
+        time; any other task left is cancelled and awaited, as ``asyncio.runners`` does."""
+        this = asyncio.current_task()
+        cancelled = [t for t in asyncio.all_tasks() if t is not this and t.cancelling()]
+        if cancelled:
+            await asyncio.wait(cancelled)
+        left = [t for t in asyncio.all_tasks() if t is not this]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        await self.aio.aclose()
+        await asyncio.get_running_loop().shutdown_asyncgens()
 
     def __enter__(self) -> SynapseClient:
         return self

@@ -1,0 +1,99 @@
+"""A PUT that Synapse refuses (401 once the token is revoked, 403) wrote nothing: rollback must not
+count its task as one to restore. ``run`` stopped by a 401 part way reported its rollback as
+``0 restored, 27 already as before, ..., 5 failed`` (the 27 were never written), and with the
+token refused for every request as ``32 failed; 32 tasks not restored yet``; a later ``rollback``
+then called the 27 ``already as before``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from totask_manifest import ToTaskAction
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.journal import read_journal
+from totask_manifest._synapse.rollback import rollback_job
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def file_params(pid: int) -> dict:
+    return {"name": "Revoked_Mid_Apply", "project": pid, "agent": 1, "method": "file",
+            "target_specification_name": "annotation_data"}
+
+
+@pytest.mark.slow
+def test_puts_refused_with_401_are_not_tasks_to_restore(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 40)
+    # from the 6th PUT on the token is refused: 5 tasks are written, the PUTs in flight beside them are not
+    synapse.add_fault(Fault(status=401, method="PUT", path="annotate_task_data", skip=5, times=None))
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    written = [t["id"] for t in synapse.project_tasks(pid) if t["data"]]
+    assert len(written) == 5
+    assert result["status"] == "FAILED" and "token was refused" in result["message"], result["message"]
+    assert ("rollback: 0 restored, 0 already as before, 0 changed by someone else (skipped), 5 failed"
+            in result["message"]) and "; 5 tasks not restored yet" in result["message"], result["message"]
+    synapse.clear_faults()  # a new token
+    report = rollback_job(str(tmp_path / "revoked-mid-apply"))
+    assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
+    assert sorted(r.task_id for r in report.results) == sorted(written)
+    assert all(not t["data"] for t in synapse.project_tasks(pid))
+
+
+@pytest.mark.slow
+def test_a_revoked_token_leaves_only_the_written_tasks_to_restore(synapse, files, tmp_path) -> None:
+    """The token revoked at the 6th PUT: every request after is refused, the rollback's reads too."""
+    pid = seed_tasks(synapse, files, 40)
+    puts = []
+
+    def revoke_at_sixth_put(server, rec) -> None:
+        if rec.method == "PUT":
+            puts.append(rec)
+            if len(puts) == 6:
+                server.revoke(TOKEN)
+
+    synapse.hooks.append(revoke_at_sixth_put)
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    written = [t["id"] for t in synapse.project_tasks(pid) if t["data"]]
+    assert len(written) == 5
+    assert "5 failed; stopped: the token was refused" in result["message"], result["message"]
+    assert "; 5 tasks not restored yet" in result["message"], result["message"]
+    synapse.revoked.clear()
+    report = rollback_job(str(tmp_path / "revoked-mid-apply"))
+    assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
+
+
+def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files, client, tmp_path) -> None:
+    """A PUT retried after a 502 (the backend may have written it behind the gateway) and then
+    refused is not proof that nothing was written: rollback still looks at that task."""
+    pid = seed_tasks(synapse, files, 3)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    first = min(t["id"] for t in synapse.project_tasks(pid))
+    synapse.add_fault(Fault(status=502, method="PUT", path=f"^/tasks/{first}/", times=1))
+    synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{first}/", times=None))
+    report = apply_job(str(job), client=client, concurrency=1)
+    assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
+    failed = [r for r in read_journal(str(job)) if r["op"] == "failed"]
+    assert [(r["task_id"], r.get("refused")) for r in failed] == [(first, False)]
+    synapse.clear_faults()
+    assert rollback_job(str(job), client=client).summary() == (
+        "rollback: 2 restored, 1 already as before, 0 changed by someone else (skipped), 0 failed")
+
+
+def test_a_task_refused_with_403_is_not_rolled_back(synapse, files, client, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 3)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    first = min(t["id"] for t in synapse.project_tasks(pid))
+    synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{first}/", times=None))
+    assert apply_job(str(job), client=client).totals["failed"] == 1
+    synapse.clear_faults()
+    report = rollback_job(str(job), client=client)
+    assert report.summary() == "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
+    assert first not in {r.task_id for r in report.results}
