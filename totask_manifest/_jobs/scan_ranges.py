@@ -49,6 +49,8 @@ class InputScan:
     selected: int = 0
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
+    #: lines with a problem: one line can hold several (over 100,000 characters, a value over 20,000)
+    bad_lines: int = 0
     selection: LineSelection = field(default_factory=LineSelection)
 
 
@@ -61,6 +63,7 @@ class _RangeScan:
     offsets: array = field(default_factory=lambda: array("q"))
     problems: list[tuple[int, str, str, str]] = field(default_factory=list)
     problem_count: int = 0
+    bad_lines: int = 0
 
 
 def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lines: int = RUN_LINES) -> _RangeScan:
@@ -135,6 +138,7 @@ def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
 
 def _add_problems(out: _RangeScan, problems: list[tuple[str, str, str]]) -> None:
     """The ``(key, message, rule)`` problems of the range's last line, the first ``MAX_REPORTED`` kept."""
+    out.bad_lines += 1
     out.problem_count += len(problems)
     room = MAX_REPORTED - len(out.problems)
     out.problems.extend((out.lines, key, message, rule) for key, message, rule in problems[:max(room, 0)])
@@ -210,6 +214,7 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
             where = f", key {key!r}" if key else ""
             _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
         scan.problem_count += part.problem_count - len(part.problems)
+        scan.bad_lines += part.bad_lines
         scan.lines += part.lines
     sel.lines, sel.sha256, sel.fingerprint = scan.lines, sha, mark
     scan.selected = len(sel.indices)
@@ -228,7 +233,9 @@ def raise_for_problems(url: str, scan: InputScan, what: str = "input manifest") 
     if scan.problem_count:
         more = scan.problem_count - len(scan.problems)
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
-        raise InvalidInputError(f"{what} {redact_url(url)} has {scan.problem_count} bad line(s):\n  {listing}")
+        # lines, as the user counts them; problems too when a line holds more than one
+        several = f" ({scan.problem_count} problems)" if scan.problem_count > scan.bad_lines else ""
+        raise InvalidInputError(f"{what} {redact_url(url)} has {scan.bad_lines} bad line(s){several}:\n  {listing}")
 
 
 def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, InputScan]] = ()) -> None:
