@@ -192,3 +192,25 @@ def test_a_relative_to_with_a_secret_is_refused_before_the_job_exists(tmp_path) 
         assert "relative_to must not carry" in str(refused.value)
         assert_no_secret({"error": str(refused.value)})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_password_in_a_chained_input_url_stays_out_of_the_job_folder(tmp_path) -> None:
+    """``simplecache::http://bob:pw@host/in.manifest`` (an fsspec chained URL) parses as one URL
+    without a host, so its password was not seen: job.json kept it whole (``input.url``,
+    ``config.input``) and the job read the URL in place. Each link of a chained URL is looked at."""
+    from totask_manifest._storage import carries_secret
+
+    assert carries_secret("simplecache::https://bob:s3cr3tPW@host.example/d/in.manifest")
+    assert carries_secret("blockcache::s3://key:s3cr3tPW@bucket/in.manifest")
+    assert not carries_secret("simplecache::s3://bucket/in.manifest")
+    inp = write_manifest(tmp_path / "in.manifest", 5)
+    with FileServer() as server:
+        server.add("d/in.manifest", inp.read_bytes())
+        url = "simplecache::" + server.require_login("d/in.manifest", "bob", "s3cr3tPW")
+        r = run_cli(*job_args(url, tmp_path / "out", "chained"))
+    assert r.returncode == 0, r.stderr
+    job = tmp_path / "out" / "chained"
+    data = orjson.loads((job / "job.json").read_bytes())
+    assert data["config"]["input"] == f"simplecache::{server.url}/d/in.manifest"
+    assert data["input"]["read"] == str(job / "manifests" / "input" / "input.manifest")
+    assert_no_secret({**folder_texts(job), "annotate": r.stdout + r.stderr})

@@ -75,7 +75,12 @@ def carries_secret(url: str) -> bool:
     """Whether ``url`` carries user info or a query: any query, since which parameter is a password,
     a signature or an API key cannot be known. The one rule for what is redacted when shown and
     what a value the tool would store (a model endpoint in job.json) must not hold; an unparseable
-    URL counts as carrying one (nothing of it is shown)."""
+    URL counts as carrying one (nothing of it is shown). Each link of a chained URL is looked at:
+    ``simplecache::https://user:pw@host/x`` parses whole as a scheme without a host, its password
+    in the path, so it counted as carrying none (and job.json kept it)."""
+    links = _CHAIN_LINK.split(url)
+    if len(links) > 1:
+        return any(map(carries_secret, links))
     try:
         parts = urlsplit(url)
     except ValueError:
