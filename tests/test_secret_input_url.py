@@ -214,3 +214,21 @@ def test_a_password_in_a_chained_input_url_stays_out_of_the_job_folder(tmp_path)
     assert data["config"]["input"] == f"simplecache::{server.url}/d/in.manifest"
     assert data["input"]["read"] == str(job / "manifests" / "input" / "input.manifest")
     assert_no_secret({**folder_texts(job), "annotate": r.stdout + r.stderr})
+
+
+def test_debug_logging_keeps_an_input_urls_secret_out(tmp_path) -> None:
+    """``-v`` turns on every library's debug lines: fsspec's HTTP file system logged the input URL
+    whole on each read ('Retrieve file size for http://host/d/in.manifest?token=...', the password
+    of 'http://bob:pw@host/...' too). Every log line now goes out with its URLs' secrets cut."""
+    inp = write_manifest(tmp_path / "in.manifest", 5)
+    with FileServer() as server:
+        server.add("d/in.manifest", inp.read_bytes())
+        server.add("e/in.manifest", inp.read_bytes())
+        token = server.require_query("d/in.manifest", token="TOKSECRET")
+        login = server.require_login("e/in.manifest", "bob", "s3cr3tPW")
+        runs = {name: run_cli("-v", *job_args(url, tmp_path / "out", name))
+                for name, url in (("token", token), ("login", login))}
+    for name, r in runs.items():
+        assert r.returncode == 0, r.stderr
+        assert f"{server.url}/{'d' if name == 'token' else 'e'}/in.manifest" in r.stderr  # the debug lines are there
+        assert_no_secret({name: r.stdout + r.stderr, **folder_texts(tmp_path / "out" / name)})

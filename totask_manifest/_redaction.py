@@ -5,6 +5,7 @@ follows. Kept apart from ``_storage``, which re-exports it, because it needs no 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,26 @@ def scrub_urls(text: str) -> str:
     """``text`` with the query and user info of every URL in it cut out (``?…`` marks a query):
     for messages written by libraries, which quote the URL they were given whole."""
     return _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
+
+
+class ScrubSecrets(logging.Filter):
+    """A log handler's filter: each record goes out with the query and user info of the URLs in it
+    cut (``scrub_urls``), its traceback too. Our own lines redact what they name; a library's
+    debug lines (``-v``) do not: fsspec's HTTP file system logged an input URL whole on each read
+    (``Retrieve file size for https://host/in.manifest?X-Amz-Signature=...``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's malformed call: left to the handler, which reports it
+            return True
+        if "://" in message:
+            scrubbed = scrub_urls(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub_urls(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
