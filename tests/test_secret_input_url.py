@@ -192,3 +192,43 @@ def test_a_relative_to_with_a_secret_is_refused_before_the_job_exists(tmp_path) 
         assert "relative_to must not carry" in str(refused.value)
         assert_no_secret({"error": str(refused.value)})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_password_in_a_chained_input_url_stays_out_of_the_job_folder(tmp_path) -> None:
+    """``simplecache::http://bob:pw@host/in.manifest`` (an fsspec chained URL) parses as one URL
+    without a host, so its password was not seen: job.json kept it whole (``input.url``,
+    ``config.input``) and the job read the URL in place. Each link of a chained URL is looked at."""
+    from totask_manifest._storage import carries_secret
+
+    assert carries_secret("simplecache::https://bob:s3cr3tPW@host.example/d/in.manifest")
+    assert carries_secret("blockcache::s3://key:s3cr3tPW@bucket/in.manifest")
+    assert not carries_secret("simplecache::s3://bucket/in.manifest")
+    inp = write_manifest(tmp_path / "in.manifest", 5)
+    with FileServer() as server:
+        server.add("d/in.manifest", inp.read_bytes())
+        url = "simplecache::" + server.require_login("d/in.manifest", "bob", "s3cr3tPW")
+        r = run_cli(*job_args(url, tmp_path / "out", "chained"))
+    assert r.returncode == 0, r.stderr
+    job = tmp_path / "out" / "chained"
+    data = orjson.loads((job / "job.json").read_bytes())
+    assert data["config"]["input"] == f"simplecache::{server.url}/d/in.manifest"
+    assert data["input"]["read"] == str(job / "manifests" / "input" / "input.manifest")
+    assert_no_secret({**folder_texts(job), "annotate": r.stdout + r.stderr})
+
+
+def test_debug_logging_keeps_an_input_urls_secret_out(tmp_path) -> None:
+    """``-v`` turns on every library's debug lines: fsspec's HTTP file system logged the input URL
+    whole on each read ('Retrieve file size for http://host/d/in.manifest?token=...', the password
+    of 'http://bob:pw@host/...' too). Every log line now goes out with its URLs' secrets cut."""
+    inp = write_manifest(tmp_path / "in.manifest", 5)
+    with FileServer() as server:
+        server.add("d/in.manifest", inp.read_bytes())
+        server.add("e/in.manifest", inp.read_bytes())
+        token = server.require_query("d/in.manifest", token="TOKSECRET")
+        login = server.require_login("e/in.manifest", "bob", "s3cr3tPW")
+        runs = {name: run_cli("-v", *job_args(url, tmp_path / "out", name))
+                for name, url in (("token", token), ("login", login))}
+    for name, r in runs.items():
+        assert r.returncode == 0, r.stderr
+        assert f"{server.url}/{'d' if name == 'token' else 'e'}/in.manifest" in r.stderr  # the debug lines are there
+        assert_no_secret({name: r.stdout + r.stderr, **folder_texts(tmp_path / "out" / name)})

@@ -140,3 +140,34 @@ def test_a_re_export_stopped_while_putting_its_files_in_place_is_finished_by_the
         convert(str(_moved_boxes(old, tmp_path / "bad.manifest", outside_at=2)), dst, to="yolo",
                 label_attribute="boxes")
     assert _files(fs, dst) == wanted  # ... after finishing the stopped one: that export whole, no stage
+
+
+@pytest.mark.slow
+def test_a_re_export_interrupted_while_putting_its_files_in_place_says_the_folder_is_mixed(
+        s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C (or SIGTERM, raised as one) once the label files are copied in place: the store's
+    errors named the folder as mixed, but an interrupt is no ``Exception``, so convert said
+    'interrupted' alone while the folder held two exports and no index.jsonl. It now says the
+    same as for a store error (then is interrupted), and the next export finishes it."""
+    fs = s3.filesystem()
+    dst = f"{s3.new_bucket()}/ds"
+    old = boxes(tmp_path / "old.manifest", 12)
+    convert(str(old), dst, to="yolo", label_attribute="boxes")
+    new = _moved_boxes(boxes(tmp_path / "new.manifest", 9), tmp_path / "new.manifest")
+    from totask_manifest._analytics import yolo_remote
+
+    def interrupted(*_args: object) -> None:  # Ctrl-C reaches the main thread once the labels are in place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(yolo_remote, "_remove_others", interrupted)
+    with caplog.at_level("ERROR", logger="totask_manifest"), pytest.raises(KeyboardInterrupt):
+        convert(str(new), dst, to="yolo", label_attribute="boxes")
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(f"{dst} now holds part of it and part of the previous one" in m and "interrupted" in m
+               and f"run the convert to {dst} again" in m for m in said), said
+    assert "index.jsonl" not in _files(fs, dst)
+    monkeypatch.undo()
+    reference = f"{s3.new_bucket()}/ds"
+    convert(str(new), reference, to="yolo", label_attribute="boxes")
+    convert(str(new), dst, to="yolo", label_attribute="boxes")
+    assert _files(fs, dst) == _files(fs, reference)

@@ -5,6 +5,7 @@ follows. Kept apart from ``_storage``, which re-exports it, because it needs no 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,26 @@ def scrub_urls(text: str) -> str:
     return _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
 
 
+class ScrubSecrets(logging.Filter):
+    """A log handler's filter: each record goes out with the query and user info of the URLs in it
+    cut (``scrub_urls``), its traceback too. Our own lines redact what they name; a library's
+    debug lines (``-v``) do not: fsspec's HTTP file system logged an input URL whole on each read
+    (``Retrieve file size for https://host/in.manifest?X-Amz-Signature=...``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's malformed call: left to the handler, which reports it
+            return True
+        if "://" in message:
+            scrubbed = scrub_urls(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub_urls(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
 def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     """``value`` (JSON-like: dicts, lists, scalars) with ``fn`` applied to every string value in it."""
     if isinstance(value, str):
@@ -75,7 +96,12 @@ def carries_secret(url: str) -> bool:
     """Whether ``url`` carries user info or a query: any query, since which parameter is a password,
     a signature or an API key cannot be known. The one rule for what is redacted when shown and
     what a value the tool would store (a model endpoint in job.json) must not hold; an unparseable
-    URL counts as carrying one (nothing of it is shown)."""
+    URL counts as carrying one (nothing of it is shown). Each link of a chained URL is looked at:
+    ``simplecache::https://user:pw@host/x`` parses whole as a scheme without a host, its password
+    in the path, so it counted as carrying none (and job.json kept it)."""
+    links = _CHAIN_LINK.split(url)
+    if len(links) > 1:
+        return any(map(carries_secret, links))
     try:
         parts = urlsplit(url)
     except ValueError:

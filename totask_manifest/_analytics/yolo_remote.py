@@ -24,6 +24,7 @@ writes its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import posixpath
 import re
 import uuid
@@ -32,6 +33,8 @@ from typing import IO, Any
 
 from .._errors import StorageError
 from .._storage import AtomicWriter, join, redact_url
+
+log = logging.getLogger("totask_manifest")
 
 #: a stage's name in the dataset's folder
 STAGE_PREFIX = ".yolo-stage-"
@@ -101,7 +104,8 @@ def settle(fs: Any, dst: str) -> None:
 def finish(fs: Any, dst: str, name: str, rels: list[str], *, journal: bool) -> None:
     """Steps 1 to 4 of the module docstring for the stage ``name`` holding ``rels``; the journal
     is written first where ``journal`` (else it is there: a stopped export's, finished again).
-    An error from step 1 on names the folder as mixed and what to do."""
+    An error from step 1 on names the folder as mixed and what to do; so does an interrupt (logged,
+    then raised on: a ``KeyboardInterrupt`` is no error, and "interrupted" alone hid the mixed folder)."""
     root, stage = _path(fs, dst), _path(fs, join(dst, name))
     try:
         if journal:
@@ -124,13 +128,17 @@ def finish(fs: Any, dst: str, name: str, rels: list[str], *, journal: bool) -> N
                 with contextlib.suppress(FileNotFoundError):
                     fs.rm_file(f"{root}/{top}")
         fs.rm_file(f"{stage}/{JOURNAL}")  # done: what is left in the stage is only to remove
-    except Exception as exc:
+    except BaseException as exc:
         shown = redact_url(dst)
-        raise StorageError(
-            f"cannot write {shown}: {getattr(exc, 'strerror', None) or exc}; the export stopped while putting its "
-            f"files in place, so {shown} now holds part of it and part of the previous one (its index.jsonl may be "
-            f"missing); run the convert to {shown} again: it first finishes this export from {name}/, then "
-            "writes its own") from None
+        why = f"cannot write {shown}: {getattr(exc, 'strerror', None) or exc}" if isinstance(exc, Exception) \
+            else f"{shown}: interrupted"
+        mixed = (f"{why}; the export stopped while putting its files in place, so {shown} now holds part of it and "
+                 f"part of the previous one (its index.jsonl may be missing); run the convert to {shown} again: it "
+                 f"first finishes this export from {name}/, then writes its own")
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: still an interrupt (its exit code), said whole
+            log.error("%s", mixed)
+            raise
+        raise StorageError(mixed) from None
     with contextlib.suppress(Exception):
         fs.rm(stage, recursive=True)
 

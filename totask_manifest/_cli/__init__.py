@@ -132,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from .._redaction import ScrubSecrets
+
+    for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
+        handler.addFilter(ScrubSecrets())
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
     try:
         code = int(args.func(args) or 0)
