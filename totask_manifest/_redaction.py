@@ -50,23 +50,50 @@ def scrub_urls(text: str) -> str:
     return _USERINFO_IN_TEXT.sub(r"\1", _QUERY_IN_TEXT.sub(r"\1?…", text))
 
 
+#: loggers whose debug lines print signing material: botocore's canonical request and request
+#: repr hold the session token (``x-amz-security-token:...``), the ``Authorization`` header and
+#: signatures; ``-v`` leaves them at INFO (``quiet_credential_loggers``)
+CREDENTIAL_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3transfer")
+
+#: a credential header as a library prints it: ``'Authorization': b'...'`` in a dict repr, or
+#: ``x-amz-security-token:...`` on a canonical request's line
+_CREDENTIAL_HEADER = re.compile(
+    r"""(?i)(['"]?(?:authorization|proxy-authorization|x-amz-security-token|cookie|set-cookie|x-api-key)['"]?"""
+    r"""\s*[:=]\s*)(?:b?(['"]).*?\2|(?:(?:bearer|token|basic|digest|aws4-hmac-sha256)\s+)?[^\s,;}]+)""")
+
+
+def quiet_credential_loggers() -> None:
+    """``-v`` asks for every library's debug lines; those of ``CREDENTIAL_LOGGERS`` print the
+    session token and signatures of each S3 request (seen: ``x-amz-security-token:<token>`` three
+    times per request), so they stay at INFO."""
+    for name in CREDENTIAL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def scrub_log_text(text: str) -> str:
+    """``text`` with the URLs' queries and user info cut and credential headers' values replaced."""
+    if "://" in text:
+        text = scrub_urls(text)
+    return _CREDENTIAL_HEADER.sub(r"\1…", text)
+
+
 class ScrubSecrets(logging.Filter):
     """A log handler's filter: each record goes out with the query and user info of the URLs in it
-    cut (``scrub_urls``), its traceback too. Our own lines redact what they name; a library's
-    debug lines (``-v``) do not: fsspec's HTTP file system logged an input URL whole on each read
-    (``Retrieve file size for https://host/in.manifest?X-Amz-Signature=...``)."""
+    cut (``scrub_urls``) and credential headers' values replaced, its traceback too. Our own lines
+    redact what they name; a library's debug lines (``-v``) do not: fsspec's HTTP file system
+    logged an input URL whole on each read (``Retrieve file size for
+    https://host/in.manifest?X-Amz-Signature=...``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a library's malformed call: left to the handler, which reports it
             return True
-        if "://" in message:
-            scrubbed = scrub_urls(message)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
+        scrubbed = scrub_log_text(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
         if record.exc_info and not record.exc_text:
-            record.exc_text = scrub_urls(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = scrub_log_text(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -132,8 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    from .._redaction import ScrubSecrets
+    from .._redaction import ScrubSecrets, quiet_credential_loggers
 
+    if args.verbose:
+        quiet_credential_loggers()
     for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
         handler.addFilter(ScrubSecrets())
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
