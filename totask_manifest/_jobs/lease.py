@@ -184,11 +184,11 @@ class Lease:
     """A held lease on one job folder; ``release`` (or leaving ``hold``) gives it back."""
 
     def __init__(self, job_url: str, holder: Holder, fs: Any, folder: str, generation: int,
-                 created: list[str] | None = None) -> None:
+                 created: list[str]) -> None:
         self.job_url = job_url
         #: local folders taking the lease created, deepest first (``.lease``, the job's, a new
         #: ``--output`` root): removed again when the command leaves no job behind; never one that existed
-        self.created = created if created is not None else [folder, folder.rsplit("/", 1)[0]]
+        self.created = created
         self.holder = holder
         self.fs = fs
         self.folder = folder
