@@ -1,0 +1,95 @@
+"""Unfinished multipart uploads on S3 (a moto server on 127.0.0.1). s3fs writes a file larger than
+its block size (50 MiB by default, 5 MiB here) as a multipart upload; a writer killed part way
+(``kill -9``, the OOM killer) neither completes nor aborts it, and its parts stay stored and billed,
+invisible in a listing. The next ``labeled``/``convert``/``export`` to the same place aborts the
+uploads of a killed writer's temporaries, by the age rule of the temporaries themselves; a writer
+that fails or is interrupted in its own process aborts its own upload."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import REPO
+from tests.test_convert_interrupted import boxes
+from totask_manifest import _stale_temporaries
+from totask_manifest._analytics.labeled_only import labeled_only
+
+BLOCK = 5 * 2**20  # S3's smallest part
+
+#: an ``AtomicWriter`` of ``sys.argv[1]`` that has uploaded its first part, says so, then waits
+#: (to be killed, or for a Ctrl-C)
+WRITE_ONE_PART = f"""
+import sys, time
+import fsspec
+fsspec.config.conf.setdefault("s3", {{}})["default_block_size"] = {BLOCK}
+from totask_manifest._storage import AtomicWriter
+with AtomicWriter(sys.argv[1]) as f:
+    f.write(b"x" * ({BLOCK} + 1))  # over one block: its part is uploaded before write returns
+    print("part", flush=True)
+    time.sleep(300)
+"""
+
+
+def _uploads(fs, bucket: str) -> list[str]:
+    """The keys of the bucket's unfinished multipart uploads."""
+    return sorted(u["Key"] for u in fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []))
+
+
+def _write_one_part(url: str) -> subprocess.Popen:
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_ONE_PART, url], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert writer.stdout.readline() == "part\n", writer.communicate()
+    return writer
+
+
+@pytest.mark.slow
+def test_a_killed_writers_unfinished_upload_is_aborted_by_the_next_labeled(s3, tmp_path: Path, monkeypatch) -> None:
+    """Before: ``kill -9`` during the upload of a large ``labeled`` output left its multipart upload
+    for good; every later ``labeled`` removed only temporaries that had become objects, and an
+    unfinished upload never becomes one."""
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    dst = f"s3://{bucket}/out/labeled.manifest"
+    writer = _write_one_part(dst)
+    writer.kill()
+    writer.wait(30)
+    left = _uploads(fs, bucket)
+    assert len(left) == 1 and left[0].startswith("out/.tmp-labeled.manifest-")  # the parts stay, unseen
+    assert not fs.find(f"{bucket}/out")
+    # beside it: another output's temporary, and an upload of no temporary (a user's own)
+    fs.call_s3("create_multipart_upload", Bucket=bucket, Key="out/.tmp-labeled.manifest.bak-" + "0" * 32)
+    fs.call_s3("create_multipart_upload", Bucket=bucket, Key="out/labeled.manifest")
+    src = str(boxes(tmp_path / "in.manifest", 3))
+    # moto says every upload was initiated on 2010-11-10 (a fixed date in its answer): a grace
+    # longer than the years since then makes this one as fresh as a live writer's, which is kept
+    monkeypatch.setattr(_stale_temporaries, "OBJECT_TEMPORARY_GRACE_S", 1000 * 365 * 86400.0)
+    labeled_only(src, dst, "boxes")
+    assert left[0] in _uploads(fs, bucket)
+    monkeypatch.setattr(_stale_temporaries, "OBJECT_TEMPORARY_GRACE_S", 0.0)  # as if an hour had passed
+    labeled_only(src, dst, "boxes")
+    assert _uploads(fs, bucket) == ["out/.tmp-labeled.manifest.bak-" + "0" * 32, "out/labeled.manifest"]
+    assert fs.cat(dst).count(b"\n") == 3
+
+
+@pytest.mark.slow
+def test_a_yolo_folders_cleanup_aborts_uploads_only_where_its_export_writes(s3, monkeypatch) -> None:
+    """``convert --to yolo``'s clean-up covers the folder's top and ``labels/`` below it, not a
+    user's other subfolders or a folder beside it; the same for unfinished uploads."""
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    hexa = "0123456789abcdef" * 2
+    keys = {"ds/.tmp-classes.txt-" + hexa: True, "ds/labels/f0/g0/.tmp-img0.txt-" + hexa: True,
+            "ds/notes/.tmp-draft.txt-" + hexa: False, "ds-other/.tmp-x-" + hexa: False,
+            "ds/labels/f0/img1.txt": False}
+    for key in keys:
+        fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+    monkeypatch.setattr(_stale_temporaries, "OBJECT_TEMPORARY_GRACE_S", 0.0)
+    removed = _stale_temporaries.remove_stale_temporaries(f"s3://{bucket}/ds", under=("labels",))
+    assert sorted(removed) == sorted(f"{bucket}/{k}" for k, stale in keys.items() if stale)
+    assert _uploads(fs, bucket) == sorted(k for k, stale in keys.items() if not stale)
+
