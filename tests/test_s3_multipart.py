@@ -8,16 +8,20 @@ that fails or is interrupted in its own process aborts its own upload."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from tests.jobs_helpers import REPO
 from tests.test_convert_interrupted import boxes
 from totask_manifest import _stale_temporaries
 from totask_manifest._analytics.labeled_only import labeled_only
+from totask_manifest._errors import StorageError
+from totask_manifest._storage import AtomicWriter
 
 BLOCK = 5 * 2**20  # S3's smallest part
 
@@ -93,3 +97,49 @@ def test_a_yolo_folders_cleanup_aborts_uploads_only_where_its_export_writes(s3, 
     assert sorted(removed) == sorted(f"{bucket}/{k}" for k, stale in keys.items() if stale)
     assert _uploads(fs, bucket) == sorted(k for k, stale in keys.items() if not stale)
 
+
+@pytest.mark.slow
+def test_ctrl_c_during_an_upload_aborts_it(s3) -> None:
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    writer = _write_one_part(f"s3://{bucket}/out.manifest")
+    assert len(_uploads(fs, bucket)) == 1
+    writer.send_signal(signal.SIGINT)
+    writer.communicate(timeout=60)
+    assert writer.returncode != 0
+    assert _uploads(fs, bucket) == []
+    assert not fs.find(bucket)
+
+
+@pytest.mark.slow
+def test_a_write_that_fails_after_its_first_part_aborts_its_upload(s3, monkeypatch) -> None:
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    monkeypatch.setitem(fsspec.config.conf, "s3", {**fsspec.config.conf["s3"], "default_block_size": BLOCK})
+    with pytest.raises(ValueError, match="a bad line"), AtomicWriter(f"s3://{bucket}/out.manifest") as f:
+        f.write(b"x" * (BLOCK + 1))
+        assert len(_uploads(fs, bucket)) == 1
+        raise ValueError("a bad line")
+    assert _uploads(fs, bucket) == []
+    assert not fs.find(bucket)
+
+
+@pytest.mark.slow
+def test_a_commit_that_fails_aborts_its_upload(s3, monkeypatch) -> None:
+    """The last step refused (a policy that denies ``CompleteMultipartUpload``, say): the upload
+    whose parts were all sent is aborted too, and the error names the output."""
+    import s3fs
+
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    monkeypatch.setitem(fsspec.config.conf, "s3", {**fsspec.config.conf["s3"], "default_block_size": BLOCK})
+
+    def refused(self) -> None:
+        raise PermissionError("Forbidden")
+
+    monkeypatch.setattr(s3fs.core.S3File, "commit", refused)
+    with pytest.raises(StorageError, match=f"cannot write s3://{bucket}/out.manifest: Forbidden"), \
+            AtomicWriter(f"s3://{bucket}/out.manifest") as f:
+        f.write(b"x" * (BLOCK + 1))
+    assert _uploads(fs, bucket) == []
+    assert not fs.find(bucket)
