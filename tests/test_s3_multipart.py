@@ -16,11 +16,15 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from tests.jobs_helpers import REPO
+from tests.jobs_helpers import REPO, TOY, write_manifest
 from tests.test_convert_interrupted import boxes
+from totask_manifest import _api as api
 from totask_manifest import _stale_temporaries
 from totask_manifest._analytics.labeled_only import labeled_only
 from totask_manifest._errors import StorageError
+from totask_manifest._jobs.config import JobConfig
+from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.layout import JobLayout
 from totask_manifest._storage import AtomicWriter
 
 BLOCK = 5 * 2**20  # S3's smallest part
@@ -143,3 +147,30 @@ def test_a_commit_that_fails_aborts_its_upload(s3, monkeypatch) -> None:
         f.write(b"x" * (BLOCK + 1))
     assert _uploads(fs, bucket) == []
     assert not fs.find(bucket)
+
+
+@pytest.mark.slow
+def test_resume_aborts_the_upload_a_killed_run_left_in_its_job_folder(s3, tmp_path: Path) -> None:
+    """Before: ``resume`` removed the temporaries a killed run had left in its job folder, but
+    not an unfinished upload (a run killed while it uploaded its output manifest or a checkpoint
+    part over s3fs's block size): its parts stayed for good. The run holds the job's lease, so
+    no live writer owns one, whatever its age; the lease's folder and other folders are left."""
+    fs = s3.filesystem()
+    bucket = s3.new_bucket().removeprefix("s3://")
+    inp = write_manifest(tmp_path / "in.manifest", 12, bad_every=0)
+    config = JobConfig(job_name="m", input=str(inp), output_root=f"s3://{bucket}/jobs", label_attribute="cls",
+                       task_type="image-classification", method=TOY)
+    result = api.annotate(config)
+    assert result.status == "COMPLETED"
+    writer = _write_one_part(JobLayout(result.job_url).output_manifest)
+    writer.kill()
+    writer.wait(30)
+    others = ["jobs/m/.lease/.tmp-lease-" + "0" * 32, "jobs/m2/manifests/output/.tmp-output.manifest-" + "0" * 32]
+    for key in others:
+        fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+    assert len(_uploads(fs, bucket)) == 3
+    state = Job.open(result.job_url).state
+    state.status = "STOPPED"
+    state.save()
+    assert api.resume(result.job_url).status == "COMPLETED"
+    assert _uploads(fs, bucket) == sorted(others)
