@@ -1,5 +1,5 @@
 """Removing what a killed writer left: the atomic-write temporaries (``.tmp-<name>-*``) of
-``_storage.AtomicWriter`` that no live writer holds. Why apart from ``_storage``: only
+``_storage.AtomicWriter`` that no live writer holds, and on S3 their unfinished multipart uploads. Why apart from ``_storage``: only
 ``convert`` (its outputs are folders of many files, where a leftover would be mixed with the next
 export), Synapse's ``export``, ``labeled`` and ``report`` (a killed one leaves a hidden partial file, as
 large as what it had written) clean up after a ``kill -9``, and the rules for telling a dead writer's temporary from a
@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ._storage import fcntl, is_local, url_to_fs
@@ -73,7 +74,8 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple
     object becomes visible only when its upload completes, and its writer moves it into place at
     once (``AtomicWriter``): one older than ``OBJECT_TEMPORARY_GRACE_S`` (by its store's
     modification time; a multipart upload's counts from its start, hence the margin) is a killed
-    writer's."""
+    writer's. A writer killed before its upload completed left no object but the upload itself,
+    its parts stored (and billed) and unseen: ``_abort_stale_uploads``."""
     path = path.rstrip("/")
     root, prefix = (path, ".tmp-") if under is not None else (path.rsplit("/", 1)[0], f".tmp-{path.rsplit('/', 1)[-1]}-")
     fs.invalidate_cache(root)
@@ -83,7 +85,7 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple
         # the write that follows says what is wrong, naming the URL
         with contextlib.suppress(Exception):
             found += map(str, fs.find(folder) if deep else fs.ls(folder, detail=False))
-    removed = []
+    removed = _abort_stale_uploads(fs, root, prefix, under)
     for candidate in found:
         name = candidate.rstrip("/").rsplit("/", 1)[-1]
         if not (name.startswith(prefix) and _TEMPORARY_OBJECT.match(name)):
@@ -97,6 +99,55 @@ def _remove_stale_objects(fs: fsspec.AbstractFileSystem, path: str, under: tuple
                 fs.rm_file(candidate)
                 removed.append(candidate)
     return removed
+
+
+def _abort_stale_uploads(fs: fsspec.AbstractFileSystem, root: str, prefix: str,
+                         under: tuple[str, ...] | None) -> list[str]:
+    """Abort the unfinished multipart uploads of the temporaries ``_remove_stale_objects`` looks
+    for, in the same places and names, initiated over ``OBJECT_TEMPORARY_GRACE_S`` ago."""
+    top = root.rstrip("/") + "/"
+
+    def wanted(path: str, deep: bool) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        return (deep or "/" not in path[len(top):]) and name.startswith(prefix) and bool(_TEMPORARY_OBJECT.match(name))
+
+    aborted = abort_uploads(fs, top + prefix, lambda path: wanted(path, False), OBJECT_TEMPORARY_GRACE_S)
+    for sub in under or ():
+        aborted += abort_uploads(fs, f"{top}{sub}/", lambda path: wanted(path, True), OBJECT_TEMPORARY_GRACE_S)
+    return aborted
+
+
+def abort_uploads(fs: fsspec.AbstractFileSystem, start: str, wanted: Callable[[str], bool], age_s: float) -> list[str]:
+    """Abort the unfinished multipart uploads (S3's: s3fs writes a file over its block size as
+    one) whose path (``bucket/key``) begins with ``start``, is ``wanted`` and was initiated at
+    least ``age_s`` ago. Why: a writer killed part way (``kill -9``, the OOM killer) neither
+    completes nor aborts its upload; its parts stay stored, and billed, seen by no listing but
+    ``ListMultipartUploads``, unless the bucket has a lifecycle rule. A writer that fails or is
+    interrupted in its own process aborts its own (``_storage.AtomicWriter._abort``). Other
+    stores have no such uploads; a user who may not list or abort them still gets the command
+    (the clean-up is skipped). Returns the paths of the uploads aborted."""
+    if not (hasattr(fs, "call_s3") and hasattr(fs, "split_path")):  # s3fs's
+        return []
+    aborted = []
+    with contextlib.suppress(Exception):
+        bucket, prefix, _version = fs.split_path(start)  # a trailing ``/`` kept: ``labels/``, not ``labels-x/``
+        for upload in _uploads(fs, bucket, prefix):
+            path = f"{bucket}/{upload['Key']}"
+            if wanted(path) and time.time() - upload["Initiated"].timestamp() >= age_s:
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted.append(path)
+    return aborted
+
+
+def _uploads(fs: fsspec.AbstractFileSystem, bucket: str, prefix: str) -> Iterator[dict]:
+    """The bucket's unfinished multipart uploads of keys under ``prefix``, every page."""
+    kwargs = {"Bucket": bucket, "Prefix": prefix}
+    while True:
+        page = fs.call_s3("list_multipart_uploads", **kwargs)
+        yield from page.get("Uploads", [])
+        if not page.get("IsTruncated"):
+            return
+        kwargs.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
 
 
 def _remove_if_stale(path: str) -> bool:

@@ -319,6 +319,9 @@ class AtomicWriter:
             self.fs.mv(self._tmp, self.path)
 
     def _abort(self) -> None:
+        """Throw the temporary away. On S3, ``discard`` aborts the multipart upload of a file over
+        s3fs's block size, whose parts would otherwise stay stored, and billed, unseen by any
+        listing (``tests/test_s3_multipart.py``); ``close`` would complete it instead."""
         with contextlib.suppress(Exception):
             if hasattr(self._file, "discard"):
                 self._file.discard()

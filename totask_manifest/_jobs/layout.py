@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .._errors import UsageError
+from .._stale_temporaries import abort_uploads
 from .._storage import is_local, join, url_to_fs
 
 _PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
@@ -125,20 +126,22 @@ def clean_temporaries(job_url: str) -> list[str]:
     """Remove what a killed writer left: atomic-write temporaries (``.tmp-*``) anywhere in the job
     folder, except in the lease folder, whose temporaries belong to whoever is taking the lease.
 
-    Only called while holding the job's lease, so no live writer of this folder owns them.
+    Only called while holding the job's lease, so no live writer of this folder owns them, nor
+    their unfinished multipart uploads on S3 (a run killed while it uploaded a checkpoint part or
+    the output manifest over s3fs's block size), which are aborted, whatever their age.
     Returns the URLs removed.
     """
     fs, root = url_to_fs(job_url)
+    top = root.rstrip("/") + "/"
+    aborted = abort_uploads(fs, top, lambda path: _is_temporary(path[len(top):]), 0.0)
     try:
         found = _local_files(root) if is_local(fs) else fs.find(root)
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    removed = []
+        return aborted
+    removed = aborted
     for path in found:
         path = str(path)
-        rel = path[len(root.rstrip("/")) + 1:] if path.startswith(root.rstrip("/") + "/") else path
-        name = rel.rsplit("/", 1)[-1]
-        if not name.startswith(".tmp-") or rel.startswith(LEASE_DIR + "/") or f"/{LEASE_DIR}/" in rel:
+        if not _is_temporary(path[len(top):] if path.startswith(top) else path):
             continue
         try:
             fs.rm_file(path)
@@ -146,6 +149,11 @@ def clean_temporaries(job_url: str) -> list[str]:
             continue
         removed.append(path)
     return removed
+
+
+def _is_temporary(rel: str) -> bool:
+    """Whether the file at ``rel`` (in a job folder) is an atomic write's temporary, not the lease's."""
+    return rel.rsplit("/", 1)[-1].startswith(".tmp-") and not (rel.startswith(LEASE_DIR + "/") or f"/{LEASE_DIR}/" in rel)
 
 
 def _local_files(root: str) -> list[str]:
