@@ -198,6 +198,22 @@ def test_multilabel_classification(tmp_path, classifier):
         assert check_label("image-classification-multilabel", o.value, meta) == []
 
 
+def test_a_sixteen_bit_grey_png_reaches_the_model_at_its_own_brightness(tmp_path, classifier):
+    """16-bit grey PNGs: an eighth bright gives sigmoid(10 x 0.125) = 0.78 for each channel, under
+    0.9, so no class; half bright gives 0.9934 and every class. Clipped at 255 by Pillow's
+    conversion, both reached the model white (sigmoid(10) = 1.0): every class on both lines."""
+    dark = np.full((20, 30), 0x2000, dtype=np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    Image.fromarray(np.full((20, 30), 0x8000, dtype=np.uint16)).save(tmp_path / "half16.png")
+    assert Image.open(tmp_path / "dark16.png").mode == "I;16"
+    records = [{"source-ref": "dark16.png"}, {"source-ref": "half16.png"}]
+    outs = run(tmp_path, "image-classification-multilabel",
+               {"model": str(classifier), "confidence_threshold": 0.9}, records)
+    assert [o.value for o in outs] == [[], [0, 1, 2]]
+    half = round(torch.sigmoid(torch.tensor(10 * 128 / 255)).item(), 4)
+    assert outs[1].metadata["confidence-map"] == {"0": half, "1": half, "2": half}
+
+
 def test_semantic_segmentation_writes_palette_masks(tmp_path):
     model = save_scripted(ColorSegmenter(), tmp_path / "seg.pt", class_names="BACKGROUND\nred\ngreen\nblue\n")
     im = boxes_image(64, 64, [((4, 4, 19, 19), (250, 0, 0)), ((30, 30, 49, 59), (0, 0, 250))])
