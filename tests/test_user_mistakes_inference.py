@@ -338,3 +338,60 @@ def test_in_process_checks_of_each_fix() -> None:
         torch.load(io.BytesIO(b"not a torch file"), weights_only=True)
     assert "not a torch.save checkpoint" in _unpickler_cause(bad.value)
     assert "weights_only" not in _unpickler_cause(bad.value)
+
+
+class OffProtocolBoxes(torch.nn.Module):
+    """A detector answering off the protocol the same way for every image: its scores are logits
+    (7.5), or its labels are not whole class ids (1.7)."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+        self.class_names = ["a", "b"]
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            score = 7.5 if self.bad == "logit-score" else 0.9
+            labels = torch.tensor([1.7]) if self.bad == "fractional-label" else torch.tensor([1.0])
+            out.append({"boxes": torch.tensor([[1.0, 1.0, 10.0, 10.0]]), "scores": torch.tensor([score]),
+                        "labels": labels})
+        return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bad", "said"), [
+    ("logit-score", "model output: scores[0] is 7.5; a detector's scores are probabilities between 0 and 1"),
+    ("fractional-label", "model output: labels[0] is 1.7, not a class id (a whole number)"),
+])
+def test_a_detector_off_the_protocol_stops_the_job_saying_so(tmp_path: Path, bad: str, said: str) -> None:
+    """Before: scores of 7.5 failed every line apart on its schema check ('7.5 is greater than the
+    maximum of 1'; the job went through every image, none fail-fast), and labels of 1.7 were cast
+    to class 1 and written as labeled. Now the job stops at the first image, nothing written."""
+    manifest = images(tmp_path, 3)
+    model = save_scripted(OffProtocolBoxes(bad), tmp_path / "off.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "off", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--allow-root", str(tmp_path),
+                "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"job off failed: {said}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "FAILED" in r.stdout and "success=0 failed=0" in r.stdout, r.stdout
+    out = (tmp_path / "out/off/manifests/output/output.manifest").read_bytes()
+    assert out == manifest.read_bytes()  # no line labeled with a made-up class, none failed per line
+
+
+def test_in_process_checks_of_detector_protocol_values() -> None:
+    """The fast lane's share of the test above: scores and labels checked where they are read."""
+    from totask_manifest._errors import JobError
+    from totask_manifest._models import postprocess as pp
+
+    def run(scores: list[float], labels: list[float]) -> pp.Detections:
+        boxes = [[0, 0, 5, 5]] * len(scores)
+        return pp.filter_detections({"boxes": boxes, "scores": scores, "labels": labels}, width=10, height=10,
+                                    confidence_threshold=0.5, nms_threshold=None)
+
+    with pytest.raises(JobError, match=r"scores\[1\] is -0.2; a detector's scores are probabilities"):
+        run([0.9, -0.2], [0, 0])
+    with pytest.raises(JobError, match=r"labels\[0\] is nan, not a class id"):
+        run([0.9], [float("nan")])
+    assert run([0.9, 1.0000001, 0.0], [2.0, 0, 1]).labels == [0, 2]  # float32's 1 + eps is 1; 2.0 is class 2
