@@ -5,7 +5,8 @@ HTML page (a proxy's login page, a wrong path on a web server), with one predict
 the images, or with predictions that are not objects is wrong for every batch, as one answering
 403 is. Its lines fail with ``model-error``, so the job stops after the first 32 (README, *Fail
 fast on a systematic failure*), where before they were ``failed`` and the job sent every batch of
-the input to it, failing each line apart. An endpoint's ``{"error": ...}`` for one image stays
+the input to it, failing each line apart. Probabilities of 3.0 were clamped to 1 and written as a
+sure class (confidence 0.6667 against 0.5); they fail the same way. An endpoint's ``{"error": ...}`` for one image stays
 that image's failure.
 """
 
@@ -31,6 +32,8 @@ def answer(kind: str):
             return web.Response(text="<html><body>Please sign in</body></html>", content_type="text/html")
         if kind == "one-fewer":
             preds: list = [{"probabilities": [0.1, 0.9]} for _ in images[1:]]
+        elif kind == "logits-as-probabilities":
+            preds = [{"probabilities": [3.0, 0.5]} for _ in images]
         else:
             preds = ["dog" for _ in images]
         return web.json_response({"predictions": preds, "class_names": ["cat", "dog"]})
@@ -42,6 +45,7 @@ def answer(kind: str):
     ("html", "response is not JSON"),
     ("one-fewer", "7 predictions for 8 images"),
     ("not-objects", "a prediction must be an object"),
+    ("logits-as-probabilities", "a prediction's probabilities[0] is 3, not between 0 and 1"),
 ])
 def test_an_endpoint_off_the_protocol_stops_the_job_after_32_lines(tmp_path: Path, kind: str, said: str) -> None:
     manifest = tmp_path / "in.manifest"
@@ -68,4 +72,16 @@ def test_the_rules_of_an_endpoint_answer() -> None:
     assert rule_of(f"model endpoint {shown}: no 'predictions' list for 8 images") == "model-error"
     assert rule_of("model endpoint: a prediction must be an object, got a string") == "model-error"
     assert rule_of("model endpoint: HTTP 403: denied (http://127.0.0.1:8080/predict)") == "model-error"
+    assert rule_of("model endpoint: a prediction's probabilities[0] is 3, not between 0 and 1") == "model-error"
     assert rule_of("model endpoint, for this image: cannot open s3://b/x.jpg") == "failed"  # one image's data
+
+
+def test_probabilities_outside_0_to_1_are_refused_not_clamped() -> None:
+    from totask_manifest._errors import JobError
+    from totask_manifest._models.heads import head_for
+
+    head = head_for("image-classification")
+    refused = head.from_json({"probabilities": [3.0, 0.5]})
+    assert isinstance(refused, JobError) and "probabilities[0] is 3, not between 0 and 1" in str(refused)
+    assert isinstance(head.from_json({"probabilities": [0.5, float("nan")]}), JobError)
+    assert head.from_json({"probabilities": [1.0000001, 0.0]})["logits"][1] < -15  # float rounding: kept

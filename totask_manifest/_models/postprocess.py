@@ -49,7 +49,7 @@ class Detections:
 
 
 #: float32 rounding a score may carry past 0 or 1 (written to 4 decimals: 0 or 1)
-_SCORE_SLACK = 1e-6
+SCORE_SLACK = 1e-6
 
 
 class PredictionRefused(JobError):
@@ -109,7 +109,7 @@ def _refuse_improbable(scores: torch.Tensor, finite: torch.Tensor) -> None:
     by one, or passed the threshold meaning nothing: the model breaks the protocol."""
     import torch
 
-    out = finite & ((scores < -_SCORE_SLACK) | (scores > 1 + _SCORE_SLACK))
+    out = finite & ((scores < -SCORE_SLACK) | (scores > 1 + SCORE_SLACK))
     if bool(out.any()):
         i = int(torch.nonzero(out)[0])
         raise JobError(
