@@ -81,6 +81,9 @@ class Raises(torch.nn.Module):
     ("weights for 3 channels, got 4; see https://models.example/doc?token=s3cr3t",
      "model: RuntimeError: weights for 3 channels, got 4; see https://models.example/doc?…"),
     ("", "model: RuntimeError (the model gave no message)"),
+    # a message of two lines: TorchScript writes it after 'builtins.RuntimeError: ', and only its
+    # last line was kept, named by the wrapper's type ('model: Error: expected 3 channels')
+    ("input of the wrong kind:\nexpected 3 channels", "model: RuntimeError: input of the wrong kind: expected 3 channels"),
 ])
 def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path: Path, message: str,
                                                                         reason: str) -> None:
@@ -96,6 +99,7 @@ def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path
     failures = [orjson.loads(x) for x in (tmp_path / "out/raises/failures.jsonl").read_bytes().splitlines()]
     assert [f["reason"] for f in failures] == [reason] * 32
     assert "s3cr3t" not in r.stderr + (tmp_path / "out/raises/failures.jsonl").read_text()
+    assert b"s3cr3t" not in (tmp_path / "out/raises/manifests/output/output.manifest").read_bytes()
     assert f"failed: {reason}" in r.stderr and "builtins" not in r.stderr, r.stderr
     # the job's failure is said after its last progress line, never before one (it read as if it went on)
     lines = r.stderr.splitlines()
