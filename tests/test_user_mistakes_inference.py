@@ -84,6 +84,10 @@ class Raises(torch.nn.Module):
     # a message of two lines: TorchScript writes it after 'builtins.RuntimeError: ', and only its
     # last line was kept, named by the wrapper's type ('model: Error: expected 3 channels')
     ("input of the wrong kind:\nexpected 3 channels", "model: RuntimeError: input of the wrong kind: expected 3 channels"),
+    # a model calling a service of its own, quoting the request it sent: the log line was scrubbed
+    # (the log filter), while failures.jsonl and the output manifest kept the token
+    ("upstream answered 401 to {'Authorization': 'Bearer s3cr3t'}",
+     "model: RuntimeError: upstream answered 401 to {'Authorization': …}"),
 ])
 def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path: Path, message: str,
                                                                         reason: str) -> None:
