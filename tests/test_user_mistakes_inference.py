@@ -403,3 +403,51 @@ def test_in_process_checks_of_detector_protocol_values() -> None:
     with pytest.raises(JobError, match=r"labels\[0\] is nan, not a class id"):
         run([0.9], [float("nan")])
     assert run([0.9, 1.0000001, 0.0], [2.0, 0, 1]).labels == [0, 2]  # float32's 1 + eps is 1; 2.0 is class 2
+
+
+class HugeInput(torch.nn.Module):
+    """A classifier declaring an input size of 5000 x 5000: 25 Mpx, over the default pixel budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names = ["a", "b"]
+        self.input_size = [5000, 5000]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))[:, :2]
+
+
+@pytest.mark.slow
+def test_an_input_size_over_the_pixel_budget_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """Every image is resized to the input size, which the pixel budget did not bound:
+    '--input-size 100000' had the job killed for memory (exit 137, the job left RUNNING), and
+    16 images at 5000x5000 made a batch of 1.2 GB as uint8, 4.8 GB as floats."""
+    manifest = images(tmp_path, 3)
+    model = save_scripted(SmallCnn(), tmp_path / "cnn.pt")
+    huge = save_scripted(HugeInput(), tmp_path / "huge.pt")
+    common = ["--task-type", "image-classification", "--method", "inference", "--allow-root", str(tmp_path),
+              "--output", str(tmp_path / "out")]
+    flag = run_cli("annotate", str(manifest), "--job-name", "flag", "--model", str(model), "--input-size", "5000",
+                   *common)
+    assert flag.returncode == 2, flag.stdout + flag.stderr
+    assert flag.stderr.strip().splitlines() == [
+        "totask-manifest annotate: error: --input-size 5000x5000 is 25,000,000 pixels per image, over the pixel "
+        "budget of 16,777,216 (--max-image-pixels); every image is resized to it"]
+    declared = run_cli("annotate", str(manifest), "--job-name", "declared", "--model", str(huge), *common)
+    assert declared.returncode == 2, declared.stdout + declared.stderr
+    assert f"--model {huge}: its input_size 5000x5000 is 25,000,000 pixels per image" in declared.stderr
+    assert len(declared.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    within = run_cli("annotate", str(manifest), "--job-name", "within", "--model", str(huge),
+                     "--max-image-pixels", "25000000", *common)
+    assert within.returncode == 0, within.stderr
+
+
+def test_a_resized_image_counts_its_input_size_against_a_batch_budget() -> None:
+    """A 10x10 PNG resized to 64x64 holds 4,096 pixels: a batch's budget counts those, so a batch
+    of small images made large by the model's input size stays within it."""
+    from totask_manifest._imaging import decoded_pixels, read_info
+
+    info = read_info(png(boxes_image(10, 10, [])))
+    assert decoded_pixels(info, 100_000) == 100
+    assert decoded_pixels(info, 100_000, (64, 64)) == 4096
+    assert decoded_pixels(read_info(png(boxes_image(200, 100, []))), 100_000, (64, 64)) == 20_000

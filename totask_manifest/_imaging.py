@@ -243,9 +243,23 @@ def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) 
 
 def decoded_pixels(info: ImageInfo, max_pixels: int, size: tuple[int, int] | None = None) -> int:
     """The pixels ``decode_rgb`` will hold for an image with this header (``ImageTooLarge`` when
-    it would refuse it): what a caller counts against a batch's budget before decoding."""
+    it would refuse it): what a caller counts against a batch's budget before decoding. Resized
+    to a model's input ``size``, it holds that size when larger (a small image made 4096x4096)."""
     scale = _plan(info, max_pixels, size)
-    return -(-info.width // scale) * -(-info.height // scale)
+    decoded = -(-info.width // scale) * -(-info.height // scale)
+    return max(decoded, size[0] * size[1]) if size is not None else decoded
+
+
+def check_input_size(size: tuple[int, int] | None, max_pixels: int, source: str) -> None:
+    """A model input size within the pixel budget (``UsageError`` otherwise): every image is resized
+    to it, so an ``--input-size 100000`` made each image 30 GB and the job was killed for memory."""
+    from ._errors import UsageError
+
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise UsageError(
+            f"{source} {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels per image, over the pixel budget of "
+            f"{max_pixels:,} (--max-image-pixels); every image is resized to it"
+        )
 
 
 def _plan(info: ImageInfo, max_pixels: int, size: tuple[int, int] | None) -> int:
