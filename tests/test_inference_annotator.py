@@ -585,3 +585,19 @@ def test_remote_endpoint_without_image_size_and_with_probabilities(tmp_path):
     # softmax of log-probabilities renormalises them: 0.7 / 1.5
     assert single[0].value == 1 and single[0].metadata["confidence"] == round(0.7 / 1.5, 4)
     assert multi[0].value == [1, 2] and multi[0].metadata["confidence-map"] == {"1": 0.7, "2": 0.6}
+
+
+def test_exif_orientation_is_not_applied_labels_are_in_the_stored_frame(tmp_path, detector):
+    """A JPEG stored 30 wide and 40 high whose EXIF says 'rotate 90 degrees to display': the model
+    gets the pixels as stored, and the box and image_size are written in that frame (docs/inference.md)."""
+    stored = boxes_image(30, 40, [((5, 20, 14, 29), (230, 0, 0))])  # as stored: x 5..14, y 20..29
+    exif = stored.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display (a phone held upright)
+    stored.save(tmp_path / "rotated.jpg", exif=exif, quality=100, subsampling=0)
+    assert Image.open(tmp_path / "rotated.jpg").getexif()[0x0112] == 6
+    (out,) = run(tmp_path, "object-detection", {"model": str(detector)}, [{"source-ref": "rotated.jpg"}])
+    assert isinstance(out, Labeled), out
+    assert out.value["image_size"] == [{"width": 30, "height": 40, "depth": 3}]
+    (box,) = out.value["annotations"]
+    assert box["class_id"] == 0
+    assert abs(box["left"] - 5) <= 1 and abs(box["top"] - 20) <= 1 and abs(box["width"] - 10) <= 2 and abs(box["height"] - 10) <= 2
