@@ -95,23 +95,19 @@ def detection_tensors(pred: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 def _class_ids(raw: torch.Tensor) -> torch.Tensor:
     """Whole class ids: ``2.0`` (a float tensor, an endpoint's JSON) is class 2; ``1.7`` or NaN is
     none, where a cast would write class 1 as if the model said so."""
-    import torch
-
-    whole = torch.isfinite(raw) & (raw == raw.round())
+    whole = raw.isfinite() & (raw == raw.round())
     if not bool(whole.all()):
-        i = int(torch.nonzero(~whole)[0])
+        i = int((~whole).nonzero()[0])
         raise JobError(f"model output: labels[{i}] is {round(float(raw[i]), 6)}, not a class id (a whole number)")
-    return raw.to(torch.int64)
+    return raw.long()
 
 
 def _refuse_improbable(scores: torch.Tensor, finite: torch.Tensor) -> None:
     """Scores are probabilities: one outside 0..1 (a logit) failed each line's schema check one
     by one, or passed the threshold meaning nothing: the model breaks the protocol."""
-    import torch
-
     out = finite & ((scores < -SCORE_SLACK) | (scores > 1 + SCORE_SLACK))
     if bool(out.any()):
-        i = int(torch.nonzero(out)[0])
+        i = int(out.nonzero()[0])
         raise JobError(
             f"model output: scores[{i}] is {round(float(scores[i]), 6)}; a detector's scores are probabilities "
             "between 0 and 1 (give the model a sigmoid or softmax if it returns logits)"
