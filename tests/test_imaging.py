@@ -162,6 +162,33 @@ def test_depth_is_the_bands_of_the_colours_an_image_shows():
     assert decode_rgb(_png(palette), max_pixels=100).info.depth == 3
 
 
+def _saved(array, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits_not_clipped_white():
+    """Pillow's ``convert("RGB")`` clips 16-bit samples at 255: a 16-bit PNG, TIFF or PGM reached the
+    model all but white. Its 0..65535 samples are scaled to 0..255; samples of no known range
+    (32-bit integer TIFF, float) are refused, one line."""
+    import numpy as np
+
+    ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)  # 0, 257, ..., 65535
+    for fmt in ("PNG", "TIFF", "PPM"):
+        decoded = decode_rgb(_saved(ramp, fmt), max_pixels=1000)
+        assert decoded.pixels.dtype == np.uint8 and decoded.pixels.shape == (16, 16, 3), fmt
+        assert np.array_equal(decoded.pixels[..., 0].ravel(), np.arange(256)), fmt
+        assert np.array_equal(decoded.pixels[..., 0], decoded.pixels[..., 2]), fmt
+        assert decoded.info.depth == 1
+    for array, words in ((ramp.astype(np.int32), "32-bit integer pixels (Pillow mode I, TIFF)"),
+                         (ramp.astype(np.float32) / 65535, "floating-point pixels (Pillow mode F, TIFF)")):
+        with pytest.raises(ImageUnreadable) as err:
+            decode_rgb(_saved(array, "TIFF"), max_pixels=1000)
+        assert err.value.rule == "image-unreadable"
+        assert str(err.value).startswith(words) and "8 or 16 bits" in str(err.value)
+
+
 def test_mask_png_keeps_class_indices_and_the_one_palette():
     import numpy as np
 

@@ -198,6 +198,22 @@ def test_multilabel_classification(tmp_path, classifier):
         assert check_label("image-classification-multilabel", o.value, meta) == []
 
 
+def test_a_sixteen_bit_grey_png_reaches_the_model_at_its_own_brightness(tmp_path, classifier):
+    """16-bit grey PNGs: an eighth bright gives sigmoid(10 x 0.125) = 0.78 for each channel, under
+    0.9, so no class; half bright gives 0.9934 and every class. Clipped at 255 by Pillow's
+    conversion, both reached the model white (sigmoid(10) = 1.0): every class on both lines."""
+    dark = np.full((20, 30), 0x2000, dtype=np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    Image.fromarray(np.full((20, 30), 0x8000, dtype=np.uint16)).save(tmp_path / "half16.png")
+    assert Image.open(tmp_path / "dark16.png").mode == "I;16"
+    records = [{"source-ref": "dark16.png"}, {"source-ref": "half16.png"}]
+    outs = run(tmp_path, "image-classification-multilabel",
+               {"model": str(classifier), "confidence_threshold": 0.9}, records)
+    assert [o.value for o in outs] == [[], [0, 1, 2]]
+    half = round(torch.sigmoid(torch.tensor(10 * 128 / 255)).item(), 4)
+    assert outs[1].metadata["confidence-map"] == {"0": half, "1": half, "2": half}
+
+
 def test_semantic_segmentation_writes_palette_masks(tmp_path):
     model = save_scripted(ColorSegmenter(), tmp_path / "seg.pt", class_names="BACKGROUND\nred\ngreen\nblue\n")
     im = boxes_image(64, 64, [((4, 4, 19, 19), (250, 0, 0)), ((30, 30, 49, 59), (0, 0, 250))])
@@ -569,3 +585,19 @@ def test_remote_endpoint_without_image_size_and_with_probabilities(tmp_path):
     # softmax of log-probabilities renormalises them: 0.7 / 1.5
     assert single[0].value == 1 and single[0].metadata["confidence"] == round(0.7 / 1.5, 4)
     assert multi[0].value == [1, 2] and multi[0].metadata["confidence-map"] == {"1": 0.7, "2": 0.6}
+
+
+def test_exif_orientation_is_not_applied_labels_are_in_the_stored_frame(tmp_path, detector):
+    """A JPEG stored 30 wide and 40 high whose EXIF says 'rotate 90 degrees to display': the model
+    gets the pixels as stored, and the box and image_size are written in that frame (docs/inference.md)."""
+    stored = boxes_image(30, 40, [((5, 20, 14, 29), (230, 0, 0))])  # as stored: x 5..14, y 20..29
+    exif = stored.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display (a phone held upright)
+    stored.save(tmp_path / "rotated.jpg", exif=exif, quality=100, subsampling=0)
+    assert Image.open(tmp_path / "rotated.jpg").getexif()[0x0112] == 6
+    (out,) = run(tmp_path, "object-detection", {"model": str(detector)}, [{"source-ref": "rotated.jpg"}])
+    assert isinstance(out, Labeled), out
+    assert out.value["image_size"] == [{"width": 30, "height": 40, "depth": 3}]
+    (box,) = out.value["annotations"]
+    assert box["class_id"] == 0
+    assert abs(box["left"] - 5) <= 1 and abs(box["top"] - 20) <= 1 and abs(box["width"] - 10) <= 2 and abs(box["height"] - 10) <= 2

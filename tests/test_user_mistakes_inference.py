@@ -81,6 +81,13 @@ class Raises(torch.nn.Module):
     ("weights for 3 channels, got 4; see https://models.example/doc?token=s3cr3t",
      "model: RuntimeError: weights for 3 channels, got 4; see https://models.example/doc?…"),
     ("", "model: RuntimeError (the model gave no message)"),
+    # a message of two lines: TorchScript writes it after 'builtins.RuntimeError: ', and only its
+    # last line was kept, named by the wrapper's type ('model: Error: expected 3 channels')
+    ("input of the wrong kind:\nexpected 3 channels", "model: RuntimeError: input of the wrong kind: expected 3 channels"),
+    # a model calling a service of its own, quoting the request it sent: the log line was scrubbed
+    # (the log filter), while failures.jsonl and the output manifest kept the token
+    ("upstream answered 401 to {'Authorization': 'Bearer s3cr3t'}",
+     "model: RuntimeError: upstream answered 401 to {'Authorization': …}"),
 ])
 def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path: Path, message: str,
                                                                         reason: str) -> None:
@@ -96,6 +103,7 @@ def test_an_error_the_model_raises_is_named_by_its_own_type_and_message(tmp_path
     failures = [orjson.loads(x) for x in (tmp_path / "out/raises/failures.jsonl").read_bytes().splitlines()]
     assert [f["reason"] for f in failures] == [reason] * 32
     assert "s3cr3t" not in r.stderr + (tmp_path / "out/raises/failures.jsonl").read_text()
+    assert b"s3cr3t" not in (tmp_path / "out/raises/manifests/output/output.manifest").read_bytes()
     assert f"failed: {reason}" in r.stderr and "builtins" not in r.stderr, r.stderr
     # the job's failure is said after its last progress line, never before one (it read as if it went on)
     lines = r.stderr.splitlines()
@@ -338,3 +346,108 @@ def test_in_process_checks_of_each_fix() -> None:
         torch.load(io.BytesIO(b"not a torch file"), weights_only=True)
     assert "not a torch.save checkpoint" in _unpickler_cause(bad.value)
     assert "weights_only" not in _unpickler_cause(bad.value)
+
+
+class OffProtocolBoxes(torch.nn.Module):
+    """A detector answering off the protocol the same way for every image: its scores are logits
+    (7.5), or its labels are not whole class ids (1.7)."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+        self.class_names = ["a", "b"]
+
+    def forward(self, images: List[torch.Tensor]) -> List[Dict[str, torch.Tensor]]:  # noqa: UP006
+        out: List[Dict[str, torch.Tensor]] = []  # noqa: UP006
+        for _ in images:
+            score = 7.5 if self.bad == "logit-score" else 0.9
+            labels = torch.tensor([1.7]) if self.bad == "fractional-label" else torch.tensor([1.0])
+            out.append({"boxes": torch.tensor([[1.0, 1.0, 10.0, 10.0]]), "scores": torch.tensor([score]),
+                        "labels": labels})
+        return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bad", "said"), [
+    ("logit-score", "model output: scores[0] is 7.5; a detector's scores are probabilities between 0 and 1"),
+    ("fractional-label", "model output: labels[0] is 1.7, not a class id (a whole number)"),
+])
+def test_a_detector_off_the_protocol_stops_the_job_saying_so(tmp_path: Path, bad: str, said: str) -> None:
+    """Before: scores of 7.5 failed every line apart on its schema check ('7.5 is greater than the
+    maximum of 1'; the job went through every image, none fail-fast), and labels of 1.7 were cast
+    to class 1 and written as labeled. Now the job stops at the first image, nothing written."""
+    manifest = images(tmp_path, 3)
+    model = save_scripted(OffProtocolBoxes(bad), tmp_path / "off.pt")
+    r = run_cli("annotate", str(manifest), "--job-name", "off", "--task-type", "object-detection",
+                "--method", "inference", "--model", str(model), "--allow-root", str(tmp_path),
+                "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"job off failed: {said}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "FAILED" in r.stdout and "success=0 failed=0" in r.stdout, r.stdout
+    out = (tmp_path / "out/off/manifests/output/output.manifest").read_bytes()
+    assert out == manifest.read_bytes()  # no line labeled with a made-up class, none failed per line
+
+
+def test_in_process_checks_of_detector_protocol_values() -> None:
+    """The fast lane's share of the test above: scores and labels checked where they are read."""
+    from totask_manifest._errors import JobError
+    from totask_manifest._models import postprocess as pp
+
+    def run(scores: list[float], labels: list[float]) -> pp.Detections:
+        boxes = [[0, 0, 5, 5]] * len(scores)
+        return pp.filter_detections({"boxes": boxes, "scores": scores, "labels": labels}, width=10, height=10,
+                                    confidence_threshold=0.5, nms_threshold=None)
+
+    with pytest.raises(JobError, match=r"scores\[1\] is -0.2; a detector's scores are probabilities"):
+        run([0.9, -0.2], [0, 0])
+    with pytest.raises(JobError, match=r"labels\[0\] is nan, not a class id"):
+        run([0.9], [float("nan")])
+    assert run([0.9, 1.0000001, 0.0], [2.0, 0, 1]).labels == [0, 2]  # float32's 1 + eps is 1; 2.0 is class 2
+
+
+class HugeInput(torch.nn.Module):
+    """A classifier declaring an input size of 5000 x 5000: 25 Mpx, over the default pixel budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_names = ["a", "b"]
+        self.input_size = [5000, 5000]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))[:, :2]
+
+
+@pytest.mark.slow
+def test_an_input_size_over_the_pixel_budget_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """Every image is resized to the input size, which the pixel budget did not bound:
+    '--input-size 100000' had the job killed for memory (exit 137, the job left RUNNING), and
+    16 images at 5000x5000 made a batch of 1.2 GB as uint8, 4.8 GB as floats."""
+    manifest = images(tmp_path, 3)
+    model = save_scripted(SmallCnn(), tmp_path / "cnn.pt")
+    huge = save_scripted(HugeInput(), tmp_path / "huge.pt")
+    common = ["--task-type", "image-classification", "--method", "inference", "--allow-root", str(tmp_path),
+              "--output", str(tmp_path / "out")]
+    flag = run_cli("annotate", str(manifest), "--job-name", "flag", "--model", str(model), "--input-size", "5000",
+                   *common)
+    assert flag.returncode == 2, flag.stdout + flag.stderr
+    assert flag.stderr.strip().splitlines() == [
+        "totask-manifest annotate: error: --input-size 5000x5000 is 25,000,000 pixels per image, over the pixel "
+        "budget of 16,777,216 (--max-image-pixels); every image is resized to it"]
+    declared = run_cli("annotate", str(manifest), "--job-name", "declared", "--model", str(huge), *common)
+    assert declared.returncode == 2, declared.stdout + declared.stderr
+    assert f"--model {huge}: its input_size 5000x5000 is 25,000,000 pixels per image" in declared.stderr
+    assert len(declared.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    within = run_cli("annotate", str(manifest), "--job-name", "within", "--model", str(huge),
+                     "--max-image-pixels", "25000000", *common)
+    assert within.returncode == 0, within.stderr
+
+
+def test_a_resized_image_counts_its_input_size_against_a_batch_budget() -> None:
+    """A 10x10 PNG resized to 64x64 holds 4,096 pixels: a batch's budget counts those, so a batch
+    of small images made large by the model's input size stays within it."""
+    from totask_manifest._imaging import decoded_pixels, read_info
+
+    info = read_info(png(boxes_image(10, 10, [])))
+    assert decoded_pixels(info, 100_000) == 100
+    assert decoded_pixels(info, 100_000, (64, 64)) == 4096
+    assert decoded_pixels(read_info(png(boxes_image(200, 100, []))), 100_000, (64, 64)) == 20_000

@@ -40,6 +40,8 @@ _JPEG_SCALES = (2, 4, 8)
 #: say: a palette image ("P") shows colours, so it is 3 (4 with alpha), as the RGB image a viewer
 #: or a trainer makes of it; integer and float single-band modes are 1
 _MODE_DEPTH = {"P": 3, "PA": 4, "1": 1, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1}
+#: formats whose single-band mode ``I`` holds 16-bit samples (Pillow opens a 16-bit PGM as ``I``)
+_SIXTEEN_BIT_AS_I = frozenset({"PNG", "PPM"})
 #: a segmentation mask's background colour (class index 0), as Ground Truth writes it
 BACKGROUND_HEX = "#ffffff"
 #: the class colours after the background (matplotlib's tab20 order); more classes get hues spread
@@ -181,14 +183,37 @@ def decode_rgb(data: bytes, *, max_pixels: int, size: tuple[int, int] | None = N
         _reduce_while_decoding(img, info, max_pixels, size)
         try:
             img.load()
-            rgb = img.convert("RGB")
+            rgb = _to_rgb(img)
             if size is not None and rgb.size != (size[1], size[0]):
                 rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return Decoded(np.array(rgb), info)  # writable: torch.from_numpy shares it
+        except ImageError:
+            raise
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(f"too large: {_bomb_detail(exc)}") from None
         except Exception as exc:  # truncated or corrupt data: this image only
             raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {_short(exc)})") from None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB of a loaded image. Pillow's own ``convert("RGB")`` clips wider pixels at 255, so a
+    16-bit grey image (``I;16``; a 16-bit PGM opens as ``I``) would reach a model nearly all white:
+    those are scaled from 0..65535 to 0..255 first. 32-bit integer and float pixels (``I`` from
+    TIFF, ``F``) carry no range to scale from: refused (``ImageUnreadable``), not guessed."""
+    import numpy as np
+    from PIL import Image
+
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format in _SIXTEEN_BIT_AS_I):
+        wide = np.asarray(img).astype(np.uint32)
+        grey = ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if img.mode in ("I", "F"):
+        kind = "32-bit integer" if img.mode == "I" else "floating-point"
+        raise ImageUnreadable(
+            f"{kind} pixels (Pillow mode {img.mode}, {img.format or 'unknown format'}) have no range a model's "
+            "0..1 input can be scaled from; save the image with 8 or 16 bits per channel"
+        )
+    return img.convert("RGB")
 
 
 def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) -> tuple[Image.Image, ImageInfo]:
@@ -218,9 +243,23 @@ def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) 
 
 def decoded_pixels(info: ImageInfo, max_pixels: int, size: tuple[int, int] | None = None) -> int:
     """The pixels ``decode_rgb`` will hold for an image with this header (``ImageTooLarge`` when
-    it would refuse it): what a caller counts against a batch's budget before decoding."""
+    it would refuse it): what a caller counts against a batch's budget before decoding. Resized
+    to a model's input ``size``, it holds that size when larger (a small image made 4096x4096)."""
     scale = _plan(info, max_pixels, size)
-    return -(-info.width // scale) * -(-info.height // scale)
+    decoded = -(-info.width // scale) * -(-info.height // scale)
+    return max(decoded, size[0] * size[1]) if size is not None else decoded
+
+
+def check_input_size(size: tuple[int, int] | None, max_pixels: int, source: str) -> None:
+    """A model input size within the pixel budget (``UsageError`` otherwise): every image is resized
+    to it, so an ``--input-size 100000`` made each image 30 GB and the job was killed for memory."""
+    from ._errors import UsageError
+
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise UsageError(
+            f"{source} {size[0]}x{size[1]} is {size[0] * size[1]:,} pixels per image, over the pixel budget of "
+            f"{max_pixels:,} (--max-image-pixels); every image is resized to it"
+        )
 
 
 def _plan(info: ImageInfo, max_pixels: int, size: tuple[int, int] | None) -> int:

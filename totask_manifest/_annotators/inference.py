@@ -37,7 +37,7 @@ from .._fetch import (
     scrub,
 )
 from .._formats.class_names import read_class_names as load_class_names
-from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget
+from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, check_budget, check_input_size
 from .._jobs.run import JobRun
 from .._models.heads import head_for
 from .._models.labeler import Labeler, PendingMask
@@ -201,7 +201,11 @@ class InferenceAnnotator(Annotator):
         from .._models.heads import head_for
         from .._models.sources import check_signature
 
-        check_signature(loaded, head_for(get_task_type(task_type).name))
+        head = head_for(get_task_type(task_type).name)
+        check_signature(loaded, head)
+        if raw.get("input_size") is None and head.stacked:  # the model's own input_size, as the job will use it
+            check_input_size(head.input_size(None, loaded.input_size), raw.get("max_image_pixels")
+                             or DEFAULT_MAX_IMAGE_PIXELS, f"--model {raw['model']}: its input_size")
         names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
         if names is None:
             raise UsageError(_NO_NAMES.format(model=raw["model"]))
@@ -226,7 +230,11 @@ class InferenceAnnotator(Annotator):
         check_model_ref(options.get("model"), options.get("weights"))
         params = effective_params(options, name, notes=[])  # the job logs its notes once, when it runs
         check_params_for_task(params, name, notes=[])
-        parse_input_size(options.get("input_size"))
+        budget = options.get("max_image_pixels")
+        budget = DEFAULT_MAX_IMAGE_PIXELS if budget is None else check_budget(budget)
+        size = parse_input_size(options.get("input_size"))
+        if head_for(name).stacked:  # a detector takes each image at its own size
+            check_input_size(size, budget, "--input-size")
         review = options.get("review_below")
         if review is not None and (isinstance(review, bool) or not isinstance(review, int | float) or not 0 <= review <= 1):
             raise UsageError(f"--review-below must be a number between 0 and 1, got {json_text(review)}")
@@ -235,8 +243,6 @@ class InferenceAnnotator(Annotator):
             raise UsageError("--image-key must name a key")
         if options.get("class_names"):
             load_class_names(options["class_names"])
-        if options.get("max_image_pixels") is not None:
-            check_budget(options["max_image_pixels"])
         check_fetch_options(options)
 
     # -- set-up --------------------------------------------------------------------------------

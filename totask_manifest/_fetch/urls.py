@@ -8,12 +8,14 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from .._redaction import scrub_urls
+from .._redaction import scrub_log_text
 
 
 def scrub(text: str, limit: int = 240) -> str:
-    """Remove query strings and user info from URLs inside a library's error message, and shorten it."""
-    text = " ".join(scrub_urls(text).split())
+    """Remove query strings and user info from URLs inside a library's (or a model's) error message,
+    and credential headers' values it quotes (``'Authorization': '...'``), as the log filter does:
+    a failure reason lands in failures.jsonl and the output manifest; then shorten it."""
+    text = " ".join(scrub_log_text(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

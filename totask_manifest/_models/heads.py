@@ -165,9 +165,14 @@ class ClassifierHead(_TensorHead):
         if "logits" in pred or not isinstance(pred.get("probabilities"), list):
             return pred
         try:
-            probs = [min(max(float(p), 1e-7), 1 - 1e-7) for p in pred["probabilities"]]
+            raw = [float(p) for p in pred["probabilities"]]
         except (TypeError, ValueError):
-            return JobError("model endpoint: 'probabilities' must be numbers")
+            return JobError("model endpoint: a prediction's 'probabilities' must be numbers")
+        for i, p in enumerate(raw):  # 3.0 clamped to 1 read as a sure class: a logit sent as one
+            if not -pp.SCORE_SLACK <= p <= 1 + pp.SCORE_SLACK:
+                return JobError(f"model endpoint: a prediction's probabilities[{i}] is {p:g}, not between 0 and 1 "
+                                "(send 'logits' for scores of another range)")
+        probs = [min(max(p, 1e-7), 1 - 1e-7) for p in raw]
         logits = [math.log(p / (1 - p)) if self.multilabel else math.log(p) for p in probs]
         return {**pred, "logits": logits}
 

@@ -48,6 +48,10 @@ class Detections:
         return 1.0 - self.best_dropped
 
 
+#: float32 rounding a score may carry past 0 or 1 (written to 4 decimals: 0 or 1)
+SCORE_SLACK = 1e-6
+
+
 class PredictionRefused(JobError):
     """One image's prediction cannot be written as it is (a reversed box): its line fails with
     this reason (``labeler.Labeler.outcome``), the job goes on."""
@@ -79,13 +83,35 @@ def detection_tensors(pred: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     elif boxes.dim() != 2 or boxes.shape[1] != 4:
         raise JobError(f"model output: 'boxes' must be [N, 4] (x1 y1 x2 y2); got shape {list(boxes.shape)}")
     scores = _as_tensor(pred["scores"], "scores", torch.float32).reshape(-1)
-    labels = _as_tensor(pred["labels"], "labels", torch.int64).reshape(-1)
+    labels = _class_ids(_as_tensor(pred["labels"], "labels", torch.float64).reshape(-1))
     if not boxes.shape[0] == scores.shape[0] == labels.shape[0]:
         raise JobError(
             f"model output: boxes, scores and labels differ in length "
             f"({boxes.shape[0]}, {scores.shape[0]}, {labels.shape[0]})"
         )
     return boxes, scores, labels
+
+
+def _class_ids(raw: torch.Tensor) -> torch.Tensor:
+    """Whole class ids: ``2.0`` (a float tensor, an endpoint's JSON) is class 2; ``1.7`` or NaN is
+    none, where a cast would write class 1 as if the model said so."""
+    whole = raw.isfinite() & (raw == raw.round())
+    if not bool(whole.all()):
+        i = int((~whole).nonzero()[0])
+        raise JobError(f"model output: labels[{i}] is {round(float(raw[i]), 6)}, not a class id (a whole number)")
+    return raw.long()
+
+
+def _refuse_improbable(scores: torch.Tensor, finite: torch.Tensor) -> None:
+    """Scores are probabilities: one outside 0..1 (a logit) failed each line's schema check one
+    by one, or passed the threshold meaning nothing: the model breaks the protocol."""
+    out = finite & ((scores < -SCORE_SLACK) | (scores > 1 + SCORE_SLACK))
+    if bool(out.any()):
+        i = int(out.nonzero()[0])
+        raise JobError(
+            f"model output: scores[{i}] is {round(float(scores[i]), 6)}; a detector's scores are probabilities "
+            "between 0 and 1 (give the model a sigmoid or softmax if it returns logits)"
+        )
 
 
 def filter_detections(
@@ -113,6 +139,7 @@ def filter_detections(
             f"model output: every one of the {boxes.shape[0]} box(es) has a NaN or infinite "
             "coordinate or score; the model is broken, not the image"
         )
+    _refuse_improbable(scores, finite)
     wanted = finite
     if allowed is not None:
         wanted = wanted & torch.tensor([int(v) in allowed for v in labels.tolist()], dtype=torch.bool)

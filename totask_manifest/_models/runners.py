@@ -114,16 +114,29 @@ def _model_error(exc: Exception) -> JobError:
 _TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?!//)\s?(.*))?")
 
 
+#: the line of a TorchScript traceback that names the error: a type ending in Error or Exception
+#: (``builtins.RuntimeError: ...``), which no source line and few message lines look like
+_TORCHSCRIPT_ERROR_LINE = re.compile(r"((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)):(?!//)\s?(.*)")
+
+
 def _error_of(exc: Exception) -> tuple[str, str]:
     """The error's type and message. A TorchScript model's error is a serialized traceback
-    whose last line is the real error (``RuntimeError: Given input size: ...``); its first
+    that ends with the real error (``RuntimeError: Given input size: ...``); its first
     160 characters, all a user saw before, are only 'The following operation failed in the
-    TorchScript interpreter. Traceback of TorchScript ...', so the last line is kept instead.
+    TorchScript interpreter. Traceback of TorchScript ...', so the error's line (and the lines of
+    its message after it) is kept instead.
     An error the model raised itself is written there with its module (``builtins.RuntimeError:
     boom``): named by its own type, not as ``Error: builtins.RuntimeError`` (the wrapper's type)."""
     text = str(exc)
     if "Traceback of TorchScript" in text:
-        last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+        # the error's line (its type, then its message) comes after the traceback's source lines;
+        # a message of several lines goes on after it, so its last line alone lost the first
+        lines = [line.strip() for line in text.splitlines()]
+        for at in range(len(lines) - 1, -1, -1):
+            if m := _TORCHSCRIPT_ERROR_LINE.fullmatch(lines[at]):
+                rest = [line for line in lines[at + 1:] if line]
+                return m.group(1).rsplit(".", 1)[-1], " ".join([(m.group(2) or "").strip(), *rest]).strip()
+        last = next((line for line in reversed(lines) if line), "")
         m = _TORCHSCRIPT_ERROR.fullmatch(last)
         if m:
             return m.group(1).rsplit(".", 1)[-1], (m.group(2) or "").strip()
