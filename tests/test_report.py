@@ -335,3 +335,30 @@ def test_a_killed_reports_temporary_is_removed_by_the_next_report(tmp_path, s3: 
     assert cli_main(["report", str(job), "-o", remote, "--samples", "0"]) == 0
     fs.invalidate_cache()
     assert [p.rsplit("/", 1)[1] for p in fs.find(remote.rsplit("/", 1)[0])] == ["report.html"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_report_leaves_no_temporary(tmp_path):
+    """``report`` stopped by SIGTERM (``timeout``, ``docker stop``) died of it at once, its
+    temporary left beside the page (and on S3 an upload); it now takes Ctrl-C's path as
+    ``labeled`` and ``convert`` do: the temporary removed, one line, exit 128 + 15."""
+    import os
+    import signal
+
+    from tests.jobs_helpers import REPO
+
+    job = _hand_made_job(tmp_path, ["s3://none/a.png"], None)
+    page = tmp_path / "pages" / "report.html"
+    page.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_BEFORE_ITS_RENAME, "report", str(job), "-o", str(page),
+                             "--samples", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline() == "written\n", proc.communicate()
+        assert [p.name[:17] for p in page.parent.iterdir()] == [".tmp-report.html-"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == "totask-manifest report: interrupted"
+    assert list(page.parent.iterdir()) == []

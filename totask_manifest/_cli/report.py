@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     check_fetch_options(fetch_options)
     if args.max_image_pixels is not None:
         check_budget(args.max_image_pixels)
-    result = write_report(args.job_dir, args.output, samples=args.samples, fetch_options=fetch_options,
-                          max_image_pixels=args.max_image_pixels)
+    from ._terminate import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a SIGTERM removes the half-written page's temporary, as a Ctrl-C does
+        result = write_report(args.job_dir, args.output, samples=args.samples, fetch_options=fetch_options,
+                              max_image_pixels=args.max_image_pixels)
     print(f"report: {result.output} ({result.samples} samples, {result.failures} failures)")
     if result.job_json_problem:
         # the page is there (read defensively), but a damaged job.json is invalid data: exit 1, as in
