@@ -119,3 +119,36 @@ def test_a_crowd_in_a_one_image_label_file(tmp_path: Path) -> None:
     labeled = to_label(doc, "coco", "object-detection", allow_drop=True)
     assert [a["class_id"] for a in labeled.value["annotations"]] == [6]
     assert labeled.metadata["dropped"] == {"crowd region (iscrowd: 1)": 1}
+
+
+def test_masks_exported_to_coco_are_ground_truth_pycocotools_evaluates(tmp_path: Path) -> None:
+    """The mask export wrote every class region as a crowd (``iscrowd: 1``), which COCOeval leaves
+    out: the export evaluated against itself gave AP -1 (no ground truth). Each region is now an
+    ordinary annotation: ``COCO`` loads it, ``annToMask`` gives the mask back, ``loadRes`` takes
+    the annotations as results and COCOeval ``segm`` gives 1.0."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    doc = _doc(CROWDS["rle string"])
+    doc["annotations"][1]["segmentation"] = [[0, 0, 2, 0, 2, 2, 0, 2]]
+    (tmp_path / "in.json").write_text(json.dumps(doc))
+    assert run_cli("convert", str(tmp_path / "in.json"), str(tmp_path / "m.manifest"), "--to", "manifest").returncode == 0
+    r = run_cli("convert", str(tmp_path / "m.manifest"), str(tmp_path / "out.json"), "--to", "coco")
+    assert r.returncode == 0, r.stderr
+    lines = [orjson.loads(x) for x in (tmp_path / "m.manifest").read_bytes().splitlines()]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(tmp_path / "out.json"))
+        anns = gt.loadAnns(gt.getAnnIds())
+        assert [(a["image_id"], a["category_id"], a["iscrowd"]) for a in anns] == [(1, 3, 0), (2, 7, 0)]
+        for a in anns:  # the mask the import painted, class by class
+            painted = np.asarray(Image.open(tmp_path / lines[a["image_id"] - 1]["label-ref"]))
+            assert np.array_equal(gt.annToMask(a), painted == a["category_id"])
+        results = gt.loadRes([{**a, "score": 0.9} for a in anns])
+        run = COCOeval(gt, results, "segm")
+        run.evaluate()
+        run.accumulate()
+        run.summarize()
+    assert run.stats[0] == pytest.approx(1.0)

@@ -4,8 +4,10 @@ Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so 
 restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO
 ids start at 1; ``formats.coco.CATEGORY_OFFSET``), ``score``
 = confidence (converters in ``formats.coco``). Masks: one annotation per class present in an
-image, as uncompressed RLE (``iscrowd: 1``), category id = mask class index (0 is background
-and gets no annotation); back again, polygons and RLE (list or compressed) are painted into a
+image, as uncompressed RLE, category id = mask class index (0 is background and gets no
+annotation), ``iscrowd: 0`` as COCO-Stuff writes a class's region: COCO tools (``COCOeval``,
+trainers) ignore a crowd, so ``iscrowd: 1`` made the export a ground truth with nothing to
+evaluate (AP -1) or train on; pycocotools reads RLE either way. Back again, polygons and RLE (list or compressed) are painted into a
 palette PNG per image written beside the output manifest. A COCO document is one JSON object,
 so it is built in memory.
 """
@@ -113,7 +115,7 @@ def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], ba
         conf = color_map.get(str(cid), {}).get("confidence")
         anns.append({
             "id": first_id + len(anns), "image_id": image_id, "category_id": cid,
-            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 1,
+            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 0,
             **({"score": conf} if isinstance(conf, int | float) else {}),
         })
     return {"images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
