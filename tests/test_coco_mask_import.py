@@ -32,13 +32,15 @@ def _doc(extra: dict) -> dict:
                             {"id": 11, "image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4], "segmentation": SQUARE}]}
 
 
-@pytest.mark.parametrize(("extra", "lost"), [
-    ({"segmentation": []}, "1 box without segmentation"),           # CVAT's box in a polygon file
-    ({}, "1 box without segmentation"),                              # no segmentation key at all
-    ({"segmentation": SQUARE, "keypoints": [2, 2, 2], "num_keypoints": 1}, "1 keypoints"),
-    ({"segmentation": SQUARE, "attributes": {"occluded": True}}, "1 attribute"),
+@pytest.mark.parametrize(("extra", "lost", "boxes_keep_it"), [
+    ({"segmentation": []}, "1 box without segmentation", True),     # CVAT's box in a polygon file
+    ({}, "1 box without segmentation", True),                        # no segmentation key at all
+    # boxes would drop these too: the way out offered is --allow-drop alone
+    ({"segmentation": SQUARE, "keypoints": [2, 2, 2], "num_keypoints": 1}, "1 keypoints", False),
+    ({"segmentation": SQUARE, "attributes": {"occluded": True}}, "1 attribute", False),
 ])
-def test_what_a_mask_cannot_hold_is_refused_naming_it(tmp_path: Path, extra: dict, lost: str) -> None:
+def test_what_a_mask_cannot_hold_is_refused_naming_it(tmp_path: Path, extra: dict, lost: str,
+                                                      boxes_keep_it: bool) -> None:
     src = tmp_path / "c.json"
     src.write_text(json.dumps(_doc(extra)))
     out = tmp_path / "out" / "m.manifest"
@@ -47,7 +49,7 @@ def test_what_a_mask_cannot_hold_is_refused_naming_it(tmp_path: Path, extra: dic
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "image 1: reading these annotations as masks would drop " + lost in lines[0], lines[0]
-    assert "--task-type object-detection" in lines[0] and "--allow-drop" in lines[0]
+    assert ("--task-type object-detection" in lines[0]) == boxes_keep_it and "--allow-drop" in lines[0]
     assert not (tmp_path / "out").exists()  # no manifest, no mask painted
 
 

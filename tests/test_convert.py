@@ -224,7 +224,7 @@ def test_masks_round_trip_through_coco_rle(tmp_path):
     convert(str(src), str(tmp_path / "seg.json"), to="coco")
     doc = json.loads((tmp_path / "seg.json").read_text())
     assert {c["id"]: c["name"] for c in doc["categories"]} == {1: "road", 2: "car"}
-    assert all(a["iscrowd"] == 1 and "counts" in a["segmentation"] for a in doc["annotations"])
+    assert all(a["iscrowd"] == 0 and "counts" in a["segmentation"] for a in doc["annotations"])
     assert sum(a["image_id"] == 3 for a in doc["annotations"]) == 0
     convert(str(tmp_path / "seg.json"), str(tmp_path / "out" / "back.manifest"), to="manifest")
     got = _records(tmp_path / "out" / "back.manifest")

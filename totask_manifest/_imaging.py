@@ -196,10 +196,12 @@ def decode_rgb(data: bytes, *, max_pixels: int, size: tuple[int, int] | None = N
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """8-bit RGB of a loaded image. Pillow's own ``convert("RGB")`` clips wider pixels at 255, so a
-    16-bit grey image (``I;16``; a 16-bit PGM opens as ``I``) would reach a model nearly all white:
-    those are scaled from 0..65535 to 0..255 first. 32-bit integer and float pixels (``I`` from
-    TIFF, ``F``) carry no range to scale from: refused (``ImageUnreadable``), not guessed."""
+    """8-bit RGB of a loaded image, the one conversion for a model's input (``decode_rgb``) and for
+    what a report draws (``decode_image``: thumbnails, mask overlays, masks read back). Pillow's
+    own ``convert("RGB")`` clips wider pixels at 255, so a 16-bit grey image (``I;16``; a 16-bit
+    PGM opens as ``I``) came out nearly all white: those are scaled from 0..65535 to 0..255 first.
+    32-bit integer and float pixels (``I`` from TIFF, ``F``) carry no range to scale from: refused
+    (``ImageUnreadable``), not guessed, wherever the image is read."""
     import numpy as np
     from PIL import Image
 
@@ -210,16 +212,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "F"):
         kind = "32-bit integer" if img.mode == "I" else "floating-point"
         raise ImageUnreadable(
-            f"{kind} pixels (Pillow mode {img.mode}, {img.format or 'unknown format'}) have no range a model's "
-            "0..1 input can be scaled from; save the image with 8 or 16 bits per channel"
+            f"{kind} pixels (Pillow mode {img.mode}, {img.format or 'unknown format'}) have no known range to "
+            "scale to 8 bits from; save the image with 8 or 16 bits per channel"
         )
     return img.convert("RGB")
 
 
 def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) -> tuple[Image.Image, ImageInfo]:
-    """A loaded Pillow image (any mode) within ``max_pixels`` and the header's info (the stored
-    size); with ``thumbnail`` (longest side), JPEG is scaled down while decoding and the result
-    shrunk to fit."""
+    """The image as 8-bit RGB (``_to_rgb``, as a model gets it: 16-bit grey scaled, not clipped
+    white) within ``max_pixels`` and the header's info (the stored size); with ``thumbnail``
+    (longest side), JPEG is scaled down while decoding and the result shrunk to fit."""
     from PIL import Image
 
     with _open(data) as img:
@@ -231,7 +233,9 @@ def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) 
         _reduce_while_decoding(img, info, max_pixels, target)
         try:
             img.load()
-            out = img.copy()
+            out = _to_rgb(img)  # a new image: inside ``with``, where the format (PNG's ``I``) is known
+        except ImageError:
+            raise
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(f"too large: {_bomb_detail(exc)}") from None
         except Exception as exc:

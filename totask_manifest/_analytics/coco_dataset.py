@@ -4,8 +4,10 @@ Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so 
 restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO
 ids start at 1; ``formats.coco.CATEGORY_OFFSET``), ``score``
 = confidence (converters in ``formats.coco``). Masks: one annotation per class present in an
-image, as uncompressed RLE (``iscrowd: 1``), category id = mask class index (0 is background
-and gets no annotation); back again, polygons and RLE (list or compressed) are painted into a
+image, as uncompressed RLE, category id = mask class index (0 is background and gets no
+annotation), ``iscrowd: 0`` as COCO-Stuff writes a class's region: COCO tools (``COCOeval``,
+trainers) ignore a crowd, so ``iscrowd: 1`` made the export a ground truth with nothing to
+evaluate (AP -1) or train on; pycocotools reads RLE either way. Back again, polygons and RLE (list or compressed) are painted into a
 palette PNG per image written beside the output manifest. A COCO document is one JSON object,
 so it is built in memory.
 """
@@ -25,7 +27,7 @@ from .._errors import ManifestError, UsageError
 from .._fetch import base_of, has_scheme, resolve_reference
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from .._formats.model import ClassNames, FormatError
-from .._formats.native import coco_losses, describe
+from .._formats.native import CROWD_REGION, coco_losses, describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
@@ -113,7 +115,7 @@ def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], ba
         conf = color_map.get(str(cid), {}).get("confidence")
         anns.append({
             "id": first_id + len(anns), "image_id": image_id, "category_id": cid,
-            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 1,
+            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 0,
             **({"score": conf} if isinstance(conf, int | float) else {}),
         })
     return {"images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
@@ -201,12 +203,9 @@ def coco_to_manifest(
             try:
                 lost = coco_losses(anns, masks=task_type != DETECTION)
                 if lost and not allow_drop:
-                    read_as, other = ("boxes", SEGMENTATION) if task_type == DETECTION else ("masks", DETECTION)
-                    raise FormatError(f"reading these annotations as {read_as} would drop {describe(lost)}; convert "
-                                      f"to {other} (--task-type {other}), or allow dropping (--allow-drop)", fmt="coco",
-                                      key="annotations")
+                    raise FormatError(_drop_hint(anns, lost, task_type), fmt="coco", key="annotations")
                 if task_type == DETECTION:
-                    labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names)
+                    labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names, drop_crowd=allow_drop)
                 else:
                     if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
                         raise FormatError(f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
@@ -230,6 +229,15 @@ def coco_to_manifest(
     if dropped:
         counts["dropped"] = dropped
     return counts
+
+
+def _drop_hint(anns: list, lost: Counter, task_type: str) -> str:
+    """What reading ``anns`` as ``task_type`` would drop, and the way out: the other task type only
+    when it keeps them all (a crowd box with no segmentation, or keypoints, are lost either way)."""
+    read_as, other = ("boxes", SEGMENTATION) if task_type == DETECTION else ("masks", DETECTION)
+    way = "" if coco_losses(anns, masks=task_type == DETECTION) else f"convert to {other} (--task-type {other}), or "
+    why = "; a box is one object and a crowd region covers many" if CROWD_REGION in lost else ""
+    return f"reading these annotations as {read_as} would drop {describe(lost)}{why}; {way}allow dropping (--allow-drop)"
 
 
 #: an image id a mask file may be named by (``masks/<id>.png``): no folder separator, no leading

@@ -66,8 +66,7 @@ def render_tile(
     try:
         # within the budget the image is decoded as stored and labels drawn in its own pixels; a
         # JPEG over it is reduced while decoding and the boxes are scaled to it
-        img, info = decode_image(image, max_pixels=max_pixels)
-        img = img.convert("RGB")
+        img, info = decode_image(image, max_pixels=max_pixels)  # 8-bit RGB, 16-bit grey scaled
     except ImageError as exc:
         return Tile(title, "", error=f"image not available: {exc.reason[:160]}")
     caption = ""

@@ -28,6 +28,7 @@ from .model import (
     number,
     require_task_type,
 )
+from .native import CROWD_REGION, is_crowd
 
 FMT = "coco"
 #: COCO ``category_id`` = Ground Truth ``class_id`` + this
@@ -53,11 +54,13 @@ def coco_to_gt(
     class_names: ClassNames | None = None,
     image_id: Any = None,
     categories: Mapping[int, str] | None = None,
+    drop_crowd: bool = False,
 ) -> Labeled:
     """The Ground Truth bounding-box label of one image of a COCO document.
 
     A document with several images needs ``image_id``. ``categories`` (id -> name) lets a
-    dataset-level caller parse the category list once.
+    dataset-level caller parse the category list once. ``drop_crowd``: see
+    ``coco_annotations_to_gt``.
     """
     require_task_type(task_type, (DETECTION,), FMT)
     if not isinstance(doc, Mapping):
@@ -87,13 +90,20 @@ def coco_to_gt(
         size,
         cats,
         class_names=class_names,
+        drop_crowd=drop_crowd,
     )
 
 
 def coco_annotations_to_gt(
-    anns: Iterable[Any], size: Any, categories: Mapping[int, str], *, class_names: ClassNames | None = None
+    anns: Iterable[Any], size: Any, categories: Mapping[int, str], *, class_names: ClassNames | None = None,
+    drop_crowd: bool = False,
 ) -> Labeled:
-    """Boxes of one image; used per line by the dataset conversion after grouping by image id."""
+    """Boxes of one image; used per line by the dataset conversion after grouping by image id.
+
+    A crowd region (``iscrowd: 1``) is no object, and a Ground Truth box has no way to say so: it
+    is refused, or left out with ``drop_crowd`` (``--allow-drop``; the caller records it in
+    ``dropped``, ``native.coco_losses``). Read as an ordinary box, it was one object where COCO
+    tools see an area to ignore."""
     classes = ClassIndex(class_names, fmt=FMT) if class_names is not None else None
     size = image_size_value(size, fmt=FMT)
     boxes: list[Box] = []
@@ -102,6 +112,11 @@ def coco_annotations_to_gt(
         key = f"annotations[{i}]"
         if not isinstance(ann, Mapping):
             raise FormatError("annotation must be an object", fmt=FMT, key=key)
+        if is_crowd(ann):
+            if drop_crowd:
+                continue
+            raise FormatError(f"annotation is a {CROWD_REGION}: it covers many objects and a box is one; allow "
+                              "dropping it (--allow-drop)", fmt=FMT, key=f"{key}.iscrowd")
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise FormatError("annotation needs 'bbox' [x, y, width, height]", fmt=FMT, key=f"{key}.bbox")

@@ -32,8 +32,9 @@ def _groundtruth(doc: Any, task_type: str, *, image_size: Any, class_names: Clas
     return from_groundtruth(doc, task_type, class_names=class_names)
 
 
-def _coco(doc: Any, task_type: str, *, image_size: Any, class_names: ClassNames | None) -> Labeled:
-    return coco_to_gt(doc, task_type, class_names=class_names)
+def _coco(doc: Any, task_type: str, *, image_size: Any, class_names: ClassNames | None,
+          drop_crowd: bool = False) -> Labeled:
+    return coco_to_gt(doc, task_type, class_names=class_names, drop_crowd=drop_crowd)
 
 
 #: format name -> converter(doc, task_type, *, image_size, class_names) -> Labeled
@@ -162,7 +163,9 @@ def to_label(
         if dropped and fmt == DM:
             doc = first_media_only(doc)
     try:
-        labeled = convert(doc, task_type, image_size=image_size, class_names=class_names)
+        # a crowd region counted in ``dropped`` is left out, not read as one ordinary box
+        crowd = {"drop_crowd": True} if dropped and fmt == "coco" else {}
+        labeled = convert(doc, task_type, image_size=image_size, class_names=class_names, **crowd)
         if dropped:
             labeled.metadata["dropped"] = dict(dropped)
         return labeled

@@ -320,19 +320,31 @@ def _count_object_losses(lost: Counter[str], objects: Any, kept: str) -> None:
 #: what a mask cannot paint: an annotation without ``segmentation`` (a box alone; CVAT writes
 #: ``"segmentation": []`` for one), counted by ``coco_losses(..., masks=True)``
 BOX_WITHOUT_SEGMENTATION = "box without segmentation"
+#: what a box cannot hold: a COCO crowd annotation (``iscrowd: 1``), one region over many objects
+#: that COCO tools leave out of training and evaluation; read as boxes it is left out whole
+CROWD_REGION = "crowd region (iscrowd: 1)"
+
+
+def is_crowd(ann: Mapping[str, Any]) -> bool:
+    """Whether a COCO annotation is a crowd region (``iscrowd`` 1; 0 or missing is one object)."""
+    return ann.get("iscrowd") not in (None, 0, False, "0")
 
 
 def coco_losses(annotations: Any, *, masks: bool = False) -> Counter[str]:
     """What reading COCO annotations as Ground Truth boxes drops: ``segmentation`` (polygons or
-    RLE), ``keypoints`` and ``attribute`` (an annotation's ``attributes``). Read as masks
-    (``masks``), an annotation with no segmentation is what is dropped instead: a mask has nothing
-    to paint for a box, which vanished from it unsaid."""
+    RLE), ``keypoints``, ``attribute`` (an annotation's ``attributes``) and crowd regions (a
+    Ground Truth box is one object: a crowd box read as one became an ordinary object, unsaid;
+    it is counted whole, its segmentation with it). Read as masks (``masks``), an annotation with
+    no segmentation is what is dropped instead: a mask has nothing to paint for a box, which
+    vanished from it unsaid; a crowd region is painted as its category, as any region is."""
     lost: Counter[str] = Counter()
     for ann in annotations if isinstance(annotations, list) else ():
         if not isinstance(ann, Mapping):
             continue
         if masks and not ann.get("segmentation"):
             lost[BOX_WITHOUT_SEGMENTATION] += 1
+        elif not masks and is_crowd(ann):
+            lost[CROWD_REGION] += 1
         elif not masks and ann.get("segmentation"):
             lost["segmentation"] += 1
         if ann.get("keypoints") and ann.get("num_keypoints", 1):

@@ -252,8 +252,7 @@ def _draw_both(url: str, w: WorstLine, fetch: Fetch, max_pixels: int, size: int 
 
     if not url:
         raise ValueError("the line has no source-ref")
-    img, info = decode_image(fetch(url), max_pixels=max_pixels)  # a JPEG over the budget comes reduced
-    img = img.convert("RGB")
+    img, info = decode_image(fetch(url), max_pixels=max_pixels)  # 8-bit RGB; a JPEG over the budget reduced
     sx, sy = img.width / max(info.width, 1), img.height / max(info.height, 1)
     draw = ImageDraw.Draw(img)
     font = _font()
