@@ -83,3 +83,66 @@ def test_one_odd_line_among_good_ones_is_found_as_line_by_line(tmp_path, odd):
     path = tmp_path / "in.manifest"
     path.write_bytes(b"".join(line + b"\n" for line in [*good[:20], odd, *good[:20]]))
     assert facts(scan_range(str(path), 0, None, ATTR, run_lines=16)) == facts(line_by_line(str(path), ATTR))
+
+
+# lines labeled under another attribute: a shape the typed path takes, whose lines all need ATTR
+OTHER = orjson.dumps({"source-ref": "s3://b/o.jpg", "other": LABEL, "other-metadata": META})
+BOXED = orjson.dumps({"source-ref": "s3://b/b.jpg", ATTR: {**LABEL, "annotations": [
+    {"class_id": 1, "left": 1, "top": 2, "width": 3, "height": 4}]}, f"{ATTR}-metadata": {
+        **META, "class-map": {"1": "cat"}, "objects": [{"confidence": 0.5}]}})
+#: lines of GOOD's shape (or near it) that the typed path must refuse or read as the scan does
+NEAR_GOOD = [
+    orjson.dumps({"source-ref": "s3://b/n.jpg", ATTR: None, f"{ATTR}-metadata": META}),
+    orjson.dumps({"source-ref": "s3://b/n.jpg", ATTR: LABEL, f"{ATTR}-metadata": {**META, "failure-reason": "x"}}),
+    orjson.dumps({"source-ref": "s3://b/n.jpg", ATTR: LABEL, f"{ATTR}-metadata": {**META, "extra": 1}}),
+    orjson.dumps({"source-ref": "", ATTR: LABEL, f"{ATTR}-metadata": META}),
+    orjson.dumps({"source-ref": "s3://b/n.jpg", ATTR: "text", f"{ATTR}-metadata": META}),
+    orjson.dumps({"source-ref": "s3://b/n.jpg", ATTR: LABEL, f"{ATTR}-metadata": {**META, "type": "other"}}),
+    GOOD.replace(b'"depth":3', b'"depth":3,"depth":3'),
+    GOOD.replace(b'"job-name":"labeling-job/x"', b'"job-name":"labeling-job/x\\u0000"'),
+    GOOD.replace(b'"s3://b/a.jpg"', b'"s3://b/\xff.jpg"'),
+    GOOD.replace(b'"depth":3', b'"depth":1e999'),
+    GOOD.replace(b",", b", "),
+    OTHER.replace(b'"other"', b'"category"', 1),  # ATTR's label, its metadata under "other-metadata"
+]
+MOSTLY_ONE_SHAPE = st.one_of(st.sampled_from([GOOD] * 6 + [OTHER] * 3 + [BOXED, UNLABELED, FAILED]),
+                             st.sampled_from(NEAR_GOOD), st.sampled_from(ODD))
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(MOSTLY_ONE_SHAPE, min_size=20, max_size=120), run_lines=st.integers(2, 20))
+def test_typed_runs_find_what_the_line_by_line_scan_finds(tmp_path_factory, lines, run_lines):
+    """Long runs of one shape (those the typed path takes) with lines near that shape among them."""
+    path = tmp_path_factory.mktemp("scan") / "in.manifest"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    assert facts(scan_range(str(path), 0, None, ATTR, run_lines=run_lines)) == facts(line_by_line(str(path), ATTR))
+
+
+@pytest.mark.parametrize("near", NEAR_GOOD, ids=range(len(NEAR_GOOD)))
+def test_a_line_near_the_typed_shape_is_found_as_line_by_line(tmp_path, near):
+    """Each line near GOOD's shape alone among GOOD and OTHER lines, after the typed path has
+    been learned: it must not pass for its neighbours."""
+    path = tmp_path / "in.manifest"
+    path.write_bytes(b"".join(line + b"\n" for line in [*[GOOD] * 40, near, *[GOOD] * 7, *[OTHER] * 40, near]))
+    assert facts(scan_range(str(path), 0, None, ATTR, run_lines=16)) == facts(line_by_line(str(path), ATTR))
+
+
+def test_runs_of_one_shape_take_the_typed_path(tmp_path, monkeypatch):
+    """After one run of a shape is cleared by parsing, the next runs of it are accepted by the
+    typed path, without a parse a line (a silently lost typed path fails here); lines of a shape
+    without the attribute are all selected, at their offsets."""
+    from totask_manifest._manifest import label_check
+
+    lines = [GOOD] * 64 + [OTHER] * 64
+    path = tmp_path / "in.manifest"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    parsed_runs = []
+    real = label_check.run_needs_input_rules
+    monkeypatch.setattr(label_check, "run_needs_input_rules",
+                        lambda text, records, longest: parsed_runs.append(len(records)) or real(text, records, longest))
+    scan = scan_range(str(path), 0, None, ATTR, run_lines=16)
+    assert parsed_runs == [16, 16]  # GOOD's second run teaches its shape, OTHER's first teaches its own
+    assert scan.lines == 128 and scan.problem_count == 0
+    assert list(scan.indices) == list(range(64, 128))
+    assert list(scan.offsets) == [64 * (len(GOOD) + 1) + k * (len(OTHER) + 1) for k in range(64)]

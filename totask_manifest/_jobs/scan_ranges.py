@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -70,11 +70,13 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lin
     """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
     (``input_line_problems``) and the selection rule, with each selected line's offset.
 
-    Lines go in runs of ``run_lines``: a run whose lines all parse to objects that certainly pass
-    the rules (``run_needs_input_rules``: one test over the run) is only selected from; any other
-    run is scanned line by line (``_scan_line``), which names each problem. The result is the
-    same either way (``tests/test_scan_ranges.py`` holds it to the line-by-line scan)."""
+    Lines go in runs of ``run_lines``: a run ``validate``'s typed path accepts whole
+    (``_TypedRuns``) or whose lines all parse to objects that certainly pass the rules
+    (``run_needs_input_rules``: one test over the run) is only selected from; any other run is
+    scanned line by line (``_scan_line``), which names each problem. The result is the same
+    either way (``tests/test_scan_ranges.py`` holds it to the line-by-line scan)."""
     out = _RangeScan()
+    typed = _TypedRuns(attribute)
     with open_read(url) as f:
         offset = long_lines.line_start(f, start, CHUNK, end)
         for lines in iter_line_batches(f, start=offset, end=end, newlines=True):
@@ -86,11 +88,45 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lin
             starts = list(accumulate(map(len, lines), initial=offset))
             offset = starts.pop()
             for k in range(0, len(lines), run_lines):
-                _scan_run(out, starts[k:k + run_lines], lines[k:k + run_lines], attribute)
+                _scan_run(out, starts[k:k + run_lines], lines[k:k + run_lines], attribute, typed)
     return out
 
 
-def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: str) -> None:
+class _TypedRuns:
+    """``validate``'s typed path (``line_check``, ``typed_plan``) for the shape of the last run
+    the scan cleared: a run it accepts is one ``validate`` finds nothing in, decoded into typed
+    structs without a Python dict a line (the scan's own run test parses each line with
+    ``orjson``: some 3k instructions a line more, callgrind on the chain benchmark's lines).
+
+    Why its shape alone selects: every line it accepts holds that shape's keys, each label's
+    value valid for its task type (never ``null``) beside metadata without ``failure-reason``
+    (``typed_plan`` forbids keys the schema lacks); so a line needs a label exactly when the
+    shape lacks the attribute (``selection.needs_label``)."""
+
+    def __init__(self, attribute: str) -> None:
+        from .._manifest.line_check import LineChecker  # on use, as in _scan_run
+        from .._manifest.problems import Collector
+
+        self.attribute = attribute
+        #: its problems are never read: a run it does not accept goes the scan's own ways
+        self._checker = LineChecker(None, None, None, Collector(strict=False, max_problems=0))
+        self._shape: tuple | None = None
+        #: the typed path's test of a run (how many lines it accepts), and whether they need labels
+        self.accepts: Callable[[bytes], int] | None = None
+        self.selects = False
+
+    def learn(self, records: list[dict]) -> None:
+        """Take the shape of a run the scan cleared (``records``: its lines, parsed), if one."""
+        shape = tuple(records[0])
+        if shape == self._shape or any(tuple(record) != shape for record in records):
+            return
+        plan = self._checker.plan_of(shape, records[0])
+        self._shape = shape
+        self.accepts = plan.typed.accepts if plan is not None and plan.typed is not None else None
+        self.selects = self.attribute not in shape
+
+
+def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: str, typed: _TypedRuns) -> None:
     """Lines ``raws`` (each with its ``\n``), starting at the offsets ``starts``."""
     from .._manifest.label_check import run_needs_input_rules  # on use: the CLI starts without it
 
@@ -101,11 +137,19 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
     # part of a line's body: both are the per-line path's to read (``to_line``). A line's "\n"
     # is whitespace too, so lines are parsed as read, without a copy each
     if starts[0] != 0 and b"\r" not in text:
+        if typed.accepts is not None and typed.accepts(text) == len(raws):
+            first = out.lines
+            out.lines += len(raws)
+            if typed.selects:
+                out.indices.extend(range(first, out.lines))
+                out.offsets.extend(starts)
+            return
         try:
             records = list(map(orjson.loads, raws))
         except orjson.JSONDecodeError:
             records = None
         if records is not None and not run_needs_input_rules(text, records, max(map(len, raws))):
+            typed.learn(records)
             first = out.lines
             out.lines += len(records)
             meta_key = metadata_key(attribute)

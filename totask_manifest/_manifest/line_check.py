@@ -42,7 +42,6 @@ from .typed_plan import TypedPlan, typed_plan
 RUN_LINES = 16
 _UNSET: Any = object()
 
-
 #: bytes of a block the typed path decodes at once: some 38 bench lines, whose structs stay in
 #: a core's cache while the per-piece steps (one encode comparison, the checks) cost little a
 #: line; under the value-length limit, so that a piece needs no per-line length test
@@ -55,7 +54,6 @@ PIECE_BYTES = 16 << 10
 #: are reused from the heap (0.003 faults a line): some 0.4 us less CPU a line (``iter_blocks``
 #: and ``pieces`` alone: 572 ns a line at 1 MB, 180 ns at 64 KB, 252 ns at 32 KB)
 BLOCK_BYTES = 64 << 10
-
 
 #: compiled plans shared by every range this process checks (a file has 16 ranges, each with its
 #: own ``LineChecker``): compiling a shape's schema and typed plan cost some 6 ms a range
@@ -262,12 +260,7 @@ class LineChecker(LineRules):
             return False, records
         if len(shapes) != 1:
             return False, records
-        shape = shapes.pop()
-        plan = self._shapes.get(shape, _UNSET)
-        if plan is _UNSET:
-            plan = self._shape_plan(shape, records[0])
-            if len(self._shapes) < _CACHE_SIZE:
-                self._shapes[shape] = plan
+        plan = self.plan_of(shapes.pop(), records[0])
         if plan is None or max(map(len, run)) > MAX_ATTRIBUTE_CHARS:
             return False, records
         # a key repeated anywhere in some line (top level included): the records written back
@@ -283,6 +276,15 @@ class LineChecker(LineRules):
             stats.labeled += len(run)
         self._last = plan
         return True, records
+
+    def plan_of(self, shape: tuple, first: dict) -> _ShapePlan | None:
+        """The plan of a line shape (``_shape_plan``, from its first line), made once a checker."""
+        plan = self._shapes.get(shape, _UNSET)
+        if plan is _UNSET:
+            plan = self._shape_plan(shape, first)
+            if len(self._shapes) < _CACHE_SIZE:
+                self._shapes[shape] = plan
+        return plan
 
     def _shape_plan(self, shape: tuple, first: dict) -> _ShapePlan | None:
         """How to check a run of lines with these keys at once, from its first line; None when a
@@ -345,8 +347,7 @@ class LineChecker(LineRules):
         """The per-line path: the common case stays in this loop, on local names; anything else
         leaves it for a method that works the problems out."""
         out = self.out
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        keys = self._keys
+        loads, decode_error, keys = orjson.loads, orjson.JSONDecodeError, self._keys
         whole_lines = self.schema is not None
         one_attribute = self.label_attribute is not None
         size_limit = MAX_ATTRIBUTE_CHARS
