@@ -103,3 +103,20 @@ def test_a_16_bit_grey_mask_is_read_by_its_scaled_colours():
     Image.fromarray(grey.astype(np.float32)).save(floats, format="TIFF")
     with pytest.raises(ManifestError, match=r"cannot read mask mask: floating-point pixels"):
         mask_from_bytes(floats.getvalue(), cmap)
+
+
+def test_a_16_bit_grey_mask_of_small_values_is_read_as_stored_and_any_other_refused():
+    """A mask of class greys written in 16 bits as stored (1, 2): scaled they would all be black,
+    read as the background without a word; a value that is no 8-bit grey either way is refused."""
+    grey = np.zeros((4, 6), dtype=np.uint16)
+    grey[1:3, 2:5] = 1
+    grey[3, 0] = 2
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="PNG")
+    cmap = {"0": {"hex-color": "#000000"}, "1": {"hex-color": "#010101"}, "2": {"hex-color": "#020202"}}
+    assert np.array_equal(mask_from_bytes(buf.getvalue(), cmap), grey.astype(np.uint8))
+    grey[0, 0] = 1000
+    odd = io.BytesIO()
+    Image.fromarray(grey).save(odd, format="PNG")
+    with pytest.raises(ManifestError, match=r"cannot read mask mask: 16-bit grey value 1000 is no 8-bit grey"):
+        mask_from_bytes(odd.getvalue(), cmap)

@@ -195,18 +195,28 @@ def decode_rgb(data: bytes, *, max_pixels: int, size: tuple[int, int] | None = N
             raise ImageUnreadable(f"not a readable image ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, *, exact: bool = False) -> Image.Image:
     """8-bit RGB of a loaded image, the one conversion for a model's input (``decode_rgb``) and for
     what a report draws (``decode_image``: thumbnails, mask overlays, masks read back). Pillow's
     own ``convert("RGB")`` clips wider pixels at 255, so a 16-bit grey image (``I;16``; a 16-bit
     PGM opens as ``I``) came out nearly all white: those are scaled from 0..65535 to 0..255 first.
     32-bit integer and float pixels (``I`` from TIFF, ``F``) carry no range to scale from: refused
-    (``ImageUnreadable``), not guessed, wherever the image is read."""
+    (``ImageUnreadable``), not guessed, wherever the image is read.
+
+    ``exact`` (a mask, read by its colours): a 16-bit grey value is read only where it names one
+    8-bit grey exactly, widened (``v * 257``, which scaling gives back) or as stored (0..255, a
+    class index written in 16 bits, which scaling would make black); any other is refused."""
     import numpy as np
     from PIL import Image
 
     if img.mode.startswith("I;16") or (img.mode == "I" and img.format in _SIXTEEN_BIT_AS_I):
         wide = np.asarray(img).astype(np.uint32)
+        if exact and wide.size and int(wide.max()) <= 255:
+            return Image.fromarray(wide.astype(np.uint8), mode="L").convert("RGB")
+        if exact and wide.size and bool((wide % 257).any()):
+            odd = int(wide[wide % 257 != 0].flat[0])
+            raise ImageUnreadable(f"16-bit grey value {odd} is no 8-bit grey: neither 0..255 nor one widened "
+                                  "(v * 257); save the mask with 8 bits per channel")
         grey = ((np.clip(wide, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if img.mode in ("I", "F"):
@@ -218,10 +228,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) -> tuple[Image.Image, ImageInfo]:
+def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None,
+                 exact: bool = False) -> tuple[Image.Image, ImageInfo]:
     """The image as 8-bit RGB (``_to_rgb``, as a model gets it: 16-bit grey scaled, not clipped
-    white) within ``max_pixels`` and the header's info (the stored size); with ``thumbnail``
-    (longest side), JPEG is scaled down while decoding and the result shrunk to fit."""
+    white; ``exact`` for a mask) within ``max_pixels`` and the header's info (the stored size);
+    with ``thumbnail`` (longest side), JPEG is scaled down while decoding and the result shrunk to fit."""
     from PIL import Image
 
     with _open(data) as img:
@@ -233,7 +244,7 @@ def decode_image(data: bytes, *, max_pixels: int, thumbnail: int | None = None) 
         _reduce_while_decoding(img, info, max_pixels, target)
         try:
             img.load()
-            out = _to_rgb(img)  # a new image: inside ``with``, where the format (PNG's ``I``) is known
+            out = _to_rgb(img, exact=exact)  # a new image: inside ``with``, where the format (PNG's ``I``) is known
         except ImageError:
             raise
         except Image.DecompressionBombError as exc:

@@ -39,8 +39,8 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
 
     shown = redact_secret_url(url)  # a presigned mask URL: the errors name it without its signature
     try:  # under the pixel budget: a mask is a PNG and cannot be reduced, so a larger one is refused
-        img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS)
-        rgb = np.asarray(img, dtype=np.uint32)  # 8-bit RGB: a 16-bit grey mask scaled, not clipped
+        img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, exact=True)
+        rgb = np.asarray(img, dtype=np.uint32)  # 8-bit RGB: a 16-bit grey mask read exactly or refused
     except ImageError as exc:
         raise ManifestError(f"cannot read mask {shown}: {exc.reason}", line=line, rule="mask") from None
     except (OSError, ValueError) as exc:
