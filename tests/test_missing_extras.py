@@ -71,3 +71,33 @@ def test_resume_of_an_inference_job_without_torch_names_the_extra_and_leaves_the
     assert r.stderr == (f"totask-manifest resume: error: method 'inference' needs the Python package 'torch': "
                         f"{EXTRA}\n")
     assert job_json.read_bytes() == before  # no run recorded, nothing FAILED
+
+
+def test_a_storage_package_missing_is_a_configuration_rule():
+    """Without s3fs every ``s3://`` line fails alike: the installation is wrong, not the line."""
+    from totask_manifest._failure_rules import CONFIGURATION_RULES, rule_of
+
+    ours = ("fetch: cannot open s3://b/a.json: no filesystem for protocol 's3' (install s3fs: pip install "
+            "'totask-manifest[s3]'): Install s3fs to access S3 (s3://b/a.json)")
+    fsspecs = "fetch: cannot open gs://b/a.json: no filesystem for protocol 'gs': Please install gcsfs to access Google Storage"
+    assert rule_of(ours) == rule_of(fsspecs) == "storage-package-missing" in CONFIGURATION_RULES
+    assert rule_of("fetch: cannot open foo://b/a: no filesystem for protocol 'foo': Protocol not known: foo") != (
+        "storage-package-missing")
+
+
+def test_a_file_job_over_s3_without_s3fs_stops_after_the_first_lines_naming_the_extra(tmp_path):
+    """It tried every line, each failing ``fetch-failed`` (a data rule), and ended "no line was
+    labeled": over a million-line manifest, a million failures to learn that s3fs is missing."""
+    n = 200
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "label-url": f"s3://b/{i}.json"}) + b"\n"
+                             for i in range(n)))
+    hidden = WITHOUT_TORCH.replace("'torch'", "'s3fs'")
+    r = subprocess.run([sys.executable, "-c", hidden, "annotate", str(inp), "--job-name", "j", "--label-attribute",
+                        "boxes", "--task-type", "object-detection", "--url-key", "label-url", "--output",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 1, r.stderr
+    assert "failed with 'storage-package-missing'" in r.stderr and "pip install 'totask-manifest[s3]'" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "failed=32 " in r.stdout and f"stand_by={n - 32}" in r.stdout, r.stdout
