@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ._annotators.base import get_annotator_class
+from ._annotators.base import check_installed, get_annotator_class
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
@@ -116,6 +116,7 @@ def _refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None
 def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
+    check_installed(method, cls)
     cls.check(cls.Options.from_dict(options), task_type)
 
 
@@ -242,6 +243,7 @@ def resume(
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             return job_result(state)
+        check_installed(state.config.method, get_annotator_class(state.config.method))
         if changes:
             state.config.options = {**state.config.options, **changes}
             log.info("job %s: tuning changed: %s", state.config.job_name,

@@ -39,6 +39,7 @@ CONFIGURATION_RULES = frozenset({
     "http-403",
     "permission-denied",
     "storage-credentials-missing",  # s3:// (or another store) with no credentials found at all
+    "storage-package-missing",    # s3:// (or another store) whose fsspec package is not installed
     "tls-untrusted",
     "connection-error",           # nothing answers at that host
     "class-name-missing",         # class ids without --class-names
@@ -74,6 +75,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),
     (r"permission denied", "permission-denied"),
     (r"no storage credentials", "storage-credentials-missing"),
+    # ``_storage.url_to_fs``: fsspec's ImportError ("Install s3fs to access S3"), our hint for s3
+    (r"(?i)no filesystem for protocol .*\binstall \w", "storage-package-missing"),
     (r"no such (file|object)", "file-missing"),
     (r"is a folder", "not-a-file"),
     (r"no name for class id|pass class_names|--class-names", "class-name-missing"),

@@ -34,6 +34,7 @@ __all__ = [
     "Resources",
     "Routed",
     "annotator_names",
+    "check_installed",
     "get_annotator_class",
     "register_annotator",
 ]
@@ -77,6 +78,9 @@ class Annotator(ABC):
     name: ClassVar[str]
     #: this annotator's options (a frozen dataclass, see ``totask_manifest._options``)
     Options: ClassVar[type[Options]] = Options
+    #: the Python packages the method imports only once it runs (so its module imports without
+    #: them), each with the extra of this package that installs it: checked before a job exists
+    requires: ClassVar[dict[str, str]] = {}
 
     def __init__(self, context: JobRun) -> None:
         #: the run this annotator serves: job name, task type, label attribute, job folder,
@@ -167,6 +171,18 @@ def _missing_module(name: str, module_name: str, exc: ModuleNotFoundError) -> Ex
         return UsageError(f"method plugin {name!r} needs the Python package {missing!r}, which is not installed")
     return UsageError(
         f"method {name!r} needs the Python package {missing!r}: pip install 'totask-manifest[{extra or 'all'}]'")
+
+
+def check_installed(name: str, cls: type[Annotator]) -> None:
+    """Refuse, in one line naming the extra, a method whose run-time packages are not installed:
+    a wheel installed without ``[inference]`` otherwise created the job and failed it with a
+    traceback from deep in the model code. ``find_spec`` looks, it does not import (torch: seconds)."""
+    import importlib.util
+
+    for package, extra in cls.requires.items():
+        if importlib.util.find_spec(package) is None:
+            raise UsageError(f"method {name!r} needs the Python package {package!r}: "
+                             f"pip install 'totask-manifest[{extra}]'")
 
 
 def get_annotator_class(name: str) -> type[Annotator]:

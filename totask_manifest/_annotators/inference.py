@@ -154,6 +154,7 @@ class InferenceAnnotator(Annotator):
 
     name: ClassVar[str] = "inference"
     Options = InferenceOptions
+    requires: ClassVar[dict[str, str]] = {"torch": "inference"}  # an endpoint's too: post-processing is torch
 
     def __init__(self, context: JobRun) -> None:
         super().__init__(context)
