@@ -103,9 +103,9 @@ def test_ctrl_c_or_sigterm_says_what_was_applied_and_what_to_do(synapse, job, si
     assert sorted(len(synapse.requests_to("PUT", f"^/tasks/{t['id']}/")) for t in synapse.tasks.values()) == [1] * 6
 
 
-def _interrupt_rollback(synapse, job: Path, signum: int, python: list[str]) -> tuple[int, str]:
+def _interrupt_rollback(synapse, job: Path, signum: int, python: list[str]) -> tuple[int, str, str]:
     """Rollback (run as ``python + [rollback args]``) of an applied job, stopped by ``signum`` while
-    its third restore is held by the server: its exit code and stderr."""
+    its third restore is held by the server: its exit code, stdout and stderr."""
     assert run_cli("apply", str(job)).returncode == 0
     held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
     proc = subprocess.Popen([*python, "rollback", str(job), "--concurrency", "1"],
@@ -117,23 +117,34 @@ def _interrupt_rollback(synapse, job: Path, signum: int, python: list[str]) -> t
             time.sleep(0.02)
         assert held.fired, "the third restore never went out"
         proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, err
+    return proc.returncode, out, err
+
+
+def _rollback_interrupted(job: Path) -> list[str]:
+    """What an interrupted rollback of ``job``'s 6 tasks says on stderr after its first 2 restores."""
+    return ["rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed; 4 tasks "
+            "not restored yet (run rollback again)",
+            f"totask-manifest rollback: interrupted: the counts above are the tasks finished before the stop; a "
+            f"restore in flight may still reach Synapse. Run 'totask-manifest rollback {job}' again to finish "
+            f"(tasks already restored are left alone)"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_during_rollback_is_one_line_saying_to_run_it_again(synapse, job, signum) -> None:
     """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
-    nor that rollback resumes. A second rollback finishes it. A SIGTERM ended it without a word."""
-    code, err = _interrupt_rollback(synapse, job, signum, [sys.executable, "-m", "totask_manifest"])
+    nor that rollback resumes; then it said to run it again, but not how many tasks it had restored
+    nor how many were left, as apply's counts do. A second rollback finishes it. A SIGTERM ended it
+    without a word."""
+    code, out, err = _interrupt_rollback(synapse, job, signum, [sys.executable, "-m", "totask_manifest"])
     assert code == 128 + signum, err
-    assert err.splitlines() == [
-        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
-        f"already restored are left alone)"], err
+    assert err.splitlines() == _rollback_interrupted(job), err
+    first_two = sorted(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT", "annotate_task_data")[6:8])  # after apply's 6
+    assert out.splitlines() == [f"task {t}: restored" for t in first_two], out
     again = run_cli("rollback", str(job))
     assert again.returncode == 0, again.stderr
     assert all(not t["data"] for t in synapse.tasks.values())
@@ -173,12 +184,10 @@ def test_ctrl_c_during_rollback_leaves_no_task_pending(synapse, job) -> None:
     ``Journal._commit_loop`` and ``_rollback_with_journal``): the client closed its loop while the
     cancelled rollback still committed its journal. Its clean-up now ends before the loop closes,
     and the restores it journalled are kept: a second rollback finishes the rest."""
-    code, err = _interrupt_rollback(synapse, job, signal.SIGINT, [sys.executable, "-c", SLOW_LAST_COMMIT])
+    code, _out, err = _interrupt_rollback(synapse, job, signal.SIGINT, [sys.executable, "-c", SLOW_LAST_COMMIT])
     assert code == 130, err
     assert "Task was destroyed" not in err and "Traceback" not in err, err
-    assert err.splitlines() == [
-        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
-        f"already restored are left alone)"], err
+    assert err.splitlines() == _rollback_interrupted(job), err
     assert (job / "synapse-journal.jsonl").read_text().count('"op":"restored"') == 2
     again = run_cli("rollback", str(job))
     assert again.returncode == 0, again.stderr
