@@ -88,6 +88,7 @@ def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str
     first characters of a token echoed near a reason's 160th character stayed in it."""
     if not secrets:
         return text
+    secrets = sorted(secrets, key=len, reverse=True)  # a token holding another is hidden whole
     for secret in secrets:
         text = text.replace(secret, "***")
     if cut:
