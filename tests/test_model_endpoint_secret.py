@@ -117,3 +117,43 @@ def test_a_variable_a_header_cannot_carry_is_refused_before_the_job_exists(tmp_p
     r = annotate(tmp_path, "http://127.0.0.1:9/predict", {ENV: "Bearer Zq8s\x07Ec"})
     assert r.returncode == 2 and ENV in r.stderr and "Zq8s" not in r.stdout + r.stderr, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _echo_cut(cut: str, form: str):
+    """An endpoint that answers 400 with a long page echoing the Authorization header it got
+    (``form``: the whole value, or the token alone), placed so that the cut of an error answer
+    (``cut``: the 160 characters a reason quotes, or the 1024 bytes read of the answer, padded
+    with white space that the reason collapses) falls 6 characters into the token."""
+    async def handler(request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "")
+        echoed = sent if form == "header" else sent.split(" ", 1)[-1]
+        to_token = echoed.index(TOKEN) + 6
+        if cut == "reason":
+            pad = ("this key is refused " * 20)[:159 - to_token]
+        else:
+            pad = " " * (1024 - to_token - len("refused: ")) + "refused: "
+        return web.Response(status=400, text=pad + echoed + " (the rest of the page)")
+    return handler
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["curl", "aiohttp"])
+@pytest.mark.parametrize("cut", ["reason", "answer"], ids=["160-characters", "1024-bytes"])
+@pytest.mark.parametrize("form", ["header", "token"])
+def test_an_echoed_token_cut_by_an_error_answer_leaves_no_byte_of_it(tmp_path: Path, client: str, cut: str,
+                                                                      form: str) -> None:
+    """An endpoint's error page is cut (to the first 1024 bytes read, then to the 160 characters a
+    reason quotes) before the runner hid the Authorization value in it: a token that the cut
+    split no longer matched whole, and its first characters stayed in the reason, printed and
+    stored in the job folder. A token echoed without its ``Bearer`` was not hidden at all."""
+    with LocalHTTPServer(_echo_cut(cut, form)) as server:
+        r = run_cli("annotate", str(manifest(tmp_path, 4)), "--job-name", "ep", "--label-attribute", "cls",
+                    "--task-type", "image-classification", "--method", "inference", "--model", server.url("predict"),
+                    "--batch-size", "4", "--output", str(tmp_path / "out"),
+                    env={ENV: HEADER, "TOTASK_HTTP_CLIENT": client})
+        assert server.headers_seen and all(h.get("Authorization") == HEADER for h in server.headers_seen)
+    assert r.returncode == 1 and "HTTP 400" in r.stderr, r.stderr
+    reasons = [orjson.loads(x)["reason"] for x in (tmp_path / "out" / "ep" / "failures.jsonl").read_bytes().splitlines()]
+    assert reasons and all("HTTP 400: " in x and "***" in x for x in reasons), reasons
+    stored = folder_bytes(tmp_path / "out") + (r.stdout + r.stderr).encode()
+    assert TOKEN[:4].encode() not in stored

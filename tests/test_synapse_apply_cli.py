@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,40 @@ def _sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+CLI = [sys.executable, "-m", "totask_manifest"]
+
+
+def _held_put() -> Fault:
+    """The third PUT to a task's data held 2 s by the server: a signal comes while it is in flight."""
+    return Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0)
+
+
+def _signal_when(args: list[str], signum: int, ready: Callable[[], bool], *, waiting_for: str,
+                 python: list[str] = CLI, preexec: Callable[[], None] = _sigint_default,
+                 settle: float = 0.0) -> tuple[int, str, str]:
+    """Run ``python + args`` as a real process, send it ``signum`` once ``ready()`` (what the server
+    saw: a held request fired, journal records), and return its exit code, stdout and stderr.
+
+    Waits 60 s at most for ``ready`` (a process that ended first fails the test, naming
+    ``waiting_for``), then 60 s for the process to end; it is killed if it has not. ``settle``: a
+    pause after ``ready`` for a state no request shows (no assert depends on it)."""
+    proc = subprocess.Popen([*python, *args], env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready(), f"{waiting_for} (the process {'ended' if proc.poll() is not None else 'is still waiting'})"
+        if settle:
+            time.sleep(settle)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
 def _done_records(job: Path) -> int:
     journal = job / "synapse-journal.jsonl"
     return journal.read_text().count('"op":"done"') if journal.exists() else 0
@@ -71,21 +106,11 @@ def test_ctrl_c_or_sigterm_says_what_was_applied_and_what_to_do(synapse, job, si
     write that was in flight and applies the rest, each task written once. A SIGTERM ended it at
     once, without a word (exit -15): it now takes the same path, exit 128 + 15."""
     # the third PUT is held a while: the Ctrl-C comes while it is in flight, and it lands after
-    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
-    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
-    try:
-        deadline = time.monotonic() + 60
-        while not (held.fired and _done_records(job) == 2) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert held.fired and _done_records(job) == 2, "the third write never went out"
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signum, err
+    held = synapse.add_fault(_held_put())
+    code, out, err = _signal_when(["apply", str(job), "--concurrency", "1"], signum,
+                                  lambda: bool(held.fired) and _done_records(job) == 2,
+                                  waiting_for="the third write never went out")
+    assert code == 128 + signum, err
     assert "Traceback" not in err, err
     assert out.splitlines()[-1] == "2 applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled", out
     assert err.splitlines()[-1] == (
@@ -103,37 +128,36 @@ def test_ctrl_c_or_sigterm_says_what_was_applied_and_what_to_do(synapse, job, si
     assert sorted(len(synapse.requests_to("PUT", f"^/tasks/{t['id']}/")) for t in synapse.tasks.values()) == [1] * 6
 
 
-def _interrupt_rollback(synapse, job: Path, signum: int, python: list[str]) -> tuple[int, str]:
+def _interrupt_rollback(synapse, job: Path, signum: int, python: list[str]) -> tuple[int, str, str]:
     """Rollback (run as ``python + [rollback args]``) of an applied job, stopped by ``signum`` while
-    its third restore is held by the server: its exit code and stderr."""
+    its third restore is held by the server: its exit code, stdout and stderr."""
     assert run_cli("apply", str(job)).returncode == 0
-    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
-    proc = subprocess.Popen([*python, "rollback", str(job), "--concurrency", "1"],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
-    try:
-        deadline = time.monotonic() + 60
-        while not held.fired and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert held.fired, "the third restore never went out"
-        proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, err
+    held = synapse.add_fault(_held_put())
+    return _signal_when(["rollback", str(job), "--concurrency", "1"], signum, lambda: bool(held.fired),
+                        waiting_for="the third restore never went out", python=python)
+
+
+def _rollback_interrupted(job: Path) -> list[str]:
+    """What an interrupted rollback of ``job``'s 6 tasks says on stderr after its first 2 restores."""
+    return ["rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed; 4 tasks "
+            "not restored yet (run rollback again)",
+            f"totask-manifest rollback: interrupted: the counts above are the tasks finished before the stop; a "
+            f"restore in flight may still reach Synapse. Run 'totask-manifest rollback {job}' again to finish "
+            f"(tasks already restored are left alone)"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_during_rollback_is_one_line_saying_to_run_it_again(synapse, job, signum) -> None:
+def test_ctrl_c_or_sigterm_during_rollback_says_what_was_restored_and_what_is_left(synapse, job, signum) -> None:
     """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
-    nor that rollback resumes. A second rollback finishes it. A SIGTERM ended it without a word."""
-    code, err = _interrupt_rollback(synapse, job, signum, [sys.executable, "-m", "totask_manifest"])
+    nor that rollback resumes; then it said to run it again, but not how many tasks it had restored
+    nor how many were left, as apply's counts do. A second rollback finishes it. A SIGTERM ended it
+    without a word."""
+    code, out, err = _interrupt_rollback(synapse, job, signum, CLI)
     assert code == 128 + signum, err
-    assert err.splitlines() == [
-        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
-        f"already restored are left alone)"], err
+    assert err.splitlines() == _rollback_interrupted(job), err
+    first_two = sorted(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT", "annotate_task_data")[6:8])  # after apply's 6
+    assert out.splitlines() == [f"task {t}: restored" for t in first_two], out
     again = run_cli("rollback", str(job))
     assert again.returncode == 0, again.stderr
     assert all(not t["data"] for t in synapse.tasks.values())
@@ -173,12 +197,10 @@ def test_ctrl_c_during_rollback_leaves_no_task_pending(synapse, job) -> None:
     ``Journal._commit_loop`` and ``_rollback_with_journal``): the client closed its loop while the
     cancelled rollback still committed its journal. Its clean-up now ends before the loop closes,
     and the restores it journalled are kept: a second rollback finishes the rest."""
-    code, err = _interrupt_rollback(synapse, job, signal.SIGINT, [sys.executable, "-c", SLOW_LAST_COMMIT])
+    code, _out, err = _interrupt_rollback(synapse, job, signal.SIGINT, [sys.executable, "-c", SLOW_LAST_COMMIT])
     assert code == 130, err
     assert "Task was destroyed" not in err and "Traceback" not in err, err
-    assert err.splitlines() == [
-        f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {job}' again to finish (tasks "
-        f"already restored are left alone)"], err
+    assert err.splitlines() == _rollback_interrupted(job), err
     assert (job / "synapse-journal.jsonl").read_text().count('"op":"restored"') == 2
     again = run_cli("rollback", str(job))
     assert again.returncode == 0, again.stderr
@@ -198,21 +220,10 @@ def _sigterm_ignored() -> None:
 def test_a_sigterm_ignored_by_the_caller_stays_ignored(synapse, job) -> None:
     """A caller that hands apply SIGTERM ignored (``trap '' TERM``, a supervisor that must not stop
     it part way) keeps it so: the SIGTERM changes nothing, every task is applied, exit 0."""
-    held = synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", skip=2, times=1, delay=2.0))
-    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigterm_ignored)
-    try:
-        deadline = time.monotonic() + 60
-        while not held.fired and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert held.fired, "the third write never went out"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    held = synapse.add_fault(_held_put())
+    code, out, err = _signal_when(["apply", str(job), "--concurrency", "1"], signal.SIGTERM, lambda: bool(held.fired),
+                                  waiting_for="the third write never went out", preexec=_sigterm_ignored)
+    assert code == 0, err
     assert out.splitlines()[-1].startswith("6 applied, 0 unchanged, 0 conflicts (skipped), 0 failed"), out
 
 
@@ -226,20 +237,13 @@ def test_ctrl_c_of_an_apply_whose_queue_is_full_ends(synapse, files, client, tmp
     export_tasks(pid, str(export), client=client)
     job = make_job(tmp_path, export)
     synapse.add_fault(Fault(status=None, method="PUT", path="annotate_task_data", times=1, delay=10.0))
-    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "apply", str(job), "--concurrency", "1"],
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
-    try:
-        deadline = time.monotonic() + 60
-        # windows of 100: after the third listing is answered, the reader fills the queue and waits
-        while (len([r for r in synapse.requests_to("GET", "^/sdk/tasks/$") if "id__in" in r.query
-                    and r.status is not None]) < 3 and proc.poll() is None and time.monotonic() < deadline):
-            time.sleep(0.02)
-        time.sleep(0.2)  # not needed for the assert: it lets the reader reach the full queue first
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+
+    def third_window_read() -> bool:  # windows of 100: after the third, the reader fills the queue and waits
+        return len([r for r in synapse.requests_to("GET", "^/sdk/tasks/$")
+                    if "id__in" in r.query and r.status is not None]) >= 3
+
+    # settle: lets the reader reach the full queue first
+    code, _out, err = _signal_when(["apply", str(job), "--concurrency", "1"], signal.SIGINT, third_window_read,
+                                   waiting_for="the third window of tasks was never read", settle=0.2)
+    assert code == 130, err
     assert "Task was destroyed" not in err and "Traceback" not in err, err

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from totask_manifest._errors import FatalSynapseError
-from totask_manifest._synapse.client import BackendUnavailable, TokenRejected
+from totask_manifest._synapse.client import BackendUnavailable, SynapseHTTPError, TokenRejected
 from totask_manifest._synapse.settings import SynapseSettings
 from totask_manifest._synapse.sync_client import SynapseClient
 from totask_manifest.testing import Fault
@@ -388,3 +388,21 @@ def test_the_contract_server_refuses_an_empty_submit_and_lists_agents(synapse, c
     assert client.list_agents({"id": aid}) == [{"id": aid, "name": "gpu-1", "status": "connected"}]
     assert client.list_agents({"id": 99999}) == []
     assert synapse.requests_to("GET", "^/agents/$")[0].query["id"] == str(aid)
+
+
+@pytest.mark.parametrize("page", ["json-300-characters", "html-600-bytes"])
+def test_a_token_echoed_where_an_error_page_is_cut_keeps_no_character(synapse, client, page: str) -> None:
+    """An error answer was cut (its first 600 bytes, then the 300 characters a message quotes)
+    before the tokens were masked: a token that a cut split no longer matched whole, and its first
+    characters stayed in the message (``tok-5…``), which apply prints and journals."""
+    if page.startswith("json"):
+        text_before = len('{"detail":"')  # as the client writes the JSON back
+        body: object = {"detail": "r" * (297 - 5 - text_before) + TOKEN}  # the token's 6th character at the cut
+    else:
+        body = b" " * (600 - 5 - len(b"refused: ")) + b"refused: " + TOKEN.encode() + b" (the rest)"
+    synapse.add_fault(Fault(status=400, method="GET", path="^/projects/", body=body))
+    with pytest.raises(SynapseHTTPError) as info:
+        client.get_project(1)
+    message = str(info.value)
+    assert message.startswith("Synapse answered 400 Bad Request to GET /projects/1/: ") and "***" in message, message
+    assert TOKEN[:4] not in message, message

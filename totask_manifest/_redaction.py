@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -60,6 +60,42 @@ CREDENTIAL_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3transfer")
 _CREDENTIAL_HEADER = re.compile(
     r"""(?i)(['"]?(?:authorization|proxy-authorization|x-amz-security-token|cookie|set-cookie|x-api-key)['"]?"""
     r"""\s*[:=]\s*)(?:b?(['"]).*?\2|(?:(?:bearer|token|basic|digest|aws4-hmac-sha256)\s+)?[^\s,;}]+)""")
+
+
+#: request headers whose values are credentials: what an error answer that echoes one must not keep
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-amz-security-token", "cookie", "x-api-key"})
+
+
+def sent_secrets(headers: Mapping[str, str] | None) -> list[str]:
+    """The credential values among a request's ``headers``: each whole and, for ``Scheme value``
+    (``Bearer <token>``), the value alone too, since a page may echo either (longest first)."""
+    found: set[str] = set()
+    for name, value in (headers or {}).items():
+        if name.lower() in CREDENTIAL_HEADERS and value.strip():
+            found.add(value.strip())
+            _scheme, _, credential = value.strip().partition(" ")
+            if credential.strip():
+                found.add(credential.strip())
+    return sorted(found, key=len, reverse=True)
+
+
+def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str:
+    """``text`` with each of ``secrets`` replaced by ``***``. ``cut``: ``text`` is the head of a longer
+    answer, so a secret may be split at its end: a tail that begins one of them becomes ``***`` too
+    (a few characters of ordinary text lost at most, at a cut anyway).
+
+    Done before any cut to a length: a secret split by a cut no longer matches whole, and the
+    first characters of a token echoed near a reason's 160th character stayed in it."""
+    if not secrets:
+        return text
+    secrets = sorted(secrets, key=len, reverse=True)  # a token holding another is hidden whole
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    if cut:
+        tail = max((n for secret in secrets for n in range(1, len(secret)) if text.endswith(secret[:n])), default=0)
+        if tail:
+            text = text[:-tail] + "***"
+    return text
 
 
 def quiet_credential_loggers() -> None:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from .. import _startup
 from .._errors import TotaskError, backend_error_message
-from ._parser import CommandParser, command_at, unrecognized
+from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -83,7 +83,7 @@ class _VersionAction(argparse._VersionAction):
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
     )

@@ -11,13 +11,29 @@ when its help or usage is printed), so only the command actually run pays for it
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import UsageError
 
 
-class CommandParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line, as every other mistake's.
+
+    argparse's own ``error`` prints the parser's whole usage (25 lines for ``annotate``) above
+    its message: a flag given a value of the wrong kind (``--workers 1.5``), a required argument
+    left out, an unknown flag or command, a choice not offered. Here the message keeps argparse's
+    words (they name the flag and what it takes) and ends with where help is, as ``unrecognized``
+    does; the exit code stays argparse's 2, the README's for a usage error. ``--help`` is untouched.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        raise SystemExit(UsageError.exit_code)
+
+
+class CommandParser(OneLineParser):
     """``argparse.ArgumentParser`` with ``defer(build)``: ``build()`` runs once, in the order
     deferred, before the first parse, help or usage of this parser."""
 

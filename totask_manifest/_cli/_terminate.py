@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
+from typing import TextIO
 
 
 class Terminated(KeyboardInterrupt):
@@ -49,3 +51,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def say_interrupted(command: str, so_far: str, then: str, exc: KeyboardInterrupt, *, counts_to: TextIO) -> int:
+    """What ``apply`` and ``rollback`` say when a Ctrl-C or SIGTERM stops them: the counts of the
+    tasks finished before it (``so_far``, on ``counts_to``), then one line on stderr with what to
+    run (``then``); the exit code a shell gives a process the signal ended. "interrupted" alone hid
+    that tasks had been written to Synapse, and how many were left."""
+    with contextlib.suppress(BrokenPipeError, OSError):  # a reader of stdout gone: the line below still says it
+        print(so_far, file=counts_to, flush=True)
+    print(f"totask-manifest {command}: interrupted: {then}", file=sys.stderr)
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))

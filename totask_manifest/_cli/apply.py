@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from typing import Any
 
@@ -86,15 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _interrupted(args: argparse.Namespace, so_far: Any, reader_gone: bool, exc: KeyboardInterrupt) -> int:
     """Ctrl-C (or SIGTERM where it is one): the counts of the tasks finished before it, then what to
-    run. "interrupted" alone hid that tasks had been written to Synapse, and that one in flight
-    may still land, which a second apply finds (and rollback undoes)."""
-    with contextlib.suppress(BrokenPipeError, OSError):
-        print(so_far.summary(), file=sys.stderr if reader_gone else sys.stdout, flush=True)
+    run. A write in flight may still land, which a second apply finds (and rollback undoes)."""
+    from ._terminate import say_interrupted
+
     if args.dry_run:
         then = "nothing was written to Synapse (a dry run)"
     else:
         then = (f"the counts above are the tasks finished before the stop; a write in flight may still reach "
                 f"Synapse. Run 'totask-manifest apply {args.job}' again to apply the rest (tasks that hold their "
                 f"label are left alone), or 'totask-manifest rollback {args.job}' to undo the job's writes")
-    print(f"totask-manifest apply: interrupted: {then}", file=sys.stderr)
-    return 128 + int(getattr(exc, "signum", 2))
+    return say_interrupted("apply", so_far.summary(), then, exc, counts_to=sys.stderr if reader_gone else sys.stdout)

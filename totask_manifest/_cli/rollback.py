@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._synapse.rollback import RollbackReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,17 +29,31 @@ _SAID = {"already": "already as before (nothing sent)"}
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._synapse.rollback import rollback_job  # on use: the CLI starts without the heavy libraries
-    from ._terminate import sigterm_as_interrupt
+    # on use: the CLI starts without the heavy libraries
+    from .._synapse.rollback import RollbackReport, rollback_job
+    from ._terminate import say_interrupted, sigterm_as_interrupt
+
+    so_far = RollbackReport(args.job)  # filled as restores finish: what a Ctrl-C leaves to say
     try:
         with sigterm_as_interrupt():  # a SIGTERM says what to run, as a Ctrl-C does; it ended rollback without a word
-            report = rollback_job(args.job, force=args.force, concurrency=args.concurrency)
+            report = rollback_job(args.job, force=args.force, concurrency=args.concurrency, report=so_far)
     except KeyboardInterrupt as exc:  # every restore is journalled: a second rollback goes on from there
-        print(f"totask-manifest rollback: interrupted: run 'totask-manifest rollback {args.job}' again to finish "
-              "(tasks already restored are left alone)", file=sys.stderr)
-        return 128 + int(getattr(exc, "signum", 2))
+        so_far.results.sort(key=lambda r: r.task_id)
+        with contextlib.suppress(BrokenPipeError, OSError):  # the reader of stdout gone: the counts are on stderr
+            _print_results(so_far)
+        counts = so_far.summary() if so_far.planned is not None else "rollback: stopped before any task was read"
+        then = (f"the counts above are the tasks finished before the stop; a restore in flight may still reach "
+                f"Synapse. Run 'totask-manifest rollback {args.job}' again to finish (tasks already restored are "
+                f"left alone)")
+        # on stderr, as the summary of any rollback that left tasks to restore
+        return say_interrupted("rollback", counts, then, exc, counts_to=sys.stderr)
+    _print_results(report)
+    print(report.summary(), file=sys.stdout if report.complete else sys.stderr)
+    return 0 if report.complete else 1
+
+
+def _print_results(report: RollbackReport) -> None:
+    """A line per task, in task order."""
     for result in report.results:
         status = _SAID.get(result.status, result.status)
         print(f"task {result.task_id}: {status}" + (f" ({result.detail})" if result.detail else ""))
-    print(report.summary(), file=sys.stdout if report.complete else sys.stderr)
-    return 0 if report.complete else 1

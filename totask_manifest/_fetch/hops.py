@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from yarl import URL
 
 from .._errors import FetchError
+from .._redaction import hide_secrets, sent_secrets
 from .._retry import Transient, retryable_status
 from .policy import USER_AGENT, FetchPolicy
 from .urls import parse_retry_after, scrub
@@ -107,9 +108,13 @@ def status_failure(status: int, retry_after: str | None, text: str | None) -> Ex
     return FetchError(f"HTTP {status}" if text is None else f"HTTP {status}: {text}")
 
 
-def error_text(head: bytes) -> str:
-    """The first bytes of an error answer, scrubbed, for a reason."""
-    return scrub(head[:ERROR_TEXT_BYTES].decode("utf-8", "replace"), 160)
+def error_text(head: bytes, sent: Mapping[str, str] | None = None) -> str:
+    """The first bytes of an error answer, scrubbed, for a reason. The credentials ``sent`` with the
+    request (its headers) are hidden first, then the text is cut: an endpoint's 401 or 400 page
+    may echo the Authorization header, and a token that a cut split kept its first characters."""
+    text = head[:ERROR_TEXT_BYTES].decode("utf-8", "replace")
+    text = hide_secrets(text, sent_secrets(sent), cut=len(head) >= ERROR_TEXT_BYTES)
+    return scrub(text, 160)
 
 
 def too_large_declared(declared: int, limit: int) -> FetchError:

@@ -20,6 +20,7 @@ import orjson
 
 from .._errors import FetchError, JobError, UsageError, json_kind
 from .._fetch import redact_url, scrub
+from .._redaction import hide_secrets, sent_secrets
 from .device import DevicePlan
 from .heads import Head, first_tensor
 
@@ -254,8 +255,10 @@ class HttpRunner(ModelRunner):
         return f"{self.head.kind} at {redact_url(self.url)} (remote)"
 
     def _hide(self, text: str) -> str:
-        """``text`` without the Authorization value (an endpoint's 401 page may echo the header)."""
-        return text.replace(self._authorization, "***") if self._authorization else text
+        """``text`` without the Authorization value, whole or its token alone (an endpoint's 401 page
+        may echo either). An error answer's text comes hidden by the fetch layer before it was cut
+        (``hops.error_text``); this covers the rest (a prediction's own ``error``, before its cut)."""
+        return hide_secrets(text, sent_secrets({"Authorization": self._authorization})) if self._authorization else text
 
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """``inputs``: image URLs; a failed request fails every image of the batch."""

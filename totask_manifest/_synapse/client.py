@@ -48,6 +48,7 @@ import orjson
 
 from .._fetch import USER_AGENT, parse_retry_after
 from .._fetch.http import new_session
+from .._redaction import hide_secrets
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,
@@ -296,6 +297,8 @@ class AsyncSynapseClient:
             except orjson.JSONDecodeError:
                 # an error page (a proxy's HTML) over several lines: one line, as every reason is
                 text = " ".join(body[:600].decode("utf-8", "replace").split())
+        # tokens masked before the cut to 300: one a cut (or the 600 bytes) split kept its head
+        text = hide_secrets(text, self.settings.secrets(), cut=detail is None and len(body) > 600)
         if len(text) > 300:
             text = text[:297] + "..."
         reason = _reason_phrase(status)

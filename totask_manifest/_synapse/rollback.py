@@ -54,6 +54,8 @@ class RollbackReport:
     fatal: str | None = None
     #: tasks left to restore by a later rollback (failed or not reached; conflicts excluded)
     remaining: int = 0
+    #: tasks with writes to undo, once the journal is read (None before: a Ctrl-C came first)
+    planned: int | None = None
 
     @property
     def totals(self) -> dict[str, int]:
@@ -76,9 +78,14 @@ class RollbackReport:
 
 
 def rollback_job(
-    job_url: str, *, force: bool = False, concurrency: int = 32, client: SynapseClient | None = None
+    job_url: str, *, force: bool = False, concurrency: int = 32, client: SynapseClient | None = None,
+    report: RollbackReport | None = None,
 ) -> RollbackReport:
-    """Restore every task the job at ``job_url`` changed (see the module docstring)."""
+    """Restore every task the job at ``job_url`` changed (see the module docstring).
+
+    ``report``, when given, is filled as restores finish (``results``, and ``remaining`` counted
+    down from the tasks to restore) and returned: a caller that a Ctrl-C stops part way, when no
+    report comes back, still reads how many tasks were restored and how many are left."""
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
     if not (Job(job_url).exists or read_journal(job_url)):
@@ -87,16 +94,18 @@ def rollback_job(
     client = client or SynapseClient(max_concurrency=concurrency)
     try:
         with hold(job_url, "rollback"):  # one writer per job: never beside a running apply
-            return client.run(_rollback_with_journal(client.aio, job_url, force=force, concurrency=concurrency))
+            return client.run(_rollback_with_journal(client.aio, job_url, force=force, concurrency=concurrency,
+                                                     report=report))
     finally:
         if own:
             client.close()
 
 
-async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force: bool, concurrency: int) -> RollbackReport:
+async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force: bool, concurrency: int,
+                                 report: RollbackReport | None) -> RollbackReport:
     journal = Journal(job_url)
     try:
-        return await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency)
+        return await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency, report=report)
     finally:
         await journal.aclose()
 
@@ -109,19 +118,21 @@ async def rollback_async(
     force: bool = False,
     concurrency: int = 32,
     only_run: str | None = None,
+    report: RollbackReport | None = None,
 ) -> RollbackReport:
     """Rollback on an open journal (apply uses this after a fatal error, with its own journal).
 
     ``only_run`` limits it to one run's records (apply passes its own run id): stopping a run
     must undo that run only, not the earlier runs' writes the user kept; each task goes back to
-    what it held before that run wrote it.
+    what it held before that run wrote it. ``report``: as ``rollback_job``'s.
     """
     await journal.flush()
     records = await asyncio.to_thread(read_journal, job_url)
     if only_run is not None:
         records = [r for r in records if r.get("run") == only_run]
     histories = open_writes(records)
-    report = RollbackReport(job_url)
+    report = RollbackReport(job_url) if report is None else report
+    report.planned = report.remaining = len(histories)
     breaker = Breaker()
     undone: set[int] = set()
     conflicted: set[int] = set()
@@ -147,6 +158,7 @@ async def rollback_async(
                 undone.add(tid)
             elif result.status == CONFLICT:
                 conflicted.add(tid)
+            report.remaining = len(histories) - len(undone) - len(conflicted)  # what a Ctrl-C now leaves
         except TokenRejected as exc:
             breaker.trip(f"the token was refused ({exc})")
             result = RestoreResult(tid, FAILED, str(exc))
