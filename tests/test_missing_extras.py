@@ -77,8 +77,8 @@ def test_a_storage_package_missing_is_a_configuration_rule():
     """Without s3fs every ``s3://`` line fails alike: the installation is wrong, not the line."""
     from totask_manifest._failure_rules import CONFIGURATION_RULES, rule_of
 
-    ours = ("fetch: cannot open s3://b/a.json: no filesystem for protocol 's3' (install s3fs: pip install "
-            "'totask-manifest[s3]'): Install s3fs to access S3 (s3://b/a.json)")
+    ours = ("fetch: cannot open s3://b/a.json: no filesystem for protocol 's3': install s3fs: pip install "
+            "'totask-manifest[s3]' (s3://b/a.json)")
     fsspecs = "fetch: cannot open gs://b/a.json: no filesystem for protocol 'gs': Please install gcsfs to access Google Storage"
     assert rule_of(ours) == rule_of(fsspecs) == "storage-package-missing" in CONFIGURATION_RULES
     assert rule_of("fetch: cannot open foo://b/a: no filesystem for protocol 'foo': Protocol not known: foo") != (

@@ -60,3 +60,18 @@ def test_the_declared_minimum_versions_have_the_apis_the_code_uses() -> None:
         assert floors, f"{name} is not declared"
         for group, version in floors:
             assert version >= Version(needed), f"{group}: {name}>={version} admits releases without what the code uses"
+
+
+def test_the_version_is_written_once_and_the_license_ships():
+    """The version was written twice (pyproject and ``__version__``), free to drift apart; the
+    metadata now takes it from the package. The declared Apache-2.0 license text was in neither
+    the repository, the wheel nor the sdist."""
+    import totask_manifest
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["hatch"]["version"]["path"] == "totask_manifest/__init__.py"
+    assert Version(totask_manifest.__version__)
+    assert project["project"]["license-files"] == ["LICENSE"]
+    assert "Apache License" in (REPO / "LICENSE").read_text() and "Version 2.0" in (REPO / "LICENSE").read_text()
+    assert "LICENSE" in project["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]

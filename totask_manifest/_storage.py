@@ -66,10 +66,9 @@ def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSyst
         return fsspec.core.url_to_fs(str(url), **storage_options)
     except (ImportError, ValueError) as exc:
         protocol = str(url).split("://", 1)[0] if "://" in str(url) else "file"
-        hint = " (install s3fs: pip install 'totask-manifest[s3]')" if protocol in ("s3", "s3a") else ""
-        raise StorageError(
-            f"cannot open {redact_url(url)}: no filesystem for protocol {protocol!r}{hint}: {exc}"
-        ) from None
+        # fsspec's own words for a missing s3fs ("Install s3fs to access S3") say less than the extra
+        said = "install s3fs: pip install 'totask-manifest[s3]'" if protocol in ("s3", "s3a") else str(exc)
+        raise StorageError(f"cannot open {redact_url(url)}: no filesystem for protocol {protocol!r}: {said}") from None
     except Exception as exc:  # fsspec implementations raise anything on a URL they cannot use
         raise StorageError(f"cannot open {redact_url(url)}: {type(exc).__name__}: {exc}") from None
 
