@@ -180,10 +180,11 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     for url in sources.append:
         if not exists(url):
             raise UsageError(f"--append manifest not found: {redact_url(url)}")
-    input_url, copied_sha256 = job_input(config, sources, layout)
-    scan = scan_input(input_url, config.label_attribute)
-    raise_for_problems(input_url, scan)
-    raise_for_no_data(input_url, scan)
+    input_url, copied_sha256, scan = job_input(config, sources, layout)
+    if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
+        scan = scan_input(input_url, config.label_attribute)
+        raise_for_problems(input_url, scan)
+        raise_for_no_data(input_url, scan)
     if cloned_from is not None and (changed := Job(cloned_from).input_changed(scan.sha256, config.append)):
         log.warning("%s", changed)  # one line; the clone goes on with the manifest as it is now
     state = JobState(
