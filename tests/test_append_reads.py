@@ -95,7 +95,7 @@ def test_the_combined_scan_is_the_scan_of_the_file_written(tmp_path: Path, input
     assert list(result.scan.selection.indices) == list(scan.selection.indices)
     assert list(result.scan.selection.offsets) == list(scan.selection.offsets)
     assert result.scan.selection.fingerprint == scan.selection.fingerprint
-    assert result.input_sha256 == sha256_of(str(inp))
+    assert result.given_sha256 == [sha256_of(str(p)) for p in (inp, *extra)]
     assert not scan.problems and scan.selected > 0
 
 

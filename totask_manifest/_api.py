@@ -180,7 +180,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     for url in sources.append:
         if not exists(url):
             raise UsageError(f"--append manifest not found: {redact_url(url)}")
-    input_url, copied_sha256, scan = job_input(config, sources, layout)
+    taken = job_input(config, sources, layout)
+    input_url, scan = taken.url, taken.scan
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
         scan = scan_input(input_url, config.label_attribute)
         raise_for_problems(input_url, scan)
@@ -192,7 +193,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         effective_input=input_url,
         input_sha256=scan.sha256,
         input_lines=scan.lines,
-        copied_sha256=(copied_sha256 or scan.sha256) if sources.copied else "",
+        copied_sha256=taken.given_sha256[0] if sources.copied else "",
+        given_sha256=taken.given_sha256 if sources.append else [],
         metrics=empty_metrics(scan.selected),
         chained_from=chained_from,
         cloned_from=cloned_from,

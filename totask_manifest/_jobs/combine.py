@@ -87,15 +87,15 @@ class Appended:
     """What ``combine_with_appended`` did: lines added, duplicates skipped (counted, with the
     first few named), and where each appended manifest's lines start in the combined input
     (``[first line index, folder]``: its relative references resolve against its own folder);
-    ``scan``: the combined input's, as ``scan_input`` would find it; ``input_sha256``: the
-    checksum of the input as read."""
+    ``scan``: the combined input's, as ``scan_input`` would find it; ``given_sha256``: the
+    checksums of the manifests as read (the input, then each appended one)."""
 
     added: int = 0
     skipped: int = 0
     examples: list[str] = field(default_factory=list)
     starts: list[list] = field(default_factory=list)
     scan: InputScan = field(default_factory=InputScan)
-    input_sha256: str = ""
+    given_sha256: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line however many duplicates there were."""
@@ -170,7 +170,7 @@ def _combine_into(combiner: _Combiner, urls: list[str], shown: list[str], result
         scan.selected = len(part.indices)
         raise_for_problems(shown[k], scan, "--append manifest" if k else "input manifest")
         scans.append(scan)
-    result.input_sha256 = scans[0].sha256
+    result.given_sha256 = [scan.sha256 for scan in scans]
     whole = combiner.scan
     whole.lines = whole.selection.lines = combiner.index
     whole.selected = len(whole.selection.indices)
@@ -184,10 +184,9 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
               resolve: Callable[[str], str] | None, input_base: str, earlier: Sequence[Sequence]
               ) -> tuple[_RangeScan, str]:
     """Check one manifest and copy its lines into the combined input while none is refused (the
-    rest is only checked, so every bad line is named). Returns its check and checksum (the
-    input's only: ``""`` for an appended one)."""
+    rest is only checked, so every bad line is named). Returns its check and checksum."""
     part = _RangeScan()
-    sha = hashlib.sha256() if not appended else None
+    sha = hashlib.sha256()
     with open_read(url) as f:
         offset = 0
         for lines in iter_line_batches(f, newlines=True):
@@ -196,8 +195,7 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
                 _add_problems(part, [("", message(), "line-too-long")])
                 offset += lines[0].size
                 continue
-            if sha is not None:
-                sha.update(b"".join(lines))
+            sha.update(b"".join(lines))
             starts = list(accumulate(map(len, lines), initial=offset))
             offset = starts.pop()
             for at in range(0, len(lines), RUN_LINES):
@@ -213,7 +211,7 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
     if not appended and not part.problem_count:  # the input is copied as it is: its selection is the combined's
         combiner.scan.selection.indices.extend(part.indices)
         combiner.scan.selection.offsets.extend(part.offsets)
-    return part, sha.hexdigest() if sha is not None else ""
+    return part, sha.hexdigest()
 
 
 def _copy_run(combiner: _Combiner, raws: list[bytes], records: list[dict] | None, first: int, compare: bool,

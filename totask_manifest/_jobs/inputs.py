@@ -15,7 +15,7 @@ secret is recorded as it is and read in place: a 100 GB manifest on S3 is not co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._errors import JobError, TotaskError, UsageError
 from .._storage import carries_secret, redact_secret_url, redact_url
@@ -58,16 +58,25 @@ def keep_secrets_out(config: JobConfig, copy_of: str | None = None) -> InputSour
     return sources
 
 
-def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> tuple[str, str, InputScan | None]:
-    """The manifest the new job reads, the checksum of its input as given when it was copied with
-    ``--append`` manifests (``""`` otherwise: a plain copy's is the copy's), and the scan of the
-    manifest the job reads when it was written here (None: the input where it is, not read yet).
-    That is the input where it is, or its copy in the job folder (with any ``--append``
-    manifests' lines, duplicates skipped), made in one read of each manifest (``combine``): each
-    is checked on its own as it is copied, so a bad line is named by its own file and line
-    number, and nothing is written for a job that cannot start."""
+@dataclass
+class JobInput:
+    """What a new job reads (``url``); ``scan``: that manifest's scan when the job wrote it (a
+    copy, checked and scanned as it was written), None for an input read where it is (not read
+    yet); ``given_sha256``: the checksums of the manifests a copy was made from, as read (the
+    input, then each ``--append`` manifest), which the same ``annotate`` again compares."""
+
+    url: str
+    scan: InputScan | None = None
+    given_sha256: list[str] = field(default_factory=list)
+
+
+def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> JobInput:
+    """The manifest the new job reads: the input where it is, or its copy in the job folder (with
+    any ``--append`` manifests' lines, duplicates skipped), made in one read of each manifest
+    (``combine``): each is checked on its own as it is copied, so a bad line is named by its own
+    file and line number, and nothing is written for a job that cannot start."""
     if not (sources.append or sources.copied):
-        return sources.input, "", None
+        return JobInput(sources.input)
     from .._fetch import APPENDED_BASES
 
     # appended manifests' relative references resolve in their own folders; a chained job keeps the
@@ -80,23 +89,33 @@ def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> tu
         (log.warning if appended.skipped else log.info)("%s", appended.summary())
         earlier = [e for e in earlier if e[0] < appended.starts[0][0]]
         config.options[APPENDED_BASES] = [*earlier, *appended.starts]
-    return layout.input_manifest, appended.input_sha256 if sources.append else "", appended.scan
+    return JobInput(layout.input_manifest, appended.scan, appended.given_sha256)
 
 
 def refuse_changed_copy(state: JobState, sources: InputSources) -> None:
-    """The same ``annotate`` again, for a job that copied its input: the URL given (signed anew, say)
-    must serve the manifest the job copied, else the job would label another input than the one
-    named (refused, as ``resume`` refuses a changed input). A URL that cannot be read now (expired)
-    is not needed: the job goes on from its copy, as ``resume`` would."""
-    if not state.copied_sha256 or not sources.copied:
+    """The same ``annotate`` again, for a job that copied its input (a URL with a secret, or
+    ``--append``): each manifest given (a URL signed anew, say) must serve what the job copied,
+    else the job would go on labeling its copy while the command names other data (refused, as
+    ``resume`` refuses a changed input). A URL that cannot be read now (expired) is not needed:
+    the job goes on from its copy, as ``resume`` would. Jobs written before ``given_sha256`` was
+    kept compare their input alone (``copied_sha256``), when its URL carried a secret."""
+    given = (sources.input, *sources.append)
+    if len(state.given_sha256) == len(given):
+        recorded = state.given_sha256
+    elif state.copied_sha256 and sources.copied:
+        recorded = [state.copied_sha256]
+    else:
         return
-    try:
-        sha = sha256_of(sources.input)
-    except (TotaskError, OSError) as exc:
-        log.info("the input manifest %s cannot be read now (%s); job %s goes on from its copy",
-                 redact_url(sources.input), type(exc).__name__, state.config.job_name)
-        return
-    if sha != state.copied_sha256:
-        raise JobError(f"the input manifest {redact_url(sources.input)} is not the one job {state.config.job_name!r} "
-                       "copied when it started (checksum differs); clone or chain a new job for it, or choose another "
-                       "--job-name")
+    for k, (url, recorded_sha) in enumerate(zip(given, recorded, strict=False)):
+        try:
+            sha = sha256_of(url)
+        except (TotaskError, OSError) as exc:
+            log.info("the %s %s cannot be read now (%s); job %s goes on from its copy",
+                     "--append manifest" if k else "input manifest", redact_url(url), type(exc).__name__,
+                     state.config.job_name)
+            continue
+        if sha == recorded_sha:
+            continue
+        what, done = ("--append manifest", "combined") if k else ("input manifest", "copied")
+        raise JobError(f"the {what} {redact_url(url)} is not the one job {state.config.job_name!r} {done} when it "
+                       "started (checksum differs); clone or chain a new job for it, or choose another --job-name")
