@@ -20,7 +20,15 @@ from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
 from ._jobs.execute import execute, job_result
-from ._jobs.inputs import InputSources, job_input, keep_secrets_out, refuse_changed_copy
+from ._jobs.inputs import (
+    InputSources,
+    job_input,
+    keep_secrets_out,
+    move_secret_input,
+    refuse_changed_copy,
+    secret_fields,
+    secret_warning,
+)
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name, refuse_foreign_folder
 from ._jobs.lease import current_holder, hold
@@ -241,6 +249,7 @@ def resume(
         job = Job.open(job_url)
         job.check_named()
         state = job.state
+        move_secret_input(state)  # a job written before input URLs were recorded redacted
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
@@ -359,6 +368,8 @@ def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
     job = Job.open(job_url)
     state = job.state
+    if found := secret_fields(state):
+        log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
     data = state.to_dict()
     holder, gone = current_holder(state.config.job_url)
     if state.status == RUNNING:

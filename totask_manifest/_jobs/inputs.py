@@ -119,3 +119,90 @@ def refuse_changed_copy(state: JobState, sources: InputSources) -> None:
         what, done = ("--append manifest", "combined") if k else ("input manifest", "copied")
         raise JobError(f"the {what} {redact_url(url)} is not the one job {state.config.job_name!r} {done} when it "
                        "started (checksum differs); clone or chain a new job for it, or choose another --job-name")
+
+
+# -- jobs written before secrets were kept out of job.json -----------------------------------------
+
+def secret_fields(state: JobState) -> list[str]:
+    """The fields of ``job.json`` that hold a secret (user info, a query): a job written before
+    input URLs were recorded redacted kept its input's URL whole, and the folder with the password
+    as ``relative_to``."""
+    from .._fetch import APPENDED_BASES
+
+    def held(url: object) -> bool:  # a URL recorded redacted (``?…``) holds none
+        return isinstance(url, str) and carries_secret(url) and redact_secret_url(url) != url
+
+    c = state.config
+    found = ["input.url", "config.input"] if held(c.input) else []
+    if held(state.effective_input):
+        found.append("input.read")
+    if any(map(held, c.append)):
+        found.append("config.append")
+    if held(c.options.get("relative_to")):
+        found.append("options.relative_to")
+    bases = c.options.get(APPENDED_BASES)
+    if isinstance(bases, list) and any(isinstance(b, list) and b and held(b[-1]) for b in bases):
+        found.append(f"options.{APPENDED_BASES}")
+    return found
+
+
+def secret_warning(state: JobState, found: list[str], why: str) -> str:
+    """One line saying that the job folder holds a secret, and where, without showing it."""
+    return (f"job.json of job {state.config.job_name!r} holds a secret (a user name and password, or a URL query) in "
+            f"{', '.join(found)}, as versions before this one wrote it; {why}; do not share the job folder as it is")
+
+
+class _Changed(Exception):
+    """The input a URL serves now is not the one the job read."""
+
+
+def move_secret_input(state: JobState) -> None:
+    """``resume`` of a job that reads its input from a URL with a secret (written before such a URL
+    was kept out of ``job.json``): copy the input into the job folder, as a new job does, check it
+    against the checksum the job recorded, then rewrite ``job.json`` with the URL redacted (both
+    atomic: a kill between them leaves the old job.json, and the copy is made again next time).
+    Not done, with a one-line warning, where it would change what the job reads or fetches: a
+    ``relative_to`` with the password (the rest of the data objects would be fetched without it),
+    a job with ``--append`` manifests, an input that cannot be read now or has changed."""
+    found = secret_fields(state)
+    if not found:
+        return
+    c = state.config
+    why = None
+    if any(f.startswith("options.") for f in found):
+        why = "kept: the job fetches the data objects its manifest names relatively with it"
+    elif c.append or state.effective_input != c.input:
+        why = "kept: a job with --append manifests is not changed (it reads its combined copy)"
+    else:
+        try:
+            sha = _copy_checked(c.input, state.layout.input_manifest, state.input_sha256)
+        except (TotaskError, OSError) as exc:
+            why = f"kept: its input cannot be read now to copy it into the job folder ({type(exc).__name__})"
+        except _Changed:
+            why = "kept: the input its URL serves now is not the one the job read (checksum differs)"
+        else:
+            state.effective_input, state.copied_sha256 = state.layout.input_manifest, sha
+            c.input = redact_secret_url(c.input)
+            state.save()
+            log.info("job %s: its input copied into %s and its URL's secret removed from job.json",
+                     c.job_name, redact_url(state.layout.input_manifest))
+            return
+    log.warning("%s", secret_warning(state, found, why))
+
+
+def _copy_checked(url: str, copy: str, expected: str) -> str:
+    """Copy ``url`` to ``copy`` atomically; its checksum. ``_Changed`` (nothing written) when it is
+    not ``expected`` (where one is recorded)."""
+    import hashlib
+
+    from .._manifest.ranges import CHUNK
+    from .._storage import AtomicWriter, open_read
+
+    digest = hashlib.sha256()
+    with open_read(url) as f, AtomicWriter(copy) as out:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        if expected and digest.hexdigest() != expected:
+            raise _Changed
+    return digest.hexdigest()
