@@ -74,6 +74,7 @@ BOM = b"\xef\xbb\xbf"
     (b"", [b'{"source-ref":"x.jpg","cls":null}\n', b'{"source-ref":"x.jpg"}\n{"source-ref":"y.jpg"}']),
     (b"".join(b'{"source-ref":"i%d.jpg"%s}\n' % (i, b',"cls":2' if i % 3 else b"") for i in range(100)),
      [b"".join(b'{"source-ref":"i%d.jpg"}\n' % i for i in range(90, 140))]),
+    (b"big", []),
 ])
 def test_the_combined_scan_is_the_scan_of_the_file_written(tmp_path: Path, input_bytes: bytes, appended: list[bytes]) -> None:
     """The combined input is not read again: its checksum, line count and selection (lines to label,
@@ -83,6 +84,10 @@ def test_the_combined_scan_is_the_scan_of_the_file_written(tmp_path: Path, input
     from totask_manifest._jobs.scan_ranges import scan_input, sha256_of
 
     inp = tmp_path / "in.manifest"
+    if input_bytes == b"big":  # several of the reader's 1 MiB chunks, and their seams
+        input_bytes = write_manifest(tmp_path / "big.manifest", 6000, prelabeled_every=3).read_bytes()
+        half = input_bytes[: len(input_bytes) // 2].rsplit(b"\n", 1)[0]  # lines 1000 on: duplicates
+        appended = [half.replace(b"/img00", b"/new00") + b"\r\n"]
     inp.write_bytes(input_bytes)
     extra = []
     for k, data in enumerate(appended):
@@ -97,6 +102,7 @@ def test_the_combined_scan_is_the_scan_of_the_file_written(tmp_path: Path, input
     assert result.scan.selection.fingerprint == scan.selection.fingerprint
     assert result.given_sha256 == [sha256_of(str(p)) for p in (inp, *extra)]
     assert not scan.problems and scan.selected > 0
+    assert result.added + result.skipped == sum(1 for x in appended for line in x.splitlines() if line.strip())  # none lost
 
 
 def test_a_bad_line_found_midway_leaves_nothing_written(tmp_path: Path) -> None:
