@@ -140,21 +140,21 @@ def test_append_adds_new_objects_and_skips_duplicates(tmp_path, caplog):
 def test_append_reads_each_manifest_once(tmp_path, monkeypatch):
     """The combined input is written in one pass over each manifest: the input was read twice
     (once for its data objects, once to copy it), a cost the size of the input."""
-    from totask_manifest._jobs import inputs
+    from totask_manifest._jobs import combine
 
     inp = tmp_path / "in.manifest"
     inp.write_bytes(b'{"source-ref":"a.jpg"}\n\n{"source-ref":"b.jpg"}')  # no newline at the end
     extra = tmp_path / "extra.manifest"
     extra.write_bytes(b'{"source-ref":"b.jpg","x":1}\n{"source-ref":"c.jpg"}\n{"source-ref":"c.jpg"}\n')
     opened: list[str] = []
-    real = inputs.read_lines
+    real = combine.open_read
 
     def counted(url, *args, **kwargs):
         opened.append(url)
         return real(url, *args, **kwargs)
 
-    monkeypatch.setattr(inputs, "read_lines", counted)
-    result = inputs.combine_with_appended(str(inp), [str(extra)], str(tmp_path / "combined.manifest"))
+    monkeypatch.setattr(combine, "open_read", counted)
+    result = combine.combine_with_appended(str(inp), [str(extra)], str(tmp_path / "combined.manifest"), "cls")
     assert opened == [str(inp), str(extra)]
     assert (tmp_path / "combined.manifest").read_bytes() == (
         b'{"source-ref":"a.jpg"}\n\n{"source-ref":"b.jpg"}\n{"source-ref":"c.jpg"}\n')
@@ -166,7 +166,7 @@ def test_appended_duplicates_are_the_same_image_not_the_same_text(tmp_path):
     ``images/x.jpg`` in another folder is another image. Before: compared as text, a second
     dataset laid out like the first was skipped whole as duplicates (one warning line), and the
     same image named by its absolute path was labeled twice."""
-    from totask_manifest._jobs import inputs
+    from totask_manifest._jobs import combine
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -177,7 +177,7 @@ def test_appended_duplicates_are_the_same_image_not_the_same_text(tmp_path):
     again = tmp_path / "a" / "again.manifest"  # the input's own image, named two ways, and its text
     again.write_bytes(b'{"source-ref":"images/x.jpg"}\n{"source-ref":"%s"}\n{"source":"text"}\n'
                       % str(tmp_path / "a" / "images" / "x.jpg").encode())
-    result = inputs.combine_with_appended(str(inp), [str(other), str(again)], str(tmp_path / "combined.manifest"))
+    result = combine.combine_with_appended(str(inp), [str(other), str(again)], str(tmp_path / "combined.manifest"), "cls")
     assert (result.added, result.skipped) == (1, 3)
     assert (tmp_path / "combined.manifest").read_bytes() == (
         b'{"source-ref":"images/x.jpg"}\n{"source":"text"}\n{"source-ref":"images/x.jpg"}\n')
@@ -187,7 +187,7 @@ def test_appended_duplicates_are_the_same_image_not_the_same_text(tmp_path):
 def test_a_chained_inputs_appended_lines_keep_their_folder_for_duplicates(tmp_path):
     """A chained job's input holds lines an earlier job appended (``earlier``): appending their
     manifest again finds them duplicates, resolved in their own folder, not the input's."""
-    from totask_manifest._jobs import inputs
+    from totask_manifest._jobs import combine
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -196,11 +196,11 @@ def test_a_chained_inputs_appended_lines_keep_their_folder_for_duplicates(tmp_pa
     inp.write_bytes(b'{"source-ref":"x.jpg"}\n{"source-ref":"x.jpg"}\n')  # line 2 came from b/
     more = tmp_path / "b" / "more.manifest"
     more.write_bytes(b'{"source-ref":"x.jpg"}\n')
-    result = inputs.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"),
-                                          input_base=str(tmp_path / "a"), earlier=[[1, str(tmp_path / "b")]])
+    result = combine.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"), "cls",
+                                           input_base=str(tmp_path / "a"), earlier=[[1, str(tmp_path / "b")]])
     assert (result.added, result.skipped) == (0, 1)
-    result = inputs.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"),
-                                          input_base=str(tmp_path / "a"))
+    result = combine.combine_with_appended(str(inp), [str(more)], str(tmp_path / "c.manifest"), "cls",
+                                           input_base=str(tmp_path / "a"))
     assert (result.added, result.skipped) == (1, 0)
 
 

@@ -20,7 +20,15 @@ from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
 from ._jobs.execute import execute, job_result
-from ._jobs.inputs import InputSources, job_input, keep_secrets_out, refuse_changed_copy
+from ._jobs.inputs import (
+    InputSources,
+    job_input,
+    keep_secrets_out,
+    move_secret_input,
+    refuse_changed_copy,
+    secret_fields,
+    secret_warning,
+)
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name, refuse_foreign_folder
 from ._jobs.lease import current_holder, hold
@@ -181,10 +189,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     for url in sources.append:
         if not exists(url):
             raise UsageError(f"--append manifest not found: {redact_url(url)}")
-    input_url, copied_sha256 = job_input(config, sources, layout)
-    scan = scan_input(input_url, config.label_attribute)
-    raise_for_problems(input_url, scan)
-    raise_for_no_data(input_url, scan)
+    taken = job_input(config, sources, layout)
+    input_url, scan = taken.url, taken.scan
+    if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
+        scan = scan_input(input_url, config.label_attribute)
+        raise_for_problems(input_url, scan)
+        raise_for_no_data(input_url, scan)
     if cloned_from is not None and (changed := Job(cloned_from).input_changed(scan.sha256, config.append)):
         log.warning("%s", changed)  # one line; the clone goes on with the manifest as it is now
     state = JobState(
@@ -192,7 +202,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         effective_input=input_url,
         input_sha256=scan.sha256,
         input_lines=scan.lines,
-        copied_sha256=(copied_sha256 or scan.sha256) if sources.copied else "",
+        copied_sha256=taken.given_sha256[0] if sources.copied else "",
+        given_sha256=taken.given_sha256 if sources.append else [],
         metrics=empty_metrics(scan.selected),
         chained_from=chained_from,
         cloned_from=cloned_from,
@@ -239,6 +250,7 @@ def resume(
         job = Job.open(job_url)
         job.check_named()
         state = job.state
+        move_secret_input(state)  # a job written before input URLs were recorded redacted
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
@@ -358,6 +370,8 @@ def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
     job = Job.open(job_url)
     state = job.state
+    if found := secret_fields(state):
+        log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
     data = state.to_dict()
     holder, gone = current_holder(state.config.job_url)
     if state.status == RUNNING:

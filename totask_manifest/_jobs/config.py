@@ -13,6 +13,11 @@ from .status import COMPLETED
 TUNING_OPTIONS = ("concurrency", "timeout", "retries", "batch_size", "device")
 #: configuration fields of the same kind
 TUNING_FIELDS = ("checkpoint_every", "checkpoint_seconds")
+#: options the job sets itself when it starts, from its input and ``--append`` manifests (where each
+#: appended manifest's lines start: ``_fetch.APPENDED_BASES``), never given the same way again: the
+#: same ``annotate --append`` again was refused as "another configuration" for them. What they are
+#: derived from is compared (the URLs here, the manifests' checksums by ``inputs.refuse_changed_copy``)
+DERIVED_OPTIONS = ("relative_to_appended",)
 
 
 @dataclass
@@ -66,9 +71,10 @@ class JobResult:
 
 
 def identity(config: JobConfig) -> dict[str, Any]:
-    """What makes two configurations the same job: everything but the tuning options."""
+    """What makes two configurations the same job: everything but the tuning options and what the
+    job derives from its input (``DERIVED_OPTIONS``)."""
     data = {k: v for k, v in config.to_dict().items() if k not in TUNING_FIELDS}
-    data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS}
+    data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS and k not in DERIVED_OPTIONS}
     return data
 
 

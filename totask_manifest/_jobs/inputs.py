@@ -8,142 +8,24 @@ it redacted (``redact_url``) and reads the copy it made when it started, and so 
 ``clone`` and the same ``annotate`` again (a presigned URL has expired by then). A URL without a
 secret is recorded as it is and read in place: a 100 GB manifest on S3 is not copied.
 
-(The scan of the input before a job starts is ``scan_ranges``.)
+(The scan of the input before a job starts is ``scan_ranges``; the input combined with
+``--append`` manifests, in one read of each, is ``combine``'s.)
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .._errors import JobError, TotaskError, UsageError
-from .._manifest.io import read_lines, write_lines
-from .._manifest.line import Line
 from .._storage import carries_secret, redact_secret_url, redact_url
+from .combine import combine_with_appended
 from .config import JobConfig
 from .layout import JobLayout
-from .scan_ranges import raise_for_no_data, raise_for_problems, scan_input, sha256_of
+from .scan_ranges import InputScan, sha256_of
 from .state import JobState
 
 log = logging.getLogger("totask_manifest")
-
-
-def _identity(record: dict, resolve: Callable[[str], str]) -> tuple[str, str] | None:
-    """What makes two lines the same data object: inline text as written, a ``source-ref`` as the
-    file or URL it names (``images/x.jpg`` in two manifests' folders is two images; compared as
-    text, a second dataset laid out like the first was skipped whole)."""
-    ref = record.get("source-ref")
-    if isinstance(ref, str):
-        return "source-ref", resolve(ref)
-    value = record.get("source")
-    return ("source", value) if isinstance(value, str) else None
-
-
-@functools.lru_cache(maxsize=64)
-def _resolver(base: str) -> Callable[[str], str]:
-    """``resolve_reference(ref, base)`` for one base, with a fast path for the common plain
-    relative path (no ``.`` segment, ``//``, end slash or surrounding space), where joining is
-    all it does: the full call per line doubled the time of combining a 200,000-line input."""
-    from .._fetch import resolve_reference
-
-    prefix = None
-    if base and not base.startswith("file://"):
-        prefix = base.rstrip("/") + "/" if "://" in base else os.path.normpath(base) + "/"
-        if prefix in ("//", "///", "./"):  # these join as normpath does on its own
-            prefix = None
-
-    def resolve(ref: str) -> str:
-        if prefix and ref and ref[0] not in "/. \t" and ref[-1] not in "/ \t\r\n" and "://" not in ref \
-                and "/." not in ref and "//" not in ref and "\\" not in ref:
-            return prefix + ref
-        return resolve_reference(ref, base)
-
-    return resolve
-
-
-def _base_at(index: int, input_base: str, earlier: Sequence[Sequence]) -> str:
-    """The folder an input line's relative references resolve against: that of the manifest an
-    earlier job appended it from (``[first line index, folder]`` pairs), else the input's."""
-    base = input_base
-    for start, folder in earlier:
-        if start <= index:
-            base = folder
-    return base
-
-
-@dataclass
-class Appended:
-    """What ``combine_with_appended`` did: lines added, duplicates skipped (counted, with the
-    first few named), and where each appended manifest's lines start in the combined input
-    (``[first line index, folder]``: its relative references resolve against its own folder)."""
-
-    added: int = 0
-    skipped: int = 0
-    examples: list[str] = field(default_factory=list)
-    starts: list[list] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line however many duplicates there were."""
-        text = f"appended {self.added} data object(s); {self.skipped} duplicate(s) skipped"
-        if self.examples:
-            text += f" (first: {self.examples[0]})"
-        return text
-
-
-def combine_with_appended(input_url: str, extra: Iterable[str], out_url: str, *, input_base: str | None = None,
-                          earlier: Sequence[Sequence] = ()) -> Appended:
-    """Write input + the appended manifests' lines to ``out_url``, skipping data objects already
-    present (same ``source`` text, or ``source-ref`` naming the same file once resolved: the
-    input's against ``input_base``, default its folder, or ``earlier`` appended folders; each
-    appended manifest's against its own). One pass over each manifest: the input's data objects
-    are noted as its lines are copied, all of them before the first appended line."""
-    from .._fetch import base_of
-
-    extra = list(extra)
-    input_base = input_base or base_of(redact_secret_url(input_url))
-    resolve_input = _resolver(input_base)
-    seen: set[tuple[str, str]] = set()
-    result = Appended()
-
-    def lines() -> Iterable[Line | bytes]:
-        last_had_newline = True
-        index = 0
-        for line in read_lines(input_url):
-            if extra and not line.is_blank:  # a plain copy compares nothing
-                ident = _identity(line.record(), _resolver(_base_at(index, input_base, earlier)) if earlier else resolve_input)
-                if ident is not None:
-                    seen.add(ident)
-            last_had_newline = line.newline != b""
-            index += 1
-            yield line
-        for url in extra:
-            base = base_of(redact_secret_url(url))  # job.json keeps it: its folder without the secret
-            resolve = _resolver(base)
-            result.starts.append([index, base])
-            for line in read_lines(url):
-                if line.is_blank:
-                    continue
-                record = line.record()
-                ident = _identity(record, resolve)
-                if ident is not None and ident in seen:
-                    result.skipped += 1
-                    if len(result.examples) < 3:
-                        result.examples.append(f"{redact_url(url)} line {line.number}: {record.get(ident[0])!r}")  # as written
-                    continue
-                if ident is not None:
-                    seen.add(ident)
-                if not last_had_newline:
-                    yield b"\n"
-                    last_had_newline = True
-                yield line.prefix.replace(b"\xef\xbb\xbf", b"") + line.body + b"\n"
-                index += 1
-                result.added += 1
-
-    write_lines(out_url, lines())
-    return result
 
 
 @dataclass
@@ -176,47 +58,151 @@ def keep_secrets_out(config: JobConfig, copy_of: str | None = None) -> InputSour
     return sources
 
 
-def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> tuple[str, str]:
-    """The manifest the new job reads, and the checksum of its input as given when it was copied with
-    ``--append`` manifests (``""`` otherwise: a plain copy's is the copy's): the input where it is, or its copy in the job folder (with any ``--append``
-    manifests' lines, duplicates skipped). Each manifest is checked on its own first, so a bad line is
-    named by its own file and line number, and nothing is written for a job that cannot start."""
+@dataclass
+class JobInput:
+    """What a new job reads (``url``); ``scan``: that manifest's scan when the job wrote it (a
+    copy, checked and scanned as it was written), None for an input read where it is (not read
+    yet); ``given_sha256``: the checksums of the manifests a copy was made from, as read (the
+    input, then each ``--append`` manifest), which the same ``annotate`` again compares."""
+
+    url: str
+    scan: InputScan | None = None
+    given_sha256: list[str] = field(default_factory=list)
+
+
+def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> JobInput:
+    """The manifest the new job reads: the input where it is, or its copy in the job folder (with
+    any ``--append`` manifests' lines, duplicates skipped), made in one read of each manifest
+    (``combine``): each is checked on its own as it is copied, so a bad line is named by its own
+    file and line number, and nothing is written for a job that cannot start."""
     if not (sources.append or sources.copied):
-        return sources.input, ""
-    shown = (config.input, *config.append)  # the URLs as job.json records them, for messages
-    scans = [scan_input(url, config.label_attribute, checksum=sources.copied and i == 0 and bool(sources.append))
-             for i, url in enumerate((sources.input, *sources.append))]
-    for url, scan, what in zip(shown, scans, ("input manifest", *["--append manifest"] * len(sources.append)), strict=False):
-        raise_for_problems(url, scan, what)
-    raise_for_no_data(sources.input, scans[0], appended=list(zip(sources.append, scans[1:], strict=True)))
+        return JobInput(sources.input)
     from .._fetch import APPENDED_BASES
 
     # appended manifests' relative references resolve in their own folders; a chained job keeps the
     # folders of lines an earlier job appended (they lie inside its input, before the new ones)
     earlier = list(config.options.get(APPENDED_BASES) or ())
-    appended = combine_with_appended(sources.input, sources.append, layout.input_manifest,
+    appended = combine_with_appended(sources.input, sources.append, layout.input_manifest, config.label_attribute,
+                                     shown=(config.input, *config.append),  # as job.json records them
                                      input_base=config.options.get("relative_to"), earlier=earlier)
     if sources.append:
         (log.warning if appended.skipped else log.info)("%s", appended.summary())
         earlier = [e for e in earlier if e[0] < appended.starts[0][0]]
         config.options[APPENDED_BASES] = [*earlier, *appended.starts]
-    return layout.input_manifest, scans[0].sha256
+    return JobInput(layout.input_manifest, appended.scan, appended.given_sha256)
 
 
 def refuse_changed_copy(state: JobState, sources: InputSources) -> None:
-    """The same ``annotate`` again, for a job that copied its input: the URL given (signed anew, say)
-    must serve the manifest the job copied, else the job would label another input than the one
-    named (refused, as ``resume`` refuses a changed input). A URL that cannot be read now (expired)
-    is not needed: the job goes on from its copy, as ``resume`` would."""
-    if not state.copied_sha256 or not sources.copied:
+    """The same ``annotate`` again, for a job that copied its input (a URL with a secret, or
+    ``--append``): each manifest given (a URL signed anew, say) must serve what the job copied,
+    else the job would go on labeling its copy while the command names other data (refused, as
+    ``resume`` refuses a changed input). A URL that cannot be read now (expired) is not needed:
+    the job goes on from its copy, as ``resume`` would. Jobs written before ``given_sha256`` was
+    kept compare their input alone (``copied_sha256``), when its URL carried a secret."""
+    given = (sources.input, *sources.append)
+    if len(state.given_sha256) == len(given):
+        recorded = state.given_sha256
+    elif state.copied_sha256 and sources.copied:
+        recorded = [state.copied_sha256]
+    else:
         return
-    try:
-        sha = sha256_of(sources.input)
-    except (TotaskError, OSError) as exc:
-        log.info("the input manifest %s cannot be read now (%s); job %s goes on from its copy",
-                 redact_url(sources.input), type(exc).__name__, state.config.job_name)
+    for k, (url, recorded_sha) in enumerate(zip(given, recorded, strict=False)):
+        try:
+            sha = sha256_of(url)
+        except (TotaskError, OSError) as exc:
+            log.info("the %s %s cannot be read now (%s); job %s goes on from its copy",
+                     "--append manifest" if k else "input manifest", redact_url(url), type(exc).__name__,
+                     state.config.job_name)
+            continue
+        if sha == recorded_sha:
+            continue
+        what, done = ("--append manifest", "combined") if k else ("input manifest", "copied")
+        raise JobError(f"the {what} {redact_url(url)} is not the one job {state.config.job_name!r} {done} when it "
+                       "started (checksum differs); clone or chain a new job for it, or choose another --job-name")
+
+
+# -- jobs written before secrets were kept out of job.json -----------------------------------------
+
+def secret_fields(state: JobState) -> list[str]:
+    """The fields of ``job.json`` that hold a secret (user info, a query): a job written before
+    input URLs were recorded redacted kept its input's URL whole, and the folder with the password
+    as ``relative_to``."""
+    from .._fetch import APPENDED_BASES
+
+    def held(url: object) -> bool:  # a URL recorded redacted (``?…``) holds none
+        return isinstance(url, str) and carries_secret(url) and redact_secret_url(url) != url
+
+    c = state.config
+    found = ["input.url", "config.input"] if held(c.input) else []
+    if held(state.effective_input):
+        found.append("input.read")
+    if any(map(held, c.append)):
+        found.append("config.append")
+    if held(c.options.get("relative_to")):
+        found.append("options.relative_to")
+    bases = c.options.get(APPENDED_BASES)
+    if isinstance(bases, list) and any(isinstance(b, list) and b and held(b[-1]) for b in bases):
+        found.append(f"options.{APPENDED_BASES}")
+    return found
+
+
+def secret_warning(state: JobState, found: list[str], why: str) -> str:
+    """One line saying that the job folder holds a secret, and where, without showing it."""
+    return (f"job.json of job {state.config.job_name!r} holds a secret (a user name and password, or a URL query) in "
+            f"{', '.join(found)}, as versions before this one wrote it; {why}; do not share the job folder as it is")
+
+
+class _Changed(Exception):
+    """The input a URL serves now is not the one the job read."""
+
+
+def move_secret_input(state: JobState) -> None:
+    """``resume`` of a job that reads its input from a URL with a secret (written before such a URL
+    was kept out of ``job.json``): copy the input into the job folder, as a new job does, check it
+    against the checksum the job recorded, then rewrite ``job.json`` with the URL redacted (both
+    atomic: a kill between them leaves the old job.json, and the copy is made again next time).
+    Not done, with a one-line warning, where it would change what the job reads or fetches: a
+    ``relative_to`` with the password (the rest of the data objects would be fetched without it),
+    a job with ``--append`` manifests, an input that cannot be read now or has changed."""
+    found = secret_fields(state)
+    if not found:
         return
-    if sha != state.copied_sha256:
-        raise JobError(f"the input manifest {redact_url(sources.input)} is not the one job {state.config.job_name!r} "
-                       "copied when it started (checksum differs); clone or chain a new job for it, or choose another "
-                       "--job-name")
+    c = state.config
+    why = None
+    if any(f.startswith("options.") for f in found):
+        why = "kept: the job fetches the data objects its manifest names relatively with it"
+    elif c.append or state.effective_input != c.input:
+        why = "kept: a job with --append manifests is not changed (it reads its combined copy)"
+    else:
+        try:
+            sha = _copy_checked(c.input, state.layout.input_manifest, state.input_sha256)
+        except (TotaskError, OSError) as exc:
+            why = f"kept: its input cannot be read now to copy it into the job folder ({type(exc).__name__})"
+        except _Changed:
+            why = "kept: the input its URL serves now is not the one the job read (checksum differs)"
+        else:
+            state.effective_input, state.copied_sha256 = state.layout.input_manifest, sha
+            c.input = redact_secret_url(c.input)
+            state.save()
+            log.info("job %s: its input copied into %s and its URL's secret removed from job.json",
+                     c.job_name, redact_url(state.layout.input_manifest))
+            return
+    log.warning("%s", secret_warning(state, found, why))
+
+
+def _copy_checked(url: str, copy: str, expected: str) -> str:
+    """Copy ``url`` to ``copy`` atomically; its checksum. ``_Changed`` (nothing written) when it is
+    not ``expected`` (where one is recorded)."""
+    import hashlib
+
+    from .._manifest.ranges import CHUNK
+    from .._storage import AtomicWriter, open_read
+
+    digest = hashlib.sha256()
+    with open_read(url) as f, AtomicWriter(copy) as out:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        if expected and digest.hexdigest() != expected:
+            raise _Changed
+    return digest.hexdigest()

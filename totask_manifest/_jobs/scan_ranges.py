@@ -126,30 +126,34 @@ class _TypedRuns:
         self.selects = self.attribute not in shape
 
 
-def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: str, typed: _TypedRuns) -> None:
-    """Lines ``raws`` (each with its ``\n``), starting at the offsets ``starts``."""
+def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: str,
+              typed: _TypedRuns | None = None) -> list[dict] | None:
+    """Lines ``raws`` (each with its ``\n``), starting at the offsets ``starts``. Returns their
+    records when the run was cleared by parsing (all parsed, none with a problem), for a caller
+    that reads them too (``combine``: each line parsed once; it passes no ``typed``), else None."""
     from .._manifest.label_check import run_needs_input_rules  # on use: the CLI starts without it
 
     if not raws:
-        return
+        return None
     text = b"".join(raws)
     # the file's first line may carry a byte order mark, and a CR is whitespace to JSON but no
     # part of a line's body: both are the per-line path's to read (``to_line``). A line's "\n"
     # is whitespace too, so lines are parsed as read, without a copy each
     if starts[0] != 0 and b"\r" not in text:
-        if typed.accepts is not None and typed.accepts(text) == len(raws):
+        if typed is not None and typed.accepts is not None and typed.accepts(text) == len(raws):
             first = out.lines
             out.lines += len(raws)
             if typed.selects:
                 out.indices.extend(range(first, out.lines))
                 out.offsets.extend(starts)
-            return
+            return None
         try:
             records = list(map(orjson.loads, raws))
         except orjson.JSONDecodeError:
             records = None
         if records is not None and not run_needs_input_rules(text, records, max(map(len, raws))):
-            typed.learn(records)
+            if typed is not None:
+                typed.learn(records)
             first = out.lines
             out.lines += len(records)
             meta_key = metadata_key(attribute)
@@ -159,9 +163,10 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
                         type(meta := record.get(meta_key)) is dict and "failure-reason" in meta):
                     out.indices.append(first + j)
                     out.offsets.append(starts[j])
-            return
+            return records
     for at, raw in zip(starts, raws, strict=True):
         _scan_line(out, at, raw, attribute)
+    return None
 
 
 def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
@@ -249,20 +254,26 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
                        started=summer.start if summer is not None else None)
     sha = summer.result() if summer is not None else ""
     scan = InputScan(sha256=sha)
-    sel = scan.selection
     for part in parts:
-        base = scan.lines
-        sel.indices.extend(part.indices if not base else array("q", (i + base for i in part.indices)))
-        sel.offsets.extend(part.offsets)
-        for number, key, message, rule in part.problems:
-            where = f", key {key!r}" if key else ""
-            _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
-        scan.problem_count += part.problem_count - len(part.problems)
-        scan.bad_lines += part.bad_lines
-        scan.lines += part.lines
+        add_range(scan, part)
+    sel = scan.selection
     sel.lines, sel.sha256, sel.fingerprint = scan.lines, sha, mark
     scan.selected = len(sel.indices)
     return scan
+
+
+def add_range(scan: InputScan, part: _RangeScan) -> None:
+    """``part``, the range that follows those ``scan`` holds, added to it: its lines, selection
+    and problems, numbered in the whole file."""
+    sel, base = scan.selection, scan.lines
+    sel.indices.extend(part.indices if not base else array("q", (i + base for i in part.indices)))
+    sel.offsets.extend(part.offsets)
+    for number, key, message, rule in part.problems:
+        where = f", key {key!r}" if key else ""
+        _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
+    scan.problem_count += part.problem_count - len(part.problems)
+    scan.bad_lines += part.bad_lines
+    scan.lines += part.lines
 
 
 def _problem(scan: InputScan, message: str) -> None:

@@ -48,6 +48,10 @@ class JobState:
     #: its folder (``effective_input``) and ``config`` records it redacted; the checksum of what the
     #: URL served, which the same ``annotate`` again compares (``inputs.refuse_changed_copy``)
     copied_sha256: str = ""
+    #: set when the job combined its input with ``--append`` manifests into its folder: the checksum
+    #: of each manifest given as it was read (the input, then each appended one), compared by the
+    #: same ``annotate`` again (``inputs.refuse_changed_copy``): the job reads only its copy after
+    given_sha256: list[str] = field(default_factory=list)
     metrics: dict[str, int] = field(default_factory=empty_metrics)
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
@@ -75,6 +79,7 @@ class JobState:
                 "sha256": self.input_sha256,
                 "lines": self.input_lines,
                 **({"copied-sha256": self.copied_sha256} if self.copied_sha256 else {}),
+                **({"given-sha256": self.given_sha256} if self.given_sha256 else {}),
             },
             "output-manifest": self.layout.output_manifest,
             "metrics": self.metrics,
@@ -99,6 +104,7 @@ class JobState:
             input_sha256=inp.get("sha256", ""),
             input_lines=inp.get("lines", 0),
             copied_sha256=inp.get("copied-sha256") or "",
+            given_sha256=inp.get("given-sha256") or [],
             metrics=data.get("metrics") or empty_metrics(),
             created=data.get("created", now_iso()),
             updated=data.get("updated", now_iso()),
@@ -137,6 +143,8 @@ def shape_problem(state: JobState) -> str | None:
         return "metrics is not an object of integers"
     if not isinstance(state.copied_sha256, str):
         return "input.copied-sha256 is not a string"
+    if not isinstance(state.given_sha256, list) or not all(isinstance(v, str) for v in state.given_sha256):
+        return "input.given-sha256 is not a list of strings"
     if not isinstance(state.runs, list):
         return "runs is not a list"
     return None
