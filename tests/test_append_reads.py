@@ -119,3 +119,39 @@ def test_a_bad_line_found_midway_leaves_nothing_written(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"^--append manifest .*more\.manifest has 1 bad line\(s\):\n  line 3: "):
         combine_with_appended(str(inp), [str(more)], str(out), "cls")
     assert not list((tmp_path / "job").iterdir())
+
+
+def test_an_input_copied_alone_takes_the_typed_path_and_scans_as_the_file(tmp_path: Path, monkeypatch) -> None:
+    """An input copied without ``--append`` (its URL holds a secret) is checked in one process, as
+    it is written: runs of a shape cleared once go validate's typed way (no record a line), and the
+    scan is still what a scan of the file written finds."""
+    from totask_manifest._jobs import scan_ranges
+    from totask_manifest._jobs.combine import combine_with_appended
+    from totask_manifest._jobs.scan_ranges import scan_input
+
+    label = (b',"cls":{"image_size":[{"width":8,"height":8,"depth":3}],"annotations":[]},"cls-metadata":'
+             b'{"objects":[],"class-map":{},"type":"groundtruth/object-detection","human-annotated":"no",'
+             b'"creation-date":"2026-01-01T00:00:00","job-name":"labeling-job/x"}')
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b"".join(b'{"source-ref":"s3://b/i%d.jpg"%s}\n' % (i, b"" if i % 37 == 5 else label)
+                             for i in range(400)))
+    accepted = []
+    real = scan_ranges._TypedRuns.learn
+
+    def learn(self, records):
+        real(self, records)
+        if self.accepts is not None and not getattr(self.accepts, "counted", False):
+            inner = self.accepts
+            self.accepts = lambda text: accepted.append(n := inner(text)) or n
+            self.accepts.counted = True
+
+    monkeypatch.setattr(scan_ranges._TypedRuns, "learn", learn)
+    out = tmp_path / "job" / "input.manifest"
+    result = combine_with_appended(str(inp), [], str(out), "cls")
+    monkeypatch.undo()
+    scan = scan_input(str(out), "cls")
+    assert out.read_bytes() == inp.read_bytes()
+    assert (result.scan.sha256, result.scan.lines, result.scan.selected) == (scan.sha256, scan.lines, scan.selected)
+    assert list(result.scan.selection.indices) == list(scan.selection.indices) == [i for i in range(400) if i % 37 == 5]
+    assert list(result.scan.selection.offsets) == list(scan.selection.offsets)
+    assert sum(accepted) > 200  # most lines went the typed way

@@ -31,6 +31,7 @@ from .scan_ranges import (
     _add_problems,
     _RangeScan,
     _scan_run,
+    _TypedRuns,
     add_range,
     fingerprint,
     raise_for_no_data,
@@ -187,6 +188,9 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
     rest is only checked, so every bad line is named). Returns its check and checksum."""
     part = _RangeScan()
     sha = hashlib.sha256()
+    # an input copied alone (a URL with a secret) needs no record back: runs of a shape cleared
+    # once take validate's typed path, as the scan of an input read in place does
+    typed = _TypedRuns(combiner.attribute) if not appended and not compare else None
     with open_read(url) as f:
         offset = 0
         for lines in iter_line_batches(f, newlines=True):
@@ -200,7 +204,8 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
             offset = starts.pop()
             for at in range(0, len(lines), RUN_LINES):
                 first = part.lines
-                records = _scan_run(part, starts[at:at + RUN_LINES], lines[at:at + RUN_LINES], combiner.attribute)
+                records = _scan_run(part, starts[at:at + RUN_LINES], lines[at:at + RUN_LINES], combiner.attribute,
+                                    typed)
                 if part.problem_count:
                     continue  # refused: checked to the end, copied no further
                 raws = lines[at:at + RUN_LINES]
