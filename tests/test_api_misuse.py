@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.jobs_helpers import TOY
-from totask_manifest import JobConfig, JobError, annotate, chain
+from totask_manifest import JobConfig, JobError, UsageError, annotate, chain, clone, resume, status
 
 
 def _texts(path: Path, n: int) -> Path:
@@ -43,3 +44,76 @@ def test_chain_from_a_job_that_is_running_says_it_is_in_use_not_resume_it(tmp_pa
     assert "resume it first" not in message
     assert seen[0].exit_code == 2
     assert not (tmp_path / "out" / "second").exists()
+
+
+def _config(tmp_path: Path, **changes: object) -> JobConfig:
+    fields = {"job_name": "j", "input": str(_texts(tmp_path / "in.manifest", 4)), "output_root": str(tmp_path / "out"),
+              "label_attribute": "cls", "task_type": "image-classification", "method": TOY, **changes}
+    return JobConfig(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"options": None}, "JobConfig.options must be a dict"),                  # was AttributeError: 'NoneType' ... 'get'
+    ({"checkpoint_every": "10"}, "JobConfig.checkpoint_every must be an integer"),  # was TypeError: '<' not supported
+    ({"checkpoint_every": 2.5}, "JobConfig.checkpoint_every must be an integer"),   # was kept in job.json as 2.5
+    ({"checkpoint_seconds": "5"}, "JobConfig.checkpoint_seconds must be a number"),  # was a job FAILED with a traceback
+    ({"checkpoint_seconds": -1}, "JobConfig.checkpoint_seconds must be a number of seconds above 0"),
+    ({"task_type": None}, "JobConfig.task_type must be a str"),               # was AttributeError: ... 'startswith'
+    ({"method": None}, "JobConfig.method must be a str"),                     # was TypeError: ... not iterable
+    ({"input": None}, "JobConfig.input must be a path or URL"),               # was TypeError in _redaction
+    ({"input": 3}, "JobConfig.input must be a path or URL"),
+    ({"append": None}, "JobConfig.append must be a list"),                    # was TypeError: 'NoneType' ... not iterable
+])
+def test_a_job_config_field_of_the_wrong_type_is_a_usage_error_naming_it(tmp_path: Path, changes: dict,
+                                                                         named: str) -> None:
+    with pytest.raises(UsageError) as info:
+        annotate(_config(tmp_path, **changes))
+    assert named in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_append_given_as_one_string_is_refused_not_read_letter_by_letter(tmp_path: Path) -> None:
+    """``append="more.manifest"`` was iterated: "--append manifest not found: m"."""
+    more = str(_texts(tmp_path / "more.manifest", 2))
+    with pytest.raises(UsageError, match=r"JobConfig.append must be a list of manifest paths or URLs \(e\.g\. \["):
+        annotate(_config(tmp_path, append=more))
+    first = annotate(_config(tmp_path))
+    with pytest.raises(UsageError, match=r"^append must be a list"):
+        chain(first.job_url, "again", append=more)  # type: ignore[arg-type]
+    assert not (tmp_path / "out" / "again").exists()
+
+
+def test_annotate_takes_a_job_config_only(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="annotate takes a JobConfig, not object"):
+        annotate({"job_name": "j"})  # type: ignore[arg-type]
+
+
+def test_the_job_functions_take_a_pathlib_path_as_validate_manifest_does(tmp_path: Path) -> None:
+    """``input=Path(...)`` failed with "TypeError: expected string or bytes-like object", and
+    ``status(Path(...))``, ``resume``, ``chain`` and ``clone`` with "AttributeError: 'PosixPath'
+    object has no attribute 'rstrip'", while ``validate_manifest`` and ``read_lines`` take one."""
+    config = _config(tmp_path, input=tmp_path / "in.manifest", output_root=tmp_path / "out")
+    _texts(tmp_path / "in.manifest", 4)
+    first = annotate(config)
+    assert first.status == "COMPLETED" and first.metrics["success"] == 4
+    job = tmp_path / "out" / "j"
+    assert status(job)["status"] == "COMPLETED"
+    assert resume(job).status == "COMPLETED"
+    second = chain(job, "second", output_root=tmp_path / "chained")
+    assert second.status == "COMPLETED" and second.job_url == str(tmp_path / "chained" / "second")
+    assert clone(job, "third").metrics["success"] == 4
+    stored = orjson.loads((job / "job.json").read_bytes())
+    assert stored["config"]["input"] == str(tmp_path / "in.manifest")
+
+
+def test_resume_and_chain_arguments_of_the_wrong_type_are_usage_errors(tmp_path: Path) -> None:
+    job = annotate(_config(tmp_path)).job_url
+    with pytest.raises(UsageError, match=r"^checkpoint_every must be an integer, not string '3'$"):
+        resume(job, checkpoint_every="3")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^options must be a dict"):
+        resume(job, options=[("concurrency", 3)])  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^checkpoint_every must be an integer"):
+        chain(job, "next", checkpoint_every="3")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^job_url must be a path or URL"):
+        status(None)  # type: ignore[arg-type]
+    assert not (tmp_path / "out" / "next").exists()

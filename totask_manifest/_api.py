@@ -18,7 +18,17 @@ from typing import Any
 from ._annotators.base import get_annotator_class
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
-from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
+from ._jobs.config import (
+    TUNING_OPTIONS,
+    JobConfig,
+    JobResult,
+    chain_arguments,
+    check_types,
+    identity,
+    identity_differences,
+    path_argument,
+    resume_arguments,
+)
 from ._jobs.execute import execute, job_result
 from ._jobs.inputs import InputSources, job_input, keep_secrets_out, refuse_changed_copy
 from ._jobs.job import Job
@@ -140,6 +150,7 @@ def annotate(
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
+    check_types(config)  # a wrong type named here, not as a TypeError from deep inside
     if chained_from is None and cloned_from is None:  # chain and clone check what they were given
         _refuse_unknown_options(config.method, config.options)
     sources = keep_secrets_out(config, _copy_of)
@@ -222,7 +233,8 @@ def resume(
     given. Takes the job's lease: refused (``JobBusyError``) while another
     process runs the job, taken over when that process is gone.
     """
-    changes = {k: v for k, v in (options or {}).items() if v is not None}
+    job_url, options = resume_arguments(job_url, options, checkpoint_every)
+    changes = {k: v for k, v in options.items() if v is not None}
     other = sorted(set(changes) - set(TUNING_OPTIONS))
     if other:
         raise UsageError(f"resume changes only tuning options ({', '.join(TUNING_OPTIONS)}); not {', '.join(other)}; "
@@ -287,6 +299,7 @@ def chain(
     name (``-ref`` added where the task type needs it); from a STOPPED or FAILED job, the
     previous attribute, so only what is still unlabeled is labeled.
     """
+    job_url, output_root, options, append = chain_arguments(job_url, output_root, options, append, checkpoint_every)
     job = Job.open(job_url)
     job.check_named()
     prev = job.state
@@ -339,6 +352,7 @@ def clone(
     on_progress: ProgressCallback | None = None,
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
+    job_url, output_root, options, _ = chain_arguments(job_url, output_root, options, None, None)
     job = Job.open(job_url)
     job.check_named()
     prev = job.state
@@ -357,7 +371,7 @@ def clone(
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    job = Job.open(job_url)
+    job = Job.open(path_argument(job_url, "job_url"))
     state = job.state
     data = state.to_dict()
     holder, gone = current_holder(state.config.job_url)
