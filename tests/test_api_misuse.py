@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY
+from tests.jobs_helpers import REPO, TOY
 from totask_manifest import JobConfig, JobError, UsageError, annotate, chain, clone, resume, status
 
 
@@ -117,3 +117,42 @@ def test_resume_and_chain_arguments_of_the_wrong_type_are_usage_errors(tmp_path:
     with pytest.raises(UsageError, match=r"^job_url must be a path or URL"):
         status(None)  # type: ignore[arg-type]
     assert not (tmp_path / "out" / "next").exists()
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"concurrency": "x"}, "option 'concurrency' must be int, not string \"x\""),    # was ValueError: invalid literal
+    ({"concurrency": 2.5}, "option 'concurrency' must be int, not number 2.5"),       # was run with 2, kept as 2.5
+    ({"timeout": "abc"}, "option 'timeout' must be float, not string \"abc\""),       # was ValueError: could not convert
+    ({"allow_root": ["data"]}, "option 'allow_root' must be str, not array [\"data\"]"),  # was TypeError: stat: path ...
+])
+def test_an_option_of_the_wrong_type_is_a_usage_error_naming_it(tmp_path: Path, options: dict, named: str) -> None:
+    with pytest.raises(UsageError) as info:
+        annotate(_config(tmp_path, method="file", task_type="object-detection", label_attribute="boxes",
+                         options={"url_key": "annotation-ref", **options}))
+    assert str(info.value) == named
+    assert not (tmp_path / "out").exists()
+
+
+def _sample_job(tmp_path: Path, **options: object) -> JobConfig:
+    """The README's sample job (file method), its paths given as ``pathlib.Path``."""
+    sample = REPO / "sample_data"
+    return JobConfig(job_name="j", input=sample / "manifest.jsonl", output_root=tmp_path / "out",
+                     label_attribute="boxes", task_type="object-detection", method="file",
+                     options={"url_key": "annotation-ref", "native": "convert", "allow_root": sample,
+                              "class_names": sample / "class_names.txt", **options})
+
+
+def test_resume_with_a_tuning_option_of_the_wrong_type_is_a_usage_error(tmp_path: Path) -> None:
+    job = annotate(_sample_job(tmp_path)).job_url
+    with pytest.raises(UsageError, match=r"^option 'concurrency' must be int, not string \"many\"$"):
+        resume(job, options={"concurrency": "many"})  # was ValueError: invalid literal for int()
+
+
+def test_a_file_option_given_as_a_path_is_kept_as_text(tmp_path: Path) -> None:
+    """``options={"allow_root": Path(...)}`` ran the job, then failed writing job.json:
+    "TypeError: Type is not JSON serializable: PosixPath"."""
+    result = annotate(_sample_job(tmp_path))
+    assert result.status == "COMPLETED" and result.metrics["success"] == 49, result
+    stored = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    assert stored["config"]["options"]["allow_root"] == str(REPO / "sample_data")
+    assert stored["config"]["options"]["class_names"] == str(REPO / "sample_data" / "class_names.txt")

@@ -126,7 +126,7 @@ def _refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None
 def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
-    cls.check(cls.Options.from_dict(options), task_type)
+    cls.check(cls.Options.checked(options), task_type)  # a value of the wrong type named before the check reads it
 
 
 def _engine(engine: Engine | str) -> Engine:

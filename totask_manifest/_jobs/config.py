@@ -100,7 +100,7 @@ def options_argument(value: Any, name: str) -> dict[str, Any]:
     """Options the caller gave: a mapping of option names to values (``{"concurrency": 8}``)."""
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise UsageError(f"{name} must be a dict of option names to values, not {json_kind(value)} {value!r}")
-    return dict(value)
+    return {k: _fspath(v) for k, v in value.items()}  # a Path for a file option, as for the input
 
 
 def append_argument(value: Any, name: str) -> list[str]:
