@@ -156,3 +156,22 @@ def test_a_file_option_given_as_a_path_is_kept_as_text(tmp_path: Path) -> None:
     stored = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
     assert stored["config"]["options"]["allow_root"] == str(REPO / "sample_data")
     assert stored["config"]["options"]["class_names"] == str(REPO / "sample_data" / "class_names.txt")
+
+
+def test_the_manifest_and_synapse_functions_take_a_pathlib_path_too(tmp_path: Path) -> None:
+    """``labeled_only``, ``write_report``, ``convert``, ``evaluate_manifest``, ``apply_job`` and
+    ``rollback_job`` failed on a ``pathlib.Path`` with "AttributeError: 'PosixPath' object has no
+    attribute ..." or a TypeError, where ``validate_manifest`` and ``manifest_stats`` take one."""
+    import totask_manifest as tm
+
+    job = Path(annotate(_sample_job(tmp_path)).job_url)
+    output = job / "manifests" / "output" / "output.manifest"
+    assert "kept 49 of 50" in tm.labeled_only(output, tmp_path / "train.manifest", "boxes").summary()
+    assert tm.write_report(job, tmp_path / "r.html", samples=0).failures == 1
+    assert tm.convert(output, tmp_path / "out.coco.json", to="coco").output == str(tmp_path / "out.coco.json")
+    second = Path(chain(job, "again", label_attribute="again").job_url)  # the same labels under another name
+    evaluation = tm.evaluate_manifest(second, predicted="again", reference="boxes")  # a job folder as a Path
+    assert evaluation.detection["ap"] == pytest.approx(1.0)
+    for function in (tm.apply_job, tm.rollback_job):
+        with pytest.raises(tm.NotAJobError):
+            function(tmp_path / "nowhere")

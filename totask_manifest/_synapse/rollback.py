@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ def rollback_job(
     job_url: str, *, force: bool = False, concurrency: int = 32, client: SynapseClient | None = None
 ) -> RollbackReport:
     """Restore every task the job at ``job_url`` changed (see the module docstring)."""
+    job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
     if not (Job(job_url).exists or read_journal(job_url)):
