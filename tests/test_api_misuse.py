@@ -175,3 +175,31 @@ def test_the_manifest_and_synapse_functions_take_a_pathlib_path_too(tmp_path: Pa
     for function in (tm.apply_job, tm.rollback_job):
         with pytest.raises(tm.NotAJobError):
             function(tmp_path / "nowhere")
+
+
+def test_a_chained_job_whose_input_is_rewritten_while_it_runs_fails_and_writes_no_output(tmp_path: Path) -> None:
+    """A job chained from a STOPPED one, while that one is resumed (which rewrites its output
+    manifest, the chained job's input): the commit merged the parts, recorded against the input
+    as it was, into the new version by byte length, and wrote a manifest with broken lines
+    ("line-json" for 12 of 200) that said COMPLETED. Now the job ends FAILED saying why, and no
+    output manifest is written."""
+    first = annotate(_config(tmp_path, job_name="first"))
+    assert first.status == "COMPLETED"
+    previous_output = Path(first.output_manifest)
+    rewritten: list[bool] = []
+
+    def rewrite_the_input(metrics: dict[str, int]) -> None:
+        if not rewritten and metrics["success"] + metrics["failed"] >= 1:
+            rewritten.append(True)  # what a resume of "first" does: its output replaced, other lengths
+            lines = previous_output.read_bytes().splitlines(keepends=True)
+            previous_output.write_bytes(b"".join(b'{"pad":"' + b"x" * 40 + b'",' + line[1:] for line in lines))
+
+    second = chain(first.job_url, "second", label_attribute="other", options={"delay": 0.0},
+                   checkpoint_every=1, on_progress=rewrite_the_input)
+    assert rewritten
+    assert second.status == "FAILED", second
+    assert second.error is not None and "changed while the job ran" in second.error
+    assert not Path(second.output_manifest).exists()
+    assert status(second.job_url)["status"] == "FAILED"
+    with pytest.raises(JobError, match="changed since job 'second' started"):
+        resume(second.job_url)
