@@ -304,7 +304,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_options_from_flags_are_json_and_the_job_makes_them_absolute(tmp_path, monkeypatch):
-    from totask_manifest._api import _check_config
+    from totask_manifest._api_checks import check_config as _check_config
     from totask_manifest._jobs.config import JobConfig
 
     monkeypatch.chdir(tmp_path)

@@ -120,7 +120,7 @@ class LexiconToy(ToyClassifier):
 
 
 def test_a_path_option_is_kept_absolute_and_refused_on_a_cluster(tmp_path, monkeypatch) -> None:
-    from totask_manifest._api import _check_config
+    from totask_manifest._api_checks import check_config as _check_config
     from totask_manifest._jobs.config import JobConfig
 
     monkeypatch.chdir(tmp_path)

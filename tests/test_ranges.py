@@ -200,3 +200,32 @@ def test_a_local_file_is_split_without_loading_fsspec(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
                          env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.split() == [str(len(lines)), str(2 * ranges.RANGES_PER_WORKER), "False"]
+
+
+def test_spawned_workers_do_not_run_the_callers_script_again(tmp_path: Path) -> None:
+    """A spawned worker ran the parent's ``__main__`` again (multiprocessing's way to find
+    functions defined there): a user's script without the ``if __name__ == "__main__":`` guard
+    ran whole in every worker. A job always spawns (its lease's heartbeat is a thread), so a
+    plain script calling ``annotate`` on a file over 32 MB started the job again in each worker
+    and redid whatever came before the call."""
+    path, lines = numbered_file(tmp_path, 20_000)
+    ran = tmp_path / "ran.log"
+    script = tmp_path / "user_script.py"  # no guard, as the README's examples are written
+    script.write_text(
+        "import os\n"
+        f"with open({str(ran)!r}, 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "from totask_manifest._manifest import ranges\n"
+        "from tests.test_ranges import lines_and_pid\n"
+        "os.environ['RANGES_TEST_PARENT'] = str(os.getpid())\n"
+        f"parts = ranges.map_ranges(lines_and_pid, {str(path)!r}, (None,), workers=2, min_bytes=4096,"
+        " start_method='spawn')\n"
+        "print(sum(len(p[0]) for p in parts), len({p[1] for p in parts}))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.split()[0] == str(len(lines))
+    assert len(ran.read_text().split()) == 1  # the script ran once: here, not again in the worker

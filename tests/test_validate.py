@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest._errors import StorageError, UsageError
+from totask_manifest._errors import ManifestError, StorageError, UsageError
 from totask_manifest._manifest import line_check
 from totask_manifest._manifest import ranges as ranges_module
 from totask_manifest._manifest import validate as validate_module
@@ -516,3 +516,17 @@ def test_runs_and_lines_agree_on_mixed_files(tmp_path_factory: pytest.TempPathFa
     path.write_bytes(b"".join(lines))
     monkeypatch.setattr(line_check, "RUN_LINES", 7)  # several runs per file
     same_reports(str(path), monkeypatch)
+
+
+def test_a_label_attribute_no_line_holds_is_an_error_from_python_too(tmp_path: Path) -> None:
+    """``validate_manifest(path, label_attribute="dgos")`` returned a report with ``ok`` True and
+    the summary "valid: 2 lines, 0 errors", where the CLI exits 1 naming the attributes the lines
+    hold: a script checking ``report.ok`` passed a misspelt name."""
+    labeled = {"source-ref": "s3://b/2.jpg", "dogs": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
+               "dogs-metadata": OD_META}
+    path = manifest(tmp_path, [labeled, {"source-ref": "s3://b/3.jpg"}])
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(path, label_attribute="dgos")
+    assert info.value.rule == "label-attribute-absent"
+    assert "no line holds 'dgos'" in str(info.value) and "dogs" in str(info.value)
+    assert validate_manifest(path, label_attribute="dogs").ok

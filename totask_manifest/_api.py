@@ -9,16 +9,31 @@ one-to-one.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import time
 from dataclasses import replace
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
+from ._api_checks import (
+    DATA_OPTIONS,
+    check_config,
+    check_options,
+    refuse_out_of_range,
+    refuse_unknown_options,
+)
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
-from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity, identity_differences
+from ._jobs.config import (
+    TUNING_OPTIONS,
+    JobConfig,
+    JobResult,
+    chain_arguments,
+    check_types,
+    identity,
+    identity_differences,
+    path_argument,
+    resume_arguments,
+)
 from ._jobs.execute import execute, job_result
 from ._jobs.inputs import (
     InputSources,
@@ -30,103 +45,16 @@ from ._jobs.inputs import (
     secret_warning,
 )
 from ._jobs.job import Job
-from ._jobs.layout import check_job_name, refuse_foreign_folder
-from ._jobs.lease import current_holder, hold
+from ._jobs.layout import refuse_foreign_folder
+from ._jobs.lease import busy_error, current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
 from ._jobs.state import JobState, empty_metrics, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
-from ._manifest.naming import check_label_attribute, default_label_attribute
-from ._options import path_options
-from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
-from ._task_types import get_task_type
+from ._manifest.naming import default_label_attribute
+from ._storage import exists, redact_secret_url, redact_url
 
 log = logging.getLogger("totask_manifest")
-
-#: options about the data rather than the method, kept when a chained job changes method
-_DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
-
-
-def _absolute(url: str) -> str:
-    """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
-    if "://" in url:
-        return url
-    refuse_half_scheme(url)  # 's3:/bucket' is no local path to make absolute
-    return os.path.abspath(url)
-
-
-#: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
-_FETCHING_METHODS = ("file", "inference")
-
-
-def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
-    """The method's path options (``option(path=...)``) absolute, so chain works from anywhere."""
-    out = dict(options)
-    for key, value, absolute in path_options(get_annotator_class(method).Options, options):
-        out[key] = (absolute or _absolute)(value)
-    return out
-
-
-#: the largest integer job.json holds (orjson writes 64-bit integers)
-_MAX_INT = 2**63 - 1
-
-
-def _refuse_out_of_range(values: dict[str, Any]) -> None:
-    """A number job.json cannot hold is refused naming its flag, before anything is written: an
-    integer too big (``--checkpoint-every 99999999999999999999``: writing job.json raised a
-    TypeError) or a float that is not finite (``--timeout inf``: orjson writes it as null, so the
-    job ran with no timeout and a resume with the default)."""
-    for key, value in values.items():
-        if isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT <= value <= _MAX_INT:
-            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (at most {_MAX_INT:,})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
-
-
-def _check_config(config: JobConfig) -> None:
-    """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
-    checked, before anything is written: a mistake costs nothing."""
-    check_job_name(config.job_name)
-    config.input = _absolute(config.input)
-    config.output_root = _absolute(config.output_root)
-    config.append = [_absolute(u) for u in config.append]
-    if config.method in _FETCHING_METHODS and not config.options.get("relative_to"):
-        # the CLI records where relative URLs resolve; the API does the same, so a chained job
-        # (whose input is in the job folder) still finds the files the first job read
-        from ._fetch import base_of
-
-        config.options = {**config.options, "relative_to": base_of(config.input)}
-    config.options = _absolute_options(config.options, config.method)
-    if not isinstance(config.label_attribute, str) or not config.label_attribute:
-        raise UsageError("the label attribute is empty; give --label-attribute a name (or leave the option out "
-                         "to use the job name)")
-    task_type = get_task_type(config.task_type)
-    config.task_type = task_type.name
-    check_label_attribute(config.label_attribute, task_type)
-    _refuse_out_of_range({**config.options, "checkpoint_every": config.checkpoint_every})
-    if config.checkpoint_every < 1:
-        raise UsageError("--checkpoint-every must be at least 1")
-    _check_options(config.method, config.options, task_type.name)
-
-
-def _refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
-    """Options given by the caller must be the method's, the tuning ones (which ``resume`` takes
-    for any method) or where relative URLs resolve: ``Options.from_dict`` ignores other keys, so
-    ``{"allow_rot": ...}`` would be kept in job.json and the job run without it. Only what the
-    caller passes is checked: a stored job's options (an older version's keys) are not."""
-    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*_DATA_OPTIONS, *TUNING_OPTIONS}
-    unknown = sorted(k for k in options or () if k not in known)
-    if unknown:
-        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
-                         f"method {method!r}; its options: {', '.join(sorted(known))}")
-
-
-def _check_options(method: str, options: dict[str, Any], task_type: str) -> None:
-    """The method's own check of its options (typed from job.json's object), before anything runs."""
-    cls = get_annotator_class(method)
-    check_installed(method, cls)
-    cls.check(cls.Options.from_dict(options), task_type)
-
 
 def _engine(engine: Engine | str) -> Engine:
     """An engine given by name runs with its default options (``get_engine`` gives others)."""
@@ -149,10 +77,11 @@ def annotate(
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
+    check_types(config)  # a wrong type named here, not as a TypeError from deep inside
     if chained_from is None and cloned_from is None:  # chain and clone check what they were given
-        _refuse_unknown_options(config.method, config.options)
+        refuse_unknown_options(config.method, config.options)
     sources = keep_secrets_out(config, _copy_of)
-    _check_config(config)
+    check_config(config)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
     run.engine.check(config)
@@ -234,18 +163,19 @@ def resume(
     given. Takes the job's lease: refused (``JobBusyError``) while another
     process runs the job, taken over when that process is gone.
     """
-    changes = {k: v for k, v in (options or {}).items() if v is not None}
+    job_url, options = resume_arguments(job_url, options, checkpoint_every)
+    changes = {k: v for k, v in options.items() if v is not None}
     other = sorted(set(changes) - set(TUNING_OPTIONS))
     if other:
         raise UsageError(f"resume changes only tuning options ({', '.join(TUNING_OPTIONS)}); not {', '.join(other)}; "
                          "chain or clone a new job to change what a job writes")
-    _refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
+    refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
     if changes:  # checked first, before the lease: a wrong value is named even when nothing is left to
         # run, and a dead holder's lease is not taken over for a command that refuses to run
         stored = Job.open(job_url).state.config
-        _check_options(stored.method, {**stored.options, **changes}, stored.task_type)
+        check_options(stored.method, {**stored.options, **changes}, stored.task_type)
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
@@ -301,10 +231,14 @@ def chain(
     name (``-ref`` added where the task type needs it); from a STOPPED or FAILED job, the
     previous attribute, so only what is still unlabeled is labeled.
     """
+    job_url, output_root, options, append = chain_arguments(job_url, output_root, options, append, checkpoint_every)
     job = Job.open(job_url)
     job.check_named()
     prev = job.state
     if prev.status == RUNNING:
+        holder, gone = current_holder(job.url)
+        if holder is not None and gone is None:  # live: resume would be refused too (exit 2, as resume)
+            raise busy_error(job.url, holder)
         raise JobError(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
             f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
@@ -319,11 +253,11 @@ def chain(
         else:
             label_attribute = prev.config.label_attribute
     new_method = method or prev.config.method
-    _refuse_unknown_options(new_method, options)
+    refuse_unknown_options(new_method, options)
     if new_method == prev.config.method:
         base_options = dict(prev.config.options)
     else:  # another method's options do not apply, but relative URLs still resolve where they did
-        base_options = {k: v for k, v in prev.config.options.items() if k in _DATA_OPTIONS}
+        base_options = {k: v for k, v in prev.config.options.items() if k in DATA_OPTIONS}
     config = JobConfig(
         job_name=job_name,
         input=output,
@@ -350,10 +284,11 @@ def clone(
     on_progress: ProgressCallback | None = None,
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
+    job_url, output_root, options, _ = chain_arguments(job_url, output_root, options, None, None)
     job = Job.open(job_url)
     job.check_named()
     prev = job.state
-    _refuse_unknown_options(prev.config.method, options)
+    refuse_unknown_options(prev.config.method, options)
     config = replace(
         prev.config,
         job_name=job_name,
@@ -368,7 +303,7 @@ def clone(
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    job = Job.open(job_url)
+    job = Job.open(path_argument(job_url, "job_url"))
     state = job.state
     if found := secret_fields(state):
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))

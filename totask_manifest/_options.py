@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptionInfo", "Options", "nested", "option", "path_options"]
+__all__ = ["OptionInfo", "Options", "mistyped", "nested", "option", "path_options"]
 
 _INFO = "totask_option"
 _NESTED = "totask_nested"
@@ -108,6 +108,34 @@ def path_options(cls: type[Options], values: Mapping[str, Any]) -> list[tuple[st
     return found
 
 
+#: the annotation words ``mistyped`` checks, and the JSON values each admits (an int is a float)
+_KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                       "dict": (dict,), "list": (list, tuple), "tuple": (list, tuple), "None": ()}
+
+
+def mistyped(cls: type[Options], values: Mapping[str, Any]) -> list[str]:
+    """``key must be int, not string 'x'`` for each value the caller gave that its field's
+    annotation refuses. ``Options.from_dict`` takes values as they are, so ``{"concurrency": "x"}``
+    from the Python API failed as a ValueError deep inside, and ``{"allow_root": ["data"]}`` as a
+    TypeError. A null is "not given"; a field annotated with anything but the plain words of
+    ``_KINDS`` (``Any``, a class) is not checked."""
+    from ._errors import json_kind, json_text  # on use: the options module imports nothing at start
+
+    found = []
+    for f, _groups in cls.leaves():
+        value = values.get(f.name)
+        if value is None or not isinstance(f.type, str):
+            continue
+        words = [w.strip().split("[")[0] for w in f.type.split("|")]
+        if not all(w in _KINDS for w in words):
+            continue
+        allowed = tuple(t for w in words for t in _KINDS[w])
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            wanted = " or ".join(w for w in words if w != "None")
+            found.append(f"{f.name!r} must be {wanted}, not {json_kind(value)} {json_text(value)}")
+    return found
+
+
 @dataclass(frozen=True)
 class Options:
     """Base of every options class: no options (a plugin that declares none takes none)."""
@@ -141,6 +169,17 @@ class Options:
                     value = tuple(value)  # JSON has lists; a frozen object keeps tuples
                 kwargs[f.name] = value
         return cls(**kwargs)
+
+    @classmethod
+    def checked(cls, data: Mapping[str, Any] | None) -> Any:
+        """``from_dict`` of values a caller gave (the Python API's ``options``): a value its field's
+        annotation refuses is a ``UsageError`` naming the key (``mistyped``), not a ValueError
+        from the first ``int()`` that meets it."""
+        if wrong := mistyped(cls, data or {}):
+            from ._errors import UsageError
+
+            raise UsageError(f"option {wrong[0]}")
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat, JSON-ready object job.json keeps (tuples become lists)."""

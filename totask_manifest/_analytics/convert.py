@@ -8,6 +8,7 @@ The input format is guessed from the path when ``--from`` is not given.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,7 @@ def convert(
     ``allow_drop``; the counts then say how many things (exports) or lines (imports) dropped some.
     ``confidence`` adds YOLO's optional 6th column (trainers read 5).
     """
+    src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
     refuse_output_over_input(src, dst)
     src_fmt = from_format or guess_format(src)
     for fmt in (src_fmt, to):

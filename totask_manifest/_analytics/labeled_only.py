@@ -10,6 +10,7 @@ parsers refuse it at the start of a line).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from .._errors import ManifestError
@@ -73,6 +74,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     broken, not merely unlabeled). When no line holds a label, nothing is written and a
     ``ManifestError`` says what the lines held instead (usually a misspelt attribute).
     """
+    src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
     refuse_output_over_input(src, dst)
     remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)
     result = LabeledOnly(src, dst, label_attribute)

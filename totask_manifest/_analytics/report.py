@@ -338,6 +338,7 @@ def write_report(
     job_url: str, output: str, *, samples: int = 24, fetch_options: dict[str, Any] | None = None,
     max_image_pixels: int | None = None,
 ) -> ReportResult:
+    job_url, output = os.fspath(job_url), os.fspath(output)  # a pathlib.Path too
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)

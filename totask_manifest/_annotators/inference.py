@@ -112,7 +112,7 @@ class InferenceOptions(Options):
     weights: str | None = option(None, metavar="FILE", path=True,
                                  help="state dict for a module:factory model (read with torch.load(weights_only=True))")
     class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP, path=True)
-    input_size: str | None = option(
+    input_size: str | int | list | None = option(
         None, metavar="N|H,W",
         help="classifier/segmenter input size (default: the model's input_size attribute, else 224)")
     params_file: str | None = option(

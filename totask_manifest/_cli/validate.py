@@ -37,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._manifest.io import attribute_absent
     from .._manifest.validate import validate_manifest  # on use: `validate --help` loads no checker
 
     report = validate_manifest(
@@ -48,9 +47,6 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         workers=args.workers,
     )
-    data_lines = report.lines - report.blank_lines  # none (an empty file): nothing to misspell a name against
-    if args.label_attribute and report.ok and data_lines and report.unlabeled == data_lines:
-        raise attribute_absent(args.manifest, args.label_attribute)  # a misspelt name: not "valid"
     if args.format == "json":
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

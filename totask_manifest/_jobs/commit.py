@@ -64,24 +64,39 @@ class Coverage:
 
 
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
-                 attribute: str | None = None) -> list[Record]:
+                 attribute: str | None = None, input_sha256: str | None = None) -> list[Record]:
     """Write the output manifest; returns the failed records (for ``write_failures``). With
     ``coverage``, also counts how the records cover the job's selection (``selection.bin``,
     found again by a scan when the folder has none or the input changed). ``attribute`` names
-    the selection rule."""
-    selection = job_selection(layout, input_url, attribute) if attribute is not None else None
+    the selection rule.
+
+    ``input_sha256`` (the checksum the job started with) refuses an input that changed while the
+    job ran, before anything is written: the parts record lines of the input as it was, and
+    merged into another version they made a manifest of broken lines that said COMPLETED (a
+    job chained from a stopped one while that one was resumed, which rewrote its output). The
+    input is opened first, so a version swapped in after the check is not the one copied."""
     coverage = coverage if coverage is not None else Coverage()
     failed: list[Record] = []
-    with AtomicWriter(layout.output_manifest) as out, open_read(input_url) as f:
-        sink = Sink(out)
-        # a local part's bodies are copied from its file by range, never held in memory; the
-        # kernel reads the parts ahead (``read_ahead``)
-        local = "://" not in layout.intermediate
-        parts = iter_parts(layout, bodies=not local, copied=local)
-        for part in _merge(f, sink, parts, selection, coverage, input_url):
-            if "f" in part.status:
-                failed.extend(r for r in part.records() if r.status == "failed")
+    with open_read(input_url) as f:
+        selection = job_selection(layout, input_url, attribute) if attribute is not None else None
+        if input_sha256 and selection is not None and selection.sha256 != input_sha256:
+            raise JobError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum differs: "
+                           "rewritten, e.g. by a resume of the job it was chained from); chain a new job from it")
+        with AtomicWriter(layout.output_manifest) as out:
+            _write(f, out, layout, selection, coverage, input_url, failed)
     return failed
+
+
+def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
+           input_url: str, failed: list[Record]) -> None:
+    sink = Sink(out)
+    # a local part's bodies are copied from its file by range, never held in memory; the
+    # kernel reads the parts ahead (``read_ahead``)
+    local = "://" not in layout.intermediate
+    parts = iter_parts(layout, bodies=not local, copied=local)
+    for part in _merge(f, sink, parts, selection, coverage, input_url):
+        if "f" in part.status:
+            failed.extend(r for r in part.records() if r.status == "failed")
 
 
 def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelection | None,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .._errors import UsageError, json_kind
 from .._storage import join
 from .status import COMPLETED
 
@@ -39,6 +43,14 @@ class JobConfig:
     #: manifests whose lines are added at the end of the input (``--append``)
     append: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # a pathlib.Path is a path as a str is (validate_manifest and read_lines take one too):
+        # made text here, so job.json, the lease and every URL function see a str
+        self.input = _fspath(self.input)
+        self.output_root = _fspath(self.output_root)
+        if isinstance(self.append, list | tuple):
+            self.append = [_fspath(u) for u in self.append]
+
     @property
     def job_url(self) -> str:
         return join(self.output_root, self.job_name)
@@ -68,6 +80,80 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.status == COMPLETED
+
+
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def path_argument(value: Any, name: str) -> str:
+    """A path or URL the caller gave (a str or a ``pathlib.Path``) as text; anything else is
+    refused naming the argument, rather than failing deep inside with a ``TypeError``."""
+    value = _fspath(value)
+    if not isinstance(value, str):
+        raise UsageError(f"{name} must be a path or URL (a str or a pathlib.Path), not {json_kind(value)} {value!r}")
+    return value
+
+
+def int_argument(value: Any, name: str) -> None:
+    """A count the caller gave: an int (not a bool, not a float, not a numeric string)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be an integer, not {json_kind(value)} {value!r}")
+
+
+def options_argument(value: Any, name: str) -> dict[str, Any]:
+    """Options the caller gave: a mapping of option names to values (``{"concurrency": 8}``)."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise UsageError(f"{name} must be a dict of option names to values, not {json_kind(value)} {value!r}")
+    return {k: _fspath(v) for k, v in value.items()}  # a Path for a file option, as for the input
+
+
+def append_argument(value: Any, name: str) -> list[str]:
+    """``--append`` manifests the caller gave: a list of paths or URLs. A bare string is refused:
+    iterated, it was a list of one-letter file names ("--append manifest not found: s")."""
+    if isinstance(value, str | os.PathLike) or not isinstance(value, list | tuple):
+        example = f" (e.g. [{os.fspath(value)!r}])" if isinstance(value, str | os.PathLike) else ""
+        raise UsageError(f"{name} must be a list of manifest paths or URLs{example}, not {json_kind(value)} {value!r}")
+    return [path_argument(u, f"{name}[{i}]") for i, u in enumerate(value)]
+
+
+def check_types(config: JobConfig) -> None:
+    """Each field of a configuration the caller built is of its declared type (a ``Path`` taken
+    for a str), before anything reads it: ``JobConfig(options=None)`` or ``checkpoint_every="10"``
+    failed deep inside with an AttributeError or TypeError, ``checkpoint_seconds="5"`` only once
+    the first line was labeled (the job FAILED with a traceback)."""
+    if not isinstance(config, JobConfig):
+        raise UsageError(f"annotate takes a JobConfig, not {json_kind(config)} {config!r}")
+    config.input = path_argument(config.input, "JobConfig.input")
+    config.output_root = path_argument(config.output_root, "JobConfig.output_root")
+    for name in ("job_name", "label_attribute", "task_type", "method"):
+        value = getattr(config, name)
+        if not isinstance(value, str):
+            raise UsageError(f"JobConfig.{name} must be a str, not {json_kind(value)} {value!r}")
+    config.options = options_argument(config.options, "JobConfig.options")
+    int_argument(config.checkpoint_every, "JobConfig.checkpoint_every")
+    seconds = config.checkpoint_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"JobConfig.checkpoint_seconds must be a number of seconds above 0, not {seconds!r}")
+    config.append = append_argument(config.append, "JobConfig.append")
+
+
+def chain_arguments(job_url: Any, output_root: Any, options: Any, append: Any,
+                    checkpoint_every: Any) -> tuple[str, str | None, dict[str, Any] | None, list[str] | None]:
+    """chain's and clone's arguments checked (a ``Path`` taken for a str) before the job is read."""
+    if checkpoint_every is not None:
+        int_argument(checkpoint_every, "checkpoint_every")
+    return (path_argument(job_url, "job_url"),
+            None if output_root is None else path_argument(output_root, "output_root"),
+            None if options is None else options_argument(options, "options"),
+            None if append is None else append_argument(append, "append"))
+
+
+def resume_arguments(job_url: Any, options: Any, checkpoint_every: Any) -> tuple[str, dict[str, Any]]:
+    """resume's arguments checked (a ``Path`` taken for a str) before the job is read."""
+    if checkpoint_every is not None:
+        int_argument(checkpoint_every, "checkpoint_every")
+    return path_argument(job_url, "job_url"), options_argument(options or {}, "options")
 
 
 def identity(config: JobConfig) -> dict[str, Any]:

@@ -144,7 +144,8 @@ def _finish(
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
     try:
-        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute)
+        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute,
+                              state.input_sha256)
         write_failures(layout, failed)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED

@@ -213,6 +213,30 @@ def _spawning() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
 
 
+@contextlib.contextmanager
+def _main_script_kept_out() -> Iterator[None]:
+    """Start workers here: a spawned one does not run the caller's main script again.
+    ``multiprocessing`` has a spawned child run the parent's ``__main__`` (its file, or its module
+    for ``python -m``) so that functions defined there can be unpickled; a script without the
+    ``if __name__ == "__main__":`` guard ran whole again in every worker. A job always spawns
+    (its lease's heartbeat is a thread), so a user's plain script calling ``annotate`` on a file
+    over 32 MB started the job again in each worker ("job ... is in use" tracebacks) and redid
+    whatever came before the call. The workers run only this package's functions, found by module
+    name: nothing of the script is needed, so ``__main__`` is shown to them without file or spec."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:
     """End the pool's work now, after an exception in the command (a Ctrl-C above all): take the
     cancelled futures out of its pending work, then kill the workers, so queued ranges are not
@@ -330,7 +354,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
                              initializer=_start_worker, initargs=(claims, conf)) as pool:
         futures: list[Future] = []
         try:
-            with _spawning():  # the first ``submit`` starts the workers (all of them, when forked)
+            with _spawning(), _main_script_kept_out():  # the first ``submit`` starts the workers
                 futures += [pool.submit(_in_worker, i, fn, url, start, end, tuple(args))
                             for i, (start, end) in enumerate(ranges)]
             if started is not None:

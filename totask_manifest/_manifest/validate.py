@@ -20,6 +20,7 @@ from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
 from .blocks import iter_blocks
+from .io import attribute_absent
 from .label_check import (
     check_label,
     explain_label,
@@ -87,7 +88,8 @@ def validate_manifest(
     against that schema instead (e.g. ``seqlabel`` for a SeqLabel.json). ``strict`` turns
     warnings (blank lines, departures from the documented rules) into errors. ``workers``
     defaults to the number of CPUs, used only for files of two ranges or more
-    (``ranges.plan_ranges``).
+    (``ranges.plan_ranges``). A ``label_attribute`` that no data line holds is a ``ManifestError``
+    (``label-attribute-absent``, naming the attributes the lines hold), not a report of none.
     """
     if schema is not None:
         if label_attribute or task_type:
@@ -98,7 +100,12 @@ def validate_manifest(
     check_workers(workers)
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers, per_worker=RANGES_PER_WORKER)
-    return _merge(url, parts, schema, strict, max_problems)
+    report = _merge(url, parts, schema, strict, max_problems)
+    data_lines = report.lines - report.blank_lines  # none (an empty file): nothing to misspell a name against
+    if label_attribute and report.ok and data_lines and report.unlabeled == data_lines:
+        # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
+        raise attribute_absent(url, label_attribute)
+    return report
 
 
 def _merge(url: str, parts: list[Collector], schema: str | None, strict: bool, max_problems: int) -> ValidationReport:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,7 @@ def apply_job(
     bulk_reads: bool = True,
 ) -> ApplyReport:
     """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task."""
+    job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = load_job_target(job_url)
     convert, format_schema = converter(data_format)

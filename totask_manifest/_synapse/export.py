@@ -113,6 +113,7 @@ def export_tasks(
     ``project_checked``: the caller already ran ``check_project`` (the ToTask action does, in its
     ``initialize`` step), so it is not asked again.
     """
+    output = os.fspath(output)  # a pathlib.Path too, as write_lines takes
     _check_writable(output)
     # what an export to the same place killed before left (kill -9): a hidden partial manifest,
     # as large as the tasks it had listed, that no later export would ever remove

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -86,6 +87,7 @@ def rollback_job(
     ``report``, when given, is filled as restores finish (``results``, and ``remaining`` counted
     down from the tasks to restore) and returned: a caller that a Ctrl-C stops part way, when no
     report comes back, still reads how many tasks were restored and how many are left."""
+    job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
     if not (Job(job_url).exists or read_journal(job_url)):

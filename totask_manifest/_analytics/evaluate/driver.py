@@ -9,6 +9,7 @@ first examples kept for the message. Memory: one line, the evaluators' per-class
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ def evaluate_manifest(
     when the attributes cannot be told. A local file of 16 MiB or more is read by ``workers``
     processes (default: one per CPU; 1 = this process only), with the same result.
     """
+    source = os.fspath(source)  # a pathlib.Path too, as validate_manifest takes
     if not (isinstance(iou, int | float) and 0 < iou <= 1 and math.isfinite(iou)):
         raise UsageError(f"--iou must be a number in (0, 1], got {iou!r}")
     if not (isinstance(share, int | float) and 0 < share <= 1):

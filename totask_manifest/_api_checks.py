@@ -1,0 +1,103 @@
+"""A new job's configuration checked and made whole before anything is written (``_api``'s
+step 0): paths absolute, where relative URLs resolve, the label attribute against the task type,
+numbers job.json can hold, option keys and types, and the method's own check of its options.
+A mistake found here costs nothing: no folder, no lease, no job.json."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from ._annotators.base import check_installed, get_annotator_class
+from ._errors import UsageError
+from ._jobs.config import TUNING_OPTIONS, JobConfig
+from ._jobs.layout import check_job_name
+from ._manifest.naming import check_label_attribute
+from ._options import path_options
+from ._storage import refuse_half_scheme
+from ._task_types import get_task_type
+
+#: options about the data rather than the method, kept when a chained job changes method
+DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
+
+
+def _absolute(url: str) -> str:
+    """Local paths are kept absolute in job.json, so resume and chain work from any folder."""
+    if "://" in url:
+        return url
+    refuse_half_scheme(url)  # 's3:/bucket' is no local path to make absolute
+    return os.path.abspath(url)
+
+
+#: methods that fetch, whose relative URLs resolve against the input manifest's folder (as on the CLI)
+_FETCHING_METHODS = ("file", "inference")
+
+
+def _absolute_options(options: dict[str, Any], method: str) -> dict[str, Any]:
+    """The method's path options (``option(path=...)``) absolute, so chain works from anywhere."""
+    out = dict(options)
+    for key, value, absolute in path_options(get_annotator_class(method).Options, options):
+        out[key] = (absolute or _absolute)(value)
+    return out
+
+
+#: the largest integer job.json holds (orjson writes 64-bit integers)
+_MAX_INT = 2**63 - 1
+
+
+def refuse_out_of_range(values: dict[str, Any]) -> None:
+    """A number job.json cannot hold is refused naming its flag, before anything is written: an
+    integer too big (``--checkpoint-every 99999999999999999999``: writing job.json raised a
+    TypeError) or a float that is not finite (``--timeout inf``: orjson writes it as null, so the
+    job ran with no timeout and a resume with the default)."""
+    for key, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT <= value <= _MAX_INT:
+            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (at most {_MAX_INT:,})")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
+
+
+def check_config(config: JobConfig) -> None:
+    """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
+    checked, before anything is written: a mistake costs nothing."""
+    check_job_name(config.job_name)
+    config.input = _absolute(config.input)
+    config.output_root = _absolute(config.output_root)
+    config.append = [_absolute(u) for u in config.append]
+    if config.method in _FETCHING_METHODS and not config.options.get("relative_to"):
+        # the CLI records where relative URLs resolve; the API does the same, so a chained job
+        # (whose input is in the job folder) still finds the files the first job read
+        from ._fetch import base_of
+
+        config.options = {**config.options, "relative_to": base_of(config.input)}
+    config.options = _absolute_options(config.options, config.method)
+    if not isinstance(config.label_attribute, str) or not config.label_attribute:
+        raise UsageError("the label attribute is empty; give --label-attribute a name (or leave the option out "
+                         "to use the job name)")
+    task_type = get_task_type(config.task_type)
+    config.task_type = task_type.name
+    check_label_attribute(config.label_attribute, task_type)
+    refuse_out_of_range({**config.options, "checkpoint_every": config.checkpoint_every})
+    if config.checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    check_options(config.method, config.options, task_type.name)
+
+
+def refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
+    """Options given by the caller must be the method's, the tuning ones (which ``resume`` takes
+    for any method) or where relative URLs resolve: ``Options.from_dict`` ignores other keys, so
+    ``{"allow_rot": ...}`` would be kept in job.json and the job run without it. Only what the
+    caller passes is checked: a stored job's options (an older version's keys) are not."""
+    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*DATA_OPTIONS, *TUNING_OPTIONS}
+    unknown = sorted(k for k in options or () if k not in known)
+    if unknown:
+        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+                         f"method {method!r}; its options: {', '.join(sorted(known))}")
+
+
+def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
+    """The method's own check of its options (typed from job.json's object), before anything runs."""
+    cls = get_annotator_class(method)
+    check_installed(method, cls)
+    cls.check(cls.Options.checked(options), task_type)  # a value of the wrong type named before the check reads it
