@@ -14,6 +14,8 @@ ported here (``maskApi.c``, ``rleFrPoly``):
    (upsampled ``5k+2 | 5k+3``, column ``k`` inside the image), a *y-boundary point* is taken:
    the pixel row ``ceil(clip((min(v) + .5) / 5 - .5, 0, h))`` of column ``k``;
 4. the mask, column-major, toggles at each boundary point (``k * h + row``): even-odd filling.
+   A closed walk toggles each column an even number of times, so ``fill`` fills down the rows of
+   the points' bounding box, all its columns at once, straight into a row-major mask.
 
 Walking every upsampled step costs the edge's length, which a coordinate far outside the image
 makes unbounded; here only the steps that cross a pixel-centre column inside the image are
@@ -33,7 +35,7 @@ _SCALE = 5.0
 #: coordinates beyond this many pixels from the origin are refused: no image is that large, and
 #: within it every step of an edge walk moves at most one column, as the event search needs
 MAX_COORDINATE = 1_000_000.0
-_WINDOW = np.arange(-3, 4)  # steps around the estimated column change searched for the exact one
+_WINDOW = np.arange(-3, 5)  # steps around the estimated column change searched for the exact one
 
 
 def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
@@ -43,10 +45,9 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: in
     A value that is no number, an odd count or a coordinate that is not finite is a damaged
     polygon: refused (ValueError naming it), never cut short or skipped. A polygon under 3 points
     encloses no pixel."""
-    columns = np.zeros((width, height), dtype=bool)  # column-major, as COCO's RLE counts pixels
+    mask = np.zeros((height, width), dtype=bool)
     for n, poly in enumerate(polygons):
-        if not isinstance(poly, list | tuple) or len(poly) % 2 or \
-                not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly):
+        if not isinstance(poly, list | tuple) or len(poly) % 2 or not {type(v) for v in poly} <= {int, float}:
             raise ValueError(f"polygon {n} must be an even count of numbers x1 y1 x2 y2 ...")
         try:  # an integer past float's range overflows here, and is refused below as infinite
             xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
@@ -57,8 +58,8 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: in
             raise ValueError(f"polygon {n}: coordinate {float(xy[far][0])} is not a finite number within "
                              f"{MAX_COORDINATE:.0f} of the origin (no image is that large)")
         if len(xy) >= 3:
-            _paint(columns, xy, width, height)
-    return np.ascontiguousarray(columns.T)
+            fill(mask, *boundary_points(xy, width, height))
+    return mask
 
 
 class _Edges:
@@ -79,34 +80,60 @@ class _Edges:
         # a one-point edge divides 0 by 0 in C; its point's row is never read (see _junctions)
         self.slope = np.divide(rise, self.steps, out=np.zeros(len(rise)), where=self.steps > 0)
 
+    def rounded(self, i: np.ndarray, lead: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``(int)(lead + s*t + .5)`` of edges ``i``: the coordinate a walk step rounds, as C does."""
+        return np.trunc(lead.astype(np.float64) + self.slope[i] * t.astype(np.float64) + 0.5).astype(np.int64)
+
     def at(self, i: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Upsampled ``(u, v)`` of step ``t`` of edges ``i``, rounded as C rounds them."""
+        """Upsampled ``(u, v)`` of step ``t`` of edges ``i``."""
         along = self.along_x[i]
-        xs, ys, s = self.xs[i], self.ys[i], self.slope[i]
-        lead = np.where(along, ys, xs).astype(np.float64)
-        rounded = np.trunc(lead + s * t.astype(np.float64) + 0.5).astype(np.int64)
+        xs, ys = self.xs[i], self.ys[i]
+        rounded = self.rounded(i, np.where(along, ys, xs), t)
         return np.where(along, xs + t, rounded), np.where(along, rounded, ys + t)
 
 
-def _paint(columns: np.ndarray, xy: np.ndarray, width: int, height: int) -> None:
-    """Unite one polygon's even-odd fill into ``columns`` (``width x height``)."""
+def boundary_points(xy: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rleFrPoly``'s y-boundary points of one polygon (``n x 2`` vertices): pixel column ``x``
+    (inside the image) and row ``y`` (``0..height``) where the mask toggles, column by column."""
     edges = _Edges(xy)
     parts = [_along_x(edges, width), _along_y(edges, width), _junctions(edges)]
     u = np.concatenate([p[0] for p in parts])
     v = np.concatenate([p[1] for p in parts])
     xd = (u + 0.5) / _SCALE - 0.5
     keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= width - 1)
-    if not keep.any():
+    y = np.ceil(np.clip((v[keep] + 0.5) / _SCALE - 0.5, 0, height)).astype(np.int64)
+    return xd[keep].astype(np.int64), y
+
+
+def fill(mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Unite the even-odd fill of boundary points ``x, y`` into ``mask`` (``height x width``).
+
+    Each column's toggles come in pairs (a polygon's walk closes), so a column is inside between
+    its 1st and 2nd, 3rd and 4th... rows: computed over the points' bounding box alone, down the
+    rows for all its columns at once, with no column-major buffer to transpose."""
+    if not len(x):
         return
-    x = xd[keep].astype(np.int64)
-    yd = np.ceil(np.clip((v[keep] + 0.5) / _SCALE - 0.5, 0, height)).astype(np.int64)
-    pos = x * height + yd  # a toggle at row h is the next column's first pixel
-    first, last = int(x.min()), int(x.max())
-    size = (last - first + 1) * height
-    toggles = np.bincount(pos - first * height, minlength=size + 1)[:size] & 1
-    columns[first:last + 1] |= (np.cumsum(toggles) & 1).astype(bool).reshape(-1, height)
-    if int((pos < width * height).sum()) & 1:  # an odd count carries to the image's end, as in C
-        columns[last + 1:] = True
+    first = int(x.min())
+    cols = int(x.max()) - first + 1
+    if (np.bincount(x - first, minlength=cols) & 1).any():
+        fill_flat(mask, x, y)
+        return
+    top, bottom = int(y.min()), int(y.max())
+    rows = bottom - top
+    if not rows:
+        return
+    toggles = np.bincount((y - top) * cols + (x - first), minlength=(rows + 1) * cols)[: rows * cols]
+    mask[top:bottom, first:first + cols] |= (np.cumsum(toggles.reshape(rows, cols), axis=0) & 1).astype(bool)
+
+
+def fill_flat(mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """``fill`` as C reads the points: toggles along the whole image column-major (row ``h`` is the
+    next column's first pixel), so a column with an odd count carries on into the following ones.
+    A closed walk gives none inside the image; kept so that such points are read as C reads them."""
+    height, width = mask.shape
+    size = height * width
+    toggles = np.bincount(x * height + y, minlength=size + 1)[:size]
+    mask |= (np.cumsum(toggles) & 1).astype(bool).reshape(width, height).T
 
 
 def _along_x(edges: _Edges, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,9 +145,8 @@ def _along_x(edges: _Edges, width: int) -> tuple[np.ndarray, np.ndarray]:
     k_hi = np.minimum((xs + steps - 3) // 5, width - 1)
     i, k = _expand(idx, k_lo, k_hi)
     t = 5 * k + 2 - edges.xs[i]
-    u0, v0 = edges.at(i, t)
-    _, v1 = edges.at(i, t + 1)
-    return u0, np.minimum(v0, v1)
+    ys = edges.ys[i]
+    return 5 * k + 2, np.minimum(edges.rounded(i, ys, t), edges.rounded(i, ys, t + 1))
 
 
 def _along_y(edges: _Edges, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,9 +155,9 @@ def _along_y(edges: _Edges, width: int) -> tuple[np.ndarray, np.ndarray]:
     edge's end columns is crossed at exactly one step; it is estimated from the slope and found
     exactly among the steps around it, with the C code's own arithmetic."""
     idx = np.flatnonzero(~edges.along_x & (edges.steps > 0))
-    u_a, _ = edges.at(idx, np.zeros_like(idx))
-    u_b, _ = edges.at(idx, edges.steps[idx])
-    lo, hi = np.minimum(u_a, u_b), np.maximum(u_a, u_b)
+    ends = edges.rounded(np.concatenate([idx, idx]), np.concatenate([edges.xs[idx]] * 2),
+                         np.concatenate([np.zeros_like(idx), edges.steps[idx]])).reshape(2, -1)
+    lo, hi = ends.min(axis=0), ends.max(axis=0)
     k_lo = np.maximum(-((2 - lo) // 5), 0)
     k_hi = np.minimum((hi - 3) // 5, width - 1)
     i, k = _expand(idx, k_lo, k_hi)
@@ -139,11 +165,10 @@ def _along_y(edges: _Edges, width: int) -> tuple[np.ndarray, np.ndarray]:
         return i, i
     # the slope is non-zero here: the edge's column changes
     estimate = np.floor((5 * k + 2.5 - edges.xs[i]) / edges.slope[i]).astype(np.int64)
-    t = estimate[:, None] + _WINDOW[None, :]
+    t = estimate[:, None] + _WINDOW[None, :]  # the window and the step after its last
     rows = np.repeat(i, len(_WINDOW)).reshape(t.shape)
-    ua, _ = edges.at(rows.ravel(), t.ravel())
-    ub, _ = edges.at(rows.ravel(), t.ravel() + 1)
-    ua, ub = ua.reshape(t.shape), ub.reshape(t.shape)
+    u = edges.rounded(rows, edges.xs[rows], t)
+    ua, ub, t = u[:, :-1], u[:, 1:], t[:, :-1]
     hit = (t >= 0) & (t + 1 <= edges.steps[i][:, None]) & \
         (np.minimum(ua, ub) == 5 * k[:, None] + 2) & (np.maximum(ua, ub) == 5 * k[:, None] + 3)
     found = hit.any(axis=1)
