@@ -257,7 +257,9 @@ def test_coco_polygons_and_compressed_rle_paint_masks(tmp_path):
     assert rec["source-ref"] == "s3://imgs/a.png"
     mask = read_mask(rec["label-ref"], rec["label-ref-metadata"]["internal-color-map"])
     assert mask.shape == (10, 12)
-    assert (mask == 1).sum() == 25 and mask[3, 3] == 1  # Pillow fills a 5x5 square including its edges
+    # the square 1..5 covers the 4x4 pixels 1..4, as pycocotools paints it (its bbox [1, 1, 4, 4]); Pillow's
+    # inclusive fill painted 5x5
+    assert (mask == 1).sum() == 16 and mask[1:5, 1:5].all() and mask[3, 3] == 1
     np.testing.assert_array_equal(mask == 3, rle_decode(rle))
 
 
@@ -495,7 +497,7 @@ def test_mask_references_resolve_against_the_manifests_folder_both_ways(tmp_path
     monkeypatch.chdir(tmp_path / "elsewhere")
     convert(str(tmp_path / "out" / "rel.manifest"), str(tmp_path / "back.json"), to="coco")
     back = json.loads((tmp_path / "back.json").read_text())
-    assert [a["area"] for a in back["annotations"]] == [25]
+    assert [a["area"] for a in back["annotations"]] == [16]  # the 4x4 pixels of the square 1..5, as pycocotools paints it
 
 
 def test_a_bad_coco_annotation_is_named_by_its_place_in_the_document(tmp_path):

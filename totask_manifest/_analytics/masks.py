@@ -4,7 +4,8 @@ Ground Truth writes a mask as a PNG whose colours are the ``hex-color`` entries 
 ``internal-color-map`` (index 0 = BACKGROUND, white). Reading maps each colour back to its class
 index; writing makes a palette PNG (colours for people, indices for programs). COCO holds one
 class's pixels as RLE (column-major run lengths starting with a run of zeros; ``counts`` either
-a list or pycocotools' compressed string) or as polygons.
+a list or pycocotools' compressed string) or as polygons, painted as pycocotools paints them
+(``coco_polygons``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from .._errors import ManifestError
 from .._storage import read_bytes, redact_secret_url
+from .coco_polygons import polygons_to_mask
 
 
 def _hex_to_int(h: str) -> int:
@@ -131,21 +132,6 @@ def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
         pos += c
         val = not val
     return flat.reshape((h, w), order="F")
-
-
-def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
-    img = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(img)
-    for n, poly in enumerate(polygons):
-        # a value that is no number, or an odd count, is a damaged polygon: refused, never cut
-        # short or skipped (the image would get an empty mask, nothing said); under 3 points it
-        # encloses no pixel
-        if not isinstance(poly, list | tuple) or len(poly) % 2 or \
-                not all(isinstance(v, int | float) and not isinstance(v, bool) for v in poly):
-            raise ValueError(f"polygon {n} must be an even count of numbers x1 y1 x2 y2 ...")
-        if len(poly) >= 6:
-            draw.polygon([(float(poly[i]), float(poly[i + 1])) for i in range(0, len(poly) - 1, 2)], fill=1)
-    return np.asarray(img, dtype=bool)
 
 
 def segmentation_to_mask(seg: Any, width: int, height: int) -> np.ndarray:
