@@ -140,7 +140,14 @@ def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
         assert meta["class-map"] == _used(w[attr], w[attr + "-metadata"])
         assert meta["type"] == "groundtruth/object-detection"
         assert meta["job-name"] == "labeling-job/imported"
-        assert meta["human-annotated"] == "no"  # COCO scores mean predictions
+        # kept per image by the export: a human label read back as a machine one was a silent change
+        assert meta["human-annotated"] == w[attr + "-metadata"]["human-annotated"]
+    # a COCO document of another tool says nothing per image: its scores mean predictions
+    for image in doc["images"]:
+        del image["human-annotated"]
+    (tmp_path / "other.json").write_text(json.dumps(doc))
+    convert(str(tmp_path / "other.json"), str(tmp_path / "other.manifest"), to="manifest", label_attribute="boxes")
+    assert {g["boxes-metadata"]["human-annotated"] for g in _records(tmp_path / "other.manifest")} == {"no"}
 
 
 @pytest.mark.parametrize(("name", "attr"), OD.items())

@@ -83,6 +83,10 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
             doc = _mask_doc(label, line.number, len(anns) + 1, cats, base)
         else:
             raise not_held("COCO", "boxes and masks", label, "coco-type")
+        human = label.metadata.get("human-annotated")
+        if human in ("yes", "no"):  # no COCO field says it; kept on the image for the way back (scores read as "no")
+            for image in doc["images"]:
+                image["human-annotated"] = human
         images += doc["images"]
         anns += doc["annotations"]
     if not images:
@@ -220,7 +224,9 @@ def coco_to_manifest(
             except FormatError as exc:
                 key = _document_key(exc.key, places[image["id"]])
                 raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
-            lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name, human_annotated=human))
+            said = image.get("human-annotated")  # this tool's own export keeps it per image
+            lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name,
+                                       human_annotated=human_annotated or (said if said in ("yes", "no") else human)))
         write_lines(dst, lines)
     except BaseException:
         masks.remove()
