@@ -568,6 +568,10 @@ def test_importing_a_dataset_without_images_writes_no_empty_manifest(tmp_path: P
         convert(str(tmp_path / "yolo"), str(tmp_path / "y.manifest"), to="manifest",
                 class_names=str(tmp_path / "names.txt"))
     assert not (tmp_path / "c.manifest").exists() and not (tmp_path / "y.manifest").exists()
+    (tmp_path / "e.dm.jsonl").write_bytes(b"\n")  # task data: an empty (or blank) file said "lines 0", exit 0
+    with pytest.raises(ManifestError, match=r"e\.dm\.jsonl holds no images, so nothing was written"):
+        convert(str(tmp_path / "e.dm.jsonl"), str(tmp_path / "e.manifest"), to="manifest")
+    assert not (tmp_path / "e.manifest").exists()
 
 
 def _endpoint_job(tmp_path: Path, handler: Any, n: int) -> tuple[Any, int]:

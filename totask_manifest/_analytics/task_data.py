@@ -28,7 +28,7 @@ from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_object
 from .._manifest.io import read_lines, write_lines
 from .._outcomes import Labeled
 from .._task_types import get_task_type
-from .labels import iter_labels, manifest_line, nothing_to_convert, on_line, pick_attribute
+from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
 
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
@@ -131,6 +131,8 @@ def task_data_to_manifest(
             dropped += bool(labeled.metadata.get("dropped"))
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
         labels.append((rec.get("source-ref") or "", labeled, tt, extra))
+    if not labels:  # an empty manifest would pass for converted task data, as for an empty COCO document
+        raise no_images(src)
     scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata) for _, labeled, _, _ in labels)
     human = human_annotated or ("no" if scored else "yes")
     write_lines(dst, [manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human, extra=extra)
