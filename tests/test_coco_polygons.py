@@ -78,7 +78,11 @@ def test_a_damaged_polygon_is_refused_naming_it() -> None:
                        ([[0, 0, float("inf"), 0, 4, 4]], "polygon 0: coordinate inf is not a finite"),
                        ([[0, 0, float("nan"), 0, 4, 4]], "polygon 0: coordinate nan is not a finite"),
                        ([[0, 0, 4, 0, 4, 10**400]], "polygon 0: coordinate inf is not a finite"),
-                       ([[0, 0, 4, 0, 4, 2 * MAX_COORDINATE]], "polygon 0: coordinate 2000000.0 is not a finite")]:
+                       ([[0, 0, 4, 0, 4, 2 * MAX_COORDINATE]], "polygon 0: coordinate 2000000.0 is not a finite"),
+                       # pycocotools reads these as boxes [x, y, w, h]; it painted nothing here, unsaid
+                       ([[1, 1, 3, 3], [0, 0, 4, 0, 4, 4]], "polygon 0 has 4 numbers, under 3 points"),
+                       ([[1, 1]], "polygon 0 has 2 numbers, under 3 points"),
+                       ([[]], "polygon 0 has 0 numbers, under 3 points")]:
         with pytest.raises(ValueError, match="^" + words):
             segmentation_to_mask(bad, 6, 6)
 

@@ -43,12 +43,17 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], width: int, height: in
     ``x1 y1 x2 y2 ...`` lists), equal to pycocotools' ``decode(merge(frPyObjects(...)))``.
 
     A value that is no number, an odd count or a coordinate that is not finite is a damaged
-    polygon: refused (ValueError naming it), never cut short or skipped. A polygon under 3 points
-    encloses no pixel."""
+    polygon: refused (ValueError naming it), never cut short or skipped. A first polygon under 3
+    points is refused too (pycocotools takes 4 numbers there for boxes, and fails on fewer); a later
+    one encloses no pixel, as in pycocotools."""
     mask = np.zeros((height, width), dtype=bool)
     for n, poly in enumerate(polygons):
         if not isinstance(poly, list | tuple) or len(poly) % 2 or not {type(v) for v in poly} <= {int, float}:
             raise ValueError(f"polygon {n} must be an even count of numbers x1 y1 x2 y2 ...")
+        if n == 0 and len(poly) < 6:  # pycocotools' frPyObjects decides the kind by the first polygon
+            raise ValueError(f"polygon 0 has {len(poly)} numbers, under 3 points: pycocotools does not read such "
+                             "a segmentation as polygons (4 numbers first mean boxes [x, y, width, height] to it, "
+                             "fewer are an error); refused, not guessed")
         try:  # an integer past float's range overflows here, and is refused below as infinite
             xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
         except OverflowError:
