@@ -8,14 +8,17 @@ image, as uncompressed RLE, category id = mask class index (0 is background and 
 annotation), ``iscrowd: 0`` as COCO-Stuff writes a class's region: COCO tools (``COCOeval``,
 trainers) ignore a crowd, so ``iscrowd: 1`` made the export a ground truth with nothing to
 evaluate (AP -1) or train on; pycocotools reads RLE either way. Back again, polygons and RLE (list or compressed) are painted into a
-palette PNG per image written beside the output manifest. A COCO document is one JSON object,
-so it is built in memory.
+palette PNG per image written beside the output manifest. A COCO document is one JSON object:
+an export writes it as it reads the manifest (``manifest_to_coco``), an import reads it whole
+(``coco_to_manifest``: JSON has no order that would let a reader stream it).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +34,7 @@ from .._formats.native import CROWD_REGION, coco_losses, describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
-from .._storage import join, read_bytes, redact_secret_url, write_bytes_atomic
+from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
 from .labels import (
     iter_labels,
     manifest_line,
@@ -46,6 +49,8 @@ from .new_files import NewFiles
 
 DETECTION = "object-detection"
 SEGMENTATION = "semantic-segmentation"
+#: bytes per read when the annotations are copied in after the images
+COPY_CHUNK = 1 << 20
 
 
 def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
@@ -60,45 +65,51 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
                      allow_drop: bool = False) -> dict[str, int]:
     """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
     kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
-    something unless ``allow_drop`` (the counts then say what was dropped)."""
+    something unless ``allow_drop`` (the counts then say what was dropped).
+
+    The document is written as it is read, not built in memory: a million images as Python dicts
+    took 1.4 GB. Images go straight to ``dst`` (an ``AtomicWriter``: an error leaves nothing),
+    annotations to a local temporary file copied in after them, so what is held is the categories."""
     attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
     base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
-    images: list[dict] = []
-    anns: list[dict] = []
     cats: dict[int, str] = {}
-    skipped = 0
-    for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
-        if label is None:
-            skipped += not line.is_blank
-            continue
-        file_name = label.source or ""
-        if label.task_type == DETECTION:
-            with on_line(line.number):
-                doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
-                                       first_annotation_id=len(anns) + 1)
-            _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
-                                     for k, v in label.metadata.get("class-map", {}).items()}, line.number)
-        elif label.task_type == SEGMENTATION:
-            doc = _mask_doc(label, line.number, len(anns) + 1, cats, base)
-        else:
-            raise not_held("COCO", "boxes and masks", label, "coco-type")
-        human = label.metadata.get("human-annotated")
-        if human in ("yes", "no"):  # no COCO field says it; kept on the image for the way back (scores read as "no")
+    skipped = n_images = n_anns = 0
+    info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
+    with AtomicWriter(dst) as out, tempfile.TemporaryFile(prefix="totask-coco-") as annotations:
+        out.write(b'{"info":' + orjson.dumps(info) + b',"images":[')
+        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+            if label is None:
+                skipped += not line.is_blank
+                continue
+            file_name = label.source or ""
+            if label.task_type == DETECTION:
+                with on_line(line.number):
+                    doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
+                                           first_annotation_id=n_anns + 1)
+                _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
+                                         for k, v in label.metadata.get("class-map", {}).items()}, line.number)
+            elif label.task_type == SEGMENTATION:
+                doc = _mask_doc(label, line.number, n_anns + 1, cats, base)
+            else:
+                raise not_held("COCO", "boxes and masks", label, "coco-type")
+            human = label.metadata.get("human-annotated")
             for image in doc["images"]:
-                image["human-annotated"] = human
-        images += doc["images"]
-        anns += doc["annotations"]
-    if not images:
-        raise nothing_to_convert(src, attr, skipped)
-    out = {
-        "info": {"description": f"converted by totask-manifest from {src} (label attribute {attr})"},
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": cid, "name": name} for cid, name in sorted(cats.items())],
-    }
-    write_bytes_atomic(dst, orjson.dumps(out))
-    counts = {"images": len(images), "annotations": len(anns), "skipped": skipped}
+                if human in ("yes", "no"):  # no COCO field says it: kept on the image for the way back
+                    image["human-annotated"] = human
+                out.write(b"," * (n_images > 0) + orjson.dumps(image))
+                n_images += 1
+            for ann in doc["annotations"]:
+                annotations.write(b"," * (n_anns > 0) + orjson.dumps(ann))
+                n_anns += 1
+        if not n_images:
+            raise nothing_to_convert(src, attr, skipped)
+        out.write(b'],"annotations":[')
+        annotations.seek(0)
+        shutil.copyfileobj(annotations, out, COPY_CHUNK)
+        categories = [{"id": cid, "name": name} for cid, name in sorted(cats.items())]
+        out.write(b'],"categories":' + orjson.dumps(categories) + b"}")
+    counts = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts

@@ -92,9 +92,16 @@ class ReportResult:
     job_json_problem: str | None = None
 
 
-def _failures(job: Job) -> list[dict]:
-    return [rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"}
-            for number, rec in job.failure_records()]
+def _failures(job: Job) -> tuple[list[dict], int]:
+    """The first ``MAX_FAILURE_ROWS`` failures (all the page shows) and how many there are: a job
+    with a million failed lines held a million dicts here, 480 bytes each, to show 500."""
+    shown: list[dict] = []
+    total = 0
+    for number, rec in job.failure_records():
+        total += 1
+        if len(shown) < MAX_FAILURE_ROWS:
+            shown.append(rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"})
+    return shown, total
 
 
 #: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
@@ -230,10 +237,9 @@ def _stats_html(s: AttributeStats | None) -> str:
     return "".join(out)
 
 
-def _failures_html(rows: list[dict]) -> str:
-    if not rows:
+def _failures_html(shown: list[dict], total: int) -> str:
+    if not shown:
         return '<p class="muted">no failures</p>'
-    shown = rows[:MAX_FAILURE_ROWS]
 
     def cell(value: Any) -> str:  # a source URL without its secrets (failures.jsonl of older versions held them)
         return "" if value is None else redact_secret_url(value) if isinstance(value, str) else str(value)
@@ -243,7 +249,7 @@ def _failures_html(rows: list[dict]) -> str:
         + f'<td class="reason">{escape(str(r.get("reason") or ""))}</td></tr>'
         for r in shown
     )
-    more = f" (first {len(shown):,} of {len(rows):,})" if len(rows) > len(shown) else ""
+    more = f" (first {len(shown):,} of {total:,})" if total > len(shown) else ""
     return (f'<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
             f' <span class="muted"><span id="failure-count">{len(shown)}</span> shown{more}</span>'
             f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>rule</th><th>reason</th></tr></thead>'
@@ -289,7 +295,7 @@ def render_report(
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
-    failures = _failures(folder)
+    failures, n_failures = _failures(folder)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")
@@ -323,15 +329,15 @@ def render_report(
 <h2>Labels</h2>
 {_stats_html(stats)}
 {evaluation}
-<h2>Failures ({len(failures):,})</h2>
-{_failures_html(failures)}
+<h2>Failures ({n_failures:,})</h2>
+{_failures_html(failures, n_failures)}
 <h2>Samples ({len(tiles)})</h2>
 {_tiles_html(tiles)}
 <p class="muted">written by totask-manifest report</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    return html, len(tiles), len(failures)
+    return html, len(tiles), n_failures
 
 
 def write_report(

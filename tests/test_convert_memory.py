@@ -1,0 +1,88 @@
+"""What an export holds while it runs does not grow with the manifest, where the format lets it stream.
+
+Measured with tracemalloc in a process of its own (a thread another test left running would count
+in this one's window), on generated files of two sizes: the larger one's peak may not grow by more
+than a small share of what holding every line cost (about 1.4 KB a box line for COCO).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+
+
+def box_manifest(path: Path, lines: int) -> str:
+    """``lines`` lines with two boxes each under ``boxes``, as a job writes them."""
+    with path.open("wb") as f:
+        for i in range(lines):
+            value = {"image_size": [{"width": 640, "height": 480, "depth": 3}],
+                     "annotations": [{"class_id": 0, "left": 10 + i % 50, "top": 20, "width": 30, "height": 40},
+                                     {"class_id": 1, "left": 100, "top": 120, "width": 60, "height": 20}]}
+            meta = {"objects": [{"confidence": 0.9}, {"confidence": 0.4}], "class-map": {"0": "cat", "1": "dog"},
+                    "type": "groundtruth/object-detection", "human-annotated": "no",
+                    "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/boxes"}
+            f.write(orjson.dumps({"source-ref": f"s3://bucket/images/{i:08d}.jpg", "boxes": value,
+                                  "boxes-metadata": meta}) + b"\n")
+    return str(path)
+
+
+_PEAKS = """
+import sys, tracemalloc, orjson
+from totask_manifest._analytics.convert import convert
+to = sys.argv[1]
+out = []
+for src, dst in zip(sys.argv[2::2], sys.argv[3::2]):
+    convert(src, dst, to=to)  # the first call imports and compiles what the second would count
+    tracemalloc.start()
+    try:
+        result = convert(src, dst, to=to)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out.append([result.counts["images"], peak])
+print(orjson.dumps(out).decode())
+"""
+
+
+def peaks(tmp_path: Path, to: str, sizes: tuple[int, int]) -> list[tuple[int, int]]:
+    args = []
+    for n in sizes:
+        args += [box_manifest(tmp_path / f"in-{n}.manifest", n), str(tmp_path / f"out-{n}.json")]
+    done = subprocess.run([sys.executable, "-c", _PEAKS, to, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=True)
+    return [tuple(p) for p in orjson.loads(done.stdout)]
+
+
+@pytest.mark.slow
+def test_coco_export_memory_does_not_grow_with_the_manifest(tmp_path: Path) -> None:
+    (small_images, small_peak), (large_images, large_peak) = peaks(tmp_path, "coco", (6_000, 24_000))
+    assert (small_images, large_images) == (6_000, 24_000)
+    # holding the document cost about 1.4 KB a line: 25 MB more for the 18,000 more lines
+    assert large_peak - small_peak < 1 << 20, (small_peak, large_peak)
+    doc = orjson.loads((tmp_path / "out-24000.json").read_bytes())
+    assert [i["id"] for i in doc["images"]] == list(range(1, 24_001))
+    assert [a["id"] for a in doc["annotations"]] == list(range(1, 48_001))
+    assert doc["categories"] == [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+
+
+def test_a_coco_export_stopped_part_way_leaves_no_file(tmp_path: Path) -> None:
+    """Written as it is read, the document still appears whole or not at all: a class named
+    otherwise on line 3 stops it after two images were written, and nothing is left."""
+    from totask_manifest._analytics.convert import convert
+    from totask_manifest._errors import ManifestError
+
+    src = tmp_path / "in.manifest"
+    box_manifest(src, 3)
+    lines = src.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"0":"cat"', b'"0":"lynx"')
+    src.write_bytes(b"".join(lines))
+    with pytest.raises(ManifestError, match="category id 1 is 'lynx' here but 'cat'") as caught:
+        convert(str(src), str(tmp_path / "out.json"), to="coco")
+    assert caught.value.line == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
