@@ -4,8 +4,10 @@ outputs line by line ignoring only ``creation-date``."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -66,6 +68,22 @@ def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
         [sys.executable, "-m", "totask_manifest", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=REPO,
     )
+
+
+def killed_midway(args: list[str], job: Path, timeout: float = 120.0) -> None:
+    """Run the CLI with ``args`` and kill it (``SIGKILL``) once the job at ``job`` has checkpointed two parts."""
+    from totask_manifest._jobs.layout import JobLayout
+
+    proc = popen_cli(*args)
+    try:
+        layout, deadline = JobLayout(str(job)), time.monotonic() + timeout
+        while len(layout.parts()) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the job made no checkpoint in time"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
 
 
 def output_of(root: Path, job: str) -> Path:

@@ -6,35 +6,25 @@ with the manifests unchanged carries the job on."""
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
-from totask_manifest._jobs.layout import JobLayout
+from tests.jobs_helpers import (
+    TOY,
+    assert_same_output,
+    killed_midway,
+    output_of,
+    run_cli,
+    write_manifest,
+)
 from totask_manifest.testing.file_server import FileServer
 
 
 def job_args(inp: str, out: Path, job: str, *more: str) -> list[str]:
     return ["annotate", inp, "--job-name", job, "--label-attribute", "cls", "--task-type", "image-classification",
             "--method", TOY, "--output", str(out), "--toy-delay", "0.01", "--checkpoint-every", "5", *more]
-
-
-def killed_midway(args: list[str], job: Path, timeout: float = 120.0) -> None:
-    """Run ``annotate`` and kill it (``SIGKILL``) once it has checkpointed two parts."""
-    proc = popen_cli(*args)
-    try:
-        layout, deadline = JobLayout(str(job)), time.monotonic() + timeout
-        while len(layout.parts()) < 2:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the job made no checkpoint in time"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
 
 
 @pytest.mark.slow

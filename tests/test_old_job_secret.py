@@ -11,15 +11,19 @@ hand, in the shape the code before commit bda1824 wrote."""
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, assert_same_output, output_of, popen_cli, run_cli, write_manifest
-from totask_manifest._jobs.layout import JobLayout
+from tests.jobs_helpers import (
+    TOY,
+    assert_same_output,
+    killed_midway,
+    output_of,
+    run_cli,
+    write_manifest,
+)
 from totask_manifest.testing.file_server import FileServer
 
 SECRETS = ("TOKSECRET", "s3cr3tPW")
@@ -40,19 +44,6 @@ def as_written_before(job: Path, url: str, **options: str) -> None:
     data["config"]["options"].update(options)
     (job / "job.json").write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     (job / "manifests" / "input" / "input.manifest").unlink()
-
-
-def killed_midway(args: list[str], job: Path, timeout: float = 120.0) -> None:
-    proc = popen_cli(*args)
-    try:
-        layout, deadline = JobLayout(str(job)), time.monotonic() + timeout
-        while len(layout.parts()) < 2:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the job made no checkpoint in time"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
 
 
 def shown(*runs) -> str:
