@@ -38,7 +38,7 @@ from .._storage import (
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
-from .stats import BINS, AttributeStats, manifest_stats
+from .stats import BINS, AttributeStats, count_manifest
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, name_color_index, render_tile
 
@@ -285,7 +285,7 @@ def render_report(
     stats = None
     if exists(manifest):
         with contextlib.suppress(TotaskError):
-            ms = manifest_stats(manifest, label_attributes=[attr] if attr else None)
+            ms = count_manifest(manifest, label_attributes=[attr] if attr else None)  # zeros until labeled
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
