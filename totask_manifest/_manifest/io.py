@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from .._errors import ManifestError
+from .._errors import ManifestError, UsageError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
 from .long_lines import TooLong, message
@@ -118,10 +118,20 @@ def refuse_absent_attribute(url: str, attribute: str, *, data_lines: int, withou
 
 
 def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:
-    """Write lines atomically; returns the number written."""
+    """Write lines atomically; returns the number written. Each is a ``Line`` (written as read,
+    its terminator included) or bytes (written as given); anything else (a dict, a str) is a
+    ``UsageError`` naming it, and nothing is written: a record has no bytes of its own to keep
+    (key order, number forms), so it is the caller's to serialise."""
     n = 0
     with AtomicWriter(url) as out:
         for line in lines:
-            out.write(line.raw if isinstance(line, Line) else line)
+            if isinstance(line, Line):
+                out.write(line.raw)
+            elif isinstance(line, bytes | bytearray | memoryview):
+                out.write(line)
+            else:
+                raise UsageError(f"write_lines: item {n + 1} is a {type(line).__name__}, not a line; it takes Line "
+                                 "objects (read_lines, Line.with_values) or bytes, one line each (a record: "
+                                 "orjson.dumps(record) + b'\\n')")
             n += 1
     return n
