@@ -14,7 +14,7 @@ import fsspec
 import pytest
 
 from tests.support.s3 import S3Endpoint
-from totask_manifest._errors import StorageError
+from totask_manifest._errors import StorageError, UsageError
 from totask_manifest._manifest import ranges
 from totask_manifest._manifest.io import iter_lines_from, read_lines, write_lines
 from totask_manifest._manifest.line import BOM
@@ -259,6 +259,21 @@ def test_write_lines_accepts_bytes_and_lines(tmp_path: Path) -> None:
     lines = list(iter_lines_from(io.BytesIO(b'{"source":"a"}\r\n')))
     assert write_lines(target, [*lines, b'{"source":"b"}']) == 2
     assert Path(target).read_bytes() == b'{"source":"a"}\r\n{"source":"b"}'
+
+
+@pytest.mark.parametrize(("item", "kind"), [({"source-ref": "s3://b/c.jpg"}, "dict"), ('{"source":"c"}', "str")])
+def test_write_lines_refuses_what_is_no_line_in_one_line_writing_nothing(tmp_path: Path, item: object,
+                                                                       kind: str) -> None:
+    """It takes ``Line`` objects and bytes, as documented; a dict (a record, say) raised a bare
+    ``TypeError`` (``a bytes-like object is required, not 'dict'``) from inside the writer. Now a
+    ``UsageError`` naming the item and its type, and what it takes; the file is not written."""
+    target = tmp_path / "out.manifest"
+    target.write_bytes(b'{"source":"kept"}\n')
+    with pytest.raises(UsageError) as info:
+        write_lines(target, [b'{"source":"a"}\n', item])
+    assert str(info.value) == (f"write_lines: item 2 is a {kind}, not a line; it takes Line objects (read_lines, "
+                               "Line.with_values) or bytes, one line each (a record: orjson.dumps(record) + b'\\n')")
+    assert target.read_bytes() == b'{"source":"kept"}\n' and list(tmp_path.iterdir()) == [target]
 
 
 def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:

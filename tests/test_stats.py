@@ -25,6 +25,7 @@ from totask_manifest._analytics import stats as stats_module
 from totask_manifest._analytics.stats import format_text, manifest_stats
 from totask_manifest._annotators.failure_rules import rule_of
 from totask_manifest._cli import main as cli_main
+from totask_manifest._errors import ManifestError
 from totask_manifest._manifest import ranges as ranges_module
 
 pytestmark = requires_gt
@@ -316,8 +317,9 @@ def test_named_attributes_only_and_a_remote_url(tmp_path):
     with fsspec.open("memory://stats/korean.manifest", "wb") as f:
         f.write(src.read_bytes())
     assert_same(src, attr, url="memory://stats/korean.manifest")
-    missing = manifest_stats(str(src), label_attributes=["nope"])
-    assert missing.attributes["nope"].lines == 0
+    with pytest.raises(ManifestError, match="no line holds 'nope'") as exc:  # as the CLI: not a result of zeros
+        manifest_stats(str(src), label_attributes=["nope"])
+    assert exc.value.rule == "label-attribute-absent"
 
 
 def test_cli_json_and_text(tmp_path, capsys):

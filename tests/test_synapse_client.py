@@ -274,6 +274,20 @@ def test_401_is_fatal_and_errors_never_show_the_token(synapse, client) -> None:
     assert TOKEN not in str(echoed.value) and "***" in str(echoed.value)
 
 
+def test_the_error_detail_a_library_user_prints_holds_no_token(synapse, client) -> None:
+    """``SynapseHTTPError.detail`` kept the parsed error JSON as received: a token the server
+    echoed (in a value, a nested list, a key) was masked in the message but printed whole by a
+    caller showing ``exc.detail``. Masked there as in the message now; the rest as received."""
+    body = {"detail": f"bad token {TOKEN}", "errors": [{"field": "auth", "got": [TOKEN, 3, None]}],
+            f"echo-{TOKEN}": True}
+    synapse.add_fault(Fault(status=400, method="GET", path="^/projects/", body=body))
+    with pytest.raises(SynapseHTTPError) as info:
+        client.get_project(synapse.seed(1))
+    assert TOKEN not in repr(info.value.detail) and TOKEN not in str(info.value), info.value.detail
+    assert info.value.detail == {"detail": "bad token ***", "errors": [{"field": "auth", "got": ["***", 3, None]}],
+                                 "echo-***": True}
+
+
 def test_concurrency_is_capped(synapse) -> None:
     pid = synapse.seed(12)
     ids = [t["id"] for t in synapse.project_tasks(pid)]

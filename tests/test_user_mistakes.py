@@ -97,6 +97,31 @@ def test_stats_and_validate_of_a_misspelt_attribute_exit_1_naming_the_attributes
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 
 
+def test_a_misspelt_attribute_is_refused_from_python_as_from_the_cli(tmp_path: Path) -> None:
+    """``manifest_stats(path, label_attributes=["box"])`` and ``evaluate_manifest(path, predicted="box")``
+    returned a result of zeros (lines with metadata: 0; evaluated: 0) where the CLI exits 1 naming
+    the attributes held: a script reading the result took the misspelt name for an empty one. They
+    raise the ``ManifestError`` the CLI prints now, as ``validate_manifest`` does."""
+    from totask_manifest import evaluate_manifest, manifest_stats, validate_manifest
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    calls = {"stats": lambda: manifest_stats(src, label_attributes=["boxes", "box"], workers=1),
+             "evaluate --predicted": lambda: evaluate_manifest(src, predicted="box", reference="boxes", workers=1),
+             "evaluate --reference": lambda: evaluate_manifest(src, predicted="boxes", reference="box", workers=1),
+             "validate": lambda: validate_manifest(src, label_attribute="box", workers=1)}
+    for name, call in calls.items():
+        with pytest.raises(ManifestError) as exc:
+            call()
+        option = name.split()[-1] if name.startswith("evaluate") else "--label-attribute"
+        assert exc.value.rule == "label-attribute-absent", name
+        assert str(exc.value) == (f"{src}: no line holds 'box' or 'box-metadata' (label attributes seen: boxes); "
+                                  f"check {option} [label-attribute-absent]"), name
+    assert manifest_stats(src, label_attributes=["boxes"], workers=1).attributes["boxes"].lines == 3
+    (tmp_path / "empty.manifest").write_bytes(b"\n")  # no data line: nothing to misspell a name against
+    assert manifest_stats(tmp_path / "empty.manifest", label_attributes=["box"], workers=1).attributes["box"].lines == 0
+    assert evaluate_manifest(tmp_path / "empty.manifest", predicted="box", reference="boxes", workers=1).evaluated == 0
+
+
 @pytest.mark.parametrize("command", ["stats", "validate"])
 @pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["empty", "blank-lines"])
 def test_an_empty_manifest_with_a_label_attribute_is_reported_not_called_misspelt(

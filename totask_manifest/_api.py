@@ -73,7 +73,9 @@ def annotate(
     """Start a new job and run it to completion (or until stopped).
 
     ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
-    ``on_progress`` is called with the job's counters as lines finish. An input URL that carries a
+    ``on_progress`` is called with the job's counters as lines finish, and once with the final
+    ones; what it raises reaches the caller once the job is recorded (a ``KeyboardInterrupt``:
+    STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*). An input URL that carries a
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """

@@ -21,7 +21,7 @@ from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.job import Job
 from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
-from .._jobs.state import interrupted_line, runs_as_seen
+from .._jobs.state import input_text, interrupted_line, runs_as_seen
 from .._jobs.status import INTERRUPTED, RUNNING
 from .._manifest.io import read_records
 from .._stale_temporaries import remove_stale_temporaries
@@ -38,7 +38,7 @@ from .._storage import (
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
-from .stats import BINS, AttributeStats, manifest_stats
+from .stats import BINS, AttributeStats, count_manifest
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, name_color_index, render_tile
 
@@ -291,7 +291,7 @@ def render_report(
     stats = None
     if exists(manifest):
         with contextlib.suppress(TotaskError):
-            ms = manifest_stats(manifest, label_attributes=[attr] if attr else None)
+            ms = count_manifest(manifest, label_attributes=[attr] if attr else None)  # zeros until labeled
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
@@ -310,7 +310,7 @@ def render_report(
     info = _kv([
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
-        ("input", inp.get("url") or config.get("input")), ("input lines", inp.get("lines")),
+        ("input", input_text(job)),
         ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
         ("error", job.get("error")), ("damaged", folder.damaged), ("runs", _runs_text(job, job_url, metrics)),

@@ -35,6 +35,7 @@ import orjson
 
 from .. import _storage as storage
 from .._manifest import long_lines
+from .._manifest.io import refuse_absent_attribute
 from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
@@ -152,8 +153,23 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
     Without ``label_attributes`` every key ``<A>-metadata`` holding an object is a candidate,
     and candidates whose metadata never declares a ``type`` or a ``failure-reason`` (input keys
     such as ``annotator-metadata``) are left out. ``workers`` (default: one per CPU) processes
-    read a local file's byte ranges; other URLs are streamed by this process.
+    read a local file's byte ranges; other URLs are streamed by this process. A name of
+    ``label_attributes`` that no line holds is a ``ManifestError`` (``label-attribute-absent``,
+    naming the attributes the lines hold), unless the file holds no data line or lines that are
+    not JSON objects (then its counts are the truth).
     """
+    stats = count_manifest(url, label_attributes=label_attributes, workers=workers)
+    # a name no line holds is a ManifestError, as the CLI's exit 1: a result of zeros reads as an empty attribute
+    data_lines = 0 if stats.invalid_lines else stats.lines - stats.blank_lines
+    for name in label_attributes or ():
+        refuse_absent_attribute(url, name, data_lines=data_lines, without=data_lines - stats.attributes[name].lines)
+    return stats
+
+
+def count_manifest(url: str, *, label_attributes: Sequence[str] | None = None,
+                   workers: int | None = None) -> ManifestStats:
+    """``manifest_stats`` without its refusal of a name no line holds: ``report``'s counts of a
+    job's own attribute, which are zero until a line is labeled under it."""
     check_workers(workers)
     attributes = list(dict.fromkeys(label_attributes)) if label_attributes else None
     parts = map_ranges(count_range, url, (attributes,), workers=workers, remote=False)

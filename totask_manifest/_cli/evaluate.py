@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 import orjson
 
@@ -46,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
         fetch["allow_root"] = os.path.abspath(args.allow_root)
     if args.allow_host:
         fetch["allow_hosts"] = list(args.allow_host)
+    # a side no line holds is the ManifestError evaluate_manifest raises (exit 1, one line)
     ev = evaluate_manifest(args.manifest, predicted=args.predicted, reference=args.reference, iou=args.iou,
                            share=args.share, fetch_options=fetch or None, workers=args.workers)
-    _refuse_an_absent_attribute(ev)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(ev.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
         sys.stdout.buffer.write(b"\n")
@@ -78,23 +77,6 @@ def run(args: argparse.Namespace) -> int:
         _say_broken(broken)
         return 1
     return 0
-
-
-def _refuse_an_absent_attribute(ev: Any) -> None:
-    """A side no line holds (a misspelt ``--predicted``, usually) is refused as ``stats`` refuses a
-    ``--label-attribute`` no line holds: one line naming the attributes the lines hold, exit 1. A
-    report of ``0 evaluated`` and ``predicted: missing 50`` came first, the names last, if read."""
-    from .._manifest.io import attribute_absent, label_attributes
-
-    objects = ev.total_lines - ev.blank_lines - ev.invalid_lines  # an empty file: its report is the truth
-    if ev.evaluated or not objects or ev.invalid_lines:
-        return
-    held = None
-    for option, side, name in (("--predicted", "predicted", ev.predicted), ("--reference", "reference", ev.reference)):
-        if ev.skipped[side]["missing"] == objects:  # no line has a value under it
-            held = label_attributes(ev.manifest) if held is None else held
-            if name not in held:  # nor its -metadata, in the lines the names are taken from
-                raise attribute_absent(ev.manifest, name, option)
 
 
 def _say_broken(n: int) -> None:

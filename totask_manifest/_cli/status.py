@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
-    from .._storage import map_strings, redact_secret_url, redact_url
+    from .._jobs.state import input_text
+    from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
     raw = api.status(args.job_dir)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         f"status: {data['status']}" + (f" (interrupted: {data['interrupted']}; run resume)"
                                          if data.get("interrupted") else ""),
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
-        f"input: {redact_url(data['input']['url'])} ({data['input']['lines']} lines)",
+        f"input: {input_text(data)}",
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
                              shown=data["output-manifest"]),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),

@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -42,7 +42,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     final status, output manifest, failures, job.json. ``state`` is saved (RUNNING) before."""
     config = state.config
     layout = state.layout
-    on_progress = run.on_progress
+    on_progress = _Callback(run.on_progress) if run.on_progress else None
     lease = held_lease(config.job_url)
     guard = lease.verify if lease is not None else None
     for url in clean_temporaries(config.job_url):
@@ -84,6 +84,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     started = time.monotonic()
     error: str | None = None
     broke: BaseException | None = None
+    interrupted: KeyboardInterrupt | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
             plan.engine.run(plan)
@@ -92,6 +93,13 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             raise  # another process owns the folder now: write nothing more, not even a final status
         except HardStop:
             log.warning("stopped at once: lines in flight are redone on resume")
+        except _CallbackRaised:  # the caller's code broke, not the job: it ends as below, then the caller sees it
+            plan.stop.set()
+        except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (an annotator's
+            # code; no handler in this thread): a stop, as Ctrl-C's, raised on once the job is recorded
+            plan.stop.set()
+            interrupted = exc
+            log.warning("stopped by KeyboardInterrupt: lines in flight are redone on resume")
         except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
             error = _one_line(exc)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
@@ -100,7 +108,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             received["committing"] = 1
             # the last count first, then why the run ended: a progress line after the failure read as
             # if the job went on
-            progress.finish()
+            with contextlib.suppress(_CallbackRaised):  # kept in on_progress.raised, raised at the end
+                progress.finish()
             if broke is not None:
                 log.error("job %s failed", config.job_name, exc_info=broke)
             elif error is not None:
@@ -115,9 +124,15 @@ def execute(state: JobState, run: JobRun) -> JobResult:
                 counts.update(summarize(layout)[1])
         if guard is not None:
             guard()
-        _finish(state, counts, total, error, plan, run_record, started, received)
+        _finish(state, counts, total, error, plan, run_record, started, received,
+                cut_short=on_progress.failure() if on_progress else None)
     if on_progress:
-        on_progress(dict(state.metrics))
+        with contextlib.suppress(_CallbackRaised):
+            on_progress(dict(state.metrics))
+        if on_progress.raised is not None:  # once, to the caller, now that job.json holds how the job ended
+            raise on_progress.raised
+    if interrupted is not None:
+        raise interrupted
     result = job_result(state)
     result.signal = received.get("signal")
     return result
@@ -125,9 +140,10 @@ def execute(state: JobState, run: JobRun) -> JobResult:
 
 def _finish(
     state: JobState, counts: dict[str, int], total: int, error: str | None, plan: JobRun,
-    run_record: dict[str, Any], started: float, received: dict[str, int],
+    run_record: dict[str, Any], started: float, received: dict[str, int], cut_short: str | None = None,
 ) -> None:
-    """Decide the final status, write the output manifest and failures, save job.json."""
+    """Decide the final status, write the output manifest and failures, save job.json.
+    ``cut_short``: why the caller's ``on_progress`` stopped the run (FAILED, where lines were left)."""
     layout = state.layout
     done = _done(counts)
     if error is not None:
@@ -137,6 +153,9 @@ def _finish(
         error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
     elif done >= total:
         state.status = COMPLETED
+    elif cut_short is not None:
+        state.status, error = FAILED, cut_short
+        log.error("job %s failed: %s", state.config.job_name, error)  # one line: the caller gets the traceback
     elif plan.stop.is_set():
         state.status = STOPPED
     else:
@@ -202,6 +221,37 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     return str(exc)
+
+
+class _CallbackRaised(BaseException):
+    """``on_progress`` raised (what it raised: ``_Callback.raised``). A ``BaseException``, so no
+    annotator's or engine's ``except Exception`` on the way takes it for its own failure."""
+
+
+class _Callback:
+    """The caller's ``on_progress``, called until it raises: what it raised is kept and raised to
+    the caller once, after the job is recorded (before, a callback that raised was called again
+    with the final counters, and raised again). A ``KeyboardInterrupt`` from it stops the job, as
+    Ctrl-C does; another exception ends it FAILED (``failure``) where it cut the run short."""
+
+    def __init__(self, function: Callable[[dict[str, int]], None]) -> None:
+        self.function = function
+        self.raised: BaseException | None = None
+
+    def __call__(self, metrics: dict[str, int]) -> None:
+        if self.raised is not None:
+            return
+        try:
+            self.function(metrics)
+        except BaseException as exc:
+            self.raised = exc
+            raise _CallbackRaised from exc
+
+    def failure(self) -> str | None:
+        """job.json's error for what it raised; None for nothing or a ``KeyboardInterrupt`` (a stop)."""
+        if self.raised is None or isinstance(self.raised, KeyboardInterrupt):
+            return None
+        return f"on_progress raised {type(self.raised).__name__}: {self.raised}"
 
 
 class HardStop(BaseException):

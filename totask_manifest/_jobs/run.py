@@ -16,7 +16,8 @@ from typing import Any
 
 from .config import JobConfig
 
-#: called with the job's counters (total, success, failed, routed, stand_by) as lines finish
+#: called with the job's counters (total, success, failed, routed, stand_by) as lines finish, in the
+#: job's thread; not again once it raised (``execute._Callback``: raised to the caller at the end)
 ProgressCallback = Callable[[dict[str, int]], None]
 
 #: what only the driver holds: not sent to workers

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .._storage import write_bytes_atomic
+from .._storage import redact_url, write_bytes_atomic
 from .config import JobConfig
 from .holder import Holder
 from .layout import JobLayout
@@ -187,6 +187,36 @@ def _why_interrupted(run: dict[str, Any], gone: str | None) -> str:
         return gone
     who = f"pid {run.get('pid', '?')} on host {run.get('host', '?')} ({run.get('command', '?')})"
     return f"{who} ended without recording the run's end (killed, or its lease was taken over)"
+
+
+def input_text(record: dict[str, Any]) -> str:
+    """What a job reads, from job.json's record (``status``'s text and ``report``'s page): the input
+    and its line count; with ``--append`` manifests, the combined copy the job wrote into its folder
+    and where its lines came from (the input's count, and each appended manifest's lines, duplicates
+    left out, from the starts ``relative_to_appended`` records). Before, the input given was shown
+    with the combination's count (230 lines over a file of 200). Defensive: another version's
+    record, or a damaged one, falls back to what it holds."""
+    inp = record.get("input") if isinstance(record.get("input"), dict) else {}
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    url, read, lines = inp.get("url") or config.get("input"), inp.get("read"), inp.get("lines")
+    if not isinstance(url, str):
+        return "unknown"
+    append = config.get("append") if isinstance(config.get("append"), list) else []
+    if not isinstance(read, str) or read == url:
+        return f"{redact_url(url)} ({lines} lines)"
+    if not append:  # a URL with a secret: the job reads the copy it made
+        return f"{redact_url(url)} ({lines} lines, read from its copy {redact_url(read)})"
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    bases = options.get("relative_to_appended")  # _fetch.APPENDED_BASES: [first line index, folder] pairs
+    starts = [b[0] for b in bases[-len(append):] if isinstance(b, list) and b and isinstance(b[0], int)] \
+        if isinstance(bases, list) else []
+    if len(starts) != len(append) or not isinstance(lines, int):  # not recorded: the manifests named
+        given = ", ".join(f"--append {redact_url(str(a))}" for a in append)
+        return f"{redact_url(read)} ({lines} lines: {redact_url(url)}, {given})"
+    counts = [b - a for a, b in zip([0, *starts], [*starts, lines], strict=True)]
+    parts = [f"{counts[0]} from {redact_url(url)}"]
+    parts += [f"{n} from --append {redact_url(str(a))}" for n, a in zip(counts[1:], append, strict=True)]
+    return f"{redact_url(read)} ({lines} lines: {', '.join(parts)})"
 
 
 def interrupted_line(number: int, run: dict[str, Any]) -> str:

@@ -12,17 +12,18 @@ size and any fsspec file object works. Line rules, documented in the README:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from .._errors import ManifestError
+from .._errors import ManifestError, UsageError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
 from .long_lines import TooLong, message
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
-           "read_lines", "read_records", "to_line", "write_lines"]
+           "read_lines", "read_records", "refuse_absent_attribute", "to_line", "write_lines"]
 
 METADATA = "-metadata"
 #: how many lines a look at which label attributes a manifest holds reads
@@ -99,11 +100,38 @@ def attribute_absent(url: str, attribute: str, option: str = "--label-attribute"
                          f"check {option}", rule="label-attribute-absent")
 
 
+def refuse_absent_attribute(url: str, attribute: str, *, data_lines: int, without: int,
+                            option: str = "--label-attribute", unnamed_too: bool = False) -> None:
+    """Raise ``attribute_absent`` when each of ``data_lines`` lines is ``without`` ``attribute``:
+    the one check of ``validate_manifest``, ``manifest_stats`` and ``evaluate_manifest`` (so the
+    library raises what the CLI prints, rather than a result of zeros a script takes for an empty
+    attribute). ``data_lines`` is 0 where the result is the truth: a file without a data line
+    (nothing to misspell a name against), or one with damaged lines (the damage is the error).
+    ``unnamed_too``: only when the first lines' ``-metadata`` keys do not name it either (evaluate
+    counts a failed label as missing, but its metadata holds the attribute)."""
+    if not data_lines or without < data_lines:
+        return
+    url = os.fspath(url)  # a pathlib.Path, as the public functions take
+    if unnamed_too and attribute in label_attributes(url):
+        return
+    raise attribute_absent(url, attribute, option)
+
+
 def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:
-    """Write lines atomically; returns the number written."""
+    """Write lines atomically; returns the number written. Each is a ``Line`` (written as read,
+    its terminator included) or bytes (written as given); anything else (a dict, a str) is a
+    ``UsageError`` naming it, and nothing is written: a record has no bytes of its own to keep
+    (key order, number forms), so it is the caller's to serialise."""
     n = 0
     with AtomicWriter(url) as out:
         for line in lines:
-            out.write(line.raw if isinstance(line, Line) else line)
+            if isinstance(line, Line):
+                out.write(line.raw)
+            elif isinstance(line, bytes | bytearray | memoryview):
+                out.write(line)
+            else:
+                raise UsageError(f"write_lines: item {n + 1} is a {type(line).__name__}, not a line; it takes Line "
+                                 "objects (read_lines, Line.with_values) or bytes, one line each (a record: "
+                                 "orjson.dumps(record) + b'\\n')")
             n += 1
     return n

@@ -20,7 +20,7 @@ from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
 from .blocks import iter_blocks
-from .io import attribute_absent
+from .io import refuse_absent_attribute
 from .label_check import (
     check_label,
     explain_label,
@@ -101,10 +101,9 @@ def validate_manifest(
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers, per_worker=RANGES_PER_WORKER)
     report = _merge(url, parts, schema, strict, max_problems)
-    data_lines = report.lines - report.blank_lines  # none (an empty file): nothing to misspell a name against
-    if label_attribute and report.ok and data_lines and report.unlabeled == data_lines:
-        # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
-        raise attribute_absent(url, label_attribute)
+    if label_attribute:  # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
+        refuse_absent_attribute(url, label_attribute, without=report.unlabeled,
+                                data_lines=report.lines - report.blank_lines if report.ok else 0)
     return report
 
 

@@ -39,7 +39,6 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
@@ -48,7 +47,6 @@ import orjson
 
 from .._fetch import USER_AGENT, parse_retry_after
 from .._fetch.http import new_session
-from .._redaction import hide_secrets
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,
@@ -59,6 +57,8 @@ from .errors import (  # noqa: F401 - the client's errors are importable from he
     SynapseHTTPError,
     TokenRejected,
     error_class,
+    http_error,
+    reason_phrase,
 )
 from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
@@ -80,13 +80,6 @@ def _nothing_sent(exc: aiohttp.ClientError) -> bool:
     """True when the request certainly never reached the server (so any method may be repeated):
     the connection was never made. A dropped keep-alive connection may have carried the request."""
     return isinstance(exc, aiohttp.ClientConnectorError)
-
-
-def _reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -288,30 +281,12 @@ class AsyncSynapseClient:
             await asyncio.sleep(delay)
 
     def _error(self, method: str, url: str, status: int, body: bytes, *, retried: bool = False) -> SynapseHTTPError:
-        detail: Any = None
-        text = ""
-        if body:
-            try:
-                detail = orjson.loads(body)
-                text = orjson.dumps(detail).decode()
-            except orjson.JSONDecodeError:
-                # an error page (a proxy's HTML) over several lines: one line, as every reason is
-                text = " ".join(body[:600].decode("utf-8", "replace").split())
-        # tokens masked before the cut to 300: one a cut (or the 600 bytes) split kept its head
-        text = hide_secrets(text, self.settings.secrets(), cut=detail is None and len(body) > 600)
-        if len(text) > 300:
-            text = text[:297] + "..."
-        reason = _reason_phrase(status)
-        message = f"Synapse answered {status} {reason} to {method} {_path_of(url)}" + (f": {text}" if text else "")
-        return error_class(status)(
-            self.settings.redact(message), status=status, method=method, path=_path_of(url), detail=detail,
-            retried=retried,
-        )
+        return http_error(method, _path_of(url), status, body, self.settings.secrets(), retried=retried)
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""
         target = _origin(urljoin(url, location)) if location else None
-        reason = _reason_phrase(status)
+        reason = reason_phrase(status)
         message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
                    + (f", redirecting to {target}" if target else "")
                    + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")

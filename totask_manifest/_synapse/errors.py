@@ -1,14 +1,19 @@
 """The Synapse client's errors: one class per answer a caller treats differently.
 
-Messages name the method, the path and the status, never a token (the client redacts them with
-``SynapseSettings.redact`` before raising).
+Messages name the method, the path and the status, never a token: ``http_error`` masks the
+client's secrets in the message and in ``detail``, the answer's parsed JSON a caller may print.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
+import orjson
+
 from .._errors import FatalSynapseError, SynapseError
+from .._redaction import hide_secrets
 
 
 class SynapseHTTPError(SynapseError):
@@ -76,3 +81,45 @@ def error_class(status: int) -> type[SynapseHTTPError]:
     if status >= 500 or status == 429:
         return BackendUnavailable
     return SynapseHTTPError
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequence[str], *,
+               retried: bool = False) -> SynapseHTTPError:
+    """The error for an answer with an error status: the message quotes the body (its JSON, or
+    an error page's first 600 bytes on one line; 300 characters at most) and ``detail`` holds its
+    parsed JSON, each with ``secrets`` masked (``***``). ``detail`` was kept as received: a token
+    the server echoed, masked in the message, was printed whole by a caller showing it."""
+    detail: Any = None
+    text = ""
+    if body:
+        try:
+            detail = _masked(orjson.loads(body), secrets)
+            text = orjson.dumps(detail).decode()
+        except orjson.JSONDecodeError:
+            # an error page (a proxy's HTML) over several lines: one line, as every reason is
+            text = " ".join(body[:600].decode("utf-8", "replace").split())
+    # tokens masked before the cut to 300: one a cut (or the 600 bytes) split kept its head
+    text = hide_secrets(text, secrets, cut=detail is None and len(body) > 600)
+    if len(text) > 300:
+        text = text[:297] + "..."
+    message = f"Synapse answered {status} {reason_phrase(status)} to {method} {path}" + (f": {text}" if text else "")
+    return error_class(status)(hide_secrets(message, secrets), status=status, method=method, path=path,
+                               detail=detail, retried=retried)
+
+
+def _masked(value: Any, secrets: Sequence[str]) -> Any:
+    """Parsed JSON with ``secrets`` masked in every string, keys included."""
+    if isinstance(value, str):
+        return hide_secrets(value, secrets)
+    if isinstance(value, dict):
+        return {hide_secrets(k, secrets): _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets) for v in value]
+    return value

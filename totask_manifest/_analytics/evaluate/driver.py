@@ -19,6 +19,7 @@ import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
+from ..._manifest.io import refuse_absent_attribute
 from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
@@ -123,7 +124,19 @@ def evaluate_manifest(
     for part in parts[1:]:
         run.merge(part)
     run.finish()
+    _refuse_an_absent_attribute(run.ev)
     return run.ev
+
+
+def _refuse_an_absent_attribute(ev: Evaluation) -> None:
+    """A side no line holds (a misspelt ``predicted``, usually) is a ``ManifestError``, as ``stats``
+    refuses a label attribute no line holds: a result of ``0 evaluated`` and ``predicted: missing
+    50`` reads as labels that did not compare. Not where a line was evaluated, or a line is damaged."""
+    objects = ev.total_lines - ev.blank_lines - ev.invalid_lines
+    data_lines = 0 if ev.evaluated or ev.invalid_lines else objects
+    for option, side, name in (("--predicted", "predicted", ev.predicted), ("--reference", "reference", ev.reference)):
+        refuse_absent_attribute(ev.manifest, name, data_lines=data_lines, without=ev.skipped[side]["missing"],
+                                option=option, unnamed_too=True)  # a failed label is missing, its metadata held
 
 
 def _read_range(manifest: str, start: int, end: int | None, ev: Evaluation, fetch_options: dict[str, Any],
