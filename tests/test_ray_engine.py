@@ -553,3 +553,23 @@ def test_ray_address_local_starts_a_private_instance_of_totask_ray_num_cpus(tmp_
     assert r.returncode == 0, r.stderr
     assert f"ray: {cpus} actor(s) x 1 CPU" in r.stderr, r.stderr
     assert job_json(tmp_path / "out" / "job")["status"] == "COMPLETED"
+
+
+def test_a_private_instance_inherits_the_model_endpoints_credentials(tmp_path):
+    """docs/ray.md: a cluster the engine starts on this machine inherits the driver's
+    environment, so an endpoint behind TOTASK_MODEL_AUTHORIZATION labels every line (the actors
+    send the header), and the token lands in no file of the job."""
+    from tests.support.http_server import LocalHTTPServer
+    from tests.test_model_endpoint_secret import ENV, HEADER, TOKEN, endpoint, folder_bytes, manifest
+
+    with LocalHTTPServer(endpoint) as server:
+        r = run_cli("annotate", str(manifest(tmp_path, 24)), "--job-name", "job", "--label-attribute", "cls",
+                    "--task-type", "image-classification", "--method", "inference", "--model", server.url("predict"),
+                    "--batch-size", "8", "--output", str(tmp_path / "out"), "--engine", "ray",
+                    "--ray-address", "local", env={ENV: HEADER, "TOTASK_RAY_NUM_CPUS": "1"}, timeout=300)
+        sent = {h.get("Authorization") for h in server.headers_seen}
+    assert r.returncode == 0, r.stderr
+    assert sent == {HEADER}
+    out = (tmp_path / "out" / "job" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
+    assert len(out) == 24 and all(b'"cls":' in line for line in out)
+    assert TOKEN.encode() not in folder_bytes(tmp_path / "out") + (r.stdout + r.stderr).encode()
