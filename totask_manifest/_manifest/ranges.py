@@ -189,28 +189,47 @@ def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None,
 
 def quiet_worker() -> None:
     """Pool initializer: the worker ignores SIGINT; the command that started it acts on it. It
-    already does from its first instruction (``_spawning``); this keeps it so whatever started it."""
+    starts with SIGINT blocked (``_spawning``); this keeps it out whatever started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
 def _spawning() -> Iterator[None]:
-    """Submit work (which starts the pool's workers) here: they start with SIGINT blocked and
-    ignored, a disposition a spawned interpreter inherits and keeps (Python installs its
-    ``KeyboardInterrupt`` handler only over the default one). ``quiet_worker`` alone came into
-    effect only after a worker had imported ``multiprocessing``: a Ctrl-C in that window printed
-    a traceback (seen on a loaded machine). A Ctrl-C reaching the command inside the window stays
-    pending (blocked, not ignored) and arrives when it ends."""
+    """Submit work (which starts the pool's workers) here: they start with SIGINT blocked, a mask
+    a spawned interpreter inherits and keeps until ``quiet_worker`` ignores the signal.
+    ``quiet_worker`` alone came into effect only after a worker had imported ``multiprocessing``:
+    a Ctrl-C in that window printed a traceback (seen on a loaded machine).
+
+    A Ctrl-C reaching the command inside the window is remembered and raised when it ends, as
+    the handler in place then takes it (``KeyboardInterrupt``). It may land in another thread
+    (one that does not block it, a user's or a library's): the window used to ignore SIGINT
+    process-wide, which dropped it there, and the job ran on to COMPLETED, exit 0."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield  # signal dispositions are the main thread's to change; its own command handles Ctrl-C
         return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):  # ignored (inherited so, and kept), or not Python's to set
+        with _sigint_blocked():
+            yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        with _sigint_blocked():  # unblocked, a pending Ctrl-C runs the handler above (``pthread_sigmask``)
+            yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)  # to the handler in place, as if it came now
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextlib.contextmanager
