@@ -9,7 +9,7 @@ Start it in a session of its own (``start_new_session=True``): the signal goes t
 Points:
 
 - ``lease-created``: the lease file was just created, ``acquire`` has not returned yet;
-- ``spawning``: the input scan's pool workers are being started (``ranges._spawning``);
+- ``spawning``: the input scan's pool workers are being started (``pool.spawning``);
 - ``checksum``: the checksum thread is being started (``--one-process``: the scan without pool);
 - ``scanning``: this process is reading its first range of the input;
 - ``worker-dies``: a pool worker is killed part way through sending its result (no Ctrl-C);
@@ -46,7 +46,7 @@ def _die_mid_send() -> None:
         data = bytes(buf)
         self._send(len(data).to_bytes(4, "big", signed=True) + data[: len(data) // 2])
         if os.environ.get(POINT) == "worker-mid-result":
-            ctrl_c()  # the worker ignores it; the command kills it (``ranges.stop``)
+            ctrl_c()  # the worker ignores it; the command kills it (``pool.stop``)
             threading.Event().wait(60)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -87,13 +87,13 @@ def _after(module: Any, name: str, then: Any) -> None:
 
 def _install(point: str) -> None:
     from totask_manifest._jobs import lease, scan_ranges
-    from totask_manifest._manifest import ranges
+    from totask_manifest._manifest import pool
 
     os.environ[PARENT], os.environ[POINT] = str(os.getpid()), point
     if point == "lease-created":
         _after(lease, "_create_exclusive", ctrl_c)
     elif point == "spawning":
-        kept_out = ranges._main_script_kept_out
+        kept_out = pool.main_script_kept_out
 
         @contextlib.contextmanager
         def interrupted_while_spawning() -> Iterator[None]:
@@ -101,7 +101,7 @@ def _install(point: str) -> None:
             with kept_out():
                 yield
 
-        ranges._main_script_kept_out = interrupted_while_spawning
+        pool.main_script_kept_out = interrupted_while_spawning
     elif point == "checksum":
         start = scan_ranges._Checksum.start
 
