@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,39 @@ def test_spawned_workers_do_not_run_the_callers_script_again(tmp_path: Path) -> 
     assert "Traceback" not in out.stderr, out.stderr
     assert out.stdout.split()[0] == str(len(lines))
     assert len(ran.read_text().split()) == 1  # the script ran once: here, not again in the worker
+
+
+def test_a_ctrl_c_another_thread_takes_while_workers_start_is_raised_after(tmp_path: Path) -> None:
+    """While the pool's workers start, this thread blocks SIGINT; a Ctrl-C then lands in another
+    thread of the process (a user's, a library's). The window ignored SIGINT process-wide, so it
+    was lost there and the call ran to its end; now it is raised once the workers exist."""
+    path, _lines = numbered_file(tmp_path, 20_000)
+    code = (
+        "import contextlib, os, signal, threading\n"
+        "from totask_manifest._manifest import pool, ranges\n"
+        "from tests.test_ranges import lines_and_pid\n"
+        "os.environ['RANGES_TEST_PARENT'] = str(os.getpid())\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()  # takes what this thread blocks\n"
+        "kept_out = pool.main_script_kept_out\n"
+        "@contextlib.contextmanager\n"
+        "def ctrl_c_in_the_window():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    with kept_out():\n"
+        "        yield\n"
+        "pool.main_script_kept_out = ctrl_c_in_the_window\n"
+        "try:\n"
+        f"    ranges.map_ranges(lines_and_pid, {str(path)!r}, (None,), workers=2, min_bytes=4096,"
+        " start_method='spawn')\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(root)}, preexec_fn=_sigint_at_its_default)
+    assert (out.returncode, out.stdout) == (0, "interrupted\n"), out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+def _sigint_at_its_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored

@@ -24,7 +24,7 @@ from .._manifest.io import to_line
 from .._manifest.long_lines import TooLong, message
 from .._manifest.ranges import iter_line_batches
 from .._storage import AtomicWriter, is_local, open_read, redact_secret_url, redact_url, url_to_fs
-from .lease import _missing_folders, _remove_empty
+from .layout import missing_folders, remove_empty
 from .scan_ranges import (
     RUN_LINES,
     InputScan,
@@ -141,13 +141,13 @@ def combine_with_appended(input_url: str, extra: Sequence[str], out_url: str, at
     urls = [input_url, *extra]
     result = Appended()
     fs, path = url_to_fs(out_url)
-    made = _missing_folders(os.path.dirname(path)) if is_local(fs) else []
+    made = missing_folders(os.path.dirname(path)) if is_local(fs) else []
     try:
         with AtomicWriter(out_url) as out:
             whole = _combine_into(_Combiner(out, attribute), urls, list(shown) or [redact_url(u) for u in urls],
                                   result, input_base or base_of(redact_secret_url(input_url)), earlier)
     except BaseException:  # refused (or stopped): not even the folders it made for the file stay
-        _remove_empty(made)
+        remove_empty(made)
         raise
     whole.selection.fingerprint = fingerprint(out_url)
     result.scan = whole

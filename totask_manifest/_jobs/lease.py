@@ -52,7 +52,7 @@ from typing import Any
 from .._errors import JobError, StorageError
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
-from .layout import LEASE_DIR
+from .layout import LEASE_DIR, missing_folders, remove_empty
 
 log = logging.getLogger("totask_manifest")
 
@@ -130,28 +130,6 @@ def current_holder(job_url: str) -> tuple[Holder | None, str | None]:
     if holder is None:
         return None, None
     return holder, holder.gone_reason(lease_timeout())
-
-
-def _missing_folders(directory: str) -> list[str]:
-    """``directory`` and those of its parents that do not exist yet, deepest first: the folders
-    taking a lease there creates (and removes again when the command leaves no job behind)."""
-    missing: list[str] = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    return missing
-
-
-def _remove_empty(folders: list[str]) -> None:
-    """Remove ``folders`` (deepest first) while they are empty; stop at the first that is not."""
-    for directory in folders:
-        try:
-            os.rmdir(directory)
-        except OSError:
-            break
 
 
 def _create_exclusive(fs: Any, path: str, data: bytes) -> None:
@@ -282,12 +260,24 @@ class Lease:
             except Exception as exc:  # left as is, the lease goes stale: same-host at once, else after the timeout
                 log.warning("could not release the lease on %s: %s", redact_url(self.job_url), exc)
 
+    def abandon(self) -> None:
+        """Give back a lease ``acquire`` was stopped while taking (a Ctrl-C): its file goes if it
+        is there and this holder's (never another's, who took the generation first), and the
+        folders taking it made, if that left them empty (they stayed, and the job folder with them)."""
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            mine = _read_holder(self.fs, self.path)
+            if mine is not None and mine.id == self.holder.id:
+                self.fs.rm_file(self.path)
+            if is_local(self.fs):
+                remove_empty(self.created)
+
     def _drop(self) -> None:
         """Remove this lease's own file (never another's), then the folders taking it created if
         that left them empty."""
         self.fs.rm_file(self.path)
         if is_local(self.fs):
-            _remove_empty(self.created)
+            remove_empty(self.created)
 
 
 def acquire(job_url: str, command: str) -> Lease:
@@ -296,7 +286,7 @@ def acquire(job_url: str, command: str) -> Lease:
     me = Holder.me(command)
     timeout = lease_timeout()
     # a job folder and --output root made here go again if the command leaves no job (Lease._drop)
-    created = _missing_folders(folder) if is_local(fs) else []
+    created = missing_folders(folder) if is_local(fs) else []
     for _attempt in range(8):
         try:
             gens = _generations(fs, folder)
@@ -314,31 +304,37 @@ def acquire(job_url: str, command: str) -> Lease:
             if reason != "released":
                 taking_over = reason
             nxt = gens[-1] + 1
-        path = f"{folder}/lease-{nxt:06d}.json"
+        lease = Lease(job_url, me, fs, folder, nxt, created)
         try:
-            _create_exclusive(fs, path, me.to_json())
+            _create_exclusive(fs, lease.path, me.to_json())
         except FileExistsError:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
             if is_local(fs) and exc.errno in _NO_LINKS:  # the folder's own temporary was just written there
-                _remove_empty(created)  # as ``Lease._drop``: no folder this command made is left
+                remove_empty(created)  # as ``Lease._drop``: no folder this command made is left
                 raise StorageError(
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
                     "disk or on s3://") from None
             raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {exc}") from None
-        if not _atomic_exclusive(fs):
-            time.sleep(0.5)
-            back = _read_holder(fs, path)
-            if back is None or back.id != me.id or _generations(fs, folder)[-1] != nxt:
-                continue
-        if taking_over:
-            log.warning("taking over the lease on %s: %s", redact_url(job_url), taking_over)
-        lease = Lease(job_url, me, fs, folder, nxt, created)
-        for old in gens:  # earlier generations are released or stale: tidy them away
-            with contextlib.suppress(Exception):
-                fs.rm_file(f"{folder}/lease-{old:06d}.json")
-        lease.start_heartbeat()
+        except BaseException:  # a Ctrl-C part way through: the file may be there, and ours
+            lease.abandon()
+            raise
+        try:
+            if not _atomic_exclusive(fs):
+                time.sleep(0.5)
+                back = _read_holder(fs, lease.path)
+                if back is None or back.id != me.id or _generations(fs, folder)[-1] != nxt:
+                    continue
+            if taking_over:
+                log.warning("taking over the lease on %s: %s", redact_url(job_url), taking_over)
+            for old in gens:  # earlier generations are released or stale: tidy them away
+                with contextlib.suppress(Exception):
+                    fs.rm_file(f"{folder}/lease-{old:06d}.json")
+            lease.start_heartbeat()
+        except BaseException:  # a Ctrl-C before the caller has the lease to give back
+            lease.abandon()
+            raise
         return lease
     raise JobBusyError(f"job {redact_url(job_url)}: could not take its lease (other processes keep taking it)")
 
@@ -373,9 +369,9 @@ def hold(job_url: str, command: str) -> Iterator[Lease]:
         raise JobBusyError(f"job {redact_url(job_url)} is in use by another thread of this process "
                            f"({held[0].holder.command})")
     lease = acquire(job_url, command)
-    with _HELD_LOCK:
-        _HELD[key] = (lease, me)
     try:
+        with _HELD_LOCK:
+            _HELD[key] = (lease, me)
         yield lease
     finally:
         with _HELD_LOCK:

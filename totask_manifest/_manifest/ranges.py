@@ -8,8 +8,8 @@ not part of that line's JSON (``split_bom``); it only ever sits in the range sta
 ``map_ranges`` runs one function over the ranges of a big file in worker processes, with this
 process working through ranges too (no one waits for a process to start), a dead worker's
 ranges redone here (exact results, only slower), and a Ctrl-C that ends the command with its
-one line and exit 130: workers ignore SIGINT (``quiet_worker``) and the interrupted command
-ends them (``stop``). Why: a terminal sends Ctrl-C to every process of its foreground group;
+one line and exit 130: workers ignore SIGINT (``pool.quiet_worker``) and the interrupted command
+ends them (``pool.stop``). Why: a terminal sends Ctrl-C to every process of its foreground group;
 Python's own handler raised ``KeyboardInterrupt`` in each worker wherever it was (often inside
 an import) and each printed a traceback, and a future already cancelled made Python 3.11's
 pool thread raise ``InvalidStateError`` as well.
@@ -17,15 +17,13 @@ pool thread raise ``InvalidStateError`` as well.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from io import BytesIO
@@ -33,7 +31,7 @@ from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
 from .._errors import ManifestError, UsageError
-from . import long_lines
+from . import long_lines, pool
 from .line import BOM
 
 T = TypeVar("T")
@@ -187,75 +185,6 @@ def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None,
 
 # --- mapping over worker processes -------------------------------------------------------------
 
-def quiet_worker() -> None:
-    """Pool initializer: the worker ignores SIGINT; the command that started it acts on it. It
-    already does from its first instruction (``_spawning``); this keeps it so whatever started it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def _spawning() -> Iterator[None]:
-    """Submit work (which starts the pool's workers) here: they start with SIGINT blocked and
-    ignored, a disposition a spawned interpreter inherits and keeps (Python installs its
-    ``KeyboardInterrupt`` handler only over the default one). ``quiet_worker`` alone came into
-    effect only after a worker had imported ``multiprocessing``: a Ctrl-C in that window printed
-    a traceback (seen on a loaded machine). A Ctrl-C reaching the command inside the window stays
-    pending (blocked, not ignored) and arrives when it ends."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield  # signal dispositions are the main thread's to change; its own command handles Ctrl-C
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C arrives now
-
-
-@contextlib.contextmanager
-def _main_script_kept_out() -> Iterator[None]:
-    """Start workers here: a spawned one does not run the caller's main script again.
-    ``multiprocessing`` has a spawned child run the parent's ``__main__`` (its file, or its module
-    for ``python -m``) so that functions defined there can be unpickled; a script without the
-    ``if __name__ == "__main__":`` guard ran whole again in every worker. A job always spawns
-    (its lease's heartbeat is a thread), so a user's plain script calling ``annotate`` on a file
-    over 32 MB started the job again in each worker ("job ... is in use" tracebacks) and redid
-    whatever came before the call. The workers run only this package's functions, found by module
-    name: nothing of the script is needed, so ``__main__`` is shown to them without file or spec."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__dict__["__spec__"] = None
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
-
-
-def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:
-    """End the pool's work now, after an exception in the command (a Ctrl-C above all): take the
-    cancelled futures out of its pending work, then kill the workers, so queued ranges are not
-    waited for and the pool is torn down cleanly."""
-    processes = getattr(pool, "_processes", None)
-    if not processes:  # no worker started (or another implementation): cancel what has not started
-        for future in futures:
-            future.cancel()
-        return
-    pending = getattr(pool, "_pending_work_items", None)
-    if isinstance(pending, dict):
-        for work_id, item in list(pending.items()):
-            if item.future.cancelled():
-                pending.pop(work_id, None)
-    for process in list(processes.values()):
-        with contextlib.suppress(Exception):
-            process.kill()
-
-
 def _context(start_method: Literal["fork", "spawn"] | None) -> multiprocessing.context.BaseContext | None:
     """``fork`` (None: when this process runs no other thread, so nothing holds a lock across the
     fork) or ``spawn``; None when spawn cannot work (it re-runs the main script: impossible for
@@ -292,7 +221,7 @@ def _start_worker(claims: Any, conf: dict) -> None:
     """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options
     (none when the parent never loaded fsspec: a worker that needs it reads its own config)."""
     global _claims
-    quiet_worker()
+    pool.quiet_worker()
     _claims = claims
     if conf:
         import fsspec.config
@@ -351,11 +280,11 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     claims = context.Array("b", len(ranges))
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
-                             initializer=_start_worker, initargs=(claims, conf)) as pool:
+                             initializer=_start_worker, initargs=(claims, conf)) as executor:
         futures: list[Future] = []
         try:
-            with _spawning(), _main_script_kept_out():  # the first ``submit`` starts the workers
-                futures += [pool.submit(_in_worker, i, fn, url, start, end, tuple(args))
+            with pool.spawning(), pool.main_script_kept_out():  # the first ``submit`` starts the workers
+                futures += [executor.submit(_in_worker, i, fn, url, start, end, tuple(args))
                             for i, (start, end) in enumerate(ranges)]
             if started is not None:
                 started()
@@ -367,7 +296,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
                 if i in parts:
                     continue
                 try:
-                    result = future.result()
+                    result = pool.result_of(executor, future, futures)
                 except BrokenProcessPool as exc:  # a worker was killed: exact results, only slower
                     if not broken:
                         log.warning("a worker process died (%s); reading the rest in this process", exc)
@@ -377,6 +306,6 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
                     continue
                 parts[i] = result
         except BaseException:
-            stop(pool, futures)  # a Ctrl-C: no traceback from the pool or its workers
+            pool.stop(executor, futures)  # a Ctrl-C: no traceback from the pool or its workers
             raise
     return [parts[i] for i in range(len(ranges))]
