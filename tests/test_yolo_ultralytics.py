@@ -171,3 +171,40 @@ def test_class_ids_with_gaps_still_make_names_0_to_n(tmp_path, monkeypatch):
     names = check_class_names(yaml.safe_load((out / "data.yaml").read_text())["names"])
     assert names == {0: "cat", 1: "class_1", 2: "class_2", 3: "dog"}
     assert np.allclose(rows, [[3, 0.5, 0.5, 1.0, 1.0], [0, 0.25, 10 / 30, 0.25, 10 / 30]])
+
+
+def test_images_ultralytics_would_not_list_are_counted(tmp_path, capsys):
+    """Ultralytics lists a folder's images by suffix (``IMG_FORMATS``): an image saved as
+    ``images/host/files/123`` (a ``source-ref`` such as an API URL has none) or as ``.gif`` is
+    never read, and its label file with it, with nothing said. The summary counts them."""
+    from totask_manifest._cli import main
+
+    line = {
+        "boxes": {
+            "image_size": [{"width": 40, "height": 30, "depth": 3}],
+            "annotations": [{"class_id": 0, "left": 5, "top": 5, "width": 10, "height": 10}],
+        },
+        "boxes-metadata": {
+            "objects": [{}],
+            "class-map": {"0": "cat"},
+            "type": "groundtruth/object-detection",
+            "human-annotated": "no",
+            "creation-date": "2024-01-01T00:00:00.000000",
+            "job-name": "labeling-job/x",
+        },
+    }
+    sources = [
+        "https://host.example/files/123",
+        "https://host.example/files/a.gif",
+        "https://host.example/files/b.JPG",
+    ]
+    (tmp_path / "m.manifest").write_bytes(
+        b"".join(orjson.dumps({"source-ref": s, **line}) + b"\n" for s in sources)
+    )
+    result = convert(str(tmp_path / "m.manifest"), str(tmp_path / "y"), to="yolo")
+    assert result.counts["images without an image suffix"] == 2
+    index = [orjson.loads(raw) for raw in (tmp_path / "y" / "index.jsonl").read_bytes().splitlines()]
+    listed = [e["image"] for e in index if e["image"].rsplit(".", 1)[-1].lower() in IMG_FORMATS]
+    assert listed == ["images/b.JPG"]
+    assert main(["convert", str(tmp_path / "m.manifest"), str(tmp_path / "y2"), "--to", "yolo"]) == 0
+    assert "images without an image suffix 2" in capsys.readouterr().out

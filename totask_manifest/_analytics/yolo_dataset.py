@@ -53,6 +53,10 @@ from .yolo_classes import check_new_class, check_round_trip
 from .yolo_output import YoloOutput
 
 DETECTION = "object-detection"
+#: the suffixes Ultralytics lists a folder's images by (``ultralytics.data.utils.IMG_FORMATS``)
+ULTRALYTICS_IMAGES = frozenset(
+    {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
+)
 
 
 def _object_path(source: str | None, number: int) -> str:
@@ -134,7 +138,7 @@ def manifest_to_yolo(
     paths = label_paths(labeled)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
-    files = skipped = unwritten_scores = 0
+    files = skipped = unwritten_scores = unlisted = 0
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(
@@ -187,6 +191,8 @@ def manifest_to_yolo(
                 )
                 images.write((label.source or "").encode() + b"\n")
                 files += 1
+                name, dot, suffix = posixpath.basename(image).rpartition(".")
+                unlisted += not (name and dot and suffix.lower() in ULTRALYTICS_IMAGES)  # never read as named
         names = yolo_names(class_map)
         classes_txt, data_yaml = "".join(n + "\n" for n in names), _data_yaml(names)
         check_round_trip(names, classes_txt, data_yaml)  # or a box would get another class's name
@@ -199,6 +205,8 @@ def manifest_to_yolo(
         counts["dropped"] = sum(dropped.values())
     if unwritten_scores:  # --confidence writes them as a 6th column
         counts["confidences left out"] = unwritten_scores
+    if unlisted:  # an API URL has no suffix: saved as named, Ultralytics skips the image and its labels
+        counts["images without an image suffix"] = unlisted
     return counts
 
 
