@@ -18,10 +18,12 @@ import numpy as np
 import orjson
 import pytest
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from tests.jobs_helpers import run_cli
 from totask_manifest._formats.detect import to_label
+
+#: a test dependency ([test] extra); without it these checks against pycocotools are skipped
+mask_utils = pytest.importorskip("pycocotools.mask")
 
 H, W = 8, 10
 
@@ -43,12 +45,22 @@ def _list_counts(m: np.ndarray) -> list[int]:
 def _doc(crowd: dict) -> dict:
     """Image 1: the crowd annotation; image 2: one ordinary car; image 3: nothing. Category ids
     3 and 7 (COCO's ids need not start at 0 or 1, nor be contiguous)."""
-    return {"images": [{"id": i, "width": W, "height": H, "file_name": f"{i}.png"} for i in (1, 2, 3)],
-            "categories": [{"id": 3, "name": "person"}, {"id": 7, "name": "car"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 1, "bbox": [3, 2, 4, 3],
-                             "area": 12, **crowd},
-                            {"id": 2, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [0, 0, 2, 2],
-                             "area": 4}]}
+    return {
+        "images": [{"id": i, "width": W, "height": H, "file_name": f"{i}.png"} for i in (1, 2, 3)],
+        "categories": [{"id": 3, "name": "person"}, {"id": 7, "name": "car"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 3,
+                "iscrowd": 1,
+                "bbox": [3, 2, 4, 3],
+                "area": 12,
+                **crowd,
+            },
+            {"id": 2, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [0, 0, 2, 2], "area": 4},
+        ],
+    }
 
 
 def _compressed() -> dict:
@@ -64,25 +76,32 @@ CROWDS = {
 
 
 @pytest.mark.parametrize("kind", sorted(CROWDS))
-def test_a_crowd_read_as_boxes_is_refused_by_name_then_left_out_with_allow_drop(tmp_path: Path, kind: str) -> None:
+def test_a_crowd_read_as_boxes_is_refused_by_name_then_left_out_with_allow_drop(
+    tmp_path: Path, kind: str
+) -> None:
     src = tmp_path / "c.json"
     src.write_text(json.dumps(_doc(CROWDS[kind])))
     out = tmp_path / "out" / "m.manifest"
     r = run_cli("convert", str(src), str(out), "--to", "manifest", "--task-type", "object-detection")
     assert r.returncode == 1, (r.stdout, r.stderr)
     (line,) = r.stderr.strip().splitlines()
-    assert "image 1: reading these annotations as boxes would drop 1 crowd region (iscrowd: 1); a box is one " \
-           "object" in line, line
+    assert (
+        "image 1: reading these annotations as boxes would drop 1 crowd region (iscrowd: 1); a box is one "
+        "object" in line
+    ), line
     # masks can hold a crowd region with a segmentation, never a crowd box alone
     assert ("--task-type semantic-segmentation" in line) == (kind != "crowd box") and "--allow-drop" in line
     assert not (tmp_path / "out").exists()
 
-    r = run_cli("convert", str(src), str(out), "--to", "manifest", "--task-type", "object-detection", "--allow-drop")
+    r = run_cli(
+        "convert", str(src), str(out), "--to", "manifest", "--task-type", "object-detection", "--allow-drop"
+    )
     assert r.returncode == 0, r.stderr
     assert "(images 3, annotations 2, skipped 0, dropped 1)" in r.stdout, r.stdout
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert lines[0]["label"]["annotations"] == [] and lines[0]["label-metadata"]["dropped"] == {
-        "crowd region (iscrowd: 1)": 1}
+        "crowd region (iscrowd: 1)": 1
+    }
     assert lines[1]["label"]["annotations"] == [{"class_id": 6, "top": 0, "left": 0, "height": 2, "width": 2}]
     assert lines[2]["label"]["annotations"] == [] and "dropped" not in lines[2]["label-metadata"]
 
@@ -90,7 +109,10 @@ def test_a_crowd_read_as_boxes_is_refused_by_name_then_left_out_with_allow_drop(
 @pytest.mark.parametrize("kind", ["rle list", "rle string"])
 def test_a_crowd_read_as_masks_is_painted_as_pycocotools_paints_it(tmp_path: Path, kind: str) -> None:
     doc = _doc(CROWDS[kind])
-    doc["annotations"][1]["segmentation"] = {"size": [H, W], "counts": _list_counts(np.eye(H, W, dtype=np.uint8))}
+    doc["annotations"][1]["segmentation"] = {
+        "size": [H, W],
+        "counts": _list_counts(np.eye(H, W, dtype=np.uint8)),
+    }
     src = tmp_path / "c.json"
     src.write_text(json.dumps(doc))
     out = tmp_path / "m.manifest"
@@ -135,7 +157,12 @@ def test_masks_exported_to_coco_are_ground_truth_pycocotools_evaluates(tmp_path:
     doc = _doc(CROWDS["rle string"])
     doc["annotations"][1]["segmentation"] = [[0, 0, 2, 0, 2, 2, 0, 2]]
     (tmp_path / "in.json").write_text(json.dumps(doc))
-    assert run_cli("convert", str(tmp_path / "in.json"), str(tmp_path / "m.manifest"), "--to", "manifest").returncode == 0
+    assert (
+        run_cli(
+            "convert", str(tmp_path / "in.json"), str(tmp_path / "m.manifest"), "--to", "manifest"
+        ).returncode
+        == 0
+    )
     r = run_cli("convert", str(tmp_path / "m.manifest"), str(tmp_path / "out.json"), "--to", "coco")
     assert r.returncode == 0, r.stderr
     lines = [orjson.loads(x) for x in (tmp_path / "m.manifest").read_bytes().splitlines()]

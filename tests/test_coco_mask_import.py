@@ -20,27 +20,40 @@ from tests.jobs_helpers import run_cli
 from totask_manifest._analytics.masks import read_mask
 
 SQUARE = [[1, 1, 5, 1, 5, 5, 1, 5]]
+#: a polygon that is no box's outline (a square traced around its bbox reads as that box)
+TRIANGLE = [[1, 1, 5, 1, 1, 5]]
 
 
 def _doc(extra: dict) -> dict:
     """Two 10x10 images: image 1 holds ``extra`` (an annotation a mask cannot hold whole), image 2
-    a 'dog' polygon, which makes the document read as masks."""
-    return {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-                       {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
-            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
-            "annotations": [{"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], **extra},
-                            {"id": 11, "image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4], "segmentation": SQUARE}]}
+    a 'dog' polygon (a triangle: a square around its bbox is that box's outline, read as a box),
+    which makes the document read as masks."""
+    return {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+            {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10},
+        ],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], **extra},
+            {"id": 11, "image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4], "segmentation": TRIANGLE},
+        ],
+    }
 
 
-@pytest.mark.parametrize(("extra", "lost", "boxes_keep_it"), [
-    ({"segmentation": []}, "1 box without segmentation", True),     # CVAT's box in a polygon file
-    ({}, "1 box without segmentation", True),                        # no segmentation key at all
-    # boxes would drop these too: the way out offered is --allow-drop alone
-    ({"segmentation": SQUARE, "keypoints": [2, 2, 2], "num_keypoints": 1}, "1 keypoints", False),
-    ({"segmentation": SQUARE, "attributes": {"occluded": True}}, "1 attribute", False),
-])
-def test_what_a_mask_cannot_hold_is_refused_naming_it(tmp_path: Path, extra: dict, lost: str,
-                                                      boxes_keep_it: bool) -> None:
+@pytest.mark.parametrize(
+    ("extra", "lost", "boxes_keep_it"),
+    [
+        ({"segmentation": []}, "1 box without segmentation", True),  # CVAT's box in a polygon file
+        ({}, "1 box without segmentation", True),  # no segmentation key at all
+        # boxes would drop these too: the way out offered is --allow-drop alone
+        ({"segmentation": SQUARE, "keypoints": [2, 2, 2], "num_keypoints": 1}, "1 keypoints", False),
+        ({"segmentation": SQUARE, "attributes": {"occluded": True}}, "1 attribute", False),
+    ],
+)
+def test_what_a_mask_cannot_hold_is_refused_naming_it(
+    tmp_path: Path, extra: dict, lost: str, boxes_keep_it: bool
+) -> None:
     src = tmp_path / "c.json"
     src.write_text(json.dumps(_doc(extra)))
     out = tmp_path / "out" / "m.manifest"

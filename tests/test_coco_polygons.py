@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from tests.jobs_helpers import run_cli
 from totask_manifest._analytics.coco_polygons import (
@@ -28,6 +27,9 @@ from totask_manifest._analytics.coco_polygons import (
     polygons_to_mask,
 )
 from totask_manifest._analytics.masks import read_mask, segmentation_to_mask
+
+#: a test dependency ([test] extra); without it these checks against pycocotools are skipped
+mask_utils = pytest.importorskip("pycocotools.mask")
 
 
 def pycocotools_mask(polygons: list[list[float]], width: int, height: int) -> np.ndarray:
@@ -54,8 +56,11 @@ CASES = {
     "thin sliver": ([[0, 0, 9.9, 0.1, 0, 0.2]], 10, 3),
     "repeated vertices": ([[1, 1, 1, 1, 6, 1, 6, 1, 6, 6, 1, 6]], 8, 8),
     "two overlapping polygons": ([[0, 0, 5, 0, 5, 5, 0, 5], [3, 3, 8, 3, 8, 8, 3, 8]], 9, 9),
-    "a hole drawn as a second polygon is united, not cut": ([[0, 0, 9, 0, 9, 9, 0, 9], [3, 3, 6, 3, 6, 6, 3, 6]],
-                                                           10, 10),
+    "a hole drawn as a second polygon is united, not cut": (
+        [[0, 0, 9, 0, 9, 9, 0, 9], [3, 3, 6, 3, 6, 6, 3, 6]],
+        10,
+        10,
+    ),
     "tiny, inside one pixel": ([[2.2, 2.2, 2.8, 2.3, 2.5, 2.7]], 5, 5),
     "on the pixel-centre grid": ([[0.5, 0.5, 3.5, 0.5, 3.5, 2.5, 0.5, 2.5]], 5, 4),
     "1x1 image": ([[0, 0, 1, 0, 1, 1]], 1, 1),
@@ -73,16 +78,18 @@ def test_named_polygons_equal_pycocotools(name: str) -> None:
 
 
 def test_a_damaged_polygon_is_refused_naming_it() -> None:
-    for bad, words in [([[0, 0, 4, 0, 4]], "polygon 0 must be an even count"),
-                       ([[0, 0, 4, 0, 4, 4], [0, "1", 2, 2, 3, 3]], "polygon 1 must be an even count"),
-                       ([[0, 0, float("inf"), 0, 4, 4]], "polygon 0: coordinate inf is not a finite"),
-                       ([[0, 0, float("nan"), 0, 4, 4]], "polygon 0: coordinate nan is not a finite"),
-                       ([[0, 0, 4, 0, 4, 10**400]], "polygon 0: coordinate inf is not a finite"),
-                       ([[0, 0, 4, 0, 4, 2 * MAX_COORDINATE]], "polygon 0: coordinate 2000000.0 is not a finite"),
-                       # pycocotools reads these as boxes [x, y, w, h]; it painted nothing here, unsaid
-                       ([[1, 1, 3, 3], [0, 0, 4, 0, 4, 4]], "polygon 0 has 4 numbers, under 3 points"),
-                       ([[1, 1]], "polygon 0 has 2 numbers, under 3 points"),
-                       ([[]], "polygon 0 has 0 numbers, under 3 points")]:
+    for bad, words in [
+        ([[0, 0, 4, 0, 4]], "polygon 0 must be an even count"),
+        ([[0, 0, 4, 0, 4, 4], [0, "1", 2, 2, 3, 3]], "polygon 1 must be an even count"),
+        ([[0, 0, float("inf"), 0, 4, 4]], "polygon 0: coordinate inf is not a finite"),
+        ([[0, 0, float("nan"), 0, 4, 4]], "polygon 0: coordinate nan is not a finite"),
+        ([[0, 0, 4, 0, 4, 10**400]], "polygon 0: coordinate inf is not a finite"),
+        ([[0, 0, 4, 0, 4, 2 * MAX_COORDINATE]], "polygon 0: coordinate 2000000.0 is not a finite"),
+        # pycocotools reads these as boxes [x, y, w, h]; it painted nothing here, unsaid
+        ([[1, 1, 3, 3], [0, 0, 4, 0, 4, 4]], "polygon 0 has 4 numbers, under 3 points"),
+        ([[1, 1]], "polygon 0 has 2 numbers, under 3 points"),
+        ([[]], "polygon 0 has 0 numbers, under 3 points"),
+    ]:
         with pytest.raises(ValueError, match="^" + words):
             segmentation_to_mask(bad, 6, 6)
 
@@ -111,10 +118,12 @@ def _polygon(draw: st.DrawFn) -> list[float]:
 
 @pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(polygons=st.lists(_polygon(), min_size=1, max_size=4), width=st.integers(1, 40),
-       height=st.integers(1, 40))
-def test_random_polygons_equal_pycocotools_pixel_for_pixel(polygons: list[list[float]], width: int,
-                                                         height: int) -> None:
+@given(
+    polygons=st.lists(_polygon(), min_size=1, max_size=4), width=st.integers(1, 40), height=st.integers(1, 40)
+)
+def test_random_polygons_equal_pycocotools_pixel_for_pixel(
+    polygons: list[list[float]], width: int, height: int
+) -> None:
     """Self-intersecting (random vertex order), tiny, over the borders, non-integer, several to a
     segmentation (united as ``annToRLE`` merges them)."""
     expected = pycocotools_mask(polygons, width, height)
@@ -129,21 +138,40 @@ def test_random_polygons_equal_pycocotools_pixel_for_pixel(polygons: list[list[f
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None)
-@given(polygon=st.lists(st.floats(-3000.0, 3000.0, allow_nan=False), min_size=6, max_size=16)
-       .filter(lambda p: len(p) % 2 == 0), width=st.integers(1, 300), height=st.integers(1, 300))
+@given(
+    polygon=st.lists(st.floats(-3000.0, 3000.0, allow_nan=False), min_size=6, max_size=16).filter(
+        lambda p: len(p) % 2 == 0
+    ),
+    width=st.integers(1, 300),
+    height=st.integers(1, 300),
+)
 def test_edges_from_far_outside_equal_pycocotools(polygon: list[float], width: int, height: int) -> None:
     """Only the steps of an edge that cross a pixel column inside the image are computed; an edge
     thousands of pixels long gives pycocotools' mask all the same."""
-    assert np.array_equal(polygons_to_mask([polygon], width, height), pycocotools_mask([polygon], width, height))
+    assert np.array_equal(
+        polygons_to_mask([polygon], width, height), pycocotools_mask([polygon], width, height)
+    )
 
 
 # -- through the CLI: convert --to manifest, then --to coco and back ---------------------------------
 
+
 def _doc(polygons: list[list[float]], width: int, height: int) -> dict:
-    return {"images": [{"id": 1, "file_name": "a.jpg", "width": width, "height": height}],
-            "categories": [{"id": 1, "name": "pebble"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 3, 3, 2], "area": 6,
-                             "iscrowd": 0, "segmentation": polygons}]}
+    return {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": width, "height": height}],
+        "categories": [{"id": 1, "name": "pebble"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [2, 3, 3, 2],
+                "area": 6,
+                "iscrowd": 0,
+                "segmentation": polygons,
+            }
+        ],
+    }
 
 
 @pytest.mark.slow
@@ -167,15 +195,19 @@ def test_convert_writes_pycocotools_pixels_and_the_coco_round_trip_changes_nothi
 
     first = converted(src, tmp_path / "a")
     assert np.array_equal(first == 1, expected), (first == 1).astype(int)
-    assert int((first == 1).sum()) == int(mask_utils.area(mask_utils.merge(
-        mask_utils.frPyObjects(polygons, height, width))))
+    assert int((first == 1).sum()) == int(
+        mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width)))
+    )
 
     back = tmp_path / "back.json"
     r = run_cli("convert", str(tmp_path / "a" / "m.manifest"), str(back), "--to", "coco")
     assert r.returncode == 0, r.stderr
     (ann,) = orjson.loads(back.read_bytes())["annotations"]
-    assert np.array_equal(mask_utils.decode(mask_utils.frPyObjects(ann["segmentation"], height, width)) == 1,
-                          expected)  # the RLE written is pycocotools' own mask of the polygons
+    assert np.array_equal(
+        mask_utils.decode(mask_utils.frPyObjects(ann["segmentation"], height, width)) == 1, expected
+    )  # the RLE written is pycocotools' own mask of the polygons
     second = converted(back, tmp_path / "b")
     assert np.array_equal(second, first)
-    assert (tmp_path / "a" / "masks" / "1.png").read_bytes() == (tmp_path / "b" / "masks" / "1.png").read_bytes()
+    assert (tmp_path / "a" / "masks" / "1.png").read_bytes() == (
+        tmp_path / "b" / "masks" / "1.png"
+    ).read_bytes()

@@ -29,8 +29,9 @@ import orjson
 from .._errors import ManifestError, UsageError
 from .._fetch import base_of, has_scheme, resolve_reference
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
+from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline
 from .._formats.model import ClassNames, FormatError
-from .._formats.native import CROWD_REGION, coco_losses, describe
+from .._formats.native import describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
@@ -57,12 +58,18 @@ def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: 
     for k, name in class_map.items():
         cid = int(k)
         if cats.setdefault(cid, name) != name:
-            raise ManifestError(f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
-                                "COCO needs one name per category", line=line, key="class-map", rule="coco-category")
+            raise ManifestError(
+                f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
+                "COCO needs one name per category",
+                line=line,
+                key="class-map",
+                rule="coco-category",
+            )
 
 
-def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
-                     allow_drop: bool = False) -> dict[str, int]:
+def manifest_to_coco(
+    src: str, dst: str, *, label_attribute: str | None = None, allow_drop: bool = False
+) -> dict[str, int]:
     """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
     kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
     something unless ``allow_drop`` (the counts then say what was dropped).
@@ -78,17 +85,30 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
     info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
     with AtomicWriter(dst) as out, tempfile.TemporaryFile(prefix="totask-coco-") as annotations:
         out.write(b'{"info":' + orjson.dumps(info) + b',"images":[')
-        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+        for line, label in iter_labels(
+            src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped
+        ):
             if label is None:
                 skipped += not line.is_blank
                 continue
             file_name = label.source or ""
             if label.task_type == DETECTION:
                 with on_line(line.number):
-                    doc = gt_to_coco_image(label.value, label.metadata, image_id=line.number, file_name=file_name,
-                                           first_annotation_id=n_anns + 1)
-                _merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v
-                                         for k, v in label.metadata.get("class-map", {}).items()}, line.number)
+                    doc = gt_to_coco_image(
+                        label.value,
+                        label.metadata,
+                        image_id=line.number,
+                        file_name=file_name,
+                        first_annotation_id=n_anns + 1,
+                    )
+                _merge_categories(
+                    cats,
+                    {
+                        str(int(k) + CATEGORY_OFFSET): v
+                        for k, v in label.metadata.get("class-map", {}).items()
+                    },
+                    line.number,
+                )
             elif label.task_type == SEGMENTATION:
                 doc = _mask_doc(label, line.number, n_anns + 1, cats, base)
             else:
@@ -118,8 +138,12 @@ def manifest_to_coco(src: str, dst: str, *, label_attribute: str | None = None,
 def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], base: str) -> dict:
     color_map = label.metadata.get("internal-color-map")
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
-        raise ManifestError("a mask label needs a URL value and an 'internal-color-map'", line=image_id,
-                            key=label.attribute, rule="coco-mask")
+        raise ManifestError(
+            "a mask label needs a URL value and an 'internal-color-map'",
+            line=image_id,
+            key=label.attribute,
+            rule="coco-mask",
+        )
     mask = read_mask(resolve_reference(label.value, base), color_map, line=image_id)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
@@ -128,13 +152,22 @@ def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], ba
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
         binary = mask == cid
         conf = color_map.get(str(cid), {}).get("confidence")
-        anns.append({
-            "id": first_id + len(anns), "image_id": image_id, "category_id": cid,
-            "segmentation": rle_encode(binary), "area": int(binary.sum()), "bbox": bbox_of(binary), "iscrowd": 0,
-            **({"score": conf} if isinstance(conf, int | float) else {}),
-        })
-    return {"images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
-            "annotations": anns}
+        anns.append(
+            {
+                "id": first_id + len(anns),
+                "image_id": image_id,
+                "category_id": cid,
+                "segmentation": rle_encode(binary),
+                "area": int(binary.sum()),
+                "bbox": bbox_of(binary),
+                "iscrowd": 0,
+                **({"score": conf} if isinstance(conf, int | float) else {}),
+            }
+        )
+    return {
+        "images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
+        "annotations": anns,
+    }
 
 
 def _under_root(image_root: str, file_name: str, key: str) -> str:
@@ -143,8 +176,10 @@ def _under_root(image_root: str, file_name: str, key: str) -> str:
     ``s3://bucket/images/s3://...``, a source no reader finds; left as it is, the option would
     read as applied."""
     if has_scheme(file_name) or os.path.isabs(file_name):
-        raise UsageError(f"{key}.file_name {redact_secret_url(file_name)!r} is a URL or an absolute path; "
-                         "--image-root prefixes relative file names only (leave it out to keep the names)")
+        raise UsageError(
+            f"{key}.file_name {redact_secret_url(file_name)!r} is a URL or an absolute path; "
+            "--image-root prefixes relative file names only (leave it out to keep the names)"
+        )
     return join(image_root, file_name)
 
 
@@ -161,7 +196,7 @@ def coco_to_manifest(
     allow_drop: bool = False,
 ) -> dict[str, int]:
     """One manifest line per COCO image. ``task_type`` defaults to masks when annotations carry
-    ``segmentation`` and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
+    ``segmentation`` (other than its box's outline, ``coco_regions.is_box_outline``) and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
     Boxes asked for where annotations carry segmentations, keypoints or attributes are refused
     naming them, unless ``allow_drop`` (the line's metadata then records ``dropped``)."""
     try:
@@ -169,7 +204,9 @@ def coco_to_manifest(
     except orjson.JSONDecodeError as exc:
         raise FormatError(f"{redact_secret_url(src)} is not a JSON document: {exc}", fmt="coco") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise FormatError(f"{redact_secret_url(src)} is not a COCO document (no 'images' list)", fmt="coco", key="images")
+        raise FormatError(
+            f"{redact_secret_url(src)} is not a COCO document (no 'images' list)", fmt="coco", key="images"
+        )
     if not doc["images"]:
         raise no_images(src)
     cats = categories_by_id(doc)
@@ -177,22 +214,33 @@ def coco_to_manifest(
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     for n, image in enumerate(doc["images"]):
         if isinstance(image, dict) and not _plain_id(image.get("id")):
-            raise FormatError(f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id")
+            raise FormatError(
+                f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id"
+            )
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
         if not _plain_id(ann["image_id"]):
-            raise FormatError(f"image_id {ann['image_id']!r} is not a number or a string", fmt="coco",
-                              key=f"annotations[{i}].image_id")
+            raise FormatError(
+                f"image_id {ann['image_id']!r} is not a number or a string",
+                fmt="coco",
+                key=f"annotations[{i}].image_id",
+            )
         by_image[ann["image_id"]].append(ann)
         places[ann["image_id"]].append(i)
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
     for i, ann in enumerate(doc.get("annotations") or []):
         if ann["image_id"] not in image_ids:  # its boxes would be left out of every line, unsaid
-            raise FormatError(f"image_id {ann['image_id']!r} is not in 'images'", fmt="coco",
-                              key=f"annotations[{i}].image_id")
+            raise FormatError(
+                f"image_id {ann['image_id']!r} is not in 'images'",
+                fmt="coco",
+                key=f"annotations[{i}].image_id",
+            )
     if task_type is None:
-        has_seg = any(a.get("segmentation") for anns in by_image.values() for a in anns)
+        # a box's outline (what a box export writes, as loadRes does) is no region of its own
+        has_seg = any(
+            a.get("segmentation") and not is_box_outline(a) for anns in by_image.values() for a in anns
+        )
         task_type = SEGMENTATION if has_seg else DETECTION
     if task_type not in (DETECTION, SEGMENTATION):
         raise UsageError(f"COCO converts to {DETECTION} or {SEGMENTATION}, not {task_type}")
@@ -214,18 +262,27 @@ def coco_to_manifest(
             anns = by_image.get(image["id"], [])
             file_name = str(image.get("file_name", image["id"]))
             source = _under_root(image_root, file_name, key) if image_root else file_name
-            size = {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}
+            size = {
+                "width": image.get("width"),
+                "height": image.get("height"),
+                "depth": image.get("depth", 3),
+            }
             try:
                 lost = coco_losses(anns, masks=task_type != DETECTION)
                 if lost and not allow_drop:
                     raise FormatError(_drop_hint(anns, lost, task_type), fmt="coco", key="annotations")
                 if task_type == DETECTION:
-                    labeled = coco_annotations_to_gt(anns, size, cats, class_names=class_names, drop_crowd=allow_drop)
+                    labeled = coco_annotations_to_gt(
+                        anns, size, cats, class_names=class_names, drop_crowd=allow_drop
+                    )
                 else:
                     if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
-                        raise FormatError(f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
-                                          "no '/', '\\', '?', '#', '%' or control character, no leading '.'",
-                                          fmt="coco", key=f"{key}.id")
+                        raise FormatError(
+                            f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
+                            "no '/', '\\', '?', '#', '%' or control character, no leading '.'",
+                            fmt="coco",
+                            key=f"{key}.id",
+                        )
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
@@ -236,8 +293,16 @@ def coco_to_manifest(
                 key = _document_key(exc.key, places[image["id"]])
                 raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
             said = image.get("human-annotated")  # this tool's own export keeps it per image
-            lines.append(manifest_line(source, attr, labeled, task_type, job_name=job_name,
-                                       human_annotated=human_annotated or (said if said in ("yes", "no") else human)))
+            lines.append(
+                manifest_line(
+                    source,
+                    attr,
+                    labeled,
+                    task_type,
+                    job_name=job_name,
+                    human_annotated=human_annotated or (said if said in ("yes", "no") else human),
+                )
+            )
         write_lines(dst, lines)
     except BaseException:
         masks.remove()
@@ -252,7 +317,11 @@ def _drop_hint(anns: list, lost: Counter, task_type: str) -> str:
     """What reading ``anns`` as ``task_type`` would drop, and the way out: the other task type only
     when it keeps them all (a crowd box with no segmentation, or keypoints, are lost either way)."""
     read_as, other = ("boxes", SEGMENTATION) if task_type == DETECTION else ("masks", DETECTION)
-    way = "" if coco_losses(anns, masks=task_type == DETECTION) else f"convert to {other} (--task-type {other}), or "
+    way = (
+        ""
+        if coco_losses(anns, masks=task_type == DETECTION)
+        else f"convert to {other} (--task-type {other}), or "
+    )
     why = "; a box is one object and a crowd region covers many" if CROWD_REGION in lost else ""
     return f"reading these annotations as {read_as} would drop {describe(lost)}{why}; {way}allow dropping (--allow-drop)"
 
@@ -272,7 +341,7 @@ def _document_key(key: str | None, places: list[int]) -> str | None:
     m = re.match(r"annotations\[(\d+)\]", key or "")
     if m is None or int(m.group(1)) >= len(places):
         return key
-    return f"annotations[{places[int(m.group(1))]}]{key[m.end():]}"
+    return f"annotations[{places[int(m.group(1))]}]{key[m.end() :]}"
 
 
 def _mask_ref(out_dir: str, mask_url: str) -> str:
@@ -282,31 +351,38 @@ def _mask_ref(out_dir: str, mask_url: str) -> str:
     directory, was read as ``out/out/masks/1.png``. Absolute paths and URLs stand as they are."""
     if has_scheme(out_dir) or os.path.isabs(out_dir):
         return mask_url
-    return mask_url[len(out_dir):].lstrip("/") if mask_url.startswith(out_dir) else mask_url
+    return mask_url[len(out_dir) :].lstrip("/") if mask_url.startswith(out_dir) else mask_url
 
 
 def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
     width, height = image.get("width"), image.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
-        raise FormatError("image needs positive integer 'width' and 'height' to paint masks", fmt="coco",
-                          key="images")
+        raise FormatError(
+            "image needs positive integer 'width' and 'height' to paint masks", fmt="coco", key="images"
+        )
     bad = [c for c in cats if not 1 <= c <= 255]
     if bad:
-        raise FormatError(f"category ids must be 1..255 to be mask class indices (0 is background); got {bad[:5]}",
-                          fmt="coco", key="categories")
+        raise FormatError(
+            f"category ids must be 1..255 to be mask class indices (0 is background); got {bad[:5]}",
+            fmt="coco",
+            key="categories",
+        )
     mask = np.zeros((height, width), dtype=np.uint8)
     scores: dict[int, float] = {}
     for i, ann in enumerate(anns):
         cid = ann.get("category_id")
         if cid not in cats:
-            raise FormatError(f"category_id {cid!r} is not in 'categories'", fmt="coco",
-                              key=f"annotations[{i}].category_id")
+            raise FormatError(
+                f"category_id {cid!r} is not in 'categories'", fmt="coco", key=f"annotations[{i}].category_id"
+            )
         if not ann.get("segmentation"):
             continue  # a box alone: nothing to paint (refused before, unless allowed to drop, and counted)
         try:
             mask[segmentation_to_mask(ann.get("segmentation"), width, height)] = cid
         except (ValueError, TypeError, KeyError) as exc:
-            raise FormatError(f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation") from None
+            raise FormatError(
+                f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation"
+            ) from None
         if isinstance(ann.get("score"), int | float):
             scores[cid] = float(ann["score"])
     top = max(cats, default=0)

@@ -1,9 +1,10 @@
-"""A manifest as a YOLO dataset folder, and a YOLO folder as a manifest.
+"""A manifest as a YOLO dataset folder (the way back, a YOLO folder as a manifest: ``yolo_import``).
 
 Written layout (any fsspec URL)::
 
     OUT/classes.txt              one class name per line; line i is class id i
-    OUT/data.yaml                Ultralytics' dataset file: names, and images/ as train and val
+    OUT/data.yaml                Ultralytics' dataset file: names, and images/ as train and val (no
+                                 ``path``: Ultralytics reads them from the file's own folder)
     OUT/labels/<dirs>/<stem>.txt "class cx cy w h" per box, normalised (a 6th column, the
                                  confidence, only with ``confidence=True``)
     OUT/images.txt               the data object of each label file, in the same order (YOLO's image list)
@@ -25,12 +26,8 @@ time, and then holds exactly what the new export wrote (a re-export with fewer i
 old label file); on S3 one export at a time too, under the prefix's lease (``yolo_output``).
 
 YOLO files carry no image size; ``index.jsonl`` (this tool's addition) keeps it, so a folder
-written here converts back without fetching images. A plain YOLO folder (``labels/**/*.txt``
-next to ``images/`` with the same folders) works too: sizes are read from the image headers with
-Pillow, and every image is a line, one with no boxes when it has no label file (YOLO's background
-image: left out, it would be lost with nothing said). A folder without ``images/`` that lists its
-images in text files (Darknet's ``obj.data`` and ``train.txt``, ``images.txt``) is read from
-its lists (``yolo_list``). Class names: ``yolo_classes``.
+written here converts back without fetching images (``yolo_import``). Class names:
+``yolo_classes``.
 """
 
 from __future__ import annotations
@@ -42,36 +39,24 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import ManifestError, StorageError, UsageError
-from .._formats.class_names import read_class_names
+from .._errors import ManifestError
 from .._formats.groundtruth import from_groundtruth
-from .._formats.model import FormatError
-from .._formats.yolo import gt_to_yolo, yolo_names, yolo_to_gt
-from .._manifest.io import write_lines
-from .._storage import (
-    exists,
-    join,
-    open_read,
-    read_bytes,
-    redact_secret_url,
-    redact_url,
-    url_to_fs,
-)
+from .._formats.yolo import gt_to_yolo, yolo_names
 from .labels import (
     iter_labels,
-    manifest_line,
-    no_images,
     not_held,
     nothing_to_convert,
     on_line,
     pick_attribute,
 )
-from .yolo_classes import check_new_class, check_round_trip, placeholders
-from .yolo_list import list_entries
+from .yolo_classes import check_new_class, check_round_trip
 from .yolo_output import YoloOutput
 
 DETECTION = "object-detection"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: the suffixes Ultralytics lists a folder's images by (``ultralytics.data.utils.IMG_FORMATS``)
+ULTRALYTICS_IMAGES = frozenset(
+    {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
+)
 
 
 def _object_path(source: str | None, number: int) -> str:
@@ -113,16 +98,26 @@ def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, tuple[st
             stem = rel
         label = f"labels/{stem}.txt"
         if label in taken:
-            raise ManifestError(f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
-                                "holds one label file per image", line=number, key="source-ref",
-                                rule="yolo-duplicate-image")
+            raise ManifestError(
+                f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
+                "holds one label file per image",
+                line=number,
+                key="source-ref",
+                rule="yolo-duplicate-image",
+            )
         taken[label] = number
         out[number] = (label, "images/" + rel)
     return out
 
 
-def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
-                     allow_drop: bool = False, confidence: bool = False) -> dict[str, int]:
+def manifest_to_yolo(
+    src: str,
+    dst: str,
+    *,
+    label_attribute: str | None = None,
+    allow_drop: bool = False,
+    confidence: bool = False,
+) -> dict[str, int]:
     """Write the boxes of one attribute as a YOLO folder (layout above); ``confidence`` adds the
     6th column, which Ultralytics and Darknet training do not read. Documents kept as they are
     (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
@@ -143,10 +138,12 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
     paths = label_paths(labeled)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
-    files = skipped = unwritten_scores = 0
+    files = skipped = unwritten_scores = unlisted = 0
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
-            for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped):
+            for line, label in iter_labels(
+                src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped
+            ):
                 if label is None:  # another type was refused in the first pass
                     skipped += not line.is_blank
                     continue
@@ -154,26 +151,48 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
                     if str(k) not in class_map:
                         check_new_class(str(k), name, class_map, line.number)
                     if class_map.setdefault(str(k), name) != name:
-                        raise ManifestError(f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
-                                            "YOLO needs one name per class id", line=line.number, key="class-map",
-                                            rule="yolo-class")
+                        raise ManifestError(
+                            f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
+                            "YOLO needs one name per class id",
+                            line=line.number,
+                            key="class-map",
+                            rule="yolo-class",
+                        )
                 path, image = paths[line.number]
                 with on_line(line.number):
                     # the label as a box label first: sizes and boxes it cannot read stop here, named
-                    checked = from_groundtruth({"label": label.value, "metadata": dict(label.metadata)}, DETECTION)
-                    value, metadata = _inside_image(checked.value, checked.metadata, line.number, attr, allow_drop,
-                                                    dropped)
+                    checked = from_groundtruth(
+                        {"label": label.value, "metadata": dict(label.metadata)}, DETECTION
+                    )
+                    value, metadata = _inside_image(
+                        checked.value, checked.metadata, line.number, attr, allow_drop, dropped
+                    )
                     text = gt_to_yolo(value, metadata, confidence=confidence)
                 if not confidence:  # 5 columns hold no score: say how many were not written
-                    unwritten_scores += sum(o.get("confidence") is not None for o in metadata.get("objects") or ())
+                    unwritten_scores += sum(
+                        o.get("confidence") is not None for o in metadata.get("objects") or ()
+                    )
                 out.write(path, text.encode())
                 size = label.value["image_size"][0]
-                index.write(orjson.dumps({"label": path, "image": image, "source-ref": label.source,
-                                          "width": size["width"], "height": size["height"],
-                                          "depth": size.get("depth", 3), "line": line.number,
-                                          "human-annotated": label.metadata.get("human-annotated")}) + b"\n")
+                index.write(
+                    orjson.dumps(
+                        {
+                            "label": path,
+                            "image": image,
+                            "source-ref": label.source,
+                            "width": size["width"],
+                            "height": size["height"],
+                            "depth": size.get("depth", 3),
+                            "line": line.number,
+                            "human-annotated": label.metadata.get("human-annotated"),
+                        }
+                    )
+                    + b"\n"
+                )
                 images.write((label.source or "").encode() + b"\n")
                 files += 1
+                name, dot, suffix = posixpath.basename(image).rpartition(".")
+                unlisted += not (name and dot and suffix.lower() in ULTRALYTICS_IMAGES)  # never read as named
         names = yolo_names(class_map)
         classes_txt, data_yaml = "".join(n + "\n" for n in names), _data_yaml(names)
         check_round_trip(names, classes_txt, data_yaml)  # or a box would get another class's name
@@ -186,11 +205,14 @@ def manifest_to_yolo(src: str, dst: str, *, label_attribute: str | None = None,
         counts["dropped"] = sum(dropped.values())
     if unwritten_scores:  # --confidence writes them as a 6th column
         counts["confidences left out"] = unwritten_scores
+    if unlisted:  # an API URL has no suffix: saved as named, Ultralytics skips the image and its labels
+        counts["images without an image suffix"] = unlisted
     return counts
 
 
-def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop: bool,
-                  dropped: Counter) -> tuple[dict, dict]:
+def _inside_image(
+    value: dict, metadata: dict, line: int, attr: str, allow_drop: bool, dropped: Counter
+) -> tuple[dict, dict]:
     """The boxes as YOLO can hold them: inside the image (its coordinates are 0..1, and trainers
     skip an image whose label file has a value outside, Ultralytics with a warning).
 
@@ -215,7 +237,10 @@ def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop:
             raise ManifestError(
                 f"box {i} ({left:g}, {top:g}, {w:g} x {h:g}) reaches past the {width} x {height} image; YOLO "
                 "coordinates are 0..1 (--allow-drop clips it to the image)",
-                line=line, key=f"{attr}.annotations[{i}]", rule="yolo-outside-image")
+                line=line,
+                key=f"{attr}.annotations[{i}]",
+                rule="yolo-outside-image",
+            )
         if x1 - x0 <= 0 or y1 - y0 <= 0:
             dropped["outside the image"] += 1
             continue
@@ -228,143 +253,13 @@ def _inside_image(value: dict, metadata: dict, line: int, attr: str, allow_drop:
 
 
 def _data_yaml(names: Sequence[str]) -> str:
-    """Ultralytics' dataset file (relative paths: it resolves them against its own folder)."""
+    """Ultralytics' dataset file. No ``path``: Ultralytics then takes ``train``/``val`` from the
+    YAML's own folder (``check_det_dataset``), wherever the folder is moved. ``path: .``, written
+    before, is taken from the working directory: trained from anywhere else, it found no images."""
     import yaml
 
-    return yaml.safe_dump({"path": ".", "train": "images", "val": "images",
-                           "names": dict(enumerate(names))}, sort_keys=False, allow_unicode=True)
-
-
-def _image_size(url: str) -> tuple[int, int, int]:
-    from .._imaging import ImageError, image_depth, read_info
-
-    with open_read(url) as f:
-        head = f.read()
-    try:
-        info = read_info(head)  # the header only
-    except ImageError as exc:
-        raise ManifestError(f"image {redact_secret_url(url)}: {exc.reason}", rule=exc.rule) from None
-    return info.width, info.height, image_depth(info.mode)
-
-
-def _index_entries(data: bytes) -> list[dict]:
-    """The lines of ``index.jsonl``, each checked for what the import reads from it: a damaged
-    line is one error naming it (exit 1), never a traceback from the lookups below."""
-    entries = []
-    for n, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"index.jsonl line {n}"
-        try:
-            entry = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError(f"{where}: not JSON ({exc})", fmt="yolo") from None
-        if not isinstance(entry, dict):
-            raise FormatError(f"{where}: not a JSON object", fmt="yolo")
-        if not isinstance(entry.get("label"), str) or not entry["label"]:
-            raise FormatError(f"{where}: 'label' must be a file name in the folder", fmt="yolo", key="label")
-        for key in ("width", "height"):
-            value = entry.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise FormatError(f"{where}: {key!r} must be a positive integer, got {value!r}", fmt="yolo", key=key)
-        entries.append(entry)
-    return entries
-
-
-def yolo_to_manifest(
-    src: str,
-    dst: str,
-    *,
-    class_names: Sequence[str] | None = None,
-    label_attribute: str | None = None,
-    job_name: str = "converted",
-    image_root: str | None = None,
-    human_annotated: str | None = None,
-) -> dict[str, int]:
-    """One line per image (an image with no label file: a line with no boxes); image sizes from
-    ``index.jsonl`` or from the images themselves."""
-    if not exists(src):  # a missing input, as for every command (exit 2), not "holds no images"
-        raise StorageError(f"no such folder: {redact_url(src)}")
-    names = list(class_names) if class_names is not None else None
-    if names is None:
-        for candidate in ("classes.txt", "obj.names", "data.yaml"):
-            if exists(join(src, candidate)):
-                names = read_class_names(join(src, candidate), option=None)
-                break
-    if names is None:
-        raise UsageError(f"{redact_secret_url(src)}: no classes.txt, obj.names or data.yaml; pass --class-names FILE")
-    attr = label_attribute or "label"
-    entries: list[dict] = []
-    if exists(join(src, "index.jsonl")):
-        entries = _index_entries(read_bytes(join(src, "index.jsonl")))
-    else:  # without images/: the images a Darknet (or Ultralytics) list names, if the folder has one
-        fs, root = url_to_fs(src)
-        entries = [] if fs.isdir(join(root, "images")) else list_entries(src, _image_size, IMAGE_SUFFIXES)
-        entries = entries or _plain_entries(src)
-    lines = []
-    used: set[int] = set()
-    background = 0
-    for entry in entries:
-        if entry.get("label") is None:  # an image with no label file: YOLO's image with no objects
-            text = ""
-            background += 1
-        else:
-            text = read_bytes(join(src, entry["label"])).decode("utf-8")
-        try:
-            labeled = yolo_to_gt(text, DETECTION, image_size=(entry["width"], entry["height"], entry.get("depth", 3)),
-                                 class_names=names)
-        except FormatError as exc:
-            raise FormatError(f"{entry['label']}: {exc.detail}", fmt="yolo", key=exc.key) from None
-        used.update(a["class_id"] for a in labeled.value["annotations"])
-        source = entry.get("source-ref") or entry["label"]
-        if image_root:
-            source = join(image_root, posixpath.basename(source))
-        has_conf = any(len(r.split()) == 6 for r in text.splitlines())
-        human = human_annotated or entry.get("human-annotated") or ("no" if has_conf else "yes")
-        lines.append(manifest_line(source, attr, labeled, DETECTION, job_name=job_name, human_annotated=human))
-    if not lines:
-        raise no_images(src)
-    write_lines(dst, lines)
-    unnamed = placeholders(names, used)  # an export's fillers for id gaps: no class of the manifest
-    counts = {"images": len(lines), "skipped": 0, "classes": len(names) - unnamed}
-    if unnamed:
-        counts["placeholder classes"] = unnamed
-    if background:
-        counts["background"] = background
-    return counts
-
-
-def _plain_entries(src: str) -> list[dict]:
-    """The images of a plain YOLO folder, each with its label file (``label`` None when it has
-    none), in the order of their label files' paths.
-
-    Trainers read an image with no label file as an image with no objects (a background image),
-    so every image under ``images/`` is a line, one with no boxes when its label file is absent:
-    left out, it would be lost from the manifest with nothing said. A label file with no image
-    is refused (its image size is unknown)."""
-    fs, root = url_to_fs(src)
-    label_dir = join(root, "labels") if fs.isdir(join(root, "labels")) else root
-    image_dir = join(root, "images")
-    protocol = src.split("://", 1)[0] + "://" if "://" in src else ""
-    images: list[tuple[str, str]] = []  # (stem below images/, image path): a.jpg and a.png both pair with a.txt
-    if fs.isdir(image_dir):
-        for path in sorted(fs.find(image_dir)):
-            stem, dot, suffix = posixpath.relpath(path, image_dir).rpartition(".")
-            if dot and "." + suffix.lower() in IMAGE_SUFFIXES:
-                images.append((stem, path))
-    stems = {stem for stem, _ in images}
-    labels: dict[str, str] = {}  # stem below labels/ -> label file
-    for path in sorted(fs.glob(join(label_dir, "**/*.txt"))):
-        stem = posixpath.relpath(path, label_dir)[:-4]  # folders below labels/ mirror those below images/
-        if stem in ("classes", "images"):
-            continue
-        if stem not in stems:
-            raise StorageError(f"no image for {path} under {join(src, 'images')}")
-        labels[stem] = path
-    entries = []
-    for stem, image in sorted(images, key=lambda pair: (join(label_dir, pair[0] + ".txt"), pair[1])):
-        w, h, d = _image_size(protocol + image if protocol else image)
-        label = posixpath.relpath(labels[stem], root) if stem in labels else None
-        entries.append({"label": label, "source-ref": protocol + image if protocol else image,
-                        "width": w, "height": h, "depth": d})
-    return entries
+    return yaml.safe_dump(
+        {"train": "images", "val": "images", "names": dict(enumerate(names))},
+        sort_keys=False,
+        allow_unicode=True,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from .._errors import json_kind
 from .._outcomes import Labeled
+from .coco_regions import CROWD_REGION, box_outline, is_crowd
 from .groundtruth import from_groundtruth
 from .model import (
     DETECTION,
@@ -28,7 +29,6 @@ from .model import (
     number,
     require_task_type,
 )
-from .native import CROWD_REGION, is_crowd
 
 FMT = "coco"
 #: COCO ``category_id`` = Ground Truth ``class_id`` + this
@@ -86,7 +86,11 @@ def coco_to_gt(
     if not isinstance(anns, list):
         raise FormatError("'annotations' must be a list", fmt=FMT, key="annotations")
     return coco_annotations_to_gt(
-        (a for a in anns if not isinstance(a, Mapping) or a.get("image_id", image.get("id")) == image.get("id")),
+        (
+            a
+            for a in anns
+            if not isinstance(a, Mapping) or a.get("image_id", image.get("id")) == image.get("id")
+        ),
         size,
         cats,
         class_names=class_names,
@@ -95,14 +99,18 @@ def coco_to_gt(
 
 
 def coco_annotations_to_gt(
-    anns: Iterable[Any], size: Any, categories: Mapping[int, str], *, class_names: ClassNames | None = None,
+    anns: Iterable[Any],
+    size: Any,
+    categories: Mapping[int, str],
+    *,
+    class_names: ClassNames | None = None,
     drop_crowd: bool = False,
 ) -> Labeled:
     """Boxes of one image; used per line by the dataset conversion after grouping by image id.
 
     A crowd region (``iscrowd: 1``) is no object, and a Ground Truth box has no way to say so: it
     is refused, or left out with ``drop_crowd`` (``--allow-drop``; the caller records it in
-    ``dropped``, ``native.coco_losses``). Read as an ordinary box, it was one object where COCO
+    ``dropped``, ``coco_regions.coco_losses``). Read as an ordinary box, it was one object where COCO
     tools see an area to ignore."""
     classes = ClassIndex(class_names, fmt=FMT) if class_names is not None else None
     size = image_size_value(size, fmt=FMT)
@@ -115,8 +123,12 @@ def coco_annotations_to_gt(
         if is_crowd(ann):
             if drop_crowd:
                 continue
-            raise FormatError(f"annotation is a {CROWD_REGION}: it covers many objects and a box is one; allow "
-                              "dropping it (--allow-drop)", fmt=FMT, key=f"{key}.iscrowd")
+            raise FormatError(
+                f"annotation is a {CROWD_REGION}: it covers many objects and a box is one; allow "
+                "dropping it (--allow-drop)",
+                fmt=FMT,
+                key=f"{key}.iscrowd",
+            )
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise FormatError("annotation needs 'bbox' [x, y, width, height]", fmt=FMT, key=f"{key}.bbox")
@@ -126,9 +138,12 @@ def coco_annotations_to_gt(
         if classes:
             cid = classes.id_for(categories[cat], key=f"{key}.category_id")
         elif cat < CATEGORY_OFFSET:
-            raise FormatError(f"category_id {cat}: COCO category ids start at {CATEGORY_OFFSET} (class_id = "
-                              f"category_id - {CATEGORY_OFFSET}); pass class names to number classes by name",
-                              fmt=FMT, key=f"{key}.category_id")
+            raise FormatError(
+                f"category_id {cat}: COCO category ids start at {CATEGORY_OFFSET} (class_id = "
+                f"category_id - {CATEGORY_OFFSET}); pass class names to number classes by name",
+                fmt=FMT,
+                key=f"{key}.category_id",
+            )
         else:
             cid = cat - CATEGORY_OFFSET
         names[cid] = categories[cat]
@@ -147,24 +162,34 @@ def gt_to_coco_image(
     file_name: str | None = None,
     first_annotation_id: int = 1,
 ) -> dict:
-    """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence."""
+    """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence.
+    Each box's ``segmentation`` is its rectangle, the polygon pycocotools' ``loadRes`` gives a box
+    result (``coco_regions.box_outline``): ``annToMask``/``annToRLE`` and COCOeval ``segm`` read one on
+    every annotation, and the import reads it back as the box (``coco_regions.is_box_outline``)."""
     labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, DETECTION)
     size = labeled.value["image_size"][0]
     image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
     if file_name is not None:
         image["file_name"] = file_name
     anns = []
-    for i, (ann, obj) in enumerate(zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True)):
+    for i, (ann, obj) in enumerate(
+        zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True)
+    ):
         w, h = ann["width"], ann["height"]
-        anns.append({
-            "id": first_annotation_id + i,
-            "image_id": image_id,
-            "category_id": ann["class_id"] + CATEGORY_OFFSET,
-            "bbox": [ann["left"], ann["top"], w, h],
-            "area": w * h,
-            "iscrowd": 0,
-            **({"score": obj["confidence"]} if obj.get("confidence") is not None else {}),  # unscored: no score
-        })
+        bbox = [ann["left"], ann["top"], w, h]
+        score = obj.get("confidence")  # unscored: no score
+        anns.append(
+            {
+                "id": first_annotation_id + i,
+                "image_id": image_id,
+                "category_id": ann["class_id"] + CATEGORY_OFFSET,
+                "bbox": bbox,
+                "segmentation": box_outline(bbox),  # as loadRes gives a box: annToMask reads it
+                "area": w * h,
+                "iscrowd": 0,
+                **({"score": score} if score is not None else {}),
+            }
+        )
     cats = sorted({int(k): v for k, v in labeled.metadata["class-map"].items()}.items())
     return {
         "images": [image],

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._outcomes import Labeled
+from .coco_regions import coco_losses
 
 CUSTOM_TYPE = "groundtruth/custom"
 DM = "dm-schema-v1"
@@ -154,8 +155,15 @@ def shapes(doc: Any, fmt: str) -> Iterator[Shape]:
                 tool = str(ann.get("tool") or "?")
                 box = _box(coord)
                 rotation = _num(coord.get("rotation")) if isinstance(coord, Mapping) else None
-                yield Shape(str(media), tool, name if isinstance(name, str) else None, box,
-                            () if box else _points(coord), rotation or 0.0, conf)
+                yield Shape(
+                    str(media),
+                    tool,
+                    name if isinstance(name, str) else None,
+                    box,
+                    () if box else _points(coord),
+                    rotation or 0.0,
+                    conf,
+                )
     elif fmt == OBJECTS or (fmt == ANY and isinstance(doc.get("objects"), list)):
         objects = doc.get("objects")
         if not isinstance(objects, list):
@@ -167,9 +175,15 @@ def shapes(doc: Any, fmt: str) -> Iterator[Shape]:
             name = props.get("label")
             coord = obj.get("coordinates")
             box = _box(coord)
-            yield Shape("image_1", str(obj.get("type", "bbox")), name if isinstance(name, str) else None, box,
-                        () if box else _points(coord), _num(coord.get("rotation")) or 0.0
-                        if isinstance(coord, Mapping) else 0.0, _num(props.get("confidence")))
+            yield Shape(
+                "image_1",
+                str(obj.get("type", "bbox")),
+                name if isinstance(name, str) else None,
+                box,
+                () if box else _points(coord),
+                _num(coord.get("rotation")) or 0.0 if isinstance(coord, Mapping) else 0.0,
+                _num(props.get("confidence")),
+            )
 
 
 # --- what a conversion to a Ground Truth label would lose ------------------------------------------
@@ -224,9 +238,17 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
             sec = doc.get(section)
             if isinstance(sec, Mapping):
                 lost[kind] += sum(len(v) for v in sec.values() if isinstance(v, list))
-        for shape, ann in zip(shapes({"annotations": {m: anns[m] for m in media[:1]},
-                                      "annotationsData": doc.get("annotationsData")}, DM),
-                              (a for m in media[:1] for a in anns[m] if isinstance(a, Mapping)), strict=False):
+        for shape, ann in zip(
+            shapes(
+                {
+                    "annotations": {m: anns[m] for m in media[:1]},
+                    "annotationsData": doc.get("annotationsData"),
+                },
+                DM,
+            ),
+            (a for m in media[:1] for a in anns[m] if isinstance(a, Mapping)),
+            strict=False,
+        ):
             if shape.tool not in kept_tools:
                 lost[shape.tool] += 1
                 continue
@@ -257,8 +279,11 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
     elif fmt == "coco":
         images = doc.get("images") if isinstance(doc.get("images"), list) else []
         ids = {im.get("id") for im in images[:1] if isinstance(im, Mapping)} if len(images) == 1 else None
-        anns = [a for a in doc.get("annotations") or [] if isinstance(a, Mapping)
-                and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)]
+        anns = [
+            a
+            for a in doc.get("annotations") or []
+            if isinstance(a, Mapping) and (ids is None or a.get("image_id", next(iter(ids), None)) in ids)
+        ]
         lost.update(coco_losses(anns))
     return +lost
 
@@ -282,7 +307,8 @@ def _objects_keep_all(objects: Any, kept: str) -> bool:
             return False
         coord = obj.get("coordinates")
         if (type(coord) is dict or isinstance(coord, Mapping)) and (
-                _num(coord.get("rotation")) or (kept == "bbox" and not _BOX_KEYS.issuperset(coord))):
+            _num(coord.get("rotation")) or (kept == "bbox" and not _BOX_KEYS.issuperset(coord))
+        ):
             return False
         props = obj.get("properties")
         if (type(props) is dict or isinstance(props, Mapping)) and not _PROPERTY_KEYS.issuperset(props):
@@ -315,43 +341,6 @@ def _count_object_losses(lost: Counter[str], objects: Any, kept: str) -> None:
         props = obj.get("properties")
         if type(props) is dict or isinstance(props, Mapping):
             lost["property"] += sum(1 for k in props if k not in _PROPERTY_KEYS)
-
-
-#: what a mask cannot paint: an annotation without ``segmentation`` (a box alone; CVAT writes
-#: ``"segmentation": []`` for one), counted by ``coco_losses(..., masks=True)``
-BOX_WITHOUT_SEGMENTATION = "box without segmentation"
-#: what a box cannot hold: a COCO crowd annotation (``iscrowd: 1``), one region over many objects
-#: that COCO tools leave out of training and evaluation; read as boxes it is left out whole
-CROWD_REGION = "crowd region (iscrowd: 1)"
-
-
-def is_crowd(ann: Mapping[str, Any]) -> bool:
-    """Whether a COCO annotation is a crowd region (``iscrowd`` 1; 0 or missing is one object)."""
-    return ann.get("iscrowd") not in (None, 0, False, "0")
-
-
-def coco_losses(annotations: Any, *, masks: bool = False) -> Counter[str]:
-    """What reading COCO annotations as Ground Truth boxes drops: ``segmentation`` (polygons or
-    RLE), ``keypoints``, ``attribute`` (an annotation's ``attributes``) and crowd regions (a
-    Ground Truth box is one object: a crowd box read as one became an ordinary object, unsaid;
-    it is counted whole, its segmentation with it). Read as masks (``masks``), an annotation with
-    no segmentation is what is dropped instead: a mask has nothing to paint for a box, which
-    vanished from it unsaid; a crowd region is painted as its category, as any region is."""
-    lost: Counter[str] = Counter()
-    for ann in annotations if isinstance(annotations, list) else ():
-        if not isinstance(ann, Mapping):
-            continue
-        if masks and not ann.get("segmentation"):
-            lost[BOX_WITHOUT_SEGMENTATION] += 1
-        elif not masks and is_crowd(ann):
-            lost[CROWD_REGION] += 1
-        elif not masks and ann.get("segmentation"):
-            lost["segmentation"] += 1
-        if ann.get("keypoints") and ann.get("num_keypoints", 1):
-            lost["keypoints"] += 1
-        if isinstance(ann.get("attributes"), Mapping):
-            lost["attribute"] += len(ann["attributes"])
-    return +lost
 
 
 def describe(lost: Mapping[str, int]) -> str:
