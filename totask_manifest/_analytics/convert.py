@@ -71,44 +71,18 @@ EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "coco": _only(manifest_to_coco, "label_attribute", "allow_drop"),
     "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
     "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
-    "synapse-objects": _only(
-        functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"
-    ),
+    "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"),
 }
 #: format -> manifest
 IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _only(_parquet_in),  # the lines as they were: no option applies
-    "coco": _only(
-        coco_to_manifest,
-        "task_type",
-        "label_attribute",
-        "class_names",
-        "job_name",
-        "image_root",
-        "human_annotated",
-        "allow_drop",
-    ),
-    "yolo": _only(
-        yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"
-    ),
-    "dm-schema-v1": _only(
-        functools.partial(task_data_to_manifest, fmt="dm-schema-v1"),
-        "task_type",
-        "label_attribute",
-        "class_names",
-        "job_name",
-        "human_annotated",
-        "allow_drop",
-    ),
-    "synapse-objects": _only(
-        functools.partial(task_data_to_manifest, fmt="synapse-objects"),
-        "task_type",
-        "label_attribute",
-        "class_names",
-        "job_name",
-        "human_annotated",
-        "allow_drop",
-    ),
+    "coco": _only(coco_to_manifest, "task_type", "label_attribute", "class_names", "job_name", "image_root",
+                  "human_annotated", "allow_drop"),
+    "yolo": _only(yolo_to_manifest, "class_names", "label_attribute", "job_name", "image_root", "human_annotated"),
+    "dm-schema-v1": _only(functools.partial(task_data_to_manifest, fmt="dm-schema-v1"), "task_type",
+                          "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
+    "synapse-objects": _only(functools.partial(task_data_to_manifest, fmt="synapse-objects"), "task_type",
+                             "label_attribute", "class_names", "job_name", "human_annotated", "allow_drop"),
 }
 
 
@@ -161,16 +135,9 @@ def convert(
             raise UsageError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
     if confidence and to != "yolo":
         raise UsageError("--confidence is YOLO's 6th column: it goes with --to yolo")
-    opts = {
-        "label_attribute": label_attribute,
-        "class_names": class_names,
-        "task_type": task_type,
-        "job_name": job_name,
-        "image_root": image_root,
-        "human_annotated": human_annotated,
-        "allow_drop": allow_drop,
-        "confidence": confidence or None,
-    }
+    opts = {"label_attribute": label_attribute, "class_names": class_names, "task_type": task_type,
+            "job_name": job_name, "image_root": image_root, "human_annotated": human_annotated,
+            "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
     if to == MANIFEST:  # the lines an import writes follow the rules a job's lines follow
@@ -184,20 +151,11 @@ def convert(
         converter = IMPORTERS[src_fmt]
     else:
         raise UsageError(f"convert {src_fmt} -> {to} through a manifest: one side must be 'manifest'")
-    ignored = [
-        "--" + name.replace("_", "-")
-        for name, value in opts.items()
-        if value is not None and value is not False and name not in converter.options
-    ]
+    ignored = ["--" + name.replace("_", "-") for name, value in opts.items()
+               if value is not None and value is not False and name not in converter.options]
     if ignored:
-        raise UsageError(
-            f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to {src_fmt} -> {to}"
-            + (
-                "; Parquet keeps every line as it is, with all its attributes"
-                if "parquet" in (src_fmt, to)
-                else ""
-            )
-        )
+        raise UsageError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to {src_fmt} -> {to}"
+                         + ("; Parquet keeps every line as it is, with all its attributes" if "parquet" in (src_fmt, to) else ""))
     if isinstance(class_names, str):  # read only for a conversion that takes it (refused above)
         class_names = read_class_names(class_names)
         opts["class_names"] = class_names
