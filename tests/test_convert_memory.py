@@ -86,3 +86,68 @@ def test_a_coco_export_stopped_part_way_leaves_no_file(tmp_path: Path) -> None:
         convert(str(src), str(tmp_path / "out.json"), to="coco")
     assert caught.value.line == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+_YOLO_PEAKS = """
+import sys, tracemalloc, orjson
+from totask_manifest._analytics.convert import convert
+convert(sys.argv[1], sys.argv[2], to="yolo")  # imports and compiles what the measured calls would count
+out = []
+for src, dst in zip(sys.argv[3::2], sys.argv[4::2]):
+    tracemalloc.start()
+    try:
+        result = convert(src, dst, to="yolo")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out.append([result.counts["images"], peak])
+print(orjson.dumps(out).decode())
+"""
+
+
+@pytest.mark.slow
+def test_yolo_export_memory_holds_a_few_bytes_a_line(tmp_path: Path) -> None:
+    """A YOLO folder is written in two reads of the manifest (the folder the images share, then
+    the files); between them it holds a compact table of the label paths' hashes, not the paths
+    (about 545 bytes a line were held: 6.5 MB more for 12,000 more lines)."""
+    args = [box_manifest(tmp_path / "warm.manifest", 20), str(tmp_path / "warm")]
+    for n in (4_000, 16_000):
+        args += [box_manifest(tmp_path / f"in-{n}.manifest", n), str(tmp_path / f"out-{n}")]
+    done = subprocess.run([sys.executable, "-c", _YOLO_PEAKS, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (small_images, small_peak), (large_images, large_peak) = orjson.loads(done.stdout)
+    assert (small_images, large_images) == (4_000, 16_000)
+    # 16 bytes a slot of the table of hashes, at most 64 a line of the larger file while it grows
+    assert large_peak - small_peak < 16_000 * 64, (small_peak, large_peak)
+    out = tmp_path / "out-16000"
+    assert len(list((out / "labels").iterdir())) == 16_000
+    assert (out / "labels" / "00000000.txt").read_text().splitlines()[0].startswith("0 ")
+
+
+def test_yolo_label_paths_with_one_hash_are_told_apart_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every path hashed alike: different paths are all taken (the earlier line's path found again),
+    the same path twice is refused naming both lines."""
+    import hashlib
+
+    from totask_manifest._analytics import yolo_paths
+    from totask_manifest._errors import ManifestError
+
+    class Same:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def digest(self) -> bytes:
+            return b"\x01" * 8
+
+    monkeypatch.setattr(yolo_paths, "hashlib", type("H", (), {"blake2b": Same}))
+    assert hashlib.blake2b is not Same
+    paths = {1: "labels/a.txt", 2: "labels/b.txt", 3: "labels/c.txt"}
+    taken = yolo_paths.TakenPaths(paths.__getitem__)
+    for number, label in paths.items():
+        taken.take(label, "images/" + label[7:-4] + ".jpg", number)
+    with pytest.raises(ManifestError, match=r"line 2 and this line label the same image \(b.jpg\)") as caught:
+        taken.take("labels/b.txt", "images/b.jpg", 4)
+    assert caught.value.line == 4 and caught.value.rule == "yolo-duplicate-image"
+    with pytest.raises(ManifestError, match="line 1 and this line"):
+        taken.take("labels/a.txt", "images/a.jpg", 5)

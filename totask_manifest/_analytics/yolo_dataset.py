@@ -35,7 +35,6 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -51,63 +50,13 @@ from .labels import (
 )
 from .yolo_classes import check_new_class, check_round_trip
 from .yolo_output import YoloOutput
+from .yolo_paths import CommonFolder, TakenPaths, label_path, object_path
 
 DETECTION = "object-detection"
 #: the suffixes Ultralytics lists a folder's images by (``ultralytics.data.utils.IMG_FORMATS``)
 ULTRALYTICS_IMAGES = frozenset(
     {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
 )
-
-
-def _object_path(source: str | None, number: int) -> str:
-    """The path part of a data object's reference (``s3://b/k/x.jpg`` -> ``b/k/x.jpg``), normalised."""
-    if not source or not source.strip():
-        return f"line-{number}"
-    if source.startswith(("http://", "https://")):  # a query string or fragment is no part of the file
-        parts = urlsplit(source)
-        source = parts.netloc + parts.path
-    path = source.split("://", 1)[1] if "://" in source else source
-    path = posixpath.normpath(path.replace("\\", "/"))
-    return path
-
-
-def label_paths(sources: Sequence[tuple[int, str | None]]) -> dict[int, tuple[str, str]]:
-    """Line number -> (label file ``labels/<dirs>/<stem>.txt``, image ``images/<dirs>/<name>``)
-    for each ``(line, source-ref)``.
-
-    The folders are the sources' own below the deepest folder they all share, so every label
-    pairs with its image the way trainers look labels up, whatever the file names. A folder
-    named ``images`` among them is written ``images_``: Ultralytics replaces the *last*
-    ``/images/`` of an image's path, so ``images/train/images/x.jpg`` would look for
-    ``images/train/labels/x.txt`` (Darknet replaces the first, which both layouts satisfy).
-    """
-    paths = {number: _object_path(source, number) for number, source in sources}
-    dirs = {posixpath.dirname(p) for p in paths.values()}
-    try:
-        common = posixpath.commonpath(list(dirs)) if dirs else ""
-    except ValueError:  # absolute and relative paths mixed: keep each whole
-        common = ""
-    out: dict[int, tuple[str, str]] = {}
-    taken: dict[str, int] = {}
-    for number, path in paths.items():
-        rel = posixpath.relpath(path, common) if common else path.lstrip("/")
-        parts = ["__" if part == ".." else part for part in rel.split("/")]  # never above labels/
-        rel = "/".join([*("images_" if part == "images" else part for part in parts[:-1]), parts[-1]])
-        stem, dot, suffix = rel.rpartition(".")
-        if not dot or "/" in suffix:
-            stem = rel
-        label = f"labels/{stem}.txt"
-        if label in taken:
-            raise ManifestError(
-                f"line {taken[label]} and this line label the same image ({rel}); a YOLO folder "
-                "holds one label file per image",
-                line=number,
-                key="source-ref",
-                rule="yolo-duplicate-image",
-            )
-        taken[label] = number
-        out[number] = (label, "images/" + rel)
-    return out
 
 
 def manifest_to_yolo(
@@ -123,19 +72,29 @@ def manifest_to_yolo(
     (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
     (the counts then say what was dropped)."""
     attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
-    # first the data objects, so each label file can mirror its image's folders
-    labeled: list[tuple[int, str | None]] = []
-    unlabeled = 0
+    # first the folder the data objects share, so each label file can mirror its image's folders
+    # (``yolo_paths``: nothing is held per line, then a hash of each label path written)
+    folder = CommonFolder()
+    labeled = unlabeled = 0
     for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter()):
         if label is None:
             unlabeled += not line.is_blank
         elif label.task_type == DETECTION:
-            labeled.append((line.number, label.source))
+            folder.add(object_path(label.source, line.number))
+            labeled += 1
         else:
             raise not_held("YOLO", "boxes", label, "yolo-type")
     if not labeled:
         raise nothing_to_convert(src, attr, unlabeled)
-    paths = label_paths(labeled)
+    common = folder.path
+
+    def path_of(number: int) -> str:  # a line's label path, read again: only for a hash met twice
+        for line, label in iter_labels(src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=Counter()):
+            if line.number == number and label is not None:
+                return label_path(number, label.source, common)[0]
+        raise ManifestError(f"the manifest changed while it was converted (line {number})", line=number)
+
+    taken = TakenPaths(path_of)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
     files = skipped = unwritten_scores = unlisted = 0
@@ -147,6 +106,8 @@ def manifest_to_yolo(
                 if label is None:  # another type was refused in the first pass
                     skipped += not line.is_blank
                     continue
+                path, image = label_path(line.number, label.source, common)
+                taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
                         check_new_class(str(k), name, class_map, line.number)
@@ -158,7 +119,6 @@ def manifest_to_yolo(
                             key="class-map",
                             rule="yolo-class",
                         )
-                path, image = paths[line.number]
                 with on_line(line.number):
                     # the label as a box label first: sizes and boxes it cannot read stop here, named
                     checked = from_groundtruth(

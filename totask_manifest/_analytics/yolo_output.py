@@ -194,8 +194,7 @@ class YoloOutput:
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
-        for folder, _dirs, _names in os.walk(self.stage, topdown=False):  # the entries of the files synced
-            fsync_dir(folder)
+        _sync_folders(self.stage)  # the entries of the files synced
         taken = self._taken()
         if taken is not None:  # found before the first move: the folder stays as it was
             rel = os.path.relpath(taken, self.root).replace(os.sep, "/")
@@ -290,6 +289,16 @@ class YoloOutput:
 
     def _storage_error(self, exc: OSError) -> StorageError:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
+
+
+def _sync_folders(top: str) -> None:
+    """fsync every folder under ``top``, deepest first. Entries are read as they come: ``os.walk``
+    made a list of every file name in a folder (``labels/`` holds one a line)."""
+    with os.scandir(top) as entries:
+        folders = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    for folder in folders:
+        _sync_folders(folder)
+    fsync_dir(top)
 
 
 def _read_only(fs: Any) -> bool:

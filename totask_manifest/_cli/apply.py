@@ -35,11 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from . import _stdout_gone
 
     reader_gone = False
-    finished: list[TaskResult] = []  # what a Ctrl-C leaves to say: apply_job returns no report then
+    # what a Ctrl-C leaves to say (apply_job returns no report then): counted, not kept, so that
+    # memory does not grow with the tasks
+    finished = ApplyReport(args.job, args.dry_run, keep_results=False)
 
     def show(result: TaskResult) -> None:
         nonlocal reader_gone
-        finished.append(result)
+        finished.add(result)
         if reader_gone or (args.quiet and result.status == UNCHANGED) or ApplyReport.without_task_id(result):
             return  # lines without a task id: one line for all of them, below
         try:
@@ -58,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
             report = apply_job(
                 args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
                 rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
+                keep_results=False,
             )
     except KeyboardInterrupt as exc:
-        return _interrupted(args, ApplyReport(args.job, args.dry_run, results=list(finished)), reader_gone, exc)
+        return _interrupted(args, finished, reader_gone, exc)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

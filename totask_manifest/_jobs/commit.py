@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, islice
 from typing import IO
@@ -64,11 +64,15 @@ class Coverage:
 
 
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
-                 attribute: str | None = None, input_sha256: str | None = None) -> list[Record]:
-    """Write the output manifest; returns the failed records (for ``write_failures``). With
-    ``coverage``, also counts how the records cover the job's selection (``selection.bin``,
-    found again by a scan when the folder has none or the input changed). ``attribute`` names
-    the selection rule.
+                 attribute: str | None = None, input_sha256: str | None = None, *, failures: bool = False) -> int:
+    """Write the output manifest. With ``coverage``, also counts how the records cover the
+    job's selection (``selection.bin``, found again by a scan when the folder has none or the
+    input changed). ``attribute`` names the selection rule.
+
+    With ``failures``, ``failures.jsonl`` is written too, as the merge passes each part (one
+    part's failed records held at a time, never the job's: a job with millions of failures
+    held each until the end), and put in place right after the output manifest; neither file
+    is replaced when the merge fails. Returns the number of failed lines written (0 without).
 
     ``input_sha256`` (the checksum the job started with) refuses an input that changed while the
     job ran, before anything is written: the parts record lines of the input as it was, and
@@ -76,27 +80,32 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     job chained from a stopped one while that one was resumed, which rewrote its output). The
     input is opened first, so a version swapped in after the check is not the one copied."""
     coverage = coverage if coverage is not None else Coverage()
-    failed: list[Record] = []
     with open_read(input_url) as f:
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
         if input_sha256 and selection is not None and selection.sha256 != input_sha256:
             raise JobError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum differs: "
                            "rewritten, e.g. by a resume of the job it was chained from); chain a new job from it")
-        with AtomicWriter(layout.output_manifest) as out:
-            _write(f, out, layout, selection, coverage, input_url, failed)
-    return failed
+        with contextlib.ExitStack() as files:
+            # entered first, left last: failures.jsonl is put in place after the output manifest
+            failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None
+            out = files.enter_context(AtomicWriter(layout.output_manifest))
+            n = 0
+            for part in _write(f, out, layout, selection, coverage, input_url):
+                if failed is not None and "f" in part.status:
+                    n += write_failures(failed, part.records())
+    return n
 
 
 def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
-           input_url: str, failed: list[Record]) -> None:
+           input_url: str) -> Iterator[Part]:
+    """The merge into ``out``; yields each part once merged (its records are read while it is
+    the current one)."""
     sink = Sink(out)
     # a local part's bodies are copied from its file by range, never held in memory; the
     # kernel reads the parts ahead (``read_ahead``)
     local = "://" not in layout.intermediate
     parts = iter_parts(layout, bodies=not local, copied=local)
-    for part in _merge(f, sink, parts, selection, coverage, input_url):
-        if "f" in part.status:
-            failed.extend(r for r in part.records() if r.status == "failed")
+    yield from _merge(f, sink, parts, selection, coverage, input_url)
 
 
 def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelection | None,
@@ -225,13 +234,13 @@ def _offset_of_line(f: IO[bytes], index: int, input_url: str) -> int:
     raise JobError(f"checkpoint names line {index + 1}, past the end of the input {redact_url(input_url)}")
 
 
-def write_failures(layout: JobLayout, failed: list[Record] | None = None) -> int:
-    """``failures.jsonl``: one line per failed line (line number, source, task id, rule, reason);
-    a record from before rules were recorded gets the rule its reason says. ``failed``: the
-    records ``write_output`` returned (else the parts are read again)."""
+def write_failures(out: IO[bytes], records: Iterable[Record]) -> int:
+    """Append to ``failures.jsonl`` (open as ``out``) one line per failed record among
+    ``records`` (line number, source, task id, rule, reason), in their order; a record from
+    before rules were recorded gets the rule its reason says. Returns how many were written."""
     n = 0
-    with AtomicWriter(layout.failures) as out:
-        for rec in failed if failed is not None else failed_records(layout):
+    for rec in records:
+        if rec.status == "failed":
             out.write(orjson.dumps(failure_entry(rec)) + b"\n")
             n += 1
     return n

@@ -22,7 +22,7 @@ from typing import Any
 from .._errors import TotaskError
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
-from .commit import Coverage, write_failures, write_output
+from .commit import Coverage, write_output
 from .config import JobResult
 from .damaged_parts import summarize_setting_aside
 from .layout import clean_temporaries
@@ -163,9 +163,8 @@ def _finish(
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
     try:
-        failed = write_output(state.effective_input, layout, coverage, state.config.label_attribute,
-                              state.input_sha256)
-        write_failures(layout, failed)
+        write_output(state.effective_input, layout, coverage, state.config.label_attribute, state.input_sha256,
+                     failures=True)  # and failures.jsonl, part by part
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"

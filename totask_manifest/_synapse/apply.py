@@ -91,8 +91,13 @@ def apply_job(
     client: SynapseClient | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
     bulk_reads: bool = True,
+    keep_results: bool = True,
 ) -> ApplyReport:
-    """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task."""
+    """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task.
+
+    ``keep_results``: the report's ``results`` holds every task's ``TaskResult`` (about 240 bytes
+    a task); with False it stays empty and the run holds only the counts, whatever the number of
+    tasks: for a caller that takes each result from ``on_result``, as the CLI and the action do."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = load_job_target(job_url)
@@ -105,7 +110,7 @@ def apply_job(
         with held:
             run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
                             concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
-                            bulk=bulk_reads)
+                            bulk=bulk_reads, keep_results=keep_results)
             run.native_schema = schema
             return client.run(run.run())
     finally:
@@ -116,7 +121,8 @@ def apply_job(
 class _ApplyRun:
     def __init__(self, aio: AsyncSynapseClient, target: JobTarget, convert: Callable, schema: str | None, *,
                  dry_run: bool, force: bool, concurrency: int, rollback_on_fatal: bool,
-                 on_result: Callable[[TaskResult], None] | None, bulk: bool = True) -> None:
+                 on_result: Callable[[TaskResult], None] | None, bulk: bool = True,
+                 keep_results: bool = True) -> None:
         self.aio = aio
         self.target = target
         self.convert = convert
@@ -126,7 +132,7 @@ class _ApplyRun:
         self.concurrency = concurrency
         self.rollback_on_fatal = rollback_on_fatal
         self.on_result = on_result
-        self.report = ApplyReport(target.job_url, dry_run)
+        self.report = ApplyReport(target.job_url, dry_run, keep_results=keep_results)
         self.breaker = Breaker()
         self.journal: Journal | None = None
         self._gone: set[int] = set()
@@ -139,7 +145,7 @@ class _ApplyRun:
         self.in_doubt: set[tuple[int, str]] = set()
 
     def _emit(self, result: TaskResult) -> None:
-        self.report.results.append(result)
+        self.report.add(result)
         if self.on_result is not None:
             self.on_result(result)
 

@@ -33,6 +33,10 @@ class TaskResult:
 
 @dataclass
 class ApplyReport:
+    """What a run did. ``results`` holds one ``TaskResult`` per line, sorted by line, unless the
+    run was asked not to keep them (``apply_job(keep_results=False)``: the CLI and the ToTask
+    action, which see each result as it comes); the counts are kept either way (``add``)."""
+
     job_url: str
     dry_run: bool
     results: list[TaskResult] = field(default_factory=list)
@@ -40,11 +44,32 @@ class ApplyReport:
     rollback: RollbackReport | None = None
     journal_url: str | None = None
     run_id: str | None = None
+    #: whether ``add`` keeps each result in ``results`` (else it counts them only)
+    keep_results: bool = True
+    _counts: Counter = field(default_factory=Counter, repr=False)
+    _no_task_id: int = field(default=0, repr=False)
+    _first_no_task_id: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        given, self.results = self.results, []
+        keep, self.keep_results = self.keep_results, True
+        for result in given:
+            self.add(result)
+        self.keep_results = keep
+
+    def add(self, result: TaskResult) -> None:
+        """Count ``result`` (and keep it, with ``keep_results``)."""
+        self._counts[result.status] += 1
+        if self.without_task_id(result):
+            self._no_task_id += 1
+            if self._first_no_task_id is None or result.line < self._first_no_task_id:
+                self._first_no_task_id = result.line
+        if self.keep_results:
+            self.results.append(result)
 
     @property
     def totals(self) -> dict[str, int]:
-        counts = Counter(r.status for r in self.results)
-        return {"lines": len(self.results), **{s: counts.get(s, 0) for s in STATUSES}}
+        return {"lines": sum(self._counts.values()), **{s: self._counts.get(s, 0) for s in STATUSES}}
 
     @property
     def ok(self) -> bool:
@@ -60,12 +85,11 @@ class ApplyReport:
         """One line for every line without ``synapse.task_id``, or None: a job over a manifest that
         was never exported from Synapse has it on every line, and a line per task said the same
         thing thousands of times before the one thing to do."""
-        lines = sorted(r.line for r in self.results if self.without_task_id(r))
-        if not lines:
+        if not self._no_task_id:
             return None
-        return (f"{len(lines)} line(s) have no synapse.task_id (first: line {lines[0]}): apply writes to the "
-                "Synapse tasks a manifest was exported from; export them first ('totask-manifest export') and "
-                "run the job on that manifest")
+        return (f"{self._no_task_id} line(s) have no synapse.task_id (first: line {self._first_no_task_id}): apply "
+                "writes to the Synapse tasks a manifest was exported from; export them first ('totask-manifest "
+                "export') and run the job on that manifest")
 
     @property
     def nothing_applied(self) -> str | None:
@@ -74,7 +98,7 @@ class ApplyReport:
         t = self.totals
         if t[FAILED] and not (t[APPLIED] or t[WOULD_APPLY] or t[UNCHANGED] or t[CONFLICT]):
             dry = "to be " if self.dry_run else ""
-            if all(self.without_task_id(r) for r in self.results if r.status == FAILED):
+            if self._no_task_id == t[FAILED]:
                 return f"nothing was {dry}applied: {self.missing_task_ids}"
             return f"nothing was {dry}applied: each of the {t[FAILED]} task(s) failed"
         return None

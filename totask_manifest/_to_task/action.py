@@ -264,6 +264,7 @@ class ToTaskAction:
         total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
         counts = {"success": 0, "failed": 0}
         done = [0]
+        failed_lines: list[tuple[int, dict[str, Any]]] = []  # (line, entry): the result lists each failed task
         reporter.progress("annotate_task_data", total, 2 * total)
         reporter.set_metrics(0, 0, total)
 
@@ -277,18 +278,21 @@ class ToTaskAction:
                 "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
                 "index": done[0], "total": total, "created": iso_now(), "error": None if ok else r.detail,
             }, step="annotate_task_data")
+            if r.status in (FAILED, CONFLICT, NOT_LABELED):
+                failed_lines.append((r.line, {"task_id": r.task_id,
+                                               "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
             if not ok:  # as the SDK: one message per failed task, level error, no key
                 reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
                              step="annotate_task_data")
 
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
-                           on_result=on_result)
+                           on_result=on_result, keep_results=False)  # counted here: memory stays flat
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED]
         metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
-        failures = [{"task_id": r.task_id, "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}
-                    for r in report.results if r.status in (FAILED, CONFLICT, NOT_LABELED)]
+        failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
+        failures = [entry for _, entry in failed_lines]
         self._totask["apply"] = {k: v for k, v in t.items() if k != "lines"}
         reporter.set_metrics(success, failed, metrics["stand_by"])
         reporter.progress("annotate_task_data", 1, 1)
