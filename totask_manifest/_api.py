@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from . import _signals
 from ._annotators.base import check_installed, get_annotator_class
 from ._api_checks import (
     DATA_OPTIONS,
@@ -186,6 +187,7 @@ def resume(
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
         if state.status == COMPLETED:
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
+            _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
             return job_result(state)
         check_installed(state.config.method, get_annotator_class(state.config.method))
         if changes:

@@ -1,6 +1,7 @@
-"""Run ``totask-manifest ARGS`` with a Ctrl-C sent at one named point of a job's start, as a
-terminal sends it (``SIGINT`` to the whole process group: the command and its pool workers).
-How ``tests/test_scan_interrupt.py`` places the signal exactly, without sleeps that race:
+"""Run ``totask-manifest ARGS`` with a Ctrl-C sent at one named point of a command, as a terminal
+sends it (``SIGINT`` to the whole process group: the command and its pool workers). How
+``tests/test_scan_interrupt.py`` (a job's start) and ``tests/test_ctrl_c_edges.py`` (its end, and
+the end of ``apply`` and ``convert``) place the signal exactly, without sleeps that race:
 
     python -m tests.support.ctrl_c_at POINT ARGS...
 
@@ -13,7 +14,24 @@ Points:
 - ``checksum``: the checksum thread is being started (``--one-process``: the scan without pool);
 - ``scanning``: this process is reading its first range of the input;
 - ``worker-dies``: a pool worker is killed part way through sending its result (no Ctrl-C);
-- ``worker-mid-result``: Ctrl-C while a pool worker is part way through sending its result.
+- ``worker-mid-result``: Ctrl-C while a pool worker is part way through sending its result;
+
+and at a command's end, once its work is done:
+
+- ``committed``: the job's output manifest was just renamed into place (``commit.write_output``
+  returned), job.json does not say COMPLETED yet;
+- ``recorded``: job.json was just saved with the job's final status (``execute._finish`` returned);
+- ``restoring``: ``execute.stop_on_signals`` is leaving: SIGINT's handler is back, SIGTERM's not yet;
+- ``restored``: ``execute.stop_on_signals`` has put both back (the job's result is being made);
+- ``done``: the command's library call (``annotate``, ``resume``, ``chain``, ``apply_job``,
+  ``convert``) has just returned;
+- ``lease-release``: the job folder's lease is being given back (``Lease.release`` entered);
+- ``summary``: the command's first write to stdout once its library call returned;
+- ``returned``: ``_cli.main`` got the command's exit code from its handler;
+- ``main-returned``: ``_cli.main`` returned, ``sys.exit`` has not run yet;
+- ``exit``: the interpreter is exiting (an ``atexit`` callback, after the command's own).
+
+The CLI runs as the ``totask-manifest`` script runs it: ``sys.exit(main())`` with ``sys.argv`` set.
 
 ``--one-process`` (first, after POINT) makes the scan a one-process one, as for a small input.
 """
@@ -85,6 +103,117 @@ def _after(module: Any, name: str, then: Any) -> None:
     setattr(module, name, wrapped)
 
 
+def _before(owner: Any, name: str, first: Any) -> None:
+    original = getattr(owner, name)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        first()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapped)
+
+
+class _Done:
+    """Whether the command's library call returned (``summary`` waits for it)."""
+
+    returned = False
+
+    @classmethod
+    def mark(cls) -> None:
+        cls.returned = True
+        if os.environ[POINT] == "done":
+            ctrl_c()
+
+
+class _SignalsRestoring:
+    """``execute``'s ``signal`` module, which sends a Ctrl-C as ``stop_on_signals`` turns to
+    SIGTERM's handler on leaving (``restoring``): SIGINT's is dealt with, SIGTERM's not yet. It
+    looks at SIGTERM's handler twice: as it starts, and as it leaves."""
+
+    def __init__(self) -> None:
+        self._real = signal
+        self._looked = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def getsignal(self, signum: int) -> Any:
+        if signum == self._real.SIGTERM:
+            self._looked += 1
+            if self._looked == 2:
+                ctrl_c()
+        return self._real.getsignal(signum)
+
+
+class _StdoutOnce:
+    """stdout, sending a Ctrl-C after the first write once the library call returned (``summary``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._sent = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        n = self._stream.write(text)
+        if _Done.returned and not self._sent:
+            self._sent = True
+            self._stream.flush()
+            ctrl_c()
+        return n
+
+
+def _install_end(point: str) -> None:
+    """The points at a command's end, once its work is done."""
+    import atexit
+
+    from totask_manifest import _api, _cli
+    from totask_manifest._analytics import convert
+    from totask_manifest._jobs import execute, lease
+    from totask_manifest._synapse import apply
+
+    for owner, name in ((_api, "annotate"), (_api, "resume"), (_api, "chain"), (apply, "apply_job"),
+                        (convert, "convert")):
+        _after(owner, name, _Done.mark)
+    if point == "committed":
+        _after(execute, "write_output", ctrl_c)
+    elif point == "recorded":
+        _after(execute, "_finish", ctrl_c)
+    elif point == "restoring":
+        execute.signal = _SignalsRestoring()  # type: ignore[assignment]
+    elif point == "restored":
+        _before(execute, "job_result", ctrl_c)
+    elif point == "lease-release":
+        _before(lease.Lease, "release", ctrl_c)
+    elif point == "summary":
+        sys.stdout = _StdoutOnce(sys.stdout)
+    elif point == "returned":
+        build = _cli.build_parser
+
+        def parser_whose_command_is_interrupted_after(*args: Any, **kwargs: Any) -> Any:
+            parser = build(*args, **kwargs)
+            parse = parser.parse_known_args
+
+            def parse_known_args(*a: Any, **k: Any) -> Any:
+                parsed, unknown = parse(*a, **k)
+                _after(parsed, "func", ctrl_c)
+                return parsed, unknown
+
+            parser.parse_known_args = parse_known_args
+            return parser
+
+        _cli.build_parser = parser_whose_command_is_interrupted_after
+    elif point == "exit":
+        atexit.register(ctrl_c)  # the first registered runs last
+    elif point not in ("done", "main-returned"):
+        raise SystemExit(f"unknown point {point!r}")
+
+
+END_POINTS = ("committed", "recorded", "restoring", "restored", "done", "lease-release", "summary", "returned",
+              "main-returned", "exit")
+
+
 def _install(point: str) -> None:
     from totask_manifest._jobs import lease, scan_ranges
     from totask_manifest._manifest import pool
@@ -114,6 +243,8 @@ def _install(point: str) -> None:
         global _REAL_SCAN
         _REAL_SCAN = scan_ranges.scan_range
         scan_ranges.scan_range = scan_range
+    elif point in END_POINTS:
+        _install_end(point)
     else:
         raise SystemExit(f"unknown point {point!r}")
 
@@ -128,7 +259,11 @@ def main() -> int:
         ranges.MIN_RANGE_BYTES = 1 << 40
     from totask_manifest._cli import main as cli
 
-    return cli(args)
+    sys.argv = ["totask-manifest", *args]  # as the console script runs it: ``sys.exit(main())``
+    code = cli()
+    if point == "main-returned":
+        ctrl_c()
+    return code
 
 
 if __name__ == "__main__":  # by its module name: ``scan_range`` crosses to the workers by it

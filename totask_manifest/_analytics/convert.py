@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _signals
 from .._errors import UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
@@ -163,4 +164,5 @@ def convert(
     # killed process cannot remove its temporaries
     remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**
     counts = converter(src, dst, **opts)
+    _signals.done("the output was written whole")  # a Ctrl-C from here: noted where the CLI asked (``_signals``)
     return ConvertResult(src, dst, src_fmt, to, counts)

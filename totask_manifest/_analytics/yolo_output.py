@@ -15,7 +15,7 @@ them, and two exports to one folder at once removed each other's new folders. So
   entry in an order journaled in the stage (``yolo_swap``: the folder never mixes two exports,
   even after a ``kill -9``, and holds exactly what the new export wrote), with Ctrl-C and
   SIGTERM held back until the moves are done (noted by handlers of their own, not masked: see
-  ``_signals_held``);
+  ``_signals.held``);
 * a ``.tmp-yolo-*`` folder found while the lock is held can only be a killed export's (only the
   lock's holder makes one): ``yolo_swap.recover`` settles the folder on one export, then it goes.
 
@@ -33,12 +33,11 @@ import os
 import posixpath
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
+from .. import _signals
 from .._errors import StorageError, UsageError
 from .._storage import (
     _not_a_folder,
@@ -201,7 +200,7 @@ class YoloOutput:
             held = "a folder" if os.path.isdir(taken) else "a file"
             raise StorageError(f"cannot write {redact_url(self.dst)}: {rel} is {held}, in the way of the "
                                "export's own; nothing in the folder was changed")
-        with _signals_held():
+        with _signals.held():
             swap(self.root, self.stage)
 
     def _taken(self) -> str | None:
@@ -309,32 +308,3 @@ def _read_only(fs: Any) -> bool:
     except ImportError:  # aiohttp missing: then no HTTP filesystem either
         return False
     return isinstance(fs, HTTPFileSystem)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back on the main thread: noted by handlers of their own, then
-    raised again, to the handlers they had, when the block ends.
-
-    Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
-    other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
-    hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
-    in the main thread mid-moves, and SIGTERM's default disposition ends the process at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def note(signum: int, _frame: object) -> None:
-        caught.append(signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, note)
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
-        for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)

@@ -23,7 +23,7 @@ import stat
 import sys
 from collections.abc import Sequence
 
-from .. import _startup
+from .. import _signals, _startup
 from .._errors import TotaskError, backend_error_message
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 
@@ -111,6 +111,7 @@ def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the console script, ``python -m``: the process ends after it
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(argv)
@@ -139,9 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
         handler.addFilter(ScrubSecrets())
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
+    # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
+    # prints whole, the lease is given back, and one line says the work was done before it
+    with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
+        code = _run(args)
+        signum, what = _signals.noted()
+        if signum is not None and code == 0:  # a non-zero code says more: it stands
+            print(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short", file=sys.stderr)
+            code = 128 + signum
+        return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's handler; its exit code, with what it raised said in one line."""
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
+        _signals.ended("its work was done")
         return code
     except BrokenPipeError:  # ``validate ... | head -1``: the reader has all it wanted
         return _stdout_gone()

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "attribute (or a failure-reason from an earlier try); every other line passes through.")
     p.add_argument("input", metavar="INPUT", help="input manifest URL (local path, file://, s3://, memory://...)")
     p.defer(functools.partial(add_job_options, p, required=True))  # imports the annotators: only when run
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=run, _parser=p, _marks_done=True)
 
 
 def run(args: argparse.Namespace) -> int:

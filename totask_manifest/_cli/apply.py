@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-format", choices=DATA_FORMATS, default=DM_V1,
                    help="task data to send: dm-schema-v1 (default) or synapse-objects (sent with ?schema=any)")
     p.add_argument("--quiet", action="store_true", help="print only changed, conflicting and failed tasks")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _marks_done=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the previous job's folder")
     p.defer(functools.partial(add_job_options, p, required=False))  # imports the annotators: only when run
     # options of a plugin method inherited from JOB_DIR are only known once it is read
-    p.set_defaults(func=run, _parser=p, _accepts_method_options=True)
+    p.set_defaults(func=run, _parser=p, _marks_done=True, _accepts_method_options=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="ROOT", help="output root (default: the cloned job's)")
     p.add_argument("--label-attribute", help="attribute to fill (default: the cloned job's)")
     p.defer(functools.partial(add_engine_options, p))  # imports the engine registry: only when run
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=run, _parser=p, _marks_done=True)
 
 
 def run(args: argparse.Namespace) -> int:

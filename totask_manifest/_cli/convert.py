@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "second media...); without it such a line stops the conversion, naming what would be lost")
     p.add_argument("--confidence", action="store_true",
                    help="yolo: add each box's confidence as a 6th column (trainers read 5; default: 5 columns)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _marks_done=True)
 
 
 def run(args: argparse.Namespace) -> int:

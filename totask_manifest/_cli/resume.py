@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tuning.add_argument("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (inference)")
     tuning.add_argument("--checkpoint-every", type=int, metavar="N", help="lines per checkpoint part")
     p.defer(functools.partial(add_engine_options, p))  # imports the engine registry: only when run
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _marks_done=True)
 
 
 def run(args: argparse.Namespace) -> int:

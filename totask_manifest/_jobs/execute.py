@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from .. import _signals
 from .._errors import TotaskError
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
@@ -126,6 +127,9 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             guard()
         _finish(state, counts, total, error, plan, run_record, started, received,
                 cut_short=on_progress.failure() if on_progress else None)
+        # job.json holds the final status: a Ctrl-C from here is noted where the CLI asked, so its
+        # summary prints whole and its lease is given back (``_signals``)
+        _signals.done(f"the job {state.status}")
     if on_progress:
         with contextlib.suppress(_CallbackRaised):
             on_progress(dict(state.metrics))
@@ -293,4 +297,5 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
         yield received
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            if signal.getsignal(s) is handler:  # not one set since: the CLI's, noting once the job is done
+                signal.signal(s, h)

@@ -49,6 +49,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from .. import _signals
 from .._errors import JobError, StorageError
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
@@ -238,7 +239,13 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease back. Where the command left no job behind (it was refused before
-        ``job.json`` was written), the lease file goes too, so no empty job folder is left."""
+        ``job.json`` was written), the lease file goes too, so no empty job folder is left.
+        A Ctrl-C or SIGTERM meanwhile is held back until it is given (``_signals.held``): cut
+        short, it left the lease naming this process, which another host waits out."""
+        with _signals.held():
+            self._release()
+
+    def _release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)

@@ -39,6 +39,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .. import _signals
 from .._errors import StorageError
 from .._jobs.lease import hold
 from . import DM_V1, UNCHANGED
@@ -112,7 +113,9 @@ def apply_job(
                             concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
                             bulk=bulk_reads, keep_results=keep_results)
             run.native_schema = schema
-            return client.run(run.run())
+            report = client.run(run.run())
+            _signals.done("the apply run ended")  # noted where the CLI asked: the lease given back, the counts said
+            return report
     finally:
         if own:
             client.close()

@@ -1,0 +1,136 @@
+"""SIGINT and SIGTERM noted instead of raised: for a block that must not be cut (``held``), and
+once a command's work is done (``done``).
+
+``held``: a YOLO export's moves, a job folder's lease given back. A Ctrl-C raised there left a
+mixed folder, or a lease file that still named this process (another host waited for its timeout).
+
+``done``: a command whose work is done (a job's output manifest committed and job.json saved with
+its final status; ``convert``'s output in place; ``apply``'s run over) still gives its lease back
+and prints its summary. A ``KeyboardInterrupt`` raised there cut the summary short, or said only
+"interrupted" of a COMPLETED job; raised after the command's own ``except``, or while the
+interpreter exited, it killed the process by SIGINT without a word, or printed a traceback. The
+CLI asks for such signals to be noted (``after_work``); the library marks the moment its work is
+done; the CLI then prints the summary whole, says in one line that the signal came after the work
+was done, and exits 128 + its number (README, *Command reference*). Only a command whose library
+call is all its work asks (``run`` goes on to ``apply`` after its job: it does not); each command's
+own end is marked by the CLI (``ended``). Used as a library, the package marks nothing: a caller's
+Ctrl-C stays the caller's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back on the main thread: noted by handlers of their own, then
+    raised again, to the handlers they had, when the block ends.
+
+    Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
+    other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
+    hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
+    in the main thread mid-block, and SIGTERM's default disposition ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in _SIGNALS:
+            previous[signum] = signal.signal(signum, note)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
+class _AfterWork:
+    """The CLI's request (``wanted``; ``marks``: the library's ``done`` counts), the moment the
+    work was done (``what``), the signals noted since (``noted``), and the handlers the command
+    started with (put back by ``after_work``)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.wanted = False
+        self.marks = False
+        self.what: str | None = None
+        self.noted: list[int] = []
+        self.exiting = False
+        self.started_with: dict[int, Any] = {}
+
+
+_STATE = _AfterWork()
+
+
+def _note(signum: int, _frame: object) -> None:
+    """A signal once the work is done: noted. One more while the interpreter exits (a thread or
+    an exit hook stuck) ends the process at once, so Ctrl-C is never powerless."""
+    _STATE.noted.append(signum)
+    if _STATE.exiting and _STATE.noted.count(signum) > 1:
+        os._exit(128 + signum)
+
+
+def done(what: str) -> None:
+    """The library's work is done (``what``: "the job COMPLETED", said in the CLI's line): from
+    here, where the CLI asked (``after_work(marks=True)``), SIGINT and SIGTERM are noted on the
+    main thread, not raised. A signal ignored stays ignored. The first call's ``what`` is kept."""
+    if _STATE.marks:
+        ended(what)
+
+
+def ended(what: str) -> None:
+    """The command's handler returned (``_cli.main``): ``done`` for every command the CLI runs."""
+    if not _STATE.wanted or threading.current_thread() is not threading.main_thread():
+        return
+    if _STATE.what is None:
+        _STATE.what = what
+    for signum in _SIGNALS:
+        if signal.getsignal(signum) not in (signal.SIG_IGN, _note):
+            signal.signal(signum, _note)
+
+
+def noted() -> tuple[int | None, str | None]:
+    """(the first signal noted once the work was done, or None; what was done)."""
+    return (_STATE.noted[0] if _STATE.noted else None), _STATE.what
+
+
+@contextlib.contextmanager
+def after_work(*, marks: bool, exiting: bool) -> Iterator[None]:
+    """The CLI's command runs in the block: signals that come once its work is ``done`` (where
+    ``marks``: the library's marks count) or its handler returned (``ended``) are noted. ``exiting`` (the process ends after the block: the console script, ``python -m``):
+    the noting goes on while the interpreter exits, so a Ctrl-C then kills nothing mid-exit and
+    prints no traceback; the exit code is the command's. Otherwise (``main`` called in a
+    process that goes on) the handlers the command started with are put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _STATE.reset()
+    _STATE.wanted, _STATE.marks = True, marks
+    _STATE.started_with = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        if exiting:
+            ended("its work was done")  # its exit, from here: every signal noted
+            _STATE.exiting = True
+        else:
+            _STATE.wanted = False
+            for signum, handler in _STATE.started_with.items():
+                if signal.getsignal(signum) is _note:
+                    signal.signal(signum, signal.SIG_DFL if handler is None else handler)
