@@ -213,5 +213,17 @@ def _stdout_gone() -> int:
     return EXIT_BROKEN_PIPE
 
 
+def _terminal_gone() -> None:
+    """Point stdout and stderr at /dev/null once the terminal they wrote to is gone (EIO): what is
+    left to say has no reader, and the interpreter's last flush must not fail (exit code 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # a stream without a file descriptor (captured in tests)
+            pass
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
