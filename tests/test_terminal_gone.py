@@ -13,9 +13,12 @@ import threading
 import time
 
 import orjson
+import pytest
 
 from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, run_cli, write_manifest
 from totask_manifest._jobs.layout import JobLayout
+
+pytestmark = pytest.mark.slow
 
 
 def job_args(inp, out, job, delay):

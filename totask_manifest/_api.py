@@ -34,6 +34,7 @@ from ._jobs.config import (
     path_argument,
     resume_arguments,
 )
+from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute, job_result
 from ._jobs.inputs import (
     InputSources,
@@ -198,6 +199,8 @@ def resume(
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
+    if (missing := missing_note(state.layout)) is not None:  # its lines would never be labeled
+        raise JobError(missing)
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:
@@ -311,6 +314,8 @@ def status(job_url: str) -> dict[str, Any]:
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
     data = state.to_dict()
     holder, gone = current_holder(state.config.job_url)
+    if state.status != COMPLETED and (missing := missing_note(state.layout)) is not None:
+        data["missing"] = missing
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
         if job.damaged:
