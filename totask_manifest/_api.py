@@ -9,6 +9,7 @@ one-to-one.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from ._api_checks import (
     check_config,
     check_options,
     refuse_out_of_range,
+    refuse_undecodable_path,
     refuse_unknown_options,
 )
 from ._engines.base import Engine, get_engine
@@ -167,6 +169,8 @@ def resume(
     process runs the job, taken over when that process is gone.
     """
     job_url, options = resume_arguments(job_url, options, checkpoint_every)
+    # job.json is rewritten with the folder where it is now: a path it cannot hold is refused first
+    refuse_undecodable_path("job folder", job_url if "://" in job_url else os.path.abspath(job_url))
     changes = {k: v for k, v in options.items() if v is not None}
     other = sorted(set(changes) - set(TUNING_OPTIONS))
     if other:
