@@ -320,8 +320,8 @@ def acquire(job_url: str, command: str) -> Lease:
         except FileExistsError:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
+            _remove_empty(created)  # as ``Lease._drop``: no folder this command made is left (a full disk)
             if is_local(fs) and exc.errno in _NO_LINKS:  # the folder's own temporary was just written there
-                _remove_empty(created)  # as ``Lease._drop``: no folder this command made is left
                 raise StorageError(
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
