@@ -71,3 +71,24 @@ def test_a_lease_that_cannot_be_written_leaves_no_folder(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "cannot take the lease on" in r.stderr and "File too large" in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"], list(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("where", ["output", "job"])
+def test_a_file_in_the_place_of_a_folder_is_named(tmp_path, where):
+    """``--output`` that is a file (or a file where the job folder goes): one line naming that
+    file, not "[Errno 20] Not a directory: '.../j/.lease'", a folder the user never named."""
+    from tests.jobs_helpers import write_manifest
+
+    inp = write_manifest(tmp_path / "in.manifest", 3)
+    out = tmp_path / "out"
+    if where == "output":
+        out.write_bytes(b"x")
+        in_the_way = out
+    else:
+        out.mkdir()
+        (out / "j").write_bytes(b"x")
+        in_the_way = out / "j"
+    r = _annotate(inp, out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{in_the_way} is a file, not a folder" in r.stderr and ".lease" not in r.stderr, r.stderr
+    assert in_the_way.read_bytes() == b"x"

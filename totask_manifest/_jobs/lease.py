@@ -52,7 +52,7 @@ from typing import Any
 from .._errors import JobError, StorageError
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
-from .layout import LEASE_DIR
+from .layout import LEASE_DIR, file_in_the_way
 
 log = logging.getLogger("totask_manifest")
 
@@ -301,6 +301,9 @@ def acquire(job_url: str, command: str) -> Lease:
         try:
             gens = _generations(fs, folder)
         except OSError as exc:
+            if is_local(fs) and exc.errno == errno.ENOTDIR and (in_the_way := file_in_the_way(folder)):
+                raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {in_the_way} is a file, "
+                                   "not a folder") from None
             raise StorageError(f"cannot read the lease folder of {redact_url(job_url)}: {exc}") from None
         nxt = 1
         taking_over: str | None = None
