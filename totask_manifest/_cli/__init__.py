@@ -14,6 +14,7 @@ added through ``CommandParser.defer``, when that command's own arguments are par
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import importlib
@@ -139,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
         handler.addFilter(ScrubSecrets())
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
+    _escape_what_stdout_cannot_encode()
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
@@ -163,6 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A character stdout's encoding cannot hold (a path named ``标注`` on a Latin-1 terminal, a
+    Windows console redirected to a cp1252 file) is written as ``\\u6807``, as stderr writes it,
+    rather than failing the command after its work is done (``UnicodeEncodeError``)."""
+    if getattr(sys.stdout, "errors", None) == "strict":
+        with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
+            sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _stdout_refuses(exc: OSError) -> bool:
