@@ -254,6 +254,12 @@ def stop(pool: ProcessPoolExecutor, futures: Iterable[Future]) -> None:
     for process in list(processes.values()):
         with contextlib.suppress(Exception):
             process.kill()
+    # a worker killed while it sent a result (a big one takes a while) leaves part of a frame in the
+    # result pipe, and the pool's manager thread reads on for the rest: with this process's own
+    # end for writing closed, the killed workers' ends were the last, and it reads an end of file
+    # (the pool is broken, as it is) instead of waiting forever, and the pool shuts down
+    with contextlib.suppress(Exception):
+        pool._result_queue._writer.close()  # type: ignore[attr-defined]
 
 
 def _context(start_method: Literal["fork", "spawn"] | None) -> multiprocessing.context.BaseContext | None:
