@@ -42,3 +42,53 @@ def test_a_refused_annotate_keeps_output_folders_that_existed(tmp_path, refusal)
         assert r.returncode == code and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert list(out.iterdir()) == []
     assert [p.name for p in (tmp_path / "out2").iterdir()] == ["j"] and list((tmp_path / "out2" / "j").iterdir()) == []
+
+
+def test_a_lease_that_cannot_be_written_leaves_no_folder(tmp_path):
+    """A disk that refuses the lease's first byte (full: ENOSPC; here a file size limit of 0, EFBIG,
+    which needs no root) leaves no ``--output`` folder the command made, as any other refusal."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from tests.jobs_helpers import REPO, write_manifest
+
+    inp = write_manifest(tmp_path / "in.manifest", 3)
+    out = tmp_path / "new" / "out"
+
+    def no_file_may_grow() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), not kills
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "totask_manifest", "annotate", str(inp), "--job-name", "j", "--label-attribute",
+         "cls", "--task-type", "image-classification", "--method", TOY, "--output", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, preexec_fn=no_file_may_grow,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot take the lease on" in r.stderr and "File too large" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"], list(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("where", ["output", "job"])
+def test_a_file_in_the_place_of_a_folder_is_named(tmp_path, where):
+    """``--output`` that is a file (or a file where the job folder goes): one line naming that
+    file, not "[Errno 20] Not a directory: '.../j/.lease'", a folder the user never named."""
+    from tests.jobs_helpers import write_manifest
+
+    inp = write_manifest(tmp_path / "in.manifest", 3)
+    out = tmp_path / "out"
+    if where == "output":
+        out.write_bytes(b"x")
+        in_the_way = out
+    else:
+        out.mkdir()
+        (out / "j").write_bytes(b"x")
+        in_the_way = out / "j"
+    r = _annotate(inp, out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{in_the_way} is a file, not a folder" in r.stderr and ".lease" not in r.stderr, r.stderr
+    assert in_the_way.read_bytes() == b"x"

@@ -9,6 +9,7 @@ one-to-one.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,7 @@ from ._api_checks import (
     check_config,
     check_options,
     refuse_out_of_range,
+    refuse_undecodable_path,
     refuse_unknown_options,
 )
 from ._engines.base import Engine, get_engine
@@ -35,6 +37,7 @@ from ._jobs.config import (
     path_argument,
     resume_arguments,
 )
+from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute, job_result
 from ._jobs.inputs import (
     InputSources,
@@ -167,6 +170,8 @@ def resume(
     process runs the job, taken over when that process is gone.
     """
     job_url, options = resume_arguments(job_url, options, checkpoint_every)
+    # job.json is rewritten with the folder where it is now: a path it cannot hold is refused first
+    refuse_undecodable_path("job folder", job_url if "://" in job_url else os.path.abspath(job_url))
     changes = {k: v for k, v in options.items() if v is not None}
     other = sorted(set(changes) - set(TUNING_OPTIONS))
     if other:
@@ -200,6 +205,8 @@ def resume(
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
+    if (missing := missing_note(state.layout)) is not None:  # its lines would never be labeled
+        raise JobError(missing)
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:
@@ -313,6 +320,8 @@ def status(job_url: str) -> dict[str, Any]:
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
     data = state.to_dict()
     holder, gone = current_holder(state.config.job_url)
+    if state.status != COMPLETED and (missing := missing_note(state.layout)) is not None:
+        data["missing"] = missing
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
         if job.damaged:

@@ -58,6 +58,29 @@ def refuse_out_of_range(values: dict[str, Any]) -> None:
             raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
 
 
+def refuse_undecodable(config: JobConfig) -> None:
+    """A path that is not valid UTF-8 (a folder named by a Latin-1 system: Python holds its bytes
+    as surrogates) is refused naming its flag, before anything is written: job.json holds text,
+    and writing it raised a TypeError once the job's folder and lease were made."""
+    given = [("input manifest", config.input), ("--output", config.output_root)]
+    given += [("--append", url) for url in config.append]
+    given += [(f"--{key.replace('_', '-')}", value) for key, value in config.options.items()]
+    for flag, value in given:
+        for text in value if isinstance(value, list) else [value]:
+            refuse_undecodable_path(flag, text)
+
+
+def refuse_undecodable_path(what: str, text: Any) -> None:
+    """``what`` named with ``text`` as its bytes read, where ``text`` is not valid UTF-8."""
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UsageError(f"{what} {shown} is not valid UTF-8: job.json keeps paths as text; "
+                             "rename the file or folder (convmv converts a tree's names)") from None
+
+
 def check_config(config: JobConfig) -> None:
     """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
     checked, before anything is written: a mistake costs nothing."""
@@ -79,6 +102,7 @@ def check_config(config: JobConfig) -> None:
     config.task_type = task_type.name
     check_label_attribute(config.label_attribute, task_type)
     refuse_out_of_range({**config.options, "checkpoint_every": config.checkpoint_every})
+    refuse_undecodable(config)
     if config.checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
     check_options(config.method, config.options, task_type.name)

@@ -14,6 +14,7 @@ added through ``CommandParser.defer``, when that command's own arguments are par
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import importlib
@@ -142,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
+    _escape_what_stdout_cannot_encode()
     with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
         code = _run(args)
         signum, what = _signals.noted()
@@ -178,6 +180,15 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A character stdout's encoding cannot hold (a path named ``标注`` on a Latin-1 terminal, a
+    Windows console redirected to a cp1252 file) is written as ``\\u6807``, as stderr writes it,
+    rather than failing the command after its work is done (``UnicodeEncodeError``)."""
+    if getattr(sys.stdout, "errors", None) == "strict":
+        with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
+            sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _stdout_refuses(exc: OSError) -> bool:
@@ -226,6 +237,18 @@ def _stdout_gone() -> int:
     except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
         pass
     return EXIT_BROKEN_PIPE
+
+
+def _terminal_gone() -> None:
+    """Point stdout and stderr at /dev/null once the terminal they wrote to is gone (EIO): what is
+    left to say has no reader, and the interpreter's last flush must not fail (exit code 120)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # a stream without a file descriptor (captured in tests)
+            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ or their handler, so listing the commands (``--help``) or running ``status`` loa
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -166,9 +167,27 @@ def _as_given(action: argparse.Action, value: Any) -> str:
 
 
 def report(result: JobResult, *, stream=None) -> int:
+    """Print how the job ended; its exit code. A terminal gone by then (an ssh session closed under
+    a job started with ``disown``: every write fails with EIO) takes nothing of it: the job ended as
+    job.json says, and the code is the job's, not an I/O error's."""
+    try:
+        _print_result(result, stream or sys.stdout)
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        from . import _terminal_gone
+
+        _terminal_gone()
+    if result.status == COMPLETED:
+        return 128 + result.signal if result.signal else 0
+    if result.status == STOPPED:
+        return 128 + (result.signal or 2)
+    return 1
+
+
+def _print_result(result: JobResult, stream) -> None:
     from .._storage import redact_secret_url
 
-    stream = stream or sys.stdout
     m = result.metrics
     print(f"job {redact_secret_url(result.job_url)}: {result.status}", file=stream)
     print(
@@ -189,12 +208,6 @@ def report(result: JobResult, *, stream=None) -> int:
         # every line was in flight when the signal came, so the job finished them all: the status
         # says so, and the exit code says the run was asked to stop, as the README states
         print(f"signal {result.signal} received: no line was left to stop, so the job completed", file=stream)
-        return 128 + result.signal
-    if result.status == COMPLETED:
-        return 0
-    if result.status == STOPPED:
-        return 128 + (result.signal or 2)
-    return 1
 
 
 def runs_lines(runs: list) -> list[str]:

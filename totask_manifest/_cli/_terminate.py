@@ -1,5 +1,5 @@
 """SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``, ``export``, ``run``,
-``apply``, ``rollback``).
+``apply``, ``rollback``), and for the job commands until their job handles signals itself.
 
 ``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM. Python's
 default is to die of it at once, so a ``convert`` stopped that way skipped the clean-up a Ctrl-C
@@ -10,12 +10,14 @@ promise for the commands that only clean up through ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 
@@ -51,6 +53,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stopped_as_by_ctrl_c(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A job command's ``run`` (annotate, chain, clone, resume) with SIGTERM taken as Ctrl-C until its
+    job installs its own handlers: a SIGTERM while it scans its input (before the job exists) killed
+    it at once, leaving the job folder, its lease and the scan's spawned workers behind."""
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        with sigterm_as_interrupt():
+            return run(args)
+
+    return wrapped
 
 
 def say_interrupted(command: str, so_far: str, then: str, exc: KeyboardInterrupt, *, counts_to: TextIO) -> int:

@@ -6,6 +6,7 @@ import argparse
 import functools
 
 from ._jobs import add_job_options, engine_from_args, method_options, report
+from ._terminate import stopped_as_by_ctrl_c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, _parser=p, _marks_done=True, _accepts_method_options=True)
 
 
+@stopped_as_by_ctrl_c
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api
     from .._jobs.job import Job

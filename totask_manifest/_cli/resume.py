@@ -6,6 +6,7 @@ import argparse
 import functools
 
 from ._jobs import add_engine_options, engine_flags_given, engine_from_args, report
+from ._terminate import stopped_as_by_ctrl_c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, _marks_done=True)
 
 
+@stopped_as_by_ctrl_c
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api
     from .._jobs.job import Job

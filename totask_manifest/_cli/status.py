@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     lines += runs_lines(data.get("runs") or [])
     if data.get("damaged"):
         lines.append(f"damaged: {data['damaged']}")
+    if data.get("missing"):
+        lines.append(f"missing: {data['missing']}")
     if data.get("chained-from"):
         lines.append(f"chained from: {data['chained-from']}")
     if data.get("cloned-from"):

@@ -9,7 +9,8 @@ and the commit merges the input with the recorded lines in order. It is renamed
 
 A damaged part *followed by good ones* is not set aside: a resume only labels lines after the
 last recorded one, so its lines would be neither recorded nor redone. The error names the part
-and what to do by hand.
+and what to do by hand. So does a part *missing* before the last one (deleted by hand, lost by
+its store): parts are numbered from 0 without a gap, so a number not there is one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from .._errors import DamagedCheckpoint, JobError, StorageError
 from .._storage import backend_errors, exists, fsync_dir, is_local, redact_url, url_to_fs
 from .checkpoint import STATUSES, load_part, part_summary, summarize
-from .layout import JobLayout
+from .layout import JobLayout, part_number
 
 log = logging.getLogger("totask_manifest")
 
@@ -118,3 +119,32 @@ def _not_last(layout: JobLayout, exc: DamagedCheckpoint, parts: list[str]) -> Jo
         "lines, so resume cannot label its lines again; restore the part from a backup, or move it and every "
         f"later part out of {redact_url(layout.intermediate)} (keep them) and run resume, which labels "
         "their lines again")
+
+
+def missing_note(layout: JobLayout, parts: list[str] | None = None) -> str | None:
+    """One line about a checkpoint part missing before the last part (the writer numbers them
+    from 0 without a gap): its lines are not recorded, and a resume, which carries on after the
+    last recorded line, would never label them. None when none is missing. What ``resume``
+    refuses with (before it writes anything) and what ``status`` shows."""
+    parts = layout.parts() if parts is None else parts
+    numbers = {part_number(url): url for url in parts}
+    gone = next((n for n in range(max(numbers, default=0)) if n not in numbers), None)
+    if gone is None:
+        return None
+    more = sum(1 for n in range(gone + 1, max(numbers)) if n not in numbers)
+    later = sum(1 for n in numbers if n > gone)
+    return (f"checkpoint part {redact_url(layout.part(gone))} is missing{_lines_of(numbers, gone)}"
+            f"{f' (and {more} more)' if more else ''} and {later} later part(s) hold finished lines, so resume "
+            "cannot label its lines again; restore it from a backup, or move every later part out of "
+            f"{redact_url(layout.intermediate)} (keep them) and run resume, which labels their lines again")
+
+
+def _lines_of(numbers: dict[int, str], gone: int) -> str:
+    """`` (input lines A-B)``: those between the parts around a missing one; empty where one of
+    them cannot be read (the damaged parts' own rules name it)."""
+    try:
+        after = part_summary(numbers[gone - 1]).last + 1 if gone else 0
+        until = part_summary(next(numbers[n] for n in sorted(numbers) if n > gone)).first
+    except DamagedCheckpoint:
+        return ""
+    return f" (input lines {after + 1}-{until})"

@@ -185,3 +185,14 @@ def _local_files(root: str) -> list[str]:
     if not os.path.isdir(root):
         raise FileNotFoundError(root)
     return [os.path.join(folder, name) for folder, _dirs, names in os.walk(root) for name in names]
+
+
+def file_in_the_way(directory: str) -> str | None:
+    """The file standing where the local folder ``directory`` or one of its parents should be
+    (``--output`` given a file), or None."""
+    while directory and not os.path.lexists(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return directory if directory and not os.path.isdir(directory) else None

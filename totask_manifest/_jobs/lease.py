@@ -53,7 +53,7 @@ from .. import _signals
 from .._errors import JobError, StorageError
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
-from .layout import LEASE_DIR, missing_folders, remove_empty
+from .layout import LEASE_DIR, file_in_the_way, missing_folders, remove_empty
 
 log = logging.getLogger("totask_manifest")
 
@@ -298,6 +298,9 @@ def acquire(job_url: str, command: str) -> Lease:
         try:
             gens = _generations(fs, folder)
         except OSError as exc:
+            if is_local(fs) and exc.errno == errno.ENOTDIR and (in_the_way := file_in_the_way(folder)):
+                raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {in_the_way} is a file, "
+                                   "not a folder") from None
             raise StorageError(f"cannot read the lease folder of {redact_url(job_url)}: {exc}") from None
         nxt = 1
         taking_over: str | None = None
@@ -317,8 +320,8 @@ def acquire(job_url: str, command: str) -> Lease:
         except FileExistsError:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
+            remove_empty(created)  # as ``Lease._drop``: no folder this command made is left (a full disk)
             if is_local(fs) and exc.errno in _NO_LINKS:  # the folder's own temporary was just written there
-                remove_empty(created)  # as ``Lease._drop``: no folder this command made is left
                 raise StorageError(
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "

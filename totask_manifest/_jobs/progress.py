@@ -5,6 +5,10 @@ so logs read the same whichever tool pre-annotated the tasks. On a terminal the 
 person waits on (count, rate, time left), and log records (a line that failed, say) are printed
 above it: while the bar is live, the log handlers writing to the bar's stream write through
 ``_AboveBar``, which clears the bar first and draws it again below the record.
+
+A terminal that goes away while the job runs (an ssh session closed under a job started with
+``disown`` or ``setsid``) fails every write to it (EIO): the bar is given up then, and the job
+goes on. It is drawn for a person, never a reason for the job to stop.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class Progress:
         self._shown = False  # whether it is on the screen now (not cleared by a log record)
         self._routed: list[tuple[logging.StreamHandler, TextIO]] = []
         self._finished = False
+        self._gone = False  # the terminal refused a write: nothing more is drawn
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -113,20 +118,21 @@ class Progress:
         if self.on_update is not None:
             self.on_update(self.done, self.total)
         if self.tty:
+            if self._gone:
+                self._unroute()  # records written through the bar's stream go to it as they are
+                return
             width = self._columns()
             # handlers are switched outside the lock: a record being written holds its handler's
             # lock and then takes this one
             self._route_log_records()
             with self._lock:
                 self._bar = self.bar_text(now, width)
-                self.stream.write(CLEAR + self._bar)
-                self._shown = True
+                self._shown = self._put(CLEAR + self._bar)
                 if final:
-                    self.stream.write("\n")
+                    self._put("\n")
                     self._shown = False
                     self._finished = True
-                self.stream.flush()
-            if final:
+            if final or self._gone:
                 self._unroute()
         else:
             whole = int(pct)
@@ -167,11 +173,22 @@ class Progress:
 
     def _clear(self) -> None:
         if self._shown:
-            self.stream.write(CLEAR)
+            self._put(CLEAR)
             self._shown = False
 
     def _redraw(self) -> None:
         if self._routed and not self._shown and self._bar and not self._finished:
-            self.stream.write(CLEAR + self._bar)
+            self._shown = self._put(CLEAR + self._bar)
+
+    def _put(self, text: str) -> bool:
+        """Write and flush ``text``; False, and nothing drawn from then on, where the terminal
+        refuses it (closed: EIO; a stream closed under the job: ValueError)."""
+        if self._gone:
+            return False
+        try:
+            self.stream.write(text)
             self.stream.flush()
-            self._shown = True
+        except (OSError, ValueError):
+            self._gone = self._finished = True
+            return False
+        return True

@@ -1,0 +1,22 @@
+"""A ``map_ranges`` function for the Ctrl-C test (``tests/test_ranges_interrupted.py``): in a
+worker it leaves half a result in the pool's result pipe (as a worker killed while sending a large
+result does), then interrupts the parent; in the parent it waits to be interrupted."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import struct
+import time
+from multiprocessing.queues import SimpleQueue
+
+
+def half_a_result_then_interrupt(url: str, start: int, end: int | None, parent: int) -> None:
+    if os.getpid() == parent:
+        time.sleep(60)  # the parent's own range: Ctrl-C lands here
+        return
+    results = next(o for o in gc.get_objects() if isinstance(o, SimpleQueue))  # the pool's result queue
+    os.write(results._writer.fileno(), struct.pack("!i", 10_000_000) + b"x" * 100)  # a frame cut short
+    os.kill(parent, signal.SIGINT)
+    time.sleep(60)  # killed by the parent's clean-up

@@ -1,0 +1,87 @@
+"""A job whose terminal goes away while it runs (an ssh session closed under a job started with
+``disown``, ``setsid`` or ``trap '' HUP``), as a real subprocess on a pseudo-terminal: every write
+to the terminal fails then (EIO). The progress bar and the last lines are for a person who is no
+longer there; the job carries on, ends as it would have, and exits with its own code."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import threading
+import time
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, run_cli, write_manifest
+from totask_manifest._jobs.layout import JobLayout
+
+pytestmark = pytest.mark.slow
+
+
+def job_args(inp, out, job, delay):
+    return [
+        "annotate",
+        str(inp),
+        "--job-name",
+        job,
+        "--label-attribute",
+        "cls",
+        "--task-type",
+        "image-classification",
+        "--method",
+        TOY,
+        "--output",
+        str(out),
+        "--toy-delay",
+        delay,
+        "--checkpoint-every",
+        "11",
+    ]
+
+
+def test_a_job_carries_on_when_its_terminal_closes(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 200, prelabeled_every=9)
+    ref = run_cli(*job_args(inp, tmp_path / "ref", "j", "0"))
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(  # its own session: no SIGHUP when the terminal closes, as under disown
+        [sys.executable, "-m", "totask_manifest", *job_args(inp, out, "j", "0.02")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"},
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def drain() -> None:  # the terminal reads what the job draws until it closes
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            seen.extend(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        layout, deadline = JobLayout(str(out / "j")), time.monotonic() + 60
+        while len(layout.parts()) < 1 or b"lines/s" not in seen:
+            assert proc.poll() is None, bytes(seen)
+            assert time.monotonic() < deadline, "no checkpoint part and no bar in 60 s"
+            time.sleep(0.01)
+    finally:
+        os.close(master)  # the terminal is gone: each later write to it fails (EIO)
+    rc = proc.wait(timeout=120)
+    job = orjson.loads((out / "j" / "job.json").read_bytes())
+    assert (rc, job["status"], job["error"]) == (0, "COMPLETED", None)
+    assert job["metrics"]["stand_by"] == 0
+    assert_same_output(output_of(tmp_path / "ref", "j"), output_of(out, "j"))

@@ -1,0 +1,104 @@
+"""A path that is not valid UTF-8 (a folder named by a Latin-1 system, a mount of old files):
+job.json holds text, so such a path could not be stored, and the job died writing job.json with a
+traceback (``TypeError: str is not valid UTF-8: surrogates not allowed``). It is refused before
+anything is written, exit 2, in one line naming the flag and the path as its bytes read. The CLI
+in a subprocess, given the bytes as a shell gives them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = REPO / "sample_data"
+
+
+def _annotate(tmp_path, *, manifest: bytes, output: bytes, class_names: bytes) -> subprocess.CompletedProcess:
+    args = [
+        b"annotate",
+        manifest,
+        b"--job-name",
+        b"j",
+        b"--label-attribute",
+        b"boxes",
+        b"--task-type",
+        b"object-detection",
+        b"--method",
+        b"file",
+        b"--url-key",
+        b"annotation-ref",
+        b"--class-names",
+        class_names,
+        b"--native",
+        b"convert",
+        b"--allow-root",
+        os.fsencode(SAMPLE),
+        b"--output",
+        output,
+    ]
+    return subprocess.run(
+        [sys.executable.encode(), b"-m", b"totask_manifest", *args],
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.parametrize("which", ["--output", "input manifest", "--class-names"])
+def test_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, which):
+    odd = os.fsencode(tmp_path) + b"/caf\xe9"  # Latin-1, not UTF-8
+    os.mkdir(odd)
+    manifest, names = os.fsencode(SAMPLE / "manifest.jsonl"), os.fsencode(SAMPLE / "class_names.txt")
+    output = os.fsencode(tmp_path / "out")
+    if which == "input manifest":
+        manifest = odd + b"/manifest.jsonl"
+        shutil.copy(SAMPLE / "manifest.jsonl", os.fsdecode(manifest))
+    elif which == "--class-names":
+        names = odd + b"/class_names.txt"
+        shutil.copy(SAMPLE / "class_names.txt", os.fsdecode(names))
+    else:
+        output = odd
+    r = _annotate(tmp_path, manifest=manifest, output=output, class_names=names)
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert which in err and "is not valid UTF-8" in err and "caf\\xe9" in err, err
+    kept = {"--output": [], "input manifest": [b"manifest.jsonl"], "--class-names": [b"class_names.txt"]}
+    assert os.listdir(odd) == kept[which]  # nothing written beside what was there
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_by_resume(tmp_path):
+    """A job folder may move (resume rewrites job.json with where it is now): not under a name
+    job.json cannot hold. Refused in one line, the job as it was."""
+    r = _annotate(
+        tmp_path,
+        manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
+        output=os.fsencode(tmp_path / "out"),
+        class_names=os.fsencode(SAMPLE / "class_names.txt"),
+    )
+    assert r.returncode == 0, r.stderr
+    odd = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(odd)
+    os.rename(tmp_path / "out" / "j", odd + b"/j")
+    job_json = Path(os.fsdecode(odd + b"/j/job.json")).read_bytes()
+    r = subprocess.run(
+        [sys.executable.encode(), b"-m", b"totask_manifest", b"resume", odd + b"/j"],
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
+    assert Path(os.fsdecode(odd + b"/j/job.json")).read_bytes() == job_json
