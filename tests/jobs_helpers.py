@@ -37,6 +37,12 @@ def write_manifest(path: Path, n: int, *, bad_every: int = 10, prelabeled_every:
     return path
 
 
+def toy_job_args(inp: Path | str, out: Path | str, *extra: str, job: str = "j") -> list[str]:
+    """``annotate`` of the toy classifier (attribute ``cls``) over ``inp`` into ``out``."""
+    return ["annotate", str(inp), "--job-name", job, "--label-attribute", "cls", "--task-type",
+            "image-classification", "--method", TOY, "--output", str(out), *extra]
+
+
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(

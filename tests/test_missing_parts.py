@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, assert_same_output, output_of, run_cli, write_manifest
+from tests.jobs_helpers import assert_same_output, output_of, run_cli, toy_job_args, write_manifest
 from totask_manifest._jobs.layout import JobLayout
 
 pytestmark = pytest.mark.slow
@@ -24,22 +24,7 @@ def _stopped_job(tmp_path: Path) -> tuple[Path, Path, list[Path]]:
     manifest yet, and a copy of the full output to compare against; and its parts."""
     inp = write_manifest(tmp_path / "in.manifest", 40)
     out = tmp_path / "out"
-    r = run_cli(
-        "annotate",
-        str(inp),
-        "--job-name",
-        "j",
-        "--label-attribute",
-        "cls",
-        "--task-type",
-        "image-classification",
-        "--method",
-        TOY,
-        "--output",
-        str(out),
-        "--checkpoint-every",
-        "5",
-    )
+    r = run_cli(*toy_job_args(inp, out, "--checkpoint-every", "5"))
     assert r.returncode == 0, r.stderr
     job = out / "j"
     expected = Path(shutil.copy(output_of(out, "j"), tmp_path / "expected.manifest"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs_helpers import REPO, TOY, output_of, run_cli
+from tests.jobs_helpers import REPO, output_of, run_cli, toy_job_args
 
 pytestmark = pytest.mark.slow
 LINES = 1_000_000
@@ -38,20 +38,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def job_args(big: Path, out: Path) -> list[str]:
-    return [
-        "annotate",
-        str(big),
-        "--job-name",
-        "j",
-        "--label-attribute",
-        "cls",
-        "--task-type",
-        "image-classification",
-        "--method",
-        TOY,
-        "--output",
-        str(out),
-    ]
+    return toy_job_args(big, out)
 
 
 def _sigint_as_a_terminal_gives_it() -> None:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.jobs_helpers import REPO, TOY
+from tests.jobs_helpers import REPO, toy_job_args
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,7 @@ def test_sigterm_during_the_input_scan_leaves_nothing(tmp_path):
             sys.executable,
             "-m",
             "totask_manifest",
-            "annotate",
-            str(inp),
-            "--job-name",
-            "j",
-            "--label-attribute",
-            "cls",
-            "--task-type",
-            "image-classification",
-            "--method",
-            TOY,
-            "--output",
-            str(out),
+            *toy_job_args(inp, out),
         ],
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "stderr").open("wb"),  # a file: a worker left behind would hold a pipe open

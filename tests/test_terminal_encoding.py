@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.jobs_helpers import TOY, run_cli, write_manifest
+from tests.jobs_helpers import run_cli, toy_job_args, write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -17,21 +17,7 @@ def test_a_job_and_its_status_print_a_path_the_terminal_cannot_show(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 5)
     out = tmp_path / "标注"
     latin1 = {"PYTHONIOENCODING": "latin-1"}
-    r = run_cli(
-        "annotate",
-        str(inp),
-        "--job-name",
-        "j",
-        "--label-attribute",
-        "cls",
-        "--task-type",
-        "image-classification",
-        "--method",
-        TOY,
-        "--output",
-        str(out),
-        env=latin1,
-    )
+    r = run_cli(*toy_job_args(inp, out), env=latin1)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stdout.startswith(f"job {tmp_path}/\\u6807\\u6ce8/j: COMPLETED\n"), r.stdout
     s = run_cli("status", str(out / "j"), env=latin1)

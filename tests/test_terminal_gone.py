@@ -15,31 +15,14 @@ import time
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, TOY, assert_same_output, output_of, run_cli, write_manifest
+from tests.jobs_helpers import REPO, assert_same_output, output_of, run_cli, toy_job_args, write_manifest
 from totask_manifest._jobs.layout import JobLayout
 
 pytestmark = pytest.mark.slow
 
 
 def job_args(inp, out, job, delay):
-    return [
-        "annotate",
-        str(inp),
-        "--job-name",
-        job,
-        "--label-attribute",
-        "cls",
-        "--task-type",
-        "image-classification",
-        "--method",
-        TOY,
-        "--output",
-        str(out),
-        "--toy-delay",
-        delay,
-        "--checkpoint-every",
-        "11",
-    ]
+    return toy_job_args(inp, out, "--toy-delay", delay, "--checkpoint-every", "11", job=job)
 
 
 def test_a_job_carries_on_when_its_terminal_closes(tmp_path):
