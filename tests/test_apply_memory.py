@@ -90,3 +90,20 @@ def test_int_map_answers_as_a_dict_for_any_int() -> None:
     assert len(m) == len(d)
     for key in [*keys, 12_345_678_901, -7, 1 << 80]:
         assert m.get(key) == d.get(key) and (key in m) == (key in d)
+
+
+def test_a_report_copied_with_dataclasses_replace_counts_each_result_once() -> None:
+    """``ApplyReport`` is public and a dataclass: ``dataclasses.replace`` passes its counts along
+    with its results, and the counts were added to again from the results (every total doubled)."""
+    import dataclasses
+
+    from totask_manifest import ApplyReport
+    from totask_manifest._synapse.apply_report import NO_TASK_ID, TaskResult
+
+    report = ApplyReport("job", False, results=[TaskResult(1, 5, "applied"), TaskResult(2, None, "failed", NO_TASK_ID)])
+    copy = dataclasses.replace(report, run_id="r")
+    assert copy.totals == report.totals and copy.totals["lines"] == 2 and copy.totals["applied"] == 1
+    assert copy.missing_task_ids == report.missing_task_ids and copy.missing_task_ids.startswith("1 line(s)")
+    counted = ApplyReport("job", False, keep_results=False)
+    counted.add(TaskResult(1, 5, "applied"))
+    assert dataclasses.replace(counted, run_id="r").totals == counted.totals  # no results to count again

@@ -41,12 +41,13 @@ def _sigint_as_a_terminal_gives_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored
 
 
-def run_at(point: str, *args: str) -> tuple[int, str, str]:
-    """The CLI in a session of its own, Ctrl-C'd at ``point``: its exit code, stdout and stderr."""
+def run_at(point: str, *args: str, sig: str = "INT") -> tuple[int, str, str]:
+    """The CLI in a session of its own, Ctrl-C'd at ``point`` (SIGTERM'd where ``sig="TERM"``): its
+    exit code, stdout and stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.ctrl_c_at", point, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sig}, start_new_session=True,
         preexec_fn=_sigint_as_a_terminal_gives_it,
     )
     try:
@@ -197,3 +198,16 @@ def test_ctrl_c_as_convert_ends(tmp_path, src, point):
     assert err.splitlines() == ["totask-manifest convert: interrupted after the output was written whole; "
                                 "nothing was cut short"], err[-3000:]
     assert parquet.stat().st_size > 0 and not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_sigterm_as_convert_prints_keeps_its_line_whole(tmp_path, src):
+    """A SIGTERM (``timeout``, ``docker stop``) while convert printed its line: the command's own
+    SIGTERM handling, left as it ended, put the default back over the CLI's noting, so the process
+    died of it (exit -15), the line cut before its newline and nothing said."""
+    parquet = tmp_path / "out.parquet"
+    code, out, err = run_at("summary", "convert", str(src), str(parquet), "--to", "parquet", sig="TERM")
+    assert code == 143 and "Traceback" not in err, (code, out, err[-3000:])
+    assert out.startswith("manifest -> parquet: ") and out.endswith(")\n"), out
+    assert err.splitlines() == ["totask-manifest convert: interrupted after the output was written whole; "
+                                "nothing was cut short"], err[-3000:]

@@ -48,11 +48,12 @@ from typing import Any
 
 PARENT = "CTRL_C_AT_PARENT"
 POINT = "CTRL_C_AT_POINT"
+SIGNAL = "CTRL_C_AT_SIGNAL"  # ``TERM``: a SIGTERM to the group instead (``timeout``, ``docker stop``)
 
 
 def ctrl_c() -> None:
-    """SIGINT to this process group, as a terminal's Ctrl-C."""
-    os.killpg(0, signal.SIGINT)
+    """SIGINT to this process group, as a terminal's Ctrl-C (SIGTERM where ``CTRL_C_AT_SIGNAL=TERM``)."""
+    os.killpg(0, signal.SIGTERM if os.environ.get(SIGNAL) == "TERM" else signal.SIGINT)
 
 
 def _die_mid_send() -> None:

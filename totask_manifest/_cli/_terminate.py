@@ -52,7 +52,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is handler:  # not one set since: the CLI's, noting once the work is done
+            signal.signal(signal.SIGTERM, previous)
 
 
 def stopped_as_by_ctrl_c(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -51,7 +51,10 @@ class ApplyReport:
     _first_no_task_id: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        given, self.results = self.results, []
+        if not self.results:  # counts given with no results (``dataclasses.replace`` of a counting report): kept
+            return
+        given, self.results = self.results, []  # counted from them alone (``replace`` passes the counts too)
+        self._counts, self._no_task_id, self._first_no_task_id = Counter(), 0, None
         keep, self.keep_results = self.keep_results, True
         for result in given:
             self.add(result)
