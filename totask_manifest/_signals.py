@@ -49,11 +49,12 @@ def held() -> Iterator[None]:
     previous: dict[int, Any] = {}
     try:
         for signum in _SIGNALS:
-            previous[signum] = signal.signal(signum, note)
+            if signal.getsignal(signum) is not None:  # None: set outside Python, which could not be put back
+                previous[signum] = signal.signal(signum, note)
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+            signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
             signal.raise_signal(signum)
 
@@ -101,7 +102,7 @@ def ended(what: str) -> None:
     if _STATE.what is None:
         _STATE.what = what
     for signum in _SIGNALS:
-        if signal.getsignal(signum) not in (signal.SIG_IGN, _note):
+        if signal.getsignal(signum) not in (signal.SIG_IGN, _note, None):  # None: outside Python's, left alone
             signal.signal(signum, _note)
 
 
@@ -133,4 +134,4 @@ def after_work(*, marks: bool, exiting: bool) -> Iterator[None]:
             _STATE.wanted = False
             for signum, handler in _STATE.started_with.items():
                 if signal.getsignal(signum) is _note:
-                    signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+                    signal.signal(signum, handler)  # never None: ``ended`` leaves such a handler alone

@@ -143,14 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
-    _escape_what_stdout_cannot_encode()
-    with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
-        code = _run(args)
-        signum, what = _signals.noted()
-        if signum is not None and code == 0:  # a non-zero code says more: it stands
-            print(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short", file=sys.stderr)
-            code = 128 + signum
-        return code
+    stdout_errors = _escape_what_stdout_cannot_encode()
+    try:
+        with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
+            code = _run(args)
+            signum, what = _signals.noted()
+            if signum is not None and code == 0:  # a non-zero code says more: it stands
+                print(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short",
+                      file=sys.stderr)
+                code = 128 + signum
+            return code
+    finally:
+        if not as_program and stdout_errors is not None:  # ``main`` called from Python: its stdout as it was
+            with contextlib.suppress(AttributeError, ValueError):
+                sys.stdout.reconfigure(errors=stdout_errors)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -182,13 +188,16 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _escape_what_stdout_cannot_encode() -> None:
+def _escape_what_stdout_cannot_encode() -> str | None:
     """A character stdout's encoding cannot hold (a path named ``标注`` on a Latin-1 terminal, a
     Windows console redirected to a cp1252 file) is written as ``\\u6807``, as stderr writes it,
-    rather than failing the command after its work is done (``UnicodeEncodeError``)."""
+    rather than failing the command after its work is done (``UnicodeEncodeError``). Returns the
+    error mode it replaced (None: left as it was), for ``main`` called from Python to put back."""
     if getattr(sys.stdout, "errors", None) == "strict":
         with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
             sys.stdout.reconfigure(errors="backslashreplace")
+            return "strict"
+    return None
 
 
 def _stdout_refuses(exc: OSError) -> bool:
