@@ -32,7 +32,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     A worker forked inside the block inherits the handler; there it restores the default and
     dies of the signal, as before (``ProcessPoolExecutor`` stops its workers with SIGTERM). A
-    SIGTERM the caller ignores stays ignored."""
+    SIGTERM the caller ignores stays ignored. A handler set inside the block and still in place
+    when it ends is kept: the CLI's, which notes a signal once the work is done (``_signals.done``);
+    putting the default back over it let a SIGTERM kill ``convert`` without a word as it printed
+    its summary."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
@@ -50,7 +53,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is handler:  # not one set since: the CLI's, noting once the work is done
+            signal.signal(signal.SIGTERM, previous)
 
 
 def say_interrupted(command: str, so_far: str, then: str, exc: KeyboardInterrupt, *, counts_to: TextIO) -> int:
