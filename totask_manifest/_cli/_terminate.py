@@ -1,11 +1,13 @@
-"""SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``, ``export``, ``run``,
-``apply``, ``rollback``).
+"""SIGTERM handled as Ctrl-C is, for the commands that write (``convert``, ``labeled``, ``export``, ``run``,
+``apply``, ``rollback``, ``report``, and the job commands: ``annotate``, ``chain``, ``clone``, ``resume``).
 
 ``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM. Python's
 default is to die of it at once, so a ``convert`` stopped that way skipped the clean-up a Ctrl-C
 runs: a YOLO export left its whole hidden ``.tmp-yolo-*`` stage (a file per image) in the user's
-folder. Jobs install their own SIGINT/SIGTERM handlers (``_jobs/execute.py``); this is the same
-promise for the commands that only clean up through ``KeyboardInterrupt``.
+folder. A job installs its own SIGINT/SIGTERM handlers once it runs (``_jobs/execute.py``); before
+that, while it takes its lease and scans its input, a SIGTERM killed it at once: no line, and the
+lease file left behind (another host waited out its timeout). The job commands take SIGTERM as
+Ctrl-C from their start, so the same clean-up runs.
 """
 
 from __future__ import annotations

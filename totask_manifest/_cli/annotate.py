@@ -18,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._terminate import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a SIGTERM while the job starts (its lease, its input's scan) is a Ctrl-C too
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .. import _api as api
     from .._jobs.config import JobConfig
     from .._manifest.naming import default_label_attribute

@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._terminate import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a SIGTERM while the job starts (its lease, its input's scan) is a Ctrl-C too
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .. import _api as api
     from .._jobs.job import Job
 
