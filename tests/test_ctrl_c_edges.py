@@ -37,18 +37,19 @@ AFTER_COMMIT = ["committed", "recorded", "restoring", "restored", "done", "lease
 AFTER_MAIN = ["main-returned", "exit"]
 
 
-def _sigint_as_a_terminal_gives_it() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored
+def _signals_as_a_terminal_gives_them() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a runner in the background hands them down ignored
+        signal.signal(signum, signal.SIG_DFL)
 
 
-def run_at(point: str, *args: str, sig: str = "INT") -> tuple[int, str, str]:
-    """The CLI in a session of its own, Ctrl-C'd at ``point`` (SIGTERM'd where ``sig="TERM"``): its
-    exit code, stdout and stderr."""
+def run_at(point: str, *args: str, sent: str = "SIGINT") -> tuple[int, str, str]:
+    """The CLI in a session of its own, Ctrl-C'd at ``point`` (or ``sent`` SIGTERM, to its group):
+    its exit code, stdout and stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.ctrl_c_at", point, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sig}, start_new_session=True,
-        preexec_fn=_sigint_as_a_terminal_gives_it,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sent}, start_new_session=True,
+        preexec_fn=_signals_as_a_terminal_gives_them,
     )
     try:
         out, err = proc.communicate(timeout=120)
@@ -76,10 +77,11 @@ def assert_no_lease_held(job: Path) -> None:
         [p.read_bytes() for p in leases]
 
 
-def assert_completed_then_interrupted(command: str, code: int, out: str, err: str, job: Path) -> None:
-    """The summary whole, then one line saying the job completed before the Ctrl-C; exit 130;
-    job.json (and its last run) COMPLETED; the lease given back."""
-    assert code == 130, (code, out, err[-3000:])
+def assert_completed_then_interrupted(command: str, code: int, out: str, err: str, job: Path, *,
+                                      exit_code: int = 130) -> None:
+    """The summary whole, then one line saying the job completed before the Ctrl-C; exit 130
+    (143: a SIGTERM); job.json (and its last run) COMPLETED; the lease given back."""
+    assert code == exit_code, (code, out, err[-3000:])
     assert "Traceback" not in err, err[-3000:]
     summary = out.splitlines()
     assert summary[0] == f"job {job}: COMPLETED" and summary[1].startswith("metrics: total=20 "), out
@@ -95,10 +97,12 @@ def assert_completed_then_interrupted(command: str, code: int, out: str, err: st
     assert_no_lease_held(job)
 
 
-def test_ctrl_c_while_the_summary_prints_keeps_it_whole(tmp_path, src):
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_the_summary_prints_keeps_it_whole(tmp_path, src, sent):
     """The summary was cut after its first line; the command said only "interrupted"."""
     out = tmp_path / "out"
-    assert_completed_then_interrupted("annotate", *run_at("summary", *job_args(src, out)), out / "j")
+    assert_completed_then_interrupted("annotate", *run_at("summary", *job_args(src, out), sent=sent), out / "j",
+                                      exit_code=128 + int(getattr(signal, sent)))
 
 
 @pytest.mark.slow
@@ -188,26 +192,16 @@ def test_ctrl_c_as_apply_ends(synapse, files, client, tmp_path, point):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["done", "summary", "returned"])
-def test_ctrl_c_as_convert_ends(tmp_path, src, point):
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_as_convert_ends(tmp_path, src, point, sent):
     """The output written whole: its line printed whole, then one line, exit 130 (before: the
-    printed line cut or missing, and "interrupted", as if the output might be partial)."""
+    printed line cut or missing, and "interrupted", as if the output might be partial). A SIGTERM
+    while the line printed killed the command without a word: leaving, SIGTERM's handler for the
+    convert had put back the default over the one that notes a signal once the work is done."""
     parquet = tmp_path / "out.parquet"
-    code, out, err = run_at(point, "convert", str(src), str(parquet), "--to", "parquet")
-    assert code == 130 and "Traceback" not in err, (code, out, err[-3000:])
+    code, out, err = run_at(point, "convert", str(src), str(parquet), "--to", "parquet", sent=sent)
+    assert code == 128 + int(getattr(signal, sent)) and "Traceback" not in err, (code, out, err[-3000:])
     assert out.startswith("manifest -> parquet: ") and out.endswith(")\n"), out
     assert err.splitlines() == ["totask-manifest convert: interrupted after the output was written whole; "
                                 "nothing was cut short"], err[-3000:]
     assert parquet.stat().st_size > 0 and not list(tmp_path.glob(".tmp-*"))
-
-
-@pytest.mark.slow
-def test_sigterm_as_convert_prints_keeps_its_line_whole(tmp_path, src):
-    """A SIGTERM (``timeout``, ``docker stop``) while convert printed its line: the command's own
-    SIGTERM handling, left as it ended, put the default back over the CLI's noting, so the process
-    died of it (exit -15), the line cut before its newline and nothing said."""
-    parquet = tmp_path / "out.parquet"
-    code, out, err = run_at("summary", "convert", str(src), str(parquet), "--to", "parquet", sig="TERM")
-    assert code == 143 and "Traceback" not in err, (code, out, err[-3000:])
-    assert out.startswith("manifest -> parquet: ") and out.endswith(")\n"), out
-    assert err.splitlines() == ["totask-manifest convert: interrupted after the output was written whole; "
-                                "nothing was cut short"], err[-3000:]

@@ -1,9 +1,10 @@
-"""Ctrl-C while ``annotate`` takes its lease and scans its input, as real subprocesses.
+"""Ctrl-C or SIGTERM while ``annotate`` takes its lease and scans its input, as real subprocesses.
 
 A terminal sends Ctrl-C to the whole process group: the command, its lease's heartbeat thread,
 the scan's pool workers and its checksum thread all see it. At each moment the job ends as the
-README says an interrupted command does: exit 130 and one line, no traceback, no lease file and
-no folder the command made left behind, and the same ``annotate`` run again completes. The
+README says an interrupted command does: exit 130 (143: SIGTERM) and one line, no traceback, no
+lease file, no folder the command made and no pool worker left behind, and the same ``annotate``
+run again completes. The
 signal is placed exactly by ``tests/support/ctrl_c_at.py`` (a named point, no sleeps).
 """
 
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,33 +43,82 @@ def job_args(big: Path, out: Path) -> list[str]:
     return toy_job_args(big, out)
 
 
-def _sigint_as_a_terminal_gives_it() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored
+#: what stops the command (``tests/support/ctrl_c_at.py``): a terminal's Ctrl-C, to the group; a
+#: SIGTERM to the group (``timeout``, systemd) or to the command alone (``kill PID``). A SIGTERM
+#: killed the command at once (exit -15, no line, its lease file left behind) until the job's
+#: own handlers were in place
+SIGNALS = ["SIGINT", "SIGTERM", "SIGTERM-pid"]
 
 
-def run_with_ctrl_c(point: str, args: list[str], *flags: str) -> tuple[int, str]:
-    """``annotate`` in a session of its own, Ctrl-C'd at ``point``: its exit code and stderr."""
+def _signals_as_a_terminal_gives_them() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a runner in the background hands them down ignored
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _sigterm_ignored() -> None:
+    """``trap '' TERM``, a supervisor that shields its children: the command starts with SIGTERM ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def run_with_ctrl_c(point: str, args: list[str], *flags: str, sent: str = "SIGINT",
+                    preexec=_signals_as_a_terminal_gives_them) -> tuple[int, str]:
+    """``annotate`` in a session of its own, Ctrl-C'd at ``point`` (or ``sent`` another signal,
+    as ``SIGNALS`` says): its exit code and stderr. No process of its session outlives it (a pool
+    worker left running)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.ctrl_c_at", point, *flags, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sent},
         start_new_session=True,
-        preexec_fn=_sigint_as_a_terminal_gives_it,
+        preexec_fn=preexec,
     )
     try:
         _out, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        pytest.fail(f"annotate hung after a Ctrl-C at {point}")
+        pytest.fail(f"{args[0]} hung after a {sent} at {point}")
+    assert_none_left_in_session(proc.pid)
     return proc.returncode, err
 
 
-def assert_interrupted_cleanly(code: int, err: str, out: Path) -> None:
-    assert (code, err) == (130, "totask-manifest annotate: interrupted\n"), (code, err[-3000:])
+def _in_session(sid: int) -> list[str]:
+    """The processes of session ``sid`` still running (not zombies): ``/proc/PID/stat`` fields."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, session...
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.append(stat.split(")", 1)[0] + ")")
+    return found
+
+
+def assert_none_left_in_session(sid: int) -> None:
+    """The command's pool workers died with it. Python's resource tracker, which leaves once the
+    command's end of its pipe closes, is given a moment to see that."""
+    if not Path("/proc/self/stat").exists():
+        return
+    left = _in_session(sid)
+    for _ in range(100):
+        if not left:
+            return
+        threading.Event().wait(0.1)
+        left = _in_session(sid)
+    os.killpg(sid, signal.SIGKILL)
+    pytest.fail(f"left running after the command exited: {left}")
+
+
+def assert_interrupted_cleanly(code: int, err: str, out: Path, sent: str = "SIGINT", command: str = "annotate") -> None:
+    expected = 130 if sent == "SIGINT" else 143
+    assert (code, err) == (expected, f"totask-manifest {command}: interrupted\n"), (code, err[-3000:])
     assert not out.exists(), sorted(str(p.relative_to(out)) for p in out.rglob("*"))  # no lease, no folder
 
 
@@ -81,29 +132,36 @@ def assert_runs_again(big: Path, out: Path) -> None:
 @pytest.mark.parametrize(
     "point",
     [
+        "before-lease",
         "lease-created",  # the lease file was left behind (acquire had not returned)
         pytest.param("spawning", marks=POOL),  # the Ctrl-C was lost: the job ran on to COMPLETED, exit 0
         pytest.param("checksum", marks=POOL),
         "scanning",
     ],
 )
-def test_ctrl_c_while_the_job_starts_is_one_line_130_and_leaves_nothing(tmp_path, big, point):
+@pytest.mark.parametrize("sent", SIGNALS)
+def test_a_signal_while_the_job_starts_is_one_line_130_or_143_and_leaves_nothing(tmp_path, big, point, sent):
+    """SIGTERM: one line and 143, as the README says of a signal during the scan."""
     out = tmp_path / "out"
-    assert_interrupted_cleanly(*run_with_ctrl_c(point, job_args(big, out)), out)
+    assert_interrupted_cleanly(*run_with_ctrl_c(point, job_args(big, out), sent=sent), out, sent)
     assert_runs_again(big, out)
 
 
-def test_ctrl_c_as_the_one_process_scan_starts_its_checksum(tmp_path, big):
+@pytest.mark.parametrize("sent", SIGNALS)
+def test_a_signal_as_the_one_process_scan_starts_its_checksum(tmp_path, big, sent):
     out = tmp_path / "out"
-    assert_interrupted_cleanly(*run_with_ctrl_c("checksum", job_args(big, out), "--one-process"), out)
+    assert_interrupted_cleanly(*run_with_ctrl_c("checksum", job_args(big, out), "--one-process", sent=sent), out,
+                               sent)
 
 
 @POOL
-def test_ctrl_c_while_a_worker_is_part_way_through_its_result(tmp_path, big):
-    """The command kills its workers (they ignore SIGINT), one of them half way through sending
-    a range's result: the pool's thread waited forever for the rest of it."""
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM-pid"])
+def test_a_signal_while_a_worker_is_part_way_through_its_result(tmp_path, big, sent):
+    """The command kills its workers (they ignore SIGINT; a ``kill PID`` reaches the command
+    alone), one of them half way through sending a range's result: the pool's thread waited
+    forever for the rest of it."""
     out = tmp_path / "out"
-    assert_interrupted_cleanly(*run_with_ctrl_c("worker-mid-result", job_args(big, out)), out)
+    assert_interrupted_cleanly(*run_with_ctrl_c("worker-mid-result", job_args(big, out), sent=sent), out, sent)
     assert_runs_again(big, out)
 
 
@@ -114,5 +172,23 @@ def test_a_worker_killed_part_way_through_its_result_is_read_again_here(tmp_path
     out = tmp_path / "out"
     code, err = run_with_ctrl_c("worker-dies", job_args(big, out))
     assert code == 0 and "a worker process died" in err and "Traceback" not in err, (code, err[-3000:])
+    with output_of(out, "j").open("rb") as f:
+        assert sum(1 for _ in f) == LINES
+
+
+@pytest.mark.parametrize("sent", ["SIGTERM", "SIGTERM-pid"])
+def test_a_sigterm_while_a_chained_job_scans_its_input(tmp_path, big, sent):
+    """``chain`` scans the previous job's output manifest as ``annotate`` scans its input."""
+    out = tmp_path / "out"
+    assert_runs_again(big, out)
+    args = ["chain", str(out / "j"), "--job-name", "next", "--label-attribute", "cls2"]
+    assert_interrupted_cleanly(*run_with_ctrl_c("scanning", args, sent=sent), out / "next", sent, "chain")
+
+
+def test_a_sigterm_inherited_as_ignored_stays_ignored_while_the_job_starts(tmp_path, big):
+    """The job commands take SIGTERM as Ctrl-C from their start, but not one they were handed ignored."""
+    out = tmp_path / "out"
+    code, err = run_with_ctrl_c("scanning", job_args(big, out), sent="SIGTERM-pid", preexec=_sigterm_ignored)
+    assert code == 0 and "interrupted" not in err and "stopping" not in err, (code, err[-3000:])
     with output_of(out, "j").open("rb") as f:
         assert sum(1 for _ in f) == LINES

@@ -9,6 +9,7 @@ Start it in a session of its own (``start_new_session=True``): the signal goes t
 
 Points:
 
+- ``before-lease``: the job's configuration was checked, its lease is about to be taken;
 - ``lease-created``: the lease file was just created, ``acquire`` has not returned yet;
 - ``spawning``: the input scan's pool workers are being started (``pool.spawning``);
 - ``checksum``: the checksum thread is being started (``--one-process``: the scan without pool);
@@ -34,6 +35,10 @@ and at a command's end, once its work is done:
 The CLI runs as the ``totask-manifest`` script runs it: ``sys.exit(main())`` with ``sys.argv`` set.
 
 ``--one-process`` (first, after POINT) makes the scan a one-process one, as for a small input.
+
+What is sent at the point is ``$CTRL_C_AT_SIGNAL``: ``SIGINT`` (the default: a terminal's Ctrl-C, to
+the group), ``SIGTERM`` (to the group, as ``timeout``, systemd and ``docker stop`` of a shell send
+it) or ``SIGTERM-pid`` (to the command alone, as ``kill PID``: its pool workers get nothing).
 """
 
 from __future__ import annotations
@@ -48,12 +53,18 @@ from typing import Any
 
 PARENT = "CTRL_C_AT_PARENT"
 POINT = "CTRL_C_AT_POINT"
-SIGNAL = "CTRL_C_AT_SIGNAL"  # ``TERM``: a SIGTERM to the group instead (``timeout``, ``docker stop``)
+SIGNAL = "CTRL_C_AT_SIGNAL"
+SENT = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGTERM-pid": signal.SIGTERM}
 
 
 def ctrl_c() -> None:
-    """SIGINT to this process group, as a terminal's Ctrl-C (SIGTERM where ``CTRL_C_AT_SIGNAL=TERM``)."""
-    os.killpg(0, signal.SIGTERM if os.environ.get(SIGNAL) == "TERM" else signal.SIGINT)
+    """SIGINT to this process group, as a terminal's Ctrl-C; or SIGTERM, to the group or to the
+    command alone (``$CTRL_C_AT_SIGNAL``)."""
+    how = os.environ.get(SIGNAL, "SIGINT")
+    if how.endswith("-pid"):
+        os.kill(int(os.environ[PARENT]), SENT[how])
+    else:
+        os.killpg(0, SENT[how])
 
 
 def _die_mid_send() -> None:
@@ -220,7 +231,11 @@ def _install(point: str) -> None:
     from totask_manifest._manifest import pool
 
     os.environ[PARENT], os.environ[POINT] = str(os.getpid()), point
-    if point == "lease-created":
+    if point == "before-lease":
+        from totask_manifest import _api
+
+        _before(_api, "hold", ctrl_c)
+    elif point == "lease-created":
         _after(lease, "_create_exclusive", ctrl_c)
     elif point == "spawning":
         kept_out = pool.main_script_kept_out
