@@ -2,7 +2,7 @@
 null``, ``"metrics": []``, ``"input": {"sha256": null}``) is refused by every command that reads the
 job, in one line naming job.json, the key and the rule, exit code 1, as a truncated job.json is.
 Before, ``"input": null`` read as an input with no checksum: ``status`` showed 0 lines and
-``resume`` ran on without checking its input. The jobs are real (the toy annotator, as a subprocess)."""
+``resume`` ran on without checking its input. The job is real (the toy annotator); the commands run as subprocesses."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import run_cli, toy_job_args, write_manifest
+from tests.jobs_helpers import TOY, run_cli, write_manifest
+from totask_manifest import _api as api
 from totask_manifest._errors import JobError
+from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
+from totask_manifest._jobs.status import COMPLETED
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +25,9 @@ def job(tmp_path_factory) -> Path:
     """A COMPLETED toy job ``out/j`` over 12 lines."""
     root = tmp_path_factory.mktemp("damaged-job-json")
     inp = write_manifest(root / "in.manifest", 12)
-    r = run_cli(*toy_job_args(inp, root / "out"))
-    assert r.returncode == 0, r.stderr
+    config = JobConfig(job_name="j", input=str(inp), output_root=str(root / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY)
+    assert api.annotate(config).status == COMPLETED
     return root / "out" / "j"
 
 
