@@ -1,6 +1,8 @@
 """``resume`` of a job whose input manifest is gone says so in one line: the job's input is
 missing, at which path, and what to do (restore it there; resume reads it again and checks its
-checksum). Before, it said only ``no such file: PATH``. Real jobs (the toy annotator) as subprocesses."""
+checksum). Before, it said only ``no such file: PATH``. A job started with a relative input path
+is resumed from any folder: ``input.read`` was recorded relative (``in.manifest``), so a resume
+from another folder looked for it there. Real jobs (the toy annotator) as subprocesses."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import orjson
 import pytest
 
-from tests.jobs_helpers import run_cli, toy_job_args, write_manifest
+from tests.jobs_helpers import REPO, run_cli, toy_job_args, write_manifest
 
 pytestmark = pytest.mark.slow  # CLI subprocesses
 
@@ -54,3 +56,12 @@ def test_resume_with_its_own_copy_of_the_input_gone_names_the_copy(tmp_path):
         f"of {inp} with --append {more}) is missing; restore it at that path")
     assert r.stderr.count("\n") == 1
 
+
+def test_a_job_started_with_a_relative_input_is_resumed_from_another_folder(tmp_path):
+    write_manifest(tmp_path / "in.manifest", 8)
+    r = run_cli(*toy_job_args("in.manifest", "out", "--toy-fail", "img"), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    job = tmp_path / "out" / "j"
+    assert orjson.loads((job / "job.json").read_bytes())["input"]["read"] == str(tmp_path / "in.manifest")
+    r = run_cli("resume", str(job), cwd=REPO)
+    assert r.returncode == 1 and "no line was labeled" in r.stdout, r.stderr

@@ -89,6 +89,8 @@ def annotate(
         refuse_unknown_options(config.method, config.options)
     sources = keep_secrets_out(config, _copy_of)
     check_config(config)
+    if not sources.copied:  # read where it is: as check_config made it absolute (input.read, for resume)
+        sources.input, sources.append = config.input, list(config.append)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
     run.engine.check(config)
