@@ -65,3 +65,10 @@ def test_a_job_started_with_a_relative_input_is_resumed_from_another_folder(tmp_
     assert orjson.loads((job / "job.json").read_bytes())["input"]["read"] == str(tmp_path / "in.manifest")
     r = run_cli("resume", str(job), cwd=REPO)
     assert r.returncode == 1 and "no line was labeled" in r.stdout, r.stderr
+    # a job written before: input.read relative; named as it is recorded, never as a copy
+    data = orjson.loads((job / "job.json").read_bytes())
+    (job / "job.json").write_bytes(orjson.dumps({**data, "input": {**data["input"], "read": "in.manifest"}}))
+    r = run_cli("resume", str(job), cwd=REPO)
+    assert r.returncode == 2 and r.stderr.startswith(
+        "totask-manifest resume: error: job 'j' cannot be resumed: its input manifest in.manifest is missing; "), \
+        r.stderr

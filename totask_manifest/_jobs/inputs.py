@@ -162,7 +162,7 @@ def refuse_missing_input(state: JobState) -> None:
         return
     c = state.config
     made_of = ""
-    if read != c.input:  # c.input and c.append are recorded redacted
+    if read == state.layout.input_manifest:  # c.input and c.append are recorded redacted
         given = "".join(f" with --append {url}" if i == 0 else f", --append {url}" for i, url in enumerate(c.append))
         made_of = f" (the copy it made of {redact_url(c.input)}{given})"
     raise StorageError(
