@@ -43,11 +43,11 @@ def toy_job_args(inp: Path | str, out: Path | str, *extra: str, job: str = "j") 
             "image-classification", "--method", TOY, "--output", str(out), *extra]
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "totask_manifest", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
     )
 
 

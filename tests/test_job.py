@@ -52,7 +52,8 @@ def test_a_folder_without_job_json_is_not_a_job_named_as_given(tmp_path):
     (b"[1, 2]", "no 'config' key"),
     (b'{"config": {"job_name": 3}}', "is damaged"),
     (b'{"config": {"job_name": "j", "input": "i", "output_root": "o", "label_attribute": "a", '
-     b'"task_type": "t", "method": "m"}, "status": "DONE"}', "status 'DONE' is none of RUNNING"),
+     b'"task_type": "t", "method": "m"}, "status": "DONE", "metrics": {}, '
+     b'"input": {"url": "i", "sha256": "' + b"0" * 64 + b'", "lines": 1}}', "status 'DONE' is none of RUNNING"),
 ])
 def test_a_damaged_job_json_is_refused_in_one_line_naming_it(tmp_path, content, message):
     (tmp_path / "j").mkdir()

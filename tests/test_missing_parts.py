@@ -3,10 +3,11 @@ on after the last recorded line, so that part's lines were neither recorded nor 
 every resume ended FAILED with "the engine finished with N selected line(s) neither labeled nor
 failed", which named neither the part nor a way out. ``resume`` now refuses it before anything is
 written, naming the part, its lines and what to do, as for a damaged part followed by good ones;
-``status`` says the same. Real job folders, the CLI in a subprocess."""
+``status`` says the same, and so does ``report``'s page. Real job folders, the CLI in a subprocess."""
 
 from __future__ import annotations
 
+import html
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,12 @@ def test_resume_refuses_a_missing_part_naming_it_its_lines_and_what_to_do(tmp_pa
     assert (job / "job.json").read_bytes() == job_json
     s = run_cli("status", str(job))
     assert s.returncode == 0 and f"missing: checkpoint part {parts[gone]} is missing" in s.stdout, s.stdout
+    note = s.stdout.split("missing: ", 1)[1].splitlines()[0]
+    page = tmp_path / "report.html"
+    rep = run_cli("report", str(job), "-o", str(page))  # the page says it too, as status does
+    assert rep.returncode == 0 and note in rep.stderr, rep.stderr
+    assert f"<dt>missing</dt><dd>{html.escape(note)}</dd>" in page.read_text()
+    page.unlink()
     # the way out it names: move the later parts out (kept), resume labels their lines again
     kept = tmp_path / "kept"
     kept.mkdir()
@@ -70,6 +77,10 @@ def test_a_missing_last_part_is_labeled_again(tmp_path):
     parts[-1].unlink()
     s = run_cli("status", str(job))
     assert s.returncode == 0 and "missing:" not in s.stdout, s.stdout
+    page = tmp_path / "report.html"
+    assert run_cli("report", str(job), "-o", str(page)).returncode == 0
+    assert "<dt>missing</dt>" not in page.read_text()
+    page.unlink()
     r = run_cli("resume", str(job))
     assert r.returncode == 0, r.stderr
     assert_same_output(output_of(job.parent, "j"), expected)

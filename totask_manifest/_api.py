@@ -45,6 +45,7 @@ from ._jobs.inputs import (
     keep_secrets_out,
     move_secret_input,
     refuse_changed_copy,
+    refuse_missing_input,
     secret_fields,
     secret_warning,
 )
@@ -88,6 +89,8 @@ def annotate(
         refuse_unknown_options(config.method, config.options)
     sources = keep_secrets_out(config, _copy_of)
     check_config(config)
+    if not sources.copied:  # read where it is: as check_config made it absolute (input.read, for resume)
+        sources.input, sources.append = config.input, list(config.append)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
     run.engine.check(config)
@@ -207,6 +210,7 @@ def resume(
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
     if (missing := missing_note(state.layout)) is not None:  # its lines would never be labeled
         raise JobError(missing)
+    refuse_missing_input(state)  # named as the job's input, with what to do (not "no such file: PATH")
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:

@@ -18,11 +18,12 @@ from typing import Any
 from .._errors import NotAJobError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
+from .._jobs.damaged_parts import missing_note
 from .._jobs.job import Job
 from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
 from .._jobs.state import input_text, interrupted_line, runs_as_seen
-from .._jobs.status import INTERRUPTED, RUNNING
+from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
 from .._manifest.io import read_records
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
@@ -287,6 +288,8 @@ def render_report(
     metrics = folder.metrics()  # a RUNNING job's (live, or killed) from its checkpoint parts
     if folder.damaged:  # the page counts the parts that can be read, and says so
         logging.getLogger("totask_manifest").warning("%s", folder.damaged)
+    if (missing := missing_note(folder.layout) if job.get("status") != COMPLETED else None) is not None:
+        logging.getLogger("totask_manifest").warning("%s", missing)  # as status says it: resume would refuse
     manifest = folder.output_manifest
     stats = None
     if exists(manifest):
@@ -313,7 +316,7 @@ def render_report(
         ("input", input_text(job)),
         ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
-        ("error", job.get("error")), ("damaged", folder.damaged), ("runs", _runs_text(job, job_url, metrics)),
+        ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing), ("runs", _runs_text(job, job_url, metrics)),
     ])
     html = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

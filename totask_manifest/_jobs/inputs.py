@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .._errors import JobError, TotaskError, UsageError
-from .._storage import carries_secret, redact_secret_url, redact_url
+from .._errors import JobError, StorageError, TotaskError, UsageError
+from .._storage import carries_secret, exists, redact_secret_url, redact_url
 from .combine import combine_with_appended
 from .config import JobConfig
 from .layout import JobLayout
@@ -150,6 +150,25 @@ def secret_warning(state: JobState, found: list[str], why: str) -> str:
     """One line saying that the job folder holds a secret, and where, without showing it."""
     return (f"job.json of job {state.config.job_name!r} holds a secret (a user name and password, or a URL query) in "
             f"{', '.join(found)}, as versions before this one wrote it; {why}; do not share the job folder as it is")
+
+
+def refuse_missing_input(state: JobState) -> None:
+    """``resume`` of a job whose input is gone: one ``StorageError`` saying that it is the job's
+    input, where it was, and what to do (it said only ``no such file: PATH``). The input is what
+    the job reads: the manifest given, or the copy it made in its folder (``--append``, a URL with
+    a secret), named with what it was made of."""
+    read = state.effective_input
+    if exists(read):
+        return
+    c = state.config
+    made_of = ""
+    if read == state.layout.input_manifest:  # c.input and c.append are recorded redacted
+        given = "".join(f" with --append {url}" if i == 0 else f", --append {url}" for i, url in enumerate(c.append))
+        made_of = f" (the copy it made of {redact_url(c.input)}{given})"
+    raise StorageError(
+        f"job {c.job_name!r} cannot be resumed: its input manifest {redact_url(read)}{made_of} is missing; "
+        "restore it at that path and run resume again (it reads the input again and checks that its checksum "
+        "is the one the job started with)")
 
 
 class _Changed(Exception):

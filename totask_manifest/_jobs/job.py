@@ -30,7 +30,7 @@ from .._manifest.io import read_lines
 from .._storage import exists, read_bytes, redact_secret_url, redact_url
 from .layout import JobLayout
 from .lease import current_holder
-from .state import JobState, shape_problem
+from .state import JobState, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
 
@@ -191,8 +191,10 @@ class Job:
         if not isinstance(data, dict) or "config" not in data:
             raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
         try:
-            state = JobState.from_dict(data)
-            problem = shape_problem(state)
+            problem = record_problem(data)  # a key null or of the wrong kind, before it is read as a default
+            if problem is None:
+                state = JobState.from_dict(data)
+                problem = shape_problem(state)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem is not None:

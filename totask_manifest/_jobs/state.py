@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from .._errors import json_kind
 from .._storage import redact_url, write_bytes_atomic
 from .config import JobConfig
 from .holder import Holder
@@ -123,6 +124,53 @@ class JobState:
     def save(self) -> None:
         self.updated = now_iso()
         write_bytes_atomic(self.layout.job_json, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+
+
+#: job.json's keys every version wrote, with the JSON kind each must have (``input``'s own keys:
+#: ``record_problem``); keys another version may not have written are checked only where present
+#: (``_OPTIONAL``). ``None`` in a kind tuple: null is what a job writes there
+_REQUIRED: dict[str, tuple[type, ...]] = {"config": (dict,), "status": (str,), "input": (dict,), "metrics": (dict,)}
+_OPTIONAL: dict[str, tuple[type | None, ...]] = {
+    "runs": (list,), "engine": (str,), "created": (str,), "updated": (str,),
+    "ended": (str, None), "chained-from": (str, None), "cloned-from": (str, None), "error": (str, None)}
+_KIND_WORDS = {dict: "an object", str: "a string", list: "an array", int: "a whole number"}
+
+
+def record_problem(data: dict[str, Any]) -> str | None:
+    """Why job.json as read (``data``, a JSON object) cannot be used: a key every version writes
+    missing, or a key null or of the wrong kind (``"input": null`` read as an input with no
+    checksum, and ``resume`` ran on without checking its input), or None. ``shape_problem`` then
+    checks the values the parsed state holds."""
+    for key, kinds in {**_REQUIRED, **_OPTIONAL}.items():
+        if key not in data:
+            if key in _REQUIRED:
+                return f"{key} is missing"
+            continue
+        if (problem := _kind_problem(key, data[key], kinds)) is not None:
+            return problem
+    inp = data["input"]
+    for key, kinds in (("url", (str,)), ("read", (str,)), ("sha256", (str,)), ("lines", (int,))):
+        if key not in inp:
+            if key == "read":  # written by every version, but read falls back to url without it
+                continue
+            return f"input.{key} is missing"
+        if (problem := _kind_problem(f"input.{key}", inp[key], kinds)) is not None:
+            return problem
+    return None
+
+
+def _kind_problem(key: str, value: Any, kinds: tuple[type | None, ...]) -> str | None:
+    if value is None and None in kinds:
+        return None
+    if value is not None and not isinstance(value, bool) and any(k is not None and isinstance(value, k) for k in kinds):
+        return None
+    return f"{key} is {_kind_words(value)}, not {_KIND_WORDS[next(k for k in kinds if k is not None)]}"
+
+
+def _kind_words(value: Any) -> str:
+    """``null``, ``a string``, ``an object``...: what a JSON value is, in a message."""
+    kind = json_kind(value)
+    return kind if kind == "null" else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def shape_problem(state: JobState) -> str | None:

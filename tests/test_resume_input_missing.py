@@ -1,0 +1,74 @@
+"""``resume`` of a job whose input manifest is gone says so in one line: the job's input is
+missing, at which path, and what to do (restore it there; resume reads it again and checks its
+checksum). Before, it said only ``no such file: PATH``. A job started with a relative input path
+is resumed from any folder: ``input.read`` was recorded relative (``in.manifest``), so a resume
+from another folder looked for it there. Real jobs (the toy annotator) as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO, run_cli, toy_job_args, write_manifest
+
+pytestmark = pytest.mark.slow  # CLI subprocesses
+
+
+def failed_job(tmp_path, inp, *extra):
+    """A FAILED job ``out/j`` over ``inp``: every line fails, so there is something to resume."""
+    r = run_cli(*toy_job_args(inp, tmp_path / "out", "--toy-fail", "img", *extra))
+    assert r.returncode == 1 and "no line was labeled" in r.stdout, r.stderr
+    return tmp_path / "out" / "j"
+
+
+def test_resume_with_the_input_gone_names_it_and_says_what_to_do(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    job = failed_job(tmp_path, inp)
+    kept = (job / "job.json").read_bytes()
+    shutil.move(inp, tmp_path / "elsewhere.manifest")
+    r = run_cli("resume", str(job))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (
+        f"totask-manifest resume: error: job 'j' cannot be resumed: its input manifest {inp} is missing; "
+        "restore it at that path and run resume again (it reads the input again and checks that its "
+        "checksum is the one the job started with)\n")
+    assert (job / "job.json").read_bytes() == kept  # nothing recorded for a run that never started
+    shutil.move(tmp_path / "elsewhere.manifest", inp)  # restored: resume runs the job again
+    r = run_cli("resume", str(job))
+    assert r.returncode == 1 and "no line was labeled" in r.stdout, r.stderr  # the toy fails them all again
+    assert len(orjson.loads((job / "job.json").read_bytes())["runs"]) == 2
+
+
+def test_resume_with_its_own_copy_of_the_input_gone_names_the_copy(tmp_path):
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    more = tmp_path / "more.manifest"
+    more.write_bytes(b"".join(b'{"source-ref":"s3://b/img-more%d.jpg"}\n' % i for i in range(3)))
+    job = failed_job(tmp_path, inp, "--append", str(more))
+    copy = job / "manifests" / "input" / "input.manifest"
+    os.remove(copy)
+    r = run_cli("resume", str(job))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(
+        f"totask-manifest resume: error: job 'j' cannot be resumed: its input manifest {copy} (the copy it made "
+        f"of {inp} with --append {more}) is missing; restore it at that path")
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_job_started_with_a_relative_input_is_resumed_from_another_folder(tmp_path):
+    write_manifest(tmp_path / "in.manifest", 8)
+    r = run_cli(*toy_job_args("in.manifest", "out", "--toy-fail", "img"), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    job = tmp_path / "out" / "j"
+    assert orjson.loads((job / "job.json").read_bytes())["input"]["read"] == str(tmp_path / "in.manifest")
+    r = run_cli("resume", str(job), cwd=REPO)
+    assert r.returncode == 1 and "no line was labeled" in r.stdout, r.stderr
+    # a job written before: input.read relative; named as it is recorded, never as a copy
+    data = orjson.loads((job / "job.json").read_bytes())
+    (job / "job.json").write_bytes(orjson.dumps({**data, "input": {**data["input"], "read": "in.manifest"}}))
+    r = run_cli("resume", str(job), cwd=REPO)
+    assert r.returncode == 2 and r.stderr.startswith(
+        "totask-manifest resume: error: job 'j' cannot be resumed: its input manifest in.manifest is missing; "), \
+        r.stderr
