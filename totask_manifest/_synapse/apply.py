@@ -63,7 +63,8 @@ from .client import (
     TokenRejected,
 )
 from .current import CurrentData
-from .journal import Journal, contains, read_journal, stored_hashes, writes_in_doubt
+from .journal import Journal, contains
+from .journal_index import RerunIndex, index_journal
 from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
@@ -140,12 +141,10 @@ class _ApplyRun:
         self.journal: Journal | None = None
         self._gone: set[int] = set()
         self.current = CurrentData(aio, bulk=bulk)
-        #: (task id, new hash) -> the hashes the backend stored for earlier writes of that data
-        self.stored: dict[tuple[int, str], set[str]] = {}
+        #: what the journal says of earlier writes: what the backend stored for them, which are in doubt
+        self.earlier = RerunIndex(bytearray(), set())
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
-        #: (task id, new hash) of writes a killed run sent without journalling their outcome
-        self.in_doubt: set[tuple[int, str]] = set()
 
     def _emit(self, result: TaskResult) -> None:
         self.report.add(result)
@@ -153,9 +152,7 @@ class _ApplyRun:
             self.on_result(result)
 
     async def run(self) -> ApplyReport:
-        records = await asyncio.to_thread(read_journal, self.target.job_url)
-        self.stored = stored_hashes(records)
-        self.in_doubt = set(writes_in_doubt(records))
+        self.earlier = await asyncio.to_thread(index_journal, self.target.job_url)
         if not self.dry_run:
             self.journal = Journal(self.target.job_url)
             self.report.journal_url = self.journal.url
@@ -256,9 +253,9 @@ class _ApplyRun:
     async def _decide_and_write(self, p: Planned) -> TaskResult:
         current = await self.current.get(p.task_id)
         current_hash = data_hash(current)
-        if current_hash == p.new_hash or current_hash in self.stored.get((p.task_id, p.new_hash), ()):
+        if self.earlier.stored(p.task_id, p.new_hash, current_hash):
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
-        if (p.task_id, p.new_hash) in self.in_doubt and contains(current, p.data) and not self.dry_run:
+        if self.earlier.in_doubt(p.task_id, p.new_hash) and contains(current, p.data) and not self.dry_run:
             # a killed run's write that reached the backend (stored normalised): journal what it holds
             assert self.journal is not None
             await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=current_hash,

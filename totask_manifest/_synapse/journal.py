@@ -35,9 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import logging
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,41 +208,49 @@ class Journal:
 
 
 def read_journal(job_url: str) -> list[dict]:
-    """Every record of the job's journal in write order.
+    """Every record of the job's journal in write order (``iter_journal``, all held at once)."""
+    return list(iter_journal(job_url))
+
+
+def iter_journal(job_url: str) -> Iterator[dict]:
+    """Every record of the job's journal in write order, read a line at a time: a reader that
+    keeps only what it needs holds no more than one record (a segment of an object store's
+    journal, one commit, is read whole).
 
     A torn last line of the local journal (a crash mid-append) is ignored; any other line that
     is not a well-formed record raises ``JobError`` naming the file and line.
     """
-    records: list[dict] = []
     fs, path = url_to_fs(join(job_url, JOURNAL_NAME))
-    chunks: list[tuple[str, bytes, bool]] = []
     try:
         if fs.exists(path):
-            chunks.append((join(job_url, JOURNAL_NAME), fs.cat_file(path), True))
+            with fs.open(path, "rb") as f:
+                yield from _records(join(job_url, JOURNAL_NAME), f, may_tear=True)
         seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
         if seg_fs.exists(folder):
             for name in sorted(seg_fs.ls(folder, detail=False)):
                 if str(name).endswith(".jsonl"):
-                    chunks.append((str(name), seg_fs.cat_file(name), False))
+                    chunk = seg_fs.cat_file(name)
+                    yield from _records(str(name), io.BytesIO(chunk), may_tear=False)
     except OSError as exc:
         raise StorageError(f"cannot read the journal of {redact_url(job_url)}: {exc}") from None
-    for url, chunk, may_tear in chunks:
-        lines = chunk.split(b"\n")
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            torn = may_tear and number == len(lines)  # the last piece has no newline after it
-            try:
-                rec = orjson.loads(raw)
-                problem = _record_problem(rec)
-            except orjson.JSONDecodeError as exc:
-                problem = f"not JSON ({exc})"
-            if problem is None:
-                records.append(rec)
-            elif not torn:
-                raise JobError(f"the journal {redact_url(url)} is corrupt at line {number}: {problem}; "
-                               "restore it from a backup (apply and rollback need every record)")
-    return records
+
+
+def _records(url: str, lines: Iterable[bytes], *, may_tear: bool) -> Iterator[dict]:
+    for number, raw in enumerate(lines, 1):
+        torn = may_tear and not raw.endswith(b"\n")  # only the last piece has no newline after it
+        raw = raw.removesuffix(b"\n")
+        if not raw.strip():
+            continue
+        try:
+            rec = orjson.loads(raw)
+            problem = _record_problem(rec)
+        except orjson.JSONDecodeError as exc:
+            problem = f"not JSON ({exc})"
+        if problem is None:
+            yield rec
+        elif not torn:
+            raise JobError(f"the journal {redact_url(url)} is corrupt at line {number}: {problem}; "
+                           "restore it from a backup (apply and rollback need every record)")
 
 
 def _record_problem(rec: Any) -> str | None:
@@ -337,22 +347,3 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
         elif op == "restored":
             histories.pop(tid, None)
     return histories
-
-
-def writes_in_doubt(records: list[dict]) -> dict[tuple[int, str], list[dict]]:
-    """``(task id, new hash) -> before records`` of writes that may have reached the backend
-    without their outcome being journalled (a crash between PUT and ``done``)."""
-    out: dict[tuple[int, str], list[dict]] = {}
-    for history in open_writes(records).values():
-        for w in history.in_doubt:
-            out.setdefault((history.task_id, w["new_hash"]), []).append(w)
-    return out
-
-
-def stored_hashes(records: list[dict]) -> dict[tuple[int, str], set[str]]:
-    """``(task id, new hash) -> stored hashes`` from ``done`` records: how the backend kept our data."""
-    out: dict[tuple[int, str], set[str]] = {}
-    for rec in records:
-        if rec.get("op") == "done" and rec.get("stored_hash") and rec.get("new_hash"):
-            out.setdefault((rec["task_id"], rec["new_hash"]), set()).add(rec["stored_hash"])
-    return out

@@ -31,7 +31,7 @@ from .client import (
     SynapseHTTPError,
     TokenRejected,
 )
-from .journal import Journal, TaskHistory, open_writes, read_journal
+from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
 from .workers import Breaker, check_concurrency, run_pool
@@ -90,7 +90,7 @@ def rollback_job(
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
-    if not (Job(job_url).exists or read_journal(job_url)):
+    if not (Job(job_url).exists or next(iter_journal(job_url), None) is not None):
         raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)
@@ -129,9 +129,9 @@ async def rollback_async(
     what it held before that run wrote it. ``report``: as ``rollback_job``'s.
     """
     await journal.flush()
-    records = await asyncio.to_thread(read_journal, job_url)
-    if only_run is not None:
-        records = [r for r in records if r.get("run") == only_run]
+    # only the records asked for are held: apply's run, not the earlier runs' writes it keeps
+    records = await asyncio.to_thread(lambda: [r for r in iter_journal(job_url)
+                                               if only_run is None or r.get("run") == only_run])
     histories = open_writes(records)
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)

@@ -1,0 +1,91 @@
+"""What a re-run of apply needs from the journal, read once and held in a few bytes a task.
+
+A re-run asks two things of each task's earlier writes (``journal``'s module docstring):
+
+* did the backend say it stored, for a write of this very data, what the task holds now? Only
+  a ``done`` whose ``stored_hash`` differs from its ``new_hash`` can answer yes where comparing
+  the task's hash with the new data's hash does not (a backend that normalises data), so only
+  those are kept: a key of 32 bytes each, the SHA-256 of ``[task id, new hash, stored hash]``
+  as JSON, in one sorted array. Two keys are equal only if the three values are (as the task
+  data fingerprints themselves, a SHA-256 collision aside): never a shorter hash that could
+  call a task unchanged that needs writing.
+* is a write of this data in doubt (a ``before`` with no ``done`` or ``failed`` of its run, and
+  no ``restored`` since)? A write settles a few records after its ``before``, so while the
+  journal streams by only the writes in flight are held; those left are the writes in doubt.
+
+The journal's records go by one at a time (``journal.iter_journal``): the re-run never holds
+the journal, nor a record of it, per task. Rollback reads the same records (``open_writes``),
+which settle writes as this does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .journal import iter_journal
+
+_KEY = np.dtype("V32")
+
+
+def _key(task_id: int, new_hash: str, stored_hash: str) -> bytes:
+    return hashlib.sha256(orjson.dumps([task_id, new_hash, stored_hash])).digest()
+
+
+class RerunIndex:
+    """The journal's answers for a re-run: ``stored`` and ``in_doubt``."""
+
+    def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]]) -> None:
+        self._stored = np.frombuffer(keys, dtype=_KEY) if keys else np.empty(0, dtype=_KEY)
+        self._stored.sort()  # in place, in the bytes streamed in: no second copy
+        self._in_doubt = in_doubt
+
+    def __len__(self) -> int:
+        """How many (task, new data, stored data) it holds beyond the writes stored as sent."""
+        return len(self._stored)
+
+    def stored(self, task_id: int, new_hash: str, current_hash: str) -> bool:
+        """Whether a ``done`` of ``task_id`` said the backend stored ``current_hash`` for a write
+        of ``new_hash`` (True too where they are equal: what was sent is what is held)."""
+        if current_hash == new_hash:
+            return True
+        if not len(self._stored):
+            return False
+        key = _key(task_id, new_hash, current_hash)
+        at = int(np.searchsorted(self._stored, np.void(key)))
+        return at < len(self._stored) and bytes(self._stored[at]) == key
+
+    def in_doubt(self, task_id: int, new_hash: str) -> bool:
+        return (task_id, new_hash) in self._in_doubt
+
+
+def index_journal(job_url: str) -> RerunIndex:
+    """Read the job's journal once (``JobError`` on a corrupt line, as ``read_journal``)."""
+    keys = bytearray()
+    # task id -> [run, new hash] of each ``before`` not settled yet, as ``open_writes`` keeps them
+    open_: dict[int, list[tuple[Any, str]]] = {}
+    for rec in iter_journal(job_url):
+        op, tid = rec.get("op"), rec.get("task_id")
+        if tid is None:
+            continue
+        if op == "before":
+            open_.setdefault(tid, []).append((rec.get("run"), rec["new_hash"]))
+        elif op in ("done", "failed"):
+            stored, new = rec.get("stored_hash"), rec.get("new_hash")
+            if op == "done" and stored and new and isinstance(stored, str) and stored != new:
+                keys += _key(tid, new, stored)  # a stored hash of another type equals no task's hash
+            pending = open_.get(tid)
+            if pending:
+                run = rec.get("run")
+                left = [(r, h) for r, h in pending if not (r == run and h == rec.get("new_hash", h))]
+                if left:
+                    open_[tid] = left
+                else:
+                    del open_[tid]
+        elif op == "restored":
+            open_.pop(tid, None)
+    in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
+    return RerunIndex(keys, in_doubt)
