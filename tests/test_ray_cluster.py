@@ -183,6 +183,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     before = logged(log)
     victim = before[-1][0]
     cluster.remove_node(node_by_id(cluster, victim), allow_graceful=False)
+    removed_at = len(logged(log))  # lines the victim logged before this were in flight as it went
     worker.join(timeout=300)
     assert results, "the job did not finish"
     result = results[0]
@@ -193,7 +194,10 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     assert_same_output(output_of(tmp_path / "local", "job"), got)
     after = logged(log)[len(before):]
     survivor = ({node for node, _pid, _i in before} - {victim}).pop()
-    assert after and {node for node, _pid, _i in after[10:]} == {survivor}  # the rest ran on the other node
+    assert after and survivor in {node for node, _pid, _i in after}
+    # the rest ran on the other node: counted from the removal, not from the snapshot before it (on a
+    # loaded machine the victim logged more than 10 lines between the two, and the test failed)
+    assert {node for node, _pid, _i in logged(log)[removed_at:][10:]} <= {survivor}
 
 
 def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, cluster):
