@@ -24,6 +24,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, TOY, output_of, write_manifest
+from tests.support.sessions import run_in_session
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
 
@@ -37,27 +38,13 @@ AFTER_COMMIT = ["committed", "recorded", "restoring", "restored", "done", "lease
 AFTER_MAIN = ["main-returned", "exit"]
 
 
-def _signals_as_a_terminal_gives_them() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):  # a runner in the background hands them down ignored
-        signal.signal(signum, signal.SIG_DFL)
-
-
 def run_at(point: str, *args: str, sent: str = "SIGINT") -> tuple[int, str, str]:
     """The CLI in a session of its own, Ctrl-C'd at ``point`` (or ``sent`` SIGTERM, to its group):
     its exit code, stdout and stderr."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.ctrl_c_at", point, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sent}, start_new_session=True,
-        preexec_fn=_signals_as_a_terminal_gives_them,
-    )
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"{args[0]} hung after a Ctrl-C at {point}")
-    return proc.returncode, out, err
+    code, out, err, _sid = run_in_session([sys.executable, "-m", "tests.support.ctrl_c_at", point, *args],
+                                          env={"CTRL_C_AT_SIGNAL": sent},
+                                          hung=f"{args[0]} hung after a Ctrl-C at {point}")
+    return code, out, err
 
 
 def job_args(src: Path, out: Path, name: str = "j") -> list[str]:

@@ -7,14 +7,11 @@ leaving the half frame on purpose."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 
 import pytest
 
-from tests.jobs_helpers import REPO
+from tests.support.sessions import run_in_session
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +30,6 @@ except KeyboardInterrupt:
 def test_ctrl_c_with_half_a_result_in_the_pipe_does_not_hang(tmp_path):
     data = tmp_path / "in.manifest"
     data.write_bytes(b'{"source":"a"}\n' * 100)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(data)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("map_ranges hung after Ctrl-C (a worker's half-sent result in the pipe)")
-    assert out.decode().strip() == "interrupted", err.decode()
+    _code, out, err, _sid = run_in_session([sys.executable, "-c", SCRIPT, str(data)], timeout=30, preexec=None,
+                                           hung="map_ranges hung after Ctrl-C (a worker's half-sent result in the pipe)")
+    assert out.strip() == "interrupted", err

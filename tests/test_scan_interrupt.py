@@ -11,15 +11,18 @@ signal is placed exactly by ``tests/support/ctrl_c_at.py`` (a named point, no sl
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.jobs_helpers import REPO, output_of, run_cli, toy_job_args
+from tests.jobs_helpers import output_of, run_cli, toy_job_args
+from tests.support.sessions import (
+    assert_none_left_in_session,
+    run_in_session,
+    signals_as_a_terminal_gives_them,
+    sigterm_ignored,
+)
 
 pytestmark = pytest.mark.slow
 LINES = 1_000_000
@@ -50,70 +53,16 @@ def job_args(big: Path, out: Path) -> list[str]:
 SIGNALS = ["SIGINT", "SIGTERM", "SIGTERM-pid"]
 
 
-def _signals_as_a_terminal_gives_them() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):  # a runner in the background hands them down ignored
-        signal.signal(signum, signal.SIG_DFL)
-
-
-def _sigterm_ignored() -> None:
-    """``trap '' TERM``, a supervisor that shields its children: the command starts with SIGTERM ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def run_with_ctrl_c(point: str, args: list[str], *flags: str, sent: str = "SIGINT",
-                    preexec=_signals_as_a_terminal_gives_them) -> tuple[int, str]:
+                    preexec=signals_as_a_terminal_gives_them) -> tuple[int, str]:
     """``annotate`` in a session of its own, Ctrl-C'd at ``point`` (or ``sent`` another signal,
     as ``SIGNALS`` says): its exit code and stderr. No process of its session outlives it (a pool
     worker left running)."""
-    proc = subprocess.Popen(
+    code, _out, err, sid = run_in_session(
         [sys.executable, "-m", "tests.support.ctrl_c_at", point, *flags, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "CTRL_C_AT_SIGNAL": sent},
-        start_new_session=True,
-        preexec_fn=preexec,
-    )
-    try:
-        _out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"{args[0]} hung after a {sent} at {point}")
-    assert_none_left_in_session(proc.pid)
-    return proc.returncode, err
-
-
-def _in_session(sid: int) -> list[str]:
-    """The processes of session ``sid`` still running (not zombies): ``/proc/PID/stat`` fields."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, session...
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(stat.split(")", 1)[0] + ")")
-    return found
-
-
-def assert_none_left_in_session(sid: int) -> None:
-    """The command's pool workers died with it. Python's resource tracker, which leaves once the
-    command's end of its pipe closes, is given a moment to see that."""
-    if not Path("/proc/self/stat").exists():
-        return
-    left = _in_session(sid)
-    for _ in range(100):
-        if not left:
-            return
-        threading.Event().wait(0.1)
-        left = _in_session(sid)
-    os.killpg(sid, signal.SIGKILL)
-    pytest.fail(f"left running after the command exited: {left}")
+        env={"CTRL_C_AT_SIGNAL": sent}, preexec=preexec, hung=f"{args[0]} hung after a {sent} at {point}")
+    assert_none_left_in_session(sid)
+    return code, err
 
 
 def assert_interrupted_cleanly(code: int, err: str, out: Path, sent: str = "SIGINT", command: str = "annotate") -> None:
@@ -188,7 +137,7 @@ def test_a_sigterm_while_a_chained_job_scans_its_input(tmp_path, big, sent):
 def test_a_sigterm_inherited_as_ignored_stays_ignored_while_the_job_starts(tmp_path, big):
     """The job commands take SIGTERM as Ctrl-C from their start, but not one they were handed ignored."""
     out = tmp_path / "out"
-    code, err = run_with_ctrl_c("scanning", job_args(big, out), sent="SIGTERM-pid", preexec=_sigterm_ignored)
+    code, err = run_with_ctrl_c("scanning", job_args(big, out), sent="SIGTERM-pid", preexec=sigterm_ignored)
     assert code == 0 and "interrupted" not in err and "stopping" not in err, (code, err[-3000:])
     with output_of(out, "j").open("rb") as f:
         assert sum(1 for _ in f) == LINES
