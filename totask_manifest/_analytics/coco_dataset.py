@@ -36,6 +36,7 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
+from .image_root import below_root, under_root
 from .labels import (
     iter_labels,
     manifest_line,
@@ -68,7 +69,8 @@ def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: 
 
 
 def manifest_to_coco(
-    src: str, dst: str, *, label_attribute: str | None = None, allow_drop: bool = False
+    src: str, dst: str, *, label_attribute: str | None = None, allow_drop: bool = False,
+    image_root: str | None = None,
 ) -> dict[str, int]:
     """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
     kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
@@ -76,7 +78,8 @@ def manifest_to_coco(
 
     The document is written as it is read, not built in memory: a million images as Python dicts
     took 1.4 GB. Images go straight to ``dst`` (an ``AtomicWriter``: an error leaves nothing),
-    annotations to a local temporary file copied in after them, so what is held is the categories."""
+    annotations to a local temporary file copied in after them, so what is held is the categories.
+    ``image_root``: each ``file_name`` is the ``source-ref`` below it (``image_root.below_root``)."""
     attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
     base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
@@ -91,7 +94,7 @@ def manifest_to_coco(
             if label is None:
                 skipped += not line.is_blank
                 continue
-            file_name = label.source or ""
+            file_name = below_root(image_root, label.source, line.number) if image_root else label.source or ""
             if label.task_type == DETECTION:
                 with on_line(line.number):
                     doc = gt_to_coco_image(
@@ -110,7 +113,7 @@ def manifest_to_coco(
                     line.number,
                 )
             elif label.task_type == SEGMENTATION:
-                doc = _mask_doc(label, line.number, n_anns + 1, cats, base)
+                doc = _mask_doc(label, line.number, n_anns + 1, cats, base, file_name)
             else:
                 raise not_held("COCO", "boxes and masks", label, "coco-type")
             human = label.metadata.get("human-annotated")
@@ -135,7 +138,7 @@ def manifest_to_coco(
     return counts
 
 
-def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], base: str) -> dict:
+def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], base: str, file_name: str) -> dict:
     color_map = label.metadata.get("internal-color-map")
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
         raise ManifestError(
@@ -165,22 +168,9 @@ def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], ba
             }
         )
     return {
-        "images": [{"id": image_id, "width": width, "height": height, "file_name": label.source or ""}],
+        "images": [{"id": image_id, "width": width, "height": height, "file_name": file_name}],
         "annotations": anns,
     }
-
-
-def _under_root(image_root: str, file_name: str, key: str) -> str:
-    """``file_name`` below ``--image-root``. A file name that is already a URL or an absolute path
-    (what an export of this tool writes: the line's ``source-ref``) is refused: prefixed, it made
-    ``s3://bucket/images/s3://...``, a source no reader finds; left as it is, the option would
-    read as applied."""
-    if has_scheme(file_name) or os.path.isabs(file_name):
-        raise UsageError(
-            f"{key}.file_name {redact_secret_url(file_name)!r} is a URL or an absolute path; "
-            "--image-root prefixes relative file names only (leave it out to keep the names)"
-        )
-    return join(image_root, file_name)
 
 
 def coco_to_manifest(
@@ -261,7 +251,7 @@ def coco_to_manifest(
                 raise FormatError("image needs an 'id'", fmt="coco", key=key)
             anns = by_image.get(image["id"], [])
             file_name = str(image.get("file_name", image["id"]))
-            source = _under_root(image_root, file_name, key) if image_root else file_name
+            source = under_root(image_root, file_name, key) if image_root else file_name
             size = {
                 "width": image.get("width"),
                 "height": image.get("height"),

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-type", choices=sorted(TASK_TYPES), metavar="TASK_TYPE",
                    help="task type of imported labels when the input does not say")
     p.add_argument("--job-name", help="job name written into imported labels' metadata (default: converted)")
-    p.add_argument("--image-root", metavar="URL", help="prefix for image file names on import (COCO, YOLO)")
+    p.add_argument("--image-root", metavar="URL", help="the images' folder: prefixed to image file names on import (COCO, YOLO); "
+                   "taken off each source-ref on a COCO export, as readers join it back")
     p.add_argument("--human-annotated", choices=["yes", "no"],
                    help="human-annotated of imported labels (default: 'no' when they carry scores)")
     p.add_argument("--allow-drop", action="store_true",
