@@ -130,3 +130,21 @@ def test_clone_of_a_job_folder_under_a_path_that_is_not_utf8_is_refused_in_one_l
     assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
     assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("flag", ["--output", "--class-names"])
+def test_the_refusal_names_no_secret_of_a_url_that_is_not_utf8(tmp_path, flag):
+    """A URL given with its password or signature and a name that is not UTF-8: the one line
+    names the path's bytes, never the secret."""
+    url = b"s3://AKIA:pw-s3cret@bucket/caf\xe9?X-Amz-Signature=sig-s3cret"
+    given = {"--output": url, "--class-names": url + b"/names.txt"}
+    r = _annotate(
+        tmp_path,
+        manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
+        output=given["--output"] if flag == "--output" else os.fsencode(tmp_path / "out"),
+        class_names=given["--class-names"] if flag == "--class-names" else os.fsencode(SAMPLE / "class_names.txt"),
+    )
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and len(err.splitlines()) == 1, err
+    assert f"{flag} s3://bucket/caf\\xe9" in err and "is not valid UTF-8" in err, err
+    assert "s3cret" not in err and "AKIA" not in err, err
