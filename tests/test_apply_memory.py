@@ -109,6 +109,23 @@ def test_a_report_copied_with_dataclasses_replace_counts_each_result_once() -> N
     assert dataclasses.replace(counted, run_id="r").totals == counted.totals  # no results to count again
 
 
+def test_a_counting_report_copied_with_dataclasses_replace_counts_apart() -> None:
+    """A copy made by ``dataclasses.replace`` of a report that counts only (no results to count
+    from) starts from the same counts, then counts on its own: they shared one ``Counter``, so a
+    result added to the copy changed the original's totals too."""
+    import dataclasses
+
+    from totask_manifest import ApplyReport
+    from totask_manifest._synapse.apply_report import TaskResult
+
+    counted = ApplyReport("job", False, keep_results=False)
+    counted.add(TaskResult(1, 5, "applied"))
+    copy = dataclasses.replace(counted, run_id="r")
+    copy.add(TaskResult(2, 6, "failed", "refused"))
+    assert counted.totals["lines"] == 1 and counted.totals["failed"] == 0
+    assert copy.totals["lines"] == 2 and copy.totals["failed"] == 1
+
+
 # -- a re-run over a journal that already holds every task -------------------------------------------------
 
 

@@ -72,3 +72,22 @@ def test_a_job_started_with_a_relative_input_is_resumed_from_another_folder(tmp_
     assert r.returncode == 2 and r.stderr.startswith(
         "totask-manifest resume: error: job 'j' cannot be resumed: its input manifest in.manifest is missing; "), \
         r.stderr
+
+
+def test_the_missing_copy_line_names_no_secret_of_an_appended_url(tmp_path):
+    """A job written before URLs were recorded redacted may hold an ``--append`` URL with its
+    password or signature in job.json (resume keeps it there, with a warning, for a job with
+    ``--append``). The line naming what the missing copy was made of shows it redacted."""
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    more = tmp_path / "more.manifest"
+    more.write_bytes(b"".join(b'{"source-ref":"s3://b/img-more%d.jpg"}\n' % i for i in range(3)))
+    job = failed_job(tmp_path, inp, "--append", str(more))
+    data = orjson.loads((job / "job.json").read_bytes())
+    secret = "https://user:pw-s3cret@files.example.com/more.manifest?X-Amz-Signature=sig-s3cret"
+    data["config"]["append"] = [secret]  # as a version before the redaction wrote it
+    (job / "job.json").write_bytes(orjson.dumps(data))
+    os.remove(job / "manifests" / "input" / "input.manifest")
+    r = run_cli("resume", str(job))
+    assert r.returncode == 2 and "is missing; restore it at that path" in r.stderr, r.stderr
+    assert "with --append https://files.example.com/more.manifest" in r.stderr, r.stderr
+    assert "s3cret" not in r.stderr + r.stdout, r.stderr

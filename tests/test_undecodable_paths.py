@@ -102,3 +102,49 @@ def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_by_resume(t
     assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
     assert Path(os.fsdecode(odd + b"/j/job.json")).read_bytes() == job_json
+
+
+def test_clone_of_a_job_folder_under_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    """The clone records the job it was cloned from (``cloned-from``) in its job.json: a source
+    folder moved under a name job.json cannot hold died writing it, with a traceback (exit 1).
+    Refused in one line, exit 2, nothing written."""
+    r = _annotate(
+        tmp_path,
+        manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
+        output=os.fsencode(tmp_path / "out"),
+        class_names=os.fsencode(SAMPLE / "class_names.txt"),
+    )
+    assert r.returncode == 0, r.stderr
+    odd = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(odd)
+    os.rename(tmp_path / "out" / "j", odd + b"/j")
+    r = subprocess.run(
+        [sys.executable.encode(), b"-m", b"totask_manifest", b"clone", odd + b"/j", b"--job-name", b"k",
+         b"--output", os.fsencode(tmp_path / "out2")],
+        capture_output=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
+    assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.parametrize("flag", ["--output", "--class-names"])
+def test_the_refusal_names_no_secret_of_a_url_that_is_not_utf8(tmp_path, flag):
+    """A URL given with its password or signature and a name that is not UTF-8: the one line
+    names the path's bytes, never the secret."""
+    url = b"s3://AKIA:pw-s3cret@bucket/caf\xe9?X-Amz-Signature=sig-s3cret"
+    given = {"--output": url, "--class-names": url + b"/names.txt"}
+    r = _annotate(
+        tmp_path,
+        manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
+        output=given["--output"] if flag == "--output" else os.fsencode(tmp_path / "out"),
+        class_names=given["--class-names"] if flag == "--class-names" else os.fsencode(SAMPLE / "class_names.txt"),
+    )
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and len(err.splitlines()) == 1, err
+    assert f"{flag} s3://bucket/caf\\xe9" in err and "is not valid UTF-8" in err, err
+    assert "s3cret" not in err and "AKIA" not in err, err

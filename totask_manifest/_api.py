@@ -300,6 +300,8 @@ def clone(
 ) -> JobResult:
     """A new job with the same configuration and input manifest (Ground Truth cloning)."""
     job_url, output_root, options, _ = chain_arguments(job_url, output_root, options, None, None)
+    # the clone's job.json records this folder (cloned-from): a path it cannot hold is refused first
+    refuse_undecodable_path("job folder", job_url if "://" in job_url else os.path.abspath(job_url))
     job = Job.open(job_url)
     job.check_named()
     prev = job.state

@@ -15,7 +15,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig
 from ._jobs.layout import check_job_name
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
-from ._storage import refuse_half_scheme
+from ._storage import redact_secret_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 #: options about the data rather than the method, kept when a chained job changes method
@@ -76,7 +76,8 @@ def refuse_undecodable_path(what: str, text: Any) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            # a URL's password or signature never shown: the path's bytes are what to find
+            shown = redact_secret_url(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
             raise UsageError(f"{what} {shown} is not valid UTF-8: job.json keeps paths as text; "
                              "rename the file or folder (convmv converts a tree's names)") from None
 

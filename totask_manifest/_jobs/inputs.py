@@ -162,8 +162,9 @@ def refuse_missing_input(state: JobState) -> None:
         return
     c = state.config
     made_of = ""
-    if read == state.layout.input_manifest:  # c.input and c.append are recorded redacted
-        given = "".join(f" with --append {url}" if i == 0 else f", --append {url}" for i, url in enumerate(c.append))
+    if read == state.layout.input_manifest:  # redacted again: a version before the redaction wrote them whole
+        given = "".join(f" with --append {redact_url(url)}" if i == 0 else f", --append {redact_url(url)}"
+                        for i, url in enumerate(c.append))
         made_of = f" (the copy it made of {redact_url(c.input)}{given})"
     raise StorageError(
         f"job {c.job_name!r} cannot be resumed: its input manifest {redact_url(read)}{made_of} is missing; "

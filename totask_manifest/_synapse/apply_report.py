@@ -52,6 +52,7 @@ class ApplyReport:
 
     def __post_init__(self) -> None:
         if not self.results:  # counts given with no results (``dataclasses.replace`` of a counting report): kept
+            self._counts = Counter(self._counts)  # a copy: the two reports count apart from here
             return
         given, self.results = self.results, []  # counted from them alone (``replace`` passes the counts too)
         self._counts, self._no_task_id, self._first_no_task_id = Counter(), 0, None
