@@ -37,7 +37,11 @@ def held() -> Iterator[None]:
     Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
     other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
     hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
-    in the main thread mid-block, and SIGTERM's default disposition ends the process at once."""
+    in the main thread mid-block, and SIGTERM's default disposition ends the process at once.
+
+    A second signal is not held: the handlers are put back and it is raised at once. The block
+    may wait on a store that stalls (a lease given back over the network), and Ctrl-C is never
+    powerless: pressed again, it ends the wait, as a job's second signal leaves at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -45,6 +49,14 @@ def held() -> Iterator[None]:
 
     def note(signum: int, _frame: object) -> None:
         caught.append(signum)
+        if len(caught) > 1:
+            for held_signum, handler in previous.items():
+                signal.signal(held_signum, handler)
+            previous.clear()
+            raised = list(dict.fromkeys(caught))
+            caught.clear()
+            for each in raised:  # the first too: the second may be one the caller ignores
+                signal.raise_signal(each)
 
     previous: dict[int, Any] = {}
     try:
