@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ._errors import UsageError
 
 GT_PREFIX = "groundtruth/"
-#: built-in Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name
+#: built-in 2D Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name;
+#: custom workflows and 3D point cloud jobs write the lower-cased name alone (``TaskType.bare_job_name``)
 JOB_NAME_PREFIX = "labeling-job/"
 
 
@@ -49,6 +50,10 @@ class TaskType:
     description: str = ""
     #: the order Ground Truth writes this type's ``-metadata`` keys in (sources above ``_NEW``)
     metadata_order: tuple[str, ...] = ()
+    #: ``job-name`` is the lower-cased job name without ``JOB_NAME_PREFIX``: what real custom
+    #: (legal-entity-extraction) and 3D point cloud (immersion day) output writes, and the
+    #: documentation's examples of both
+    bare_job_name: bool = False
 
     @property
     def gt_type(self) -> str:
@@ -87,17 +92,17 @@ _TYPES = [
              metadata_order=_CLASSIFICATION),
     TaskType("point_cloud_object_detection", False, "point_cloud_object_detection",
              description="3D point cloud object detection (inline cuboids)",
-             metadata_order=(*_BOXES, "adjustment-status", "dataset-object-attributes")),
+             metadata_order=(*_BOXES, "adjustment-status", "dataset-object-attributes"), bare_job_name=True),
     TaskType("point_cloud_object_tracking", True, "point_cloud_object_tracking",
              description="3D point cloud object tracking; SeqLabel.json by reference",
-             metadata_order=(*_BOXES, "adjustment-status")),
+             metadata_order=(*_BOXES, "adjustment-status"), bare_job_name=True),
     TaskType("point_cloud_single_frame_semantic_segmentation", True,
              "point_cloud_single_frame_semantic_segmentation",
              description="3D point cloud semantic segmentation; .zlib by reference",
              metadata_order=("color-map", "type", "human-annotated", "job-name", "creation-date", "adjustment-status",
-                             "dataset-object-attributes")),
+                             "dataset-object-attributes"), bare_job_name=True),
     TaskType("custom", False, "custom", description="custom workflow (any label value)",
-             metadata_order=("type", "job-name", "human-annotated", "creation-date")),
+             metadata_order=("type", "job-name", "human-annotated", "creation-date"), bare_job_name=True),
 ]
 
 TASK_TYPES: dict[str, TaskType] = {t.name: t for t in _TYPES}
