@@ -174,12 +174,34 @@ def _key_order(type_order: tuple[str, ...], given: tuple[str, ...], written: tup
     return tuple(keys)
 
 
-def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no") -> dict[str, str]:
-    """The fields every label's ``-metadata`` carries besides the type-specific ones."""
+def written_job_name(task_type: TaskType | str | None, job_name: str) -> str:
+    """The ``job-name`` Ground Truth writes in the labels of a job of ``task_type`` named
+    ``job_name``: ``labeling-job/<lower-cased name>`` for the built-in 2D types, the lower-cased
+    name alone for custom and 3D point cloud types (``TaskType.bare_job_name``). A type that
+    cannot be known (None, an unknown name) keeps the prefixed form every job wrote before."""
+    if isinstance(task_type, str):
+        key = task_type[len(GT_PREFIX):] if task_type.startswith(GT_PREFIX) else task_type
+        task_type = TASK_TYPES.get(key)
+    bare = task_type is not None and task_type.bare_job_name
+    return job_name.lower() if bare else JOB_NAME_PREFIX + job_name.lower()
+
+
+def legacy_job_name(job_name: str) -> str:
+    """The ``job-name`` every job wrote, whatever its type, before it followed the type: what a
+    job an older version started (its job.json records no form) goes on writing."""
+    return JOB_NAME_PREFIX + job_name.lower()
+
+
+def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no",
+                    written_name: str | None = None) -> dict[str, str]:
+    """The fields every label's ``-metadata`` carries besides the type-specific ones.
+
+    ``job-name`` is ``written_name`` when given (a job's recorded form, the same on each of its
+    lines whatever type a line's label declares), else ``written_job_name`` of this type."""
     tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
     return {
         "type": tt.gt_type,
-        "job-name": JOB_NAME_PREFIX + job_name.lower(),
+        "job-name": written_job_name(tt, job_name) if written_name is None else written_name,
         "human-annotated": human_annotated,
         "creation-date": creation_date(),
     }
