@@ -67,10 +67,10 @@ class _NoWriter:
         pass
 
 
-def rebuild(line: Line, attr: str, task_type: str, labeled: Labeled) -> bytes:
-    """The line a job writes when it labels ``line`` (its label removed) with ``labeled``."""
+def rebuild(line: Line, attr: str, task_type: str, labeled: Labeled, job_name: str = "another-job") -> bytes:
+    """The line a job named ``job_name`` writes when it labels ``line`` (its label removed) with ``labeled``."""
     before = line.with_values({attr: DELETE, attr + "-metadata": DELETE})
-    config = JobConfig(job_name="another-job", input="in", output_root="out", label_attribute=attr,
+    config = JobConfig(job_name=job_name, input="in", output_root="out", label_attribute=attr,
                        task_type=task_type)
     recorder = Recorder(config, _NoWriter(), {"labeled": 0, "failed": 0, "routed": 0})
     status, updates, reason = recorder.updates_for(Item(line.number - 1, line.number, before.record()), labeled)
@@ -87,6 +87,25 @@ def test_every_labeled_line_rebuilds_byte_for_byte(name):
         pair = from_groundtruth({"label": record[attr], "metadata": record[attr + "-metadata"]}, task_type)
         for labeled in (whole, pair):
             assert normal(rebuild(line, attr, task_type, labeled)) == normal(line.body), f"{name} line {line.number}"
+        count += 1
+    assert count > 0
+
+
+@pytest.mark.parametrize("name", real_cases(n for n in gt_files() if n != MISTYPED))
+def test_a_job_named_as_the_real_one_writes_its_job_name(name):
+    """Ground Truth writes ``labeling-job/<lower-cased name>`` for the built-in 2D types and the
+    lower-cased name alone for custom workflows and 3D point cloud jobs (the legal-entity and
+    immersion day files): a job of the same name and task type writes the same value."""
+    count = 0
+    for line, attr, task_type in labeled_lines(name):
+        record = line.record()
+        real = record[attr + "-metadata"].get("job-name")
+        if real is None:
+            continue
+        labeled = from_groundtruth(record, task_type, label_attribute=attr)
+        named = real.removeprefix("labeling-job/").upper()  # Ground Truth lower-cases the name
+        written = orjson.loads(rebuild(line, attr, task_type, labeled, job_name=named))[attr + "-metadata"]
+        assert written["job-name"] == real, f"{name} line {line.number} ({task_type})"
         count += 1
     assert count > 0
 

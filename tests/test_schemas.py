@@ -241,8 +241,17 @@ def test_departures_are_warnings_not_errors() -> None:
     metadata.update({"type": "groundTruth/custom", "job-name": "legal-entity-job", "creation-date": "2020-05-25T12:53:54+0000"})
     problems = check_label("custom", label, metadata)
     assert errors(problems) == []
-    assert sorted(warnings(problems)) == [
-        "departure-creation-date-zone", "departure-job-name-prefix", "departure-type-spelling"]
+    # a custom workflow names its job bare (the real output): not a departure
+    assert sorted(warnings(problems)) == ["departure-creation-date-zone", "departure-type-spelling"]
+    label, metadata = example("object-detection")
+    metadata["job-name"] = "dogs"  # a built-in 2D type writes labeling-job/<name>
+    assert warnings(check_label("object-detection", label, metadata)) == ["departure-job-name-prefix"]
+    for task_type in ("point_cloud_object_detection", "point_cloud_object_tracking",
+                      "point_cloud_single_frame_semantic_segmentation", "custom"):
+        label, metadata = example(task_type)
+        for name in ("pointcloud", "labeling-job/pointcloud"):
+            assert check_label(task_type, label, {**metadata, "job-name": name}) == [], (task_type, name)
+            assert explain_label(task_type, label, {**metadata, "job-name": name}) == [], (task_type, name)
     label, metadata = example("point_cloud_object_detection")
     metadata["class_map"] = metadata.pop("class-map")
     problems = check_label("point_cloud_object_detection", label, metadata)
@@ -260,6 +269,14 @@ def test_failure_metadata() -> None:
         ("metadata.failure-reason", "schema-minLength")]
     assert errors(check_label("object-detection", None, {"failure-reason": 3})) == [
         ("metadata.failure-reason", "schema-type")]
+    # the job-name form follows the type the failure names; with no type, the built-in form is expected
+    bare = {**failed, "job-name": "dogs"}
+    assert warnings(check_label("object-detection", None, bare)) == ["departure-job-name-prefix"]
+    assert check_label("custom", None, {**bare, "type": "groundtruth/custom"}) == []
+    assert check_label("point_cloud_object_tracking", None,
+                       {**bare, "type": "groundtruth/point_cloud_object_tracking"}) == []
+    untyped = {k: v for k, v in bare.items() if k != "type"}
+    assert warnings(check_label("custom", None, untyped)) == ["departure-job-name-prefix"]
 
 
 def test_real_labels_pass_check_label() -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ._errors import UsageError
 
 GT_PREFIX = "groundtruth/"
-#: built-in Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name
+#: built-in 2D Ground Truth jobs write ``job-name`` as this prefix plus the lower-cased job name;
+#: custom workflows and 3D point cloud jobs write the lower-cased name alone (``TaskType.bare_job_name``)
 JOB_NAME_PREFIX = "labeling-job/"
 
 
@@ -49,6 +50,10 @@ class TaskType:
     description: str = ""
     #: the order Ground Truth writes this type's ``-metadata`` keys in (sources above ``_NEW``)
     metadata_order: tuple[str, ...] = ()
+    #: ``job-name`` is the lower-cased job name without ``JOB_NAME_PREFIX``: what real custom
+    #: (legal-entity-extraction) and 3D point cloud (immersion day) output writes, and the
+    #: documentation's examples of both
+    bare_job_name: bool = False
 
     @property
     def gt_type(self) -> str:
@@ -87,17 +92,17 @@ _TYPES = [
              metadata_order=_CLASSIFICATION),
     TaskType("point_cloud_object_detection", False, "point_cloud_object_detection",
              description="3D point cloud object detection (inline cuboids)",
-             metadata_order=(*_BOXES, "adjustment-status", "dataset-object-attributes")),
+             metadata_order=(*_BOXES, "adjustment-status", "dataset-object-attributes"), bare_job_name=True),
     TaskType("point_cloud_object_tracking", True, "point_cloud_object_tracking",
              description="3D point cloud object tracking; SeqLabel.json by reference",
-             metadata_order=(*_BOXES, "adjustment-status")),
+             metadata_order=(*_BOXES, "adjustment-status"), bare_job_name=True),
     TaskType("point_cloud_single_frame_semantic_segmentation", True,
              "point_cloud_single_frame_semantic_segmentation",
              description="3D point cloud semantic segmentation; .zlib by reference",
              metadata_order=("color-map", "type", "human-annotated", "job-name", "creation-date", "adjustment-status",
-                             "dataset-object-attributes")),
+                             "dataset-object-attributes"), bare_job_name=True),
     TaskType("custom", False, "custom", description="custom workflow (any label value)",
-             metadata_order=("type", "job-name", "human-annotated", "creation-date")),
+             metadata_order=("type", "job-name", "human-annotated", "creation-date"), bare_job_name=True),
 ]
 
 TASK_TYPES: dict[str, TaskType] = {t.name: t for t in _TYPES}
@@ -169,12 +174,34 @@ def _key_order(type_order: tuple[str, ...], given: tuple[str, ...], written: tup
     return tuple(keys)
 
 
-def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no") -> dict[str, str]:
-    """The fields every label's ``-metadata`` carries besides the type-specific ones."""
+def written_job_name(task_type: TaskType | str | None, job_name: str) -> str:
+    """The ``job-name`` Ground Truth writes in the labels of a job of ``task_type`` named
+    ``job_name``: ``labeling-job/<lower-cased name>`` for the built-in 2D types, the lower-cased
+    name alone for custom and 3D point cloud types (``TaskType.bare_job_name``). A type that
+    cannot be known (None, an unknown name) keeps the prefixed form every job wrote before."""
+    if isinstance(task_type, str):
+        key = task_type[len(GT_PREFIX):] if task_type.startswith(GT_PREFIX) else task_type
+        task_type = TASK_TYPES.get(key)
+    bare = task_type is not None and task_type.bare_job_name
+    return job_name.lower() if bare else JOB_NAME_PREFIX + job_name.lower()
+
+
+def legacy_job_name(job_name: str) -> str:
+    """The ``job-name`` every job wrote, whatever its type, before it followed the type: what a
+    job an older version started (its job.json records no form) goes on writing."""
+    return JOB_NAME_PREFIX + job_name.lower()
+
+
+def common_metadata(task_type: TaskType | str, job_name: str, *, human_annotated: str = "no",
+                    written_name: str | None = None) -> dict[str, str]:
+    """The fields every label's ``-metadata`` carries besides the type-specific ones.
+
+    ``job-name`` is ``written_name`` when given (a job's recorded form, the same on each of its
+    lines whatever type a line's label declares), else ``written_job_name`` of this type."""
     tt = get_task_type(task_type) if isinstance(task_type, str) else task_type
     return {
         "type": tt.gt_type,
-        "job-name": JOB_NAME_PREFIX + job_name.lower(),
+        "job-name": written_job_name(tt, job_name) if written_name is None else written_name,
         "human-annotated": human_annotated,
         "creation-date": creation_date(),
     }

@@ -60,7 +60,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,
         on_commit=save_metrics, guard=guard,
     )
-    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0))
+    recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0),
+                        job_name=state.label_job_name)
     progress = Progress(
         total,
         done=_done(counts),

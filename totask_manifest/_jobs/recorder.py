@@ -18,7 +18,13 @@ from .._manifest.line import DELETE, Line
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
 from .._storage import redact_secret_url
-from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
+from .._task_types import (
+    common_metadata,
+    get_task_type,
+    order_metadata,
+    task_type_of_metadata,
+    written_job_name,
+)
 from .checkpoint import CheckpointWriter
 from .config import JobConfig
 
@@ -40,21 +46,25 @@ class Recorder:
     """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
 
     def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
-                 selected: int = 0) -> None:
+                 selected: int = 0, job_name: str | None = None) -> None:
         """``selected``: lines this run is to finish; the first of them are watched for a
-        failure that points at the configuration (``SystematicFailure``)."""
+        failure that points at the configuration (``SystematicFailure``). ``job_name``: the
+        ``job-name`` every line gets (``JobState.label_job_name``, the form the job began with);
+        by default that of the job's task type (``written_job_name``)."""
         self.config = config
         self.writer = writer
         self.counts = counts
         self.attr = config.label_attribute
         self.meta_key = metadata_key(config.label_attribute)
         self.task_type = get_task_type(config.task_type)
+        # one form for the whole job: a kept document's own type (custom) does not change it
+        self.job_name = job_name if job_name is not None else written_job_name(self.task_type, config.job_name)
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
         self.systematic = SystematicFailure(selected)
 
     def _common(self) -> dict[str, Any]:
-        return common_metadata(self.task_type, self.config.job_name)
+        return common_metadata(self.task_type, self.config.job_name, written_name=self.job_name)
 
     def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], Outcome]:
         """The status, the keys to set on the line, and the outcome finally recorded (a label
@@ -64,8 +74,8 @@ class Recorder:
             # an annotator may declare the label's own type: a document kept as it is (Ground
             # Truth's custom type, formats.native) is not a label of the job's task type
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
-            metadata = order_metadata(task_type, {**outcome.metadata, **common_metadata(task_type, self.config.job_name)},
-                                      outcome.metadata_order)
+            common = common_metadata(task_type, self.config.job_name, written_name=self.job_name)
+            metadata = order_metadata(task_type, {**outcome.metadata, **common}, outcome.metadata_order)
             found = self.check(task_type, outcome.value, metadata) if self.check is not None else None
             if found:
                 problems = [p for p in found if getattr(p, "severity", "error") == "error"]

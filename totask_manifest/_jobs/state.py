@@ -23,6 +23,7 @@ import orjson
 
 from .._errors import json_kind
 from .._storage import redact_url, write_bytes_atomic
+from .._task_types import legacy_job_name, written_job_name
 from .config import JobConfig
 from .holder import Holder
 from .layout import JobLayout
@@ -62,6 +63,10 @@ class JobState:
     engine: str = "local"
     error: str | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    #: the ``job-name`` the job writes in every label's metadata (job.json's ``label-job-name``):
+    #: its task type's form, set when the job starts and kept by every run; a job an older version
+    #: started records none and goes on with the prefixed form it began with (``from_dict``)
+    label_job_name: str = ""
 
     @property
     def layout(self) -> JobLayout:
@@ -92,14 +97,19 @@ class JobState:
             "engine": self.engine,
             "error": self.error,
             "runs": self.runs,
+            "label-job-name": self.label_job_name,
             "config": self.config.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobState:
         inp = data.get("input") or {}
+        config = JobConfig.from_dict(data["config"])
+        label_job_name = data.get("label-job-name")
+        if label_job_name is None and isinstance(config.job_name, str):
+            label_job_name = legacy_job_name(config.job_name)  # started by an older version
         return cls(
-            config=JobConfig.from_dict(data["config"]),
+            config=config,
             status=data.get("status", RUNNING),
             effective_input=inp.get("read") or inp.get("url", ""),
             input_sha256=inp.get("sha256", ""),
@@ -115,11 +125,15 @@ class JobState:
             engine=data.get("engine", "local"),
             error=data.get("error"),
             runs=data.get("runs") or [],
+            label_job_name=label_job_name or "",
         )
 
     def __post_init__(self) -> None:
         if not self.effective_input:
             self.effective_input = self.config.input
+        if not self.label_job_name and isinstance(self.config.job_name, str):
+            task_type = self.config.task_type if isinstance(self.config.task_type, str) else None
+            self.label_job_name = written_job_name(task_type, self.config.job_name)
 
     def save(self) -> None:
         self.updated = now_iso()
@@ -132,7 +146,8 @@ class JobState:
 _REQUIRED: dict[str, tuple[type, ...]] = {"config": (dict,), "status": (str,), "input": (dict,), "metrics": (dict,)}
 _OPTIONAL: dict[str, tuple[type | None, ...]] = {
     "runs": (list,), "engine": (str,), "created": (str,), "updated": (str,),
-    "ended": (str, None), "chained-from": (str, None), "cloned-from": (str, None), "error": (str, None)}
+    "ended": (str, None), "chained-from": (str, None), "cloned-from": (str, None), "error": (str, None),
+    "label-job-name": (str,)}
 _KIND_WORDS = {dict: "an object", str: "a string", list: "an array", int: "a whole number"}
 
 

@@ -34,7 +34,7 @@ RULES: dict[str, str] = {
     "dm-annotation-data-missing": "every DM annotation needs its annotationsData entry (same media, same id)",
     "dm-reference-unknown": "a relation or group must refer to an annotation of the same media",
     "dm-duplicate-id": "annotation ids must be unique within a media",
-    "departure-job-name-prefix": "job-name lacks the 'labeling-job/' prefix built-in task output carries",
+    "departure-job-name-prefix": "job-name lacks the 'labeling-job/' prefix built-in 2D task output carries",
     "departure-job-name-missing": "metadata has no job-name (labels not written by a labeling job)",
     "departure-type-spelling": "type is not spelled in lower case",
     "departure-creation-date-zone": "creation-date carries the older '+0000' zone form (no colon in the offset)",

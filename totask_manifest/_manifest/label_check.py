@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import ManifestError
-from .._task_types import TASK_TYPES, TaskType, get_task_type
+from .._task_types import TASK_TYPES, TaskType, get_task_type, task_type_of_metadata
 from . import semantics
 from .line import Line, any_lines_repeat_a_key, duplicate_key_paths, may_repeat_a_key, scan_top_level
 from .naming import (
@@ -62,13 +62,14 @@ def explain_label(
 
 @functools.cache
 def _fast_schema(task_type: str) -> dict:
-    """The task type's pair schema with ``semantics.CONVENTIONS`` merged into its metadata
+    """The task type's pair schema with its ``semantics.conventions`` merged into its metadata
     properties, so one walk checks both."""
     name = TASK_TYPES[task_type].schema
     schema = copy.deepcopy(load_schema(name))
     schema["$id"] = ref(name + "-fast")  # a sibling URI: its relative references still resolve
     meta = schema["properties"]["metadata"]
-    for key, extra in semantics.CONVENTIONS["properties"].items():
+    conventions = semantics.conventions(task_type)
+    for key, extra in conventions["properties"].items():
         current = meta["properties"].get(key, {})
         if key in semantics.CONVENTIONS_REPLACE:
             meta["properties"][key] = extra  # stricter than the definition it replaces: one check, not two
@@ -78,7 +79,7 @@ def _fast_schema(task_type: str) -> dict:
         else:
             meta["properties"][key] = {"allOf": [current, extra]}
     meta["required"] = [*meta.get("required", []),
-                        *(r for r in semantics.CONVENTIONS["required"] if r not in meta.get("required", []))]
+                        *(r for r in conventions["required"] if r not in meta.get("required", []))]
     return schema
 
 
@@ -135,7 +136,8 @@ def _check_failure(sink: Any, line: int | None, metadata: dict, meta_key: str, s
         for err in compiled.errors(metadata):
             sink.add(line, format_path(err.path, meta_key), f"schema-{err.keyword}", err.message)
         return
-    for f in semantics.common_metadata(metadata):
+    declared = task_type_of_metadata(metadata)  # the job-name form follows the type the failure names
+    for f in semantics.common_metadata(metadata, declared.name if declared is not None else None):
         if f.rule != "departure-job-name-missing":  # a failure may well carry no job-name
             sink.add(line, format_path(f.path, meta_key), f.rule, f.message, f.severity)
 

@@ -8,7 +8,8 @@ checked. Two kinds of finding:
   not exist);
 * ``departure-*`` warnings: the value works but departs from the documented conventions in
   a way real Ground Truth output also does (``shared/gt-manifests``): a ``job-name`` without the
-  ``labeling-job/`` prefix, ``groundTruth/custom``, a ``+0000`` zone on ``creation-date``...
+  ``labeling-job/`` prefix on a built-in 2D type (custom and 3D output writes the bare name),
+  ``groundTruth/custom``, a ``+0000`` zone on ``creation-date``...
   ``validate`` reports them and passes, unless ``--strict``.
 
 The ``Finding`` type and the rule-id table are in ``findings``; the ``creation-date`` rule, the
@@ -20,15 +21,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._task_types import JOB_NAME_PREFIX
+from .._task_types import JOB_NAME_PREFIX, TASK_TYPES
 from .dates import creation_date
 from .findings import Finding
 
 PairRule = Callable[[Any, dict], list[Finding]]
 
 
-def common_metadata(metadata: dict) -> list[Finding]:
-    """Conventions every ``-metadata`` object shares (runs on every label: kept lean)."""
+def common_metadata(metadata: dict, task_type: str | None = None) -> list[Finding]:
+    """Conventions every ``-metadata`` object shares (runs on every label: kept lean).
+
+    ``task_type``: the type the metadata is checked as; a custom or 3D type (``bare_job_name``)
+    writes the bare job name, so only the built-in 2D types, and metadata of no known type, are
+    held to the ``labeling-job/`` prefix."""
     found: list[Finding] = []
     job = metadata.get("job-name")
     if job is None:
@@ -36,11 +41,11 @@ def common_metadata(metadata: dict) -> list[Finding]:
             Finding("metadata", ("job-name",), "departure-job-name-missing",
                     "no job-name: these labels were not written by a labeling job (e.g. imported labels)", "warning")
         )
-    elif not job.startswith(JOB_NAME_PREFIX):
+    elif not job.startswith(JOB_NAME_PREFIX) and not _bare_job_name(task_type):
         found.append(
             Finding("metadata", ("job-name",), "departure-job-name-prefix",
-                    f"job-name {job!r} lacks the 'labeling-job/' prefix that built-in task output carries "
-                    "(custom workflows and the 3D samples write the bare name)", "warning")
+                    f"job-name {job!r} lacks the 'labeling-job/' prefix that built-in 2D task output carries "
+                    "(only custom workflows and 3D point cloud jobs write the bare name)", "warning")
         )
     kind = metadata.get("type")
     if kind is not None and not kind.islower():
@@ -53,6 +58,11 @@ def common_metadata(metadata: dict) -> list[Finding]:
     if date is not None:
         found.extend(creation_date(date))
     return found
+
+
+def _bare_job_name(task_type: str | None) -> bool:
+    tt = TASK_TYPES.get(task_type) if task_type is not None else None
+    return tt is not None and tt.bare_job_name
 
 
 def object_detection(label: Any, metadata: dict) -> list[Finding]:
@@ -142,7 +152,7 @@ PAIR_RULES: dict[str, tuple[PairRule, ...]] = {
 
 def check_pair(task_type: str, label: Any, metadata: dict) -> list[Finding]:
     """Every cross-field finding for a pair the task type's schema accepted."""
-    found = common_metadata(metadata)
+    found = common_metadata(metadata, task_type)
     for rule in PAIR_RULES.get(task_type, ()):
         found.extend(rule(label, metadata))
     return found
@@ -174,6 +184,14 @@ CONVENTIONS: dict = {
 #: properties whose convention implies their schema definition (a ``labeling-job/`` name is a
 #: non-empty string; a zone-less, in-range date matches the date pattern), so it replaces it
 CONVENTIONS_REPLACE = frozenset({"job-name", "creation-date"})
+
+
+def conventions(task_type: str) -> dict:
+    """``CONVENTIONS`` as they apply to a task type: a custom or 3D type (``bare_job_name``)
+    takes any job name its schema does (``common_metadata`` finds nothing in a bare one)."""
+    if not _bare_job_name(task_type):
+        return CONVENTIONS
+    return {**CONVENTIONS, "properties": {k: v for k, v in CONVENTIONS["properties"].items() if k != "job-name"}}
 
 
 def _clean_object_detection(label: Any, metadata: dict) -> bool:
