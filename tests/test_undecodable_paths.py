@@ -77,9 +77,12 @@ def test_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, which):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_by_resume(tmp_path):
-    """A job folder may move (resume rewrites job.json with where it is now): not under a name
-    job.json cannot hold. Refused in one line, the job as it was."""
+@pytest.mark.parametrize("command", ["resume", "clone"])
+def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path, command):
+    """A job folder may move (resume rewrites job.json with where it is now; a clone records the
+    job it was cloned from, ``cloned-from``): not under a name job.json cannot hold. The clone died
+    writing it, with a traceback (exit 1). Refused in one line, exit 2, the job as it was and
+    nothing written."""
     r = _annotate(
         tmp_path,
         manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
@@ -91,8 +94,9 @@ def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_by_resume(t
     os.mkdir(odd)
     os.rename(tmp_path / "out" / "j", odd + b"/j")
     job_json = Path(os.fsdecode(odd + b"/j/job.json")).read_bytes()
+    more = {"resume": [], "clone": [b"--job-name", b"k", b"--output", os.fsencode(tmp_path / "out2")]}[command]
     r = subprocess.run(
-        [sys.executable.encode(), b"-m", b"totask_manifest", b"resume", odd + b"/j"],
+        [sys.executable.encode(), b"-m", b"totask_manifest", command.encode(), odd + b"/j", *more],
         capture_output=True,
         timeout=120,
         cwd=REPO,
@@ -102,33 +106,6 @@ def test_a_job_folder_moved_under_a_path_that_is_not_utf8_is_refused_by_resume(t
     assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
     assert Path(os.fsdecode(odd + b"/j/job.json")).read_bytes() == job_json
-
-
-def test_clone_of_a_job_folder_under_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path):
-    """The clone records the job it was cloned from (``cloned-from``) in its job.json: a source
-    folder moved under a name job.json cannot hold died writing it, with a traceback (exit 1).
-    Refused in one line, exit 2, nothing written."""
-    r = _annotate(
-        tmp_path,
-        manifest=os.fsencode(SAMPLE / "manifest.jsonl"),
-        output=os.fsencode(tmp_path / "out"),
-        class_names=os.fsencode(SAMPLE / "class_names.txt"),
-    )
-    assert r.returncode == 0, r.stderr
-    odd = os.fsencode(tmp_path) + b"/caf\xe9"
-    os.mkdir(odd)
-    os.rename(tmp_path / "out" / "j", odd + b"/j")
-    r = subprocess.run(
-        [sys.executable.encode(), b"-m", b"totask_manifest", b"clone", odd + b"/j", b"--job-name", b"k",
-         b"--output", os.fsencode(tmp_path / "out2")],
-        capture_output=True,
-        timeout=120,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    err = r.stderr.decode("utf-8", "backslashreplace").strip()
-    assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert "job folder" in err and "caf\\xe9/j is not valid UTF-8" in err, err
     assert not (tmp_path / "out2").exists()
 
 
