@@ -37,6 +37,7 @@ def boxes(path: Path, n: int) -> Path:
 
 def _sigint_as_a_terminal_gives_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a runner in the background hands it down ignored
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # and one under ``nohup``, SIGHUP
 
 
 def start_convert(src: Path, dst: Path, to: str) -> subprocess.Popen:
@@ -75,18 +76,20 @@ def test_ctrl_c_during_a_yolo_export_leaves_none_of_its_files_or_folders(tmp_pat
 
 
 @pytest.mark.slow
-def test_sigterm_during_a_yolo_export_cleans_up_as_ctrl_c_does(tmp_path: Path) -> None:
-    """``timeout``, ``docker stop`` and systemd stop a command with SIGTERM. Before: convert died
-    of it at once (exit -15), leaving its whole hidden ``.tmp-yolo-*`` stage in the user's folder."""
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_during_a_yolo_export_cleans_up_as_ctrl_c_does(tmp_path: Path, sent: int) -> None:
+    """``timeout``, ``docker stop`` and systemd stop a command with SIGTERM; a closed terminal with
+    SIGHUP. Before: convert died of either at once (exit -15, -1), leaving its whole hidden
+    ``.tmp-yolo-*`` stage in the user's folder."""
     src = boxes(tmp_path / "in.manifest", 6000)
     dst = tmp_path / "ds"
     dst.mkdir()
     (dst / "notes.txt").write_bytes(b"mine")
     proc = start_convert(src, dst, "yolo")
     wait_for(lambda: any(dst.rglob("*.txt")) and len(list(dst.rglob("*.txt"))) > 1, proc, "a label file")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sent)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert proc.returncode == 128 + sent, err
     assert err.decode().strip() == "totask-manifest convert: interrupted"
     assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["notes.txt"]
 

@@ -84,7 +84,7 @@ def assert_completed_then_interrupted(command: str, code: int, out: str, err: st
     assert_no_lease_held(job)
 
 
-@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_while_the_summary_prints_keeps_it_whole(tmp_path, src, sent):
     """The summary was cut after its first line; the command said only "interrupted"."""
     out = tmp_path / "out"
@@ -179,7 +179,7 @@ def test_ctrl_c_as_apply_ends(synapse, files, client, tmp_path, point):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["done", "summary", "returned"])
-@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_as_convert_ends(tmp_path, src, point, sent):
     """The output written whole: its line printed whole, then one line, exit 130 (before: the
     printed line cut or missing, and "interrupted", as if the output might be partial). A SIGTERM

@@ -26,7 +26,8 @@ LABEL = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
 
 def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "totask_manifest", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                            stderr=subprocess.PIPE, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))  # not as ``nohup`` gives it
 
 
 def terminate_once_writing(proc: subprocess.Popen, folder: Path, temporary: str = ".tmp-*") -> str:
@@ -99,9 +100,10 @@ def test_sigterm_during_runs_export_records_the_run_as_interrupted(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_sigterm_during_runs_annotation_writes_nothing_to_synapse(tmp_path: Path) -> None:
-    """``run`` stopped by SIGTERM while its lines are in flight: the job finishes them (it may end
-    COMPLETED), but the run stops there, exit 128 + 15, and applies nothing. It went on to write
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_during_runs_annotation_writes_nothing_to_synapse(tmp_path: Path, sent: int) -> None:
+    """``run`` stopped by SIGTERM (or SIGHUP) while its lines are in flight: the job finishes them (it
+    may end COMPLETED), but the run stops there, exit 128 + 15 (+ 1), and applies nothing. It went on to write
     every task to Synapse and exited 0, as if no one had asked it to stop."""
     from totask_manifest.testing.builders import TOKEN, seed_tasks
     from totask_manifest.testing.file_server import FileServer
@@ -121,13 +123,13 @@ def test_sigterm_during_runs_annotation_writes_nothing_to_synapse(tmp_path: Path
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no label file asked for after 120 s"
             time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sent)
         _out, err = proc.communicate(timeout=120)
         puts = [r for r in server.requests if r.method == "PUT"]
     finally:
         files.stop()
         server.stop()
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert proc.returncode == 128 + sent, err
     assert err.decode().strip().endswith("totask-manifest run: interrupted"), err
     assert puts == []
     record = orjson.loads((tmp_path / "out" / "stop-me" / "totask-run.json").read_bytes())

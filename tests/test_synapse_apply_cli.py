@@ -53,9 +53,10 @@ def test_an_error_page_is_one_line_of_its_task(synapse, job) -> None:
 
 
 def _sigint_default() -> None:
-    """SIGINT at its default in the child, as a terminal gives it (a runner started with ``&``
-    would hand it down ignored)."""
+    """SIGINT (and SIGHUP) at its default in the child, as a terminal gives it (a runner started
+    with ``&`` would hand it down ignored; one under ``nohup``, SIGHUP)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 CLI = [sys.executable, "-m", "totask_manifest"]
@@ -98,7 +99,7 @@ def _done_records(job: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_ctrl_c_or_sigterm_says_what_was_applied_and_what_to_do(synapse, job, signum) -> None:
     """A Ctrl-C ended apply with ``totask-manifest apply: interrupted`` alone: nothing said that two
     tasks had been written to Synapse, nor that a third was in flight, nor how to finish or undo.
@@ -147,7 +148,7 @@ def _rollback_interrupted(job: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_ctrl_c_or_sigterm_during_rollback_says_what_was_restored_and_what_is_left(synapse, job, signum) -> None:
     """A Ctrl-C during rollback printed ``interrupted`` alone: no word that tasks were left to restore,
     nor that rollback resumes; then it said to run it again, but not how many tasks it had restored

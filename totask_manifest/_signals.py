@@ -1,5 +1,5 @@
-"""SIGINT and SIGTERM noted instead of raised: for a block that must not be cut (``held``), and
-once a command's work is done (``done``).
+"""SIGINT, SIGTERM and SIGHUP (``STOPS``) noted instead of raised: for a block that must not be
+cut (``held``), and once a command's work is done (``done``).
 
 ``held``: a YOLO export's moves, a job folder's lease given back. A Ctrl-C raised there left a
 mixed folder, or a lease file that still named this process (another host waited for its timeout).
@@ -26,18 +26,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: the signals that stop a command as Ctrl-C does: SIGINT, SIGTERM (``kill``, ``timeout``, systemd)
+#: and, where the system has it, SIGHUP (the terminal closed: an ssh session dropped)
+STOPS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM,
+                                     *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back on the main thread: noted by handlers of their own, then
+    """The stop signals (``STOPS``) held back on the main thread: noted by handlers of their own, then
     raised again, to the handlers they had, when the block ends.
 
     Not a blocked signal mask: ``pthread_sigmask`` blocks the calling thread alone, and with any
     other thread alive (fsspec's I/O thread for a remote input, a write-behind sync) the kernel
     hands the process's signal to that one; CPython's C handler still raises ``KeyboardInterrupt``
-    in the main thread mid-block, and SIGTERM's default disposition ends the process at once.
+    in the main thread mid-block, and SIGTERM's (SIGHUP's) default disposition ends the process at once.
 
     A second signal is not held: the handlers are put back and it is raised at once. The block
     may wait on a store that stalls (a lease given back over the network), and Ctrl-C is never
@@ -60,7 +63,7 @@ def held() -> Iterator[None]:
 
     previous: dict[int, Any] = {}
     try:
-        for signum in _SIGNALS:
+        for signum in STOPS:
             if signal.getsignal(signum) is not None:  # None: set outside Python, which could not be put back
                 previous[signum] = signal.signal(signum, note)
         yield
@@ -101,8 +104,8 @@ def _note(signum: int, _frame: object) -> None:
 
 def done(what: str) -> None:
     """The library's work is done (``what``: "the job COMPLETED", said in the CLI's line): from
-    here, where the CLI asked (``after_work(marks=True)``), SIGINT and SIGTERM are noted on the
-    main thread, not raised. A signal ignored stays ignored. The first call's ``what`` is kept."""
+    here, where the CLI asked (``after_work(marks=True)``), SIGINT, SIGTERM and SIGHUP are noted
+    on the main thread, not raised. A signal ignored stays ignored. The first call's ``what`` is kept."""
     if _STATE.marks:
         ended(what)
 
@@ -113,7 +116,7 @@ def ended(what: str) -> None:
         return
     if _STATE.what is None:
         _STATE.what = what
-    for signum in _SIGNALS:
+    for signum in STOPS:
         if signal.getsignal(signum) not in (signal.SIG_IGN, _note, None):  # None: outside Python's, left alone
             signal.signal(signum, _note)
 
@@ -135,7 +138,7 @@ def after_work(*, marks: bool, exiting: bool) -> Iterator[None]:
         return
     _STATE.reset()
     _STATE.wanted, _STATE.marks = True, marks
-    _STATE.started_with = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    _STATE.started_with = {signum: signal.getsignal(signum) for signum in STOPS}
     try:
         yield
     finally:

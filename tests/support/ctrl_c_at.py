@@ -38,7 +38,8 @@ The CLI runs as the ``totask-manifest`` script runs it: ``sys.exit(main())`` wit
 
 What is sent at the point is ``$CTRL_C_AT_SIGNAL``: ``SIGINT`` (the default: a terminal's Ctrl-C, to
 the group), ``SIGTERM`` (to the group, as ``timeout``, systemd and ``docker stop`` of a shell send
-it) or ``SIGTERM-pid`` (to the command alone, as ``kill PID``: its pool workers get nothing).
+it), ``SIGTERM-pid`` (to the command alone, as ``kill PID``: its pool workers get nothing) or
+``SIGHUP`` (to the group, as a shell whose terminal closed sends it to its jobs).
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ from typing import Any
 PARENT = "CTRL_C_AT_PARENT"
 POINT = "CTRL_C_AT_POINT"
 SIGNAL = "CTRL_C_AT_SIGNAL"
-SENT = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGTERM-pid": signal.SIGTERM}
+SENT = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGTERM-pid": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 
 
 def ctrl_c() -> None:
     """SIGINT to this process group, as a terminal's Ctrl-C; or SIGTERM, to the group or to the
-    command alone (``$CTRL_C_AT_SIGNAL``)."""
+    command alone, or SIGHUP to the group (``$CTRL_C_AT_SIGNAL``)."""
     how = os.environ.get(SIGNAL, "SIGINT")
     if how.endswith("-pid"):
         os.kill(int(os.environ[PARENT]), SENT[how])

@@ -20,8 +20,9 @@ from tests.jobs_helpers import REPO
 
 
 def signals_as_a_terminal_gives_them() -> None:
-    """SIGINT and SIGTERM at their defaults: a runner in the background hands them down ignored."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    """SIGINT, SIGTERM and SIGHUP at their defaults: a runner in the background (or under ``nohup``)
+    hands them down ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
 
 

@@ -149,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _run(args)
             signum, what = _signals.noted()
             if signum is not None and code == 0:  # a non-zero code says more: it stands
-                print(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short",
-                      file=sys.stderr)
+                _say(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short")
                 code = 128 + signum
             return code
     finally:
@@ -169,23 +168,34 @@ def _run(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # ``validate ... | head -1``: the reader has all it wanted
         return _stdout_gone()
     except TotaskError as exc:
-        print(f"totask-manifest {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"totask-manifest {args.command}: error: {exc}")
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         if not where and _stdout_refuses(exc):
             where = ": standard output"
-        print(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        _say(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}")
         return 2
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into one
-        print(f"totask-manifest {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM or SIGHUP where a command turns it into one
+        _say(f"totask-manifest {args.command}: interrupted")
         return 128 + int(getattr(exc, "signum", 2))
     except Exception as exc:  # a storage back end's refusal met outside storage (no credentials, ...)
         message = backend_error_message(exc)
         if message is None:
             raise
-        print(f"totask-manifest {args.command}: error: {message}", file=sys.stderr)
+        _say(f"totask-manifest {args.command}: error: {message}")
         return 2
+
+
+def _say(line: str) -> None:
+    """The command's last line, on stderr. A terminal gone by then (closed after a SIGHUP: EIO; a
+    pipe whose reader left with the ssh connection: EPIPE) takes nothing of the exit code: the
+    line has no reader, and stdout and stderr are pointed at /dev/null (``_terminal_gone``), so
+    neither this write nor the interpreter's last flush ends the command with a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # ValueError: a stream closed under the command
+        _terminal_gone()
 
 
 def _escape_what_stdout_cannot_encode() -> str | None:

@@ -169,15 +169,20 @@ def _as_given(action: argparse.Action, value: Any) -> str:
 def report(result: JobResult, *, stream=None) -> int:
     """Print how the job ended; its exit code. A terminal gone by then (an ssh session closed under
     a job started with ``disown``: every write fails with EIO) takes nothing of it: the job ended as
-    job.json says, and the code is the job's, not an I/O error's."""
+    job.json says, and the code is the job's, not an I/O error's. The same for a reader of stdout
+    gone (EPIPE) once a signal stopped the job (a SIGHUP as the ssh connection without a terminal
+    dropped): the signal ended the job, its code stands, not SIGPIPE's."""
     try:
         _print_result(result, stream or sys.stdout)
     except OSError as exc:
-        if exc.errno != errno.EIO:
-            raise
-        from . import _terminal_gone
+        from . import _stdout_gone, _terminal_gone
 
-        _terminal_gone()
+        if exc.errno == errno.EIO:
+            _terminal_gone()
+        elif exc.errno == errno.EPIPE and result.signal:
+            _stdout_gone()
+        else:
+            raise
     if result.status == COMPLETED:
         return 128 + result.signal if result.signal else 0
     if result.status == STOPPED:

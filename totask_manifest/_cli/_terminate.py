@@ -1,11 +1,13 @@
-"""SIGTERM handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``, ``export``, ``run``,
-``apply``, ``rollback``), and for the job commands until their job handles signals itself.
+"""SIGTERM and SIGHUP handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``,
+``export``, ``run``, ``apply``, ``rollback``), and for the job commands until their job handles
+signals itself.
 
-``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM. Python's
-default is to die of it at once, so a ``convert`` stopped that way skipped the clean-up a Ctrl-C
-runs: a YOLO export left its whole hidden ``.tmp-yolo-*`` stage (a file per image) in the user's
-folder. Jobs install their own SIGINT/SIGTERM handlers (``_jobs/execute.py``); this is the same
-promise for the commands that only clean up through ``KeyboardInterrupt``.
+``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM; a terminal
+that closes (an ssh session dropped) sends SIGHUP. Python's default is to die of either at once,
+so a ``convert`` stopped that way skipped the clean-up a Ctrl-C runs: a YOLO export left its whole
+hidden ``.tmp-yolo-*`` stage in the user's folder. Jobs install their own handlers
+(``_jobs/execute.py``); this is the same promise for the commands that only clean up through
+``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
@@ -20,23 +22,31 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from .. import _signals
+
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's ``KeyboardInterrupt`` would be: the same clean-up runs, and
-    the command exits 128 + 15 as a shell reports a process SIGTERM ended."""
+    """SIGTERM (or SIGHUP: ``signum``), raised where Ctrl-C's ``KeyboardInterrupt`` would be: the
+    same clean-up runs, and the command exits 128 + the signal's number (143, 129) as a shell
+    reports a process the signal ended."""
 
-    signum = signal.SIGTERM
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+#: SIGTERM and, where the system has it, SIGHUP: the stop signals Python does not raise on its own
+_TERMINATING = tuple(s for s in _signals.STOPS if s != signal.SIGINT)
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Terminated`` on the main thread of this process.
+    """Within the block, SIGTERM and SIGHUP raise ``Terminated`` on the main thread of this process.
 
     A worker forked inside the block inherits the handler; there it restores the default and
     dies of the signal, as before (``ProcessPoolExecutor`` stops its workers with SIGTERM). A
-    SIGTERM the caller ignores stays ignored."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal the caller ignores stays ignored (``nohup``: SIGHUP)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     owner = os.getpid()
@@ -46,20 +56,21 @@ def sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        raise Terminated
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in _TERMINATING if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is handler:  # not one set since: the CLI's, noting once the work is done
-            signal.signal(signal.SIGTERM, previous)
+        for signum, was in previous.items():
+            if signal.getsignal(signum) is handler:  # not one set since: the CLI's, noting once the work is done
+                signal.signal(signum, was)
 
 
 def stopped_as_by_ctrl_c(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """A job command's ``run`` (annotate, chain, clone, resume) with SIGTERM taken as Ctrl-C until its
-    job installs its own handlers: a SIGTERM while it scans its input (before the job exists) killed
-    it at once, leaving the job folder, its lease and the scan's spawned workers behind."""
+    """A job command's ``run`` (annotate, chain, clone, resume) with SIGTERM and SIGHUP taken as
+    Ctrl-C until its job installs its own handlers: either while it scans its input (before the job
+    exists) killed it at once, leaving the job folder, its lease and the scan's spawned workers behind."""
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:

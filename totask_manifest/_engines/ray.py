@@ -53,6 +53,7 @@ from typing import Any
 
 import ray
 
+from .. import _signals
 from .._annotators.base import Annotator, get_annotator_class
 from .._errors import UsageError
 from .._jobs.config import JobConfig
@@ -109,7 +110,7 @@ def _keep_signal_handlers() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved = {s: signal.getsignal(s) for s in _signals.STOPS}
     try:
         yield
     finally:

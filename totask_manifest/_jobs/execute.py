@@ -3,8 +3,8 @@
 ``execute`` is what ``annotate`` and ``resume`` (``totask_manifest._api``) call once the job
 folder holds job.json and the selection. It reads the checkpoint to learn what is done, builds
 the ``Recorder`` the engine hands each outcome to (in input order: checkpoint parts are written
-as it goes), runs the engine under the stop signals (first SIGINT/SIGTERM: finish the lines in
-flight; second: leave at once), then decides the final status and writes the output manifest
+as it goes), runs the engine under the stop signals (first SIGINT/SIGTERM/SIGHUP: finish the lines
+in flight; second: leave at once), then decides the final status and writes the output manifest
 (``commit.write_output``) and failures.jsonl. The engine only annotates.
 """
 
@@ -264,7 +264,7 @@ class HardStop(BaseException):
 
 @contextlib.contextmanager
 def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
-    """First SIGINT/SIGTERM: stop taking lines; second: leave at once. While the output manifest
+    """First SIGINT/SIGTERM/SIGHUP: stop taking lines; second: leave at once. While the output manifest
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status.
 
@@ -274,7 +274,7 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
     a supervisor that shields its children): the commands that are no job keep it ignored
     (``_cli._terminate``), and a ``run`` ignored it during its export, then stopped on it once its job
     ran. Nothing needs it handled: the job stops on SIGINT (unless ignored too) or kill -9, and
-    resume carries on."""
+    resume carries on. SIGHUP (a closed terminal) likewise: a job under ``nohup`` runs on."""
     received: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -292,7 +292,7 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()
 
-    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    signals = [s for s in _signals.STOPS if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield received

@@ -36,7 +36,7 @@ class JobRun:
     engine: Any = None
     #: takes outcomes in input order (a ``jobs.recorder.Recorder``)
     recorder: Any = None
-    #: set on the first SIGINT/SIGTERM: take no new lines, finish those in flight
+    #: set on the first SIGINT/SIGTERM/SIGHUP: take no new lines, finish those in flight
     stop: threading.Event = field(default_factory=threading.Event)
     #: set on the second signal: leave now; unfinished lines are redone on resume
     hard_stop: threading.Event = field(default_factory=threading.Event)

@@ -65,6 +65,24 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+def tracker_started() -> None:
+    """Start ``multiprocessing``'s resource tracker (the pool's locks and queues register with it)
+    with SIGHUP blocked, a mask it keeps: a closed terminal sends SIGHUP to the whole process group,
+    and the tracker, which ignores only SIGINT and SIGTERM, died of it; the command then started
+    another, which printed a warning and a traceback on the command's stderr. Blocked here, a SIGHUP
+    for the command waits the moment it takes, then reaches the command's own handler."""
+    if not hasattr(signal, "SIGHUP") or not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        return
+    from multiprocessing import resource_tracker
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+
 @contextlib.contextmanager
 def main_script_kept_out() -> Iterator[None]:
     """Start workers here: a spawned one does not run the caller's main script again.

@@ -277,6 +277,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     fsspec_config = sys.modules.get("fsspec.config")
     conf = copy.deepcopy(fsspec_config.conf) if fsspec_config is not None else {}
     parts: dict[int, T] = {}
+    pool.tracker_started()  # before the first lock: a SIGHUP to the group must not kill it
     claims = context.Array("b", len(ranges))
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
