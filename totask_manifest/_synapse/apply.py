@@ -273,9 +273,11 @@ class _ApplyRun:
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
-            if exc.status is not None and exc.status < 500:
+            if exc.status is not None and 300 <= exc.status < 500:
                 # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
-                # it never answered did; a refused write is no task for rollback to restore
+                # it never answered did; a refused write is no task for rollback to restore. A 2xx
+                # whose body is not JSON (a proxy's page, an answer cut short) is no refusal: the
+                # write may be stored, so it stays in doubt for a re-run and rollback to look at
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
             raise
