@@ -194,7 +194,10 @@ async def _export(
                         name = f"{key}={shown_value(filters[key])}"
                         result.unmatched[name] = result.unmatched.get(name, 0) + 1
                     continue
-                window.append(int(item["id"]))
+                if not isinstance(item.get("id"), int) or isinstance(item["id"], bool):
+                    raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
+                                           method="GET", path="/sdk/tasks/")
+                window.append(item["id"])
                 listed += 1
                 if len(window) >= WINDOW:
                     await _write_window(aio, project, window, out, result)
