@@ -34,7 +34,7 @@ from .client import (
 from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, check_concurrency, run_pool
+from .workers import Breaker, check_concurrency, project_gone, run_pool
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ async def rollback_async(
         except NotFound as exc:
             project = history.writes[0].get("project")
             if project is not None and await _project_gone(aio, project):
-                breaker.trip(f"project {project} is gone")
+                breaker.trip(project_gone(project, aio.settings.host))
             result = RestoreResult(tid, FAILED, str(exc))
         except SynapseHTTPError as exc:
             breaker.success()
