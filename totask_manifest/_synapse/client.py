@@ -296,8 +296,10 @@ class AsyncSynapseClient:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("GET", path, params=params)
 
-    async def iter_results(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
+    async def iter_results(self, path: str, params: Mapping[str, Any] | None = None,
+                           counts: list[int] | None = None) -> AsyncIterator[dict]:
         """Every result of a DRF page-number listing, following the absolute ``next`` links.
+        ``counts`` gets each page's ``count``: pages read while the listing changes shift under it.
 
         A ``next`` link on another origin (a backend behind a TLS proxy writes ``http://``, or its
         internal host name) is followed by its path and query on the configured host."""
@@ -311,6 +313,8 @@ class AsyncSynapseClient:
             if not isinstance(items, list):
                 raise unexpected_answer("GET", _path_of(self.settings.on_host(url)),
                                         page if not isinstance(page, dict) else items, "a page of results")
+            if counts is not None and isinstance(page, dict) and isinstance(page.get("count"), int):
+                counts.append(page["count"])
             for item in items:
                 if not isinstance(item, dict):
                     raise unexpected_answer("GET", _path_of(self.settings.on_host(url)), item,
@@ -334,8 +338,8 @@ class AsyncSynapseClient:
     async def get_data_collection(self, collection_id: int) -> dict:
         return await self.get(f"data_collections/{collection_id}/", {"expand": "file_specifications"})
 
-    def iter_tasks(self, params: Mapping[str, Any]) -> AsyncIterator[dict]:
-        return self.iter_results("sdk/tasks/", params)
+    def iter_tasks(self, params: Mapping[str, Any], counts: list[int] | None = None) -> AsyncIterator[dict]:
+        return self.iter_results("sdk/tasks/", params, counts)
 
     async def get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
         """``get`` of one object: any other answer (a list, a string, an empty body) is an error."""
