@@ -53,3 +53,22 @@ def test_a_task_holding_this_jobs_earlier_write_takes_the_edited_label(synapse, 
     summary = rollback_job(str(job), client=client).summary()
     assert summary == "rollback: 3 restored, 0 already as before, 1 changed by someone else (skipped), 0 failed"
     assert [synapse.tasks[t]["data"] for t in tasks] == [ORIGINAL, HUMAN, ORIGINAL, ORIGINAL]
+
+
+def test_a_write_left_in_doubt_by_a_kill_then_edited_is_written_too(synapse, files, client, tmp_path) -> None:
+    """A ``kill -9`` lost the ``done`` of task 1's write (it reached the backend), then its label
+    was edited: the task holds that write, in doubt, not someone else's change."""
+    pid = seed_tasks(synapse, files, 2, data=ORIGINAL)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    assert apply_job(str(job), client=client).totals["applied"] == 2
+    first = min(t["id"] for t in synapse.project_tasks(pid))
+    journal = job / "synapse-journal.jsonl"
+    journal.write_bytes(b"".join(line for line in journal.read_bytes().splitlines(keepends=True)
+                                 if not (orjson.loads(line)["op"] == "done" and orjson.loads(line)["task_id"] == first)))
+    edit_labels(job, {1})
+    report = apply_job(str(job), client=client)
+    assert [r.status for r in report.results] == ["applied", "unchanged"], report.results
+    assert rollback_job(str(job), client=client).summary().startswith("rollback: 2 restored")
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))

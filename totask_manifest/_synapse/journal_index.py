@@ -96,12 +96,13 @@ def index_journal(job_url: str) -> RerunIndex:
 
 
 def own_writes(job_url: str, task_ids: set[int]) -> set[tuple[int, str]]:
-    """``(task id, hash)`` of every write of this job to one of ``task_ids`` that the backend
-    stored: what it was sent and what it said it stored. Read for the few tasks that look changed
-    since export, after the run (``apply``): a task holding one of these holds this job's data."""
+    """``(task id, hash)`` of every write of this job to one of ``task_ids``: what it was sent
+    (a write a kill left in doubt included) and what the backend said it stored. Read for the few
+    tasks that look changed since export, after the run (``apply``): a task holding one of these
+    holds this job's data."""
     own: set[tuple[int, str]] = set()
     for rec in iter_journal(job_url):
         tid = rec.get("task_id")
-        if rec.get("op") == "done" and tid in task_ids:
+        if rec.get("op") in ("before", "done") and tid in task_ids:
             own.update((tid, h) for h in (rec.get("new_hash"), rec.get("stored_hash")) if isinstance(h, str))
     return own
