@@ -6,6 +6,7 @@ import fsspec
 import orjson
 import pytest
 
+from tests.jobs_helpers import run_cli
 from totask_manifest._cli import main
 from totask_manifest._errors import FatalSynapseError, UsageError
 from totask_manifest._synapse.export import export_tasks, parse_filters
@@ -321,3 +322,26 @@ def test_what_a_killed_export_left_is_removed_by_the_next_one(synapse, files, tm
     assert main(["export", "--project", str(pid), "-o", str(out)]) == 0
     assert len(read_records(out)) == 300
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_listing_that_changes_while_it_is_read_is_reported(synapse, tmp_path) -> None:
+    """Tasks leaving the filter (``status=pending``) while the pages are read shift the later
+    pages forward: as many pending tasks as left were never listed, and export said nothing."""
+    pid = synapse.seed(300)
+    ids = sorted(t["id"] for t in synapse.project_tasks(pid))
+    for tid in ids:
+        synapse.tasks[tid]["status"] = "pending"
+
+    def ten_leave_at_page_two(server, rec) -> None:
+        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
+            for tid in ids[:10]:
+                server.tasks[tid]["status"] = "done"
+
+    synapse.hooks.append(ten_leave_at_page_two)
+    out = tmp_path / "out.manifest"
+    done = run_cli("export", "--project", str(pid), "--filter", "status=pending", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
+    assert ("the task listing changed while it was read (the backend counted 300 tasks, then 290): "
+            "tasks may have been left out; export again to pick them up") in err, err
+    assert len(read_records(out)) == 290

@@ -97,3 +97,34 @@ def test_a_task_refused_with_403_is_not_rolled_back(synapse, files, client, tmp_
     report = rollback_job(str(job), client=client)
     assert report.summary() == "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
     assert first not in {r.task_id for r in report.results}
+
+
+@pytest.mark.parametrize("body", [b"<html><body>Request accepted</body></html>", b'{"id": 1, "data": {"annot'])
+def test_a_write_answered_200_with_a_body_that_is_not_json_is_restored(synapse, files, client, tmp_path, body) -> None:
+    """A proxy (or a backend cut short) that answers the PUT 200 with an HTML page or truncated
+    JSON: the backend may have stored the write. It was journalled as refused, so rollback left
+    the task holding the job's data and the annotation it had before was lost."""
+    original = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "human"}}
+    pid = seed_tasks(synapse, files, 3, data=original)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    first = min(t["id"] for t in synapse.project_tasks(pid))
+
+    def store_then_answer_html(server, rec) -> None:  # the backend writes; what answers is not its JSON
+        if rec.method == "PUT" and rec.path.startswith(f"/tasks/{first}/"):
+            server.tasks[first]["data"] = rec.body["data"]
+
+    synapse.hooks.append(store_then_answer_html)
+    synapse.add_fault(Fault(status=200, method="PUT", path=f"^/tasks/{first}/", body=body, times=None))
+    report = apply_job(str(job), client=client)
+    assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
+    assert [r.detail for r in report.results if r.status == "failed"] == [
+        f"Synapse answered PUT /tasks/{first}/annotate_task_data/ with 200 but the body is not JSON"]
+    assert not [r for r in read_journal(str(job)) if r["op"] == "failed" and r.get("refused")]
+    synapse.hooks.clear()
+    synapse.clear_faults()
+    assert apply_job(str(job), client=client).totals["unchanged"] == 3
+    assert rollback_job(str(job), client=client).summary() == (
+        "rollback: 3 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed")
+    assert all(t["data"] == original for t in synapse.project_tasks(pid))

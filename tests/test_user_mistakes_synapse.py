@@ -342,3 +342,24 @@ def test_run_with_other_parameters_does_not_archive_a_live_run(tmp_path: Path) -
     assert not (out / ".totask-archive").exists()
     assert first.returncode == 0, first_err.decode()
     assert orjson.loads(first_out)["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("command", ["apply", "rollback"])
+def test_a_synapse_host_with_a_wrong_path_says_to_check_it(synapse, files, client, tmp_path, command) -> None:
+    """``SYNAPSE_HOST`` with a path the backend does not serve (``/api``): every request is a
+    404, the project's too, and apply and rollback said only ``project 1001 is gone``, as if it
+    had been deleted."""
+    from totask_manifest._synapse.apply import apply_job
+    from totask_manifest._synapse.export import export_tasks
+    from totask_manifest.testing.builders import make_job, seed_tasks
+
+    pid = seed_tasks(synapse, files, 4)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    if command == "rollback":
+        assert apply_job(str(job), client=client).totals["applied"] == 4
+    done = run_cli(command, str(job), env={"SYNAPSE_HOST": synapse.url + "/api"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"project {pid} is gone (404); if it still exists in Synapse, check SYNAPSE_HOST "
+            f"(now {synapse.url}/api)") in done.stderr, done.stderr

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 #: a status as a line says it: the summary's words ("already" alone reads as a cut line)
-_SAID = {"already": "already as before (nothing sent)"}
+_SAID = {"already": "already as before (nothing sent)", "deleted": "deleted in Synapse"}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,17 +64,18 @@ from .client import (
 )
 from .current import CurrentData
 from .journal import Journal, contains
-from .journal_index import RerunIndex, index_journal
+from .journal_index import RerunIndex, index_journal, own_writes
 from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker, check_concurrency
+from .workers import Breaker, check_concurrency, project_gone
 
 log = logging.getLogger(__name__)
 
 #: tasks whose current data one listing request loads (see ``current.py``)
 WINDOW = 100
 _STOP: Any = object()
+CHANGED = "changed in Synapse since export; --force overwrites it"
 
 #: what callers import from here; the reports live in ``apply_report``, the planning in ``apply_plan``
 __all__ = ["APPLIED", "CONFLICT", "FAILED", "NOT_LABELED", "STATUSES", "UNCHANGED", "WOULD_APPLY", "ApplyReport",
@@ -145,6 +146,9 @@ class _ApplyRun:
         self.earlier = RerunIndex(bytearray(), set())
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
+        #: ``(line, task id, current hash)`` of the tasks that look changed since export, decided
+        #: after the run (``_recheck``): a few bytes each, not the write
+        self.suspects: list[tuple[int, int, str]] = []
 
     def _emit(self, result: TaskResult) -> None:
         self.report.add(result)
@@ -160,8 +164,11 @@ class _ApplyRun:
         try:
             try:
                 await self._pipeline()
+                await self._recheck()
             except StorageError as exc:  # the manifest cannot be read
                 self.breaker.trip(str(exc))
+            for line, task_id, _ in self.suspects:  # not looked at again: the run stopped first
+                self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
             if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal:
                 log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
                 self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
@@ -226,12 +233,48 @@ class _ApplyRun:
         for planned in window:
             await queue.put(planned)
 
+    async def _recheck(self) -> None:
+        """The tasks that looked changed since export, against the journal: one that holds one of
+        this job's earlier writes (its label edited in the manifest since, say) is written, as if
+        it held the exported data; any other is a conflict. Their writes are planned again from
+        the manifest (only when one may be ours), so the run never holds them meanwhile."""
+        if not self.suspects or self.breaker.tripped:
+            return
+        own = await asyncio.to_thread(own_writes, self.target.job_url, {tid for _, tid, _ in self.suspects})
+        ours = {}
+        for line, task_id, current in self.suspects:
+            if (task_id, current) in own:
+                ours[line] = (line, task_id, current)
+            else:
+                self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
+        self.suspects = []
+        slots = asyncio.Semaphore(self.concurrency)
+        pending: set[asyncio.Task] = set()
+
+        async def one(p: Planned) -> None:
+            try:
+                await self._apply_one(p, own)
+            finally:
+                slots.release()
+
+        for p in plan_writes(self.target, self.convert, self.schema, self.native_schema, lambda _: None):
+            if p.line in ours and not self.breaker.tripped:
+                await slots.acquire()
+                del ours[p.line]
+                task = asyncio.create_task(one(p))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
+        self.suspects = list(ours.values())  # the run stopped first (or the manifest changed): conflicts
+
     # -- one task ----------------------------------------------------------------------------------------
 
-    async def _apply_one(self, p: Planned) -> None:
+    async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
         try:
-            result = await self._decide_and_write(p)
+            result = await self._decide_and_write(p, own)
             self.breaker.success()
+            if result is None:  # looked at again after the run
+                return
         except TokenRejected as exc:
             self.breaker.trip(f"the token was refused ({exc})")
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
@@ -243,14 +286,16 @@ class _ApplyRun:
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):
-                self.breaker.trip(f"project {p.project} is gone (404)")
+                self.breaker.trip(project_gone(p.project, self.aio.settings.host))
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except SynapseHTTPError as exc:
             self.breaker.success()
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         self._emit(result)
 
-    async def _decide_and_write(self, p: Planned) -> TaskResult:
+    async def _decide_and_write(self, p: Planned, own: set[tuple[int, str]] | None) -> TaskResult | None:
+        """What to do with one task, and the write; None: decided after the run (``_recheck``).
+        ``own``: this job's earlier writes to the task (on the second look only)."""
         current = await self.current.get(p.task_id)
         current_hash = data_hash(current)
         if self.earlier.stored(p.task_id, p.new_hash, current_hash):
@@ -262,8 +307,11 @@ class _ApplyRun:
                                            recovered=True)
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
         if p.export_hash is not None and current_hash != p.export_hash and not self.force:
-            return TaskResult(p.line, p.task_id, CONFLICT,
-                              "changed in Synapse since export; --force overwrites it")
+            if own is None and self.earlier.written:  # perhaps this job's own earlier write
+                self.suspects.append((p.line, p.task_id, current_hash))
+                return None
+            if own is None or (p.task_id, current_hash) not in own:
+                return TaskResult(p.line, p.task_id, CONFLICT, CHANGED)
         change = f"{count_annotations(current)} -> {count_annotations(p.data)} annotations"
         if self.dry_run:
             return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
@@ -273,9 +321,11 @@ class _ApplyRun:
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
-            if exc.status is not None and exc.status < 500:
+            if exc.status is not None and 300 <= exc.status < 500:
                 # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
-                # it never answered did; a refused write is no task for rollback to restore
+                # it never answered did; a refused write is no task for rollback to restore. A 2xx
+                # whose body is not JSON (a proxy's page, an answer cut short) is no refusal: the
+                # write may be stored, so it stays in doubt for a re-run and rollback to look at
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
             raise

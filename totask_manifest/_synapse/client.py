@@ -59,6 +59,7 @@ from .errors import (  # noqa: F401 - the client's errors are importable from he
     error_class,
     http_error,
     reason_phrase,
+    unexpected_answer,
 )
 from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
@@ -295,8 +296,10 @@ class AsyncSynapseClient:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return await self.request("GET", path, params=params)
 
-    async def iter_results(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
+    async def iter_results(self, path: str, params: Mapping[str, Any] | None = None,
+                           counts: list[int] | None = None) -> AsyncIterator[dict]:
         """Every result of a DRF page-number listing, following the absolute ``next`` links.
+        ``counts`` gets each page's ``count``: pages read while the listing changes shift under it.
 
         A ``next`` link on another origin (a backend behind a TLS proxy writes ``http://``, or its
         internal host name) is followed by its path and query on the configured host."""
@@ -306,13 +309,20 @@ class AsyncSynapseClient:
         while url:
             page = await self.get(url, query)
             query = None  # the next link carries the whole query
-            if isinstance(page, list):
-                for item in page:
-                    yield item
-                return
-            for item in (page or {}).get("results") or []:
+            items = page if isinstance(page, list) else page.get("results") if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                raise unexpected_answer("GET", _path_of(self.settings.on_host(url)),
+                                        page if not isinstance(page, dict) else items, "a page of results")
+            if counts is not None and isinstance(page, dict) and isinstance(page.get("count"), int):
+                counts.append(page["count"])
+            for item in items:
+                if not isinstance(item, dict):
+                    raise unexpected_answer("GET", _path_of(self.settings.on_host(url)), item,
+                                            "a listed object")
                 yield item
-            url = (page or {}).get("next")
+            url = page.get("next") if isinstance(page, dict) else None
+            if url is not None and not isinstance(url, str):
+                raise unexpected_answer("GET", _path_of(self.settings.on_host(path)), url, "a next link (a string)")
             if url and "://" in url and not self.settings.is_own(url):
                 if not warned:
                     log.info("the backend's next links point at %s; following them on %s", _origin(url),
@@ -328,14 +338,21 @@ class AsyncSynapseClient:
     async def get_data_collection(self, collection_id: int) -> dict:
         return await self.get(f"data_collections/{collection_id}/", {"expand": "file_specifications"})
 
-    def iter_tasks(self, params: Mapping[str, Any]) -> AsyncIterator[dict]:
-        return self.iter_results("sdk/tasks/", params)
+    def iter_tasks(self, params: Mapping[str, Any], counts: list[int] | None = None) -> AsyncIterator[dict]:
+        return self.iter_results("sdk/tasks/", params, counts)
+
+    async def get_object(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
+        """``get`` of one object: any other answer (a list, a string, an empty body) is an error."""
+        answer = await self.get(path, params)
+        if not isinstance(answer, dict):
+            raise unexpected_answer("GET", _path_of(self.settings.on_host(path)), answer, "an object")
+        return answer
 
     async def get_task(self, task_id: int, params: Mapping[str, Any] | None = None) -> dict:
-        return await self.get(f"tasks/{task_id}/", params)
+        return await self.get_object(f"tasks/{task_id}/", params)
 
     async def get_data_unit(self, data_unit_id: int, params: Mapping[str, Any] | None = None) -> dict:
-        return await self.get(f"data_units/{data_unit_id}/", params if params is not None else {"expand": "files"})
+        return await self.get_object(f"data_units/{data_unit_id}/", params if params is not None else {"expand": "files"})
 
     async def annotate_task_data(self, task_id: int, data: Any, *, schema: str | None = None) -> Any:
         """``PUT tasks/{id}/annotate_task_data/`` with ``{"action": "submit", "data": data}``."""

@@ -84,4 +84,7 @@ class CurrentData:
             return data
         self.fetched += 1
         task = await self.aio.get_task(task_id, DETAIL)
-        return task.get("data") if isinstance(task, dict) else None
+        if "data" not in task:  # no data is not an empty task: taken for one, a forced write would lose it
+            raise SynapseHTTPError(f"Synapse answered GET /tasks/{task_id}/ without the task's data",
+                                   status=200, method="GET", path=f"/tasks/{task_id}/")
+        return task["data"]

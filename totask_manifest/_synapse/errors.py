@@ -69,6 +69,21 @@ class BackendUnavailable(SynapseHTTPError):
             self.exit_code = 2
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words (``a JSON list``), for a message about an answer's shape."""
+    if value is None:
+        return "an empty body"
+    kind = {dict: "object", list: "list", str: "string", bool: "boolean"}.get(type(value), "number")
+    return f"a JSON {kind}"
+
+
+def unexpected_answer(method: str, path: str, value: Any, expected: str) -> SynapseHTTPError:
+    """A 2xx answer of the wrong shape (a proxy's or a broken backend's): one line naming the
+    request, never the body (status 200: it did answer, so it is no I/O error)."""
+    return SynapseHTTPError(f"Synapse answered {method} {path} with {json_kind(value)} where {expected} was expected",
+                            status=200, method=method, path=path)
+
+
 def error_class(status: int) -> type[SynapseHTTPError]:
     if status == 400:
         return BadRequest

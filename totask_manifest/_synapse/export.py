@@ -75,11 +75,19 @@ class ExportResult:
     #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
     #: filter (the backend ignored it); they are not exported
     unmatched: dict[str, int] = field(default_factory=dict)
+    #: the listing's ``count`` on its first page and the first other one a later page gave (tasks
+    #: created, deleted or leaving the filters meanwhile shift the pages: some may not be listed)
+    listing_changed: tuple[int, int] | None = None
 
     def unmatched_warnings(self) -> list[str]:
-        """One line per filter the backend did not apply."""
-        return [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
-                f"not exported" for name, count in self.unmatched.items()]
+        """One line per filter the backend did not apply, and one when the listing changed."""
+        lines = [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
+                 f"not exported" for name, count in self.unmatched.items()]
+        if self.listing_changed:
+            first, then = self.listing_changed
+            lines.append(f"the task listing changed while it was read (the backend counted {first} tasks, then "
+                         f"{then}): tasks may have been left out; export again to pick them up")
+        return lines
 
 
 def _check_writable(output: str) -> None:
@@ -183,9 +191,10 @@ async def _export(
     params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
     returned = 0
+    counts: list[int] = []
     with AtomicWriter(output) as out:
         window: list[int] = []
-        async with contextlib.aclosing(aio.iter_tasks(params)) as listing:
+        async with contextlib.aclosing(aio.iter_tasks(params, counts)) as listing:
             async for item in listing:
                 returned += 1
                 missed = unmatched_filters(item, filters)
@@ -194,7 +203,10 @@ async def _export(
                         name = f"{key}={shown_value(filters[key])}"
                         result.unmatched[name] = result.unmatched.get(name, 0) + 1
                     continue
-                window.append(int(item["id"]))
+                if not isinstance(item.get("id"), int) or isinstance(item["id"], bool):
+                    raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
+                                           method="GET", path="/sdk/tasks/")
+                window.append(item["id"])
                 listed += 1
                 if len(window) >= WINDOW:
                     await _write_window(aio, project, window, out, result)
@@ -207,6 +219,8 @@ async def _export(
             await _write_window(aio, project, window, out, result)
             if on_progress:
                 on_progress(listed)
+        other = next((c for c in counts if c != counts[0]), None) if counts else None
+        result.listing_changed = None if other is None else (counts[0], other)
         for warning in result.unmatched_warnings():
             log.warning("%s", warning)
         if listed == 0:

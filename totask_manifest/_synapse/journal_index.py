@@ -38,10 +38,12 @@ def _key(task_id: int, new_hash: str, stored_hash: str) -> bytes:
 class RerunIndex:
     """The journal's answers for a re-run: ``stored`` and ``in_doubt``."""
 
-    def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]]) -> None:
+    def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]], *, written: bool = False) -> None:
         self._stored = np.frombuffer(keys, dtype=_KEY) if keys else np.empty(0, dtype=_KEY)
         self._stored.sort()  # in place, in the bytes streamed in: no second copy
         self._in_doubt = in_doubt
+        #: whether the journal holds any write: a task may then hold one of this job's earlier writes
+        self.written = written
 
     def __len__(self) -> int:
         """How many (task, new data, stored data) it holds beyond the writes stored as sent."""
@@ -65,6 +67,7 @@ class RerunIndex:
 def index_journal(job_url: str) -> RerunIndex:
     """Read the job's journal once (``JobError`` on a corrupt line, as ``read_journal``)."""
     keys = bytearray()
+    written = False
     # task id -> [run, new hash] of each ``before`` not settled yet, as ``open_writes`` keeps them
     open_: dict[int, list[tuple[Any, str]]] = {}
     for rec in iter_journal(job_url):
@@ -72,6 +75,7 @@ def index_journal(job_url: str) -> RerunIndex:
         if tid is None:
             continue
         if op == "before":
+            written = True
             open_.setdefault(tid, []).append((rec.get("run"), rec["new_hash"]))
         elif op in ("done", "failed"):
             stored, new = rec.get("stored_hash"), rec.get("new_hash")
@@ -88,4 +92,17 @@ def index_journal(job_url: str) -> RerunIndex:
         elif op == "restored":
             open_.pop(tid, None)
     in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
-    return RerunIndex(keys, in_doubt)
+    return RerunIndex(keys, in_doubt, written=written)
+
+
+def own_writes(job_url: str, task_ids: set[int]) -> set[tuple[int, str]]:
+    """``(task id, hash)`` of every write of this job to one of ``task_ids``: what it was sent
+    (a write a kill left in doubt included) and what the backend said it stored. Read for the few
+    tasks that look changed since export, after the run (``apply``): a task holding one of these
+    holds this job's data."""
+    own: set[tuple[int, str]] = set()
+    for rec in iter_journal(job_url):
+        tid = rec.get("task_id")
+        if rec.get("op") in ("before", "done") and tid in task_ids:
+            own.update((tid, h) for h in (rec.get("new_hash"), rec.get("stored_hash")) if isinstance(h, str))
+    return own

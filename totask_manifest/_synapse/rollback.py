@@ -34,11 +34,13 @@ from .client import (
 from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, check_concurrency, run_pool
+from .workers import Breaker, check_concurrency, project_gone, run_pool
 
 log = logging.getLogger(__name__)
 
 RESTORED, ALREADY, CONFLICT, FAILED = "restored", "already", "conflict", "failed"
+#: the task answers 404 while its project is there: deleted since, so nothing is left to restore
+DELETED = "deleted"
 
 
 @dataclass
@@ -61,7 +63,8 @@ class RollbackReport:
     @property
     def totals(self) -> dict[str, int]:
         counts = Counter(r.status for r in self.results)
-        return {"tasks": len(self.results), **{k: counts.get(k, 0) for k in (RESTORED, ALREADY, CONFLICT, FAILED)}}
+        return {"tasks": len(self.results),
+                **{k: counts.get(k, 0) for k in (RESTORED, ALREADY, CONFLICT, FAILED, DELETED)}}
 
     @property
     def complete(self) -> bool:
@@ -71,6 +74,8 @@ class RollbackReport:
         t = self.totals
         text = (f"rollback: {t[RESTORED]} restored, {t[ALREADY]} already as before, {t[CONFLICT]} changed by "
                 f"someone else (skipped), {t[FAILED]} failed")
+        if t[DELETED]:
+            text += f", {t[DELETED]} deleted in Synapse"
         if self.fatal:
             text += f"; stopped: {self.fatal}"
         if self.remaining:
@@ -136,7 +141,7 @@ async def rollback_async(
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
     breaker = Breaker()
-    undone: set[int] = set()
+    undone: set[int] = set()  # restored, already as before, or deleted: nothing left to do
     conflicted: set[int] = set()
 
     async def restore(history: TaskHistory) -> None:
@@ -172,9 +177,16 @@ async def rollback_async(
             result = RestoreResult(tid, FAILED, str(exc))
         except NotFound as exc:
             project = history.writes[0].get("project")
-            if project is not None and await _project_gone(aio, project):
-                breaker.trip(f"project {project} is gone")
-            result = RestoreResult(tid, FAILED, str(exc))
+            state = None if project is None else await _project_state(aio, project)
+            if state == "gone":
+                breaker.trip(project_gone(project, aio.settings.host))
+            if state == "there":  # deleted since the job wrote it: nothing to put back
+                breaker.success()
+                undone.add(tid)
+                report.remaining = len(histories) - len(undone) - len(conflicted)
+                result = RestoreResult(tid, DELETED, f"nothing to restore: {exc}")
+            else:
+                result = RestoreResult(tid, FAILED, str(exc))
         except SynapseHTTPError as exc:
             breaker.success()
             result = RestoreResult(tid, FAILED, str(exc))
@@ -192,11 +204,12 @@ async def rollback_async(
     return report
 
 
-async def _project_gone(aio: AsyncSynapseClient, project: int) -> bool:
+async def _project_state(aio: AsyncSynapseClient, project: int) -> str:
+    """``gone`` (404), ``there``, or ``unknown`` (any other error)."""
     try:
         await aio.get_project(project)
     except NotFound:
-        return True
+        return "gone"
     except SynapseHTTPError:
-        return False
-    return False
+        return "unknown"
+    return "there"

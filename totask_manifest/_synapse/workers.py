@@ -80,3 +80,9 @@ async def run_pool(
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     if errors:
         raise errors[0]
+
+
+def project_gone(project: int, host: str) -> str:
+    """Why a run stops when a task's 404 is followed by its project's: deleted, or a
+    ``SYNAPSE_HOST`` whose path the backend does not serve (every request is a 404 then)."""
+    return f"project {project} is gone (404); if it still exists in Synapse, check SYNAPSE_HOST (now {host})"
