@@ -89,7 +89,7 @@ def parse_range(url, start, end):
     loads = orjson.loads
     lines = 0
     with open(url, "rb") as f:
-        # 64 KB reads, as validate's (``line_check.BLOCK_BYTES``): 1 MB ones cost page faults
+        # 64 KB reads, as validate's (``blocks.BLOCK_BYTES``): 1 MB ones cost page faults
         for batch in iter_bodies(f, start=start, end=end, chunk=64 << 10):
             for line in batch:
                 loads(line)

@@ -4,14 +4,20 @@ problems."""
 
 from __future__ import annotations
 
+import io
+import itertools
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from totask_manifest._jobs import scan_ranges
-from totask_manifest._jobs.scan_ranges import _RangeScan, _scan_line, scan_range
+from totask_manifest._jobs.scan_ranges import InputScan, _RangeScan, _scan_line, add_range, scan_range
+from totask_manifest._manifest import long_lines
 from totask_manifest._manifest.io import iter_raw_lines
+from totask_manifest._manifest.long_lines import TooLong
+from totask_manifest._manifest.ranges import iter_line_batches
 
 ATTR = "category"
 LABEL = {"image_size": [{"width": 8, "height": 8, "depth": 3}], "annotations": []}
@@ -142,7 +148,82 @@ def test_runs_of_one_shape_take_the_typed_path(tmp_path, monkeypatch):
     monkeypatch.setattr(label_check, "run_needs_input_rules",
                         lambda text, records, longest: parsed_runs.append(len(records)) or real(text, records, longest))
     scan = scan_range(str(path), 0, None, ATTR, run_lines=16)
-    assert parsed_runs == [16, 16]  # GOOD's second run teaches its shape, OTHER's first teaches its own
+    # GOOD's second run teaches its shape (the first holds the file's first line); OTHER's first line, refused
+    # by it, goes alone, and the next lines, refused too, go in runs: their first teaches OTHER's
+    assert parsed_runs == [16, 1, 16]
     assert scan.lines == 128 and scan.problem_count == 0
     assert list(scan.indices) == list(range(64, 128))
     assert list(scan.offsets) == [64 * (len(GOOD) + 1) + k * (len(OTHER) + 1) for k in range(64)]
+
+
+#: a line over the byte cap ``long_lines.MAX_LINE_BYTES`` (lowered to ``CAP`` in the test below)
+CAP = 1500
+LONG = b'{"source-ref": "s3://b/l.jpg", "k": "' + b"x" * CAP + b'"}'
+
+
+def splitter_scan(data: bytes, attribute: str) -> _RangeScan:
+    """The scan of a whole file line by line, as the line splitter reads it (``iter_line_batches``;
+    a line over the cap is read past, ``line-too-long``)."""
+    out = _RangeScan()
+    at = 0
+    for lines in iter_line_batches(io.BytesIO(data), newlines=True):
+        for raw in lines:
+            if type(raw) is TooLong:
+                out.lines += 1
+                scan_ranges._add_problems(out, [("", long_lines.message(), "line-too-long")])
+                at += raw.size
+                continue
+            _scan_line(out, at, raw, attribute)
+            at += len(raw)
+    return out
+
+
+def whole(parts: list[_RangeScan]) -> tuple:
+    scan = InputScan()
+    for part in parts:
+        add_range(scan, part)
+    sel = scan.selection
+    return scan.lines, list(sel.indices), list(sel.offsets), scan.problems, scan.problem_count, scan.bad_lines
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(stretches=st.lists(st.tuples(st.one_of(MOSTLY_ONE_SHAPE, st.just(LONG)), st.integers(1, 12)), max_size=16),
+       ends=st.lists(st.sampled_from([b"\n"] * 6 + [b"\r\n"]), min_size=80, max_size=80),
+       bom=st.booleans(), last_terminated=st.booleans(), cuts=st.lists(st.floats(0, 1), max_size=4),
+       chunk=st.integers(16, 4096), piece_bytes=st.integers(1, 2048), run_lines=st.integers(1, 20))
+def test_blocks_and_pieces_find_what_the_line_by_line_scan_finds(tmp_path_factory, stretches, ends, bom,
+                                                                 last_terminated, cuts, chunk, piece_bytes, run_lines):
+    """Stretches of one line (pieces the typed path takes whole, or refuses one line of) and byte
+    ranges cut anywhere (mid-line, between a CR and its LF, inside a line over the byte cap), read
+    in small blocks and pieces: the ranges together find what the line-by-line scan of the whole
+    file finds, down to each selected line's offset."""
+    lines = [line for line, times in stretches for _ in range(times)][:80]
+    text = b"".join(line + end for line, end in zip(lines, ends, strict=False))
+    if lines and not last_terminated:
+        text = text.rstrip(b"\r\n")
+    data = (b"\xef\xbb\xbf" if bom else b"") + text
+    path = tmp_path_factory.mktemp("scan") / "in.manifest"
+    path.write_bytes(data)
+    bounds = [0, *sorted(int(c * len(data)) for c in cuts), len(data)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(long_lines, "MAX_LINE_BYTES", CAP)
+        expected = whole([splitter_scan(data, ATTR)])
+        parts = [scan_range(str(path), a, b, ATTR, run_lines=run_lines, chunk=chunk, piece_bytes=piece_bytes)
+                 for a, b in itertools.pairwise(bounds)]
+    assert whole(parts) == expected
+
+
+def test_a_piece_of_a_selecting_shape_gives_each_line_its_offset(tmp_path):
+    """Pieces the typed path accepts whole under a shape without the attribute: every line is
+    selected at its own offset, across block and piece ends, with a refused line among them."""
+    lines = [GOOD] * 20 + [OTHER] * 30 + [UNLABELED] + [OTHER] * 30
+    data = b"".join(line + b"\n" for line in lines)
+    path = tmp_path / "in.manifest"
+    path.write_bytes(data)
+    for chunk, piece_bytes in [(64 << 10, 16 << 10), (700, 300), (100, 1)]:
+        scan = scan_range(str(path), 0, None, ATTR, chunk=chunk, piece_bytes=piece_bytes)
+        assert list(scan.indices) == list(range(20, 81))
+        others, unlabeled = 20 * (len(GOOD) + 1), 20 * (len(GOOD) + 1) + 30 * (len(OTHER) + 1)
+        assert list(scan.offsets) == [others + k * (len(OTHER) + 1) for k in range(30)] + [unlabeled] + [
+            unlabeled + len(UNLABELED) + 1 + k * (len(OTHER) + 1) for k in range(30)]

@@ -153,6 +153,30 @@ def test_one_failed_line_among_typed_ones_costs_its_neighbours_little(bench_file
     assert out.attributes["category"].labeled == 2000 - failed and out.attributes["category"].invalid == 2
 
 
+def test_a_second_shape_takes_the_typed_path_too(bench_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file whose lines change shape (labels under another attribute from its middle on): the
+    second shape's lines are refused by the first shape's typed path one after another; they
+    learn their own rather than each going line by line to the range's end (1000 of these 2000
+    lines did), and the counts and problems are the per-line path's."""
+    lines = bench_file.read_bytes().split(b"\n")[:2000]
+    lines[1000:] = [line.replace(b'"category', b'"other') for line in lines[1000:]]
+    lines[1500] = lines[1500].replace(b'"human-annotated":"', b'"human-annotated":"maybe-')
+
+    def check() -> tuple[LineChecker, Collector]:
+        checker, out = _checker()
+        checker.run(iter_blocks(io.BytesIO(b"\n".join(lines) + b"\n"), chunk=64 << 10))
+        return checker, out
+
+    checker, out = check()
+    assert checker.typed_lines >= 2000 - 3 - 4 * line_check.RUN_LINES
+    monkeypatch.setattr(line_check, "_typed_plan", lambda *args: None)
+    _, expected = check()
+    assert (out.lines, out.errors, [(p.line, p.rule) for p in out.problems]) == (
+        expected.lines, expected.errors, [(p.line, p.rule) for p in expected.problems]) == (2000, 1, [
+            (1501, "schema-enum")])
+    assert out.attributes == expected.attributes
+
+
 @pytest.mark.parametrize("named", [9999, 3, 0])
 def test_a_line_index_in_the_lines_own_text_splits_nothing_wrong(bench_file: Path, named: int) -> None:
     """The decoder's error quotes the refused value before its path: a value that reads like a

@@ -21,7 +21,7 @@ import orjson
 from .._errors import json_kind
 from .._task_types import TaskType, task_type_of_metadata
 from . import long_lines, semantics
-from .blocks import pieces, split_block
+from .blocks import PIECE_BYTES, pieces, split_block, typed_parts
 from .label_check import (
     SOURCE_SCHEMAS,
     _fast_schema,
@@ -41,19 +41,6 @@ from .typed_plan import TypedPlan, typed_plan
 #: while the per-run steps (one schema call, one ``orjson.dumps``) still cost little a line
 RUN_LINES = 16
 _UNSET: Any = object()
-
-#: bytes of a block the typed path decodes at once: some 38 bench lines, whose structs stay in
-#: a core's cache while the per-piece steps (one encode comparison, the checks) cost little a
-#: line; under the value-length limit, so that a piece needs no per-line length test
-PIECE_BYTES = 16 << 10
-
-#: bytes ``validate`` reads at once (``blocks.iter_blocks``' chunk). Small: a 1 MB chunk is
-#: read, joined to the line left over from the chunk before and cut at its last line, three
-#: fresh 1 MB buffers a chunk, above malloc's mmap threshold, so each came from the kernel
-#: page by page (0.083 page faults a line) and none stayed in a core's cache. 64 KB buffers
-#: are reused from the heap (0.003 faults a line): some 0.4 us less CPU a line (``iter_blocks``
-#: and ``pieces`` alone: 572 ns a line at 1 MB, 180 ns at 64 KB, 252 ns at 32 KB)
-BLOCK_BYTES = 64 << 10
 
 #: compiled plans shared by every range this process checks (a file has 16 ranges, each with its
 #: own ``LineChecker``): compiling a shape's schema and typed plan cost some 6 ms a range
@@ -89,24 +76,6 @@ def _skeleton(value: Any) -> Any:
     if type(value) is list:
         return (list, _skeleton(value[0]) if value else None)
     return type(value)
-
-
-def _around_line(text: bytes, k: int) -> tuple[bytes, bytes, bytes] | None:
-    """``text`` (whole lines) as its first ``k`` lines, line ``k`` without its ``\n``, and the
-    rest; None where ``text`` holds no line ``k``. Why: ``k`` comes from the decoder's message,
-    which quotes the refused value (``Invalid enum value 'at `$[9999]`'``) before its path; a
-    wrong ``k`` only splits the text elsewhere, each line still checked once."""
-    at = 0
-    for _ in range(k):
-        at = text.find(b"\n", at) + 1
-        if not at:
-            return None
-    if at >= len(text):
-        return None
-    end = text.find(b"\n", at)
-    if end < 0:
-        return text[:at], text[at:], b""
-    return text[:at], text[at:end], text[end + 1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,35 +119,23 @@ class LineChecker(LineRules):
                     self.out.add(number, "", "line-too-long", long_lines.message())
                     continue
                 for piece in pieces(block, PIECE_BYTES):
-                    rest: bytes | memoryview = piece
-                    while rest:
-                        if typed is not None:
-                            accepted = typed(rest)
-                            if accepted:
-                                number += accepted
-                                typed_lines += accepted
-                                break
-                            refused = self._last.typed.refused_at if self._last and self._last.typed else None
-                            around = _around_line(bytes(rest), refused) if refused is not None else None
-                            if around is not None:
-                                # the decoder named the line it refused: the lines before it go the
-                                # typed way again, it goes line by line (alone, its shape must not
-                                # become the typed path's), and the rest is a piece of its own
-                                head, line, rest = around
-                                if head and typed(head) == refused:
-                                    number += refused
-                                    typed_lines += refused
-                                elif head:
-                                    number, typed, typed_lines = self._runs(split_block(head), number, typed, typed_lines)
-                                number = self._lines([line], number, None)
-                                continue
-                        number, typed, typed_lines = self._runs(split_block(bytes(rest)), number, typed, typed_lines)
-                        break
+                    for accepted, text in typed_parts(piece, self._typed):
+                        if accepted > 0:
+                            number += accepted
+                            typed_lines += accepted
+                        elif accepted == 0:
+                            number, typed, typed_lines = self._runs(split_block(text), number, typed, typed_lines)
+                        else:
+                            number = self._lines([text], number, None)
         finally:
             if gc_was_enabled:
                 gc.enable()
             self._count_typed(self._last, typed_lines)
         self.out.lines += number
+
+    def _typed(self) -> TypedPlan | None:
+        """The typed path of the last shape that passed, if it has one."""
+        return self._last.typed if self._last is not None else None
 
     def _runs(self, batch: list[bytes], number: int, typed: Callable[[bytes], int] | None,
               typed_lines: int) -> tuple[int, Callable[[bytes], int] | None, int]:

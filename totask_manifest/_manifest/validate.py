@@ -19,7 +19,7 @@ from collections import Counter
 from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
-from .blocks import iter_blocks
+from .blocks import BLOCK_BYTES, iter_blocks
 from .io import refuse_absent_attribute
 from .label_check import (
     check_label,
@@ -29,7 +29,7 @@ from .label_check import (
     input_rules,
     needs_input_rules,
 )
-from .line_check import BLOCK_BYTES, LineChecker
+from .line_check import LineChecker
 from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
