@@ -18,10 +18,12 @@ are taken out of its URL (``Proxy.url`` never holds them) and sent as ``Proxy-Au
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import struct
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import proxy_bypass_environment
@@ -59,16 +61,22 @@ class Proxy:
         """``text`` with the proxy's password (as given and unquoted) replaced by ``***``."""
         return hide_secrets(text, self._secrets) if self._secrets else text
 
-    def aiohttp_options(self) -> dict[str, Any]:
-        """``proxy=`` and ``proxy_auth=`` for an aiohttp request through this proxy."""
+    def aiohttp_options(self, url: str, headers: Mapping[str, str] | None) -> tuple[Mapping[str, str] | None,
+                                                                                   dict[str, Any]]:
+        """The headers and options (``proxy=``, ``proxy_headers=``) of an aiohttp request to
+        ``url`` through this proxy. Its ``Proxy-Authorization`` goes on the CONNECT for an
+        ``https://`` target (aiohttp sends ``proxy_headers`` there only), with the request itself
+        for an ``http://`` one, which is sent to the proxy whole (as requests sends both)."""
         if self._aiohttp is None:
             options: dict[str, Any] = {"proxy": self.url}
             if self.user is not None or self.password is not None:
-                import aiohttp
-
-                options["proxy_auth"] = aiohttp.BasicAuth(self.user or "", self.password or "")
+                pair = f"{self.user or ''}:{self.password or ''}".encode()
+                options["proxy_headers"] = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
             self._aiohttp = options
-        return self._aiohttp
+        options = self._aiohttp
+        if "proxy_headers" in options and url[:5].lower() == "http:":
+            headers = {**(headers or {}), **options["proxy_headers"]}
+        return headers, options
 
 
 class EnvProxies:
@@ -154,6 +162,15 @@ class EnvProxies:
                     return True
         # then urllib's proxy_bypass (only the environment's on Linux; case-insensitive, "*")
         return self._urllib_no is not None and proxy_bypass_environment(hostname, {"no": self._urllib_no})
+
+
+def refused_reason(proxy: Proxy, status: int) -> str:
+    """A fetch's reason when ``proxy`` refused to pass a request on (407: other credentials wanted)."""
+    try:
+        phrase = f" ({HTTPStatus(status).phrase})"
+    except ValueError:
+        phrase = ""
+    return f"HTTP {status}: the proxy {proxy.shown} refused the request{phrase}"
 
 
 def _proxy(value: str, variable: str) -> Proxy:
