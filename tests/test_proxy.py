@@ -175,3 +175,48 @@ def test_a_fetch_through_an_unreachable_or_refusing_proxy_names_it(tmp_path, fil
         assert [s.method for s in proxy.seen] == ["CONNECT"]
     assert str(info.value).startswith(f"HTTP 407: the proxy {proxy.url} (from the environment variable "
                                       "HTTPS_PROXY) refused the request (Proxy Authentication Required)")
+
+
+# -- the command line, as a user behind a proxy runs it (the variables for the subprocess only) ----
+
+def _export(tmp_path, synapse, project: int = 1, **env: str):
+    from tests.jobs_helpers import run_cli
+
+    out = tmp_path / "out" / "x.manifest"
+    r = run_cli("-v", "export", "--project", str(project), "-o", str(out),
+                env={"SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN, **env})
+    assert "Traceback" not in r.stderr and SECRET not in r.stdout + r.stderr, r.stderr
+    return r, out
+
+
+def test_export_through_a_proxy_with_a_password(tmp_path, synapse, files) -> None:
+    from totask_manifest.testing.builders import seed_tasks
+
+    project = seed_tasks(synapse, files, 3)
+    with LocalProxy(auth=("me", SECRET)) as proxy:
+        r, out = _export(tmp_path, synapse, project, HTTP_PROXY=proxy.url_with_auth("me", SECRET))
+        assert r.returncode == 0, r.stderr
+        assert out.read_bytes().count(b"\n") == 3
+        assert proxy.seen and all(s.target.startswith(synapse.url) for s in proxy.seen)
+        bypassed = len(proxy.seen)
+        r, out = _export(tmp_path, synapse, project, HTTP_PROXY=proxy.url_with_auth("me", SECRET),
+                         NO_PROXY="127.0.0.1")
+        assert r.returncode == 0 and len(proxy.seen) == bypassed  # NO_PROXY: straight to the host
+        r, out = _export(tmp_path / "refused", synapse, project, HTTP_PROXY=proxy.url_with_auth("me", "wrong"))
+    assert r.returncode == 2 and not out.exists()
+    lines = [line for line in r.stderr.splitlines() if "refused" in line]
+    assert lines == [f"totask-manifest export: error: the proxy {proxy.url} (from the environment variable HTTP_PROXY) "
+                     f"refused GET /projects/{project}/: 407 Proxy Authentication Required; check the user and "
+                     "password in HTTP_PROXY"], r.stderr
+
+
+@pytest.mark.slow
+def test_export_with_an_unreachable_proxy_is_one_line_exit_2(tmp_path, synapse) -> None:
+    port = _closed_port()
+    r, out = _export(tmp_path, synapse, HTTPS_PROXY=f"http://me:{SECRET}@127.0.0.1:{port}",
+                     SYNAPSE_HOST=synapse.url.replace("http://", "https://"))
+    assert r.returncode == 2 and not out.exists(), r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("totask-manifest export:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"totask-manifest export: error: the proxy http://127.0.0.1:{port} (from the environment variable HTTPS_PROXY) "
+        "cannot be reached, so Synapse was not asked GET /projects/1/"), r.stderr
