@@ -18,7 +18,8 @@ system calls), and the sockets ready in one pass of the loop are served by one c
 Elsewhere each socket is the loop's own reader or writer (``_on_socket``).
 
 libcurl never follows a redirect (``hops.HopClient`` walks them under the policy) and never
-reads a proxy from the environment (aiohttp's session did not either).
+reads a proxy from the environment itself: each request is given the one ``proxies.EnvProxies``
+chooses (the environment read once, as the aiohttp client does), or none.
 
 What is the same as ``http.HttpClient`` (``tests/test_fetch_clients.py`` runs both): the
 request (requoted by yarl as aiohttp does, the same headers, HTTP/1.1), gzip and deflate
@@ -41,6 +42,7 @@ from collections.abc import Mapping
 import pycurl
 from yarl import URL
 
+from .._errors import FetchError
 from .._retry import Transient
 from .curl_transfer import SERVER_DISCONNECTED, TIMED_OUT, Transfer, UnknownEncoding, curl_failure
 from .hops import (
@@ -52,6 +54,7 @@ from .hops import (
     wants_text,
 )
 from .policy import FetchPolicy, timed_out
+from .proxies import EnvProxies, refused_reason
 
 #: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
 #: scheme's default, path and query of characters that need no quoting, no dot segment, no empty
@@ -94,6 +97,7 @@ class CurlClient(HopClient):
         self._multi.setopt(pycurl.M_MAXCONNECTS, n)
         paths = ssl.get_default_verify_paths()  # the CAs aiohttp's default context trusts
         self._ca = (paths.cafile, paths.capath)
+        self.proxies = EnvProxies.read()
         self._idle: list[pycurl.Curl] = []
         self._running: dict[pycurl.Curl, Transfer] = {}
         self._watched: dict[int, int] = {}
@@ -140,6 +144,8 @@ class CurlClient(HopClient):
         except UnknownEncoding:  # aiohttp hands such a body over as sent: asked again, so do we
             transfer = await self._transfer(method, url, data, headers, False, deadline)
         status = transfer.status
+        if status == 407 and transfer.proxy is not None:  # an http:// target's: the proxy answered
+            raise FetchError(refused_reason(transfer.proxy, status))
         if follow and status in REDIRECTS:
             return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
         if 200 <= status < 300:
@@ -199,6 +205,15 @@ class CurlClient(HopClient):
         curl.setopt(pycurl.URL, url)
         curl.setopt(pycurl.WRITEFUNCTION, transfer.write)
         curl.setopt(pycurl.HEADERFUNCTION, transfer.headers.append)
+        if self.proxies:  # a handle serves any host: each request says its proxy, or none
+            proxy = transfer.proxy = self.proxies.for_url(url)
+            curl.setopt(pycurl.PROXY, "" if proxy is None else proxy.url)
+            if proxy is not None and (proxy.user is not None or proxy.password is not None):
+                curl.setopt(pycurl.PROXYUSERNAME, proxy.user or "")
+                curl.setopt(pycurl.PROXYPASSWORD, proxy.password or "")
+            else:
+                curl.unsetopt(pycurl.PROXYUSERNAME)
+                curl.unsetopt(pycurl.PROXYPASSWORD)
         if method == "GET" and data is None and not headers:
             return
         # a handle that sent anything else is reset afterwards (``_release``), so GETs set nothing

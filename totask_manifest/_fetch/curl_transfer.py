@@ -15,6 +15,7 @@ from yarl import URL
 from .._errors import FetchError
 from .._retry import Transient
 from .hops import ERROR_TEXT_BYTES, too_large_declared, too_large_read
+from .proxies import Proxy, refused_reason
 from .urls import scrub
 
 _CERTIFICATE_ERRORS = frozenset({58, 60, 77, 83, 90})  # peer verification, CA file, issuer, pinned key
@@ -24,6 +25,8 @@ _UNDECODABLE = 61  # CURLE_BAD_CONTENT_ENCODING
 TIMED_OUT = 28
 SERVER_DISCONNECTED = "connection error: ServerDisconnectedError: Server disconnected"  # aiohttp's words
 
+#: libcurl's message when a proxy answered its CONNECT with another status than 2xx
+_CONNECT_FAILED = re.compile(r"CONNECT tunnel failed, response (\d{3})")
 #: the empty line that ends a response's headers (libcurl hands it to the header callback)
 _END_OF_HEADERS = re.compile(rb"\n\r?\n")
 
@@ -36,8 +39,8 @@ class UnknownEncoding(Exception):
 class Transfer:
     """One exchange's state, filled by libcurl's callbacks on the loop's thread."""
 
-    __slots__ = ("_head", "chunks", "deadline", "failure", "future", "headers", "limit", "size", "status",
-                 "stopped", "url")
+    __slots__ = ("_head", "chunks", "deadline", "failure", "future", "headers", "limit", "proxy", "size",
+                 "status", "stopped", "url")
 
     def __init__(self, url: str, future: asyncio.Future[None], limit: int, deadline: float) -> None:
         self.url = url
@@ -53,6 +56,8 @@ class Transfer:
         #: the body callback stopped the transfer on purpose (libcurl then reports a write error)
         self.stopped = False
         self._head: tuple[bytes, bytes] | None = None
+        #: the proxy the request goes through (``proxies.Proxy``), None when direct
+        self.proxy: Proxy | None = None
 
     def begin(self) -> bool:
         """Read the status once the headers are in; False refuses the body (declared too large)."""
@@ -136,6 +141,8 @@ def curl_failure(curl: pycurl.Curl, code: int, message: str, transfer: Transfer)
     """libcurl's error ``code`` as the aiohttp client said it: ``FetchError`` for an untrusted
     certificate or an undecodable body (another attempt will not change them), else
     ``Transient`` (``describe_curl_error``)."""
+    if transfer.proxy is not None and (failure := _proxy_failure(transfer.proxy, curl, code, message)):
+        return failure
     if code in _CERTIFICATE_ERRORS:
         return FetchError(f"TLS certificate not trusted: {scrub(message, 120)}")
     if code == _UNDECODABLE:
@@ -143,6 +150,27 @@ def curl_failure(curl: pycurl.Curl, code: int, message: str, transfer: Transfer)
             return UnknownEncoding(message)
         return FetchError(f"undecodable body: {scrub(message, 120)}")
     return Transient(describe_curl_error(curl, code, message, transfer))
+
+
+def _proxy_failure(proxy: Proxy, curl: pycurl.Curl, code: int, message: str) -> Exception | None:
+    """A failure of the proxy itself, named as ``http.proxy_failure`` names aiohttp's: it refused
+    the tunnel (a 407 is final: another attempt has the same credentials), or it cannot be
+    reached (libcurl connects to nothing else when it has a proxy). None when it is not the proxy's."""
+    refused = _CONNECT_FAILED.search(message)
+    if refused:
+        status = int(refused.group(1))
+        return (Transient if status >= 500 else FetchError)(refused_reason(proxy, status))
+    if code == pycurl.E_COULDNT_RESOLVE_PROXY:
+        return Transient(f"connection error: the proxy {proxy.shown}: gaierror: {scrub(message, 120)}")
+    errno = curl.getinfo(pycurl.OS_ERRNO)
+    if code == pycurl.E_COULDNT_CONNECT and errno:
+        where = URL(proxy.url)
+        host = where.raw_host or ""
+        address = (host, where.port, 0, 0) if ":" in host else (host, where.port)  # as asyncio names it
+        name = type(OSError(errno, os.strerror(errno))).__name__
+        return Transient(f"connection error: the proxy {proxy.shown}: {name}: [Errno {errno}] "
+                         f"Connect call failed {address}")
+    return None
 
 
 def describe_curl_error(curl: pycurl.Curl, code: int, message: str, transfer: Transfer) -> str:

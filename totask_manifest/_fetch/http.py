@@ -35,11 +35,14 @@ from .hops import (
     wants_text,
 )
 from .policy import FetchPolicy
+from .proxies import EnvProxies, Proxy, refused_reason
 from .urls import scrub
 
 _IDENTITY = frozenset({"", "identity"})
 #: no aiohttp timer: the caller bounds each attempt (``Fetcher``'s ``asyncio.timeout``)
 NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
+#: a request's options without a proxy (``Proxy.aiohttp_options`` with one)
+DIRECT: dict = {}
 
 
 def new_session(limit: int, *, limit_per_host: int = 0, headers: Mapping[str, str] | None = None,
@@ -47,10 +50,36 @@ def new_session(limit: int, *, limit_per_host: int = 0, headers: Mapping[str, st
                 tls: ssl.SSLContext | bool = True) -> aiohttp.ClientSession:
     """The one place an aiohttp session and its connection pool are made (the fetcher's, the
     Synapse client's): ``limit`` connections, no ``trust_env`` (it costs two thread hops per
-    request: proxy and netrc lookups). Call it inside the event loop that will use it."""
+    request: proxy and netrc lookups, and netrc adds credentials). The proxy environment is read
+    by its caller once, with it (``proxies.EnvProxies.read``), and each request given its proxy
+    (``proxy_options``). Call it inside the event loop that will use it."""
     extra = {} if keepalive_timeout is None else {"keepalive_timeout": keepalive_timeout}
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit_per_host, ssl=tls, **extra)
     return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout)
+
+
+def proxy_options(proxies: EnvProxies, url: str, headers: Mapping[str, str] | None
+                  ) -> tuple[Proxy | None, Mapping[str, str] | None, dict]:
+    """The proxy a request to ``url`` goes through (None: direct), and the request's headers and
+    aiohttp options with it (``Proxy.aiohttp_options``): an ``http://`` target is sent to the
+    proxy as an absolute URI, an ``https://`` one through a CONNECT tunnel the proxy cannot read."""
+    proxy = proxies.for_url(url) if proxies else None
+    if proxy is None:
+        return None, headers, DIRECT
+    headers, options = proxy.aiohttp_options(url, headers)
+    return proxy, headers, options
+
+
+def proxy_failure(proxy: Proxy, exc: aiohttp.ClientError) -> Exception | None:
+    """What a failure of ``proxy`` itself raises (None when ``exc`` is not the proxy's): it cannot
+    be reached (``Transient``), or it refused the tunnel (``FetchError``: 407 wants other
+    credentials, and another attempt will not have them; a 5xx is retried). The proxy is named, never its password."""
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return Transient(proxy.hide(describe_error(exc).replace("connection error: ",
+                                                                f"connection error: the proxy {proxy.shown}: ", 1)))
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # 5xx: it could not reach the host, for now
+        return (Transient if exc.status >= 500 else FetchError)(refused_reason(proxy, exc.status))
+    return None
 
 
 class HttpClient(HopClient):
@@ -63,6 +92,7 @@ class HttpClient(HopClient):
         self.policy = policy
         n = policy.concurrency
         self.session = new_session(n, limit_per_host=n, headers=HEADERS)
+        self.proxies = EnvProxies.read()
 
     async def aclose(self) -> None:
         await self.session.close()
@@ -70,10 +100,13 @@ class HttpClient(HopClient):
     async def _exchange(self, method: str, url: str, data: bytes | None,
                         headers: Mapping[str, str] | None, follow: bool,
                         deadline: float | None) -> tuple[bytes, str | None]:
+        proxy, headers, options = proxy_options(self.proxies, url, headers)
         try:
             async with self.session.request(method, url, data=data, headers=headers,
-                                            allow_redirects=False) as resp:
+                                            allow_redirects=False, **options) as resp:
                 status = resp.status
+                if status == 407 and proxy is not None:  # an http:// target's: the proxy answered
+                    raise FetchError(refused_reason(proxy, status))
                 if follow and status in REDIRECTS:
                     return b"", self.next_hop(resp.url, status, resp.headers.get("Location"))
                 if 200 <= status < 300:
@@ -85,6 +118,8 @@ class HttpClient(HopClient):
                 raise FetchError(f"undecodable body: {scrub(str(_root(exc)), 120)}") from None
             raise Transient(describe_error(exc)) from None
         except (aiohttp.ClientError, OSError) as exc:
+            if proxy is not None and isinstance(exc, aiohttp.ClientError) and (failure := proxy_failure(proxy, exc)):
+                raise failure from None
             if is_certificate_error(exc):  # retrying will not make the certificate valid
                 raise FetchError(f"TLS certificate not trusted: {scrub(str(exc), 120)}") from None
             raise Transient(describe_error(exc)) from None

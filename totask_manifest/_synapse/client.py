@@ -6,7 +6,10 @@ the one place sessions are made): httpx's own async pool loses throughput as con
 at 32 concurrent requests). The session is configured as the httpx-over-aiohttp client it
 replaced: ``max_concurrency`` connections kept alive 5 s, a connect timeout and a read timeout
 (no overall one), certifi's CA bundle unless ``SSL_CERT_FILE``/``SSL_CERT_DIR`` names another,
-no proxy from the environment, redirects never followed.
+redirects never followed, and the proxy the environment names (``HTTPS_PROXY``, ``NO_PROXY`` ...,
+read when the session is made), chosen per host as the SDK's ``requests`` chooses it
+(``fetch.proxies``): an ``https://`` host's requests, credentials included, go inside the proxy's
+CONNECT tunnel.
 
 Retry policy, the SDK's (``clients/base.py``: urllib3 ``Retry(total=3, backoff_factor=2,
 status_forcelist=[502, 503, 504])`` with POST and PATCH allowed, read errors not replayed for
@@ -46,7 +49,8 @@ import aiohttp
 import orjson
 
 from .._fetch import USER_AGENT, parse_retry_after
-from .._fetch.http import new_session
+from .._fetch.http import new_session, proxy_options
+from .._fetch.proxies import EnvProxies
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,
@@ -58,7 +62,9 @@ from .errors import (  # noqa: F401 - the client's errors are importable from he
     TokenRejected,
     error_class,
     http_error,
+    proxy_refused,
     reason_phrase,
+    unanswered,
     unexpected_answer,
 )
 from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
@@ -157,6 +163,7 @@ class AsyncSynapseClient:
         self.page_size = page_size
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None  # made on the first request, in its loop
+        self._proxies = EnvProxies({})  # read with the session
         self._tls = _tls_context()  # here, not on the first request: loading the CA bundle takes a while
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._paused_until = 0.0
@@ -172,6 +179,7 @@ class AsyncSynapseClient:
         if self._session is None:
             self._session = new_session(self.max_concurrency, headers=HEADERS, timeout=self._timeout,
                                         keepalive_timeout=KEEPALIVE_SECONDS, tls=self._tls)
+            self._proxies = EnvProxies.read()
         return self._session
 
     async def __aenter__(self) -> AsyncSynapseClient:
@@ -203,6 +211,8 @@ class AsyncSynapseClient:
         if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
             query.append(("url_host", self.settings.url_host))  # a value the caller (or a next link) gives wins
         target, query = _merge_query(url, query)
+        session = self._http()
+        proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
         failures = 0
         rate_limited = 0
         while True:
@@ -211,27 +221,21 @@ class AsyncSynapseClient:
                 async with self._slots:
                     self.sent += 1
                     started = time.perf_counter()
-                    async with self._http().request(method, target, params=query, data=content,
-                                                    headers=headers, allow_redirects=False) as response:
+                    async with session.request(method, target, params=query, data=content, headers=headers,
+                                               allow_redirects=False, **proxy_kwargs) as response:
                         body = await response.read()
             except aiohttp.ClientError as exc:
                 failures += 1
+                # the proxy refused the tunnel (a 407): another attempt has the same credentials
+                refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
-                if repeatable and failures <= self.retries:
+                if repeatable and not refused and failures <= self.retries:
                     await self._sleep_backoff(failures)
                     continue
-                kind = type(exc).__name__
-                raise BackendUnavailable(
-                    self.settings.redact(
-                        f"Synapse did not answer {method} {_path_of(url)}: {kind}"
-                        + (f" ({exc})" if str(exc) else "")
-                        + (f" after {failures} attempts" if failures > 1 else "")
-                    ),
-                    status=None,
-                    method=method,
-                    path=_path_of(url),
-                ) from None
+                raise unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact) from None
             status = response.status
+            if status == 407 and proxy is not None:  # an http:// host's: the proxy answered
+                raise proxy_refused(method, _path_of(url), status, proxy, self.settings.redact)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
             if status == 429 and rate_limited < self.rate_limit_retries:

@@ -6,13 +6,15 @@ client's secrets in the message and in ``detail``, the answer's parsed JSON a ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 import orjson
 
 from .._errors import FatalSynapseError, SynapseError
+from .._fetch.proxies import Proxy
 from .._redaction import hide_secrets
 
 
@@ -138,3 +140,31 @@ def _masked(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list):
         return [_masked(v, secrets) for v in value]
     return value
+
+
+def unanswered(method: str, path: str, exc: aiohttp.ClientError, failures: int, proxy: Proxy | None,
+               redact: Callable[[str], str]) -> BackendUnavailable:
+    """No answer came: one line naming the request, the error and the proxy it went through
+    (its URL without user info and the variable that named it; ``redact`` hides the tokens)."""
+    if proxy is not None and isinstance(exc, aiohttp.ClientHttpProxyError):
+        return proxy_refused(method, path, exc.status, proxy, redact)
+    kind = type(exc).__name__
+    detail = (f": {kind}" + (f" ({exc})" if str(exc) else "")
+              + (f" after {failures} attempts" if failures > 1 else ""))
+    if proxy is not None and isinstance(exc, aiohttp.ClientProxyConnectionError):
+        message = f"the proxy {proxy.shown} cannot be reached, so Synapse was not asked {method} {path}"
+    elif proxy is not None:
+        message = f"Synapse did not answer {method} {path} through the proxy {proxy.shown}"
+    else:
+        message = f"Synapse did not answer {method} {path}"
+    text = redact(message + detail)
+    return BackendUnavailable(proxy.hide(text) if proxy else text, status=None, method=method, path=path)
+
+
+def proxy_refused(method: str, path: str, status: int, proxy: Proxy,
+                  redact: Callable[[str], str]) -> BackendUnavailable:
+    """The proxy refused to pass the request on (407: it wants other credentials, which another
+    attempt will not have): one line naming the proxy and its variable."""
+    hint = f"; check the user and password in {proxy.variable}" if status == 407 else ""
+    message = f"the proxy {proxy.shown} refused {method} {path}: {status} {reason_phrase(status)}{hint}"
+    return BackendUnavailable(proxy.hide(redact(message)), status=None, method=method, path=path)
