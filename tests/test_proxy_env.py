@@ -8,6 +8,7 @@ import os
 import pytest
 import requests.utils
 
+from totask_manifest._errors import UsageError
 from totask_manifest._fetch.proxies import EnvProxies
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
@@ -89,3 +90,14 @@ def test_password_never_shown() -> None:
     assert chosen.shown == "http://proxy.corp:3128 (from the environment variable HTTPS_PROXY)"
     assert chosen.hide("echo s@cret and s%40cret") == "echo *** and ***"
     assert os.environ.get("HTTPS_PROXY") != "http://me:s%40cret@proxy.corp:3128"
+
+
+@pytest.mark.parametrize("value", ["socks5://u:pw-s3cret@127.0.0.1:1080", "socks5h://127.0.0.1:1080", "ftp://h:21"])
+def test_a_proxy_that_speaks_no_http_is_refused_naming_its_variable(value: str) -> None:
+    """aiohttp and libcurl were handed a SOCKS proxy as if it spoke HTTP: a connection error that
+    said nothing of why (or, reached, an answer no request understood). Refused in one line."""
+    with pytest.raises(UsageError) as caught:
+        EnvProxies.read({"HTTPS_PROXY": value})
+    message = str(caught.value)
+    assert "HTTPS_PROXY" in message and "only http:// and https:// proxies" in message, message
+    assert "pw-s3cret" not in message and "\n" not in message

@@ -28,10 +28,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import proxy_bypass_environment
 
+from .._errors import UsageError
 from .._redaction import hide_secrets, redact_url
 
 #: the origins whose decision is kept; past this many the cache starts again
 _CACHE_SIZE = 1024
+#: the proxies aiohttp and libcurl are given (requests needs an extra for SOCKS, which we do not take)
+PROXY_SCHEMES = ("http", "https")
 
 
 class Proxy:
@@ -178,6 +181,9 @@ def _proxy(value: str, variable: str) -> Proxy:
     if "://" not in value:
         value = "http://" + value
     parts = urlsplit(value)
+    if parts.scheme.lower() not in PROXY_SCHEMES:  # socks5://: spoken to as HTTP, it answers nothing sensible
+        raise UsageError(f"the proxy {redact_url(value)} (from the environment variable {variable}) is a "
+                         f"{parts.scheme}:// proxy; only http:// and https:// proxies are supported")
     netloc = parts.netloc.rpartition("@")[2]
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
