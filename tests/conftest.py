@@ -18,14 +18,18 @@ per-file cases of the real manifests over 100 KB are slow (``tests.support.gt.re
 
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import pytest
 
 from tests.support.gt import GT_MANIFESTS, HAVE_GT, SKIP_REASON
 from tests.support.s3 import S3Endpoint, moto_s3
+
+#: where the tests' servers listen
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,6 +42,21 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # the same for SIGTERM (``trap '' TERM``)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _local_servers_bypass_proxies(os.environ)
+
+
+def _local_servers_bypass_proxies(environ: MutableMapping[str, str]) -> None:
+    """The tests' servers listen on 127.0.0.1, and the tool uses the environment's proxy as
+    requests does, which bypasses nothing local unless ``NO_PROXY`` says so (``_fetch/proxies.py``).
+    A machine whose packages come through a proxy (``HTTPS_PROXY`` set for pip) would send every
+    test's requests there. Local addresses are added to ``no_proxy``/``NO_PROXY`` for this run
+    (children inherit it); the proxy itself stays for what needs it (the SDK parity venv's pip).
+    The proxy tests set their own environment."""
+    if not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") and v for k, v in environ.items()):
+        return
+    for name in ("no_proxy", "NO_PROXY"):
+        given = [e for e in environ.get(name, "").split(",") if e.strip()]
+        environ[name] = ",".join([*given, *(h for h in LOCAL_HOSTS if h not in given)])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
