@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pty
 import shutil
 import signal
 import subprocess
 import sys
 import termios
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from tests.support.sessions import (
     run_in_session,
     signals_as_a_terminal_gives_them,
 )
+from tests.support.terminal import job_on_terminal
 from tests.test_resume import renamed_copy
 from totask_manifest._jobs.layout import JobLayout
 
@@ -73,26 +72,7 @@ def assert_resume_gives_a_clean_runs_output(tmp_path: Path, inp: Path, out: Path
 def test_a_closed_terminal_stops_the_job_then_resume_completes(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", N, prelabeled_every=9)
     out = tmp_path / "out"
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "totask_manifest", *job_args(inp, out, "hup", "0.02")],
-        stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=on_its_own_terminal,
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"},
-    )
-    os.close(slave)
-    seen = bytearray()
-
-    def drain() -> None:  # the terminal shows what the job draws until it closes
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            seen.extend(data)
-
-    threading.Thread(target=drain, daemon=True).start()
+    proc, master, seen = job_on_terminal(job_args(inp, out, "hup", "0.02"), preexec=on_its_own_terminal)
     try:
         layout, deadline = JobLayout(str(out / "hup")), time.monotonic() + 60
         while len(layout.parts()) < 2 or b"lines/s" not in seen:

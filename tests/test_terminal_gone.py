@@ -6,16 +6,13 @@ longer there; the job carries on, ends as it would have, and exits with its own 
 from __future__ import annotations
 
 import os
-import pty
-import subprocess
-import sys
-import threading
 import time
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO, assert_same_output, output_of, run_cli, toy_job_args, write_manifest
+from tests.jobs_helpers import assert_same_output, output_of, run_cli, toy_job_args, write_manifest
+from tests.support.terminal import job_on_terminal
 from totask_manifest._jobs.layout import JobLayout
 
 pytestmark = pytest.mark.slow
@@ -30,31 +27,8 @@ def test_a_job_carries_on_when_its_terminal_closes(tmp_path):
     ref = run_cli(*job_args(inp, tmp_path / "ref", "j", "0"))
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "out"
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(  # its own session: no SIGHUP when the terminal closes, as under disown
-        [sys.executable, "-m", "totask_manifest", *job_args(inp, out, "j", "0.02")],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        start_new_session=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"},
-    )
-    os.close(slave)
-    seen = bytearray()
-
-    def drain() -> None:  # the terminal reads what the job draws until it closes
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            seen.extend(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
+    # its own session: no SIGHUP when the terminal closes, as under disown
+    proc, master, seen = job_on_terminal(job_args(inp, out, "j", "0.02"))
     try:
         layout, deadline = JobLayout(str(out / "j")), time.monotonic() + 60
         while len(layout.parts()) < 1 or b"lines/s" not in seen:

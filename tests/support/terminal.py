@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,3 +33,31 @@ def run_on_terminal(*args: str, env: dict[str, str] | None = None, timeout: floa
     code = proc.wait(timeout=timeout)
     os.close(primary)
     return code, seen
+
+
+def job_on_terminal(args: list[str], *, preexec=None) -> tuple[subprocess.Popen, int, bytearray]:
+    """``python -m totask_manifest ARGS`` in a session of its own, stdin, stdout and stderr on a new
+    terminal (``preexec``: run in the child, e.g. to make it the controlling one); the process, the
+    terminal's primary end (close it to close the terminal) and what the terminal has shown, read
+    by a thread until it closes."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "totask_manifest", *args],
+        stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True, preexec_fn=preexec,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"},
+    )
+    os.close(secondary)
+    seen = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # closed
+                return
+            if not data:
+                return
+            seen.extend(data)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, primary, seen
