@@ -7,9 +7,7 @@ said to be deleted, and counted apart; rollback completes.
 from __future__ import annotations
 
 from tests.jobs_helpers import run_cli
-from totask_manifest._synapse.apply import apply_job
-from totask_manifest._synapse.export import export_tasks
-from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
+from totask_manifest.testing.builders import TOKEN, applied_job
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -17,12 +15,7 @@ ORIGINAL = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, 
 
 
 def test_rollback_of_a_task_deleted_since_completes_and_says_so(synapse, files, client, tmp_path) -> None:
-    pid = seed_tasks(synapse, files, 4, data=ORIGINAL)
-    export = tmp_path / "export.manifest"
-    export_tasks(pid, str(export), client=client)
-    job = make_job(tmp_path, export)
-    assert apply_job(str(job), client=client).totals["applied"] == 4
-    tasks = sorted(t["id"] for t in synapse.project_tasks(pid))
+    job, tasks = applied_job(synapse, files, client, tmp_path, 4, data=ORIGINAL)
     del synapse.tasks[tasks[1]]
 
     for attempt in ("first", "again"):

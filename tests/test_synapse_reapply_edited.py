@@ -10,9 +10,8 @@ from __future__ import annotations
 import orjson
 
 from totask_manifest._synapse.apply import apply_job
-from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.rollback import rollback_job
-from totask_manifest.testing.builders import make_job, seed_tasks
+from totask_manifest.testing.builders import applied_job
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -30,12 +29,7 @@ def edit_labels(job, lines: set[int]) -> None:
 
 
 def test_a_task_holding_this_jobs_earlier_write_takes_the_edited_label(synapse, files, client, tmp_path) -> None:
-    pid = seed_tasks(synapse, files, 4, data=ORIGINAL)
-    export = tmp_path / "export.manifest"
-    export_tasks(pid, str(export), client=client)
-    job = make_job(tmp_path, export)
-    assert apply_job(str(job), client=client).totals["applied"] == 4
-    tasks = sorted(t["id"] for t in synapse.project_tasks(pid))
+    job, tasks = applied_job(synapse, files, client, tmp_path, 4, data=ORIGINAL)
     synapse.tasks[tasks[1]]["data"] = HUMAN  # a reviewer changed task 2 after the job wrote it
     edit_labels(job, {1, 2})
 
@@ -58,12 +52,8 @@ def test_a_task_holding_this_jobs_earlier_write_takes_the_edited_label(synapse, 
 def test_a_write_left_in_doubt_by_a_kill_then_edited_is_written_too(synapse, files, client, tmp_path) -> None:
     """A ``kill -9`` lost the ``done`` of task 1's write (it reached the backend), then its label
     was edited: the task holds that write, in doubt, not someone else's change."""
-    pid = seed_tasks(synapse, files, 2, data=ORIGINAL)
-    export = tmp_path / "export.manifest"
-    export_tasks(pid, str(export), client=client)
-    job = make_job(tmp_path, export)
-    assert apply_job(str(job), client=client).totals["applied"] == 2
-    first = min(t["id"] for t in synapse.project_tasks(pid))
+    job, tasks = applied_job(synapse, files, client, tmp_path, 2, data=ORIGINAL)
+    first = tasks[0]
     journal = job / "synapse-journal.jsonl"
     journal.write_bytes(b"".join(line for line in journal.read_bytes().splitlines(keepends=True)
                                  if not (orjson.loads(line)["op"] == "done" and orjson.loads(line)["task_id"] == first)))
@@ -71,4 +61,4 @@ def test_a_write_left_in_doubt_by_a_kill_then_edited_is_written_too(synapse, fil
     report = apply_job(str(job), client=client)
     assert [r.status for r in report.results] == ["applied", "unchanged"], report.results
     assert rollback_job(str(job), client=client).summary().startswith("rollback: 2 restored")
-    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+    assert all(synapse.tasks[t]["data"] == ORIGINAL for t in tasks)

@@ -96,6 +96,23 @@ def make_job(root: Path, export_manifest: Path, *, name: str = "job", status: st
     return job
 
 
+def applied_job(server: SynapseServer, files: FileServer, client: SynapseClient, root: Path, n: int,
+                **task_fields: Any) -> tuple[Path, list[int]]:
+    """``n`` tasks seeded (``task_fields``: e.g. their ``data``), exported, labeled by a finished
+    job (``make_job``) and applied once: the job folder and the task ids in order."""
+    from .._synapse.apply import apply_job  # on use: the builders serve tests that never apply
+    from .._synapse.export import export_tasks
+
+    pid = seed_tasks(server, files, n, **task_fields)
+    export = root / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(root, export)
+    applied = apply_job(str(job), client=client).totals["applied"]
+    if applied != n:
+        raise AssertionError(f"{applied} of {n} tasks applied")
+    return job, sorted(t["id"] for t in server.project_tasks(pid))
+
+
 def token_headers(records: list, token: str = TOKEN) -> list:
     """Requests that carried ``token`` anywhere in their headers."""
     return [r for r in records if any(token in v for v in r.headers.values())]
