@@ -27,7 +27,7 @@ from tests.support.sessions import (
     run_in_session,
     signals_as_a_terminal_gives_them,
 )
-from tests.support.terminal import job_on_terminal
+from tests.support.terminal import close_after_progress, job_on_terminal
 from tests.test_resume import renamed_copy
 from totask_manifest._jobs.layout import JobLayout
 
@@ -73,14 +73,7 @@ def test_a_closed_terminal_stops_the_job_then_resume_completes(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", N, prelabeled_every=9)
     out = tmp_path / "out"
     proc, master, seen = job_on_terminal(job_args(inp, out, "hup", "0.02"), preexec=on_its_own_terminal)
-    try:
-        layout, deadline = JobLayout(str(out / "hup")), time.monotonic() + 60
-        while len(layout.parts()) < 2 or b"lines/s" not in seen:
-            assert proc.poll() is None, bytes(seen)
-            assert time.monotonic() < deadline, "no checkpoint part and no bar in 60 s"
-            time.sleep(0.01)
-    finally:
-        os.close(master)  # the terminal closes: the kernel hangs it up, the job gets SIGHUP
+    close_after_progress(proc, master, seen, out / "hup", 2)  # the kernel hangs it up: the job gets SIGHUP
     try:
         rc = proc.wait(timeout=120)
     finally:

@@ -5,15 +5,11 @@ longer there; the job carries on, ends as it would have, and exits with its own 
 
 from __future__ import annotations
 
-import os
-import time
-
 import orjson
 import pytest
 
 from tests.jobs_helpers import assert_same_output, output_of, run_cli, toy_job_args, write_manifest
-from tests.support.terminal import job_on_terminal
-from totask_manifest._jobs.layout import JobLayout
+from tests.support.terminal import close_after_progress, job_on_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +25,7 @@ def test_a_job_carries_on_when_its_terminal_closes(tmp_path):
     out = tmp_path / "out"
     # its own session: no SIGHUP when the terminal closes, as under disown
     proc, master, seen = job_on_terminal(job_args(inp, out, "j", "0.02"))
-    try:
-        layout, deadline = JobLayout(str(out / "j")), time.monotonic() + 60
-        while len(layout.parts()) < 1 or b"lines/s" not in seen:
-            assert proc.poll() is None, bytes(seen)
-            assert time.monotonic() < deadline, "no checkpoint part and no bar in 60 s"
-            time.sleep(0.01)
-    finally:
-        os.close(master)  # the terminal is gone: each later write to it fails (EIO)
+    close_after_progress(proc, master, seen, out / "j", 1)  # each later write to it fails (EIO)
     rc = proc.wait(timeout=120)
     job = orjson.loads((out / "j" / "job.json").read_bytes())
     assert (rc, job["status"], job["error"]) == (0, "COMPLETED", None)

@@ -8,6 +8,7 @@ import pty
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +62,18 @@ def job_on_terminal(args: list[str], *, preexec=None) -> tuple[subprocess.Popen,
 
     threading.Thread(target=drain, daemon=True).start()
     return proc, primary, seen
+
+
+def close_after_progress(proc: subprocess.Popen, primary: int, seen: bytearray, job_folder: Path, parts: int) -> None:
+    """Close the terminal (``job_on_terminal``'s) once the job has written ``parts`` checkpoint
+    parts and drawn its bar: a user who walks away from a job that is well under way."""
+    from totask_manifest._jobs.layout import JobLayout
+
+    try:
+        layout, deadline = JobLayout(str(job_folder)), time.monotonic() + 60
+        while len(layout.parts()) < parts or b"lines/s" not in seen:
+            assert proc.poll() is None, bytes(seen)
+            assert time.monotonic() < deadline, f"not {parts} checkpoint part(s) and a bar in 60 s"
+            time.sleep(0.01)
+    finally:
+        os.close(primary)
