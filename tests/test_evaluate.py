@@ -415,3 +415,13 @@ def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path
     assert len(table) == len(names), text
     for name in names[:3]:
         assert any(row.startswith("  " + repr(name)) for row in table), (name, table)
+
+
+def test_a_folder_that_is_no_job_is_named_as_such(tmp_path):
+    """``evaluate some-folder/`` said ``manifest not found: some-folder``, though the folder is
+    there: it now says what a job folder holds, as ``report`` says it."""
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UsageError, match=r"is a folder, not a job folder: no job\.json and no manifests/output/output\.manifest"):
+        evaluate_manifest(str(tmp_path / "data"))
+    with pytest.raises(UsageError, match="manifest not found"):
+        evaluate_manifest(str(tmp_path / "missing.manifest"))
