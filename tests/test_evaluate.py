@@ -392,3 +392,36 @@ def test_labels_that_cannot_be_compared_are_not_called_absent(tmp_path: Path) ->
     assert res.returncode == 1
     assert "predicted: failed 3" in res.stdout, res.stdout
     assert res.stderr.splitlines()[-1].startswith("totask-manifest evaluate: error: nothing evaluated: "), res.stderr
+
+
+def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path):
+    """A class named ``two\\nlines`` split its row of the per-class table, and a NUL or a
+    right-to-left override reached the terminal raw; such names are now shown as literals, as
+    ``stats`` shows them."""
+    names = ["two\nlines", "\x00cat", "\u202eevil", "dog"]
+    rows = []
+    for i, name in enumerate(names):
+        label = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                 "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]}
+        meta = {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
+                "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+        rows.append({"source-ref": f"s3://b/{i}.jpg", "p": label, "p-metadata": {**meta, "human-annotated": "no"},
+                     "r": label, "r-metadata": {**meta, "human-annotated": "yes"}})
+    src = tmp_path / "in.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    text = format_text(evaluate_manifest(str(src), predicted="p", reference="r", workers=1))
+    assert "\x00" not in text and "\u202e" not in text and "two\nlines" not in text, text
+    table = [row for row in text.splitlines() if row.endswith("1.0000  1.0000")]
+    assert len(table) == len(names), text
+    for name in names[:3]:
+        assert any(row.startswith("  " + repr(name)) for row in table), (name, table)
+
+
+def test_a_folder_that_is_no_job_is_named_as_such(tmp_path):
+    """``evaluate some-folder/`` said ``manifest not found: some-folder``, though the folder is
+    there: it now says what a job folder holds, as ``report`` says it."""
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UsageError, match=r"is a folder, not a job folder: no job\.json and no manifests/output/output\.manifest"):
+        evaluate_manifest(str(tmp_path / "data"))
+    with pytest.raises(UsageError, match="manifest not found"):
+        evaluate_manifest(str(tmp_path / "missing.manifest"))

@@ -362,3 +362,23 @@ def test_sigterm_during_report_leaves_no_temporary(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip() == "totask-manifest report: interrupted"
     assert list(page.parent.iterdir()) == []
+
+
+def test_class_names_and_job_names_that_do_not_print_are_shown_escaped(tmp_path):
+    """A class named with a NUL or a right-to-left override (U+202E, which turns the text after
+    it around) went into the page's chart labels as it was; they are shown as literals, as
+    ``stats`` and ``evaluate`` show them."""
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    lines = []
+    for i, name in enumerate(["\x00cat", "\u202eevil", "dog"]):
+        lines.append({"source-ref": f"s3://b/{i}.jpg",
+                      "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                                "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]},
+                      "boxes-metadata": {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
+                                         "human-annotated": "no", "job-name": "labeling-job/a\u202eb",
+                                         "creation-date": "2024-01-01T00:00:00.000000"}})
+    (job / "manifests" / "output" / "output.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    html, _, _ = render_report(str(job), samples=0)
+    assert "\x00" not in html and "\u202e" not in html
+    assert "\\x00cat" in html and "\\u202eevil" in html and ">2 dog<" in html

@@ -363,3 +363,30 @@ def test_classes_are_counted_by_name_and_clashes_reported(tmp_path, capsys):
     assert "class id 4 has several names: 'cat' (2), 'dog' (1)" in text
     assert "class 'cat' has several ids: 4 (2), 7 (1)" in text
     assert re.search(r"\b3 +4,7 cat\b", text)
+
+
+def test_names_that_would_break_or_hide_in_the_text_are_shown_escaped(tmp_path, capsys):
+    """Class names, job names and failure rules come from the file. A class named ``two\\nlines``
+    split the class table over two lines, a NUL or a right-to-left override (U+202E) went raw to
+    the terminal, and an empty name read ``?`` as a class with no name does. The text form now
+    shows such a value as its Python literal; ``--format json`` is unchanged (JSON escapes)."""
+    names = ["two\nlines", "\x00cat", "\u202eevil", "", "\u732b"]
+    lines = []
+    for i, name in enumerate(names):
+        lines.append({"source-ref": f"s3://b/{i}.jpg",
+                      "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                                "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]},
+                      "boxes-metadata": {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
+                                         "human-annotated": "no", "job-name": "labeling-job/a\nb",
+                                         "creation-date": "2024-01-01T00:00:00.000000"}})
+    src = tmp_path / "in.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    assert cli_main(["stats", str(src), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x00" not in out and "\u202e" not in out and "a\nb" not in out, out
+    table = out.split("labels per class:\n")[1].split("\n  boxes:")[0].splitlines()
+    assert len(table) == len(names), table  # one line per class
+    for name in names[:4]:
+        assert any(repr(name) in row for row in table), (name, table)
+    assert any(" \u732b " in row for row in table), table  # a printable name stays as it is
+    assert "jobs: 'labeling-job/a\\nb' (5)" in out, out

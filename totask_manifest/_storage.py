@@ -143,9 +143,18 @@ def exists(url: str) -> bool:
         return fs.exists(path)
 
 
-def _is_http(fs: fsspec.AbstractFileSystem) -> bool:
+def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
     protocol = fs.protocol
-    return bool({"http", "https"} & set((protocol,) if isinstance(protocol, str) else protocol))
+    return set((protocol,) if isinstance(protocol, str) else protocol)
+
+
+def _is_http(fs: fsspec.AbstractFileSystem) -> bool:
+    return bool({"http", "https"} & _protocols(fs))
+
+
+#: stores of objects under keys: no folder to make before a write, and their ``makedirs`` of
+#: ``bucket/key`` creates the bucket when it is missing (a misspelt bucket became a new one)
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs"})
 
 
 def _not_found(url: str, exc: FileNotFoundError) -> StorageError:
@@ -265,8 +274,9 @@ class AtomicWriter:
             parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
             name = self.path.rsplit("/", 1)[-1]
             self._tmp = (parent + "/" if parent else "") + f".tmp-{name}-{uuid.uuid4().hex}"
-            with contextlib.suppress(Exception):
-                self.fs.makedirs(parent, exist_ok=True)
+            if not _protocols(self.fs) & _OBJECT_STORES:  # s3fs's makedirs would create a missing bucket
+                with contextlib.suppress(Exception):
+                    self.fs.makedirs(parent, exist_ok=True)
             self._file = self.fs.open(self._tmp, "wb")
         return self._file
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +46,7 @@ from .labels import (
 )
 from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
 from .new_files import NewFiles
+from .spool import Spool
 
 DETECTION = "object-detection"
 SEGMENTATION = "semantic-segmentation"
@@ -86,7 +85,7 @@ def manifest_to_coco(
     cats: dict[int, str] = {}
     skipped = n_images = n_anns = 0
     info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
-    with AtomicWriter(dst) as out, tempfile.TemporaryFile(prefix="totask-coco-") as annotations:
+    with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
         out.write(b'{"info":' + orjson.dumps(info) + b',"images":[')
         for line, label in iter_labels(
             src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped
@@ -128,8 +127,7 @@ def manifest_to_coco(
         if not n_images:
             raise nothing_to_convert(src, attr, skipped)
         out.write(b'],"annotations":[')
-        annotations.seek(0)
-        shutil.copyfileobj(annotations, out, COPY_CHUNK)
+        annotations.copy_to(out, COPY_CHUNK)
         categories = [{"id": cid, "name": name} for cid, name in sorted(cats.items())]
         out.write(b'],"categories":' + orjson.dumps(categories) + b"}")
     counts = {"images": n_images, "annotations": n_anns, "skipped": skipped}

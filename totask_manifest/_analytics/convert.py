@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _signals
-from .._errors import UsageError
+from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
-from .._storage import is_dir, refuse_output_over_input
+from .._storage import is_dir, is_local, redact_url, refuse_output_over_input, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
@@ -104,6 +104,36 @@ def guess_format(url: str) -> str:
     return MANIFEST
 
 
+#: what a YOLO export replaces at the top of its folder (``labels/`` is replaced whole)
+_YOLO_TOP = ("index.jsonl", "images.txt", "classes.txt", "data.yaml")
+
+
+def _refuse_yolo_file_over_other_side(src: str, dst: str, *, folder_is_src: bool) -> None:
+    """Output over input one level down: an import's manifest written over a file of the YOLO
+    folder it reads (its ``index.jsonl``, a names file, a label file), or an export whose input
+    manifest is a file the export replaces in its folder (``index.jsonl``, ``labels/...``). The
+    commit would replace what the other side is. Local paths only (S3 exports are staged apart)."""
+    folder, other = (src, dst) if folder_is_src else (dst, src)
+    (fs_folder, folder_path), (fs_other, other_path) = url_to_fs(folder), url_to_fs(other)
+    if not (is_local(fs_folder) and is_local(fs_other)):
+        return
+    root, path = os.path.realpath(folder_path), os.path.realpath(other_path)
+    rel = os.path.relpath(path, root)
+    if rel.startswith(os.pardir) or rel == ".":
+        return
+    first = rel.split(os.sep, 1)[0]
+    if folder_is_src:
+        hit = os.path.exists(path) or first in ("labels", "images")
+    else:
+        hit = rel in _YOLO_TOP or first == "labels"
+    if hit and folder_is_src:
+        raise StorageError(f"the output {redact_url(dst)} is a file of the YOLO folder {redact_url(src)} it is "
+                           "read from: writing it would replace part of the input; give a path outside the folder")
+    if hit:
+        raise StorageError(f"the input {redact_url(src)} is a file the YOLO export to {redact_url(dst)} replaces: "
+                           "writing it would replace the input; move it out of the folder first")
+
+
 def convert(
     src: str,
     dst: str,
@@ -146,6 +176,8 @@ def convert(
             check_job_name(job_name)
         if label_attribute is not None:
             check_label_attribute(label_attribute, task_type)
+    if "yolo" in (src_fmt, to):
+        _refuse_yolo_file_over_other_side(src, dst, folder_is_src=src_fmt == "yolo")
     if src_fmt == MANIFEST:
         converter = EXPORTERS[to]
     elif to == MANIFEST:

@@ -39,7 +39,7 @@ from .._storage import (
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
-from .stats import BINS, AttributeStats, count_manifest
+from .stats import BINS, AttributeStats, count_manifest, shown
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, name_color_index, render_tile
 
@@ -209,10 +209,10 @@ def _stats_html(s: AttributeStats | None) -> str:
     out = [_kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
                 ("failed", f"{s.failed:,}"), ("routed to review", f"{s.routed:,}"),
                 ("human / machine", ", ".join(f"{k}: {v:,}" for k, v in s.human_annotated.items())),
-                ("jobs", ", ".join(f"{k} ({v:,})" for k, v in s.job_names.items()))])]
+                ("jobs", ", ".join(f"{shown(k)} ({v:,})" for k, v in s.job_names.items()))])]
     charts = []
     if s.classes:
-        rows = [(f"{'' if c.class_id is None else c.class_id} {c.name or ''}".strip(), c.count)
+        rows = [(f"{'' if c.class_id is None else c.class_id} {'' if c.name is None else shown(c.name)}".strip(), c.count)
                 for c in s.classes[:40]]
         # the same colour per class as the boxes drawn on the samples
         colors = [color(c.class_id if c.class_id is not None else name_color_index(c.name)) for c in s.classes[:40]]
@@ -229,10 +229,10 @@ def _stats_html(s: AttributeStats | None) -> str:
             [k for _, k in items], [str(n) for n, _ in items], title="images per number of boxes", fill="#6cc5b0")
             + "</div>")
     if s.tools:
-        charts.append("<div><h3>Annotations per tool</h3>" + hbar_chart(list(s.tools.items())[:20],
+        charts.append("<div><h3>Annotations per tool</h3>" + hbar_chart([(shown(k), n) for k, n in s.tools.items()][:20],
                                                                          title="annotations per tool") + "</div>")
     if s.failures:
-        rows = [(r, n) for r, n in list(s.failures.items())[:15]]
+        rows = [(shown(r), n) for r, n in list(s.failures.items())[:15]]
         charts.append("<div><h3>Failures by rule</h3>" + hbar_chart(rows, title="failures by rule") + "</div>")
     out.append('<div class="charts">' + "".join(charts) + "</div>")
     return "".join(out)

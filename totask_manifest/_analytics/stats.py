@@ -178,6 +178,14 @@ def count_manifest(url: str, *, label_attributes: Sequence[str] | None = None,
 
 # --- text rendering ----------------------------------------------------------------------------
 
+def shown(value: object) -> str:
+    """A value of the file as the text shows it: as it is when every character prints, else as its
+    Python literal, so a line break cannot split a table row, a NUL or a right-to-left override
+    (U+202E) cannot reach the terminal, and an empty name is ``''``, not nothing."""
+    text = str(value)
+    return text if text and text.isprintable() else repr(text)
+
+
 def _bar(n: int, top: int, width: int = 30) -> str:
     return "#" * max(1 if n else 0, round(width * n / top)) if top else ""
 
@@ -198,21 +206,21 @@ def format_text(stats: ManifestStats) -> str:
         out.append(f"  lines with metadata: {a.lines:,}   labeled: {a.labeled:,}   failed: {a.failed:,}"
                    + (f"   routed to review: {a.routed:,}" if a.routed else ""))
         if a.types:
-            out.append("  task types: " + ", ".join(f"{k} ({n:,})" for k, n in a.types.items()))
+            out.append("  task types: " + ", ".join(f"{shown(k)} ({n:,})" for k, n in a.types.items()))
         if a.human_annotated:
             out.append("  human-annotated: " + ", ".join(
-                f"{k} ({'human' if k == 'yes' else 'machine' if k == 'no' else '?'}) {n:,}"
+                f"{shown(k)} ({'human' if k == 'yes' else 'machine' if k == 'no' else '?'}) {n:,}"
                 for k, n in a.human_annotated.items()))
         if a.job_names:
-            out.append("  jobs: " + ", ".join(f"{k} ({n:,})" for k, n in a.job_names.items()))
+            out.append("  jobs: " + ", ".join(f"{shown(k)} ({n:,})" for k, n in a.job_names.items()))
         if a.failures:
             out.append("  failures by rule:")
-            out += [f"    {n:>9,}  {rule}" for rule, n in a.failures.items()]
+            out += [f"    {n:>9,}  {shown(rule)}" for rule, n in a.failures.items()]
         if a.classes:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
             out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
-                    f"{cc.name or '?':<24} {_bar(cc.count, top)}" for cc in a.classes]
+                    f"{'?' if cc.name is None else shown(cc.name):<24} {_bar(cc.count, top)}" for cc in a.classes]
         for clash in a.class_clashes:
             if clash.class_id is not None:
                 out.append(f"  class id {clash.class_id} has several names: "
@@ -221,7 +229,7 @@ def format_text(stats: ManifestStats) -> str:
                 out.append(f"  class {clash.name!r} has several ids: "
                            + ", ".join(f"{cid} ({k:,})" for cid, k in clash.counts.items()))
         if a.tools:
-            out.append("  annotations per tool: " + ", ".join(f"{k} ({n:,})" for k, n in a.tools.items()))
+            out.append("  annotations per tool: " + ", ".join(f"{shown(k)} ({n:,})" for k, n in a.tools.items()))
         if a.boxes_per_image:
             out.append(f"  boxes: {a.boxes:,}; images per box count:")
             out += [f"    {n:>4} boxes: {k:,}" for n, k in a.boxes_per_image.items()]

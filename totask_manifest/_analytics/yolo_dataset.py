@@ -97,6 +97,7 @@ def manifest_to_yolo(
     taken = TakenPaths(path_of)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
+    ids_by_name: dict[str, str] = {}
     files = skipped = unwritten_scores = unlisted = 0
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
@@ -110,7 +111,7 @@ def manifest_to_yolo(
                 taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
-                        check_new_class(str(k), name, class_map, line.number)
+                        check_new_class(str(k), name, ids_by_name, line.number)
                     if class_map.setdefault(str(k), name) != name:
                         raise ManifestError(
                             f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "

@@ -107,7 +107,10 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                 reference, how = attr, "job lineage (chained-from)"
     elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
         manifest = Job(source).layout.output_manifest
-    elif not exists(source) or is_dir(source):
+    elif is_dir(source):
+        raise UsageError(f"{redact_url(source)} is a folder, not a job folder: no job.json and no "
+                         "manifests/output/output.manifest; give a job folder or a manifest")
+    elif not exists(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
     if how.startswith("job lineage"):
         # a machine job chained from people's labels: human-annotated says which side is which

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..stats import shown
 from .driver import Evaluation
 
 
@@ -12,11 +13,11 @@ def _f(v: Any, digits: int = 4) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:.{digits}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
+    return f"{v:,}" if isinstance(v, int) else shown(v)  # a class name: one cell, nothing raw to the terminal
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    cells = [headers] + [[_f(v) for v in r] for r in rows]
+    cells = [[shown(h) if h else h for h in headers]] + [[_f(v) for v in r] for r in rows]
     widths = [max(len(str(r[i])) for r in cells) for i in range(len(headers))]
     out = []
     for i, r in enumerate(cells):
