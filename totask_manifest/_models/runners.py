@@ -56,6 +56,8 @@ class ModelRunner(ABC):
     def __init__(self, head: Head, class_names: list[str] | None, input_size: tuple[int, int] | None) -> None:
         self.head = head
         self.class_names = class_names
+        #: why the model's own class names were refused (``LoadedModule.names_refused``)
+        self.names_refused: str | None = None
         #: (height, width) images are resized to; None: each image at its own size
         self.input_size = input_size
 
@@ -150,6 +152,7 @@ class TorchRunner(ModelRunner):
 
     def __init__(self, loaded: LoadedModule, head: Head, plan: DevicePlan, input_size: tuple[int, int] | None) -> None:
         super().__init__(head, loaded.class_names, input_size)
+        self.names_refused = loaded.names_refused
         import torch
 
         self.plan = plan
