@@ -211,7 +211,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
             mod = importlib.import_module(module_ref)
     except UsageError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a model's code may call sys.exit: its error, not the command's end
         raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}") from None
     factory: Any = mod
     for part in attr.split("."):
@@ -220,7 +220,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
             raise UsageError(f"--model {spec}: {module_ref} has no {attr!r}")
     try:
         module = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise UsageError(f"--model {spec}: the factory failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, not a torch.nn.Module")

@@ -86,7 +86,7 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
         return runner.predict(inputs)
     except (JobError, UsageError):
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a model's Python code may call sys.exit on a bad input
         if len(inputs) == 1:
             return [_model_error(exc)]
         first = exc
@@ -98,12 +98,12 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
             out.append(runner.predict([one])[0])
         except (JobError, UsageError):
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             out.append(_model_error(exc))
     return out
 
 
-def _model_error(exc: Exception) -> JobError:
+def _model_error(exc: BaseException) -> JobError:
     """The failure of one image in the model (rule ``model-error``): the error's own type and
     message (URLs' queries and user info removed), or that it gave none."""
     kind, text = _error_of(exc)
@@ -122,7 +122,7 @@ _TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?!//
 _TORCHSCRIPT_ERROR_LINE = re.compile(r"((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)):(?!//)\s?(.*)")
 
 
-def _error_of(exc: Exception) -> tuple[str, str]:
+def _error_of(exc: BaseException) -> tuple[str, str]:
     """The error's type and message. A TorchScript model's error is a serialized traceback
     that ends with the real error (``RuntimeError: Given input size: ...``); its first
     160 characters, all a user saw before, are only 'The following operation failed in the
