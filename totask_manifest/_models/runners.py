@@ -220,6 +220,21 @@ class TorchRunner(ModelRunner):
             torch.cuda.empty_cache()
 
 
+_NOT_FINITE = (b"NaN", b"-Infinity", b"Infinity")
+
+
+def not_json_reason(content: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why an endpoint's answer is not JSON; a NaN or Infinity (what Python's ``json.dumps`` writes
+    for a model's non-finite number) said as such, where the parser's message reads as a typo."""
+    start = exc.pos - 1 if exc.pos and content[exc.pos - 1:exc.pos] == b"-" else exc.pos  # the parser stops after a minus
+    at = content[start:start + 9]
+    token = next((t for t in _NOT_FINITE if at.startswith(t)), None)
+    if token is None:
+        return str(exc)
+    return (f"{token.decode()} at byte {start + 1} (JSON has no NaN or Infinity: the model gave a number that is "
+            "not finite; Python's json.dumps writes one unless allow_nan=False)")
+
+
 class HttpRunner(ModelRunner):
     """POST ``{"images": [url, ...], "params": {...}}`` and read ``{"predictions": [...]}``.
 
@@ -277,7 +292,7 @@ class HttpRunner(ModelRunner):
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            return [JobError(f"model endpoint {shown}: response is not JSON: {exc}")] * n
+            return [JobError(f"model endpoint {shown}: response is not JSON: {not_json_reason(content, exc)}")] * n
         preds = data.get("predictions") if isinstance(data, dict) else None
         if not isinstance(preds, list) or len(preds) != n:
             got = f"{len(preds)} predictions" if isinstance(preds, list) else "no 'predictions' list"
