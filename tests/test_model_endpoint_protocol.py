@@ -34,6 +34,8 @@ def answer(kind: str):
             preds: list = [{"probabilities": [0.1, 0.9]} for _ in images[1:]]
         elif kind == "logits-as-probabilities":
             preds = [{"probabilities": [3.0, 0.5]} for _ in images]
+        elif kind == "nan":  # json.dumps writes NaN, which is not JSON
+            preds = [{"logits": [float("nan"), 0.5]} for _ in images]
         else:
             preds = ["dog" for _ in images]
         return web.json_response({"predictions": preds, "class_names": ["cat", "dog"]})
@@ -46,6 +48,7 @@ def answer(kind: str):
     ("one-fewer", "7 predictions for 8 images"),
     ("not-objects", "a prediction must be an object"),
     ("logits-as-probabilities", "a prediction's probabilities[0] is 3, not between 0 and 1"),
+    ("nan", "response is not JSON: NaN at byte 30"),
 ])
 def test_an_endpoint_off_the_protocol_stops_the_job_after_32_lines(tmp_path: Path, kind: str, said: str) -> None:
     manifest = tmp_path / "in.manifest"
@@ -85,3 +88,18 @@ def test_probabilities_outside_0_to_1_are_refused_not_clamped() -> None:
     assert isinstance(refused, JobError) and "probabilities[0] is 3, not between 0 and 1" in str(refused)
     assert isinstance(head.from_json({"probabilities": [0.5, float("nan")]}), JobError)
     assert head.from_json({"probabilities": [1.0000001, 0.0]})["logits"][1] < -15  # float rounding: kept
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b'{"predictions": [{"logits": [NaN, 1]}]}', "NaN at byte 30 (JSON has no NaN or Infinity"),
+    (b'{"predictions": [{"logits": [1, -Infinity]}]}', "-Infinity at byte 33 (JSON has no NaN or Infinity"),
+    (b"<html>sign in</html>", "unexpected character"),
+])
+def test_an_answer_that_is_not_json_says_why(body: bytes, said: str) -> None:
+    """Python's json.dumps writes a model's NaN as ``NaN``: the answer read 'not JSON: unexpected
+    character ... column 30', which looks like JSON to the endpoint's author."""
+    from totask_manifest._models.runners import not_json_reason
+
+    with pytest.raises(orjson.JSONDecodeError) as caught:
+        orjson.loads(body)
+    assert said in not_json_reason(body, caught.value), not_json_reason(body, caught.value)

@@ -66,6 +66,46 @@ def test_torchscript_class_names_from_attribute_method_and_extra_files(tmp_path)
     assert d.class_names is None
 
 
+class Named(torch.nn.Module):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.class_names = names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize(("names", "said"), [
+    (["cat", "dog", "cat"], "class name 'cat' is given twice (ids 0 and 2)"),
+    (["cat", " ", "dog"], "class 1 has an empty name"),
+])
+def test_a_models_class_names_attribute_follows_the_names_file_rule(tmp_path, names, said):
+    """A names file or extra file with a name twice or a blank one was refused, the same list in
+    the model's ``class_names`` attribute was taken: two class ids written under one name. It is
+    refused now when the job would use it; ``--class-names`` (which wins) still names the classes."""
+    from totask_manifest._api_checks import check_options
+
+    path = str(save_scripted(Named(names), tmp_path / "named.pt"))
+    loaded = load_torchscript(path)
+    assert loaded.class_names is None and said in loaded.names_refused and "class_names attribute" in loaded.names_refused
+    with pytest.raises(UsageError) as caught:
+        check_options("inference", {"model": path}, "image-classification")
+    assert said in str(caught.value), str(caught.value)
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    check_options("inference", {"model": path, "class_names": str(tmp_path / "names.txt")}, "image-classification")
+
+
+def test_an_extra_class_names_file_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path):
+    """It raised ``UnicodeDecodeError`` out of the command (a traceback, exit 1)."""
+    from totask_manifest._api_checks import check_options
+
+    path = tmp_path / "latin.pt"
+    torch.jit.script(Plain()).save(str(path), _extra_files={"class_names": "caf\xe9\nthé".encode("latin-1")})
+    with pytest.raises(UsageError) as caught:
+        check_options("inference", {"model": str(path)}, "image-classification")
+    assert "extra file 'class_names'" in str(caught.value) and "not UTF-8" in str(caught.value)
+
+
 def test_runner_scales_to_unit_range_and_checks_output_shape(tmp_path):
     path = save_scripted(Plain(), tmp_path / "p.pt")
     runner = load_runner(str(path), input_size=(8, 8))

@@ -181,7 +181,7 @@ class InferenceAnnotator(Annotator):
             file_names = load_class_names(options["class_names"]) if options.get("class_names") else None
             class_names = file_names or self.runner.class_names
             if class_names is None and self.source.local:
-                raise UsageError(_NO_NAMES.format(model=options["model"]))
+                raise UsageError(self.runner.names_refused or _NO_NAMES.format(model=options["model"]))
             self.labeler = Labeler(self.head, self.params, task_type=self.task_type, class_names=class_names,
                                    review_below=options.get("review_below"), job_url=self.job_url)
         except BaseException:
@@ -209,7 +209,7 @@ class InferenceAnnotator(Annotator):
                              or DEFAULT_MAX_IMAGE_PIXELS, f"--model {raw['model']}: its input_size")
         names = load_class_names(raw["class_names"]) if raw.get("class_names") else loaded.class_names
         if names is None:
-            raise UsageError(_NO_NAMES.format(model=raw["model"]))
+            raise UsageError(loaded.names_refused or _NO_NAMES.format(model=raw["model"]))
         from .._models.postprocess import resolve_class_filter
 
         resolve_class_filter(effective_params(raw, task_type, notes=[])["class_filter"], names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from .._manifest.io import read_lines
 from .._manifest.line import Line
 from .._outcomes import Item
 from .ray_options import RayOptions
+from .ray_stream import NotBuilt
 
 log = logging.getLogger("totask_manifest")
 
@@ -36,6 +38,14 @@ DEFAULT_BATCH_SIZE = 256
 PROBE_TIMEOUT = 5.0
 #: an actor not yet built (process start, model load) keeps its batches this long into the run
 START_GRACE_SECONDS = 60.0
+#: the colour codes Ray puts in its errors' text (``\x1b[36mray::AnnotatorActor...``)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error of Ray's as one plain line: its type, the first line of its text, no colours."""
+    text = _ANSI.sub("", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 @dataclass
@@ -96,12 +106,14 @@ class Driver:
         self.window = window
         self.load = [0] * len(actors)  # batches in flight per actor
         self.unreachable: set[int] = set()  # actors that did not answer the last probe
+        self.not_built: dict[int, str] = {}  # actors whose annotator could not be built: why
         self.rechecks: dict[int, Any] = {}  # their probe calls, still open
         self.pending: deque[Batch] = deque()
 
     def submit(self, batch: Batch, avoid: int = -1) -> None:
         """To the reachable actor with the fewest batches (another than ``avoid`` if it can)."""
-        choices = [i for i in range(len(self.actors)) if i not in self.unreachable] or list(range(len(self.actors)))
+        usable = [i for i in range(len(self.actors)) if i not in self.not_built]
+        choices = [i for i in usable if i not in self.unreachable] or usable
         if len(choices) > 1 and avoid in choices:
             choices.remove(avoid)
         target = min(choices, key=lambda i: self.load[i])
@@ -116,6 +128,20 @@ class Driver:
             raise JobError(f"ray: {batch.span} were lost with their worker {batch.tries} time(s), last: {why}")
         log.warning("ray: %s lost with their worker (%s); running them again", batch.span, why)
         self.submit(batch, avoid=batch.actor)
+
+    def unbuilt(self, actor: int, why: str) -> None:
+        """``actor`` could not build its annotator (it answered ``NotBuilt``): it takes no more
+        batches and its batches go to the others; when no actor could, the job fails saying why."""
+        if actor not in self.not_built:
+            self.not_built[actor] = why
+            if len(self.not_built) == len(self.actors):
+                raise JobError(f"ray: the annotator could not be built on any of the {len(self.actors)} actor(s): {why}")
+            log.warning("ray: actor %d: the annotator could not be built: %s; its batches go to the other actors",
+                        actor, why)
+        for batch in self.pending:
+            if batch.actor == actor:
+                self.load[actor] -= 1
+                self.submit(batch)
 
     def run(self) -> None:
         plan = self.plan
@@ -152,7 +178,10 @@ class Driver:
                 cause = exc.cause if isinstance(exc.cause, BaseException) else None
                 raise (cause or exc) from None
             except ray.exceptions.RayError as exc:  # the actor, its node or the result was lost
-                self.retry(head, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                self.retry(head, _first_line(exc))
+                continue
+            if isinstance(outcomes, NotBuilt):
+                self.unbuilt(head.actor, outcomes.why)
                 continue
             self.pending.popleft()
             self.load[head.actor] -= 1

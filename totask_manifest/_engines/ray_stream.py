@@ -22,12 +22,14 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed
-from .._errors import JobError
+from .._errors import JobError, TotaskError
+from .._fetch import scrub
 
 #: actor calls that may wait at once in one actor (batches in flight on it, plus ``close``); more
 #: calls queue in Ray until one finishes
@@ -159,6 +161,22 @@ class AnnotatorStream:
                 self._fail_all(exc)
 
 
+@dataclass(frozen=True)
+class NotBuilt:
+    """What an actor whose annotator could not be built answers to every batch: why (one line).
+    An answer, not an exception: a batch the driver moves elsewhere leaves its call unread, and
+    Ray prints an unread error with its traceback."""
+
+    why: str
+
+
+def build_error_text(exc: BaseException) -> str:
+    """One line: a usage or job error's own message (it names the option: ``--model ...: the
+    factory failed: ...``), another error's type and message; URLs' queries and user info removed."""
+    text = str(exc) if isinstance(exc, TotaskError) else f"{type(exc).__name__}: {exc}"
+    return scrub(text, 400)
+
+
 class AnnotatorActor:
     """One annotator per actor, built once (a model loads once per actor, on its GPU); each call
     annotates one batch through the actor's ``AnnotatorStream``.
@@ -168,9 +186,21 @@ class AnnotatorActor:
     """
 
     def __init__(self, build: Callable[[], Annotator]) -> None:
-        self.stream = AnnotatorStream(build())
+        # An annotator that cannot be built here (the model out of this GPU's memory, a package
+        # missing from this node) is kept as the reason, not raised: a failed creation task is
+        # printed by Ray as pages of tracebacks, the worker aborts, and the driver saw only
+        # "lost with their worker" while it retried the dead actor. Each call answers the reason
+        # (``NotBuilt``), and the driver moves the batch to an actor that was built.
+        self.stream: AnnotatorStream | None = None
+        self.not_built: str | None = None
+        try:
+            self.stream = AnnotatorStream(build())
+        except Exception as exc:
+            self.not_built = build_error_text(exc)
 
-    def annotate(self, items: list[Item]) -> list[Outcome]:
+    def annotate(self, items: list[Item]) -> list[Outcome] | NotBuilt:
+        if self.stream is None:
+            return NotBuilt(self.not_built or "the annotator could not be built")
         return self.stream.run(items)
 
     @ray.method(concurrency_group="probe")
@@ -180,6 +210,8 @@ class AnnotatorActor:
         return {"node": ctx.get_node_id(), "pid": os.getpid(), "resources": ctx.get_assigned_resources()}
 
     def close(self) -> None:
+        if self.stream is None:
+            return
         with contextlib.suppress(Exception):
             self.stream.close()
         with contextlib.suppress(Exception):
@@ -192,4 +224,5 @@ def remote_actor_class() -> Any:
     return ray.remote(max_concurrency=CALLS_PER_ACTOR, concurrency_groups={"probe": 1})(AnnotatorActor)
 
 
-__all__ = ["CALLS_PER_ACTOR", "AnnotatorActor", "AnnotatorStream", "remote_actor_class"]
+__all__ = ["CALLS_PER_ACTOR", "AnnotatorActor", "AnnotatorStream", "NotBuilt", "build_error_text",
+           "remote_actor_class"]

@@ -34,6 +34,13 @@ def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list
         names = _json_names(stripped, source)
     else:
         names = _line_names(text, source)
+    return check_class_names(names, source)
+
+
+def check_class_names(names: list[str], source: str) -> list[str]:
+    """``names`` when they follow the rule every form follows (at least one, no empty name, no
+    name twice); ``UsageError`` naming ``source`` otherwise. A model's ``class_names`` attribute
+    is checked with it too."""
     if not names:
         raise UsageError(f"{source} holds no class names")
     seen: dict[str, int] = {}

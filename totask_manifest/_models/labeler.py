@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import UsageError
+from .._errors import JobError, UsageError
 from .._fetch import scrub
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._redaction import redact_url
 from .._storage import join
 from .heads import Head, LabelRules
 from .params import default_confidence_threshold
@@ -34,6 +35,18 @@ class PendingMask:
 
         write_bytes_atomic(self.url, mask_png(self.segmentation.mask, self.segmentation.palette))
         return Labeled(self.url, self.metadata, files=(self.url,))
+
+
+def which(item: Item) -> str:
+    """The line a prediction was for, as a user finds it: its number, its Synapse task, its
+    ``source-ref`` (without a presigned URL's query or user info)."""
+    parts = [f"line {item.number}"]
+    if item.task_id is not None:
+        parts.append(f"task {item.task_id}")
+    ref = item.record.get("source-ref")
+    if isinstance(ref, str):
+        parts.append(f"source-ref {scrub(redact_url(ref), 200)}")
+    return ", ".join(parts)
 
 
 class Labeler:
@@ -83,6 +96,8 @@ class Labeler:
             draft = self.head.draft(pred, width=width, height=height, depth=depth, rules=rules)
         except PredictionRefused as exc:
             return Failed(f"model: {exc}", rule="model-error")
+        except JobError as exc:  # the model broke the protocol: the job stops, saying on which image
+            raise JobError(f"{exc} ({which(item)})") from None
         if isinstance(draft, Routed):
             return draft
         routed = self.routed(draft.confidence)

@@ -19,12 +19,13 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import StorageError, UsageError
 from .._fetch import scrub
-from .._formats.class_names import parse_class_names
+from .._formats.class_names import check_class_names, parse_class_names
 from .._storage import read_bytes
 from .safety import UnsafeArchive, check_export_archive, restricted_loading
 
@@ -66,6 +67,9 @@ class LoadedModule:
     exported: bool = False
     #: the batch size a program was exported with when its batch dimension is static
     static_batch: int | None = None
+    #: why the model's own class names (attribute, ``get_class_names()``, extra file) were refused:
+    #: said when the job needs them, not when ``--class-names`` (which wins) names the classes
+    names_refused: str | None = None
 
 
 # -- loading torch modules -------------------------------------------------------------------
@@ -74,15 +78,22 @@ def _names_from_extra(extra: dict[str, Any], source: str) -> list[str] | None:
     for key in CLASS_NAME_FILES:
         raw = extra.get(key)
         if raw:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            try:
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            except UnicodeDecodeError:
+                raise UsageError(f"{source} (extra file {key!r}) is not UTF-8 text") from None
             if text.strip():
                 return parse_class_names(text, f"{source} (extra file {key!r})")
     return None
 
 
-def _names_from_module(module: Any) -> list[str] | None:
+def _names_from_module(module: Any, source: str) -> list[str] | None:
+    """The model's ``class_names`` attribute or ``get_class_names()``, under the rule a names file
+    follows: a name twice or an empty one is refused (two class ids under one name)."""
     names = getattr(module, "class_names", None)
+    where = f"--model {source}: the model's class_names attribute"
     if names is None and hasattr(module, "get_class_names"):
+        where = f"--model {source}: the model's get_class_names()"
         try:
             names = module.get_class_names()
         except Exception as exc:
@@ -90,8 +101,16 @@ def _names_from_module(module: Any) -> list[str] | None:
             names = None
     if names is None:
         return None
-    names = list(names)
-    return [str(n) for n in names] if names else None
+    names = [str(n) for n in names]
+    return check_class_names(names, where) if names else None
+
+
+def _own_names(find: Callable[[], list[str] | None]) -> tuple[list[str] | None, str | None]:
+    """(names, None), or (None, why) when the model's own names break the names rule."""
+    try:
+        return find(), None
+    except UsageError as exc:
+        return None, str(exc)
 
 
 def _size_from_module(module: Any) -> tuple[int, int] | None:
@@ -125,8 +144,8 @@ def load_torchscript(url: str) -> LoadedModule:
             f"--model {url}: not a TorchScript file ({_first_sentence(exc)}); save one with torch.jit.save(torch.jit.script(m)), "
             "use a .pt2 file from torch.export.save, or give module:factory with --weights for a state dict"
         ) from None
-    names = _names_from_extra(extra, url) or _names_from_module(module)
-    return LoadedModule(module, names, _size_from_module(module), url)
+    names, refused = _own_names(lambda: _names_from_extra(extra, url) or _names_from_module(module, url))
+    return LoadedModule(module, names, _size_from_module(module), url, names_refused=refused)
 
 
 def load_exported(url: str) -> LoadedModule:
@@ -149,7 +168,8 @@ def load_exported(url: str) -> LoadedModule:
             f"--model {url}: not a torch.export program ({_first_sentence(exc)}); save one with torch.export.save"
         ) from None
     batch, size = _program_shape(program)
-    return LoadedModule(program, _names_from_extra(extra, url), size, url, exported=True, static_batch=batch)
+    names, refused = _own_names(lambda: _names_from_extra(extra, url))
+    return LoadedModule(program, names, size, url, exported=True, static_batch=batch, names_refused=refused)
 
 
 def _program_shape(program: Any) -> tuple[int | None, tuple[int, int] | None]:
@@ -191,7 +211,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
             mod = importlib.import_module(module_ref)
     except UsageError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a model's code may call sys.exit: its error, not the command's end
         raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}") from None
     factory: Any = mod
     for part in attr.split("."):
@@ -200,7 +220,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
             raise UsageError(f"--model {spec}: {module_ref} has no {attr!r}")
     try:
         module = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) else factory
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise UsageError(f"--model {spec}: the factory failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, not a torch.nn.Module")
@@ -211,7 +231,8 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())[:300]
             raise UsageError(f"--weights {weights} do not fit the model from {spec}: {detail}") from None
-    return LoadedModule(module, _names_from_module(module), _size_from_module(module), spec)
+    names, refused = _own_names(lambda: _names_from_module(module, spec))
+    return LoadedModule(module, names, _size_from_module(module), spec, names_refused=refused)
 
 
 def _load_state_dict(url: str) -> dict[str, Any]:

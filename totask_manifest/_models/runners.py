@@ -56,6 +56,8 @@ class ModelRunner(ABC):
     def __init__(self, head: Head, class_names: list[str] | None, input_size: tuple[int, int] | None) -> None:
         self.head = head
         self.class_names = class_names
+        #: why the model's own class names were refused (``LoadedModule.names_refused``)
+        self.names_refused: str | None = None
         #: (height, width) images are resized to; None: each image at its own size
         self.input_size = input_size
 
@@ -84,7 +86,7 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
         return runner.predict(inputs)
     except (JobError, UsageError):
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a model's Python code may call sys.exit on a bad input
         if len(inputs) == 1:
             return [_model_error(exc)]
         first = exc
@@ -96,12 +98,12 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
             out.append(runner.predict([one])[0])
         except (JobError, UsageError):
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             out.append(_model_error(exc))
     return out
 
 
-def _model_error(exc: Exception) -> JobError:
+def _model_error(exc: BaseException) -> JobError:
     """The failure of one image in the model (rule ``model-error``): the error's own type and
     message (URLs' queries and user info removed), or that it gave none."""
     kind, text = _error_of(exc)
@@ -120,7 +122,7 @@ _TORCHSCRIPT_ERROR = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?::(?!//
 _TORCHSCRIPT_ERROR_LINE = re.compile(r"((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)):(?!//)\s?(.*)")
 
 
-def _error_of(exc: Exception) -> tuple[str, str]:
+def _error_of(exc: BaseException) -> tuple[str, str]:
     """The error's type and message. A TorchScript model's error is a serialized traceback
     that ends with the real error (``RuntimeError: Given input size: ...``); its first
     160 characters, all a user saw before, are only 'The following operation failed in the
@@ -150,6 +152,7 @@ class TorchRunner(ModelRunner):
 
     def __init__(self, loaded: LoadedModule, head: Head, plan: DevicePlan, input_size: tuple[int, int] | None) -> None:
         super().__init__(head, loaded.class_names, input_size)
+        self.names_refused = loaded.names_refused
         import torch
 
         self.plan = plan
@@ -217,6 +220,21 @@ class TorchRunner(ModelRunner):
             torch.cuda.empty_cache()
 
 
+_NOT_FINITE = (b"NaN", b"-Infinity", b"Infinity")
+
+
+def not_json_reason(content: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why an endpoint's answer is not JSON; a NaN or Infinity (what Python's ``json.dumps`` writes
+    for a model's non-finite number) said as such, where the parser's message reads as a typo."""
+    start = exc.pos - 1 if exc.pos and content[exc.pos - 1:exc.pos] == b"-" else exc.pos  # the parser stops after a minus
+    at = content[start:start + 9]
+    token = next((t for t in _NOT_FINITE if at.startswith(t)), None)
+    if token is None:
+        return str(exc)
+    return (f"{token.decode()} at byte {start + 1} (JSON has no NaN or Infinity: the model gave a number that is "
+            "not finite; Python's json.dumps writes one unless allow_nan=False)")
+
+
 class HttpRunner(ModelRunner):
     """POST ``{"images": [url, ...], "params": {...}}`` and read ``{"predictions": [...]}``.
 
@@ -274,7 +292,7 @@ class HttpRunner(ModelRunner):
         try:
             data = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
-            return [JobError(f"model endpoint {shown}: response is not JSON: {exc}")] * n
+            return [JobError(f"model endpoint {shown}: response is not JSON: {not_json_reason(content, exc)}")] * n
         preds = data.get("predictions") if isinstance(data, dict) else None
         if not isinstance(preds, list) or len(preds) != n:
             got = f"{len(preds)} predictions" if isinstance(preds, list) else "no 'predictions' list"
