@@ -47,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _local_servers_bypass_proxies(environ: MutableMapping[str, str]) -> None:
     """The tests' servers listen on 127.0.0.1, and the tool uses the environment's proxy as
-    requests does, which bypasses nothing local unless ``NO_PROXY`` says so (``_fetch/proxies.py``).
+    requests does, which bypasses nothing local unless ``NO_PROXY`` says so (``_proxies.py``).
     A machine whose packages come through a proxy (``HTTPS_PROXY`` set for pip) would send every
     test's requests there. Local addresses are added to ``no_proxy``/``NO_PROXY`` for this run
     (children inherit it); the proxy itself stays for what needs it (the SDK parity venv's pip).

@@ -17,6 +17,7 @@ from totask_manifest._errors import FetchError
 from totask_manifest._fetch import FetchPolicy
 from totask_manifest._fetch.fetcher import HTTP_CLIENT_ENV, HTTP_CLIENTS
 from totask_manifest._fetch.sync import SyncFetcher
+from totask_manifest._manifest.validate import validate_manifest
 from totask_manifest._synapse.client import BackendUnavailable
 from totask_manifest._synapse.settings import SynapseSettings
 from totask_manifest._synapse.sync_client import SynapseClient
@@ -220,3 +221,22 @@ def test_export_with_an_unreachable_proxy_is_one_line_exit_2(tmp_path, synapse) 
     assert len(errors) == 1 and errors[0].startswith(
         f"totask-manifest export: error: the proxy http://127.0.0.1:{port} (from the environment variable HTTPS_PROXY) "
         "cannot be reached, so Synapse was not asked GET /projects/1/"), r.stderr
+
+
+@pytest.mark.parametrize("auth", [None, ("u", SECRET)])
+def test_an_http_input_manifest_is_read_through_the_proxy_too(files, tmp_path, monkeypatch, auth) -> None:
+    """fsspec's http session is made without the environment: an input manifest at an http(s)
+    URL went around the proxy (and, behind one, could not be read) while its data files went
+    through it. It now takes the same proxy, with its credentials, which appear nowhere."""
+    manifest = files.add("in.manifest", b'{"source-ref":"s3://b/0.jpg"}\n{"source-ref":"s3://b/1.jpg"}\n')
+    with LocalProxy(auth=auth) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url_with_auth(*auth) if auth else proxy.url)
+        report = validate_manifest(manifest)
+        assert report.lines == 2
+        assert {(s.method, s.target.split("?")[0]) for s in proxy.seen} >= {("GET", manifest)}
+        if auth:
+            assert all("Proxy-Authorization" in s.headers for s in proxy.seen)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        before = len(proxy.seen)
+        assert validate_manifest(manifest).lines == 2
+        assert len(proxy.seen) == before  # bypassed

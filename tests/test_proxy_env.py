@@ -9,7 +9,7 @@ import pytest
 import requests.utils
 
 from totask_manifest._errors import UsageError
-from totask_manifest._fetch.proxies import EnvProxies
+from totask_manifest._proxies import EnvProxies
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
               "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")

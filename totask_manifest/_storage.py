@@ -58,10 +58,26 @@ def refuse_half_scheme(url: str) -> None:
                            f"write {scheme}://... for that storage, or ./{shown} for a local path")
 
 
+def _with_env_proxy(url: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """An ``http(s)://`` URL (an input manifest, a report's images) through the proxy the
+    environment names for its host, as data files and Synapse go (``_proxies``): fsspec's http
+    session is made without the environment. The proxy's credentials go in its URL, which aiohttp
+    sends as ``Proxy-Authorization`` to the proxy only; no other option is changed."""
+    if not url[:8].lower().startswith(("http://", "https://")) or "client_kwargs" in storage_options:
+        return storage_options
+    from ._proxies import EnvProxies
+
+    proxy = EnvProxies.read().for_url(url)
+    if proxy is None:
+        return storage_options
+    return {**storage_options, "client_kwargs": {"proxy": proxy.url_with_credentials()}}
+
+
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     refuse_half_scheme(url)
     import fsspec.core
 
+    storage_options = _with_env_proxy(str(url), storage_options)
     try:
         return fsspec.core.url_to_fs(str(url), **storage_options)
     except (ImportError, ValueError) as exc:

@@ -43,6 +43,7 @@ import pycurl
 from yarl import URL
 
 from .._errors import FetchError
+from .._proxies import EnvProxies, refused_reason
 from .._retry import Transient
 from .curl_transfer import SERVER_DISCONNECTED, TIMED_OUT, Transfer, UnknownEncoding, curl_failure
 from .hops import (
@@ -54,7 +55,6 @@ from .hops import (
     wants_text,
 )
 from .policy import FetchPolicy, timed_out
-from .proxies import EnvProxies, refused_reason
 
 #: a URL yarl (aiohttp's URL type) sends as it is written: lower-case host, a port that is not a
 #: scheme's default, path and query of characters that need no quoting, no dot segment, no empty

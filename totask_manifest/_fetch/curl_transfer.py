@@ -13,9 +13,9 @@ import pycurl
 from yarl import URL
 
 from .._errors import FetchError
+from .._proxies import Proxy, refused_reason
 from .._retry import Transient
 from .hops import ERROR_TEXT_BYTES, too_large_declared, too_large_read
-from .proxies import Proxy, refused_reason
 from .urls import scrub
 
 _CERTIFICATE_ERRORS = frozenset({58, 60, 77, 83, 90})  # peer verification, CA file, issuer, pinned key

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from .._errors import FetchError
+from .._proxies import EnvProxies, Proxy, refused_reason
 from .._retry import Transient
 from .hops import (
     ERROR_TEXT_BYTES,
@@ -35,7 +36,6 @@ from .hops import (
     wants_text,
 )
 from .policy import FetchPolicy
-from .proxies import EnvProxies, Proxy, refused_reason
 from .urls import scrub
 
 _IDENTITY = frozenset({"", "identity"})

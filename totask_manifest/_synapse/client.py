@@ -50,7 +50,7 @@ import orjson
 
 from .._fetch import USER_AGENT, parse_retry_after
 from .._fetch.http import new_session, proxy_options
-from .._fetch.proxies import EnvProxies
+from .._proxies import EnvProxies
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,

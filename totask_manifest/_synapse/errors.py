@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 
 from .._errors import FatalSynapseError, SynapseError
-from .._fetch.proxies import Proxy
+from .._proxies import Proxy
 from .._redaction import hide_secrets
 
 

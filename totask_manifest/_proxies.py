@@ -25,11 +25,11 @@ import struct
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from urllib.request import proxy_bypass_environment
 
-from .._errors import UsageError
-from .._redaction import hide_secrets, redact_url
+from ._errors import UsageError
+from ._redaction import hide_secrets, redact_url
 
 #: the origins whose decision is kept; past this many the cache starts again
 _CACHE_SIZE = 1024
@@ -59,6 +59,16 @@ class Proxy:
     def shown(self) -> str:
         """What a message may say of it: its URL without user info or query, and its variable."""
         return f"{redact_url(self.url)} (from the environment variable {self.variable})"
+
+    def url_with_credentials(self) -> str:
+        """Its URL with its user and password (percent-quoted) back in, for a session that takes a
+        proxy per session only (fsspec's http); never shown: ``shown`` is what messages say."""
+        if self.user is None and self.password is None:
+            return self.url
+        scheme, rest = self.url.split("://", 1)
+        user = quote(self.user or "", safe="")
+        secret = "" if self.password is None else ":" + quote(self.password, safe="")
+        return f"{scheme}://{user}{secret}@{rest}"
 
     def hide(self, text: str) -> str:
         """``text`` with the proxy's password (as given and unquoted) replaced by ``***``."""
