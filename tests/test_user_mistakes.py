@@ -553,20 +553,45 @@ def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_
     assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported
 
 
-def test_a_gzip_compressed_manifest_is_named_as_such(tmp_path: Path) -> None:
+def _gzip_manifest(path: Path) -> Path:
     import gzip
 
-    from totask_manifest import InvalidInputError, JobConfig, annotate, validate_manifest
+    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg","n":%d}\n' % (i, i * 7919) for i in range(2000))
+    path.write_bytes(gzip.compress(raw))
+    return path
 
-    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(500))
-    (tmp_path / "in.manifest.gz").write_bytes(gzip.compress(raw))
-    report = validate_manifest(str(tmp_path / "in.manifest.gz"))
-    first = next(p for p in report.problems if p.line == 1)
-    assert first.rule == "line-utf8" and "gzip-compressed: decompress it first" in first.message
-    with pytest.raises(InvalidInputError, match=r"line 1: .*gzip-compressed"):
-        annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest.gz"), output_root=str(tmp_path / "out"),
-                           label_attribute="boxes", task_type="object-detection", method="file",
-                           options={"url_key": "annotation-ref"}))
+
+def test_a_gzip_compressed_manifest_is_refused_in_one_line_by_the_library(tmp_path: Path) -> None:
+    """A gzip file read as it is made every line "not valid UTF-8" (a hint on line 1 only): it is
+    refused before any line is read, rule ``input-gzip``, by the library as by the CLI."""
+    from totask_manifest import JobConfig, annotate, manifest_stats, validate_manifest
+
+    src = str(_gzip_manifest(tmp_path / "in.manifest.gz"))
+    for call in (lambda: validate_manifest(src), lambda: manifest_stats(src),
+                 lambda: annotate(JobConfig(job_name="j", input=src, output_root=str(tmp_path / "out"),
+                                            label_attribute="boxes", task_type="object-detection", method="file",
+                                            options={"url_key": "annotation-ref"}))):
+        with pytest.raises(ManifestError, match=r"in\.manifest\.gz is gzip-compressed.*gunzip -k in\.manifest\.gz") as err:
+            call()
+        assert err.value.rule == "input-gzip"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["convert", "--to", "parquet", "out.parquet"],
+                                     ["annotate", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                                      "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                                      "--output", "out"]])
+def test_a_gzip_compressed_manifest_is_refused_in_one_line_by_every_reader(tmp_path: Path, command: list[str]) -> None:
+    """Named ``.manifest`` (no ``.gz`` to tell): one line saying it is gzip-compressed and how to
+    decompress it, exit 1 (a data problem, as an invalid line is), nothing written."""
+    _gzip_manifest(tmp_path / "in.manifest")
+    name, *rest = command
+    args = [name, "in.manifest", *rest] if name != "convert" else [name, "in.manifest", rest[-1], *rest[:-1]]
+    r = cli(*args, cwd=tmp_path)
+    line = one_line_error(r, name)
+    assert r.returncode == 1
+    assert "in.manifest is gzip-compressed" in line and "(gunzip -c in.manifest > plain-in.manifest)" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
 def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_path: Path) -> None:
