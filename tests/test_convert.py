@@ -311,8 +311,9 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(UsageError, match="unknown format"):
         convert(str(korean), str(tmp_path / "x"), to="pascal")
     ic = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest"
-    with pytest.raises(UsageError, match="no label attribute of type"):
+    with pytest.raises(ManifestError, match="no label attribute of type") as no_labels:  # nothing to convert: exit 1
         convert(str(ic), str(tmp_path / "x.json"), to="coco")
+    assert no_labels.value.rule == "convert-no-labels" and no_labels.value.exit_code == 1
     (tmp_path / "bad.json").write_bytes(orjson.dumps({"images": [{"id": 1, "width": 5, "height": 5}],
                                                        "categories": [{"id": 1, "name": "a"}],
                                                        "annotations": [{"image_id": 1, "category_id": 9,

@@ -639,3 +639,15 @@ def _endpoint_job(tmp_path: Path, handler: Any, n: int) -> tuple[Any, int]:
             options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
                      "batch_size": 1}))
         return result, sum(server.hits.values())
+
+
+@pytest.mark.parametrize("to", ["coco", "yolo"])
+def test_convert_without_label_attribute_on_a_manifest_with_no_boxes_exits_1(tmp_path: Path, to: str) -> None:
+    """Nothing to convert is a data problem: exit 1 (``convert-no-labels``, as docs/analytics.md
+    says), not 2 as for a mistyped option; one line that still says how to name one."""
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"s3://b/a.jpg","animal":"cat"}\n')
+    r = cli("convert", "in.manifest", "out", "--to", to, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert "no label attribute of type" in line and "--label-attribute" in line and "[convert-no-labels]" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
