@@ -651,3 +651,42 @@ def test_convert_without_label_attribute_on_a_manifest_with_no_boxes_exits_1(tmp
     assert r.returncode == 1
     assert "no label attribute of type" in line and "--label-attribute" in line and "[convert-no-labels]" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def _boxes_line(class_map: dict | None) -> bytes:
+    meta = {"objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection", "human-annotated": "no",
+            "creation-date": "2024-01-01T00:00:00", "job-name": "j"}
+    if class_map is not None:
+        meta["class-map"] = class_map
+    value = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 2, "height": 2}]}
+    return orjson.dumps({"source-ref": "s3://b/a.jpg", "boxes": value, "boxes-metadata": meta}) + b"\n"
+
+
+@pytest.mark.parametrize("to", ["coco", "dm-schema-v1"])
+@pytest.mark.parametrize(("class_map", "said"), [({"0": ""}, "class id 0 has an empty name in class-map"),
+                                                 ({"1": "dog"}, "class-map names no class id 0")])
+def test_an_export_with_an_empty_or_missing_class_name_says_so(tmp_path: Path, to: str, class_map: dict,
+                                                               said: str) -> None:
+    """An empty (or missing) name in a label's class-map said "pass class_names": the Python
+    argument, and an export takes no class names at all (--class-names does not apply). It now
+    says what is wrong with the label, exit 1, nothing written."""
+    (tmp_path / "in.manifest").write_bytes(_boxes_line(class_map))
+    r = cli("convert", "in.manifest", "out.json", "--to", to, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1 and said in line and "class_names" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def test_a_class_id_without_a_name_names_the_cli_flag(tmp_path: Path) -> None:
+    """Where no class-map names a class, the way to give the names is named as the CLI spells it
+    (``--class-names FILE``), and as Python does."""
+    from totask_manifest._formats.detect import to_label
+    from totask_manifest._formats.model import FormatError
+
+    with pytest.raises(FormatError, match=r"no name for class id 0; give the class names \(--class-names FILE; "
+                                          r"from Python, class_names"):
+        to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3), class_names={1: "dog"})
+    with pytest.raises(FormatError, match=r"number their classes; give the class names \(--class-names FILE; "
+                                          r"from Python, class_names"):
+        to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3))
