@@ -144,14 +144,22 @@ def refuse_gzip(f: IO[bytes], url: str) -> None:
     line, exit 1, before any line is read: read as it is, every line of it was "not valid UTF-8"
     with no hint why. It is not read through ``gzip`` instead: ``annotate``, ``validate``,
     ``stats`` and ``evaluate`` read a file in byte ranges, and no range of a gzip stream but the
-    first can be read on its own. ``f`` is at its start and is left there."""
-    if f.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
+    first can be read on its own. ``f`` is at its start and is left there: a local file (a FIFO
+    too, which cannot seek back) is peeked at, another is read and sought back."""
+    peek = getattr(f, "peek", None)
+    if peek is not None:
+        head = peek(len(GZIP_MAGIC))[:len(GZIP_MAGIC)]
+    elif f.seekable():
+        head = f.read(len(GZIP_MAGIC))
+        f.seek(0)
+    else:  # nothing to go back to: the lines' own rules speak
+        return
+    if head == GZIP_MAGIC:
         name = storage.redact_url(url)
         base = name.rsplit("/", 1)[-1]
         how = f"gunzip -k {base}" if base.endswith(".gz") else f"gunzip -c {base} > plain-{base}"  # gunzip wants .gz
         raise ManifestError(f"{name} is gzip-compressed; manifests are read as plain text: decompress it "
                             f"({how}) and give the decompressed file", rule="input-gzip")
-    f.seek(0)
 
 
 def split_bom(raw: bytes) -> tuple[bytes, bytes]:
