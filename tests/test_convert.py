@@ -648,9 +648,10 @@ def test_image_root_never_prefixes_a_file_name_that_is_a_url(tmp_path, capsys):
 def test_no_fitting_attribute_names_what_the_lines_hold(tmp_path, capsys):
     """`convert text-classification.manifest c.json --to coco` said only 'no label attribute of
     type custom or object-detection or semantic-segmentation': a new user could not tell what
-    the file holds. The error names the attributes there and their types (exit 2, no output)."""
+    the file holds. The error names the attributes there and their types (exit 1: nothing to
+    convert is a data problem, ``convert-no-labels``; no output)."""
     src = GT / "text-classification-multilabel__aws-samples-amazon-comprehend-examples__DocumentClassifier-output.manifest"
     code = cli_main(["convert", str(src), str(tmp_path / "c.json"), "--to", "coco"])
     said = capsys.readouterr().err
-    assert code == 2 and not (tmp_path / "c.json").exists()
+    assert code == 1 and not (tmp_path / "c.json").exists()
     assert "the lines hold cutomDocClassification (text-classification-multilabel)" in said
