@@ -311,8 +311,9 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(UsageError, match="unknown format"):
         convert(str(korean), str(tmp_path / "x"), to="pascal")
     ic = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest"
-    with pytest.raises(UsageError, match="no label attribute of type"):
+    with pytest.raises(ManifestError, match="no label attribute of type") as no_labels:  # nothing to convert: exit 1
         convert(str(ic), str(tmp_path / "x.json"), to="coco")
+    assert no_labels.value.rule == "convert-no-labels" and no_labels.value.exit_code == 1
     (tmp_path / "bad.json").write_bytes(orjson.dumps({"images": [{"id": 1, "width": 5, "height": 5}],
                                                        "categories": [{"id": 1, "name": "a"}],
                                                        "annotations": [{"image_id": 1, "category_id": 9,
@@ -647,9 +648,10 @@ def test_image_root_never_prefixes_a_file_name_that_is_a_url(tmp_path, capsys):
 def test_no_fitting_attribute_names_what_the_lines_hold(tmp_path, capsys):
     """`convert text-classification.manifest c.json --to coco` said only 'no label attribute of
     type custom or object-detection or semantic-segmentation': a new user could not tell what
-    the file holds. The error names the attributes there and their types (exit 2, no output)."""
+    the file holds. The error names the attributes there and their types (exit 1: nothing to
+    convert is a data problem, ``convert-no-labels``; no output)."""
     src = GT / "text-classification-multilabel__aws-samples-amazon-comprehend-examples__DocumentClassifier-output.manifest"
     code = cli_main(["convert", str(src), str(tmp_path / "c.json"), "--to", "coco"])
     said = capsys.readouterr().err
-    assert code == 2 and not (tmp_path / "c.json").exists()
+    assert code == 1 and not (tmp_path / "c.json").exists()
     assert "the lines hold cutomDocClassification (text-classification-multilabel)" in said

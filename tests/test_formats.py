@@ -266,7 +266,7 @@ def test_dm_v1_names_get_first_seen_ids_or_class_list_ids():
         ("0 50 50 20 20", "yolo", {"image_size": (9, 9, 3), "class_names": ["a"]}, "not normalised", "row 1.cx"),
         ("3 0.5 0.5 0.2 0.2", "yolo", {"image_size": (9, 9, 3), "class_names": ["a"]}, "no name for class id 3",
          "row 1.class"),
-        ("0 0.5 0.5 0.2 0.2", "yolo", {"image_size": (9, 9, 3)}, "pass class_names", "class_names"),
+        ("0 0.5 0.5 0.2 0.2", "yolo", {"image_size": (9, 9, 3)}, "--class-names FILE", "class_names"),
         ({"image_size": [{"width": 5, "height": 5, "depth": 3}], "annotations": [{"class_id": 0, "left": 1}]},
          "groundtruth", {"class_names": ["a"]}, "lacks top, width, height", "annotations[0]"),
         ({"image_size": [{"width": 5, "height": 5, "depth": 3}], "annotations": [{"class_id": 0, "left": 1,

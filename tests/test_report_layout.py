@@ -189,3 +189,29 @@ def test_sample_images_of_appended_manifests_resolve_in_their_own_folder(tmp_pat
     html, _, _ = render_report(str(tmp_path / "out" / "app"))
     assert "image not available" not in html
     assert html.count("data:image/jpeg;base64,") == 2 and "b (" in html
+
+
+@pytest.mark.parametrize("name", ["a\u202eb", "line\nbreak", "nul\x00x", ""])
+def test_tags_and_captions_show_a_name_that_does_not_print_as_the_rest_of_the_report_does(tmp_path, name):
+    """A class name with a right-to-left override, a line break or a NUL was drawn on the box's tag
+    (and put in the caption) as it was: the text after U+202E turned around, and a NUL ended the
+    caption's text. Tags and captions show it as ``stats.shown`` does, the Python literal, as the
+    report's charts and tables do: the tag drawn is the one drawn for that literal."""
+    from totask_manifest._analytics.stats import shown
+
+    Image.new("RGB", (400, 300), (255, 255, 255)).save(tmp_path / "img.png")
+    value = {"image_size": [{"width": 400, "height": 300, "depth": 3}],
+             "annotations": [{"class_id": 0, "top": 100, "left": 100, "height": 80, "width": 120}]}
+
+    def pixels(class_name):
+        tile = render_tile(str(tmp_path / "img.png"), "object-detection", value,
+                           {"objects": [{"confidence": 0.9}], "class-map": {"0": class_name}},
+                           image=(tmp_path / "img.png").read_bytes())
+        assert tile.caption == "1 box"
+        return tile.data_uri
+
+    assert shown(name) != name
+    assert pixels(name) == pixels(shown(name))
+    tile = render_tile(str(tmp_path / "img.png"), "image-classification", 0, {"class-name": name, "confidence": 0.5},
+                       image=(tmp_path / "img.png").read_bytes())
+    assert tile.caption == f"{shown(name)} (0.5)"

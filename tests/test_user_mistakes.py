@@ -553,20 +553,45 @@ def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_
     assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported
 
 
-def test_a_gzip_compressed_manifest_is_named_as_such(tmp_path: Path) -> None:
+def _gzip_manifest(path: Path) -> Path:
     import gzip
 
-    from totask_manifest import InvalidInputError, JobConfig, annotate, validate_manifest
+    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg","n":%d}\n' % (i, i * 7919) for i in range(2000))
+    path.write_bytes(gzip.compress(raw))
+    return path
 
-    raw = b"".join(b'{"source-ref":"s3://b/%d.jpg"}\n' % i for i in range(500))
-    (tmp_path / "in.manifest.gz").write_bytes(gzip.compress(raw))
-    report = validate_manifest(str(tmp_path / "in.manifest.gz"))
-    first = next(p for p in report.problems if p.line == 1)
-    assert first.rule == "line-utf8" and "gzip-compressed: decompress it first" in first.message
-    with pytest.raises(InvalidInputError, match=r"line 1: .*gzip-compressed"):
-        annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest.gz"), output_root=str(tmp_path / "out"),
-                           label_attribute="boxes", task_type="object-detection", method="file",
-                           options={"url_key": "annotation-ref"}))
+
+def test_a_gzip_compressed_manifest_is_refused_in_one_line_by_the_library(tmp_path: Path) -> None:
+    """A gzip file read as it is made every line "not valid UTF-8" (a hint on line 1 only): it is
+    refused before any line is read, rule ``input-gzip``, by the library as by the CLI."""
+    from totask_manifest import JobConfig, annotate, manifest_stats, validate_manifest
+
+    src = str(_gzip_manifest(tmp_path / "in.manifest.gz"))
+    for call in (lambda: validate_manifest(src), lambda: manifest_stats(src),
+                 lambda: annotate(JobConfig(job_name="j", input=src, output_root=str(tmp_path / "out"),
+                                            label_attribute="boxes", task_type="object-detection", method="file",
+                                            options={"url_key": "annotation-ref"}))):
+        with pytest.raises(ManifestError, match=r"in\.manifest\.gz is gzip-compressed.*gunzip -k in\.manifest\.gz") as err:
+            call()
+        assert err.value.rule == "input-gzip"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["convert", "--to", "parquet", "out.parquet"],
+                                     ["annotate", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                                      "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                                      "--output", "out"]])
+def test_a_gzip_compressed_manifest_is_refused_in_one_line_by_every_reader(tmp_path: Path, command: list[str]) -> None:
+    """Named ``.manifest`` (no ``.gz`` to tell): one line saying it is gzip-compressed and how to
+    decompress it, exit 1 (a data problem, as an invalid line is), nothing written."""
+    _gzip_manifest(tmp_path / "in.manifest")
+    name, *rest = command
+    args = [name, "in.manifest", *rest] if name != "convert" else [name, "in.manifest", rest[-1], *rest[:-1]]
+    r = cli(*args, cwd=tmp_path)
+    line = one_line_error(r, name)
+    assert r.returncode == 1
+    assert "in.manifest is gzip-compressed" in line and "(gunzip -c in.manifest > plain-in.manifest)" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
 def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_path: Path) -> None:
@@ -614,3 +639,54 @@ def _endpoint_job(tmp_path: Path, handler: Any, n: int) -> tuple[Any, int]:
             options={"model": server.url("predict"), "class_names": str(tmp_path / "names.txt"), "retries": 0,
                      "batch_size": 1}))
         return result, sum(server.hits.values())
+
+
+@pytest.mark.parametrize("to", ["coco", "yolo"])
+def test_convert_without_label_attribute_on_a_manifest_with_no_boxes_exits_1(tmp_path: Path, to: str) -> None:
+    """Nothing to convert is a data problem: exit 1 (``convert-no-labels``, as docs/analytics.md
+    says), not 2 as for a mistyped option; one line that still says how to name one."""
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"s3://b/a.jpg","animal":"cat"}\n')
+    r = cli("convert", "in.manifest", "out", "--to", to, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert "no label attribute of type" in line and "--label-attribute" in line and "[convert-no-labels]" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def _boxes_line(class_map: dict | None) -> bytes:
+    meta = {"objects": [{"confidence": 0.9}], "type": "groundtruth/object-detection", "human-annotated": "no",
+            "creation-date": "2024-01-01T00:00:00", "job-name": "j"}
+    if class_map is not None:
+        meta["class-map"] = class_map
+    value = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+             "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 2, "height": 2}]}
+    return orjson.dumps({"source-ref": "s3://b/a.jpg", "boxes": value, "boxes-metadata": meta}) + b"\n"
+
+
+@pytest.mark.parametrize("to", ["coco", "dm-schema-v1"])
+@pytest.mark.parametrize(("class_map", "said"), [({"0": ""}, "class id 0 has an empty name in class-map"),
+                                                 ({"1": "dog"}, "class-map names no class id 0")])
+def test_an_export_with_an_empty_or_missing_class_name_says_so(tmp_path: Path, to: str, class_map: dict,
+                                                               said: str) -> None:
+    """An empty (or missing) name in a label's class-map said "pass class_names": the Python
+    argument, and an export takes no class names at all (--class-names does not apply). It now
+    says what is wrong with the label, exit 1, nothing written."""
+    (tmp_path / "in.manifest").write_bytes(_boxes_line(class_map))
+    r = cli("convert", "in.manifest", "out.json", "--to", to, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1 and said in line and "class_names" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def test_a_class_id_without_a_name_names_the_cli_flag(tmp_path: Path) -> None:
+    """Where no class-map names a class, the way to give the names is named as the CLI spells it
+    (``--class-names FILE``), and as Python does."""
+    from totask_manifest._formats.detect import to_label
+    from totask_manifest._formats.model import FormatError
+
+    with pytest.raises(FormatError, match=r"no name for class id 0; give the class names \(--class-names FILE; "
+                                          r"from Python, class_names"):
+        to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3), class_names={1: "dog"})
+    with pytest.raises(FormatError, match=r"number their classes; give the class names \(--class-names FILE; "
+                                          r"from Python, class_names"):
+        to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3))

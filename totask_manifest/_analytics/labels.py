@@ -73,8 +73,10 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
         return next(iter(found))
     if not found:
         held = ", ".join(f"{a} ({t})" for a, t in sorted(others.items())) or "none"
-        raise UsageError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the first "
-                         f"{SCAN_LINES} lines (the lines hold {held}); name one with --label-attribute")
+        # a data problem, exit 1, as ``nothing_to_convert`` (the same rule): the file holds nothing to convert
+        raise ManifestError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the "
+                            f"first {SCAN_LINES} lines (the lines hold {held}), so nothing was written; name one with "
+                            "--label-attribute", rule="convert-no-labels")
     raise UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(sorted(found))}); "
                      "choose one with --label-attribute")
 

@@ -23,6 +23,7 @@ from .._formats.native import native_format, shapes
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from .._storage import redact_secret_url
 from .masks import read_mask
+from .stats import shown
 from .svg import PALETTE, color
 
 
@@ -83,9 +84,9 @@ def render_tile(
                 raise ValueError("no way to read the mask")
             img, caption = _overlay_mask(img, value, metadata, fetch_mask)
         elif "class-name" in metadata:
-            caption = f"{metadata['class-name']} ({metadata.get('confidence', '?')})"
+            caption = f"{shown(metadata['class-name'])} ({metadata.get('confidence', '?')})"
         elif isinstance(metadata.get("class-map"), Mapping) and isinstance(value, list):
-            caption = ", ".join(str(metadata["class-map"].get(str(v), v)) for v in value)
+            caption = ", ".join(shown(metadata["class-map"].get(str(v), v)) for v in value)
     except (OSError, ValueError, KeyError, TypeError, TotaskError) as exc:
         caption = f"label not drawn: {str(exc)[:120]}"
     img.thumbnail((size, size))
@@ -123,7 +124,8 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
         cid = a.get("class_id")
         colors.append(color(int(cid) if isinstance(cid, int) else 0))
         conf = objects[i].get("confidence") if i < len(objects) and isinstance(objects[i], Mapping) else None
-        texts.append(str(cmap.get(str(cid), cid)) + (f" {conf:.2f}" if isinstance(conf, int | float) else ""))
+        # as the rest of the report shows names (``stats.shown``): one that does not print, as its literal
+        texts.append(shown(cmap.get(str(cid), cid)) + (f" {conf:.2f}" if isinstance(conf, int | float) else ""))
     for (x0, y0, x1, y1), c in zip(rects, colors, strict=True):
         draw.rectangle([x0, y0, x1, y1], outline=c, width=2 if max(x1 - x0, y1 - y0) > 8 else 1)
     spots = place_tags([draw.textbbox((0, 0), t, font=font) for t in texts], rects, img.size)
@@ -187,7 +189,7 @@ def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any],
         idx = int(key)
         if idx == 0 or not (mask == idx).any():
             continue
-        present.append(str(entry.get("class-name", idx)))
+        present.append(shown(entry.get("class-name", idx)))
         overlay[mask == idx] = _hex_rgb(entry.get("hex-color", "#ff0000"))
     blended = Image.blend(img, Image.fromarray(overlay), 0.5)
     return blended, ", ".join(present) or "background only"
@@ -254,7 +256,7 @@ def _draw_native(img: Image.Image, value: Any, fmt: str, sx: float = 1.0, sy: fl
             points = [(px - r, py - r), (px + r, py + r)]
         if points and shape.class_name:
             xs, ys = [p[0] for p in points], [p[1] for p in points]
-            tags.append((shape.class_name, c, (min(xs), min(ys), max(xs), max(ys))))
+            tags.append((shown(shape.class_name), c, (min(xs), min(ys), max(xs), max(ys))))
     spots = place_tags([draw.textbbox((0, 0), t, font=font) for t, _, _ in tags], [r for _, _, r in tags], img.size)
     for spot, (text, c, _) in zip(spots, tags, strict=True):
         if spot is not None:

@@ -9,9 +9,11 @@ them, and two exports to one folder at once removed each other's new folders. So
 * the export holds an exclusive lock on the folder itself (``flock`` on its descriptor: no file
   is added to a user's folder for it); a second export to the same folder is refused, one line,
   exit 2. The kernel drops the lock when its holder ends, ``kill -9`` included;
-* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, each file and folder
-  synced (as ``AtomicWriter`` syncs one file: a power cut leaves no empty file under its name),
-  and only when the last file is written does the dataset replace the previous one, entry by
+* everything is written into a hidden ``.tmp-yolo-*`` folder inside it, all of it synced before
+  the first move (as ``AtomicWriter`` syncs one file: a power cut leaves no empty file under its
+  name). On Linux that is one ``syncfs`` of the stage's file system after the last write, not an
+  ``fsync`` per file (1.6 ms each: half an hour of a million-image export); elsewhere each file
+  and folder is synced on its own (``_syncfs``). Only when the last file is written does the dataset replace the previous one, entry by
   entry in an order journaled in the stage (``yolo_swap``: the folder never mixes two exports,
   even after a ``kill -9``, and holds exactly what the new export wrote), with Ctrl-C and
   SIGTERM held back until the moves are done (noted by handlers of their own, not masked: see
@@ -29,10 +31,12 @@ writes, and settles what an earlier export stopped there left before it writes.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import posixpath
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -73,6 +77,9 @@ class YoloOutput:
         self.root = os.path.abspath(path) if is_local(fs) else None
         self.stage = ""
         self._lock_fd: int | None = None
+        #: the stage, open from before its first file until the commit's ``syncfs`` (Linux): a
+        #: write-back error of the file system since it was opened is that call's error
+        self._stage_fd: int | None = None
         #: whether this export holds the folder's lock (not on Windows or a file system without
         #: locks): only then is a ``.tmp-yolo-*`` folder surely a killed export's, never a live one's
         self._locked = False
@@ -106,6 +113,8 @@ class YoloOutput:
                         settle_unlocked(self.root, path, self.dst, self._no_lock)
             self._refuse_foreign_labels()
             self.stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.root)
+            if _syncfs is not None:
+                self._stage_fd = os.open(self.stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
             if self._no_lock:
                 note_owner(self.stage)
         except BaseException as exc:
@@ -171,8 +180,9 @@ class YoloOutput:
         try:  # the close too: it writes what is buffered, and a full disk fails it as a write
             with f:
                 yield f
-                f.flush()
-                os.fsync(f.fileno())  # whole on disk before its name can be (``_commit``)
+                if self._stage_fd is None:  # else synced with the rest of the stage (``_commit``)
+                    f.flush()
+                    os.fsync(f.fileno())  # whole on disk before its name can be
         except OSError as exc:
             raise self._storage_error(exc) from None
 
@@ -193,7 +203,10 @@ class YoloOutput:
 
     def _commit(self) -> None:
         """The staged files to their names; Ctrl-C and SIGTERM wait until they all are."""
-        _sync_folders(self.stage)  # the entries of the files synced
+        if self._stage_fd is not None:
+            sync_stage(self._stage_fd)  # every file and folder of the stage, in one call
+        else:
+            _sync_folders(self.stage)  # the entries of the files synced (each file was, as written)
         taken = self._taken()
         if taken is not None:  # found before the first move: the folder stays as it was
             rel = os.path.relpath(taken, self.root).replace(os.sep, "/")
@@ -278,6 +291,9 @@ class YoloOutput:
             if settled(self.stage):  # else a swap neither done nor undone: the next export's recover
                 shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = ""
+        if self._stage_fd is not None:
+            os.close(self._stage_fd)
+            self._stage_fd = None
         if self._made_root:
             with contextlib.suppress(OSError):
                 os.rmdir(self.root)
@@ -288,6 +304,31 @@ class YoloOutput:
 
     def _storage_error(self, exc: OSError) -> StorageError:
         return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
+
+
+def _load_syncfs() -> Any:
+    """Linux's ``syncfs(2)`` (not in ``os``), or None elsewhere. Since Linux 5.8 it reports a
+    write-back error of any file of the file system since its descriptor was opened."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
+
+
+_syncfs = _load_syncfs()
+
+
+def sync_stage(fd: int) -> None:
+    """Every written file's data, inode and folder entry on disk: ``syncfs`` of the file system
+    ``fd`` (the stage) is on, once. Its cost does not grow with the files, as one ``fsync`` each
+    did (one journal commit each)."""
+    if _syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def _sync_folders(top: str) -> None:

@@ -99,15 +99,25 @@ def from_groundtruth(
     return labeled
 
 
+def _name_for(class_id: int, class_map: dict[int, str], meta: dict, classes: ClassIndex, *, key: str) -> str:
+    """A box's class name where ``class-map`` gives none. An empty name, or a ``class-map`` that
+    leaves the id out, is the label's own problem, said as such: "pass class_names" sent a user
+    of ``convert --to coco`` (which takes no class names) looking for an option."""
+    if class_map.get(class_id) == "":
+        raise FormatError(f"class id {class_id} has an empty name in class-map", fmt=FMT, key="class-map")
+    if isinstance(meta.get("class-map"), Mapping) and not classes.fixed:
+        raise FormatError(f"class-map names no class id {class_id}", fmt=FMT, key=key)
+    return classes.name_for(class_id, key=key)
+
+
 def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -> Labeled:
     """The label of task type ``name``, checked and completed (see ``from_groundtruth``)."""
     if name == DETECTION:
         size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT)
         names = {}
         for i, box in enumerate(boxes):
-            names[box.class_id] = class_map.get(box.class_id) or classes.name_for(
-                box.class_id, key=f"annotations[{i}].class_id"
-            )
+            names[box.class_id] = class_map.get(box.class_id) or _name_for(box.class_id, class_map, meta, classes,
+                                                                           key=f"annotations[{i}].class_id")
         labeled = gt_detection(size, boxes, names)
         if class_map:
             # keep the map as written (2019 jobs list every class, newer ones only those present)

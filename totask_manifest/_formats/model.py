@@ -177,7 +177,8 @@ class ClassIndex:
             if fallback:
                 return fallback
             raise FormatError(
-                f"no name for class id {class_id}; pass class_names (a list or an id -> name mapping)",
+                f"no name for class id {class_id}; give the class names (--class-names FILE; from Python, "
+                "class_names: a list or an id -> name mapping)",
                 fmt=self.fmt,
                 key=key,
             )

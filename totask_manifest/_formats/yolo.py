@@ -55,8 +55,8 @@ def yolo_to_gt(
         raise FormatError(f"YOLO labels are text, got {json_kind(text)}", fmt=FMT)
     size = image_size_value(image_size, fmt=FMT)
     if class_names is None:
-        raise FormatError("YOLO labels number their classes; pass class_names (the names file)", fmt=FMT,
-                          key="class_names")
+        raise FormatError("YOLO labels number their classes; give the class names (--class-names FILE; "
+                          "from Python, class_names: a list)", fmt=FMT, key="class_names")
     classes = ClassIndex(class_names, fmt=FMT)
     width, height, _ = size
     boxes: list[Box] = []

@@ -20,7 +20,7 @@ from .._errors import ManifestError, UsageError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .line import Line
 from .long_lines import TooLong, message
-from .ranges import iter_line_batches, iter_raw_lines, split_bom
+from .ranges import iter_line_batches, iter_raw_lines, refuse_gzip, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
            "read_lines", "read_records", "refuse_absent_attribute", "to_line", "write_lines"]
@@ -59,6 +59,7 @@ def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, fir
 def read_lines(url: str) -> Iterator[Line]:
     """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
     with open_read(url) as f:
+        refuse_gzip(f, url)
         yield from iter_lines_from(f)
 
 

@@ -32,7 +32,7 @@ from typing import IO, Any, Literal, TypeVar
 from .. import _storage as storage
 from .._errors import ManifestError, UsageError
 from . import long_lines, pool
-from .line import BOM
+from .line import BOM, GZIP_MAGIC
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -137,6 +137,29 @@ def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> I
         if type(lines[0]) is long_lines.TooLong:
             raise ManifestError(long_lines.message(), rule="line-too-long")
         yield from lines
+
+
+def refuse_gzip(f: IO[bytes], url: str) -> None:
+    """A gzip-compressed manifest (``x.manifest.gz``, or one named ``.manifest``) refused in one
+    line, exit 1, before any line is read: read as it is, every line of it was "not valid UTF-8"
+    with no hint why. It is not read through ``gzip`` instead: ``annotate``, ``validate``,
+    ``stats`` and ``evaluate`` read a file in byte ranges, and no range of a gzip stream but the
+    first can be read on its own. ``f`` is at its start and is left there: a local file (a FIFO
+    too, which cannot seek back) is peeked at, another is read and sought back."""
+    peek = getattr(f, "peek", None)
+    if peek is not None:
+        head = peek(len(GZIP_MAGIC))[:len(GZIP_MAGIC)]
+    elif f.seekable():
+        head = f.read(len(GZIP_MAGIC))
+        f.seek(0)
+    else:  # nothing to go back to: the lines' own rules speak
+        return
+    if head == GZIP_MAGIC:
+        name = storage.redact_url(url)
+        base = name.rsplit("/", 1)[-1]
+        how = f"gunzip -k {base}" if base.endswith(".gz") else f"gunzip -c {base} > plain-{base}"  # gunzip wants .gz
+        raise ManifestError(f"{name} is gzip-compressed; manifests are read as plain text: decompress it "
+                            f"({how}) and give the decompressed file", rule="input-gzip")
 
 
 def split_bom(raw: bytes) -> tuple[bytes, bytes]:
@@ -265,6 +288,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     """
     workers = workers or os.cpu_count() or 1
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
+        refuse_gzip(f, url)
         size = f.seek(0, os.SEEK_END)
     ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
     context = _context(start_method) if len(ranges) > 1 else None
