@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -24,6 +25,7 @@ from tests.jobs_helpers import (
     TOY,
     assert_same_output,
     file_options,
+    normalized,
     output_of,
     popen_cli,
     run_cli,
@@ -33,7 +35,7 @@ from tests.jobs_helpers import (
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.ports import listening_port
-from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier
+from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier, ToyOptions
 from totask_manifest import _api as api
 from totask_manifest._annotators.base import Item, Outcome, Resources
 from totask_manifest._engines.base import get_engine
@@ -41,6 +43,7 @@ from totask_manifest._errors import UsageError
 from totask_manifest._jobs.checkpoint import iter_records
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.layout import JobLayout
+from totask_manifest._options import option
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 pytestmark = [
@@ -109,6 +112,24 @@ class AlwaysDies(ToyClassifier):
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class PoisonToyOptions(ToyOptions):
+    poison: str = option("", cli=False)
+
+
+class PoisonToy(ToyClassifier):
+    """The toy classifier, except that the worker process exits (``os._exit``: a segfault in a
+    native decoder, say) whenever its batch holds the source containing ``poison``."""
+
+    name = "poison-toy"
+    Options = PoisonToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        if any(self.options.poison in str(i.source) for i in items):
+            os._exit(1)
+        return super().annotate_batch(items)
 
 
 @pytest.fixture(scope="module")
@@ -296,9 +317,33 @@ def test_worker_dying_on_every_try_fails_the_job_instead_of_looping(tmp_path, ra
                           engine=get_engine("ray", max_retries=1, batch_size=16))
     assert result.status == "FAILED"
     job = job_json(tmp_path / "job")
-    assert "ActorDiedError" in job["error"] and job["metrics"]["stand_by"] == job["metrics"]["total"]
+    # each line would fail alone, but no batch ever came back: the annotator's fault, not a line's
+    assert job["error"].startswith("ray: the worker crashed on every batch so far, line 1 alone 2 time(s)")
+    assert "Actor" in job["error"] and job["metrics"]["stand_by"] == job["metrics"]["total"]
     # the output manifest is still whole: every line, as it was
     assert output_of(tmp_path, "job").read_bytes() == inp.read_bytes()
+
+
+def test_a_line_that_crashes_its_worker_fails_alone_and_the_job_goes_on(tmp_path, ray_address):
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    local = api.annotate(config(tmp_path / "local", inp))  # the toy without the poison
+    remote = api.annotate(config(tmp_path / "ray", inp, method=f"{__name__}:PoisonToy",
+                                 options={"fail": "bad", "poison": "img00012"}),
+                          engine=get_engine("ray", batch_size=8, max_retries=2))
+    assert remote.status == "COMPLETED", job_json(tmp_path / "ray" / "job").get("error")
+    assert remote.metrics == {**local.metrics, "success": local.metrics["success"] - 1,
+                              "failed": local.metrics["failed"] + 1}
+    assert sorted(records_once_each(tmp_path / "ray" / "job")) == list(range(20))
+    ours = output_of(tmp_path / "ray", "job").read_bytes().splitlines()
+    theirs = output_of(tmp_path / "local", "job").read_bytes().splitlines()
+    assert len(ours) == len(theirs) == 20
+    for i, (x, y) in enumerate(zip(ours, theirs, strict=True)):
+        if i != 12:
+            assert normalized(x) == normalized(y), f"line {i + 1} differs"
+    meta = orjson.loads(ours[12])["cls-metadata"]
+    assert meta["failure-rule"] == "worker-crashed"
+    assert meta["failure-reason"].startswith("worker crashed: line 13 crashed the worker process")
+    assert "Actor" in meta["failure-reason"]  # Ray's own one-line error
 
 
 # -- the CLI: a killed driver, a stopped driver, resumed on Ray ---------------------------------

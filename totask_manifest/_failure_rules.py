@@ -90,6 +90,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"^model: ", "model-error"),
     (r"^mask: ", "mask-error"),
     (r"^internal error: ", "internal-error"),
+    # ``ray_driver.Driver.crashed``: the line killed the worker process annotating it, every time
+    (r"^worker crashed: ", "worker-crashed"),
     (r"storage error", "storage-error"),
     (r"^fetch: ", "fetch-failed"),
 ]]

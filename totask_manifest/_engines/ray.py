@@ -11,11 +11,12 @@ checkpoint parts are written at ``--checkpoint-every`` as on the local engine: a
 driver or of a node costs at most the part being gathered plus the batches in flight (by
 default no more than ``--checkpoint-every`` lines; see ``batching``).
 
-Lost workers and nodes: actors are created with ``max_restarts`` and ``max_task_retries``, so
-Ray restarts an actor whose process or node died (on another node when its own is gone) and
-runs its batches again. A batch that still comes back lost (its actor out of restarts, its
-result lost with a node) is submitted again by the driver to another actor, up to
-``max_retries`` times. When no batch is recorded for ``probe_seconds`` the actors are probed:
+Lost workers and nodes: Ray restarts an actor whose process or node died (on another node when
+its own is gone), as often as it dies, and retries no call itself. A batch that comes back lost
+is submitted again by the driver to another actor, where it runs alone; lost a second time, it
+is split in two, down to single lines, and a line lost alone more than ``max_retries`` times is
+recorded as failed (``worker-crashed``: an image that segfaults a decoder fails alone, not the
+job). When no batch has come back at all by then, the job fails instead. When no batch is recorded for ``probe_seconds`` the actors are probed:
 those that do not answer (their node gone, no capacity to restart them) lose their batches to
 the actors that do, and take batches again once they answer (``note_back``); when no actor
 answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``resume``
@@ -182,7 +183,7 @@ class RayEngine(Engine):
     * ``gpus_per_actor`` (``TOTASK_RAY_GPUS_PER_ACTOR``): GPUs per actor (default: what the
       annotator's ``resources`` asks, when the cluster has GPUs; fractions share a GPU; given
       explicitly, it is requested for any annotator);
-    * ``max_retries``: restarts of a dead actor, and tries of a batch lost with one (default 4);
+    * ``max_retries``: losses of one line, alone, with its worker before it fails (default 4);
     * ``shared_paths``: local paths are visible on every node (NFS at the same path); without
       it a cluster ``address`` refuses local paths the workers would read;
     * ``probe_seconds`` / ``stall_seconds``: see the module docstring;
@@ -293,8 +294,10 @@ class RayEngine(Engine):
 
     def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
         remote_cls = remote_actor_class()
-        options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": self.max_retries,
-                                   "max_task_retries": self.max_retries}
+        # Ray restarts an actor whose process died, always (a line that crashes its worker must
+        # not use up the pool), and retries nothing itself: the driver runs a lost batch again,
+        # alone, and splits it when it is lost again (``Driver.retry``)
+        options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": -1, "max_task_retries": 0}
         if gpus:
             options["num_gpus"] = gpus
         env = self._actor_env(plan)

@@ -3,10 +3,12 @@
 ``RayEngine.run`` (``ray.py``) connects to Ray and starts the actor pool; ``Driver.run`` then
 cuts the selected lines into batches (``batching``), keeps at most a window of them in flight
 on the actors, waits for the oldest, hands its outcomes to the job's ``Recorder`` and submits
-the next. A batch whose actor, node or result was lost is submitted again to another actor (up
-to ``max_retries`` times); when nothing is recorded for ``probe_seconds`` the actors are
-probed, and those that do not answer lose their batches to those that do (see ``ray.py``'s
-docstring for the whole story).
+the next. A batch whose actor, node or result was lost is submitted again to another actor, and
+runs there alone, so that its next loss is its own; lost a second time, it is split in two, and
+a line lost alone more than ``max_retries`` times is recorded as that line's failure
+(``worker-crashed``), so one image that crashes its worker does not fail the job. When nothing
+is recorded for ``probe_seconds`` the actors are probed, and those that do not answer lose their
+batches to those that do (see ``ray.py``'s docstring for the whole story).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .._jobs.run import JobRun
 from .._jobs.selection import select
 from .._manifest.io import read_lines
 from .._manifest.line import Line
-from .._outcomes import Item
+from .._outcomes import Failed, Item
 from .ray_options import RayOptions
 from .ray_stream import NotBuilt
 
@@ -48,14 +50,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Batch:
     """The driver's view of one batch: its lines, and the actor call in flight for them."""
 
     lines: list[tuple[Line, Item]]
-    ref: Any = None  # the ObjectRef of the actor call in flight
+    ref: Any = None  # the ObjectRef of the actor call in flight; None: waiting for an actor
     actor: int = -1
-    tries: int = 0
+    tries: int = 0  # times lost with its worker; a batch lost before runs alone on its actor
+    failed: Failed | None = None  # a line that crashed its worker alone, too often: its outcome
 
     @property
     def span(self) -> str:
@@ -109,25 +112,93 @@ class Driver:
         self.not_built: dict[int, str] = {}  # actors whose annotator could not be built: why
         self.rechecks: dict[int, Any] = {}  # their probe calls, still open
         self.pending: deque[Batch] = deque()
+        self.came_back = False  # a batch has come back annotated in this run
 
-    def submit(self, batch: Batch, avoid: int = -1) -> None:
-        """To the reachable actor with the fewest batches (another than ``avoid`` if it can)."""
+    def running(self) -> tuple[set[int], set[int]]:
+        """(actors with a call not yet answered, those of them running a batch lost before)."""
+        calls = [b for b in self.pending if b.ref is not None]
+        if not calls:
+            return set(), set()
+        ready, _ = ray.wait([b.ref for b in calls], num_returns=len(calls), timeout=0)
+        done = set(ready)
+        busy = [b for b in calls if b.ref not in done]
+        return {b.actor for b in busy}, {b.actor for b in busy if b.tries}
+
+    def submit(self, batch: Batch, avoid: int = -1) -> bool:
+        """To the reachable actor with the fewest batches (another than ``avoid`` if it can).
+
+        A batch lost before goes only to an actor with nothing else running, and no batch joins
+        it there: when that actor's process dies again, the loss is this batch's own, and the
+        batches that shared the actor are not blamed. False (the batch waits) when no actor fits."""
+        batch.ref, batch.actor = None, -1
         usable = [i for i in range(len(self.actors)) if i not in self.not_built]
         choices = [i for i in usable if i not in self.unreachable] or usable
+        busy, alone = self.running()
+        choices = [i for i in choices if i not in (busy if batch.tries else alone)]
+        if not choices:
+            return False
         if len(choices) > 1 and avoid in choices:
             choices.remove(avoid)
         target = min(choices, key=lambda i: self.load[i])
         batch.actor = target
         batch.ref = self.actors[target].annotate.remote([item for _line, item in batch.lines])
         self.load[target] += 1
+        return True
+
+    def submit_waiting(self) -> None:
+        """Batches waiting for an actor, in input order, where one fits now."""
+        for batch in self.pending:
+            if batch.ref is None and batch.failed is None and not self.submit(batch):
+                return
 
     def retry(self, batch: Batch, why: str) -> None:
-        self.load[batch.actor] -= 1
+        """``batch`` was lost with its worker: run it again, alone; lost a second time, split it in
+        two; one line lost more than ``max_retries`` times is that line's failure."""
+        lost_on = batch.actor
+        self.load[lost_on] -= 1
         batch.tries += 1
-        if batch.tries > self.options.max_retries:
-            raise JobError(f"ray: {batch.span} were lost with their worker {batch.tries} time(s), last: {why}")
+        if len(batch.lines) == 1 and batch.tries > self.options.max_retries:
+            self.crashed(batch, why)
+            return
+        if len(batch.lines) > 1 and (batch.tries >= 2 or batch.tries > self.options.max_retries):
+            half = len(batch.lines) // 2
+            first, second = Batch(batch.lines[:half], tries=1), Batch(batch.lines[half:], tries=1)
+            at = next(k for k, b in enumerate(self.pending) if b is batch)
+            self.pending[at] = first
+            self.pending.insert(at + 1, second)
+            log.warning("ray: %s lost with their worker %d times (%s); running %s and %s apart",
+                        batch.span, batch.tries, why, first.span, second.span)
+            self.submit(first, avoid=lost_on)
+            self.submit(second, avoid=lost_on)
+            return
         log.warning("ray: %s lost with their worker (%s); running them again", batch.span, why)
-        self.submit(batch, avoid=batch.actor)
+        self.submit(batch, avoid=lost_on)
+
+    def crashed(self, batch: Batch, why: str) -> None:
+        """One line lost alone more than ``max_retries`` times: its failure, and the job goes on;
+        unless no batch has come back from any worker yet (the annotator crashes on everything)."""
+        number = batch.lines[0][1].number
+        if not self.came_back and not self.any_came_back():
+            raise JobError(f"ray: the worker crashed on every batch so far, line {number} alone {batch.tries} "
+                           f"time(s) included: the annotator cannot run on these workers; last: {why}")
+        log.warning("ray: line %d crashed its worker %d time(s) alone (%s); it is recorded as failed", number,
+                    batch.tries, why)
+        batch.ref, batch.actor = None, -1
+        batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, "
+                              f"{batch.tries} time(s) (a segfault in a native decoder or model, os._exit): {why}",
+                              rule="worker-crashed")
+
+    def any_came_back(self) -> bool:
+        """True when a batch in flight has come back annotated (it waits behind the head)."""
+        for batch in self.pending:
+            if batch.ref is None or not ray.wait([batch.ref], timeout=0)[0]:
+                continue
+            try:
+                if not isinstance(ray.get(batch.ref), NotBuilt):
+                    return True
+            except ray.exceptions.RayError:
+                continue
+        return False
 
     def unbuilt(self, actor: int, why: str) -> None:
         """``actor`` could not build its annotator (it answered ``NotBuilt``): it takes no more
@@ -138,8 +209,8 @@ class Driver:
                 raise JobError(f"ray: the annotator could not be built on any of the {len(self.actors)} actor(s): {why}")
             log.warning("ray: actor %d: the annotator could not be built: %s; its batches go to the other actors",
                         actor, why)
-        for batch in self.pending:
-            if batch.actor == actor:
+        for batch in list(self.pending):
+            if batch.actor == actor and batch.ref is not None:
                 self.load[actor] -= 1
                 self.submit(batch)
 
@@ -150,18 +221,28 @@ class Driver:
         exhausted = False
         last_progress = last_probe = time.monotonic()
         while True:
+            self.submit_waiting()
             while not exhausted and len(self.pending) < self.window and not plan.stop.is_set():
                 lines = next(source, None)
                 if lines is None:
                     exhausted = True
                     break
                 batch = Batch(lines)
-                self.submit(batch)
                 self.pending.append(batch)
+                self.submit(batch)
             if not self.pending or plan.hard_stop.is_set():
                 return
             head = self.pending[0]
-            ready, _ = ray.wait([head.ref], timeout=1.0)
+            if head.failed is not None:
+                self.pending.popleft()
+                plan.recorder.accept(*head.lines[0], head.failed)
+                last_progress = time.monotonic()
+                continue
+            if head.ref is None:  # waiting for an actor with nothing else running
+                ready = []
+                self.wait_for_any()
+            else:
+                ready, _ = ray.wait([head.ref], timeout=1.0)
             self.note_ready()
             self.note_back()
             if plan.hard_stop.is_set():
@@ -185,12 +266,23 @@ class Driver:
                 continue
             self.pending.popleft()
             self.load[head.actor] -= 1
+            self.came_back = True
             for (line, item), outcome in zip(head.lines, outcomes, strict=True):
                 plan.recorder.accept(line, item, outcome)
             last_progress = time.monotonic()
             self.timings.setdefault("first_batch_s", time.perf_counter() - self.started)
             self.timings["annotate_s"] = time.perf_counter() - self.started
             self.timings["lines"] = self.timings.get("lines", 0) + len(head.lines)
+
+    def wait_for_any(self) -> None:
+        """Up to a second, until a call still running answers."""
+        calls = [b.ref for b in self.pending if b.ref is not None]
+        ready, _ = ray.wait(calls, num_returns=len(calls), timeout=0) if calls else ([], [])
+        running = [ref for ref in calls if ref not in set(ready)]
+        if running:
+            ray.wait(running, num_returns=1, timeout=1.0)
+        else:
+            time.sleep(0.1)
 
     def note_back(self) -> None:
         """Actors found unreachable by the last probe that have answered since take batches again."""
@@ -248,7 +340,7 @@ class Driver:
                 )
             log.warning("ray: no annotator actor answers (waiting for cluster capacity, %.0f s so far)", stalled_for)
             return
-        for batch in self.pending:
-            if batch.actor in self.unreachable:
+        for batch in list(self.pending):
+            if batch.ref is not None and batch.actor in self.unreachable:
                 self.retry(batch, f"actor {batch.actor} did not answer within {PROBE_TIMEOUT:g} s")
 
