@@ -114,6 +114,18 @@ def detection_set(folder: Path, n: int) -> list[dict]:
     return expected
 
 
+def one_bright_image(root: Path, n: int, bright: int) -> Path:
+    """``n`` dark 30x20 PNGs under ``root/img`` but number ``bright`` (near white: the one a
+    test's model misbehaves on), and the manifest listing them (relative refs) at ``root/in.manifest``."""
+    (root / "img").mkdir(exist_ok=True)
+    refs = []
+    for i in range(n):
+        color = (250, 250, 250) if i == bright else (20, 40, 60)
+        (root / "img" / f"{i}.png").write_bytes(png(boxes_image(30, 20, [((0, 0, 29, 19), color)])))
+        refs.append(f"img/{i}.png")
+    return write_manifest(root / "in.manifest", refs)
+
+
 def write_manifest(path: Path, refs: list[str], key: str = "source-ref") -> Path:
     path.write_bytes(b"".join(orjson.dumps({key: r, "n": i}) + b"\n" for i, r in enumerate(refs)))
     return path

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.jobs_helpers import run_cli  # noqa: E402
-from tests.test_inference_support import boxes_image, png, write_manifest  # noqa: E402
+from tests.test_inference_support import one_bright_image  # noqa: E402
 
 MODEL = '''
 import sys
@@ -47,13 +47,7 @@ def build_exits():
 
 
 def _job(tmp_path: Path, factory: str, exit_at_import: bool = False) -> tuple:
-    (tmp_path / "img").mkdir(exist_ok=True)
-    refs = []
-    for i in range(5):
-        color = (250, 250, 250) if i == 2 else (20, 40, 60)
-        (tmp_path / "img" / f"{i}.png").write_bytes(png(boxes_image(30, 20, [((0, 0, 29, 19), color)])))
-        refs.append(f"img/{i}.png")
-    manifest = write_manifest(tmp_path / "in.manifest", refs)
+    manifest = one_bright_image(tmp_path, 5, bright=2)
     (tmp_path / "model.py").write_text(MODEL.format(exit_at_import=exit_at_import))
     r = run_cli("annotate", str(manifest), "--job-name", "j", "--task-type", "image-classification",
                 "--method", "inference", "--model", f"{tmp_path / 'model.py'}:{factory}", "--input-size", "8",

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.jobs_helpers import run_cli  # noqa: E402
-from tests.test_inference_support import boxes_image, png, save_scripted, write_manifest  # noqa: E402
+from tests.test_inference_support import one_bright_image, save_scripted  # noqa: E402
 from totask_manifest._errors import JobError  # noqa: E402
 from totask_manifest._models.heads import head_for  # noqa: E402
 from totask_manifest._models.labeler import Labeler  # noqa: E402
@@ -38,13 +38,7 @@ class NanOnBright(torch.nn.Module):
 
 @pytest.mark.slow
 def test_nan_logits_for_one_image_stop_the_job_naming_its_line_and_image(tmp_path: Path) -> None:
-    (tmp_path / "img").mkdir()
-    refs = []
-    for i in range(6):
-        color = (250, 250, 250) if i == 3 else (20, 40, 60)
-        (tmp_path / "img" / f"{i}.png").write_bytes(png(boxes_image(30, 20, [((0, 0, 29, 19), color)])))
-        refs.append(f"img/{i}.png")
-    manifest = write_manifest(tmp_path / "in.manifest", refs)
+    manifest = one_bright_image(tmp_path, 6, bright=3)
     model = save_scripted(NanOnBright(), tmp_path / "nan.pt")
     r = run_cli("annotate", str(manifest), "--job-name", "nan", "--task-type", "image-classification",
                 "--method", "inference", "--model", str(model), "--allow-root", str(tmp_path),

@@ -21,6 +21,7 @@ from tests.support.s3 import S3Endpoint
 from totask_manifest._analytics.report import MARKER, render_report, write_report
 from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import StorageError
+from totask_manifest.testing.builders import lines_naming
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -370,14 +371,7 @@ def test_class_names_and_job_names_that_do_not_print_are_shown_escaped(tmp_path)
     ``stats`` and ``evaluate`` show them."""
     job = tmp_path / "job"
     (job / "manifests" / "output").mkdir(parents=True)
-    lines = []
-    for i, name in enumerate(["\x00cat", "\u202eevil", "dog"]):
-        lines.append({"source-ref": f"s3://b/{i}.jpg",
-                      "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
-                                "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]},
-                      "boxes-metadata": {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
-                                         "human-annotated": "no", "job-name": "labeling-job/a\u202eb",
-                                         "creation-date": "2024-01-01T00:00:00.000000"}})
+    lines = lines_naming(["\x00cat", "\u202eevil", "dog"], "labeling-job/a\u202eb")
     (job / "manifests" / "output" / "output.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
     html, _, _ = render_report(str(job), samples=0)
     assert "\x00" not in html and "\u202e" not in html

@@ -27,6 +27,7 @@ from totask_manifest._annotators.failure_rules import rule_of
 from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import ManifestError
 from totask_manifest._manifest import ranges as ranges_module
+from totask_manifest.testing.builders import lines_naming
 
 pytestmark = requires_gt
 
@@ -371,14 +372,7 @@ def test_names_that_would_break_or_hide_in_the_text_are_shown_escaped(tmp_path, 
     the terminal, and an empty name read ``?`` as a class with no name does. The text form now
     shows such a value as its Python literal; ``--format json`` is unchanged (JSON escapes)."""
     names = ["two\nlines", "\x00cat", "\u202eevil", "", "\u732b"]
-    lines = []
-    for i, name in enumerate(names):
-        lines.append({"source-ref": f"s3://b/{i}.jpg",
-                      "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
-                                "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]},
-                      "boxes-metadata": {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
-                                         "human-annotated": "no", "job-name": "labeling-job/a\nb",
-                                         "creation-date": "2024-01-01T00:00:00.000000"}})
+    lines = lines_naming(names, "labeling-job/a\nb")
     src = tmp_path / "in.manifest"
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
     assert cli_main(["stats", str(src), "--workers", "1"]) == 0

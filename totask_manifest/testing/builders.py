@@ -113,6 +113,17 @@ def applied_job(server: SynapseServer, files: FileServer, client: SynapseClient,
     return job, sorted(t["id"] for t in server.project_tasks(pid))
 
 
+def lines_naming(names: list[str], job_name: str) -> list[dict]:
+    """One box line per class name (class id = its index), each line's metadata naming the job
+    ``job_name``: for the views that show names (``stats``, ``evaluate``, ``report``)."""
+    return [{"source-ref": f"s3://b/{i}.jpg",
+             "boxes": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                       "annotations": [{"class_id": i, "left": 1, "top": 1, "width": 2, "height": 2}]},
+             "boxes-metadata": {"class-map": {str(i): name}, "type": "groundtruth/object-detection",
+                                "human-annotated": "no", "job-name": job_name,
+                                "creation-date": "2024-01-01T00:00:00.000000"}} for i, name in enumerate(names)]
+
+
 def token_headers(records: list, token: str = TOKEN) -> list:
     """Requests that carried ``token`` anywhere in their headers."""
     return [r for r in records if any(token in v for v in r.headers.values())]
