@@ -101,3 +101,15 @@ def test_a_proxy_that_speaks_no_http_is_refused_naming_its_variable(value: str) 
     message = str(caught.value)
     assert "HTTPS_PROXY" in message and "only http:// and https:// proxies" in message, message
     assert "pw-s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["http://u:pw-s3cret@[::1", "http://[fe80::1%25eth0"])
+def test_a_proxy_that_is_no_url_is_refused_naming_its_variable(value: str) -> None:
+    """A proxy variable urllib cannot split (an IPv6 bracket left open) ended every command that
+    read it in a ``ValueError`` traceback, exit 1. Refused in one line naming the variable, exit 2,
+    without the value (it may hold a password)."""
+    with pytest.raises(UsageError) as caught:
+        EnvProxies.read({"HTTPS_PROXY": value})
+    message = str(caught.value)
+    assert "HTTPS_PROXY" in message and "not a URL" in message, message
+    assert "pw-s3cret" not in message and "\n" not in message

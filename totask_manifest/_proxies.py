@@ -190,7 +190,11 @@ def _proxy(value: str, variable: str) -> Proxy:
     """A proxy URL as requests takes it: ``http://`` when it names no scheme; its user info apart."""
     if "://" not in value:
         value = "http://" + value
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # "Invalid IPv6 URL": the value is not echoed, it may hold a password
+        raise UsageError(f"the proxy in the environment variable {variable} is not a URL ({exc}); "
+                         "write it as http://host:port") from None
     if parts.scheme.lower() not in PROXY_SCHEMES:  # socks5://: spoken to as HTTP, it answers nothing sensible
         raise UsageError(f"the proxy {redact_url(value)} (from the environment variable {variable}) is a "
                          f"{parts.scheme}:// proxy; only http:// and https:// proxies are supported")

@@ -22,8 +22,8 @@ there, and reasons end up in manifests and logs.
 
 The package, one module per part, each importing only those listed before it: ``urls`` (URLs in
 manifests), ``policy`` (``FetchPolicy``, ``FetchOptions``), ``local`` (local files and other fsspec
-stores), ``proxies`` (the proxy environment, chosen per host), ``hops`` (what both HTTP clients share), ``http`` (the aiohttp client), ``curl`` (the libcurl
-client), ``slots`` (request slots), ``fetcher`` (``Fetcher``), ``loop`` and ``inline`` (event
+stores), ``hops`` (what both HTTP clients share), ``http`` (the aiohttp client), ``curl`` (the libcurl
+client; both take the proxy ``.._proxies.EnvProxies`` chooses per host), ``slots`` (request slots), ``fetcher`` (``Fetcher``), ``loop`` and ``inline`` (event
 loops for synchronous callers), ``sync`` (``SyncFetcher``). Callers import from here.
 """
 
