@@ -318,7 +318,7 @@ def test_worker_dying_on_every_try_fails_the_job_instead_of_looping(tmp_path, ra
     assert result.status == "FAILED"
     job = job_json(tmp_path / "job")
     # each line would fail alone, but no batch ever came back: the annotator's fault, not a line's
-    assert job["error"].startswith("ray: the worker crashed on every batch so far, line 1 alone 2 time(s)")
+    assert job["error"].startswith("ray: the worker crashed on every batch so far, line 1 lost with it at least 2 time(s)")
     assert "Actor" in job["error"] and job["metrics"]["stand_by"] == job["metrics"]["total"]
     # the output manifest is still whole: every line, as it was
     assert output_of(tmp_path, "job").read_bytes() == inp.read_bytes()

@@ -175,17 +175,18 @@ class Driver:
         self.submit(batch, avoid=lost_on)
 
     def crashed(self, batch: Batch, why: str) -> None:
-        """One line lost alone more than ``max_retries`` times: its failure, and the job goes on;
+        """One line lost with its worker more than ``max_retries`` times (``tries``: its batch's losses
+        since it was last split, the split counting as one; so "at least"): its failure, and the job goes on;
         unless no batch has come back from any worker yet (the annotator crashes on everything)."""
         number = batch.lines[0][1].number
         if not self.came_back and not self.any_came_back():
-            raise JobError(f"ray: the worker crashed on every batch so far, line {number} alone {batch.tries} "
-                           f"time(s) included: the annotator cannot run on these workers; last: {why}")
-        log.warning("ray: line %d crashed its worker %d time(s) alone (%s); it is recorded as failed", number,
+            raise JobError(f"ray: the worker crashed on every batch so far, line {number} lost with it at least "
+                           f"{batch.tries} time(s) included: the annotator cannot run on these workers; last: {why}")
+        log.warning("ray: line %d was lost with its worker at least %d time(s), the last alone (%s); it is recorded as failed", number,
                     batch.tries, why)
         batch.ref, batch.actor = None, -1
         batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, "
-                              f"{batch.tries} time(s) (a segfault in a native decoder or model, os._exit): {why}",
+                              f"at least {batch.tries} time(s) (a segfault in a native decoder or model, os._exit): {why}",
                               rule="worker-crashed")
 
     def any_came_back(self) -> bool:
