@@ -204,3 +204,49 @@ def test_a_number_job_json_cannot_hold_is_refused_not_stored_as_null(tmp_path, c
         assert job_json.read_bytes() == before
     else:
         assert not job_json.exists()
+
+
+@dataclass(frozen=True)
+class PluginStyle(Options):
+    """A plugin's options as an author writes them: annotations, defaults, no CLI hints."""
+
+    strict: bool = option(False, help="refuse odd lines")
+    careful: bool | None = option(None)
+    limit: int | None = option(None)
+    ratio: float | None = option(None)
+    names: list = option([])
+
+
+def test_a_plugin_bool_option_is_a_yes_no_flag_not_a_text_that_is_always_true() -> None:
+    """``strict: bool = option(False)`` took ``--strict false`` and stored the text 'false', which
+    the annotator read as true."""
+    assert read_options(parse(PluginStyle, ["--strict"]), PluginStyle)["strict"] is True
+    assert read_options(parse(PluginStyle, ["--no-strict", "--careful"]), PluginStyle) == {
+        "strict": False, "careful": True, "limit": None, "ratio": None, "names": []}
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(PluginStyle, ["--strict", "false"])
+
+
+def test_a_plugin_number_option_with_no_default_is_read_as_the_declared_number() -> None:
+    values = read_options(parse(PluginStyle, ["--limit", "5", "--ratio", "0.5"]), PluginStyle)
+    assert values["limit"] == 5 and type(values["limit"]) is int and values["ratio"] == 0.5
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(PluginStyle, ["--limit", "five"])
+
+
+def test_a_plugin_option_the_command_line_cannot_spell_is_refused_naming_its_flag() -> None:
+    """A ``list`` option given text was stored as a string: the annotator got a kind it never declared."""
+    with pytest.raises(UsageError, match=r'^--names: must be list, not string "a,b"'):
+        read_options(parse(PluginStyle, ["--names", "a,b"]), PluginStyle)
+
+
+def test_annotations_written_as_types_are_checked_as_strings_are() -> None:
+    """A plugin module without ``from __future__ import annotations`` holds types, not text."""
+    namespace: dict = {}
+    exec("from dataclasses import dataclass\nfrom totask_manifest._options import Options, option\n"
+         "@dataclass(frozen=True)\nclass Typed(Options):\n    strict: bool = option(False)\n"
+         "    limit: int | None = option(None)\n", namespace)
+    typed = namespace["Typed"]
+    assert read_options(parse(typed, ["--no-strict", "--limit", "3"]), typed) == {"strict": False, "limit": 3}
+    with pytest.raises(UsageError, match="'limit' must be int, not string"):
+        typed.checked({"limit": "3"})

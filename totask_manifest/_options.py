@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptionInfo", "Options", "mistyped", "nested", "option", "path_options"]
+__all__ = ["OptionInfo", "Options", "kind_words", "mistyped", "nested", "option", "path_options"]
 
 _INFO = "totask_option"
 _NESTED = "totask_nested"
@@ -113,27 +113,46 @@ _KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "st
                                        "dict": (dict,), "list": (list, tuple), "tuple": (list, tuple), "None": ()}
 
 
+def kind_words(f: dataclasses.Field) -> list[str] | None:
+    """A field's annotation as the plain words of ``_KINDS`` (``int | None``: ``["int", "None"]``),
+    written as a string (``from __future__ import annotations``) or as types (a plugin module
+    without it); None where it holds anything else (``Any``, a class): nothing is checked then."""
+    kind = f.type
+    text = kind if isinstance(kind, str) else getattr(kind, "__name__", None) if isinstance(kind, type) else str(kind)
+    if text is None:
+        return None
+    words = [w.strip().split("[")[0].removeprefix("typing.") for w in text.split("|")]
+    words = ["None" if w == "NoneType" else w for w in words]
+    return words if all(w in _KINDS for w in words) else None
+
+
 def mistyped(cls: type[Options], values: Mapping[str, Any]) -> list[str]:
     """``key must be int, not string 'x'`` for each value the caller gave that its field's
     annotation refuses. ``Options.from_dict`` takes values as they are, so ``{"concurrency": "x"}``
     from the Python API failed as a ValueError deep inside, and ``{"allow_root": ["data"]}`` as a
     TypeError. A null is "not given"; a field annotated with anything but the plain words of
     ``_KINDS`` (``Any``, a class) is not checked."""
-    from ._errors import json_kind, json_text  # on use: the options module imports nothing at start
-
     found = []
     for f, _groups in cls.leaves():
         value = values.get(f.name)
-        if value is None or not isinstance(f.type, str):
-            continue
-        words = [w.strip().split("[")[0] for w in f.type.split("|")]
-        if not all(w in _KINDS for w in words):
-            continue
-        allowed = tuple(t for w in words for t in _KINDS[w])
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            wanted = " or ".join(w for w in words if w != "None")
-            found.append(f"{f.name!r} must be {wanted}, not {json_kind(value)} {json_text(value)}")
+        if wrong := mistyped_value(f, value):
+            found.append(f"{f.name!r} {wrong}")
     return found
+
+
+def mistyped_value(f: dataclasses.Field, value: Any) -> str | None:
+    """``must be int, not string 'x'`` where the field's annotation (``kind_words``) refuses
+    ``value``; None where it takes it, or where the annotation is not checked."""
+    from ._errors import json_kind, json_text  # on use: the options module imports nothing at start
+
+    words = kind_words(f)
+    if value is None or words is None:
+        return None
+    allowed = tuple(t for w in words for t in _KINDS[w])
+    if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
+        return None
+    wanted = " or ".join(w for w in words if w != "None")
+    return f"must be {wanted}, not {json_kind(value)} {json_text(value)}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._options import Options, option_info
+from .._errors import UsageError
+from .._options import Options, kind_words, mistyped_value, option_info
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -38,17 +39,18 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
                 exclusive[info.exclusive] = parser.add_mutually_exclusive_group()
             target = exclusive[info.exclusive]
         kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": info.help or None}
-        if info.action is not None:
-            kwargs["action"] = info.action
+        action = info.action if info.action is not None or info.type is not None else _annotated_action(f)
+        if action is not None:
+            kwargs["action"] = action
         flag = _flag(f, prefix)
         if info.metavar is not None:
             kwargs["metavar"] = info.metavar
-        elif info.action is None and info.choices is None:  # what argparse shows for a flag named as its value
+        elif action is None and info.choices is None:  # what argparse shows for a flag named as its value
             kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
         if info.choices is not None:
             kwargs["choices"] = list(info.choices)
-        kind = info.type or _inferred_type(f.default)
-        if kind is not None and info.action in (None, "append"):
+        kind = info.type or _inferred_type(f.default) or _annotated_type(f)
+        if kind is not None and action in (None, "append"):
             kwargs["type"] = kind
         target.add_argument(flag, **kwargs)
 
@@ -66,7 +68,9 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
             value = getattr(args, _dest(f.name, prefix), None)
             if value is not None:
                 values[f.name] = value
-    options = cls.from_dict(cls.from_cli(values)).to_dict()
+    values = cls.from_cli(values)
+    _refuse_mistyped(cls, values, prefix)
+    options = cls.from_dict(values).to_dict()
     if only_given:
         defaults = cls().to_dict()
         options = {k: v for k, v in options.items() if defaults.get(k) != v}
@@ -85,6 +89,33 @@ def _flag(f: Any, prefix: str) -> str:
 
 def _dest(name: str, prefix: str) -> str:
     return f"{prefix}_{name}" if prefix else name
+
+
+def _refuse_mistyped(cls: type[Options], values: dict[str, Any], prefix: str) -> None:
+    """A flag's value that its field's annotation refuses (a ``list`` option given one string, with
+    no ``type`` or ``from_cli`` to make a list of it) is a usage error naming the flag: stored as
+    it is, the annotator would get a value of a kind it never declared."""
+    flags = {f.name: _flag(f, prefix) for f, _path in cls.leaves()}
+    for f, _path in cls.leaves():
+        if f.name in values and (wrong := mistyped_value(f, values[f.name])):
+            raise UsageError(f"{flags[f.name]}: {wrong}: declared {f.type}, this option cannot be read "
+                             "from the command line's text (its author can give it a type=)")
+
+
+def _annotated_action(f: Any) -> Any:
+    """``--name/--no-name`` for a field annotated ``bool`` that names no action: a flag taking a
+    value stored the text, so ``--fail false`` gave the annotator the string ``'false'``, which
+    is true."""
+    words = kind_words(f)
+    return argparse.BooleanOptionalAction if words is not None and set(words) - {"None"} == {"bool"} else None
+
+
+def _annotated_type(f: Any) -> Any:
+    """``int`` or ``float`` for a field annotated so whose default says nothing (``None``): the
+    flag's text is read as the number the annotator declared, not handed on as a string."""
+    words = set(kind_words(f) or ()) - {"None"}
+    return {frozenset({"int"}): int, frozenset({"float"}): float,
+            frozenset({"int", "float"}): float}.get(frozenset(words))
 
 
 def _inferred_type(default: Any) -> Any:
