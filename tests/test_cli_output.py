@@ -156,6 +156,22 @@ def test_a_plugin_named_with_an_abbreviated_method_flag_takes_its_own_flags(meth
     assert '"fail":"zz"' in (tmp_path / "out" / "j" / "job.json").read_text().replace(" ", "")
 
 
+def test_chain_sets_an_inherited_option_back_to_its_default_when_the_flag_gives_it(tmp_path, capsys):
+    """``chain JOB --toy-fail bad`` (the option's default) after a job run with ``--toy-fail img``
+    kept ``img``: chain took only the flags whose value differed from the default as given, so a
+    flag setting an option back to its default (``--no-x`` of a yes/no option) was dropped."""
+    from totask_manifest._cli import main
+
+    src = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
+    out = tmp_path / "out"
+    assert main(["annotate", str(src), "--job-name", "a", "--label-attribute", "cls", "--task-type",
+                 "image-classification", "--method", TOY, "--toy-fail", "img0001", "--output", str(out)]) == 0
+    assert main(["chain", str(out / "a"), "--job-name", "b", "--label-attribute", "cls",
+                 "--toy-fail", ToyOptions().fail]) == 0, capsys.readouterr().err
+    job = orjson.loads((out / "b" / "job.json").read_bytes())
+    assert job["config"]["options"]["fail"] == ToyOptions().fail
+
+
 @dataclass(frozen=True)
 class UrlToyOptions(ToyOptions):
     url: str | None = option(None, help="a plugin flag that is a prefix of the file method's --url-key")

@@ -112,7 +112,7 @@ def add_method_options(parser: argparse.ArgumentParser, method: str) -> None:
 
 
 def method_options(args: argparse.Namespace, method: str, *, only_given: bool = False) -> dict[str, Any]:
-    """``method``'s options from the parsed flags (``only_given``: those that differ from the defaults).
+    """``method``'s options from the parsed flags (``only_given``: those whose flags were given).
 
     A plugin method known only once a job folder is read (chain) reads its flags from the
     arguments the command's parser left over.

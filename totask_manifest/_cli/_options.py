@@ -59,8 +59,8 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
                  prefix: str = "") -> dict[str, Any]:
     """The options ``cls`` stores (job.json's flat object) from parsed flags.
 
-    ``only_given``: only the options whose value differs from the default (what ``chain`` changes
-    in the options it inherits).
+    ``only_given``: only the options whose flags were given, whatever their value (what ``chain``
+    changes in the options it inherits: a flag giving the default sets an inherited option back).
     """
     values = {}
     for f, _path in cls.leaves():
@@ -71,9 +71,8 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
     values = cls.from_cli(values)
     _refuse_mistyped(cls, values, prefix)
     options = cls.from_dict(values).to_dict()
-    if only_given:
-        defaults = cls().to_dict()
-        options = {k: v for k, v in options.items() if defaults.get(k) != v}
+    if only_given:  # a flag given with the default's value counts: it sets an inherited option back
+        options = {k: options.get(k, v) for k, v in values.items()}
     return options
 
 
