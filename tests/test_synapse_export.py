@@ -324,13 +324,24 @@ def test_what_a_killed_export_left_is_removed_by_the_next_one(synapse, files, tm
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
-def test_a_listing_that_changes_while_it_is_read_is_reported(synapse, tmp_path) -> None:
-    """Tasks leaving the filter (``status=pending``) while the pages are read shift the later
-    pages forward: as many pending tasks as left were never listed, and export said nothing."""
-    pid = synapse.seed(300)
+def pending_tasks(synapse, n: int) -> tuple[int, list[int]]:
+    pid = synapse.seed(n)
     ids = sorted(t["id"] for t in synapse.project_tasks(pid))
     for tid in ids:
         synapse.tasks[tid]["status"] = "pending"
+    return pid, ids
+
+
+def task_ids(path) -> list[int]:
+    return [r["synapse"]["task_id"] for r in read_records(path)]
+
+
+def test_a_listing_that_changes_while_it_is_read_is_listed_again(synapse, tmp_path) -> None:
+    """Tasks leaving the filter (``status=pending``) while the pages are read shift the later
+    pages forward: as many pending tasks as left were never listed, and export only warned to
+    export again. It lists again, adding the tasks the first listing missed, until a listing
+    finds nothing new: every task once, in the order first listed, and no warning."""
+    pid, ids = pending_tasks(synapse, 300)
 
     def ten_leave_at_page_two(server, rec) -> None:
         if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
@@ -342,6 +353,71 @@ def test_a_listing_that_changes_while_it_is_read_is_reported(synapse, tmp_path) 
     done = run_cli("export", "--project", str(pid), "--filter", "status=pending", "-o", str(out))
     assert done.returncode == 0, done.stderr
     err = done.stderr
-    assert ("the task listing changed while it was read (the backend counted 300 tasks, then 290): "
-            "tasks may have been left out; export again to pick them up") in err, err
-    assert len(read_records(out)) == 290
+    assert ("the task listing changed while it was read (the backend counted 300 tasks, then 290): listing "
+            "again (2 of at most 4 listings), to export the tasks it missed") in err, err
+    assert ("the task listing had changed (listing 2 found 10 task(s) the earlier listings had not): listing again "
+            "(3 of at most 4 listings)") in err and "warning" not in err and "left out" not in err
+    # the ten that left were pending when listed: exported; ids[100:110], shifted past page 2, come last
+    assert task_ids(out) == ids[:100] + ids[110:] + ids[100:110]
+    assert len(synapse.requests_to("GET", "^/sdk/tasks/$")) == 3 * 3  # 3 listings of 3 pages (300, then 290)
+    assert len(synapse.requests_to("GET", r"^/tasks/\d+/$")) == 300  # each task's details fetched once
+    assert done.stdout.startswith("exported 300 task(s)")
+
+
+def test_a_listing_that_keeps_changing_is_listed_a_bounded_number_of_times(synapse, tmp_path) -> None:
+    """Ten more tasks leave the filter at every listing's second page: export lists four times,
+    never writes a task twice, and only then warns, naming how many listings it made."""
+    pid, ids = pending_tasks(synapse, 300)
+    left = iter(ids)
+
+    def ten_more_leave_at_each_page_two(server, rec) -> None:
+        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
+            for tid in [next(left) for _ in range(10)]:
+                server.tasks[tid]["status"] = "done"
+
+    synapse.hooks.append(ten_more_leave_at_each_page_two)
+    out = tmp_path / "out.manifest"
+    result = export_tasks(pid, str(out), filters={"status": "pending"}, client=fast_client(synapse))
+    got = task_ids(out)
+    assert len(got) == len(set(got)) == result.exported
+    assert result.listings == 4 and result.listing_changed == (300, 260)
+    assert result.unmatched_warnings() == [
+        "the task listing was still changing after 4 listings (the backend counted 300 tasks at first, 260 at the "
+        "end): tasks may have been left out; export again to pick them up"]
+    assert len(synapse.requests_to("GET", "^/sdk/tasks/$")) == 4 * 3
+
+
+def test_a_listing_shifted_back_writes_no_task_twice(synapse, tmp_path) -> None:
+    """Tasks entering the filter before the reader's page (a status set back to pending) shift
+    the later pages back: the first listing lists tasks twice, which export wrote twice. Each is
+    written once, and the tasks that entered are exported by the second listing."""
+    pid, ids = pending_tasks(synapse, 250)
+    for tid in ids[:20]:
+        synapse.tasks[tid]["status"] = "done"
+
+    def twenty_come_back_at_page_two(server, rec) -> None:
+        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
+            for tid in ids[:20]:
+                server.tasks[tid]["status"] = "pending"
+
+    synapse.hooks.append(twenty_come_back_at_page_two)
+    out = tmp_path / "out.manifest"
+    result = export_tasks(pid, str(out), filters={"status": "pending"}, client=fast_client(synapse))
+    assert task_ids(out) == ids[20:] + ids[:20]
+    assert result.exported == 250 and result.listings == 3 and result.listing_changed is None
+
+
+def test_a_limit_reached_ends_the_listing(synapse, tmp_path) -> None:
+    """With ``--limit`` reached in the first listing nothing is listed again, nor warned."""
+    pid, ids = pending_tasks(synapse, 300)
+
+    def ten_leave_at_page_two(server, rec) -> None:
+        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
+            for tid in ids[:10]:
+                server.tasks[tid]["status"] = "done"
+
+    synapse.hooks.append(ten_leave_at_page_two)
+    out = tmp_path / "out.manifest"
+    result = export_tasks(pid, str(out), filters={"status": "pending"}, limit=150, client=fast_client(synapse))
+    assert task_ids(out) == ids[:100] + ids[110:160]
+    assert result.listings == 1 and result.listing_changed is None and result.unmatched_warnings() == []

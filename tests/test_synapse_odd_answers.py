@@ -70,3 +70,28 @@ def test_rollback_of_a_task_answered_with_the_wrong_shape_fails_that_task_in_one
     assert "rollback: 3 restored, 0 already as before, 0 changed by someone else (skipped), 1 failed" in text, text
     assert main(["rollback", str(path)]) == 0
     assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_rollback_of_a_task_answered_without_its_data_says_so_and_restores_nothing(synapse, client, job, capsys,
+                                                                                   force) -> None:
+    """A task the backend answers without its ``data`` (a proxy or a permission stripping it) was
+    counted 'changed by someone else (skipped)': a conflict, which the user resolves with
+    ``--force``, and which ``--force`` overwrote unseen. It is a failure that says what the
+    answer lacked, that nothing was restored, and to run rollback again."""
+    pid, path = job
+    assert apply_job(str(path), client=client).totals["applied"] == 4
+    tid = min(t["id"] for t in synapse.project_tasks(pid))
+    synapse.add_fault(Fault(status=200, method="GET", path=rf"^/tasks/{tid}/$", body={"id": tid}, times=1))
+    applied = len(synapse.requests_to("PUT", rf"^/tasks/{tid}/"))
+    assert main(["rollback", str(path), *(["--force"] if force else [])]) == 1
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "Traceback" not in text, text
+    assert (f"task {tid}: failed (Synapse answered GET /tasks/{tid}/ without the task's data: nothing restored "
+            f"(what it holds now is unknown); run rollback again to restore it)") in err.out, text
+    assert ("rollback: 3 restored, 0 already as before, 0 changed by someone else (skipped), 1 failed; "
+            "1 tasks not restored yet (run rollback again)") in err.err, text
+    assert synapse.tasks[tid]["data"] != ORIGINAL and len(synapse.requests_to("PUT", rf"^/tasks/{tid}/")) == applied
+    assert main(["rollback", str(path)]) == 0
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))

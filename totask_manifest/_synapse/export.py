@@ -8,8 +8,10 @@ which lets ``apply`` notice a task someone changed in the meantime.
 
 Tasks are listed like the SDK does (``sdk/tasks/?project=&fields=id`` plus the filters, AND-ed by
 the backend, encoded by ``client.encode_query``), then their details are fetched concurrently a
-window at a time and written as they arrive, so memory stays flat; the manifest appears
-atomically only once complete.
+window at a time and written as they arrive, so memory stays flat (but for the ids, a few bytes
+each); the manifest appears atomically only once complete. A listing that changed while it was
+read (its pages shift: tasks missed) is listed again, and only the tasks not yet exported are
+added (``listing``): no task is written twice.
 
 Filters mean what the guide says (``assignee: None``: unassigned only; a list: any of its
 values), and the backend is not simply trusted to have applied them: the listing also asks for
@@ -49,8 +51,8 @@ from .filters import (
     parse_filters,
     shown_value,
     task_matches,
-    unmatched_filters,
 )
+from .listing import Listing
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
 
@@ -75,8 +77,11 @@ class ExportResult:
     #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
     #: filter (the backend ignored it); they are not exported
     unmatched: dict[str, int] = field(default_factory=dict)
-    #: the listing's ``count`` on its first page and the first other one a later page gave (tasks
-    #: created, deleted or leaving the filters meanwhile shift the pages: some may not be listed)
+    #: how many times the tasks were listed: again while the listing changed under its reader
+    #: (``listing.Listing``), at most ``listing.PASSES``
+    listings: int = 1
+    #: the listing's ``count`` at first and at the end when it was still changing after the last
+    #: listing (tasks created, deleted or leaving the filters meanwhile: some may not be listed)
     listing_changed: tuple[int, int] | None = None
 
     def unmatched_warnings(self) -> list[str]:
@@ -85,8 +90,9 @@ class ExportResult:
                  f"not exported" for name, count in self.unmatched.items()]
         if self.listing_changed:
             first, then = self.listing_changed
-            lines.append(f"the task listing changed while it was read (the backend counted {first} tasks, then "
-                         f"{then}): tasks may have been left out; export again to pick them up")
+            lines.append(f"the task listing was still changing after {self.listings} listings (the backend counted "
+                         f"{first} tasks at first, {then} at the end): tasks may have been left out; export again "
+                         f"to pick them up")
         return lines
 
 
@@ -190,23 +196,12 @@ async def _export(
     # filtered fields are asked for too, to check each task against the filters
     params = {**filters, "project": project, "fields": ",".join(["id", *filter_fields(filters)])}
     listed = 0
-    returned = 0
-    counts: list[int] = []
+    listing = Listing(aio, params, filters)
     with AtomicWriter(output) as out:
         window: list[int] = []
-        async with contextlib.aclosing(aio.iter_tasks(params, counts)) as listing:
-            async for item in listing:
-                returned += 1
-                missed = unmatched_filters(item, filters)
-                if missed:
-                    for key in missed:
-                        name = f"{key}={shown_value(filters[key])}"
-                        result.unmatched[name] = result.unmatched.get(name, 0) + 1
-                    continue
-                if not isinstance(item.get("id"), int) or isinstance(item["id"], bool):
-                    raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
-                                           method="GET", path="/sdk/tasks/")
-                window.append(item["id"])
+        async with contextlib.aclosing(listing.ids()) as ids:
+            async for tid in ids:
+                window.append(tid)
                 listed += 1
                 if len(window) >= WINDOW:
                     await _write_window(aio, project, window, out, result)
@@ -214,19 +209,19 @@ async def _export(
                     if on_progress:
                         on_progress(listed)
                 if limit is not None and listed >= limit:
+                    listing.changed = None  # as many tasks as asked for: none was left out
                     break
         if window:
             await _write_window(aio, project, window, out, result)
             if on_progress:
                 on_progress(listed)
-        other = next((c for c in counts if c != counts[0]), None) if counts else None
-        result.listing_changed = None if other is None else (counts[0], other)
+        result.unmatched, result.listings, result.listing_changed = listing.unmatched, listing.listings, listing.changed
         for warning in result.unmatched_warnings():
             log.warning("%s", warning)
         if listed == 0:
             shown = ", ".join(f"{k}={shown_value(v)}" for k, v in filters.items()) or "none"
-            ignored = (f"; the backend listed {returned} task(s), none matching "
-                       f"({'; '.join(result.unmatched_warnings())})" if returned else "")
+            ignored = (f"; the backend listed {listing.returned} task(s), none matching "
+                       f"({'; '.join(result.unmatched_warnings())})" if listing.returned else "")
             raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}{ignored}")
         if result.exported == 0:
             raise FatalSynapseError(

@@ -5,7 +5,9 @@ For each task with writes not yet undone, the task's current data decides:
 * it already holds the data from before the job's first write: nothing to send (``already``);
 * it holds what the job wrote (or an intermediate state of the job's own writes): restore;
 * it holds anything else, so someone changed it since: skip and report (``conflict``) unless
-  ``force``.
+  ``force``;
+* the backend answered without its data: nothing is known of it, so nothing is restored, even
+  with ``force``; the task fails and a later rollback tries it again.
 
 Each restore is journalled (``restored``), so rollback is idempotent and can be run again after
 it was interrupted. Restores are sent with ``?schema=any``: the data being put back is exactly
@@ -148,8 +150,13 @@ async def rollback_async(
         tid = history.task_id
         try:
             task = await aio.get_task(tid, {"fields": "id,data"})
-            current = data_hash(task.get("data"))
-            ours = history.holds_ours(task.get("data"), current)
+            if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
+                # ours nor someone else's change, and never overwritten unseen (--force included)
+                raise SynapseHTTPError(f"Synapse answered GET /tasks/{tid}/ without the task's data: nothing "
+                                       f"restored (what it holds now is unknown); run rollback again to restore it",
+                                       status=200, method="GET", path=f"/tasks/{tid}/")
+            current = data_hash(task["data"])
+            ours = history.holds_ours(task["data"], current)
             if current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)

@@ -1,0 +1,99 @@
+"""Export's task listing: every task the filtered listing holds, each once, listed again while it shifts.
+
+The listing is paged by number (``sdk/tasks/?page=N``, the SDK's way), so a task created, deleted
+or leaving the filters while the pages are read shifts the later pages: some tasks are then
+never listed (the pages moved forward under the reader) or listed twice (they moved back).
+``Listing.ids`` notices it (a page's ``count`` differs from the first page's, or the first
+listing lists a task twice) and lists again, yielding only the tasks no listing had yielded
+before, until one whole listing keeps its count and finds no new task, or ``PASSES`` listings
+were made. The ids come in the order first listed: the first listing's order, then the tasks
+only a later listing found, in its order. A listing still changing after the last one leaves
+``changed`` set, for the caller to warn that tasks may have been left out.
+
+The ids already yielded are held in an ``IntMap`` (24 to 48 bytes a task, not a Python set's
+70 or so), for projects of millions of tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .._compact import IntMap
+from .client import AsyncSynapseClient, SynapseHTTPError
+from .filters import shown_value, unmatched_filters
+
+log = logging.getLogger(__name__)
+
+#: listings at most, the first included
+PASSES = 4
+
+
+def _add(ids: IntMap, tid: int) -> bool:
+    """Add ``tid`` to ``ids``; False when it was there already."""
+    held = len(ids)
+    ids.setdefault(tid, 0)
+    return len(ids) > held
+
+
+class Listing:
+    """The tasks of a filtered listing (``ids``) and what reading it found: ``returned``, the
+    distinct tasks the backend listed; ``unmatched``, ``{filter: count}`` of those not matching a
+    filter (the backend ignored it; not yielded); ``listings`` made; ``changed``, the counts
+    ``(at first, at the end)`` when the listing was still changing after the last one."""
+
+    def __init__(self, aio: AsyncSynapseClient, params: dict[str, Any], filters: dict[str, Any],
+                 passes: int = PASSES) -> None:
+        self.aio, self.params, self.filters, self.passes = aio, params, filters, max(1, passes)
+        self.returned = 0
+        self.unmatched: dict[str, int] = {}
+        self.listings = 0
+        self.changed: tuple[int, int] | None = None
+
+    async def ids(self) -> AsyncIterator[int]:
+        seen = IntMap()
+        rejected = IntMap()  # tasks not matching a filter, counted once however often listed
+        first_count: int | None = None
+        for listing in range(1, self.passes + 1):
+            self.listings = listing
+            counts: list[int] = []
+            added = 0
+            repeated = False
+            async with contextlib.aclosing(self.aio.iter_tasks(self.params, counts)) as tasks:
+                async for item in tasks:
+                    tid = item.get("id")
+                    if not isinstance(tid, int) or isinstance(tid, bool):
+                        raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
+                                               method="GET", path="/sdk/tasks/")
+                    missed = unmatched_filters(item, self.filters)
+                    if missed:
+                        if _add(rejected, tid) and tid not in seen:
+                            self.returned += 1
+                            for key in missed:
+                                name = f"{key}={shown_value(self.filters[key])}"
+                                self.unmatched[name] = self.unmatched.get(name, 0) + 1
+                        continue
+                    if not _add(seen, tid):
+                        repeated = repeated or listing == 1  # later listings repeat the earlier ones' tasks
+                        continue
+                    if tid not in rejected:
+                        self.returned += 1
+                    added += 1
+                    yield tid
+            if first_count is None and counts:
+                first_count = counts[0]
+            shifted = next((c for c in counts if c != counts[0]), None) if counts else None
+            found_more = listing > 1 and added > 0
+            if shifted is None and not repeated and not found_more:
+                self.changed = None
+                return
+            what = (f"changed while it was read (the backend counted {counts[0]} tasks, then {shifted})"
+                    if shifted is not None else
+                    f"had changed (listing {listing} found {added} task(s) the earlier listings had not)"
+                    if found_more else "changed while it was read (it listed a task twice)")
+            self.changed = (first_count if first_count is not None else 0, counts[-1] if counts else 0)
+            if listing < self.passes:
+                log.info("the task listing %s: listing again (%d of at most %d listings), to export the tasks "
+                         "it missed", what, listing + 1, self.passes)
