@@ -25,7 +25,14 @@ from .._errors import StorageError, UsageError
 from .._fetch import has_scheme
 from . import loading
 from .heads import Head
-from .runners import MODEL_AUTHORIZATION, HttpRunner, ModelRunner, TorchRunner, model_authorization
+from .runners import (
+    MODEL_AUTHORIZATION,
+    HttpRunner,
+    ModelRunner,
+    TorchRunner,
+    model_authorization,
+    model_call,
+)
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -141,7 +148,7 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
 
     try:
         runner = TorchRunner(loaded, head, select_device("cpu"), input_size)
-        count = head.class_count_of(runner.predict([np.zeros((*input_size, 3), dtype=np.uint8)])[0])
+        count = head.class_count_of(model_call(runner, [np.zeros((*input_size, 3), dtype=np.uint8)])[0])
     except (Exception, SystemExit) as exc:  # the model's own code: its error is the job's to report
         log.debug("class count not checked: the model failed on a blank image (%s)", type(exc).__name__)
         return
