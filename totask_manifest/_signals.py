@@ -74,6 +74,29 @@ def held() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+@contextlib.contextmanager
+def noting_sigint() -> Iterator[list[int]]:
+    """A ``KeyboardInterrupt`` the block's own code raises (a model's forward) told from Ctrl-C: where
+    SIGINT would raise one (Python's default handler, on the main thread), it is noted first, in the
+    list yielded. Elsewhere (a job's handler, which notes and never raises; another thread) no
+    signal raises one. So a ``KeyboardInterrupt`` with the list empty is the code's own."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _AfterWork:
     """The CLI's request (``wanted``; ``marks``: the library's ``done`` counts), the moment the
     work was done (``what``), the signals noted since (``noted``), and the handlers the command

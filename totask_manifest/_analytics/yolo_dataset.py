@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import orjson
 
 from .._errors import ManifestError
-from .._formats.groundtruth import from_groundtruth
+from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
 from .labels import (
     iter_labels,
@@ -122,9 +122,7 @@ def manifest_to_yolo(
                         )
                 with on_line(line.number):
                     # the label as a box label first: sizes and boxes it cannot read stop here, named
-                    checked = from_groundtruth(
-                        {"label": label.value, "metadata": dict(label.metadata)}, DETECTION
-                    )
+                    checked = exported_label(DETECTION, label.value, label.metadata)
                     value, metadata = _inside_image(
                         checked.value, checked.metadata, line.number, attr, allow_drop, dropped
                     )

@@ -200,7 +200,7 @@ class InferenceAnnotator(Annotator):
             return
         loaded = source.load(raw.get("weights"))
         from .._models.heads import head_for
-        from .._models.sources import check_signature
+        from .._models.sources import check_class_count, check_signature
 
         head = head_for(get_task_type(task_type).name)
         check_signature(loaded, head)
@@ -213,6 +213,8 @@ class InferenceAnnotator(Annotator):
         from .._models.postprocess import resolve_class_filter
 
         resolve_class_filter(effective_params(raw, task_type, notes=[])["class_filter"], names)
+        check_class_count(loaded, head, head.input_size(parse_input_size(raw.get("input_size")), loaded.input_size),
+                          names, raw.get("class_names"))
 
     @classmethod
     def resources(cls, options: InferenceOptions) -> Resources:

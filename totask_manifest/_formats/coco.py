@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import json_kind
 from .._outcomes import Labeled
 from .coco_regions import CROWD_REGION, box_outline, is_crowd
-from .groundtruth import from_groundtruth
+from .groundtruth import exported_label
 from .model import (
     DETECTION,
     Box,
@@ -166,7 +166,7 @@ def gt_to_coco_image(
     Each box's ``segmentation`` is its rectangle, the polygon pycocotools' ``loadRes`` gives a box
     result (``coco_regions.box_outline``): ``annToMask``/``annToRLE`` and COCOeval ``segm`` read one on
     every annotation, and the import reads it back as the box (``coco_regions.is_box_outline``)."""
-    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, DETECTION)
+    labeled = exported_label(DETECTION, value, metadata)
     size = labeled.value["image_size"][0]
     image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
     if file_name is not None:

@@ -18,6 +18,7 @@ from .model import (
     CLASSIFICATION,
     COMMON_METADATA,
     DETECTION,
+    GIVE_CLASS_NAMES,
     MULTILABEL,
     ClassIndex,
     ClassNames,
@@ -79,12 +80,15 @@ def from_groundtruth(
     *,
     class_names: ClassNames | None = None,
     label_attribute: str | None = None,
+    names_in_label: bool = False,
 ) -> Labeled:
     """Read a Ground Truth label (any of the three shapes) of ``task_type``.
 
     Metadata that declares another task type is refused. Bounding boxes and classifications are
     checked and completed (``class-map`` from ``class_names`` when missing; a missing confidence
     stays missing: it is not a score of 0.0); other task types pass through with only the job-level fields removed.
+    ``names_in_label``: the caller takes no class names (an export), so a class the label leaves
+    unnamed is said as the label's problem (``exported_label``).
     """
     name = task_type_name(task_type)
     value, meta = _split(doc, task_type, label_attribute)
@@ -94,17 +98,32 @@ def from_groundtruth(
     if "type" in meta and declared is None and isinstance(meta["type"], str):
         raise FormatError(f"unknown Ground Truth type {meta['type']!r}", fmt=FMT, key="type")
     extra = {k: v for k, v in meta.items() if k not in JOB_FIELDS}
-    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT))
+    field = "class-name" if name == CLASSIFICATION else "class-map"
+    hint = (f"the label's metadata has no {field!r} naming it (an export reads class names from the label "
+            "alone: add them there)") if names_in_label else GIVE_CLASS_NAMES
+    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT, hint=hint))
     labeled.metadata_order = tuple(meta)
     return labeled
+
+
+def exported_label(task_type: str, value: Any, metadata: Mapping[str, Any] | None) -> Labeled:
+    """A manifest's label read to be exported (COCO, YOLO, Synapse task data for ``convert`` and
+    ``apply``): no export takes class names, so the label must name its classes itself."""
+    return from_groundtruth({"label": value, "metadata": dict(metadata or {})}, task_type, names_in_label=True)
+
+
+def _not_empty(class_id: int, name: Any, field: str) -> None:
+    """An empty class name (``class-map`` or ``class-name``) is refused: it would reach Synapse as
+    an annotation of no class."""
+    if name == "":
+        raise FormatError(f"class id {class_id} has an empty name in {field}", fmt=FMT, key=field)
 
 
 def _name_for(class_id: int, class_map: dict[int, str], meta: dict, classes: ClassIndex, *, key: str) -> str:
     """A box's class name where ``class-map`` gives none. An empty name, or a ``class-map`` that
     leaves the id out, is the label's own problem, said as such: "pass class_names" sent a user
     of ``convert --to coco`` (which takes no class names) looking for an option."""
-    if class_map.get(class_id) == "":
-        raise FormatError(f"class id {class_id} has an empty name in class-map", fmt=FMT, key="class-map")
+    _not_empty(class_id, class_map.get(class_id), "class-map")
     if isinstance(meta.get("class-map"), Mapping) and not classes.fixed:
         raise FormatError(f"class-map names no class id {class_id}", fmt=FMT, key=key)
     return classes.name_for(class_id, key=key)
@@ -135,6 +154,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
     if name == CLASSIFICATION:
         cid = class_id_value(value, fmt=FMT, key="label")
         class_name = meta.get("class-name")
+        _not_empty(cid, class_name, "class-name")
         if class_name is None:
             class_name = classes.name_for(cid, key="class-name")
         conf = meta.get("confidence")
@@ -146,6 +166,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
         ids = [class_id_value(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
         class_map = dict(meta.get("class-map") or {})
         for cid in ids:
+            _not_empty(cid, class_map.get(str(cid)), "class-map")
             if str(cid) not in class_map:
                 class_map[str(cid)] = classes.name_for(cid, key="class-map")
         conf_map = dict(meta.get("confidence-map") or {})  # a class without a score stays without one

@@ -131,16 +131,23 @@ def image_size_value(image_size: Any, *, fmt: str, required: bool = True) -> Ima
     return (out[0], out[1], out[2])
 
 
+#: how to give the names of numbered classes, where the caller takes them (a job, an import)
+GIVE_CLASS_NAMES = "give the class names (--class-names FILE; from Python, class_names: a list or an id -> name mapping)"
+
+
 class ClassIndex:
     """Class ids for documents that name classes, and names for documents that number them.
 
     With ``class_names`` the ids are fixed by that list (index) or mapping; a name outside it is
     an error, because silently numbering it would collide with the job's other images. Without
-    it, ids are handed out in first-seen order within the document.
+    it, ids are handed out in first-seen order within the document. ``hint`` says, after "no name
+    for class id N; ", where the names go for the command at hand (one that takes no class names
+    must not send its user looking for ``--class-names``).
     """
 
-    def __init__(self, class_names: ClassNames | None, *, fmt: str) -> None:
+    def __init__(self, class_names: ClassNames | None, *, fmt: str, hint: str = GIVE_CLASS_NAMES) -> None:
         self.fmt = fmt
+        self.hint = hint
         self.fixed = class_names is not None
         self._by_id: dict[int, str] = {}
         if isinstance(class_names, Mapping):
@@ -176,12 +183,7 @@ class ClassIndex:
         if name is None:
             if fallback:
                 return fallback
-            raise FormatError(
-                f"no name for class id {class_id}; give the class names (--class-names FILE; from Python, "
-                "class_names: a list or an id -> name mapping)",
-                fmt=self.fmt,
-                key=key,
-            )
+            raise FormatError(f"no name for class id {class_id}; {self.hint}", fmt=self.fmt, key=key)
         return name
 
     def learn(self, class_id: int, name: str, *, key: str) -> None:

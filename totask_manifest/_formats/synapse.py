@@ -27,7 +27,7 @@ from typing import Any
 
 from .._errors import json_kind
 from .._outcomes import Labeled
-from .groundtruth import from_groundtruth
+from .groundtruth import exported_label
 from .model import (
     CLASSIFICATION,
     DETECTION,
@@ -148,7 +148,7 @@ def gt_to_dm_v1(
 ) -> dict:
     """DM schema v1 task data for a Ground Truth label; deterministic for equal input."""
     name = require_task_type(task_type, SUPPORTED, DM)
-    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, name)
+    labeled = exported_label(name, value, metadata)
     anns: list[dict] = []
     data: list[dict] = []
 
@@ -305,7 +305,7 @@ def _finite(value: Any) -> bool:
 def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None) -> dict:
     """The documented ``objects`` shape for a Ground Truth label (ids ``obj_001``, ...)."""
     name = require_task_type(task_type, SUPPORTED, OBJECTS)
-    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, name)
+    labeled = exported_label(name, value, metadata)
     objects: list[dict] = []
 
     def add(kind: str, cid: int, cname: str, conf: Any, coordinates: dict | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._errors import json_kind
 from .._outcomes import Labeled
-from .groundtruth import from_groundtruth
+from .groundtruth import exported_label
 from .model import (
     DETECTION,
     Box,
@@ -87,7 +87,7 @@ def yolo_to_gt(
 
 def gt_to_yolo(value: Any, metadata: Mapping[str, Any] | None = None, *, confidence: bool = False) -> str:
     """YOLO lines for a Ground Truth bounding-box label; ``confidence`` adds the 6th column."""
-    labeled = from_groundtruth({"label": value, "metadata": dict(metadata or {})}, DETECTION)
+    labeled = exported_label(DETECTION, value, metadata)
     size = labeled.value["image_size"][0]
     width, height = size["width"], size["height"]
     rows = []

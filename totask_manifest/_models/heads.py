@@ -60,6 +60,9 @@ class Head(ABC):
     stacked: ClassVar[bool] = True
     #: labels need the image's width and height (an endpoint may not send them)
     needs_image_size: ClassVar[bool] = True
+    #: its output's width is the number of classes whatever the image (``class_count_of``), so
+    #: one forward at load can check it against the class names; a detector's is not
+    counts_classes: ClassVar[bool] = False
 
     def input_size(self, given: tuple[int, int] | None, declared: tuple[int, int] | None) -> tuple[int, int] | None:
         """(height, width) images are resized to: the flag, else the model's, else 224."""
@@ -77,6 +80,11 @@ class Head(ABC):
     def outputs(self, out: Any, n: int) -> list[Any]:
         """One raw CPU prediction per image from a module's output for ``n`` images; ``JobError``
         when the output has the wrong shape (the model does not fit the task type)."""
+
+    def class_count_of(self, pred: Any) -> tuple[int, str] | None:
+        """How many classes one raw prediction scores and what they are called (``(3, "logits")``),
+        where that is certain (``counts_classes``); None otherwise."""
+        return None
 
     def rescale(self, pred: Any, scale_x: float, scale_y: float) -> Any:
         """A prediction on a reduced image back to the image as stored."""
@@ -155,9 +163,13 @@ class ClassifierHead(_TensorHead):
     dims = 2
     shape = "[B, C]"
     needs_image_size = False
+    counts_classes = True
 
     def __init__(self, multilabel: bool) -> None:
         self.multilabel = multilabel
+
+    def class_count_of(self, pred: Any) -> tuple[int, str]:
+        return pred.numel(), "logits"
 
     def from_json(self, pred: dict[str, Any]) -> Any:
         """Probabilities from an endpoint become logits (log p for softmax, logit p for sigmoid),

@@ -81,9 +81,10 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
     fails with the error as reason): a failed batch runs its inputs one by one, so a bad image
     fails alone whatever the batch size. A model that fails on every image is stopped by the job
     (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule). ``JobError``
-    and ``UsageError`` (the model does not fit the task) stop the job at once."""
+    and ``UsageError`` (the model does not fit the task) stop the job at once. A ``KeyboardInterrupt``
+    the model raises itself is its error too; Ctrl-C's (``_signals.noting_sigint``) stops the job."""
     try:
-        return runner.predict(inputs)
+        return model_call(runner, inputs)
     except (JobError, UsageError):
         raise
     except (Exception, SystemExit) as exc:  # a model's Python code may call sys.exit on a bad input
@@ -95,7 +96,7 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
     out: list[Any] = []
     for one in inputs:
         try:
-            out.append(runner.predict([one])[0])
+            out.append(model_call(runner, [one])[0])
         except (JobError, UsageError):
             raise
         except (Exception, SystemExit) as exc:
@@ -103,10 +104,32 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
     return out
 
 
+class ModelInterrupt(Exception):
+    """A ``KeyboardInterrupt`` the model raised itself (no Ctrl-C came): an error of the model's."""
+
+    def __str__(self) -> str:
+        cause = self.__cause__
+        return f"KeyboardInterrupt: {cause}" if cause is not None and str(cause) else "KeyboardInterrupt"
+
+
+def model_call(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
+    """``runner.predict``, where a ``KeyboardInterrupt`` that no SIGINT raised becomes a
+    ``ModelInterrupt``: taken for Ctrl-C, it stopped the job STOPPED, and resume met it again."""
+    from .._signals import noting_sigint
+
+    with noting_sigint() as noted:
+        try:
+            return runner.predict(inputs)
+        except KeyboardInterrupt as exc:
+            if noted:
+                raise
+            raise ModelInterrupt() from exc
+
+
 def _model_error(exc: BaseException) -> JobError:
     """The failure of one image in the model (rule ``model-error``): the error's own type and
     message (URLs' queries and user info removed), or that it gave none."""
-    kind, text = _error_of(exc)
+    kind, text = ("KeyboardInterrupt", str(exc.__cause__ or "")) if isinstance(exc, ModelInterrupt) else _error_of(exc)
     text = scrub(text, 160)
     return JobError(f"model: {kind}: {text}" if text else f"model: {kind} (the model gave no message)")
 

@@ -25,7 +25,14 @@ from .._errors import StorageError, UsageError
 from .._fetch import has_scheme
 from . import loading
 from .heads import Head
-from .runners import MODEL_AUTHORIZATION, HttpRunner, ModelRunner, TorchRunner, model_authorization
+from .runners import (
+    MODEL_AUTHORIZATION,
+    HttpRunner,
+    ModelRunner,
+    TorchRunner,
+    model_authorization,
+    model_call,
+)
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -124,6 +131,33 @@ def check_signature(loaded: loading.LoadedModule, head: Head) -> None:
         f"--model {loaded.source}: forward takes {first.name}: {first.type}, but a {head.kind} is given {given} "
         "(docs/inference.md, The model protocol); is --task-type the model's?"
     )
+
+
+def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tuple[int, int] | None,
+                      names: list[str], class_names_file: str | None) -> None:
+    """``UsageError`` when a classifier's logits are not one per class name (3 logits, 6 names):
+    the job would fail on its first batch, after its folder exists. Found by one forward, on the
+    CPU, of one blank image of the size the job feeds, before the job (on the driver only: Ray's
+    workers never call this). Only a head whose width is certain (``Head.counts_classes``) is run;
+    a forward that fails on a blank image is left to the job, which names the error per line."""
+    if not head.counts_classes or input_size is None:
+        return
+    import numpy as np
+
+    from .device import select_device
+
+    try:
+        runner = TorchRunner(loaded, head, select_device("cpu"), input_size)
+        count = head.class_count_of(model_call(runner, [np.zeros((*input_size, 3), dtype=np.uint8)])[0])
+    except (Exception, SystemExit) as exc:  # the model's own code: its error is the job's to report
+        log.debug("class count not checked: the model failed on a blank image (%s)", type(exc).__name__)
+        return
+    if count is not None and count[0] != len(names):
+        named_by = f"--class-names {class_names_file}" if class_names_file else "the model"
+        raise UsageError(
+            f"--model {loaded.source}: the {head.kind} gives {count[0]} {count[1]} but {named_by} gives "
+            f"{len(names)} class names; it needs one class name per logit, in order (docs/inference.md)"
+        )
 
 
 class HttpSource(ModelSource):
