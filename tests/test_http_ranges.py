@@ -24,6 +24,9 @@ from totask_manifest._cli import main
 BODY = b"".join(b'{"source-ref": "s3://b/img-%05d.jpg"}\n' % i for i in range(32_768))
 CHANGED = BODY.replace(b"img-", b"IMG-")  # the same size: only the ETag tells
 SECRETS = ("s3cr3tPW", "SIGSECRET")
+#: read whole in one request; the line to label is its last, read again at its offset by the job
+LABELED_FIRST = (b'{"source-ref": "a.jpg", "boxes": {"annotations": []}}\n' * 50
+                 + b'{"source-ref": "b.jpg", "ann": "b.json"}\n')
 
 
 def _range(request: web.Request) -> tuple[int, int]:
@@ -41,13 +44,14 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     kind = request.path.split("/")[1]
     if kind == "chunked":  # no size anywhere
         return await stream_chunks(request, BODY, 1)
+    body = LABELED_FIRST if kind == "small" else BODY
     if request.method == "HEAD":
-        return web.Response(headers={"Content-Length": str(len(BODY)), "ETag": '"v1"'})
+        return web.Response(headers={"Content-Length": str(len(body)), "ETag": '"v1"'})
     if "Range" not in request.headers:
-        return web.Response(body=BODY)
+        return web.Response(body=body)
     start, end = _range(request)
-    if kind == "ignores":  # python -m http.server: the whole file, 200
-        return web.Response(body=BODY)
+    if kind in ("ignores", "small"):  # python -m http.server: the whole file, 200
+        return web.Response(body=body)
     if kind == "shifted" and start > 0:  # honest about it: other bytes than asked
         return _partial(BODY, start - 7, end - 7)
     if kind == "short" and start > 0:  # says the range asked, sends less
@@ -79,7 +83,7 @@ def _commands(url: str, out: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("kind", "says"), [
-    ("ignores", "the server does not serve byte ranges (asked for bytes 0-"),
+    ("ignores", "the server does not serve byte ranges (asked for bytes "),
     ("shifted", "the server answered bytes "),
     ("short", "the server sent "),
     ("chunked", "the server does not say its size"),
@@ -114,3 +118,19 @@ def test_ranges_answered_right_read_every_line_once(
     assert "valid: 32,768 lines, 0 errors" in capsys.readouterr().out
     assert main(["stats", server.url("good/in.manifest")]) == 0
     assert "lines: 32,768 (0 blank)" in capsys.readouterr().out
+
+
+def test_a_job_over_a_small_file_from_a_server_that_ignores_ranges_is_refused_before_it_exists(
+        server: LocalHTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file read whole by the scan, then at its selected line's offset by the job: the job was
+    created and ended FAILED when it read that line; it is now refused before it exists, as
+    ``validate`` (which reads it whole) still reads it."""
+    url = server.url("small/in.manifest")
+    argv = _commands(url, tmp_path / "out")["annotate"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"totask-manifest annotate: error: cannot read {url}: the server does not serve byte "
+                          "ranges"), err
+    assert not (tmp_path / "out").exists()
+    assert main(["stats", url]) == 0
+    assert "lines: 51 (0 blank)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ unchanged input reads neither the input nor its checksum again.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -258,6 +259,19 @@ def fingerprint(url: str) -> dict[str, Any] | None:
     return {"size": int(info.get("size") or 0), **marks}
 
 
+def _require_ranges(url: str) -> None:
+    """A job reads its input again at its selected lines' offsets: over ``http(s)://`` the server
+    must serve byte ranges, asked once (its last byte) before the job exists. A small file the
+    scan reads in one request said nothing about it, and the job failed once it existed."""
+    if not url[:8].lower().startswith(("http://", "https://")):
+        return
+    with open_read(url) as f:
+        size = f.seek(0, os.SEEK_END)
+        if size > 1:
+            f.seek(size - 1)
+            f.read(1)  # a range that does not start at 0: checked by ``_http_ranges``
+
+
 class _Checksum(threading.Thread):
     """``sha256_of(url)`` beside the range scan, started by ``map_ranges`` once its workers are
     forked (a running thread would make it spawn them); ``result()`` waits for it."""
@@ -291,6 +305,7 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
     The checksum is a read of its own, beside the workers' ranges: without ``checksum`` (the
     input and ``--append`` manifests checked one by one before they are combined, whose
     checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
+    _require_ranges(url)
     mark = fingerprint(url)
     summer = _Checksum(url) if checksum else None
     parts = map_ranges(scan_range, url, (attribute,), workers=workers,
