@@ -33,7 +33,7 @@ from .._manifest.io import iter_raw_lines, to_line
 from .._manifest.line import Line
 from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
-from .._manifest.ranges import CHUNK, map_ranges
+from .._manifest.ranges import CHUNK, map_ranges, refuse_changed, version
 from .._outcomes import Item
 from .._storage import open_read, redact_url, url_to_fs
 from .layout import JobLayout
@@ -306,11 +306,12 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
     input and ``--append`` manifests checked one by one before they are combined, whose
     checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
     _require_ranges(url)
-    mark = fingerprint(url)
+    mark, before = fingerprint(url), version(url)
     summer = _Checksum(url) if checksum else None
     parts = map_ranges(scan_range, url, (attribute,), workers=workers,
                        started=summer.start if summer is not None else None)
     sha = summer.result() if summer is not None else ""
+    refuse_changed(url, before)  # the checksum is a read of its own: of the same version as the lines?
     scan = InputScan(sha256=sha)
     for part in parts:
         add_range(scan, part)
