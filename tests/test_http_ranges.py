@@ -82,6 +82,7 @@ def _commands(url: str, out: Path) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow  # each reads a 1.2 MB manifest three times in 20 ranges; the small-file test stays fast
 @pytest.mark.parametrize(("kind", "says"), [
     ("ignores", "the server does not serve byte ranges (asked for bytes "),
     ("shifted", "the server answered bytes "),
@@ -107,6 +108,7 @@ def test_a_range_answered_wrong_is_one_line_naming_the_url_with_exit_code_2(
             assert not (tmp_path / "out").exists(), name
 
 
+@pytest.mark.slow
 def test_ranges_answered_right_read_every_line_once(
         server: LocalHTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The same server, answering each range as asked: every line read once, as from a local copy."""

@@ -32,6 +32,7 @@ def _read(url: str) -> list[int]:
                       min_bytes=4096, per_worker=4)
 
 
+@pytest.mark.slow  # a moto server; the local case below stays in the fast lane
 def test_an_s3_object_replaced_between_the_ranges_is_refused(s3: S3Endpoint) -> None:
     url = f"{s3.new_bucket()}/in dir/ünï.manifest"
     _put(url, OLD)
@@ -48,6 +49,7 @@ def test_a_local_file_replaced_between_the_ranges_is_refused(tmp_path: Path) -> 
         _read(url)
 
 
+@pytest.mark.slow
 def test_a_file_left_alone_is_read_whole_in_ranges(tmp_path: Path) -> None:
     """The same ranges of a file nobody writes: every line counted once."""
     url = str(tmp_path / "in.manifest")
