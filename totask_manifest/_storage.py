@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from . import _http_ranges
 from ._errors import StorageError, backend_error_message
 
 # re-exported: the redaction rules are imported from here across the package
@@ -202,6 +203,8 @@ def open_read(url: str) -> Iterator[IO[bytes]]:
     try:
         with backend_errors(url):
             f = open(local, "rb") if local is not None else fs.open(path, "rb")  # noqa: SIM115
+            if local is None and _is_http(fs):  # each ranged answer checked (``_http_ranges``)
+                f = _http_ranges.checked(f, url)
     except FileNotFoundError as exc:
         raise _not_found(url, exc) from None
     except IsADirectoryError:

@@ -20,3 +20,18 @@ def half_a_result_then_interrupt(url: str, start: int, end: int | None, parent: 
     os.write(results._writer.fileno(), struct.pack("!i", 10_000_000) + b"x" * 100)  # a frame cut short
     os.kill(parent, signal.SIGINT)
     time.sleep(60)  # killed by the parent's clean-up
+
+
+def lines_replacing_at_the_end(url: str, start: int, end: int | None, size: int, new_body: bytes) -> int:
+    """The lines starting in ``[start, end)``; the reader of the file's last range then replaces
+    the file with ``new_body`` (as a writer that rewrites it while a command reads it), so the
+    ranges read after it come from the new version."""
+    from totask_manifest._manifest.ranges import iter_line_batches
+    from totask_manifest._storage import AtomicWriter, open_read
+
+    with open_read(url) as f:
+        count = sum(len(batch) for batch in iter_line_batches(f, start=start, end=end))
+    if end == size:
+        with AtomicWriter(url) as out:
+            out.write(new_body)
+    return count

@@ -15,6 +15,7 @@ unchanged input reads neither the input nor its checksum again.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ from .._manifest.io import iter_raw_lines, to_line
 from .._manifest.line import Line
 from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
-from .._manifest.ranges import CHUNK, map_ranges
+from .._manifest.ranges import CHUNK, map_ranges, refuse_changed, version
 from .._outcomes import Item
 from .._storage import open_read, redact_url, url_to_fs
 from .layout import JobLayout
@@ -258,6 +259,19 @@ def fingerprint(url: str) -> dict[str, Any] | None:
     return {"size": int(info.get("size") or 0), **marks}
 
 
+def _require_ranges(url: str) -> None:
+    """A job reads its input again at its selected lines' offsets: over ``http(s)://`` the server
+    must serve byte ranges, asked once (its last byte) before the job exists. A small file the
+    scan reads in one request said nothing about it, and the job failed once it existed."""
+    if not url[:8].lower().startswith(("http://", "https://")):
+        return
+    with open_read(url) as f:
+        size = f.seek(0, os.SEEK_END)
+        if size > 1:
+            f.seek(size - 1)
+            f.read(1)  # a range that does not start at 0: checked by ``_http_ranges``
+
+
 class _Checksum(threading.Thread):
     """``sha256_of(url)`` beside the range scan, started by ``map_ranges`` once its workers are
     forked (a running thread would make it spawn them); ``result()`` waits for it."""
@@ -291,11 +305,13 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
     The checksum is a read of its own, beside the workers' ranges: without ``checksum`` (the
     input and ``--append`` manifests checked one by one before they are combined, whose
     checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
-    mark = fingerprint(url)
+    _require_ranges(url)
+    mark, before = fingerprint(url), version(url)
     summer = _Checksum(url) if checksum else None
     parts = map_ranges(scan_range, url, (attribute,), workers=workers,
                        started=summer.start if summer is not None else None)
     sha = summer.result() if summer is not None else ""
+    refuse_changed(url, before)  # the checksum is a read of its own: of the same version as the lines?
     scan = InputScan(sha256=sha)
     for part in parts:
         add_range(scan, part)

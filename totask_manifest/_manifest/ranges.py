@@ -30,7 +30,7 @@ from io import BytesIO
 from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
-from .._errors import ManifestError, UsageError
+from .._errors import ManifestError, StorageError, UsageError
 from . import long_lines, pool
 from .line import BOM, GZIP_MAGIC
 
@@ -296,6 +296,43 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         if started is not None:
             started()
         return [fn(url, 0, None, *args)]
+    before = version(url)
+    parts = _map_split(fn, url, args, ranges, workers, context, started)
+    refuse_changed(url, before)
+    return parts
+
+
+def version(url: str) -> tuple[str, ...]:
+    """What the store says of this version of the file (size, modification time, ETag, inode),
+    asked anew (not from fsspec's listings cache). Each process opens the file on its own, and
+    an object store pins a read to the version it opened (s3fs asks with ``If-Match``), so only
+    a comparison of the file before and after all the reads finds one replaced between them."""
+    local = storage.plain_local_path(url)
+    try:
+        if local is not None:
+            st = os.stat(local)
+            return str(st.st_size), str(st.st_mtime_ns), str(st.st_ino)
+        fs, path = storage.url_to_fs(url)
+        fs.invalidate_cache(path)
+        with storage.backend_errors(url):
+            info = fs.info(path)
+    except FileNotFoundError:
+        return ("gone",)
+    return tuple(str(info.get(k)) for k in ("size", "mtime", "LastModified", "ETag", "etag", "Last-Modified", "ino",
+                                             "generation"))
+
+
+def refuse_changed(url: str, before: tuple[str, ...]) -> None:
+    """Refuse a file whose ``version`` is not ``before`` any more: its ranges, read by several
+    processes, may come from both versions (lines counted twice or left out, and said valid)."""
+    if version(url) != before:
+        raise StorageError(f"cannot read {storage.redact_url(url)}: the file changed while it was read (replaced "
+                           "or rewritten); run the command again once it is no longer being written")
+
+
+def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list[tuple[int, int]], workers: int,
+               context: multiprocessing.context.BaseContext, started: Callable[[], object] | None) -> list[T]:
+    """``map_ranges`` over more than one range, in pool processes and this one."""
     # run-time storage options, for spawned workers; none unless fsspec was loaded (a plain
     # local path is read without it, ``_splittable``)
     fsspec_config = sys.modules.get("fsspec.config")

@@ -1,0 +1,101 @@
+"""An ``http(s)://`` manifest read in byte ranges, each answer checked against what was asked.
+
+Every command reads a manifest in ranges (fsspec's HTTP file fetches a block at a time; the
+workers of ``validate``, ``stats`` and a job's input scan each read their own ranges, and a job
+then seeks to its selected lines). fsspec takes any ``206`` as the bytes it asked for, and a
+server that ignores ``Range`` (``python -m http.server`` does) ended every command past the first
+block in a ``ValueError`` traceback. A ``206`` whose bytes start elsewhere, or come short, made
+lines counted twice or cut in two, silently (a caching proxy that mixes ranges, a server that
+answers ranges of another version of the file). So each answer must be:
+
+- a ``206`` whose ``Content-Range`` starts where the request did, ends where it should (the
+  request's end or the file's), and whose body holds exactly those bytes; or a ``200`` holding
+  the whole file when the whole file was asked for;
+- of the same file: its size (``Content-Range``'s total) and ``ETag`` (``Last-Modified`` when
+  there is none) those of the first answer, so a file replaced while it is read is refused
+  rather than read half old, half new.
+
+Anything else is a ``StorageError`` naming the URL without its secrets (exit 2). A server that
+says no size at all (no ``Content-Length``: a chunked answer, a compressed one) cannot be read
+in ranges: it is refused when the file is opened, in the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from ._errors import StorageError
+from ._redaction import redact_url
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_DOWNLOAD = "download it first (curl -o) and give the local file"
+
+
+def checked(f: Any, url: str) -> Any:
+    """``f``, a file fsspec's HTTP file system opened, with its range reads checked; refused
+    when it has no size (a streaming answer cannot be read in ranges)."""
+    if getattr(f, "size", None) is None:
+        f.close()
+        raise StorageError(f"cannot read {redact_url(url)}: the server does not say its size (no Content-Length; "
+                           f"chunked or compressed answers), so it cannot be read in byte ranges: {_DOWNLOAD}")
+    cache = getattr(f, "cache", None)
+    if cache is not None and getattr(cache, "fetcher", None) is not None:
+        from fsspec.asyn import sync
+
+        seen: dict[str, str] = {}
+        cache.fetcher = functools.partial(sync, f.loop, _fetch_range, f, url, seen)
+    return f
+
+
+async def _fetch_range(f: Any, url: str, seen: dict[str, str], start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of the file, as fsspec's ``HTTPFile.async_fetch_range`` asks them,
+    checked (see the module's docstring)."""
+    size = f.size
+    end = min(end, size)
+    if start >= end:
+        return b""
+    kwargs = f.kwargs.copy()
+    headers = {**kwargs.pop("headers", {}), "Range": f"bytes={start}-{end - 1}"}
+    r = await f.session.get(f.fs.encode_url(f.url), headers=headers, **kwargs)
+    async with r:
+        r.raise_for_status()
+        asked = f"bytes {start}-{end - 1}"
+        if r.status == 206:
+            _same_file(r.headers, seen, url, size)
+            got = _CONTENT_RANGE.fullmatch(r.headers.get("Content-Range", "").strip())
+            if got is None or (int(got[1]), int(got[2])) != (start, end - 1):
+                said = r.headers.get("Content-Range", "no Content-Range")
+                raise StorageError(f"cannot read {redact_url(url)}: asked for {asked}, the server answered "
+                                   f"{said[:80]}; lines would be read twice or cut: {_DOWNLOAD}")
+            out = await r.read()
+        elif r.status == 200 and start == 0 and end == size:
+            _same_file(r.headers, seen, url, size)
+            out = await r.read()
+        else:
+            raise StorageError(f"cannot read {redact_url(url)}: the server does not serve byte ranges (asked for "
+                               f"{asked}, it answered HTTP {r.status} with the whole file): {_DOWNLOAD}")
+    if len(out) != end - start:
+        raise StorageError(f"cannot read {redact_url(url)}: asked for {asked} ({end - start} bytes), the server "
+                           f"sent {len(out)}; lines would be read twice or cut: {_DOWNLOAD}")
+    return out
+
+
+def _same_file(headers: Any, seen: dict[str, str], url: str, size: int) -> None:
+    """Refuse an answer from another version of the file than the first answer's: another size,
+    or another ``ETag`` (``Last-Modified``) where both answers carry one."""
+    got = _CONTENT_RANGE.fullmatch(headers.get("Content-Range", "").strip())
+    total = got[3] if got is not None else headers.get("Content-Length")
+    marks = {"size": str(total) if total not in (None, "*") else str(size),
+             "version": headers.get("ETag") or headers.get("Last-Modified") or ""}
+    if marks["size"] != str(size):
+        changed = f"its size is now {marks['size']} bytes, it was {size}"
+    elif marks["version"] and seen.get("version") and marks["version"] != seen["version"]:
+        changed = f"its ETag/Last-Modified is now {marks['version'][:80]}, it was {seen['version'][:80]}"
+    else:  # an answer without either (some caches drop them) is compared by its size alone
+        if marks["version"]:
+            seen.setdefault("version", marks["version"])
+        return
+    raise StorageError(f"cannot read {redact_url(url)}: the file changed while it was read ({changed}); "
+                       "run the command again once it is no longer being written")
