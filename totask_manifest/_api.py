@@ -54,7 +54,7 @@ from ._jobs.layout import refuse_foreign_folder
 from ._jobs.lease import busy_error, current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
-from ._jobs.state import JobState, empty_metrics, runs_as_seen
+from ._jobs.state import JobState, empty_metrics, output_stale, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import default_label_attribute
 from ._storage import exists, redact_secret_url, redact_url
@@ -259,8 +259,12 @@ def chain(
             f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
         )
     output = job.output_manifest  # the folder's own, where it was moved or renamed
+    resume_first = f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
     if not exists(output):
-        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {output}")
+        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {redact_secret_url(output)}; {resume_first}")
+    if output_stale(prev.runs):  # chained from, it would lose (label again) what the last run labeled
+        raise JobError(f"job {prev.config.job_name!r} ended {prev.status} without writing its output manifest: "
+                       f"{redact_secret_url(output)} is an earlier run's, without the lines labeled since; {resume_first}")
     new_type = task_type or prev.config.task_type
     if label_attribute is None:
         if prev.status == COMPLETED:

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
-    from .._jobs.state import input_text
+    from .._jobs.state import input_text, output_stale
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {input_text(data)}",
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
-                             shown=data["output-manifest"]),
+                             shown=data["output-manifest"], stale=output_stale(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     if data.get("holder"):

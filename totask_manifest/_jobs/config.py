@@ -76,6 +76,8 @@ class JobResult:
     #: why a job that did not complete ended as it did (job.json's ``error``): a full disk while
     #: the output manifest was written is not in the log, and the result must not hide it
     error: str | None = None
+    #: the output manifest there is an earlier run's: the last run could not write its own
+    output_stale: bool = False
 
     @property
     def ok(self) -> bool:

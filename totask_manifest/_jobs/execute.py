@@ -32,7 +32,7 @@ from .progress import Progress
 from .quiet_gc import fewer_collections
 from .recorder import Recorder
 from .run import JobRun
-from .state import JobState, now_iso, runs_as_seen, started_run
+from .state import JobState, now_iso, output_stale, runs_as_seen, started_run
 from .status import COMPLETED, FAILED, STOPPED
 
 log = logging.getLogger("totask_manifest")
@@ -173,6 +173,9 @@ def _finish(
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
+        # an earlier run's output manifest may still be there: recorded, so that ``status``, the
+        # summary and ``chain`` do not take it for this run's (``state.output_stale``)
+        run_record["output_written"] = False
     else:
         if state.status == COMPLETED and not coverage.exact:
             state.status = FAILED
@@ -217,6 +220,7 @@ def job_result(state: JobState) -> JobResult:
         output_manifest=state.layout.output_manifest,
         failures_url=state.layout.failures,
         error=state.error,
+        output_stale=output_stale(state.runs),
     )
 
 

@@ -252,6 +252,17 @@ def _why_interrupted(run: dict[str, Any], gone: str | None) -> str:
     return f"{who} ended without recording the run's end (killed, or its lease was taken over)"
 
 
+def output_stale(runs: Any) -> bool:
+    """Whether the output manifest in the job folder is an earlier run's: the last run that ended
+    could not write it (a full disk, an input changed while it ran: ``output_written`` false in
+    its record), so the file there lacks the lines labeled since. Runs killed before they ended
+    (no ``ended``) are passed over; a job without such a record (an older version's) is not stale."""
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict) and run.get("ended"):
+            return run.get("output_written") is False
+    return False
+
+
 def input_text(record: dict[str, Any]) -> str:
     """What a job reads, from job.json's record (``status``'s text and ``report``'s page): the input
     and its line count; with ``--append`` manifests, the combined copy the job wrote into its folder

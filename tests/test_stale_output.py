@@ -1,0 +1,85 @@
+"""A run that cannot write its output manifest (a full disk, its input rewritten while it ran)
+leaves the one an earlier run wrote. Before, ``resume``'s summary and ``status`` printed that file
+as the job's output, beside metrics counting lines it does not hold, and ``chain`` took it as
+its input, labeling again every line the failed run had labeled. Now the summary and ``status``
+say it is an earlier run's, and ``chain`` refuses it (exit 1, one line): resume first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import TOY, run_cli
+from totask_manifest import JobConfig, JobError, annotate, chain, resume
+
+
+def _stopped_job(tmp_path: Path) -> tuple[Path, Path]:
+    """A job over 40 lines, stopped at the first progress (KeyboardInterrupt from on_progress): its output written."""
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b"".join(orjson.dumps({"source": f"text {i}"}) + b"\n" for i in range(40)))
+
+    def stop_at_once(metrics: dict[str, int]) -> None:
+        raise KeyboardInterrupt
+
+    config = JobConfig(job_name="j", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=1,
+                       options={"batch_size": 1})
+    with pytest.raises(KeyboardInterrupt):
+        annotate(config, on_progress=stop_at_once)
+    job = tmp_path / "out" / "j"
+    assert orjson.loads((job / "job.json").read_bytes())["status"] == "STOPPED"
+    assert (job / "manifests" / "output" / "output.manifest").exists()
+    return job, inp
+
+
+def test_an_earlier_runs_output_manifest_is_not_shown_nor_chained_as_the_jobs(tmp_path: Path) -> None:
+    job, inp = _stopped_job(tmp_path)
+    output = job / "manifests" / "output" / "output.manifest"
+    earlier = output.read_bytes()
+    original = inp.read_bytes()
+
+    def rewrite_the_input(metrics: dict[str, int]) -> None:
+        if inp.read_bytes() == original:
+            inp.write_bytes(original.replace(b"text 37", b"text 39"))  # same length, another checksum
+
+    failed = resume(str(job), on_progress=rewrite_the_input)
+    assert failed.status == "FAILED" and "output manifest not written" in (failed.error or ""), failed
+    assert output.read_bytes() == earlier  # kept as it was: nothing is deleted
+
+    shown = run_cli("status", str(job))
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("output manifest:"))
+    assert "not written by the last run" in line and "earlier run's" in line, line
+
+    refused = run_cli("chain", str(job), "--job-name", "next")
+    assert refused.returncode == 1, refused
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "earlier run's" in refused.stderr and f"resume {job}" in refused.stderr, refused.stderr
+    assert not (tmp_path / "out" / "next").exists()
+    with pytest.raises(JobError, match="without writing its output manifest"):
+        chain(str(job), "next")
+
+    inp.write_bytes(original)  # the input as the job started on it: resume writes the output
+    done = resume(str(job))
+    assert done.status == "COMPLETED", done
+    assert sum(b'"cls-metadata"' in x for x in output.read_bytes().splitlines()) == 40
+    shown = run_cli("status", str(job))
+    assert f"output manifest: {output}\n" in shown.stdout, shown.stdout
+    assert chain(str(job), "next", label_attribute="cls").status == "COMPLETED"  # nothing left to label
+
+
+def test_the_summary_of_the_run_that_could_not_write_says_so(tmp_path: Path) -> None:
+    """``resume``'s own summary (a real subprocess) in the run that cannot write: a folder where the
+    output manifest goes (in place of the earlier run's file) fails the write as a full disk does."""
+    job, _ = _stopped_job(tmp_path)
+    output = job / "manifests" / "output" / "output.manifest"
+    output.unlink()
+    output.mkdir()
+    r = run_cli("resume", str(job))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "error: output manifest not written" in r.stdout, r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("output manifest:"))
+    assert "not written by the last run" in line, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
