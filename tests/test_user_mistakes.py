@@ -232,6 +232,8 @@ def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_pat
     with pytest.raises(JobError, match=r"another configuration \(differs in: options\.url_key\)") as exc:
         annotate(config(url_key="source-ref"))
     assert "source-ref" not in str(exc.value)  # keys only: an option's value may be a secret
+    # the job is COMPLETED: nothing to resume (the advice was "resume it"), only another name
+    assert "resume" not in str(exc.value) and str(exc.value).endswith("; choose another --job-name")
 
 
 def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_path: Path) -> None:

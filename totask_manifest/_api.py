@@ -117,10 +117,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
+        # a COMPLETED job has nothing to resume: only another name starts the new one
+        resume_it = ("" if existing.status == COMPLETED else
+                     f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or ")
         raise JobError(
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
-            f"configuration (differs in: {', '.join(differs)}); "
-            f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or choose another --job-name"
+            f"configuration (differs in: {', '.join(differs)}); {resume_it}choose another --job-name"
         )
     if not exists(sources.input):
         raise UsageError(f"input manifest not found: {redact_url(sources.input)}")
