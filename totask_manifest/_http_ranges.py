@@ -57,7 +57,10 @@ async def _fetch_range(f: Any, url: str, seen: dict[str, str], start: int, end: 
     if start >= end:
         return b""
     kwargs = f.kwargs.copy()
-    headers = {**kwargs.pop("headers", {}), "Range": f"bytes={start}-{end - 1}"}
+    # ranges of the file as stored: a compressed answer (aiohttp accepts gzip unless told) is no
+    # range of it, and its Content-Length is not the file's size (fsspec asks its HEAD so too)
+    headers = {k: v for k, v in kwargs.pop("headers", {}).items() if k.lower() not in ("range", "accept-encoding")}
+    headers.update({"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"})
     r = await f.session.get(f.fs.encode_url(f.url), headers=headers, **kwargs)
     async with r:
         r.raise_for_status()
