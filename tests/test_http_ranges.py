@@ -10,6 +10,7 @@ manifest is read in 20 ranges), the CLI in-process."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -136,3 +137,60 @@ def test_a_job_over_a_small_file_from_a_server_that_ignores_ranges_is_refused_be
     assert not (tmp_path / "out").exists()
     assert main(["stats", url]) == 0
     assert "lines: 51 (0 blank)" in capsys.readouterr().out
+
+
+async def _gzipping(request: web.Request) -> web.StreamResponse:
+    """A server that compresses what the client accepts compressed (nginx with ``gzip on`` for the
+    type): a compressed answer cannot be a range, so it sends the whole file, compressed, 200; asked
+    for ``identity`` it serves ranges. Its ``HEAD`` (fsspec asks it with ``identity``) says the size."""
+    body = LABELED_FIRST if request.path.startswith("/small/") else BODY
+    if request.method == "HEAD":
+        return web.Response(headers={"Content-Length": str(len(body)), "ETag": '"v1"'})
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip", "ETag": '"v1"'})
+    start, end = _range(request)
+    return _partial(body, start, end)
+
+
+def test_a_server_that_compresses_what_the_client_accepts_compressed_is_read_in_ranges(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Byte ranges are ranges of the file as stored, so they are asked uncompressed
+    (``Accept-Encoding: identity``, as fsspec asks its ``HEAD``). Asked with aiohttp's default
+    (``gzip, deflate``), a small file's compressed whole-file answer was refused as "the file
+    changed while it was read (its size is now 77 bytes, it was 2,745)", a larger file's as "the
+    server does not serve byte ranges": false alarms, on every read."""
+    with LocalHTTPServer(_gzipping) as srv:
+        assert main(["stats", srv.url("small/in.manifest")]) == 0, capsys.readouterr().err
+        assert "lines: 51 (0 blank)" in capsys.readouterr().out
+        assert main(["stats", srv.url("big/in.manifest")]) == 0, capsys.readouterr().err
+        assert "lines: 32,768 (0 blank)" in capsys.readouterr().out
+
+
+async def _no_stream_needed(request: web.Request) -> web.StreamResponse:
+    """An empty file (``Content-Length: 0``), and a file whose server says ``Accept-Ranges: none``:
+    fsspec opens both as a streaming file, as a file with no size."""
+    body = b"" if request.path.startswith("/empty/") else LABELED_FIRST
+    headers = {} if request.path.startswith("/empty/") else {"Accept-Ranges": "none"}
+    if request.method == "HEAD":
+        return web.Response(headers={"Content-Length": str(len(body)), **headers})
+    return web.Response(body=body, headers=headers)
+
+
+def test_an_empty_file_is_read_and_a_server_that_says_no_ranges_is_named_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both were refused as "the server does not say its size (no Content-Length ...)", untrue of
+    either: an empty manifest over HTTP is now read as a local one is (0 lines, valid), and a
+    server that says it serves no ranges is refused in a line that says so."""
+    local = tmp_path / "empty.manifest"
+    local.write_bytes(b"")
+    with LocalHTTPServer(_no_stream_needed) as srv:
+        for name in ("validate", "stats"):
+            assert main([name, str(local)]) == 0
+            assert main([name, srv.url("empty/in.manifest")]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert out.count("valid: 0 lines, 0 errors") == 2 and out.count("lines: 0 (0 blank)") == 2, out
+        url = srv.url("none/in.manifest")
+        assert main(["validate", url]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"totask-manifest validate: error: cannot read {url}: the server says it does not serve "
+                       "byte ranges (Accept-Ranges: none): download it first (curl -o) and give the local file")

@@ -17,12 +17,14 @@ answers ranges of another version of the file). So each answer must be:
 
 Anything else is a ``StorageError`` naming the URL without its secrets (exit 2). A server that
 says no size at all (no ``Content-Length``: a chunked answer, a compressed one) cannot be read
-in ranges: it is refused when the file is opened, in the same way.
+in ranges, nor one that says ``Accept-Ranges: none``: each is refused when the file is opened,
+in the same way. An empty file (which fsspec opens as a stream too) is read as empty.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import re
 from typing import Any
 
@@ -36,8 +38,16 @@ _DOWNLOAD = "download it first (curl -o) and give the local file"
 def checked(f: Any, url: str) -> Any:
     """``f``, a file fsspec's HTTP file system opened, with its range reads checked; refused
     when it has no size (a streaming answer cannot be read in ranges)."""
-    if getattr(f, "size", None) is None:
-        f.close()
+    if getattr(f, "size", None) is None:  # fsspec's streaming file: why, asked again (this path only)
+        try:
+            info = f.fs.info(f.url)
+        finally:
+            f.close()
+        if info.get("size") == 0:  # fsspec streams an empty file too: read as a local one, 0 lines
+            return io.BytesIO(b"")
+        if info.get("size") is not None and info.get("partial") is False:
+            raise StorageError(f"cannot read {redact_url(url)}: the server says it does not serve byte ranges "
+                               f"(Accept-Ranges: none): {_DOWNLOAD}")
         raise StorageError(f"cannot read {redact_url(url)}: the server does not say its size (no Content-Length; "
                            f"chunked or compressed answers), so it cannot be read in byte ranges: {_DOWNLOAD}")
     cache = getattr(f, "cache", None)
@@ -57,7 +67,10 @@ async def _fetch_range(f: Any, url: str, seen: dict[str, str], start: int, end: 
     if start >= end:
         return b""
     kwargs = f.kwargs.copy()
-    headers = {**kwargs.pop("headers", {}), "Range": f"bytes={start}-{end - 1}"}
+    # ranges of the file as stored: a compressed answer (aiohttp accepts gzip unless told) is no
+    # range of it, and its Content-Length is not the file's size (fsspec asks its HEAD so too)
+    headers = {k: v for k, v in kwargs.pop("headers", {}).items() if k.lower() not in ("range", "accept-encoding")}
+    headers.update({"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"})
     r = await f.session.get(f.fs.encode_url(f.url), headers=headers, **kwargs)
     async with r:
         r.raise_for_status()
