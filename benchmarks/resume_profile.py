@@ -75,7 +75,7 @@ def main() -> None:
         commit.Sink = functools.partial(commit.Sink, kernel=args.kernel == "on")
     wrap(execute, "summarize")
     wrap(execute, "write_output")
-    wrap(execute, "write_failures")
+    wrap(commit, "write_failures")
     wrap(_write_behind, "sync", "final fsync")
     import totask_manifest._storage as st
     st.sync = _write_behind.sync
