@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, stream_chunks
+from tests.support.remote_commands import range_reading_commands
 from totask_manifest._cli import main
 
 #: over the 1 MiB a reader asks for at once: a ranged answer that is not a whole file is read
@@ -74,15 +75,6 @@ def _small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(fsspec.config.conf, "http", {"block_size": 1 << 16})
 
 
-def _commands(url: str, out: Path) -> dict[str, list[str]]:
-    return {
-        "validate": ["validate", url],
-        "stats": ["stats", url],
-        "annotate": ["annotate", url, "--job-name", "j", "--label-attribute", "boxes", "--task-type",
-                     "object-detection", "--method", "file", "--url-key", "ann", "--output", str(out)],
-    }
-
-
 @pytest.mark.slow  # each reads a 1.2 MB manifest three times in 20 ranges; the small-file test stays fast
 @pytest.mark.parametrize(("kind", "says"), [
     ("ignores", "the server does not serve byte ranges (asked for bytes "),
@@ -97,7 +89,7 @@ def test_a_range_answered_wrong_is_one_line_naming_the_url_with_exit_code_2(
     shown = f"http://{host}/{kind}/in.manifest"
     for secret in (False, True):
         url = f"http://bob:s3cr3tPW@{host}/{kind}/in.manifest?X-Amz-Signature=SIGSECRET" if secret else shown
-        for name, argv in _commands(url, tmp_path / "out").items():
+        for name, argv in range_reading_commands(url, tmp_path / "out").items():
             assert main(argv) == 2, (name, url)
             captured = capsys.readouterr()
             err = captured.err.strip()
@@ -129,7 +121,7 @@ def test_a_job_over_a_small_file_from_a_server_that_ignores_ranges_is_refused_be
     created and ended FAILED when it read that line; it is now refused before it exists, as
     ``validate`` (which reads it whole) still reads it."""
     url = server.url("small/in.manifest")
-    argv = _commands(url, tmp_path / "out")["annotate"]
+    argv = range_reading_commands(url, tmp_path / "out")["annotate"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"totask-manifest annotate: error: cannot read {url}: the server does not serve byte "

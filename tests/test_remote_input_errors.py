@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short
+from tests.support.remote_commands import range_reading_commands
 from totask_manifest._cli import main
 
 BODY = b'{"source-ref": "a.jpg"}\n' * 40
@@ -49,15 +50,6 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     return web.Response(status=404, text="not found")
 
 
-def _commands(url: str, out: Path) -> dict[str, list[str]]:
-    return {
-        "validate": ["validate", url],
-        "stats": ["stats", url],
-        "annotate": ["annotate", url, "--job-name", "j", "--label-attribute", "boxes", "--task-type",
-                     "object-detection", "--method", "file", "--url-key", "ann", "--output", str(out)],
-    }
-
-
 @pytest.fixture(scope="module")
 def server():
     with LocalHTTPServer(_answer) as srv:
@@ -77,7 +69,7 @@ def test_a_manifest_server_that_fails_is_named_in_one_line_with_exit_code_2(
     host = server.url("").split("://", 1)[1].rstrip("/")
     url = f"http://bob:s3cr3tPW@{host}/{kind}/in.manifest?X-Amz-Signature=SIGSECRET"
     shown = f"http://{host}/{kind}/in.manifest?…"
-    for name, argv in _commands(url, tmp_path / "out").items():
+    for name, argv in range_reading_commands(url, tmp_path / "out").items():
         assert main(argv) == 2, name
         captured = capsys.readouterr()
         err = captured.err.strip()
@@ -107,7 +99,7 @@ def test_a_manifest_server_that_stalls_is_a_timeout_in_one_line(
     monkeypatch.setitem(fsspec.config.conf, "http", {"client_kwargs": {"timeout": aiohttp.ClientTimeout(total=1)}})
     host = server.url("").split("://", 1)[1].rstrip("/")
     url = f"http://bob:s3cr3tPW@{host}/stalls/in.manifest?X-Amz-Signature=SIGSECRET"
-    for name, argv in _commands(url, tmp_path / "out").items():
+    for name, argv in range_reading_commands(url, tmp_path / "out").items():
         assert main(argv) == 2, name
         err = capsys.readouterr().err.strip()
         assert err == f"totask-manifest {name}: error: cannot read http://{host}/stalls/in.manifest?…: timed out", err

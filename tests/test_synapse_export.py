@@ -336,6 +336,17 @@ def task_ids(path) -> list[int]:
     return [r["synapse"]["task_id"] for r in read_records(path)]
 
 
+def ten_leave_at_page_two(synapse, ids: list[int]) -> None:
+    """The first ten tasks leave the filter (``status=pending``) as page 2 of a listing is read."""
+
+    def leave(server, rec) -> None:
+        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
+            for tid in ids[:10]:
+                server.tasks[tid]["status"] = "done"
+
+    synapse.hooks.append(leave)
+
+
 def test_a_listing_that_changes_while_it_is_read_is_listed_again(synapse, tmp_path) -> None:
     """Tasks leaving the filter (``status=pending``) while the pages are read shift the later
     pages forward: as many pending tasks as left were never listed, and export only warned to
@@ -343,12 +354,7 @@ def test_a_listing_that_changes_while_it_is_read_is_listed_again(synapse, tmp_pa
     finds nothing new: every task once, in the order first listed, and no warning."""
     pid, ids = pending_tasks(synapse, 300)
 
-    def ten_leave_at_page_two(server, rec) -> None:
-        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
-            for tid in ids[:10]:
-                server.tasks[tid]["status"] = "done"
-
-    synapse.hooks.append(ten_leave_at_page_two)
+    ten_leave_at_page_two(synapse, ids)
     out = tmp_path / "out.manifest"
     done = run_cli("export", "--project", str(pid), "--filter", "status=pending", "-o", str(out))
     assert done.returncode == 0, done.stderr
@@ -411,12 +417,7 @@ def test_a_limit_reached_ends_the_listing(synapse, tmp_path) -> None:
     """With ``--limit`` reached in the first listing nothing is listed again, nor warned."""
     pid, ids = pending_tasks(synapse, 300)
 
-    def ten_leave_at_page_two(server, rec) -> None:
-        if rec.path.startswith("/sdk/tasks/") and rec.query.get("page") == "2":
-            for tid in ids[:10]:
-                server.tasks[tid]["status"] = "done"
-
-    synapse.hooks.append(ten_leave_at_page_two)
+    ten_leave_at_page_two(synapse, ids)
     out = tmp_path / "out.manifest"
     result = export_tasks(pid, str(out), filters={"status": "pending"}, limit=150, client=fast_client(synapse))
     assert task_ids(out) == ids[:100] + ids[110:160]
