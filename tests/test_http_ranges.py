@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, stream_chunks
-from tests.support.remote_commands import range_reading_commands
+from tests.support.remote_commands import assert_refused_in_one_line, range_reading_commands
 from totask_manifest._cli import main
 
 #: over the 1 MiB a reader asks for at once: a ranged answer that is not a whole file is read
@@ -91,13 +91,8 @@ def test_a_range_answered_wrong_is_one_line_naming_the_url_with_exit_code_2(
         url = f"http://bob:s3cr3tPW@{host}/{kind}/in.manifest?X-Amz-Signature=SIGSECRET" if secret else shown
         for name, argv in range_reading_commands(url, tmp_path / "out").items():
             assert main(argv) == 2, (name, url)
-            captured = capsys.readouterr()
-            err = captured.err.strip()
             prefix = f"totask-manifest {name}: error: cannot read {shown}{'?…' if secret else ''}: "
-            assert err.startswith(prefix) and says in err, (name, err)
-            assert "\n" not in err and "Traceback" not in err, (name, err)
-            for word in SECRETS:
-                assert word not in captured.err + captured.out, (name, word)
+            assert_refused_in_one_line(capsys.readouterr(), name, prefix, says, SECRETS)
             assert not (tmp_path / "out").exists(), name
 
 

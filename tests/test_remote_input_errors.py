@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer, cut_short
-from tests.support.remote_commands import range_reading_commands
+from tests.support.remote_commands import assert_refused_in_one_line, range_reading_commands
 from totask_manifest._cli import main
 
 BODY = b'{"source-ref": "a.jpg"}\n' * 40
@@ -71,12 +71,8 @@ def test_a_manifest_server_that_fails_is_named_in_one_line_with_exit_code_2(
     shown = f"http://{host}/{kind}/in.manifest?…"
     for name, argv in range_reading_commands(url, tmp_path / "out").items():
         assert main(argv) == 2, name
-        captured = capsys.readouterr()
-        err = captured.err.strip()
-        assert err.startswith(f"totask-manifest {name}: error: cannot read {shown}: "), (name, err)
-        assert says in err and "\n" not in err and "Traceback" not in err, (name, err)
-        for secret in SECRETS:
-            assert secret not in captured.err + captured.out, (name, secret)
+        assert_refused_in_one_line(capsys.readouterr(), name, f"totask-manifest {name}: error: cannot read {shown}: ",
+                                   says, SECRETS)
     assert not (tmp_path / "out" / "j").exists()
 
 
