@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import UsageError
+from .._errors import JobError, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
@@ -127,10 +127,22 @@ class BatchAnnotator(Annotator):
         for item in items:
             batch.append(item)
             if len(batch) >= self.batch_size:
-                yield from zip(batch, self.annotate_batch(batch), strict=True)
+                yield from self._paired(batch)
                 batch = []
         if batch:
-            yield from zip(batch, self.annotate_batch(batch), strict=True)
+            yield from self._paired(batch)
+
+    def _paired(self, batch: list[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Each item with its outcome, once the count is known to match: ``zip(strict=True)``
+        yielded the first pairs before it noticed one missing, so a dropped outcome gave each
+        later line of the batch the next line's label."""
+        outcomes = list(self.annotate_batch(batch))
+        if len(outcomes) != len(batch):
+            cls = type(self)
+            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {len(outcomes)} "
+                           f"outcome(s) for {len(batch)} item(s) (lines {batch[0].number}-{batch[-1].number}); "
+                           "it must return one per item, in the same order")
+        yield from zip(batch, outcomes, strict=True)
 
 
 _REGISTRY: dict[str, str] = {
