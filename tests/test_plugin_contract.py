@@ -153,3 +153,22 @@ def test_a_thread_the_plugin_left_running_does_not_hold_the_command_forever(plug
     assert r.returncode == 0, r.stderr
     assert "plugin-sleeper" in r.stderr, r.stderr
     assert _job(job)["status"] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_a_plugin_check_that_raises_is_a_usage_error_in_one_line(tmp_path) -> None:
+    """``check`` raising a ValueError (not ``UsageError``) printed a traceback, exit 1."""
+    (tmp_path / "checkplug.py").write_text(
+        "from totask_manifest import BatchAnnotator\n\n\nclass Picky(BatchAnnotator):\n    name = 'picky'\n\n"
+        "    @classmethod\n    def check(cls, options, task_type):\n        raise ValueError('no vocabulary')\n\n"
+        "    def annotate_batch(self, items):\n        return []\n")
+    (tmp_path / "in.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", "in.manifest", "--job-name", "j",
+                        "--task-type", "image-classification", "--method", "checkplug:Picky", "--output", "out"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "totask-manifest annotate: error: method plugin 'checkplug:Picky': its check of the options raised "
+        f"ValueError: no vocabulary ({tmp_path / 'checkplug.py'} line 9, in check)")
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,8 @@ from one place.
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -143,6 +145,24 @@ class BatchAnnotator(Annotator):
                            f"outcome(s) for {len(batch)} item(s) (lines {batch[0].number}-{batch[-1].number}); "
                            "it must return one per item, in the same order")
         yield from zip(batch, outcomes, strict=True)
+
+
+#: threads an annotator started and left running once closed (``note_threads_left``): the
+#: command does not wait for them as it exits (``cli.main``), where Python would, forever
+THREADS_LEFT: list[threading.Thread] = []
+
+
+def note_threads_left(method: str, before: set[threading.Thread]) -> None:
+    """Note (and log) the non-daemon threads started since ``before`` that are still running
+    once ``method``'s annotator is closed: a plugin's worker thread never stopped kept the
+    process alive after its job ended, and a ``timeout`` or one Ctrl-C then stopped nothing."""
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if left:
+        names = ", ".join(repr(t.name) for t in left)
+        logging.getLogger("totask_manifest").warning(
+            "method %r left %d thread(s) running after close(): %s; the command will not wait for them "
+            "(an annotator stops its threads in close(), or starts them daemon=True)", method, len(left), names)
+        THREADS_LEFT.extend(left)
 
 
 _REGISTRY: dict[str, str] = {
