@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import pickle
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
@@ -250,3 +251,31 @@ def test_annotations_written_as_types_are_checked_as_strings_are() -> None:
     assert read_options(parse(typed, ["--no-strict", "--limit", "3"]), typed) == {"strict": False, "limit": 3}
     with pytest.raises(UsageError, match="'limit' must be int, not string"):
         typed.checked({"limit": "3"})
+
+
+@dataclass(frozen=True)
+class Chosen(Options):
+    """A plugin's options with a fixed set of values, said the two ways an author says it."""
+
+    mode: Literal["fast", "exact"] = option("fast")
+    color: str = option("red", choices=["red", "green"])
+    quick: bool = option(False, exclusive="speed")
+    careful: bool = option(False, exclusive="speed")
+
+
+def test_a_literal_option_is_a_choice_on_the_command_line_and_from_python() -> None:
+    """``mode: Literal["fast", "exact"]`` took ``--mode z`` (and ``{"mode": "z"}``): the job ran with
+    a mode its annotator never declared."""
+    assert read_options(parse(Chosen, ["--mode", "exact"]), Chosen)["mode"] == "exact"
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(Chosen, ["--mode", "z"])
+    with pytest.raises(UsageError, match=r"""^option 'mode' must be one of "fast", "exact", not "z"$"""):
+        Chosen.checked({"mode": "z"})
+
+
+def test_choices_and_exclusive_options_from_python_are_refused_as_the_flags_are() -> None:
+    with pytest.raises(UsageError, match=r"""^option 'color' must be one of "red", "green", not "blue"$"""):
+        Chosen.checked({"color": "blue"})
+    with pytest.raises(UsageError, match=r"^options 'quick' and 'careful' cannot be given together"):
+        Chosen.checked({"quick": True, "careful": True})
+    assert Chosen.checked({"quick": True, "careful": False, "color": "green"}).quick is True

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import UsageError
+from ._errors import TotaskError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig
 from ._jobs.layout import check_job_name
 from ._manifest.naming import check_label_attribute
@@ -125,4 +125,17 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
     check_installed(method, cls)
-    cls.check(cls.Options.checked(options), task_type)  # a value of the wrong type named before the check reads it
+    typed = cls.Options.checked(options)  # a value of the wrong type named before the check reads it
+    try:
+        cls.check(typed, task_type)
+    except TotaskError:
+        raise
+    except Exception as exc:
+        if ":" not in method:
+            raise
+        # a plugin's check broke (rather than raising UsageError): its author's error, in one line
+        from ._jobs.execute import plugin_frame
+
+        where = plugin_frame(method, exc)
+        raise UsageError(f"method plugin {method!r}: its check of the options raised {type(exc).__name__}: {exc}"
+                         + (f" ({where})" if where else "")) from None

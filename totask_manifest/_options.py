@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptionInfo", "Options", "kind_words", "mistyped", "nested", "option", "path_options"]
+__all__ = ["OptionInfo", "Options", "choices_of", "given_together", "kind_words", "mistyped", "nested", "option", "path_options"]
 
 _INFO = "totask_option"
 _NESTED = "totask_nested"
@@ -146,13 +146,50 @@ def mistyped_value(f: dataclasses.Field, value: Any) -> str | None:
     from ._errors import json_kind, json_text  # on use: the options module imports nothing at start
 
     words = kind_words(f)
-    if value is None or words is None:
+    if value is None:
+        return None
+    choices = choices_of(f)
+    if choices is not None:  # what argparse's choices refuse on the command line, refused from Python too
+        if any(value == c and type(value) is type(c) for c in choices):
+            return None
+        return f"must be one of {', '.join(json_text(c) for c in choices)}, not {json_text(value)}"
+    if words is None:
         return None
     allowed = tuple(t for w in words for t in _KINDS[w])
     if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
         return None
     wanted = " or ".join(w for w in words if w != "None")
     return f"must be {wanted}, not {json_kind(value)} {json_text(value)}"
+
+
+def choices_of(f: dataclasses.Field) -> list[Any] | None:
+    """The values a field takes: ``option(choices=...)``, or those of a ``Literal["a", "b"]``
+    annotation (a plugin's natural way to say it; it was not checked anywhere, so ``--mode z``
+    ran the job with a mode its annotator never declared). None: any value of its kind."""
+    info = option_info(f)
+    if info.choices is not None:
+        return list(info.choices)
+    text = (f.type if isinstance(f.type, str) else str(f.type)).strip().removeprefix("typing.")
+    if not (text.startswith("Literal[") and text.endswith("]")):
+        return None
+    import ast
+
+    try:
+        return list(ast.literal_eval("(" + text[len("Literal["):-1] + ",)"))
+    except (ValueError, SyntaxError):
+        return None
+
+
+def given_together(cls: type[Options], values: Mapping[str, Any]) -> list[str]:
+    """The first pair of keys of one ``exclusive`` set that ``values`` both sets (neither null nor
+    its default): argparse refuses ``--fast --slow``; from Python they were taken together."""
+    groups: dict[str, list[str]] = {}
+    for f, _groups in cls.leaves():
+        group = option_info(f).exclusive
+        value = values.get(f.name)
+        if group and value is not None and value != _default(f):
+            groups.setdefault(group, []).append(f.name)
+    return next((names[:2] for names in groups.values() if len(names) > 1), [])
 
 
 @dataclass(frozen=True)
@@ -194,10 +231,12 @@ class Options:
         """``from_dict`` of values a caller gave (the Python API's ``options``): a value its field's
         annotation refuses is a ``UsageError`` naming the key (``mistyped``), not a ValueError
         from the first ``int()`` that meets it."""
-        if wrong := mistyped(cls, data or {}):
-            from ._errors import UsageError
+        from ._errors import UsageError
 
+        if wrong := mistyped(cls, data or {}):
             raise UsageError(f"option {wrong[0]}")
+        if both := given_together(cls, data or {}):
+            raise UsageError(f"options {both[0]!r} and {both[1]!r} cannot be given together (one or the other)")
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:

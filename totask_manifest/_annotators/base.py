@@ -11,12 +11,14 @@ from one place.
 
 from __future__ import annotations
 
+import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import UsageError
+from .._errors import JobError, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
@@ -127,10 +129,40 @@ class BatchAnnotator(Annotator):
         for item in items:
             batch.append(item)
             if len(batch) >= self.batch_size:
-                yield from zip(batch, self.annotate_batch(batch), strict=True)
+                yield from self._paired(batch)
                 batch = []
         if batch:
-            yield from zip(batch, self.annotate_batch(batch), strict=True)
+            yield from self._paired(batch)
+
+    def _paired(self, batch: list[Item]) -> Iterator[tuple[Item, Outcome]]:
+        """Each item with its outcome, once the count is known to match: ``zip(strict=True)``
+        yielded the first pairs before it noticed one missing, so a dropped outcome gave each
+        later line of the batch the next line's label."""
+        outcomes = list(self.annotate_batch(batch))
+        if len(outcomes) != len(batch):
+            cls = type(self)
+            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {len(outcomes)} "
+                           f"outcome(s) for {len(batch)} item(s) (lines {batch[0].number}-{batch[-1].number}); "
+                           "it must return one per item, in the same order")
+        yield from zip(batch, outcomes, strict=True)
+
+
+#: threads an annotator started and left running once closed (``note_threads_left``): the
+#: command does not wait for them as it exits (``cli.main``), where Python would, forever
+THREADS_LEFT: list[threading.Thread] = []
+
+
+def note_threads_left(method: str, before: set[threading.Thread]) -> None:
+    """Note (and log) the non-daemon threads started since ``before`` that are still running
+    once ``method``'s annotator is closed: a plugin's worker thread never stopped kept the
+    process alive after its job ended, and a ``timeout`` or one Ctrl-C then stopped nothing."""
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if left:
+        names = ", ".join(repr(t.name) for t in left)
+        logging.getLogger("totask_manifest").warning(
+            "method %r left %d thread(s) running after close(): %s; the command will not wait for them "
+            "(an annotator stops its threads in close(), or starts them daemon=True)", method, len(left), names)
+        THREADS_LEFT.extend(left)
 
 
 _REGISTRY: dict[str, str] = {

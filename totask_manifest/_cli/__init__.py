@@ -111,6 +111,20 @@ def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
         finish_job_options(command, plugins)
 
 
+def _exit_past_threads_left(code: int) -> None:
+    """End the process now when an annotator left a thread running (logged where the job noted
+    it): Python's exit would wait for that thread, forever for a worker loop."""
+    base = sys.modules.get("totask_manifest._annotators.base")
+    if base is None or not any(t.is_alive() for t in base.THREADS_LEFT):
+        return
+    logging.shutdown()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None  # the console script, ``python -m``: the process ends after it
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -151,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if signum is not None and code == 0:  # a non-zero code says more: it stands
                 _say(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short")
                 code = 128 + signum
+            if as_program:
+                _exit_past_threads_left(code)
             return code
     finally:
         if not as_program and stdout_errors is not None:  # ``main`` called from Python: its stdout as it was

@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from .._errors import UsageError
-from .._options import Options, kind_words, mistyped_value, option_info
+from .._options import Options, choices_of, kind_words, mistyped_value, option_info
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -45,10 +45,11 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
         flag = _flag(f, prefix)
         if info.metavar is not None:
             kwargs["metavar"] = info.metavar
-        elif action is None and info.choices is None:  # what argparse shows for a flag named as its value
+        elif action is None and choices_of(f) is None:  # what argparse shows for a flag named as its value
             kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
-        if info.choices is not None:
-            kwargs["choices"] = list(info.choices)
+        choices = choices_of(f)
+        if choices is not None:
+            kwargs["choices"] = choices
         kind = info.type or _inferred_type(f.default) or _annotated_type(f)
         if kind is not None and action in (None, "append"):
             kwargs["type"] = kind

@@ -3,10 +3,11 @@ one device), outcomes put back in input order before they are recorded."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterator
 
-from .._annotators.base import Item, ItemStream, Outcome, get_annotator_class
+from .._annotators.base import Item, ItemStream, Outcome, get_annotator_class, note_threads_left
 from .._jobs.run import JobRun
 from .._jobs.scan_ranges import selected_lines
 from .._manifest.line import Line
@@ -36,18 +37,22 @@ class LocalEngine(Engine):
         def backlog_full() -> bool:
             return len(finished) >= MAX_BACKLOG
 
-        with get_annotator_class(plan.config.method)(plan) as annotator:
-            outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
-            try:
-                for item, outcome in outcomes:
-                    finished[item.index] = outcome
-                    while order and order[0] in finished:
-                        index = order.popleft()
-                        line, it = in_flight.pop(index)
-                        plan.recorder.accept(line, it, finished.pop(index))
-                    if plan.hard_stop.is_set():
-                        break
-            finally:
-                close = getattr(outcomes, "close", None)
-                if close is not None:
-                    close()
+        before = set(threading.enumerate())  # what is running before the annotator exists
+        try:
+            with get_annotator_class(plan.config.method)(plan) as annotator:
+                outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
+                try:
+                    for item, outcome in outcomes:
+                        finished[item.index] = outcome
+                        while order and order[0] in finished:
+                            index = order.popleft()
+                            line, it = in_flight.pop(index)
+                            plan.recorder.accept(line, it, finished.pop(index))
+                        if plan.hard_stop.is_set():
+                            break
+                finally:
+                    close = getattr(outcomes, "close", None)
+                    if close is not None:
+                        close()
+        finally:
+            note_threads_left(plan.config.method, before)

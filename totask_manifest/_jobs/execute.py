@@ -104,8 +104,17 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             log.warning("stopped by KeyboardInterrupt: lines in flight are redone on resume")
         except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
             error = _one_line(exc)
+        except SystemExit as exc:  # the annotator's code called sys.exit: the process ended with
+            # its code, nothing said, job.json left RUNNING and no output manifest written
+            plan.stop.set()
+            error = f"the annotator called sys.exit({exc.code!r}); an annotator returns Failed for a line it cannot label"
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            broke, error = exc, f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            where = plugin_frame(config.method, exc)
+            if where is None:
+                broke = exc
+            else:  # a plugin's own code raised: where, in one line (its author reads the rest there)
+                error = f"method plugin {config.method!r} raised {error} ({where})"
         finally:
             received["committing"] = 1
             # the last count first, then why the run ended: a progress line after the failure read as
@@ -222,6 +231,27 @@ def job_result(state: JobState) -> JobResult:
         error=state.error,
         output_stale=output_stale(state.runs),
     )
+
+
+def plugin_frame(method: str, exc: BaseException) -> str | None:
+    """``mod.py line 51, in annotate_batch``: the last place in the plugin ``method``'s own
+    package (``package.module:Class``) that ``exc`` passed; None for a built-in method, or where
+    the plugin's code is not on the way (the job's own code broke: its traceback is logged)."""
+    import sys
+    import traceback
+    from pathlib import Path
+
+    if ":" not in method:
+        return None
+    top = sys.modules.get(method.partition(":")[0].split(".")[0])
+    where = getattr(top, "__file__", None)
+    if where is None:
+        return None
+    root = Path(where).parent if Path(where).name == "__init__.py" else Path(where)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(root)]
+    if not frames:
+        return None
+    return f"{frames[-1].filename} line {frames[-1].lineno}, in {frames[-1].name}"
 
 
 def _one_line(exc: BaseException) -> str:

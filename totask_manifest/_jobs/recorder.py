@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import JobError
 from .._failure_rules import SystematicFailure
 from .._manifest.line import DELETE, Line
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
@@ -76,7 +77,10 @@ class Recorder:
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
             common = common_metadata(task_type, self.config.job_name, written_name=self.job_name)
             metadata = order_metadata(task_type, {**outcome.metadata, **common}, outcome.metadata_order)
-            found = self.check(task_type, outcome.value, metadata) if self.check is not None else None
+            try:
+                found = self.check(task_type, outcome.value, metadata) if self.check is not None else None
+            except (TypeError, ValueError) as exc:  # a value JSON has no form for (bytes, a set)
+                return self.updates_for(item, Failed(f"label cannot be written as JSON: {exc}", rule="label-not-json"))
             if found:
                 problems = [p for p in found if getattr(p, "severity", "error") == "error"]
                 if problems:
@@ -93,6 +97,11 @@ class Recorder:
             if drop_null is not None and item.record.get(self.attr) is None:
                 updates[self.attr] = drop_null
             return "routed", updates, outcome
+        if not isinstance(outcome, Failed):
+            import reprlib
+
+            raise JobError(f"method {self.config.method!r} gave {type(outcome).__name__} {reprlib.repr(outcome)} as "
+                           f"{item.display}'s outcome; an outcome is Labeled, Failed or Routed")
         common = self._common()
         metadata = {"failure-reason": outcome.reason, "failure-rule": outcome.rule, "type": common["type"],
                     "job-name": common["job-name"], "creation-date": common["creation-date"]}
@@ -106,7 +115,7 @@ class Recorder:
         status, updates, outcome = self.updates_for(item, outcome)
         try:
             new = line.with_values(updates)
-        except ValueError as exc:  # NaN or infinity in a label: JSON has no form for them
+        except (TypeError, ValueError) as exc:  # NaN or infinity in a label: JSON has no form for them
             status, updates, outcome = self.updates_for(
                 item, Failed(f"label cannot be written as JSON: {exc}", rule="label-not-json"))
             new = line.with_values(updates)

@@ -1,0 +1,174 @@
+"""A plugin that breaks the annotator contract (docs/plugins.md), run as its user runs it: the
+job says what the plugin did wrong in one line, ends FAILED (exit 1), labels no line with another
+line's outcome and loses none; no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+PLUGIN = '''
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from totask_manifest import BatchAnnotator, Labeled, Options, option
+
+
+@dataclass(frozen=True)
+class BrokenOptions(Options):
+    behave: str = option("ok", help="how the plugin breaks")
+
+
+class Broken(BatchAnnotator):
+    name = "broken"
+    Options = BrokenOptions
+    batch_size = 4
+
+    def annotate_batch(self, items):
+        behave = self.options.behave
+        if behave == "exit":
+            sys.exit(3)
+        if behave == "thread":
+            threading.Thread(target=time.sleep, args=(3600,), name="plugin-sleeper").start()
+        if behave == "raise":
+            raise RuntimeError("no model loaded")
+        out = []
+        for item in items:
+            if behave == "type":
+                out.append("nope")
+            elif behave == "bytes":
+                out.append(Labeled(0, {"class-name": b"cat"}))
+            else:
+                out.append(Labeled(item.index % 2, {"class-name": "cat"}))
+        if behave == "short":
+            del out[1]  # the outcome of the second item dropped: the rest would shift up a line
+        return out
+'''
+
+
+@pytest.fixture
+def plugin_job(tmp_path):
+    (tmp_path / "pkg" / "brokenplug").mkdir(parents=True)
+    (tmp_path / "pkg" / "brokenplug" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "brokenplug" / "mod.py").write_text(PLUGIN)
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps({"source-ref": f"s3://b/img{i}.jpg", "n": i}) + "\n" for i in range(6)))
+
+    def run(behave: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, Path]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path / "pkg")])}
+        r = subprocess.run(
+            [sys.executable, "-m", "totask_manifest", "annotate", str(manifest), "--job-name", behave,
+             "--task-type", "image-classification", "--method", "brokenplug.mod:Broken", "--behave", behave,
+             "--output", str(tmp_path / "out")],
+            capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path)
+        return r, tmp_path / "out" / behave
+
+    return run, manifest
+
+
+def _job(job: Path) -> dict:
+    return json.loads((job / "job.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_batch_with_one_outcome_missing_labels_no_line_with_the_next_lines_outcome(plugin_job) -> None:
+    """``annotate_batch`` returned 3 outcomes for 4 items: the first 3 were recorded against the
+    first 3 lines (the second line got the third's label) before zip noticed, with a traceback."""
+    run, manifest = plugin_job
+    r, job = run("short")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert ("brokenplug.mod:Broken: annotate_batch returned 3 outcome(s) for 4 item(s) (lines 1-4)"
+            in r.stderr), r.stderr
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["metrics"]["success"] == 0
+    assert (job / "manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_plugin_that_raises_is_named_with_where_it_raised_in_one_line(plugin_job) -> None:
+    """An exception from the plugin's own code printed the job's traceback; its author needs the
+    plugin's line, the user one line."""
+    run, manifest = plugin_job
+    r, job = run("raise")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    where = f"{job.parents[1] / 'pkg' / 'brokenplug' / 'mod.py'} line 29, in annotate_batch"
+    error = f"method plugin 'brokenplug.mod:Broken' raised RuntimeError: no model loaded ({where})"
+    assert f"job raise failed: {error}" in r.stderr, r.stderr
+    assert _job(job)["status"] == "FAILED" and _job(job)["error"] == error
+    assert (job / "manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_an_outcome_of_the_wrong_type_is_named_in_one_line(plugin_job) -> None:
+    run, _ = plugin_job
+    r, job = run("type")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert ("method 'brokenplug.mod:Broken' gave str 'nope' as line 1's outcome; an outcome is Labeled, "
+            "Failed or Routed" in r.stderr), r.stderr
+    assert _job(job)["status"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_label_json_cannot_hold_fails_its_line_as_label_not_json(plugin_job) -> None:
+    """A ``bytes`` value in a label raised out of the schema check: the job FAILED with a traceback."""
+    run, _ = plugin_job
+    r, job = run("bytes")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    failures = [json.loads(line) for line in (job / "failures.jsonl").read_text().splitlines()]
+    assert len(failures) == 6 and {f["rule"] for f in failures} == {"label-not-json"}
+    assert "bytes" in failures[0]["reason"]
+
+
+@pytest.mark.slow
+def test_a_plugin_calling_sys_exit_fails_the_job_in_one_line(plugin_job) -> None:
+    """``sys.exit(3)`` in ``annotate_batch`` ended the command with exit code 3, nothing printed,
+    job.json left RUNNING and no output manifest."""
+    run, manifest = plugin_job
+    r, job = run("exit")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert "the annotator called sys.exit(3)" in r.stderr, r.stderr
+    assert _job(job)["status"] == "FAILED"
+    assert (job / "manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_thread_the_plugin_left_running_does_not_hold_the_command_forever(plugin_job) -> None:
+    """A non-daemon thread the annotator started kept the process alive after the job ended;
+    ``timeout``'s SIGTERM came once the work was done, so nothing stopped it."""
+    run, _ = plugin_job
+    r, job = run("thread", timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "plugin-sleeper" in r.stderr, r.stderr
+    assert _job(job)["status"] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_a_plugin_check_that_raises_is_a_usage_error_in_one_line(tmp_path) -> None:
+    """``check`` raising a ValueError (not ``UsageError``) printed a traceback, exit 1."""
+    (tmp_path / "checkplug.py").write_text(
+        "from totask_manifest import BatchAnnotator\n\n\nclass Picky(BatchAnnotator):\n    name = 'picky'\n\n"
+        "    @classmethod\n    def check(cls, options, task_type):\n        raise ValueError('no vocabulary')\n\n"
+        "    def annotate_batch(self, items):\n        return []\n")
+    (tmp_path / "in.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", "in.manifest", "--job-name", "j",
+                        "--task-type", "image-classification", "--method", "checkplug:Picky", "--output", "out"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "totask-manifest annotate: error: method plugin 'checkplug:Picky': its check of the options raised "
+        f"ValueError: no vocabulary ({tmp_path / 'checkplug.py'} line 9, in check)")
+    assert not (tmp_path / "out").exists()
