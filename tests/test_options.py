@@ -216,6 +216,9 @@ class PluginStyle(Options):
     limit: int | None = option(None)
     ratio: float | None = option(None)
     names: list = option([])
+    tags: tuple[str, ...] = option(())
+    sizes: list[int] | None = option(None)
+    mapping: dict = option({})
 
 
 def test_a_plugin_bool_option_is_a_yes_no_flag_not_a_text_that_is_always_true() -> None:
@@ -223,7 +226,8 @@ def test_a_plugin_bool_option_is_a_yes_no_flag_not_a_text_that_is_always_true() 
     the annotator read as true."""
     assert read_options(parse(PluginStyle, ["--strict"]), PluginStyle)["strict"] is True
     assert read_options(parse(PluginStyle, ["--no-strict", "--careful"]), PluginStyle) == {
-        "strict": False, "careful": True, "limit": None, "ratio": None, "names": []}
+        "strict": False, "careful": True, "limit": None, "ratio": None, "names": [], "tags": [], "sizes": None,
+        "mapping": {}}
     with pytest.raises((SystemExit, argparse.ArgumentError)):
         parse(PluginStyle, ["--strict", "false"])
 
@@ -236,9 +240,19 @@ def test_a_plugin_number_option_with_no_default_is_read_as_the_declared_number()
 
 
 def test_a_plugin_option_the_command_line_cannot_spell_is_refused_naming_its_flag() -> None:
-    """A ``list`` option given text was stored as a string: the annotator got a kind it never declared."""
-    with pytest.raises(UsageError, match=r'^--names: must be list, not string "a,b"'):
-        read_options(parse(PluginStyle, ["--names", "a,b"]), PluginStyle)
+    """A ``dict`` option given text was stored as a string: the annotator got a kind it never declared."""
+    with pytest.raises(UsageError, match=r'^--mapping: must be dict, not string "a=b"'):
+        read_options(parse(PluginStyle, ["--mapping", "a=b"]), PluginStyle)
+
+
+def test_a_plugin_sequence_option_is_a_repeatable_flag() -> None:
+    """``tags: tuple[str, ...]`` (or a ``list``) took one text and refused it as no list."""
+    values = read_options(parse(PluginStyle, ["--tags", "x", "--tags", "y z", "--names", "a,b", "--sizes", "3",
+                                              "--sizes", "4"]), PluginStyle)
+    assert (values["tags"], values["names"], values["sizes"]) == (["x", "y z"], ["a,b"], [3, 4])
+    assert PluginStyle.from_dict(values).tags == ("x", "y z")
+    with pytest.raises((SystemExit, argparse.ArgumentError)):
+        parse(PluginStyle, ["--sizes", "big"])
 
 
 def test_annotations_written_as_types_are_checked_as_strings_are() -> None:

@@ -8,6 +8,7 @@ so a flag's name, help and default come from the field that declares it (``totas
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from .._errors import UsageError
@@ -102,20 +103,49 @@ def _refuse_mistyped(cls: type[Options], values: dict[str, Any], prefix: str) ->
                              "from the command line's text (its author can give it a type=)")
 
 
+#: the element types a repeatable flag reads (``tuple[str, ...]``, ``list[int]``)
+_ELEMENTS = {"str": None, "int": int, "float": float}
+_SEQUENCE = re.compile(r"(?:typing\.)?(?:tuple|list|Tuple|List)(?:\[(\w+)(?:, \.\.\.)?\])?")
+
+
 def _annotated_action(f: Any) -> Any:
-    """``--name/--no-name`` for a field annotated ``bool`` that names no action: a flag taking a
-    value stored the text, so ``--fail false`` gave the annotator the string ``'false'``, which
-    is true."""
+    """What a field's annotation says its flag is, where the field names no action nor type:
+    ``--name/--no-name`` for a ``bool`` (a flag taking a value stored the text, so ``--fail
+    false`` gave the annotator the string ``'false'``, which is true); a repeatable flag
+    (``append``) for a ``list`` or a ``tuple[str, ...]`` (one text was refused as no list)."""
     words = kind_words(f)
-    return argparse.BooleanOptionalAction if words is not None and set(words) - {"None"} == {"bool"} else None
+    if words is not None and set(words) - {"None"} == {"bool"}:
+        return argparse.BooleanOptionalAction
+    return "append" if _sequence_of(f) is not False else None
 
 
 def _annotated_type(f: Any) -> Any:
-    """``int`` or ``float`` for a field annotated so whose default says nothing (``None``): the
-    flag's text is read as the number the annotator declared, not handed on as a string."""
+    """``int`` or ``float`` for a field annotated so whose default says nothing (``None``), or a
+    sequence of them: the flag's text is read as the number the annotator declared, not handed
+    on as a string."""
+    element = _sequence_of(f)
+    if element is not False:
+        return element
     words = set(kind_words(f) or ()) - {"None"}
     return {frozenset({"int"}): int, frozenset({"float"}): float,
             frozenset({"int", "float"}): float}.get(frozenset(words))
+
+
+def _sequence_of(f: Any) -> Any:
+    """The element type a repeatable flag reads for a field annotated as a sequence of one kind
+    (``list``, ``list[str]``, ``tuple[int, ...]``, with ``| None``): None for text; False for
+    any other annotation (a fixed-size tuple, a list of lists, ``Any``)."""
+    words = [w for w in (kind_words(f) or ()) if w != "None"]
+    if words not in (["list"], ["tuple"]):
+        return False
+    text = f.type if isinstance(f.type, str) else str(f.type)
+    kinds = [w.strip() for w in text.split("|") if w.strip() not in ("None", "NoneType")]
+    got = _SEQUENCE.fullmatch(kinds[0]) if len(kinds) == 1 else None
+    if got is None or (got[1] is not None and got[1] not in _ELEMENTS):
+        return False
+    if kinds[0].startswith(("tuple", "Tuple", "typing.Tuple")) and got[1] is not None and "..." not in kinds[0]:
+        return False  # tuple[str]: one element, not a repeatable flag
+    return _ELEMENTS.get(got[1]) if got[1] is not None else None
 
 
 def _inferred_type(default: Any) -> Any:
