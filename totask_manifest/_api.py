@@ -21,8 +21,10 @@ from ._api_checks import (
     check_config,
     check_options,
     refuse_out_of_range,
+    refuse_undeclared_options,
     refuse_undecodable_path,
     refuse_unknown_options,
+    undeclared_options,
 )
 from ._engines.base import Engine, get_engine
 from ._errors import JobError, UsageError
@@ -200,6 +202,7 @@ def resume(
             _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
             return job_result(state)
         check_installed(state.config.method, get_annotator_class(state.config.method))
+        refuse_undeclared_options(state.config.job_name, state.config.method, state.config.options)
         if changes:
             state.config.options = {**state.config.options, **changes}
             log.info("job %s: tuning changed: %s", state.config.job_name,
@@ -276,7 +279,7 @@ def chain(
     new_method = method or prev.config.method
     refuse_unknown_options(new_method, options)
     if new_method == prev.config.method:
-        base_options = dict(prev.config.options)
+        base_options = _declared(prev.config.method, prev.config.options)
     else:  # another method's options do not apply, but relative URLs still resolve where they did
         base_options = {k: v for k, v in prev.config.options.items() if k in DATA_OPTIONS}
     config = JobConfig(
@@ -317,11 +320,21 @@ def clone(
         job_name=job_name,
         output_root=output_root or prev.config.output_root,
         label_attribute=prev.config.label_attribute if label_attribute is None else label_attribute,
-        options={**prev.config.options, **(options or {})},
+        options={**_declared(prev.config.method, prev.config.options), **(options or {})},
         append=list(prev.config.append),
     )
     return annotate(config, engine=engine, on_progress=on_progress, cloned_from=prev.config.job_url,
                     _copy_of=prev.effective_input if prev.copied_sha256 else None)
+
+
+def _declared(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A job's options that its plugin still declares, for the new job chained or cloned from it;
+    those it no longer declares are left out with a warning naming them (the new job runs
+    without them, as this version of the plugin reads its options)."""
+    if gone := undeclared_options(method, options):
+        log.warning("option(s) %s of the earlier job are not options of method %r any more (renamed or removed "
+                    "since?): the new job runs without them", ", ".join(map(repr, gone)), method)
+    return {k: v for k, v in options.items() if k not in gone}
 
 
 def status(job_url: str) -> dict[str, Any]:

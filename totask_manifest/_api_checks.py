@@ -121,6 +121,26 @@ def refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
                          f"method {method!r}; its options: {', '.join(sorted(known))}")
 
 
+def undeclared_options(method: str, options: dict[str, Any]) -> list[str]:
+    """The keys of a stored job's ``options`` that plugin ``method`` no longer declares (renamed
+    or removed by a newer version of it), sorted; none for a built-in method, whose older keys are
+    kept on purpose. ``Options.from_dict`` ignores such keys: the job would go on without them."""
+    if ":" not in method:
+        return []
+    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*DATA_OPTIONS, *TUNING_OPTIONS}
+    return sorted(k for k in options if k not in known)
+
+
+def refuse_undeclared_options(job_name: str, method: str, options: dict[str, Any]) -> None:
+    """A job is not resumed with options its plugin no longer reads: the lines labeled before and
+    after would be labeled two ways, with nothing said (a renamed option took its default)."""
+    if gone := undeclared_options(method, options):
+        shown = ", ".join(f"{k!r}" for k in gone)
+        raise UsageError(f"job {job_name!r} was started with option(s) {shown} that method {method!r} no longer "
+                         f"declares (renamed or removed since?); resume it with the plugin version that started it, "
+                         f"or chain a new job with this version's options")
+
+
 def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
