@@ -10,6 +10,7 @@ checked; annotators do not check it again.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,10 @@ class Recorder:
             if found:
                 problems = [p for p in found if getattr(p, "severity", "error") == "error"]
                 if problems:
+                    where = _not_a_json_number(outcome.value, "") or _not_a_json_number(metadata, "metadata")
+                    if where is not None:  # the check read it as null
+                        reason = f"label cannot be written as JSON: {where} is not a number JSON can hold"
+                        return self.updates_for(item, Failed(reason, rule="label-not-json"))
                     p = problems[0]
                     reason = f"schema: {p.rule} at {p.key or '/'}: {p.message}"
                     return self.updates_for(item, Failed(reason, rule="schema-invalid"))
@@ -179,3 +184,22 @@ def dropped_count(metadata: Any) -> int:
     if not isinstance(dropped, dict):
         return 0
     return sum(v for v in dropped.values() if isinstance(v, int) and not isinstance(v, bool))
+
+
+def _not_a_json_number(value: Any, key: str) -> str | None:
+    """Where ``value`` holds a NaN or an infinity (``confidence=NaN`` at ``annotations[0].confidence``),
+    or None. Why: the schema check reads such a float as ``null`` (as orjson writes it), so a NaN
+    confidence failed as "null is not of type number", hiding the NaN the annotator gave. Looked
+    for only once the check found a problem: a good label costs nothing more."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key or 'the label'}={value!r}"
+    if isinstance(value, dict):
+        items: Any = ((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub, v in items:
+        if (found := _not_a_json_number(v, sub)) is not None:
+            return found
+    return None
