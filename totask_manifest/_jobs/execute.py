@@ -97,15 +97,16 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             log.warning("stopped at once: lines in flight are redone on resume")
         except _CallbackRaised:  # the caller's code broke, not the job: it ends as below, then the caller sees it
             plan.stop.set()
-        except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (an annotator's
-            # code; no handler in this thread): a stop, as Ctrl-C's, raised on once the job is recorded
+        except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (the local
+            # engine makes an annotator's own an error): a stop, as Ctrl-C's, raised on once the job is recorded
             plan.stop.set()
             interrupted = exc
             log.warning("stopped by KeyboardInterrupt: lines in flight are redone on resume")
         except (TotaskError, OSError) as exc:  # a user's mistake met at run time, a full disk, ...
             error = _one_line(exc)
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            broke, error = exc, f"{type(exc).__name__}: {exc}"
+            broke = exc  # a KeyboardInterrupt the annotator raised itself is named as such
+            error = str(exc) if isinstance(exc, _signals.OwnInterrupt) else f"{type(exc).__name__}: {exc}"
         finally:
             received["committing"] = 1
             # the last count first, then why the run ended: a progress line after the failure read as
