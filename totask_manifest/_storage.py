@@ -236,7 +236,7 @@ def _read_umask() -> int:
 
 
 #: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 #: read once at import, while no other thread can be creating files
 _UMASK = _read_umask()
@@ -251,6 +251,13 @@ def _not_a_folder(directory: str) -> str:
     if os.path.islink(directory) and not os.path.exists(directory):
         return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
     return f"{directory} is a file, not a folder"
+
+
+def write_failure(url: str, exc: OSError) -> str:
+    """What a failed write says (a full disk, a quota): ``cannot write URL: No space left on
+    device``, in words (not ``[Errno 28]``) and naming the file the user knows, never the temporary
+    written for it."""
+    return f"cannot write {redact_url(url)}: {exc.strerror or exc}"
 
 
 def read_only_error(url: str, fs: Any) -> StorageError:
@@ -305,11 +312,11 @@ class AtomicWriter:
                 with backend_errors(self.url, "write"):
                     self._commit()
             except OSError as exc:  # a full disk, a quota: nothing half-written stays behind
-                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+                raise StorageError(write_failure(self.url, exc)) from None
         else:
             self._abort()
-            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # a full disk while writing
-                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # a full disk while writing
+                raise StorageError(write_failure(self.url, exc)) from None
 
     def _commit(self) -> None:
         try:

@@ -326,7 +326,10 @@ def acquire(job_url: str, command: str) -> Lease:
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
                     "disk or on s3://") from None
-            raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {exc}") from None
+            from .._storage import WRITE_ERRNOS, write_failure  # a full disk said in words, naming the file
+
+            why = write_failure(lease.path, exc) if exc.errno in WRITE_ERRNOS else str(exc)
+            raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {why}") from None
         except BaseException:  # a Ctrl-C part way through: the file may be there, and ours
             lease.abandon()
             raise
