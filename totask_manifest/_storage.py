@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
-from ._errors import StorageError, backend_error_message
+from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, write_failure
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
@@ -235,9 +235,6 @@ def _read_umask() -> int:
     return mask
 
 
-#: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
 #: read once at import, while no other thread can be creating files
 _UMASK = _read_umask()
 
@@ -251,13 +248,6 @@ def _not_a_folder(directory: str) -> str:
     if os.path.islink(directory) and not os.path.exists(directory):
         return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
     return f"{directory} is a file, not a folder"
-
-
-def write_failure(url: str, exc: OSError) -> str:
-    """What a failed write says (a full disk, a quota): ``cannot write URL: No space left on
-    device``, in words (not ``[Errno 28]``) and naming the file the user knows, never the temporary
-    written for it."""
-    return f"cannot write {redact_url(url)}: {exc.strerror or exc}"
 
 
 def read_only_error(url: str, fs: Any) -> StorageError:
@@ -312,11 +302,11 @@ class AtomicWriter:
                 with backend_errors(self.url, "write"):
                     self._commit()
             except OSError as exc:  # a full disk, a quota: nothing half-written stays behind
-                raise StorageError(write_failure(self.url, exc)) from None
+                raise StorageError(write_failure(redact_url(self.url), exc)) from None
         else:
             self._abort()
             if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # a full disk while writing
-                raise StorageError(write_failure(self.url, exc)) from None
+                raise StorageError(write_failure(redact_url(self.url), exc)) from None
 
     def _commit(self) -> None:
         try:
