@@ -237,6 +237,9 @@ def test_a_lease_that_cannot_be_written_leaves_no_temporary(tmp_path):
                        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=limit)
     assert r.returncode == 2 and "cannot take the lease" in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    # in words, naming the lease file (not [Errno 27] and a temporary's path), as other full disks are
+    lease = out / "full" / ".lease" / "lease-000002.json"
+    assert f"cannot write {lease}: File too large" in r.stderr and "Errno" not in r.stderr, r.stderr
     assert sorted(p.name for p in (out / "full" / ".lease").iterdir()) == ["lease-000001.json"]
 
 

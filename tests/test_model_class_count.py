@@ -98,6 +98,44 @@ def test_a_classifier_that_fits_runs_and_a_detector_is_not_run_at_load(tmp_path:
     assert (tmp_path / "forwards").read_text().split() == ["4"]  # the job's one batch, no forward at load
 
 
+class Channels(torch.nn.Module):
+    """A segmenter of ``width`` channels, naming ``names`` classes itself."""
+
+    def __init__(self, width: int, names: list[str]) -> None:
+        super().__init__()
+        self.width = width
+        self.class_names = names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], self.width, x.shape[2], x.shape[3]) + x.mean()
+
+
+@pytest.mark.parametrize(("width", "names"), [(4, 2), (4, 5), (2, 4)])
+def test_a_segmenter_whose_channels_do_not_match_its_class_names_is_refused_before_the_job(
+        tmp_path: Path, width: int, names: int) -> None:
+    """C channels take C names (the first the background's) or the C-1 foreground names; any
+    other count was found only by the job's first batch, after its folder was made."""
+    _setup(tmp_path)
+    model = save_scripted(Channels(width, [f"c{i}" for i in range(names)]), tmp_path / "seg.pt")
+    r = _annotate(tmp_path, str(model), "semantic-segmentation", "--label-attribute", "seg-ref")
+    assert r.returncode == 2, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("totask-manifest annotate: error: "), r.stderr
+    line = lines[0]
+    assert f"--model {model}" in line and f"segmenter gives {width} channels" in line, line
+    assert f"the model gives {names} class names" in line, line
+    assert f"{width} names" in line and f"{width - 1} foreground names" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("names", [3, 2])
+def test_a_segmenter_with_every_or_only_foreground_names_runs(tmp_path: Path, names: int) -> None:
+    _setup(tmp_path)
+    model = save_scripted(Channels(3, [f"c{i}" for i in range(names)]), tmp_path / "seg.pt")
+    r = _annotate(tmp_path, str(model), "semantic-segmentation", "--label-attribute", "seg-ref")
+    assert r.returncode == 0, r.stderr
+
+
 DETECTOR = '''
 import os
 import torch

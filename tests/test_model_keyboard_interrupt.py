@@ -1,6 +1,6 @@
 """A model whose forward raises ``KeyboardInterrupt`` itself was taken for the user's Ctrl-C: the
 job stopped STOPPED (exit 130) and every resume met it again. Told apart from a real SIGINT (a
-signal handler notes that one, ``_signals.noting_sigint``), it fails the image naming the model's
+signal handler notes that one, ``_signals.noting_stops``), it fails the image naming the model's
 exception; a real SIGINT still interrupts. Real ``file.py:factory`` models, real CLI subprocesses."""
 
 from __future__ import annotations
@@ -74,16 +74,19 @@ def test_a_keyboard_interrupt_the_model_raises_fails_its_images_not_stops_the_jo
     assert "Traceback" not in err and "interrupted" not in err
 
 
-def test_a_real_ctrl_c_during_the_check_at_load_still_interrupts(tmp_path: Path) -> None:
-    """The check's one forward is where a real SIGINT could meet Python's default handler: it
-    still ends the command as Ctrl-C does (130, one line, no job folder)."""
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_real_ctrl_c_during_the_check_at_load_still_interrupts(tmp_path: Path, signum: int, code: int) -> None:
+    """The check's one forward is where a real SIGINT could meet Python's default handler (a
+    SIGTERM, the CLI's, which raises as Ctrl-C does before a job exists): it still ends the command
+    as Ctrl-C does (130, 143, one line, no job folder). A SIGTERM was taken for the model's own
+    interrupt, and the job went on."""
     proc = _annotate(tmp_path, SLEEP="30")
     deadline = time.monotonic() + 120
     while not (tmp_path / "mark").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == code, out + err
     assert "interrupted" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, run_cli
+from tests.jobs_helpers import TOY, run_cli, write_manifest
 from totask_manifest import JobConfig, JobError, annotate, chain, resume
 
 
@@ -83,3 +83,41 @@ def test_the_summary_of_the_run_that_could_not_write_says_so(tmp_path: Path) -> 
     line = next(x for x in r.stdout.splitlines() if x.startswith("output manifest:"))
     assert "not written by the last run" in line, r.stdout
     assert "Traceback" not in r.stderr, r.stderr
+
+
+def test_an_earlier_runs_failures_file_is_not_shown_as_the_jobs(tmp_path: Path) -> None:
+    """failures.jsonl is put in place with the output manifest: a run that could not write one left
+    the earlier run's other too, and the summary printed it as the job's (``failures: PATH``) beside
+    metrics counting failures it does not hold. The summary and ``status`` say it is an earlier run's."""
+    inp = write_manifest(tmp_path / "in.manifest", 40)
+
+    def stop_after_a_failure(metrics: dict[str, int]) -> None:
+        if metrics["failed"]:
+            raise KeyboardInterrupt
+
+    config = JobConfig(job_name="j", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, checkpoint_every=1,
+                       options={"batch_size": 1, "delay": 0.05})
+    with pytest.raises(KeyboardInterrupt):
+        annotate(config, on_progress=stop_after_a_failure)
+    job = tmp_path / "out" / "j"
+    failures = job / "failures.jsonl"
+    earlier = failures.read_bytes()
+    assert 1 <= len(earlier.splitlines()) < 4
+    output = job / "manifests" / "output" / "output.manifest"
+    output.unlink()
+    output.mkdir()  # the write fails as on a full disk; failures.jsonl stays the earlier run's
+
+    r = run_cli("resume", str(job))
+    assert r.returncode == 1 and "failed=4" in r.stdout, (r.stdout, r.stderr)
+    assert failures.read_bytes() == earlier
+    shown = run_cli("status", str(job))
+    for out in (r.stdout, shown.stdout):
+        line = next(x for x in out.splitlines() if x.startswith("failures:"))
+        assert "not written by the last run" in line and f"{failures} is an earlier run's" in line, out
+
+    output.rmdir()
+    assert resume(str(job)).status == "COMPLETED"
+    assert len(failures.read_bytes().splitlines()) == 4
+    shown = run_cli("status", str(job))
+    assert f"failures: {failures}\n" in shown.stdout, shown.stdout

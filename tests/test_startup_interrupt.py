@@ -46,10 +46,14 @@ def _interrupt_after_import(argv_setup: str) -> subprocess.CompletedProcess:
 
 
 def test_ctrl_c_while_the_command_imports_is_one_line_and_130():
-    for setup in (_AS_MODULE, _AS_SCRIPT):
+    """The line names the command where argv holds one, as every other ``interrupted`` line does
+    (README: ``totask-manifest annotate: interrupted``); before, it never did."""
+    no_command = "sys.argv[:] = ['/usr/local/bin/totask-manifest', '-v']"
+    for setup, said in ((_AS_MODULE, "totask-manifest validate"), (_AS_SCRIPT, "totask-manifest validate"),
+                        (no_command, "totask-manifest")):
         r = _interrupt_after_import(setup)
         assert r.returncode == 130, (setup, r.returncode, r.stderr)
-        assert r.stderr == "totask-manifest: interrupted\n", r.stderr
+        assert r.stderr == f"{said}: interrupted\n", r.stderr
         assert "still running" not in r.stdout
 
 

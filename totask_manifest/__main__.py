@@ -5,6 +5,8 @@ try:
 
     code = main()
 except KeyboardInterrupt:  # a signal while the command was still starting: no traceback
-    print("totask-manifest: interrupted", file=sys.stderr)
+    from ._startup import interrupted_line
+
+    print(interrupted_line(sys.argv[1:]), file=sys.stderr)
     code = 130
 sys.exit(code)

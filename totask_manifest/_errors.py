@@ -6,6 +6,8 @@ command line turns ``TotaskError`` subclasses into one message and a non-zero ex
 
 from __future__ import annotations
 
+import errno
+
 
 class TotaskError(Exception):
     """Base of every error raised on purpose by this package."""
@@ -94,6 +96,17 @@ class FatalSynapseError(SynapseError):
 #: modules whose exceptions are storage back-end refusals (credentials, access, service errors);
 #: aiohttp's are those of fsspec's ``http(s)://`` file system (a 500, a redirect loop, a body cut short)
 _BACKEND_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google.auth", "azure", "aiohttp")
+
+
+#: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def write_failure(shown: str, exc: OSError) -> str:
+    """What a failed write says (a full disk, a quota): ``cannot write URL: No space left on
+    device``, in words (not ``[Errno 28]``), naming the file the user knows (``shown``: its URL
+    without secrets), never the temporary written for it."""
+    return f"cannot write {shown}: {exc.strerror or exc}"
 
 
 def backend_error_message(exc: BaseException) -> str | None:

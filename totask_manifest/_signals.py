@@ -75,26 +75,55 @@ def held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def noting_sigint() -> Iterator[list[int]]:
-    """A ``KeyboardInterrupt`` the block's own code raises (a model's forward) told from Ctrl-C: where
-    SIGINT would raise one (Python's default handler, on the main thread), it is noted first, in the
-    list yielded. Elsewhere (a job's handler, which notes and never raises; another thread) no
-    signal raises one. So a ``KeyboardInterrupt`` with the list empty is the code's own."""
+def noting_stops() -> Iterator[list[int]]:
+    """A ``KeyboardInterrupt`` the block's own code raises (a model's forward, a plugin's hook) told
+    from a signal's: where a stop signal's handler on the main thread raises one (Python's for
+    SIGINT; the CLI's ``Terminated`` for SIGTERM and SIGHUP before a job handles them), it is noted
+    first, in the list yielded. Elsewhere (a job's handler, which never raises one; another
+    thread) no signal raises one. So a ``KeyboardInterrupt`` with the list empty is the code's own."""
     noted: list[int] = []
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if threading.current_thread() is not threading.main_thread():
         yield noted
         return
+    previous: dict[int, Any] = {}
 
     def note(signum: int, frame: Any) -> None:
-        noted.append(signum)
-        signal.default_int_handler(signum, frame)
+        try:
+            previous[signum](signum, frame)
+        except KeyboardInterrupt:
+            noted.append(signum)
+            raise
 
-    previous = signal.signal(signal.SIGINT, note)
+    for signum in STOPS:
+        if callable(signal.getsignal(signum)):  # a Python handler (not SIG_DFL, SIG_IGN, or None: not Python's)
+            previous[signum] = signal.signal(signum, note)
     try:
         yield noted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is note:
+                signal.signal(signum, handler)
+
+
+class OwnInterrupt(Exception):
+    """A ``KeyboardInterrupt`` that code raised itself, no signal's (``own_interrupts``): an error
+    of that code's, raised from it. Taken for Ctrl-C, it stopped a job STOPPED, and resume met it again."""
+
+    def __str__(self) -> str:
+        cause = self.__cause__
+        return f"KeyboardInterrupt: {cause}" if cause is not None and str(cause) else "KeyboardInterrupt"
+
+
+@contextlib.contextmanager
+def own_interrupts(as_error: type[OwnInterrupt] = OwnInterrupt) -> Iterator[None]:
+    """The block's own ``KeyboardInterrupt`` raised as ``as_error``; a signal's raised as it is."""
+    with noting_stops() as noted:
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            if noted:
+                raise
+            raise as_error() from exc
 
 
 class _AfterWork:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
-from ._errors import StorageError, backend_error_message
+from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, write_failure
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
@@ -235,9 +235,6 @@ def _read_umask() -> int:
     return mask
 
 
-#: errors of writing itself (not of reading what is written): no space, quota, file size, read-only
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
 #: read once at import, while no other thread can be creating files
 _UMASK = _read_umask()
 
@@ -305,11 +302,11 @@ class AtomicWriter:
                 with backend_errors(self.url, "write"):
                     self._commit()
             except OSError as exc:  # a full disk, a quota: nothing half-written stays behind
-                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+                raise StorageError(write_failure(redact_url(self.url), exc)) from None
         else:
             self._abort()
-            if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # a full disk while writing
-                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:  # a full disk while writing
+                raise StorageError(write_failure(redact_url(self.url), exc)) from None
 
     def _commit(self) -> None:
         try:

@@ -8,7 +8,6 @@ Synapse credentials, the task is read right before converting, as the SDK does.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from .._errors import TotaskError
@@ -19,7 +18,7 @@ from .file_source import LabelFiles, LineFailure
 async def plugin_outcome(plugin: Any, item: Item, files: LabelFiles, *, submit_empty: bool) -> Outcome:
     """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
     from .._synapse.fresh_urls import primary_file, task_files
-    from .._synapse.plugin import converted_outcome, file_name_of, hook_failure, task_data_of_line
+    from .._synapse.plugin import call_hook, converted_outcome, file_name_of, hook_failure, task_data_of_line
 
     record = item.record
     spec = files.spec
@@ -43,8 +42,8 @@ async def plugin_outcome(plugin: Any, item: Item, files: LabelFiles, *, submit_e
         data_name = entry.get("file_name_original")
     data_name = data_name or file_name_of(data_url)
     try:
-        converted = await asyncio.to_thread(plugin.convert_data_from_file, primary_url, primary_name,
-                                            data_url, data_name, task_data=task_data)
+        converted = await call_hook(plugin.convert_data_from_file, primary_url, primary_name,
+                                    data_url, data_name, task_data=task_data)
     except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
         return Failed(hook_failure("convert", exc))
     return converted_outcome(converted, "convert", submit_empty=submit_empty)

@@ -154,7 +154,7 @@ class PreProcessorAnnotator(BatchAnnotator):
 
     async def _plugin_request(self, served: Served, item: Item, url: str, task: dict | None) -> dict | None:
         """The call's ``params`` from the plugin's ``setup_inference_params`` (None: ours)."""
-        from .._synapse.plugin import PARAMS_HOOK, file_name_of, task_data_of_line
+        from .._synapse.plugin import PARAMS_HOOK, call_hook, file_name_of, task_data_of_line
 
         hook = getattr(self.plugin, PARAMS_HOOK, None)
         if not callable(hook):
@@ -168,7 +168,7 @@ class PreProcessorAnnotator(BatchAnnotator):
         primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary")), {})
         data_files = [{"url": f.get("url"), "file_name": f.get("file_name_original"), "specification_name": name}
                       for name, f in files.items() if isinstance(f, dict) and not f.get("is_primary")]
-        params = await asyncio.to_thread(
+        params = await call_hook(
             hook, url, primary.get("file_name_original") or file_name_of(url), data_files, model_id=self.model,
             pre_processor_params=dict(self.params),
             pre_processor_config=self._release_config, task_data=task)
@@ -181,11 +181,11 @@ class PreProcessorAnnotator(BatchAnnotator):
         from .._synapse.plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
-            from .._synapse.plugin import converted_outcome, hook_failure
+            from .._synapse.plugin import call_hook, converted_outcome, hook_failure
 
             try:
-                converted = await asyncio.to_thread(getattr(self.plugin, INFERENCE_HOOK), result,
-                                                    task_data=task or task_data_of_line(item.record))
+                converted = await call_hook(getattr(self.plugin, INFERENCE_HOOK), result,
+                                            task_data=task or task_data_of_line(item.record))
             except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
                 return Failed(hook_failure(INFERENCE_HOOK, exc))
             return converted_outcome(converted, INFERENCE_HOOK, submit_empty=self.submit_empty)

@@ -203,8 +203,10 @@ def _print_result(result: JobResult, stream) -> None:
     # the output root may carry user:password@ or a signed query: printed without them
     print(output_manifest_line(result.output_manifest, result.status,
                                shown=redact_secret_url(result.output_manifest), stale=result.output_stale), file=stream)
-    if m.get("failed") and _written(result.failures_url, result.status):
-        print(f"failures: {redact_secret_url(result.failures_url)}", file=stream)
+    failures = failures_line(result.failures_url, result.status, m.get("failed"),
+                             shown=redact_secret_url(result.failures_url), stale=result.output_stale)
+    if failures is not None:
+        print(failures, file=stream)
     if result.error and result.status != COMPLETED:
         # the reason, as ``status`` prints it: a job that failed writing its output manifest
         # (a full disk) said only FAILED, with every line counted a success
@@ -241,6 +243,21 @@ def output_manifest_line(url: str, status: str, *, running: bool = False, shown:
     if _written(url, status):
         return f"output manifest: {shown}"
     return f"output manifest: not written yet ({shown}; {then})"
+
+
+def failures_line(url: str, status: str, failed: Any, *, running: bool = False, shown: str | None = None,
+                  stale: bool = False) -> str | None:
+    """``failures: URL`` where lines failed and the file is there (None otherwise), in the job's
+    result and in ``status``. ``stale``: as ``output_manifest_line``; failures.jsonl is put in
+    place with the output manifest, so a run that could not write one left the earlier run's
+    other too (before, it was printed as the job's, beside metrics counting failures it lacks)."""
+    if not failed or not _written(url, status):
+        return None
+    shown = url if shown is None else shown
+    if stale and not running and status != COMPLETED:
+        return (f"failures: not written by the last run ({shown} is an earlier run's, without the lines "
+                "failed since; resume the job to write it)")
+    return f"failures: {shown}"
 
 
 def _written(url: str, status: str) -> bool:

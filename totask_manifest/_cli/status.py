@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._jobs import dump_json, output_manifest_line, runs_lines
+from ._jobs import dump_json, failures_line, output_manifest_line, runs_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
+    from .._jobs.config import JobConfig
+    from .._jobs.layout import JobLayout
     from .._jobs.state import input_text, output_stale
     from .._storage import map_strings, redact_secret_url
 
@@ -40,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
                              shown=data["output-manifest"], stale=output_stale(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
+    failures = JobLayout(JobConfig.from_dict(raw["config"]).job_url).failures
+    failures_text = failures_line(failures, data["status"], m.get("failed"), running=bool(data.get("holder")),
+                                  shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
+    if failures_text is not None:
+        lines.append(failures_text)
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "

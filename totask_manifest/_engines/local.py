@@ -11,6 +11,7 @@ from .._annotators.base import Item, ItemStream, Outcome, get_annotator_class, n
 from .._jobs.run import JobRun
 from .._jobs.scan_ranges import selected_lines
 from .._manifest.line import Line
+from .._signals import own_interrupts
 from .base import Engine
 
 #: finished lines waiting for an earlier, slower line before they can be recorded
@@ -39,7 +40,9 @@ class LocalEngine(Engine):
 
         before = set(threading.enumerate())  # what is running before the annotator exists
         try:
-            with get_annotator_class(plan.config.method)(plan) as annotator:
+            # a KeyboardInterrupt the annotator's code raises itself (a plugin's) is its error, as any
+            # other it raises: taken for Ctrl-C, the job stopped STOPPED and every resume met it again
+            with own_interrupts(), get_annotator_class(plan.config.method)(plan) as annotator:
                 outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
                 try:
                     for item, outcome in outcomes:

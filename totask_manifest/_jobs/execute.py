@@ -97,8 +97,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             log.warning("stopped at once: lines in flight are redone on resume")
         except _CallbackRaised:  # the caller's code broke, not the job: it ends as below, then the caller sees it
             plan.stop.set()
-        except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (an annotator's
-            # code; no handler in this thread): a stop, as Ctrl-C's, raised on once the job is recorded
+        except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (the local
+            # engine makes an annotator's own an error): a stop, as Ctrl-C's, raised on once the job is recorded
             plan.stop.set()
             interrupted = exc
             log.warning("stopped by KeyboardInterrupt: lines in flight are redone on resume")
@@ -109,7 +109,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             plan.stop.set()
             error = f"the annotator called sys.exit({exc.code!r}); an annotator returns Failed for a line it cannot label"
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            error = f"{type(exc).__name__}: {exc}"
+            # a KeyboardInterrupt the annotator raised itself is named as such
+            error = str(exc) if isinstance(exc, _signals.OwnInterrupt) else f"{type(exc).__name__}: {exc}"
             where = plugin_frame(config.method, exc)
             if where is None:
                 broke = exc
@@ -248,7 +249,8 @@ def plugin_frame(method: str, exc: BaseException) -> str | None:
     if where is None:
         return None
     root = Path(where).parent if Path(where).name == "__init__.py" else Path(where)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).is_relative_to(root)]
+    raised = exc.__cause__ if isinstance(exc, _signals.OwnInterrupt) and exc.__cause__ is not None else exc
+    frames = [f for f in traceback.extract_tb(raised.__traceback__) if Path(f.filename).is_relative_to(root)]
     if not frames:
         return None
     return f"{frames[-1].filename} line {frames[-1].lineno}, in {frames[-1].name}"

@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _signals
-from .._errors import JobError, StorageError
+from .._errors import WRITE_ERRNOS, JobError, StorageError, write_failure
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
 from .layout import LEASE_DIR, file_in_the_way, missing_folders, remove_empty
@@ -326,7 +326,8 @@ def acquire(job_url: str, command: str) -> Lease:
                     f"cannot take the lease on {redact_url(job_url)}: its file system does not support hard links "
                     f"({exc.strerror}), which a job folder's lease needs (an atomic create); put the job on a local "
                     "disk or on s3://") from None
-            raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {exc}") from None
+            why = write_failure(redact_url(lease.path), exc) if exc.errno in WRITE_ERRNOS else str(exc)  # in words
+            raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {why}") from None
         except BaseException:  # a Ctrl-C part way through: the file may be there, and ours
             lease.abandon()
             raise

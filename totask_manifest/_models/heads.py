@@ -86,6 +86,11 @@ class Head(ABC):
         where that is certain (``counts_classes``); None otherwise."""
         return None
 
+    def class_names_needed(self, count: int, names: int) -> str | None:
+        """None when ``names`` class names fit ``count`` outputs (``class_count_of``); else the rule
+        they break, as the end of a message: one name per output."""
+        return None if names == count else "it needs one class name per logit, in order"
+
     def rescale(self, pred: Any, scale_x: float, scale_y: float) -> Any:
         """A prediction on a reduced image back to the image as stored."""
         return pred
@@ -208,6 +213,17 @@ class SegmenterHead(_TensorHead):
     kind = "segmenter"
     dims = 4
     shape = "[B, C, H, W]"
+    counts_classes = True
+
+    def class_count_of(self, pred: Any) -> tuple[int, str]:
+        return pred.shape[0], "channels"
+
+    def class_names_needed(self, count: int, names: int) -> str | None:
+        """Every channel named, or the foreground ones (``postprocess.segmentation_class_names``)."""
+        if names in (count, count - 1):
+            return None
+        return (f"it needs {count} names (the first, the background's, written {pp.BACKGROUND}) or the "
+                f"{count - 1} foreground names, in order")
 
     def draft(self, pred: Any, *, width: int, height: int, depth: int, rules: LabelRules) -> Draft:
         logits = pred.get("logits") if isinstance(pred, dict) else pred

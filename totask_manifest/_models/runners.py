@@ -21,6 +21,7 @@ import orjson
 from .._errors import FetchError, JobError, UsageError, json_kind
 from .._fetch import redact_url, scrub
 from .._redaction import hide_secrets, sent_secrets
+from .._signals import OwnInterrupt, own_interrupts
 from .device import DevicePlan
 from .heads import Head, first_tensor
 
@@ -82,7 +83,7 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
     fails alone whatever the batch size. A model that fails on every image is stopped by the job
     (``failure_rules.SystematicFailure``: ``model-error`` is a configuration rule). ``JobError``
     and ``UsageError`` (the model does not fit the task) stop the job at once. A ``KeyboardInterrupt``
-    the model raises itself is its error too; Ctrl-C's (``_signals.noting_sigint``) stops the job."""
+    the model raises itself is its error too; Ctrl-C's (``_signals.noting_stops``) stops the job."""
     try:
         return model_call(runner, inputs)
     except (JobError, UsageError):
@@ -104,26 +105,15 @@ def predict_each(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
     return out
 
 
-class ModelInterrupt(Exception):
-    """A ``KeyboardInterrupt`` the model raised itself (no Ctrl-C came): an error of the model's."""
-
-    def __str__(self) -> str:
-        cause = self.__cause__
-        return f"KeyboardInterrupt: {cause}" if cause is not None and str(cause) else "KeyboardInterrupt"
+class ModelInterrupt(OwnInterrupt):
+    """A ``KeyboardInterrupt`` the model raised itself (no signal came): an error of the model's."""
 
 
 def model_call(runner: ModelRunner, inputs: Sequence[Any]) -> list[Any]:
-    """``runner.predict``, where a ``KeyboardInterrupt`` that no SIGINT raised becomes a
+    """``runner.predict``, where a ``KeyboardInterrupt`` that no signal raised becomes a
     ``ModelInterrupt``: taken for Ctrl-C, it stopped the job STOPPED, and resume met it again."""
-    from .._signals import noting_sigint
-
-    with noting_sigint() as noted:
-        try:
-            return runner.predict(inputs)
-        except KeyboardInterrupt as exc:
-            if noted:
-                raise
-            raise ModelInterrupt() from exc
+    with own_interrupts(ModelInterrupt):
+        return runner.predict(inputs)
 
 
 def _model_error(exc: BaseException) -> JobError:

@@ -135,8 +135,9 @@ def check_signature(loaded: loading.LoadedModule, head: Head) -> None:
 
 def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tuple[int, int] | None,
                       names: list[str], class_names_file: str | None) -> None:
-    """``UsageError`` when a classifier's logits are not one per class name (3 logits, 6 names):
-    the job would fail on its first batch, after its folder exists. Found by one forward, on the
+    """``UsageError`` when a classifier's logits are not one per class name (3 logits, 6 names), or
+    a segmenter's channels neither one per name nor one more (the background's): the job would
+    fail on its first batch, after its folder exists. Found by one forward, on the
     CPU, of one blank image of the size the job feeds, before the job (on the driver only: Ray's
     workers never call this). Only a head whose width is certain (``Head.counts_classes``) is run;
     a forward that fails on a blank image is left to the job, which names the error per line."""
@@ -152,11 +153,12 @@ def check_class_count(loaded: loading.LoadedModule, head: Head, input_size: tupl
     except (Exception, SystemExit) as exc:  # the model's own code: its error is the job's to report
         log.debug("class count not checked: the model failed on a blank image (%s)", type(exc).__name__)
         return
-    if count is not None and count[0] != len(names):
+    needed = None if count is None else head.class_names_needed(count[0], len(names))
+    if count is not None and needed is not None:  # a classifier: one per logit; a segmenter: C or C-1
         named_by = f"--class-names {class_names_file}" if class_names_file else "the model"
         raise UsageError(
             f"--model {loaded.source}: the {head.kind} gives {count[0]} {count[1]} but {named_by} gives "
-            f"{len(names)} class names; it needs one class name per logit, in order (docs/inference.md)"
+            f"{len(names)} class names; {needed} (docs/inference.md)"
         )
 
 

@@ -12,15 +12,18 @@ What a hook returns is the task data, written unchanged (the SDK never reinterpr
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import math
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
 from .._errors import TotaskError, UsageError
+from .._signals import OwnInterrupt, own_interrupts
 
 FILE_HOOK = "convert_data_from_file"
 INFERENCE_HOOK = "convert_data_from_inference"
@@ -95,6 +98,17 @@ def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
         raise UsageError(f"converter {target!r}: cannot create {attr}: {type(exc).__name__}: {exc}") from None
 
 
+async def call_hook(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``hook(*args, **kwargs)`` in a worker thread, where a ``KeyboardInterrupt`` it raises is
+    its own error (``OwnInterrupt``: no signal raises one off the main thread), for ``hook_failure``
+    to fail its task: taken for Ctrl-C, it stopped the job, and every resume met it again."""
+    def call() -> Any:
+        with own_interrupts():
+            return hook(*args, **kwargs)
+
+    return await asyncio.to_thread(call)
+
+
 def hook_failure(hook: str, exc: BaseException) -> str:
     """The reason a task fails when a plugin's hook raised (the SDK fails that task and goes on).
 
@@ -103,7 +117,9 @@ def hook_failure(hook: str, exc: BaseException) -> str:
     failures.jsonl, the manifest, the result or the Synapse job's log."""
     from .._fetch import scrub
 
-    return f"{hook}: {type(exc).__name__}: {scrub(redact_secrets(str(exc)), 200)}"
+    kind, text = ("KeyboardInterrupt", str(exc.__cause__ or "")) if isinstance(exc, OwnInterrupt) else (
+        type(exc).__name__, str(exc))
+    return f"{hook}: {kind}: {scrub(redact_secrets(text), 200)}"
 
 
 def redact_secrets(text: str) -> str:
