@@ -23,6 +23,11 @@ answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``r
 finishes it once the cluster has capacity again. The driver records each line once, from the
 first result that comes back, so a batch run twice can neither lose nor duplicate a line.
 
+A worker that runs but fails every line (its GPU broken, a package missing on its node): a batch
+whose every line failed with one configuration rule runs again on another actor before it is
+recorded, and an actor whose failures the others labeled three batches in a row is taken out
+(``ray_health``).
+
 No shared disk is assumed: the driver alone reads the input and writes the job; what the
 workers read (class names, a model, files relative to the manifest, ``--allow-root``) must be a
 URL every node can read when the engine joins a cluster, or the run is refused before the job
@@ -30,8 +35,8 @@ is created (``shared_paths`` says local paths are visible on every node).
 
 Where each part lives: this module holds the engine (its options, the check before a job
 exists, joining Ray, the actor pool); ``ray_driver`` the driver's loop (batches, window,
-retries, probes); ``ray_stream`` what runs inside an actor; ``ray_options`` the options, which
-the CLI reads without importing Ray.
+retries, probes); ``ray_health`` which actors work; ``ray_stream`` what runs inside an actor;
+``ray_options`` the options, which the CLI reads without importing Ray.
 
 ``ray`` is imported at module level on purpose: without the ``ray`` extra, ``get_engine("ray")``
 turns the ``ModuleNotFoundError`` into a usage error that says how to install it.
