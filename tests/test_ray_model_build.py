@@ -44,6 +44,9 @@ class Classes(torch.nn.Module):
     def forward(self, x):
         self.calls += 1
         if self.broken is True or (self.broken is not False and self.calls > self.broken):
+            if os.environ.get("SEGFAULT"):  # a native library's crash: the worker process dies
+                import ctypes
+                ctypes.string_at(0)
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return self.conv(x).mean(dim=(2, 3))
 
@@ -84,15 +87,18 @@ def _setup(tmp_path: Path, lines: int = 12) -> Path:
 
 
 def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str,
-         run_fail: tuple[int, int] = (99, 99), late_fail: str = "") -> subprocess.CompletedProcess:
+         run_fail: tuple[int, int] = (99, 99), late_fail: str = "", segfault: bool = False) -> subprocess.CompletedProcess:
     """``fail_from``-``fail_to``: the builds (0 the driver's check, then the workers') that fail;
     ``run_fail``: the builds whose model fails every image; ``late_fail``: ``build:calls,...``, the
-    builds whose model fails every image after that many forward calls."""
+    builds whose model fails every image after that many forward calls; ``segfault``: a failing
+    model crashes its process instead of raising."""
     for marker in (tmp_path / "builds").iterdir():
         marker.unlink()
     env = dict(os.environ, PYTHONPATH=str(REPO), BUILDS=str(tmp_path / "builds"),
                FAIL_FROM=str(fail_from), FAIL_TO=str(fail_to), OMP_NUM_THREADS="1",
-               RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]), LATE_FAIL=late_fail)
+               RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]), LATE_FAIL=late_fail,
+               SEGFAULT="1" if segfault else "")
+    env.pop("RAY_LOG_TO_DRIVER", None)
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
             "--job-name", job, "--label-attribute", "cls", "--task-type", "image-classification",
             "--method", "inference", "--model", f"{tmp_path / 'model.py'}:build", "--input-size", "16",
@@ -193,3 +199,39 @@ def test_the_last_worker_failing_as_the_one_taken_out_did_stops_the_job_naming_b
     assert "\n" not in error and "\x1b" not in error
     # what was recorded was labeled; the batches that failed on the last worker are left for resume
     assert job["metrics"]["failed"] == 0 and job["metrics"]["success"] >= 20, job["metrics"]
+
+
+def test_a_worker_that_segfaults_prints_no_dump_on_the_terminal_and_the_job_completes(tmp_path):
+    # both workers' first processes crash in the model (a segfault); Ray restarts them, and the
+    # restarted ones (builds 3 and 4) work
+    inp = _setup(tmp_path)
+    done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
+                run_fail=(1, 2), segfault=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    # Ray's forwarding of the dead worker's output, and its raylet's paragraph on stdout
+    for noise in ("SIGSEGV", "Fatal Python error", "Stack (most recent call first)", "Extension modules",
+                  "AnnotatorActor pid=", "(raylet)", "Traceback", "Some common causes"):
+        assert noise not in terminal, terminal[-4000:]
+    assert "A worker died" not in done.stdout and all(
+        line.startswith(("job ", "metrics: ", "output manifest: ")) for line in done.stdout.splitlines() if line
+    ), done.stdout
+    # said once per dead worker, in one line, on stderr, with the lost batches
+    assert "ray: A worker died or was killed" in done.stderr and "lost with their worker" in done.stderr
+    job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    assert job["status"] == "COMPLETED" and job["metrics"]["success"] == 12, job["metrics"]
+    assert len((tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()) == len(
+        inp.read_bytes().splitlines())
+
+
+def test_a_raylet_error_reads_as_one_line_naming_the_worker():
+    from totask_manifest._engines.ray_output import raylet_line
+
+    text = ("\x1b[33mA worker died or was killed while executing a task by an unexpected system error. To "
+            "troubleshoot the problem, check the logs for the dead worker. Lease ID: 0100 Worker ID: 4153 "
+            "Node ID: b961 Worker IP address: 192.0.2.2 Worker port: 42999 Worker PID: 19762 Worker exit type: "
+            "SYSTEM_ERROR Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of "
+            "file. Some common causes include: (1) the process was killed by the OOM killer")
+    assert raylet_line(text) == ("A worker died or was killed while executing a task by an unexpected system error "
+                                 "(worker IP address 192.0.2.2, PID 19762, exit type SYSTEM_ERROR)")
+    assert raylet_line("Something else happened. More.") == "Something else happened."

@@ -35,7 +35,7 @@ is created (``shared_paths`` says local paths are visible on every node).
 
 Where each part lives: this module holds the engine (its options, the check before a job
 exists, joining Ray, the actor pool); ``ray_driver`` the driver's loop (batches, window,
-retries, probes); ``ray_health`` which actors work; ``ray_stream`` what runs inside an actor;
+retries, probes); ``ray_health`` which actors work; ``ray_stream`` what runs inside an actor; ``ray_output`` what Ray prints;
 ``ray_options`` the options, which the CLI reads without importing Ray.
 
 ``ray`` is imported at module level on purpose: without the ``ray`` extra, ``get_engine("ray")``
@@ -69,6 +69,7 @@ from .._storage import is_local, url_to_fs
 from .base import Engine
 from .ray_driver import Batch, Driver, batching
 from .ray_options import RayOptions
+from .ray_output import log_to_driver, raylet_errors_logged
 from .ray_stream import AnnotatorActor, remote_actor_class
 
 log = logging.getLogger("totask_manifest")
@@ -255,7 +256,7 @@ class RayEngine(Engine):
         """Join or start Ray; True when this run started it (and so shuts it down)."""
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": log_to_driver()}
         if is_cluster_address(self.address):
             kwargs["address"] = self.address
         else:  # a private instance, "local" or no address: sized by num_cpus ("local" was passed on
@@ -316,14 +317,15 @@ class RayEngine(Engine):
     def run(self, plan: JobRun) -> None:
         began = time.perf_counter()
         self.timings = {}
-        started_here = self._connect()
-        self.timings["connect_s"] = time.perf_counter() - began
-        try:
-            self._run(plan)
-        finally:
-            if started_here:
-                with _keep_signal_handlers():
-                    ray.shutdown()
+        with raylet_errors_logged():
+            started_here = self._connect()
+            self.timings["connect_s"] = time.perf_counter() - began
+            try:
+                self._run(plan)
+            finally:
+                if started_here:
+                    with _keep_signal_handlers():
+                        ray.shutdown()
             # start-up and annotation apart: what a benchmark (or an operator) needs to tell a
             # slow cluster start from a slow job
             log.info("ray_timings %s", json.dumps({k: round(v, 3) for k, v in self.timings.items()}))
