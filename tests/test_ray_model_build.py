@@ -47,6 +47,8 @@ class Classes(torch.nn.Module):
             if os.environ.get("SEGFAULT"):  # a native library's crash: the worker process dies
                 import ctypes
                 ctypes.string_at(0)
+            if os.environ.get("INTERRUPT"):  # the model's own KeyboardInterrupt (no Ctrl-C came)
+                raise KeyboardInterrupt("CUDA error: an illegal memory access was encountered")
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return self.conv(x).mean(dim=(2, 3))
 
@@ -87,17 +89,18 @@ def _setup(tmp_path: Path, lines: int = 12) -> Path:
 
 
 def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str,
-         run_fail: tuple[int, int] = (99, 99), late_fail: str = "", segfault: bool = False) -> subprocess.CompletedProcess:
+         run_fail: tuple[int, int] = (99, 99), late_fail: str = "", segfault: bool = False,
+         interrupt: bool = False) -> subprocess.CompletedProcess:
     """``fail_from``-``fail_to``: the builds (0 the driver's check, then the workers') that fail;
     ``run_fail``: the builds whose model fails every image; ``late_fail``: ``build:calls,...``, the
     builds whose model fails every image after that many forward calls; ``segfault``: a failing
-    model crashes its process instead of raising."""
+    model crashes its process instead of raising; ``interrupt``: it raises ``KeyboardInterrupt``."""
     for marker in (tmp_path / "builds").iterdir():
         marker.unlink()
     env = dict(os.environ, PYTHONPATH=str(REPO), BUILDS=str(tmp_path / "builds"),
                FAIL_FROM=str(fail_from), FAIL_TO=str(fail_to), OMP_NUM_THREADS="1",
                RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]), LATE_FAIL=late_fail,
-               SEGFAULT="1" if segfault else "")
+               SEGFAULT="1" if segfault else "", INTERRUPT="1" if interrupt else "")
     env.pop("RAY_LOG_TO_DRIVER", None)
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
             "--job-name", job, "--label-attribute", "cls", "--task-type", "image-classification",
@@ -170,14 +173,18 @@ def test_model_that_fails_every_image_on_one_worker_is_taken_out_and_the_other_l
     ]
 
 
-def test_model_that_fails_every_image_on_every_worker_stops_the_job_by_its_fail_fast_rule(tmp_path):
+@pytest.mark.parametrize("interrupt", [False, True], ids=["raises", "raises-keyboard-interrupt"])
+def test_model_that_fails_every_image_on_every_worker_stops_the_job_by_its_fail_fast_rule(tmp_path, interrupt):
     inp = _setup(tmp_path)
     done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
-                run_fail=(1, 2))
+                run_fail=(1, 2), interrupt=interrupt)
     assert done.returncode == 1, done.stderr[-3000:]
     job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    # a KeyboardInterrupt the model raised in a worker is the model's error, as on the local
+    # engine: the job FAILED (not STOPPED, which resume would meet again)
     assert job["status"] == "FAILED"
     assert "'model-error'" in job["error"] and "illegal memory access" in job["error"], job["error"]
+    assert ("model: KeyboardInterrupt: CUDA error" in job["error"]) is interrupt, job["error"]
     assert "taken out" not in done.stderr  # no worker is blamed for what every worker does
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert len((tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()) == 12
