@@ -1,6 +1,7 @@
 """A model that loads in the driver's check but not on a Ray worker (out of GPU memory there, a
 package missing from the worker's environment): the job says why, in one line, and a worker that
-could load it does the work.
+could load it does the work. A model that loads everywhere but fails every image on one worker
+(that GPU broken): the worker is taken out, the others label its lines.
 
 Real torch models (a ``file.py:factory`` the test writes), real CLI subprocesses, each starting
 its own private Ray instance as a user's run does.
@@ -33,12 +34,22 @@ import torch
 
 
 class Classes(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, broken=False):
         super().__init__()
         self.class_names = ["a", "b", "c"]
         self.conv = torch.nn.Conv2d(3, 3, 3)
+        self.broken = broken  # True: from the start; a number: after that many calls
+        self.calls = 0
 
     def forward(self, x):
+        self.calls += 1
+        if self.broken is True or (self.broken is not False and self.calls > self.broken):
+            if os.environ.get("SEGFAULT"):  # a native library's crash: the worker process dies
+                import ctypes
+                ctypes.string_at(0)
+            if os.environ.get("INTERRUPT"):  # the model's own KeyboardInterrupt (no Ctrl-C came)
+                raise KeyboardInterrupt("CUDA error: an illegal memory access was encountered")
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return self.conv(x).mean(dim=(2, 3))
 
 
@@ -58,7 +69,10 @@ def build():
     n = _build_number()
     if n >= int(os.environ["FAIL_FROM"]) and n <= int(os.environ["FAIL_TO"]):
         raise RuntimeError("CUDA error: out of memory (tried to allocate 2.00 GiB)")
-    return Classes()
+    late = dict(pair.split(":") for pair in os.environ.get("LATE_FAIL", "").split(",") if pair)
+    if str(n) in late:
+        return Classes(broken=int(late[str(n)]))
+    return Classes(broken=int(os.environ.get("RUN_FAIL_FROM", 99)) <= n <= int(os.environ.get("RUN_FAIL_TO", 99)))
 '''
 
 
@@ -74,11 +88,20 @@ def _setup(tmp_path: Path, lines: int = 12) -> Path:
     return tmp_path / "in.manifest"
 
 
-def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str,
+         run_fail: tuple[int, int] = (99, 99), late_fail: str = "", segfault: bool = False,
+         interrupt: bool = False) -> subprocess.CompletedProcess:
+    """``fail_from``-``fail_to``: the builds (0 the driver's check, then the workers') that fail;
+    ``run_fail``: the builds whose model fails every image; ``late_fail``: ``build:calls,...``, the
+    builds whose model fails every image after that many forward calls; ``segfault``: a failing
+    model crashes its process instead of raising; ``interrupt``: it raises ``KeyboardInterrupt``."""
     for marker in (tmp_path / "builds").iterdir():
         marker.unlink()
     env = dict(os.environ, PYTHONPATH=str(REPO), BUILDS=str(tmp_path / "builds"),
-               FAIL_FROM=str(fail_from), FAIL_TO=str(fail_to), OMP_NUM_THREADS="1")
+               FAIL_FROM=str(fail_from), FAIL_TO=str(fail_to), OMP_NUM_THREADS="1",
+               RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]), LATE_FAIL=late_fail,
+               SEGFAULT="1" if segfault else "", INTERRUPT="1" if interrupt else "")
+    env.pop("RAY_LOG_TO_DRIVER", None)
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
             "--job-name", job, "--label-attribute", "cls", "--task-type", "image-classification",
             "--method", "inference", "--model", f"{tmp_path / 'model.py'}:build", "--input-size", "16",
@@ -124,3 +147,98 @@ def test_model_that_fails_to_load_on_one_worker_is_done_by_the_other(tmp_path):
         line.replace(b"labeling-job/local", b"labeling-job/ray")
         for line in _labels(out / "local" / "manifests" / "output" / "output.manifest")
     ]
+
+
+def test_model_that_fails_every_image_on_one_worker_is_taken_out_and_the_other_labels_all(tmp_path):
+    # the worker built second (build 1 or 2: whichever actor starts first) has a broken GPU
+    inp = _setup(tmp_path, lines=48)
+    done = _run(tmp_path, "ray", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
+                run_fail=(1, 1))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for noise in ("Traceback", "Unhandled error", "File \""):
+        assert noise not in done.stderr, done.stderr[-3000:]
+    # named once, with its node and the model's error: taken out after three batches other actors labeled
+    assert "is taken out" in done.stderr and "illegal memory access" in done.stderr, done.stderr[-3000:]
+    job_dir = tmp_path / "out" / "ray"
+    job = orjson.loads((job_dir / "job.json").read_bytes())
+    assert job["status"] == "COMPLETED" and job["metrics"]["failed"] == 0, job["metrics"]
+    assert not (job_dir / "failures.jsonl").exists() or not (job_dir / "failures.jsonl").read_bytes().strip()
+    local = _run(tmp_path, "local", 99, 99)
+    assert local.returncode == 0, local.stderr
+    ray_lines = _labels(job_dir / "manifests" / "output" / "output.manifest")
+    assert len(ray_lines) == len(inp.read_bytes().splitlines()) == 48  # each line once
+    assert ray_lines == [
+        line.replace(b"labeling-job/local", b"labeling-job/ray")
+        for line in _labels(tmp_path / "out" / "local" / "manifests" / "output" / "output.manifest")
+    ]
+
+
+@pytest.mark.parametrize("interrupt", [False, True], ids=["raises", "raises-keyboard-interrupt"])
+def test_model_that_fails_every_image_on_every_worker_stops_the_job_by_its_fail_fast_rule(tmp_path, interrupt):
+    inp = _setup(tmp_path)
+    done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
+                run_fail=(1, 2), interrupt=interrupt)
+    assert done.returncode == 1, done.stderr[-3000:]
+    job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    # a KeyboardInterrupt the model raised in a worker is the model's error, as on the local
+    # engine: the job FAILED (not STOPPED, which resume would meet again)
+    assert job["status"] == "FAILED"
+    assert "'model-error'" in job["error"] and "illegal memory access" in job["error"], job["error"]
+    assert ("model: KeyboardInterrupt: CUDA error" in job["error"]) is interrupt, job["error"]
+    assert "taken out" not in done.stderr  # no worker is blamed for what every worker does
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len((tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()) == 12
+    assert inp.exists()
+
+
+def test_the_last_worker_failing_as_the_one_taken_out_did_stops_the_job_naming_both(tmp_path):
+    # one worker broken from the start, the other after 20 forward calls: no worker works any more
+    _setup(tmp_path, lines=200)
+    done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
+                run_fail=(1, 1), late_fail="2:20")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "is taken out" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
+    job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    assert job["status"] == "FAILED"
+    error = job["error"]
+    assert error.startswith("ray: no actor labels any line: actor ") and "taken out before" in error, error
+    assert error.count("illegal memory access") == 2 and "totask-manifest resume" in error, error
+    assert "\n" not in error and "\x1b" not in error
+    # what was recorded was labeled; the batches that failed on the last worker are left for resume
+    assert job["metrics"]["failed"] == 0 and job["metrics"]["success"] >= 20, job["metrics"]
+
+
+def test_a_worker_that_segfaults_prints_no_dump_on_the_terminal_and_the_job_completes(tmp_path):
+    # both workers' first processes crash in the model (a segfault); Ray restarts them, and the
+    # restarted ones (builds 3 and 4) work
+    inp = _setup(tmp_path)
+    done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
+                run_fail=(1, 2), segfault=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    # Ray's forwarding of the dead worker's output, and its raylet's paragraph on stdout
+    for noise in ("SIGSEGV", "Fatal Python error", "Stack (most recent call first)", "Extension modules",
+                  "AnnotatorActor pid=", "(raylet)", "Traceback", "Some common causes"):
+        assert noise not in terminal, terminal[-4000:]
+    assert "A worker died" not in done.stdout and all(
+        line.startswith(("job ", "metrics: ", "output manifest: ")) for line in done.stdout.splitlines() if line
+    ), done.stdout
+    # said once per dead worker, in one line, on stderr, with the lost batches
+    assert "ray: A worker died or was killed" in done.stderr and "lost with their worker" in done.stderr
+    job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
+    assert job["status"] == "COMPLETED" and job["metrics"]["success"] == 12, job["metrics"]
+    assert len((tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()) == len(
+        inp.read_bytes().splitlines())
+
+
+def test_a_raylet_error_reads_as_one_line_naming_the_worker():
+    from totask_manifest._engines.ray_output import raylet_line
+
+    text = ("\x1b[33mA worker died or was killed while executing a task by an unexpected system error. To "
+            "troubleshoot the problem, check the logs for the dead worker. Lease ID: 0100 Worker ID: 4153 "
+            "Node ID: b961 Worker IP address: 192.0.2.2 Worker port: 42999 Worker PID: 19762 Worker exit type: "
+            "SYSTEM_ERROR Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of "
+            "file. Some common causes include: (1) the process was killed by the OOM killer")
+    assert raylet_line(text) == ("A worker died or was killed while executing a task by an unexpected system error "
+                                 "(worker IP address 192.0.2.2, PID 19762, exit type SYSTEM_ERROR)")
+    assert raylet_line("Something else happened. More.") == "Something else happened."

@@ -23,6 +23,11 @@ answers for ``stall_seconds`` the job fails with its checkpoints intact, and ``r
 finishes it once the cluster has capacity again. The driver records each line once, from the
 first result that comes back, so a batch run twice can neither lose nor duplicate a line.
 
+A worker that runs but fails every line (its GPU broken, a package missing on its node): a batch
+whose every line failed with one configuration rule runs again on another actor before it is
+recorded, and an actor whose failures the others labeled three batches in a row is taken out
+(``ray_health``).
+
 No shared disk is assumed: the driver alone reads the input and writes the job; what the
 workers read (class names, a model, files relative to the manifest, ``--allow-root``) must be a
 URL every node can read when the engine joins a cluster, or the run is refused before the job
@@ -30,8 +35,8 @@ is created (``shared_paths`` says local paths are visible on every node).
 
 Where each part lives: this module holds the engine (its options, the check before a job
 exists, joining Ray, the actor pool); ``ray_driver`` the driver's loop (batches, window,
-retries, probes); ``ray_stream`` what runs inside an actor; ``ray_options`` the options, which
-the CLI reads without importing Ray.
+retries, probes); ``ray_health`` which actors work; ``ray_stream`` what runs inside an actor; ``ray_output`` what Ray prints;
+``ray_options`` the options, which the CLI reads without importing Ray.
 
 ``ray`` is imported at module level on purpose: without the ``ray`` extra, ``get_engine("ray")``
 turns the ``ModuleNotFoundError`` into a usage error that says how to install it.
@@ -64,6 +69,7 @@ from .._storage import is_local, url_to_fs
 from .base import Engine
 from .ray_driver import Batch, Driver, batching
 from .ray_options import RayOptions
+from .ray_output import log_to_driver, raylet_errors_logged
 from .ray_stream import AnnotatorActor, remote_actor_class
 
 log = logging.getLogger("totask_manifest")
@@ -250,7 +256,7 @@ class RayEngine(Engine):
         """Join or start Ray; True when this run started it (and so shuts it down)."""
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": log_to_driver()}
         if is_cluster_address(self.address):
             kwargs["address"] = self.address
         else:  # a private instance, "local" or no address: sized by num_cpus ("local" was passed on
@@ -311,14 +317,15 @@ class RayEngine(Engine):
     def run(self, plan: JobRun) -> None:
         began = time.perf_counter()
         self.timings = {}
-        started_here = self._connect()
-        self.timings["connect_s"] = time.perf_counter() - began
-        try:
-            self._run(plan)
-        finally:
-            if started_here:
-                with _keep_signal_handlers():
-                    ray.shutdown()
+        with raylet_errors_logged():
+            started_here = self._connect()
+            self.timings["connect_s"] = time.perf_counter() - began
+            try:
+                self._run(plan)
+            finally:
+                if started_here:
+                    with _keep_signal_handlers():
+                        ray.shutdown()
             # start-up and annotation apart: what a benchmark (or an operator) needs to tell a
             # slow cluster start from a slow job
             log.info("ray_timings %s", json.dumps({k: round(v, 3) for k, v in self.timings.items()}))

@@ -30,6 +30,7 @@ from .._jobs.selection import select
 from .._manifest.io import read_lines
 from .._manifest.line import Line
 from .._outcomes import Failed, Item
+from .ray_health import Health, named, reason_of, systematic_rule
 from .ray_options import RayOptions
 from .ray_stream import NotBuilt
 
@@ -59,6 +60,8 @@ class Batch:
     actor: int = -1
     tries: int = 0  # times lost with its worker; a batch lost before runs alone on its actor
     failed: Failed | None = None  # a line that crashed its worker alone, too often: its outcome
+    doubted: int = -1  # the actor that failed every line of it the same way: run on another (ray_health)
+    doubt: str = ""  # how it failed them
 
     @property
     def span(self) -> str:
@@ -113,6 +116,7 @@ class Driver:
         self.rechecks: dict[int, Any] = {}  # their probe calls, still open
         self.pending: deque[Batch] = deque()
         self.came_back = False  # a batch has come back annotated in this run
+        self.health = Health(len(actors))  # actors that fail every line alone are taken out
 
     def running(self) -> tuple[set[int], set[int]]:
         """(actors with a call not yet answered, those of them running a batch lost before)."""
@@ -131,7 +135,9 @@ class Driver:
         it there: when that actor's process dies again, the loss is this batch's own, and the
         batches that shared the actor are not blamed. False (the batch waits) when no actor fits."""
         batch.ref, batch.actor = None, -1
-        usable = [i for i in range(len(self.actors)) if i not in self.not_built]
+        usable = [i for i in range(len(self.actors)) if i not in self.not_built and i not in self.health.out]
+        if batch.doubted >= 0:  # to another actor; none left: its own answer stands
+            usable = [i for i in usable if i != batch.doubted] or usable
         choices = [i for i in usable if i not in self.unreachable] or usable
         busy, alone = self.running()
         choices = [i for i in choices if i not in (busy if batch.tries else alone)]
@@ -201,6 +207,50 @@ class Driver:
                 continue
         return False
 
+    def where(self, actor: int) -> dict[str, Any] | None:
+        """What the actor answered once built (node, pid), if it has."""
+        with contextlib.suppress(ray.exceptions.RayError):
+            if ray.wait([self.ready[actor]], timeout=0)[0]:
+                return ray.get(self.ready[actor])
+        return None
+
+    def judged(self, batch: Batch, outcomes: list[Any]) -> bool:
+        """Whether ``outcomes`` are recorded. A batch whose every line failed with one configuration
+        rule is first run on another actor: the failure may be its worker's own (``ray_health``)."""
+        actor, rule = batch.actor, systematic_rule(outcomes)
+        if rule is None:
+            self.health.works(actor)
+        first, batch.doubted = batch.doubted, -1
+        if first >= 0 and first != actor:  # the second opinion
+            if rule is None and self.health.strike(first, batch.doubt):
+                self.take_out(first)
+            return True
+        if rule is None:
+            return True
+        others = [i for i in range(len(self.actors))
+                  if i != actor and i not in self.not_built and i not in self.health.out and i not in self.unreachable]
+        if others:
+            log.info("ray: %s failed every line of %s (%s); running them on another actor, to tell the worker "
+                     "from the data", named(actor, self.where(actor)), batch.span, reason_of(outcomes))
+            batch.doubted, batch.doubt = actor, f"{rule!r}: {reason_of(outcomes)}"
+            self.load[actor] -= 1
+            self.submit(batch)
+            return False
+        if self.health.out:  # the last actor left fails as those taken out did: no worker works
+            raise JobError(self.health.none_works(named(actor, self.where(actor)), batch.span,
+                                                  f"{rule!r} ({reason_of(outcomes)})", self.where))
+        return True
+
+    def take_out(self, actor: int) -> None:
+        """``actor`` failed its last batches alone: it takes no more, and its batches go to the others."""
+        log.warning("ray: %s is taken out: it failed every line of its last %d batches (%s), and other actors "
+                    "labeled those lines; its batches go to the other actors", named(actor, self.where(actor)),
+                    self.health.strikes[actor], self.health.out[actor])
+        for batch in list(self.pending):
+            if batch.actor == actor and batch.ref is not None:
+                self.load[actor] -= 1
+                self.submit(batch)
+
     def unbuilt(self, actor: int, why: str) -> None:
         """``actor`` could not build its annotator (it answered ``NotBuilt``): it takes no more
         batches and its batches go to the others; when no actor could, the job fails saying why."""
@@ -264,6 +314,8 @@ class Driver:
                 continue
             if isinstance(outcomes, NotBuilt):
                 self.unbuilt(head.actor, outcomes.why)
+                continue
+            if not self.judged(head, outcomes):
                 continue
             self.pending.popleft()
             self.load[head.actor] -= 1

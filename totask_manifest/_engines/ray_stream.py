@@ -207,7 +207,8 @@ class AnnotatorActor:
     def where(self) -> dict[str, Any]:
         """Node, process and the resources Ray gave this actor."""
         ctx = ray.get_runtime_context()
-        return {"node": ctx.get_node_id(), "pid": os.getpid(), "resources": ctx.get_assigned_resources()}
+        return {"node": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
+                "resources": ctx.get_assigned_resources()}
 
     def close(self) -> None:
         if self.stream is None:
