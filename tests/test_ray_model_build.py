@@ -38,12 +38,12 @@ class Classes(torch.nn.Module):
         super().__init__()
         self.class_names = ["a", "b", "c"]
         self.conv = torch.nn.Conv2d(3, 3, 3)
-        self.broken = broken  # True: from the start; a number: after that many calls
-        self.calls = 0
+        self.broken = broken  # True: from the start
 
     def forward(self, x):
-        self.calls += 1
-        if self.broken is True or (self.broken is not False and self.calls > self.broken):
+        if os.environ.get("FAIL_AFTER_ALL") and self._calls_everywhere() > int(os.environ["FAIL_AFTER_ALL"]):
+            self.broken = True  # every model, whichever build it is, once the workers made that many calls
+        if self.broken:
             if os.environ.get("SEGFAULT"):  # a native library's crash: the worker process dies
                 import ctypes
                 ctypes.string_at(0)
@@ -51,6 +51,17 @@ class Classes(torch.nn.Module):
                 raise KeyboardInterrupt("CUDA error: an illegal memory access was encountered")
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return self.conv(x).mean(dim=(2, 3))
+
+    @staticmethod
+    def _calls_everywhere():
+        """Forward calls of every worker so far, this one included (one byte each, appended)."""
+        path = os.path.join(os.environ["BUILDS"], "calls")
+        fd = os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY)
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
+        return os.path.getsize(path)
 
 
 def _build_number():
@@ -69,9 +80,6 @@ def build():
     n = _build_number()
     if n >= int(os.environ["FAIL_FROM"]) and n <= int(os.environ["FAIL_TO"]):
         raise RuntimeError("CUDA error: out of memory (tried to allocate 2.00 GiB)")
-    late = dict(pair.split(":") for pair in os.environ.get("LATE_FAIL", "").split(",") if pair)
-    if str(n) in late:
-        return Classes(broken=int(late[str(n)]))
     return Classes(broken=int(os.environ.get("RUN_FAIL_FROM", 99)) <= n <= int(os.environ.get("RUN_FAIL_TO", 99)))
 '''
 
@@ -89,18 +97,20 @@ def _setup(tmp_path: Path, lines: int = 12) -> Path:
 
 
 def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str,
-         run_fail: tuple[int, int] = (99, 99), late_fail: str = "", segfault: bool = False,
-         interrupt: bool = False) -> subprocess.CompletedProcess:
+         run_fail: tuple[int, int] = (99, 99), segfault: bool = False,
+         interrupt: bool = False, fail_after_all: int | None = None) -> subprocess.CompletedProcess:
     """``fail_from``-``fail_to``: the builds (0 the driver's check, then the workers') that fail;
-    ``run_fail``: the builds whose model fails every image; ``late_fail``: ``build:calls,...``, the
-    builds whose model fails every image after that many forward calls; ``segfault``: a failing
-    model crashes its process instead of raising; ``interrupt``: it raises ``KeyboardInterrupt``."""
+    ``run_fail``: the builds whose model fails every image; ``segfault``: a failing
+    model crashes its process instead of raising; ``interrupt``: it raises ``KeyboardInterrupt``;
+    ``fail_after_all``: every model fails once the workers made that many forward calls in all
+    (which build an actor gets depends on Ray's timing; this does not)."""
     for marker in (tmp_path / "builds").iterdir():
         marker.unlink()
     env = dict(os.environ, PYTHONPATH=str(REPO), BUILDS=str(tmp_path / "builds"),
                FAIL_FROM=str(fail_from), FAIL_TO=str(fail_to), OMP_NUM_THREADS="1",
-               RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]), LATE_FAIL=late_fail,
-               SEGFAULT="1" if segfault else "", INTERRUPT="1" if interrupt else "")
+               RUN_FAIL_FROM=str(run_fail[0]), RUN_FAIL_TO=str(run_fail[1]),
+               SEGFAULT="1" if segfault else "", INTERRUPT="1" if interrupt else "",
+               FAIL_AFTER_ALL="" if fail_after_all is None else str(fail_after_all))
     env.pop("RAY_LOG_TO_DRIVER", None)
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
             "--job-name", job, "--label-attribute", "cls", "--task-type", "image-classification",
@@ -192,10 +202,10 @@ def test_model_that_fails_every_image_on_every_worker_stops_the_job_by_its_fail_
 
 
 def test_the_last_worker_failing_as_the_one_taken_out_did_stops_the_job_naming_both(tmp_path):
-    # one worker broken from the start, the other after 20 forward calls: no worker works any more
+    # one worker broken from the start, every worker after 40 forward calls in all: no worker works any more
     _setup(tmp_path, lines=200)
     done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
-                run_fail=(1, 1), late_fail="2:20")
+                run_fail=(1, 1), fail_after_all=40)
     assert done.returncode == 1, done.stderr[-3000:]
     assert "is taken out" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
     job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
