@@ -13,6 +13,14 @@ missing ``--allow-root``, credentials refused on every file, a model that fails 
 ``min(FAIL_FAST_LINES, lines selected in this run)`` failed with the same configuration rule,
 the job stops FAILED with that one reason instead of failing every line the same way. Both the
 ``file`` and the ``inference`` methods (and any plugin) go through it: the job's recorder owns it.
+
+It also watches the rest of the run for what breaks mid-run: a GPU whose CUDA error leaves the
+model failing every later image in that process, credentials that expire. A streak of
+``MID_RUN_LINES`` lines in a row failed with one of ``MID_RUN_RULES``, after at least one line
+worked, stops the job as well: before, a million-line job labeled a thousand images and then
+failed the rest one by one, quickly, and said COMPLETED (exit 0). Only rules that one stretch of
+the data cannot explain (a URL key or a file's status can: a block of lines of another kind) are
+watched there, and the streak is long, so data with a bad stretch does not stop at every resume.
 """
 
 from __future__ import annotations
@@ -23,6 +31,14 @@ from ._errors import JobError
 
 #: lines a run must finish, all failed with one configuration rule, before it stops
 FAIL_FAST_LINES = 32
+#: lines in a row, after one worked, all failed with one ``MID_RUN_RULES`` rule, before a run stops
+MID_RUN_LINES = 256
+#: the rules a streak of which, mid-run, says the job's means broke rather than its data
+MID_RUN_RULES = frozenset({
+    "model-error",                # the model raises on every image (a CUDA error ends its process's GPU)
+    "http-401",                   # credentials refused: a token that expired
+    "storage-credentials-missing",  # a store's credentials gone (temporary ones that lapsed)
+})
 #: the rule of a failure whose reason says nothing this module recognises
 UNCLASSIFIED = "failed"
 
@@ -115,10 +131,11 @@ def checked_rule(rule: str) -> str:
 
 
 class SystematicFailure:
-    """Watches the first lines of a run in input order; ``observe`` raises ``JobError`` when each
-    of the first ``window`` lines failed with the same configuration rule."""
+    """Watches the lines of a run in input order; ``observe`` raises ``JobError`` when each of the
+    first ``window`` lines failed with the same configuration rule, or, once a line worked, when
+    ``mid_run`` lines in a row failed with the same ``MID_RUN_RULES`` rule."""
 
-    def __init__(self, selected: int, window: int = FAIL_FAST_LINES) -> None:
+    def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES) -> None:
         self.window = min(window, selected)
         #: the window is the whole run (a resume with few lines left): no line is left untried
         self.whole_run = self.window == selected
@@ -126,8 +143,14 @@ class SystematicFailure:
         self.rule: str | None = None
         self.reason = ""
         self.active = self.window > 0
+        self.mid_run = mid_run
+        #: lines of this run that worked (labeled or routed), and the current streak of one
+        #: mid-run rule's failures: its rule, length and first reason
+        self.worked = 0
+        self.streak: tuple[str | None, int, str] = (None, 0, "")
 
     def observe(self, status: str, rule: str | None, reason: str | None) -> None:
+        self._watch_streak(status, rule, reason)
         if not self.active:
             return
         if status != "failed" or rule not in CONFIGURATION_RULES or (self.rule is not None and rule != self.rule):
@@ -143,3 +166,21 @@ class SystematicFailure:
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
                            f"than the data{then} (first: {self.reason})")
+
+    def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
+        if status != "failed":
+            self.worked += 1
+            self.streak = (None, 0, "")
+            return
+        if rule not in MID_RUN_RULES:
+            self.streak = (None, 0, "")
+            return
+        known, length, first = self.streak
+        self.streak = (rule, length + 1, first) if rule == known else (rule, 1, reason or "")
+        if self.streak[1] >= self.mid_run and self.worked:
+            rule, length, first = self.streak
+            self.streak = (None, 0, "")
+            raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
+                           f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
+                           f"credentials that expired); stopped without trying the rest: fix it and resume, then "
+                           f"chain to label the failed lines again (first: {first})")

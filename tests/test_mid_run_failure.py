@@ -1,0 +1,81 @@
+"""A job's means breaking mid-run (``failure_rules.MID_RUN_RULES``): a streak of one such rule's
+failures after lines worked stops the job FAILED, instead of failing every later line and
+saying COMPLETED."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import write_manifest
+from totask_manifest import BatchAnnotator, Failed, JobConfig, Labeled, annotate, resume
+from totask_manifest._failure_rules import MID_RUN_LINES
+
+WORKING, LINES = 40, MID_RUN_LINES + 200
+
+
+class BreaksMidRun(BatchAnnotator):
+    """Labels the images numbered below ``WORKING`` and fails the others with the rule the job's
+    name ends with (``j-http-404``), as a model whose GPU broke after them would; with
+    ``BREAKS_FIXED`` set (the model fixed) it labels every image."""
+
+    batch_size = 16
+
+    def annotate_batch(self, items):
+        rule = self.context.job_name.split("-", 1)[1]
+        fixed = bool(os.environ.get("BREAKS_FIXED"))
+
+        def works(item) -> bool:
+            return fixed or int(re.search(r"img(\d+)", item.record["source-ref"])[1]) < WORKING
+
+        return [Labeled(1, {"class-name": "cat", "confidence": 0.5}) if works(item)
+                else Failed(f"{rule}: it broke", rule=rule) for item in items]
+
+
+def _job(tmp_path: Path, rule: str, src: Path):
+    return annotate(JobConfig(job_name=f"j-{rule}", input=str(src), output_root=str(tmp_path / "out"),
+                              label_attribute="cls", task_type="image-classification",
+                              method=f"{__name__}:BreaksMidRun"))
+
+
+def _job_json(result) -> dict:
+    return orjson.loads(Path(result.job_url, "job.json").read_bytes())
+
+
+@pytest.mark.parametrize("rule", ["model-error", "http-401"])
+def test_a_model_that_breaks_mid_run_stops_the_job_failed_not_completed(tmp_path: Path, rule: str) -> None:
+    """Before: the first lines labeled, every later one failed one by one, COMPLETED (exit 0)."""
+    result = _job(tmp_path, rule, write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
+    job = _job_json(result)
+    assert result.status == job["status"] == "FAILED", job
+    assert job["error"].startswith(f"the last {MID_RUN_LINES} line(s) failed with {rule!r} after {WORKING} line(s)")
+    # what failed is recorded, the rest not tried: left for resume
+    assert job["metrics"]["success"] == WORKING and job["metrics"]["failed"] == MID_RUN_LINES, job["metrics"]
+    assert job["metrics"]["stand_by"] == LINES - WORKING - MID_RUN_LINES
+
+
+def test_a_streak_of_a_data_rule_or_one_cut_short_goes_on(tmp_path: Path) -> None:
+    """``http-404`` (files missing: data) in a long streak, and a mid-run rule's streak one line
+    short of the limit before an image that works: the job goes on to the end."""
+    result = _job(tmp_path, "http-404", write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
+    assert result.status == "COMPLETED" and result.metrics["failed"] == LINES - WORKING
+    short = write_manifest(tmp_path / "short.manifest", WORKING + MID_RUN_LINES - 1, bad_every=0)
+    with short.open("ab") as f:  # then image 0 again, which works, and the streak ends one short
+        f.write(short.read_bytes().splitlines(keepends=True)[0])
+    result = _job(tmp_path, "model-error", short)
+    assert result.status == "COMPLETED" and result.metrics["failed"] == MID_RUN_LINES - 1, result.error
+
+
+def test_resume_after_a_mid_run_stop_labels_what_was_not_tried(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _job(tmp_path, "model-error", write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
+    assert first.status == "FAILED"
+    monkeypatch.setenv("BREAKS_FIXED", "1")
+    again = resume(first.job_url)
+    assert again.status == "COMPLETED", again.error
+    # the failed streak stays failed (a chained job labels it again), the lines not tried are labeled
+    assert (again.metrics["success"], again.metrics["failed"]) == (LINES - MID_RUN_LINES, MID_RUN_LINES)
