@@ -84,7 +84,8 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
         if input_sha256 and selection is not None and selection.sha256 != input_sha256:
             raise JobError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum differs: "
-                           "rewritten, e.g. by a resume of the job it was chained from); chain a new job from it")
+                           "rewritten by another program, or by a resume of a job it was chained from); chain a new job "
+                           "from it")
         with contextlib.ExitStack() as files:
             # entered first, left last: failures.jsonl is put in place after the output manifest
             failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None
