@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import TOY, run_cli, write_manifest
-from totask_manifest import JobConfig, JobError, annotate, chain, resume
+from totask_manifest import JobConfig, JobError, annotate, chain, resume, write_report
 
 
 def _stopped_job(tmp_path: Path) -> tuple[Path, Path]:
@@ -52,6 +52,8 @@ def test_an_earlier_runs_output_manifest_is_not_shown_nor_chained_as_the_jobs(tm
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if x.startswith("output manifest:"))
     assert "not written by the last run" in line and "earlier run's" in line, line
+    write_report(str(job), str(tmp_path / "page.html"), samples=0)  # its counts are the earlier run's: said so
+    assert "(an earlier run&#x27;s, without the lines labeled since" in (tmp_path / "page.html").read_text()
 
     refused = run_cli("chain", str(job), "--job-name", "next")
     assert refused.returncode == 1, refused

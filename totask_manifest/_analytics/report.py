@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import NotAJobError, TotaskError, UsageError
+from .._errors import NotAJobError, StorageError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
 from .._jobs.job import Job
 from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
-from .._jobs.state import input_text, interrupted_line, runs_as_seen
+from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
 from .._manifest.io import read_records
 from .._stale_temporaries import remove_stale_temporaries
@@ -291,6 +291,8 @@ def render_report(
     if (missing := missing_note(folder.layout) if job.get("status") != COMPLETED else None) is not None:
         logging.getLogger("totask_manifest").warning("%s", missing)  # as status says it: resume would refuse
     manifest = folder.output_manifest
+    # the last run could not write it: the page's counts and samples are an earlier run's
+    stale = output_stale(job.get("runs")) and job.get("status") != COMPLETED and exists(manifest)
     stats = None
     if exists(manifest):
         with contextlib.suppress(TotaskError):
@@ -314,7 +316,8 @@ def render_report(
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
         ("input", input_text(job)),
-        ("output manifest", manifest), ("created", job.get("created")), ("ended", job.get("ended")),
+        ("output manifest", f"{manifest} (an earlier run's, without the lines labeled since; resume the job to "
+                            "write it)" if stale else manifest), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
         ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing), ("runs", _runs_text(job, job_url, metrics)),
     ])
@@ -386,8 +389,6 @@ def _json_problem(url: str) -> str | None:
     page says so, and a job folder without ``job.json`` is reported from its manifest). Not
     ``Job.record()``: its ``error`` key may be the job's own."""
     import orjson
-
-    from .._errors import StorageError
 
     try:
         orjson.loads(read_bytes(url))
