@@ -16,7 +16,8 @@ no task type is kept as it is, as a custom label naming its format.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 
 import orjson
 
@@ -53,10 +54,20 @@ def _class_map(task_type: str, value: object, metadata: dict) -> dict[str, str]:
 
 
 def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str | None = None) -> dict[str, int]:
+    """Write one line of task data per labeled line, as the manifest is read: the lines are not
+    gathered first (they took about 560 bytes a line, 1.3 GB peak RSS at 2,000,000 box lines).
+    The output is written atomically: an error part way leaves nothing."""
     attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
-    write = WRITERS[fmt]
-    out: list[bytes] = []
-    skipped = 0
+    counts = {"lines": 0, "skipped": 0}
+    lines = _task_data_lines(src, attr, WRITERS[fmt], fmt, counts)
+    first = next(lines)  # raises before anything is created when no line holds a label
+    write_lines(dst, itertools.chain([first], lines))
+    return counts
+
+
+def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, int]) -> Iterator[bytes]:
+    """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date.
+    Raises ``nothing_to_convert`` at the end when no line was written (inside the writer: nothing appears)."""
     for line, label in iter_labels(src, attr):
         kept = native_format(label.metadata) if label is not None else None
         if kept is not None:
@@ -65,12 +76,13 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
                                     "rebuild it through a Ground Truth label: convert to "
                                     f"{kept} instead", line=line.number, key=attr, rule="convert-native")
             syn = label.record.get("synapse")
-            out.append(orjson.dumps({"line": line.number, "source-ref": label.source,
-                                     "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
-                                     "image_size": label.record.get("image_size"), "data": label.value}) + b"\n")
+            counts["lines"] += 1
+            yield orjson.dumps({"line": line.number, "source-ref": label.source,
+                                "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
+                                "image_size": label.record.get("image_size"), "data": label.value}) + b"\n"
             continue
         if label is None or label.task_type not in SUPPORTED:
-            skipped += not line.is_blank
+            counts["skipped"] += not line.is_blank
             continue
         syn = label.record.get("synapse")
         with on_line(line.number):
@@ -85,11 +97,10 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
             "class_map": _class_map(label.task_type, label.value, label.metadata),
             "data": data,
         }
-        out.append(orjson.dumps(doc) + b"\n")
-    if not out:
-        raise nothing_to_convert(src, attr, skipped)
-    write_lines(dst, out)
-    return {"lines": len(out), "skipped": skipped}
+        counts["lines"] += 1
+        yield orjson.dumps(doc) + b"\n"
+    if not counts["lines"]:
+        raise nothing_to_convert(src, attr, counts["skipped"])
 
 
 def task_data_to_manifest(
