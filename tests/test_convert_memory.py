@@ -198,3 +198,44 @@ def test_a_task_data_export_with_nothing_labeled_writes_nothing(tmp_path: Path) 
     with pytest.raises(ManifestError):
         convert(str(src), str(tmp_path / "out" / "out.dm.jsonl"), to="dm-schema-v1", label_attribute="boxes")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+_IMPORT_PEAKS = """
+import sys, tracemalloc, orjson
+from totask_manifest._analytics.convert import convert
+fmt, human = sys.argv[1], sys.argv[2] or None
+opts = {"human_annotated": human} if human else {}
+for src in sys.argv[3:]:
+    convert(src, src + ".task", to=fmt)
+convert(sys.argv[3] + ".task", sys.argv[3] + ".back", from_format=fmt, to="manifest", **opts)  # imports what is counted
+out = []
+for src in sys.argv[4:]:
+    tracemalloc.start()
+    try:
+        result = convert(src + ".task", src + ".back", from_format=fmt, to="manifest", **opts)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out.append([result.counts["lines"], peak])
+print(orjson.dumps(out).decode())
+"""
+
+
+@pytest.mark.parametrize(("fmt", "human"), [("dm-schema-v1", ""), ("synapse-objects", ""), ("dm-schema-v1", "yes")])
+def test_task_data_import_is_written_as_it_is_read(tmp_path: Path, fmt: str, human: str) -> None:
+    """The import gathered every line's label before writing (to choose human-annotated); now the
+    peak does not grow with the file, whether it looks for a confidence first or is told."""
+    args = [box_manifest(tmp_path / "warm.manifest", 20)]
+    for n in (8_000, 24_000):
+        args.append(box_manifest(tmp_path / f"in-{n}.manifest", n))
+    done = subprocess.run([sys.executable, "-c", _IMPORT_PEAKS, fmt, human, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (small_lines, small_peak), (large_lines, large_peak) = orjson.loads(done.stdout)
+    assert (small_lines, large_lines) == (8_000, 24_000)
+    assert large_peak - small_peak < 1 << 20, (small_peak, large_peak)
+    lines = (tmp_path / "in-24000.manifest.back").read_bytes().splitlines()
+    assert len(lines) == 24_000
+    first = orjson.loads(lines[0])
+    assert first["source-ref"] == "s3://bucket/images/00000000.jpg"
+    assert first["label-metadata"]["human-annotated"] == (human or "no")  # the boxes carry confidences

@@ -117,10 +117,38 @@ def task_data_to_manifest(
 ) -> dict[str, int]:
     """Lines as written by ``manifest_to_task_data`` (or any JSON Lines with ``data`` and ``source-ref``).
     ``human_annotated`` defaults as COCO's and YOLO's imports do: ``no`` when the file's labels
-    carry a confidence anywhere, else ``yes``."""
+    carry a confidence anywhere, else ``yes``. Nothing is gathered in memory (the labels of every
+    line were: about 2.7 KB a two-box line): without ``human_annotated`` a first read looks for a
+    confidence, stopping at the first, and the second writes the lines as they are converted."""
     attr = label_attribute or "label"
-    labels: list[tuple[str, Labeled, str, dict | None]] = []
+    read = functools.partial(_imported, src, fmt, task_type, class_names, allow_drop)
+    if human_annotated is None:
+        scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata) for _, labeled, _, _ in read())
+        human_annotated = "no" if scored else "yes"
+    counts = {"lines": 0, "skipped": 0}
     dropped = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal dropped
+        for source, labeled, tt, extra in read():
+            counts["lines"] += 1
+            dropped += bool(tt != "custom" and labeled.metadata.get("dropped"))
+            yield manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human_annotated,
+                                extra=extra)
+
+    out = lines()
+    first = next(out, None)
+    if first is None:  # an empty manifest would pass for converted task data, as for an empty COCO document
+        raise no_images(src)
+    write_lines(dst, itertools.chain([first], out))
+    if dropped:
+        counts["dropped"] = dropped
+    return counts
+
+
+def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames | None,
+              allow_drop: bool) -> Iterator[tuple[str, Labeled, str, dict | None]]:
+    """``(source-ref, label, task type, extra keys)`` for each line of task data, one at a time."""
     for line in read_lines(src):
         if line.is_blank:
             continue
@@ -139,16 +167,5 @@ def task_data_to_manifest(
                                    allow_drop=allow_drop)
             except FormatError as exc:
                 raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
-            dropped += bool(labeled.metadata.get("dropped"))
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
-        labels.append((rec.get("source-ref") or "", labeled, tt, extra))
-    if not labels:  # an empty manifest would pass for converted task data, as for an empty COCO document
-        raise no_images(src)
-    scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata) for _, labeled, _, _ in labels)
-    human = human_annotated or ("no" if scored else "yes")
-    write_lines(dst, [manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human, extra=extra)
-                      for source, labeled, tt, extra in labels])
-    counts = {"lines": len(labels), "skipped": 0}
-    if dropped:
-        counts["dropped"] = dropped
-    return counts
+        yield rec.get("source-ref") or "", labeled, tt, extra
