@@ -239,3 +239,23 @@ def test_task_data_import_is_written_as_it_is_read(tmp_path: Path, fmt: str, hum
     first = orjson.loads(lines[0])
     assert first["source-ref"] == "s3://bucket/images/00000000.jpg"
     assert first["label-metadata"]["human-annotated"] == (human or "no")  # the boxes carry confidences
+
+
+def test_parquet_row_groups_end_by_bytes_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row group's rows are Python objects until it is written: 50,000 lines of 50 boxes each
+    held 1.1 GB. A group now also ends once its lines hold ``GROUP_BYTES``."""
+    import pyarrow.parquet as pq
+
+    from totask_manifest._analytics import parquet_io
+    from totask_manifest._analytics.convert import convert
+
+    src = box_manifest(tmp_path / "in.manifest", 400)
+    line_bytes = len(Path(src).read_bytes()) // 400
+    monkeypatch.setattr(parquet_io, "GROUP_BYTES", 50 * line_bytes, raising=False)
+    convert(src, str(tmp_path / "out.parquet"), to="parquet")
+    meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    assert meta.num_rows == 400
+    assert meta.num_row_groups >= 7
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 51
+    convert(str(tmp_path / "out.parquet"), str(tmp_path / "back.manifest"), to="manifest")
+    assert (tmp_path / "back.manifest").read_bytes() == Path(src).read_bytes()
