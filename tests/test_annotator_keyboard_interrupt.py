@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
+from tests.support.sessions import signal_once_marked
 
 PLUGIN = '''
 import os
@@ -98,11 +98,6 @@ def test_a_method_plugin_that_raises_keyboard_interrupt_fails_the_job_naming_it(
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_real_signal_while_a_plugin_annotates_still_stops_the_job(tmp_path: Path, signum: int, code: int) -> None:
     proc = _annotate(tmp_path, "--method", "kbplug:GivesUp", MARK=str(tmp_path / "mark"))
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "mark").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    out, err = signal_once_marked(proc, tmp_path / "mark", signum, wait=60)
     assert proc.returncode == code, out + err
     assert _job(tmp_path)["status"] == "STOPPED"

@@ -35,27 +35,31 @@ def box_manifest(path: Path, lines: int) -> str:
 _PEAKS = """
 import sys, tracemalloc, orjson
 from totask_manifest._analytics.convert import convert
-to = sys.argv[1]
+to, key = sys.argv[1], sys.argv[2]
+convert(sys.argv[3], sys.argv[4], to=to)  # imports and compiles what the measured calls would count
 out = []
-for src, dst in zip(sys.argv[2::2], sys.argv[3::2]):
-    convert(src, dst, to=to)  # the first call imports and compiles what the second would count
+for src, dst in zip(sys.argv[5::2], sys.argv[6::2]):
     tracemalloc.start()
     try:
         result = convert(src, dst, to=to)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    out.append([result.counts["images"], peak])
+    out.append([result.counts[key], peak])
 print(orjson.dumps(out).decode())
 """
 
 
-def peaks(tmp_path: Path, to: str, sizes: tuple[int, int]) -> list[tuple[int, int]]:
-    args = []
+def peaks(tmp_path: Path, to: str, sizes: tuple[int, int], key: str = "images",
+          suffix: str = ".json") -> list[tuple[int, int]]:
+    """``(result.counts[key], tracemalloc's peak)`` of ``convert(..., to=to)`` over box manifests
+    of each size, after one over a small file (the imports it makes are not counted)."""
+    args = [box_manifest(tmp_path / "warm.manifest", 20), str(tmp_path / f"warm{suffix}")]
     for n in sizes:
-        args += [box_manifest(tmp_path / f"in-{n}.manifest", n), str(tmp_path / f"out-{n}.json")]
-    done = subprocess.run([sys.executable, "-c", _PEAKS, to, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, check=True)
+        args += [box_manifest(tmp_path / f"in-{n}.manifest", n), str(tmp_path / f"out-{n}{suffix}")]
+    done = subprocess.run([sys.executable, "-c", _PEAKS, to, key, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     return [tuple(p) for p in orjson.loads(done.stdout)]
 
 
@@ -153,35 +157,12 @@ def test_yolo_label_paths_with_one_hash_are_told_apart_exactly(monkeypatch: pyte
         taken.take("labels/a.txt", "images/a.jpg", 5)
 
 
-_TASK_DATA_PEAKS = """
-import sys, tracemalloc, orjson
-from totask_manifest._analytics.convert import convert
-to = sys.argv[1]
-convert(sys.argv[2], sys.argv[3], to=to)  # imports and compiles what the measured calls would count
-out = []
-for src, dst in zip(sys.argv[4::2], sys.argv[5::2]):
-    tracemalloc.start()
-    try:
-        result = convert(src, dst, to=to)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    out.append([result.counts["lines"], peak])
-print(orjson.dumps(out).decode())
-"""
-
-
 @pytest.mark.parametrize("to", ["dm-schema-v1", "synapse-objects"])
 def test_task_data_export_is_written_as_it_is_read(tmp_path: Path, to: str) -> None:
     """The task data lines were gathered in a list before being written (about 560 bytes a line:
     1.3 GB peak RSS at 2,000,000 box lines); now the peak does not grow with the manifest."""
-    args = [box_manifest(tmp_path / "warm.manifest", 20), str(tmp_path / "warm.jsonl")]
-    for n in (8_000, 24_000):
-        args += [box_manifest(tmp_path / f"in-{n}.manifest", n), str(tmp_path / f"out-{n}.jsonl")]
-    done = subprocess.run([sys.executable, "-c", _TASK_DATA_PEAKS, to, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (small_lines, small_peak), (large_lines, large_peak) = orjson.loads(done.stdout)
+    (small_lines, small_peak), (large_lines, large_peak) = peaks(tmp_path, to, (8_000, 24_000), key="lines",
+                                                                suffix=".jsonl")
     assert (small_lines, large_lines) == (8_000, 24_000)
     # holding the lines cost about 560 bytes each: 9 MB more for the 16,000 more lines
     assert large_peak - small_peak < 1 << 20, (small_peak, large_peak)

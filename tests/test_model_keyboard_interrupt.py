@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -19,6 +18,7 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from tests.jobs_helpers import REPO
+from tests.support.sessions import signal_once_marked
 
 MODEL = '''
 import os
@@ -81,12 +81,7 @@ def test_a_real_ctrl_c_during_the_check_at_load_still_interrupts(tmp_path: Path,
     as Ctrl-C does (130, 143, one line, no job folder). A SIGTERM was taken for the model's own
     interrupt, and the job went on."""
     proc = _annotate(tmp_path, SLEEP="30")
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "mark").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    out, err = signal_once_marked(proc, tmp_path / "mark", signum)
     assert proc.returncode == code, out + err
     assert "interrupted" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -81,3 +82,14 @@ def assert_none_left_in_session(sid: int) -> None:
         left = processes_in_session(sid)
     os.killpg(sid, signal.SIGKILL)
     pytest.fail(f"left running after the command exited: {left}")
+
+
+def signal_once_marked(proc: subprocess.Popen, mark: Path, signum: int, *, wait: float = 120) -> tuple[str, str]:
+    """Send ``signum`` to ``proc`` once it has written ``mark`` (a code path reached: a plugin or a
+    model waiting there), and its output once it has ended."""
+    deadline = time.monotonic() + wait
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    return proc.communicate(timeout=60)
