@@ -41,8 +41,8 @@ class Classes(torch.nn.Module):
         self.broken = broken  # True: from the start
 
     def forward(self, x):
-        if os.environ.get("FAIL_AFTER_ALL") and self._calls_everywhere() > int(os.environ["FAIL_AFTER_ALL"]):
-            self.broken = True  # every model, whichever build it is, once the workers made that many calls
+        if os.environ.get("FAIL_AFTER_ALL") and self._images_everywhere(len(x)) > int(os.environ["FAIL_AFTER_ALL"]):
+            self.broken = True  # every model, whichever build it is, once the workers saw that many images
         if self.broken:
             if os.environ.get("SEGFAULT"):  # a native library's crash: the worker process dies
                 import ctypes
@@ -53,12 +53,13 @@ class Classes(torch.nn.Module):
         return self.conv(x).mean(dim=(2, 3))
 
     @staticmethod
-    def _calls_everywhere():
-        """Forward calls of every worker so far, this one included (one byte each, appended)."""
-        path = os.path.join(os.environ["BUILDS"], "calls")
+    def _images_everywhere(n):
+        """Images every worker's forward calls were given so far, these ``n`` included (one byte
+        each, appended): not calls, whose batches grow when the actors' queues do (a loaded machine)."""
+        path = os.path.join(os.environ["BUILDS"], "images")
         fd = os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY)
         try:
-            os.write(fd, b".")
+            os.write(fd, b"." * n)
         finally:
             os.close(fd)
         return os.path.getsize(path)
@@ -102,7 +103,7 @@ def _run(tmp_path: Path, job: str, fail_from: int, fail_to: int, *engine: str,
     """``fail_from``-``fail_to``: the builds (0 the driver's check, then the workers') that fail;
     ``run_fail``: the builds whose model fails every image; ``segfault``: a failing
     model crashes its process instead of raising; ``interrupt``: it raises ``KeyboardInterrupt``;
-    ``fail_after_all``: every model fails once the workers made that many forward calls in all
+    ``fail_after_all``: every model fails once the workers were given that many images in all
     (which build an actor gets depends on Ray's timing; this does not)."""
     for marker in (tmp_path / "builds").iterdir():
         marker.unlink()
@@ -202,10 +203,10 @@ def test_model_that_fails_every_image_on_every_worker_stops_the_job_by_its_fail_
 
 
 def test_the_last_worker_failing_as_the_one_taken_out_did_stops_the_job_naming_both(tmp_path):
-    # one worker broken from the start, every worker after 40 forward calls in all: no worker works any more
+    # one worker broken from the start, every worker after 100 images in all: no worker works any more
     _setup(tmp_path, lines=200)
     done = _run(tmp_path, "j", 99, 99, "--engine", "ray", "--ray-num-cpus", "2", "--ray-batch-size", "4",
-                run_fail=(1, 1), fail_after_all=40)
+                run_fail=(1, 1), fail_after_all=100)
     assert done.returncode == 1, done.stderr[-3000:]
     assert "is taken out" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
     job = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())
