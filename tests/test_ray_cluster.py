@@ -101,6 +101,22 @@ def wait_until(condition, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def once_quiet(log: Path, node: str, seconds: float = 3.0, timeout: float = 120.0) -> int:
+    """The lines logged once ``node`` logged nothing for ``seconds``: a node removed without grace
+    takes a moment to stop (its workers die after its raylet), longer on a loaded machine, and its
+    annotator logs a line every 0.1 s while it runs."""
+    deadline = time.monotonic() + timeout
+    count, since = -1, time.monotonic()
+    while True:
+        now = sum(n == node for n, _pid, _i in logged(log))
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return len(logged(log))
+        assert time.monotonic() < deadline, f"node {node} still logs lines {timeout} s after its removal"
+        time.sleep(0.1)
+
+
 def node_by_id(cluster, node_id: str):
     return next(n for n in cluster.worker_nodes if n.node_id == node_id)
 
@@ -183,7 +199,7 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     before = logged(log)
     victim = before[-1][0]
     cluster.remove_node(node_by_id(cluster, victim), allow_graceful=False)
-    removed_at = len(logged(log))  # lines the victim logged before this were in flight as it went
+    removed_at = once_quiet(log, victim)  # the lines before: the victim's, in flight as it went
     worker.join(timeout=300)
     assert results, "the job did not finish"
     result = results[0]
@@ -195,9 +211,10 @@ def test_two_nodes_s3_in_and_out_one_killed_the_other_finishes_alone(tmp_path, c
     after = logged(log)[len(before):]
     survivor = ({node for node, _pid, _i in before} - {victim}).pop()
     assert after and survivor in {node for node, _pid, _i in after}
-    # the rest ran on the other node: counted from the removal, not from the snapshot before it (on a
-    # loaded machine the victim logged more than 10 lines between the two, and the test failed)
-    assert {node for node, _pid, _i in logged(log)[removed_at:][10:]} <= {survivor}
+    # the rest ran on the other node: counted from when the victim stopped logging, not from the
+    # removal's return (on a loaded machine its workers logged more than 10 lines after it: the
+    # fresh-clone CIs of 2e342f2 and 5b93c89 failed on that timing alone, the job COMPLETED)
+    assert {node for node, _pid, _i in logged(log)[removed_at:]} <= {survivor}
 
 
 def test_every_worker_node_gone_stops_the_job_and_resume_finishes_it(tmp_path, cluster):
