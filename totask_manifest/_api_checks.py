@@ -109,12 +109,17 @@ def check_config(config: JobConfig) -> None:
     check_options(config.method, config.options, task_type.name)
 
 
+def _known_options(method: str) -> set[str]:
+    """The option keys a job of ``method`` may hold: its own, the tuning ones, and where relative URLs resolve."""
+    return {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*DATA_OPTIONS, *TUNING_OPTIONS}
+
+
 def refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
     """Options given by the caller must be the method's, the tuning ones (which ``resume`` takes
     for any method) or where relative URLs resolve: ``Options.from_dict`` ignores other keys, so
     ``{"allow_rot": ...}`` would be kept in job.json and the job run without it. Only what the
     caller passes is checked: a stored job's options (an older version's keys) are not."""
-    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*DATA_OPTIONS, *TUNING_OPTIONS}
+    known = _known_options(method)
     unknown = sorted(k for k in options or () if k not in known)
     if unknown:
         raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
@@ -127,7 +132,7 @@ def undeclared_options(method: str, options: dict[str, Any]) -> list[str]:
     kept on purpose. ``Options.from_dict`` ignores such keys: the job would go on without them."""
     if ":" not in method:
         return []
-    known = {f.name for f, _ in get_annotator_class(method).Options.leaves()} | {*DATA_OPTIONS, *TUNING_OPTIONS}
+    known = _known_options(method)
     return sorted(k for k in options if k not in known)
 
 
