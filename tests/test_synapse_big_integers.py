@@ -2,7 +2,10 @@
 a broken exporter wrote as 10**30) are exact JSON numbers to Synapse (Django reads and writes them
 with Python's ``json``, as the SDK's ``requests`` does). orjson reads such an integer as a float:
 rollback restored ``1.2345678901234568e+23`` where the task held ``123456789012345678901234``,
-saying "restored". Task data now travels between Synapse, the journal and back exactly.
+saying "restored"; a kept DM v1 document's such integer reached the manifest and Synapse as a
+float, and a converter plugin's return holding one was refused as "not JSON" (the SDK writes both
+exactly: ``tests/test_sdk_parity.py`` seeds one). Task data now travels exactly, file to Synapse to
+journal and back.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.rollback import rollback_job
+from totask_manifest._synapse.taskdata import data_hash, dumps_exact, loads_exact
 from totask_manifest.testing.builders import applied_job
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -42,8 +47,6 @@ def test_rollback_restores_integers_beyond_64_bits_exactly(synapse, files, clien
 
 
 def test_exact_json_round_trips_what_orjson_cannot_and_keeps_orjson_for_the_rest() -> None:
-    from totask_manifest._synapse.taskdata import data_hash, dumps_exact, loads_exact
-
     doc = {"b": [SERIAL, BELOW, 1.5, "x" * 3], "a": {"é": None, "n": 2**63}}
     raw = json.dumps(doc).encode()
     assert loads_exact(raw) == doc and type(loads_exact(raw)["b"][0]) is int
@@ -66,23 +69,29 @@ def big_dm_doc(i: int) -> str:
         "annotationsData": {"image_1": [{"id": f"a{i}", "coordinate": {"x": 1, "y": 2, "width": 2**65, "height": 4.5}}]}})
 
 
-def test_a_kept_document_with_integers_beyond_64_bits_reaches_synapse_digit_for_digit(
-        synapse, files, client, tmp_path) -> None:
-    """The SDK's pass-through plugin reads the file with ``requests``' ``.json()`` and sends it with
-    ``json=``: Synapse gets the file's integers exactly. The job's manifest line and apply's PUT do too."""
+def labeled_from_big_files(synapse, files, client, tmp_path, n: int, **options):
+    """``n`` tasks whose label file is ``big_dm_doc``, exported and labeled by a file job
+    (``options``: the job's, a converter say): the project id and the job's result."""
     from totask_manifest import _api as api
     from totask_manifest._jobs.config import JobConfig
-    from totask_manifest._synapse.apply import apply_job
     from totask_manifest._synapse.export import export_tasks
     from totask_manifest.testing.builders import seed_tasks
 
-    pid = seed_tasks(synapse, files, 2, label=big_dm_doc)
+    pid = seed_tasks(synapse, files, n, label=big_dm_doc)
     manifest = tmp_path / "export.manifest"
     export_tasks(pid, str(manifest), client=client)
     result = api.annotate(JobConfig(job_name="big", input=str(manifest), output_root=str(tmp_path / "jobs"),
                                     label_attribute="boxes", task_type="object-detection", method="file",
-                                    options={"target_specification_name": "annotation_data"}))
-    assert result.status == "COMPLETED" and result.metrics["success"] == 2, result.metrics
+                                    options={"target_specification_name": "annotation_data", **options}))
+    assert result.status == "COMPLETED" and result.metrics["success"] == n, Path(result.job_url, "failures.jsonl")
+    return pid, result
+
+
+def test_a_kept_document_with_integers_beyond_64_bits_reaches_synapse_digit_for_digit(
+        synapse, files, client, tmp_path) -> None:
+    """The SDK's pass-through plugin reads the file with ``requests``' ``.json()`` and sends it with
+    ``json=``: Synapse gets the file's integers exactly. The job's manifest line and apply's PUT do too."""
+    pid, result = labeled_from_big_files(synapse, files, client, tmp_path, 2)
     written = Path(result.output_manifest).read_text()
     assert written.count("98765432109876543210987") == 2 and written.count(str(2**65)) == 2
     report = apply_job(result.job_url, client=client)
@@ -97,20 +106,8 @@ def test_a_kept_document_with_integers_beyond_64_bits_reaches_synapse_digit_for_
 def test_a_converter_plugin_returning_integers_beyond_64_bits_writes_them(synapse, files, client, tmp_path) -> None:
     """A ToTask plugin reads the file with ``.json()`` (Python's ``json``: exact integers) and the
     SDK sends what it returns with ``json=``: such a return is JSON, not "data that is not JSON"."""
-    from totask_manifest import _api as api
-    from totask_manifest._jobs.config import JobConfig
-    from totask_manifest._synapse.apply import apply_job
-    from totask_manifest._synapse.export import export_tasks
-    from totask_manifest.testing.builders import seed_tasks
-
-    pid = seed_tasks(synapse, files, 1, label=big_dm_doc)
-    manifest = tmp_path / "export.manifest"
-    export_tasks(pid, str(manifest), client=client)
-    result = api.annotate(JobConfig(job_name="plug", input=str(manifest), output_root=str(tmp_path / "jobs"),
-                                    label_attribute="boxes", task_type="object-detection", method="file",
-                                    options={"target_specification_name": "annotation_data",
-                                             "converter": "tests.support.totask_plugins:PassThrough"}))
-    assert result.status == "COMPLETED" and result.metrics["success"] == 1, Path(result.job_url, "failures.jsonl")
+    pid, result = labeled_from_big_files(synapse, files, client, tmp_path, 1,
+                                         converter="tests.support.totask_plugins:PassThrough")
     assert apply_job(result.job_url, client=client).totals["applied"] == 1
     [task] = synapse.project_tasks(pid)
     assert task["data"] == {**json.loads(big_dm_doc(0)), "extra": {"image_1": {"scan_id": 98765432109876543210987},
