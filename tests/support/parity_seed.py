@@ -107,9 +107,11 @@ def label_documents() -> list[dict | None]:
         None,
         # 5: a file with nothing in it
         dm_v1({"image_1": []}),
-        # 6: keypoints only, nested ``extra`` and an annotation with extra keys of its own
+        # 6: keypoints only, nested ``extra`` (with a 24-digit serial: Python's ``json`` keeps it exact,
+        # orjson would read a float) and an annotation with extra keys of its own
         dm_v1({"image_1": [_keypoint("Xy24nD", "joint", 1, 2), _keypoint("Yz35oE", "joint", 3.25, 4.75, order=2)]},
-              extra={"image_1": {"source": {"sensor": "cam-7", "frames": [1, 2, 3]}}}),
+              extra={"image_1": {"source": {"sensor": "cam-7", "frames": [1, 2, 3],
+                                            "serial": 123456789012345678901234}}}),
     ]
 
 

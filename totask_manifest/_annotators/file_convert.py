@@ -20,13 +20,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from .._fetch import redact_url, scrub
 from .._formats.detect import TEXT_FORMATS, detect_input_format, to_label
 from .._formats.model import FormatError
 from .._formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
 from .._outcomes import Failed, Labeled, Outcome
+from .._synapse.taskdata import loads_exact
 from .file_source import LineFailure
 
 AUTO = "auto"
@@ -87,8 +86,8 @@ class Conversion:
             except UnicodeDecodeError as exc:
                 raise LineFailure(f"parse: {redact_url(url)} is not UTF-8 text ({exc.reason})") from None
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            doc = loads_exact(body)  # a document kept as it is keeps its integers, as the SDK's .json()
+        except ValueError as exc:
             if fmt == AUTO:
                 try:
                     detected = detect_input_format(body)

@@ -22,7 +22,7 @@ from .._manifest.io import read_lines
 from .._storage import exists
 from . import DATA_FORMATS, DM_V1, OBJECTS
 from .apply_report import FAILED, NO_TASK_ID, NOT_LABELED, TaskResult
-from .taskdata import data_hash
+from .taskdata import data_hash, exact
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
         if line.is_blank:
             continue
         try:
-            record = line.record()
+            # the label as the job wrote it: an integer beyond 64 bits (a kept document's) exact
+            record = exact(line.body, line.record())
         except ManifestError as exc:
             emit(TaskResult(line.number, None, FAILED, str(exc)))
             continue

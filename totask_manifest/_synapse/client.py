@@ -46,7 +46,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import aiohttp
-import orjson
 
 from .._fetch import USER_AGENT, parse_retry_after
 from .._fetch.http import new_session, proxy_options
@@ -69,6 +68,7 @@ from .errors import (  # noqa: F401 - the client's errors are importable from he
 )
 from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
+from .taskdata import dumps_exact, loads_exact
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class AsyncSynapseClient:
         headers = {"Accept": "application/json", **self.settings.auth_headers(url)}
         content = None
         if json is not None or has_body:
-            content = orjson.dumps(json)
+            content = dumps_exact(json)  # Synapse reads integers of any size: send them exactly
             headers["Content-Type"] = "application/json"
         query = encode_query(params)
         if self.settings.url_host and not any(k == "url_host" for k, _ in query + parse_qsl(urlsplit(url).query)):
@@ -255,8 +255,8 @@ class AsyncSynapseClient:
             if not body:
                 return None
             try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
+                return loads_exact(body)  # an integer beyond 64 bits stays one (task data goes back)
+            except ValueError:
                 raise SynapseHTTPError(
                     f"Synapse answered {method} {_path_of(url)} with {status} but the body is not JSON",
                     status=status,

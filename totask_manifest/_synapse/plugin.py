@@ -20,10 +20,9 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
-
 from .._errors import TotaskError, UsageError
 from .._signals import OwnInterrupt, own_interrupts
+from .taskdata import dumps_exact
 
 FILE_HOOK = "convert_data_from_file"
 INFERENCE_HOOK = "convert_data_from_inference"
@@ -136,11 +135,14 @@ def json_problem(value: Any) -> str | None:
     """Why a hook's return cannot be sent as task data unchanged, or None.
 
     The SDK sends it with ``requests``' ``json=``; what JSON cannot hold must fail its task with a
-    reason, not be changed on the way (orjson would write ``NaN`` as ``null`` without a word)."""
+    reason, not be changed on the way (orjson would write ``NaN`` as ``null`` without a word). An
+    integer beyond 64 bits is JSON (``requests`` sends it exactly, and so do we)."""
     try:
-        orjson.dumps(value)
+        dumps_exact(value)
     except TypeError as exc:
         return f"the converter returned data that is not JSON ({exc})"
+    except ValueError:  # NaN or infinity beside a big integer (Python's json refuses them): named below
+        pass
     where = _non_finite(value, "")
     if where is not None:
         return f"the converter returned a number JSON cannot hold (NaN or infinity) at {where or '<root>'}"

@@ -3,18 +3,63 @@
 The fingerprint is what makes apply idempotent and conflict-aware: the SHA-256 of the canonical
 JSON (orjson, keys sorted) of the task's ``data``. Export records it; apply compares the task's
 current fingerprint with it and with the fingerprint of the data it is about to send.
+
+Task data is JSON to Synapse, read and written by Python's ``json`` (Django there, ``requests`` in
+the SDK), which keeps an integer of any size exact. orjson reads an integer beyond 64 bits as a
+float and cannot write one, so ``loads_exact`` and ``dumps_exact`` take Python's ``json`` for a
+body that holds one (a 24-digit serial in ``extra``) and orjson, with its bytes, for the rest:
+what apply reads, journals, sends back and fingerprints is the task's data, digit for digit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from typing import Any
 
 import orjson
 
+#: where an integer may leave the range orjson reads exactly (-2**63 to 2**64 - 1): 20 digits, or
+#: 19 after a minus sign (a run inside a string, or a long float, only costs the slower reader)
+_LONG_DIGITS = re.compile(rb"[0-9]{20}|-[0-9]{19}")
+
+
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def loads_exact(body: bytes | str) -> Any:
+    """JSON as Python's ``json`` reads it (every integer exact), at orjson's speed where no number
+    is long enough to differ. Raises ``json.JSONDecodeError`` (orjson's is a subclass of it);
+    ``NaN`` and ``Infinity`` are refused, as orjson refuses them."""
+    raw = body.encode() if isinstance(body, str) else body
+    if _LONG_DIGITS.search(raw) is None:
+        return orjson.loads(raw)
+    orjson.loads(raw)  # the syntax check, and its error message, stay orjson's
+    return json.loads(raw, parse_constant=_no_constant)
+
+
+def exact(body: bytes, parsed: Any) -> Any:
+    """``parsed`` (orjson's reading of ``body``, checked by its caller), or ``body`` read again
+    exactly where it may hold an integer orjson read as a float."""
+    return parsed if _LONG_DIGITS.search(body) is None else json.loads(body, parse_constant=_no_constant)
+
+
+def dumps_exact(value: Any, *, sort_keys: bool = False) -> bytes:
+    """orjson's bytes, or Python's ``json`` (compact, UTF-8, no NaN) for a value holding an
+    integer orjson cannot write (beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys,
+                      allow_nan=False).encode()
+
 
 def data_hash(data: Any) -> str:
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(dumps_exact(data, sort_keys=True)).hexdigest()
 
 
 def files_by_spec(files: Any) -> dict[str, dict]:

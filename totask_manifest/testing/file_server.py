@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from .._synapse.taskdata import dumps_exact
 from .background import BackgroundApp
 from .recording import RequestLog
 
@@ -33,7 +33,7 @@ class FileServer(RequestLog, BackgroundApp):
     def add(self, path: str, content: bytes | str | dict | list) -> str:
         """Serve ``content`` (dicts and lists as JSON) at ``/path``; returns its URL."""
         if isinstance(content, dict | list):
-            content = orjson.dumps(content)
+            content = dumps_exact(content)  # as a storage host holds it: every integer exact
         elif isinstance(content, str):
             content = content.encode()
         self.files["/" + path.lstrip("/")] = content

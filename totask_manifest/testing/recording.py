@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
+
+from .._synapse.taskdata import dumps_exact, loads_exact
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Fault:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+    """A JSON answer; integers beyond 64 bits written exactly, as Django's ``json`` writes them."""
+    return web.Response(body=dumps_exact(data), status=status, content_type="application/json", headers=headers)
 
 
 class RequestLog:
@@ -110,8 +112,8 @@ class RequestLog:
         body: Any = None
         if raw:
             try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+                body = loads_exact(raw)  # as the backend's reader: every integer exact
+            except ValueError:
                 body = raw
         rec = Recorded(
             method=request.method,
