@@ -319,7 +319,7 @@ def test_run_with_other_parameters_does_not_archive_a_live_run(tmp_path: Path) -
     try:
         pid = seed_tasks(server, files, 4)
         env["SYNAPSE_HOST"] = server.url
-        files.latency = 3.0  # the first run annotates for seconds
+        files.held = True  # the first run annotates until the second has been answered
         params = {"name": "Two_Terminals", "project": pid, "agent": 1, "method": "file",
                   "target_specification_name": "annotation_data"}
         first_params, second_params = tmp_path / "first.json", tmp_path / "second.json"
@@ -333,6 +333,7 @@ def test_run_with_other_parameters_does_not_archive_a_live_run(tmp_path: Path) -
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.01)
         second = run_cli("run", str(second_params), "--output", str(out), env=env)
+        files.held = False
         first_out, first_err = first.communicate(timeout=120)
     finally:
         files.stop()

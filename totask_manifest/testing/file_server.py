@@ -27,6 +27,9 @@ class FileServer(RequestLog, BackgroundApp):
         self.required: dict[str, dict[str, str]] = {}
         #: ``/path`` -> the ``Authorization`` header a request for it must carry (``require_login``)
         self.logins: dict[str, str] = {}
+        #: while True, every request waits (recorded first) until a test sets it False: a job held
+        #: mid-run for as long as the test needs, however slow the machine (``latency`` is a guess)
+        self.held = False
         for path, content in (files or {}).items():
             self.add(path, content)
 
@@ -63,10 +66,12 @@ class FileServer(RequestLog, BackgroundApp):
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         rec = await self._record(request)
-        if self.latency:
+        if self.latency or self.held:
             import asyncio
 
             await asyncio.sleep(self.latency)
+            while self.held:
+                await asyncio.sleep(0.01)
         faulted = await self._apply_faults(request, rec)
         if faulted is not None:
             return faulted
