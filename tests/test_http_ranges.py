@@ -181,3 +181,34 @@ def test_an_empty_file_is_read_and_a_server_that_says_no_ranges_is_named_so(
         err = capsys.readouterr().err.strip()
         assert err == (f"totask-manifest validate: error: cannot read {url}: the server says it does not serve "
                        "byte ranges (Accept-Ranges: none): download it first (curl -o) and give the local file")
+
+
+@pytest.mark.parametrize(("says_size", "says"), [
+    (True, "the file changed while it was read (its size is now 100 bytes, it was 1277952)"),
+    (False, "the file changed while it was read (the server says bytes "),
+])
+def test_a_file_cut_short_between_its_ranges_is_said_to_have_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], says_size: bool, says: str) -> None:
+    """A file cut short after its first range was read: the server answers the next range with a
+    ``416`` (aiohttp's own file handler, as nginx, with ``Content-Range: bytes */100``; the second
+    server without it). Each command said "ClientResponseError: HTTP 416 Requested Range Not
+    Satisfiable", as if the server had failed; it is the same refusal as a file replaced while
+    read, exit 2, no job folder."""
+    path = tmp_path / "served.manifest"
+
+    async def cut_after_first_range(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Range", "bytes=0-").startswith("bytes=0-") or path.stat().st_size < len(BODY):
+            return web.FileResponse(path)
+        path.write_bytes(BODY[:100])
+        if says_size:
+            return web.FileResponse(path)
+        return web.Response(status=416)
+
+    with LocalHTTPServer(cut_after_first_range) as srv:
+        url = srv.url("in.manifest")
+        for name, argv in range_reading_commands(url, tmp_path / "out").items():
+            path.write_bytes(BODY)
+            assert main(argv) == 2, name
+            assert_refused_in_one_line(capsys.readouterr(), name, f"totask-manifest {name}: error: cannot read {url}: ",
+                                       says, SECRETS)
+            assert not (tmp_path / "out").exists(), name

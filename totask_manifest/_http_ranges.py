@@ -13,7 +13,8 @@ answers ranges of another version of the file). So each answer must be:
   the whole file when the whole file was asked for;
 - of the same file: its size (``Content-Range``'s total) and ``ETag`` (``Last-Modified`` when
   there is none) those of the first answer, so a file replaced while it is read is refused
-  rather than read half old, half new.
+  rather than read half old, half new. A ``416`` (a range past the end) for bytes the file held
+  when it was opened is that refusal too: the file was cut short while it was read.
 
 Anything else is a ``StorageError`` naming the URL without its secrets (exit 2). A server that
 says no size at all (no ``Content-Length``: a chunked answer, a compressed one) cannot be read
@@ -26,7 +27,7 @@ from __future__ import annotations
 import functools
 import io
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from ._errors import StorageError
 from ._redaction import redact_url
@@ -73,8 +74,10 @@ async def _fetch_range(f: Any, url: str, seen: dict[str, str], start: int, end: 
     headers.update({"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"})
     r = await f.session.get(f.fs.encode_url(f.url), headers=headers, **kwargs)
     async with r:
-        r.raise_for_status()
         asked = f"bytes {start}-{end - 1}"
+        if r.status == 416:  # bytes inside the size the file had when opened: it is shorter now
+            _shorter(r.headers, url, size, asked)
+        r.raise_for_status()
         if r.status == 206:
             _same_file(r.headers, seen, url, size)
             got = _CONTENT_RANGE.fullmatch(r.headers.get("Content-Range", "").strip())
@@ -110,5 +113,20 @@ def _same_file(headers: Any, seen: dict[str, str], url: str, size: int) -> None:
         if marks["version"]:
             seen.setdefault("version", marks["version"])
         return
+    _changed(url, changed)
+
+
+def _shorter(headers: Any, url: str, size: int, asked: str) -> NoReturn:
+    """A ``416`` for a range the file held when it was opened: it was cut or replaced by a
+    shorter one since (a generic "HTTP 416" said nothing of why). Its ``Content-Range: bytes
+    */N`` (RFC 9110) gives the size now, when the server sends it."""
+    got = re.fullmatch(r"bytes \*/(\d+)", headers.get("Content-Range", "").strip())
+    if got is not None and int(got[1]) != size:
+        _changed(url, f"its size is now {got[1]} bytes, it was {size}")
+    _changed(url, f"the server says {asked} is past its end now, it was {size} bytes")
+
+
+def _changed(url: str, changed: str) -> NoReturn:
+    """The one refusal of a file whose answers show another version of it than the first."""
     raise StorageError(f"cannot read {redact_url(url)}: the file changed while it was read ({changed}); "
                        "run the command again once it is no longer being written")

@@ -167,8 +167,8 @@ def _combine_into(combiner: _Combiner, urls: list[str], shown: list[str], result
         part, sha = _read_one(url, combiner, result, appended=k > 0, compare=len(urls) > 1,
                               resolve=_resolver(base) if k else None, input_base=input_base, earlier=earlier)
         scan = InputScan(sha256=sha)
-        add_range(scan, part)
-        scan.selected = len(part.indices)
+        add_range(scan, part)  # takes the part's arrays
+        scan.selected = len(scan.selection.indices)
         raise_for_problems(shown[k], scan, "--append manifest" if k else "input manifest")
         scans.append(scan)
     result.given_sha256 = [scan.sha256 for scan in scans]

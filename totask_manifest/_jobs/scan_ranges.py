@@ -313,7 +313,7 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
     sha = summer.result() if summer is not None else ""
     refuse_changed(url, before)  # the checksum is a read of its own: of the same version as the lines?
     scan = InputScan(sha256=sha)
-    for part in parts:
+    for part in parts:  # each part's arrays taken over or freed as it is added: 16 bytes a selected line
         add_range(scan, part)
     sel = scan.selection
     sel.lines, sel.sha256, sel.fingerprint = scan.lines, sha, mark
@@ -323,10 +323,17 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
 
 def add_range(scan: InputScan, part: _RangeScan) -> None:
     """``part``, the range that follows those ``scan`` holds, added to it: its lines, selection
-    and problems, numbered in the whole file."""
+    and problems, numbered in the whole file. The part's arrays are the selection's when it has
+    none yet, else emptied once copied: while every part kept its own, the scan peaked at twice
+    the selection (32 bytes a selected line, 34 MB at 1M lines; 17 MB now)."""
     sel, base = scan.selection, scan.lines
-    sel.indices.extend(part.indices if not base else array("q", (i + base for i in part.indices)))
-    sel.offsets.extend(part.offsets)
+    if not sel.indices:  # taken over, not copied (shifted when the lines before are not its own)
+        sel.indices = array("q", map(base.__add__, part.indices)) if base else part.indices
+        sel.offsets = part.offsets
+    else:
+        sel.indices.extend(map(base.__add__, part.indices))
+        sel.offsets.extend(part.offsets)
+    part.indices, part.offsets = array("q"), array("q")
     for number, key, message, rule in part.problems:
         where = f", key {key!r}" if key else ""
         _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
