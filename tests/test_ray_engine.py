@@ -37,7 +37,7 @@ from tests.support.gt import requires_gt
 from tests.support.ports import listening_port
 from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier, ToyOptions
 from totask_manifest import _api as api
-from totask_manifest._annotators.base import Item, Outcome, Resources
+from totask_manifest._annotators.base import Failed, Item, Outcome, Resources
 from totask_manifest._engines.base import get_engine
 from totask_manifest._errors import UsageError
 from totask_manifest._jobs.checkpoint import iter_records
@@ -130,6 +130,26 @@ class PoisonToy(ToyClassifier):
         if any(self.options.poison in str(i.source) for i in items):
             os._exit(1)
         return super().annotate_batch(items)
+
+
+@dataclass(frozen=True)
+class RuleToyOptions(InstrumentedToyOptions):
+    rule: str = option("failed", cli=False)
+
+
+class RuleToy(ToyClassifier):
+    """The toy classifier, failing its ``fail`` lines with the failure rule ``rule``, and appending
+    one row per line it annotates (pid, index) to ``log``: which lines ran where, and how often."""
+
+    name = "rule-toy"
+    Options = RuleToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        opts = self.context.options
+        with open(opts["log"], "a") as f:
+            f.writelines(f"{os.getpid()} {i.index}\n" for i in items)
+        return [Failed(o.reason, rule=opts["rule"]) if isinstance(o, Failed) else o
+                for o in super().annotate_batch(items)]
 
 
 @pytest.fixture(scope="module")
@@ -344,6 +364,25 @@ def test_a_line_that_crashes_its_worker_fails_alone_and_the_job_goes_on(tmp_path
     assert meta["failure-rule"] == "worker-crashed"
     assert meta["failure-reason"].startswith("worker crashed: line 13 crashed the worker process")
     assert "Actor" in meta["failure-reason"]  # Ray's own one-line error
+
+
+@pytest.mark.parametrize("rule", ["http-404", "url-key-missing", "host-not-allowed"])
+def test_a_batch_of_bad_data_runs_once_and_is_recorded_once_with_two_actors(tmp_path, ray_address, rule):
+    # lines 20-29, two whole batches, fail with a rule of the data (http-404) or one that the line
+    # alone decides (no URL key, a host outside --allow-host: the same on every worker); no worker
+    # is in doubt, so no batch runs again on the other actor (a worker-caused rule does: ray_health)
+    inp = write_manifest(tmp_path / "in.manifest", 40, bad_every=0)
+    log = tmp_path / "annotated.log"
+    result = api.annotate(config(tmp_path, inp, method=f"{__name__}:RuleToy",
+                                 options={"fail": "img0002", "rule": rule, "log": str(log)}),
+                          engine=get_engine("ray", actors=2, batch_size=5))
+    assert result.status == "COMPLETED", job_json(tmp_path / "job").get("error")
+    assert result.metrics["failed"] == 10 and result.metrics["success"] == 30, result.metrics
+    assert sorted(records_once_each(tmp_path / "job")) == list(range(40))
+    annotated = [int(row.split()[1]) for row in log.read_text().splitlines()]
+    assert sorted(annotated) == list(range(40)), "a line was annotated more than once"
+    rules = [orjson.loads(line)["cls-metadata"].get("failure-rule") for line in output_of(tmp_path, "job").read_bytes().splitlines()]
+    assert rules == [None] * 20 + [rule] * 10 + [None] * 10
 
 
 # -- the CLI: a killed driver, a stopped driver, resumed on Ray ---------------------------------
