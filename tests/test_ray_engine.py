@@ -133,6 +133,32 @@ class PoisonToy(ToyClassifier):
 
 
 @dataclass(frozen=True)
+class SlowRestartOptions(PoisonToyOptions):
+    built: str = option("", cli=False)
+
+
+class SlowRestartPoisonToy(PoisonToy):
+    """The poison toy, whose actor takes 3 s to start again once its process died (a model to load
+    again): calls sent to it meanwhile are refused by Ray (``The actor is restarting``)."""
+
+    name = "slow-restart-poison-toy"
+    Options = SlowRestartOptions
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        import ray
+
+        actor = ray.get_runtime_context().get_actor_id()
+        built = Path(context.options["built"])
+        if actor is not None:
+            restart = built.exists() and actor in built.read_text().split()
+            with open(built, "a") as f:
+                f.write(f"{actor}\n")
+            if restart:
+                time.sleep(3)
+
+
+@dataclass(frozen=True)
 class RuleToyOptions(InstrumentedToyOptions):
     rule: str = option("failed", cli=False)
 
@@ -383,6 +409,25 @@ def test_a_batch_of_bad_data_runs_once_and_is_recorded_once_with_two_actors(tmp_
     assert sorted(annotated) == list(range(40)), "a line was annotated more than once"
     rules = [orjson.loads(line)["cls-metadata"].get("failure-rule") for line in output_of(tmp_path, "job").read_bytes().splitlines()]
     assert rules == [None] * 20 + [rule] * 10 + [None] * 10
+
+
+def test_lines_sent_to_a_restarting_worker_are_not_failed_as_crashing_it(tmp_path, ray_address):
+    # line 13 kills its worker; the actor takes 3 s to come back, and Ray refuses the calls the
+    # driver sends it meanwhile: they never ran, so no line is blamed for them (line 13's
+    # neighbours were recorded as worker-crashed, refused alone on the restarting actor)
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    local = api.annotate(config(tmp_path / "local", inp))
+    remote = api.annotate(config(tmp_path / "ray", inp, method=f"{__name__}:SlowRestartPoisonToy",
+                                 options={"fail": "bad", "poison": "img00012", "built": str(tmp_path / "built"),
+                                          "delay": 0.3}),
+                          engine=get_engine("ray", batch_size=8, max_retries=2))
+    assert remote.status == "COMPLETED", job_json(tmp_path / "ray" / "job").get("error")
+    rules = [orjson.loads(line)["cls-metadata"].get("failure-rule")
+             for line in output_of(tmp_path / "ray", "job").read_bytes().splitlines()]
+    assert [i for i, rule in enumerate(rules) if rule == "worker-crashed"] == [12], rules
+    assert remote.metrics == {**local.metrics, "success": local.metrics["success"] - 1,
+                              "failed": local.metrics["failed"] + 1}
+    assert sorted(records_once_each(tmp_path / "ray" / "job")) == list(range(20))
 
 
 # -- the CLI: a killed driver, a stopped driver, resumed on Ray ---------------------------------

@@ -45,6 +45,19 @@ def raylet_line(text: str) -> str:
     return scrub(f"{first.rstrip('.')} (worker {where})" if where else first, 300)
 
 
+def error_line(exc: BaseException) -> str:
+    """An error of Ray's as one plain line: its type, the first line of its text, no colours."""
+    text = _ANSI.sub("", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def refused_restarting(exc: BaseException) -> bool:
+    """Whether Ray refused an actor call because the actor was restarting (its process died, the
+    new one not up yet: ``ActorUnavailableError: ... The actor is restarting.``): the call never
+    ran there. Ray has no type of its own for it; another text reads as a lost call, as before."""
+    return type(exc).__name__ == "ActorUnavailableError" and "actor is restarting" in str(exc)
+
+
 @contextlib.contextmanager
 def raylet_errors_logged() -> Iterator[None]:
     """While the job runs, the errors Ray's raylets publish to the driver go to the job's log, one
@@ -72,4 +85,4 @@ def raylet_errors_logged() -> Iterator[None]:
             module.print_to_stdstream = original  # type: ignore[union-attr]
 
 
-__all__ = ["log_to_driver", "raylet_errors_logged", "raylet_line"]
+__all__ = ["error_line", "log_to_driver", "raylet_errors_logged", "raylet_line", "refused_restarting"]
