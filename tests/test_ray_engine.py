@@ -9,6 +9,7 @@ own, as the CLI does, and the last step joins the shared one with ``--ray-addres
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import signal
 import subprocess
@@ -275,6 +276,24 @@ def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     rec = orjson.loads(output_of(tmp_path / "ray", "job").read_bytes().splitlines()[0])
     assert rec["boxes"]["annotations"] and rec["boxes-metadata"]["type"] == "groundtruth/object-detection"
+
+
+def test_without_rays_private_printer_the_job_runs_and_says_so_once(tmp_path, ray_address, monkeypatch, caplog):
+    # the one-line raylet messages rest on a private Ray function (ray_output): a Ray version
+    # without it labels all the same, and the job's log says once that Ray prints its own.
+    # (Early in the module: no worker killed before, so no raylet message reaches Ray's listener,
+    # which calls that function too.)
+    import ray._private.worker as ray_worker
+
+    monkeypatch.delattr(ray_worker, "print_to_stdstream")
+    inp = write_manifest(tmp_path / "in.manifest", 30)
+    local = api.annotate(config(tmp_path / "local", inp))
+    with caplog.at_level(logging.INFO, logger="totask_manifest"):
+        remote = api.annotate(config(tmp_path / "ray", inp), engine=get_engine("ray", **SMALL))
+    assert remote.status == "COMPLETED" and remote.metrics == local.metrics
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+    said = [r.getMessage() for r in caplog.records if "print_to_stdstream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("ray: this Ray version has no "), said
 
 
 def test_sample_detector_same_output_as_a_local_run_at_one_torch_thread(tmp_path, ray_address):

@@ -62,11 +62,18 @@ def refused_restarting(exc: BaseException) -> bool:
 def raylet_errors_logged() -> Iterator[None]:
     """While the job runs, the errors Ray's raylets publish to the driver go to the job's log, one
     line each, instead of Ray's paragraphs on stdout. Ray has no setting for it: its printer
-    (``ray._private.worker.print_to_stdstream``) is replaced for the run, and where a Ray version
-    has no such function nothing changes. With ``RAY_LOG_TO_DRIVER=1`` Ray prints them itself."""
+    (``ray._private.worker.print_to_stdstream``, private) is replaced for the run. A Ray version
+    without that function runs the job all the same, Ray printing its paragraphs, and the job's
+    log says so once, so that a user who sees them knows why. With ``RAY_LOG_TO_DRIVER=1`` Ray
+    prints them itself."""
+    if log_to_driver():
+        yield
+        return
     module = sys.modules.get("ray._private.worker")
     original = getattr(module, "print_to_stdstream", None)
-    if original is None or log_to_driver():
+    if not callable(original):
+        log.warning("ray: this Ray version has no ray._private.worker.print_to_stdstream; Ray's own messages "
+                    "(a dead worker's paragraph) print on the terminal as Ray writes them, not as one line each")
         yield
         return
 
