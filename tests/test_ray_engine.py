@@ -409,6 +409,8 @@ def test_a_line_that_crashes_its_worker_fails_alone_and_the_job_goes_on(tmp_path
     assert meta["failure-rule"] == "worker-crashed"
     assert meta["failure-reason"].startswith("worker crashed: line 13 crashed the worker process")
     assert "Actor" in meta["failure-reason"]  # Ray's own one-line error
+    # Ray's error names no signal (the same for SIGKILL, SIGSEGV, os._exit): the reason says where it is
+    assert "Ray does not say which: the worker's log on its node and that node's dmesg do" in meta["failure-reason"]
 
 
 @pytest.mark.parametrize("rule", ["http-404", "url-key-missing", "host-not-allowed"])

@@ -165,9 +165,9 @@ class Driver:
         log.warning("ray: line %d was lost with its worker at least %d time(s), the last alone (%s); it is recorded as failed", number,
                     batch.tries, why)
         batch.ref, batch.actor = None, -1
-        batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, "
-                              f"at least {batch.tries} time(s) (a segfault in a native decoder or model, os._exit): {why}",
-                              rule="worker-crashed")
+        batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, at least "
+                              f"{batch.tries} time(s) (a segfault in a native decoder or model, the OOM killer, os._exit; Ray does "
+                              f"not say which: the worker's log on its node and that node's dmesg do): {why}", rule="worker-crashed")
 
     def any_came_back(self) -> bool:
         """True when a batch in flight has come back annotated (it waits behind the head)."""
