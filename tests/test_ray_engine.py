@@ -9,6 +9,7 @@ own, as the CLI does, and the last step joins the shared one with ``--ray-addres
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ from tests.support.gt import requires_gt
 from tests.support.ports import listening_port
 from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier, ToyOptions
 from totask_manifest import _api as api
-from totask_manifest._annotators.base import Item, Outcome, Resources
+from totask_manifest._annotators.base import Failed, Item, Outcome, Resources
 from totask_manifest._engines.base import get_engine
 from totask_manifest._errors import UsageError
 from totask_manifest._jobs.checkpoint import iter_records
@@ -130,6 +131,52 @@ class PoisonToy(ToyClassifier):
         if any(self.options.poison in str(i.source) for i in items):
             os._exit(1)
         return super().annotate_batch(items)
+
+
+@dataclass(frozen=True)
+class SlowRestartOptions(PoisonToyOptions):
+    built: str = option("", cli=False)
+
+
+class SlowRestartPoisonToy(PoisonToy):
+    """The poison toy, whose actor takes 3 s to start again once its process died (a model to load
+    again): calls sent to it meanwhile are refused by Ray (``The actor is restarting``)."""
+
+    name = "slow-restart-poison-toy"
+    Options = SlowRestartOptions
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        import ray
+
+        actor = ray.get_runtime_context().get_actor_id()
+        built = Path(context.options["built"])
+        if actor is not None:
+            restart = built.exists() and actor in built.read_text().split()
+            with open(built, "a") as f:
+                f.write(f"{actor}\n")
+            if restart:
+                time.sleep(3)
+
+
+@dataclass(frozen=True)
+class RuleToyOptions(InstrumentedToyOptions):
+    rule: str = option("failed", cli=False)
+
+
+class RuleToy(ToyClassifier):
+    """The toy classifier, failing its ``fail`` lines with the failure rule ``rule``, and appending
+    one row per line it annotates (pid, index) to ``log``: which lines ran where, and how often."""
+
+    name = "rule-toy"
+    Options = RuleToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        opts = self.context.options
+        with open(opts["log"], "a") as f:
+            f.writelines(f"{os.getpid()} {i.index}\n" for i in items)
+        return [Failed(o.reason, rule=opts["rule"]) if isinstance(o, Failed) else o
+                for o in super().annotate_batch(items)]
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +276,24 @@ def test_file_method_over_http_same_output_as_local(tmp_path, ray_address):
     assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
     rec = orjson.loads(output_of(tmp_path / "ray", "job").read_bytes().splitlines()[0])
     assert rec["boxes"]["annotations"] and rec["boxes-metadata"]["type"] == "groundtruth/object-detection"
+
+
+def test_without_rays_private_printer_the_job_runs_and_says_so_once(tmp_path, ray_address, monkeypatch, caplog):
+    # the one-line raylet messages rest on a private Ray function (ray_output): a Ray version
+    # without it labels all the same, and the job's log says once that Ray prints its own.
+    # (Early in the module: no worker killed before, so no raylet message reaches Ray's listener,
+    # which calls that function too.)
+    import ray._private.worker as ray_worker
+
+    monkeypatch.delattr(ray_worker, "print_to_stdstream")
+    inp = write_manifest(tmp_path / "in.manifest", 30)
+    local = api.annotate(config(tmp_path / "local", inp))
+    with caplog.at_level(logging.INFO, logger="totask_manifest"):
+        remote = api.annotate(config(tmp_path / "ray", inp), engine=get_engine("ray", **SMALL))
+    assert remote.status == "COMPLETED" and remote.metrics == local.metrics
+    assert_same_output(output_of(tmp_path / "local", "job"), output_of(tmp_path / "ray", "job"))
+    said = [r.getMessage() for r in caplog.records if "print_to_stdstream" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("ray: this Ray version has no "), said
 
 
 def test_sample_detector_same_output_as_a_local_run_at_one_torch_thread(tmp_path, ray_address):
@@ -344,6 +409,46 @@ def test_a_line_that_crashes_its_worker_fails_alone_and_the_job_goes_on(tmp_path
     assert meta["failure-rule"] == "worker-crashed"
     assert meta["failure-reason"].startswith("worker crashed: line 13 crashed the worker process")
     assert "Actor" in meta["failure-reason"]  # Ray's own one-line error
+    # Ray's error names no signal (the same for SIGKILL, SIGSEGV, os._exit): the reason says where it is
+    assert "Ray does not say which: the worker's log on its node and that node's dmesg do" in meta["failure-reason"]
+
+
+@pytest.mark.parametrize("rule", ["http-404", "url-key-missing", "host-not-allowed"])
+def test_a_batch_of_bad_data_runs_once_and_is_recorded_once_with_two_actors(tmp_path, ray_address, rule):
+    # lines 20-29, two whole batches, fail with a rule of the data (http-404) or one that the line
+    # alone decides (no URL key, a host outside --allow-host: the same on every worker); no worker
+    # is in doubt, so no batch runs again on the other actor (a worker-caused rule does: ray_health)
+    inp = write_manifest(tmp_path / "in.manifest", 40, bad_every=0)
+    log = tmp_path / "annotated.log"
+    result = api.annotate(config(tmp_path, inp, method=f"{__name__}:RuleToy",
+                                 options={"fail": "img0002", "rule": rule, "log": str(log)}),
+                          engine=get_engine("ray", actors=2, batch_size=5))
+    assert result.status == "COMPLETED", job_json(tmp_path / "job").get("error")
+    assert result.metrics["failed"] == 10 and result.metrics["success"] == 30, result.metrics
+    assert sorted(records_once_each(tmp_path / "job")) == list(range(40))
+    annotated = [int(row.split()[1]) for row in log.read_text().splitlines()]
+    assert sorted(annotated) == list(range(40)), "a line was annotated more than once"
+    rules = [orjson.loads(line)["cls-metadata"].get("failure-rule") for line in output_of(tmp_path, "job").read_bytes().splitlines()]
+    assert rules == [None] * 20 + [rule] * 10 + [None] * 10
+
+
+def test_lines_sent_to_a_restarting_worker_are_not_failed_as_crashing_it(tmp_path, ray_address):
+    # line 13 kills its worker; the actor takes 3 s to come back, and Ray refuses the calls the
+    # driver sends it meanwhile: they never ran, so no line is blamed for them (line 13's
+    # neighbours were recorded as worker-crashed, refused alone on the restarting actor)
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    local = api.annotate(config(tmp_path / "local", inp))
+    remote = api.annotate(config(tmp_path / "ray", inp, method=f"{__name__}:SlowRestartPoisonToy",
+                                 options={"fail": "bad", "poison": "img00012", "built": str(tmp_path / "built"),
+                                          "delay": 0.3}),
+                          engine=get_engine("ray", batch_size=8, max_retries=2))
+    assert remote.status == "COMPLETED", job_json(tmp_path / "ray" / "job").get("error")
+    rules = [orjson.loads(line)["cls-metadata"].get("failure-rule")
+             for line in output_of(tmp_path / "ray", "job").read_bytes().splitlines()]
+    assert [i for i, rule in enumerate(rules) if rule == "worker-crashed"] == [12], rules
+    assert remote.metrics == {**local.metrics, "success": local.metrics["success"] - 1,
+                              "failed": local.metrics["failed"] + 1}
+    assert sorted(records_once_each(tmp_path / "ray" / "job")) == list(range(20))
 
 
 # -- the CLI: a killed driver, a stopped driver, resumed on Ray ---------------------------------

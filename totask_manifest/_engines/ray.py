@@ -67,8 +67,8 @@ from .._jobs.run import JobRun
 from .._options import path_options
 from .._storage import is_local, url_to_fs
 from .base import Engine
-from .ray_driver import Batch, Driver, batching
-from .ray_options import RayOptions
+from .ray_driver import Batch, Driver
+from .ray_options import RayOptions, batching
 from .ray_output import log_to_driver, raylet_errors_logged
 from .ray_stream import AnnotatorActor, remote_actor_class
 

@@ -1,7 +1,7 @@
 """The Ray engine's driver loop: batches in a window, recorded in input order, moved when lost.
 
 ``RayEngine.run`` (``ray.py``) connects to Ray and starts the actor pool; ``Driver.run`` then
-cuts the selected lines into batches (``batching``), keeps at most a window of them in flight
+cuts the selected lines into batches (``ray_options.batching``), keeps at most a window of them in flight
 on the actors, waits for the oldest, hands its outcomes to the job's ``Recorder`` and submits
 the next. A batch whose actor, node or result was lost is submitted again to another actor, and
 runs there alone, so that its next loss is its own; lost a second time, it is split in two, and
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -32,23 +31,15 @@ from .._manifest.line import Line
 from .._outcomes import Failed, Item
 from .ray_health import Health, named, reason_of, systematic_rule
 from .ray_options import RayOptions
+from .ray_output import error_line, refused_restarting
 from .ray_stream import NotBuilt
 
 log = logging.getLogger("totask_manifest")
 
-DEFAULT_BATCH_SIZE = 256
 #: how long a probed actor has to answer
 PROBE_TIMEOUT = 5.0
 #: an actor not yet built (process start, model load) keeps its batches this long into the run
 START_GRACE_SECONDS = 60.0
-#: the colour codes Ray puts in its errors' text (``\x1b[36mray::AnnotatorActor...``)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _first_line(exc: BaseException) -> str:
-    """An error of Ray's as one plain line: its type, the first line of its text, no colours."""
-    text = _ANSI.sub("", str(exc)).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 @dataclass(eq=False)
@@ -66,23 +57,6 @@ class Batch:
     @property
     def span(self) -> str:
         return f"line(s) {self.lines[0][1].number}-{self.lines[-1][1].number}"
-
-
-def batching(every: int, actors: int, batch_size: int | None) -> tuple[int, int]:
-    """(lines per batch, batches in flight).
-
-    Two batches per actor keep each actor busy while the driver records the other. Without an
-    explicit batch size, batches are cut so that the window holds at most ``every`` lines: the
-    first checkpoint part is written when ``every`` lines are recorded, with at most ``every``
-    more annotated and unrecorded, and a crash loses at most a part being gathered plus the
-    window. An explicit batch size is kept; the window then shrinks (to one batch per actor at
-    least) so that it holds at most ``max(every, actors * batch_size)`` lines.
-    """
-    actors = max(1, actors)
-    if batch_size is None:
-        size = max(1, min(DEFAULT_BATCH_SIZE, every // (2 * actors)))
-        return size, 2 * actors
-    return batch_size, max(actors, min(2 * actors, every // batch_size))
 
 
 def _batches(selected: Iterable[tuple[Line, Item]], size: int) -> Iterator[list[tuple[Line, Item]]]:
@@ -191,9 +165,9 @@ class Driver:
         log.warning("ray: line %d was lost with its worker at least %d time(s), the last alone (%s); it is recorded as failed", number,
                     batch.tries, why)
         batch.ref, batch.actor = None, -1
-        batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, "
-                              f"at least {batch.tries} time(s) (a segfault in a native decoder or model, os._exit): {why}",
-                              rule="worker-crashed")
+        batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, at least "
+                              f"{batch.tries} time(s) (a segfault in a native decoder or model, the OOM killer, os._exit; Ray does "
+                              f"not say which: the worker's log on its node and that node's dmesg do): {why}", rule="worker-crashed")
 
     def any_came_back(self) -> bool:
         """True when a batch in flight has come back annotated (it waits behind the head)."""
@@ -310,7 +284,12 @@ class Driver:
                 cause = exc.cause if isinstance(exc.cause, BaseException) else None
                 raise (cause or exc) from None
             except ray.exceptions.RayError as exc:  # the actor, its node or the result was lost
-                self.retry(head, _first_line(exc))
+                if refused_restarting(exc):  # never ran: no loss of its own; it waits for an actor
+                    self.load[head.actor] -= 1
+                    self.restarting(head.actor)
+                    head.ref, head.actor = None, -1
+                else:
+                    self.retry(head, error_line(exc))
                 continue
             if isinstance(outcomes, NotBuilt):
                 self.unbuilt(head.actor, outcomes.why)
@@ -356,6 +335,13 @@ class Driver:
             del self.rechecks[i]
             self.unreachable.discard(i)
             log.warning("ray: actor %d answers again; it takes batches again", i)
+
+    def restarting(self, actor: int) -> None:
+        """Ray refused a call: ``actor``'s process died and the new one is not up. Counting that as
+        the batch's loss failed a crashing line's neighbours as ``worker-crashed`` (sent alone to
+        it, refused at once, each time); it takes batches again once it answers (``note_back``)."""
+        self.unreachable.add(actor)
+        self.rechecks.setdefault(actor, self.actors[actor].where.remote())
 
     def note_ready(self) -> None:
         """Which actors are built, and when all are (``actors_ready_s``), without waiting."""

@@ -25,14 +25,23 @@ from .._outcomes import Failed, Outcome
 
 #: batches in a row an actor failed alone (another actor labeled them) before it is taken out
 STRIKES = 3
+#: configuration rules that the line and the job's options decide alone, the same on every
+#: worker: a batch that failed with one is recorded as it is, not run again elsewhere (a block of
+#: lines of another kind, without the URL key, is data, and ran twice). A rule that something on
+#: the worker can cause (its credentials, packages, network, files, model) is still doubted.
+LINE_RULES = frozenset({
+    "url-key-missing", "image-key-missing", "target-specification-missing", "synapse-files-missing",
+    "allow-root-missing", "host-not-allowed",
+})
 
 
 def systematic_rule(outcomes: Sequence[Outcome]) -> str | None:
     """The configuration rule every line of a batch failed with, when they all failed with the
-    same one (the worker may be at fault); None otherwise."""
+    same one that a worker can cause (``CONFIGURATION_RULES`` but not ``LINE_RULES``); None
+    otherwise: a data rule (``http-404``, ``image-unreadable``...) is the data's on any worker."""
     rules = {o.rule if isinstance(o, Failed) else None for o in outcomes}
     rule = rules.pop() if len(rules) == 1 else None
-    return rule if rule in CONFIGURATION_RULES else None
+    return rule if rule in CONFIGURATION_RULES and rule not in LINE_RULES else None
 
 
 def reason_of(outcomes: Sequence[Outcome]) -> str:
@@ -74,4 +83,4 @@ class Health:
                 "checkpoint part: fix the workers, then run `totask-manifest resume`")
 
 
-__all__ = ["STRIKES", "Health", "named", "reason_of", "systematic_rule"]
+__all__ = ["LINE_RULES", "STRIKES", "Health", "named", "reason_of", "systematic_rule"]

@@ -1,5 +1,6 @@
 """The Ray engine's options, apart from the engine so the CLI can make its flags without
-importing Ray (``--ray-*``; ``cli._options`` prefixes the flags with the engine's name)."""
+importing Ray (``--ray-*``; ``cli._options`` prefixes the flags with the engine's name), and
+what they make of a job's batches (``batching``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from .._options import Options, option
 
 DEFAULT_MAX_RETRIES = 4
+#: lines per actor call at most, without an explicit batch size
+DEFAULT_BATCH_SIZE = 256
 #: no batch recorded for this long: ask every actor whether it is still there
 DEFAULT_PROBE_SECONDS = 10.0
 #: no actor answered for this long: the cluster cannot run the job now; fail, ``resume`` later
@@ -39,3 +42,20 @@ class RayOptions(Options):
     stall_seconds: float = option(DEFAULT_STALL_SECONDS, cli=False)
     #: a Ray runtime environment for the workers (``py_modules``, ``pip``, ``env_vars``, ...)
     runtime_env: dict[str, Any] | None = option(None, cli=False)
+
+
+def batching(every: int, actors: int, batch_size: int | None) -> tuple[int, int]:
+    """(lines per batch, batches in flight).
+
+    Two batches per actor keep each actor busy while the driver records the other. Without an
+    explicit batch size, batches are cut so that the window holds at most ``every`` lines: the
+    first checkpoint part is written when ``every`` lines are recorded, with at most ``every``
+    more annotated and unrecorded, and a crash loses at most a part being gathered plus the
+    window. An explicit batch size is kept; the window then shrinks (to one batch per actor at
+    least) so that it holds at most ``max(every, actors * batch_size)`` lines.
+    """
+    actors = max(1, actors)
+    if batch_size is None:
+        size = max(1, min(DEFAULT_BATCH_SIZE, every // (2 * actors)))
+        return size, 2 * actors
+    return batch_size, max(actors, min(2 * actors, every // batch_size))

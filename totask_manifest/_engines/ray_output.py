@@ -45,15 +45,35 @@ def raylet_line(text: str) -> str:
     return scrub(f"{first.rstrip('.')} (worker {where})" if where else first, 300)
 
 
+def error_line(exc: BaseException) -> str:
+    """An error of Ray's as one plain line: its type, the first line of its text, no colours."""
+    text = _ANSI.sub("", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def refused_restarting(exc: BaseException) -> bool:
+    """Whether Ray refused an actor call because the actor was restarting (its process died, the
+    new one not up yet: ``ActorUnavailableError: ... The actor is restarting.``): the call never
+    ran there. Ray has no type of its own for it; another text reads as a lost call, as before."""
+    return type(exc).__name__ == "ActorUnavailableError" and "actor is restarting" in str(exc)
+
+
 @contextlib.contextmanager
 def raylet_errors_logged() -> Iterator[None]:
     """While the job runs, the errors Ray's raylets publish to the driver go to the job's log, one
     line each, instead of Ray's paragraphs on stdout. Ray has no setting for it: its printer
-    (``ray._private.worker.print_to_stdstream``) is replaced for the run, and where a Ray version
-    has no such function nothing changes. With ``RAY_LOG_TO_DRIVER=1`` Ray prints them itself."""
+    (``ray._private.worker.print_to_stdstream``, private) is replaced for the run. A Ray version
+    without that function runs the job all the same, Ray printing its paragraphs, and the job's
+    log says so once, so that a user who sees them knows why. With ``RAY_LOG_TO_DRIVER=1`` Ray
+    prints them itself."""
+    if log_to_driver():
+        yield
+        return
     module = sys.modules.get("ray._private.worker")
     original = getattr(module, "print_to_stdstream", None)
-    if original is None or log_to_driver():
+    if not callable(original):
+        log.warning("ray: this Ray version has no ray._private.worker.print_to_stdstream; Ray's own messages "
+                    "(a dead worker's paragraph) print on the terminal as Ray writes them, not as one line each")
         yield
         return
 
@@ -72,4 +92,4 @@ def raylet_errors_logged() -> Iterator[None]:
             module.print_to_stdstream = original  # type: ignore[union-attr]
 
 
-__all__ = ["log_to_driver", "raylet_errors_logged", "raylet_line"]
+__all__ = ["error_line", "log_to_driver", "raylet_errors_logged", "raylet_line", "refused_restarting"]
