@@ -11,15 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ._errors import UsageError
+from ._redaction import MIN_SECRET_CHARS
 
 
-def env_token(env: Mapping[str, str], name: str) -> str | None:
+def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str | None:
     """A token from the environment, stripped (a pasted newline is common); it goes into a header,
-    so anything but printable ASCII is refused, without ever showing the value. None when unset."""
+    so anything but printable ASCII is refused, without ever showing the value. None when unset.
+
+    ``secret``: the value is a credential, so one under ``MIN_SECRET_CHARS`` characters (its last
+    word: ``Bearer x`` counts ``x``) is refused: no real token is that short (a placeholder such as
+    ``x`` was set), and every message would have had that letter masked wherever it stood. A tenant
+    code (``secret=False``) may be short: it names, it does not authorize."""
     value = (env.get(name) or "").strip()
     if not value:
         return None
     if not (value.isascii() and value.isprintable()):
         raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
                          "characters); set it to the token alone")
+    if secret and len(value.split()[-1]) < MIN_SECRET_CHARS:
+        raise UsageError(f"{name} is too short to be a token (under {MIN_SECRET_CHARS} characters); "
+                         "set it to the whole token")
     return value
