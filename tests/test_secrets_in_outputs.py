@@ -179,3 +179,30 @@ def test_the_job_result_shows_the_output_root_without_its_secrets() -> None:
     assert "failures: https://jobs.example/out/j/failures.jsonl?…" in text, text
     for secret in SECRETS:
         assert secret not in text, text
+
+
+@pytest.mark.parametrize("given", ["flag", "RAY_ADDRESS"])
+def test_a_ray_address_with_a_password_or_token_is_named_without_it(tmp_path: Path, given: str) -> None:
+    """``--ray-address`` (or ``RAY_ADDRESS``) with user info or a query, where nothing answers: the
+    refusal named the address whole, password and token included. No Ray starts: the address is
+    probed before."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"ray://bob:s3cr3tPW@127.0.0.1:{port}?token=TOKSECRET"
+    sample = REPO / "sample_data"
+    args = ["annotate", str(sample / "manifest.jsonl"), "--job-name", "r", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+            str(sample / "class_names.txt"), "--native", "convert", "--allow-root", str(sample), "--output",
+            str(tmp_path / "out"), "--engine", "ray"]
+    r = run_cli(*args, *(["--ray-address", address] if given == "flag" else []),
+                env={"RAY_ADDRESS": address if given != "flag" else ""})
+    named = "--ray-address " if given == "flag" else "RAY_ADDRESS="
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"totask-manifest annotate: error: {named}ray://127.0.0.1:{port}?…: nothing answers "
+                               f"at 127.0.0.1:{port}"), r.stderr
+    assert "s3cr3tPW" not in r.stdout + r.stderr and "TOKSECRET" not in r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
