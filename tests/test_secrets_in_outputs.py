@@ -206,3 +206,25 @@ def test_a_ray_address_with_a_password_or_token_is_named_without_it(tmp_path: Pa
                                f"at 127.0.0.1:{port}"), r.stderr
     assert "s3cr3tPW" not in r.stdout + r.stderr and "TOKSECRET" not in r.stdout + r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["failed", "raised"])
+def test_a_method_plugins_words_never_carry_the_environments_credentials(tmp_path: Path, raises: bool) -> None:
+    """A plugin is arbitrary code that can read the Synapse token and the model's credential; what it
+    said (each line's ``Failed`` reason, or its exception) went whole into failures.jsonl, the output
+    manifest's failure-reason, job.json's error and the terminal."""
+    manifest = tmp_path / "in.manifest"
+    manifest.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg"}) + b"\n" for i in range(3)))
+    r = run_cli("annotate", str(manifest), "--job-name", "e", "--label-attribute", "cls", "--task-type",
+                "image-classification", "--method", "tests.support.toy_annotators:EnvEcho", "--output",
+                str(tmp_path / "out"), *(["--echo-raise"] if raises else []),
+                env={"SYNAPSE_ACCESS_TOKEN": "SynTok-SECRET-4411", "TOTASK_MODEL_AUTHORIZATION": "Bearer MdlSECRET77"})
+    assert r.returncode == 1, r.stderr
+    job = tmp_path / "out" / "e"
+    said = "refused: token *** / ***"
+    where = (job / "job.json") if raises else (job / "failures.jsonl")
+    assert said in where.read_text() and said in r.stdout + r.stderr, r.stdout + r.stderr
+    texts = [("output", r.stdout + r.stderr)] + [(str(p), p.read_text(errors="replace")) for p in job.rglob("*") if p.is_file()]
+    for secret in ("SynTok-SECRET-4411", "MdlSECRET77"):
+        for name, text in texts:
+            assert secret not in text, f"{secret} in {name}"

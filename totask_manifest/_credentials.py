@@ -8,10 +8,11 @@ here alike, and no message ever shows the value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from ._errors import UsageError
-from ._redaction import MIN_SECRET_CHARS
+from ._redaction import MIN_SECRET_CHARS, hide_secrets
 
 
 def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str | None:
@@ -32,3 +33,29 @@ def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str 
         raise UsageError(f"{name} is too short to be a token (under {MIN_SECRET_CHARS} characters); "
                          "set it to the whole token")
     return value
+
+
+#: the whole ``Authorization`` value for a --model endpoint (``Bearer abc``)
+MODEL_AUTHORIZATION = "TOTASK_MODEL_AUTHORIZATION"
+#: the variables holding credentials the tool sends (a tenant names, it does not authorize)
+CREDENTIAL_VARIABLES = ("SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN", MODEL_AUTHORIZATION)
+
+
+def env_credentials(env: Mapping[str, str] | None = None) -> list[str]:
+    """The credentials of ``CREDENTIAL_VARIABLES`` set in ``env`` (default ``os.environ``): each
+    value, and its last word alone (``Bearer abc``: ``abc``); never refused here (``env_token`` does)."""
+    env = os.environ if env is None else env
+    found: set[str] = set()
+    for name in CREDENTIAL_VARIABLES:
+        value = (env.get(name) or "").strip()
+        if value:
+            found.update((value, value.split()[-1]))
+    return sorted(found, key=len, reverse=True)
+
+
+def hide_env_credentials(text: str) -> str:
+    """``text`` with the environment's credentials masked: for what a method plugin wrote (a
+    ``Failed`` reason, its exception's message), since a plugin is arbitrary code that can read
+    them, and its words go to failures.jsonl, the output manifest, job.json and the log."""
+    secrets = env_credentials()
+    return hide_secrets(text, secrets) if secrets else text
