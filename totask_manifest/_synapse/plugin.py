@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from .._errors import TotaskError, UsageError
+from .._credentials import hide_env_credentials
+from .._errors import UsageError
 from .._signals import OwnInterrupt, own_interrupts
 
 FILE_HOOK = "convert_data_from_file"
@@ -119,17 +120,7 @@ def hook_failure(hook: str, exc: BaseException) -> str:
 
     kind, text = ("KeyboardInterrupt", str(exc.__cause__ or "")) if isinstance(exc, OwnInterrupt) else (
         type(exc).__name__, str(exc))
-    return f"{hook}: {kind}: {scrub(redact_secrets(text), 200)}"
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with the environment's Synapse tokens masked (``SynapseSettings.redact_tokens``)."""
-    from .settings import SynapseSettings
-
-    try:
-        return SynapseSettings.from_env().redact_tokens(text)
-    except TotaskError:  # settings that cannot be read hold no token we could have sent
-        return text
+    return f"{hook}: {kind}: {scrub(hide_env_credentials(text), 200)}"
 
 
 def json_problem(value: Any) -> str | None:
