@@ -228,3 +228,14 @@ def test_a_method_plugins_words_never_carry_the_environments_credentials(tmp_pat
     for secret in ("SynTok-SECRET-4411", "MdlSECRET77"):
         for name, text in texts:
             assert secret not in text, f"{secret} in {name}"
+
+
+def test_a_ray_actors_build_error_never_carries_the_environments_credentials(monkeypatch) -> None:
+    """An actor whose annotator could not be built names why in the job's error; a plugin's
+    constructor that quoted the token it read put it there whole. (No Ray starts: the text alone.)"""
+    pytest.importorskip("ray")
+    from totask_manifest._engines.ray_stream import build_error_text
+
+    monkeypatch.setenv("SYNAPSE_ACCESS_TOKEN", "SynTok-SECRET-4411")
+    text = build_error_text(RuntimeError("login with SynTok-SECRET-4411 refused"))
+    assert text == "RuntimeError: login with *** refused"
