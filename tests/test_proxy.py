@@ -240,3 +240,39 @@ def test_an_http_input_manifest_is_read_through_the_proxy_too(files, tmp_path, m
         before = len(proxy.seen)
         assert validate_manifest(manifest).lines == 2
         assert len(proxy.seen) == before  # bypassed
+
+
+# -- an error page of the proxy itself (an http:// target's) may echo its credentials ------------
+
+async def _echoing_proxy(request: web.Request) -> web.Response:
+    """A proxy whose error page quotes the request it was sent, headers included, and its password."""
+    sent = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+    return web.Response(status=403, text=f"upstream refused {request.method}, password={SECRET}: {request.url} ({sent})")
+
+
+def _basic() -> str:
+    import base64
+
+    return base64.b64encode(f"me:{SECRET}".encode()).decode()
+
+
+def test_an_error_page_of_the_proxy_that_echoes_its_credentials_is_quoted_without_them(tmp_path, synapse) -> None:
+    with LocalHTTPServer(_echoing_proxy) as proxy:
+        r, out = _export(tmp_path, synapse, HTTP_PROXY=f"http://me:{SECRET}@127.0.0.1:{proxy.port}", NO_PROXY="")
+    assert r.returncode == 1 and not out.exists(), r.stderr
+    assert "Synapse answered 403 Forbidden to GET /projects/1/: upstream refused GET, password=***: http" in r.stderr
+    assert "Proxy-Authorization: Basic ***)" in r.stderr, r.stderr
+    assert _basic() not in r.stderr
+
+
+@pytest.mark.parametrize("kind", HTTP_CLIENTS)
+def test_a_post_whose_proxy_echoes_its_credentials_fails_without_them(files, monkeypatch, kind) -> None:
+    """A model endpoint's POST (its error answer is quoted) through a proxy that answers with its own page."""
+    monkeypatch.setenv(HTTP_CLIENT_ENV, kind)
+    with LocalHTTPServer(_echoing_proxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://me:{SECRET}@127.0.0.1:{proxy.port}")
+        with SyncFetcher(FetchPolicy(retries=0)) as fetcher, pytest.raises(FetchError) as info:
+            fetcher.post(files.url_for("predict"), b"{}", {"Content-Type": "application/json"})
+    message = str(info.value)
+    assert message.startswith("HTTP 403: upstream refused POST, password=***: http"), message
+    assert SECRET not in message and _basic() not in message

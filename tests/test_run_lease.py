@@ -25,13 +25,13 @@ def _run(params: Path, out: Path, server: SynapseServer) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=params.parent,
                             env={**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": server.url,
-                                 "SYNAPSE_ACCESS_TOKEN": "tok"})
+                                 "SYNAPSE_ACCESS_TOKEN": "tok-1"})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("second_agent", [1, 2])  # 1: the same action (resumable), 2: another one (archives)
 def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, second_agent: int) -> None:
-    server = SynapseServer(tokens=("tok",)).start()
+    server = SynapseServer(tokens=("tok-1",)).start()
     first = None
     try:
         pid = server.seed(300)

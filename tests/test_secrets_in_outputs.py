@@ -179,3 +179,63 @@ def test_the_job_result_shows_the_output_root_without_its_secrets() -> None:
     assert "failures: https://jobs.example/out/j/failures.jsonl?…" in text, text
     for secret in SECRETS:
         assert secret not in text, text
+
+
+@pytest.mark.parametrize("given", ["flag", "RAY_ADDRESS"])
+def test_a_ray_address_with_a_password_or_token_is_named_without_it(tmp_path: Path, given: str) -> None:
+    """``--ray-address`` (or ``RAY_ADDRESS``) with user info or a query, where nothing answers: the
+    refusal named the address whole, password and token included. No Ray starts: the address is
+    probed before."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"ray://bob:s3cr3tPW@127.0.0.1:{port}?token=TOKSECRET"
+    sample = REPO / "sample_data"
+    args = ["annotate", str(sample / "manifest.jsonl"), "--job-name", "r", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+            str(sample / "class_names.txt"), "--native", "convert", "--allow-root", str(sample), "--output",
+            str(tmp_path / "out"), "--engine", "ray"]
+    r = run_cli(*args, *(["--ray-address", address] if given == "flag" else []),
+                env={"RAY_ADDRESS": address if given != "flag" else ""})
+    named = "--ray-address " if given == "flag" else "RAY_ADDRESS="
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"totask-manifest annotate: error: {named}ray://127.0.0.1:{port}?…: nothing answers "
+                               f"at 127.0.0.1:{port}"), r.stderr
+    assert "s3cr3tPW" not in r.stdout + r.stderr and "TOKSECRET" not in r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["failed", "raised"])
+def test_a_method_plugins_words_never_carry_the_environments_credentials(tmp_path: Path, raises: bool) -> None:
+    """A plugin is arbitrary code that can read the Synapse token and the model's credential; what it
+    said (each line's ``Failed`` reason, or its exception) went whole into failures.jsonl, the output
+    manifest's failure-reason, job.json's error and the terminal."""
+    manifest = tmp_path / "in.manifest"
+    manifest.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg"}) + b"\n" for i in range(3)))
+    r = run_cli("annotate", str(manifest), "--job-name", "e", "--label-attribute", "cls", "--task-type",
+                "image-classification", "--method", "tests.support.toy_annotators:EnvEcho", "--output",
+                str(tmp_path / "out"), *(["--echo-raise"] if raises else []),
+                env={"SYNAPSE_ACCESS_TOKEN": "SynTok-SECRET-4411", "TOTASK_MODEL_AUTHORIZATION": "Bearer MdlSECRET77"})
+    assert r.returncode == 1, r.stderr
+    job = tmp_path / "out" / "e"
+    said = "refused: token *** / ***"
+    where = (job / "job.json") if raises else (job / "failures.jsonl")
+    assert said in where.read_text() and said in r.stdout + r.stderr, r.stdout + r.stderr
+    texts = [("output", r.stdout + r.stderr)] + [(str(p), p.read_text(errors="replace")) for p in job.rglob("*") if p.is_file()]
+    for secret in ("SynTok-SECRET-4411", "MdlSECRET77"):
+        for name, text in texts:
+            assert secret not in text, f"{secret} in {name}"
+
+
+def test_a_ray_actors_build_error_never_carries_the_environments_credentials(monkeypatch) -> None:
+    """An actor whose annotator could not be built names why in the job's error; a plugin's
+    constructor that quoted the token it read put it there whole. (No Ray starts: the text alone.)"""
+    pytest.importorskip("ray")
+    from totask_manifest._engines.ray_stream import build_error_text
+
+    monkeypatch.setenv("SYNAPSE_ACCESS_TOKEN", "SynTok-SECRET-4411")
+    text = build_error_text(RuntimeError("login with SynTok-SECRET-4411 refused"))
+    assert text == "RuntimeError: login with *** refused"

@@ -58,14 +58,14 @@ def test_sigterm_during_labeled_leaves_no_temporary(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_during_export_leaves_no_temporary(tmp_path: Path) -> None:
-    server = SynapseServer(tokens=("tok",)).start()
+    server = SynapseServer(tokens=("tok-1",)).start()
     try:
         server.seed(300, project_id=1)
         server.latency = 0.3  # every answer: the export lasts seconds
         out = tmp_path / "out"
         out.mkdir()
         proc = start("export", "--project", "1", "-o", str(out / "tasks.manifest"), cwd=tmp_path,
-                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok"})
+                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok-1"})
         err = terminate_once_writing(proc, out)
     finally:
         server.stop()
@@ -78,7 +78,7 @@ def test_sigterm_during_export_leaves_no_temporary(tmp_path: Path) -> None:
 def test_sigterm_during_runs_export_records_the_run_as_interrupted(tmp_path: Path) -> None:
     """``run`` stopped by SIGTERM while it exports: no temporary left in the job folder, and
     ``totask-run.json`` says the run was interrupted (it stayed RUNNING), as after a Ctrl-C."""
-    server = SynapseServer(tokens=("tok",)).start()
+    server = SynapseServer(tokens=("tok-1",)).start()
     try:
         pid = server.seed(300)
         server.latency = 0.3  # every answer: the export lasts seconds
@@ -87,7 +87,7 @@ def test_sigterm_during_runs_export_records_the_run_as_interrupted(tmp_path: Pat
                                          "target_specification_name": "annotation_data"}))
         out = tmp_path / "out"
         proc = start("run", str(params), "--output", str(out), cwd=tmp_path,
-                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok"})
+                     env={"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok-1"})
         job = out / "sigterm-run"
         err = terminate_once_writing(proc, job, ".tmp-synapse-export.manifest-*")
     finally:

@@ -19,17 +19,17 @@ pytest_plugins = ["totask_manifest.testing.fixtures"]
 
 
 def test_settings_from_env_prefers_plugin_run_token_and_sends_tenant() -> None:
-    env = {"SYNAPSE_HOST": "https://syn.example.com/", "SYNAPSE_ACCESS_TOKEN": "pat",
+    env = {"SYNAPSE_HOST": "https://syn.example.com/", "SYNAPSE_ACCESS_TOKEN": "pat-1",
            "SYNAPSE_PLUGIN_RUN_USER_TOKEN": "user", "SYNAPSE_PLUGIN_RUN_TENANT": "acme"}
     s = SynapseSettings.from_env(env)
     assert s.host == "https://syn.example.com"
     assert s.auth_headers("https://syn.example.com/tasks/1/") == {"Authorization": "Token user", "Synapse-Tenant": "Token acme"}
-    only_pat = SynapseSettings.from_env({"SYNAPSE_HOST": "https://syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat"})
-    assert only_pat.auth_headers("https://syn.example.com:443/x") == {"Synapse-Access-Token": "Token pat"}
+    only_pat = SynapseSettings.from_env({"SYNAPSE_HOST": "https://syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat-1"})
+    assert only_pat.auth_headers("https://syn.example.com:443/x") == {"Synapse-Access-Token": "Token pat-1"}
     # the SDK sends the tenant in access-token mode too
-    pat_tenant = SynapseSettings.from_env({"SYNAPSE_HOST": "https://syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat",
+    pat_tenant = SynapseSettings.from_env({"SYNAPSE_HOST": "https://syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat-1",
                                            "SYNAPSE_PLUGIN_RUN_TENANT": "acme"})
-    assert pat_tenant.auth_headers("https://syn.example.com/x") == {"Synapse-Access-Token": "Token pat",
+    assert pat_tenant.auth_headers("https://syn.example.com/x") == {"Synapse-Access-Token": "Token pat-1",
                                                                      "Synapse-Tenant": "Token acme"}
     # another origin (host, scheme or port) gets nothing
     for url in ("https://files.example.com/a.json", "http://syn.example.com/x", "https://syn.example.com:8443/x"):
@@ -59,7 +59,7 @@ def test_env_settings_mistakes_are_usage_errors_that_never_show_the_token(monkey
         SynapseSettings.from_env({"SYNAPSE_ACCESS_TOKEN": "sécret\x00x"})
     assert "sécret" not in str(info.value)
     with pytest.raises(UsageError, match="http:// or https://"):
-        SynapseSettings.from_env({"SYNAPSE_HOST": "syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat"})
+        SynapseSettings.from_env({"SYNAPSE_HOST": "syn.example.com", "SYNAPSE_ACCESS_TOKEN": "pat-1"})
     for name in ("SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN", "SYNAPSE_PLUGIN_RUN_TENANT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SYNAPSE_HOST", "http://127.0.0.1:9")

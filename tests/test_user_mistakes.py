@@ -465,10 +465,10 @@ def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_onc
             "image-classification", "--method", "tests.support.toy_annotators:ToyClassifier", "--output", "out",
             cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    server = SynapseServer(tokens=("tok",)).start()
+    server = SynapseServer(tokens=("tok-1",)).start()
     try:
         env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SYNAPSE_HOST": server.url,
-               "SYNAPSE_ACCESS_TOKEN": "tok"}
+               "SYNAPSE_ACCESS_TOKEN": "tok-1"}
         for extra in ([], ["--dry-run"]):
             r = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", "out/j", *extra], capture_output=True,
                                text=True, timeout=180, env=env, cwd=tmp_path)

@@ -8,18 +8,54 @@ here alike, and no message ever shows the value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from ._errors import UsageError
+from ._redaction import MIN_SECRET_CHARS, hide_secrets
 
 
-def env_token(env: Mapping[str, str], name: str) -> str | None:
+def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str | None:
     """A token from the environment, stripped (a pasted newline is common); it goes into a header,
-    so anything but printable ASCII is refused, without ever showing the value. None when unset."""
+    so anything but printable ASCII is refused, without ever showing the value. None when unset.
+
+    ``secret``: the value is a credential, so one under ``MIN_SECRET_CHARS`` characters (its last
+    word: ``Bearer x`` counts ``x``) is refused: no real token is that short (a placeholder such as
+    ``x`` was set), and every message would have had that letter masked wherever it stood. A tenant
+    code (``secret=False``) may be short: it names, it does not authorize."""
     value = (env.get(name) or "").strip()
     if not value:
         return None
     if not (value.isascii() and value.isprintable()):
         raise UsageError(f"{name} holds characters a token cannot have (control or non-ASCII "
                          "characters); set it to the token alone")
+    if secret and len(value.split()[-1]) < MIN_SECRET_CHARS:
+        raise UsageError(f"{name} is too short to be a token (under {MIN_SECRET_CHARS} characters); "
+                         "set it to the whole token")
     return value
+
+
+#: the whole ``Authorization`` value for a --model endpoint (``Bearer abc``)
+MODEL_AUTHORIZATION = "TOTASK_MODEL_AUTHORIZATION"
+#: the variables holding credentials the tool sends (a tenant names, it does not authorize)
+CREDENTIAL_VARIABLES = ("SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN", MODEL_AUTHORIZATION)
+
+
+def env_credentials(env: Mapping[str, str] | None = None) -> list[str]:
+    """The credentials of ``CREDENTIAL_VARIABLES`` set in ``env`` (default ``os.environ``): each
+    value, and its last word alone (``Bearer abc``: ``abc``); never refused here (``env_token`` does)."""
+    env = os.environ if env is None else env
+    found: set[str] = set()
+    for name in CREDENTIAL_VARIABLES:
+        value = (env.get(name) or "").strip()
+        if value:
+            found.update((value, value.split()[-1]))
+    return sorted(found, key=len, reverse=True)
+
+
+def hide_env_credentials(text: str) -> str:
+    """``text`` with the environment's credentials masked: for what a method plugin wrote (a
+    ``Failed`` reason, its exception's message), since a plugin is arbitrary code that can read
+    them, and its words go to failures.jsonl, the output manifest, job.json and the log."""
+    secrets = env_credentials()
+    return hide_secrets(text, secrets) if secrets else text

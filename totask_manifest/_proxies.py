@@ -48,9 +48,21 @@ class Proxy:
         self.user = user
         self.password = password
         self.variable = variable
-        #: the password as sent and as written in the variable (percent-quoted)
+        #: the password as sent and as written in the variable (percent-quoted), and the Basic
+        #: credential it is sent in (``user:password`` in base64), which a page may echo too
         self._secrets = [s for s in {password, written} if s]
+        if password:
+            self._secrets.append(self._basic())
         self._aiohttp: dict[str, Any] | None = None
+
+    def _basic(self) -> str:
+        """The ``Proxy-Authorization: Basic`` credential: ``user:password`` in base64."""
+        return base64.b64encode(f"{self.user or ''}:{self.password or ''}".encode()).decode("ascii")
+
+    @property
+    def secrets(self) -> list[str]:
+        """What a message must not show of the proxy's credentials (``hide``)."""
+        return list(self._secrets)
 
     def __repr__(self) -> str:
         return f"Proxy({self.shown})"
@@ -83,8 +95,7 @@ class Proxy:
         if self._aiohttp is None:
             options: dict[str, Any] = {"proxy": self.url}
             if self.user is not None or self.password is not None:
-                pair = f"{self.user or ''}:{self.password or ''}".encode()
-                options["proxy_headers"] = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+                options["proxy_headers"] = {"Proxy-Authorization": "Basic " + self._basic()}
             self._aiohttp = options
         options = self._aiohttp
         if "proxy_headers" in options and url[:5].lower() == "http:":

@@ -79,10 +79,60 @@ def sent_secrets(headers: Mapping[str, str] | None) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+#: a secret this long is masked wherever it stands, inside a word too: ordinary text holds such a
+#: run of characters by chance almost never, and a page may glue it to anything
+WHOLE_SECRET_CHARS = 8
+#: a secret shorter than this is masked only where text gives it as a credential (after ``Token``,
+#: ``Bearer``, ``Authorization:``, ``token=``, ``"tenant": "``, a URL's ``user:``): a letter or a
+#: word of two or three (a tenant ``a``, a proxy password ``to``) masked everywhere garbled every
+#: message (``Synaps*** answ***r***d 401``), and so short a value keeps nothing secret anyway
+#: (Synapse's tokens and the model's credential are refused below it: ``_credentials``)
+MIN_SECRET_CHARS = 4
+#: what a secret of ``MIN_SECRET_CHARS`` to ``WHOLE_SECRET_CHARS`` characters must not touch to be
+#: masked: a letter, digit or ``_`` beside it makes it part of another word (``hunter`` in ``hunters``)
+_WORD_EDGE = "A-Za-z0-9_"
+#: where a short secret stands as a credential: a scheme word, a credential header or parameter
+#: (``Authorization: Token``, ``token=``, ``"tenant": "``), or a URL's user info (``://user:``)
+_CREDENTIAL_CONTEXT = (
+    r"""(?:(?i:\b(?:token|bearer|basic|digest)\s+)"""
+    r"""|(?i:(?:authorization|access[-_]token|user[-_]token|x-amz-security-token|x-api-key|api[-_]?key|"""
+    r"""token|tenant|password|passwd|pwd|secret|signature|credential)s?)['"]?\s*[:=]\s*['"]?"""
+    r"""|://[^\s/@:'"<>]*:)""")
+
+
+def _where(secret: str, shown: str, *, at_end: bool = False) -> re.Pattern[str] | None:
+    """Where ``shown`` (``secret`` or, ``at_end``, a head of it that ends a cut text) is masked:
+    None for anywhere (a secret of ``WHOLE_SECRET_CHARS`` or more), else a pattern whose group 1
+    (the credential context a short secret needs) is kept."""
+    if len(secret) >= WHOLE_SECRET_CHARS:
+        return None
+    context = f"({_CREDENTIAL_CONTEXT})" if len(secret) < MIN_SECRET_CHARS else "()"
+    after = r"\Z" if at_end else f"(?![{_WORD_EDGE}])"
+    return re.compile(f"{context}(?<![{_WORD_EDGE}]){re.escape(shown)}{after}")
+
+
+def _mask(text: str, secret: str) -> str:
+    pattern = _where(secret, secret)
+    return text.replace(secret, "***") if pattern is None else pattern.sub(r"\1***", text)
+
+
+def _cut_tail(text: str, secret: str) -> int:
+    """How many characters at the end of a cut ``text`` begin ``secret`` where it would be masked."""
+    for n in range(len(secret) - 1, 0, -1):
+        if text.endswith(secret[:n]):
+            pattern = _where(secret, secret[:n], at_end=True)
+            if pattern is None or pattern.search(text):
+                return n
+    return 0
+
+
 def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str:
-    """``text`` with each of ``secrets`` replaced by ``***``. ``cut``: ``text`` is the head of a longer
-    answer, so a secret may be split at its end: a tail that begins one of them becomes ``***`` too
-    (a few characters of ordinary text lost at most, at a cut anyway).
+    """``text`` with each of ``secrets`` replaced by ``***``: anywhere for one of
+    ``WHOLE_SECRET_CHARS`` or more, as a whole word for a shorter one, only as a credential (after
+    ``Token``, ``token=``, ...) for one under ``MIN_SECRET_CHARS``. ``cut``: ``text`` is the head of
+    a longer answer, so a secret may be split at its end: a tail that begins one of them (where it
+    would be masked) becomes ``***`` too (a few characters of ordinary text lost at most, at a cut
+    anyway).
 
     Done before any cut to a length: a secret split by a cut no longer matches whole, and the
     first characters of a token echoed near a reason's 160th character stayed in it."""
@@ -90,9 +140,9 @@ def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str
         return text
     secrets = sorted(secrets, key=len, reverse=True)  # a token holding another is hidden whole
     for secret in secrets:
-        text = text.replace(secret, "***")
+        text = _mask(text, secret)
     if cut:
-        tail = max((n for secret in secrets for n in range(1, len(secret)) if text.endswith(secret[:n])), default=0)
+        tail = max((_cut_tail(text, secret) for secret in secrets), default=0)
         if tail:
             text = text[:-tail] + "***"
     return text

@@ -58,3 +58,24 @@ class ToyClassifier(BatchAnnotator):
             cls_id = _digest(item) % 3
             out.append(Labeled(cls_id, {"class-name": ["cat", "dog", "bird"][cls_id], "confidence": 0.5}))
         return out
+
+
+@dataclass(frozen=True)
+class EnvEchoOptions(Options):
+    raise_: bool = option(False, flag="--echo-raise", action="store_true", help="raise instead of failing each line")
+
+
+class EnvEcho(BatchAnnotator):
+    """A careless plugin: each line's failure (or, ``--echo-raise``, its exception) quotes the
+    credentials it read from the environment, as a plugin that prints the request it was refused does."""
+
+    name = "env-echo"
+    batch_size = 4
+    Options = EnvEchoOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        said = (f"refused: token {os.environ.get('SYNAPSE_ACCESS_TOKEN')} / "
+                f"{os.environ.get('TOTASK_MODEL_AUTHORIZATION')}")
+        if self.options.raise_:
+            raise RuntimeError(said)
+        return [Failed(said) for _ in items]

@@ -65,7 +65,7 @@ from .._errors import UsageError
 from .._jobs.config import JobConfig
 from .._jobs.run import JobRun
 from .._options import path_options
-from .._storage import is_local, url_to_fs
+from .._storage import is_local, redact_secret_url, url_to_fs
 from .base import Engine
 from .ray_driver import Batch, Driver
 from .ray_options import RayOptions, batching
@@ -160,7 +160,7 @@ def probe_address(address: str, named: str | None = None) -> None:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"{named or '--ray-address ' + address}: nothing answers at {host}:{port} ({reason}); check the "
+        raise UsageError(f"{named or '--ray-address ' + redact_secret_url(address)}: nothing answers at {host}:{port} ({reason}); check the "
                          "address, or start the cluster there (ray start --head)") from None
 
 
@@ -203,8 +203,10 @@ class RayEngine(Engine):
         options = options or RayOptions()
         self.options = options
         self.address = options.address or _env_address()
-        #: how messages name the address: the flag, or the variable it came from
-        self.address_named = f"--ray-address {self.address}" if options.address else f"RAY_ADDRESS={self.address}"
+        #: how messages name the address: the flag, or the variable it came from; without the user
+        #: info or query of a ``ray://user:password@head:10001`` (``redact_secret_url``)
+        shown = redact_secret_url(self.address) if self.address else self.address
+        self.address_named = f"--ray-address {shown}" if options.address else f"RAY_ADDRESS={shown}"
         self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
         self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")

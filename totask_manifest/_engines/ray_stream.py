@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed
+from .._credentials import hide_env_credentials
 from .._errors import JobError, TotaskError
 from .._fetch import scrub
 
@@ -172,9 +173,10 @@ class NotBuilt:
 
 def build_error_text(exc: BaseException) -> str:
     """One line: a usage or job error's own message (it names the option: ``--model ...: the
-    factory failed: ...``), another error's type and message; URLs' queries and user info removed."""
+    factory failed: ...``), another error's type and message; URLs' queries and user info removed,
+    and the environment's credentials (a plugin's constructor may quote what it read)."""
     text = str(exc) if isinstance(exc, TotaskError) else f"{type(exc).__name__}: {exc}"
-    return scrub(text, 400)
+    return scrub(hide_env_credentials(text), 400)
 
 
 class AnnotatorActor:

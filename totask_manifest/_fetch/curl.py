@@ -150,7 +150,7 @@ class CurlClient(HopClient):
             return b"", self.next_hop(URL(url, encoded=True), status, transfer.header(b"location"))
         if 200 <= status < 300:
             return transfer.body(), None
-        text = error_text(transfer.body(), headers) if wants_text(status, follow) else None
+        text = error_text(transfer.body(), headers, transfer.proxy) if wants_text(status, follow) else None
         raise status_failure(status, transfer.header(b"retry-after"), text)
 
     async def _transfer(self, method: str, url: str, data: bytes | None,

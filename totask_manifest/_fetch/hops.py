@@ -12,6 +12,7 @@ for a 2xx, the body under ``max_body_bytes``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from yarl import URL
 
@@ -20,6 +21,9 @@ from .._redaction import hide_secrets, sent_secrets
 from .._retry import Transient, retryable_status
 from .policy import USER_AGENT, FetchPolicy
 from .urls import parse_retry_after, scrub
+
+if TYPE_CHECKING:
+    from .._proxies import Proxy
 
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -108,12 +112,16 @@ def status_failure(status: int, retry_after: str | None, text: str | None) -> Ex
     return FetchError(f"HTTP {status}" if text is None else f"HTTP {status}: {text}")
 
 
-def error_text(head: bytes, sent: Mapping[str, str] | None = None) -> str:
+def error_text(head: bytes, sent: Mapping[str, str] | None = None, proxy: Proxy | None = None) -> str:
     """The first bytes of an error answer, scrubbed, for a reason. The credentials ``sent`` with the
     request (its headers) are hidden first, then the text is cut: an endpoint's 401 or 400 page
-    may echo the Authorization header, and a token that a cut split kept its first characters."""
+    may echo the Authorization header, and a token that a cut split kept its first characters.
+    The ``proxy``'s credentials too: an ``http://`` target's error page may be the proxy's own, and
+    echo its password or ``Proxy-Authorization`` (libcurl sends that header itself, so ``sent``
+    lacks it)."""
     text = head[:ERROR_TEXT_BYTES].decode("utf-8", "replace")
-    text = hide_secrets(text, sent_secrets(sent), cut=len(head) >= ERROR_TEXT_BYTES)
+    secrets = [*sent_secrets(sent), *(proxy.secrets if proxy is not None else ())]
+    text = hide_secrets(text, secrets, cut=len(head) >= ERROR_TEXT_BYTES)
     return scrub(text, 160)
 
 

@@ -111,7 +111,7 @@ class HttpClient(HopClient):
                     return b"", self.next_hop(resp.url, status, resp.headers.get("Location"))
                 if 200 <= status < 300:
                     return await _read_body(resp, self.policy.max_body_bytes), None
-                text = await _error_text(resp, headers) if wants_text(status, follow) else None
+                text = await _error_text(resp, headers, proxy) if wants_text(status, follow) else None
                 raise status_failure(status, resp.headers.get("Retry-After"), text)
         except aiohttp.ClientPayloadError as exc:
             if _root(exc).__class__.__name__ == "ContentEncodingError":
@@ -125,15 +125,16 @@ class HttpClient(HopClient):
             raise Transient(describe_error(exc)) from None
 
 
-async def _error_text(resp: aiohttp.ClientResponse, sent: Mapping[str, str] | None) -> str:
-    """The first bytes of an error answer, scrubbed (the credentials ``sent`` hidden), for a reason."""
+async def _error_text(resp: aiohttp.ClientResponse, sent: Mapping[str, str] | None, proxy: Proxy | None) -> str:
+    """The first bytes of an error answer, scrubbed (the credentials ``sent`` and the ``proxy``'s
+    hidden), for a reason."""
     head = b""
     try:
         while len(head) < ERROR_TEXT_BYTES and (chunk := await resp.content.read(ERROR_TEXT_BYTES - len(head))):
             head += chunk
     except (aiohttp.ClientError, OSError):
         pass
-    return error_text(head, sent)
+    return error_text(head, sent, proxy)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _signals
+from .._credentials import hide_env_credentials
 from .._errors import TotaskError
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
@@ -111,6 +112,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             # a KeyboardInterrupt the annotator raised itself is named as such
             error = str(exc) if isinstance(exc, _signals.OwnInterrupt) else f"{type(exc).__name__}: {exc}"
+            error = hide_env_credentials(error)  # a plugin's message may quote what it read from the environment
             where = plugin_frame(config.method, exc)
             if where is None:
                 broke = exc

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from .._credentials import hide_env_credentials
 from .._errors import JobError
 from .._failure_rules import SystematicFailure
 from .._manifest.line import DELETE, Line
@@ -72,6 +74,10 @@ class Recorder:
         """The status, the keys to set on the line, and the outcome finally recorded (a label
         that breaks its schema is recorded as a failure)."""
         drop_null = DELETE if self.attr in item.record else None
+        if isinstance(outcome, (Failed, Routed)):  # a plugin's words: no credential of the environment
+            reason = hide_env_credentials(outcome.reason)
+            if reason != outcome.reason:
+                outcome = replace(outcome, reason=reason)
         if isinstance(outcome, Labeled):
             # an annotator may declare the label's own type: a document kept as it is (Ground
             # Truth's custom type, formats.native) is not a label of the job's task type

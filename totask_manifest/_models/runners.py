@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .. import _credentials
 from .._errors import FetchError, JobError, UsageError, json_kind
 from .._fetch import redact_url, scrub
 from .._redaction import hide_secrets, sent_secrets
@@ -39,7 +40,7 @@ ENDPOINT_MAX_BODY_BYTES = 2 * 1024**3
 ENDPOINT_MAX_BACKOFF = 10.0
 #: the whole ``Authorization`` header value for the --model endpoint (``Bearer abc``): read from the
 #: environment by every run (annotate, chain, clone, resume), sent to the endpoint only, never stored
-MODEL_AUTHORIZATION = "TOTASK_MODEL_AUTHORIZATION"
+MODEL_AUTHORIZATION = _credentials.MODEL_AUTHORIZATION
 
 
 def model_authorization() -> str | None:

@@ -49,7 +49,7 @@ import aiohttp
 
 from .._fetch import USER_AGENT, parse_retry_after
 from .._fetch.http import new_session, proxy_options
-from .._proxies import EnvProxies
+from .._proxies import EnvProxies, Proxy
 from .._retry import Backoff
 from .errors import (  # noqa: F401 - the client's errors are importable from here too
     BackendMoved,
@@ -249,7 +249,7 @@ class AsyncSynapseClient:
                 await self._sleep_backoff(failures)
                 continue
             if status >= 400:
-                raise self._error(method, url, status, body, retried=failures > 0)
+                raise self._error(method, url, status, body, retried=failures > 0, proxy=proxy)
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not body:
@@ -285,8 +285,12 @@ class AsyncSynapseClient:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _error(self, method: str, url: str, status: int, body: bytes, *, retried: bool = False) -> SynapseHTTPError:
-        return http_error(method, _path_of(url), status, body, self.settings.secrets(), retried=retried)
+    def _error(self, method: str, url: str, status: int, body: bytes, *, retried: bool = False,
+               proxy: Proxy | None = None) -> SynapseHTTPError:
+        """An error answer's error, the tokens masked, and the credentials of the ``proxy`` the request
+        went through: an ``http://`` host's answer may be the proxy's own page, which may echo them."""
+        secrets = [*self.settings.secrets(), *(proxy.secrets if proxy is not None else ())]
+        return http_error(method, _path_of(url), status, body, secrets, retried=retried)
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from .._errors import TotaskError, UsageError
+from .._credentials import hide_env_credentials
+from .._errors import UsageError
 from .._signals import OwnInterrupt, own_interrupts
 from .taskdata import dumps_exact
 
@@ -118,17 +119,7 @@ def hook_failure(hook: str, exc: BaseException) -> str:
 
     kind, text = ("KeyboardInterrupt", str(exc.__cause__ or "")) if isinstance(exc, OwnInterrupt) else (
         type(exc).__name__, str(exc))
-    return f"{hook}: {kind}: {scrub(redact_secrets(text), 200)}"
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with the environment's Synapse tokens masked (``SynapseSettings.redact_tokens``)."""
-    from .settings import SynapseSettings
-
-    try:
-        return SynapseSettings.from_env().redact_tokens(text)
-    except TotaskError:  # settings that cannot be read hold no token we could have sent
-        return text
+    return f"{hook}: {kind}: {scrub(hide_env_credentials(text), 200)}"
 
 
 def json_problem(value: Any) -> str | None:

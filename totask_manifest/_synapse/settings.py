@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .._credentials import env_token
 from .._errors import UsageError
+from .._redaction import hide_secrets
 
 DEFAULT_HOST = "https://api.synapse.sh"
 DEFAULT_LANGUAGE = "ko"
@@ -83,7 +84,7 @@ class SynapseSettings:
             host=host.rstrip("/"),
             access_token=env_token(env, "SYNAPSE_ACCESS_TOKEN"),
             user_token=env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
-            tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT"),
+            tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT", secret=False),
             url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
             language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
         )
@@ -138,15 +139,11 @@ class SynapseSettings:
         return [s for s in (self.access_token, self.user_token, self.tenant) if s]
 
     def redact(self, text: str) -> str:
-        """``text`` with every token replaced by ``***`` (longest first, so none leaks in part)."""
-        for secret in sorted(self.secrets(), key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
+        """``text`` with every token masked (``hide_secrets``: a tenant of a few letters only as a
+        word of its own, one of one to three only as a credential, so none garbles the words around it)."""
+        return hide_secrets(text, self.secrets())
 
     def redact_tokens(self, text: str) -> str:
         """``text`` with the tokens masked, but not the tenant: for text that is not an error of the
-        client (a result, a plugin's message), where a short tenant code could match ordinary words."""
-        for secret in sorted((s for s in (self.access_token, self.user_token) if s), key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        client (a result, a plugin's message), where a tenant code is no secret to hide."""
+        return hide_secrets(text, [s for s in (self.access_token, self.user_token) if s])
