@@ -22,6 +22,7 @@ from .._errors import JobError, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._plugin_output import plugin_code
 
 __all__ = [
     "Annotator",
@@ -232,7 +233,8 @@ def get_annotator_class(name: str) -> type[Annotator]:
             ) from None
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        with plugin_code():  # what a plugin's module prints as it loads: not on the command's stdout
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise _missing_module(name, module_name, exc) from None
     except Exception as exc:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import UsageError
 from .._options import Options, choices_of, kind_words, mistyped_value, option_info
+from .._plugin_output import plugin_code
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -70,7 +71,8 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
             value = getattr(args, _dest(f.name, prefix), None)
             if value is not None:
                 values[f.name] = value
-    values = cls.from_cli(values)
+    with plugin_code():  # a plugin's own Options class may read a file it names, and print
+        values = cls.from_cli(values)
     _refuse_mistyped(cls, values, prefix)
     options = cls.from_dict(values).to_dict()
     if only_given:  # a flag given with the default's value counts: it sets an inherited option back

@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import _signals
 from .._errors import TotaskError
+from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, write_output
@@ -89,7 +90,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     interrupted: KeyboardInterrupt | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
-            plan.engine.run(plan)
+            with plugin_code():  # the annotator's __init__, annotate, close and threads: they print to stderr
+                plan.engine.run(plan)
         except LeaseLost:
             plan.stop.set()
             raise  # another process owns the folder now: write nothing more, not even a final status
