@@ -181,15 +181,26 @@ def choices_of(f: dataclasses.Field) -> list[Any] | None:
 
 
 def given_together(cls: type[Options], values: Mapping[str, Any]) -> list[str]:
-    """The first pair of keys of one ``exclusive`` set that ``values`` both sets (neither null nor
-    its default): argparse refuses ``--fast --slow``; from Python they were taken together."""
+    """The first pair of keys of one ``exclusive`` set that ``values`` both turns on
+    (``_turns_on``), for the CLI (``--fast --slow``) and the Python API alike."""
     groups: dict[str, list[str]] = {}
     for f, _groups in cls.leaves():
         group = option_info(f).exclusive
-        value = values.get(f.name)
-        if group and value is not None and value != _default(f):
+        if group and _turns_on(f, values.get(f.name)):
             groups.setdefault(group, []).append(f.name)
     return next((names[:2] for names in groups.values() if len(names) > 1), [])
+
+
+def _turns_on(f: dataclasses.Field, value: Any) -> bool:
+    """Whether ``value`` sets an option of an exclusive set: not null, not its default, not a
+    bool's off (``--no-slow``: argparse's own group refused ``--fast --no-slow``, also where
+    ``--no-slow`` is the default) and no empty list (job.json's ``[]`` for a ``()`` default)."""
+    if value is None or value is False or (isinstance(value, (list, tuple)) and not value):
+        return False
+    default = _default(f)
+    if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return bool(value != default)
 
 
 @dataclass(frozen=True)
