@@ -43,6 +43,10 @@ class Broken(BatchAnnotator):
             threading.Thread(target=time.sleep, args=(3600,), name="plugin-sleeper").start()
         if behave == "raise":
             raise RuntimeError("no model loaded")
+        if behave == "thread-raises" and items[0].index >= 4:
+            worker = threading.Thread(target=self._load, name="plugin-loader")
+            worker.start()
+            worker.join()
         out = []
         for item in items:
             if behave == "type":
@@ -54,6 +58,9 @@ class Broken(BatchAnnotator):
         if behave == "short":
             del out[1]  # the outcome of the second item dropped: the rest would shift up a line
         return out
+
+    def _load(self):
+        raise OSError("no weights")
 '''
 
 
@@ -108,6 +115,22 @@ def test_a_plugin_that_raises_is_named_with_where_it_raised_in_one_line(plugin_j
     assert f"job raise failed: {error}" in r.stderr, r.stderr
     assert _job(job)["status"] == "FAILED" and _job(job)["error"] == error
     assert (job / "manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_thread_of_the_plugin_that_raises_fails_the_job_in_one_line(plugin_job) -> None:
+    """A thread the plugin started raised: Python printed its traceback, ``annotate_batch`` returned
+    its outcomes anyway and the job said COMPLETED. The batch that thread served is not recorded."""
+    run, _ = plugin_job
+    r, job = run("thread-raises")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    where = f"{job.parents[1] / 'pkg' / 'brokenplug' / 'mod.py'} line 47, in _load"
+    error = (f"method plugin 'brokenplug.mod:Broken' raised OSError: no weights in its thread 'plugin-loader' "
+             f"({where})")
+    assert f"job thread-raises failed: {error}" in r.stderr, r.stderr
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["error"] == error
+    assert state["metrics"]["success"] == 4 and state["metrics"]["stand_by"] == 2, state["metrics"]
 
 
 @pytest.mark.slow

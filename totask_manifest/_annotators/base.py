@@ -11,6 +11,7 @@ from one place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import JobError, UsageError
+from .._errors import JobError, RaisedInThread, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
@@ -151,6 +152,39 @@ class BatchAnnotator(Annotator):
 #: threads an annotator started and left running once closed (``note_threads_left``): the
 #: command does not wait for them as it exits (``cli.main``), where Python would, forever
 THREADS_LEFT: list[threading.Thread] = []
+
+
+@contextlib.contextmanager
+def thread_errors() -> Iterator[Callable[[], None]]:
+    """While the block runs, what a thread raises (a plugin's worker) is kept, not printed; the
+    function it gives raises the first as ``RaisedInThread`` (the engine calls it before it
+    records an outcome: the batch that thread served is not recorded, its lines left for resume).
+    Python's own hook printed a traceback and the job went on to say COMPLETED. One raised after
+    the last outcome (in ``close()``) is said in one warning line."""
+    raised: list[Any] = []
+    previous = threading.excepthook
+
+    def keep(args: Any) -> None:
+        if issubclass(args.exc_type, SystemExit):  # Python's hook says nothing of it either
+            return
+        raised.append(args)
+
+    def raise_first() -> None:
+        if raised:
+            first = raised.pop(0)
+            raised.clear()
+            name = first.thread.name if first.thread is not None else "?"
+            raise RaisedInThread(name) from first.exc_value
+
+    threading.excepthook = keep
+    try:
+        yield raise_first
+    finally:
+        threading.excepthook = previous
+        for args in raised:
+            logging.getLogger("totask_manifest").warning(
+                "a thread of the annotator's (%r) raised %s: %s after its last line", getattr(args.thread, "name", "?"),
+                args.exc_type.__name__, args.exc_value)
 
 
 def note_threads_left(method: str, before: set[threading.Thread]) -> None:

@@ -7,7 +7,14 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 
-from .._annotators.base import Item, ItemStream, Outcome, get_annotator_class, note_threads_left
+from .._annotators.base import (
+    Item,
+    ItemStream,
+    Outcome,
+    get_annotator_class,
+    note_threads_left,
+    thread_errors,
+)
 from .._jobs.run import JobRun
 from .._jobs.scan_ranges import selected_lines
 from .._manifest.line import Line
@@ -42,10 +49,12 @@ class LocalEngine(Engine):
         try:
             # a KeyboardInterrupt the annotator's code raises itself (a plugin's) is its error, as any
             # other it raises: taken for Ctrl-C, the job stopped STOPPED and every resume met it again
-            with own_interrupts(), get_annotator_class(plan.config.method)(plan) as annotator:
+            with own_interrupts(), thread_errors() as raise_thread_error, \
+                    get_annotator_class(plan.config.method)(plan) as annotator:
                 outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
                 try:
                     for item, outcome in outcomes:
+                        raise_thread_error()  # an outcome given after its thread broke is not recorded
                         finished[item.index] = outcome
                         while order and order[0] in finished:
                             index = order.popleft()
