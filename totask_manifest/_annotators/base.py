@@ -140,7 +140,14 @@ class BatchAnnotator(Annotator):
         """Each item with its outcome, once the count is known to match: ``zip(strict=True)``
         yielded the first pairs before it noticed one missing, so a dropped outcome gave each
         later line of the batch the next line's label."""
-        outcomes = list(self.annotate_batch(batch))
+        returned = self.annotate_batch(batch)
+        try:
+            outcomes = list(returned)
+        except TypeError:  # None (a forgotten return): the job failed with a traceback of ours
+            cls = type(self)
+            what = "None" if returned is None else f"a {type(returned).__name__}"
+            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {what} for lines "
+                           f"{batch[0].number}-{batch[-1].number}; it returns a list of outcomes, one per item, in the same order") from None
         if len(outcomes) != len(batch):
             cls = type(self)
             raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {len(outcomes)} "
@@ -285,4 +292,21 @@ def get_annotator_class(name: str) -> type[Annotator]:
         raise UsageError(f"method {name!r}: {module_name} has no {attr!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, Annotator)):
         raise UsageError(f"method {name!r}: {target} is not an Annotator subclass")
+    _check_options_class(name, cls)
     return cls
+
+
+def _check_options_class(name: str, cls: type[Annotator]) -> None:
+    """A plugin's ``Options`` that is no ``Options`` subclass failed every command with a traceback
+    (``no attribute 'leaves'``); one not made a dataclass had none of its fields seen, so its
+    flags were ``unrecognized arguments`` and its values from Python refused as undeclared."""
+    import dataclasses
+    import inspect
+
+    options = cls.Options
+    if not (isinstance(options, type) and issubclass(options, Options)):
+        raise UsageError(f"method {name!r}: its Options ({options!r}) is not a subclass of totask_manifest.Options")
+    if options is not Options and inspect.get_annotations(options) and not (
+            dataclasses.is_dataclass(options) and "__dataclass_fields__" in options.__dict__):
+        raise UsageError(f"method {name!r}: its Options class {options.__qualname__} is not a dataclass: "
+                         "decorate it with @dataclass(frozen=True)")
