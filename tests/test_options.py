@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pickle
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -343,3 +344,23 @@ def test_the_help_of_an_exclusive_flag_names_the_others() -> None:
     parser = argparse.ArgumentParser()
     add_options(parser, Speeds)
     assert "(not with --slow)" in parser.format_help() and "(not with --host)" in parser.format_help()
+
+
+@dataclass(frozen=True)
+class Sequences(Options):
+    ids: tuple[int, ...] = option((), flag="--id")
+    tags: list[str] | None = option(None, flag="--tag")
+    scores: list[float] = option([])
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"ids": [1.5]}, "option 'ids' must hold int values, not number 1.5"),
+    ({"ids": [1, True]}, "option 'ids' must hold int values, not boolean true"),
+    ({"tags": ["a", 1]}, "option 'tags' must hold str values, not number 1"),
+    ({"scores": [0.5, "x"]}, 'option \'scores\' must hold float values, not string "x"'),
+])
+def test_a_sequence_of_the_wrong_elements_from_python_is_refused(values: dict, said: str) -> None:
+    """``{"ids": [1.5]}`` was taken for ``tuple[int, ...]`` (its flag, ``--id 1.5``, is refused)."""
+    with pytest.raises(UsageError, match=f"^{re.escape(said)}$"):
+        Sequences.checked(values)
+    assert Sequences.checked({"ids": [1, 2], "tags": ["a"], "scores": [1, 0.5]}).ids == (1, 2)

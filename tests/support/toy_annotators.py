@@ -58,3 +58,26 @@ class ToyClassifier(BatchAnnotator):
             cls_id = _digest(item) % 3
             out.append(Labeled(cls_id, {"class-name": ["cat", "dog", "bird"][cls_id], "confidence": 0.5}))
         return out
+
+
+@dataclass(frozen=True)
+class NamedToyOptions(ToyOptions):
+    """Where the class name comes from: one of an ``exclusive`` set."""
+
+    name_prefix: str | None = option(None, exclusive="naming")
+    upper: bool = option(False, exclusive="naming")
+
+
+class NamedToy(ToyClassifier):
+    """The toy, its class names given a prefix or upper-cased."""
+
+    Options = NamedToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out = super().annotate_batch(items)
+        for outcome in out:
+            if isinstance(outcome, Labeled):
+                name = outcome.metadata["class-name"]
+                outcome.metadata["class-name"] = name.upper() if self.options.upper else (
+                    (self.options.name_prefix or "") + name)
+        return out
