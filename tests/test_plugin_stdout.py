@@ -13,9 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-import orjson
-
-from tests.jobs_helpers import REPO
+from tests.jobs_helpers import REPO, plugin_job_argv
 from totask_manifest import _plugin_output
 from totask_manifest._plugin_output import plugin_code, stdout_routed
 
@@ -65,17 +63,9 @@ class Convert:
 
 
 def _annotate(tmp_path: Path, *method: str) -> subprocess.CompletedProcess:
-    (tmp_path / "chatty.py").write_text(PLUGIN)
-    rows = []
-    for i in range(3):
-        (tmp_path / f"l{i}.json").write_text('{"x": 1}')
-        rows.append(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "label-ref": f"l{i}.json"}))
-    (tmp_path / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
-    return subprocess.run(
-        [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"), "--job-name", "j",
-         "--label-attribute", "cls", "--task-type", "image-classification", *method, "--output", str(tmp_path / "out")],
-        env=dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}"), capture_output=True, text=True,
-        cwd=tmp_path, timeout=120)
+    return subprocess.run(plugin_job_argv(tmp_path, "chatty", PLUGIN, *method),
+                          env=dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}"), capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
 
 
 def _summary(tmp_path: Path) -> str:
