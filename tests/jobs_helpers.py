@@ -43,6 +43,20 @@ def toy_job_args(inp: Path | str, out: Path | str, *extra: str, job: str = "j") 
             "image-classification", "--method", TOY, "--output", str(out), *extra]
 
 
+def plugin_job_argv(folder: Path, module: str, plugin: str, *method: str) -> list[str]:
+    """``annotate`` (attribute ``cls``, image classification) of three lines, each naming a label
+    file ``l<i>.json`` beside it, with the plugin ``module`` (its text ``plugin``) written into
+    ``folder``, the job ``j`` under ``folder/out``; run with ``folder`` on ``PYTHONPATH``."""
+    (folder / f"{module}.py").write_text(plugin)
+    rows = []
+    for i in range(3):
+        (folder / f"l{i}.json").write_text('{"x": 1}')
+        rows.append(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "label-ref": f"l{i}.json"}))
+    (folder / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+    return [sys.executable, "-m", "totask_manifest", "annotate", str(folder / "in.manifest"), "--job-name", "j",
+            "--label-attribute", "cls", "--task-type", "image-classification", *method, "--output", str(folder / "out")]
+
+
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(

@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.jobs_helpers import REPO
+from tests.jobs_helpers import REPO, plugin_job_argv
 from tests.support.sessions import signal_once_marked
 
 PLUGIN = '''
@@ -52,15 +51,7 @@ class GivesUp(BatchAnnotator):
 
 
 def _annotate(tmp_path: Path, *method: str, **env: str) -> subprocess.Popen:
-    (tmp_path / "kbplug.py").write_text(PLUGIN)
-    rows = []
-    for i in range(3):
-        (tmp_path / f"l{i}.json").write_text('{"x": 1}')
-        rows.append(orjson.dumps({"source-ref": f"s3://b/{i}.jpg", "label-ref": f"l{i}.json"}))
-    (tmp_path / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
-    args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"), "--job-name", "j",
-            "--label-attribute", "cls", "--task-type", "image-classification", *method,
-            "--output", str(tmp_path / "out")]
+    args = plugin_job_argv(tmp_path, "kbplug", PLUGIN, *method)
     return subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{tmp_path}", **env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 

@@ -327,8 +327,8 @@ def test_options_from_flags_are_json_and_the_job_makes_them_absolute(tmp_path, m
 
 
 def test_url_sources_are_exclusive_on_the_command_line():
-    with pytest.raises(SystemExit):
-        parse(["m.jsonl", "--url-key", "k", "--target-specification-name", "s"])
+    with pytest.raises(UsageError, match=r"^--target-specification-name and --url-key cannot be given together"):
+        read_options(parse(["m.jsonl", "--url-key", "k", "--target-specification-name", "s"]), FileAnnotator.Options)
 
 
 @pytest.mark.parametrize(("options", "task_type", "message"), [

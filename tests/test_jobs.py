@@ -343,3 +343,22 @@ def test_part_numbers_past_six_digits_keep_their_order(tmp_path):
     (folder / ".tmp-part-000007.jsonl-x").write_bytes(b"")
     assert [p.rsplit("/", 1)[-1] for p in layout.parts()] == [
         "part-000005.jsonl", "part-999999.jsonl", "part-1000000.jsonl"]
+
+
+@pytest.mark.parametrize("through", ["python", "cli"])
+def test_chain_choosing_the_other_option_of_an_exclusive_set_drops_the_inherited_one(tmp_path, through):
+    """A job started with ``--name-prefix`` chained with ``--upper`` was refused ("options
+    'name_prefix' and 'upper' cannot be given together"), and no flag could unset the inherited one."""
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    named = "tests.support.toy_annotators:NamedToy"
+    first = api.annotate(config(tmp_path, inp, method=named, options={"name_prefix": "x-"}))
+    if through == "python":
+        assert api.chain(first.job_url, "second", options={"upper": True}).status == "COMPLETED"
+    else:
+        r = run_cli("chain", first.job_url, "--job-name", "second", "--upper")
+        assert r.returncode == 0, r.stdout + r.stderr
+    options = orjson.loads((tmp_path / "out" / "second" / "job.json").read_bytes())["config"]["options"]
+    assert options["upper"] is True and options.get("name_prefix") is None, options
+    lines = output_of(tmp_path / "out", "second").read_bytes().splitlines()
+    names = {orjson.loads(x)["second-metadata"].get("class-name") for x in lines} - {None}
+    assert names and names <= {"CAT", "DOG", "BIRD"}, names

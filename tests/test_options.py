@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pickle
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,9 +53,9 @@ def test_flags_come_from_the_fields_and_read_back_as_the_flat_object() -> None:
     assert read_options(args, Outer, only_given=True) == {"name": "n", "fast": True, "hosts": ["a", "b"], "level": 7}
 
 
-def test_exclusive_flags_and_typed_values_are_refused_by_argparse() -> None:
-    with pytest.raises((SystemExit, argparse.ArgumentError)):
-        parse(Outer, ["--name", "n", "--key", "k"])
+def test_exclusive_flags_and_typed_values_are_refused() -> None:
+    with pytest.raises(UsageError, match=r"^--name and --key cannot be given together"):
+        read_options(parse(Outer, ["--name", "n", "--key", "k"]), Outer)
     with pytest.raises((SystemExit, argparse.ArgumentError)):
         parse(Outer, ["--level", "x"])
     with pytest.raises((SystemExit, argparse.ArgumentError)):
@@ -293,3 +294,73 @@ def test_choices_and_exclusive_options_from_python_are_refused_as_the_flags_are(
     with pytest.raises(UsageError, match=r"^options 'quick' and 'careful' cannot be given together"):
         Chosen.checked({"quick": True, "careful": True})
     assert Chosen.checked({"quick": True, "careful": False, "color": "green"}).quick is True
+
+
+@dataclass(frozen=True)
+class Speeds(Options):
+    """Exclusive sets of bools (``--x/--no-x``), of bools whose default is null, and of a list."""
+
+    fast: bool = option(False, exclusive="speed")
+    slow: bool = option(False, exclusive="speed")
+    eager: bool | None = option(None, exclusive="mood")
+    lazy: bool | None = option(None, exclusive="mood")
+    hosts: tuple[str, ...] = option((), flag="--host", exclusive="where")
+    root: str | None = option(None, exclusive="where")
+
+
+@pytest.mark.parametrize("argv", [["--fast", "--no-slow"], ["--no-fast", "--slow"], ["--no-fast", "--no-slow"],
+                                  ["--eager", "--no-lazy"], ["--no-eager", "--no-lazy"]])
+def test_an_exclusive_bool_turned_off_goes_with_the_other_turned_on(argv: list[str]) -> None:
+    """``--fast --no-slow`` was refused by argparse (``not allowed with argument``), although
+    ``--no-slow`` is the default; from Python ``{"eager": True, "lazy": False}`` was refused too."""
+    options = read_options(parse(Speeds, argv), Speeds)
+    assert Speeds.checked(options).fast is ("--fast" in argv)
+
+
+@pytest.mark.parametrize(("argv", "first", "second"), [(["--fast", "--slow"], "--fast", "--slow"),
+                                                       (["--lazy", "--eager"], "--eager", "--lazy"),
+                                                       (["--host", "h", "--root", "r"], "--host", "--root")])
+def test_two_options_of_one_set_turned_on_are_refused_in_one_line(argv: list[str], first: str, second: str) -> None:
+    with pytest.raises(UsageError, match=f"^{first} and {second} cannot be given together \\(one or the other\\)$"):
+        read_options(parse(Speeds, argv), Speeds)
+    with pytest.raises(UsageError, match="cannot be given together"):
+        Speeds.checked({"fast": True, "slow": True})
+
+
+def test_job_json_of_one_option_of_a_set_is_taken_from_python() -> None:
+    """job.json keeps every option, ``"hosts": []`` for an empty tuple: that counted as given
+    beside ``root``, so a job the command line started was refused when resumed from Python."""
+    stored = read_options(parse(Speeds, ["--root", "r"]), Speeds)
+    assert stored["hosts"] == [] and Speeds.checked(stored).root == "r"
+
+
+def test_from_python_a_bool_set_off_is_not_given() -> None:
+    """``lazy: bool | None = None`` set to False counted as given (False is not its default)."""
+    assert Speeds.checked({"eager": True, "lazy": False}).eager is True
+    assert Speeds.checked({"fast": False, "slow": True}).slow is True
+
+
+def test_the_help_of_an_exclusive_flag_names_the_others() -> None:
+    parser = argparse.ArgumentParser()
+    add_options(parser, Speeds)
+    assert "(not with --slow)" in parser.format_help() and "(not with --host)" in parser.format_help()
+
+
+@dataclass(frozen=True)
+class Sequences(Options):
+    ids: tuple[int, ...] = option((), flag="--id")
+    tags: list[str] | None = option(None, flag="--tag")
+    scores: list[float] = option([])
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"ids": [1.5]}, "option 'ids' must hold int values, not number 1.5"),
+    ({"ids": [1, True]}, "option 'ids' must hold int values, not boolean true"),
+    ({"tags": ["a", 1]}, "option 'tags' must hold str values, not number 1"),
+    ({"scores": [0.5, "x"]}, 'option \'scores\' must hold float values, not string "x"'),
+])
+def test_a_sequence_of_the_wrong_elements_from_python_is_refused(values: dict, said: str) -> None:
+    """``{"ids": [1.5]}`` was taken for ``tuple[int, ...]`` (its flag, ``--id 1.5``, is refused)."""
+    with pytest.raises(UsageError, match=f"^{re.escape(said)}$"):
+        Sequences.checked(values)
+    assert Sequences.checked({"ids": [1, 2], "tags": ["a"], "scores": [1, 0.5]}).ids == (1, 2)

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from totask_manifest import BatchAnnotator, Labeled, Options, option
+from totask_manifest import Annotator, BatchAnnotator, Labeled, Options, option
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,10 @@ class Broken(BatchAnnotator):
             threading.Thread(target=time.sleep, args=(3600,), name="plugin-sleeper").start()
         if behave == "raise":
             raise RuntimeError("no model loaded")
+        if behave == "thread-raises" and items[0].index >= 4:
+            worker = threading.Thread(target=self._load, name="plugin-loader")
+            worker.start()
+            worker.join()
         out = []
         for item in items:
             if behave == "type":
@@ -53,7 +57,29 @@ class Broken(BatchAnnotator):
                 out.append(Labeled(item.index % 2, {"class-name": "cat"}))
         if behave == "short":
             del out[1]  # the outcome of the second item dropped: the rest would shift up a line
+        if behave == "none":
+            return None  # a return forgotten
         return out
+
+    def _load(self):
+        raise OSError("no weights")
+
+
+class Plain(Annotator):
+    """``annotate`` itself, yielding what the option says."""
+
+    name = "plain"
+    Options = BrokenOptions
+
+    def annotate(self, items):
+        for item in items:
+            outcome = Labeled(0, {"class-name": "cat"})
+            if self.options.behave == "bare":
+                yield outcome
+            elif self.options.behave != "drop" or item.index != 2:
+                yield item, outcome
+            if self.options.behave == "twice":
+                yield item, outcome
 '''
 
 
@@ -65,11 +91,11 @@ def plugin_job(tmp_path):
     manifest = tmp_path / "in.manifest"
     manifest.write_text("".join(json.dumps({"source-ref": f"s3://b/img{i}.jpg", "n": i}) + "\n" for i in range(6)))
 
-    def run(behave: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, Path]:
+    def run(behave: str, timeout: float = 60, cls: str = "Broken") -> tuple[subprocess.CompletedProcess, Path]:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path / "pkg")])}
         r = subprocess.run(
             [sys.executable, "-m", "totask_manifest", "annotate", str(manifest), "--job-name", behave,
-             "--task-type", "image-classification", "--method", "brokenplug.mod:Broken", "--behave", behave,
+             "--task-type", "image-classification", "--method", f"brokenplug.mod:{cls}", "--behave", behave,
              "--output", str(tmp_path / "out")],
             capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path)
         return r, tmp_path / "out" / behave
@@ -108,6 +134,96 @@ def test_a_plugin_that_raises_is_named_with_where_it_raised_in_one_line(plugin_j
     assert f"job raise failed: {error}" in r.stderr, r.stderr
     assert _job(job)["status"] == "FAILED" and _job(job)["error"] == error
     assert (job / "manifests/output/output.manifest").read_bytes() == manifest.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_thread_of_the_plugin_that_raises_fails_the_job_in_one_line(plugin_job) -> None:
+    """A thread the plugin started raised: Python printed its traceback, ``annotate_batch`` returned
+    its outcomes anyway and the job said COMPLETED. The batch that thread served is not recorded."""
+    run, _ = plugin_job
+    r, job = run("thread-raises")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    where = f"{job.parents[1] / 'pkg' / 'brokenplug' / 'mod.py'} line 49, in _load"
+    error = (f"method plugin 'brokenplug.mod:Broken' raised OSError: no weights in its thread 'plugin-loader' "
+             f"({where})")
+    assert f"job thread-raises failed: {error}" in r.stderr, r.stderr
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["error"] == error
+    assert state["metrics"]["success"] == 4 and state["metrics"]["stand_by"] == 2, state["metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("behave", "said", "recorded"), [
+    ("bare", "annotate yielded a Labeled; it yields (item, outcome) pairs", 0),
+    ("twice", "annotate yielded a second outcome for line 1 (or one for an item it was not given)", 1),
+    ("drop", "annotate ended without an outcome for line 3 (4 line(s) from it on not recorded)", 2),
+])
+def test_an_annotate_that_does_not_yield_one_pair_per_item_is_named_in_one_line(
+        plugin_job, behave: str, said: str, recorded: int) -> None:
+    """A bare outcome failed the job with the engine's traceback (``cannot unpack``); a second
+    outcome for a line was taken without a word; an item left without one ended the job saying
+    "the engine finished with 4 selected line(s) neither labeled nor failed"."""
+    run, _ = plugin_job
+    r, job = run(behave, cls="Plain")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"error: method 'brokenplug.mod:Plain': {said}" in r.stdout, r.stdout + r.stderr
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["metrics"]["success"] == recorded, state
+
+
+@pytest.mark.slow
+def test_an_annotate_batch_that_returns_none_is_named_in_one_line(plugin_job) -> None:
+    """A forgotten ``return`` failed the job with a traceback of the job's own (``'NoneType' object
+    is not iterable`` in ``_paired``)."""
+    run, _ = plugin_job
+    r, job = run("none")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert ("error: brokenplug.mod:Broken: annotate_batch returned None for lines 1-4; it returns a list of "
+            "outcomes, one per item, in the same order" in r.stdout), r.stdout + r.stderr
+    assert _job(job)["status"] == "FAILED"
+
+
+OPTIONS_MISTAKES = '''
+from totask_manifest import BatchAnnotator, Options, option
+
+
+class Undecorated(Options):
+    level: int = option(3)
+
+
+class Plain:
+    level = 3
+
+
+class ForgotDataclass(BatchAnnotator):
+    name = "forgot"
+    Options = Undecorated
+
+    def annotate_batch(self, items):
+        return []
+
+
+class NoOptionsClass(ForgotDataclass):
+    Options = Plain
+'''
+
+
+@pytest.mark.parametrize(("cls", "said"), [
+    ("ForgotDataclass", "its Options class Undecorated is not a dataclass: decorate it with @dataclass(frozen=True)"),
+    ("NoOptionsClass", "its Options (<class 'optmistakes.Plain'>) is not a subclass of totask_manifest.Options"),
+])
+def test_an_options_class_the_cli_cannot_read_is_refused_in_one_line(tmp_path, cls: str, said: str) -> None:
+    """``Options`` without ``@dataclass``: its flags were ``unrecognized arguments``; one that is no
+    ``Options`` subclass: a traceback (``no attribute 'leaves'``) from every command."""
+    (tmp_path / "optmistakes.py").write_text(OPTIONS_MISTAKES)
+    (tmp_path / "in.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", "in.manifest", "--job-name", "j",
+                        "--task-type", "image-classification", "--method", f"optmistakes:{cls}", "--level", "4",
+                        "--output", "out"], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"totask-manifest annotate: error: method 'optmistakes:{cls}': {said}"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

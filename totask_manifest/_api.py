@@ -59,6 +59,7 @@ from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_probl
 from ._jobs.state import JobState, empty_metrics, output_stale, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import default_label_attribute
+from ._options import set_aside_by
 from ._storage import exists, redact_secret_url, redact_url
 
 log = logging.getLogger("totask_manifest")
@@ -280,6 +281,8 @@ def chain(
     refuse_unknown_options(new_method, options)
     if new_method == prev.config.method:
         base_options = _declared(prev.config.method, prev.config.options)
+        chosen = set_aside_by(get_annotator_class(new_method).Options, options or {})  # the other of a set
+        base_options = {k: v for k, v in base_options.items() if k not in chosen}
     else:  # another method's options do not apply, but relative URLs still resolve where they did
         base_options = {k: v for k, v in prev.config.options.items() if k in DATA_OPTIONS}
     config = JobConfig(

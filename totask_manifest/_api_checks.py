@@ -15,6 +15,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig
 from ._jobs.layout import check_job_name
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
+from ._plugin_output import plugin_code
 from ._storage import redact_secret_url, refuse_half_scheme
 from ._task_types import get_task_type
 
@@ -152,7 +153,8 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     check_installed(method, cls)
     typed = cls.Options.checked(options)  # a value of the wrong type named before the check reads it
     try:
-        cls.check(typed, task_type)
+        with plugin_code():
+            cls.check(typed, task_type)
     except TotaskError:
         raise
     except Exception as exc:

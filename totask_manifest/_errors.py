@@ -81,6 +81,21 @@ class DamagedCheckpoint(JobError):
             "damaged last part aside (renamed, kept) and labels its lines again")
 
 
+class RaisedInThread(Exception):
+    """What a thread an annotator started raised (its ``__cause__``), raised again where the engine
+    runs the annotator (``_annotators.base.thread_errors``). Python's hook printed a traceback
+    and the job went on, COMPLETED, with whatever that thread left undone."""
+
+    def __init__(self, thread: str) -> None:
+        super().__init__(thread)
+        self.thread = thread
+
+    def __str__(self) -> str:
+        cause = self.__cause__
+        said = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        return f"{said} in its thread {self.thread!r}"
+
+
 class FetchError(TotaskError):
     """A URL that could not be fetched for one line; fails that line, never the job."""
 

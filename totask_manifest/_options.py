@@ -17,11 +17,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OptionInfo", "Options", "choices_of", "given_together", "kind_words", "mistyped", "nested", "option", "path_options"]
+__all__ = ["OptionInfo", "Options", "choices_of", "given_together", "kind_words", "mistyped", "nested", "option", "path_options",
+           "set_aside_by"]
 
 _INFO = "totask_option"
 _NESTED = "totask_nested"
@@ -157,9 +159,32 @@ def mistyped_value(f: dataclasses.Field, value: Any) -> str | None:
         return None
     allowed = tuple(t for w in words for t in _KINDS[w])
     if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
-        return None
+        return _mistyped_element(f, value) if isinstance(value, (list, tuple)) else None
     wanted = " or ".join(w for w in words if w != "None")
     return f"must be {wanted}, not {json_kind(value)} {json_text(value)}"
+
+
+#: ``list[int]``, ``tuple[str, ...]``: the one kind of every element
+_ELEMENT = re.compile(r"(?:typing\.)?(?:tuple|list|Tuple|List)\[(\w+)(?:, \.\.\.)?\](?: \| None)?")
+
+
+def _mistyped_element(f: dataclasses.Field, value: list | tuple) -> str | None:
+    """``must hold int values, not number 1.5`` for a sequence annotated with one element kind
+    (``tuple[int, ...]``, ``list[str]``): ``{"ids": [1.5]}`` was taken for ``tuple[int, ...]``,
+    which its flag (``--id 1.5``) refuses."""
+    from ._errors import json_kind, json_text
+
+    text = f.type if isinstance(f.type, str) else str(f.type)
+    got = _ELEMENT.fullmatch(text.replace("NoneType", "None").strip())
+    if got is None or got[1] not in ("int", "float", "str", "bool"):
+        return None
+    if got[0].removeprefix("typing.").startswith(("tuple", "Tuple")) and "..." not in got[0]:
+        return None  # tuple[int]: a fixed size, not checked here
+    allowed = _KINDS[got[1]]
+    for element in value:
+        if not isinstance(element, allowed) or (isinstance(element, bool) and bool not in allowed):
+            return f"must hold {got[1]} values, not {json_kind(element)} {json_text(element)}"
+    return None
 
 
 def choices_of(f: dataclasses.Field) -> list[Any] | None:
@@ -181,15 +206,35 @@ def choices_of(f: dataclasses.Field) -> list[Any] | None:
 
 
 def given_together(cls: type[Options], values: Mapping[str, Any]) -> list[str]:
-    """The first pair of keys of one ``exclusive`` set that ``values`` both sets (neither null nor
-    its default): argparse refuses ``--fast --slow``; from Python they were taken together."""
+    """The first pair of keys of one ``exclusive`` set that ``values`` both turns on
+    (``_turns_on``), for the CLI (``--fast --slow``) and the Python API alike."""
     groups: dict[str, list[str]] = {}
     for f, _groups in cls.leaves():
         group = option_info(f).exclusive
-        value = values.get(f.name)
-        if group and value is not None and value != _default(f):
+        if group and _turns_on(f, values.get(f.name)):
             groups.setdefault(group, []).append(f.name)
     return next((names[:2] for names in groups.values() if len(names) > 1), [])
+
+
+def set_aside_by(cls: type[Options], given: Mapping[str, Any]) -> set[str]:
+    """The keys of the other members of each ``exclusive`` set that ``given`` turns a member of on:
+    ``chain --relative`` of a job started with ``--root`` chooses the other of the set, so the
+    inherited ``root`` goes (it was refused beside it, and no flag could unset it)."""
+    on = {option_info(f).exclusive for f, _groups in cls.leaves()
+          if option_info(f).exclusive and _turns_on(f, given.get(f.name))}
+    return {f.name for f, _groups in cls.leaves() if option_info(f).exclusive in on and f.name not in given}
+
+
+def _turns_on(f: dataclasses.Field, value: Any) -> bool:
+    """Whether ``value`` sets an option of an exclusive set: not null, not its default, not a
+    bool's off (``--no-slow``: argparse's own group refused ``--fast --no-slow``, also where
+    ``--no-slow`` is the default) and no empty list (job.json's ``[]`` for a ``()`` default)."""
+    if value is None or value is False or (isinstance(value, (list, tuple)) and not value):
+        return False
+    default = _default(f)
+    if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return bool(value != default)
 
 
 @dataclass(frozen=True)

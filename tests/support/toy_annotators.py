@@ -79,3 +79,26 @@ class EnvEcho(BatchAnnotator):
         if self.options.raise_:
             raise RuntimeError(said)
         return [Failed(said) for _ in items]
+
+
+@dataclass(frozen=True)
+class NamedToyOptions(ToyOptions):
+    """Where the class name comes from: one of an ``exclusive`` set."""
+
+    name_prefix: str | None = option(None, exclusive="naming")
+    upper: bool = option(False, exclusive="naming")
+
+
+class NamedToy(ToyClassifier):
+    """The toy, its class names given a prefix or upper-cased."""
+
+    Options = NamedToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out = super().annotate_batch(items)
+        for outcome in out:
+            if isinstance(outcome, Labeled):
+                name = outcome.metadata["class-name"]
+                outcome.metadata["class-name"] = name.upper() if self.options.upper else (
+                    (self.options.name_prefix or "") + name)
+        return out

@@ -11,6 +11,7 @@ from one place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -18,10 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import JobError, UsageError
+from .._errors import JobError, RaisedInThread, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._plugin_output import plugin_code
 
 __all__ = [
     "Annotator",
@@ -138,7 +140,14 @@ class BatchAnnotator(Annotator):
         """Each item with its outcome, once the count is known to match: ``zip(strict=True)``
         yielded the first pairs before it noticed one missing, so a dropped outcome gave each
         later line of the batch the next line's label."""
-        outcomes = list(self.annotate_batch(batch))
+        returned = self.annotate_batch(batch)
+        try:
+            outcomes = list(returned)
+        except TypeError:  # None (a forgotten return): the job failed with a traceback of ours
+            cls = type(self)
+            what = "None" if returned is None else f"a {type(returned).__name__}"
+            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {what} for lines "
+                           f"{batch[0].number}-{batch[-1].number}; it returns a list of outcomes, one per item, in the same order") from None
         if len(outcomes) != len(batch):
             cls = type(self)
             raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {len(outcomes)} "
@@ -150,6 +159,39 @@ class BatchAnnotator(Annotator):
 #: threads an annotator started and left running once closed (``note_threads_left``): the
 #: command does not wait for them as it exits (``cli.main``), where Python would, forever
 THREADS_LEFT: list[threading.Thread] = []
+
+
+@contextlib.contextmanager
+def thread_errors() -> Iterator[Callable[[], None]]:
+    """While the block runs, what a thread raises (a plugin's worker) is kept, not printed; the
+    function it gives raises the first as ``RaisedInThread`` (the engine calls it before it
+    records an outcome: the batch that thread served is not recorded, its lines left for resume).
+    Python's own hook printed a traceback and the job went on to say COMPLETED. One raised after
+    the last outcome (in ``close()``) is said in one warning line."""
+    raised: list[Any] = []
+    previous = threading.excepthook
+
+    def keep(args: Any) -> None:
+        if issubclass(args.exc_type, SystemExit):  # Python's hook says nothing of it either
+            return
+        raised.append(args)
+
+    def raise_first() -> None:
+        if raised:
+            first = raised.pop(0)
+            raised.clear()
+            name = first.thread.name if first.thread is not None else "?"
+            raise RaisedInThread(name) from first.exc_value
+
+    threading.excepthook = keep
+    try:
+        yield raise_first
+    finally:
+        threading.excepthook = previous
+        for args in raised:
+            logging.getLogger("totask_manifest").warning(
+                "a thread of the annotator's (%r) raised %s: %s after its last line", getattr(args.thread, "name", "?"),
+                args.exc_type.__name__, args.exc_value)
 
 
 def note_threads_left(method: str, before: set[threading.Thread]) -> None:
@@ -232,7 +274,8 @@ def get_annotator_class(name: str) -> type[Annotator]:
             ) from None
     module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        with plugin_code():  # what a plugin's module prints as it loads: not on the command's stdout
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise _missing_module(name, module_name, exc) from None
     except Exception as exc:
@@ -249,4 +292,21 @@ def get_annotator_class(name: str) -> type[Annotator]:
         raise UsageError(f"method {name!r}: {module_name} has no {attr!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, Annotator)):
         raise UsageError(f"method {name!r}: {target} is not an Annotator subclass")
+    _check_options_class(name, cls)
     return cls
+
+
+def _check_options_class(name: str, cls: type[Annotator]) -> None:
+    """A plugin's ``Options`` that is no ``Options`` subclass failed every command with a traceback
+    (``no attribute 'leaves'``); one not made a dataclass had none of its fields seen, so its
+    flags were ``unrecognized arguments`` and its values from Python refused as undeclared."""
+    import dataclasses
+    import inspect
+
+    options = cls.Options
+    if not (isinstance(options, type) and issubclass(options, Options)):
+        raise UsageError(f"method {name!r}: its Options ({options!r}) is not a subclass of totask_manifest.Options")
+    if options is not Options and inspect.get_annotations(options) and not (
+            dataclasses.is_dataclass(options) and "__dataclass_fields__" in options.__dict__):
+        raise UsageError(f"method {name!r}: its Options class {options.__qualname__} is not a dataclass: "
+                         "decorate it with @dataclass(frozen=True)")

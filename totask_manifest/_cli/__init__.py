@@ -128,6 +128,13 @@ def _exit_past_threads_left(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None  # the console script, ``python -m``: the process ends after it
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .._plugin_output import stdout_routed
+
+    with stdout_routed():  # what a plugin prints goes to stderr: stdout is the command's output alone
+        return _main(argv, as_program)
+
+
+def _main(argv: list[str], as_program: bool) -> int:
     try:
         parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)

@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 from .._errors import UsageError
-from .._options import Options, choices_of, kind_words, mistyped_value, option_info
+from .._options import Options, choices_of, given_together, kind_words, mistyped_value, option_info
+from .._plugin_output import plugin_code
 
 
 def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, seen: set[str] | None = None,
@@ -25,21 +26,23 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
     Every flag's argparse default is None, so ``read_options`` tells a given flag from one left
     out; the field's default applies to the latter. ``seen`` holds the fields already added by
     another class sharing the parser (file and inference share the fetch options): each is added once.
+
+    An ``exclusive`` set is no argparse group: that refused any two of its flags, ``--fast
+    --no-slow`` too (``--no-slow`` sets nothing on); ``read_options`` refuses two that set
+    something (``given_together``), as the Python API does. The help names the others.
     """
     seen = set() if seen is None else seen
-    exclusive: dict[str, Any] = {}
+    others = _exclusive_flags(cls, prefix)
     for f, _path in cls.leaves():
         info = option_info(f)
         dest = _dest(f.name, prefix)
         if not info.cli or dest in seen:
             continue
         seen.add(dest)
-        target = parser
-        if info.exclusive:
-            if info.exclusive not in exclusive:
-                exclusive[info.exclusive] = parser.add_mutually_exclusive_group()
-            target = exclusive[info.exclusive]
-        kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": info.help or None}
+        help_text = info.help or None
+        if others.get(f.name):
+            help_text = f"{help_text or ''} (not with {' or '.join(others[f.name])})".lstrip()
+        kwargs: dict[str, Any] = {"dest": dest, "default": None, "help": help_text}
         action = info.action if info.action is not None or info.type is not None else _annotated_action(f)
         if action is not None:
             kwargs["action"] = action
@@ -54,7 +57,7 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type[Options], *, se
         kind = info.type or _inferred_type(f.default) or _annotated_type(f)
         if kind is not None and action in (None, "append"):
             kwargs["type"] = kind
-        target.add_argument(flag, **kwargs)
+        parser.add_argument(flag, **kwargs)
 
 
 def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bool = False,
@@ -70,8 +73,12 @@ def read_options(args: argparse.Namespace, cls: type[Options], *, only_given: bo
             value = getattr(args, _dest(f.name, prefix), None)
             if value is not None:
                 values[f.name] = value
-    values = cls.from_cli(values)
+    with plugin_code():  # a plugin's own Options class may read a file it names, and print
+        values = cls.from_cli(values)
     _refuse_mistyped(cls, values, prefix)
+    if both := given_together(cls, values):
+        flags = {f.name: _flag(f, prefix) for f, _path in cls.leaves()}
+        raise UsageError(f"{flags[both[0]]} and {flags[both[1]]} cannot be given together (one or the other)")
     options = cls.from_dict(values).to_dict()
     if only_given:  # a flag given with the default's value counts: it sets an inherited option back
         options = {k: options.get(k, v) for k, v in values.items()}
@@ -82,6 +89,17 @@ def given_flags(args: argparse.Namespace, cls: type[Options], *, prefix: str = "
     """The flags of ``cls``'s options that the command line gave, as they are written."""
     return [_flag(f, prefix) for f, _path in cls.leaves()
             if option_info(f).cli and getattr(args, _dest(f.name, prefix), None) is not None]
+
+
+def _exclusive_flags(cls: type[Options], prefix: str) -> dict[str, list[str]]:
+    """For each field of an ``exclusive`` set, the flags of the others in it (for its help)."""
+    sets: dict[str, list[tuple[str, str]]] = {}
+    for f, _path in cls.leaves():
+        info = option_info(f)
+        if info.exclusive and info.cli:
+            sets.setdefault(info.exclusive, []).append((f.name, _flag(f, prefix)))
+    return {name: [flag for other, flag in members if other != name]
+            for members in sets.values() for name, _ in members}
 
 
 def _flag(f: Any, prefix: str) -> str:

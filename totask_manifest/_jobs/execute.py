@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import _signals
 from .._credentials import hide_env_credentials
-from .._errors import TotaskError
+from .._errors import RaisedInThread, TotaskError
+from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, write_output
@@ -90,7 +91,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     interrupted: KeyboardInterrupt | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
-            plan.engine.run(plan)
+            with plugin_code():  # the annotator's __init__, annotate, close and threads: they print to stderr
+                plan.engine.run(plan)
         except LeaseLost:
             plan.stop.set()
             raise  # another process owns the folder now: write nothing more, not even a final status
@@ -111,7 +113,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             error = f"the annotator called sys.exit({exc.code!r}); an annotator returns Failed for a line it cannot label"
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             # a KeyboardInterrupt the annotator raised itself is named as such
-            error = str(exc) if isinstance(exc, _signals.OwnInterrupt) else f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, (_signals.OwnInterrupt, RaisedInThread)) else f"{type(exc).__name__}: {exc}"
             error = hide_env_credentials(error)  # a plugin's message may quote what it read from the environment
             where = plugin_frame(config.method, exc)
             if where is None:
@@ -251,7 +253,8 @@ def plugin_frame(method: str, exc: BaseException) -> str | None:
     if where is None:
         return None
     root = Path(where).parent if Path(where).name == "__init__.py" else Path(where)
-    raised = exc.__cause__ if isinstance(exc, _signals.OwnInterrupt) and exc.__cause__ is not None else exc
+    elsewhere = isinstance(exc, (_signals.OwnInterrupt, RaisedInThread)) and exc.__cause__ is not None
+    raised = exc.__cause__ if elsewhere else exc
     frames = [f for f in traceback.extract_tb(raised.__traceback__) if Path(f.filename).is_relative_to(root)]
     if not frames:
         return None

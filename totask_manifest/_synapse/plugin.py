@@ -22,6 +22,7 @@ from typing import Any
 
 from .._credentials import hide_env_credentials
 from .._errors import UsageError
+from .._plugin_output import plugin_code
 from .._signals import OwnInterrupt, own_interrupts
 from .taskdata import dumps_exact
 
@@ -79,7 +80,8 @@ def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
     if not module_name or not attr:
         raise UsageError(f"converter {target!r}: name a class as 'package.module:Class'")
     try:
-        module = importlib.import_module(module_name)
+        with plugin_code():
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"converter {target!r}: cannot import {module_name!r} ({exc})") from None
     except Exception as exc:  # the plugin's own module failed while loading
@@ -93,7 +95,8 @@ def load_plugin(target: str, *, needs: str, params: dict | None = None) -> Any:
     if not callable(getattr(cls, needs, None)):
         raise UsageError(f"converter {target!r}: {attr} has no {needs}() method")
     try:
-        return _instantiate(cls, params)
+        with plugin_code():
+            return _instantiate(cls, params)
     except Exception as exc:
         raise UsageError(f"converter {target!r}: cannot create {attr}: {type(exc).__name__}: {exc}") from None
 
