@@ -27,7 +27,7 @@ from ._api_checks import (
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
-from ._errors import JobError, UsageError
+from ._errors import JobError, JobExistsError, UsageError
 from ._jobs.config import (
     TUNING_OPTIONS,
     JobConfig,
@@ -122,7 +122,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         # a COMPLETED job has nothing to resume: only another name starts the new one
         resume_it = ("" if existing.status == COMPLETED else
                      f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or ")
-        raise JobError(
+        raise JobExistsError(
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); {resume_it}choose another --job-name"
         )
