@@ -29,3 +29,20 @@ def test_a_job_name_taken_by_another_configuration_or_by_user_files_exits_2(tmp_
     assert foreign.returncode == 2 and "is not a job folder" in one_line_error(foreign, "annotate"), foreign.stderr
     assert sorted(p.name for p in (out / "mine").iterdir()) == ["notes.txt"]
     assert (REPO / "sample_data" / "manifest.jsonl").exists()
+
+
+def test_resume_writes_again_the_lost_output_manifest_of_a_completed_job(tmp_path: Path) -> None:
+    """``chain`` from a COMPLETED job whose output manifest was deleted says "resume it first";
+    resume said "nothing to do" and printed the missing file as the output manifest, exit 0, so
+    the advice led nowhere. Resume now writes it again from the checkpoint, byte for byte."""
+    out = tmp_path / "out"
+    assert cli(*sample_job_args("j", out), cwd=tmp_path).returncode == 0
+    output = out / "j" / "manifests" / "output" / "output.manifest"
+    written = output.read_bytes()
+    output.unlink()
+    chained = cli("chain", str(out / "j"), "--job-name", "c", "--output", str(out), cwd=tmp_path)
+    assert chained.returncode == 1 and "resume it first" in one_line_error(chained, "chain"), chained.stderr
+    again = cli("resume", str(out / "j"), cwd=tmp_path)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert output.read_bytes() == written
+    assert cli("chain", str(out / "j"), "--job-name", "c", "--output", str(out), cwd=tmp_path).returncode == 0

@@ -197,10 +197,13 @@ def resume(
         state = job.state
         move_secret_input(state)  # a job written before input URLs were recorded redacted
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
-        if state.status == COMPLETED:
+        if state.status == COMPLETED and exists(state.layout.output_manifest):
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
             return job_result(state)
+        if state.status == COMPLETED:  # deleted or lost: ``chain`` says "resume it first", so resume writes it
+            log.warning("job %s is COMPLETED but its output manifest is missing; writing it again from the "
+                        "checkpoint", state.config.job_name)
         check_installed(state.config.method, get_annotator_class(state.config.method))
         refuse_undeclared_options(state.config.job_name, state.config.method, state.config.options)
         if changes:
