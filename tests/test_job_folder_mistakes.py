@@ -46,3 +46,16 @@ def test_resume_writes_again_the_lost_output_manifest_of_a_completed_job(tmp_pat
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
     assert output.read_bytes() == written
     assert cli("chain", str(out / "j"), "--job-name", "c", "--output", str(out), cwd=tmp_path).returncode == 0
+
+
+def test_an_empty_output_root_or_input_is_refused_not_the_current_folder(tmp_path: Path) -> None:
+    """``--output ''`` wrote the job into the current folder (among the user's files, unasked);
+    an empty INPUT was named as "is a folder, not a file: <the current folder>"."""
+    args = sample_job_args("j", "")
+    refused = cli(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and "output root (--output) is empty" in one_line_error(refused, "annotate")
+    args[1] = ""
+    args[-1] = str(tmp_path / "out")
+    refused = cli(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and "input manifest (INPUT) is empty" in one_line_error(refused, "annotate")
+    assert list(tmp_path.iterdir()) == []
