@@ -171,21 +171,31 @@ def test_a_box_without_a_score_is_unscored_not_zero(tmp_path, server):
 
 
 @pytest.mark.slow
-def test_resume_of_a_job_stopped_by_a_systematic_failure_does_not_claim_lines_were_left(tmp_path):
-    """The sample job with a wrong ``--url-key`` stops after 32 of its 50 lines; ``resume`` tries
-    the 18 left, which fail the same way. Its error said "stopped without trying the rest" while
-    no line was left (stand_by 0): it now says every line this run tried failed that way."""
+def test_a_systematic_failure_on_every_line_a_run_tries_does_not_claim_lines_were_left(tmp_path):
+    """The sample job with a wrong ``--url-key`` stops after 32 of its 50 lines, which its output
+    shows failed but its checkpoint leaves for ``resume``: resume tries them again and stops the
+    same way. A run whose every line (fewer than 32)
+    fails so says each line it tried failed, not "stopped without trying the rest" (before, the
+    resume of the first job tried the 18 left, stand_by 0, and said it)."""
     from tests.jobs_helpers import REPO
 
-    args = ["annotate", str(REPO / "sample_data" / "manifest.jsonl"), "--job-name", "wrong-key",
-            "--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
-            "--url-key", "no-such-key", "--output", str(tmp_path)]
-    first = run_cli(*args)
+    def args(src: Path, name: str) -> list[str]:
+        return ["annotate", str(src), "--job-name", name, "--label-attribute", "boxes", "--task-type",
+                "object-detection", "--method", "file", "--url-key", "no-such-key", "--output", str(tmp_path)]
+
+    sample = REPO / "sample_data" / "manifest.jsonl"
+    first = run_cli(*args(sample, "wrong-key"))
     assert first.returncode == 1 and "stopped without trying the rest" in first.stdout + first.stderr
     again = run_cli("resume", str(tmp_path / "wrong-key"))
-    assert again.returncode == 1, again.stderr
+    assert again.returncode == 1 and "stopped without trying the rest" in again.stderr, again.stderr
     job = json.loads((tmp_path / "wrong-key" / "job.json").read_text())
-    assert job["metrics"]["stand_by"] == 0
+    assert job["metrics"]["stand_by"] == 18 and job["metrics"]["failed"] == 32, job["metrics"]
+    few = tmp_path / "few.jsonl"
+    few.write_bytes(b"".join(sample.read_bytes().splitlines(keepends=True)[:18]))
+    short = run_cli(*args(few, "few"))
+    assert short.returncode == 1, short.stderr
+    job = json.loads((tmp_path / "few" / "job.json").read_text())
+    assert job["metrics"]["stand_by"] == 0 and job["metrics"]["failed"] == 18
     assert "without trying the rest" not in job["error"], job["error"]
     assert "each of the 18 line(s) this run tried failed with 'url-key-missing'" in job["error"], job["error"]
 

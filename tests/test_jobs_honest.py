@@ -194,7 +194,7 @@ def test_tuning_options_may_change_between_runs_and_on_resume(tmp_path, sample):
     assert (config["options"]["concurrency"], config["options"]["retries"], config["checkpoint_every"]) == (5, 1, 4)
     # what the job writes is still identity
     refused = run_cli(*file_args(sample, out, "--url-key", "source-ref"))
-    one_line_error(refused, 1, "another configuration")
+    one_line_error(refused, 2, "another configuration")
     with pytest.raises(UsageError, match="tuning options"):
         api.resume(str(out / "boxes"), options={"url_key": "x"})
 

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 
-from tests.jobs_helpers import write_manifest
+from tests.jobs_helpers import assert_same_output, output_of, run_cli, write_manifest
+from tests.support.http_server import LocalHTTPServer
+from tests.test_failure_rules import manifest, objects_doc
 from totask_manifest import BatchAnnotator, Failed, JobConfig, Labeled, annotate, resume
-from totask_manifest._failure_rules import MID_RUN_LINES
+from totask_manifest._failure_rules import FAIL_FAST_LINES, MID_RUN_LINES
 
 WORKING, LINES = 40, MID_RUN_LINES + 200
 
@@ -53,7 +56,7 @@ def test_a_model_that_breaks_mid_run_stops_the_job_failed_not_completed(tmp_path
     job = _job_json(result)
     assert result.status == job["status"] == "FAILED", job
     assert job["error"].startswith(f"the last {MID_RUN_LINES} line(s) failed with {rule!r} after {WORKING} line(s)")
-    # what failed is recorded, the rest not tried: left for resume
+    # the streak shown failed (this run's output, failures.jsonl), the rest not tried: left for resume
     assert job["metrics"]["success"] == WORKING and job["metrics"]["failed"] == MID_RUN_LINES, job["metrics"]
     assert job["metrics"]["stand_by"] == LINES - WORKING - MID_RUN_LINES
 
@@ -70,12 +73,55 @@ def test_a_streak_of_a_data_rule_or_one_cut_short_goes_on(tmp_path: Path) -> Non
     assert result.status == "COMPLETED" and result.metrics["failed"] == MID_RUN_LINES - 1, result.error
 
 
-def test_resume_after_a_mid_run_stop_labels_what_was_not_tried(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_mid_run_stop_labels_the_streak_and_what_was_not_tried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _job(tmp_path, "model-error", write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
     assert first.status == "FAILED"
     monkeypatch.setenv("BREAKS_FIXED", "1")
     again = resume(first.job_url)
     assert again.status == "COMPLETED", again.error
-    # the failed streak stays failed (a chained job labels it again), the lines not tried are labeled
-    assert (again.metrics["success"], again.metrics["failed"]) == (LINES - MID_RUN_LINES, MID_RUN_LINES)
+    # before: the failed streak stayed failed (only a chained job labeled it again)
+    assert (again.metrics["success"], again.metrics["failed"]) == (LINES, 0)
+
+
+def _file_job(tmp_path: Path, src: Path, out: str) -> list[str]:
+    return ["annotate", str(src), "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+            "object-detection", "--method", "file", "--url-key", "label-url", "--retries", "0", "--native",
+            "convert", "--output", str(tmp_path / out)]
+
+
+@pytest.mark.parametrize("lines", [WORKING + MID_RUN_LINES + 60, FAIL_FAST_LINES + 8], ids=["mid-run", "fail-fast"])
+def test_credentials_that_lapse_then_work_again_resume_to_a_clean_runs_output(tmp_path: Path, lines: int) -> None:
+    """A real ``annotate`` process against a real server whose files answer 401 (from the 41st, or
+    from the first) until its credentials work again: the run stops FAILED; ``resume`` ends
+    COMPLETED with every line labeled, the output manifest that of a clean run. Before, the lines
+    that stopped the run were recorded failed, and resume left them so."""
+    refused = {"now": True}
+    working = WORKING if lines > FAIL_FAST_LINES + 8 else 0
+
+    async def files(request: web.Request) -> web.Response:
+        number = int(request.path.strip("/f.json"))
+        if refused["now"] and number >= working:
+            return web.Response(status=401, text="token expired")
+        return web.Response(body=objects_doc(), content_type="application/json")
+
+    with LocalHTTPServer(files) as server:
+        src = manifest(tmp_path / "in.manifest", [server.url(f"f{i}.json") for i in range(lines)])
+        first = run_cli(*_file_job(tmp_path, src, "out"))
+        job = tmp_path / "out" / "j"
+        state = orjson.loads((job / "job.json").read_bytes())
+        assert first.returncode == 1 and state["status"] == "FAILED", first.stderr[-2000:]
+        assert "'http-401'" in state["error"] and "Traceback" not in first.stderr, state["error"]
+        # the lines it stopped on are shown failed, but not recorded so: resume tries them again
+        streak = MID_RUN_LINES if working else FAIL_FAST_LINES
+        assert (state["metrics"]["success"], state["metrics"]["failed"]) == (working, streak), state["metrics"]
+        assert len((job / "failures.jsonl").read_bytes().splitlines()) == streak
+        refused["now"] = False  # the credentials work again
+        again = run_cli("resume", str(job))
+        assert again.returncode == 0, again.stderr[-2000:]
+        clean = run_cli(*_file_job(tmp_path, src, "clean"))
+        assert clean.returncode == 0, clean.stderr[-2000:]
+    state = orjson.loads((job / "job.json").read_bytes())
+    assert state["status"] == "COMPLETED" and state["metrics"]["success"] == lines, state["metrics"]
+    assert not (job / "failures.jsonl").exists() or not (job / "failures.jsonl").read_bytes()
+    assert_same_output(output_of(tmp_path / "out", "j"), output_of(tmp_path / "clean", "j"))

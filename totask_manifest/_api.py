@@ -27,7 +27,7 @@ from ._api_checks import (
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
-from ._errors import JobError, UsageError
+from ._errors import JobError, JobExistsError, UsageError
 from ._jobs.config import (
     TUNING_OPTIONS,
     JobConfig,
@@ -123,7 +123,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         # a COMPLETED job has nothing to resume: only another name starts the new one
         resume_it = ("" if existing.status == COMPLETED else
                      f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or ")
-        raise JobError(
+        raise JobExistsError(
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); {resume_it}choose another --job-name"
         )
@@ -198,10 +198,13 @@ def resume(
         state = job.state
         move_secret_input(state)  # a job written before input URLs were recorded redacted
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
-        if state.status == COMPLETED:
+        if state.status == COMPLETED and exists(state.layout.output_manifest):
             log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
             _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
             return job_result(state)
+        if state.status == COMPLETED:  # deleted or lost: ``chain`` says "resume it first", so resume writes it
+            log.warning("job %s is COMPLETED but its output manifest is missing; writing it again from the "
+                        "checkpoint", state.config.job_name)
         check_installed(state.config.method, get_annotator_class(state.config.method))
         refuse_undeclared_options(state.config.job_name, state.config.method, state.config.options)
         if changes:

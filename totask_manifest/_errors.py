@@ -66,6 +66,14 @@ class JobError(TotaskError):
     """A job that cannot start, resume or chain in its current state."""
 
 
+class JobExistsError(JobError):
+    """A job name already taken, at that output root, by a job with another configuration (exit
+    code 2): the user chose the name, as for a folder of their own files there (``UsageError``);
+    nothing is wrong with the data or the job. A ``JobError`` still, for callers that catch it."""
+
+    exit_code = 2
+
+
 class DamagedCheckpoint(JobError):
     """A checkpoint part that cannot be read as one (torn by a crash without sync, or damaged by
     its store): its lines are not recorded. ``resume`` sets a damaged *last* part aside and labels

@@ -21,6 +21,12 @@ worked, stops the job as well: before, a million-line job labeled a thousand ima
 failed the rest one by one, quickly, and said COMPLETED (exit 0). Only rules that one stretch of
 the data cannot explain (a URL key or a file's status can: a block of lines of another kind) are
 watched there, and the streak is long, so data with a bad stretch does not stop at every resume.
+
+The lines a run stops on (the window, the streak) are not final outcomes: the job's recorder
+holds the failures that may yet stop it back from the checkpoint (``at_stake``, at most
+``MID_RUN_LINES``) and, when it stops (``undone``), gives them to that run's output manifest and
+failures.jsonl only, so ``resume``, the cause fixed, labels them. Before, they were recorded
+failed, and only a chained job tried them again.
 """
 
 from __future__ import annotations
@@ -148,6 +154,18 @@ class SystematicFailure:
         #: mid-run rule's failures: its rule, length and first reason
         self.worked = 0
         self.streak: tuple[str | None, int, str] = (None, 0, "")
+        #: the lines (the last ones observed) whose failures stopped the run: not final outcomes
+        self.undone = 0
+
+    def at_stake(self) -> int:
+        """How many of the last lines observed would not be final outcomes should the run stop on
+        the next ones: the fail-fast window's failures so far, or the current mid-run streak once
+        a line worked. The recorder holds them back from the checkpoint until they are decided,
+        so a stop leaves them for ``resume`` (the cause fixed, they are tried again) instead of
+        recording them failed, which only a chained job would have labeled again."""
+        window = self.seen if self.active else 0
+        streak = self.streak[1] if self.worked else 0
+        return max(window, streak)
 
     def observe(self, status: str, rule: str | None, reason: str | None) -> None:
         self._watch_streak(status, rule, reason)
@@ -161,11 +179,12 @@ class SystematicFailure:
         self.seen += 1
         if self.seen >= self.window:
             self.active = False
+            self.undone = self.seen
             what = (f"each of the {self.seen} line(s) this run tried" if self.whole_run
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then} (first: {self.reason})")
+                           f"than the data{then}; a resume tries those lines again (first: {self.reason})")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":
@@ -180,7 +199,8 @@ class SystematicFailure:
         if self.streak[1] >= self.mid_run and self.worked:
             rule, length, first = self.streak
             self.streak = (None, 0, "")
+            self.undone = length
             raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
-                           f"credentials that expired); stopped without trying the rest: fix it and resume, then "
-                           f"chain to label the failed lines again (first: {first})")
+                           f"credentials that expired); stopped without trying the rest: fix it and resume, which "
+                           f"tries those lines again (first: {first})")

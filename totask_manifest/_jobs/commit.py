@@ -13,7 +13,7 @@ import operator
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, compress, islice
+from itertools import accumulate, chain, compress, islice
 from typing import IO
 
 import orjson
@@ -64,7 +64,8 @@ class Coverage:
 
 
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
-                 attribute: str | None = None, input_sha256: str | None = None, *, failures: bool = False) -> int:
+                 attribute: str | None = None, input_sha256: str | None = None, *, failures: bool = False,
+                 stopped: Part | None = None) -> int:
     """Write the output manifest. With ``coverage``, also counts how the records cover the
     job's selection (``selection.bin``, found again by a scan when the folder has none or the
     input changed). ``attribute`` names the selection rule.
@@ -78,7 +79,10 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     job ran, before anything is written: the parts record lines of the input as it was, and
     merged into another version they made a manifest of broken lines that said COMPLETED (a
     job chained from a stopped one while that one was resumed, which rewrote its output). The
-    input is opened first, so a version swapped in after the check is not the one copied."""
+    input is opened first, so a version swapped in after the check is not the one copied.
+
+    ``stopped``: the lines a run stopped on (``Recorder.stopped_part``), merged after the parts:
+    this run's output shows them failed, while the checkpoint leaves them for ``resume``."""
     coverage = coverage if coverage is not None else Coverage()
     with open_read(input_url) as f:
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
@@ -91,21 +95,23 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
             failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None
             out = files.enter_context(AtomicWriter(layout.output_manifest))
             n = 0
-            for part in _write(f, out, layout, selection, coverage, input_url):
+            for part in _write(f, out, layout, selection, coverage, input_url, stopped):
                 if failed is not None and "f" in part.status:
                     n += write_failures(failed, part.records())
     return n
 
 
 def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
-           input_url: str) -> Iterator[Part]:
+           input_url: str, stopped: Part | None = None) -> Iterator[Part]:
     """The merge into ``out``; yields each part once merged (its records are read while it is
-    the current one)."""
+    the current one), then ``stopped``."""
     sink = Sink(out)
     # a local part's bodies are copied from its file by range, never held in memory; the
     # kernel reads the parts ahead (``read_ahead``)
     local = "://" not in layout.intermediate
     parts = iter_parts(layout, bodies=not local, copied=local)
+    if stopped is not None:
+        parts = chain(parts, (stopped,))
     yield from _merge(f, sink, parts, selection, coverage, input_url)
 
 

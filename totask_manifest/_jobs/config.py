@@ -128,6 +128,10 @@ def check_types(config: JobConfig) -> None:
         raise UsageError(f"annotate takes a JobConfig, not {json_kind(config)} {config!r}")
     config.input = path_argument(config.input, "JobConfig.input")
     config.output_root = path_argument(config.output_root, "JobConfig.output_root")
+    # an empty one is the current folder to the file system: a job written there, not where the user meant
+    for what, value in (("input manifest (INPUT)", config.input), ("output root (--output)", config.output_root)):
+        if not value.strip():
+            raise UsageError(f"the {what} is empty: give a path or URL")
     for name in ("job_name", "label_attribute", "task_type", "method"):
         value = getattr(config, name)
         if not isinstance(value, str):

@@ -131,6 +131,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             elif error is not None:
                 log.error("job %s failed: %s", config.job_name, error)
             try:
+                recorder.release()  # what the fail-fast rules held back is final now
                 writer.flush()
             except LeaseLost:
                 raise
@@ -183,7 +184,8 @@ def _finish(
     coverage = Coverage()
     try:
         write_output(state.effective_input, layout, coverage, state.config.label_attribute, state.input_sha256,
-                     failures=True)  # and failures.jsonl, part by part
+                     failures=True,  # and failures.jsonl, part by part
+                     stopped=plan.recorder.stopped_part() if plan.recorder is not None else None)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"

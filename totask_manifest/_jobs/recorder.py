@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -29,7 +30,7 @@ from .._task_types import (
     task_type_of_metadata,
     written_job_name,
 )
-from .checkpoint import CheckpointWriter
+from .checkpoint import CheckpointWriter, Part
 from .config import JobConfig
 
 log = logging.getLogger("totask_manifest")
@@ -66,6 +67,11 @@ class Recorder:
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
         self.systematic = SystematicFailure(selected)
+        #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
+        #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
+        self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
+        #: the lines the run stopped on (``stopped_part``): in this run's output, not in the checkpoint
+        self.stopped: list[tuple[dict[str, Any], bytes, int]] = []
 
     def _common(self) -> dict[str, Any]:
         return common_metadata(self.task_type, self.config.job_name, written_name=self.job_name)
@@ -163,12 +169,43 @@ class Recorder:
         if status == "failed":
             log.warning("[task %s] failed: %s", item.display, reason)
         # the line as the output manifest will hold it: the commit copies these bytes as they are
-        self.writer.add(record, new.prefix + new.body + new.newline, len(line.raw))
+        self.held.append((record, new.prefix + new.body + new.newline, len(line.raw)))
         self.counts[status] += 1
         for listener in self.listeners:
             listener(status)
-        self.systematic.observe(status, rule, reason)  # raises JobError when the configuration is wrong
+        try:
+            self.systematic.observe(status, rule, reason)  # raises JobError when the configuration is wrong
+        except JobError:
+            # the lines that stopped the run are not final: shown failed in this run's output manifest
+            # and failures.jsonl, never in the checkpoint, so a resume (the cause fixed) tries them again
+            self.stopped = [self.held.pop() for _ in range(self.systematic.undone)][::-1]
+            self.release()
+            raise
+        keep = self.systematic.at_stake()
+        if len(self.held) > keep:
+            self.release(keep)
         return status
+
+    def release(self, keep: int = 0) -> None:
+        """Hand the held records to the checkpoint writer but the last ``keep``; the engine's run
+        ends with ``release()`` (whatever ended it: those records are outcomes then). Held records
+        are never written before the decision: a crash meanwhile redoes them, as for the lines of a
+        part not yet written."""
+        held = self.held
+        while len(held) > keep:  # taken off before it is added: a second Ctrl-C never adds one twice
+            self.writer.add(*held.popleft())
+
+
+    def stopped_part(self) -> Part | None:
+        """The lines the run stopped on, as a part held in memory that the commit merges after the
+        checkpoint's (they come after every recorded line); None when the run did not stop so."""
+        if not self.stopped:
+            return None
+        records, bodies, in_bytes = zip(*self.stopped, strict=True)
+        extra = {j: {k: v for k, v in r.items() if k not in ("i", "s")} for j, r in enumerate(records)}
+        return Part("(the lines the run stopped on, not recorded)", [r["i"] for r in records],
+                    "".join(r["s"][0] for r in records), [len(b) for b in bodies], list(in_bytes),
+                    {j: x for j, x in extra.items() if x}, data=b"".join(bodies))
 
 
 def _remove_files(urls: tuple[str, ...], item: Item) -> None:
