@@ -339,6 +339,9 @@ def test_url_sources_are_exclusive_on_the_command_line():
     ({"url_key": "k", "input_format": "yolo"}, "object-detection", "needs --class-names"),
     ({"url_key": "k", "class_names": "/no/such/names.txt"}, "object-detection", "--class-names"),
     ({"url_key": "k", "allow_root": "/no/such/folder"}, "object-detection", "no such folder"),
+    # a manifest given for the folder said "no such folder", though it exists
+    ({"url_key": "k", "allow_root": str(REPO / "sample_data" / "manifest.jsonl")}, "object-detection",
+     "sample_data/manifest.jsonl: is a file, not a folder"),
     ({"url_key": "k", "allow_root": "s3://bucket/run"}, "object-detection",
      "--allow-root s3://bucket/run: a local folder is expected"),
     ({"url_key": "k", "allow_root": "s3://bucket/run"}, "object-detection", "s3:// URLs need no root: drop --allow-root"),

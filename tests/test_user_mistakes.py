@@ -596,6 +596,76 @@ def test_a_gzip_compressed_manifest_is_refused_in_one_line_by_every_reader(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
+def _utf16_manifest(path: Path) -> Path:
+    """What Windows PowerShell 5's ``>`` and Notepad's "Unicode" save: UTF-16 with its BOM."""
+    text = "".join(f'{{"source-ref":"s3://b/{i}.jpg","n":{i * 7919}}}\n' for i in range(50))
+    path.write_bytes(text.encode("utf-16"))
+    return path
+
+
+def test_a_utf16_manifest_is_refused_in_one_line_by_the_library(tmp_path: Path) -> None:
+    """A UTF-16 file was read as UTF-8: ``validate`` listed every line ("line 1: not valid UTF-8:
+    byte 0: invalid start byte", then "not a single JSON object" for each other line) with no word
+    of the encoding. It is refused before any line is read, rule ``input-encoding``, naming what
+    the file starts with and how to convert it."""
+    from totask_manifest import JobConfig, annotate, manifest_stats, validate_manifest
+
+    src = str(_utf16_manifest(tmp_path / "in.manifest"))
+    (tmp_path / "be.manifest").write_bytes(b"\xfe\xff" + '{"source-ref":"s3://b/a.jpg"}\n'.encode("utf-16-be"))
+    for call in (lambda: validate_manifest(src), lambda: manifest_stats(src),
+                 lambda: validate_manifest(str(tmp_path / "be.manifest")),
+                 lambda: annotate(JobConfig(job_name="j", input=src, output_root=str(tmp_path / "out"),
+                                            label_attribute="boxes", task_type="object-detection", method="file",
+                                            options={"url_key": "annotation-ref"}))):
+        with pytest.raises(ManifestError, match=r"\.manifest is UTF-16 text \(it starts with the byte order mark "
+                                                r"(FF FE|FE FF)\); manifests are UTF-8: convert it \(iconv") as err:
+            call()
+        assert err.value.rule == "input-encoding"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make", [_gzip_manifest, _utf16_manifest])
+def test_a_gzip_or_utf16_manifest_is_refused_by_evaluate_and_as_an_append(tmp_path: Path, make: Any) -> None:
+    """``evaluate`` looked for the attributes to compare first ("cannot tell the attributes to
+    compare ... labeled attributes in the first 2000 lines: none", exit 2), and ``--append`` listed
+    every line of such a file as not UTF-8 or not JSON: both now give the file's own refusal."""
+    from totask_manifest import JobConfig, annotate, evaluate_manifest
+
+    src = str(make(tmp_path / "more.manifest"))
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"s3://b/a.jpg"}\n')
+    expected = r"more\.manifest is (gzip-compressed|UTF-16 text)"
+    with pytest.raises(ManifestError, match=expected) as err:
+        evaluate_manifest(src)
+    assert err.value.rule in ("input-gzip", "input-encoding")
+    with pytest.raises(ManifestError, match=expected) as err:
+        annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                           label_attribute="boxes", task_type="object-detection", method="file",
+                           options={"url_key": "annotation-ref"}, append=[src]))
+    assert err.value.rule in ("input-gzip", "input-encoding")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["convert", "--to", "parquet", "out.parquet"],
+                                     ["labeled", "--label-attribute", "boxes", "-o", "out.manifest"],
+                                     ["annotate", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                                      "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                                      "--output", "out"]])
+def test_a_utf16_manifest_is_refused_in_one_line_by_every_reader(tmp_path: Path, command: list[str]) -> None:
+    """One line naming the file, its encoding and the iconv command, exit 1 (a data problem, as
+    a gzip-compressed manifest is), nothing written."""
+    _utf16_manifest(tmp_path / "in.manifest")
+    name, *rest = command
+    args = [name, "in.manifest", *rest] if name != "convert" else [name, "in.manifest", rest[-1], *rest[:-1]]
+    r = cli(*args, cwd=tmp_path)
+    line = one_line_error(r, name)
+    assert r.returncode == 1
+    assert ("in.manifest is UTF-16 text (it starts with the byte order mark FF FE); manifests are UTF-8: "
+            "convert it (iconv -f UTF-16 -t UTF-8 in.manifest > utf8-in.manifest) and give the converted file "
+            "[input-encoding]") in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 def test_a_coco_annotation_of_an_image_not_in_images_is_refused_not_dropped(tmp_path: Path) -> None:
     from totask_manifest._formats.model import FormatError
 

@@ -79,8 +79,9 @@ def check_fetch_options(options: dict[str, Any]) -> None:
         raise UsageError(f"--allow-root {redact_url(root)}: a local folder is expected (it bounds local paths "
                          f"and file:// URLs); {scheme}:// URLs need no root: drop --allow-root, or limit "
                          "the buckets or hosts read with --allow-host")
-    if root and not os.path.isdir(root[len("file://"):] if str(root).startswith("file://") else root):
-        raise UsageError(f"--allow-root {root}: no such folder")
+    local = root[len("file://"):] if root and str(root).startswith("file://") else root
+    if root and not os.path.isdir(local):
+        raise UsageError(f"--allow-root {root}: " + ("is a file, not a folder" if os.path.exists(local) else "no such folder"))
     FetchPolicy.from_options(options)
 
 
