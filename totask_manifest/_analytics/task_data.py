@@ -35,6 +35,7 @@ from .labels import (
     iter_labels,
     manifest_line,
     no_images,
+    not_held,
     nothing_to_convert,
     on_line,
     pick_attribute,
@@ -43,6 +44,8 @@ from .labels import (
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
 READERS: dict[str, Callable] = {"dm-schema-v1": dm_v1_to_gt, "synapse-objects": objects_to_gt}
+#: what either format holds, for the error on a label of another type
+_HOLDS = f"{', '.join(SUPPORTED[:-1])} and {SUPPORTED[-1]} labels and documents kept as they are"
 
 
 def _has_confidence(value: object) -> bool:
@@ -97,9 +100,11 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
                                 "image_size": label.record.get("image_size"),
                                 **_human(label.metadata), "data": label.value}) + b"\n"
             continue
-        if label is None or label.task_type not in SUPPORTED:
+        if label is None:
             counts["skipped"] += not line.is_blank
             continue
+        if label.task_type not in SUPPORTED:  # as COCO and YOLO say it, not as "no line holds a label"
+            raise not_held(fmt, _HOLDS, label, "task-data-type")
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first

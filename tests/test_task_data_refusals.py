@@ -1,4 +1,4 @@
-"""Synapse task data (DM v1, ``objects``) read as a manifest: what it cannot say exactly is refused.
+"""Synapse task data (DM v1, ``objects``) to and from a manifest: what it cannot say exactly is refused.
 
 Before, a negative box width was written into a manifest that ``validate`` refuses (exit 0), and
 two DM v1 annotations sharing one id both got the coordinates of the last ``annotationsData``
@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.support.gt import GT_MANIFESTS as GT
+from tests.support.gt import requires_gt
 from tests.test_user_mistakes import cli, one_line_error
 
 DM = {"line": 1, "source-ref": "s3://b/a.jpg", "task_id": None, "task_type": "object-detection",
@@ -89,3 +91,23 @@ def test_an_annotation_id_that_is_a_list_is_named_not_a_traceback(tmp_path: Path
     doc["data"]["annotationsData"]["image_1"][0]["id"] = ["a1"]
     line = _refused(tmp_path, "t.dm.jsonl", doc)
     assert "key 'annotations.image_1[0].id'" in line and "no annotationsData entry with id ['a1']" in line
+
+
+@requires_gt
+@pytest.mark.parametrize(("name", "attr", "task_type"), [
+    ("text-classification-multilabel__aws-samples-amazon-comprehend-examples__DocumentClassifier-output.manifest",
+     "cutomDocClassification", "text-classification-multilabel"),
+    ("custom-task__aws-samples-aws-legal-entity-extraction__output.manifest",
+     "legal-entity-label-job-labeling-job-20220104T172242", "custom")])
+@pytest.mark.parametrize(("fmt", "out"), [("dm-schema-v1", "t.dm.jsonl"), ("synapse-objects", "t.objects.jsonl")])
+def test_a_label_of_a_type_task_data_cannot_hold_is_named_as_such(tmp_path: Path, name: str, attr: str,
+                                                                  task_type: str, fmt: str, out: str) -> None:
+    """Said as COCO and YOLO say it: it was "no line holds a label under 'A' ... label attributes
+    seen: A", which contradicts itself and sends the user looking for a misspelt name."""
+    r = cli("convert", str(GT / name), out, "--to", fmt, "--label-attribute", attr, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert line.endswith(f"line 1, key '{attr}-metadata': {fmt} holds object-detection, image-classification and "
+                         f"image-classification-multilabel labels and documents kept as they are, not {task_type} "
+                         "[task-data-type]")
+    assert list(tmp_path.iterdir()) == []
