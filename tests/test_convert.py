@@ -198,6 +198,16 @@ def test_synapse_task_data_round_trip(tmp_path, fmt, name, attr):
         else:
             assert meta["class-name"] == wmeta["class-name"]
             assert meta["confidence"] == wmeta["confidence"]
+        # kept per line by the export, as COCO keeps it per image: Ground Truth writes a confidence
+        # on every human classification, which the file-wide rule read as machine labels ("no")
+        assert meta["human-annotated"] == wmeta["human-annotated"]
+    # task data of another tool says nothing per line: a confidence anywhere means predictions
+    (tmp_path / f"other{out.suffixes[0]}.jsonl").write_bytes(
+        b"".join(orjson.dumps({k: v for k, v in ln.items() if k != "human-annotated"}) + b"\n" for ln in lines))
+    convert(str(tmp_path / f"other{out.suffixes[0]}.jsonl"), str(tmp_path / "other.manifest"), to="manifest")
+    scored = any("confidence" in json.dumps(ln["data"]) for ln in lines)
+    assert {g["label-metadata"]["human-annotated"] for g in _records(tmp_path / "other.manifest")} == {
+        "no" if scored else "yes"}
 
 
 def _mask_line(tmp_path: Path, n: int, mask: np.ndarray, colors: dict[int, tuple[str, str]]) -> dict:

@@ -200,11 +200,21 @@ def coco_to_manifest(
     cats = categories_by_id(doc)
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
+    seen: dict[Any, int] = {}  # image id -> its index: annotations name an image by id alone
     for n, image in enumerate(doc["images"]):
         if isinstance(image, dict) and not _plain_id(image.get("id")):
             raise FormatError(
                 f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id"
             )
+        if isinstance(image, dict) and image.get("id") is not None:
+            if image["id"] in seen:  # each would get the other's boxes
+                raise FormatError(
+                    f"image id {image['id']!r} is also images[{seen[image['id']]}]'s; one id names one "
+                    "image (its annotations cannot tell the two apart)",
+                    fmt="coco",
+                    key=f"images[{n}].id",
+                )
+            seen[image["id"]] = n
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")

@@ -1,8 +1,10 @@
 """Synapse task data per manifest line (DM schema v1 or the documented ``objects`` shape), and back.
 
 Each output line is ``{"line", "source-ref", "task_id", "task_type", "image_size", "class_map",
-"data"}``: ``data`` is exactly what ``apply`` would PUT for that task; the other keys let the file
-convert back (Synapse task data carries neither the image size, the data object nor class ids).
+"human-annotated", "data"}``: ``data`` is exactly what ``apply`` would PUT for that task; the other
+keys let the file convert back (Synapse task data carries neither the image size, the data
+object, class ids nor who labeled it: Ground Truth writes a confidence on every human
+classification, so the file-wide rule alone read people's labels back as a machine's).
 DM v1 has no confidence field: a ``confidence`` classification attribute carries it.
 
 A line holding a document kept as it is (custom type naming its format) is written unchanged
@@ -29,11 +31,21 @@ from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_object
 from .._manifest.io import read_lines, write_lines
 from .._outcomes import Labeled
 from .._task_types import get_task_type
-from .labels import iter_labels, manifest_line, no_images, nothing_to_convert, on_line, pick_attribute
+from .labels import (
+    iter_labels,
+    manifest_line,
+    no_images,
+    not_held,
+    nothing_to_convert,
+    on_line,
+    pick_attribute,
+)
 
 WRITERS: dict[str, Callable] = {"dm-schema-v1": functools.partial(gt_to_dm_v1, confidence_attribute="confidence"),
                                 "synapse-objects": gt_to_objects}
 READERS: dict[str, Callable] = {"dm-schema-v1": dm_v1_to_gt, "synapse-objects": objects_to_gt}
+#: what either format holds, for the error on a label of another type
+_HOLDS = f"{', '.join(SUPPORTED[:-1])} and {SUPPORTED[-1]} labels and documents kept as they are"
 
 
 def _has_confidence(value: object) -> bool:
@@ -51,6 +63,12 @@ def _class_map(task_type: str, value: object, metadata: dict) -> dict[str, str]:
     if task_type == "image-classification":
         return {str(value): metadata.get("class-name", "")}
     return dict(metadata.get("class-map") or {})
+
+
+def _human(metadata: dict) -> dict[str, str]:
+    """The label's ``human-annotated``, for the way back (none when the label says neither)."""
+    said = metadata.get("human-annotated")
+    return {"human-annotated": said} if said in ("yes", "no") else {}
 
 
 def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str | None = None) -> dict[str, int]:
@@ -79,11 +97,14 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
             counts["lines"] += 1
             yield orjson.dumps({"line": line.number, "source-ref": label.source,
                                 "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
-                                "image_size": label.record.get("image_size"), "data": label.value}) + b"\n"
+                                "image_size": label.record.get("image_size"),
+                                **_human(label.metadata), "data": label.value}) + b"\n"
             continue
-        if label is None or label.task_type not in SUPPORTED:
+        if label is None:
             counts["skipped"] += not line.is_blank
             continue
+        if label.task_type not in SUPPORTED:  # as COCO and YOLO say it, not as "no line holds a label"
+            raise not_held(fmt, _HOLDS, label, "task-data-type")
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
@@ -95,6 +116,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
             "task_type": label.task_type,
             "image_size": [size["width"], size["height"], size.get("depth", 3)] if size else None,
             "class_map": _class_map(label.task_type, label.value, label.metadata),
+            **_human(label.metadata),
             "data": data,
         }
         counts["lines"] += 1
@@ -116,25 +138,28 @@ def task_data_to_manifest(
     allow_drop: bool = False,
 ) -> dict[str, int]:
     """Lines as written by ``manifest_to_task_data`` (or any JSON Lines with ``data`` and ``source-ref``).
-    ``human_annotated`` defaults as COCO's and YOLO's imports do: ``no`` when the file's labels
-    carry a confidence anywhere, else ``yes``. Nothing is gathered in memory (the labels of every
+    ``human_annotated`` defaults to the line's own ``human-annotated`` (this tool's export writes
+    it, as COCO's keeps it per image), else as COCO's and YOLO's imports do: ``no`` when the file's
+    labels carry a confidence anywhere, else ``yes``. Nothing is gathered in memory (the labels of every
     line were: about 2.7 KB a two-box line): without ``human_annotated`` a first read looks for a
     confidence, stopping at the first, and the second writes the lines as they are converted."""
     attr = label_attribute or "label"
     read = functools.partial(_imported, src, fmt, task_type, class_names, allow_drop)
+    guessed = None  # for lines that do not say it themselves (this tool's export says it on each)
     if human_annotated is None:
-        scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata) for _, labeled, _, _ in read())
-        human_annotated = "no" if scored else "yes"
+        scored = any(_has_confidence(labeled.value) or _has_confidence(labeled.metadata)
+                     for _, labeled, _, _, _ in read())
+        guessed = "no" if scored else "yes"
     counts = {"lines": 0, "skipped": 0}
     dropped = 0
 
     def lines() -> Iterator[bytes]:
         nonlocal dropped
-        for source, labeled, tt, extra in read():
+        for source, labeled, tt, extra, said in read():
             counts["lines"] += 1
             dropped += bool(tt != "custom" and labeled.metadata.get("dropped"))
-            yield manifest_line(source, attr, labeled, tt, job_name=job_name, human_annotated=human_annotated,
-                                extra=extra)
+            yield manifest_line(source, attr, labeled, tt, job_name=job_name,
+                                human_annotated=human_annotated or said or guessed, extra=extra)
 
     out = lines()
     first = next(out, None)
@@ -147,8 +172,9 @@ def task_data_to_manifest(
 
 
 def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames | None,
-              allow_drop: bool) -> Iterator[tuple[str, Labeled, str, dict | None]]:
-    """``(source-ref, label, task type, extra keys)`` for each line of task data, one at a time."""
+              allow_drop: bool) -> Iterator[tuple[str, Labeled, str, dict | None, str | None]]:
+    """``(source-ref, label, task type, extra keys, its human-annotated)`` for each line of task data,
+    one at a time; the last is None where the line does not say it."""
     for line in read_lines(src):
         if line.is_blank:
             continue
@@ -168,4 +194,5 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
             except FormatError as exc:
                 raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
-        yield rec.get("source-ref") or "", labeled, tt, extra
+        said = rec.get("human-annotated")
+        yield rec.get("source-ref") or "", labeled, tt, extra, said if said in ("yes", "no") else None

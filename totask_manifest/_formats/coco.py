@@ -36,14 +36,26 @@ CATEGORY_OFFSET = 1
 
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
+    """Category id -> name. One id listed twice under two names is refused: pycocotools keeps the
+    last, and which one the boxes meant is nowhere said."""
     cats = doc.get("categories")
     if not isinstance(cats, list):
         raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
     out: dict[int, str] = {}
+    first: dict[int, int] = {}  # id -> the index it was first listed at
     for i, cat in enumerate(cats):
         if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
             raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
-        out[class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id")] = str(cat["name"])
+        cid, name = class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id"), str(cat["name"])
+        if out.get(cid, name) != name:  # pycocotools keeps the last; which one was meant is unsaid
+            raise FormatError(
+                f"category id {cid} is also categories[{first[cid]}]'s ({out[cid]!r}, here {name!r}); "
+                "one id names one category",
+                fmt=FMT,
+                key=f"categories[{i}].id",
+            )
+        out[cid] = name
+        first.setdefault(cid, i)
     return out
 
 
@@ -150,6 +162,9 @@ def coco_annotations_to_gt(
         score = ann.get("score")
         conf = None if score is None else confidence_value(score, fmt=FMT, key=f"{key}.score")
         x, y, w, h = (number(v, fmt=FMT, key=f"{key}.bbox[{j}]") for j, v in enumerate(bbox))
+        for j, what, v in ((2, "width", w), (3, "height", h)):
+            if v < 0:  # a Ground Truth box's size is at least 0: validate refuses the line written
+                raise FormatError(f"{what} {v} is negative", fmt=FMT, key=f"{key}.bbox[{j}]")
         boxes.append(Box(cid, x, y, w, h, conf))
     return gt_detection(size, boxes, names)
 

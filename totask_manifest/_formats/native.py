@@ -16,7 +16,7 @@ shapes through ``shapes``. A conversion that would drop something names it throu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,14 +144,14 @@ def shapes(doc: Any, fmt: str) -> Iterator[Shape]:
             if not isinstance(items, list):
                 continue
             entries = data.get(media) if isinstance(data.get(media), list) else []
-            by_id = {e.get("id"): e for e in entries if isinstance(e, Mapping)}
+            by_id = _entries_by_id(entries)
             for ann in items:
                 if not isinstance(ann, Mapping):
                     continue
                 cls = ann.get("classification")
                 name = cls.get("class") if isinstance(cls, Mapping) else None
                 conf = _num(cls.get("confidence")) if isinstance(cls, Mapping) else None
-                coord = (by_id.get(ann.get("id")) or {}).get("coordinate")
+                coord = (_entry(by_id, ann) or {}).get("coordinate")
                 tool = str(ann.get("tool") or "?")
                 box = _box(coord)
                 rotation = _num(coord.get("rotation")) if isinstance(coord, Mapping) else None
@@ -196,6 +196,17 @@ _KEPT_ATTRIBUTES = frozenset({"class", "confidence"})
 #: conversion reads (or counts under its own kind: ``isLocked``, ``isVisible``, ``rotation``); any
 #: other key would vanish, so it is counted as ``annotation key K``, ``annotationsData key K``,
 #: ``coordinate key K``
+def _entries_by_id(entries: list) -> dict:
+    """A DM v1 media's ``annotationsData`` entries by id; an id that is a list or an object keys
+    none (the conversion names it: ``no annotationsData entry with id [...]``), never a TypeError."""
+    return {e.get("id"): e for e in entries if isinstance(e, Mapping) and isinstance(e.get("id"), Hashable)}
+
+
+def _entry(by_id: dict, ann: Mapping) -> Any:
+    aid = ann.get("id")
+    return by_id.get(aid) if isinstance(aid, Hashable) else None
+
+
 _ANNOTATION_KEYS = frozenset({"id", "tool", "isLocked", "isVisible", "classification"})
 _DATA_KEYS = frozenset({"id", "coordinate"})
 _BOX_KEYS = frozenset({"x", "y", "width", "height", "rotation"})
@@ -263,12 +274,12 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
                 lost["isVisible"] += 1
         data = doc.get("annotationsData") if isinstance(doc.get("annotationsData"), Mapping) else {}
         entries = data.get(media[0]) if media and isinstance(data.get(media[0]), list) else []
-        by_id = {e.get("id"): e for e in entries if isinstance(e, Mapping)}
+        by_id = _entries_by_id(entries)
         for ann in (a for m in media[:1] for a in anns[m] if isinstance(a, Mapping)):
             if ann.get("tool") not in kept_tools:
                 continue
             lost.update(f"annotation key {k}" for k in ann if k not in _ANNOTATION_KEYS)
-            entry = by_id.get(ann.get("id")) or {}
+            entry = _entry(by_id, ann) or {}
             lost.update(f"annotationsData key {k}" for k in entry if k not in _DATA_KEYS)
             coord = entry.get("coordinate")
             if ann.get("tool") in BOX_TOOLS and isinstance(coord, Mapping):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from .._errors import json_kind
@@ -96,13 +96,20 @@ def dm_v1_to_gt(
     name = require_task_type(task_type, SUPPORTED, DM)
     mid, anns, data = _media(doc, DM)
     by_id = {}
+    at: dict[Any, int] = {}  # id -> its index, to name the first of two
     for i, entry in enumerate(data):
         if not isinstance(entry, Mapping) or "id" not in entry:
             raise FormatError("annotationsData entry needs an 'id'", fmt=DM, key=f"annotationsData.{mid}[{i}]")
-        by_id[entry["id"]] = entry
+        if isinstance(entry["id"], Hashable) and entry["id"] in at:  # annotations find their entry by id alone
+            raise FormatError(f"id {entry['id']!r} is also annotationsData.{mid}[{at[entry['id']]}]'s; one id "
+                              "names one annotation", fmt=DM, key=f"annotationsData.{mid}[{i}].id")
+        if isinstance(entry["id"], Hashable):
+            at[entry["id"]] = i
+            by_id[entry["id"]] = entry
     classes = ClassIndex(class_names, fmt=DM)
     tool = BBOX_TOOL if name == DETECTION else CLASSIFICATION_TOOL
-    picked: list[tuple[int, str, float | None, Mapping | None]] = []
+    picked: list[tuple[int, str, float | None, Any]] = []  # a box's last: (its id, its coordinate)
+    used: dict[Any, int] = {}  # a box's id -> its annotation's index
     for i, ann in enumerate(anns):
         key = f"annotations.{mid}[{i}]"
         if not isinstance(ann, Mapping):
@@ -118,21 +125,28 @@ def dm_v1_to_gt(
             conf = confidence_value(conf, fmt=DM, key=f"{key}.classification.{confidence_attribute}")
         coord = None
         if tool == BBOX_TOOL:
-            entry = by_id.get(ann.get("id"))
+            aid = ann.get("id")
+            if isinstance(aid, Hashable) and aid in used:  # two boxes read from one entry: one would be lost, the other twice
+                raise FormatError(f"id {aid!r} is also annotations.{mid}[{used[aid]}]'s; one id names one "
+                                  "annotation", fmt=DM, key=f"{key}.id")
+            entry = by_id.get(aid) if isinstance(aid, Hashable) else None
             if entry is None:
                 raise FormatError(f"no annotationsData entry with id {ann.get('id')!r}", fmt=DM, key=f"{key}.id")
             coord = entry.get("coordinate")
             if not isinstance(coord, Mapping):
                 raise FormatError("bounding box needs a 'coordinate' object", fmt=DM,
                                   key=f"annotationsData.{mid}.{ann.get('id')}.coordinate")
+            used[aid] = i
+            coord = (aid, coord)
         picked.append((cid, cls["class"], conf, coord))
     if name == DETECTION:
         size = image_size_value(image_size, fmt=DM)
         boxes = []
-        for cid, _, conf, coord in picked:
-            k = f"coordinate[{len(boxes)}]"
-            boxes.append(Box(cid, *(number(coord.get(f), fmt=DM, key=f"{k}.{f}") for f in ("x", "y", "width", "height")),
-                             confidence=conf))
+        for cid, _, conf, (aid, coord) in picked:
+            k = f"annotationsData.{mid}.{aid}.coordinate"
+            x, y, w, h = (number(coord.get(f), fmt=DM, key=f"{k}.{f}") for f in ("x", "y", "width", "height"))
+            _refuse_negative(w, h, fmt=DM, key=k)
+            boxes.append(Box(cid, x, y, w, h, confidence=conf))
         return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
     if name == CLASSIFICATION:
         if len(picked) != 1:
@@ -244,6 +258,7 @@ def objects_to_gt(
             if not (_finite(x) and _finite(y) and _finite(w) and _finite(h)):
                 x, y, w, h = (number(coord.get(f), fmt=OBJECTS, key=f"objects[{j}].coordinates.{f}")
                               for f in ("x", "y", "width", "height"))
+            _refuse_negative(w, h, fmt=OBJECTS, key=f"objects[{j}].coordinates")
             boxes.append(Box(cid, x, y, w, h, confidence=conf))
         return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
     if name == CLASSIFICATION:
@@ -287,13 +302,21 @@ def _plain_boxes(objects: list, image_size: Any) -> Labeled | None:
         if conf is not None and not ((type(conf) is float or type(conf) is int) and 0 <= conf <= 1):
             return None
         x, y, w, h = coord.get("x"), coord.get("y"), coord.get("width"), coord.get("height")
-        if not (_finite(x) and _finite(y) and _finite(w) and _finite(h)):
+        if not (_finite(x) and _finite(y) and _finite(w) and _finite(h)) or w < 0 or h < 0:
             return None
         annotations.append({"class_id": cid, "top": y, "left": x, "height": h, "width": w})
         scores.append({} if conf is None else {"confidence": conf})
     width, height, depth = image_size_value(image_size, fmt=OBJECTS)
     value = {"image_size": [{"width": width, "height": height, "depth": depth}], "annotations": annotations}
     return Labeled(value, {"objects": scores, "class-map": class_map})
+
+
+def _refuse_negative(width: float, height: float, *, fmt: str, key: str) -> None:
+    """A Ground Truth box's size is at least 0 (``validate`` refuses a line with less): refused
+    here, naming the coordinate, rather than written into a manifest that is then refused."""
+    for field, value in (("width", width), ("height", height)):
+        if value < 0:
+            raise FormatError(f"{field} {value} is negative", fmt=fmt, key=f"{key}.{field}")
 
 
 def _finite(value: Any) -> bool:
