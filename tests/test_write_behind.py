@@ -98,15 +98,19 @@ def test_close_waits_for_the_background_sync(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(_write_behind, "FLUSH_EVERY", 1)
     started, release = threading.Event(), threading.Event()
     seen: list[int] = []
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    real_sync = os.fdatasync
 
-    def slow(fd: int) -> None:
-        seen.append(fd)
+    def slow(synced: int) -> None:
+        if synced != fd:  # another test's thread still syncing its own file (the patch is process-wide)
+            real_sync(synced)
+            return
+        seen.append(synced)
         started.set()
         release.wait(5)
-        os.fstat(fd)  # raises EBADF if the descriptor was closed under the sync
+        os.fstat(synced)  # raises EBADF if the descriptor was closed under the sync
 
     monkeypatch.setattr(_write_behind.os, "fdatasync", slow)
-    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
     f = _write_behind.open_write_behind(fd)
     f.write(b"x" * 10)
     f.flush()

@@ -195,7 +195,6 @@ class Recorder:
         while len(held) > keep:  # taken off before it is added: a second Ctrl-C never adds one twice
             self.writer.add(*held.popleft())
 
-
     def stopped_part(self) -> Part | None:
         """The lines the run stopped on, as a part held in memory that the commit merges after the
         checkpoint's (they come after every recorded line); None when the run did not stop so."""
