@@ -436,3 +436,42 @@ def test_a_second_ctrl_c_while_the_file_job_closes_its_fetcher_prints_no_traceba
     assert 0 < labeled < len(src) and job["metrics"]["success"] == labeled
     assert job["metrics"]["stand_by"] == len(src) - labeled
     assert not [p for p in out.rglob("*") if ".tmp" in p.name], "a temporary file was left"
+
+
+@pytest.mark.parametrize("loop_kind", ["inline", "thread"])
+def test_close_returns_once_the_idle_to_thread_threads_have_ended(loop_kind) -> None:
+    """A converter plugin's hooks run in ``asyncio.to_thread``'s pool. ``loop.close()`` shut it
+    down without waiting, so its idle ``asyncio_N`` threads were still ending when the job looked
+    for threads its annotator left: ``method 'file' left 3 thread(s) running after close()`` on
+    most ``--converter`` runs (and the command left through ``os._exit``). Twenty rounds of 16
+    calls; a call still running at close (a hook that never returns) does not hold it."""
+    async def calls(n: int) -> list[int]:
+        return list(await asyncio.gather(*(asyncio.to_thread(pow, i, 2) for i in range(n))))
+
+    for _ in range(20):
+        before = set(threading.enumerate())
+        loop = InlineLoop() if loop_kind == "inline" else LoopThread()
+        assert loop.run(calls(16)) == [i * i for i in range(16)]
+        loop.close()
+        left = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        assert left == []
+
+    stuck, release = threading.Event(), threading.Event()
+    hung: list[threading.Thread] = []
+
+    def hangs() -> None:
+        hung.append(threading.current_thread())
+        stuck.set()
+        release.wait(60)
+
+    async def one_hung() -> None:
+        asyncio.get_running_loop().run_in_executor(None, hangs)
+        await asyncio.to_thread(stuck.wait, 5)
+
+    loop = InlineLoop() if loop_kind == "inline" else LoopThread()
+    loop.run(one_hung())
+    try:
+        loop.close()
+        assert stuck.is_set() and hung[0].is_alive()  # closed while the hook still runs
+    finally:
+        release.set()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._errors import FetchError, UsageError
 from .._retry import Backoff
@@ -18,6 +15,7 @@ from .._retry import Transient as _Transient
 from .._storage import redact_url
 from .local import _read_fsspec, read_local
 from .policy import FetchPolicy, timed_out
+from .pool_threads import TrackedPool
 from .slots import Slots
 
 if TYPE_CHECKING:
@@ -82,8 +80,7 @@ class Fetcher:
         self._client_kind = http_client_kind()
         self._client: HopClient | None = None
         self._slots = Slots(self.policy.concurrency)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pool_threads = _PoolThreads()
+        self._executor: TrackedPool | None = None
         self.backoff = Backoff(self.policy.backoff, self.policy.max_backoff,
                                max_retry_after=self.policy.max_retry_after)
         self._closed = False
@@ -141,9 +138,8 @@ class Fetcher:
             await self._client.aclose()
             self._client = None
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-            self._pool_threads.join_idle()
+            executor, self._executor = self._executor, None
+            executor.close()  # its idle threads ended: not taken for threads the job left running
 
     # -- internals
 
@@ -196,68 +192,17 @@ class Fetcher:
 
     async def _in_thread(self, kind: str, target: str) -> bytes:
         if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(self.policy.concurrency, 64), thread_name_prefix="totask-fetch",
-                initializer=self._pool_threads.started,
-            )
+            self._executor = TrackedPool(max_workers=min(self.policy.concurrency, 64), thread_name_prefix="totask-fetch")
         loop = asyncio.get_running_loop()
         if kind == "local":
             assert self.policy.allow_root is not None  # classify refuses local paths without one
             return await loop.run_in_executor(
-                self._executor, self._pool_threads.run, read_local, target, self.policy.allow_root,
-                self.policy.max_body_bytes,
+                self._executor, read_local, target, self.policy.allow_root, self.policy.max_body_bytes
             )
-        return await loop.run_in_executor(
-            self._executor, self._pool_threads.run, _read_fsspec, target, self.policy.max_body_bytes
-        )
+        return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
     def _http(self) -> HopClient:
         if self._client is None:
             self._client = new_http_client(self.policy, self._client_kind)
         return self._client
 
-
-#: how long ``aclose`` waits, at most, for the file pool's idle threads to end (they end as soon
-#: as they see the shutdown; the bound only matters on a machine too loaded to run them)
-IDLE_THREAD_EXIT_WAIT = 5.0
-
-
-class _PoolThreads:
-    """The file pool's threads, and which of them are running a read.
-
-    ``shutdown(wait=False)`` returns before the pool's idle threads have ended, so the job, which
-    then looks for threads its annotator left running (``note_threads_left``), found some of them
-    still ending on most runs of a loaded machine, and logged the built-in ``file`` method as one
-    that leaves threads behind. ``join_idle`` waits for the idle ones (they end at once), never
-    for one running a read: a second Ctrl-C leaves at once, even with a read hung on a store."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._busy: set[threading.Thread] = set()
-
-    def started(self) -> None:
-        """The pool's initializer: runs first in each of its threads."""
-        with self._lock:
-            self._threads.append(threading.current_thread())
-
-    def run(self, fn: Callable[..., bytes], *args: Any) -> bytes:
-        """``fn(*args)`` in a pool thread, marked as running a read while it does."""
-        me = threading.current_thread()
-        with self._lock:
-            self._busy.add(me)
-        try:
-            return fn(*args)
-        finally:
-            with self._lock:
-                self._busy.discard(me)
-
-    def join_idle(self) -> None:
-        """Wait (``IDLE_THREAD_EXIT_WAIT`` at most) for the threads not running a read to end;
-        called once the pool is shut down."""
-        with self._lock:
-            idle = [t for t in self._threads if t not in self._busy]
-            self._threads = []
-        deadline = time.monotonic() + IDLE_THREAD_EXIT_WAIT
-        for thread in idle:
-            thread.join(max(0.0, deadline - time.monotonic()))

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .loop import LoopThread
+from .pool_threads import TrackedPool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,6 +44,9 @@ class InlineLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(self._on_error)
+        #: ``asyncio.to_thread``'s pool (a converter plugin's hooks): its idle threads end by ``close``
+        self._pool = TrackedPool(thread_name_prefix="totask-to-thread")
+        self.loop.set_default_executor(self._pool)
         self._escaped: BaseException | None = None
 
     def _on_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -212,4 +216,5 @@ class InlineLoop:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            self._pool.close()
 

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
+from .pool_threads import TrackedPool
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -22,6 +24,9 @@ class LoopThread:
 
     def __init__(self, name: str = "totask-fetch-loop") -> None:
         self.loop = asyncio.new_event_loop()
+        #: ``asyncio.to_thread``'s pool (a converter plugin's hooks): its idle threads end by ``close``
+        self._pool = TrackedPool(thread_name_prefix="totask-to-thread")
+        self.loop.set_default_executor(self._pool)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -103,6 +108,7 @@ class LoopThread:
             self._thread.join(timeout)
         if not self._thread.is_alive():
             self.loop.close()
+            self._pool.close()
 
 
 def _task_result(task: asyncio.Task[R]) -> R:
