@@ -34,10 +34,7 @@ def loads_exact(body: bytes | str) -> Any:
     is long enough to differ. Raises ``json.JSONDecodeError`` (orjson's is a subclass of it);
     ``NaN`` and ``Infinity`` are refused, as orjson refuses them."""
     raw = body.encode() if isinstance(body, str) else body
-    if _LONG_DIGITS.search(raw) is None:
-        return orjson.loads(raw)
-    orjson.loads(raw)  # the syntax check, and its error message, stay orjson's
-    return json.loads(raw, parse_constant=_no_constant)
+    return exact(raw, orjson.loads(raw))  # the syntax check, and its error message, stay orjson's
 
 
 def exact(body: bytes, parsed: Any) -> Any:
