@@ -20,10 +20,12 @@ from ._api_checks import (
     DATA_OPTIONS,
     check_config,
     check_options,
+    completed_as_is,
     refuse_out_of_range,
     refuse_undeclared_options,
     refuse_undecodable_path,
     refuse_unknown_options,
+    same_job,
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
@@ -34,7 +36,6 @@ from ._jobs.config import (
     JobResult,
     chain_arguments,
     check_types,
-    identity,
     identity_differences,
     path_argument,
     resume_arguments,
@@ -97,8 +98,13 @@ def annotate(
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
     run.engine.check(config)
-    if not Job(config.job_url).exists:
+    job = Job(config.job_url)
+    if not job.exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
+    elif same_job(job.state, config, chained_from, cloned_from) and job.state.status == COMPLETED:
+        refuse_changed_copy(job.state, sources)
+        if (done := completed_as_is(job)) is not None:  # reported without the lease: it writes nothing
+            return done
     with hold(config.job_url, "annotate"):
         return _annotate_held(run, chained_from, cloned_from, sources)
 
@@ -109,8 +115,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     layout = job.layout
     if job.exists:
         existing = job.state
-        if (identity(existing.config) == identity(config) and chained_from == existing.chained_from
-                and cloned_from == existing.cloned_from):
+        if same_job(existing, config, chained_from, cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             refuse_changed_copy(existing, sources)
             log.info("job %s exists with this configuration; resuming it", config.job_name)
@@ -188,10 +193,16 @@ def resume(
     refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
-    if changes:  # checked first, before the lease: a wrong value is named even when nothing is left to
-        # run, and a dead holder's lease is not taken over for a command that refuses to run
-        stored = Job.open(job_url).state.config
+    # read first, before the lease: a folder that is not this job's (a file of it, a renamed copy) is
+    # named without writing a lease into it, a wrong value is named even when nothing is left to run,
+    # and a dead holder's lease is not taken over for a command that refuses to run
+    given = Job.open(job_url)
+    given.check_named()
+    if changes:
+        stored = given.state.config
         check_options(stored.method, {**stored.options, **changes}, stored.task_type)
+    if (done := completed_as_is(given)) is not None:  # nothing to do: no lease (a read-only folder)
+        return done
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
@@ -350,8 +361,12 @@ def status(job_url: str) -> dict[str, Any]:
     if found := secret_fields(state):
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
     data = state.to_dict()
-    holder, gone = current_holder(state.config.job_url)
-    if state.status != COMPLETED and (missing := missing_note(state.layout)) is not None:
+    # the folder's own files and lease: a copy under another name is not its original (job.json's paths)
+    if (misnamed := job.misnamed()) is not None:
+        own = job.output_manifest
+        data["misnamed"], data["output-manifest"] = misnamed, own if "://" in own else os.path.abspath(own)
+    holder, gone = current_holder(job.folder)
+    if state.status != COMPLETED and (missing := missing_note(job.layout)) is not None:
         data["missing"] = missing
     if state.status == RUNNING:
         data["metrics"] = job.metrics()
