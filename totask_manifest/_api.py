@@ -77,6 +77,7 @@ def annotate(
     on_progress: ProgressCallback | None = None,
     chained_from: str | None = None,
     cloned_from: str | None = None,
+    keep_going: bool = False,
     _copy_of: str | None = None,
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped).
@@ -84,7 +85,9 @@ def annotate(
     ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
     ``on_progress`` is called with the job's counters as lines finish, and once with the final
     ones; what it raises reaches the caller once the job is recorded (a ``KeyboardInterrupt``:
-    STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*). An input URL that carries a
+    STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*).
+    ``keep_going``: this run records every failure as final instead of stopping on one that points
+    at the configuration (README, *Fail fast*). An input URL that carries a
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
@@ -96,7 +99,7 @@ def annotate(
     if not sources.copied:  # read where it is: as check_config made it absolute (input.read, for resume)
         sources.input, sources.append = config.input, list(config.append)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
-    run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
+    run = JobRun(config, engine=_engine(engine), on_progress=on_progress, keep_going=keep_going)
     run.engine.check(config)
     job = Job(config.job_url)
     if not job.exists:
@@ -121,7 +124,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
-                          options=tuning, checkpoint_every=config.checkpoint_every)
+                          options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
@@ -173,6 +176,7 @@ def resume(
     on_progress: ProgressCallback | None = None,
     options: dict[str, Any] | None = None,
     checkpoint_every: int | None = None,
+    keep_going: bool = False,
 ) -> JobResult:
     """Continue a stopped, failed or killed job without redoing finished lines.
 
@@ -180,7 +184,9 @@ def resume(
     retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
     writes stays as configured. ``engine``: the job's own engine (with its default options) unless
     given. Takes the job's lease: refused (``JobBusyError``) while another
-    process runs the job, taken over when that process is gone.
+    process runs the job, taken over when that process is gone. ``keep_going``: this run records
+    every failure as final (``annotate``'s), so lines whose data fails with a configuration rule
+    (objects the credentials may not read) end failed instead of stopping every resume.
     """
     job_url, options = resume_arguments(job_url, options, checkpoint_every)
     # job.json is rewritten with the folder where it is now: a path it cannot hold is refused first
@@ -224,7 +230,8 @@ def resume(
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:
             state.config.checkpoint_every = checkpoint_every
-        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress))
+        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress,
+                                          keep_going=keep_going))
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
@@ -259,6 +266,7 @@ def chain(
     checkpoint_every: int | None = None,
     engine: Engine | str = "local",
     on_progress: ProgressCallback | None = None,
+    keep_going: bool = False,
 ) -> JobResult:
     """A new job whose input is this job's output manifest (Ground Truth chaining).
 
@@ -311,7 +319,8 @@ def chain(
         checkpoint_seconds=prev.config.checkpoint_seconds,
         append=list(append or []),
     )
-    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url)
+    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url,
+                    keep_going=keep_going)
 
 
 def clone(

@@ -63,7 +63,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         on_commit=save_metrics, guard=guard,
     )
     recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0),
-                        job_name=state.label_job_name)
+                        job_name=state.label_job_name, keep_going=run.keep_going)
     progress = Progress(
         total,
         done=_done(counts),

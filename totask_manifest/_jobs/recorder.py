@@ -51,11 +51,12 @@ class Recorder:
     """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
 
     def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
-                 selected: int = 0, job_name: str | None = None) -> None:
+                 selected: int = 0, job_name: str | None = None, *, keep_going: bool = False) -> None:
         """``selected``: lines this run is to finish; the first of them are watched for a
         failure that points at the configuration (``SystematicFailure``). ``job_name``: the
         ``job-name`` every line gets (``JobState.label_job_name``, the form the job began with);
-        by default that of the job's task type (``written_job_name``)."""
+        by default that of the job's task type (``written_job_name``). ``keep_going``: no such
+        stop; every failure is final (``--keep-going``)."""
         self.config = config
         self.writer = writer
         self.counts = counts
@@ -66,7 +67,7 @@ class Recorder:
         self.job_name = job_name if job_name is not None else written_job_name(self.task_type, config.job_name)
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
-        self.systematic = SystematicFailure(selected)
+        self.systematic = SystematicFailure(selected, watch=not keep_going)
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
