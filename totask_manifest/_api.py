@@ -86,8 +86,7 @@ def annotate(
     ``on_progress`` is called with the job's counters as lines finish, and once with the final
     ones; what it raises reaches the caller once the job is recorded (a ``KeyboardInterrupt``:
     STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*).
-    ``keep_going``: this run records every failure as final instead of stopping on one that points
-    at the configuration (README, *Fail fast*). An input URL that carries a
+    ``keep_going``: every failure of this run is final (README, *Fail fast*). An input URL that carries a
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
@@ -184,9 +183,7 @@ def resume(
     retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
     writes stays as configured. ``engine``: the job's own engine (with its default options) unless
     given. Takes the job's lease: refused (``JobBusyError``) while another
-    process runs the job, taken over when that process is gone. ``keep_going``: this run records
-    every failure as final (``annotate``'s), so lines whose data fails with a configuration rule
-    (objects the credentials may not read) end failed instead of stopping every resume.
+    process runs the job, taken over when that process is gone. ``keep_going``: ``annotate``'s.
     """
     job_url, options = resume_arguments(job_url, options, checkpoint_every)
     # job.json is rewritten with the folder where it is now: a path it cannot hold is refused first
