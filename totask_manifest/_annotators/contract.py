@@ -23,7 +23,7 @@ from .._errors import JobError
 from .._jobs.plugin_errors import plugin_frame, said
 from .._outcomes import Item, Outcome
 
-__all__ = ["CloseFailed", "checked_pair", "close_error", "closing", "no_outcome", "second_outcome"]
+__all__ = ["CloseFailed", "checked_pair", "close_error", "close_failed", "closing", "no_outcome", "second_outcome"]
 
 log = logging.getLogger("totask_manifest")
 
@@ -75,11 +75,15 @@ def closing(annotator: Any, method: str) -> Iterator[Any]:
         try:
             annotator.close()
         except Exception as exc:
-            log.warning("%s as well, after the error below", close_error(method, exc))
+            log.warning("%s as well, after the error below", close_error(method, exc))  # as ray.py's
         raise
     try:
         annotator.close()
     except Exception as exc:
-        raise CloseFailed(f"{close_error(method, exc)} after its last outcome: the lines it labeled are recorded "
-                          "and in the output manifest; run resume once close() is fixed (no line is labeled "
-                          "again)") from None
+        raise close_failed(close_error(method, exc)) from None
+
+
+def close_failed(error: str) -> CloseFailed:
+    """The job's error for ``close_error``'s line: what is kept, and what to do."""
+    return CloseFailed(f"{error} after its last outcome: the lines it labeled are recorded and in the output "
+                       "manifest; run resume once close() is fixed (no line is labeled again)")
