@@ -167,7 +167,7 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
         if ":" not in method:
             raise
         # a plugin's check broke (rather than raising UsageError): its author's error, in one line
-        from ._jobs.execute import plugin_frame
+        from ._jobs.plugin_errors import plugin_frame
 
         where = plugin_frame(method, exc)
         raise UsageError(f"method plugin {method!r}: its check of the options raised {type(exc).__name__}: {exc}"
