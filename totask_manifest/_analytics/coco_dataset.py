@@ -27,7 +27,7 @@ import orjson
 from .._errors import ManifestError, UsageError
 from .._fetch import base_of, has_scheme, resolve_reference
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
-from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline
+from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline, refuse_unknown_key
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
@@ -268,6 +268,7 @@ def coco_to_manifest(
             try:
                 lost = coco_losses(anns, masks=task_type != DETECTION)
                 if lost and not allow_drop:
+                    refuse_unknown_key(anns, "a box" if task_type == DETECTION else "a mask")
                     raise FormatError(_drop_hint(anns, lost, task_type), fmt="coco", key="annotations")
                 if task_type == DETECTION:
                     labeled = coco_annotations_to_gt(

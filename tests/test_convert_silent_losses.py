@@ -1,0 +1,68 @@
+"""Conversions that dropped data with exit 0 and nothing said, through the real CLI (a subprocess).
+
+Each case was read or written whole before: a COCO annotation's ``track_id`` or ``ignore: 1``
+left out of the line, an ``objects`` box keeping id 3 where its line's ``class_map`` gives its
+class id 0 (one class, two ids), a DM v1 ``annotationsData`` entry no annotation names left out,
+and a line holding inline text (``source``) coming back from COCO, YOLO and task data with its
+text as a ``source-ref``. Now each is refused in one line naming the key (exit 1, nothing
+written), or carried (``--allow-drop`` counts what it leaves out; task data keeps ``source``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.test_user_mistakes import cli, one_line_error
+
+SIZE = [{"width": 100, "height": 80, "depth": 3}]
+BOX = {"class_id": 0, "top": 2, "left": 1, "height": 4, "width": 3}
+
+
+def _write(path: Path, *docs: dict) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    return path
+
+
+def _refused(tmp_path: Path, src: str, *args: str) -> str:
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = cli("convert", src, *args, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
+    return line
+
+
+def _coco(**extra: object) -> dict:
+    ann = {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0, **extra}
+    return {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80}],
+            "categories": [{"id": 1, "name": "cat"}], "annotations": [ann]}
+
+
+@pytest.mark.parametrize(("extra", "key"), [({"track_id": 7}, "track_id"), ({"ignore": 1}, "ignore"),
+                                            ({"ignore": 0, "track_id": 7}, "track_id")])
+def test_a_coco_key_no_box_holds_is_refused_naming_it_and_the_annotation_id(
+    tmp_path: Path, extra: dict, key: str
+) -> None:
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_coco(**extra)))
+    line = _refused(tmp_path, "c.json", "out.manifest", "--to", "manifest")
+    assert f"key 'annotations[0].{key}'" in line and f"annotation id 5 holds '{key}'" in line, line
+    assert "--allow-drop" in line and "[format-coco]" in line, line
+
+    r = cli("convert", "c.json", "out.manifest", "--to", "manifest", "--allow-drop", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "dropped 1)" in r.stdout, r.stdout
+    (rec,) = [orjson.loads(x) for x in (tmp_path / "out.manifest").read_bytes().splitlines()]
+    assert rec["label"]["annotations"] == [BOX]
+    assert rec["label-metadata"]["dropped"] == {f"annotation key {k}": 1 for k in extra if extra[k]}
+
+
+def test_a_zero_ignore_flag_as_label_studio_writes_it_is_read(tmp_path: Path) -> None:
+    """Label Studio's COCO export writes ``"ignore": 0`` on every annotation: it says nothing."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_coco(ignore=0)))
+    r = cli("convert", "c.json", "out.manifest", "--to", "manifest", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (rec,) = [orjson.loads(x) for x in (tmp_path / "out.manifest").read_bytes().splitlines()]
+    assert rec["label"]["annotations"] == [BOX] and "dropped" not in rec["label-metadata"]
