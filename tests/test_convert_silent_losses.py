@@ -66,3 +66,30 @@ def test_a_zero_ignore_flag_as_label_studio_writes_it_is_read(tmp_path: Path) ->
     assert r.returncode == 0, r.stderr
     (rec,) = [orjson.loads(x) for x in (tmp_path / "out.manifest").read_bytes().splitlines()]
     assert rec["label"]["annotations"] == [BOX] and "dropped" not in rec["label-metadata"]
+
+
+def _objects_line(*objects: dict) -> dict:
+    return {"source-ref": "a.jpg", "task_type": "object-detection", "image_size": [100, 80, 3],
+            "class_map": {"0": "cat"}, "data": {"objects": list(objects)}}
+
+
+def _obj(**extra: object) -> dict:
+    return {"type": "bbox", "coordinates": {"x": 1, "y": 2, "width": 3, "height": 4},
+            "properties": {"label": "cat"}, **extra}
+
+
+def test_an_object_numbering_its_class_otherwise_than_the_class_map_is_refused(tmp_path: Path) -> None:
+    """The box kept id 3 and a second ``cat`` box got the class_map's 0: one class, two ids."""
+    _write(tmp_path / "o.objects.jsonl", _objects_line(_obj(class_id=3), _obj()))
+    line = _refused(tmp_path, "o.objects.jsonl", "out.manifest", "--to", "manifest")
+    assert "line 1, key 'objects[0].properties.label'" in line, line
+    assert "class 'cat' has id 3 here but 0 among the class names given" in line, line
+    assert "[format-synapse-objects]" in line, line
+
+
+def test_an_object_agreeing_with_the_class_map_is_read(tmp_path: Path) -> None:
+    _write(tmp_path / "o.objects.jsonl", _objects_line(_obj(class_id=0), _obj()))
+    r = cli("convert", "o.objects.jsonl", "out.manifest", "--to", "manifest", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (rec,) = [orjson.loads(x) for x in (tmp_path / "out.manifest").read_bytes().splitlines()]
+    assert rec["label"]["annotations"] == [BOX, BOX] and rec["label-metadata"]["class-map"] == {"0": "cat"}
