@@ -93,3 +93,15 @@ def test_an_object_agreeing_with_the_class_map_is_read(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     (rec,) = [orjson.loads(x) for x in (tmp_path / "out.manifest").read_bytes().splitlines()]
     assert rec["label"]["annotations"] == [BOX, BOX] and rec["label-metadata"]["class-map"] == {"0": "cat"}
+
+
+def test_a_dm_v1_annotations_data_entry_no_annotation_names_is_refused(tmp_path: Path) -> None:
+    data = {"annotations": {"image_1": [{"id": "a1", "tool": "bounding_box", "classification": {"class": "cat"}}]},
+            "annotationsData": {"image_1": [{"id": "a1", "coordinate": {"x": 1, "y": 2, "width": 3, "height": 4}},
+                                            {"id": "zz9", "coordinate": {"x": 5, "y": 6, "width": 7, "height": 8}}]}}
+    _write(tmp_path / "d.dm.jsonl", {"source-ref": "a.jpg", "task_type": "object-detection",
+                                     "image_size": [100, 80, 3], "data": data})
+    line = _refused(tmp_path, "d.dm.jsonl", "out.manifest", "--to", "manifest")
+    assert "line 1, key 'annotationsData.image_1[1].id'" in line, line
+    assert "annotationsData entry id 'zz9' has no annotation with that id" in line, line
+    assert "[format-dm-schema-v1]" in line, line
