@@ -105,3 +105,35 @@ def test_a_dm_v1_annotations_data_entry_no_annotation_names_is_refused(tmp_path:
     assert "line 1, key 'annotationsData.image_1[1].id'" in line, line
     assert "annotationsData entry id 'zz9' has no annotation with that id" in line, line
     assert "[format-dm-schema-v1]" in line, line
+
+
+def _inline_manifest(tmp_path: Path) -> Path:
+    meta = {"objects": [{}], "class-map": {"0": "cat"}, "type": "groundtruth/object-detection",
+            "human-annotated": "yes", "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    return _write(tmp_path / "t.manifest", {"source": "the quick brown fox",
+                                            "label": {"image_size": SIZE, "annotations": [BOX]},
+                                            "label-metadata": meta})
+
+
+@pytest.mark.parametrize(("to", "out", "name"), [("coco", "c.json", "COCO"), ("yolo", "y", "YOLO")])
+def test_an_inline_text_line_is_refused_by_image_formats(tmp_path: Path, to: str, out: str, name: str) -> None:
+    """Its text came back from COCO's ``file_name`` / YOLO's index as a ``source-ref``."""
+    _inline_manifest(tmp_path)
+    line = _refused(tmp_path, "t.manifest", out, "--to", to)
+    assert "line 1, key 'source'" in line and f"and {name} names an image file" in line, line
+    assert "[convert-inline-source]" in line, line
+
+
+@pytest.mark.parametrize(("to", "out"), [("dm-schema-v1", "t.dm.jsonl"), ("synapse-objects", "t.objects.jsonl")])
+def test_an_inline_text_line_comes_back_from_task_data_as_source(tmp_path: Path, to: str, out: str) -> None:
+    src = _inline_manifest(tmp_path)
+    r = cli("convert", "t.manifest", out, "--to", to, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (exported,) = [orjson.loads(x) for x in (tmp_path / out).read_bytes().splitlines()]
+    assert exported["source"] == "the quick brown fox" and "source-ref" not in exported
+    r = cli("convert", out, "back.manifest", "--to", "manifest", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (back,) = [orjson.loads(x) for x in (tmp_path / "back.manifest").read_bytes().splitlines()]
+    (orig,) = [orjson.loads(x) for x in src.read_bytes().splitlines()]
+    assert back["source"] == orig["source"] and "source-ref" not in back
+    assert back["label"] == orig["label"]

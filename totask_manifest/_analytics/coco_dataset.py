@@ -36,6 +36,7 @@ from .._outcomes import Labeled
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
 from .image_root import below_root, under_root
 from .labels import (
+    image_source,
     iter_labels,
     manifest_line,
     no_images,
@@ -93,7 +94,8 @@ def manifest_to_coco(
             if label is None:
                 skipped += not line.is_blank
                 continue
-            file_name = below_root(image_root, label.source, line.number) if image_root else label.source or ""
+            source = image_source(label, "COCO")
+            file_name = below_root(image_root, source, line.number) if image_root else source or ""
             if label.task_type == DETECTION:
                 with on_line(line.number):
                     doc = gt_to_coco_image(
