@@ -748,6 +748,8 @@ class BrokenPlugin(Annotator):
                 worker = threading.Thread(target=self._load, name="plugin-loader")
                 worker.start()
                 worker.join()
+            if behave == "type":
+                outcome = "nope"  # type: ignore[assignment]  # not an outcome
             if behave == "bare":
                 yield outcome
             elif behave != "drop" or item.index != 2:
@@ -780,18 +782,20 @@ def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN):
 
 
 @pytest.mark.parametrize(("behave", "said"), [
-    ("bare", "annotate yielded a Labeled; it yields (item, outcome) pairs, one for each item it was given"),
-    ("twice", "annotate yielded a second outcome for line 1 (or one for an item it was not given)"),
-    ("drop", "annotate ended without an outcome for line 3 ("),
+    ("bare", ": annotate yielded a Labeled; it yields (item, outcome) pairs, one for each item it was given"),
+    ("twice", ": annotate yielded a second outcome for line 1 (or one for an item it was not given)"),
+    ("drop", ": annotate ended without an outcome for line 3 ("),
+    ("type", " gave str 'nope' as line 1's outcome; an outcome is Labeled, Failed or Routed"),
 ])
 def test_an_annotate_that_does_not_yield_one_pair_per_item_is_named_in_one_line_on_ray(
         tmp_path, ray_address, behave, said):
     """On Ray a bare outcome failed the job with ``cannot unpack`` and a traceback, a second outcome
     for a line was dropped without a word (COMPLETED), a line left without one was named by a message
-    of Ray's own (``annotator returned no outcome for line(s) [3]``): now the local engine's lines."""
+    of Ray's own (``annotator returned no outcome for line(s) [3]``), a value that is no outcome too
+    (``annotator returned str, not Labeled, ...``, no line named): now the local engine's lines."""
     result = _broken_job(tmp_path, behave)
     assert result.status == "FAILED"
-    assert result.error.startswith(f"method {BROKEN!r}: {said}"), result.error
+    assert result.error.startswith(f"method {BROKEN!r}{said}"), result.error
 
 
 def test_an_annotate_batch_that_returns_none_is_named_in_one_line_on_ray(tmp_path, ray_address):

@@ -33,7 +33,7 @@ from .._annotators.contract import checked_pair, close_error, no_outcome, second
 from .._credentials import hide_env_credentials
 from .._errors import JobError, RaisedInThread, TotaskError
 from .._fetch import scrub
-from .._jobs.plugin_errors import plugin_error_text, said
+from .._jobs.plugin_errors import not_an_outcome, plugin_error_text, said
 
 #: actor calls that may wait at once in one actor (batches in flight on it, plus ``close``); more
 #: calls queue in Ray until one finishes
@@ -147,7 +147,7 @@ class AnnotatorStream:
 
     def _deliver(self, item: Item, outcome: Outcome) -> None:
         if not isinstance(outcome, (Labeled, Failed, Routed)):
-            raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
+            raise not_an_outcome(self.method, item, outcome)
         with self._lock:
             calls = self._waiting.get(item.index)
             if not calls:

@@ -14,10 +14,11 @@ import traceback
 from pathlib import Path
 
 from .._credentials import hide_env_credentials
-from .._errors import RaisedInThread
+from .._errors import JobError, RaisedInThread
+from .._outcomes import Item
 from .._signals import OwnInterrupt
 
-__all__ = ["plugin_error_text", "plugin_frame", "said"]
+__all__ = ["not_an_outcome", "plugin_error_text", "plugin_frame", "said"]
 
 
 def plugin_frame(method: str, exc: BaseException) -> str | None:
@@ -53,3 +54,12 @@ def plugin_error_text(method: str, exc: BaseException) -> str | None:
     if where is None:
         return None
     return f"method plugin {method!r} raised {said(exc)} ({where})"
+
+
+def not_an_outcome(method: str, item: Item, outcome: object) -> JobError:
+    """What an annotator's answer for ``item`` that is not an outcome fails the job with: the
+    recorder's check (local) and the Ray actors' (where the recorder never sees it) say the same."""
+    import reprlib
+
+    return JobError(f"method {method!r} gave {type(outcome).__name__} {reprlib.repr(outcome)} as "
+                    f"{item.display}'s outcome; an outcome is Labeled, Failed or Routed")

@@ -32,6 +32,7 @@ from .._task_types import (
 )
 from .checkpoint import CheckpointWriter, Part
 from .config import JobConfig
+from .plugin_errors import not_an_outcome
 
 log = logging.getLogger("totask_manifest")
 
@@ -116,10 +117,7 @@ class Recorder:
                 updates[self.attr] = drop_null
             return "routed", updates, outcome
         if not isinstance(outcome, Failed):
-            import reprlib
-
-            raise JobError(f"method {self.config.method!r} gave {type(outcome).__name__} {reprlib.repr(outcome)} as "
-                           f"{item.display}'s outcome; an outcome is Labeled, Failed or Routed")
+            raise not_an_outcome(self.config.method, item, outcome)
         common = self._common()
         metadata = {"failure-reason": outcome.reason, "failure-rule": outcome.rule, "type": common["type"],
                     "job-name": common["job-name"], "creation-date": common["creation-date"]}
