@@ -50,7 +50,7 @@ from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
 from .params import ToTaskParams, validate_params
-from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
+from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class ToTaskAction:
                 p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
                 on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
             )
+            if self._run_record is not None:  # failed tasks of this run, resumed or not (see _apply)
+                note(self._run_record, export_skipped=result.skipped)
             if result.unmatched:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
             for warning in result.unmatched_warnings():
@@ -262,11 +264,18 @@ class ToTaskAction:
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
-        counts = {"success": 0, "failed": 0}
+        # listed tasks the export could not take (no files, no primary URL, gone): failed tasks, as the
+        # SDK counts a task it cannot read or find files for; each sorted where the listing had it
+        skipped = noted(self._run_record, "export_skipped", [])
+        counts = {"success": 0, "failed": len(skipped)}
         done = [0]
-        failed_lines: list[tuple[int, dict[str, Any]]] = []  # (line, entry): the result lists each failed task
+        failed_lines: list[tuple[float, dict[str, Any]]] = [  # (line, entry): the result lists each failed task
+            (sk.get("line", 0) - 0.5, {"task_id": sk["task_id"], "error": sk["reason"]}) for sk in skipped]
+        for _, entry in failed_lines:
+            reporter.log("message", {"content": f"Task {entry['task_id']} failed: {entry['error']}"}, level="error",
+                         step="annotate_task_data")
         reporter.progress("annotate_task_data", total, 2 * total)
-        reporter.set_metrics(0, 0, total)
+        reporter.set_metrics(0, counts["failed"], total)
 
         def on_result(r: TaskResult) -> None:
             done[0] += 1
@@ -289,8 +298,9 @@ class ToTaskAction:
                            on_result=on_result, keep_results=False)  # counted here: memory stays flat
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
-        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED]
-        metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
+        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
+        listed = total + len(skipped)
+        metrics = {"total": listed, "success": success, "failed": failed, "stand_by": max(0, listed - success - failed)}
         failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
         failures = [entry for _, entry in failed_lines]
         self._totask["apply"] = {k: v for k, v in t.items() if k != "lines"}
