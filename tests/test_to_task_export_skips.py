@@ -56,3 +56,19 @@ def test_a_resumed_run_still_counts_the_tasks_the_export_skipped(synapse, files,
     assert again["status"] == "SUCCEEDED", again
     assert (again["total_tasks"], again["success_count"], again["failed_count"]) == (4, 2, 2), again
     assert [f["task_id"] for f in again["failures"]] == [no_files, no_primary]
+
+
+def test_an_annotation_job_that_stops_still_counts_the_tasks_the_export_skipped(synapse, files, tmp_path) -> None:
+    """The annotation job stops early (403 on every label): its result counts the skipped task too."""
+    from totask_manifest._failure_rules import FAIL_FAST_LINES
+
+    n = FAIL_FAST_LINES + 8
+    pid = seed_tasks(synapse, files, n)
+    no_files = sorted(t["id"] for t in synapse.project_tasks(pid))[3]
+    synapse.data_units[synapse.tasks[no_files]["data_unit"]]["files"] = {}
+    files.add_fault(status=403, method="GET", path="/labels/", times=None)
+    result = ToTaskAction(params=params(pid), output_root=str(tmp_path)).start()
+    assert result["status"] == "FAILED" and "resume" in result["message"], result
+    assert result["metrics"] == {"total": n, "success": 0, "failed": FAIL_FAST_LINES + 1, "stand_by": 7}, result
+    assert result["failures"][0] == {"task_id": no_files, "error": "Data unit does not have files"}
+    assert synapse.requests_to("PUT") == []

@@ -238,7 +238,7 @@ class ToTaskAction:
             # the user asked to stop, so nothing is written to Synapse; running the action again applies
             raise Interrupted(finished.signal)
         if finished is not None and finished.status != COMPLETED:
-            raise _annotation_failed(job_url, finished.status)
+            raise _annotation_failed(job_url, finished.status, noted(self._run_record, "export_skipped", []))
         return self._apply(p, job_url, client, reporter)
 
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
@@ -323,12 +323,13 @@ class ToTaskAction:
                             self._totask)
 
 
-def _annotation_failed(job_url: str, status: str) -> JobError:
+def _annotation_failed(job_url: str, status: str, skipped: list[dict]) -> JobError:
     """The error for an annotation job that did not complete, with what it did: the tasks it was
     given, those that failed (one failure each, as the SDK counts them) and the rest
     (``stand_by``: not tried, or labeled but not written). None was written to Synapse, so none
     succeeded. When it left tasks untried,
-    running the action again resumes the job; a result of zeros would read as "no tasks"."""
+    running the action again resumes the job; a result of zeros would read as "no tasks".
+    ``skipped``: the listed tasks the export could not take, failed tasks too (first)."""
     job = Job.open(job_url)
     error, metrics = job.state.error, job.state.metrics
     text = f"annotation job {status}" + (f": {error}" if error else "")
@@ -336,7 +337,9 @@ def _annotation_failed(job_url: str, status: str) -> JobError:
     stand_by = max(0, total - failed)
     untried = metrics.get("stand_by", 1)  # the job's own count: lines it has not tried yet
     exc = JobError(text + ("; run the action again to resume it" if untried else ""))
-    exc.metrics = {"total": total, "success": 0, "failed": failed, "stand_by": stand_by}  # type: ignore[attr-defined]
-    exc.failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}  # type: ignore[attr-defined]
-                    for _, record in job.failure_records() if record is not None]
+    exc.metrics = {"total": total + len(skipped), "success": 0,  # type: ignore[attr-defined]
+                   "failed": failed + len(skipped), "stand_by": stand_by}
+    exc.failures = [{"task_id": sk["task_id"], "error": sk["reason"]} for sk in skipped] + [  # type: ignore[attr-defined]
+        {"task_id": record.get("task_id"), "error": record.get("reason")}
+        for _, record in job.failure_records() if record is not None]
     return exc
