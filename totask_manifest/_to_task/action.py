@@ -271,7 +271,11 @@ class ToTaskAction:
         done = [0]
         failed_lines: list[tuple[float, dict[str, Any]]] = [  # (line, entry): the result lists each failed task
             (sk.get("line", 0) - 0.5, {"task_id": sk["task_id"], "error": sk["reason"]}) for sk in skipped]
-        for _, entry in failed_lines:
+        listed = total + len(skipped)
+        for index, (_, entry) in enumerate(failed_lines, start=1):  # reported as the SDK reports a failed task
+            reporter.log("annotate_task_data", {
+                "task_info": {"task_id": entry["task_id"]}, "status": "failed", "method": p.method, "index": index,
+                "total": listed, "created": iso_now(), "error": entry["error"]}, step="annotate_task_data")
             reporter.log("message", {"content": f"Task {entry['task_id']} failed: {entry['error']}"}, level="error",
                          step="annotate_task_data")
         reporter.progress("annotate_task_data", total, 2 * total)
@@ -285,7 +289,7 @@ class ToTaskAction:
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
             reporter.log("annotate_task_data", {
                 "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
-                "index": done[0], "total": total, "created": iso_now(), "error": None if ok else r.detail,
+                "index": len(skipped) + done[0], "total": listed, "created": iso_now(), "error": None if ok else r.detail,
             }, step="annotate_task_data")
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
                 failed_lines.append((r.line, {"task_id": r.task_id,
@@ -299,7 +303,6 @@ class ToTaskAction:
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
-        listed = total + len(skipped)
         metrics = {"total": listed, "success": success, "failed": failed, "stand_by": max(0, listed - success - failed)}
         failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
         failures = [entry for _, entry in failed_lines]
