@@ -272,12 +272,19 @@ class ToTaskAction:
         failed_lines: list[tuple[float, dict[str, Any]]] = [  # (line, entry): the result lists each failed task
             (sk.get("line", 0) - 0.5, {"task_id": sk["task_id"], "error": sk["reason"]}) for sk in skipped]
         listed = total + len(skipped)
-        for index, (_, entry) in enumerate(failed_lines, start=1):  # reported as the SDK reports a failed task
+
+        def task_event(task_id: Any, index: int, error: str | None, message: str) -> None:
+            """The SDK's per-task event; for a failed task also its message (level error, no key)."""
             reporter.log("annotate_task_data", {
-                "task_info": {"task_id": entry["task_id"]}, "status": "failed", "method": p.method, "index": index,
-                "total": listed, "created": iso_now(), "error": entry["error"]}, step="annotate_task_data")
-            reporter.log("message", {"content": f"Task {entry['task_id']} failed: {entry['error']}"}, level="error",
-                         step="annotate_task_data")
+                "task_info": {"task_id": task_id}, "status": "success" if error is None else "failed",
+                "method": p.method, "index": index, "total": listed, "created": iso_now(), "error": error,
+            }, step="annotate_task_data")
+            if error is not None:
+                reporter.log("message", {"content": f"Task {task_id} failed: {message}"}, level="error",
+                             step="annotate_task_data")
+
+        for index, (_, entry) in enumerate(failed_lines, start=1):
+            task_event(entry["task_id"], index, entry["error"], entry["error"])
         reporter.progress("annotate_task_data", total, 2 * total)
         reporter.set_metrics(0, counts["failed"], total)
 
@@ -287,16 +294,10 @@ class ToTaskAction:
             counts["success" if ok else "failed"] += 1
             reporter.progress("annotate_task_data", total + done[0], 2 * total)
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
-            reporter.log("annotate_task_data", {
-                "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
-                "index": len(skipped) + done[0], "total": listed, "created": iso_now(), "error": None if ok else r.detail,
-            }, step="annotate_task_data")
+            task_event(r.task_id, len(skipped) + done[0], None if ok else (r.detail or ""), f"{r.status}: {r.detail}")
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
                 failed_lines.append((r.line, {"task_id": r.task_id,
                                                "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
-            if not ok:  # as the SDK: one message per failed task, level error, no key
-                reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
-                             step="annotate_task_data")
 
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result, keep_results=False)  # counted here: memory stays flat
