@@ -362,11 +362,11 @@ def _declared(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    job = Job.open(path_argument(job_url, "job_url"))
+    job = Job.open(path_argument(job_url, "job_url"), read_only=True)  # a newer version's job.json too
     state = job.state
     if found := secret_fields(state):
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
-    data = state.to_dict()
+    data = {**state.to_dict(), **({"unknown-keys": job.unknown_keys} if job.unknown_keys else {})}
     # the folder's own files and lease: a copy under another name is not its original (job.json's paths)
     if (misnamed := job.misnamed()) is not None:
         own = job.output_manifest

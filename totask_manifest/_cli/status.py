@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
     from .._jobs.job import Job
+    from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
     from .._jobs.state import input_text, output_stale
     from .._storage import map_strings, redact_secret_url
@@ -64,5 +65,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"error: {data['error']}")
     if data.get("misnamed"):
         lines.append(f"note: {data['misnamed']}")
+    if data.get("unknown-keys"):
+        lines.append(f"note: {newer_version_note(data['unknown-keys'])}")
     print("\n".join(lines))
     return 0

@@ -36,6 +36,7 @@ from .._errors import (
 )
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
+from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout
 from .lease import current_holder
 from .state import JobState, record_problem, shape_problem
@@ -43,10 +44,17 @@ from .status import COMPLETED, FAILED, RUNNING
 
 
 class Job:
-    """One job folder. ``Job(url)`` reads nothing; ``Job.open(url)`` reads ``job.json`` at once."""
+    """One job folder. ``Job(url)`` reads nothing; ``Job.open(url)`` reads ``job.json`` at once.
 
-    def __init__(self, url: str) -> None:
+    ``read_only``: the caller only shows the job (``status``, ``report``, ``evaluate``), so a
+    ``job.json`` holding keys this version does not know (a newer version's: ``known_keys``) is
+    read, the keys in ``unknown_keys``; any other caller acts on the job and is refused it."""
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._given = url  # as the caller wrote it, for messages
+        self._read_only = read_only
+        #: the keys of ``job.json`` no version of this package wrote (read by a ``read_only`` Job)
+        self.unknown_keys: list[str] = []
         self.url = url.rstrip("/")
         #: the folder's files where the caller found it (``state.layout`` is where ``job.json`` says)
         self.layout = JobLayout(self.url)
@@ -56,10 +64,11 @@ class Job:
         self.damaged: str | None = None
 
     @classmethod
-    def open(cls, url: str) -> Job:
+    def open(cls, url: str, *, read_only: bool = False) -> Job:
         """The job at ``url``: ``NotAJobError`` when it has no ``job.json``, ``JobError`` when
-        that file is not one of ours or is damaged, ``StorageError`` when it cannot be read."""
-        job = cls(url)
+        that file is not one of ours, is damaged or (unless ``read_only``) holds keys this version
+        does not know, ``StorageError`` when it cannot be read."""
+        job = cls(url, read_only=read_only)
         job._state = job._read_state()
         return job
 
@@ -205,6 +214,10 @@ class Job:
             raise JobError(f"{url} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or "config" not in data:
             raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
+        # before the damage check: a newer version's file is named as such, not as damaged
+        if (unknown := unknown_keys(data)) and not self._read_only:
+            raise JobError(newer_version_refusal(redact_secret_url(url), unknown))
+        self.unknown_keys = unknown
         try:
             problem = record_problem(data)  # a key null or of the wrong kind, before it is read as a default
             if problem is None:
