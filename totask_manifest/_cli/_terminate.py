@@ -1,6 +1,7 @@
-"""SIGTERM and SIGHUP handled as Ctrl-C is, for commands that are no job (``convert``, ``labeled``,
-``export``, ``run``, ``apply``, ``rollback``), and for the job commands until their job handles
-signals itself.
+"""SIGTERM and SIGHUP handled as Ctrl-C is, for every command's run (``stops_raised``, from
+``_cli._run``: before it, ``_startup`` ends the process at once), and for the job commands until
+their job handles signals itself. A signal that comes while the main thread imports is raised as
+that import returns, never inside it (``_deferred``).
 
 ``timeout``, ``docker stop``, systemd and batch schedulers stop a process with SIGTERM; a terminal
 that closes (an ssh session dropped) sends SIGHUP. Python's default is to die of either at once,
