@@ -146,3 +146,18 @@ def test_validate_refuses_an_area_that_is_no_area(tmp_path: Path) -> None:
     first["label-metadata"]["objects"][0]["area"] = -1
     (tmp_path / "o.manifest").write_bytes(orjson.dumps(first) + b"\n" + orjson.dumps(second) + b"\n")
     assert not validate_manifest(str(tmp_path / "o.manifest")).ok
+
+
+def test_image_keys_travel_with_masks_too(tmp_path: Path) -> None:
+    doc = _document()
+    del doc["annotations"][1:]
+    doc["images"] = doc["images"][:1]
+    doc["annotations"][0]["segmentation"] = [[1, 2, 4, 2, 4, 6]]  # a triangle: a region, read as masks
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    assert result.to_format == "manifest" and len(result.notes) == 1 and "'info', 'licenses'" in result.notes[0]
+    (line,) = _lines(tmp_path / "o.manifest")
+    assert line["coco-image"] == IMAGE_KEYS and line["label-ref-metadata"]["type"] == "groundtruth/semantic-segmentation"
+    convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco")
+    (image,) = orjson.loads((tmp_path / "back.json").read_bytes())["images"]
+    assert {k: image[k] for k in IMAGE_KEYS} == IMAGE_KEYS
