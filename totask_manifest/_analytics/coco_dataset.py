@@ -1,18 +1,16 @@
 """A whole manifest as one COCO document, and back: boxes, and semantic segmentation masks.
 
 Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so going back
-restores each line's data object. Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO
-ids start at 1; ``formats.coco.CATEGORY_OFFSET``), ``score``
-= confidence (converters in ``formats.coco``). Masks: one annotation per class present in an
-image, as uncompressed RLE, category id = mask class index (0 is background and gets no
-annotation), ``iscrowd: 0`` as COCO-Stuff writes a class's region: COCO tools (``COCOeval``,
-trainers) ignore a crowd, so ``iscrowd: 1`` made the export a ground truth with nothing to
-evaluate (AP -1) or train on; pycocotools reads RLE either way. Back again, polygons and RLE (list or compressed) are painted into a
-palette PNG per image written beside the output manifest. A COCO document is one JSON object:
-an export writes it as it reads the manifest (``manifest_to_coco``), an import reads it whole
-(``coco_to_manifest``: JSON has no order that would let a reader stream it).
+restores each line's data object; an image's other keys travel under ``coco-image``
+(``coco_images``). Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO ids start at 1;
+``formats.coco.CATEGORY_OFFSET``), ``score`` = confidence (converters in ``formats.coco``).
+Masks: one annotation per class present in an image, as uncompressed RLE, category id = mask
+class index (0 is background and gets no annotation), ``iscrowd: 0`` as COCO-Stuff writes a
+class's region: COCO tools (``COCOeval``, trainers) ignore a crowd, so ``iscrowd: 1`` made the
+export a ground truth with nothing to evaluate (AP -1) or train on. Back again, polygons and RLE
+are painted into a palette PNG per image beside the output manifest. A COCO document is one JSON
+object: an export writes it as it reads the manifest, an import reads it whole.
 """
-
 from __future__ import annotations
 
 import os
@@ -34,8 +32,10 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
+from .coco_images import carried_image_keys, image_keys, not_carried
 from .image_root import below_root, under_root
 from .labels import (
+    NOTES,
     image_source,
     iter_labels,
     manifest_line,
@@ -121,6 +121,7 @@ def manifest_to_coco(
             for image in doc["images"]:
                 if human in ("yes", "no"):  # no COCO field says it: kept on the image for the way back
                     image["human-annotated"] = human
+                image.update(carried_image_keys(label.record, image, line.number))
                 out.write(b"," * (n_images > 0) + orjson.dumps(image))
                 n_images += 1
             for ann in doc["annotations"]:
@@ -302,15 +303,18 @@ def coco_to_manifest(
                     task_type,
                     job_name=job_name,
                     human_annotated=human_annotated or (said if said in ("yes", "no") else human),
+                    extra=image_keys(image),
                 )
             )
         write_lines(dst, lines)
     except BaseException:
         masks.remove()
         raise
-    counts = {"images": len(lines), "annotations": sum(len(v) for v in by_image.values()), "skipped": 0}
+    counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
+    if notes := not_carried(doc):  # the document's info and licenses: said, not left out unsaid
+        counts[NOTES] = notes
     return counts
 
 

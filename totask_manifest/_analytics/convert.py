@@ -22,6 +22,7 @@ from .._stale_temporaries import remove_stale_temporaries
 from .._storage import is_dir, is_local, redact_url, refuse_output_over_input, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
+from .labels import NOTES
 from .parquet_io import manifest_to_parquet, parquet_to_manifest
 from .task_data import manifest_to_task_data, task_data_to_manifest
 from .yolo_dataset import manifest_to_yolo
@@ -35,6 +36,8 @@ class ConvertResult:
     from_format: str
     to_format: str
     counts: dict[str, int] = field(default_factory=dict)
+    #: what the conversion did not carry, one line each (a COCO document's 'info' and 'licenses')
+    notes: list[str] = field(default_factory=list)
 
 
 #: the count a conversion reports for lines that are not JSON objects (the CLI then exits 1)
@@ -197,4 +200,5 @@ def convert(
     remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**
     counts = converter(src, dst, **opts)
     _signals.done("the output was written whole")  # a Ctrl-C from here: noted where the CLI asked (``_signals``)
-    return ConvertResult(src, dst, src_fmt, to, counts)
+    notes = counts.pop(NOTES, [])
+    return ConvertResult(src, dst, src_fmt, to, counts, notes)

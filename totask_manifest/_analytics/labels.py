@@ -23,6 +23,9 @@ from .._storage import redact_secret_url
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
 
 METADATA = "-metadata"
+#: the key of a conversion's counts that holds lines to say (not counts): what an import could not
+#: carry, said rather than left out unsaid; ``convert`` moves them to ``ConvertResult.notes``
+NOTES = "notes"
 
 
 @contextmanager

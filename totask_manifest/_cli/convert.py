@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     first = result.counts.pop("first", None) if bad else None
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"{result.from_format} -> {result.to_format}: {redact_secret_url(result.output)} ({counts})")
+    for note in result.notes:  # what was not carried, said in one line each
+        print(f"{redact_secret_url(args.input)}: {note}")
     if bad:  # written (each line's bytes kept), but invalid data exits 1, as validate and stats do
         print(f"{redact_secret_url(args.input)}: {bad} line(s) are not JSON objects (first: line {first}); kept as "
               "they are in the Parquet file's raw column; run validate to see why", file=sys.stderr)

@@ -4,7 +4,9 @@ Class ids: COCO category ids start at 1 (the COCO dataset, pycocotools' tools, a
 file in the sample data), Ground Truth class ids at 0, so ``category_id = class_id + 1`` both
 ways (``CATEGORY_OFFSET``) and a round trip keeps ids. A box in category 0 has no class id; it is
 refused unless ``class_names`` is given, which numbers classes by name instead.
-``score`` is the per-box confidence.
+``score`` is the per-box confidence. An ``area`` other than the box's width x height (COCO gives
+a segment's or a crowd's region's) is kept in the box's ``objects`` entry as ``area`` (``AREA``);
+the export writes it back, and computes the box's where none is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from .model import (
 FMT = "coco"
 #: COCO ``category_id`` = Ground Truth ``class_id`` + this
 CATEGORY_OFFSET = 1
+#: the key of a box's ``objects`` entry (its metadata) that keeps a COCO ``area`` other than the
+#: box's width x height (a segment's or a crowd's): the export writes it back, else computes it
+AREA = "area"
 
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
@@ -127,6 +132,7 @@ def coco_annotations_to_gt(
     classes = ClassIndex(class_names, fmt=FMT) if class_names is not None else None
     size = image_size_value(size, fmt=FMT)
     boxes: list[Box] = []
+    areas: list[float | None] = []
     names: dict[int, str] = {}
     for i, ann in enumerate(anns):
         key = f"annotations[{i}]"
@@ -166,7 +172,30 @@ def coco_annotations_to_gt(
             if v < 0:  # a Ground Truth box's size is at least 0: validate refuses the line written
                 raise FormatError(f"{what} {v} is negative", fmt=FMT, key=f"{key}.bbox[{j}]")
         boxes.append(Box(cid, x, y, w, h, conf))
-    return gt_detection(size, boxes, names)
+        areas.append(_given_area(ann, w * h, key))
+    labeled = gt_detection(size, boxes, names)
+    for obj, area in zip(labeled.metadata["objects"], areas, strict=True):
+        if area is not None:
+            obj[AREA] = area
+    return labeled
+
+
+def _given_area(ann: Mapping[str, Any], box_area: float, key: str) -> float | None:
+    """The annotation's ``area`` where it is not its box's (``None`` where none is given or it is
+    the box's width x height, which the export computes again): COCOeval's small/medium/large
+    ranges read it, and for a crowd or a segment it is the region's, not the box's."""
+    if ann.get("area") is None:
+        return None
+    area = _area_value(ann["area"], f"{key}.area")
+    return None if area == box_area else area
+
+
+def _area_value(value: Any, key: str) -> float:
+    """An area: a finite number of at least 0 (``validate`` refuses a kept one that is not)."""
+    area = number(value, fmt=FMT, key=key)
+    if area < 0:
+        raise FormatError(f"area {area} is negative", fmt=FMT, key=key)
+    return area
 
 
 def gt_to_coco_image(
@@ -193,6 +222,7 @@ def gt_to_coco_image(
         w, h = ann["width"], ann["height"]
         bbox = [ann["left"], ann["top"], w, h]
         score = obj.get("confidence")  # unscored: no score
+        area = w * h if obj.get(AREA) is None else _area_value(obj[AREA], f"objects[{i}].{AREA}")
         anns.append(
             {
                 "id": first_annotation_id + i,
@@ -200,7 +230,7 @@ def gt_to_coco_image(
                 "category_id": ann["class_id"] + CATEGORY_OFFSET,
                 "bbox": bbox,
                 "segmentation": box_outline(bbox),  # as loadRes gives a box: annToMask reads it
-                "area": w * h,
+                "area": area,  # the region's, kept by the import, else the box's
                 "iscrowd": 0,
                 **({"score": score} if score is not None else {}),
             }

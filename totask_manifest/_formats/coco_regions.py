@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import json_text
+from .._errors import json_kind, json_text
 from .model import FormatError
 
 #: what a mask cannot paint: an annotation without ``segmentation`` (a box alone; CVAT writes
@@ -73,21 +73,40 @@ def unknown_keys(ann: Mapping[str, Any]) -> list[str]:
     return [k for k in ann if k not in ANNOTATION_KEYS and not (k in ZERO_FLAGS and ann[k] in (0, False, None))]
 
 
+def odd_attributes(ann: Mapping[str, Any]) -> int:
+    """How many attributes an ``attributes`` that is no object holds (a list counts its items,
+    anything else set counts 1; 0 when it is an object or empty): COCO tools (CVAT) write an
+    object of name: value, and a list was neither counted nor refused."""
+    attrs = ann.get("attributes")
+    if isinstance(attrs, Mapping) or attrs in (None, [], "", False):
+        return 0
+    return len(attrs) if isinstance(attrs, list) else 1
+
+
 def refuse_unknown_key(anns: list, held: str) -> None:
     """Raise naming the first annotation key no Ground Truth label holds (``track_id``, ``ignore:
-    1``) and its annotation's id; ``held`` is what the annotations are read as (``a box``). A key
-    another tool adds is no COCO field this tool could write back: refused, or left out with
-    ``--allow-drop`` (the line's ``dropped`` then counts ``annotation key K``)."""
+    1``, an ``attributes`` that is no object) and its annotation's id; ``held`` is what the
+    annotations are read as (``a box``). A key another tool adds is no COCO field this tool could
+    write back: refused, or left out with ``--allow-drop`` (the line's ``dropped`` then counts
+    ``annotation key K``, or ``attribute``)."""
     for i, ann in enumerate(anns):
         keys = unknown_keys(ann) if isinstance(ann, Mapping) else []
-        if keys:
-            raise FormatError(
-                f"annotation id {json_text(ann.get('id'))} holds {keys[0]!r}, which {held} has no place for "
-                f"(the annotation keys that convert: {', '.join(sorted(ANNOTATION_KEYS))}); remove the key, "
-                "or allow dropping it (--allow-drop: the line's 'dropped' counts it)",
-                fmt="coco",
-                key=f"annotations[{i}].{keys[0]}",
-            )
+        if not keys and isinstance(ann, Mapping) and odd_attributes(ann):
+            kind = json_kind(ann["attributes"])
+            what = (f"'attributes' as {'an' if kind[0] in 'aeiou' else 'a'} {kind} (COCO tools write an object "
+                    "of name: value)")
+            keys = ["attributes"]
+        elif keys:
+            what = repr(keys[0])
+        else:
+            continue
+        raise FormatError(
+            f"annotation id {json_text(ann.get('id'))} holds {what}, which {held} has no place for "
+            f"(the annotation keys that convert: {', '.join(sorted(ANNOTATION_KEYS))}); remove the key, "
+            "or allow dropping it (--allow-drop: the line's 'dropped' counts it)",
+            fmt="coco",
+            key=f"annotations[{i}].{keys[0]}",
+        )
 
 
 def coco_losses(annotations: Any, *, masks: bool = False) -> Counter[str]:
@@ -112,5 +131,6 @@ def coco_losses(annotations: Any, *, masks: bool = False) -> Counter[str]:
             lost["keypoints"] += 1
         if isinstance(ann.get("attributes"), Mapping):
             lost["attribute"] += len(ann["attributes"])
+        lost["attribute"] += odd_attributes(ann)  # a list: its items (uncounted before, and unsaid)
         lost.update(f"annotation key {k}" for k in unknown_keys(ann))
     return +lost
