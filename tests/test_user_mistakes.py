@@ -356,6 +356,32 @@ def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
     assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
 
 
+@pytest.mark.parametrize("args", [
+    ["report", "", "-o", "r.html"], ["report", "JOB", "-o", ""], ["validate", ""], ["stats", ""], ["evaluate", ""],
+    ["labeled", "", "--label-attribute", "boxes", "-o", "l.manifest"],
+    ["labeled", "SRC", "--label-attribute", "boxes", "-o", " "], ["convert", "", "c.json", "--to", "coco"],
+    ["convert", "SRC", "", "--to", "coco"], ["status", ""], ["resume", ""], ["chain", "", "--job-name", "c"],
+])
+def test_an_empty_path_is_refused_by_every_command_never_taken_for_the_current_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """The README: an empty INPUT or output is exit 2, never the current folder. ``report '' -o r.html``
+    run inside a job folder reported that folder (exit 0); ``convert IN ''`` said ``cannot write :
+    Is a directory``, and ``status ''`` looked for ``/job.json`` at the root of the disk."""
+    from totask_manifest._cli import main
+
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    src = boxes_manifest(job / "manifests" / "output" / "output.manifest")
+    monkeypatch.chdir(job)  # the current folder is a job: '' taken for it would work
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = [{"JOB": str(job), "SRC": str(src)}.get(a, a) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"totask-manifest {args[0]}: error: the "), err
+    assert "is empty: give a path or URL" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
 @pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
 def test_an_output_under_a_file_names_the_file_in_the_way(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
