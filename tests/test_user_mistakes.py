@@ -382,6 +382,29 @@ def test_an_empty_path_is_refused_by_every_command_never_taken_for_the_current_f
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["report", "JOB", "-o", "out/"], ["labeled", "SRC", "--label-attribute", "boxes", "-o", "out/"],
+    ["convert", "SRC", "out/", "--to", "coco"], ["convert", "SRC", "out/", "--to", "parquet"],
+    ["convert", "SRC", "out/", "--to", "dm-schema-v1"],
+])
+def test_a_file_output_named_as_a_folder_is_refused_not_written_as_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``report JOB -o reports/`` wrote a file named ``reports`` (the slash dropped), exit 0: the
+    user asked for a folder, and the next ``mkdir reports`` failed on the page."""
+    from totask_manifest._cli import main
+
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    src = boxes_manifest(job / "manifests" / "output" / "output.manifest")
+    monkeypatch.chdir(tmp_path)
+    args = [{"JOB": str(job), "SRC": str(src)}.get(a, a) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"totask-manifest {args[0]}: error: "), err
+    assert "cannot write out/: it ends in '/', a folder's name; give the file's name" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
 def test_an_output_under_a_file_names_the_file_in_the_way(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
