@@ -11,14 +11,22 @@ server on 127.0.0.1, real files, the real CLI.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 from aiohttp import web
 
-from tests.jobs_helpers import run_cli
+from tests.jobs_helpers import REPO, run_cli
 from tests.support.http_server import LocalHTTPServer
 from totask_manifest import _api as api
 from totask_manifest._analytics.stats import manifest_stats
@@ -177,7 +185,6 @@ def test_a_systematic_failure_on_every_line_a_run_tries_does_not_claim_lines_wer
     same way. A run whose every line (fewer than 32)
     fails so says each line it tried failed, not "stopped without trying the rest" (before, the
     resume of the first job tried the 18 left, stand_by 0, and said it)."""
-    from tests.jobs_helpers import REPO
 
     def args(src: Path, name: str) -> list[str]:
         return ["annotate", str(src), "--job-name", name, "--label-attribute", "boxes", "--task-type",
@@ -223,3 +230,85 @@ def test_an_empty_result_gets_its_own_rule(tmp_path, server):
                                                                      if k != "failure-rule"}}) + b"\n"
                                for r in map(orjson.loads, out.read_bytes().splitlines())))
     assert manifest_stats(str(older)).attributes["boxes"].failures == {"empty-result": 2}
+
+
+def test_keep_going_records_every_failure_instead_of_stopping(tmp_path, server):
+    """``keep_going``: the run never stops on a configuration rule; each failure is final (in the
+    checkpoint, so a resume has nothing left), and a job that labeled nothing is still FAILED."""
+    urls = [server.url(f"denied{i}.json") for i in range(FAIL_FAST_LINES + 8)] + [server.url("ok.json")]
+    inp = manifest(tmp_path / "in.manifest", urls)
+    config = JobConfig(job_name="k", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="boxes",
+                       task_type="object-detection", method="file",
+                       options={"url_key": "label-url", "retries": 0, "timeout": 5, "native": "convert"})
+    result = api.annotate(config, keep_going=True)
+    assert result.status == "COMPLETED" and result.metrics == {
+        "total": 41, "success": 1, "failed": 40, "routed": 0, "stand_by": 0}
+    assert [f["rule"] for f in failures(tmp_path, "k")] == ["http-401"] * 40
+    assert api.resume(result.job_url).status == "COMPLETED"  # recorded: nothing left to try
+    everyone = manifest(tmp_path / "all-denied.manifest", urls[:-1])
+    result = api.annotate(replace(config, job_name="none", input=str(everyone)), keep_going=True)
+    assert result.status == "FAILED" and result.metrics["failed"] == 40 and result.metrics["stand_by"] == 0
+    state = orjson.loads((tmp_path / "out" / "none" / "job.json").read_bytes())
+    assert state["error"].startswith("no line was labeled"), state["error"]
+
+
+def test_a_chained_job_keeps_going_when_asked(tmp_path, server):
+    urls = [server.url(f"denied{i}.json") for i in range(FAIL_FAST_LINES)] + [server.url("ok.json")]
+    first, _ = job(tmp_path, manifest(tmp_path / "in.manifest", urls))
+    assert first.status == "FAILED" and first.metrics["stand_by"] == 1  # stopped on the first 32
+    again = api.chain(first.job_url, "again")
+    assert again.status == "FAILED" and again.metrics["stand_by"] == 1  # the same lines, the same stop
+    kept = api.chain(first.job_url, "kept", keep_going=True)
+    assert kept.status == "COMPLETED" and (kept.metrics["success"], kept.metrics["failed"]) == (1, FAIL_FAST_LINES)
+
+
+@pytest.mark.slow
+def test_a_resume_whose_last_lines_fail_so_finishes_with_keep_going(tmp_path):
+    """A job killed with its last lines left, whose files its credentials may not read (403, a rule
+    that points at the configuration): each plain resume tries only those lines and stops FAILED on
+    them, for ever; ``resume --keep-going`` records them failed and the job ends COMPLETED."""
+    released = threading.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/forbidden"):
+            while not released.is_set():  # the first run is killed while it waits here
+                await asyncio.sleep(0.02)
+            return web.Response(status=403)
+        return web.Response(body=objects_doc())
+
+    with LocalHTTPServer(handler) as s:
+        urls = [s.url(f"ok{i}.json") for i in range(8)] + [s.url(f"forbidden{i}.json") for i in range(4)]
+        inp = manifest(tmp_path / "in.manifest", urls)
+        folder = tmp_path / "out" / "j"
+        argv = [sys.executable, "-m", "totask_manifest", "annotate", str(inp), "--job-name", "j",
+                "--label-attribute", "boxes", "--task-type", "object-detection", "--url-key", "label-url",
+                "--native", "convert", "--retries", "0", "--concurrency", "1", "--checkpoint-every", "1",
+                "--output", str(tmp_path / "out")]
+        proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                state = orjson.loads((folder / "job.json").read_bytes()) if (folder / "job.json").exists() else {}
+                if state.get("metrics", {}).get("success") == 8 and s.hits["/forbidden0.json"]:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the first run did not reach its forbidden lines")
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        released.set()
+        for _ in range(2):  # every plain resume stops on the same four lines
+            r = run_cli("resume", str(folder))
+            assert r.returncode == 1, r.stderr
+            assert "each of the 4 line(s) this run tried failed with 'http-403'" in r.stderr, r.stderr
+            assert "resume --keep-going" in r.stderr and "Traceback" not in r.stderr
+        r = run_cli("resume", str(folder), "--keep-going")
+        assert r.returncode == 0, r.stderr
+        assert "COMPLETED" in r.stdout and "success=8 failed=4" in r.stdout, r.stdout
+    assert [f["rule"] for f in failures(tmp_path)] == ["http-403"] * 4
+    out = [orjson.loads(x) for x in (folder / "manifests" / "output" / "output.manifest").read_bytes().splitlines()]
+    assert [o["boxes-metadata"].get("failure-rule") for o in out] == [None] * 8 + ["http-403"] * 4
+    assert all(o["boxes"]["annotations"] for o in out[:8])
+    assert run_cli("resume", str(folder)).returncode == 0  # COMPLETED: nothing to do

@@ -328,7 +328,7 @@ def test_a_job_folder_is_resumed_where_it_is_and_a_renamed_one_is_refused(tmp_pa
     job.rename(renamed)
     for args in (("resume", str(renamed)), ("chain", str(renamed), "--job-name", "next"),
                  ("clone", str(renamed), "--job-name", "again")):
-        one_line_error(run_cli(*args), 1, "must be named after its job: rename it to 'mover'")
+        one_line_error(run_cli(*args), 2, "must be named after its job: rename it to 'mover'")
     assert not job.exists() and api.status(str(renamed))["status"] == "STOPPED"
     # a symbolic link to the folder under another name is the folder itself: not refused
     job.parent.mkdir(exist_ok=True)

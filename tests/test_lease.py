@@ -228,6 +228,9 @@ def test_a_lease_that_cannot_be_written_leaves_no_temporary(tmp_path):
     inp = write_manifest(tmp_path / "in.manifest", 10)
     out = tmp_path / "out"
     assert run_cli(*start_args(inp, out, "full", delay="0")).returncode == 0
+    # a job left to resume (a COMPLETED one is reported without taking the lease)
+    job_json = out / "full" / "job.json"
+    job_json.write_bytes(orjson.dumps({**orjson.loads(job_json.read_bytes()), "status": "STOPPED"}))
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

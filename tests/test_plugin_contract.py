@@ -41,7 +41,7 @@ class Broken(BatchAnnotator):
             sys.exit(3)
         if behave == "thread":
             threading.Thread(target=time.sleep, args=(3600,), name="plugin-sleeper").start()
-        if behave == "raise":
+        if behave in ("raise", "raise-close"):
             raise RuntimeError("no model loaded")
         if behave == "thread-raises" and items[0].index >= 4:
             worker = threading.Thread(target=self._load, name="plugin-loader")
@@ -64,6 +64,12 @@ class Broken(BatchAnnotator):
     def _load(self):
         raise OSError("no weights")
 
+    def close(self):
+        import os
+
+        if self.options.behave in ("close", "raise-close"):
+            raise RuntimeError("pool stuck with key " + os.environ.get("SYNAPSE_ACCESS_TOKEN", ""))
+
 
 class Plain(Annotator):
     """``annotate`` itself, yielding what the option says."""
@@ -83,6 +89,10 @@ class Plain(Annotator):
 '''
 
 
+#: in the environment of the plugin's runs: a close() that quotes it must not show it
+SECRET = "wJalrXUtnFEMI0K7MDENGbPxRfiCYzEXAMPLEKEY"
+
+
 @pytest.fixture
 def plugin_job(tmp_path):
     (tmp_path / "pkg" / "brokenplug").mkdir(parents=True)
@@ -91,12 +101,14 @@ def plugin_job(tmp_path):
     manifest = tmp_path / "in.manifest"
     manifest.write_text("".join(json.dumps({"source-ref": f"s3://b/img{i}.jpg", "n": i}) + "\n" for i in range(6)))
 
-    def run(behave: str, timeout: float = 60, cls: str = "Broken") -> tuple[subprocess.CompletedProcess, Path]:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path / "pkg")])}
+    def run(behave: str, timeout: float = 60, cls: str = "Broken", *,
+            command: list[str] | None = None) -> tuple[subprocess.CompletedProcess, Path]:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path / "pkg")]),
+               "SYNAPSE_ACCESS_TOKEN": SECRET}
         r = subprocess.run(
-            [sys.executable, "-m", "totask_manifest", "annotate", str(manifest), "--job-name", behave,
-             "--task-type", "image-classification", "--method", f"brokenplug.mod:{cls}", "--behave", behave,
-             "--output", str(tmp_path / "out")],
+            [sys.executable, "-m", "totask_manifest", *(command or [
+                "annotate", str(manifest), "--job-name", behave, "--task-type", "image-classification",
+                "--method", f"brokenplug.mod:{cls}", "--behave", behave, "--output", str(tmp_path / "out")])],
             capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path)
         return r, tmp_path / "out" / behave
 
@@ -181,6 +193,42 @@ def test_an_annotate_batch_that_returns_none_is_named_in_one_line(plugin_job) ->
     assert ("error: brokenplug.mod:Broken: annotate_batch returned None for lines 1-4; it returns a list of "
             "outcomes, one per item, in the same order" in r.stdout), r.stdout + r.stderr
     assert _job(job)["status"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_close_that_raises_keeps_every_label_and_resume_finishes_without_the_plugin(plugin_job) -> None:
+    """``close()`` raised after every line was labeled: the job said FAILED naming only the
+    exception, and every ``resume`` built the plugin to label nothing, met the same ``close()``
+    and failed again, so the job could never be finished."""
+    run, _ = plugin_job
+    r, job = run("close")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    where = f"{job.parents[1] / 'pkg' / 'brokenplug' / 'mod.py'} line 55, in close"
+    error = "method plugin 'brokenplug.mod:Broken': close() raised RuntimeError: pool stuck with key ***"
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["error"].startswith(error), state["error"]
+    assert f"({where}) after its last outcome: the lines it labeled are recorded" in state["error"]
+    assert "run resume once close() is fixed (no line is labeled again)" in state["error"]
+    assert f"error: {state['error']}" in r.stdout and SECRET not in r.stdout + r.stderr
+    assert state["metrics"]["success"] == 6 and state["metrics"]["stand_by"] == 0, state["metrics"]
+    output = (job / "manifests/output/output.manifest").read_bytes()
+    assert all(b'"close":' in line for line in output.splitlines())
+    # nothing is left to label: the plugin is not built, so its close() (still broken) is not met again
+    r, _ = run("close", command=["resume", str(job)])
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "every selected line is recorded; nothing to label" in r.stderr, r.stderr
+    assert _job(job)["status"] == "COMPLETED" and _job(job)["error"] is None
+    assert (job / "manifests/output/output.manifest").read_bytes() == output  # same creation-dates: not labeled again
+
+
+@pytest.mark.slow
+def test_a_close_that_raises_after_the_plugin_raised_does_not_hide_its_error(plugin_job) -> None:
+    """The ``with`` that closed the annotator let close()'s exception replace the one the run met."""
+    run, _ = plugin_job
+    r, job = run("raise-close")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert _job(job)["error"].startswith("method plugin 'brokenplug.mod:Broken' raised RuntimeError: no model loaded")
+    assert "close() raised RuntimeError: pool stuck" in r.stderr and SECRET not in r.stderr, r.stderr
 
 
 OPTIONS_MISTAKES = '''

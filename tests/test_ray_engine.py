@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from tests.support.gt import requires_gt
 from tests.support.ports import listening_port
 from tests.support.toy_annotators import InstrumentedToyOptions, ToyClassifier, ToyOptions
 from totask_manifest import _api as api
-from totask_manifest._annotators.base import Failed, Item, Outcome, Resources
+from totask_manifest._annotators.base import Annotator, Failed, Item, Labeled, Outcome, Resources
 from totask_manifest._engines.base import get_engine
 from totask_manifest._errors import UsageError
 from totask_manifest._jobs.checkpoint import iter_records
@@ -723,3 +724,102 @@ def test_a_private_instance_inherits_the_model_endpoints_credentials(tmp_path):
     out = (tmp_path / "out" / "job" / "manifests" / "output" / "output.manifest").read_bytes().splitlines()
     assert len(out) == 24 and all(b'"cls":' in line for line in out)
     assert TOKEN.encode() not in folder_bytes(tmp_path / "out") + (r.stdout + r.stderr).encode()
+
+
+# -- the annotator contract, checked in the actors as the local engine checks it -----------------
+
+
+@dataclass(frozen=True)
+class BrokenOptions(ToyOptions):
+    behave: str = option("ok", cli=False)
+
+
+class BrokenPlugin(Annotator):
+    """Breaks the annotator contract as ``behave`` says: ``test_plugin_contract``'s plugin, on Ray."""
+
+    name = "broken-plugin"
+    Options = BrokenOptions
+
+    def annotate(self, items):
+        behave = self.options.behave
+        for item in items:
+            outcome = Labeled(0, {"class-name": "cat"})
+            if behave == "thread-raises" and item.index == 4:
+                worker = threading.Thread(target=self._load, name="plugin-loader")
+                worker.start()
+                worker.join()
+            if behave == "type":
+                outcome = "nope"  # type: ignore[assignment]  # not an outcome
+            if behave == "bare":
+                yield outcome
+            elif behave != "drop" or item.index != 2:
+                yield item, outcome
+            if behave == "twice":
+                yield item, outcome
+
+    def _load(self):
+        raise OSError("no weights")
+
+    def close(self):
+        if self.options.behave == "close":
+            raise RuntimeError("pool stuck")
+
+
+class NoneBatch(ToyClassifier):
+    name = "none-batch"
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        return None  # type: ignore[return-value]  # a return forgotten
+
+
+BROKEN = f"{__name__}:BrokenPlugin"
+
+
+def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN):
+    inp = write_manifest(tmp_path / "in.manifest", 6)
+    return api.annotate(config(tmp_path, inp, method=method, options={"behave": behave} if method == BROKEN else {}),
+                        engine=get_engine("ray", actors=1, batch_size=4))
+
+
+@pytest.mark.parametrize(("behave", "said"), [
+    ("bare", ": annotate yielded a Labeled; it yields (item, outcome) pairs, one for each item it was given"),
+    ("twice", ": annotate yielded a second outcome for line 1 (or one for an item it was not given)"),
+    ("drop", ": annotate ended without an outcome for line 3 ("),
+    ("type", " gave str 'nope' as line 1's outcome; an outcome is Labeled, Failed or Routed"),
+])
+def test_an_annotate_that_does_not_yield_one_pair_per_item_is_named_in_one_line_on_ray(
+        tmp_path, ray_address, behave, said):
+    """On Ray a bare outcome failed the job with ``cannot unpack`` and a traceback, a second outcome
+    for a line was dropped without a word (COMPLETED), a line left without one was named by a message
+    of Ray's own (``annotator returned no outcome for line(s) [3]``), a value that is no outcome too
+    (``annotator returned str, not Labeled, ...``, no line named): now the local engine's lines."""
+    result = _broken_job(tmp_path, behave)
+    assert result.status == "FAILED"
+    assert result.error.startswith(f"method {BROKEN!r}{said}"), result.error
+
+
+def test_an_annotate_batch_that_returns_none_is_named_in_one_line_on_ray(tmp_path, ray_address):
+    result = _broken_job(tmp_path, "", method=f"{__name__}:NoneBatch")
+    assert result.status == "FAILED"
+    assert result.error.startswith(f"{__name__}:NoneBatch: annotate_batch returned None for lines 1-"), result.error
+
+
+def test_a_thread_of_the_plugin_that_raises_fails_the_job_naming_it_on_ray(tmp_path, ray_address):
+    """Python's hook printed the thread's traceback to the worker's log and the job said COMPLETED."""
+    result = _broken_job(tmp_path, "thread-raises")
+    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+                if 'raise OSError("no weights")' in text)
+    assert result.status == "FAILED"
+    assert result.error == (f"method plugin {BROKEN!r} raised OSError: no weights in its thread 'plugin-loader' "
+                            f"({__file__} line {line}, in _load)"), result.error
+    assert result.metrics["success"] < 6  # the outcome given after the thread broke is not recorded
+
+
+def test_a_close_that_raises_on_ray_keeps_every_label_and_resume_finishes_without_ray(tmp_path, ray_address):
+    """The actor's close() swallowed what the annotator's raised: COMPLETED, as if it was done."""
+    result = _broken_job(tmp_path, "close")
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error.startswith(f"method plugin {BROKEN!r}: close() raised RuntimeError: pool stuck ("), result.error
+    assert "after its last outcome: the lines it labeled are recorded" in result.error
+    resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
+    assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6 and resumed.error is None

@@ -47,9 +47,11 @@ def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, se
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first run did not start its export within 120 s"
             time.sleep(0.01)
+        server.held = True  # the first run's export waits until the second run has been answered
         second = _run(tmp_path / "b.json", out, server)
         _out, err = second.communicate(timeout=120)
         still_exporting = first.poll() is None and not (job / "synapse-export.manifest").exists()
+        server.held = False
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=120)
     finally:

@@ -2,7 +2,7 @@
 
 Two contract servers are seeded the same way (``tests/support/parity_seed.py``: DM schema v1 documents
 with two media, rotated boxes, polygons, keypoints, classification attributes, relations, groups,
-``extra``, a 404 file, an empty result, a task the filter leaves out). On one, the SDK's own
+``extra``, a 404 file, an empty result, a task the filter leaves out, a data unit without files). On one, the SDK's own
 ``ToTaskAction`` runs through the SDK's own Ray-job entry point (``python -m
 synapse_sdk.plugins.entrypoint``) in a Python 3.12 venv, with a pass-through plugin
 (``tests/support/sdk_parity_plugin.py``); on the other, ``totask-manifest run`` runs with the same
@@ -39,6 +39,7 @@ import pytest
 from tests.support.parity_seed import (
     EXCLUDED_INDEX,
     INITIAL_DATA,
+    NO_FILES_INDEX,
     TARGET_SPEC,
     ParitySeed,
     inference_replies,
@@ -346,13 +347,15 @@ def test_the_sdk_runs_end_to_end_against_the_contract_server(parity: Parity) -> 
     sdk = parity.sdk
     assert sdk.returncode == 0 and sdk.result is not None, sdk.output
     ids = sdk.seed.task_ids
-    expected = label_documents() if parity.method == "file" else [inference_replies()[f"{i}.png"] for i in range(len(ids))]
+    expected = label_documents() if parity.method == "file" else [inference_replies()[f"{i}.png"] for i in range(EXCLUDED_INDEX)]
     failed = {f["task_id"] for f in sdk.result["failures"]}
     assert sdk.result["status"] == "SUCCEEDED"
     assert sdk.result["total_tasks"] == len(ids) - 1  # the ``done`` task is not listed
     assert sdk.result["message"] == (f"to_task completed. success={sdk.result['success_count']}, "
                                      f"failed={sdk.result['failed_count']}")
     assert ids[4] in failed  # the 404 file / the empty reply
+    assert ids[NO_FILES_INDEX] in failed and sdk.data(ids[NO_FILES_INDEX]) == INITIAL_DATA  # no files: failed, as listed
+    assert {"task_id": ids[NO_FILES_INDEX], "error": "Data unit does not have files"} in sdk.result["failures"]
     for i, task_id in enumerate(ids[:EXCLUDED_INDEX]):
         if task_id in failed:
             assert sdk.data(task_id) == INITIAL_DATA, task_id
@@ -363,7 +366,7 @@ def test_the_sdk_runs_end_to_end_against_the_contract_server(parity: Parity) -> 
     assert (ids[5] in sdk.written()) == (parity.schema == "any")  # ?schema=any skips the check that refuses it
     assert sdk.data(ids[EXCLUDED_INDEX]) == INITIAL_DATA and ids[EXCLUDED_INDEX] not in sdk.written()
     assert sdk.final_patch()["status"] == "SUCCEEDED" and sdk.final_patch()["result"] == sdk.result
-    assert len(sdk.server.requests_to("GET", "^/sdk/tasks/$")) == 3  # 7 tasks in pages of 3
+    assert len(sdk.server.requests_to("GET", "^/sdk/tasks/$")) == 3  # 8 tasks in pages of 3
     # every request of the SDK carried the token, the tenant and ``url_host``; only the SDK's endpoints were needed
     assert all(r.header("synapse-access-token") == f"Token {TOKEN}" for r in sdk.server.requests)
     assert all(r.header("synapse-tenant") == f"Token {TENANT}" for r in sdk.server.requests)

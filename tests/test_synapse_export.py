@@ -182,7 +182,7 @@ def test_task_without_files_is_skipped_and_reported(synapse, files, client, tmp_
     out = tmp_path / "t.manifest"
     result = export_tasks(pid, str(out), client=client)
     assert result.exported == 2
-    assert result.skipped == [{"task_id": victim["id"], "reason": "Data unit does not have files"}]
+    assert result.skipped == [{"task_id": victim["id"], "reason": "Data unit does not have files", "line": 2}]
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,12 @@ from ._api_checks import (
     DATA_OPTIONS,
     check_config,
     check_options,
+    completed_as_is,
     refuse_out_of_range,
     refuse_undeclared_options,
     refuse_undecodable_path,
     refuse_unknown_options,
+    same_job,
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
@@ -34,7 +36,6 @@ from ._jobs.config import (
     JobResult,
     chain_arguments,
     check_types,
-    identity,
     identity_differences,
     path_argument,
     resume_arguments,
@@ -76,6 +77,7 @@ def annotate(
     on_progress: ProgressCallback | None = None,
     chained_from: str | None = None,
     cloned_from: str | None = None,
+    keep_going: bool = False,
     _copy_of: str | None = None,
 ) -> JobResult:
     """Start a new job and run it to completion (or until stopped).
@@ -83,7 +85,8 @@ def annotate(
     ``engine``: ``"local"``, ``"ray"``, or an engine with options (``get_engine("ray", actors=4)``).
     ``on_progress`` is called with the job's counters as lines finish, and once with the final
     ones; what it raises reaches the caller once the job is recorded (a ``KeyboardInterrupt``:
-    STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*). An input URL that carries a
+    STOPPED, as Ctrl-C; another exception: FAILED where lines were left; README, *Python API*).
+    ``keep_going``: every failure of this run is final (README, *Fail fast*). An input URL that carries a
     secret (user info, a query) is read once into the job folder and recorded redacted
     (``_jobs.inputs``); ``_copy_of`` (clone's) is such a job's copy, read in its place.
     """
@@ -95,10 +98,15 @@ def annotate(
     if not sources.copied:  # read where it is: as check_config made it absolute (input.read, for resume)
         sources.input, sources.append = config.input, list(config.append)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
-    run = JobRun(config, engine=_engine(engine), on_progress=on_progress)
+    run = JobRun(config, engine=_engine(engine), on_progress=on_progress, keep_going=keep_going)
     run.engine.check(config)
-    if not Job(config.job_url).exists:
+    job = Job(config.job_url)
+    if not job.exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
+    elif same_job(job.state, config, chained_from, cloned_from) and job.state.status == COMPLETED:
+        refuse_changed_copy(job.state, sources)
+        if (done := completed_as_is(job)) is not None:  # reported without the lease: it writes nothing
+            return done
     with hold(config.job_url, "annotate"):
         return _annotate_held(run, chained_from, cloned_from, sources)
 
@@ -109,14 +117,13 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     layout = job.layout
     if job.exists:
         existing = job.state
-        if (identity(existing.config) == identity(config) and chained_from == existing.chained_from
-                and cloned_from == existing.cloned_from):
+        if same_job(existing, config, chained_from, cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             refuse_changed_copy(existing, sources)
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
-                          options=tuning, checkpoint_every=config.checkpoint_every)
+                          options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
@@ -168,6 +175,7 @@ def resume(
     on_progress: ProgressCallback | None = None,
     options: dict[str, Any] | None = None,
     checkpoint_every: int | None = None,
+    keep_going: bool = False,
 ) -> JobResult:
     """Continue a stopped, failed or killed job without redoing finished lines.
 
@@ -175,7 +183,7 @@ def resume(
     retries, batch size, device), ``checkpoint_every`` the checkpoint cadence; what the job
     writes stays as configured. ``engine``: the job's own engine (with its default options) unless
     given. Takes the job's lease: refused (``JobBusyError``) while another
-    process runs the job, taken over when that process is gone.
+    process runs the job, taken over when that process is gone. ``keep_going``: ``annotate``'s.
     """
     job_url, options = resume_arguments(job_url, options, checkpoint_every)
     # job.json is rewritten with the folder where it is now: a path it cannot hold is refused first
@@ -188,10 +196,16 @@ def resume(
     refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
     if checkpoint_every is not None and checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
-    if changes:  # checked first, before the lease: a wrong value is named even when nothing is left to
-        # run, and a dead holder's lease is not taken over for a command that refuses to run
-        stored = Job.open(job_url).state.config
+    # read first, before the lease: a folder that is not this job's (a file of it, a renamed copy) is
+    # named without writing a lease into it, a wrong value is named even when nothing is left to run,
+    # and a dead holder's lease is not taken over for a command that refuses to run
+    given = Job.open(job_url)
+    given.check_named()
+    if changes:
+        stored = given.state.config
         check_options(stored.method, {**stored.options, **changes}, stored.task_type)
+    if (done := completed_as_is(given)) is not None:  # nothing to do: no lease (a read-only folder)
+        return done
     with hold(job_url, "resume"):
         job = Job.open(job_url)
         job.check_named()
@@ -213,7 +227,8 @@ def resume(
                      ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
         if checkpoint_every is not None:
             state.config.checkpoint_every = checkpoint_every
-        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress))
+        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress,
+                                          keep_going=keep_going))
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:
@@ -248,6 +263,7 @@ def chain(
     checkpoint_every: int | None = None,
     engine: Engine | str = "local",
     on_progress: ProgressCallback | None = None,
+    keep_going: bool = False,
 ) -> JobResult:
     """A new job whose input is this job's output manifest (Ground Truth chaining).
 
@@ -300,7 +316,8 @@ def chain(
         checkpoint_seconds=prev.config.checkpoint_seconds,
         append=list(append or []),
     )
-    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url)
+    return annotate(config, engine=engine, on_progress=on_progress, chained_from=prev.config.job_url,
+                    keep_going=keep_going)
 
 
 def clone(
@@ -345,13 +362,17 @@ def _declared(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def status(job_url: str) -> dict[str, Any]:
     """job.json as a dict, with the counters recomputed from the checkpoint for a live job."""
-    job = Job.open(path_argument(job_url, "job_url"))
+    job = Job.open(path_argument(job_url, "job_url"), read_only=True)  # a newer version's job.json too
     state = job.state
     if found := secret_fields(state):
         log.warning("%s", secret_warning(state, found, "resume moves its input into the job folder where it can"))
-    data = state.to_dict()
-    holder, gone = current_holder(state.config.job_url)
-    if state.status != COMPLETED and (missing := missing_note(state.layout)) is not None:
+    data = {**state.to_dict(), **({"unknown-keys": job.unknown_keys} if job.unknown_keys else {})}
+    # the folder's own files and lease: a copy under another name is not its original (job.json's paths)
+    if (misnamed := job.misnamed()) is not None:
+        own = job.output_manifest
+        data["misnamed"], data["output-manifest"] = misnamed, own if "://" in own else os.path.abspath(own)
+    holder, gone = current_holder(job.folder)
+    if state.status != COMPLETED and (missing := missing_note(job.layout)) is not None:
         data["missing"] = missing
     if state.status == RUNNING:
         data["metrics"] = job.metrics()

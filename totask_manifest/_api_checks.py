@@ -5,19 +5,25 @@ A mistake found here costs nothing: no folder, no lease, no job.json."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
 from ._errors import TotaskError, UsageError
-from ._jobs.config import TUNING_OPTIONS, JobConfig
+from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.job import Job
 from ._jobs.layout import check_job_name
+from ._jobs.state import JobState
+from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
 from ._plugin_output import plugin_code
-from ._storage import redact_secret_url, refuse_half_scheme
+from ._storage import exists, redact_secret_url, refuse_half_scheme
 from ._task_types import get_task_type
+
+log = logging.getLogger("totask_manifest")
 
 #: options about the data rather than the method, kept when a chained job changes method
 DATA_OPTIONS = ("relative_to", "allow_root", "allow_hosts", "relative_to_appended")  # fetch.APPENDED_BASES
@@ -161,8 +167,32 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
         if ":" not in method:
             raise
         # a plugin's check broke (rather than raising UsageError): its author's error, in one line
-        from ._jobs.execute import plugin_frame
+        from ._jobs.plugin_errors import plugin_frame
 
         where = plugin_frame(method, exc)
         raise UsageError(f"method plugin {method!r}: its check of the options raised {type(exc).__name__}: {exc}"
                          + (f" ({where})" if where else "")) from None
+
+
+def same_job(existing: JobState, config: JobConfig, chained_from: str | None, cloned_from: str | None) -> bool:
+    """Whether ``annotate`` (or ``chain``, ``clone``) is the same command as the one that started
+    ``existing`` (tuning options aside): it carries on (or reports) that job rather than refuse."""
+    return (identity(existing.config) == identity(config) and chained_from == existing.chained_from
+            and cloned_from == existing.cloned_from)
+
+
+def completed_as_is(job: Job) -> JobResult | None:
+    """The result of a job that is COMPLETED with its output manifest in place: nothing to do, so
+    it is reported without taking the lease (a folder on a read-only mount or store cannot take
+    one, and a report writes nothing). None for any other job, and for one whose input URL still
+    holds a secret (``resume`` moves that input into the folder, rewriting job.json, under the lease)."""
+    from . import _signals  # on use: as the commands that run a job
+    from ._jobs.execute import job_result
+    from ._jobs.inputs import secret_fields
+
+    state = job.state
+    if state.status != COMPLETED or secret_fields(state) or not exists(state.layout.output_manifest):
+        return None
+    log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
+    _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
+    return job_result(state)

@@ -74,6 +74,14 @@ class JobExistsError(JobError):
     exit_code = 2
 
 
+class JobFolderNameError(JobError):
+    """A job folder renamed or copied under another name than its job's, given to a command that
+    writes or chains it (exit code 2): the folder's name is the mistake, as a ``--job-name`` taken
+    (``JobExistsError``); its ``job.json`` would lead the command into the original's folder."""
+
+    exit_code = 2
+
+
 class DamagedCheckpoint(JobError):
     """A checkpoint part that cannot be read as one (torn by a crash without sync, or damaged by
     its store): its lines are not recorded. ``resume`` sets a damaged *last* part aside and labels

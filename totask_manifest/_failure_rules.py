@@ -45,6 +45,8 @@ MID_RUN_RULES = frozenset({
     "http-401",                   # credentials refused: a token that expired
     "storage-credentials-missing",  # a store's credentials gone (temporary ones that lapsed)
 })
+#: how to finish a job whose lines truly fail so (said after each stop's reason)
+KEEP_GOING = "; if the data is at fault, 'resume --keep-going' records them failed and goes on"
 #: the rule of a failure whose reason says nothing this module recognises
 UNCLASSIFIED = "failed"
 
@@ -141,8 +143,13 @@ class SystematicFailure:
     first ``window`` lines failed with the same configuration rule, or, once a line worked, when
     ``mid_run`` lines in a row failed with the same ``MID_RUN_RULES`` rule."""
 
-    def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES) -> None:
-        self.window = min(window, selected)
+    def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES, *,
+                 watch: bool = True) -> None:
+        """``watch`` False (``--keep-going``): no stop, every failure final. A user whose last lines
+        fail with a configuration rule because of their data (objects their credentials may not read,
+        URLs outside the root) would otherwise see every resume stop on them, and never finish."""
+        self.watch = watch
+        self.window = min(window, selected) if watch else 0
         #: the window is the whole run (a resume with few lines left): no line is left untried
         self.whole_run = self.window == selected
         self.seen = 0
@@ -163,11 +170,15 @@ class SystematicFailure:
         a line worked. The recorder holds them back from the checkpoint until they are decided,
         so a stop leaves them for ``resume`` (the cause fixed, they are tried again) instead of
         recording them failed, which only a chained job would have labeled again."""
+        if not self.watch:
+            return 0
         window = self.seen if self.active else 0
         streak = self.streak[1] if self.worked else 0
         return max(window, streak)
 
     def observe(self, status: str, rule: str | None, reason: str | None) -> None:
+        if not self.watch:
+            return
         self._watch_streak(status, rule, reason)
         if not self.active:
             return
@@ -184,7 +195,7 @@ class SystematicFailure:
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; a resume tries those lines again (first: {self.reason})")
+                           f"than the data{then}; a resume tries those lines again (first: {self.reason}){KEEP_GOING}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":
@@ -203,4 +214,4 @@ class SystematicFailure:
             raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
                            f"credentials that expired); stopped without trying the rest: fix it and resume, which "
-                           f"tries those lines again (first: {first})")
+                           f"tries those lines again (first: {first}){KEEP_GOING}")

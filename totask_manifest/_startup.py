@@ -1,12 +1,18 @@
-"""A Ctrl-C while the command is still loading exits quietly with 130, not with a traceback.
+"""A Ctrl-C, SIGTERM or SIGHUP while the command is still loading exits quietly with 130, 143 or
+129, not with a traceback, nor killed by the signal without a word.
 
-Importing the package and its command modules takes a few hundred milliseconds, during which
-Python's default SIGINT handler would raise ``KeyboardInterrupt`` inside some import and print a
-traceback (exit -2). When the package is imported to run the command (``python -m
-totask_manifest`` or the ``totask-manifest`` script), this module, imported first, installs a
-handler that writes one line and exits 130; ``cli.main`` puts Python's own handler back once the
-command line is parsed, where every command catches ``KeyboardInterrupt`` itself. Imported as a
-library, the package leaves signal handling alone. What remains is the interpreter's own start
+Importing the package, its command module and what that command reads with (numpy, polars,
+msgspec, jsonschema_rs: up to seconds on a loaded machine) runs before any ``try`` of the command
+can catch anything: Python's default SIGINT handler raised ``KeyboardInterrupt`` inside some import
+and printed a traceback (exit -2), and SIGTERM's and SIGHUP's default dispositions ended the
+process by the signal itself (returncode -15, nothing said). When the package is imported to run
+the command (``python -m totask_manifest`` or the ``totask-manifest`` script), this module,
+imported first, installs for the three a handler that writes one line and exits 128 + the
+signal's number: nothing was written yet. ``cli.main`` hands them over once the command line is
+parsed (``_cli._terminate.stops_raised``: each command cleans up through ``KeyboardInterrupt``),
+and puts back the ones the process started with when it returns (``restore_default``). A signal
+ignored when the process starts (``nohup``, ``trap '' TERM``, ``cmd &``) stays ignored. Imported as
+a library, the package leaves signal handling alone. What remains is the interpreter's own start
 (before any line of this package runs), which no package can cover.
 """
 
@@ -43,16 +49,39 @@ _LINE = (interrupted_line(_ARGS) + "\n").encode()  # made now: the handler runs 
 
 
 def interrupted_while_starting(signum: int, frame: object) -> None:
-    """Nothing was written yet: say so in one line and leave as a shell reports Ctrl-C."""
+    """Nothing was written yet: say so in one line and leave as a shell reports the signal."""
     os.write(2, _LINE)
     os._exit(128 + signum)
 
 
+#: the handlers this module replaced: SIGINT's (Python's own) and SIGTERM's and SIGHUP's (the default)
+_REPLACED: dict[int, object] = {}
+
+
 def restore_default() -> None:
-    """Python's own SIGINT handler again, if this module's is installed (``cli.main``)."""
-    if _signal.getsignal(_signal.SIGINT) is interrupted_while_starting:
-        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    """The handlers the process started with, where this module's is still installed (``cli.main``
+    returning: ``main`` called from Python in a process that goes on). Only the main thread may
+    set a handler; this module's is installed there alone."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in _REPLACED.items():
+        if _signal.getsignal(signum) is interrupted_while_starting:
+            _signal.signal(signum, handler)
 
 
-if _ARGS is not None and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-    _signal.signal(_signal.SIGINT, interrupted_while_starting)
+def _install() -> None:
+    """This module's handler for each stop signal at its start-up disposition (not one ignored,
+    nor one a caller set: theirs stays theirs). The numbers are ``_signal``'s: ``signal.STOPS``
+    would import enum."""
+    starting = {_signal.SIGINT: _signal.default_int_handler, _signal.SIGTERM: _signal.SIG_DFL}
+    if hasattr(_signal, "SIGHUP"):
+        starting[_signal.SIGHUP] = _signal.SIG_DFL
+    for signum, at_start in starting.items():
+        if _signal.getsignal(signum) is at_start:
+            _REPLACED[signum] = _signal.signal(signum, interrupted_while_starting)
+
+
+if _ARGS is not None:
+    _install()

@@ -4,7 +4,8 @@
 data real DM schema v1 users have: several media per task (``image_1`` and a second camera
 ``image_2``), rotated boxes, polygons, keypoints, whole-image classifications, classification
 attributes beyond ``class``, relations, annotation groups and ``extra``; one task whose label file
-is missing (404), one whose file or reply has nothing in it, and one task the filter leaves out.
+is missing (404), one whose file or reply has nothing in it, one task the filter leaves out, and
+one whose data unit has no files (after it: ``NO_FILES_INDEX``).
 Seeding two servers the same way gives the same ids, so the SDK's run on one and the project's
 run on the other can be compared task by task.
 
@@ -117,6 +118,8 @@ def label_documents() -> list[dict | None]:
 
 #: the task the filter leaves out (status ``done``); its data must stay as it was
 EXCLUDED_INDEX = 7
+#: the task whose data unit has no files (the SDK fails it: ``Data unit does not have files``)
+NO_FILES_INDEX = EXCLUDED_INDEX + 1
 #: the data a task holds before the run (both sides must leave it on failures and untouched tasks)
 INITIAL_DATA = {"extra": {}, "annotations": {}, "annotationsData": {}}
 
@@ -181,6 +184,8 @@ def seed_parity(server: SynapseServer, files: FileServer) -> ParitySeed:
         unit = server.add_data_unit(unit_files, id=FIRST_TASK + 100 + i, data_collection=DATA_COLLECTION)
         status = "done" if i == EXCLUDED_INDEX else "pending"
         task_ids.append(server.add_task(PROJECT, unit, id=FIRST_TASK + i, status=status, data=INITIAL_DATA))
+    unit = server.add_data_unit({}, id=FIRST_TASK + 100 + NO_FILES_INDEX, data_collection=DATA_COLLECTION)
+    task_ids.append(server.add_task(PROJECT, unit, id=FIRST_TASK + NO_FILES_INDEX, data=INITIAL_DATA))
     server.add_release(PLUGIN_CODE, id=RELEASE, version="0.3.1",
                        required_resources={"required_cpu_count": 2, "required_gpu_count": 0, "memory": 1 << 30})
     server.deploy_statuses = ["RUNNING"]  # no serve app yet: both sides deploy it, and it is up at once

@@ -27,7 +27,7 @@ import orjson
 from .._errors import ManifestError, UsageError
 from .._fetch import base_of, has_scheme, resolve_reference
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
-from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline
+from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline, refuse_unknown_key
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
@@ -36,6 +36,7 @@ from .._outcomes import Labeled
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
 from .image_root import below_root, under_root
 from .labels import (
+    image_source,
     iter_labels,
     manifest_line,
     no_images,
@@ -93,7 +94,8 @@ def manifest_to_coco(
             if label is None:
                 skipped += not line.is_blank
                 continue
-            file_name = below_root(image_root, label.source, line.number) if image_root else label.source or ""
+            source = image_source(label, "COCO")
+            file_name = below_root(image_root, source, line.number) if image_root else source or ""
             if label.task_type == DETECTION:
                 with on_line(line.number):
                     doc = gt_to_coco_image(
@@ -268,6 +270,7 @@ def coco_to_manifest(
             try:
                 lost = coco_losses(anns, masks=task_type != DETECTION)
                 if lost and not allow_drop:
+                    refuse_unknown_key(anns, "a box" if task_type == DETECTION else "a mask")
                     raise FormatError(_drop_hint(anns, lost, task_type), fmt="coco", key="annotations")
                 if task_type == DETECTION:
                     labeled = coco_annotations_to_gt(

@@ -54,6 +54,23 @@ class Label:
     def source(self) -> str | None:
         return self.record.get("source-ref", self.record.get("source"))
 
+    @property
+    def source_key(self) -> str:
+        """``source`` for a line whose data object is inline text, else ``source-ref``: a
+        conversion that carries the data object writes it back under the key it came in."""
+        return "source" if "source-ref" not in self.record and "source" in self.record else "source-ref"
+
+
+def image_source(label: Label, fmt: str) -> str | None:
+    """The line's ``source-ref``, for a format that names an image file (COCO ``file_name``, a
+    YOLO image path). A line holding its data inline (``source``, text) has no file to name: its
+    text came back as a ``source-ref``, a file that is not there; refused naming the line."""
+    if label.source_key == "source":
+        raise ManifestError(f"the line holds its data inline ('source', text) and {fmt} names an image file; "
+                            "only lines with a 'source-ref' convert to it", line=label.line.number, key="source",
+                            rule="convert-inline-source")
+    return label.source
+
 
 def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None) -> str:
     """The attribute to convert: the one named, else the only one of a wanted type in the first lines."""
@@ -200,7 +217,8 @@ def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annot
 
 
 def manifest_line(source_ref: str, attribute: str, labeled: Labeled, task_type: str, *, job_name: str,
-                  human_annotated: str, extra: dict | None = None) -> bytes:
-    rec = {"source-ref": source_ref, **(extra or {}), attribute: labeled.value,
+                  human_annotated: str, extra: dict | None = None, source_key: str = "source-ref") -> bytes:
+    """An imported line; ``source_key`` is ``source`` for a data object that is inline text."""
+    rec = {source_key: source_ref, **(extra or {}), attribute: labeled.value,
            attribute + METADATA: job_metadata(labeled, task_type, job_name=job_name, human_annotated=human_annotated)}
     return gt_json(rec) + b"\n"

@@ -339,7 +339,7 @@ def _refuse_output_over_job_files(job_url: str, output: str) -> None:
     ``failures.jsonl``) or one inside the folders only the job writes (``manifests/``: checkpoint
     parts, the selection, the input's copy; ``.lease/``): the page would replace it, and the
     labels with it (a stopped job's parts are what resume reads back)."""
-    job = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url))
+    job = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url), read_only=True)
     files = [job.layout.job_json, job.layout.failures, job.output_manifest]
     with contextlib.suppress(TotaskError):  # a damaged job.json names no input; the page says so
         files.append(job.state.effective_input or job.state.config.input)

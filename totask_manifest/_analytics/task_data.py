@@ -95,7 +95,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
                                     f"{kept} instead", line=line.number, key=attr, rule="convert-native")
             syn = label.record.get("synapse")
             counts["lines"] += 1
-            yield orjson.dumps({"line": line.number, "source-ref": label.source,
+            yield orjson.dumps({"line": line.number, label.source_key: label.source,
                                 "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
                                 "image_size": label.record.get("image_size"),
                                 **_human(label.metadata), "data": label.value}) + b"\n"
@@ -111,7 +111,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         doc = {
             "line": line.number,
-            "source-ref": label.source,
+            label.source_key: label.source,
             "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
             "task_type": label.task_type,
             "image_size": [size["width"], size["height"], size.get("depth", 3)] if size else None,
@@ -155,11 +155,11 @@ def task_data_to_manifest(
 
     def lines() -> Iterator[bytes]:
         nonlocal dropped
-        for source, labeled, tt, extra, said in read():
+        for (source, key), labeled, tt, extra, said in read():
             counts["lines"] += 1
             dropped += bool(tt != "custom" and labeled.metadata.get("dropped"))
             yield manifest_line(source, attr, labeled, tt, job_name=job_name,
-                                human_annotated=human_annotated or said or guessed, extra=extra)
+                                human_annotated=human_annotated or said or guessed, extra=extra, source_key=key)
 
     out = lines()
     first = next(out, None)
@@ -172,8 +172,9 @@ def task_data_to_manifest(
 
 
 def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames | None,
-              allow_drop: bool) -> Iterator[tuple[str, Labeled, str, dict | None, str | None]]:
-    """``(source-ref, label, task type, extra keys, its human-annotated)`` for each line of task data,
+              allow_drop: bool) -> Iterator[tuple[tuple[str, str], Labeled, str, dict | None, str | None]]:
+    """``((data object, its key), label, task type, extra keys, its human-annotated)`` for each line
+    of task data (the key is ``source`` for inline text, as the export writes it),
     one at a time; the last is None where the line does not say it."""
     for line in read_lines(src):
         if line.is_blank:
@@ -195,4 +196,5 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
                 raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
         said = rec.get("human-annotated")
-        yield rec.get("source-ref") or "", labeled, tt, extra, said if said in ("yes", "no") else None
+        key = "source" if "source-ref" not in rec and "source" in rec else "source-ref"  # inline text stays inline
+        yield (rec.get(key) or "", key), labeled, tt, extra, said if said in ("yes", "no") else None

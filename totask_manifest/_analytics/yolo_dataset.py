@@ -42,6 +42,7 @@ from .._errors import ManifestError
 from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
 from .labels import (
+    image_source,
     iter_labels,
     not_held,
     nothing_to_convert,
@@ -80,7 +81,7 @@ def manifest_to_yolo(
         if label is None:
             unlabeled += not line.is_blank
         elif label.task_type == DETECTION:
-            folder.add(object_path(label.source, line.number))
+            folder.add(object_path(image_source(label, "YOLO"), line.number))
             labeled += 1
         else:
             raise not_held("YOLO", "boxes", label, "yolo-type")

@@ -19,6 +19,7 @@ async def plugin_outcome(plugin: Any, item: Item, files: LabelFiles, *, submit_e
     """``convert_data_from_file`` with the SDK's arguments; what it returns is the task data."""
     from .._synapse.fresh_urls import primary_file, task_files
     from .._synapse.plugin import call_hook, converted_outcome, file_name_of, hook_failure, task_data_of_line
+    from .._synapse.taskdata import file_name
 
     record = item.record
     spec = files.spec
@@ -29,17 +30,17 @@ async def plugin_outcome(plugin: Any, item: Item, files: LabelFiles, *, submit_e
     entries = task_files(task_data)
     _, primary = primary_file(entries)
     primary_url = primary["url"] if primary else record.get("source-ref")
-    primary_name = primary.get("file_name_original") or (
-        file_name_of(primary_url) if isinstance(primary_url, str) else None)
+    # the SDK's name: file_name_original, else filename, else name (a live task's entries are the backend's own)
+    primary_name = file_name(primary) or (file_name_of(primary_url) if isinstance(primary_url, str) else None)
     if task is not None:
         entry = entries.get(spec) if isinstance(entries.get(spec), dict) else {}
-        data_url, data_name = entry.get("url"), entry.get("file_name_original")
+        data_url, data_name = entry.get("url"), file_name(entry)
         if not data_url:
             raise LineFailure(f"no URL: task {item.task_id} has no file of specification {spec!r}")
     else:
         data_url = await files.url(item)
         entry = entries.get(spec) if spec and isinstance(entries.get(spec), dict) else {}
-        data_name = entry.get("file_name_original")
+        data_name = file_name(entry)
     data_name = data_name or file_name_of(data_url)
     try:
         converted = await call_hook(plugin.convert_data_from_file, primary_url, primary_name,

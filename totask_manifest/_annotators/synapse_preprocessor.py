@@ -161,15 +161,18 @@ class PreProcessorAnnotator(BatchAnnotator):
             return None
         if self._release_config is None:  # the SDK passes the release's config
             self._release_config = await asyncio.to_thread(lambda: self.pre.release()[2])
-        from .._synapse.fresh_urls import task_files
+        from .._synapse.fresh_urls import primary_file, task_files
+        from .._synapse.taskdata import file_name
 
         task = task or task_data_of_line(item.record)
         files = task_files(task)
-        primary = next((f for f in files.values() if isinstance(f, dict) and f.get("is_primary")), {})
-        data_files = [{"url": f.get("url"), "file_name": f.get("file_name_original"), "specification_name": name}
-                      for name, f in files.items() if isinstance(f, dict) and not f.get("is_primary")]
+        # the SDK's arguments: the primary is the first with a URL, a name is file_name_original, else
+        # filename, else name, and data_files are the other files that have a URL
+        _, primary = primary_file(files)
+        data_files = [{"url": f["url"], "file_name": file_name(f), "specification_name": name}
+                      for name, f in files.items() if not f.get("is_primary") and f.get("url")]
         params = await call_hook(
-            hook, url, primary.get("file_name_original") or file_name_of(url), data_files, model_id=self.model,
+            hook, url, file_name(primary) or file_name_of(url), data_files, model_id=self.model,
             pre_processor_params=dict(self.params),
             pre_processor_config=self._release_config, task_data=task)
         return params if isinstance(params, dict) and params else None

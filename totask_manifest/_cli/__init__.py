@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from .. import _signals, _startup
 from .._errors import TotaskError, backend_error_message
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
+from ._terminate import stops_raised
 
 
 def _plugin_methods(argv: Sequence[str]) -> list[str]:
@@ -130,8 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from .._plugin_output import stdout_routed
 
-    with stdout_routed():  # what a plugin prints goes to stderr: stdout is the command's output alone
-        return _main(argv, as_program)
+    try:
+        with stdout_routed():  # what a plugin prints goes to stderr: stdout is the command's output alone
+            return _main(argv, as_program)
+    finally:
+        _startup.restore_default()  # ``main`` called from Python: the process's handlers as they were
 
 
 def _main(argv: list[str], as_program: bool) -> int:
@@ -161,7 +165,6 @@ def _main(argv: list[str], as_program: bool) -> int:
         quiet_credential_loggers()
     for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
         handler.addFilter(ScrubSecrets())
-    _startup.restore_default()  # from here every command turns Ctrl-C into its own exit
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
     stdout_errors = _escape_what_stdout_cannot_encode()
@@ -182,11 +185,14 @@ def _main(argv: list[str], as_program: bool) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The command's handler; its exit code, with what it raised said in one line."""
+    """The command's handler; its exit code, with what it raised said in one line. Until it starts,
+    a stop signal ends the process at once (``_startup``): from here it is raised, and each command
+    turns it into its own exit (clean-up, one line, 128 + its number)."""
     try:
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
-        _signals.ended("its work was done")
+        with stops_raised():
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            _signals.ended("its work was done")
         return code
     except BrokenPipeError:  # ``validate ... | head -1``: the reader has all it wanted
         return _stdout_gone()

@@ -57,6 +57,15 @@ def engine_from_args(args: argparse.Namespace, name: str) -> Engine:
     return get_engine(name, **read_options(args, engine_options_class(name), prefix=name, only_given=True))
 
 
+def add_keep_going(parser: argparse.ArgumentParser) -> None:
+    """``--keep-going``: this run records every failure as final (annotate, chain, resume)."""
+    parser.add_argument("--keep-going", action="store_true",
+                        help="record every failed line as final instead of stopping when the first lines (or, "
+                        "mid-run, 256 in a row) fail with one rule that points at the configuration; for lines "
+                        "whose data truly fails so (objects the credentials may not read), which would stop "
+                        "every resume. This run only")
+
+
 def add_job_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """Options of a job's configuration. ``required`` is False for chain, which inherits them
     from the previous job (the help says what it really takes when an option is left out)."""

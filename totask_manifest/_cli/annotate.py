@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from ._jobs import add_job_options, engine_from_args, method_options, report
+from ._jobs import add_job_options, add_keep_going, engine_from_args, method_options, report
 from ._terminate import stopped_as_by_ctrl_c
 
 
@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start a job: label every line of INPUT that has no value under the label "
                        "attribute (or a failure-reason from an earlier try); every other line passes through.")
     p.add_argument("input", metavar="INPUT", help="input manifest URL (local path, file://, s3://, memory://...)")
+    add_keep_going(p)
     p.defer(functools.partial(add_job_options, p, required=True))  # imports the annotators: only when run
     p.set_defaults(func=run, _parser=p, _marks_done=True)
 
@@ -36,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         append=args.append,
     )
-    result = api.annotate(config, engine=engine_from_args(args, args.engine or "local"))
+    result = api.annotate(config, engine=engine_from_args(args, args.engine or "local"), keep_going=args.keep_going)
     return report(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from ._jobs import add_job_options, engine_from_args, method_options, report
+from ._jobs import add_job_options, add_keep_going, engine_from_args, method_options, report
 from ._terminate import stopped_as_by_ctrl_c
 
 
@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "method, its options carry over: the defaults shown for method options below are those of "
                        "a new job, used here only when the method changes.")
     p.add_argument("job_dir", metavar="JOB_DIR", help="URL of the previous job's folder")
+    add_keep_going(p)
     p.defer(functools.partial(add_job_options, p, required=False))  # imports the annotators: only when run
     # options of a plugin method inherited from JOB_DIR are only known once it is read
     p.set_defaults(func=run, _parser=p, _marks_done=True, _accepts_method_options=True)
@@ -40,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
         append=args.append,
         checkpoint_every=args.checkpoint_every,
         engine=engine_from_args(args, args.engine or "local"),
+        keep_going=args.keep_going,
     )
     return report(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from ._jobs import add_engine_options, engine_flags_given, engine_from_args, report
+from ._jobs import add_engine_options, add_keep_going, engine_flags_given, engine_from_args, report
 from ._terminate import stopped_as_by_ctrl_c
 
 
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tuning.add_argument("--batch-size", type=int, metavar="N", help="images per model call (inference)")
     tuning.add_argument("--device", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (inference)")
     tuning.add_argument("--checkpoint-every", type=int, metavar="N", help="lines per checkpoint part")
+    add_keep_going(p)
     p.defer(functools.partial(add_engine_options, p))  # imports the engine registry: only when run
     p.set_defaults(func=run, _marks_done=True)
 
@@ -40,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
         engine = Job.open(args.job_dir).state.engine
     return report(api.resume(args.job_dir, engine=engine and engine_from_args(args, engine),
                              options={k: v for k, v in options.items() if v is not None},
-                             checkpoint_every=args.checkpoint_every))
+                             checkpoint_every=args.checkpoint_every, keep_going=args.keep_going))

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import _api as api  # on use: the CLI starts without the job layer
-    from .._jobs.config import JobConfig
+    from .._jobs.job import Job
+    from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
     from .._jobs.state import input_text, output_stale
     from .._storage import map_strings, redact_secret_url
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                              shown=data["output-manifest"], stale=output_stale(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
-    failures = JobLayout(JobConfig.from_dict(raw["config"]).job_url).failures
+    failures = JobLayout(Job(args.job_dir).folder).failures  # the folder's own (a renamed copy's too)
     failures_text = failures_line(failures, data["status"], m.get("failed"), running=bool(data.get("holder")),
                                   shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
     if failures_text is not None:
@@ -62,5 +63,9 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"cloned from: {data['cloned-from']}")
     if data.get("error"):
         lines.append(f"error: {data['error']}")
+    if data.get("misnamed"):
+        lines.append(f"note: {data['misnamed']}")
+    if data.get("unknown-keys"):
+        lines.append(f"note: {newer_version_note(data['unknown-keys'])}")
     print("\n".join(lines))
     return 0

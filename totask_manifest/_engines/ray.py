@@ -61,6 +61,7 @@ import ray
 
 from .. import _signals
 from .._annotators.base import Annotator, get_annotator_class
+from .._annotators.contract import close_failed
 from .._errors import UsageError
 from .._jobs.config import JobConfig
 from .._jobs.run import JobRun
@@ -312,7 +313,7 @@ class RayEngine(Engine):
         if env is not None:
             options["runtime_env"] = env
         build = annotator_factory(plan)
-        return [remote_cls.options(**options).remote(build) for _ in range(count)]
+        return [remote_cls.options(**options).remote(build, plan.config.method) for _ in range(count)]
 
     # -- run -------------------------------------------------------------------------------
 
@@ -340,14 +341,26 @@ class RayEngine(Engine):
         log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
                  count, cpus, gpus, size, window)
         actors = self._start_actors(plan, count, cpus, gpus)
+        closed: list[str] = []  # what the annotators' close() raised, one line each
+        ended = False
         try:
             Driver(self.options, plan, actors, size, window, self.timings).run()
+            ended = True
         finally:
             closing = [a.close.remote() for a in actors]
-            ray.wait(closing, num_returns=len(closing), timeout=5.0)
+            ready, _ = ray.wait(closing, num_returns=len(closing), timeout=5.0)
+            for ref in ready:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    closed.extend(e for e in [ray.get(ref)] if e)
             for actor in actors:
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
+            if not ended:  # the run's own error stands, as on the local engine (``contract.closing``)
+                for error in closed:
+                    log.warning("%s as well, after the error below", error)
+        if closed:  # the run went to its end: as on the local engine, the job is not COMPLETED
+            more = f" (and on {len(closed) - 1} other actor(s))" if len(closed) > 1 else ""
+            raise close_failed(closed[0] + more)
 
 
 __all__ = ["AnnotatorActor", "Batch", "RayEngine", "batching", "is_cluster_address", "local_worker_paths"]

@@ -21,16 +21,19 @@ import contextlib
 import os
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed
+from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed, thread_errors
+from .._annotators.contract import checked_pair, close_error, no_outcome, second_outcome
 from .._credentials import hide_env_credentials
-from .._errors import JobError, TotaskError
+from .._errors import JobError, RaisedInThread, TotaskError
 from .._fetch import scrub
+from .._jobs.plugin_errors import not_an_outcome, plugin_error_text, said
 
 #: actor calls that may wait at once in one actor (batches in flight on it, plus ``close``); more
 #: calls queue in Ray until one finishes
@@ -65,6 +68,8 @@ class _Pass(Iterator[Item]):
         self._items = items
         self.ended = False
         self.pulled: list[Item] = []
+        #: item index -> outcomes still owed for it in this pass (an item brought by two calls: 2)
+        self.owed: Counter[int] = Counter()
 
     def __next__(self) -> Item:
         if self._first is not None:
@@ -82,7 +87,24 @@ class _Pass(Iterator[Item]):
                 self.ended = True
                 raise StopIteration
         self.pulled.append(item)
+        self.owed[item.index] += 1
         return item
+
+    def answer(self, method: str, item: Item) -> None:
+        """One outcome for ``item``: refused (as locally) when the pass did not give it, or has
+        had its outcome already; a duplicate was dropped without a word."""
+        if self.owed[item.index] <= 0:
+            raise second_outcome(method, item)
+        self.owed[item.index] -= 1
+
+    def unanswered(self) -> list[Item]:
+        owed = Counter(self.owed)
+        left = []
+        for item in self.pulled:
+            if owed[item.index] > 0:
+                owed[item.index] -= 1
+                left.append(item)
+        return left
 
     def dry(self) -> bool:
         return self._items.empty()
@@ -91,8 +113,13 @@ class _Pass(Iterator[Item]):
 class AnnotatorStream:
     """Items from concurrent callers through one annotator, outcomes back to their callers."""
 
-    def __init__(self, annotator: Annotator) -> None:
+    def __init__(self, annotator: Annotator, method: str = "",
+                 raise_thread_error: Callable[[], None] = lambda: None) -> None:
         self.annotator = annotator
+        #: the job's ``--method``, which the contract's messages name
+        self.method = method or f"{type(annotator).__module__}:{type(annotator).__qualname__}"
+        #: raises what a thread of the annotator's raised (``thread_errors``), before an outcome is delivered
+        self.raise_thread_error = raise_thread_error
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._waiting: dict[int, list[_Call]] = {}  # item index -> calls that brought it
@@ -120,7 +147,7 @@ class AnnotatorStream:
 
     def _deliver(self, item: Item, outcome: Outcome) -> None:
         if not isinstance(outcome, (Labeled, Failed, Routed)):
-            raise JobError(f"annotator returned {type(outcome).__name__}, not Labeled, Failed or Routed")
+            raise not_an_outcome(self.method, item, outcome)
         with self._lock:
             calls = self._waiting.get(item.index)
             if not calls:
@@ -150,16 +177,29 @@ class AnnotatorStream:
             items = _Pass(first, self._items)
             outcomes = self.annotator.annotate(ItemStream(items, items.dry))
             try:
-                for item, outcome in outcomes:
+                for pair in outcomes:
+                    self.raise_thread_error()  # an outcome given after its thread broke is not delivered
+                    item, outcome = checked_pair(self.method, pair)
+                    items.answer(self.method, item)
                     self._deliver(item, outcome)
-                with self._lock:
-                    missing = [i.number for i in items.pulled if i.index in self._waiting]
+                missing = items.unanswered()
                 if missing:
-                    raise JobError(f"annotator returned no outcome for line(s) {missing[:5]}")
+                    raise no_outcome(self.method, missing[0], len(missing))
             except BaseException as exc:  # handed to the callers, who raise it
                 with contextlib.suppress(Exception):
                     getattr(outcomes, "close", lambda: None)()
-                self._fail_all(exc)
+                self._fail_all(self._named(exc))
+
+    def _named(self, exc: BaseException) -> BaseException:
+        """What the driver raises for ``exc``: a plugin's error as the one line the local engine
+        gives (``method plugin ... raised ... (file line N, in f)``), made here since its traceback
+        does not travel back to the driver; a thread's, which would lose its cause on the way, too."""
+        if isinstance(exc, TotaskError) or not isinstance(exc, Exception):
+            return exc
+        text = plugin_error_text(self.method, exc)
+        if text is None and isinstance(exc, RaisedInThread):
+            text = said(exc)
+        return exc if text is None else JobError(text)
 
 
 @dataclass(frozen=True)
@@ -187,7 +227,7 @@ class AnnotatorActor:
     alive without waiting for its batches.
     """
 
-    def __init__(self, build: Callable[[], Annotator]) -> None:
+    def __init__(self, build: Callable[[], Annotator], method: str = "") -> None:
         # An annotator that cannot be built here (the model out of this GPU's memory, a package
         # missing from this node) is kept as the reason, not raised: a failed creation task is
         # printed by Ray as pages of tracebacks, the worker aborts, and the driver saw only
@@ -195,8 +235,14 @@ class AnnotatorActor:
         # (``NotBuilt``), and the driver moves the batch to an actor that was built.
         self.stream: AnnotatorStream | None = None
         self.not_built: str | None = None
+        self.method = method
+        # what a thread the annotator starts (in its constructor too) raises is kept for the
+        # stream to raise, as the local engine does; Python's hook printed it to the worker's log
+        # and the job said COMPLETED
+        self._threads = contextlib.ExitStack()
+        raise_thread_error = self._threads.enter_context(thread_errors())
         try:
-            self.stream = AnnotatorStream(build())
+            self.stream = AnnotatorStream(build(), method, raise_thread_error)
         except Exception as exc:
             self.not_built = build_error_text(exc)
 
@@ -212,13 +258,21 @@ class AnnotatorActor:
         return {"node": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
                 "resources": ctx.get_assigned_resources()}
 
-    def close(self) -> None:
-        if self.stream is None:
-            return
-        with contextlib.suppress(Exception):
-            self.stream.close()
-        with contextlib.suppress(Exception):
-            self.stream.annotator.close()
+    def close(self) -> str | None:
+        """Close the annotator: None, or what its ``close()`` raised in one line (``close_error``),
+        which the driver reports as the local engine does (it was dropped without a word)."""
+        try:
+            if self.stream is None:
+                return None
+            with contextlib.suppress(Exception):
+                self.stream.close()
+            try:
+                self.stream.annotator.close()
+            except Exception as exc:
+                return close_error(self.stream.method, exc)
+            return None
+        finally:
+            self._threads.close()
 
 
 def remote_actor_class() -> Any:

@@ -187,11 +187,21 @@ class ClassIndex:
         return name
 
     def learn(self, class_id: int, name: str, *, key: str) -> None:
-        """Record a pair the document states (objects carry both); a clash with class_names is an error."""
+        """Record a pair the document states (objects carry both); a clash with class_names is an
+        error, both ways: an id named otherwise, and a name the class names number otherwise (the
+        box kept the document's id, one class then had two ids in one manifest, unsaid)."""
         known = self._by_id.get(class_id)
         if known is not None and known != name:
             raise FormatError(
                 f"class id {class_id} is named {name!r} here but {known!r} elsewhere", fmt=self.fmt, key=key
+            )
+        other = self._by_name.get(name)
+        if known is None and self.fixed and other is not None:  # the box kept its id, the names' one went unsaid
+            raise FormatError(
+                f"class {name!r} has id {class_id} here but {other} among the class names given (a line's "
+                "class_map, or --class-names); one class has one id",
+                fmt=self.fmt,
+                key=key,
             )
         self._by_id[class_id] = name
         self._by_name.setdefault(name, class_id)

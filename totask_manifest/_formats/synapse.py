@@ -139,6 +139,7 @@ def dm_v1_to_gt(
             used[aid] = i
             coord = (aid, coord)
         picked.append((cid, cls["class"], conf, coord))
+    _refuse_orphan_entries(anns, at, mid)
     if name == DETECTION:
         size = image_size_value(image_size, fmt=DM)
         boxes = []
@@ -155,6 +156,18 @@ def dm_v1_to_gt(
         cid, cname, conf, _ = picked[0]
         return gt_classification(cid, cname, conf)
     return gt_multilabel([(cid, cname, conf) for cid, cname, conf, _ in picked])
+
+
+def _refuse_orphan_entries(anns: list, at: Mapping[Any, int], mid: str) -> None:
+    """An ``annotationsData`` entry no annotation names (by ``id``, of any tool) is data no label
+    can carry: it was left out unsaid. Refused naming its id (a document kept as it is, with no
+    task type, keeps it)."""
+    named = {a.get("id") for a in anns if isinstance(a, Mapping) and isinstance(a.get("id"), Hashable)}
+    for eid, i in at.items():
+        if eid not in named:
+            raise FormatError(f"annotationsData entry id {eid!r} has no annotation with that id in "
+                              f"annotations.{mid}; its data would be lost (remove the entry, or add the "
+                              "annotation it belongs to)", fmt=DM, key=f"annotationsData.{mid}[{i}].id")
 
 
 def gt_to_dm_v1(

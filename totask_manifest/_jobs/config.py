@@ -149,8 +149,11 @@ def chain_arguments(job_url: Any, output_root: Any, options: Any, append: Any,
     """chain's and clone's arguments checked (a ``Path`` taken for a str) before the job is read."""
     if checkpoint_every is not None:
         int_argument(checkpoint_every, "checkpoint_every")
-    return (path_argument(job_url, "job_url"),
-            None if output_root is None else path_argument(output_root, "output_root"),
+    output_root = None if output_root is None else path_argument(output_root, "output_root")
+    if output_root is not None and not output_root.strip():  # as annotate's: not "the previous job's root"
+        raise UsageError("the output root (--output) is empty: give a path or URL, or leave --output out for "
+                         "the previous job's")
+    return (path_argument(job_url, "job_url"), output_root,
             None if options is None else options_argument(options, "options"),
             None if append is None else append_argument(append, "append"))
 

@@ -20,8 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _signals
-from .._credentials import hide_env_credentials
-from .._errors import RaisedInThread, TotaskError
+from .._errors import TotaskError
 from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
@@ -30,6 +29,7 @@ from .config import JobResult
 from .damaged_parts import summarize_setting_aside
 from .layout import clean_temporaries
 from .lease import LeaseLost, held_lease
+from .plugin_errors import plugin_error_text, said
 from .progress import Progress
 from .quiet_gc import fewer_collections
 from .recorder import Recorder
@@ -63,7 +63,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         on_commit=save_metrics, guard=guard,
     )
     recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0),
-                        job_name=state.label_job_name)
+                        job_name=state.label_job_name, keep_going=run.keep_going)
     progress = Progress(
         total,
         done=_done(counts),
@@ -91,8 +91,12 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     interrupted: KeyboardInterrupt | None = None
     with stop_on_signals(plan) as received, fewer_collections():
         try:
-            with plugin_code():  # the annotator's __init__, annotate, close and threads: they print to stderr
-                plan.engine.run(plan)
+            if _done(counts) >= total:  # every selected line recorded (a run whose close() failed, an
+                # output manifest deleted): the annotator is not built, nor a cluster started, to label none
+                log.info("job %s: every selected line is recorded; nothing to label", config.job_name)
+            else:
+                with plugin_code():  # the annotator's __init__, annotate, close and threads: they print to stderr
+                    plan.engine.run(plan)
         except LeaseLost:
             plan.stop.set()
             raise  # another process owns the folder now: write nothing more, not even a final status
@@ -112,14 +116,11 @@ def execute(state: JobState, run: JobRun) -> JobResult:
             plan.stop.set()
             error = f"the annotator called sys.exit({exc.code!r}); an annotator returns Failed for a line it cannot label"
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
-            # a KeyboardInterrupt the annotator raised itself is named as such
-            error = str(exc) if isinstance(exc, (_signals.OwnInterrupt, RaisedInThread)) else f"{type(exc).__name__}: {exc}"
-            error = hide_env_credentials(error)  # a plugin's message may quote what it read from the environment
-            where = plugin_frame(config.method, exc)
-            if where is None:
-                broke = exc
-            else:  # a plugin's own code raised: where, in one line (its author reads the rest there)
-                error = f"method plugin {config.method!r} raised {error} ({where})"
+            # a KeyboardInterrupt the annotator raised itself is named as such; a plugin's own code
+            # raised: where, in one line (its author reads the rest there)
+            error = plugin_error_text(config.method, exc)
+            if error is None:
+                error, broke = said(exc), exc
         finally:
             received["committing"] = 1
             # the last count first, then why the run ended: a progress line after the failure read as
@@ -238,29 +239,6 @@ def job_result(state: JobState) -> JobResult:
         error=state.error,
         output_stale=output_stale(state.runs),
     )
-
-
-def plugin_frame(method: str, exc: BaseException) -> str | None:
-    """``mod.py line 51, in annotate_batch``: the last place in the plugin ``method``'s own
-    package (``package.module:Class``) that ``exc`` passed; None for a built-in method, or where
-    the plugin's code is not on the way (the job's own code broke: its traceback is logged)."""
-    import sys
-    import traceback
-    from pathlib import Path
-
-    if ":" not in method:
-        return None
-    top = sys.modules.get(method.partition(":")[0].split(".")[0])
-    where = getattr(top, "__file__", None)
-    if where is None:
-        return None
-    root = Path(where).parent if Path(where).name == "__init__.py" else Path(where)
-    elsewhere = isinstance(exc, (_signals.OwnInterrupt, RaisedInThread)) and exc.__cause__ is not None
-    raised = exc.__cause__ if elsewhere else exc
-    frames = [f for f in traceback.extract_tb(raised.__traceback__) if Path(f.filename).is_relative_to(root)]
-    if not frames:
-        return None
-    return f"{frames[-1].filename} line {frames[-1].lineno}, in {frames[-1].name}"
 
 
 def _one_line(exc: BaseException) -> str:

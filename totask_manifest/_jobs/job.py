@@ -25,9 +25,18 @@ from typing import Any
 
 import orjson
 
-from .._errors import JobError, ManifestError, NotAJobError, StorageError, TotaskError
+from .._errors import (
+    JobError,
+    JobFolderNameError,
+    ManifestError,
+    NotAJobError,
+    StorageError,
+    TotaskError,
+    UsageError,
+)
 from .._manifest.io import read_lines
-from .._storage import exists, read_bytes, redact_secret_url, redact_url
+from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
+from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout
 from .lease import current_holder
 from .state import JobState, record_problem, shape_problem
@@ -35,10 +44,17 @@ from .status import COMPLETED, FAILED, RUNNING
 
 
 class Job:
-    """One job folder. ``Job(url)`` reads nothing; ``Job.open(url)`` reads ``job.json`` at once."""
+    """One job folder. ``Job(url)`` reads nothing; ``Job.open(url)`` reads ``job.json`` at once.
 
-    def __init__(self, url: str) -> None:
+    ``read_only``: the caller only shows the job (``status``, ``report``, ``evaluate``), so a
+    ``job.json`` holding keys this version does not know (a newer version's: ``known_keys``) is
+    read, the keys in ``unknown_keys``; any other caller acts on the job and is refused it."""
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._given = url  # as the caller wrote it, for messages
+        self._read_only = read_only
+        #: the keys of ``job.json`` no version of this package wrote (read by a ``read_only`` Job)
+        self.unknown_keys: list[str] = []
         self.url = url.rstrip("/")
         #: the folder's files where the caller found it (``state.layout`` is where ``job.json`` says)
         self.layout = JobLayout(self.url)
@@ -48,10 +64,11 @@ class Job:
         self.damaged: str | None = None
 
     @classmethod
-    def open(cls, url: str) -> Job:
+    def open(cls, url: str, *, read_only: bool = False) -> Job:
         """The job at ``url``: ``NotAJobError`` when it has no ``job.json``, ``JobError`` when
-        that file is not one of ours or is damaged, ``StorageError`` when it cannot be read."""
-        job = cls(url)
+        that file is not one of ours, is damaged or (unless ``read_only``) holds keys this version
+        does not know, ``StorageError`` when it cannot be read."""
+        job = cls(url, read_only=read_only)
         job._state = job._read_state()
         return job
 
@@ -178,18 +195,29 @@ class Job:
             recorded = self.record().get("output-manifest")
             return recorded if isinstance(recorded, str) else None
 
+    @property
+    def folder(self) -> str:
+        """The folder as found: a local path made absolute (``.`` named), a URL as given."""
+        return _folder(self.url)
+
     def _read_state(self) -> JobState:
+        if not self._given.strip():  # to the file system the current folder: not what was meant
+            raise UsageError("the job folder (JOB_DIR) is empty: give a path or URL")
         url = self.layout.job_json
         try:
             data = orjson.loads(read_bytes(url))
         except StorageError:
             if exists(url):
                 raise  # there, but unreadable: the storage error says why
-            raise NotAJobError(f"{self._given} is not a job folder: {url} not found") from None
+            raise _not_a_job(self._given, self.folder, url) from None
         except orjson.JSONDecodeError as exc:
             raise JobError(f"{url} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or "config" not in data:
             raise JobError(f"{url} is not a totask-manifest job.json (no 'config' key)")
+        # before the damage check: a newer version's file is named as such, not as damaged
+        if (unknown := unknown_keys(data)) and not self._read_only:
+            raise JobError(newer_version_refusal(redact_secret_url(url), unknown))
+        self.unknown_keys = unknown
         try:
             problem = record_problem(data)  # a key null or of the wrong kind, before it is read as a default
             if problem is None:
@@ -210,7 +238,8 @@ class Job:
         return state
 
     def check_named(self) -> None:
-        """Refuse (``JobError``) to write or chain a job through a folder not named after it.
+        """Refuse (``JobFolderNameError``, exit 2) to write or chain a job through a folder not
+        named after it.
 
         ``job.json``'s paths are followed only for a folder named after its job (above): a folder
         renamed or copied under another name would be resumed, chained or cloned through the path
@@ -218,16 +247,48 @@ class Job:
         stays as it was (and holds a lease that guards nothing). A symbolic link to the job's own
         folder is that folder.
         """
-        folder, stored = _folder(self.url), self.state.config.job_url
-        if folder.rpartition("/")[2] == self.state.config.job_name:
-            return
+        if (misnamed := self.misnamed()) is not None:
+            raise JobFolderNameError(misnamed)
+
+    def misnamed(self) -> str | None:
+        """For a folder not named after its job (renamed or copied), one line saying so and what
+        to do; None for a job's own folder (moved or not, or reached through a symbolic link)."""
+        folder, stored = self.folder, self.state.config.job_url
+        name = self.state.config.job_name
+        if folder.rpartition("/")[2] == name:
+            return None
         if "://" not in folder and "://" not in stored and os.path.realpath(folder) == os.path.realpath(stored):
-            return
-        raise JobError(
-            f"{self._given} holds job {self.state.config.job_name!r} (job.json), whose folder is {stored}; "
-            f"a job folder must be named after its job: rename it to {self.state.config.job_name!r} (under any "
-            "parent folder) to resume, chain or clone it"
-        )
+            return None
+        return (f"{redact_secret_url(self._given)} holds job {name!r} (job.json), whose folder is "
+                f"{redact_secret_url(stored)}; a job folder must be named after its job: rename it to {name!r} "
+                "(under any parent folder) to resume, chain or clone it")
+
+
+def _not_a_job(given: str, folder: str, job_json: str) -> NotAJobError:
+    """What a path without ``job.json`` is told (exit 2). A file or folder *inside* a job folder
+    (its ``job.json``, its output manifest, ``manifests/``: one level above a part at most three)
+    names that folder to give instead: the job is not guessed from it (``failures.jsonl`` or a
+    manifest copied elsewhere belongs to no job), only pointed at."""
+    shown, what = redact_secret_url(given), "folder"
+    try:
+        there = exists(folder)
+        if there and not is_dir(folder):
+            what = "file"
+        parent = folder
+        for _level in range(3 if there else 0):
+            up = parent.rpartition("/")[0] if "://" in parent else os.path.dirname(parent)
+            if up == parent or not up or up.endswith(":/"):
+                break
+            parent = up
+            if exists(join(parent, "job.json")):
+                named = parent if "://" in given or os.path.isabs(given) else os.path.relpath(parent)
+                return NotAJobError(f"{shown} is not a job folder: it is a {what} inside job folder "
+                                    f"{redact_secret_url(named)}; give that folder")
+    except StorageError:  # the folders above cannot be read: say what was looked for
+        pass
+    if what == "file":
+        return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
+    return NotAJobError(f"{shown} is not a job folder: {redact_url(job_json)} not found")
 
 
 def _folder(url: str) -> str:

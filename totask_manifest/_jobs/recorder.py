@@ -32,6 +32,7 @@ from .._task_types import (
 )
 from .checkpoint import CheckpointWriter, Part
 from .config import JobConfig
+from .plugin_errors import not_an_outcome
 
 log = logging.getLogger("totask_manifest")
 
@@ -51,11 +52,12 @@ class Recorder:
     """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
 
     def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
-                 selected: int = 0, job_name: str | None = None) -> None:
+                 selected: int = 0, job_name: str | None = None, *, keep_going: bool = False) -> None:
         """``selected``: lines this run is to finish; the first of them are watched for a
         failure that points at the configuration (``SystematicFailure``). ``job_name``: the
         ``job-name`` every line gets (``JobState.label_job_name``, the form the job began with);
-        by default that of the job's task type (``written_job_name``)."""
+        by default that of the job's task type (``written_job_name``). ``keep_going``: no such
+        stop; every failure is final (``--keep-going``)."""
         self.config = config
         self.writer = writer
         self.counts = counts
@@ -66,7 +68,7 @@ class Recorder:
         self.job_name = job_name if job_name is not None else written_job_name(self.task_type, config.job_name)
         self.check = _check_label()
         self.listeners: list[Callable[[str], None]] = []
-        self.systematic = SystematicFailure(selected)
+        self.systematic = SystematicFailure(selected, watch=not keep_going)
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
@@ -115,10 +117,7 @@ class Recorder:
                 updates[self.attr] = drop_null
             return "routed", updates, outcome
         if not isinstance(outcome, Failed):
-            import reprlib
-
-            raise JobError(f"method {self.config.method!r} gave {type(outcome).__name__} {reprlib.repr(outcome)} as "
-                           f"{item.display}'s outcome; an outcome is Labeled, Failed or Routed")
+            raise not_an_outcome(self.config.method, item, outcome)
         common = self._common()
         metadata = {"failure-reason": outcome.reason, "failure-rule": outcome.rule, "type": common["type"],
                     "job-name": common["job-name"], "creation-date": common["creation-date"]}

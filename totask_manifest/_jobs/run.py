@@ -41,6 +41,9 @@ class JobRun:
     #: set on the second signal: leave now; unfinished lines are redone on resume
     hard_stop: threading.Event = field(default_factory=threading.Event)
     on_progress: ProgressCallback | None = None
+    #: record every failure as final: no stop on a failure that points at the configuration
+    #: (``--keep-going``; this run only, never kept in job.json)
+    keep_going: bool = False
 
     # -- what an annotator reads ------------------------------------------------------------
 

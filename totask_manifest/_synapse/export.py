@@ -71,7 +71,8 @@ class ExportResult:
     output: str
     project: int
     exported: int = 0
-    #: ``{"task_id", "reason"}`` for tasks listed but not exported
+    #: ``{"task_id", "reason", "line"}`` for tasks listed but not exported, in listing order;
+    #: ``line``: the manifest line the next exported task got (where the task would have been)
     skipped: list[dict] = field(default_factory=list)
     filters: dict[str, Any] = field(default_factory=dict)
     #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
@@ -238,7 +239,7 @@ async def _write_window(aio: AsyncSynapseClient, project: int, ids: list[int], o
     lines = await asyncio.gather(*(_task_line(aio, project, tid) for tid in ids))
     for tid, (line, reason) in zip(ids, lines, strict=True):
         if line is None:
-            result.skipped.append({"task_id": tid, "reason": reason})
+            result.skipped.append({"task_id": tid, "reason": reason, "line": result.exported + 1})
             log.warning("task %s not exported: %s", tid, reason)
             continue
         out.write(line)
@@ -263,7 +264,7 @@ async def _task_line(aio: AsyncSynapseClient, project: int, task_id: int) -> tup
         return None, "Data unit does not have files"
     primary = primary_spec(files)
     if primary is None:
-        return None, "Data unit has no primary file with a URL"
+        return None, "Primary file URL not found for task"  # the SDK's words
     record = {
         "source-ref": files[primary]["url"],
         "synapse": {

@@ -50,7 +50,7 @@ from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
 from .params import ToTaskParams, validate_params
-from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, record_end
+from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,8 @@ class ToTaskAction:
                 p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
                 on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
             )
+            if self._run_record is not None:  # failed tasks of this run, resumed or not (see _apply)
+                note(self._run_record, export_skipped=result.skipped)
             if result.unmatched:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
             for warning in result.unmatched_warnings():
@@ -236,7 +238,7 @@ class ToTaskAction:
             # the user asked to stop, so nothing is written to Synapse; running the action again applies
             raise Interrupted(finished.signal)
         if finished is not None and finished.status != COMPLETED:
-            raise _annotation_failed(job_url, finished.status)
+            raise _annotation_failed(job_url, finished.status, noted(self._run_record, "export_skipped", []))
         return self._apply(p, job_url, client, reporter)
 
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
@@ -262,11 +264,29 @@ class ToTaskAction:
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
-        counts = {"success": 0, "failed": 0}
+        # listed tasks the export could not take (no files, no primary URL, gone): failed tasks, as the
+        # SDK counts a task it cannot read or find files for; each sorted where the listing had it
+        skipped = noted(self._run_record, "export_skipped", [])
+        counts = {"success": 0, "failed": len(skipped)}
         done = [0]
-        failed_lines: list[tuple[int, dict[str, Any]]] = []  # (line, entry): the result lists each failed task
+        failed_lines: list[tuple[float, dict[str, Any]]] = [  # (line, entry): the result lists each failed task
+            (sk.get("line", 0) - 0.5, {"task_id": sk["task_id"], "error": sk["reason"]}) for sk in skipped]
+        listed = total + len(skipped)
+
+        def task_event(task_id: Any, index: int, error: str | None, message: str) -> None:
+            """The SDK's per-task event; for a failed task also its message (level error, no key)."""
+            reporter.log("annotate_task_data", {
+                "task_info": {"task_id": task_id}, "status": "success" if error is None else "failed",
+                "method": p.method, "index": index, "total": listed, "created": iso_now(), "error": error,
+            }, step="annotate_task_data")
+            if error is not None:
+                reporter.log("message", {"content": f"Task {task_id} failed: {message}"}, level="error",
+                             step="annotate_task_data")
+
+        for index, (_, entry) in enumerate(failed_lines, start=1):
+            task_event(entry["task_id"], index, entry["error"], entry["error"])
         reporter.progress("annotate_task_data", total, 2 * total)
-        reporter.set_metrics(0, 0, total)
+        reporter.set_metrics(0, counts["failed"], total)
 
         def on_result(r: TaskResult) -> None:
             done[0] += 1
@@ -274,23 +294,17 @@ class ToTaskAction:
             counts["success" if ok else "failed"] += 1
             reporter.progress("annotate_task_data", total + done[0], 2 * total)
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
-            reporter.log("annotate_task_data", {
-                "task_info": {"task_id": r.task_id}, "status": "success" if ok else "failed", "method": p.method,
-                "index": done[0], "total": total, "created": iso_now(), "error": None if ok else r.detail,
-            }, step="annotate_task_data")
+            task_event(r.task_id, len(skipped) + done[0], None if ok else (r.detail or ""), f"{r.status}: {r.detail}")
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
                 failed_lines.append((r.line, {"task_id": r.task_id,
                                                "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
-            if not ok:  # as the SDK: one message per failed task, level error, no key
-                reporter.log("message", {"content": f"Task {r.task_id} failed: {r.status}: {r.detail}"}, level="error",
-                             step="annotate_task_data")
 
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result, keep_results=False)  # counted here: memory stays flat
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
-        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED]
-        metrics = {"total": total, "success": success, "failed": failed, "stand_by": max(0, total - success - failed)}
+        failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
+        metrics = {"total": listed, "success": success, "failed": failed, "stand_by": max(0, listed - success - failed)}
         failed_lines.sort(key=lambda f: f[0])  # in line order, as the report's results were
         failures = [entry for _, entry in failed_lines]
         self._totask["apply"] = {k: v for k, v in t.items() if k != "lines"}
@@ -313,12 +327,13 @@ class ToTaskAction:
                             self._totask)
 
 
-def _annotation_failed(job_url: str, status: str) -> JobError:
+def _annotation_failed(job_url: str, status: str, skipped: list[dict]) -> JobError:
     """The error for an annotation job that did not complete, with what it did: the tasks it was
     given, those that failed (one failure each, as the SDK counts them) and the rest
     (``stand_by``: not tried, or labeled but not written). None was written to Synapse, so none
     succeeded. When it left tasks untried,
-    running the action again resumes the job; a result of zeros would read as "no tasks"."""
+    running the action again resumes the job; a result of zeros would read as "no tasks".
+    ``skipped``: the listed tasks the export could not take, failed tasks too (first)."""
     job = Job.open(job_url)
     error, metrics = job.state.error, job.state.metrics
     text = f"annotation job {status}" + (f": {error}" if error else "")
@@ -326,7 +341,9 @@ def _annotation_failed(job_url: str, status: str) -> JobError:
     stand_by = max(0, total - failed)
     untried = metrics.get("stand_by", 1)  # the job's own count: lines it has not tried yet
     exc = JobError(text + ("; run the action again to resume it" if untried else ""))
-    exc.metrics = {"total": total, "success": 0, "failed": failed, "stand_by": stand_by}  # type: ignore[attr-defined]
-    exc.failures = [{"task_id": record.get("task_id"), "error": record.get("reason")}  # type: ignore[attr-defined]
-                    for _, record in job.failure_records() if record is not None]
+    exc.metrics = {"total": total + len(skipped), "success": 0,  # type: ignore[attr-defined]
+                   "failed": failed + len(skipped), "stand_by": stand_by}
+    exc.failures = [{"task_id": sk["task_id"], "error": sk["reason"]} for sk in skipped] + [  # type: ignore[attr-defined]
+        {"task_id": record.get("task_id"), "error": record.get("reason")}
+        for _, record in job.failure_records() if record is not None]
     return exc

@@ -71,6 +71,20 @@ def record_end(url: str, result: dict[str, Any]) -> None:
         log.warning("could not record the run's end in %s: %s", url, exc)
 
 
+def note(url: str, **fields: Any) -> None:
+    """Add ``fields`` to the run's record (kept when the run is resumed; a fresh run starts a new
+    record). Unlike ``record_end``, a failure raises: what is noted is needed by a resumed run."""
+    record = _read_json(url) or {}
+    record.update(fields)
+    write_bytes_atomic(url, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def noted(url: str | None, key: str, default: Any = None) -> Any:
+    """A field ``note`` added to the run's record (``default`` when absent or unreadable)."""
+    record = _read_json(url) if url is not None else None
+    return record.get(key, default) if isinstance(record, dict) else default
+
+
 def _entries(job_url: str) -> list[str]:
     """The job folder's entries but its lease folder (which stays with the folder's name: the
     lease held on it guards the run starting there)."""

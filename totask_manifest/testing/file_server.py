@@ -27,9 +27,6 @@ class FileServer(RequestLog, BackgroundApp):
         self.required: dict[str, dict[str, str]] = {}
         #: ``/path`` -> the ``Authorization`` header a request for it must carry (``require_login``)
         self.logins: dict[str, str] = {}
-        #: while True, every request waits (recorded first) until a test sets it False: a job held
-        #: mid-run for as long as the test needs, however slow the machine (``latency`` is a guess)
-        self.held = False
         for path, content in (files or {}).items():
             self.add(path, content)
 

@@ -92,6 +92,9 @@ class RequestLog:
         self.hooks: list[Callable[[Any, Recorded], None]] = []
         #: seconds added to every answer
         self.latency = 0.0
+        #: while True, every request waits (recorded first) until a test sets it False: a run held
+        #: mid-request for as long as the test needs, however slow the machine (``latency`` is a guess)
+        self.held = False
         self._lock = threading.Lock()
 
     def add_fault(self, fault: Fault | None = None, **kwargs: Any) -> Fault:

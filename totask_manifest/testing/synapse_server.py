@@ -103,6 +103,8 @@ class SynapseServer(SynapseStore, PluginRoutes, RequestLog, BackgroundApp):
         rec = await self._record(request)
         if self.latency:
             await asyncio.sleep(self.latency)
+        while self.held:  # a run held mid-request for as long as the test needs (``RequestLog.held``)
+            await asyncio.sleep(0.01)
         if self.down == "reset":
             if request.transport is not None:
                 request.transport.abort()

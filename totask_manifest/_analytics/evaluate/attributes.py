@@ -44,7 +44,7 @@ def is_job_folder(source: str) -> bool:
 
 def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str]:
     """(previous job's attribute, this job's attribute, fetch options, manifest) from ``job.json``."""
-    job = Job.open(job_url)
+    job = Job.open(job_url, read_only=True)  # evaluate reads: a newer version's job.json too
     state = job.state
     options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
                if state.config.options.get(k)}
@@ -53,7 +53,7 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
     previous = None
     if state.chained_from:
         try:
-            previous = Job.open(state.chained_from).state.config.label_attribute
+            previous = Job.open(state.chained_from, read_only=True).state.config.label_attribute
         except JobError:
             previous = None
     return previous, state.config.label_attribute, options, job.output_manifest
