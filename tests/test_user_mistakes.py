@@ -405,6 +405,32 @@ def test_a_file_output_named_as_a_folder_is_refused_not_written_as_a_file(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["validate", "SRC", "--label-attribute", "boxes-metadata"], ["stats", "SRC", "--label-attribute", "boxes-metadata"],
+    ["evaluate", "SRC", "--predicted", "boxes-metadata", "--reference", "boxes"],
+    ["evaluate", "SRC", "--predicted", "boxes", "--reference", "boxes-metadata"],
+    ["convert", "SRC", "c.json", "--to", "coco", "--label-attribute", "boxes-metadata"],
+    ["labeled", "SRC", "--label-attribute", "boxes-metadata", "-o", "l.manifest"],
+])
+def test_a_metadata_key_given_as_the_label_attribute_is_named_as_such(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``--label-attribute boxes-metadata`` said "no line holds 'boxes-metadata'" (every line holds that
+    key), and ``evaluate --predicted boxes-metadata`` printed a report of 3 unreadable lines: the
+    name is the metadata key of ``boxes``, which no label attribute's name can be."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    monkeypatch.chdir(tmp_path)
+    args = [str(src) if a == "SRC" else a for a in args]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    flag = next(a for a in args if a.startswith("--") and args[args.index(a) + 1] == "boxes-metadata")
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert (f"{flag} 'boxes-metadata' is the metadata key of 'boxes', not a label attribute: give {flag} boxes"
+            in captured.err), captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 @pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
 def test_an_output_under_a_file_names_the_file_in_the_way(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
