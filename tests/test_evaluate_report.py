@@ -15,7 +15,8 @@ from PIL import Image
 
 from tests.evaluate_helpers import make_review_chain
 from tests.support.browser import CHROMIUM, chromium
-from totask_manifest._analytics.report import MARKER, render_report, write_report
+from totask_manifest._analytics.report import render_report, write_report
+from totask_manifest._analytics.report_page import MARKER
 
 MACHINE = [[("cat", 20, 20, 60, 60, 0.95), ("dog", 120, 120, 50, 50, 0.3)],
            [("dog", 30, 30, 80, 80, 0.85)],

@@ -16,9 +16,11 @@ from aiohttp import web
 from PIL import Image, ImageDraw
 
 from tests.support.browser import CHROMIUM, chromium
+from tests.support.gt import GT_MANIFESTS, requires_gt
 from tests.support.http_server import LocalHTTPServer
 from tests.support.s3 import S3Endpoint
-from totask_manifest._analytics.report import MARKER, render_report, write_report
+from totask_manifest._analytics.report import render_report, write_report
+from totask_manifest._analytics.report_page import MARKER
 from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import StorageError
 from totask_manifest.testing.builders import lines_naming
@@ -376,3 +378,19 @@ def test_class_names_and_job_names_that_do_not_print_are_shown_escaped(tmp_path)
     html, _, _ = render_report(str(job), samples=0)
     assert "\x00" not in html and "\u202e" not in html
     assert "\\x00cat" in html and "\\u202eevil" in html and ">2 dog<" in html
+
+
+@requires_gt
+def test_a_folder_without_job_json_shows_no_made_up_progress_and_names_every_attribute(tmp_path):
+    # the real chained adjustment output, two label attributes per line, dropped into a folder
+    # as docs/analytics.md allows ("without job.json the output manifest alone is enough"): the
+    # page showed Progress cards "0 lines to label, 0 labeled, 0 failed" above "labeled 50", and
+    # the second attribute nowhere
+    chained = GT_MANIFESTS / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
+    folder = tmp_path / "adjusted"
+    (folder / "manifests" / "output").mkdir(parents=True)
+    (folder / "manifests" / "output" / "output.manifest").write_bytes(chained.read_bytes())
+    html, _, _ = render_report(str(folder), samples=0)
+    progress = html.split("<h2>Progress</h2>", 1)[1].split("<h2>", 1)[0]
+    assert 'class="card"' not in progress and "no job.json" in progress
+    assert "suneung-korean-layout-detection-v2-chain" in html  # shown beside the one charted

@@ -177,3 +177,26 @@ def test_s3_images_without_credentials_are_a_tile_not_a_traceback(tmp_path):
     assert "Traceback" not in run.stderr
     ((_title, body),) = _tiles((tmp_path / "r.html").read_text())
     assert "no storage credentials: NoCredentialsError" in body
+
+
+@pytest.mark.parametrize("command", ["annotate", "report"])
+@pytest.mark.parametrize("host", ["https://images.example.com", "s3://my-bucket", "images.example.com/train"])
+def test_an_allow_host_written_as_a_url_is_refused_naming_the_host(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, host: str) -> None:
+    """``--allow-host https://images.example.com`` never matched (hosts are compared bare), so every
+    image failed with "host 'images.example.com' is not in --allow-host", which the user had given."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    if command == "annotate":
+        args = [*sample_job_args("j", str(tmp_path / "out")), "--allow-host", host]
+    else:
+        job = tmp_path / "job"
+        (job / "manifests" / "output").mkdir(parents=True)
+        (job / "manifests" / "output" / "output.manifest").write_bytes(b'{"source-ref":"https://x/a.png"}\n')
+        args = ["report", str(job), "-o", str(tmp_path / "r.html"), "--allow-host", host]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    bare = host.split("://")[-1].split("/")[0]
+    assert err.count("\n") == 1 and f"--allow-host {host}: a host name is expected ({bare})" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.html").exists()

@@ -356,6 +356,81 @@ def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
     assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
 
 
+@pytest.mark.parametrize("args", [
+    ["report", "", "-o", "r.html"], ["report", "JOB", "-o", ""], ["validate", ""], ["stats", ""], ["evaluate", ""],
+    ["labeled", "", "--label-attribute", "boxes", "-o", "l.manifest"],
+    ["labeled", "SRC", "--label-attribute", "boxes", "-o", " "], ["convert", "", "c.json", "--to", "coco"],
+    ["convert", "SRC", "", "--to", "coco"], ["status", ""], ["resume", ""], ["chain", "", "--job-name", "c"],
+])
+def test_an_empty_path_is_refused_by_every_command_never_taken_for_the_current_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """The README: an empty INPUT or output is exit 2, never the current folder. ``report '' -o r.html``
+    run inside a job folder reported that folder (exit 0); ``convert IN ''`` said ``cannot write :
+    Is a directory``, and ``status ''`` looked for ``/job.json`` at the root of the disk."""
+    from totask_manifest._cli import main
+
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    src = boxes_manifest(job / "manifests" / "output" / "output.manifest")
+    monkeypatch.chdir(job)  # the current folder is a job: '' taken for it would work
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = [{"JOB": str(job), "SRC": str(src)}.get(a, a) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"totask-manifest {args[0]}: error: the "), err
+    assert "is empty: give a path or URL" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "JOB", "-o", "out/"], ["labeled", "SRC", "--label-attribute", "boxes", "-o", "out/"],
+    ["convert", "SRC", "out/", "--to", "coco"], ["convert", "SRC", "out/", "--to", "parquet"],
+    ["convert", "SRC", "out/", "--to", "dm-schema-v1"],
+])
+def test_a_file_output_named_as_a_folder_is_refused_not_written_as_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``report JOB -o reports/`` wrote a file named ``reports`` (the slash dropped), exit 0: the
+    user asked for a folder, and the next ``mkdir reports`` failed on the page."""
+    from totask_manifest._cli import main
+
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    src = boxes_manifest(job / "manifests" / "output" / "output.manifest")
+    monkeypatch.chdir(tmp_path)
+    args = [{"JOB": str(job), "SRC": str(src)}.get(a, a) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"totask-manifest {args[0]}: error: "), err
+    assert "cannot write out/: it ends in '/', a folder's name; give the file's name" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["validate", "SRC", "--label-attribute", "boxes-metadata"], ["stats", "SRC", "--label-attribute", "boxes-metadata"],
+    ["evaluate", "SRC", "--predicted", "boxes-metadata", "--reference", "boxes"],
+    ["evaluate", "SRC", "--predicted", "boxes", "--reference", "boxes-metadata"],
+    ["convert", "SRC", "c.json", "--to", "coco", "--label-attribute", "boxes-metadata"],
+    ["labeled", "SRC", "--label-attribute", "boxes-metadata", "-o", "l.manifest"],
+])
+def test_a_metadata_key_given_as_the_label_attribute_is_named_as_such(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``--label-attribute boxes-metadata`` said "no line holds 'boxes-metadata'" (every line holds that
+    key), and ``evaluate --predicted boxes-metadata`` printed a report of 3 unreadable lines: the
+    name is the metadata key of ``boxes``, which no label attribute's name can be."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    monkeypatch.chdir(tmp_path)
+    args = [str(src) if a == "SRC" else a for a in args]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    flag = next(a for a in args if a.startswith("--") and args[args.index(a) + 1] == "boxes-metadata")
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert (f"{flag} 'boxes-metadata' is the metadata key of 'boxes', not a label attribute: give {flag} boxes"
+            in captured.err), captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 @pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
 def test_an_output_under_a_file_names_the_file_in_the_way(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:

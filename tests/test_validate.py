@@ -241,6 +241,20 @@ def test_bom_and_crlf(tmp_path: Path) -> None:
     assert report.ok and report.lines == 50 and report.attributes["category"].labeled == 50
 
 
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\r\n", b"  "])
+def test_a_file_holding_only_a_bom_is_one_blank_line(tmp_path: Path, tail: bytes) -> None:
+    # Notepad's "UTF-8 with BOM" of an empty file: the line reader, `stats` and a job's input
+    # check count one blank line; `validate` said "0 lines" for a bare BOM
+    from totask_manifest._analytics.stats import manifest_stats
+
+    target = tmp_path / "bom-only.manifest"
+    target.write_bytes(b"\xef\xbb\xbf" + tail)
+    report = validate_manifest(str(target))
+    assert (report.lines, report.blank_lines) == (1, 1) == (len(list(read_lines(str(target)))),
+                                                           manifest_stats(str(target)).blank_lines)
+    assert problems(report) == [(1, "", "line-blank")]
+
+
 # ---- label attributes --------------------------------------------------------------------------------
 
 OD_META = {"objects": [], "class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "no",

@@ -107,6 +107,13 @@ def refuse_output_over_input(src: str, dst: str) -> None:
                            "replace the input; give another output path")
 
 
+def refuse_folder_name(url: str) -> None:
+    """Refuse a file's output named as a folder (``-o reports/``): the slash was dropped on the
+    way and a file named ``reports`` written, exit 0, where the user asked for a folder."""
+    if os.fspath(url).endswith(("/", os.sep)):  # a pathlib.Path too (write_lines takes one)
+        raise StorageError(f"cannot write {redact_url(url)}: it ends in '/', a folder's name; give the file's name")
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     from fsspec.implementations.local import LocalFileSystem  # loaded already: ``fs`` is fsspec's
 
@@ -229,14 +236,9 @@ def size(url: str) -> int:
         raise _not_found(url, exc) from None
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-#: read once at import, while no other thread can be creating files
-_UMASK = _read_umask()
+#: read once at import, while no other thread can be creating files (reading it means setting it)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _not_a_folder(directory: str) -> str:
@@ -261,6 +263,7 @@ class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
     def __init__(self, url: str) -> None:
+        refuse_folder_name(url)
         self.url = url
         self.fs, self.path = url_to_fs(url)
         self._file: Any = None

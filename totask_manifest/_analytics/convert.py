@@ -17,9 +17,10 @@ from .. import _signals
 from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
+from .._manifest.io import refuse_metadata_key
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
-from .._storage import is_dir, is_local, redact_url, refuse_output_over_input, url_to_fs
+from .._storage import is_dir, is_local, redact_url, refuse_folder_name, refuse_output_over_input, url_to_fs
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .labels import NOTES
@@ -163,6 +164,10 @@ def convert(
     """
     src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
     refuse_output_over_input(src, dst)
+    if to != "yolo":  # one file: before anything is read
+        refuse_folder_name(dst)
+    if to != "manifest":  # an export (an import's name is held to the naming rules)
+        refuse_metadata_key(label_attribute)
     src_fmt = from_format or guess_format(src)
     for fmt in (src_fmt, to):
         if fmt not in FORMATS:

@@ -32,6 +32,7 @@ from .._storage import (
     read_bytes,
     redact_secret_url,
     redact_url,
+    refuse_folder_name,
     refuse_output_over_input,
     url_to_fs,
     write_bytes_atomic,
@@ -39,49 +40,12 @@ from .._storage import (
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
+from .report_page import CSS, SCRIPT
 from .stats import BINS, AttributeStats, count_manifest, shown
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, name_color_index, render_tile
 
 MAX_FAILURE_ROWS = 500
-MARKER = "report-ready"
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
-.muted{color:#6b7280}.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
-.kv dt{color:#6b7280}.kv dd{margin:0;word-break:break-all}
-.cards{display:flex;gap:10px;flex-wrap:wrap;margin:12px 0}
-.card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:90px}
-.card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}
-.status{display:inline-block;padding:2px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
-.s-succeeded,.s-completed{background:#3ca951}.s-failed{background:#d64545}.s-running{background:#4269d0}
-.s-stopped,.s-unknown{background:#9498a0}
-.bar{display:flex;height:12px;border-radius:6px;overflow:hidden;background:#e3e6ea;max-width:560px}
-.bar i{display:block}.ok{background:#3ca951}.bad{background:#d64545}.rt{background:#efb118}
-table{border-collapse:collapse;font-size:12px;background:#fff}td,th{border:1px solid #e3e6ea;padding:3px 6px;
-text-align:left;vertical-align:top}th{background:#f2f4f7}td.reason{max-width:640px;word-break:break-word}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px}
-figure{margin:0;background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:6px}
-figure img{display:block;max-width:100%;margin:auto}figcaption{font-size:12px;margin-top:4px;word-break:break-all}
-.tile-error{height:120px;display:flex;align-items:center;justify-content:center;text-align:center;
-font-size:12px;color:#b42318;background:#fef3f2;border-radius:6px;padding:6px}
-input[type=search]{padding:4px 8px;margin:6px 0;width:320px}
-.charts{display:flex;flex-wrap:wrap;gap:24px}
-"""
-
-_SCRIPT = """
-(function(){
-  var box=document.getElementById('failure-filter');
-  if(box){box.addEventListener('input',function(){
-    var q=box.value.toLowerCase(),rows=document.querySelectorAll('#failures tbody tr'),shown=0;
-    rows.forEach(function(r){var hit=r.textContent.toLowerCase().indexOf(q)>=0;r.style.display=hit?'':'none';
-      if(hit)shown++;});
-    document.getElementById('failure-count').textContent=shown;
-  });}
-  var m=document.createElement('div');m.id='MARKER';m.hidden=true;m.textContent='ok';document.body.appendChild(m);
-})();
-""".replace("MARKER", MARKER)
 
 
 @dataclass
@@ -186,7 +150,11 @@ def _runs_text(job: dict[str, Any], job_url: str, metrics: dict[str, Any]) -> st
     return "; ".join([f"{len(runs)}", *notes])
 
 
-def _metrics_html(metrics: dict) -> str:
+def _metrics_html(metrics: dict, has_record: bool) -> str:
+    if not metrics:  # no job.json (an output manifest dropped in a folder), or one without counts:
+        # zero cards would say "0 labeled" above the labels counted below
+        why = "job.json records no metrics" if has_record else "no job.json"
+        return f'<p class="muted">{why}: no progress to show; the labels below are counted from the output manifest</p>'
     keys = [("total", "lines to label"), ("success", "labeled"), ("failed", "failed"), ("routed", "routed to review"),
             ("stand_by", "waiting")]
     cards = "".join(
@@ -293,13 +261,15 @@ def render_report(
     manifest = folder.output_manifest
     # the last run could not write it: the page's counts and samples are an earlier run's
     stale = output_stale(job.get("runs")) and job.get("status") != COMPLETED and exists(manifest)
-    stats = None
+    stats, others = None, ""
     if exists(manifest):
         with contextlib.suppress(TotaskError):
             ms = count_manifest(manifest, label_attributes=[attr] if attr else None)  # zeros until labeled
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
+                # the page charts one: the others are named, never dropped without a word
+                others = ", ".join(f"{shown(a)} ({s.lines:,} lines)" for a, s in ms.attributes.items() if a != attr)
     failures, n_failures = _failures(folder)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
@@ -314,6 +284,7 @@ def render_report(
                                         max_pixels=max_pixels)
     info = _kv([
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
+        ("other label attributes", f"{others} (not charted: a job's job.json names the one to show)" if others else None),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
         ("input", input_text(job)),
         ("output manifest", f"{manifest} (an earlier run's, without the lines labeled since; resume the job to "
@@ -325,13 +296,13 @@ def render_report(
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(str(name))} - totask-manifest report</title>
-<style>{_CSS}</style></head>
+<style>{CSS}</style></head>
 <body>
 <h1>{escape(str(name))} <span class="status s-{escape(status)}">{escape(status)}</span></h1>
 <p class="muted">{escape(job_url)}</p>
 {info}
 <h2>Progress</h2>
-{_metrics_html(metrics)}
+{_metrics_html(metrics, bool(job))}
 <h2>Labels</h2>
 {_stats_html(stats)}
 {evaluation}
@@ -340,7 +311,7 @@ def render_report(
 <h2>Samples ({len(tiles)})</h2>
 {_tiles_html(tiles)}
 <p class="muted">written by totask-manifest report</p>
-<script>{_SCRIPT}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """
     return html, len(tiles), n_failures
@@ -354,6 +325,7 @@ def write_report(
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)
+    refuse_folder_name(output)  # before the images are fetched
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)
     remove_stale_temporaries(output)  # what a report to the same place killed before left (kill -9)

@@ -17,6 +17,10 @@ from typing import Any, NoReturn
 
 from .._errors import UsageError
 
+#: what a command's positional names, by its metavar, in the line refusing it empty
+_PATH_NAMES = {"INPUT": "input manifest", "IN": "input", "OUT": "output", "MANIFEST": "manifest",
+               "JOB_DIR": "job folder", "PARAMS": "parameter file"}
+
 
 class OneLineParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are one line, as every other mistake's.
@@ -54,7 +58,29 @@ class CommandParser(OneLineParser):
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         self.complete()
-        return super().parse_known_args(args, namespace)
+        parsed, rest = super().parse_known_args(args, namespace)
+        self._refuse_empty_paths(parsed)
+        return parsed, rest
+
+    def _refuse_empty_paths(self, parsed: argparse.Namespace) -> None:
+        """An empty path or URL (``''``, or blanks) is the current folder to the file system:
+        ``report '' -o r.html`` run inside a job folder reported that folder, ``status ''`` looked
+        for ``/job.json``, ``convert IN ''`` said ``cannot write : Is a directory``. The README's
+        rule, for every command alike: exit 2, naming the argument. A command's positionals are
+        all paths or URLs, and so are ``--output`` (``-o``) and ``--append``."""
+        for action in self._actions:
+            flags = action.option_strings
+            if flags and not {"--output", "--append"} & set(flags):
+                continue
+            values = getattr(parsed, action.dest, None)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and not value.strip():
+                    if flags:
+                        what = "manifest" if "--append" in flags else "output root" if action.metavar == "ROOT" else "output"
+                    else:
+                        what = _PATH_NAMES.get(str(action.metavar), "path")
+                    raise UsageError(f"the {what} ({'/'.join(flags) or action.metavar}) is empty: give a path or URL "
+                                     "(an empty one is never taken for the current folder)")
 
     def format_usage(self) -> str:
         self.complete()

@@ -82,6 +82,13 @@ def check_fetch_options(options: dict[str, Any]) -> None:
     local = root[len("file://"):] if root and str(root).startswith("file://") else root
     if root and not os.path.isdir(local):
         raise UsageError(f"--allow-root {root}: " + ("is a file, not a folder" if os.path.exists(local) else "no such folder"))
+    # hosts are compared bare: a URL or a path there never matched, and every line failed naming a
+    # host "not in --allow-host" that the user had given
+    for host in options.get("allow_hosts") or ():
+        if "/" in str(host):
+            bare = str(host).split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+            raise UsageError(f"--allow-host {redact_url(str(host))}: a host name is expected ({bare}), not a URL "
+                             "or a path: every path on an allowed host (or in an allowed bucket) may be read")
     FetchPolicy.from_options(options)
 
 

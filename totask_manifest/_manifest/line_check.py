@@ -118,6 +118,9 @@ class LineChecker(LineRules):
                     number += 1
                     self.out.add(number, "", "line-too-long", long_lines.message())
                     continue
+                if not block:  # a file holding a BOM alone: its line, the BOM taken off, is blank
+                    number = self._lines([b""], number, None)
+                    continue
                 for piece in pieces(block, PIECE_BYTES):
                     for accepted, text in typed_parts(piece, self._typed):
                         if accepted > 0:
