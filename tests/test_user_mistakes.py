@@ -431,6 +431,29 @@ def test_a_metadata_key_given_as_the_label_attribute_is_named_as_such(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
+@pytest.mark.parametrize("args", [
+    ["validate", "SRC", "--label-attribute", ""], ["stats", "SRC", "--label-attribute", " "],
+    ["evaluate", "SRC", "--predicted", "", "--reference", "boxes"],
+    ["convert", "SRC", "c.json", "--to", "coco", "--label-attribute", ""],
+    ["labeled", "SRC", "--label-attribute", "", "-o", "l.manifest"],
+])
+def test_an_empty_label_attribute_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``--label-attribute ''`` (a shell variable left unset) said "no line holds '' or '-metadata'",
+    exit 1, as if the data were at fault: the name is the mistake (exit 2), and nothing is read."""
+    from totask_manifest._cli import main
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    monkeypatch.chdir(tmp_path)
+    args = [str(src) if a == "SRC" else a for a in args]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    flag = next(a for a in args if a.startswith("--") and not args[args.index(a) + 1].strip())
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert f"{flag} is empty: give the label attribute's name" in captured.err, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 @pytest.mark.parametrize("command", [["labeled", "--label-attribute", "boxes", "-o"], ["convert", "--to", "parquet"]])
 def test_an_output_under_a_file_names_the_file_in_the_way(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:

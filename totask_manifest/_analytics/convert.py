@@ -17,7 +17,7 @@ from .. import _signals
 from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
-from .._manifest.io import refuse_metadata_key
+from .._manifest.io import refuse_not_an_attribute
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import is_dir, is_local, redact_url, refuse_folder_name, refuse_output_over_input, url_to_fs
@@ -167,7 +167,7 @@ def convert(
     if to != "yolo":  # one file: before anything is read
         refuse_folder_name(dst)
     if to != "manifest":  # an export (an import's name is held to the naming rules)
-        refuse_metadata_key(label_attribute)
+        refuse_not_an_attribute(label_attribute)
     src_fmt = from_format or guess_format(src)
     for fmt in (src_fmt, to):
         if fmt not in FORMATS:

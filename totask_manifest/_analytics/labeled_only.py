@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .._errors import ManifestError
 from .._jobs.selection import needs_label
-from .._manifest.io import read_lines, refuse_metadata_key
+from .._manifest.io import read_lines, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
@@ -77,7 +77,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
     refuse_output_over_input(src, dst)
     refuse_folder_name(dst)
-    refuse_metadata_key(label_attribute)
+    refuse_not_an_attribute(label_attribute)
     remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)
     result = LabeledOnly(src, dst, label_attribute)
     seen_attributes: set[str] = set()

@@ -36,7 +36,7 @@ import orjson
 
 from .. import _storage as storage
 from .._manifest import long_lines
-from .._manifest.io import refuse_absent_attribute, refuse_metadata_key
+from .._manifest.io import refuse_absent_attribute, refuse_not_an_attribute
 from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
@@ -165,7 +165,7 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
     not JSON objects (then its counts are the truth).
     """
     for name in label_attributes or ():
-        refuse_metadata_key(name)
+        refuse_not_an_attribute(name)
     stats = count_manifest(url, label_attributes=label_attributes, workers=workers)
     # a name no line holds is a ManifestError, as the CLI's exit 1: a result of zeros reads as an empty attribute
     data_lines = 0 if stats.invalid_lines else stats.lines - stats.blank_lines

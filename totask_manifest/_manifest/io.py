@@ -23,7 +23,7 @@ from .long_lines import TooLong, message
 from .ranges import iter_line_batches, iter_raw_lines, refuse_gzip, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
-           "read_lines", "read_records", "refuse_absent_attribute", "refuse_metadata_key", "to_line", "write_lines"]
+           "read_lines", "read_records", "refuse_absent_attribute", "refuse_not_an_attribute", "to_line", "write_lines"]
 
 METADATA = "-metadata"
 #: how many lines a look at which label attributes a manifest holds reads
@@ -101,10 +101,14 @@ def attribute_absent(url: str, attribute: str, option: str = "--label-attribute"
                          f"check {option}", rule="label-attribute-absent")
 
 
-def refuse_metadata_key(attribute: str | None, option: str = "--label-attribute") -> None:
+def refuse_not_an_attribute(attribute: str | None, option: str = "--label-attribute") -> None:
     """Refuse ``boxes-metadata`` where a label attribute is asked for (exit 2, before anything is
     read): every line holds that key, so "no line holds 'boxes-metadata'" read as false, and
-    ``evaluate`` reported each line unreadable. No label attribute's name ends in ``-metadata``."""
+    ``evaluate`` reported each line unreadable. No label attribute's name ends in ``-metadata``.
+    An empty name (a shell variable left unset) too: "no line holds ''" blamed the data (exit 1),
+    and ``validate`` checked no attribute at all (exit 0). None is a name not given."""
+    if attribute is not None and not attribute.strip():
+        raise UsageError(f"{option} is empty: give the label attribute's name")
     if attribute and attribute.endswith(METADATA):
         base = attribute[: -len(METADATA)]
         raise UsageError(f"{option} {attribute!r} is the metadata key of {base!r}, not a label attribute: "

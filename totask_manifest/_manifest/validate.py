@@ -20,7 +20,7 @@ from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
 from .blocks import BLOCK_BYTES, iter_blocks
-from .io import refuse_absent_attribute, refuse_metadata_key
+from .io import refuse_absent_attribute, refuse_not_an_attribute
 from .label_check import (
     check_label,
     explain_label,
@@ -98,7 +98,7 @@ def validate_manifest(
     if task_type is not None:
         task_type = get_task_type(task_type).name
     check_workers(workers)
-    refuse_metadata_key(label_attribute)
+    refuse_not_an_attribute(label_attribute)
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers, per_worker=RANGES_PER_WORKER)
     report = _merge(url, parts, schema, strict, max_problems)

@@ -19,7 +19,7 @@ import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
-from ..._manifest.io import refuse_absent_attribute, refuse_metadata_key
+from ..._manifest.io import refuse_absent_attribute, refuse_not_an_attribute
 from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
@@ -112,8 +112,8 @@ def evaluate_manifest(
     if not (isinstance(share, int | float) and 0 < share <= 1):
         raise UsageError(f"--share must be a number in (0, 1], got {share!r}")
     check_workers(workers)
-    refuse_metadata_key(predicted, "--predicted")
-    refuse_metadata_key(reference, "--reference")
+    refuse_not_an_attribute(predicted, "--predicted")
+    refuse_not_an_attribute(reference, "--reference")
     target = resolve_target(source, predicted, reference)
     if not exists(target.manifest):
         raise UsageError(f"manifest not found: {redact_url(target.manifest)}")
