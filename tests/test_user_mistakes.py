@@ -431,6 +431,19 @@ def test_a_metadata_key_given_as_the_label_attribute_is_named_as_such(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
+def test_a_file_given_as_a_yolo_folder_is_named_as_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``convert coco.json x.manifest --to manifest --from yolo`` said "coco.json: no classes.txt,
+    obj.names or data.yaml", as if a folder lacked its class names."""
+    from totask_manifest._cli import main
+
+    src = tmp_path / "coco.json"
+    src.write_text('{"images": [], "annotations": [], "categories": []}')
+    assert main(["convert", str(src), str(tmp_path / "x.manifest"), "--to", "manifest", "--from", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{src} is a file; --from yolo reads a YOLO dataset folder" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco.json"]
+
+
 @pytest.mark.parametrize("args", [
     ["validate", "SRC", "--label-attribute", ""], ["stats", "SRC", "--label-attribute", " "],
     ["evaluate", "SRC", "--predicted", "", "--reference", "boxes"],

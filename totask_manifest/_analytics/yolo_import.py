@@ -20,7 +20,7 @@ from .._formats.class_names import read_class_names
 from .._formats.model import FormatError
 from .._formats.yolo import yolo_to_gt
 from .._manifest.io import write_lines
-from .._storage import exists, join, open_read, read_bytes, redact_secret_url, redact_url, url_to_fs
+from .._storage import exists, is_dir, join, open_read, read_bytes, redact_secret_url, redact_url, url_to_fs
 from .labels import manifest_line, no_images
 from .yolo_classes import placeholders
 from .yolo_list import list_entries
@@ -81,6 +81,9 @@ def yolo_to_manifest(
     ``index.jsonl`` or from the images themselves."""
     if not exists(src):  # a missing input, as for every command (exit 2), not "holds no images"
         raise StorageError(f"no such folder: {redact_url(src)}")
+    if not is_dir(src):  # a COCO file with --from yolo, say: not "no classes.txt" in a file
+        raise UsageError(f"{redact_secret_url(src)} is a file; --from yolo reads a YOLO dataset folder (a label "
+                         "file per image, classes.txt or data.yaml)")
     names = list(class_names) if class_names is not None else None
     if names is None:
         for candidate in ("classes.txt", "obj.names", "data.yaml"):
