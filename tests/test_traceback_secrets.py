@@ -1,0 +1,116 @@
+"""What the CLI prints when code breaks where no one-line error was foreseen: a traceback (the job's
+own code broke: ``job J failed`` and its traceback; an exception out of the command: Python's
+report). Its exception text may quote what a plugin read from the environment; masked in the
+one-line errors and job.json, it went out whole in the traceback above them, with and without ``-v``.
+Every credential of the environment is masked there too: Synapse's tokens, the model's
+``Authorization``, the AWS keys, a proxy's password. Real parts: the CLI as a subprocess, its
+environment holding the credentials as a user's does, and plugins written to a folder of the test's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+#: each credential variable and its value (the proxy's password is its URL's)
+CREDENTIALS = {
+    "SYNAPSE_ACCESS_TOKEN": "SynTok-SECRET-4411",
+    "SYNAPSE_PLUGIN_RUN_USER_TOKEN": "UserTok-SECRET-5522",
+    "TOTASK_MODEL_AUTHORIZATION": "Bearer MdlSECRET77",
+    "AWS_SECRET_ACCESS_KEY": "AwsKeySECRET-6633",
+    "AWS_SESSION_TOKEN": "AwsSessionSECRET-7744",
+    "HTTPS_PROXY": "http://bob:PrxPwSECRET88@127.0.0.1:9",
+}
+SECRETS = ("SynTok-SECRET-4411", "UserTok-SECRET-5522", "MdlSECRET77", "AwsKeySECRET-6633", "AwsSessionSECRET-7744",
+           "PrxPwSECRET88")
+
+#: a careless helper library that is not the plugin's own package (its code raising is the job's
+#: "own code broke" case: ``job J failed`` with the traceback): it quotes what it read, and keeps
+#: the credentials in a local variable too
+HELPER = '''
+import os
+from totask_manifest import BatchAnnotator
+
+class Base(BatchAnnotator):
+    def annotate_batch(self, items):
+        said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
+        raise RuntimeError(f"login refused: {said}")
+'''
+PLUGINS = {
+    "leak_helper.py": HELPER,
+    # a plugin built on the helper: the raise is in the helper's frame, not the plugin's
+    "leak_inherited.py": "from leak_helper import Base\n\nclass Plug(Base):\n    name = 'leak'\n",
+    # a plugin whose Options refuse themselves: the exception leaves the command (Python's traceback)
+    "leak_options.py": '''
+import os
+from dataclasses import dataclass
+from totask_manifest import BatchAnnotator, Options
+
+@dataclass(frozen=True)
+class O(Options):
+    def __post_init__(self):
+        said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
+        raise RuntimeError(f"options refused: {said}")
+
+class Plug(BatchAnnotator):
+    name = "leak-options"
+    Options = O
+
+    def annotate_batch(self, items):
+        return []
+''',
+    # a plugin module that fails as it is imported: the one-line error quotes its first line
+    "leak_import.py": 'import os\n\nraise RuntimeError("import refused: " + os.environ["SYNAPSE_ACCESS_TOKEN"])\n',
+}
+
+
+def _annotate(tmp_path: Path, method: str, verbose: bool):
+    for name, text in PLUGINS.items():
+        (tmp_path / name).write_text(text)
+    manifest = tmp_path / "in.manifest"
+    manifest.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg"}) + b"\n" for i in range(2)))
+    env = {**CREDENTIALS, "LEAK_VARIABLES": ",".join(CREDENTIALS), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    return run_cli(*(["-v"] if verbose else []), "annotate", str(manifest), "--job-name", "e", "--label-attribute",
+                   "cls", "--task-type", "image-classification", "--method", method, "--output",
+                   str(tmp_path / "out"), env=env)
+
+
+def _assert_no_secret(text: str, tmp_path: Path) -> None:
+    written = [(str(p), p.read_text(errors="replace")) for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    for secret in SECRETS:
+        for name, said in [("the command's output", text), *written]:
+            assert secret not in said, f"{secret} in {name}"
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "-v"])
+def test_the_traceback_of_a_job_whose_code_broke_masks_the_environments_credentials(tmp_path: Path,
+                                                                                   verbose: bool) -> None:
+    r = _annotate(tmp_path, "leak_inherited:Plug", verbose)
+    assert r.returncode == 1, r.stderr
+    # the traceback is still there (it says where the code broke), its text masked
+    assert "Traceback (most recent call last)" in r.stderr and "leak_helper.py" in r.stderr, r.stderr
+    assert "RuntimeError: login refused: *** / *** / *** / *** / *** / http://" in r.stderr, r.stderr
+    _assert_no_secret(r.stdout + r.stderr, tmp_path)
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "-v"])
+def test_an_exception_out_of_the_command_is_printed_with_the_environments_credentials_masked(
+        tmp_path: Path, verbose: bool) -> None:
+    r = _annotate(tmp_path, "leak_options:Plug", verbose)
+    assert r.returncode == 1, r.stderr
+    assert "RuntimeError: options refused: *** / ***" in r.stderr, r.stderr
+    _assert_no_secret(r.stdout + r.stderr, tmp_path)
+
+
+def test_a_plugin_that_fails_as_it_is_imported_is_named_without_the_token(tmp_path: Path) -> None:
+    r = _annotate(tmp_path, "leak_import:Plug", False)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("totask-manifest annotate: error: method plugin 'leak_import:Plug': importing "
+                               "'leak_import' failed: RuntimeError: import refused: ***"), r.stderr
+    _assert_no_secret(r.stdout + r.stderr, tmp_path)
