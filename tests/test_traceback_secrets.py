@@ -15,8 +15,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, run_cli
-
-pytestmark = pytest.mark.slow
+from totask_manifest._credentials import env_credentials
 
 #: each credential variable and its value (the proxy's password is its URL's)
 CREDENTIALS = {
@@ -88,6 +87,7 @@ def _assert_no_secret(text: str, tmp_path: Path) -> None:
             assert secret not in said, f"{secret} in {name}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verbose", [False, True], ids=["plain", "-v"])
 def test_the_traceback_of_a_job_whose_code_broke_masks_the_environments_credentials(tmp_path: Path,
                                                                                    verbose: bool) -> None:
@@ -99,6 +99,7 @@ def test_the_traceback_of_a_job_whose_code_broke_masks_the_environments_credenti
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verbose", [False, True], ids=["plain", "-v"])
 def test_an_exception_out_of_the_command_is_printed_with_the_environments_credentials_masked(
         tmp_path: Path, verbose: bool) -> None:
@@ -108,9 +109,19 @@ def test_an_exception_out_of_the_command_is_printed_with_the_environments_creden
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_plugin_that_fails_as_it_is_imported_is_named_without_the_token(tmp_path: Path) -> None:
     r = _annotate(tmp_path, "leak_import:Plug", False)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("totask-manifest annotate: error: method plugin 'leak_import:Plug': importing "
                                "'leak_import' failed: RuntimeError: import refused: ***"), r.stderr
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
+
+
+def test_the_environments_credentials_hold_the_aws_keys_and_every_proxys_password() -> None:
+    """A proxy the run refuses (``socks5://``) or one without a scheme holds a password all the same."""
+    found = env_credentials({"AWS_SECRET_ACCESS_KEY": "AwsKey-1", "AWS_DEFAULT_REGION": "us-east-1",
+                             "all_proxy": "socks5://u:Sock%40s5@h:1", "HTTP_PROXY": "bob:pw99@h:3128",
+                             "NO_PROXY": "a@b", "SYNAPSE_ACCESS_TOKEN": "Token abcdef"})
+    assert {"AwsKey-1", "Sock@s5", "Sock%40s5", "pw99", "Token abcdef", "abcdef"} <= set(found), found
+    assert "us-east-1" not in found and "b" not in found

@@ -61,14 +61,20 @@ def env_credentials(env: Mapping[str, str] | None = None) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+#: the variables a proxy comes from (``_proxies``: any case; the upper- and lower-case spellings)
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
 def _proxy_secrets(env: Mapping[str, str]) -> list[str]:
     """The passwords of the proxies ``env`` names (``_proxies.proxy_secrets``, imported only where
-    a proxy variable holds user info: it loads ``urllib.request``)."""
-    if not any(name[-6:].lower() == "_proxy" and "@" in value for name, value in env.items()):
+    a proxy variable holds user info: it loads ``urllib.request``). The variables are looked up by
+    name: going through the whole environment made each line's failure reason 10 times slower."""
+    named = {name: value for name in PROXY_VARIABLES if "@" in (value := env.get(name) or "")}
+    if not named:
         return []
     from ._proxies import proxy_secrets
 
-    return proxy_secrets(env)
+    return proxy_secrets(named)
 
 
 def hide_env_credentials(text: str) -> str:
