@@ -64,17 +64,32 @@ class Plug(BatchAnnotator):
     def annotate_batch(self, items):
         return []
 ''',
+    # a plugin whose own code gives up with an OSError (requests' ConnectionError is one) or sys.exit:
+    # the job's error is the exception's text, or the exit's code
+    "leak_gives_up.py": '''
+import os, sys
+from totask_manifest import BatchAnnotator
+
+class Plug(BatchAnnotator):
+    name = "leak-gives-up"
+
+    def annotate_batch(self, items):
+        said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
+        if os.environ.get("LEAK_HOW") == "exit":
+            sys.exit(f"gave up: {said}")
+        raise ConnectionError(f"connection refused: {said}")
+''',
     # a plugin module that fails as it is imported: the one-line error quotes its first line
     "leak_import.py": 'import os\n\nraise RuntimeError("import refused: " + os.environ["SYNAPSE_ACCESS_TOKEN"])\n',
 }
 
 
-def _annotate(tmp_path: Path, method: str, verbose: bool):
+def _annotate(tmp_path: Path, method: str, verbose: bool, **more: str):
     for name, text in PLUGINS.items():
         (tmp_path / name).write_text(text)
     manifest = tmp_path / "in.manifest"
     manifest.write_bytes(b"".join(orjson.dumps({"source-ref": f"s3://b/{i}.jpg"}) + b"\n" for i in range(2)))
-    env = {**CREDENTIALS, "LEAK_VARIABLES": ",".join(CREDENTIALS), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    env = {**CREDENTIALS, "LEAK_VARIABLES": ",".join(CREDENTIALS), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", **more}
     return run_cli(*(["-v"] if verbose else []), "annotate", str(manifest), "--job-name", "e", "--label-attribute",
                    "cls", "--task-type", "image-classification", "--method", method, "--output",
                    str(tmp_path / "out"), env=env)
@@ -106,6 +121,20 @@ def test_an_exception_out_of_the_command_is_printed_with_the_environments_creden
     r = _annotate(tmp_path, "leak_options:Plug", verbose)
     assert r.returncode == 1, r.stderr
     assert "RuntimeError: options refused: *** / ***" in r.stderr, r.stderr
+    _assert_no_secret(r.stdout + r.stderr, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["oserror", "exit"])
+def test_a_job_ended_by_a_plugins_oserror_or_exit_records_no_credential(tmp_path: Path, how: str) -> None:
+    """The job's error went masked into job.json only when the plugin raised some other exception:
+    an ``OSError`` (met as a full disk is) and ``sys.exit``'s code were kept whole, in job.json and
+    in the summary's ``error:`` line on stdout."""
+    r = _annotate(tmp_path, "leak_gives_up:Plug", False, LEAK_HOW=how)
+    assert r.returncode == 1, r.stderr
+    said = "connection refused: *** / ***" if how == "oserror" else "sys.exit('gave up: *** / ***"
+    error = orjson.loads((tmp_path / "out" / "e" / "job.json").read_bytes())["error"]
+    assert said in error and said in r.stdout, (error, r.stdout)
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 

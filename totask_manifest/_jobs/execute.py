@@ -114,7 +114,6 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             # a KeyboardInterrupt the annotator raised itself is named as such
             error = str(exc) if isinstance(exc, (_signals.OwnInterrupt, RaisedInThread)) else f"{type(exc).__name__}: {exc}"
-            error = hide_env_credentials(error)  # a plugin's message may quote what it read from the environment
             where = plugin_frame(config.method, exc)
             if where is None:
                 broke = exc
@@ -122,6 +121,9 @@ def execute(state: JobState, run: JobRun) -> JobResult:
                 error = f"method plugin {config.method!r} raised {error} ({where})"
         finally:
             received["committing"] = 1
+            if error is not None:  # a plugin's words (its exception, an OSError such as requests' ConnectionError,
+                # its sys.exit's code) may quote what it read from the environment: job.json, the log and the summary
+                error = hide_env_credentials(error)
             # the last count first, then why the run ended: a progress line after the failure read as
             # if the job went on
             with contextlib.suppress(_CallbackRaised):  # kept in on_progress.raised, raised at the end
