@@ -154,3 +154,23 @@ def test_the_environments_credentials_hold_the_aws_keys_and_every_proxys_passwor
                              "NO_PROXY": "a@b", "SYNAPSE_ACCESS_TOKEN": "Token abcdef"})
     assert {"AwsKey-1", "Sock@s5", "Sock%40s5", "pw99", "Token abcdef", "abcdef"} <= set(found), found
     assert "us-east-1" not in found and "b" not in found
+
+
+@pytest.mark.slow
+def test_runs_result_for_a_converter_that_fails_as_it_loads_keeps_no_credential(tmp_path: Path) -> None:
+    """``run`` refuses parameters whose converter cannot be loaded, quoting the plugin's import
+    error; its result (the JSON on stdout) was returned before the masking of Synapse's tokens,
+    and that masking knew no other credential."""
+    (tmp_path / "leak_import.py").write_text(PLUGINS["leak_import.py"].replace("SYNAPSE_ACCESS_TOKEN",
+                                                                              "TOTASK_MODEL_AUTHORIZATION"))
+    params = tmp_path / "params.json"
+    params.write_bytes(orjson.dumps({"name": "x", "project": 1, "agent": 1, "method": "file",
+                                     "target_specification_name": "s", "converter": "leak_import:Plug"}))
+    r = run_cli("run", str(params), "--output", str(tmp_path / "out"),
+                env={**CREDENTIALS, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"})
+    assert r.returncode == 1, r.stderr
+    result = orjson.loads(r.stdout)
+    assert result["status"] == "FAILED" and result["message"].endswith(
+        "importing 'leak_import' failed: RuntimeError: import refused: ***"), result
+    for secret in SECRETS:
+        assert secret not in r.stdout + r.stderr
