@@ -79,6 +79,21 @@ class Plug(BatchAnnotator):
             sys.exit(f"gave up: {said}")
         raise ConnectionError(f"connection refused: {said}")
 ''',
+    # a plugin whose __del__ raises: Python prints "Exception ignored in" and the traceback
+    "leak_del.py": '''
+import os
+from totask_manifest import BatchAnnotator, Failed
+
+class Plug(BatchAnnotator):
+    name = "leak-del"
+
+    def annotate_batch(self, items):
+        return [Failed("not today") for _ in items]
+
+    def __del__(self):
+        said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
+        raise RuntimeError(f"closing: {said}")
+''',
     # a plugin module that fails as it is imported: the one-line error quotes its first line
     "leak_import.py": 'import os\n\nraise RuntimeError("import refused: " + os.environ["SYNAPSE_ACCESS_TOKEN"])\n',
 }
@@ -121,6 +136,14 @@ def test_an_exception_out_of_the_command_is_printed_with_the_environments_creden
     r = _annotate(tmp_path, "leak_options:Plug", verbose)
     assert r.returncode == 1, r.stderr
     assert "RuntimeError: options refused: *** / ***" in r.stderr, r.stderr
+    _assert_no_secret(r.stdout + r.stderr, tmp_path)
+
+
+@pytest.mark.slow
+def test_an_exception_python_cannot_raise_is_printed_with_the_environments_credentials_masked(tmp_path: Path) -> None:
+    r = _annotate(tmp_path, "leak_del:Plug", False)
+    assert r.returncode == 1, r.stderr
+    assert "Exception ignored in" in r.stderr and "RuntimeError: closing: *** / ***" in r.stderr, r.stderr
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 

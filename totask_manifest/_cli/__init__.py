@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _signals, _startup
+from .._credentials import env_credentials, hide_env_credentials
 from .._errors import TotaskError, backend_error_message
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_program:  # what leaves the command is Python's to print: masked (``main`` called from Python raises)
         sys.excepthook = _print_masked_traceback
         threading.excepthook = _print_masked_thread_traceback
+        sys.unraisablehook = _print_masked_unraisable
     from .._plugin_output import stdout_routed
 
     with stdout_routed():  # what a plugin prints goes to stderr: stdout is the command's output alone
@@ -160,7 +162,6 @@ def _main(argv: list[str], as_program: bool) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("totask_manifest").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    from .._credentials import env_credentials
     from .._redaction import ScrubSecrets, quiet_credential_loggers
 
     if args.verbose:
@@ -224,8 +225,6 @@ def _say(line: str) -> None:
     pipe whose reader left with the ssh connection: EPIPE) takes nothing of the exit code: the
     line has no reader, and stdout and stderr are pointed at /dev/null (``_terminal_gone``), so
     neither this write nor the interpreter's last flush ends the command with a traceback."""
-    from .._credentials import hide_env_credentials
-
     try:
         print(hide_env_credentials(line), file=sys.stderr, flush=True)
     except (OSError, ValueError):  # ValueError: a stream closed under the command
@@ -239,7 +238,6 @@ def _print_masked_traceback(kind: type[BaseException], value: BaseException, tb:
     the log (``ScrubSecrets``): the exception's text may quote a token the plugin read."""
     import traceback
 
-    from .._credentials import hide_env_credentials
     from .._redaction import scrub_log_text
 
     text = scrub_log_text(hide_env_credentials("".join(traceback.format_exception(kind, value, tb))))
@@ -256,6 +254,16 @@ def _print_masked_thread_traceback(args: Any) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(f"Exception in thread {getattr(args.thread, 'name', '?')}:\n")
     _print_masked_traceback(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _print_masked_unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of the command: an exception Python could not raise (a plugin's
+    ``__del__``, a generator closed at exit), printed as Python prints it, masked as above."""
+    with contextlib.suppress(Exception):  # the object's repr may fail too; Python's hook goes on likewise
+        said = f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n"
+        sys.stderr.write(hide_env_credentials(said))
+    if unraisable.exc_type is not None:
+        _print_masked_traceback(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
 
 
 def _escape_what_stdout_cannot_encode() -> str | None:
