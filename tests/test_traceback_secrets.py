@@ -94,6 +94,19 @@ class Plug(BatchAnnotator):
         said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
         raise RuntimeError(f"closing: {said}")
 ''',
+    # a plugin that warns, quoting what it read
+    "leak_warns.py": '''
+import os, warnings
+from totask_manifest import BatchAnnotator, Failed
+
+class Plug(BatchAnnotator):
+    name = "leak-warns"
+
+    def annotate_batch(self, items):
+        said = " / ".join(os.environ.get(k, "") for k in os.environ["LEAK_VARIABLES"].split(","))
+        warnings.warn(f"expiring soon: {said}")
+        return [Failed("not today") for _ in items]
+''',
     # a plugin module that fails as it is imported: the one-line error quotes its first line
     "leak_import.py": 'import os\n\nraise RuntimeError("import refused: " + os.environ["SYNAPSE_ACCESS_TOKEN"])\n',
 }
@@ -140,10 +153,13 @@ def test_an_exception_out_of_the_command_is_printed_with_the_environments_creden
 
 
 @pytest.mark.slow
-def test_an_exception_python_cannot_raise_is_printed_with_the_environments_credentials_masked(tmp_path: Path) -> None:
-    r = _annotate(tmp_path, "leak_del:Plug", False)
+@pytest.mark.parametrize("plugin", ["leak_del", "leak_warns"])
+def test_what_python_prints_of_a_plugin_masks_the_environments_credentials(tmp_path: Path, plugin: str) -> None:
+    """An exception Python cannot raise (``__del__``: "Exception ignored in"), and a warning."""
+    r = _annotate(tmp_path, f"{plugin}:Plug", False)
     assert r.returncode == 1, r.stderr
-    assert "Exception ignored in" in r.stderr and "RuntimeError: closing: *** / ***" in r.stderr, r.stderr
+    said = "RuntimeError: closing: *** / ***" if plugin == "leak_del" else "UserWarning: expiring soon: *** / ***"
+    assert said in r.stderr, r.stderr
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 

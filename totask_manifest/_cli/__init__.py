@@ -23,6 +23,7 @@ import os
 import stat
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -131,10 +132,8 @@ def _exit_past_threads_left(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None  # the console script, ``python -m``: the process ends after it
     argv = list(sys.argv[1:] if argv is None else argv)
-    if as_program:  # what leaves the command is Python's to print: masked (``main`` called from Python raises)
-        sys.excepthook = _print_masked_traceback
-        threading.excepthook = _print_masked_thread_traceback
-        sys.unraisablehook = _print_masked_unraisable
+    if as_program:  # what Python prints for the command is masked (``main`` called from Python: the caller's)
+        _mask_what_python_prints()
     from .._plugin_output import stdout_routed
 
     with stdout_routed():  # what a plugin prints goes to stderr: stdout is the command's output alone
@@ -229,6 +228,26 @@ def _say(line: str) -> None:
         print(hide_env_credentials(line), file=sys.stderr, flush=True)
     except (OSError, ValueError):  # ValueError: a stream closed under the command
         _terminal_gone()
+
+
+def _mask_what_python_prints() -> None:
+    """Python's own reports on stderr (an exception that left the command or a thread, one it could
+    not raise, a warning) go through ``hide_env_credentials``: each may quote what a plugin read
+    from the environment (``warnings.warn(f"token {token} expires")``, ``raise ...(token)``)."""
+    sys.excepthook = _print_masked_traceback
+    threading.excepthook = _print_masked_thread_traceback
+    sys.unraisablehook = _print_masked_unraisable
+    warnings.showwarning = _show_masked_warning
+
+
+def _show_masked_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                         file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` of the command: Python's text for the warning, masked."""
+    stream = file if file is not None else sys.stderr
+    if stream is None:  # no stderr at all (pythonw): Python's hook says nothing either
+        return
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(hide_env_credentials(warnings.formatwarning(message, category, filename, lineno, line)))
 
 
 def _print_masked_traceback(kind: type[BaseException], value: BaseException, tb: object) -> None:
