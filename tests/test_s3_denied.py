@@ -110,3 +110,41 @@ def test_read_only_user_writes_nothing(auth_s3, command, monkeypatch, capsys):
     assert main(args) == 2
     _one_line_error(capsys, bucket, auth_s3.read_only["secret"])
     assert _objects(auth_s3) == ["manifest.jsonl"]
+
+
+#: a session token S3 refuses: moto answers 400, with no reason at all to a HEAD (``Bad Request``)
+BAD_TOKEN = "BadSessionToken0123456789"
+
+
+@pytest.mark.parametrize("case", ["session-token", "secret", "bucket"])
+@pytest.mark.parametrize("command", [
+    ["validate", "{m}"],
+    ["stats", "{m}"],
+    ["convert", "{m}", "{tmp}/o.json", "--to", "coco"],
+    ["annotate", "{m}", *ANNOTATE, "--output", "{tmp}/out"],
+], ids=lambda c: c[0])
+def test_refused_credentials_in_a_subprocess_one_line_naming_the_url(auth_s3, command, case, monkeypatch, tmp_path):
+    """As a user meets it: the CLI as a process, its environment holding a session token S3 refuses,
+    a wrong secret, or good credentials and a bucket that is not there. ``convert`` and
+    ``annotate`` said ``error: Bad Request`` (the session token's 400 to a HEAD) and ``error: The
+    provided token is malformed or otherwise invalid.``: no URL, for s3fs turns S3's refusal into a
+    bare ``OSError`` that names no file."""
+    from tests.jobs_helpers import run_cli
+
+    bucket = f"s3://{auth_s3.bucket}" if case != "bucket" else "s3://no-such-bucket-0123"
+    args = [a.format(m=f"{bucket}/manifest.jsonl", tmp=tmp_path) for a in command]
+    secret = "WrongSecretValue0123456789" if case == "secret" else auth_s3.read_only["secret"]
+    env = auth_s3.env(auth_s3.read_only["key"], secret)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    if case == "session-token":
+        env["AWS_SESSION_TOKEN"] = BAD_TOKEN
+    r = run_cli(*args, env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"totask-manifest {command[0]}: error: "), r.stderr
+    assert f"{bucket}/manifest.jsonl" in lines[0], r.stderr
+    if case == "session-token":  # the rule: what S3 refused, and the variable to look at
+        assert "AWS_SESSION_TOKEN" in lines[0] or "token is malformed" in lines[0], r.stderr
+    for value in (BAD_TOKEN, secret):
+        assert value not in r.stdout + r.stderr
+    assert not list(tmp_path.iterdir())  # nothing written: no output, no job folder

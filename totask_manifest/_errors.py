@@ -7,6 +7,7 @@ command line turns ``TotaskError`` subclasses into one message and a non-zero ex
 from __future__ import annotations
 
 import errno
+import os
 
 
 class TotaskError(Exception):
@@ -158,6 +159,22 @@ def backend_error_message(exc: BaseException) -> str | None:
             hint = " (set AWS credentials, e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)" if "Credential" in cls.__name__ else ""
             return f"{type(exc).__name__}: {text[:300]}{hint}" if text else f"{type(exc).__name__}{hint}"
     return None
+
+
+def backend_refusal(exc: OSError) -> str | None:
+    """What a back end's refusal that came as a bare ``OSError`` says, or None for any other
+    ``OSError`` (a missing file is the caller's to name). s3fs turns S3's errors into
+    ``OSError(EINVAL, "Bad Request")``, botocore's error its cause, naming no file: a session token
+    S3 refuses printed ``error: Bad Request`` alone. A 400 without a reason (S3 gives none to a
+    HEAD) names the variable that is the likely cause where it is set."""
+    if (isinstance(exc, FileNotFoundError) or exc.filename is not None
+            or exc.__cause__ is None or backend_error_message(exc.__cause__) is None):
+        return None
+    text = exc.strerror or str(exc)
+    if text == "Bad Request" and os.environ.get("AWS_SESSION_TOKEN"):
+        text += (" (S3 answered 400 and no reason; AWS_SESSION_TOKEN is set: a malformed or expired session "
+                 "token is answered so)")
+    return text
 
 
 def yaml_error_text(exc: BaseException) -> str:

@@ -216,6 +216,22 @@ def _proxy(value: str, variable: str) -> Proxy:
     return Proxy(url, user, password, variable, parts.password)
 
 
+def proxy_secrets(env: Mapping[str, str]) -> list[str]:
+    """What no message may show of every ``*_proxy`` variable in ``env`` (``Proxy.secrets``: its
+    password as written and unquoted, its Basic credential), whichever scheme it is for and whether
+    or not a run takes it: one refused (``socks5://``) or ignored (``HTTP_PROXY`` under CGI) holds
+    its password all the same. Read without parsing the URL whole, which a malformed one fails."""
+    found: list[str] = []
+    for name, value in env.items():
+        if name[-6:].lower() != "_proxy":
+            continue
+        netloc = value.split("://", 1)[-1].split("/", 1)[0]
+        user, colon, password = netloc.rpartition("@")[0].partition(":")
+        if colon and password:
+            found.extend(Proxy("", unquote(user), unquote(password), name, password).secrets)
+    return found
+
+
 def _is_ipv4(text: str) -> bool:
     try:
         socket.inet_aton(text)

@@ -168,18 +168,32 @@ class ScrubSecrets(logging.Filter):
     cut (``scrub_urls``) and credential headers' values replaced, its traceback too. Our own lines
     redact what they name; a library's debug lines (``-v``) do not: fsspec's HTTP file system
     logged an input URL whole on each read (``Retrieve file size for
-    https://host/in.manifest?X-Amz-Signature=...``)."""
+    https://host/in.manifest?X-Amz-Signature=...``). ``secrets`` (the environment's credentials,
+    given by the CLI) are masked as well (``hide_secrets``): a job whose own code broke logs its
+    traceback, and the exception's text quoted the token a plugin had read."""
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        """``text`` as a record may show it: ``secrets`` masked, then ``scrub_log_text``."""
+        return scrub_log_text(hide_secrets(text, self.secrets))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a library's malformed call: left to the handler, which reports it
             return True
-        scrubbed = scrub_log_text(message)
+        scrubbed = self.scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         if record.exc_info and not record.exc_text:
-            record.exc_text = scrub_log_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:  # formatted here or before (a record given to another handler first)
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         return True
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
-from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, write_failure
+from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, backend_refusal, write_failure
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
@@ -142,14 +142,18 @@ def join(base: str, *parts: str) -> str:
 def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
     """A storage back end's own exceptions (no credentials, access denied, ...) as one
     ``StorageError`` naming the URL; everything else passes unchanged. s3fs turns S3's 403
-    (wrong credentials, a policy that denies) into a plain ``PermissionError("Forbidden")``, which
-    names no URL: it is one of these too."""
+    (wrong credentials, a policy that denies) into a plain ``PermissionError("Forbidden")``, and
+    its other refusals into a bare ``OSError`` (``backend_refusal``): neither names a URL."""
     try:
         yield
     except PermissionError as exc:
         raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
     except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
         raise StorageError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
+    except OSError as exc:
+        if (refused := backend_refusal(exc)) is None:
+            raise
+        raise StorageError(f"cannot {verb} {redact_url(url)}: {refused}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
@@ -217,7 +221,7 @@ def open_read(url: str) -> Iterator[IO[bytes]]:
     except IsADirectoryError:
         raise StorageError(f"is a folder, not a file: {redact_url(url)}") from None
     except (OSError, PermissionError) as exc:
-        raise StorageError(f"cannot read {redact_url(url)}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot read {redact_url(url)}: {backend_refusal(exc) or exc.strerror or exc}") from None
     with f, backend_errors(url):
         yield f
 

@@ -22,9 +22,13 @@ import logging
 import os
 import stat
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from .. import _signals, _startup
+from .._credentials import env_credentials, hide_env_credentials
 from .._errors import TotaskError, backend_error_message
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 from ._terminate import stops_raised
@@ -129,6 +133,8 @@ def _exit_past_threads_left(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None  # the console script, ``python -m``: the process ends after it
     argv = list(sys.argv[1:] if argv is None else argv)
+    if as_program:  # what Python prints for the command is masked (``main`` called from Python: the caller's)
+        _mask_what_python_prints()
     from .._plugin_output import stdout_routed
 
     try:
@@ -144,7 +150,7 @@ def _main(argv: list[str], as_program: bool) -> int:
         args, unknown = parser.parse_known_args(argv)
     except TotaskError as exc:  # a plugin named by --method that cannot be loaded
         command = next((a for a in argv if not a.startswith("-")), None)  # named as every command's errors
-        print(f"totask-manifest{' ' + command if command else ''}: error: {exc}", file=sys.stderr)
+        _say(f"totask-manifest{' ' + command if command else ''}: error: {exc}")
         return exc.exit_code
     if unknown and not getattr(args, "_accepts_method_options", False):
         print(_unrecognized(argv, args.command, unknown), file=sys.stderr)
@@ -163,8 +169,9 @@ def _main(argv: list[str], as_program: bool) -> int:
 
     if args.verbose:
         quiet_credential_loggers()
+    secrets = env_credentials()  # a traceback logged may quote one (a plugin's exception)
     for handler in logging.getLogger().handlers:  # a library's debug line quotes a URL whole
-        handler.addFilter(ScrubSecrets())
+        handler.addFilter(ScrubSecrets(secrets))
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
     stdout_errors = _escape_what_stdout_cannot_encode()
@@ -217,14 +224,71 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _say(line: str) -> None:
-    """The command's last line, on stderr. A terminal gone by then (closed after a SIGHUP: EIO; a
+    """The command's last line, on stderr, with the environment's credentials masked (an error's
+    text may quote what a plugin read: ``importing 'mod' failed: RuntimeError: <token>``). A
+    terminal gone by then (closed after a SIGHUP: EIO; a
     pipe whose reader left with the ssh connection: EPIPE) takes nothing of the exit code: the
     line has no reader, and stdout and stderr are pointed at /dev/null (``_terminal_gone``), so
     neither this write nor the interpreter's last flush ends the command with a traceback."""
     try:
-        print(line, file=sys.stderr, flush=True)
+        print(hide_env_credentials(line), file=sys.stderr, flush=True)
     except (OSError, ValueError):  # ValueError: a stream closed under the command
         _terminal_gone()
+
+
+def _mask_what_python_prints() -> None:
+    """Python's own reports on stderr (an exception that left the command or a thread, one it could
+    not raise, a warning) go through ``hide_env_credentials``: each may quote what a plugin read
+    from the environment (``warnings.warn(f"token {token} expires")``, ``raise ...(token)``)."""
+    sys.excepthook = _print_masked_traceback
+    threading.excepthook = _print_masked_thread_traceback
+    sys.unraisablehook = _print_masked_unraisable
+    warnings.showwarning = _show_masked_warning
+
+
+def _show_masked_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                         file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` of the command: Python's text for the warning, masked."""
+    stream = file if file is not None else sys.stderr
+    if stream is None:  # no stderr at all (pythonw): Python's hook says nothing either
+        return
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(hide_env_credentials(warnings.formatwarning(message, category, filename, lineno, line)))
+
+
+def _print_masked_traceback(kind: type[BaseException], value: BaseException, tb: object) -> None:
+    """``sys.excepthook`` of the command: Python's report of an exception that left it (the tool's
+    own bug, a plugin's code that broke where no one-line error was foreseen: its ``Options``
+    refusing themselves), with the environment's credentials masked and URLs' secrets cut as in
+    the log (``ScrubSecrets``): the exception's text may quote a token the plugin read."""
+    import traceback
+
+    from .._redaction import scrub_log_text
+
+    text = scrub_log_text(hide_env_credentials("".join(traceback.format_exception(kind, value, tb))))
+    with contextlib.suppress(OSError, ValueError):  # no terminal left to print to
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _print_masked_thread_traceback(args: Any) -> None:
+    """``threading.excepthook`` of the command: a thread's exception (not a job's annotator's, which
+    ``_annotators.base.thread_errors`` keeps) printed as Python prints it, masked as above."""
+    if issubclass(args.exc_type, SystemExit):  # Python's hook says nothing of it either
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"Exception in thread {getattr(args.thread, 'name', '?')}:\n")
+    _print_masked_traceback(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def _print_masked_unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of the command: an exception Python could not raise (a plugin's
+    ``__del__``, a generator closed at exit), printed as Python prints it, masked as above."""
+    with contextlib.suppress(Exception):  # the object's repr may fail too; Python's hook goes on likewise
+        said = f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n"
+        sys.stderr.write(hide_env_credentials(said))
+    if unraisable.exc_type is not None:
+        _print_masked_traceback(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
 
 
 def _escape_what_stdout_cannot_encode() -> str | None:

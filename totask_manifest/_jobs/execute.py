@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _signals
+from .._credentials import hide_env_credentials
 from .._errors import TotaskError
 from .._plugin_output import plugin_code
 from .._storage import redact_url
@@ -123,6 +124,9 @@ def execute(state: JobState, run: JobRun) -> JobResult:
                 error, broke = said(exc), exc
         finally:
             received["committing"] = 1
+            if error is not None:  # a plugin's words (its exception, an OSError such as requests' ConnectionError,
+                # its sys.exit's code) may quote what it read from the environment: job.json, the log and the summary
+                error = hide_env_credentials(error)
             # the last count first, then why the run ended: a progress line after the failure read as
             # if the job went on
             with contextlib.suppress(_CallbackRaised):  # kept in on_progress.raised, raised at the end

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .._credentials import hide_env_credentials
+from .._credentials import env_credentials
 from .._errors import JobError
 from .._failure_rules import SystematicFailure
 from .._manifest.line import DELETE, Line
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
+from .._redaction import hide_secrets
 from .._storage import redact_secret_url
 from .._task_types import (
     common_metadata,
@@ -67,6 +68,9 @@ class Recorder:
         # one form for the whole job: a kept document's own type (custom) does not change it
         self.job_name = job_name if job_name is not None else written_job_name(self.task_type, config.job_name)
         self.check = _check_label()
+        #: the environment's credentials, read once: a plugin's words must not carry them (read
+        #: for each failed line, the dozen variables cost more than the rest of its recording)
+        self.secrets = env_credentials()
         self.listeners: list[Callable[[str], None]] = []
         self.systematic = SystematicFailure(selected, watch=not keep_going)
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
@@ -83,7 +87,7 @@ class Recorder:
         that breaks its schema is recorded as a failure)."""
         drop_null = DELETE if self.attr in item.record else None
         if isinstance(outcome, (Failed, Routed)):  # a plugin's words: no credential of the environment
-            reason = hide_env_credentials(outcome.reason)
+            reason = hide_secrets(outcome.reason, self.secrets)
             if reason != outcome.reason:
                 outcome = replace(outcome, reason=reason)
         if isinstance(outcome, Labeled):

@@ -36,6 +36,7 @@ import os
 from typing import Any
 
 from .. import _api as api
+from .._credentials import env_credentials, hide_env_credentials
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
@@ -43,6 +44,7 @@ from .._jobs.layout import EXPORT_FILE
 from .._jobs.lease import hold
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
+from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
 from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
 from .._synapse.export import check_project, export_tasks
@@ -123,8 +125,8 @@ class ToTaskAction:
     def start(self) -> dict[str, Any]:
         try:
             params = validate_params(self.params)
-        except TotaskError as exc:
-            return self._result(FAILED_STATUS, str(exc))
+        except TotaskError as exc:  # a converter plugin that failed as it loaded is quoted: what it read too
+            return map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
@@ -143,7 +145,10 @@ class ToTaskAction:
             log.exception("to_task failed")
             result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
         finally:
-            result = map_strings(result, client.settings.redact_tokens)  # whatever a plugin or a bug put in a message
+            # whatever a plugin or a bug put in a message: the client's tokens, and every credential of
+            # the environment (the model's, the AWS keys, a proxy's password), which only Synapse's were
+            secrets = env_credentials()
+            result = map_strings(result, lambda text: hide_secrets(client.settings.redact_tokens(text), secrets))
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
