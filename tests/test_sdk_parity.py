@@ -254,14 +254,15 @@ def _base_env() -> dict[str, str]:
 
 
 def _run_sdk(python: str, server: SynapseServer, seed: ParitySeed, params: dict, home: Path, *,
-             entrypoint: str = "sdk_parity_plugin.PassThroughToTask") -> tuple[int, dict | None, str]:
+             entrypoint: str = "sdk_parity_plugin.PassThroughToTask",
+             extra_env: dict[str, str] | None = None) -> tuple[int, dict | None, str]:
     """The SDK's own JOB-mode entry point, as Ray would start it on an agent."""
     home.mkdir(parents=True, exist_ok=True)  # an empty HOME: no ~/.synapse/config.json is read
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
            "SYNAPSE_HOST": server.url, **RUN_ENV, "SYNAPSE_JOB_ID": str(seed.job_id),
            "SYNAPSE_ACTION_ENTRYPOINT": entrypoint,
            "SYNAPSE_ACTION_PARAMS": json.dumps(params), "PYTHONPATH": str(SUPPORT),
-           "NO_PROXY": "127.0.0.1,localhost", "PYTHONWARNINGS": "ignore"}
+           "NO_PROXY": "127.0.0.1,localhost", "PYTHONWARNINGS": "ignore", **(extra_env or {})}
     proc = subprocess.run([python, "-m", "synapse_sdk.plugins.entrypoint"], env=env, cwd=str(home),
                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
     result = None
@@ -484,6 +485,39 @@ def test_every_request_carries_the_tenant_and_url_host_as_the_sdks_do(parity: Pa
         return {r.query.get("schema") for r in side.server.requests_to("PUT")}
 
     assert schemas(parity.ours) == schemas(parity.sdk) == {parity.schema}
+
+
+def test_a_saved_login_is_used_as_the_sdk_uses_it(sdk_python: str, tmp_path: Path) -> None:
+    """No host or token in the environment, only what ``synapse login`` saved in
+    ``~/.synapse/config.json`` (its ``tenant`` too): the SDK runs with the file's host and access
+    token, without the tenant (its v1 client takes that from the environment only); so must we."""
+    files = FileServer().start()
+    servers = {side: SynapseServer(tokens=(TOKEN,), max_page_size=PAGE).start() for side in ("sdk", "ours")}
+    try:
+        seeds = {side: seed_parity(server, files) for side, server in servers.items()}
+        params = seeds["sdk"].file_params()
+        homes = {side: tmp_path / f"{side}-home" for side in servers}
+        for side, home in homes.items():
+            (home / ".synapse").mkdir(parents=True)
+            saved = home / ".synapse" / "config.json"
+            saved.write_text(json.dumps({"host": servers[side].url, "access_token": TOKEN, "tenant": "saved-tenant"}))
+            saved.chmod(0o600)
+        no_env = {"SYNAPSE_HOST": "", "SYNAPSE_ACCESS_TOKEN": "", "SYNAPSE_PLUGIN_RUN_TENANT": ""}
+        sdk = Side(servers["sdk"], seeds["sdk"], *_run_sdk(sdk_python, servers["sdk"], seeds["sdk"], params,
+                                                           homes["sdk"], extra_env=no_env))
+        ours = Side(servers["ours"], seeds["ours"], *_run_ours(servers["ours"], seeds["ours"], params, tmp_path,
+                                                               extra_env={**no_env, "HOME": str(homes["ours"])}))
+        assert sdk.returncode == 0 and sdk.result is not None, sdk.output
+        assert ours.returncode == 0, ours.output  # before: 'no Synapse credentials', exit 2
+        for task_id in seeds["sdk"].task_ids:
+            assert json_differences(sdk.data(task_id), ours.data(task_id)) == [], task_id
+        for side in (sdk, ours):
+            sent = {(r.header("synapse-access-token"), r.header("synapse-tenant")) for r in side.server.requests}
+            assert sent == {(f"Token {TOKEN}", None)}, sent
+    finally:
+        for server in servers.values():
+            server.stop()
+        files.stop()
 
 
 def test_a_subclass_of_the_sdks_action_converts_for_run_as_under_the_sdk(

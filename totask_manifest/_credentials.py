@@ -1,18 +1,28 @@
-"""Credentials read from the environment, the one place the tool takes secrets from.
+"""Credentials the tool sends, read from the environment, or from what ``synapse login`` saved.
 
 Every secret the tool sends (Synapse's tokens, a model endpoint's ``Authorization``) comes from an
-environment variable read by each run, never from a flag or a file, because flags and options
-are written to job.json and a resumed, chained or cloned job would carry them. Each is checked
-here alike, and no message ever shows the value.
+environment variable read by each run, never from a flag, because flags and options are written
+to job.json and a resumed, chained or cloned job would carry them. The one file read is the
+SDK's own ``~/.synapse/config.json`` (``sdk_config``), for the Synapse host and access token the
+environment does not name, as the SDK falls back to it. Each is checked here alike, and no
+message ever shows the value.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import os
+import stat
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._errors import UsageError
 from ._redaction import MIN_SECRET_CHARS, hide_secrets
+
+log = logging.getLogger(__name__)
 
 
 def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str | None:
@@ -23,7 +33,13 @@ def env_token(env: Mapping[str, str], name: str, *, secret: bool = True) -> str 
     word: ``Bearer x`` counts ``x``) is refused: no real token is that short (a placeholder such as
     ``x`` was set), and every message would have had that letter masked wherever it stood. A tenant
     code (``secret=False``) may be short: it names, it does not authorize."""
-    value = (env.get(name) or "").strip()
+    return checked_token(env.get(name), name, secret=secret)
+
+
+def checked_token(value: str | None, name: str, *, secret: bool = True) -> str | None:
+    """``value`` stripped and checked as ``env_token`` checks a variable's; ``name`` says where it
+    came from in the message (a variable, or a key of a file)."""
+    value = (value or "").strip()
     if not value:
         return None
     if not (value.isascii() and value.isprintable()):
@@ -45,15 +61,122 @@ CREDENTIAL_VARIABLES = ("SYNAPSE_ACCESS_TOKEN", "SYNAPSE_PLUGIN_RUN_USER_TOKEN",
 STORAGE_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
 
 
+def sdk_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``~/.synapse/config.json``, where ``synapse login`` saves the host and access token: the
+    SDK's ``CONFIG_FILE`` (``Path.home()``, i.e. ``$HOME``; no variable moves it)."""
+    env = os.environ if env is None else env
+    home = env.get("HOME") or os.path.expanduser("~")
+    return Path(home) / ".synapse" / "config.json"
+
+
+@dataclass(frozen=True)
+class SdkConfig:
+    """What of ``~/.synapse/config.json`` the tool uses: the keys ``synapse login`` writes. Its
+    ``user_token`` and ``tenant`` are not read, as the SDK's v1 client (the one its ToTask uses)
+    takes those from the environment only."""
+
+    path: Path
+    host: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+
+    def key(self, name: str) -> str:
+        """How a message names one of the file's keys."""
+        return f"'{name}' in {self.path}"
+
+
+def _read_config(path: Path) -> tuple[dict | None, str | None]:
+    """The file's JSON object (None: no file), or the reason it cannot be used (never its text:
+    it holds a token)."""
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):  # as the SDK's ``CONFIG_FILE.exists()``: none
+        return None, None
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(st.st_mode):  # a folder; a FIFO would block the read
+        return None, "is not a file (a folder?)"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:  # ``msg`` and the place only: the text holds the token
+        return None, f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    if not isinstance(data, dict):
+        return None, f"must hold a JSON object, not a {type(data).__name__}"
+    return data, None
+
+
+def sdk_config(env: Mapping[str, str] | None = None) -> SdkConfig | None:
+    """``~/.synapse/config.json``'s host and access token, checked; None when there is no such file.
+
+    The SDK ignores a file it cannot read or parse and goes on without it (a request then fails
+    with 401, or goes to the default host); here it is a usage error naming the file (exit 2), as
+    any other setting that cannot be used. A file others may read is used, with a warning (the
+    SDK's ``synapse doctor`` warns of it; its runs say nothing)."""
+    path = sdk_config_path(env)
+    data, problem = _read_config(path)
+    if problem:
+        raise UsageError(f"{path} {problem}: it must be the JSON object `synapse login` writes "
+                         "(fix it or run `synapse login` again), or set SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN")
+    if data is None:
+        return None
+    config = SdkConfig(path)
+    values = {}
+    for key in ("host", "access_token"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{config.key(key)} must be a string, not {type(value).__name__}")
+        values[key] = value
+    token = checked_token(values["access_token"], config.key("access_token"))
+    if token:
+        _warn_if_others_read(path)
+    return SdkConfig(path, (values["host"] or "").strip() or None, token)
+
+
+@functools.lru_cache(maxsize=4)
+def _warn_if_others_read(path: Path) -> None:
+    """One warning a process: a token in a file the group or others can read is not secret."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("warning: %s holds a Synapse token and others may read it (mode %s): run `chmod 600 %s`",
+                    path, oct(mode & 0o777)[2:], path)
+
+
+def _config_token(env: Mapping[str, str]) -> str | None:
+    """The file's access token for masking: never an error (a file that cannot be used has none)."""
+    path = sdk_config_path(env)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _cached_config_token(path, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_config_token(path: Path, _mtime: int, _size: int, _ino: int) -> str | None:
+    data, _problem = _read_config(path)
+    value = (data or {}).get("access_token")
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def env_credentials(env: Mapping[str, str] | None = None) -> list[str]:
     """The credentials set in ``env`` (default ``os.environ``), longest first: each value of
-    ``CREDENTIAL_VARIABLES`` and its last word alone (``Bearer abc``: ``abc``), of
-    ``STORAGE_VARIABLES``, and a proxy's password (``HTTPS_PROXY=http://user:pw@proxy``: as written,
-    unquoted, and the Basic credential it is sent in). Never refused here (``env_token`` does)."""
+    ``CREDENTIAL_VARIABLES`` and the access token of ``~/.synapse/config.json``, with its last word
+    alone (``Bearer abc``: ``abc``), of ``STORAGE_VARIABLES``, and a proxy's password
+    (``HTTPS_PROXY=http://user:pw@proxy``: as written, unquoted, and the Basic credential it is sent
+    in). Never refused here (``env_token`` does)."""
     env = os.environ if env is None else env
+    values = [(env.get(name) or "").strip() for name in CREDENTIAL_VARIABLES]
+    values.append(_config_token(env) or "")
     found: set[str] = set()
-    for name in CREDENTIAL_VARIABLES:
-        value = (env.get(name) or "").strip()
+    for value in values:
         if value:
             found.update((value, value.split()[-1]))
     found.update(value.strip() for name in STORAGE_VARIABLES if (value := env.get(name) or "").strip())
@@ -78,9 +201,9 @@ def _proxy_secrets(env: Mapping[str, str]) -> list[str]:
 
 
 def hide_env_credentials(text: str) -> str:
-    """``text`` with the environment's credentials masked: for what a method plugin wrote (a
-    ``Failed`` reason, its exception's message), since a plugin is arbitrary code that can read
-    them, and its words go to failures.jsonl, the output manifest, job.json and the log; and for
-    whatever the CLI prints (its tracebacks included: ``_cli``)."""
+    """``text`` with the environment's credentials (and the saved login's token) masked: for what a
+    method plugin wrote (a ``Failed`` reason, its exception's message), since a plugin is arbitrary
+    code that can read them, and its words go to failures.jsonl, the output manifest, job.json and
+    the log; and for whatever the CLI prints (its tracebacks included: ``_cli``)."""
     secrets = env_credentials()
     return hide_secrets(text, secrets) if secrets else text

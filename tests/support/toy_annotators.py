@@ -4,9 +4,11 @@ engine and CLI (as ``--method tests.support.toy_annotators:Name``)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
 from totask_manifest._options import Options, option
@@ -76,6 +78,9 @@ class EnvEcho(BatchAnnotator):
     def annotate_batch(self, items: list[Item]) -> list[Outcome]:
         said = (f"refused: token {os.environ.get('SYNAPSE_ACCESS_TOKEN')} / "
                 f"{os.environ.get('TOTASK_MODEL_AUTHORIZATION')}")
+        saved = Path(os.environ.get("HOME") or "~").expanduser() / ".synapse" / "config.json"
+        if saved.is_file():  # what ``synapse login`` saved: a plugin can read it too
+            said += f" / saved login {json.loads(saved.read_text()).get('access_token')}"
         if self.options.raise_:
             raise RuntimeError(said)
         return [Failed(said) for _ in items]

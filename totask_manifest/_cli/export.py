@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one manifest line per task of a Synapse project: 'source-ref' is the primary file's "
         "URL and 'synapse' holds the task id, data unit, files by specification and a fingerprint of the "
         "task's current data. Credentials come from SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN (or "
-        "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT).",
+        "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT), or else from what 'synapse login' "
+        "saved in ~/.synapse/config.json.",
     )
     p.add_argument("--project", type=int, required=True, metavar="P", help="Synapse project id")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", dest="filters",

@@ -1,4 +1,5 @@
-"""Where the Synapse backend is and who we are to it, read from the SDK's environment variables.
+"""Where the Synapse backend is and who we are to it, read from the SDK's environment variables,
+or, for what they leave out, from ``~/.synapse/config.json`` (``synapse login``), as the SDK reads them.
 
 Tokens live only here. They are turned into headers per request, and only for a request whose
 origin (scheme, host, port) is the configured host's, so a ``next`` page URL or a file URL that
@@ -18,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from .._credentials import env_token
+from .._credentials import env_token, sdk_config, sdk_config_path
 from .._errors import UsageError
-from .._redaction import hide_secrets
+from .._redaction import hide_secrets, redact_url
 
 DEFAULT_HOST = "https://api.synapse.sh"
 DEFAULT_LANGUAGE = "ko"
@@ -59,31 +60,30 @@ class SynapseSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SynapseSettings:
         """``SYNAPSE_HOST`` (or v1's ``SYNAPSE_PLUGIN_RUN_HOST``), ``SYNAPSE_ACCESS_TOKEN``,
         ``SYNAPSE_PLUGIN_RUN_USER_TOKEN`` + ``SYNAPSE_PLUGIN_RUN_TENANT``, ``SYNAPSE_PLUGIN_RUN_URL_HOST``,
-        ``SYNAPSE_LANGUAGE``."""
+        ``SYNAPSE_LANGUAGE``; where the environment names no host or no token, ``host`` and
+        ``access_token`` of ``~/.synapse/config.json`` (what ``synapse login`` saves), key by key
+        as the SDK's ``load_credentials`` takes them: a variable set wins over the file's key.
+
+        The file's token is sent only to the file's host: with a host variable naming another
+        origin, the SDK would send it there; here that is refused (exit 2)."""
         env = os.environ if env is None else env
-        name = "SYNAPSE_HOST" if env.get("SYNAPSE_HOST") else "SYNAPSE_PLUGIN_RUN_HOST"
-        host = (env.get(name) or DEFAULT_HOST).strip()
-        try:
-            parts = urlsplit(host)
-        except ValueError:  # an unbalanced '[' (a half-typed IPv6 host); the value may hold a secret: not echoed
-            raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST})") from None
-        if "@" in parts.netloc or "@" in host.split("/")[0]:
-            # ``user:password@`` would be persisted with the host (``totask-run.json``) and turned
-            # by aiohttp into a Basic ``Authorization`` header that clashes with the plugin-run
-            # token's (a ValueError on the first request); the value is a secret: never echoed
-            raise UsageError(f"{name} must not carry a user name or password ('user:password@'): "
-                             "Synapse takes its token from SYNAPSE_ACCESS_TOKEN or SYNAPSE_PLUGIN_RUN_USER_TOKEN")
-        if parts.query or parts.fragment or host.endswith(("?", "#")):
-            # every request's path is joined after the host, so it would land inside the query
-            # (the backend asked for '/': 'Project not found'); the value may hold a secret: not echoed
-            raise UsageError(f"{name} must not carry a query or fragment ('?...', '#...'): "
-                             f"give the backend's base URL, e.g. {DEFAULT_HOST}")
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
+        name = next((n for n in ("SYNAPSE_HOST", "SYNAPSE_PLUGIN_RUN_HOST") if (env.get(n) or "").strip()), None)
+        access_token = env_token(env, "SYNAPSE_ACCESS_TOKEN")
+        user_token = env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN")
+        # read only for what the environment lacks: a file the run would not use cannot stop it
+        config = sdk_config(env) if name is None or not (access_token or user_token) else None
+        saved_host = _checked_host(config.host, config.key("host")) if config is not None and config.host else None
+        host = _checked_host(env[name].strip(), name) if name is not None else saved_host or DEFAULT_HOST
+        if config is not None and config.access_token and not (access_token or user_token):
+            if saved_host and origin(host) != origin(saved_host):
+                raise UsageError(f"{name} ({redact_url(host)}) is not the host {config.path} keeps its access_token "
+                                 f"for ({redact_url(config.host)}), and that token goes to no other host: set "
+                                 f"SYNAPSE_ACCESS_TOKEN for {name}'s host, or unset {name}")
+            access_token = config.access_token
         return cls(
-            host=host.rstrip("/"),
-            access_token=env_token(env, "SYNAPSE_ACCESS_TOKEN"),
-            user_token=env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN"),
+            host=host,
+            access_token=access_token,
+            user_token=user_token,
             tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT", secret=False),
             url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
             language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
@@ -93,7 +93,8 @@ class SynapseSettings:
         """Fail before any request when no token is configured (every request would get a 401)."""
         if not self.has_credentials:
             raise UsageError("no Synapse credentials: set SYNAPSE_ACCESS_TOKEN (a personal access token), or "
-                             "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT")
+                             "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT, or run `synapse login` "
+                             f"(it saves the token in {sdk_config_path()})")
         return self
 
     @property
@@ -147,3 +148,26 @@ class SynapseSettings:
         """``text`` with the tokens masked, but not the tenant: for text that is not an error of the
         client (a result, a plugin's message), where a tenant code is no secret to hide."""
         return hide_secrets(text, [s for s in (self.access_token, self.user_token) if s])
+
+
+def _checked_host(host: str, name: str) -> str:
+    """``host`` (from ``name``: a variable, or a key of the SDK's file) as the base URL of every
+    request, or a usage error naming ``name``; without a trailing ``/``."""
+    try:
+        parts = urlsplit(host)
+    except ValueError:  # an unbalanced '[' (a half-typed IPv6 host); the value may hold a secret: not echoed
+        raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST})") from None
+    if "@" in parts.netloc or "@" in host.split("/")[0]:
+        # ``user:password@`` would be persisted with the host (``totask-run.json``) and turned
+        # by aiohttp into a Basic ``Authorization`` header that clashes with the plugin-run
+        # token's (a ValueError on the first request); the value is a secret: never echoed
+        raise UsageError(f"{name} must not carry a user name or password ('user:password@'): "
+                         "Synapse takes its token from SYNAPSE_ACCESS_TOKEN or SYNAPSE_PLUGIN_RUN_USER_TOKEN")
+    if parts.query or parts.fragment or host.endswith(("?", "#")):
+        # every request's path is joined after the host, so it would land inside the query
+        # (the backend asked for '/': 'Project not found'); the value may hold a secret: not echoed
+        raise UsageError(f"{name} must not carry a query or fragment ('?...', '#...'): "
+                         f"give the backend's base URL, e.g. {DEFAULT_HOST}")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{name} must be an http:// or https:// URL (e.g. {DEFAULT_HOST}), got {host!r}")
+    return host.rstrip("/")
