@@ -58,17 +58,17 @@ def test_image_keys_and_a_given_area_travel_through_the_manifest_and_back(tmp_pa
     said = [x for x in r.stdout.splitlines() if "not carried" in x]
     assert len(said) == 1 and "'info'" in said[0] and "'licenses'" in said[0], r.stdout
     first, second = _lines(tmp_path / "o.manifest")
-    assert first["coco-image"] == IMAGE_KEYS and second["coco-image"] == {"license": 1}
+    assert first["coco-image"] == {"id": 1, **IMAGE_KEYS} and second["coco-image"] == {"id": 2, "license": 1}
     # the segment's area is kept where it is not the box's; the box's own is computed again
-    assert first["label-metadata"]["objects"] == [{"area": 999}, {}]
-    assert second["label-metadata"]["objects"] == [{}]
+    assert first["label-metadata"]["objects"] == [{"coco-id": 5, "area": 999}, {"coco-id": 6}]
+    assert second["label-metadata"]["objects"] == [{"coco-id": 7}]
     assert validate_manifest(str(tmp_path / "o.manifest")).ok
 
     r = cli("convert", "o.manifest", "back.json", "--to", "coco", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     back = orjson.loads((tmp_path / "back.json").read_bytes())
     for image, original in zip(back["images"], _document()["images"], strict=True):
-        assert {k: image[k] for k in original if k != "id"} == {k: v for k, v in original.items() if k != "id"}
+        assert {k: image[k] for k in original} == original  # the id too (test_coco_ids)
     assert [a["area"] for a in back["annotations"]] == [999, 1200, 10.0]
 
 
@@ -85,7 +85,7 @@ def test_the_round_trip_is_the_same_ground_truth_to_cocoeval(tmp_path: Path) -> 
     assert sorted(a["area"] for a in back.loadAnns(back.getAnnIds())) == sorted(
         a["area"] for a in original.loadAnns(original.getAnnIds())
     )
-    # the round trip as results against the original (image ids are line numbers: 1 and 2 here too)
+    # the round trip as results against the original (its image ids kept: 1 and 2)
     results = [{k: a[k] for k in ("image_id", "category_id", "bbox")} | {"score": 1.0}
                for a in back.loadAnns(back.getAnnIds())]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -157,7 +157,7 @@ def test_image_keys_travel_with_masks_too(tmp_path: Path) -> None:
     result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
     assert result.to_format == "manifest" and len(result.notes) == 1 and "'info', 'licenses'" in result.notes[0]
     (line,) = _lines(tmp_path / "o.manifest")
-    assert line["coco-image"] == IMAGE_KEYS and line["label-ref-metadata"]["type"] == "groundtruth/semantic-segmentation"
+    assert line["coco-image"] == {"id": 1, **IMAGE_KEYS} and line["label-ref-metadata"]["type"] == "groundtruth/semantic-segmentation"
     convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco")
     (image,) = orjson.loads((tmp_path / "back.json").read_bytes())["images"]
     assert {k: image[k] for k in IMAGE_KEYS} == IMAGE_KEYS

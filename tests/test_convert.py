@@ -131,12 +131,15 @@ def test_coco_round_trip_on_real_boxes(tmp_path, name, attr):
     convert(str(tmp_path / "c.json"), str(tmp_path / "back.manifest"), to="manifest", label_attribute="boxes",
             job_name="Imported")
     got = _records(tmp_path / "back.manifest")
+    assert [o["coco-id"] for g in got for o in g["boxes-metadata"]["objects"]] == [a["id"] for a in doc["annotations"]]
+    assert [g["coco-image"]["id"] for g in got] == [i["id"] for i in doc["images"]]
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         assert g["source-ref"] == w["source-ref"]
         assert g["boxes"] == {"image_size": w[attr]["image_size"], "annotations": w[attr]["annotations"]}
         meta = g["boxes-metadata"]
-        assert meta["objects"] == w[attr + "-metadata"]["objects"]
+        # each box keeps its COCO annotation's id (coco-id), the one the export gave it
+        assert [{k: v for k, v in o.items() if k != "coco-id"} for o in meta["objects"]] == w[attr + "-metadata"]["objects"]
         assert meta["class-map"] == _used(w[attr], w[attr + "-metadata"])
         assert meta["type"] == "groundtruth/object-detection"
         assert meta["job-name"] == "labeling-job/imported"

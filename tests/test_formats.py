@@ -140,6 +140,8 @@ def test_coco_round_trip_every_real_line(od_labels):
         back = coco_to_gt(doc, OD)
         assert back.value["annotations"] == value["annotations"], (name, number)
         assert back.value["image_size"][0]["width"] == _size(value)[0]
+        # each box keeps its annotation's id (coco-id): the ids gt_to_coco_image gave, from 1
+        assert [o.pop("coco-id") for o in back.metadata["objects"]] == list(range(1, len(value["annotations"]) + 1))
         assert back.metadata["objects"] == meta["objects"]
         assert back.metadata["class-map"] == _used_class_map(value, meta)
         assert detect_input_format(doc) == "coco"
@@ -356,11 +358,14 @@ def _detections(draw):
 def test_any_detection_round_trips(case):
     value, meta, names = case
     size = _size(value)
+    coco = coco_to_gt(gt_to_coco_image(value, meta), OD)
+    # each box keeps its COCO annotation's id (coco-id): the ids gt_to_coco_image gave, from 1
+    assert [o.pop("coco-id") for o in coco.metadata["objects"]] == list(range(1, len(value["annotations"]) + 1))
     for back in (
         objects_to_gt(gt_to_objects(OD, value, meta), OD, image_size=size),
         dm_v1_to_gt(gt_to_dm_v1(OD, value, meta, confidence_attribute="confidence"), OD, image_size=size,
                     class_names=names),
-        coco_to_gt(gt_to_coco_image(value, meta), OD),
+        coco,
     ):
         assert back.value == value
         assert back.metadata == {"objects": meta["objects"], "class-map": meta["class-map"]}

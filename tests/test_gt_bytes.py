@@ -242,7 +242,8 @@ def test_imported_lines_are_written_in_ground_truths_order(tmp_path):
         convert(str(tmp_path / ("c.json" if i == 0 else "yolo")), str(back), to="manifest")
         for raw in back.read_bytes().splitlines():
             record = orjson.loads(raw)
-            assert list(record) == ["source-ref", "label", "label-metadata"]
+            # an input key before the labels, as Ground Truth keeps the input manifest's: the COCO image's id
+            assert list(record) == ["source-ref", *["coco-image"] * (i == 0), "label", "label-metadata"]
             assert list(record["label"]) == ["image_size", "annotations"]
             assert all(list(a) == ["class_id", "top", "left", "height", "width"] for a in record["label"]["annotations"])
             assert list(record["label-metadata"]) == ["objects", "class-map", "type", "human-annotated",

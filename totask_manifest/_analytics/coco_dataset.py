@@ -1,8 +1,8 @@
 """A whole manifest as one COCO document, and back: boxes, and semantic segmentation masks.
 
-Image ids are manifest line numbers and ``file_name`` is the ``source-ref``, so going back
-restores each line's data object; an image's other keys travel under ``coco-image``
-(``coco_images``). Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO ids start at 1;
+Image ids are the ones a COCO import kept, else manifest line numbers, and ``file_name`` is the
+``source-ref``, so going back restores each line's data object; an image's other keys travel
+under ``coco-image``, its id too (``coco_images``). Boxes: ``category_id`` = Ground Truth ``class_id`` + 1 (COCO ids start at 1;
 ``formats.coco.CATEGORY_OFFSET``), ``score`` = confidence (converters in ``formats.coco``).
 Masks: one annotation per class present in an image, as uncompressed RLE, category id = mask
 class index (0 is background and gets no annotation), ``iscrowd: 0`` as COCO-Stuff writes a
@@ -17,6 +17,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
 from .._outcomes import Labeled
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
-from .coco_images import carried_image_keys, image_keys, not_carried
+from .coco_images import KeptIds, Renumber, carried_image_keys, image_keys, merge_categories, not_carried
 from .image_root import below_root, under_root
 from .labels import (
     NOTES,
@@ -55,23 +56,10 @@ SEGMENTATION = "semantic-segmentation"
 COPY_CHUNK = 1 << 20
 
 
-def _merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
-    for k, name in class_map.items():
-        cid = int(k)
-        if cats.setdefault(cid, name) != name:
-            raise ManifestError(
-                f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
-                "COCO needs one name per category",
-                line=line,
-                key="class-map",
-                rule="coco-category",
-            )
-
-
 def manifest_to_coco(
     src: str, dst: str, *, label_attribute: str | None = None, allow_drop: bool = False,
     image_root: str | None = None,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Write the labels of one attribute (boxes or masks) as a COCO document at ``dst``. Documents
     kept as they are (DM v1, objects) are converted to boxes, refused when that would drop
     something unless ``allow_drop`` (the counts then say what was dropped).
@@ -79,8 +67,26 @@ def manifest_to_coco(
     The document is written as it is read, not built in memory: a million images as Python dicts
     took 1.4 GB. Images go straight to ``dst`` (an ``AtomicWriter``: an error leaves nothing),
     annotations to a local temporary file copied in after them, so what is held is the categories.
-    ``image_root``: each ``file_name`` is the ``source-ref`` below it (``image_root.below_root``)."""
+    ``image_root``: each ``file_name`` is the ``source-ref`` below it (``image_root.below_root``).
+    Ids a COCO import kept are written back (``coco_images.KeptIds``); a line that holds none, or
+    one an earlier line held, starts the document again numbering that kind, said in one line."""
     attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    ids = KeptIds()
+    while True:
+        try:
+            counts = _write_document(src, dst, attr, ids, allow_drop=allow_drop, image_root=image_root)
+        except Renumber as stop:  # raised only while that kind is kept: at most twice
+            ids = ids.without(stop)
+            continue
+        if notes := ids.notes():
+            counts[NOTES] = notes
+        return counts
+
+
+def _write_document(
+    src: str, dst: str, attr: str, ids: KeptIds, *, allow_drop: bool, image_root: str | None
+) -> dict[str, Any]:
+    """One pass of ``manifest_to_coco``, its ids picked by ``ids``."""
     base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
     cats: dict[int, str] = {}
@@ -96,25 +102,16 @@ def manifest_to_coco(
                 continue
             source = image_source(label, "COCO")
             file_name = below_root(image_root, source, line.number) if image_root else source or ""
+            image_id = ids.image(label.record, line.number)
             if label.task_type == DETECTION:
                 with on_line(line.number):
-                    doc = gt_to_coco_image(
-                        label.value,
-                        label.metadata,
-                        image_id=line.number,
-                        file_name=file_name,
-                        first_annotation_id=n_anns + 1,
-                    )
-                _merge_categories(
-                    cats,
-                    {
-                        str(int(k) + CATEGORY_OFFSET): v
-                        for k, v in label.metadata.get("class-map", {}).items()
-                    },
-                    line.number,
-                )
+                    doc = gt_to_coco_image(label.value, label.metadata, image_id=image_id, file_name=file_name,
+                                           first_annotation_id=n_anns + 1,
+                                           annotation_id=partial(ids.annotation, line=line.number))
+                class_map = label.metadata.get("class-map", {})
+                merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v for k, v in class_map.items()}, line.number)
             elif label.task_type == SEGMENTATION:
-                doc = _mask_doc(label, line.number, n_anns + 1, cats, base, file_name)
+                doc = _mask_doc(label, line.number, image_id, n_anns + 1, cats, base, file_name)
             else:
                 raise not_held("COCO", "boxes and masks", label, "coco-type")
             human = label.metadata.get("human-annotated")
@@ -133,25 +130,27 @@ def manifest_to_coco(
         annotations.copy_to(out, COPY_CHUNK)
         categories = [{"id": cid, "name": name} for cid, name in sorted(cats.items())]
         out.write(b'],"categories":' + orjson.dumps(categories) + b"}")
-    counts = {"images": n_images, "annotations": n_anns, "skipped": skipped}
+    counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
 
 
-def _mask_doc(label: Any, image_id: int, first_id: int, cats: dict[int, str], base: str, file_name: str) -> dict:
+def _mask_doc(
+    label: Any, line: int, image_id: Any, first_id: int, cats: dict[int, str], base: str, file_name: str
+) -> dict:
     color_map = label.metadata.get("internal-color-map")
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
         raise ManifestError(
             "a mask label needs a URL value and an 'internal-color-map'",
-            line=image_id,
+            line=line,
             key=label.attribute,
             rule="coco-mask",
         )
-    mask = read_mask(resolve_reference(label.value, base), color_map, line=image_id)
+    mask = read_mask(resolve_reference(label.value, base), color_map, line=line)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
-    _merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, image_id)
+    merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, line)
     anns = []
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
         binary = mask == cid

@@ -6,6 +6,14 @@ the lines unsaid. An image's own keys now travel on its line under ``coco-image`
 line may hold any key, which passes through jobs unchanged, as in Ground Truth), and the export
 writes them back on the image. The document's own sections belong to no image, so no line
 holds them: the import says in one line that they are not carried.
+
+Ids: a detections file (COCO results: ``image_id``, ``category_id``, ``bbox``, ``score``) names
+images by the ground truth's ids, so an export that renumbered them (image ids as line numbers,
+annotation ids from 1) made COCOeval of that file against the round-tripped ground truth evaluate
+the wrong images, or none. The import keeps an image's id under ``coco-image`` (``id``) and an
+annotation's in its box's ``objects`` entry (``coco-id``); the export writes them back where every
+line holds one and no two are the same (``KeptIds``), and otherwise numbers them as before and
+says so in one line: never some kept and some renumbered.
 """
 
 from __future__ import annotations
@@ -14,11 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ManifestError, json_kind
+from .._formats.coco import COCO_ID
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
-#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``)
+#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``);
+#: the id is read and kept too, under ``coco-image`` (``KeptIds``)
 IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "human-annotated"})
+#: the image key kept under ``coco-image`` although the conversion reads it: the image's own id
+IMAGE_ID = "id"
 #: the sections of a COCO document that lines are made of; any other is the document's own
 SECTIONS_READ = ("images", "annotations", "categories")
 
@@ -26,7 +38,7 @@ SECTIONS_READ = ("images", "annotations", "categories")
 def image_keys(image: Mapping[str, Any]) -> dict[str, Any]:
     """The line's ``coco-image`` entry for a COCO image: its keys the conversion does not read
     (empty when it has none; the line then gets no ``coco-image``)."""
-    carried = {k: v for k, v in image.items() if k not in IMAGE_KEYS_READ}
+    carried = {k: v for k, v in image.items() if k not in IMAGE_KEYS_READ or k == IMAGE_ID}
     return {COCO_IMAGE: carried} if carried else {}
 
 
@@ -42,9 +54,9 @@ def not_carried(doc: Mapping[str, Any]) -> list[str]:
 
 
 def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int) -> Mapping[str, Any]:
-    """The image keys a COCO import kept on the line, to write back on ``image``. A key the
-    export writes itself (an id, a size) is refused naming the line: which of the two the image
-    meant is nowhere said, and one would be lost unsaid."""
+    """The image keys a COCO import kept on the line, to write back on ``image`` (the id aside:
+    ``KeptIds`` writes it). A key the export writes itself (a size, a file name) is refused
+    naming the line: which of the two the image meant is nowhere said, and one would be lost unsaid."""
     carried = record.get(COCO_IMAGE)
     if carried is None:
         return {}
@@ -52,8 +64,92 @@ def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line
         raise ManifestError(f"{COCO_IMAGE!r} must be an object of COCO image keys, got {json_kind(carried)}",
                             line=line, key=COCO_IMAGE, rule="coco-image")
     for key in carried:
-        if key in image or key in IMAGE_KEYS_READ:
+        if key != IMAGE_ID and (key in image or key in IMAGE_KEYS_READ):
             raise ManifestError(f"{COCO_IMAGE!r} holds {key!r}, which the export writes itself (from the line's "
                                 "label and source-ref); remove it from the line", line=line,
                                 key=f"{COCO_IMAGE}.{key}", rule="coco-image")
-    return carried
+    return {k: v for k, v in carried.items() if k != IMAGE_ID}
+
+
+def _an_id(value: Any, key: str, what: str, line: int) -> Any:
+    """``value`` (at ``key``), checked to be a COCO id: a number or a string (pycocotools keys
+    dicts by it), else refused naming the line."""
+    if value is None or (isinstance(value, int | float | str) and not isinstance(value, bool)):
+        return value
+    raise ManifestError(f"{key} must be a number or a string (the COCO {what}'s id), got {json_kind(value)}",
+                        line=line, key=key, rule="coco-image")
+
+
+class Renumber(Exception):
+    """An export that wrote kept ids met a line that holds none, or one an earlier line held: it
+    is written again, numbering that kind of id for the whole document (``KeptIds.without``)."""
+
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(why)
+        self.kind, self.why = kind, why
+
+
+class KeptIds:
+    """The ids one export writes: the kept ones (``coco-image.id``, ``objects[i].coco-id``) while
+    every line so far holds one and each is new, else line numbers (images) and numbers from 1
+    (annotations), each kind decided for the whole document. An export starts keeping both; the
+    first line that cannot raises ``Renumber`` and the export starts again without that kind."""
+
+    def __init__(self, images: bool = True, annotations: bool = True, why: dict[str, str] | None = None) -> None:
+        self.keep = {"images": images, "annotations": annotations}
+        self.why = why or {}  # kind -> why it is numbered, for the note
+        self.seen: dict[str, set] = {"images": set(), "annotations": set()}
+        self.held = {"images": False, "annotations": False}  # numbered, yet some line held one
+
+    def without(self, stop: Renumber) -> KeptIds:
+        """The same export's ids, numbering ``stop.kind``."""
+        keep = {**self.keep, stop.kind: False}
+        return KeptIds(keep["images"], keep["annotations"], {**self.why, stop.kind: stop.why})
+
+    def _pick(self, kind: str, kept: Any, number: int, where: str) -> Any:
+        if not self.keep[kind]:
+            self.held[kind] |= kept is not None
+            return number
+        if kept is None:
+            raise Renumber(kind, f"{where} holds none")
+        if kept in self.seen[kind]:
+            raise Renumber(kind, f"{where} holds {kept!r}, as an earlier one does")
+        self.seen[kind].add(kept)
+        return kept
+
+    def image(self, record: Mapping[str, Any], line: int) -> Any:
+        """The image id of the line numbered ``line``."""
+        carried = record.get(COCO_IMAGE)
+        kept = carried.get(IMAGE_ID) if isinstance(carried, Mapping) else None
+        kept = _an_id(kept, f"{COCO_IMAGE}.{IMAGE_ID}", "image", line)
+        return self._pick("images", kept, line, f"line {line}'s {COCO_IMAGE}.{IMAGE_ID}")
+
+    def annotation(self, obj: Mapping[str, Any], index: int, number: int, line: int) -> Any:
+        """The id of box ``index`` (its ``objects`` entry ``obj``) on line ``line``; ``number``
+        where ids are numbered."""
+        kept = _an_id(obj.get(COCO_ID), f"objects[{index}].{COCO_ID}", "annotation", line)
+        return self._pick("annotations", kept, number, f"line {line}'s objects[{index}].{COCO_ID}")
+
+    def notes(self) -> list[str]:
+        """One line per kind of id numbered although some line held one: never said where none did
+        (a manifest that no COCO import wrote), never left unsaid where some were lost."""
+        what = {"images": f"image ids are line numbers, not the kept {COCO_IMAGE}.{IMAGE_ID}",
+                "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}"}
+        lost = {"images": ": a detections file that names the original image ids does not match this document",
+                "annotations": ""}
+        return [f"{what[kind]} ({self.why[kind]}; ids are kept only where every line holds one and no two "
+                f"are the same){lost[kind]}" for kind in ("images", "annotations") if self.held[kind]]
+
+
+def merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
+    """Adds one line's categories (id -> name) to ``cats``: one id named twice is refused naming the line."""
+    for k, name in class_map.items():
+        cid = int(k)
+        if cats.setdefault(cid, name) != name:
+            raise ManifestError(
+                f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
+                "COCO needs one name per category",
+                line=line,
+                key="class-map",
+                rule="coco-category",
+            )

@@ -6,12 +6,14 @@ ways (``CATEGORY_OFFSET``) and a round trip keeps ids. A box in category 0 has n
 refused unless ``class_names`` is given, which numbers classes by name instead.
 ``score`` is the per-box confidence. An ``area`` other than the box's width x height (COCO gives
 a segment's or a crowd's region's) is kept in the box's ``objects`` entry as ``area`` (``AREA``);
-the export writes it back, and computes the box's where none is kept.
+the export writes it back, and computes the box's where none is kept. The annotation's ``id`` is
+kept there too, as ``coco-id`` (``COCO_ID``): a dataset export writes it back where every box
+holds one (``_analytics.coco_images.KeptIds``), so a detections file naming ids still matches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._errors import json_kind
@@ -38,6 +40,8 @@ CATEGORY_OFFSET = 1
 #: the key of a box's ``objects`` entry (its metadata) that keeps a COCO ``area`` other than the
 #: box's width x height (a segment's or a crowd's): the export writes it back, else computes it
 AREA = "area"
+#: the key of a box's ``objects`` entry that keeps its COCO annotation's ``id``
+COCO_ID = "coco-id"
 
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
@@ -133,6 +137,7 @@ def coco_annotations_to_gt(
     size = image_size_value(size, fmt=FMT)
     boxes: list[Box] = []
     areas: list[float | None] = []
+    ids: list[Any] = []
     names: dict[int, str] = {}
     for i, ann in enumerate(anns):
         key = f"annotations[{i}]"
@@ -173,8 +178,11 @@ def coco_annotations_to_gt(
                 raise FormatError(f"{what} {v} is negative", fmt=FMT, key=f"{key}.bbox[{j}]")
         boxes.append(Box(cid, x, y, w, h, conf))
         areas.append(_given_area(ann, w * h, key))
+        ids.append(ann.get("id") if isinstance(ann.get("id"), int | float | str) else None)
     labeled = gt_detection(size, boxes, names)
-    for obj, area in zip(labeled.metadata["objects"], areas, strict=True):
+    for obj, area, ann_id in zip(labeled.metadata["objects"], areas, ids, strict=True):
+        if ann_id is not None and not isinstance(ann_id, bool):
+            obj[COCO_ID] = ann_id
         if area is not None:
             obj[AREA] = area
     return labeled
@@ -205,11 +213,14 @@ def gt_to_coco_image(
     image_id: int = 1,
     file_name: str | None = None,
     first_annotation_id: int = 1,
+    annotation_id: Callable[[Mapping[str, Any], int, int], Any] | None = None,
 ) -> dict:
     """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence.
     Each box's ``segmentation`` is its rectangle, the polygon pycocotools' ``loadRes`` gives a box
     result (``coco_regions.box_outline``): ``annToMask``/``annToRLE`` and COCOeval ``segm`` read one on
-    every annotation, and the import reads it back as the box (``coco_regions.is_box_outline``)."""
+    every annotation, and the import reads it back as the box (``coco_regions.is_box_outline``).
+    Annotation ids count from ``first_annotation_id``; ``annotation_id(objects entry, index,
+    that number)`` may give another (a dataset export's kept ids)."""
     labeled = exported_label(DETECTION, value, metadata)
     size = labeled.value["image_size"][0]
     image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
@@ -223,9 +234,10 @@ def gt_to_coco_image(
         bbox = [ann["left"], ann["top"], w, h]
         score = obj.get("confidence")  # unscored: no score
         area = w * h if obj.get(AREA) is None else _area_value(obj[AREA], f"objects[{i}].{AREA}")
+        number = first_annotation_id + i
         anns.append(
             {
-                "id": first_annotation_id + i,
+                "id": number if annotation_id is None else annotation_id(obj, i, number),
                 "image_id": image_id,
                 "category_id": ann["class_id"] + CATEGORY_OFFSET,
                 "bbox": bbox,
