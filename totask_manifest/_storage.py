@@ -94,15 +94,12 @@ def refuse_output_over_input(src: str, dst: str) -> None:
     """Refuse a command whose output is its own input (``labeled m -o m``, ``convert m m``): the
     atomic commit would replace the input with what was derived from it, so the lines left out
     (or the format it was in) are gone. Local paths are compared after resolving links."""
-    fs_src, path_src = url_to_fs(src)
-    fs_dst, path_dst = url_to_fs(dst)
+    (fs_src, path_src), (fs_dst, path_dst) = url_to_fs(src), url_to_fs(dst)
     if type(fs_src) is not type(fs_dst):
         return
-    if is_local(fs_src):
-        same = os.path.realpath(path_src) == os.path.realpath(path_dst)
-    else:
-        same = path_src.rstrip("/") == path_dst.rstrip("/")
-    if same:
+    local = is_local(fs_src)
+    if (os.path.realpath(path_src) == os.path.realpath(path_dst) if local
+            else path_src.rstrip("/") == path_dst.rstrip("/")):
         raise StorageError(f"the output {redact_url(dst)} is the input {redact_url(src)}: writing it would "
                            "replace the input; give another output path")
 
