@@ -270,6 +270,20 @@ def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     assert plan.accepts(LINE + b"\n" + bad) != 2
 
 
+@pytest.mark.parametrize("coco_id", [b"397133", b'"ann-7"', b"7.5"])
+def test_a_coco_id_of_either_kind_takes_the_typed_path(coco_id: bytes) -> None:
+    """The objects' ``coco-id`` (``"type": ["number", "string"]``, kept by a COCO import) was a
+    keyword the plan could not compile; since every task type's schema shares ``_defs.json``, no
+    shape had a plan and every line of every manifest left the typed path."""
+    line = LINE.replace(b'"objects":[{"confidence":0.5}]', b'"objects":[{"confidence":0.5,"coco-id":' + coco_id + b'}]')
+    plan = _plan_for(line)
+    assert plan is not None and plan.accepts(line) == 1
+    assert _plan_for(LINE) is not None
+    for bad in (b"true", b"null", b"[1]", b'{"a":1}'):  # what the schema refuses the plan refuses too
+        wrong = line.replace(b'"coco-id":' + coco_id, b'"coco-id":' + bad)
+        assert plan.accepts(wrong) == 0 and _full_path_problems(wrong)[0] == 1, bad
+
+
 def test_a_run_ending_in_a_blank_line_is_not_accepted() -> None:
     checker, out = _checker()
     checker.run(iter([b"\n".join([LINE] * 40) + b"\n", LINE + b"\n\n", LINE + b"\n"]))

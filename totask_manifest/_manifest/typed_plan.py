@@ -27,20 +27,17 @@ Soundness (every run accepted here is one the per-line path finds nothing in):
 from __future__ import annotations
 
 import keyword
-import math
 import operator
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Union
 
 import msgspec
 
 from .patterns import Unsupported, all_match, batched
+from .schema_scalars import INT_MAX, bounds, int_bounds, literal, scalar_union, with_meta
 from .schemas import resolve_ref
 
-#: integers orjson reads as integers (it reads larger ones as floats, msgspec would not) and
-#: msgspec bounds can express: int64
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 #: the class index key pattern (``_defs.json``): such map keys decode as non-negative ints, whose
 #: text written back is their canonical digits, so the byte comparison checks the pattern
 _INDEX_KEY = "^(0|[1-9][0-9]*)$"
@@ -192,19 +189,21 @@ class _Compiler:
             raise Unsupported(f"keywords {sorted(set(schema) - _HANDLED)}")
         patterns = schema.get("pattern", [])
         if "const" in schema or "enum" in schema:
-            return _literal(schema, patterns)
+            return literal(schema, patterns)
         kind = schema.get("type")
+        if type(kind) is list:
+            return scalar_union(schema, kind)
         if kind == "string":
             for pattern in patterns:
                 self.checks.append((path, batched(pattern)))
-            return _meta(str, min_length=schema.get("minLength"), max_length=schema.get("maxLength"))
+            return with_meta(str, min_length=schema.get("minLength"), max_length=schema.get("maxLength"))
         if patterns or "minLength" in schema or "maxLength" in schema:
             raise Unsupported("string keywords on another type")
         if kind == "integer":
-            return _meta(int, **_int_bounds(_bounds(schema, int)))
+            return with_meta(int, **int_bounds(bounds(schema, int)))
         if kind == "number":
-            bounds = _bounds(schema, (int, float))
-            return Union[_meta(int, **_int_bounds(bounds)), _meta(float, **bounds)]  # noqa: UP007
+            limits = bounds(schema, (int, float))
+            return Union[with_meta(int, **int_bounds(limits)), with_meta(float, **limits)]  # noqa: UP007
         if kind == "boolean":
             return bool
         if kind == "array":
@@ -212,7 +211,7 @@ class _Compiler:
                 raise Unsupported("array without items")
             item_sample = sample[0] if type(sample) is list and sample else None
             item = self.node(schema["items"], root, item_sample, (*path, None))
-            return _meta(list[item], min_length=schema.get("minItems"), max_length=schema.get("maxItems"))
+            return with_meta(list[item], min_length=schema.get("minItems"), max_length=schema.get("maxItems"))
         if kind == "object":
             return self._object(schema, root, sample, path)
         raise Unsupported(f"type {kind!r}")
@@ -229,7 +228,7 @@ class _Compiler:
                     raise Unsupported("propertyNames other than a string pattern")
                 if names.get("pattern") == [_INDEX_KEY]:
                     # decoded as a number: written back the same, only its canonical digits pass
-                    key = _meta(int, ge=0, le=_INT_MAX)
+                    key = with_meta(int, ge=0, le=INT_MAX)
                 else:
                     for pattern in names.get("pattern", []):
                         self.checks.append(((*path, "keys"), batched(pattern)))
@@ -305,53 +304,6 @@ def _merged(schema: Any, root: dict) -> tuple[dict, dict]:
             elif out[key] != value:
                 raise Unsupported(f"two values of {key!r}")
     return out, root
-
-
-def _literal(schema: dict, patterns: list[str]) -> Any:
-    values = [schema["const"]] if "const" in schema else list(schema["enum"])
-    if set(schema) - {"const", "enum", "type", "pattern"} or not values:
-        raise Unsupported("const/enum with other keywords")
-    if not all(type(v) is str for v in values) or schema.get("type", "string") != "string":
-        raise Unsupported("a literal that is not a string")
-    values = [v for v in values if all(batched(p)(v) for p in patterns)]
-    if "const" in schema and "enum" in schema:
-        values = [v for v in values if v in schema["enum"]]
-    if not values:
-        raise Unsupported("no value passes")
-    return Literal[tuple(values)]
-
-
-def _bounds(schema: dict, kinds: Any) -> dict[str, Any]:
-    out = {}
-    for word, name in (("minimum", "ge"), ("maximum", "le"), ("exclusiveMinimum", "gt"),
-                          ("exclusiveMaximum", "lt")):
-        if word in schema:
-            value = schema[word]
-            if type(value) not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-                raise Unsupported(f"{word} {value!r}")
-            out[name] = value
-    return out
-
-
-def _int_bounds(bounds: dict[str, Any]) -> dict[str, int]:
-    """``_bounds`` for an integer, as one inclusive range inside what orjson reads as an integer."""
-    low, high = _INT_MIN, _INT_MAX
-    if "ge" in bounds:
-        low = max(low, math.ceil(bounds["ge"]))
-    if "gt" in bounds:
-        low = max(low, math.floor(bounds["gt"]) + 1)
-    if "le" in bounds:
-        high = min(high, math.floor(bounds["le"]))
-    if "lt" in bounds:
-        high = min(high, math.ceil(bounds["lt"]) - 1)
-    return {"ge": low, "le": high}
-
-
-def _meta(kind: Any, **constraints: Any) -> Any:
-    constraints = {k: v for k, v in constraints.items() if v is not None}
-    if ("ge" in constraints and "gt" in constraints) or ("le" in constraints and "lt" in constraints):
-        raise Unsupported("two bounds on one side")
-    return Annotated[kind, msgspec.Meta(**constraints)] if constraints else kind
 
 
 def _extractor(path: tuple) -> Extract:
