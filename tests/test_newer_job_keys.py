@@ -165,3 +165,44 @@ def test_keys_this_version_knows_still_resume(job, tmp_path):
     r = run_cli("resume", str(folder))
     assert r.returncode == 0, r.stderr
     assert orjson.loads((folder / "job.json").read_bytes())["status"] == COMPLETED
+
+
+NOTE = ("job.json holds keys 'future_key', 'config.future_opt' that this version of totask-manifest does not "
+        "know (a newer version wrote them): resume, chain, clone, annotate again and apply refuse the job; upgrade "
+        "totask-manifest to work on it")
+
+
+def _report_of_newer_job(made: Path, tmp_path: Path) -> tuple[Path, bytes]:
+    """``report`` of a job.json with two keys this version does not know: the page said nothing of
+    them (``status`` notes them), so a reader took the job for one this version can resume."""
+    from totask_manifest._cli import main
+
+    folder = _edited(made, tmp_path, "config", "future_opt")
+    data = orjson.loads((folder / "job.json").read_bytes())
+    data["future_key"] = 1
+    (folder / "job.json").write_bytes(orjson.dumps(data))
+    before = (folder / "job.json").read_bytes()
+    page = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(page), "--samples", "0"]) == 0
+    return page, before
+
+
+def test_report_notes_the_keys_this_version_does_not_know(made, tmp_path):
+    import html
+    import re
+
+    page, before = _report_of_newer_job(made, tmp_path)
+    shown = html.unescape(page.read_text())
+    assert re.search(r"<dt>note</dt><dd>([^<]*)</dd>", shown).group(1) == NOTE
+    assert (tmp_path / "out" / "j" / "job.json").read_bytes() == before
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+                    reason="chromium not installed (apt-get install -y chromium)")
+def test_report_note_is_on_the_page_a_browser_draws(made, tmp_path):
+    from tests.support.browser import chromium
+
+    page, _ = _report_of_newer_job(made, tmp_path)
+    dom = chromium(["--dump-dom", page.resolve().as_uri()], tmp_path / "profile")
+    assert NOTE in dom.stdout, dom.stderr[-2000:]

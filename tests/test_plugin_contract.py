@@ -336,3 +336,44 @@ def test_a_plugin_check_that_raises_is_a_usage_error_in_one_line(tmp_path) -> No
         "totask-manifest annotate: error: method plugin 'checkplug:Picky': its check of the options raised "
         f"ValueError: no vocabulary ({tmp_path / 'checkplug.py'} line 9, in check)")
     assert not (tmp_path / "out").exists()
+
+
+_RAISING_OPTIONS = (
+    "from dataclasses import dataclass\n\nfrom totask_manifest import BatchAnnotator, Options\n\n\n"
+    "@dataclass(frozen=True)\nclass O(Options):\n    def __post_init__(self):\n        raise RuntimeError('x')\n\n\n"
+    "class Plug(BatchAnnotator):\n    name = 'opt'\n    Options = O\n\n"
+    "    def annotate_batch(self, items):\n        return []\n")
+
+
+@pytest.mark.slow
+def test_a_plugin_options_class_that_raises_is_a_usage_error_in_one_line(tmp_path) -> None:
+    """An ``Options.__post_init__`` raising a RuntimeError (not ``UsageError``) printed a
+    traceback, exit 1: the options are the user's input, so exit 2 naming the plugin and where."""
+    (tmp_path / "optplug.py").write_text(_RAISING_OPTIONS)
+    (tmp_path / "in.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "annotate", "in.manifest", "--job-name", "j",
+                        "--label-attribute", "cls", "--task-type", "image-classification",
+                        "--method", "optplug:Plug", "--output", "out"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "totask-manifest annotate: error: method plugin 'optplug:Plug': its options raised "
+        f"RuntimeError: x ({tmp_path / 'optplug.py'} line 9, in __post_init__)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_plugin_options_class_that_raises_is_a_usage_error_from_the_api(tmp_path, monkeypatch) -> None:
+    """The Python API let the plugin's RuntimeError through, unnamed; nothing is written."""
+    from totask_manifest import JobConfig, UsageError, annotate
+
+    (tmp_path / "optplug_api.py").write_text(_RAISING_OPTIONS)
+    (tmp_path / "in.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="cls", task_type="image-classification", method="optplug_api:Plug")
+    with pytest.raises(UsageError) as caught:
+        annotate(config)
+    assert str(caught.value) == ("method plugin 'optplug_api:Plug': its options raised RuntimeError: x "
+                                 f"({tmp_path / 'optplug_api.py'} line 9, in __post_init__)")
+    assert not (tmp_path / "out").exists()

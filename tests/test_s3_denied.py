@@ -148,3 +148,27 @@ def test_refused_credentials_in_a_subprocess_one_line_naming_the_url(auth_s3, co
     for value in (BAD_TOKEN, secret):
         assert value not in r.stdout + r.stderr
     assert not list(tmp_path.iterdir())  # nothing written: no output, no job folder
+
+
+@pytest.mark.parametrize("case", ["session-token", "secret"])
+def test_refused_credentials_for_the_output_name_the_output_the_user_gave(auth_s3, case, monkeypatch, tmp_path):
+    """A local input and an S3 ``--output`` that refuses the credentials: the line named
+    ``<output>/j/job.json``, a file the user never typed; it names the output root given."""
+    from tests.jobs_helpers import run_cli
+
+    manifest = tmp_path / "in.manifest"
+    manifest.write_bytes((REPO / "sample_data" / "manifest.jsonl").read_bytes())
+    output = f"s3://{auth_s3.bucket}/out"
+    secret = SECRET if case == "secret" else auth_s3.read_only["secret"]
+    env = auth_s3.env(auth_s3.read_only["key"], secret)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    if case == "session-token":
+        env["AWS_SESSION_TOKEN"] = BAD_TOKEN
+    r = run_cli("annotate", str(manifest), *ANNOTATE, "--output", output, env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("totask-manifest annotate: error: "), r.stderr
+    assert output in lines[0] and "job.json" not in lines[0] and f"{output}/j" not in lines[0], r.stderr
+    for value in (BAD_TOKEN, secret):
+        assert value not in r.stdout + r.stderr
+    assert _objects(auth_s3) == ["manifest.jsonl"]

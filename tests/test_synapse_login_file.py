@@ -178,3 +178,38 @@ def test_a_method_plugins_words_never_carry_the_saved_token(tmp_path: Path, rais
     texts = [("output", r.stdout + r.stderr)] + [(str(p), p.read_text(errors="replace")) for p in job.rglob("*") if p.is_file()]
     for name, text in texts:
         assert SAVED not in text, f"the saved token in {name}"
+
+
+def test_a_backend_that_moved_names_the_login_file_as_where_the_host_came_from(tmp_path: Path) -> None:
+    """A host from the login file that answers 301: the line said 'check SYNAPSE_HOST', a variable
+    the user never set; it names the file's key."""
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=301, headers={"Location": "https://new.example.com/api/"})
+
+    with LocalHTTPServer(moved) as server:
+        host = server.url("").rstrip("/")
+        path = login(tmp_path, {"host": host, "access_token": SAVED})
+        r = export(tmp_path, tmp_path / "x.manifest")
+    assert r.returncode == 1, r.stderr
+    assert one_line(r.stderr).endswith(f"redirects are not followed: check 'host' in {path} (now {host})"), r.stderr
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"SYNAPSE_HOST": "http://127.0.0.1:9"}, "SYNAPSE_HOST"),
+    ({"SYNAPSE_PLUGIN_RUN_HOST": "http://127.0.0.1:9"}, "SYNAPSE_PLUGIN_RUN_HOST"),
+    ({}, "SYNAPSE_HOST"),  # the default host: SYNAPSE_HOST is where another one is set
+])
+def test_a_project_gone_names_where_the_host_came_from(tmp_path: Path, env: dict, named: str) -> None:
+    from totask_manifest._synapse.settings import SynapseSettings
+    from totask_manifest._synapse.workers import project_gone
+
+    settings = SynapseSettings.from_env({**NO_ENV, "HOME": str(tmp_path), "SYNAPSE_ACCESS_TOKEN": "tok-test", **env})
+    assert project_gone(7, settings) == ("project 7 is gone (404); if it still exists in Synapse, check "
+                                         f"{named} (now {settings.host})")
+    path = login(tmp_path, {"host": "http://127.0.0.1:9/api", "access_token": SAVED})
+    settings = SynapseSettings.from_env({**NO_ENV, "HOME": str(tmp_path)})
+    assert project_gone(7, settings).endswith(f"check 'host' in {path} (now http://127.0.0.1:9/api)")

@@ -346,14 +346,15 @@ def test_report_refuses_a_negative_sample_count_before_writing(tmp_path: Path) -
 @pytest.mark.parametrize("workers", ["0", "-3"])
 def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str], workers: str) -> None:
-    """``evaluate --workers 0`` once ran with one process per CPU where validate and stats exit 2."""
+    """``evaluate --workers 0`` once ran with one process per CPU where validate and stats exit 2;
+    the line named ``workers`` (the Python API's keyword), not the flag the user typed."""
     from totask_manifest._cli import main
 
     src = boxes_manifest(tmp_path / "in.manifest")
     assert main([command[0], str(src), *command[1:], "--workers", workers]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == f"totask-manifest {command[0]}: error: workers must be at least 1 (got {workers})\n"
+    assert captured.err == f"totask-manifest {command[0]}: error: --workers must be at least 1 (got {workers})\n"
 
 
 @pytest.mark.parametrize("args", [
@@ -873,3 +874,11 @@ def test_a_class_id_without_a_name_names_the_cli_flag(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"number their classes; give the class names \(--class-names FILE; "
                                           r"from Python, class_names"):
         to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3))
+
+
+def test_workers_below_one_from_python_names_the_keyword(tmp_path: Path) -> None:
+    """The Python API says ``workers`` (its keyword), the command line ``--workers`` (its flag)."""
+    from totask_manifest import UsageError, validate_manifest
+
+    with pytest.raises(UsageError, match=r"^workers must be at least 1 \(got 0\)$"):
+        validate_manifest(str(boxes_manifest(tmp_path / "in.manifest")), workers=0)

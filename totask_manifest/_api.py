@@ -100,6 +100,7 @@ def annotate(
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
     run = JobRun(config, engine=_engine(engine), on_progress=on_progress, keep_going=keep_going)
     run.engine.check(config)
+    exists(config.output_root)  # a refusal (wrong credentials) names the root given, not <root>/<job>/job.json
     job = Job(config.job_url)
     if not job.exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files

@@ -11,10 +11,11 @@ import os
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import TotaskError, UsageError
+from ._errors import UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
+from ._jobs.plugin_errors import plugin_raised_as_usage
 from ._jobs.state import JobState
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
@@ -157,21 +158,10 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
     """The method's own check of its options (typed from job.json's object), before anything runs."""
     cls = get_annotator_class(method)
     check_installed(method, cls)
-    typed = cls.Options.checked(options)  # a value of the wrong type named before the check reads it
-    try:
-        with plugin_code():
-            cls.check(typed, task_type)
-    except TotaskError:
-        raise
-    except Exception as exc:
-        if ":" not in method:
-            raise
-        # a plugin's check broke (rather than raising UsageError): its author's error, in one line
-        from ._jobs.plugin_errors import plugin_frame
-
-        where = plugin_frame(method, exc)
-        raise UsageError(f"method plugin {method!r}: its check of the options raised {type(exc).__name__}: {exc}"
-                         + (f" ({where})" if where else "")) from None
+    with plugin_raised_as_usage(method, "its options"):  # a plugin's Options.__post_init__ may raise
+        typed = cls.Options.checked(options)  # a value of the wrong type named before the check reads it
+    with plugin_raised_as_usage(method, "its check of the options"), plugin_code():
+        cls.check(typed, task_type)
 
 
 def same_job(existing: JobState, config: JobConfig, chained_from: str | None, cloned_from: str | None) -> bool:

@@ -20,6 +20,7 @@ from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_schem
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
 from .._jobs.job import Job
+from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
 from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
@@ -282,7 +283,9 @@ def render_report(
         # "" without a reference; its worst images go through the same policy as the tiles
         evaluation = evaluation_section(job_url, base=base, samples=min(samples, 6), fetch=fetcher.fetch,
                                         max_pixels=max_pixels)
+    newer = unknown_keys(job)  # a newer version's job.json: noted as status notes it, the page is read alike
     info = _kv([
+        ("note", newer_version_note(newer) if newer else None),
         ("task type", job.get("task-type") or config.get("task_type")), ("label attribute", attr),
         ("other label attributes", f"{others} (not charted: a job's job.json names the one to show)" if others else None),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),

@@ -11,7 +11,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
 .muted{color:#6b7280}.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}
-.kv dt{color:#6b7280}.kv dd{margin:0;word-break:break-all}
+.kv dt{color:#6b7280}.kv dd{margin:0;overflow-wrap:anywhere}
 .cards{display:flex;gap:10px;flex-wrap:wrap;margin:12px 0}
 .card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:90px}
 .card b{display:block;font-size:22px}.card span{font-size:12px;color:#6b7280}

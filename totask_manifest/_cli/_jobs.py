@@ -127,6 +127,7 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     arguments the command's parser left over.
     """
     from .._annotators.base import get_annotator_class
+    from .._jobs.plugin_errors import plugin_raised_as_usage
 
     cls = get_annotator_class(method).Options
     if ":" in method and method not in (getattr(args, "_plugins", None) or ()) and getattr(args, "_argv", None):
@@ -134,7 +135,8 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     elif getattr(args, "_unknown", None):
         raise unrecognized(args._parser.prog, args._unknown)
     _refuse_other_methods_flags(args, cls, method)
-    return read_options(args, cls, only_given=only_given)
+    with plugin_raised_as_usage(method, "its options"):  # a plugin's Options.__post_init__ or from_cli
+        return read_options(args, cls, only_given=only_given)
 
 
 def _parse_again_with(args: argparse.Namespace, method: str) -> argparse.Namespace:

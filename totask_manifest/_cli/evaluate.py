@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from .._analytics.evaluate import evaluate_manifest, format_text  # on use: numpy loads only here
+    from .._manifest.ranges import check_workers
 
+    check_workers(args.workers, "--workers")  # the flag named, before the library names its keyword
     fetch = {}
     if args.allow_root:
         fetch["allow_root"] = os.path.abspath(args.allow_root)

@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
         format_text,
         manifest_stats,
     )
+    from .._manifest.ranges import check_workers
     from .._storage import redact_secret_url
 
+    check_workers(args.workers, "--workers")  # the flag named, before the library names its keyword
     # a --label-attribute no line holds is the ManifestError manifest_stats raises (exit 1, one line)
     stats = manifest_stats(args.manifest, label_attributes=args.label_attributes, workers=args.workers)
     stats = dataclasses.replace(stats, url=redact_secret_url(stats.url))  # printed: no token or password

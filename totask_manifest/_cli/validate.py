@@ -37,8 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._manifest.ranges import check_workers
     from .._manifest.validate import validate_manifest  # on use: `validate --help` loads no checker
 
+    check_workers(args.workers, "--workers")  # the flag named, before the library names its keyword
     report = validate_manifest(
         args.manifest,
         label_attribute=args.label_attribute,

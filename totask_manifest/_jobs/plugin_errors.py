@@ -9,16 +9,18 @@ credentials masked, and the last place in the plugin's own files it passed
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from .._credentials import hide_env_credentials
-from .._errors import JobError, RaisedInThread
+from .._errors import JobError, RaisedInThread, TotaskError, UsageError
 from .._outcomes import Item
 from .._signals import OwnInterrupt
 
-__all__ = ["not_an_outcome", "plugin_error_text", "plugin_frame", "said"]
+__all__ = ["not_an_outcome", "plugin_error_text", "plugin_frame", "plugin_raised_as_usage", "said"]
 
 
 def plugin_frame(method: str, exc: BaseException) -> str | None:
@@ -54,6 +56,25 @@ def plugin_error_text(method: str, exc: BaseException) -> str | None:
     if where is None:
         return None
     return f"method plugin {method!r} raised {said(exc)} ({where})"
+
+
+@contextlib.contextmanager
+def plugin_raised_as_usage(method: str, what: str) -> Iterator[None]:
+    """A plugin's code run on the user's options (its ``Options`` class being built, its ``check``)
+    that breaks rather than raising ``UsageError``: one line naming the plugin, the exception and
+    where (``method plugin 'm:C': its options raised RuntimeError: x (/src/m.py line 9, in
+    __post_init__)``), exit 2 as the options are the user's input; a traceback is for its author.
+    A built-in method's error goes on as it is (the project's own bug)."""
+    try:
+        yield
+    except TotaskError:
+        raise
+    except Exception as exc:
+        if ":" not in method:
+            raise
+        where = plugin_frame(method, exc)
+        raise UsageError(f"method plugin {method!r}: {what} raised {said(exc)}"
+                         + (f" ({where})" if where else "")) from None
 
 
 def not_an_outcome(method: str, item: Item, outcome: object) -> JobError:

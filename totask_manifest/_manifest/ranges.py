@@ -199,11 +199,12 @@ def iter_bodies(f: IO[bytes], *, start: int = 0, end: int | None = None,
 
 # --- planning ----------------------------------------------------------------------------------
 
-def check_workers(workers: int | None) -> None:
+def check_workers(workers: int | None, name: str = "workers") -> None:
     """Refuse ``--workers`` below 1 (exit 2) in every command that reads byte ranges (``validate``,
-    ``stats``, ``evaluate``): ``map_ranges`` would read 0 or -3 as its default, one per CPU."""
+    ``stats``, ``evaluate``): ``map_ranges`` would read 0 or -3 as its default, one per CPU.
+    ``name``: what the caller typed (the CLI's ``--workers``, the Python API's keyword)."""
     if workers is not None and workers < 1:
-        raise UsageError(f"workers must be at least 1 (got {workers})")
+        raise UsageError(f"{name} must be at least 1 (got {workers})")
 
 
 def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None,

@@ -286,7 +286,7 @@ class _ApplyRun:
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except NotFound as exc:
             if p.project is not None and await self._project_gone(p.project):
-                self.breaker.trip(project_gone(p.project, self.aio.settings.host))
+                self.breaker.trip(project_gone(p.project, self.aio.settings))
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except SynapseHTTPError as exc:
             self.breaker.success()

@@ -298,7 +298,7 @@ class AsyncSynapseClient:
         reason = reason_phrase(status)
         message = (f"Synapse answered {status} {reason} to {method} {_path_of(url)}"
                    + (f", redirecting to {target}" if target else "")
-                   + f"; redirects are not followed: check SYNAPSE_HOST (now {_origin(self.settings.host)})")
+                   + f"; redirects are not followed: {self.settings.check_host(_origin(self.settings.host))}")
         return BackendMoved(self.settings.redact(message), status=status, method=method, path=_path_of(url))
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -186,7 +186,7 @@ async def rollback_async(
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)
             if state == "gone":
-                breaker.trip(project_gone(project, aio.settings.host))
+                breaker.trip(project_gone(project, aio.settings))
             if state == "there":  # deleted since the job wrote it: nothing to put back
                 breaker.success()
                 undone.add(tid)

@@ -55,6 +55,10 @@ class SynapseSettings:
     url_host: str | None = None
     #: ``language`` of ``plugins/{code}/run/`` bodies (``SYNAPSE_LANGUAGE``; the SDK's default ``ko``)
     language: str = DEFAULT_LANGUAGE
+    #: where ``host`` came from, as a message names it to the user who would change it: the variable
+    #: (``SYNAPSE_HOST``, v1's ``SYNAPSE_PLUGIN_RUN_HOST``; also for the default host, where setting
+    #: it is the fix) or the login file's key (``'host' in ~/.synapse/config.json``)
+    host_from: str = "SYNAPSE_HOST"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SynapseSettings:
@@ -87,6 +91,7 @@ class SynapseSettings:
             tenant=env_token(env, "SYNAPSE_PLUGIN_RUN_TENANT", secret=False),
             url_host=(env.get("SYNAPSE_PLUGIN_RUN_URL_HOST") or "").strip() or None,
             language=(env.get("SYNAPSE_LANGUAGE") or "").strip() or DEFAULT_LANGUAGE,
+            host_from=name or (config.key("host") if saved_host else "SYNAPSE_HOST"),
         )
 
     def require_credentials(self) -> SynapseSettings:
@@ -96,6 +101,12 @@ class SynapseSettings:
                              "SYNAPSE_PLUGIN_RUN_USER_TOKEN with SYNAPSE_PLUGIN_RUN_TENANT, or run `synapse login` "
                              f"(it saves the token in {sdk_config_path()})")
         return self
+
+    def check_host(self, shown: str | None = None) -> str:
+        """``check SYNAPSE_HOST (now https://...)``, naming where the host came from (a user who
+        never set the variable would look for it in vain); ``shown``: the host as the message
+        shows it (its origin alone), by default whole."""
+        return f"check {self.host_from} (now {self.host if shown is None else shown})"
 
     @property
     def has_credentials(self) -> bool:

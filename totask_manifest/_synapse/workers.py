@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .._errors import UsageError
+
+if TYPE_CHECKING:
+    from .settings import SynapseSettings
 
 T = TypeVar("T")
 
@@ -82,7 +85,7 @@ async def run_pool(
         raise errors[0]
 
 
-def project_gone(project: int, host: str) -> str:
-    """Why a run stops when a task's 404 is followed by its project's: deleted, or a
-    ``SYNAPSE_HOST`` whose path the backend does not serve (every request is a 404 then)."""
-    return f"project {project} is gone (404); if it still exists in Synapse, check SYNAPSE_HOST (now {host})"
+def project_gone(project: int, settings: SynapseSettings) -> str:
+    """Why a run stops when a task's 404 is followed by its project's: deleted, or a host
+    (``SYNAPSE_HOST`` or the login file's) whose path the backend does not serve (every request is a 404 then)."""
+    return f"project {project} is gone (404); if it still exists in Synapse, {settings.check_host()}"
