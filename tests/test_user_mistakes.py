@@ -432,6 +432,20 @@ def test_a_metadata_key_given_as_the_label_attribute_is_named_as_such(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
+@pytest.mark.parametrize("args", [["status", "URL/job"], ["validate", "URL/in.manifest"]])
+def test_a_host_that_refuses_the_connection_is_named_with_the_url(
+        capsys: pytest.CaptureFixture, args: list[str]) -> None:
+    """aiohttp's connection errors are ``OSError``s: the S3 refusal branch of ``backend_errors``
+    re-raised them bare, so ``status http://127.0.0.1:1/job`` said ``error: Connect call failed
+    ('127.0.0.1', 1)``, naming no URL."""
+    from totask_manifest._cli import main
+
+    url = "http://127.0.0.1:1"  # nothing listens on port 1: the connection is refused at once
+    assert main([a.replace("URL", url) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read {url}/" in err and "ClientConnectorError" in err, err
+
+
 def test_a_file_given_as_a_yolo_folder_is_named_as_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """``convert coco.json x.manifest --to manifest --from yolo`` said "coco.json: no classes.txt,
     obj.names or data.yaml", as if a folder lacked its class names."""

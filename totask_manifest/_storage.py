@@ -147,8 +147,8 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
         raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
     except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
         raise StorageError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
-    except OSError as exc:
-        if (refused := backend_refusal(exc)) is None:
+    except OSError as exc:  # aiohttp's connection errors are OSErrors too: named as before
+        if (refused := backend_refusal(exc) or backend_error_message(exc)) is None:
             raise
         raise StorageError(f"cannot {verb} {redact_url(url)}: {refused}") from None
     except Exception as exc:
