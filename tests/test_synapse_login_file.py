@@ -143,6 +143,15 @@ def test_a_file_the_run_does_not_need_is_not_read(saved, tmp_path: Path) -> None
     assert r.returncode == 0, r.stderr
 
 
+def test_a_token_in_the_environment_leaves_the_files_token_unread(saved, tmp_path: Path) -> None:
+    """The token from the environment, the host from the file: the file's own token is not sent, so
+    a stale or short one, readable by others, neither stops the run nor is warned of."""
+    login(tmp_path, {"host": saved.url, "access_token": "ab"}, mode=0o644)
+    r = export(tmp_path, tmp_path / "x.manifest", SYNAPSE_ACCESS_TOKEN=SAVED)
+    assert r.returncode == 0, r.stderr
+    assert "access_token" not in r.stderr and "others may read it" not in r.stderr, r.stderr
+
+
 def test_a_login_file_others_may_read_is_used_with_a_warning(saved, tmp_path: Path) -> None:
     """The SDK's ``synapse doctor`` warns of such a file (its runs say nothing): one warning line."""
     path = login(tmp_path, {"host": saved.url, "access_token": SAVED}, mode=0o644)

@@ -110,13 +110,14 @@ def _read_config(path: Path) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def sdk_config(env: Mapping[str, str] | None = None) -> SdkConfig | None:
+def sdk_config(env: Mapping[str, str] | None = None, *, token: bool = True) -> SdkConfig | None:
     """``~/.synapse/config.json``'s host and access token, checked; None when there is no such file.
 
     The SDK ignores a file it cannot read or parse and goes on without it (a request then fails
     with 401, or goes to the default host); here it is a usage error naming the file (exit 2), as
     any other setting that cannot be used. A file others may read is used, with a warning (the
-    SDK's ``synapse doctor`` warns of it; its runs say nothing)."""
+    SDK's ``synapse doctor`` warns of it; its runs say nothing). ``token`` False: only its host is
+    wanted (the environment holds a token), so its token is neither checked nor warned of."""
     path = sdk_config_path(env)
     data, problem = _read_config(path)
     if problem:
@@ -126,15 +127,15 @@ def sdk_config(env: Mapping[str, str] | None = None) -> SdkConfig | None:
         return None
     config = SdkConfig(path)
     values = {}
-    for key in ("host", "access_token"):
+    for key in ("host", "access_token") if token else ("host",):
         value = data.get(key)
         if value is not None and not isinstance(value, str):
             raise UsageError(f"{config.key(key)} must be a string, not {type(value).__name__}")
         values[key] = value
-    token = checked_token(values["access_token"], config.key("access_token"))
-    if token:
+    saved = checked_token(values["access_token"], config.key("access_token")) if token else None
+    if saved:
         _warn_if_others_read(path)
-    return SdkConfig(path, (values["host"] or "").strip() or None, token)
+    return SdkConfig(path, (values["host"] or "").strip() or None, saved)
 
 
 @functools.lru_cache(maxsize=4)

@@ -75,7 +75,8 @@ class SynapseSettings:
         access_token = env_token(env, "SYNAPSE_ACCESS_TOKEN")
         user_token = env_token(env, "SYNAPSE_PLUGIN_RUN_USER_TOKEN")
         # read only for what the environment lacks: a file the run would not use cannot stop it
-        config = sdk_config(env) if name is None or not (access_token or user_token) else None
+        config = (sdk_config(env, token=not (access_token or user_token))
+                  if name is None or not (access_token or user_token) else None)
         saved_host = _checked_host(config.host, config.key("host")) if config is not None and config.host else None
         host = _checked_host(env[name].strip(), name) if name is not None else saved_host or DEFAULT_HOST
         if config is not None and config.access_token and not (access_token or user_token):
