@@ -46,7 +46,7 @@ MID_RUN_RULES = frozenset({
     "storage-credentials-missing",  # a store's credentials gone (temporary ones that lapsed)
 })
 #: how to finish a job whose lines truly fail so (said after each stop's reason)
-KEEP_GOING = "; if the data is at fault, 'resume --keep-going' records them failed and goes on"
+KEEP_GOING = "; if the data is at fault, 'resume --keep-going' (Python: keep_going=True) records them failed and goes on"
 #: the rule of a failure whose reason says nothing this module recognises
 UNCLASSIFIED = "failed"
 
