@@ -72,3 +72,28 @@ def test_an_annotation_job_that_stops_still_counts_the_tasks_the_export_skipped(
     assert result["metrics"] == {"total": n, "success": 0, "failed": FAIL_FAST_LINES + 1, "stand_by": 7}, result
     assert result["failures"][0] == {"task_id": no_files, "error": "Data unit does not have files"}
     assert synapse.requests_to("PUT") == []
+
+
+def test_a_run_killed_as_its_export_ends_still_counts_the_tasks_it_skipped(synapse, files, tmp_path, monkeypatch) -> None:
+    """The skipped tasks were noted in the run's record after the export's manifest was put in
+    place: a run killed between the two left a manifest the next run does not export again, and
+    the tasks it had skipped were in no count. They are noted before the manifest is committed."""
+    import pytest
+
+    from totask_manifest._to_task import action
+
+    pid, no_files, no_primary = seed_with_unexportable(synapse, files)
+    real = action.export_tasks
+
+    def killed_after(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # as a kill -9 right after the export: nothing after it runs
+
+    monkeypatch.setattr(action, "export_tasks", killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        ToTaskAction(params=params(pid), output_root=str(tmp_path)).start()
+    monkeypatch.setattr(action, "export_tasks", real)  # not undo(): the fixtures' environment stays
+    again = ToTaskAction(params=params(pid), output_root=str(tmp_path)).start()  # the export is kept
+    assert again["status"] == "SUCCEEDED", again
+    assert (again["total_tasks"], again["success_count"], again["failed_count"]) == (4, 2, 2), again
+    assert [f["task_id"] for f in again["failures"]] == [no_files, no_primary]

@@ -120,13 +120,17 @@ def export_tasks(
     client: SynapseClient | None = None,
     on_progress: Callable[[int], None] | None = None,
     project_checked: bool = False,
+    before_commit: Callable[[ExportResult], None] | None = None,
 ) -> ExportResult:
     """Write the manifest of ``project``'s tasks matching ``filters`` to ``output`` (any fsspec URL).
 
     Raises ``FatalSynapseError`` with the ToTask guide's messages when the project is missing,
     has no data collection, lacks the target specification, or no task matches.
     ``project_checked``: the caller already ran ``check_project`` (the ToTask action does, in its
-    ``initialize`` step), so it is not asked again.
+    ``initialize`` step), so it is not asked again. ``before_commit`` is given the result before
+    the manifest is put in place (the action notes the tasks it skipped there: a kill between the
+    two would have left a manifest a resumed run does not export again, and skipped tasks it never
+    counted).
     """
     output = os.fspath(output)  # a pathlib.Path too, as write_lines takes
     _check_writable(output)
@@ -144,7 +148,7 @@ def export_tasks(
     try:
         return client.run(
             _export(client.aio, int(project), output, filters, limit, target_specification_name, on_progress,
-                    project_checked)
+                    project_checked, before_commit)
         )
     finally:
         if own:
@@ -189,6 +193,7 @@ async def _export(
     target_spec: str | None,
     on_progress: Callable[[int], None] | None,
     project_checked: bool = False,
+    before_commit: Callable[[ExportResult], None] | None = None,
 ) -> ExportResult:
     if not project_checked:
         await check_project(aio, project, target_spec)
@@ -229,6 +234,8 @@ async def _export(
                 f"No tasks could be exported: all {listed} listed tasks were skipped "
                 f"(first: task {result.skipped[0]['task_id']}: {result.skipped[0]['reason']})"
             )
+        if before_commit is not None:
+            before_commit(result)
     # debug: the command prints this summary itself (once), the action says it in its own words
     log.debug("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
              len(result.skipped))

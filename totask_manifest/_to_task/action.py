@@ -47,7 +47,7 @@ from .._manifest.io import read_lines
 from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
 from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
-from .._synapse.export import check_project, export_tasks
+from .._synapse.export import ExportResult, check_project, export_tasks
 from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
@@ -110,6 +110,12 @@ class ToTaskAction:
             "metrics": metrics,
             "totask": totask or {},
         }
+
+    def _note_skipped(self, result: ExportResult) -> None:
+        """The tasks the export skipped, noted in the run's record before its manifest is put in
+        place: failed tasks of this run, resumed or not (see ``_apply``)."""
+        if self._run_record is not None:
+            note(self._run_record, export_skipped=result.skipped)
 
     def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
         reporter.message(text, key=key, level=level)
@@ -213,9 +219,8 @@ class ToTaskAction:
             result = export_tasks(
                 p.project, export_url, filters=p.task_filters, target_specification_name=spec, client=client,
                 on_progress=lambda n: reporter.progress("fetch_tasks", n, max(n, 1)), project_checked=True,
+                before_commit=self._note_skipped,
             )
-            if self._run_record is not None:  # failed tasks of this run, resumed or not (see _apply)
-                note(self._run_record, export_skipped=result.skipped)
             if result.unmatched:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
             for warning in result.unmatched_warnings():
