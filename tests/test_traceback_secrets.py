@@ -144,11 +144,14 @@ def test_the_traceback_of_a_job_whose_code_broke_masks_the_environments_credenti
 
 @pytest.mark.slow
 @pytest.mark.parametrize("verbose", [False, True], ids=["plain", "-v"])
-def test_an_exception_out_of_the_command_is_printed_with_the_environments_credentials_masked(
+def test_options_that_raise_quoting_the_credentials_are_one_masked_line(
         tmp_path: Path, verbose: bool) -> None:
+    """A plugin's ``Options.__post_init__`` raising with the environment's credentials in its text
+    went out of the command as a traceback quoting them; it is one usage line now, masked."""
     r = _annotate(tmp_path, "leak_options:Plug", verbose)
-    assert r.returncode == 1, r.stderr
-    assert "RuntimeError: options refused: *** / ***" in r.stderr, r.stderr
+    assert r.returncode == 2, r.stderr
+    assert "its options raised RuntimeError: options refused: *** / ***" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     _assert_no_secret(r.stdout + r.stderr, tmp_path)
 
 
