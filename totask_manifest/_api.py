@@ -14,13 +14,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from . import _signals
 from ._annotators.base import check_installed, get_annotator_class
 from ._api_checks import (
     DATA_OPTIONS,
     check_config,
     check_options,
     completed_as_is,
+    completed_result,
     refuse_out_of_range,
     refuse_undeclared_options,
     refuse_undecodable_path,
@@ -41,7 +41,7 @@ from ._jobs.config import (
     resume_arguments,
 )
 from ._jobs.damaged_parts import missing_note
-from ._jobs.execute import execute, job_result
+from ._jobs.execute import execute
 from ._jobs.inputs import (
     InputSources,
     job_input,
@@ -213,10 +213,8 @@ def resume(
         state = job.state
         move_secret_input(state)  # a job written before input URLs were recorded redacted
         changes = {k: v for k, v in changes.items() if state.config.options.get(k) != v}
-        if state.status == COMPLETED and exists(state.layout.output_manifest):
-            log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
-            _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
-            return job_result(state)
+        if (done := completed_result(state)) is not None:  # a legacy job's input moved: nothing else to do
+            return done
         if state.status == COMPLETED:  # deleted or lost: ``chain`` says "resume it first", so resume writes it
             log.warning("job %s is COMPLETED but its output manifest is missing; writing it again from the "
                         "checkpoint", state.config.job_name)

@@ -176,13 +176,22 @@ def completed_as_is(job: Job) -> JobResult | None:
     it is reported without taking the lease (a folder on a read-only mount or store cannot take
     one, and a report writes nothing). None for any other job, and for one whose input URL still
     holds a secret (``resume`` moves that input into the folder, rewriting job.json, under the lease)."""
-    from . import _signals  # on use: as the commands that run a job
-    from ._jobs.execute import job_result
     from ._jobs.inputs import secret_fields
 
     state = job.state
-    if state.status != COMPLETED or secret_fields(state) or not exists(state.layout.output_manifest):
+    if secret_fields(state):
+        return None
+    return completed_result(state)
+
+
+def completed_result(state: JobState) -> JobResult | None:
+    """The report of ``state`` when it is COMPLETED with its output manifest in place (said, as
+    after a run: the summary prints whole); None otherwise."""
+    from . import _signals  # on use: as the commands that run a job
+    from ._jobs.execute import job_result
+
+    if state.status != COMPLETED or not exists(state.layout.output_manifest):
         return None
     log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
-    _signals.done("the job COMPLETED")  # as after a run: the summary prints whole
+    _signals.done("the job COMPLETED")
     return job_result(state)
