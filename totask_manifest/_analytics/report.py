@@ -25,7 +25,7 @@ from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
 from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
-from .._manifest.io import read_records
+from .._manifest.io import read_records, refuse_empty_path
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
     exists,
@@ -325,6 +325,8 @@ def write_report(
     max_image_pixels: int | None = None,
 ) -> ReportResult:
     job_url, output = os.fspath(job_url), os.fspath(output)  # a pathlib.Path too
+    refuse_empty_path(job_url, "job folder (job_url)")  # the current folder's job: not what was meant
+    refuse_empty_path(output, "output (output)")
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)
