@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import NotAJobError, StorageError, TotaskError, UsageError
+from .._errors import StorageError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
@@ -249,7 +249,8 @@ def render_report(
     folder = Job(job_url)
     job = folder.record()  # whatever is there: a running job, or one written by another version
     if not job and not exists(folder.layout.output_manifest):
-        raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+        # a file inside a job folder (its output manifest) names that folder, as every command's refusal does
+        raise folder.not_a_job("no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")
