@@ -14,12 +14,18 @@ rule: a test that costs over about 0.3 s of CPU (this process and its children: 
 kill/resume loops, fuzzing and hypothesis properties, CLI subprocesses, worker pools, S3
 variants, the SDK parity check) is slow, keeping one cheap case where a family would lose all;
 per-file cases of the real manifests over 100 KB are slow (``tests.support.gt.real_cases``).
+
+The suite is hermetic: ``HOME`` is an empty temporary folder (one for the session, a fresh one for
+each test), and the variables the tool reads its credentials and settings from are unset
+(``_hermetic_environment``), for the tests and every process they start.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
@@ -30,6 +36,17 @@ from tests.support.s3 import S3Endpoint, moto_s3
 
 #: where the tests' servers listen
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: the variables the tool (or s3fs, fsspec, botocore, Ray under it) reads credentials or settings
+#: from, unset for the suite: the tests set those they need
+TOOL_VARIABLE_PREFIXES = ("SYNAPSE_", "TOTASK_", "AWS_", "FSSPEC_")
+#: ... except these, which steer the tests themselves (where the SDK parity venv is, a CA bundle
+#: a TLS-intercepting network needs; ``test_cli_errors.env`` keeps it too)
+KEPT_VARIABLES = ("TOTASK_SDK_PYTHON", "TOTASK_SDK_VENV", "TOTASK_SKIP_SDK_PARITY", "TOTASK_TEST_NO_SHARED_DISK",
+                  "AWS_CA_BUNDLE")
+#: other variables of the tool's, unset as well (a cluster the Ray engine would join)
+TOOL_VARIABLES = ("RAY_ADDRESS",)
+#: the session's own HOME (``pytest_configure``) and the variables it replaced, put back at the end
+_SESSION: dict[str, object] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +60,60 @@ def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:  # the same for SIGTERM (``trap '' TERM``)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _local_servers_bypass_proxies(os.environ)
+    home = Path(tempfile.mkdtemp(prefix="totask-tests-home-"))
+    _SESSION.update(home=home, saved=_hermetic_environment(os.environ, home))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The environment as it was, and the session's HOME removed."""
+    if "home" not in _SESSION:
+        return
+    for name, value in _SESSION.pop("saved").items():  # type: ignore[union-attr]
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(_SESSION.pop("home"), ignore_errors=True)  # type: ignore[arg-type]
+
+
+def _hermetic_environment(environ: MutableMapping[str, str], home: Path) -> dict[str, str | None]:
+    """Make ``environ`` a new user's: ``HOME`` the empty folder ``home`` and the tool's variables
+    unset. On a machine where someone ran ``synapse login``, the tests that expect "no Synapse
+    credentials" read the real ``~/.synapse/config.json`` (the SDK's fallback, ``_credentials.sdk_config``),
+    and a ``SYNAPSE_ACCESS_TOKEN``, ``AWS_PROFILE``, ``TOTASK_HTTP_CLIENT`` or ``~/.aws/credentials``
+    of the machine's would change what the tests see. Set here, before collection, it holds for
+    module-level constants, session fixtures and every child; ``_fresh_home`` then gives each test
+    its own HOME. The caches and configuration of the tools the suite runs stay where they were
+    (``XDG_CACHE_HOME``: the SDK parity venv, ``XDG_CONFIG_HOME``: pip's index, ``PYENV_ROOT``):
+    the tool reads nothing there. Returns the replaced variables' values (None: unset)."""
+    real_home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    saved: dict[str, str | None] = {}
+
+    def put(name: str, value: str | None) -> None:
+        saved.setdefault(name, environ.get(name))
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+
+    for name, default in (("XDG_CACHE_HOME", real_home / ".cache"), ("XDG_CONFIG_HOME", real_home / ".config"),
+                          ("PYENV_ROOT", real_home / ".pyenv")):
+        if not environ.get(name) and default.is_dir():
+            put(name, str(default))
+    for name in list(environ):
+        if (name.startswith(TOOL_VARIABLE_PREFIXES) or name in TOOL_VARIABLES) and name not in KEPT_VARIABLES:
+            put(name, None)
+    put("HOME", str(home))
+    return saved
+
+
+@pytest.fixture(autouse=True)
+def _fresh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own empty HOME (``Path.home()``, ``~``, and its children's): what one test
+    saves there (a ``~/.synapse/config.json``) no other test reads."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
 
 
 def _local_servers_bypass_proxies(environ: MutableMapping[str, str]) -> None:

@@ -28,7 +28,7 @@ def test_a_job_name_taken_by_another_configuration_or_by_user_files_exits_2(tmp_
     line = one_line_error(refused, "annotate")
     assert refused.returncode == 2 and "already exists" in line and "differs in: options.allow_drop" in line, line
     chained = cli("chain", str(out / "j"), "--job-name", "j", "--output", str(out), cwd=tmp_path)
-    assert chained.returncode == 2 and "already exists" in one_line_error(chained, "chain"), chained.stderr
+    assert chained.returncode == 2 and "is the job being chained" in one_line_error(chained, "chain"), chained.stderr
     (out / "mine").mkdir()
     (out / "mine" / "notes.txt").write_text("mine")
     foreign = cli(*sample_job_args("mine", out), cwd=tmp_path)

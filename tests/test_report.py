@@ -394,3 +394,17 @@ def test_a_folder_without_job_json_shows_no_made_up_progress_and_names_every_att
     progress = html.split("<h2>Progress</h2>", 1)[1].split("<h2>", 1)[0]
     assert 'class="card"' not in progress and "no job.json" in progress
     assert "suneung-korean-layout-detection-v2-chain" in html  # shown beside the one charted
+
+
+def test_a_file_inside_a_job_folder_names_that_folder(tmp_path: Path, capsys) -> None:
+    """``report JOB/manifests/output/output.manifest``: the job's manifest given for the job. As
+    ``status``, ``resume`` and the README's rule for every command: one line names the folder to
+    give instead (exit 2); before, only "no job.json and no manifests/output/output.manifest"."""
+    job = _hand_made_job(tmp_path, ["http://127.0.0.1:9/a.png"], b'{"config": {}}')
+    manifest = job / "manifests" / "output" / "output.manifest"
+    assert cli_main(["report", str(manifest), "-o", str(tmp_path / "r.html")]) == 2
+    assert capsys.readouterr().err == (f"totask-manifest report: error: {manifest} is not a job folder: it is a file "
+                                       f"inside job folder {job}; give that folder\n")
+    assert not (tmp_path / "r.html").exists()
+    with pytest.raises(StorageError, match=r"is not a job folder: no job.json and no manifests/output/output.manifest$"):
+        render_report(str(tmp_path / "empty"))  # nothing of a job around: what was looked for

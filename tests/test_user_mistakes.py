@@ -668,15 +668,20 @@ def test_annotate_cli_with_a_half_s3_url_writes_no_local_folder(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
 
 
-def test_a_clone_under_its_own_name_is_refused_and_the_same_clone_again_carries_on(tmp_path: Path) -> None:
-    from totask_manifest import JobConfig, JobError, annotate, clone
+def test_a_clone_or_chain_under_its_own_name_is_refused_and_the_same_clone_again_carries_on(tmp_path: Path) -> None:
+    from totask_manifest import JobConfig, JobError, annotate, chain, clone
 
     (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
     job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                              label_attribute="boxes", task_type="object-detection", method="file",
                              options={"url_key": "annotation-ref"}))
-    with pytest.raises(JobError, match=r"job 'j' already exists .*\(differs in: cloned_from\)"):
+    # before: "already exists ... with another configuration (differs in: cloned_from)", of the job itself
+    with pytest.raises(JobError, match=r"^job 'j' at .*/out/j is the job being cloned: --job-name names the new "
+                                       r"job, written beside it; choose another --job-name$"):
         clone(job.job_url, "j")
+    # chained under its own name, it listed every option of the new method as a difference
+    with pytest.raises(JobError, match=r"^job 'j' at .*/out/j is the job being chained: .*choose another --job-name$"):
+        chain(job.job_url, "j", method="file", options={"url_key": "other-ref"})
     assert clone(job.job_url, "k").status == "COMPLETED"
     assert clone(job.job_url, "k").status == "COMPLETED"  # the same command again: the clone, reported
 

@@ -22,6 +22,7 @@ from ._api_checks import (
     completed_as_is,
     completed_result,
     refuse_out_of_range,
+    refuse_own_name,
     refuse_undeclared_options,
     refuse_undecodable_path,
     refuse_unknown_options,
@@ -125,6 +126,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
+        refuse_own_name(config, chained_from, cloned_from)
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]

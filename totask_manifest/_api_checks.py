@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import UsageError
+from ._errors import JobExistsError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
@@ -195,3 +195,15 @@ def completed_result(state: JobState) -> JobResult | None:
     log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
     _signals.done("the job COMPLETED")
     return job_result(state)
+
+
+def refuse_own_name(config: JobConfig, chained_from: str | None, cloned_from: str | None) -> None:
+    """A chain or clone whose ``--job-name`` is the job it starts from: its folder exists, so it was
+    refused as any job of another configuration, "differs in: cloned_from" (or every option of the
+    new method, chained), which did not say that the name given is the one to change."""
+    source = chained_from or cloned_from
+    if source is not None and source.rstrip("/") == config.job_url.rstrip("/"):
+        how = "chained" if chained_from else "cloned"
+        raise JobExistsError(f"job {config.job_name!r} at {redact_secret_url(config.job_url)} is the job being {how}: "
+                             "--job-name names the new job, written beside it; choose another --job-name")
+

@@ -24,7 +24,10 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: the signals that stop a command as Ctrl-C does: SIGINT, SIGTERM (``kill``, ``timeout``, systemd)
 #: and, where the system has it, SIGHUP (the terminal closed: an ssh session dropped)
@@ -72,6 +75,34 @@ def held() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
             signal.raise_signal(signum)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.new_event_loop()`` with the stop signals held (``held``). A Ctrl-C raised inside the
+    loop's constructor (its selector or self-pipe being made) left a half-built loop whose
+    ``__del__`` printed ``Exception ignored in: <function BaseEventLoop.__del__>`` and a traceback
+    after the command's one-line ``interrupted``; held, the signal is raised once the loop is
+    whole, and the loop is closed before it propagates."""
+    import asyncio  # on use: the CLI starts without it
+
+    loop = None
+    try:
+        with held():
+            loop = asyncio.new_event_loop()
+    except BaseException:
+        if loop is not None:
+            loop.close()
+        raise
+    return loop
+
+
+def close_event_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """``loop.close()`` with the stop signals held: a Ctrl-C raised inside it (its self-pipe closed,
+    not yet marked closed) left a loop whose ``__del__`` closed it again and printed
+    ``Exception ignored in: <function BaseEventLoop.__del__>`` (``'NoneType' object has no attribute
+    'fileno'``). Closing is quick (the default executor is shut down without waiting)."""
+    with held():
+        loop.close()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from .. import _signals
 from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name
-from .._manifest.io import refuse_not_an_attribute
+from .._manifest.io import refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import is_dir, is_local, redact_url, refuse_folder_name, refuse_output_over_input, url_to_fs
@@ -163,6 +163,8 @@ def convert(
     ``confidence`` adds YOLO's optional 6th column (trainers read 5).
     """
     src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
+    refuse_empty_path(src, "input (src)")
+    refuse_empty_path(dst, "output (dst)")
     refuse_output_over_input(src, dst)
     if to != "yolo":  # one file: before anything is read
         refuse_folder_name(dst)

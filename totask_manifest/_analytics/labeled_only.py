@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .._errors import ManifestError
 from .._jobs.selection import needs_label
-from .._manifest.io import read_lines, refuse_not_an_attribute
+from .._manifest.io import read_lines, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
@@ -75,6 +75,8 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     ``ManifestError`` says what the lines held instead (usually a misspelt attribute).
     """
     src, dst = os.fspath(src), os.fspath(dst)  # a pathlib.Path too, as validate_manifest takes
+    refuse_empty_path(src, "input (src)")
+    refuse_empty_path(dst, "output (dst)")
     refuse_output_over_input(src, dst)
     refuse_folder_name(dst)
     refuse_not_an_attribute(label_attribute)

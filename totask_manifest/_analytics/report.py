@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import NotAJobError, StorageError, TotaskError, UsageError
+from .._errors import StorageError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
@@ -25,7 +25,7 @@ from .._jobs.layout import LEASE_DIR
 from .._jobs.lease import current_holder
 from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
-from .._manifest.io import read_records
+from .._manifest.io import read_records, refuse_empty_path
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
     exists,
@@ -249,7 +249,8 @@ def render_report(
     folder = Job(job_url)
     job = folder.record()  # whatever is there: a running job, or one written by another version
     if not job and not exists(folder.layout.output_manifest):
-        raise NotAJobError(f"{job_url} is not a job folder: no job.json and no manifests/output/output.manifest")
+        # a file inside a job folder (its output manifest) names that folder, as every command's refusal does
+        raise folder.not_a_job("no job.json and no manifests/output/output.manifest")
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     name = job.get("job-name") or config.get("job_name") or job_url.rsplit("/", 1)[-1]
     attr = job.get("label-attribute") or config.get("label_attribute")
@@ -325,6 +326,8 @@ def write_report(
     max_image_pixels: int | None = None,
 ) -> ReportResult:
     job_url, output = os.fspath(job_url), os.fspath(output)  # a pathlib.Path too
+    refuse_empty_path(job_url, "job folder (job_url)")  # the current folder's job: not what was meant
+    refuse_empty_path(output, "output (output)")
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)

@@ -36,7 +36,7 @@ import orjson
 
 from .. import _storage as storage
 from .._manifest import long_lines
-from .._manifest.io import refuse_absent_attribute, refuse_not_an_attribute
+from .._manifest.io import refuse_absent_attribute, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, iter_bodies, map_ranges
 from .stats_facts import BINS, KEY_CACHE, NOT_ATTRIBUTES, SUFFIX, UNSEEN, Counts
@@ -164,6 +164,7 @@ def manifest_stats(url: str, *, label_attributes: Sequence[str] | None = None,
     naming the attributes the lines hold), unless the file holds no data line or lines that are
     not JSON objects (then its counts are the truth).
     """
+    refuse_empty_path(url, "manifest (url)")
     for name in label_attributes or ():
         refuse_not_an_attribute(name)
     stats = count_manifest(url, label_attributes=label_attributes, workers=workers)

@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     def show(result: TaskResult) -> None:
         nonlocal reader_gone
         finished.add(result)
-        if reader_gone or (args.quiet and result.status == UNCHANGED) or ApplyReport.without_task_id(result):
-            return  # lines without a task id: one line for all of them, below
+        if (reader_gone or (args.quiet and result.status == UNCHANGED) or ApplyReport.without_task_id(result)
+                or result.fatal):
+            return  # lines without a task id: one line for all of them, below; the stop: in the summary
         try:
             print(result.describe(), flush=False)
         except BrokenPipeError:

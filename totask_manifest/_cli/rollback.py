@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_results(report: RollbackReport) -> None:
-    """A line per task, in task order."""
+    """A line per task, in task order; none for a task that failed with the error that stopped the
+    rollback (a refused token: the summary says it once, not once per restore in flight)."""
     for result in report.results:
+        if result.fatal:
+            continue
         status = _SAID.get(result.status, result.status)
         print(f"task {result.task_id}: {status}" + (f" ({result.detail})" if result.detail else ""))

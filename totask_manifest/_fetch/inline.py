@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from .._signals import close_event_loop, new_event_loop
 from .loop import LoopThread
 from .pool_threads import TrackedPool
 
@@ -42,7 +43,7 @@ class InlineLoop:
     """A private event loop run in the calling thread (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # a Ctrl-C leaves no half-built loop
         self.loop.set_exception_handler(self._on_error)
         #: ``asyncio.to_thread``'s pool (a converter plugin's hooks): its idle threads end by ``close``
         self._pool = TrackedPool(thread_name_prefix="totask-to-thread")
@@ -215,6 +216,6 @@ class InlineLoop:
                 loop.run_until_complete(asyncio.wait(pending, timeout=timeout))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
-            loop.close()
+            close_event_loop(loop)
             self._pool.close()
 

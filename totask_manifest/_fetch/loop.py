@@ -9,6 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
+from .._signals import close_event_loop, new_event_loop
 from .pool_threads import TrackedPool
 
 T = TypeVar("T")
@@ -23,7 +24,7 @@ class LoopThread:
     """
 
     def __init__(self, name: str = "totask-fetch-loop") -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # a Ctrl-C leaves no half-built loop
         #: ``asyncio.to_thread``'s pool (a converter plugin's hooks): its idle threads end by ``close``
         self._pool = TrackedPool(thread_name_prefix="totask-to-thread")
         self.loop.set_default_executor(self._pool)
@@ -107,7 +108,7 @@ class LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
         if not self._thread.is_alive():
-            self.loop.close()
+            close_event_loop(self.loop)
             self._pool.close()
 
 

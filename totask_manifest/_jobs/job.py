@@ -195,6 +195,10 @@ class Job:
             recorded = self.record().get("output-manifest")
             return recorded if isinstance(recorded, str) else None
 
+    def not_a_job(self, missing: str | None = None) -> NotAJobError:
+        """The error for this path, which holds no ``job.json`` (``_not_a_job``)."""
+        return _not_a_job(self._given, self.folder, self.layout.job_json, missing)
+
     @property
     def folder(self) -> str:
         """The folder as found: a local path made absolute (``.`` named), a URL as given."""
@@ -209,7 +213,7 @@ class Job:
         except StorageError:
             if exists(url):
                 raise  # there, but unreadable: the storage error says why
-            raise _not_a_job(self._given, self.folder, url) from None
+            raise self.not_a_job() from None
         except orjson.JSONDecodeError as exc:
             raise JobError(f"{url} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or "config" not in data:
@@ -264,11 +268,12 @@ class Job:
                 "(under any parent folder) to resume, chain or clone it")
 
 
-def _not_a_job(given: str, folder: str, job_json: str) -> NotAJobError:
+def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = None) -> NotAJobError:
     """What a path without ``job.json`` is told (exit 2). A file or folder *inside* a job folder
     (its ``job.json``, its output manifest, ``manifests/``: one level above a part at most three)
     names that folder to give instead: the job is not guessed from it (``failures.jsonl`` or a
-    manifest copied elsewhere belongs to no job), only pointed at."""
+    manifest copied elsewhere belongs to no job), only pointed at. ``missing``: what a folder
+    lacks, said otherwise (default: ``job.json`` not found)."""
     shown, what = redact_secret_url(given), "folder"
     try:
         there = exists(folder)
@@ -288,7 +293,7 @@ def _not_a_job(given: str, folder: str, job_json: str) -> NotAJobError:
         pass
     if what == "file":
         return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
-    return NotAJobError(f"{shown} is not a job folder: {redact_url(job_json)} not found")
+    return NotAJobError(f"{shown} is not a job folder: {missing or redact_url(job_json) + ' not found'}")
 
 
 def _folder(url: str) -> str:

@@ -58,6 +58,7 @@ def iter_lines_from(f: IO[bytes], *, start: int = 0, end: int | None = None, fir
 
 def read_lines(url: str) -> Iterator[Line]:
     """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
+    refuse_empty_path(url, "manifest (url)")
     with open_read(url) as f:
         refuse_gzip(f, url)
         yield from iter_lines_from(f)
@@ -101,6 +102,15 @@ def attribute_absent(url: str, attribute: str, option: str = "--label-attribute"
                          f"check {option}", rule="label-attribute-absent")
 
 
+def refuse_empty_path(url: object, what: str) -> None:
+    """Refuse an empty path or URL (``''``, or blanks) given to the Python API, as the CLI refuses
+    one (``_cli._parser``), with its words: to the file system it is the current folder, so
+    ``convert(m, '', to='yolo')`` wrote a dataset among the caller's files and ``write_report('',
+    ...)`` inside a job folder reported that folder. ``what`` names it: ``output (dst)``. (A ``pathlib.Path`` is never empty: ``Path('')`` is ``.``.)"""
+    if isinstance(url, str) and not url.strip():
+        raise UsageError(f"the {what} is empty: give a path or URL (an empty one is never taken for the current folder)")
+
+
 def refuse_not_an_attribute(attribute: str | None, option: str = "--label-attribute") -> None:
     """Refuse ``boxes-metadata`` where a label attribute is asked for (exit 2, before anything is
     read): every line holds that key, so "no line holds 'boxes-metadata'" read as false, and
@@ -137,6 +147,7 @@ def write_lines(url: str, lines: Iterable[Line | bytes]) -> int:
     its terminator included) or bytes (written as given); anything else (a dict, a str) is a
     ``UsageError`` naming it, and nothing is written: a record has no bytes of its own to keep
     (key order, number forms), so it is the caller's to serialise."""
+    refuse_empty_path(url, "output (url)")
     n = 0
     with AtomicWriter(url) as out:
         for line in lines:

@@ -20,7 +20,7 @@ from .. import _storage as storage
 from .._errors import UsageError
 from .._task_types import get_task_type
 from .blocks import BLOCK_BYTES, iter_blocks
-from .io import refuse_absent_attribute, refuse_not_an_attribute
+from .io import refuse_absent_attribute, refuse_empty_path, refuse_not_an_attribute
 from .label_check import (
     check_label,
     explain_label,
@@ -91,6 +91,7 @@ def validate_manifest(
     (``ranges.plan_ranges``). A ``label_attribute`` that no data line holds is a ``ManifestError``
     (``label-attribute-absent``, naming the attributes the lines hold), not a report of none.
     """
+    refuse_empty_path(url, "manifest (url)")
     if schema is not None:
         if label_attribute or task_type:
             raise UsageError("--schema checks whole lines; it cannot be combined with --label-attribute/--task-type")

@@ -277,17 +277,18 @@ class _ApplyRun:
                 return
         except TokenRejected as exc:
             self.breaker.trip(f"the token was refused ({exc})")
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
         except BackendMoved as exc:
             self.breaker.trip(f"the backend moved ({exc})")
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             self.breaker.unavailable(str(exc))
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         except NotFound as exc:
-            if p.project is not None and await self._project_gone(p.project):
+            gone = p.project is not None and await self._project_gone(p.project)
+            if gone:
                 self.breaker.trip(project_gone(p.project, self.aio.settings))
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=gone)
         except SynapseHTTPError as exc:
             self.breaker.success()
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))

@@ -25,6 +25,10 @@ class TaskResult:
     task_id: int | None
     status: str
     detail: str = ""
+    #: the task failed with the error that stopped the run (a refused token, a moved backend, the
+    #: project gone): the report's ``fatal`` says it once, so the CLI prints no line of its own for
+    #: it (32 writes in flight were 32 lines repeating the stop); it is counted all the same
+    fatal: bool = False
 
     def describe(self) -> str:
         who = f"task {self.task_id}" if self.task_id is not None else f"line {self.line}"

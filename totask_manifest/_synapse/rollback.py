@@ -50,6 +50,8 @@ class RestoreResult:
     task_id: int
     status: str
     detail: str = ""
+    #: failed with the error that stopped the rollback (``TaskResult.fatal``): said once, in the summary
+    fatal: bool = False
 
 
 @dataclass
@@ -175,10 +177,10 @@ async def rollback_async(
             report.remaining = len(histories) - len(undone) - len(conflicted)  # what a Ctrl-C now leaves
         except TokenRejected as exc:
             breaker.trip(f"the token was refused ({exc})")
-            result = RestoreResult(tid, FAILED, str(exc))
+            result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendMoved as exc:
             breaker.trip(f"the backend moved ({exc})")
-            result = RestoreResult(tid, FAILED, str(exc))
+            result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             breaker.unavailable(str(exc))
             result = RestoreResult(tid, FAILED, str(exc))
@@ -187,7 +189,8 @@ async def rollback_async(
             state = None if project is None else await _project_state(aio, project)
             if state == "gone":
                 breaker.trip(project_gone(project, aio.settings))
-            if state == "there":  # deleted since the job wrote it: nothing to put back
+                result = RestoreResult(tid, FAILED, str(exc), fatal=True)
+            elif state == "there":  # deleted since the job wrote it: nothing to put back
                 breaker.success()
                 undone.add(tid)
                 report.remaining = len(histories) - len(undone) - len(conflicted)

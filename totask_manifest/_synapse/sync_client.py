@@ -12,6 +12,7 @@ import threading
 from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from .._signals import close_event_loop, new_event_loop
 from .client import AsyncSynapseClient
 from .settings import SynapseSettings
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 class SynapseClient:
     def __init__(self, settings: SynapseSettings | None = None, **options: Any) -> None:
         self.aio = AsyncSynapseClient(settings, **options)  # first: bad settings leave no thread behind
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()  # a Ctrl-C leaves no half-built loop
         self._thread = threading.Thread(target=self._loop.run_forever, name="synapse-client", daemon=True)
         self._thread.start()
         self._closed = False
@@ -48,7 +49,7 @@ class SynapseClient:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
-            self._loop.close()
+            close_event_loop(self._loop)
 
     async def _shutdown(self) -> None:
         """What ``asyncio.run`` does before it closes its loop, then the connections.

@@ -6,7 +6,12 @@
 so the handler runs there, inside that import, every time: the moment a signal from outside
 reaches a command still loading its libraries, without sleeps that race (``tests/test_signals_while_loading.py``).
 
-No product code knows of it. Without the variable it does nothing.
+``SIGNAL_AT_CALL=MODULE:QUALNAME:SIGNAL`` (``asyncio.selector_events:BaseSelectorEventLoop._make_self_pipe:SIGINT``)
+sends ``SIGNAL`` the first time that function is called, before its first line: a point inside a
+library's work that no import marks (an event loop half built, ``tests/test_loop_build_interrupted.py``).
+``MODULE`` is imported at start for it.
+
+No product code knows of it. Without the variables it does nothing.
 """
 
 from __future__ import annotations
@@ -34,3 +39,29 @@ class _SignalAtImport:
 
 if _AT:
     sys.meta_path.insert(0, _SignalAtImport)  # type: ignore[arg-type]
+
+
+def _signal_at_call(spec: str) -> None:
+    """Wrap ``QUALNAME`` of ``MODULE`` so that its first call sends ``SIGNAL`` (then runs it)."""
+    import functools
+    import importlib
+    import signal
+
+    module, qualname, sent = spec.split(":")
+    *outer, name = qualname.split(".")
+    owner = importlib.import_module(module)
+    for part in outer:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def signal_then_call(*args: object, **kwargs: object) -> object:
+        setattr(owner, name, original)  # once
+        os.kill(os.getpid(), getattr(signal, sent))
+        return original(*args, **kwargs)
+
+    setattr(owner, name, signal_then_call)
+
+
+if os.environ.get("SIGNAL_AT_CALL"):
+    _signal_at_call(os.environ["SIGNAL_AT_CALL"])
