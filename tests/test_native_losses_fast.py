@@ -1,5 +1,5 @@
 """``native.losses`` on ``objects`` documents answers "nothing lost" with set inclusions
-(``_objects_keep_all``) and counts in full only otherwise: the shortcut must say "nothing" exactly
+(``objects_keep_all``) and counts in full only otherwise: the shortcut must say "nothing" exactly
 when the full count is empty, and ``losses`` must return what the full count returns, key order
 included (it fixes the order of a label's ``dropped`` keys)."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from totask_manifest._formats.native import OBJECTS, _count_object_losses, _objects_keep_all, losses
+from totask_manifest._formats.native import OBJECTS, _count_object_losses, losses, objects_keep_all
 
 _VALUES = st.sampled_from([0, 0.0, 1, 2.5, -0.0, True, False, None, "3", float("nan"), [], {}])
 _COORD = st.dictionaries(st.sampled_from(["x", "y", "width", "height", "rotation", "points", "z"]), _VALUES,
@@ -46,7 +46,7 @@ def _full(objects: list[Any], task_type: str) -> Counter[str]:
 def test_shortcut_agrees_with_the_full_count(objects: list[Any], task_type: str) -> None:
     full = _full(objects, task_type)
     kept = "bbox" if task_type == "object-detection" else "classification"
-    assert _objects_keep_all(objects, kept) == (not full)
+    assert objects_keep_all(objects, kept) == (not full)
     got = losses({"objects": objects}, OBJECTS, task_type)
     assert list(got.items()) == list(full.items())
 

@@ -1,5 +1,5 @@
 """``synapse.objects_to_gt`` builds a bounding-box label from plain documents in one pass
-(``_plain_boxes``) and leaves everything else to its general loop: the two must give the same
+(``plain_boxes``) and leaves everything else to its general loop: the two must give the same
 label (value, metadata, key order, JSON bytes) or the same error for every document, and the
 one pass must really be taken for the documents a file job meets on nearly every line."""
 
@@ -41,12 +41,12 @@ _SIZES = st.sampled_from([[{"width": 640, "height": 480, "depth": 3}], [{"width"
 
 def _general(doc: Any, image_size: Any) -> Any:
     """The general loop's answer: the one pass switched off."""
-    saved = synapse._plain_boxes
-    synapse._plain_boxes = lambda _objects, _size: None
+    saved = synapse.plain_boxes
+    synapse.plain_boxes = lambda _objects, _size: None
     try:
         return _answer(doc, image_size)
     finally:
-        synapse._plain_boxes = saved
+        synapse.plain_boxes = saved
 
 
 def _answer(doc: Any, image_size: Any) -> Any:
@@ -76,7 +76,7 @@ SIZE = [{"width": 640, "height": 480, "depth": 3}]
 
 def test_plain_documents_take_the_one_pass() -> None:
     doc = {"objects": [_plain(0), _plain(1), _plain(2)]}
-    labeled = synapse._plain_boxes(doc["objects"], SIZE)
+    labeled = synapse.plain_boxes(doc["objects"], SIZE)
     assert labeled is not None
     assert labeled.value["annotations"][2] == {"class_id": 0, "top": 5.5, "left": 20, "height": 15, "width": 20}
     assert labeled.metadata == {"objects": [{"confidence": 0.5}] * 3, "class-map": {"0": "cat", "1": "dog"}}
@@ -95,5 +95,5 @@ def test_anything_unusual_is_left_to_the_general_loop(change: Any) -> None:
     odd = _plain(2)
     change(odd)
     objects = [_plain(0), odd]
-    assert synapse._plain_boxes(objects, SIZE) is None
+    assert synapse.plain_boxes(objects, SIZE) is None
     assert _answer({"objects": objects}, SIZE) == _general({"objects": objects}, SIZE)

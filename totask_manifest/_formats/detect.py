@@ -16,9 +16,9 @@ from .._outcomes import Labeled
 from .._task_types import get_task_type
 from .coco import coco_to_gt
 from .groundtruth import from_groundtruth
-from .model import ClassNames, FormatError
-from .native import DM, NATIVE_FORMATS, describe, first_media_only, losses
-from .synapse import dm_v1_to_gt, objects_to_gt
+from .model import DETECTION, ClassNames, FormatError
+from .native import DM, NATIVE_FORMATS, OBJECTS, describe, first_media_only, losses, objects_keep_all
+from .synapse import dm_v1_to_gt, objects_to_gt, plain_boxes
 from .yolo import yolo_to_gt
 
 AUTO = "auto"
@@ -143,6 +143,10 @@ def to_label(
     the label's metadata records what was dropped (``"dropped": {"polygon": 3}``).
     """
     fmt = detect_input_format(doc_or_text) if input_format in (None, AUTO) else input_format
+    if fmt == OBJECTS and class_names is None and type(doc_or_text) is dict:
+        plain = _plain_objects(doc_or_text, task_type, image_size)
+        if plain is not None:
+            return plain
     try:
         convert = CONVERTERS[fmt]
     except KeyError:
@@ -174,3 +178,20 @@ def to_label(
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         # a shape no check foresaw: still one clear line, never a traceback
         raise FormatError(f"malformed {fmt} document ({type(exc).__name__}: {exc})", fmt=fmt) from None
+
+
+def _plain_objects(doc: dict, task_type: str, image_size: Any) -> Labeled | None:
+    """``to_label``'s answer for the document a file job converting ``objects`` meets on nearly
+    every line (boxes that lose nothing, ``synapse.plain_boxes``), or None: then the general
+    steps decide. The same two checks the general steps make (``losses`` finds nothing to drop,
+    then ``objects_to_gt`` takes its one pass), without the dispatch, the counter and the
+    checks around them (``tests/test_to_label_plain.py`` holds the two together)."""
+    if get_task_type(task_type).name != DETECTION:
+        return None
+    objects = doc.get("objects")
+    if type(objects) is not list or not objects_keep_all(objects, "bbox"):
+        return None
+    try:
+        return plain_boxes(objects, image_size)
+    except Exception:  # the general steps raise it again, worded as they word it
+        return None

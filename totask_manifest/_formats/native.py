@@ -99,8 +99,12 @@ class Shape:
     confidence: float | None = None
 
 
+#: built once: ``int | float`` in a call makes a union on every call (``_num`` runs per object)
+_REAL = (int, float)
+
+
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    return float(v) if isinstance(v, _REAL) and not isinstance(v, bool) else None
 
 
 def _points(coord: Any) -> tuple[tuple[float, float], ...]:
@@ -232,7 +236,7 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
     if fmt == OBJECTS:  # asked on every line of a file job converting objects documents
         kept = "bbox" if task_type == "object-detection" else "classification"
         objects = doc.get("objects") or []
-        if _objects_keep_all(objects, kept):  # nearly always: nothing lost, no second counter
+        if objects_keep_all(objects, kept):  # nearly always: nothing lost, no second counter
             return lost
         _count_object_losses(lost, objects, kept)
         return +lost
@@ -303,7 +307,7 @@ def losses(doc: Any, fmt: str, task_type: str) -> Counter[str]:
 _PROPERTY_KEYS = frozenset({"label", "confidence"})
 
 
-def _objects_keep_all(objects: Any, kept: str) -> bool:
+def objects_keep_all(objects: Any, kept: str) -> bool:
     """True when ``_count_object_losses`` would count nothing but zeros: every object is of the
     kept type, with no key, coordinate key, rotation or property a label cannot hold.
 

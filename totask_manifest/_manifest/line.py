@@ -285,9 +285,14 @@ def _unlike_json(out: bytes) -> bool:
     slower path (``tests/test_gt_bytes.py`` compares the two on a million floats). Five substring
     tests, not a regular expression: a regex scan cost several µs a label, two labels a line.
     A plus sign is rare in JSON, so ``e+`` is only looked for where one is (a one-byte search is
-    ``memchr``, a two-byte one walks the text: it was a fifth of this function's cost)."""
-    return (b"null" in out or b".0000" in out or (b"+" in out and b"e+" in out) or b"e-" in out
-            or b"E" in out)
+    ``memchr``, a two-byte one walks the text: it was a fifth of this function's cost).
+    ``find``, not ``in``: ``bytes.__contains__`` first reads its argument as an integer (``5 in
+    b"..."``), and for bytes formats a ``TypeError`` it then drops, some 1,000 instructions a
+    test on top of the search (callgrind: 13,200 instructions a label's test with ``in``,
+    7,900 with ``find``)."""
+    find = out.find
+    return (find(b"null") >= 0 or find(b".0000") >= 0 or (find(b"+") >= 0 and find(b"e+") >= 0)
+            or find(b"e-") >= 0 or find(b"E") >= 0)
 
 
 def _plain(value: Any) -> Any:
