@@ -165,6 +165,7 @@ class FastPath:
             self.literals = dict.fromkeys(self.literals)
         fields = []
         jobs, keys, names = (list(v or ()) for v in self.literals.values())
+        _ID_TEXT.adopt(keys)
         types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
         for i, (key, role) in enumerate(self.roles.items()):
             fields.append((f"k{i}", types[role], field(default=UNSET, name=key)))
