@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from totask_manifest._analytics import stats_fast
+from totask_manifest._analytics import stats_facts, stats_fast
 from totask_manifest._analytics.stats import Tally, _count_lines
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
@@ -322,3 +323,77 @@ def test_boxes_are_named_by_their_own_line_s_class_map(twist):
     pairs = tally.part.attributes["boxes"].class_n  # (id, name its line gives it) -> boxes
     assert any(name is None for _, name in pairs) == (twist in ("unnamed box", "both"))
     assert any(name == "another name" for _, name in pairs) == (twist in ("two names", "both"))
+
+
+@pytest.mark.parametrize("unlabeled", [1, 25, 26, 60])
+def test_lines_without_a_label_are_set_apart_by_position(unlabeled):
+    """``FastPath._add_labeled`` takes the lines without a label (failed ones, typed ones the job
+    did not label, a failed one whose metadata still holds a class map and objects) out of a
+    slice by their positions, up to a quarter of it (more: ``_add_all``); a failed or untyped
+    line that has a label, or a line without this metadata, sends the slice to ``_add_all``.
+    Each mixture must count as the generic count does."""
+    rng = random.Random(unlabeled)
+    for twist in ("none", "failed with a label", "untyped with a label", "no metadata"):
+        lines = [detection(rng, i=i) for i in range(100)]
+        for i in rng.sample(range(100), unlabeled):
+            record = lines[i]
+            kind = i % 4
+            if kind == 0:
+                record = lines[i] = failed(rng)
+            elif kind == 1:
+                record["boxes-metadata"]["failure-reason"] = "timeout"  # class map and objects kept
+                del record["boxes"]
+            else:
+                del record["boxes"]
+                if kind == 3:
+                    del record["boxes-metadata"]["type"]
+        if twist == "failed with a label":
+            lines[50]["boxes-metadata"]["failure-reason"] = "no such key"
+        elif twist == "untyped with a label":
+            lines[50]["boxes-metadata"].pop("type")
+        elif twist == "no metadata":
+            lines[50] = {"source-ref": "s3://b/x.jpg"}
+        raw = [orjson.dumps(x) for x in lines]
+        tally, fast = Tally(None), FastPath(None)
+        fast.count(raw, tally)
+        assert fast.generic_lines <= 10
+        tally.part.lines = len(raw)
+        tally.flush()
+        assert_equal(merge_partials("m", [tally.part], None), _stats(raw, None, fast=False, batch=100))
+
+
+def test_ids_and_box_counts_outside_a_byte_are_counted_as_the_generic_count_does():
+    """Class ids and boxes per line are counted through ``bytes`` and numpy's ``bincount`` when all
+    lie in 0-255 (``stats_facts.small_counts``), by a ``Counter`` otherwise: ids 255, 256, -1 and
+    the 64-bit ends, lines with 255 and 300 boxes, each among ordinary lines."""
+    rng = random.Random(9)
+    odd_ids = [255, 256, -1, 2**63 - 1, -(2**63), 0]
+    lines = []
+    for i in range(120):
+        record = detection(rng, i=i)
+        anns, meta = record["boxes"]["annotations"], record["boxes-metadata"]
+        if i % 10 == 3:
+            class_id = odd_ids[i // 10 % len(odd_ids)]
+            anns.append({"class_id": class_id, "top": 1.5, "left": 2.5, "height": 3, "width": 4})
+            meta["class-map"][str(class_id)] = "odd"
+        if i in (40, 90):
+            anns += [{"class_id": j % 3, "top": 1.0, "left": 1.0, "height": 1, "width": 1} for j in range(255 + 45 * (i == 90))]
+            meta["class-map"].update({str(j): CLASSES[j] for j in range(3)})
+        lines.append(orjson.dumps(record))
+    tally, fast = Tally(None), FastPath(None)
+    for i in range(0, len(lines), 60):
+        fast.count(lines[i: i + 60], tally)
+    assert fast.generic_lines <= 10
+    tally.part.lines = len(lines)
+    tally.flush()
+    got = merge_partials("m", [tally.part], None)
+    assert_equal(got, _stats(lines, None, fast=False, batch=60))
+    assert {255, 300} <= set(got.attributes["boxes"].boxes_per_image)
+
+
+def test_small_counts_are_a_counter_s_counts():
+    values = [0, 255, 3, 3, 0, 7] * 5
+    assert dict(stats_facts.small_counts(values)) == Counter(values)
+    for odd in (256, -1, 2**63 - 1):
+        assert dict(stats_facts.small_counts([*values, odd])) == Counter([*values, odd])
+    assert stats_facts.small_counts([]) == []

@@ -6,7 +6,7 @@ out of them."""
 from __future__ import annotations
 
 from collections import Counter
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add
 from typing import Any
 
@@ -73,6 +73,20 @@ def class_id_of(value: Any) -> int | None:
 def label_text(name: Any) -> str | None:
     """A class name as counted: strings as they are, other JSON values as their text."""
     return name if name is None or type(name) is str else json_text(name)
+
+
+def small_counts(values: list[int]) -> list[tuple[int, int]]:
+    """``Counter(values).items()``, for values that are ints: numpy's ``bincount`` over their bytes
+    where all lie in 0-255 (``bytes`` refuses any other), else a ``Counter``.
+
+    Why: a ``Counter`` costs about 560 instructions an element (a hash, a lookup, an addition, a
+    store); ``bytes`` about 130 (callgrind, benchmark lines), numpy a few thousand a call."""
+    try:
+        data = bytes(values)
+    except ValueError:
+        return list(Counter(values).items())
+    counts = np.bincount(np.frombuffer(data, np.uint8)).tolist()
+    return list(zip(compress(range(len(counts)), counts), filter(None, counts), strict=True))
 
 
 class Counts:

@@ -22,20 +22,20 @@ names are literals learned the same way. A line with a key or a name not yet kno
 generically and teaches it (bounded: a manifest with ever-new keys stays generic, ever-new
 names become plain strings).
 
-Measured and left out (callgrind, benchmark lines; commits 207d32b and 4a33ead, each reverted after it):
-``decode_lines`` on a block saves the 2.4k-instruction split, but proving one object a line
-(``bytes.count`` of ``\n`` and ``}\n{``, byte-at-a-time loops) costs 3.8k; ``image_size`` as
-``Raw`` saves 1.6k of decoding, but skipping it costs 0.6k and proving it exact 1.3k.
+Measured and left out (callgrind; commits 207d32b, 4a33ead, each reverted after it): ``decode_lines``
+on a block saves the 2.4k-instruction split, but proving one object a line (``bytes.count``...)
+costs 3.8k; ``image_size`` as ``Raw`` saves 1.6k, skipping it costs 0.6k, proving it exact 1.3k.
 
 Where a line goes (callgrind, ``manifest_stats(workers=1)``, lines 20k-60k of the benchmark,
-``PYTHONHASHSEED=0``): 36.3k instructions a line before the changes of stats27, 31.5k after,
-against about 40.7k for the benchmark's one-core orjson loop. Of the 4.8k: lines split by
-``BytesIO.readlines`` keeping their ``\n`` (``ranges``) 2.7k; the labeled-lines path
-(``_add_labeled``) 0.9k; a tuple repeated per box instead of a ``repeat`` object per line 0.4k;
-512-line slices 0.4k; ``_Meta``/``_Label`` fields in Ground Truth's key order 0.2k;
-``np.fromiter`` 0.1k. Tried and left out: class maps merged with ``dict.update`` and checked
-with a view comparison instead of the set of pairs (+1.1k), the line struct's fields in the
-lines' key order (no change).
+``PYTHONHASHSEED=0``; about 40.7k for the benchmark's one-core orjson loop). stats27: 36.3k ->
+31.5k (lines split keeping their ``\n`` 2.7k; ``_add_labeled`` 0.9k; a tuple repeated per box,
+not a ``repeat`` per line, 0.4k; 512-line slices 0.4k; fields in Ground Truth's key order 0.2k;
+``np.fromiter`` 0.1k; left out: class maps merged by ``dict.update``, +1.1k). stats36: 31.55k ->
+29.54k (ids, boxes per line and kind tuples counted by ``small_counts``, no ``Counter`` left, 0.97k;
+unlabeled lines set apart by position 0.63k; ``compress``/``all``, not ``list.index``/``count``/
+``in``, which compared each item, 0.31k; literal keys as ids' texts 0.1k; left out: tuples for the
+lists, +0.18k). Now: decoding 14.1k, freeing the structs 6.6k, reading 1.9k, counting the rest;
+its dearest parts, attribute reads (2.4k) and the class-map pairs' set (1.7k), are C loops already.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ import orjson
 from msgspec import UNSET, UnsetType, field
 
 from .._failure_rules import rule_of
-from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
-from .stats_structs import _Box, _Label, _Meta, _meta_type, _Object
+from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX, small_counts
+from .stats_structs import _ID_TEXT, _Box, _Getters, _Label, _Meta, _meta_type, _Object
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -69,8 +69,6 @@ SLICE_LINES = 512
 LEARN_PER_SLICE = 16
 #: job names, class-map keys or class names decoded as literals (more: plain strings)
 MAX_LITERALS = 256
-#: class ids whose text is remembered
-ID_TEXT_CACHE = 4096
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
 RULE_CACHE = 1024
 
@@ -81,30 +79,6 @@ _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
 _FAILURE, _TYPE = attrgetter("failure_reason"), attrgetter("type")
 _POSITIVE = (0).__lt__
-
-
-class _Getters:
-    """One attribute's readers of a line struct, whose fields are ``meta`` (its metadata key's)
-    and ``label``: the values, and the label's boxes read through it."""
-
-    __slots__ = ("annotations", "label", "meta")
-
-    def __init__(self, meta: str, label: str) -> None:
-        self.meta, self.label = attrgetter(meta), attrgetter(label)
-        self.annotations = attrgetter(f"{label}.annotations")
-
-
-class _IdText(dict):
-    """``str(class_id)``, made once per id (a class map is looked up with it for every box)."""
-
-    def __missing__(self, class_id: int) -> str:
-        text = str(class_id)
-        if len(self) < ID_TEXT_CACHE:
-            self[class_id] = text
-        return text
-
-
-_ID_TEXT = _IdText()
 
 
 class FastPath:
@@ -123,6 +97,9 @@ class FastPath:
         self.changed = bool(self.roles)
         self.resting = 0
         self.rules: dict[str, str] = {}
+        #: ``(type, human, job, failure reason)`` tuples seen -> their code, and by code (``_kinds``)
+        self.kind_codes: dict[tuple, int] = {}
+        self.kind_list: list[tuple] = []
         #: ``(a Counts' raw_names set, its size, its pairs as a dict)``, the dict None where a key has
         #: two names (``_classes``)
         self._pairs: tuple[Any, int, dict | None] = (None, 0, None)
@@ -190,6 +167,7 @@ class FastPath:
             self.literals = dict.fromkeys(self.literals)
         fields = []
         jobs, keys, names = (list(v or ()) for v in self.literals.values())
+        _ID_TEXT.adopt(keys)
         types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
         for i, (key, role) in enumerate(self.roles.items()):
             fields.append((f"k{i}", types[role], field(default=UNSET, name=key)))
@@ -267,49 +245,65 @@ class FastPath:
 
     def _add_labeled(self, cols: Any, records: list[Any], get: _Getters) -> bool:
         """``Counts.add`` for one attribute over a slice whose every line has this attribute's
-        metadata, and a label wherever that metadata has a type and no failure reason; False,
-        with nothing counted, for any other slice (``_add_all`` counts it).
+        metadata, with a type and no failure reason wherever it has a label, and at most a quarter
+        of its lines without a label; False, with nothing counted, for any other slice
+        (``_add_all`` counts it).
 
-        Why: the lines are read through dotted getters (``k1.annotations``: a label's boxes
-        straight from the line struct), which raise ``AttributeError`` on an absent metadata or
-        label (``UNSET`` has no fields), so proving both present costs no pass of its own. The
-        type and failure reason come in the tuple counted for ``meta_n`` anyway and are checked
-        once per distinct tuple; only a slice holding failed (or untyped) lines takes a pass to
-        set those apart (``_add``, one by one)."""
+        Why: the lines without a label (failed ones, mostly) are found by ``compress`` over
+        identity flags and taken out of the columns one by one; the labeled lines' type and
+        failure reason come in the tuple counted for ``meta_n`` and are checked once per distinct
+        tuple; an absent metadata makes its getter raise ``AttributeError``. Flags from a set of
+        odd tuples and ``compress`` of every column cost 0.6k instructions a line more."""
+        labels = list(map(get.label, records))
+        # positions by compress over identity flags: list.index/count of True would compare each False
+        unlabeled = list(compress(range(len(labels)), map(is_, labels, repeat(UNSET))))
         metas = list(map(get.meta, records))
+        others = []
+        if unlabeled:
+            if 4 * len(unlabeled) > len(labels):
+                return False
+            for at in reversed(unlabeled):
+                del labels[at]
+            others = [metas.pop(at) for at in reversed(unlabeled)]
+            if any(map(is_, others, repeat(UNSET))):  # a line without this metadata
+                return False
         try:
             kinds = list(map(_KIND, metas))
         except AttributeError:
             return False
-        counted = Counter(kinds)
-        odd = {kind for kind in counted if kind[3] is not UNSET or kind[0] is UNSET}
-        if odd:
-            flags = list(map(odd.__contains__, kinds))
-            others = list(compress(zip(metas, records, strict=True), flags))
-            keep = list(map(not_, flags))
-            metas, records = list(compress(metas, keep)), list(compress(records, keep))
-        try:
-            anns = list(map(get.annotations, records))
-        except AttributeError:
-            return False
-        if odd:
-            for meta, record in others:
-                self._add(cols, meta, get.label(record))
+        counted = self._kinds(kinds)
+        for kind, _ in counted:
+            if kind[3] is not UNSET or kind[0] is UNSET:  # a failed or untyped line with a label
+                return False
+        for meta in others:
+            self._add(cols, meta, UNSET)
         meta_n = cols.meta_n
-        for kind, n in counted.items():
-            if kind not in odd:
-                meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
-        self._add_boxes(cols, anns, list(map(_CLASS_MAP, metas)), list(map(_OBJECTS, metas)))
+        for kind, n in counted:
+            meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
+        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), list(map(_CLASS_MAP, metas)),
+                        list(map(_OBJECTS, metas)))
         return True
+
+    def _kinds(self, kinds: list[tuple]) -> list[tuple[tuple, int]]:
+        """``Counter(kinds).items()`` by code (a lookup, then ``small_counts``: 0.2k instructions a
+        line fewer); a kind not yet coded takes a ``Counter`` once and is coded (256 at most)."""
+        codes, known = self.kind_codes, self.kind_list
+        try:
+            return [(known[code], n) for code, n in small_counts(list(map(codes.__getitem__, kinds)))]
+        except KeyError:
+            counted = list(Counter(kinds).items())
+        for kind, _ in counted:
+            if kind not in codes and len(known) < 256:
+                codes[kind] = len(known)
+                known.append(kind)
+        return counted
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
         column (``map`` and ``chain`` loop in C), the few others one by one (``_add``).
 
-        The lines are sorted into those two kinds by flags made with ``map`` over ``operator``
-        functions and ``compress``, not by a Python loop reading each struct's fields: that loop
-        cost about 3k instructions a line of the benchmark (callgrind: 34.8k a line before, 31.7k
-        after)."""
+        The lines are sorted by flags (``map`` over ``operator`` functions, ``compress``), not by a
+        Python loop reading each struct's fields (3k instructions a line more, callgrind)."""
         if sum(map(is_, metas, repeat(UNSET))):  # lines without this attribute's metadata
             present = list(map(is_not, metas, repeat(UNSET)))
             metas, labels = list(compress(metas, present)), list(compress(labels, present))
@@ -333,7 +327,9 @@ class FastPath:
                    objects: list[list[_Object]]) -> None:
         """The boxes, classes and confidences of labeled detection lines (one entry each)."""
         boxes = list(map(len, anns))
-        cols.per_image_n.update(boxes)
+        per_image_n = cols.per_image_n
+        for n_boxes, n in small_counts(boxes):
+            per_image_n[n_boxes] += n
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
         self._classes(cols, ids, boxes, class_maps)
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
@@ -356,7 +352,7 @@ class FastPath:
         raw.update(chain.from_iterable(map(dict.items, class_maps)))
         names = list(map(dict.get, chain.from_iterable(map(mul, zip(class_maps), boxes)),
                          map(_ID_TEXT.__getitem__, ids)))
-        if None not in names:  # class-map values are strings: None is a box its map does not name
+        if all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
             known = self._pairs
             if known[0] is not raw or known[1] != len(raw):
                 by_key = dict(raw)
@@ -364,7 +360,7 @@ class FastPath:
             by_key = known[2]
             if by_key is not None:
                 class_n = cols.class_n
-                for class_id, n in Counter(ids).items():
+                for class_id, n in small_counts(ids):
                     class_n[class_id, by_key[_ID_TEXT[class_id]]] += n
                 return
         cols.class_n.update(zip(ids, names, strict=True))
