@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.gt import GT_MANIFESTS, HAVE_GT
-from totask_manifest._manifest import line_check
+from totask_manifest._manifest import line_check, semantics, typed_plan
 from totask_manifest._manifest.blocks import iter_blocks
 from totask_manifest._manifest.line_check import LineChecker
 from totask_manifest._manifest.patterns import Unsupported, batched
@@ -268,6 +268,48 @@ def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     bad = LINE.replace(old, new, 1)
     assert bad != LINE
     assert plan.accepts(LINE + b"\n" + bad) != 2
+
+
+def _two_attributes(line: bytes) -> bytes:
+    """``line`` with its label and metadata copied under a second attribute, ``other``."""
+    record = orjson.loads(line)
+    record["other"], record["other-metadata"] = copy.deepcopy(record["category"]), copy.deepcopy(record["category-metadata"])
+    return orjson.dumps(record)
+
+
+@pytest.mark.parametrize("line, old, new", [
+    (LINE, b'"class-map":{"0":"Bird"}', b'"class-map":{"1":"Bird"}'),  # a class the class-map does not name
+    (LINE, b'"objects":[{"confidence":0.5}]', b'"objects":[{"confidence":0.5},{"confidence":0.5}]'),  # counts differ
+    (LINE, b'"annotations":[{', b'"annotations":[{"class_id":0,"top":1,"left":2,"height":3,"width":4},{'),
+    (_two_attributes(LINE), b'"other-metadata":{"objects":[{"confidence":0.5}],"class-map":{"0"',
+     b'"other-metadata":{"objects":[{"confidence":0.5}],"class-map":{"7"'),  # the second attribute's rule
+    (_two_attributes(LINE), b'"category-metadata":{"objects":[{"confidence":0.5}]',
+     b'"category-metadata":{"objects":[]'),  # the first's, the second's holding
+])
+def test_rules_written_into_the_loop_decide_as_the_per_line_path(line: bytes, old: bytes, new: bytes) -> None:
+    """The task types' typed rules are written into the loop over a run's structs
+    (``semantics.TYPED_BODIES``), not called: a rule broken on one line of a run, under either of
+    two attributes whose rules share names, still refuses the run, as the per-line path does."""
+    plan = _plan_for(line)
+    assert plan is not None and plan.accepts(b"\n".join([line] * 3)) == 3
+    assert "rule0" not in plan._rows.__code__.co_names  # written in
+    bad = line.replace(old, new, 1)
+    assert bad != line and _full_path_problems(line)[:2] == (0, 0)
+    assert _full_path_problems(bad)[0] >= 1
+    assert plan.accepts(b"\n".join([line, bad, line])) == 0
+    assert plan.accepts(bad) == 0
+
+
+def test_a_rule_whose_body_would_overwrite_the_loop_is_called() -> None:
+    """A body assigning a name of the generated loop (``line``) would end the loop's own reads;
+    such a rule is called instead, and decides the same."""
+    rule = semantics._typed_rule("line = metadata.class_map\nfor box in label.annotations:\n"
+                                 "    if box.class_id not in line:\n        return False\n")
+    check = typed_plan._row_check([("category", "category_metadata", rule)], [])
+    assert "rule0" in check.__code__.co_names
+    plan = _plan_for(LINE)
+    records = plan._decode_lines(LINE + b"\n" + LINE.replace(b'"class_id":0', b'"class_id":1'))
+    assert check(records[:1]) is True and check(records) is False
 
 
 @pytest.mark.parametrize("coco_id", [b"397133", b'"ann-7"', b"7.5"])
