@@ -90,6 +90,15 @@ def test_a_job_command_still_loads_its_annotators_and_engines(labeled):
     assert "totask_manifest._annotators.base" in result["imported"]
 
 
+@pytest.mark.parametrize("command", ["annotate", "chain"])
+def test_a_job_command_loads_its_annotators_without_the_synapse_client(labeled, command):
+    """Each method's module is imported for its flags; the Synapse client (aiohttp: a fifth of a
+    second, some 115 modules) only once the synapse-preprocessor method runs."""
+    result = run_probe(command, "--help", cwd=labeled.parent)
+    assert result["code"] == 0 and "--method inference:" in result["out"]  # the annotators were loaded
+    assert [m for m in result["imported"] if m in ("aiohttp", "totask_manifest._synapse.client")] == []
+
+
 # -- the parser built for one command is the one built for all ------------------------------------
 
 def _help(argv: list[str], command: str) -> str:

@@ -121,8 +121,27 @@ def test_a_source_shorter_than_the_range_is_refused(tmp_path, monkeypatch, kerne
         Sink(out, kernel=kernel).copy(f, 4, 100)
 
 
+def test_scattered_bodies_read_at_once_give_the_output_copied_by_range(job, monkeypatch):
+    """A part whose records are several runs in the input (lines between them untouched) has its
+    bodies read at once (one read, not a read and a write a run), up to ``BODIES_AT_ONCE``; the
+    output is the one its runs copied by range write."""
+    from totask_manifest._jobs import commit
+
+    inp, j = job
+    read = []
+    real = commit.read_range
+    monkeypatch.setattr(commit, "read_range", lambda *a: read.append(a[2]) or real(*a))
+    at_once, coverage = _commit(inp, j)
+    assert coverage.exact and read  # the fixture's parts are runs of two lines, a prelabeled one between
+    monkeypatch.setattr(commit, "BODIES_AT_ONCE", 0)
+    read.clear()
+    by_range, _ = _commit(inp, j)
+    assert not read and by_range == at_once
+
+
+@pytest.mark.parametrize("at_once", [True, False])
 @pytest.mark.parametrize("kernel", [True, False])
-def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch, kernel):
+def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch, kernel, at_once):
     """A local part's bodies are copied from the part file after its heads were checked (by
     the kernel or read into a block): a file that shrinks in between (a second writer) fails
     the commit; the old output stays."""
@@ -132,6 +151,8 @@ def test_a_part_cut_after_its_heads_were_read_fails_the_commit(job, monkeypatch,
     from totask_manifest._jobs import commit
 
     monkeypatch.setattr(commit, "Sink", functools.partial(Sink, kernel=kernel))
+    if not at_once:
+        monkeypatch.setattr(commit, "BODIES_AT_ONCE", 0)
 
     real = commit.iter_parts
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._errors import UsageError
 from .._jobs.run import JobRun
 from .._options import Options, option
 from .._outcomes import Failed, Item, Outcome
-from .._synapse.client import BackendMoved, SynapseHTTPError, TokenRejected
-from .._synapse.preprocessor import InferenceFailed, PreProcessor, Served, Timing, infer
-from .._synapse.sync_client import SynapseClient
 from .base import BatchAnnotator
+
+if TYPE_CHECKING:
+    from .._synapse.preprocessor import Served
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ class PreProcessorAnnotator(BatchAnnotator):
     Options = PreProcessorOptions
 
     def __init__(self, context: JobRun) -> None:
+        # the Synapse client (aiohttp: a fifth of a second) on use: every annotate and chain
+        # command imports this module for its options, and runs another method but seldom
+        from .._synapse.preprocessor import PreProcessor, Timing
+        from .._synapse.sync_client import SynapseClient
+
         super().__init__(context)
         options = context.options
         self.check(self.options, context.task_type)
@@ -116,6 +121,8 @@ class PreProcessorAnnotator(BatchAnnotator):
         if not isinstance(url, str) or not url:
             return Failed("no image: the line has no source-ref (the primary file URL)")
         from .._formats.native import EMPTY_RESULT
+        from .._synapse.client import BackendMoved, SynapseHTTPError, TokenRejected
+        from .._synapse.preprocessor import InferenceFailed, infer
 
         task = None
         if isinstance(item.task_id, int) and not isinstance(item.task_id, bool):

@@ -22,7 +22,7 @@ from .._errors import DamagedCheckpoint, JobError
 from .._failure_rules import rule_of
 from .._manifest.io import iter_raw_lines, to_line
 from .._storage import AtomicWriter, open_read, redact_url
-from .byte_copy import Sink
+from .byte_copy import Sink, read_range
 from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
 from .layout import JobLayout
 from .scan_ranges import job_selection
@@ -30,6 +30,10 @@ from .selection import LineSelection
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
+#: a local part's bodies up to this size are read at once when they are several runs (a chained
+#: job's lines, scattered in its input): a copy by range was a read and a write system call a
+#: run, 10,000 of each for the chain benchmark (0.09 s of the commit's 0.63 s of CPU)
+BODIES_AT_ONCE = 1 << 20
 
 
 @dataclass
@@ -106,8 +110,8 @@ def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSe
     """The merge into ``out``; yields each part once merged (its records are read while it is
     the current one), then ``stopped``."""
     sink = Sink(out)
-    # a local part's bodies are copied from its file by range, never held in memory; the
-    # kernel reads the parts ahead (``read_ahead``)
+    # a local part's bodies are copied from its file by range, never held whole in memory (but
+    # a small part's scattered ones, ``BODIES_AT_ONCE``); the kernel reads the parts ahead (``read_ahead``)
     local = "://" not in layout.intermediate
     parts = iter_parts(layout, bodies=not local, copied=local)
     if stopped is not None:
@@ -143,8 +147,9 @@ def _merge(f: IO[bytes], out: Sink, parts: Iterator[Part], selection: LineSelect
 def _merge_runs(f: IO[bytes], out: Sink, part: Part, offs: array, pos: int) -> int:
     """A part whose records are exactly the next selected lines: found in a few C-speed passes.
     Each run of records adjacent in the input is one range of the part's bodies."""
-    with _bodies(part) as (source, base):
-        for a, start, end, lo, hi in _runs(part, offs):
+    runs = _runs(part, offs)
+    with _bodies(part, len(runs)) as (source, base):
+        for a, start, end, lo, hi in runs:
             if start < pos:
                 raise JobError(f"checkpoint does not match the input at line {part.index[a] + 1}")
             out.copy(f, pos, start - pos)
@@ -176,13 +181,18 @@ def _runs(part: Part, offs: array) -> list[tuple[int, int, int, int, int]]:
 
 
 @contextlib.contextmanager
-def _bodies(part: Part) -> Iterator[tuple[memoryview | IO[bytes], int]]:
-    """Where a part's bodies are: ``(memoryview, 0)`` when they were read, else the part file
-    open for reading and the offset of the first body in it (a local part: copied by range)."""
+def _bodies(part: Part, runs: int) -> Iterator[tuple[memoryview | IO[bytes], int]]:
+    """Where a part's bodies are: ``(memoryview, 0)`` when they were read (or, a local part's in
+    ``runs`` runs, read now at once: ``BODIES_AT_ONCE``), else the part file open for reading
+    and the offset of the first body in it (a local part: copied by range)."""
     if part.data is not None:
         yield memoryview(part.data), 0
         return
     with open(part.url, "rb", buffering=0) as pf:  # copied by range: no buffer of its own
+        size = sum(part.length)
+        if runs > 1 and size <= BODIES_AT_ONCE:
+            yield memoryview(read_range(pf, part.body_offset, size, f"checkpoint {part.url}")), 0
+            return
         yield pf, part.body_offset
 
 

@@ -40,6 +40,13 @@ from .status import COMPLETED, FAILED, STOPPED
 
 log = logging.getLogger("totask_manifest")
 
+#: job.json's counters are saved after a checkpoint part at most this often. Why: ``status`` and
+#: ``report`` count a running (or killed) job's lines from its parts, and ``resume`` too, so the
+#: save only keeps job.json near them; at each part (an atomic write: two fsyncs) it cost a fast
+#: job 20 saves, 0.2-0.45 s, for 10,000 lines (the chain benchmark). The run's start and end
+#: are saved as before.
+METRICS_SECONDS = 2.0
+
 
 def execute(state: JobState, run: JobRun) -> JobResult:
     """Run ``run.engine`` over the lines the checkpoint does not hold yet, then finish the job:
@@ -55,9 +62,14 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     (after, counts, next_seq), set_aside = summarize_setting_aside(layout)
     total = state.metrics.get("total", 0)
 
+    saved_at = [time.monotonic()]  # the run's start is saved below
+
     def save_metrics() -> None:
+        if time.monotonic() - saved_at[0] < METRICS_SECONDS:
+            return
         state.metrics = job_metrics(total, counts)
         state.save()
+        saved_at[0] = time.monotonic()
 
     writer = CheckpointWriter(
         layout, next_seq=next_seq, every=config.checkpoint_every, seconds=config.checkpoint_seconds,

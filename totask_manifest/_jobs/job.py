@@ -118,8 +118,9 @@ class Job:
         raise JobError(f"job {url} is {current}, not {status}{hint}")
 
     def metrics(self) -> dict[str, Any]:
-        """``job.json``'s metrics; for a job still RUNNING (live, or killed: its ``job.json`` was
-        last saved when the run began) the counters the checkpoint parts hold now."""
+        """``job.json``'s metrics; for a job still RUNNING (live, or killed: ``job.json``'s counters
+        are saved every few seconds at most, ``execute.METRICS_SECONDS``) the counters the
+        checkpoint parts hold now."""
         record = self.record()
         metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
         if record.get("status") != RUNNING:

@@ -137,9 +137,9 @@ class _TypedRuns:
     ``orjson``: some 3k instructions a line more, callgrind on the chain benchmark's lines).
 
     Why its shape alone selects: every line it accepts holds that shape's keys, each label's
-    value valid for its task type (never ``null``) beside metadata without ``failure-reason``
-    (``typed_plan`` forbids keys the schema lacks); so a line needs a label exactly when the
-    shape lacks the attribute (``selection.needs_label``)."""
+    value of its schema (never ``null``) beside metadata without ``failure-reason`` (``typed_plan``
+    forbids keys the schema lacks); so a line needs a label exactly when the shape lacks the
+    attribute (``selection.needs_label``). Task types' own rules are not run: they decide neither."""
 
     def __init__(self, attribute: str) -> None:
         from .._manifest.line_check import LineChecker  # on use, as in _scan_run
@@ -147,7 +147,7 @@ class _TypedRuns:
 
         self.attribute = attribute
         #: its problems are never read: a run it does not accept goes the scan's own ways
-        self._checker = LineChecker(None, None, None, Collector(strict=False, max_problems=0))
+        self._checker = LineChecker(None, None, None, Collector(strict=False, max_problems=0), task_rules=False)
         self._shape: tuple | None = None
         #: the typed path's test of a run (how many lines it accepts), and whether they need labels
         self.accepts: Callable[[bytes], int] | None = None
