@@ -763,6 +763,13 @@ class BrokenPlugin(Annotator):
     def close(self):
         if self.options.behave == "close":
             raise RuntimeError("pool stuck")
+        if self.options.behave == "close-thread":  # a writer thread that flushes as it closes
+            flusher = threading.Thread(target=self._flush, name="plugin-flusher")
+            flusher.start()
+            flusher.join()
+
+    def _flush(self):
+        raise OSError("disk full")
 
 
 class NoneBatch(ToyClassifier):
@@ -823,3 +830,16 @@ def test_a_close_that_raises_on_ray_keeps_every_label_and_resume_finishes_withou
     assert "after its last outcome: the lines it labeled are recorded" in result.error
     resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
     assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6 and resumed.error is None
+
+
+def test_a_thread_that_raises_as_close_runs_on_ray_fails_the_job_as_locally(tmp_path, ray_address):
+    """The thread's error went to the worker's log only (shown with RAY_LOG_TO_DRIVER=1) and the
+    job said COMPLETED; the local engine fails it as for a close() that raises, and so does Ray."""
+    result = _broken_job(tmp_path, "close-thread")
+    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+                if 'raise OSError("disk full")' in text)
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error == (
+        f"method plugin {BROKEN!r} raised OSError: disk full in its thread 'plugin-flusher' ({__file__} line {line}, "
+        "in _flush) after its last outcome: the lines it labeled are recorded and in the output manifest; run resume "
+        "once that thread is fixed (no line is labeled again)"), result.error

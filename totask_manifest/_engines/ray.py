@@ -341,7 +341,7 @@ class RayEngine(Engine):
         log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
                  count, cpus, gpus, size, window)
         actors = self._start_actors(plan, count, cpus, gpus)
-        closed: list[str] = []  # what the annotators' close() raised, one line each
+        closed: list[tuple[str, str]] = []  # what the annotators' close() (or a thread) raised, what to fix
         ended = False
         try:
             Driver(self.options, plan, actors, size, window, self.timings).run()
@@ -356,11 +356,11 @@ class RayEngine(Engine):
                 with contextlib.suppress(Exception):
                     ray.kill(actor)
             if not ended:  # the run's own error stands, as on the local engine (``contract.closing``)
-                for error in closed:
+                for error, _fixed in closed:
                     log.warning("%s as well, after the error below", error)
         if closed:  # the run went to its end: as on the local engine, the job is not COMPLETED
             more = f" (and on {len(closed) - 1} other actor(s))" if len(closed) > 1 else ""
-            raise close_failed(closed[0] + more)
+            raise close_failed(closed[0][0] + more, closed[0][1])
 
 
 __all__ = ["AnnotatorActor", "Batch", "RayEngine", "batching", "is_cluster_address", "local_worker_paths"]
