@@ -569,6 +569,17 @@ def test_gpus_per_actor_must_be_more_than_zero():
         get_engine("ray", gpus_per_actor=0)
 
 
+def test_close_seconds_come_from_the_option_then_the_environment_then_the_default(monkeypatch):
+    assert get_engine("ray").close_seconds == 60
+    monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "7.5")
+    assert get_engine("ray").close_seconds == 7.5 and get_engine("ray", close_seconds=3).close_seconds == 3
+    with pytest.raises(UsageError, match="close_seconds must be more than 0, not 0"):
+        get_engine("ray", close_seconds=0)
+    monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "soon")
+    with pytest.raises(UsageError, match="TOTASK_RAY_CLOSE_SECONDS='soon' is not a number"):
+        get_engine("ray")
+
+
 def _file_job_args(inp: str, out: Path, *extra: str) -> list[str]:
     return ["annotate", inp, "--job-name", "boxes", "--label-attribute", "boxes", "--task-type",
             "object-detection", "--method", "file", "--url-key", "annotation-ref", "--output", str(out),
@@ -761,7 +772,9 @@ class BrokenPlugin(Annotator):
         raise OSError("no weights")
 
     def close(self):
-        if self.options.behave == "close":
+        if self.options.behave in ("slow-close", "hung-close"):
+            time.sleep(8 if self.options.behave == "slow-close" else 60)
+        if self.options.behave in ("close", "slow-close"):
             raise RuntimeError("pool stuck")
         if self.options.behave == "close-thread":  # a writer thread that flushes as it closes
             flusher = threading.Thread(target=self._flush, name="plugin-flusher")
@@ -782,10 +795,10 @@ class NoneBatch(ToyClassifier):
 BROKEN = f"{__name__}:BrokenPlugin"
 
 
-def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN):
+def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN, **engine):
     inp = write_manifest(tmp_path / "in.manifest", 6)
     return api.annotate(config(tmp_path, inp, method=method, options={"behave": behave} if method == BROKEN else {}),
-                        engine=get_engine("ray", actors=1, batch_size=4))
+                        engine=get_engine("ray", actors=1, batch_size=4, **engine))
 
 
 @pytest.mark.parametrize(("behave", "said"), [
@@ -843,3 +856,24 @@ def test_a_thread_that_raises_as_close_runs_on_ray_fails_the_job_as_locally(tmp_
         f"method plugin {BROKEN!r} raised OSError: disk full in its thread 'plugin-flusher' ({__file__} line {line}, "
         "in _flush) after its last outcome: the lines it labeled are recorded and in the output manifest; run resume "
         "once that thread is fixed (no line is labeled again)"), result.error
+
+
+def test_a_close_that_raises_after_five_seconds_on_ray_is_heard(tmp_path, ray_address):
+    """The driver waited 5 s for close(), then ended the actors: a slower close() that raised was
+    not heard, and the job said COMPLETED. It waits ``close_seconds`` (60 s by default)."""
+    result = _broken_job(tmp_path, "slow-close")
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error.startswith(f"method plugin {BROKEN!r}: close() raised RuntimeError: pool stuck ("), result.error
+
+
+def test_a_close_still_running_after_close_seconds_on_ray_fails_the_job_in_one_line(tmp_path, ray_address):
+    """A close() that does not return within ``close_seconds`` may not have done its work: the job
+    is not COMPLETED, and its one line names the actor and the option; resume finishes it."""
+    result = _broken_job(tmp_path, "hung-close", close_seconds=2)
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error.startswith(f"method plugin {BROKEN!r}: close() did not return within 2 s on actor 0 (node "), \
+        result.error
+    assert "(--ray-close-seconds, Python close_seconds, waits longer) after its last outcome: the lines it " \
+        "labeled are recorded" in result.error and "\n" not in result.error, result.error
+    resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
+    assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6, resumed.metrics
