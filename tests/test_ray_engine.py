@@ -8,6 +8,7 @@ own, as the CLI does, and the last step joins the shared one with ``--ray-addres
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -178,6 +179,39 @@ class RuleToy(ToyClassifier):
             f.writelines(f"{os.getpid()} {i.index}\n" for i in items)
         return [Failed(o.reason, rule=opts["rule"]) if isinstance(o, Failed) else o
                 for o in super().annotate_batch(items)]
+
+
+@dataclass(frozen=True)
+class OneBrokenWorkerOptions(InstrumentedToyOptions):
+    bad_from: int = option(-1, cli=False)
+    bad_to: int = option(-1, cli=False)
+
+
+class OneBrokenWorker(ToyClassifier):
+    """The toy classifier, failing lines ``bad_from``-``bad_to`` (indices) with ``model-error`` (the
+    data: every worker fails them), and, on the first Ray actor to be built (``marker``: a GPU broken
+    on its node), every line so; run locally, no annotator is the broken one."""
+
+    name = "one-broken-worker"
+    Options = OneBrokenWorkerOptions
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        import ray
+
+        self.broken = False
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.options.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                self.broken = True
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        if self.broken:
+            return [Failed("model: RuntimeError: CUDA error: an illegal memory access was encountered",
+                           rule="model-error") for _ in items]
+        return [Failed("model: ValueError: the image is 1x1 pixels", rule="model-error")
+                if self.options.bad_from <= i.index <= self.options.bad_to else o
+                for i, o in zip(items, super().annotate_batch(items), strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -877,3 +911,24 @@ def test_a_close_still_running_after_close_seconds_on_ray_fails_the_job_in_one_l
         "labeled are recorded" in result.error and "\n" not in result.error, result.error
     resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
     assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6, resumed.metrics
+
+
+def test_keep_going_with_a_worker_taken_out_ends_as_the_local_engine_does(tmp_path, ray_address, caplog):
+    """One actor's GPU is broken (taken out), then the last actor fails a batch of bad data with
+    the same configuration rule: the driver stopped the job FAILED ("no actor labels any line")
+    where ``--keep-going`` says failures are recorded per line and the job goes on, as the local
+    engine does with the same plugin."""
+    inp = write_manifest(tmp_path / "in.manifest", 80, bad_every=0)
+    options = {"marker": str(tmp_path / "broken"), "bad_from": 60, "bad_to": 67, "delay": 0.01, "fail": ""}
+    ends = {}
+    for engine in ("local", "ray"):
+        run = get_engine("ray", actors=2, batch_size=4) if engine == "ray" else get_engine("local")
+        result = api.annotate(config(tmp_path, inp, job=engine, method=f"{__name__}:OneBrokenWorker", options=options,
+                                     checkpoint_every=40), engine=run, keep_going=True)
+        ends[engine] = (result.status, result.error, result.metrics)
+    assert (tmp_path / "broken").exists()  # one actor was the broken one, taken out
+    assert any("is taken out" in r.getMessage() for r in caplog.records), caplog.text[-3000:]
+    assert ends["ray"] == ends["local"], ends
+    assert ends["local"] == ("COMPLETED", None, {"total": 80, "success": 72, "failed": 8, "routed": 0, "stand_by": 0})
+    failures = [orjson.loads(line) for line in (tmp_path / "ray" / "failures.jsonl").read_bytes().splitlines()]
+    assert len(failures) == 8 and all("1x1 pixels" in str(f) for f in failures), failures
