@@ -69,6 +69,13 @@ class Broken(BatchAnnotator):
 
         if self.options.behave in ("close", "raise-close"):
             raise RuntimeError("pool stuck with key " + os.environ.get("SYNAPSE_ACCESS_TOKEN", ""))
+        if self.options.behave == "close-thread":  # a writer thread that flushes as it closes
+            flusher = threading.Thread(target=self._flush, name="plugin-flusher")
+            flusher.start()
+            flusher.join()
+
+    def _flush(self):
+        raise OSError("disk full")
 
 
 class Plain(Annotator):
@@ -219,6 +226,25 @@ def test_a_close_that_raises_keeps_every_label_and_resume_finishes_without_the_p
     assert "every selected line is recorded; nothing to label" in r.stderr, r.stderr
     assert _job(job)["status"] == "COMPLETED" and _job(job)["error"] is None
     assert (job / "manifests/output/output.manifest").read_bytes() == output  # same creation-dates: not labeled again
+
+
+@pytest.mark.slow
+def test_a_thread_that_raises_as_close_runs_fails_the_job_as_a_close_that_raises(plugin_job) -> None:
+    """A thread of the plugin's that raised after its last outcome (a flush as close() ran) was a
+    warning line and the job said COMPLETED: what it was to do may not be done, as for close()."""
+    run, _ = plugin_job
+    r, job = run("close-thread")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    line = next(n for n, text in enumerate(PLUGIN.splitlines(), 1) if 'OSError("disk full")' in text)
+    where = f"{job.parents[1] / 'pkg' / 'brokenplug' / 'mod.py'} line {line}, in _flush"
+    state = _job(job)
+    assert state["status"] == "FAILED" and state["error"] == (
+        f"method plugin 'brokenplug.mod:Broken' raised OSError: disk full in its thread 'plugin-flusher' ({where}) "
+        "after its last outcome: the lines it labeled are recorded and in the output manifest; run resume once "
+        "that thread is fixed (no line is labeled again)"), state["error"]
+    assert state["metrics"]["success"] == 6 and state["metrics"]["stand_by"] == 0, state["metrics"]
+    r, _ = run("close-thread", command=["resume", str(job)])
+    assert r.returncode == 0 and _job(job)["status"] == "COMPLETED", r.stdout + r.stderr
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ own, as the CLI does, and the last step joins the shared one with ``--ray-addres
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -178,6 +179,39 @@ class RuleToy(ToyClassifier):
             f.writelines(f"{os.getpid()} {i.index}\n" for i in items)
         return [Failed(o.reason, rule=opts["rule"]) if isinstance(o, Failed) else o
                 for o in super().annotate_batch(items)]
+
+
+@dataclass(frozen=True)
+class OneBrokenWorkerOptions(InstrumentedToyOptions):
+    bad_from: int = option(-1, cli=False)
+    bad_to: int = option(-1, cli=False)
+
+
+class OneBrokenWorker(ToyClassifier):
+    """The toy classifier, failing lines ``bad_from``-``bad_to`` (indices) with ``model-error`` (the
+    data: every worker fails them), and, on the first Ray actor to be built (``marker``: a GPU broken
+    on its node), every line so; run locally, no annotator is the broken one."""
+
+    name = "one-broken-worker"
+    Options = OneBrokenWorkerOptions
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        import ray
+
+        self.broken = False
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.options.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                self.broken = True
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        if self.broken:
+            return [Failed("model: RuntimeError: CUDA error: an illegal memory access was encountered",
+                           rule="model-error") for _ in items]
+        return [Failed("model: ValueError: the image is 1x1 pixels", rule="model-error")
+                if self.options.bad_from <= i.index <= self.options.bad_to else o
+                for i, o in zip(items, super().annotate_batch(items), strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -569,6 +603,17 @@ def test_gpus_per_actor_must_be_more_than_zero():
         get_engine("ray", gpus_per_actor=0)
 
 
+def test_close_seconds_come_from_the_option_then_the_environment_then_the_default(monkeypatch):
+    assert get_engine("ray").close_seconds == 60
+    monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "7.5")
+    assert get_engine("ray").close_seconds == 7.5 and get_engine("ray", close_seconds=3).close_seconds == 3
+    with pytest.raises(UsageError, match="close_seconds must be more than 0, not 0"):
+        get_engine("ray", close_seconds=0)
+    monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "soon")
+    with pytest.raises(UsageError, match="TOTASK_RAY_CLOSE_SECONDS='soon' is not a number"):
+        get_engine("ray")
+
+
 def _file_job_args(inp: str, out: Path, *extra: str) -> list[str]:
     return ["annotate", inp, "--job-name", "boxes", "--label-attribute", "boxes", "--task-type",
             "object-detection", "--method", "file", "--url-key", "annotation-ref", "--output", str(out),
@@ -761,8 +806,17 @@ class BrokenPlugin(Annotator):
         raise OSError("no weights")
 
     def close(self):
-        if self.options.behave == "close":
+        if self.options.behave in ("slow-close", "hung-close"):
+            time.sleep(8 if self.options.behave == "slow-close" else 60)
+        if self.options.behave in ("close", "slow-close"):
             raise RuntimeError("pool stuck")
+        if self.options.behave == "close-thread":  # a writer thread that flushes as it closes
+            flusher = threading.Thread(target=self._flush, name="plugin-flusher")
+            flusher.start()
+            flusher.join()
+
+    def _flush(self):
+        raise OSError("disk full")
 
 
 class NoneBatch(ToyClassifier):
@@ -775,10 +829,10 @@ class NoneBatch(ToyClassifier):
 BROKEN = f"{__name__}:BrokenPlugin"
 
 
-def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN):
+def _broken_job(tmp_path: Path, behave: str, method: str = BROKEN, **engine):
     inp = write_manifest(tmp_path / "in.manifest", 6)
     return api.annotate(config(tmp_path, inp, method=method, options={"behave": behave} if method == BROKEN else {}),
-                        engine=get_engine("ray", actors=1, batch_size=4))
+                        engine=get_engine("ray", actors=1, batch_size=4, **engine))
 
 
 @pytest.mark.parametrize(("behave", "said"), [
@@ -823,3 +877,58 @@ def test_a_close_that_raises_on_ray_keeps_every_label_and_resume_finishes_withou
     assert "after its last outcome: the lines it labeled are recorded" in result.error
     resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
     assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6 and resumed.error is None
+
+
+def test_a_thread_that_raises_as_close_runs_on_ray_fails_the_job_as_locally(tmp_path, ray_address):
+    """The thread's error went to the worker's log only (shown with RAY_LOG_TO_DRIVER=1) and the
+    job said COMPLETED; the local engine fails it as for a close() that raises, and so does Ray."""
+    result = _broken_job(tmp_path, "close-thread")
+    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+                if 'raise OSError("disk full")' in text)
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error == (
+        f"method plugin {BROKEN!r} raised OSError: disk full in its thread 'plugin-flusher' ({__file__} line {line}, "
+        "in _flush) after its last outcome: the lines it labeled are recorded and in the output manifest; run resume "
+        "once that thread is fixed (no line is labeled again)"), result.error
+
+
+def test_a_close_that_raises_after_five_seconds_on_ray_is_heard(tmp_path, ray_address):
+    """The driver waited 5 s for close(), then ended the actors: a slower close() that raised was
+    not heard, and the job said COMPLETED. It waits ``close_seconds`` (60 s by default)."""
+    result = _broken_job(tmp_path, "slow-close")
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error.startswith(f"method plugin {BROKEN!r}: close() raised RuntimeError: pool stuck ("), result.error
+
+
+def test_a_close_still_running_after_close_seconds_on_ray_fails_the_job_in_one_line(tmp_path, ray_address):
+    """A close() that does not return within ``close_seconds`` may not have done its work: the job
+    is not COMPLETED, and its one line names the actor and the option; resume finishes it."""
+    result = _broken_job(tmp_path, "hung-close", close_seconds=2)
+    assert result.status == "FAILED" and result.metrics["success"] == 6, result.metrics
+    assert result.error.startswith(f"method plugin {BROKEN!r}: close() did not return within 2 s on actor 0 (node "), \
+        result.error
+    assert "(--ray-close-seconds, Python close_seconds, waits longer) after its last outcome: the lines it " \
+        "labeled are recorded" in result.error and "\n" not in result.error, result.error
+    resumed = api.resume(str(tmp_path / "job"), engine=get_engine("ray", actors=1, batch_size=4))
+    assert resumed.status == "COMPLETED" and resumed.metrics["success"] == 6, resumed.metrics
+
+
+def test_keep_going_with_a_worker_taken_out_ends_as_the_local_engine_does(tmp_path, ray_address, caplog):
+    """One actor's GPU is broken (taken out), then the last actor fails a batch of bad data with
+    the same configuration rule: the driver stopped the job FAILED ("no actor labels any line")
+    where ``--keep-going`` says failures are recorded per line and the job goes on, as the local
+    engine does with the same plugin."""
+    inp = write_manifest(tmp_path / "in.manifest", 80, bad_every=0)
+    options = {"marker": str(tmp_path / "broken"), "bad_from": 60, "bad_to": 67, "delay": 0.01, "fail": ""}
+    ends = {}
+    for engine in ("local", "ray"):
+        run = get_engine("ray", actors=2, batch_size=4) if engine == "ray" else get_engine("local")
+        result = api.annotate(config(tmp_path, inp, job=engine, method=f"{__name__}:OneBrokenWorker", options=options,
+                                     checkpoint_every=40), engine=run, keep_going=True)
+        ends[engine] = (result.status, result.error, result.metrics)
+    assert (tmp_path / "broken").exists()  # one actor was the broken one, taken out
+    assert any("is taken out" in r.getMessage() for r in caplog.records), caplog.text[-3000:]
+    assert ends["ray"] == ends["local"], ends
+    assert ends["local"] == ("COMPLETED", None, {"total": 80, "success": 72, "failed": 8, "routed": 0, "stand_by": 0})
+    failures = [orjson.loads(line) for line in (tmp_path / "ray" / "failures.jsonl").read_bytes().splitlines()]
+    assert len(failures) == 8 and all("1x1 pixels" in str(f) for f in failures), failures

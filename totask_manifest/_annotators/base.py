@@ -161,34 +161,54 @@ class BatchAnnotator(Annotator):
 THREADS_LEFT: list[threading.Thread] = []
 
 
+class ThreadErrors:
+    """What the threads an annotator started raised while ``thread_errors`` runs. Called, it
+    raises the first as ``RaisedInThread`` (the engine calls it before it records an outcome);
+    ``late`` takes the first once the run is over (its last outcome given, ``close()`` run)."""
+
+    def __init__(self) -> None:
+        self.raised: list[Any] = []  # threading.ExceptHookArgs
+
+    def __call__(self) -> None:
+        error = self.late()
+        if error is not None:
+            raise error
+
+    def late(self) -> RaisedInThread | None:
+        """The first error kept (the others dropped: the first is what broke), as ``RaisedInThread``."""
+        if not self.raised:
+            return None
+        first = self.raised.pop(0)
+        self.raised.clear()
+        name = first.thread.name if first.thread is not None else "?"
+        error = RaisedInThread(name)
+        error.__cause__ = first.exc_value
+        return error
+
+
 @contextlib.contextmanager
-def thread_errors() -> Iterator[Callable[[], None]]:
+def thread_errors() -> Iterator[ThreadErrors]:
     """While the block runs, what a thread raises (a plugin's worker) is kept, not printed; the
-    function it gives raises the first as ``RaisedInThread`` (the engine calls it before it
-    records an outcome: the batch that thread served is not recorded, its lines left for resume).
-    Python's own hook printed a traceback and the job went on to say COMPLETED. One raised after
-    the last outcome (in ``close()``) is said in one warning line."""
-    raised: list[Any] = []
+    object it gives, called, raises the first as ``RaisedInThread`` (the engine calls it before
+    it records an outcome: the batch that thread served is not recorded, its lines left for
+    resume). Python's own hook printed a traceback and the job went on to say COMPLETED. One
+    raised after the last outcome (in ``close()``) is the engine's to take (``late``: the job is
+    not COMPLETED, as for a ``close()`` that raises); one left when the block ends (the run broke
+    first) is said in one warning line."""
+    errors = ThreadErrors()
     previous = threading.excepthook
 
     def keep(args: Any) -> None:
         if issubclass(args.exc_type, SystemExit):  # Python's hook says nothing of it either
             return
-        raised.append(args)
-
-    def raise_first() -> None:
-        if raised:
-            first = raised.pop(0)
-            raised.clear()
-            name = first.thread.name if first.thread is not None else "?"
-            raise RaisedInThread(name) from first.exc_value
+        errors.raised.append(args)
 
     threading.excepthook = keep
     try:
-        yield raise_first
+        yield errors
     finally:
         threading.excepthook = previous
-        for args in raised:
+        for args in errors.raised:
             logging.getLogger("totask_manifest").warning(
                 "a thread of the annotator's (%r) raised %s: %s after its last line", getattr(args.thread, "name", "?"),
                 args.exc_type.__name__, args.exc_value)

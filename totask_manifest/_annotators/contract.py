@@ -10,20 +10,24 @@ rule is named in the same line whichever engine runs it.
 * ``closing``: the annotator's ``close()``, run once it is done. One that raised replaced the
   error the run met (Python's ``with``), and one that raised after every line was labeled failed
   the job with no word of what was kept (on Ray, it was not heard at all).
+* ``late_thread_error``: what a thread of the annotator's raised after its last outcome (as
+  ``close()`` ran) is the same kind of failure: the run's work is recorded, what the thread was
+  to do may not be done. It was a warning line and COMPLETED (on Ray, in the worker's log only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._errors import JobError
-from .._jobs.plugin_errors import plugin_frame, said
+from .._errors import JobError, RaisedInThread
+from .._jobs.plugin_errors import plugin_error_text, plugin_frame, said
 from .._outcomes import Item, Outcome
 
-__all__ = ["CloseFailed", "checked_pair", "close_error", "close_failed", "closing", "no_outcome", "second_outcome"]
+__all__ = ["CloseFailed", "checked_pair", "close_error", "close_failed", "closing", "late_thread_error", "no_outcome",
+           "second_outcome"]
 
 log = logging.getLogger("totask_manifest")
 
@@ -65,10 +69,18 @@ def close_error(method: str, exc: BaseException) -> str:
     return f"{who}: close() raised {said(exc)}" + (f" ({where})" if where else "")
 
 
+def late_thread_error(method: str, error: RaisedInThread) -> str:
+    """One line: the method, what its thread raised and where in the plugin's files (the local
+    engine's line for a thread's error met mid-run)."""
+    return plugin_error_text(method, error) or f"method {method!r} raised {said(error)}"
+
+
 @contextlib.contextmanager
-def closing(annotator: Any, method: str) -> Iterator[Any]:
+def closing(annotator: Any, method: str, late: Callable[[], RaisedInThread | None] = lambda: None) -> Iterator[Any]:
     """``annotator`` for the block, closed after it. When the block raised, a ``close()`` that
-    raises too is a warning line and the block's error stands; otherwise it is ``CloseFailed``."""
+    raises too is a warning line and the block's error stands; otherwise it is ``CloseFailed``,
+    and so is what a thread of the annotator's raised after the last outcome (``late``, asked
+    once ``close()`` has run: a thread it joins there counts)."""
     try:
         yield annotator
     except BaseException:
@@ -81,9 +93,12 @@ def closing(annotator: Any, method: str) -> Iterator[Any]:
         annotator.close()
     except Exception as exc:
         raise close_failed(close_error(method, exc)) from None
+    error = late()
+    if error is not None:
+        raise close_failed(late_thread_error(method, error), fixed="that thread") from None
 
 
-def close_failed(error: str) -> CloseFailed:
-    """The job's error for ``close_error``'s line: what is kept, and what to do."""
+def close_failed(error: str, fixed: str = "close()") -> CloseFailed:
+    """The job's error for ``close_error``'s line (or ``late_thread_error``'s): what is kept, and what to do."""
     return CloseFailed(f"{error} after its last outcome: the lines it labeled are recorded and in the output "
-                       "manifest; run resume once close() is fixed (no line is labeled again)")
+                       f"manifest; run resume once {fixed} is fixed (no line is labeled again)")

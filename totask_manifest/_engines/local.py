@@ -51,7 +51,7 @@ class LocalEngine(Engine):
             # a KeyboardInterrupt the annotator's code raises itself (a plugin's) is its error, as any
             # other it raises: taken for Ctrl-C, the job stopped STOPPED and every resume met it again
             with own_interrupts(), thread_errors() as raise_thread_error, \
-                    closing(get_annotator_class(method)(plan), method) as annotator:
+                    closing(get_annotator_class(method)(plan), method, raise_thread_error.late) as annotator:
                 outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
                 try:
                     for pair in outcomes:

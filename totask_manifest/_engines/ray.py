@@ -68,8 +68,9 @@ from .._jobs.run import JobRun
 from .._options import path_options
 from .._storage import is_local, redact_secret_url, url_to_fs
 from .base import Engine
+from .ray_close import close_actors
 from .ray_driver import Batch, Driver
-from .ray_options import RayOptions, batching
+from .ray_options import DEFAULT_CLOSE_SECONDS, RayOptions, batching
 from .ray_output import log_to_driver, raylet_errors_logged
 from .ray_stream import AnnotatorActor, remote_actor_class
 
@@ -194,6 +195,8 @@ class RayEngine(Engine):
     * ``shared_paths``: local paths are visible on every node (NFS at the same path); without
       it a cluster ``address`` refuses local paths the workers would read;
     * ``probe_seconds`` / ``stall_seconds``: see the module docstring;
+    * ``close_seconds`` (``TOTASK_RAY_CLOSE_SECONDS``): the wait for the actors' ``close()`` at
+      the end of the run (default 60 s; one still running after it fails the job, ``ray_close``);
     * ``runtime_env``: a Ray runtime environment for the workers (``py_modules``, ``pip``, ...).
     """
 
@@ -217,6 +220,10 @@ class RayEngine(Engine):
         self.shared_paths = options.shared_paths
         self.probe_seconds = options.probe_seconds
         self.stall_seconds = options.stall_seconds
+        close_env = _env_number("TOTASK_RAY_CLOSE_SECONDS", float)
+        self.close_seconds = options.close_seconds if options.close_seconds is not None else close_env
+        if self.close_seconds is None:
+            self.close_seconds = DEFAULT_CLOSE_SECONDS
         self.runtime_env = options.runtime_env
         #: seconds of the last run: ``connect_s`` (joining or starting Ray), ``actors_ready_s``
         #: (every actor built: a process each, the annotator, a model loaded), ``first_batch_s``,
@@ -229,6 +236,8 @@ class RayEngine(Engine):
             raise UsageError(f"ray engine: gpus_per_actor must be more than 0, not {self.gpus_per_actor}")
         if max_retries < 0:
             raise UsageError(f"ray engine: max_retries must be 0 or more, not {max_retries}")
+        if self.close_seconds <= 0:
+            raise UsageError(f"ray engine: close_seconds must be more than 0, not {self.close_seconds:g}")
 
     # -- before the job exists ---------------------------------------------------------------
 
@@ -341,26 +350,17 @@ class RayEngine(Engine):
         log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
                  count, cpus, gpus, size, window)
         actors = self._start_actors(plan, count, cpus, gpus)
-        closed: list[str] = []  # what the annotators' close() raised, one line each
         ended = False
         try:
             Driver(self.options, plan, actors, size, window, self.timings).run()
             ended = True
         finally:
-            closing = [a.close.remote() for a in actors]
-            ready, _ = ray.wait(closing, num_returns=len(closing), timeout=5.0)
-            for ref in ready:
-                with contextlib.suppress(ray.exceptions.RayError):
-                    closed.extend(e for e in [ray.get(ref)] if e)
-            for actor in actors:
-                with contextlib.suppress(Exception):
-                    ray.kill(actor)
-            if not ended:  # the run's own error stands, as on the local engine (``contract.closing``)
-                for error in closed:
-                    log.warning("%s as well, after the error below", error)
+            # what the annotators' close() (or a thread of theirs) raised, or that it did not return
+            closed = close_actors(actors, plan.config.method, self.close_seconds, ended=ended,
+                                  hurry=plan.hard_stop.is_set())
         if closed:  # the run went to its end: as on the local engine, the job is not COMPLETED
             more = f" (and on {len(closed) - 1} other actor(s))" if len(closed) > 1 else ""
-            raise close_failed(closed[0] + more)
+            raise close_failed(closed[0][0] + more, closed[0][1])
 
 
 __all__ = ["AnnotatorActor", "Batch", "RayEngine", "batching", "is_cluster_address", "local_worker_paths"]

@@ -210,7 +210,9 @@ class Driver:
             self.load[actor] -= 1
             self.submit(batch)
             return False
-        if self.health.out:  # the last actor left fails as those taken out did: no worker works
+        # the last actor left fails as those taken out did: no worker works; unless the run keeps
+        # going (``--keep-going``: every failure is final, the data may be at fault), as locally
+        if self.health.out and not self.plan.keep_going:
             raise JobError(self.health.none_works(named(actor, self.where(actor)), batch.span,
                                                   f"{rule!r} ({reason_of(outcomes)})", self.where))
         return True

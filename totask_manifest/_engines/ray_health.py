@@ -11,7 +11,8 @@ while another can take it: it runs it there (``Batch.doubted``). When the other 
 failure was the first actor's own (a strike); after ``STRIKES`` batches in a row the actor is
 taken out and its batches go to the others. When the other fails the batch the same way, the
 data (or the job's configuration) is at fault: that answer is recorded, as on one worker. The
-job fails when the last actor left fails a batch the way those taken out did.
+job fails when the last actor left fails a batch the way those taken out did, unless the run
+keeps going (``--keep-going``: its failures are final, as on the local engine).
 """
 
 from __future__ import annotations

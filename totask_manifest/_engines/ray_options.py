@@ -16,6 +16,8 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_PROBE_SECONDS = 10.0
 #: no actor answered for this long: the cluster cannot run the job now; fail, ``resume`` later
 DEFAULT_STALL_SECONDS = 300.0
+#: the wait for the actors' close() at the end of a run (``ray_close``)
+DEFAULT_CLOSE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class RayOptions(Options):
     max_retries: int = option(DEFAULT_MAX_RETRIES, cli=False)
     probe_seconds: float = option(DEFAULT_PROBE_SECONDS, cli=False)
     stall_seconds: float = option(DEFAULT_STALL_SECONDS, cli=False)
+    close_seconds: float | None = option(
+        None, type=float, metavar="S",
+        help="seconds the actors' close() have at the end of the run; one still running after them fails the job "
+        "(default 60)")
     #: a Ray runtime environment for the workers (``py_modules``, ``pip``, ``env_vars``, ...)
     runtime_env: dict[str, Any] | None = option(None, cli=False)
 

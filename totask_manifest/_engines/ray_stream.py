@@ -29,7 +29,7 @@ from typing import Any
 import ray
 
 from .._annotators.base import Annotator, Failed, Item, ItemStream, Labeled, Outcome, Routed, thread_errors
-from .._annotators.contract import checked_pair, close_error, no_outcome, second_outcome
+from .._annotators.contract import checked_pair, close_error, late_thread_error, no_outcome, second_outcome
 from .._credentials import hide_env_credentials
 from .._errors import JobError, RaisedInThread, TotaskError
 from .._fetch import scrub
@@ -240,9 +240,9 @@ class AnnotatorActor:
         # stream to raise, as the local engine does; Python's hook printed it to the worker's log
         # and the job said COMPLETED
         self._threads = contextlib.ExitStack()
-        raise_thread_error = self._threads.enter_context(thread_errors())
+        self._thread_errors = self._threads.enter_context(thread_errors())
         try:
-            self.stream = AnnotatorStream(build(), method, raise_thread_error)
+            self.stream = AnnotatorStream(build(), method, self._thread_errors)
         except Exception as exc:
             self.not_built = build_error_text(exc)
 
@@ -258,9 +258,11 @@ class AnnotatorActor:
         return {"node": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
                 "resources": ctx.get_assigned_resources()}
 
-    def close(self) -> str | None:
-        """Close the annotator: None, or what its ``close()`` raised in one line (``close_error``),
-        which the driver reports as the local engine does (it was dropped without a word)."""
+    def close(self) -> tuple[str, str] | None:
+        """Close the annotator: None, or (one line, what to fix) for what its ``close()`` raised
+        (``close_error``) or, after that, a thread of its (``late_thread_error``), which the
+        driver reports as the local engine does (the first was dropped without a word, the second
+        went to this worker's log only)."""
         try:
             if self.stream is None:
                 return None
@@ -269,8 +271,9 @@ class AnnotatorActor:
             try:
                 self.stream.annotator.close()
             except Exception as exc:
-                return close_error(self.stream.method, exc)
-            return None
+                return close_error(self.stream.method, exc), "close()"
+            late = self._thread_errors.late()
+            return None if late is None else (late_thread_error(self.stream.method, late), "that thread")
         finally:
             self._threads.close()
 
