@@ -75,7 +75,7 @@ def manifest_to_coco(
     while True:
         try:
             counts = _write_document(src, dst, attr, ids, allow_drop=allow_drop, image_root=image_root)
-        except Renumber as stop:  # raised only while that kind is kept: at most twice
+        except Renumber as stop:  # raised only while that kind is kept: at most three times
             ids = ids.without(stop)
             continue
         if notes := ids.notes():
@@ -107,7 +107,8 @@ def _write_document(
                 with on_line(line.number):
                     doc = gt_to_coco_image(label.value, label.metadata, image_id=image_id, file_name=file_name,
                                            first_annotation_id=n_anns + 1,
-                                           annotation_id=partial(ids.annotation, line=line.number))
+                                           annotation_id=partial(ids.annotation, line=line.number),
+                                           category_id=partial(ids.category, line=line.number))
                 class_map = label.metadata.get("class-map", {})
                 merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v for k, v in class_map.items()}, line.number)
             elif label.task_type == SEGMENTATION:
@@ -128,7 +129,7 @@ def _write_document(
             raise nothing_to_convert(src, attr, skipped)
         out.write(b'],"annotations":[')
         annotations.copy_to(out, COPY_CHUNK)
-        categories = [{"id": cid, "name": name} for cid, name in sorted(cats.items())]
+        categories = ids.categories(cats)
         out.write(b'],"categories":' + orjson.dumps(categories) + b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:

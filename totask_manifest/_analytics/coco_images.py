@@ -13,7 +13,10 @@ annotation ids from 1) made COCOeval of that file against the round-tripped grou
 the wrong images, or none. The import keeps an image's id under ``coco-image`` (``id``) and an
 annotation's in its box's ``objects`` entry (``coco-id``); the export writes them back where every
 line holds one and no two are the same (``KeptIds``), and otherwise numbers them as before and
-says so in one line: never some kept and some renumbered.
+says so in one line: never some kept and some renumbered. Category ids likewise: an import with
+``--class-names`` numbers classes by name and keeps a box's original category id where it is not
+its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
+is one category and each category one class, else every category id is class id + 1, said.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ManifestError, json_kind
-from .._formats.coco import COCO_ID
+from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
@@ -95,16 +98,19 @@ class KeptIds:
     (annotations), each kind decided for the whole document. An export starts keeping both; the
     first line that cannot raises ``Renumber`` and the export starts again without that kind."""
 
-    def __init__(self, images: bool = True, annotations: bool = True, why: dict[str, str] | None = None) -> None:
-        self.keep = {"images": images, "annotations": annotations}
+    KINDS = ("images", "annotations", "categories")
+
+    def __init__(self, keep: Mapping[str, bool] | None = None, why: dict[str, str] | None = None) -> None:
+        self.keep = {kind: True for kind in self.KINDS} | dict(keep or {})
         self.why = why or {}  # kind -> why it is numbered, for the note
         self.seen: dict[str, set] = {"images": set(), "annotations": set()}
-        self.held = {"images": False, "annotations": False}  # numbered, yet some line held one
+        self.held = dict.fromkeys(self.KINDS, False)  # numbered, yet some line held one
+        self.category_of: dict[int, int] = {}  # class id -> its category id, while kept
+        self.class_of: dict[int, int] = {}  # category id -> its class id
 
     def without(self, stop: Renumber) -> KeptIds:
         """The same export's ids, numbering ``stop.kind``."""
-        keep = {**self.keep, stop.kind: False}
-        return KeptIds(keep["images"], keep["annotations"], {**self.why, stop.kind: stop.why})
+        return KeptIds({**self.keep, stop.kind: False}, {**self.why, stop.kind: stop.why})
 
     def _pick(self, kind: str, kept: Any, number: int, where: str) -> Any:
         if not self.keep[kind]:
@@ -130,15 +136,48 @@ class KeptIds:
         kept = _an_id(obj.get(COCO_ID), f"objects[{index}].{COCO_ID}", "annotation", line)
         return self._pick("annotations", kept, number, f"line {line}'s objects[{index}].{COCO_ID}")
 
+    def category(self, obj: Mapping[str, Any], index: int, class_id: int, line: int) -> int:
+        """The category id of box ``index`` (its ``objects`` entry ``obj``, of class ``class_id``)."""
+        kept = obj.get(COCO_CATEGORY_ID)
+        if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
+            raise ManifestError(f"objects[{index}].{COCO_CATEGORY_ID} must be a whole number of at least 0 (the "
+                                f"COCO category id), got {kept!r}", line=line,
+                                key=f"objects[{index}].{COCO_CATEGORY_ID}", rule="coco-category")
+        number = class_id + CATEGORY_OFFSET
+        if not self.keep["categories"]:
+            self.held["categories"] |= kept is not None
+            return number
+        cat = number if kept is None else kept
+        where = f"line {line}'s objects[{index}] is category {cat} of class {class_id}"
+        if self.category_of.setdefault(class_id, cat) != cat:
+            raise Renumber("categories", f"{where}, an earlier box of that class is {self.category_of[class_id]}")
+        if self.class_of.setdefault(cat, class_id) != class_id:
+            raise Renumber("categories", f"{where}, an earlier box's of class {self.class_of[cat]}")
+        return cat
+
+    def categories(self, cats: Mapping[int, str]) -> list[dict[str, Any]]:
+        """The document's categories: ``cats`` (class id + 1 -> name, a mask's class index -> name),
+        each id the kept one of its class where its boxes kept one."""
+        out: dict[int, str] = {}
+        for number, name in sorted(cats.items()):
+            cat = self.category_of.get(number - CATEGORY_OFFSET, number) if self.keep["categories"] else number
+            if cat in out:  # a class with no box here is numbered, and a kept id is its number
+                raise Renumber("categories", f"category {cat} is kept for {out[cat]!r} and is {name!r}'s class id + 1")
+            out[cat] = name
+        return [{"id": cat, "name": name} for cat, name in sorted(out.items())]
+
     def notes(self) -> list[str]:
         """One line per kind of id numbered although some line held one: never said where none did
         (a manifest that no COCO import wrote), never left unsaid where some were lost."""
         what = {"images": f"image ids are line numbers, not the kept {COCO_IMAGE}.{IMAGE_ID}",
-                "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}"}
+                "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}",
+                "categories": f"category ids are class id + 1, not the kept objects' {COCO_CATEGORY_ID}"}
+        rule = {"images": "ids are kept only where every line holds one and no two are the same",
+                "categories": "category ids are kept only where each class is one category and each category one class"}
         lost = {"images": ": a detections file that names the original image ids does not match this document",
-                "annotations": ""}
-        return [f"{what[kind]} ({self.why[kind]}; ids are kept only where every line holds one and no two "
-                f"are the same){lost[kind]}" for kind in ("images", "annotations") if self.held[kind]]
+                "categories": ": a detections file that names the original category ids does not match this document"}
+        return [f"{what[kind]} ({self.why[kind]}; {rule.get(kind, rule['images'])}){lost.get(kind, '')}"
+                for kind in self.KINDS if self.held[kind]]
 
 
 def merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
