@@ -16,23 +16,19 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-import numpy as np
 import orjson
 
-from .._errors import ManifestError, UsageError
-from .._fetch import base_of, has_scheme, resolve_reference
+from .._errors import UsageError
+from .._fetch import base_of, has_scheme
 from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
 from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline, refuse_unknown_key
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
-from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._manifest.io import write_lines
-from .._outcomes import Labeled
-from .._storage import AtomicWriter, join, read_bytes, redact_secret_url, write_bytes_atomic
+from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
 from .coco_images import KeptIds, Renumber, carried_image_keys, image_keys, merge_categories, not_carried
 from .image_root import below_root, under_root
 from .labels import (
@@ -46,7 +42,7 @@ from .labels import (
     on_line,
     pick_attribute,
 )
-from .masks import bbox_of, read_mask, rle_encode, segmentation_to_mask
+from .masks import coco_mask_image, paint_coco_mask
 from .new_files import NewFiles
 from .spool import Spool
 
@@ -112,7 +108,7 @@ def _write_document(
                 class_map = label.metadata.get("class-map", {})
                 merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v for k, v in class_map.items()}, line.number)
             elif label.task_type == SEGMENTATION:
-                doc = _mask_doc(label, line.number, image_id, n_anns + 1, cats, base, file_name)
+                doc = coco_mask_image(label, line.number, image_id, n_anns + 1, cats, base, file_name)
             else:
                 raise not_held("COCO", "boxes and masks", label, "coco-type")
             human = label.metadata.get("human-annotated")
@@ -135,43 +131,6 @@ def _write_document(
     if dropped:
         counts["dropped"] = sum(dropped.values())
     return counts
-
-
-def _mask_doc(
-    label: Any, line: int, image_id: Any, first_id: int, cats: dict[int, str], base: str, file_name: str
-) -> dict:
-    color_map = label.metadata.get("internal-color-map")
-    if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
-        raise ManifestError(
-            "a mask label needs a URL value and an 'internal-color-map'",
-            line=line,
-            key=label.attribute,
-            rule="coco-mask",
-        )
-    mask = read_mask(resolve_reference(label.value, base), color_map, line=line)
-    height, width = mask.shape
-    names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
-    merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, line)
-    anns = []
-    for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
-        binary = mask == cid
-        conf = color_map.get(str(cid), {}).get("confidence")
-        anns.append(
-            {
-                "id": first_id + len(anns),
-                "image_id": image_id,
-                "category_id": cid,
-                "segmentation": rle_encode(binary),
-                "area": int(binary.sum()),
-                "bbox": bbox_of(binary),
-                "iscrowd": 0,
-                **({"score": conf} if isinstance(conf, int | float) else {}),
-            }
-        )
-    return {
-        "images": [{"id": image_id, "width": width, "height": height, "file_name": file_name}],
-        "annotations": anns,
-    }
 
 
 def coco_to_manifest(
@@ -287,7 +246,7 @@ def coco_to_manifest(
                         )
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
-                    labeled = _paint(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
+                    labeled = paint_coco_mask(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
                 if lost:
                     labeled.metadata["dropped"] = dict(lost)
                     dropped += 1
@@ -357,44 +316,3 @@ def _mask_ref(out_dir: str, mask_url: str) -> str:
     if has_scheme(out_dir) or os.path.isabs(out_dir):
         return mask_url
     return mask_url[len(out_dir) :].lstrip("/") if mask_url.startswith(out_dir) else mask_url
-
-
-def _paint(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
-    width, height = image.get("width"), image.get("height")
-    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
-        raise FormatError(
-            "image needs positive integer 'width' and 'height' to paint masks", fmt="coco", key="images"
-        )
-    bad = [c for c in cats if not 1 <= c <= 255]
-    if bad:
-        raise FormatError(
-            f"category ids must be 1..255 to be mask class indices (0 is background); got {bad[:5]}",
-            fmt="coco",
-            key="categories",
-        )
-    mask = np.zeros((height, width), dtype=np.uint8)
-    scores: dict[int, float] = {}
-    for i, ann in enumerate(anns):
-        cid = ann.get("category_id")
-        if cid not in cats:
-            raise FormatError(
-                f"category_id {cid!r} is not in 'categories'", fmt="coco", key=f"annotations[{i}].category_id"
-            )
-        if not ann.get("segmentation"):
-            continue  # a box alone: nothing to paint (refused before, unless allowed to drop, and counted)
-        try:
-            mask[segmentation_to_mask(ann.get("segmentation"), width, height)] = cid
-        except (ValueError, TypeError, KeyError) as exc:
-            raise FormatError(
-                f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation"
-            ) from None
-        if isinstance(ann.get("score"), int | float):
-            scores[cid] = float(ann["score"])
-    top = max(cats, default=0)
-    colors = class_colors(top + 1)
-    write_bytes_atomic(mask_url, mask_png(mask, colors))
-    conf = min(scores.values()) if scores else 0.0
-    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
-    for cid in sorted(cats):
-        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
-    return Labeled(mask_ref, {"internal-color-map": color_map})
