@@ -29,7 +29,15 @@ from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
-from .coco_images import KeptIds, Renumber, carried_image_keys, image_keys, merge_categories, not_carried
+from .coco_images import (
+    KeptIds,
+    Renumber,
+    carried_image_keys,
+    image_keys,
+    licenses_by_id,
+    merge_categories,
+    not_carried,
+)
 from .image_root import below_root, under_root
 from .labels import (
     NOTES,
@@ -86,6 +94,7 @@ def _write_document(
     base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
     cats: dict[int, str] = {}
+    licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     skipped = n_images = n_anns = 0
     info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
@@ -115,7 +124,7 @@ def _write_document(
             for image in doc["images"]:
                 if human in ("yes", "no"):  # no COCO field says it: kept on the image for the way back
                     image["human-annotated"] = human
-                image.update(carried_image_keys(label.record, image, line.number))
+                image.update(carried_image_keys(label.record, image, line.number, licenses))
                 out.write(b"," * (n_images > 0) + orjson.dumps(image))
                 n_images += 1
             for ann in doc["annotations"]:
@@ -126,7 +135,8 @@ def _write_document(
         out.write(b'],"annotations":[')
         annotations.copy_to(out, COPY_CHUNK)
         categories = ids.categories(cats)
-        out.write(b'],"categories":' + orjson.dumps(categories) + b"}")
+        out.write(b'],"categories":' + orjson.dumps(categories))
+        out.write(b',"licenses":' + orjson.dumps(list(licenses.values())) + b"}" if licenses else b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
@@ -160,6 +170,7 @@ def coco_to_manifest(
     if not doc["images"]:
         raise no_images(src)
     cats = categories_by_id(doc)
+    licenses = licenses_by_id(doc)  # each image's line carries its own
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     seen: dict[Any, int] = {}  # image id -> its index: annotations name an image by id alone
@@ -262,7 +273,7 @@ def coco_to_manifest(
                     task_type,
                     job_name=job_name,
                     human_annotated=human_annotated or (said if said in ("yes", "no") else human),
-                    extra=image_keys(image),
+                    extra=image_keys(image, licenses, key),
                 )
             )
         write_lines(dst, lines)
@@ -272,7 +283,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    if notes := not_carried(doc):  # the document's info and licenses: said, not left out unsaid
+    if notes := not_carried(doc, licenses):  # the document's info, a license no image names: said
         counts[NOTES] = notes
     return counts
 

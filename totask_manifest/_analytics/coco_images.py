@@ -5,7 +5,10 @@ Every real COCO file gives each image a ``license``, ``coco_url``, ``flickr_url`
 the lines unsaid. An image's own keys now travel on its line under ``coco-image`` (a manifest
 line may hold any key, which passes through jobs unchanged, as in Ground Truth), and the export
 writes them back on the image. The document's own sections belong to no image, so no line
-holds them: the import says in one line that they are not carried.
+holds them: the import says in one line that they are not carried. ``licenses`` is the exception:
+each image names one by its ``license`` id, so its line carries that entry (``coco-image``'s
+``licenses-entry``) and the export writes each license once, back into ``licenses``; a license
+no image names is said not carried.
 
 Ids: a detections file (COCO results: ``image_id``, ``category_id``, ``bbox``, ``score``) names
 images by the ground truth's ids, so an export that renumbered them (image ids as line numbers,
@@ -26,6 +29,7 @@ from typing import Any
 
 from .._errors import ManifestError, json_kind
 from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID
+from .._formats.model import FormatError
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
@@ -36,30 +40,62 @@ IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "hum
 IMAGE_ID = "id"
 #: the sections of a COCO document that lines are made of; any other is the document's own
 SECTIONS_READ = ("images", "annotations", "categories")
+#: the ``coco-image`` key that holds the image's entry of the document's ``licenses``
+LICENSE_ENTRY = "licenses-entry"
 
 
-def image_keys(image: Mapping[str, Any]) -> dict[str, Any]:
-    """The line's ``coco-image`` entry for a COCO image: its keys the conversion does not read
-    (empty when it has none; the line then gets no ``coco-image``)."""
+def _plain(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def licenses_by_id(doc: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]] | None:
+    """The document's ``licenses`` by id; ``None`` where there are none, or they cannot be told
+    apart (not a list, an entry with no id, one id twice as two licenses): not carried, said."""
+    entries = doc.get("licenses")
+    if not isinstance(entries, list):
+        return None
+    out: dict[Any, Mapping[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not _plain(entry.get("id")) or out.setdefault(entry["id"], entry) != entry:
+            return None
+    return out
+
+
+def image_keys(image: Mapping[str, Any], licenses: Mapping[Any, Any] | None, key: str) -> dict[str, Any]:
+    """The line's ``coco-image`` entry for a COCO image (at ``key``): its keys the conversion does
+    not read, and the entry of ``licenses`` its ``license`` names (empty when it has none; the
+    line then gets no ``coco-image``)."""
+    if LICENSE_ENTRY in image:  # written back as the document's licenses, not as the image's key
+        raise FormatError(f"image holds {LICENSE_ENTRY!r}, the key its line keeps its license under",
+                          fmt="coco", key=f"{key}.{LICENSE_ENTRY}")
     carried = {k: v for k, v in image.items() if k not in IMAGE_KEYS_READ or k == IMAGE_ID}
+    if licenses and _plain(image.get("license")) and image["license"] in licenses:
+        carried[LICENSE_ENTRY] = licenses[image["license"]]
     return {COCO_IMAGE: carried} if carried else {}
 
 
-def not_carried(doc: Mapping[str, Any]) -> list[str]:
-    """The line an import says about the document's own sections (``info``, ``licenses``), which
-    no line holds; none when the document has only images, annotations and categories."""
-    sections = [k for k in doc if k not in SECTIONS_READ]
-    if not sections:
-        return []
-    return [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
-            f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
-            f"are, under {COCO_IMAGE!r}"]
+def not_carried(doc: Mapping[str, Any], licenses: Mapping[Any, Any] | None) -> list[str]:
+    """The lines an import says about the document's own sections (``info``; ``licenses`` where
+    it cannot be told apart), which no line holds, and about a license no image names."""
+    sections = [k for k in doc if k not in SECTIONS_READ and (k != "licenses" or licenses is None)]
+    named = {image.get("license") for image in doc["images"] if isinstance(image, Mapping) and _plain(image.get("license"))}
+    unnamed = [i for i in licenses or () if i not in named]
+    notes = [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
+             f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
+             f"are, under {COCO_IMAGE!r}"] if sections else []
+    if unnamed:
+        notes.append(f"the document's license{'s' * (len(unnamed) > 1)} {', '.join(map(repr, unnamed))} "
+                     f"{'is' if len(unnamed) == 1 else 'are'} not carried: no image names "
+                     f"{'it' if len(unnamed) == 1 else 'them'} (a line carries its image's license)")
+    return notes
 
 
-def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int) -> Mapping[str, Any]:
+def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int,
+                       licenses: dict[Any, Any]) -> Mapping[str, Any]:
     """The image keys a COCO import kept on the line, to write back on ``image`` (the id aside:
-    ``KeptIds`` writes it). A key the export writes itself (a size, a file name) is refused
-    naming the line: which of the two the image meant is nowhere said, and one would be lost unsaid."""
+    ``KeptIds`` writes it); its license entry goes into ``licenses`` (id -> entry). A key the
+    export writes itself (a size, a file name) is refused naming the line: which of the two the
+    image meant is nowhere said, and one would be lost unsaid."""
     carried = record.get(COCO_IMAGE)
     if carried is None:
         return {}
@@ -71,7 +107,23 @@ def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line
             raise ManifestError(f"{COCO_IMAGE!r} holds {key!r}, which the export writes itself (from the line's "
                                 "label and source-ref); remove it from the line", line=line,
                                 key=f"{COCO_IMAGE}.{key}", rule="coco-image")
-    return {k: v for k, v in carried.items() if k != IMAGE_ID}
+    if LICENSE_ENTRY in carried:
+        _take_license(carried, licenses, line)
+    return {k: v for k, v in carried.items() if k not in (IMAGE_ID, LICENSE_ENTRY)}
+
+
+def _take_license(carried: Mapping[str, Any], licenses: dict[Any, Any], line: int) -> None:
+    """The line's license entry, into the document's ``licenses``: one id, one license."""
+    entry, key = carried[LICENSE_ENTRY], f"{COCO_IMAGE}.{LICENSE_ENTRY}"
+    if not isinstance(entry, Mapping) or not _plain(entry.get("id")):
+        raise ManifestError(f"{key} must be a COCO license (an object with an 'id'), got {json_kind(entry)}",
+                            line=line, key=key, rule="coco-image")
+    if entry["id"] != carried.get("license"):
+        raise ManifestError(f"{key} is license {entry['id']!r}, but the image's license is "
+                            f"{carried.get('license')!r}", line=line, key=key, rule="coco-image")
+    if licenses.setdefault(entry["id"], entry) != entry:
+        raise ManifestError(f"{key} is license {entry['id']!r}, which an earlier line names otherwise; one id "
+                            "names one license", line=line, key=key, rule="coco-image")
 
 
 def _an_id(value: Any, key: str, what: str, line: int) -> Any:
