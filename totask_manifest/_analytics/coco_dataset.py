@@ -41,6 +41,7 @@ from .coco_images import (
 from .image_root import below_root, under_root
 from .labels import (
     NOTES,
+    PastImage,
     image_source,
     iter_labels,
     manifest_line,
@@ -83,7 +84,7 @@ def manifest_to_coco(
             ids = ids.without(stop)
             continue
         if notes := ids.notes():
-            counts[NOTES] = notes
+            counts[NOTES] = counts.get(NOTES, []) + notes
         return counts
 
 
@@ -95,6 +96,7 @@ def _write_document(
     dropped: Counter = Counter()
     cats: dict[int, str] = {}
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
+    past = PastImage()
     skipped = n_images = n_anns = 0
     info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
@@ -114,6 +116,8 @@ def _write_document(
                                            first_annotation_id=n_anns + 1,
                                            annotation_id=partial(ids.annotation, line=line.number),
                                            category_id=partial(ids.category, line=line.number))
+                size = doc["images"][0]
+                past.add(line.number, (a["bbox"] for a in doc["annotations"]), size["width"], size["height"])
                 class_map = label.metadata.get("class-map", {})
                 merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v for k, v in class_map.items()}, line.number)
             elif label.task_type == SEGMENTATION:
@@ -140,6 +144,8 @@ def _write_document(
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
+    if notes := past.notes():
+        counts[NOTES] = notes
     return counts
 
 
