@@ -51,7 +51,7 @@ from .labels import (
     on_line,
     pick_attribute,
 )
-from .masks import coco_mask_image, paint_coco_mask
+from .masks import MergedInstances, coco_mask_image, paint_coco_mask
 from .new_files import NewFiles
 from .spool import Spool
 
@@ -230,6 +230,7 @@ def coco_to_manifest(
     human = human_annotated or ("no" if scored else "yes")
     lines = []
     dropped = 0
+    merged = MergedInstances()
     masks = NewFiles()  # painted before the manifest is written: gone again if an image stops the import
     try:
         for n, image in enumerate(doc["images"]):
@@ -264,6 +265,7 @@ def coco_to_manifest(
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = paint_coco_mask(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
+                    merged.add(anns)
                 if lost:
                     labeled.metadata["dropped"] = dict(lost)
                     dropped += 1
@@ -289,7 +291,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    if notes := not_carried(doc, licenses):  # the document's info, a license no image names: said
+    if notes := not_carried(doc, licenses) + merged.notes():  # the document's info, a license no image names: said
         counts[NOTES] = notes
     return counts
 
