@@ -163,3 +163,18 @@ def test_image_keys_travel_with_masks_too(tmp_path: Path) -> None:
     convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco")
     (image,) = orjson.loads((tmp_path / "back.json").read_bytes())["images"]
     assert {k: image[k] for k in IMAGE_KEYS} == IMAGE_KEYS
+
+
+def test_a_category_no_box_names_is_said_not_carried(tmp_path: Path) -> None:
+    """A line's class-map names the classes of its boxes, so a category no annotation names left
+    the round trip's 'categories' unsaid; read as boxes the import says so in one line."""
+    doc = _document()
+    doc["categories"].append({"id": 7, "name": "bird"})
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    (said,) = [x for x in result.notes if "bird" in x]
+    assert said.startswith("the document's category 7 ('bird') is not carried: no annotation names it"), said
+    del doc["categories"][-1]
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    assert not [x for x in result.notes if "categor" in x], result.notes

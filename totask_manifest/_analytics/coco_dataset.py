@@ -37,6 +37,7 @@ from .coco_images import (
     licenses_by_id,
     merge_categories,
     not_carried,
+    unnamed_categories,
 )
 from .image_root import below_root, under_root
 from .labels import (
@@ -291,7 +292,10 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    if notes := not_carried(doc, licenses) + merged.notes():  # the document's info, a license no image names: said
+    notes = not_carried(doc, licenses) + merged.notes()  # the document's info, a license no image names: said
+    if task_type == DETECTION:  # masks: every category is in each line's internal-color-map
+        notes += unnamed_categories(cats, {a.get("category_id") for anns in by_image.values() for a in anns})
+    if notes:
         counts[NOTES] = notes
     return counts
 

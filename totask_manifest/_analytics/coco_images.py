@@ -90,6 +90,17 @@ def not_carried(doc: Mapping[str, Any], licenses: Mapping[Any, Any] | None) -> l
     return notes
 
 
+def unnamed_categories(cats: Mapping[int, str], used: set[Any]) -> list[str]:
+    """The line an import read as boxes says about categories no annotation names (``used``): a
+    line's class-map names the classes of its boxes, so no line holds them."""
+    unnamed = [f"{cid} ({name!r})" for cid, name in cats.items() if cid not in used]
+    if not unnamed:
+        return []
+    one = len(unnamed) == 1
+    return [f"the document's categor{'y' if one else 'ies'} {', '.join(unnamed)} {'is' if one else 'are'} not "
+            f"carried: no annotation names {'it' if one else 'them'} (a line's class-map names its boxes' classes)"]
+
+
 def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int,
                        licenses: dict[Any, Any]) -> Mapping[str, Any]:
     """The image keys a COCO import kept on the line, to write back on ``image`` (the id aside:
@@ -147,8 +158,10 @@ class Renumber(Exception):
 class KeptIds:
     """The ids one export writes: the kept ones (``coco-image.id``, ``objects[i].coco-id``) while
     every line so far holds one and each is new, else line numbers (images) and numbers from 1
-    (annotations), each kind decided for the whole document. An export starts keeping both; the
-    first line that cannot raises ``Renumber`` and the export starts again without that kind."""
+    (annotations), each kind decided for the whole document; category ids likewise (the kept
+    ``objects[i].coco-category-id`` while each class is one category and each category one
+    class, else class id + 1). An export starts keeping all three; the first line that cannot
+    raises ``Renumber`` and the export starts again without that kind."""
 
     KINDS = ("images", "annotations", "categories")
 
