@@ -19,6 +19,7 @@ the file. Run: ``python benchmarks/validate_bench.py [--lines N] [--workers W]``
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import resource
@@ -54,8 +55,9 @@ def generate(path: Path, lines: int, seed: int = 7) -> None:
                     "class_id": rng.choice((0, 0, 1)),
                     "top": top,
                     "left": left,
-                    "height": round(rng.uniform(5, height - top), 1),
-                    "width": round(rng.uniform(5, width - left), 1),
+                    # rounded down: rounded to nearest, a box reached past its image (box-outside-image)
+                    "height": math.floor(rng.uniform(5, height - top) * 10) / 10,
+                    "width": math.floor(rng.uniform(5, width - left) * 10) / 10,
                 })
             record = {
                 "source-ref": f"s3://bench-bucket/ground-truth-od/images/{i:016x}.jpg",

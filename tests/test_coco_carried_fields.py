@@ -3,7 +3,8 @@
 An image's ``license``, ``coco_url``, ``flickr_url`` and ``date_captured`` (every real COCO file
 holds them) were left out of the line; an annotation's ``area`` came back as the box's width x
 height (COCOeval's small/medium/large ranges read it: for a crowd or a segment it is the
-region's); the document's ``info`` and ``licenses`` vanished; ``attributes`` given as a list was
+region's); the document's ``info`` and ``licenses`` vanished (``licenses`` now travel:
+``test_coco_licenses``); ``attributes`` given as a list was
 neither counted nor refused. Now the image keys travel on the line under ``coco-image`` and the
 export writes them back, a given area is kept in the box's ``objects`` entry, the import says in
 one line that ``info`` and ``licenses`` are not carried, and a list of attributes is refused
@@ -56,9 +57,10 @@ def test_image_keys_and_a_given_area_travel_through_the_manifest_and_back(tmp_pa
     r = cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     said = [x for x in r.stdout.splitlines() if "not carried" in x]
-    assert len(said) == 1 and "'info'" in said[0] and "'licenses'" in said[0], r.stdout
+    assert len(said) == 1 and "'info' is not carried" in said[0], r.stdout  # licenses: test_coco_licenses
     first, second = _lines(tmp_path / "o.manifest")
-    assert first["coco-image"] == {"id": 1, **IMAGE_KEYS} and second["coco-image"] == {"id": 2, "license": 1}
+    license_3 = {"coco-image": {"id": 1, **IMAGE_KEYS, "licenses-entry": _document()["licenses"][0]}}
+    assert first["coco-image"] == license_3["coco-image"] and second["coco-image"] == {"id": 2, "license": 1}
     # the segment's area is kept where it is not the box's; the box's own is computed again
     assert first["label-metadata"]["objects"] == [{"coco-id": 5, "area": 999}, {"coco-id": 6}]
     assert second["label-metadata"]["objects"] == [{"coco-id": 7}]
@@ -155,9 +157,24 @@ def test_image_keys_travel_with_masks_too(tmp_path: Path) -> None:
     doc["annotations"][0]["segmentation"] = [[1, 2, 4, 2, 4, 6]]  # a triangle: a region, read as masks
     (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
     result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
-    assert result.to_format == "manifest" and len(result.notes) == 1 and "'info', 'licenses'" in result.notes[0]
+    assert result.to_format == "manifest" and len(result.notes) == 1 and "'info' is" in result.notes[0]
     (line,) = _lines(tmp_path / "o.manifest")
-    assert line["coco-image"] == {"id": 1, **IMAGE_KEYS} and line["label-ref-metadata"]["type"] == "groundtruth/semantic-segmentation"
+    assert line["coco-image"] == {"id": 1, **IMAGE_KEYS, "licenses-entry": doc["licenses"][0]} and line["label-ref-metadata"]["type"] == "groundtruth/semantic-segmentation"
     convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco")
     (image,) = orjson.loads((tmp_path / "back.json").read_bytes())["images"]
     assert {k: image[k] for k in IMAGE_KEYS} == IMAGE_KEYS
+
+
+def test_a_category_no_box_names_is_said_not_carried(tmp_path: Path) -> None:
+    """A line's class-map names the classes of its boxes, so a category no annotation names left
+    the round trip's 'categories' unsaid; read as boxes the import says so in one line."""
+    doc = _document()
+    doc["categories"].append({"id": 7, "name": "bird"})
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    (said,) = [x for x in result.notes if "bird" in x]
+    assert said.startswith("the document's category 7 ('bird') is not carried: no annotation names it"), said
+    del doc["categories"][-1]
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    assert not [x for x in result.notes if "categor" in x], result.notes

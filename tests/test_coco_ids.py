@@ -156,3 +156,46 @@ def test_a_masks_image_keeps_its_id(tmp_path: Path) -> None:
     back, said = _round_trip(tmp_path)
     assert [i["id"] for i in back["images"]] == [397133] and back["annotations"][0]["image_id"] == 397133
     assert not [x for x in said if "ids" in x], said
+
+
+def test_class_names_keep_the_original_category_ids_for_a_detections_file(tmp_path: Path) -> None:
+    """``--class-names`` numbers classes by name (dog 0, person 1, toothbrush 2), and the export
+    wrote category ids as class id + 1: a detections file naming COCO's own category ids (person
+    1, dog 18) no longer matched; COCOeval scored the wrong classes. The import keeps each box's
+    original category id (``coco-category-id``, where it is not class id + 1), the export writes it
+    back."""
+    pycoco = pytest.importorskip("pycocotools.coco")
+    cocoeval = pytest.importorskip("pycocotools.cocoeval")
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    (tmp_path / "names.txt").write_text("dog\nperson\ntoothbrush\n")
+    r = cli("convert", "c.json", "o.manifest", "--to", "manifest", "--class-names", "names.txt", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = _lines(tmp_path / "o.manifest")[0]["label-metadata"]
+    assert first["class-map"] == {"0": "dog", "1": "person"}
+    assert [o.get("coco-category-id") for o in first["objects"]] == [18, 1]  # neither is class id + 1
+
+    back, said = _round_trip(tmp_path)
+    assert not [x for x in said if "ids" in x], said
+    assert back["categories"] == CATEGORIES
+    original = _document()
+    assert sorted((a["id"], a["category_id"]) for a in back["annotations"]) == sorted(
+        (a["id"], a["category_id"]) for a in original["annotations"])
+    assert _stats(pycoco, cocoeval, tmp_path / "back.json") == pytest.approx(
+        _stats(pycoco, cocoeval, tmp_path / "c.json"))
+
+
+def test_a_class_whose_kept_category_ids_disagree_is_numbered_and_said(tmp_path: Path) -> None:
+    """A box a job added (no kept category id) of a class whose imported boxes keep another id:
+    one class would be two categories; every category id is class id + 1, said in one line."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    (tmp_path / "names.txt").write_text("dog\nperson\ntoothbrush\n")
+    r = cli("convert", "c.json", "o.manifest", "--to", "manifest", "--class-names", "names.txt", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = _lines(tmp_path / "o.manifest")
+    del lines[2]["label-metadata"]["objects"][0]["coco-category-id"]  # a dog box with no kept id
+    _write_lines(tmp_path / "o.manifest", lines)
+    back, said = _round_trip(tmp_path)
+    assert back["categories"] == [{"id": 1, "name": "dog"}, {"id": 2, "name": "person"},
+                                  {"id": 3, "name": "toothbrush"}]
+    (note,) = [x for x in said if "category ids" in x]
+    assert "line 3's objects[0]" in note and "original category ids does not match" in note, note

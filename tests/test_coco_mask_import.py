@@ -79,3 +79,22 @@ def test_allow_drop_paints_the_rest_and_counts_what_it_dropped(tmp_path: Path) -
     assert first["label-ref-metadata"]["dropped"] == {"box without segmentation": 1}
     mask = read_mask(str(tmp_path / first["label-ref"]), first["label-ref-metadata"]["internal-color-map"])
     assert sorted(np.unique(mask).tolist()) == [0, 2]  # the dog's polygon; the cat box had nothing to paint
+
+
+def test_instances_merged_into_one_class_region_are_said(tmp_path: Path) -> None:
+    """Two cats on one image read as masks are one 'cat' region: the instances, their ids and
+    areas are gone, with exit 0 and nothing said. Said now, in one line; one instance a class
+    (what this tool's own mask export writes) says nothing."""
+    doc = _doc({"segmentation": SQUARE})
+    doc["annotations"].append({"id": 12, "image_id": 1, "category_id": 1, "bbox": [6, 6, 3, 3], "area": 4.5,
+                               "segmentation": [[6, 6, 9, 6, 6, 9]]})
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    r = run_cli("convert", str(src), str(tmp_path / "m.manifest"), "--to", "manifest")
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stdout.splitlines() if "one region of their class" in x]
+    assert len(said) == 1 and "2 annotations of 1 image" in said[0] and "--task-type object-detection" in said[0], r.stdout
+    doc["annotations"].pop()
+    src.write_text(json.dumps(doc))
+    r = run_cli("convert", str(src), str(tmp_path / "m.manifest"), "--to", "manifest")
+    assert r.returncode == 0 and "one region of their class" not in r.stdout, r.stdout

@@ -5,7 +5,10 @@ Every real COCO file gives each image a ``license``, ``coco_url``, ``flickr_url`
 the lines unsaid. An image's own keys now travel on its line under ``coco-image`` (a manifest
 line may hold any key, which passes through jobs unchanged, as in Ground Truth), and the export
 writes them back on the image. The document's own sections belong to no image, so no line
-holds them: the import says in one line that they are not carried.
+holds them: the import says in one line that they are not carried. ``licenses`` is the exception:
+each image names one by its ``license`` id, so its line carries that entry (``coco-image``'s
+``licenses-entry``) and the export writes each license once, back into ``licenses``; a license
+no image names is said not carried.
 
 Ids: a detections file (COCO results: ``image_id``, ``category_id``, ``bbox``, ``score``) names
 images by the ground truth's ids, so an export that renumbered them (image ids as line numbers,
@@ -13,7 +16,10 @@ annotation ids from 1) made COCOeval of that file against the round-tripped grou
 the wrong images, or none. The import keeps an image's id under ``coco-image`` (``id``) and an
 annotation's in its box's ``objects`` entry (``coco-id``); the export writes them back where every
 line holds one and no two are the same (``KeptIds``), and otherwise numbers them as before and
-says so in one line: never some kept and some renumbered.
+says so in one line: never some kept and some renumbered. Category ids likewise: an import with
+``--class-names`` numbers classes by name and keeps a box's original category id where it is not
+its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
+is one category and each category one class, else every category id is class id + 1, said.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ManifestError, json_kind
-from .._formats.coco import COCO_ID
+from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID
+from .._formats.model import FormatError
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
@@ -33,30 +40,73 @@ IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "hum
 IMAGE_ID = "id"
 #: the sections of a COCO document that lines are made of; any other is the document's own
 SECTIONS_READ = ("images", "annotations", "categories")
+#: the ``coco-image`` key that holds the image's entry of the document's ``licenses``
+LICENSE_ENTRY = "licenses-entry"
 
 
-def image_keys(image: Mapping[str, Any]) -> dict[str, Any]:
-    """The line's ``coco-image`` entry for a COCO image: its keys the conversion does not read
-    (empty when it has none; the line then gets no ``coco-image``)."""
+def _plain(value: Any) -> bool:
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def licenses_by_id(doc: Mapping[str, Any]) -> dict[Any, Mapping[str, Any]] | None:
+    """The document's ``licenses`` by id; ``None`` where there are none, or they cannot be told
+    apart (not a list, an entry with no id, one id twice as two licenses): not carried, said."""
+    entries = doc.get("licenses")
+    if not isinstance(entries, list):
+        return None
+    out: dict[Any, Mapping[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not _plain(entry.get("id")) or out.setdefault(entry["id"], entry) != entry:
+            return None
+    return out
+
+
+def image_keys(image: Mapping[str, Any], licenses: Mapping[Any, Any] | None, key: str) -> dict[str, Any]:
+    """The line's ``coco-image`` entry for a COCO image (at ``key``): its keys the conversion does
+    not read, and the entry of ``licenses`` its ``license`` names (empty when it has none; the
+    line then gets no ``coco-image``)."""
+    if LICENSE_ENTRY in image:  # written back as the document's licenses, not as the image's key
+        raise FormatError(f"image holds {LICENSE_ENTRY!r}, the key its line keeps its license under",
+                          fmt="coco", key=f"{key}.{LICENSE_ENTRY}")
     carried = {k: v for k, v in image.items() if k not in IMAGE_KEYS_READ or k == IMAGE_ID}
+    if licenses and _plain(image.get("license")) and image["license"] in licenses:
+        carried[LICENSE_ENTRY] = licenses[image["license"]]
     return {COCO_IMAGE: carried} if carried else {}
 
 
-def not_carried(doc: Mapping[str, Any]) -> list[str]:
-    """The line an import says about the document's own sections (``info``, ``licenses``), which
-    no line holds; none when the document has only images, annotations and categories."""
-    sections = [k for k in doc if k not in SECTIONS_READ]
-    if not sections:
+def not_carried(doc: Mapping[str, Any], licenses: Mapping[Any, Any] | None) -> list[str]:
+    """The lines an import says about the document's own sections (``info``; ``licenses`` where
+    it cannot be told apart), which no line holds, and about a license no image names."""
+    sections = [k for k in doc if k not in SECTIONS_READ and (k != "licenses" or licenses is None)]
+    named = {image.get("license") for image in doc["images"] if isinstance(image, Mapping) and _plain(image.get("license"))}
+    unnamed = [i for i in licenses or () if i not in named]
+    notes = [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
+             f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
+             f"are, under {COCO_IMAGE!r}"] if sections else []
+    if unnamed:
+        notes.append(f"the document's license{'s' * (len(unnamed) > 1)} {', '.join(map(repr, unnamed))} "
+                     f"{'is' if len(unnamed) == 1 else 'are'} not carried: no image names "
+                     f"{'it' if len(unnamed) == 1 else 'them'} (a line carries its image's license)")
+    return notes
+
+
+def unnamed_categories(cats: Mapping[int, str], used: set[Any]) -> list[str]:
+    """The line an import read as boxes says about categories no annotation names (``used``): a
+    line's class-map names the classes of its boxes, so no line holds them."""
+    unnamed = [f"{cid} ({name!r})" for cid, name in cats.items() if cid not in used]
+    if not unnamed:
         return []
-    return [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
-            f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
-            f"are, under {COCO_IMAGE!r}"]
+    one = len(unnamed) == 1
+    return [f"the document's categor{'y' if one else 'ies'} {', '.join(unnamed)} {'is' if one else 'are'} not "
+            f"carried: no annotation names {'it' if one else 'them'} (a line's class-map names its boxes' classes)"]
 
 
-def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int) -> Mapping[str, Any]:
+def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line: int,
+                       licenses: dict[Any, Any]) -> Mapping[str, Any]:
     """The image keys a COCO import kept on the line, to write back on ``image`` (the id aside:
-    ``KeptIds`` writes it). A key the export writes itself (a size, a file name) is refused
-    naming the line: which of the two the image meant is nowhere said, and one would be lost unsaid."""
+    ``KeptIds`` writes it); its license entry goes into ``licenses`` (id -> entry). A key the
+    export writes itself (a size, a file name) is refused naming the line: which of the two the
+    image meant is nowhere said, and one would be lost unsaid."""
     carried = record.get(COCO_IMAGE)
     if carried is None:
         return {}
@@ -68,7 +118,23 @@ def carried_image_keys(record: Mapping[str, Any], image: Mapping[str, Any], line
             raise ManifestError(f"{COCO_IMAGE!r} holds {key!r}, which the export writes itself (from the line's "
                                 "label and source-ref); remove it from the line", line=line,
                                 key=f"{COCO_IMAGE}.{key}", rule="coco-image")
-    return {k: v for k, v in carried.items() if k != IMAGE_ID}
+    if LICENSE_ENTRY in carried:
+        _take_license(carried, licenses, line)
+    return {k: v for k, v in carried.items() if k not in (IMAGE_ID, LICENSE_ENTRY)}
+
+
+def _take_license(carried: Mapping[str, Any], licenses: dict[Any, Any], line: int) -> None:
+    """The line's license entry, into the document's ``licenses``: one id, one license."""
+    entry, key = carried[LICENSE_ENTRY], f"{COCO_IMAGE}.{LICENSE_ENTRY}"
+    if not isinstance(entry, Mapping) or not _plain(entry.get("id")):
+        raise ManifestError(f"{key} must be a COCO license (an object with an 'id'), got {json_kind(entry)}",
+                            line=line, key=key, rule="coco-image")
+    if entry["id"] != carried.get("license"):
+        raise ManifestError(f"{key} is license {entry['id']!r}, but the image's license is "
+                            f"{carried.get('license')!r}", line=line, key=key, rule="coco-image")
+    if licenses.setdefault(entry["id"], entry) != entry:
+        raise ManifestError(f"{key} is license {entry['id']!r}, which an earlier line names otherwise; one id "
+                            "names one license", line=line, key=key, rule="coco-image")
 
 
 def _an_id(value: Any, key: str, what: str, line: int) -> Any:
@@ -92,19 +158,24 @@ class Renumber(Exception):
 class KeptIds:
     """The ids one export writes: the kept ones (``coco-image.id``, ``objects[i].coco-id``) while
     every line so far holds one and each is new, else line numbers (images) and numbers from 1
-    (annotations), each kind decided for the whole document. An export starts keeping both; the
-    first line that cannot raises ``Renumber`` and the export starts again without that kind."""
+    (annotations), each kind decided for the whole document; category ids likewise (the kept
+    ``objects[i].coco-category-id`` while each class is one category and each category one
+    class, else class id + 1). An export starts keeping all three; the first line that cannot
+    raises ``Renumber`` and the export starts again without that kind."""
 
-    def __init__(self, images: bool = True, annotations: bool = True, why: dict[str, str] | None = None) -> None:
-        self.keep = {"images": images, "annotations": annotations}
+    KINDS = ("images", "annotations", "categories")
+
+    def __init__(self, keep: Mapping[str, bool] | None = None, why: dict[str, str] | None = None) -> None:
+        self.keep = {kind: True for kind in self.KINDS} | dict(keep or {})
         self.why = why or {}  # kind -> why it is numbered, for the note
         self.seen: dict[str, set] = {"images": set(), "annotations": set()}
-        self.held = {"images": False, "annotations": False}  # numbered, yet some line held one
+        self.held = dict.fromkeys(self.KINDS, False)  # numbered, yet some line held one
+        self.category_of: dict[int, int] = {}  # class id -> its category id, while kept
+        self.class_of: dict[int, int] = {}  # category id -> its class id
 
     def without(self, stop: Renumber) -> KeptIds:
         """The same export's ids, numbering ``stop.kind``."""
-        keep = {**self.keep, stop.kind: False}
-        return KeptIds(keep["images"], keep["annotations"], {**self.why, stop.kind: stop.why})
+        return KeptIds({**self.keep, stop.kind: False}, {**self.why, stop.kind: stop.why})
 
     def _pick(self, kind: str, kept: Any, number: int, where: str) -> Any:
         if not self.keep[kind]:
@@ -130,15 +201,48 @@ class KeptIds:
         kept = _an_id(obj.get(COCO_ID), f"objects[{index}].{COCO_ID}", "annotation", line)
         return self._pick("annotations", kept, number, f"line {line}'s objects[{index}].{COCO_ID}")
 
+    def category(self, obj: Mapping[str, Any], index: int, class_id: int, line: int) -> int:
+        """The category id of box ``index`` (its ``objects`` entry ``obj``, of class ``class_id``)."""
+        kept = obj.get(COCO_CATEGORY_ID)
+        if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
+            raise ManifestError(f"objects[{index}].{COCO_CATEGORY_ID} must be a whole number of at least 0 (the "
+                                f"COCO category id), got {kept!r}", line=line,
+                                key=f"objects[{index}].{COCO_CATEGORY_ID}", rule="coco-category")
+        number = class_id + CATEGORY_OFFSET
+        if not self.keep["categories"]:
+            self.held["categories"] |= kept is not None
+            return number
+        cat = number if kept is None else kept
+        where = f"line {line}'s objects[{index}] is category {cat} of class {class_id}"
+        if self.category_of.setdefault(class_id, cat) != cat:
+            raise Renumber("categories", f"{where}, an earlier box of that class is {self.category_of[class_id]}")
+        if self.class_of.setdefault(cat, class_id) != class_id:
+            raise Renumber("categories", f"{where}, an earlier box's of class {self.class_of[cat]}")
+        return cat
+
+    def categories(self, cats: Mapping[int, str]) -> list[dict[str, Any]]:
+        """The document's categories: ``cats`` (class id + 1 -> name, a mask's class index -> name),
+        each id the kept one of its class where its boxes kept one."""
+        out: dict[int, str] = {}
+        for number, name in sorted(cats.items()):
+            cat = self.category_of.get(number - CATEGORY_OFFSET, number) if self.keep["categories"] else number
+            if cat in out:  # a class with no box here is numbered, and a kept id is its number
+                raise Renumber("categories", f"category {cat} is kept for {out[cat]!r} and is {name!r}'s class id + 1")
+            out[cat] = name
+        return [{"id": cat, "name": name} for cat, name in sorted(out.items())]
+
     def notes(self) -> list[str]:
         """One line per kind of id numbered although some line held one: never said where none did
         (a manifest that no COCO import wrote), never left unsaid where some were lost."""
         what = {"images": f"image ids are line numbers, not the kept {COCO_IMAGE}.{IMAGE_ID}",
-                "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}"}
+                "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}",
+                "categories": f"category ids are class id + 1, not the kept objects' {COCO_CATEGORY_ID}"}
+        rule = {"images": "ids are kept only where every line holds one and no two are the same",
+                "categories": "category ids are kept only where each class is one category and each category one class"}
         lost = {"images": ": a detections file that names the original image ids does not match this document",
-                "annotations": ""}
-        return [f"{what[kind]} ({self.why[kind]}; ids are kept only where every line holds one and no two "
-                f"are the same){lost[kind]}" for kind in ("images", "annotations") if self.held[kind]]
+                "categories": ": a detections file that names the original category ids does not match this document"}
+        return [f"{what[kind]} ({self.why[kind]}; {rule.get(kind, rule['images'])}){lost.get(kind, '')}"
+                for kind in self.KINDS if self.held[kind]]
 
 
 def merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:

@@ -8,7 +8,7 @@ metadata an imported label gets so that the manifest it lands in is a valid Grou
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from .._formats.native import native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
 from .._manifest.line import Line, gt_json
+from .._manifest.semantics import box_outside
 from .._outcomes import Labeled
 from .._storage import redact_secret_url
 from .._task_types import common_metadata, get_task_type, order_metadata, task_type_of_metadata
@@ -99,6 +100,30 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
                             "--label-attribute", rule="convert-no-labels")
     raise UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(sorted(found))}); "
                      "choose one with --label-attribute")
+
+
+class PastImage:
+    """The boxes an export wrote that reach past their image, counted and said in one line: they
+    are written as they are, never clipped (pycocotools takes them, some trainers refuse them,
+    others clip them), and ``validate`` warns of each (``box-outside-image``)."""
+
+    def __init__(self) -> None:
+        self.count = self.first = 0
+
+    def add(self, line: int, boxes: Iterable[Sequence[float]], width: float, height: float) -> None:
+        """``boxes`` (``left, top, width, height`` each) of the ``width`` x ``height`` image on ``line``."""
+        for left, top, w, h in boxes:
+            if box_outside(left, top, w, h, width, height):
+                self.count += 1
+                self.first = self.first or line
+
+    def notes(self) -> list[str]:
+        if not self.count:
+            return []
+        one = self.count == 1
+        return [f"{self.count} box{'' if one else 'es'} reach{'es' if one else ''} past {'its' if one else 'their'} "
+                f"image (first on line {self.first}), written as {'it is' if one else 'they are'}: some trainers "
+                "refuse such a box, others clip it (validate warns of it: box-outside-image)"]
 
 
 def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:

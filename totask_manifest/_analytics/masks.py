@@ -5,18 +5,25 @@ Ground Truth writes a mask as a PNG whose colours are the ``hex-color`` entries 
 index; writing makes a palette PNG (colours for people, indices for programs). COCO holds one
 class's pixels as RLE (column-major run lengths starting with a run of zeros; ``counts`` either
 a list or pycocotools' compressed string) or as polygons, painted as pycocotools paints them
-(``coco_polygons``).
+(``coco_polygons``). A COCO image of a mask label, and a COCO image's annotations painted into
+one mask, are here too (``coco_dataset`` converts whole documents).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._errors import ManifestError
-from .._storage import read_bytes, redact_secret_url
+from .._fetch import resolve_reference
+from .._formats.model import FormatError
+from .._imaging import BACKGROUND_HEX, class_colors, mask_png
+from .._outcomes import Labeled
+from .._storage import read_bytes, redact_secret_url, write_bytes_atomic
+from .coco_images import merge_categories
 from .coco_polygons import polygons_to_mask
 
 
@@ -151,3 +158,111 @@ def bbox_of(binary: np.ndarray) -> list[int]:
     if not len(xs):
         return [0, 0, 0, 0]
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+# --- COCO images of masks -------------------------------------------------------------------------
+
+def coco_mask_image(
+    label: Any, line: int, image_id: Any, first_id: int, cats: dict[int, str], base: str, file_name: str
+) -> dict:
+    """One COCO image of a mask label: one uncompressed-RLE annotation per class present (0, the
+    background, gets none), its categories merged into ``cats`` (a dataset export's)."""
+    color_map = label.metadata.get("internal-color-map")
+    if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
+        raise ManifestError(
+            "a mask label needs a URL value and an 'internal-color-map'",
+            line=line,
+            key=label.attribute,
+            rule="coco-mask",
+        )
+    mask = read_mask(resolve_reference(label.value, base), color_map, line=line)
+    height, width = mask.shape
+    names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
+    merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, line)
+    anns = []
+    for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
+        binary = mask == cid
+        conf = color_map.get(str(cid), {}).get("confidence")
+        anns.append(
+            {
+                "id": first_id + len(anns),
+                "image_id": image_id,
+                "category_id": cid,
+                "segmentation": rle_encode(binary),
+                "area": int(binary.sum()),
+                "bbox": bbox_of(binary),
+                "iscrowd": 0,
+                **({"score": conf} if isinstance(conf, int | float) else {}),
+            }
+        )
+    return {
+        "images": [{"id": image_id, "width": width, "height": height, "file_name": file_name}],
+        "annotations": anns,
+    }
+
+
+def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
+    """``anns`` (one image's) painted as one class-index PNG at ``mask_url``, category id = class
+    index; the line's label refers to it as ``mask_ref``."""
+    width, height = image.get("width"), image.get("height")
+    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
+        raise FormatError(
+            "image needs positive integer 'width' and 'height' to paint masks", fmt="coco", key="images"
+        )
+    bad = [c for c in cats if not 1 <= c <= 255]
+    if bad:
+        raise FormatError(
+            f"category ids must be 1..255 to be mask class indices (0 is background); got {bad[:5]}",
+            fmt="coco",
+            key="categories",
+        )
+    mask = np.zeros((height, width), dtype=np.uint8)
+    scores: dict[int, float] = {}
+    for i, ann in enumerate(anns):
+        cid = ann.get("category_id")
+        if cid not in cats:
+            raise FormatError(
+                f"category_id {cid!r} is not in 'categories'", fmt="coco", key=f"annotations[{i}].category_id"
+            )
+        if not ann.get("segmentation"):
+            continue  # a box alone: nothing to paint (refused before, unless allowed to drop, and counted)
+        try:
+            mask[segmentation_to_mask(ann.get("segmentation"), width, height)] = cid
+        except (ValueError, TypeError, KeyError) as exc:
+            raise FormatError(
+                f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation"
+            ) from None
+        if isinstance(ann.get("score"), int | float):
+            scores[cid] = float(ann["score"])
+    top = max(cats, default=0)
+    colors = class_colors(top + 1)
+    write_bytes_atomic(mask_url, mask_png(mask, colors))
+    conf = min(scores.values()) if scores else 0.0
+    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
+    for cid in sorted(cats):
+        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
+    return Labeled(mask_ref, {"internal-color-map": color_map})
+
+
+class MergedInstances:
+    """A masks import's instances painted into one region of their class: a mask holds one region
+    a class, so two cats on an image become one 'cat', their annotations' ids and areas with them.
+    Counted per image and said in one line (one instance a class, as this tool's mask export
+    writes, loses nothing of the kind and says nothing)."""
+
+    def __init__(self) -> None:
+        self.annotations = self.images = 0
+
+    def add(self, anns: list) -> None:
+        """One image's annotations (those with a region to paint)."""
+        per_class = Counter(a.get("category_id") for a in anns if isinstance(a, Mapping) and a.get("segmentation"))
+        merged = sum(n for n in per_class.values() if n > 1)
+        self.annotations += merged
+        self.images += merged > 0
+
+    def notes(self) -> list[str]:
+        if not self.annotations:
+            return []
+        return [f"{self.annotations} annotations of {self.images} image{'s' * (self.images > 1)} are painted into one "
+                "region of their class (a mask holds one region a class): their instances, ids and areas are not "
+                "carried; read as boxes (--task-type object-detection --allow-drop) each stays one"]

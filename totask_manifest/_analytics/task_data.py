@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -32,6 +33,8 @@ from .._manifest.io import read_lines, write_lines
 from .._outcomes import Labeled
 from .._task_types import get_task_type
 from .labels import (
+    NOTES,
+    PastImage,
     iter_labels,
     manifest_line,
     no_images,
@@ -76,15 +79,20 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
     gathered first (they took about 560 bytes a line, 1.3 GB peak RSS at 2,000,000 box lines).
     The output is written atomically: an error part way leaves nothing."""
     attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
-    counts = {"lines": 0, "skipped": 0}
-    lines = _task_data_lines(src, attr, WRITERS[fmt], fmt, counts)
+    counts: dict[str, Any] = {"lines": 0, "skipped": 0}
+    past = PastImage()
+    lines = _task_data_lines(src, attr, WRITERS[fmt], fmt, counts, past)
     first = next(lines)  # raises before anything is created when no line holds a label
     write_lines(dst, itertools.chain([first], lines))
+    if notes := past.notes():
+        counts[NOTES] = notes
     return counts
 
 
-def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, int]) -> Iterator[bytes]:
-    """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date.
+def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, Any],
+                     past: PastImage) -> Iterator[bytes]:
+    """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date,
+    and ``past`` counts the boxes that reach past their image.
     Raises ``nothing_to_convert`` at the end when no line was written (inside the writer: nothing appears)."""
     for line, label in iter_labels(src, attr):
         kept = native_format(label.metadata) if label is not None else None
@@ -109,6 +117,9 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
+        if label.task_type == "object-detection":
+            past.add(line.number, ((b["left"], b["top"], b["width"], b["height"]) for b in label.value["annotations"]),
+                     size["width"], size["height"])
         doc = {
             "line": line.number,
             label.source_key: label.source,

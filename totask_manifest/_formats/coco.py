@@ -9,6 +9,9 @@ a segment's or a crowd's region's) is kept in the box's ``objects`` entry as ``a
 the export writes it back, and computes the box's where none is kept. The annotation's ``id`` is
 kept there too, as ``coco-id`` (``COCO_ID``): a dataset export writes it back where every box
 holds one (``_analytics.coco_images.KeptIds``), so a detections file naming ids still matches.
+``class_names`` numbers classes by name, so a box's category id is then no longer its class id +
+1: the original is kept in its ``objects`` entry as ``coco-category-id`` (``COCO_CATEGORY_ID``,
+only where it differs), and the dataset export writes it back as it does the ids.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ CATEGORY_OFFSET = 1
 AREA = "area"
 #: the key of a box's ``objects`` entry that keeps its COCO annotation's ``id``
 COCO_ID = "coco-id"
+#: the key of a box's ``objects`` entry that keeps its COCO ``category_id`` where it is not the
+#: box's class id + ``CATEGORY_OFFSET`` (classes numbered by name, ``class_names``)
+COCO_CATEGORY_ID = "coco-category-id"
 
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
@@ -138,6 +144,7 @@ def coco_annotations_to_gt(
     boxes: list[Box] = []
     areas: list[float | None] = []
     ids: list[Any] = []
+    kept_cats: list[int | None] = []  # the category id where class id + 1 is not it
     names: dict[int, str] = {}
     for i, ann in enumerate(anns):
         key = f"annotations[{i}]"
@@ -179,10 +186,13 @@ def coco_annotations_to_gt(
         boxes.append(Box(cid, x, y, w, h, conf))
         areas.append(_given_area(ann, w * h, key))
         ids.append(ann.get("id") if isinstance(ann.get("id"), int | float | str) else None)
+        kept_cats.append(None if cat == cid + CATEGORY_OFFSET else cat)
     labeled = gt_detection(size, boxes, names)
-    for obj, area, ann_id in zip(labeled.metadata["objects"], areas, ids, strict=True):
+    for obj, area, ann_id, cat in zip(labeled.metadata["objects"], areas, ids, kept_cats, strict=True):
         if ann_id is not None and not isinstance(ann_id, bool):
             obj[COCO_ID] = ann_id
+        if cat is not None:
+            obj[COCO_CATEGORY_ID] = cat
         if area is not None:
             obj[AREA] = area
     return labeled
@@ -214,19 +224,22 @@ def gt_to_coco_image(
     file_name: str | None = None,
     first_annotation_id: int = 1,
     annotation_id: Callable[[Mapping[str, Any], int, int], Any] | None = None,
+    category_id: Callable[[Mapping[str, Any], int, int], Any] | None = None,
 ) -> dict:
     """A one-image COCO document; ``category_id`` = Ground Truth ``class_id`` + 1, ``score`` = confidence.
     Each box's ``segmentation`` is its rectangle, the polygon pycocotools' ``loadRes`` gives a box
     result (``coco_regions.box_outline``): ``annToMask``/``annToRLE`` and COCOeval ``segm`` read one on
     every annotation, and the import reads it back as the box (``coco_regions.is_box_outline``).
     Annotation ids count from ``first_annotation_id``; ``annotation_id(objects entry, index,
-    that number)`` may give another (a dataset export's kept ids)."""
+    that number)`` may give another (a dataset export's kept ids); ``category_id(objects entry,
+    index, class id)`` likewise gives a box's category id (else class id + 1)."""
     labeled = exported_label(DETECTION, value, metadata)
     size = labeled.value["image_size"][0]
     image: dict[str, Any] = {"id": image_id, "width": size["width"], "height": size["height"]}
     if file_name is not None:
         image["file_name"] = file_name
     anns = []
+    cat_of: dict[int, Any] = {}  # class id -> category id, for the categories listed
     for i, (ann, obj) in enumerate(
         zip(labeled.value["annotations"], labeled.metadata["objects"], strict=True)
     ):
@@ -235,11 +248,13 @@ def gt_to_coco_image(
         score = obj.get("confidence")  # unscored: no score
         area = w * h if obj.get(AREA) is None else _area_value(obj[AREA], f"objects[{i}].{AREA}")
         number = first_annotation_id + i
+        cid = ann["class_id"]
+        cat_of[cid] = cid + CATEGORY_OFFSET if category_id is None else category_id(obj, i, cid)
         anns.append(
             {
                 "id": number if annotation_id is None else annotation_id(obj, i, number),
                 "image_id": image_id,
-                "category_id": ann["class_id"] + CATEGORY_OFFSET,
+                "category_id": cat_of[cid],
                 "bbox": bbox,
                 "segmentation": box_outline(bbox),  # as loadRes gives a box: annToMask reads it
                 "area": area,  # the region's, kept by the import, else the box's
@@ -251,5 +266,5 @@ def gt_to_coco_image(
     return {
         "images": [image],
         "annotations": anns,
-        "categories": [{"id": cid + CATEGORY_OFFSET, "name": name} for cid, name in cats],
+        "categories": [{"id": cat_of.get(cid, cid + CATEGORY_OFFSET), "name": name} for cid, name in cats],
     }

@@ -28,6 +28,7 @@ RULES: dict[str, str] = {
     "objects-count": "metadata objects must hold one entry per box in the label's annotations",
     "entities-count": "metadata entities must hold one confidence per entity in the label",
     "class-map-missing-class": "every class index the label uses must be a key of the class-map",
+    "box-outside-image": "a box should lie within its image (0 <= left, left + width <= width; the same for top)",
     "entity-offsets": "an entity's startOffset must not exceed its endOffset",
     "entity-label-unknown": "an entity's label must be one of the label categories listed in labels",
     "creation-date-invalid": "creation-date must be a real date and time, written in ISO 8601",

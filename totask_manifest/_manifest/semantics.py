@@ -6,6 +6,8 @@ checked. Two kinds of finding:
 * errors: the value contradicts itself (``objects`` and ``annotations`` counts differ, a class
   index the ``class-map`` does not name, an entity ending before it starts, a date that does
   not exist);
+* the warning ``box-outside-image``: a box reaching past its image, which exports write as it
+  is (some trainers refuse it, others clip it);
 * ``departure-*`` warnings: the value works but departs from the documented conventions in
   a way real Ground Truth output also does (``shared/gt-manifests``): a ``job-name`` without the
   ``labeling-job/`` prefix on a built-in 2D type (custom and 3D output writes the bare name),
@@ -81,7 +83,19 @@ def object_detection(label: Any, metadata: dict) -> list[Finding]:
                 Finding("label", ("annotations", i, "class_id"), "class-map-missing-class",
                         f"class_id {box['class_id']} is not a key of the class-map")
             )
+    size = label["image_size"][0]
+    for i, box in enumerate(annotations):
+        if box_outside(box["left"], box["top"], box["width"], box["height"], size["width"], size["height"]):
+            found.append(Finding("label", ("annotations", i), "box-outside-image",
+                                 f"the box (left {box['left']}, top {box['top']}, width {box['width']}, height "
+                                 f"{box['height']}) reaches past its {size['width']} x {size['height']} image: "
+                                 "exports write it as it is, and some trainers refuse it", "warning"))
     return found
+
+
+def box_outside(left: float, top: float, width: float, height: float, image_width: float, image_height: float) -> bool:
+    """Whether a box reaches past its image (``box-outside-image``): the one test of every path."""
+    return left < 0 or top < 0 or left + width > image_width or top + height > image_height
 
 
 def multilabel(label: Any, metadata: dict) -> list[Finding]:
@@ -199,8 +213,13 @@ def _clean_object_detection(label: Any, metadata: dict) -> bool:
     if len(metadata["objects"]) != len(annotations):
         return False
     classes = metadata["class-map"]
-    for box in annotations:  # noqa: SIM110 - a plain loop: no generator on the hot path
+    size = label["image_size"][0]
+    image_width, image_height = size["width"], size["height"]
+    for box in annotations:  # a plain loop, box_outside written out: no call on the hot path
         if str(box["class_id"]) not in classes:
+            return False
+        left, top = box["left"], box["top"]
+        if left < 0 or top < 0 or left + box["width"] > image_width or top + box["height"] > image_height:
             return False
     return True
 
@@ -235,8 +254,13 @@ TYPED_BODIES: dict[str, str] = {
         "if len(boxes) != len(metadata.objects):\n"
         "    return False\n"
         "classes = metadata.class_map\n"
+        "size = label.image_size[0]\n"
+        "image_width, image_height = size.width, size.height\n"
         "for box in boxes:\n"
         "    if box.class_id not in classes:\n"
+        "        return False\n"
+        "    left, top = box.left, box.top\n"
+        "    if left < 0 or top < 0 or left + box.width > image_width or top + box.height > image_height:\n"
         "        return False\n"
     ),
     "image-classification-multilabel": (
