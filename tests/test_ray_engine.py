@@ -607,10 +607,21 @@ def test_close_seconds_come_from_the_option_then_the_environment_then_the_defaul
     assert get_engine("ray").close_seconds == 60
     monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "7.5")
     assert get_engine("ray").close_seconds == 7.5 and get_engine("ray", close_seconds=3).close_seconds == 3
-    with pytest.raises(UsageError, match="close_seconds must be more than 0, not 0"):
+    with pytest.raises(UsageError, match="close_seconds must be a finite number of seconds more than 0, not 0"):
         get_engine("ray", close_seconds=0)
     monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", "soon")
     with pytest.raises(UsageError, match="TOTASK_RAY_CLOSE_SECONDS='soon' is not a number"):
+        get_engine("ray")
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-inf"])
+def test_close_seconds_that_are_not_a_finite_number_are_refused_before_the_run(monkeypatch, seconds):
+    """``nan`` passed the ``<= 0`` check and reached ``ray.wait(timeout=nan)`` after the whole run
+    (a ValueError traceback and a FAILED job with every line labeled); ``inf`` an OverflowError."""
+    with pytest.raises(UsageError, match=f"close_seconds must be a finite number of seconds more than 0, not {seconds}"):
+        get_engine("ray", close_seconds=float(seconds))
+    monkeypatch.setenv("TOTASK_RAY_CLOSE_SECONDS", seconds)
+    with pytest.raises(UsageError, match="close_seconds must be a finite number"):
         get_engine("ray")
 
 

@@ -210,7 +210,7 @@ def thread_errors() -> Iterator[ThreadErrors]:
         threading.excepthook = previous
         for args in errors.raised:
             logging.getLogger("totask_manifest").warning(
-                "a thread of the annotator's (%r) raised %s: %s after its last line", getattr(args.thread, "name", "?"),
+                "a thread of the annotator's (%r) raised %s: %s as the run ended", getattr(args.thread, "name", "?"),
                 args.exc_type.__name__, args.exc_value)
 
 

@@ -48,6 +48,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -236,8 +237,9 @@ class RayEngine(Engine):
             raise UsageError(f"ray engine: gpus_per_actor must be more than 0, not {self.gpus_per_actor}")
         if max_retries < 0:
             raise UsageError(f"ray engine: max_retries must be 0 or more, not {max_retries}")
-        if self.close_seconds <= 0:
-            raise UsageError(f"ray engine: close_seconds must be more than 0, not {self.close_seconds:g}")
+        if not 0 < self.close_seconds < math.inf:  # nan too: ray.wait(timeout=nan) raises after the run
+            raise UsageError(
+                f"ray engine: close_seconds must be a finite number of seconds more than 0, not {self.close_seconds:g}")
 
     # -- before the job exists ---------------------------------------------------------------
 
