@@ -112,6 +112,9 @@ def _fresh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     """Each test's own empty HOME (``Path.home()``, ``~``, and its children's): what one test
     saves there (a ``~/.synapse/config.json``) no other test reads."""
     home = tmp_path_factory.mktemp("home")
+    # the session's Ray cluster (a session fixture) keeps its auth token in the session HOME's
+    # ``.ray``: a test's job joining that cluster must find it (the link may dangle until it starts)
+    (home / ".ray").symlink_to(Path(_SESSION["home"]) / ".ray", target_is_directory=True)
     monkeypatch.setenv("HOME", str(home))
     return home
 
