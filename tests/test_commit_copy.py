@@ -129,8 +129,8 @@ def test_scattered_bodies_read_at_once_give_the_output_copied_by_range(job, monk
 
     inp, j = job
     read = []
-    real = commit.read_range
-    monkeypatch.setattr(commit, "read_range", lambda *a: read.append(a[2]) or real(*a))
+    real = commit.read_bodies
+    monkeypatch.setattr(commit, "read_bodies", lambda part: read.append(part.url) or real(part))
     at_once, coverage = _commit(inp, j)
     assert coverage.exact and read  # the fixture's parts are runs of two lines, a prelabeled one between
     monkeypatch.setattr(commit, "BODIES_AT_ONCE", 0)

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
-from totask_manifest._synapse.taskdata import _LONG_DIGITS, loads_exact, long_digits
+from totask_manifest._synapse.taskdata import loads_exact, long_digits
+
+#: the regular expression ``long_digits`` replaced: its specification
+_LONG_DIGITS = re.compile(rb"[0-9]{20}|-[0-9]{19}")
 
 #: bytes that look like digits but are not ASCII ones (Arabic-Indic, fullwidth, superscript two)
 LOOKALIKES = ["\u0661".encode(), "\uff11".encode(), "\u00b2".encode()]

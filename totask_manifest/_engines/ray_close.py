@@ -51,8 +51,9 @@ def close_actors(actors: Sequence[Any], method: str, seconds: float, *, ended: b
     there = [a.where.remote() for a in actors]
     _wait(closing, min(wait, WHERE_SECONDS))
     answered = _answered(there)
-    late = [i for i, ref in enumerate(closing) if not _wait([ref], 0) and i in answered]
-    gone = [i for i, ref in enumerate(closing) if not _wait([ref], 0) and i not in answered]
+    unanswered = [i for i, ref in enumerate(closing) if not _wait([ref], 0)]
+    late = [i for i in unanswered if i in answered]
+    gone = [i for i in unanswered if i not in answered]
     if late:
         _wait([closing[i] for i in late], max(0.0, wait - (time.monotonic() - began)))
         late = [i for i in late if not _wait([closing[i]], 0)]

@@ -123,18 +123,6 @@ class Sink:
         return start, 0
 
 
-def read_range(src: IO[bytes], start: int, length: int, what: str) -> bytes:
-    """Bytes ``[start, start + length)`` of a local file opened unbuffered, refused as a copy
-    of them would be when the file is shorter."""
-    data = os.pread(src.fileno(), length, start)
-    while len(data) < length:  # a read may return less than asked before the end
-        more = os.pread(src.fileno(), length - len(data), start + len(data))
-        if not more:
-            raise JobError(_SHORT.format(what=what))
-        data += more
-    return data
-
-
 def _read_write(src: IO[bytes], out: IO[bytes], start: int, length: int, what: str) -> None:
     if src.tell() != start:
         src.seek(start)

@@ -22,7 +22,7 @@ from .._errors import DamagedCheckpoint, JobError
 from .._failure_rules import rule_of
 from .._manifest.io import iter_raw_lines, to_line
 from .._storage import AtomicWriter, open_read, redact_url
-from .byte_copy import Sink, read_range
+from .byte_copy import Sink
 from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_bodies
 from .layout import JobLayout
 from .scan_ranges import job_selection
@@ -185,14 +185,12 @@ def _bodies(part: Part, runs: int) -> Iterator[tuple[memoryview | IO[bytes], int
     """Where a part's bodies are: ``(memoryview, 0)`` when they were read (or, a local part's in
     ``runs`` runs, read now at once: ``BODIES_AT_ONCE``), else the part file open for reading
     and the offset of the first body in it (a local part: copied by range)."""
+    if part.data is None and runs > 1 and sum(part.length) <= BODIES_AT_ONCE:
+        read_bodies(part)
     if part.data is not None:
         yield memoryview(part.data), 0
         return
     with open(part.url, "rb", buffering=0) as pf:  # copied by range: no buffer of its own
-        size = sum(part.length)
-        if runs > 1 and size <= BODIES_AT_ONCE:
-            yield memoryview(read_range(pf, part.body_offset, size, f"checkpoint {part.url}")), 0
-            return
         yield pf, part.body_offset
 
 
