@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _local_servers_bypass_proxies(os.environ)
     home = Path(tempfile.mkdtemp(prefix="totask-tests-home-"))
+    (home / ".ray").mkdir()  # each test's HOME links it (``_fresh_home``): a link to nothing broke Ray's makedirs
     _SESSION.update(home=home, saved=_hermetic_environment(os.environ, home))
 
 
@@ -113,7 +114,7 @@ def _fresh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     saves there (a ``~/.synapse/config.json``) no other test reads."""
     home = tmp_path_factory.mktemp("home")
     # the session's Ray cluster (a session fixture) keeps its auth token in the session HOME's
-    # ``.ray``: a test's job joining that cluster must find it (the link may dangle until it starts)
+    # ``.ray``: a test's job joining that cluster must find it, one starting its own Ray writes there
     (home / ".ray").symlink_to(Path(_SESSION["home"]) / ".ray", target_is_directory=True)
     monkeypatch.setenv("HOME", str(home))
     return home
