@@ -25,6 +25,9 @@ names become plain strings).
 Measured and left out (callgrind; commits 207d32b, 4a33ead, each reverted after it): ``decode_lines``
 on a block saves the 2.4k-instruction split, but proving one object a line (``bytes.count``...)
 costs 3.8k; ``image_size`` as ``Raw`` saves 1.6k, skipping it costs 0.6k, proving it exact 1.3k.
+A regular expression per line holding the line's JSON grammar (strings without escapes, numbers
+without exponents; stats37, not committed) costs 31.1k just to match, before anything is counted:
+``re`` steps byte by byte, msgspec's decoding is the cheaper exact reader here.
 
 Where a line goes (callgrind, ``manifest_stats(workers=1)``, lines 20k-60k of the benchmark,
 ``PYTHONHASHSEED=0``; about 40.7k for the benchmark's one-core orjson loop). stats27: 36.3k ->
