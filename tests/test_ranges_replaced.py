@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ranges_faults import lines_replacing_at_the_end
+from tests.support.ranges_faults import lines_replacing_at_the_end, replaced_after_the_open
 from tests.support.s3 import S3Endpoint
 from totask_manifest._errors import StorageError
 from totask_manifest._manifest.ranges import map_ranges
@@ -38,6 +38,20 @@ def test_an_s3_object_replaced_between_the_ranges_is_refused(s3: S3Endpoint) -> 
     _put(url, OLD)
     with pytest.raises(StorageError) as err:
         _read(url)
+    assert str(err.value) == (f"cannot read {url}: the file changed while it was read (replaced or rewritten); "
+                              "run the command again once it is no longer being written")
+
+
+@pytest.mark.slow
+def test_an_s3_object_replaced_under_an_open_read_is_refused_the_same_way(s3: S3Endpoint) -> None:
+    """A range whose own read fails because the object it opened was replaced (s3fs: FileExpired,
+    seen in a CI run when the replacement came between a worker's open and its read) gets the
+    same one-line refusal, not the store's exception text."""
+    url = f"{s3.new_bucket()}/replaced.manifest"
+    _put(url, OLD)
+    with pytest.raises(StorageError) as err:
+        map_ranges(replaced_after_the_open, url, (len(OLD), NEW), workers=2, start_method="fork",
+                   min_bytes=4096, per_worker=4)
     assert str(err.value) == (f"cannot read {url}: the file changed while it was read (replaced or rewritten); "
                               "run the command again once it is no longer being written")
 

@@ -35,3 +35,17 @@ def lines_replacing_at_the_end(url: str, start: int, end: int | None, size: int,
         with AtomicWriter(url) as out:
             out.write(new_body)
     return count
+
+
+def replaced_after_the_open(url: str, start: int, end: int | None, size: int, new_body: bytes) -> int:
+    """The lines starting in ``[start, end)``; the reader of the file's last range replaces the
+    file after opening it and before reading, so its own read finds the version it opened gone
+    (s3fs reads with ``If-Match`` and raises ``FileExpired``)."""
+    from totask_manifest._manifest.ranges import iter_line_batches
+    from totask_manifest._storage import AtomicWriter, open_read
+
+    with open_read(url) as f:
+        if end == size:
+            with AtomicWriter(url) as out:
+                out.write(new_body)
+        return sum(len(batch) for batch in iter_line_batches(f, start=start, end=end))

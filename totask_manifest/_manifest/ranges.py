@@ -311,7 +311,11 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
             started()
         return [fn(url, 0, None, *args)]
     before = version(url)
-    parts = _map_split(fn, url, args, ranges, workers, context, started)
+    try:
+        parts = _map_split(fn, url, args, ranges, workers, context, started)
+    except Exception:
+        refuse_changed(url, before)  # a read that failed because the file changed says so (s3fs: FileExpired)
+        raise
     refuse_changed(url, before)
     return parts
 
