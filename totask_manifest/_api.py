@@ -130,9 +130,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
-        # only another name runs the new configuration: resume changes the tuning options alone, so
-        # "resume it" for a --max-body-bytes change ran the job with its old value (resume takes no
-        # such flag); a COMPLETED job has nothing to resume
+        # only another name runs the new configuration: resume changes tuning options alone (COMPLETED: none)
         resume_it = ("" if existing.status == COMPLETED else
                      f" (or resume it with its own: totask-manifest resume {redact_secret_url(config.job_url)})")
         raise JobExistsError(
