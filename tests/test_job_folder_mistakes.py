@@ -169,3 +169,24 @@ def test_a_completed_job_in_a_read_only_folder_is_reported_without_its_lease(
         assert r.returncode == 0 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
         assert f"job {mount / 'j'}: COMPLETED" in r.stdout and "already COMPLETED; nothing to do" in r.stderr
     assert _tree(mount / "j") == before
+
+
+def test_another_configuration_of_a_stopped_job_is_not_sent_to_resume(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """A stopped job run again with ``--max-body-bytes`` changed was told "resume it", but resume
+    takes no such flag and runs the job with its own value: the advice is another --job-name, and
+    resume is offered for the job as it is."""
+    from totask_manifest._cli import main
+    from totask_manifest._jobs.job import Job
+
+    out = tmp_path / "out"
+    assert main(sample_job_args("j", out)) == 0
+    state = Job.open(str(out / "j")).state
+    state.status = "STOPPED"
+    state.save()
+    capsys.readouterr()
+    assert main([*sample_job_args("j", out), "--max-body-bytes", "1000"]) == 2
+    assert capsys.readouterr().err == (
+        f"totask-manifest annotate: error: job 'j' already exists at {out / 'j'} with another configuration "
+        f"(differs in: options.max_body_bytes); choose another --job-name (or resume it with its own: "
+        f"totask-manifest resume {out / 'j'})\n")

@@ -201,8 +201,8 @@ def test_the_environments_credentials_hold_the_aws_keys_and_every_proxys_passwor
 @pytest.mark.slow
 def test_runs_result_for_a_converter_that_fails_as_it_loads_keeps_no_credential(tmp_path: Path) -> None:
     """``run`` refuses parameters whose converter cannot be loaded, quoting the plugin's import
-    error; its result (the JSON on stdout) was returned before the masking of Synapse's tokens,
-    and that masking knew no other credential."""
+    error (one line, exit 2: a bad parameter file); its result (the JSON on stdout, exit 1, before)
+    was returned before the masking of Synapse's tokens, and that masking knew no other credential."""
     (tmp_path / "leak_import.py").write_text(PLUGINS["leak_import.py"].replace("SYNAPSE_ACCESS_TOKEN",
                                                                               "TOTASK_MODEL_AUTHORIZATION"))
     params = tmp_path / "params.json"
@@ -210,9 +210,9 @@ def test_runs_result_for_a_converter_that_fails_as_it_loads_keeps_no_credential(
                                      "target_specification_name": "s", "converter": "leak_import:Plug"}))
     r = run_cli("run", str(params), "--output", str(tmp_path / "out"),
                 env={**CREDENTIALS, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"})
-    assert r.returncode == 1, r.stderr
-    result = orjson.loads(r.stdout)
-    assert result["status"] == "FAILED" and result["message"].endswith(
-        "importing 'leak_import' failed: RuntimeError: import refused: ***"), result
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    [line] = r.stderr.splitlines()
+    assert line.startswith(f"totask-manifest run: error: parameter file {params}: invalid parameters: converter: ")
+    assert line.endswith("importing 'leak_import' failed: RuntimeError: import refused: ***"), line
     for secret in SECRETS:
         assert secret not in r.stdout + r.stderr

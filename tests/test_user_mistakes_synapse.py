@@ -364,3 +364,19 @@ def test_a_synapse_host_with_a_wrong_path_says_to_check_it(synapse, files, clien
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert (f"project {pid} is gone (404); if it still exists in Synapse, check SYNAPSE_HOST "
             f"(now {synapse.url}/api)") in done.stderr, done.stderr
+
+
+# -- invalid parameters are a bad parameter file: one line, exit 2, as the README's rule ---------
+
+def test_run_with_invalid_parameters_exits_2_in_one_line(synapse, tmp_path: Path) -> None:
+    """Before: exit 1 and a FAILED result on stdout, where the README gives exit 2 for a bad
+    parameter file (as for one that is not JSON); nothing was sent either way."""
+    params = tmp_path / "params.yaml"
+    params.write_text("name: Boxes\nproject: 1\nagent: 1\nmethod: inference\n")
+    r = run_cli("run", str(params), "--output", str(tmp_path / "runs"))
+    assert r.returncode == 2, r.stderr
+    assert one_line_error(r.stderr) == (
+        f"totask-manifest run: error: parameter file {params}: invalid parameters: "
+        "pre_processor: required for the inference method (a plugin release id)")
+    assert r.stdout == "" and not (tmp_path / "runs").exists()
+    assert synapse.requests == []

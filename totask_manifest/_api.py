@@ -130,12 +130,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
-        # a COMPLETED job has nothing to resume: only another name starts the new one
+        # only another name runs the new configuration: resume changes tuning options alone (COMPLETED: none)
         resume_it = ("" if existing.status == COMPLETED else
-                     f"resume it (totask-manifest resume {redact_secret_url(config.job_url)}) or ")
+                     f" (or resume it with its own: totask-manifest resume {redact_secret_url(config.job_url)})")
         raise JobExistsError(
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
-            f"configuration (differs in: {', '.join(differs)}); {resume_it}choose another --job-name"
+            f"configuration (differs in: {', '.join(differs)}); choose another --job-name{resume_it}"
         )
     if not exists(sources.input):
         raise UsageError(f"input manifest not found: {redact_url(sources.input)}")

@@ -18,9 +18,10 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ._errors import UsageError
-from ._redaction import MIN_SECRET_CHARS, hide_secrets
+from ._redaction import MIN_SECRET_CHARS, hide_secrets, map_strings
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +209,55 @@ def hide_env_credentials(text: str) -> str:
     the log; and for whatever the CLI prints (its tracebacks included: ``_cli``)."""
     secrets = env_credentials()
     return hide_secrets(text, secrets) if secrets else text
+
+
+#: the variables whose values a stored parameter may hold (a pre-processor's ``api_key`` given the
+#: Synapse token): stored as ``${NAME}`` (``stored_params``) and read again by each run (``run_params``)
+REFERABLE_VARIABLES = CREDENTIAL_VARIABLES + STORAGE_VARIABLES
+
+
+def _reference(name: str) -> str:
+    return "${" + name + "}"
+
+
+def _variable_value(name: str, env: Mapping[str, str]) -> str | None:
+    """A variable's value as the tool reads it; ``SYNAPSE_ACCESS_TOKEN`` falls back to the saved
+    login's token, as the Synapse client does."""
+    value = (env.get(name) or "").strip() or None
+    if value is None and name == "SYNAPSE_ACCESS_TOKEN":
+        value = _config_token(env)
+    return value
+
+
+def stored_params(value: Any, env: Mapping[str, str] | None = None) -> Any:
+    """``value`` (JSON-like parameters) as a file may keep it: a string that is a credential of the
+    environment whole becomes ``${VARIABLE}`` (``run_params`` reads the value again there), and any
+    credential inside another string ``***`` (``hide_secrets``). The ToTask action's parameters went
+    to totask-run.json and job.json whole: a pre-processor's ``api_key: <the Synapse token>`` was
+    saved in plain text, three times."""
+    env = os.environ if env is None else env
+    references = {v: _reference(name) for name in REFERABLE_VARIABLES if (v := _variable_value(name, env))}
+    secrets = env_credentials(env)
+    if not secrets:
+        return value
+    return map_strings(value, lambda text: references.get(text.strip()) or hide_secrets(text, secrets))
+
+
+def run_params(value: Any, where: str, env: Mapping[str, str] | None = None) -> Any:
+    """``value`` with each ``${VARIABLE}`` that ``stored_params`` wrote replaced by the variable's
+    value now: a resumed job sends the credential it is given again, never one read from a file.
+    ``where`` names the parameters in the one-line error for a variable no longer set."""
+    env = os.environ if env is None else env
+    names = {_reference(name): name for name in REFERABLE_VARIABLES}
+
+    def reveal(text: str) -> str:
+        name = names.get(text)
+        if name is None:
+            return text
+        found = _variable_value(name, env)
+        if found is None:
+            raise UsageError(f"{where} held {name}'s value when the job started, and the job keeps only its "
+                             f"name: set {name} again to resume it")
+        return found
+
+    return map_strings(value, reveal)

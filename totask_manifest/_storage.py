@@ -257,7 +257,7 @@ def read_only_error(url: str, fs: Any) -> StorageError:
     """What a write to a filesystem without writes (fsspec raised ``NotImplementedError``) says."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return StorageError(f"cannot write {redact_url(url)}: the {protocol} filesystem is read-only; "
-                        "write to a local path, file://, s3:// or memory://")
+                        "write to a local path, file:// or s3://")
 
 
 class AtomicWriter:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._credentials import run_params
 from .._errors import TotaskError, UsageError
 from .._fetch import FetchOptions, SyncFetcher, base_of, scrub
 from .._formats.class_names import read_class_names as load_class_names
@@ -118,8 +119,8 @@ class FileAnnotator(Annotator):
             from .._synapse.plugin import FILE_HOOK, job_params, load_plugin
 
             self.plugin = load_plugin(options.converter, needs=FILE_HOOK,
-                                      params=options.converter_params
-                                      or job_params(context.job_name, "file", context.options))
+                                      params=run_params(options.converter_params or job_params(
+                                          context.job_name, "file", context.options), "converter_params"))
         self._sync: SyncFetcher | None = None
 
     @classmethod

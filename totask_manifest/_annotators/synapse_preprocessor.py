@@ -17,6 +17,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._credentials import run_params
 from .._errors import UsageError
 from .._jobs.run import JobRun
 from .._options import Options, option
@@ -68,7 +69,8 @@ class PreProcessorAnnotator(BatchAnnotator):
         self.check(self.options, context.task_type)
         self.agent = int(options["agent"])
         self.model = options.get("model")
-        self.params = dict(options.get("pre_processor_params") or {})
+        # a credential it was given is stored as ``${VARIABLE}``: its value is read again here, never from job.json
+        self.params = dict(run_params(options.get("pre_processor_params") or {}, "pre_processor_params"))
         self.timing = Timing.from_options(options)
         self.client = SynapseClient(max_concurrency=max(8, int(options.get("batch_size") or 1)))
         self.pre = PreProcessor(self.client, int(options["pre_processor"]), self.agent, timing=self.timing)
@@ -86,8 +88,8 @@ class PreProcessorAnnotator(BatchAnnotator):
             from .._synapse.plugin import INFERENCE_HOOK, job_params, load_plugin
 
             self.plugin = load_plugin(options["converter"], needs=INFERENCE_HOOK,
-                                      params=options.get("converter_params")
-                                      or job_params(context.job_name, "inference", options))
+                                      params=run_params(options.get("converter_params") or job_params(
+                                          context.job_name, "inference", options), "converter_params"))
         self._release_config: dict | None = None
 
     @classmethod

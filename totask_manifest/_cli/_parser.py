@@ -11,11 +11,13 @@ when its help or usage is printed), so only the command actually run pays for it
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .._errors import UsageError
+from .._redaction import redact_url
 
 #: what a command's positional names, by its metavar, in the line refusing it empty
 _PATH_NAMES = {"INPUT": "input manifest", "IN": "input", "OUT": "output", "MANIFEST": "manifest",
@@ -60,6 +62,7 @@ class CommandParser(OneLineParser):
         self.complete()
         parsed, rest = super().parse_known_args(args, namespace)
         self._refuse_empty_paths(parsed)
+        self._refuse_unwritable_outputs(parsed)
         return parsed, rest
 
     def _refuse_empty_paths(self, parsed: argparse.Namespace) -> None:
@@ -82,6 +85,21 @@ class CommandParser(OneLineParser):
                     raise UsageError(f"the {what} ({'/'.join(flags) or action.metavar}) is empty: give a path or URL "
                                      "(an empty one is never taken for the current folder)")
 
+    def _refuse_unwritable_outputs(self, parsed: argparse.Namespace) -> None:
+        """Outputs (``--output``/``-o``, a positional ``OUT``) the command could only seem to write,
+        refused before anything runs (exit 2): ``memory://`` lives in this process only (annotate
+        printed COMPLETED and the output's path, and nothing was left when the command ended);
+        ``http(s)://`` is read-only (annotate ended in ``ClientResponseError: HTTP 501`` without the
+        URL, after the job had started); a chained URL (``dir::/tmp``) is resolved link by link, so
+        ``labeled -o dir::/tmp/x`` said it wrote ``dir::/tmp/x`` and wrote ``/tmp/x/tmp/x``."""
+        for action in self._actions:
+            flags = action.option_strings
+            if not ("--output" in flags if flags else action.metavar == "OUT"):
+                continue
+            value = getattr(parsed, action.dest, None)
+            if isinstance(value, str) and (problem := unwritable_output(value)):
+                raise UsageError(f"the output ({'/'.join(flags) or action.metavar}) {redact_url(value)} {problem}")
+
     def format_usage(self) -> str:
         self.complete()
         return super().format_usage()
@@ -89,6 +107,23 @@ class CommandParser(OneLineParser):
     def format_help(self) -> str:
         self.complete()
         return super().format_help()
+
+
+#: where the CLI writes: what ``unwritable_output`` names instead
+_WRITABLE = "give a local path, file:// or s3://"
+
+
+def unwritable_output(value: str) -> str | None:
+    """Why the CLI cannot write ``value`` (the end of its one-line error), or None. The Python API
+    still takes ``memory://`` (the caller's process reads it back)."""
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
+    if "::" in re.sub(r"\[[^\]]*\]", "", value):  # an IPv6 literal's ``[::1]`` is no chain
+        return f"is a chained URL ('::'): an output is one path or URL; {_WRITABLE}"
+    if scheme == "memory":
+        return f"is memory://, which lives in this process only and is gone when the command ends; {_WRITABLE}"
+    if scheme in ("http", "https"):
+        return f"is {scheme}://, which is read-only; {_WRITABLE}"
+    return None
 
 
 def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from .._errors import StorageError, UsageError, yaml_error_text
+from .._errors import StorageError, TotaskError, UsageError, yaml_error_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +49,27 @@ def load_params(url: str) -> dict:
     return params
 
 
+def check_params(params: dict, url: str) -> None:
+    """Invalid parameters are a bad parameter file: one line naming it, exit 2, as the README has it
+    for every command. The action itself gives them as a FAILED result (its SDK caller reads that),
+    which ``run`` printed with exit 1."""
+    from .._credentials import hide_env_credentials
+    from .._redaction import redact_url
+    from .._to_task.params import validate_params
+
+    try:
+        validate_params(params)
+    except TotaskError as exc:  # a converter that failed as it loaded is quoted: what it read too
+        raise UsageError(f"parameter file {redact_url(url)}: {hide_env_credentials(str(exc))}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from .._to_task.action import ToTaskAction
     from .._to_task.runs import SUCCEEDED
     from ._terminate import sigterm_as_interrupt
 
     params = load_params(args.params)
+    check_params(params, args.params)
     # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
     # (it stayed RUNNING); the annotation job installs its own handlers while it runs
     with sigterm_as_interrupt():

@@ -36,7 +36,7 @@ import os
 from typing import Any
 
 from .. import _api as api
-from .._credentials import env_credentials, hide_env_credentials
+from .._credentials import env_credentials, hide_env_credentials, stored_params
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
@@ -255,14 +255,14 @@ class ToTaskAction:
         # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
         # unless an existing plugin class converts it
         # (a plugin made without its constructor reads the action's parameters as self.params)
-        extra = {"converter": p.converter, "converter_params": dict(self.params)} if p.converter else {}
+        extra = {"converter": p.converter, "converter_params": stored_params(dict(self.params))} if p.converter else {}
         if p.schema == "any":  # the SDK then submits an empty document too (the backend's DM check is skipped)
             extra["submit_empty"] = True
         if p.method == "file":
             return {"target_specification_name": p.target_specification_name, "native": "any", **extra}
         return {
             "pre_processor": p.pre_processor, "agent": p.agent, "model": p.model,
-            "pre_processor_params": p.pre_processor_params, "batch_size": p.batch_size, "timing": dict(self.timing),
+            "pre_processor_params": stored_params(p.pre_processor_params), "batch_size": p.batch_size, "timing": dict(self.timing),
             "native": "any", **extra,
         }
 

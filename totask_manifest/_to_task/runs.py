@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from .._credentials import stored_params
 from .._errors import TotaskError
 from .._jobs.layout import LEASE_DIR, RUN_FILE
 from .._jobs.lease import hold
@@ -42,6 +43,7 @@ def claim(job_url: str, params: dict[str, Any], host: str) -> str:
     while a live process does): deciding first and taking the lease after let two runs started
     together both claim, the second rewriting the first's record or archiving its folder.
     """
+    params = stored_params(params)  # a credential among them is kept as ``${VARIABLE}`` or ``***``
     with hold(job_url, "run"):
         url = join(job_url, RUN_FILE)
         identity = {"host": host, "params": {k: v for k, v in params.items() if k not in _NOT_IDENTITY}}

@@ -1,0 +1,102 @@
+"""A secret among the ToTask action's parameters (``pre_processor_params: {api_key: <the Synapse
+token>}``) goes to the Synapse host only: never into a file the run saves (``totask-run.json``,
+job.json, ...), and a resumed run sends the value it reads again from the environment, not the
+``***`` the files hold."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from totask_manifest import ToTaskAction
+from totask_manifest._errors import UsageError
+from totask_manifest.testing.builders import TOKEN, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+FAST = {"poll_interval": 0.01, "deferred_initial": 0.01}
+BOX = {"objects": [{"class_id": 1, "type": "bbox", "properties": {"label": "dog"},
+                    "coordinates": {"x": 2, "y": 3, "width": 4, "height": 5}}]}
+
+
+def saved_with(root: Path, secret: str) -> list[str]:
+    """The files under ``root`` holding ``secret``."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes())
+
+
+def inference_params(pid: int, rel: int) -> dict:
+    return {"name": "Keyed", "project": pid, "agent": 9, "method": "inference", "pre_processor": rel,
+            "pre_processor_params": {"api_key": TOKEN, "confidence_threshold": 0.5}}
+
+
+def sent_api_keys(synapse) -> list:
+    return [r.body["params"]["json"].get("api_key") for r in synapse.requests_to("POST", "^/plugins/")
+            if r.body["params"].get("json", {}).get("image_path")]
+
+
+def test_an_api_key_equal_to_the_token_is_masked_in_what_run_saves(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    rel = synapse.add_release("yolo", version="8.1.0")
+    synapse.inference = lambda body: BOX
+    result = ToTaskAction(params=inference_params(pid, rel), output_root=str(tmp_path), timing=FAST).start()
+    assert result["status"] == "SUCCEEDED", result
+    # before: totask-run.json held the token twice (its params and its identity), job.json once
+    assert saved_with(tmp_path, TOKEN) == []
+    record = orjson.loads((tmp_path / "keyed" / "totask-run.json").read_bytes())
+    assert record["params"]["pre_processor_params"] == {"api_key": "${SYNAPSE_ACCESS_TOKEN}",
+                                                      "confidence_threshold": 0.5}
+    assert sent_api_keys(synapse) == [TOKEN, TOKEN]  # the Synapse host still gets the value
+
+
+@pytest.mark.slow  # a killed run and its rerun, as subprocesses
+def test_a_resumed_run_sends_the_key_read_again_from_the_environment(synapse, files, tmp_path) -> None:
+    """``run`` is killed in the middle of the annotation, then run again: it resumes the job, whose
+    job.json holds ``${SYNAPSE_ACCESS_TOKEN}``, and sends the token set now as the key."""
+    n = 24
+    pid = seed_tasks(synapse, files, n)
+    rel = synapse.add_release("yolo", version="8.1.0")
+
+    def slow(body: dict) -> dict:
+        time.sleep(0.1)
+        return BOX
+
+    synapse.inference = slow
+    enough = threading.Event()
+    synapse.hooks.append(lambda server, rec: len(sent_api_keys(server)) >= 3 and enough.set())
+    params_file = tmp_path / "params.json"
+    params_file.write_bytes(orjson.dumps({**inference_params(pid, rel), "batch_size": 1}))
+    command = [sys.executable, "-m", "totask_manifest", "run", str(params_file), "--output", str(tmp_path / "jobs"),
+               "--concurrency", "2"]
+    env = {**os.environ, "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert enough.wait(120), first.stderr.read().decode() if first.poll() is not None else "no call seen"
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.wait(30)
+    before = len(sent_api_keys(synapse))
+    assert before < n, before  # lines were left for the resumed job
+    second = subprocess.run(command, env=env, capture_output=True, timeout=240)
+    assert second.returncode == 0, second.stderr.decode()
+    record = orjson.loads((tmp_path / "jobs" / "keyed" / "totask-run.json").read_bytes())
+    assert record["runs"] == 2  # the same run, resumed: the stored parameters still match
+    assert saved_with(tmp_path / "jobs", TOKEN) == []
+    resumed = sent_api_keys(synapse)[before:]
+    assert resumed and set(resumed) == {TOKEN}  # not ``${...}`` or ``***`` read from job.json
+
+
+def test_a_key_whose_variable_is_gone_is_refused_in_one_line(tmp_path) -> None:
+    from totask_manifest._credentials import run_params
+
+    with pytest.raises(UsageError) as refused:
+        run_params({"api_key": "${SYNAPSE_ACCESS_TOKEN}"}, "pre_processor_params", {"HOME": str(tmp_path)})
+    assert str(refused.value) == ("pre_processor_params held SYNAPSE_ACCESS_TOKEN's value when the job started, and "
+                                  "the job keeps only its name: set SYNAPSE_ACCESS_TOKEN again to resume it")
