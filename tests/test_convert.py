@@ -409,12 +409,15 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a"])
+@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a", "data.yaml", "classes.txt",
+                                        "images.txt"])
 def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys, in_the_way):
     """A folder where a file goes (or a file where a folder goes) stopped the moves part way: the
     new labels/ was in, ``data.yaml`` was not, and the error named only the folder. Now the
     export checks every name first, names the one in the way, and the folder is as it was (a
-    user's file in a ``labels/`` with no ``index.jsonl``: the export replaces ``labels/`` whole)."""
+    user's file in a ``labels/`` with no ``index.jsonl``: the export replaces ``labels/`` whole).
+    A user's own ``data.yaml``, ``classes.txt`` or ``images.txt`` (no ``index.jsonl`` beside it,
+    so no export of this tool's) was overwritten, exit 0: refused the same way."""
     src = tmp_path / "in.manifest"
     src.write_bytes(orjson.dumps({"source-ref": "s3://b/ds/a/x.jpg", "boxes": {
         "image_size": [{"width": 10, "height": 10, "depth": 3}],
@@ -438,6 +441,8 @@ def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys,
     err = capsys.readouterr().err
     assert in_the_way.rstrip("/") in err and len(err.strip().splitlines()) == 1, err
     assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == before
+    if not in_the_way.endswith("/"):
+        assert blocker.read_text() == "mine"
 
 
 def test_cli(tmp_path, capsys):
