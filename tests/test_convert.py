@@ -459,6 +459,10 @@ def test_cli(tmp_path, capsys):
     assert cli_main(["convert", str(src), str(tmp_path / "z.json"), "--to", "coco", "--label-attribute", "nope"]) == 1
     assert "no line holds a label under 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "z.json").exists()
+    # into folders that are not there: they are not left behind, empty (before: z/a/ stayed)
+    assert cli_main(["convert", str(src), str(tmp_path / "z" / "a" / "b.json"), "--to", "coco",
+                     "--label-attribute", "nope"]) == 1
+    assert "nothing was written" in capsys.readouterr().err and not (tmp_path / "z").exists()
     assert cli_main(["convert", str(tmp_path / "missing.json"), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 2
     assert "no such file" in capsys.readouterr().err
 

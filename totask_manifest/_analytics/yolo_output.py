@@ -43,8 +43,8 @@ from typing import IO, Any
 
 from .. import _signals
 from .._errors import StorageError, UsageError
+from .._folders import not_a_folder
 from .._storage import (
-    _not_a_folder,
     fcntl,
     fsync_dir,
     is_local,
@@ -120,7 +120,7 @@ class YoloOutput:
         except BaseException as exc:
             self._release()
             if isinstance(exc, FileExistsError | NotADirectoryError):  # os names no path: say which
-                raise StorageError(f"cannot write {redact_url(self.dst)}: {_not_a_folder(self.root)}") from None
+                raise StorageError(f"cannot write {redact_url(self.dst)}: {not_a_folder(self.root)}") from None
             if isinstance(exc, OSError):
                 raise self._storage_error(exc) from None
             raise
