@@ -397,11 +397,22 @@ def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
       "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, "a", 3]]}]}, "segmentation"),
     ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
       "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8, 4]]}]}, "segmentation"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 6, "name": ""}],
+      "annotations": [{"image_id": 1, "category_id": 6, "bbox": [1, 1, 2, 2]}]},
+     "'categories[0].name': category id 6 has an empty name"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}, {"id": 2, "width": 10, "height": 10}],
+      "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                      {"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[1].id': annotation id 7 is also annotations[0]'s"),
 ])
 def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, capsys, doc, said):
     """Before: an image id or image_id that is a list or object ended the import with a traceback
     (unhashable type), and a polygon with a value that is not a number, or an odd count of
-    values, was skipped or cut short: the image got an empty mask, nothing said."""
+    values, was skipped or cut short: the image got an empty mask, nothing said. A category named
+    ``""`` was imported into a class-map that validate and every export refuse, and an annotation
+    id listed twice was taken without a word (pycocotools keeps the last), while an image or
+    category id listed twice is refused: each is refused now, naming its key."""
     (tmp_path / "c.json").write_text(json.dumps(doc))
     assert cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "o" / "m.manifest"), "--to", "manifest"]) == 1
     err = capsys.readouterr().err
