@@ -302,6 +302,26 @@ def test_plain_yolo_folder_takes_sizes_from_images(tmp_path):
     assert b["label"] == {"image_size": [{"width": 64, "height": 32, "depth": 1}], "annotations": []}
 
 
+def test_a_yolo_label_file_with_a_bom_reads_as_the_file_method_reads_it(tmp_path):
+    """A label file saved by Notepad starts with a UTF-8 BOM: ``convert`` said "class '\\ufeff0'
+    is not a non-negative integer" where the file method (which drops the BOM) read the same file.
+    Both read it now, to the same label."""
+    from totask_manifest._formats.detect import to_label
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (200, 100)).save(root / "images" / "a.jpg")
+    body = b"\xef\xbb\xbf0 0.5 0.5 0.5 0.5\r\n1 0.25 0.25 0.1 0.2\r\n"
+    (root / "labels" / "a.txt").write_bytes(body)
+    (root / "data.yaml").write_text("names: [cat, dog]\n")
+    convert(str(root), str(tmp_path / "y.manifest"), to="manifest")
+    (a,) = _records(tmp_path / "y.manifest")
+    assert a["label"]["annotations"][0] == {"class_id": 0, "left": 50, "top": 25, "width": 100, "height": 50}
+    direct = to_label(body, "yolo", "object-detection", image_size=(200, 100, 3), class_names=["cat", "dog"])
+    assert direct.value["annotations"] == a["label"]["annotations"]
+
+
 @pytest.mark.slow
 def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("convert")
