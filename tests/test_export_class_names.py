@@ -124,6 +124,10 @@ def test_validate_and_the_coco_readers_refuse_an_empty_class_name_as_the_exports
     (tmp_path / "in.manifest").write_bytes(_line("boxes", BOX, meta))
     r = cli("validate", "in.manifest", cwd=tmp_path)
     assert r.returncode == 1 and "boxes-metadata.class-map.0" in r.stdout + r.stderr, r.stdout + r.stderr
+    (tmp_path / "ic.manifest").write_bytes(_line("cls", 0, {"type": "groundtruth/image-classification",
+                                                            "class-name": "", "confidence": 1}))
+    r = cli("validate", "ic.manifest", cwd=tmp_path)  # a classification's empty class-name: the same
+    assert r.returncode == 1 and "cls-metadata.class-name" in r.stdout + r.stderr, r.stdout + r.stderr
     doc = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 6, "name": ""}],
            "annotations": [{"id": 1, "image_id": 1, "category_id": 6, "bbox": [1, 1, 2, 2]}]}
     with pytest.raises(FormatError, match=r"category id 6 has an empty name in categories\[0\]") as caught:
