@@ -302,6 +302,26 @@ def test_plain_yolo_folder_takes_sizes_from_images(tmp_path):
     assert b["label"] == {"image_size": [{"width": 64, "height": 32, "depth": 1}], "annotations": []}
 
 
+def test_a_yolo_label_file_with_a_bom_reads_as_the_file_method_reads_it(tmp_path):
+    """A label file saved by Notepad starts with a UTF-8 BOM: ``convert`` said "class '\\ufeff0'
+    is not a non-negative integer" where the file method (which drops the BOM) read the same file.
+    Both read it now, to the same label."""
+    from totask_manifest._formats.detect import to_label
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (200, 100)).save(root / "images" / "a.jpg")
+    body = b"\xef\xbb\xbf0 0.5 0.5 0.5 0.5\r\n1 0.25 0.25 0.1 0.2\r\n"
+    (root / "labels" / "a.txt").write_bytes(body)
+    (root / "data.yaml").write_text("names: [cat, dog]\n")
+    convert(str(root), str(tmp_path / "y.manifest"), to="manifest")
+    (a,) = _records(tmp_path / "y.manifest")
+    assert a["label"]["annotations"][0] == {"class_id": 0, "left": 50, "top": 25, "width": 100, "height": 50}
+    direct = to_label(body, "yolo", "object-detection", image_size=(200, 100, 3), class_names=["cat", "dog"])
+    assert direct.value["annotations"] == a["label"]["annotations"]
+
+
 @pytest.mark.slow
 def test_parquet_and_coco_on_s3(tmp_path, s3: S3Endpoint):
     bucket = s3.new_bucket("convert")
@@ -397,11 +417,22 @@ def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
       "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, "a", 3]]}]}, "segmentation"),
     ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
       "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8, 4]]}]}, "segmentation"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 6, "name": ""}],
+      "annotations": [{"image_id": 1, "category_id": 6, "bbox": [1, 1, 2, 2]}]},
+     "'categories[0].name': category id 6 has an empty name"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}, {"id": 2, "width": 10, "height": 10}],
+      "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                      {"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[1].id': annotation id 7 is also annotations[0]'s"),
 ])
 def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, capsys, doc, said):
     """Before: an image id or image_id that is a list or object ended the import with a traceback
     (unhashable type), and a polygon with a value that is not a number, or an odd count of
-    values, was skipped or cut short: the image got an empty mask, nothing said."""
+    values, was skipped or cut short: the image got an empty mask, nothing said. A category named
+    ``""`` was imported into a class-map that validate and every export refuse, and an annotation
+    id listed twice was taken without a word (pycocotools keeps the last), while an image or
+    category id listed twice is refused: each is refused now, naming its key."""
     (tmp_path / "c.json").write_text(json.dumps(doc))
     assert cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "o" / "m.manifest"), "--to", "manifest"]) == 1
     err = capsys.readouterr().err
@@ -409,12 +440,15 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a"])
+@pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a", "data.yaml", "classes.txt",
+                                        "images.txt"])
 def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys, in_the_way):
     """A folder where a file goes (or a file where a folder goes) stopped the moves part way: the
     new labels/ was in, ``data.yaml`` was not, and the error named only the folder. Now the
     export checks every name first, names the one in the way, and the folder is as it was (a
-    user's file in a ``labels/`` with no ``index.jsonl``: the export replaces ``labels/`` whole)."""
+    user's file in a ``labels/`` with no ``index.jsonl``: the export replaces ``labels/`` whole).
+    A user's own ``data.yaml``, ``classes.txt`` or ``images.txt`` (no ``index.jsonl`` beside it,
+    so no export of this tool's) was overwritten, exit 0: refused the same way."""
     src = tmp_path / "in.manifest"
     src.write_bytes(orjson.dumps({"source-ref": "s3://b/ds/a/x.jpg", "boxes": {
         "image_size": [{"width": 10, "height": 10, "depth": 3}],
@@ -438,6 +472,8 @@ def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys,
     err = capsys.readouterr().err
     assert in_the_way.rstrip("/") in err and len(err.strip().splitlines()) == 1, err
     assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == before
+    if not in_the_way.endswith("/"):
+        assert blocker.read_text() == "mine"
 
 
 def test_cli(tmp_path, capsys):
@@ -454,6 +490,10 @@ def test_cli(tmp_path, capsys):
     assert cli_main(["convert", str(src), str(tmp_path / "z.json"), "--to", "coco", "--label-attribute", "nope"]) == 1
     assert "no line holds a label under 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "z.json").exists()
+    # into folders that are not there: they are not left behind, empty (before: z/a/ stayed)
+    assert cli_main(["convert", str(src), str(tmp_path / "z" / "a" / "b.json"), "--to", "coco",
+                     "--label-attribute", "nope"]) == 1
+    assert "nothing was written" in capsys.readouterr().err and not (tmp_path / "z").exists()
     assert cli_main(["convert", str(tmp_path / "missing.json"), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 2
     assert "no such file" in capsys.readouterr().err
 

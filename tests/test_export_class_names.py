@@ -109,3 +109,32 @@ def test_a_file_job_line_with_an_empty_class_name_fails_as_class_name_missing() 
     with pytest.raises(FormatError) as caught:
         to_label({"label": 0, "metadata": {"class-name": ""}}, "groundtruth", "image-classification")
     assert rule_of(f"format: {caught.value}") == "class-name-missing"
+
+
+def test_validate_and_the_coco_readers_refuse_an_empty_class_name_as_the_exports_do(tmp_path: Path) -> None:
+    """A COCO category named ``""`` was imported into ``class-map {"6": ""}``, which validate
+    called valid and then every export refused. One rule now: validate refuses an empty name in a
+    class-map (exit 1, naming the key), and a COCO document's empty category name is refused by
+    the import and by a file job (``class-name-missing``, as a box's empty name is)."""
+    from totask_manifest._failure_rules import rule_of
+    from totask_manifest._formats.detect import to_label
+    from totask_manifest._formats.model import FormatError
+
+    meta = {"type": "groundtruth/object-detection", "objects": [{}], "class-map": {"0": ""}}
+    (tmp_path / "in.manifest").write_bytes(_line("boxes", BOX, meta))
+    r = cli("validate", "in.manifest", cwd=tmp_path)
+    assert r.returncode == 1 and "boxes-metadata.class-map.0" in r.stdout + r.stderr, r.stdout + r.stderr
+    (tmp_path / "ic.manifest").write_bytes(_line("cls", 0, {"type": "groundtruth/image-classification",
+                                                            "class-name": "", "confidence": 1}))
+    r = cli("validate", "ic.manifest", cwd=tmp_path)  # a classification's empty class-name: the same
+    assert r.returncode == 1 and "cls-metadata.class-name" in r.stdout + r.stderr, r.stdout + r.stderr
+    doc = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 6, "name": ""}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 6, "bbox": [1, 1, 2, 2]}]}
+    with pytest.raises(FormatError, match=r"category id 6 has an empty name in categories\[0\]") as caught:
+        to_label(doc, "coco", "object-detection")
+    assert rule_of(f"format: {caught.value}") == "class-name-missing"
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    r = cli("convert", "c.json", "m.manifest", "--to", "manifest", cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1 and "category id 6 has an empty name" in line, line
+    assert not (tmp_path / "m.manifest").exists()

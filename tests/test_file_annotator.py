@@ -249,6 +249,26 @@ def test_relative_references_follow_the_manifest_folder(tmp_path):
     assert isinstance(out[0], Failed) and "needs --allow-root" in out[0].reason
 
 
+@pytest.mark.parametrize("input_format", ["auto", "coco"])
+@pytest.mark.parametrize(("body", "said"), [
+    ("{}".encode("utf-16"), "is UTF-16 (its byte order mark), not UTF-8"),
+    (b'{"images": [], "x": "caf\xe9"}', "is not UTF-8 text (invalid continuation byte)"),
+], ids=["utf-16", "latin-1"])
+def test_an_annotation_file_that_is_not_utf8_fails_as_not_utf8(tmp_path, input_format, body, said):
+    """A UTF-16 file (Notepad's "Unicode") failed as ``not-json`` with orjson's "str is not valid
+    UTF-8: surrogates not allowed", where the README's rule for it is ``not-utf8``. A JSON body
+    that is not UTF-8 fails as ``not-utf8`` now, naming the file and what it is."""
+    from totask_manifest._failure_rules import rule_of
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.json").write_bytes(body)
+    out = run_annotator({"url_key": "u", "allow_root": str(root), "relative_to": str(root),
+                         "input_format": input_format}, [{"source-ref": "img.jpg", "u": "a.json"}])
+    assert isinstance(out[0], Failed) and said in out[0].reason and "a.json" in out[0].reason, out[0]
+    assert out[0].rule == "not-utf8" and rule_of(out[0].reason) == "not-utf8", out[0]
+
+
 def test_other_task_types_from_groundtruth_files(doc_server):
     doc_server.docs["/cls.json"] = json.dumps({"label": 2, "metadata": {"class-name": "bird", "confidence": 0.7}}).encode()
     doc_server.docs["/multi.json"] = json.dumps(

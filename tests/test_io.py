@@ -102,6 +102,23 @@ def test_atomic_local_failure_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_local_failure_removes_the_folders_it_made(tmp_path: Path) -> None:
+    """Before: a write refused part way (``labeled`` or ``convert --to coco`` on a manifest with
+    no label: "nothing was written") left the folders made for the file behind, empty. The
+    folders the writer made go with its temporary; one there before, and one another file went
+    into meanwhile, stay."""
+    fail_midway(str(tmp_path / "a" / "b" / "out.manifest"))
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    fail_midway(str(tmp_path / "kept" / "a" / "out.manifest"))
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]
+    writer = AtomicWriter(str(tmp_path / "c" / "d" / "out.manifest"))
+    with pytest.raises(Boom), writer:
+        (tmp_path / "c" / "theirs.txt").write_bytes(b"mine\n")
+        raise Boom("stopped")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["c", "c/theirs.txt", "kept"]
+
+
 def test_atomic_local_failure_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "out.manifest"
     target.write_bytes(b'{"source":"old"}\n')

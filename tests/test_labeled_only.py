@@ -88,6 +88,9 @@ def test_cli_summary_and_refusals(tmp_path):
     assert "label attributes seen: category" in proc.stderr
     assert not (tmp_path / "none.manifest").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+    # into folders that are not there: refused the same, and they are not left behind, empty
+    proc = run_cli("labeled", str(src), "--label-attribute", "categroy", "-o", str(tmp_path / "nr9" / "a" / "b.m"))
+    assert proc.returncode == 1 and not (tmp_path / "nr9").exists(), proc.stderr
     # a broken line stops it, naming the line; no half-written file
     (tmp_path / "bad.manifest").write_bytes(YOLOV5.read_bytes().splitlines()[0] + b"\n{not json\n")
     proc = run_cli("labeled", str(tmp_path / "bad.manifest"), "--label-attribute", "category",

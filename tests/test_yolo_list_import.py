@@ -58,6 +58,22 @@ def test_a_darknet_folder_is_read_from_its_image_list(tmp_path: Path) -> None:
     assert lines[0]["label-metadata"]["class-map"] == {"0": "cat"}
 
 
+def test_an_image_list_with_a_bom_is_read_as_one_without(tmp_path: Path) -> None:
+    """An image list saved by Notepad starts with a UTF-8 BOM: its first path was read with it
+    (``\\ufeffa.jpg``) and refused as not in the folder (exit 2), where a label file with a BOM
+    is read (``yolo_to_gt`` drops it). A list drops it the same way."""
+    from totask_manifest._analytics.convert import convert
+
+    src = tmp_path / "ds"
+    _image(src / "a.jpg")
+    (src / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (src / "obj.names").write_text("cat\n")
+    (src / "train.txt").write_bytes(b"\xef\xbb\xbfa.jpg\n")
+    convert(str(src), str(tmp_path / "out.manifest"), to="manifest")
+    (line,) = _lines(tmp_path / "out.manifest")
+    assert line["source-ref"] == str(src / "a.jpg") and len(line["label"]["annotations"]) == 1
+
+
 @pytest.mark.slow
 def test_a_voc_style_list_finds_labels_as_darknet_does(tmp_path: Path) -> None:
     src = tmp_path / "voc"

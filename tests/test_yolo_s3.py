@@ -70,6 +70,13 @@ def test_a_re_export_with_fewer_images_leaves_only_its_own_label_files(s3, tmp_p
         convert(str(tmp_path / "new.manifest"), theirs, to="yolo", label_attribute="boxes")
     fs.invalidate_cache()
     assert [p.rsplit("/", 2)[-2:] for p in fs.find(theirs)] == [["labels", "a.txt"]]
+    mine = f"{s3.new_bucket()}/mine"  # a user's own data.yaml (no index.jsonl): not overwritten either
+    fs.pipe(f"{mine}/data.yaml", b"path: /data/mine\n")
+    with pytest.raises(StorageError, match=r"data\.yaml is there and no index\.jsonl"):
+        convert(str(tmp_path / "new.manifest"), mine, to="yolo", label_attribute="boxes")
+    fs.invalidate_cache()
+    assert [p.rsplit("/", 1)[-1] for p in fs.find(mine)] == ["data.yaml"]
+    assert fs.cat_file(f"{mine}/data.yaml") == b"path: /data/mine\n"
 
 
 def _files(fs, dst: str) -> dict[str, bytes]:

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
 from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, backend_refusal, write_failure
+from ._folders import missing_folders, not_a_folder, remove_empty
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
@@ -242,17 +243,6 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _not_a_folder(directory: str) -> str:
-    """What stands where ``directory`` or a folder above it was wanted: the nearest path there is,
-    a file or a link to nothing (``lexists``: a dangling link must be named, not the folder it
-    sits in, which ``exists`` would reach and call a file)."""
-    while not os.path.lexists(directory) and os.path.dirname(directory) != directory:
-        directory = os.path.dirname(directory)
-    if os.path.islink(directory) and not os.path.exists(directory):
-        return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
-    return f"{directory} is a file, not a folder"
-
-
 def read_only_error(url: str, fs: Any) -> StorageError:
     """What a write to a filesystem without writes (fsspec raised ``NotImplementedError``) says."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
@@ -269,6 +259,8 @@ class AtomicWriter:
         self.fs, self.path = url_to_fs(url)
         self._file: Any = None
         self._tmp = ""
+        #: local folders made for the file, deepest first: removed with the temporary
+        self._made: list[str] = []
 
     def __enter__(self) -> IO[bytes]:
         try:
@@ -282,11 +274,15 @@ class AtomicWriter:
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):
             directory = os.path.dirname(os.path.abspath(self.path)) or "."
+            self._made = missing_folders(directory)
             try:
                 os.makedirs(directory, exist_ok=True)
+                fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
             except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
-                raise NotADirectoryError(errno.ENOTDIR, _not_a_folder(directory)) from None
-            fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+                raise NotADirectoryError(errno.ENOTDIR, not_a_folder(directory)) from None
+            except OSError:
+                remove_empty(self._made)
+                raise
             _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file
             self._file = open_write_behind(fd)
@@ -360,6 +356,7 @@ class AtomicWriter:
         with contextlib.suppress(Exception):  # not there (nothing was uploaded): nothing to remove
             if is_local(self.fs):
                 os.unlink(self._tmp)
+                remove_empty(self._made)  # nothing was written: no folder made for it either
             else:  # deleted outright: s3fs answers ``exists`` from a cached listing (see ``_move``), maybe stale
                 self.fs.rm_file(self._tmp)
 

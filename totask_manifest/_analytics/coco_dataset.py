@@ -195,9 +195,16 @@ def coco_to_manifest(
                     key=f"images[{n}].id",
                 )
             seen[image["id"]] = n
+    ann_seen: dict[Any, int] = {}  # annotation id -> its index, refused twice as image ids are
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
+        ann_id = ann.get("id")
+        if isinstance(ann_id, int | float | str) and not isinstance(ann_id, bool):
+            if ann_id in ann_seen:  # pycocotools keeps the last; the export would write one id twice
+                raise FormatError(f"annotation id {ann_id!r} is also annotations[{ann_seen[ann_id]}]'s; one id "
+                                  "names one annotation", fmt="coco", key=f"annotations[{i}].id")
+            ann_seen[ann_id] = i
         if not _plain_id(ann["image_id"]):
             raise FormatError(
                 f"image_id {ann['image_id']!r} is not a number or a string",

@@ -36,7 +36,7 @@ def list_files(src: str) -> list[str]:
     fs, root = url_to_fs(src)
     named: list[str] = []
     if fs.isfile(root + "/obj.data"):
-        for line in read_bytes(root + "/obj.data").decode("utf-8", "replace").splitlines():
+        for line in read_bytes(root + "/obj.data").decode("utf-8", "replace").removeprefix("\ufeff").splitlines():
             m = _OBJ_DATA_KEY.match(line)
             if m:
                 named.append(m.group(2))
@@ -71,7 +71,8 @@ def list_entries(src: str, image_size: Callable[[str], tuple[int, int, int]],
     seen: set[str] = set()
     claimed: set[str] = set()
     for listed in lists:
-        text = read_bytes(root + "/" + listed).decode("utf-8", "replace")
+        # a BOM (Notepad's) is no part of the first path, as it is none of a label file's first class
+        text = read_bytes(root + "/" + listed).decode("utf-8", "replace").removeprefix("\ufeff")
         for n, raw in enumerate(text.splitlines(), start=1):
             path = raw.strip()
             if not path or path.startswith("#"):

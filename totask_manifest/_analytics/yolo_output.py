@@ -43,8 +43,8 @@ from typing import IO, Any
 
 from .. import _signals
 from .._errors import StorageError, UsageError
+from .._folders import not_a_folder
 from .._storage import (
-    _not_a_folder,
     fcntl,
     fsync_dir,
     is_local,
@@ -111,7 +111,7 @@ class YoloOutput:
                         recover(self.root, path)
                     else:  # may be a live one's: judged by who wrote it
                         settle_unlocked(self.root, path, self.dst, self._no_lock)
-            self._refuse_foreign_labels()
+            self._refuse_foreign_dataset()
             self.stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=self.root)
             if _syncfs is not None:
                 self._stage_fd = os.open(self.stage, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -120,7 +120,7 @@ class YoloOutput:
         except BaseException as exc:
             self._release()
             if isinstance(exc, FileExistsError | NotADirectoryError):  # os names no path: say which
-                raise StorageError(f"cannot write {redact_url(self.dst)}: {_not_a_folder(self.root)}") from None
+                raise StorageError(f"cannot write {redact_url(self.dst)}: {not_a_folder(self.root)}") from None
             if isinstance(exc, OSError):
                 raise self._storage_error(exc) from None
             raise
@@ -227,17 +227,27 @@ class YoloOutput:
         labels = os.path.join(self.root, "labels")
         return labels if os.path.lexists(labels) and not os.path.isdir(labels) else None
 
-    def _refuse_foreign_labels(self) -> None:
-        """An export replaces ``labels/`` whole: refused where ``labels/`` holds a file (other than
-        a writer's ``.tmp-*`` temporary) with no ``index.jsonl`` beside it, i.e. no export of this
-        tool's but the user's own label files, which the export would remove. Named by the first."""
+    def _refuse_foreign_dataset(self) -> None:
+        """An export replaces the dataset's entries (``labels/`` whole, and the top files): refused
+        where, with no ``index.jsonl`` (the mark of this tool's export) beside them, a top file is
+        there or ``labels/`` holds a file (other than a writer's ``.tmp-*`` temporary), i.e. no
+        export of this tool's but the user's own files, which the export would replace or remove.
+        Named by the first. (The top files were once replaced without a word: a user's own
+        ``data.yaml`` was overwritten, exit 0.)"""
         def path(rel: str) -> str:
             return os.path.join(self.root, rel) if self.root is not None else url_to_fs(join(self.dst, rel))[1]
 
         labels = path("labels")
-        with contextlib.suppress(Exception):  # s3fs caches listings: what is there now
+        with contextlib.suppress(Exception):  # s3fs caches listings (its parents' too): what is there now
             self.fs.invalidate_cache(labels)
-        if self.fs.exists(path("index.jsonl")) or not self.fs.isdir(labels):
+        if self.fs.exists(path("index.jsonl")):
+            return
+        for name in TOP_FILES[:-1]:  # index.jsonl, the last, is not there
+            if self.fs.exists(path(name)):
+                raise StorageError(f"cannot write {redact_url(self.dst)}: {name} is there and no index.jsonl "
+                                   "beside it: no export of this tool's, and an export would replace it; move it "
+                                   "away or write to another folder")
+        if not self.fs.isdir(labels):
             return
         for entry in sorted(self.fs.find(labels)):  # files: an empty folder holds nothing to lose
             if not posixpath.basename(entry).startswith(".tmp-"):
@@ -264,7 +274,7 @@ class YoloOutput:
         self._lease = stack
         try:
             settle(self.fs, self.dst)  # an earlier export stopped here: finished or removed first
-            self._refuse_foreign_labels()
+            self._refuse_foreign_dataset()
         except BaseException as exc:
             self._release_lease()
             if isinstance(exc, OSError):

@@ -56,6 +56,19 @@ def read_image_size(data: bytes) -> tuple[int, int, int]:
     return info.width, info.height, info.depth
 
 
+def _refuse_not_utf8(body: bytes, url: str) -> None:
+    """A JSON body that is no UTF-8 fails as ``not-utf8`` (the README's rule), saying what it is:
+    a UTF-16 file (Notepad's "Unicode") failed as ``not-json``, in orjson's words ("str is not
+    valid UTF-8: surrogates not allowed"). Asked only of a body JSON refused: no cost otherwise."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LineFailure(f"parse: {redact_url(url)} is UTF-16 (its byte order mark), not UTF-8 text: "
+                          "save it as UTF-8") from None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineFailure(f"parse: {redact_url(url)} is not UTF-8 text ({exc.reason})") from None
+
+
 @dataclass(frozen=True)
 class Conversion:
     """How a job turns documents into labels: its task type and the file options that bear on it."""
@@ -88,6 +101,7 @@ class Conversion:
         try:
             doc = loads_exact(body)  # a document kept as it is keeps its integers, as the SDK's .json()
         except ValueError as exc:
+            _refuse_not_utf8(body, url)
             if fmt == AUTO:
                 try:
                     detected = detect_input_format(body)

@@ -52,7 +52,8 @@ COCO_CATEGORY_ID = "coco-category-id"
 
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
     """Category id -> name. One id listed twice under two names is refused: pycocotools keeps the
-    last, and which one the boxes meant is nowhere said."""
+    last, and which one the boxes meant is nowhere said. So is an empty name: it was imported
+    into a ``class-map`` that ``validate`` and every export refuse (a class needs a name)."""
     cats = doc.get("categories")
     if not isinstance(cats, list):
         raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
@@ -62,6 +63,9 @@ def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
         if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
             raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
         cid, name = class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id"), str(cat["name"])
+        if name == "":
+            raise FormatError(f"category id {cid} has an empty name in categories[{i}]: a class needs a name "
+                              "(no export takes an empty one)", fmt=FMT, key=f"categories[{i}].name")
         if out.get(cid, name) != name:  # pycocotools keeps the last; which one was meant is unsaid
             raise FormatError(
                 f"category id {cid} is also categories[{first[cid]}]'s ({out[cid]!r}, here {name!r}); "

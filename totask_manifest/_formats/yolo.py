@@ -44,7 +44,9 @@ def _float(token: str, *, key: str) -> float:
 def yolo_to_gt(
     text: str | bytes, task_type: str = DETECTION, *, image_size: Any = None, class_names: ClassNames | None = None
 ) -> Labeled:
-    """Read a YOLO label file for one image (blank lines and ``#`` comments are skipped)."""
+    """Read a YOLO label file for one image (blank lines and ``#`` comments are skipped). A
+    leading UTF-8 BOM (Notepad's) is dropped, as the file method drops it: ``convert`` of a YOLO
+    folder read the first class as ``'\\ufeff0'`` and refused a file the file method took."""
     require_task_type(task_type, (DETECTION,), FMT)
     if isinstance(text, bytes):
         try:
@@ -53,6 +55,7 @@ def yolo_to_gt(
             raise FormatError(f"not UTF-8 text: {exc}", fmt=FMT) from None
     if not isinstance(text, str):
         raise FormatError(f"YOLO labels are text, got {json_kind(text)}", fmt=FMT)
+    text = text.removeprefix("\ufeff")
     size = image_size_value(image_size, fmt=FMT)
     if class_names is None:
         raise FormatError("YOLO labels number their classes; give the class names (--class-names FILE; "

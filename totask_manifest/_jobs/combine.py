@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from .._folders import missing_folders, remove_empty
 from .._manifest.io import to_line
 from .._manifest.long_lines import TooLong, message
 from .._manifest.ranges import iter_line_batches, refuse_gzip
 from .._storage import AtomicWriter, is_local, open_read, redact_secret_url, redact_url, url_to_fs
-from .layout import missing_folders, remove_empty
 from .scan_ranges import (
     RUN_LINES,
     InputScan,

@@ -96,29 +96,6 @@ EXPORT_FILE = "synapse-export.manifest"
 JOB_ENTRIES = frozenset({"job.json", "manifests", "failures.jsonl", LEASE_DIR, RUN_FILE, EXPORT_FILE})
 
 
-def missing_folders(directory: str) -> list[str]:
-    """``directory`` and those of its parents that do not exist yet, deepest first: the folders
-    a command writing there creates, to remove again (``remove_empty``) when it leaves nothing
-    there: taking a job's lease (``lease.acquire``), combining a job's input (``combine``)."""
-    missing: list[str] = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    return missing
-
-
-def remove_empty(folders: list[str]) -> None:
-    """Remove ``folders`` (deepest first) while they are empty; stop at the first that is not."""
-    for directory in folders:
-        try:
-            os.rmdir(directory)
-        except OSError:
-            break
-
-
 #: files an operating system's file browser leaves in any folder it shows (macOS, Windows): not a
 #: user's data, so a folder holding only these is as free as an empty one
 _OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})

@@ -51,9 +51,10 @@ from typing import Any
 
 from .. import _signals
 from .._errors import WRITE_ERRNOS, JobError, StorageError, write_failure
+from .._folders import missing_folders, remove_empty
 from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
 from .holder import Holder
-from .layout import LEASE_DIR, file_in_the_way, missing_folders, remove_empty
+from .layout import LEASE_DIR, file_in_the_way
 
 log = logging.getLogger("totask_manifest")
 

@@ -1,0 +1,46 @@
+"""Local folders a writer makes for its output, and what stands where one was wanted.
+
+A command refused part way ("nothing was written": ``labeled``, ``convert``, a job's lease or
+input) removes what it made, the folders for its file included: otherwise a misspelt attribute
+left ``out/a/`` behind, empty. Ground floor: ``_storage.AtomicWriter`` (every file output) and
+``_jobs`` (a job's lease, its combined input) share these.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def missing_folders(directory: str) -> list[str]:
+    """``directory`` and those of its parents that do not exist yet, deepest first: the folders
+    a command writing there creates, to remove again (``remove_empty``) when it leaves nothing
+    there: an atomic write (``_storage.AtomicWriter``), taking a job's lease (``lease.acquire``),
+    combining a job's input (``combine``)."""
+    missing: list[str] = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return missing
+
+
+def remove_empty(folders: list[str]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty; stop at the first that is not."""
+    for directory in folders:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+
+
+def not_a_folder(directory: str) -> str:
+    """What stands where ``directory`` or a folder above it was wanted: the nearest path there is,
+    a file or a link to nothing (``lexists``: a dangling link must be named, not the folder it
+    sits in, which ``exists`` would reach and call a file)."""
+    while not os.path.lexists(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    if os.path.islink(directory) and not os.path.exists(directory):
+        return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
+    return f"{directory} is a file, not a folder"
