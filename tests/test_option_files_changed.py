@@ -39,6 +39,11 @@ def _stopped(tmp_path: Path) -> tuple[list[str], Path, Path]:
     return args, names, job
 
 
+def stop(_metrics: dict[str, int]) -> None:
+    """An ``on_progress`` that stops the job as Ctrl-C does (``annotate`` raises it once recorded)."""
+    raise KeyboardInterrupt
+
+
 def _changed_line(names: Path, job: Path) -> str:
     return (f"totask-manifest resume: error: --toy-names {names} changed since job 'j' started (sha256 differs "
             f"from the one in job.json): {RULE}; restore it, or start a new job for it (totask-manifest clone "
@@ -88,7 +93,7 @@ def test_a_file_gone_is_named_and_an_older_jobs_file_is_not_checked(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_clone_says_the_file_changed_and_records_it_as_it_is_now(tmp_path: Path) -> None:
+def test_clone_and_chain_say_the_file_changed_and_record_it_as_it_is_now(tmp_path: Path) -> None:
     _, names, job = _stopped(tmp_path)
     names.write_text("CAT\nDOG\nBIRD\n")
     r = run_cli("clone", str(job), "--job-name", "k")
@@ -96,8 +101,13 @@ def test_clone_says_the_file_changed_and_records_it_as_it_is_now(tmp_path: Path)
     said = [line for line in r.stderr.splitlines() if "changed since" in line]
     assert said == [f"--toy-names {names} changed since job 'j' started (sha256 differs from the one in its "
                     "job.json); the new job labels with it as it is now"], r.stderr
-    clone = orjson.loads((tmp_path / "out" / "k" / "job.json").read_bytes())
-    assert clone["option-files"]["names"] == {"sha256": hashlib.sha256(b"CAT\nDOG\nBIRD\n").hexdigest(), "size": 13}
+    now = {"sha256": hashlib.sha256(b"CAT\nDOG\nBIRD\n").hexdigest(), "size": 13}
+    assert orjson.loads((tmp_path / "out" / "k" / "job.json").read_bytes())["option-files"] == {"names": now}
+    # chain (the same method: it takes the option over) says it alike, and records the file as it is
+    r = run_cli("chain", str(job), "--job-name", "c")
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "changed since" in line] == said, r.stderr
+    assert orjson.loads((tmp_path / "out" / "c" / "job.json").read_bytes())["option-files"] == {"names": now}
 
 
 @pytest.mark.slow
@@ -112,9 +122,6 @@ def test_file_jobs_class_names_are_checked_on_resume(tmp_path: Path) -> None:
     config = JobConfig(job_name="cn", input=str(sample / "manifest.jsonl"), output_root=str(tmp_path / "out"),
                        label_attribute="boxes", task_type="object-detection", method="file", checkpoint_every=5,
                        options={"url_key": "annotation-ref", "class_names": str(names), "allow_root": str(sample)})
-
-    def stop(_metrics: dict[str, int]) -> None:
-        raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # reaches the caller once the job is recorded STOPPED
         annotate(config, on_progress=stop)
@@ -152,3 +159,26 @@ def test_a_model_factory_file_is_recorded_an_imported_module_and_an_endpoint_are
         "weights": {"sha256": hashlib.sha256(b"weights").hexdigest(), "size": 7}}
     assert recorded("torchvision.models:resnet18") == {}
     assert recorded("http://127.0.0.1:9/predict") == {}
+
+
+@pytest.mark.slow
+def test_a_remote_file_is_known_by_its_etag_and_size(tmp_path: Path, s3) -> None:
+    """An S3 (moto) class-names file: no second read of it, what the store says changes with its
+    content (its ETag) and its size are recorded and compared."""
+    from totask_manifest._errors import JobExistsError
+    from totask_manifest._jobs.state import JobState
+    from totask_manifest._option_files import option_files_for, refuse_changed_files
+
+    url = s3.new_bucket() + "/names.txt"
+    fs = s3.filesystem()
+    fs.pipe(url, b"cat\ndog\n")
+    config = _Config(job_name="r", input="in", output_root=str(tmp_path), label_attribute="cls",
+                     task_type="image-classification", method="file", options={"class_names": url})
+    recorded = option_files_for(config)
+    assert set(recorded["class_names"]) == {"ETag", "size"} and recorded["class_names"]["size"] == 8
+    state = JobState(config=config, status="STOPPED", option_files=recorded)
+    refuse_changed_files(state)  # the same object: nothing said
+    fs.pipe(url, b"cat\nbird\n")
+    with pytest.raises(JobExistsError, match=r"^--class-names s3://.*/names.txt changed since job 'r' started "
+                                             r"\(ETag and size differ from the one in job.json\)"):
+        refuse_changed_files(state)

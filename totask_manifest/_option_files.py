@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._annotators.base import get_annotator_class
+from ._api_checks import DATA_OPTIONS
 from ._errors import JobExistsError, StorageError, TotaskError
 from ._jobs.job import Job
 from ._jobs.scan_ranges import sha256_of
@@ -46,9 +47,10 @@ log = logging.getLogger("totask_manifest")
 
 #: path options that are not files the labels are made with: folders where data may be read from
 #: (``api_checks.DATA_OPTIONS``), and ``--params``, whose content the job keeps (``params``)
-NOT_RECORDED = frozenset({"relative_to", "allow_root", "allow_hosts", "relative_to_appended", "params_file"})
+NOT_RECORDED = frozenset({*DATA_OPTIONS, "params_file"})
 #: what a store's ``info`` gives that changes with a remote file's content (S3, HTTP, GCS, Azure)
-_CONTENT_MARKS = ("ETag", "etag", "md5Hash", "content_md5", "crc32c", "generation", "version_id", "VersionId")
+_CONTENT_MARKS = ("ETag", "etag", "Content-MD5", "Digest", "md5Hash", "content_md5", "crc32c", "generation", "version_id",
+                  "VersionId")
 
 
 def option_files_for(config: JobConfig, started_from: str | None = None) -> dict[str, dict[str, Any]]:
@@ -86,7 +88,7 @@ def refuse_changed_files(state: JobState) -> None:
             raise JobExistsError(f"{flag} {shown} is gone since job {name!r} started (job.json records its "
                                  f"{_what(recorded)}): a job labels every line with the same files; restore it at "
                                  f"that path and resume again, or start a new job ({how})")
-        raise JobExistsError(f"{flag} {shown} changed since job {name!r} started ({_what(recorded)} differs from "
+        raise JobExistsError(f"{flag} {shown} changed since job {name!r} started ({_differs(recorded)} from "
                              "the one in job.json): a job labels every line with the same files; restore it, or "
                              f"start a new job for it ({how})")
 
@@ -104,7 +106,7 @@ def _changed_since(started_from: str, config: JobConfig, now: dict[str, dict[str
         if same and key in now and now[key] != recorded and isinstance(recorded, dict):
             flag, url = _files(config)[key]
             lines.append(f"{flag} {redact_secret_url(url)} changed since job {prev.config.job_name!r} started "
-                         f"({_what(recorded)} differs from the one in its job.json); the new job labels with it "
+                         f"({_differs(recorded)} from the one in its job.json); the new job labels with it "
                          "as it is now")
     return lines
 
@@ -156,6 +158,7 @@ def _identity(url: str) -> dict[str, Any] | None:
             if os.path.isdir(path):
                 return {}
             return {"sha256": sha256_of(url), "size": os.path.getsize(path)}
+        fs.invalidate_cache(path)  # a listing cached by this process (the Python API) is no answer
         info = fs.info(path)
     except FileNotFoundError:
         return None
@@ -174,3 +177,9 @@ def _what(recorded: dict[str, Any]) -> str:
         return "sha256"
     marks = [k for k in recorded if k != "size"]
     return " and ".join([*marks, "size"]) if marks else "size"
+
+
+def _differs(recorded: dict[str, Any]) -> str:
+    """``sha256 differs``, ``ETag and size differ``: what a message says was compared."""
+    what = _what(recorded)
+    return f"{what} {'differ' if ' and ' in what else 'differs'}"
