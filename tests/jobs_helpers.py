@@ -90,8 +90,9 @@ def popen_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     )
 
 
-def killed_midway(args: list[str], job: Path, timeout: float = 120.0) -> None:
-    """Run the CLI with ``args`` and kill it (``SIGKILL``) once the job at ``job`` has checkpointed two parts."""
+def killed_midway(args: list[str], job: Path, timeout: float = 120.0, sig: int = signal.SIGKILL) -> int:
+    """Run the CLI with ``args`` and kill it (``SIGKILL``, or ``sig``: ``SIGINT`` stops the job as
+    Ctrl-C does) once the job at ``job`` has checkpointed two parts; its exit code."""
     from totask_manifest._jobs.layout import JobLayout
 
     proc = popen_cli(*args)
@@ -102,8 +103,9 @@ def killed_midway(args: list[str], job: Path, timeout: float = 120.0) -> None:
             assert time.monotonic() < deadline, "the job made no checkpoint in time"
             time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    return proc.returncode
 
 
 def output_of(root: Path, job: str) -> Path:

@@ -61,6 +61,7 @@ from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_probl
 from ._jobs.state import JobState, empty_metrics, output_stale, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import default_label_attribute
+from ._option_files import option_files_for, refuse_changed_files
 from ._options import set_aside_by
 from ._storage import exists, redact_secret_url, redact_url
 
@@ -122,6 +123,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         if same_job(existing, config, chained_from, cloned_from):
             # the same command again (tuning options aside): carry on (or report) rather than refuse
             refuse_changed_copy(existing, sources)
+            refuse_changed_files(existing)  # before it says it resumes the job: one line
             log.info("job %s exists with this configuration; resuming it", config.job_name)
             tuning = {k: config.options[k] for k in TUNING_OPTIONS if k in config.options}
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
@@ -161,13 +163,12 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         chained_from=chained_from,
         cloned_from=cloned_from,
         engine=run.engine.name,
+        option_files=option_files_for(config, chained_from or cloned_from),  # a changed one said, as the input
     )
     state.save()
     scan.selection.keep(layout.selection)
-    log.info(
-        "job %s: %d line(s), %d to label under %r -> %s",
-        config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url,
-    )
+    log.info("job %s: %d line(s), %d to label under %r -> %s",
+             config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url)
     return execute(state, run)
 
 
@@ -239,10 +240,9 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:
-        raise JobError(
-            f"the input manifest {redact_url(state.effective_input)} changed since job {state.config.job_name!r} started "
-            "(checksum differs); chain a new job from it instead of resuming"
-        )
+        raise JobError(f"the input manifest {redact_url(state.effective_input)} changed since job "
+                       f"{state.config.job_name!r} started (checksum differs); chain a new job from it instead of resuming")
+    refuse_changed_files(state)  # lines to label: with the files the job started with
     run.engine = _engine(run.engine or state.engine)
     run.engine.check(state.config)
     state.status = RUNNING

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from totask_manifest._annotators.base import BatchAnnotator, Failed, Item, Labeled, Outcome
+from totask_manifest._jobs.run import JobRun
 from totask_manifest._options import Options, option
 
 
@@ -106,4 +107,29 @@ class NamedToy(ToyClassifier):
                 name = outcome.metadata["class-name"]
                 outcome.metadata["class-name"] = name.upper() if self.options.upper else (
                     (self.options.name_prefix or "") + name)
+        return out
+
+
+@dataclass(frozen=True)
+class NamesFileOptions(ToyOptions):
+    """The toy's options plus a file of class names, as a plugin's own file option is declared
+    (``path=True``: the job makes it absolute and records what it held)."""
+
+    names: str | None = option(None, flag="--toy-names", metavar="FILE", path=True)
+
+
+class NamesFileToy(ToyClassifier):
+    """The toy, its class names read from ``--toy-names`` (one a line) when it is built."""
+
+    Options = NamesFileOptions
+
+    def __init__(self, context: JobRun) -> None:
+        super().__init__(context)
+        self.names = Path(self.options.names).read_text().split() if self.options.names else ["cat", "dog", "bird"]
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out = super().annotate_batch(items)
+        for outcome in out:
+            if isinstance(outcome, Labeled):
+                outcome.metadata["class-name"] = self.names[outcome.value % len(self.names)]
         return out

@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 #: ``JobState.to_dict``'s keys, the same in every version (``label-job-name`` since job names took
-#: their task type's form)
+#: their task type's form; ``option-files`` since a job records what its option files held)
 TOP_LEVEL = frozenset({
     "job-name", "status", "label-attribute", "task-type", "method", "input", "output-manifest", "metrics",
     "created", "updated", "ended", "chained-from", "cloned-from", "engine", "error", "runs", "label-job-name",
-    "config"})
+    "config", "option-files"})
 #: ``input``'s (``copied-sha256`` for a secret URL's copy, ``given-sha256`` with ``--append``)
 INPUT = frozenset({"url", "read", "sha256", "lines", "copied-sha256", "given-sha256"})
 #: ``metrics``' (``dropped``: labels that dropped what ``--allow-drop`` let them drop)

@@ -67,6 +67,9 @@ class JobState:
     #: its task type's form, set when the job starts and kept by every run; a job an older version
     #: started records none and goes on with the prefixed form it began with (``from_dict``)
     label_job_name: str = ""
+    #: what each file the job's options name held when it started, by option (``option-files``:
+    #: ``_option_files``), compared by every resume; none for a job an older version started
+    option_files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def layout(self) -> JobLayout:
@@ -87,6 +90,7 @@ class JobState:
                 **({"copied-sha256": self.copied_sha256} if self.copied_sha256 else {}),
                 **({"given-sha256": self.given_sha256} if self.given_sha256 else {}),
             },
+            **({"option-files": self.option_files} if self.option_files else {}),
             "output-manifest": self.layout.output_manifest,
             "metrics": self.metrics,
             "created": self.created,
@@ -126,6 +130,7 @@ class JobState:
             error=data.get("error"),
             runs=data.get("runs") or [],
             label_job_name=label_job_name or "",
+            option_files=data.get("option-files") or {},
         )
 
     def __post_init__(self) -> None:
@@ -147,7 +152,7 @@ _REQUIRED: dict[str, tuple[type, ...]] = {"config": (dict,), "status": (str,), "
 _OPTIONAL: dict[str, tuple[type | None, ...]] = {
     "runs": (list,), "engine": (str,), "created": (str,), "updated": (str,),
     "ended": (str, None), "chained-from": (str, None), "cloned-from": (str, None), "error": (str, None),
-    "label-job-name": (str,)}
+    "label-job-name": (str,), "option-files": (dict,)}
 _KIND_WORDS = {dict: "an object", str: "a string", list: "an array", int: "a whole number"}
 
 
@@ -198,6 +203,8 @@ def shape_problem(state: JobState) -> str | None:
         return "config.options is not an object"
     if not isinstance(c.append, list):
         return "config.append is not a list"
+    if any(not isinstance(v, dict) for v in state.option_files.values()):
+        return "option-files holds a value that is not an object"
     if isinstance(c.checkpoint_every, bool) or not isinstance(c.checkpoint_every, int):
         return "config.checkpoint_every is not an integer"
     if state.status not in STATUSES:
