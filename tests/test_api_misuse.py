@@ -201,5 +201,5 @@ def test_a_chained_job_whose_input_is_rewritten_while_it_runs_fails_and_writes_n
     assert second.error is not None and "changed while the job ran" in second.error
     assert not Path(second.output_manifest).exists()
     assert status(second.job_url)["status"] == "FAILED"
-    with pytest.raises(JobError, match="changed since job 'second' started"):
+    with pytest.raises(JobError, match="changed since job 'second' read it"):
         resume(second.job_url)

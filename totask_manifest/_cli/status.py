@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_text, output_stale
+    from .._jobs.state import input_text, output_changed, output_stale
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
                                   shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
     if failures_text is not None:
         lines.append(failures_text)
+    own = Job(args.job_dir)
+    if changed := output_changed(data.get("runs"), own.output_manifest, data["job-name"]):
+        lines.append(f"changed: {changed}")
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "

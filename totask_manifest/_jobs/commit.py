@@ -69,7 +69,7 @@ class Coverage:
 
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
                  attribute: str | None = None, input_sha256: str | None = None, *, failures: bool = False,
-                 stopped: Part | None = None) -> int:
+                 stopped: Part | None = None, written: dict[str, object] | None = None) -> int:
     """Write the output manifest. With ``coverage``, also counts how the records cover the
     job's selection (``selection.bin``, found again by a scan when the folder has none or the
     input changed). ``attribute`` names the selection rule.
@@ -86,7 +86,10 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     input is opened first, so a version swapped in after the check is not the one copied.
 
     ``stopped``: the lines a run stopped on (``Recorder.stopped_part``), merged after the parts:
-    this run's output shows them failed, while the checkpoint leaves them for ``resume``."""
+    this run's output shows them failed, while the checkpoint leaves them for ``resume``.
+
+    ``written`` is given the output's ``size`` and ``sha256`` once it is in place (hashed as it
+    was written: the bytes are not read again), which job.json records (``output_changed``)."""
     coverage = coverage if coverage is not None else Coverage()
     with open_read(input_url) as f:
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
@@ -99,17 +102,21 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
             failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None
             out = files.enter_context(AtomicWriter(layout.output_manifest))
             n = 0
-            for part in _write(f, out, layout, selection, coverage, input_url, stopped):
+            sink = Sink(out)
+            for part in _write(f, sink, layout, selection, coverage, input_url, stopped):
                 if failed is not None and "f" in part.status:
                     n += write_failures(failed, part.records())
+    if written is not None:
+        written["size"] = sink.size
+        if sink.sha256 is not None:
+            written["sha256"] = sink.sha256.hexdigest()
     return n
 
 
-def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
+def _write(f: IO[bytes], sink: Sink, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
            input_url: str, stopped: Part | None = None) -> Iterator[Part]:
     """The merge into ``out``; yields each part once merged (its records are read while it is
     the current one), then ``stopped``."""
-    sink = Sink(out)
     # a local part's bodies are copied from its file by range, never held whole in memory (but
     # a small part's scattered ones, ``BODIES_AT_ONCE``); the kernel reads the parts ahead (``read_ahead``)
     local = "://" not in layout.intermediate

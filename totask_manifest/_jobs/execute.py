@@ -199,10 +199,11 @@ def _finish(
         state.status = FAILED
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
+    written: dict[str, object] = {}
     try:
         write_output(state.effective_input, layout, coverage, state.config.label_attribute, state.input_sha256,
                      failures=True,  # and failures.jsonl, part by part
-                     stopped=plan.recorder.stopped_part() if plan.recorder is not None else None)
+                     stopped=plan.recorder.stopped_part() if plan.recorder is not None else None, written=written)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
@@ -210,6 +211,7 @@ def _finish(
         # summary and ``chain`` do not take it for this run's (``state.output_stale``)
         run_record["output_written"] = False
     else:
+        run_record["output"] = written  # its size and checksum: a file changed since is told apart (output_changed)
         if state.status == COMPLETED and not coverage.exact:
             state.status = FAILED
             error = "the checkpoint does not cover the selection: " + coverage.problem()

@@ -39,7 +39,7 @@ from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, reda
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout
 from .lease import current_holder
-from .state import JobState, record_problem, shape_problem
+from .state import JobState, output_changed, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
 
@@ -161,6 +161,12 @@ class Job:
         if exists(own):
             return own
         return self._recorded_output() or own
+
+    def output_changed(self, sha256: str | None = None) -> str | None:
+        """Why the folder's output manifest is not the one the job wrote (``state.output_changed``:
+        its size, or ``sha256`` where the caller read it whole), or None."""
+        state = self.state
+        return output_changed(state.runs, self.output_manifest, state.config.job_name, sha256)
 
     def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(line number, record)`` for each non-blank line of ``failures.jsonl``; ``record`` is
