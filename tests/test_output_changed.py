@@ -100,7 +100,8 @@ def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path:
     text = manifest.read_bytes()
     manifest.write_bytes(text.replace(b"img_000.jpg", b"img_999.jpg", 1))
     said = (f"the input manifest {manifest} changed since job 'same' read it (checksum differs): the job's lines "
-            "are of the version it read; start a new job from the input as it is now (another --job-name)")
+            "are of the version it read; start a new job from the input as it is now (another --job-name), or put "
+            "back the version the job read and resume it")
     for command in (args, ["resume", str(tmp_path / "out" / "same")]):
         r = run_cli(*command)
         assert r.returncode == 1 and one_line_error(r.stderr).endswith(said), r.stderr

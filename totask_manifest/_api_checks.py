@@ -16,7 +16,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.plugin_errors import plugin_raised_as_usage
-from ._jobs.state import JobState, output_changed, output_stale
+from ._jobs.state import START_ANEW, JobState, input_changed_run, output_changed, output_stale
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
@@ -221,6 +221,9 @@ def chained_output(job: Job) -> str:
     prev = job.state
     output = job.output_manifest
     resume_first = f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
+    if input_changed_run(prev.runs):  # resume would refuse it: the one way forward, as resume says
+        raise JobError(f"job {prev.config.job_name!r} ended {prev.status} without writing its output manifest: "
+                       f"{input_changed_text(prev, while_running=True)}")
     if not exists(output):
         raise JobError(f"job {prev.config.job_name!r} has no output manifest at {redact_secret_url(output)}; {resume_first}")
     if output_stale(prev.runs):
@@ -255,4 +258,4 @@ def input_changed_text(state: JobState, *, while_running: bool = False) -> str:
     input changed (since it read it, or ``while_running``): one way forward, the same in each."""
     when = "while the job ran" if while_running else f"since job {state.config.job_name!r} read it"
     return (f"the input manifest {redact_url(state.effective_input)} changed {when} (checksum differs): the job's "
-            "lines are of the version it read; start a new job from the input as it is now (another --job-name)")
+            f"lines are of the version it read; {START_ANEW}")

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_text, output_changed, output_stale
+    from .._jobs.state import input_changed_run, input_text, output_changed, output_stale
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {input_text(data)}",
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
-                             shown=data["output-manifest"], stale=output_stale(data.get("runs"))),
+                             shown=data["output-manifest"], stale=output_stale(data.get("runs")),
+                             input_changed=input_changed_run(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     failures = JobLayout(Job(args.job_dir).folder).failures  # the folder's own (a renamed copy's too)

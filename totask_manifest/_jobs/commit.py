@@ -27,6 +27,7 @@ from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_
 from .layout import JobLayout
 from .scan_ranges import job_selection
 from .selection import LineSelection
+from .state import START_ANEW
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
@@ -34,6 +35,11 @@ _EXAMPLES = 5
 #: job's lines, scattered in its input): a copy by range was a read and a write system call a
 #: run, 10,000 of each for the chain benchmark (0.09 s of the commit's 0.63 s of CPU)
 BODIES_AT_ONCE = 1 << 20
+
+
+class InputChangedError(JobError):
+    """The input is not the version the job's parts record (``write_output``): the run records
+    it (``input_changed``), so that ``status`` and ``chain`` say what ``resume`` says."""
 
 
 @dataclass
@@ -94,9 +100,9 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     with open_read(input_url) as f:
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
         if input_sha256 and selection is not None and selection.sha256 != input_sha256:
-            raise JobError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum differs: "
-                           "rewritten by another program, or by a resume of a job it was chained from); chain a new job "
-                           "from it")
+            raise InputChangedError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum "
+                                    "differs: rewritten by another program, or by a resume of a job it was chained "
+                                    f"from); {START_ANEW}")
         with contextlib.ExitStack() as files:
             # entered first, left last: failures.jsonl is put in place after the output manifest
             failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None

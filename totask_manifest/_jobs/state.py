@@ -263,6 +263,20 @@ def output_stale(runs: Any) -> bool:
     return False
 
 
+#: the one way forward from a job whose input changed, said by resume, chain, status and the commit
+START_ANEW = ("start a new job from the input as it is now (another --job-name), or put back the version the job "
+              "read and resume it")
+
+
+def input_changed_run(runs: Any) -> bool:
+    """Whether the last run that ended wrote no output manifest because the input changed while
+    it ran (``input_changed`` in its record): resuming cannot write it; a new job can."""
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict) and run.get("ended"):
+            return run.get("input_changed") is True
+    return False
+
+
 def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None) -> str | None:
     """Why the output manifest at ``url`` is not the one the job wrote, or None: its size is not
     the size the run that wrote it recorded (``runs[i]["output"]``, from the commit), or, given
