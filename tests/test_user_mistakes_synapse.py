@@ -209,6 +209,19 @@ def test_output_inside_a_job_folder_is_refused(tmp_path: Path, command: str, tar
     assert not (job / "deeper").exists()
 
 
+def test_another_tools_job_json_above_an_output_does_not_refuse_it(tmp_path: Path) -> None:
+    """Only a job's job.json (an object with 'config', or one too damaged to read) marks a job
+    folder: another tool's job.json in a folder above would refuse every output below it."""
+    manifest = tmp_path / "m.manifest"
+    _labeled_manifest(manifest)
+    (tmp_path / "job.json").write_text('{"name": "a CI job"}')
+    r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "sub" / "l.manifest"))
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "job.json").write_text('{"config": {"job_n')  # a job's, cut short: still a job folder
+    r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "sub" / "k.manifest"))
+    assert r.returncode == 2 and "is inside job folder" in one_line_error(r.stderr)
+
+
 def test_report_page_at_the_top_of_its_own_job_only(tmp_path: Path) -> None:
     from totask_manifest.testing.builders import make_job
 

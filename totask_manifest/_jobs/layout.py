@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import UsageError
 from .._stale_temporaries import abort_uploads
@@ -201,13 +202,16 @@ def file_in_the_way(directory: str) -> str | None:
 def job_folder_holding(url: str, levels: int = 4096) -> str | None:
     """The nearest folder at or above ``url`` (the path itself, then each folder up to the root or
     bucket; ``levels`` of them at most) that holds a ``job.json``, or None. Local paths are resolved first (links, ``..``), so
-    a link into a job folder is found in it. A folder that cannot be read ends the search."""
+    a link into a job folder is found in it. A folder that cannot be read ends the search. A
+    ``job.json`` that is JSON without ``config`` is another tool's (``/tmp/job.json`` would
+    otherwise refuse every output under ``/tmp``); a damaged one is taken for a job's."""
     fs, path = url_to_fs(url)
     local = is_local(fs)
     path = os.path.realpath(path) if local else path.rstrip("/")
     for _level in range(levels):
         try:
-            if os.path.exists(os.path.join(path, "job.json")) if local else fs.exists(join(path, "job.json")):
+            found = os.path.join(path, "job.json") if local else join(path, "job.json")
+            if (os.path.isfile(found) if local else fs.isfile(found)) and _a_jobs(fs, found):
                 return path if local or "://" not in url else f"{url.split('://', 1)[0]}://{path.lstrip('/')}"
         except Exception:  # a storage that refuses the look (no credentials, read-only http): not known
             return None
@@ -233,3 +237,16 @@ def refuse_output_in_job(output: str, *, own_job: str | None = None) -> None:
             return  # at the top of its own job's folder
     raise UsageError(f"the output {redact_url(output)} is inside job folder {redact_url(folder)} (a folder holding "
                      "job.json), whose files only its job writes; give a path outside it")
+
+
+def _a_jobs(fs: Any, path: str) -> bool:
+    """Whether the ``job.json`` at ``path`` may be a job's: not JSON (damaged), or an object
+    holding ``config``; JSON of another shape is another tool's file."""
+    import orjson
+
+    try:
+        with fs.open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, ValueError):
+        return True
+    return isinstance(data, dict) and "config" in data
