@@ -56,6 +56,8 @@ def test_output_cut_short_is_refused_and_shown(job: Path, tmp_path: Path) -> Non
         assert r.returncode == 1 and said in one_line_error(r.stderr), r.stderr
     status = run_cli("status", str(job))
     assert status.returncode == 0 and f"changed: {said}" in status.stdout, status.stdout
+    as_json = json.loads(run_cli("status", str(job), "--format", "json").stdout)
+    assert as_json["output-changed"].startswith(said)
     from totask_manifest._errors import JobError
     from totask_manifest._synapse.apply_plan import load_job_target
 

@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
     raw = api.status(args.job_dir)
     data = map_strings(raw, redact_secret_url)
+    changed = output_changed(data.get("runs"), Job(args.job_dir).output_manifest, data["job-name"])
+    if changed:
+        data["output-changed"] = changed
     if args.format == "json":
         dump_json(data)
         return 0
@@ -49,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
                                   shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
     if failures_text is not None:
         lines.append(failures_text)
-    own = Job(args.job_dir)
-    if changed := output_changed(data.get("runs"), own.output_manifest, data["job-name"]):
+    if changed:
         lines.append(f"changed: {changed}")
     if data.get("holder"):
         h = data["holder"]
