@@ -132,7 +132,14 @@ def refuse_foreign_folder(job_url: str) -> None:
     A folder holding only what a job writes (a start killed before ``job.json`` was written
     leaves ``.lease`` and ``manifests``) is a job's, and an empty or missing one is free.
     Called only where no ``job.json`` exists: a job folder may hold the user's files (a report).
+    Nor inside another job's folder (``--output`` naming a job): that job's ``resume`` would
+    clean this one's temporaries while it runs, and ``rollback`` or a cleanup take its files.
     """
+    root_url = job_url.rstrip("/").rpartition("/")[0]
+    if root_url and (outer := job_folder_holding(root_url)) is not None:
+        where = "is" if outer == root_url else "is inside"
+        raise UsageError(f"the output root {redact_url(root_url)} {where} job folder {redact_url(outer)} (a folder "
+                         "holding job.json), whose files only its job writes; choose another --output")
     fs, root = url_to_fs(job_url)
     try:
         found = os.listdir(root) if is_local(fs) else [
