@@ -58,7 +58,10 @@ class Sink:
         self._block: memoryview | None = None
         #: the bytes written, counted and hashed as they go (job.json records both, so that
         #: ``chain``, ``apply``, ``status`` and ``resume`` can tell an output changed since);
-        #: None once the kernel copied a range, which no hash saw
+        #: None once the kernel copied a range, which no hash saw. Its cost: the commit of a
+        #: 200,000-line job (140 MB written) took 0.31-0.37 s of CPU hashed, 0.19-0.21 s not
+        #: (in-process A/B, 4 runs each), about 0.8 ms a MB: some 0.55 s for the 1M-line
+        #: benchmark's 700 MB output (estimated from that, not measured on it)
         self.size = 0
         self.sha256: hashlib._Hash | None = hashlib.sha256()
 
