@@ -194,12 +194,28 @@ def test_a_chained_job_whose_input_is_rewritten_while_it_runs_fails_and_writes_n
             lines = previous_output.read_bytes().splitlines(keepends=True)
             previous_output.write_bytes(b"".join(b'{"pad":"' + b"x" * 40 + b'",' + line[1:] for line in lines))
 
-    second = chain(first.job_url, "second", label_attribute="other", options={"delay": 0.0},
+    second = chain(first.job_url, "second", label_attribute="other", options={"delay": 0.0, "fail": "text 1"},
                    checkpoint_every=1, on_progress=rewrite_the_input)
     assert rewritten
     assert second.status == "FAILED", second
     assert second.error is not None and "changed while the job ran" in second.error
     assert not Path(second.output_manifest).exists()
     assert status(second.job_url)["status"] == "FAILED"
-    with pytest.raises(JobError, match="changed since job 'second' started"):
+    anew = ("start a new job from the input as it is now (another --job-name), or put back the version the job "
+            "read and resume it")
+    with pytest.raises(JobError, match="changed since job 'second' read it") as refused:
         resume(second.job_url)
+    assert str(refused.value).endswith(anew)
+    # status said "resume the job to write it" and chain "resume it first", which resume refuses:
+    # all three give the one way forward now
+    from tests.jobs_helpers import run_cli
+    from totask_manifest import write_report
+
+    shown = run_cli("status", second.job_url)
+    assert f"its input changed while it ran: {anew})" in shown.stdout and "resume the job" not in shown.stdout
+    chained = run_cli("chain", second.job_url, "--job-name", "third")
+    assert chained.returncode == 1 and chained.stderr.strip().endswith(anew), chained.stderr
+    # the report said "Failures (0) no failures" beside counts of 1 failed: failures.jsonl was
+    # never written; the failures are read from the checkpoint parts, as for a killed job
+    assert second.metrics["failed"] == 1
+    assert write_report(second.job_url, tmp_path / "r.html", samples=0).failures == 1

@@ -92,3 +92,24 @@ def test_a_file_in_the_place_of_a_folder_is_named(tmp_path, where):
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"{in_the_way} is a file, not a folder" in r.stderr and ".lease" not in r.stderr, r.stderr
     assert in_the_way.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("inside", ["", "manifests", "deeper/still"])
+def test_a_job_inside_another_jobs_folder_is_refused(tmp_path, inside):
+    """``annotate --output out/victim`` (a job folder, or a folder in it) made a job inside that
+    job, whose resume then cleans this one's temporaries while it runs; refused, exit 2, one line,
+    nothing written in the other job's folder."""
+    from totask_manifest.testing.builders import make_job
+
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"s3://b/a.jpg"}\n')
+    victim = make_job(tmp_path / "out", inp, name="victim")
+    before = sorted(p.relative_to(victim) for p in victim.rglob("*"))
+    root = victim / inside if inside else victim
+    r = _annotate(inp, root)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    where = "is" if not inside else "is inside"
+    assert lines[0].endswith(f"the output root {root} {where} job folder {victim} (a folder holding job.json), whose "
+                             "files only its job writes; choose another --output"), r.stderr
+    assert sorted(p.relative_to(victim) for p in victim.rglob("*")) == before

@@ -178,6 +178,63 @@ def test_output_beside_the_input_is_written(tmp_path: Path) -> None:
     assert (tmp_path / "m.labeled").read_bytes().count(b"\n") == 1
 
 
+@pytest.mark.parametrize("target", ["manifests/output/output.manifest", "job.json", "labeled.manifest",
+                                    "manifests/intermediate/part-000000.ckpt", "deeper/new/x.manifest", "."])
+@pytest.mark.parametrize("command", ["labeled", "convert", "report", "export"])
+def test_output_inside_a_job_folder_is_refused(tmp_path: Path, command: str, target: str) -> None:
+    """``convert c3.json JOB/manifests/output/output.manifest --to manifest`` replaced a finished
+    job's output manifest, and ``labeled ... -o OTHER/job.json`` its job.json (the job could no
+    longer be read), exit 0: only the command's own input was refused as its output. A path
+    inside a job folder, at any depth, is refused by every writer, one line, exit 2, nothing
+    written; ``report`` still puts its page at the top of its own job (the README's JOB/report.html)."""
+    from totask_manifest.testing.builders import make_job
+
+    if command == "report" and target == "labeled.manifest":
+        pytest.skip("the top of its own job's folder is where report puts its page (the next test)")
+    manifest = tmp_path / "m.manifest"
+    _labeled_manifest(manifest)
+    job = make_job(tmp_path / "out", manifest, name="victim")
+    before = {p: p.read_bytes() for p in job.rglob("*") if p.is_file()}
+    dst = str(job / target) if target != "." else str(job)
+    args = {"labeled": ["labeled", str(manifest), "--label-attribute", "cls", "-o", dst],
+            "convert": ["convert", str(manifest), dst, "--to", "dm-schema-v1", "--label-attribute", "cls"],
+            "report": ["report", str(tmp_path / "out" / "victim"), "-o", dst],
+            "export": ["export", "--project", "1", "-o", dst]}[command]
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    line = one_line_error(r.stderr)
+    if command != "report" or target == "deeper/new/x.manifest":  # report's own words for the job's files
+        assert f"is inside job folder {job} (a folder holding job.json)" in line, line
+    assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file()} == before
+    assert not (job / "deeper").exists()
+
+
+def test_another_tools_job_json_above_an_output_does_not_refuse_it(tmp_path: Path) -> None:
+    """Only a job's job.json (an object with 'config', or one too damaged to read) marks a job
+    folder: another tool's job.json in a folder above would refuse every output below it."""
+    manifest = tmp_path / "m.manifest"
+    _labeled_manifest(manifest)
+    (tmp_path / "job.json").write_text('{"name": "a CI job"}')
+    r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "sub" / "l.manifest"))
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "job.json").write_text('{"config": {"job_n')  # a job's, cut short: still a job folder
+    r = run_cli("labeled", str(manifest), "--label-attribute", "cls", "-o", str(tmp_path / "sub" / "k.manifest"))
+    assert r.returncode == 2 and "is inside job folder" in one_line_error(r.stderr)
+
+
+def test_report_page_at_the_top_of_its_own_job_only(tmp_path: Path) -> None:
+    from totask_manifest.testing.builders import make_job
+
+    manifest = tmp_path / "m.manifest"
+    _labeled_manifest(manifest)
+    job = make_job(tmp_path / "out", manifest, name="mine")
+    other = make_job(tmp_path / "out", manifest, name="other")
+    assert run_cli("report", str(job), "-o", str(job / "report.html")).returncode == 0
+    r = run_cli("report", str(job), "-o", str(other / "report.html"))
+    assert r.returncode == 2 and f"is inside job folder {other}" in one_line_error(r.stderr)
+    assert not (other / "report.html").exists()
+
+
 # -- --concurrency 0 is refused by every Synapse command before anything happens ------------------
 
 @pytest.mark.parametrize("command", ["run", "rollback", "apply"])

@@ -17,10 +17,12 @@ from typing import Any
 from ._annotators.base import check_installed, get_annotator_class
 from ._api_checks import (
     DATA_OPTIONS,
+    chained_output,
     check_config,
     check_options,
     completed_as_is,
     completed_result,
+    input_changed_text,
     refuse_out_of_range,
     refuse_own_name,
     refuse_undeclared_options,
@@ -58,7 +60,7 @@ from ._jobs.layout import refuse_foreign_folder
 from ._jobs.lease import busy_error, current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
-from ._jobs.state import JobState, empty_metrics, output_stale, runs_as_seen
+from ._jobs.state import JobState, empty_metrics, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import default_label_attribute
 from ._option_files import option_files_for, refuse_changed_files
@@ -150,6 +152,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         scan = scan_input(input_url, config.label_attribute)
         raise_for_problems(input_url, scan)
         raise_for_no_data(input_url, scan)
+    if chained_from is not None and not config.append and (changed := Job(chained_from).output_changed(scan.sha256)):
+        raise JobError(changed)  # the same size, edited: its checksum is the scan's
     if cloned_from is not None and (changed := Job(cloned_from).input_changed(scan.sha256, config.append)):
         log.warning("%s", changed)  # one line; the clone goes on with the manifest as it is now
     state = JobState(
@@ -240,8 +244,7 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     # the selection kept with the job, while the input's fingerprint is unchanged: the input is not read again
     selection = job_selection(state.layout, state.effective_input, state.config.label_attribute)
     if selection.sha256 != state.input_sha256:
-        raise JobError(f"the input manifest {redact_url(state.effective_input)} changed since job "
-                       f"{state.config.job_name!r} started (checksum differs); chain a new job from it instead of resuming")
+        raise JobError(input_changed_text(state))
     refuse_changed_files(state)  # lines to label: with the files the job started with
     run.engine = _engine(run.engine or state.engine)
     run.engine.check(state.config)
@@ -284,13 +287,7 @@ def chain(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
             f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
         )
-    output = job.output_manifest  # the folder's own, where it was moved or renamed
-    resume_first = f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
-    if not exists(output):
-        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {redact_secret_url(output)}; {resume_first}")
-    if output_stale(prev.runs):  # chained from, it would lose (label again) what the last run labeled
-        raise JobError(f"job {prev.config.job_name!r} ended {prev.status} without writing its output manifest: "
-                       f"{redact_secret_url(output)} is an earlier run's, without the lines labeled since; {resume_first}")
+    output = chained_output(job)  # the folder's own, where it was moved or renamed
     new_type = task_type or prev.config.task_type
     if label_attribute is None:
         if prev.status == COMPLETED:

@@ -11,17 +11,17 @@ import os
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import JobExistsError, UsageError
+from ._errors import JobError, JobExistsError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.plugin_errors import plugin_raised_as_usage
-from ._jobs.state import JobState
+from ._jobs.state import START_ANEW, JobState, input_changed_run, output_changed, output_stale
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
 from ._plugin_output import plugin_code
-from ._storage import exists, redact_secret_url, refuse_half_scheme
+from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -192,6 +192,10 @@ def completed_result(state: JobState) -> JobResult | None:
 
     if state.status != COMPLETED or not exists(state.layout.output_manifest):
         return None
+    if changed := output_changed(state.runs, state.layout.output_manifest, state.config.job_name):  # not the job's
+        raise JobError(changed)
+    if input_changed(state):  # "nothing to do" would say the input as it is now was labeled
+        raise JobError(input_changed_text(state))
     log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
     _signals.done("the job COMPLETED")
     return job_result(state)
@@ -207,3 +211,51 @@ def refuse_own_name(config: JobConfig, chained_from: str | None, cloned_from: st
         raise JobExistsError(f"job {config.job_name!r} at {redact_secret_url(config.job_url)} is the job being {how}: "
                              "--job-name names the new job, written beside it; choose another --job-name")
 
+
+
+def chained_output(job: Job) -> str:
+    """The output manifest a job is chained from, refused (``JobError``) where it is not there,
+    is an earlier run's (the last run could not write it: chained from, it would lose, label
+    again, what that run labeled), or changed since the job wrote it (its size; the checksum
+    once the new job's scan has read it)."""
+    prev = job.state
+    output = job.output_manifest
+    resume_first = f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"
+    if input_changed_run(prev.runs):  # resume would refuse it: the one way forward, as resume says
+        raise JobError(f"job {prev.config.job_name!r} ended {prev.status} without writing its output manifest: "
+                       f"{input_changed_text(prev, while_running=True)}")
+    if not exists(output):
+        raise JobError(f"job {prev.config.job_name!r} has no output manifest at {redact_secret_url(output)}; {resume_first}")
+    if output_stale(prev.runs):
+        raise JobError(f"job {prev.config.job_name!r} ended {prev.status} without writing its output manifest: "
+                       f"{redact_secret_url(output)} is an earlier run's, without the lines labeled since; {resume_first}")
+    if changed := job.output_changed():
+        raise JobError(changed)
+    return output
+
+
+def input_changed(state: JobState) -> bool:
+    """Whether the job's input is not the version it read (its checksum differs), looked at
+    without writing anything (a COMPLETED job is reported from a read-only folder): the input is
+    read again only where its fingerprint (size, modification time, ETag) is not the one its
+    ``selection.bin`` kept. An input that cannot be read is not said to have changed (a
+    COMPLETED job does not need it; ``resume`` names it where it does)."""
+    from ._errors import StorageError
+    from ._jobs.scan_ranges import fingerprint, sha256_of
+    from ._jobs.selection import LineSelection
+
+    kept = LineSelection.load(state.layout.selection)
+    if kept is not None and kept.fingerprint is not None and kept.fingerprint == fingerprint(state.effective_input):
+        return kept.sha256 != state.input_sha256
+    try:
+        return sha256_of(state.effective_input) != state.input_sha256
+    except (StorageError, OSError):
+        return False
+
+
+def input_changed_text(state: JobState, *, while_running: bool = False) -> str:
+    """What ``resume``, the same ``annotate`` again, ``chain`` and ``status`` say of a job whose
+    input changed (since it read it, or ``while_running``): one way forward, the same in each."""
+    when = "while the job ran" if while_running else f"since job {state.config.job_name!r} read it"
+    return (f"the input manifest {redact_url(state.effective_input)} changed {when} (checksum differs): the job's "
+            f"lines are of the version it read; {START_ANEW}")

@@ -16,7 +16,7 @@ from typing import Any
 from .. import _signals
 from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
-from .._jobs.layout import check_job_name
+from .._jobs.layout import check_job_name, refuse_output_in_job
 from .._manifest.io import refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
@@ -166,6 +166,7 @@ def convert(
     refuse_empty_path(src, "input (src)")
     refuse_empty_path(dst, "output (dst)")
     refuse_output_over_input(src, dst)
+    refuse_output_in_job(dst)
     if to != "yolo":  # one file: before anything is read
         refuse_folder_name(dst)
     if to != "manifest":  # an export (an import's name is held to the naming rules)

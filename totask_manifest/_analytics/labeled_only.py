@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from .._errors import ManifestError
+from .._jobs.layout import refuse_output_in_job
 from .._jobs.selection import needs_label
 from .._manifest.io import read_lines, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
@@ -78,6 +79,7 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     refuse_empty_path(src, "input (src)")
     refuse_empty_path(dst, "output (dst)")
     refuse_output_over_input(src, dst)
+    refuse_output_in_job(dst)
     refuse_folder_name(dst)
     refuse_not_an_attribute(label_attribute)
     remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)

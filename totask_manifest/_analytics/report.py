@@ -21,7 +21,7 @@ from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
 from .._jobs.job import Job
 from .._jobs.known_keys import newer_version_note, unknown_keys
-from .._jobs.layout import LEASE_DIR
+from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
 from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
@@ -331,6 +331,7 @@ def write_report(
     if samples < 0:  # a negative count read as none: the page would lack its images without a word
         raise UsageError(f"--samples must be 0 or more (got {samples})")
     _refuse_output_over_job_files(job_url, output)
+    refuse_output_in_job(output, own_job=job_url)
     refuse_folder_name(output)  # before the images are fetched
     html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
                                               max_image_pixels=max_image_pixels)

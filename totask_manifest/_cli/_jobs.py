@@ -213,7 +213,8 @@ def _print_result(result: JobResult, stream) -> None:
     )
     # the output root may carry user:password@ or a signed query: printed without them
     print(output_manifest_line(result.output_manifest, result.status,
-                               shown=redact_secret_url(result.output_manifest), stale=result.output_stale), file=stream)
+                               shown=redact_secret_url(result.output_manifest), stale=result.output_stale,
+                               input_changed=result.input_changed), file=stream)
     failures = failures_line(result.failures_url, result.status, m.get("failed"),
                              shown=redact_secret_url(result.failures_url), stale=result.output_stale)
     if failures is not None:
@@ -240,14 +241,18 @@ def runs_lines(runs: list) -> list[str]:
 
 
 def output_manifest_line(url: str, status: str, *, running: bool = False, shown: str | None = None,
-                         stale: bool = False) -> str:
+                         stale: bool = False, input_changed: bool = False) -> str:
     """``output manifest: URL``, or that it is not written yet: the job's result and ``status``
     say the same (a job another process is ``running`` writes it when it ends; resume would be refused).
     ``shown``: the URL as printed (without its secrets), where ``url`` is the one looked up.
     ``stale``: the last run could not write it, so a file there is an earlier run's (before, it was
-    printed as the job's output, with metrics counting lines it does not hold)."""
+    printed as the job's output, with metrics counting lines it does not hold). ``input_changed``:
+    the last run could not write it because its input changed while it ran, which resume refuses."""
+    from .._jobs.state import START_ANEW
+
     shown = url if shown is None else shown
-    then = "the running job writes it when it ends" if running else "resume the job to write it"
+    then = ("the running job writes it when it ends" if running else
+            f"its input changed while it ran: {START_ANEW}" if input_changed else "resume the job to write it")
     if stale and not running and status != COMPLETED and _written(url, status):
         return (f"output manifest: not written by the last run ({shown} is an earlier run's, without the "
                 f"lines labeled since; {then})")

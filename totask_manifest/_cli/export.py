@@ -27,11 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._jobs.layout import refuse_output_in_job
     from .._synapse.export import (  # on use: the CLI starts without the heavy libraries
         export_tasks,
         parse_filters,
     )
     from ._terminate import sigterm_as_interrupt
+
+    refuse_output_in_job(args.output)  # not in export_tasks: the ToTask action exports into its own job
 
     with sigterm_as_interrupt():  # a SIGTERM removes the half-written manifest's temporary, as a Ctrl-C does
         result = export_tasks(

@@ -23,12 +23,15 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_text, output_stale
+    from .._jobs.state import input_changed_run, input_text, output_changed, output_stale
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
     raw = api.status(args.job_dir)
     data = map_strings(raw, redact_secret_url)
+    changed = output_changed(data.get("runs"), Job(args.job_dir).output_manifest, data["job-name"])
+    if changed:
+        data["output-changed"] = changed
     if args.format == "json":
         dump_json(data)
         return 0
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {input_text(data)}",
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
-                             shown=data["output-manifest"], stale=output_stale(data.get("runs"))),
+                             shown=data["output-manifest"], stale=output_stale(data.get("runs")),
+                             input_changed=input_changed_run(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     failures = JobLayout(Job(args.job_dir).folder).failures  # the folder's own (a renamed copy's too)
@@ -48,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
                                   shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
     if failures_text is not None:
         lines.append(failures_text)
+    if changed:
+        lines.append(f"changed: {changed}")
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "

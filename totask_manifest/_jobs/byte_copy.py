@@ -10,6 +10,7 @@ without moving the bytes. The bytes written are the same either way.
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
 from typing import IO
@@ -55,6 +56,14 @@ class Sink:
         #: reused block and written from it (``_pread_write``)
         self._raw = raw if isinstance(raw, io.FileIO) and hasattr(os, "preadv") else None
         self._block: memoryview | None = None
+        #: the bytes written, counted and hashed as they go (job.json records both, so that
+        #: ``chain``, ``apply``, ``status`` and ``resume`` can tell an output changed since);
+        #: None once the kernel copied a range, which no hash saw. Its cost: the commit of a
+        #: 200,000-line job (140 MB written) took 0.31-0.37 s of CPU hashed, 0.19-0.21 s not
+        #: (in-process A/B, 4 runs each), about 0.8 ms a MB: some 0.55 s for the 1M-line
+        #: benchmark's 700 MB output (estimated from that, not measured on it)
+        self.size = 0
+        self.sha256: hashlib._Hash | None = hashlib.sha256()
 
     @property
     def kernel_copies(self) -> bool:
@@ -63,6 +72,12 @@ class Sink:
 
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
+        self._saw(data)
+
+    def _saw(self, data: bytes | memoryview) -> None:
+        self.size += len(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
 
     def copy(self, src: IO[bytes], start: int, length: int, what: str = "input manifest") -> None:
         """Bytes ``[start, start + length)`` of ``src`` to the output. ``src``'s own position is
@@ -77,7 +92,7 @@ class Sink:
         if src_fd is not None and self._raw is not None:
             self._pread_write(src_fd, start, length, what)
             return
-        _read_write(src, self.out, start, length, what)
+        _read_write(src, self, start, length, what)
 
     def _pread_write(self, src_fd: int, start: int, length: int, what: str) -> None:
         """A range of a local file to a local output, through one block reused for every copy
@@ -94,6 +109,7 @@ class Sink:
             if n == 0:
                 raise JobError(_SHORT.format(what=what))
             view = block[:n]
+            self._saw(view)
             while view:  # a file may take fewer bytes than given
                 written = self._raw.write(view)
                 if not written:
@@ -116,6 +132,8 @@ class Sink:
                 return start, length
             if n == 0:
                 raise JobError(_SHORT.format(what=what))
+            self.size += n
+            self.sha256 = None  # bytes no hash saw
             if self._behind is not None:
                 self._behind.wrote(n)
             start += n
@@ -123,7 +141,7 @@ class Sink:
         return start, 0
 
 
-def _read_write(src: IO[bytes], out: IO[bytes], start: int, length: int, what: str) -> None:
+def _read_write(src: IO[bytes], out: Sink, start: int, length: int, what: str) -> None:
     if src.tell() != start:
         src.seek(start)
     while length > 0:

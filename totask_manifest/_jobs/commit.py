@@ -27,6 +27,7 @@ from .checkpoint import Part, Record, iter_parts, load_part, part_summary, read_
 from .layout import JobLayout
 from .scan_ranges import job_selection
 from .selection import LineSelection
+from .state import START_ANEW
 
 #: line numbers kept for the message when coverage is broken
 _EXAMPLES = 5
@@ -34,6 +35,11 @@ _EXAMPLES = 5
 #: job's lines, scattered in its input): a copy by range was a read and a write system call a
 #: run, 10,000 of each for the chain benchmark (0.09 s of the commit's 0.63 s of CPU)
 BODIES_AT_ONCE = 1 << 20
+
+
+class InputChangedError(JobError):
+    """The input is not the version the job's parts record (``write_output``): the run records
+    it (``input_changed``), so that ``status`` and ``chain`` say what ``resume`` says."""
 
 
 @dataclass
@@ -69,7 +75,7 @@ class Coverage:
 
 def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = None,
                  attribute: str | None = None, input_sha256: str | None = None, *, failures: bool = False,
-                 stopped: Part | None = None) -> int:
+                 stopped: Part | None = None, written: dict[str, object] | None = None) -> int:
     """Write the output manifest. With ``coverage``, also counts how the records cover the
     job's selection (``selection.bin``, found again by a scan when the folder has none or the
     input changed). ``attribute`` names the selection rule.
@@ -86,30 +92,37 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
     input is opened first, so a version swapped in after the check is not the one copied.
 
     ``stopped``: the lines a run stopped on (``Recorder.stopped_part``), merged after the parts:
-    this run's output shows them failed, while the checkpoint leaves them for ``resume``."""
+    this run's output shows them failed, while the checkpoint leaves them for ``resume``.
+
+    ``written`` is given the output's ``size`` and ``sha256`` once it is in place (hashed as it
+    was written: the bytes are not read again), which job.json records (``output_changed``)."""
     coverage = coverage if coverage is not None else Coverage()
     with open_read(input_url) as f:
         selection = job_selection(layout, input_url, attribute) if attribute is not None else None
         if input_sha256 and selection is not None and selection.sha256 != input_sha256:
-            raise JobError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum differs: "
-                           "rewritten by another program, or by a resume of a job it was chained from); chain a new job "
-                           "from it")
+            raise InputChangedError(f"the input manifest {redact_url(input_url)} changed while the job ran (checksum "
+                                    "differs: rewritten by another program, or by a resume of a job it was chained "
+                                    f"from); {START_ANEW}")
         with contextlib.ExitStack() as files:
             # entered first, left last: failures.jsonl is put in place after the output manifest
             failed = files.enter_context(AtomicWriter(layout.failures)) if failures else None
             out = files.enter_context(AtomicWriter(layout.output_manifest))
             n = 0
-            for part in _write(f, out, layout, selection, coverage, input_url, stopped):
+            sink = Sink(out)
+            for part in _write(f, sink, layout, selection, coverage, input_url, stopped):
                 if failed is not None and "f" in part.status:
                     n += write_failures(failed, part.records())
+    if written is not None:
+        written["size"] = sink.size
+        if sink.sha256 is not None:
+            written["sha256"] = sink.sha256.hexdigest()
     return n
 
 
-def _write(f: IO[bytes], out: AtomicWriter, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
+def _write(f: IO[bytes], sink: Sink, layout: JobLayout, selection: LineSelection | None, coverage: Coverage,
            input_url: str, stopped: Part | None = None) -> Iterator[Part]:
     """The merge into ``out``; yields each part once merged (its records are read while it is
     the current one), then ``stopped``."""
-    sink = Sink(out)
     # a local part's bodies are copied from its file by range, never held whole in memory (but
     # a small part's scattered ones, ``BODIES_AT_ONCE``); the kernel reads the parts ahead (``read_ahead``)
     local = "://" not in layout.intermediate

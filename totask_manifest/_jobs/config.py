@@ -78,6 +78,8 @@ class JobResult:
     error: str | None = None
     #: the output manifest there is an earlier run's: the last run could not write its own
     output_stale: bool = False
+    #: the last run wrote no output manifest because its input changed while it ran
+    input_changed: bool = False
 
     @property
     def ok(self) -> bool:

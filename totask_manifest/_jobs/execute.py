@@ -25,7 +25,7 @@ from .._errors import TotaskError
 from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
-from .commit import Coverage, write_output
+from .commit import Coverage, InputChangedError, write_output
 from .config import JobResult
 from .damaged_parts import summarize_setting_aside
 from .layout import clean_temporaries
@@ -35,7 +35,7 @@ from .progress import Progress
 from .quiet_gc import fewer_collections
 from .recorder import Recorder
 from .run import JobRun
-from .state import JobState, now_iso, output_stale, runs_as_seen, started_run
+from .state import JobState, input_changed_run, now_iso, output_stale, runs_as_seen, started_run
 from .status import COMPLETED, FAILED, STOPPED
 
 log = logging.getLogger("totask_manifest")
@@ -199,17 +199,21 @@ def _finish(
         state.status = FAILED
         error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
     coverage = Coverage()
+    written: dict[str, object] = {}
     try:
         write_output(state.effective_input, layout, coverage, state.config.label_attribute, state.input_sha256,
                      failures=True,  # and failures.jsonl, part by part
-                     stopped=plan.recorder.stopped_part() if plan.recorder is not None else None)
+                     stopped=plan.recorder.stopped_part() if plan.recorder is not None else None, written=written)
     except (TotaskError, OSError) as exc:  # a full disk: job.json still says what happened
         state.status = FAILED
         error = (f"{error}; " if error else "") + f"output manifest not written: {_one_line(exc)}"
         # an earlier run's output manifest may still be there: recorded, so that ``status``, the
         # summary and ``chain`` do not take it for this run's (``state.output_stale``)
         run_record["output_written"] = False
+        if isinstance(exc, InputChangedError):
+            run_record["input_changed"] = True
     else:
+        run_record["output"] = written  # its size and checksum: a file changed since is told apart (output_changed)
         if state.status == COMPLETED and not coverage.exact:
             state.status = FAILED
             error = "the checkpoint does not cover the selection: " + coverage.problem()
@@ -254,6 +258,7 @@ def job_result(state: JobState) -> JobResult:
         failures_url=state.layout.failures,
         error=state.error,
         output_stale=output_stale(state.runs),
+        input_changed=input_changed_run(state.runs),
     )
 
 

@@ -39,7 +39,7 @@ from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, reda
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout
 from .lease import current_holder
-from .state import JobState, record_problem, shape_problem
+from .state import JobState, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
 
@@ -162,13 +162,22 @@ class Job:
             return own
         return self._recorded_output() or own
 
+    def output_changed(self, sha256: str | None = None) -> str | None:
+        """Why the folder's output manifest is not the one the job wrote (``state.output_changed``:
+        its size, or ``sha256`` where the caller read it whole), or None."""
+        state = self.state
+        return output_changed(state.runs, self.output_manifest, state.config.job_name, sha256)
+
     def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(line number, record)`` for each non-blank line of ``failures.jsonl``; ``record`` is
         None for a line that is not a JSON object; none when the file is not there. A job still
         RUNNING (live, or killed) writes that file only when it ends, or holds an earlier run's:
         its failures are read from the checkpoint parts instead, numbered by failure, so none is
-        hidden."""
-        if self.record().get("status") == RUNNING:
+        hidden; so are those of a job whose last run could not write it (``output_stale``: an input
+        changed while it ran, a full disk), where the file is missing or an earlier run's (its
+        report said "no failures" beside counts of 1,201 failed)."""
+        record = self.record()
+        if record.get("status") == RUNNING or output_stale(record.get("runs")):
             from .commit import failed_records, failure_entry  # on use: the commit layer is heavier
 
             for number, rec in enumerate(failed_records(self.layout), start=1):

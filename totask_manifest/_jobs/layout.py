@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .._errors import UsageError
 from .._stale_temporaries import abort_uploads
-from .._storage import is_local, join, url_to_fs
+from .._storage import is_local, join, redact_url, url_to_fs
 
 _PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
@@ -108,7 +109,14 @@ def refuse_foreign_folder(job_url: str) -> None:
     A folder holding only what a job writes (a start killed before ``job.json`` was written
     leaves ``.lease`` and ``manifests``) is a job's, and an empty or missing one is free.
     Called only where no ``job.json`` exists: a job folder may hold the user's files (a report).
+    Nor inside another job's folder (``--output`` naming a job): that job's ``resume`` would
+    clean this one's temporaries while it runs, and ``rollback`` or a cleanup take its files.
     """
+    root_url = job_url.rstrip("/").rpartition("/")[0]
+    if root_url and (outer := job_folder_holding(root_url)) is not None:
+        where = "is" if outer == root_url else "is inside"
+        raise UsageError(f"the output root {redact_url(root_url)} {where} job folder {redact_url(outer)} (a folder "
+                         "holding job.json), whose files only its job writes; choose another --output")
     fs, root = url_to_fs(job_url)
     try:
         found = os.listdir(root) if is_local(fs) else [
@@ -173,3 +181,56 @@ def file_in_the_way(directory: str) -> str | None:
             return None
         directory = parent
     return directory if directory and not os.path.isdir(directory) else None
+
+
+def job_folder_holding(url: str, levels: int = 4096) -> str | None:
+    """The nearest folder at or above ``url`` (the path itself, then each folder up to the root or
+    bucket; ``levels`` of them at most) that holds a ``job.json``, or None. Local paths are resolved first (links, ``..``), so
+    a link into a job folder is found in it. A folder that cannot be read ends the search. A
+    ``job.json`` that is JSON without ``config`` is another tool's (``/tmp/job.json`` would
+    otherwise refuse every output under ``/tmp``); a damaged one is taken for a job's."""
+    fs, path = url_to_fs(url)
+    local = is_local(fs)
+    path = os.path.realpath(path) if local else path.rstrip("/")
+    for _level in range(levels):
+        try:
+            found = os.path.join(path, "job.json") if local else join(path, "job.json")
+            if (os.path.isfile(found) if local else fs.isfile(found)) and _a_jobs(fs, found):
+                return path if local or "://" not in url else f"{url.split('://', 1)[0]}://{path.lstrip('/')}"
+        except Exception:  # a storage that refuses the look (no credentials, read-only http): not known
+            return None
+        parent = os.path.dirname(path) if local else path.rpartition("/")[0]
+        if not parent or parent == path:
+            return None
+        path = parent
+    return None
+
+
+def refuse_output_in_job(output: str, *, own_job: str | None = None) -> None:
+    """Refuse a command's output inside a job folder (``convert``, ``labeled``, ``report``,
+    ``export``): the file would replace the job's output manifest, ``job.json`` or a checkpoint
+    part, or lie among them where the job's next run, ``chain`` or ``apply`` reads it as the job's.
+    Only ``report`` of ``own_job`` may put its page at the top of that job's folder, as the README
+    does (``JOB/report.html``; the job's own files there are refused before this)."""
+    folder = job_folder_holding(output)
+    if folder is None:
+        return
+    if own_job is not None and folder == job_folder_holding(own_job, 1):
+        above = os.path.dirname(os.path.abspath(output)) if "://" not in output else output.rpartition("/")[0]
+        if folder == job_folder_holding(above, 1):
+            return  # at the top of its own job's folder
+    raise UsageError(f"the output {redact_url(output)} is inside job folder {redact_url(folder)} (a folder holding "
+                     "job.json), whose files only its job writes; give a path outside it")
+
+
+def _a_jobs(fs: Any, path: str) -> bool:
+    """Whether the ``job.json`` at ``path`` may be a job's: not JSON (damaged), or an object
+    holding ``config``; JSON of another shape is another tool's file."""
+    import orjson
+
+    try:
+        with fs.open(path, "rb") as f:
+            data = orjson.loads(f.read())
+    except (OSError, ValueError):
+        return True
+    return isinstance(data, dict) and "config" in data

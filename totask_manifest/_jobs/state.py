@@ -270,6 +270,50 @@ def output_stale(runs: Any) -> bool:
     return False
 
 
+#: the one way forward from a job whose input changed, said by resume, chain, status and the commit
+START_ANEW = ("start a new job from the input as it is now (another --job-name), or put back the version the job "
+              "read and resume it")
+
+
+def input_changed_run(runs: Any) -> bool:
+    """Whether the last run that ended wrote no output manifest because the input changed while
+    it ran (``input_changed`` in its record): resuming cannot write it; a new job can."""
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict) and run.get("ended"):
+            return run.get("input_changed") is True
+    return False
+
+
+def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None) -> str | None:
+    """Why the output manifest at ``url`` is not the one the job wrote, or None: its size is not
+    the size the run that wrote it recorded (``runs[i]["output"]``, from the commit), or, given
+    the ``sha256`` of the file as read now (a command that reads it whole), its checksum. A
+    ``head -25`` onto it was chained, applied and reported COMPLETED as the job's. None where no
+    run recorded it (an older version's job) or the file cannot be looked at (said elsewhere)."""
+    from .._errors import StorageError
+    from .._storage import size
+
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if not isinstance(run, dict) or not run.get("ended") or run.get("output_written") is False:
+            continue  # killed, or it left an earlier run's output in place
+        recorded = run.get("output")
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("size"), int):
+            return None
+        try:
+            now = size(url)
+        except StorageError:
+            return None
+        if now != recorded["size"]:
+            how = f"{now:,} bytes, {recorded['size']:,} when the job wrote it"
+        elif sha256 is not None and recorded.get("sha256") not in (None, sha256):
+            how = "its checksum differs from the one the job recorded"
+        else:
+            return None
+        return (f"the output manifest {redact_url(url)} changed since job {job_name!r} wrote it ({how}); it is not "
+                "the job's output: move it aside and resume the job to write its own again")
+    return None
+
+
 def input_text(record: dict[str, Any]) -> str:
     """What a job reads, from job.json's record (``status``'s text and ``report``'s page): the input
     and its line count; with ``--append`` manifests, the combined copy the job wrote into its folder

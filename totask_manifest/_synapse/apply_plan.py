@@ -42,6 +42,8 @@ def load_job_target(job_url: str) -> JobTarget:
     output = job.output_manifest
     if not exists(output):
         raise JobError(f"job {job.url} has no output manifest ({output})")
+    if changed := job.output_changed():  # a head -25 onto it was applied as the job's labels
+        raise JobError(changed)
     config = job.state.config
     return JobTarget(job.url, config.label_attribute, config.task_type, output)
 

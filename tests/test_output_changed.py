@@ -1,0 +1,111 @@
+"""A job's output manifest changed after the job wrote it (``head -25`` onto it, an edit of the
+same size) is not the job's output: ``chain``, ``resume``, the same ``annotate`` again and
+``apply`` refuse it in one line naming the file, ``status`` says so. job.json's run record
+holds the output's size and checksum, hashed by the commit as it wrote the file.
+
+Real jobs over the README's sample data, the CLI as a subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.jobs_helpers import run_cli, sample_job_args
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Path:
+    r = run_cli(*sample_job_args("boxes", tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    return tmp_path / "out" / "boxes"
+
+
+def _output(job: Path) -> Path:
+    return job / "manifests" / "output" / "output.manifest"
+
+
+def test_commit_records_the_output_size_and_checksum(job: Path) -> None:
+    data = _output(job).read_bytes()
+    run = json.loads((job / "job.json").read_text())["runs"][-1]
+    assert run["output"] == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_output_cut_short_is_refused_and_shown(job: Path, tmp_path: Path) -> None:
+    out = _output(job)
+    whole = out.read_bytes()
+    out.write_bytes(b"".join(whole.splitlines(keepends=True)[:25]))  # head -25 onto it
+    said = f"the output manifest {out} changed since job 'boxes' wrote it ({len(out.read_bytes()):,} bytes, "
+    # before: chain labeled 25 of 50 lines, exit 0; resume and the same annotate said "already COMPLETED"
+    chained = run_cli("chain", str(job), "--job-name", "x")
+    assert chained.returncode == 1 and one_line_error(chained.stderr).endswith(
+        said + f"{len(whole):,} when the job wrote it); it is not the job's output: move it aside and resume "
+        "the job to write its own again"), chained.stderr
+    assert not (tmp_path / "out" / "x").exists()
+    for args in (["resume", str(job)], sample_job_args("boxes", tmp_path / "out")):
+        r = run_cli(*args)
+        assert r.returncode == 1 and said in one_line_error(r.stderr), r.stderr
+    status = run_cli("status", str(job))
+    assert status.returncode == 0 and f"changed: {said}" in status.stdout, status.stdout
+    as_json = json.loads(run_cli("status", str(job), "--format", "json").stdout)
+    assert as_json["output-changed"].startswith(said)
+    from totask_manifest._errors import JobError
+    from totask_manifest._synapse.apply_plan import load_job_target
+
+    with pytest.raises(JobError, match="changed since job 'boxes' wrote it"):
+        load_job_target(str(job))  # apply reads this before it asks Synapse anything
+    # moved aside, resume writes the job's own again, and chain takes it
+    out.rename(tmp_path / "cut.manifest")
+    assert run_cli("resume", str(job)).returncode == 0 and out.read_bytes() == whole
+    assert "changed" not in run_cli("status", str(job)).stdout
+    assert run_cli("chain", str(job), "--job-name", "x", "--method", "file").returncode == 0
+
+
+def test_output_edited_in_place_is_refused_by_chain_through_its_checksum(job: Path, tmp_path: Path) -> None:
+    out = _output(job)
+    whole = out.read_bytes()
+    edited = whole.replace(b'"human-annotated":"no"', b'"human-annotated":"ya"')
+    assert len(edited) == len(whole) and edited != whole
+    out.write_bytes(edited)
+    r = run_cli("chain", str(job), "--job-name", "x")
+    assert r.returncode == 1, r.stderr
+    assert one_line_error(r.stderr).endswith(f"the output manifest {out} changed since job 'boxes' wrote it (its "
+                                             "checksum differs from the one the job recorded); it is not the job's "
+                                             "output: move it aside and resume the job to write its own again")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["boxes"]
+
+
+def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path: Path) -> None:
+    """A COMPLETED job's input edited (same size, another modification time): the same annotate
+    again and resume said "already COMPLETED; nothing to do", exit 0, as if the input as it is
+    now had been labeled, while a STOPPED job with the same change was refused. Refused alike."""
+    import shutil
+
+    from tests.jobs_helpers import REPO
+
+    shutil.copytree(REPO / "sample_data", tmp_path / "data")
+    manifest = tmp_path / "data" / "manifest.jsonl"
+    args = [arg.replace(str(REPO / "sample_data"), str(tmp_path / "data"))
+            for arg in sample_job_args("same", tmp_path / "out")]
+    assert run_cli(*args).returncode == 0
+    again = run_cli(*args)
+    assert again.returncode == 0 and "nothing to do" in again.stderr  # unchanged: reported, not refused
+    text = manifest.read_bytes()
+    manifest.write_bytes(text.replace(b"img_000.jpg", b"img_999.jpg", 1))
+    said = (f"the input manifest {manifest} changed since job 'same' read it (checksum differs): the job's lines "
+            "are of the version it read; start a new job from the input as it is now (another --job-name), or put "
+            "back the version the job read and resume it")
+    for command in (args, ["resume", str(tmp_path / "out" / "same")]):
+        r = run_cli(*command)
+        assert r.returncode == 1 and one_line_error(r.stderr).endswith(said), r.stderr
+    manifest.write_bytes(text)  # the version it read, written again (a new modification time): nothing to do
+    assert run_cli("resume", str(tmp_path / "out" / "same")).returncode == 0
