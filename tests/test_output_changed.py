@@ -107,5 +107,11 @@ def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path:
     for command in (args, ["resume", str(tmp_path / "out" / "same")]):
         r = run_cli(*command)
         assert r.returncode == 1 and one_line_error(r.stderr).endswith(said), r.stderr
+    # status said "COMPLETED" and nothing of it; it says the same way forward now
+    status = run_cli("status", str(tmp_path / "out" / "same"))
+    assert status.returncode == 0 and f"changed: {said}" in status.stdout.splitlines(), status.stdout
+    as_json = json.loads(run_cli("status", str(tmp_path / "out" / "same"), "--format", "json").stdout)
+    assert as_json["status"] == "COMPLETED" and as_json["input-changed"] == said
     manifest.write_bytes(text)  # the version it read, written again (a new modification time): nothing to do
     assert run_cli("resume", str(tmp_path / "out" / "same")).returncode == 0
+    assert "changed" not in run_cli("status", str(tmp_path / "out" / "same")).stdout

@@ -22,6 +22,7 @@ from ._api_checks import (
     check_options,
     completed_as_is,
     completed_result,
+    input_changed,
     input_changed_text,
     refuse_out_of_range,
     refuse_own_name,
@@ -389,6 +390,8 @@ def status(job_url: str) -> dict[str, Any]:
     done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
         if state.status == RUNNING else None
     data["runs"] = runs_as_seen(state.runs, holder, gone, done=done)
+    if state.status != RUNNING and input_changed(state):  # a COMPLETED job's too: its labels are of another version
+        data["input-changed"] = input_changed_text(state)
     return data
 
 

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append(failures_text)
     if changed:
         lines.append(f"changed: {changed}")
+    if data.get("input-changed"):
+        lines.append(f"changed: {data['input-changed']}")
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
