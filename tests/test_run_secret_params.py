@@ -56,6 +56,25 @@ def test_an_api_key_equal_to_the_token_is_masked_in_what_run_saves(synapse, file
     assert sent_api_keys(synapse) == [TOKEN, TOKEN]  # the Synapse host still gets the value
 
 
+def test_an_older_record_holding_the_key_is_masked_and_its_run_resumed(synapse, files, tmp_path) -> None:
+    """A totask-run.json an older version wrote holds the key in plain text: the next run masks it
+    there, and the run, the same as before, is resumed (before: its parameters differed from the
+    masked ones, so it was moved to .totask-archive/ with the key, and a fresh run started)."""
+    pid = seed_tasks(synapse, files, 2)
+    rel = synapse.add_release("yolo", version="8.1.0")
+    synapse.inference = lambda body: BOX
+    action = ToTaskAction(params=inference_params(pid, rel), output_root=str(tmp_path), timing=FAST)
+    assert action.start()["status"] == "SUCCEEDED"
+    run_file = tmp_path / "keyed" / "totask-run.json"
+    old = orjson.loads(run_file.read_bytes().replace(b"${SYNAPSE_ACCESS_TOKEN}", TOKEN.encode()))
+    run_file.write_bytes(orjson.dumps({**old, "status": "FAILED"}))  # as an older version left a failed run
+    assert saved_with(tmp_path, TOKEN) == ["keyed/totask-run.json"]
+    again = ToTaskAction(params=inference_params(pid, rel), output_root=str(tmp_path), timing=FAST).start()
+    assert again["status"] == "SUCCEEDED", again
+    assert saved_with(tmp_path, TOKEN) == []
+    assert orjson.loads(run_file.read_bytes())["runs"] == 2 and not (tmp_path / ".totask-archive").exists()
+
+
 @pytest.mark.slow  # a killed run and its rerun, as subprocesses
 def test_a_resumed_run_sends_the_key_read_again_from_the_environment(synapse, files, tmp_path) -> None:
     """``run`` is killed in the middle of the annotation, then run again: it resumes the job, whose

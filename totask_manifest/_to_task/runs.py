@@ -48,6 +48,9 @@ def claim(job_url: str, params: dict[str, Any], host: str) -> str:
         url = join(job_url, RUN_FILE)
         identity = {"host": host, "params": {k: v for k, v in params.items() if k not in _NOT_IDENTITY}}
         state = _read_json(url) if exists(url) else None
+        if (masked := stored_params(state)) != state:  # an older version's record, the credential in plain text
+            write_bytes_atomic(url, orjson.dumps(masked, option=orjson.OPT_INDENT_2) + b"\n")  # archived, too, without it
+            state = masked
         resumable = (
             isinstance(state, dict) and _canonical(state.get("identity")) == _canonical(identity)
             and state.get("status") != SUCCEEDED
