@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,14 @@ import pytest
 from tests.jobs_helpers import TOY, write_manifest
 from totask_manifest import _api as api
 from totask_manifest._errors import JobError
-from totask_manifest._jobs import byte_copy
+from totask_manifest._jobs import byte_copy, hash_behind
 from totask_manifest._jobs.byte_copy import Sink
 from totask_manifest._jobs.commit import Coverage, write_output
 from totask_manifest._jobs.config import JobConfig
 from totask_manifest._jobs.job import Job
 from totask_manifest._jobs.layout import JobLayout
 from totask_manifest._manifest.line import BOM
+from totask_manifest._storage import AtomicWriter
 
 
 def _refuse(code: int):
@@ -186,7 +189,6 @@ def test_kernel_copies_start_background_syncs_as_written_bytes_do(tmp_path, monk
     """Bytes the kernel copies into the atomic writer's file count toward its write-behind
     step: without that, a commit made of kernel copies left every byte to the final fsync."""
     from totask_manifest import _write_behind
-    from totask_manifest._storage import AtomicWriter
 
     monkeypatch.setattr(_write_behind, "FLUSH_EVERY", 1 << 16)
     sizes: list[int] = []
@@ -231,7 +233,8 @@ def test_ranges_read_into_one_block_survive_short_writes_and_match_a_buffered_co
         for start, n in ranges:
             sink.write(b"<")
             sink.copy(f, start, n)
-        assert sink._block is not None  # the reused block, not a read per range
+        assert sink._hash is not None and len(sink._hash._blocks) == hash_behind.RING  # reused blocks, not a read each
+        written = sink.sha256()
     buffered = io.BytesIO()
     with open(src, "rb") as f:
         for start, n in ranges:
@@ -239,3 +242,60 @@ def test_ranges_read_into_one_block_survive_short_writes_and_match_a_buffered_co
             Sink(buffered).copy(f, start, n)
     data = src.read_bytes()
     assert (tmp_path / "dst").read_bytes() == buffered.getvalue() == b"".join(b"<" + data[s:s + n] for s, n in ranges)
+    assert written == hashlib.sha256(buffered.getvalue()).hexdigest()
+
+
+def test_the_hash_on_its_own_thread_is_that_of_the_bytes_written_in_order(tmp_path):
+    """The output's sha256 is computed on a thread while the commit writes (``hash_behind``): the
+    blocks of its ring are reused only once hashed, small writes are gathered, and a memoryview's
+    buffer changed right after its write changes nothing hashed. The digest is hashlib's of the
+    file, whatever the mix of writes and range copies, however far ahead the writer runs."""
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(3 * byte_copy.BLOCK + 17))
+    reused = bytearray(b"before" * 1000)
+    before = set(threading.enumerate())
+    with open(src, "rb") as f, AtomicWriter(str(tmp_path / "dst")) as out:
+        sink = Sink(out)
+        for i in range(40):  # ranges of blocks: the ring (4) runs round ten times
+            sink.copy(f, (i * 7919) % byte_copy.BLOCK, byte_copy.BLOCK + i)
+            sink.write(b"line %d\n" % i)
+            sink.write(memoryview(reused)[: 100 + i])
+            reused[:6] = b"after!"  # a part's buffer reused once written
+            reused[:6] = b"before"
+        for _ in range(3000):  # many small writes, gathered into a few items
+            sink.write(b"x" * 700)
+        digest = sink.sha256()
+        sink.close()
+    assert sink.size == len((tmp_path / "dst").read_bytes())
+    assert digest == hashlib.sha256((tmp_path / "dst").read_bytes()).hexdigest()
+    assert not [t for t in threading.enumerate() if t.name == "totask-output-sha256" and t not in before]
+
+
+def test_a_commit_that_fails_leaves_no_hash_thread(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(byte_copy.BLOCK))
+    before = set(threading.enumerate())
+    with open(src, "rb") as f, pytest.raises(JobError), AtomicWriter(str(tmp_path / "dst")) as out:
+        sink = Sink(out)
+        try:
+            sink.copy(f, 0, 2 * byte_copy.BLOCK)  # longer than the file
+        finally:
+            sink.close()
+    assert not [t for t in threading.enumerate() if t.name == "totask-output-sha256" and t not in before]
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_sink_dropped_unclosed_stops_its_hash_thread():
+    """A Sink its owner drops without ``close`` (a caller of the library): its thread ends once
+    the Sink is collected, rather than waiting on its queue for the life of the process."""
+    import gc
+    import io
+
+    before = set(threading.enumerate())
+    sink = Sink(io.BytesIO())
+    sink.write(b"y" * (2 * hash_behind.GATHER))
+    thread = next(t for t in threading.enumerate() if t.name == "totask-output-sha256" and t not in before)
+    del sink
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()

@@ -10,13 +10,13 @@ without moving the bytes. The bytes written are the same either way.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 from typing import IO
 
 from .._errors import JobError
 from .._write_behind import WriteBehindFile
+from .hash_behind import HashBehind
 
 #: bytes per read where the kernel cannot copy
 BLOCK = 1 << 20
@@ -57,13 +57,12 @@ class Sink:
         self._raw = raw if isinstance(raw, io.FileIO) and hasattr(os, "preadv") else None
         self._block: memoryview | None = None
         #: the bytes written, counted and hashed as they go (job.json records both, so that
-        #: ``chain``, ``apply``, ``status`` and ``resume`` can tell an output changed since);
-        #: None once the kernel copied a range, which no hash saw. Its cost: the commit of a
-        #: 200,000-line job (140 MB written) took 0.31-0.37 s of CPU hashed, 0.19-0.21 s not
-        #: (in-process A/B, 4 runs each), about 0.8 ms a MB: some 0.55 s for the 1M-line
-        #: benchmark's 700 MB output (estimated from that, not measured on it)
+        #: ``chain``, ``apply``, ``status`` and ``resume`` can tell an output changed since), the
+        #: hash on a thread of its own (``hash_behind``); None once the kernel copied a range,
+        #: which no hash saw. Its cost: the commit of a 200,000-line job (140 MB written) took
+        #: 0.31-0.37 s of CPU hashed, 0.19-0.21 s not (in-process A/B, 4 runs each), about 0.8 ms a MB
         self.size = 0
-        self.sha256: hashlib._Hash | None = hashlib.sha256()
+        self._hash: HashBehind | None = HashBehind(BLOCK)
 
     @property
     def kernel_copies(self) -> bool:
@@ -72,12 +71,18 @@ class Sink:
 
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
-        self._saw(data)
-
-    def _saw(self, data: bytes | memoryview) -> None:
         self.size += len(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
+
+    def sha256(self) -> str | None:
+        """The hex sha256 of the bytes written; None where the kernel copied some (no hash saw them)."""
+        return self._hash.hexdigest() if self._hash is not None else None
+
+    def close(self) -> None:
+        """Stop the hash's thread (a commit that failed halfway calls this too)."""
+        if self._hash is not None:
+            self._hash.close()
 
     def copy(self, src: IO[bytes], start: int, length: int, what: str = "input manifest") -> None:
         """Bytes ``[start, start + length)`` of ``src`` to the output. ``src``'s own position is
@@ -101,20 +106,26 @@ class Sink:
         of system time for a resume's 716 MB of parts) and no copy into the output's buffer."""
         assert self._raw is not None
         self.out.flush()
-        if self._block is None:
-            self._block = memoryview(bytearray(BLOCK))
-        block = self._block
         while length > 0:
+            hashing = self._hash
+            if hashing is not None:  # a block of the hash's ring, handed to it once written
+                ring_index, block = hashing.block()
+            else:
+                if self._block is None:
+                    self._block = memoryview(bytearray(BLOCK))
+                block = self._block
             n = os.preadv(src_fd, [block[:min(BLOCK, length)]], start)
             if n == 0:
                 raise JobError(_SHORT.format(what=what))
             view = block[:n]
-            self._saw(view)
             while view:  # a file may take fewer bytes than given
                 written = self._raw.write(view)
                 if not written:
                     raise OSError(errno.EIO, "the output took no bytes")
                 view = view[written:]
+            self.size += n
+            if hashing is not None:
+                hashing.done(ring_index, n)
             start += n
             length -= n
 
@@ -133,7 +144,9 @@ class Sink:
             if n == 0:
                 raise JobError(_SHORT.format(what=what))
             self.size += n
-            self.sha256 = None  # bytes no hash saw
+            if self._hash is not None:  # bytes no hash saw
+                self._hash.close()
+                self._hash = None
             if self._behind is not None:
                 self._behind.wrote(n)
             start += n

@@ -109,13 +109,14 @@ def write_output(input_url: str, layout: JobLayout, coverage: Coverage | None = 
             out = files.enter_context(AtomicWriter(layout.output_manifest))
             n = 0
             sink = Sink(out)
+            files.callback(sink.close)  # its hash's thread, stopped where the merge fails too
             for part in _write(f, sink, layout, selection, coverage, input_url, stopped):
                 if failed is not None and "f" in part.status:
                     n += write_failures(failed, part.records())
     if written is not None:
         written["size"] = sink.size
-        if sink.sha256 is not None:
-            written["sha256"] = sink.sha256.hexdigest()
+        if (sha256 := sink.sha256()) is not None:
+            written["sha256"] = sha256
     return n
 
 
