@@ -32,7 +32,8 @@ from typing import IO, Any, Literal, TypeVar
 from .. import _storage as storage
 from .._errors import ManifestError, StorageError, UsageError
 from . import long_lines, pool
-from .line import BOM, GZIP_MAGIC
+from .file_kind import refuse_gzip
+from .line import BOM
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -137,42 +138,6 @@ def iter_raw_lines(f: IO[bytes], *, start: int = 0, end: int | None = None) -> I
         if type(lines[0]) is long_lines.TooLong:
             raise ManifestError(long_lines.message(), rule="line-too-long")
         yield from lines
-
-
-#: byte order marks of the encodings a manifest is sometimes saved in by mistake (Windows
-#: PowerShell 5's ``>``, Notepad's "Unicode"), longest first: UTF-32LE's begins as UTF-16LE's
-_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
-               (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
-
-
-def refuse_gzip(f: IO[bytes], url: str) -> None:
-    """A gzip-compressed manifest (``x.manifest.gz``, or one named ``.manifest``), or one in
-    UTF-16 or UTF-32 (told by its byte order mark), refused in one line, exit 1, before any line
-    is read: read as it is, every line of it was "not valid UTF-8" or "not a single JSON object"
-    with no hint why. It is not decoded instead: ``annotate``, ``validate``, ``stats`` and
-    ``evaluate`` read a file in byte ranges, and no range of a gzip stream but the first can be
-    read on its own; a job's output keeps its input's bytes, in UTF-8. ``f`` is at its start and
-    is left there: a local file (a FIFO too, which cannot seek back) is peeked at, another is read
-    and sought back."""
-    peek = getattr(f, "peek", None)
-    if peek is not None:
-        head = peek(4)[:4]
-    elif f.seekable():
-        head = f.read(4)
-        f.seek(0)
-    else:  # nothing to go back to: the lines' own rules speak
-        return
-    name = storage.redact_url(str(url))  # a Path, from the library
-    base = name.rsplit("/", 1)[-1]
-    if head.startswith(GZIP_MAGIC):
-        how = f"gunzip -k {base}" if base.endswith(".gz") else f"gunzip -c {base} > plain-{base}"  # gunzip wants .gz
-        raise ManifestError(f"{name} is gzip-compressed; manifests are read as plain text: decompress it "
-                            f"({how}) and give the decompressed file", rule="input-gzip")
-    for bom, encoding in _OTHER_BOMS:
-        if head.startswith(bom):
-            raise ManifestError(f"{name} is {encoding} text (it starts with the byte order mark {bom.hex(' ').upper()}); "
-                                f"manifests are UTF-8: convert it (iconv -f {encoding} -t UTF-8 {base} > utf8-{base}) "
-                                "and give the converted file", rule="input-encoding")
 
 
 def split_bom(raw: bytes) -> tuple[bytes, bytes]:
