@@ -182,3 +182,30 @@ def test_a_remote_file_is_known_by_its_etag_and_size(tmp_path: Path, s3) -> None
     with pytest.raises(JobExistsError, match=r"^--class-names s3://.*/names.txt changed since job 'r' started "
                                              r"\(ETag and size differ from the one in job.json\)"):
         refuse_changed_files(state)
+
+
+def test_status_shows_a_changed_option_file_as_resume_refuses_it(tmp_path: Path) -> None:
+    """``status`` of a stopped job whose ``--class-names`` changed: the ``changed:`` line resume
+    refuses it with (``option-files-changed`` in --format json); before, not a word. Not for a
+    COMPLETED job: it has no line left to label, and resume does not check its files."""
+    sample = REPO / "sample_data"
+    names = tmp_path / "names.txt"
+    names.write_bytes((sample / "class_names.txt").read_bytes())
+    config = JobConfig(job_name="cn", input=str(sample / "manifest.jsonl"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file", checkpoint_every=5,
+                       options={"url_key": "annotation-ref", "class_names": str(names), "allow_root": str(sample)})
+    with pytest.raises(KeyboardInterrupt):
+        annotate(config, on_progress=stop)
+    job = tmp_path / "out" / "cn"
+    assert "\nchanged:" not in run_cli("status", str(job)).stdout
+    names.write_text("renamed\n" + names.read_text())
+    refused = run_cli("resume", str(job))
+    assert refused.returncode == 2, refused.stderr
+    said = refused.stderr.strip().removeprefix("totask-manifest resume: error: ")
+    status = run_cli("status", str(job))
+    assert status.returncode == 0 and f"changed: {said}" in status.stdout.splitlines(), status.stdout
+    assert orjson.loads(run_cli("status", str(job), "--format", "json").stdout)["option-files-changed"] == said
+    names.write_bytes((sample / "class_names.txt").read_bytes())
+    assert run_cli("resume", str(job)).returncode == 0
+    names.write_text("renamed\n")  # COMPLETED: nothing left to label with it
+    assert "\nchanged:" not in run_cli("status", str(job)).stdout

@@ -115,3 +115,33 @@ def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path:
     manifest.write_bytes(text)  # the version it read, written again (a new modification time): nothing to do
     assert run_cli("resume", str(tmp_path / "out" / "same")).returncode == 0
     assert "changed" not in run_cli("status", str(tmp_path / "out" / "same")).stdout
+
+
+def test_status_and_report_of_a_completed_job_whose_output_is_gone_say_so(job: Path, tmp_path: Path) -> None:
+    out = _output(job)
+    out.unlink()
+    said = (f"{out} is gone (deleted or moved since job 'boxes' wrote it); resume writes it again from the "
+            f"job's checkpoint (totask-manifest resume {job})")
+    # before: "output manifest: PATH" as if there, no key; report "0 samples", exit 0, not a word
+    status = run_cli("status", str(job))
+    assert status.returncode == 0 and f"output manifest: {said}" in status.stdout.splitlines(), status.stdout
+    assert json.loads(run_cli("status", str(job), "--format", "json").stdout)["output-missing"] == said
+    page = tmp_path / "gone.html"
+    r = run_cli("report", str(job), "-o", str(page))
+    assert r.returncode == 0 and r.stderr.splitlines() == [f"output manifest {said}"], r.stderr
+    assert "is gone (deleted or moved since job" in page.read_text()
+    assert run_cli("resume", str(job)).returncode == 0 and out.exists()  # what the line says resume does
+    assert "gone" not in run_cli("status", str(job)).stdout
+    assert "output-missing" not in json.loads(run_cli("status", str(job), "--format", "json").stdout)
+
+
+def test_report_of_a_changed_output_warns_on_stderr_and_on_the_page(job: Path, tmp_path: Path) -> None:
+    out = _output(job)
+    out.write_bytes(b"".join(out.read_bytes().splitlines(keepends=True)[:25]))  # head -25 onto it
+    said = f"the output manifest {out} changed since job 'boxes' wrote it ("
+    page = tmp_path / "changed.html"
+    r = run_cli("report", str(job), "-o", str(page))
+    # before: exit 0, nothing said, a page mixing the job's 49 of 50 with the 25 lines left
+    assert r.returncode == 0, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(said), r.stderr
+    assert "changed since job &#x27;boxes&#x27; wrote it" in page.read_text()

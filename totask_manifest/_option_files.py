@@ -71,8 +71,15 @@ def refuse_changed_files(state: JobState) -> None:
     first file the job recorded (``option-files``) that is gone or holds something else now: the
     lines still to label would be labeled with another model or other class names than the rest.
     A COMPLETED job has none left (a resume writes its lost output manifest again): not checked."""
+    if (changed := changed_files_text(state)) is not None:
+        raise JobExistsError(changed)
+
+
+def changed_files_text(state: JobState) -> str | None:
+    """What ``refuse_changed_files`` refuses the job with, or None; ``status`` shows it as a
+    ``changed:`` line (a stopped job's user learns it before the resume)."""
     if state.status == COMPLETED:
-        return
+        return None
     files = _files(state.config)
     for key, recorded in state.option_files.items():
         if key not in files or not isinstance(recorded, dict):  # no longer a file option (a plugin's)
@@ -85,12 +92,13 @@ def refuse_changed_files(state: JobState) -> None:
         how = (f"totask-manifest clone {redact_secret_url(state.config.job_url)} --job-name NEW, or annotate with "
                "another --job-name")
         if now is None:
-            raise JobExistsError(f"{flag} {shown} is gone since job {name!r} started (job.json records its "
-                                 f"{_what(recorded)}): a job labels every line with the same files; restore it at "
-                                 f"that path and resume again, or start a new job ({how})")
-        raise JobExistsError(f"{flag} {shown} changed since job {name!r} started ({_differs(recorded)} from "
-                             "the one in job.json): a job labels every line with the same files; restore it, or "
-                             f"start a new job for it ({how})")
+            return (f"{flag} {shown} is gone since job {name!r} started (job.json records its "
+                    f"{_what(recorded)}): a job labels every line with the same files; restore it at "
+                    f"that path and resume again, or start a new job ({how})")
+        return (f"{flag} {shown} changed since job {name!r} started ({_differs(recorded)} from "
+                "the one in job.json): a job labels every line with the same files; restore it, or "
+                f"start a new job for it ({how})")
+    return None
 
 
 def _changed_since(started_from: str, config: JobConfig, now: dict[str, dict[str, Any] | None]) -> list[str]:

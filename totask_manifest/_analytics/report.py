@@ -23,7 +23,14 @@ from .._jobs.job import Job
 from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
-from .._jobs.state import input_text, interrupted_line, output_stale, runs_as_seen
+from .._jobs.state import (
+    input_text,
+    interrupted_line,
+    output_changed,
+    output_missing,
+    output_stale,
+    runs_as_seen,
+)
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
 from .._manifest.io import read_records, refuse_empty_path
 from .._stale_temporaries import remove_stale_temporaries
@@ -261,6 +268,11 @@ def render_report(
     if (missing := missing_note(folder.layout) if job.get("status") != COMPLETED else None) is not None:
         logging.getLogger("totask_manifest").warning("%s", missing)  # as status says it: resume would refuse
     manifest = folder.output_manifest
+    # another file's lines under the job's metrics, or none at all: said, as status says it
+    changed = output_changed(job.get("runs"), manifest, str(name))
+    gone = None if changed else output_missing(job.get("status"), manifest, str(name), job_url)
+    if changed or gone:
+        logging.getLogger("totask_manifest").warning("%s", changed or f"output manifest {gone}")
     # the last run could not write it: the page's counts and samples are an earlier run's
     stale = output_stale(job.get("runs")) and job.get("status") != COMPLETED and exists(manifest)
     stats, others = None, ""
@@ -291,8 +303,8 @@ def render_report(
         ("other label attributes", f"{others} (not charted: a job's job.json names the one to show)" if others else None),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
         ("input", input_text(job)),
-        ("output manifest", f"{manifest} (an earlier run's, without the lines labeled since; resume the job to "
-                            "write it)" if stale else manifest), ("created", job.get("created")), ("ended", job.get("ended")),
+        ("output manifest", gone or f"{manifest} (an earlier run's, without the lines labeled since; resume the "
+                            "job to write it)" if stale else gone or manifest), ("changed", changed), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
         ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing), ("runs", _runs_text(job, job_url, metrics)),
     ])

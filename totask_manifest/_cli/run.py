@@ -64,6 +64,7 @@ def check_params(params: dict, url: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._jobs.layout import refuse_root_in_job
     from .._to_task.action import ToTaskAction
     from .._to_task.runs import SUCCEEDED
     from ._terminate import sigterm_as_interrupt
@@ -72,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     check_params(params, args.params)
     # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
     # (it stayed RUNNING); the annotation job installs its own handlers while it runs
+    action = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency)
+    # a root inside a job folder: exit 2 before Synapse is asked anything (the action's FAILED
+    # result came after its export was written into that job's folder, exit 1)
+    refuse_root_in_job(action.output_root)
     with sigterm_as_interrupt():
-        result = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency).start()
+        result = action.start()
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if result["status"] == SUCCEEDED else 1

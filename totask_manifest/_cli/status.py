@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._jobs import dump_json, failures_line, output_manifest_line, runs_lines
 
@@ -23,15 +24,20 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_changed_run, input_text, output_changed, output_stale
+    from .._jobs.state import input_changed_run, input_text, output_changed, output_missing, output_stale
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too)
     raw = api.status(args.job_dir)
     data = map_strings(raw, redact_secret_url)
-    changed = output_changed(data.get("runs"), Job(args.job_dir).output_manifest, data["job-name"])
+    job = Job(args.job_dir)
+    changed = output_changed(data.get("runs"), job.output_manifest, data["job-name"])
     if changed:
         data["output-changed"] = changed
+    elif gone := output_missing(data["status"], job.output_manifest, data["job-name"], job.url):
+        data["output-missing"] = gone
+    if not data.get("holder") and (files := _changed_files(job)):  # a live run read them as it started
+        data["option-files-changed"] = files
     if args.format == "json":
         dump_json(data)
         return 0
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                          if data.get("interrupted") else ""),
         f"task type: {data['task-type']}   label attribute: {data['label-attribute']}   method: {data['method']}",
         f"input: {input_text(data)}",
+        f"output manifest: {data['output-missing']}" if data.get("output-missing") else
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
                              shown=data["output-manifest"], stale=output_stale(data.get("runs")),
                              input_changed=input_changed_run(data.get("runs"))),
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"changed: {changed}")
     if data.get("input-changed"):
         lines.append(f"changed: {data['input-changed']}")
+    if data.get("option-files-changed"):
+        lines.append(f"changed: {data['option-files-changed']}")
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
@@ -77,3 +86,17 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"note: {newer_version_note(data['unknown-keys'])}")
     print("\n".join(lines))
     return 0
+
+
+def _changed_files(job: Any) -> str | None:
+    """The file an option names (``--model``, ``--class-names``) that resume would refuse as
+    changed since the job started (``_option_files``), or None: also for a COMPLETED job, which
+    has no line left to label (resume does not check it), and where it cannot be looked at (a
+    plugin not installed here, a store that refuses: status reads, it does not judge)."""
+    from .._errors import TotaskError
+    from .._option_files import changed_files_text
+
+    try:
+        return changed_files_text(job.state)
+    except TotaskError:
+        return None

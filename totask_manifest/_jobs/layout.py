@@ -95,6 +95,15 @@ RUN_FILE = "totask-run.json"
 EXPORT_FILE = "synapse-export.manifest"
 #: what may lie at the top of a job folder before its ``job.json`` exists (``.tmp-*`` aside)
 JOB_ENTRIES = frozenset({"job.json", "manifests", "failures.jsonl", LEASE_DIR, RUN_FILE, EXPORT_FILE})
+#: Synapse's undo record of a job's writes (``_synapse.journal``): the journal, and the folder of
+#: its segments
+JOURNAL_NAME = "synapse-journal.jsonl"
+JOURNAL_SEGMENTS_DIR = "synapse-journal"
+#: where a segmentation model's masks are written (``_models.labeler``)
+MASKS_DIR = "annotations"
+#: every name a job, the ToTask action or Synapse's journal keeps at the top of a job folder: a
+#: report's page there must take another name, or it replaces one (``rollback`` then reads HTML)
+JOB_OWN_NAMES = JOB_ENTRIES | {JOURNAL_NAME, JOURNAL_SEGMENTS_DIR, MASKS_DIR}
 
 
 #: files an operating system's file browser leaves in any folder it shows (macOS, Windows): not a
@@ -112,11 +121,7 @@ def refuse_foreign_folder(job_url: str) -> None:
     Nor inside another job's folder (``--output`` naming a job): that job's ``resume`` would
     clean this one's temporaries while it runs, and ``rollback`` or a cleanup take its files.
     """
-    root_url = job_url.rstrip("/").rpartition("/")[0]
-    if root_url and (outer := job_folder_holding(root_url)) is not None:
-        where = "is" if outer == root_url else "is inside"
-        raise UsageError(f"the output root {redact_url(root_url)} {where} job folder {redact_url(outer)} (a folder "
-                         "holding job.json), whose files only its job writes; choose another --output")
+    refuse_root_in_job(job_url.rstrip("/").rpartition("/")[0])
     fs, root = url_to_fs(job_url)
     try:
         found = os.listdir(root) if is_local(fs) else [
@@ -128,6 +133,16 @@ def refuse_foreign_folder(job_url: str) -> None:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(f"{job_url} exists and is not a job folder (it holds {shown}); a job is not written "
                          "among other files: choose another --job-name or --output")
+
+
+def refuse_root_in_job(root_url: str) -> None:
+    """Refuse an output root at or inside a job folder (``--output``, ``TOTASK_OUTPUT_ROOT``): that
+    job's ``resume`` would clean the new job's temporaries while it runs, and ``rollback`` or a
+    cleanup take its files. ``run`` asks this before Synapse is asked anything or a file written."""
+    if root_url and (outer := job_folder_holding(root_url)) is not None:
+        where = "is" if outer == root_url else "is inside"
+        raise UsageError(f"the output root {redact_url(root_url)} {where} job folder {redact_url(outer)} (a folder "
+                         "holding job.json), whose files only its job writes; choose another --output")
 
 
 def clean_temporaries(job_url: str) -> list[str]:
@@ -211,13 +226,20 @@ def refuse_output_in_job(output: str, *, own_job: str | None = None) -> None:
     ``export``): the file would replace the job's output manifest, ``job.json`` or a checkpoint
     part, or lie among them where the job's next run, ``chain`` or ``apply`` reads it as the job's.
     Only ``report`` of ``own_job`` may put its page at the top of that job's folder, as the README
-    does (``JOB/report.html``; the job's own files there are refused before this)."""
+    does (``JOB/report.html``), under a name that is none of the job's own (``JOB_OWN_NAMES``,
+    an atomic write's ``.tmp-*``, which the job's next run removes): not in a sub-folder."""
     folder = job_folder_holding(output)
     if folder is None:
         return
     if own_job is not None and folder == job_folder_holding(own_job, 1):
-        above = os.path.dirname(os.path.abspath(output)) if "://" not in output else output.rpartition("/")[0]
+        local = "://" not in output
+        above = os.path.dirname(os.path.abspath(output)) if local else output.rpartition("/")[0]
         if folder == job_folder_holding(above, 1):
+            name = os.path.basename(os.path.abspath(output)) if local else output.rstrip("/").rpartition("/")[2]
+            if name in JOB_OWN_NAMES or name.startswith(".tmp-"):
+                raise UsageError(f"the output {redact_url(output)} is the job's own {name} in job folder "
+                                 f"{redact_url(folder)}, which only the job writes; give another name "
+                                 "(JOB/report.html, say)")
             return  # at the top of its own job's folder
     raise UsageError(f"the output {redact_url(output)} is inside job folder {redact_url(folder)} (a folder holding "
                      "job.json), whose files only its job writes; give a path outside it")

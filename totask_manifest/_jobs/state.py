@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
-from .._errors import json_kind
-from .._storage import redact_url, write_bytes_atomic
+from .._errors import StorageError, json_kind
+from .._storage import exists, redact_secret_url, redact_url, write_bytes_atomic
 from .._task_types import legacy_job_name, written_job_name
 from .config import JobConfig
 from .holder import Holder
 from .layout import JobLayout
-from .status import INTERRUPTED, RUNNING, STATUSES
+from .status import COMPLETED, INTERRUPTED, RUNNING, STATUSES
 
 
 def now_iso() -> str:
@@ -290,7 +290,6 @@ def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None
     the ``sha256`` of the file as read now (a command that reads it whole), its checksum. A
     ``head -25`` onto it was chained, applied and reported COMPLETED as the job's. None where no
     run recorded it (an older version's job) or the file cannot be looked at (said elsewhere)."""
-    from .._errors import StorageError
     from .._storage import size
 
     for run in reversed(runs if isinstance(runs, list) else []):
@@ -312,6 +311,22 @@ def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None
         return (f"the output manifest {redact_url(url)} changed since job {job_name!r} wrote it ({how}); it is not "
                 "the job's output: move it aside and resume the job to write its own again")
     return None
+
+
+def output_missing(status: Any, url: str, job_name: str, job_url: str) -> str | None:
+    """Why a COMPLETED job has no output manifest at ``url`` (deleted or moved since), with the
+    way forward (``resume`` writes it again from the job's checkpoint), or None: there, not
+    COMPLETED (``status`` says "not written yet" for those), or a store that cannot say. What
+    ``status`` shows and ``report`` warns of: before, the path as if there, and "0 samples"."""
+    if status != COMPLETED:
+        return None
+    try:
+        if exists(url):
+            return None
+    except StorageError:
+        return None
+    return (f"{redact_url(url)} is gone (deleted or moved since job {job_name!r} wrote it); resume writes it "
+            f"again from the job's checkpoint (totask-manifest resume {redact_secret_url(job_url)})")
 
 
 def input_text(record: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import JobError, UsageError
 from .._fetch import scrub
+from .._jobs.layout import MASKS_DIR
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
 from .._redaction import redact_url
 from .._storage import join
@@ -104,7 +105,7 @@ class Labeler:
         if routed is not None:
             return routed
         if draft.mask is not None:
-            url = join(self.job_url, "annotations", "masks", f"{item.number}.png")
+            url = join(self.job_url, MASKS_DIR, "masks", f"{item.number}.png")
             return PendingMask(url, draft.mask, draft.metadata)
         return Labeled(draft.value, draft.metadata)
 

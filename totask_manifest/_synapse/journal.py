@@ -44,11 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import JobError, StorageError
+from .._jobs.layout import JOURNAL_NAME, JOURNAL_SEGMENTS_DIR
 from .._storage import is_local, join, redact_url, url_to_fs
 from .taskdata import dumps_exact, loads_exact
-
-JOURNAL_NAME = "synapse-journal.jsonl"
-SEGMENTS_DIR = "synapse-journal"
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +123,7 @@ def _drop_torn_tail(path: str) -> None:
 
 class _ObjectStore:
     def __init__(self, job_url: str, run_id: str) -> None:
-        self.fs, self.folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        self.fs, self.folder = url_to_fs(join(job_url, JOURNAL_SEGMENTS_DIR))
         self.run_id = run_id
         self.seq = 0
 
@@ -224,7 +222,7 @@ def iter_journal(job_url: str) -> Iterator[dict]:
         if fs.exists(path):
             with fs.open(path, "rb") as f:
                 yield from _records(join(job_url, JOURNAL_NAME), f, may_tear=True)
-        seg_fs, folder = url_to_fs(join(job_url, SEGMENTS_DIR))
+        seg_fs, folder = url_to_fs(join(job_url, JOURNAL_SEGMENTS_DIR))
         if seg_fs.exists(folder):
             for name in sorted(seg_fs.ls(folder, detail=False)):
                 if str(name).endswith(".jsonl"):

@@ -40,7 +40,7 @@ from .._credentials import env_credentials, hide_env_credentials, stored_params
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
-from .._jobs.layout import EXPORT_FILE
+from .._jobs.layout import EXPORT_FILE, refuse_root_in_job
 from .._jobs.lease import hold
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
@@ -171,6 +171,7 @@ class ToTaskAction:
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
+        refuse_root_in_job(self.output_root)  # before the export: nothing written into another job
         # the job's own lease first, then the claim under it: a second run of the folder is refused
         # at once (JobBusyError, the live run's record left as it is). Claimed before the lease, two
         # runs started together both claimed (the second rewrote the first's record, or archived the
