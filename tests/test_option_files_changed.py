@@ -209,3 +209,21 @@ def test_status_shows_a_changed_option_file_as_resume_refuses_it(tmp_path: Path)
     assert run_cli("resume", str(job)).returncode == 0
     names.write_text("renamed\n")  # COMPLETED: nothing left to label with it
     assert "\nchanged:" not in run_cli("status", str(job)).stdout
+
+
+@pytest.mark.slow
+def test_status_of_a_killed_job_whose_input_changed_says_so(tmp_path: Path) -> None:
+    """A job killed (-9) is RUNNING in job.json with no process behind it: ``resume`` refuses its
+    changed input, and ``status`` said nothing of it (only a job that was not RUNNING was checked)."""
+    inp = write_manifest(tmp_path / "in.manifest", 300, bad_every=0)
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\nbird\n")
+    job = tmp_path / "out" / "j"
+    assert killed_midway(_args(inp, tmp_path / "out", names), job) == -signal.SIGKILL
+    inp.write_bytes(inp.read_bytes().replace(b"img", b"IMG", 1))
+    resumed = run_cli("resume", str(job))
+    assert resumed.returncode == 1 and "changed since job 'j' read it" in resumed.stderr, resumed.stderr
+    status = run_cli("status", str(job))
+    said = [line for line in status.stdout.splitlines() if line.startswith("changed: the input manifest")]
+    assert status.returncode == 0 and len(said) == 1 and "status: RUNNING" in status.stdout, status.stdout
+    assert said[0].removeprefix("changed: ") in resumed.stderr

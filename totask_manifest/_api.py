@@ -390,7 +390,7 @@ def status(job_url: str) -> dict[str, Any]:
     done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
         if state.status == RUNNING else None
     data["runs"] = runs_as_seen(state.runs, holder, gone, done=done)
-    if state.status != RUNNING and input_changed(state):  # a COMPLETED job's too: its labels are of another version
+    if "holder" not in data and input_changed(state):  # COMPLETED, or killed: resume would refuse it
         data["input-changed"] = input_changed_text(state)
     return data
 
