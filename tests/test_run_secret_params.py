@@ -180,3 +180,24 @@ def test_a_credential_no_variable_holds_is_sent_by_the_run_and_refused_from_the_
         "pre_processor_params.auth held a credential no variable holds whole (job.json keeps it masked, "
         "${***}): the job cannot send it again; set it in a variable the tool reads (SYNAPSE_ACCESS_TOKEN, "
         "TOTASK_MODEL_AUTHORIZATION, ...) or run the action again with it")
+
+
+def test_status_masks_an_environment_credential_a_job_json_holds(tmp_path, monkeypatch, capsys) -> None:
+    """An older version's job.json holds the key in plain text (its converter's parameters, an
+    error quoting it): ``status`` (text and ``--format json``) masks it, as the files this version
+    writes and the log lines do; before, ``--format json`` printed it (only URLs were redacted)."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    assert main(sample_job_args("old", tmp_path)) == 0
+    job_file = tmp_path / "old" / "job.json"
+    data = orjson.loads(job_file.read_bytes())
+    data["config"]["options"]["converter_params"] = {"api_key": TOKEN, "auth_header": f"Bearer {TOKEN}"}
+    data["error"] = f"the host refused token {TOKEN}"
+    job_file.write_bytes(orjson.dumps(data))
+    monkeypatch.setenv("SYNAPSE_ACCESS_TOKEN", TOKEN)
+    capsys.readouterr()
+    for fmt in ("text", "json"):
+        assert main(["status", str(tmp_path / "old"), "--format", fmt]) == 0
+        out, err = capsys.readouterr()
+        assert TOKEN not in out + err and ("***" in out or fmt == "text"), out  # text shows no options
