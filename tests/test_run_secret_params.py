@@ -201,3 +201,27 @@ def test_status_masks_an_environment_credential_a_job_json_holds(tmp_path, monke
         assert main(["status", str(tmp_path / "old"), "--format", fmt]) == 0
         out, err = capsys.readouterr()
         assert TOKEN not in out + err and ("***" in out or fmt == "text"), out  # text shows no options
+
+
+def test_resuming_a_job_whose_masked_credential_no_process_holds_is_refused_before_it_runs(tmp_path, monkeypatch,
+                                                                                           capsys) -> None:
+    """``resume`` of a job whose converter parameters keep ``${***}``: refused in one line (exit 2)
+    before the job runs; before, the job ran and failed (exit 1, the job marked FAILED)."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    assert main(sample_job_args("masked", tmp_path)) == 0
+    job = tmp_path / "masked"
+    data = orjson.loads((job / "job.json").read_bytes())
+    data["config"]["options"].update(converter="tests.support.totask_plugins:PassThrough",
+                                     converter_params={"auth": "Token ${***}"})
+    data["status"] = "STOPPED"
+    (job / "job.json").write_bytes(orjson.dumps(data))
+    for done in [job / "manifests" / "output" / "output.manifest", *job.glob("manifests/intermediate/part-*")]:
+        done.unlink()  # every line left to label: the converter is needed
+    capsys.readouterr()
+    assert main(["resume", str(job)]) == 2
+    _out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "converter_params.auth held a credential no variable holds whole" in lines[0], err
+    assert orjson.loads((job / "job.json").read_bytes())["status"] == "STOPPED"

@@ -297,6 +297,16 @@ def run_params(value: Any, where: str, env: Mapping[str, str] | None = None) -> 
     return _walk(value, where, reveal)
 
 
+def refuse_unsendable_params(options: Mapping[str, Any]) -> None:
+    """Refuse (``UsageError``, exit 2) a job whose parameters (job.json's ``pre_processor_params``,
+    ``converter_params``) name a credential this process cannot send: one kept masked, or a
+    variable unset now. Called (``refuse_changed_files``) before a job's lines are labeled again: the annotator's own refusal came
+    once the job had started, so the job was marked FAILED and the command ended in exit 1."""
+    for key in ("pre_processor_params", "converter_params"):
+        if isinstance(options.get(key), dict | list):
+            run_params(options[key], key)
+
+
 def _walk(value: Any, path: str, fn: Callable[[str, str], str]) -> Any:
     """``map_strings`` that also tells ``fn`` where each string stands (``params.key[0].key``)."""
     if isinstance(value, str):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._annotators.base import get_annotator_class
 from ._api_checks import DATA_OPTIONS
+from ._credentials import refuse_unsendable_params
 from ._errors import JobExistsError, StorageError, TotaskError
 from ._jobs.job import Job
 from ._jobs.scan_ranges import sha256_of
@@ -70,9 +71,12 @@ def refuse_changed_files(state: JobState) -> None:
     """``JobExistsError`` (exit 2, as a job run again with another configuration) naming the
     first file the job recorded (``option-files``) that is gone or holds something else now: the
     lines still to label would be labeled with another model or other class names than the rest.
-    A COMPLETED job has none left (a resume writes its lost output manifest again): not checked."""
+    A COMPLETED job has none left (a resume writes its lost output manifest again): not checked.
+    The credentials its parameters name are checked here too, as what the lines are labeled with
+    (``refuse_unsendable_params``: a masked one, or a variable unset now, exit 2 before it runs)."""
     if state.status == COMPLETED:
         return
+    refuse_unsendable_params(state.config.options)
     files = _files(state.config)
     for key, recorded in state.option_files.items():
         if key not in files or not isinstance(recorded, dict):  # no longer a file option (a plugin's)
