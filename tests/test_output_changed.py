@@ -82,6 +82,17 @@ def test_output_edited_in_place_is_refused_by_chain_through_its_checksum(job: Pa
                                              "checksum differs from the one the job recorded); it is not the job's "
                                              "output: move it aside and resume the job to write its own again")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["boxes"]
+    # before: apply checked the size only, and sent the edited labels to Synapse ("1 would-apply", exit 0)
+    from totask_manifest._errors import JobError
+    from totask_manifest._synapse.apply_plan import load_job_target
+
+    with pytest.raises(JobError, match=r"\(its checksum differs from the one the job recorded\)"):
+        load_job_target(str(job))  # before any request: nothing is sent
+    applied = run_cli("apply", str(job), "--dry-run", env={"SYNAPSE_HOST": "http://127.0.0.1:9",
+                                                             "SYNAPSE_ACCESS_TOKEN": "never-sent-token"})
+    assert applied.returncode == 1 and one_line_error(applied.stderr).endswith(
+        "(its checksum differs from the one the job recorded); it is not the job's output: move it aside and "
+        "resume the job to write its own again"), applied.stderr
 
 
 def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path: Path) -> None:

@@ -14,14 +14,15 @@ import functools
 import json
 import logging
 import os
+import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import UsageError
-from ._redaction import MIN_SECRET_CHARS, hide_secrets, map_strings
+from ._redaction import MIN_SECRET_CHARS, hide_secrets, map_strings, replace_secret
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,17 @@ def hide_env_credentials(text: str) -> str:
 
 
 #: the variables whose values a stored parameter may hold (a pre-processor's ``api_key`` given the
-#: Synapse token): stored as ``${NAME}`` (``stored_params``) and read again by each run (``run_params``)
+#: Synapse token, an ``auth_header: Bearer <token>``): stored as ``${NAME}``, alone or inside the
+#: string (``stored_params``), and read again by each run (``run_params``)
 REFERABLE_VARIABLES = CREDENTIAL_VARIABLES + STORAGE_VARIABLES
+#: what a stored parameter keeps of a credential no variable holds whole (a proxy's password,
+#: ``TOTASK_MODEL_AUTHORIZATION``'s key without its ``Bearer``): not ``***``, which a user's own
+#: value may hold, so that ``run_params`` can tell the one it must refuse
+MASKED = "${***}"
+#: stored string -> the value it was stored from, for the strings holding ``MASKED``: the run of
+#: this process, which was given the value, sends it; a job read from its files alone cannot
+_GIVEN: dict[str, str | None] = {}
+_REFERENCE = re.compile(r"\$\{(" + "|".join(map(re.escape, REFERABLE_VARIABLES)) + r")\}")
 
 
 def _reference(name: str) -> str:
@@ -230,34 +240,79 @@ def _variable_value(name: str, env: Mapping[str, str]) -> str | None:
 
 
 def stored_params(value: Any, env: Mapping[str, str] | None = None) -> Any:
-    """``value`` (JSON-like parameters) as a file may keep it: a string that is a credential of the
-    environment whole becomes ``${VARIABLE}`` (``run_params`` reads the value again there), and any
-    credential inside another string ``***`` (``hide_secrets``). The ToTask action's parameters went
-    to totask-run.json and job.json whole: a pre-processor's ``api_key: <the Synapse token>`` was
-    saved in plain text, three times."""
+    """``value`` (JSON-like parameters) as a file may keep it: each credential of the environment
+    in a string, whole or inside it (``Bearer <token>``), becomes ``${VARIABLE}`` (``run_params``
+    reads the value again there), and one no variable holds whole ``${***}`` (``MASKED``). The
+    ToTask action's parameters went to totask-run.json and job.json whole: a pre-processor's
+    ``api_key: <the Synapse token>`` was saved in plain text, three times; then one inside a
+    longer string was kept as ``***`` and the job, which runs with what is stored, sent ``Bearer ***``."""
     env = os.environ if env is None else env
-    references = {v: _reference(name) for name in REFERABLE_VARIABLES if (v := _variable_value(name, env))}
     secrets = env_credentials(env)
     if not secrets:
         return value
-    return map_strings(value, lambda text: references.get(text.strip()) or hide_secrets(text, secrets))
+    held = sorted(((v, name) for name in REFERABLE_VARIABLES if (v := _variable_value(name, env))),
+                  key=lambda pair: len(pair[0]), reverse=True)  # a token holding another is named whole
+
+    def store(text: str) -> str:
+        kept = text
+        for secret, name in held:
+            kept = replace_secret(kept, secret, _reference(name))
+        kept = hide_secrets(kept, secrets, mask=MASKED)
+        if MASKED in kept and kept != text:
+            _GIVEN[kept] = None if _GIVEN.get(kept, text) != text else text  # two values stored alike: neither
+        return kept
+
+    return map_strings(value, store)
 
 
 def run_params(value: Any, where: str, env: Mapping[str, str] | None = None) -> Any:
-    """``value`` with each ``${VARIABLE}`` that ``stored_params`` wrote replaced by the variable's
-    value now: a resumed job sends the credential it is given again, never one read from a file.
-    ``where`` names the parameters in the one-line error for a variable no longer set."""
+    """``value`` with each ``${VARIABLE}`` that ``stored_params`` wrote (or the user: the names of
+    ``REFERABLE_VARIABLES`` are references wherever they stand) replaced by the variable's value now:
+    a resumed job sends the credential it is given again, never one read from a file. Any other
+    ``${...}`` is the user's own text, sent as written. A string holding ``${***}`` is sent as the
+    value this process stored it from, else refused: never sent masked. ``where`` names the
+    parameters in the one-line errors (exit 2)."""
     env = os.environ if env is None else env
-    names = {_reference(name): name for name in REFERABLE_VARIABLES}
 
-    def reveal(text: str) -> str:
-        name = names.get(text)
-        if name is None:
+    def reveal(text: str, path: str) -> str:
+        if MASKED in text:
+            if (given := _GIVEN.get(text)) is not None:
+                return given
+            raise UsageError(f"{path} held a credential no variable holds whole (job.json keeps it masked, "
+                             f"{MASKED}): the job cannot send it again; set it in a variable the tool reads "
+                             "(SYNAPSE_ACCESS_TOKEN, TOTASK_MODEL_AUTHORIZATION, ...) or run the action again with it")
+        if "${" not in text:
             return text
-        found = _variable_value(name, env)
-        if found is None:
-            raise UsageError(f"{where} held {name}'s value when the job started, and the job keeps only its "
-                             f"name: set {name} again to resume it")
-        return found
 
-    return map_strings(value, reveal)
+        def value_of(match: re.Match[str]) -> str:
+            name = match.group(1)
+            found = _variable_value(name, env)
+            if found is None:
+                raise UsageError(f"{where} held {name}'s value when the job started, and the job keeps only its "
+                                 f"name: set {name} again to resume it")
+            return found
+
+        return _REFERENCE.sub(value_of, text)
+
+    return _walk(value, where, reveal)
+
+
+def refuse_unsendable_params(options: Mapping[str, Any]) -> None:
+    """Refuse (``UsageError``, exit 2) a job whose parameters (job.json's ``pre_processor_params``,
+    ``converter_params``) name a credential this process cannot send: one kept masked, or a
+    variable unset now. Called (``refuse_changed_files``) before a job's lines are labeled again: the annotator's own refusal came
+    once the job had started, so the job was marked FAILED and the command ended in exit 1."""
+    for key in ("pre_processor_params", "converter_params"):
+        if isinstance(options.get(key), dict | list):
+            run_params(options[key], key)
+
+
+def _walk(value: Any, path: str, fn: Callable[[str, str], str]) -> Any:
+    """``map_strings`` that also tells ``fn`` where each string stands (``params.key[0].key``)."""
+    if isinstance(value, str):
+        return fn(value, path)
+    if isinstance(value, dict):
+        return {k: _walk(v, f"{path}.{k}", fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, f"{path}[{i}]", fn) for i, v in enumerate(value)]
+    return value

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._annotators.base import get_annotator_class
 from ._api_checks import DATA_OPTIONS
+from ._credentials import refuse_unsendable_params
 from ._errors import JobExistsError, StorageError, TotaskError
 from ._jobs.job import Job
 from ._jobs.scan_ranges import sha256_of
@@ -70,14 +71,19 @@ def refuse_changed_files(state: JobState) -> None:
     """``JobExistsError`` (exit 2, as a job run again with another configuration) naming the
     first file the job recorded (``option-files``) that is gone or holds something else now: the
     lines still to label would be labeled with another model or other class names than the rest.
-    A COMPLETED job has none left (a resume writes its lost output manifest again): not checked."""
+    A COMPLETED job has none left (a resume writes its lost output manifest again): not checked.
+    The credentials its parameters name are checked here too, as what the lines are labeled with
+    (``refuse_unsendable_params``: a masked one, or a variable unset now, exit 2 before it runs)."""
+    if state.status == COMPLETED:
+        return
+    refuse_unsendable_params(state.config.options)
     if (changed := changed_files_text(state)) is not None:
         raise JobExistsError(changed)
 
 
 def changed_files_text(state: JobState) -> str | None:
-    """What ``refuse_changed_files`` refuses the job with, or None; ``status`` shows it as a
-    ``changed:`` line (a stopped job's user learns it before the resume)."""
+    """What ``refuse_changed_files`` refuses the job with for its files, or None; ``status`` shows
+    it as a ``changed:`` line (a stopped job's user learns it before the resume)."""
     if state.status == COMPLETED:
         return None
     files = _files(state.config)

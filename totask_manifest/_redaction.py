@@ -111,9 +111,11 @@ def _where(secret: str, shown: str, *, at_end: bool = False) -> re.Pattern[str] 
     return re.compile(f"{context}(?<![{_WORD_EDGE}]){re.escape(shown)}{after}")
 
 
-def _mask(text: str, secret: str) -> str:
+def replace_secret(text: str, secret: str, mask: str = "***") -> str:
+    """``text`` with ``secret`` replaced by ``mask`` where ``hide_secrets`` would mask it (the same
+    rules for a short secret): also how a stored parameter names the variable holding one."""
     pattern = _where(secret, secret)
-    return text.replace(secret, "***") if pattern is None else pattern.sub(r"\1***", text)
+    return text.replace(secret, mask) if pattern is None else pattern.sub(lambda m: m.group(1) + mask, text)
 
 
 def _cut_tail(text: str, secret: str) -> int:
@@ -126,13 +128,13 @@ def _cut_tail(text: str, secret: str) -> int:
     return 0
 
 
-def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str:
+def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False, mask: str = "***") -> str:
     """``text`` with each of ``secrets`` replaced by ``***``: anywhere for one of
     ``WHOLE_SECRET_CHARS`` or more, as a whole word for a shorter one, only as a credential (after
     ``Token``, ``token=``, ...) for one under ``MIN_SECRET_CHARS``. ``cut``: ``text`` is the head of
     a longer answer, so a secret may be split at its end: a tail that begins one of them (where it
     would be masked) becomes ``***`` too (a few characters of ordinary text lost at most, at a cut
-    anyway).
+    anyway). ``mask``: what stands for each (a stored parameter's ``${***}``).
 
     Done before any cut to a length: a secret split by a cut no longer matches whole, and the
     first characters of a token echoed near a reason's 160th character stayed in it."""
@@ -140,7 +142,7 @@ def hide_secrets(text: str, secrets: Sequence[str], *, cut: bool = False) -> str
         return text
     secrets = sorted(secrets, key=len, reverse=True)  # a token holding another is hidden whole
     for secret in secrets:
-        text = _mask(text, secret)
+        text = replace_secret(text, secret, mask)
     if cut:
         tail = max((_cut_tail(text, secret) for secret in secrets), default=0)
         if tail:

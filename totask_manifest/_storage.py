@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from ._redaction import carries_secret as carries_secret
 from ._redaction import map_strings as map_strings
 from ._redaction import redact_secret_url as redact_secret_url
 from ._redaction import redact_url as redact_url
+from ._url_forms import local_file_url as local_file_url
+from ._url_forms import refuse_half_scheme as refuse_half_scheme
 from ._write_behind import open_write_behind, replace_behind, sync
 
 if TYPE_CHECKING:
@@ -36,29 +37,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: temporaries are never judged stale
     fcntl = None  # type: ignore[assignment]
-
-#: ``s3:/bucket`` or ``s3:bucket``: a storage scheme without its ``//`` (``file:/x`` is a valid file
-#: URL, ``simplecache::s3://`` a chained one, ``C:/x`` a drive letter)
-_HALF_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(?!//|:)")
-#: schemes whose URL is whole without ``//``: ``file:/x``, and ``data:,...`` (RFC 2397), which
-#: fsspec's ``split_protocol`` reads as such
-_WHOLE_WITHOUT_SLASHES = frozenset({"file", "data"})
-
-
-def refuse_half_scheme(url: str) -> None:
-    """Refuse ``s3:/bucket`` and the like: fsspec (and ``os.path.abspath``) read it as a local
-    path, so the data would go to a folder named ``s3:`` here, silently."""
-    half = _HALF_SCHEME.match(str(url))
-    if half is None:
-        return
-    import fsspec
-
-    if (half.group(1).lower() not in _WHOLE_WITHOUT_SLASHES
-            and half.group(1).lower() in fsspec.available_protocols()):
-        scheme, shown = half.group(1), str(url).split("?", 1)[0]
-        raise StorageError(f"{shown} is not a {scheme}:// URL (no '//' after '{scheme}:'); "
-                           f"write {scheme}://... for that storage, or ./{shown} for a local path")
-
 
 def _with_env_proxy(url: str, storage_options: dict[str, Any]) -> dict[str, Any]:
     """An ``http(s)://`` URL (an input manifest, a report's images) through the proxy the
@@ -77,6 +55,7 @@ def _with_env_proxy(url: str, storage_options: dict[str, Any]) -> dict[str, Any]
 
 def url_to_fs(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     refuse_half_scheme(url)
+    url = local_file_url(url)
     import fsspec.core
 
     storage_options = _with_env_proxy(str(url), storage_options)

@@ -141,6 +141,8 @@ class FileAnnotator(Annotator):
             from .._synapse.plugin import FILE_HOOK, load_plugin
 
             load_plugin(options.converter, needs=FILE_HOOK)
+            if options.converter_params:  # a credential kept masked, or by a variable unset now: refused before the job runs
+                run_params(options.converter_params, "converter_params")
         name = get_task_type(task_type).name
         kept = native != NATIVE_CONVERT and (fmt in NATIVE_FORMATS or (native == NATIVE_ANY and fmt not in TEXT_FORMATS))
         if fmt in FORMAT_TASK_TYPES and name not in FORMAT_TASK_TYPES[fmt] and not kept:

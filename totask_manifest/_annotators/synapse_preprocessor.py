@@ -103,6 +103,10 @@ class PreProcessorAnnotator(BatchAnnotator):
         params = options.pre_processor_params
         if params is not None and not isinstance(params, dict):
             raise UsageError("pre_processor_params must be an object")
+        # a credential kept masked (``${***}``), or by a variable unset now: refused before the job runs
+        run_params(params or {}, "pre_processor_params")
+        if options.converter_params:
+            run_params(options.converter_params, "converter_params")
 
     def _ensure(self) -> Served:
         if self._served is None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._redaction import scrub_log_text
+from .._url_forms import local_file_url
 
 
 def scrub(text: str, limit: int = 240) -> str:
@@ -31,7 +32,7 @@ def base_of(manifest_url: str) -> str:
     Local folders come back absolute, so a job resumed from another working directory still
     finds the same files.
     """
-    url = str(manifest_url)
+    url = local_file_url(str(manifest_url))
     if has_scheme(url) and not url.startswith("file://"):
         # not in the query (``?versionId=``, a signature), nor a trailing ``/``, which s3fs reads
         # as the object itself: ``s3://b/run/m.jsonl/`` is in ``s3://b/run``, not ``s3://b/run/m.jsonl``

@@ -52,7 +52,7 @@ from typing import Any
 from .. import _signals
 from .._errors import WRITE_ERRNOS, JobError, StorageError, write_failure
 from .._folders import missing_folders, remove_empty
-from .._storage import backend_errors, fsync_dir, is_local, join, redact_url, url_to_fs
+from .._storage import backend_errors, fsync_dir, is_local, join, local_file_url, redact_url, url_to_fs
 from .holder import Holder
 from .layout import LEASE_DIR, file_in_the_way
 
@@ -357,7 +357,7 @@ _HELD_LOCK = threading.Lock()
 
 
 def _key(job_url: str) -> str:
-    url = job_url.rstrip("/")
+    url = local_file_url(job_url.rstrip("/"))
     if url.startswith("file://"):
         url = url[len("file://"):]
     return url if "://" in url else os.path.abspath(url)

@@ -17,6 +17,7 @@ from .._compact import IntMap
 from .._errors import JobError, ManifestError, UsageError
 from .._formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
 from .._jobs.job import Job
+from .._jobs.scan_ranges import sha256_of
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._storage import exists
@@ -42,7 +43,10 @@ def load_job_target(job_url: str) -> JobTarget:
     output = job.output_manifest
     if not exists(output):
         raise JobError(f"job {job.url} has no output manifest ({output})")
-    if changed := job.output_changed():  # a head -25 onto it was applied as the job's labels
+    # a head -25 onto it was applied as the job's labels, and an edit of the same size too: its
+    # sha256 (read whole, as chain does) is checked before any request, since the writes go out
+    # while the file is read
+    if changed := job.output_changed() or job.output_changed(sha256_of(output)):
         raise JobError(changed)
     config = job.state.config
     return JobTarget(job.url, config.label_attribute, config.task_type, output)
