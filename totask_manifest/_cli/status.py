@@ -25,27 +25,18 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-<<<<<<< HEAD
     from .._jobs.state import input_changed_run, input_text, output_changed, output_missing, output_stale
-=======
-    from .._jobs.state import input_changed_run, input_text, output_changed, output_stale
     from .._redaction import hide_secrets
->>>>>>> secrets38
     from .._storage import map_strings, redact_secret_url
 
     # job.json keeps what resume needs; stdout never a password (the text's chained/cloned from too),
     # nor a credential of the environment an older version's job.json holds (its parameters, an
     # error quoting it): masked as the log lines mask it (``--format json`` printed it whole)
     raw = api.status(args.job_dir)
-<<<<<<< HEAD
-    data = map_strings(raw, redact_secret_url)
-    job = Job(args.job_dir)
-    changed = output_changed(data.get("runs"), job.output_manifest, data["job-name"])
-=======
     secrets = env_credentials()
     data = map_strings(raw, lambda text: hide_secrets(redact_secret_url(text), secrets))
-    changed = output_changed(data.get("runs"), Job(args.job_dir).output_manifest, data["job-name"])
->>>>>>> secrets38
+    job = Job(args.job_dir)
+    changed = output_changed(data.get("runs"), job.output_manifest, data["job-name"])
     if changed:
         data["output-changed"] = changed
     elif gone := output_missing(data["status"], job.output_manifest, data["job-name"], job.url):
