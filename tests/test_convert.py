@@ -425,6 +425,20 @@ def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
       "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
                       {"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
      "'annotations[1].id': annotation id 7 is also annotations[0]'s"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": None}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 2, 2]}]},
+     "'categories[1].name': category id 2 has no name in categories[1]: its name is null, not a string"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 2, "name": "   "}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 2, 2]}]},
+     "'categories[0].name': category id 2 has an empty name in categories[0]: its name is only spaces"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}, {"id": 2, "width": 10, "height": 10}],
+      "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                      {"id": "1", "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[1].id': annotation id \"1\" is not an integer"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 2.5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[0].id': annotation id 2.5 is not an integer"),
 ])
 def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, capsys, doc, said):
     """Before: an image id or image_id that is a list or object ended the import with a traceback
@@ -432,11 +446,16 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     values, was skipped or cut short: the image got an empty mask, nothing said. A category named
     ``""`` was imported into a class-map that validate and every export refuse, and an annotation
     id listed twice was taken without a word (pycocotools keeps the last), while an image or
-    category id listed twice is refused: each is refused now, naming its key."""
+    category id listed twice is refused: each is refused now, naming its key. A category named
+    ``null`` became the class ``"None"``, one of spaces passed import, validate and ``--to coco``
+    (only ``--to yolo`` refused it), and annotation ids ``1`` and ``"1"`` were two ids: a class
+    name is a string with a character other than spaces and an annotation id an integer
+    (pycocotools'), each refusal naming the file too."""
     (tmp_path / "c.json").write_text(json.dumps(doc))
     assert cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "o" / "m.manifest"), "--to", "manifest"]) == 1
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()) == 1, err
+    assert "c.json" in err, err
     assert not (tmp_path / "o").exists()
 
 

@@ -13,9 +13,11 @@ object: an export writes it as it reads the manifest, an import reads it whole.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,7 +25,13 @@ import orjson
 
 from .._errors import UsageError
 from .._fetch import base_of, has_scheme
-from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
+from .._formats.coco import (
+    CATEGORY_OFFSET,
+    annotation_id,
+    categories_by_id,
+    coco_annotations_to_gt,
+    gt_to_coco_image,
+)
 from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline, refuse_unknown_key
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
@@ -150,6 +158,24 @@ def _write_document(
     return counts
 
 
+def _naming_the_file(convert: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A refusal of the document names it, after its key (``'categories[1].name': ... (in
+    c.json)``): it named the key alone, and a script converting many files could not tell which."""
+
+    @functools.wraps(convert)
+    def call(src: str, dst: str, **options: Any) -> dict[str, Any]:
+        try:
+            return convert(src, dst, **options)
+        except FormatError as exc:
+            where = redact_secret_url(src)
+            if where in exc.detail:
+                raise
+            raise FormatError(f"{exc.detail} (in {where})", fmt=exc.format, key=exc.key, line=exc.line) from None
+
+    return call
+
+
+@_naming_the_file
 def coco_to_manifest(
     src: str,
     dst: str,
@@ -199,8 +225,8 @@ def coco_to_manifest(
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
-        ann_id = ann.get("id")
-        if isinstance(ann_id, int | float | str) and not isinstance(ann_id, bool):
+        ann_id = annotation_id(ann.get("id"), key=f"annotations[{i}].id")
+        if ann_id is not None:
             if ann_id in ann_seen:  # pycocotools keeps the last; the export would write one id twice
                 raise FormatError(f"annotation id {ann_id!r} is also annotations[{ann_seen[ann_id]}]'s; one id "
                                   "names one annotation", fmt="coco", key=f"annotations[{i}].id")
