@@ -459,6 +459,31 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(("prefix", "encoding", "said"), [
+    (b"\xef\xbb\xbf", "utf-8", None),
+    (b"\xff\xfe", "utf-16-le", "is UTF-16 text (it starts with the byte order mark FF FE)"),
+    (b"\xfe\xff", "utf-16-be", "is UTF-16 text (it starts with the byte order mark FE FF)"),
+    (b"\xff\xfe\x00\x00", "utf-32-le", "is UTF-32 text (it starts with the byte order mark FF FE 00 00)"),
+    (b"", "latin-1", "is not UTF-8 text (invalid continuation byte at byte"),
+], ids=["utf-8-bom", "utf-16", "utf-16-be", "utf-32", "latin-1"])
+def test_a_coco_file_is_read_as_every_json_reader_reads_one(tmp_path, capsys, prefix, encoding, said):
+    """A UTF-8 byte order mark was refused ("UTF-8 byte order mark (BOM) is not supported") where
+    validate, the file method and a YOLO import drop it: dropped here too. A UTF-16 or UTF-32 file
+    got orjson's "str is not valid UTF-8: surrogates not allowed": named by its encoding, as a
+    manifest is (``file_kind.other_encoding``), with the command that converts it."""
+    doc = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "café"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]}
+    (tmp_path / "c.json").write_bytes(prefix + json.dumps(doc, ensure_ascii=False).encode(encoding))
+    code = cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "m.manifest"), "--to", "manifest"])
+    err = capsys.readouterr().err
+    if said is None:
+        assert code == 0, err
+        assert _records(tmp_path / "m.manifest")[0]["label-metadata"]["class-map"] == {"0": "café"}
+        return
+    assert code == 1 and said in err and "c.json" in err and len(err.strip().splitlines()) == 1, err
+    assert "surrogates" not in err and not (tmp_path / "m.manifest").exists()
+
+
 @pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a", "data.yaml", "classes.txt",
                                         "images.txt"])
 def test_a_yolo_export_blocked_by_a_users_file_changes_nothing(tmp_path, capsys, in_the_way):
