@@ -257,6 +257,25 @@ def test_masks_round_trip_through_coco_rle(tmp_path):
         np.testing.assert_array_equal(read_mask(g["label-ref"], meta["internal-color-map"]), m)
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_mask_class_of_no_name_is_refused_by_the_coco_export_and_validate(tmp_path, capsys, name):
+    """A mask's ``internal-color-map`` class named ``""`` or ``"   "`` was written as a COCO
+    category of that name (and passed validate), where a box's is refused: the one rule of class
+    names (``class_names.class_name_problem``) holds for masks too."""
+    m = np.zeros((8, 9), dtype=np.uint8)
+    m[2:5, 3:7] = 1
+    src = tmp_path / "seg.manifest"
+    src.write_bytes(orjson.dumps(_mask_line(tmp_path, 0, m, {0: ("BACKGROUND", "#ffffff"), 1: (name, "#2acf59")}))
+                    + b"\n")
+    assert cli_main(["convert", str(src), str(tmp_path / "seg.json"), "--to", "coco"]) == 1
+    err = capsys.readouterr().err
+    assert "class id 1 has an empty name in internal-color-map" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "seg.json").exists()
+    assert cli_main(["validate", str(src)]) == 1
+    out = capsys.readouterr()
+    assert "seg-ref-metadata.internal-color-map.1.class-name" in out.out + out.err, out
+
+
 def test_coco_polygons_and_compressed_rle_paint_masks(tmp_path):
     binary = np.zeros((10, 12), dtype=bool)
     binary[2:5, 7:11] = True
