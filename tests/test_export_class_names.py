@@ -176,3 +176,22 @@ def test_a_class_name_of_spaces_or_no_string_is_refused_by_import_validate_and_e
         line = one_line_error(r, "convert")
         assert r.returncode == 1 and "class id 0" in line and said in line, (to, line)
         assert not (tmp_path / out).exists()
+
+
+def test_the_class_name_rule_and_validates_schema_agree_on_every_character() -> None:
+    """``class_name_problem`` and the schemas' ``"pattern": "\\S"`` (what validate reads) call the
+    same one-character names blank: Python's ``str.strip`` and the schema engine's ``\\s`` differ
+    on U+001C-U+001F, U+0085 and U+FEFF, which would make validate pass a name an export refuses."""
+    import json
+
+    import jsonschema_rs
+
+    from totask_manifest._formats.class_names import class_name_problem
+
+    defs = json.loads((Path(__file__).parent.parent / "schemas" / "_defs.json").read_text())["$defs"]
+    schema = defs["class-map"]["additionalProperties"]
+    check = jsonschema_rs.validator_for(schema)
+    differ = [hex(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF
+              and check.is_valid(chr(c)) != (class_name_problem(chr(c)) is None)]
+    assert differ == []
+    assert check.is_valid("a ") and class_name_problem(" \u3000\ufeff") == "is only spaces"
