@@ -257,6 +257,25 @@ def test_masks_round_trip_through_coco_rle(tmp_path):
         np.testing.assert_array_equal(read_mask(g["label-ref"], meta["internal-color-map"]), m)
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_mask_class_of_no_name_is_refused_by_the_coco_export_and_validate(tmp_path, capsys, name):
+    """A mask's ``internal-color-map`` class named ``""`` or ``"   "`` was written as a COCO
+    category of that name (and passed validate), where a box's is refused: the one rule of class
+    names (``class_names.class_name_problem``) holds for masks too."""
+    m = np.zeros((8, 9), dtype=np.uint8)
+    m[2:5, 3:7] = 1
+    src = tmp_path / "seg.manifest"
+    src.write_bytes(orjson.dumps(_mask_line(tmp_path, 0, m, {0: ("BACKGROUND", "#ffffff"), 1: (name, "#2acf59")}))
+                    + b"\n")
+    assert cli_main(["convert", str(src), str(tmp_path / "seg.json"), "--to", "coco"]) == 1
+    err = capsys.readouterr().err
+    assert "class id 1 has an empty name in internal-color-map" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "seg.json").exists()
+    assert cli_main(["validate", str(src)]) == 1
+    out = capsys.readouterr()
+    assert "seg-ref-metadata.internal-color-map.1.class-name" in out.out + out.err, out
+
+
 def test_coco_polygons_and_compressed_rle_paint_masks(tmp_path):
     binary = np.zeros((10, 12), dtype=bool)
     binary[2:5, 7:11] = True
@@ -425,6 +444,20 @@ def test_a_missing_yolo_folder_is_a_missing_input(tmp_path, capsys):
       "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
                       {"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
      "'annotations[1].id': annotation id 7 is also annotations[0]'s"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": None}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 2, 2]}]},
+     "'categories[1].name': category id 2 has no name in categories[1]: its name is null, not a string"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 2, "name": "   "}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 2, 2]}]},
+     "'categories[0].name': category id 2 has an empty name in categories[0]: its name is only spaces"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}, {"id": 2, "width": 10, "height": 10}],
+      "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                      {"id": "1", "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[1].id': annotation id \"1\" is not an integer"),
+    ({"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 2.5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]},
+     "'annotations[0].id': annotation id 2.5 is not an integer"),
 ])
 def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, capsys, doc, said):
     """Before: an image id or image_id that is a list or object ended the import with a traceback
@@ -432,12 +465,42 @@ def test_a_malformed_coco_id_or_polygon_is_one_error_naming_its_key(tmp_path, ca
     values, was skipped or cut short: the image got an empty mask, nothing said. A category named
     ``""`` was imported into a class-map that validate and every export refuse, and an annotation
     id listed twice was taken without a word (pycocotools keeps the last), while an image or
-    category id listed twice is refused: each is refused now, naming its key."""
+    category id listed twice is refused: each is refused now, naming its key. A category named
+    ``null`` became the class ``"None"``, one of spaces passed import, validate and ``--to coco``
+    (only ``--to yolo`` refused it), and annotation ids ``1`` and ``"1"`` were two ids: a class
+    name is a string with a character other than spaces and an annotation id an integer
+    (pycocotools'), each refusal naming the file too."""
     (tmp_path / "c.json").write_text(json.dumps(doc))
     assert cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "o" / "m.manifest"), "--to", "manifest"]) == 1
     err = capsys.readouterr().err
     assert said in err and len(err.strip().splitlines()) == 1, err
+    assert "c.json" in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("prefix", "encoding", "said"), [
+    (b"\xef\xbb\xbf", "utf-8", None),
+    (b"\xff\xfe", "utf-16-le", "is UTF-16 text (it starts with the byte order mark FF FE)"),
+    (b"\xfe\xff", "utf-16-be", "is UTF-16 text (it starts with the byte order mark FE FF)"),
+    (b"\xff\xfe\x00\x00", "utf-32-le", "is UTF-32 text (it starts with the byte order mark FF FE 00 00)"),
+    (b"", "latin-1", "is not UTF-8 text (invalid continuation byte at byte"),
+], ids=["utf-8-bom", "utf-16", "utf-16-be", "utf-32", "latin-1"])
+def test_a_coco_file_is_read_as_every_json_reader_reads_one(tmp_path, capsys, prefix, encoding, said):
+    """A UTF-8 byte order mark was refused ("UTF-8 byte order mark (BOM) is not supported") where
+    validate, the file method and a YOLO import drop it: dropped here too. A UTF-16 or UTF-32 file
+    got orjson's "str is not valid UTF-8: surrogates not allowed": named by its encoding, as a
+    manifest is (``file_kind.other_encoding``), with the command that converts it."""
+    doc = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "café"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]}
+    (tmp_path / "c.json").write_bytes(prefix + json.dumps(doc, ensure_ascii=False).encode(encoding))
+    code = cli_main(["convert", str(tmp_path / "c.json"), str(tmp_path / "m.manifest"), "--to", "manifest"])
+    err = capsys.readouterr().err
+    if said is None:
+        assert code == 0, err
+        assert _records(tmp_path / "m.manifest")[0]["label-metadata"]["class-map"] == {"0": "café"}
+        return
+    assert code == 1 and said in err and "c.json" in err and len(err.strip().splitlines()) == 1, err
+    assert "surrogates" not in err and not (tmp_path / "m.manifest").exists()
 
 
 @pytest.mark.parametrize("in_the_way", ["data.yaml/", "index.jsonl/", "labels/a", "data.yaml", "classes.txt",

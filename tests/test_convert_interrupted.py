@@ -316,7 +316,7 @@ def test_a_yolo_folder_being_written_is_refused_and_a_killed_exports_stage_is_re
     dst = tmp_path / "ds"
     with YoloOutput(str(dst)) as out:
         out.write("labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
-        out.write("index.jsonl", b"{}\n")
+        out.write("index.jsonl", b'{"label": "labels/a.txt"}\n')  # as an export lists its label files
         with pytest.raises(UsageError, match="another convert is writing the YOLO folder") as refused:
             convert(str(src), str(dst), to="yolo", label_attribute="boxes")
         assert refused.value.exit_code == 2

@@ -138,3 +138,60 @@ def test_validate_and_the_coco_readers_refuse_an_empty_class_name_as_the_exports
     line = one_line_error(r, "convert")
     assert r.returncode == 1 and "category id 6 has an empty name" in line, line
     assert not (tmp_path / "m.manifest").exists()
+
+
+@pytest.mark.parametrize(("name", "said"), [("   ", "is only spaces"), (None, "is null, not a string"),
+                                            (7, "is 7, not a string")])
+def test_a_class_name_of_spaces_or_no_string_is_refused_by_import_validate_and_every_export(
+        tmp_path: Path, name: object, said: str) -> None:
+    """One rule of what a class name may be (``class_names.class_name_problem``), read the same
+    by the COCO readers, ``validate`` and the exports: a COCO category named ``null`` became the
+    class ``"None"``, and one named ``"   "`` passed the import, ``validate`` and ``--to coco``
+    while ``--to yolo`` refused it as empty."""
+    from totask_manifest._failure_rules import rule_of
+    from totask_manifest._formats.detect import to_label
+    from totask_manifest._formats.model import FormatError
+
+    doc = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 6, "name": name}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 6, "bbox": [1, 1, 2, 2]}]}
+    with pytest.raises(FormatError, match=rf"category id 6 has (?:an empty|no) name in categories\[0\]: its name {said}"
+                       ) as caught:  # the file method
+        to_label(doc, "coco", "object-detection")
+    assert rule_of(f"format: {caught.value}") == "class-name-missing"
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    r = cli("convert", "c.json", "m.manifest", "--to", "manifest", cwd=tmp_path)
+    assert r.returncode == 1 and said in one_line_error(r, "convert") and not (tmp_path / "m.manifest").exists()
+    if not isinstance(name, str):
+        return
+    meta = {"type": "groundtruth/object-detection", "objects": [{}], "class-map": {"0": name}}
+    (tmp_path / "in.manifest").write_bytes(_line("boxes", BOX, meta))
+    r = cli("validate", "in.manifest", cwd=tmp_path)
+    assert r.returncode == 1 and "boxes-metadata.class-map.0" in r.stdout + r.stderr, r.stdout + r.stderr
+    (tmp_path / "ic.manifest").write_bytes(_line("cls", 0, {"type": "groundtruth/image-classification",
+                                                            "class-name": name, "confidence": 1}))
+    r = cli("validate", "ic.manifest", cwd=tmp_path)
+    assert r.returncode == 1 and "cls-metadata.class-name" in r.stdout + r.stderr, r.stdout + r.stderr
+    for to, out in (("coco", "o.json"), ("yolo", "o"), ("dm-schema-v1", "o.dm.jsonl")):
+        r = cli("convert", "in.manifest", out, "--to", to, cwd=tmp_path)
+        line = one_line_error(r, "convert")
+        assert r.returncode == 1 and "class id 0" in line and said in line, (to, line)
+        assert not (tmp_path / out).exists()
+
+
+def test_the_class_name_rule_and_validates_schema_agree_on_every_character() -> None:
+    """``class_name_problem`` and the schemas' ``"pattern": "\\S"`` (what validate reads) call the
+    same one-character names blank: Python's ``str.strip`` and the schema engine's ``\\s`` differ
+    on U+001C-U+001F, U+0085 and U+FEFF, which would make validate pass a name an export refuses."""
+    import json
+
+    import jsonschema_rs
+
+    from totask_manifest._formats.class_names import class_name_problem
+
+    defs = json.loads((Path(__file__).parent.parent / "schemas" / "_defs.json").read_text())["$defs"]
+    schema = defs["class-map"]["additionalProperties"]
+    check = jsonschema_rs.validator_for(schema)
+    differ = [hex(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF
+              and check.is_valid(chr(c)) != (class_name_problem(chr(c)) is None)]
+    assert differ == []
+    assert check.is_valid("a ") and class_name_problem(" \u3000\ufeff") == "is only spaces"

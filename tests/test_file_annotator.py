@@ -251,13 +251,17 @@ def test_relative_references_follow_the_manifest_folder(tmp_path):
 
 @pytest.mark.parametrize("input_format", ["auto", "coco"])
 @pytest.mark.parametrize(("body", "said"), [
-    ("{}".encode("utf-16"), "is UTF-16 (its byte order mark), not UTF-8"),
+    (b"\xff\xfe" + "{}".encode("utf-16-le"), "is UTF-16 text (it starts with the byte order mark FF FE), not UTF-8"),
+    (b"\xfe\xff" + "{}".encode("utf-16-be"), "is UTF-16 text (it starts with the byte order mark FE FF), not UTF-8"),
+    (b"\xff\xfe\x00\x00" + "{}".encode("utf-32-le"), "is UTF-32 text (it starts with the byte order mark FF FE 00 00)"),
     (b'{"images": [], "x": "caf\xe9"}', "is not UTF-8 text (invalid continuation byte)"),
-], ids=["utf-16", "latin-1"])
+], ids=["utf-16", "utf-16-be", "utf-32", "latin-1"])
 def test_an_annotation_file_that_is_not_utf8_fails_as_not_utf8(tmp_path, input_format, body, said):
     """A UTF-16 file (Notepad's "Unicode") failed as ``not-json`` with orjson's "str is not valid
     UTF-8: surrogates not allowed", where the README's rule for it is ``not-utf8``. A JSON body
-    that is not UTF-8 fails as ``not-utf8`` now, naming the file and what it is."""
+    that is not UTF-8 fails as ``not-utf8`` now, naming the file and what it is. A UTF-32 file
+    was said to be UTF-16 (UTF-32LE's mark begins as UTF-16LE's): its encoding is told by the
+    manifests' table now (``file_kind.other_encoding``)."""
     from totask_manifest._failure_rules import rule_of
 
     root = tmp_path / "data"

@@ -22,11 +22,13 @@ from totask_manifest._analytics.yolo_output import STAGE_PREFIX, YoloOutput
 from totask_manifest._jobs.holder import Holder
 
 
-def _export(dst: Path) -> None:
+def _export(dst: Path, *extra: str) -> None:
+    """An export as ``convert`` writes one: its ``index.jsonl`` lists each label file."""
+    labels = [f"labels/a/img{i}.txt" for i in range(5)] + list(extra)
     with YoloOutput(str(dst)) as out:
-        for i in range(5):
-            out.write(f"labels/a/img{i}.txt", b"0 0.5 0.5 0.1 0.1\n")
-        out.write("index.jsonl", b"{}\n")
+        for label in labels:
+            out.write(label, b"0 0.5 0.5 0.1 0.1\n")
+        out.write("index.jsonl", b"".join(b'{"label": "%s"}\n' % label.encode() for label in labels))
         out.write("classes.txt", b"cat\n")
         out.write("data.yaml", b"names: [cat]\n")
 
@@ -273,7 +275,7 @@ def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp
     dst = tmp_path / "ds"
     _export(dst)
     for p in dst.rglob("*"):
-        if p.is_file():
+        if p.is_file() and p.name != "index.jsonl":  # which lists the label files: none is the user's
             p.write_bytes(b"old\n")
     spot = dst / taken
     if spot.is_dir():
@@ -292,28 +294,41 @@ def test_a_name_taken_by_a_folder_or_a_file_stops_the_export_before_any_move(tmp
     assert not list(dst.glob(".tmp-yolo-*"))
 
 
-@pytest.mark.parametrize("inside", ["labels/a/img3.txt", "labels/a", "labels/b/old.txt"])
+@pytest.mark.parametrize("inside", ["labels/a/img3.txt", "labels/b/old.txt"])
 def test_a_re_export_replaces_labels_whole(tmp_path: Path, inside: str) -> None:
     """Before: each label file was moved into the previous export's ``labels/``, so a label file
     left out of the new export stayed (a dataset with images it no longer lists), and a folder
-    where a label file goes (or a file where a label folder goes) stopped the export. ``labels/``
-    is the export's own: after a re-export it holds exactly what that export wrote."""
+    where a label file goes stopped the export. ``labels/`` is the export's own: after a
+    re-export it holds exactly what that export wrote."""
+    dst = tmp_path / "ds"
+    _export(dst, "labels/b/old.txt")  # the earlier export had one image more
+    spot = dst / inside
+    if inside != "labels/b/old.txt":
+        spot.unlink()
+        spot.mkdir()
+    _export(dst)
+    assert _files(dst) == WHOLE
+
+
+@pytest.mark.parametrize("mine", ["labels/my_extra.txt", "labels/a"])
+def test_a_label_file_the_earlier_exports_index_does_not_list_is_refused(tmp_path: Path, mine: str) -> None:
+    """A file the user added to ``labels/`` of a folder this tool wrote (``index.jsonl`` there)
+    was removed by the re-export without a word, exit 0: ``labels/`` is replaced whole, but the
+    earlier export's label files are the ones its ``index.jsonl`` lists, and this one is the
+    user's. Refused before anything moves, naming it, as one in a ``labels/`` of no export is."""
     dst = tmp_path / "ds"
     _export(dst)
-    spot = dst / inside
+    spot = dst / mine
     if spot.is_dir():
         for p in spot.iterdir():
             p.unlink()
         spot.rmdir()
-        spot.write_bytes(b"mine\n")
-    elif spot.exists():
-        spot.unlink()
-        spot.mkdir()
-    else:
-        spot.parent.mkdir(parents=True)
-        spot.write_bytes(b"0 0.5 0.5 0.1 0.1\n")
-    _export(dst)
-    assert _files(dst) == WHOLE
+    spot.write_bytes(b"0 0.5 0.5 0.2 0.2\n")
+    before = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    with pytest.raises(yolo_output.StorageError, match=rf"labels/ holds {re.escape(mine)}, which its index\.jsonl"):
+        _export(dst)
+    assert {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()} == before
+    assert not list(dst.glob(".tmp-yolo-*"))
 
 
 def test_a_labels_folder_of_no_export_is_refused(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"(?i)no filesystem for protocol .*\binstall \w", "storage-package-missing"),
     (r"no such (file|object)", "file-missing"),
     (r"is a folder", "not-a-file"),
-    (r"no name for class id|names no class id|an empty name in (?:class-(?:map|name)|categories)|pass class_names|--class-names",
+    (r"no name for class id|names no class id|(?:an empty|no) name in (?:class-(?:map|name)|categories)|pass class_names|--class-names",
      "class-name-missing"),
     (r"^schema: ", "schema-invalid"),
     (r"^format: ", "format-invalid"),

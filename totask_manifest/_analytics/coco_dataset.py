@@ -13,9 +13,11 @@ object: an export writes it as it reads the manifest, an import reads it whole.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,10 +25,17 @@ import orjson
 
 from .._errors import UsageError
 from .._fetch import base_of, has_scheme
-from .._formats.coco import CATEGORY_OFFSET, categories_by_id, coco_annotations_to_gt, gt_to_coco_image
+from .._formats.coco import (
+    CATEGORY_OFFSET,
+    annotation_id,
+    categories_by_id,
+    coco_annotations_to_gt,
+    gt_to_coco_image,
+)
 from .._formats.coco_regions import CROWD_REGION, coco_losses, is_box_outline, refuse_unknown_key
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
+from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
 from .coco_images import (
@@ -150,6 +159,24 @@ def _write_document(
     return counts
 
 
+def _naming_the_file(convert: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A refusal of the document names it, after its key (``'categories[1].name': ... (in
+    c.json)``): it named the key alone, and a script converting many files could not tell which."""
+
+    @functools.wraps(convert)
+    def call(src: str, dst: str, **options: Any) -> dict[str, Any]:
+        try:
+            return convert(src, dst, **options)
+        except FormatError as exc:
+            where = redact_secret_url(src)
+            if where in exc.detail:
+                raise
+            raise FormatError(f"{exc.detail} (in {where})", fmt=exc.format, key=exc.key, line=exc.line) from None
+
+    return call
+
+
+@_naming_the_file
 def coco_to_manifest(
     src: str,
     dst: str,
@@ -166,10 +193,7 @@ def coco_to_manifest(
     ``segmentation`` (other than its box's outline, ``coco_regions.is_box_outline``) and to boxes otherwise; masks go to ``<dst folder>/masks/<image id>.png``.
     Boxes asked for where annotations carry segmentations, keypoints or attributes are refused
     naming them, unless ``allow_drop`` (the line's metadata then records ``dropped``)."""
-    try:
-        doc = orjson.loads(read_bytes(src))
-    except orjson.JSONDecodeError as exc:
-        raise FormatError(f"{redact_secret_url(src)} is not a JSON document: {exc}", fmt="coco") from None
+    doc = _read_document(src)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise FormatError(
             f"{redact_secret_url(src)} is not a COCO document (no 'images' list)", fmt="coco", key="images"
@@ -199,8 +223,8 @@ def coco_to_manifest(
     for i, ann in enumerate(doc.get("annotations") or []):
         if not isinstance(ann, dict) or "image_id" not in ann:
             raise FormatError("annotation needs an 'image_id'", fmt="coco", key=f"annotations[{i}]")
-        ann_id = ann.get("id")
-        if isinstance(ann_id, int | float | str) and not isinstance(ann_id, bool):
+        ann_id = annotation_id(ann.get("id"), key=f"annotations[{i}].id")
+        if ann_id is not None:
             if ann_id in ann_seen:  # pycocotools keeps the last; the export would write one id twice
                 raise FormatError(f"annotation id {ann_id!r} is also annotations[{ann_seen[ann_id]}]'s; one id "
                                   "names one annotation", fmt="coco", key=f"annotations[{i}].id")
@@ -305,6 +329,30 @@ def coco_to_manifest(
     if notes:
         counts[NOTES] = notes
     return counts
+
+
+def _read_document(src: str) -> Any:
+    """The COCO document at ``src``, read as every reader of this tool reads JSON: a UTF-8 byte
+    order mark (Notepad's) dropped (orjson refused it, where validate, the file method and a YOLO
+    import take it), a UTF-16 or UTF-32 file named as such (``file_kind.other_encoding``, the
+    manifests' table), other bytes that are no UTF-8 said so, not in orjson's words ("str is not
+    valid UTF-8: surrogates not allowed")."""
+    name = redact_secret_url(src)
+    body = read_bytes(src)
+    if (found := other_encoding(body[:4])) is not None:
+        base = name.rsplit("/", 1)[-1]
+        raise FormatError(f"{name} {found[1]}; a COCO document is read as UTF-8: convert it (iconv -f {found[0]} "
+                          f"-t UTF-8 {base} > utf8-{base}) and give the converted file", fmt="coco")
+    body = body.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise FormatError(f"{name} is not UTF-8 text ({bad.reason} at byte {bad.start}): save it as UTF-8",
+                              fmt="coco") from None
+        raise FormatError(f"{name} is not a JSON document: {exc}", fmt="coco") from None
 
 
 def _drop_hint(anns: list, lost: Counter, task_type: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._errors import ManifestError
 from .._fetch import resolve_reference
+from .._formats.class_names import CLASS_NAME_RULE, class_name_problem
 from .._formats.model import FormatError
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._outcomes import Labeled
@@ -178,6 +179,11 @@ def coco_mask_image(
     mask = read_mask(resolve_reference(label.value, base), color_map, line=line)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
+    for cid, name in names.items():  # the one rule of class names: a box's "   " is refused too
+        if (problem := class_name_problem(name)) is not None:
+            raise ManifestError(f"class id {cid} has an empty name in internal-color-map: its name {problem}; "
+                                f"{CLASS_NAME_RULE}", line=line, key=f"internal-color-map.{cid}.class-name",
+                                rule="coco-mask")
     merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, line)
     anns = []
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):

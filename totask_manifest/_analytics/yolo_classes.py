@@ -19,17 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._errors import ManifestError, UsageError
-from .._formats.class_names import parse_class_names
+from .._formats.class_names import class_name_problem, parse_class_names
 
 RULE = "yolo-class-name"
 
 
 def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be one line of ``classes.txt`` that reads back as itself, or None."""
-    if not isinstance(name, str):
-        return "is not a string"
-    if not name.strip():
-        return "is empty"
+    if (problem := class_name_problem(name)) is not None:  # the rule every reader and export shares
+        return problem
     if len(name.splitlines()) != 1 or name.endswith(("\n", "\r")):
         return "holds a line break, and classes.txt holds one name per line (class id = line position)"
     if name != name.strip():

@@ -41,6 +41,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
+import orjson
+
 from .. import _signals
 from .._errors import StorageError, UsageError
 from .._folders import not_a_folder
@@ -241,6 +243,7 @@ class YoloOutput:
         with contextlib.suppress(Exception):  # s3fs caches listings (its parents' too): what is there now
             self.fs.invalidate_cache(labels)
         if self.fs.exists(path("index.jsonl")):
+            self._refuse_unlisted_labels(labels, path("index.jsonl"))
             return
         for name in TOP_FILES[:-1]:  # index.jsonl, the last, is not there
             if self.fs.exists(path(name)):
@@ -255,6 +258,30 @@ class YoloOutput:
                 raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {rel} and no index.jsonl "
                                    "beside it: no export of this tool's, and an export, replacing labels/ whole, "
                                    "would remove it; move it away or write to another folder")
+
+    def _refuse_unlisted_labels(self, labels: str, index: str) -> None:
+        """A folder an earlier export wrote: ``labels/`` is replaced whole, which drops that
+        export's label files (its ``index.jsonl`` lists each) that the new one has not, as the
+        README promises. A file it does not list is no export's but the user's own (added after
+        it), and was removed without a word, exit 0: refused, naming the first and the count, as a
+        user's file in a ``labels/`` with no ``index.jsonl`` is. Refused rather than noted: a
+        note comes after the file is gone, and nothing else in the folder is the export's."""
+        if not self.fs.isdir(labels):
+            return
+        listed = set()
+        for raw in self.fs.cat_file(index).splitlines():
+            with contextlib.suppress(ValueError):  # a damaged line lists nothing
+                entry = orjson.loads(raw)
+                if isinstance(entry, dict) and isinstance(entry.get("label"), str):
+                    listed.add(entry["label"])
+        base = labels.rstrip("/")
+        unlisted = [rel for rel in ("labels/" + e[len(base):].strip("/") for e in sorted(self.fs.find(labels)))
+                    if rel not in listed and not posixpath.basename(rel).startswith(".tmp-")]
+        if unlisted:
+            more = f" (and {len(unlisted) - 1} more such file(s))" if len(unlisted) > 1 else ""
+            raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {unlisted[0]}{more}, which its "
+                               "index.jsonl (the earlier export's) does not list: your own file, and an export, "
+                               "replacing labels/ whole, would remove it; move it away or write to another folder")
 
     # -- object store -----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .._fetch import redact_url, scrub
 from .._formats.detect import TEXT_FORMATS, detect_input_format, to_label
 from .._formats.model import FormatError
 from .._formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+from .._manifest.file_kind import other_encoding
 from .._outcomes import Failed, Labeled, Outcome
 from .._synapse.taskdata import loads_exact
 from .file_source import LineFailure
@@ -60,9 +61,8 @@ def _refuse_not_utf8(body: bytes, url: str) -> None:
     """A JSON body that is no UTF-8 fails as ``not-utf8`` (the README's rule), saying what it is:
     a UTF-16 file (Notepad's "Unicode") failed as ``not-json``, in orjson's words ("str is not
     valid UTF-8: surrogates not allowed"). Asked only of a body JSON refused: no cost otherwise."""
-    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise LineFailure(f"parse: {redact_url(url)} is UTF-16 (its byte order mark), not UTF-8 text: "
-                          "save it as UTF-8") from None
+    if (found := other_encoding(body[:4])) is not None:  # the manifests' table: a UTF-32 file is no UTF-16 one
+        raise LineFailure(f"parse: {redact_url(url)} {found[1]}, not UTF-8 text: save it as UTF-8") from None
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -12,6 +12,13 @@ make a name ambiguous is refused, not skipped.
 * YAML with ``names`` (a list, or a mapping from the ids ``0..n-1``), for ``.yaml``/``.yml`` files;
 * in every form: at least one name, no empty name and no name twice.
 
+``class_name_problem`` is the one rule of what a class name may be, wherever one is read (a COCO
+category, a ``class-map`` or ``class-name`` an export reads, a names file, YOLO's ``classes.txt``):
+a string holding a character other than whitespace. ``validate`` says the same through the
+schemas (``"pattern": "\\S"``). Before, each reader had its own: a COCO category named
+``null`` became the class ``"None"``, and one named ``"   "`` passed the import, ``validate`` and
+``--to coco`` and was refused only by ``--to yolo``.
+
 ``parse_class_names`` is pure; ``read_class_names`` reads a file through ``storage`` first.
 """
 
@@ -21,7 +28,26 @@ from typing import Any
 
 import orjson
 
-from .._errors import StorageError, UsageError, yaml_error_text
+from .._errors import StorageError, UsageError, json_text, yaml_error_text
+
+#: the rule ``class_name_problem`` checks, said after what breaks it
+CLASS_NAME_RULE = "a class name is a string with a character other than spaces"
+
+
+#: what the schemas' ``"pattern": "\\S"`` reads as white space (ECMA-262's ``\\s``, as validate's
+#: schema engine reads it): Python's ``str.strip`` differs on U+001C-U+001F, U+0085 and U+FEFF
+_BLANK = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` is no class name (``"is empty"``, ``"is only spaces"``, ``"is null, not a
+    string"``), or None. White space is the schemas' (``_BLANK``), so that validate and the
+    readers and exports agree on every character."""
+    if not isinstance(name, str):
+        return f"is {json_text(name)}, not a string"
+    if not name.strip(_BLANK):
+        return "is empty" if name == "" else "is only spaces"
+    return None
 
 
 def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
@@ -45,7 +71,7 @@ def check_class_names(names: list[str], source: str) -> list[str]:
         raise UsageError(f"{source} holds no class names")
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
-        if not name.strip():
+        if class_name_problem(name) is not None:
             raise UsageError(f"{source}: class {i} has an empty name")
         if name in seen:
             raise UsageError(f"{source}: class name {name!r} is given twice (ids {seen[name]} and {i})")

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._errors import json_kind
+from .._errors import json_kind, json_text
 from .._outcomes import Labeled
+from .class_names import CLASS_NAME_RULE, class_name_problem
 from .coco_regions import CROWD_REGION, box_outline, is_crowd
 from .groundtruth import exported_label
 from .model import (
@@ -53,7 +54,8 @@ COCO_CATEGORY_ID = "coco-category-id"
 def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
     """Category id -> name. One id listed twice under two names is refused: pycocotools keeps the
     last, and which one the boxes meant is nowhere said. So is an empty name: it was imported
-    into a ``class-map`` that ``validate`` and every export refuse (a class needs a name)."""
+    into a ``class-map`` that ``validate`` and every export refuse (a class needs a name), and so
+    is a name of only spaces or one that is no string (``class_names.class_name_problem``)."""
     cats = doc.get("categories")
     if not isinstance(cats, list):
         raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
@@ -62,10 +64,11 @@ def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
     for i, cat in enumerate(cats):
         if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
             raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
-        cid, name = class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id"), str(cat["name"])
-        if name == "":
-            raise FormatError(f"category id {cid} has an empty name in categories[{i}]: a class needs a name "
-                              "(no export takes an empty one)", fmt=FMT, key=f"categories[{i}].name")
+        cid, name = class_id_value(cat["id"], fmt=FMT, key=f"categories[{i}].id"), cat["name"]
+        if (problem := class_name_problem(name)) is not None:  # null was read as the class "None"
+            said = "has no name" if not isinstance(name, str) else "has an empty name"
+            raise FormatError(f"category id {cid} {said} in categories[{i}]: its name {problem}; "
+                              f"{CLASS_NAME_RULE} (no export takes another)", fmt=FMT, key=f"categories[{i}].name")
         if out.get(cid, name) != name:  # pycocotools keeps the last; which one was meant is unsaid
             raise FormatError(
                 f"category id {cid} is also categories[{first[cid]}]'s ({out[cid]!r}, here {name!r}); "
@@ -189,17 +192,29 @@ def coco_annotations_to_gt(
                 raise FormatError(f"{what} {v} is negative", fmt=FMT, key=f"{key}.bbox[{j}]")
         boxes.append(Box(cid, x, y, w, h, conf))
         areas.append(_given_area(ann, w * h, key))
-        ids.append(ann.get("id") if isinstance(ann.get("id"), int | float | str) else None)
+        ids.append(annotation_id(ann.get("id"), key=f"{key}.id"))
         kept_cats.append(None if cat == cid + CATEGORY_OFFSET else cat)
     labeled = gt_detection(size, boxes, names)
     for obj, area, ann_id, cat in zip(labeled.metadata["objects"], areas, ids, kept_cats, strict=True):
-        if ann_id is not None and not isinstance(ann_id, bool):
+        if ann_id is not None:
             obj[COCO_ID] = ann_id
         if cat is not None:
             obj[COCO_CATEGORY_ID] = cat
         if area is not None:
             obj[AREA] = area
     return labeled
+
+
+def annotation_id(value: Any, *, key: str) -> int | None:
+    """An annotation's ``id``: an integer, as pycocotools reads and writes one (``None`` where none
+    is given: the export numbers such boxes). A string or a fraction was kept as it was, so ``1``
+    and ``"1"`` were two ids that COCO tools, which key annotations by id, read otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FormatError(f"annotation id {json_text(value)} is not an integer; a COCO annotation id is an "
+                          "integer (pycocotools')", fmt=FMT, key=key)
+    return value
 
 
 def _given_area(ann: Mapping[str, Any], box_area: float, key: str) -> float | None:

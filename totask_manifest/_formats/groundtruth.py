@@ -14,6 +14,7 @@ from typing import Any
 
 from .._outcomes import Labeled
 from .._task_types import task_type_of_metadata
+from .class_names import CLASS_NAME_RULE, class_name_problem
 from .model import (
     CLASSIFICATION,
     COMMON_METADATA,
@@ -114,9 +115,12 @@ def exported_label(task_type: str, value: Any, metadata: Mapping[str, Any] | Non
 
 def _not_empty(class_id: int, name: Any, field: str) -> None:
     """An empty class name (``class-map`` or ``class-name``) is refused: it would reach Synapse as
-    an annotation of no class."""
-    if name == "":
-        raise FormatError(f"class id {class_id} has an empty name in {field}", fmt=FMT, key=field)
+    an annotation of no class. One of only spaces too, or one that is no string
+    (``class_names.class_name_problem``): ``--to coco`` wrote ``"   "``, ``--to yolo`` refused it."""
+    if name is not None and (problem := class_name_problem(name)) is not None:
+        said = "has no name" if not isinstance(name, str) else "has an empty name"
+        raise FormatError(f"class id {class_id} {said} in {field}: its name {problem}; {CLASS_NAME_RULE}",
+                          fmt=FMT, key=field)
 
 
 def _name_for(class_id: int, class_map: dict[int, str], meta: dict, classes: ClassIndex, *, key: str) -> str:
@@ -135,6 +139,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
         size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT)
         names = {}
         for i, box in enumerate(boxes):
+            _not_empty(box.class_id, class_map.get(box.class_id), "class-map")
             names[box.class_id] = class_map.get(box.class_id) or _name_for(box.class_id, class_map, meta, classes,
                                                                            key=f"annotations[{i}].class_id")
         labeled = gt_detection(size, boxes, names)

@@ -18,6 +18,19 @@ from .line import GZIP_MAGIC
 _OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
                (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
+def other_encoding(head: bytes) -> tuple[str, str] | None:
+    """The encoding other than UTF-8 that a byte order mark at the start of ``head`` says
+    (``_OTHER_BOMS``), and how to say it (``is UTF-32 text (it starts with the byte order mark FF
+    FE 00 00)``); None for none. The one table of them: a COCO import and the file method name a
+    UTF-16 or UTF-32 annotation file with it (they said orjson's "str is not valid UTF-8:
+    surrogates not allowed", or "UTF-16" for a UTF-32 file). UTF-8's own mark is not among them:
+    every reader drops it."""
+    for bom, encoding in _OTHER_BOMS:
+        if head.startswith(bom):
+            return encoding, f"is {encoding} text (it starts with the byte order mark {bom.hex(' ').upper()})"
+    return None
+
+
 #: (what the file is, its signature as (offset, bytes) pairs, all of which it must hold): the
 #: files a manifest's neighbours are (the images it lists, archives, documents, columnar data).
 #: Every first pair is at offset 0 and none is printable text there, where a JSON line starts
@@ -65,11 +78,10 @@ def refuse_gzip(f: IO[bytes], url: str) -> None:
         how = f"gunzip -k {base}" if base.endswith(".gz") else f"gunzip -c {base} > plain-{base}"  # gunzip wants .gz
         raise ManifestError(f"{name} is gzip-compressed; manifests are read as plain text: decompress it "
                             f"({how}) and give the decompressed file", rule="input-gzip")
-    for bom, encoding in _OTHER_BOMS:
-        if head.startswith(bom):
-            raise ManifestError(f"{name} is {encoding} text (it starts with the byte order mark {bom.hex(' ').upper()}); "
-                                f"manifests are UTF-8: convert it (iconv -f {encoding} -t UTF-8 {base} > utf8-{base}) "
-                                "and give the converted file", rule="input-encoding")
+    if (found := other_encoding(head)) is not None:
+        encoding, said = found
+        raise ManifestError(f"{name} {said}; manifests are UTF-8: convert it (iconv -f {encoding} -t UTF-8 {base} > "
+                            f"utf8-{base}) and give the converted file", rule="input-encoding")
     for what, signature in _SIGNATURES:
         if all(head.startswith(part, offset) for offset, part in signature):
             lists = " that lists it" if what.endswith(("image", "video")) else ""
