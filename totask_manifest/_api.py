@@ -22,7 +22,6 @@ from ._api_checks import (
     check_options,
     completed_as_is,
     completed_result,
-    input_changed,
     input_changed_text,
     refuse_out_of_range,
     refuse_own_name,
@@ -30,6 +29,7 @@ from ._api_checks import (
     refuse_undecodable_path,
     refuse_unknown_options,
     same_job,
+    status_notes,
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
@@ -390,8 +390,7 @@ def status(job_url: str) -> dict[str, Any]:
     done = sum(int(data["metrics"].get(k) or 0) for k in ("success", "failed", "routed")) \
         if state.status == RUNNING else None
     data["runs"] = runs_as_seen(state.runs, holder, gone, done=done)
-    if "holder" not in data and input_changed(state):  # COMPLETED, or killed: resume would refuse it
-        data["input-changed"] = input_changed_text(state)
+    data.update(status_notes(job, live="holder" in data))
     return data
 
 

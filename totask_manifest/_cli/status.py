@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ._jobs import dump_json, failures_line, output_manifest_line, runs_lines
 
@@ -25,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_changed_run, input_text, output_changed, output_missing, output_stale
+    from .._jobs.state import input_changed_run, input_text, output_stale
     from .._redaction import hide_secrets
     from .._storage import map_strings, redact_secret_url
 
@@ -35,14 +34,6 @@ def run(args: argparse.Namespace) -> int:
     raw = api.status(args.job_dir)
     secrets = env_credentials()
     data = map_strings(raw, lambda text: hide_secrets(redact_secret_url(text), secrets))
-    job = Job(args.job_dir)
-    changed = output_changed(data.get("runs"), job.output_manifest, data["job-name"])
-    if changed:
-        data["output-changed"] = changed
-    elif gone := output_missing(data["status"], job.output_manifest, data["job-name"], job.url):
-        data["output-missing"] = gone
-    if not data.get("holder") and (files := _changed_files(job)):  # a live run read them as it started
-        data["option-files-changed"] = files
     if args.format == "json":
         dump_json(data)
         return 0
@@ -64,12 +55,8 @@ def run(args: argparse.Namespace) -> int:
                                   shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
     if failures_text is not None:
         lines.append(failures_text)
-    if changed:
-        lines.append(f"changed: {changed}")
-    if data.get("input-changed"):
-        lines.append(f"changed: {data['input-changed']}")
-    if data.get("option-files-changed"):
-        lines.append(f"changed: {data['option-files-changed']}")
+    lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "option-files-changed")
+              if data.get(key)]
     if data.get("holder"):
         h = data["holder"]
         lines.append(f"running: pid {h['pid']} on host {h['host']} ({h['command']}), "
@@ -92,16 +79,3 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     return 0
 
-
-def _changed_files(job: Any) -> str | None:
-    """The file an option names (``--model``, ``--class-names``) that resume would refuse as
-    changed since the job started (``_option_files``), or None: also for a COMPLETED job, which
-    has no line left to label (resume does not check it), and where it cannot be looked at (a
-    plugin not installed here, a store that refuses: status reads, it does not judge)."""
-    from .._errors import TotaskError
-    from .._option_files import changed_files_text
-
-    try:
-        return changed_files_text(job.state)
-    except TotaskError:
-        return None
