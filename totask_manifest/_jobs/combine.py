@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from .._folders import missing_folders, remove_empty
+from .._manifest.file_kind import refuse_not_text
 from .._manifest.io import to_line
 from .._manifest.long_lines import TooLong, message
-from .._manifest.ranges import iter_line_batches, refuse_gzip
+from .._manifest.ranges import iter_line_batches
 from .._storage import AtomicWriter, is_local, open_read, redact_secret_url, redact_url, url_to_fs
 from .scan_ranges import (
     RUN_LINES,
@@ -192,7 +193,7 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
     # once take validate's typed path, as the scan of an input read in place does
     typed = _TypedRuns(combiner.attribute) if not appended and not compare else None
     with open_read(url) as f:
-        refuse_gzip(f, url)  # named once, not each line as "not valid UTF-8" or "not a single JSON object"
+        refuse_not_text(f, url)  # named once, not each line as "not valid UTF-8" or "not a single JSON object"
         offset = 0
         for lines in iter_line_batches(f, newlines=True):
             if type(lines[0]) is TooLong:  # read past, never held: a problem, as the scan names it

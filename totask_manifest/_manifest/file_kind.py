@@ -18,6 +18,7 @@ from .line import GZIP_MAGIC
 _OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
                (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 
+
 def other_encoding(head: bytes) -> tuple[str, str] | None:
     """The encoding other than UTF-8 that a byte order mark at the start of ``head`` says
     (``_OTHER_BOMS``), and how to say it (``is UTF-32 text (it starts with the byte order mark FF
@@ -56,7 +57,7 @@ _SIGNATURES: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = (
 _HEAD = 12
 
 
-def refuse_gzip(f: IO[bytes], url: str) -> None:
+def refuse_not_text(f: IO[bytes], url: str) -> None:
     """A gzip-compressed manifest (``x.manifest.gz``, or one named ``.manifest``), one in UTF-16
     or UTF-32 (told by its byte order mark), or a file of another kind (``_SIGNATURES``), refused
     in one line, exit 1, before any line is read. It is not decoded instead: ``annotate``,

@@ -18,9 +18,10 @@ from typing import IO
 
 from .._errors import ManifestError, UsageError
 from .._storage import AtomicWriter, open_read, redact_secret_url
+from .file_kind import refuse_not_text
 from .line import Line
 from .long_lines import TooLong, message
-from .ranges import iter_line_batches, iter_raw_lines, refuse_gzip, split_bom
+from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
            "read_lines", "read_records", "refuse_absent_attribute", "refuse_not_an_attribute", "to_line", "write_lines"]
@@ -60,7 +61,7 @@ def read_lines(url: str) -> Iterator[Line]:
     """Stream the lines of the manifest at ``url`` (any fsspec URL)."""
     refuse_empty_path(url, "manifest (url)")
     with open_read(url) as f:
-        refuse_gzip(f, url)
+        refuse_not_text(f, url)
         yield from iter_lines_from(f)
 
 

@@ -32,7 +32,7 @@ from typing import IO, Any, Literal, TypeVar
 from .. import _storage as storage
 from .._errors import ManifestError, StorageError, UsageError
 from . import long_lines, pool
-from .file_kind import refuse_gzip
+from .file_kind import refuse_not_text
 from .line import BOM
 
 T = TypeVar("T")
@@ -267,7 +267,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     """
     workers = workers or os.cpu_count() or 1
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
-        refuse_gzip(f, url)
+        refuse_not_text(f, url)
         size = f.seek(0, os.SEEK_END)
     ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
     context = _context(start_method) if len(ranges) > 1 else None

@@ -19,7 +19,8 @@ import orjson
 
 from ..._errors import JobError, UsageError
 from ..._jobs.job import Job
-from ..._manifest.ranges import iter_bodies, refuse_gzip
+from ..._manifest.file_kind import refuse_not_text
+from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
 
@@ -63,7 +64,7 @@ def human_annotated(manifest: str) -> dict[str, Counter]:
     """Per labeled attribute in the first lines: how many labels say ``human-annotated`` yes / no."""
     found: dict[str, Counter] = {}
     with open_read(manifest) as f:
-        refuse_gzip(f, manifest)  # its own refusal, not "cannot tell the attributes to compare"
+        refuse_not_text(f, manifest)  # its own refusal, not "cannot tell the attributes to compare"
         lines = itertools.chain.from_iterable(iter_bodies(f))
         for raw in itertools.islice(lines, SCAN_LINES):
             try:
