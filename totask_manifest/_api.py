@@ -29,7 +29,6 @@ from ._api_checks import (
     refuse_undecodable_path,
     refuse_unknown_options,
     same_job,
-    status_notes,
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
@@ -66,6 +65,7 @@ from ._jobs.status import COMPLETED, RUNNING
 from ._manifest.naming import default_label_attribute
 from ._option_files import option_files_for, refuse_changed_files
 from ._options import set_aside_by
+from ._status_notes import status_notes
 from ._storage import exists, redact_secret_url, redact_url
 
 log = logging.getLogger("totask_manifest")

@@ -16,7 +16,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.plugin_errors import plugin_raised_as_usage
-from ._jobs.state import START_ANEW, JobState, input_changed_run, output_changed, output_missing, output_stale
+from ._jobs.state import START_ANEW, JobState, input_changed_run, output_changed, output_stale
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
@@ -260,29 +260,3 @@ def input_changed_text(state: JobState, *, while_running: bool = False) -> str:
     return (f"the input manifest {redact_url(state.effective_input)} changed {when} (checksum differs): the job's "
             f"lines are of the version it read; {START_ANEW}")
 
-
-def status_notes(job: Job, *, live: bool) -> dict[str, str]:
-    """What ``resume``, ``chain`` or ``apply`` would refuse or redo of ``job``, as ``status`` shows
-    it (its ``changed:`` lines): an output manifest changed since the job wrote it, or gone; and,
-    where no live run holds the job (a live run read its files as it started), an input or a file
-    an option names changed since. Here, not in the CLI: ``status()`` callers get the same keys."""
-    from ._errors import TotaskError
-    from ._option_files import changed_files_text  # on use: it imports this module
-
-    state, name = job.state, job.state.config.job_name
-    notes: dict[str, str] = {}
-    if changed := output_changed(state.runs, job.output_manifest, name):
-        notes["output-changed"] = changed
-    elif gone := output_missing(state.status, job.output_manifest, name, job.url):
-        notes["output-missing"] = gone
-    if live:
-        return notes
-    if input_changed(state):  # COMPLETED, or killed: resume would refuse it
-        notes["input-changed"] = input_changed_text(state)
-    try:  # a plugin not installed here, a store that refuses: status reads, it does not judge
-        files = changed_files_text(state)
-    except TotaskError:
-        files = None
-    if files:
-        notes["option-files-changed"] = files
-    return notes
