@@ -224,7 +224,7 @@ def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
     (tmp_path / "later.manifest").write_bytes(b"\n".join([*good, orjson.dumps(rec)]) + b"\n")
     (tmp_path / "y2" / "labels").mkdir(parents=True)
     (tmp_path / "y2" / "labels" / "mine.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    (tmp_path / "y2" / "index.jsonl").write_text("{}\n")  # a previous export's (else labels/ is refused)
+    (tmp_path / "y2" / "index.jsonl").write_text('{"label": "labels/mine.txt"}\n')  # a previous export's, listing it
     with pytest.raises(ManifestError, match="reaches past") as exc:
         convert(str(tmp_path / "later.manifest"), str(tmp_path / "y2"), to="yolo")
     assert exc.value.line == 3

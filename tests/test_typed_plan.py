@@ -520,3 +520,22 @@ def test_the_mutations_do_reach_the_typed_path() -> None:
     count()
     assert refused > 50
     assert accepted > 0
+
+
+def test_the_not_white_space_pattern_agrees_with_the_schema_engine_on_every_character() -> None:
+    """``"pattern": "\\S"`` (a class name, a reference) gave no typed plan, so a bounding-box
+    manifest (its class-map) left validate's and the input scan's typed path whole: ``\\S`` is
+    translated to the schema engine's own white space, held to jsonschema-rs character by character."""
+    import jsonschema_rs
+
+    from totask_manifest._manifest.patterns import batched
+
+    engine = jsonschema_rs.validator_for({"type": "string", "pattern": "\\S"})
+    check = batched("\\S")
+    for cp in [*range(0x3100), 0xFEFF, 0xFFFD, 0x1F600]:
+        text = chr(cp)
+        if text == "\n" or 0xD800 <= cp <= 0xDFFF:  # values joined by \n hold none; no lone surrogate in JSON
+            continue
+        assert bool(check(text)) == engine.is_valid(text), hex(cp)
+        assert bool(check(" " + text + "\t")) == engine.is_valid(" " + text + "\t"), hex(cp)
+    assert check("car\nbus") and not check("car\n  ") and not check(" \ncar")

@@ -29,23 +29,21 @@ from typing import Any
 import orjson
 
 from .._errors import StorageError, UsageError, json_text, yaml_error_text
+from .._manifest.patterns import SCHEMA_WHITE_SPACE
 
 #: the rule ``class_name_problem`` checks, said after what breaks it
 CLASS_NAME_RULE = "a class name is a string with a character other than spaces"
 
 
-#: what the schemas' ``"pattern": "\\S"`` reads as white space (ECMA-262's ``\\s``, as validate's
-#: schema engine reads it): Python's ``str.strip`` differs on U+001C-U+001F, U+0085 and U+FEFF
-_BLANK = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 def class_name_problem(name: object) -> str | None:
     """Why ``name`` is no class name (``"is empty"``, ``"is only spaces"``, ``"is null, not a
-    string"``), or None. White space is the schemas' (``_BLANK``), so that validate and the
+    string"``), or None. White space is the schemas' (``SCHEMA_WHITE_SPACE``), so that validate and the
     readers and exports agree on every character."""
     if not isinstance(name, str):
         return f"is {json_text(name)}, not a string"
-    if not name.strip(_BLANK):
+    if not name.strip(SCHEMA_WHITE_SPACE):
         return "is empty" if name == "" else "is only spaces"
     return None
 

@@ -31,6 +31,11 @@ def batched(pattern: str) -> Callable[[str], Any]:
         raise Unsupported(f"pattern {pattern!r}") from exc
 
 
+#: what the schemas' ``"pattern": "\\S"`` reads as white space (ECMA-262's ``\\s``, as validate's
+#: schema engine reads it): Python's ``str.strip`` differs on U+001C-U+001F, U+0085 and U+FEFF
+SCHEMA_WHITE_SPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+#: ``\\S`` as the schema engine reads it (the class-name rule's set too, ``class_names``)
+_NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in SCHEMA_WHITE_SPACE) + "]"
 _LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _/:#@,'-")
 _ESCAPABLE = frozenset(".-/+*?()[]{}|^$")
 
@@ -48,6 +53,9 @@ def _translate(body: str) -> str:
             out.append(char)
         elif char == ".":  # no line terminator of ECMA-262's (or Rust's \\n): never laxer than either
             out.append("[^\\n\\r\\u2028\\u2029]")
+        elif body[i : i + 2] == "\\S":  # no white space of the schema engine's (ECMA-262's \\s), nor \\n
+            out.append(_NOT_BLANK)
+            i += 1
         elif char == "\\" and body[i + 1 : i + 2] in _ESCAPABLE:
             out.append(body[i : i + 2])
             i += 1
