@@ -132,7 +132,9 @@ class ToTaskAction:
         try:
             params = validate_params(self.params)
         except TotaskError as exc:  # a converter plugin that failed as it loaded is quoted: what it read too
-            return map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
+            refused = map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
+            self._report_refused(refused)
+            return refused
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
@@ -167,6 +169,26 @@ class ToTaskAction:
             if self._client is None:
                 client.close()
         return result
+
+    def _report_refused(self, result: dict[str, Any]) -> None:
+        """Parameters refused before the run, with ``SYNAPSE_JOB_ID`` set: the Synapse job is told
+        (RUNNING, then FAILED with the error), as the SDK's job entry point tells it of any action
+        whose parameters fail; told nothing, it stayed PENDING for ever. Nothing else is sent."""
+        job_id = os.environ.get("SYNAPSE_JOB_ID")
+        if not job_id:
+            return
+        try:
+            client = self._client or SynapseClient(max_concurrency=1)
+        except TotaskError:  # no credentials: the job cannot be told (nor can the SDK tell it)
+            return
+        reporter = JobReporter(client, job_id)
+        try:
+            reporter.status("RUNNING")
+            reporter.status(FAILED_STATUS, result={**result, "error": result["message"]})
+        finally:
+            reporter.close()
+            if self._client is None:
+                client.close()
 
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
