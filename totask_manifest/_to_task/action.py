@@ -345,8 +345,11 @@ class ToTaskAction:
         reporter.progress("annotate_task_data", 1, 1)
         reporter.progress("finalize", 0, 1)
         self._say(reporter, "Finalizing annotation results", key="TASK_FINALIZING")
-        if report.fatal:
-            error = JobError(report.summary().replace("\n", "; "))
+        # a fatal stop, or every write refused (no task applied, unchanged or in conflict): no
+        # success, as apply's exit 1 and an annotation that labeled nothing say (the SDK: SUCCEEDED)
+        stopped = report.summary().replace("\n", "; ") if report.fatal else report.nothing_applied
+        if stopped:
+            error = JobError(stopped)
             error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
             raise error
         if failed:
