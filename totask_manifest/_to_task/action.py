@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .. import _api as api
@@ -140,10 +141,13 @@ class ToTaskAction:
         reporter.status("RUNNING")
         result = self._result(FAILED_STATUS, "not started")
         self._totask: dict[str, Any] = {}
+        self._written: Callable[[], tuple[dict[str, int], list[dict]]] | None = None  # set once writes start
         try:
             result = self._start(params, client, reporter)
         except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
-            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it",
+            # with the writes counted so far (stopped while writing), not 0 tasks
+            counted = self._written() if self._written else (None, None)
+            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
                                   totask=self._totask)
             raise
         except TotaskError as exc:
@@ -332,6 +336,12 @@ class ToTaskAction:
                 failed_lines.append((r.line, {"task_id": r.task_id,
                                                "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
 
+        def written() -> tuple[dict[str, int], list[dict]]:
+            success, failed = counts["success"], counts["failed"]
+            return ({"total": listed, "success": success, "failed": failed, "stand_by": listed - success - failed},
+                    [entry for _, entry in sorted(failed_lines, key=lambda f: f[0])])
+
+        self._written = written
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result, keep_results=False)  # counted here: memory stays flat
         t = report.totals
