@@ -272,7 +272,7 @@ def test_current_data_is_read_a_window_at_a_time_when_the_listing_allows(synapse
     if listing == "honoured":
         assert len(listings) == 3 and len(gets) == 1  # 3 windows; one GET checks the listing once
         assert listings[0].query["id__in"] == ",".join(str(t["id"]) for t in tasks[:100])
-        assert listings[0].query["fields"] == "id,data"
+        assert listings[0].query["fields"] == "id,data,data_unit"  # the data unit: the label's image
     elif listing == "ignored":
         # the first page happens to be the first window, so it is used (checked); the second
         # window's answer is the same page again, which turns the listing off for the rest

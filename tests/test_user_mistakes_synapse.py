@@ -109,6 +109,22 @@ def test_synapse_host_with_a_query_or_fragment_is_refused(synapse, tmp_path: Pat
     assert synapse.requests == []
 
 
+def test_a_host_whose_path_the_backend_does_not_serve_names_synapse_host_with_project_not_found(
+        synapse, tmp_path: Path) -> None:
+    """``SYNAPSE_HOST=https://host/api`` where the backend serves ``https://host/``: every request is
+    a 404, and export said ``Project not found: project 1 does not exist or is not visible`` (exit 1)
+    of a project that exists, with no word of the host (apply's project-gone stop names it)."""
+    pid = synapse.add_project()
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run_cli("export", "--project", str(pid), "-o", str(out / "x.manifest"), env={"SYNAPSE_HOST": synapse.url + "/api"})
+    assert r.returncode == 1, r.stderr
+    line = one_line_error(r.stderr)
+    assert line.startswith(f"totask-manifest export: error: Project not found: project {pid} does not exist"), line
+    assert f"check SYNAPSE_HOST (now {synapse.url}/api)" in line, line
+    assert list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("host", [f"http://[{SECRET}", "https://[::1/"])
 def test_synapse_host_that_is_no_url_is_refused_without_a_traceback(synapse, tmp_path: Path, host: str) -> None:
     """An unbalanced ``[`` (an IPv6 host half typed) made ``urlsplit`` raise ValueError: a

@@ -68,7 +68,7 @@ from .journal_index import RerunIndex, index_journal, own_writes
 from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
-from .workers import Breaker, check_concurrency, project_gone
+from .workers import Breaker, check_concurrency, other_unit, project_gone
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,9 @@ class _ApplyRun:
     async def _decide_and_write(self, p: Planned, own: set[tuple[int, str]] | None) -> TaskResult | None:
         """What to do with one task, and the write; None: decided after the run (``_recheck``).
         ``own``: this job's earlier writes to the task (on the second look only)."""
-        current = await self.current.get(p.task_id)
+        current, unit = await self.current.get(p.task_id)
+        if p.data_unit is not None and unit is not None and unit != p.data_unit:
+            return TaskResult(p.line, p.task_id, FAILED, other_unit(p.task_id, unit, p.data_unit, self.aio.settings))
         current_hash = data_hash(current)
         if self.earlier.stored(p.task_id, p.new_hash, current_hash):
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")

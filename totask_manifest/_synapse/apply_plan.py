@@ -80,6 +80,8 @@ class Planned:
     export_hash: str | None
     #: the ``schema`` query value for this task's write
     schema: str | None = None
+    #: the data unit the line was exported with (``synapse.data_unit_id``): the label is for its files
+    data_unit: int | None = None
 
 
 def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], schema: str | None,
@@ -130,6 +132,7 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
                 else is_empty(data, kept)):
             emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
             continue
-        export_hash = syn.get("data_hash")
+        export_hash, unit = syn.get("data_hash"), syn.get("data_unit_id")
         yield Planned(line.number, task_id, syn.get("project"), data, data_hash(data),
-                      export_hash if isinstance(export_hash, str) else None, line_schema)
+                      export_hash if isinstance(export_hash, str) else None, line_schema,
+                      unit if isinstance(unit, int) and not isinstance(unit, bool) else None)

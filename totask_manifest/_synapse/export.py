@@ -160,7 +160,9 @@ async def check_project(aio: AsyncSynapseClient, project: int, target_specificat
     try:
         proj = await aio.get_project(project)
     except NotFound:
-        raise FatalSynapseError(f"Project not found: project {project} does not exist or is not visible") from None
+        # a host whose path the backend does not serve (https://host/api) answers 404 to everything
+        raise FatalSynapseError(f"Project not found: project {project} does not exist or is not visible; if it "
+                                f"exists, {aio.settings.check_host()}") from None
     if not isinstance(proj, dict):
         raise FatalSynapseError(f"Project not found: project {project} answered no project object")
     collection = proj.get("data_collection")

@@ -89,3 +89,10 @@ def project_gone(project: int, settings: SynapseSettings) -> str:
     """Why a run stops when a task's 404 is followed by its project's: deleted, or a host
     (``SYNAPSE_HOST`` or the login file's) whose path the backend does not serve (every request is a 404 then)."""
     return f"project {project} is gone (404); if it still exists in Synapse, {settings.check_host()}"
+
+
+def other_unit(task_id: int, unit: int, exported: int, settings: SynapseSettings) -> str:
+    """Why a task is not written: it shows another data unit's files than the label was made from
+    (a colliding id on another backend than the export's, or the task bound anew since)."""
+    return (f"Synapse's task {task_id} holds data unit {unit}, not data unit {exported} the line was exported with: "
+            f"the label is for another image, so nothing was sent (exported from another backend? {settings.check_host()})")

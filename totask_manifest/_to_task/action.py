@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .. import _api as api
@@ -132,16 +133,21 @@ class ToTaskAction:
         try:
             params = validate_params(self.params)
         except TotaskError as exc:  # a converter plugin that failed as it loaded is quoted: what it read too
-            return map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
+            refused = map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
+            self._report_refused(refused)
+            return refused
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
         result = self._result(FAILED_STATUS, "not started")
         self._totask: dict[str, Any] = {}
+        self._written: Callable[[], tuple[dict[str, int], list[dict]]] | None = None  # set once writes start
         try:
             result = self._start(params, client, reporter)
         except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
-            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it",
+            # with the writes counted so far (stopped while writing), not 0 tasks
+            counted = self._written() if self._written else (None, None)
+            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
                                   totask=self._totask)
             raise
         except TotaskError as exc:
@@ -167,6 +173,26 @@ class ToTaskAction:
             if self._client is None:
                 client.close()
         return result
+
+    def _report_refused(self, result: dict[str, Any]) -> None:
+        """Parameters refused before the run, with ``SYNAPSE_JOB_ID`` set: the Synapse job is told
+        (RUNNING, then FAILED with the error), as the SDK's job entry point tells it of any action
+        whose parameters fail; told nothing, it stayed PENDING for ever. Nothing else is sent."""
+        job_id = os.environ.get("SYNAPSE_JOB_ID")
+        if not job_id:
+            return
+        try:
+            client = self._client or SynapseClient(max_concurrency=1)
+        except TotaskError:  # no credentials: the job cannot be told (nor can the SDK tell it)
+            return
+        reporter = JobReporter(client, job_id)
+        try:
+            reporter.status("RUNNING")
+            reporter.status(FAILED_STATUS, result={**result, "error": result["message"]})
+        finally:
+            reporter.close()
+            if self._client is None:
+                client.close()
 
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
@@ -310,6 +336,12 @@ class ToTaskAction:
                 failed_lines.append((r.line, {"task_id": r.task_id,
                                                "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
 
+        def written() -> tuple[dict[str, int], list[dict]]:
+            success, failed = counts["success"], counts["failed"]
+            return ({"total": listed, "success": success, "failed": failed, "stand_by": listed - success - failed},
+                    [entry for _, entry in sorted(failed_lines, key=lambda f: f[0])])
+
+        self._written = written
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
                            on_result=on_result, keep_results=False)  # counted here: memory stays flat
         t = report.totals
@@ -323,8 +355,11 @@ class ToTaskAction:
         reporter.progress("annotate_task_data", 1, 1)
         reporter.progress("finalize", 0, 1)
         self._say(reporter, "Finalizing annotation results", key="TASK_FINALIZING")
-        if report.fatal:
-            error = JobError(report.summary().replace("\n", "; "))
+        # a fatal stop, or every write refused (no task applied, unchanged or in conflict): no
+        # success, as apply's exit 1 and an annotation that labeled nothing say (the SDK: SUCCEEDED)
+        stopped = report.summary().replace("\n", "; ") if report.fatal else report.nothing_applied
+        if stopped:
+            error = JobError(stopped)
             error.metrics, error.failures = metrics, failures  # type: ignore[attr-defined]
             raise error
         if failed:

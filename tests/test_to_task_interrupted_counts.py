@@ -1,0 +1,62 @@
+"""``run`` stopped (SIGTERM) while it writes to Synapse: the Synapse job was told ``FAILED``
+(``interrupted``) with ``total_tasks 0, success_count 0``, though the tasks were exported and
+some already written; a job page said nothing had happened. The interrupted result now counts
+the tasks of the run and those written so far, as a finished or failed run's does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.jobs_helpers import REPO
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import TOKEN, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def _wait(condition, what: str, limit: float = 60.0) -> None:
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow  # a CLI subprocess; the held writes keep the server's shutdown waiting (10 s)
+def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp_path: Path) -> None:
+    pid = seed_tasks(synapse, files, 4)
+    job_id = synapse.add_job()
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"name": "Stopped", "project": pid, "agent": 1, "method": "file",
+                                      "target_specification_name": "annotation_data"}))
+    # the first two writes go through; the others are held until the run is stopped
+    synapse.add_fault(Fault(status=None, method="PUT", skip=2, delay=600, times=None))
+    journal = tmp_path / "jobs" / "stopped" / "synapse-journal.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN,
+           "SYNAPSE_JOB_ID": str(job_id)}
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output",
+                             str(tmp_path / "jobs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: journal.exists() and journal.read_text().count('"op":"done"') == 2
+              and len(synapse.requests_to("PUT")) == 4, "two writes done and two held")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    final = synapse.job_patches[job_id][-1]["result"]
+    assert final["status"] == "FAILED" and final["message"].startswith("interrupted"), final
+    assert (final["total_tasks"], final["success_count"], final["failed_count"]) == (4, 2, 0), final
+    assert final["metrics"]["stand_by"] == 2, final
+    assert TOKEN not in err.decode()
