@@ -168,7 +168,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     converted to that task type, or raises ``ManifestError`` naming what the conversion would
     drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
     """
-    names: list[str] = []  # class ids for documents that name their classes, fixed across the lines
+    names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
     for line in read_lines(url):
         if line.is_blank:
             yield line, None
@@ -185,13 +185,27 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:
             label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names)
+        _note_class_ids(label.metadata.get("class-map"), names)
         yield line, label
 
 
+def _note_class_ids(class_map: Any, names: dict[str, int]) -> None:
+    """The ids a line's class-map gives its names, kept for the DM v1 documents of later lines:
+    numbered apart, by first sight among themselves, a DM 'triangle' got id 0 where an ``objects``
+    document had made 'circle' 0, and the export refused the job's own output."""
+    if not isinstance(class_map, dict):
+        return
+    for key, name in class_map.items():
+        if isinstance(name, str) and isinstance(key, str) and key.isdigit():
+            names.setdefault(name, int(key))
+
+
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
-              names: list[str] | None = None) -> Label:
+              names: dict[str, int] | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
-    size comes from the line's ``image_size`` or the image's header."""
+    size comes from the line's ``image_size`` or the image's header. A DM v1 document names its
+    classes only: a name takes its id in ``names`` (the ids earlier lines gave), a new one the
+    lowest id no name has."""
     from .._formats.detect import to_label
     from .._formats.model import FormatError
     from .._formats.native import DM, shapes
@@ -199,10 +213,16 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
     fmt = native_format(label.metadata)
     class_names = None
     if names is not None and fmt == DM:  # DM v1 names classes only: one id per name over the whole file
+        used = set(names.values())
+        own: dict[int, str] = {}
         for shape in shapes(label.value, fmt):
-            if shape.class_name is not None and shape.class_name not in names:
-                names.append(shape.class_name)
-        class_names = list(names)
+            if shape.class_name is None:
+                continue
+            if shape.class_name not in names:
+                names[shape.class_name] = next(i for i in range(len(used) + 1) if i not in used)
+                used.add(names[shape.class_name])
+            own[names[shape.class_name]] = shape.class_name
+        class_names = own
     size = label.record.get("image_size")
     if size is None and task_type == "object-detection":
         size = _image_size(label)
