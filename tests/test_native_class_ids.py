@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from totask_manifest._analytics.convert import convert
+from totask_manifest._errors import ManifestError
 
 META = {"job-name": "labeling-job/j", "human-annotated": "no", "creation-date": "2026-01-01T00:00:00.000000"}
 SIZE = {"image_size": [160, 120, 3]}
@@ -63,3 +64,29 @@ def test_a_dm_name_takes_the_id_an_earlier_line_gave_it(tmp_path: Path, to: str)
         assert (out / "classes.txt").read_text().splitlines() == ["circle", "star", "triangle"]
         rows = [(out / "labels" / f"{n}.txt").read_text().split("\n")[:-1] for n in (1, 2, 3)]
         assert [[r.split()[0] for r in f] for f in rows] == [["0", "2"], ["2", "1"], ["0"]]
+
+
+def test_a_relative_image_is_read_beside_the_manifest_not_in_the_working_directory(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """A kept document carries no image size, so an export reads the image's header. A relative
+    ``source-ref`` was read from the working directory: the same command worked in one folder and
+    failed in another (``cannot read images/a.png: no such file``). It is read against the
+    manifest's folder, as every reader of this tool resolves a relative reference (masks too)."""
+    from PIL import Image
+
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 30)).save(tmp_path / "data" / "images" / "a.png")
+    line = _dm_line(1, "cat")
+    del line["image_size"]
+    line["source-ref"] = "images/a.png"
+    src = _write(tmp_path / "data" / "o.manifest", [line])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    convert(str(src), str(tmp_path / "c.json"), to="coco")
+    (image,) = json.loads((tmp_path / "c.json").read_text())["images"]
+    assert (image["width"], image["height"], image["file_name"]) == (40, 30, "images/a.png")
+    line["source-ref"] = "images/gone.png"
+    _write(src, [line])
+    with pytest.raises(ManifestError) as caught:
+        convert(str(src), str(tmp_path / "c.json"), to="coco")
+    assert str(tmp_path / "data" / "images" / "gone.png") in str(caught.value)  # where it looked, said

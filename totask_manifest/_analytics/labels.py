@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ManifestError, TotaskError, UsageError, json_text
+from .._fetch import base_of, resolve_reference
 from .._formats.native import native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
@@ -169,6 +170,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
     """
     names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
+    base = base_of(url)  # a relative image is read beside the manifest, as every reader resolves one
     for line in read_lines(url):
         if line.is_blank:
             yield line, None
@@ -184,7 +186,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:
-            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names)
+            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names, base=base)
         _note_class_ids(label.metadata.get("class-map"), names)
         yield line, label
 
@@ -201,11 +203,11 @@ def _note_class_ids(class_map: Any, names: dict[str, int]) -> None:
 
 
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
-              names: dict[str, int] | None = None) -> Label:
+              names: dict[str, int] | None = None, base: str | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
     size comes from the line's ``image_size`` or the image's header. A DM v1 document names its
     classes only: a name takes its id in ``names`` (the ids earlier lines gave), a new one the
-    lowest id no name has."""
+    lowest id no name has. A relative ``source-ref`` is read against ``base`` (the manifest's folder)."""
     from .._formats.detect import to_label
     from .._formats.model import FormatError
     from .._formats.native import DM, shapes
@@ -225,7 +227,7 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
         class_names = own
     size = label.record.get("image_size")
     if size is None and task_type == "object-detection":
-        size = _image_size(label)
+        size = _image_size(label, base)
     try:
         converted = to_label(label.value, fmt, task_type, image_size=size, allow_drop=allow_drop,
                              class_names=class_names)
@@ -237,9 +239,10 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
                  {**label.metadata, **converted.metadata, "type": get_task_type(task_type).gt_type})
 
 
-def _image_size(label: Label) -> tuple[int, int, int]:
+def _image_size(label: Label, base: str | None) -> tuple[int, int, int]:
     """The stored image's size from its header only (no decode), for a document converted to
-    a type whose labels carry it."""
+    a type whose labels carry it. A relative ``source-ref`` is read against ``base``, the
+    manifest's folder: read from the working directory, one command worked in one folder only."""
     from .._imaging import ImageError, image_depth, read_info
     from .._storage import read_bytes
 
@@ -247,11 +250,13 @@ def _image_size(label: Label) -> tuple[int, int, int]:
     if not isinstance(source, str):
         raise ManifestError("a DM v1 or objects document carries no image size, and the line has no source-ref",
                             line=label.line.number, key="source-ref", rule="image-size")
+    where = resolve_reference(source, base)
     try:
-        info = read_info(read_bytes(source))
+        info = read_info(read_bytes(where))
     except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
         reason = exc.reason if isinstance(exc, ImageError) else str(exc)
-        raise ManifestError(f"image size: cannot read {source[:200]}: {reason[:160]}", line=label.line.number,
+        shown = redact_secret_url(where)
+        raise ManifestError(f"image size: cannot read {shown[:300]}: {reason[:160]}", line=label.line.number,
                             key="source-ref", rule="image-size") from None
     return info.width, info.height, image_depth(info.mode)
 
