@@ -111,3 +111,20 @@ def test_a_label_of_a_type_task_data_cannot_hold_is_named_as_such(tmp_path: Path
                          f"image-classification-multilabel labels and documents kept as they are, not {task_type} "
                          "[task-data-type]")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("data_object", "said"), [
+    ({"source-ref": ""}, "key 'source-ref': 'source-ref' must name the data object (a non-empty string), got \"\""),
+    ({"source-ref": 7}, "key 'source-ref': 'source-ref' must name the data object (a non-empty string), got 7"),
+    ({}, "key 'source-ref': the line names no data object: give 'source-ref' (or 'source' for inline text)"),
+    ({"source-ref": "s3://b/a.jpg", "source": "text"}, "key 'source': the line holds both 'source-ref' and 'source'"),
+], ids=["empty", "number", "none", "both"])
+@pytest.mark.parametrize(("name", "base"), [("t.dm.jsonl", DM), ("t.objects.jsonl", OBJECTS)])
+def test_a_line_that_names_no_one_data_object_is_refused(tmp_path: Path, name: str, base: dict,
+                                                          data_object: dict, said: str) -> None:
+    """A line with ``"source-ref": ""`` (or none, or a number) became a manifest line with an empty
+    ``source-ref``, exit 0: a manifest ``validate`` refuses and every job fails. A line with both
+    ``source-ref`` and ``source`` kept the first and dropped the text unsaid."""
+    doc = {k: v for k, v in copy.deepcopy(base).items() if k != "source-ref"} | data_object
+    line = _refused(tmp_path, name, doc)
+    assert f"line 1, {said}" in line, line
