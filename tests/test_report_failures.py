@@ -52,3 +52,23 @@ def test_a_jobs_own_failures_jsonl_is_still_what_the_table_shows(tmp_path: Path)
     page = (tmp_path / "r.html").read_text()
     assert result.failures == 1 and "mine" in page and "timed out" not in page
     assert "no failures.jsonl" not in page
+
+
+def test_a_folder_without_job_json_reads_relative_images_beside_its_manifest(tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    """Without ``job.json`` (no recorded input folder) a relative ``source-ref`` was read from the
+    working directory: every tile said ``outside the allowed root`` or showed another folder's file.
+    It is read against the manifest's folder, as every reader resolves a relative reference."""
+    from PIL import Image
+
+    from totask_manifest._analytics.report import render_report
+
+    folder = _folder(tmp_path)
+    out = folder / "manifests" / "output"
+    Image.new("RGB", (10, 10), "red").save(out / "one.png")
+    lines = (out / "output.manifest").read_bytes().splitlines(keepends=True)
+    (out / "output.manifest").write_bytes(lines[0].replace(b"s3://b/1.jpg", b"one.png") + b"".join(lines[1:]))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    html, tiles, _ = render_report(str(folder), samples=1, fetch_options={"allow_root": str(out)})
+    assert tiles == 1 and "image not available" not in html and "data:image/" in html

@@ -276,7 +276,9 @@ def render_report(
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")
-    base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
+    # without a recorded input (no job.json: a Ground Truth output put in the folder) a relative
+    # reference is read beside the manifest, as every reader resolves one; it was the working directory
+    base = options.get("relative_to") or base_of(source_url if isinstance(source_url, str) else manifest)
     policy = report_policy(options, fetch_options)
     max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
     with SyncFetcher(policy) as fetcher:
