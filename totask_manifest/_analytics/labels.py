@@ -187,7 +187,8 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:
             label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names, base=base)
-        _note_class_ids(label.metadata.get("class-map"), names)
+        if native_to is not None:  # only documents converted here need the ids
+            _note_class_ids(label.metadata.get("class-map"), names)
         yield line, label
 
 
