@@ -128,3 +128,24 @@ def test_a_line_that_names_no_one_data_object_is_refused(tmp_path: Path, name: s
     doc = {k: v for k, v in copy.deepcopy(base).items() if k != "source-ref"} | data_object
     line = _refused(tmp_path, name, doc)
     assert f"line 1, {said}" in line, line
+
+
+@pytest.mark.parametrize(("fmt", "out"), [("dm-schema-v1", "t.dm.jsonl"), ("synapse-objects", "t.objects.jsonl")])
+def test_a_confidence_of_a_class_not_chosen_is_refused_not_dropped(tmp_path: Path, fmt: str, out: str) -> None:
+    """A multi-label whose confidence-map also scores a class it did not choose (a model's score
+    for 'bird' below its threshold): task data holds the chosen classes only, so that score was
+    left out with exit 0, and the way back had no trace of it. Refused naming the line and key."""
+    meta = {"job-name": "labeling-job/j", "class-map": {"0": "cat", "1": "bird"}, "human-annotated": "no",
+            "creation-date": "2026-01-01T00:00:00.000000", "confidence-map": {"0": 0.9, "1": 0.1},
+            "type": "groundtruth/image-classification-multilabel"}
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "m": [0], "m-metadata": meta})
+                                          + b"\n")
+    r = cli("convert", "m.manifest", out, "--to", fmt, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert "line 1, key 'm-metadata.confidence-map.1'" in line and "class 1 ('bird')" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.manifest"]
+    meta["confidence-map"] = {"0": 0.9}
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "m": [0], "m-metadata": meta})
+                                          + b"\n")
+    assert cli("convert", "m.manifest", out, "--to", fmt, cwd=tmp_path).returncode == 0

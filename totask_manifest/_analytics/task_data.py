@@ -116,6 +116,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
+        _refuse_unchosen_scores(label, fmt)
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         if label.task_type == "object-detection":
             past.add(line.number, ((b["left"], b["top"], b["width"], b["height"]) for b in label.value["annotations"]),
@@ -209,6 +210,20 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
         said = rec.get("human-annotated")
         key = _data_key(rec, fmt, line.number)
         yield (rec[key], key), labeled, tt, extra, said if said in ("yes", "no") else None
+
+
+def _refuse_unchosen_scores(label: Any, fmt: str) -> None:
+    """A multi-label's confidence-map entry for a class it did not choose (a model's score below
+    its threshold): task data holds the chosen classes only, so the score was left out unsaid."""
+    scores = label.metadata.get("confidence-map") if label.task_type.endswith("-multilabel") else None
+    chosen = {str(c) for c in label.value} if isinstance(label.value, list) else set()
+    for cid in scores if isinstance(scores, dict) else ():
+        if cid not in chosen:
+            name = (label.metadata.get("class-map") or {}).get(cid)
+            raise ManifestError(f"confidence-map scores class {cid} ({name!r}), which the label does not choose: "
+                                f"{fmt} holds the chosen classes only, so the score would be lost",
+                                line=label.line.number, key=f"{label.attribute}-metadata.confidence-map.{cid}",
+                                rule="task-data-unchosen")
 
 
 def _data_key(rec: dict, fmt: str, number: int) -> str:
