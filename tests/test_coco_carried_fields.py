@@ -178,3 +178,29 @@ def test_a_category_no_box_names_is_said_not_carried(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
     result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
     assert not [x for x in result.notes if "categor" in x], result.notes
+
+
+@pytest.mark.parametrize("segmentation", [None, [[1, 2, 4, 2, 4, 6]]], ids=["boxes", "masks"])
+def test_a_category_key_besides_id_and_name_is_said_not_carried(tmp_path: Path, segmentation) -> None:
+    """Every category of the official COCO files holds a ``supercategory`` (the keypoint files a
+    ``keypoints`` list and a ``skeleton`` too): a line's class-map holds a class's name alone, so the
+    import left them out and the round trip's categories came back without them, exit 0, nothing
+    said. The import says so in one line, naming the keys and how many categories held them."""
+    doc = _document()
+    doc["categories"] = [{"supercategory": "animal", "id": 1, "name": "cat"},
+                         {"supercategory": "animal", "id": 2, "name": "dog", "skeleton": [[1, 2]]}]
+    if segmentation:
+        for annotation in doc["annotations"]:
+            annotation["segmentation"] = segmentation
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    said = [x for x in result.notes if "supercategory" in x]
+    assert said == ["the categories' 'supercategory' (2 categories), 'skeleton' (1 category) are not carried "
+                    "(a line's class-map holds a class's name alone; a COCO export writes each category's id and "
+                    "name)"], result.notes
+    for category in doc["categories"]:
+        category.pop("supercategory")
+        category.pop("skeleton", None)
+    (tmp_path / "c.json").write_bytes(orjson.dumps(doc))
+    result = convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    assert not [x for x in result.notes if "categories'" in x], result.notes

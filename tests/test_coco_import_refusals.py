@@ -73,3 +73,13 @@ def test_a_zero_size_box_is_read_as_it_is(tmp_path: Path) -> None:
     first = orjson.loads((tmp_path / "out.manifest").read_bytes().splitlines()[0])
     assert first["label"]["annotations"] == [{"class_id": 0, "top": 10, "left": 10, "height": 4, "width": 0}]
     assert cli("validate", "out.manifest", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("file_name", ["", "   ", None, ["a.jpg"]], ids=["empty", "blank", "null", "list"])
+def test_an_image_whose_file_name_names_no_file_is_refused(tmp_path: Path, file_name: object) -> None:
+    """An image with ``"file_name": ""`` became a line whose ``source-ref`` is ``""`` (exit 0), a
+    manifest ``validate`` refuses (``line-source-value``) and every job fails; ``null`` became the
+    source ``"None"``. Refused naming the image's key, as its other keys are."""
+    images = [IMAGES[0], {**IMAGES[1], "file_name": file_name}]
+    line = _refused(tmp_path, {"images": images, "annotations": [_box([1, 2, 3, 4])], "categories": CATS})
+    assert "images[1].file_name" in line and "[format-coco]" in line, line

@@ -98,3 +98,36 @@ def test_instances_merged_into_one_class_region_are_said(tmp_path: Path) -> None
     src.write_text(json.dumps(doc))
     r = run_cli("convert", str(src), str(tmp_path / "m.manifest"), "--to", "manifest")
     assert r.returncode == 0 and "one region of their class" not in r.stdout, r.stdout
+
+
+def test_each_mask_class_keeps_its_own_score_and_no_score_is_no_confidence(tmp_path: Path) -> None:
+    """Read as masks, every class of an image got one confidence, the lowest score of the image
+    (a class scored 0.8 came back 0.7, the background and the classes not on the image too), and
+    a document without scores gave every class 0.0: a missing score read as a low one. Each class
+    now keeps its own annotation's score (the lowest of its instances, when they are painted into
+    one region), and a class no annotation scores has no confidence."""
+    doc = _doc({"segmentation": SQUARE, "score": 0.8})
+    doc["categories"].append({"id": 3, "name": "bird"})
+    doc["annotations"][1]["score"] = 0.7
+    doc["annotations"].append({"id": 12, "image_id": 2, "category_id": 1, "bbox": [6, 6, 3, 3],
+                               "segmentation": [[6, 6, 9, 6, 6, 9]], "score": 0.9})
+    doc["annotations"].append({"id": 13, "image_id": 2, "category_id": 1, "bbox": [6, 0, 3, 3],
+                               "segmentation": [[6, 0, 9, 0, 6, 3]], "score": 0.6})
+    src = tmp_path / "c.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "m.manifest"
+    r = run_cli("convert", str(src), str(out), "--to", "manifest")
+    assert r.returncode == 0, r.stderr
+    maps = [orjson.loads(line)["label-ref-metadata"]["internal-color-map"] for line in out.read_bytes().splitlines()]
+    confidences = [{k: v.get("confidence") for k, v in m.items()} for m in maps]
+    assert confidences == [{"0": None, "1": 0.8, "2": None, "3": None},
+                           {"0": None, "1": 0.6, "2": 0.7, "3": None}]
+    for annotation in doc["annotations"]:
+        annotation.pop("score")
+    src.write_text(json.dumps(doc))
+    r = run_cli("convert", str(src), str(out), "--to", "manifest")
+    assert r.returncode == 0, r.stderr
+    for line in out.read_bytes().splitlines():
+        meta = orjson.loads(line)["label-ref-metadata"]
+        assert meta["human-annotated"] == "yes"
+        assert all("confidence" not in entry for entry in meta["internal-color-map"].values()), meta

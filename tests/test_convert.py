@@ -401,6 +401,10 @@ def test_an_option_the_conversion_would_ignore_is_refused(tmp_path, to, out, opt
     (b"[1, 2]", "index.jsonl line 2: not a JSON object"),
     (b'{"label": "labels/a.txt", "source-ref": "a.jpg"}', "index.jsonl line 2: 'width' must be a positive integer"),
     (b'{"source-ref": "a.jpg", "width": 4, "height": 4}', "index.jsonl line 2: 'label' must be a file name"),
+    # the label file's own path was taken for its image: "source-ref": "labels/a.txt", exit 0
+    (b'{"label": "labels/a.txt", "source-ref": "", "width": 4, "height": 4}',
+     "index.jsonl line 2: 'source-ref' must name the label file's image"),
+    (b'{"label": "labels/a.txt", "width": 4, "height": 4}', "index.jsonl line 2: 'source-ref' must name"),
 ])
 def test_a_damaged_yolo_index_is_one_line_naming_its_line(tmp_path, capsys, index_line, said):
     """Before: a line of ``index.jsonl`` that is not JSON, not an object or lacks a key ended the

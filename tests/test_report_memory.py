@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
-from totask_manifest._analytics.report import MAX_FAILURE_ROWS
+from totask_manifest._analytics.report_failures import MAX_FAILURE_ROWS
 from totask_manifest._jobs.layout import JobLayout
 from totask_manifest.testing.builders import make_job
 

@@ -111,3 +111,41 @@ def test_a_label_of_a_type_task_data_cannot_hold_is_named_as_such(tmp_path: Path
                          f"image-classification-multilabel labels and documents kept as they are, not {task_type} "
                          "[task-data-type]")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("data_object", "said"), [
+    ({"source-ref": ""}, "key 'source-ref': 'source-ref' must name the data object (a non-empty string), got \"\""),
+    ({"source-ref": 7}, "key 'source-ref': 'source-ref' must name the data object (a non-empty string), got 7"),
+    ({}, "key 'source-ref': the line names no data object: give 'source-ref' (or 'source' for inline text)"),
+    ({"source-ref": "s3://b/a.jpg", "source": "text"}, "key 'source': the line holds both 'source-ref' and 'source'"),
+], ids=["empty", "number", "none", "both"])
+@pytest.mark.parametrize(("name", "base"), [("t.dm.jsonl", DM), ("t.objects.jsonl", OBJECTS)])
+def test_a_line_that_names_no_one_data_object_is_refused(tmp_path: Path, name: str, base: dict,
+                                                          data_object: dict, said: str) -> None:
+    """A line with ``"source-ref": ""`` (or none, or a number) became a manifest line with an empty
+    ``source-ref``, exit 0: a manifest ``validate`` refuses and every job fails. A line with both
+    ``source-ref`` and ``source`` kept the first and dropped the text unsaid."""
+    doc = {k: v for k, v in copy.deepcopy(base).items() if k != "source-ref"} | data_object
+    line = _refused(tmp_path, name, doc)
+    assert f"line 1, {said}" in line, line
+
+
+@pytest.mark.parametrize(("fmt", "out"), [("dm-schema-v1", "t.dm.jsonl"), ("synapse-objects", "t.objects.jsonl")])
+def test_a_confidence_of_a_class_not_chosen_is_refused_not_dropped(tmp_path: Path, fmt: str, out: str) -> None:
+    """A multi-label whose confidence-map also scores a class it did not choose (a model's score
+    for 'bird' below its threshold): task data holds the chosen classes only, so that score was
+    left out with exit 0, and the way back had no trace of it. Refused naming the line and key."""
+    meta = {"job-name": "labeling-job/j", "class-map": {"0": "cat", "1": "bird"}, "human-annotated": "no",
+            "creation-date": "2026-01-01T00:00:00.000000", "confidence-map": {"0": 0.9, "1": 0.1},
+            "type": "groundtruth/image-classification-multilabel"}
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "m": [0], "m-metadata": meta})
+                                          + b"\n")
+    r = cli("convert", "m.manifest", out, "--to", fmt, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert "line 1, key 'm-metadata.confidence-map.1'" in line and "class 1 ('bird')" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.manifest"]
+    meta["confidence-map"] = {"0": 0.9}
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "m": [0], "m-metadata": meta})
+                                          + b"\n")
+    assert cli("convert", "m.manifest", out, "--to", fmt, cwd=tmp_path).returncode == 0

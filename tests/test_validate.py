@@ -311,8 +311,9 @@ def test_label_attribute_mode(tmp_path: Path) -> None:
     assert report.unlabeled == 1
     wrong = validate_manifest(path, label_attribute="dogs", task_type="image-classification")
     assert (1, "dogs-metadata.type", "schema-const") in problems(wrong)
-    other = validate_manifest(path, task_type="image-classification")
-    assert other.ok and other.attributes == {}  # no attribute of that type in the file
+    with pytest.raises(ManifestError) as info:  # no attribute of that type in the file: nothing checked, not "valid"
+        validate_manifest(path, task_type="image-classification")
+    assert info.value.rule == "label-attribute-absent" and "dogs (object-detection)" in str(info.value)
 
 
 def test_unknown_metadata_type_is_a_warning(tmp_path: Path) -> None:

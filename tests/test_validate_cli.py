@@ -124,3 +124,24 @@ def test_subprocess_on_s3(s3: S3Endpoint) -> None:
     done = run_cli(url, "--format", "json")  # the child finds the endpoint through AWS_ENDPOINT_URL
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout)["lines"] == 50
+
+
+def test_a_task_type_no_label_attribute_has_is_not_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    """``validate boxes.manifest --task-type image-classification`` checked no attribute (none is of
+    that type) and said ``valid: 50 lines, 0 errors``, exit 0: the answer to "is this a valid
+    image-classification manifest?" was yes. As a ``--label-attribute`` no line holds, it is
+    refused (exit 1, ``label-attribute-absent``), naming the label attributes and their types."""
+    from totask_manifest import validate_manifest
+    from totask_manifest._errors import ManifestError
+
+    assert main(["validate", str(YOLO), "--task-type", "image-classification"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "valid:" not in err[0], err
+    assert "no label attribute of type image-classification" in err[0] and "category (object-detection)" in err[0]
+    assert "--task-type" in err[0]
+    with pytest.raises(ManifestError) as info:
+        validate_manifest(str(YOLO), task_type="image-classification")
+    assert info.value.rule == "label-attribute-absent"
+    assert main(["validate", str(YOLO), "--task-type", "object-detection"]) == 0  # the type it holds
+    input_only = GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"
+    assert main(["validate", str(input_only), "--task-type", "image-classification"]) == 0  # no label: nothing to miss

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import UsageError
+from .._errors import UsageError, json_text
 from .._fetch import base_of, has_scheme
 from .._formats.coco import (
     CATEGORY_OFFSET,
@@ -270,7 +270,11 @@ def coco_to_manifest(
             if not isinstance(image, dict) or "id" not in image:
                 raise FormatError("image needs an 'id'", fmt="coco", key=key)
             anns = by_image.get(image["id"], [])
-            file_name = str(image.get("file_name", image["id"]))
+            file_name = image.get("file_name", image["id"])
+            if "file_name" in image and (not isinstance(file_name, str) or not file_name.strip()):  # "": no source-ref
+                raise FormatError(f"image {image['id']!r} needs a 'file_name' naming its file, got "
+                                  f"{json_text(file_name)}", fmt="coco", key=f"{key}.file_name")
+            file_name = str(file_name)
             source = under_root(image_root, file_name, key) if image_root else file_name
             size = {
                 "width": image.get("width"),

@@ -76,18 +76,36 @@ def image_keys(image: Mapping[str, Any], licenses: Mapping[Any, Any] | None, key
 
 def not_carried(doc: Mapping[str, Any], licenses: Mapping[Any, Any] | None) -> list[str]:
     """The lines an import says about the document's own sections (``info``; ``licenses`` where
-    it cannot be told apart), which no line holds, and about a license no image names."""
+    it cannot be told apart), which no line holds, about the categories' keys a class-map cannot
+    hold, and about a license no image names."""
     sections = [k for k in doc if k not in SECTIONS_READ and (k != "licenses" or licenses is None)]
     named = {image.get("license") for image in doc["images"] if isinstance(image, Mapping) and _plain(image.get("license"))}
     unnamed = [i for i in licenses or () if i not in named]
     notes = [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
              f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
              f"are, under {COCO_IMAGE!r}"] if sections else []
+    notes += _category_keys(doc.get("categories"))
     if unnamed:
         notes.append(f"the document's license{'s' * (len(unnamed) > 1)} {', '.join(map(repr, unnamed))} "
                      f"{'is' if len(unnamed) == 1 else 'are'} not carried: no image names "
                      f"{'it' if len(unnamed) == 1 else 'them'} (a line carries its image's license)")
     return notes
+
+
+def _category_keys(categories: Any) -> list[str]:
+    """The line an import says about the categories' keys besides ``id`` and ``name`` (every
+    official COCO file's ``supercategory``, a keypoint file's ``keypoints`` and ``skeleton``): a
+    line's class-map holds a class's name alone, so they were left out unsaid."""
+    held: dict[str, int] = {}
+    for category in categories if isinstance(categories, list) else ():
+        for key in category if isinstance(category, Mapping) else ():
+            if key not in ("id", "name"):
+                held[key] = held.get(key, 0) + 1
+    if not held:
+        return []
+    keys = ", ".join(f"{k!r} ({n} categor{'y' if n == 1 else 'ies'})" for k, n in held.items())
+    return [f"the categories' {keys} {'is' if len(held) == 1 else 'are'} not carried (a line's class-map holds a "
+            "class's name alone; a COCO export writes each category's id and name)"]
 
 
 def unnamed_categories(cats: Mapping[int, str], used: set[Any]) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ManifestError, TotaskError, UsageError, json_text
+from .._fetch import base_of, resolve_reference
 from .._formats.native import native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
@@ -168,7 +169,8 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     converted to that task type, or raises ``ManifestError`` naming what the conversion would
     drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
     """
-    names: list[str] = []  # class ids for documents that name their classes, fixed across the lines
+    names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
+    base = base_of(url)  # a relative image is read beside the manifest, as every reader resolves one
     for line in read_lines(url):
         if line.is_blank:
             yield line, None
@@ -184,14 +186,29 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
         if native_to is not None and native_format(meta) is not None:
-            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names)
+            label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names, base=base)
+        if native_to is not None:  # only documents converted here need the ids
+            _note_class_ids(label.metadata.get("class-map"), names)
         yield line, label
 
 
+def _note_class_ids(class_map: Any, names: dict[str, int]) -> None:
+    """The ids a line's class-map gives its names, kept for the DM v1 documents of later lines:
+    numbered apart, by first sight among themselves, a DM 'triangle' got id 0 where an ``objects``
+    document had made 'circle' 0, and the export refused the job's own output."""
+    if not isinstance(class_map, dict):
+        return
+    for key, name in class_map.items():
+        if isinstance(name, str) and isinstance(key, str) and key.isdigit():
+            names.setdefault(name, int(key))
+
+
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
-              names: list[str] | None = None) -> Label:
+              names: dict[str, int] | None = None, base: str | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
-    size comes from the line's ``image_size`` or the image's header."""
+    size comes from the line's ``image_size`` or the image's header. A DM v1 document names its
+    classes only: a name takes its id in ``names`` (the ids earlier lines gave), a new one the
+    lowest id no name has. A relative ``source-ref`` is read against ``base`` (the manifest's folder)."""
     from .._formats.detect import to_label
     from .._formats.model import FormatError
     from .._formats.native import DM, shapes
@@ -199,13 +216,19 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
     fmt = native_format(label.metadata)
     class_names = None
     if names is not None and fmt == DM:  # DM v1 names classes only: one id per name over the whole file
+        used = set(names.values())
+        own: dict[int, str] = {}
         for shape in shapes(label.value, fmt):
-            if shape.class_name is not None and shape.class_name not in names:
-                names.append(shape.class_name)
-        class_names = list(names)
+            if shape.class_name is None:
+                continue
+            if shape.class_name not in names:
+                names[shape.class_name] = next(i for i in range(len(used) + 1) if i not in used)
+                used.add(names[shape.class_name])
+            own[names[shape.class_name]] = shape.class_name
+        class_names = own
     size = label.record.get("image_size")
     if size is None and task_type == "object-detection":
-        size = _image_size(label)
+        size = _image_size(label, base)
     try:
         converted = to_label(label.value, fmt, task_type, image_size=size, allow_drop=allow_drop,
                              class_names=class_names)
@@ -217,9 +240,10 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
                  {**label.metadata, **converted.metadata, "type": get_task_type(task_type).gt_type})
 
 
-def _image_size(label: Label) -> tuple[int, int, int]:
+def _image_size(label: Label, base: str | None) -> tuple[int, int, int]:
     """The stored image's size from its header only (no decode), for a document converted to
-    a type whose labels carry it."""
+    a type whose labels carry it. A relative ``source-ref`` is read against ``base``, the
+    manifest's folder: read from the working directory, one command worked in one folder only."""
     from .._imaging import ImageError, image_depth, read_info
     from .._storage import read_bytes
 
@@ -227,11 +251,13 @@ def _image_size(label: Label) -> tuple[int, int, int]:
     if not isinstance(source, str):
         raise ManifestError("a DM v1 or objects document carries no image size, and the line has no source-ref",
                             line=label.line.number, key="source-ref", rule="image-size")
+    where = resolve_reference(source, base)
     try:
-        info = read_info(read_bytes(source))
+        info = read_info(read_bytes(where))
     except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
         reason = exc.reason if isinstance(exc, ImageError) else str(exc)
-        raise ManifestError(f"image size: cannot read {source[:200]}: {reason[:160]}", line=label.line.number,
+        shown = redact_secret_url(where)
+        raise ManifestError(f"image size: cannot read {shown[:300]}: {reason[:160]}", line=label.line.number,
                             key="source-ref", rule="image-size") from None
     return info.width, info.height, image_depth(info.mode)
 

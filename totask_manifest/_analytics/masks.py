@@ -209,7 +209,8 @@ def coco_mask_image(
 
 def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
     """``anns`` (one image's) painted as one class-index PNG at ``mask_url``, category id = class
-    index; the line's label refers to it as ``mask_ref``."""
+    index; the line's label refers to it as ``mask_ref``. Each class's confidence is its own
+    annotations' score (their lowest), and a class without one has none: a missing score is not 0.0."""
     width, height = image.get("width"), image.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
         raise FormatError(
@@ -238,15 +239,17 @@ def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: 
             raise FormatError(
                 f"bad segmentation: {exc}", fmt="coco", key=f"annotations[{i}].segmentation"
             ) from None
-        if isinstance(ann.get("score"), int | float):
-            scores[cid] = float(ann["score"])
+        if isinstance(ann.get("score"), int | float):  # instances of a class merged: the lowest of their scores
+            scores[cid] = min(float(ann["score"]), scores.get(cid, float("inf")))
     top = max(cats, default=0)
     colors = class_colors(top + 1)
     write_bytes_atomic(mask_url, mask_png(mask, colors))
-    conf = min(scores.values()) if scores else 0.0
-    color_map = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX, "confidence": conf}}
+    # each class its own score: one confidence for all (the image's lowest, 0.0 without scores)
+    # changed a class scored 0.8 to 0.6 and read a missing score as a low one
+    color_map: dict[str, dict[str, Any]] = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX}}
     for cid in sorted(cats):
-        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid], "confidence": conf}
+        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid],
+                               **({"confidence": scores[cid]} if cid in scores else {})}
     return Labeled(mask_ref, {"internal-color-map": color_map})
 
 

@@ -145,18 +145,40 @@ def manifest_to_parquet(src: str, dst: str, unreadable: list[int] | None = None)
 
 
 def parquet_to_manifest(src: str, dst: str) -> int:
-    """The exact lines back from the ``raw`` column."""
+    """The exact lines back from the ``raw`` column, one line a row. A column of another type (a
+    table rebuilt by another tool) stopped with a traceback, and rows without a terminator were
+    written fused (``{...}{...}``: one broken line for two, exit 0): each is refused naming the
+    row, nothing written. The last row alone may end without one, as a manifest's last line may."""
     n = 0
+    shown = redact_secret_url(src)
     with open_read(src) as f, AtomicWriter(dst) as out:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ManifestError(f"{redact_secret_url(src)} is not a Parquet file: {exc}", rule="parquet") from None
+            raise ManifestError(f"{shown} is not a Parquet file: {exc}", rule="parquet") from None
         if "raw" not in pf.schema_arrow.names:
-            raise ManifestError(f"{redact_secret_url(src)} has no 'raw' column: it was not written by 'convert --to parquet'",
+            raise ManifestError(f"{shown} has no 'raw' column: it was not written by 'convert --to parquet'",
                                 rule="parquet", key="raw")
+        kind = pf.schema_arrow.field("raw").type
+        if not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+            raise ManifestError(f"{shown}: its 'raw' column holds {kind}, not each line's bytes (binary), as "
+                                "'convert --to parquet' writes them", rule="parquet", key="raw")
+        ended = True
         for batch in pf.iter_batches(columns=["raw"], batch_size=ROWS_PER_GROUP):
             for raw in batch.column(0).to_pylist():
-                out.write(raw)
                 n += 1
+                if not ended:  # the row before would be fused with this one
+                    raise _bad_row(shown, n - 1, "ends without a line terminator, so its line would join the "
+                                                 "next; only the last row may")
+                if raw is None:
+                    raise _bad_row(shown, n, "is null: a row holds one line's bytes")
+                cut = raw.find(b"\n")
+                if cut != -1 and cut != len(raw) - 1:
+                    raise _bad_row(shown, n, "holds more than one line: a row holds one line's bytes")
+                ended = cut != -1
+                out.write(raw)
     return n
+
+
+def _bad_row(shown: str, row: int, what: str) -> ManifestError:
+    return ManifestError(f"{shown}: row {row}'s raw {what}", rule="parquet", key="raw")

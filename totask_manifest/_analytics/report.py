@@ -48,12 +48,11 @@ from .._storage import (
 from .._task_types import task_type_of_metadata
 from .evaluate.html import evaluation_section
 from .labels import labeled_metadata
+from .report_failures import report_failures
 from .report_page import CSS, SCRIPT
 from .stats import BINS, AttributeStats, count_manifest, shown
 from .svg import color, hbar_chart, histogram
 from .thumbnails import Tile, name_color_index, render_tile
-
-MAX_FAILURE_ROWS = 500
 
 
 @dataclass
@@ -63,18 +62,6 @@ class ReportResult:
     failures: int
     #: why the job's ``job.json`` could not be read as JSON (the page is written without it); None when it could
     job_json_problem: str | None = None
-
-
-def _failures(job: Job) -> tuple[list[dict], int]:
-    """The first ``MAX_FAILURE_ROWS`` failures (all the page shows) and how many there are: a job
-    with a million failed lines held a million dicts here, 480 bytes each, to show 500."""
-    shown: list[dict] = []
-    total = 0
-    for number, rec in job.failure_records():
-        total += 1
-        if len(shown) < MAX_FAILURE_ROWS:
-            shown.append(rec if rec is not None else {"line": None, "reason": f"unreadable failures line {number}"})
-    return shown, total
 
 
 #: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
@@ -214,9 +201,10 @@ def _stats_html(s: AttributeStats | None) -> str:
     return "".join(out)
 
 
-def _failures_html(shown: list[dict], total: int) -> str:
+def _failures_html(shown: list[dict], total: int, origin: str | None) -> str:
+    said = f'<p class="muted">{escape(origin)}</p>' if origin else ""  # rows read from the manifest
     if not shown:
-        return '<p class="muted">no failures</p>'
+        return said + '<p class="muted">no failures</p>'
 
     def cell(value: Any) -> str:  # a source URL without its secrets (failures.jsonl of older versions held them)
         return "" if value is None else redact_secret_url(value) if isinstance(value, str) else str(value)
@@ -227,7 +215,7 @@ def _failures_html(shown: list[dict], total: int) -> str:
         for r in shown
     )
     more = f" (first {len(shown):,} of {total:,})" if total > len(shown) else ""
-    return (f'<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
+    return (f'{said}<input type="search" id="failure-filter" placeholder="filter failures" aria-label="filter failures">'
             f' <span class="muted"><span id="failure-count">{len(shown)}</span> shown{more}</span>'
             f'<table id="failures"><thead><tr><th>line</th><th>task</th><th>source</th><th>rule</th><th>reason</th></tr></thead>'
             f"<tbody>{body}</tbody></table>")
@@ -284,11 +272,13 @@ def render_report(
                 attr = stats.name
                 # the page charts one: the others are named, never dropped without a word
                 others = ", ".join(f"{shown(a)} ({s.lines:,} lines)" for a, s in ms.attributes.items() if a != attr)
-    failures, n_failures = _failures(folder)
+    failures, n_failures, failures_origin = report_failures(folder, manifest, attr)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     source_url = inp.get("url") or config.get("input")
-    base = options.get("relative_to") or (base_of(source_url) if isinstance(source_url, str) else None)
+    # without a recorded input (no job.json: a Ground Truth output put in the folder) a relative
+    # reference is read beside the manifest, as every reader resolves one; it was the working directory
+    base = options.get("relative_to") or base_of(source_url if isinstance(source_url, str) else manifest)
     policy = report_policy(options, fetch_options)
     max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
     with SyncFetcher(policy) as fetcher:
@@ -323,7 +313,7 @@ def render_report(
 {_stats_html(stats)}
 {evaluation}
 <h2>Failures ({n_failures:,})</h2>
-{_failures_html(failures, n_failures)}
+{_failures_html(failures, n_failures, failures_origin)}
 <h2>Samples ({len(tiles)})</h2>
 {_tiles_html(tiles)}
 <p class="muted">written by totask-manifest report</p>

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import ManifestError
+from .._errors import ManifestError, json_text
 from .._formats.detect import to_label
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import native_format, native_label
@@ -116,6 +116,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
+        _refuse_unchosen_scores(label, fmt)
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         if label.task_type == "object-detection":
             past.add(line.number, ((b["left"], b["top"], b["width"], b["height"]) for b in label.value["annotations"]),
@@ -207,5 +208,37 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
                 raise FormatError(exc.detail, fmt=fmt, key=exc.key, line=line.number) from None
         extra = {"synapse": {"task_id": rec["task_id"]}} if rec.get("task_id") is not None else None
         said = rec.get("human-annotated")
-        key = "source" if "source-ref" not in rec and "source" in rec else "source-ref"  # inline text stays inline
-        yield (rec.get(key) or "", key), labeled, tt, extra, said if said in ("yes", "no") else None
+        key = _data_key(rec, fmt, line.number)
+        yield (rec[key], key), labeled, tt, extra, said if said in ("yes", "no") else None
+
+
+def _refuse_unchosen_scores(label: Any, fmt: str) -> None:
+    """A multi-label's confidence-map entry for a class it did not choose (a model's score below
+    its threshold): task data holds the chosen classes only, so the score was left out unsaid."""
+    scores = label.metadata.get("confidence-map") if label.task_type.endswith("-multilabel") else None
+    chosen = {str(c) for c in label.value} if isinstance(label.value, list) else set()
+    for cid in scores if isinstance(scores, dict) else ():
+        if cid not in chosen:
+            name = (label.metadata.get("class-map") or {}).get(cid)
+            raise ManifestError(f"confidence-map scores class {cid} ({name!r}), which the label does not choose: "
+                                f"{fmt} holds the chosen classes only, so the score would be lost",
+                                line=label.line.number, key=f"{label.attribute}-metadata.confidence-map.{cid}",
+                                rule="task-data-unchosen")
+
+
+def _data_key(rec: dict, fmt: str, number: int) -> str:
+    """The key of the line's one data object: ``source-ref``, or ``source`` for inline text, as the
+    export writes it. An empty or missing one became a manifest line ``validate`` refuses (exit 0),
+    and a line with both lost its text unsaid: each is refused naming the line."""
+    held = [k for k in ("source-ref", "source") if k in rec]
+    if not held:
+        raise FormatError("the line names no data object: give 'source-ref' (or 'source' for inline text)",
+                          fmt=fmt, key="source-ref", line=number)
+    if len(held) == 2:
+        raise FormatError("the line holds both 'source-ref' and 'source'; a manifest line names one data object",
+                          fmt=fmt, key="source", line=number)
+    key = held[0]
+    if not isinstance(rec[key], str) or not rec[key].strip():
+        raise FormatError(f"{key!r} must name the data object (a non-empty string), got {json_text(rec[key])}",
+                          fmt=fmt, key=key, line=number)
+    return key

@@ -57,6 +57,10 @@ def _index_entries(data: bytes) -> list[dict]:
             raise FormatError(f"{where}: not a JSON object", fmt="yolo")
         if not isinstance(entry.get("label"), str) or not entry["label"]:
             raise FormatError(f"{where}: 'label' must be a file name in the folder", fmt="yolo", key="label")
+        ref = entry.get("source-ref")
+        if not isinstance(ref, str) or not ref.strip():  # the label file's own path was taken for the image
+            raise FormatError(f"{where}: 'source-ref' must name the label file's image (a non-empty string), "
+                              f"got {ref!r}", fmt="yolo", key="source-ref")
         for key in ("width", "height"):
             value = entry.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

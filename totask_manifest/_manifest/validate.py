@@ -17,10 +17,17 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import _storage as storage
-from .._errors import UsageError
+from .._errors import ManifestError, UsageError
 from .._task_types import get_task_type
 from .blocks import BLOCK_BYTES, iter_blocks
-from .io import refuse_absent_attribute, refuse_empty_path, refuse_not_an_attribute
+from .io import (
+    METADATA,
+    SCAN_LINES,
+    read_records,
+    refuse_absent_attribute,
+    refuse_empty_path,
+    refuse_not_an_attribute,
+)
 from .label_check import (
     check_label,
     explain_label,
@@ -106,7 +113,28 @@ def validate_manifest(
     if label_attribute:  # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
         refuse_absent_attribute(url, label_attribute, without=report.unlabeled,
                                 data_lines=report.lines - report.blank_lines if report.ok else 0)
+    elif task_type is not None and report.ok and not report.attributes:
+        _refuse_absent_type(url, task_type)
     return report
+
+
+def _refuse_absent_type(url: str, task_type: str) -> None:
+    """A ``task_type`` that no label attribute of the file has: nothing was checked, and "valid"
+    answered yes to "is this a valid <type> manifest?" (a box manifest, for image-classification).
+    Refused as a ``--label-attribute`` no line holds, naming the attributes the first lines hold and
+    their types; a file with no label at all (an input manifest) has nothing to miss."""
+    seen: dict[str, set[str]] = {}
+    for line, rec in read_records(url):
+        if line.number > SCAN_LINES:
+            break
+        for key, meta in rec.items():
+            kind = meta.get("type") if key.endswith(METADATA) and isinstance(meta, dict) else None
+            if isinstance(kind, str) and kind.startswith("groundtruth/"):
+                seen.setdefault(key[: -len(METADATA)], set()).add(kind.removeprefix("groundtruth/"))
+    if seen:
+        held = ", ".join(f"{a} ({', '.join(sorted(t))})" for a, t in sorted(seen.items()))
+        raise ManifestError(f"{storage.redact_secret_url(url)}: no label attribute of type {task_type} (label "
+                            f"attributes seen: {held}); check --task-type", rule="label-attribute-absent")
 
 
 def _merge(url: str, parts: list[Collector], schema: str | None, strict: bool, max_problems: int) -> ValidationReport:
