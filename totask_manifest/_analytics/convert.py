@@ -75,8 +75,10 @@ EXPORTERS: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": _only(_parquet_out),  # every line with all its attributes: no option applies
     "coco": _only(manifest_to_coco, "label_attribute", "allow_drop", "image_root"),
     "yolo": _only(manifest_to_yolo, "label_attribute", "allow_drop", "confidence"),
-    "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute"),
-    "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute"),
+    "dm-schema-v1": _only(functools.partial(manifest_to_task_data, fmt="dm-schema-v1"), "label_attribute",
+                       "allow_drop"),
+    "synapse-objects": _only(functools.partial(manifest_to_task_data, fmt="synapse-objects"), "label_attribute",
+                       "allow_drop"),
 }
 #: format -> manifest
 IMPORTERS: dict[str, Callable[..., dict[str, int]]] = {

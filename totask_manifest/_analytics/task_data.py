@@ -28,7 +28,14 @@ from .._errors import ManifestError, json_text
 from .._formats.detect import to_label
 from .._formats.model import ClassNames, FormatError
 from .._formats.native import native_format, native_label
-from .._formats.synapse import SUPPORTED, dm_v1_to_gt, gt_to_dm_v1, gt_to_objects, objects_to_gt
+from .._formats.synapse import (
+    SUPPORTED,
+    dm_v1_to_gt,
+    gt_to_dm_v1,
+    gt_to_objects,
+    objects_to_gt,
+    unchosen_scores,
+)
 from .._manifest.io import read_lines, write_lines
 from .._outcomes import Labeled
 from .._task_types import get_task_type
@@ -74,14 +81,17 @@ def _human(metadata: dict) -> dict[str, str]:
     return {"human-annotated": said} if said in ("yes", "no") else {}
 
 
-def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str | None = None) -> dict[str, int]:
+def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str | None = None,
+                          allow_drop: bool = False) -> dict[str, int]:
     """Write one line of task data per labeled line, as the manifest is read: the lines are not
     gathered first (they took about 560 bytes a line, 1.3 GB peak RSS at 2,000,000 box lines).
-    The output is written atomically: an error part way leaves nothing."""
+    The output is written atomically: an error part way leaves nothing. ``allow_drop``: a
+    multi-label's scores of classes it does not choose are left out, counted in ``dropped``."""
     attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
     counts: dict[str, Any] = {"lines": 0, "skipped": 0}
     past = PastImage()
-    lines = _task_data_lines(src, attr, WRITERS[fmt], fmt, counts, past)
+    lines = _task_data_lines(src, attr, functools.partial(WRITERS[fmt], allow_drop=True), fmt, counts, past,
+                             allow_drop=allow_drop)
     first = next(lines)  # raises before anything is created when no line holds a label
     write_lines(dst, itertools.chain([first], lines))
     if notes := past.notes():
@@ -90,7 +100,7 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
 
 
 def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, Any],
-                     past: PastImage) -> Iterator[bytes]:
+                     past: PastImage, *, allow_drop: bool = False) -> Iterator[bytes]:
     """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date,
     and ``past`` counts the boxes that reach past their image.
     Raises ``nothing_to_convert`` at the end when no line was written (inside the writer: nothing appears)."""
@@ -116,7 +126,10 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
-        _refuse_unchosen_scores(label, fmt)
+        if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):
+            if not allow_drop:
+                _refuse_unchosen_scores(label, unchosen[0], fmt)
+            counts["dropped"] = counts.get("dropped", 0) + len(unchosen)
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         if label.task_type == "object-detection":
             past.add(line.number, ((b["left"], b["top"], b["width"], b["height"]) for b in label.value["annotations"]),
@@ -212,18 +225,14 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
         yield (rec[key], key), labeled, tt, extra, said if said in ("yes", "no") else None
 
 
-def _refuse_unchosen_scores(label: Any, fmt: str) -> None:
+def _refuse_unchosen_scores(label: Any, cid: str, fmt: str) -> None:
     """A multi-label's confidence-map entry for a class it did not choose (a model's score below
     its threshold): task data holds the chosen classes only, so the score was left out unsaid."""
-    scores = label.metadata.get("confidence-map") if label.task_type.endswith("-multilabel") else None
-    chosen = {str(c) for c in label.value} if isinstance(label.value, list) else set()
-    for cid in scores if isinstance(scores, dict) else ():
-        if cid not in chosen:
-            name = (label.metadata.get("class-map") or {}).get(cid)
-            raise ManifestError(f"confidence-map scores class {cid} ({name!r}), which the label does not choose: "
-                                f"{fmt} holds the chosen classes only, so the score would be lost",
-                                line=label.line.number, key=f"{label.attribute}-metadata.confidence-map.{cid}",
-                                rule="task-data-unchosen")
+    name = (label.metadata.get("class-map") or {}).get(cid)
+    raise ManifestError(f"confidence-map scores class {cid} ({name!r}), which the label does not choose: "
+                        f"{fmt} holds the chosen classes only, so the score would be lost (--allow-drop "
+                        "leaves it out)", line=label.line.number, key=f"{label.attribute}-metadata.confidence-map.{cid}",
+                        rule="task-data-unchosen")
 
 
 def _data_key(rec: dict, fmt: str, number: int) -> str:

@@ -170,12 +170,37 @@ def _refuse_orphan_entries(anns: list, at: Mapping[Any, int], mid: str) -> None:
                               "annotation it belongs to)", fmt=DM, key=f"annotationsData.{mid}[{i}].id")
 
 
+def unchosen_scores(task_type: str, value: Any, metadata: Mapping[str, Any] | None) -> list[str]:
+    """The ``confidence-map`` keys of a multi-label that scores classes it does not choose (a
+    model's scores below its threshold; real Ground Truth output holds them): task data holds the
+    chosen classes only, so such a score has no place in it."""
+    scores = metadata.get("confidence-map") if isinstance(metadata, Mapping) else None
+    if not task_type.endswith(MULTILABEL) or not isinstance(scores, Mapping) or not isinstance(value, list):
+        return []
+    chosen = {str(c) for c in value}
+    return [key for key in scores if key not in chosen]
+
+
+def _refuse_unchosen(name: str, labeled: Labeled, fmt: str, allow_drop: bool) -> None:
+    """Task data for a multi-label that scores a class it does not choose: refused, naming it,
+    unless ``allow_drop`` (``apply`` sent the chosen classes and left that score out unsaid)."""
+    extra = [] if allow_drop else unchosen_scores(name, labeled.value, labeled.metadata)
+    if extra:
+        key = extra[0]
+        raise FormatError(f"confidence-map scores class {key} ({labeled.metadata.get('class-map', {}).get(key)!r}), "
+                          f"which the label does not choose: {fmt} holds the chosen classes only, so the score "
+                          "would be lost", fmt=fmt, key=f"confidence-map.{key}")
+
+
 def gt_to_dm_v1(
-    task_type: str, value: Any, metadata: Mapping[str, Any] | None = None, *, confidence_attribute: str | None = None
+    task_type: str, value: Any, metadata: Mapping[str, Any] | None = None, *, confidence_attribute: str | None = None,
+    allow_drop: bool = False,
 ) -> dict:
-    """DM schema v1 task data for a Ground Truth label; deterministic for equal input."""
+    """DM schema v1 task data for a Ground Truth label; deterministic for equal input.
+    ``allow_drop``: a multi-label's scores of classes it does not choose are left out."""
     name = require_task_type(task_type, SUPPORTED, DM)
     labeled = exported_label(name, value, metadata)
+    _refuse_unchosen(name, labeled, DM, allow_drop)
     anns: list[dict] = []
     data: list[dict] = []
 
@@ -342,10 +367,13 @@ def _finite(value: Any) -> bool:
     return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
-def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None) -> dict:
-    """The documented ``objects`` shape for a Ground Truth label (ids ``obj_001``, ...)."""
+def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None, *,
+                  allow_drop: bool = False) -> dict:
+    """The documented ``objects`` shape for a Ground Truth label (ids ``obj_001``, ...);
+    ``allow_drop`` as ``gt_to_dm_v1``'s."""
     name = require_task_type(task_type, SUPPORTED, OBJECTS)
     labeled = exported_label(name, value, metadata)
+    _refuse_unchosen(name, labeled, OBJECTS, allow_drop)
     objects: list[dict] = []
 
     def add(kind: str, cid: int, cname: str, conf: Any, coordinates: dict | None) -> None:
