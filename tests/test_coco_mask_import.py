@@ -131,3 +131,34 @@ def test_each_mask_class_keeps_its_own_score_and_no_score_is_no_confidence(tmp_p
         meta = orjson.loads(line)["label-ref-metadata"]
         assert meta["human-annotated"] == "yes"
         assert all("confidence" not in entry for entry in meta["internal-color-map"].values()), meta
+
+
+def test_the_confidences_no_annotation_carries_go_to_coco_and_come_back(tmp_path: Path) -> None:
+    """A mask's class confidences of the background and of a class with no pixel on the image have
+    no COCO annotation to be the score of: the export left them out, and ``--to manifest`` brought
+    the color map back without them, exit 0, nothing said. The image holds them
+    (``class-confidences``, which pycocotools ignores) and the way back reads them."""
+    pycocotools = pytest.importorskip("pycocotools.coco")
+    doc = _doc({"segmentation": SQUARE, "score": 0.8})
+    doc["categories"].append({"id": 3, "name": "bird"})
+    src, first = tmp_path / "c.json", tmp_path / "m.manifest"
+    src.write_text(json.dumps(doc))
+    assert run_cli("convert", str(src), str(first), "--to", "manifest").returncode == 0
+    lines = [orjson.loads(line) for line in first.read_bytes().splitlines()]
+    color_map = lines[0]["label-ref-metadata"]["internal-color-map"]
+    color_map["0"]["confidence"], color_map["3"]["confidence"] = 0.95, 0.1  # 'bird' has no pixel on image 1
+    first.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    coco = tmp_path / "again.json"
+    r = run_cli("convert", str(first), str(coco), "--to", "coco")
+    assert r.returncode == 0, r.stderr
+    exported = json.loads(coco.read_text())
+    assert exported["images"][0]["class-confidences"] == {"0": 0.95, "3": 0.1}
+    assert "class-confidences" not in exported["images"][1]
+    assert len(pycocotools.COCO(str(coco)).getAnnIds()) == len(exported["annotations"])
+    back = tmp_path / "back.manifest"
+    r = run_cli("convert", str(coco), str(back), "--to", "manifest")
+    assert r.returncode == 0, r.stderr
+    came_back = orjson.loads(back.read_bytes().splitlines()[0])
+    assert "coco-image" not in came_back or "class-confidences" not in came_back["coco-image"]
+    scores = {k: v.get("confidence") for k, v in came_back["label-ref-metadata"]["internal-color-map"].items()}
+    assert scores == {"0": 0.95, "1": 0.8, "2": None, "3": 0.1}

@@ -33,9 +33,11 @@ from .._formats.model import FormatError
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
-#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``);
-#: the id is read and kept too, under ``coco-image`` (``KeptIds``)
-IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "human-annotated"})
+#: this tool's image key for a mask's class confidences no annotation carries (``masks``)
+CLASS_CONFIDENCES = "class-confidences"
+#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``
+#: and ``class-confidences``); the id is read and kept too, under ``coco-image`` (``KeptIds``)
+IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "human-annotated", CLASS_CONFIDENCES})
 #: the image key kept under ``coco-image`` although the conversion reads it: the image's own id
 IMAGE_ID = "id"
 #: the sections of a COCO document that lines are made of; any other is the document's own

@@ -24,7 +24,7 @@ from .._formats.model import FormatError
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._outcomes import Labeled
 from .._storage import read_bytes, redact_secret_url, write_bytes_atomic
-from .coco_images import merge_categories
+from .coco_images import CLASS_CONFIDENCES, merge_categories
 from .coco_polygons import polygons_to_mask
 
 
@@ -201,10 +201,18 @@ def coco_mask_image(
                 **({"score": conf} if isinstance(conf, int | float) else {}),
             }
         )
-    return {
-        "images": [{"id": image_id, "width": width, "height": height, "file_name": file_name}],
-        "annotations": anns,
-    }
+    image: dict[str, Any] = {"id": image_id, "width": width, "height": height, "file_name": file_name}
+    if unplaced := _unplaced_confidences(color_map, {a["category_id"] for a in anns}):
+        image[CLASS_CONFIDENCES] = unplaced
+    return {"images": [image], "annotations": anns}
+
+
+def _unplaced_confidences(color_map: Mapping[str, Any], placed: set[int]) -> dict[str, float]:
+    """The confidences of the classes no annotation carries (the background, a class with no pixel
+    on the image): COCO scores annotations only, so the image holds them for the way back. They
+    were left out, and ``--to manifest`` brought the color map back without them, nothing said."""
+    return {key: entry["confidence"] for key, entry in color_map.items()
+            if isinstance(entry, Mapping) and type(entry.get("confidence")) in (int, float) and int(key) not in placed}
 
 
 def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
@@ -241,12 +249,17 @@ def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: 
             ) from None
         if isinstance(ann.get("score"), int | float):  # instances of a class merged: the lowest of their scores
             scores[cid] = min(float(ann["score"]), scores.get(cid, float("inf")))
+    kept = image.get(CLASS_CONFIDENCES)  # this tool's export: the classes no annotation scores
+    for key, value in kept.items() if isinstance(kept, Mapping) else ():
+        if str(key).isdigit() and type(value) in (int, float) and int(key) not in scores:
+            scores[int(key)] = float(value)
     top = max(cats, default=0)
     colors = class_colors(top + 1)
     write_bytes_atomic(mask_url, mask_png(mask, colors))
     # each class its own score: one confidence for all (the image's lowest, 0.0 without scores)
     # changed a class scored 0.8 to 0.6 and read a missing score as a low one
-    color_map: dict[str, dict[str, Any]] = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX}}
+    color_map: dict[str, dict[str, Any]] = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX,
+                                                  **({"confidence": scores[0]} if 0 in scores else {})}}
     for cid in sorted(cats):
         color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid],
                                **({"confidence": scores[cid]} if cid in scores else {})}
