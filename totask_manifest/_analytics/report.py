@@ -27,8 +27,8 @@ from .._jobs.state import (
     input_text,
     interrupted_line,
     output_changed,
+    output_earlier,
     output_missing,
-    output_stale,
     runs_as_seen,
 )
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
@@ -273,8 +273,8 @@ def render_report(
     gone = None if changed else output_missing(job.get("status"), manifest, str(name), job_url)
     if changed or gone:
         logging.getLogger("totask_manifest").warning("%s", changed or f"output manifest {gone}")
-    # the last run could not write it: the page's counts and samples are an earlier run's
-    stale = output_stale(job.get("runs")) and job.get("status") != COMPLETED and exists(manifest)
+    # the last run could not write it, or one runs or was killed: its counts and samples are an earlier run's
+    stale = output_earlier(job.get("status"), job.get("runs")) and exists(manifest)
     stats, others = None, ""
     if exists(manifest):
         with contextlib.suppress(TotaskError):
