@@ -219,11 +219,13 @@ _claims: Any = None
 _TAKEN = object()
 
 
-def _start_worker(claims: Any, conf: dict) -> None:
-    """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options
-    (none when the parent never loaded fsspec: a worker that needs it reads its own config)."""
+def _start_worker(claims: Any, conf: dict, parent: int) -> None:
+    """Pool initializer: quiet on SIGINT, ended when ``parent`` is gone (``pool.end_with``), the
+    claim flags, the parent's run-time storage options (none when the parent never loaded
+    fsspec: a worker that needs it reads its own config)."""
     global _claims
     pool.quiet_worker()
+    pool.end_with(parent)
     _claims = claims
     if conf:
         import fsspec.config
@@ -325,7 +327,7 @@ def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list
     claims = context.Array("b", len(ranges))
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
-                             initializer=_start_worker, initargs=(claims, conf)) as executor:
+                             initializer=_start_worker, initargs=(claims, conf, os.getpid())) as executor:
         futures: list[Future] = []
         try:
             with pool.spawning(), pool.main_script_kept_out():  # the first ``submit`` starts the workers
