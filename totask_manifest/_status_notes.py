@@ -7,13 +7,14 @@ from __future__ import annotations
 from ._api_checks import input_changed, input_changed_text
 from ._errors import TotaskError
 from ._jobs.job import Job
-from ._jobs.state import output_changed, output_missing
+from ._jobs.state import failures_missing, output_changed, output_missing
 from ._option_files import changed_files_text
 
 
 def status_notes(job: Job, *, live: bool) -> dict[str, str]:
     """What ``resume``, ``chain`` or ``apply`` would refuse or redo of ``job``, as ``status`` shows
-    it (its ``changed:`` lines): an output manifest changed since the job wrote it, or gone; and,
+    it (its ``changed:`` lines): an output manifest changed since the job wrote it, or gone, a
+    failures.jsonl gone; and,
     where no live run holds the job (a live run read its files as it started), an input or a file
     an option names changed since. Here, not in the CLI: ``status()`` callers get the same keys."""
     state, name = job.state, job.state.config.job_name
@@ -22,6 +23,8 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
         notes["output-changed"] = changed
     elif gone := output_missing(state.status, job.output_manifest, name, job.url):
         notes["output-missing"] = gone
+    if gone := failures_missing(state.status, state.metrics, job.layout.failures, name, job.url):
+        notes["failures-missing"] = gone
     if live:
         return notes
     if input_changed(state):  # COMPLETED, or killed: resume would refuse it

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     failures = JobLayout(Job(args.job_dir).folder).failures  # the folder's own (a renamed copy's too)
     failures_text = failures_line(failures, data["status"], m.get("failed"), running=bool(data.get("holder")),
                                   shown=redact_secret_url(failures), stale=earlier)
+    if data.get("failures-missing"):  # a COMPLETED job's, deleted or moved: not printed as if there
+        failures_text = f"failures: {data['failures-missing']}"
     if failures_text is not None:
         lines.append(failures_text)
     lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "option-files-changed")

@@ -340,6 +340,16 @@ def output_missing(status: Any, url: str, job_name: str, job_url: str) -> str | 
             f"again from the job's checkpoint (totask-manifest resume {redact_secret_url(job_url)})")
 
 
+def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url: str) -> str | None:
+    """``output_missing`` for failures.jsonl: a COMPLETED job with failed lines whose file is gone
+    (``rm``, moved), or None. ``status`` printed its path as if there, ``report`` said "0 failures"
+    beside ``failed=1``, and ``resume`` said "nothing to do"; now it writes it again."""
+    failed = metrics.get("failed") if isinstance(metrics, dict) else None
+    if not isinstance(failed, int) or failed < 1:
+        return None
+    return output_missing(status, url, job_name, job_url)
+
+
 def input_text(record: dict[str, Any]) -> str:
     """What a job reads, from job.json's record (``status``'s text and ``report``'s page): the input
     and its line count; with ``--append`` manifests, the combined copy the job wrote into its folder
