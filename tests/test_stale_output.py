@@ -167,6 +167,9 @@ def test_a_killed_runs_earlier_output_is_not_shown_as_the_jobs(tmp_path: Path) -
     earlier, earlier_failures = output.read_bytes(), failures.read_bytes()
     run_until(("resume", str(job)), _parts(job) + 3, signal.SIGKILL)
     assert output.read_bytes() == earlier and failures.read_bytes() == earlier_failures
+    # a RUNNING job has not ended: job.json (status --format json, the report's "ended") kept the stopped run's time
+    killed = orjson.loads((job / "job.json").read_bytes())
+    assert killed["status"] == "RUNNING" and killed["ended"] is None, killed["ended"]
 
     shown = run_cli("status", str(job))
     assert shown.returncode == 0, shown.stderr

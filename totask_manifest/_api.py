@@ -250,7 +250,7 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     run.engine = _engine(run.engine or state.engine)
     run.engine.check(state.config)
     state.status = RUNNING
-    state.error = None
+    state.error = state.ended = None  # running: the earlier run's end is in its record, not the job's
     state.save()
     return execute(state, run)
 
