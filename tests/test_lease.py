@@ -376,3 +376,22 @@ def test_resume_with_a_bad_tuning_value_is_refused_before_it_takes_a_dead_holder
     assert r.stderr.strip().splitlines() == ["totask-manifest resume: error: --timeout must be more than 0 seconds "
                                              "(got -1.0)"], r.stderr
     assert sorted(p.name for p in (job / ".lease").iterdir()) == leases
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "abc"])
+def test_a_lease_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, value):
+    """``TOTASK_LEASE_TIMEOUT=nan`` made the heartbeat write its lease in a loop (a PUT each on
+    S3), ``inf`` killed the heartbeat thread with a traceback (another host took the job over a
+    minute later), ``abc`` was read as 60 without a word. Each is refused in one line naming the
+    variable, exit 2, before a job exists; ``status`` too."""
+    inp = write_manifest(tmp_path / "in.manifest", 20)
+    out = tmp_path / "out"
+    env = {"TOTASK_LEASE_TIMEOUT": value}
+    r = run_cli(*start_args(inp, out, "j", delay="0"), env=env)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"TOTASK_LEASE_TIMEOUT='{value}' is not a number of seconds" in lines[0], lines[0]
+    assert not (out / "j").exists()
+    assert run_cli(*start_args(inp, out, "j", delay="0")).returncode == 0
+    r = run_cli("status", str(out / "j"), env=env)
+    assert r.returncode == 2 and "TOTASK_LEASE_TIMEOUT" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -156,3 +156,27 @@ def test_report_of_a_changed_output_warns_on_stderr_and_on_the_page(job: Path, t
     assert r.returncode == 0, r.stderr
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(said), r.stderr
     assert "changed since job &#x27;boxes&#x27; wrote it" in page.read_text()
+
+
+def test_a_completed_jobs_failures_file_gone_is_said_and_written_again(job: Path, tmp_path: Path) -> None:
+    """failures.jsonl deleted or moved after a COMPLETED job wrote it: ``status`` and ``resume``
+    printed ``failures: PATH`` as if there, ``resume`` said "nothing to do", and ``report``'s page
+    said "Failures (0)" beside failed=1. Now ``status`` says it is gone, ``report`` reads the
+    failures from the checkpoint, and ``resume`` writes it again, as for the output manifest."""
+    failures = job / "failures.jsonl"
+    kept = failures.read_bytes()
+    assert len(kept.splitlines()) == 1  # the sample's one broken file
+    failures.unlink()
+    said = (f"{failures} is gone (deleted or moved since job 'boxes' wrote it); resume writes it again from the "
+            f"job's checkpoint (totask-manifest resume {job})")
+    status = run_cli("status", str(job))
+    assert status.returncode == 0 and f"failures: {said}" in status.stdout.splitlines(), status.stdout
+    assert json.loads(run_cli("status", str(job), "--format", "json").stdout)["failures-missing"] == said
+    page = tmp_path / "gone.html"
+    r = run_cli("report", str(job), "-o", str(page))
+    assert r.returncode == 0 and r.stderr.splitlines() == [f"failures {said}"], r.stderr
+    assert "Failures (1)" in page.read_text() and "img_013.json is not valid JSON" in page.read_text()
+    r = run_cli("resume", str(job))
+    assert r.returncode == 0 and f"failures: {failures}" in r.stdout.splitlines(), (r.stdout, r.stderr)
+    assert failures.read_bytes() == kept  # what the line says resume does
+    assert "failures-missing" not in json.loads(run_cli("status", str(job), "--format", "json").stdout)

@@ -91,3 +91,19 @@ def test_the_missing_copy_line_names_no_secret_of_an_appended_url(tmp_path):
     assert r.returncode == 2 and "is missing; restore it at that path" in r.stderr, r.stderr
     assert "with --append https://files.example.com/more.manifest" in r.stderr, r.stderr
     assert "s3cret" not in r.stderr + r.stdout, r.stderr
+
+
+def test_status_of_a_job_whose_input_is_gone_says_what_resume_would(tmp_path):
+    """``status`` is where a user looks before ``resume``: of a FAILED job whose input was moved
+    away it said nothing of it (its ``changed:`` lines name a changed input, not a missing one),
+    and ``resume`` then refused. It shows resume's line (``input-missing`` in ``--format json``)."""
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    job = failed_job(tmp_path, inp)
+    shutil.move(inp, tmp_path / "elsewhere.manifest")
+    said = (f"job 'j' cannot be resumed: its input manifest {inp} is missing; restore it at that path and run "
+            "resume again (it reads the input again and checks that its checksum is the one the job started with)")
+    r = run_cli("status", str(job))
+    assert r.returncode == 0 and f"changed: {said}" in r.stdout.splitlines(), r.stdout
+    assert orjson.loads(run_cli("status", str(job), "--format", "json").stdout)["input-missing"] == said
+    shutil.move(tmp_path / "elsewhere.manifest", inp)
+    assert "input-missing" not in orjson.loads(run_cli("status", str(job), "--format", "json").stdout)

@@ -126,3 +126,64 @@ def test_an_earlier_runs_failures_file_is_not_shown_as_the_jobs(tmp_path: Path) 
     assert len(failures.read_bytes().splitlines()) == 4
     shown = run_cli("status", str(job))
     assert f"failures: {failures}\n" in shown.stdout, shown.stdout
+
+
+def _parts(job: Path) -> int:
+    return len(list((job / "manifests" / "intermediate").glob("part-*.ckpt")))
+
+
+def test_a_killed_runs_earlier_output_is_not_shown_as_the_jobs(tmp_path: Path) -> None:
+    """A job stopped (its output written), then resumed and the resume killed (``kill -9``) once it
+    checkpointed more: ``status`` printed the stopped run's output manifest and failures.jsonl as
+    the job's, beside metrics counting the lines the killed run labeled since (success=120 over a
+    file with 75 labels). Both are an earlier run's: ``status`` and ``report`` say so, as they do
+    of a run that could not write them; ``resume`` writes the job's own."""
+    import signal
+    import time
+
+    from tests.jobs_helpers import popen_cli
+    from tests.test_resume import start_args
+
+    inp = write_manifest(tmp_path / "in.manifest", 300)
+    out = tmp_path / "out"
+    job = out / "k"
+    output, failures = job / "manifests" / "output" / "output.manifest", job / "failures.jsonl"
+
+    def run_until(args: tuple[str, ...], parts: int, sig: int) -> None:
+        proc = popen_cli(*args)
+        try:
+            deadline = time.monotonic() + 120
+            while _parts(job) < parts:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no checkpoint in time"
+                time.sleep(0.02)
+        finally:
+            proc.send_signal(sig)
+            proc.communicate(timeout=60)
+
+    run_until(start_args(inp, out, "k", delay="0.02", every="5"), 2, signal.SIGTERM)
+    stopped = orjson.loads((job / "job.json").read_bytes())
+    assert stopped["status"] == "STOPPED" and output.exists() and failures.exists(), stopped
+    earlier, earlier_failures = output.read_bytes(), failures.read_bytes()
+    run_until(("resume", str(job)), _parts(job) + 3, signal.SIGKILL)
+    assert output.read_bytes() == earlier and failures.read_bytes() == earlier_failures
+    # a RUNNING job has not ended: job.json (status --format json, the report's "ended") kept the stopped run's time
+    killed = orjson.loads((job / "job.json").read_bytes())
+    assert killed["status"] == "RUNNING" and killed["ended"] is None, killed["ended"]
+
+    shown = run_cli("status", str(job))
+    assert shown.returncode == 0, shown.stderr
+    metrics = dict(x.split("=") for x in next(x for x in shown.stdout.splitlines()
+                                               if x.startswith("metrics:")).split()[1:])
+    # the premise: the checkpoint holds more labeled lines than the earlier run's file
+    assert int(metrics["success"]) > sum(b'"cls-metadata":{"class-name"' in x for x in earlier.splitlines())
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("output manifest:"))
+    assert f"not written by the last run ({output} is an earlier run's" in line, shown.stdout
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("failures:"))
+    assert f"not written by the last run ({failures} is an earlier run's" in line, shown.stdout
+    write_report(str(job), str(tmp_path / "page.html"), samples=0)
+    assert "(an earlier run&#x27;s, without the lines labeled since" in (tmp_path / "page.html").read_text()
+
+    assert resume(str(job)).status == "COMPLETED"
+    shown = run_cli("status", str(job))
+    assert f"output manifest: {output}\n" in shown.stdout and f"failures: {failures}\n" in shown.stdout, shown.stdout

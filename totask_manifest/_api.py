@@ -224,8 +224,8 @@ def resume(
         if (done := completed_result(state)) is not None:  # a legacy job's input moved: nothing else to do
             return done
         if state.status == COMPLETED:  # deleted or lost: ``chain`` says "resume it first", so resume writes it
-            log.warning("job %s is COMPLETED but its output manifest is missing; writing it again from the "
-                        "checkpoint", state.config.job_name)
+            log.warning("job %s is COMPLETED but its %s is missing; writing it again from the checkpoint", state.config.job_name,
+                        "failures.jsonl" if exists(state.layout.output_manifest) else "output manifest")
         check_installed(state.config.method, get_annotator_class(state.config.method))
         refuse_undeclared_options(state.config.job_name, state.config.method, state.config.options)
         if changes:
@@ -250,7 +250,7 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     run.engine = _engine(run.engine or state.engine)
     run.engine.check(state.config)
     state.status = RUNNING
-    state.error = None
+    state.error = state.ended = None  # running: the earlier run's end is in its record, not the job's
     state.save()
     return execute(state, run)
 

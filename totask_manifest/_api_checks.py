@@ -16,7 +16,14 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.plugin_errors import plugin_raised_as_usage
-from ._jobs.state import START_ANEW, JobState, input_changed_run, output_changed, output_stale
+from ._jobs.state import (
+    START_ANEW,
+    JobState,
+    failures_missing,
+    input_changed_run,
+    output_changed,
+    output_stale,
+)
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute
 from ._options import path_options
@@ -185,13 +192,15 @@ def completed_as_is(job: Job) -> JobResult | None:
 
 
 def completed_result(state: JobState) -> JobResult | None:
-    """The report of ``state`` when it is COMPLETED with its output manifest in place (said, as
-    after a run: the summary prints whole); None otherwise."""
+    """The report of ``state`` when it is COMPLETED with its output manifest (and failures.jsonl,
+    where lines failed) in place (said, as after a run: the summary prints whole); None otherwise."""
     from . import _signals  # on use: as the commands that run a job
     from ._jobs.execute import job_result
 
     if state.status != COMPLETED or not exists(state.layout.output_manifest):
         return None
+    if failures_missing(state.status, state.metrics, state.layout.failures, state.config.job_name, state.config.job_url):
+        return None  # deleted: resume writes it again, with the output manifest, from the checkpoint
     if changed := output_changed(state.runs, state.layout.output_manifest, state.config.job_name):  # not the job's
         raise JobError(changed)
     if input_changed(state):  # "nothing to do" would say the input as it is now was labeled

@@ -6,25 +6,35 @@ from __future__ import annotations
 
 from ._api_checks import input_changed, input_changed_text
 from ._errors import TotaskError
+from ._jobs.inputs import refuse_missing_input
 from ._jobs.job import Job
-from ._jobs.state import output_changed, output_missing
+from ._jobs.state import failures_missing, output_changed, output_missing
+from ._jobs.status import COMPLETED
 from ._option_files import changed_files_text
 
 
 def status_notes(job: Job, *, live: bool) -> dict[str, str]:
     """What ``resume``, ``chain`` or ``apply`` would refuse or redo of ``job``, as ``status`` shows
-    it (its ``changed:`` lines): an output manifest changed since the job wrote it, or gone; and,
+    it (its ``changed:`` lines): an output manifest changed since the job wrote it, or gone, a
+    failures.jsonl gone; and,
     where no live run holds the job (a live run read its files as it started), an input or a file
-    an option names changed since. Here, not in the CLI: ``status()`` callers get the same keys."""
+    an option names changed since, or the input gone (a job not COMPLETED: resume needs it). Here, not in the CLI: ``status()`` callers get the same keys."""
     state, name = job.state, job.state.config.job_name
     notes: dict[str, str] = {}
     if changed := output_changed(state.runs, job.output_manifest, name):
         notes["output-changed"] = changed
     elif gone := output_missing(state.status, job.output_manifest, name, job.url):
         notes["output-missing"] = gone
+    if gone := failures_missing(state.status, state.metrics, job.layout.failures, name, job.url):
+        notes["failures-missing"] = gone
     if live:
         return notes
-    if input_changed(state):  # COMPLETED, or killed: resume would refuse it
+    if state.status != COMPLETED:  # resume needs the input: its refusal, said before it is run
+        try:
+            refuse_missing_input(state)
+        except TotaskError as exc:
+            notes["input-missing"] = str(exc)
+    if "input-missing" not in notes and input_changed(state):  # COMPLETED, or killed: resume would refuse it
         notes["input-changed"] = input_changed_text(state)
     try:  # a plugin not installed here, a store that refuses: status reads, it does not judge
         files = changed_files_text(state)

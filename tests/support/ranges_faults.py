@@ -49,3 +49,14 @@ def replaced_after_the_open(url: str, start: int, end: int | None, size: int, ne
             with AtomicWriter(url) as out:
                 out.write(new_body)
         return sum(len(batch) for batch in iter_line_batches(f, start=start, end=end))
+
+
+def mark_then_wait(url: str, start: int, end: int | None, parent: int, marks: str) -> int:
+    """In a worker: leave a file named by its pid in ``marks``, and return (the worker then waits
+    for the next range, as an idle pool worker does). In the parent: wait to be killed."""
+    if os.getpid() == parent:
+        time.sleep(120)
+        return 0
+    with open(os.path.join(marks, str(os.getpid())), "w"):
+        pass
+    return 0

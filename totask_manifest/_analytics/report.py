@@ -24,11 +24,12 @@ from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
 from .._jobs.state import (
+    failures_missing,
     input_text,
     interrupted_line,
     output_changed,
+    output_earlier,
     output_missing,
-    output_stale,
     runs_as_seen,
 )
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
@@ -261,8 +262,11 @@ def render_report(
     gone = None if changed else output_missing(job.get("status"), manifest, str(name), job_url)
     if changed or gone:
         logging.getLogger("totask_manifest").warning("%s", changed or f"output manifest {gone}")
-    # the last run could not write it: the page's counts and samples are an earlier run's
-    stale = output_stale(job.get("runs")) and job.get("status") != COMPLETED and exists(manifest)
+    if failures_gone := failures_missing(job.get("status"), job.get("metrics"), folder.layout.failures, str(name),
+                                         job_url):  # the page reads them from the checkpoint: said all the same
+        logging.getLogger("totask_manifest").warning("failures %s", failures_gone)
+    # the last run could not write it, or one runs or was killed: its counts and samples are an earlier run's
+    stale = output_earlier(job.get("status"), job.get("runs")) and exists(manifest)
     stats, others = None, ""
     if exists(manifest):
         with contextlib.suppress(TotaskError):

@@ -245,16 +245,17 @@ def output_manifest_line(url: str, status: str, *, running: bool = False, shown:
     """``output manifest: URL``, or that it is not written yet: the job's result and ``status``
     say the same (a job another process is ``running`` writes it when it ends; resume would be refused).
     ``shown``: the URL as printed (without its secrets), where ``url`` is the one looked up.
-    ``stale``: the last run could not write it, so a file there is an earlier run's (before, it was
-    printed as the job's output, with metrics counting lines it does not hold). ``input_changed``:
+    ``stale``: the last run could not write it, or a run is under way or was killed
+    (``state.output_earlier``), so a file there is an earlier run's (before, it was printed as the
+    job's output, with metrics counting lines it does not hold). ``input_changed``:
     the last run could not write it because its input changed while it ran, which resume refuses."""
     from .._jobs.state import START_ANEW
 
     shown = url if shown is None else shown
     then = ("the running job writes it when it ends" if running else
             f"its input changed while it ran: {START_ANEW}" if input_changed else "resume the job to write it")
-    if stale and not running and status != COMPLETED and _written(url, status):
-        return (f"output manifest: not written by the last run ({shown} is an earlier run's, without the "
+    if stale and status != COMPLETED and _written(url, status):
+        return (f"output manifest: {_not_by(running)} ({shown} is an earlier run's, without the "
                 f"lines labeled since; {then})")
     if _written(url, status):
         return f"output manifest: {shown}"
@@ -270,10 +271,15 @@ def failures_line(url: str, status: str, failed: Any, *, running: bool = False, 
     if not failed or not _written(url, status):
         return None
     shown = url if shown is None else shown
-    if stale and not running and status != COMPLETED:
-        return (f"failures: not written by the last run ({shown} is an earlier run's, without the lines "
-                "failed since; resume the job to write it)")
+    if stale and status != COMPLETED:
+        then = "the running job writes it when it ends" if running else "resume the job to write it"
+        return f"failures: {_not_by(running)} ({shown} is an earlier run's, without the lines failed since; {then})"
     return f"failures: {shown}"
+
+
+def _not_by(running: bool) -> str:
+    """Who has not written the file an earlier run left: the run under way, or the last one."""
+    return "not written yet by the running job" if running else "not written by the last run"
 
 
 def _written(url: str, status: str) -> bool:

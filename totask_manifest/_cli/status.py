@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from .._jobs.job import Job
     from .._jobs.known_keys import newer_version_note
     from .._jobs.layout import JobLayout
-    from .._jobs.state import input_changed_run, input_text, output_stale
+    from .._jobs.state import input_changed_run, input_text, output_earlier
     from .._redaction import hide_secrets
     from .._storage import map_strings, redact_secret_url
 
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         dump_json(data)
         return 0
     m = data["metrics"]
+    earlier = output_earlier(data["status"], data.get("runs"))  # its files are a run's before (or none)
     lines = [
         f"job: {data['job-name']} ({redact_secret_url(args.job_dir)})",
         f"status: {data['status']}" + (f" (interrupted: {data['interrupted']}; run resume)"
@@ -46,16 +47,18 @@ def run(args: argparse.Namespace) -> int:
         f"input: {input_text(data)}",
         f"output manifest: {data['output-missing']}" if data.get("output-missing") else
         output_manifest_line(raw["output-manifest"], data["status"], running=bool(data.get("holder")),
-                             shown=data["output-manifest"], stale=output_stale(data.get("runs")),
+                             shown=data["output-manifest"], stale=earlier,
                              input_changed=input_changed_run(data.get("runs"))),
         "metrics: " + " ".join(f"{k}={v}" for k, v in m.items()),
     ]
     failures = JobLayout(Job(args.job_dir).folder).failures  # the folder's own (a renamed copy's too)
     failures_text = failures_line(failures, data["status"], m.get("failed"), running=bool(data.get("holder")),
-                                  shown=redact_secret_url(failures), stale=output_stale(data.get("runs")))
+                                  shown=redact_secret_url(failures), stale=earlier)
+    if data.get("failures-missing"):  # a COMPLETED job's, deleted or moved: not printed as if there
+        failures_text = f"failures: {data['failures-missing']}"
     if failures_text is not None:
         lines.append(failures_text)
-    lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "option-files-changed")
+    lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "input-missing", "option-files-changed")
               if data.get(key)]
     if data.get("holder"):
         h = data["holder"]

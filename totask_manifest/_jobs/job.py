@@ -177,7 +177,10 @@ class Job:
         changed while it ran, a full disk), where the file is missing or an earlier run's (its
         report said "no failures" beside counts of 1,201 failed)."""
         record = self.record()
-        if record.get("status") == RUNNING or output_stale(record.get("runs")):
+        metrics = record.get("metrics")
+        gone = isinstance(metrics, dict) and isinstance(metrics.get("failed"), int) and metrics["failed"] > 0 \
+            and not exists(self.layout.failures)  # a COMPLETED job's, deleted since: "0 failures" beside failed=1
+        if gone or record.get("status") == RUNNING or output_stale(record.get("runs")):
             from .commit import failed_records, failure_entry  # on use: the commit layer is heavier
 
             for number, rec in enumerate(failed_records(self.layout), start=1):

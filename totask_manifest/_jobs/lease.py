@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import threading
@@ -50,7 +51,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _signals
-from .._errors import WRITE_ERRNOS, JobError, StorageError, write_failure
+from .._errors import WRITE_ERRNOS, JobError, StorageError, UsageError, write_failure
 from .._folders import missing_folders, remove_empty
 from .._storage import backend_errors, fsync_dir, is_local, join, local_file_url, redact_url, url_to_fs
 from .holder import Holder
@@ -76,13 +77,14 @@ class LeaseLost(JobError):
 
 
 def lease_timeout() -> float:
-    """Seconds without a heartbeat after which a lease is stale (``TOTASK_LEASE_TIMEOUT``)."""
-    raw = os.environ.get("TOTASK_LEASE_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else DEFAULT_TIMEOUT
-    except ValueError:
-        value = DEFAULT_TIMEOUT
-    return max(value, 1.0)
+    """Seconds without a heartbeat after which a lease is stale (``TOTASK_LEASE_TIMEOUT``); not a
+    finite number is refused (``nan`` spun the heartbeat, ``inf`` killed it, ``abc`` read as 60)."""
+    raw = os.environ.get("TOTASK_LEASE_TIMEOUT", "").strip()
+    with contextlib.suppress(ValueError):
+        if math.isfinite(value := float(raw) if raw else DEFAULT_TIMEOUT):
+            return max(value, 1.0)
+    raise UsageError(f"TOTASK_LEASE_TIMEOUT={raw!r} is not a number of seconds (default {DEFAULT_TIMEOUT:g}): "
+                     "set it to one, or unset it")
 
 
 # -- the lease files ---------------------------------------------------------------------------

@@ -270,6 +270,17 @@ def output_stale(runs: Any) -> bool:
     return False
 
 
+def output_earlier(status: Any, runs: Any) -> bool:
+    """Whether an output manifest (and failures.jsonl) in the job folder is an earlier run's, as
+    ``status`` and ``report`` say it: the last run could not write it (``output_stale``), or the
+    job is RUNNING, live or killed: a run writes them only as it ends, so a file there is the one
+    a run before it wrote, without what the checkpoint (and the metrics) hold since. ``status``
+    printed a stopped run's file as the job's after its resume was killed, beside metrics
+    counting the lines the killed run labeled. (A run killed between renaming its output into
+    place and recording its end left its own: resume writes the same lines again.)"""
+    return status == RUNNING or output_stale(runs)
+
+
 #: the one way forward from a job whose input changed, said by resume, chain, status and the commit
 START_ANEW = ("start a new job from the input as it is now (another --job-name), or put back the version the job "
               "read and resume it")
@@ -327,6 +338,16 @@ def output_missing(status: Any, url: str, job_name: str, job_url: str) -> str | 
         return None
     return (f"{redact_url(url)} is gone (deleted or moved since job {job_name!r} wrote it); resume writes it "
             f"again from the job's checkpoint (totask-manifest resume {redact_secret_url(job_url)})")
+
+
+def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url: str) -> str | None:
+    """``output_missing`` for failures.jsonl: a COMPLETED job with failed lines whose file is gone
+    (``rm``, moved), or None. ``status`` printed its path as if there, ``report`` said "0 failures"
+    beside ``failed=1``, and ``resume`` said "nothing to do"; now it writes it again."""
+    failed = metrics.get("failed") if isinstance(metrics, dict) else None
+    if not isinstance(failed, int) or failed < 1:
+        return None
+    return output_missing(status, url, job_name, job_url)
 
 
 def input_text(record: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The worker pool under ``ranges.map_ranges``: its workers quiet on Ctrl-C from their first
-instruction, started without the caller's main script, and a pool ended at once when the command
-is interrupted or a worker dies (Python's pool could wait for ever on a worker killed while it
+instruction, started without the caller's main script, ending when the command is killed, and a
+pool ended at once when the command is interrupted or a worker dies (Python's pool could wait for ever on a worker killed while it
 sent a result).
 """
 
@@ -9,21 +9,42 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import multiprocessing.connection
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 #: seconds between looks for a dead worker while waiting for a range's result (``result_of``)
 _WATCH_S = 0.25
+#: seconds between a worker's looks for its command, gone (``end_with``)
+_PARENT_S = 0.5
 
 
 def quiet_worker() -> None:
     """Pool initializer: the worker ignores SIGINT; the command that started it acts on it. It
     starts with SIGINT blocked (``spawning``); this keeps it out whatever started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def end_with(parent: int) -> None:
+    """Pool initializer: end this worker once ``parent`` (the command that started it) is gone.
+    An idle worker waits for its next range on a pipe whose write end it holds itself (Python's
+    pool hands a worker both ends), so a command killed with ``kill -9`` (the OOM killer, a
+    batch system's timeout) left its workers and multiprocessing's resource tracker running for
+    ever, one worker a core at each kill. A daemon thread looks at the parent's pid twice a
+    second; ``os._exit``, as the work is the parent's and it is gone."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_S)
+        os._exit(1)
+
+    if os.getppid() != parent:  # gone before this worker started
+        os._exit(1)
+    threading.Thread(target=watch, name="totask-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -219,11 +219,13 @@ _claims: Any = None
 _TAKEN = object()
 
 
-def _start_worker(claims: Any, conf: dict) -> None:
-    """Pool initializer: quiet on SIGINT, the claim flags, the parent's run-time storage options
-    (none when the parent never loaded fsspec: a worker that needs it reads its own config)."""
+def _start_worker(claims: Any, conf: dict, parent: int) -> None:
+    """Pool initializer: quiet on SIGINT, ended when ``parent`` is gone (``pool.end_with``), the
+    claim flags, the parent's run-time storage options (none when the parent never loaded
+    fsspec: a worker that needs it reads its own config)."""
     global _claims
     pool.quiet_worker()
+    pool.end_with(parent)
     _claims = claims
     if conf:
         import fsspec.config
@@ -268,6 +270,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     workers = workers or os.cpu_count() or 1
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
         refuse_not_text(f, url)
+        refuse_pipe(f, url)
         size = f.seek(0, os.SEEK_END)
     ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
     context = _context(start_method) if len(ranges) > 1 else None
@@ -283,6 +286,16 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         raise
     refuse_changed(url, before)
     return parts
+
+
+def refuse_pipe(f: IO[bytes], url: str) -> None:
+    """A manifest that cannot seek (``<(zcat in.manifest.gz)``, ``/dev/stdin`` fed by a pipe, a
+    FIFO): every command said "File or stream is not seekable.", naming nothing. A manifest is read
+    in byte ranges, and a job reads its input again at its lines' offsets and on resume."""
+    if not f.seekable():
+        raise StorageError(f"cannot read {storage.redact_url(str(url))}: it is a pipe (process substitution, "
+                           "/dev/stdin fed by a pipe, a FIFO), not a file; manifests are read in byte ranges, and a "
+                           "job reads its input again when it resumes: write it to a file first and give that file")
 
 
 def version(url: str) -> tuple[str, ...]:
@@ -325,7 +338,7 @@ def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list
     claims = context.Array("b", len(ranges))
     broken = False
     with ProcessPoolExecutor(max_workers=min(workers - 1, len(ranges) - 1), mp_context=context,
-                             initializer=_start_worker, initargs=(claims, conf)) as executor:
+                             initializer=_start_worker, initargs=(claims, conf, os.getpid())) as executor:
         futures: list[Future] = []
         try:
             with pool.spawning(), pool.main_script_kept_out():  # the first ``submit`` starts the workers
