@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,21 @@ SAMPLE = b'\xef\xbb\xbf{"a":1}\r\n\n{"b": 2}\n   \r\n{"c":3}'
 
 def lines_and_pid(url: str, start: int, end: int | None, die_in_worker_at: int | None) -> tuple[list[bytes], int]:
     """A ``map_ranges`` function: the range's lines, and which process read them. A worker (never
-    the calling process) given ``die_in_worker_at`` inside its range dies without a word."""
-    if die_in_worker_at is not None and os.getpid() != int(os.environ["RANGES_TEST_PARENT"]) and (
-            start <= die_in_worker_at < (end if end is not None else 1 << 62)):
+    the calling process) given ``die_in_worker_at`` inside its range dies without a word, leaving
+    ``RANGES_TEST_DIED`` behind; the calling process, where that variable is set, reads nothing
+    before that file exists (else it could read every range, the first included, before a worker
+    started: the test that a dead worker's range is read here then saw no worker die)."""
+    parent = os.getpid() == int(os.environ["RANGES_TEST_PARENT"])
+    died = os.environ.get("RANGES_TEST_DIED")
+    if die_in_worker_at is not None and not parent and start <= die_in_worker_at < (end if end is not None else 1 << 62):
+        if died:
+            Path(died).touch()
         os._exit(9)
+    if parent and died:
+        for _ in range(1000):  # 10 s at most: a pool that never starts fails the test, it does not hang
+            if os.path.exists(died):
+                break
+            time.sleep(0.01)
     with open(url, "rb") as f:
         return list(itertools.chain.from_iterable(ranges.iter_bodies(f, start=start, end=end))), os.getpid()
 
@@ -91,10 +104,39 @@ def test_a_worker_that_dies_leaves_its_ranges_to_this_process(tmp_path: Path, mo
     path, lines = numbered_file(tmp_path, 20_000)
     monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 4096)
     monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    monkeypatch.setenv("RANGES_TEST_DIED", str(tmp_path / "died"))
     parts = ranges.map_ranges(lines_and_pid, str(path), (10,), workers=3, start_method="fork")
     assert [line for got, _ in parts for line in got] == lines  # nothing lost, nothing twice, no hang
     assert parts[0][1] == os.getpid()  # the first range, where a worker died, was read here
     assert "a worker process died" in caplog.text
+
+
+class _SubmitAfterBreak(ProcessPoolExecutor):
+    """A pool whose second ``submit`` comes once its first worker has died: as when a worker is
+    killed (the kernel's OOM killer) while ranges are still being handed out."""
+
+    def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if getattr(self, "_handed", False):
+            for _ in range(1000):
+                if self._broken:  # set by the pool's manager thread once it sees the death
+                    break
+                time.sleep(0.01)
+        self._handed = True
+        return super().submit(*args, **kwargs)
+
+
+def test_a_worker_that_dies_while_ranges_are_handed_out_leaves_the_rest_to_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``submit`` on a pool already broken raises ``BrokenProcessPool``: it escaped, and the
+    command failed with the pool's words (seen once in six runs of the test above)."""
+    path, lines = numbered_file(tmp_path, 20_000)
+    monkeypatch.setattr(ranges, "MIN_RANGE_BYTES", 4096)
+    monkeypatch.setattr(ranges, "ProcessPoolExecutor", _SubmitAfterBreak)
+    monkeypatch.setenv("RANGES_TEST_PARENT", str(os.getpid()))
+    monkeypatch.setenv("RANGES_TEST_DIED", str(tmp_path / "died"))
+    parts = ranges.map_ranges(lines_and_pid, str(path), (10,), workers=3, start_method="fork")
+    assert [line for got, _ in parts for line in got] == lines
+    assert all(pid == os.getpid() for _, pid in parts)  # the pool broke at once: every range read here
 
 
 def test_small_files_and_memory_urls_are_one_call_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -342,8 +342,11 @@ def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list
         futures: list[Future] = []
         try:
             with pool.spawning(), pool.main_script_kept_out():  # the first ``submit`` starts the workers
-                futures += [executor.submit(_in_worker, i, fn, url, start, end, tuple(args))
-                            for i, (start, end) in enumerate(ranges)]
+                for i, (start, end) in enumerate(ranges):
+                    try:
+                        futures.append(executor.submit(_in_worker, i, fn, url, start, end, tuple(args)))
+                    except BrokenProcessPool:  # a worker died already: the ranges not handed out are read here
+                        break
             if started is not None:
                 started()
             for i in reversed(range(len(ranges))):
@@ -363,6 +366,9 @@ def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list
                 if result is _TAKEN:  # pragma: no cover - this process claimed it: in ``parts`` already
                     continue
                 parts[i] = result
+            for i in range(len(futures), len(ranges)):  # not handed out (the pool broke), nor claimed above
+                if i not in parts:
+                    parts[i] = fn(url, *ranges[i], *args)
         except BaseException:
             pool.stop(executor, futures)  # a Ctrl-C: no traceback from the pool or its workers
             raise
