@@ -141,3 +141,19 @@ def test_a_sigterm_inherited_as_ignored_stays_ignored_while_the_job_starts(tmp_p
     assert code == 0 and "interrupted" not in err and "stopping" not in err, (code, err[-3000:])
     with output_of(out, "j").open("rb") as f:
         assert sum(1 for _ in f) == LINES
+
+
+def test_a_start_killed_while_it_scans_is_told_to_run_again_and_does(tmp_path, big):
+    """``kill -9`` while a job scans its input leaves its folder holding its lease and no
+    ``job.json``: ``status`` and ``resume`` said only "job.json not found", though the same
+    command again starts the job. They say so now, and it does."""
+    out = tmp_path / "out"
+    code, _err = run_with_ctrl_c("scanning", job_args(big, out), sent="SIGKILL-pid")
+    assert code == -9
+    assert not (out / "j" / "job.json").exists() and (out / "j" / ".lease").exists()
+    for command in ("status", "resume"):
+        said = run_cli(command, str(out / "j"))
+        assert said.returncode == 2, said.stderr
+        assert "killed before it began" in said.stderr and "run the command that made it again" in said.stderr, \
+            said.stderr
+    assert_runs_again(big, out)

@@ -38,7 +38,7 @@ The CLI runs as the ``totask-manifest`` script runs it: ``sys.exit(main())`` wit
 
 What is sent at the point is ``$CTRL_C_AT_SIGNAL``: ``SIGINT`` (the default: a terminal's Ctrl-C, to
 the group), ``SIGTERM`` (to the group, as ``timeout``, systemd and ``docker stop`` of a shell send
-it), ``SIGTERM-pid`` (to the command alone, as ``kill PID``: its pool workers get nothing) or
+it), ``SIGTERM-pid`` (to the command alone, as ``kill PID``: its pool workers get nothing), ``SIGKILL-pid`` (``kill -9 PID``) or
 ``SIGHUP`` (to the group, as a shell whose terminal closed sends it to its jobs).
 """
 
@@ -55,7 +55,8 @@ from typing import Any
 PARENT = "CTRL_C_AT_PARENT"
 POINT = "CTRL_C_AT_POINT"
 SIGNAL = "CTRL_C_AT_SIGNAL"
-SENT = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGTERM-pid": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
+SENT = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGTERM-pid": signal.SIGTERM, "SIGHUP": signal.SIGHUP,
+        "SIGKILL-pid": signal.SIGKILL}
 
 
 def ctrl_c() -> None:

@@ -37,7 +37,7 @@ from .._errors import (
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
-from .layout import JobLayout
+from .layout import JobLayout, begun_not_started
 from .lease import current_holder
 from .state import JobState, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
@@ -306,7 +306,20 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
         pass
     if what == "file":
         return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
-    return NotAJobError(f"{shown} is not a job folder: {missing or redact_url(job_json) + ' not found'}")
+    said = missing or redact_url(job_json) + " not found"
+    if missing is None and _begun(folder):
+        said += ("; it holds only what a job's start writes: a job killed before it began (while it read its "
+                 "input); run the command that made it again (annotate, chain or run) to start it")
+    return NotAJobError(f"{shown} is not a job folder: {said}")
+
+
+def _begun(folder: str) -> bool:
+    try:
+        return begun_not_started(folder)
+    except (StorageError, OSError):  # the folder cannot be listed: said as before
+        return False
+
+
 
 
 def _folder(url: str) -> str:

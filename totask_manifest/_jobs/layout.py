@@ -122,17 +122,36 @@ def refuse_foreign_folder(job_url: str) -> None:
     clean this one's temporaries while it runs, and ``rollback`` or a cleanup take its files.
     """
     refuse_root_in_job(job_url.rstrip("/").rpartition("/")[0])
-    fs, root = url_to_fs(job_url)
-    try:
-        found = os.listdir(root) if is_local(fs) else [
-            str(e).rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)]
-    except (FileNotFoundError, NotADirectoryError):
+    found = _names(job_url)
+    if found is None:
         return
-    foreign = sorted(n for n in found if n not in JOB_ENTRIES and n not in _OS_LITTER and not n.startswith(".tmp-"))
+    foreign = _foreign(found)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(f"{job_url} exists and is not a job folder (it holds {shown}); a job is not written "
                          "among other files: choose another --job-name or --output")
+
+
+def _names(folder: str) -> list[str] | None:
+    """The names in ``folder`` (None: no such folder)."""
+    fs, root = url_to_fs(folder)
+    try:
+        return os.listdir(root) if is_local(fs) else [
+            str(e).rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _foreign(names: list[str]) -> list[str]:
+    return sorted(n for n in names if n not in JOB_ENTRIES and n not in _OS_LITTER and not n.startswith(".tmp-"))
+
+
+def begun_not_started(folder: str) -> bool:
+    """Whether ``folder`` holds a lease and nothing but what a job writes, and no ``job.json``:
+    what a job killed while it scanned its input leaves (``status`` and ``resume`` of it said
+    only that ``job.json`` was not found; the same command again starts it)."""
+    names = _names(folder)
+    return names is not None and LEASE_DIR in names and "job.json" not in names and not _foreign(names)
 
 
 def refuse_root_in_job(root_url: str) -> None:
