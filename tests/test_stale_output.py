@@ -187,3 +187,40 @@ def test_a_killed_runs_earlier_output_is_not_shown_as_the_jobs(tmp_path: Path) -
     assert resume(str(job)).status == "COMPLETED"
     shown = run_cli("status", str(job))
     assert f"output manifest: {output}\n" in shown.stdout and f"failures: {failures}\n" in shown.stdout, shown.stdout
+
+
+def test_the_report_of_a_running_job_does_not_tell_to_resume_it(tmp_path: Path) -> None:
+    """While a resumed job runs, its output manifest is the stopped run's: the report said "resume
+    the job to write it", which is refused while the job runs. It says the running job writes it."""
+    import signal
+    import time
+
+    from tests.jobs_helpers import popen_cli
+    from tests.test_resume import start_args
+
+    inp = write_manifest(tmp_path / "in.manifest", 300)
+    job = tmp_path / "out" / "k"
+    proc = popen_cli(*start_args(inp, tmp_path / "out", "k", delay="0.02", every="5"))
+    try:
+        deadline = time.monotonic() + 120
+        while _parts(job) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    proc = popen_cli("resume", str(job), "--concurrency", "1")
+    try:
+        parts = _parts(job)
+        deadline = time.monotonic() + 120
+        while _parts(job) <= parts:
+            assert proc.poll() is None and time.monotonic() < deadline, "the resume checkpointed nothing in time"
+            time.sleep(0.02)
+        write_report(str(job), str(tmp_path / "page.html"), samples=0)
+        assert proc.poll() is None, "the resume ended before the report was made"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    page = (tmp_path / "page.html").read_text()
+    assert "an earlier run&#x27;s, without the lines labeled since; the running job writes it when it ends" in page
+    assert "resume the job to write it" not in page

@@ -146,6 +146,17 @@ def _runs_text(job: dict[str, Any], job_url: str, metrics: dict[str, Any]) -> st
     return "; ".join([f"{len(runs)}", *notes])
 
 
+def _then(job: dict[str, Any], job_url: str) -> str:
+    """Who writes a job's output an earlier run left: the run under way (a resume would be refused:
+    the page told a running job's user to resume it), or a resume."""
+    try:
+        holder, gone = current_holder(job_url) if job.get("status") == RUNNING else (None, None)
+    except (TotaskError, OSError):
+        holder = gone = None
+    return "the running job writes it when it ends" if holder is not None and gone is None else \
+        "resume the job to write it"
+
+
 def _metrics_html(metrics: dict, has_record: bool) -> str:
     if not metrics:  # no job.json (an output manifest dropped in a folder), or one without counts:
         # zero cards would say "0 labeled" above the labels counted below
@@ -297,8 +308,8 @@ def render_report(
         ("other label attributes", f"{others} (not charted: a job's job.json names the one to show)" if others else None),
         ("method", job.get("method") or config.get("method")), ("engine", job.get("engine")),
         ("input", input_text(job)),
-        ("output manifest", gone or f"{manifest} (an earlier run's, without the lines labeled since; resume the "
-                            "job to write it)" if stale else gone or manifest), ("changed", changed), ("created", job.get("created")), ("ended", job.get("ended")),
+        ("output manifest", gone or f"{manifest} (an earlier run's, without the lines labeled since; "
+                            f"{_then(job, job_url)})" if stale else gone or manifest), ("changed", changed), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
         ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing), ("runs", _runs_text(job, job_url, metrics)),
     ])
