@@ -195,3 +195,25 @@ def test_the_class_name_rule_and_validates_schema_agree_on_every_character() -> 
               and check.is_valid(chr(c)) != (class_name_problem(chr(c)) is None)]
     assert differ == []
     assert check.is_valid("a ") and class_name_problem(" \u3000\ufeff") == "is only spaces"
+
+
+def test_validate_says_a_blank_class_name_is_blank(tmp_path: Path) -> None:
+    """``validate`` named a blank class name by the schema engine's words, ``"  " does not match
+    "\\S"``: a regular expression, not the rule. It says the name is blank, with either engine."""
+    import jsonschema
+
+    from totask_manifest._manifest.schemas import _NOT_BLANK_PATTERN
+
+    line = {"source-ref": "s3://b/a.jpg",
+            "b": {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                  "annotations": [{"class_id": 0, "left": 1, "top": 1, "width": 2, "height": 2}]},
+            "b-metadata": {"objects": [{"confidence": 0.5}], "class-map": {"0": " \u3000"},
+                           "type": "groundtruth/object-detection", "human-annotated": "no",
+                           "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/x"}}
+    (tmp_path / "in.manifest").write_bytes(orjson.dumps(line) + b"\n")
+    r = cli("validate", "in.manifest", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "b-metadata.class-map.0: \" \u3000\" is blank: it needs a character other than white space " \
+           "[schema-pattern]" in r.stdout, r.stdout
+    [fallback] = jsonschema.Draft202012Validator({"pattern": "\\S"}).iter_errors("  ")
+    assert _NOT_BLANK_PATTERN.search(fallback.message), fallback.message  # the fallback engine's words too

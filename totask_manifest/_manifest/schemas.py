@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,9 +119,16 @@ def _convert(err: Any, instance: Any) -> SchemaError:
     schema_path = list(err.schema_path) if _rs is not None else list(err.absolute_schema_path)
     keyword = next((str(p) for p in reversed(schema_path) if isinstance(p, str)), "schema")
     message = err.message
+    if keyword == "pattern" and (blank := _NOT_BLANK_PATTERN.search(message)):
+        # the engine's words ('"  " does not match "\\S"') name a regular expression, not the rule
+        message = f"{message[:blank.start()]} is blank: it needs a character other than white space"
     if len(message) > 300:
         message = message[:297] + "..."
     return SchemaError(path, keyword, message)
+
+
+#: the end of either engine's message for the schemas' not-blank pattern (``\S``: class names...)
+_NOT_BLANK_PATTERN = re.compile(r""" does not match (["'])\\{1,2}S\1$""")
 
 
 @functools.cache
