@@ -180,3 +180,28 @@ def test_a_completed_jobs_failures_file_gone_is_said_and_written_again(job: Path
     assert r.returncode == 0 and f"failures: {failures}" in r.stdout.splitlines(), (r.stdout, r.stderr)
     assert failures.read_bytes() == kept  # what the line says resume does
     assert "failures-missing" not in json.loads(run_cli("status", str(job), "--format", "json").stdout)
+
+
+def test_resume_with_failures_gone_still_refuses_a_changed_output(job: Path) -> None:
+    """A changed output manifest (``head -25`` onto it) is the user's file: ``resume`` refuses it,
+    "move it aside". With failures.jsonl also deleted, ``resume`` took the deleted file first and
+    wrote both again, exit 0: the edited output was replaced, nothing said."""
+    out = _output(job)
+    edited = b"".join(out.read_bytes().splitlines(keepends=True)[:25])
+    out.write_bytes(edited)
+    (job / "failures.jsonl").unlink()
+    r = run_cli("resume", str(job))
+    assert r.returncode == 1 and "changed since job 'boxes' wrote it" in r.stderr, (r.stdout, r.stderr)
+    assert out.read_bytes() == edited
+
+
+def test_report_of_a_deleted_failures_file_reads_the_checkpoint(job: Path, tmp_path: Path) -> None:
+    """With failures.jsonl deleted, the page read its rows from the output manifest (no task ids,
+    a note that the job has no failures.jsonl) while stderr said resume writes it again from the
+    checkpoint: the job's own rows are the checkpoint's."""
+    (job / "failures.jsonl").unlink()
+    page = tmp_path / "page.html"
+    assert run_cli("report", str(job), "-o", str(page)).returncode == 0
+    text = page.read_text()
+    assert "Failures (1)" in text and "img_013.json is not valid JSON" in text
+    assert "the failed lines of the output manifest" not in text

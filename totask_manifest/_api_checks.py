@@ -199,10 +199,11 @@ def completed_result(state: JobState) -> JobResult | None:
 
     if state.status != COMPLETED or not exists(state.layout.output_manifest):
         return None
-    if failures_missing(state.status, state.metrics, state.layout.failures, state.config.job_name, state.config.job_url):
-        return None  # deleted: resume writes it again, with the output manifest, from the checkpoint
+    # first: a changed output is the user's file, which writing failures.jsonl again would replace
     if changed := output_changed(state.runs, state.layout.output_manifest, state.config.job_name):  # not the job's
         raise JobError(changed)
+    if failures_missing(state.status, state.metrics, state.layout.failures, state.config.job_name, state.config.job_url):
+        return None  # deleted: resume writes it again, with the output manifest, from the checkpoint
     if input_changed(state):  # "nothing to do" would say the input as it is now was labeled
         raise JobError(input_changed_text(state))
     log.info("job %s is already COMPLETED; nothing to do", state.config.job_name)
@@ -219,7 +220,6 @@ def refuse_own_name(config: JobConfig, chained_from: str | None, cloned_from: st
         how = "chained" if chained_from else "cloned"
         raise JobExistsError(f"job {config.job_name!r} at {redact_secret_url(config.job_url)} is the job being {how}: "
                              "--job-name names the new job, written beside it; choose another --job-name")
-
 
 
 def chained_output(job: Job) -> str:

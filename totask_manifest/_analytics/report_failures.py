@@ -1,10 +1,11 @@
 """The rows of ``report``'s failures table, and where they come from.
 
 A job's table is its ``failures.jsonl`` (or, while it runs, its checkpoint parts: ``Job.failure_records``).
-A folder without that file (a real Ground Truth output put in ``FOLDER/manifests/output/``, a job
-whose file was deleted) showed "no failures" beside label counts saying ``failed 3``: its table is
-read from the output manifest's failed lines instead (``<attr>-metadata``'s ``failure-reason`` and
-``failure-rule``), and the page says so.
+A job whose file was deleted reads them from its checkpoint (``Job.failures_gone``). A folder
+that is no job (a real Ground Truth output put in ``FOLDER/manifests/output/``) showed "no
+failures" beside label counts saying ``failed 3``: its table is read from the output manifest's
+failed lines instead (``<attr>-metadata``'s ``failure-reason`` and ``failure-rule``), and the
+page says so.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def report_failures(folder: Job, manifest: str, attr: str | None) -> tuple[list[
     """The rows the page shows, how many failures there are, and a note where the rows are read
     from the manifest (None where they are the job's own)."""
     record = folder.record()
-    own = record.get("status") == RUNNING or output_stale(record.get("runs")) or exists(folder.layout.failures)
+    own = (record.get("status") == RUNNING or output_stale(record.get("runs")) or exists(folder.layout.failures)
+           or folder.failures_gone(record))  # the job's file deleted: its checkpoint holds the rows, task ids too
     if own or not attr or not exists(manifest):
         return (*_first(folder.failure_records()), None)
     return (*_first(_manifest_failures(manifest, attr)), FROM_MANIFEST.format(attr=attr))

@@ -168,6 +168,13 @@ class Job:
         state = self.state
         return output_changed(state.runs, self.output_manifest, state.config.job_name, sha256)
 
+    def failures_gone(self, record: dict[str, Any]) -> bool:
+        """Whether the job counted failures whose ``failures.jsonl`` is not there (deleted or moved
+        since: a report said "0 failures" beside failed=1); ``record``: its ``job.json``."""
+        metrics = record.get("metrics")
+        return isinstance(metrics, dict) and isinstance(metrics.get("failed"), int) and metrics["failed"] > 0 \
+            and not exists(self.layout.failures)
+
     def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(line number, record)`` for each non-blank line of ``failures.jsonl``; ``record`` is
         None for a line that is not a JSON object; none when the file is not there. A job still
@@ -177,10 +184,7 @@ class Job:
         changed while it ran, a full disk), where the file is missing or an earlier run's (its
         report said "no failures" beside counts of 1,201 failed)."""
         record = self.record()
-        metrics = record.get("metrics")
-        gone = isinstance(metrics, dict) and isinstance(metrics.get("failed"), int) and metrics["failed"] > 0 \
-            and not exists(self.layout.failures)  # a COMPLETED job's, deleted since: "0 failures" beside failed=1
-        if gone or record.get("status") == RUNNING or output_stale(record.get("runs")):
+        if self.failures_gone(record) or record.get("status") == RUNNING or output_stale(record.get("runs")):
             from .commit import failed_records, failure_entry  # on use: the commit layer is heavier
 
             for number, rec in enumerate(failed_records(self.layout), start=1):
