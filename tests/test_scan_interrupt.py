@@ -157,3 +157,17 @@ def test_a_start_killed_while_it_scans_is_told_to_run_again_and_does(tmp_path, b
         assert "killed before it began" in said.stderr and "run the command that made it again" in said.stderr, \
             said.stderr
     assert_runs_again(big, out)
+
+
+def test_a_job_still_reading_its_input_is_said_to_be_starting_not_killed(tmp_path):
+    """While a job reads its input, its folder holds its live lease and no ``job.json`` yet:
+    ``status`` said it was killed before it began and to run the command again, which would be
+    refused (the folder is in use)."""
+    from totask_manifest._jobs.lease import hold
+
+    job = tmp_path / "out" / "j"
+    job.mkdir(parents=True)
+    with hold(str(job), "annotate"):
+        said = run_cli("status", str(job))
+    assert said.returncode == 2 and f"a job is starting there (pid {os.getpid()} on host" in said.stderr, said.stderr
+    assert "killed" not in said.stderr

@@ -312,9 +312,21 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
         return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
     said = missing or redact_url(job_json) + " not found"
     if missing is None and _begun(folder):
-        said += ("; it holds only what a job's start writes: a job killed before it began (while it read its "
+        live = _live_holder(folder)
+        said += (f"; a job is starting there ({live.describe()}): it writes job.json once it has read its input"
+                 if live is not None else
+                 "; it holds only what a job's start writes: a job killed before it began (while it read its "
                  "input); run the command that made it again (annotate, chain or run) to start it")
     return NotAJobError(f"{shown} is not a job folder: {said}")
+
+
+def _live_holder(folder: str) -> Any:
+    """The live holder of ``folder``'s lease (a job still reading its input), or None."""
+    try:
+        holder, gone = current_holder(folder)
+    except (StorageError, OSError):
+        return None
+    return holder if gone is None else None
 
 
 def _begun(folder: str) -> bool:
