@@ -59,5 +59,11 @@ def test_apply_fails_the_task_whose_label_scores_a_class_it_does_not_choose(syna
     first, second = by_task[tasks[0]["id"]], by_task[tasks[1]["id"]]
     assert first.status == "failed" and "confidence-map" in first.detail and "'bird'" in first.detail, first.detail
     assert synapse.requests_to("PUT", f"^/tasks/{tasks[0]['id']}/") == []  # nothing sent without its score
+    assert "--allow-drop leaves it out" in first.detail, first.detail  # the way forward, named
     assert second.status == "applied"
     assert tasks[1]["data"] == gt_to_dm_v1(TYPE, [0], _meta({"0": 0.8}), confidence_attribute="confidence")
+    allowed = apply_job(state.layout.job_url, client=client, allow_drop=True)  # the chosen class, its score
+    assert allowed.totals["applied"] == 1 and allowed.totals["unchanged"] == 1, allowed.totals
+    [put] = synapse.requests_to("PUT", f"^/tasks/{tasks[0]['id']}/")
+    [ann] = put.body["data"]["annotations"]["image_1"]
+    assert ann["classification"] == {"class": "cat", "confidence": 0.9}

@@ -90,8 +90,7 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
     attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
     counts: dict[str, Any] = {"lines": 0, "skipped": 0}
     past = PastImage()
-    lines = _task_data_lines(src, attr, functools.partial(WRITERS[fmt], allow_drop=True), fmt, counts, past,
-                             allow_drop=allow_drop)
+    lines = _task_data_lines(src, attr, functools.partial(WRITERS[fmt], allow_drop=allow_drop), fmt, counts, past)
     first = next(lines)  # raises before anything is created when no line holds a label
     write_lines(dst, itertools.chain([first], lines))
     if notes := past.notes():
@@ -100,7 +99,7 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
 
 
 def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, Any],
-                     past: PastImage, *, allow_drop: bool = False) -> Iterator[bytes]:
+                     past: PastImage) -> Iterator[bytes]:
     """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date,
     and ``past`` counts the boxes that reach past their image.
     Raises ``nothing_to_convert`` at the end when no line was written (inside the writer: nothing appears)."""
@@ -126,9 +125,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         syn = label.record.get("synapse")
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
-        if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):
-            if not allow_drop:
-                _refuse_unchosen_scores(label, unchosen[0], fmt)
+        if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):  # allowed, or refused above
             counts["dropped"] = counts.get("dropped", 0) + len(unchosen)
         size = label.value.get("image_size", [{}])[0] if isinstance(label.value, dict) else {}
         if label.task_type == "object-detection":
@@ -223,16 +220,6 @@ def _imported(src: str, fmt: str, task_type: str | None, class_names: ClassNames
         said = rec.get("human-annotated")
         key = _data_key(rec, fmt, line.number)
         yield (rec[key], key), labeled, tt, extra, said if said in ("yes", "no") else None
-
-
-def _refuse_unchosen_scores(label: Any, cid: str, fmt: str) -> None:
-    """A multi-label's confidence-map entry for a class it did not choose (a model's score below
-    its threshold): task data holds the chosen classes only, so the score was left out unsaid."""
-    name = (label.metadata.get("class-map") or {}).get(cid)
-    raise ManifestError(f"confidence-map scores class {cid} ({name!r}), which the label does not choose: "
-                        f"{fmt} holds the chosen classes only, so the score would be lost (--allow-drop "
-                        "leaves it out)", line=label.line.number, key=f"{label.attribute}-metadata.confidence-map.{cid}",
-                        rule="task-data-unchosen")
 
 
 def _data_key(rec: dict, fmt: str, number: int) -> str:

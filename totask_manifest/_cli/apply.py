@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="after a fatal error, leave this run's writes (undo later with 'rollback')")
     p.add_argument("--data-format", choices=DATA_FORMATS, default=DM_V1,
                    help="task data to send: dm-schema-v1 (default) or synapse-objects (sent with ?schema=any)")
+    p.add_argument("--allow-drop", action="store_true",
+                   help="leave out what task data cannot hold (a multi-label's scores of classes it does not choose) "
+                   "instead of failing the task")
     p.add_argument("--quiet", action="store_true", help="print only changed, conflicting and failed tasks")
     p.set_defaults(func=run, _marks_done=True)
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             report = apply_job(
                 args.job, dry_run=args.dry_run, concurrency=args.concurrency, force=args.force,
                 rollback_on_fatal=not args.no_rollback, data_format=args.data_format, on_result=show,
-                keep_results=False,
+                keep_results=False, allow_drop=args.allow_drop,
             )
     except KeyboardInterrupt as exc:
         return _interrupted(args, finished, reader_gone, exc)

@@ -189,7 +189,7 @@ def _refuse_unchosen(name: str, labeled: Labeled, fmt: str, allow_drop: bool) ->
         key = extra[0]
         raise FormatError(f"confidence-map scores class {key} ({labeled.metadata.get('class-map', {}).get(key)!r}), "
                           f"which the label does not choose: {fmt} holds the chosen classes only, so the score "
-                          "would be lost", fmt=fmt, key=f"confidence-map.{key}")
+                          "would be lost (--allow-drop leaves it out)", fmt=fmt, key=f"confidence-map.{key}")
 
 
 def gt_to_dm_v1(

@@ -5,7 +5,7 @@ Synapse carry ``synapse.task_id``) the label is converted to task data, then:
 
 1. read the task's current data and fingerprint it: a window of 100 tasks at a time through
    the task listing (``id__in``), where the backend proves it answers that faithfully, else
-   ``GET tasks/{id}/?fields=id,data`` per task (``current.py``);
+   ``GET tasks/{id}/?fields=id,data,data_unit`` per task (``current.py``);
 2. it already equals the new data (or what the backend stored for an earlier write of it, from
    the journal): nothing is sent (``unchanged``), which makes apply idempotent;
 3. it differs from the fingerprint recorded at export: someone changed the task since, so it is
@@ -95,16 +95,19 @@ def apply_job(
     on_result: Callable[[TaskResult], None] | None = None,
     bulk_reads: bool = True,
     keep_results: bool = True,
+    allow_drop: bool = False,
 ) -> ApplyReport:
     """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task.
 
     ``keep_results``: the report's ``results`` holds every task's ``TaskResult`` (about 240 bytes
     a task); with False it stays empty and the run holds only the counts, whatever the number of
-    tasks: for a caller that takes each result from ``on_result``, as the CLI and the action do."""
+    tasks: for a caller that takes each result from ``on_result``, as the CLI and the action do.
+    ``allow_drop``: a multi-label's scores of classes it does not choose, which task data cannot
+    hold, are left out; without it such a task fails, naming the score."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = load_job_target(job_url)
-    convert, format_schema = converter(data_format)
+    convert, format_schema = converter(data_format, allow_drop=allow_drop)
     own = client is None
     # one writer per job: a second apply at once would send every PUT again (dry runs write nothing)
     held = contextlib.nullcontext() if dry_run else hold(target.job_url, "apply")

@@ -52,19 +52,20 @@ def load_job_target(job_url: str) -> JobTarget:
     return JobTarget(job.url, config.label_attribute, config.task_type, output)
 
 
-def converter(data_format: str) -> tuple[Callable[[str, Any, dict], Any], str | None]:
-    """``(convert(task_type, value, metadata) -> task data, schema query value)``."""
-    if data_format == DM_V1:
-        import functools
+def converter(data_format: str, *, allow_drop: bool = False) -> tuple[Callable[[str, Any, dict], Any], str | None]:
+    """``(convert(task_type, value, metadata) -> task data, schema query value)``; ``allow_drop``:
+    a multi-label's scores of classes it does not choose are left out (refused otherwise)."""
+    import functools
 
+    if data_format == DM_V1:
         from .._formats.synapse import gt_to_dm_v1
 
         # DM v1 has no confidence field; a classification attribute holds it, so nothing is lost
-        return functools.partial(gt_to_dm_v1, confidence_attribute="confidence"), None
+        return functools.partial(gt_to_dm_v1, confidence_attribute="confidence", allow_drop=allow_drop), None
     if data_format == OBJECTS:
         from .._formats.synapse import gt_to_objects
 
-        return gt_to_objects, "any"
+        return functools.partial(gt_to_objects, allow_drop=allow_drop), "any"
     raise UsageError(f"unknown --data-format {data_format!r}; choose {' or '.join(DATA_FORMATS)}")
 
 
