@@ -33,7 +33,8 @@ def _through_a_pipe(manifest: Path, *args: str) -> subprocess.CompletedProcess:
     ("stats", "{}"),
     ("annotate", "{}", "--job-name", "j", "--label-attribute", "cls", "--task-type", "text-classification",
      "--method", "tests.support.toy_annotators:ToyClassifier", "--output", "OUT"),
-], ids=["validate", "stats", "annotate"])
+    ("convert", "{}", "OUT", "--to", "coco", "--label-attribute", "cls"),
+], ids=["validate", "stats", "annotate", "convert"])
 def test_a_pipe_is_refused_in_one_line_naming_it(tmp_path: Path, args: tuple[str, ...]) -> None:
     manifest = tmp_path / "in.manifest"
     manifest.write_bytes(LINES)

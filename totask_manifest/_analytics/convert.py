@@ -184,6 +184,8 @@ def convert(
             "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
         raise UsageError("both sides are manifests; nothing to convert")
+    if src_fmt == MANIFEST:  # an export reads its manifest twice (the attribute, then the lines)
+        _refuse_a_pipe(src)
     if to == MANIFEST:  # the lines an import writes follow the rules a job's lines follow
         if job_name is not None:
             check_job_name(job_name)
@@ -212,3 +214,13 @@ def convert(
     _signals.done("the output was written whole")  # a Ctrl-C from here: noted where the CLI asked (``_signals``)
     notes = counts.pop(NOTES, [])
     return ConvertResult(src, dst, src_fmt, to, counts, notes)
+
+
+def _refuse_a_pipe(src: str) -> None:
+    """A manifest given as a pipe (``convert <(cat out.manifest) ...``): the export read it once to
+    find the label attribute, then found no line left, "no line holds a label", exit 1."""
+    from .._manifest.ranges import refuse_pipe
+    from .._storage import open_read
+
+    with open_read(src) as f:
+        refuse_pipe(f, src)
