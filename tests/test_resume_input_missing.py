@@ -107,3 +107,26 @@ def test_status_of_a_job_whose_input_is_gone_says_what_resume_would(tmp_path):
     assert orjson.loads(run_cli("status", str(job), "--format", "json").stdout)["input-missing"] == said
     shutil.move(tmp_path / "elsewhere.manifest", inp)
     assert "input-missing" not in orjson.loads(run_cli("status", str(job), "--format", "json").stdout)
+
+
+def test_status_of_a_job_whose_input_store_refuses_does_not_call_it_missing(tmp_path):
+    """A store that cannot say whether the input is there (a 403, a 5xx) was shown as
+    ``input-missing``, "cannot be resumed: ... is missing; restore it": its own words are shown,
+    under ``input-unreadable``."""
+    from aiohttp import web
+
+    from tests.support.http_server import LocalHTTPServer
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="AccessDenied")
+
+    inp = write_manifest(tmp_path / "in.manifest", 8)
+    job = failed_job(tmp_path, inp)
+    with LocalHTTPServer(refuse) as server:
+        url = server.url("in.manifest")
+        record = (job / "job.json").read_bytes().replace(orjson.dumps(str(inp)), orjson.dumps(url))
+        (job / "job.json").write_bytes(record)
+        shown = orjson.loads(run_cli("status", str(job), "--format", "json").stdout)
+        text = run_cli("status", str(job)).stdout
+    assert "input-missing" not in shown and "403" in shown["input-unreadable"], shown
+    assert f"changed: {shown['input-unreadable']}" in text.splitlines(), text

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ._api_checks import input_changed, input_changed_text
 from ._errors import TotaskError
-from ._jobs.inputs import refuse_missing_input
+from ._jobs.inputs import InputMissing, refuse_missing_input
 from ._jobs.job import Job
 from ._jobs.state import failures_missing, output_changed, output_missing
 from ._jobs.status import COMPLETED
@@ -32,9 +32,11 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
     if state.status != COMPLETED:  # resume needs the input: its refusal, said before it is run
         try:
             refuse_missing_input(state)
-        except TotaskError as exc:
+        except InputMissing as exc:
             notes["input-missing"] = str(exc)
-    if "input-missing" not in notes and input_changed(state):  # COMPLETED, or killed: resume would refuse it
+        except TotaskError as exc:  # the store could not say (access denied, a 5xx): not "missing"
+            notes["input-unreadable"] = str(exc)
+    if "input-missing" not in notes and "input-unreadable" not in notes and input_changed(state):  # COMPLETED, or killed: resume would refuse it
         notes["input-changed"] = input_changed_text(state)
     try:  # a plugin not installed here, a store that refuses: status reads, it does not judge
         files = changed_files_text(state)

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         failures_text = f"failures: {data['failures-missing']}"
     if failures_text is not None:
         lines.append(failures_text)
-    lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "input-missing", "option-files-changed")
+    lines += [f"changed: {data[key]}" for key in ("output-changed", "input-changed", "input-missing", "input-unreadable",
+                                                  "option-files-changed")
               if data.get(key)]
     if data.get("holder"):
         h = data["holder"]

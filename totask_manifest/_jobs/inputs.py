@@ -152,6 +152,10 @@ def secret_warning(state: JobState, found: list[str], why: str) -> str:
             f"{', '.join(found)}, as versions before this one wrote it; {why}; do not share the job folder as it is")
 
 
+class InputMissing(StorageError):
+    """A job's input is not there (not: the store could not say, a ``StorageError`` of its own)."""
+
+
 def refuse_missing_input(state: JobState) -> None:
     """``resume`` of a job whose input is gone: one ``StorageError`` saying that it is the job's
     input, where it was, and what to do (it said only ``no such file: PATH``). The input is what
@@ -166,7 +170,7 @@ def refuse_missing_input(state: JobState) -> None:
         given = "".join(f" with --append {redact_url(url)}" if i == 0 else f", --append {redact_url(url)}"
                         for i, url in enumerate(c.append))
         made_of = f" (the copy it made of {redact_url(c.input)}{given})"
-    raise StorageError(
+    raise InputMissing(
         f"job {c.job_name!r} cannot be resumed: its input manifest {redact_url(read)}{made_of} is missing; "
         "restore it at that path and run resume again (it reads the input again and checks that its checksum "
         "is the one the job started with)")
