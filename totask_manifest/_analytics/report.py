@@ -24,6 +24,8 @@ from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
 from .._jobs.state import (
+    RESUME_WRITES_IT,
+    RUNNING_WRITES_IT,
     failures_missing,
     input_text,
     interrupted_line,
@@ -153,8 +155,7 @@ def _then(job: dict[str, Any], job_url: str) -> str:
         holder, gone = current_holder(job_url) if job.get("status") == RUNNING else (None, None)
     except (TotaskError, OSError):
         holder = gone = None
-    return "the running job writes it when it ends" if holder is not None and gone is None else \
-        "resume the job to write it"
+    return RUNNING_WRITES_IT if holder is not None and gone is None else RESUME_WRITES_IT
 
 
 def _metrics_html(metrics: dict, has_record: bool) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from .._errors import ManifestError, StorageError, UsageError
+from .._errors import ManifestError, StorageError, UsageError, json_text
 from .._formats.class_names import read_class_names
 from .._formats.model import FormatError
 from .._formats.yolo import yolo_to_gt
@@ -60,12 +60,12 @@ def _index_entries(data: bytes) -> list[dict]:
         ref = entry.get("source-ref")
         if not isinstance(ref, str) or not ref.strip():  # the label file's own path was taken for the image
             raise FormatError(f"{where}: 'source-ref' must name the label file's image (a non-empty string), "
-                              f"got {ref!r}", fmt="yolo", key="source-ref")
+                              f"got {json_text(ref)}", fmt="yolo", key="source-ref")
         for key in ("width", "height"):
             value = entry.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise FormatError(
-                    f"{where}: {key!r} must be a positive integer, got {value!r}", fmt="yolo", key=key
+                    f"{where}: {key!r} must be a positive integer, got {json_text(value)}", fmt="yolo", key=key
                 )
         entries.append(entry)
     return entries

@@ -249,11 +249,11 @@ def output_manifest_line(url: str, status: str, *, running: bool = False, shown:
     (``state.output_earlier``), so a file there is an earlier run's (before, it was printed as the
     job's output, with metrics counting lines it does not hold). ``input_changed``:
     the last run could not write it because its input changed while it ran, which resume refuses."""
-    from .._jobs.state import START_ANEW
+    from .._jobs.state import RESUME_WRITES_IT, RUNNING_WRITES_IT, START_ANEW
 
     shown = url if shown is None else shown
-    then = ("the running job writes it when it ends" if running else
-            f"its input changed while it ran: {START_ANEW}" if input_changed else "resume the job to write it")
+    then = (RUNNING_WRITES_IT if running else
+            f"its input changed while it ran: {START_ANEW}" if input_changed else RESUME_WRITES_IT)
     if stale and status != COMPLETED and _written(url, status):
         return (f"output manifest: {_not_by(running)} ({shown} is an earlier run's, without the "
                 f"lines labeled since; {then})")
@@ -272,7 +272,9 @@ def failures_line(url: str, status: str, failed: Any, *, running: bool = False, 
         return None
     shown = url if shown is None else shown
     if stale and status != COMPLETED:
-        then = "the running job writes it when it ends" if running else "resume the job to write it"
+        from .._jobs.state import RESUME_WRITES_IT, RUNNING_WRITES_IT
+
+        then = RUNNING_WRITES_IT if running else RESUME_WRITES_IT
         return f"failures: {_not_by(running)} ({shown} is an earlier run's, without the lines failed since; {then})"
     return f"failures: {shown}"
 

@@ -282,6 +282,9 @@ def output_earlier(status: Any, runs: Any) -> bool:
 
 
 #: the one way forward from a job whose input changed, said by resume, chain, status and the commit
+#: who writes a job's output manifest or failures.jsonl an earlier run left: the run under way
+#: (a resume is refused while it runs), or a resume
+RUNNING_WRITES_IT, RESUME_WRITES_IT = "the running job writes it when it ends", "resume the job to write it"
 START_ANEW = ("start a new job from the input as it is now (another --job-name), or put back the version the job "
               "read and resume it")
 
