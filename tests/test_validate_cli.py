@@ -145,3 +145,16 @@ def test_a_task_type_no_label_attribute_has_is_not_valid(capsys: pytest.CaptureF
     assert main(["validate", str(YOLO), "--task-type", "object-detection"]) == 0  # the type it holds
     input_only = GT / "image-classification-input__kkr4353-aws-product-development__dataset-20200530T121341.manifest"
     assert main(["validate", str(input_only), "--task-type", "image-classification"]) == 0  # no label: nothing to miss
+
+
+
+def test_a_task_type_absent_from_labels_that_start_late_is_not_valid(tmp_path, capsys) -> None:
+    """The refusal above looked at the first 2,000 lines only: labels from line 2,001 on (an input
+    manifest with a labeled job appended) were not seen, and ``--task-type`` of another type said
+    valid, having checked nothing."""
+    labeled = YOLO.read_bytes().splitlines(keepends=True)[0]
+    path = tmp_path / "late.manifest"
+    path.write_bytes(b'{"source-ref":"s3://b/u.jpg"}\n' * 2500 + labeled)
+    assert main(["validate", str(path), "--task-type", "image-classification"]) == 1
+    err = capsys.readouterr().err
+    assert "no label attribute of type image-classification" in err and "(object-detection)" in err, err

@@ -122,10 +122,11 @@ def _refuse_absent_type(url: str, task_type: str) -> None:
     """A ``task_type`` that no label attribute of the file has: nothing was checked, and "valid"
     answered yes to "is this a valid <type> manifest?" (a box manifest, for image-classification).
     Refused as a ``--label-attribute`` no line holds, naming the attributes the first lines hold and
-    their types; a file with no label at all (an input manifest) has nothing to miss."""
+    their types; a file with no label at all (an input manifest) has nothing to miss. The first
+    lines name them, and the lines after until one is found (labels from line 2,001 on said valid)."""
     seen: dict[str, set[str]] = {}
     for line, rec in read_records(url):
-        if line.number > SCAN_LINES:
+        if line.number > SCAN_LINES and seen:
             break
         for key, meta in rec.items():
             kind = meta.get("type") if key.endswith(METADATA) and isinstance(meta, dict) else None
