@@ -214,7 +214,8 @@ class RayEngine(Engine):
         self.address_named = f"--ray-address {shown}" if options.address else f"RAY_ADDRESS={shown}"
         self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
-        self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
+        # ``is not None``: a 0 given is refused below, never taken for "not given"
+        self.batch_size = options.batch_size if options.batch_size is not None else _env_number("TOTASK_RAY_BATCH_SIZE")
         env_gpus = _env_number("TOTASK_RAY_GPUS_PER_ACTOR", float)
         self.gpus_per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else env_gpus
         self.max_retries = max_retries = options.max_retries
@@ -230,7 +231,7 @@ class RayEngine(Engine):
         #: (every actor built: a process each, the annotator, a model loaded), ``first_batch_s``,
         #: ``annotate_s`` (actor start to the last line recorded) and ``lines`` recorded
         self.timings: dict[str, float] = {}
-        for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
+        for label, value in (("actors", self.actors), ("batch_size", self.batch_size), ("num_cpus", self.num_cpus)):
             if value is not None and value < 1:
                 raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
         if self.gpus_per_actor is not None and self.gpus_per_actor <= 0:
