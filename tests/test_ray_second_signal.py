@@ -1,4 +1,10 @@
-"""A second Ctrl-C (or SIGTERM) under `--engine ray` leaves at once, as on the local engine.
+"""Signals under `--engine ray` stop the job as on the local engine.
+
+SIGTERM while Ray starts: ``ray.init`` installs its own SIGTERM handler (``sys.exit(15)``) for
+as long as it runs, so a SIGTERM then ended the job FAILED, "the annotator called sys.exit(15)",
+exit 1. It is a stop: STOPPED, exit 143, nothing lost.
+
+A second Ctrl-C (or SIGTERM) under `--engine ray` leaves at once, as on the local engine.
 
 The second signal's handler raises ``HardStop`` in the main thread. Under Ray the driver spends
 its time in ``ray.wait``, a Cython call that runs Python's signal handlers itself and turns an
@@ -24,6 +30,38 @@ pytestmark = [
     pytest.mark.ray,
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed"),
 ]
+
+
+def _job_json(job_dir: Path) -> dict:
+    return orjson.loads((job_dir / "job.json").read_bytes())
+
+
+def test_sigterm_while_ray_starts_stops_the_job(tmp_path: Path) -> None:
+    inp = write_manifest(tmp_path / "in.manifest", 50, bad_every=0)
+    job_dir = tmp_path / "out" / "job"
+    proc = popen_cli("annotate", str(inp), "--job-name", "job", "--label-attribute", "cls", "--task-type",
+                     "image-classification", "--method", TOY, "--output", str(tmp_path / "out"),
+                     "--engine", "ray", env={"TOTASK_RAY_NUM_CPUS": "2"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (job_dir / "job.json").exists() or _job_json(job_dir)["status"] != "RUNNING":
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the job did not start in time"
+            time.sleep(0.02)
+        time.sleep(0.5)  # into ray.init, which takes seconds to start a private instance
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 128 + signal.SIGTERM, text
+    assert "sys.exit" not in text and "Traceback" not in text, text
+    state = _job_json(job_dir)
+    assert state["status"] == "STOPPED", state.get("error")
+    done = run_cli("resume", str(job_dir), "--engine", "local", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _job_json(job_dir)["metrics"]["success"] == 50
 
 
 def test_a_second_signal_on_ray_stops_the_job_at_once_and_resume_finishes_it(tmp_path: Path) -> None:

@@ -116,14 +116,23 @@ def _code_root(cls: type) -> str | None:
 @contextlib.contextmanager
 def _keep_signal_handlers() -> Iterator[None]:
     """``ray.init`` installs its own SIGTERM handler (exit at once); the job's handlers, which
-    stop cleanly and commit the output, must stay in charge."""
+    stop cleanly and commit the output, must stay in charge. Put back after ``ray.init`` was not
+    enough: a SIGTERM during its seconds of start-up met Ray's handler (``sys.exit(15)``) and the
+    job ended FAILED, blaming the annotator. So Ray's installer does nothing meanwhile, where Ray
+    has it (``ray._private.utils.set_sigterm_handler``); the handlers are put back all the same."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {s: signal.getsignal(s) for s in _signals.STOPS}
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    installer = getattr(utils, "set_sigterm_handler", None)
+    if installer is not None:
+        utils.set_sigterm_handler = lambda _handler: None
     try:
         yield
     finally:
+        if installer is not None:
+            utils.set_sigterm_handler = installer
         for s, handler in saved.items():
             if handler is not None:
                 signal.signal(s, handler)
