@@ -17,6 +17,7 @@ from typing import Any
 from ._annotators.base import check_installed, get_annotator_class
 from ._api_checks import (
     DATA_OPTIONS,
+    chained_attribute,
     chained_output,
     check_config,
     check_options,
@@ -62,7 +63,6 @@ from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
 from ._jobs.state import JobState, empty_metrics, runs_as_seen
 from ._jobs.status import COMPLETED, RUNNING
-from ._manifest.naming import default_label_attribute
 from ._option_files import option_files_for, refuse_changed_files
 from ._options import set_aside_by
 from ._status_notes import status_notes
@@ -290,11 +290,7 @@ def chain(
         )
     output = chained_output(job)  # the folder's own, where it was moved or renamed
     new_type = task_type or prev.config.task_type
-    if label_attribute is None:
-        if prev.status == COMPLETED:
-            label_attribute = default_label_attribute(job_name, new_type)
-        else:
-            label_attribute = prev.config.label_attribute
+    label_attribute = chained_attribute(prev, job_name, label_attribute, new_type)
     new_method = method or prev.config.method
     refuse_unknown_options(new_method, options)
     if new_method == prev.config.method:

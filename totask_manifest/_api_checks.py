@@ -25,7 +25,7 @@ from ._jobs.state import (
     output_stale,
 )
 from ._jobs.status import COMPLETED
-from ._manifest.naming import check_label_attribute
+from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import path_options
 from ._plugin_output import plugin_code
 from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
@@ -220,6 +220,29 @@ def refuse_own_name(config: JobConfig, chained_from: str | None, cloned_from: st
         how = "chained" if chained_from else "cloned"
         raise JobExistsError(f"job {config.job_name!r} at {redact_secret_url(config.job_url)} is the job being {how}: "
                              "--job-name names the new job, written beside it; choose another --job-name")
+
+
+def chained_attribute(prev: JobState, job_name: str, label_attribute: str | None, task_type: str) -> str:
+    """The attribute a chained job labels: given, else Ground Truth's console default (the new
+    job's name after a COMPLETED job, the previous attribute after a STOPPED or FAILED one).
+
+    Labeling the previous job's attribute labels only its lines still unlabeled, so it must be
+    with the previous job's task type: another type there would leave one attribute holding two
+    kinds of label (boxes on most lines, a class id on the rest), which no reader can take as one
+    label column. Refused before anything is written, naming the attribute, both types and the way
+    forward (exit 2: the options chosen are the mistake, not the data)."""
+    if label_attribute is None:
+        if prev.status == COMPLETED:
+            return default_label_attribute(job_name, task_type)
+        label_attribute = prev.config.label_attribute
+    if label_attribute == prev.config.label_attribute and task_type != prev.config.task_type:
+        raise UsageError(
+            f"label attribute {label_attribute!r} holds the {prev.config.task_type} labels of job "
+            f"{prev.config.job_name!r}; a chained {task_type} job labeling it would leave one attribute holding two kinds of label "
+            f"(as in Ground Truth, an attribute keeps its task type): give --label-attribute a new name for the "
+            f"{task_type} labels, or --task-type {prev.config.task_type} to label the lines still unlabeled"
+        )
+    return label_attribute
 
 
 def chained_output(job: Job) -> str:

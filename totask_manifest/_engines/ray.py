@@ -116,14 +116,23 @@ def _code_root(cls: type) -> str | None:
 @contextlib.contextmanager
 def _keep_signal_handlers() -> Iterator[None]:
     """``ray.init`` installs its own SIGTERM handler (exit at once); the job's handlers, which
-    stop cleanly and commit the output, must stay in charge."""
+    stop cleanly and commit the output, must stay in charge. Put back after ``ray.init`` was not
+    enough: a SIGTERM during its seconds of start-up met Ray's handler (``sys.exit(15)``) and the
+    job ended FAILED, blaming the annotator. So Ray's installer does nothing meanwhile, where Ray
+    has it (``ray._private.utils.set_sigterm_handler``); the handlers are put back all the same."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {s: signal.getsignal(s) for s in _signals.STOPS}
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    installer = getattr(utils, "set_sigterm_handler", None)
+    if installer is not None:
+        utils.set_sigterm_handler = lambda _handler: None
     try:
         yield
     finally:
+        if installer is not None:
+            utils.set_sigterm_handler = installer
         for s, handler in saved.items():
             if handler is not None:
                 signal.signal(s, handler)
@@ -214,7 +223,8 @@ class RayEngine(Engine):
         self.address_named = f"--ray-address {shown}" if options.address else f"RAY_ADDRESS={shown}"
         self.num_cpus = options.num_cpus if options.num_cpus is not None else _env_number("TOTASK_RAY_NUM_CPUS")
         self.actors = options.actors if options.actors is not None else _env_number("TOTASK_RAY_ACTORS")
-        self.batch_size = options.batch_size or _env_number("TOTASK_RAY_BATCH_SIZE")
+        # ``is not None``: a 0 given is refused below, never taken for "not given"
+        self.batch_size = options.batch_size if options.batch_size is not None else _env_number("TOTASK_RAY_BATCH_SIZE")
         env_gpus = _env_number("TOTASK_RAY_GPUS_PER_ACTOR", float)
         self.gpus_per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else env_gpus
         self.max_retries = max_retries = options.max_retries
@@ -230,7 +240,7 @@ class RayEngine(Engine):
         #: (every actor built: a process each, the annotator, a model loaded), ``first_batch_s``,
         #: ``annotate_s`` (actor start to the last line recorded) and ``lines`` recorded
         self.timings: dict[str, float] = {}
-        for label, value in (("actors", self.actors), ("batch_size", self.batch_size)):
+        for label, value in (("actors", self.actors), ("batch_size", self.batch_size), ("num_cpus", self.num_cpus)):
             if value is not None and value < 1:
                 raise UsageError(f"ray engine: {label} must be at least 1, not {value}")
         if self.gpus_per_actor is not None and self.gpus_per_actor <= 0:

@@ -131,9 +131,12 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         except Exception as exc:  # the annotator or engine broke: keep what is done, say what broke
             # a KeyboardInterrupt the annotator raised itself is named as such; a plugin's own code
             # raised: where, in one line (its author reads the rest there)
-            error = plugin_error_text(config.method, exc)
-            if error is None:
-                error, broke = said(exc), exc
+            if _hard_stop_within(exc):
+                log.warning("stopped at once: lines in flight are redone on resume")
+            else:
+                error = plugin_error_text(config.method, exc)
+                if error is None:
+                    error, broke = said(exc), exc
         finally:
             received["committing"] = 1
             if error is not None:  # a plugin's words (its exception, an OSError such as requests' ConnectionError,
@@ -302,6 +305,20 @@ class _Callback:
 
 class HardStop(BaseException):
     """Raised in the main thread by a second signal: leave the engine at once."""
+
+
+def _hard_stop_within(exc: BaseException) -> bool:
+    """Whether ``exc`` wraps the second signal's ``HardStop``: a C extension that runs Python's
+    signal handlers itself (Ray's ``ray.wait``, where the Ray driver waits) turns the exception a
+    handler raised into a ``SystemError`` whose cause it is. That is the user's stop, not a crash."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, HardStop):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 @contextlib.contextmanager

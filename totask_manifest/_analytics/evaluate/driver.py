@@ -270,7 +270,10 @@ class _Run:
         if pred.boxes is not None and ref.boxes is not None:
             self.detection.add(number, source, pred.boxes, ref.boxes, pred.confidence)
             used = True
-        if pred.classes is not None and ref.classes is not None and (pred.classes or ref.classes):
+        # two multi-label sets, empty ones too ("none of these" on both sides is a right answer);
+        # a native document's empty class set only says it holds no classification tool
+        both_multi = pred.kind == ref.kind == "multi"
+        if pred.classes is not None and ref.classes is not None and (pred.classes or ref.classes or both_multi):
             multi = not (pred.kind == "single" and ref.kind == "single")
             self.classification[multi].add(pred.classes, ref.classes, pred.confidence)
             used = True
