@@ -90,3 +90,19 @@ def test_a_relative_image_is_read_beside_the_manifest_not_in_the_working_directo
     with pytest.raises(ManifestError) as caught:
         convert(str(src), str(tmp_path / "c.json"), to="coco")
     assert str(tmp_path / "data" / "images" / "gone.png") in str(caught.value)  # where it looked, said
+
+
+@pytest.mark.parametrize("to", ["coco", "yolo"])
+def test_a_dm_name_does_not_take_an_id_a_later_line_gives_another_name(tmp_path: Path, to: str) -> None:
+    """A DM v1 name took the lowest id no *earlier* line gave: with the DM line first, 'triangle'
+    took 0, which the later ``objects`` line gives 'circle', and the export was refused
+    (``category id 1 is 'circle' here but 'triangle' on an earlier line``). The ids the whole file
+    fixes are read first."""
+    src = _write(tmp_path / "o.manifest", [_dm_line(1, "triangle", "star"), _objects_line(2)])
+    out = tmp_path / ("c.json" if to == "coco" else "yolo")
+    convert(str(src), str(out), to=to)
+    if to == "coco":
+        doc = json.loads(out.read_text())
+        assert {c["id"]: c["name"] for c in doc["categories"]} == {1: "circle", 2: "star", 3: "triangle"}
+    else:
+        assert (out / "classes.txt").read_text().splitlines() == ["circle", "star", "triangle"]

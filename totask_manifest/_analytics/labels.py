@@ -15,7 +15,7 @@ from typing import Any
 
 from .._errors import ManifestError, TotaskError, UsageError, json_text
 from .._fetch import base_of, resolve_reference
-from .._formats.native import native_format
+from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
 from .._manifest.line import Line, gt_json
@@ -170,6 +170,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     drop unless ``allow_drop`` (what was dropped is then added to ``dropped``).
     """
     names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
+    fixed: dict[str, int] | None = None  # the ids the file's other lines fix (read at its first DM document)
     base = base_of(url)  # a relative image is read beside the manifest, as every reader resolves one
     for line in read_lines(url):
         if line.is_blank:
@@ -185,7 +186,11 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
             raise ManifestError(f"metadata declares no Ground Truth type (type: {json_text(meta.get('type'))})",
                                 line=line.number, key=attribute + METADATA, rule="metadata-type")
         label = Label(line, rec, attribute, tt.name, rec[attribute], meta)
-        if native_to is not None and native_format(meta) is not None:
+        if native_to is not None and (fmt := native_format(meta)) is not None:
+            if fmt == DM and fixed is None:  # the ids the whole file fixes, before a DM name takes one
+                fixed = _fixed_class_ids(url, attribute)
+                for name, class_id in fixed.items():
+                    names.setdefault(name, class_id)
             label = native_as(label, native_to, allow_drop=allow_drop, dropped=dropped, names=names, base=base)
         if native_to is not None:  # only documents converted here need the ids
             _note_class_ids(label.metadata.get("class-map"), names)
@@ -203,6 +208,30 @@ def _note_class_ids(class_map: Any, names: dict[str, int]) -> None:
             names.setdefault(name, int(key))
 
 
+def _fixed_class_ids(url: str, attribute: str) -> dict[str, int]:
+    """The ids the lines that number their classes give their names (class maps, ``objects``
+    documents' ``class_id``), over the whole file, the first one given for a name. A DM v1
+    document names its classes only: numbered by the lines before it alone, its 'triangle' took
+    id 1 where a later ``objects`` line had 'circle' 1, and the export refused the job's output."""
+    fixed: dict[str, int] = {}
+    for _line, rec in read_records(url):
+        meta = labeled_metadata(rec, attribute)
+        fmt = native_format(meta) if meta is not None else None
+        if meta is None or fmt == DM:
+            continue
+        if fmt is None:  # a Ground Truth label: its class map
+            _note_class_ids(meta.get("class-map"), fixed)
+            continue
+        doc = rec.get(attribute)
+        for obj in doc.get("objects") or () if isinstance(doc, dict) and isinstance(doc.get("objects"), list) else ():
+            props = obj.get("properties") if isinstance(obj, dict) else None
+            name = props.get("label") if isinstance(props, dict) else None
+            class_id = obj.get("class_id") if isinstance(obj, dict) else None
+            if isinstance(name, str) and type(class_id) is int and class_id >= 0:
+                fixed.setdefault(name, class_id)
+    return fixed
+
+
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
               names: dict[str, int] | None = None, base: str | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
@@ -211,7 +240,7 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
     lowest id no name has. A relative ``source-ref`` is read against ``base`` (the manifest's folder)."""
     from .._formats.detect import to_label
     from .._formats.model import FormatError
-    from .._formats.native import DM, shapes
+    from .._formats.native import shapes
 
     fmt = native_format(label.metadata)
     class_names = None
