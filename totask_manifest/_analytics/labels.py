@@ -223,10 +223,12 @@ def _fixed_class_ids(url: str, attribute: str) -> dict[str, int]:
             _note_class_ids(meta.get("class-map"), fixed)
             continue
         doc = rec.get(attribute)
-        for obj in doc.get("objects") or () if isinstance(doc, dict) and isinstance(doc.get("objects"), list) else ():
-            props = obj.get("properties") if isinstance(obj, dict) else None
+        objects = doc.get("objects") if isinstance(doc, dict) else None
+        for obj in objects if isinstance(objects, list) else ():
+            if not isinstance(obj, dict):
+                continue
+            props, class_id = obj.get("properties"), obj.get("class_id")
             name = props.get("label") if isinstance(props, dict) else None
-            class_id = obj.get("class_id") if isinstance(obj, dict) else None
             if isinstance(name, str) and type(class_id) is int and class_id >= 0:
                 fixed.setdefault(name, class_id)
     return fixed
@@ -236,7 +238,7 @@ def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counte
               names: dict[str, int] | None = None, base: str | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
     size comes from the line's ``image_size`` or the image's header. A DM v1 document names its
-    classes only: a name takes its id in ``names`` (the ids earlier lines gave), a new one the
+    classes only: a name takes its id in ``names`` (the ids the file's lines give), a new one the
     lowest id no name has. A relative ``source-ref`` is read against ``base`` (the manifest's folder)."""
     from .._formats.detect import to_label
     from .._formats.model import FormatError

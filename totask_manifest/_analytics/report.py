@@ -19,7 +19,7 @@ from .._errors import StorageError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
-from .._jobs.job import Job
+from .._jobs.job import Job, live_holder
 from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
@@ -151,11 +151,8 @@ def _runs_text(job: dict[str, Any], job_url: str, metrics: dict[str, Any]) -> st
 def _then(job: dict[str, Any], job_url: str) -> str:
     """Who writes a job's output an earlier run left: the run under way (a resume would be refused:
     the page told a running job's user to resume it), or a resume."""
-    try:
-        holder, gone = current_holder(job_url) if job.get("status") == RUNNING else (None, None)
-    except (TotaskError, OSError):
-        holder = gone = None
-    return RUNNING_WRITES_IT if holder is not None and gone is None else RESUME_WRITES_IT
+    running = job.get("status") == RUNNING and live_holder(job_url) is not None
+    return RUNNING_WRITES_IT if running else RESUME_WRITES_IT
 
 
 def _metrics_html(metrics: dict, has_record: bool) -> str:

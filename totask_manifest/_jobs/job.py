@@ -39,7 +39,7 @@ from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, reda
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout, begun_not_started
 from .lease import current_holder
-from .state import JobState, output_changed, output_stale, record_problem, shape_problem
+from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
 
@@ -171,9 +171,7 @@ class Job:
     def failures_gone(self, record: dict[str, Any]) -> bool:
         """Whether the job counted failures whose ``failures.jsonl`` is not there (deleted or moved
         since: a report said "0 failures" beside failed=1); ``record``: its ``job.json``."""
-        metrics = record.get("metrics")
-        return isinstance(metrics, dict) and isinstance(metrics.get("failed"), int) and metrics["failed"] > 0 \
-            and not exists(self.layout.failures)
+        return counted_failures(record.get("metrics")) and not exists(self.layout.failures)
 
     def failure_records(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """``(line number, record)`` for each non-blank line of ``failures.jsonl``; ``record`` is
@@ -312,7 +310,7 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
         return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
     said = missing or redact_url(job_json) + " not found"
     if missing is None and _begun(folder):
-        live = _live_holder(folder)
+        live = live_holder(folder)
         said += (f"; a job is starting there ({live.describe()}): it writes job.json once it has read its input"
                  if live is not None else
                  "; it holds only what a job's start writes: a job killed before it began (while it read its "
@@ -320,11 +318,12 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
     return NotAJobError(f"{shown} is not a job folder: {said}")
 
 
-def _live_holder(folder: str) -> Any:
-    """The live holder of ``folder``'s lease (a job still reading its input), or None."""
+def live_holder(folder: str) -> Any:
+    """The live holder of a job folder's lease (a run under way, a job still reading its input),
+    or None: none, a gone one, or a lease folder that cannot be read."""
     try:
         holder, gone = current_holder(folder)
-    except (StorageError, OSError):
+    except (TotaskError, OSError):
         return None
     return holder if gone is None else None
 

@@ -347,10 +347,15 @@ def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url
     """``output_missing`` for failures.jsonl: a COMPLETED job with failed lines whose file is gone
     (``rm``, moved), or None. ``status`` printed its path as if there, ``report`` said "0 failures"
     beside ``failed=1``, and ``resume`` said "nothing to do"; now it writes it again."""
-    failed = metrics.get("failed") if isinstance(metrics, dict) else None
-    if not isinstance(failed, int) or failed < 1:
+    if not counted_failures(metrics):
         return None
     return output_missing(status, url, job_name, job_url)
+
+
+def counted_failures(metrics: Any) -> bool:
+    """Whether a job's ``metrics`` count failed lines (so it wrote a failures.jsonl)."""
+    failed = metrics.get("failed") if isinstance(metrics, dict) else None
+    return isinstance(failed, int) and failed > 0
 
 
 def input_text(record: dict[str, Any]) -> str:
