@@ -26,6 +26,7 @@ from totask_manifest._formats import (
     yolo_names,
     yolo_to_gt,
 )
+from totask_manifest._formats.class_names import class_name_problem
 
 OD_FILES = [
     "object-detection__aws-amazon-sagemaker-examples__yolov5-sample_output.manifest",
@@ -336,7 +337,9 @@ _coord = st.floats(min_value=0, max_value=4000, allow_nan=False, allow_infinity=
 def _detections(draw):
     width = draw(st.integers(1, 5000))
     height = draw(st.integers(1, 5000))
-    names = draw(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6, unique=True))
+    # names the class-name rule takes (a character other than white space: '\r' alone is refused)
+    names = draw(st.lists(st.text(min_size=1, max_size=12).filter(lambda t: class_name_problem(t) is None),
+                          min_size=1, max_size=6, unique=True))
     n = draw(st.integers(0, 12))
     anns, objs = [], []
     for _ in range(n):
