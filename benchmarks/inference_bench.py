@@ -29,55 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_models import ResNet18, RetinaNet50  # noqa: E402
+
 from totask_manifest._annotators.base import Item  # noqa: E402
 from totask_manifest._annotators.inference import InferenceAnnotator  # noqa: E402
+from totask_manifest._outcomes import Failed  # noqa: E402
 from totask_manifest.testing.runs import job_run  # noqa: E402
 
 DATA = REPO / "benchmarks" / "_data" / "inference"
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.down = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.b1(self.c1(x)))
-        return torch.relu(self.b2(self.c2(y)) + self.down(x))
-
-
-class ResNet18(nn.Module):
-    """torchvision's resnet18 layout, written out (torchvision is not installed here)."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.class_names = [f"class{i}" for i in range(num_classes)]
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                  nn.MaxPool2d(3, 2, 1))
-        layers, cin = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-            cin = cout
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, num_classes)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
-        return self.fc(self.layers(self.stem(x)).mean(dim=(2, 3)))
 
 
 def make_images(n: int, width: int, height: int) -> Path:
@@ -98,22 +61,51 @@ def make_images(n: int, width: int, height: int) -> Path:
     return folder
 
 
-def model_only(path: Path, device: torch.device, batch: int, batches: int, fp16: bool) -> float:
+MODELS = {
+    # name: (network, task type, the model's input side for model-only, its pipeline options)
+    "resnet18": (ResNet18, "image-classification", {"input_size": "224"}),
+    "retinanet50": (RetinaNet50, "object-detection", {}),
+}
+
+
+def model_input(name: str, device: torch.device, batch: int, dtype: torch.dtype,
+                width: int, height: int) -> torch.Tensor | list[torch.Tensor]:
+    """What the pipeline hands the model, ready on the device: a stacked 224x224 batch for the
+    classifier, a list of images at their own size for the detector."""
+    if name == "resnet18":
+        return torch.rand(batch, 3, 224, 224, device=device, dtype=dtype)
+    return [torch.rand(3, height, width, device=device, dtype=dtype) for _ in range(batch)]
+
+
+def model_only(name: str, path: Path, device: torch.device, batch: int, batches: int, fp16: bool,
+               size: tuple[int, int]) -> tuple[float, list[float]]:
     module = torch.jit.load(str(path), map_location=device).eval()
     dtype = torch.float16 if fp16 else torch.float32
     if fp16:
         module = module.half()
-    x = torch.rand(batch, 3, 224, 224, device=device, dtype=dtype)
+    x = model_input(name, device, batch, dtype, *size)
+    utilisation: list[float] = []
     with torch.inference_mode():
         for _ in range(3):  # TorchScript profiling runs and oneDNN kernel creation happen here
             module(x)
         sync(device)
-        start = time.perf_counter()
-        for _ in range(batches):
-            out = module(x)
-            out.float().cpu()  # the pipeline also brings logits back
-        sync(device)
-    return batch * batches / (time.perf_counter() - start)
+        with gpu_sampler(device, utilisation):
+            start = time.perf_counter()
+            for _ in range(batches):
+                out = module(x)
+                to_cpu(out)  # the pipeline also brings the outputs back
+            sync(device)
+            elapsed = time.perf_counter() - start
+    return batch * batches / elapsed, utilisation
+
+
+def to_cpu(out: object) -> None:
+    if isinstance(out, torch.Tensor):
+        out.float().cpu()
+    else:
+        for pred in out:  # a detector's list of dicts
+            for v in pred.values():
+                v.cpu()
 
 
 def sync(device: torch.device) -> None:
@@ -121,30 +113,64 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def pipeline(path: Path, folder: Path, n: int, batch: int, device: str, fp16: bool) -> tuple[float, list[float]]:
+class gpu_sampler:
+    """GPU utilisation sampled every 0.1 s while the block runs (CUDA only)."""
+
+    def __init__(self, device: torch.device, out: list[float]) -> None:
+        self.device, self.out = device, out
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> None:
+        if self.device.type == "cuda":
+            self.thread = threading.Thread(target=sample_gpu, args=(self.stop, self.out), daemon=True)
+            self.thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def pipeline(name: str, path: Path, folder: Path, n: int, batch: int, device: str,
+             fp16: bool) -> tuple[float, list[float], float]:
+    """Images a second through the annotator, the GPU utilisation samples, and the share of the
+    wall time spent inside the model runner's ``predict`` (transfer, forward, outputs back)."""
     files = sorted(folder.glob("*.jpg"))[:n]
     items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
-    ctx = job_run("bench", "cls", "image-classification",
+    _network, task_type, options = MODELS[name]
+    ctx = job_run("bench", "label", task_type,
                   {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
-                   "use_fp16": fp16, "input_size": "224"},
+                   "use_fp16": fp16, **options},
                   method="inference", output_root=str(DATA))
     utilisation: list[float] = []
+    in_model = [0.0]
     with InferenceAnnotator(ctx) as annotator:
         for _ in annotator.annotate(items[: 3 * batch]):  # warm-up: TorchScript profiling runs, thread pools
             pass
-        stop = threading.Event()
-        sampler = None
-        if annotator.runner.device.type == "cuda":
-            sampler = threading.Thread(target=sample_gpu, args=(stop, utilisation), daemon=True)
-            sampler.start()
-        start = time.perf_counter()
-        count = sum(1 for _ in annotator.annotate(items))
-        elapsed = time.perf_counter() - start
-        stop.set()
-        if sampler is not None:
-            sampler.join()
-    assert count == len(items)
-    return len(items) / elapsed, utilisation
+        runner = annotator.runner
+        predict = runner.predict
+
+        def timed(inputs):  # type: ignore[no-untyped-def]
+            t = time.perf_counter()
+            try:
+                return predict(inputs)
+            finally:
+                in_model[0] += time.perf_counter() - t
+
+        runner.predict = timed
+        with gpu_sampler(runner.device, utilisation):
+            start = time.perf_counter()
+            count = 0
+            reasons: list[str] = []
+            for _item, outcome in annotator.annotate(items):
+                count += 1
+                if isinstance(outcome, Failed):
+                    reasons.append(outcome.reason)
+            elapsed = time.perf_counter() - start
+    assert count == len(items), (count, len(items))
+    assert not reasons, f"{len(reasons)} image(s) failed in the pipeline, first: {reasons[0]}"
+    return len(items) / elapsed, utilisation, in_model[0] / elapsed
 
 
 def sample_gpu(stop: threading.Event, out: list[float]) -> None:
@@ -164,53 +190,86 @@ def sample_gpu(stop: threading.Event, out: list[float]) -> None:
             return
 
 
+def mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 1) if values else None
+
+
+def bench_model(name: str, args: argparse.Namespace, device: torch.device, results: dict) -> None:
+    width, height = (int(v) for v in args.image_size.lower().split("x"))
+    folder = make_images(args.images, width, height)
+    torch.manual_seed(0)
+    network = MODELS[name][0]
+    model_path = DATA / f"{name}.pt"
+    torch.jit.script(network().eval()).save(str(model_path))
+    batches = max(1, args.images // args.batch_size)
+    precisions = [False, True] if device.type == "cuda" else [False]
+    print(f"{name}: {args.images} JPEGs {width}x{height}, batch {args.batch_size}")
+    # one untimed pass of each first: the first forward passes in a process are slow (oneDNN
+    # creates its kernels per shape), which would otherwise count against whichever runs first
+    model_only(name, model_path, device, args.batch_size, 2, False, (width, height))
+    pipeline(name, model_path, folder, 3 * args.batch_size, args.batch_size, str(device), False)
+    for fp16 in precisions:
+        tag = "fp16" if fp16 else "fp32"
+        mo, pl, util_mo, util_pl, share = [], [], [], [], []
+        for _ in range(args.rounds):
+            rate, u = model_only(name, model_path, device, args.batch_size, batches, fp16, (width, height))
+            mo.append(rate)
+            util_mo += u
+            rate, u, in_model = pipeline(name, model_path, folder, args.images, args.batch_size, str(device), fp16)
+            pl.append(rate)
+            util_pl += u
+            share.append(in_model)
+        m, p = statistics.median(mo), statistics.median(pl)
+        figures = {"model_only_images_per_s": round(m, 2), "pipeline_images_per_s": round(p, 2),
+                   "ratio": round(p / m, 3), "rounds_model_only": [round(v, 2) for v in mo],
+                   "rounds_pipeline": [round(v, 2) for v in pl],
+                   "pipeline_share_in_predict": round(statistics.median(share), 3)}
+        line = (f"  {tag}: model only {m:8.1f} images/s | pipeline {p:8.1f} images/s | "
+                f"pipeline / model = {p / m:6.1%}  (target >= 90%) | {statistics.median(share):.0%} of the "
+                "pipeline's time in predict")
+        if util_pl:
+            figures["gpu_utilisation_pipeline_mean_pct"] = mean(util_pl)
+            figures["gpu_utilisation_model_only_mean_pct"] = mean(util_mo)
+            line += (f" | GPU utilisation: pipeline {mean(util_pl)}% ({len(util_pl)} samples), "
+                     f"model only {mean(util_mo)}%")
+        results[name][tag] = figures
+        print(line)
+        print(f"      rounds: model only {figures['rounds_model_only']}, pipeline {figures['rounds_pipeline']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=160)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", default="resnet18", help="resnet18, retinanet50, or both comma-separated")
     ap.add_argument("--image-size", default="320x240", help="WIDTHxHEIGHT of the generated JPEGs")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median of each is reported")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--switch-interval", type=float,
+                    help="sys.setswitchinterval for the whole run (how long a thread running Python keeps the "
+                         "GIL from one that asks for it; Python's default is 0.005 s)")
     args = ap.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    names = [n.strip() for n in args.model.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        ap.error(f"--model: {', '.join(unknown) or 'none given'}; choose from {', '.join(MODELS)}")
 
-    width, height = (int(v) for v in args.image_size.lower().split("x"))
-    folder = make_images(args.images, width, height)
-    torch.manual_seed(0)
-    model_path = DATA / "resnet18.pt"
-    torch.jit.script(ResNet18().eval()).save(str(model_path))
     device = torch.device("cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-    batches = max(1, args.images // args.batch_size)
-    precisions = [False, True] if device.type == "cuda" else [False]
     results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "switch_interval_s": sys.getswitchinterval(),
                      "images": args.images, "batch_size": args.batch_size, "image_size": args.image_size}
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.images} JPEGs {width}x{height} -> 224x224, ResNet-18, batch {args.batch_size}")
-    # one untimed pass of each first: the first forward passes in a process are slow (oneDNN
-    # creates its kernels per shape), which would otherwise count against whichever runs first
-    model_only(model_path, device, args.batch_size, 2, False)
-    pipeline(model_path, folder, 3 * args.batch_size, args.batch_size, str(device), False)
-    for fp16 in precisions:
-        tag = "fp16" if fp16 else "fp32"
-        mo, pl, util = [], [], []
-        for _ in range(args.rounds):
-            mo.append(model_only(model_path, device, args.batch_size, batches, fp16))
-            rate, u = pipeline(model_path, folder, args.images, args.batch_size, str(device), fp16)
-            pl.append(rate)
-            util += u
-        m, p = statistics.median(mo), statistics.median(pl)
-        results[tag] = {"model_only_images_per_s": round(m, 2), "pipeline_images_per_s": round(p, 2),
-                        "ratio": round(p / m, 3), "rounds_model_only": [round(v, 2) for v in mo],
-                        "rounds_pipeline": [round(v, 2) for v in pl]}
-        line = (f"{tag}: model only {m:8.1f} images/s | pipeline {p:8.1f} images/s | "
-                f"pipeline / model = {p / m:6.1%}  (target >= 90%)")
-        if util:
-            results[tag]["gpu_utilisation_mean_pct"] = round(statistics.fmean(util), 1)
-            line += f" | GPU utilisation {statistics.fmean(util):.0f}% (mean of {len(util)} samples)"
-        print(line)
-        print(f"      rounds: model only {results[tag]['rounds_model_only']}, pipeline {results[tag]['rounds_pipeline']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(0)
+    print(f"device {device}{' (' + results['gpu'] + ')' if 'gpu' in results else ''}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, GIL switch interval {sys.getswitchinterval()} s")
+    for name in names:
+        results[name] = {}
+        bench_model(name, args, device, results)
+        if args.json:  # after each model: a later one that fails keeps the figures so far
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ def test_a_head_per_task_type_each_with_its_own_input():
     with pytest.raises(UsageError, match="cannot label task type 'text-span'"):
         head_for("text-span")
     images = [np.full((4, 6, 3), 255, dtype=np.uint8), np.zeros((4, 6, 3), dtype=np.uint8)]
-    det = DetectorHead().tensors(images, lambda t: t.float())
+    det = DetectorHead().tensors(images, lambda t: t.permute(0, 3, 1, 2).float())
     assert isinstance(det, list) and det[0].shape == (3, 4, 6)
-    stacked = SegmenterHead().tensors(images, lambda t: t.float() / 255)
+    stacked = SegmenterHead().tensors(images, lambda t: t.permute(0, 3, 1, 2).float() / 255)
     assert stacked.shape == (2, 3, 4, 6) and float(stacked[0].min()) == 1.0
     assert DetectorHead().input_size((8, 8), (9, 9)) is None
     assert SegmenterHead().input_size(None, (9, 9)) == (9, 9)

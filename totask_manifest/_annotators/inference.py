@@ -43,14 +43,15 @@ from .._models.heads import head_for
 from .._models.labeler import Labeler, PendingMask
 from .._models.loading import parse_input_size
 from .._models.params import check_params_for_task, load_params_file, resolve_params
-from .._models.runners import ModelRunner, predict_each
+from .._models.runners import ModelRunner
 from .._models.sources import RunnerSettings, absolute_model_ref, source_for
 from .._options import Options, nested, option
 from .._task_types import get_task_type
 from .base import Annotator, Failed, Item, Outcome, Resources
 from .file import CLASS_NAMES_HELP
 from .inference_endpoint import EndpointBatches
-from .inference_images import DecodedImage, ImageLoader, Probed
+from .inference_images import ImageLoader
+from .inference_local import LocalBatches
 
 log = logging.getLogger("totask_manifest.inference")
 
@@ -59,8 +60,6 @@ _NO_NAMES = (
     "--model {model}: no class names; pass --class-names FILE (one per line) or give the model a "
     "class_names attribute (see docs/inference.md)"
 )
-#: batches loaded ahead of the model (fetch + decode overlap the forward pass)
-PREFETCH_BATCHES = 3
 #: flags that override one parameter each (option key -> parameter path)
 FLAG_PARAMS = {
     "confidence_threshold": ("confidence_threshold",),
@@ -296,75 +295,10 @@ class InferenceAnnotator(Annotator):
                 fut.cancel()
 
     def _batches_local(self, items: Iterable[Item]) -> Iterator[list[tuple[Item, Any]]]:
-        """Fetches run a window of a few batches ahead and read each image's header; a batch is
-        then cut so that its decoded pixels stay within ``--max-image-pixels`` (one image always
-        fits), and it is decoded while the model runs on the batch before it. So at most two
-        batches of decoded pixels are held, whatever the images declare."""
-        source = iter(items)
-        window = PREFETCH_BATCHES * self.batch_size
-        pending: deque[tuple[Item, concurrent.futures.Future]] = deque()  # futures of Probed | Failed
-        started: list[list[tuple[Item, concurrent.futures.Future]]] = []
-        exhausted = False
-        size = self.runner.input_size
+        """Images fetched and decoded here, labeled by the local model (``inference_local``)."""
         loader = ImageLoader(lambda url: self._fetcher().submit(url), self._pool, self.max_image_pixels)
-
-        def fill() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < window:
-                try:
-                    item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    return
-                pending.append((item, loader.load(self._image_url(item), size)))
-
-        def take_batch() -> list[tuple[Item, concurrent.futures.Future]]:
-            batch: list[tuple[Item, concurrent.futures.Future]] = []
-            pixels = images = 0
-            while pending and images < self.batch_size:
-                item, fut = pending[0]
-                probed = fut.result()
-                if isinstance(probed, Probed):
-                    if images and pixels + probed.pixels > self.max_image_pixels:
-                        break
-                    pixels += probed.pixels
-                    images += 1
-                    fut = self._pool.submit(loader.decode, probed, size)
-                pending.popleft()
-                batch.append((item, fut))
-            fill()
-            started.append(batch)
-            return batch
-
-        try:
-            fill()
-            current = take_batch()
-            while current:
-                results = [(item, fut.result()) for item, fut in current]
-                upcoming = take_batch()  # decoded while the model runs on this batch
-                ready: list[tuple[Item, DecodedImage]] = []
-                out: list[tuple[Item, Any]] = []
-                for item, result in results:
-                    if isinstance(result, Failed):
-                        out.append((item, result))
-                    else:
-                        ready.append((item, result))
-                del results
-                if ready:
-                    preds = predict_each(self.runner, [img.pixels for _, img in ready])
-                    for (item, img), pred in zip(ready, preds, strict=True):
-                        pred = self.head.rescale(pred, img.scale_x, img.scale_y)
-                        out.append((item, self.labeler.outcome(item, pred, img.width, img.height, img.depth)))
-                del ready
-                started.pop(0)
-                yield out
-                current = upcoming
-        finally:
-            for _item, fut in pending:
-                fut.cancel()
-            for batch in started:
-                for _item, fut in batch:
-                    fut.cancel()
+        return LocalBatches(self.runner, self.labeler, loader, batch_size=self.batch_size, pool=self._pool,
+                            max_image_pixels=self.max_image_pixels, image_url=self._image_url)(items)
 
     def _image_url(self, item: Item) -> str | Failed:
         """The line's image URL, resolved against its base; ``Failed`` for a line without one."""

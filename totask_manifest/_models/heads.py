@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._errors import JobError, UsageError
 from .._outcomes import Routed
 from . import postprocess as pp
+from .transfers import detections_to_cpu, images_by_size
 
 if TYPE_CHECKING:
     import torch
@@ -69,12 +70,13 @@ class Head(ABC):
         return given or declared or (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
 
     def tensors(self, images: Sequence[Any], prepare: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-        """The model input for decoded uint8 ``H x W x 3`` arrays; ``prepare`` moves a uint8
-        tensor to the device and the unit range."""
+        """The model input for decoded uint8 ``H x W x 3`` arrays; ``prepare`` makes the uint8
+        ``[B, H, W, 3]`` batch a ``[B, 3, H, W]`` one on the device, in the unit range (on a GPU
+        the channels are moved there, not by the CPU)."""
         import numpy as np
         import torch
 
-        return prepare(torch.from_numpy(np.stack(list(images))).permute(0, 3, 1, 2).contiguous())
+        return prepare(torch.from_numpy(np.stack(list(images))))
 
     @abstractmethod
     def outputs(self, out: Any, n: int) -> list[Any]:
@@ -112,9 +114,8 @@ class DetectorHead(Head):
         return None  # a detector takes each image at its own size
 
     def tensors(self, images: Sequence[Any], prepare: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        import torch
-
-        return [prepare(torch.from_numpy(i).permute(2, 0, 1).contiguous()) for i in images]
+        """One tensor per image at its own size; images of one size go to the device together."""
+        return images_by_size(images, lambda group: super(DetectorHead, self).tensors(group, prepare))
 
     def outputs(self, out: Any, n: int) -> list[Any]:
         if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], list):
@@ -122,7 +123,7 @@ class DetectorHead(Head):
         if not isinstance(out, list | tuple) or len(out) != n:
             got = f"{type(out).__name__} of {len(out)}" if isinstance(out, list | tuple) else type(out).__name__
             raise JobError(f"model output: a detector must return a list of {n} dicts (one per image); got {got}")
-        return [_detections_to_cpu(p) for p in out]
+        return detections_to_cpu(out)
 
     def rescale(self, pred: Any, scale_x: float, scale_y: float) -> Any:
         if (scale_x == 1.0 and scale_y == 1.0) or not isinstance(pred, dict) or pred.get("boxes") is None:
@@ -160,7 +161,7 @@ class _TensorHead(Head):
             raise JobError(
                 f"model output: a {self.kind} must return {self.shape} for a batch of {n}; got shape {list(out.shape)}"
             )
-        return list(out.float().cpu())
+        return list(out.float().cpu().unbind(0))  # one call: iterating the tensor is one per image
 
 
 class ClassifierHead(_TensorHead):
@@ -261,11 +262,3 @@ def first_tensor(out: Any) -> torch.Tensor:
         return out[0]
     raise JobError(f"model output: expected a tensor (or a dict with 'out'/'logits'); got {type(out).__name__}")
 
-
-def _detections_to_cpu(pred: Any) -> Any:
-    import torch
-
-    if isinstance(pred, dict):
-        return {k: (v.detach().float().cpu() if k != "labels" else v.detach().cpu()) if isinstance(v, torch.Tensor) else v
-                for k, v in pred.items()}
-    return pred

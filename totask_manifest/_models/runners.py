@@ -193,11 +193,16 @@ class TorchRunner(ModelRunner):
         return f"{self.head.kind} {self.source} on {self.device} ({precision})"
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A uint8 ``[B, H, W, 3]`` batch as ``[B, 3, H, W]`` in the model's type, on its device:
+        copied there as bytes, then reordered and converted in one pass (a CPU reorder first cost
+        a pass over the batch on the thread that feeds the GPU)."""
+        import torch
+
         if self.device.type == "cuda":
             t = t.pin_memory().to(self.device, non_blocking=True)
         elif self.device.type != "cpu":
             t = t.to(self.device)
-        return t.to(self._dtype).div_(255.0)
+        return t.permute(0, 3, 1, 2).to(self._dtype, memory_format=torch.contiguous_format).div_(255.0)
 
     def predict(self, inputs: Sequence[Any]) -> list[Any]:
         """``inputs``: decoded uint8 ``H x W x 3`` arrays, already resized to ``input_size``."""
