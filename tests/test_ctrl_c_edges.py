@@ -35,7 +35,7 @@ DURING_COMMIT = "signal 2 received: no line was left to stop, so the job complet
 #: every point from the commit to ``main``'s return
 AFTER_COMMIT = ["committed", "recorded", "restoring", "restored", "done", "lease-release", "summary", "returned"]
 #: after ``main`` returned: the command has said everything, with its exit code
-AFTER_MAIN = ["main-returned", "exit"]
+AFTER_MAIN = ["main-returned", "exit", "finalizing"]
 
 
 def run_at(point: str, *args: str, sent: str = "SIGINT") -> tuple[int, str, str]:
@@ -107,7 +107,8 @@ def test_ctrl_c_after_the_commit_says_the_job_completed(tmp_path, src, point):
 def test_ctrl_c_once_main_returned_changes_nothing(tmp_path, src, point):
     """``main-returned``: the ``KeyboardInterrupt`` escaped the console script's ``sys.exit(main())``,
     and the process died by SIGINT (returncode -2) without a word; ``exit``: a traceback
-    ("Exception ignored in atexit callback") after the summary."""
+    ("Exception ignored in atexit callback") after the summary; ``finalizing``: past the exit
+    hooks Python had put SIGINT's default back, and the process died of it (-2)."""
     out = tmp_path / "out"
     code, stdout, err = run_at(point, *job_args(src, out))
     assert (code, err.count("interrupted"), "Traceback" in err) == (0, 0, False), (code, err[-3000:])
@@ -192,3 +193,15 @@ def test_ctrl_c_as_convert_ends(tmp_path, src, point, sent):
     assert err.splitlines() == ["totask-manifest convert: interrupted after the output was written whole; "
                                 "nothing was cut short"], err[-3000:]
     assert parquet.stat().st_size > 0 and not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_while_python_tears_down_changes_nothing(tmp_path, src, sent):
+    """Past the exit hooks Python puts the default disposition back for every signal whose handler
+    is a Python function, then tears its modules down (tens of milliseconds): a Ctrl-C, SIGTERM or
+    SIGHUP there killed ``stats`` by the signal (-2, -15, -1) without a word, after its whole output
+    and with its code returned (the flaky pool test of ``tests/test_startup_interrupt.py``)."""
+    code, out, err = run_at("finalizing", "stats", str(src), sent=sent)
+    assert (code, err) == (0, ""), (code, err[-3000:])
+    assert out.startswith(f"{src}\n  lines: 20 "), out

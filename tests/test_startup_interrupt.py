@@ -9,6 +9,7 @@ does, then receives SIGINT while still importing, here right after the package i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -107,15 +108,19 @@ def test_ctrl_c_reaching_the_pool_workers_too_is_one_line_and_130(tmp_path, comm
     line = (b'{"source-ref":"s3://b/a.jpg","category":{"annotations":[{"class_id":0,"left":1,"top":2,"width":3,'
             b'"height":4}],"image_size":[{"width":10,"height":10,"depth":3}]},"category-metadata":{"objects":'
             b'[{"confidence":0.9}],"class-map":{"0":"cat"},"type":"groundtruth/object-detection",'
-            b'"human-annotated":"yes","creation-date":"2020-01-01T00:00:00","job-name":"labeling-job/a"}')
+            b'"human-annotated":"yes","creation-date":"2020-01-01T00:00:00","job-name":"labeling-job/a"}}')
     pair = line[:-1] + b',"pred":{"annotations":[{"class_id":0,"left":1,"top":2,"width":3,"height":4}],' \
         b'"image_size":[{"width":10,"height":10,"depth":3}]},"pred-metadata":{"objects":[{"confidence":0.8}],' \
         b'"class-map":{"0":"cat"},"type":"groundtruth/object-detection","human-annotated":"no",' \
         b'"creation-date":"2020-01-01T00:00:00","job-name":"labeling-job/b"}}\n'
+    # JSON objects, as the comparison reads them: the lines were not (a brace short), so the command
+    # counted them broken and ended within a second, at times before the Ctrl-C, which then came
+    # after its work (no line, its exit code) or while Python tore down (-2: ``_signals``)
+    assert json.loads(pair)["pred-metadata"]["job-name"] == "labeling-job/b"
     big = tmp_path / "big.manifest"
     with big.open("wb") as f:
         for _ in range((160 << 20) // len(pair) // 1000 + 1):
-            f.write(pair * 1000)  # 160 MiB: several ranges for two workers, and seconds of work
+            f.write(pair * 1000)  # 160 MiB of JSON lines: several ranges for two workers, and seconds of work
     args = ["stats", str(big)] if command == "stats" else ["evaluate", str(big), "--predicted", "pred",
                                                           "--reference", "category"]
     env = dict(os.environ, PYTHONPATH=str(REPO))

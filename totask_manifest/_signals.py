@@ -19,6 +19,7 @@ Ctrl-C stays the caller's.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -185,6 +186,26 @@ def _note(signum: int, _frame: object) -> None:
         os._exit(128 + signum)
 
 
+def _ignored_past_exit_hooks() -> None:
+    """The last ``atexit`` callback (registered as this module is imported, before any the command's
+    libraries register): where the CLI notes the stop signals while the interpreter exits, they
+    are ignored from here. Past the ``atexit`` callbacks, Python puts every signal whose handler is
+    a Python function (``_note``) back to its default disposition, then tears its modules down
+    (tens of milliseconds with numpy and polars loaded): a Ctrl-C there killed the process by
+    SIGINT (returncode -2, SIGTERM -15, SIGHUP -1) without a word, after the command had said
+    everything and returned its code (seen as a flaky ``stats`` that exited -2). An ignored signal
+    Python leaves ignored. Nothing is left to wait on from here (threads joined, exit hooks run,
+    stdout flushed by the command), so no second signal is needed to end a wait."""
+    if not _STATE.exiting or threading.current_thread() is not threading.main_thread():
+        return
+    for signum in STOPS:
+        if signal.getsignal(signum) is _note:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+atexit.register(_ignored_past_exit_hooks)
+
+
 def done(what: str) -> None:
     """The library's work is done (``what``: "the job COMPLETED", said in the CLI's line): from
     here, where the CLI asked (``after_work(marks=True)``), SIGINT, SIGTERM and SIGHUP are noted
@@ -214,7 +235,8 @@ def after_work(*, marks: bool, exiting: bool) -> Iterator[None]:
     """The CLI's command runs in the block: signals that come once its work is ``done`` (where
     ``marks``: the library's marks count) or its handler returned (``ended``) are noted. ``exiting`` (the process ends after the block: the console script, ``python -m``):
     the noting goes on while the interpreter exits, so a Ctrl-C then kills nothing mid-exit and
-    prints no traceback; the exit code is the command's. Otherwise (``main`` called in a
+    prints no traceback; the exit code is the command's (past the exit hooks they are ignored:
+    ``_ignored_past_exit_hooks``). Otherwise (``main`` called in a
     process that goes on) the handlers the command started with are put back."""
     if threading.current_thread() is not threading.main_thread():
         yield

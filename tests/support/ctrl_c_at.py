@@ -30,7 +30,9 @@ and at a command's end, once its work is done:
 - ``summary``: the command's first write to stdout once its library call returned;
 - ``returned``: ``_cli.main`` got the command's exit code from its handler;
 - ``main-returned``: ``_cli.main`` returned, ``sys.exit`` has not run yet;
-- ``exit``: the interpreter is exiting (an ``atexit`` callback, after the command's own).
+- ``exit``: the interpreter is exiting (an ``atexit`` callback, after the command's own);
+- ``finalizing``: the interpreter is tearing its modules down, past its ``atexit`` callbacks
+  (Python has put the handlers of the signals back to their defaults by then).
 
 The CLI runs as the ``totask-manifest`` script runs it: ``sys.exit(main())`` with ``sys.argv`` set.
 
@@ -127,6 +129,27 @@ def _before(owner: Any, name: str, first: Any) -> None:
     setattr(owner, name, wrapped)
 
 
+class _AtTeardown:
+    """Sends the point's signal as its ``__del__`` runs: held by this module's globals, it is
+    released as the interpreter clears the modules, past every ``atexit`` callback and past the
+    moment Python put the handlers of the signals it had taken back to their defaults
+    (``finalizing``). What it calls is bound now: the modules it would look in are being cleared."""
+
+    def __init__(self) -> None:
+        how = os.environ.get(SIGNAL, "SIGINT")
+        if how.endswith("-pid"):
+            self._send: tuple[Any, int, int] = (os.kill, int(os.environ[PARENT]), SENT[how])
+        else:
+            self._send = (os.killpg, 0, SENT[how])
+
+    def __del__(self) -> None:
+        send, to, signum = self._send
+        send(to, signum)
+
+
+_AT_TEARDOWN: _AtTeardown | None = None
+
+
 class _Done:
     """Whether the command's library call returned (``summary`` waits for it)."""
 
@@ -220,12 +243,15 @@ def _install_end(point: str) -> None:
         _cli.build_parser = parser_whose_command_is_interrupted_after
     elif point == "exit":
         atexit.register(ctrl_c)  # the first registered runs last
+    elif point == "finalizing":
+        global _AT_TEARDOWN
+        _AT_TEARDOWN = _AtTeardown()
     elif point not in ("done", "main-returned"):
         raise SystemExit(f"unknown point {point!r}")
 
 
 END_POINTS = ("committed", "recorded", "restoring", "restored", "done", "lease-release", "summary", "returned",
-              "main-returned", "exit")
+              "main-returned", "exit", "finalizing")
 
 
 def _install(point: str) -> None:
