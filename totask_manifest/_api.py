@@ -46,6 +46,7 @@ from ._jobs.config import (
 )
 from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute
+from ._jobs.held_labels import raise_for_held
 from ._jobs.inputs import (
     InputSources,
     job_input,
@@ -150,8 +151,9 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     taken = job_input(config, sources, layout)
     input_url, scan = taken.url, taken.scan
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
-        scan = scan_input(input_url, config.label_attribute)
+        scan = scan_input(input_url, config.label_attribute, task_type=config.task_type)
         raise_for_problems(input_url, scan)
+        raise_for_held(input_url, scan.held, config.label_attribute)
         raise_for_no_data(input_url, scan)
     if chained_from is not None and not config.append and (changed := Job(chained_from).output_changed(scan.sha256)):
         raise JobError(changed)  # the same size, edited: its checksum is the scan's

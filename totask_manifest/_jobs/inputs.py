@@ -83,7 +83,7 @@ def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> Jo
     # folders of lines an earlier job appended (they lie inside its input, before the new ones)
     earlier = list(config.options.get(APPENDED_BASES) or ())
     appended = combine_with_appended(sources.input, sources.append, layout.input_manifest, config.label_attribute,
-                                     shown=(config.input, *config.append),  # as job.json records them
+                                     task_type=config.task_type, shown=(config.input, *config.append),  # as job.json records them
                                      input_base=config.options.get("relative_to"), earlier=earlier)
     if sources.append:
         (log.warning if appended.skipped else log.info)("%s", appended.summary())
