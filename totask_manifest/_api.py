@@ -47,6 +47,7 @@ from ._jobs.config import (
 from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute
 from ._jobs.held_labels import raise_for_held
+from ._jobs.input_identity import refuse_open_file
 from ._jobs.inputs import (
     InputSources,
     job_input,
@@ -335,6 +336,7 @@ def clone(
     job.check_named()
     prev = job.state
     refuse_unknown_options(prev.config.method, options)
+    refuse_open_file(prev.config.job_name, prev.config.input)
     config = replace(
         prev.config,
         job_name=job_name,

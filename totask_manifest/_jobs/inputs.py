@@ -21,6 +21,7 @@ from .._errors import JobError, StorageError, TotaskError, UsageError
 from .._storage import carries_secret, exists, redact_secret_url, redact_url
 from .combine import combine_with_appended
 from .config import JobConfig
+from .input_identity import open_file_text, stands_for_open_file
 from .layout import JobLayout
 from .scan_ranges import InputScan, sha256_of
 from .state import JobState
@@ -162,9 +163,11 @@ def refuse_missing_input(state: JobState) -> None:
     the job reads: the manifest given, or the copy it made in its folder (``--append``, a URL with
     a secret), named with what it was made of."""
     read = state.effective_input
+    c = state.config
+    if stands_for_open_file(read):  # not exists(): /dev/stdin "exists", as this command's own input
+        raise InputMissing(open_file_text(c.job_name, read))
     if exists(read):
         return
-    c = state.config
     made_of = ""
     if read == state.layout.input_manifest:  # redacted again: a version before the redaction wrote them whole
         given = "".join(f" with --append {redact_url(url)}" if i == 0 else f", --append {redact_url(url)}"
