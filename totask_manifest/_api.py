@@ -68,7 +68,7 @@ from ._jobs.status import COMPLETED, RUNNING
 from ._option_files import option_files_for, refuse_changed_files
 from ._options import set_aside_by
 from ._status_notes import status_notes
-from ._storage import exists, redact_secret_url, redact_url
+from ._storage import exists, redact_secret_url
 
 log = logging.getLogger("totask_manifest")
 
@@ -134,6 +134,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
         refuse_own_name(config, chained_from, cloned_from)
+        sources.refuse_missing()  # a mistyped path is the mistake, not the name
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
@@ -144,11 +145,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); choose another --job-name{resume_it}"
         )
-    if not exists(sources.input):
-        raise UsageError(f"input manifest not found: {redact_url(sources.input)}")
-    for url in sources.append:
-        if not exists(url):
-            raise UsageError(f"--append manifest not found: {redact_url(url)}")
+    sources.refuse_missing()
     taken = job_input(config, sources, layout)
     input_url, scan = taken.url, taken.scan
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)

@@ -38,6 +38,16 @@ class InputSources:
     append: list[str]
     copied: bool = False
 
+    def refuse_missing(self) -> None:
+        """A manifest given that is not there, named: also where a job of that name exists with
+        another configuration, whose refusal ("differs in: input; choose another --job-name")
+        sent a user who mistyped the input's path to change the name instead."""
+        if not exists(self.input):
+            raise UsageError(f"input manifest not found: {redact_url(self.input)}")
+        for url in self.append:
+            if not exists(url):
+                raise UsageError(f"--append manifest not found: {redact_url(url)}")
+
 
 def keep_secrets_out(config: JobConfig, copy_of: str | None = None) -> InputSources:
     """What the job reads, and ``config``'s URLs redacted where they carry a secret, before
