@@ -18,7 +18,7 @@ from totask_manifest._cli import main
 from totask_manifest._jobs.scan_ranges import InputScan, add_range, scan_range
 from totask_manifest._manifest.ranges import plan_ranges
 
-from .jobs_helpers import toy_job_args
+from .jobs_helpers import run_cli, toy_job_args
 
 BOXES = {"image_size": [{"width": 8, "height": 8, "depth": 3}], "annotations": []}
 BOXES_META = {"objects": [], "class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "no",
@@ -97,3 +97,15 @@ def test_the_scan_notes_them_in_every_range_as_one_scan_does(tmp_path) -> None:
         for start, end in plan_ranges(size, 4, min_bytes=size // 8):
             add_range(scan, scan_range(url, start, end, "cls", task_type))
         assert {k: (scan.held.counts[k], scan.held.first[k]) for k in scan.held.counts} == held, task_type
+
+
+def test_a_job_with_every_line_labeled_says_why_it_labels_nothing(tmp_path) -> None:
+    """COMPLETED with ``total=0`` is Ground Truth's rule; it said only "every selected line is
+    recorded; nothing to label", as if lines had been selected and labeled."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": 1, "cls-metadata": CLS_META} for i in range(3)]
+    done = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    out, err = done.stdout, done.stderr
+    assert "COMPLETED" in out and "total=0" in out, out
+    assert "nothing to label: every data line (3 line(s) read) already holds a label under 'cls'" in err, err
+    assert "--label-attribute a new name" in err and "every selected line is recorded" not in err, err

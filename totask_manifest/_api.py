@@ -46,7 +46,7 @@ from ._jobs.config import (
 )
 from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute
-from ._jobs.held_labels import raise_for_held
+from ._jobs.held_labels import nothing_to_label, raise_for_held
 from ._jobs.input_identity import refuse_open_file
 from ._jobs.inputs import (
     InputSources,
@@ -174,6 +174,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     scan.selection.keep(layout.selection)
     log.info("job %s: %d line(s), %d to label under %r -> %s",
              config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url)
+    if not scan.selected:
+        log.warning("%s", nothing_to_label(config.job_name, scan.lines, config.label_attribute))
     return execute(state, run)
 
 

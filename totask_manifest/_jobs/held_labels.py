@@ -100,3 +100,12 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
         f"{where}: label attribute {attribute!r} holds {kind} labels{also} and this job labels {held.task_type}; "
         f"one attribute holds one task type's labels (as in Ground Truth): give --label-attribute a new name for the "
         f"{held.task_type} labels, or --task-type {kind} to label the lines still unlabeled")
+
+
+def nothing_to_label(job_name: str, lines: int, attribute: str) -> str:
+    """Why a new job selected no line (every data line holds a label of its type under its
+    attribute, the others being refused above): said, as the job ends COMPLETED having labeled
+    nothing (Ground Truth's rule), where it said only "every selected line is recorded"."""
+    return (f"job {job_name}: nothing to label: every data line ({lines} line(s) read) already holds a label under "
+            f"{attribute!r} (a job labels only the lines without one); to label them anew, give --label-attribute "
+            "a new name")
