@@ -33,3 +33,17 @@ def test_a_mistyped_input_is_named_not_found_even_where_the_job_exists(tmp_path:
     assert "input manifest not found" in line and "in.manifst" in line and "--job-name" not in line, line
     line = _one_line(capsys, toy_job_args(inp, tmp_path / "out", "--append", str(tmp_path / "more.manifest")), 2)
     assert "--append manifest not found" in line and "more.manifest" in line, line
+
+
+def test_the_output_root_given_for_a_job_names_the_jobs_in_it(tmp_path: Path, capsys) -> None:
+    """``status out`` (the --output given to annotate) was told only "out/job.json not found"."""
+    inp = tmp_path / "in.manifest"
+    inp.write_bytes(b'{"source-ref":"s3://b/0.jpg"}\n')
+    for name in ("j", "k"):
+        assert main(toy_job_args(inp, tmp_path / "out", job=name)) == 0
+    (tmp_path / "out" / "notes").mkdir()
+    capsys.readouterr()
+    for argv in (["status", str(tmp_path / "out")], ["resume", str(tmp_path / "out")],
+                 ["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]):
+        line = _one_line(capsys, argv, 2)
+        assert "is not a job folder" in line and f"it holds job folder(s) j, k: give one ({tmp_path / 'out' / 'j'})" in line, line
