@@ -109,3 +109,16 @@ def test_a_job_with_every_line_labeled_says_why_it_labels_nothing(tmp_path) -> N
     assert "COMPLETED" in out and "total=0" in out, out
     assert "nothing to label: every data line (3 line(s) read) already holds a label under 'cls'" in err, err
     assert "--label-attribute a new name" in err and "every selected line is recorded" not in err, err
+
+
+def test_documents_kept_as_they_are_go_beside_any_task_types_labels(tmp_path) -> None:
+    """A job of any task type writes a native document it keeps as Ground Truth's custom type
+    (``--native keep``): chained onto its own attribute, it was refused as "holds custom labels"."""
+    custom = {"type": "groundtruth/custom", "job-name": "j", "human-annotated": "no",
+              "creation-date": "2024-01-01T00:00:00.000000"}
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": {"any": i}, "cls-metadata": custom} for i in range(40)]
+    rows += [{"source-ref": "s3://b/x.jpg", "cls": 1, "cls-metadata": CLS_META}, {"source-ref": "s3://b/u.jpg"}]
+    url = str(_write(tmp_path / "in.manifest", rows))
+    for task_type in ("image-classification", "custom", "object-detection"):
+        held = scan_range(url, 0, None, "cls", task_type).held
+        assert held.counts == ({"image-classification": 1} if task_type == "object-detection" else {}), task_type

@@ -30,6 +30,9 @@ from .._task_types import GT_PREFIX, task_type_of_metadata
 
 #: the kind of a value that is not a label (no metadata, or metadata without a known ``type``)
 NOT_A_LABEL = ""
+#: Ground Truth's custom type: what a job of any task type writes for a document kept as it is
+#: (``--native keep``, ``recorder.updates_for``), so it goes beside any type's labels, either way
+CUSTOM = "custom"
 
 
 @dataclass
@@ -52,7 +55,7 @@ class HeldLabels:
         if type(meta) is dict and meta.get("type") == GT_PREFIX + self.task_type:
             return  # the common case, without a lookup
         kind = held_kind(meta)
-        if kind == self.task_type:
+        if fits(kind, self.task_type):
             return
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.first.setdefault(kind, number)
@@ -62,6 +65,11 @@ class HeldLabels:
         for kind, count in other.counts.items():
             self.counts[kind] = self.counts.get(kind, 0) + count
             self.first.setdefault(kind, other.first[kind] + base)
+
+
+def fits(kind: str, task_type: str) -> bool:
+    """Whether a held value of ``kind`` may stay beside the labels a job of ``task_type`` writes."""
+    return kind == task_type or (kind != NOT_A_LABEL and CUSTOM in (kind, task_type))
 
 
 def held_kind(meta: object) -> str:
@@ -77,7 +85,7 @@ def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
     shape whose first line is not passed over is left to the per-line path, which notes it."""
     if task_type is None or record.get(attribute) is None:
         return True
-    return held_kind(record.get(metadata_key(attribute))) == task_type
+    return fits(held_kind(record.get(metadata_key(attribute))), task_type)
 
 
 def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest") -> None:
