@@ -35,7 +35,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A million lines (38 MB: ranges for the pool), all labeled under ``cls`` but one in 50,000:
     the scan takes a second or two, the job itself a moment."""
     path = tmp_path_factory.mktemp("scan") / "big.manifest"
-    labeled, unlabeled = b'{"source-ref":"s3://b/a.jpg","cls":1}\n', b'{"source-ref":"s3://b/u.jpg"}\n'
+    labeled, unlabeled = b'{"source-ref":"s3://b/a.jpg","cls":1,"cls-metadata":{"type":"groundtruth/image-classification"}}\n', b'{"source-ref":"s3://b/u.jpg"}\n'
     with path.open("wb") as f:
         for _ in range(LINES // 50_000):
             f.write(labeled * 49_999 + unlabeled)

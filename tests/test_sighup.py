@@ -119,7 +119,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("scan") / "big.manifest"
     with path.open("wb") as f:
         for _ in range(10):
-            f.write(b'{"source-ref":"s3://b/a.jpg","cls":1}\n' * 49_999 + b'{"source-ref":"s3://b/u.jpg"}\n')
+            f.write(b'{"source-ref":"s3://b/a.jpg","cls":1,"cls-metadata":{"type":"groundtruth/image-classification"}}\n' * 49_999 + b'{"source-ref":"s3://b/u.jpg"}\n')
     return path
 
 

@@ -162,7 +162,7 @@ def test_an_unknown_flag_to_chain_is_one_line_too(tmp_path: Path) -> None:
     """chain reads its method's flags once the job is read: argparse printed its 25-line usage."""
     from totask_manifest import JobConfig, annotate
 
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')
     annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                        label_attribute="boxes", task_type="object-detection", method="file",
                        options={"url_key": "annotation-ref"}))
@@ -222,7 +222,7 @@ def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_
 def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_path: Path) -> None:
     from totask_manifest import JobConfig, JobError, annotate
 
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')  # nothing to label
 
     def config(**options: str) -> JobConfig:
         return JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
@@ -240,7 +240,7 @@ def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_pat
     """The job's files (job.json, manifests/, .lease/) were written among the user's own."""
     from totask_manifest import JobConfig, UsageError, annotate
 
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')  # nothing to label
 
     def config(name: str) -> JobConfig:
         return JobConfig(job_name=name, input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
@@ -272,7 +272,7 @@ def test_a_job_is_not_started_among_the_files_of_a_folder_that_is_no_job(tmp_pat
 
 @pytest.mark.slow
 def test_annotate_cli_into_a_folder_that_is_no_job_exits_2_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')
     (tmp_path / "out" / "j").mkdir(parents=True)
     (tmp_path / "out" / "j" / "data.csv").write_text("a,b\n")
     r = cli("annotate", "in.manifest", "--job-name", "j", *FILE_JOB, "--output", "out", cwd=tmp_path)
@@ -301,7 +301,7 @@ def test_an_empty_input_with_appended_data_objects_is_a_job(tmp_path: Path) -> N
     from totask_manifest import JobConfig, annotate
 
     (tmp_path / "in.manifest").write_bytes(b"")
-    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg","boxes":1}\n')
+    (tmp_path / "more.manifest").write_bytes(b'{"source-ref":"c.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')
     config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                        label_attribute="boxes", task_type="object-detection", method="file",
                        options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
@@ -310,7 +310,7 @@ def test_an_empty_input_with_appended_data_objects_is_a_job(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_status_json_never_prints_a_password_in_a_model_endpoint_url(tmp_path: Path) -> None:
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')  # nothing to label: no request
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')  # nothing to label: no request
     model = "http://user:s3cr3tPW@127.0.0.1:1/predict?key=k3yQ"
     r = cli("annotate", "in.manifest", "--job-name", "j", "--label-attribute", "boxes", "--task-type",
             "object-detection", "--method", "inference", "--model", model, "--output", "out", cwd=tmp_path)
@@ -569,7 +569,7 @@ def test_a_method_that_is_no_annotator_is_named_under_its_command(capsys: pytest
 def test_resume_names_a_wrong_tuning_value_even_on_a_completed_job(tmp_path: Path) -> None:
     from totask_manifest import JobConfig, UsageError, annotate, resume
 
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')
     job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                              label_attribute="boxes", task_type="object-detection", method="file",
                              options={"url_key": "annotation-ref"}))
@@ -671,7 +671,7 @@ def test_annotate_cli_with_a_half_s3_url_writes_no_local_folder(tmp_path: Path) 
 def test_a_clone_or_chain_under_its_own_name_is_refused_and_the_same_clone_again_carries_on(tmp_path: Path) -> None:
     from totask_manifest import JobConfig, JobError, annotate, chain, clone
 
-    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1}\n')
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg","boxes":1,"boxes-metadata":{"type":"groundtruth/object-detection"}}\n')
     job = annotate(JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                              label_attribute="boxes", task_type="object-detection", method="file",
                              options={"url_key": "annotation-ref"}))

@@ -46,6 +46,8 @@ from ._jobs.config import (
 )
 from ._jobs.damaged_parts import missing_note
 from ._jobs.execute import execute
+from ._jobs.held_labels import nothing_to_label, raise_for_held
+from ._jobs.input_identity import refuse_open_file
 from ._jobs.inputs import (
     InputSources,
     job_input,
@@ -66,7 +68,7 @@ from ._jobs.status import COMPLETED, RUNNING
 from ._option_files import option_files_for, refuse_changed_files
 from ._options import set_aside_by
 from ._status_notes import status_notes
-from ._storage import exists, redact_secret_url, redact_url
+from ._storage import exists, redact_secret_url
 
 log = logging.getLogger("totask_manifest")
 
@@ -132,6 +134,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             return resume(config.job_url, engine=run.engine, on_progress=run.on_progress,
                           options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
         refuse_own_name(config, chained_from, cloned_from)
+        sources.refuse_missing()  # a mistyped path is the mistake, not the name
         differs = identity_differences(existing.config, config)
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
@@ -142,16 +145,13 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); choose another --job-name{resume_it}"
         )
-    if not exists(sources.input):
-        raise UsageError(f"input manifest not found: {redact_url(sources.input)}")
-    for url in sources.append:
-        if not exists(url):
-            raise UsageError(f"--append manifest not found: {redact_url(url)}")
+    sources.refuse_missing()
     taken = job_input(config, sources, layout)
     input_url, scan = taken.url, taken.scan
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
-        scan = scan_input(input_url, config.label_attribute)
+        scan = scan_input(input_url, config.label_attribute, task_type=config.task_type)
         raise_for_problems(input_url, scan)
+        raise_for_held(input_url, scan.held, config.label_attribute)
         raise_for_no_data(input_url, scan)
     if chained_from is not None and not config.append and (changed := Job(chained_from).output_changed(scan.sha256)):
         raise JobError(changed)  # the same size, edited: its checksum is the scan's
@@ -174,6 +174,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     scan.selection.keep(layout.selection)
     log.info("job %s: %d line(s), %d to label under %r -> %s",
              config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url)
+    if not scan.selected:
+        log.warning("%s", nothing_to_label(config.job_name, scan.lines, config.label_attribute))
     return execute(state, run)
 
 
@@ -333,6 +335,7 @@ def clone(
     job.check_named()
     prev = job.state
     refuse_unknown_options(prev.config.method, options)
+    refuse_open_file(prev.config.job_name, prev.config.input)
     config = replace(
         prev.config,
         job_name=job_name,

@@ -13,6 +13,7 @@ from typing import Any
 from ._annotators.base import check_installed, get_annotator_class
 from ._errors import JobError, JobExistsError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
 from ._jobs.plugin_errors import plugin_raised_as_usage
@@ -101,9 +102,9 @@ def check_config(config: JobConfig) -> None:
     """A new job's configuration made whole (paths absolute, where relative URLs resolve) and
     checked, before anything is written: a mistake costs nothing."""
     check_job_name(config.job_name)
-    config.input = _absolute(config.input)
+    config.input = file_behind(_absolute(config.input), "input manifest")
     config.output_root = _absolute(config.output_root)
-    config.append = [_absolute(u) for u in config.append]
+    config.append = [file_behind(_absolute(u), "--append manifest") for u in config.append]
     if config.method in _FETCHING_METHODS and not config.options.get("relative_to"):
         # the CLI records where relative URLs resolve; the API does the same, so a chained job
         # (whose input is in the job folder) still finds the files the first job read
@@ -273,9 +274,12 @@ def input_changed(state: JobState) -> bool:
     ``selection.bin`` kept. An input that cannot be read is not said to have changed (a
     COMPLETED job does not need it; ``resume`` names it where it does)."""
     from ._errors import StorageError
+    from ._jobs.input_identity import stands_for_open_file
     from ._jobs.scan_ranges import fingerprint, sha256_of
     from ._jobs.selection import LineSelection
 
+    if stands_for_open_file(state.effective_input):  # this command's own stdin: not the job's input, never read
+        return False
     kept = LineSelection.load(state.layout.selection)
     if kept is not None and kept.fingerprint is not None and kept.fingerprint == fingerprint(state.effective_input):
         return kept.sha256 != state.input_sha256

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ._api_checks import input_changed, input_changed_text
 from ._errors import TotaskError
+from ._jobs.input_identity import stands_for_open_file
 from ._jobs.inputs import InputMissing, refuse_missing_input
 from ._jobs.job import Job
 from ._jobs.state import failures_missing, output_changed, output_missing
@@ -29,7 +30,7 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
         notes["failures-missing"] = gone
     if live:
         return notes
-    if state.status != COMPLETED:  # resume needs the input: its refusal, said before it is run
+    if state.status != COMPLETED or stands_for_open_file(state.effective_input):  # resume needs the input
         try:
             refuse_missing_input(state)
         except InputMissing as exc:

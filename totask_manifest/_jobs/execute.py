@@ -106,7 +106,8 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         try:
             if _done(counts) >= total:  # every selected line recorded (a run whose close() failed, an
                 # output manifest deleted): the annotator is not built, nor a cluster started, to label none
-                log.info("job %s: every selected line is recorded; nothing to label", config.job_name)
+                log.info("job %s: %s", config.job_name,
+                         "every selected line is recorded; nothing to label" if total else "no line to label")
             else:
                 with plugin_code():  # the annotator's __init__, annotate, close and threads: they print to stderr
                     plan.engine.run(plan)

@@ -21,6 +21,7 @@ from .._errors import JobError, StorageError, TotaskError, UsageError
 from .._storage import carries_secret, exists, redact_secret_url, redact_url
 from .combine import combine_with_appended
 from .config import JobConfig
+from .input_identity import open_file_text, stands_for_open_file
 from .layout import JobLayout
 from .scan_ranges import InputScan, sha256_of
 from .state import JobState
@@ -36,6 +37,16 @@ class InputSources:
     input: str
     append: list[str]
     copied: bool = False
+
+    def refuse_missing(self) -> None:
+        """A manifest given that is not there, named: also where a job of that name exists with
+        another configuration, whose refusal ("differs in: input; choose another --job-name")
+        sent a user who mistyped the input's path to change the name instead."""
+        if not exists(self.input):
+            raise UsageError(f"input manifest not found: {redact_url(self.input)}")
+        for url in self.append:
+            if not exists(url):
+                raise UsageError(f"--append manifest not found: {redact_url(url)}")
 
 
 def keep_secrets_out(config: JobConfig, copy_of: str | None = None) -> InputSources:
@@ -83,7 +94,7 @@ def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> Jo
     # folders of lines an earlier job appended (they lie inside its input, before the new ones)
     earlier = list(config.options.get(APPENDED_BASES) or ())
     appended = combine_with_appended(sources.input, sources.append, layout.input_manifest, config.label_attribute,
-                                     shown=(config.input, *config.append),  # as job.json records them
+                                     task_type=config.task_type, shown=(config.input, *config.append),  # as job.json records them
                                      input_base=config.options.get("relative_to"), earlier=earlier)
     if sources.append:
         (log.warning if appended.skipped else log.info)("%s", appended.summary())
@@ -162,9 +173,11 @@ def refuse_missing_input(state: JobState) -> None:
     the job reads: the manifest given, or the copy it made in its folder (``--append``, a URL with
     a secret), named with what it was made of."""
     read = state.effective_input
+    c = state.config
+    if stands_for_open_file(read):  # not exists(): /dev/stdin "exists", as this command's own input
+        raise InputMissing(open_file_text(c.job_name, read))
     if exists(read):
         return
-    c = state.config
     made_of = ""
     if read == state.layout.input_manifest:  # redacted again: a version before the redaction wrote them whole
         given = "".join(f" with --append {redact_url(url)}" if i == 0 else f", --append {redact_url(url)}"

@@ -37,7 +37,7 @@ from .._errors import (
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
-from .layout import JobLayout, begun_not_started
+from .layout import JobLayout, _names, begun_not_started
 from .lease import current_holder
 from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
@@ -315,6 +315,9 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
                  if live is not None else
                  "; it holds only what a job's start writes: a job killed before it began (while it read its "
                  "input); run the command that made it again (annotate, chain or run) to start it")
+    elif jobs := _jobs_in(folder):  # an output root given for one of its jobs
+        shown_jobs = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        said += f"; it holds job folder(s) {shown_jobs}: give one ({redact_secret_url(join(given, jobs[0]))})"
     return NotAJobError(f"{shown} is not a job folder: {said}")
 
 
@@ -326,6 +329,17 @@ def live_holder(folder: str) -> Any:
     except (TotaskError, OSError):
         return None
     return holder if gone is None else None
+
+
+def _jobs_in(folder: str, most: int = 50) -> list[str]:
+    """The names of the job folders (holding ``job.json``) right inside ``folder``, of its first
+    ``most`` entries (one request each on a store): ``status out/`` was told only "job.json not
+    found", of the folder that holds the jobs."""
+    try:
+        names = sorted(_names(folder) or ())[:most]
+        return [n for n in names if exists(join(folder, n, "job.json"))]
+    except (StorageError, OSError):
+        return []
 
 
 def _begun(folder: str) -> bool:

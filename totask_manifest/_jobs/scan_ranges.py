@@ -15,14 +15,13 @@ unchanged input reads neither the input nor its checksum again.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -35,7 +34,9 @@ from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
 from .._manifest.ranges import CHUNK, map_ranges, refuse_changed, version
 from .._outcomes import Item
-from .._storage import open_read, redact_url, url_to_fs
+from .._storage import open_read, redact_url
+from .held_labels import HeldLabels, shape_passes
+from .input_identity import fingerprint, require_ranges
 from .layout import JobLayout
 from .selection import LineSelection, iter_selected, needs_label
 
@@ -58,6 +59,7 @@ class InputScan:
     #: lines with a problem: one line can hold several (over 100,000 characters, a value over 20,000)
     bad_lines: int = 0
     selection: LineSelection = field(default_factory=LineSelection)
+    held: HeldLabels = field(default_factory=HeldLabels)  #: what lines not selected hold under the attribute
 
 
 @dataclass
@@ -70,10 +72,11 @@ class _RangeScan:
     problems: list[tuple[int, str, str, str]] = field(default_factory=list)
     problem_count: int = 0
     bad_lines: int = 0
+    held: HeldLabels = field(default_factory=HeldLabels)
 
 
-def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lines: int = RUN_LINES,
-               chunk: int = BLOCK_BYTES, piece_bytes: int = PIECE_BYTES) -> _RangeScan:
+def scan_range(url: str, start: int, end: int | None, attribute: str, task_type: str | None = None, *,
+               run_lines: int = RUN_LINES, chunk: int = BLOCK_BYTES, piece_bytes: int = PIECE_BYTES) -> _RangeScan:
     """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
     (``input_line_problems``) and the selection rule, with each selected line's offset.
 
@@ -85,8 +88,8 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, *, run_lin
     line-by-line scan). Why: read in 1 MB chunks (page faults, ``blocks.BLOCK_BYTES``), each line
     split into its own bytes object, its start counted and each run joined again, the scan cost
     a third more CPU than ``validate`` on the same bytes."""
-    out = _RangeScan()
-    typed = _TypedRuns(attribute)
+    out = _RangeScan(held=HeldLabels(task_type))  # ``task_type``: the job's (``held_labels``)
+    typed = _TypedRuns(attribute, task_type)
     with open_read(url) as f:
         offset = long_lines.line_start(f, start, chunk, end)
         for block in iter_blocks(f, start=start, end=end, chunk=chunk, keep_bom=True):
@@ -141,11 +144,11 @@ class _TypedRuns:
     forbids keys the schema lacks); so a line needs a label exactly when the shape lacks the
     attribute (``selection.needs_label``). Task types' own rules are not run: they decide neither."""
 
-    def __init__(self, attribute: str) -> None:
+    def __init__(self, attribute: str, task_type: str | None = None) -> None:
         from .._manifest.line_check import LineChecker  # on use, as in _scan_run
         from .._manifest.problems import Collector
 
-        self.attribute = attribute
+        self.attribute, self.task_type = attribute, task_type
         #: its problems are never read: a run it does not accept goes the scan's own ways
         self._checker = LineChecker(None, None, None, Collector(strict=False, max_problems=0), task_rules=False)
         self._shape: tuple | None = None
@@ -165,6 +168,8 @@ class _TypedRuns:
             return
         plan = self._checker.plan_of(shape, records[0])
         self._shape = shape
+        if not shape_passes(records[0], self.attribute, self.task_type):  # each line noted (``held_labels``)
+            plan = None
         self.plan = plan.typed if plan is not None else None
         self.accepts = self.plan.accepts if self.plan is not None else None
         self.selects = self.attribute not in shape
@@ -207,6 +212,8 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
                         type(meta := record.get(meta_key)) is dict and "failure-reason" in meta):
                     out.indices.append(first + j)
                     out.offsets.append(starts[j])
+                else:
+                    out.held.note(first + j + 1, record, attribute)
             return records
     for at, raw in zip(starts, raws, strict=True):
         _scan_line(out, at, raw, attribute)
@@ -227,6 +234,8 @@ def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
     if needs_label(line.record(), attribute):
         out.indices.append(out.lines - 1)
         out.offsets.append(at)
+    else:
+        out.held.note(out.lines, line.record(), attribute)
 
 
 def _add_problems(out: _RangeScan, problems: list[tuple[str, str, str]]) -> None:
@@ -243,33 +252,6 @@ def sha256_of(url: str) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)  # hashlib releases the GIL on big buffers
     return digest.hexdigest()
-
-
-def fingerprint(url: str) -> dict[str, Any] | None:
-    """What the store says identifies this version of the file (size and modification time,
-    or an ETag), or None when it says nothing that would change with the content."""
-    fs, path = url_to_fs(url)
-    try:
-        info = fs.info(path)
-    except (OSError, ValueError):
-        return None
-    marks = {k: str(info[k]) for k in ("mtime", "LastModified", "ETag", "etag", "ino", "generation") if info.get(k)}
-    if not marks:
-        return None
-    return {"size": int(info.get("size") or 0), **marks}
-
-
-def _require_ranges(url: str) -> None:
-    """A job reads its input again at its selected lines' offsets: over ``http(s)://`` the server
-    must serve byte ranges, asked once (its last byte) before the job exists. A small file the
-    scan reads in one request said nothing about it, and the job failed once it existed."""
-    if not url[:8].lower().startswith(("http://", "https://")):
-        return
-    with open_read(url) as f:
-        size = f.seek(0, os.SEEK_END)
-        if size > 1:
-            f.seek(size - 1)
-            f.read(1)  # a range that does not start at 0: checked by ``_http_ranges``
 
 
 class _Checksum(threading.Thread):
@@ -296,7 +278,8 @@ class _Checksum(threading.Thread):
         return self.sha
 
 
-def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum: bool = True) -> InputScan:
+def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum: bool = True,
+               task_type: str | None = None) -> InputScan:
     """Read the input once: checksum, line count, the selection, and every line ``validate``
     would refuse at line level (UTF-8, JSON object, one source key, line and value length,
     ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
@@ -305,14 +288,14 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
     The checksum is a read of its own, beside the workers' ranges: without ``checksum`` (the
     input and ``--append`` manifests checked one by one before they are combined, whose
     checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
-    _require_ranges(url)
+    require_ranges(url)
     mark, before = fingerprint(url), version(url)
     summer = _Checksum(url) if checksum else None
-    parts = map_ranges(scan_range, url, (attribute,), workers=workers,
+    parts = map_ranges(scan_range, url, (attribute, task_type), workers=workers,
                        started=summer.start if summer is not None else None)
     sha = summer.result() if summer is not None else ""
     refuse_changed(url, before)  # the checksum is a read of its own: of the same version as the lines?
-    scan = InputScan(sha256=sha)
+    scan = InputScan(sha256=sha, held=HeldLabels(task_type))
     for part in parts:  # each part's arrays taken over or freed as it is added: 16 bytes a selected line
         add_range(scan, part)
     sel = scan.selection
@@ -339,6 +322,7 @@ def add_range(scan: InputScan, part: _RangeScan) -> None:
         _problem(scan, f"line {number + base}{where}: {message} [{rule}]")
     scan.problem_count += part.problem_count - len(part.problems)
     scan.bad_lines += part.bad_lines
+    scan.held.add(part.held, base)
     scan.lines += part.lines
 
 

@@ -1,0 +1,124 @@
+"""A job's label attribute that lines already hold with something it must not pass over.
+
+Ground Truth's selection rule passes over a line holding the attribute. Where that value was a
+label of another task type (boxes, and the job a classifier), ``annotate`` wrote its labels
+beside them, one attribute holding two kinds of label, exit 0; where it was an ordinary key
+(``category-x: "cat"``, no ``category-x-metadata``), the job ended COMPLETED with ``total=0``
+and nothing said. Both are refused before the job exists, in one line, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from totask_manifest._cli import main
+from totask_manifest._jobs.scan_ranges import InputScan, add_range, scan_range
+from totask_manifest._manifest.ranges import plan_ranges
+
+from .jobs_helpers import run_cli, toy_job_args
+
+BOXES = {"image_size": [{"width": 8, "height": 8, "depth": 3}], "annotations": []}
+BOXES_META = {"objects": [], "class-map": {}, "type": "groundtruth/object-detection", "human-annotated": "no",
+              "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/boxes"}
+CLS_META = {"class-name": "bird", "confidence": 0.9, "type": "groundtruth/image-classification",
+            "job-name": "labeling-job/human", "human-annotated": "yes", "creation-date": "2020-01-01T00:00:00.000000"}
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def _refused(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
+    assert main(argv) == 2
+    _out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_annotate_onto_an_attribute_holding_another_task_types_labels_is_refused(tmp_path, capsys) -> None:
+    rows = [{"source-ref": f"s3://b/{i}.jpg"} for i in range(3)]
+    rows += [{"source-ref": f"s3://b/x{i}.jpg", "cls": BOXES, "cls-metadata": BOXES_META} for i in range(40)]
+    inp = _write(tmp_path / "in.manifest", rows)
+    line = _refused(capsys, toy_job_args(inp, tmp_path / "out"))
+    assert "line 4" in line and "'cls'" in line and "object-detection" in line and "image-classification" in line, line
+    assert "(40 line(s) do)" in line and "--label-attribute" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_appended_manifest_holding_another_task_types_labels_is_named(tmp_path, capsys) -> None:
+    inp = _write(tmp_path / "in.manifest", [{"source-ref": "s3://b/0.jpg"}])
+    more = _write(tmp_path / "more.manifest", [{"source-ref": "s3://b/1.jpg"},
+                                               {"source-ref": "s3://b/2.jpg", "cls": BOXES, "cls-metadata": BOXES_META}])
+    line = _refused(capsys, toy_job_args(inp, tmp_path / "out", "--append", str(more)))
+    assert "--append manifest" in line and "more.manifest line 2" in line and "object-detection" in line, line
+    assert not (tmp_path / "out" / "j").exists()
+
+
+@pytest.mark.parametrize("meta", [None, {"note": "no type"}], ids=["no-metadata", "metadata-without-type"])
+def test_annotate_onto_an_ordinary_key_is_refused_not_completed_with_nothing_labeled(tmp_path, capsys, meta) -> None:
+    extra = {"cls-metadata": meta} if meta is not None else {}
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": "cat", **extra} for i in range(20)]
+    inp = _write(tmp_path / "in.manifest", rows)
+    line = _refused(capsys, toy_job_args(inp, tmp_path / "out"))
+    assert "line 1" in line and "'cls' is not a label" in line and "'cls-metadata'" in line, line
+    assert "(20 line(s) do)" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_ordinary_key_on_some_lines_is_refused_too(tmp_path, capsys) -> None:
+    """Labels would be written beside the plain values: one attribute, two kinds of value."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": 1, "cls-metadata": CLS_META} for i in range(2)]
+    rows += [{"source-ref": "s3://b/p.jpg", "cls": "cat"}, {"source-ref": "s3://b/q.jpg"}]
+    line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert "line 3" in line and "is not a label" in line and "line(s) do" not in line, line
+
+
+def test_the_scan_notes_them_in_every_range_as_one_scan_does(tmp_path) -> None:
+    """The typed path takes a run of one shape whole: a shape holding another type's label is read
+    line by line, so each line is counted, in whichever worker's range it lies."""
+    rows = []
+    for i in range(600):
+        row: dict = {"source-ref": f"s3://b/{i:04d}.jpg"}
+        if i < 250 or i % 7 == 0:  # runs of one shape, and shapes mixed
+            row |= {"cls": 2, "cls-metadata": CLS_META}
+        elif i >= 260:
+            row |= {"cls": BOXES, "cls-metadata": BOXES_META}
+        rows.append(row)
+    url = str(_write(tmp_path / "in.manifest", rows))
+    size = Path(url).stat().st_size
+    for task_type, held in (("image-classification", {"object-detection": (292, 261)}),
+                            ("object-detection", {"image-classification": (300, 1)}), (None, {})):
+        scan = InputScan()
+        for start, end in plan_ranges(size, 4, min_bytes=size // 8):
+            add_range(scan, scan_range(url, start, end, "cls", task_type))
+        assert {k: (scan.held.counts[k], scan.held.first[k]) for k in scan.held.counts} == held, task_type
+
+
+def test_a_job_with_every_line_labeled_says_why_it_labels_nothing(tmp_path) -> None:
+    """COMPLETED with ``total=0`` is Ground Truth's rule; it said only "every selected line is
+    recorded; nothing to label", as if lines had been selected and labeled."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": 1, "cls-metadata": CLS_META} for i in range(3)]
+    done = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    out, err = done.stdout, done.stderr
+    assert "COMPLETED" in out and "total=0" in out, out
+    assert "nothing to label: every data line (3 line(s) read) already holds a label under 'cls'" in err, err
+    assert "--label-attribute a new name" in err and "every selected line is recorded" not in err, err
+
+
+def test_documents_kept_as_they_are_go_beside_any_task_types_labels(tmp_path) -> None:
+    """A job of any task type writes a native document it keeps as Ground Truth's custom type
+    (``--native keep``): chained onto its own attribute, it was refused as "holds custom labels"."""
+    custom = {"type": "groundtruth/custom", "job-name": "j", "human-annotated": "no",
+              "creation-date": "2024-01-01T00:00:00.000000"}
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": {"any": i}, "cls-metadata": custom} for i in range(40)]
+    rows += [{"source-ref": "s3://b/x.jpg", "cls": 1, "cls-metadata": CLS_META}, {"source-ref": "s3://b/u.jpg"}]
+    url = str(_write(tmp_path / "in.manifest", rows))
+    for task_type in ("image-classification", "custom", "object-detection"):
+        held = scan_range(url, 0, None, "cls", task_type).held
+        assert held.counts == ({"image-classification": 1} if task_type == "object-detection" else {}), task_type

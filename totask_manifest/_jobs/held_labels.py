@@ -1,0 +1,119 @@
+"""What a job's label attribute already holds on the lines it passes over, and when that refuses the job.
+
+Ground Truth's selection rule labels only the lines without a value under the attribute, so a
+line holding one is passed through. Two kinds of value there are not the job's to pass over:
+
+- a label of another task type (the attribute holds object-detection boxes, the job is an
+  image classifier): the job would write its labels beside them, one attribute holding two
+  kinds of label, exit 0, which no reader downstream (COCO, YOLO, ``evaluate``) can take as one
+  label column. ``chain`` refuses it from the previous job's configuration
+  (``_api_checks.chained_attribute``); ``annotate`` has only the lines, read here;
+- a value that is no label at all: no ``KEY-metadata`` beside it (``category-x: "cat"``, an
+  ordinary key of the input), or one that declares no Ground Truth task type. Ground Truth
+  names a label's metadata ``<attribute>-metadata`` and every label has one; a job onto such a
+  key passed over every line holding it and ended COMPLETED with nothing said (``total=0`` when
+  every line held it), and where some did not it wrote labels beside the plain values.
+
+Both are the options' mistake, not the data's (exit 2, as ``chain``'s refusal): the way forward
+is another ``--label-attribute`` (docs/jobs.md, "What the label attribute may already hold").
+The scan notes them as it reads (``scan_ranges``: its workers' ranges, then the whole file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .._errors import UsageError
+from .._manifest.naming import metadata_key
+from .._storage import redact_url
+from .._task_types import GT_PREFIX, task_type_of_metadata
+
+#: the kind of a value that is not a label (no metadata, or metadata without a known ``type``)
+NOT_A_LABEL = ""
+#: Ground Truth's custom type: what a job of any task type writes for a document kept as it is
+#: (``--native keep``, ``recorder.updates_for``), so it goes beside any type's labels, either way
+CUSTOM = "custom"
+
+
+@dataclass
+class HeldLabels:
+    """The lines (of a range, then of a file) that hold the attribute with a value the job of
+    ``task_type`` must not pass over: per kind (another task type's name, or ``NOT_A_LABEL``)
+    how many, and the first one's number. ``task_type`` None: nothing is noted (a resume's scan
+    again, whose input was checked when the job started, or a caller that names no job)."""
+
+    task_type: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    first: dict[str, int] = field(default_factory=dict)
+
+    def note(self, number: int, record: dict, attribute: str) -> None:
+        """Line ``number``, which holds ``attribute`` (not null, no earlier failure): noted
+        where its value is not a label of the job's task type."""
+        if self.task_type is None:
+            return
+        meta = record.get(metadata_key(attribute))
+        if type(meta) is dict and meta.get("type") == GT_PREFIX + self.task_type:
+            return  # the common case, without a lookup
+        kind = held_kind(meta)
+        if fits(kind, self.task_type):
+            return
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.first.setdefault(kind, number)
+
+    def add(self, other: HeldLabels, base: int) -> None:
+        """``other``, of the range whose first line follows line ``base``, added (its lines renumbered)."""
+        for kind, count in other.counts.items():
+            self.counts[kind] = self.counts.get(kind, 0) + count
+            self.first.setdefault(kind, other.first[kind] + base)
+
+
+def fits(kind: str, task_type: str) -> bool:
+    """Whether a held value of ``kind`` may stay beside the labels a job of ``task_type`` writes."""
+    return kind == task_type or (kind != NOT_A_LABEL and CUSTOM in (kind, task_type))
+
+
+def held_kind(meta: object) -> str:
+    """The task type a value's metadata declares, or ``NOT_A_LABEL``."""
+    task_type = task_type_of_metadata(meta)
+    return task_type.name if task_type is not None else NOT_A_LABEL
+
+
+def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
+    """Whether a line of ``record``'s shape that holds ``attribute`` is one the job passes over
+    (a label of its task type, or no value there at all): the scan's typed path takes a run of
+    a shape whole, its metadata's ``type`` the same on every line (each schema fixes it), so a
+    shape whose first line is not passed over is left to the per-line path, which notes it."""
+    if task_type is None or record.get(attribute) is None:
+        return True
+    return fits(held_kind(record.get(metadata_key(attribute))), task_type)
+
+
+def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest") -> None:
+    """Refuse a job whose label attribute holds, on some line, what it must not pass over (see
+    the module's docstring): one line naming the manifest, the first such line, the attribute,
+    what it holds, the job's task type and the way forward."""
+    if not held.counts or held.task_type is None:
+        return
+    kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
+    line, count = held.first[kind], held.counts[kind]
+    where = f"{what} {redact_url(url)} line {line}"
+    also = f" ({count} line(s) do)" if count > 1 else ""
+    if kind == NOT_A_LABEL:
+        meta = metadata_key(attribute)
+        raise UsageError(
+            f"{where}: {attribute!r} is not a label there: it has no {meta!r} declaring a Ground Truth task type{also}; "
+            f"a job passes over every line holding its label attribute, so those lines would never be labeled: "
+            f"give --label-attribute a name the lines do not hold as an ordinary key")
+    raise UsageError(
+        f"{where}: label attribute {attribute!r} holds {kind} labels{also} and this job labels {held.task_type}; "
+        f"one attribute holds one task type's labels (as in Ground Truth): give --label-attribute a new name for the "
+        f"{held.task_type} labels, or --task-type {kind} to label the lines still unlabeled")
+
+
+def nothing_to_label(job_name: str, lines: int, attribute: str) -> str:
+    """Why a new job selected no line (every data line holds a label of its type under its
+    attribute, the others being refused above): said, as the job ends COMPLETED having labeled
+    nothing (Ground Truth's rule), where it said only "every selected line is recorded"."""
+    return (f"job {job_name}: nothing to label: every data line ({lines} line(s) read) already holds a label under "
+            f"{attribute!r} (a job labels only the lines without one); to label them anew, give --label-attribute "
+            "a new name")
