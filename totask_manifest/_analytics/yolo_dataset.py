@@ -41,7 +41,9 @@ import orjson
 from .._errors import ManifestError
 from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
+from .coco_left_out import CocoKeysLeftOut
 from .labels import (
+    NOTES,
     image_source,
     iter_labels,
     not_held,
@@ -100,6 +102,7 @@ def manifest_to_yolo(
     class_map: dict[str, str] = {}
     ids_by_name: dict[str, str] = {}
     files = skipped = unwritten_scores = unlisted = 0
+    coco_keys = CocoKeysLeftOut("YOLO")
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(
@@ -109,6 +112,7 @@ def manifest_to_yolo(
                     skipped += not line.is_blank
                     continue
                 path, image = label_path(line.number, label.source, common)
+                coco_keys.add(line.number, label.record, label.metadata)
                 taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
@@ -167,6 +171,9 @@ def manifest_to_yolo(
         counts["confidences left out"] = unwritten_scores
     if unlisted:  # an API URL has no suffix: saved as named, Ultralytics skips the image and its labels
         counts["images without an image suffix"] = unlisted
+    coco_keys.count(counts)
+    if notes := coco_keys.notes():
+        counts[NOTES] = notes
     return counts
 
 
