@@ -38,6 +38,7 @@ from .._formats.native import describe
 from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
+from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
     KeptIds,
     Renumber,
@@ -200,16 +201,13 @@ def coco_to_manifest(
         )
     if not doc["images"]:
         raise no_images(src)
+    refuse_ids_that_are_no_integers(doc)  # before any is used as a key
     cats = categories_by_id(doc)
     licenses = licenses_by_id(doc)  # each image's line carries its own
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     seen: dict[Any, int] = {}  # image id -> its index: annotations name an image by id alone
     for n, image in enumerate(doc["images"]):
-        if isinstance(image, dict) and not _plain_id(image.get("id")):
-            raise FormatError(
-                f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id"
-            )
         if isinstance(image, dict) and image.get("id") is not None:
             if image["id"] in seen:  # each would get the other's boxes
                 raise FormatError(
@@ -229,12 +227,6 @@ def coco_to_manifest(
                 raise FormatError(f"annotation id {ann_id!r} is also annotations[{ann_seen[ann_id]}]'s; one id "
                                   "names one annotation", fmt="coco", key=f"annotations[{i}].id")
             ann_seen[ann_id] = i
-        if not _plain_id(ann["image_id"]):
-            raise FormatError(
-                f"image_id {ann['image_id']!r} is not a number or a string",
-                fmt="coco",
-                key=f"annotations[{i}].image_id",
-            )
         by_image[ann["image_id"]].append(ann)
         places[ann["image_id"]].append(i)
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
@@ -291,13 +283,7 @@ def coco_to_manifest(
                         anns, size, cats, class_names=class_names, drop_crowd=allow_drop
                     )
                 else:
-                    if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
-                        raise FormatError(
-                            f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
-                            "no '/', '\\', '?', '#', '%' or control character, no leading '.'",
-                            fmt="coco",
-                            key=f"{key}.id",
-                        )
+                    # an integer id (coco_id_rules) names a file: no '/', no '..'
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = paint_coco_mask(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
@@ -370,16 +356,6 @@ def _drop_hint(anns: list, lost: Counter, task_type: str) -> str:
     )
     why = "; a box is one object and a crowd region covers many" if CROWD_REGION in lost else ""
     return f"reading these annotations as {read_as} would drop {describe(lost)}{why}; {way}allow dropping (--allow-drop)"
-
-
-#: an image id a mask file may be named by (``masks/<id>.png``): no folder separator, no leading
-#: dot (``..``, a hidden file), no control character, nothing a URL reads as a query or fragment
-_MASK_NAME = re.compile(r"[^/\\?#%.\x00-\x1f\x7f][^/\\?#%\x00-\x1f\x7f]*")
-
-
-def _plain_id(value: Any) -> bool:
-    """Whether an id can key an image (a list or an object cannot; a missing one is named later)."""
-    return value is None or isinstance(value, int | float | str)
 
 
 def _document_key(key: str | None, places: list[int]) -> str | None:
