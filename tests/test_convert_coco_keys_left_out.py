@@ -24,7 +24,7 @@ def test_coco_keys_an_export_cannot_hold_are_counted_and_said(tmp_path: Path, to
     result = convert(str(tmp_path / "o.manifest"), str(tmp_path / out), to=to)
     assert result.counts[COUNT] == 2, result.counts
     said = [n for n in result.notes if "COCO keys" in n]
-    assert len(said) == 1 and "coco-image, coco-id, area" in said[0] and "first on line 1" in said[0], result.notes
+    assert len(said) == 1 and "coco-document, coco-image, coco-id, area" in said[0] and "first on line 1" in said[0], result.notes
 
 
 def test_a_manifest_no_coco_import_wrote_says_nothing(tmp_path: Path) -> None:

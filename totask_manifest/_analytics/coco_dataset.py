@@ -38,6 +38,7 @@ from .._formats.native import describe
 from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
+from .coco_document import DocumentSections, document_sections
 from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
     KeptIds,
@@ -109,12 +110,14 @@ def _write_document(
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     past = PastImage()
     skipped = n_images = n_anns = 0
-    info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
+    document = DocumentSections({"description": f"converted by totask-manifest from {src} (label attribute {attr})"})
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
-        out.write(b'{"info":' + orjson.dumps(info) + b',"images":[')
+        out.write(b'{"images":[')  # the document's own sections (info, licenses) follow the categories
         for line, label in iter_labels(
             src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped
         ):
+            if not line.is_blank:
+                document.take(line.record(), line.number, licenses)
             if label is None:
                 skipped += not line.is_blank
                 continue
@@ -151,11 +154,11 @@ def _write_document(
         annotations.copy_to(out, COPY_CHUNK)
         categories = ids.categories(cats)
         out.write(b'],"categories":' + orjson.dumps(categories))
-        out.write(b',"licenses":' + orjson.dumps(list(licenses.values())) + b"}" if licenses else b"}")
+        out.write(document.sections(licenses) + b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
-    if notes := past.notes():
+    if notes := past.notes() + document.notes():
         counts[NOTES] = notes
     return counts
 
@@ -303,7 +306,7 @@ def coco_to_manifest(
                     task_type,
                     job_name=job_name,
                     human_annotated=human_annotated or (said if said in ("yes", "no") else human),
-                    extra=image_keys(image, licenses, key),
+                    extra={**(document_sections(doc) if n == 0 else {}), **image_keys(image, licenses, key)},
                 )
             )
         write_lines(dst, lines)
@@ -313,7 +316,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    notes = not_carried(doc, licenses) + merged.notes()  # the document's info, a license no image names: said
+    notes = not_carried(doc) + merged.notes()  # the categories' keys a class-map cannot hold: said
     if task_type == DETECTION:  # masks: every category is in each line's internal-color-map
         notes += unnamed_categories(cats, {a.get("category_id") for anns in by_image.values() for a in anns})
     if notes:

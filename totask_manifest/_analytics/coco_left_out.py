@@ -1,7 +1,7 @@
 """The COCO bookkeeping a YOLO or task-data export leaves out, counted and said.
 
-A COCO import keeps, on each line, what only a COCO document has a place for: the image's own
-keys and id (``coco-image``), each box's annotation id (``coco-id``), an ``area`` other than the
+A COCO import keeps, on each line, what only a COCO document has a place for: the document's own
+sections (``coco-document``, first line), the image's own keys and id (``coco-image``), each box's annotation id (``coco-id``), an ``area`` other than the
 box's and a ``coco-category-id`` (``objects`` entries). A COCO export writes them back; YOLO and
 Synapse task data have no field for any of them, so those exports left them out with exit 0 and
 nothing said. They are bookkeeping, not labels (no box, class or score is lost), so they are
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
+from .coco_document import COCO_DOCUMENT
 from .coco_images import COCO_IMAGE
 
 #: the summary's count: the lines whose COCO bookkeeping the export left out
@@ -33,7 +34,7 @@ class CocoKeysLeftOut:
 
     def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         """``record`` is the manifest line, ``metadata`` its label's metadata (``None``: none)."""
-        found = [COCO_IMAGE] if COCO_IMAGE in record else []
+        found = [k for k in (COCO_DOCUMENT, COCO_IMAGE) if k in record]
         objects = metadata.get("objects") if isinstance(metadata, Mapping) else None
         for obj in objects if isinstance(objects, list) else ():
             if isinstance(obj, Mapping):
