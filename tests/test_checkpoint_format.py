@@ -190,7 +190,7 @@ def test_writer_records_round_trip(tmp_path):
                    (2, "failed", b'{"b":2}', 7, {"reason": "x", "rule": "internal-error", "task_id": 7}),
                    (5, "routed", BOM + b"{}\n", 3, {"reason": "low"})]
     assert [(r.index, r.body) for r in iter_records(layout, bodies=False)] == [(0, b""), (2, b""), (5, b"")]
-    assert summarize(layout) == (5, {"labeled": 1, "failed": 1, "routed": 1, "dropped": 0}, 2)
+    assert summarize(layout) == (5, {"labeled": 1, "failed": 1, "routed": 1, "dropped": 0, "warnings": 0}, 2)
 
 
 @pytest.mark.parametrize(("index", "lengths", "after", "refusal"), [

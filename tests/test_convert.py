@@ -667,7 +667,7 @@ def test_a_coco_id_that_is_a_list_or_an_object_is_one_error_line(tmp_path, capsy
     src.write_text(json.dumps(doc))
     with pytest.raises(FormatError) as err:
         convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
-    assert err.value.key == key and "a number or a string" in str(err.value)
+    assert err.value.key == key and "is not an integer" in str(err.value)
     capsys.readouterr()
     assert cli_main(["convert", str(src), str(tmp_path / "m.manifest"), "--to", "manifest"]) == 1
     err_lines = capsys.readouterr().err.strip().splitlines()
@@ -689,16 +689,18 @@ def test_a_coco_image_id_is_no_path_for_its_mask(tmp_path):
     assert not (tmp_path / "a" / "b" / "m.manifest").exists()
 
 
-@pytest.mark.parametrize("image_id", ["img 1", "été-7", "a.b_c"])
-def test_a_coco_image_id_that_is_a_plain_file_name_still_names_its_mask(tmp_path, image_id):
-    """Only ids that could leave the masks folder (or hide a file) are refused: spaces and
-    letters outside ASCII are file names like any other."""
+@pytest.mark.parametrize("image_id", ["img 1", "été-7", "a.b_c", "7"])
+def test_a_coco_image_id_that_is_a_file_name_is_refused_as_no_integer(tmp_path, image_id):
+    """A string image id named its mask file (``masks/img 1.png``) and was kept as a string,
+    which pycocotools' results match against no image: COCO ids are integers
+    (``test_coco_id_integers``), so it is refused, and no mask is painted."""
     doc = _square_coco(image_id)
     src = tmp_path / "c.json"
     src.write_text(json.dumps(doc), encoding="utf-8")
-    convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
-    assert (tmp_path / "masks" / f"{image_id}.png").is_file()
-    assert (tmp_path / "m.manifest").read_bytes().count(b"\n") == 1
+    with pytest.raises(FormatError) as err:
+        convert(str(src), str(tmp_path / "m.manifest"), to="manifest")
+    assert err.value.key == "images[0].id" and "COCO ids are integers" in str(err.value)
+    assert not (tmp_path / "masks").exists() and not (tmp_path / "m.manifest").exists()
 
 
 @pytest.mark.parametrize(("name", "body", "to"), [("a.json", b"not json", "coco-in"), ("b.json", b'{"x":1}', "coco-in"),

@@ -240,10 +240,12 @@ def test_imported_lines_are_written_in_ground_truths_order(tmp_path):
     convert(str(src), str(tmp_path / "yolo"), to="yolo")
     for i, back in enumerate((tmp_path / "from-coco.manifest", tmp_path / "from-yolo.manifest")):
         convert(str(tmp_path / ("c.json" if i == 0 else "yolo")), str(back), to="manifest")
-        for raw in back.read_bytes().splitlines():
+        for n, raw in enumerate(back.read_bytes().splitlines()):
             record = orjson.loads(raw)
-            # an input key before the labels, as Ground Truth keeps the input manifest's: the COCO image's id
-            assert list(record) == ["source-ref", *["coco-image"] * (i == 0), "label", "label-metadata"]
+            # input keys before the labels, as Ground Truth keeps the input manifest's: the COCO image's id,
+            # and on the first line the document's own sections (its info: coco_document)
+            coco = [*["coco-document"] * (n == 0), "coco-image"] if i == 0 else []
+            assert list(record) == ["source-ref", *coco, "label", "label-metadata"]
             assert list(record["label"]) == ["image_size", "annotations"]
             assert all(list(a) == ["class_id", "top", "left", "height", "width"] for a in record["label"]["annotations"])
             assert list(record["label-metadata"]) == ["objects", "class-map", "type", "human-annotated",

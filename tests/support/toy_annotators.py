@@ -133,3 +133,21 @@ class NamesFileToy(ToyClassifier):
             if isinstance(outcome, Labeled):
                 outcome.metadata["class-name"] = self.names[outcome.value % len(self.names)]
         return out
+
+
+class ToyBoxes(BatchAnnotator):
+    """Labels object-detection lines with the one box each line names (``box``: left, top,
+    width, height) on a 10 x 10 image, as a model that rounds its boxes would."""
+
+    name = "toy-boxes"
+    batch_size = 4
+    Options = ToyOptions
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for item in items:
+            left, top, width, height = item.record["box"]
+            value = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
+                     "annotations": [{"class_id": 0, "left": left, "top": top, "width": width, "height": height}]}
+            out.append(Labeled(value, {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.9}]}))
+        return out

@@ -38,6 +38,8 @@ from .._formats.native import describe
 from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
+from .coco_document import DocumentSections, document_sections
+from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
     KeptIds,
     Renumber,
@@ -108,12 +110,14 @@ def _write_document(
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     past = PastImage()
     skipped = n_images = n_anns = 0
-    info = {"description": f"converted by totask-manifest from {src} (label attribute {attr})"}
+    document = DocumentSections({"description": f"converted by totask-manifest from {src} (label attribute {attr})"})
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
-        out.write(b'{"info":' + orjson.dumps(info) + b',"images":[')
+        out.write(b'{"images":[')  # the document's own sections (info, licenses) follow the categories
         for line, label in iter_labels(
             src, attr, native_to=DETECTION, allow_drop=allow_drop, dropped=dropped
         ):
+            if not line.is_blank:
+                document.take(line.record(), line.number, licenses)
             if label is None:
                 skipped += not line.is_blank
                 continue
@@ -150,11 +154,11 @@ def _write_document(
         annotations.copy_to(out, COPY_CHUNK)
         categories = ids.categories(cats)
         out.write(b'],"categories":' + orjson.dumps(categories))
-        out.write(b',"licenses":' + orjson.dumps(list(licenses.values())) + b"}" if licenses else b"}")
+        out.write(document.sections(licenses) + b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
-    if notes := past.notes():
+    if notes := past.notes() + document.notes():
         counts[NOTES] = notes
     return counts
 
@@ -200,16 +204,13 @@ def coco_to_manifest(
         )
     if not doc["images"]:
         raise no_images(src)
+    refuse_ids_that_are_no_integers(doc)  # before any is used as a key
     cats = categories_by_id(doc)
     licenses = licenses_by_id(doc)  # each image's line carries its own
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key
     seen: dict[Any, int] = {}  # image id -> its index: annotations name an image by id alone
     for n, image in enumerate(doc["images"]):
-        if isinstance(image, dict) and not _plain_id(image.get("id")):
-            raise FormatError(
-                f"image id {image['id']!r} is not a number or a string", fmt="coco", key=f"images[{n}].id"
-            )
         if isinstance(image, dict) and image.get("id") is not None:
             if image["id"] in seen:  # each would get the other's boxes
                 raise FormatError(
@@ -229,12 +230,6 @@ def coco_to_manifest(
                 raise FormatError(f"annotation id {ann_id!r} is also annotations[{ann_seen[ann_id]}]'s; one id "
                                   "names one annotation", fmt="coco", key=f"annotations[{i}].id")
             ann_seen[ann_id] = i
-        if not _plain_id(ann["image_id"]):
-            raise FormatError(
-                f"image_id {ann['image_id']!r} is not a number or a string",
-                fmt="coco",
-                key=f"annotations[{i}].image_id",
-            )
         by_image[ann["image_id"]].append(ann)
         places[ann["image_id"]].append(i)
     image_ids = {image.get("id") for image in doc["images"] if isinstance(image, dict)}
@@ -291,13 +286,7 @@ def coco_to_manifest(
                         anns, size, cats, class_names=class_names, drop_crowd=allow_drop
                     )
                 else:
-                    if not _MASK_NAME.fullmatch(str(image["id"])):  # its mask's file name: no path
-                        raise FormatError(
-                            f"image id {image['id']!r} cannot name a mask file (masks/<id>.png): "
-                            "no '/', '\\', '?', '#', '%' or control character, no leading '.'",
-                            fmt="coco",
-                            key=f"{key}.id",
-                        )
+                    # an integer id (coco_id_rules) names a file: no '/', no '..'
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
                     labeled = paint_coco_mask(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
@@ -317,7 +306,7 @@ def coco_to_manifest(
                     task_type,
                     job_name=job_name,
                     human_annotated=human_annotated or (said if said in ("yes", "no") else human),
-                    extra=image_keys(image, licenses, key),
+                    extra={**(document_sections(doc) if n == 0 else {}), **image_keys(image, licenses, key)},
                 )
             )
         write_lines(dst, lines)
@@ -327,7 +316,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    notes = not_carried(doc, licenses) + merged.notes()  # the document's info, a license no image names: said
+    notes = not_carried(doc) + merged.notes()  # the categories' keys a class-map cannot hold: said
     if task_type == DETECTION:  # masks: every category is in each line's internal-color-map
         notes += unnamed_categories(cats, {a.get("category_id") for anns in by_image.values() for a in anns})
     if notes:
@@ -370,16 +359,6 @@ def _drop_hint(anns: list, lost: Counter, task_type: str) -> str:
     )
     why = "; a box is one object and a crowd region covers many" if CROWD_REGION in lost else ""
     return f"reading these annotations as {read_as} would drop {describe(lost)}{why}; {way}allow dropping (--allow-drop)"
-
-
-#: an image id a mask file may be named by (``masks/<id>.png``): no folder separator, no leading
-#: dot (``..``, a hidden file), no control character, nothing a URL reads as a query or fragment
-_MASK_NAME = re.compile(r"[^/\\?#%.\x00-\x1f\x7f][^/\\?#%\x00-\x1f\x7f]*")
-
-
-def _plain_id(value: Any) -> bool:
-    """Whether an id can key an image (a list or an object cannot; a missing one is named later)."""
-    return value is None or isinstance(value, int | float | str)
 
 
 def _document_key(key: str | None, places: list[int]) -> str | None:

@@ -5,10 +5,9 @@ Every real COCO file gives each image a ``license``, ``coco_url``, ``flickr_url`
 the lines unsaid. An image's own keys now travel on its line under ``coco-image`` (a manifest
 line may hold any key, which passes through jobs unchanged, as in Ground Truth), and the export
 writes them back on the image. The document's own sections belong to no image, so no line
-holds them: the import says in one line that they are not carried. ``licenses`` is the exception:
-each image names one by its ``license`` id, so its line carries that entry (``coco-image``'s
-``licenses-entry``) and the export writes each license once, back into ``licenses``; a license
-no image names is said not carried.
+holds them: they travel on the first line (``coco_document``). Each image names its license by
+its ``license`` id, and its line carries that entry too (``coco-image``'s ``licenses-entry``), so
+the export writes each license once, back into ``licenses``, when that first line is gone.
 
 Ids: a detections file (COCO results: ``image_id``, ``category_id``, ``bbox``, ``score``) names
 images by the ground truth's ids, so an export that renumbered them (image ids as line numbers,
@@ -76,22 +75,10 @@ def image_keys(image: Mapping[str, Any], licenses: Mapping[Any, Any] | None, key
     return {COCO_IMAGE: carried} if carried else {}
 
 
-def not_carried(doc: Mapping[str, Any], licenses: Mapping[Any, Any] | None) -> list[str]:
-    """The lines an import says about the document's own sections (``info``; ``licenses`` where
-    it cannot be told apart), which no line holds, about the categories' keys a class-map cannot
-    hold, and about a license no image names."""
-    sections = [k for k in doc if k not in SECTIONS_READ and (k != "licenses" or licenses is None)]
-    named = {image.get("license") for image in doc["images"] if isinstance(image, Mapping) and _plain(image.get("license"))}
-    unnamed = [i for i in licenses or () if i not in named]
-    notes = [f"the document's {', '.join(map(repr, sections))} {'is' if len(sections) == 1 else 'are'} not carried "
-             f"(a manifest line is one image; a COCO export writes an 'info' of its own); each image's own keys "
-             f"are, under {COCO_IMAGE!r}"] if sections else []
-    notes += _category_keys(doc.get("categories"))
-    if unnamed:
-        notes.append(f"the document's license{'s' * (len(unnamed) > 1)} {', '.join(map(repr, unnamed))} "
-                     f"{'is' if len(unnamed) == 1 else 'are'} not carried: no image names "
-                     f"{'it' if len(unnamed) == 1 else 'them'} (a line carries its image's license)")
-    return notes
+def not_carried(doc: Mapping[str, Any]) -> list[str]:
+    """The lines an import says about the categories' keys a class-map cannot hold (the
+    document's own sections travel on the first line: ``coco_document``)."""
+    return _category_keys(doc.get("categories"))
 
 
 def _category_keys(categories: Any) -> list[str]:

@@ -161,7 +161,7 @@ def _metrics_html(metrics: dict, has_record: bool) -> str:
         why = "job.json records no metrics" if has_record else "no job.json"
         return f'<p class="muted">{why}: no progress to show; the labels below are counted from the output manifest</p>'
     keys = [("total", "lines to label"), ("success", "labeled"), ("failed", "failed"), ("routed", "routed to review"),
-            ("stand_by", "waiting")]
+            ("stand_by", "waiting"), ("dropped", "dropped some (--allow-drop)"), ("warnings", "warned of (a box past its image)")]
     cards = "".join(
         f'<div class="card"><b>{int(metrics.get(k) or 0):,}</b><span>{escape(label)}</span></div>'
         for k, label in keys if k in metrics or k in ("total", "success", "failed")

@@ -41,7 +41,9 @@ import orjson
 from .._errors import ManifestError
 from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
+from .coco_left_out import CocoKeysLeftOut
 from .labels import (
+    NOTES,
     image_source,
     iter_labels,
     not_held,
@@ -58,6 +60,12 @@ DETECTION = "object-detection"
 ULTRALYTICS_IMAGES = frozenset(
     {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
 )
+
+
+#: how far past its image a box may reach and be clipped without ``--allow-drop`` (pixels, each side)
+ROUNDING_PX = 1.0
+#: the summary's count of such boxes
+ROUNDED = "boxes clipped by under 1 px"
 
 
 def manifest_to_yolo(
@@ -100,6 +108,7 @@ def manifest_to_yolo(
     class_map: dict[str, str] = {}
     ids_by_name: dict[str, str] = {}
     files = skipped = unwritten_scores = unlisted = 0
+    coco_keys = CocoKeysLeftOut("YOLO")
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(
@@ -109,6 +118,7 @@ def manifest_to_yolo(
                     skipped += not line.is_blank
                     continue
                 path, image = label_path(line.number, label.source, common)
+                coco_keys.add(line.number, label.record, label.metadata)
                 taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
@@ -161,12 +171,17 @@ def manifest_to_yolo(
     counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
     if len(names) > len(class_map):  # ids with no name: YOLO needs index = id
         counts["placeholder classes"] = len(names) - len(class_map)
+    if rounded := dropped.pop(ROUNDED, 0):  # clipped by a fraction of a pixel: no loss, but said
+        counts[ROUNDED] = rounded
     if dropped:
         counts["dropped"] = sum(dropped.values())
     if unwritten_scores:  # --confidence writes them as a 6th column
         counts["confidences left out"] = unwritten_scores
     if unlisted:  # an API URL has no suffix: saved as named, Ultralytics skips the image and its labels
         counts["images without an image suffix"] = unlisted
+    coco_keys.count(counts)
+    if notes := coco_keys.notes():
+        counts[NOTES] = notes
     return counts
 
 
@@ -178,7 +193,9 @@ def _inside_image(
 
     A box reaching past the image stops the conversion, naming the line and the box, unless
     ``allow_drop``: then it is clipped to the image (counted ``clipped``), or left out when
-    nothing of it is inside (counted ``outside the image``).
+    nothing of it is inside (counted ``outside the image``). A box past it by less than
+    ``ROUNDING_PX`` on every side (a model's float rounding: 640.4 on a 640 image) is clipped
+    either way, counted ``ROUNDED`` (not in ``dropped``): refusing a dataset for it helped no one.
     """
     size = value["image_size"][0]
     width, height = size["width"], size["height"]
@@ -191,6 +208,11 @@ def _inside_image(
         x0, y0, x1, y1 = max(left, 0.0), max(top, 0.0), min(left + w, width), min(top + h, height)
         if x0 <= left + eps and y0 <= top + eps and x1 >= left + w - eps and y1 >= top + h - eps:
             kept_anns.append(ann)
+            kept_objects.append(obj)
+            continue
+        if max(-left, -top, left + w - width, top + h - height) < ROUNDING_PX and x1 > x0 and y1 > y0:
+            dropped[ROUNDED] += 1
+            kept_anns.append({**ann, "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
             kept_objects.append(obj)
             continue
         if not allow_drop:

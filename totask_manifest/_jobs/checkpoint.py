@@ -42,6 +42,7 @@ import orjson
 
 from .._errors import DamagedCheckpoint, JobError
 from .._storage import open_read, read_bytes, write_bytes_atomic
+from .known_keys import LINE_COUNTS
 from .layout import JobLayout, part_number
 from .read_ahead import advise_ahead
 
@@ -84,20 +85,19 @@ def _corrupt(url: str, why: str) -> DamagedCheckpoint:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-
 _CODES = {"labeled": "l", "failed": "f", "routed": "r"}
 _STATUS = {code: status for status, code in _CODES.items()}
 
 
 def encode_part(records: list[Record]) -> bytes:
     """A part's bytes (v2). Bodies must be ``whole``."""
-    counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
+    counts = dict.fromkeys((*_CODES, *LINE_COUNTS), 0)
     extras = {}
     for j, r in enumerate(records):
         counts[r.status] += 1
         if r.extra:
             extras[str(j)] = r.extra
-            counts["dropped"] += bool(r.extra.get("d"))
+            counts.update({name: counts[name] + bool(r.extra.get(key)) for name, key in LINE_COUNTS.items()})
     head_line = orjson.dumps({"i": [r.index for r in records], "s": "".join(_CODES[r.status] for r in records),
                               "b": [len(r.body) for r in records], "in": [r.in_bytes for r in records],
                               "x": extras}) + b"\n"
@@ -370,21 +370,21 @@ def part_summary(url: str) -> PartSummary:
         with _opened(url) as (size, read_at):
             foot = _footer(url, size, read_at)
         try:
-            counts = {s: int(foot["counts"].get(s, 0)) for s in (*STATUSES, "dropped")}
+            counts = {s: int(foot["counts"].get(s, 0)) for s in (*STATUSES, *LINE_COUNTS)}
             return PartSummary(int(foot["records"]), int(foot["first"]), int(foot["last"]), counts)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _corrupt(url, f"footer: {exc}") from None
     part = load_part(url)
     counts = {status: part.status.count(code) for status, code in _CODES.items()}
-    counts["dropped"] = sum(bool(x.get("d")) for x in part.extra.values())
+    counts.update({name: sum(bool(x.get(key)) for x in part.extra.values()) for name, key in LINE_COUNTS.items()})
     return PartSummary(len(part.index), part.index[0] if part.index else -1, part.index[-1] if part.index else -1,
                        counts)
 
 
 def summarize(layout: JobLayout) -> tuple[int, dict[str, int], int]:
-    """(last finished index, counts by status plus ``dropped`` (labeled lines that dropped
-    something), next part number), from the parts' footers."""
-    counts = {"labeled": 0, "failed": 0, "routed": 0, "dropped": 0}
+    """(last finished index, counts by status plus ``LINE_COUNTS`` (labeled lines that dropped
+    something, that were warned of), next part number), from the parts' footers."""
+    counts = dict.fromkeys((*_CODES, *LINE_COUNTS), 0)
     last = -1
     parts = layout.parts()
     for url in advise_ahead(parts, tail=True):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .._errors import DamagedCheckpoint, JobError, StorageError
 from .._storage import backend_errors, exists, fsync_dir, is_local, redact_url, url_to_fs
 from .checkpoint import STATUSES, load_part, part_summary, summarize
+from .known_keys import LINE_COUNTS
 from .layout import JobLayout, part_number
 
 log = logging.getLogger("totask_manifest")
@@ -60,7 +61,7 @@ def readable_summary(layout: JobLayout) -> tuple[dict[str, int], list[DamagedChe
     """Counts by status (and ``dropped``) from the parts that can be read, and the damaged
     ones: what ``status`` and ``report`` show of a killed job, where a damaged part must neither
     stop them nor be hidden."""
-    counts = dict.fromkeys((*STATUSES, "dropped"), 0)
+    counts = dict.fromkeys((*STATUSES, *LINE_COUNTS), 0)
     damaged: list[DamagedCheckpoint] = []
     for url in layout.parts():
         try:

@@ -28,6 +28,7 @@ from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, InputChangedError, write_output
 from .config import JobResult
 from .damaged_parts import summarize_setting_aside
+from .known_keys import LINE_COUNTS
 from .layout import clean_temporaries
 from .lease import LeaseLost, held_lease
 from .plugin_errors import plugin_error_text, said
@@ -242,8 +243,9 @@ def job_metrics(total: int, counts: dict[str, int]) -> dict[str, int]:
         "routed": counts["routed"],
         "stand_by": max(total - done, 0),
     }
-    if counts.get("dropped"):  # labeled lines whose label dropped what the user allowed to drop
-        metrics["dropped"] = counts["dropped"]
+    for name in LINE_COUNTS:  # labeled lines that dropped what the user allowed to drop, that were warned of
+        if counts.get(name):
+            metrics[name] = counts[name]
     return metrics
 
 

@@ -26,8 +26,12 @@ TOP_LEVEL = frozenset({
     "config", "option-files"})
 #: ``input``'s (``copied-sha256`` for a secret URL's copy, ``given-sha256`` with ``--append``)
 INPUT = frozenset({"url", "read", "sha256", "lines", "copied-sha256", "given-sha256"})
-#: ``metrics``' (``dropped``: labels that dropped what ``--allow-drop`` let them drop)
-METRICS = frozenset({"total", "success", "failed", "routed", "stand_by", "dropped"})
+#: the labeled lines a job counts besides their status, each by the checkpoint record's key that
+#: marks one: ``dropped``, labels that dropped what ``--allow-drop`` let them drop; ``warnings``,
+#: labels the label check warns of (``box-outside-image``), written as they are but counted
+LINE_COUNTS = {"dropped": "d", "warnings": "w"}
+#: ``metrics``' (``LINE_COUNTS`` where not 0)
+METRICS = frozenset({"total", "success", "failed", "routed", "stand_by", *LINE_COUNTS})
 #: ``config``'s: ``JobConfig``'s fields, the same in every version
 CONFIG = frozenset({
     "job_name", "input", "output_root", "label_attribute", "task_type", "method", "options", "checkpoint_every",

@@ -68,6 +68,7 @@ class Recorder:
         # one form for the whole job: a kept document's own type (custom) does not change it
         self.job_name = job_name if job_name is not None else written_job_name(self.task_type, config.job_name)
         self.check = _check_label()
+        self.warned = 0  # the warnings of the label ``updates_for`` last checked
         #: the environment's credentials, read once: a plugin's words must not carry them (read
         #: for each failed line, the dozen variables cost more than the rest of its recording)
         self.secrets = env_credentials()
@@ -84,7 +85,8 @@ class Recorder:
 
     def updates_for(self, item: Item, outcome: Outcome) -> tuple[str, dict[str, Any], Outcome]:
         """The status, the keys to set on the line, and the outcome finally recorded (a label
-        that breaks its schema is recorded as a failure)."""
+        that breaks its schema is recorded as a failure); ``warned`` is then the label's warnings."""
+        self.warned = 0
         drop_null = DELETE if self.attr in item.record else None
         if isinstance(outcome, (Failed, Routed)):  # a plugin's words: no credential of the environment
             reason = hide_secrets(outcome.reason, self.secrets)
@@ -102,6 +104,7 @@ class Recorder:
                 return self.updates_for(item, Failed(f"label cannot be written as JSON: {exc}", rule="label-not-json"))
             if found:
                 problems = [p for p in found if getattr(p, "severity", "error") == "error"]
+                self.warned = len(found) - len(problems)  # written as they are, counted (LINE_COUNTS)
                 if problems:
                     where = _not_a_json_number(outcome.value, "") or _not_a_json_number(metadata, "metadata")
                     if where is not None:  # the check read it as null
@@ -160,6 +163,9 @@ class Recorder:
         if dropped:
             record["d"] = dropped  # a label that dropped something the user allowed to drop
             self.counts["dropped"] = self.counts.get("dropped", 0) + 1
+        if self.warned and status == "labeled":
+            record["w"] = self.warned  # a label the check warns of (a box past its image): written, counted
+            self.counts["warnings"] = self.counts.get("warnings", 0) + 1
         if reason is not None:
             record["reason"] = reason
             if rule is not None:

@@ -1,0 +1,92 @@
+"""A COCO document's own sections (``info``, ``licenses``, any other besides the images,
+annotations and categories lines are made of), carried through a manifest and written back.
+
+An import said ``info`` and a license no image names were "not carried", and an export wrote
+its own ``info`` and each license a line carried, in the order the lines first named them: a
+round trip of ``licenses: [3, 1, 2]`` (images naming 1 then 3) came back ``[1, 3]``, its
+``info`` replaced. Now the import keeps the sections as they are on the first line, under
+``coco-document`` (a line may hold any key; jobs pass it through unchanged), and the export
+writes them back, ``licenses`` in its own order and content; a license a line carries that the
+list lacks (a line from another import) is added after them. A manifest merged from two imports
+holds two different ``coco-document``: the first is written and the other said not carried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .._errors import ManifestError, json_kind
+from .coco_images import SECTIONS_READ
+
+#: the line key an import keeps the document's own sections under (on its first line)
+COCO_DOCUMENT = "coco-document"
+
+
+def document_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The first line's ``coco-document`` entry (empty: the document has no section of its own)."""
+    own = {k: v for k, v in doc.items() if k not in SECTIONS_READ}
+    return {COCO_DOCUMENT: own} if own else {}
+
+
+class DocumentSections:
+    """The sections one export writes besides images, annotations and categories."""
+
+    def __init__(self, info: Mapping[str, Any]) -> None:
+        self.info = info  # this tool's, written where no line carries the document's
+        self.kept: Mapping[str, Any] | None = None
+        self.first = 0
+        self.others: list[int] = []  # lines holding a different coco-document
+
+    def take(self, record: Mapping[str, Any], line: int, licenses: dict[Any, Any]) -> None:
+        """Keep the first ``coco-document`` met, its licenses first in ``licenses`` (id -> entry,
+        which the lines' entries then join: one id, one license); note a line holding another."""
+        carried = record.get(COCO_DOCUMENT)
+        if carried is None:
+            return
+        if not isinstance(carried, Mapping) or any(k in SECTIONS_READ for k in carried):
+            raise ManifestError(f"{COCO_DOCUMENT!r} must be an object of a COCO document's own sections (info, "
+                                f"licenses...; not images, annotations or categories), got {json_kind(carried)}",
+                                line=line, key=COCO_DOCUMENT, rule="coco-image")
+        if self.kept is None:
+            self.kept, self.first = carried, line
+            earlier, kept = dict(licenses), self._licenses()
+            for i, entry in earlier.items():
+                if kept.get(i, entry) != entry:
+                    raise ManifestError(f"{COCO_DOCUMENT}.licenses names license {i!r} otherwise than an earlier "
+                                        "line's licenses-entry; one id names one license", line=line,
+                                        key=f"{COCO_DOCUMENT}.licenses", rule="coco-image")
+            licenses.clear()
+            licenses.update(kept | earlier)
+        elif carried != self.kept:
+            self.others.append(line)
+
+    def _licenses(self) -> dict[Any, Any]:
+        """The kept ``licenses`` by id, in their order: the lines' entries are checked against them
+        (one id, one license) and added after them."""
+        kept = (self.kept or {}).get("licenses")
+        if not isinstance(kept, list):
+            return {}
+        return {e["id"]: e for e in kept if isinstance(e, Mapping) and e.get("id") is not None}
+
+    def sections(self, licenses: Mapping[Any, Any]) -> bytes:
+        """The document's own sections as JSON members (``,"info":...``), written after the
+        categories: the kept ones as they were, ``licenses`` followed by those only lines carry."""
+        out: dict[str, Any] = {"info": self.info} if self.kept is None or "info" not in self.kept else {}
+        out.update(self.kept or {})
+        kept = out.get("licenses")
+        if isinstance(kept, list):  # in its own order, entries it cannot key included
+            have = {e.get("id") for e in kept if isinstance(e, Mapping)}
+            out["licenses"] = kept + [e for i, e in licenses.items() if i not in have]
+        elif licenses:
+            out["licenses"] = list(licenses.values())
+        return b"".join(b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in out.items())
+
+    def notes(self) -> list[str]:
+        if not self.others:
+            return []
+        return [f"{len(self.others)} line(s) (first: line {self.others[0]}) hold another {COCO_DOCUMENT!r} than "
+                f"line {self.first}'s, which is written: theirs (another COCO import's info and licenses) are "
+                "not carried"]

@@ -1,0 +1,57 @@
+"""The COCO bookkeeping a YOLO or task-data export leaves out, counted and said.
+
+A COCO import keeps, on each line, what only a COCO document has a place for: the document's own
+sections (``coco-document``, first line), the image's own keys and id (``coco-image``), each box's annotation id (``coco-id``), an ``area`` other than the
+box's and a ``coco-category-id`` (``objects`` entries). A COCO export writes them back; YOLO and
+Synapse task data have no field for any of them, so those exports left them out with exit 0 and
+nothing said. They are bookkeeping, not labels (no box, class or score is lost), so they are
+left out as YOLO's unwritten confidences are: counted in the summary (``COUNT``) and said in
+one line naming the keys and the first line, not refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
+from .coco_document import COCO_DOCUMENT
+from .coco_images import COCO_IMAGE
+
+#: the summary's count: the lines whose COCO bookkeeping the export left out
+COUNT = "lines with COCO keys left out"
+#: the keys of a box's ``objects`` entry that only a COCO export writes back
+_OBJECT_KEYS = (COCO_ID, AREA, COCO_CATEGORY_ID)
+
+
+class CocoKeysLeftOut:
+    """The lines of one export that carry COCO bookkeeping its format cannot hold."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.lines = self.first = 0
+        self.keys: dict[str, None] = {}  # in the order met, each once
+
+    def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
+        """``record`` is the manifest line, ``metadata`` its label's metadata (``None``: none)."""
+        found = [k for k in (COCO_DOCUMENT, COCO_IMAGE) if k in record]
+        objects = metadata.get("objects") if isinstance(metadata, Mapping) else None
+        for obj in objects if isinstance(objects, list) else ():
+            if isinstance(obj, Mapping):
+                found += [k for k in _OBJECT_KEYS if k in obj]
+        if found:
+            self.lines += 1
+            self.first = self.first or line
+            self.keys.update(dict.fromkeys(found))
+
+    def count(self, counts: dict[str, Any]) -> None:
+        """Add the summary's count to ``counts`` (nothing when no line carried any)."""
+        if self.lines:
+            counts[COUNT] = self.lines
+
+    def notes(self) -> list[str]:
+        if not self.lines:
+            return []
+        return [f"{self.lines} line(s) carry COCO keys a {self.fmt} export has no place for "
+                f"({', '.join(self.keys)}; first on line {self.first}), left out: boxes, classes and scores "
+                "are all written; convert --to coco writes them back"]
