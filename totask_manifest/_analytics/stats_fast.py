@@ -119,7 +119,7 @@ class FastPath:
         if self.roles.get(meta_key, _META) != _META or self.roles.get(attr, _LABEL) not in (_LABEL, str):
             return False  # a key in two roles (an attribute named like another's metadata)
         new = meta_key not in self.roles or self.roles.get(attr) is not _LABEL
-        self.roles[meta_key], self.roles[attr] = _META, _LABEL
+        self.roles[attr], self.roles[meta_key] = _LABEL, _META  # Ground Truth's order: label, metadata
         return new
 
     def learn(self, body: bytes) -> None:
