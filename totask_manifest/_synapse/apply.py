@@ -322,7 +322,9 @@ class _ApplyRun:
         if self.dry_run:
             return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
         assert self.journal is not None
+        # the data unit too: rollback puts ``previous`` back only onto a task still showing that image
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
+                                       data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)

@@ -299,6 +299,16 @@ class TaskHistory:
     def original_hash(self) -> str:
         return self.writes[0]["previous_hash"]
 
+    @property
+    def data_unit(self) -> int | None:
+        """The data unit the task was bound to when the job wrote it (None in a journal written
+        before apply recorded it): its ``previous`` data belongs to that image."""
+        for write in self.writes:
+            unit = write.get("data_unit")
+            if isinstance(unit, int) and not isinstance(unit, bool):
+                return unit
+        return None
+
     def ours(self) -> set[str]:
         """Fingerprints the task may hold because this job wrote them.
 

@@ -33,10 +33,11 @@ from .client import (
     SynapseHTTPError,
     TokenRejected,
 )
+from .current import DETAIL, unit_id
 from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, check_concurrency, project_gone, run_pool
+from .workers import Breaker, check_concurrency, project_gone, restore_other_unit, run_pool
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,16 @@ async def rollback_async(
     async def restore(history: TaskHistory) -> None:
         tid = history.task_id
         try:
-            task = await aio.get_task(tid, {"fields": "id,data"})
+            task = await aio.get_task(tid, DETAIL)
             if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
                 # ours nor someone else's change, and never overwritten unseen (--force included)
                 raise SynapseHTTPError(f"Synapse answered GET /tasks/{tid}/ without the task's data: nothing "
                                        f"restored (what it holds now is unknown); run rollback again to restore it",
                                        status=200, method="GET", path=f"/tasks/{tid}/")
+            unit, written = unit_id(task), history.data_unit
+            if unit is not None and written is not None and unit != written:  # never onto another image (--force too)
+                raise SynapseHTTPError(restore_other_unit(tid, unit, written, aio.settings), status=200, method="GET",
+                                       path=f"/tasks/{tid}/")
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
             if current == history.original_hash:
