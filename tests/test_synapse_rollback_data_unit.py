@@ -9,6 +9,8 @@ naming both data units and ``SYNAPSE_HOST``, nothing sent.
 
 from __future__ import annotations
 
+import orjson
+
 from tests.jobs_helpers import run_cli
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
@@ -65,3 +67,40 @@ def test_rollback_against_a_backend_whose_ids_name_other_data_units_restores_not
             f"{tasks[0]['data_unit']}") in done.stdout, done.stdout
     assert len(synapse.requests_to("PUT")) == puts
     assert all(r.query.get("fields") == "id,data,data_unit" for r in synapse.requests_to("GET", "^/tasks/"))
+
+
+def _as_an_older_version_wrote_it(job) -> None:
+    """The journal without ``data_unit`` in its records, as apply wrote it before it recorded it."""
+    journal = job / "synapse-journal.jsonl"
+    records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    assert any("data_unit" in r for r in records)
+    journal.write_bytes(b"".join(orjson.dumps({k: v for k, v in r.items() if k != "data_unit"}) + b"\n"
+                                 for r in records))
+
+
+def test_an_older_journal_takes_the_data_unit_from_the_manifest_line(synapse, files, client, tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    _as_an_older_version_wrote_it(job)
+    moved = tasks[2]
+    synapse.tasks[moved["id"]]["data_unit"] = tasks[0]["data_unit"]
+
+    report = rollback_job(str(job), client=client)
+
+    assert report.totals["restored"] == 3 and report.totals["failed"] == 1, report.summary()
+    [failed] = [r for r in report.results if r.status == "failed"]
+    assert failed.task_id == moved["id"] and f"not data unit {moved['data_unit']}" in failed.detail
+    assert synapse.tasks[moved["id"]]["data"] != {}
+
+
+def test_an_older_journal_whose_manifest_line_names_another_task_is_not_checked(synapse, files, client,
+                                                                               tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    _as_an_older_version_wrote_it(job)
+    output = job / "manifests" / "output" / "output.manifest"
+    lines = output.read_bytes().splitlines(keepends=True)
+    output.write_bytes(b"".join([lines[1], lines[0], *lines[2:]]))  # edited since: lines 1 and 2 swapped
+    synapse.tasks[tasks[0]["id"]]["data_unit"] = tasks[1]["data_unit"]  # its line now names another task
+
+    report = rollback_job(str(job), client=client)
+
+    assert report.totals["restored"] == 4, report.summary()  # proves nothing: restored, as before

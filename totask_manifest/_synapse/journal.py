@@ -290,6 +290,8 @@ class TaskHistory:
     stored: set[str] = field(default_factory=set)
     #: ``before`` records with no ``done``/``failed`` after them: writes in doubt after a crash
     in_doubt: list[dict] = field(default_factory=list)
+    #: where the writes name no data unit (an older journal): the one their manifest line names
+    exported_unit: int | None = None
 
     @property
     def original(self) -> Any:
@@ -301,13 +303,14 @@ class TaskHistory:
 
     @property
     def data_unit(self) -> int | None:
-        """The data unit the task was bound to when the job wrote it (None in a journal written
-        before apply recorded it): its ``previous`` data belongs to that image."""
+        """The data unit the task was bound to when the job wrote it (in a journal written before
+        apply recorded it, the one its manifest line names: ``written_units``): its ``previous``
+        data belongs to that image."""
         for write in self.writes:
             unit = write.get("data_unit")
             if isinstance(unit, int) and not isinstance(unit, bool):
                 return unit
-        return None
+        return self.exported_unit
 
     def ours(self) -> set[str]:
         """Fingerprints the task may hold because this job wrote them.

@@ -38,6 +38,7 @@ from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
 from .workers import Breaker, check_concurrency, project_gone, restore_other_unit, run_pool
+from .written_units import fill_written_units
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ async def rollback_async(
     records = await asyncio.to_thread(lambda: [r for r in iter_journal(job_url)
                                                if only_run is None or r.get("run") == only_run])
     histories = open_writes(records)
+    await asyncio.to_thread(fill_written_units, job_url, histories)  # an older journal's writes name no data unit
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
     breaker = Breaker()
