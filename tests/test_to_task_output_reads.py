@@ -57,7 +57,7 @@ def _big_doc(i: int) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="reads are counted through /proc/self/io")
-def test_the_action_reads_its_output_manifest_twice(synapse, files, tmp_path) -> None:
+def test_the_action_reads_its_output_manifest_twice(synapse, files, client, tmp_path) -> None:
     pid = seed_tasks(synapse, files, 24, label=_big_doc)
     params = {"name": "Reads", "project": pid, "agent": 1, "method": "file",
               "target_specification_name": "annotation_data"}
@@ -67,7 +67,7 @@ def test_the_action_reads_its_output_manifest_twice(synapse, files, tmp_path) ->
             server.revoke(TOKEN)
 
     synapse.hooks.append(refuse_apply)
-    assert ToTaskAction(params=params, output_root=str(tmp_path)).start()["status"] == "FAILED"
+    assert ToTaskAction(params=params, output_root=str(tmp_path), client=client).start()["status"] == "FAILED"
     synapse.hooks.remove(refuse_apply)
     synapse.revoked.discard(TOKEN)
     output = tmp_path / "reads" / "manifests" / "output" / "output.manifest"
@@ -75,7 +75,8 @@ def test_the_action_reads_its_output_manifest_twice(synapse, files, tmp_path) ->
     assert size > 300_000 and not synapse.requests_to("PUT")
 
     before = _read_bytes_so_far()
-    result = ToTaskAction(params=params, output_root=str(tmp_path)).start()  # annotation complete: it applies
+    # a client made before: a new one reads the CA bundle (220 KB); annotation complete, it applies
+    result = ToTaskAction(params=params, output_root=str(tmp_path), client=client).start()
     read = _read_bytes_so_far() - before
 
     assert result["status"] == "SUCCEEDED" and result["metrics"]["success"] == 24, result
