@@ -1,6 +1,6 @@
 """The write-ahead journal of a job's writes to Synapse: ``<job>/synapse-journal.jsonl``.
 
-Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "previous",
+Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "data_unit", "previous",
 "previous_hash", "new", "new_hash", ...}`` and waits until that line is flushed and fsynced;
 only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
 answered it stored (``stored_hash``; a backend may normalise data), and waits again until that

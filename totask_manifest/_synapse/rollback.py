@@ -22,7 +22,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .._errors import NotAJobError, StorageError
+from .._errors import StorageError
 from .._jobs.job import Job
 from .._jobs.lease import hold
 from .client import (
@@ -101,8 +101,10 @@ def rollback_job(
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
-    if not (Job(job_url).exists or next(iter_journal(job_url), None) is not None):
-        raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
+    job = Job(job_url)
+    if not (job.exists or next(iter_journal(job_url), None) is not None):
+        # a file (inside a job folder: that folder named) is said as apply and the job commands say it
+        raise job.not_a_job("neither job.json nor a Synapse journal found")
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)
     try:
