@@ -104,3 +104,18 @@ def test_an_older_journal_whose_manifest_line_names_another_task_is_not_checked(
     report = rollback_job(str(job), client=client)
 
     assert report.totals["restored"] == 4, report.summary()  # proves nothing: restored, as before
+
+
+def test_an_older_journal_still_checks_the_other_tasks_past_a_line_that_is_not_json(synapse, files, client,
+                                                                                   tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    _as_an_older_version_wrote_it(job)
+    output = job / "manifests" / "output" / "output.manifest"
+    lines = output.read_bytes().splitlines(keepends=True)
+    output.write_bytes(b"".join([b"{not json\n", *lines[1:]]))  # line 1 damaged since
+    synapse.tasks[tasks[2]["id"]]["data_unit"] = tasks[0]["data_unit"]
+
+    report = rollback_job(str(job), client=client)
+
+    assert report.totals["restored"] == 3 and report.totals["failed"] == 1, report.summary()
+    assert [r.task_id for r in report.results if r.status == "failed"] == [tasks[2]["id"]]

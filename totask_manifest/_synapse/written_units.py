@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from .._errors import TotaskError
+from .._errors import ManifestError, TotaskError
 from .._jobs.job import Job
 from .._manifest.io import read_lines
 from .._storage import exists
@@ -43,7 +43,10 @@ def fill_written_units(job_url: str, histories: Mapping[int, TaskHistory]) -> No
             history = wanted.get(line.number)
             if history is None or line.is_blank:
                 continue
-            record = line.record()
+            try:
+                record = line.record()
+            except ManifestError:  # that line proves nothing; the others still do
+                continue
             syn = record.get("synapse") if isinstance(record, dict) else None
             if isinstance(syn, dict) and syn.get("task_id") == history.task_id:
                 history.exported_unit = unit_id({"data_unit": syn.get("data_unit_id")})
