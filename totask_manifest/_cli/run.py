@@ -69,14 +69,22 @@ def run(args: argparse.Namespace) -> int:
     from .._to_task.runs import SUCCEEDED
     from ._terminate import sigterm_as_interrupt
 
-    params = load_params(args.params)
-    check_params(params, args.params)
-    # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
-    # (it stayed RUNNING); the annotation job installs its own handlers while it runs
-    action = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency)
-    # a root inside a job folder: exit 2 before Synapse is asked anything (the action's FAILED
-    # result came after its export was written into that job's folder, exit 1)
-    refuse_root_in_job(action.output_root)
+    try:
+        params = load_params(args.params)
+        check_params(params, args.params)
+        # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
+        # (it stayed RUNNING); the annotation job installs its own handlers while it runs
+        action = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency)
+        # a root inside a job folder: exit 2 before Synapse is asked anything (the action's FAILED
+        # result came after its export was written into that job's folder, exit 1)
+        refuse_root_in_job(action.output_root)
+    except TotaskError as exc:
+        # refused before the action starts (exit 2, one line): the Synapse job of SYNAPSE_JOB_ID is
+        # told the same line, as the action tells it of parameters it refuses (told nothing, it stayed PENDING)
+        from .._to_task.refused import refuse
+
+        refuse(str(exc))
+        raise
     with sigterm_as_interrupt():
         result = action.start()
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -14,7 +14,11 @@ A job folder may be moved. ``job.json`` keeps the paths it was written with, so:
   root becomes the folder's parent, and every path of the job follows (``resume`` and ``chain``
   carry on there);
 * the output manifest is the folder's own; only where the folder has none (a folder renamed,
-  its ``job.json`` still pointing at the old place) is the path ``job.json`` records used.
+  its ``job.json`` still pointing at the old place) is the path ``job.json`` records used;
+* an input kept inside the job's folder (the ToTask action's export, the input combined with
+  ``--append``) moved with it, whatever the folder's name: it is read there (``status`` of a ToTask
+  run archived to ``.totask-archive/<name>-<time>`` checks the run's own export, not the one the
+  next run wrote at the old place).
 """
 
 from __future__ import annotations
@@ -247,13 +251,19 @@ class Job:
         if problem is not None:
             raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
         # a folder still named after its job is where the caller found it (it may have been moved)
-        parent, _, name = _folder(self.url).rpartition("/")
+        folder = _folder(self.url)
+        written_at = state.config.job_url
+        parent, _, name = folder.rpartition("/")
         if name == state.config.job_name:
             root = parent or "."
-            written_at = state.layout
             state.config.output_root = root if "://" in root else os.path.abspath(root)
-            if state.effective_input == written_at.input_manifest:  # --append: the combined input moved with it
-                state.effective_input = state.layout.input_manifest
+        # an input the job keeps in its own folder (the ToTask action's export, the input combined with
+        # --append) moved with the folder, named after its job or not (a run archived to
+        # .totask-archive/<name>-<time>): read there, not at the old place, which may hold another
+        # run's export by now (status said "input changed" of every archived run)
+        inside = _within(state.effective_input, written_at)
+        if inside is not None and folder.rstrip("/") != written_at.rstrip("/"):
+            state.effective_input = join(folder, inside)
         return state
 
     def check_named(self) -> None:
@@ -281,6 +291,12 @@ class Job:
         return (f"{redact_secret_url(self._given)} holds job {name!r} (job.json), whose folder is "
                 f"{redact_secret_url(stored)}; a job folder must be named after its job: rename it to {name!r} "
                 "(under any parent folder) to resume, chain or clone it")
+
+
+def _within(url: str, folder: str) -> str | None:
+    """``url``'s path relative to ``folder`` when it lies inside it (``manifests/input/x``), else None."""
+    prefix = folder.rstrip("/") + "/"
+    return url[len(prefix):] if folder and url.startswith(prefix) and len(url) > len(prefix) else None
 
 
 def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = None) -> NotAJobError:

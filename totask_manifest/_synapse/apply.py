@@ -96,6 +96,7 @@ def apply_job(
     bulk_reads: bool = True,
     keep_results: bool = True,
     allow_drop: bool = False,
+    target: JobTarget | None = None,
 ) -> ApplyReport:
     """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task.
 
@@ -103,10 +104,12 @@ def apply_job(
     a task); with False it stays empty and the run holds only the counts, whatever the number of
     tasks: for a caller that takes each result from ``on_result``, as the CLI and the action do.
     ``allow_drop``: a multi-label's scores of classes it does not choose, which task data cannot
-    hold, are left out; without it such a task fails, naming the score."""
+    hold, are left out; without it such a task fails, naming the score. ``target``: the job's
+    ``load_job_target``, when the caller already has it (the ToTask action counts the lines from
+    it): the output manifest is then not read once more for it."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
-    target = load_job_target(job_url)
+    target = target or load_job_target(job_url)
     convert, format_schema = converter(data_format, allow_drop=allow_drop)
     own = client is None
     # one writer per job: a second apply at once would send every PUT again (dry runs write nothing)
@@ -322,7 +325,9 @@ class _ApplyRun:
         if self.dry_run:
             return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
         assert self.journal is not None
+        # the data unit too: rollback puts ``previous`` back only onto a task still showing that image
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
+                                       data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)

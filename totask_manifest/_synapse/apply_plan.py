@@ -9,6 +9,7 @@ to nothing) as they go. No request is sent here: the run in ``apply`` does that.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,10 @@ from .._compact import IntMap
 from .._errors import JobError, ManifestError, UsageError
 from .._formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
 from .._jobs.job import Job
-from .._jobs.scan_ranges import sha256_of
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
-from .._storage import exists
+from .._manifest.ranges import CHUNK
+from .._storage import exists, open_read
 from . import DATA_FORMATS, DM_V1, OBJECTS
 from .apply_report import FAILED, NO_TASK_ID, NOT_LABELED, TaskResult
 from .taskdata import data_hash, exact
@@ -34,6 +35,9 @@ class JobTarget:
     label_attribute: str
     task_type: str
     output_manifest: str
+    #: the output manifest's non-blank lines, counted as its checksum was read (what the ToTask
+    #: action reports progress against: it read the whole file once more for it)
+    lines: int = 0
 
 
 def load_job_target(job_url: str) -> JobTarget:
@@ -45,11 +49,29 @@ def load_job_target(job_url: str) -> JobTarget:
         raise JobError(f"job {job.url} has no output manifest ({output})")
     # a head -25 onto it was applied as the job's labels, and an edit of the same size too: its
     # sha256 (read whole, as chain does) is checked before any request, since the writes go out
-    # while the file is read
-    if changed := job.output_changed() or job.output_changed(sha256_of(output)):
+    # while the file is read; its lines are counted in the same pass
+    if changed := job.output_changed():
+        raise JobError(changed)
+    sha256, lines = sha256_and_lines(output)
+    if changed := job.output_changed(sha256):
         raise JobError(changed)
     config = job.state.config
-    return JobTarget(job.url, config.label_attribute, config.task_type, output)
+    return JobTarget(job.url, config.label_attribute, config.task_type, output, lines)
+
+
+def sha256_and_lines(url: str, chunk: int = CHUNK) -> tuple[str, int]:
+    """The file's sha256 and its non-blank lines (``Line.is_blank``: white space only), in one
+    read: a pass for each cost about 0.1 s per 100 MB."""
+    digest, lines, carry = hashlib.sha256(), 0, b""
+    with open_read(url) as f:
+        while block := f.read(chunk):
+            digest.update(block)
+            parts = (carry + block).split(b"\n") if carry else block.split(b"\n")
+            carry = parts.pop()  # the line the next block goes on with
+            lines += sum(1 for part in parts if part and not part.isspace())
+    if carry and not carry.isspace():
+        lines += 1
+    return digest.hexdigest(), lines
 
 
 def converter(data_format: str, *, allow_drop: bool = False) -> tuple[Callable[[str, Any, dict], Any], str | None]:

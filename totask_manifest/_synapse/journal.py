@@ -1,6 +1,6 @@
 """The write-ahead journal of a job's writes to Synapse: ``<job>/synapse-journal.jsonl``.
 
-Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "previous",
+Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "data_unit", "previous",
 "previous_hash", "new", "new_hash", ...}`` and waits until that line is flushed and fsynced;
 only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
 answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
@@ -290,6 +290,8 @@ class TaskHistory:
     stored: set[str] = field(default_factory=set)
     #: ``before`` records with no ``done``/``failed`` after them: writes in doubt after a crash
     in_doubt: list[dict] = field(default_factory=list)
+    #: where the writes name no data unit (an older journal): the one their manifest line names
+    exported_unit: int | None = None
 
     @property
     def original(self) -> Any:
@@ -298,6 +300,17 @@ class TaskHistory:
     @property
     def original_hash(self) -> str:
         return self.writes[0]["previous_hash"]
+
+    @property
+    def data_unit(self) -> int | None:
+        """The data unit the task was bound to when the job wrote it (in a journal written before
+        apply recorded it, the one its manifest line names: ``written_units``): its ``previous``
+        data belongs to that image."""
+        for write in self.writes:
+            unit = write.get("data_unit")
+            if isinstance(unit, int) and not isinstance(unit, bool):
+                return unit
+        return self.exported_unit
 
     def ours(self) -> set[str]:
         """Fingerprints the task may hold because this job wrote them.

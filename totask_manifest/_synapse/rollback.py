@@ -22,7 +22,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .._errors import NotAJobError, StorageError
+from .._errors import StorageError
 from .._jobs.job import Job
 from .._jobs.lease import hold
 from .client import (
@@ -33,10 +33,12 @@ from .client import (
     SynapseHTTPError,
     TokenRejected,
 )
+from .current import DETAIL, unit_id
 from .journal import Journal, TaskHistory, iter_journal, open_writes
 from .sync_client import SynapseClient
 from .taskdata import data_hash
-from .workers import Breaker, check_concurrency, project_gone, run_pool
+from .workers import Breaker, check_concurrency, project_gone, restore_other_unit, run_pool
+from .written_units import fill_written_units
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,10 @@ def rollback_job(
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     job_url = job_url.rstrip("/")
-    if not (Job(job_url).exists or next(iter_journal(job_url), None) is not None):
-        raise NotAJobError(f"{job_url} is not a job folder: neither job.json nor a Synapse journal found")
+    job = Job(job_url)
+    if not (job.exists or next(iter_journal(job_url), None) is not None):
+        # a file (inside a job folder: that folder named) is said as apply and the job commands say it
+        raise job.not_a_job("neither job.json nor a Synapse journal found")
     own = client is None
     client = client or SynapseClient(max_concurrency=concurrency)
     try:
@@ -142,6 +146,7 @@ async def rollback_async(
     records = await asyncio.to_thread(lambda: [r for r in iter_journal(job_url)
                                                if only_run is None or r.get("run") == only_run])
     histories = open_writes(records)
+    await asyncio.to_thread(fill_written_units, job_url, histories)  # an older journal's writes name no data unit
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
     breaker = Breaker()
@@ -151,12 +156,16 @@ async def rollback_async(
     async def restore(history: TaskHistory) -> None:
         tid = history.task_id
         try:
-            task = await aio.get_task(tid, {"fields": "id,data"})
+            task = await aio.get_task(tid, DETAIL)
             if "data" not in task:  # not a task holding nothing: what it holds is unknown, so neither
                 # ours nor someone else's change, and never overwritten unseen (--force included)
                 raise SynapseHTTPError(f"Synapse answered GET /tasks/{tid}/ without the task's data: nothing "
                                        f"restored (what it holds now is unknown); run rollback again to restore it",
                                        status=200, method="GET", path=f"/tasks/{tid}/")
+            unit, written = unit_id(task), history.data_unit
+            if unit is not None and written is not None and unit != written:  # never onto another image (--force too)
+                raise SynapseHTTPError(restore_other_unit(tid, unit, written, aio.settings), status=200, method="GET",
+                                       path=f"/tasks/{tid}/")
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
             if current == history.original_hash:

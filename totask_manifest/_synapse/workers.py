@@ -96,3 +96,12 @@ def other_unit(task_id: int, unit: int, exported: int, settings: SynapseSettings
     (a colliding id on another backend than the export's, or the task bound anew since)."""
     return (f"Synapse's task {task_id} holds data unit {unit}, not data unit {exported} the line was exported with: "
             f"the label is for another image, so nothing was sent (exported from another backend? {settings.check_host()})")
+
+
+def restore_other_unit(task_id: int, unit: int, written: int, settings: SynapseSettings) -> str:
+    """Why rollback puts nothing back onto a task: it shows another data unit's files than when the
+    job wrote it (a colliding id on another backend than apply's, or the task bound anew since), so
+    the data to restore belongs to another image."""
+    return (f"Synapse's task {task_id} holds data unit {unit}, not data unit {written} the job wrote it for: "
+            f"the data to restore is another image's, so nothing was restored (another backend than apply's? "
+            f"{settings.check_host()})")

@@ -37,22 +37,23 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _api as api
-from .._credentials import env_credentials, hide_env_credentials, stored_params
+from .._credentials import env_credentials, stored_params
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE, refuse_root_in_job
 from .._jobs.lease import hold
 from .._jobs.status import COMPLETED
-from .._manifest.io import read_lines
 from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
 from .._synapse.apply import APPLIED, CONFLICT, FAILED, NOT_LABELED, UNCHANGED, TaskResult, apply_job
+from .._synapse.apply_plan import load_job_target
 from .._synapse.export import ExportResult, check_project, export_tasks
 from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
 from .params import ToTaskParams, validate_params
+from .refused import action_result, refuse
 from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
 
 log = logging.getLogger(__name__)
@@ -96,21 +97,7 @@ class ToTaskAction:
 
     # -- the result ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _result(status: str, message: str, metrics: dict[str, int] | None = None,
-                failures: list[dict] | None = None, totask: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The SDK's ``ToTaskResult`` keys, then ours: ``metrics`` and ``totask``."""
-        metrics = metrics or {"total": 0, "success": 0, "failed": 0, "stand_by": 0}
-        return {
-            "status": status,
-            "message": message,
-            "total_tasks": metrics["total"],
-            "success_count": metrics["success"],
-            "failed_count": metrics["failed"],
-            "failures": failures or [],
-            "metrics": metrics,
-            "totask": totask or {},
-        }
+    _result = staticmethod(action_result)
 
     def _note_skipped(self, result: ExportResult) -> None:
         """The tasks the export skipped, noted in the run's record before its manifest is put in
@@ -132,10 +119,8 @@ class ToTaskAction:
     def start(self) -> dict[str, Any]:
         try:
             params = validate_params(self.params)
-        except TotaskError as exc:  # a converter plugin that failed as it loaded is quoted: what it read too
-            refused = map_strings(self._result(FAILED_STATUS, str(exc)), hide_env_credentials)
-            self._report_refused(refused)
-            return refused
+        except TotaskError as exc:  # the Synapse job told, as ``run`` tells it of a bad parameter file
+            return refuse(str(exc), self._client)
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
@@ -173,26 +158,6 @@ class ToTaskAction:
             if self._client is None:
                 client.close()
         return result
-
-    def _report_refused(self, result: dict[str, Any]) -> None:
-        """Parameters refused before the run, with ``SYNAPSE_JOB_ID`` set: the Synapse job is told
-        (RUNNING, then FAILED with the error), as the SDK's job entry point tells it of any action
-        whose parameters fail; told nothing, it stayed PENDING for ever. Nothing else is sent."""
-        job_id = os.environ.get("SYNAPSE_JOB_ID")
-        if not job_id:
-            return
-        try:
-            client = self._client or SynapseClient(max_concurrency=1)
-        except TotaskError:  # no credentials: the job cannot be told (nor can the SDK tell it)
-            return
-        reporter = JobReporter(client, job_id)
-        try:
-            reporter.status("RUNNING")
-            reporter.status(FAILED_STATUS, result={**result, "error": result["message"]})
-        finally:
-            reporter.close()
-            if self._client is None:
-                client.close()
 
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
@@ -300,7 +265,10 @@ class ToTaskAction:
                             on_wait=lambda text: self._say(reporter, text, key="TASK_PREPROCESSOR_WAITING_PROGRESS"))
 
     def _apply(self, p: ToTaskParams, job_url: str, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
-        total = sum(1 for line in read_lines(Job.open(job_url).output_manifest) if not line.is_blank)
+        # the output manifest checked (its checksum) and its lines counted in one read, then read once
+        # more as apply sends it: a count of its own was a third read (0.1 s per 100 MB)
+        target = load_job_target(job_url)
+        total = target.lines
         # listed tasks the export could not take (no files, no primary URL, gone): failed tasks, as the
         # SDK counts a task it cannot read or find files for; each sorted where the listing had it
         skipped = noted(self._run_record, "export_skipped", [])
@@ -343,7 +311,7 @@ class ToTaskAction:
 
         self._written = written
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
-                           on_result=on_result, keep_results=False)  # counted here: memory stays flat
+                           on_result=on_result, keep_results=False, target=target)  # counted here: memory stays flat
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
