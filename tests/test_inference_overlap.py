@@ -6,7 +6,9 @@ the next batch) could never let happen."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.test_inference_support import ColorBoxes, detection_set, save_scripted  # noqa: E402
+from totask_manifest._annotators import inference_images  # noqa: E402
 from totask_manifest._annotators.base import Item, Labeled  # noqa: E402
 from totask_manifest._annotators.inference import InferenceAnnotator  # noqa: E402
 from totask_manifest._errors import JobError  # noqa: E402
@@ -78,3 +81,64 @@ def test_an_error_while_labeling_stops_the_job_in_the_callers_thread_after_the_b
                 seen.append(item.index)
     assert seen == [0, 1, 2, 3]  # the first batch, whole; nothing of the batch that failed
     assert not [t for t in threading.enumerate() if t.name.startswith("totask-label")]
+
+
+def test_a_model_error_on_the_next_batch_still_gives_the_labeled_batch_before_it_first(tmp_path):
+    annotator, items = _annotator(tmp_path, 10)
+    with annotator:
+        predict = annotator.runner.predict
+        calls: list[int] = []
+
+        def broken_second_call(inputs):  # type: ignore[no-untyped-def]
+            calls.append(len(inputs))
+            if len(calls) == 2:
+                raise JobError("model output: a detector must return a list of 4 dicts")
+            return predict(inputs)
+
+        annotator.runner.predict = broken_second_call
+        seen: list[int] = []
+        with pytest.raises(JobError, match="list of 4 dicts"):
+            for item, _ in annotator.annotate(items):
+                seen.append(item.index)
+    assert seen == [0, 1, 2, 3]  # recorded before the job stops, as when labeling came first
+
+
+def test_a_batch_being_labeled_holds_no_pixels_so_two_batches_at_most_are_held(tmp_path, monkeypatch):
+    """``--max-image-pixels`` bounds what a batch decodes; two batches are alive at once (the one
+    the model runs on and the next, decoding), never the one being labeled too."""
+    annotator, items = _annotator(tmp_path, 12)  # three batches of 4
+    first_batch = {(tmp_path / item.record["source-ref"]).read_bytes() for item in items[:4]}
+    assert len(first_batch) == 4
+    alive: set[int] = set()
+    decode = inference_images.ImageLoader.decode
+
+    def tracked(self, probed, size):  # type: ignore[no-untyped-def]
+        out = decode(self, probed, size)
+        if probed.data in first_batch:
+            alive.add(id(out.pixels))
+            weakref.finalize(out.pixels, alive.discard, id(out.pixels))
+        return out
+
+    monkeypatch.setattr(inference_images.ImageLoader, "decode", tracked)
+    second_predict = threading.Event()
+    held: list[int] = []
+    with annotator:
+        predict, outcome = annotator.runner.predict, annotator.labeler.outcome
+        calls: list[int] = []
+
+        def counting(inputs):  # type: ignore[no-untyped-def]
+            calls.append(len(inputs))
+            if len(calls) == 2:  # the first batch is being labeled, and waits for this
+                gc.collect()
+                held.append(len(alive))
+                second_predict.set()
+            return predict(inputs)
+
+        def waiting(item, *args):  # type: ignore[no-untyped-def]
+            if item.index == 0:
+                assert second_predict.wait(30)
+            return outcome(item, *args)
+
+        annotator.runner.predict, annotator.labeler.outcome = counting, waiting
+        assert len(list(annotator.annotate(items))) == 12
+    assert held == [0]  # the first batch's pixels were freed once the model had them

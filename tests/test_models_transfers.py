@@ -70,3 +70,12 @@ def test_images_of_one_size_go_together_and_each_comes_back_in_its_place():
     assert [int(t[0, 0, 0]) for t in out] == [0, 1, 2, 3, 4]
     det = DetectorHead().tensors(images, lambda t: t.permute(0, 3, 1, 2).float() / 255)
     assert [tuple(t.shape) for t in det] == [(3, h, w) for h, w in sizes] and float(det[4].max()) == pytest.approx(4 / 255)
+
+
+def test_keys_the_head_does_not_read_are_not_joined_on_the_device():
+    """Mask R-CNN's ``masks`` may be gigabytes a batch: joined, they would need a second copy."""
+    preds = [{**d, "masks": torch.ones(int(d["boxes"].shape[0]), 1, 8, 8)} for d in _dets(4)]
+    with CountOps() as counted:
+        got = detections_to_cpu(preds)
+    assert counted.ops.count("aten.cat") == 3, counted.ops
+    assert [d["masks"].shape[0] for d in got] == [d["boxes"].shape[0] for d in preds]

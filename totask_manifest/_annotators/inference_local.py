@@ -31,6 +31,8 @@ from .inference_images import DecodedImage, ImageLoader, Probed
 PREFETCH_BATCHES = 3
 
 Pairs = list[tuple[Item, Outcome | PendingMask]]
+#: an image's width, height, depth, and its scale from the decoded pixels back to the stored image
+Shape = tuple[int, int, int, float, float]
 
 
 class LocalBatches:
@@ -47,12 +49,14 @@ class LocalBatches:
         self.max_image_pixels = max_image_pixels
         self.image_url = image_url
 
-    def label(self, out: Pairs, ready: list[tuple[Item, DecodedImage]], preds: list[Any]) -> Pairs:
-        """``out`` (the batch's failed lines) with each predicted line's outcome added."""
+    def label(self, out: Pairs, shapes: list[tuple[Item, Shape]], preds: list[Any]) -> Pairs:
+        """``out`` (the batch's failed lines) with each predicted line's outcome added. It is given
+        the images' sizes, not the images: their pixels are freed once the model has them, so at
+        most two batches of pixels are held while a third is labeled."""
         head = self.runner.head
-        for (item, img), pred in zip(ready, preds, strict=True):
-            pred = head.rescale(pred, img.scale_x, img.scale_y)
-            out.append((item, self.labeler.outcome(item, pred, img.width, img.height, img.depth)))
+        for (item, (width, height, depth, scale_x, scale_y)), pred in zip(shapes, preds, strict=True):
+            pred = head.rescale(pred, scale_x, scale_y)
+            out.append((item, self.labeler.outcome(item, pred, width, height, depth)))
         return out
 
     def __call__(self, items: Iterable[Item]) -> Iterator[Pairs]:
@@ -108,12 +112,22 @@ class LocalBatches:
                     else:
                         ready.append((item, result))
                 del results
-                preds = predict_each(self.runner, [img.pixels for _, img in ready]) if ready else []
+                shapes = [(item, (img.width, img.height, img.depth, img.scale_x, img.scale_y)) for item, img in ready]
+                try:
+                    preds = predict_each(self.runner, [img.pixels for _, img in ready]) if ready else []
+                except BaseException:
+                    # the model failed (or Ctrl-C came) on this batch: the batch before it is labeled
+                    # and goes out first, so what was done is recorded, then the error
+                    if labeled is not None:
+                        done, labeled = labeled.result(), None
+                        yield done
+                    raise
+                del ready
                 started.pop(0)
                 if labeled is not None:
                     yield labeled.result()
-                labeled = labeling.submit(self.label, out, ready, preds)
-                del ready, preds
+                labeled = labeling.submit(self.label, out, shapes, preds)
+                del preds
                 current = upcoming
             if labeled is not None:
                 yield labeled.result()

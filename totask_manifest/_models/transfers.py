@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+#: the keys of a detection the head reads: small, and the same kind for every image
+JOINED = ("boxes", "scores", "labels")
+
 
 def images_by_size(images: Sequence[Any], stack: Callable[[list[Any]], torch.Tensor]) -> list[torch.Tensor]:
     """One ``3 x H x W`` device tensor per decoded ``H x W x 3`` image, in order; ``stack`` makes
@@ -35,16 +38,18 @@ def images_by_size(images: Sequence[Any], stack: Callable[[list[Any]], torch.Ten
 
 def detections_to_cpu(preds: Sequence[Any]) -> list[Any]:
     """Each image's detections on the CPU, ``labels`` in their own type and every other tensor
-    as float32. A key whose tensors all images have (same device, type and trailing shape) comes
-    back in one copy and is split; anything else (a key some image lacks, a non-tensor value, a
-    prediction that is not a dict) goes as it is or one tensor at a time."""
+    as float32. Each of the keys the detector head reads (``JOINED``) whose tensors all images
+    have (same device, type and trailing shape) comes back in one copy and is split; anything else
+    (a key some image lacks, a non-tensor value, a prediction that is not a dict, and keys such as
+    Mask R-CNN's ``masks``, which joined on the device would need a second copy of what may be
+    gigabytes) goes as it is or one tensor at a time."""
     import torch
 
     if not preds or not all(isinstance(p, dict) for p in preds):
         return [_one_to_cpu(p, set()) for p in preds]
     out = [dict(p) for p in preds]
     joined_keys: set[str] = set()
-    for key in preds[0]:
+    for key in JOINED:
         values = [p.get(key) for p in preds]
         first = values[0]
         if not all(isinstance(v, torch.Tensor) and v.dim() >= 1 and v.device == first.device
