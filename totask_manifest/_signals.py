@@ -180,7 +180,8 @@ _STATE = _AfterWork()
 
 def _note(signum: int, _frame: object) -> None:
     """A signal once the work is done: noted. One more while the interpreter exits (a thread or
-    an exit hook stuck) ends the process at once, so Ctrl-C is never powerless."""
+    an exit hook stuck) ends the process at once, so Ctrl-C is not powerless while the hooks run
+    (during the module teardown after them the stop signals are ignored: ``_ignored_past_exit_hooks``)."""
     _STATE.noted.append(signum)
     if _STATE.exiting and _STATE.noted.count(signum) > 1:
         os._exit(128 + signum)
@@ -194,8 +195,9 @@ def _ignored_past_exit_hooks() -> None:
     (tens of milliseconds with numpy and polars loaded): a Ctrl-C there killed the process by
     SIGINT (returncode -2, SIGTERM -15, SIGHUP -1) without a word, after the command had said
     everything and returned its code (seen as a flaky ``stats`` that exited -2). An ignored signal
-    Python leaves ignored. Nothing is left to wait on from here (threads joined, exit hooks run,
-    stdout flushed by the command), so no second signal is needed to end a wait."""
+    Python leaves ignored. The command's threads are joined and its exit hooks have run by then;
+    a teardown that hangs anyway (a C extension's destructor) ends only with SIGKILL, as the
+    README says."""
     if not _STATE.exiting or threading.current_thread() is not threading.main_thread():
         return
     for signum in STOPS:
