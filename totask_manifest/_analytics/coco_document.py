@@ -9,6 +9,13 @@ round trip of ``licenses: [3, 1, 2]`` (images naming 1 then 3) came back ``[1, 3
 writes them back, ``licenses`` in its own order and content; a license a line carries that the
 list lacks (a line from another import) is added after them. A manifest merged from two imports
 holds two different ``coco-document``: the first is written and the other said not carried.
+
+Ground Truth allows a line's value 20,000 characters and a line 100,000 (``validate``'s
+``attribute-too-long`` and ``line-too-long``): a document of 299 licenses imported with exit 0
+into a manifest ``validate`` and ``annotate`` then refused. An import checks the first line
+(``too_big``): where the sections pass either limit they are not stored and the import says so
+in one line naming them, as before they travelled (each image's license entry still travels on
+its line, ``coco-image``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 import orjson
 
 from .._errors import ManifestError, json_kind
+from .._manifest.line import gt_json
+from .._manifest.naming import MAX_ATTRIBUTE_CHARS, MAX_LINE_CHARS
 from .coco_images import SECTIONS_READ
 
 #: the line key an import keeps the document's own sections under (on its first line)
@@ -29,6 +38,23 @@ def document_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The first line's ``coco-document`` entry (empty: the document has no section of its own)."""
     own = {k: v for k, v in doc.items() if k not in SECTIONS_READ}
     return {COCO_DOCUMENT: own} if own else {}
+
+
+def too_big(line: bytes, own: Mapping[str, Any]) -> list[str]:
+    """The line an import says where the first line ``line`` (its ``coco-document`` entry ``own``)
+    passes Ground Truth's limits: the sections then are not stored ([] where it keeps them)."""
+    if not own:
+        return []
+    value = len(gt_json(own[COCO_DOCUMENT]).decode("utf-8"))
+    chars = len(line.decode("utf-8").rstrip("\n"))
+    if value <= MAX_ATTRIBUTE_CHARS and chars <= MAX_LINE_CHARS:
+        return []
+    why = (f"as the first line's {COCO_DOCUMENT!r} they are {value:,} characters, over the {MAX_ATTRIBUTE_CHARS:,} "
+           "Ground Truth allows a value" if value > MAX_ATTRIBUTE_CHARS else
+           f"with them the first line is {chars:,} characters, over the {MAX_LINE_CHARS:,} Ground Truth allows a line")
+    names = ", ".join(repr(k) for k in own[COCO_DOCUMENT])
+    return [f"the document's own sections ({names}) are not carried: {why} (each image's license travels on its "
+            "line, and a COCO export writes them back as its licenses)"]
 
 
 class DocumentSections:
