@@ -44,3 +44,22 @@ def test_a_document_within_the_limits_is_still_stored(tmp_path: Path) -> None:
     r = cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path)
     assert r.returncode == 0 and "own sections" not in r.stdout, r.stdout
     assert _lines(tmp_path / "o.manifest")[0]["coco-document"]["licenses"] == doc["licenses"]
+
+
+def test_an_export_of_lines_without_the_first_says_the_documents_sections_are_not_there(tmp_path: Path) -> None:
+    """A subset (or ``labeled``) without line 1: the export wrote its own ``info`` without a word."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    assert cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    (tmp_path / "sub.manifest").write_bytes((tmp_path / "o.manifest").read_bytes().split(b"\n", 1)[1])
+    r = cli("convert", "sub.manifest", "back.json", "--to", "coco", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stdout.splitlines() if "no line holds 'coco-document'" in x]
+    assert len(said) == 1 and "line 1 holds 'coco-image'" in said[0] and "'info' is this tool's" in said[0], r.stdout
+    assert "converted by totask-manifest" in orjson.loads((tmp_path / "back.json").read_bytes())["info"]["description"]
+
+
+def test_an_export_of_the_whole_import_says_nothing_of_it(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    assert cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    r = cli("convert", "o.manifest", "back.json", "--to", "coco", cwd=tmp_path)
+    assert r.returncode == 0 and "coco-document" not in r.stdout, r.stdout

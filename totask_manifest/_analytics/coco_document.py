@@ -16,6 +16,10 @@ into a manifest ``validate`` and ``annotate`` then refused. An import checks the
 (``too_big``): where the sections pass either limit they are not stored and the import says so
 in one line naming them, as before they travelled (each image's license entry still travels on
 its line, ``coco-image``).
+
+An export of lines a COCO import wrote (``coco-image``) none of which holds ``coco-document`` (the
+first line left out: a subset, ``labeled``; or never stored) wrote this tool's ``info`` unsaid:
+it now says so in one line (``DocumentSections.notes``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import orjson
 from .._errors import ManifestError, json_kind
 from .._manifest.line import gt_json
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, MAX_LINE_CHARS
-from .coco_images import SECTIONS_READ
+from .coco_images import COCO_IMAGE, SECTIONS_READ
 
 #: the line key an import keeps the document's own sections under (on its first line)
 COCO_DOCUMENT = "coco-document"
@@ -65,10 +69,13 @@ class DocumentSections:
         self.kept: Mapping[str, Any] | None = None
         self.first = 0
         self.others: list[int] = []  # lines holding a different coco-document
+        self.imported = 0  # the first line a COCO import wrote (it holds coco-image)
 
     def take(self, record: Mapping[str, Any], line: int, licenses: dict[Any, Any]) -> None:
         """Keep the first ``coco-document`` met, its licenses first in ``licenses`` (id -> entry,
         which the lines' entries then join: one id, one license); note a line holding another."""
+        if not self.imported and COCO_IMAGE in record:
+            self.imported = line
         carried = record.get(COCO_DOCUMENT)
         if carried is None:
             return
@@ -111,6 +118,11 @@ class DocumentSections:
         return b"".join(b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in out.items())
 
     def notes(self) -> list[str]:
+        if self.kept is None and self.imported:
+            return [f"no line holds {COCO_DOCUMENT!r}, where a COCO import keeps the document's own sections (info, "
+                    f"licenses...) on its first line, though line {self.imported} holds {COCO_IMAGE!r}: that line is "
+                    "not in this manifest (a subset, the labeled command) or its sections were not stored; 'info' is "
+                    "this tool's and 'licenses' those the lines carry"]
         if not self.others:
             return []
         return [f"{len(self.others)} line(s) (first: line {self.others[0]}) hold another {COCO_DOCUMENT!r} than "
