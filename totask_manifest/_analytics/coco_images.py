@@ -15,11 +15,11 @@ annotation ids from 1) made COCOeval of that file against the round-tripped grou
 the wrong images, or none. The import keeps an image's id under ``coco-image`` (``id``) and an
 annotation's in its box's ``objects`` entry (``coco-id``); the export writes them back where every
 line holds one and no two are the same (``KeptIds``), and otherwise numbers them as before and
-says so in one line: never some kept and some renumbered. A kept id that is no integer (``"12"``,
-which a manifest of an earlier import may hold) is numbered too, counted in that line: written
-back, it was refused by the import and by pycocotools (``formats.coco.is_coco_id``, one rule). Category ids likewise: an import with
-``--class-names`` numbers classes by name and keeps a box's original category id where it is not
-its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
+says so in one line: never some kept and some renumbered. A kept id that is no integer
+(``"12"``, which a manifest of an earlier import may hold) is numbered too, counted in that
+line: written back, it was refused by the import and by pycocotools (``formats.coco.is_coco_id``,
+one rule). Category ids likewise: an import with ``--class-names`` numbers classes by name and
+keeps a box's original category id where it is not its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
 is one category and each category one class, else every category id is class id + 1, said.
 """
 
