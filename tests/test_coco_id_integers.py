@@ -4,6 +4,8 @@ annotation names it" note. Each is refused in one line naming its place and the 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import orjson
@@ -43,3 +45,23 @@ def test_the_cli_says_it_in_one_line_exit_1(tmp_path: Path) -> None:
     assert r.returncode == 1
     line = one_line_error(r, "convert")
     assert "images[1].id" in line and "write it as 2" in line, line
+
+
+def test_an_export_renumbers_kept_string_ids_so_its_output_imports_again(tmp_path: Path) -> None:
+    """A manifest an earlier import wrote may keep ``coco-image.id: "12"`` (and ``coco-id: "5"``):
+    the export wrote them back as strings, exit 0, and its own import refused the output."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    lines = [orjson.loads(x) for x in (tmp_path / "o.manifest").read_bytes().splitlines()]
+    lines[1]["coco-image"]["id"] = "12"
+    lines[0]["label-metadata"]["objects"][0]["coco-id"] = "5"
+    (tmp_path / "o.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    said = " | ".join(convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco").notes)
+    back = orjson.loads((tmp_path / "back.json").read_bytes())
+    assert [i["id"] for i in back["images"]] == [1, 2] and all(isinstance(a["id"], int) for a in back["annotations"])
+    assert "image ids are line numbers" in said and "1 of the kept ids no integer" in said, said
+    assert "annotation ids are numbered" in said, said
+    convert(str(tmp_path / "back.json"), str(tmp_path / "again.manifest"), to="manifest")  # re-imports
+    pycoco = pytest.importorskip("pycocotools.coco")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert len(pycoco.COCO(str(tmp_path / "back.json")).getImgIds()) == 2

@@ -35,3 +35,19 @@ def test_a_manifest_no_coco_import_wrote_says_nothing(tmp_path: Path) -> None:
     (tmp_path / "o.manifest").write_bytes(orjson.dumps(line) + b"\n")
     result = convert(str(tmp_path / "o.manifest"), str(tmp_path / "y"), to="yolo")
     assert COUNT not in result.counts and not any("COCO" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(("to", "out"), [("yolo", "y"), ("dm-schema-v1", "t.dm.jsonl"),
+                                         ("synapse-objects", "t.objects.jsonl")])
+def test_an_unlabeled_first_lines_coco_document_is_counted_and_said(tmp_path: Path, to: str, out: str) -> None:
+    """The first line holds ``coco-document`` but no label: the export does not write it, and its
+    document sections were left out without a word (only labeled lines were counted)."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    convert(str(tmp_path / "c.json"), str(tmp_path / "o.manifest"), to="manifest")
+    lines = [orjson.loads(x) for x in (tmp_path / "o.manifest").read_bytes().splitlines()]
+    lines[0] = {k: v for k, v in lines[0].items() if not k.startswith("label")}
+    (tmp_path / "o.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    result = convert(str(tmp_path / "o.manifest"), str(tmp_path / out), to=to)
+    assert result.counts[COUNT] == 2, result.counts
+    said = [n for n in result.notes if "COCO keys" in n]
+    assert len(said) == 1 and "coco-document" in said[0] and "first on line 1" in said[0], result.notes

@@ -122,3 +122,25 @@ def test_documents_kept_as_they_are_go_beside_any_task_types_labels(tmp_path) ->
     for task_type in ("image-classification", "custom", "object-detection"):
         held = scan_range(url, 0, None, "cls", task_type).held
         assert held.counts == ({"image-classification": 1} if task_type == "object-detection" else {}), task_type
+
+
+def test_tracking_onto_ground_truths_own_point_cloud_tracking_sample_is_not_refused(tmp_path, gt_manifests) -> None:
+    """Ground Truth's OT adjustment manifest declares point_cloud_object_detection on
+    ``pointcloud-ref`` (a sequence file's reference): ``validate`` reads it as tracking, but a
+    tracking job onto it was refused (exit 2) as "holds point_cloud_object_detection labels"."""
+    inp = gt_manifests / "pointcloud-object-tracking__aws-samples-groundtruth-immersionday__OT-adjustment-manifest.manifest"
+    argv = toy_job_args(inp, tmp_path / "out")
+    argv[argv.index("cls")], argv[argv.index("image-classification")] = "pointcloud-ref", "point_cloud_object_tracking"
+    done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
+    assert "point_cloud_object_detection labels" not in done.stderr, done.stderr
+    assert "nothing to label" in done.stderr, done.stderr
+
+
+def test_an_unknown_ground_truth_type_is_named_not_said_to_be_no_type(tmp_path, capsys) -> None:
+    """It was said to have "no 'cls-metadata' declaring a Ground Truth task type", which it has."""
+    meta = {**CLS_META, "type": "groundtruth/image-captioning"}
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": "a bird", "cls-metadata": meta} for i in range(3)]
+    line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert "line 1" in line and "'cls-metadata' declares 'groundtruth/image-captioning'" in line, line
+    assert "does not know" in line and "no 'cls-metadata' declaring" not in line, line

@@ -38,7 +38,7 @@ from .._formats.native import describe
 from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
 from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
-from .coco_document import DocumentSections, document_sections
+from .coco_document import DocumentSections, document_sections, too_big
 from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
     KeptIds,
@@ -256,6 +256,7 @@ def coco_to_manifest(
     scored = any("score" in a for anns in by_image.values() for a in anns)
     human = human_annotated or ("no" if scored else "yes")
     lines = []
+    own, unstored = document_sections(doc), []  # the document's own sections, on the first line
     dropped = 0
     merged = MergedInstances()
     masks = NewFiles()  # painted before the manifest is written: gone again if an image stops the import
@@ -298,17 +299,12 @@ def coco_to_manifest(
                 key = _document_key(exc.key, places[image["id"]])
                 raise FormatError(f"image {image['id']!r}: {exc.detail}", fmt="coco", key=key) from None
             said = image.get("human-annotated")  # this tool's own export keeps it per image
-            lines.append(
-                manifest_line(
-                    source,
-                    attr,
-                    labeled,
-                    task_type,
-                    job_name=job_name,
-                    human_annotated=human_annotated or (said if said in ("yes", "no") else human),
-                    extra={**(document_sections(doc) if n == 0 else {}), **image_keys(image, licenses, key)},
-                )
-            )
+            line = partial(manifest_line, source, attr, labeled, task_type, job_name=job_name,
+                           human_annotated=human_annotated or (said if said in ("yes", "no") else human))
+            keys = image_keys(image, licenses, key)
+            lines.append(line(extra={**own, **keys}) if n == 0 else line(extra=keys))
+            if n == 0 and (unstored := too_big(lines[0], own)):  # validate would refuse the line: not stored, said
+                lines[0] = line(extra=keys)
         write_lines(dst, lines)
     except BaseException:
         masks.remove()
@@ -316,7 +312,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    notes = not_carried(doc) + merged.notes()  # the categories' keys a class-map cannot hold: said
+    notes = unstored + not_carried(doc) + merged.notes()  # the categories' keys a class-map cannot hold: said
     if task_type == DETECTION:  # masks: every category is in each line's internal-color-map
         notes += unnamed_categories(cats, {a.get("category_id") for anns in by_image.values() for a in anns})
     if notes:

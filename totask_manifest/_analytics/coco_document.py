@@ -9,6 +9,17 @@ round trip of ``licenses: [3, 1, 2]`` (images naming 1 then 3) came back ``[1, 3
 writes them back, ``licenses`` in its own order and content; a license a line carries that the
 list lacks (a line from another import) is added after them. A manifest merged from two imports
 holds two different ``coco-document``: the first is written and the other said not carried.
+
+Ground Truth allows a line's value 20,000 characters and a line 100,000 (``validate``'s
+``attribute-too-long`` and ``line-too-long``): a document of 299 licenses imported with exit 0
+into a manifest ``validate`` and ``annotate`` then refused. An import checks the first line
+(``too_big``): where the sections pass either limit they are not stored and the import says so
+in one line naming them, as before they travelled (each image's license entry still travels on
+its line, ``coco-image``).
+
+An export of lines a COCO import wrote (``coco-image``) none of which holds ``coco-document`` (the
+first line left out: a subset, ``labeled``; or never stored) wrote this tool's ``info`` unsaid:
+it now says so in one line (``DocumentSections.notes``).
 """
 
 from __future__ import annotations
@@ -19,7 +30,9 @@ from typing import Any
 import orjson
 
 from .._errors import ManifestError, json_kind
-from .coco_images import SECTIONS_READ
+from .._manifest.line import gt_json
+from .._manifest.naming import MAX_ATTRIBUTE_CHARS, MAX_LINE_CHARS
+from .coco_images import COCO_IMAGE, SECTIONS_READ
 
 #: the line key an import keeps the document's own sections under (on its first line)
 COCO_DOCUMENT = "coco-document"
@@ -31,6 +44,23 @@ def document_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {COCO_DOCUMENT: own} if own else {}
 
 
+def too_big(line: bytes, own: Mapping[str, Any]) -> list[str]:
+    """The line an import says where the first line ``line`` (its ``coco-document`` entry ``own``)
+    passes Ground Truth's limits: the sections then are not stored ([] where it keeps them)."""
+    if not own:
+        return []
+    value = len(gt_json(own[COCO_DOCUMENT]).decode("utf-8"))
+    chars = len(line.decode("utf-8").rstrip("\n"))
+    if value <= MAX_ATTRIBUTE_CHARS and chars <= MAX_LINE_CHARS:
+        return []
+    why = (f"as the first line's {COCO_DOCUMENT!r} they are {value:,} characters, over the {MAX_ATTRIBUTE_CHARS:,} "
+           "Ground Truth allows a value" if value > MAX_ATTRIBUTE_CHARS else
+           f"with them the first line is {chars:,} characters, over the {MAX_LINE_CHARS:,} Ground Truth allows a line")
+    names = ", ".join(repr(k) for k in own[COCO_DOCUMENT])
+    return [f"the document's own sections ({names}) are not carried: {why} (each image's license travels on its "
+            "line, and a COCO export writes them back as its licenses)"]
+
+
 class DocumentSections:
     """The sections one export writes besides images, annotations and categories."""
 
@@ -39,10 +69,13 @@ class DocumentSections:
         self.kept: Mapping[str, Any] | None = None
         self.first = 0
         self.others: list[int] = []  # lines holding a different coco-document
+        self.imported = 0  # the first line a COCO import wrote (it holds coco-image)
 
     def take(self, record: Mapping[str, Any], line: int, licenses: dict[Any, Any]) -> None:
         """Keep the first ``coco-document`` met, its licenses first in ``licenses`` (id -> entry,
         which the lines' entries then join: one id, one license); note a line holding another."""
+        if not self.imported and COCO_IMAGE in record:
+            self.imported = line
         carried = record.get(COCO_DOCUMENT)
         if carried is None:
             return
@@ -85,6 +118,11 @@ class DocumentSections:
         return b"".join(b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in out.items())
 
     def notes(self) -> list[str]:
+        if self.kept is None and self.imported:
+            return [f"no line holds {COCO_DOCUMENT!r}, where a COCO import keeps the document's own sections (info, "
+                    f"licenses...) on its first line, though line {self.imported} holds {COCO_IMAGE!r}: that line is "
+                    "not in this manifest (a subset, the labeled command) or its sections were not stored; 'info' is "
+                    "this tool's and 'licenses' those the lines carry"]
         if not self.others:
             return []
         return [f"{len(self.others)} line(s) (first: line {self.others[0]}) hold another {COCO_DOCUMENT!r} than "

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import json_text
-from .._formats.coco import FMT
+from .._formats.coco import FMT, is_coco_id
 from .._formats.model import FormatError
 
 #: (section, key, what the message calls it)
@@ -30,7 +30,7 @@ def refuse_ids_that_are_no_integers(doc: Mapping[str, Any]) -> None:
             if not isinstance(entry, Mapping) or entry.get(name) is None:
                 continue
             value = entry[name]
-            if isinstance(value, int) and not isinstance(value, bool):
+            if is_coco_id(value):
                 continue
             hint = f": write it as {value.strip()}" if isinstance(value, str) and value.strip().isdigit() else ""
             raise FormatError(f"{what} {json_text(value)} is not an integer; COCO ids are integers (the COCO "

@@ -15,9 +15,11 @@ annotation ids from 1) made COCOeval of that file against the round-tripped grou
 the wrong images, or none. The import keeps an image's id under ``coco-image`` (``id``) and an
 annotation's in its box's ``objects`` entry (``coco-id``); the export writes them back where every
 line holds one and no two are the same (``KeptIds``), and otherwise numbers them as before and
-says so in one line: never some kept and some renumbered. Category ids likewise: an import with
-``--class-names`` numbers classes by name and keeps a box's original category id where it is not
-its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
+says so in one line: never some kept and some renumbered. A kept id that is no integer
+(``"12"``, which a manifest of an earlier import may hold) is numbered too, counted in that
+line: written back, it was refused by the import and by pycocotools (``formats.coco.is_coco_id``,
+one rule). Category ids likewise: an import with ``--class-names`` numbers classes by name and
+keeps a box's original category id where it is not its class id + 1 (``objects[i].coco-category-id``); the export writes them back where each class
 is one category and each category one class, else every category id is class id + 1, said.
 """
 
@@ -26,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import ManifestError, json_kind
-from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID
+from .._errors import ManifestError, json_kind, json_text
+from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
 from .._formats.model import FormatError
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
@@ -145,9 +147,10 @@ def _take_license(carried: Mapping[str, Any], licenses: dict[Any, Any], line: in
 
 
 def _an_id(value: Any, key: str, what: str, line: int) -> Any:
-    """``value`` (at ``key``), checked to be a COCO id: a number or a string (pycocotools keys
-    dicts by it), else refused naming the line."""
-    if value is None or (isinstance(value, int | float | str) and not isinstance(value, bool)):
+    """``value`` (at ``key``), checked to be what an id was written as: a number or a string (an
+    earlier import kept ``"12"``), else refused naming the line. One that is no integer
+    (``formats.coco.is_coco_id``) is numbered (``KeptIds``), said."""
+    if value is None or _plain(value):
         return value
     raise ManifestError(f"{key} must be a number or a string (the COCO {what}'s id), got {json_kind(value)}",
                         line=line, key=key, rule="coco-image")
@@ -177,6 +180,7 @@ class KeptIds:
         self.why = why or {}  # kind -> why it is numbered, for the note
         self.seen: dict[str, set] = {"images": set(), "annotations": set()}
         self.held = dict.fromkeys(self.KINDS, False)  # numbered, yet some line held one
+        self.not_integer = dict.fromkeys(self.KINDS, 0)  # numbered, how many held ids are no integer
         self.category_of: dict[int, int] = {}  # class id -> its category id, while kept
         self.class_of: dict[int, int] = {}  # category id -> its class id
 
@@ -187,9 +191,12 @@ class KeptIds:
     def _pick(self, kind: str, kept: Any, number: int, where: str) -> Any:
         if not self.keep[kind]:
             self.held[kind] |= kept is not None
+            self.not_integer[kind] += kept is not None and not is_coco_id(kept)
             return number
         if kept is None:
             raise Renumber(kind, f"{where} holds none")
+        if not is_coco_id(kept):
+            raise Renumber(kind, f"{where} holds {json_text(kept)}, no integer (COCO ids are integers)")
         if kept in self.seen[kind]:
             raise Renumber(kind, f"{where} holds {kept!r}, as an earlier one does")
         self.seen[kind].add(kept)
@@ -244,12 +251,17 @@ class KeptIds:
         what = {"images": f"image ids are line numbers, not the kept {COCO_IMAGE}.{IMAGE_ID}",
                 "annotations": f"annotation ids are numbered from 1, not the kept objects' {COCO_ID}",
                 "categories": f"category ids are class id + 1, not the kept objects' {COCO_CATEGORY_ID}"}
-        rule = {"images": "ids are kept only where every line holds one and no two are the same",
+        rule = {"images": "ids are kept only where every line holds one, an integer, and no two are the same",
                 "categories": "category ids are kept only where each class is one category and each category one class"}
         lost = {"images": ": a detections file that names the original image ids does not match this document",
                 "categories": ": a detections file that names the original category ids does not match this document"}
-        return [f"{what[kind]} ({self.why[kind]}; {rule.get(kind, rule['images'])}){lost.get(kind, '')}"
-                for kind in self.KINDS if self.held[kind]]
+        return [f"{what[kind]} ({self.why[kind]}; {rule.get(kind, rule['images'])}){self._no_integers(kind)}"
+                f"{lost.get(kind, '')}" for kind in self.KINDS if self.held[kind]]
+
+    def _no_integers(self, kind: str) -> str:
+        """How many of the kept ids of ``kind`` are no integer (numbered, so the output re-imports)."""
+        n = self.not_integer[kind]
+        return f"; {n} of the kept ids no integer, as COCO ids must be" if n else ""
 
 
 def merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:

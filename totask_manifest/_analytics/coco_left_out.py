@@ -6,7 +6,9 @@ box's and a ``coco-category-id`` (``objects`` entries). A COCO export writes the
 Synapse task data have no field for any of them, so those exports left them out with exit 0 and
 nothing said. They are bookkeeping, not labels (no box, class or score is lost), so they are
 left out as YOLO's unwritten confidences are: counted in the summary (``COUNT``) and said in
-one line naming the keys and the first line, not refused.
+one line naming the keys and the first line, not refused. An unlabeled line is not written
+either, but the document's sections it holds (an unlabeled first line) belong to no image: it
+is counted too (``unlabeled``); it was left out unsaid.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
+from .._manifest.line import Line
 from .coco_document import COCO_DOCUMENT
 from .coco_images import COCO_IMAGE
 
@@ -43,6 +46,11 @@ class CocoKeysLeftOut:
             self.lines += 1
             self.first = self.first or line
             self.keys.update(dict.fromkeys(found))
+
+    def unlabeled(self, line: Line) -> None:
+        """An unlabeled line, which the export does not write: counted where it holds ``coco-document``."""
+        if not line.is_blank and COCO_DOCUMENT.encode() in line.body and COCO_DOCUMENT in line.record():
+            self.add(line.number, {COCO_DOCUMENT: None}, None)
 
     def count(self, counts: dict[str, Any]) -> None:
         """Add the summary's count to ``counts`` (nothing when no line carried any)."""

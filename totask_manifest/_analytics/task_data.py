@@ -123,6 +123,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
             continue
         if label is None:
             counts["skipped"] += not line.is_blank
+            coco_keys.unlabeled(line)
             continue
         if label.task_type not in SUPPORTED:  # as COCO and YOLO say it, not as "no line holds a label"
             raise not_held(fmt, _HOLDS, label, "task-data-type")

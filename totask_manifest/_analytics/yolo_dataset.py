@@ -116,6 +116,7 @@ def manifest_to_yolo(
             ):
                 if label is None:  # another type was refused in the first pass
                     skipped += not line.is_blank
+                    coco_keys.unlabeled(line)
                     continue
                 path, image = label_path(line.number, label.source, common)
                 coco_keys.add(line.number, label.record, label.metadata)

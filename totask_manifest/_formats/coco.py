@@ -205,13 +205,21 @@ def coco_annotations_to_gt(
     return labeled
 
 
+def is_coco_id(value: Any) -> bool:
+    """Whether ``value`` is a COCO id: an integer, as the COCO format and pycocotools have them
+    (not a bool, a fraction or a string of digits). The one rule an import checks the ids it reads
+    by (``annotation_id``, ``_analytics.coco_id_rules``) and an export the ids it keeps
+    (``_analytics.coco_images.KeptIds``): the export wrote a kept ``"12"`` the import refused."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def annotation_id(value: Any, *, key: str) -> int | None:
     """An annotation's ``id``: an integer, as pycocotools reads and writes one (``None`` where none
     is given: the export numbers such boxes). A string or a fraction was kept as it was, so ``1``
     and ``"1"`` were two ids that COCO tools, which key annotations by id, read otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_coco_id(value):
         raise FormatError(f"annotation id {json_text(value)} is not an integer; a COCO annotation id is an "
                           "integer (pycocotools')", fmt=FMT, key=key)
     return value

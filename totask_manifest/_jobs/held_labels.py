@@ -9,10 +9,15 @@ line holding one is passed through. Two kinds of value there are not the job's t
   label column. ``chain`` refuses it from the previous job's configuration
   (``_api_checks.chained_attribute``); ``annotate`` has only the lines, read here;
 - a value that is no label at all: no ``KEY-metadata`` beside it (``category-x: "cat"``, an
-  ordinary key of the input), or one that declares no Ground Truth task type. Ground Truth
+  ordinary key of the input), or one that declares no Ground Truth task type (a ``groundtruth/...``
+  type this tool does not know is named as such: it was said to declare none). Ground Truth
   names a label's metadata ``<attribute>-metadata`` and every label has one; a job onto such a
   key passed over every line holding it and ended COMPLETED with nothing said (``total=0`` when
   every line held it), and where some did not it wrote labels beside the plain values.
+
+A label is of the task type ``naming.declared_task_type`` reads, as ``validate`` reads it: Ground
+Truth's own point cloud tracking sample declares detection on a ``-ref`` attribute, and a
+tracking job onto it was refused as "holds point_cloud_object_detection labels".
 
 Both are the options' mistake, not the data's (exit 2, as ``chain``'s refusal): the way forward
 is another ``--label-attribute`` (docs/jobs.md, "What the label attribute may already hold").
@@ -24,12 +29,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .._errors import UsageError
-from .._manifest.naming import metadata_key
+from .._manifest.naming import declared_task_type, metadata_key
 from .._storage import redact_url
 from .._task_types import GT_PREFIX, task_type_of_metadata
 
 #: the kind of a value that is not a label (no metadata, or metadata without a known ``type``)
 NOT_A_LABEL = ""
+#: the kind of a value whose metadata declares a ``groundtruth/...`` type this tool does not know:
+#: this prefix, then the type as written
+UNKNOWN_TYPE = "unknown type "
 #: Ground Truth's custom type: what a job of any task type writes for a document kept as it is
 #: (``--native keep``, ``recorder.updates_for``), so it goes beside any type's labels, either way
 CUSTOM = "custom"
@@ -54,7 +62,7 @@ class HeldLabels:
         meta = record.get(metadata_key(attribute))
         if type(meta) is dict and meta.get("type") == GT_PREFIX + self.task_type:
             return  # the common case, without a lookup
-        kind = held_kind(meta)
+        kind = held_kind(meta, attribute, record.get(attribute))
         if fits(kind, self.task_type):
             return
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -69,13 +77,21 @@ class HeldLabels:
 
 def fits(kind: str, task_type: str) -> bool:
     """Whether a held value of ``kind`` may stay beside the labels a job of ``task_type`` writes."""
-    return kind == task_type or (kind != NOT_A_LABEL and CUSTOM in (kind, task_type))
+    if kind == NOT_A_LABEL or kind.startswith(UNKNOWN_TYPE):
+        return False
+    return kind == task_type or CUSTOM in (kind, task_type)
 
 
-def held_kind(meta: object) -> str:
-    """The task type a value's metadata declares, or ``NOT_A_LABEL``."""
+def held_kind(meta: object, attribute: str, value: object) -> str:
+    """The task type of ``value`` under ``attribute``, its metadata ``meta`` (``naming.declared_task_type``);
+    ``UNKNOWN_TYPE`` and the type where it is a ``groundtruth/...`` one not known, else ``NOT_A_LABEL``."""
     task_type = task_type_of_metadata(meta)
-    return task_type.name if task_type is not None else NOT_A_LABEL
+    if task_type is not None:
+        return declared_task_type(task_type.name, attribute, value)
+    said = meta.get("type") if isinstance(meta, dict) else None
+    if isinstance(said, str) and said.lower().startswith(GT_PREFIX):
+        return UNKNOWN_TYPE + said
+    return NOT_A_LABEL
 
 
 def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
@@ -85,7 +101,7 @@ def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
     shape whose first line is not passed over is left to the per-line path, which notes it."""
     if task_type is None or record.get(attribute) is None:
         return True
-    return fits(held_kind(record.get(metadata_key(attribute))), task_type)
+    return fits(held_kind(record.get(metadata_key(attribute)), attribute, record[attribute]), task_type)
 
 
 def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "input manifest") -> None:
@@ -104,6 +120,12 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
             f"{where}: {attribute!r} is not a label there: it has no {meta!r} declaring a Ground Truth task type{also}; "
             f"a job passes over every line holding its label attribute, so those lines would never be labeled: "
             f"give --label-attribute a name the lines do not hold as an ordinary key")
+    if kind.startswith(UNKNOWN_TYPE):
+        meta = metadata_key(attribute)
+        raise UsageError(
+            f"{where}: {meta!r} declares {kind[len(UNKNOWN_TYPE):]!r}, a Ground Truth task type this tool does not "
+            f"know{also}; a job passes over every line holding its label attribute, so those lines would never be "
+            "labeled: give --label-attribute a new name for this job's labels")
     raise UsageError(
         f"{where}: label attribute {attribute!r} holds {kind} labels{also} and this job labels {held.task_type}; "
         f"one attribute holds one task type's labels (as in Ground Truth): give --label-attribute a new name for the "

@@ -14,7 +14,7 @@ from .._task_types import TASK_TYPES, TaskType, task_type_of_metadata
 from . import semantics
 from .label_check import _check_failure, _check_pair, _fast_record_validator, fast_path, input_rules
 from .line import Line
-from .naming import METADATA_SUFFIX, REF_SUFFIX, label_attribute_violations, rule_message
+from .naming import METADATA_SUFFIX, declared_task_type, label_attribute_violations, rule_message
 from .problems import AttributeStats, Collector, Severity
 from .schemas import format_path, validator
 
@@ -48,7 +48,7 @@ class _Plan:
         self.is_valid = _fast_record_validator(task_type.name, attribute)
         self.clean = fast_path(task_type.name)[1]
         # the point cloud departure (detection type on a -ref file reference) takes the full path
-        special = task_type.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
+        special = declared_task_type(task_type.name, attribute, "any reference") != task_type.name
         self.fast = naming_clean and not special
 
 
@@ -166,13 +166,12 @@ class LineRules:
         else:
             value = record[attribute]
             schema_meta = None
-            if (tt.name == "point_cloud_object_detection" and attribute.endswith(REF_SUFFIX)
-                    and type(value) is str and type(meta) is dict):
+            if type(meta) is dict and declared_task_type(tt.name, attribute, value) != tt.name:
                 out.add(number, meta_key + ".type", "departure-type-mismatch",
                         f"type says {tt.gt_type} (inline cuboids) but {attribute!r} holds a file reference: "
                         "checked as groundtruth/point_cloud_object_tracking, as Ground Truth's own sample "
                         "sequence output is written", "warning")
-                tt = TASK_TYPES["point_cloud_object_tracking"]
+                tt = TASK_TYPES[declared_task_type(tt.name, attribute, value)]
                 schema_meta = {**meta, "type": tt.gt_type}
             for key, rule, message, severity in self._naming(attribute, tt):
                 out.add(number, key, rule, message, severity)

@@ -142,5 +142,20 @@ def input_line_violations(record: dict, line_chars: int, value_chars: dict[str, 
     return found
 
 
+#: the task type Ground Truth's own point cloud tracking sample declares, and the one it is read as
+POINT_CLOUD_DETECTION, POINT_CLOUD_TRACKING = "point_cloud_object_detection", "point_cloud_object_tracking"
+
+
+def declared_task_type(task_type: str, attribute: str, value: object) -> str:
+    """The task type a label of ``attribute`` holding ``value`` is, its metadata declaring
+    ``task_type``: Ground Truth's own point cloud tracking sample (the OT adjustment manifest)
+    declares ``point_cloud_object_detection`` on a ``-ref`` attribute holding a sequence file's
+    reference, so that pair is tracking (detection's labels are inline cuboids). One rule for
+    ``validate`` (``line_rules``, which warns) and a job's held labels (``_jobs.held_labels``)."""
+    if task_type == POINT_CLOUD_DETECTION and attribute.endswith(REF_SUFFIX) and type(value) is str:
+        return POINT_CLOUD_TRACKING
+    return task_type
+
+
 def rule_message(rule: str, **fields: object) -> str:
     return RULES[rule].format(**fields)
