@@ -42,8 +42,11 @@ def _refusal(command: str, model: str, job: Path) -> list[str]:
 
 
 def test_a_factory_file_changed_after_a_sigint_is_refused_by_resume(tmp_path: Path) -> None:
-    """``--model net.py:make``, stopped by a real SIGINT midway: the ``.py`` is what is checked."""
-    inp = _inputs(tmp_path, 30)
+    """``--model net.py:make``, stopped by a real SIGINT midway: the ``.py`` is what is checked.
+    60 lines: the first SIGINT lets the lines in flight finish, and with the fetch window (three
+    batches of 4), the batch the model runs on and the one being labeled, 30 lines were all in
+    flight once two parts were recorded, so the job completed instead of stopping."""
+    inp = _inputs(tmp_path, 60)
     net = tmp_path / "net.py"
     net.write_text(SLOW_DETECTOR_MODULE + "\n\ndef make():\n    return SlowBoxes(0.05)\n")
     job = tmp_path / "out" / "j"
