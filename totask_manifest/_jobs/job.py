@@ -41,7 +41,7 @@ from .._errors import (
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
-from .layout import JobLayout, _names, begun_not_started
+from .layout import JobLayout, begun_not_started, names_in
 from .lease import current_holder
 from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
@@ -352,7 +352,7 @@ def _jobs_in(folder: str, most: int = 50) -> list[str]:
     ``most`` entries (one request each on a store): ``status out/`` was told only "job.json not
     found", of the folder that holds the jobs."""
     try:
-        names = sorted(_names(folder) or ())[:most]
+        names = sorted(names_in(folder) or ())[:most]
         return [n for n in names if exists(join(folder, n, "job.json"))]
     except (StorageError, OSError):
         return []

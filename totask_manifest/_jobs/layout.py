@@ -122,7 +122,7 @@ def refuse_foreign_folder(job_url: str) -> None:
     clean this one's temporaries while it runs, and ``rollback`` or a cleanup take its files.
     """
     refuse_root_in_job(job_url.rstrip("/").rpartition("/")[0])
-    found = _names(job_url)
+    found = names_in(job_url)
     if found is None:
         return
     foreign = _foreign(found)
@@ -132,7 +132,7 @@ def refuse_foreign_folder(job_url: str) -> None:
                          "among other files: choose another --job-name or --output")
 
 
-def _names(folder: str) -> list[str] | None:
+def names_in(folder: str) -> list[str] | None:
     """The names in ``folder`` (None: no such folder)."""
     fs, root = url_to_fs(folder)
     try:
@@ -150,7 +150,7 @@ def begun_not_started(folder: str) -> bool:
     """Whether ``folder`` holds a lease and nothing but what a job writes, and no ``job.json``:
     what a job killed while it scanned its input leaves (``status`` and ``resume`` of it said
     only that ``job.json`` was not found; the same command again starts it)."""
-    names = _names(folder)
+    names = names_in(folder)
     return names is not None and LEASE_DIR in names and "job.json" not in names and not _foreign(names)
 
 

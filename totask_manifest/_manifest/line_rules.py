@@ -166,12 +166,13 @@ class LineRules:
         else:
             value = record[attribute]
             schema_meta = None
-            if type(meta) is dict and declared_task_type(tt.name, attribute, value) != tt.name:
+            declared = declared_task_type(tt.name, attribute, value)
+            if type(meta) is dict and declared != tt.name:
                 out.add(number, meta_key + ".type", "departure-type-mismatch",
                         f"type says {tt.gt_type} (inline cuboids) but {attribute!r} holds a file reference: "
                         "checked as groundtruth/point_cloud_object_tracking, as Ground Truth's own sample "
                         "sequence output is written", "warning")
-                tt = TASK_TYPES[declared_task_type(tt.name, attribute, value)]
+                tt = TASK_TYPES[declared]
                 schema_meta = {**meta, "type": tt.gt_type}
             for key, rule, message, severity in self._naming(attribute, tt):
                 out.add(number, key, rule, message, severity)

@@ -97,8 +97,6 @@ class ToTaskAction:
 
     # -- the result ------------------------------------------------------------------------------
 
-    _result = staticmethod(action_result)
-
     def _note_skipped(self, result: ExportResult) -> None:
         """The tasks the export skipped, noted in the run's record before its manifest is put in
         place: failed tasks of this run, resumed or not (see ``_apply``)."""
@@ -124,7 +122,7 @@ class ToTaskAction:
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
         reporter.status("RUNNING")
-        result = self._result(FAILED_STATUS, "not started")
+        result = action_result(FAILED_STATUS, "not started")
         self._totask: dict[str, Any] = {}
         self._written: Callable[[], tuple[dict[str, int], list[dict]]] | None = None  # set once writes start
         try:
@@ -132,15 +130,15 @@ class ToTaskAction:
         except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
             # with the writes counted so far (stopped while writing), not 0 tasks
             counted = self._written() if self._written else (None, None)
-            result = self._result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
+            result = action_result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
                                   totask=self._totask)
             raise
         except TotaskError as exc:
-            result = self._result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
+            result = action_result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
                                   self._totask)
         except Exception as exc:  # a bug: still a FAILED result rather than a traceback for the caller
             log.exception("to_task failed")
-            result = self._result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
+            result = action_result(FAILED_STATUS, f"{type(exc).__name__}: {exc}", totask=self._totask)
         finally:
             # whatever a plugin or a bug put in a message: the client's tokens, and every credential of
             # the environment (the model's, the AWS keys, a proxy's password), which only Synapse's were
@@ -337,7 +335,7 @@ class ToTaskAction:
             self._say(reporter, f"Annotation complete: {success} tasks annotated", key="TASK_DATA_COMPLETED",
                       level="success")
         reporter.progress("finalize", 1, 1)
-        return self._result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
+        return action_result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
                             self._totask)
 
 
