@@ -121,3 +121,9 @@ def test_a_skip_nested_past_the_recursion_limit_is_a_refusal_not_an_error():
     tally.part.lines = len(lines)
     tally.flush()
     assert_equal(merge_partials("m", [tally.part], None), _stats([x.rstrip() for x in lines], None, fast=False))
+
+
+@pytest.mark.parametrize("block", [b"", b"{", b"1e", b"{}\n"])
+def test_blocks_of_a_few_bytes_are_proven_too(block):
+    """A file holding only a BOM reaches the proof as an empty block."""
+    assert SkipProof()(block, [block]) is (b"e" not in block)

@@ -123,9 +123,10 @@ class Tally:
 def _line_blocks(f: IO[bytes], start: int, end: int | None) -> Iterator[tuple[list[bytes], bytes]]:
     """``(lines, block)``: each block of ``iter_blocks`` and its lines, each with its ``\n`` (the
     cheaper split: ``BytesIO.readlines`` finds them with ``memchr``; JSON takes a ``\n`` as
-    whitespace). A ``TooLong`` marker comes as a batch of its own."""
+    whitespace). A ``TooLong`` marker comes as a batch of its own; a file holding only a BOM is
+    one blank line (its block is empty once the mark is off)."""
     for block in iter_blocks(f, start=start, end=end, chunk=READ_BYTES):
-        yield ([block], block) if type(block) is TooLong else (BytesIO(block).readlines(), block)
+        yield ([block], block) if type(block) is TooLong else (BytesIO(block).readlines() or [b""], block)
 
 
 def _count_lines(batches: Iterable[list[bytes] | tuple[list[bytes], bytes | None]],

@@ -7,7 +7,7 @@ Why it can be exact. The generic count (``stats.Tally.generic``) is the specific
 ``orjson`` cannot read is blank or unreadable, and a readable one is counted from its values.
 msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 in a skipped
 string, ``1e999`` in a skipped number). So a block of lines is decoded with skips (a box's
-coordinates, ``image_size``: what no count reads) only where ``stats_lean.skips_exactly``
+coordinates, ``image_size``: what no count reads) only where ``stats_lean.SkipProof``
 proves that none of those cases is in it; otherwise every struct forbids unknown fields and
 every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any`` nor ``Raw``.
 Typed decoding rejects each of those cases (invalid UTF-8, lone surrogates, numbers that
@@ -177,7 +177,7 @@ class FastPath:
         """One struct per line, None where msgspec refused it, and the refused lines that hold a key
         the struct does not know (None: nothing was refused). One C call per line and no Python
         frame, through ``map``; a refusal anywhere redoes the slice line by line. ``lean``: what no
-        count reads is skipped (``stats_lean.skips_exactly`` held for these lines); a skip nested
+        count reads is skipped (``stats_lean.SkipProof`` held for these lines); a skip nested
         past the recursion limit is a refusal, as any (orjson decides)."""
         decode = (self.lean_decoder if lean else self.decoder).decode  # type: ignore[union-attr]
         try:

@@ -8,7 +8,7 @@ the fast path's instructions (callgrind, the benchmark's lines: 29.7k a line typ
 Why a proof first: msgspec skips a value more laxly than orjson parses it, and orjson is the
 specification (a line it refuses is unreadable). Fuzzing ``{"b": X}`` against ``orjson.loads``
 and the source of msgspec's ``json_skip`` leave exactly these differences, each excluded for a
-whole block of lines by ``skips_exactly`` before any line of it is decoded with a skip:
+whole block of lines by ``SkipProof`` before any line of it is decoded with a skip:
 
 * invalid UTF-8 in a skipped string (msgspec does not look at non-ASCII bytes it skips): the
   block is ASCII (``bytes.isascii``, a word at a time);
@@ -16,7 +16,7 @@ whole block of lines by ``skips_exactly`` before any line of it is decoded with 
   holds no backslash (``memchr``);
 * a skipped number that overflows a double (orjson refuses ``1e999`` and 309 digits; msgspec skips
   them): no digit is followed by ``e`` or ``E`` (a number's exponent always follows a digit),
-  and no 256 digit-like bytes come in a row (checked on 8-byte words, sampled; a hit may be a
+  and no 263 digit-like bytes come in a row (checked on 8-byte words, sampled; a hit may be a
   false alarm, which only costs the block its skip);
 * nesting past orjson's 1024 levels: msgspec stops at the interpreter's recursion limit, which
   in Python 3.11 counts Python frames too and is 1000 unless raised (``RecursionError``, taken
@@ -48,7 +48,7 @@ MAX_SKIP_LINE = 2048
 _PAIR_MASK, _DIGIT_EXPONENT = np.uint16(0xDFF0), np.uint16(0x4530)
 #: eight digit-like bytes (``0`` to ``?``) as one 64-bit word
 _WORD_MASK, _DIGIT_WORD = np.uint64(0xF0F0F0F0F0F0F0F0), np.uint64(0x3030303030303030)
-#: words between two sampled ones: 256 digits in a row hold 31 whole aligned words, so two
+#: words between two sampled ones: 263 digits in a row hold 32 whole aligned words, so two
 #: neighbouring samples 16 words apart; 309 digits are the fewest that overflow a double
 _WORD_STRIDE = 16
 _META, _LABEL = "meta", "label"
@@ -61,7 +61,7 @@ def _shallow_skips() -> bool:
 
 
 class SkipProof:
-    """``skips_exactly`` with its scratch arrays kept: fresh ones for a 256 KB block are above
+    """The proof, with its scratch arrays kept: fresh ones for a 256 KB block are above
     malloc's mmap threshold, and their page faults cost more than the checks (255 against some
     60 ns a line of the benchmark, in-process)."""
 
@@ -79,7 +79,7 @@ class SkipProof:
         size = len(block)
         if len(self._pairs) < size // 2:
             self._pairs, self._flags = np.empty(size // 2, np.uint16), np.empty(size // 2, np.bool_)
-        for offset in (0, 1):
+        for offset in (0, 1) if size > 1 else ():
             pairs = np.frombuffer(block, np.uint16, count=(size - offset) // 2, offset=offset)
             masked, flags = self._pairs[: len(pairs)], self._flags[: len(pairs)]
             np.bitwise_and(pairs, _PAIR_MASK, out=masked)
@@ -92,7 +92,7 @@ class SkipProof:
 
 def line_decoders(roles: Mapping[str, Any], literals: Mapping[str, Sequence[str] | None]
                   ) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
-    """The line struct's decoders, typed throughout and lean (``skips_exactly``): one optional field
+    """The line struct's decoders, typed throughout and lean (``SkipProof``): one optional field
     per known key (``roles``: ``meta``, ``label`` or ``str``), unknown keys refused, the job names,
     class-map keys and class names seen (``literals``) as literals."""
     jobs, keys, names = (list(v or ()) for v in literals.values())

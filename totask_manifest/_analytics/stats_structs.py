@@ -1,7 +1,8 @@
 """The typed structs ``stats_fast`` decodes a bounding-box line into (its docstring says why
-each field is typed and none is skipped): a box, an image size, a label value, a confidence
-object, a detection or failed line's metadata, and that metadata with the literals learned; and
-the readers of them: an attribute's getters, class ids' texts."""
+each field is typed): a box, an image size, a label value, a confidence object, a detection or
+failed line's metadata, and that metadata with the literals learned; their lean forms, which
+skip what no count reads (only where ``stats_lean.SkipProof`` holds); and the readers of them:
+an attribute's getters, class ids' texts."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -47,7 +48,7 @@ class _Object(Struct, forbid_unknown_fields=True, gc=False):
     confidence: float
 
 
-# --- lean: what the count never reads is skipped (only where ``stats_lean.skips_exactly`` holds) --
+# --- lean: what the count never reads is skipped (only where ``stats_lean.SkipProof`` holds) ------
 
 class _LeanBox(Struct, gc=False):
     """A box's class id; its other keys (``top``, ``left``...: no count reads them) skipped, not decoded."""
@@ -62,6 +63,8 @@ class _LeanLabel(Struct, gc=False):
 
 
 class _LeanObject(Struct, gc=False):
+    """A confidence object's confidence; any other key skipped."""
+
     confidence: float
 
 
