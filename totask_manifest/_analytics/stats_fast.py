@@ -6,14 +6,16 @@ step per dict.
 Why it can be exact. The generic count (``stats.Tally.generic``) is the specification: a line
 ``orjson`` cannot read is blank or unreadable, and a readable one is counted from its values.
 msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 in a skipped
-string, ``1e999`` in a skipped number), so nothing here is ever skipped: every struct forbids
-unknown fields and every field is typed (strings, ``float``, 64-bit ``int``, literals), never
-``Any`` nor ``Raw``. Typed decoding rejects each of those cases (invalid UTF-8, lone
-surrogates, numbers that overflow a double, control characters) just as orjson does, and a
-duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another
-task type, a class id outside 64 bits, malformed JSON, a blank line) goes to the generic count,
-one line at a time. Lines are counted in another order than the generic count's, which changes
-no count; the confidence mean may differ in its last bits (numpy sums each batch pairwise).
+string, ``1e999`` in a skipped number). So a block of lines is decoded with skips (a box's
+coordinates, ``image_size``: what no count reads) only where ``stats_lean.SkipProof``
+proves that none of those cases is in it; otherwise every struct forbids unknown fields and
+every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any`` nor ``Raw``.
+Typed decoding rejects each of those cases (invalid UTF-8, lone surrogates, numbers that
+overflow a double, control characters) just as orjson does, and a duplicate key keeps its last
+value in both. Whatever msgspec refuses (an unknown key, another task type, a class id outside
+64 bits, malformed JSON, a blank line) goes to the generic count, one line at a time. Lines are
+counted in another order than the generic count's, which changes no count; the confidence mean
+may differ in its last bits (numpy sums each batch pairwise).
 
 The top-level keys differ per manifest (the label attribute names them), so the line struct is
 built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects and their label
@@ -22,23 +24,12 @@ names are literals learned the same way. A line with a key or a name not yet kno
 generically and teaches it (bounded: a manifest with ever-new keys stays generic, ever-new
 names become plain strings).
 
-Measured and left out (callgrind; commits 207d32b, 4a33ead, each reverted after it): ``decode_lines``
-on a block saves the 2.4k-instruction split, but proving one object a line (``bytes.count``...)
-costs 3.8k; ``image_size`` as ``Raw`` saves 1.6k, skipping it costs 0.6k, proving it exact 1.3k.
-A regular expression per line holding the line's JSON grammar (strings without escapes, numbers
-without exponents; stats37, not committed) costs 31.1k just to match, before anything is counted:
-``re`` steps byte by byte, msgspec's decoding is the cheaper exact reader here.
-
-Where a line goes (callgrind, ``manifest_stats(workers=1)``, lines 20k-60k of the benchmark,
-``PYTHONHASHSEED=0``; about 40.7k for the benchmark's one-core orjson loop). stats27: 36.3k ->
-31.5k (lines split keeping their ``\n`` 2.7k; ``_add_labeled`` 0.9k; a tuple repeated per box,
-not a ``repeat`` per line, 0.4k; 512-line slices 0.4k; fields in Ground Truth's key order 0.2k;
-``np.fromiter`` 0.1k; left out: class maps merged by ``dict.update``, +1.1k). stats36: 31.55k ->
-29.54k (ids, boxes per line and kind tuples counted by ``small_counts``, no ``Counter`` left, 0.97k;
-unlabeled lines set apart by position 0.63k; ``compress``/``all``, not ``list.index``/``count``/
-``in``, which compared each item, 0.31k; literal keys as ids' texts 0.1k; left out: tuples for the
-lists, +0.18k). Now: decoding 14.1k, freeing the structs 6.6k, reading 1.9k, counting the rest;
-its dearest parts, attribute reads (2.4k) and the class-map pairs' set (1.7k), are C loops already.
+Measured and left out (callgrind): ``decode_lines`` on a block saves the 2.4k-instruction split,
+but proving one object a line costs 3.8k; a regular expression holding a line's JSON grammar
+costs 31.1k just to match (``re`` steps byte by byte). Where a line goes (callgrind, lines 20k-60k
+of the benchmark; 40.7k for its one-core orjson loop): stats27 36.3k -> 31.5k, stats36 -> 29.5k
+(decoding 14.1k, freeing the structs 6.6k, reading 1.9k, counting the rest), stats41 -> 26.0k
+with skips, plus the proof (about 1.1k: ``isascii`` and numpy's comparisons).
 """
 from __future__ import annotations
 
@@ -50,11 +41,12 @@ from typing import Any
 
 import msgspec
 import orjson
-from msgspec import UNSET, UnsetType, field
+from msgspec import UNSET
 
 from .._failure_rules import rule_of
 from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX, small_counts
-from .stats_structs import _ID_TEXT, _Box, _Getters, _Label, _Meta, _meta_type, _Object
+from .stats_lean import SkipProof, line_decoders
+from .stats_structs import _ID_TEXT, _Box, _Getters, _Meta, _Object
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -94,6 +86,8 @@ class FastPath:
         for attr in self.named or ():
             self._learn_attribute(attr)
         self.decoder: msgspec.json.Decoder | None = None
+        self.lean_decoder: msgspec.json.Decoder | None = None
+        self.skips_exactly = SkipProof()
         #: (attribute, its metadata's getter, its label's getter) for the attributes counted
         self.counted: list[tuple[str, Any, Any]] = []
         self.shapes = 0
@@ -111,6 +105,7 @@ class FastPath:
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
+        self.skipping_lines = 0  # of which decoded with skips (``stats_lean``)
 
     # --- learning the keys --------------------------------------------------------------------
 
@@ -163,19 +158,12 @@ class FastPath:
             self.changed = True
 
     def _build(self) -> None:
-        """A struct with one optional field per known key, unknown keys refused."""
+        """The line struct's decoders (``stats_lean.line_decoders``) and the attributes counted."""
         self.changed = False
         self.shapes += 1
         if self.shapes >= MAX_SHAPES:  # the last struct: plain strings, so no new name is ever refused
             self.literals = dict.fromkeys(self.literals)
-        fields = []
-        jobs, keys, names = (list(v or ()) for v in self.literals.values())
-        _ID_TEXT.adopt(keys)
-        types = {_META: _meta_type(jobs, keys, names) | UnsetType, _LABEL: _Label | UnsetType, str: str | UnsetType}
-        for i, (key, role) in enumerate(self.roles.items()):
-            fields.append((f"k{i}", types[role], field(default=UNSET, name=key)))
-        line = msgspec.defstruct("Line", fields, forbid_unknown_fields=True, gc=False)
-        self.decoder = msgspec.json.Decoder(line)
+        self.decoder, self.lean_decoder = line_decoders(self.roles, self.literals)
         names = {key: f"k{i}" for i, key in enumerate(self.roles)}
         self.counted = [
             (key[: -len(SUFFIX)], _Getters(names[key], names[key[: -len(SUFFIX)]]))
@@ -185,28 +173,31 @@ class FastPath:
 
     # --- counting -----------------------------------------------------------------------------
 
-    def _decode(self, lines: list[bytes]) -> tuple[list[Any], list[bytes] | None]:
+    def _decode(self, lines: list[bytes], lean: bool) -> tuple[list[Any], list[bytes] | None]:
         """One struct per line, None where msgspec refused it, and the refused lines that hold a key
         the struct does not know (None: nothing was refused). One C call per line and no Python
-        frame, through ``map``; a refusal anywhere redoes the slice line by line."""
-        decode = self.decoder.decode  # type: ignore[union-attr]
+        frame, through ``map``; a refusal anywhere redoes the slice line by line. ``lean``: what no
+        count reads is skipped (``stats_lean.SkipProof`` held for these lines); a skip nested
+        past the recursion limit is a refusal, as any (orjson decides)."""
+        decode = (self.lean_decoder if lean else self.decoder).decode  # type: ignore[union-attr]
         try:
             return list(map(decode, lines)), None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             pass
         out: list[Any] = []
         unknown: list[bytes] = []
         for body in lines:
             try:
                 out.append(decode(body))
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 out.append(None)
                 if len(unknown) < LEARN_PER_SLICE and ("unknown field" in str(exc) or "Invalid enum" in str(exc)):
                     unknown.append(body)
         return out, unknown
 
-    def count(self, lines: list[bytes], tally: Any) -> None:
-        """Count ``lines`` into ``tally``: known shapes here, the rest by ``tally.generic``."""
+    def count(self, lines: list[bytes], tally: Any, block: bytes | None = None) -> None:
+        """Count ``lines`` into ``tally``: known shapes here, the rest by ``tally.generic``.
+        ``block``: the lines as read, one ``bytes`` (else they are joined, for the skip's proof)."""
         if self.resting:
             self.resting -= 1
             tally.generic(lines)
@@ -214,26 +205,28 @@ class FastPath:
             return
         if not self.shapes and lines:
             self.learn(lines[0])  # the first line's keys (``source-ref``...) before the first struct
+        lean = self.skips_exactly(b"".join(lines) if block is None else block, lines)
+        self.skipping_lines += len(lines) if lean else 0
         fallback = 0
         for start in range(0, len(lines), SLICE_LINES):
-            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally)
+            fallback += self._count_slice(lines[start: start + SLICE_LINES], tally, lean)
         self.generic_lines += fallback
         self.fast_lines += len(lines) - fallback
         if fallback > GIVE_UP_SHARE * len(lines):
             self.resting = REST_BATCHES
 
-    def _count_slice(self, lines: list[bytes], tally: Any) -> int:
+    def _count_slice(self, lines: list[bytes], tally: Any, lean: bool) -> int:
         """Decode and count a few lines (their structs stay in the CPU's cache); the number of
         lines left to the generic count."""
         if self.changed or self.decoder is None:
             self._build()
-        records, unknown = self._decode(lines)
+        records, unknown = self._decode(lines, lean)
         if unknown:  # keys not known yet: learn them, and decode the slice once more (a few times a range)
             for body in unknown:
                 self.learn(body)
             if self.changed:
                 self._build()
-                records, unknown = self._decode(lines)
+                records, unknown = self._decode(lines, lean)
         fallback = 0 if unknown is None else records.count(None)
         if fallback:  # counted generically (the order of lines changes no count)
             for body, record in zip(lines, records, strict=True):

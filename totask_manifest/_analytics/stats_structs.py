@@ -1,7 +1,8 @@
 """The typed structs ``stats_fast`` decodes a bounding-box line into (its docstring says why
-each field is typed and none is skipped): a box, an image size, a label value, a confidence
-object, a detection or failed line's metadata, and that metadata with the literals learned; and
-the readers of them: an attribute's getters, class ids' texts."""
+each field is typed): a box, an image size, a label value, a confidence object, a detection or
+failed line's metadata, and that metadata with the literals learned; their lean forms, which
+skip what no count reads (only where ``stats_lean.SkipProof`` holds); and the readers of them:
+an attribute's getters, class ids' texts."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,26 @@ class _Object(Struct, forbid_unknown_fields=True, gc=False):
     confidence: float
 
 
+# --- lean: what the count never reads is skipped (only where ``stats_lean.SkipProof`` holds) ------
+
+class _LeanBox(Struct, gc=False):
+    """A box's class id; its other keys (``top``, ``left``...: no count reads them) skipped, not decoded."""
+
+    class_id: Int64
+
+
+class _LeanLabel(Struct, gc=False):
+    """A bounding-box label's boxes; ``image_size`` and any other key skipped."""
+
+    annotations: list[_LeanBox] = []
+
+
+class _LeanObject(Struct, gc=False):
+    """A confidence object's confidence; any other key skipped."""
+
+    confidence: float
+
+
 class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     """A detection label's metadata, or a failed line's (any other ``type`` is refused).
 
@@ -72,11 +93,15 @@ def _literal(values: Sequence[str]) -> Any:
     return Literal[tuple(values)] if values else str  # type: ignore[valid-type]
 
 
-def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str]) -> Any:
+def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str], *, lean: bool = False) -> Any:
     """``_Meta`` with the job names, class-map keys and class names seen so far as literals: msgspec
     hands back one string object per literal (no string made per line, its hash computed once),
-    and a value not among them is refused, counted generically and learned (``FastPath.learn``)."""
+    and a value not among them is refused, counted generically and learned (``FastPath.learn``).
+    ``lean``: each confidence object's other keys skipped (the metadata's own keys never are: a
+    key the fast path does not know, ``review-status``, changes the count)."""
     types = {"job": _literal(jobs) | None, "class_map": dict[_literal(keys), _literal(names)]}  # type: ignore[misc]
+    if lean:
+        types["objects"] = list[_LeanObject]
     fields = []
     for f in msgspec.structs.fields(_Meta):
         default = (field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
