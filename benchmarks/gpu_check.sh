@@ -8,7 +8,10 @@
 #
 # 1. inference_bench.py on CUDA: a RetinaNet-50 detector (640x480 images at their own size) and a
 #    ResNet-18 classifier, fp32 then fp16, pipeline against model-only, GPU utilisation sampled;
-#    with SWITCH_INTERVAL=S, the detector again with that GIL switch interval (Python's is 0.005);
+#    then predict's steps timed apart (tensors, forward, outputs; the device synchronized after
+#    each) over PHASES batches (default 8), with torch.profiler's table per model and precision
+#    in $OUT/profile-*.txt; with SWITCH_INTERVAL=S, the detector again with that GIL switch
+#    interval (Python's is 0.005);
 # 2. the inference and model tests on that machine (CUDA present: the fp16 test runs, not skipped).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
@@ -24,7 +27,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
   python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"; } \
     2>&1 | tee "$OUT/machine.txt"
 bench=(python3 benchmarks/inference_bench.py --device cuda --images "$IMAGES" --batch-size "$BATCH"
-       --image-size 640x480 --rounds "$ROUNDS")
+       --image-size 640x480 --rounds "$ROUNDS" --phases "${PHASES:-8}" --phases-table "$OUT")
 timeout ${BENCH_TIMEOUT:-170} "${bench[@]}" --model retinanet50,resnet18 --json "$OUT/inference.json" 2>&1 \
     | tee "$OUT/inference.log"
 if [ -n "${SWITCH_INTERVAL:-}" ]; then  # the detector again with another GIL switch interval

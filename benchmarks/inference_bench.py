@@ -1,6 +1,6 @@
 """Inference pipeline throughput versus the same model's forward pass on ready tensors.
 
-    python benchmarks/inference_bench.py [--images 160] [--batch-size 16] [--device auto]
+    python benchmarks/inference_bench.py [--images 160] [--batch-size 16] [--device auto] [--phases 8]
 
 Both figures come from the same run, same model file, same device, batch 16:
 
@@ -173,6 +173,65 @@ def pipeline(name: str, path: Path, folder: Path, n: int, batch: int, device: st
     return len(items) / elapsed, utilisation, in_model[0] / elapsed
 
 
+def phases(name: str, path: Path, folder: Path, batch: int, device: str, fp16: bool, batches: int,
+           table: Path | None) -> dict[str, float]:
+    """Median milliseconds a batch of each step of the runner's ``predict``, the device synchronized
+    after each step (so they do not overlap as in the pipeline): ``tensors`` (stacking, pinning,
+    the copy to the device and the conversion there), ``forward`` (the model), ``outputs`` (the
+    results back to the CPU). Why: the pipeline spent 55 ms a batch inside ``predict`` against a
+    24 ms forward pass (stop 40, RetinaNet-50 fp32 on an H200), and which step holds the rest
+    decides the next change. ``table``: also torch.profiler's table of the same batches (by
+    device time where there is one), written to that file."""
+    files = sorted(folder.glob("*.jpg"))[: (batches + 3) * batch]
+    items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
+    _network, task_type, options = MODELS[name]
+    ctx = job_run("bench-phases", "label", task_type,
+                  {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
+                   "use_fp16": fp16, **options},
+                  method="inference", output_root=str(DATA))
+    steps: dict[str, list[float]] = {"tensors": [], "forward": [], "outputs": []}
+    with InferenceAnnotator(ctx) as annotator:
+        for _ in annotator.annotate(items[: 3 * batch]):  # warm-up
+            pass
+        runner = annotator.runner
+        head, dev = runner.head, runner.device
+
+        def stepped(inputs):  # type: ignore[no-untyped-def]
+            with torch.inference_mode():
+                sync(dev)
+                t0 = time.perf_counter()
+                with torch.profiler.record_function("tensors"):
+                    x = head.tensors(inputs, runner._to_device)
+                    sync(dev)
+                t1 = time.perf_counter()
+                with torch.profiler.record_function("forward"):
+                    out = runner._call_batched(x) if head.stacked else runner.module(x)
+                    sync(dev)
+                t2 = time.perf_counter()
+                with torch.profiler.record_function("outputs"):
+                    result = head.outputs(out, len(inputs))
+                t3 = time.perf_counter()
+            for step, ms in zip(steps, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                steps[step].append(1000 * ms)
+            return result
+
+        runner.predict = stepped
+        rest = items[3 * batch:]
+        if table is None:
+            for _ in annotator.annotate(rest):
+                pass
+        else:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if dev.type == "cuda":
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            with torch.profiler.profile(activities=activities) as prof:
+                for _ in annotator.annotate(rest):
+                    pass
+            sort = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+            table.write_text(prof.key_averages().table(sort_by=sort, row_limit=30) + "\n")
+    return {step: round(statistics.median(ms), 2) for step, ms in steps.items() if ms}
+
+
 def sample_gpu(stop: threading.Event, out: list[float]) -> None:
     import subprocess
 
@@ -235,6 +294,12 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device, resul
         results[name][tag] = figures
         print(line)
         print(f"      rounds: model only {figures['rounds_model_only']}, pipeline {figures['rounds_pipeline']}")
+        if args.phases:
+            table = Path(args.phases_table) / f"profile-{name}-{tag}.txt" if args.phases_table else None
+            split = phases(name, model_path, folder, args.batch_size, str(device), fp16, args.phases, table)
+            figures["predict_steps_ms_per_batch"] = split
+            print("      predict's steps, ms a batch (device synchronized after each): "
+                  + ", ".join(f"{k} {v}" for k, v in split.items()) + (f"; profile in {table}" if table else ""))
 
 
 def main() -> None:
@@ -246,6 +311,10 @@ def main() -> None:
     ap.add_argument("--image-size", default="320x240", help="WIDTHxHEIGHT of the generated JPEGs")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median of each is reported")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--phases", type=int, default=0, metavar="BATCHES",
+                    help="also time predict's steps (tensors, forward, outputs) over this many batches")
+    ap.add_argument("--phases-table", metavar="DIR", help="with --phases: torch.profiler's table per model and "
+                    "precision, written to this folder")
     ap.add_argument("--switch-interval", type=float,
                     help="sys.setswitchinterval for the whole run (how long a thread running Python keeps the "
                          "GIL from one that asks for it; Python's default is 0.005 s)")
