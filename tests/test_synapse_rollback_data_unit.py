@@ -5,6 +5,11 @@ production, a restored copy), or at a task rebound since the job wrote it, it pu
 found on one image's task onto another image's task: ``restored``, exit 0. Apply now journals the
 data unit each write went to, and rollback reads ``fields=id,data,data_unit`` and refuses such a task,
 naming both data units and ``SYNAPSE_HOST``, nothing sent.
+
+Its closing summary then said ``1 tasks not restored yet (run rollback again)``, as for a 503: a
+rerun meets the same refusal until the host or the task's data unit changes. The summary now
+counts such tasks apart and says what to check; the tasks a rerun can restore keep ``run rollback
+again``; a rollback with both says both, each with its count.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.rollback import rollback_job
 from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
+from totask_manifest.testing.recording import Fault
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -67,6 +73,12 @@ def test_rollback_against_a_backend_whose_ids_name_other_data_units_restores_not
             f"{tasks[0]['data_unit']}") in done.stdout, done.stdout
     assert len(synapse.requests_to("PUT")) == puts
     assert all(r.query.get("fields") == "id,data,data_unit" for r in synapse.requests_to("GET", "^/tasks/"))
+    summary = done.stderr.strip().splitlines()[-1]  # the summary of a rollback that left tasks: on stderr
+    assert summary.startswith("rollback: 0 restored"), done.stderr
+    assert (f"; 4 tasks not restored as they hold another data unit than the job wrote them for (first: task "
+            f"{first}), and running rollback again will not restore them: check SYNAPSE_HOST (now {synapse.url})"
+            in summary), summary
+    assert "run rollback again" not in done.stdout + done.stderr and "not restored yet" not in summary
 
 
 def _as_an_older_version_wrote_it(job) -> None:
@@ -119,3 +131,65 @@ def test_an_older_journal_still_checks_the_other_tasks_past_a_line_that_is_not_j
 
     assert report.totals["restored"] == 3 and report.totals["failed"] == 1, report.summary()
     assert [r.task_id for r in report.results if r.status == "failed"] == [tasks[2]["id"]]
+
+
+_RERUN = "(run rollback again)"
+_UNIT = "another data unit than the job wrote"
+
+
+def _unavailable(synapse, task_id: int) -> None:
+    """Every GET of one task answered 503 (after the client's retries: a transient failure)."""
+    synapse.add_fault(Fault(status=503, method="GET", path=rf"^/tasks/{task_id}/$", times=None))
+
+
+def test_a_data_unit_refusal_is_not_advised_a_rerun_but_what_to_check(synapse, files, client, tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    moved = tasks[1]["id"]
+    synapse.tasks[moved]["data_unit"] = tasks[3]["data_unit"]
+
+    summary = rollback_job(str(job), client=client).summary()
+
+    assert summary == ("rollback: 3 restored, 0 already as before, 0 changed by someone else (skipped), 1 failed; "
+                       f"1 task not restored as it holds another data unit than the job wrote it for (task {moved}), "
+                       f"and running rollback again will not restore it: check SYNAPSE_HOST (now {synapse.url}): "
+                       "is it the Synapse the job was applied to? If it is, see why the task was bound to another "
+                       "data unit since"), summary
+    assert TOKEN not in summary
+    again = rollback_job(str(job), client=client)  # the advice holds: a rerun meets the same refusal
+    assert again.totals["failed"] == 1 and not again.complete and _RERUN not in again.summary(), again.summary()
+
+
+def test_a_transient_failure_keeps_run_rollback_again(synapse, files, client, tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    _unavailable(synapse, tasks[2]["id"])
+
+    report = rollback_job(str(job), client=client)
+
+    summary = report.summary()
+    assert report.totals["restored"] == 3 and report.totals["failed"] == 1 and report.fatal is None, summary
+    assert summary.endswith(f"1 failed; 1 tasks not restored yet {_RERUN}"), summary
+    assert _UNIT not in summary and "SYNAPSE_HOST" not in summary
+    synapse.clear_faults()
+    again = rollback_job(str(job), client=client)  # the advice holds: the backend back, a rerun finishes
+    assert again.complete and again.totals["restored"] == 1, again.summary()
+
+
+def test_both_kinds_left_are_each_said_with_their_count(synapse, files, client, tmp_path) -> None:
+    job, tasks = _applied_job(synapse, files, client, tmp_path)
+    _unavailable(synapse, tasks[0]["id"])
+    for task, other in ((tasks[1], tasks[3]), (tasks[2], tasks[0])):  # two tasks now show other images
+        synapse.tasks[task["id"]]["data_unit"] = other["data_unit"]
+
+    report = rollback_job(str(job), client=client)
+
+    summary = report.summary()
+    assert report.totals["restored"] == 1 and report.totals["failed"] == 3 and report.remaining == 3, summary
+    assert (f"3 failed; 1 tasks not restored yet {_RERUN}; 2 tasks not restored as they hold another data unit "
+            f"than the job wrote them for (first: task {tasks[1]['id']}), and running rollback again will not "
+            f"restore them: check SYNAPSE_HOST (now {synapse.url})") in summary, summary
+    assert summary.endswith("see why those tasks were bound to another data unit since"), summary
+    assert summary.count(_RERUN) == 1
+    synapse.clear_faults()
+    again = rollback_job(str(job), client=client)  # the transient one restored; the other two still refused
+    assert again.totals["restored"] == 1 and again.totals["failed"] == 2, again.summary()
+    assert _RERUN not in again.summary() and "2 tasks not restored as they hold" in again.summary()

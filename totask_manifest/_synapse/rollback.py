@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 RESTORED, ALREADY, CONFLICT, FAILED = "restored", "already", "conflict", "failed"
 #: the task answers 404 while its project is there: deleted since, so nothing is left to restore
 DELETED = "deleted"
+#: a failed task's ``cause`` when it holds another data unit than the job wrote it for: rolling back
+#: again changes nothing until the host or the task does, so the summary advises otherwise
+OTHER_UNIT = "other-unit"
+
+
+class _OnOtherUnit(Exception):
+    """The task shows another image than the job wrote it for: refused, and kept apart from the failures a rerun may fix."""
 
 
 @dataclass
@@ -54,6 +61,8 @@ class RestoreResult:
     detail: str = ""
     #: failed with the error that stopped the rollback (``TaskResult.fatal``): said once, in the summary
     fatal: bool = False
+    #: why it failed where that changes the advice (``OTHER_UNIT``); "" for the rest, which a rerun may fix
+    cause: str = ""
 
 
 @dataclass
@@ -65,6 +74,9 @@ class RollbackReport:
     remaining: int = 0
     #: tasks with writes to undo, once the journal is read (None before: a Ctrl-C came first)
     planned: int | None = None
+    #: ``check SYNAPSE_HOST (now https://...)`` as the client's settings say it, for the advice on
+    #: tasks refused for their data unit (the journal records each write's data unit, not the host)
+    host_check: str = "check SYNAPSE_HOST"
 
     @property
     def totals(self) -> dict[str, int]:
@@ -84,9 +96,26 @@ class RollbackReport:
             text += f", {t[DELETED]} deleted in Synapse"
         if self.fatal:
             text += f"; stopped: {self.fatal}"
-        if self.remaining:
-            text += f"; {self.remaining} tasks not restored yet (run rollback again)"
+        other_unit = [r.task_id for r in self.results if r.cause == OTHER_UNIT]
+        # a refusal for the data unit stays one on every rerun: only the rest is worth running again for
+        retry = max(0, self.remaining - len(other_unit))
+        if retry:
+            text += f"; {retry} tasks not restored yet (run rollback again)"
+        if other_unit:
+            text += "; " + _other_unit_advice(other_unit, self.host_check)
         return text
+
+
+def _other_unit_advice(task_ids: list[int], host_check: str) -> str:
+    """What to do about tasks refused for their data unit: a rerun meets the same refusal, so it
+    names the two things that can make them match again, the host and the task's binding."""
+    one = len(task_ids) == 1
+    tasks, they = ("1 task", "it") if one else (f"{len(task_ids)} tasks", "them")
+    which = f"task {task_ids[0]}" if one else f"first: task {min(task_ids)}"
+    return (f"{tasks} not restored as {'it holds' if one else 'they hold'} another data unit than the job wrote "
+            f"{they} for ({which}), and running rollback again will not restore {they}: "
+            f"{host_check}: is it the Synapse the job was applied to? If it is, see why "
+            f"{'the task was' if one else 'those tasks were'} bound to another data unit since")
 
 
 def rollback_job(
@@ -149,6 +178,7 @@ async def rollback_async(
     await asyncio.to_thread(fill_written_units, job_url, histories)  # an older journal's writes name no data unit
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
+    report.host_check = aio.settings.check_host()
     breaker = Breaker()
     undone: set[int] = set()  # restored, already as before, or deleted: nothing left to do
     conflicted: set[int] = set()
@@ -164,8 +194,7 @@ async def rollback_async(
                                        status=200, method="GET", path=f"/tasks/{tid}/")
             unit, written = unit_id(task), history.data_unit
             if unit is not None and written is not None and unit != written:  # never onto another image (--force too)
-                raise SynapseHTTPError(restore_other_unit(tid, unit, written, aio.settings), status=200, method="GET",
-                                       path=f"/tasks/{tid}/")
+                raise _OnOtherUnit(restore_other_unit(tid, unit, written, aio.settings))
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
             if current == history.original_hash:
@@ -206,6 +235,9 @@ async def rollback_async(
                 result = RestoreResult(tid, DELETED, f"nothing to restore: {exc}")
             else:
                 result = RestoreResult(tid, FAILED, str(exc))
+        except _OnOtherUnit as exc:
+            breaker.success()  # the backend answered: no sign of an outage
+            result = RestoreResult(tid, FAILED, str(exc), cause=OTHER_UNIT)
         except SynapseHTTPError as exc:
             breaker.success()
             result = RestoreResult(tid, FAILED, str(exc))
