@@ -21,7 +21,7 @@ fresh run starts. The parameters are checked first (``params``); the label attri
 name) is the action ``name`` lower-cased with ``_`` turned into ``-``.
 
 It sits above ``api`` (it runs a whole job through it) and above ``synapse`` (export, apply,
-the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` set, progress, metrics and logs go
+the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``: ``job_id``) set, progress, metrics and logs go
 to that Synapse job, at most once a second, as the SDK v2 reports them (``synapse.progress.JobReporter``):
 the steps ``initialize`` (project and data collection), ``prepare`` (the target specification, or
 the pre-processor deployed and running), ``fetch_tasks`` (the export), ``annotate_task_data``
@@ -52,6 +52,7 @@ from .._synapse.export import ExportResult, check_project, export_tasks
 from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
+from .job_id import synapse_job_id
 from .params import ToTaskParams, validate_params
 from .refused import action_result, refuse
 from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
@@ -120,7 +121,7 @@ class ToTaskAction:
         except TotaskError as exc:  # the Synapse job told, as ``run`` tells it of a bad parameter file
             return refuse(str(exc), self._client)
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
-        reporter = JobReporter(client, os.environ.get("SYNAPSE_JOB_ID"), method=params.method)
+        reporter = JobReporter(client, synapse_job_id(), method=params.method)
         reporter.status("RUNNING")
         result = action_result(FAILED_STATUS, "not started")
         self._totask: dict[str, Any] = {}

@@ -1,5 +1,5 @@
 """A ToTask run refused before it starts (bad parameters, a bad parameter file): its result, and
-the Synapse job of ``SYNAPSE_JOB_ID`` told of it.
+the Synapse job of ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``, as the SDK reads them: ``job_id``) told of it.
 
 The SDK's job entry point marks the platform's job ``RUNNING``, then ``FAILED`` with the error, for
 any action whose parameters fail; told nothing, the job stays ``PENDING`` for ever. The Python
@@ -9,12 +9,12 @@ to exit 2 naming it) both refuse through ``refuse`` here, so the job is told the
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .._credentials import hide_env_credentials
 from .._errors import TotaskError
 from .._storage import map_strings
+from .job_id import synapse_job_id
 from .runs import FAILED_STATUS
 
 #: the counters of a run that did nothing
@@ -40,11 +40,11 @@ def action_result(status: str, message: str, metrics: dict[str, int] | None = No
 def refuse(message: str, client: Any = None) -> dict[str, Any]:
     """The ``FAILED`` result of a run refused with ``message`` (the environment's credentials
     masked: a converter plugin that failed as it loaded is quoted, and it may have read them),
-    told to the Synapse job of ``SYNAPSE_JOB_ID`` when it is set: ``RUNNING``, then ``FAILED`` with
+    told to the Synapse job of ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``) when it is set: ``RUNNING``, then ``FAILED`` with
     the result and its ``error``. Nothing else is sent. ``client``: a ``SynapseClient`` to use
     (else one is made, and closed); without credentials the job cannot be told (nor can the SDK)."""
     result = map_strings(action_result(FAILED_STATUS, message), hide_env_credentials)
-    job_id = os.environ.get("SYNAPSE_JOB_ID")
+    job_id = synapse_job_id()
     if not job_id:
         return result
     from .._synapse.progress import JobReporter  # on use: the CLI refuses a bad file without aiohttp

@@ -33,7 +33,7 @@ def synapse(monkeypatch: pytest.MonkeyPatch) -> Iterator[SynapseServer]:
     monkeypatch.setenv("SYNAPSE_HOST", server.url)
     monkeypatch.setenv("SYNAPSE_ACCESS_TOKEN", TOKEN)
     for name in ("SYNAPSE_PLUGIN_RUN_USER_TOKEN", "SYNAPSE_PLUGIN_RUN_TENANT", "SYNAPSE_PLUGIN_RUN_URL_HOST",
-                 "SYNAPSE_LANGUAGE", "SYNAPSE_JOB_ID", "TOTASK_OUTPUT_ROOT"):
+                 "SYNAPSE_LANGUAGE", "SYNAPSE_JOB_ID", "RAY_JOB_ID", "TOTASK_OUTPUT_ROOT"):
         monkeypatch.delenv(name, raising=False)
     try:
         yield server
