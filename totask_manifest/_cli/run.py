@@ -80,10 +80,13 @@ def run(args: argparse.Namespace) -> int:
         refuse_root_in_job(action.output_root)
     except TotaskError as exc:
         # refused before the action starts (exit 2, one line): the Synapse job of SYNAPSE_JOB_ID is
-        # told the same line, as the action tells it of parameters it refuses (told nothing, it stayed PENDING)
-        from .._to_task.refused import refuse
+        # told the same line, as the action tells it of parameters it refuses (told nothing, it stayed PENDING);
+        # quickly, once or twice: a job Synapse did not take is a second line after the error, not a minute's wait
+        from .._to_task.refused import tell_refused
 
-        refuse(str(exc))
+        _, untold = tell_refused(str(exc))
+        if untold:
+            exc.add_note(untold)
         raise
     with sigterm_as_interrupt():
         result = action.start()

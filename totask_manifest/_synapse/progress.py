@@ -45,7 +45,9 @@ class JobReporter:
     """Coalescing reporter; ``job_id=None`` makes every call a no-op (no Synapse job to report to)."""
 
     def __init__(self, client: SynapseClient | None, job_id: str | int | None, *, interval: float = 1.0,
-                 method: str = "file") -> None:
+                 method: str = "file", pump: bool = True) -> None:
+        """``pump=False``: no background thread; only ``status`` and ``flush`` send (a refused
+        run's two statuses, with ``interval=0``, go at once rather than a second apart)."""
         self.client = client
         self.job_id = job_id
         self.interval = interval
@@ -64,7 +66,10 @@ class JobReporter:
         #: set by a final status: ``current_progress`` then carries the SDK's ``time_remaining: 0.0``
         #: and ``time_elapsed`` (whole seconds since the reporter was made), as its last PATCH does
         self._finished = False
-        if self.enabled:
+        #: why the last send failed (``None`` once one succeeds): reporting never raises, but a
+        #: caller that must say the job was not told (a refused run) reads it here
+        self.last_error: Exception | None = None
+        if self.enabled and pump:
             self._thread = threading.Thread(target=self._pump, name="synapse-job-reporter", daemon=True)
             self._thread.start()
 
@@ -163,7 +168,9 @@ class JobReporter:
             self.client.update_job(self.job_id, body)  # type: ignore[arg-type]
             if logs:
                 self.client.create_logs(logs)
+            self.last_error = None
         except Exception as exc:  # reporting must never fail the run
+            self.last_error = exc
             log.debug("could not report to Synapse job %s: %s", self.job_id, exc)
 
     def close(self) -> None:
