@@ -21,6 +21,7 @@ from ._api_checks import (
     chained_output,
     check_config,
     check_options,
+    check_tuning,
     completed_as_is,
     completed_result,
     input_changed_text,
@@ -214,6 +215,7 @@ def resume(
     given.check_named()
     if changes:
         stored = given.state.config
+        check_tuning(stored.method, changes)  # any method's: a plugin's own check passes over what it does not declare
         check_options(stored.method, {**stored.options, **changes}, stored.task_type)
     if (done := completed_as_is(given)) is not None:  # nothing to do: no lease (a read-only folder)
         return done

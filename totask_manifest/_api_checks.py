@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import JobError, JobExistsError, UsageError
+from ._errors import JobError, JobExistsError, UsageError, json_kind, json_text
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
@@ -74,6 +75,43 @@ def refuse_out_of_range(values: dict[str, Any]) -> None:
             raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
 
 
+def _device(value: str) -> bool:
+    from ._models.params import DEVICES  # on use: it imports yaml, which a CLI that names no device need not
+
+    name = value.strip().lower()
+    return name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit())
+
+
+#: each tuning option's kind (as ``Options.checked`` words a wrong type), its rule and what the
+#: rule says (as annotate's fetch policy, ``FetchPolicy``, words it for ``--method file``)
+_TUNING_RULES: dict[str, tuple[str, Callable[[Any], bool], str]] = {
+    "concurrency": ("int", lambda v: v >= 1, "at least 1"),
+    "timeout": ("float", lambda v: v > 0, "more than 0 seconds"),
+    "retries": ("int", lambda v: v >= 0, "0 or more"),
+    "batch_size": ("int", lambda v: v >= 1, "at least 1"),
+    "device": ("str", _device, "one of auto, cpu, cuda, mps (or cuda:N)"),
+}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
+def check_tuning(method: str, options: Mapping[str, Any]) -> None:
+    """The tuning values given (``TUNING_OPTIONS``; None is the default) refused naming their flag
+    where they cannot work, for every method, before anything is written. A method checks only
+    the options it declares: a plugin that declares no ``concurrency`` let ``resume --concurrency
+    -1`` (and ``annotate``) write -1 into job.json, for any later run or chained method to meet.
+    A method that declares ``device`` names the devices it knows itself (a plugin's may be others);
+    every other rule holds for any method."""
+    declared = {f.name for f, _ in get_annotator_class(method).Options.leaves()}
+    for key, (kind, holds, rule) in _TUNING_RULES.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, _TYPES[kind]):
+            raise UsageError(f"option {key!r} must be {kind}, not {json_kind(value)} {json_text(value)}")
+        if not (key == "device" and key in declared) and not holds(value):
+            raise UsageError(f"--{key.replace('_', '-')} must be {rule} (got {value!r})")
+
+
 def refuse_undecodable(config: JobConfig) -> None:
     """A path that is not valid UTF-8 (a folder named by a Latin-1 system: Python holds its bytes
     as surrogates) is refused naming its flag, before anything is written: job.json holds text,
@@ -122,6 +160,7 @@ def check_config(config: JobConfig) -> None:
     refuse_undecodable(config)
     if config.checkpoint_every < 1:
         raise UsageError("--checkpoint-every must be at least 1")
+    check_tuning(config.method, config.options)
     check_options(config.method, config.options, task_type.name)
 
 

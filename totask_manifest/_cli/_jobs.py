@@ -127,6 +127,8 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     arguments the command's parser left over.
     """
     from .._annotators.base import get_annotator_class
+    from .._api_checks import check_tuning
+    from .._jobs.config import TUNING_OPTIONS
     from .._jobs.plugin_errors import plugin_raised_as_usage
 
     cls = get_annotator_class(method).Options
@@ -135,6 +137,9 @@ def method_options(args: argparse.Namespace, method: str, *, only_given: bool = 
     elif getattr(args, "_unknown", None):
         raise unrecognized(args._parser.prog, args._unknown)
     _refuse_other_methods_flags(args, cls, method)
+    # a tuning flag the method does not declare is dropped here, but a value that cannot work is
+    # refused as it is for a method that declares it (and by resume), not passed over
+    check_tuning(method, {key: getattr(args, key, None) for key in TUNING_OPTIONS})
     with plugin_raised_as_usage(method, "its options"):  # a plugin's Options.__post_init__ or from_cli
         return read_options(args, cls, only_given=only_given)
 
