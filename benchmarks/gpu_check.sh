@@ -27,8 +27,9 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
   python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"; } \
     2>&1 | tee "$OUT/machine.txt"
 bench=(python3 benchmarks/inference_bench.py --device cuda --images "$IMAGES" --batch-size "$BATCH"
-       --image-size 640x480 --rounds "$ROUNDS" --phases "${PHASES:-8}" --phases-table "$OUT")
-timeout ${BENCH_TIMEOUT:-170} "${bench[@]}" --model retinanet50,resnet18 --json "$OUT/inference.json" 2>&1 \
+       --image-size 640x480 --rounds "$ROUNDS")
+timeout ${BENCH_TIMEOUT:-200} "${bench[@]}" --model retinanet50,resnet18 --json "$OUT/inference.json" \
+    --phases "${PHASES:-8}" --phases-table "$OUT" 2>&1 \
     | tee "$OUT/inference.log"
 if [ -n "${SWITCH_INTERVAL:-}" ]; then  # the detector again with another GIL switch interval
     timeout 70 "${bench[@]}" --model retinanet50 --switch-interval "$SWITCH_INTERVAL" \

@@ -43,8 +43,8 @@ TOOL_VARIABLE_PREFIXES = ("SYNAPSE_", "TOTASK_", "AWS_", "FSSPEC_")
 #: a TLS-intercepting network needs; ``test_cli_errors.env`` keeps it too)
 KEPT_VARIABLES = ("TOTASK_SDK_PYTHON", "TOTASK_SDK_VENV", "TOTASK_SKIP_SDK_PARITY", "TOTASK_TEST_NO_SHARED_DISK",
                   "AWS_CA_BUNDLE")
-#: other variables of the tool's, unset as well (a cluster the Ray engine would join; the Synapse job a
-#: ToTask run reports to when SYNAPSE_JOB_ID is unset, as the SDK reads it)
+#: other variables unset as well (a cluster the Ray engine would join; Ray's own job id, which the SDK
+#: reads as a Synapse job's and we must be seen not to: tests/test_to_task_job_id.py)
 TOOL_VARIABLES = ("RAY_ADDRESS", "RAY_JOB_ID")
 #: the session's own HOME (``pytest_configure``) and the variables it replaced, put back at the end
 _SESSION: dict[str, object] = {}

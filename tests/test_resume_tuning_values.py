@@ -110,3 +110,35 @@ def test_annotate_cli_refuses_them_for_a_method_that_does_not_declare_them(tmp_p
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == ["totask-manifest annotate: error: --concurrency must be at least 1 (got -1)"]
     assert not (tmp_path / "out").exists()
+
+
+OWN = "tests.support.toy_annotators:OwnTuningToy"
+
+
+@pytest.mark.parametrize("options", [{}, {"device": 1}, {"retries": -1}, {"timeout": 0.0}])
+def test_a_method_that_declares_a_tuning_name_keeps_its_own_meaning(tmp_path, options):
+    """Its ``Options`` check it: a GPU index, -1 for ever, 0 for no timeout are its values (the
+    built-in rules refused them, and its own defaults, before the job existed)."""
+    src = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
+    result = annotate(JobConfig(job_name="j", input=str(src), output_root=str(tmp_path / "out"), label_attribute="cls",
+                                task_type="image-classification", method=OWN, options=options))
+    assert result.status == "COMPLETED"
+    stored = orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["config"]["options"]
+    assert all(stored[k] == v for k, v in options.items())
+
+
+@pytest.mark.slow
+def test_the_cli_runs_such_a_method_on_its_own_defaults(tmp_path):
+    src = write_manifest(tmp_path / "in.manifest", 4, bad_every=0)
+    args = toy_job_args(src, tmp_path / "out")
+    r = run_cli(*args[: args.index(TOY)], OWN, *args[args.index(TOY) + 1:])
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_device_index_in_other_digits_is_refused_naming_the_flag(tmp_path):
+    """``"cuda:²"`` passed ``str.isdigit`` and then failed ``int()`` when the device was chosen."""
+    job = stopped_toy_job(tmp_path)
+    before = (job / "job.json").read_bytes()
+    with pytest.raises(UsageError, match=r"^--device must be one of"):
+        resume(str(job), options={"device": "cuda:\u00b2"})
+    assert (job / "job.json").read_bytes() == before

@@ -76,10 +76,13 @@ def refuse_out_of_range(values: dict[str, Any]) -> None:
 
 
 def _device(value: str) -> bool:
-    from ._models.params import DEVICES  # on use: it imports yaml, which a CLI that names no device need not
+    from ._models.params import check_device  # on use: it imports yaml, which a CLI naming no device need not
 
-    name = value.strip().lower()
-    return name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit())
+    try:
+        check_device("--device", "device", value)
+    except UsageError:
+        return False
+    return True
 
 
 #: each tuning option's kind (as ``Options.checked`` words a wrong type), its rule and what the
@@ -96,19 +99,20 @@ _TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
 
 def check_tuning(method: str, options: Mapping[str, Any]) -> None:
     """The tuning values given (``TUNING_OPTIONS``; None is the default) refused naming their flag
-    where they cannot work, for every method, before anything is written. A method checks only
-    the options it declares: a plugin that declares no ``concurrency`` let ``resume --concurrency
-    -1`` (and ``annotate``) write -1 into job.json, for any later run or chained method to meet.
-    A method that declares ``device`` names the devices it knows itself (a plugin's may be others);
-    every other rule holds for any method."""
+    where they cannot work, before anything is written, for the options a method does not
+    declare. Why: a method checks only the options it declares, so a plugin that declares no
+    ``concurrency`` let ``resume --concurrency -1`` (and ``annotate``) write -1 into job.json, for
+    any later run or chained method to meet. An option the method declares is its own, checked
+    by its ``Options`` with its own meaning (a plugin's ``retries: -1`` may mean "for ever", its
+    ``device`` a GPU index): the rules here never overrule it."""
     declared = {f.name for f, _ in get_annotator_class(method).Options.leaves()}
     for key, (kind, holds, rule) in _TUNING_RULES.items():
         value = options.get(key)
-        if value is None:
+        if value is None or key in declared:
             continue
         if isinstance(value, bool) or not isinstance(value, _TYPES[kind]):
             raise UsageError(f"option {key!r} must be {kind}, not {json_kind(value)} {json_text(value)}")
-        if not (key == "device" and key in declared) and not holds(value):
+        if not holds(value):
             raise UsageError(f"--{key.replace('_', '-')} must be {rule} (got {value!r})")
 
 

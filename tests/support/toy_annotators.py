@@ -135,6 +135,25 @@ class NamesFileToy(ToyClassifier):
         return out
 
 
+@dataclass(frozen=True)
+class OwnTuningOptions(Options):
+    """Tuning names a plugin declares with its own meaning: a GPU index, -1 for "retry for ever",
+    0 for "no timeout" (the built-in rules for those flags are not its rules)."""
+
+    device: int = option(0, metavar="INDEX", help="GPU index")
+    retries: int = option(-1, metavar="N", help="-1: retry for ever")
+    timeout: float = option(0.0, metavar="S", help="0: no timeout")
+
+
+class OwnTuningToy(ToyClassifier):
+    """The toy, with tuning options of its own (``OwnTuningOptions``)."""
+
+    Options = OwnTuningOptions  # type: ignore[assignment]
+
+    def annotate_batch(self, items: list[Item]) -> list[Outcome]:
+        return [Labeled(_digest(item) % 3, {"class-name": "own", "confidence": 0.5}) for item in items]
+
+
 class ToyBoxes(BatchAnnotator):
     """Labels object-detection lines with the one box each line names (``box``: left, top,
     width, height) on a 10 x 10 image, as a model that rounds its boxes would."""

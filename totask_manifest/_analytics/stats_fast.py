@@ -28,8 +28,9 @@ Measured and left out (callgrind): ``decode_lines`` on a block saves the 2.4k-in
 but proving one object a line costs 3.8k; a regular expression holding a line's JSON grammar
 costs 31.1k just to match (``re`` steps byte by byte). Where a line goes (callgrind, lines 20k-60k
 of the benchmark; 40.7k for its one-core orjson loop): stats27 36.3k -> 31.5k, stats36 -> 29.5k
-(decoding 14.1k, freeing the structs 6.6k, reading 1.9k, counting the rest), stats41 -> 26.0k
-with skips, plus the proof (about 1.1k: ``isascii`` and numpy's comparisons).
+(decoding 14.1k, freeing the structs 6.6k, reading 1.9k, counting the rest), stats41 (lines 20k-50k)
+29.7k -> 28.3k: the skips save 3.7k, the proof costs about 1.1k (``isascii``, numpy's comparisons),
+and the 256 KB blocks' copies about 0.9k (callgrind counts ``memcpy`` of a block byte by byte).
 """
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     except TotaskError as exc:
         _say(f"totask-manifest {args.command}: error: {exc}")
         for note in getattr(exc, "__notes__", ()):  # what came of the error (run: a Synapse job not told of it)
-            _say(f"totask-manifest {args.command}: {note}")
+            _say(f"totask-manifest {args.command}: {' '.join(str(note).split())}")  # each a line of its own
         return exc.exit_code
     except OSError as exc:  # a file system refusal not met through storage (a full disk, say)
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""

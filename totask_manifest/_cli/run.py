@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         # result came after its export was written into that job's folder, exit 1)
         refuse_root_in_job(action.output_root)
     except TotaskError as exc:
-        # refused before the action starts (exit 2, one line): the Synapse job of SYNAPSE_JOB_ID is
+        # refused before the action starts (exit 2, the error's line): the Synapse job of SYNAPSE_JOB_ID is
         # told the same line, as the action tells it of parameters it refuses (told nothing, it stayed PENDING);
         # quickly, once or twice: a job Synapse did not take is a second line after the error, not a minute's wait
         from .._to_task.refused import tell_refused

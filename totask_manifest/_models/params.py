@@ -120,7 +120,7 @@ def check_device(source: str, key: str, value: Any) -> str:
     name = value.strip().lower()
     if name in DEVICES:
         return name
-    if name.startswith("cuda:") and name[5:].isdigit():
+    if name.startswith("cuda:") and name[5:].isascii() and name[5:].isdigit():  # "cuda:²" is no index
         return name
     raise _fail(source, key, f"must be one of {', '.join(DEVICES)} (or cuda:N)", value)
 

@@ -1,4 +1,4 @@
-"""Progress, metrics and logs of a ToTask run, sent to its Synapse job (``SYNAPSE_JOB_ID``, else ``RAY_JOB_ID``:
+"""Progress, metrics and logs of a ToTask run, sent to its Synapse job (``SYNAPSE_JOB_ID``:
 ``_to_task.job_id``).
 
 The shapes are the SDK's v2 ``JobLogger`` ones (synapse-api.md §2): ``PATCH jobs/{id}/`` with

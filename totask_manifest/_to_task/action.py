@@ -21,7 +21,7 @@ fresh run starts. The parameters are checked first (``params``); the label attri
 name) is the action ``name`` lower-cased with ``_`` turned into ``-``.
 
 It sits above ``api`` (it runs a whole job through it) and above ``synapse`` (export, apply,
-the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``: ``job_id``) set, progress, metrics and logs go
+the pre-processor), which know nothing of it. With ``SYNAPSE_JOB_ID`` (``job_id``) set, progress, metrics and logs go
 to that Synapse job, at most once a second, as the SDK v2 reports them (``synapse.progress.JobReporter``):
 the steps ``initialize`` (project and data collection), ``prepare`` (the target specification, or
 the pre-processor deployed and running), ``fetch_tasks`` (the export), ``annotate_task_data``

@@ -1,5 +1,5 @@
 """A ToTask run refused before it starts (bad parameters, a bad parameter file): its result, and
-the Synapse job of ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``, as the SDK reads them: ``job_id``) told of it.
+the Synapse job of ``SYNAPSE_JOB_ID`` (``job_id``) told of it.
 
 The SDK's job entry point marks the platform's job ``RUNNING``, then ``FAILED`` with the error, for
 any action whose parameters fail; told nothing, the job stays ``PENDING`` for ever. The Python
@@ -50,7 +50,7 @@ def action_result(status: str, message: str, metrics: dict[str, int] | None = No
 
 def refuse(message: str, client: Any = None) -> dict[str, Any]:
     """The ``FAILED`` result of a run refused with ``message``, told to the Synapse job of
-    ``SYNAPSE_JOB_ID`` or ``RAY_JOB_ID`` (``tell_refused``); a job that could not be told is a warning in the log."""
+    ``SYNAPSE_JOB_ID`` (``tell_refused``); a job that could not be told is a warning in the log."""
     result, untold = tell_refused(message, client)
     if untold:
         log.warning("%s", untold)
@@ -60,7 +60,7 @@ def refuse(message: str, client: Any = None) -> dict[str, Any]:
 def tell_refused(message: str, client: Any = None) -> tuple[dict[str, Any], str | None]:
     """The ``FAILED`` result of a run refused with ``message`` (the environment's credentials
     masked: a converter plugin that failed as it loaded is quoted, and it may have read them),
-    told to the Synapse job of ``SYNAPSE_JOB_ID`` (else ``RAY_JOB_ID``) when it is set: ``RUNNING``,
+    told to the Synapse job of ``SYNAPSE_JOB_ID`` when it is set: ``RUNNING``,
     then ``FAILED`` with the result and its ``error``. Nothing else is sent. Then the line saying
     the job could not be told, or ``None`` (told, or no job to tell).
 
@@ -109,6 +109,5 @@ def _unreachable(error: Exception | None) -> bool:
 def _untold_line(job_id: str, host: str, error: Exception) -> str:
     """One line naming the job, the host (no user info, no query) and why; the error's own text
     is the client's, tokens masked, and the environment's credentials are masked again here."""
-    why = " ".join(str(error).split())
-    return hide_env_credentials(f"the Synapse job {job_id} at {redact_url(host)} was not told of this refusal "
-                                f"(it may stay PENDING): {why}")
+    line = f"the Synapse job {job_id} at {redact_url(host)} was not told of this refusal (it may stay PENDING): {error}"
+    return hide_env_credentials(" ".join(line.split()))
