@@ -132,17 +132,24 @@ class gpu_sampler:
             self.thread.join()
 
 
+def bench_job(job: str, name: str, path: Path, folder: Path, n: int, batch: int, device: str,
+              fp16: bool) -> tuple[list[Item], object]:
+    """The first ``n`` images of ``folder`` as items, and an inference job's run context for them."""
+    files = sorted(folder.glob("*.jpg"))[:n]
+    items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
+    _network, task_type, options = MODELS[name]
+    ctx = job_run(job, "label", task_type,
+                  {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
+                   "use_fp16": fp16, **options},
+                  method="inference", output_root=str(DATA))
+    return items, ctx
+
+
 def pipeline(name: str, path: Path, folder: Path, n: int, batch: int, device: str,
              fp16: bool) -> tuple[float, list[float], float]:
     """Images a second through the annotator, the GPU utilisation samples, and the share of the
     wall time spent inside the model runner's ``predict`` (transfer, forward, outputs back)."""
-    files = sorted(folder.glob("*.jpg"))[:n]
-    items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
-    _network, task_type, options = MODELS[name]
-    ctx = job_run("bench", "label", task_type,
-                  {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
-                   "use_fp16": fp16, **options},
-                  method="inference", output_root=str(DATA))
+    items, ctx = bench_job("bench", name, path, folder, n, batch, device, fp16)
     utilisation: list[float] = []
     in_model = [0.0]
     with InferenceAnnotator(ctx) as annotator:
@@ -182,13 +189,7 @@ def phases(name: str, path: Path, folder: Path, batch: int, device: str, fp16: b
     24 ms forward pass (stop 40, RetinaNet-50 fp32 on an H200), and which step holds the rest
     decides the next change. ``table``: also torch.profiler's table of the same batches (by
     device time where there is one), written to that file."""
-    files = sorted(folder.glob("*.jpg"))[: (batches + 3) * batch]
-    items = [Item(i, i + 1, {"source-ref": str(f)}) for i, f in enumerate(files)]
-    _network, task_type, options = MODELS[name]
-    ctx = job_run("bench-phases", "label", task_type,
-                  {"model": str(path), "allow_root": str(folder), "batch_size": batch, "device": device,
-                   "use_fp16": fp16, **options},
-                  method="inference", output_root=str(DATA))
+    items, ctx = bench_job("bench-phases", name, path, folder, (batches + 3) * batch, batch, device, fp16)
     steps: dict[str, list[float]] = {"tensors": [], "forward": [], "outputs": []}
     with InferenceAnnotator(ctx) as annotator:
         for _ in annotator.annotate(items[: 3 * batch]):  # warm-up
