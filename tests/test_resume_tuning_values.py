@@ -40,7 +40,7 @@ BAD = [
     pytest.param(["--batch-size", "0"], "--batch-size must be at least 1 (got 0)", marks=pytest.mark.slow),
     pytest.param(["--device", "gpu9"], "--device must be one of auto, cpu, cuda, mps (or cuda:N) (got 'gpu9')",
                  marks=pytest.mark.slow),
-    pytest.param(["--checkpoint-every", "0"], "--checkpoint-every must be at least 1", marks=pytest.mark.slow),
+    pytest.param(["--checkpoint-every", "0"], "--checkpoint-every must be at least 1 (got 0)", marks=pytest.mark.slow),
 ]
 
 

@@ -384,3 +384,26 @@ def test_names_that_would_break_or_hide_in_the_text_are_shown_escaped(tmp_path, 
         assert any(repr(name) in row for row in table), (name, table)
     assert any(" \u732b " in row for row in table), table  # a printable name stays as it is
     assert "jobs: 'labeling-job/a\\nb' (5)" in out, out
+
+
+def test_bars_after_wide_class_names_line_up_on_a_terminal(tmp_path):
+    """Korean names took one column a character (``str.ljust``): their bars began 2-4 columns left
+    of the others'. Each row's bar now starts at the same terminal column."""
+    import unicodedata
+
+    rows = []
+    for i, (cid, name) in enumerate([(0, "삼각형"), (1, "원"), (2, "square"), (3, "e\u0301t\u00e9")]):
+        rows.append(orjson.dumps({
+            "source-ref": f"s3://b/{i}.jpg", "boxes": {"annotations": [{"class_id": cid}]},
+            "boxes-metadata": {"class-map": {str(cid): name}, "type": "groundtruth/object-detection",
+                               "human-annotated": "no", "creation-date": "2026-01-01T00:00:00", "job-name": "j"}}))
+    path = tmp_path / "ko.manifest"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    text = format_text(manifest_stats(str(path)))
+    bars = [line for line in text.splitlines() if line.endswith("#") and "labels" not in line][:4]
+
+    def column(line: str) -> int:
+        before = line[: line.index("#")]
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in before)
+
+    assert len(bars) == 4 and len({column(line) for line in bars}) == 1, bars

@@ -207,7 +207,7 @@ def resume(
                          "chain or clone a new job to change what a job writes")
     refuse_out_of_range({**changes, "checkpoint_every": checkpoint_every})
     if checkpoint_every is not None and checkpoint_every < 1:
-        raise UsageError("--checkpoint-every must be at least 1")
+        raise UsageError(f"--checkpoint-every must be at least 1 (got {checkpoint_every})")
     # read first, before the lease: a folder that is not this job's (a file of it, a renamed copy) is
     # named without writing a lease into it, a wrong value is named even when nothing is left to run,
     # and a dead holder's lease is not taken over for a command that refuses to run

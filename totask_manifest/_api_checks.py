@@ -163,7 +163,7 @@ def check_config(config: JobConfig) -> None:
     refuse_out_of_range({**config.options, "checkpoint_every": config.checkpoint_every})
     refuse_undecodable(config)
     if config.checkpoint_every < 1:
-        raise UsageError("--checkpoint-every must be at least 1")
+        raise UsageError(f"--checkpoint-every must be at least 1 (got {config.checkpoint_every})")
     check_tuning(config.method, config.options)
     check_options(config.method, config.options, task_type.name)
 

@@ -29,6 +29,7 @@ had run deadlocked on its first query), and cost each process a third of a secon
 from __future__ import annotations
 
 import gc
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from io import BytesIO
 from typing import IO, Any
@@ -214,6 +215,14 @@ def shown(value: object) -> str:
     return text if text and text.isprintable() else repr(text)
 
 
+def padded(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns: a wide character (Hangul, CJK: East Asian
+    width W or F) takes two, a combining mark none, so the bars after Korean class names line up
+    with those after Latin ones (``str.ljust`` counts characters)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+    return text + " " * max(width - columns, 0)
+
+
 def _bar(n: int, top: int, width: int = 30) -> str:
     return "#" * max(1 if n else 0, round(width * n / top)) if top else ""
 
@@ -248,7 +257,7 @@ def format_text(stats: ManifestStats) -> str:
             top = max(cc.count for cc in a.classes)
             out.append("  labels per class:")
             out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
-                    f"{'?' if cc.name is None else shown(cc.name):<24} {_bar(cc.count, top)}" for cc in a.classes]
+                    f"{padded('?' if cc.name is None else shown(cc.name), 24)} {_bar(cc.count, top)}" for cc in a.classes]
         for clash in a.class_clashes:
             if clash.class_id is not None:
                 out.append(f"  class id {clash.class_id} has several names: "

@@ -7,6 +7,7 @@ to ``validate`` or ``stats``: "21 lines that are not a JSON object"), with no wo
 
 from __future__ import annotations
 
+import shlex
 from typing import IO
 
 from .. import _storage as storage
@@ -76,7 +77,10 @@ def refuse_not_text(f: IO[bytes], url: str) -> None:
     name = storage.redact_url(str(url))  # a Path, from the library
     base = name.rsplit("/", 1)[-1]
     if head.startswith(GZIP_MAGIC):
-        how = f"gunzip -k {base}" if base.endswith(".gz") else f"gunzip -c {base} > plain-{base}"  # gunzip wants .gz
+        # a local file's path as given, quoted (the user runs it where they are); a URL's file name
+        given = shlex.quote(name.removeprefix("file://")) if "://" not in name.removeprefix("file://") else base
+        how = (f"gunzip -k {given}" if base.endswith(".gz")  # gunzip wants .gz
+               else f"gunzip -c {given} > {shlex.quote('plain-' + base)}")
         raise ManifestError(f"{name} is gzip-compressed; manifests are read as plain text: decompress it "
                             f"({how}) and give the decompressed file", rule="input-gzip")
     if (found := other_encoding(head)) is not None:

@@ -21,6 +21,7 @@ from .._storage import AtomicWriter, open_read, redact_secret_url
 from .file_kind import refuse_not_text
 from .line import Line
 from .long_lines import TooLong, message
+from .naming import RESERVED_NAMES
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
 __all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
@@ -124,6 +125,9 @@ def refuse_not_an_attribute(attribute: str | None, option: str = "--label-attrib
         base = attribute[: -len(METADATA)]
         raise UsageError(f"{option} {attribute!r} is the metadata key of {base!r}, not a label attribute: "
                          f"give {option} {base}")
+    if attribute in RESERVED_NAMES:  # every line holds it: "no line holds 'source-ref'" read as false
+        raise UsageError(f"{option} {attribute!r} is a line's data key (the object labeled), not a label "
+                         f"attribute (label-attribute-reserved): give the attribute the labels are under")
 
 
 def refuse_absent_attribute(url: str, attribute: str, *, data_lines: int, without: int,
