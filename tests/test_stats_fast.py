@@ -159,7 +159,7 @@ def manifests(draw) -> list[bytes]:
 
 
 def _stats(lines: list[bytes], attributes: list[str] | None, *, fast: bool, batch: int = 7) -> ManifestStats:
-    batches = iter([lines[i: i + batch] for i in range(0, len(lines), batch)])
+    batches = iter([(lines[i: i + batch], None) for i in range(0, len(lines), batch)])
     return merge_partials("m", [_count_lines(batches, attributes, fast=fast)], attributes)
 
 

@@ -17,21 +17,17 @@ from __future__ import annotations
 import orjson
 
 from tests.jobs_helpers import run_cli
+from tests.test_synapse_data_unit_check import _exported_job
 from totask_manifest._synapse.apply import apply_job
-from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.rollback import rollback_job
-from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
+from totask_manifest.testing.builders import TOKEN
 from totask_manifest.testing.recording import Fault
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
 
 def _applied_job(synapse, files, client, tmp_path):
-    pid = seed_tasks(synapse, files, 4)
-    export = tmp_path / "export.manifest"
-    export_tasks(pid, str(export), client=client)
-    tasks = [dict(t) for t in sorted(synapse.project_tasks(pid), key=lambda t: t["id"])]  # as exported
-    job = make_job(tmp_path, export)
+    job, tasks = _exported_job(synapse, files, client, tmp_path)
     report = apply_job(str(job), client=client)
     assert report.totals["applied"] == 4, report.totals
     return job, tasks

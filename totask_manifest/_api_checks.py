@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import JobError, JobExistsError, UsageError, json_kind, json_text
+from ._errors import JobError, JobExistsError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
@@ -28,7 +29,7 @@ from ._jobs.state import (
 )
 from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute, default_label_attribute
-from ._options import path_options
+from ._options import Options, mistyped, option, path_options
 from ._plugin_output import plugin_code
 from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
@@ -75,26 +76,20 @@ def refuse_out_of_range(values: dict[str, Any]) -> None:
             raise UsageError(f"--{key.replace('_', '-')} {value} is out of range (a finite number)")
 
 
-def _device(value: str) -> bool:
-    from ._models.params import check_device  # on use: it imports yaml, which a CLI naming no device need not
+@dataclass(frozen=True)
+class _Tuning(Options):
+    """The tuning options' kinds, for a method that does not declare them (``check_tuning``):
+    ``Options.checked`` words a wrong type the same way for one that does."""
 
-    try:
-        check_device("--device", "device", value)
-    except UsageError:
-        return False
-    return True
+    concurrency: int | None = option(None, cli=False)
+    timeout: float | None = option(None, cli=False)
+    retries: int | None = option(None, cli=False)
+    batch_size: int | None = option(None, cli=False)
+    device: str | None = option(None, cli=False)
 
 
-#: each tuning option's kind (as ``Options.checked`` words a wrong type), its rule and what the
-#: rule says (as annotate's fetch policy, ``FetchPolicy``, words it for ``--method file``)
-_TUNING_RULES: dict[str, tuple[str, Callable[[Any], bool], str]] = {
-    "concurrency": ("int", lambda v: v >= 1, "at least 1"),
-    "timeout": ("float", lambda v: v > 0, "more than 0 seconds"),
-    "retries": ("int", lambda v: v >= 0, "0 or more"),
-    "batch_size": ("int", lambda v: v >= 1, "at least 1"),
-    "device": ("str", _device, "one of auto, cpu, cuda, mps (or cuda:N)"),
-}
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
+#: the tuning options whose rules are the fetch policy's (``FetchPolicy``: one rule, one wording)
+_FETCH_KEYS = ("concurrency", "timeout", "retries")
 
 
 def check_tuning(method: str, options: Mapping[str, Any]) -> None:
@@ -104,16 +99,28 @@ def check_tuning(method: str, options: Mapping[str, Any]) -> None:
     ``concurrency`` let ``resume --concurrency -1`` (and ``annotate``) write -1 into job.json, for
     any later run or chained method to meet. An option the method declares is its own, checked
     by its ``Options`` with its own meaning (a plugin's ``retries: -1`` may mean "for ever", its
-    ``device`` a GPU index): the rules here never overrule it."""
+    ``device`` a GPU index): the rules here never overrule it. The rules are those of the
+    built-in methods that declare them: the fetch policy's, a batch of at least one image, the
+    devices inference knows (``check_device``)."""
     declared = {f.name for f, _ in get_annotator_class(method).Options.leaves()}
-    for key, (kind, holds, rule) in _TUNING_RULES.items():
-        value = options.get(key)
-        if value is None or key in declared:
-            continue
-        if isinstance(value, bool) or not isinstance(value, _TYPES[kind]):
-            raise UsageError(f"option {key!r} must be {kind}, not {json_kind(value)} {json_text(value)}")
-        if not holds(value):
-            raise UsageError(f"--{key.replace('_', '-')} must be {rule} (got {value!r})")
+    given = {f.name: value for f, _ in _Tuning.leaves()
+             if f.name not in declared and (value := options.get(f.name)) is not None}
+    if wrong := mistyped(_Tuning, given):
+        raise UsageError(f"option {wrong[0]}")
+    if fetch := {key: given[key] for key in _FETCH_KEYS if key in given}:
+        from ._fetch.policy import FetchPolicy  # on use: the fetch package imports aiohttp
+
+        FetchPolicy(**fetch)
+    if given.get("batch_size", 1) < 1:
+        raise UsageError(f"--batch-size must be at least 1 (got {given['batch_size']!r})")
+    if "device" in given:
+        from ._models.params import DEVICES, check_device  # on use: it imports yaml
+
+        try:
+            check_device("--device", "device", given["device"])
+        except UsageError:
+            raise UsageError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N) "
+                             f"(got {given['device']!r})") from None
 
 
 def refuse_undecodable(config: JobConfig) -> None:

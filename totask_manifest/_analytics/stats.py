@@ -130,11 +130,11 @@ def _line_blocks(f: IO[bytes], start: int, end: int | None) -> Iterator[tuple[li
         yield ([block], block) if type(block) is TooLong else (BytesIO(block).readlines() or [b""], block)
 
 
-def _count_lines(batches: Iterable[list[bytes] | tuple[list[bytes], bytes | None]],
+def _count_lines(batches: Iterable[tuple[list[bytes], bytes | None]],
                  attributes: Sequence[str] | None, *, fast: bool = True) -> Partial:
     """Count every line once; bin and normalise every ``BATCH_LINES`` lines.
 
-    ``batches``: lists of lines, or ``(lines, block)`` where ``block`` is the lines as read.
+    ``batches``: ``(lines, block)``, ``block`` the lines as read (None: joined where needed).
     ``fast`` decodes the lines whose shape ``stats_fast`` knows with msgspec and leaves the rest
     to the generic count; ``fast=False`` is the generic count alone (the reference the tests hold
     the fast path to)."""
@@ -144,8 +144,7 @@ def _count_lines(batches: Iterable[list[bytes] | tuple[list[bytes], bytes | None
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the loop makes no reference cycles; the collector would only rescan young objects
     try:
-        for batch in batches:
-            lines, block = batch if type(batch) is tuple else (batch, None)
+        for lines, block in batches:
             tally.part.lines += len(lines)
             if type(lines[0]) is TooLong:  # a line over the byte cap, read past: invalid data, never parsed
                 tally.part.invalid += 1
