@@ -7,6 +7,8 @@ import sys
 
 import orjson
 
+from ._unread import say_unread
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -55,15 +57,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")
     else:
         sys.stdout.write(format_text(ev))
-    broken = ev.invalid_lines - ev.too_long_lines  # not a JSON object: each kind said, both when both
-    if ev.too_long_lines:
-        from .._manifest import long_lines
-
-        print(f"totask-manifest evaluate: error: {ev.too_long_lines:,} line(s) are over {long_lines.MAX_LINE_BYTES:,} bytes, "
-              "more than Ground Truth's 100,000 characters, and were not read [line-too-long] (totask-manifest "
-              "validate names them); the figures leave them out", file=sys.stderr)
-        if broken:
-            _say_broken(broken)
+    if ev.too_long_lines:  # each kind said, both when both
+        say_unread("evaluate", invalid=ev.invalid_lines, too_long=ev.too_long_lines)
         return 1
     if not ev.evaluated:  # said once, on stderr: the report above says why each line was left out
         from .._manifest.io import attributes_seen
@@ -73,15 +68,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"totask-manifest evaluate: error: nothing evaluated: no line has comparable labels under both "
               f"{ev.predicted!r} and {ev.reference!r}{seen}", file=sys.stderr)
         return 1
-    if broken:
+    if ev.invalid_lines:
         # invalid data gives 1 in every command (validate, stats, convert): the figures above leave
         # those lines out, so they are not the whole manifest's
-        _say_broken(broken)
+        say_unread("evaluate", invalid=ev.invalid_lines, too_long=0)
         return 1
     return 0
-
-
-def _say_broken(n: int) -> None:
-    print(f"totask-manifest evaluate: error: {n:,} line(s) are not a JSON object (a truncated "
-          f"or damaged manifest; totask-manifest validate names them); the figures leave them out",
-          file=sys.stderr)

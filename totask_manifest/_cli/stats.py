@@ -8,6 +8,8 @@ import sys
 
 import orjson
 
+from ._unread import say_unread
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -44,5 +46,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")
     else:
         sys.stdout.write(format_text(stats))
-    # lines that are not JSON objects (a truncated file, say) are invalid data: exit 1, as validate
-    return 1 if stats.invalid_lines else 0
+    # lines that are not JSON objects (a truncated file, say) are invalid data: exit 1, as validate,
+    # said on stderr too (the counts may go to a file or a pipe)
+    if stats.invalid_lines:
+        say_unread("stats", invalid=stats.invalid_lines, too_long=stats.too_long_lines, figures="the counts")
+        return 1
+    return 0

@@ -1,0 +1,23 @@
+"""What a reader's figures leave out, said on stderr: lines over the byte cap and lines that are
+not a JSON object. Why: the figures go to stdout (a file, a pipe into ``jq``), where these counts
+are easy to miss, and the exit code 1 they give says nothing of why on its own."""
+
+from __future__ import annotations
+
+import sys
+
+
+def say_unread(command: str, *, invalid: int, too_long: int, figures: str = "the figures") -> None:
+    """One line for each kind of line left unread (``invalid`` counts the ``too_long`` ones too),
+    naming the rule and the command that names the lines."""
+    if too_long:
+        from .._manifest import long_lines
+
+        print(f"totask-manifest {command}: error: {too_long:,} line(s) are over {long_lines.MAX_LINE_BYTES:,} "
+              "bytes, more than Ground Truth's 100,000 characters, and were not read [line-too-long] "
+              f"(totask-manifest validate names them); {figures} leave them out", file=sys.stderr)
+    broken = invalid - too_long
+    if broken:
+        print(f"totask-manifest {command}: error: {broken:,} line(s) are not a JSON object (a truncated "
+              f"or damaged manifest; totask-manifest validate names them); {figures} leave them out",
+              file=sys.stderr)
