@@ -47,6 +47,7 @@ from .filters import (
     KNOWN_FILTERS,
     RESERVED_FILTERS,
     check_filters,
+    filter_field,
     filter_fields,
     parse_filters,
     shown_value,
@@ -78,6 +79,9 @@ class ExportResult:
     #: ``{filter: count}`` of listed tasks the backend returned although they do not match that
     #: filter (the backend ignored it); they are not exported
     unmatched: dict[str, int] = field(default_factory=dict)
+    #: filters the guide does not document whose field no listed task carried: whether the backend
+    #: applied them cannot be told (it ignores a filter it does not know, and lists every task)
+    unchecked: list[str] = field(default_factory=list)
     #: how many times the tasks were listed: again while the listing changed under its reader
     #: (``listing.Listing``), at most ``listing.PASSES``
     listings: int = 1
@@ -89,6 +93,9 @@ class ExportResult:
         """One line per filter the backend did not apply, and one when the listing changed."""
         lines = [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
                  f"not exported" for name, count in self.unmatched.items()]
+        lines += [f"filter {key}={shown_value(self.filters[key])} could not be checked: no listed task carries the "
+                  f"field {filter_field(key)!r}, and Synapse ignores a filter it does not know (listing every task): "
+                  "check its name" for key in self.unchecked]
         if self.listing_changed:
             first, then = self.listing_changed
             lines.append(f"the task listing was still changing after {self.listings} listings (the backend counted "
@@ -224,6 +231,7 @@ async def _export(
             if on_progress:
                 on_progress(listed)
         result.unmatched, result.listings, result.listing_changed = listing.unmatched, listing.listings, listing.changed
+        result.unchecked = sorted(listing.unchecked) if listing.returned else []
         for warning in result.unmatched_warnings():
             log.warning("%s", warning)
         if listed == 0:

@@ -9,6 +9,7 @@ returned although it does not match.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,12 @@ from .query import encode_query, split_lookup
 RESERVED_FILTERS = frozenset({"project", "fields", "page", "page_size", "expand"})
 #: the filters the ToTask guide documents (others are passed to the backend as they are)
 KNOWN_FILTERS = ("status", "status__in", "data_collection", "assignee", "created_at__gte", "created_at__lte")
+#: the task fields those filters test
+KNOWN_FIELDS = ("status", "data_collection", "assignee", "created_at")
+#: a filter on another field this close to a known one (difflib's ratio, letter case aside) is taken for
+#: its misspelling and refused: the backend ignores a filter it does not know and lists every task, so
+#: ``statuss=pending`` would export, and the ToTask action write, the whole project
+MISSPELT_RATIO = 0.85
 
 
 def parse_filters(items: Iterable[str] | None) -> dict[str, Any]:
@@ -56,6 +63,7 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
         if key == "limit":  # the guide's ``task_filters: {"limit": N}``: how many tasks to export
             out[key] = _limit(value)
             continue
+        refuse_misspelt_filter(key)
         lookup = split_lookup(key)[1]
         if lookup == "exact" and isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
             value = None
@@ -69,14 +77,30 @@ def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def filter_field(key: str) -> str:
+    """The task field a filter tests: ``status__in`` -> ``status``, ``data_unit__id`` -> ``data_unit``."""
+    return split_lookup(key)[0].split("__")[0]
+
+
+def refuse_misspelt_filter(key: str) -> None:
+    """A filter on a field that is not a documented one but nearly is (``statuss``, ``Status``,
+    ``assigne``) is a ``UsageError`` naming the documented one: sent as it is, the backend would
+    ignore it and list every task, which nothing downstream could tell from a filter that matched
+    them all. A field no documented one resembles goes to the backend as it is (``data_unit__id``)."""
+    field_name = filter_field(key)
+    if field_name in KNOWN_FIELDS:
+        return
+    close = difflib.get_close_matches(field_name.lower(), KNOWN_FIELDS, n=1, cutoff=MISSPELT_RATIO)
+    if close:
+        meant = close[0] + key[len(field_name):] if key.startswith(field_name) else close[0]
+        raise UsageError(f"filter {key!r} is not a filter the ToTask guide documents; did you mean {meant!r}? "
+                         "(Synapse ignores a filter it does not know and lists every task)")
+
+
 def filter_fields(filters: dict[str, Any]) -> list[str]:
     """The task fields the filters test (``status__in`` -> ``status``, ``data_unit__id`` -> ``data_unit``),
     asked for in the listing so each listed task can be checked."""
-    names: dict[str, None] = {}
-    for key in filters:
-        if key != "limit":
-            names[split_lookup(key)[0].split("__")[0]] = None
-    return list(names)
+    return list(dict.fromkeys(filter_field(key) for key in filters if key != "limit"))
 
 
 _MISSING = object()
@@ -153,6 +177,11 @@ def task_matches(task: dict, key: str, wanted: Any) -> bool | None:
     if lookup in ("gt", "gte", "lt", "lte"):
         return _ordered(actual, wanted, lookup)
     return None
+
+
+def carries(task: dict, key: str) -> bool:
+    """Whether a listed task carries the field filter ``key`` tests (so the filter can be checked)."""
+    return _field_value(task, split_lookup(key)[0]) is not _MISSING
 
 
 def unmatched_filters(task: dict, filters: dict[str, Any]) -> list[str]:

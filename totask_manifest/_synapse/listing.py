@@ -23,7 +23,7 @@ from typing import Any
 
 from .._compact import IntMap
 from .client import AsyncSynapseClient, SynapseHTTPError
-from .filters import shown_value, unmatched_filters
+from .filters import KNOWN_FILTERS, carries, shown_value, unmatched_filters
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,17 @@ def _add(ids: IntMap, tid: int) -> bool:
 class Listing:
     """The tasks of a filtered listing (``ids``) and what reading it found: ``returned``, the
     distinct tasks the backend listed; ``unmatched``, ``{filter: count}`` of those not matching a
-    filter (the backend ignored it; not yielded); ``listings`` made; ``changed``, the counts
-    ``(at first, at the end)`` when the listing was still changing after the last one."""
+    filter (the backend ignored it; not yielded); ``unchecked``, the filters the guide does not
+    document whose field no listed task carried (nothing tells whether the backend applied them);
+    ``listings`` made; ``changed``, the counts ``(at first, at the end)`` when the listing was
+    still changing after the last one."""
 
     def __init__(self, aio: AsyncSynapseClient, params: dict[str, Any], filters: dict[str, Any],
                  passes: int = PASSES) -> None:
         self.aio, self.params, self.filters, self.passes = aio, params, filters, max(1, passes)
         self.returned = 0
         self.unmatched: dict[str, int] = {}
+        self.unchecked = {key for key in filters if key != "limit" and key not in KNOWN_FILTERS}
         self.listings = 0
         self.changed: tuple[int, int] | None = None
 
@@ -67,6 +70,8 @@ class Listing:
                     if not isinstance(tid, int) or isinstance(tid, bool):
                         raise SynapseHTTPError("Synapse listed a task without an id (GET /sdk/tasks/)", status=200,
                                                method="GET", path="/sdk/tasks/")
+                    if self.unchecked:
+                        self.unchecked = {key for key in self.unchecked if not carries(item, key)}
                     missed = unmatched_filters(item, self.filters)
                     if missed:
                         if _add(rejected, tid) and tid not in seen:

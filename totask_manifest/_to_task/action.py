@@ -53,7 +53,7 @@ from .._synapse.progress import JobReporter
 from .._synapse.sync_client import SynapseClient
 from .._synapse.workers import check_concurrency
 from .job_id import synapse_job_id
-from .params import ToTaskParams, validate_params
+from .params import ToTaskParams, ignored_keys, validate_params
 from .refused import action_result, refuse
 from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
 
@@ -123,6 +123,9 @@ class ToTaskAction:
         client = self._client or SynapseClient(max_concurrency=self.concurrency)
         reporter = JobReporter(client, synapse_job_id(), method=params.method)
         reporter.status("RUNNING")
+        for key in ignored_keys(self.params):  # a caller's own key, or a mistake: said, as the SDK does not
+            self._say(reporter, f"parameter {key!r} is not a ToTask parameter: ignored, as the SDK ignores it",
+                      level="warning")
         result = action_result(FAILED_STATUS, "not started")
         self._totask: dict[str, Any] = {}
         self._written: Callable[[], tuple[dict[str, int], list[dict]]] | None = None  # set once writes start

@@ -8,7 +8,8 @@ one ``UsageError``, so a user fixes them all at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .._errors import TotaskError, UsageError, json_kind
@@ -41,6 +42,28 @@ class ToTaskParams:
         return self.name.strip().lower().replace("_", "-")
 
 
+#: the keys the action reads: the SDK's ``ToTaskParams`` and this tool's ``task_type`` and ``converter``
+KNOWN_KEYS = tuple(f.name for f in fields(ToTaskParams))
+#: an unknown key this close to a known one (difflib's ratio, letter case aside) is taken for its
+#: misspelling and refused: ignored, as the SDK ignores unknown keys, ``task_filter`` would leave the
+#: filters out and write every task of the project
+MISSPELT_RATIO = 0.8
+
+
+def misspelt_key(key: Any) -> str | None:
+    """The known key an unknown ``key`` misspells, or None (known, or like none of them)."""
+    if not isinstance(key, str) or key in KNOWN_KEYS:
+        return None
+    close = difflib.get_close_matches(key.lower(), KNOWN_KEYS, n=1, cutoff=MISSPELT_RATIO)
+    return close[0] if close else None
+
+
+def ignored_keys(params: dict) -> list[str]:
+    """The keys no parameter reads and none resembles: ignored, as the SDK ignores them (a caller
+    may pass keys of its own), and worth a warning (``ToTaskAction.start`` gives it)."""
+    return [str(k) for k in params if k not in KNOWN_KEYS and misspelt_key(k) is None]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -49,7 +72,10 @@ def validate_params(params: Any) -> ToTaskParams:
     """Check the parameters (the ``totask-params`` JSON schema, then what it cannot express)."""
     if not isinstance(params, dict):
         raise UsageError(f"parameters must be an object, got {json_kind(params)}")
-    problems: list[str] = []
+    problems: list[str] = [
+        f"{key}: not a ToTask parameter; did you mean {meant!r}? (an unknown key is ignored, as the SDK ignores "
+        f"it, so a misspelt one would change what is written)"
+        for key in params if (meant := misspelt_key(key)) is not None]
     name = params.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("name: required, a non-empty string")
