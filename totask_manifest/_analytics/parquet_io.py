@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .._errors import ManifestError
 from .._manifest.io import read_lines
+from .._manifest.schema_scalars import INT_MAX, INT_MIN
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .._task_types import task_type_of_metadata
 
@@ -49,13 +50,13 @@ def _num(v: Any) -> float | None:
 
 
 def _int(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
-    return None
+    """An integer the ``int64`` columns hold, else None (``raw`` holds the value): a class id of
+    2**63 stopped the export with pyarrow's ``OverflowError``; ``3.0``, which ``validate`` and every
+    other export refuse as a class id, is no int either (a string of digits is: the guide writes
+    a classification label so)."""
+    if type(v) is str and v.isascii() and v.isdigit():  # a classification label as the guide shows it ("3")
+        v = int(v)
+    return v if type(v) is int and INT_MIN <= v <= INT_MAX else None
 
 
 def _str(v: Any) -> str | None:

@@ -22,6 +22,10 @@ from .._errors import ManifestError, UsageError
 from .._formats.class_names import class_name_problem, parse_class_names
 
 RULE = "yolo-class-name"
+#: the largest class id a YOLO folder takes: classes are the lines of ``classes.txt`` (0 to n-1, a
+#: placeholder in each gap), so one box of class 99,999,999,999 asked for that many names, and the
+#: export grew until the system ran out of memory (id 1,000,000: 1.8 GB, 1 min 41 s, for 2 boxes)
+MAX_CLASS_ID = 99_999
 
 
 def name_problem(name: object) -> str | None:
@@ -41,6 +45,11 @@ def check_new_class(class_id: str, name: object, ids_by_name: dict[str, str], li
     """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it.
     ``ids_by_name`` holds the first id of each name met so far, and takes this one's: a look-up,
     where a scan of every class met before made an export of n classes take n squared steps."""
+    if class_id.isascii() and class_id.isdigit() and int(class_id) > MAX_CLASS_ID:
+        raise ManifestError(f"class id {class_id} is over {MAX_CLASS_ID:,}: YOLO numbers the classes 0 to n-1, a "
+                            f"line of classes.txt each, so it would take {int(class_id) + 1:,} names; renumber the "
+                            f"classes below {MAX_CLASS_ID + 1:,} first; nothing was written",
+                            line=line, key="class-map", rule="yolo-class")
     problem = name_problem(name)
     if problem is None:
         other = ids_by_name.setdefault(name, class_id)  # type: ignore[arg-type]  # a str: name_problem said so

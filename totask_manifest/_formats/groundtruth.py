@@ -26,6 +26,7 @@ from .model import (
     FormatError,
     class_id_value,
     confidence_value,
+    gt_class_id,
     gt_detection,
     read_gt_detection,
     task_type_name,
@@ -157,7 +158,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
         labeled.metadata = {**extra, **labeled.metadata}
         return labeled
     if name == CLASSIFICATION:
-        cid = class_id_value(value, fmt=FMT, key="label")
+        cid = class_id_value(value, fmt=FMT, key="label")  # the guide shows "3" too (``class-index-value``)
         class_name = meta.get("class-name")
         _not_empty(cid, class_name, "class-name")
         if class_name is None:
@@ -168,7 +169,7 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
     if name == MULTILABEL:
         if not isinstance(value, list):
             raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
-        ids = [class_id_value(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
+        ids = [gt_class_id(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
         class_map = dict(meta.get("class-map") or {})
         for cid in ids:
             _not_empty(cid, class_map.get(str(cid)), "class-map")

@@ -83,14 +83,32 @@ def confidence_value(value: Any, *, fmt: str, key: str) -> float | int:
     return conf
 
 
+#: the largest class id a label may hold: a signed 64-bit integer, the bound ``validate`` and ``stats`` use
+#: (and Parquet's ``int64`` column holds); orjson reads a larger integer as a float
+MAX_CLASS_ID = 2**63 - 1
+
+
 def class_id_value(value: Any, *, fmt: str, key: str) -> int:
-    """Class ids are non-negative integers; ``"3"`` and ``3.0`` are accepted as 3."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    """Class ids are non-negative integers within 64 bits; ``"3"`` and ``3.0`` are accepted as 3."""
+    given = value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # "²" is a digit, no int
+        value = int(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FormatError(f"class id must be a non-negative integer, got {json_text(value)}", fmt=fmt, key=key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CLASS_ID:
+        bound = " within 64 bits" if isinstance(value, int) and value > MAX_CLASS_ID else ""
+        raise FormatError(f"class id must be a non-negative integer{bound}, got {json_text(given)}", fmt=fmt, key=key)
+    return value
+
+
+def gt_class_id(value: Any, *, fmt: str, key: str) -> int:
+    """A class id as a Ground Truth label holds it: an integer from 0 to ``MAX_CLASS_ID``. Why not
+    ``class_id_value``, which takes ``"3"`` and ``3.0`` (class-map keys, names files): the label is
+    written on as it is, so each export read such an id its own way (a traceback, ``2.0`` in COCO,
+    a null in Parquet) where ``validate`` refuses it (``format-groundtruth`` here)."""
+    if type(value) is not int or not 0 <= value <= MAX_CLASS_ID:
+        raise FormatError(f"class id must be a non-negative integer within 64 bits, got {json_text(value)}",
+                          fmt=fmt, key=key)
     return value
 
 
@@ -298,7 +316,7 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
                 conf = confidence_value(obj["confidence"], fmt=fmt, key=f"objects[{i}].confidence")
         boxes.append(
             Box(
-                class_id_value(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
+                gt_class_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
                 *(number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height")),
                 confidence=conf,
             )

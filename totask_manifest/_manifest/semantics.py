@@ -78,7 +78,12 @@ def object_detection(label: Any, metadata: dict) -> list[Finding]:
         )
     classes = metadata["class-map"]
     for i, box in enumerate(annotations):
-        if str(box["class_id"]) not in classes:
+        if type(box["class_id"]) is float:  # JSON Schema's "integer" takes 1.0 and 1e19, no reader of labels does
+            found.append(
+                Finding("label", ("annotations", i, "class_id"), "schema-type",
+                        f"class_id {box['class_id']!r} is written as a fraction or with an exponent; a class id is an "
+                        f"integer written as one (1, not 1.0)"))
+        elif str(box["class_id"]) not in classes:
             found.append(
                 Finding("label", ("annotations", i, "class_id"), "class-map-missing-class",
                         f"class_id {box['class_id']} is not a key of the class-map")
@@ -103,9 +108,11 @@ def box_outside(left: float, top: float, width: float, height: float, image_widt
 def multilabel(label: Any, metadata: dict) -> list[Finding]:
     classes = metadata["class-map"]
     return [
+        Finding("label", (i,), "schema-type", f"class index {index!r} is written as a fraction or with an exponent; "
+                "a class index is an integer written as one (1, not 1.0)") if type(index) is float else
         Finding("label", (i,), "class-map-missing-class", f"class index {index} is not a key of the class-map")
         for i, index in enumerate(label)
-        if str(index) not in classes
+        if type(index) is float or str(index) not in classes
     ]
 
 

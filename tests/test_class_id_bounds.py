@@ -1,0 +1,98 @@
+"""A box's class id that is no integer within 64 bits (``1.0``, ``"1"``, 2**63, 2**64, which orjson
+reads as a float) is refused by every export in one line naming the line, the key and the rule,
+as ``validate`` refuses it. Each export used to read such an id its own way: a ``KeyError``
+traceback (``dm-schema-v1``), a ``TypeError`` (``coco`` on ``"1"``), ``2.0`` written as a COCO
+category, ``"1"`` written as YOLO class 1, a pyarrow ``OverflowError`` (Parquet on 2**63). And a
+YOLO folder numbers classes 0 to n-1, so one large id asked for that many placeholder names and
+ran the system out of memory: it is refused above ``MAX_CLASS_ID``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from totask_manifest._analytics.yolo_classes import MAX_CLASS_ID
+from totask_manifest._cli import main
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+
+def box_line(class_id: str, key: str, image: str = "a", name: str = "cat") -> bytes:
+    """A bounding-box line of ``image`` whose one box has ``class_id`` (JSON text) and a class map naming ``key``."""
+    return (b'{"source-ref":"s3://b/%s.jpg","boxes":{"image_size":[{"width":100,"height":80,"depth":3}],'
+            b'"annotations":[{"class_id":%s,"top":1,"left":1,"height":5,"width":5}]},"boxes-metadata":'
+            b'{"objects":[{"confidence":0.5}],"class-map":{"%s":"%s"},"type":"groundtruth/object-detection",'
+            b'"human-annotated":"no","creation-date":"2024-01-01T00:00:00.000000","job-name":"labeling-job/x"}}\n'
+            % (image.encode(), class_id.encode(), key.encode(), name.encode()))
+
+
+BAD_IDS = {"float": ("1.0", "1"), "string": ('"1"', "1"), "over-int64": (str(2**63), str(2**63)),
+           "read-as-float": (str(2**64), str(2**64))}
+OUTPUTS = {"dm-schema-v1": "out.dm.jsonl", "synapse-objects": "out.objects.jsonl", "coco": "out.json", "yolo": "out"}
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+@pytest.mark.parametrize("case", BAD_IDS)
+def test_every_export_refuses_a_class_id_that_is_no_64_bit_integer(tmp_path: Path, capsys, case: str, to: str) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_bytes(box_line(*BAD_IDS[case]))
+    assert main(["convert", str(src), str(tmp_path / OUTPUTS[to]), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    if case in ("over-int64", "read-as-float") and to == "yolo":  # the class map is met first: too many classes
+        assert f"line 1, key 'class-map': class id {BAD_IDS[case][1]} is over {MAX_CLASS_ID:,}: " in err, err
+    else:
+        assert "line 1, key 'annotations[0].class_id': class id must be a non-negative integer within 64 bits, " \
+               f"got {BAD_IDS[case][0] if case != 'read-as-float' else '1.8446744073709552e+19'} [format-groundtruth]" \
+               in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # nothing written, no temporary left
+
+
+@pytest.mark.parametrize(("class_id", "said"), [
+    ("1.0", "class_id 1.0 is written as a fraction or with an exponent; a class id is an integer written as one "
+            "(1, not 1.0) [schema-type]"),
+    (str(2**63), f"{2**63} is greater than the maximum of {2**63 - 1} [schema-maximum]"),
+])
+def test_validate_names_what_is_wrong_with_the_id(tmp_path: Path, capsys, class_id: str, said: str) -> None:
+    """It said ``class_id 1.0 is not a key of the class-map`` of a map holding ``"1"``, and took 2**63."""
+    src = tmp_path / "in.manifest"
+    src.write_bytes(box_line(class_id, class_id.removesuffix(".0")) * 3)  # the typed path reads runs of lines
+    assert main(["validate", str(src), "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert f"line 1: error: boxes.annotations[0].class_id: {said}" in out, out
+    assert "class-map-missing-class" not in out
+
+
+def test_parquet_keeps_an_id_its_column_cannot_hold_in_raw_only(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_bytes(box_line(str(2**63), str(2**63)) + box_line("2", "2", "b"))
+    assert main(["convert", str(src), str(tmp_path / "out.parquet"), "--to", "parquet"]) == 0
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [row["labels"][0]["boxes"][0]["class_id"] for row in rows] == [None, 2]
+    assert main(["convert", str(tmp_path / "out.parquet"), str(tmp_path / "back.manifest"), "--to", "manifest"]) == 0
+    assert (tmp_path / "back.manifest").read_bytes() == src.read_bytes()
+
+
+def test_yolo_refuses_a_class_id_that_would_need_too_many_names(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in.manifest"
+    big = MAX_CLASS_ID + 1
+    src.write_bytes(box_line("2", "2") + box_line(str(big), str(big), "b"))
+    assert main(["convert", str(src), str(tmp_path / "out"), "--to", "yolo"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"totask-manifest convert: error: line 2, key 'class-map': class id {big} is over {MAX_CLASS_ID:,}: "
+                   f"YOLO numbers the classes 0 to n-1, a line of classes.txt each, so it would take {big + 1:,} names; "
+                   f"renumber the classes below {big:,} first; nothing was written [yolo-class]\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_yolo_takes_gaps_below_the_cap(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_bytes(box_line("2", "2") + box_line("90", "90", "b", "dog"))
+    assert main(["convert", str(src), str(tmp_path / "out"), "--to", "yolo"]) == 0
+    names = (tmp_path / "out" / "classes.txt").read_text().splitlines()
+    assert len(names) == 91 and (names[2], names[90]) == ("cat", "dog") and names[3] == "class_3"
+    index = [orjson.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_bytes().splitlines()]
+    assert [row["line"] for row in index] == [1, 2]
