@@ -70,6 +70,30 @@ CONFIGURATION_RULES = frozenset({
     "model-error",                # the model fails on every image
 })
 
+#: configuration rules fixed by one of the job's own options, which are its identity: a resume keeps
+#: them and meets the same stop, so the way on is a job chained from it with the option given
+OPTION_FIXES = {
+    "url-key-missing": "--url-key K",
+    "image-key-missing": "--image-key K",
+    "target-specification-missing": "--target-specification-name S",
+    "allow-root-missing": "--allow-root DIR",
+    "outside-allow-root": "--allow-root DIR",
+    "host-not-allowed": "--allow-host HOST",
+    "class-name-missing": "--class-names FILE",
+}
+
+
+def way_on(rule: str) -> str:
+    """What a stop on configuration rule ``rule`` says to do next: a chained job with the option
+    that fixes it where that option is the job's own (``OPTION_FIXES``), else a resume once the
+    cause is fixed (credentials, an endpoint, a model)."""
+    fix = OPTION_FIXES.get(rule)
+    if fix is None:
+        return "a resume tries those lines again"
+    return (f"{fix.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label them "
+            f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {fix})")
+
+
 # (pattern over the reason, rule), first match wins; reasons are our own messages
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rule in [
     (r"empty annotation file", "empty-annotation-file"),
@@ -195,7 +219,7 @@ class SystematicFailure:
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; a resume tries those lines again (first: {self.reason}){KEEP_GOING}")
+                           f"than the data{then}; {way_on(self.rule)} (first: {self.reason}){KEEP_GOING}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":

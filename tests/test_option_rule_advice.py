@@ -1,0 +1,43 @@
+"""A job stopped because its own options are wrong (no ``--allow-root``, a misspelt ``--url-key``)
+says to chain a job with the option given, not to resume: a resume keeps the job's options (they
+are its identity) and stops the same way, and ``resume --keep-going`` would record every line
+failed. A stop whose cause lies outside the job (credentials, an endpoint) still says resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.jobs_helpers import REPO
+from totask_manifest._cli import main
+from totask_manifest._failure_rules import CONFIGURATION_RULES, OPTION_FIXES, way_on
+
+SAMPLE = REPO / "sample_data"
+FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--method", "file",
+            "--url-key", "annotation-ref", "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert"]
+
+
+def test_every_option_rule_is_a_configuration_rule_named_by_its_option() -> None:
+    assert set(OPTION_FIXES) <= CONFIGURATION_RULES
+    assert way_on("http-401") == "a resume tries those lines again"
+    assert way_on("allow-root-missing").startswith("--allow-root is the job's own option, which a resume keeps")
+
+
+@pytest.mark.slow  # a file job over the sample, then its chained job
+def test_a_job_without_its_allowed_root_says_to_chain_and_the_chain_labels_it(tmp_path: Path, capsys,
+                                                                             caplog) -> None:
+    out = tmp_path / "jobs"
+    assert main(["annotate", str(SAMPLE / "manifest.jsonl"), "--job-name", "j", *FILE_JOB, "--output", str(out)]) == 1
+    said = capsys.readouterr().err + caplog.text  # the summary (logged in-process, stderr from the command)
+    advice = ("--allow-root is the job's own option, which a resume keeps (it would stop the same way): label them in a "
+              "job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW --allow-root DIR)")
+    assert "failed with 'allow-root-missing'" in said and advice in said, said
+    assert "a resume tries those lines again" not in said
+    job = orjson.loads((out / "j" / "job.json").read_bytes())
+    assert job["status"] == "FAILED" and advice in job["error"]
+    # what it says works: the chained job labels every line the sample can label
+    assert main(["chain", str(out / "j"), "--job-name", "k", "--allow-root", str(SAMPLE)]) == 0
+    chained = orjson.loads((out / "k" / "job.json").read_bytes())
+    assert chained["status"] == "COMPLETED" and chained["metrics"]["success"] == 49, chained["metrics"]
