@@ -64,7 +64,7 @@ from .client import (
 )
 from .current import CurrentData
 from .journal import Journal, contains
-from .journal_index import RerunIndex, index_journal, own_writes
+from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
@@ -150,6 +150,9 @@ class _ApplyRun:
         self.current = CurrentData(aio, bulk=bulk)
         #: what the journal says of earlier writes: what the backend stored for them, which are in doubt
         self.earlier = RerunIndex(bytearray(), set())
+        #: the writes of the jobs this one was chained or cloned from: a task holding one is no
+        #: conflict (``_decide_and_write``)
+        self.lineage = LineageIndex(())
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
         #: ``(line, task id, current hash)`` of the tasks that look changed since export, decided
@@ -163,6 +166,8 @@ class _ApplyRun:
 
     async def run(self) -> ApplyReport:
         self.earlier = await asyncio.to_thread(index_journal, self.target.job_url)
+        if self.target.lineage:
+            self.lineage = await asyncio.to_thread(LineageIndex, self.target.lineage)
         if not self.dry_run:
             self.journal = Journal(self.target.job_url)
             self.report.journal_url = self.journal.url
@@ -315,7 +320,8 @@ class _ApplyRun:
             await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=current_hash,
                                            recovered=True)
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
-        if p.export_hash is not None and current_hash != p.export_hash and not self.force:
+        if p.export_hash is not None and current_hash != p.export_hash and not self.force \
+                and (p.task_id, current_hash) not in self.lineage:  # the job chained from wrote it: no one's edit
             if own is None and self.earlier.written:  # perhaps this job's own earlier write
                 self.suspects.append((p.line, p.task_id, current_hash))
                 return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._compact import IntMap
-from .._errors import JobError, ManifestError, UsageError
+from .._errors import JobError, ManifestError, StorageError, UsageError
 from .._formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
 from .._jobs.job import Job
 from .._jobs.status import COMPLETED
@@ -38,6 +38,35 @@ class JobTarget:
     #: the output manifest's non-blank lines, counted as its checksum was read (what the ToTask
     #: action reports progress against: it read the whole file once more for it)
     lines: int = 0
+    #: the job folders this job was chained or cloned from, nearest first (``lineage``): a task
+    #: holding one of their writes holds what this job's lines follow on from, not someone's edit
+    lineage: tuple[str, ...] = ()
+
+
+#: how far back ``lineage`` follows ``chained-from`` and ``cloned-from``
+MAX_LINEAGE = 64
+
+
+def lineage(job: Job) -> tuple[str, ...]:
+    """The job folders ``job`` was chained or cloned from, nearest first, as far as they are still
+    job folders (one moved or deleted ends it; so does a loop). Why: its lines carry the export's
+    fingerprint of each task, so after the job it was chained from was applied every task looked
+    changed since export, a conflict, and ``--force``, the only way through, also overwrote a
+    reviewer's real edit."""
+    found: list[str] = []
+    seen = {job.url}
+    state = job.state
+    while len(found) < MAX_LINEAGE:
+        parent = state.chained_from or state.cloned_from
+        if not parent or parent in seen:
+            break
+        try:
+            state = Job.open(parent).state
+        except (JobError, StorageError, UsageError):
+            break
+        seen.add(parent)
+        found.append(parent)
+    return tuple(found)
 
 
 def load_job_target(job_url: str) -> JobTarget:
@@ -46,7 +75,8 @@ def load_job_target(job_url: str) -> JobTarget:
     job.require(COMPLETED)
     output = job.output_manifest
     if not exists(output):
-        raise JobError(f"job {job.url} has no output manifest ({output})")
+        raise JobError(f"job {job.url} has no output manifest ({output}): resume it to write it again from its "
+                       f"checkpoint (totask-manifest resume {job.url})")
     # a head -25 onto it was applied as the job's labels, and an edit of the same size too: its
     # sha256 (read whole, as chain does) is checked before any request, since the writes go out
     # while the file is read; its lines are counted in the same pass
@@ -56,7 +86,7 @@ def load_job_target(job_url: str) -> JobTarget:
     if changed := job.output_changed(sha256):
         raise JobError(changed)
     config = job.state.config
-    return JobTarget(job.url, config.label_attribute, config.task_type, output, lines)
+    return JobTarget(job.url, config.label_attribute, config.task_type, output, lines, lineage(job))
 
 
 def sha256_and_lines(url: str, chunk: int = CHUNK) -> tuple[str, int]:

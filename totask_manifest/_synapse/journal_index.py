@@ -21,12 +21,16 @@ which settle writes as this does.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import numpy as np
 import orjson
 
+from .._errors import JobError, StorageError
 from .journal import iter_journal
+
+log = logging.getLogger(__name__)
 
 _KEY = np.dtype("V32")
 
@@ -35,12 +39,29 @@ def _key(task_id: int, new_hash: str, stored_hash: str) -> bytes:
     return hashlib.sha256(orjson.dumps([task_id, new_hash, stored_hash])).digest()
 
 
+class KeySet:
+    """32-byte keys, sorted in the bytes they were streamed into (no second copy), looked up by
+    binary search: the memory of a journal's writes at 32 bytes each, not a tuple of each."""
+
+    def __init__(self, keys: bytearray) -> None:
+        self._keys = np.frombuffer(keys, dtype=_KEY) if keys else np.empty(0, dtype=_KEY)
+        self._keys.sort()  # in place
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: bytes) -> bool:
+        if not len(self._keys):
+            return False
+        at = int(np.searchsorted(self._keys, np.void(key)))
+        return at < len(self._keys) and bytes(self._keys[at]) == key
+
+
 class RerunIndex:
     """The journal's answers for a re-run: ``stored`` and ``in_doubt``."""
 
     def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]], *, written: bool = False) -> None:
-        self._stored = np.frombuffer(keys, dtype=_KEY) if keys else np.empty(0, dtype=_KEY)
-        self._stored.sort()  # in place, in the bytes streamed in: no second copy
+        self._stored = KeySet(keys)
         self._in_doubt = in_doubt
         #: whether the journal holds any write: a task may then hold one of this job's earlier writes
         self.written = written
@@ -52,13 +73,7 @@ class RerunIndex:
     def stored(self, task_id: int, new_hash: str, current_hash: str) -> bool:
         """Whether a ``done`` of ``task_id`` said the backend stored ``current_hash`` for a write
         of ``new_hash`` (True too where they are equal: what was sent is what is held)."""
-        if current_hash == new_hash:
-            return True
-        if not len(self._stored):
-            return False
-        key = _key(task_id, new_hash, current_hash)
-        at = int(np.searchsorted(self._stored, np.void(key)))
-        return at < len(self._stored) and bytes(self._stored[at]) == key
+        return current_hash == new_hash or _key(task_id, new_hash, current_hash) in self._stored
 
     def in_doubt(self, task_id: int, new_hash: str) -> bool:
         return (task_id, new_hash) in self._in_doubt
@@ -93,6 +108,32 @@ def index_journal(job_url: str) -> RerunIndex:
             open_.pop(tid, None)
     in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
     return RerunIndex(keys, in_doubt, written=written)
+
+
+class LineageIndex:
+    """Every write of the jobs a job was chained or cloned from (``apply_plan.lineage``), what was
+    sent and what the backend said it stored: ``(task id, hash) in index``. A journal that cannot
+    be read adds nothing: its tasks then look changed since export, a conflict, the safe side."""
+
+    def __init__(self, job_urls: tuple[str, ...]) -> None:
+        keys = bytearray()
+        for url in job_urls:
+            try:
+                for rec in iter_journal(url):
+                    tid = rec.get("task_id")
+                    if rec.get("op") in ("before", "done") and tid is not None:
+                        for h in {rec.get("new_hash"), rec.get("stored_hash")}:
+                            if isinstance(h, str):
+                                keys += _key(tid, h, "")
+            except (JobError, StorageError) as exc:
+                log.debug("the journal of %s is not read for apply's lineage: %s", url, exc)
+        self._written = KeySet(keys)
+
+    def __len__(self) -> int:
+        return len(self._written)
+
+    def __contains__(self, task_hash: tuple[int, str]) -> bool:
+        return _key(task_hash[0], task_hash[1], "") in self._written
 
 
 def own_writes(job_url: str, task_ids: set[int]) -> set[tuple[int, str]]:
