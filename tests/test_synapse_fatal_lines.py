@@ -61,3 +61,17 @@ def test_apply_with_the_token_refused_mid_run_names_no_task_for_it(synapse, job_
     assert all(": applied (" in line for line in out.splitlines()), out  # the writes that went through
     assert "stopped: the token was refused" in err and f"totask-manifest rollback {job_dir}" in err
     assert TOKEN not in out + err
+
+
+def test_apply_with_the_token_refused_before_any_write_says_it_once_without_a_rollback(
+        synapse, job_dir: Path, capsys, caplog) -> None:
+    """The tester's wrong token: the error was said three times, and a rollback of this run's writes
+    announced and reported when the run had written nothing."""
+    synapse.revoke(TOKEN)
+    assert main(["apply", str(job_dir)]) == 1
+    out, err = capsys.readouterr()
+    said = err + caplog.text
+    assert said.count("the token was refused") == 1, said
+    assert "rolling back" not in said and "rollback:" not in said and "undo with" not in said, said
+    assert not [r for r in synapse.requests if r.method == "PUT"]
+    assert TOKEN not in out + said

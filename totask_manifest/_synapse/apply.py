@@ -158,6 +158,8 @@ class _ApplyRun:
         #: ``(line, task id, current hash)`` of the tasks that look changed since export, decided
         #: after the run (``_recheck``): a few bytes each, not the write
         self.suspects: list[tuple[int, int, str]] = []
+        #: writes of this run journalled and not refused: what a rollback of the run has to look at
+        self.sent = 0
 
     def _emit(self, result: TaskResult) -> None:
         self.report.add(result)
@@ -180,7 +182,9 @@ class _ApplyRun:
                 self.breaker.trip(str(exc))
             for line, task_id, _ in self.suspects:  # not looked at again: the run stopped first
                 self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
-            if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal:
+            # a run stopped before its first write (a refused token, say) has nothing to roll back: the
+            # summary says the error once, without a rollback of nothing
+            if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent:
                 log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
                 self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
                                                             concurrency=self.concurrency,
@@ -189,6 +193,7 @@ class _ApplyRun:
             if self.journal is not None:
                 await self.journal.aclose()
         self.report.fatal = self.breaker.fatal
+        self.report.sent = self.sent
         self.report.results.sort(key=lambda r: r.line)
         return self.report
 
@@ -335,6 +340,7 @@ class _ApplyRun:
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
                                        data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
+        self.sent += 1
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
         except SynapseHTTPError as exc:
@@ -345,6 +351,7 @@ class _ApplyRun:
                 # write may be stored, so it stays in doubt for a re-run and rollback to look at
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
+                self.sent -= not exc.retried
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash

@@ -48,6 +48,8 @@ class ApplyReport:
     rollback: RollbackReport | None = None
     journal_url: str | None = None
     run_id: str | None = None
+    #: writes the run journalled and the backend did not refuse (what a rollback of it looks at)
+    sent: int = 0
     #: whether ``add`` keeps each result in ``results`` (else it counts them only)
     keep_results: bool = True
     _counts: Counter = field(default_factory=Counter, repr=False)
@@ -122,6 +124,6 @@ class ApplyReport:
                 text += "\n" + self.rollback.summary()
                 if not self.rollback.complete:
                     text += f"\nfinish with: totask-manifest rollback {self.job_url}"
-            elif not self.dry_run:
+            elif not self.dry_run and self.sent:
                 text += f"\nnot rolled back; undo with: totask-manifest rollback {self.job_url}"
         return text
