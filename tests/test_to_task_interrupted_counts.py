@@ -1,11 +1,13 @@
 """``run`` stopped (SIGTERM) while it writes to Synapse: the Synapse job was told ``FAILED``
 (``interrupted``) with ``total_tasks 0, success_count 0``, though the tasks were exported and
 some already written; a job page said nothing had happened. The interrupted result now counts
-the tasks of the run and those written so far, as a finished or failed run's does.
+the tasks of the run and those written so far, as a finished or failed run's does, and ``run``
+prints it on stdout as it prints every other ending's (it printed nothing).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -49,7 +51,7 @@ def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp
         _wait(lambda: journal.exists() and journal.read_text().count('"op":"done"') == 2
               and len(synapse.requests_to("PUT")) == 4, "two writes done and two held")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -59,4 +61,7 @@ def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp
     assert final["status"] == "FAILED" and final["message"].startswith("interrupted"), final
     assert (final["total_tasks"], final["success_count"], final["failed_count"]) == (4, 2, 0), final
     assert final["metrics"]["stand_by"] == 2, final
+    # and on stdout, as every other ending's result (it printed nothing: the counts were only in the records)
+    printed = json.loads(out)
+    assert printed == {k: v for k, v in final.items() if k != "error"}, (printed, final)
     assert TOKEN not in err.decode()

@@ -89,6 +89,18 @@ def run(args: argparse.Namespace) -> int:
             exc.add_note(untold)
         raise
     with sigterm_as_interrupt():
-        result = action.start()
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        try:
+            result = action.start()
+        except KeyboardInterrupt:
+            # the FAILED result counting what was written, on stdout as every other ending's (a wrapper
+            # parses it), before the interrupt's own line and exit code
+            if action.last_result is not None:
+                _print_result(action.last_result)
+            raise
+    _print_result(result)
     return 0 if result["status"] == SUCCEEDED else 1
+
+
+def _print_result(result: dict) -> None:
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()

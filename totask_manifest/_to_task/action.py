@@ -95,6 +95,9 @@ class ToTaskAction:
         self.timing = timing or {}
         self.job_url: str | None = None
         self._run_record: str | None = None
+        #: the result ``start`` returned, or made before an interrupt went on to the caller (``run``
+        #: prints it then too: the counts of a stopped run were only in its record and the Synapse job)
+        self.last_result: dict[str, Any] | None = None
 
     # -- the result ------------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class ToTaskAction:
             # whatever a plugin or a bug put in a message: the client's tokens, and every credential of
             # the environment (the model's, the AWS keys, a proxy's password), which only Synapse's were
             secrets = env_credentials()
-            result = map_strings(result, lambda text: hide_secrets(client.settings.redact_tokens(text), secrets))
+            result = self.last_result = map_strings(
+                result, lambda text: hide_secrets(client.settings.redact_tokens(text), secrets))
             level = "success" if result["status"] == SUCCEEDED else "danger"
             self._say(reporter, result["message"], key="TO_TASK_COMPLETED" if level == "success" else "TO_TASK_FAILED",
                       level=level)
