@@ -51,6 +51,7 @@ from .coco_images import (
     unnamed_categories,
 )
 from .image_root import below_root, under_root
+from .keys_left_out import KeysLeftOut
 from .labels import (
     NOTES,
     PastImage,
@@ -111,6 +112,7 @@ def _write_document(
     past = PastImage()
     skipped = n_images = n_anns = 0
     document = DocumentSections({"description": f"converted by totask-manifest from {src} (label attribute {attr})"})
+    others = KeysLeftOut("COCO", attr)
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
         out.write(b'{"images":[')  # the document's own sections (info, licenses) follow the categories
         for line, label in iter_labels(
@@ -121,6 +123,7 @@ def _write_document(
             if label is None:
                 skipped += not line.is_blank
                 continue
+            others.add(line.number, label.record, label.metadata)
             source = image_source(label, "COCO")
             file_name = below_root(image_root, source, line.number) if image_root else source or ""
             image_id = ids.image(label.record, line.number)
@@ -158,7 +161,8 @@ def _write_document(
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
     if dropped:
         counts["dropped"] = sum(dropped.values())
-    if notes := past.notes() + document.notes():
+    others.count(counts)
+    if notes := past.notes() + document.notes() + others.notes():
         counts[NOTES] = notes
     return counts
 

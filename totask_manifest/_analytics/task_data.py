@@ -40,6 +40,7 @@ from .._manifest.io import read_lines, write_lines
 from .._outcomes import Labeled
 from .._task_types import get_task_type
 from .coco_left_out import CocoKeysLeftOut
+from .keys_left_out import KeysLeftOut
 from .labels import (
     NOTES,
     PastImage,
@@ -91,21 +92,23 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
     attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
     counts: dict[str, Any] = {"lines": 0, "skipped": 0}
     past, coco_keys = PastImage(), CocoKeysLeftOut(fmt)
+    others = KeysLeftOut(fmt, attr, frozenset({"synapse"}))  # its task id is written
     lines = _task_data_lines(src, attr, functools.partial(WRITERS[fmt], allow_drop=allow_drop), fmt, counts,
-                             past, coco_keys)
+                             past, (coco_keys, others))
     first = next(lines)  # raises before anything is created when no line holds a label
     write_lines(dst, itertools.chain([first], lines))
     coco_keys.count(counts)
-    if notes := past.notes() + coco_keys.notes():
+    others.count(counts)
+    if notes := past.notes() + coco_keys.notes() + others.notes():
         counts[NOTES] = notes
     return counts
 
 
 def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dict[str, Any],
-                     past: PastImage, coco_keys: CocoKeysLeftOut) -> Iterator[bytes]:
+                     past: PastImage, left_out: tuple[CocoKeysLeftOut, KeysLeftOut]) -> Iterator[bytes]:
     """The output lines of ``manifest_to_task_data``, one at a time; ``counts`` is kept up to date,
-    ``past`` counts the boxes that reach past their image, ``coco_keys`` the lines whose COCO
-    bookkeeping is left out.
+    ``past`` counts the boxes that reach past their image, ``left_out`` the lines whose COCO
+    bookkeeping, and whose other keys, are left out.
     Raises ``nothing_to_convert`` at the end when no line was written (inside the writer: nothing appears)."""
     for line, label in iter_labels(src, attr):
         kept = native_format(label.metadata) if label is not None else None
@@ -123,12 +126,13 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
             continue
         if label is None:
             counts["skipped"] += not line.is_blank
-            coco_keys.unlabeled(line)
+            left_out[0].unlabeled(line)
             continue
         if label.task_type not in SUPPORTED:  # as COCO and YOLO say it, not as "no line holds a label"
             raise not_held(fmt, _HOLDS, label, "task-data-type")
         syn = label.record.get("synapse")
-        coco_keys.add(line.number, label.record, label.metadata)
+        for keys in left_out:
+            keys.add(line.number, label.record, label.metadata)
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
         if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):  # allowed, or refused above

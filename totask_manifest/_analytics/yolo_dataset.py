@@ -42,6 +42,7 @@ from .._errors import ManifestError
 from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
 from .coco_left_out import CocoKeysLeftOut
+from .keys_left_out import KeysLeftOut
 from .labels import (
     NOTES,
     image_source,
@@ -108,7 +109,7 @@ def manifest_to_yolo(
     class_map: dict[str, str] = {}
     ids_by_name: dict[str, str] = {}
     files = skipped = unwritten_scores = unlisted = 0
-    coco_keys = CocoKeysLeftOut("YOLO")
+    coco_keys, others = CocoKeysLeftOut("YOLO"), KeysLeftOut("YOLO", attr)
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output
         with out.open("index.jsonl") as index, out.open("images.txt") as images:
             for line, label in iter_labels(
@@ -120,6 +121,7 @@ def manifest_to_yolo(
                     continue
                 path, image = label_path(line.number, label.source, common)
                 coco_keys.add(line.number, label.record, label.metadata)
+                others.add(line.number, label.record, label.metadata)
                 taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
@@ -181,7 +183,8 @@ def manifest_to_yolo(
     if unlisted:  # an API URL has no suffix: saved as named, Ultralytics skips the image and its labels
         counts["images without an image suffix"] = unlisted
     coco_keys.count(counts)
-    if notes := coco_keys.notes():
+    others.count(counts)
+    if notes := coco_keys.notes() + others.notes():
         counts[NOTES] = notes
     return counts
 

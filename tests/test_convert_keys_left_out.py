@@ -1,0 +1,63 @@
+"""A COCO, YOLO or task-data export writes one label attribute's boxes, classes and scores; the
+rest of a line (``annotation-ref``, another attribute, an adjustment job's ``adjustment-status``,
+``job-name``) was left out with exit 0 and nothing said. Each export now counts those lines and
+says which keys, from which line, in one note; a line holding only what the export carries gets
+none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from totask_manifest._analytics.convert import convert
+from totask_manifest._analytics.keys_left_out import COUNT
+
+OUTPUTS = {"coco": ("out.json", "COCO"), "yolo": ("out", "YOLO"), "dm-schema-v1": ("out.dm.jsonl", "dm-schema-v1"),
+           "synapse-objects": ("out.objects.jsonl", "synapse-objects")}
+
+
+def line(image: str, **extra) -> dict:
+    return {"source-ref": f"s3://b/{image}.jpg",
+            "boxes": {"image_size": [{"width": 100, "height": 80, "depth": 3}],
+                      "annotations": [{"class_id": 0, "top": 1, "left": 1, "height": 5, "width": 5}]},
+            "boxes-metadata": {"objects": [{"confidence": 0.5}], "class-map": {"0": "cat"},
+                               "type": "groundtruth/object-detection", "human-annotated": "no"},
+            **extra}
+
+
+def write(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+def test_an_export_says_which_keys_of_which_lines_it_left_out(tmp_path: Path, to: str) -> None:
+    plain = line("a")
+    adjusted = line("b", **{"annotation-ref": "s3://b/b.json"})
+    adjusted["boxes-metadata"]["adjustment-status"] = "adjusted"
+    src = write(tmp_path / "in.manifest", [plain, adjusted, line("c", **{"review": {"x": 1}})])
+    out, fmt = OUTPUTS[to]
+    result = convert(str(src), str(tmp_path / out), to=to)
+    assert result.counts[COUNT] == 2
+    [note] = [n for n in result.notes if "has no place for" in n]
+    assert note == (f"2 line(s) hold keys a {fmt} export has no place for (annotation-ref, "
+                    "boxes-metadata.adjustment-status, review; first on line 2), left out: convert --to parquet "
+                    "keeps every line whole")
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+def test_a_line_of_what_the_export_carries_gets_no_note(tmp_path: Path, to: str) -> None:
+    src = write(tmp_path / "in.manifest", [line("a"), line("b")])
+    out, _ = OUTPUTS[to]
+    result = convert(str(src), str(tmp_path / out), to=to)
+    assert COUNT not in result.counts and not [n for n in result.notes if "has no place for" in n], result
+
+
+def test_task_data_carries_the_synapse_task_id_and_coco_says_it_is_left_out(tmp_path: Path) -> None:
+    src = write(tmp_path / "in.manifest", [line("a", synapse={"task_id": 7, "project": 1})])
+    assert COUNT not in convert(str(src), str(tmp_path / "t.jsonl"), to="dm-schema-v1").counts
+    assert orjson.loads((tmp_path / "t.jsonl").read_bytes())["task_id"] == 7
+    result = convert(str(src), str(tmp_path / "c.json"), to="coco")
+    assert result.counts[COUNT] == 1 and "(synapse; first on line 1)" in result.notes[-1]

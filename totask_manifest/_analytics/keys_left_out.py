@@ -1,0 +1,63 @@
+"""The keys of a line a COCO, YOLO or task-data export has no place for, counted and said.
+
+Those exports write one label attribute's boxes, classes and scores; the rest of a line (another
+label attribute, ``annotation-ref``, an adjustment job's ``adjustment-status``, the ``synapse``
+key, a metadata's ``job-name`` and ``creation-date``) was left out with exit 0 and nothing said.
+No box, class or score of the attribute is lost, so they are not refused, but said in one line
+naming the keys and the first line, with the way to keep every line whole (``--to parquet``).
+The COCO bookkeeping a COCO import keeps (``coco-image``, ``coco-document``) is said apart
+(``coco_left_out``), and a document kept as it is travels whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._manifest.naming import METADATA_SUFFIX
+from .coco_document import COCO_DOCUMENT
+from .coco_images import COCO_IMAGE
+
+#: the summary's count: the lines holding keys the export left out
+COUNT = "lines with other keys left out"
+#: a line's keys every one of these exports carries, or says apart: the image, the COCO bookkeeping
+_CARRIED_KEYS = frozenset({"source-ref", "source", COCO_IMAGE, COCO_DOCUMENT})
+#: the metadata keys the exports read (classes, scores, the task type) or carry (``human-annotated``)
+_CARRIED_METADATA = frozenset({"objects", "class-map", "type", "human-annotated", "class-name", "confidence",
+                               "confidence-map", "internal-color-map"})
+#: keys said at most: a manifest whose every line holds new keys is named by its first ones
+_MAX_NAMED = 12
+
+
+class KeysLeftOut:
+    """The lines of one export of ``attribute`` holding keys its format ``fmt`` cannot hold.
+    ``carried``: line keys this export writes beside the label (task data's ``synapse`` task id)."""
+
+    def __init__(self, fmt: str, attribute: str, carried: frozenset[str] = frozenset()) -> None:
+        self.fmt = fmt
+        self.own = _CARRIED_KEYS | carried | {attribute, attribute + METADATA_SUFFIX}
+        self.meta_key = attribute + METADATA_SUFFIX
+        self.lines = self.first = 0
+        self.keys: dict[str, None] = {}  # in the order met, each once
+
+    def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
+        """``record`` is a written line, ``metadata`` its label's metadata."""
+        found = [k for k in record if k not in self.own]
+        if isinstance(metadata, Mapping):
+            found += [f"{self.meta_key}.{k}" for k in metadata if k not in _CARRIED_METADATA]
+        if found:
+            self.lines += 1
+            self.first = self.first or line
+            if len(self.keys) < _MAX_NAMED:
+                self.keys.update(dict.fromkeys(found[: _MAX_NAMED - len(self.keys)]))
+
+    def count(self, counts: dict[str, Any]) -> None:
+        """Add the summary's count to ``counts`` (nothing when no line held any)."""
+        if self.lines:
+            counts[COUNT] = self.lines
+
+    def notes(self) -> list[str]:
+        if not self.lines:
+            return []
+        return [f"{self.lines} line(s) hold keys a {self.fmt} export has no place for ({', '.join(self.keys)}; "
+                f"first on line {self.first}), left out: convert --to parquet keeps every line whole"]
