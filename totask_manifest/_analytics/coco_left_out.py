@@ -20,6 +20,7 @@ from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
 from .._manifest.line import Line
 from .coco_document import COCO_DOCUMENT
 from .coco_images import COCO_IMAGE
+from .keys_left_out import LinesLeftOut
 
 #: the summary's count: the lines whose COCO bookkeeping the export left out
 COUNT = "lines with COCO keys left out"
@@ -27,13 +28,12 @@ COUNT = "lines with COCO keys left out"
 _OBJECT_KEYS = (COCO_ID, AREA, COCO_CATEGORY_ID)
 
 
-class CocoKeysLeftOut:
+class CocoKeysLeftOut(LinesLeftOut):
     """The lines of one export that carry COCO bookkeeping its format cannot hold."""
 
-    def __init__(self, fmt: str) -> None:
-        self.fmt = fmt
-        self.lines = self.first = 0
-        self.keys: dict[str, None] = {}  # in the order met, each once
+    COUNT = COUNT
+    said = ("{lines} line(s) carry COCO keys a {fmt} export has no place for ({keys}; first on line {first}), "
+            "left out: boxes, classes and scores are all written; convert --to coco writes them back")
 
     def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         """``record`` is the manifest line, ``metadata`` its label's metadata (``None``: none)."""
@@ -41,25 +41,10 @@ class CocoKeysLeftOut:
         objects = metadata.get("objects") if isinstance(metadata, Mapping) else None
         for obj in objects if isinstance(objects, list) else ():
             if isinstance(obj, Mapping):
-                found += [k for k in _OBJECT_KEYS if k in obj]
-        if found:
-            self.lines += 1
-            self.first = self.first or line
-            self.keys.update(dict.fromkeys(found))
+                found += [k for k in _OBJECT_KEYS if k in obj and k not in found]
+        self.found(line, found)
 
     def unlabeled(self, line: Line) -> None:
         """An unlabeled line, which the export does not write: counted where it holds ``coco-document``."""
         if not line.is_blank and COCO_DOCUMENT.encode() in line.body and COCO_DOCUMENT in line.record():
             self.add(line.number, {COCO_DOCUMENT: None}, None)
-
-    def count(self, counts: dict[str, Any]) -> None:
-        """Add the summary's count to ``counts`` (nothing when no line carried any)."""
-        if self.lines:
-            counts[COUNT] = self.lines
-
-    def notes(self) -> list[str]:
-        if not self.lines:
-            return []
-        return [f"{self.lines} line(s) carry COCO keys a {self.fmt} export has no place for "
-                f"({', '.join(self.keys)}; first on line {self.first}), left out: boxes, classes and scores "
-                "are all written; convert --to coco writes them back"]

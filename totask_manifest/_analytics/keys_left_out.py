@@ -29,35 +29,53 @@ _CARRIED_METADATA = frozenset({"objects", "class-map", "type", "human-annotated"
 _MAX_NAMED = 12
 
 
-class KeysLeftOut:
+class LinesLeftOut:
+    """The lines of one export in ``fmt`` holding keys it left out: how many, the first, the keys
+    (each once, in the order met, the first ``_MAX_NAMED``); ``COUNT`` names the summary's count
+    and ``said`` words the note (``{lines}``, ``{fmt}``, ``{keys}``, ``{first}``)."""
+
+    COUNT = ""
+    said = ""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.lines = self.first = 0
+        self.keys: dict[str, None] = {}
+
+    def found(self, line: int, keys: list[str]) -> None:
+        if keys:
+            self.lines += 1
+            self.first = self.first or line
+            if len(self.keys) < _MAX_NAMED:
+                self.keys.update(dict.fromkeys(keys[: _MAX_NAMED - len(self.keys)]))
+
+    def count(self, counts: dict[str, Any]) -> None:
+        """Add the summary's count to ``counts`` (nothing when no line held any)."""
+        if self.lines:
+            counts[self.COUNT] = self.lines
+
+    def notes(self) -> list[str]:
+        if not self.lines:
+            return []
+        return [self.said.format(lines=self.lines, fmt=self.fmt, keys=", ".join(self.keys), first=self.first)]
+
+
+class KeysLeftOut(LinesLeftOut):
     """The lines of one export of ``attribute`` holding keys its format ``fmt`` cannot hold.
     ``carried``: line keys this export writes beside the label (task data's ``synapse`` task id)."""
 
+    COUNT = COUNT
+    said = ("{lines} line(s) hold keys a {fmt} export has no place for ({keys}; first on line {first}), left out: "
+            "convert --to parquet keeps every line whole")
+
     def __init__(self, fmt: str, attribute: str, carried: frozenset[str] = frozenset()) -> None:
-        self.fmt = fmt
+        super().__init__(fmt)
         self.own = _CARRIED_KEYS | carried | {attribute, attribute + METADATA_SUFFIX}
         self.meta_key = attribute + METADATA_SUFFIX
-        self.lines = self.first = 0
-        self.keys: dict[str, None] = {}  # in the order met, each once
 
     def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         """``record`` is a written line, ``metadata`` its label's metadata."""
         found = [k for k in record if k not in self.own]
         if isinstance(metadata, Mapping):
             found += [f"{self.meta_key}.{k}" for k in metadata if k not in _CARRIED_METADATA]
-        if found:
-            self.lines += 1
-            self.first = self.first or line
-            if len(self.keys) < _MAX_NAMED:
-                self.keys.update(dict.fromkeys(found[: _MAX_NAMED - len(self.keys)]))
-
-    def count(self, counts: dict[str, Any]) -> None:
-        """Add the summary's count to ``counts`` (nothing when no line held any)."""
-        if self.lines:
-            counts[COUNT] = self.lines
-
-    def notes(self) -> list[str]:
-        if not self.lines:
-            return []
-        return [f"{self.lines} line(s) hold keys a {self.fmt} export has no place for ({', '.join(self.keys)}; "
-                f"first on line {self.first}), left out: convert --to parquet keeps every line whole"]
+        self.found(line, found)
