@@ -277,6 +277,9 @@ def format_text(stats: ManifestStats) -> str:
                 out.append(f"    [{b / BINS:.1f}, {(b + 1) / BINS:.1f}{hi} {n:>9,} {_bar(n, top)}")
         if a.unscored:
             out.append(f"  without a confidence (unscored, not in the histogram): {a.unscored:,}")
+        if a.confidence_out_of_range:
+            out.append(f"  confidences outside [0, 1] (not in the histogram nor the mean; validate names their lines): "
+                       f"{a.confidence_out_of_range:,}")
         if a.no_class_id:
             out.append(f"  left out of every count: {a.no_class_id:,} box(es) or label(s) whose class_id is not an "
                        "integer within 64 bits (validate names their lines)")

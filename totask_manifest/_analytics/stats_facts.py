@@ -105,7 +105,7 @@ class Counts:
     """
 
     __slots__ = ("class_n", "conf", "conf_sum", "hist", "meta_n", "named", "names", "no_class_id",
-                 "per_image_n", "raw_names", "tools", "unscored")
+                 "out_of_range", "per_image_n", "raw_names", "tools", "unscored")
 
     def __init__(self) -> None:
         #: ``(type, reason, human, job, state)`` -> metadata objects
@@ -127,6 +127,10 @@ class Counts:
         self.named: Counter[str] = Counter()
         #: boxes or chosen labels without a confidence (kept apart: a missing score is not 0.0)
         self.unscored = 0
+        #: confidences outside [0, 1] (``validate``: ``schema-maximum``, ``schema-minimum``): no bin
+        #: holds them, so they are counted apart, out of the histogram and the mean (1.5 was binned
+        #: with 0.9 to 1.0, -0.2 with 0.0 to 0.1)
+        self.out_of_range = 0
         #: boxes or labels left out: no usable class id
         self.no_class_id = 0
 
@@ -135,6 +139,10 @@ class Counts:
         pair)."""
         if self.conf:
             values = np.fromiter(self.conf, dtype=np.float64, count=len(self.conf))  # a third of np.array's time
+            inside = (values >= 0) & (values <= 1)
+            if not inside.all():
+                self.out_of_range += len(values) - int(inside.sum())
+                values = values[inside]
             # floor(c * BINS) clipped to [0, BINS - 1]: the last bin is closed ([0.9, 1.0])
             bins = np.clip(np.floor(values * BINS), 0, BINS - 1).astype(np.int64)
             self.hist = list(map(add, self.hist, np.bincount(bins, minlength=BINS).tolist()))
@@ -158,6 +166,7 @@ class Counts:
         self.tools.update(other.tools)
         self.named.update(other.named)
         self.unscored += other.unscored
+        self.out_of_range += other.out_of_range
         self.no_class_id += other.no_class_id
 
     def add_native(self, value: Any, fmt: str) -> None:

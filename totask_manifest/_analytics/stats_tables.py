@@ -63,6 +63,8 @@ class AttributeStats:
     confidence_mean: float | None = None
     #: boxes or labels without any confidence: not in the histogram, not counted as 0.0
     unscored: int = 0
+    #: confidences outside [0, 1]: in no bin, so out of the histogram and the mean, counted here
+    confidence_out_of_range: int = 0
     #: boxes or labels whose ``class_id`` is not an integer within 64 bits (or an annotation that is
     #: not an object): left out of every count here, never silently; ``validate`` names their lines
     no_class_id: int = 0
@@ -149,7 +151,7 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
     s.tools = _ranked(c.tools.items())
     s.boxes_per_image = dict(sorted(c.per_image_n.items()))
     s.boxes = sum(b * k for b, k in s.boxes_per_image.items())
-    s.unscored, s.no_class_id = c.unscored, c.no_class_id
+    s.unscored, s.no_class_id, s.confidence_out_of_range = c.unscored, c.no_class_id, c.out_of_range
     s.confidence_histogram = list(c.hist)
     s.confidence_count = sum(c.hist)
     s.confidence_mean = c.conf_sum / s.confidence_count if s.confidence_count else None
