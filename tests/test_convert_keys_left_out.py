@@ -61,3 +61,22 @@ def test_task_data_carries_the_synapse_task_id_and_coco_says_it_is_left_out(tmp_
     assert orjson.loads((tmp_path / "t.jsonl").read_bytes())["task_id"] == 7
     result = convert(str(src), str(tmp_path / "c.json"), to="coco")
     assert result.counts[COUNT] == 1 and "(synapse; first on line 1)" in result.notes[-1]
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+def test_a_key_written_twice_is_refused_as_validate_refuses_it(tmp_path: Path, to: str, capsys) -> None:
+    """A reader keeps the last copy: the COCO ``file_name`` was the second ``source-ref``, a box's
+    class the second ``class_id``, with exit 0."""
+    from totask_manifest._cli import main
+
+    first = orjson.dumps(line("a"))
+    twice = first[:-1] + b',"source-ref":"s3://b/second.jpg"}'
+    src = tmp_path / "in.manifest"
+    src.write_bytes(orjson.dumps(line("z")) + b"\n" + twice + b"\n")
+    out, _ = OUTPUTS[to]
+    assert main(["convert", str(src), str(tmp_path / out), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert err == ("totask-manifest convert: error: line 2, key 'source-ref': the key appears more than once in its "
+                   "object: a reader keeps one copy, so the export would take the last, unsaid (validate names every "
+                   "repeated key) [duplicate-key]\n"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]

@@ -18,7 +18,8 @@ from .._fetch import base_of, resolve_reference
 from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
-from .._manifest.line import Line, gt_json
+from .._manifest.line import Line, duplicate_key_paths, gt_json, may_repeat_a_key
+from .._manifest.schemas import format_path
 from .._manifest.semantics import box_outside
 from .._outcomes import Labeled
 from .._storage import redact_secret_url
@@ -181,6 +182,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
         if meta is None:
             yield line, None
             continue
+        refuse_repeated_key(line, rec)
         tt = task_type_of_metadata(meta)
         if tt is None:
             raise ManifestError(f"metadata declares no Ground Truth type (type: {json_text(meta.get('type'))})",
@@ -195,6 +197,18 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
         if native_to is not None:  # only documents converted here need the ids
             _note_class_ids(label.metadata.get("class-map"), names)
         yield line, label
+
+
+def refuse_repeated_key(line: Line, record: dict) -> None:
+    """A line holding a key twice in one object is refused (``duplicate-key``, as ``validate``):
+    a JSON reader keeps the last copy, so an export wrote the second ``source-ref`` as the COCO
+    ``file_name``, or the second ``class_id`` of a box, and said nothing. The cheap test first
+    (``may_repeat_a_key``, about a microsecond a line); the exact one only where it may."""
+    if may_repeat_a_key(line.body, record) and (paths := duplicate_key_paths(line.body.rstrip(b"\r\n"))):
+        where = format_path(paths[0])
+        raise ManifestError("the key appears more than once in its object: a reader keeps one copy, so the export "
+                            "would take the last, unsaid (validate names every repeated key)",
+                            line=line.number, key=where, rule="duplicate-key")
 
 
 def _note_class_ids(class_map: Any, names: dict[str, int]) -> None:
