@@ -395,3 +395,59 @@ def test_a_lease_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, value
     assert run_cli(*start_args(inp, out, "j", delay="0")).returncode == 0
     r = run_cli("status", str(out / "j"), env=env)
     assert r.returncode == 2 and "TOTASK_LEASE_TIMEOUT" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["annotate", "chain", "clone"])
+def test_the_holder_is_named_by_the_command_that_was_run(tmp_path, monkeypatch, command):
+    """``status`` and a second writer's refusal named a running chain or clone ``(annotate)``."""
+    inp = write_manifest(tmp_path / "in.manifest", 6)
+    config = JobConfig(job_name="first", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, options={"delay": 0.0})
+    first = api.annotate(config).job_url
+    from tests.support import toy_annotators
+
+    seen: list[str | None] = []
+    original = toy_annotators.ToyClassifier.annotate_batch
+
+    def note_holder(self, items):
+        holder, _ = current_holder(str(tmp_path / "out" / "next"))
+        seen.append(holder.command if holder is not None else None)
+        return original(self, items)
+
+    monkeypatch.setattr(toy_annotators.ToyClassifier, "annotate_batch", note_holder)
+    if command == "annotate":
+        api.annotate(JobConfig(job_name="next", input=str(inp), output_root=str(tmp_path / "out"),
+                               label_attribute="cls", task_type="image-classification", method=TOY,
+                               options={"delay": 0.0}))
+    elif command == "chain":
+        api.chain(first, "next", label_attribute="other")
+    else:
+        api.clone(first, "next")
+    assert seen and set(seen) == {command}, seen
+
+
+def test_resume_says_every_tuning_change_it_applies_checkpoint_every_included(tmp_path, caplog):
+    """``--checkpoint-every`` was applied unsaid: the "tuning changed" line left it out, and with
+    only it given no line came at all."""
+    import logging
+
+    inp = write_manifest(tmp_path / "in.manifest", 6)
+    config = JobConfig(job_name="j", input=str(inp), output_root=str(tmp_path / "out"), label_attribute="cls",
+                       task_type="image-classification", method=TOY, options={"delay": 0.0}, checkpoint_every=50)
+    from totask_manifest._jobs.job import Job
+
+    job = api.annotate(config).job_url
+
+    def resume_stopped(**given):
+        state = Job.open(job).state
+        state.status = "STOPPED"  # as a Ctrl-C leaves it: a COMPLETED job's resume has nothing to run
+        state.save()
+        api.resume(job, **given)
+
+    with caplog.at_level(logging.INFO):
+        resume_stopped(checkpoint_every=7)
+        resume_stopped(checkpoint_every=7, options={"concurrency": 3})
+        resume_stopped(checkpoint_every=7, options={"concurrency": 3})  # nothing changes: nothing said
+    said = [r.getMessage() for r in caplog.records if "tuning changed" in r.getMessage()]
+    assert said == ["job j: tuning changed: checkpoint_every=7", "job j: tuning changed: concurrency=3"], said
+    assert orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["config"]["checkpoint_every"] == 7

@@ -116,7 +116,7 @@ def annotate(
         refuse_changed_copy(job.state, sources)
         if (done := completed_as_is(job)) is not None:  # reported without the lease: it writes nothing
             return done
-    with hold(config.job_url, "annotate"):
+    with hold(config.job_url, "chain" if chained_from else "clone" if cloned_from else "annotate"):  # as it was run
         return _annotate_held(run, chained_from, cloned_from, sources)
 
 
@@ -232,12 +232,10 @@ def resume(
                         "failures.jsonl" if exists(state.layout.output_manifest) else "output manifest")
         check_installed(state.config.method, get_annotator_class(state.config.method))
         refuse_undeclared_options(state.config.job_name, state.config.method, state.config.options)
-        if changes:
-            state.config.options = {**state.config.options, **changes}
-            log.info("job %s: tuning changed: %s", state.config.job_name,
-                     ", ".join(f"{k}={v}" for k, v in sorted(changes.items())))
-        if checkpoint_every is not None:
-            state.config.checkpoint_every = checkpoint_every
+        cadence = {} if checkpoint_every in (None, state.config.checkpoint_every) else {"checkpoint_every": checkpoint_every}
+        state.config.options, state.config.checkpoint_every = {**state.config.options, **changes}, checkpoint_every or state.config.checkpoint_every
+        if said := {**changes, **cadence}:  # --checkpoint-every too: applied, it went unsaid
+            log.info("job %s: tuning changed: %s", state.config.job_name, ", ".join(f"{k}={v}" for k, v in sorted(said.items())))
         return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress,
                                           keep_going=keep_going))
 
