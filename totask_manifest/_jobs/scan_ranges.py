@@ -370,7 +370,7 @@ def job_selection(layout: JobLayout, input_url: str, attribute: str) -> LineSele
     """The job's selection: its ``selection.bin`` while the input's fingerprint is unchanged
     (nothing of the input is read), else a new scan of the input, kept for the next time. The
     caller compares ``sha256`` with the checksum the job started with."""
-    selection = LineSelection.load(layout.selection)
+    selection = LineSelection.unkept(layout.selection) or LineSelection.load(layout.selection)
     if selection is not None and selection.fingerprint is not None and selection.fingerprint == fingerprint(input_url):
         return selection
     selection = scan_input(input_url, attribute).selection

@@ -115,8 +115,19 @@ class LineSelection:
         is really full."""
         try:
             self.save(url)
+            _UNKEPT.pop(url, None)
         except StorageError as exc:
-            log.warning("selection not kept at %s (%s): the next run scans the input again", redact_url(url), exc)
+            if url not in _UNKEPT:  # said once: a run reads its selection three times, each read tried again
+                log.warning("selection not kept at %s (%s): the next run scans the input again", redact_url(url), exc)
+            while len(_UNKEPT) >= _UNKEPT_MAX:
+                _UNKEPT.pop(next(iter(_UNKEPT)))
+            _UNKEPT[url] = self
+
+    @staticmethod
+    def unkept(url: str) -> LineSelection | None:
+        """The selection this process could not keep at ``url`` (``keep``): the run's later reads
+        take it from here rather than scanning the input again (three scans on a full disk)."""
+        return _UNKEPT.get(url)
 
     @classmethod
     def load(cls, url: str) -> LineSelection | None:
@@ -136,6 +147,9 @@ class LineSelection:
 
 #: the last selection read from a local file, with the file's (size, mtime, inode)
 _last: dict[str, Any] = {}
+#: selections this process could not keep (``keep``), by URL, the oldest dropped past the bound
+_UNKEPT: dict[str, LineSelection] = {}
+_UNKEPT_MAX = 4
 
 
 def _stamp(url: str) -> tuple[int, int, int] | None:
