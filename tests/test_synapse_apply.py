@@ -154,7 +154,7 @@ def test_revoked_token_stops_and_the_journal_lets_rollback_finish(synapse, clien
     assert [p.body for p in restore_puts] == [{"action": "submit", "data": ORIGINAL}] * 2
     sent = len(puts(synapse))
     assert main(["rollback", str(job_dir)]) == 0  # idempotent: nothing left to do
-    assert "0 restored" in capsys.readouterr().out and len(puts(synapse)) == sent
+    assert "rollback: nothing to restore" in capsys.readouterr().out and len(puts(synapse)) == sent
 
 
 def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) -> None:

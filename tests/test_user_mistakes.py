@@ -628,7 +628,7 @@ def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_onc
             assert "Traceback" not in r.stderr
         r = subprocess.run([sys.executable, "-m", "totask_manifest", "rollback", "out/j"], capture_output=True,
                            text=True, timeout=180, env=env, cwd=tmp_path)
-        assert r.returncode == 0 and (r.stdout + r.stderr).count("rollback: 0 restored") == 1, r.stdout + r.stderr
+        assert r.returncode == 0 and (r.stdout + r.stderr).count("rollback: nothing to restore") == 1, r.stdout + r.stderr
     finally:
         server.stop()
 

@@ -90,6 +90,9 @@ class RollbackReport:
 
     def summary(self) -> str:
         t = self.totals
+        if self.planned == 0 and self.fatal is None:  # said as such: a line of zeros read as a rollback that did nothing
+            return ("rollback: nothing to restore: the job's journal holds no write left to undo (never applied, "
+                    "or every write undone already)")
         text = (f"rollback: {t[RESTORED]} restored, {t[ALREADY]} already as before, {t[CONFLICT]} changed by "
                 f"someone else (skipped), {t[FAILED]} failed")
         if t[DELETED]:
