@@ -96,3 +96,13 @@ def test_yolo_takes_gaps_below_the_cap(tmp_path: Path) -> None:
     assert len(names) == 91 and (names[2], names[90]) == ("cat", "dog") and names[3] == "class_3"
     index = [orjson.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_bytes().splitlines()]
     assert [row["line"] for row in index] == [1, 2]
+
+
+def test_yolo_reads_the_cap_on_the_id_as_read(tmp_path: Path, capsys) -> None:
+    """A class-map key with spaces (" 99999999999") is read as that id: it passed the cap and ran out of memory."""
+    src = tmp_path / "in.manifest"
+    src.write_bytes(box_line("99999999999", " 99999999999"))
+    assert main(["convert", str(src), str(tmp_path / "out"), "--to", "yolo"]) == 1
+    err = capsys.readouterr().err
+    assert "class id 99999999999 is over 99,999" in err and "[yolo-class]" in err, err
+    assert not (tmp_path / "out").exists()

@@ -29,7 +29,9 @@ def file_params(pid: int, **extra) -> dict:
 
 
 @pytest.mark.parametrize(("key", "meant"), [("task_filter", "task_filters"), ("batchsize", "batch_size"),
-                                            ("Task_Filters", "task_filters"), ("descripton", "description")])
+                                            ("Task_Filters", "task_filters"), ("descripton", "description"),
+                                            ("filters", "task_filters"), ("status", "task_filters"),
+                                            ("limit", "task_filters")])
 def test_a_misspelt_parameter_is_refused_naming_the_one_meant(key: str, meant: str) -> None:
     with pytest.raises(UsageError) as caught:
         validate_params(file_params(7, **{key: {"status": "pending"}}))
@@ -60,7 +62,9 @@ def test_a_key_like_no_parameter_is_ignored_and_said(synapse, files, tmp_path, c
 
 
 @pytest.mark.parametrize(("given", "meant"), [("statuss=pending", "status"), ("Status=pending", "status"),
-                                              ("statuss__in=pending,done", "status__in"), ("assigne=3", "assignee")])
+                                              ("statuss__in=pending,done", "status__in"), ("assigne=3", "assignee"),
+                                              ("status_in=pending,done", "status__in"),
+                                              ("created_at_gte=2026-01-01", "created_at__gte")])
 def test_a_misspelt_filter_is_refused_naming_the_one_meant(given: str, meant: str) -> None:
     with pytest.raises(UsageError, match=f"did you mean {meant!r}"):
         parse_filters([given])

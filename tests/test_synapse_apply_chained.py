@@ -7,6 +7,10 @@ changed is still a conflict, and a rollback puts back the first job's write."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -20,17 +24,35 @@ pytest_plugins = ["totask_manifest.testing.fixtures"]
 REVIEWED = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "reviewer"}}
 
 
-def next_job(root, parent, name: str, how: str):
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record_output(job) -> None:
+    """The run record a finished job keeps of the output it wrote (``make_job`` writes none)."""
+    out = job / "manifests" / "output" / "output.manifest"
+    state = Job.open(str(job)).state
+    state.input_sha256 = sha256(Path(state.config.input))
+    state.runs = [{"ended": "2026-01-01T00:00:00.000000Z", "output": {"size": out.stat().st_size, "sha256": sha256(out)}}]
+    state.save()
+
+
+def next_job(root, parent, name: str, how: str, *, by: int = 40):
     """A finished job over the parent's export whose every label differs from the parent's (its
-    first box moved), recorded as chained or cloned from ``parent``."""
+    first box moved), recorded as chained or cloned from ``parent``, with the checksums a real
+    chain (the parent's output as its input) or clone (the same input) records."""
+    record_output(parent)
     job = make_job(root, root / "export.manifest", name=name)
     out = job / "manifests" / "output" / "output.manifest"
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     for record in records:
-        record["boxes"]["annotations"][0]["left"] += 40
+        record["boxes"]["annotations"][0]["left"] += by
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     state = Job.open(str(job)).state
     setattr(state, how, str(parent))
+    parent_state = Job.open(str(parent)).state
+    state.input_sha256 = (parent_state.runs[-1]["output"]["sha256"] if how == "chained_from"
+                          else parent_state.input_sha256)
     state.save()
     return job
 
@@ -75,3 +97,41 @@ def test_apply_of_a_job_whose_output_was_moved_says_to_resume_it(synapse, files,
     with pytest.raises(JobError, match=rf"has no output manifest \(.*\): resume it to write it again from its "
                                        rf"checkpoint \(totask-manifest resume {job}\)"):
         apply_job(str(job), client=client)
+
+
+def test_a_job_started_since_in_the_folder_chained_from_is_no_lineage(synapse, files, client, tmp_path, caplog) -> None:
+    """The parent rolled back and deleted, another job started under its name and applied: its
+    writes are no writes of the chained job's lineage, so they stay conflicts (the review's case)."""
+    parent, tasks = applied_job(synapse, files, client, tmp_path, 3)
+    (tmp_path / "c").mkdir()
+    shutil.copy(tmp_path / "export.manifest", tmp_path / "c" / "export.manifest")
+    child = next_job(tmp_path / "c", parent, "child", "chained_from")
+    rollback_job(str(parent), client=client)
+    shutil.rmtree(parent)
+    other = make_job(tmp_path, tmp_path / "export.manifest", name=parent.name)
+    assert other == parent and apply_job(str(other), client=client).totals["applied"] == 3
+    record_output(other)
+    others = {tid: synapse.tasks[tid]["data"] for tid in tasks}
+    report = apply_job(str(child), client=client)
+    assert report.totals["conflict"] == 3 and report.totals["applied"] == 0, report.totals
+    assert {tid: synapse.tasks[tid]["data"] for tid in tasks} == others
+    assert "is no longer the job child was chained from" in caplog.text
+
+
+def test_a_reviewers_addition_a_rerun_recovered_is_no_write_of_the_lineage(synapse, files, client, tmp_path) -> None:
+    """A kill between a PUT and its done; a reviewer adds to the task; the parent's re-run journals
+    what the task holds as its recovered write (extra keys allowed): that is no write of the parent
+    for the chained job, whose apply leaves the task a conflict (the review's case)."""
+    parent, tasks = applied_job(synapse, files, client, tmp_path, 2)
+    journal = parent / "synapse-journal.jsonl"
+    records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    journal.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records
+                                 if not (r.get("op") == "done" and r.get("task_id") == tasks[0])))
+    synapse.tasks[tasks[0]]["data"] = {**synapse.tasks[tasks[0]]["data"], "extra": {"by": "reviewer"}}
+    assert apply_job(str(parent), client=client).totals["unchanged"] == 2
+    (tmp_path / "c").mkdir()
+    shutil.copy(tmp_path / "export.manifest", tmp_path / "c" / "export.manifest")
+    child = next_job(tmp_path / "c", parent, "child", "chained_from")
+    report = apply_job(str(child), client=client)
+    assert [(r.task_id, r.status) for r in report.results] == [(tasks[0], "conflict"), (tasks[1], "applied")]
+    assert synapse.tasks[tasks[0]]["data"]["extra"] == {"by": "reviewer"}

@@ -65,3 +65,35 @@ def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp
     printed = json.loads(out)
     assert printed == {k: v for k, v in final.items() if k != "error"}, (printed, final)
     assert TOKEN not in err.decode()
+
+
+class _GoneStdout:
+    """Standard output whose reader has gone (a closed ssh session's pipe)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_an_interrupted_run_whose_stdout_is_gone_exits_as_the_signal_says(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Printing the interrupted result to a stdout gone raised, which replaced the interrupt: exit
+    141 and no 'interrupted' line, where the README promises 129 for a SIGHUP."""
+    from totask_manifest import ToTaskAction
+    from totask_manifest._cli import main
+
+    def interrupted(self):
+        self.last_result = {"status": "FAILED", "message": "interrupted; run the same action again to resume it"}
+        stop = KeyboardInterrupt()
+        stop.signum = signal.SIGHUP
+        raise stop
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"name": "Gone", "project": 1, "agent": 1, "method": "file",
+                                      "target_specification_name": "annotation_data"}))
+    monkeypatch.setattr(ToTaskAction, "start", interrupted)
+    monkeypatch.setattr(sys, "stdout", _GoneStdout())
+    code = main(["run", str(params), "--output", str(tmp_path / "jobs")])
+    assert code == 128 + signal.SIGHUP
+    assert "interrupted" in capsys.readouterr().err

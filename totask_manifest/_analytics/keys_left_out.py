@@ -2,7 +2,8 @@
 
 Those exports write one label attribute's boxes, classes and scores; the rest of a line (another
 label attribute, ``annotation-ref``, an adjustment job's ``adjustment-status``, the ``synapse``
-key, a metadata's ``job-name`` and ``creation-date``) was left out with exit 0 and nothing said.
+key) was left out with exit 0 and nothing said (a label's ``job-name`` and ``creation-date``, the
+job's bookkeeping on every line, are left out unsaid).
 No box, class or score of the attribute is lost, so they are not refused, but said in one line
 naming the keys and the first line, with the way to keep every line whole (``--to parquet``).
 The COCO bookkeeping a COCO import keeps (``coco-image``, ``coco-document``) is said apart
@@ -22,9 +23,11 @@ from .coco_images import COCO_IMAGE
 COUNT = "lines with other keys left out"
 #: a line's keys every one of these exports carries, or says apart: the image, the COCO bookkeeping
 _CARRIED_KEYS = frozenset({"source-ref", "source", COCO_IMAGE, COCO_DOCUMENT})
-#: the metadata keys the exports read (classes, scores, the task type) or carry (``human-annotated``)
+#: the metadata keys the exports read (classes, scores, the task type) or carry (``human-annotated``),
+#: and the job bookkeeping every label holds (``job-name``, ``creation-date``): a note naming those
+#: would come on every export of every real manifest, and be read past when it names what matters
 _CARRIED_METADATA = frozenset({"objects", "class-map", "type", "human-annotated", "class-name", "confidence",
-                               "confidence-map", "internal-color-map"})
+                               "confidence-map", "internal-color-map", "job-name", "creation-date"})
 #: keys said at most: a manifest whose every line holds new keys is named by its first ones
 _MAX_NAMED = 12
 

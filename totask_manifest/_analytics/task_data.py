@@ -119,6 +119,8 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
                                     f"{kept} instead", line=line.number, key=attr, rule="convert-native")
             syn = label.record.get("synapse")
             counts["lines"] += 1
+            # the document travels whole, with the line's image_size; the line's other keys do not
+            left_out[1].add(line.number, {k: v for k, v in label.record.items() if k != "image_size"}, None)
             yield orjson.dumps({"line": line.number, label.source_key: label.source,
                                 "task_id": syn.get("task_id") if isinstance(syn, dict) else None,
                                 "image_size": label.record.get("image_size"),

@@ -45,9 +45,10 @@ def check_new_class(class_id: str, name: object, ids_by_name: dict[str, str], li
     """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it.
     ``ids_by_name`` holds the first id of each name met so far, and takes this one's: a look-up,
     where a scan of every class met before made an export of n classes take n squared steps."""
-    if class_id.isascii() and class_id.isdigit() and int(class_id) > MAX_CLASS_ID:
-        raise ManifestError(f"class id {class_id} is over {MAX_CLASS_ID:,}: YOLO numbers the classes 0 to n-1, a "
-                            f"line of classes.txt each, so it would take {int(class_id) + 1:,} names; renumber the "
+    digits = class_id.strip()  # as the label's reader takes the key (" 99999999999" is that id)
+    if digits.isascii() and digits.isdigit() and int(digits) > MAX_CLASS_ID:
+        raise ManifestError(f"class id {digits} is over {MAX_CLASS_ID:,}: YOLO numbers the classes 0 to n-1, a "
+                            f"line of classes.txt each, so it would take {int(digits) + 1:,} names; renumber the "
                             f"classes below {MAX_CLASS_ID + 1:,} first; nothing was written",
                             line=line, key="class-map", rule="yolo-class")
     problem = name_problem(name)

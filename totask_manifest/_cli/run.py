@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import orjson
@@ -94,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             # the FAILED result counting what was written, on stdout as every other ending's (a wrapper
             # parses it), before the interrupt's own line and exit code
-            if action.last_result is not None:
-                _print_result(action.last_result)
+            if action.last_result is not None:  # stdout gone (a closed ssh session): the exit code is the signal's
+                with contextlib.suppress(OSError, ValueError):
+                    _print_result(action.last_result)
             raise
     _print_result(result)
     return 0 if result["status"] == SUCCEEDED else 1

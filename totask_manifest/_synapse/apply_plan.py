@@ -10,6 +10,7 @@ to nothing) as they go. No request is sent here: the run in ``apply`` does that.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from .._compact import IntMap
 from .._errors import JobError, ManifestError, StorageError, UsageError
 from .._formats.native import EMPTY_RESULT, is_empty, native_format, refused_as_empty
 from .._jobs.job import Job
+from .._jobs.state import JobState
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
 from .._manifest.ranges import CHUNK
@@ -25,6 +27,8 @@ from .._storage import exists, open_read
 from . import DATA_FORMATS, DM_V1, OBJECTS
 from .apply_report import FAILED, NO_TASK_ID, NOT_LABELED, TaskResult
 from .taskdata import data_hash, exact
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,11 @@ MAX_LINEAGE = 64
 
 
 def lineage(job: Job) -> tuple[str, ...]:
-    """The job folders ``job`` was chained or cloned from, nearest first, as far as they are still
-    job folders (one moved or deleted ends it; so does a loop). Why: its lines carry the export's
-    fingerprint of each task, so after the job it was chained from was applied every task looked
-    changed since export, a conflict, and ``--force``, the only way through, also overwrote a
-    reviewer's real edit."""
+    """The job folders ``job`` was chained or cloned from, nearest first, as far as each still
+    holds that very job (``_follows``: one moved, deleted or replaced by another job ends it; so
+    does a loop). Why: its lines carry the export's fingerprint of each task, so after the job it
+    was chained from was applied every task looked changed since export, a conflict, and
+    ``--force``, the only way through, also overwrote a reviewer's real edit."""
     found: list[str] = []
     seen = {job.url}
     state = job.state
@@ -61,12 +65,33 @@ def lineage(job: Job) -> tuple[str, ...]:
         if not parent or parent in seen:
             break
         try:
-            state = Job.open(parent).state
+            parent_state = Job.open(parent).state
         except (JobError, StorageError, UsageError):
+            break
+        if not _follows(state, parent_state, chained=state.chained_from is not None):
+            log.warning("apply: %s is no longer the job %s was %s from (another job started in its folder since): "
+                        "its writes are not taken for this job's lineage", parent, state.config.job_name,
+                        "chained" if state.chained_from else "cloned")
             break
         seen.add(parent)
         found.append(parent)
+        state = parent_state
     return tuple(found)
+
+
+def _follows(child: JobState, parent: JobState, *, chained: bool) -> bool:
+    """Whether ``parent`` is the job ``child`` was chained (or cloned) from, not one started in its
+    folder since (rolled back, deleted, and its name taken again): started before the child, and
+    the child read the parent's output as a run of it recorded it (chained), or the same input
+    (cloned). A job an older version recorded without checksums is not followed: the safe side,
+    its tasks stay conflicts."""
+    read = child.given_sha256[0] if child.given_sha256 else child.input_sha256
+    if not read or not parent.created < child.created:
+        return False
+    if chained:
+        return any(isinstance(run, dict) and isinstance(run.get("output"), dict) and run["output"].get("sha256") == read
+                   for run in parent.runs)
+    return read == (parent.given_sha256[0] if parent.given_sha256 else parent.input_sha256)
 
 
 def load_job_target(job_url: str) -> JobTarget:

@@ -90,9 +90,11 @@ def refuse_misspelt_filter(key: str) -> None:
     field_name = filter_field(key)
     if field_name in KNOWN_FIELDS:
         return
+    # the whole key first: a lookup spelt with one underscore (status_in, created_at_gte) is no lookup
+    whole = difflib.get_close_matches(key.lower(), KNOWN_FILTERS, n=1, cutoff=MISSPELT_RATIO)
     close = difflib.get_close_matches(field_name.lower(), KNOWN_FIELDS, n=1, cutoff=MISSPELT_RATIO)
-    if close:
-        meant = close[0] + key[len(field_name):] if key.startswith(field_name) else close[0]
+    if whole or close:
+        meant = whole[0] if whole else close[0] + key[len(field_name):] if key.startswith(field_name) else close[0]
         raise UsageError(f"filter {key!r} is not a filter the ToTask guide documents; did you mean {meant!r}? "
                          "(Synapse ignores a filter it does not know and lists every task)")
 

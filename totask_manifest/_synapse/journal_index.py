@@ -122,7 +122,10 @@ class LineageIndex:
                 for rec in iter_journal(url):
                     tid = rec.get("task_id")
                     if rec.get("op") in ("before", "done") and tid is not None:
-                        for h in {rec.get("new_hash"), rec.get("stored_hash")}:
+                        # a recovered write's stored hash is what the task held when a re-run found it in
+                        # doubt, which may hold a reviewer's addition (``journal.contains`` allows extra keys)
+                        stored = None if rec.get("recovered") else rec.get("stored_hash")
+                        for h in {rec.get("new_hash"), stored}:
                             if isinstance(h, str):
                                 keys += _key(tid, h, "")
             except (JobError, StorageError) as exc:

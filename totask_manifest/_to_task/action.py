@@ -119,6 +119,7 @@ class ToTaskAction:
     # -- running ------------------------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
+        self.last_result = None  # never an earlier start's
         try:
             params = validate_params(self.params)
         except TotaskError as exc:  # the Synapse job told, as ``run`` tells it of a bad parameter file

@@ -51,9 +51,15 @@ MISSPELT_RATIO = 0.8
 
 
 def misspelt_key(key: Any) -> str | None:
-    """The known key an unknown ``key`` misspells, or None (known, or like none of them)."""
+    """The known key an unknown ``key`` misspells, or None (known, or like none of them). A key
+    naming filters (``filters``, ``filter``) or one filter (``status``, ``limit``) at the top level
+    is taken for ``task_filters``: ignored, it would have written every task of the project."""
     if not isinstance(key, str) or key in KNOWN_KEYS:
         return None
+    from .._synapse.filters import KNOWN_FILTERS
+
+    if "filter" in key.lower() or key.lower() in (*KNOWN_FILTERS, "limit"):
+        return "task_filters"
     close = difflib.get_close_matches(key.lower(), KNOWN_KEYS, n=1, cutoff=MISSPELT_RATIO)
     return close[0] if close else None
 
