@@ -106,3 +106,22 @@ def test_yolo_reads_the_cap_on_the_id_as_read(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "class id 99999999999 is over 99,999" in err and "[yolo-class]" in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("written", [1.0, "1"])
+def test_a_label_file_a_job_reads_takes_1_0_as_1_and_writes_it_so_where_an_export_refuses_it(written) -> None:
+    """A Ground Truth label file made with pandas holds 1.0: the file annotator reads it as 1 and
+    writes 1 (a label ``validate`` takes); an export of a manifest line holding it refuses it."""
+    from totask_manifest._formats.groundtruth import exported_label, from_groundtruth
+    from totask_manifest._formats.model import FormatError
+
+    value = {"image_size": [{"width": 100, "height": 80, "depth": 3}],
+             "annotations": [{"class_id": written, "top": 1, "left": 1, "height": 5, "width": 5}]}
+    meta = {"objects": [{"confidence": 0.5}], "class-map": {"1": "cat"}, "type": "groundtruth/object-detection"}
+    read = from_groundtruth({"label": value, "metadata": meta}, "object-detection")
+    assert read.value["annotations"][0]["class_id"] == 1 and type(read.value["annotations"][0]["class_id"]) is int
+    assert value["annotations"][0]["class_id"] == written  # the caller's document is left as it was
+    multi = from_groundtruth({"label": [written], "metadata": {"class-map": {"1": "cat"}}}, "image-classification-multilabel")
+    assert multi.value == [1] and type(multi.value[0]) is int
+    with pytest.raises(FormatError, match="class id must be a non-negative integer within 64 bits"):
+        exported_label("object-detection", value, meta)

@@ -90,7 +90,9 @@ def from_groundtruth(
     checked and completed (``class-map`` from ``class_names`` when missing; a missing confidence
     stays missing: it is not a score of 0.0); other task types pass through with only the job-level fields removed.
     ``names_in_label``: the caller takes no class names (an export), so a class the label leaves
-    unnamed is said as the label's problem (``exported_label``).
+    unnamed is said as the label's problem (``exported_label``), and a box's or multi-label's class
+    id must be an integer as written (``validate``'s rule: the export writes the label as it is).
+    Otherwise (a label file a job reads) ``"1"`` and ``1.0`` are read as 1, and written as 1.
     """
     name = task_type_name(task_type)
     value, meta = _split(doc, task_type, label_attribute)
@@ -103,7 +105,7 @@ def from_groundtruth(
     field = "class-name" if name == CLASSIFICATION else "class-map"
     hint = (f"the label's metadata has no {field!r} naming it (an export reads class names from the label "
             "alone: add them there)") if names_in_label else GIVE_CLASS_NAMES
-    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT, hint=hint))
+    labeled = _read(value, meta, extra, name, ClassIndex(class_names, fmt=FMT, hint=hint), strict_ids=names_in_label)
     labeled.metadata_order = tuple(meta)
     return labeled
 
@@ -134,10 +136,13 @@ def _name_for(class_id: int, class_map: dict[int, str], meta: dict, classes: Cla
     return classes.name_for(class_id, key=key)
 
 
-def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -> Labeled:
+def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex, *, strict_ids: bool) -> Labeled:
     """The label of task type ``name``, checked and completed (see ``from_groundtruth``)."""
     if name == DETECTION:
-        size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT)
+        size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT, strict_ids=strict_ids)
+        if any(type(a["class_id"]) is not int for a in value["annotations"]):  # "1" or 1.0 read leniently: written as 1
+            value = {**value, "annotations": [{**a, "class_id": box.class_id}
+                                              for a, box in zip(value["annotations"], boxes, strict=True)]}
         names = {}
         for i, box in enumerate(boxes):
             _not_empty(box.class_id, class_map.get(box.class_id), "class-map")
@@ -169,7 +174,9 @@ def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex) -
     if name == MULTILABEL:
         if not isinstance(value, list):
             raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
-        ids = [gt_class_id(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
+        read_id = gt_class_id if strict_ids else class_id_value
+        ids = [read_id(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
+        value = ids if ids != value or any(type(v) is not int for v in value) else value  # as ints, as read
         class_map = dict(meta.get("class-map") or {})
         for cid in ids:
             _not_empty(cid, class_map.get(str(cid)), "class-map")

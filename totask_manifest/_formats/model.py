@@ -281,12 +281,16 @@ def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
     return Labeled(ids, {"class-map": class_map, "confidence-map": confidence_map})
 
 
-def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: str = "groundtruth"):
+def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: str = "groundtruth",
+                      strict_ids: bool = True):
     """Check a Ground Truth bounding-box label and return ``(image_size, boxes, class_map)``.
 
     ``class_map`` maps int id -> name; it may miss ids when the metadata lacks them (the caller
-    decides whether that is an error).
+    decides whether that is an error). ``strict_ids``: a box's class id must be an integer as
+    written (``gt_class_id``: a manifest's label, exported as it is); else ``"1"`` and ``1.0`` are
+    read as 1 (a label file a job reads, whose caller writes the ids as ints).
     """
+    read_id = gt_class_id if strict_ids else class_id_value
     metadata = metadata or {}
     if not isinstance(value, Mapping):
         raise FormatError(f"bounding-box label must be an object, got {json_kind(value)}", fmt=fmt, key="label")
@@ -316,7 +320,7 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
                 conf = confidence_value(obj["confidence"], fmt=fmt, key=f"objects[{i}].confidence")
         boxes.append(
             Box(
-                gt_class_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
+                read_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
                 *(number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height")),
                 confidence=conf,
             )
