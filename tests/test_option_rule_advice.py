@@ -20,9 +20,18 @@ FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--
 
 
 def test_every_option_rule_is_a_configuration_rule_named_by_its_option() -> None:
+    from totask_manifest._jobs.recorder import _method_options
+
     assert set(OPTION_FIXES) <= CONFIGURATION_RULES
     assert way_on("http-401") == "a resume tries those lines again"
     assert way_on("allow-root-missing").startswith("--allow-root is the job's own option, which a resume keeps")
+    # each advised flag is an option of a method that meets the rule: file or inference
+    methods = {name: _method_options(name) for name in ("file", "inference")}
+    assert all(any(field in opts for opts in methods.values()) for _, field in OPTION_FIXES.values())
+    # the ToTask action's pre-processor has none of these flags: a chain with one would be refused
+    preprocessor = _method_options("synapse-preprocessor")
+    assert preprocessor is not None and way_on("image-key-missing", preprocessor) == "a resume tries those lines again"
+    assert way_on("image-key-missing", methods["inference"]).startswith("--image-key is the job's own option")
 
 
 @pytest.mark.slow  # a file job over the sample, then its chained job

@@ -73,25 +73,28 @@ CONFIGURATION_RULES = frozenset({
 #: configuration rules fixed by one of the job's own options, which are its identity: a resume keeps
 #: them and meets the same stop, so the way on is a job chained from it with the option given
 OPTION_FIXES = {
-    "url-key-missing": "--url-key K",
-    "image-key-missing": "--image-key K",
-    "target-specification-missing": "--target-specification-name S",
-    "allow-root-missing": "--allow-root DIR",
-    "outside-allow-root": "--allow-root DIR",
-    "host-not-allowed": "--allow-host HOST",
-    "class-name-missing": "--class-names FILE",
+    "url-key-missing": ("--url-key K", "url_key"),
+    "image-key-missing": ("--image-key K", "image_key"),
+    "target-specification-missing": ("--target-specification-name S", "target_specification_name"),
+    "allow-root-missing": ("--allow-root DIR", "allow_root"),
+    "outside-allow-root": ("--allow-root DIR", "allow_root"),
+    "host-not-allowed": ("--allow-host HOST", "allow_hosts"),
+    "class-name-missing": ("--class-names FILE", "class_names"),
 }
 
 
-def way_on(rule: str) -> str:
+def way_on(rule: str, options: frozenset[str] | None = None) -> str:
     """What a stop on configuration rule ``rule`` says to do next: a chained job with the option
-    that fixes it where that option is the job's own (``OPTION_FIXES``), else a resume once the
-    cause is fixed (credentials, an endpoint, a model)."""
+    that fixes it where that option is the job's own (``OPTION_FIXES``) and its method has it
+    (``options``: the method's option names; None: any), else a resume once the cause is fixed
+    (credentials, an endpoint, a model). A method without the flag (the ToTask action's
+    pre-processor) would refuse the chain advised."""
     fix = OPTION_FIXES.get(rule)
-    if fix is None:
+    if fix is None or (options is not None and fix[1] not in options):
         return "a resume tries those lines again"
-    return (f"{fix.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label them "
-            f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {fix})")
+    flag = fix[0]
+    return (f"{flag.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label them "
+            f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {flag})")
 
 
 # (pattern over the reason, rule), first match wins; reasons are our own messages
@@ -168,11 +171,13 @@ class SystematicFailure:
     ``mid_run`` lines in a row failed with the same ``MID_RUN_RULES`` rule."""
 
     def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES, *,
-                 watch: bool = True) -> None:
+                 watch: bool = True, options: frozenset[str] | None = None) -> None:
         """``watch`` False (``--keep-going``): no stop, every failure final. A user whose last lines
         fail with a configuration rule because of their data (objects their credentials may not read,
-        URLs outside the root) would otherwise see every resume stop on them, and never finish."""
+        URLs outside the root) would otherwise see every resume stop on them, and never finish.
+        ``options``: the job's method's option names, for the stop's advice (``way_on``)."""
         self.watch = watch
+        self.options = options
         self.window = min(window, selected) if watch else 0
         #: the window is the whole run (a resume with few lines left): no line is left untried
         self.whole_run = self.window == selected
@@ -219,7 +224,7 @@ class SystematicFailure:
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; {way_on(self.rule)} (first: {self.reason}){KEEP_GOING}")
+                           f"than the data{then}; {way_on(self.rule, self.options)} (first: {self.reason}){KEEP_GOING}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":

@@ -73,7 +73,7 @@ class Recorder:
         #: for each failed line, the dozen variables cost more than the rest of its recording)
         self.secrets = env_credentials()
         self.listeners: list[Callable[[str], None]] = []
-        self.systematic = SystematicFailure(selected, watch=not keep_going)
+        self.systematic = SystematicFailure(selected, watch=not keep_going, options=_method_options(config.method))
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
@@ -254,3 +254,15 @@ def _not_a_json_number(value: Any, key: str) -> str | None:
         if (found := _not_a_json_number(v, sub)) is not None:
             return found
     return None
+
+
+def _method_options(method: str) -> frozenset[str] | None:
+    """The option names of the job's method (a stop's advice names only a flag the method has);
+    None where the method cannot be looked at (the advice then names any)."""
+    from .._annotators.base import get_annotator_class
+    from .._errors import TotaskError
+
+    try:
+        return frozenset(f.name for f, _ in get_annotator_class(method).Options.leaves())
+    except (TotaskError, AttributeError, ImportError):
+        return None
