@@ -90,7 +90,7 @@ def test_a_filter_on_a_field_no_task_carries_is_said_to_be_unchecked(synapse, fi
                               client=client)
     assert result.exported == 3 and result.unchecked == ["stauts"]
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert said == ["filter stauts=pending could not be checked: no listed task carries the field 'stauts', and "
+    assert said == ["filter stauts=pending could not be checked: no listed task holds 'stauts', and "
                     "Synapse ignores a filter it does not know (listing every task): check its name"], said
 
 

@@ -151,8 +151,10 @@ class _ApplyRun:
         #: what the journal says of earlier writes: what the backend stored for them, which are in doubt
         self.earlier = RerunIndex(bytearray(), set())
         #: the writes of the jobs this one was chained or cloned from: a task holding one is no
-        #: conflict (``_decide_and_write``)
-        self.lineage = LineageIndex(())
+        #: conflict (``_in_lineage``); read at the first task that looks changed, not before (their
+        #: journals hold every task's data, and an apply where nothing changed needs none of it)
+        self._lineage: LineageIndex | None = None
+        self._lineage_read = asyncio.Lock()
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
         #: ``(line, task id, current hash)`` of the tasks that look changed since export, decided
@@ -168,8 +170,6 @@ class _ApplyRun:
 
     async def run(self) -> ApplyReport:
         self.earlier = await asyncio.to_thread(index_journal, self.target.job_url)
-        if self.target.lineage:
-            self.lineage = await asyncio.to_thread(LineageIndex, self.target.lineage)
         if not self.dry_run:
             self.journal = Journal(self.target.job_url)
             self.report.journal_url = self.journal.url
@@ -283,6 +283,16 @@ class _ApplyRun:
         await asyncio.gather(*pending)
         self.suspects = list(ours.values())  # the run stopped first (or the manifest changed): conflicts
 
+    async def _in_lineage(self, task_id: int, current_hash: str) -> bool:
+        """Whether the task holds a write of a job this one was chained or cloned from."""
+        if not self.target.lineage:
+            return False
+        if self._lineage is None:
+            async with self._lineage_read:  # one read, whichever task asks first
+                if self._lineage is None:
+                    self._lineage = await asyncio.to_thread(LineageIndex, self.target.lineage)
+        return (task_id, current_hash) in self._lineage
+
     # -- one task ----------------------------------------------------------------------------------------
 
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
@@ -326,7 +336,7 @@ class _ApplyRun:
                                            recovered=True)
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
         if p.export_hash is not None and current_hash != p.export_hash and not self.force \
-                and (p.task_id, current_hash) not in self.lineage:  # the job chained from wrote it: no one's edit
+                and not await self._in_lineage(p.task_id, current_hash):  # the job chained from wrote it: no one's edit
             if own is None and self.earlier.written:  # perhaps this job's own earlier write
                 self.suspects.append((p.line, p.task_id, current_hash))
                 return None

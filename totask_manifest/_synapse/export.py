@@ -47,13 +47,13 @@ from .filters import (
     KNOWN_FILTERS,
     RESERVED_FILTERS,
     check_filters,
-    filter_field,
     filter_fields,
     parse_filters,
     shown_value,
     task_matches,
 )
 from .listing import Listing
+from .query import split_lookup
 from .sync_client import SynapseClient
 from .taskdata import data_hash, file_name, files_by_spec, primary_spec
 
@@ -93,8 +93,8 @@ class ExportResult:
         """One line per filter the backend did not apply, and one when the listing changed."""
         lines = [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
                  f"not exported" for name, count in self.unmatched.items()]
-        lines += [f"filter {key}={shown_value(self.filters[key])} could not be checked: no listed task carries the "
-                  f"field {filter_field(key)!r}, and Synapse ignores a filter it does not know (listing every task): "
+        lines += [f"filter {key}={shown_value(self.filters[key])} could not be checked: no listed task holds "
+                  f"{split_lookup(key)[0]!r}, and Synapse ignores a filter it does not know (listing every task): "
                   "check its name" for key in self.unchecked]
         if self.listing_changed:
             first, then = self.listing_changed
