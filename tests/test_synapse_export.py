@@ -249,6 +249,19 @@ def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
         f.write(b"never")
 
 
+def test_a_refused_token_names_what_to_check_in_one_line(synapse, files, tmp_path, capsys) -> None:
+    """It said only Synapse's answer; a missing token's error names the variables, so does this."""
+    from totask_manifest.testing.builders import TOKEN
+
+    pid = synapse.seed(1)
+    synapse.revoke(TOKEN)
+    assert main(["export", "--project", str(pid), "-o", str(tmp_path / "out.manifest")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "401 Unauthorized" in err, err
+    assert "(check the token: SYNAPSE_ACCESS_TOKEN, SYNAPSE_PLUGIN_RUN_USER_TOKEN or the access_token" in err
+    assert TOKEN not in err and not (tmp_path / "out.manifest").exists()
+
+
 @pytest.mark.slow
 def test_the_command_says_each_thing_once(synapse, files, tmp_path) -> None:
     """A real process: the summary, a skipped task and an ignored filter each appear once

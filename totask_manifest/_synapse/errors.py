@@ -127,6 +127,9 @@ def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequen
     if len(text) > 300:
         text = text[:297] + "..."
     message = f"Synapse answered {status} {reason_phrase(status)} to {method} {path}" + (f": {text}" if text else "")
+    if status == 401:  # what to change, as a missing token's error names it
+        message += (" (check the token: SYNAPSE_ACCESS_TOKEN, SYNAPSE_PLUGIN_RUN_USER_TOKEN or the access_token "
+                    "'synapse login' saved in ~/.synapse/config.json)")
     return error_class(status)(hide_secrets(message, secrets), status=status, method=method, path=path,
                                detail=detail, retried=retried)
 
