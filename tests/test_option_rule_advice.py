@@ -20,7 +20,7 @@ FILE_JOB = ["--label-attribute", "boxes", "--task-type", "object-detection", "--
 
 
 def test_every_option_rule_is_a_configuration_rule_named_by_its_option() -> None:
-    from totask_manifest._jobs.recorder import _method_options
+    from totask_manifest._annotators.base import method_options as _method_options
 
     assert set(OPTION_FIXES) <= CONFIGURATION_RULES
     assert way_on("http-401") == "a resume tries those lines again"

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ._annotators.base import check_installed, get_annotator_class
+from ._annotators.base import check_installed, get_annotator_class, method_options
 from ._api_checks import (
     DATA_OPTIONS,
     chained_attribute,
@@ -106,7 +106,8 @@ def annotate(
     if not sources.copied:  # read where it is: as check_config made it absolute (input.read, for resume)
         sources.input, sources.append = config.input, list(config.append)
     # an unknown or uninstalled engine, or a configuration it cannot run, fails before the job exists
-    run = JobRun(config, engine=_engine(engine), on_progress=on_progress, keep_going=keep_going)
+    run = JobRun(config, engine=_engine(engine), on_progress=on_progress, keep_going=keep_going,
+                 method_options=method_options(config.method))
     run.engine.check(config)
     exists(config.output_root)  # a refusal (wrong credentials) names the root given, not <root>/<job>/job.json
     job = Job(config.job_url)
@@ -236,8 +237,8 @@ def resume(
         state.config.options, state.config.checkpoint_every = {**state.config.options, **changes}, checkpoint_every or state.config.checkpoint_every
         if said := {**changes, **cadence}:  # --checkpoint-every too: applied, it went unsaid
             log.info("job %s: tuning changed: %s", state.config.job_name, ", ".join(f"{k}={v}" for k, v in sorted(said.items())))
-        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress,
-                                          keep_going=keep_going))
+        return _resume_held(state, JobRun(state.config, engine=engine, on_progress=on_progress, keep_going=keep_going,
+                                          method_options=method_options(state.config.method)))
 
 
 def _resume_held(state: JobState, run: JobRun) -> JobResult:

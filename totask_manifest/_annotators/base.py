@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import JobError, RaisedInThread, UsageError
+from .._errors import JobError, RaisedInThread, TotaskError, UsageError
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
@@ -330,3 +330,12 @@ def _check_options_class(name: str, cls: type[Annotator]) -> None:
             dataclasses.is_dataclass(options) and "__dataclass_fields__" in options.__dict__):
         raise UsageError(f"method {name!r}: its Options class {options.__qualname__} is not a dataclass: "
                          "decorate it with @dataclass(frozen=True)")
+
+
+def method_options(method: str) -> frozenset[str] | None:
+    """The option names of ``method`` (a stop's advice names only a flag the job's method has);
+    None where the method cannot be looked at (the advice then names any)."""
+    try:
+        return frozenset(f.name for f, _ in get_annotator_class(method).Options.leaves())
+    except (TotaskError, AttributeError, ImportError):
+        return None

@@ -77,7 +77,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
         on_commit=save_metrics, guard=guard,
     )
     recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0),
-                        job_name=state.label_job_name, keep_going=run.keep_going)
+                        job_name=state.label_job_name, keep_going=run.keep_going, method_options=run.method_options)
     progress = Progress(
         total,
         done=_done(counts),

@@ -53,12 +53,14 @@ class Recorder:
     """Receives outcomes in input order; writes checkpoint records; keeps the counters."""
 
     def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
-                 selected: int = 0, job_name: str | None = None, *, keep_going: bool = False) -> None:
+                 selected: int = 0, job_name: str | None = None, *, keep_going: bool = False,
+                 method_options: frozenset[str] | None = None) -> None:
         """``selected``: lines this run is to finish; the first of them are watched for a
         failure that points at the configuration (``SystematicFailure``). ``job_name``: the
         ``job-name`` every line gets (``JobState.label_job_name``, the form the job began with);
         by default that of the job's task type (``written_job_name``). ``keep_going``: no such
-        stop; every failure is final (``--keep-going``)."""
+        stop; every failure is final (``--keep-going``). ``method_options``: the option names of the
+        job's method (``JobRun.method_options``), so a stop's advice names only a flag it has."""
         self.config = config
         self.writer = writer
         self.counts = counts
@@ -73,7 +75,7 @@ class Recorder:
         #: for each failed line, the dozen variables cost more than the rest of its recording)
         self.secrets = env_credentials()
         self.listeners: list[Callable[[str], None]] = []
-        self.systematic = SystematicFailure(selected, watch=not keep_going, options=_method_options(config.method))
+        self.systematic = SystematicFailure(selected, watch=not keep_going, options=method_options)
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
@@ -255,14 +257,3 @@ def _not_a_json_number(value: Any, key: str) -> str | None:
             return found
     return None
 
-
-def _method_options(method: str) -> frozenset[str] | None:
-    """The option names of the job's method (a stop's advice names only a flag the method has);
-    None where the method cannot be looked at (the advice then names any)."""
-    from .._annotators.base import get_annotator_class
-    from .._errors import TotaskError
-
-    try:
-        return frozenset(f.name for f, _ in get_annotator_class(method).Options.leaves())
-    except (TotaskError, AttributeError, ImportError):
-        return None

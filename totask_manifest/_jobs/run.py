@@ -44,6 +44,9 @@ class JobRun:
     #: record every failure as final: no stop on a failure that points at the configuration
     #: (``--keep-going``; this run only, never kept in job.json)
     keep_going: bool = False
+    #: the option names of the job's method (``annotators.base.method_options``), for the advice of a
+    #: stop on a rule an option fixes (``SystematicFailure``); None: unknown, any flag may be named
+    method_options: frozenset[str] | None = None
 
     # -- what an annotator reads ------------------------------------------------------------
 
