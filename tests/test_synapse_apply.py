@@ -167,6 +167,9 @@ def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) 
     assert report.rollback.totals["restored"] == 2
     assert all(t["data"] == ORIGINAL for t in tasks)
     assert "rollback: 2 restored" in report.summary()
+    # the tasks that failed before the stop are said each; the one that stopped it, in the summary only
+    shown = [r for r in report.results if r.status == "failed" and not r.fatal]
+    assert len(shown) == 2 and sum(r.status == "failed" for r in report.results) == 3, report.results
 
 
 def test_project_gone_is_fatal_and_rollback_can_be_declined(synapse, client, job) -> None:

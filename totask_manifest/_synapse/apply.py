@@ -309,7 +309,8 @@ class _ApplyRun:
             result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             self.breaker.unavailable(str(exc))
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc))
+            # once that stops the run, the writes in flight failing the same way are said in its summary
+            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=self.breaker.tripped)
         except NotFound as exc:
             gone = p.project is not None and await self._project_gone(p.project)
             if gone:

@@ -224,7 +224,7 @@ async def rollback_async(
             result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
             breaker.unavailable(str(exc))
-            result = RestoreResult(tid, FAILED, str(exc))
+            result = RestoreResult(tid, FAILED, str(exc), fatal=breaker.tripped)  # said once, in the summary
         except NotFound as exc:
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)
