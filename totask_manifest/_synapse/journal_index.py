@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -110,43 +111,42 @@ def index_journal(job_url: str) -> RerunIndex:
     return RerunIndex(keys, in_doubt, written=written)
 
 
+def _write_hashes(job_url: str, *, recovered: bool = True) -> Iterator[tuple[int, str]]:
+    """``(task id, hash)`` of each write in the journal of ``job_url``: what it was sent (a write
+    a kill left in doubt included) and what the backend said it stored. ``recovered`` False leaves
+    out a re-run's recovered stored hash: what the task held when it was found in doubt, which may
+    hold a reviewer's addition (``journal.contains`` allows extra keys)."""
+    for rec in iter_journal(job_url):
+        tid = rec.get("task_id")
+        if rec.get("op") in ("before", "done") and tid is not None:
+            stored = rec.get("stored_hash") if recovered or not rec.get("recovered") else None
+            for h in {rec.get("new_hash"), stored}:
+                if isinstance(h, str):
+                    yield tid, h
+
+
 class LineageIndex:
     """Every write of the jobs a job was chained or cloned from (``apply_plan.lineage``), what was
-    sent and what the backend said it stored: ``(task id, hash) in index``. A journal that cannot
-    be read adds nothing: its tasks then look changed since export, a conflict, the safe side."""
+    sent and what the backend said it stored (a recovered one's aside): ``(task id, hash) in
+    index``. A journal that cannot be read adds nothing: its tasks then look changed since export,
+    a conflict, the safe side."""
 
     def __init__(self, job_urls: tuple[str, ...]) -> None:
         keys = bytearray()
         for url in job_urls:
             try:
-                for rec in iter_journal(url):
-                    tid = rec.get("task_id")
-                    if rec.get("op") in ("before", "done") and tid is not None:
-                        # a recovered write's stored hash is what the task held when a re-run found it in
-                        # doubt, which may hold a reviewer's addition (``journal.contains`` allows extra keys)
-                        stored = None if rec.get("recovered") else rec.get("stored_hash")
-                        for h in {rec.get("new_hash"), stored}:
-                            if isinstance(h, str):
-                                keys += _key(tid, h, "")
+                for tid, h in _write_hashes(url, recovered=False):
+                    keys += _key(tid, h, "")
             except (JobError, StorageError) as exc:
                 log.debug("the journal of %s is not read for apply's lineage: %s", url, exc)
         self._written = KeySet(keys)
-
-    def __len__(self) -> int:
-        return len(self._written)
 
     def __contains__(self, task_hash: tuple[int, str]) -> bool:
         return _key(task_hash[0], task_hash[1], "") in self._written
 
 
 def own_writes(job_url: str, task_ids: set[int]) -> set[tuple[int, str]]:
-    """``(task id, hash)`` of every write of this job to one of ``task_ids``: what it was sent
-    (a write a kill left in doubt included) and what the backend said it stored. Read for the few
-    tasks that look changed since export, after the run (``apply``): a task holding one of these
-    holds this job's data."""
-    own: set[tuple[int, str]] = set()
-    for rec in iter_journal(job_url):
-        tid = rec.get("task_id")
-        if rec.get("op") in ("before", "done") and tid in task_ids:
-            own.update((tid, h) for h in (rec.get("new_hash"), rec.get("stored_hash")) if isinstance(h, str))
-    return own
+    """``(task id, hash)`` of every write of this job to one of ``task_ids`` (``_write_hashes``).
+    Read for the few tasks that look changed since export, after the run (``apply``): a task
+    holding one of these holds this job's data."""
+    return {(tid, h) for tid, h in _write_hashes(job_url) if tid in task_ids}
