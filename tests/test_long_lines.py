@@ -62,7 +62,7 @@ def same(got: list[tuple[bytes, int]], expected: list[tuple[bytes, int]]) -> boo
 
 
 def test_every_splitter_yields_a_marker_for_a_line_over_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``iter_bodies`` (with and without ``\\n``) and ``iter_blocks`` give each range its lines,
+    """``iter_bodies`` (with and without ``\\n``), ``iter_blocks`` and ``iter_line_lists`` give each range its lines,
     with a marker (its size in the file) for each line over the cap, whatever the chunk size,
     the range bounds, a BOM, ``\\r`` or a last line without its ``\\n``."""
     rng = random.Random(11)
@@ -84,6 +84,10 @@ def test_every_splitter_yields_a_marker_for_a_line_over_the_cap(monkeypatch: pyt
             split = [[b] if type(b) is long_lines.TooLong else blocks.split_block(b)
                      for b in blocks.iter_blocks(io.BytesIO(data), start=start, end=end_or_none, chunk=chunk)]
             assert same(seen(split), expected_lines(data, start, end_or_none, cap, False)), (*case, seen(split))
+            # stats' reader, which seeks back over a line cut by a chunk's end: the same lines, with \n
+            listed = seen([lines for lines, _ in blocks.iter_line_lists(io.BytesIO(data), start=start,
+                                                                        end=end_or_none, chunk=chunk)])
+            assert same(listed, expected_lines(data, start, end_or_none, cap, True)), (*case, listed)
 
 
 def test_a_line_over_the_cap_is_read_in_chunks_never_held(monkeypatch: pytest.MonkeyPatch) -> None:

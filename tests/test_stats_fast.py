@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from totask_manifest._analytics import stats_facts, stats_fast
+from totask_manifest._analytics import stats_facts, stats_fast, stats_structs
 from totask_manifest._analytics.stats import Tally, _count_lines
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
@@ -278,8 +278,9 @@ def test_unknown_keys_are_learned_and_other_shapes_stay_generic():
     assert_equal(merge_partials("m", [tally.part], None), _stats(det + cls, None, fast=False, batch=40))
 
 
-def test_many_distinct_job_and_class_names_fall_back_to_plain_strings(monkeypatch):
+def test_many_distinct_job_names_and_class_maps_fall_back_to_plain_strings_and_reads(monkeypatch):
     monkeypatch.setattr(stats_fast, "MAX_LITERALS", 8)
+    monkeypatch.setattr(stats_structs, "CLASS_MAP_CACHE", 3)  # the maps past it read each time
     rng = random.Random(6)
     lines = []
     for i in range(600):

@@ -1,6 +1,6 @@
 """``stats``' fast path against its generic count where class ids meet text: class-map keys that
-look like ids and are not their text (``stats_structs._IdText.adopt`` holds the literal keys as
-ids' texts, so a box is named by identity)."""
+look like ids and are not their text (``"01"``, ``" 1"``, ``"-0"``): a box is named by its id's
+text (``stats_structs._ID_TEXT``) looked up in its own line's map, which holds no such key."""
 
 from __future__ import annotations
 

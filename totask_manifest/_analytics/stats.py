@@ -31,14 +31,14 @@ from __future__ import annotations
 import gc
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from io import BytesIO
+from io import BufferedReader, BytesIO
 from typing import IO, Any
 
 import orjson
 
 from .. import _storage as storage
 from .._manifest import long_lines
-from .._manifest.blocks import iter_blocks
+from .._manifest.blocks import block_lines, iter_blocks, iter_line_lists
 from .._manifest.io import refuse_absent_attribute, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.long_lines import TooLong
 from .._manifest.ranges import check_workers, map_ranges
@@ -122,12 +122,12 @@ class Tally:
 
 
 def _line_blocks(f: IO[bytes], start: int, end: int | None) -> Iterator[tuple[list[bytes], bytes]]:
-    """``(lines, block)``: each block of ``iter_blocks`` and its lines, each with its ``\n`` (the
-    cheaper split: ``BytesIO.readlines`` finds them with ``memchr``; JSON takes a ``\n`` as
-    whitespace). A ``TooLong`` marker comes as a batch of its own; a file holding only a BOM is
-    one blank line (its block is empty once the mark is off)."""
-    for block in iter_blocks(f, start=start, end=end, chunk=READ_BYTES):
-        yield ([block], block) if type(block) is TooLong else (BytesIO(block).readlines() or [b""], block)
+    """``(lines, block)``: the lines of each block of ``iter_blocks``, each with its ``\n`` (JSON
+    takes it as whitespace), and the bytes read for them (``blocks.block_lines``). A local file,
+    which can seek back, is read with fewer copies (``blocks.iter_line_lists``)."""
+    if isinstance(f, BufferedReader | BytesIO):
+        return iter_line_lists(f, start=start, end=end, chunk=READ_BYTES)
+    return map(block_lines, iter_blocks(f, start=start, end=end, chunk=READ_BYTES))
 
 
 def _count_lines(batches: Iterable[tuple[list[bytes], bytes | None]],

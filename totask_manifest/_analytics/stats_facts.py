@@ -104,12 +104,18 @@ class Counts:
     the workers fork, so once).
     """
 
-    __slots__ = ("class_n", "conf", "conf_sum", "hist", "meta_n", "named", "names", "no_class_id",
-                 "out_of_range", "per_image_n", "raw_names", "tools", "unscored")
+    __slots__ = ("class_n", "conf", "conf_sum", "hist", "human_n", "job_n", "meta_n", "named", "names",
+                 "no_class_id", "out_of_range", "per_image_n", "raw_names", "tools", "unscored")
 
     def __init__(self) -> None:
-        #: ``(type, reason, human, job, state)`` -> metadata objects
-        self.meta_n: Counter[tuple[str | None, str | None, str | None, str | None, int]] = Counter()
+        #: ``(type, failure rule, state)`` -> metadata objects
+        self.meta_n: Counter[tuple[str | None, str | None, int]] = Counter()
+        #: the labeled lines by ``human-annotated`` and by ``job-name`` (None: absent or null). Apart
+        #: from ``meta_n``: what is shown of them is each one's counts, never together with the
+        #: type, so the fast path counts each column alone (``list.count`` of a few literals, in C)
+        #: instead of hashing a tuple a line
+        self.human_n: Counter[str | None] = Counter()
+        self.job_n: Counter[str | None] = Counter()
         #: ``(class id, the name the line's own class map gives it, or None)`` -> boxes or labels
         self.class_n: Counter[tuple[int, str | None]] = Counter()
         #: boxes per detection (or native) line -> lines
@@ -158,6 +164,8 @@ class Counts:
     def merge(self, other: Counts) -> None:
         """Add ``other``'s counts (both flushed) to these."""
         self.meta_n.update(other.meta_n)
+        self.human_n.update(other.human_n)
+        self.job_n.update(other.job_n)
         self.class_n.update(other.class_n)
         self.per_image_n.update(other.per_image_n)
         self.hist = list(map(add, self.hist, other.hist))
@@ -197,20 +205,21 @@ class Counts:
             if type(rule) is not str or not rule:
                 reason = meta["failure-reason"]
                 rule = rule_of(reason if type(reason) is str else json_text(reason))
-            self.meta_n[typ, rule, None, None, FAILED | DECLARED] += 1
+            self.meta_n[typ, rule, FAILED | DECLARED] += 1
             return
         declared = DECLARED if "type" in meta else 0
         if meta.get("review-status") == "routed":
             # routed to review: the job wrote no label (a value the line holds is an earlier job's)
-            self.meta_n[typ, None, None, None, declared | ROUTED] += 1
+            self.meta_n[typ, None, declared | ROUTED] += 1
             return
         if attribute not in record:
-            self.meta_n[typ, None, None, None, declared] += 1
+            self.meta_n[typ, None, declared] += 1
             return
         human = meta.get("human-annotated")
         job = meta.get("job-name")
-        self.meta_n[typ, None, human if human is None or type(human) is str else json_text(human),
-                    job if job is None or type(job) is str else json_text(job), LABELED | declared] += 1
+        self.meta_n[typ, None, LABELED | declared] += 1
+        self.human_n[human if human is None or type(human) is str else json_text(human)] += 1
+        self.job_n[job if job is None or type(job) is str else json_text(job)] += 1
         family = _FAMILY.get(typ)
         if family is None:
             fmt = meta.get("format")

@@ -9,20 +9,27 @@ msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 i
 string, ``1e999`` in a skipped number). So a block of lines is decoded with skips (a box's
 coordinates, ``image_size``: what no count reads) only where ``stats_lean.SkipProof``
 proves that none of those cases is in it; otherwise every struct forbids unknown fields and
-every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any`` nor ``Raw``.
-Typed decoding rejects each of those cases (invalid UTF-8, lone surrogates, numbers that
-overflow a double, control characters) just as orjson does, and a duplicate key keeps its last
-value in both. Whatever msgspec refuses (an unknown key, another task type, a class id outside
+every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any``. The one
+``Raw`` field, a class map's text, is read by orjson itself (``stats_structs.ClassMaps``), and
+a text orjson refuses sends its line to the generic count, which refuses it. Typed decoding
+rejects each of those cases (invalid UTF-8, lone surrogates, numbers that overflow a double,
+control characters) just as orjson does, and a duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another task type, a class id outside
 64 bits, malformed JSON, a blank line) goes to the generic count, one line at a time. Lines are
 counted in another order than the generic count's, which changes no count; the confidence mean
 may differ in its last bits (numpy sums each batch pairwise).
 
 The top-level keys differ per manifest (the label attribute names them), so the line struct is
 built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects and their label
-key ``<A>``, and keys holding strings (``source-ref``). Job names, class-map keys and class
-names are literals learned the same way. A line with a key or a name not yet known is counted
-generically and teaches it (bounded: a manifest with ever-new keys stays generic, ever-new
-names become plain strings).
+key ``<A>``, and keys holding strings (``source-ref``). Job names are literals learned the same
+way. A line with a key or a job name not yet known is counted generically and teaches it
+(bounded: a manifest with ever-new keys stays generic, ever-new job names become plain strings).
+A class map is kept as its text and read by orjson once per distinct text
+(``stats_structs.ClassMaps``); a line whose map the fast path does not count (a name that is not
+a string) is counted generically.
+
+Counted by column: the labeled lines' types, ``human-annotated`` values and job names each
+alone (``Counts.human_n``, ``job_n``), as ``set`` and ``tuple.count`` over the columns
+``msgspec.structs.astuple`` gives, not a tuple per line hashed into a ``Counter``.
 
 Measured and left out (callgrind): ``decode_lines`` on a block saves the 2.4k-instruction split,
 but proving one object a line costs 3.8k; a regular expression holding a line's JSON grammar
@@ -43,11 +50,12 @@ from typing import Any
 import msgspec
 import orjson
 from msgspec import UNSET
+from msgspec.structs import astuple
 
 from .._failure_rules import rule_of
 from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX, small_counts
 from .stats_lean import SkipProof, line_decoders
-from .stats_structs import _ID_TEXT, _Box, _Getters, _Meta, _Object
+from .stats_structs import _ID_TEXT, ClassMap, ClassMaps, _Box, _Getters, _Meta, _Object
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -63,18 +71,40 @@ REST_BATCHES = 8
 SLICE_LINES = 512
 #: refused lines per slice whose keys or names are learned (each costs a second parse)
 LEARN_PER_SLICE = 16
-#: job names, class-map keys or class names decoded as literals (more: plain strings)
+#: job names decoded as literals (more: plain strings)
 MAX_LITERALS = 256
+#: distinct values of a column counted one by one (``tuple.count``); more: a ``Counter``
+FEW_VALUES = 8
 #: distinct failure reasons whose rule is remembered (``rule_of`` runs regular expressions)
 RULE_CACHE = 1024
 
 _META, _LABEL = "meta", "label"
-_TYPE_HUMAN_JOB = attrgetter("type", "human", "job")
-_KIND = attrgetter("type", "human", "job", "failure_reason")
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
 _ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
-_FAILURE, _TYPE = attrgetter("failure_reason"), attrgetter("type")
+_FAILURE, _TYPE, _HUMAN, _JOB = attrgetter("failure_reason"), attrgetter("type"), attrgetter("human"), attrgetter("job")
 _POSITIVE = (0).__lt__
+#: ``_Meta``'s fields by position, as ``astuple`` gives them
+_OBJECTS_AT, _TYPE_AT, _HUMAN_AT, _JOB_AT, _FAILURE_AT = (
+    [f.name for f in msgspec.structs.fields(_Meta)].index(name) for name in ("objects", "type", "human", "job", "failure_reason"))
+
+
+class _Refused(Exception):
+    """Lines (their positions in a slice) whose class map the fast path does not count."""
+
+    def __init__(self, at: list[int]) -> None:
+        super().__init__(at)
+        self.at = at
+
+
+def _tally(counter: Counter, column: Sequence[Any]) -> None:
+    """``counter.update(column)`` for a column of a few literals: a ``set`` and a ``tuple.count``
+    each (identity first, in C), not a hash and a store a value."""
+    distinct = set(column)
+    if len(distinct) > FEW_VALUES:
+        counter.update(column)
+        return
+    for value in distinct:
+        counter[value] += column.count(value)
 
 
 class FastPath:
@@ -95,14 +125,14 @@ class FastPath:
         self.changed = bool(self.roles)
         self.resting = 0
         self.rules: dict[str, str] = {}
-        #: ``(type, human, job, failure reason)`` tuples seen -> their code, and by code (``_kinds``)
-        self.kind_codes: dict[tuple, int] = {}
-        self.kind_list: list[tuple] = []
         #: ``(a Counts' raw_names set, its size, its pairs as a dict)``, the dict None where a key has
         #: two names (``_classes``)
         self._pairs: tuple[Any, int, dict | None] = (None, 0, None)
-        #: job names, class-map keys and class names seen (decoded as literals; ``None``: too many)
-        self.literals: dict[str, dict[str, None] | None] = {"job-name": {}, "keys": {}, "names": {}}
+        #: job names seen (decoded as literals; ``None``: too many)
+        self.literals: dict[str, dict[str, None] | None] = {"job-name": {}}
+        self.class_maps = ClassMaps()
+        #: a Counts' id -> (its raw_names set, the class maps whose pairs it holds)
+        self._paired: dict[int, tuple[set, set[ClassMap]]] = {}
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
@@ -142,21 +172,15 @@ class FastPath:
                 self.changed = True
 
     def _learn_literals(self, meta: dict) -> None:
-        """A metadata object's job name, class-map keys and names, for the literals."""
-        job, class_map = meta.get("job-name"), meta.get("class-map")
-        seen = (("job-name", [job] if type(job) is str else []),
-                ("keys", list(class_map) if type(class_map) is dict else []),
-                ("names", [v for v in class_map.values() if type(v) is str] if type(class_map) is dict else []))
-        for kind, values in seen:
-            known = self.literals[kind]
-            new = [v for v in values if known is not None and v not in known]
-            if not new:
-                continue
-            if len(known) + len(new) > MAX_LITERALS:  # type: ignore[arg-type]
-                self.literals[kind] = None  # too many: plain strings from now on
-            else:
-                known.update(dict.fromkeys(new))  # type: ignore[union-attr]
-            self.changed = True
+        """A metadata object's job name, for the literals."""
+        job, known = meta.get("job-name"), self.literals["job-name"]
+        if type(job) is not str or known is None or job in known:
+            return
+        if len(known) + 1 > MAX_LITERALS:
+            self.literals["job-name"] = None  # too many: plain strings from now on
+        else:
+            known[job] = None
+        self.changed = True
 
     def _build(self) -> None:
         """The line struct's decoders (``stats_lean.line_decoders``) and the attributes counted."""
@@ -164,7 +188,7 @@ class FastPath:
         self.shapes += 1
         if self.shapes >= MAX_SHAPES:  # the last struct: plain strings, so no new name is ever refused
             self.literals = dict.fromkeys(self.literals)
-        self.decoder, self.lean_decoder = line_decoders(self.roles, self.literals)
+        self.decoder, self.lean_decoder = line_decoders(self.roles, list(self.literals["job-name"] or ()))
         names = {key: f"k{i}" for i, key in enumerate(self.roles)}
         self.counted = [
             (key[: -len(SUFFIX)], _Getters(names[key], names[key[: -len(SUFFIX)]]))
@@ -228,74 +252,94 @@ class FastPath:
             if self.changed:
                 self._build()
                 records, unknown = self._decode(lines, lean)
-        fallback = 0 if unknown is None else records.count(None)
-        if fallback:  # counted generically (the order of lines changes no count)
-            for body, record in zip(lines, records, strict=True):
-                if record is None:
-                    tally.generic((body,))
-            records = [r for r in records if r is not None]
-        for attr, get in self.counted:
+        fallback = 0
+        if unknown is not None:  # refused lines are counted generically (the order of lines changes no count)
+            lines, records, fallback = self._leave(lines, records, tally)
+        try:
+            columns = self._columns(records)
+        except _Refused as refused:
+            for at in refused.at:
+                records[at] = None
+            lines, records, more = self._leave(lines, records, tally)
+            fallback += more
+            columns = self._columns(records)
+        for (attr, _get), (metas, labels, maps) in zip(self.counted, columns, strict=True):
             cols = tally.column(attr)
-            if not self._add_labeled(cols, records, get):
-                self._add_all(cols, list(map(get.meta, records)), list(map(get.label, records)))
+            if not self._add_labeled(cols, metas, labels, maps):
+                self._add_all(cols, metas, labels, maps)
         return fallback
 
-    def _add_labeled(self, cols: Any, records: list[Any], get: _Getters) -> bool:
+    @staticmethod
+    def _leave(lines: list[bytes], records: list[Any], tally: Any) -> tuple[list[bytes], list[Any], int]:
+        """The lines whose record is None counted generically, and the others with their records."""
+        left = [body for body, record in zip(lines, records, strict=True) if record is None]
+        tally.generic(left)
+        kept = list(map(is_not, records, repeat(None)))
+        return list(compress(lines, kept)), list(compress(records, kept)), len(left)
+
+    def _columns(self, records: list[Any]) -> list[tuple[list[Any], list[Any], list[Any]]]:
+        """Each counted attribute's metadata, labels and class maps (``ClassMap``), a line each
+        (``UNSET`` where a line has no such metadata). ``_Refused``: lines whose map the fast path
+        does not count, found before any count is made, so that they go the generic way whole."""
+        out = []
+        for _attr, get in self.counted:
+            metas = list(map(get.meta, records))
+            try:
+                maps = self.class_maps.of(map(_CLASS_MAP, metas))
+            except AttributeError:  # lines without this metadata (``UNSET``, rare): no map
+                present = list(map(is_not, metas, repeat(UNSET)))
+                found = iter(self.class_maps.of(map(_CLASS_MAP, compress(metas, present))))
+                maps = [next(found) if here else UNSET for here in present]
+            if self.class_maps.refused:
+                raise _Refused([at for at, m in enumerate(maps) if m is None])
+            out.append((metas, list(map(get.label, records)), maps))
+        return out
+
+    def _add_labeled(self, cols: Any, metas: list[Any], labels: list[Any], maps: list[Any]) -> bool:
         """``Counts.add`` for one attribute over a slice whose every line has this attribute's
         metadata, with a type and no failure reason wherever it has a label, and at most a quarter
         of its lines without a label; False, with nothing counted, for any other slice
         (``_add_all`` counts it).
 
         Why: the lines without a label (failed ones, mostly) are found by ``compress`` over
-        identity flags and taken out of the columns one by one; the labeled lines' type and
-        failure reason come in the tuple counted for ``meta_n`` and are checked once per distinct
-        tuple; an absent metadata makes its getter raise ``AttributeError``. Flags from a set of
-        odd tuples and ``compress`` of every column cost 0.6k instructions a line more."""
-        labels = list(map(get.label, records))
+        identity flags and taken out of the columns one by one; the labeled lines' metadata comes
+        as columns (``astuple``, ``zip``), whose types, ``human-annotated`` values and job names
+        are counted a distinct value at a time (``_tally``); an absent metadata makes ``astuple``
+        raise ``TypeError``."""
         # positions by compress over identity flags: list.index/count of True would compare each False
         unlabeled = list(compress(range(len(labels)), map(is_, labels, repeat(UNSET))))
-        metas = list(map(get.meta, records))
         others = []
         if unlabeled:
             if 4 * len(unlabeled) > len(labels):
                 return False
+            labels, metas, maps = labels[:], metas[:], maps[:]  # ``_add_all`` may count the slice's own
             for at in reversed(unlabeled):
-                del labels[at]
+                del labels[at], maps[at]
             others = [metas.pop(at) for at in reversed(unlabeled)]
             if any(map(is_, others, repeat(UNSET))):  # a line without this metadata
                 return False
         try:
-            kinds = list(map(_KIND, metas))
-        except AttributeError:
+            columns = list(zip(*map(astuple, metas), strict=True))
+        except TypeError:
             return False
-        counted = self._kinds(kinds)
-        for kind, _ in counted:
-            if kind[3] is not UNSET or kind[0] is UNSET:  # a failed or untyped line with a label
-                return False
+        if columns:
+            failures, types = columns[_FAILURE_AT], columns[_TYPE_AT]
+            distinct_types = set(types)
+            if failures.count(UNSET) != len(failures) or UNSET in distinct_types:
+                return False  # a failed or untyped line with a label
         for meta in others:
             self._add(cols, meta, UNSET)
+        if not columns:
+            return True
         meta_n = cols.meta_n
-        for kind, n in counted:
-            meta_n[kind[0], None, kind[1], kind[2], LABELED | DECLARED] += n
-        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), list(map(_CLASS_MAP, metas)),
-                        list(map(_OBJECTS, metas)))
+        for typ in distinct_types:
+            meta_n[typ, None, LABELED | DECLARED] += types.count(typ)
+        _tally(cols.human_n, columns[_HUMAN_AT])
+        _tally(cols.job_n, columns[_JOB_AT])
+        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), maps, columns[_OBJECTS_AT])
         return True
 
-    def _kinds(self, kinds: list[tuple]) -> list[tuple[tuple, int]]:
-        """``Counter(kinds).items()`` by code (a lookup, then ``small_counts``: 0.2k instructions a
-        line fewer); a kind not yet coded takes a ``Counter`` once and is coded (256 at most)."""
-        codes, known = self.kind_codes, self.kind_list
-        try:
-            return [(known[code], n) for code, n in small_counts(list(map(codes.__getitem__, kinds)))]
-        except KeyError:
-            counted = list(Counter(kinds).items())
-        for kind, _ in counted:
-            if kind not in codes and len(known) < 256:
-                codes[kind] = len(known)
-                known.append(kind)
-        return counted
-
-    def _add_all(self, cols: Any, metas: list[Any], labels: list[Any]) -> None:
+    def _add_all(self, cols: Any, metas: list[Any], labels: list[Any], maps: list[Any]) -> None:
         """``Counts.add`` for one attribute over a batch: the labeled detection lines column by
         column (``map`` and ``chain`` loop in C), the few others one by one (``_add``).
 
@@ -303,41 +347,41 @@ class FastPath:
         Python loop reading each struct's fields (3k instructions a line more, callgrind)."""
         if sum(map(is_, metas, repeat(UNSET))):  # lines without this attribute's metadata
             present = list(map(is_not, metas, repeat(UNSET)))
-            metas, labels = list(compress(metas, present)), list(compress(labels, present))
+            metas, labels, maps = list(compress(metas, present)), list(compress(labels, present)), list(compress(maps, present))
         # labeled detection lines: no failure reason, a label, a type (flags made in C, no Python step)
         clean = list(map(and_, map(is_, map(_FAILURE, metas), repeat(UNSET)),
                          map(and_, map(is_not, labels, repeat(UNSET)), map(is_not, map(_TYPE, metas), repeat(UNSET)))))
         if not all(clean):
             for meta, label in compress(zip(metas, labels, strict=True), map(not_, clean)):
                 self._add(cols, meta, label)
-            metas, labels = list(compress(metas, clean)), list(compress(labels, clean))
-        clean_metas, clean_labels = metas, labels
-        if not clean_metas:
+            metas, labels, maps = list(compress(metas, clean)), list(compress(labels, clean)), list(compress(maps, clean))
+        if not metas:
             return
         meta_n = cols.meta_n
-        for (typ, human, job), n in Counter(map(_TYPE_HUMAN_JOB, clean_metas)).items():
-            meta_n[typ, None, human, job, LABELED | DECLARED] += n
-        self._add_boxes(cols, list(map(_ANNOTATIONS, clean_labels)), list(map(_CLASS_MAP, clean_metas)),
-                        list(map(_OBJECTS, clean_metas)))
+        for typ, n in Counter(map(_TYPE, metas)).items():
+            meta_n[typ, None, LABELED | DECLARED] += n
+        cols.human_n.update(map(_HUMAN, metas))
+        cols.job_n.update(map(_JOB, metas))
+        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), maps, list(map(_OBJECTS, metas)))
 
-    def _add_boxes(self, cols: Any, anns: list[list[_Box]], class_maps: list[dict[str, str]],
-                   objects: list[list[_Object]]) -> None:
+    def _add_boxes(self, cols: Any, anns: list[list[_Box]], maps: list[ClassMap],
+                   objects: Sequence[list[_Object]]) -> None:
         """The boxes, classes and confidences of labeled detection lines (one entry each)."""
         boxes = list(map(len, anns))
         per_image_n = cols.per_image_n
         for n_boxes, n in small_counts(boxes):
             per_image_n[n_boxes] += n
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        self._classes(cols, ids, boxes, class_maps)
+        self._classes(cols, ids, boxes, maps)
         cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
         # boxes beyond a line's objects list have no confidence; where no line has more objects
         # than boxes (the rule), that is the difference of the sums, with no call per line
         unscored = list(map(sub, boxes, map(len, objects)))
         cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
 
-    def _classes(self, cols: Any, ids: list[int], boxes: list[int], class_maps: list[dict[str, str]]) -> None:
+    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[ClassMap]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
-        has none), and the class maps' pairs.
+        has none), and the class maps' pairs (each distinct map's once a batch).
 
         Why two ways: a ``(id, name)`` tuple per box, hashed and compared in a ``Counter``, was the
         dearest part of the count (about 2k instructions a box). When every box's id is a key of
@@ -346,8 +390,14 @@ class FastPath:
         named once per distinct id. Otherwise (a key with two names, a box its map does not
         name), box by box."""
         raw = cols.raw_names
-        raw.update(chain.from_iterable(map(dict.items, class_maps)))
-        names = list(map(dict.get, chain.from_iterable(map(mul, zip(class_maps), boxes)),
+        paired = self._paired.get(id(cols))
+        if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
+            paired = self._paired[id(cols)] = (raw, set())
+        fresh = set(maps).difference(paired[1])
+        if fresh:
+            paired[1].update(fresh)
+            raw.update(chain.from_iterable(m.pairs for m in fresh))
+        names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
                          map(_ID_TEXT.__getitem__, ids)))
         if all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
             known = self._pairs
@@ -378,13 +428,15 @@ class FastPath:
         """``stats_facts.Counts.add`` for one failed line, or one without a label or a type."""
         typ = None if meta.type is UNSET else meta.type
         if meta.failure_reason is not UNSET:
-            cols.meta_n[typ, self._rule(meta), None, None, FAILED | DECLARED] += 1
+            cols.meta_n[typ, self._rule(meta), FAILED | DECLARED] += 1
             return
         declared = 0 if typ is None else DECLARED
         if label is UNSET:
-            cols.meta_n[typ, None, None, None, declared] += 1
+            cols.meta_n[typ, None, declared] += 1
             return
         if typ is not None:  # pragma: no cover - such lines go through _add_all
             raise AssertionError("a typed labeled line is counted by _add_all")
         # no type: no family, nothing more is read from the label (as Counts.add)
-        cols.meta_n[None, None, meta.human, meta.job, LABELED] += 1
+        cols.meta_n[None, None, LABELED] += 1
+        cols.human_n[meta.human] += 1
+        cols.job_n[meta.job] += 1

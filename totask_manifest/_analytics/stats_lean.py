@@ -39,7 +39,7 @@ import msgspec
 import numpy as np
 from msgspec import UNSET, UnsetType, field
 
-from .stats_structs import _ID_TEXT, _Label, _LeanLabel, _meta_type
+from .stats_structs import _Label, _LeanLabel, _meta_type
 
 #: a line this long could nest 1024 levels deep (two bytes a level); such a block is decoded typed
 MAX_SKIP_LINE = 2048
@@ -90,16 +90,13 @@ class SkipProof:
         return not (digits[:-1] & digits[1:]).any()
 
 
-def line_decoders(roles: Mapping[str, Any], literals: Mapping[str, Sequence[str] | None]
-                  ) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
+def line_decoders(roles: Mapping[str, Any], jobs: Sequence[str]) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
     """The line struct's decoders, typed throughout and lean (``SkipProof``): one optional field
-    per known key (``roles``: ``meta``, ``label`` or ``str``), unknown keys refused, the job names,
-    class-map keys and class names seen (``literals``) as literals."""
-    jobs, keys, names = (list(v or ()) for v in literals.values())
-    _ID_TEXT.adopt(keys)
+    per known key (``roles``: ``meta``, ``label`` or ``str``), unknown keys refused, the job names
+    seen (``jobs``) as literals."""
     decoders = []
     for lean in (False, True):
-        types = {_META: _meta_type(jobs, keys, names, lean=lean) | UnsetType,
+        types = {_META: _meta_type(jobs, lean=lean) | UnsetType,
                  _LABEL: (_LeanLabel if lean else _Label) | UnsetType, str: str | UnsetType}
         fields = [(f"k{i}", types[role], field(default=UNSET, name=key)) for i, (key, role) in enumerate(roles.items())]
         line = msgspec.defstruct("Line", fields, forbid_unknown_fields=True, gc=False)

@@ -1,8 +1,8 @@
 """The typed structs ``stats_fast`` decodes a bounding-box line into (its docstring says why
 each field is typed): a box, an image size, a label value, a confidence object, a detection or
-failed line's metadata, and that metadata with the literals learned; their lean forms, which
+failed line's metadata, and that metadata with the job names learned; their lean forms, which
 skip what no count reads (only where ``stats_lean.SkipProof`` holds); and the readers of them:
-an attribute's getters, class ids' texts."""
+an attribute's getters, class ids' texts, class maps read once per distinct text."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -10,7 +10,8 @@ from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType, field
+import orjson
+from msgspec import UNSET, Raw, Struct, UnsetType, field
 
 from .stats_facts import _INT64_MAX, _INT64_MIN
 
@@ -20,6 +21,10 @@ DetectionType = Literal["object-detection", "groundtruth/object-detection"]
 _Num = float | UnsetType
 #: class ids whose text is remembered
 ID_TEXT_CACHE = 4096
+#: distinct class-map texts whose map is remembered (``ClassMaps``)
+CLASS_MAP_CACHE = 4096
+#: an absent ``class-map``: an empty one, as ``Counts.add`` counts it
+NO_CLASS_MAP = Raw(b"{}")
 
 
 class _Box(Struct, forbid_unknown_fields=True, gc=False):
@@ -75,12 +80,14 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
     alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
     strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
-    the same objects every line, hashed once."""
+    the same objects every line, hashed once. ``class-map`` is its JSON text (``Raw``), read by
+    orjson once per distinct text (``ClassMaps``): a manifest's lines repeat a few maps, and a
+    dict built and freed a line, then its pairs hashed a line, cost some 250 ns a bench line."""
 
     # fields in the order Ground Truth writes the keys: msgspec looks a key up from the field after
     # the last one found, so keys in field order match at the first comparison
     objects: list[_Object] = []
-    class_map: dict[str, str] = field(default_factory=dict, name="class-map")
+    class_map: Raw = field(default=NO_CLASS_MAP, name="class-map")
     type: DetectionType | UnsetType = UNSET
     human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
     created: str | UnsetType = field(default=UNSET, name="creation-date")
@@ -93,13 +100,13 @@ def _literal(values: Sequence[str]) -> Any:
     return Literal[tuple(values)] if values else str  # type: ignore[valid-type]
 
 
-def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str], *, lean: bool = False) -> Any:
-    """``_Meta`` with the job names, class-map keys and class names seen so far as literals: msgspec
-    hands back one string object per literal (no string made per line, its hash computed once),
-    and a value not among them is refused, counted generically and learned (``FastPath.learn``).
-    ``lean``: each confidence object's other keys skipped (the metadata's own keys never are: a
-    key the fast path does not know, ``review-status``, changes the count)."""
-    types = {"job": _literal(jobs) | None, "class_map": dict[_literal(keys), _literal(names)]}  # type: ignore[misc]
+def _meta_type(jobs: Sequence[str], *, lean: bool = False) -> Any:
+    """``_Meta`` with the job names seen so far as literals: msgspec hands back one string object
+    per literal (no string made per line, its hash computed once), and a value not among them is
+    refused, counted generically and learned (``FastPath.learn``). ``lean``: each confidence
+    object's other keys skipped (the metadata's own keys never are: a key the fast path does not
+    know, ``review-status``, changes the count)."""
+    types = {"job": _literal(jobs) | None}  # type: ignore[misc]
     if lean:
         types["objects"] = list[_LeanObject]
     fields = []
@@ -108,6 +115,58 @@ def _meta_type(jobs: Sequence[str], keys: Sequence[str], names: Sequence[str], *
                    else field(default=f.default, name=f.encode_name))
         fields.append((f.name, types.get(f.name, f.type), default))
     return msgspec.defstruct("Meta", fields, forbid_unknown_fields=True, gc=False)
+
+
+class ClassMap(dict):
+    """A class map as ``Counts.add`` reads it (orjson's dict of its text, every name a string),
+    with its ``(key, name)`` pairs; hashed by identity, one object per distinct text."""
+
+    __slots__ = ("pairs",)
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __init__(self, value: dict[str, str]) -> None:
+        super().__init__(value)
+        self.pairs = tuple(value.items())
+
+
+class ClassMaps:
+    """Class-map texts (``_Meta.class_map``) -> their ``ClassMap``, or None for one the fast path
+    does not count (not an object, a name that is not a string: the generic count names it by its
+    JSON text; or a text orjson refuses, which only a block decoded typed can hold, since
+    ``stats_lean.SkipProof`` leaves a skip no laxer than orjson). orjson is the specification, as
+    for a whole line: a JSON value read alone reads as it does inside its line."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[bytes, ClassMap] = {}
+        #: whether the last ``of`` met a map the fast path does not count (a None among its maps)
+        self.refused = False
+
+    def of(self, raws: Iterable[Raw]) -> list[ClassMap | None]:
+        """Each text's map: a copy of the text and a lookup a line, each distinct map read once."""
+        texts = list(map(bytes, raws))
+        try:
+            found: list[ClassMap | None] = list(map(self._by_text.__getitem__, texts))
+        except KeyError:
+            found = list(map(self._read, texts))
+            self.refused = any(m is None for m in found)
+        else:
+            self.refused = False
+        return found
+
+    def _read(self, text: bytes) -> ClassMap | None:
+        known = self._by_text.get(text)
+        if known is not None:
+            return known
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if type(value) is not dict or not all(type(name) is str for name in value.values()):
+            return None
+        read = ClassMap(value)
+        if len(self._by_text) < CLASS_MAP_CACHE:
+            self._by_text[text] = read
+        return read
 
 
 class _Getters:
@@ -128,17 +187,6 @@ class _IdText(dict):
         if len(self) < ID_TEXT_CACHE:
             self[class_id] = text
         return text
-
-    def adopt(self, texts: Iterable[str]) -> None:
-        """Hold these strings (class-map keys decoded as literals) as their ids' texts: a class map
-        then finds a box's id text by identity, comparing no characters (0.1k instructions a line)."""
-        for text in texts:
-            try:
-                class_id = int(text)
-            except ValueError:  # not an id's text ("x", "²"); nor is "01", " 1" or "-0" (below)
-                continue
-            if str(class_id) == text and len(self) < ID_TEXT_CACHE:
-                self[class_id] = text
 
 
 _ID_TEXT = _IdText()

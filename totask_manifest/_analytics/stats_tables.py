@@ -117,15 +117,11 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
         return s
     reasons: Counter[str | None] = Counter()
     types: Counter[str | None] = Counter()
-    humans: Counter[str | None] = Counter()
-    jobs: Counter[str | None] = Counter()
-    for (typ, reason, human, job, state), n in c.meta_n.items():
+    for (typ, reason, state), n in c.meta_n.items():
         s.lines += n
         types[typ] += n
         if state & LABELED:
             s.labeled += n
-            humans[human] += n
-            jobs[job] += n
         if state & FAILED:
             s.failed += n
             reasons[reason] += n
@@ -139,8 +135,8 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
         if k:  # an empty type names nothing
             bare[k.removeprefix(GT_PREFIX)] += v
     s.types = _ranked(bare.items())
-    s.human_annotated = _ranked(humans.items())
-    s.job_names = _ranked(jobs.items())
+    s.human_annotated = _ranked(c.human_n.items())
+    s.job_names = _ranked(c.job_n.items())
 
     names: dict[int, list[str]] = {}
     for cid, nm in sorted(c.names):
@@ -205,7 +201,7 @@ def merge_partials(url: str, parts: list[Partial], attributes: Sequence[str] | N
     if attributes is None:
         # attributes whose metadata declares a type or a failure somewhere; input keys such as
         # ``annotator-metadata`` never do
-        attributes = sorted(a for a, c in merged.items() if any(key[4] & DECLARED for key in c.meta_n))
+        attributes = sorted(a for a, c in merged.items() if any(key[2] & DECLARED for key in c.meta_n))
     return ManifestStats(
         url=str(url),
         lines=sum(p.lines for p in parts),

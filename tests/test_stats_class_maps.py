@@ -1,0 +1,91 @@
+"""``stats``' fast path reads a class map as its text, once per distinct text
+(``stats_structs.ClassMaps``), counts the labeled lines' types, ``human-annotated`` values and job
+names a column at a time (``stats_fast._tally``), and reads a local file with fewer copies
+(``blocks.iter_line_lists``). Each is held to the generic count, the specification, here."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.test_stats_fast import _stats, assert_equal, detection, failed
+from totask_manifest._analytics import stats, stats_fast
+from totask_manifest._analytics.stats import Tally, count_range
+from totask_manifest._analytics.stats_fast import FastPath
+from totask_manifest._analytics.stats_tables import merge_partials
+
+
+def _fast(lines: list[bytes], batch: int = 100) -> tuple[FastPath, Tally]:
+    tally, fast = Tally(None), FastPath(None)
+    for i in range(0, len(lines), batch):
+        fast.count(lines[i: i + batch], tally)
+    tally.part.lines = len(lines)
+    tally.flush()
+    return fast, tally
+
+
+def _two_attributes(rng: random.Random, i: int) -> dict:
+    return {**detection(rng, i=i), **{k: v for k, v in detection(rng, "more", i=i).items() if k != "source-ref"}}
+
+
+@pytest.mark.parametrize("odd", [{"0": 5}, {"1": ["a"]}, {"2": None}, [], None, "person"])
+def test_a_line_whose_class_map_the_fast_path_does_not_count_goes_generic_whole(odd):
+    """A map with a name that is not a string, or one that is not an object, in the second of two
+    attributes: the generic count names such a box by the name's JSON text. The line is counted
+    generically for both attributes (the first not counted twice), the others stay fast."""
+    rng = random.Random(8)
+    lines = []
+    for i in range(300):
+        record = _two_attributes(rng, i)
+        if i % 29 == 3:
+            record["more-metadata"]["class-map"] = odd
+        lines.append(orjson.dumps(record))
+    fast, tally = _fast(lines)
+    assert fast.generic_lines == len(range(3, 300, 29)) and fast.fast_lines == 300 - fast.generic_lines
+    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=100))
+
+
+def test_a_class_map_orjson_refuses_makes_its_line_unreadable_in_both():
+    """A lone surrogate escape in a name: msgspec keeps the map's text without looking into it,
+    orjson refuses it (and the whole line). The block holds a backslash, so it is decoded typed."""
+    rng = random.Random(9)
+    lines = [orjson.dumps(detection(rng, i=i)) for i in range(50)]
+    record = detection(rng, i=50)
+    record["boxes-metadata"]["class-map"] = {"0": "SURROGATE"}
+    lines.insert(20, orjson.dumps(record).replace(b"SURROGATE", b"\\ud800"))
+    fast, tally = _fast(lines, batch=60)
+    got = merge_partials("m", [tally.part], None)
+    assert got.invalid_lines == 1 and fast.generic_lines == 1
+    assert_equal(got, _stats(lines, None, fast=False, batch=60))
+
+
+@pytest.mark.parametrize("distinct", [1, 3, stats_fast.FEW_VALUES, stats_fast.FEW_VALUES + 1, 40])
+def test_a_column_is_tallied_as_a_counter_counts_it(distinct):
+    rng = random.Random(distinct)
+    values = [None, *(f"job-{k}" for k in range(distinct - 1))]
+    column = tuple(rng.choice(values) for _ in range(500))
+    got = Counter({"job-0": 2})
+    stats_fast._tally(got, column)
+    assert got == Counter({"job-0": 2}) + Counter(column) or got == Counter(column) + Counter({"job-0": 2})
+
+
+@pytest.mark.parametrize("read_bytes", [64, 700, 4096])
+def test_a_local_file_read_with_seeks_back_counts_every_line(tmp_path: Path, monkeypatch, read_bytes):
+    """Chunks smaller than a line, a few lines, many: each line counted once, in each byte range
+    (a range's boundary inside a line), a BOM and a last line without its ``\\n`` too."""
+    monkeypatch.setattr(stats, "READ_BYTES", read_bytes)
+    rng = random.Random(read_bytes)
+    lines = [orjson.dumps(failed(rng) if i % 11 == 5 else detection(rng, i=i)) for i in range(300)]
+    path = tmp_path / "m.manifest"
+    data = b"\xef\xbb\xbf" + b"\n".join(lines)
+    path.write_bytes(data)
+    want = _stats(lines, None, fast=False, batch=100)
+    cuts = [0, len(data) // 3, len(data) // 3 + 1, 2 * len(data) // 3, None]
+    parts = [count_range(str(path), start, end, None) for start, end in itertools.pairwise(cuts)]
+    assert sum(part.lines for part in parts) == 300
+    assert_equal(merge_partials("m", parts, None), want)
