@@ -21,8 +21,10 @@ DetectionType = Literal["object-detection", "groundtruth/object-detection"]
 _Num = float | UnsetType
 #: class ids whose text is remembered
 ID_TEXT_CACHE = 4096
-#: distinct class-map texts whose map is remembered (``ClassMaps``)
+#: distinct class-map texts whose map is remembered (``ClassMaps``), and their bytes at most: a
+#: map holds some seven times its text's bytes in objects, so memory stays bounded whatever the maps
 CLASS_MAP_CACHE = 4096
+CLASS_MAP_BYTES = 1 << 20
 #: an absent ``class-map``: an empty one, as ``Counts.add`` counts it
 NO_CLASS_MAP = Raw(b"{}")
 
@@ -138,6 +140,7 @@ class ClassMaps:
 
     def __init__(self) -> None:
         self._by_text: dict[bytes, ClassMap] = {}
+        self._held = 0  # bytes of the texts remembered
         #: whether the last ``of`` met a map the fast path does not count (a None among its maps)
         self.refused = False
 
@@ -164,8 +167,9 @@ class ClassMaps:
         if type(value) is not dict or not all(type(name) is str for name in value.values()):
             return None
         read = ClassMap(value)
-        if len(self._by_text) < CLASS_MAP_CACHE:
+        if len(self._by_text) < CLASS_MAP_CACHE and self._held + len(text) <= CLASS_MAP_BYTES:
             self._by_text[text] = read
+            self._held += len(text)
         return read
 
 
