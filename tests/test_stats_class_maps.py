@@ -17,7 +17,7 @@ from tests.test_stats_fast import _stats, assert_equal, detection, failed
 from totask_manifest._analytics import stats, stats_fast, stats_structs
 from totask_manifest._analytics.stats import Tally, count_range
 from totask_manifest._analytics.stats_fast import FastPath
-from totask_manifest._analytics.stats_tables import merge_partials
+from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
 
 
 def _fast(lines: list[bytes], batch: int = 100) -> tuple[FastPath, Tally]:
@@ -51,8 +51,9 @@ def test_a_line_whose_class_map_the_fast_path_does_not_count_goes_generic_whole(
 
 
 def test_a_class_map_orjson_refuses_makes_its_line_unreadable_in_both():
-    """A lone surrogate escape in a name: msgspec keeps the map's text without looking into it,
-    orjson refuses it (and the whole line). The block holds a backslash, so it is decoded typed."""
+    """A lone surrogate escape in a name: orjson refuses it (and the whole line). The block holds
+    a backslash, so it is decoded typed, and a typed block's class map is decoded as a dict, whose
+    strings msgspec checks as orjson does."""
     rng = random.Random(9)
     lines = [orjson.dumps(detection(rng, i=i)) for i in range(50)]
     record = detection(rng, i=50)
@@ -77,6 +78,41 @@ def test_the_class_maps_remembered_are_bounded_in_bytes(monkeypatch):
     fast, tally = _fast(lines)
     assert 0 < fast.class_maps._held <= 2000 and fast.fast_lines >= 199
     assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=100))
+
+
+def _stats_both(lines: list[bytes], named: list[str] | None) -> ManifestStats:
+    want = _stats(lines, named, fast=False, batch=10)
+    assert_equal(_stats(lines, named, fast=True, batch=10), want)
+    return want
+
+
+_A = b'"a":{"annotations":[{"class_id":1}]},"a-metadata":{"class-map":%s,"type":"object-detection"}'
+_B = b'"b":{"annotations":[]},"b-metadata":{"class-map":%s,"type":"object-detection"}'
+
+
+def test_two_attributes_whose_maps_are_refused_on_different_lines():
+    """Each attribute's refused lines are gathered before any count (a review found the second
+    attribute's refusal raised out of ``stats``)."""
+    lines = [b"{" + _A % a + b"," + _B % b + b"}" for a, b in
+             ((b'{"1":"x"}', b'{"0":"y"}'), (b'{"1":5}', b'{"0":"y"}'), (b'{"1":"x"}', b'{"0":6}'))]
+    assert _stats_both(lines, None).attributes["a"].lines == 3
+
+
+@pytest.mark.parametrize("bad", [b'"\xff"', b"1e999", b"9" * 400], ids=["invalid UTF-8", "1e999", "400 digits"])
+@pytest.mark.parametrize("where", ["another attribute's map", "the first of two class-map keys"])
+def test_a_class_map_orjson_refuses_anywhere_in_a_typed_block_makes_its_line_unreadable(bad, where):
+    """A class map is kept as its text only in a block ``SkipProof`` holds (ASCII, no exponent, no
+    long digit run); in a typed block msgspec decodes it, as strictly as orjson. Found by a review:
+    the text of a map no count read (another attribute's, with ``--label-attribute``), or the
+    first of two ``class-map`` keys, was never checked."""
+    if where == "another attribute's map":
+        odd = b"{" + _A % b'{"1":"x"}' + b"," + _B % (b'{"1":' + bad + b"}") + b"}"
+    else:
+        odd = b"{" + _A % (b'{"1":' + bad + b'},"class-map":{"1":"x"}') + b"}"
+    good = b"{" + _A % b'{"1":"x"}' + b"," + _B % b'{"1":"y"}' + b"}"  # teaches both attributes' keys
+    lines = [good, odd, good]
+    for named in (None, ["a"]):
+        assert _stats_both(lines, named).invalid_lines == 1
 
 
 @pytest.mark.parametrize("distinct", [1, 3, stats_fast.FEW_VALUES, stats_fast.FEW_VALUES + 1, 40])

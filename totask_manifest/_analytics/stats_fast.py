@@ -9,11 +9,11 @@ msgspec skips unknown fields more laxly than orjson parses them (invalid UTF-8 i
 string, ``1e999`` in a skipped number). So a block of lines is decoded with skips (a box's
 coordinates, ``image_size``: what no count reads) only where ``stats_lean.SkipProof``
 proves that none of those cases is in it; otherwise every struct forbids unknown fields and
-every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any``. The one
-``Raw`` field, a class map's text, is read by orjson itself (``stats_structs.ClassMaps``), and
-a text orjson refuses sends its line to the generic count, which refuses it. Typed decoding
-rejects each of those cases (invalid UTF-8, lone surrogates, numbers that overflow a double,
-control characters) just as orjson does, and a duplicate key keeps its last value in both. Whatever msgspec refuses (an unknown key, another task type, a class id outside
+every field is typed (strings, ``float``, 64-bit ``int``, literals), never ``Any`` nor ``Raw``
+(a lean block keeps a class map as its text, ``Raw``, read by orjson: ``stats_structs.ClassMaps``).
+Typed decoding rejects each of those cases (invalid UTF-8, lone surrogates, numbers that
+overflow a double, control characters) just as orjson does, and a duplicate key keeps its last
+value in both. Whatever msgspec refuses (an unknown key, another task type, a class id outside
 64 bits, malformed JSON, a blank line) goes to the generic count, one line at a time. Lines are
 counted in another order than the generic count's, which changes no count; the confidence mean
 may differ in its last bits (numpy sums each batch pairwise).
@@ -23,9 +23,10 @@ built with ``msgspec.defstruct`` from the keys seen: ``<A>-metadata`` objects an
 key ``<A>``, and keys holding strings (``source-ref``). Job names are literals learned the same
 way. A line with a key or a job name not yet known is counted generically and teaches it
 (bounded: a manifest with ever-new keys stays generic, ever-new job names become plain strings).
-A class map is kept as its text and read by orjson once per distinct text
-(``stats_structs.ClassMaps``); a line whose map the fast path does not count (a name that is not
-a string) is counted generically.
+In a lean block a class map is kept as its text and read by orjson once per distinct text
+(``stats_structs.ClassMaps``; a typed block decodes it as a dict a line); a line whose map the
+fast path does not count (a name that is not a string, a map that is not an object), for any
+attribute, is counted generically, whole.
 
 Counted by column: the labeled lines' types, ``human-annotated`` values and job names each
 alone (``Counts.human_n``, ``job_n``), as ``set`` and ``tuple.count`` over the columns
@@ -90,14 +91,6 @@ _POSITIVE = (0).__lt__
 #: ``_Meta``'s fields by position, as ``astuple`` gives them
 _OBJECTS_AT, _TYPE_AT, _HUMAN_AT, _JOB_AT, _FAILURE_AT = (
     [f.name for f in msgspec.structs.fields(_Meta)].index(name) for name in ("objects", "type", "human", "job", "failure_reason"))
-
-
-class _Refused(Exception):
-    """Lines (their positions in a slice) whose class map the fast path does not count."""
-
-    def __init__(self, at: list[int]) -> None:
-        super().__init__(at)
-        self.at = at
 
 
 def _tally(counter: Counter, column: Sequence[Any]) -> None:
@@ -259,14 +252,13 @@ class FastPath:
         fallback = 0
         if unknown is not None:  # refused lines are counted generically (the order of lines changes no count)
             lines, records, fallback = self._leave(lines, records, tally)
-        try:
-            columns = self._columns(records)
-        except _Refused as refused:
-            for at in refused.at:
+        columns, refused = self._columns(records, lean)
+        while refused:  # lines whose class map the fast path does not count go the generic way whole
+            for at in refused:
                 records[at] = None
             lines, records, more = self._leave(lines, records, tally)
             fallback += more
-            columns = self._columns(records)
+            columns, refused = self._columns(records, lean)
         for (attr, _get), (metas, labels, maps) in zip(self.counted, columns, strict=True):
             cols = tally.column(attr)
             if not self._add_labeled(cols, metas, labels, maps):
@@ -281,23 +273,25 @@ class FastPath:
         kept = list(map(is_not, records, repeat(None)))
         return list(compress(lines, kept)), list(compress(records, kept)), len(left)
 
-    def _columns(self, records: list[Any]) -> list[tuple[list[Any], list[Any], list[Any]]]:
-        """Each counted attribute's metadata, labels and class maps (``ClassMap``), a line each
-        (``UNSET`` where a line has no such metadata). ``_Refused``: lines whose map the fast path
-        does not count, found before any count is made, so that they go the generic way whole."""
-        out = []
+    def _columns(self, records: list[Any], lean: bool) -> tuple[list[tuple[list[Any], list[Any], list[Any]]], list[int]]:
+        """Each counted attribute's metadata, labels and class maps, a line each (``UNSET`` where a
+        line has no such metadata): a lean block's maps are read from their texts (``ClassMap``),
+        a typed block's were decoded as dicts. And the lines, of any attribute, whose map the fast
+        path does not count, found before any count is made, so that they go the generic way whole."""
+        out, refused = [], set()
+        read = self.class_maps.of if lean else list
         for _attr, get in self.counted:
             metas = list(map(get.meta, records))
             try:
-                maps = self.class_maps.of(map(_CLASS_MAP, metas))
+                maps = read(map(_CLASS_MAP, metas))
             except AttributeError:  # lines without this metadata (``UNSET``, rare): no map
                 present = list(map(is_not, metas, repeat(UNSET)))
-                found = iter(self.class_maps.of(map(_CLASS_MAP, compress(metas, present))))
+                found = iter(read(map(_CLASS_MAP, compress(metas, present))))
                 maps = [next(found) if here else UNSET for here in present]
-            if self.class_maps.refused:
-                raise _Refused([at for at, m in enumerate(maps) if m is None])
+            if lean and self.class_maps.refused:
+                refused.update(at for at, m in enumerate(maps) if m is None)
             out.append((metas, list(map(get.label, records)), maps))
-        return out
+        return out, sorted(refused)
 
     def _add_labeled(self, cols: Any, metas: list[Any], labels: list[Any], maps: list[Any]) -> bool:
         """``Counts.add`` for one attribute over a slice whose every line has this attribute's
@@ -368,7 +362,7 @@ class FastPath:
         cols.job_n.update(map(_JOB, metas))
         self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), maps, list(map(_OBJECTS, metas)))
 
-    def _add_boxes(self, cols: Any, anns: list[list[_Box]], maps: list[ClassMap],
+    def _add_boxes(self, cols: Any, anns: list[list[_Box]], maps: list[dict[str, str]],
                    objects: Sequence[list[_Object]]) -> None:
         """The boxes, classes and confidences of labeled detection lines (one entry each)."""
         boxes = list(map(len, anns))
@@ -383,7 +377,7 @@ class FastPath:
         unscored = list(map(sub, boxes, map(len, objects)))
         cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
 
-    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[ClassMap]) -> None:
+    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[dict[str, str]]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
         has none), and the class maps' pairs (each distinct map's once a batch).
 
@@ -394,13 +388,16 @@ class FastPath:
         named once per distinct id. Otherwise (a key with two names, a box its map does not
         name), box by box."""
         raw = cols.raw_names
-        paired = self._paired.get(id(cols))
-        if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
-            paired = self._paired[id(cols)] = (raw, set())
-        fresh = set(maps).difference(paired[1])
-        if fresh:
-            paired[1].update(fresh)
-            raw.update(chain.from_iterable(m.pairs for m in fresh))
+        if maps and type(maps[0]) is not ClassMap:  # a typed block's: a dict a line
+            raw.update(chain.from_iterable(map(dict.items, maps)))
+        else:
+            paired = self._paired.get(id(cols))
+            if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
+                paired = self._paired[id(cols)] = (raw, set())
+            fresh = set(maps).difference(paired[1])
+            if fresh:
+                paired[1].update(fresh)
+                raw.update(chain.from_iterable(m.pairs for m in fresh))
         names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
                          map(_ID_TEXT.__getitem__, ids)))
         if all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)

@@ -82,14 +82,17 @@ class _Meta(Struct, forbid_unknown_fields=True, gc=False):
     does (``"type" in meta``); ``human-annotated`` and ``job-name`` count ``null`` and absent
     alike, as it does; an absent ``objects`` or ``class-map`` counts as an empty one. Literal
     strings (``type``, ``human-annotated``: Ground Truth writes ``yes`` or ``no``) come back as
-    the same objects every line, hashed once. ``class-map`` is its JSON text (``Raw``), read by
-    orjson once per distinct text (``ClassMaps``): a manifest's lines repeat a few maps, and a
-    dict built and freed a line, then its pairs hashed a line, cost some 250 ns a bench line."""
+    the same objects every line, hashed once. ``class-map`` is typed here; the lean form keeps
+    its JSON text (``Raw``), read by orjson once per distinct text (``ClassMaps``): a manifest's
+    lines repeat a few maps, and a dict built and freed a line, then its pairs hashed a line, cost
+    some 250 ns a bench line. Only the lean form may: msgspec keeps a ``Raw`` as laxly as it skips
+    (invalid UTF-8, ``1e999``), and the first of two ``class-map`` keys never reaches orjson,
+    which ``stats_lean.SkipProof`` rules out for a lean block and nothing does for a typed one."""
 
     # fields in the order Ground Truth writes the keys: msgspec looks a key up from the field after
     # the last one found, so keys in field order match at the first comparison
     objects: list[_Object] = []
-    class_map: Raw = field(default=NO_CLASS_MAP, name="class-map")
+    class_map: dict[str, str] = field(default_factory=dict, name="class-map")
     type: DetectionType | UnsetType = UNSET
     human: Literal["yes", "no"] | None = field(default=None, name="human-annotated")
     created: str | UnsetType = field(default=UNSET, name="creation-date")
@@ -107,13 +110,14 @@ def _meta_type(jobs: Sequence[str], *, lean: bool = False) -> Any:
     per literal (no string made per line, its hash computed once), and a value not among them is
     refused, counted generically and learned (``FastPath.learn``). ``lean``: each confidence
     object's other keys skipped (the metadata's own keys never are: a key the fast path does not
-    know, ``review-status``, changes the count)."""
+    know, ``review-status``, changes the count), and the class map kept as its text."""
     types = {"job": _literal(jobs) | None}  # type: ignore[misc]
     if lean:
-        types["objects"] = list[_LeanObject]
+        types |= {"objects": list[_LeanObject], "class_map": Raw}
     fields = []
     for f in msgspec.structs.fields(_Meta):
-        default = (field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
+        default = (field(default=NO_CLASS_MAP, name=f.encode_name) if lean and f.name == "class_map"
+                   else field(default_factory=f.default_factory, name=f.encode_name) if f.default is msgspec.NODEFAULT
                    else field(default=f.default, name=f.encode_name))
         fields.append((f.name, types.get(f.name, f.type), default))
     return msgspec.defstruct("Meta", fields, forbid_unknown_fields=True, gc=False)
@@ -132,11 +136,10 @@ class ClassMap(dict):
 
 
 class ClassMaps:
-    """Class-map texts (``_Meta.class_map``) -> their ``ClassMap``, or None for one the fast path
-    does not count (not an object, a name that is not a string: the generic count names it by its
-    JSON text; or a text orjson refuses, which only a block decoded typed can hold, since
-    ``stats_lean.SkipProof`` leaves a skip no laxer than orjson). orjson is the specification, as
-    for a whole line: a JSON value read alone reads as it does inside its line."""
+    """Class-map texts (the lean ``_Meta.class_map``) -> their ``ClassMap``, or None for one the
+    fast path does not count (not an object, a name that is not a string: the generic count names
+    it by its JSON text). orjson reads each text, as it reads a whole line: a JSON value read alone
+    reads as it does inside its line, and ``stats_lean.SkipProof`` leaves no text orjson refuses."""
 
     def __init__(self) -> None:
         self._by_text: dict[bytes, ClassMap] = {}
