@@ -301,7 +301,7 @@ def test_many_distinct_job_names_and_class_maps_fall_back_to_plain_strings_and_r
 @pytest.mark.parametrize("twist", ["none", "unnamed box", "two names", "both"])
 def test_boxes_are_named_by_their_own_line_s_class_map(twist):
     """The fast path counts ids alone when every box's id is in its own line's class map and no
-    key has two names (``FastPath._classes``); a box its map does not name, or a key named twice,
+    key has two names (``stats_boxes.BoxCount._classes``); a box its map does not name, or a key named twice,
     takes the box-by-box count. Each way must give the generic count's ``(id, name)`` pairs."""
     rng = random.Random(8)
     lines = []

@@ -48,8 +48,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from itertools import chain, compress, repeat
-from operator import and_, attrgetter, is_, is_not, mul, not_, sub
+from itertools import compress, repeat
+from operator import and_, attrgetter, is_, is_not, not_
 from typing import Any
 
 import msgspec
@@ -58,9 +58,10 @@ from msgspec import UNSET
 from msgspec.structs import astuple
 
 from .._failure_rules import rule_of
-from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX, small_counts
+from .stats_boxes import BoxCount
+from .stats_facts import DECLARED, FAILED, LABELED, NOT_ATTRIBUTES, SUFFIX
 from .stats_lean import SkipProof, line_decoders
-from .stats_structs import _ID_TEXT, ClassMap, ClassMaps, _Box, _Getters, _Meta, _Object
+from .stats_structs import ClassMaps, _Getters, _Meta
 
 #: keys a range's line struct may know, and times it may be rebuilt (each rebuild is a new type)
 MAX_KEYS = 64
@@ -85,9 +86,8 @@ RULE_CACHE = 1024
 
 _META, _LABEL = "meta", "label"
 _OBJECTS, _CLASS_MAP = attrgetter("objects"), attrgetter("class_map")
-_ANNOTATIONS, _CLASS_ID, _CONFIDENCE = attrgetter("annotations"), attrgetter("class_id"), attrgetter("confidence")
+_ANNOTATIONS = attrgetter("annotations")
 _FAILURE, _TYPE, _HUMAN, _JOB = attrgetter("failure_reason"), attrgetter("type"), attrgetter("human"), attrgetter("job")
-_POSITIVE = (0).__lt__
 #: ``_Meta``'s fields by position, as ``astuple`` gives them
 _OBJECTS_AT, _TYPE_AT, _HUMAN_AT, _JOB_AT, _FAILURE_AT = (
     [f.name for f in msgspec.structs.fields(_Meta)].index(name) for name in ("objects", "type", "human", "job", "failure_reason"))
@@ -122,14 +122,10 @@ class FastPath:
         self.changed = bool(self.roles)
         self.resting = 0
         self.rules: dict[str, str] = {}
-        #: ``(a Counts' raw_names set, its size, its pairs as a dict)``, the dict None where a key has
-        #: two names (``_classes``)
-        self._pairs: tuple[Any, int, dict | None] = (None, 0, None)
         #: job names seen (decoded as literals; ``None``: too many)
         self.literals: dict[str, dict[str, None] | None] = {"job-name": {}}
         self.class_maps = ClassMaps()
-        #: a Counts' id -> (its raw_names set, the class maps whose pairs it holds)
-        self._paired: dict[int, tuple[set, set[ClassMap]]] = {}
+        self.boxes = BoxCount()
         #: lines counted by each path (the tests check that the fast one is taken)
         self.fast_lines = 0
         self.generic_lines = 0
@@ -334,7 +330,7 @@ class FastPath:
             meta_n[typ, None, LABELED | DECLARED] += types.count(typ)
         _tally(cols.human_n, columns[_HUMAN_AT])
         _tally(cols.job_n, columns[_JOB_AT])
-        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), maps, columns[_OBJECTS_AT])
+        self.boxes.add(cols, list(map(_ANNOTATIONS, labels)), maps, columns[_OBJECTS_AT])
         return True
 
     def _add_all(self, cols: Any, metas: list[Any], labels: list[Any], maps: list[Any]) -> None:
@@ -360,58 +356,7 @@ class FastPath:
             meta_n[typ, None, LABELED | DECLARED] += n
         cols.human_n.update(map(_HUMAN, metas))
         cols.job_n.update(map(_JOB, metas))
-        self._add_boxes(cols, list(map(_ANNOTATIONS, labels)), maps, list(map(_OBJECTS, metas)))
-
-    def _add_boxes(self, cols: Any, anns: list[list[_Box]], maps: list[dict[str, str]],
-                   objects: Sequence[list[_Object]]) -> None:
-        """The boxes, classes and confidences of labeled detection lines (one entry each)."""
-        boxes = list(map(len, anns))
-        per_image_n = cols.per_image_n
-        for n_boxes, n in small_counts(boxes):
-            per_image_n[n_boxes] += n
-        ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        self._classes(cols, ids, boxes, maps)
-        cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
-        # boxes beyond a line's objects list have no confidence; where no line has more objects
-        # than boxes (the rule), that is the difference of the sums, with no call per line
-        unscored = list(map(sub, boxes, map(len, objects)))
-        cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
-
-    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[dict[str, str]]) -> None:
-        """Each box by its id and the name its own line's class map gives it (None where the map
-        has none), and the class maps' pairs (each distinct map's once a batch).
-
-        Why two ways: a ``(id, name)`` tuple per box, hashed and compared in a ``Counter``, was the
-        dearest part of the count (about 2k instructions a box). When every box's id is a key of
-        its own line's map and no key has two names among the pairs seen since the last flush, a
-        box's name is the one its id's text has in those pairs: the ids are counted alone, and
-        named once per distinct id. Otherwise (a key with two names, a box its map does not
-        name), box by box."""
-        raw = cols.raw_names
-        if maps and type(maps[0]) is not ClassMap:  # a typed block's: a dict a line
-            raw.update(chain.from_iterable(map(dict.items, maps)))
-        else:
-            paired = self._paired.get(id(cols))
-            if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
-                paired = self._paired[id(cols)] = (raw, set())
-            fresh = set(maps).difference(paired[1])
-            if fresh:
-                paired[1].update(fresh)
-                raw.update(chain.from_iterable(m.pairs for m in fresh))
-        names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
-                         map(_ID_TEXT.__getitem__, ids)))
-        if all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
-            known = self._pairs
-            if known[0] is not raw or known[1] != len(raw):
-                by_key = dict(raw)
-                known = self._pairs = (raw, len(raw), by_key if len(by_key) == len(raw) else None)
-            by_key = known[2]
-            if by_key is not None:
-                class_n = cols.class_n
-                for class_id, n in small_counts(ids):
-                    class_n[class_id, by_key[_ID_TEXT[class_id]]] += n
-                return
-        cols.class_n.update(zip(ids, names, strict=True))
+        self.boxes.add(cols, list(map(_ANNOTATIONS, labels)), maps, list(map(_OBJECTS, metas)))
 
     def _rule(self, meta: _Meta) -> str:
         rule = meta.failure_rule
