@@ -134,3 +134,32 @@ def test_sigterm_during_runs_annotation_writes_nothing_to_synapse(tmp_path: Path
     assert puts == []
     record = orjson.loads((tmp_path / "out" / "stop-me" / "totask-run.json").read_bytes())
     assert record["status"] == "FAILED" and "interrupted" in record["result"]["message"], record
+
+
+@pytest.mark.parametrize("stop_at", ["made", "locked"])
+def test_a_signal_the_moment_the_temporary_appears_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  stop_at: str) -> None:
+    """What the first test races for, made certain (a CI run lost the race once): the interrupt
+    lands once the temporary exists, before ``with`` holds the writer, so no ``__exit__`` follows.
+    ``made``: between the file's creation and its descriptor's return; ``locked``: at the lock."""
+    from totask_manifest import _storage
+
+    real_open = os.open
+
+    def made_then_stopped(path: str, *args: object, **kwargs: object) -> int:
+        real_open(path, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    def stopped(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    if stop_at == "made":
+        monkeypatch.setattr(os, "open", made_then_stopped)
+    else:
+        monkeypatch.setattr(_storage, "_lock_temporary", stopped)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt), _storage.AtomicWriter(str(out / "train.manifest")) as f:
+        f.write(b"never")
+    monkeypatch.undo()
+    assert list(out.iterdir()) == []

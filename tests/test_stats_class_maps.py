@@ -1,7 +1,8 @@
 """``stats``' fast path reads a class map as its text, once per distinct text
 (``stats_structs.ClassMaps``), counts the labeled lines' types, ``human-annotated`` values and job
-names a column at a time (``stats_fast._tally``), and reads a local file with fewer copies
-(``blocks.iter_line_lists``). Each is held to the generic count, the specification, here."""
+names a column at a time (``stats_fast._tally``), reads a local file with fewer copies
+(``blocks.iter_line_lists``), and learns a file's line shapes once a process, not once a byte
+range (``stats._learned``). Each is held to the generic count, the specification, here."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.test_stats_fast import _stats, assert_equal, detection, failed
 from totask_manifest._analytics import stats, stats_fast, stats_structs
-from totask_manifest._analytics.stats import Tally, count_range
+from totask_manifest._analytics.stats import Tally, count_manifest, count_range
 from totask_manifest._analytics.stats_fast import FastPath
 from totask_manifest._analytics.stats_tables import ManifestStats, merge_partials
 
@@ -141,3 +142,24 @@ def test_a_local_file_read_with_seeks_back_counts_every_line(tmp_path: Path, mon
     parts = [count_range(str(path), start, end, None) for start, end in itertools.pairwise(cuts)]
     assert sum(part.lines for part in parts) == 300
     assert_equal(merge_partials("m", parts, None), want)
+
+
+def test_a_process_learns_a_file_s_shapes_once_for_all_its_ranges(tmp_path: Path):
+    rng = random.Random(13)
+    lines = [orjson.dumps(detection(rng, i=i)) for i in range(600)]
+    path = tmp_path / "m.manifest"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    size = path.stat().st_size
+    first = count_range(str(path), 0, size // 2, None)
+    quick = stats._learned[1]
+    built = quick.shapes
+    assert built >= 1 and quick.fast_lines > 250  # the structs built from the keys and job names learned
+    second = count_range(str(path), size // 2, None, None)
+    assert stats._learned[1] is quick and quick.shapes == built  # nothing learned or built twice
+    assert quick.fast_lines + quick.generic_lines == 600
+    assert_equal(merge_partials("m", [first, second], None), _stats(lines, None, fast=False, batch=100))
+    count_range(str(path), 0, None, ["boxes"])  # other attributes: learned anew
+    assert stats._learned[1] is not quick
+    quick = stats._learned[1]
+    count_manifest(str(path), label_attributes=["boxes"])  # a new call learns anew (the file may have changed)
+    assert stats._learned[1] is not quick

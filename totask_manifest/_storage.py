@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -229,6 +230,11 @@ def read_only_error(url: str, fs: Any) -> StorageError:
                         "write to a local path, file:// or s3://")
 
 
+#: ``mkstemp``'s: the characters of a temporary's name, and how it is opened
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+_TEMPORARY_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 class AtomicWriter:
     """A binary file that appears at ``url`` only when the ``with`` block ends without error."""
 
@@ -243,12 +249,16 @@ class AtomicWriter:
 
     def __enter__(self) -> IO[bytes]:
         try:
-            with backend_errors(self.url, "write"):
-                return self._open()
-        except OSError as exc:
-            raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
-        except NotImplementedError:  # fsspec's answer for a filesystem without writes (http, https, zip...)
-            raise read_only_error(self.url, self.fs) from None
+            try:
+                with backend_errors(self.url, "write"):
+                    return self._open()
+            except OSError as exc:
+                raise StorageError(f"cannot write {redact_url(self.url)}: {exc.strerror or exc}") from None
+            except NotImplementedError:  # fsspec's answer for a filesystem without writes (http, https, zip...)
+                raise read_only_error(self.url, self.fs) from None
+        except BaseException:  # a SIGTERM or Ctrl-C the moment the temporary appeared: no ``__exit__`` follows
+            self._abort()
+            raise
 
     def _open(self) -> IO[bytes]:
         if is_local(self.fs):
@@ -256,7 +266,7 @@ class AtomicWriter:
             self._made = missing_folders(directory)
             try:
                 os.makedirs(directory, exist_ok=True)
-                fd, self._tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-", dir=directory)
+                fd = self._local_temporary(directory)
             except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
                 raise NotADirectoryError(errno.ENOTDIR, not_a_folder(directory)) from None
             except OSError:
@@ -274,6 +284,18 @@ class AtomicWriter:
                     self.fs.makedirs(parent, exist_ok=True)
             self._file = self.fs.open(self._tmp, "wb")
         return self._file
+
+    def _local_temporary(self, directory: str) -> int:
+        """A file as ``mkstemp`` makes one (``.tmp-<name>-`` and 8 characters, ``O_EXCL``, mode
+        0600), whose name ``_tmp`` holds before it exists: a signal between the two (SIGTERM the
+        moment the temporary appears, a CI run found) leaves ``_abort`` a name to remove."""
+        for _ in range(tempfile.TMP_MAX):
+            self._tmp = os.path.join(directory, f".tmp-{os.path.basename(self.path)}-{''.join(random.choices(_NAME_CHARS, k=8))}")
+            try:
+                return os.open(self._tmp, _TEMPORARY_FLAGS, 0o600)
+            except FileExistsError:
+                continue
+        raise FileExistsError(errno.EEXIST, f"no temporary name left in {directory}")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:

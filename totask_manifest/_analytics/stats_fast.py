@@ -131,6 +131,12 @@ class FastPath:
         self.generic_lines = 0
         self.skipping_lines = 0  # of which decoded with skips (``stats_lean``)
 
+    def begin_range(self) -> None:
+        """Start another byte range with what was learned (keys, job names, structs, class maps):
+        what belongs to the last range's counts is left behind."""
+        self.boxes = BoxCount()
+        self.resting = 0
+
     # --- learning the keys --------------------------------------------------------------------
 
     def _learn_attribute(self, attr: str) -> bool:
