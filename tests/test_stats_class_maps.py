@@ -116,6 +116,27 @@ def test_a_class_map_orjson_refuses_anywhere_in_a_typed_block_makes_its_line_unr
         assert _stats_both(lines, named).invalid_lines == 1
 
 
+def test_boxes_are_checked_against_their_own_line_s_map_in_one_lookup_as_maps_grow():
+    """Hundreds of distinct maps (the table of named ids grows past its first 64 rows), some boxes
+    their own map does not name, ids past a byte (that slice named box by box): the counts are the
+    generic count's. (Whether a box its map does not name is told apart is
+    ``test_stats_fast.test_boxes_are_named_by_their_own_line_s_class_map``'s.)"""
+    rng = random.Random(14)
+    lines = []
+    for i in range(900):
+        record = detection(rng, i=i)
+        meta, anns = record["boxes-metadata"], record["boxes"]["annotations"]
+        meta["class-map"][str(1000 + i % 300)] = f"extra {i % 300}"  # a map of its own, each key one name
+        if i % 97 == 5 and meta["class-map"]:
+            meta["class-map"].pop(next(iter(meta["class-map"])))  # a box its own map does not name
+        if i % 211 == 7 and anns:
+            anns[0]["class_id"] = 300  # past a byte: that slice is named box by box
+        lines.append(orjson.dumps(record))
+    fast, tally = _fast(lines, batch=300)
+    assert len(fast.class_maps.maps) >= 250 and len(fast.class_maps.named) >= 256 and fast.generic_lines <= 1
+    assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=300))
+
+
 @pytest.mark.parametrize("distinct", [1, 3, stats_fast.FEW_VALUES, stats_fast.FEW_VALUES + 1, 40])
 def test_a_column_is_tallied_as_a_counter_counts_it(distinct):
     rng = random.Random(distinct)

@@ -8,8 +8,10 @@ from itertools import chain
 from operator import attrgetter, mul, sub
 from typing import Any
 
+import numpy as np
+
 from .stats_facts import small_counts
-from .stats_structs import _ID_TEXT, ClassMap, _Box, _Object
+from .stats_structs import _ID_TEXT, ClassMap, ClassMaps, _Box, _Object
 
 _CLASS_ID, _CONFIDENCE = attrgetter("class_id"), attrgetter("confidence")
 _POSITIVE = (0).__lt__
@@ -17,9 +19,11 @@ _POSITIVE = (0).__lt__
 
 class BoxCount:
     """The counting of boxes, with what it keeps between slices: the pairs seen as a dict, and the
-    class maps whose pairs a ``Counts`` already holds."""
+    class maps whose pairs a ``Counts`` already holds. ``class_maps``: the maps a lean slice's
+    codes stand for."""
 
-    def __init__(self) -> None:
+    def __init__(self, class_maps: ClassMaps) -> None:
+        self.class_maps = class_maps
         #: ``(a Counts' raw_names set, its size, its pairs as a dict)``, the dict None where a key has
         #: two names (``_classes``)
         self._pairs: tuple[Any, int, dict | None] = (None, 0, None)
@@ -52,19 +56,19 @@ class BoxCount:
         named once per distinct id. Otherwise (a key with two names, a box its map does not
         name), box by box."""
         raw = cols.raw_names
-        if maps and type(maps[0]) is not ClassMap:  # a typed block's: a dict a line
+        named = False  # whether every box's id is known to be named by its own line's map
+        if maps and type(maps[0]) is int:  # a lean slice's map codes (``ClassMaps.of``)
+            self._pair(cols, maps, self.class_maps.maps.__getitem__)
+            named = self._named(ids, boxes, maps)
+            if not named:
+                maps = list(map(self.class_maps.maps.__getitem__, maps))
+        elif maps and type(maps[0]) is ClassMap:  # maps past those remembered
+            self._pair(cols, maps, _itself)
+        else:  # a typed block's: a dict a line
             raw.update(chain.from_iterable(map(dict.items, maps)))
-        else:
-            paired = self._paired.get(id(cols))
-            if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
-                paired = self._paired[id(cols)] = (raw, set())
-            fresh = set(maps).difference(paired[1])
-            if fresh:
-                paired[1].update(fresh)
-                raw.update(chain.from_iterable(m.pairs for m in fresh))
-        names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
-                         map(_ID_TEXT.__getitem__, ids)))
-        if all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
+        names = None if named else list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
+                                            map(_ID_TEXT.__getitem__, ids)))
+        if named or all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
             known = self._pairs
             if known[0] is not raw or known[1] != len(raw):
                 by_key = dict(raw)
@@ -75,4 +79,32 @@ class BoxCount:
                 for class_id, n in small_counts(ids):
                     class_n[class_id, by_key[_ID_TEXT[class_id]]] += n
                 return
+        if names is None:
+            maps = list(map(self.class_maps.maps.__getitem__, maps))
+            names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)), map(_ID_TEXT.__getitem__, ids)))
         cols.class_n.update(zip(ids, names, strict=True))
+
+    def _pair(self, cols: Any, maps: list[Any], class_map: Any) -> None:
+        """The pairs of the maps (codes or ``ClassMap``) a ``Counts`` does not hold yet since its
+        last flush."""
+        raw = cols.raw_names
+        paired = self._paired.get(id(cols))
+        if paired is None or paired[0] is not raw:  # a flush began a new set of pairs
+            paired = self._paired[id(cols)] = (raw, set())
+        fresh = set(maps).difference(paired[1])
+        if fresh:
+            paired[1].update(fresh)
+            raw.update(chain.from_iterable(class_map(m).pairs for m in fresh))
+
+    def _named(self, ids: list[int], boxes: list[int], codes: list[int]) -> bool:
+        """Whether each box's id is named by its own line's map (``ClassMaps.named``), in one numpy
+        lookup; False where an id or a line's box count is outside a byte (then box by box)."""
+        try:
+            id_bytes, per_line = np.frombuffer(bytes(ids), np.uint8), np.frombuffer(bytes(boxes), np.uint8)
+        except ValueError:
+            return False
+        return bool(self.class_maps.named[np.repeat(np.array(codes, np.intp), per_line), id_bytes].all())
+
+
+def _itself(value: Any) -> Any:
+    return value
