@@ -137,6 +137,23 @@ def test_boxes_are_checked_against_their_own_line_s_map_in_one_lookup_as_maps_gr
     assert_equal(merge_partials("m", [tally.part], None), _stats(lines, None, fast=False, batch=300))
 
 
+@pytest.mark.parametrize("extra", [0, 1, 300])
+def test_boxes_without_a_confidence_are_counted_as_the_generic_count_counts(extra):
+    """Lines with fewer objects than boxes (unscored boxes), and some with ``extra`` objects more
+    than boxes (their confidences count, no box goes negative; 300: counts past a byte)."""
+    rng = random.Random(15 + extra)
+    lines = []
+    for i in range(400):
+        record = detection(rng, i=i)
+        if extra and i % 13 == 4:
+            record["boxes-metadata"]["objects"] += [{"confidence": 0.5}] * extra
+        lines.append(orjson.dumps(record))
+    fast, tally = _fast(lines)
+    got = merge_partials("m", [tally.part], None)
+    assert got.attributes["boxes"].unscored > 0 and fast.generic_lines <= 1
+    assert_equal(got, _stats(lines, None, fast=False, batch=100))
+
+
 @pytest.mark.parametrize("distinct", [1, 3, stats_fast.FEW_VALUES, stats_fast.FEW_VALUES + 1, 40])
 def test_a_column_is_tallied_as_a_counter_counts_it(distinct):
     rng = random.Random(distinct)

@@ -161,7 +161,7 @@ def _count_lines(batches: Iterable[tuple[list[bytes], bytes | None]],
                 tally.generic(lines)
             else:
                 quick.count(lines, tally, block)
-            if pending >= BATCH_LINES or sum(len(cols.conf) for cols in tally.columns.values()) >= CONF_HELD:
+            if pending >= BATCH_LINES or sum(cols.held() for cols in tally.columns.values()) >= CONF_HELD:
                 tally.flush()
                 pending = 0
     finally:

@@ -39,11 +39,9 @@ class BoxCount:
             per_image_n[n_boxes] += n
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
         self._classes(cols, ids, boxes, maps)
-        cols.conf += map(_CONFIDENCE, chain.from_iterable(objects))
-        # boxes beyond a line's objects list have no confidence; where no line has more objects
-        # than boxes (the rule), that is the difference of the sums, with no call per line
-        unscored = list(map(sub, boxes, map(len, objects)))
-        cols.unscored += sum(unscored) if min(unscored, default=0) >= 0 else sum(filter(_POSITIVE, unscored))
+        conf = np.fromiter(map(_CONFIDENCE, chain.from_iterable(objects)), np.float64)
+        cols.conf_arrays.append(conf)
+        cols.unscored += _unscored(boxes, list(map(len, objects)), len(ids), len(conf))
 
     def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[dict[str, str]]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
@@ -108,3 +106,16 @@ class BoxCount:
 
 def _itself(value: Any) -> Any:
     return value
+
+
+def _unscored(boxes: list[int], objects: list[int], n_boxes: int, n_objects: int) -> int:
+    """Boxes beyond their line's objects list, which have no confidence: where no line has more
+    objects than boxes (the rule), the difference of the sums. Compared in numpy over the counts'
+    bytes (a ``map(sub)`` and a ``min`` cost 620 instructions a bench line)."""
+    try:
+        per_box, per_object = np.frombuffer(bytes(boxes), np.uint8), np.frombuffer(bytes(objects), np.uint8)
+    except ValueError:  # a line with 256 boxes or objects or more
+        return sum(filter(_POSITIVE, map(sub, boxes, objects)))
+    if (per_object > per_box).any():
+        return int(np.maximum(per_box.astype(np.int64) - per_object, 0).sum())
+    return n_boxes - n_objects
