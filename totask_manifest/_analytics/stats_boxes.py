@@ -30,9 +30,10 @@ class BoxCount:
         #: a Counts' id -> (its raw_names set, the class maps whose pairs it holds)
         self._paired: dict[int, tuple[set, set[ClassMap]]] = {}
 
-    def add(self, cols: Any, anns: list[list[_Box]], maps: list[dict[str, str]],
-                   objects: Sequence[list[_Object]]) -> None:
-        """The boxes, classes and confidences of labeled detection lines (one entry each)."""
+    def add(self, cols: Any, anns: list[list[_Box]], maps: list[Any], objects: Sequence[list[_Object]]) -> None:
+        """The boxes, classes and confidences of labeled detection lines (one entry each). ``maps``:
+        each line's class map, as ``ClassMaps.of`` gives them (codes, or ``ClassMap``), or a typed
+        block's dicts."""
         boxes = list(map(len, anns))
         per_image_n = cols.per_image_n
         for n_boxes, n in small_counts(boxes):
@@ -43,7 +44,7 @@ class BoxCount:
         cols.conf_arrays.append(conf)
         cols.unscored += _unscored(boxes, list(map(len, objects)), len(ids), len(conf))
 
-    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[dict[str, str]]) -> None:
+    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[Any]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
         has none), and the class maps' pairs (each distinct map's once a batch).
 
