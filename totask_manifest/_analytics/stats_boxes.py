@@ -38,13 +38,18 @@ class BoxCount:
         per_image_n = cols.per_image_n
         for n_boxes, n in small_counts(boxes):
             per_image_n[n_boxes] += n
+        try:  # the box counts as bytes, for numpy (once: ``_named`` and ``_unscored`` read them)
+            per_line: np.ndarray | None = np.frombuffer(bytes(boxes), np.uint8)
+        except ValueError:  # a line with 256 boxes or more
+            per_line = None
         ids = list(map(_CLASS_ID, chain.from_iterable(anns)))
-        self._classes(cols, ids, boxes, maps)
+        self._classes(cols, ids, boxes, per_line, maps)
         conf = np.fromiter(map(_CONFIDENCE, chain.from_iterable(objects)), np.float64)
         cols.conf_arrays.append(conf)
-        cols.unscored += _unscored(boxes, list(map(len, objects)), len(ids), len(conf))
+        cols.unscored += _unscored(boxes, per_line, list(map(len, objects)), len(ids), len(conf))
 
-    def _classes(self, cols: Any, ids: list[int], boxes: list[int], maps: list[Any]) -> None:
+    def _classes(self, cols: Any, ids: list[int], boxes: list[int], per_line: np.ndarray | None,
+                 maps: list[Any]) -> None:
         """Each box by its id and the name its own line's class map gives it (None where the map
         has none), and the class maps' pairs (each distinct map's once a batch).
 
@@ -55,19 +60,15 @@ class BoxCount:
         named once per distinct id. Otherwise (a key with two names, a box its map does not
         name), box by box."""
         raw = cols.raw_names
-        named = False  # whether every box's id is known to be named by its own line's map
-        if maps and type(maps[0]) is int:  # a lean slice's map codes (``ClassMaps.of``)
+        coded = bool(maps) and type(maps[0]) is int  # a lean slice's map codes (``ClassMaps.of``)
+        if coded:
             self._pair(cols, maps, self.class_maps.maps.__getitem__)
-            named = self._named(ids, boxes, maps)
-            if not named:
-                maps = list(map(self.class_maps.maps.__getitem__, maps))
         elif maps and type(maps[0]) is ClassMap:  # maps past those remembered
             self._pair(cols, maps, _itself)
         else:  # a typed block's: a dict a line
             raw.update(chain.from_iterable(map(dict.items, maps)))
-        names = None if named else list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)),
-                                            map(_ID_TEXT.__getitem__, ids)))
-        if named or all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
+        names = None if coded and self._named(ids, per_line, maps) else self._names(ids, boxes, maps)
+        if names is None or all(names):  # names are strings, None where a box's map does not name it ("" takes the slow way)
             known = self._pairs
             if known[0] is not raw or known[1] != len(raw):
                 by_key = dict(raw)
@@ -78,10 +79,13 @@ class BoxCount:
                 for class_id, n in small_counts(ids):
                     class_n[class_id, by_key[_ID_TEXT[class_id]]] += n
                 return
-        if names is None:
+        cols.class_n.update(zip(ids, self._names(ids, boxes, maps) if names is None else names, strict=True))
+
+    def _names(self, ids: list[int], boxes: list[int], maps: list[Any]) -> list[str | None]:
+        """The name each box's own line's map gives it, box by box."""
+        if maps and type(maps[0]) is int:
             maps = list(map(self.class_maps.maps.__getitem__, maps))
-            names = list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)), map(_ID_TEXT.__getitem__, ids)))
-        cols.class_n.update(zip(ids, names, strict=True))
+        return list(map(dict.get, chain.from_iterable(map(mul, zip(maps), boxes)), map(_ID_TEXT.__getitem__, ids)))
 
     def _pair(self, cols: Any, maps: list[Any], class_map: Any) -> None:
         """The pairs of the maps (codes or ``ClassMap``) a ``Counts`` does not hold yet since its
@@ -95,11 +99,13 @@ class BoxCount:
             paired[1].update(fresh)
             raw.update(chain.from_iterable(class_map(m).pairs for m in fresh))
 
-    def _named(self, ids: list[int], boxes: list[int], codes: list[int]) -> bool:
+    def _named(self, ids: list[int], per_line: np.ndarray | None, codes: list[int]) -> bool:
         """Whether each box's id is named by its own line's map (``ClassMaps.named``), in one numpy
         lookup; False where an id or a line's box count is outside a byte (then box by box)."""
+        if per_line is None:
+            return False
         try:
-            id_bytes, per_line = np.frombuffer(bytes(ids), np.uint8), np.frombuffer(bytes(boxes), np.uint8)
+            id_bytes = np.frombuffer(bytes(ids), np.uint8)
         except ValueError:
             return False
         return bool(self.class_maps.named[np.repeat(np.array(codes, np.intp), per_line), id_bytes].all())
@@ -109,14 +115,16 @@ def _itself(value: Any) -> Any:
     return value
 
 
-def _unscored(boxes: list[int], objects: list[int], n_boxes: int, n_objects: int) -> int:
+def _unscored(boxes: list[int], per_line: np.ndarray | None, objects: list[int], n_boxes: int, n_objects: int) -> int:
     """Boxes beyond their line's objects list, which have no confidence: where no line has more
     objects than boxes (the rule), the difference of the sums. Compared in numpy over the counts'
     bytes (a ``map(sub)`` and a ``min`` cost 620 instructions a bench line)."""
     try:
-        per_box, per_object = np.frombuffer(bytes(boxes), np.uint8), np.frombuffer(bytes(objects), np.uint8)
-    except ValueError:  # a line with 256 boxes or objects or more
+        per_object = np.frombuffer(bytes(objects), np.uint8)
+    except ValueError:  # a line with 256 objects or more
+        per_object = None
+    if per_line is None or per_object is None:
         return sum(filter(_POSITIVE, map(sub, boxes, objects)))
-    if (per_object > per_box).any():
-        return int(np.maximum(per_box.astype(np.int64) - per_object, 0).sum())
+    if (per_object > per_line).any():
+        return int(np.maximum(per_line.astype(np.int64) - per_object, 0).sum())
     return n_boxes - n_objects
