@@ -119,24 +119,49 @@ def _keep_signal_handlers() -> Iterator[None]:
     stop cleanly and commit the output, must stay in charge. Put back after ``ray.init`` was not
     enough: a SIGTERM during its seconds of start-up met Ray's handler (``sys.exit(15)``) and the
     job ended FAILED, blaming the annotator. So Ray's installer does nothing meanwhile, where Ray
-    has it (``ray._private.utils.set_sigterm_handler``); the handlers are put back all the same."""
+    has it (``ray._private.utils.set_sigterm_handler``); the handlers are put back all the same.
+
+    The driver's core worker (C++) is also built without its crash handler (absl's, read from
+    ``ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` as the core worker is made; the workers
+    keep theirs). That handler takes SIGTERM too, and ``ray.shutdown`` "uninstalls" it by setting
+    SIGTERM to its default disposition, below Python, for the rest of the process: a SIGTERM while
+    the job shut its private Ray down (a second signal, a stop that came as the last batch ended)
+    killed the process by the signal (returncode -15), with no final status said. A C++ crash in
+    the driver then prints no C++ stack (Python's own crash report stays)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     saved = {s: signal.getsignal(s) for s in _signals.STOPS}
-    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    private = getattr(ray, "_private", None)
+    utils = getattr(private, "utils", None)
     installer = getattr(utils, "set_sigterm_handler", None)
     if installer is not None:
         utils.set_sigterm_handler = lambda _handler: None
+    constants = getattr(private, "ray_constants", None)
+    crash_handler_off = getattr(constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+    if crash_handler_off is not None:
+        constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     try:
         yield
     finally:
+        if crash_handler_off is not None:
+            constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = crash_handler_off
         if installer is not None:
             utils.set_sigterm_handler = installer
         for s, handler in saved.items():
             if handler is not None:
                 signal.signal(s, handler)
 
+
+
+def shutdown_private_instance() -> None:
+    """``ray.shutdown`` of the instance this run started, with the stop signals held
+    (``_signals.held``): one that comes meanwhile (a second Ctrl-C, a stop as the last batch
+    ended) reaches the job's handler once Ray is down, not halfway through its shutdown (its
+    processes left running, its exit hook doing the rest with a traceback). A second one there
+    is raised at once, as ``held`` does: Ctrl-C is never powerless."""
+    with _signals.held(), _keep_signal_handlers():
+        ray.shutdown()
 
 
 def annotator_factory(run: JobRun) -> Callable[[], Annotator]:
@@ -348,8 +373,7 @@ class RayEngine(Engine):
                 self._run(plan)
             finally:
                 if started_here:
-                    with _keep_signal_handlers():
-                        ray.shutdown()
+                    shutdown_private_instance()
             # start-up and annotation apart: what a benchmark (or an operator) needs to tell a
             # slow cluster start from a slow job
             log.info("ray_timings %s", json.dumps({k: round(v, 3) for k, v in self.timings.items()}))
