@@ -47,6 +47,7 @@ def test_apply_writes_dm_v1_once_and_is_idempotent(synapse, client, job) -> None
     _, job_dir, tasks = job
     report = apply_job(str(job_dir), client=client)
     assert report.ok and report.totals["applied"] == 6
+    assert report.not_reached == 0 and "not reached" not in report.summary()
     for line, task in enumerate(tasks, start=1):
         assert task["data"] == expected(line)
         [put] = puts(synapse, task["id"])
@@ -170,6 +171,9 @@ def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) 
     # the tasks that failed before the stop are said each; the one that stopped it, in the summary only
     shown = [r for r in report.results if r.status == "failed" and not r.fatal]
     assert len(shown) == 2 and sum(r.status == "failed" for r in report.results) == 3, report.results
+    # 6 lines: 2 applied (rolled back), 3 failed, and the last one never reached, which the counts alone left unsaid
+    assert report.not_reached == 1 and report.totals["lines"] == 5
+    assert "\n1 line(s) not reached: nothing was sent for them; apply again" in report.summary()
 
 
 def test_project_gone_is_fatal_and_rollback_can_be_declined(synapse, client, job) -> None:

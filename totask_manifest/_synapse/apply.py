@@ -143,7 +143,7 @@ class _ApplyRun:
         self.concurrency = concurrency
         self.rollback_on_fatal = rollback_on_fatal
         self.on_result = on_result
-        self.report = ApplyReport(target.job_url, dry_run, keep_results=keep_results)
+        self.report = ApplyReport(target.job_url, dry_run, keep_results=keep_results, manifest_lines=target.lines)
         self.breaker = Breaker()
         self.journal: Journal | None = None
         self._gone: set[int] = set()

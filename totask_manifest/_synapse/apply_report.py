@@ -52,6 +52,10 @@ class ApplyReport:
     sent: int = 0
     #: whether ``add`` keeps each result in ``results`` (else it counts them only)
     keep_results: bool = True
+    #: the output manifest's non-blank lines (``JobTarget.lines``; 0: not counted): a run that
+    #: stopped says how many it never reached, which the counts alone left out (50 lines, "34
+    #: failed, 1 not labeled", and nothing on the other 15)
+    manifest_lines: int = 0
     _counts: Counter = field(default_factory=Counter, repr=False)
     _no_task_id: int = field(default=0, repr=False)
     _first_no_task_id: int | None = field(default=None, repr=False)
@@ -80,6 +84,11 @@ class ApplyReport:
     @property
     def totals(self) -> dict[str, int]:
         return {"lines": sum(self._counts.values()), **{s: self._counts.get(s, 0) for s in STATUSES}}
+
+    @property
+    def not_reached(self) -> int:
+        """The output manifest's lines the run never came to (it stopped first), where it counted them."""
+        return max(0, self.manifest_lines - sum(self._counts.values())) if self.fatal else 0
 
     @property
     def ok(self) -> bool:
@@ -120,6 +129,9 @@ class ApplyReport:
                 f"{t[CONFLICT]} conflicts (skipped), {t[FAILED]} failed, {t[NOT_LABELED]} not labeled")
         if self.fatal:
             text += f"\nstopped: {self.fatal}"
+            if self.not_reached:
+                text += (f"\n{self.not_reached} line(s) not reached: nothing was {'planned' if self.dry_run else 'sent'} "
+                         "for them; apply again once the cause is fixed (tasks that hold their label are left alone)")
             if self.rollback is not None:
                 text += "\n" + self.rollback.summary()
                 if not self.rollback.complete:
