@@ -168,9 +168,10 @@ def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) 
     assert report.rollback.totals["restored"] == 2
     assert all(t["data"] == ORIGINAL for t in tasks)
     assert "rollback: 2 restored" in report.summary()
-    # the tasks that failed before the stop are said each; the one that stopped it, in the summary only
-    shown = [r for r in report.results if r.status == "failed" and not r.fatal]
-    assert len(shown) == 2 and sum(r.status == "failed" for r in report.results) == 3, report.results
+    # the three tasks in a row that found no backend are the outage's: said once, in the summary, not
+    # one line each before it (they were held until the third said the backend was down)
+    failed = [r for r in report.results if r.status == "failed"]
+    assert len(failed) == 3 and all(r.fatal for r in failed), report.results
     # 6 lines: 2 applied (rolled back), 3 failed, and the last one never reached, which the counts alone left unsaid
     assert report.not_reached == 1 and report.totals["lines"] == 5
     assert "\n1 line(s) not reached: nothing was sent for them; apply again" in report.summary()
@@ -416,3 +417,17 @@ def test_a_job_never_exported_from_synapse_is_one_error_line(tmp_path) -> None:
         "totask-manifest apply: error: nothing was applied: 50 line(s) have no synapse.task_id (first: line 1): "
         "apply writes to the Synapse tasks a manifest was exported from; export them first ('totask-manifest "
         "export') and run the job on that manifest"]
+
+
+def test_tasks_that_found_no_backend_are_failures_of_their_own_once_it_answers(synapse, client, job) -> None:
+    """Two tasks in a row without an answer, then the backend answers: no outage. The two were held
+    until the next task said so, then said as failures each, and the run went on."""
+    _, job_dir, _tasks = job
+    synapse.add_fault(Fault(status=503, skip=2 * 2, times=6))  # 2 tasks x 3 attempts, after two tasks
+    seen: list = []
+    report = apply_job(str(job_dir), client=client, concurrency=1, on_result=seen.append)
+    assert report.ok and report.not_reached == 0, report.summary()
+    failed = [r for r in report.results if r.status == "failed"]
+    assert len(failed) == 2 and not any(r.fatal for r in failed), report.results
+    assert report.totals["applied"] == 4
+    assert sorted(r.line for r in seen) == list(range(1, 7))  # every line said once, the held two included

@@ -189,3 +189,17 @@ def test_both_kinds_left_are_each_said_with_their_count(synapse, files, client, 
     again = rollback_job(str(job), client=client)  # the transient one restored; the other two still refused
     assert again.totals["restored"] == 1 and again.totals["failed"] == 2, again.summary()
     assert _RERUN not in again.summary() and "2 tasks not restored as they hold" in again.summary()
+
+
+def test_tasks_that_found_no_backend_before_it_was_called_down_are_said_in_the_summary_only(
+        synapse, files, client, tmp_path) -> None:
+    """Three tasks in a row without an answer stop the rollback: the two before the third are the
+    outage's too, marked fatal (said once, in the summary), not a ``task N: failed`` line each."""
+    job, _tasks = _applied_job(synapse, files, client, tmp_path)
+    synapse.add_fault(Fault(status=503, method="GET", times=None))
+
+    report = rollback_job(str(job), client=client, concurrency=1)
+
+    assert report.fatal is not None and "unavailable (3 tasks in a row failed" in report.fatal, report.summary()
+    failed = [r for r in report.results if r.status == "failed"]
+    assert len(failed) == 3 and all(r.fatal for r in failed), report.results

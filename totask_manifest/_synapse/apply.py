@@ -180,6 +180,7 @@ class _ApplyRun:
                 await self._recheck()
             except StorageError as exc:  # the manifest cannot be read
                 self.breaker.trip(str(exc))
+            self._say(self.breaker.release())  # the last failures for want of an answer, the run over
             for line, task_id, _ in self.suspects:  # not looked at again: the run stopped first
                 self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
             # a run stopped before its first write (a refused token, say) has nothing to roll back: the
@@ -298,7 +299,7 @@ class _ApplyRun:
     async def _apply_one(self, p: Planned, own: set[tuple[int, str]] | None = None) -> None:
         try:
             result = await self._decide_and_write(p, own)
-            self.breaker.success()
+            self._say(self.breaker.success())
             if result is None:  # looked at again after the run
                 return
         except TokenRejected as exc:
@@ -308,18 +309,23 @@ class _ApplyRun:
             self.breaker.trip(f"the backend moved ({exc})")
             result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
-            self.breaker.unavailable(str(exc))
-            # once that stops the run, the writes in flight failing the same way are said in its summary
-            result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=self.breaker.tripped)
+            # held until the next task says whether the backend is down: then, with the writes in flight
+            # failing the same way, said once, in the summary (``Breaker``)
+            self._say(self.breaker.unavailable(str(exc), TaskResult(p.line, p.task_id, FAILED, str(exc))))
+            return
         except NotFound as exc:
             gone = p.project is not None and await self._project_gone(p.project)
             if gone:
                 self.breaker.trip(project_gone(p.project, self.aio.settings))
             result = TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=gone)
         except SynapseHTTPError as exc:
-            self.breaker.success()
+            self._say(self.breaker.success())
             result = TaskResult(p.line, p.task_id, FAILED, str(exc))
         self._emit(result)
+
+    def _say(self, results: list[TaskResult]) -> None:
+        for result in results:
+            self._emit(result)
 
     async def _decide_and_write(self, p: Planned, own: set[tuple[int, str]] | None) -> TaskResult | None:
         """What to do with one task, and the write; None: decided after the run (``_recheck``).

@@ -223,8 +223,8 @@ async def rollback_async(
             breaker.trip(f"the backend moved ({exc})")
             result = RestoreResult(tid, FAILED, str(exc), fatal=True)
         except BackendUnavailable as exc:
-            breaker.unavailable(str(exc))
-            result = RestoreResult(tid, FAILED, str(exc), fatal=breaker.tripped)  # said once, in the summary
+            result = RestoreResult(tid, FAILED, str(exc))
+            breaker.unavailable(str(exc), result)  # once it trips, this and those before it: said once, in the summary
         except NotFound as exc:
             project = history.writes[0].get("project")
             state = None if project is None else await _project_state(aio, project)

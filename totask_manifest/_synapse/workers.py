@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import UsageError
 
@@ -29,12 +29,19 @@ def check_concurrency(concurrency: int) -> None:
 
 
 class Breaker:
-    """Collects the first fatal reason; counts consecutive "backend unavailable" failures."""
+    """Collects the first fatal reason; counts consecutive "backend unavailable" failures, and holds
+    their results until the next task says whether the backend is down.
+
+    Why hold them: the failures before the one that trips the breaker were said one by one (`task
+    1000: failed (Synapse did not answer ...)` twice), then the same cause again as the stop.
+    Once it trips, they are the outage's and marked ``fatal`` (said once, in the summary); a task
+    that the backend answers first makes them failures of their own, said as such."""
 
     def __init__(self, threshold: int = 3) -> None:
         self.threshold = max(1, threshold)
         self.fatal: str | None = None
         self._unavailable_in_a_row = 0
+        self._held: list[Any] = []
 
     @property
     def tripped(self) -> bool:
@@ -44,14 +51,31 @@ class Breaker:
         if self.fatal is None:
             self.fatal = reason
 
-    def success(self) -> None:
+    def success(self) -> list[Any]:
+        """The backend answered a task: the unavailable failures held are failures of their own
+        (returned, to be said)."""
         self._unavailable_in_a_row = 0
+        return self.release()
 
-    def unavailable(self, reason: str) -> None:
+    def unavailable(self, reason: str, result: Any) -> list[Any]:
+        """``result`` (a result with a ``fatal`` flag) failed for want of an answer. Returns what
+        may be said now: nothing while it may be an outage (held); once this trips the breaker, or
+        it has tripped, every result held and this one, marked ``fatal``."""
         self._unavailable_in_a_row += 1
+        self._held.append(result)
         if self._unavailable_in_a_row >= self.threshold:
             self.trip(f"the Synapse backend is unavailable ({self._unavailable_in_a_row} tasks in a row failed; "
                       f"last: {reason})")
+        if not self.tripped:
+            return []
+        for held in self._held:
+            held.fatal = True
+        return self.release()
+
+    def release(self) -> list[Any]:
+        """The results held (the run ended, or the backend answered), to be said as they are."""
+        held, self._held = self._held, []
+        return held
 
 
 async def run_pool(
