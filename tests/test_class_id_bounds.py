@@ -125,3 +125,30 @@ def test_a_label_file_a_job_reads_takes_1_0_as_1_and_writes_it_so_where_an_expor
     assert multi.value == [1] and type(multi.value[0]) is int
     with pytest.raises(FormatError, match="class id must be a non-negative integer within 64 bits"):
         exported_label("object-detection", value, meta)
+
+
+def _classification_line(label: str) -> bytes:
+    return (b'{"source-ref":"s3://b/a.jpg","cls":%s,"cls-metadata":{"class-name":"x","confidence":0.9,'
+            b'"type":"groundtruth/image-classification","job-name":"labeling-job/j","human-annotated":"no",'
+            b'"creation-date":"2020-01-01T00:00:00.000000"}}\n' % label.encode())
+
+
+@pytest.mark.parametrize("many", [1, 400], ids=["alone", "after-400-good-lines"])  # the per-line and the typed path
+@pytest.mark.parametrize(("label", "valid"), [
+    ('"3"', True), (f'"{2**63 - 1}"', True), (f'"{2**63}"', False), (f'"{10**19 + 7}"', False),
+    ('"99999999999999999999"', False), ('"03"', False),
+])
+def test_a_classification_label_of_digits_is_a_class_index_within_64_bits(
+        tmp_path: Path, capsys, label: str, valid: bool, many: int) -> None:
+    """A label written as a string of digits above 2**63 - 1 passed ``validate``, and every export
+    refused it: validate holds it to the bound an integer label has (``class-index-digits``)."""
+    src = tmp_path / "in.manifest"
+    src.write_bytes(_classification_line('"1"') * (many - 1) + _classification_line(label))
+    code = main(["validate", str(src), "--label-attribute", "cls"])
+    out = capsys.readouterr()
+    assert code == (0 if valid else 1), out
+    if not valid:
+        assert f"line {many}: error: cls: {label} is not valid under any of the schemas" in out.out + out.err
+    else:
+        assert main(["convert", str(src), str(tmp_path / "out.dm.jsonl"), "--to", "dm-schema-v1",
+                     "--label-attribute", "cls"]) == 0, capsys.readouterr()
