@@ -431,3 +431,26 @@ def test_tasks_that_found_no_backend_are_failures_of_their_own_once_it_answers(s
     assert len(failed) == 2 and not any(r.fatal for r in failed), report.results
     assert report.totals["applied"] == 4
     assert sorted(r.line for r in seen) == list(range(1, 7))  # every line said once, the held two included
+
+
+def test_rollback_refuses_another_backend_than_apply_wrote_to(synapse, client, job, capsys, monkeypatch) -> None:
+    """The journal names the host each write went to: a rollback with SYNAPSE_HOST set to another
+    backend (staging's job, production's host) would look at that backend's tasks of the same ids,
+    each a conflict, or with ``--force`` overwritten with the other backend's data. Refused in one
+    line, before any request."""
+    _, job_dir, tasks = job
+    assert main(["apply", str(job_dir)]) == 0
+    capsys.readouterr()
+    records = [orjson.loads(line) for line in (job_dir / "synapse-journal.jsonl").read_bytes().splitlines()]
+    assert {r["host"] for r in records if r["op"] == "before"} == {synapse.url.rstrip("/")}
+    elsewhere = "http://127.0.0.1:9"  # nothing answers there: a request would fail, not be refused
+    monkeypatch.setenv("SYNAPSE_HOST", elsewhere)
+    sent = len(synapse.requests)
+    assert main(["rollback", str(job_dir), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert (f"went to {synapse.url.rstrip('/')} (apply's host, in the job's journal), not to {elsewhere}: "
+            f"set SYNAPSE_HOST to {synapse.url.rstrip('/')} to roll them back") in err, err
+    monkeypatch.setenv("SYNAPSE_HOST", synapse.url)  # the same backend, as apply's client saw it
+    assert main(["rollback", str(job_dir)]) == 0
+    assert all(t["data"] == ORIGINAL for t in tasks) and len(synapse.requests) > sent

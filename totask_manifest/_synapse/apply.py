@@ -354,8 +354,9 @@ class _ApplyRun:
             return TaskResult(p.line, p.task_id, WOULD_APPLY, change)
         assert self.journal is not None
         # the data unit too: rollback puts ``previous`` back only onto a task still showing that image
+        # the host too: rollback refuses another backend's tasks of the same ids (``rollback.other_host``)
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
-                                       data_unit=unit if unit is not None else p.data_unit,
+                                       host=self.aio.settings.host, data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         self.sent += 1
         try:

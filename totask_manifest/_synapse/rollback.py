@@ -20,9 +20,10 @@ import asyncio
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .._errors import StorageError
+from .._errors import StorageError, UsageError
 from .._jobs.job import Job
 from .._jobs.lease import hold
 from .client import (
@@ -35,6 +36,7 @@ from .client import (
 )
 from .current import DETAIL, unit_id
 from .journal import Journal, TaskHistory, iter_journal, open_writes
+from .settings import SynapseSettings, origin
 from .sync_client import SynapseClient
 from .taskdata import data_hash
 from .workers import Breaker, check_concurrency, project_gone, restore_other_unit, run_pool
@@ -148,6 +150,21 @@ def rollback_job(
             client.close()
 
 
+def other_host(histories: Iterable[TaskHistory], settings: SynapseSettings) -> str | None:
+    """Why rollback refuses, where apply wrote these tasks to another backend than the one now set
+    (its journal's ``host``; an older journal names none): the same task ids there are other
+    tasks, and each would come out a conflict, or with ``--force`` be overwritten with another
+    backend's data. None where every write went to this host (scheme, host and port)."""
+    here = origin(settings.host)
+    for history in histories:
+        for write in history.writes:
+            host = write.get("host")
+            if type(host) is str and origin(host) != here:
+                return (f"the job's writes to task {history.task_id} went to {host} (apply's host, in the job's "
+                        f"journal), not to {settings.host}: set {settings.host_from} to {host} to roll them back")
+    return None
+
+
 async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force: bool, concurrency: int,
                                  report: RollbackReport | None) -> RollbackReport:
     journal = Journal(job_url)
@@ -178,6 +195,9 @@ async def rollback_async(
     records = await asyncio.to_thread(lambda: [r for r in iter_journal(job_url)
                                                if only_run is None or r.get("run") == only_run])
     histories = open_writes(records)
+    elsewhere = other_host(histories.values(), aio.settings)
+    if elsewhere is not None:
+        raise UsageError(elsewhere)
     await asyncio.to_thread(fill_written_units, job_url, histories)  # an older journal's writes name no data unit
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
