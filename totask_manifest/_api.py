@@ -25,6 +25,7 @@ from ._api_checks import (
     completed_as_is,
     completed_result,
     input_changed_text,
+    path_keys,
     refuse_out_of_range,
     refuse_own_name,
     refuse_undeclared_options,
@@ -137,7 +138,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
                           options=tuning, checkpoint_every=config.checkpoint_every, keep_going=run.keep_going)
         refuse_own_name(config, chained_from, cloned_from)
         sources.refuse_missing()  # a mistyped path is the mistake, not the name
-        differs = identity_differences(existing.config, config)
+        differs = identity_differences(existing.config, config, path_keys(config))
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
                                                  ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
         # only another name runs the new configuration: resume changes tuning options alone (COMPLETED: none)

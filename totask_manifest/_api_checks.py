@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import JobError, JobExistsError, UsageError
+from ._errors import JobError, JobExistsError, TotaskError, UsageError
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
@@ -222,10 +222,20 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
         cls.check(typed, task_type)
 
 
+def path_keys(config: JobConfig) -> frozenset[str]:
+    """The options of ``config``'s method that name local files (compared as the files they name)."""
+    try:
+        cls = get_annotator_class(config.method)
+    except TotaskError:  # a method no longer installed: its options compared as written
+        return frozenset()
+    return frozenset(key for key, _value, _absolute in path_options(cls.Options, config.options))
+
+
 def same_job(existing: JobState, config: JobConfig, chained_from: str | None, cloned_from: str | None) -> bool:
     """Whether ``annotate`` (or ``chain``, ``clone``) is the same command as the one that started
     ``existing`` (tuning options aside): it carries on (or reports) that job rather than refuse."""
-    return (identity(existing.config) == identity(config) and chained_from == existing.chained_from
+    keys = path_keys(config)
+    return (identity(existing.config, keys) == identity(config, keys) and chained_from == existing.chained_from
             and cloned_from == existing.cloned_from)
 
 

@@ -167,18 +167,33 @@ def resume_arguments(job_url: Any, options: Any, checkpoint_every: Any) -> tuple
     return path_argument(job_url, "job_url"), options_argument(options or {}, "options")
 
 
-def identity(config: JobConfig) -> dict[str, Any]:
+def _real(value: Any) -> Any:
+    """A local absolute path as the file it names, through symbolic links (``os.path.realpath``);
+    anything else (a URL, a relative value) as it is."""
+    if isinstance(value, str) and value.startswith("/") and "://" not in value:
+        return os.path.realpath(value)
+    return value
+
+
+def identity(config: JobConfig, path_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
     """What makes two configurations the same job: everything but the tuning options and what the
-    job derives from its input (``DERIVED_OPTIONS``)."""
+    job derives from its input (``DERIVED_OPTIONS``). Local paths count as the files they name:
+    the input, the appended manifests and the options in ``path_keys`` (the method's path options,
+    ``_options.path_options``), so that the same command through a symbolic link (``/data`` a link
+    to ``/mnt/disk1/data``) is the same job, not "another configuration (differs in: input)"."""
     data = {k: v for k, v in config.to_dict().items() if k not in TUNING_FIELDS}
-    data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS and k not in DERIVED_OPTIONS}
+    data["input"] = _real(data.get("input"))
+    if isinstance(data.get("append"), list):
+        data["append"] = [_real(v) for v in data["append"]]
+    data["options"] = {k: _real(v) if k in path_keys else v for k, v in config.options.items()
+                       if k not in TUNING_OPTIONS and k not in DERIVED_OPTIONS}
     return data
 
 
-def identity_differences(old: JobConfig, new: JobConfig) -> list[str]:
+def identity_differences(old: JobConfig, new: JobConfig, path_keys: frozenset[str] = frozenset()) -> list[str]:
     """The identity keys in which two configurations differ, as job.json spells them
     (``task_type``, ``options.url_key``): keys only, since an option's value may be a secret."""
-    a, b = identity(old), identity(new)
+    a, b = identity(old, path_keys), identity(new, path_keys)
     out = [k for k in sorted(set(a) | set(b)) if k != "options" and a.get(k) != b.get(k)]
     oa, ob = a["options"], b["options"]
     return out + [f"options.{k}" for k in sorted(set(oa) | set(ob)) if oa.get(k) != ob.get(k)]
