@@ -117,7 +117,8 @@ _FLOOD_DURING_SHUTDOWN = textwrap.dedent("""
     from totask_manifest._engines.ray import RayEngine, RayOptions, shutdown_private_instance
 
     got = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    mine = lambda signum, frame: got.append(signum)  # noqa: E731
+    signal.signal(signal.SIGTERM, mine)
     assert RayEngine(RayOptions(num_cpus=1))._connect()
     sent = []
     done = threading.Event()
@@ -136,7 +137,9 @@ _FLOOD_DURING_SHUTDOWN = textwrap.dedent("""
         done.set()
         flooding.join()
     time.sleep(0.1)  # the last ones reach the handler
-    print(len(sent), len(got), signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)  # one more, after: the handler put back is this one
+    time.sleep(0.1)
+    print(len(sent), len(got), signal.getsignal(signal.SIGTERM) is mine)
 """)
 
 
@@ -146,4 +149,4 @@ def test_sigterm_while_the_engine_shuts_ray_down_reaches_the_handler(tmp_path: P
     assert done.returncode == 0, (done.returncode, done.stderr.decode()[-2000:])
     sent, got, handled = done.stdout.split()[-3:]
     assert int(sent) > 10, "the shutdown was too quick to be flooded"
-    assert int(got) >= 1 and handled == b"True", done.stdout
+    assert int(got) >= 2 and handled == b"True", done.stdout

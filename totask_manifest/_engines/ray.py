@@ -159,8 +159,10 @@ def shutdown_private_instance() -> None:
     (``_signals.held``): one that comes meanwhile (a second Ctrl-C, a stop as the last batch
     ended) reaches the job's handler once Ray is down, not halfway through its shutdown (its
     processes left running, its exit hook doing the rest with a traceback). A second one there
-    is raised at once, as ``held`` does: Ctrl-C is never powerless."""
-    with _signals.held(), _keep_signal_handlers():
+    is raised at once, as ``held`` does: Ctrl-C is never powerless. ``held`` inside: the handlers
+    ``_keep_signal_handlers`` puts back are the job's, not ``held``'s own, which a second signal
+    would have left in place for good (every later signal swallowed)."""
+    with _keep_signal_handlers(), _signals.held():
         ray.shutdown()
 
 
