@@ -40,6 +40,7 @@ from ._jobs.config import (
     TUNING_OPTIONS,
     JobConfig,
     JobResult,
+    as_recorded_path,
     chain_arguments,
     check_types,
     identity_differences,
@@ -140,7 +141,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         sources.refuse_missing()  # a mistyped path is the mistake, not the name
         differs = identity_differences(existing.config, config, path_keys(config))
         differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
-                                                 ("cloned_from", cloned_from, existing.cloned_from)) if new != old]
+                                                 ("cloned_from", cloned_from, existing.cloned_from))
+                    if as_recorded_path(new, old) != old]
         # only another name runs the new configuration: resume changes tuning options alone (COMPLETED: none)
         resume_it = ("" if existing.status == COMPLETED else
                      f" (or resume it with its own: totask-manifest resume {redact_secret_url(config.job_url)})")

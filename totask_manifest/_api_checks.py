@@ -14,7 +14,7 @@ from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
 from ._errors import JobError, JobExistsError, TotaskError, UsageError
-from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, identity
+from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, as_recorded, as_recorded_path, identity
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
@@ -234,9 +234,9 @@ def path_keys(config: JobConfig) -> frozenset[str]:
 def same_job(existing: JobState, config: JobConfig, chained_from: str | None, cloned_from: str | None) -> bool:
     """Whether ``annotate`` (or ``chain``, ``clone``) is the same command as the one that started
     ``existing`` (tuning options aside): it carries on (or reports) that job rather than refuse."""
-    keys = path_keys(config)
-    return (identity(existing.config, keys) == identity(config, keys) and chained_from == existing.chained_from
-            and cloned_from == existing.cloned_from)
+    return (identity(existing.config) == identity(as_recorded(config, existing.config, path_keys(config)))
+            and as_recorded_path(chained_from, existing.chained_from) == existing.chained_from
+            and as_recorded_path(cloned_from, existing.cloned_from) == existing.cloned_from)
 
 
 def completed_as_is(job: Job) -> JobResult | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -167,33 +168,45 @@ def resume_arguments(job_url: Any, options: Any, checkpoint_every: Any) -> tuple
     return path_argument(job_url, "job_url"), options_argument(options or {}, "options")
 
 
-def _real(value: Any) -> Any:
-    """A local absolute path as the file it names, through symbolic links (``os.path.realpath``);
-    anything else (a URL, a relative value) as it is."""
-    if isinstance(value, str) and value.startswith("/") and "://" not in value:
-        return os.path.realpath(value)
-    return value
-
-
-def identity(config: JobConfig, path_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+def identity(config: JobConfig) -> dict[str, Any]:
     """What makes two configurations the same job: everything but the tuning options and what the
-    job derives from its input (``DERIVED_OPTIONS``). Local paths count as the files they name:
-    the input, the appended manifests and the options in ``path_keys`` (the method's path options,
-    ``_options.path_options``), so that the same command through a symbolic link (``/data`` a link
-    to ``/mnt/disk1/data``) is the same job, not "another configuration (differs in: input)"."""
+    job derives from its input (``DERIVED_OPTIONS``)."""
     data = {k: v for k, v in config.to_dict().items() if k not in TUNING_FIELDS}
-    data["input"] = _real(data.get("input"))
-    if isinstance(data.get("append"), list):
-        data["append"] = [_real(v) for v in data["append"]]
-    data["options"] = {k: _real(v) if k in path_keys else v for k, v in config.options.items()
-                       if k not in TUNING_OPTIONS and k not in DERIVED_OPTIONS}
+    data["options"] = {k: v for k, v in config.options.items() if k not in TUNING_OPTIONS and k not in DERIVED_OPTIONS}
     return data
+
+
+def as_recorded_path(new: Any, recorded: Any) -> Any:
+    """``new`` (a local path the command gives now) as the job recorded it, where it names that
+    file through symbolic links and the recorded path holds none; anything else as it is.
+
+    Why only then: a link in the recorded path may point elsewhere now (``data`` re-pointed from
+    ``A`` to ``B``), and what it named when the job ran is not recorded; a recorded path without a
+    link names today what it named then. So a job started as ``/mnt/disk1/data/in.manifest`` is
+    the same job given as ``/data/in.manifest`` (``/data`` a link to ``/mnt/disk1/data``), which
+    was refused as "another configuration (differs in: input)"."""
+    if (isinstance(new, str) and isinstance(recorded, str) and new != recorded
+            and new.startswith("/") and recorded.startswith("/")
+            and os.path.realpath(recorded) == recorded and os.path.realpath(new) == recorded):
+        return recorded
+    return new
+
+
+def as_recorded(new: JobConfig, old: JobConfig, path_keys: frozenset[str] = frozenset()) -> JobConfig:
+    """``new`` with its local paths (the input, the appended manifests, the options in
+    ``path_keys``: the method's path options) spelled as ``old`` recorded them where they name the
+    same files (``as_recorded_path``): what ``identity`` compares."""
+    append = [as_recorded_path(a, b) for a, b in zip(new.append, old.append, strict=False)] + new.append[len(old.append):]
+    options = {k: as_recorded_path(v, old.options.get(k)) if k in path_keys else v for k, v in new.options.items()}
+    return dataclasses.replace(new, input=as_recorded_path(new.input, old.input), append=append, options=options)
 
 
 def identity_differences(old: JobConfig, new: JobConfig, path_keys: frozenset[str] = frozenset()) -> list[str]:
     """The identity keys in which two configurations differ, as job.json spells them
-    (``task_type``, ``options.url_key``): keys only, since an option's value may be a secret."""
-    a, b = identity(old, path_keys), identity(new, path_keys)
+    (``task_type``, ``options.url_key``): keys only, since an option's value may be a secret.
+    ``new``'s local paths are taken as ``old`` recorded them where they name the same files
+    (``as_recorded``; ``path_keys``: the method's path options)."""
+    a, b = identity(old), identity(as_recorded(new, old, path_keys))
     out = [k for k in sorted(set(a) | set(b)) if k != "options" and a.get(k) != b.get(k)]
     oa, ob = a["options"], b["options"]
     return out + [f"options.{k}" for k in sorted(set(oa) | set(ob)) if oa.get(k) != ob.get(k)]
