@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from pathlib import Path
 
 import fsspec
@@ -422,15 +424,23 @@ def test_a_job_never_exported_from_synapse_is_one_error_line(tmp_path) -> None:
 def test_tasks_that_found_no_backend_are_failures_of_their_own_once_it_answers(synapse, client, job) -> None:
     """Two tasks in a row without an answer, then the backend answers: no outage. The two were held
     until the next task said so, then said as failures each, and the run went on."""
-    _, job_dir, _tasks = job
+    _, job_dir, tasks = job
     synapse.add_fault(Fault(status=503, skip=2 * 2, times=6))  # 2 tasks x 3 attempts, after two tasks
     seen: list = []
-    report = apply_job(str(job_dir), client=client, concurrency=1, on_result=seen.append)
+    written_when_said: dict[int, int] = {}
+
+    def said(result) -> None:
+        seen.append(result)
+        written_when_said[result.line] = sum(t["data"] != ORIGINAL for t in tasks)
+
+    report = apply_job(str(job_dir), client=client, concurrency=1, on_result=said)
     assert report.ok and report.not_reached == 0, report.summary()
     failed = [r for r in report.results if r.status == "failed"]
-    assert len(failed) == 2 and not any(r.fatal for r in failed), report.results
+    assert [r.line for r in failed] == [3, 4] and not any(r.fatal for r in failed), report.results
     assert report.totals["applied"] == 4
     assert sorted(r.line for r in seen) == list(range(1, 7))  # every line said once, the held two included
+    # held: said once line 5 was written (the backend answered), not as each failed
+    assert written_when_said[3] == written_when_said[4] == 3 and written_when_said[2] == 2, written_when_said
 
 
 def test_rollback_refuses_another_backend_than_apply_wrote_to(synapse, client, job, capsys, monkeypatch) -> None:
@@ -451,6 +461,57 @@ def test_rollback_refuses_another_backend_than_apply_wrote_to(synapse, client, j
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert (f"went to {synapse.url.rstrip('/')} (apply's host, in the job's journal), not to {elsewhere}: "
             f"set SYNAPSE_HOST to {synapse.url.rstrip('/')} to roll them back") in err, err
+    # nor does apply mix a second backend's writes into the job's journal: no rollback could undo both
+    assert main(["apply", str(job_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert (f"the job's earlier writes went to {synapse.url.rstrip('/')} (its journal), not to {elsewhere}: "
+            "one job's journal holds one backend's writes") in err and "totask-manifest clone" in err, err
     monkeypatch.setenv("SYNAPSE_HOST", synapse.url)  # the same backend, as apply's client saw it
     assert main(["rollback", str(job_dir)]) == 0
     assert all(t["data"] == ORIGINAL for t in tasks) and len(synapse.requests) > sent
+
+
+def test_a_write_whose_done_record_cannot_be_journalled_is_counted_failed_not_unreached(
+        synapse, client, job, monkeypatch) -> None:
+    """The PUT went out, then its ``done`` record could not be written (a full disk): the run stops.
+    That line had no result, so the summary counted it among the lines "not reached: nothing was
+    sent for them". It is a failure with the stop now."""
+    from totask_manifest._synapse.journal import Journal
+
+    _, job_dir, _tasks = job
+    write_ahead = Journal.write_ahead
+
+    async def done_fails(self, op, **fields):
+        if op == "done":
+            raise OSError(28, "No space left on device")
+        return await write_ahead(self, op, **fields)
+
+    monkeypatch.setattr(Journal, "write_ahead", done_fails)
+    report = apply_job(str(job_dir), client=client, concurrency=1, rollback_on_fatal=False)
+    assert not report.ok and "No space left on device" in report.fatal
+    assert len(puts(synapse)) == 1  # the first write went out
+    [failed] = [r for r in report.results if r.status == "failed"]
+    assert failed.line == 1 and failed.fatal, report.results
+    assert report.not_reached == 5 and "\n5 line(s) not reached" in report.summary(), report.summary()
+
+
+def test_failures_held_when_a_ctrl_c_comes_are_said_and_counted(synapse, client, job, monkeypatch) -> None:
+    """Two tasks found no backend (held until the next says whether it is down), then Ctrl-C: the
+    two still reach ``on_result``, whose counts the CLI prints as what was done before the stop."""
+    from totask_manifest._synapse import apply as apply_module
+
+    _, job_dir, _tasks = job
+    synapse.add_fault(Fault(status=503, skip=2 * 2, times=6))  # lines 3 and 4 find no backend
+    decide = apply_module._ApplyRun._decide_and_write
+
+    async def interrupted_at_line_5(self, p, own):
+        if p.line == 5:  # what a Ctrl-C does to the run: the client cancels the coroutine it waits for
+            raise asyncio.CancelledError
+        return await decide(self, p, own)
+
+    monkeypatch.setattr(apply_module._ApplyRun, "_decide_and_write", interrupted_at_line_5)
+    seen: list = []
+    with pytest.raises(concurrent.futures.CancelledError):
+        apply_job(str(job_dir), client=client, concurrency=1, on_result=seen.append)
+    assert [(r.line, r.status) for r in seen] == [(1, "applied"), (2, "applied"), (3, "failed"), (4, "failed")], seen

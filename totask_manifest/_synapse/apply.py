@@ -40,8 +40,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _signals
-from .._errors import StorageError
+from .._errors import StorageError, UsageError
 from .._jobs.lease import hold
+from .._redaction import redact_url
 from . import DM_V1, UNCHANGED
 from .apply_plan import JobTarget, Planned, converter, load_job_target, plan_writes
 from .apply_report import (
@@ -65,7 +66,7 @@ from .client import (
 from .current import CurrentData
 from .journal import Journal, contains
 from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
-from .rollback import rollback_async
+from .rollback import other_host, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
 from .workers import Breaker, check_concurrency, other_unit, project_gone
@@ -170,6 +171,12 @@ class _ApplyRun:
 
     async def run(self) -> ApplyReport:
         self.earlier = await asyncio.to_thread(index_journal, self.target.job_url)
+        elsewhere = other_host(self.earlier.hosts, self.aio.settings)
+        if elsewhere is not None:
+            raise UsageError(f"the job's earlier writes went to {elsewhere} (its journal), not to "
+                             f"{redact_url(self.aio.settings.host)}: one job's journal holds one backend's writes, "
+                             f"so that rollback can undo them; set {self.aio.settings.host_from} to {elsewhere}, or "
+                             f"clone the job (totask-manifest clone) and apply the clone there")
         if not self.dry_run:
             self.journal = Journal(self.target.job_url)
             self.report.journal_url = self.journal.url
@@ -191,6 +198,7 @@ class _ApplyRun:
                                                             concurrency=self.concurrency,
                                                             only_run=self.journal.run_id)
         finally:
+            self._say(self.breaker.release())  # a Ctrl-C too: the failures held are counted, and said
             if self.journal is not None:
                 await self.journal.aclose()
         self.report.fatal = self.breaker.fatal
@@ -235,6 +243,9 @@ class _ApplyRun:
                 except Exception as exc:  # the journal cannot be written: no write may go out unjournalled
                     errors.append(exc)
                     self.breaker.trip(str(exc))
+                    # its write may have gone out (a ``done`` that could not be written): counted as failed
+                    # with the stop, never among the lines the run did not reach
+                    self._emit(TaskResult(planned.line, planned.task_id, FAILED, str(exc), fatal=True))
 
         outcomes = await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)), return_exceptions=True)
         for outcome in outcomes:
@@ -356,7 +367,8 @@ class _ApplyRun:
         # the data unit too: rollback puts ``previous`` back only onto a task still showing that image
         # the host too: rollback refuses another backend's tasks of the same ids (``rollback.other_host``)
         await self.journal.write_ahead("before", task_id=p.task_id, project=p.project, line=p.line,
-                                       host=self.aio.settings.host, data_unit=unit if unit is not None else p.data_unit,
+                                       host=redact_url(self.aio.settings.host),
+                                       data_unit=unit if unit is not None else p.data_unit,
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         self.sent += 1
         try:

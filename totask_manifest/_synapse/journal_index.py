@@ -61,11 +61,14 @@ class KeySet:
 class RerunIndex:
     """The journal's answers for a re-run: ``stored`` and ``in_doubt``."""
 
-    def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]], *, written: bool = False) -> None:
+    def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]], *, written: bool = False,
+                 hosts: set[str] | None = None) -> None:
         self._stored = KeySet(keys)
         self._in_doubt = in_doubt
         #: whether the journal holds any write: a task may then hold one of this job's earlier writes
         self.written = written
+        #: the hosts the journal's writes went to (``before``'s ``host``; an older journal names none)
+        self.hosts = hosts or set()
 
     def __len__(self) -> int:
         """How many (task, new data, stored data) it holds beyond the writes stored as sent."""
@@ -86,6 +89,7 @@ def index_journal(job_url: str) -> RerunIndex:
     written = False
     # task id -> [run, new hash] of each ``before`` not settled yet, as ``open_writes`` keeps them
     open_: dict[int, list[tuple[Any, str]]] = {}
+    hosts: set[str] = set()
     for rec in iter_journal(job_url):
         op, tid = rec.get("op"), rec.get("task_id")
         if tid is None:
@@ -93,6 +97,8 @@ def index_journal(job_url: str) -> RerunIndex:
         if op == "before":
             written = True
             open_.setdefault(tid, []).append((rec.get("run"), rec["new_hash"]))
+            if type(host := rec.get("host")) is str and len(hosts) < 16:
+                hosts.add(host)
         elif op in ("done", "failed"):
             stored, new = rec.get("stored_hash"), rec.get("new_hash")
             if op == "done" and stored and new and isinstance(stored, str) and stored != new:
@@ -108,7 +114,7 @@ def index_journal(job_url: str) -> RerunIndex:
         elif op == "restored":
             open_.pop(tid, None)
     in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
-    return RerunIndex(keys, in_doubt, written=written)
+    return RerunIndex(keys, in_doubt, written=written, hosts=hosts)
 
 
 def _write_hashes(job_url: str, *, recovered: bool = True) -> Iterator[tuple[int, str]]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .._errors import StorageError, UsageError
 from .._jobs.job import Job
 from .._jobs.lease import hold
+from .._redaction import redact_url
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -150,19 +151,14 @@ def rollback_job(
             client.close()
 
 
-def other_host(histories: Iterable[TaskHistory], settings: SynapseSettings) -> str | None:
-    """Why rollback refuses, where apply wrote these tasks to another backend than the one now set
-    (its journal's ``host``; an older journal names none): the same task ids there are other
-    tasks, and each would come out a conflict, or with ``--force`` be overwritten with another
-    backend's data. None where every write went to this host (scheme, host and port)."""
+def other_host(hosts: Iterable[str], settings: SynapseSettings) -> str | None:
+    """A host of ``hosts`` (where a job's journal says its writes went) that is another backend than
+    the one now set (scheme, host and port), or None. Why it matters: task ids are the backend's
+    own, so another backend's task 17 is another task; rollback there would meet conflicts, or with
+    ``--force`` put one backend's data onto the other's tasks, and one apply there would leave a
+    journal no single rollback can undo."""
     here = origin(settings.host)
-    for history in histories:
-        for write in history.writes:
-            host = write.get("host")
-            if type(host) is str and origin(host) != here:
-                return (f"the job's writes to task {history.task_id} went to {host} (apply's host, in the job's "
-                        f"journal), not to {settings.host}: set {settings.host_from} to {host} to roll them back")
-    return None
+    return next((host for host in sorted(hosts) if origin(host) != here), None)
 
 
 async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force: bool, concurrency: int,
@@ -195,9 +191,11 @@ async def rollback_async(
     records = await asyncio.to_thread(lambda: [r for r in iter_journal(job_url)
                                                if only_run is None or r.get("run") == only_run])
     histories = open_writes(records)
-    elsewhere = other_host(histories.values(), aio.settings)
+    hosts = {w["host"] for h in histories.values() for w in h.writes if type(w.get("host")) is str}
+    elsewhere = other_host(hosts, aio.settings)
     if elsewhere is not None:
-        raise UsageError(elsewhere)
+        raise UsageError(f"the job's writes went to {elsewhere} (apply's host, in the job's journal), not to "
+                         f"{redact_url(aio.settings.host)}: set {aio.settings.host_from} to {elsewhere} to roll them back")
     await asyncio.to_thread(fill_written_units, job_url, histories)  # an older journal's writes name no data unit
     report = RollbackReport(job_url) if report is None else report
     report.planned = report.remaining = len(histories)
