@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from totask_manifest._cli import main
-from totask_manifest._errors import JobError
+from totask_manifest._errors import JobError, StorageError
 from totask_manifest._formats.synapse import gt_to_dm_v1, gt_to_objects
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
@@ -483,8 +483,8 @@ def test_a_write_whose_done_record_cannot_be_journalled_is_counted_failed_not_un
     write_ahead = Journal.write_ahead
 
     async def done_fails(self, op, **fields):
-        if op == "done":
-            raise OSError(28, "No space left on device")
+        if op == "done":  # as the journal says a failed write
+            raise StorageError("cannot write the journal: No space left on device")
         return await write_ahead(self, op, **fields)
 
     monkeypatch.setattr(Journal, "write_ahead", done_fails)
@@ -515,3 +515,57 @@ def test_failures_held_when_a_ctrl_c_comes_are_said_and_counted(synapse, client,
     with pytest.raises(concurrent.futures.CancelledError):
         apply_job(str(job_dir), client=client, concurrency=1, on_result=seen.append)
     assert [(r.line, r.status) for r in seen] == [(1, "applied"), (2, "applied"), (3, "failed"), (4, "failed")], seen
+
+
+def test_a_backend_whose_writes_were_all_rolled_back_leaves_the_job_free_to_apply_elsewhere(
+        synapse, client, job) -> None:
+    """The journal's hosts that bind the job are those of writes still open: once rollback undid
+    every write on one backend, applying the job to another is no mix of two."""
+    from totask_manifest._synapse.journal_index import index_journal
+
+    _, job_dir, _tasks = job
+    here, elsewhere = synapse.url.rstrip("/"), "https://staging.example"
+    assert apply_job(str(job_dir), client=client).ok
+    assert index_journal(str(job_dir), elsewhere).hosts == {here}
+    assert index_journal(str(job_dir), here).hosts == set()
+    assert rollback_job(str(job_dir), client=client).complete
+    assert index_journal(str(job_dir), elsewhere).hosts == set()
+
+
+def test_a_host_with_user_info_in_a_journal_is_never_shown(synapse, client, job, capsys) -> None:
+    _, job_dir, tasks = job
+    record = {"op": "before", "run": "old", "task_id": tasks[0]["id"], "host": "https://alice:s3cret@old.example",
+              "previous": ORIGINAL, "previous_hash": "x", "new": ORIGINAL, "new_hash": "y", "line": 1}
+    (job_dir / "synapse-journal.jsonl").write_bytes(orjson.dumps(record) + b"\n")
+    for command in (["apply", str(job_dir), "--dry-run"], ["rollback", str(job_dir)]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "old.example" in err and "s3cret" not in err and "alice" not in err, err
+
+
+def test_a_rewrite_whose_done_record_cannot_be_journalled_stops_the_second_look_too(
+        synapse, client, job, monkeypatch) -> None:
+    """A re-run's tasks that look changed and hold this job's earlier writes are written on a second
+    look (``_recheck``): a journal that fails there stopped nothing (every queued PUT still went
+    out) and left the lines without a result, said as "not reached: nothing was sent"."""
+    from totask_manifest._synapse import journal_index
+    from totask_manifest._synapse.journal import Journal
+
+    _, job_dir, _tasks = job
+    assert apply_job(str(job_dir), client=client).ok
+    before = len(puts(synapse))
+    monkeypatch.setattr(journal_index.RerunIndex, "stored", lambda self, *a: False)  # each task looks changed
+    write_ahead = Journal.write_ahead
+
+    async def done_fails(self, op, **fields):
+        if op == "done":
+            raise StorageError("cannot write the journal: No space left on device")
+        return await write_ahead(self, op, **fields)
+
+    monkeypatch.setattr(Journal, "write_ahead", done_fails)
+    report = apply_job(str(job_dir), client=client, concurrency=1, rollback_on_fatal=False)
+    assert not report.ok and "No space left on device" in report.fatal
+    assert len(puts(synapse)) - before == 1, "the stop stops the second look's writes too"
+    failed = [r for r in report.results if r.status == "failed"]
+    assert len(failed) == 1 and failed[0].fatal, report.results
+    assert report.totals["lines"] == 6 and report.not_reached == 0, report.summary()

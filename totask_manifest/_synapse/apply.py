@@ -170,8 +170,8 @@ class _ApplyRun:
             self.on_result(result)
 
     async def run(self) -> ApplyReport:
-        self.earlier = await asyncio.to_thread(index_journal, self.target.job_url)
-        elsewhere = other_host(self.earlier.hosts, self.aio.settings)
+        self.earlier = await asyncio.to_thread(index_journal, self.target.job_url, self.aio.settings.host)
+        elsewhere = other_host(self.earlier.hosts, self.aio.settings)  # redacted: an older journal's is as given
         if elsewhere is not None:
             raise UsageError(f"the job's earlier writes went to {elsewhere} (its journal), not to "
                              f"{redact_url(self.aio.settings.host)}: one job's journal holds one backend's writes, "
@@ -198,9 +198,11 @@ class _ApplyRun:
                                                             concurrency=self.concurrency,
                                                             only_run=self.journal.run_id)
         finally:
-            self._say(self.breaker.release())  # a Ctrl-C too: the failures held are counted, and said
-            if self.journal is not None:
-                await self.journal.aclose()
+            try:
+                self._say(self.breaker.release())  # a Ctrl-C too: the failures held are counted, and said
+            finally:
+                if self.journal is not None:
+                    await self.journal.aclose()
         self.report.fatal = self.breaker.fatal
         self.report.sent = self.sent
         self.report.results.sort(key=lambda r: r.line)
@@ -240,17 +242,24 @@ class _ApplyRun:
                     continue  # drain, so the producer is never left waiting
                 try:
                     await self._apply_one(planned)
-                except Exception as exc:  # the journal cannot be written: no write may go out unjournalled
+                except StorageError as exc:  # the journal cannot be written: no write may go out unjournalled
+                    errors.append(exc)
+                    self._journal_failed(planned, exc)
+                except Exception as exc:
                     errors.append(exc)
                     self.breaker.trip(str(exc))
-                    # its write may have gone out (a ``done`` that could not be written): counted as failed
-                    # with the stop, never among the lines the run did not reach
-                    self._emit(TaskResult(planned.line, planned.task_id, FAILED, str(exc), fatal=True))
 
         outcomes = await asyncio.gather(produce(), *(work() for _ in range(self.concurrency)), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    def _journal_failed(self, p: Planned, exc: StorageError) -> None:
+        """The journal could not be written for ``p`` (a full disk): the run stops, and the line is a
+        failure with the stop, said in the summary. Its write may have gone out (a ``done`` record
+        that could not be written): it is never among the lines the run did not reach."""
+        self.breaker.trip(str(exc))
+        self._emit(TaskResult(p.line, p.task_id, FAILED, str(exc), fatal=True))
 
     async def _feed(self, window: list[Planned], queue: asyncio.Queue) -> None:
         try:
@@ -282,12 +291,20 @@ class _ApplyRun:
         async def one(p: Planned) -> None:
             try:
                 await self._apply_one(p, own)
+            except StorageError as exc:  # the journal cannot be written: as in ``_pipeline``
+                self._journal_failed(p, exc)
+            except Exception as exc:
+                self.breaker.trip(str(exc))  # no more writes scheduled behind it
+                raise
             finally:
                 slots.release()
 
         for p in plan_writes(self.target, self.convert, self.schema, self.native_schema, lambda _: None):
             if p.line in ours and not self.breaker.tripped:
                 await slots.acquire()
+                if self.breaker.tripped:  # stopped while this one waited for a slot
+                    slots.release()
+                    break
                 del ours[p.line]
                 task = asyncio.create_task(one(p))
                 pending.add(task)

@@ -30,6 +30,7 @@ import orjson
 
 from .._errors import JobError, StorageError
 from .journal import iter_journal
+from .settings import origin
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class RerunIndex:
         self._in_doubt = in_doubt
         #: whether the journal holds any write: a task may then hold one of this job's earlier writes
         self.written = written
-        #: the hosts the journal's writes went to (``before``'s ``host``; an older journal names none)
+        #: the other backends (``index_journal``'s ``host``) that writes still open went to: not
+        #: rolled back since (``before``'s ``host``; an older journal names none)
         self.hosts = hosts or set()
 
     def __len__(self) -> int:
@@ -83,13 +85,16 @@ class RerunIndex:
         return (task_id, new_hash) in self._in_doubt
 
 
-def index_journal(job_url: str) -> RerunIndex:
-    """Read the job's journal once (``JobError`` on a corrupt line, as ``read_journal``)."""
+def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
+    """Read the job's journal once (``JobError`` on a corrupt line, as ``read_journal``). ``host``:
+    the backend the run writes to; the other backends that writes not rolled back went to are
+    ``RerunIndex.hosts`` (one that was rolled back whole names none: applying elsewhere is fine)."""
     keys = bytearray()
     written = False
     # task id -> [run, new hash] of each ``before`` not settled yet, as ``open_writes`` keeps them
     open_: dict[int, list[tuple[Any, str]]] = {}
-    hosts: set[str] = set()
+    here = None if host is None else origin(host)
+    elsewhere: dict[str, set[int]] = {}  # another backend's host -> the tasks written there, not restored
     for rec in iter_journal(job_url):
         op, tid = rec.get("op"), rec.get("task_id")
         if tid is None:
@@ -97,8 +102,8 @@ def index_journal(job_url: str) -> RerunIndex:
         if op == "before":
             written = True
             open_.setdefault(tid, []).append((rec.get("run"), rec["new_hash"]))
-            if type(host := rec.get("host")) is str and len(hosts) < 16:
-                hosts.add(host)
+            if here is not None and type(there := rec.get("host")) is str and origin(there) != here:
+                elsewhere.setdefault(there, set()).add(tid)
         elif op in ("done", "failed"):
             stored, new = rec.get("stored_hash"), rec.get("new_hash")
             if op == "done" and stored and new and isinstance(stored, str) and stored != new:
@@ -113,8 +118,10 @@ def index_journal(job_url: str) -> RerunIndex:
                     del open_[tid]
         elif op == "restored":
             open_.pop(tid, None)
+            for tasks in elsewhere.values():
+                tasks.discard(tid)
     in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
-    return RerunIndex(keys, in_doubt, written=written, hosts=hosts)
+    return RerunIndex(keys, in_doubt, written=written, hosts={there for there, tasks in elsewhere.items() if tasks})
 
 
 def _write_hashes(job_url: str, *, recovered: bool = True) -> Iterator[tuple[int, str]]:
