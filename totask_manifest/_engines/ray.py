@@ -126,8 +126,8 @@ def _keep_signal_handlers() -> Iterator[None]:
     keep theirs). That handler takes SIGTERM too, and ``ray.shutdown`` "uninstalls" it by setting
     SIGTERM to its default disposition, below Python, for the rest of the process: a SIGTERM while
     the job shut its private Ray down (a second signal, a stop that came as the last batch ended)
-    killed the process by the signal (returncode -15), with no final status said. A C++ crash in
-    the driver then prints no C++ stack (Python's own crash report stays)."""
+    killed the process by the signal (returncode -15), with no final status said. The cost: a
+    crash of the driver inside Ray's C++ code prints no C++ stack trace."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
