@@ -25,6 +25,7 @@ from ._api_checks import (
     completed_as_is,
     completed_result,
     input_changed_text,
+    lineage_differences,
     path_keys,
     refuse_out_of_range,
     refuse_own_name,
@@ -40,7 +41,6 @@ from ._jobs.config import (
     TUNING_OPTIONS,
     JobConfig,
     JobResult,
-    as_recorded_path,
     chain_arguments,
     check_types,
     identity_differences,
@@ -140,9 +140,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
         refuse_own_name(config, chained_from, cloned_from)
         sources.refuse_missing()  # a mistyped path is the mistake, not the name
         differs = identity_differences(existing.config, config, path_keys(config))
-        differs += [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
-                                                 ("cloned_from", cloned_from, existing.cloned_from))
-                    if as_recorded_path(new, old) != old]
+        differs += lineage_differences(existing, chained_from, cloned_from)
         # only another name runs the new configuration: resume changes tuning options alone (COMPLETED: none)
         resume_it = ("" if existing.status == COMPLETED else
                      f" (or resume it with its own: totask-manifest resume {redact_secret_url(config.job_url)})")

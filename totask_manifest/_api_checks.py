@@ -231,12 +231,19 @@ def path_keys(config: JobConfig) -> frozenset[str]:
     return frozenset(key for key, _value, _absolute in path_options(cls.Options, config.options))
 
 
+def lineage_differences(existing: JobState, chained_from: str | None, cloned_from: str | None) -> list[str]:
+    """``chained_from`` and/or ``cloned_from`` where they name another job folder than ``existing``
+    recorded (through links to the recorded one counts as the same: ``as_recorded_path``)."""
+    return [name for name, new, old in (("chained_from", chained_from, existing.chained_from),
+                                         ("cloned_from", cloned_from, existing.cloned_from))
+            if as_recorded_path(new, old) != old]
+
+
 def same_job(existing: JobState, config: JobConfig, chained_from: str | None, cloned_from: str | None) -> bool:
     """Whether ``annotate`` (or ``chain``, ``clone``) is the same command as the one that started
     ``existing`` (tuning options aside): it carries on (or reports) that job rather than refuse."""
     return (identity(existing.config) == identity(as_recorded(config, existing.config, path_keys(config)))
-            and as_recorded_path(chained_from, existing.chained_from) == existing.chained_from
-            and as_recorded_path(cloned_from, existing.cloned_from) == existing.cloned_from)
+            and not lineage_differences(existing, chained_from, cloned_from))
 
 
 def completed_as_is(job: Job) -> JobResult | None:

@@ -171,7 +171,7 @@ class _ApplyRun:
 
     async def run(self) -> ApplyReport:
         self.earlier = await asyncio.to_thread(index_journal, self.target.job_url, self.aio.settings.host)
-        elsewhere = other_host(self.earlier.hosts, self.aio.settings)  # redacted: an older journal's is as given
+        elsewhere = other_host(self.earlier.hosts, self.aio.settings)
         if elsewhere is not None:
             raise UsageError(f"the job's earlier writes went to {elsewhere} (its journal), not to "
                              f"{redact_url(self.aio.settings.host)}: one job's journal holds one backend's writes, "
@@ -187,7 +187,6 @@ class _ApplyRun:
                 await self._recheck()
             except StorageError as exc:  # the manifest cannot be read
                 self.breaker.trip(str(exc))
-            self._say(self.breaker.release())  # the last failures for want of an answer, the run over
             for line, task_id, _ in self.suspects:  # not looked at again: the run stopped first
                 self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
             # a run stopped before its first write (a refused token, say) has nothing to roll back: the
@@ -199,7 +198,8 @@ class _ApplyRun:
                                                             only_run=self.journal.run_id)
         finally:
             try:
-                self._say(self.breaker.release())  # a Ctrl-C too: the failures held are counted, and said
+                # the last failures for want of an answer (the run over, or a Ctrl-C): counted, and said
+                self._say(self.breaker.release())
             finally:
                 if self.journal is not None:
                     await self.journal.aclose()
@@ -300,15 +300,16 @@ class _ApplyRun:
                 slots.release()
 
         for p in plan_writes(self.target, self.convert, self.schema, self.native_schema, lambda _: None):
-            if p.line in ours and not self.breaker.tripped:
-                await slots.acquire()
-                if self.breaker.tripped:  # stopped while this one waited for a slot
-                    slots.release()
-                    break
-                del ours[p.line]
-                task = asyncio.create_task(one(p))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+            if p.line not in ours:
+                continue
+            await slots.acquire()
+            if self.breaker.tripped:  # stopped, maybe while this one waited for a slot
+                slots.release()
+                break
+            del ours[p.line]
+            task = asyncio.create_task(one(p))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
         await asyncio.gather(*pending)
         self.suspects = list(ours.values())  # the run stopped first (or the manifest changed): conflicts
 

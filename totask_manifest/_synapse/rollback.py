@@ -153,10 +153,11 @@ def rollback_job(
 
 def other_host(hosts: Iterable[str], settings: SynapseSettings) -> str | None:
     """A host of ``hosts`` (where a job's journal says its writes went) that is another backend than
-    the one now set (scheme, host and port), or None; shown without user info, whatever wrote it. Why it matters: task ids are the backend's
-    own, so another backend's task 17 is another task; rollback there would meet conflicts, or with
-    ``--force`` put one backend's data onto the other's tasks, and one apply there would leave a
-    journal no single rollback can undo."""
+    the one now set (scheme, host and port), without user info whatever wrote it; or None.
+
+    Why it matters: task ids are the backend's own, so another backend's task 17 is another task;
+    rollback there would meet conflicts, or with ``--force`` put one backend's data onto the
+    other's tasks, and one apply there would leave a journal no single rollback can undo."""
     here = origin(settings.host)
     return next((redact_url(host) for host in sorted(hosts) if origin(host) != here), None)
 
