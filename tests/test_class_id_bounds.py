@@ -152,3 +152,44 @@ def test_a_classification_label_of_digits_is_a_class_index_within_64_bits(
     else:
         assert main(["convert", str(src), str(tmp_path / "out.dm.jsonl"), "--to", "dm-schema-v1",
                      "--label-attribute", "cls"]) == 0, capsys.readouterr()
+
+
+@pytest.mark.parametrize("many", [1, 400], ids=["alone", "after-400-good-lines"])  # the per-line and the typed path
+@pytest.mark.parametrize(("key", "valid"), [(str(2**63 - 1), True), (str(2**63), False), ("99999999999999999999", False)])
+def test_a_class_map_key_is_a_class_index_within_64_bits(tmp_path: Path, capsys, key: str, valid: bool, many: int) -> None:
+    """A class map naming class 2**63 passed ``validate`` (its keys were any digits), and every export
+    refused it; the typed path, whose keys decode as 64-bit ints, sent such a line to the per-line
+    path, which took it. Both refuse it now, as ``class-index-digits`` bounds a label's digits."""
+    good = box_line("0", "0")
+    line = good.replace(b'"class-map":{"0":"cat"}', b'"class-map":{"0":"cat","%s":"dog"}' % key.encode())
+    src = tmp_path / "in.manifest"
+    src.write_bytes(good * (many - 1) + line)
+    code = main(["validate", str(src), "--label-attribute", "boxes"])
+    out = capsys.readouterr()
+    assert code == (0 if valid else 1), out
+    if not valid:
+        assert (f'line {many}: error: boxes-metadata.class-map: "{key}" is not a class index: the digits of an integer '
+                'from 0 to 2**63 - 1 [schema-pattern]') in out.out + out.err, out
+    assert main(["convert", str(src), str(tmp_path / "out.json"), "--to", "coco"]) == (0 if valid else 1)
+
+
+@pytest.mark.parametrize("engine", ["jsonschema", "jsonschema_rs"])
+def test_both_schema_engines_say_the_class_index_bound_as_a_rule_not_its_pattern(engine: str, monkeypatch) -> None:
+    """The bound's pattern is 600 characters of alternatives; each engine quotes it its own way
+    (jsonschema: single quotes, jsonschema-rs: double), and the message says the rule instead."""
+    import importlib
+
+    from totask_manifest._manifest import schemas
+
+    digits = schemas.ref("_defs", "/$defs/class-index-digits")
+    module = importlib.import_module(engine)
+    if engine == "jsonschema":  # the engine where jsonschema-rs is not installed
+        monkeypatch.setattr(schemas, "_rs", None)
+        check = module.Draft202012Validator({"$ref": digits}, registry=schemas._py_registry())
+    else:
+        check = module.validator_for({"$ref": digits}, registry=schemas._rs_registry())
+    [error] = list(check.iter_errors("99999999999999999999"))
+    converted = schemas._convert(error, "99999999999999999999")
+    assert converted.keyword == "pattern"
+    assert converted.message.endswith("99999999999999999999\" is not a class index: the digits of an integer "
+                                      "from 0 to 2**63 - 1".replace('"', "'" if engine == "jsonschema" else '"'))

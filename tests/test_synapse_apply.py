@@ -569,3 +569,26 @@ def test_a_rewrite_whose_done_record_cannot_be_journalled_stops_the_second_look_
     failed = [r for r in report.results if r.status == "failed"]
     assert len(failed) == 1 and failed[0].fatal, report.results
     assert report.totals["lines"] == 6 and report.not_reached == 0, report.summary()
+
+
+@pytest.mark.parametrize("raised", [ValueError("the caller's bug"), StorageError("the caller's log is full")])
+def test_an_on_result_that_raises_stops_the_run_and_is_raised_with_nothing_rolled_back(
+        synapse, client, job, raised) -> None:
+    """A Python caller's ``on_result`` that raises: the caller's error, not the task's. Before, it
+    became a failure in the worker, which rolled back the run's writes; a ``StorageError`` also
+    gave the line a second result (a journal failure). Now the run stops after that result, keeps
+    its writes (journalled), and raises the error; a second apply finds them done."""
+    _, job_dir, tasks = job
+    seen: list = []
+
+    def said(result) -> None:
+        seen.append(result)
+        if len(seen) == 2:
+            raise raised
+
+    with pytest.raises(type(raised), match="the caller's"):
+        apply_job(str(job_dir), client=client, concurrency=1, on_result=said)
+    assert [(r.line, r.status) for r in seen] == [(1, "applied"), (2, "applied")], seen
+    assert len(puts(synapse)) == 2 and sum(t["data"] != ORIGINAL for t in tasks) == 2  # no rollback, nothing after
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert report.ok and report.totals["unchanged"] == 2 and report.totals["applied"] == 4, report.summary()

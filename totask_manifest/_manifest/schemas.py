@@ -122,9 +122,22 @@ def _convert(err: Any, instance: Any) -> SchemaError:
     if keyword == "pattern" and (blank := _NOT_BLANK_PATTERN.search(message)):
         # the engine's words ('"  " does not match "\\S"') name a regular expression, not the rule
         message = f"{message[:blank.start()]} is blank: it needs a character other than white space"
+    elif keyword == "pattern" and (digits := _class_index_digits(message)) is not None:
+        # the bound's pattern is 600 characters of alternatives: say the rule it spells
+        message = f"{digits} is not a class index: the digits of an integer from 0 to 2**63 - 1"
     if len(message) > 300:
         message = message[:297] + "..."
     return SchemaError(path, keyword, message)
+
+
+def _class_index_digits(message: str) -> str | None:
+    """The value quoted by either engine's message that it does not match ``class-index-digits``'
+    pattern (None: another message)."""
+    value, said, pattern = message.rpartition(" does not match ")
+    pattern = pattern[1:-1] if len(pattern) > 1 and pattern[0] == pattern[-1] and pattern[0] in "'\"" else None
+    if not said or pattern != _all_documents()["_defs"]["$defs"]["class-index-digits"]["pattern"]:
+        return None
+    return value
 
 
 #: the end of either engine's message for the schemas' not-blank pattern (``\S``: class names...)

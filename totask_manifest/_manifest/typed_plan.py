@@ -46,9 +46,10 @@ from .patterns import Unsupported, all_match, batched
 from .schema_scalars import INT_MAX, bounds, int_bounds, literal, scalar_union, with_meta
 from .schemas import resolve_ref
 
-#: the class index key pattern (``_defs.json``): such map keys decode as non-negative ints, whose
-#: text written back is their canonical digits, so the byte comparison checks the pattern
-_INDEX_KEY = "^(0|[1-9][0-9]*)$"
+#: the class index key pattern (``_defs.json``'s ``class-index-digits``): such map keys decode as
+#: ints from 0 to 2**63 - 1, whose text written back is their canonical digits, so the byte
+#: comparison checks the pattern
+_INDEX_KEY_DEF = "class-index-digits"
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default", "examples"})
 _HANDLED = frozenset({
     "type", "properties", "required", "additionalProperties", "propertyNames", "items", "minItems",
@@ -242,7 +243,7 @@ class _Compiler:
                 names, _ = _merged(schema["propertyNames"], root)
                 if set(names) - {"type", "pattern"} or names.get("type") != "string":
                     raise Unsupported("propertyNames other than a string pattern")
-                if names.get("pattern") == [_INDEX_KEY]:
+                if names.get("pattern") == [_index_key_pattern(root)]:
                     # decoded as a number: written back the same, only its canonical digits pass
                     key = with_meta(int, ge=0, le=INT_MAX)
                 else:
@@ -289,6 +290,15 @@ def _python_names(keys: list[str] | tuple[str, ...]) -> dict[str, str]:
         taken.add(name)
         names[key] = name
     return names
+
+
+def _index_key_pattern(root: dict) -> str | None:
+    """``class-index-digits``' pattern, as the schemas being compiled define it (None: they do not)."""
+    try:
+        target, _ = resolve_ref(f"_defs.json#/$defs/{_INDEX_KEY_DEF}", root)
+    except (KeyError, IndexError, ValueError):
+        return None
+    return target.get("pattern")
 
 
 def _merged(schema: Any, root: dict) -> tuple[dict, dict]:

@@ -107,7 +107,9 @@ def apply_job(
     ``allow_drop``: a multi-label's scores of classes it does not choose, which task data cannot
     hold, are left out; without it such a task fails, naming the score. ``target``: the job's
     ``load_job_target``, when the caller already has it (the ToTask action counts the lines from
-    it): the output manifest is then not read once more for it."""
+    it): the output manifest is then not read once more for it. An exception ``on_result`` raises
+    stops the run (no write starts after it; those done stay, journalled, for a re-run or rollback)
+    and is raised once the run has ended."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = target or load_job_target(job_url)
@@ -163,11 +165,22 @@ class _ApplyRun:
         self.suspects: list[tuple[int, int, str]] = []
         #: writes of this run journalled and not refused: what a rollback of the run has to look at
         self.sent = 0
+        #: what ``on_result`` raised: the run stops, without rolling back, and ``run`` raises it
+        self.caller_error: Exception | None = None
 
     def _emit(self, result: TaskResult) -> None:
+        """Count ``result``, then hand it to ``on_result``. An exception of the callback is the
+        caller's, not the task's: kept (raised by ``run`` once the run has ended) and the run
+        stopped, with the line counted once, as what it was. Raised here, it became the task's own
+        failure in the worker, or a second result for the line where it was a ``StorageError``."""
         self.report.add(result)
-        if self.on_result is not None:
+        if self.on_result is None or self.caller_error is not None:
+            return
+        try:
             self.on_result(result)
+        except Exception as exc:
+            self.caller_error = exc
+            self.breaker.trip(f"on_result raised {type(exc).__name__}")
 
     async def run(self) -> ApplyReport:
         self.earlier = await asyncio.to_thread(index_journal, self.target.job_url, self.aio.settings.host)
@@ -191,7 +204,8 @@ class _ApplyRun:
                 self._emit(TaskResult(line, task_id, CONFLICT, CHANGED))
             # a run stopped before its first write (a refused token, say) has nothing to roll back: the
             # summary says the error once, without a rollback of nothing
-            if self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent:
+            if (self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent
+                    and self.caller_error is None):  # the caller's error: the writes themselves went well
                 log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
                 self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
                                                             concurrency=self.concurrency,
@@ -203,6 +217,8 @@ class _ApplyRun:
             finally:
                 if self.journal is not None:
                     await self.journal.aclose()
+        if self.caller_error is not None:
+            raise self.caller_error
         self.report.fatal = self.breaker.fatal
         self.report.sent = self.sent
         self.report.results.sort(key=lambda r: r.line)
