@@ -592,3 +592,27 @@ def test_an_on_result_that_raises_stops_the_run_and_is_raised_with_nothing_rolle
     assert len(puts(synapse)) == 2 and sum(t["data"] != ORIGINAL for t in tasks) == 2  # no rollback, nothing after
     report = apply_job(str(job_dir), client=client, concurrency=1)
     assert report.ok and report.totals["unchanged"] == 2 and report.totals["applied"] == 4, report.summary()
+
+
+def test_a_backend_that_takes_no_connection_stops_apply_at_the_first_window(synapse, files, client, tmp_path) -> None:
+    """Nothing listens at the host: the task listing gets no connection, after every retry. Before,
+    the run went back to one GET per task, each retried as long, and stopped after three: 36 s
+    with the SDK's retries. Now the listing's failure stops it: no GET per task, every line not
+    reached, nothing counted as failed."""
+    from totask_manifest._synapse.client import SynapseSettings
+    from totask_manifest._synapse.sync_client import SynapseClient
+
+    pid = seed_tasks(synapse, files, 40, data=ORIGINAL)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job_dir = make_job(tmp_path, export)
+    dead = SynapseClient(SynapseSettings(host="http://127.0.0.1:9", access_token=TOKEN), backoff=0.01, max_backoff=0.05,
+                         retries=2)
+    try:
+        report = apply_job(str(job_dir), client=dead, concurrency=8)
+    finally:
+        dead.close()
+    assert not report.ok and report.fatal.startswith("the Synapse backend is unavailable (Synapse did not answer "
+                                                     "GET /sdk/tasks/: ClientConnectorError"), report.fatal
+    assert report.totals["failed"] == 0 and report.not_reached == 40, report.summary()
+    assert dead.aio.sent == 3  # the listing, retried twice; not one GET a task

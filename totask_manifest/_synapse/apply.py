@@ -283,6 +283,9 @@ class _ApplyRun:
         except TokenRejected as exc:
             self.breaker.trip(f"the token was refused ({exc})")
             return
+        except BackendUnavailable as exc:  # no connection at all (``CurrentData.load``): nothing of the window sent
+            self.breaker.trip(f"the Synapse backend is unavailable ({exc})")
+            return
         for planned in window:
             await queue.put(planned)
 

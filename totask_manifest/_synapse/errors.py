@@ -63,10 +63,13 @@ class BackendMoved(SynapseHTTPError, FatalSynapseError):
 
 
 class BackendUnavailable(SynapseHTTPError):
-    """5xx after every retry, too many 429s, or no connection at all (``status`` is None)."""
+    """5xx after every retry, too many 429s, or no connection at all (``status`` is None).
+    ``unreachable``: not even a connection could be opened, after every retry (refused, no such
+    host, no route): no other request to that host can do better."""
 
-    def __init__(self, message: str, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, unreachable: bool = False, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
+        self.unreachable = unreachable
         if self.status is None:  # nothing answered (refused, no such host): an I/O error, as the README's exit 2
             self.exit_code = 2
 
@@ -161,7 +164,8 @@ def unanswered(method: str, path: str, exc: aiohttp.ClientError, failures: int, 
     else:
         message = f"Synapse did not answer {method} {path}"
     text = redact(message + detail)
-    return BackendUnavailable(proxy.hide(text) if proxy else text, status=None, method=method, path=path)
+    return BackendUnavailable(proxy.hide(text) if proxy else text, status=None, method=method, path=path,
+                              unreachable=isinstance(exc, aiohttp.ClientConnectorError))
 
 
 def proxy_refused(method: str, path: str, status: int, proxy: Proxy,
