@@ -111,7 +111,8 @@ def _write_document(
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     past = PastImage()
     skipped = n_images = n_anns = 0
-    document = DocumentSections({"description": f"converted by totask-manifest from {src} (label attribute {attr})"})
+    document = DocumentSections({"description": f"converted by totask-manifest from {redact_secret_url(src)} "
+                                           f"(label attribute {attr})"})
     others = KeysLeftOut("COCO", attr)
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:
         out.write(b'{"images":[')  # the document's own sections (info, licenses) follow the categories
@@ -123,7 +124,7 @@ def _write_document(
             if label is None:
                 skipped += not line.is_blank
                 continue
-            others.add(line.number, label.record, label.metadata)
+            others.add(line.number, label.record, label.metadata, label.value)
             source = image_source(label, "COCO")
             file_name = below_root(image_root, source, line.number) if image_root else source or ""
             image_id = ids.image(label.record, line.number)

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
+from .._formats.model import DETECTION
 from .._manifest.naming import METADATA_SUFFIX
+from .._task_types import task_type_of_metadata
 from .coco_document import COCO_DOCUMENT
 from .coco_images import COCO_IMAGE
 
@@ -28,6 +31,11 @@ _CARRIED_KEYS = frozenset({"source-ref", "source", COCO_IMAGE, COCO_DOCUMENT})
 #: would come on every export of every real manifest, and be read past when it names what matters
 _CARRIED_METADATA = frozenset({"objects", "class-map", "type", "human-annotated", "class-name", "confidence",
                                "confidence-map", "internal-color-map", "job-name", "creation-date"})
+#: a bounding-box label's keys, a box's and an ``objects`` entry's that the exports write (the COCO
+#: bookkeeping of an entry is said apart, ``coco_left_out``, or written back by a COCO export)
+_LABEL_KEYS = frozenset({"image_size", "annotations"})
+_BOX_KEYS = frozenset({"class_id", "left", "top", "width", "height"})
+_OBJECT_KEYS = frozenset({"confidence", COCO_ID, AREA, COCO_CATEGORY_ID})
 #: keys said at most: a manifest whose every line holds new keys is named by its first ones
 _MAX_NAMED = 12
 
@@ -76,9 +84,30 @@ class KeysLeftOut(LinesLeftOut):
         self.own = _CARRIED_KEYS | carried | {attribute, attribute + METADATA_SUFFIX}
         self.meta_key = attribute + METADATA_SUFFIX
 
-    def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
-        """``record`` is a written line, ``metadata`` its label's metadata."""
+    def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None,
+            value: Any = None) -> None:
+        """``record`` is a written line, ``metadata`` its label's metadata, ``value`` its label as
+        exported (a box label's own keys are looked at: ``_box_keys``)."""
         found = [k for k in record if k not in self.own]
         if isinstance(metadata, Mapping):
             found += [f"{self.meta_key}.{k}" for k in metadata if k not in _CARRIED_METADATA]
+            if (task_type := task_type_of_metadata(metadata)) is not None and task_type.name == DETECTION:
+                found += _box_keys(self.meta_key[: -len(METADATA_SUFFIX)], value, metadata)
         self.found(line, found)
+
+
+def _box_keys(attribute: str, value: Any, metadata: Mapping[str, Any]) -> list[str]:
+    """The keys of a bounding-box label, of its boxes and of their ``objects`` entries that no
+    export writes (a box's ``rotation`` or ``occluded``, an entry's ``note``): each export wrote the
+    box and left them out, unsaid. Each key is named once, as ``boxes.annotations[].rotation``."""
+    found: dict[str, None] = {}
+    if isinstance(value, Mapping):
+        found.update((f"{attribute}.{k}", None) for k in value if k not in _LABEL_KEYS)
+        for box in value.get("annotations") or () if isinstance(value.get("annotations"), list) else ():
+            if isinstance(box, Mapping):
+                found.update((f"{attribute}.annotations[].{k}", None) for k in box if k not in _BOX_KEYS)
+    objects = metadata.get("objects")
+    for entry in objects if isinstance(objects, list) else ():
+        if isinstance(entry, Mapping):
+            found.update((f"{attribute}{METADATA_SUFFIX}.objects[].{k}", None) for k in entry if k not in _OBJECT_KEYS)
+    return list(found)

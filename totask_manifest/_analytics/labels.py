@@ -78,11 +78,25 @@ def image_source(label: Label, fmt: str) -> str | None:
     return label.source
 
 
+class PickedAttribute(str):
+    """An attribute ``pick_attribute`` chose, as the only one of ``among`` (task types) in the first
+    ``SCAN_LINES`` lines: ``iter_labels`` holds every later line to that, since another attribute
+    of those types first met past them was left out as "skipped" lines, unsaid."""
+
+    among: frozenset[str]
+
+    def __new__(cls, name: str, among: frozenset[str]) -> PickedAttribute:
+        picked = super().__new__(cls, name)
+        picked.among = among
+        return picked
+
+
 def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None) -> str:
-    """The attribute to convert: the one named, else the only one of a wanted type in the first lines."""
+    """The attribute to convert: the one named, else the only one of a wanted type in the first
+    lines (a ``PickedAttribute``, which ``iter_labels`` holds the other lines to)."""
     if label_attribute:
         return label_attribute
-    wanted = {get_task_type(t).name for t in task_types}
+    wanted = frozenset(get_task_type(t).name for t in task_types)
     found: dict[str, str] = {}
     others: dict[str, str] = {}  # named in the error, so the user sees what the file holds
     for line, rec in read_records(url):
@@ -93,15 +107,31 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
             if tt is not None:
                 (found if tt.name in wanted else others).setdefault(key[: -len(METADATA)], tt.name)
     if len(found) == 1:
-        return next(iter(found))
+        return PickedAttribute(next(iter(found)), wanted)
     if not found:
         held = ", ".join(f"{a} ({t})" for a, t in sorted(others.items())) or "none"
         # a data problem, exit 1, as ``nothing_to_convert`` (the same rule): the file holds nothing to convert
         raise ManifestError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the "
                             f"first {SCAN_LINES} lines (the lines hold {held}), so nothing was written; name one with "
                             "--label-attribute", rule="convert-no-labels")
-    raise UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(sorted(found))}); "
-                     "choose one with --label-attribute")
+    raise several_attributes(url, sorted(found))
+
+
+def several_attributes(url: str, names: Sequence[str], past: int | None = None) -> UsageError:
+    """The error for a file holding two attributes an export could take, none named. ``past``: the
+    line where one first appears, after the lines read to choose."""
+    where = "" if past is None else f" ({names[-1]} first on line {past}, past the first {SCAN_LINES} lines read to choose)"
+    return UsageError(f"{redact_secret_url(url)} holds several label attributes ({', '.join(names)}){where}; "
+                      "choose one with --label-attribute")
+
+
+def _refuse_another(url: str, line: Line, record: dict, picked: PickedAttribute) -> None:
+    """A line holding the metadata of another attribute of the types ``picked`` was chosen among."""
+    for key, meta in record.items():
+        if key.endswith(METADATA) and key != picked + METADATA and type(meta) is dict:
+            tt = task_type_of_metadata(meta)
+            if tt is not None and tt.name in picked.among:
+                raise several_attributes(url, [str(picked), key[: -len(METADATA)]], line.number)
 
 
 class PastImage:
@@ -173,11 +203,14 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
     fixed: dict[str, int] | None = None  # the ids the file's other lines fix (read at its first DM document)
     base = base_of(url)  # a relative image is read beside the manifest, as every reader resolves one
+    picked = attribute if isinstance(attribute, PickedAttribute) else None
     for line in read_lines(url):
         if line.is_blank:
             yield line, None
             continue
         rec = line.record()
+        if picked is not None and line.number > SCAN_LINES:  # the lines before were read to choose it
+            _refuse_another(url, line, rec, picked)
         meta = labeled_metadata(rec, attribute)
         if meta is None:
             yield line, None

@@ -389,5 +389,5 @@ def _json_problem(url: str) -> str | None:
     except StorageError:
         return None
     except orjson.JSONDecodeError as exc:
-        return f"{url} is not valid JSON: {exc}"
+        return f"{redact_secret_url(url)} is not valid JSON: {exc}"
     return None

@@ -133,8 +133,8 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         if label.task_type not in SUPPORTED:  # as COCO and YOLO say it, not as "no line holds a label"
             raise not_held(fmt, _HOLDS, label, "task-data-type")
         syn = label.record.get("synapse")
-        for keys in left_out:
-            keys.add(line.number, label.record, label.metadata)
+        left_out[0].add(line.number, label.record, label.metadata)
+        left_out[1].add(line.number, label.record, label.metadata, label.value)
         with on_line(line.number):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
         if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):  # allowed, or refused above

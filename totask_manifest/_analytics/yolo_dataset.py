@@ -121,7 +121,7 @@ def manifest_to_yolo(
                     continue
                 path, image = label_path(line.number, label.source, common)
                 coco_keys.add(line.number, label.record, label.metadata)
-                others.add(line.number, label.record, label.metadata)
+                others.add(line.number, label.record, label.metadata, label.value)
                 taken.take(path, image, line.number)
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:

@@ -281,6 +281,14 @@ def gt_multilabel(labels: Sequence[tuple[int, str, float | None]]) -> Labeled:
     return Labeled(ids, {"class-map": class_map, "confidence-map": confidence_map})
 
 
+def refuse_negative_size(width: float, height: float, *, fmt: str, key: str) -> None:
+    """A Ground Truth box's size is at least 0 (``validate`` refuses a line with less,
+    ``schema-minimum``): refused naming the coordinate, rather than written out as it is."""
+    for field, value in (("width", width), ("height", height)):
+        if value < 0:
+            raise FormatError(f"{field} {value} is negative", fmt=fmt, key=f"{key}.{field}")
+
+
 def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: str = "groundtruth",
                       strict_ids: bool = True):
     """Check a Ground Truth bounding-box label and return ``(image_size, boxes, class_map)``.
@@ -318,13 +326,11 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
             obj = objects[i]
             if isinstance(obj, Mapping) and "confidence" in obj:
                 conf = confidence_value(obj["confidence"], fmt=fmt, key=f"objects[{i}].confidence")
-        boxes.append(
-            Box(
-                read_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"),
-                *(number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height")),
-                confidence=conf,
-            )
-        )
+        left, top, width, height = (number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height"))
+        # every export wrote a negative size as it was (COCO area -190), and no import read it back
+        refuse_negative_size(width, height, fmt=fmt, key=key)
+        boxes.append(Box(read_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"), left, top, width, height,
+                         confidence=conf))
     class_map: dict[int, str] = {}
     raw_map = metadata.get("class-map", {})
     if not isinstance(raw_map, Mapping):

@@ -43,6 +43,7 @@ from .model import (
     gt_multilabel,
     image_size_value,
     number,
+    refuse_negative_size,
     require_task_type,
 )
 
@@ -146,7 +147,7 @@ def dm_v1_to_gt(
         for cid, _, conf, (aid, coord) in picked:
             k = f"annotationsData.{mid}.{aid}.coordinate"
             x, y, w, h = (number(coord.get(f), fmt=DM, key=f"{k}.{f}") for f in ("x", "y", "width", "height"))
-            _refuse_negative(w, h, fmt=DM, key=k)
+            refuse_negative_size(w, h, fmt=DM, key=k)
             boxes.append(Box(cid, x, y, w, h, confidence=conf))
         return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
     if name == CLASSIFICATION:
@@ -296,7 +297,7 @@ def objects_to_gt(
             if not (_finite(x) and _finite(y) and _finite(w) and _finite(h)):
                 x, y, w, h = (number(coord.get(f), fmt=OBJECTS, key=f"objects[{j}].coordinates.{f}")
                               for f in ("x", "y", "width", "height"))
-            _refuse_negative(w, h, fmt=OBJECTS, key=f"objects[{j}].coordinates")
+            refuse_negative_size(w, h, fmt=OBJECTS, key=f"objects[{j}].coordinates")
             boxes.append(Box(cid, x, y, w, h, confidence=conf))
         return gt_detection(size, boxes, {cid: cname for cid, cname, _, _ in picked})
     if name == CLASSIFICATION:
@@ -351,14 +352,6 @@ def plain_boxes(objects: list, image_size: Any) -> Labeled | None:
     width, height, depth = image_size_value(image_size, fmt=OBJECTS)
     value = {"image_size": [{"width": width, "height": height, "depth": depth}], "annotations": annotations}
     return Labeled(value, {"objects": scores, "class-map": class_map})
-
-
-def _refuse_negative(width: float, height: float, *, fmt: str, key: str) -> None:
-    """A Ground Truth box's size is at least 0 (``validate`` refuses a line with less): refused
-    here, naming the coordinate, rather than written into a manifest that is then refused."""
-    for field, value in (("width", width), ("height", height)):
-        if value < 0:
-            raise FormatError(f"{field} {value} is negative", fmt=fmt, key=f"{key}.{field}")
 
 
 def _finite(value: Any) -> bool:
