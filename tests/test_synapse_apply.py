@@ -616,3 +616,46 @@ def test_a_backend_that_takes_no_connection_stops_apply_at_the_first_window(syna
                                                      "GET /sdk/tasks/: ClientConnectorError"), report.fatal
     assert report.totals["failed"] == 0 and report.not_reached == 40, report.summary()
     assert dead.aio.sent == 3  # the listing, retried twice; not one GET a task
+
+
+def test_a_write_in_flight_when_apply_stopped_is_left_open_by_a_rollback_before_it_lands(
+        synapse, client, job, monkeypatch) -> None:
+    """Ctrl-C on apply while a PUT is on its way, then rollback at once, as the message advises:
+    the task still held its data from before, so the write was closed as "already as before";
+    then the PUT landed, and no rollback could ever undo it. Now a write in doubt journalled
+    under ``LANDING_SECONDS`` ago is left open; once it has landed, the next rollback restores it.
+    Past that window (a run killed long ago, its write never sent), it is closed as before."""
+    from totask_manifest._synapse import rollback as rollback_module
+    from totask_manifest._synapse.client import AsyncSynapseClient
+
+    _, job_dir, tasks = job
+    first = tasks[0]["id"]
+    on_its_way: list = []
+    put = AsyncSynapseClient.annotate_task_data
+
+    async def stopped_while_sending(self, task_id, data, **kw):
+        if task_id == first:  # the request went out; the run is stopped before its answer
+            on_its_way.append(data)
+            raise asyncio.CancelledError
+        return await put(self, task_id, data, **kw)
+
+    monkeypatch.setattr(AsyncSynapseClient, "annotate_task_data", stopped_while_sending)
+    with pytest.raises(concurrent.futures.CancelledError):
+        apply_job(str(job_dir), client=client, concurrency=1)
+    monkeypatch.undo()
+    early = rollback_job(str(job_dir), client=client)
+    assert [(r.task_id, r.status) for r in early.results] == [(first, "landing")], early.results
+    assert not early.complete and "1 as before with a write of a stopped run that may still land" in early.summary()
+    assert not puts(synapse) and tasks[0]["data"] == ORIGINAL
+    client.run(client.aio.annotate_task_data(first, on_its_way[0]))  # the stopped run's write lands
+    late = rollback_job(str(job_dir), client=client)
+    assert [(r.task_id, r.status) for r in late.results] == [(first, "restored")] and late.complete, late.summary()
+    assert tasks[0]["data"] == ORIGINAL
+    # the same stop, its write never landing: past the window, the task is as before for good
+    monkeypatch.setattr(AsyncSynapseClient, "annotate_task_data", stopped_while_sending)
+    with pytest.raises(concurrent.futures.CancelledError):
+        apply_job(str(job_dir), client=client, concurrency=1)
+    monkeypatch.undo()
+    monkeypatch.setattr(rollback_module, "LANDING_SECONDS", 0.0)
+    closed = rollback_job(str(job_dir), client=client)
+    assert [(r.task_id, r.status) for r in closed.results] == [(first, "already")] and closed.complete

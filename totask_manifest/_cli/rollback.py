@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 #: a status as a line says it: the summary's words ("already" alone reads as a cut line)
-_SAID = {"already": "already as before (nothing sent)", "deleted": "deleted in Synapse"}
+_SAID = {"already": "already as before (nothing sent)", "deleted": "deleted in Synapse", "landing": "not restored yet"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
             _print_results(so_far)
         counts = so_far.summary() if so_far.planned is not None else "rollback: stopped before any task was read"
         then = (f"the counts above are the tasks finished before the stop; a restore in flight may still reach "
-                f"Synapse. Run 'totask-manifest rollback {args.job}' again to finish (tasks already restored are "
-                f"left alone)")
+                f"Synapse within a minute. Run 'totask-manifest rollback {args.job}' again to finish (tasks already "
+                f"restored are left alone); wait a minute before applying the job again, or an apply may find a "
+                f"task still labeled that a restore then empties")
         # on stderr, as the summary of any rollback that left tasks to restore
         return say_interrupted("rollback", counts, then, exc, counts_to=sys.stderr)
     _print_results(report)

@@ -419,6 +419,8 @@ class _ApplyRun:
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
                 self.sent -= not exc.retried
+            else:  # no answer, or a 5xx: still in doubt, but its request is over (``TaskHistory.landing``)
+                self.journal.note("unanswered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash

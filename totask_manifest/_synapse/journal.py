@@ -15,6 +15,10 @@ not have reached the backend, which may have stored it normalised. Such a task i
 as holding this job's write when its current data contains everything that was sent (every
 key and value of the sent data, lists element by element; keys the backend added are allowed),
 so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
+A PUT that ended without an answer (or with a 5xx) stays in doubt, noted ``unanswered``: its
+request is over. One whose run was stopped while it waited (a Ctrl-C) may still be on its way:
+a rollback within a minute of it leaves such a task open though it looks as before
+(``TaskHistory.landing``), since closing it would leave the write, landed after, for good.
 
 On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
 stores each commit is one object written whole (``pipe_file``); it is durable when the store
@@ -55,8 +59,12 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+#: a record's ``at``: when it was journalled, in UTC
+_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime(_AT_FORMAT)
 
 
 class _LocalStore:
@@ -292,6 +300,9 @@ class TaskHistory:
     in_doubt: list[dict] = field(default_factory=list)
     #: where the writes name no data unit (an older journal): the one their manifest line names
     exported_unit: int | None = None
+    #: ``id`` of the writes in doubt whose request ended without an answer (``unanswered``): not
+    #: on their way any more, as a write of a run stopped while it waited may be
+    ended: set[int] = field(default_factory=set)
 
     @property
     def original(self) -> Any:
@@ -312,6 +323,14 @@ class TaskHistory:
                 return unit
         return self.exported_unit
 
+    def landing(self, now: dt.datetime, window: float) -> float | None:
+        """Seconds since the latest write in doubt was journalled, where that is under ``window``
+        (a write of a run stopped moments ago may still be on its way to the backend); else None."""
+        ages = [(now - when).total_seconds() for w in self.in_doubt
+                if id(w) not in self.ended and (when := _journalled_at(w)) is not None]
+        recent = [age for age in ages if age < window]
+        return min(recent) if recent else None
+
     def ours(self) -> set[str]:
         """Fingerprints the task may hold because this job wrote them.
 
@@ -328,6 +347,14 @@ class TaskHistory:
         if current_hash in self.ours():
             return True
         return any("new" in w and contains(current, w["new"]) for w in self.in_doubt)
+
+
+def _journalled_at(record: dict) -> dt.datetime | None:
+    """When ``record`` was journalled (its ``at``, as ``_now`` writes it), or None."""
+    try:
+        return dt.datetime.strptime(record["at"], _AT_FORMAT).replace(tzinfo=dt.UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
@@ -354,6 +381,10 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:
                     del histories[tid]
+        elif op == "unanswered" and tid in histories:  # in doubt still, its request over
+            history = histories[tid]
+            history.ended.update(id(w) for w in history.in_doubt
+                                 if w.get("run") == rec.get("run") and w.get("new_hash") == rec.get("new_hash"))
         elif op == "restored":
             histories.pop(tid, None)
     return histories

@@ -3,6 +3,8 @@
 For each task with writes not yet undone, the task's current data decides:
 
 * it already holds the data from before the job's first write: nothing to send (``already``);
+  unless a write of it is in doubt and was journalled under a minute ago (a run stopped by a
+  Ctrl-C moments before: that write may still land), then it is left open (``landing``);
 * it holds what the job wrote (or an intermediate state of the job's own writes): restore;
 * it holds anything else, so someone changed it since: skip and report (``conflict``) unless
   ``force``;
@@ -17,6 +19,7 @@ what the backend held before, which its DM-schema check need not judge again.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 from collections import Counter
@@ -46,6 +49,12 @@ from .written_units import fill_written_units
 log = logging.getLogger(__name__)
 
 RESTORED, ALREADY, CONFLICT, FAILED = "restored", "already", "conflict", "failed"
+#: a task as before, but with a write of a run stopped moments ago that may still reach it: left
+#: open for a later rollback (closed as ``already``, the write landed after and was never undone)
+LANDING = "landing"
+#: how long after its ``before`` record a write in doubt may still land: a stopped run's request
+#: reaches the backend within the client's read timeout (30 s) if at all; twice that
+LANDING_SECONDS = 60.0
 #: the task answers 404 while its project is there: deleted since, so nothing is left to restore
 DELETED = "deleted"
 #: a failed task's ``cause`` when it holds another data unit than the job wrote it for: rolling back
@@ -85,7 +94,7 @@ class RollbackReport:
     def totals(self) -> dict[str, int]:
         counts = Counter(r.status for r in self.results)
         return {"tasks": len(self.results),
-                **{k: counts.get(k, 0) for k in (RESTORED, ALREADY, CONFLICT, FAILED, DELETED)}}
+                **{k: counts.get(k, 0) for k in (RESTORED, ALREADY, CONFLICT, FAILED, DELETED, LANDING)}}
 
     @property
     def complete(self) -> bool:
@@ -100,6 +109,9 @@ class RollbackReport:
                 f"someone else (skipped), {t[FAILED]} failed")
         if t[DELETED]:
             text += f", {t[DELETED]} deleted in Synapse"
+        if t[LANDING]:  # counted in ``remaining``: the advice to run again below covers them
+            text += (f", {t[LANDING]} as before with a write of a stopped run that may still land (run rollback "
+                     f"again in {LANDING_SECONDS:.0f} s)")
         if self.fatal:
             text += f"; stopped: {self.fatal}"
         other_unit = [r.task_id for r in self.results if r.cause == OTHER_UNIT]
@@ -185,7 +197,10 @@ async def rollback_async(
 
     ``only_run`` limits it to one run's records (apply passes its own run id): stopping a run
     must undo that run only, not the earlier runs' writes the user kept; each task goes back to
-    what it held before that run wrote it. ``report``: as ``rollback_job``'s.
+    what it held before that run wrote it. ``report``: as ``rollback_job``'s. A task found as
+    before with a write in doubt journalled less than ``LANDING_SECONDS`` ago (a run stopped by a
+    Ctrl-C moments before) is left open (``LANDING``), not closed as ``already``: that write may
+    still land, and a journal saying it was undone would leave it on the task for good.
     """
     await journal.flush()
     # only the records asked for are held: apply's run, not the earlier runs' writes it keeps
@@ -202,6 +217,8 @@ async def rollback_async(
     report.planned = report.remaining = len(histories)
     report.host_check = aio.settings.check_host()
     breaker = Breaker()
+    # apply's own run awaited each of its writes before rolling back: none of them is still on its way
+    window = 0.0 if only_run is not None else LANDING_SECONDS
     undone: set[int] = set()  # restored, already as before, or deleted: nothing left to do
     conflicted: set[int] = set()
 
@@ -219,7 +236,11 @@ async def rollback_async(
                 raise _OnOtherUnit(restore_other_unit(tid, unit, written, aio.settings))
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
-            if current == history.original_hash:
+            landing = history.landing(dt.datetime.now(dt.UTC), window)
+            if current == history.original_hash and landing is not None:
+                result = RestoreResult(tid, LANDING, f"as before, but a write of a run stopped {landing:.0f} s ago may "
+                                       "still reach it: left for a later rollback")
+            elif current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)
             elif ours or force:
