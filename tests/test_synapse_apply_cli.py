@@ -143,8 +143,9 @@ def _rollback_interrupted(job: Path) -> list[str]:
     return ["rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed; 4 tasks "
             "not restored yet (run rollback again)",
             f"totask-manifest rollback: interrupted: the counts above are the tasks finished before the stop; a "
-            f"restore in flight may still reach Synapse. Run 'totask-manifest rollback {job}' again to finish "
-            f"(tasks already restored are left alone)"]
+            f"restore in flight may still reach Synapse within a minute. Run 'totask-manifest rollback {job}' again "
+            f"to finish (tasks already restored are left alone); wait a minute before applying the job again, or an "
+            f"apply may find a task still labeled that a restore then empties"]
 
 
 @pytest.mark.slow
