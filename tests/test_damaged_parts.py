@@ -149,3 +149,25 @@ def test_a_damaged_parts_message_names_it_without_the_urls_secrets():
     message = str(DamagedCheckpoint("https://user:pw@store.example/job/part-000001.ckpt?X-Amz-Signature=s3cr3t", "torn"))
     assert "part-000001.ckpt" in message and "torn" in message
     assert "s3cr3t" not in message and "pw@" not in message
+
+
+@pytest.mark.parametrize("status", ["STOPPED", "FAILED"])
+def test_a_refused_resume_leaves_a_stopped_job_as_it_was_and_status_names_the_damage(tmp_path, status):
+    """A STOPPED job whose middle part was damaged since: resume refused it (right), but had saved
+    the job RUNNING first, so ``chain`` then refused it too ("resume it first") and ``status``
+    said "interrupted". Now the parts are read before RUNNING is saved, and ``status`` of a job
+    that is not RUNNING names the damaged part as it does for a killed one."""
+    job, _expected, parts = _killed_job(tmp_path)
+    data = orjson.loads((job / "job.json").read_bytes())
+    (job / "job.json").write_bytes(orjson.dumps({**data, "status": status, "ended": "2026-01-01T00:00:00Z"}))
+    before = (job / "job.json").read_bytes()
+    _truncate(parts[2])
+    r = run_cli("resume", str(job))
+    assert r.returncode == 1 and f"checkpoint part {parts[2]} is damaged" in r.stderr, r.stderr
+    assert (job / "job.json").read_bytes() == before  # not RUNNING, no run recorded
+    s = run_cli("status", str(job))
+    assert s.returncode == 0 and f"status: {status}" in s.stdout, s.stdout
+    note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
+    assert f"{parts[2]} is damaged" in note and "5 later part(s) hold finished lines" in note, note
+    c = run_cli("chain", str(job), "--job-name", "next", "--method", TOY)  # refused for its missing output only
+    assert "RUNNING" not in c.stderr and "interrupted" not in c.stderr and "has no output manifest" in c.stderr, c.stderr

@@ -144,3 +144,29 @@ def test_an_unknown_ground_truth_type_is_named_not_said_to_be_no_type(tmp_path, 
     line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
     assert "line 1" in line and "'cls-metadata' declares 'groundtruth/image-captioning'" in line, line
     assert "does not know" in line and "no 'cls-metadata' declaring" not in line, line
+
+
+@pytest.mark.parametrize("where", [1, 2999], ids=["every-line", "one-line-among-thousands"])
+@pytest.mark.parametrize("meta", [{"note": "user data"}, "x", [1]], ids=["object-without-type", "string", "list"])
+def test_metadata_that_is_no_labels_on_a_line_the_job_labels_is_refused_not_replaced(tmp_path, capsys, meta, where):
+    """A line without ``cls`` whose ``cls-metadata`` holds the user's own data: the job labeled the
+    line and wrote its own ``cls-metadata`` over it, 50 lines of data lost, exit 0. A failed line's
+    metadata (``failure-reason``) is Ground Truth's and is replaced as ever (next test). The typed
+    path takes runs of lines of one shape whole: a shape with metadata where the job labels is read
+    line by line, so one such line among thousands is found too."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg"} for i in range(3000)]
+    for i in (range(3000) if where == 1 else [where - 1]):
+        rows[i]["cls-metadata"] = meta
+    line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert f"line {where}: 'cls-metadata' is no label's metadata" in line, line
+    assert ("(3000 line(s) do)" in line) == (where == 1) and "would be lost" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_lines_metadata_is_labeled_again_as_ever(tmp_path) -> None:
+    """Ground Truth's failed line: ``cls-metadata`` with a ``failure-reason`` and no ``cls``; a job
+    labels it again and writes its own metadata there (what chaining onto failures does)."""
+    failed = {"failure-reason": "ClientError: fetch failed", "job-name": "labeling-job/old"}
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls-metadata": failed} for i in range(3000)]
+    r = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert r.returncode == 0, r.stderr

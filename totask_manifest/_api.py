@@ -47,7 +47,7 @@ from ._jobs.config import (
     path_argument,
     resume_arguments,
 )
-from ._jobs.damaged_parts import missing_note
+from ._jobs.damaged_parts import missing_note, summarize_setting_aside
 from ._jobs.execute import execute
 from ._jobs.held_labels import nothing_to_label, raise_for_held
 from ._jobs.input_identity import refuse_open_file
@@ -253,10 +253,13 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     refuse_changed_files(state)  # lines to label: with the files the job started with
     run.engine = _engine(run.engine or state.engine)
     run.engine.check(state.config)
+    # the parts read before RUNNING is saved: one resume refuses (damaged before a readable part,
+    # unreadable) left a STOPPED job RUNNING, which chain then refused ("resume it first")
+    recorded = summarize_setting_aside(state.layout)
     state.status = RUNNING
     state.error = state.ended = None  # running: the earlier run's end is in its record, not the job's
     state.save()
-    return execute(state, run)
+    return execute(state, run, recorded)
 
 
 def chain(
@@ -374,10 +377,11 @@ def status(job_url: str) -> dict[str, Any]:
     holder, gone = current_holder(job.folder)
     if state.status != COMPLETED and (missing := missing_note(job.layout)) is not None:
         data["missing"] = missing
-    if state.status == RUNNING:
+    if state.status != COMPLETED:  # the parts' counts for a RUNNING job; a damaged part for any
         data["metrics"] = job.metrics()
         if job.damaged:
             data["damaged"] = job.damaged
+    if state.status == RUNNING:
         if holder is None:
             data["interrupted"] = "no process holds the job"
         elif gone == "released":

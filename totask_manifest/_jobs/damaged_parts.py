@@ -40,7 +40,12 @@ class SetAside:
     why: str
 
 
-def summarize_setting_aside(layout: JobLayout) -> tuple[tuple[int, dict[str, int], int], list[SetAside]]:
+#: what the parts hold for a run about to carry on: ``checkpoint.summarize``'s ``(last index recorded,
+#: counts, next part's number)`` and the damaged parts set aside
+Recorded = tuple[tuple[int, dict[str, int], int], list[SetAside]]
+
+
+def summarize_setting_aside(layout: JobLayout) -> Recorded:
     """``checkpoint.summarize`` for a run about to carry on, after setting aside the damaged
     parts at the end (each logged as a warning). A damaged part before a readable one is refused
     (``JobError``), naming it and what to do. Called under the job's lease."""

@@ -27,7 +27,7 @@ from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
 from .commit import Coverage, InputChangedError, write_output
 from .config import JobResult
-from .damaged_parts import summarize_setting_aside
+from .damaged_parts import Recorded, summarize_setting_aside
 from .known_keys import LINE_COUNTS
 from .layout import clean_temporaries
 from .lease import LeaseLost, held_lease
@@ -49,9 +49,11 @@ log = logging.getLogger("totask_manifest")
 METRICS_SECONDS = 2.0
 
 
-def execute(state: JobState, run: JobRun) -> JobResult:
+def execute(state: JobState, run: JobRun, recorded: Recorded | None = None) -> JobResult:
     """Run ``run.engine`` over the lines the checkpoint does not hold yet, then finish the job:
-    final status, output manifest, failures, job.json. ``state`` is saved (RUNNING) before."""
+    final status, output manifest, failures, job.json. ``state`` is saved (RUNNING) before.
+    ``recorded``: ``summarize_setting_aside`` of the job's parts, read by a caller (``resume``)
+    before it saved RUNNING: a part it refuses leaves the job as it was, not RUNNING."""
     config = state.config
     layout = state.layout
     on_progress = _Callback(run.on_progress) if run.on_progress else None
@@ -60,7 +62,7 @@ def execute(state: JobState, run: JobRun) -> JobResult:
     for url in clean_temporaries(config.job_url):
         log.info("removed %s, left by an interrupted run", redact_url(url))
     # a damaged last part (torn by a crash without sync) is renamed, kept, and its lines redone
-    (after, counts, next_seq), set_aside = summarize_setting_aside(layout)
+    (after, counts, next_seq), set_aside = recorded if recorded is not None else summarize_setting_aside(layout)
     total = state.metrics.get("total", 0)
 
     saved_at = [time.monotonic()]  # the run's start is saved below

@@ -38,6 +38,10 @@ NOT_A_LABEL = ""
 #: the kind of a value whose metadata declares a ``groundtruth/...`` type this tool does not know:
 #: this prefix, then the type as written
 UNKNOWN_TYPE = "unknown type "
+#: the kind of a line without a value under the attribute whose ``<attribute>-metadata`` is no label's
+#: metadata (not an object declaring a ``type`` or a ``failure-reason``): the job writes its own
+#: metadata there, and the value was lost with exit 0
+NOT_LABEL_METADATA = "not label metadata"
 #: Ground Truth's custom type: what a job of any task type writes for a document kept as it is
 #: (``--native keep``, ``recorder.updates_for``), so it goes beside any type's labels, either way
 CUSTOM = "custom"
@@ -68,6 +72,14 @@ class HeldLabels:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.first.setdefault(kind, number)
 
+    def note_metadata(self, number: int, record: dict, attribute: str) -> None:
+        """Line ``number``, which the job labels: noted where ``<attribute>-metadata`` holds what
+        no label's metadata is (``label_metadata``), which the job's own would replace."""
+        if self.task_type is None or label_metadata(record.get(metadata_key(attribute))):
+            return
+        self.counts[NOT_LABEL_METADATA] = self.counts.get(NOT_LABEL_METADATA, 0) + 1
+        self.first.setdefault(NOT_LABEL_METADATA, number)
+
     def add(self, other: HeldLabels, base: int) -> None:
         """``other``, of the range whose first line follows line ``base``, added (its lines renumbered)."""
         for kind, count in other.counts.items():
@@ -75,9 +87,16 @@ class HeldLabels:
             self.first.setdefault(kind, other.first[kind] + base)
 
 
+def label_metadata(meta: object) -> bool:
+    """Whether ``meta``, under ``<attribute>-metadata`` on a line the job labels, is a label's
+    metadata or nothing (absent, null): an object declaring a ``type`` (a label's) or a
+    ``failure-reason`` (a failed line's, which a chained job labels again), which the job's own replaces."""
+    return meta is None or (type(meta) is dict and ("type" in meta or "failure-reason" in meta))
+
+
 def fits(kind: str, task_type: str) -> bool:
     """Whether a held value of ``kind`` may stay beside the labels a job of ``task_type`` writes."""
-    if kind == NOT_A_LABEL or kind.startswith(UNKNOWN_TYPE):
+    if kind in (NOT_A_LABEL, NOT_LABEL_METADATA) or kind.startswith(UNKNOWN_TYPE):
         return False
     return kind == task_type or CUSTOM in (kind, task_type)
 
@@ -99,8 +118,10 @@ def shape_passes(record: dict, attribute: str, task_type: str | None) -> bool:
     (a label of its task type, or no value there at all): the scan's typed path takes a run of
     a shape whole, its metadata's ``type`` the same on every line (each schema fixes it), so a
     shape whose first line is not passed over is left to the per-line path, which notes it."""
-    if task_type is None or record.get(attribute) is None:
+    if task_type is None:
         return True
+    if record.get(attribute) is None:  # lines the job labels: a shape with metadata there looked at line by line
+        return record.get(metadata_key(attribute)) is None
     return fits(held_kind(record.get(metadata_key(attribute)), attribute, record[attribute]), task_type)
 
 
@@ -114,6 +135,12 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
     line, count = held.first[kind], held.counts[kind]
     where = f"{what} {redact_url(url)} line {line}"
     also = f" ({count} line(s) do)" if count > 1 else ""
+    if kind == NOT_LABEL_METADATA:
+        meta = metadata_key(attribute)
+        raise UsageError(
+            f"{where}: {meta!r} is no label's metadata (not an object declaring a 'type' or a 'failure-reason'){also}; "
+            f"the job writes its own {meta!r} on each line it labels, so what the line holds there would be lost: "
+            f"give --label-attribute a name whose metadata key the lines do not hold")
     if kind == NOT_A_LABEL:
         meta = metadata_key(attribute)
         raise UsageError(

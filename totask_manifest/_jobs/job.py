@@ -127,7 +127,7 @@ class Job:
         checkpoint parts hold now."""
         record = self.record()
         metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
-        if record.get("status") != RUNNING:
+        if record.get("status") == COMPLETED:
             return metrics
         from .damaged_parts import damage_note, readable_summary  # on use: status and report read few jobs
         from .execute import job_metrics
@@ -136,8 +136,9 @@ class Job:
         # relative to where status was run
         layout = JobLayout(_folder(self.url))
         counts, damaged = readable_summary(layout)
+        # a STOPPED or FAILED job's part damaged since (a disk, a hand): said, as resume refuses it
         self.damaged = damage_note(damaged, layout)
-        return job_metrics(int(metrics.get("total") or 0), counts)
+        return job_metrics(int(metrics.get("total") or 0), counts) if record.get("status") == RUNNING else metrics
 
     def input_changed(self, sha256: str, append: list[str]) -> str | None:
         """For a clone of this job whose input (combined with ``append``) has checksum ``sha256``:

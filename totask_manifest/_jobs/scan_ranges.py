@@ -208,10 +208,12 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
             meta_key = metadata_key(attribute)
             for j, record in enumerate(records):
                 # ``selection.needs_label``, inline: a missing or null value, or an earlier failure
-                if record.get(attribute) is None or (
-                        type(meta := record.get(meta_key)) is dict and "failure-reason" in meta):
+                meta = record.get(meta_key)
+                if record.get(attribute) is None or (type(meta) is dict and "failure-reason" in meta):
                     out.indices.append(first + j)
                     out.offsets.append(starts[j])
+                    if meta is not None:  # the job writes its own metadata there (``held_labels.label_metadata``)
+                        out.held.note_metadata(first + j + 1, record, attribute)
                 else:
                     out.held.note(first + j + 1, record, attribute)
             return records
@@ -234,6 +236,7 @@ def _scan_line(out: _RangeScan, at: int, raw: bytes, attribute: str) -> None:
     if needs_label(line.record(), attribute):
         out.indices.append(out.lines - 1)
         out.offsets.append(at)
+        out.held.note_metadata(out.lines, line.record(), attribute)
     else:
         out.held.note(out.lines, line.record(), attribute)
 
