@@ -100,3 +100,16 @@ def test_keys_of_a_box_label_no_export_writes_are_said(tmp_path: Path, capsys, t
     assert (f"1 line(s) hold keys a {fmt} export has no place for (boxes-metadata.review, boxes.extra-field, "
             "boxes.annotations[].rotation, boxes.annotations[].occluded, boxes-metadata.objects[].note; first on "
             "line 2), left out: convert --to parquet keeps every line whole") in out, out
+
+
+def test_a_mistyped_folder_is_said_missing_not_a_manifest_to_a_manifest(tmp_path: Path, capsys) -> None:
+    """``convert dataset_yolo_typo out.manifest --to manifest``: a name that is no folder is taken for
+    a manifest, which said "both sides are manifests; nothing to convert"."""
+    missing = tmp_path / "no-such-dataset"
+    assert main(["convert", str(missing), str(tmp_path / "out.manifest"), "--to", "manifest"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"totask-manifest convert: error: no such file or folder: {missing}", err
+    there = tmp_path / "in.manifest"
+    there.write_bytes(box_line(0, "boxes"))
+    assert main(["convert", str(there), str(tmp_path / "out.manifest"), "--to", "manifest"]) == 2
+    assert "both sides are manifests" in capsys.readouterr().err

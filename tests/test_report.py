@@ -200,11 +200,13 @@ def test_mask_samples_are_blended_over_the_image(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["manifests/output/output.manifest", "job.json", "failures.jsonl", "INPUT"])
+@pytest.mark.parametrize("target", ["manifests/output/output.manifest", "job.json", "failures.jsonl", "INPUT",
+                                    "CLASS_NAMES"])
 def test_report_written_over_a_file_the_job_reads_is_refused(tmp_path, target):
     """``report JOB -o JOB/manifests/output/output.manifest`` (a slip of the shell's completion)
     replaced the job's output manifest with the page, exit 0; so did ``-o`` naming job.json,
-    failures.jsonl or the job's input manifest. Refused in one line (exit 2), every file as it was."""
+    failures.jsonl, the job's input manifest or its ``--class-names`` file (which every resume
+    compares). Refused in one line (exit 2), every file as it was."""
     import shutil
 
     from tests.jobs_helpers import REPO, run_cli
@@ -217,8 +219,9 @@ def test_report_written_over_a_file_the_job_reads_is_refused(tmp_path, target):
                 str(tmp_path / "data" / "class_names.txt"), "--native", "convert", "--allow-root",
                 str(tmp_path / "data"), "--output", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    path = inp if target == "INPUT" else job / target
-    files = [inp, *(job / name for name in ("job.json", "failures.jsonl", "manifests/output/output.manifest"))]
+    names = tmp_path / "data" / "class_names.txt"
+    path = {"INPUT": inp, "CLASS_NAMES": names}.get(target, job / target)
+    files = [inp, names, *(job / name for name in ("job.json", "failures.jsonl", "manifests/output/output.manifest"))]
     before = {f: f.read_bytes() for f in files}
     r = run_cli("report", str(job), "-o", str(path))
     assert r.returncode == 2, r.stdout + r.stderr
@@ -408,3 +411,24 @@ def test_a_file_inside_a_job_folder_names_that_folder(tmp_path: Path, capsys) ->
     assert not (tmp_path / "r.html").exists()
     with pytest.raises(StorageError, match=r"is not a job folder: no job.json and no manifests/output/output.manifest$"):
         render_report(str(tmp_path / "empty"))  # nothing of a job around: what was looked for
+
+
+def test_a_truncated_line_in_the_output_manifest_is_said_on_the_page_and_exits_1(tmp_path, capsys):
+    """A truncated last line (a copy cut short): ``stats`` of the file says so and exits 1; ``report``
+    charted the other lines, said nothing and exited 0. Now it says it as ``stats`` does, on the
+    page too, and exits 1 (invalid data); the page is written all the same."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    job = tmp_path / "out" / "rj"
+    assert main(sample_job_args("rj", tmp_path / "out")) == 0
+    output = job / "manifests" / "output" / "output.manifest"
+    output.write_bytes(output.read_bytes() + output.read_bytes()[:60] + b"\n")
+    capsys.readouterr()
+    page = tmp_path / "page.html"
+    assert main(["report", str(job), "-o", str(page)]) == 1
+    err = capsys.readouterr().err
+    assert ("totask-manifest report: error: 1 line(s) are not a JSON object (a truncated or damaged manifest; "
+            "totask-manifest validate names them); the page's figures leave them out") in err, err
+    assert "Traceback" not in err
+    assert "1 not a JSON object (a truncated or damaged manifest): the figures leave them out" in page.read_text()

@@ -20,7 +20,15 @@ from .._jobs.layout import check_job_name, refuse_output_in_job
 from .._manifest.io import refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
-from .._storage import is_dir, is_local, redact_url, refuse_folder_name, refuse_output_over_input, url_to_fs
+from .._storage import (
+    exists,
+    is_dir,
+    is_local,
+    redact_url,
+    refuse_folder_name,
+    refuse_output_over_input,
+    url_to_fs,
+)
 from . import FORMATS, MANIFEST
 from .coco_dataset import coco_to_manifest, manifest_to_coco
 from .labels import NOTES
@@ -183,6 +191,8 @@ def convert(
             "job_name": job_name, "image_root": image_root, "human_annotated": human_annotated,
             "allow_drop": allow_drop, "confidence": confidence or None}
     if src_fmt == MANIFEST and to == MANIFEST:
+        if from_format is None and not exists(src):  # a mistyped YOLO folder read as a manifest: said as missing
+            raise StorageError(f"no such file or folder: {redact_url(src)}")
         raise UsageError("both sides are manifests; nothing to convert")
     if src_fmt == MANIFEST:  # an export reads its manifest twice (the attribute, then the lines)
         _refuse_a_pipe(src)

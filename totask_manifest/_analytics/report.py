@@ -65,6 +65,9 @@ class ReportResult:
     failures: int
     #: why the job's ``job.json`` could not be read as JSON (the page is written without it); None when it could
     job_json_problem: str | None = None
+    #: output manifest lines the page's figures leave out: not a JSON object (over the byte cap among them)
+    invalid_lines: int = 0
+    too_long_lines: int = 0
 
 
 #: a report is not a job: a dead image host costs one retry and ten seconds per attempt at most
@@ -248,6 +251,16 @@ def render_report(
 ) -> tuple[str, int, int]:
     """The page's HTML, the number of sample tiles and of failures. Images are read under the
     job's fetch policy with ``fetch_options`` (``allow_root``, ``allow_hosts``, ...) laid over it."""
+    html, tiles, failures, _unread = _render(job_url, samples=samples, fetch_options=fetch_options,
+                                             max_image_pixels=max_image_pixels)
+    return html, tiles, failures
+
+
+def _render(
+    job_url: str, *, samples: int, fetch_options: dict[str, Any] | None, max_image_pixels: int | None,
+) -> tuple[str, int, int, tuple[int, int]]:
+    """``render_report``'s, with the output manifest's lines left unread: ``(not a JSON object,
+    over the byte cap)``, the second counted in the first (``ManifestStats``'s)."""
     job_url = job_url.rstrip("/")
     if not has_scheme(job_url):  # every path on the page absolute, as job.json writes them
         job_url = os.path.abspath(job_url)
@@ -276,10 +289,11 @@ def render_report(
         logging.getLogger("totask_manifest").warning("failures %s", failures_gone)
     # the last run could not write it, or one runs or was killed: its counts and samples are an earlier run's
     stale = output_earlier(job.get("status"), job.get("runs")) and exists(manifest)
-    stats, others = None, ""
+    stats, others, unread = None, "", (0, 0)
     if exists(manifest):
         with contextlib.suppress(TotaskError):
             ms = count_manifest(manifest, label_attributes=[attr] if attr else None)  # zeros until labeled
+            unread = (ms.invalid_lines, ms.too_long_lines)
             stats = ms.attributes.get(attr) if attr else next(iter(ms.attributes.values()), None)
             if not attr and stats is not None:
                 attr = stats.name
@@ -309,7 +323,8 @@ def render_report(
         ("output manifest", gone or f"{manifest} (an earlier run's, without the lines labeled since; "
                             f"{_then(job, job_url)})" if stale else gone or manifest), ("changed", changed), ("created", job.get("created")), ("ended", job.get("ended")),
         ("chained from", job.get("chained-from")), ("cloned from", job.get("cloned-from")),
-        ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing), ("runs", _runs_text(job, job_url, metrics)),
+        ("error", job.get("error")), ("damaged", folder.damaged), ("missing", missing),
+        ("unread lines", _unread_text(*unread)), ("runs", _runs_text(job, job_url, metrics)),
     ])
     html = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -333,7 +348,15 @@ def render_report(
 <script>{SCRIPT}</script>
 </body></html>
 """
-    return html, len(tiles), n_failures
+    return html, len(tiles), n_failures, unread
+
+
+def _unread_text(invalid: int, too_long: int) -> str | None:
+    """The output manifest's lines the page's figures leave out, as ``stats`` says them; None: none."""
+    broken = invalid - too_long
+    said = ([f"{broken:,} not a JSON object (a truncated or damaged manifest)"] if broken else []) + (
+        [f"{too_long:,} over the byte cap (line-too-long)"] if too_long else [])
+    return f"{'; '.join(said)}: the figures leave them out (totask-manifest validate names them)" if said else None
 
 
 def write_report(
@@ -348,23 +371,26 @@ def write_report(
     _refuse_output_over_job_files(job_url, output)
     refuse_output_in_job(output, own_job=job_url)
     refuse_folder_name(output)  # before the images are fetched
-    html, n_tiles, n_failures = render_report(job_url, samples=samples, fetch_options=fetch_options,
-                                              max_image_pixels=max_image_pixels)
+    html, n_tiles, n_failures, (invalid, too_long) = _render(job_url, samples=samples, fetch_options=fetch_options,
+                                                             max_image_pixels=max_image_pixels)
     remove_stale_temporaries(output)  # what a report to the same place killed before left (kill -9)
     write_bytes_atomic(output, html.encode("utf-8"))
     job_json = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url)).layout.job_json
-    return ReportResult(output, n_tiles, n_failures, _json_problem(job_json))
+    return ReportResult(output, n_tiles, n_failures, _json_problem(job_json), invalid, too_long)
 
 
 def _refuse_output_over_job_files(job_url: str, output: str) -> None:
     """Refuse ``-o`` naming a file the job reads (its output or input manifest, ``job.json``,
-    ``failures.jsonl``) or one inside the folders only the job writes (``manifests/``: checkpoint
+    ``failures.jsonl``, a file its options name) or one inside the folders only the job writes (``manifests/``: checkpoint
     parts, the selection, the input's copy; ``.lease/``): the page would replace it, and the
     labels with it (a stopped job's parts are what resume reads back)."""
     job = Job(job_url if has_scheme(job_url) else os.path.abspath(job_url), read_only=True)
     files = [job.layout.job_json, job.layout.failures, job.output_manifest]
     with contextlib.suppress(TotaskError):  # a damaged job.json names no input; the page says so
         files.append(job.state.effective_input or job.state.config.input)
+        # the files its options name, recorded for resume to compare (--class-names): the page replaced one, exit 0
+        options = job.state.config.options
+        files += [options[key] for key in job.state.option_files if isinstance(options.get(key), str)]
     for own in files:
         refuse_output_over_input(own, output)
     fs_job, folder = url_to_fs(job.url)
