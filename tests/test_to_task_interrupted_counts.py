@@ -97,3 +97,36 @@ def test_an_interrupted_run_whose_stdout_is_gone_exits_as_the_signal_says(tmp_pa
     code = main(["run", str(params), "--output", str(tmp_path / "jobs")])
     assert code == 128 + signal.SIGHUP
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a CLI subprocess waiting on held file fetches
+def test_a_run_stopped_while_it_annotates_reports_its_tasks_not_zero(synapse, files, tmp_path: Path) -> None:
+    """``run`` stopped (SIGTERM) while the annotation job runs, before any write: the result said
+    ``total_tasks 0`` and every count 0, though the tasks were exported (and some labeled). It
+    counts them now: the tasks exported, none written (``success_count`` 0), the rest ``stand_by``."""
+    pid = seed_tasks(synapse, files, 6)
+    job_id = synapse.add_job()
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"name": "Stopped", "project": pid, "agent": 1, "method": "file",
+                                      "target_specification_name": "annotation_data"}))
+    # the first two label files come at once, the others 3 s late: the signal comes while they are fetched
+    files.add_fault(Fault(status=None, path="^/labels/", skip=2, delay=3, times=None))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN,
+           "SYNAPSE_JOB_ID": str(job_id)}
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output",
+                             str(tmp_path / "jobs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: len(files.requests_to("GET", "^/labels/")) >= 3, "the label files being fetched")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert not synapse.requests_to("PUT")  # stopped before the writes
+    final = synapse.job_patches[job_id][-1]["result"]
+    assert final["status"] == "FAILED" and final["message"].startswith("interrupted"), final
+    assert (final["total_tasks"], final["success_count"], final["failed_count"]) == (6, 0, 0), final
+    assert final["metrics"] == {"total": 6, "success": 0, "failed": 0, "stand_by": 6}, final
+    assert json.loads(out)["total_tasks"] == 6

@@ -295,8 +295,9 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
 
     ``class_map`` maps int id -> name; it may miss ids when the metadata lacks them (the caller
     decides whether that is an error). ``strict_ids``: a box's class id must be an integer as
-    written (``gt_class_id``: a manifest's label, exported as it is); else ``"1"`` and ``1.0`` are
-    read as 1 (a label file a job reads, whose caller writes the ids as ints).
+    written (``gt_class_id``: a manifest's label, exported as it is, whose box sizes are held to 0
+    or more too, as ``validate`` holds them); else ``"1"`` and ``1.0`` are read as 1 (a label file a
+    job reads, whose caller writes the ids as ints, and whose labels the job's schema check fails).
     """
     read_id = gt_class_id if strict_ids else class_id_value
     metadata = metadata or {}
@@ -327,8 +328,8 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
             if isinstance(obj, Mapping) and "confidence" in obj:
                 conf = confidence_value(obj["confidence"], fmt=fmt, key=f"objects[{i}].confidence")
         left, top, width, height = (number(ann[k], fmt=fmt, key=f"{key}.{k}") for k in ("left", "top", "width", "height"))
-        # every export wrote a negative size as it was (COCO area -190), and no import read it back
-        refuse_negative_size(width, height, fmt=fmt, key=key)
+        if strict_ids:  # an export: it wrote a negative size as it was (COCO area -190), and no import read it
+            refuse_negative_size(width, height, fmt=fmt, key=key)  # back (a job's recorder fails such a label itself)
         boxes.append(Box(read_id(ann["class_id"], fmt=fmt, key=f"{key}.class_id"), left, top, width, height,
                          confidence=conf))
     class_map: dict[int, str] = {}

@@ -136,8 +136,9 @@ class ToTaskAction:
         try:
             result = self._start(params, client, reporter)
         except KeyboardInterrupt:  # Ctrl-C: the job and the Synapse job say so; the caller still sees it
-            # with the writes counted so far (stopped while writing), not 0 tasks
-            counted = self._written() if self._written else (None, None)
+            # with the writes counted so far (stopped while writing), or what the annotation job did
+            # (stopped before the writes): not 0 tasks, as a result of zeros reads "no tasks"
+            counted = self._written() if self._written else self._annotation_counted()
             result = action_result(FAILED_STATUS, "interrupted; run the same action again to resume it", *counted,
                                   totask=self._totask)
             raise
@@ -250,6 +251,16 @@ class ToTaskAction:
             raise _annotation_failed(job_url, finished.status, noted(self._run_record, "export_skipped", []))
         return self._apply(p, job_url, client, reporter)
 
+    def _annotation_counted(self) -> tuple[dict[str, int] | None, list[dict] | None]:
+        """What the annotation job did, for a run stopped before its writes: its tasks, those that
+        failed, the rest ``stand_by`` (``_annotation_counts``); ``(None, None)`` before it exists."""
+        if self.job_url is None or not Job(self.job_url).exists:
+            return None, None
+        try:
+            return _annotation_counts(self.job_url, noted(self._run_record, "export_skipped", []))
+        except TotaskError:  # a job.json being replaced as the signal came: the counts are unknown
+            return None, None
+
     def _annotator_options(self, p: ToTaskParams) -> dict[str, Any]:
         # the SDK's pass-through: what the file (or the pre-processor) holds is the task data,
         # unless an existing plugin class converts it
@@ -358,13 +369,22 @@ def _annotation_failed(job_url: str, status: str, skipped: list[dict]) -> JobErr
     job = Job.open(job_url)
     error, metrics = job.state.error, job.state.metrics
     text = f"annotation job {status}" + (f": {error}" if error else "")
-    total, failed = metrics.get("total", 0), metrics.get("failed", 0)
-    stand_by = max(0, total - failed)
     untried = metrics.get("stand_by", 1)  # the job's own count: lines it has not tried yet
     exc = JobError(text + ("; run the action again to resume it" if untried else ""))
-    exc.metrics = {"total": total + len(skipped), "success": 0,  # type: ignore[attr-defined]
-                   "failed": failed + len(skipped), "stand_by": stand_by}
-    exc.failures = [{"task_id": sk["task_id"], "error": sk["reason"]} for sk in skipped] + [  # type: ignore[attr-defined]
+    exc.metrics, exc.failures = _annotation_counts(job_url, skipped)  # type: ignore[attr-defined]
+    return exc
+
+
+def _annotation_counts(job_url: str, skipped: list[dict]) -> tuple[dict[str, int], list[dict]]:
+    """The metrics and failures of a run whose annotation job ended without a write to Synapse
+    (it did not complete, or a signal stopped the run): its tasks, those that failed (the listed
+    tasks the export could not take first), none succeeded, the rest ``stand_by``."""
+    job = Job.open(job_url)
+    metrics = job.metrics()  # a job the signal left RUNNING (killed in between): its parts' counts
+    total, failed = metrics.get("total", 0), metrics.get("failed", 0)
+    counts = {"total": total + len(skipped), "success": 0, "failed": failed + len(skipped),
+              "stand_by": max(0, total - failed)}
+    failures = [{"task_id": sk["task_id"], "error": sk["reason"]} for sk in skipped] + [
         {"task_id": record.get("task_id"), "error": record.get("reason")}
         for _, record in job.failure_records() if record is not None]
-    return exc
+    return counts, failures
