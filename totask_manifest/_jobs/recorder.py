@@ -20,11 +20,12 @@ from .._credentials import env_credentials
 from .._errors import JobError
 from .._failure_rules import SystematicFailure
 from .._manifest.line import DELETE, Line
-from .._manifest.naming import MAX_ATTRIBUTE_CHARS, metadata_key
+from .._manifest.naming import MAX_ATTRIBUTE_CHARS, label_attribute_violations, metadata_key
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
 from .._redaction import hide_secrets
 from .._storage import redact_secret_url
 from .._task_types import (
+    TaskType,
     common_metadata,
     get_task_type,
     order_metadata,
@@ -98,6 +99,8 @@ class Recorder:
             # an annotator may declare the label's own type: a document kept as it is (Ground
             # Truth's custom type, formats.native) is not a label of the job's task type
             task_type = task_type_of_metadata(outcome.metadata) or self.task_type
+            if task_type != self.task_type and (naming := _attribute_misnamed(self.attr, task_type)) is not None:
+                return self.updates_for(item, naming)
             common = common_metadata(task_type, self.config.job_name, written_name=self.job_name)
             metadata = order_metadata(task_type, {**outcome.metadata, **common}, outcome.metadata_order)
             try:
@@ -257,3 +260,17 @@ def _not_a_json_number(value: Any, key: str) -> str | None:
             return found
     return None
 
+
+
+def _attribute_misnamed(attribute: str, task_type: TaskType) -> Failed | None:
+    """The failure for a label whose own type (a document kept as it is: Ground Truth's custom
+    type, written inline) the job's attribute may not hold by Ground Truth's naming rule (a
+    ``-ref`` attribute, which a semantic-segmentation job needs, holds file references): written,
+    every such line failed ``validate`` of the job's own COMPLETED output. None: it may."""
+    found = [v for v in label_attribute_violations(attribute, task_type)
+             if v.rule in ("label-attribute-ref-forbidden", "label-attribute-ref-required")]
+    if not found:
+        return None
+    return Failed(f"{found[0].message}: the label is a {task_type.name} document (kept as it is, --native keep); convert "
+                  "it to the job's task type (--native convert), or label under an attribute that may hold it",
+                  rule=found[0].rule)
