@@ -49,7 +49,7 @@ def _job_json(result) -> dict:
     return orjson.loads(Path(result.job_url, "job.json").read_bytes())
 
 
-@pytest.mark.parametrize("rule", ["model-error", "http-401"])
+@pytest.mark.parametrize("rule", ["model-error", "http-401", "connection-error", "timeout"])
 def test_a_model_that_breaks_mid_run_stops_the_job_failed_not_completed(tmp_path: Path, rule: str) -> None:
     """Before: the first lines labeled, every later one failed one by one, COMPLETED (exit 0)."""
     result = _job(tmp_path, rule, write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))

@@ -44,6 +44,10 @@ MID_RUN_RULES = frozenset({
     "model-error",                # the model raises on every image (a CUDA error ends its process's GPU)
     "http-401",                   # credentials refused: a token that expired
     "storage-credentials-missing",  # a store's credentials gone (temporary ones that lapsed)
+    # the host that serves the files went down, or hangs: every later line failed so, and the job
+    # said COMPLETED with most of its lines failed (a chained job had to try them again)
+    "connection-error",
+    "timeout",
 })
 #: how to finish a job whose lines truly fail so (said after each stop's reason)
 KEEP_GOING = "; if the data is at fault, 'resume --keep-going' (Python: keep_going=True) records them failed and goes on"
