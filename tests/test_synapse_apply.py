@@ -293,7 +293,9 @@ def test_current_data_is_read_a_window_at_a_time_when_the_listing_allows(synapse
 
 
 @pytest.mark.slow
-def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, client, job, capsys) -> None:
+def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, client, job, capsys, monkeypatch) -> None:
+    from totask_manifest._synapse import rollback as rollback_module
+
     _, job_dir, tasks = job
 
     def go_down_at_the_second_put(server, rec) -> None:
@@ -308,6 +310,11 @@ def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, clien
     assert f"finish with: totask-manifest rollback {job_dir}" in report.summary()
     assert [t["data"] != ORIGINAL for t in tasks] == [True, False, False, False, False, False]
     synapse.down = None
+    # the write the backend dropped unanswered may still have been processed: a rollback at once
+    # leaves its task open (it could land after), one a minute later closes it
+    assert main(["rollback", str(job_dir)]) == 1
+    assert "with a write of a stopped run that may still land (run rollback again in" in capsys.readouterr().err
+    monkeypatch.setattr(rollback_module, "LANDING_SECONDS", 0.0)  # a minute later
     assert main(["rollback", str(job_dir)]) == 0
     assert all(t["data"] == ORIGINAL for t in tasks)
     assert "restored" in capsys.readouterr().out
@@ -645,9 +652,12 @@ def test_a_write_in_flight_when_apply_stopped_is_left_open_by_a_rollback_before_
     monkeypatch.undo()
     early = rollback_job(str(job_dir), client=client)
     assert [(r.task_id, r.status) for r in early.results] == [(first, "landing")], early.results
-    assert not early.complete and "1 as before with a write of a stopped run that may still land" in early.summary()
+    assert not early.complete and "1 with a write of a stopped run that may still land (run rollback again in 6" \
+        in early.summary() and "not restored yet (run rollback again)" not in early.summary(), early.summary()
     assert not puts(synapse) and tasks[0]["data"] == ORIGINAL
     client.run(client.aio.annotate_task_data(first, on_its_way[0]))  # the stopped run's write lands
+    assert [r.status for r in rollback_job(str(job_dir), client=client).results] == ["landing"]  # landed or not
+    monkeypatch.setattr(rollback_module, "LANDING_SECONDS", 0.0)  # a minute later
     late = rollback_job(str(job_dir), client=client)
     assert [(r.task_id, r.status) for r in late.results] == [(first, "restored")] and late.complete, late.summary()
     assert tasks[0]["data"] == ORIGINAL
@@ -655,7 +665,31 @@ def test_a_write_in_flight_when_apply_stopped_is_left_open_by_a_rollback_before_
     monkeypatch.setattr(AsyncSynapseClient, "annotate_task_data", stopped_while_sending)
     with pytest.raises(concurrent.futures.CancelledError):
         apply_job(str(job_dir), client=client, concurrency=1)
-    monkeypatch.undo()
-    monkeypatch.setattr(rollback_module, "LANDING_SECONDS", 0.0)
+    monkeypatch.setattr(AsyncSynapseClient, "annotate_task_data", put)
     closed = rollback_job(str(job_dir), client=client)
     assert [(r.task_id, r.status) for r in closed.results] == [(first, "already")] and closed.complete
+
+
+def test_an_on_result_that_raises_after_a_fatal_stop_leaves_that_stops_rollback_to_run(
+        synapse, client, job, monkeypatch) -> None:
+    """The run stopped for a fatal error of its own (the journal cannot be written), then the
+    caller's callback raised on that result: the run's rollback was skipped as if the callback had
+    stopped it. It goes on: the task written is restored, and the caller's error is raised."""
+    from totask_manifest._synapse.journal import Journal
+
+    _, job_dir, tasks = job
+    write_ahead = Journal.write_ahead
+
+    async def done_fails(self, op, **fields):
+        if op == "done":
+            raise StorageError("cannot write the journal: No space left on device")
+        return await write_ahead(self, op, **fields)
+
+    def said(result) -> None:
+        if result.fatal:
+            raise ValueError("the caller's bug")
+
+    monkeypatch.setattr(Journal, "write_ahead", done_fails)
+    with pytest.raises(ValueError, match="the caller's bug"):
+        apply_job(str(job_dir), client=client, concurrency=1, on_result=said)
+    assert len(puts(synapse)) == 2 and all(t["data"] == ORIGINAL for t in tasks)  # the write, then its restore

@@ -108,15 +108,15 @@ def test_kill_9_mid_apply_then_no_false_conflicts_and_rollback_restores_every_ta
 
     holding_ours = {t["id"] for t in tasks if t["data"] != ORIGINAL}
     result = rollback_job(str(job_dir), client=client)
-    if then == "rollback-at-once":
-        # the killed run's writes in doubt whose task is as before may still land within a minute:
-        # left open, not closed as "already" (``rollback.LANDING``); a minute later, closed
-        landing = {r.task_id for r in result.results if r.status == "landing"}  # none where every write was sent
-        assert not landing & holding_ours and result.complete == (not landing), result.summary()
-        assert {r.task_id for r in result.results if r.status == "restored"} == holding_ours
+    # the killed run's writes still in doubt may land within a minute of its last record: their tasks
+    # are left open (``rollback.LANDING``), neither closed as "already" nor restored; a minute later,
+    # each is closed or restored as it then is
+    landing = {r.task_id for r in result.results if r.status == "landing"}  # none where every write was answered
+    assert result.complete == (not landing), result.summary()
+    if landing:
         monkeypatch.setattr("totask_manifest._synapse.rollback.LANDING_SECONDS", 0.0)
         first, result = result, rollback_job(str(job_dir), client=client)
-        assert {(r.task_id, r.status) for r in result.results} == {(tid, "already") for tid in landing}
+        assert {r.task_id for r in result.results} == landing
         result.results += [r for r in first.results if r.status != "landing"]
     assert result.complete, result.summary()
     assert result.totals["conflict"] == 0 and result.totals["failed"] == 0

@@ -108,8 +108,9 @@ def apply_job(
     hold, are left out; without it such a task fails, naming the score. ``target``: the job's
     ``load_job_target``, when the caller already has it (the ToTask action counts the lines from
     it): the output manifest is then not read once more for it. An exception ``on_result`` raises
-    stops the run (no write starts after it; those done stay, journalled, for a re-run or rollback)
-    and is raised once the run has ended."""
+    stops the run (no task is taken after it; the writes done stay, journalled, for a re-run or
+    rollback, unless the run had already stopped for a fatal error, whose rollback goes on) and
+    is raised once the run has ended."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = target or load_job_target(job_url)
@@ -165,8 +166,10 @@ class _ApplyRun:
         self.suspects: list[tuple[int, int, str]] = []
         #: writes of this run journalled and not refused: what a rollback of the run has to look at
         self.sent = 0
-        #: what ``on_result`` raised: the run stops, without rolling back, and ``run`` raises it
+        #: what ``on_result`` raised: the run stops and ``run`` raises it; ``caller_stopped``: it is
+        #: what stopped the run (the writes went well: nothing is rolled back)
         self.caller_error: Exception | None = None
+        self.caller_stopped = False
 
     def _emit(self, result: TaskResult) -> None:
         """Count ``result``, then hand it to ``on_result``. An exception of the callback is the
@@ -180,6 +183,7 @@ class _ApplyRun:
             self.on_result(result)
         except Exception as exc:
             self.caller_error = exc
+            self.caller_stopped = not self.breaker.tripped  # else the run's own stop stands, and its rollback
             self.breaker.trip(f"on_result raised {type(exc).__name__}")
 
     async def run(self) -> ApplyReport:
@@ -205,7 +209,7 @@ class _ApplyRun:
             # a run stopped before its first write (a refused token, say) has nothing to roll back: the
             # summary says the error once, without a rollback of nothing
             if (self.breaker.fatal and self.journal is not None and self.rollback_on_fatal and self.sent
-                    and self.caller_error is None):  # the caller's error: the writes themselves went well
+                    and not self.caller_stopped):  # stopped by the caller's error: the writes themselves went well
                 log.warning("stopping: %s; rolling back this run's writes", self.breaker.fatal)
                 self.report.rollback = await rollback_async(self.aio, self.target.job_url, self.journal,
                                                             concurrency=self.concurrency,

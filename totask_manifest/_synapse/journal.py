@@ -15,9 +15,9 @@ not have reached the backend, which may have stored it normalised. Such a task i
 as holding this job's write when its current data contains everything that was sent (every
 key and value of the sent data, lists element by element; keys the backend added are allowed),
 so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
-A PUT that ended without an answer (or with a 5xx) stays in doubt, noted ``unanswered``: its
-request is over. One whose run was stopped while it waited (a Ctrl-C) may still be on its way:
-a rollback within a minute of it leaves such a task open though it looks as before
+A PUT that ended without an answer (or with a 5xx) stays in doubt, noted ``unanswered``. Such a
+write, or one whose run was stopped while it waited (a Ctrl-C), may still reach the backend: a
+rollback within a minute of its run's last record leaves the task open, whatever it holds now
 (``TaskHistory.landing``), since closing it would leave the write, landed after, for good.
 
 On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
@@ -300,9 +300,9 @@ class TaskHistory:
     in_doubt: list[dict] = field(default_factory=list)
     #: where the writes name no data unit (an older journal): the one their manifest line names
     exported_unit: int | None = None
-    #: ``id`` of the writes in doubt whose request ended without an answer (``unanswered``): not
-    #: on their way any more, as a write of a run stopped while it waited may be
-    ended: set[int] = field(default_factory=set)
+    #: run id -> when that run last journalled anything (shared by every task's history): a write
+    #: in doubt may be on its way until a while after its run's last sign of life (``landing``)
+    runs_last_seen: dict[str, dt.datetime] = field(default_factory=dict)
 
     @property
     def original(self) -> Any:
@@ -324,10 +324,17 @@ class TaskHistory:
         return self.exported_unit
 
     def landing(self, now: dt.datetime, window: float) -> float | None:
-        """Seconds since the latest write in doubt was journalled, where that is under ``window``
-        (a write of a run stopped moments ago may still be on its way to the backend); else None."""
-        ages = [(now - when).total_seconds() for w in self.in_doubt
-                if id(w) not in self.ended and (when := _journalled_at(w)) is not None]
+        """Seconds since the run of a write in doubt last journalled anything, where that is under
+        ``window`` (0 for a time ahead of ``now``: another machine's clock): that run may have
+        stopped moments ago with the write on its way, or be retrying it; else None. Timed from
+        the run's last record, not the write's own: a PUT is retried (429s, 5xx) long after its
+        ``before`` record, and one answered by no one (``unanswered``) may still be processed."""
+        ages = []
+        for write in self.in_doubt:
+            seen = [when for when in (_journalled_at(write), self.runs_last_seen.get(write.get("run")))
+                    if when is not None]
+            if seen:
+                ages.append(max(0.0, (now - max(seen)).total_seconds()))
         recent = [age for age in ages if age < window]
         return min(recent) if recent else None
 
@@ -360,13 +367,16 @@ def _journalled_at(record: dict) -> dt.datetime | None:
 def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
     """Tasks with writes not yet undone, in the order they were first written."""
     histories: dict[int, TaskHistory] = {}
+    last_seen: dict[str, dt.datetime] = {}  # every history's ``runs_last_seen``
     for rec in records:
         op = rec.get("op")
         tid = rec.get("task_id")
+        if (when := _journalled_at(rec)) is not None and isinstance(rec.get("run"), str):
+            last_seen[rec["run"]] = max(when, last_seen.get(rec["run"], when))
         if tid is None:
             continue
         if op == "before":
-            history = histories.setdefault(tid, TaskHistory(tid))
+            history = histories.setdefault(tid, TaskHistory(tid, runs_last_seen=last_seen))
             history.writes.append(rec)
             history.in_doubt.append(rec)
         elif op in ("done", "failed") and tid in histories:
@@ -381,10 +391,6 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:
                     del histories[tid]
-        elif op == "unanswered" and tid in histories:  # in doubt still, its request over
-            history = histories[tid]
-            history.ended.update(id(w) for w in history.in_doubt
-                                 if w.get("run") == rec.get("run") and w.get("new_hash") == rec.get("new_hash"))
         elif op == "restored":
             histories.pop(tid, None)
     return histories

@@ -2,9 +2,10 @@
 
 For each task with writes not yet undone, the task's current data decides:
 
+* a write of it is in doubt and its run journalled something under a minute ago (a run stopped
+  by a Ctrl-C moments before, or one whose PUT went unanswered): that write may still land, so
+  whatever the task holds it is left open (``landing``) for a later rollback;
 * it already holds the data from before the job's first write: nothing to send (``already``);
-  unless a write of it is in doubt and was journalled under a minute ago (a run stopped by a
-  Ctrl-C moments before: that write may still land), then it is left open (``landing``);
 * it holds what the job wrote (or an intermediate state of the job's own writes): restore;
 * it holds anything else, so someone changed it since: skip and report (``conflict``) unless
   ``force``;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -49,10 +51,10 @@ from .written_units import fill_written_units
 log = logging.getLogger(__name__)
 
 RESTORED, ALREADY, CONFLICT, FAILED = "restored", "already", "conflict", "failed"
-#: a task as before, but with a write of a run stopped moments ago that may still reach it: left
-#: open for a later rollback (closed as ``already``, the write landed after and was never undone)
+#: a task with a write of a run stopped moments ago that may still reach it: left open for a later
+#: rollback (closed as ``already``, or restored, the write landed after and was never undone)
 LANDING = "landing"
-#: how long after its ``before`` record a write in doubt may still land: a stopped run's request
+#: how long after its run's last journal record a write in doubt may still land: a request sent
 #: reaches the backend within the client's read timeout (30 s) if at all; twice that
 LANDING_SECONDS = 60.0
 #: the task answers 404 while its project is there: deleted since, so nothing is left to restore
@@ -89,6 +91,8 @@ class RollbackReport:
     #: ``check SYNAPSE_HOST (now https://...)`` as the client's settings say it, for the advice on
     #: tasks refused for their data unit (the journal records each write's data unit, not the host)
     host_check: str = "check SYNAPSE_HOST"
+    #: seconds until no write left open as ``LANDING`` can still land (the longest wait)
+    wait_s: float = 0.0
 
     @property
     def totals(self) -> dict[str, int]:
@@ -109,14 +113,14 @@ class RollbackReport:
                 f"someone else (skipped), {t[FAILED]} failed")
         if t[DELETED]:
             text += f", {t[DELETED]} deleted in Synapse"
-        if t[LANDING]:  # counted in ``remaining``: the advice to run again below covers them
-            text += (f", {t[LANDING]} as before with a write of a stopped run that may still land (run rollback "
-                     f"again in {LANDING_SECONDS:.0f} s)")
+        if t[LANDING]:
+            text += (f", {t[LANDING]} with a write of a stopped run that may still land (run rollback again in "
+                     f"{math.ceil(self.wait_s)} s)")
         if self.fatal:
             text += f"; stopped: {self.fatal}"
         other_unit = [r.task_id for r in self.results if r.cause == OTHER_UNIT]
         # a refusal for the data unit stays one on every rerun: only the rest is worth running again for
-        retry = max(0, self.remaining - len(other_unit))
+        retry = max(0, self.remaining - len(other_unit) - t[LANDING])  # those waiting for a write: said above
         if retry:
             text += f"; {retry} tasks not restored yet (run rollback again)"
         if other_unit:
@@ -197,10 +201,10 @@ async def rollback_async(
 
     ``only_run`` limits it to one run's records (apply passes its own run id): stopping a run
     must undo that run only, not the earlier runs' writes the user kept; each task goes back to
-    what it held before that run wrote it. ``report``: as ``rollback_job``'s. A task found as
-    before with a write in doubt journalled less than ``LANDING_SECONDS`` ago (a run stopped by a
-    Ctrl-C moments before) is left open (``LANDING``), not closed as ``already``: that write may
-    still land, and a journal saying it was undone would leave it on the task for good.
+    what it held before that run wrote it. ``report``: as ``rollback_job``'s. A task with a write
+    in doubt whose run journalled something less than ``LANDING_SECONDS`` ago (a run stopped by a
+    Ctrl-C moments before) is left open (``LANDING``), neither closed as ``already`` nor restored:
+    that write may still land, and a journal saying it was undone would leave it on the task for good.
     """
     await journal.flush()
     # only the records asked for are held: apply's run, not the earlier runs' writes it keeps
@@ -237,9 +241,10 @@ async def rollback_async(
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
             landing = history.landing(dt.datetime.now(dt.UTC), window)
-            if current == history.original_hash and landing is not None:
-                result = RestoreResult(tid, LANDING, f"as before, but a write of a run stopped {landing:.0f} s ago may "
-                                       "still reach it: left for a later rollback")
+            if landing is not None:  # whatever it holds now: a restore the write then lands on undoes nothing
+                report.wait_s = max(report.wait_s, window - landing)
+                result = RestoreResult(tid, LANDING, f"a write of a run last heard of {landing:.0f} s ago may still "
+                                       "reach it: left for a later rollback")
             elif current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)

@@ -1,0 +1,44 @@
+"""When a write in doubt may still reach Synapse (``TaskHistory.landing``): a rollback then leaves
+its task open, whatever the task holds. Timed from the last record of the write's run, not from
+the write's own ``before``: a PUT is retried long after it, and a run that journals other writes
+is alive and may still send it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from totask_manifest._synapse.journal import open_writes
+
+NOW = dt.datetime(2026, 12, 5, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def _at(seconds_ago: float) -> str:
+    return (NOW - dt.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _before(task_id: int, run: str, new_hash: str, seconds_ago: float) -> dict:
+    return {"op": "before", "run": run, "at": _at(seconds_ago), "task_id": task_id, "previous": {},
+            "previous_hash": "p", "new": {"x": new_hash}, "new_hash": new_hash}
+
+
+def test_a_write_in_doubt_is_landing_while_its_run_was_heard_of_lately() -> None:
+    records = [
+        _before(1, "A", "h1", 600), {"op": "done", "run": "A", "at": _at(599), "task_id": 1, "new_hash": "h1"},
+        _before(1, "B", "h2", 300),  # B's write of task 1: no answer yet
+        _before(2, "B", "h3", 20), {"op": "done", "run": "B", "at": _at(10), "task_id": 2, "new_hash": "h3"},
+    ]
+    histories = open_writes(records)
+    # task 1's write went out 300 s ago, but its run journalled 10 s ago: it may be retrying it still
+    assert histories[1].landing(NOW, 60.0) == 10.0
+    assert histories[1].landing(NOW, 5.0) is None  # past the window: closed or restored as it is
+    assert histories[2].landing(NOW, 60.0) is None  # answered: not in doubt
+
+
+def test_an_unanswered_write_is_timed_from_its_note_and_a_clock_ahead_counts_as_now() -> None:
+    records = [
+        _before(1, "A", "h1", 500),
+        {"op": "unanswered", "run": "A", "at": _at(30), "task_id": 1, "new_hash": "h1", "status": None},
+    ]
+    assert open_writes(records)[1].landing(NOW, 60.0) == 30.0  # the backend may still process it
+    ahead = [_before(1, "C", "h1", -120)]  # written by a machine whose clock is two minutes ahead
+    assert open_writes(ahead)[1].landing(NOW, 60.0) == 0.0
