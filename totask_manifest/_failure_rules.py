@@ -19,8 +19,12 @@ model failing every later image in that process, credentials that expire. A stre
 ``MID_RUN_LINES`` lines in a row failed with one of ``MID_RUN_RULES``, after at least one line
 worked, stops the job as well: before, a million-line job labeled a thousand images and then
 failed the rest one by one, quickly, and said COMPLETED (exit 0). Only rules that one stretch of
-the data cannot explain (a URL key or a file's status can: a block of lines of another kind) are
+the data hardly explains (a URL key or a file's status can: a block of lines of another kind) are
 watched there, and the streak is long, so data with a bad stretch does not stop at every resume.
+``connection-error`` and ``timeout`` are the trade-off: mostly a file server gone down or hung
+mid-run (the job said COMPLETED with most lines failed, to be chained again), they are also 256
+lines in a row whose files all sit on one dead host. Such a job stops at them on each resume, until
+``--keep-going`` records them failed (the stop's reason says so).
 
 The lines a run stops on (the window, the streak) are not final outcomes: the job's recorder
 holds the failures that may yet stop it back from the checkpoint (``at_stake``, at most
