@@ -432,3 +432,15 @@ def test_a_truncated_line_in_the_output_manifest_is_said_on_the_page_and_exits_1
             "totask-manifest validate names them); the page's figures leave them out") in err, err
     assert "Traceback" not in err
     assert "1 not a JSON object (a truncated or damaged manifest): the figures leave them out" in page.read_text()
+
+
+def test_the_file_a_model_option_names_is_what_report_will_not_write_over(tmp_path):
+    """``--model net.py:make`` reads ``net.py``: what the job records and ``report -o`` refuses; the
+    option's text (``net.py:make``) is no file. An endpoint names none."""
+    from totask_manifest._models.sources import model_file
+
+    script = tmp_path / "net.py"
+    script.write_text("def make():\n    return None\n")
+    assert model_file(f"{script}:make") == str(script)
+    assert model_file("http://127.0.0.1:9/predict") is None
+    assert model_file(str(tmp_path / "weights.pt")) == str(tmp_path / "weights.pt")

@@ -127,15 +127,22 @@ def _changed_since(started_from: str, config: JobConfig, now: dict[str, dict[str
 
 def _files(config: JobConfig) -> dict[str, tuple[str, str]]:
     """``{option: (flag, file URL)}`` for each of the method's path options that names a file
-    (``NOT_RECORDED`` aside; a model's file as ``_model_file`` finds it)."""
+    (``NOT_RECORDED`` aside; a model's file as ``model_file`` finds it)."""
     cls = get_annotator_class(config.method).Options
     flags = {f.name: option_info(f).flag or "--" + f.name.replace("_", "-") for f, _groups in cls.leaves()}
     found = {}
     for key, value, absolute in path_options(cls, config.options):
-        url = _model_file(value) if _is_model_rule(absolute) else value
+        url = model_file(value) if _is_model_rule(absolute) else value
         if key not in NOT_RECORDED and url is not None:
             found[key] = (flags[key], url)
     return found
+
+
+def model_file(ref: str) -> str | None:
+    """The file a ``--model`` value is read from (``_models.sources.model_file``)."""
+    from ._models.sources import model_file as of_source
+
+    return of_source(ref)
 
 
 def _is_model_rule(absolute: Callable[[str], str] | None) -> bool:
@@ -144,21 +151,6 @@ def _is_model_rule(absolute: Callable[[str], str] | None) -> bool:
     return absolute is absolute_model_ref
 
 
-def _model_file(ref: str) -> str | None:
-    """The file a ``--model`` value is read from: the ``.py`` of ``file.py:factory``, the value
-    of a model file; None for an imported module or an endpoint."""
-    from ._models.sources import EntryPointSource, HttpSource, SynapseSource, source_for
-
-    try:
-        source = source_for(ref)
-    except TotaskError:
-        return None
-    if isinstance(source, HttpSource | SynapseSource):
-        return None
-    if isinstance(source, EntryPointSource):
-        module = ref.strip().rpartition(":")[0]
-        return module if module.endswith(".py") else None
-    return ref
 
 
 def _identity(url: str) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from .._jobs.state import (
 )
 from .._jobs.status import COMPLETED, INTERRUPTED, RUNNING
 from .._manifest.io import read_records, refuse_empty_path
+from .._models.sources import model_file
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
     exists,
@@ -388,9 +389,11 @@ def _refuse_output_over_job_files(job_url: str, output: str) -> None:
     files = [job.layout.job_json, job.layout.failures, job.output_manifest]
     with contextlib.suppress(TotaskError):  # a damaged job.json names no input; the page says so
         files.append(job.state.effective_input or job.state.config.input)
-        # the files its options name, recorded for resume to compare (--class-names): the page replaced one, exit 0
+        # the files its options name, recorded for resume to compare (--class-names, the .py of a --model
+        # file.py:factory): the page replaced one, exit 0
         options = job.state.config.options
-        files += [options[key] for key in job.state.option_files if isinstance(options.get(key), str)]
+        files += [model_file(options[key]) or options[key] for key in job.state.option_files
+                  if isinstance(options.get(key), str)]
     for own in files:
         refuse_output_over_input(own, output)
     fs_job, folder = url_to_fs(job.url)

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .._errors import StorageError, UsageError
+from .._errors import StorageError, TotaskError, UsageError
 from .._fetch import has_scheme
 from . import loading
 from .heads import Head
@@ -301,3 +301,19 @@ def _exists(url: str, option: str) -> bool:
         return exists(url)
     except StorageError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def model_file(ref: str) -> str | None:
+    """The file a ``--model`` value is read from: the ``.py`` of ``file.py:factory``, the value
+    of a model file; None for an imported module or an endpoint. What ``resume`` compares and
+    what no ``report -o`` may write over."""
+    try:
+        source = source_for(ref)
+    except TotaskError:
+        return None
+    if isinstance(source, HttpSource | SynapseSource):
+        return None
+    if isinstance(source, EntryPointSource):
+        module = ref.strip().rpartition(":")[0]
+        return module if module.endswith(".py") else None
+    return ref
