@@ -66,6 +66,7 @@ CONFIGURATION_RULES = frozenset({
     "synapse-files-missing",      # lines not exported by 'export' used with a specification name
     "allow-root-missing",         # local files without --allow-root
     "outside-allow-root",         # every file outside --allow-root: the root is wrong
+    "label-attribute-ref-forbidden",  # documents kept inline under a '-ref' attribute: --native or the attribute
     "host-not-allowed",           # every URL's host outside --allow-host
     "http-401",                   # credentials refused
     "http-403",

@@ -90,6 +90,9 @@ class PickedAttribute(str):
         picked.among = among
         return picked
 
+    def __reduce__(self) -> tuple[type, tuple[str, frozenset[str]]]:  # a copy sent to a worker process
+        return PickedAttribute, (str(self), self.among)
+
 
 def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None) -> str:
     """The attribute to convert: the one named, else the only one of a wanted type in the first

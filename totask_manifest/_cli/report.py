@@ -55,11 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"totask-manifest report: error: {result.job_json_problem}; the page was written without it",
               file=sys.stderr)
-        return 1
     if result.invalid_lines:  # a truncated output manifest: invalid data, exit 1, as stats says it
         from ._unread import say_unread
 
         say_unread("report", invalid=result.invalid_lines, too_long=result.too_long_lines,
                    figures="the page's figures")
-        return 1
-    return 0
+    return 1 if result.job_json_problem or result.invalid_lines else 0

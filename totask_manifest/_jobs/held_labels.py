@@ -89,9 +89,9 @@ class HeldLabels:
 
 def label_metadata(meta: object) -> bool:
     """Whether ``meta``, under ``<attribute>-metadata`` on a line the job labels, is a label's
-    metadata or nothing (absent, null): an object declaring a ``type`` (a label's) or a
+    metadata or nothing (absent, null, ``{}``): an object declaring a ``type`` (a label's) or a
     ``failure-reason`` (a failed line's, which a chained job labels again), which the job's own replaces."""
-    return meta is None or (type(meta) is dict and ("type" in meta or "failure-reason" in meta))
+    return meta is None or (type(meta) is dict and (not meta or "type" in meta or "failure-reason" in meta))
 
 
 def fits(kind: str, task_type: str) -> bool:

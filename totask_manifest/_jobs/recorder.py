@@ -261,7 +261,6 @@ def _not_a_json_number(value: Any, key: str) -> str | None:
     return None
 
 
-
 def _attribute_misnamed(attribute: str, task_type: TaskType) -> Failed | None:
     """The failure for a label whose own type (a document kept as it is: Ground Truth's custom
     type, written inline) the job's attribute may not hold by Ground Truth's naming rule (a
@@ -271,6 +270,6 @@ def _attribute_misnamed(attribute: str, task_type: TaskType) -> Failed | None:
              if v.rule in ("label-attribute-ref-forbidden", "label-attribute-ref-required")]
     if not found:
         return None
-    return Failed(f"{found[0].message}: the label is a {task_type.name} document (kept as it is, --native keep); convert "
-                  "it to the job's task type (--native convert), or label under an attribute that may hold it",
-                  rule=found[0].rule)
+    return Failed(f"{found[0].message}: the label is a {task_type.name} document (kept as it is: --native keep "
+                  "or any); convert it to the job's task type (--native convert), or label under an attribute "
+                  "that may hold it", rule=found[0].rule)

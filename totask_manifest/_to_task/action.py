@@ -120,6 +120,7 @@ class ToTaskAction:
 
     def start(self) -> dict[str, Any]:
         self.last_result = None  # never an earlier start's
+        self.job_url = None  # nor its job: an interrupt before this run's names none (``_annotation_counted``)
         try:
             params = validate_params(self.params)
         except TotaskError as exc:  # the Synapse job told, as ``run`` tells it of a bad parameter file
