@@ -170,3 +170,10 @@ def test_a_failed_lines_metadata_is_labeled_again_as_ever(tmp_path) -> None:
     rows = [{"source-ref": f"s3://b/{i}.jpg", "cls-metadata": failed} for i in range(3000)]
     r = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
     assert r.returncode == 0, r.stderr
+
+
+def test_an_empty_metadata_object_is_replaced_not_refused(tmp_path) -> None:
+    """``cls-metadata: {}`` holds nothing the job's own metadata would lose: the line is labeled."""
+    rows = [{"source-ref": f"s3://b/{i}.jpg", "cls-metadata": {}} for i in range(5)]
+    r = run_cli(*toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
