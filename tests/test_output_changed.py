@@ -128,7 +128,12 @@ def test_input_edited_after_completion_is_refused_as_for_a_stopped_job(tmp_path:
     assert "changed" not in run_cli("status", str(tmp_path / "out" / "same")).stdout
 
 
-def test_status_and_report_of_a_completed_job_whose_output_is_gone_say_so(job: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("status", ["COMPLETED", "STOPPED"])
+def test_status_and_report_of_a_job_whose_output_is_gone_say_so(job: Path, tmp_path: Path, status: str) -> None:
+    """A STOPPED job writes its output too (the lines so far): its deleted output was said "not
+    written yet", as if no run had written it."""
+    record = json.loads((job / "job.json").read_text())
+    (job / "job.json").write_text(json.dumps({**record, "status": status}))
     out = _output(job)
     out.unlink()
     said = (f"{out} is gone (deleted or moved since job 'boxes' wrote it); resume writes it again from the "

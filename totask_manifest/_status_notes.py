@@ -24,7 +24,7 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
     notes: dict[str, str] = {}
     if changed := output_changed(state.runs, job.output_manifest, name):
         notes["output-changed"] = changed
-    elif gone := output_missing(state.status, job.output_manifest, name, job.url):
+    elif gone := output_missing(state.status, job.output_manifest, name, job.url, state.runs):
         notes["output-missing"] = gone
     if gone := failures_missing(state.status, state.metrics, job.layout.failures, name, job.url):
         notes["failures-missing"] = gone

@@ -282,7 +282,7 @@ def _render(
     manifest = folder.output_manifest
     # another file's lines under the job's metrics, or none at all: said, as status says it
     changed = output_changed(job.get("runs"), manifest, str(name))
-    gone = None if changed else output_missing(job.get("status"), manifest, str(name), job_url)
+    gone = None if changed else output_missing(job.get("status"), manifest, str(name), job_url, job.get("runs"))
     if changed or gone:
         logging.getLogger("totask_manifest").warning("%s", changed or f"output manifest {gone}")
     if failures_gone := failures_missing(job.get("status"), job.get("metrics"), folder.layout.failures, str(name),

@@ -27,7 +27,7 @@ from .._task_types import legacy_job_name, written_job_name
 from .config import JobConfig
 from .holder import Holder
 from .layout import JobLayout
-from .status import COMPLETED, INTERRUPTED, RUNNING, STATUSES
+from .status import COMPLETED, FAILED, INTERRUPTED, RUNNING, STATUSES, STOPPED
 
 
 def now_iso() -> str:
@@ -327,12 +327,14 @@ def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None
     return None
 
 
-def output_missing(status: Any, url: str, job_name: str, job_url: str) -> str | None:
-    """Why a COMPLETED job has no output manifest at ``url`` (deleted or moved since), with the
-    way forward (``resume`` writes it again from the job's checkpoint), or None: there, not
-    COMPLETED (``status`` says "not written yet" for those), or a store that cannot say. What
+def output_missing(status: Any, url: str, job_name: str, job_url: str, runs: Any = None) -> str | None:
+    """Why a job has no output manifest at ``url`` though it wrote one (deleted or moved since),
+    with the way forward (``resume`` writes it again from the job's checkpoint), or None: there,
+    never written (``status`` says "not written yet" for those), or a store that cannot say.
+    Written: the job is COMPLETED, or STOPPED or FAILED with the last run that ended recording the
+    file it wrote (``runs``; a STOPPED job's deleted output was said "not written yet"). What
     ``status`` shows and ``report`` warns of: before, the path as if there, and "0 samples"."""
-    if status != COMPLETED:
+    if status != COMPLETED and not (status in (STOPPED, FAILED) and _last_run_wrote_output(runs)):
         return None
     try:
         if exists(url):
@@ -341,6 +343,14 @@ def output_missing(status: Any, url: str, job_name: str, job_url: str) -> str | 
         return None
     return (f"{redact_url(url)} is gone (deleted or moved since job {job_name!r} wrote it); resume writes it "
             f"again from the job's checkpoint (totask-manifest resume {redact_secret_url(job_url)})")
+
+
+def _last_run_wrote_output(runs: Any) -> bool:
+    """Whether the last run that ended recorded the output manifest it wrote (``output``)."""
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict) and run.get("ended"):
+            return run.get("output_written") is not False and isinstance(run.get("output"), dict)
+    return False
 
 
 def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url: str) -> str | None:
