@@ -134,7 +134,7 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
     kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
     line, count = held.first[kind], held.counts[kind]
     where = f"{what} {redact_url(url)} line {line}"
-    also = f" ({count} line(s) do)" if count > 1 else ""
+    also = f" ({count} such line(s) in all)" if count > 1 else ""  # "(50 line(s) do)" read as 50 holding the metadata
     if kind == NOT_LABEL_METADATA:
         meta = metadata_key(attribute)
         raise UsageError(
