@@ -263,13 +263,12 @@ def _not_a_json_number(value: Any, key: str) -> str | None:
 
 def _attribute_misnamed(attribute: str, task_type: TaskType) -> Failed | None:
     """The failure for a label whose own type (a document kept as it is: Ground Truth's custom
-    type, written inline) the job's attribute may not hold by Ground Truth's naming rule (a
-    ``-ref`` attribute, which a semantic-segmentation job needs, holds file references): written,
-    every such line failed ``validate`` of the job's own COMPLETED output. None: it may."""
-    found = [v for v in label_attribute_violations(attribute, task_type)
-             if v.rule in ("label-attribute-ref-forbidden", "label-attribute-ref-required")]
+    type, written inline) the job's ``-ref`` attribute may not hold by Ground Truth's naming rule
+    (a semantic-segmentation job's attribute holds file references): written, every such line
+    failed ``validate`` of the job's own COMPLETED output. None: it may."""
+    found = [v for v in label_attribute_violations(attribute, task_type) if v.rule == "label-attribute-ref-forbidden"]
     if not found:
         return None
     return Failed(f"{found[0].message}: the label is a {task_type.name} document (kept as it is: --native keep "
                   "or any); convert it to the job's task type (--native convert), or label under an attribute "
-                  "that may hold it", rule=found[0].rule)
+                  "that may hold it", rule="label-attribute-ref-forbidden")
