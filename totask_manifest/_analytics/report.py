@@ -77,10 +77,15 @@ REPORT_TIMEOUT = 10.0
 _FETCH_KEYS = ("timeout", "retries", "max_body_bytes", "allow_hosts", "allow_root")
 
 
-def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None = None) -> FetchPolicy:
+def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None = None,
+                  own_root: str | None = None) -> FetchPolicy:
     """The job's own fetch policy (what its method was allowed to read), with the report's flags
-    laid over it; retries and timeouts shortened for a page."""
+    laid over it; retries and timeouts shortened for a page. ``own_root``: the job's output root,
+    whose files (the masks it and the jobs it was chained from wrote) are read besides its
+    ``allow_root`` (a local one only)."""
     merged: dict[str, Any] = {k: job_options.get(k) for k in _FETCH_KEYS}
+    if own_root and "://" not in own_root:
+        merged["own_root"] = own_root
     for key, value in (overrides or {}).items():
         if value not in (None, [], ()):
             merged[key] = value
@@ -307,7 +312,8 @@ def _render(
     # without a recorded input (no job.json: a Ground Truth output put in the folder) a relative
     # reference is read beside the manifest, as every reader resolves one; it was the working directory
     base = options.get("relative_to") or base_of(source_url if isinstance(source_url, str) else manifest)
-    policy = report_policy(options, fetch_options)
+    own_root = config.get("output_root") if isinstance(config.get("output_root"), str) else None
+    policy = report_policy(options, fetch_options, own_root)
     max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
     with SyncFetcher(policy) as fetcher:
         tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels, options) if samples > 0 else []

@@ -195,10 +195,9 @@ class Fetcher:
             self._executor = TrackedPool(max_workers=min(self.policy.concurrency, 64), thread_name_prefix="totask-fetch")
         loop = asyncio.get_running_loop()
         if kind == "local":
-            assert self.policy.allow_root is not None  # classify refuses local paths without one
-            return await loop.run_in_executor(
-                self._executor, read_local, target, self.policy.allow_root, self.policy.max_body_bytes
-            )
+            root = self.policy.root_of(target)
+            assert root is not None  # classify refuses local paths outside both
+            return await loop.run_in_executor(self._executor, read_local, target, root, self.policy.max_body_bytes)
         return await loop.run_in_executor(self._executor, _read_fsspec, target, self.policy.max_body_bytes)
 
     def _http(self) -> HopClient:

@@ -140,6 +140,9 @@ class FetchPolicy:
     allow_hosts: tuple[str, ...] = ()
     #: the only folder local paths and ``file://`` URLs may point into; None refuses them all
     allow_root: str | None = None
+    #: a folder of files this tool wrote (a job's output root: its masks), readable besides
+    #: ``allow_root`` by the commands that read a job's own output (``report``, ``evaluate``); never a job's
+    own_root: str | None = None
     #: first backoff ceiling in seconds; doubles per attempt up to ``max_backoff``
     backoff: float = 0.25
     max_backoff: float = 20.0
@@ -158,11 +161,13 @@ class FetchPolicy:
             raise UsageError(f"--max-body-bytes must be at least 1 (got {self.max_body_bytes})")
         hosts = tuple(_bare_host(h) for h in (self.allow_hosts or ()) if str(h).strip())
         object.__setattr__(self, "allow_hosts", hosts)
-        if self.allow_root:
-            root = str(self.allow_root)
-            if root.startswith("file://"):
-                root = root[len("file://"):]
-            object.__setattr__(self, "allow_root", os.path.realpath(root))
+        for key in ("allow_root", "own_root"):
+            root = getattr(self, key)
+            if root:
+                root = str(root)
+                if root.startswith("file://"):
+                    root = root[len("file://"):]
+                object.__setattr__(self, key, os.path.realpath(root))
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> FetchPolicy:
@@ -178,6 +183,7 @@ class FetchPolicy:
             max_body_bytes=int(pick("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
             allow_hosts=tuple(options.get("allow_hosts") or ()),
             allow_root=options.get("allow_root") or None,
+            own_root=options.get("own_root") or None,
         )
 
     def classify(self, url: str) -> tuple[str, str]:
@@ -218,18 +224,26 @@ class FetchPolicy:
                 return True
         return False
 
+    def root_of(self, real: str) -> str | None:
+        """The allowed folder (``allow_root``, else ``own_root``) the real path ``real`` lies in; None: neither."""
+        for root in (self.allow_root, self.own_root):
+            if root and (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
+                return root
+        return None
+
     def _local_path(self, path: str, shown: str) -> str:
-        if not self.allow_root:
+        if not self.allow_root and not self.own_root:
             raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
         try:
             real = os.path.realpath(os.path.abspath(path))
         except OSError:  # a link on the way swapped while it was resolved (readlink: EINVAL)
             raise FetchError(f"refused by policy: the path {redact_url(shown)} changed while it was checked; "
                              "nothing read") from None
-        root = self.allow_root
-        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
-            raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {root}")
-        return real
+        if self.root_of(real) is not None:
+            return real
+        if not self.allow_root:
+            raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
+        raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {self.allow_root}")
 
 
 def timed_out(timeout: float) -> Transient:

@@ -49,8 +49,8 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
     state = job.state
     options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
                if state.config.options.get(k)}
-    if not options.get("allow_root") and "://" not in state.config.output_root:
-        options["allow_root"] = state.config.output_root  # masks a job wrote sit under its output root
+    if "://" not in state.config.output_root:  # masks a job wrote sit under its output root (a chain's too)
+        options["own_root"] = state.config.output_root
     previous = None
     if state.chained_from:
         try:
