@@ -677,6 +677,24 @@ def test_a_cluster_address_where_nothing_answers_is_refused_before_the_job_exist
         get_engine("ray", address=f"ray://127.0.0.1:{port}").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
 
 
+def test_auto_without_a_cluster_on_this_machine_is_refused_before_the_job_exists(tmp_path, monkeypatch):
+    """``--ray-address auto`` with no cluster: the job was created, then ended FAILED in Ray's words
+    ("Could not find any running Ray instance ... setting `--address` flag", no flag of this tool).
+    Refused as a dead ``host:port`` is, before the job exists; a cluster ``auto`` finds is probed."""
+    import ray._private.services as services
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: [])
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
+    with pytest.raises(UsageError, match=r"^--ray-address auto: no running Ray cluster was found on this machine"):
+        get_engine("ray", address="auto").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
+    with listening_port() as port:
+        pass  # closed again: a cluster that was there, gone
+    monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: f"127.0.0.1:{port}")
+    with pytest.raises(UsageError, match=f"nothing answers at 127.0.0.1:{port}"):
+        get_engine("ray", address="auto").check(config(tmp_path, SAMPLE / "manifest.jsonl"))
+
+
 def test_s3_input_class_names_label_files_and_output_on_a_cluster_address(tmp_path, ray_address):
     from tests.support.s3 import moto_s3
     from totask_manifest._storage import write_bytes_atomic

@@ -184,9 +184,15 @@ PROBE_TIMEOUT_S = 5.0
 def probe_address(address: str, named: str | None = None) -> None:
     """Refuse (``UsageError``) a ``host:port`` or ``ray://host:port`` address where nothing accepts
     a connection: ``ray.init`` retries such an address for minutes, with the job already RUNNING.
-    ``auto`` and addresses without a port are left to Ray."""
+    ``auto`` is the cluster Ray finds on this machine (``_auto_address``), probed the same way;
+    addresses without a port are left to Ray."""
     from urllib.parse import urlsplit
 
+    if address.strip().lower() == "auto":
+        found = _auto_address(named or "--ray-address auto")
+        if found is None:
+            return
+        address = found
     rest = address.split("://", 1)[-1]
     try:
         parts = urlsplit("//" + rest)
@@ -201,6 +207,24 @@ def probe_address(address: str, named: str | None = None) -> None:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(f"{named or '--ray-address ' + redact_secret_url(address)}: nothing answers at {host}:{port} ({reason}); check the "
                          "address, or start the cluster there (ray start --head)") from None
+
+
+def _auto_address(named: str) -> str | None:
+    """The address ``auto`` stands for (``RAY_ADDRESS``, else the cluster ``ray start`` left on this
+    machine), as ``ray.init`` finds it; a ``UsageError`` where there is none: the job was created,
+    then ended FAILED in Ray's words (``Could not find any running Ray instance ... '--address'
+    flag``, no flag of this tool). None where Ray's lookup cannot be asked (another Ray version)."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:
+        return None
+    try:
+        return get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        raise UsageError(f"{named}: no running Ray cluster was found on this machine (none started with "
+                         "'ray start --head', and RAY_ADDRESS is not set); start one, or give its address") from None
+    except Exception:  # its private API changed: Ray says it itself
+        return None
 
 
 def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
