@@ -42,3 +42,16 @@ def test_an_unanswered_write_is_timed_from_its_note_and_a_clock_ahead_counts_as_
     assert open_writes(records)[1].landing(NOW, 60.0) == 30.0  # the backend may still process it
     ahead = [_before(1, "C", "h1", -120)]  # written by a machine whose clock is two minutes ahead
     assert open_writes(ahead)[1].landing(NOW, 60.0) == 0.0
+
+
+def test_an_answered_write_and_one_a_later_run_found_stored_are_not_on_their_way() -> None:
+    """A 2xx whose body is not JSON (``answered``): stored or not, nothing of it can land later. A
+    write a later run found stored (``done`` with ``recovered``): settled, whatever run sent it."""
+    answered = [_before(1, "A", "h1", 30),
+                {"op": "answered", "run": "A", "at": _at(29), "task_id": 1, "new_hash": "h1", "status": 200}]
+    history = open_writes(answered)[1]
+    assert history.in_doubt and history.landing(NOW, 60.0) is None  # in doubt for rollback, not landing
+    found = [_before(2, "A", "h2", 40),
+             {"op": "done", "run": "B", "at": _at(5), "task_id": 2, "new_hash": "h2", "recovered": True}]
+    history = open_writes(found)[2]
+    assert not history.in_doubt and history.landing(NOW, 60.0) is None

@@ -49,9 +49,12 @@ def test_a_task_holding_this_jobs_earlier_write_takes_the_edited_label(synapse, 
     assert [synapse.tasks[t]["data"] for t in tasks] == [ORIGINAL, HUMAN, ORIGINAL, ORIGINAL]
 
 
-def test_a_write_left_in_doubt_by_a_kill_then_edited_is_written_too(synapse, files, client, tmp_path) -> None:
+def test_a_write_left_in_doubt_by_a_kill_then_edited_is_written_too(synapse, files, client, tmp_path,
+                                                                    monkeypatch) -> None:
     """A ``kill -9`` lost the ``done`` of task 1's write (it reached the backend), then its label
     was edited: the task holds that write, in doubt, not someone else's change."""
+    monkeypatch.setattr("totask_manifest._synapse.rollback.LANDING_SECONDS", 0.0)  # rolled back past the minute a
+    # write of the killed run could still land in (``rollback.LANDING``)
     job, tasks = applied_job(synapse, files, client, tmp_path, 2, data=ORIGINAL)
     first = tasks[0]
     journal = job / "synapse-journal.jsonl"

@@ -423,7 +423,10 @@ class _ApplyRun:
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
                 self.sent -= not exc.retried
-            else:  # no answer, or a 5xx: still in doubt, but its request is over (``TaskHistory.landing``)
+            elif exc.status is not None and exc.status < 300 and not exc.retried:
+                # answered (a 2xx whose body is not JSON): in doubt, but nothing of it is on its way
+                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
+            else:  # no answer, or a 5xx: in doubt, and the backend may still process it (``TaskHistory.landing``)
                 self.journal.note("unanswered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours

@@ -18,7 +18,9 @@ so re-apply calls it unchanged and rollback restores it rather than reporting a 
 A PUT that ended without an answer (or with a 5xx) stays in doubt, noted ``unanswered``. Such a
 write, or one whose run was stopped while it waited (a Ctrl-C), may still reach the backend: a
 rollback within a minute of its run's last record leaves the task open, whatever it holds now
-(``TaskHistory.landing``), since closing it would leave the write, landed after, for good.
+(``TaskHistory.landing``), since closing it would leave the write, landed after, for good. A PUT
+answered 2xx with a body that is not JSON (``answered``) stays in doubt, with nothing on its way;
+a later run that finds the task holding the write (``done`` with ``recovered``) settles it.
 
 On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
 stores each commit is one object written whole (``pipe_file``); it is durable when the store
@@ -303,6 +305,9 @@ class TaskHistory:
     #: run id -> when that run last journalled anything (shared by every task's history): a write
     #: in doubt may be on its way until a while after its run's last sign of life (``landing``)
     runs_last_seen: dict[str, dt.datetime] = field(default_factory=dict)
+    #: ``id`` of the writes in doubt that the backend answered (``answered``: a 2xx whose body is
+    #: not JSON): stored or not, nothing of them is on its way
+    answered: set[int] = field(default_factory=set)
 
     @property
     def original(self) -> Any:
@@ -331,6 +336,8 @@ class TaskHistory:
         ``before`` record, and one answered by no one (``unanswered``) may still be processed."""
         ages = []
         for write in self.in_doubt:
+            if id(write) in self.answered:
+                continue
             seen = [when for when in (_journalled_at(write), self.runs_last_seen.get(write.get("run")))
                     if when is not None]
             if seen:
@@ -383,7 +390,8 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
             history = histories[tid]
             if op == "done" and rec.get("stored_hash"):
                 history.stored.add(rec["stored_hash"])
-            settled = [w for w in history.in_doubt if w.get("run") == rec.get("run")
+            # a write found stored by a later run (``recovered``) settles the same data's writes of any run
+            settled = [w for w in history.in_doubt if (w.get("run") == rec.get("run") or rec.get("recovered"))
                        and w.get("new_hash") == rec.get("new_hash", w.get("new_hash"))]
             history.in_doubt = [w for w in history.in_doubt if not any(w is s for s in settled)]
             if op == "failed" and rec.get("refused") and settled:
@@ -391,6 +399,10 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:
                     del histories[tid]
+        elif op == "answered" and tid in histories:
+            history = histories[tid]
+            history.answered.update(id(w) for w in history.in_doubt
+                                    if w.get("run") == rec.get("run") and w.get("new_hash") == rec.get("new_hash"))
         elif op == "restored":
             histories.pop(tid, None)
     return histories
