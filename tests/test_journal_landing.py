@@ -34,14 +34,31 @@ def test_a_write_in_doubt_is_landing_while_its_run_was_heard_of_lately() -> None
     assert histories[2].landing(NOW, 60.0) is None  # answered: not in doubt
 
 
-def test_an_unanswered_write_is_timed_from_its_note_and_a_clock_ahead_counts_as_now() -> None:
+def test_an_unanswered_write_is_timed_from_its_note_and_a_clock_ahead_lengthens_the_wait() -> None:
     records = [
         _before(1, "A", "h1", 500),
         {"op": "unanswered", "run": "A", "at": _at(30), "task_id": 1, "new_hash": "h1", "status": None},
     ]
     assert open_writes(records)[1].landing(NOW, 60.0) == 30.0  # the backend may still process it
     ahead = [_before(1, "C", "h1", -120)]  # written by a machine whose clock is two minutes ahead
-    assert open_writes(ahead)[1].landing(NOW, 60.0) == 0.0
+    assert open_writes(ahead)[1].landing(NOW, 60.0) == -120.0  # the wait: 60 s from its time, 180 from now
+    wrong = [_before(1, "C", "h1", -7200)]  # two hours ahead: no sign of life worth waiting for
+    assert open_writes(wrong)[1].landing(NOW, 60.0) is None
+
+
+def test_apply_own_rollback_waits_only_for_the_writes_no_one_answered() -> None:
+    """apply's rollback after its fatal error: its requests have ended, but one no one answered
+    (a timeout, a 5xx) may still be processed; a write whose ``done`` could not be journalled was
+    answered, and is restored at once."""
+    records = [
+        _before(1, "A", "h1", 20),
+        {"op": "unanswered", "run": "A", "at": _at(19), "task_id": 1, "new_hash": "h1", "status": 504},
+        _before(2, "A", "h2", 10),  # answered, its done not journalled (a full disk)
+    ]
+    histories = open_writes(records)
+    assert histories[1].landing(NOW, 60.0, unanswered_only=True) == 10.0
+    assert histories[2].landing(NOW, 60.0, unanswered_only=True) is None
+    assert histories[2].landing(NOW, 60.0) == 10.0  # a later rollback waits for it too
 
 
 def test_an_answered_write_and_one_a_later_run_found_stored_are_not_on_their_way() -> None:

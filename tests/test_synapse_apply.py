@@ -313,7 +313,7 @@ def test_backend_gone_for_good_leaves_the_journal_to_finish_later(synapse, clien
     # the write the backend dropped unanswered may still have been processed: a rollback at once
     # leaves its task open (it could land after), one a minute later closes it
     assert main(["rollback", str(job_dir)]) == 1
-    assert "with a write of a stopped run that may still land (run rollback again in" in capsys.readouterr().err
+    assert "with a write that may still land (run rollback again in" in capsys.readouterr().err
     monkeypatch.setattr(rollback_module, "LANDING_SECONDS", 0.0)  # a minute later
     assert main(["rollback", str(job_dir)]) == 0
     assert all(t["data"] == ORIGINAL for t in tasks)
@@ -652,7 +652,7 @@ def test_a_write_in_flight_when_apply_stopped_is_left_open_by_a_rollback_before_
     monkeypatch.undo()
     early = rollback_job(str(job_dir), client=client)
     assert [(r.task_id, r.status) for r in early.results] == [(first, "landing")], early.results
-    assert not early.complete and "1 with a write of a stopped run that may still land (run rollback again in 6" \
+    assert not early.complete and "1 with a write that may still land (run rollback again in 6" \
         in early.summary() and "not restored yet (run rollback again)" not in early.summary(), early.summary()
     assert not puts(synapse) and tasks[0]["data"] == ORIGINAL
     client.run(client.aio.annotate_task_data(first, on_its_way[0]))  # the stopped run's write lands
@@ -693,3 +693,27 @@ def test_an_on_result_that_raises_after_a_fatal_stop_leaves_that_stops_rollback_
     with pytest.raises(ValueError, match="the caller's bug"):
         apply_job(str(job_dir), client=client, concurrency=1, on_result=said)
     assert len(puts(synapse)) == 2 and all(t["data"] == ORIGINAL for t in tasks)  # the write, then its restore
+
+
+def test_apply_own_rollback_leaves_open_a_write_a_gateway_gave_up_on(synapse, client, job, monkeypatch) -> None:
+    """A fatal stop (the journal cannot be written) rolls back the run's writes at once, but not one
+    a gateway answered 504 on every attempt: the backend may still be processing it, and a
+    journal saying it was restored would leave it, landed after, on the task for good."""
+    from totask_manifest._synapse.journal import Journal
+
+    _, job_dir, tasks = job
+    ids = [t["id"] for t in tasks]
+    synapse.add_fault(Fault(status=504, method="PUT", path=f"^/tasks/{ids[1]}/", times=None))
+    write_ahead = Journal.write_ahead
+
+    async def done_fails_at_the_fourth(self, op, **fields):
+        if op == "done" and fields.get("task_id") == ids[3]:
+            raise StorageError("cannot write the journal: No space left on device")
+        return await write_ahead(self, op, **fields)
+
+    monkeypatch.setattr(Journal, "write_ahead", done_fails_at_the_fourth)
+    report = apply_job(str(job_dir), client=client, concurrency=1)
+    assert not report.ok and "No space left on device" in report.fatal
+    statuses = {r.task_id: r.status for r in report.rollback.results}
+    assert statuses == {ids[0]: "restored", ids[1]: "landing", ids[2]: "restored", ids[3]: "restored"}, statuses
+    assert not report.rollback.complete and f"finish with: totask-manifest rollback {job_dir}" in report.summary()

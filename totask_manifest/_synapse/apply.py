@@ -133,6 +133,10 @@ def apply_job(
             client.close()
 
 
+#: answers of a gateway that gave up waiting for the backend, which may still finish the request
+_GATEWAY_GAVE_UP = frozenset({502, 504})
+
+
 class _ApplyRun:
     def __init__(self, aio: AsyncSynapseClient, target: JobTarget, convert: Callable, schema: str | None, *,
                  dry_run: bool, force: bool, concurrency: int, rollback_on_fatal: bool,
@@ -423,11 +427,12 @@ class _ApplyRun:
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
                 self.sent -= not exc.retried
-            elif exc.status is not None and exc.status < 300 and not exc.retried:
-                # answered (a 2xx whose body is not JSON): in doubt, but nothing of it is on its way
-                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
-            else:  # no answer, or a 5xx: in doubt, and the backend may still process it (``TaskHistory.landing``)
+            elif exc.status is None or exc.status in _GATEWAY_GAVE_UP:
+                # no answer (a timeout, a dropped connection), or a gateway that stopped waiting for the
+                # backend: in doubt, and the backend may still be processing it (``TaskHistory.landing``)
                 self.journal.note("unanswered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
+            else:  # the backend's own answer (a 2xx whose body is not JSON, a 500, a 503): in doubt, none on its way
+                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash

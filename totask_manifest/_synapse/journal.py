@@ -15,12 +15,13 @@ not have reached the backend, which may have stored it normalised. Such a task i
 as holding this job's write when its current data contains everything that was sent (every
 key and value of the sent data, lists element by element; keys the backend added are allowed),
 so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
-A PUT that ended without an answer (or with a 5xx) stays in doubt, noted ``unanswered``. Such a
-write, or one whose run was stopped while it waited (a Ctrl-C), may still reach the backend: a
-rollback within a minute of its run's last record leaves the task open, whatever it holds now
-(``TaskHistory.landing``), since closing it would leave the write, landed after, for good. A PUT
-answered 2xx with a body that is not JSON (``answered``) stays in doubt, with nothing on its way;
-a later run that finds the task holding the write (``done`` with ``recovered``) settles it.
+A PUT that ended without an answer (a timeout, a dropped connection) or with a gateway's 502 or
+504 stays in doubt, noted ``unanswered``. Such a write, or one whose run was stopped while it
+waited (a Ctrl-C), may still reach the backend: a rollback within a minute of its run's last
+record leaves the task open, whatever it holds now (``TaskHistory.landing``), since closing it
+would leave the write, landed after, for good. A PUT the backend itself answered (a 500, a 503,
+a 2xx whose body is not JSON: ``answered``) stays in doubt, with nothing on its way; a later run
+that finds the task holding the write (``done`` with ``recovered``) settles it.
 
 On local disks a record is on disk when ``write_ahead`` returns (write, flush, fsync). On object
 stores each commit is one object written whole (``pipe_file``); it is durable when the store
@@ -61,6 +62,9 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+#: seconds a record may be dated ahead of this machine's clock and still count as a sign of its
+#: run's life (``TaskHistory.landing``): a clock wronger than that would keep a rollback waiting for ever
+MAX_CLOCK_AHEAD = 3600.0
 #: a record's ``at``: when it was journalled, in UTC
 _AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -308,6 +312,9 @@ class TaskHistory:
     #: ``id`` of the writes in doubt that the backend answered (``answered``: a 2xx whose body is
     #: not JSON): stored or not, nothing of them is on its way
     answered: set[int] = field(default_factory=set)
+    #: ``id`` of the writes in doubt no one answered (``unanswered``: a timeout, a 5xx): the backend
+    #: may still process them, even when their run ended by itself (apply's own rollback)
+    unanswered: set[int] = field(default_factory=set)
 
     @property
     def original(self) -> Any:
@@ -328,20 +335,23 @@ class TaskHistory:
                 return unit
         return self.exported_unit
 
-    def landing(self, now: dt.datetime, window: float) -> float | None:
+    def landing(self, now: dt.datetime, window: float, *, unanswered_only: bool = False) -> float | None:
         """Seconds since the run of a write in doubt last journalled anything, where that is under
-        ``window`` (0 for a time ahead of ``now``: another machine's clock): that run may have
-        stopped moments ago with the write on its way, or be retrying it; else None. Timed from
-        the run's last record, not the write's own: a PUT is retried (429s, 5xx) long after its
-        ``before`` record, and one answered by no one (``unanswered``) may still be processed."""
+        ``window``: that run may have stopped moments ago with the write on its way, or be retrying
+        it; else None. Timed from the run's last record, not the write's own: a PUT is retried
+        (429s, 5xx) long after its ``before`` record, and one answered by no one (``unanswered``)
+        may still be processed. A time ahead of ``now`` (another machine's clock) gives a negative
+        age, so the wait is the real one; one over ``MAX_CLOCK_AHEAD`` ahead is no sign of life.
+        ``unanswered_only``: only the writes noted ``unanswered`` (apply's own rollback, whose
+        other requests have all ended)."""
         ages = []
         for write in self.in_doubt:
-            if id(write) in self.answered:
+            if id(write) in self.answered or (unanswered_only and id(write) not in self.unanswered):
                 continue
             seen = [when for when in (_journalled_at(write), self.runs_last_seen.get(write.get("run")))
-                    if when is not None]
+                    if when is not None and (when - now).total_seconds() < MAX_CLOCK_AHEAD]
             if seen:
-                ages.append(max(0.0, (now - max(seen)).total_seconds()))
+                ages.append((now - max(seen)).total_seconds())
         recent = [age for age in ages if age < window]
         return min(recent) if recent else None
 
@@ -399,10 +409,11 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:
                     del histories[tid]
-        elif op == "answered" and tid in histories:
+        elif op in ("answered", "unanswered") and tid in histories:
             history = histories[tid]
-            history.answered.update(id(w) for w in history.in_doubt
-                                    if w.get("run") == rec.get("run") and w.get("new_hash") == rec.get("new_hash"))
+            marked = history.answered if op == "answered" else history.unanswered
+            marked.update(id(w) for w in history.in_doubt
+                          if w.get("run") == rec.get("run") and w.get("new_hash") == rec.get("new_hash"))
         elif op == "restored":
             histories.pop(tid, None)
     return histories

@@ -110,8 +110,8 @@ def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
                 keys += _key(tid, new, stored)  # a stored hash of another type equals no task's hash
             pending = open_.get(tid)
             if pending:
-                run = rec.get("run")
-                left = [(r, h) for r, h in pending if not (r == run and h == rec.get("new_hash", h))]
+                run, recovered = rec.get("run"), rec.get("recovered")  # a write found stored: any run's (``open_writes``)
+                left = [(r, h) for r, h in pending if not ((r == run or recovered) and h == rec.get("new_hash", h))]
                 if left:
                     open_[tid] = left
                 else:

@@ -114,7 +114,7 @@ class RollbackReport:
         if t[DELETED]:
             text += f", {t[DELETED]} deleted in Synapse"
         if t[LANDING]:
-            text += (f", {t[LANDING]} with a write of a stopped run that may still land (run rollback again in "
+            text += (f", {t[LANDING]} with a write that may still land (run rollback again in "
                      f"{math.ceil(self.wait_s)} s)")
         if self.fatal:
             text += f"; stopped: {self.fatal}"
@@ -221,8 +221,9 @@ async def rollback_async(
     report.planned = report.remaining = len(histories)
     report.host_check = aio.settings.check_host()
     breaker = Breaker()
-    # apply's own run awaited each of its writes before rolling back: none of them is still on its way
-    window = 0.0 if only_run is not None else LANDING_SECONDS
+    # apply's own run awaited each of its writes before rolling back: only those no one answered may
+    # still be on their way (``unanswered``)
+    unanswered_only = only_run is not None
     undone: set[int] = set()  # restored, already as before, or deleted: nothing left to do
     conflicted: set[int] = set()
 
@@ -240,11 +241,13 @@ async def rollback_async(
                 raise _OnOtherUnit(restore_other_unit(tid, unit, written, aio.settings))
             current = data_hash(task["data"])
             ours = history.holds_ours(task["data"], current)
-            landing = history.landing(dt.datetime.now(dt.UTC), window)
+            landing = history.landing(dt.datetime.now(dt.UTC), LANDING_SECONDS, unanswered_only=unanswered_only)
             if landing is not None:  # whatever it holds now: a restore the write then lands on undoes nothing
-                report.wait_s = max(report.wait_s, window - landing)
-                result = RestoreResult(tid, LANDING, f"a write of a run last heard of {landing:.0f} s ago may still "
-                                       "reach it: left for a later rollback")
+                report.wait_s = max(report.wait_s, LANDING_SECONDS - landing)
+                heard = (f"last heard of {landing:.0f} s ago" if landing >= 0 else
+                         f"whose clock is {-landing:.0f} s ahead of this machine's")
+                result = RestoreResult(tid, LANDING, f"a write of a run {heard} may still reach it: left for a "
+                                       "later rollback")
             elif current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)
