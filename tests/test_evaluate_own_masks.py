@@ -1,8 +1,9 @@
 """``evaluate`` and ``report`` of a chained segmentation job read the masks the jobs wrote. The
 default fetch policy was the job's own (``allow_root``: the images' folder), and the masks sit
 under the output root, so every line was "unreadable: outside the allowed root" (exit 1, nothing
-evaluated) unless ``--allow-root`` named the output root. The output root is now readable
-besides the job's ``allow_root`` for these commands only (``FetchPolicy.own_root``)."""
+evaluated) unless ``--allow-root`` named the output root. The masks' folders of the job and of
+the jobs it was chained from are now readable besides the job's ``allow_root``, for these
+commands only (``FetchPolicy.own_roots``); nothing else of the output root is."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def test_a_chained_segmentation_job_is_evaluated_from_its_own_masks(tmp_path: Pa
                  "--output", str(out)]) == 0
     assert main(["chain", str(out / "seg1"), "--job-name", "seg2", "--model", str(tmp_path / "seg2.pt")]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(out / "seg2")]) == 0
-    said = capsys.readouterr()
-    assert "unreadable" not in said.out + said.err and "outside the allowed root" not in said.out + said.err, said
+    for flags in ([], ["--allow-host", "example.com"]):  # a flag is laid over the job's policy, not instead of it
+        assert main(["evaluate", str(out / "seg2"), *flags]) == 0
+        said = capsys.readouterr()
+        assert "unreadable" not in said.out + said.err and "outside the allowed root" not in said.out + said.err, said
     page = tmp_path / "page.html"
     assert main(["report", str(out / "seg2"), "-o", str(page)]) == 0
     assert "8 line(s) evaluated, 0 not" in page.read_text()

@@ -26,7 +26,7 @@ def status_notes(job: Job, *, live: bool) -> dict[str, str]:
         notes["output-changed"] = changed
     elif gone := output_missing(state.status, job.output_manifest, name, job.url, state.runs):
         notes["output-missing"] = gone
-    if gone := failures_missing(state.status, state.metrics, job.layout.failures, name, job.url):
+    if gone := failures_missing(state.status, state.metrics, job.layout.failures, name, job.url, state.runs):
         notes["failures-missing"] = gone
     if live:
         return notes

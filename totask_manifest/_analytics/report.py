@@ -19,7 +19,7 @@ from .._errors import StorageError, TotaskError, UsageError
 from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
-from .._jobs.job import Job, live_holder
+from .._jobs.job import Job, lineage_mask_folders, live_holder
 from .._jobs.known_keys import newer_version_note, unknown_keys
 from .._jobs.layout import LEASE_DIR, refuse_output_in_job
 from .._jobs.lease import current_holder
@@ -78,14 +78,13 @@ _FETCH_KEYS = ("timeout", "retries", "max_body_bytes", "allow_hosts", "allow_roo
 
 
 def report_policy(job_options: dict[str, Any], overrides: dict[str, Any] | None = None,
-                  own_root: str | None = None) -> FetchPolicy:
+                  own_roots: list[str] | None = None) -> FetchPolicy:
     """The job's own fetch policy (what its method was allowed to read), with the report's flags
-    laid over it; retries and timeouts shortened for a page. ``own_root``: the job's output root,
-    whose files (the masks it and the jobs it was chained from wrote) are read besides its
-    ``allow_root`` (a local one only)."""
+    laid over it; retries and timeouts shortened for a page. ``own_roots``: the folders of the
+    masks the job and the jobs it was chained from wrote (``job.lineage_mask_folders``), read
+    besides its ``allow_root``."""
     merged: dict[str, Any] = {k: job_options.get(k) for k in _FETCH_KEYS}
-    if own_root and "://" not in own_root:
-        merged["own_root"] = own_root
+    merged["own_roots"] = own_roots or []
     for key, value in (overrides or {}).items():
         if value not in (None, [], ()):
             merged[key] = value
@@ -291,7 +290,7 @@ def _render(
     if changed or gone:
         logging.getLogger("totask_manifest").warning("%s", changed or f"output manifest {gone}")
     if failures_gone := failures_missing(job.get("status"), job.get("metrics"), folder.layout.failures, str(name),
-                                         job_url):  # the page reads them from the checkpoint: said all the same
+                                         job_url, job.get("runs")):  # the page reads them from the checkpoint: said all the same
         logging.getLogger("totask_manifest").warning("failures %s", failures_gone)
     # the last run could not write it, or one runs or was killed: its counts and samples are an earlier run's
     stale = output_earlier(job.get("status"), job.get("runs")) and exists(manifest)
@@ -312,8 +311,7 @@ def _render(
     # without a recorded input (no job.json: a Ground Truth output put in the folder) a relative
     # reference is read beside the manifest, as every reader resolves one; it was the working directory
     base = options.get("relative_to") or base_of(source_url if isinstance(source_url, str) else manifest)
-    own_root = config.get("output_root") if isinstance(config.get("output_root"), str) else None
-    policy = report_policy(options, fetch_options, own_root)
+    policy = report_policy(options, fetch_options, lineage_mask_folders(job_url))
     max_pixels = int(max_image_pixels or options.get("max_image_pixels") or DEFAULT_MAX_IMAGE_PIXELS)
     with SyncFetcher(policy) as fetcher:
         tiles = _samples(manifest, attr, samples, base, fetcher, job_url, max_pixels, options) if samples > 0 else []

@@ -221,8 +221,9 @@ def _auto_address(named: str) -> str | None:
     try:
         return get_ray_address_from_environment("auto", None)
     except ConnectionError:
+        unset = "" if named.startswith("RAY_ADDRESS=") else ", and RAY_ADDRESS is not set"
         raise UsageError(f"{named}: no running Ray cluster was found on this machine (none started with "
-                         "'ray start --head', and RAY_ADDRESS is not set); start one, or give its address") from None
+                         f"'ray start --head'{unset}); start one, or give its address") from None
     except Exception:  # its private API changed: Ray says it itself
         return None
 

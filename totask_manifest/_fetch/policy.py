@@ -140,9 +140,10 @@ class FetchPolicy:
     allow_hosts: tuple[str, ...] = ()
     #: the only folder local paths and ``file://`` URLs may point into; None refuses them all
     allow_root: str | None = None
-    #: a folder of files this tool wrote (a job's output root: its masks), readable besides
-    #: ``allow_root`` by the commands that read a job's own output (``report``, ``evaluate``); never a job's
-    own_root: str | None = None
+    #: folders of files this tool wrote (the masks of a job and of the jobs it was chained or cloned
+    #: from: their ``annotations/``), readable besides ``allow_root`` by the commands that read a
+    #: job's own output (``report``, ``evaluate``); never a job's
+    own_roots: tuple[str, ...] = ()
     #: first backoff ceiling in seconds; doubles per attempt up to ``max_backoff``
     backoff: float = 0.25
     max_backoff: float = 20.0
@@ -161,13 +162,9 @@ class FetchPolicy:
             raise UsageError(f"--max-body-bytes must be at least 1 (got {self.max_body_bytes})")
         hosts = tuple(_bare_host(h) for h in (self.allow_hosts or ()) if str(h).strip())
         object.__setattr__(self, "allow_hosts", hosts)
-        for key in ("allow_root", "own_root"):
-            root = getattr(self, key)
-            if root:
-                root = str(root)
-                if root.startswith("file://"):
-                    root = root[len("file://"):]
-                object.__setattr__(self, key, os.path.realpath(root))
+        if self.allow_root:
+            object.__setattr__(self, "allow_root", _real_root(self.allow_root))
+        object.__setattr__(self, "own_roots", tuple(_real_root(root) for root in self.own_roots or () if root))
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> FetchPolicy:
@@ -183,7 +180,7 @@ class FetchPolicy:
             max_body_bytes=int(pick("max_body_bytes", DEFAULT_MAX_BODY_BYTES)),
             allow_hosts=tuple(options.get("allow_hosts") or ()),
             allow_root=options.get("allow_root") or None,
-            own_root=options.get("own_root") or None,
+            own_roots=tuple(options.get("own_roots") or ()),
         )
 
     def classify(self, url: str) -> tuple[str, str]:
@@ -225,14 +222,14 @@ class FetchPolicy:
         return False
 
     def root_of(self, real: str) -> str | None:
-        """The allowed folder (``allow_root``, else ``own_root``) the real path ``real`` lies in; None: neither."""
-        for root in (self.allow_root, self.own_root):
+        """The allowed folder (``allow_root``, else one of ``own_roots``) the real path ``real`` lies in; None: none."""
+        for root in (self.allow_root, *self.own_roots):
             if root and (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
                 return root
         return None
 
     def _local_path(self, path: str, shown: str) -> str:
-        if not self.allow_root and not self.own_root:
+        if not self.allow_root and not self.own_roots:
             raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
         try:
             real = os.path.realpath(os.path.abspath(path))
@@ -244,6 +241,12 @@ class FetchPolicy:
         if not self.allow_root:
             raise FetchError(f"refused by policy: local file {redact_url(shown)} needs --allow-root")
         raise FetchError(f"refused by policy: {redact_url(shown)} is outside the allowed root {self.allow_root}")
+
+
+def _real_root(root: Any) -> str:
+    """A root folder as a real path (a ``file://`` URL's path)."""
+    root = str(root)
+    return os.path.realpath(root[len("file://"):] if root.startswith("file://") else root)
 
 
 def timed_out(timeout: float) -> Transient:

@@ -373,3 +373,31 @@ def _folder(url: str) -> str:
     their folder."""
     folder = url.rstrip("/") or "/"
     return folder if "://" in folder else os.path.abspath(folder)
+
+
+#: jobs a lineage is followed through at most (a chain of chains); a loop of folders stops too
+MAX_LINEAGE = 64
+
+
+def lineage_mask_folders(job_url: str) -> list[str]:
+    """The local folders where the job at ``job_url`` and the jobs it was chained or cloned from
+    wrote their masks (``<job>/annotations``, ``layout.MASKS_DIR``): what ``report`` and
+    ``evaluate`` read besides the job's ``allow_root`` (``FetchPolicy.own_roots``). A chained
+    segmentation job's output names its predecessor's masks. Folders on object stores are left out
+    (the policy's roots are local), as is a job whose ``job.json`` cannot be read."""
+    from .layout import MASKS_DIR
+
+    found: list[str] = []
+    queue, seen = [job_url], set()
+    while queue and len(seen) < MAX_LINEAGE:
+        url = queue.pop(0)
+        if not url or "://" in url or url in seen:
+            continue
+        seen.add(url)
+        found.append(os.path.join(url, MASKS_DIR))
+        try:
+            state = Job(url).state
+        except TotaskError:
+            continue
+        queue += [u for u in (state.chained_from, state.cloned_from) if isinstance(u, str)]
+    return found

@@ -353,13 +353,13 @@ def _last_run_wrote_output(runs: Any) -> bool:
     return False
 
 
-def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url: str) -> str | None:
+def failures_missing(status: Any, metrics: Any, url: str, job_name: str, job_url: str, runs: Any = None) -> str | None:
     """``output_missing`` for failures.jsonl: a COMPLETED job with failed lines whose file is gone
     (``rm``, moved), or None. ``status`` printed its path as if there, ``report`` said "0 failures"
     beside ``failed=1``, and ``resume`` said "nothing to do"; now it writes it again."""
     if not counted_failures(metrics):
         return None
-    return output_missing(status, url, job_name, job_url)
+    return output_missing(status, url, job_name, job_url, runs)  # written with the output manifest
 
 
 def counted_failures(metrics: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ..._errors import JobError, UsageError
-from ..._jobs.job import Job
+from ..._jobs.job import Job, lineage_mask_folders
 from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
@@ -49,8 +49,7 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
     state = job.state
     options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
                if state.config.options.get(k)}
-    if "://" not in state.config.output_root:  # masks a job wrote sit under its output root (a chain's too)
-        options["own_root"] = state.config.output_root
+    options["own_roots"] = lineage_mask_folders(job.url)  # the masks it and the jobs it was chained from wrote
     previous = None
     if state.chained_from:
         try:

@@ -118,7 +118,8 @@ def evaluate_manifest(
     if not exists(target.manifest):
         raise UsageError(f"manifest not found: {redact_url(target.manifest)}")
     ev = Evaluation(target.manifest, target.predicted, target.reference, target.how_found, float(iou), float(share))
-    options = dict(fetch_options or target.fetch_options)
+    # the flags laid over the job's own policy, as report lays them: its allow_root and the masks' folders stay
+    options = {**target.fetch_options, **{k: v for k, v in (fetch_options or {}).items() if v not in (None, [], ())}}
     # numpy and the fetch loop's thread do not survive a fork: spawned workers
     parts = map_ranges(_read_range, target.manifest, (ev, options, worst), workers=workers, start_method="spawn",
                        remote=False)
