@@ -11,6 +11,7 @@ the reference. Anything else needs ``--predicted`` and ``--reference``.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
+
+log = logging.getLogger("totask_manifest")
 
 METADATA = "-metadata"
 #: lines read to find the attributes and who labeled them
@@ -92,24 +95,17 @@ def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]
 
 def _say_output_state(job_url: str, manifest: str) -> None:
     """Refuse a job folder whose output manifest is not there, saying it is gone (deleted since the
-    job wrote it: resume writes it again) where it is, as ``status`` says it. Before: "no output
-    manifest yet" for a deleted one."""
-    if exists(manifest):
-        return
+    job wrote it: resume writes it again) where it is, as ``status`` says it; warn of one changed
+    since the job wrote it (not the job's), as ``report`` does. Before: "no output manifest yet" for
+    a deleted one, and a changed one evaluated without a word."""
     state = Job(job_url).state
-    gone = output_missing(state.status, manifest, state.config.job_name, job_url, state.runs)
-    raise UsageError(f"job {redact_url(job_url)}: output manifest {gone}" if gone else
-                     f"job {redact_url(job_url)} has no output manifest yet ({redact_url(manifest)})")
-
-
-def output_changed_note(source: str) -> str | None:
-    """For a job folder whose output manifest changed since the job wrote it (not the job's), what
-    ``evaluate`` warns, as ``report`` and ``status`` say it; None otherwise. The command says it
-    once (``report``, which evaluates the job too, says it itself); it was evaluated without a word."""
-    if not is_job_folder(source):
-        return None
-    state = Job(source).state
-    return output_changed(state.runs, Job(source).output_manifest, state.config.job_name)
+    name = state.config.job_name
+    if not exists(manifest):
+        gone = output_missing(state.status, manifest, name, job_url, state.runs)
+        raise UsageError(f"job {redact_url(job_url)}: output manifest {gone}" if gone else
+                         f"job {redact_url(job_url)} has no output manifest yet ({redact_url(manifest)})")
+    if changed := output_changed(state.runs, manifest, name):
+        log.warning("%s", changed)
 
 
 def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
