@@ -11,7 +11,6 @@ the reference. Anything else needs ``--predicted`` and ``--reference``.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +19,10 @@ import orjson
 
 from ..._errors import JobError, UsageError
 from ..._jobs.job import Job, lineage_mask_folders
-from ..._jobs.state import output_changed, output_missing
 from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
-
-log = logging.getLogger("totask_manifest")
 
 METADATA = "-metadata"
 #: lines read to find the attributes and who labeled them
@@ -93,21 +89,6 @@ def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]
     return (machine[0] if len(machine) == 1 else None), (human[0] if len(human) == 1 else None), found
 
 
-def _say_output_state(job_url: str, manifest: str) -> None:
-    """Refuse a job folder whose output manifest is not there, saying it is gone (deleted since the
-    job wrote it: resume writes it again) where it is, as ``status`` says it; warn of one changed
-    since the job wrote it (not the job's), as ``report`` does. Before: "no output manifest yet" for
-    a deleted one, and a changed one evaluated without a word."""
-    state = Job(job_url).state
-    name = state.config.job_name
-    if not exists(manifest):
-        gone = output_missing(state.status, manifest, name, job_url, state.runs)
-        raise UsageError(f"job {redact_url(job_url)}: output manifest {gone}" if gone else
-                         f"job {redact_url(job_url)} has no output manifest yet ({redact_url(manifest)})")
-    if changed := output_changed(state.runs, manifest, name):
-        log.warning("%s", changed)
-
-
 def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
     exists(source)  # a refusal (wrong credentials) names what was given, not the job.json looked for in it
     source = source.rstrip("/") if is_job_folder(source) else source
@@ -118,7 +99,8 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
         # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
         # every other command: the error keeps its own class (and so its exit code)
         prev_attr, attr, options, manifest = lineage_attributes(source)
-        _say_output_state(source, manifest)
+        if not exists(manifest):
+            raise UsageError(f"job {redact_url(source)} has no output manifest yet ({redact_url(manifest)})")
         if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
             if predicted is None and reference in (None, attr):
                 predicted, how = prev_attr, "job lineage (chained-from)"
@@ -126,9 +108,9 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                 reference, how = attr, "job lineage (chained-from)"
     elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
         manifest = Job(source).layout.output_manifest
-    elif is_dir(source):  # named as every job command names it: the job folder it is inside, or those it holds
-        raise Job(source).not_a_job("no job.json and no manifests/output/output.manifest; give a job folder or a "
-                                    "manifest")
+    elif is_dir(source):
+        raise UsageError(f"{redact_url(source)} is a folder, not a job folder: no job.json and no "
+                         "manifests/output/output.manifest; give a job folder or a manifest")
     elif not exists(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
     if how.startswith("job lineage"):
