@@ -18,7 +18,7 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.s3 import S3Endpoint
 from totask_manifest._analytics.evaluate import evaluate_manifest, format_text
-from totask_manifest._errors import UsageError
+from totask_manifest._errors import NotAJobError, UsageError
 
 pytestmark = requires_gt
 
@@ -421,7 +421,33 @@ def test_a_folder_that_is_no_job_is_named_as_such(tmp_path):
     """``evaluate some-folder/`` said ``manifest not found: some-folder``, though the folder is
     there: it now says what a job folder holds, as ``report`` says it."""
     (tmp_path / "data").mkdir()
-    with pytest.raises(UsageError, match=r"is a folder, not a job folder: no job\.json and no manifests/output/output\.manifest"):
+    with pytest.raises(NotAJobError, match=r"is not a job folder: no job\.json and no manifests/output/output\.manifest"):
         evaluate_manifest(str(tmp_path / "data"))
     with pytest.raises(UsageError, match="manifest not found"):
         evaluate_manifest(str(tmp_path / "missing.manifest"))
+
+
+def test_evaluate_names_job_folders_and_a_gone_or_changed_output_as_status_does(tmp_path, capsys):
+    """``evaluate out/`` (an output root) did not name the job folders in it, ``evaluate JOB/manifests``
+    not the job folder it is inside; a job's deleted output was "no output manifest yet", and a
+    changed one was evaluated without a word. Each is said now as ``status`` and ``report`` say it."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    out = tmp_path / "out"
+    assert main(sample_job_args("boxes", out)) == 0
+    job = out / "boxes"
+    with pytest.raises(NotAJobError, match=r"it holds job folder\(s\) boxes: give one"):  # exit 2, as in status
+        evaluate_manifest(str(out))
+    with pytest.raises(NotAJobError, match="is a folder inside job folder"):
+        evaluate_manifest(str(job / "manifests"))
+    output = job / "manifests" / "output" / "output.manifest"
+    kept = output.read_bytes()
+    output.unlink()
+    with pytest.raises(UsageError, match=r"output manifest .* is gone \(deleted or moved since job 'boxes' wrote it\)"):
+        evaluate_manifest(str(job), predicted="boxes", reference="boxes-x")
+    output.write_bytes(kept[: len(kept) // 2].rpartition(b"\n")[0] + b"\n")
+    capsys.readouterr()
+    main(["evaluate", str(job)])
+    err = capsys.readouterr().err
+    assert err.count("changed since job 'boxes' wrote it") == 1, err

@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         fetch["allow_root"] = os.path.abspath(args.allow_root)
     if args.allow_host:
         fetch["allow_hosts"] = list(args.allow_host)
+    from .._analytics.evaluate.attributes import output_changed_note
+
+    if note := output_changed_note(args.manifest):  # a job's output another hand changed: evaluated, said so
+        print(note, file=sys.stderr)
     # a side no line holds is the ManifestError evaluate_manifest raises (exit 1, one line)
     ev = evaluate_manifest(args.manifest, predicted=args.predicted, reference=args.reference, iou=args.iou,
                            share=args.share, fetch_options=fetch or None, workers=args.workers)

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from ..._errors import JobError, UsageError
+from ..._errors import JobError, TotaskError, UsageError
 from ..._jobs.job import Job, lineage_mask_folders
+from ..._jobs.state import output_changed, output_missing
 from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
@@ -89,6 +90,33 @@ def _by_human(manifest: str) -> tuple[str | None, str | None, dict[str, Counter]
     return (machine[0] if len(machine) == 1 else None), (human[0] if len(human) == 1 else None), found
 
 
+def _say_output_state(job_url: str, manifest: str) -> None:
+    """Refuse a job folder whose output manifest is not there, saying it is gone (deleted since the
+    job wrote it: resume writes it again) where it is, as ``status`` says it. Before: "no output
+    manifest yet" for a deleted one."""
+    if exists(manifest):
+        return
+    state = Job(job_url).state
+    gone = output_missing(state.status, manifest, state.config.job_name, job_url, state.runs)
+    raise UsageError(f"job {redact_url(job_url)}: output manifest {gone}" if gone else
+                     f"job {redact_url(job_url)} has no output manifest yet ({redact_url(manifest)})")
+
+
+def output_changed_note(source: str) -> str | None:
+    """For a job folder whose output manifest changed since the job wrote it (not the job's), what
+    ``evaluate`` warns, as ``report`` and ``status`` say it; None otherwise. The command says it
+    once (``report``, which evaluates the job too, says it itself); it was evaluated without a word.
+    Looked at before the job is evaluated, so it is said even when evaluation then fails; a source
+    this cannot read gives None here, for ``evaluate_manifest`` to name it as it names every source."""
+    try:
+        if not is_job_folder(source):
+            return None
+        state = Job(source).state
+        return output_changed(state.runs, Job(source).output_manifest, state.config.job_name)
+    except TotaskError:
+        return None
+
+
 def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
     exists(source)  # a refusal (wrong credentials) names what was given, not the job.json looked for in it
     source = source.rstrip("/") if is_job_folder(source) else source
@@ -99,8 +127,7 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
         # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
         # every other command: the error keeps its own class (and so its exit code)
         prev_attr, attr, options, manifest = lineage_attributes(source)
-        if not exists(manifest):
-            raise UsageError(f"job {redact_url(source)} has no output manifest yet ({redact_url(manifest)})")
+        _say_output_state(source, manifest)
         if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
             if predicted is None and reference in (None, attr):
                 predicted, how = prev_attr, "job lineage (chained-from)"
@@ -108,9 +135,9 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                 reference, how = attr, "job lineage (chained-from)"
     elif exists(Job(source).layout.output_manifest):  # a job folder without job.json
         manifest = Job(source).layout.output_manifest
-    elif is_dir(source):
-        raise UsageError(f"{redact_url(source)} is a folder, not a job folder: no job.json and no "
-                         "manifests/output/output.manifest; give a job folder or a manifest")
+    elif is_dir(source):  # named as every job command names it: the job folder it is inside, or those it holds
+        raise Job(source).not_a_job("no job.json and no manifests/output/output.manifest; give a job folder or a "
+                                    "manifest")
     elif not exists(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
     if how.startswith("job lineage"):
