@@ -86,3 +86,26 @@ def test_a_torchscript_model_replaced_is_refused_and_the_old_one_resumes(tmp_pat
     r = run_cli("resume", str(job), timeout=300)
     assert r.returncode == 0, r.stderr
     assert orjson.loads((job / "job.json").read_bytes())["status"] == "COMPLETED"
+
+
+def test_report_will_not_write_its_page_over_the_model_file_the_job_reads(tmp_path: Path, capsys) -> None:
+    """``report JOB -o net.py`` for a job run with ``--model net.py:make``: the page would replace
+    the ``.py`` the job's resume reads (and checks), the model with it. Refused in one line, exit 2,
+    the file untouched; the same page elsewhere is written."""
+    from totask_manifest._cli import main
+
+    inp = _inputs(tmp_path, 4)
+    net = tmp_path / "net.py"
+    net.write_text(SLOW_DETECTOR_MODULE + "\n\ndef make():\n    return SlowBoxes(0.0)\n")
+    kept = net.read_bytes()
+    job = tmp_path / "out" / "j"
+    assert main(["annotate", str(inp), "--job-name", "j", "--task-type", "object-detection", "--label-attribute",
+                 "boxes", "--method", "inference", "--model", f"{net}:make", "--allow-root", str(tmp_path),
+                 "--output", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(job), "-o", str(net)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("totask-manifest report: error: ") and str(net) in err and len(err.splitlines()) == 1, err
+    assert net.read_bytes() == kept
+    assert main(["report", str(job), "-o", str(tmp_path / "page.html")]) == 0
+    assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")

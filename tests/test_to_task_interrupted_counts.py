@@ -33,30 +33,39 @@ def _wait(condition, what: str, limit: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow  # a CLI subprocess; the held writes keep the server's shutdown waiting (10 s)
-def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp_path: Path) -> None:
-    pid = seed_tasks(synapse, files, 4)
-    job_id = synapse.add_job()
+def _run_stopped_by_sigterm(synapse, tmp_path: Path, project: int, job_id: int, when, what: str
+                            ) -> tuple[int, bytes, bytes]:
+    """``run`` (a CLI subprocess) on ``project`` for the Synapse job ``job_id``, sent SIGTERM once
+    ``when()`` holds: its exit code, stdout and stderr. Killed if it outlives the test."""
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"name": "Stopped", "project": pid, "agent": 1, "method": "file",
+    params.write_text(yaml.safe_dump({"name": "Stopped", "project": project, "agent": 1, "method": "file",
                                       "target_specification_name": "annotation_data"}))
-    # the first two writes go through; the others are held until the run is stopped
-    synapse.add_fault(Fault(status=None, method="PUT", skip=2, delay=600, times=None))
-    journal = tmp_path / "jobs" / "stopped" / "synapse-journal.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN,
            "SYNAPSE_JOB_ID": str(job_id)}
     proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output",
                              str(tmp_path / "jobs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait(lambda: journal.exists() and journal.read_text().count('"op":"done"') == 2
-              and len(synapse.requests_to("PUT")) == 4, "two writes done and two held")
+        _wait(when, what)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 143, err
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow  # a CLI subprocess; the held writes keep the server's shutdown waiting (10 s)
+def test_a_run_stopped_while_it_writes_reports_what_it_wrote(synapse, files, tmp_path: Path) -> None:
+    pid = seed_tasks(synapse, files, 4)
+    job_id = synapse.add_job()
+    # the first two writes go through; the others are held until the run is stopped
+    synapse.add_fault(Fault(status=None, method="PUT", skip=2, delay=600, times=None))
+    journal = tmp_path / "jobs" / "stopped" / "synapse-journal.jsonl"
+    code, out, err = _run_stopped_by_sigterm(
+        synapse, tmp_path, pid, job_id, lambda: journal.exists() and journal.read_text().count('"op":"done"') == 2
+        and len(synapse.requests_to("PUT")) == 4, "two writes done and two held")
+    assert code == 143, err
     final = synapse.job_patches[job_id][-1]["result"]
     assert final["status"] == "FAILED" and final["message"].startswith("interrupted"), final
     assert (final["total_tasks"], final["success_count"], final["failed_count"]) == (4, 2, 0), final
@@ -106,24 +115,12 @@ def test_a_run_stopped_while_it_annotates_reports_its_tasks_not_zero(synapse, fi
     counts them now: the tasks exported, none written (``success_count`` 0), the rest ``stand_by``."""
     pid = seed_tasks(synapse, files, 6)
     job_id = synapse.add_job()
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"name": "Stopped", "project": pid, "agent": 1, "method": "file",
-                                      "target_specification_name": "annotation_data"}))
     # the first two label files come at once, the others 3 s late: the signal comes while they are fetched
     files.add_fault(Fault(status=None, path="^/labels/", skip=2, delay=3, times=None))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SYNAPSE_HOST": synapse.url, "SYNAPSE_ACCESS_TOKEN": TOKEN,
-           "SYNAPSE_JOB_ID": str(job_id)}
-    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "run", str(params), "--output",
-                             str(tmp_path / "jobs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        _wait(lambda: len(files.requests_to("GET", "^/labels/")) >= 3, "the label files being fetched")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, err
+    code, out, err = _run_stopped_by_sigterm(synapse, tmp_path, pid, job_id,
+                                             lambda: len(files.requests_to("GET", "^/labels/")) >= 3,
+                                             "the label files being fetched")
+    assert code == 143, err
     assert not synapse.requests_to("PUT")  # stopped before the writes
     final = synapse.job_patches[job_id][-1]["result"]
     assert final["status"] == "FAILED" and final["message"].startswith("interrupted"), final
