@@ -12,20 +12,12 @@ import orjson
 import pytest
 from PIL import Image
 
+from tests.support.box_lines import box_line as _box_line
 from totask_manifest._analytics.convert import convert
 from totask_manifest._cli import main as cli_main
 from totask_manifest._formats.class_names import read_class_names
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _box_line(n: int, class_map: dict[str, str], ids: list[int]) -> dict:
-    return {"source-ref": f"s3://b/img/{n}.jpg",
-            "label": {"image_size": [{"width": 100, "height": 80, "depth": 3}],
-                      "annotations": [{"class_id": c, "left": 1, "top": 2, "width": 10, "height": 20} for c in ids]},
-            "label-metadata": {"objects": [{"confidence": 0.9} for _ in ids], "class-map": class_map,
-                               "type": "groundtruth/object-detection", "human-annotated": "yes",
-                               "creation-date": "2024-01-01T00:00:00", "job-name": "labeling-job/j"}}
 
 
 def _write(path: Path, records: list[dict]) -> Path:

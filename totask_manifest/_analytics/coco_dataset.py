@@ -41,12 +41,12 @@ from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
 from .coco_document import DocumentSections, document_sections, too_big
 from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
+    Categories,
     KeptIds,
     Renumber,
     carried_image_keys,
     image_keys,
     licenses_by_id,
-    merge_categories,
     not_carried,
     unnamed_categories,
 )
@@ -107,7 +107,7 @@ def _write_document(
     """One pass of ``manifest_to_coco``, its ids picked by ``ids``."""
     base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
     dropped: Counter = Counter()
-    cats: dict[int, str] = {}
+    cats = Categories()
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     past = PastImage()
     skipped = n_images = n_anns = 0
@@ -137,7 +137,7 @@ def _write_document(
                 size = doc["images"][0]
                 past.add(line.number, (a["bbox"] for a in doc["annotations"]), size["width"], size["height"])
                 class_map = label.metadata.get("class-map", {})
-                merge_categories(cats, {str(int(k) + CATEGORY_OFFSET): v for k, v in class_map.items()}, line.number)
+                cats.merge(class_map, line.number, offset=CATEGORY_OFFSET)
             elif label.task_type == SEGMENTATION:
                 doc = coco_mask_image(label, line.number, image_id, n_anns + 1, cats, base, file_name)
             else:
@@ -156,7 +156,7 @@ def _write_document(
             raise nothing_to_convert(src, attr, skipped)
         out.write(b'],"annotations":[')
         annotations.copy_to(out, COPY_CHUNK)
-        categories = ids.categories(cats)
+        categories = ids.categories(cats.by_id)
         out.write(b'],"categories":' + orjson.dumps(categories))
         out.write(document.sections(licenses) + b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
@@ -210,7 +210,7 @@ def coco_to_manifest(
     if not doc["images"]:
         raise no_images(src)
     refuse_ids_that_are_no_integers(doc)  # before any is used as a key
-    cats = categories_by_id(doc)
+    cats = categories_by_id(doc, by_name=class_names is not None)  # numbered by name: one name, one id
     licenses = licenses_by_id(doc)  # each image's line carries its own
     by_image: dict[Any, list] = defaultdict(list)
     places: dict[Any, list[int]] = defaultdict(list)  # each one's index in the document, for its key

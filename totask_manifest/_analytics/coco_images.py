@@ -31,6 +31,7 @@ from typing import Any
 from .._errors import ManifestError, json_kind, json_text
 from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
 from .._formats.model import FormatError
+from .one_id_a_name import IdsByName, where_met
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
@@ -264,15 +265,40 @@ class KeptIds:
         return f"; {n} of the kept ids no integer, as COCO ids must be" if n else ""
 
 
-def merge_categories(cats: dict[int, str], class_map: Mapping[str, str], line: int) -> None:
-    """Adds one line's categories (id -> name) to ``cats``: one id named twice is refused naming the line."""
-    for k, name in class_map.items():
-        cid = int(k)
-        if cats.setdefault(cid, name) != name:
-            raise ManifestError(
-                f"category id {cid} is {name!r} here but {cats[cid]!r} on an earlier line; "
-                "COCO needs one name per category",
-                line=line,
-                key="class-map",
-                rule="coco-category",
-            )
+class Categories:
+    """The categories one export writes (``by_id``: category id -> name), merged line by line:
+    one id, one name, and one name, one id (``one_id_a_name``: a COCO reader takes categories by
+    name, so two of one name would merge or mislabel their boxes, with no error anywhere)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, str] = {}
+        self._ids = IdsByName()
+
+    def merge(self, class_map: Mapping[str, str], line: int, *, offset: int = 0, key: str = "class-map") -> None:
+        """Adds one line's classes (class id -> name, from its ``key``; category id = class id +
+        ``offset``): an id named twice, or a name given two ids, is refused naming the line."""
+        for k, name in class_map.items():
+            class_id = int(k)
+            cid = class_id + offset
+            if self.by_id.setdefault(cid, name) != name:
+                raise ManifestError(
+                    f"category id {cid} is {name!r} here but {self.by_id[cid]!r} on an earlier line; "
+                    "COCO needs one name per category",
+                    line=line,
+                    key=key,
+                    rule="coco-category",
+                )
+            if (other := self._ids.other(name, class_id, line)) is not None:
+                raise ManifestError(_name_twice(name, (class_id, line), other, offset), line=line, key=key,
+                                    rule="coco-category")
+
+
+def _name_twice(name: str, here: tuple[int, int], first: tuple[Any, int], offset: int) -> str:
+    """The refusal of ``name`` met as class id ``here`` (id, line) after ``first`` (id, line)."""
+
+    def said(class_id: int) -> str:
+        return f"class id {class_id} (category {class_id + offset})" if offset else f"class id {class_id}"
+
+    return (f"{said(here[0])} is named {name!r}, as {said(first[0])} is {where_met(first[1], here[1])}; a COCO "
+            "reader takes categories by name (pycocotools' getCatIds(catNms=...), trainers' class lists), so their "
+            "boxes would be merged or mislabeled: give each class its own name; nothing was written")

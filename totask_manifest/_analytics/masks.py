@@ -24,7 +24,7 @@ from .._formats.model import FormatError
 from .._imaging import BACKGROUND_HEX, class_colors, mask_png
 from .._outcomes import Labeled
 from .._storage import read_bytes, redact_secret_url, write_bytes_atomic
-from .coco_images import CLASS_CONFIDENCES, merge_categories
+from .coco_images import CLASS_CONFIDENCES, Categories
 from .coco_polygons import polygons_to_mask
 
 
@@ -164,7 +164,7 @@ def bbox_of(binary: np.ndarray) -> list[int]:
 # --- COCO images of masks -------------------------------------------------------------------------
 
 def coco_mask_image(
-    label: Any, line: int, image_id: Any, first_id: int, cats: dict[int, str], base: str, file_name: str
+    label: Any, line: int, image_id: Any, first_id: int, cats: Categories, base: str, file_name: str
 ) -> dict:
     """One COCO image of a mask label: one uncompressed-RLE annotation per class present (0, the
     background, gets none), its categories merged into ``cats`` (a dataset export's)."""
@@ -184,7 +184,7 @@ def coco_mask_image(
             raise ManifestError(f"class id {cid} has an empty name in internal-color-map: its name {problem}; "
                                 f"{CLASS_NAME_RULE}", line=line, key=f"internal-color-map.{cid}.class-name",
                                 rule="coco-mask")
-    merge_categories(cats, {str(k): v for k, v in names.items() if k != 0}, line)
+    cats.merge({str(k): v for k, v in names.items() if k != 0}, line, key="internal-color-map")
     anns = []
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
         binary = mask == cid

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from .._errors import ManifestError, UsageError
 from .._formats.class_names import class_name_problem, parse_class_names
+from .one_id_a_name import IdsByName, where_met
 
 RULE = "yolo-class-name"
 #: the largest class id a YOLO folder takes: classes are the lines of ``classes.txt`` (0 to n-1, a
@@ -41,10 +42,10 @@ def name_problem(name: object) -> str | None:
     return None
 
 
-def check_new_class(class_id: str, name: object, ids_by_name: dict[str, str], line: int) -> None:
+def check_new_class(class_id: str, name: object, ids_by_name: IdsByName, line: int) -> None:
     """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it.
-    ``ids_by_name`` holds the first id of each name met so far, and takes this one's: a look-up,
-    where a scan of every class met before made an export of n classes take n squared steps."""
+    ``ids_by_name`` holds the first id of each name met so far, and takes this one's (the rule
+    the COCO export shares: ``one_id_a_name``)."""
     digits = class_id.strip()  # as the label's reader takes the key (" 99999999999" is that id)
     if digits.isascii() and digits.isdigit() and int(digits) > MAX_CLASS_ID:
         raise ManifestError(f"class id {digits} is over {MAX_CLASS_ID:,}: YOLO numbers the classes 0 to n-1, a "
@@ -53,9 +54,10 @@ def check_new_class(class_id: str, name: object, ids_by_name: dict[str, str], li
                             line=line, key="class-map", rule="yolo-class")
     problem = name_problem(name)
     if problem is None:
-        other = ids_by_name.setdefault(name, class_id)  # type: ignore[arg-type]  # a str: name_problem said so
-        if other != class_id:
-            problem = f"is also the name of class id {other}; a names file gives each name one id"
+        other = ids_by_name.other(name, class_id, line)  # type: ignore[arg-type]  # a str: name_problem said so
+        if other is not None:
+            problem = (f"is also the name of class id {other[0]} ({where_met(other[1], line)}); a names file gives "
+                       "each name one id")
     if problem is not None:
         raise ManifestError(f"class id {class_id} name {name!r} {problem}; nothing was written",
                             line=line, key="class-map", rule=RULE)

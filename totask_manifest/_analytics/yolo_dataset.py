@@ -52,6 +52,7 @@ from .labels import (
     on_line,
     pick_attribute,
 )
+from .one_id_a_name import IdsByName
 from .yolo_classes import check_new_class, check_round_trip
 from .yolo_output import YoloOutput
 from .yolo_paths import CommonFolder, TakenPaths, label_path, object_path
@@ -107,7 +108,7 @@ def manifest_to_yolo(
     taken = TakenPaths(path_of)
     dropped: Counter = Counter()
     class_map: dict[str, str] = {}
-    ids_by_name: dict[str, str] = {}
+    ids_by_name = IdsByName()
     files = skipped = unwritten_scores = unlisted = 0
     coco_keys, others = CocoKeysLeftOut("YOLO"), KeysLeftOut("YOLO", attr)
     with YoloOutput(dst) as out:  # whole or not at all: see yolo_output

@@ -51,16 +51,20 @@ COCO_ID = "coco-id"
 COCO_CATEGORY_ID = "coco-category-id"
 
 
-def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
+def categories_by_id(doc: Mapping[str, Any], *, by_name: bool = False) -> dict[int, str]:
     """Category id -> name. One id listed twice under two names is refused: pycocotools keeps the
     last, and which one the boxes meant is nowhere said. So is an empty name: it was imported
     into a ``class-map`` that ``validate`` and every export refuse (a class needs a name), and so
-    is a name of only spaces or one that is no string (``class_names.class_name_problem``)."""
+    is a name of only spaces or one that is no string (``class_names.class_name_problem``).
+    ``by_name`` (classes numbered by name, ``class_names``): one name listed under two ids is
+    refused too, as the two categories would become one class with nothing said. Without it each
+    id is its own class (id - 1), both kept as they are."""
     cats = doc.get("categories")
     if not isinstance(cats, list):
         raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
     out: dict[int, str] = {}
     first: dict[int, int] = {}  # id -> the index it was first listed at
+    named: dict[str, tuple[int, int]] = {}  # name -> the id and index it was first listed with
     for i, cat in enumerate(cats):
         if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
             raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
@@ -76,9 +80,20 @@ def categories_by_id(doc: Mapping[str, Any]) -> dict[int, str]:
                 fmt=FMT,
                 key=f"categories[{i}].id",
             )
+        if by_name and named.setdefault(name, (cid, i))[0] != cid:
+            raise _named_twice(name, named[name], i, cid)
         out[cid] = name
         first.setdefault(cid, i)
     return out
+
+
+def _named_twice(name: str, earlier: tuple[int, int], i: int, cid: int) -> FormatError:
+    """The refusal of ``categories[i]`` (id ``cid``), named ``name`` as the earlier category
+    (its id, its index) of another id is: numbered by name, the two would become one class."""
+    return FormatError(f"category name {name!r} is also categories[{earlier[1]}]'s (id {earlier[0]}, here id "
+                       f"{cid}); classes are numbered by name (class names given), so the two categories would "
+                       "become one class: give each category its own name, or read the document without class "
+                       "names (each category id is then its own class)", fmt=FMT, key=f"categories[{i}].name")
 
 
 def coco_to_gt(
@@ -115,7 +130,7 @@ def coco_to_gt(
     size = image_size_value(
         {"width": image.get("width"), "height": image.get("height"), "depth": image.get("depth", 3)}, fmt=FMT
     )
-    cats = categories if categories is not None else categories_by_id(doc)
+    cats = categories if categories is not None else categories_by_id(doc, by_name=class_names is not None)
     anns = doc.get("annotations", [])
     if not isinstance(anns, list):
         raise FormatError("'annotations' must be a list", fmt=FMT, key="annotations")
