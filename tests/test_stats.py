@@ -407,3 +407,40 @@ def test_bars_after_wide_class_names_line_up_on_a_terminal(tmp_path):
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in before)
 
     assert len(bars) == 4 and len({column(line) for line in bars}) == 1, bars
+
+
+def test_an_attribute_of_two_task_types_is_said_so(tmp_path, capsys):
+    """``boxes`` held boxes and, on line 3, an image classification label: the counts mixed them
+    (classes of both, one histogram), exit 0, nothing said beyond the two types listed. Such lines
+    are invalid data (``validate``: label-attribute-mixed-types): the counts are still given, and
+    the mix is said in them, on stderr, with exit 1. Custom labels and failed lines mix nothing."""
+    classified = {"source-ref": "s3://b/3.jpg", "boxes": 0, "boxes-metadata": {
+        "class-name": "dog", "confidence": 0.9, "type": "groundtruth/image-classification",
+        "job-name": "labeling-job/j", "human-annotated": "yes", "creation-date": "2026-01-01T00:00:00.000000"}}
+    custom = {"source-ref": "s3://b/4.jpg", "boxes": {"any": 1}, "boxes-metadata": {"type": "groundtruth/custom"}}
+    failed = {"source-ref": "s3://b/5.jpg", "boxes-metadata": {"failure-reason": "timeout",
+                                                               "type": "groundtruth/image-classification"}}
+    one = [{"source-ref": f"s3://b/{n}.jpg", **_od("boxes", [1], [0.4])} for n in (1, 2)]
+    path = tmp_path / "m.manifest"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in [*one, custom, failed]))
+    assert manifest_stats(str(path)).attributes["boxes"].mixed_task_types == []
+    assert cli_main(["stats", str(path)]) == 0
+    assert "several task types" not in capsys.readouterr().out
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in [*one, classified, custom, failed]))
+    got = manifest_stats(str(path))
+    assert got.attributes["boxes"].types == {"object-detection": 2, "image-classification": 2, "custom": 1}
+    assert got.attributes["boxes"].mixed_task_types == ["image-classification", "object-detection"]
+    assert cli_main(["stats", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "several task types under one label attribute (image-classification, object-detection)" in out
+    assert err == ("totask-manifest stats: error: label attribute 'boxes' holds labels of 2 task types "
+                   "(image-classification, object-detection): one label attribute holds one task type "
+                   "[label-attribute-mixed-types] (totask-manifest validate names the lines); its counts mix them\n")
+    assert cli_main(["stats", str(path), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["attributes"]["boxes"]["mixed_task_types"] == [
+        "image-classification", "object-detection"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_manifests_hold_one_task_type_an_attribute(name):
+    assert all(not a.mixed_task_types for a in manifest_stats(str(GT / name), workers=1).attributes.values())

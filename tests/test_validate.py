@@ -553,3 +553,68 @@ def test_a_label_attribute_no_line_holds_is_an_error_from_python_too(tmp_path: P
     assert info.value.rule == "label-attribute-absent"
     assert "no line holds 'dgos'" in str(info.value) and "dogs" in str(info.value)
     assert validate_manifest(path, label_attribute="dogs").ok
+
+
+# ---- one label attribute, one task type ----------------------------------------------------------
+
+MIXED = "label-attribute-mixed-types"
+IC_META = {"class-name": "dog", "confidence": 0.9, "type": "groundtruth/image-classification",
+           "job-name": "labeling-job/dogs", "human-annotated": "yes", "creation-date": "2026-11-21T08:00:00.000000"}
+
+
+def boxes_line(n: int) -> dict:
+    return {"source-ref": f"s3://b/{n}.jpg", "boxes": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
+            "boxes-metadata": OD_META}
+
+
+def class_line(n: int) -> dict:
+    return {"source-ref": f"s3://b/{n}.jpg", "boxes": 0, "boxes-metadata": IC_META}
+
+
+def test_one_label_attribute_holds_one_task_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Line 9 held an image classification label under ``boxes``, whose line 1 holds boxes: valid,
+    exit 0, both types in the summary. Ground Truth fills one attribute by one job of one type."""
+    custom = {"source-ref": "s3://b/c.jpg", "boxes": {"any": "document"}, "boxes-metadata": {
+        "type": "groundtruth/custom", "job-name": "dogs", "human-annotated": "no", "creation-date": "2026-11-21T08:00:00"}}
+    failed = {"source-ref": "s3://b/f.jpg", "boxes-metadata": {"failure-reason": "FetchError: HTTP 404"}}
+    unknown = {"source-ref": "s3://b/u.jpg", "boxes": 1, "boxes-metadata": {"type": "groundtruth/future-task"}}
+    records = [boxes_line(n) for n in range(1, 9)] + [class_line(9), custom, failed, unknown, class_line(13)]
+    report = same_reports(manifest(tmp_path, records), monkeypatch)  # runs and typed path agree with the per-line path
+    assert not report.ok
+    assert [p for p in problems(report) if p[2] != "metadata-type-unknown"] == [
+        (9, "boxes-metadata.type", MIXED), (13, "boxes-metadata.type", MIXED)]
+    assert str(report.problems[0]) == (
+        "line 9: error: boxes-metadata.type: 'groundtruth/image-classification' differs from "
+        "'groundtruth/object-detection' (line 1): one label attribute holds one task type [label-attribute-mixed-types]")
+    assert report.attributes["boxes"].invalid == 2
+    # a failed line holds no label: the first label's type is that of the line after it
+    assert problems(validate_manifest(manifest(tmp_path, [failed, class_line(2), boxes_line(3)]))) == [
+        (3, "boxes-metadata.type", MIXED)]
+    # another attribute, another type: nothing to say; custom labels beside any type
+    other = {**boxes_line(2), "kind": 0, "kind-metadata": IC_META}
+    assert validate_manifest(manifest(tmp_path, [boxes_line(1), other, custom])).ok
+    # --label-attribute (every line on the per-line path), and --task-type, say it the same way
+    path = manifest(tmp_path, [boxes_line(1), class_line(2)])
+    assert problems(validate_manifest(path, label_attribute="boxes")) == [(2, "boxes-metadata.type", MIXED)]
+    assert (2, "boxes-metadata.type", MIXED) in problems(
+        validate_manifest(path, label_attribute="boxes", task_type="object-detection"))
+
+
+@pytest.mark.parametrize("first_range", ["boxes", "classes"])
+def test_one_task_type_across_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_range: str) -> None:
+    """Each range holds its lines to its own first label; a later range whose first label is of
+    another type than the file's first is judged against the file's, and the messages name the
+    file's first line, not the range's."""
+    first, second = (boxes_line, class_line) if first_range == "boxes" else (class_line, boxes_line)
+    # the file's first type; a range starting with the other; one with both, in the file's order
+    records = ([first(n) for n in range(1, 301)] + [second(n) for n in range(301, 601)]
+               + [first(n) if n % 2 else second(n) for n in range(601, 901)])
+    path = manifest(tmp_path, records)
+    single = validate_manifest(path, workers=1)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    wrong = [n for n in range(301, 901) if n <= 600 or n % 2 == 0]
+    assert problems(single) == problems(parallel) == [(n, "boxes-metadata.type", MIXED) for n in wrong]
+    assert [p.message for p in parallel.problems] == [p.message for p in single.problems]
+    assert all("(line 1)" in p.message for p in parallel.problems)
+    assert parallel.attributes == single.attributes and parallel.attributes["boxes"].invalid == len(wrong)

@@ -158,3 +158,24 @@ def test_a_task_type_absent_from_labels_that_start_late_is_not_valid(tmp_path, c
     assert main(["validate", str(path), "--task-type", "image-classification"]) == 1
     err = capsys.readouterr().err
     assert "no label attribute of type image-classification" in err and "(object-detection)" in err, err
+
+
+def test_a_label_attribute_of_two_task_types_exits_1(tmp_path: Path) -> None:
+    """Line 9 of the YOLO sample made an image classification under ``category``: ``valid``, exit 0,
+    with both types in the summary. Now the line is named, with the first line's type, exit 1."""
+    lines = YOLO.read_bytes().splitlines(keepends=True)
+    record = orjson.loads(lines[8])
+    record["category"] = 0
+    record["category-metadata"] = {"class-name": "Bird", "confidence": 0.9, "type": "groundtruth/image-classification",
+                                   "job-name": "labeling-job/birds", "human-annotated": "yes",
+                                   "creation-date": "2022-09-12T09:51:00.148118"}
+    lines[8] = orjson.dumps(record) + b"\n"
+    target = tmp_path / "mixed.manifest"
+    target.write_bytes(b"".join(lines))
+    done = run_cli(str(target))
+    assert done.returncode == 1, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == ("line 9: error: category-metadata.type: 'groundtruth/image-classification' differs from "
+                      "'groundtruth/object-detection' (line 1): one label attribute holds one task type "
+                      "[label-attribute-mixed-types]")
+    assert "INVALID: 50 lines, 1 errors" in out[1] and done.stderr == ""

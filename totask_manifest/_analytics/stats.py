@@ -258,6 +258,9 @@ def format_text(stats: ManifestStats) -> str:
                    + (f"   routed to review: {a.routed:,}" if a.routed else ""))
         if a.types:
             out.append("  task types: " + ", ".join(f"{shown(k)} ({n:,})" for k, n in a.types.items()))
+        if a.mixed_task_types:
+            out.append(f"  several task types under one label attribute ({', '.join(a.mixed_task_types)}): the counts "
+                       "below mix them (label-attribute-mixed-types; validate names the lines)")
         if a.human_annotated:
             out.append("  human-annotated: " + ", ".join(
                 f"{shown(k)} ({'human' if k == 'yes' else 'machine' if k == 'no' else '?'}) {n:,}"

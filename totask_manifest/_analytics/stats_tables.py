@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .._task_types import GT_PREFIX
+from .._manifest.naming import declared_task_type
+from .._task_types import GT_PREFIX, task_type_of_metadata
 from .stats_facts import BINS, DECLARED, FAILED, LABELED, ROUTED, Counts
 
 
@@ -74,6 +75,9 @@ class AttributeStats:
     #: documents kept as they are (custom type naming a format): annotations per tool
     #: (``bounding_box``, ``polygon``, ``keypoint``...); their classes are counted by name in ``classes``
     tools: dict[str, int] = field(default_factory=dict)
+    #: the built-in task types the labels declare, where more than one (``validate`` refuses such
+    #: lines, ``label-attribute-mixed-types``, and names them): every count above mixes them
+    mixed_task_types: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +139,7 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
         if k:  # an empty type names nothing
             bare[k.removeprefix(GT_PREFIX)] += v
     s.types = _ranked(bare.items())
+    s.mixed_task_types = _mixed_types(name, (typ for typ, _, state in c.meta_n if state & LABELED))
     s.human_annotated = _ranked(c.human_n.items())
     s.job_names = _ranked(c.job_n.items())
 
@@ -152,6 +157,19 @@ def _attribute(name: str, c: Counts | None) -> AttributeStats:
     s.confidence_count = sum(c.hist)
     s.confidence_mean = c.conf_sum / s.confidence_count if s.confidence_count else None
     return s
+
+
+def _mixed_types(attribute: str, labeled: Iterable[str | None]) -> list[str]:
+    """The built-in task types of ``attribute``'s labels (``labeled``: their ``type`` values), where
+    more than one: as ``validate`` reads them, custom labels and types this tool does not know
+    left out, a point cloud detection type on a ``-ref`` attribute read as tracking; failed lines
+    hold no label, so no type."""
+    found: set[str] = set()
+    for typ in labeled:
+        tt = task_type_of_metadata({"type": typ})
+        if tt is not None and tt.name != "custom":
+            found.add(declared_task_type(tt.name, attribute, "a reference"))
+    return sorted(found) if len(found) > 1 else []
 
 
 def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, list[str]],

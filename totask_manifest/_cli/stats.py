@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ._unread import say_unread
+
+if TYPE_CHECKING:
+    from .._analytics.stats_tables import AttributeStats
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +53,20 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(format_text(stats))
     # lines that are not JSON objects (a truncated file, say) are invalid data: exit 1, as validate,
     # said on stderr too (the counts may go to a file or a pipe)
+    mixed = _say_mixed(stats.attributes.values())
     if stats.invalid_lines:
         say_unread("stats", invalid=stats.invalid_lines, too_long=stats.too_long_lines, figures="the counts")
         return 1
-    return 0
+    return 1 if mixed else 0
+
+
+def _say_mixed(attributes: Iterable[AttributeStats]) -> bool:
+    """One line on stderr for each label attribute whose labels declare several task types (invalid
+    data, as ``validate`` says of each such line): its counts, printed, mix them. Whether any did."""
+    mixed = [a for a in attributes if a.mixed_task_types]
+    for a in mixed:
+        print(f"totask-manifest stats: error: label attribute {a.name!r} holds labels of {len(a.mixed_task_types)} "
+              f"task types ({', '.join(a.mixed_task_types)}): one label attribute holds one task type "
+              "[label-attribute-mixed-types] (totask-manifest validate names the lines); its counts mix them",
+              file=sys.stderr)
+    return bool(mixed)

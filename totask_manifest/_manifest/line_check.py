@@ -28,9 +28,9 @@ from .label_check import (
     source_value_suspicious,
 )
 from .line import any_repeats_a_key, may_repeat_a_key
-from .line_rules import _CACHE_SIZE, LineRules, _Plan
+from .line_rules import _CACHE_SIZE, LineRules
 from .long_lines import TooLong
-from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, rule_message
+from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, declared_task_type, rule_message
 from .problems import AttributeStats, Collector
 from .schemas import compile_schema, ref
 from .typed_plan import TypedPlan, typed_plan
@@ -106,6 +106,9 @@ class LineChecker(LineRules):
         self._last: _ShapePlan | None = None
         #: lines accepted on the typed path (tests and the benchmark read it)
         self.typed_lines = 0
+        #: the number of the first line of the run ``_try_run`` checks (a shape's plan notes an
+        #: attribute's first label from it, ``_shape_plan``)
+        self._run_line = 0
 
     def run(self, blocks: Iterator[bytes]) -> None:
         """Check every line of ``blocks`` (``blocks.iter_blocks``): pieces of a block on the
@@ -160,6 +163,7 @@ class LineChecker(LineRules):
             records = None
             if batch_ok is not None:
                 last = self._last
+                self._run_line = number + 1
                 ok, records = batch_ok(run)
                 if ok:
                     number += len(run)
@@ -279,9 +283,12 @@ class LineChecker(LineRules):
                 tt = task_type_of_metadata(meta)
                 if tt is None:
                     return None
-                plan = _Plan(info.attribute, tt, not self._naming(info.attribute, tt),
-                             self.out.stats(info.attribute, tt.name))
+                plan = self.new_plan(info.attribute, tt)
                 info.plans[kind] = plan
+            if not plan.settled and first.get(info.attribute) is not None and self.one_type(
+                    self._run_line, info.attribute, declared_task_type(plan.task_type.name, info.attribute, first[info.attribute]),
+                    kind):
+                plan.settle()  # the run's first line is the attribute's first label (else the per-line path says so)
             if not plan.fast or info.attribute not in shape:
                 return None
             pair = _fast_schema(plan.task_type.name)

@@ -22,6 +22,19 @@ from .schemas import format_path, validator
 #: Data page omits video frame jobs; the API lists them), so a missing ``-ref`` is a departure
 _REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tracking"})
 
+#: a label attribute whose labels declare two built-in task types: Ground Truth fills one
+#: attribute by one job of one task type (``LabelAttributeName``), so no reader takes both as one
+#: label column. Custom labels (a document kept as it is, which a job of any type writes) go
+#: beside any type's; a ``type`` this tool does not know is no task type to hold anyone to
+MIXED_TYPES = "label-attribute-mixed-types"
+_CUSTOM = "custom"
+
+
+def first_label(kind: str, line: int) -> str:
+    """How a ``MIXED_TYPES`` message names the attribute's first label; the merge of ranges
+    (``validate._one_type_each``) renumbers it by this same text."""
+    return f"differs from {kind!r} (line {line})"
+
 
 class _KeyInfo:
     """What the hot loop needs to know about a top-level key, computed once per distinct key."""
@@ -39,9 +52,13 @@ class _KeyInfo:
 class _Plan:
     """How to check one attribute declaring one type string; the fast path needs nothing else."""
 
-    __slots__ = ("clean", "fast", "is_valid", "stats", "task_type")
+    __slots__ = ("clean", "fast", "fast_ok", "is_valid", "settled", "stats", "task_type")
 
-    def __init__(self, attribute: str, task_type: TaskType, naming_clean: bool, stats: AttributeStats) -> None:
+    def __init__(self, attribute: str, task_type: TaskType, naming_clean: bool, stats: AttributeStats,
+                 settled: bool = True) -> None:
+        """``settled``: the attribute's first label (``LineRules.one_type``) is of this type, or
+        the type is custom; until then every line of the plan takes the per-line path, which
+        holds each to the first label's type."""
         self.task_type = task_type
         self.stats = stats
         #: checks the whole line: the attribute as the label, its metadata key as the metadata
@@ -49,7 +66,14 @@ class _Plan:
         self.clean = fast_path(task_type.name)[1]
         # the point cloud departure (detection type on a -ref file reference) takes the full path
         special = declared_task_type(task_type.name, attribute, "any reference") != task_type.name
-        self.fast = naming_clean and not special
+        self.fast_ok = naming_clean and not special
+        self.settled = settled
+        self.fast = self.fast_ok and settled
+
+    def settle(self) -> None:
+        """The attribute's first label is of this plan's type: its lines may take the fast paths."""
+        self.settled = True
+        self.fast = self.fast_ok
 
 
 _CACHE_SIZE = 4096
@@ -106,11 +130,44 @@ class LineRules:
                 return
             if self.task_type is not None and tt is not self.task_type:
                 return
-            attribute = info.attribute
-            plan = _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name))
+            plan = self.new_plan(info.attribute, tt)
             if len(info.plans) < _CACHE_SIZE:
                 info.plans[kind] = plan
         self._check_attribute(number, record, info.attribute, meta, plan.task_type)
+        if not plan.settled and self.out.first_types.get(info.attribute, ("",))[0] == plan.task_type.name:
+            plan.settle()
+
+    def new_plan(self, attribute: str, tt: TaskType) -> _Plan:
+        """The plan of ``attribute`` declaring ``tt``, settled where its first label is of ``tt``."""
+        first = self.out.first_types.get(attribute)
+        settled = tt.name == _CUSTOM or (first is not None and first[0] == tt.name)
+        return _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name), settled)
+
+    def one_type(self, number: int, attribute: str, declared: str, kind: str) -> bool:
+        """Whether line ``number``'s label of ``attribute``, of task type ``declared`` (``type``
+        ``kind`` as written), is of the attribute's first label's type; the first one, noted."""
+        if declared == _CUSTOM:
+            return True
+        first = self.out.first_types.get(attribute)
+        if first is None:
+            self.out.first_types[attribute] = (declared, kind, number)
+            return True
+        return first[0] == declared
+
+    def _check_one_type(self, number: int, record: dict, attribute: str, meta: Any, tt: TaskType) -> None:
+        """``MIXED_TYPES`` for a line holding a label of ``attribute`` (a value, not only a
+        failure's metadata) of another built-in type than the attribute's first label."""
+        kind = meta.get("type") if type(meta) is dict else None
+        if type(kind) is not str:
+            return
+        own = tt if kind == tt.gt_type else task_type_of_metadata(meta)
+        if own is None:  # a type this tool does not know (--task-type checks it as that type)
+            return
+        declared = declared_task_type(own.name, attribute, record[attribute])
+        if not self.one_type(number, attribute, declared, kind):
+            first_kind, first_line = self.out.first_types[attribute][1:]
+            self.out.add(number, attribute + METADATA_SUFFIX + ".type", MIXED_TYPES,
+                         f"{kind!r} {first_label(first_kind, first_line)}: one label attribute holds one task type")
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))
@@ -150,6 +207,8 @@ class LineRules:
                 return
         stats = out.stats(attribute, tt.name)
         errors_before = out.errors
+        if record.get(attribute) is not None:
+            self._check_one_type(number, record, attribute, meta, tt)
         if type(meta) is dict and "failure-reason" in meta:
             stats.failed += 1
             _check_failure(out, number, meta, meta_key)

@@ -145,6 +145,12 @@ class Collector:
         self.blank = 0
         self.unlabeled = 0
         self.attributes: dict[str, AttributeStats] = {}
+        #: attribute -> (task type, ``type`` as written, line) of its first label of a built-in
+        #: type (``line_rules.LineRules.one_type``): the merge holds later ranges to it
+        self.first_types: dict[str, tuple[str, str, int]] = {}
+        #: the byte range checked (``validate.check_range``), so the merge can check it again
+        self.start = 0
+        self.end: int | None = None
 
     def add(self, line: int | None, key: str, rule: str, message: str, severity: Severity = "error") -> None:
         if self.strict:

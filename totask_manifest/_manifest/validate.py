@@ -15,6 +15,7 @@ for all.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from .. import _storage as storage
 from .._errors import ManifestError, UsageError
@@ -37,6 +38,7 @@ from .label_check import (
     needs_input_rules,
 )
 from .line_check import LineChecker
+from .line_rules import MIXED_TYPES, first_label
 from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
@@ -62,15 +64,21 @@ RULES: dict[str, str] = {
     "metadata-missing": "the label attribute is present but its -metadata object is absent",
     "metadata-type-unknown": "the -metadata type is not a task type this tool knows",
     "failure-with-label": "a failed object's metadata (failure-reason) sits next to a label value",
+    MIXED_TYPES: "a label of another built-in task type than the attribute's first label (custom labels excepted)",
 }
 
 
 def check_range(url: str, start: int = 0, end: int | None = None, label_attribute: str | None = None,
                 task_type: str | None = None, schema: str | None = None, strict: bool = False,
-                max_problems: int = MAX_PROBLEMS) -> Collector:
+                max_problems: int = MAX_PROBLEMS, first_types: dict[str, tuple[str, str, int]] | None = None,
+                ) -> Collector:
     """Check the lines starting in ``[start, end)`` of the manifest at ``url``; line numbers
-    count from 1 within the range. The unit ``validate_manifest`` hands to ``map_ranges``."""
+    count from 1 within the range. The unit ``validate_manifest`` hands to ``map_ranges``.
+    ``first_types``: the first label of each attribute in the ranges before (its line numbered in
+    the file), which this range's labels are held to (``_one_type_each``)."""
     out = Collector(strict, max_problems)
+    out.start, out.end = start, end
+    out.first_types.update(first_types or {})
     checker = LineChecker(label_attribute, get_task_type(task_type) if task_type else None, schema, out)
     with storage.open_read(url) as f:
         checker.run(iter_blocks(f, start=start, end=end, chunk=BLOCK_BYTES))
@@ -109,7 +117,7 @@ def validate_manifest(
     refuse_not_an_attribute(label_attribute)
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers, per_worker=RANGES_PER_WORKER)
-    report = _merge(url, parts, schema, strict, max_problems)
+    report = _merge(url, _one_type_each(url, parts, args), schema, strict, max_problems)
     if label_attribute:  # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
         refuse_absent_attribute(url, label_attribute, without=report.unlabeled,
                                 data_lines=report.lines - report.blank_lines if report.ok else 0)
@@ -136,6 +144,37 @@ def _refuse_absent_type(url: str, task_type: str) -> None:
         held = ", ".join(f"{a} ({', '.join(sorted(t))})" for a, t in sorted(seen.items()))
         raise ManifestError(f"{storage.redact_secret_url(url)}: no label attribute of type {task_type} (label "
                             f"attributes seen: {held}); check --task-type", rule="label-attribute-absent")
+
+
+def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collector]:
+    """The ranges' results, each label attribute held to its first label in the file (each range
+    held its lines to its own first, ``line_rules.MIXED_TYPES``). A range whose first label of an
+    attribute is of another type than an earlier range's is checked again, held to the earlier
+    ones (only where a file mixes types: its lines were judged against the wrong label); one of
+    the same type has its messages' first line renumbered to the file's."""
+    firsts: dict[str, tuple[str, str, int]] = {}
+    offset = 0
+    checked: list[Collector] = []
+    for part in parts:
+        earlier = {a: firsts[a] for a in part.first_types if a in firsts}
+        if any(part.first_types[a][0] != first[0] for a, first in earlier.items()):
+            part = check_range(url, part.start, part.end, *args, first_types=earlier)
+        elif earlier and part.counts[MIXED_TYPES]:
+            part.problems = [_renumbered(p, part.first_types, earlier) for p in part.problems]
+        for a, (kind, written, line) in part.first_types.items():
+            firsts.setdefault(a, (kind, written, line + offset))
+        offset += part.lines
+        checked.append(part)
+    return checked
+
+
+def _renumbered(p: Problem, own: dict[str, tuple[str, str, int]], earlier: dict[str, tuple[str, str, int]]) -> Problem:
+    """``p`` naming the file's first label of its attribute where it named the range's (same type)."""
+    attribute = p.key.removesuffix(METADATA + ".type")
+    if p.rule != MIXED_TYPES or attribute not in earlier:
+        return p
+    ours, theirs = own[attribute], earlier[attribute]
+    return replace(p, message=p.message.replace(first_label(ours[1], ours[2]), first_label(theirs[1], theirs[2]), 1))
 
 
 def _merge(url: str, parts: list[Collector], schema: str | None, strict: bool, max_problems: int) -> ValidationReport:
