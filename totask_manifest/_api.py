@@ -62,7 +62,7 @@ from ._jobs.inputs import (
     secret_warning,
 )
 from ._jobs.job import Job
-from ._jobs.layout import refuse_foreign_folder
+from ._jobs.layout import refuse_case_twin, refuse_foreign_folder
 from ._jobs.lease import busy_error, current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
@@ -112,6 +112,7 @@ def annotate(
                  method_options=method_options(config.method))
     run.engine.check(config)
     exists(config.output_root)  # a refusal (wrong credentials) names the root given, not <root>/<job>/job.json
+    refuse_case_twin(config.job_url)  # before the lease; on a case-insensitive disk A1's folder is a1's
     job = Job(config.job_url)
     if not job.exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
@@ -148,6 +149,7 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); choose another --job-name{resume_it}"
         )
+    refuse_case_twin(config.job_url)  # again under the lease: a job of the other case started meanwhile holds its own
     sources.refuse_missing()
     taken = job_input(config, sources, layout)
     input_url, scan = taken.url, taken.scan

@@ -68,9 +68,11 @@ class JobError(TotaskError):
 
 
 class JobExistsError(JobError):
-    """A job name already taken, at that output root, by a job with another configuration (exit
-    code 2): the user chose the name, as for a folder of their own files there (``UsageError``);
-    nothing is wrong with the data or the job. A ``JobError`` still, for callers that catch it."""
+    """A job name already taken, at that output root, by a job with another configuration, or by a
+    job whose name differs only in letter case (job names are not case sensitive: ``layout.
+    refuse_case_twin``) (exit code 2): the user chose the name, as for a folder of their own files
+    there (``UsageError``); nothing is wrong with the data or the job. A ``JobError`` still, for
+    callers that catch it."""
 
     exit_code = 2
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .._errors import StorageError, TotaskError, UsageError, yaml_error_text
+
+if TYPE_CHECKING:
+    from .._to_task.params import ToTaskParams
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,35 +54,34 @@ def load_params(url: str) -> dict:
     return params
 
 
-def check_params(params: dict, url: str) -> None:
+def check_params(params: dict, url: str) -> ToTaskParams:
     """Invalid parameters are a bad parameter file: one line naming it, exit 2, as the README has it
     for every command. The action itself gives them as a FAILED result (its SDK caller reads that),
-    which ``run`` printed with exit 1."""
+    which ``run`` printed with exit 1. Returns them checked (the job's name, for its folder)."""
     from .._credentials import hide_env_credentials
     from .._redaction import redact_url
     from .._to_task.params import validate_params
 
     try:
-        validate_params(params)
+        return validate_params(params)
     except TotaskError as exc:  # a converter that failed as it loaded is quoted: what it read too
         raise UsageError(f"parameter file {redact_url(url)}: {hide_env_credentials(str(exc))}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._jobs.layout import refuse_root_in_job
-    from .._to_task.action import ToTaskAction
+    from .._to_task.action import ToTaskAction, refuse_job_folder
     from .._to_task.runs import SUCCEEDED
     from ._terminate import sigterm_as_interrupt
 
     try:
         params = load_params(args.params)
-        check_params(params, args.params)
+        checked = check_params(params, args.params)
         # SIGTERM as Ctrl-C: the export's temporary is removed and the run recorded as interrupted
         # (it stayed RUNNING); the annotation job installs its own handlers while it runs
         action = ToTaskAction(params, output_root=args.output, concurrency=args.concurrency)
-        # a root inside a job folder: exit 2 before Synapse is asked anything (the action's FAILED
-        # result came after its export was written into that job's folder, exit 1)
-        refuse_root_in_job(action.output_root)
+        # a root inside a job folder, a job name taken but for letter case: exit 2 before Synapse is
+        # asked anything (the action's FAILED result came after its export was written into that job's folder, exit 1)
+        refuse_job_folder(action.output_root, checked)
     except TotaskError as exc:
         # refused before the action starts (exit 2, the error's line): the Synapse job of SYNAPSE_JOB_ID is
         # told the same line, as the action tells it of parameters it refuses (told nothing, it stayed PENDING);

@@ -284,13 +284,16 @@ class Job:
         """For a folder not named after its job (renamed or copied), one line saying so and what
         to do; None for a job's own folder (moved or not, or reached through a symbolic link)."""
         folder, stored = self.folder, self.state.config.job_url
-        name = self.state.config.job_name
-        if folder.rpartition("/")[2] == name:
+        name, named = self.state.config.job_name, folder.rpartition("/")[2]
+        if named == name:
             return None
         if "://" not in folder and "://" not in stored and os.path.realpath(folder) == os.path.realpath(stored):
             return None
+        rule, how = "", ""
+        if named.casefold() == name.casefold():  # on a case-insensitive disk (macOS, Windows): the folder itself
+            rule, how = ", letter case included", " (or give it so, where the file system ignores case)"
         return (f"{redact_secret_url(self._given)} holds job {name!r} (job.json), whose folder is "
-                f"{redact_secret_url(stored)}; a job folder must be named after its job: rename it to {name!r} "
+                f"{redact_secret_url(stored)}; a job folder must be named after its job{rule}: rename it to {name!r}{how} "
                 "(under any parent folder) to resume, chain or clone it")
 
 

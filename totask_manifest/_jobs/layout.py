@@ -11,16 +11,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import UsageError
+from .._errors import JobExistsError, UsageError
 from .._stale_temporaries import abort_uploads
-from .._storage import is_local, join, redact_url, url_to_fs
+from .._storage import exists, is_local, join, redact_url, url_to_fs
 
 _PART = re.compile(r"part-\d{6,}\.(ckpt|jsonl)")
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 def check_job_name(name: str) -> None:
-    """Ground Truth's ``LabelingJobName`` rule: 1 to 63 letters, digits and inner hyphens."""
+    """Ground Truth's ``LabelingJobName`` rule: 1 to 63 letters, digits and inner hyphens. Nor is a
+    name case sensitive (Ground Truth's are not): that is a rule of the output root, where the
+    other jobs are (``refuse_case_twin``), not of the name alone."""
     if not JOB_NAME_PATTERN.fullmatch(name or ""):
         raise UsageError(
             f"job name {name!r} must be 1 to 63 ASCII letters, digits and hyphens, starting and ending "
@@ -130,6 +132,52 @@ def refuse_foreign_folder(job_url: str) -> None:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(f"{job_url} exists and is not a job folder (it holds {shown}); a job is not written "
                          "among other files: choose another --job-name or --output")
+
+
+def refuse_case_twin(job_url: str, choose: str = "choose another --job-name") -> None:
+    """Refuse (``JobExistsError``, exit 2) to start a job whose name is that of a job in the same
+    output root but for letter case (``a1`` beside ``A1``), naming that job's folder; ``choose``:
+    the way on, in the words of the command (``run`` names no ``--job-name``).
+
+    Job names are not case sensitive (Ground Truth's, which writes them lower-cased into every
+    label's ``job-name``: both jobs' labels would say ``labeling-job/a1``), so lineage, ``stats``'
+    job counts and chaining could not tell the two apart; and on a case-insensitive file system
+    (macOS, Windows) their folders are one. A job folder of the very name given is the job itself
+    (resumed, or refused with another configuration, as before): not refused here. Asked before
+    the lease, so nothing is written, and again under it, where a job of the other name being
+    started at the same time holds its lease folder (``begun_not_started``): one of two racers
+    is refused, or both, never neither. An output root that cannot be listed is not checked.
+    """
+    root, _, name = job_url.rstrip("/").rpartition("/")
+    root = root or "."
+    try:
+        names = _fresh_names(root)
+        if name in names and exists(join(root, name, "job.json")):
+            return
+        folded = name.casefold()
+        alike = sorted(n for n in names if n != name and n.casefold() == folded)  # a few at most: then asked of the store
+        twins = [n for n in alike if _is_job_folder(join(root, n))]
+    except OSError:  # a root the credentials may write but not list (s3:PutObject without s3:ListBucket)
+        return
+    if twins:
+        raise JobExistsError(
+            f"job {name!r} differs only in letter case from job {twins[0]!r} at {redact_url(join(root, twins[0]))}: "
+            f"job names are not case sensitive (as Ground Truth's: the labels of both would name job {name.lower()!r}, "
+            f"lower-cased), and a case-insensitive file system holds both in one folder; {choose}")
+
+
+def _fresh_names(root: str) -> list[str]:
+    """The names in ``root`` as they are now: a store's cached listing (s3fs keeps one) may predate
+    a job started since by another process."""
+    fs, path = url_to_fs(root)
+    if not is_local(fs):
+        fs.invalidate_cache(path)
+    return names_in(root) or []
+
+
+def _is_job_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a job, or a job's start (its lease: ``begun_not_started``)."""
+    return exists(join(folder, "job.json")) or begun_not_started(folder)
 
 
 def names_in(folder: str) -> list[str] | None:

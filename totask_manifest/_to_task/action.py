@@ -41,7 +41,7 @@ from .._credentials import env_credentials, stored_params
 from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
-from .._jobs.layout import EXPORT_FILE, refuse_root_in_job
+from .._jobs.layout import EXPORT_FILE, refuse_case_twin, refuse_root_in_job
 from .._jobs.lease import hold
 from .._jobs.status import COMPLETED
 from .._redaction import hide_secrets
@@ -70,6 +70,15 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+def refuse_job_folder(output_root: str, p: ToTaskParams) -> None:
+    """Refuse the run's job folder before Synapse is asked anything or a file is written: an output
+    root at or inside another job's folder (``refuse_root_in_job``), or a job name that is another
+    job's there but for letter case (``refuse_case_twin``: ``Boxes`` beside the run's ``boxes``).
+    ``run`` asks this itself too, to exit 2 (the action gives it as its FAILED result)."""
+    refuse_root_in_job(output_root)
+    refuse_case_twin(join(output_root, p.slug), "choose another name (the parameter the job is named after)")
 
 
 class ToTaskAction:
@@ -171,7 +180,7 @@ class ToTaskAction:
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
-        refuse_root_in_job(self.output_root)  # before the export: nothing written into another job
+        refuse_job_folder(self.output_root, p)  # before the export: nothing written into another job
         # the job's own lease first, then the claim under it: a second run of the folder is refused
         # at once (JobBusyError, the live run's record left as it is). Claimed before the lease, two
         # runs started together both claimed (the second rewrote the first's record, or archived the
