@@ -394,11 +394,8 @@ def test_labels_that_cannot_be_compared_are_not_called_absent(tmp_path: Path) ->
     assert res.stderr.splitlines()[-1].startswith("totask-manifest evaluate: error: nothing evaluated: "), res.stderr
 
 
-def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path):
-    """A class named ``two\\nlines`` split its row of the per-class table, and a NUL or a
-    right-to-left override reached the terminal raw; such names are now shown as literals, as
-    ``stats`` shows them."""
-    names = ["two\nlines", "\x00cat", "\u202eevil", "dog"]
+def _one_box_a_class(names: list[str]) -> list[dict]:
+    """A line a class name: one box of that class, predicted (``p``) and referenced (``r``) alike."""
     rows = []
     for i, name in enumerate(names):
         label = {"image_size": [{"width": 10, "height": 10, "depth": 3}],
@@ -407,6 +404,15 @@ def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path
                 "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
         rows.append({"source-ref": f"s3://b/{i}.jpg", "p": label, "p-metadata": {**meta, "human-annotated": "no"},
                      "r": label, "r-metadata": {**meta, "human-annotated": "yes"}})
+    return rows
+
+
+def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path):
+    """A class named ``two\\nlines`` split its row of the per-class table, and a NUL or a
+    right-to-left override reached the terminal raw; such names are now shown as literals, as
+    ``stats`` shows them."""
+    names = ["two\nlines", "\x00cat", "\u202eevil", "dog"]
+    rows = _one_box_a_class(names)
     src = tmp_path / "in.manifest"
     src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     text = format_text(evaluate_manifest(str(src), predicted="p", reference="r", workers=1))
@@ -415,6 +421,25 @@ def test_class_names_that_would_break_the_text_tables_are_shown_escaped(tmp_path
     assert len(table) == len(names), text
     for name in names[:3]:
         assert any(row.startswith("  " + repr(name)) for row in table), (name, table)
+
+
+def test_the_text_tables_line_up_under_korean_and_cjk_class_names(tmp_path):
+    """A class named 고양이 or 正方形 takes two terminal columns a character: the per-class table
+    and the confusion matrix were padded by characters, so every column after such a name stood
+    one to three columns off those of the Latin names' rows. Padded by terminal columns now, as
+    ``stats``' bars are."""
+    from totask_manifest._analytics.stats import columns
+
+    names = ["고양이", "正方形", "dog"]
+    rows = _one_box_a_class(names)
+    src = _lines(tmp_path / "in.manifest", rows)
+    text = format_text(evaluate_manifest(str(src), predicted="p", reference="r", workers=1)).splitlines()
+    header = next(i for i, row in enumerate(text) if row.lstrip().startswith("class ") and "refs" in row)
+    table = text[header:header + 2 + len(names)]  # header, rule, a row a class
+    assert {row.split()[0] for row in table[2:]} == set(names), table
+    assert len({columns(row) for row in table}) == 1, table  # every row as wide as the rule under the header
+    starts = {columns(row[:row.index("1.0000")]) for row in table[2:]}
+    assert len(starts) == 1, table  # the precision column starts at one terminal column on every row
 
 
 def test_a_folder_that_is_no_job_is_named_as_such(tmp_path):

@@ -388,11 +388,13 @@ def test_names_that_would_break_or_hide_in_the_text_are_shown_escaped(tmp_path, 
 
 def test_bars_after_wide_class_names_line_up_on_a_terminal(tmp_path):
     """Korean names took one column a character (``str.ljust``): their bars began 2-4 columns left
-    of the others'. Each row's bar now starts at the same terminal column."""
+    of the others'. Each row's bar now starts at the same terminal column, a name longer than the
+    table's 24 columns included (its row's bar stood that much to the right of the others')."""
     import unicodedata
 
     rows = []
-    for i, (cid, name) in enumerate([(0, "삼각형"), (1, "원"), (2, "square"), (3, "e\u0301t\u00e9")]):
+    names = [(0, "삼각형"), (1, "원"), (2, "square"), (3, "e\u0301t\u00e9"), (4, "a-class-name-of-thirty-columns")]
+    for i, (cid, name) in enumerate(names):
         rows.append(orjson.dumps({
             "source-ref": f"s3://b/{i}.jpg", "boxes": {"annotations": [{"class_id": cid}]},
             "boxes-metadata": {"class-map": {str(cid): name}, "type": "groundtruth/object-detection",
@@ -400,13 +402,13 @@ def test_bars_after_wide_class_names_line_up_on_a_terminal(tmp_path):
     path = tmp_path / "ko.manifest"
     path.write_bytes(b"\n".join(rows) + b"\n")
     text = format_text(manifest_stats(str(path)))
-    bars = [line for line in text.splitlines() if line.endswith("#") and "labels" not in line][:4]
+    bars = [line for line in text.splitlines() if line.endswith("#") and "labels" not in line][:len(names)]
 
     def column(line: str) -> int:
         before = line[: line.index("#")]
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in before)
 
-    assert len(bars) == 4 and len({column(line) for line in bars}) == 1, bars
+    assert len(bars) == len(names) and len({column(line) for line in bars}) == 1, bars
 
 
 def test_an_attribute_of_two_task_types_is_said_so(tmp_path, capsys):

@@ -229,12 +229,18 @@ def shown(value: object) -> str:
     return text if text and text.isprintable() else repr(text)
 
 
-def padded(text: str, width: int) -> str:
-    """``text`` padded to ``width`` terminal columns: a wide character (Hangul, CJK: East Asian
-    width W or F) takes two, a combining mark none, so the bars after Korean class names line up
-    with those after Latin ones (``str.ljust`` counts characters)."""
-    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
-    return text + " " * max(width - columns, 0)
+def columns(text: str) -> int:
+    """The terminal columns ``text`` takes: a wide character (Hangul, CJK: East Asian width W or
+    F) two, a combining mark none, any other one (``len`` counts characters)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
+
+
+def padded(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal columns (``columns``), on the right or, ``right``,
+    on the left, so the bars and table columns after Korean class names line up with those after
+    Latin ones (``str.ljust`` counts characters)."""
+    pad = " " * max(width - columns(text), 0)
+    return pad + text if right else text + pad
 
 
 def _bar(n: int, top: int, width: int = 30) -> str:
@@ -272,9 +278,13 @@ def format_text(stats: ManifestStats) -> str:
             out += [f"    {n:>9,}  {shown(rule)}" for rule, n in a.failures.items()]
         if a.classes:
             top = max(cc.count for cc in a.classes)
+            names = ["?" if cc.name is None else shown(cc.name) for cc in a.classes]
+            width = max([24, *map(columns, names)])  # the bars start at one column, after the longest name too
+            ids = [",".join(map(str, cc.class_ids)) or "-" for cc in a.classes]
+            id_width = max([4, *map(len, ids)])
             out.append("  labels per class:")
-            out += [f"    {cc.count:>9,}  {','.join(map(str, cc.class_ids)) or '-':>4} "
-                    f"{padded('?' if cc.name is None else shown(cc.name), 24)} {_bar(cc.count, top)}" for cc in a.classes]
+            out += [f"    {cc.count:>9,}  {cid:>{id_width}} {padded(name, width)} {_bar(cc.count, top)}"
+                    for cc, cid, name in zip(a.classes, ids, names, strict=True)]
         for clash in a.class_clashes:
             if clash.class_id is not None:
                 out.append(f"  class id {clash.class_id} has several names: "

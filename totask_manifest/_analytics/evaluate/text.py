@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..stats import shown
+from ..stats import columns, padded, shown
 from .driver import Evaluation
 
 
@@ -18,10 +18,11 @@ def _f(v: Any, digits: int = 4) -> str:
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     cells = [[shown(h) if h else h for h in headers]] + [[_f(v) for v in r] for r in rows]
-    widths = [max(len(str(r[i])) for r in cells) for i in range(len(headers))]
+    # terminal columns, not characters: a Korean or CJK class name takes two a character
+    widths = [max(columns(str(r[i])) for r in cells) for i in range(len(headers))]
     out = []
     for i, r in enumerate(cells):
-        out.append("  " + "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w)
+        out.append("  " + "  ".join(padded(str(c), w, right=j > 0)
                                     for j, (c, w) in enumerate(zip(r, widths, strict=True))))
         if i == 0:
             out.append("  " + "  ".join("-" * w for w in widths))
