@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from totask_manifest._synapse.journal import open_writes
+import pytest
+
+from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.journal import open_writes, read_journal
+from totask_manifest.testing import Fault
+from totask_manifest.testing.builders import make_job, seed_tasks
+
+pytest_plugins = ["totask_manifest.testing.fixtures"]
 
 NOW = dt.datetime(2026, 12, 5, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -72,3 +80,55 @@ def test_an_answered_write_and_one_a_later_run_found_stored_are_not_on_their_way
              {"op": "done", "run": "B", "at": _at(5), "task_id": 2, "new_hash": "h2", "recovered": True}]
     history = open_writes(found)[2]
     assert not history.in_doubt and history.landing(NOW, 60.0) is None
+
+
+def test_a_write_refused_after_an_unanswered_attempt_may_still_land() -> None:
+    """``failed`` without ``refused``: an earlier attempt went unanswered (a 502, a timeout) before
+    the 4xx, and may still be processed. It was settled as any failure, so a rollback at once closed
+    the task though that attempt could land after; it stays in doubt, waited for as ``unanswered``
+    (apply's own rollback too). A refusal on the only attempt (``refused``) wrote nothing: no write."""
+    records = [
+        _before(1, "A", "h1", 30),
+        {"op": "failed", "run": "A", "at": _at(20), "task_id": 1, "new_hash": "h1", "status": 403, "refused": False},
+        _before(2, "A", "h2", 15),
+        {"op": "failed", "run": "A", "at": _at(10), "task_id": 2, "new_hash": "h2", "status": 403, "refused": True},
+    ]
+    histories = open_writes(records)
+    assert list(histories) == [1]
+    assert histories[1].in_doubt == histories[1].writes
+    assert histories[1].landing(NOW, 60.0) == 10.0
+    assert histories[1].landing(NOW, 60.0, unanswered_only=True) == 10.0
+    assert histories[1].landing(NOW, 5.0) is None  # past the window: restored or closed as other writes in doubt
+
+
+def test_each_repeated_attempt_keeps_its_run_alive() -> None:
+    """An ``attempt`` record (a PUT about to be sent again) is a sign of its run's life: the write's
+    minute runs from it. A journal without such records (written before apply made them) is timed
+    from the run's other records, as before."""
+    records = [_before(1, "A", "h1", 300),
+               {"op": "attempt", "run": "A", "at": _at(40), "task_id": 1, "new_hash": "h1", "attempt": 7}]
+    assert open_writes(records)[1].landing(NOW, 60.0) == 40.0
+    assert open_writes(records[:1])[1].landing(NOW, 60.0) is None
+
+
+@pytest.mark.slow
+def test_a_put_held_back_by_another_requests_429_is_journalled_when_it_goes(synapse, files, client, tmp_path) -> None:
+    """A 429 pauses every request of the client for its ``Retry-After`` (for minutes, in life): a
+    PUT whose ``before`` is on disk waits it out, with nothing journalled meanwhile, so a run killed
+    once it went looked a minute old while that first attempt was on its way. The second window's
+    listing answered 429: the PUT that waited is journalled (``attempt`` 1) once the pause is over,
+    after the 429, before it is sent; the PUTs sent at once are not."""
+    pid = seed_tasks(synapse, files, 150)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    synapse.add_fault(Fault(status=429, method="GET", path=r"^/sdk/tasks/", skip=1, times=1, retry_after=1))
+    report = apply_job(str(job), client=client, concurrency=1)
+    assert report.totals["applied"] == 150, report.summary()
+    paused_at = dt.datetime.fromtimestamp(next(r.at for r in synapse.requests if r.status == 429), dt.UTC)
+    records = read_journal(str(job))
+    held = [r for r in records if r["op"] == "attempt"]
+    assert held and all(r["attempt"] == 1 for r in held), held
+    assert all(dt.datetime.strptime(r["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) > paused_at
+               for r in held)
+    assert len(held) == 1  # the one PUT that waited: those sent before the pause or after it are not

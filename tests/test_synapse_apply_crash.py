@@ -9,6 +9,7 @@ the backend without the client ever journalling their outcome.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import resource
 import signal
@@ -25,7 +26,9 @@ from tests.jobs_helpers import REPO, popen_cli, run_cli
 from totask_manifest._formats.synapse import gt_to_dm_v1
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.journal import open_writes, read_journal
 from totask_manifest._synapse.rollback import rollback_job
+from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import gt_label, make_job, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -202,3 +205,42 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
         assert task["data"] in (ORIGINAL, normalise(ORIGINAL)), f"task {task['id']} not restored"
     journal = (job_dir / "synapse-journal.jsonl").read_bytes()
     assert journal.endswith(b"\n") and all(orjson.loads(line) for line in journal.splitlines())
+
+
+@pytest.mark.slow
+def test_kill_9_while_one_put_is_retried_times_the_minute_from_its_last_attempt(synapse, files, client, tmp_path,
+                                                                                 monkeypatch):
+    """One PUT answered 429 again and again (in life with a long ``Retry-After``, for minutes), by a
+    run with nothing else to journal, then ``kill -9``: a rollback timed the minute its write may
+    still land in from the run's last record, its ``before``, so it could close the task while the
+    last attempt was on its way. Each repeated attempt is journalled before it is sent: the 4th
+    attempt's record went to disk after the 3rd was answered, so a rollback within a minute of that
+    leaves the task open."""
+    pid = seed_tasks(synapse, files, 2, data=ORIGINAL)
+    export = tmp_path / "export.manifest"
+    export_tasks(pid, str(export), client=client)
+    job_dir = make_job(tmp_path, export)
+    tid = min(t["id"] for t in synapse.project_tasks(pid))
+    synapse.add_fault(Fault(status=429, method="PUT", path=f"^/tasks/{tid}/", retry_after=0, times=None))
+    box: dict = {}
+    kill_on_put(synapse, box, nth=4)
+    box["proc"] = popen_cli("apply", str(job_dir), "--concurrency", "1", "--quiet")
+    assert box["proc"].wait(timeout=120) == -signal.SIGKILL
+    synapse.hooks.clear()
+    settle(synapse)
+    synapse.clear_faults()
+    puts = synapse.requests_to("PUT", r"^/tasks/\d+/annotate_task_data/")
+    assert [int(r.path.split("/")[2]) for r in puts] == [tid] * 4
+    records = read_journal(str(job_dir))
+    assert [(r["op"], r.get("attempt")) for r in records] == [("before", None), ("attempt", 2), ("attempt", 3),
+                                                              ("attempt", 4)]
+    history = open_writes(records)[tid]
+    third_arrived = dt.datetime.fromtimestamp(puts[2].at, dt.UTC)  # answered, then the 4th attempt journalled
+    assert history.runs_last_seen[records[0]["run"]] >= third_arrived
+    assert history.landing(third_arrived + dt.timedelta(seconds=59.9), 60.0) is not None
+    early = rollback_job(str(job_dir), client=client)
+    assert [(r.task_id, r.status) for r in early.results] == [(tid, "landing")], early.summary()
+    monkeypatch.setattr("totask_manifest._synapse.rollback.LANDING_SECONDS", 0.0)  # a minute later
+    late = rollback_job(str(job_dir), client=client)
+    assert [(r.task_id, r.status) for r in late.results] == [(tid, "already")] and late.complete, late.summary()
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))

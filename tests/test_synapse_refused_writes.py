@@ -7,6 +7,8 @@ then called the 27 ``already as before``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from totask_manifest import ToTaskAction
@@ -18,6 +20,8 @@ from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
+
+ORIGINAL = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "extra": {"by": "human"}}
 
 
 def file_params(pid: int) -> dict:
@@ -66,10 +70,10 @@ def test_a_revoked_token_leaves_only_the_written_tasks_to_restore(synapse, files
     assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
 
 
-def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files, client, tmp_path) -> None:
-    """A PUT retried after a 502 (the backend may have written it behind the gateway) and then
-    refused is not proof that nothing was written: rollback still looks at that task."""
-    pid = seed_tasks(synapse, files, 3)
+def refused_after_a_502(synapse, files, client, tmp_path) -> tuple[Path, int, int]:
+    """A job applied where the first task's PUT is answered 502 (a gateway that gave up: the backend
+    may still write it), then 403 on its retry: its job folder, its project and that task's id."""
+    pid = seed_tasks(synapse, files, 3, data=ORIGINAL)
     export = tmp_path / "e.manifest"
     export_tasks(pid, str(export), client=client)
     job = make_job(tmp_path, export)
@@ -81,8 +85,39 @@ def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files,
     failed = [r for r in read_journal(str(job)) if r["op"] == "failed"]
     assert [(r["task_id"], r.get("refused")) for r in failed] == [(first, False)]
     synapse.clear_faults()
+    return job, pid, first
+
+
+def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files, client, tmp_path,
+                                                                  monkeypatch) -> None:
+    """A PUT retried after a 502 (the backend may have written it behind the gateway) and then
+    refused is not proof that nothing was written: rollback still looks at that task. Within a
+    minute of its run's last record it leaves the task open, as for a write no one answered: the
+    502's write may still land. It was closed as "already as before" at once, and the write that
+    landed a moment later stayed on the task for good."""
+    job, pid, first = refused_after_a_502(synapse, files, client, tmp_path)
+    early = rollback_job(str(job), client=client)
+    assert early.summary().startswith(
+        "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed, 1 with a write "
+        "that may still land (run rollback again in "), early.summary()
+    assert [r.task_id for r in early.results if r.status == "landing"] == [first]
+    landed = next(r.body["data"] for r in synapse.requests_to("PUT", f"^/tasks/{first}/"))
+    client.annotate_task_data(first, landed)  # the 502's write reaches the backend after all
+    monkeypatch.setattr("totask_manifest._synapse.rollback.LANDING_SECONDS", 0.0)  # a minute later
     assert rollback_job(str(job), client=client).summary() == (
-        "rollback: 2 restored, 1 already as before, 0 changed by someone else (skipped), 0 failed")
+        "rollback: 1 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed")
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+
+
+def test_a_rerun_finds_the_write_of_a_refusal_after_an_unanswered_attempt(synapse, files, client, tmp_path) -> None:
+    """The 502's write landed, stored normalised: a re-run counts the task ``unchanged`` (the write
+    in doubt found stored), not a conflict, and rollback then restores it."""
+    job, _, first = refused_after_a_502(synapse, files, client, tmp_path)
+    synapse.normalise = lambda data: {**data, "meta": {"normalised": True}}
+    client.annotate_task_data(first, next(r.body["data"] for r in synapse.requests_to("PUT", f"^/tasks/{first}/")))
+    report = apply_job(str(job), client=client)
+    assert report.totals["unchanged"] == 3 and report.totals["conflict"] == 0, report.summary()
+    assert [(r["task_id"], r.get("recovered")) for r in read_journal(str(job)) if r["op"] == "done"][-1] == (first, True)
 
 
 def test_a_task_refused_with_403_is_not_rolled_back(synapse, files, client, tmp_path) -> None:

@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import _signals
@@ -417,13 +417,16 @@ class _ApplyRun:
                                        previous=current, previous_hash=current_hash, new=p.data, new_hash=p.new_hash)
         self.sent += 1
         try:
-            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema)
+            answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema,
+                                                       on_attempt=self._journal_attempt(p))
         except SynapseHTTPError as exc:
             if exc.status is not None and 300 <= exc.status < 500:
                 # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
-                # it never answered did; a refused write is no task for rollback to restore. A 2xx
-                # whose body is not JSON (a proxy's page, an answer cut short) is no refusal: the
-                # write may be stored, so it stays in doubt for a re-run and rollback to look at
+                # it never answered did (``refused`` False: that attempt may still land, so the write
+                # stays in doubt, ``journal.open_writes``); a refused write is no task for rollback
+                # to restore. A 2xx whose body is not JSON (a proxy's page, an answer cut short) is
+                # no refusal: the write may be stored, so it stays in doubt for a re-run and rollback
+                # to look at
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
                                   refused=not exc.retried)
                 self.sent -= not exc.retried
@@ -439,6 +442,23 @@ class _ApplyRun:
         # on disk before the task counts as applied: after a kill -9 the next run must know it
         await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
         return TaskResult(p.line, p.task_id, APPLIED, change)
+
+    def _journal_attempt(self, p: Planned) -> Callable[[int], Awaitable[None]]:
+        """What the client awaits before each attempt of ``p``'s PUT not sent at once (a repeated one,
+        or a first one held back by a pause for another request's 429): an ``attempt`` record, on
+        disk before that attempt is sent. Rollback times a write in doubt from its run's last record
+        (``TaskHistory.landing``): a PUT retried or held for minutes (429s with a long
+        ``Retry-After``, backoffs up to 120 s) by a run with nothing else to journal, then killed,
+        looked a minute old while its last attempt was still on its way. A first attempt sent at
+        once needs none (its ``before`` was just written): a run that meets no 429 and repeats no
+        PUT journals nothing more."""
+        journal = self.journal
+        assert journal is not None
+
+        async def attempt(number: int) -> None:
+            await journal.write_ahead("attempt", task_id=p.task_id, new_hash=p.new_hash, attempt=number)
+
+        return attempt
 
     async def _project_gone(self, project: int) -> bool:
         """Whether a task's 404 means the whole project went away (asked again until it has)."""

@@ -41,7 +41,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
@@ -198,8 +198,15 @@ class AsyncSynapseClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         has_body: bool = False,
+        on_attempt: Callable[[int], Awaitable[None]] | None = None,
     ) -> Any:
-        """Send one request (with the retry policy above) and return the decoded JSON body."""
+        """Send one request (with the retry policy above) and return the decoded JSON body.
+
+        ``on_attempt(attempt)`` is awaited before each attempt not sent at once: one after the first
+        (2, 3, ...), or a first one that waited out a pause (another request's 429); once its wait is
+        over and a connection slot is held, right before it goes on the wire. Apply journals it
+        there, so that a run killed while retrying one PUT for minutes, or holding it back, is known
+        to have sent it lately (``journal.TaskHistory.landing``). What it raises stops the request unsent."""
         method = method.upper()
         url = self.settings.on_host(path_or_url)
         headers = {"Accept": "application/json", **self.settings.auth_headers(url)}
@@ -215,10 +222,14 @@ class AsyncSynapseClient:
         proxy, headers, proxy_kwargs = proxy_options(self._proxies, target, headers)
         failures = 0
         rate_limited = 0
+        attempt = 0
         while True:
-            await self._wait_if_paused()
+            paused = await self._wait_if_paused()
+            attempt += 1
             try:
                 async with self._slots:
+                    if on_attempt is not None and (attempt > 1 or paused):
+                        await on_attempt(attempt)
                     self.sent += 1
                     started = time.perf_counter()
                     async with session.request(method, target, params=query, data=content, headers=headers,
@@ -264,11 +275,14 @@ class AsyncSynapseClient:
                     path=_path_of(url),
                 ) from None
 
-    async def _wait_if_paused(self) -> None:
+    async def _wait_if_paused(self) -> bool:
+        """Wait while every request is paused (a 429's ``Retry-After``); whether it waited."""
+        waited = False
         while True:
             delay = self._paused_until - time.monotonic()
             if delay <= 0:
-                return
+                return waited
+            waited = True
             await asyncio.sleep(delay)
 
     def backoff_delay(self, failures: int) -> float:
@@ -362,11 +376,14 @@ class AsyncSynapseClient:
     async def get_data_unit(self, data_unit_id: int, params: Mapping[str, Any] | None = None) -> dict:
         return await self.get_object(f"data_units/{data_unit_id}/", params if params is not None else {"expand": "files"})
 
-    async def annotate_task_data(self, task_id: int, data: Any, *, schema: str | None = None) -> Any:
-        """``PUT tasks/{id}/annotate_task_data/`` with ``{"action": "submit", "data": data}``."""
+    async def annotate_task_data(self, task_id: int, data: Any, *, schema: str | None = None,
+                                 on_attempt: Callable[[int], Awaitable[None]] | None = None) -> Any:
+        """``PUT tasks/{id}/annotate_task_data/`` with ``{"action": "submit", "data": data}``
+        (``on_attempt``: as ``request``'s)."""
         params = {"schema": schema} if schema else None
         return await self.request(
-            "PUT", f"tasks/{task_id}/annotate_task_data/", params=params, json={"action": "submit", "data": data}
+            "PUT", f"tasks/{task_id}/annotate_task_data/", params=params, json={"action": "submit", "data": data},
+            on_attempt=on_attempt,
         )
 
     async def get_plugin_release(self, release_id: int) -> dict:

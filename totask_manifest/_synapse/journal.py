@@ -5,10 +5,14 @@ Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "
 only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
 answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
 is on disk before the task counts as applied; a refused PUT appends ``failed`` (``refused``: the
-backend wrote nothing, as no earlier attempt of it went unanswered; rollback leaves that write out). Rollback
-appends ``restored``. So whatever stops a run (kill -9, a revoked token, the backend going
-away), the journal holds every task's previous data for each write that may have happened, and
-``rollback`` can finish.
+backend wrote nothing, as no earlier attempt of it went unanswered; rollback leaves that write out.
+Without ``refused`` an earlier attempt went unanswered and may still land: the write stays in doubt,
+as if it had been noted ``unanswered``). Each attempt of a PUT not sent at once (a repeated one,
+``attempt`` 2, 3, ...; or the first, 1, held back by a pause for another request's 429) appends
+``attempt`` and waits until it is on disk before that attempt is sent: the run's last sign of life
+then follows its last attempt (``TaskHistory.landing``). Rollback appends ``restored``. So
+whatever stops a run (kill -9, a revoked token, the backend going away), the journal holds every
+task's previous data for each write that may have happened, and ``rollback`` can finish.
 
 A ``kill -9`` between a PUT and its ``done`` record leaves that write *in doubt*: it may or may
 not have reached the backend, which may have stored it normalised. Such a task is recognised
@@ -16,10 +20,11 @@ as holding this job's write when its current data contains everything that was s
 key and value of the sent data, lists element by element; keys the backend added are allowed),
 so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
 A PUT that ended without an answer (a timeout, a dropped connection) or with a gateway's 502 or
-504 stays in doubt, noted ``unanswered``. Such a write, or one whose run was stopped while it
-waited (a Ctrl-C), may still reach the backend: a rollback within a minute of its run's last
-record leaves the task open, whatever it holds now (``TaskHistory.landing``), since closing it
-would leave the write, landed after, for good. A PUT the backend itself answered (a 500, a 503,
+504 stays in doubt, noted ``unanswered``, as does one refused after such an attempt (``failed``
+without ``refused``). Such a write, or one whose run was stopped while it waited (a Ctrl-C), may
+still reach the backend: a rollback within a minute of its run's last record leaves the task
+open, whatever it holds now (``TaskHistory.landing``), since closing it would leave the write,
+landed after, for good. A PUT the backend itself answered (a 500, a 503,
 a 2xx whose body is not JSON: ``answered``) stays in doubt, with nothing on its way; a later run
 that finds the task holding the write (``done`` with ``recovered``) settles it.
 
@@ -302,7 +307,8 @@ class TaskHistory:
     writes: list[dict] = field(default_factory=list)
     #: what the backend said it stored for those writes (differs from ``new_hash`` if it normalises)
     stored: set[str] = field(default_factory=set)
-    #: ``before`` records with no ``done``/``failed`` after them: writes in doubt after a crash
+    #: ``before`` records with no ``done`` or refusal (``failed`` with ``refused``) after them: writes
+    #: in doubt after a crash, or refused after an attempt that may still land
     in_doubt: list[dict] = field(default_factory=list)
     #: where the writes name no data unit (an older journal): the one their manifest line names
     exported_unit: int | None = None
@@ -312,8 +318,9 @@ class TaskHistory:
     #: ``id`` of the writes in doubt that the backend answered (``answered``: a 2xx whose body is
     #: not JSON): stored or not, nothing of them is on its way
     answered: set[int] = field(default_factory=set)
-    #: ``id`` of the writes in doubt no one answered (``unanswered``: a timeout, a 5xx): the backend
-    #: may still process them, even when their run ended by itself (apply's own rollback)
+    #: ``id`` of the writes in doubt no one answered (``unanswered``: a timeout, a 5xx; or ``failed``
+    #: without ``refused``: refused after such an attempt): the backend may still process them, even
+    #: when their run ended by itself (apply's own rollback)
     unanswered: set[int] = field(default_factory=set)
 
     @property
@@ -403,8 +410,12 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
             # a write found stored by a later run (``recovered``) settles the same data's writes of any run
             settled = [w for w in history.in_doubt if (w.get("run") == rec.get("run") or rec.get("recovered"))
                        and w.get("new_hash") == rec.get("new_hash", w.get("new_hash"))]
+            if op == "failed" and not rec.get("refused"):
+                # refused after an attempt no one answered, which may still land: in doubt, as ``unanswered``
+                history.unanswered.update(id(w) for w in settled)
+                continue
             history.in_doubt = [w for w in history.in_doubt if not any(w is s for s in settled)]
-            if op == "failed" and rec.get("refused") and settled:
+            if op == "failed" and settled:
                 # refused on its only attempt: nothing was written, so nothing of it to restore
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:

@@ -9,9 +9,10 @@ A re-run asks two things of each task's earlier writes (``journal``'s module doc
   as JSON, in one sorted array. Two keys are equal only if the three values are (as the task
   data fingerprints themselves, a SHA-256 collision aside): never a shorter hash that could
   call a task unchanged that needs writing.
-* is a write of this data in doubt (a ``before`` with no ``done`` or ``failed`` of its run, and
-  no ``restored`` since)? A write settles a few records after its ``before``, so while the
-  journal streams by only the writes in flight are held; those left are the writes in doubt.
+* is a write of this data in doubt (a ``before`` with no ``done`` or refusal, ``failed`` with
+  ``refused``, of its run, and no ``restored`` since)? A write settles a few records after its
+  ``before``, so while the journal streams by only the writes in flight are held; those left are
+  the writes in doubt.
 
 The journal's records go by one at a time (``journal.iter_journal``): the re-run never holds
 the journal, nor a record of it, per task. Rollback reads the same records (``open_writes``),
@@ -109,7 +110,8 @@ def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
             if op == "done" and stored and new and isinstance(stored, str) and stored != new:
                 keys += _key(tid, new, stored)  # a stored hash of another type equals no task's hash
             pending = open_.get(tid)
-            if pending:
+            # a write refused after an attempt no one answered may still land: in doubt (``open_writes``)
+            if pending and (op == "done" or rec.get("refused")):
                 run, recovered = rec.get("run"), rec.get("recovered")  # a write found stored: any run's (``open_writes``)
                 left = [(r, h) for r, h in pending if not ((r == run or recovered) and h == rec.get("new_hash", h))]
                 if left:

@@ -3,8 +3,10 @@
 For each task with writes not yet undone, the task's current data decides:
 
 * a write of it is in doubt and its run journalled something under a minute ago (a run stopped
-  by a Ctrl-C moments before, or one whose PUT went unanswered): that write may still land, so
-  whatever the task holds it is left open (``landing``) for a later rollback;
+  by a Ctrl-C moments before, one whose PUT went unanswered or was refused after an unanswered
+  attempt, one killed while retrying a PUT: each attempt not sent at once is journalled): that
+  write may still land, so whatever the task holds it is left open (``landing``) for a later
+  rollback;
 * it already holds the data from before the job's first write: nothing to send (``already``);
 * it holds what the job wrote (or an intermediate state of the job's own writes): restore;
 * it holds anything else, so someone changed it since: skip and report (``conflict``) unless
