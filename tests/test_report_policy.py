@@ -179,24 +179,50 @@ def test_s3_images_without_credentials_are_a_tile_not_a_traceback(tmp_path):
     assert "no storage credentials: NoCredentialsError" in body
 
 
-@pytest.mark.parametrize("command", ["annotate", "report"])
-@pytest.mark.parametrize("host", ["https://images.example.com", "s3://my-bucket", "images.example.com/train"])
-def test_an_allow_host_written_as_a_url_is_refused_naming_the_host(
-        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, host: str) -> None:
-    """``--allow-host https://images.example.com`` never matched (hosts are compared bare), so every
-    image failed with "host 'images.example.com' is not in --allow-host", which the user had given."""
+def _allow_host_args(tmp_path: Path, command: str, host: str) -> list[str]:
+    """``command`` run on sample data with ``--allow-host host`` (its job, page or figures under ``tmp_path``)."""
     from tests.jobs_helpers import sample_job_args
-    from totask_manifest._cli import main
 
     if command == "annotate":
-        args = [*sample_job_args("j", str(tmp_path / "out")), "--allow-host", host]
-    else:
-        job = tmp_path / "job"
-        (job / "manifests" / "output").mkdir(parents=True)
-        (job / "manifests" / "output" / "output.manifest").write_bytes(b'{"source-ref":"https://x/a.png"}\n')
-        args = ["report", str(job), "-o", str(tmp_path / "r.html"), "--allow-host", host]
-    assert main(args) == 2
+        return [*sample_job_args("j", str(tmp_path / "out")), "--allow-host", host]
+    job = tmp_path / "job"
+    (job / "manifests" / "output").mkdir(parents=True, exist_ok=True)
+    (job / "manifests" / "output" / "output.manifest").write_bytes(b'{"source-ref":"https://x/a.png"}\n')
+    if command == "report":
+        return ["report", str(job), "-o", str(tmp_path / "r.html"), "--allow-host", host]
+    return ["evaluate", str(job / "manifests" / "output" / "output.manifest"), "--allow-host", host]
+
+
+@pytest.mark.parametrize("command", ["annotate", "report", "evaluate"])
+@pytest.mark.parametrize(("host", "bare", "rule"), [
+    ("https://images.example.com", "images.example.com", "not a URL or a path"),
+    ("s3://my-bucket", "my-bucket", "not a URL or a path"),
+    ("images.example.com/train", "images.example.com", "not a URL or a path"),
+    ("http://127.0.0.1:8765/images", "127.0.0.1", "not a URL or a path"),
+    ("127.0.0.1:8765", "127.0.0.1", "without a port"),
+    ("*.example.com:443", "*.example.com", "without a port"),
+    ("[::1]:8080", "[::1]", "without a port"),
+    ("images.example.com:", "images.example.com", "without a port"),
+])
+def test_an_allow_host_written_as_a_url_or_with_a_port_is_refused_naming_the_host(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, host: str, bare: str, rule: str) -> None:
+    """``--allow-host https://images.example.com`` or ``127.0.0.1:8765`` never matched (hosts are
+    compared bare: ``urlsplit().hostname``), so every image failed with "host 'images.example.com'
+    is not in --allow-host", which the user had given, and annotate's job ended FAILED."""
+    from totask_manifest._cli import main
+
+    assert main(_allow_host_args(tmp_path, command, host)) == 2
     err = capsys.readouterr().err
-    bare = host.split("://")[-1].split("/")[0]
-    assert err.count("\n") == 1 and f"--allow-host {host}: a host name is expected ({bare})" in err, err
+    assert err.count("\n") == 1 and f"--allow-host {host}: a host name is expected ({bare}), {rule}" in err, err
     assert not (tmp_path / "out").exists() and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "fe80::1", "127.0.0.1", "*.example.com"])
+def test_an_ipv6_literal_is_no_host_with_a_port(host: str) -> None:
+    """An IPv6 literal's colons are no port: ``::1`` and ``[::1]`` both allow ``http://[::1]:8080/``."""
+    from totask_manifest._fetch import FetchPolicy, check_fetch_options
+
+    check_fetch_options({"allow_hosts": [host]})
+    url = {"::1": "http://[::1]:8080/a.png", "[::1]": "http://[::1]:8080/a.png", "fe80::1": "http://[fe80::1]/a.png",
+           "127.0.0.1": "http://127.0.0.1:8765/a.png", "*.example.com": "https://cdn.example.com:8443/a.png"}[host]
+    assert FetchPolicy(allow_hosts=(host,)).classify(url) == ("http", url)

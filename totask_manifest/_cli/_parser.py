@@ -24,6 +24,50 @@ _PATH_NAMES = {"INPUT": "input manifest", "IN": "input", "OUT": "output", "MANIF
                "JOB_DIR": "job folder", "PARAMS": "parameter file"}
 
 
+#: the namespace attribute where ``_StoreOnce`` and ``_OnOffOnce`` note what this parse has set
+_GIVEN = "_given_once"
+
+
+def _named(action: argparse.Action) -> str:
+    """A flag as the user knows it: its long form (``--output``, not ``-o``)."""
+    return max(action.option_strings, key=len)
+
+
+def _shown(value: Any) -> str:
+    """A flag's value as the user wrote it, near enough: ``5`` for ``--timeout 5`` (argparse holds
+    ``5.0``), a URL without its user info or query (``--model``, ``--output``)."""
+    return f"{value:g}" if isinstance(value, float) else redact_url(str(value))
+
+
+class _StoreOnce(argparse._StoreAction):
+    """A flag that takes one value (argparse's ``store``), refused when given twice: argparse kept
+    the last one without a word, so ``--allow-root /data --allow-root v`` read only ``v`` (users
+    expected both, as ``--allow-host`` repeats) and ``--job-name a --job-name b`` started ``b``.
+    The repeatable flags are ``append`` ones and say so in their help."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = namespace.__dict__.setdefault(_GIVEN, {})
+        if self.dest in given:
+            first, again = (_shown(value) for value in (given[self.dest], values))
+            parser.error(f"{_named(self)} given twice ({first}, {again}): give it once")
+        given[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _OnOffOnce(argparse.BooleanOptionalAction):
+    """``--fp16``/``--no-fp16``: either given twice is harmless (the same answer), both together
+    contradict each other and are refused, as two values of a ``_StoreOnce`` flag are."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = namespace.__dict__.setdefault(_GIVEN, {})
+        said = given.setdefault(self.dest, option_string)
+        if said != option_string:
+            parser.error(f"{said} and {option_string} both given: give one")
+        super().__call__(parser, namespace, values, option_string)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are one line, as every other mistake's.
 
@@ -33,6 +77,19 @@ class OneLineParser(argparse.ArgumentParser):
     words (they name the flag and what it takes) and ends with where help is, as ``unrecognized``
     does; the exit code stays argparse's 2, the README's for a usage error. ``--help`` is untouched.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # every flag of every command (argument groups share these) that takes one value takes it once
+        for name in (None, "store"):
+            self.register("action", name, _StoreOnce)
+        self.register("action", argparse.BooleanOptionalAction, _OnOffOnce)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, rest = super().parse_known_args(args, namespace)
+        parsed.__dict__.pop(_GIVEN, None)  # this parse's own note, not an argument
+        return parsed, rest
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)

@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         fetch["allow_root"] = os.path.abspath(args.allow_root)
     if args.allow_host:
         fetch["allow_hosts"] = list(args.allow_host)
+    from .._fetch import check_fetch_options
+
+    check_fetch_options(fetch)  # a host with a port, a root that is no folder: exit 2, before anything is read
     from .._analytics.evaluate.attributes import output_changed_note
 
     if note := output_changed_note(args.manifest):  # a job's output another hand changed: evaluated, said so

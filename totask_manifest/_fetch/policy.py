@@ -82,14 +82,39 @@ def check_fetch_options(options: dict[str, Any]) -> None:
     local = root[len("file://"):] if root and str(root).startswith("file://") else root
     if root and not os.path.isdir(local):
         raise UsageError(f"--allow-root {root}: " + ("is a file, not a folder" if os.path.exists(local) else "no such folder"))
-    # hosts are compared bare: a URL or a path there never matched, and every line failed naming a
-    # host "not in --allow-host" that the user had given
     for host in options.get("allow_hosts") or ():
-        if "/" in str(host):
-            bare = str(host).split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-            raise UsageError(f"--allow-host {redact_url(str(host))}: a host name is expected ({bare}), not a URL "
-                             "or a path: every path on an allowed host (or in an allowed bucket) may be read")
+        _check_allowed_host(str(host))
     FetchPolicy.from_options(options)
+
+
+def _check_allowed_host(host: str) -> None:
+    """Hosts are compared bare (``urlsplit().hostname``): a URL, a path or a port there never
+    matched, and every line failed naming a host "not in --allow-host" that the user had given
+    (``127.0.0.1:8765``: "host '127.0.0.1' is not in --allow-host")."""
+    if "/" in host:
+        raise UsageError(f"--allow-host {redact_url(host)}: a host name is expected ({_host_alone(host)}), not a URL "
+                         "or a path: every path on an allowed host (or in an allowed bucket) may be read")
+    if _port_of(host.strip()) is not None:
+        raise UsageError(f"--allow-host {host}: a host name is expected ({_host_alone(host)}), without a port: "
+                         "every port of an allowed host may be read")
+
+
+def _port_of(host: str) -> str | None:
+    """The ``:PORT`` part of an ``--allow-host`` value (``host:80``, ``[::1]:8080``, ``host:``),
+    else None. A value with two colons or more and no brackets is an IPv6 literal (``::1``,
+    ``fe80::1``), which ``urlsplit`` reports bare, as ``_bare_host`` compares it."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[end + 1:] if end >= 0 and host[end + 1:end + 2] == ":" else None
+    return host[host.index(":"):] if host.count(":") == 1 else None
+
+
+def _host_alone(host: str) -> str:
+    """The host an ``--allow-host`` value written as a URL, a path or with a port names, to give
+    instead (``https://user@files.example.com:8443/x`` names ``files.example.com``)."""
+    bare = host.strip().split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    port = _port_of(bare)
+    return bare[:-len(port)] if port else bare
 
 
 @dataclass(frozen=True)
