@@ -217,6 +217,22 @@ def test_an_allow_host_written_as_a_url_or_with_a_port_is_refused_naming_the_hos
     assert not (tmp_path / "out").exists() and not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize("host", ["user:s3cret@files.example.com", "user:s3cret@files.example.com:8443",
+                                  "user@files.example.com"])
+def test_an_allow_host_with_a_user_or_password_is_refused_without_saying_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture, host: str) -> None:
+    """``--allow-host user:pw@host`` never matched (hosts are compared bare), and its refusal as a
+    host "with a port" repeated the value, password included, on stderr. Refused now as user
+    information, the value's credentials left out of the message."""
+    from totask_manifest._cli import main
+
+    assert main(_allow_host_args(tmp_path, "annotate", host)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "s3cret" not in err and "user@" not in err and "user:" not in err, err
+    assert "--allow-host ***@files.example.com: a host name is expected (files.example.com), without a user" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("host", ["::1", "[::1]", "fe80::1", "127.0.0.1", "*.example.com"])
 def test_an_ipv6_literal_is_no_host_with_a_port(host: str) -> None:
     """An IPv6 literal's colons are no port: ``::1`` and ``[::1]`` both allow ``http://[::1]:8080/``."""

@@ -94,6 +94,9 @@ def _check_allowed_host(host: str) -> None:
     if "/" in host:
         raise UsageError(f"--allow-host {redact_url(host)}: a host name is expected ({_host_alone(host)}), not a URL "
                          "or a path: every path on an allowed host (or in an allowed bucket) may be read")
+    if "@" in host:  # user information never matched either, and a password there is no text for an error
+        raise UsageError(f"--allow-host ***@{_host_alone(host)}: a host name is expected ({_host_alone(host)}), "
+                         "without a user or a password: credentials go in the environment, never in this flag")
     if _port_of(host.strip()) is not None:
         raise UsageError(f"--allow-host {host}: a host name is expected ({_host_alone(host)}), without a port: "
                          "every port of an allowed host may be read")
