@@ -33,6 +33,7 @@ from .._credentials import run_params
 from .._errors import TotaskError, UsageError
 from .._fetch import FetchOptions, SyncFetcher, base_of, scrub
 from .._formats.class_names import read_class_names as load_class_names
+from .._formats.coco_by_name import CocoImages
 from .._formats.detect import TEXT_FORMATS, input_formats
 from .._formats.model import FormatError
 from .._formats.native import NATIVE_FORMATS
@@ -51,6 +52,7 @@ from .file_convert import (
     read_image_size,
 )
 from .file_plugin import plugin_outcome
+from .file_shared import SharedDocuments
 from .file_source import LabelFiles, LineFailure, lookup
 
 __all__ = ["CLASS_NAMES_HELP", "FileAnnotator", "FileOptions", "lookup", "read_image_size"]
@@ -121,6 +123,8 @@ class FileAnnotator(Annotator):
             self.plugin = load_plugin(options.converter, needs=FILE_HOOK,
                                       params=run_params(options.converter_params or job_params(
                                           context.job_name, "file", context.options), "converter_params"))
+        #: documents many lines name, read once (a dataset-wide COCO file: ``file_shared``)
+        self.shared = SharedDocuments(self.conversion.shared_form)
         self._sync: SyncFetcher | None = None
 
     @classmethod
@@ -188,11 +192,13 @@ class FileAnnotator(Annotator):
             if self.plugin is not None:
                 return await plugin_outcome(self.plugin, item, self.files, submit_empty=self.conversion.submit_empty)
             conversion = self.conversion
-            url, body = await self.files.fetch(item)
-            empty = conversion.empty(body, url)
-            if empty is not None:
-                return empty
-            doc, fmt = conversion.decode(body, url)
+            url = await self.files.url(item)
+            read = await self.shared.read(url, lambda: self._read(item, url))
+            if isinstance(read, Failed):
+                return read
+            doc, fmt = read
+            if isinstance(doc, CocoImages):  # a document of many images: the one the line's source-ref names
+                doc = doc.one_image(item.record.get("source-ref"))
             kept = conversion.kept_format(fmt)
             if kept is not None:
                 return conversion.kept(doc, kept)
@@ -207,6 +213,12 @@ class FileAnnotator(Annotator):
         except Exception as exc:  # a bug or an unforeseen document shape: fail this line, keep the job
             log.debug("line %s: unexpected error", item.number, exc_info=True)
             return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
+
+    async def _read(self, item: Item, url: str) -> tuple[Any, str] | Failed:
+        """The line's document and its format, or the failure of an empty file."""
+        url, body = await self.files.fetch(item, url)
+        empty = self.conversion.empty(body, url)
+        return empty if empty is not None else self.conversion.decode(body, url)
 
     async def _image_size(self, item: Item) -> Any:
         """The line's ``image_size`` if it has one, else read from the image ``source-ref`` names."""

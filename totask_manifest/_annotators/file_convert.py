@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._fetch import redact_url, scrub
+from .._formats.coco_by_name import CocoImages, holds_several_images
 from .._formats.detect import TEXT_FORMATS, detect_input_format, to_label
 from .._formats.model import FormatError
 from .._formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
@@ -133,6 +134,14 @@ class Conversion:
             return Failed(EMPTY_RESULT)
         problem = document_problem(doc, fmt) if self.native == NATIVE_KEEP else None
         return Failed(problem) if problem else native_label(doc, fmt)
+
+    def shared_form(self, doc: Any, fmt: str) -> CocoImages | None:
+        """The form many lines share of a document they all name (``file_shared``): a converted
+        COCO document of several images, indexed by file name (``coco_by_name``); None for
+        any other document, which is the line's own."""
+        if fmt == "coco" and holds_several_images(doc) and self.kept_format(fmt) is None:
+            return CocoImages(doc)
+        return None
 
     def needs_image_size(self, fmt: str) -> bool:
         """Boxes from a format that carries no image size need the line's (or the image's)."""

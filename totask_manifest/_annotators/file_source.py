@@ -133,9 +133,10 @@ class LabelFiles:
                 return await self.fresh_url(item, "the URL has expired")
         return self.resolve(item, ref)
 
-    async def fetch(self, item: Item) -> tuple[str, bytes]:
-        """(URL, body) of the line's file; a refused URL of an exported line is asked for again once."""
-        url = await self.url(item)
+    async def fetch(self, item: Item, url: str | None = None) -> tuple[str, bytes]:
+        """(URL, body) of the line's file (at ``url`` where the caller has it from ``url()``); a
+        refused URL of an exported line is asked for again once."""
+        url = await self.url(item) if url is None else url
         fetcher = self._fetcher()
         try:
             return url, await fetcher.fetch(url)
