@@ -10,6 +10,7 @@ because the new job writes its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .._outcomes import Labeled
@@ -136,54 +137,144 @@ def _name_for(class_id: int, class_map: dict[int, str], meta: dict, classes: Cla
     return classes.name_for(class_id, key=key)
 
 
+def _ids_by_name(used: list[tuple[int, str]], class_map: Mapping[int, str], classes: ClassIndex,
+                 field: str) -> dict[int, int]:
+    """Each class id of ``used`` (the file's id, the key it is read at) -> the id the class names
+    given number its class with, as a COCO file's categories are mapped: by the name the file's
+    ``field`` gives it. The file's own ids and names won before, so a class outside the list, or
+    one the list numbers otherwise, was written unchecked (``square`` as id 1 where the list's 1 is
+    ``triangle``). A name outside the list fails the line as in the other formats (``id_for``); a
+    name the file gives two ids is refused, as COCO's is (the two would become one class). An id
+    the file leaves unnamed is the list's id, as in YOLO and bare labels, while the file's names
+    agree with the list's ids; where they number otherwise, which class it is cannot be told."""
+    first: dict[str, int] = {}
+    for cid, name in class_map.items():
+        if isinstance(name, str) and first.setdefault(name, cid) != cid:
+            raise FormatError(f"class {name!r} has ids {first[name]} and {cid} in {field}; classes are numbered "
+                              "by name (class names given), so the two would become one class: give each id its "
+                              "own name", fmt=FMT, key=field)
+    agrees = all(classes.known_name(cid) == name for cid, name in class_map.items())
+    ids: dict[int, int] = {}
+    for cid, key in used:
+        if cid in ids:
+            continue
+        if cid in class_map:
+            ids[cid] = classes.id_for(class_map[cid], key=key)
+        elif agrees:
+            classes.name_for(cid, key=key)
+            ids[cid] = cid
+        else:
+            raise FormatError(f"class id {cid} is left unnamed by {field}, which numbers the classes otherwise "
+                              "than the class names given; which class it is cannot be told: name it in "
+                              f"{field}", fmt=FMT, key=key)
+    return ids
+
+
+def _kept_map(written: Mapping[Any, Any], classes: ClassIndex) -> dict[str, Any]:
+    """The file's ``class-map`` as it is carried (2019 jobs list every class, newer ones only those
+    present): as written, or with class names given, its classes in the list, by the list's ids
+    (the list is the job's classes; a class no box holds is no label)."""
+    if not classes.fixed:
+        return {str(k): v for k, v in written.items()}
+    return {str(cid): name for name in written.values()
+            if isinstance(name, str) and (cid := classes.known_id(name)) is not None}
+
+
+def _detection(value: Any, meta: dict, extra: dict, classes: ClassIndex, *, strict_ids: bool) -> Labeled:
+    """A bounding-box label, checked and completed (see ``from_groundtruth``)."""
+    size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT, strict_ids=strict_ids)
+    for box in boxes:
+        _not_empty(box.class_id, class_map.get(box.class_id), "class-map")
+    if classes.fixed:
+        ids = _ids_by_name([(b.class_id, f"annotations[{i}].class_id") for i, b in enumerate(boxes)], class_map,
+                           classes, "class-map")
+        boxes = [b if ids[b.class_id] == b.class_id else replace(b, class_id=ids[b.class_id]) for b in boxes]
+        names = {b.class_id: classes.name_for(b.class_id, key="class-map") for b in boxes}
+    else:
+        names = {b.class_id: class_map.get(b.class_id) or _name_for(b.class_id, class_map, meta, classes,
+                                                                      key=f"annotations[{i}].class_id")
+                 for i, b in enumerate(boxes)}
+    if any(type(a["class_id"]) is not int or a["class_id"] != box.class_id
+           for a, box in zip(value["annotations"], boxes, strict=True)):
+        # "1" or 1.0 read leniently, or a class renumbered by name: written as the int it is read as
+        value = {**value, "annotations": [{**a, "class_id": box.class_id}
+                                          for a, box in zip(value["annotations"], boxes, strict=True)]}
+    labeled = gt_detection(size, boxes, names)
+    if class_map:
+        labeled.metadata["class-map"] = {**_kept_map(meta["class-map"], classes), **labeled.metadata["class-map"]}
+    if isinstance(meta.get("objects"), list):
+        # keep each object as written (its number forms, any key besides the confidence)
+        labeled.metadata["objects"] = [
+            {**obj, **new} if isinstance(obj, Mapping) else new
+            for obj, new in zip(meta["objects"], labeled.metadata["objects"], strict=True)
+        ]
+    labeled.value = value
+    labeled.metadata = {**extra, **labeled.metadata}
+    return labeled
+
+
+def _classification(value: Any, meta: dict, extra: dict, classes: ClassIndex) -> Labeled:
+    """A classification label, checked and completed (see ``from_groundtruth``)."""
+    cid = class_id_value(value, fmt=FMT, key="label")  # the guide shows "3" too (``class-index-value``)
+    class_name = meta.get("class-name")
+    _not_empty(cid, class_name, "class-name")
+    if classes.fixed:
+        value = cid = _ids_by_name([(cid, "class-name")], {} if class_name is None else {cid: class_name}, classes,
+                                   "class-name")[cid]
+        class_name = None
+    if class_name is None:
+        class_name = classes.name_for(cid, key="class-name")
+    conf = meta.get("confidence")
+    scored = {} if conf is None else {"confidence": confidence_value(conf, fmt=FMT, key="confidence")}
+    return Labeled(value, {**extra, "class-name": class_name, **scored})
+
+
+def _multilabel(value: Any, meta: dict, extra: dict, classes: ClassIndex, *, strict_ids: bool) -> Labeled:
+    """A multi-label classification, checked and completed (see ``from_groundtruth``)."""
+    if not isinstance(value, list):
+        raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
+    read_id = gt_class_id if strict_ids else class_id_value
+    ids = [read_id(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
+    value = ids if ids != value or any(type(v) is not int for v in value) else value  # as ints, as read
+    class_map = dict(meta.get("class-map") or {})
+    conf_map = dict(meta.get("confidence-map") or {})  # a class without a score stays without one
+    for cid in ids:
+        _not_empty(cid, class_map.get(str(cid)), "class-map")
+    if classes.fixed:
+        return _multilabel_by_name(ids, class_map, conf_map, extra, classes)
+    for cid in ids:
+        if str(cid) not in class_map:
+            class_map[str(cid)] = classes.name_for(cid, key="class-map")
+    return Labeled(value, {**extra, "class-map": class_map, "confidence-map": conf_map})
+
+
+def _multilabel_by_name(ids: list[int], class_map: dict, conf_map: dict, extra: dict,
+                        classes: ClassIndex) -> Labeled:
+    """``_multilabel`` with class names given: each class renumbered by its name (``_ids_by_name``),
+    its score with it. A score of a class the label does not hold has no name to go by: refused."""
+    named = {class_id_value(k, fmt=FMT, key="class-map"): v for k, v in class_map.items()}
+    new = _ids_by_name([(cid, f"label[{i}]") for i, cid in enumerate(ids)], named, classes, "class-map")
+    scores = {}
+    for key, conf in conf_map.items():
+        cid = class_id_value(key, fmt=FMT, key="confidence-map")
+        if cid not in new:
+            raise FormatError(f"confidence-map scores class id {cid}, which the label does not hold; classes are "
+                              "numbered by name (class names given), and it has none to go by",
+                              fmt=FMT, key="confidence-map")
+        scores[str(new[cid])] = conf
+    present = {str(new[cid]): classes.name_for(new[cid], key="class-map") for cid in ids}
+    return Labeled([new[cid] for cid in ids], {**extra, "class-map": {**_kept_map(class_map, classes), **present},
+                                               "confidence-map": scores})
+
+
 def _read(value: Any, meta: dict, extra: dict, name: str, classes: ClassIndex, *, strict_ids: bool) -> Labeled:
     """The label of task type ``name``, checked and completed (see ``from_groundtruth``)."""
     if name == DETECTION:
-        size, boxes, class_map = read_gt_detection(value, meta, fmt=FMT, strict_ids=strict_ids)
-        if any(type(a["class_id"]) is not int for a in value["annotations"]):  # "1" or 1.0 read leniently: written as 1
-            value = {**value, "annotations": [{**a, "class_id": box.class_id}
-                                              for a, box in zip(value["annotations"], boxes, strict=True)]}
-        names = {}
-        for i, box in enumerate(boxes):
-            _not_empty(box.class_id, class_map.get(box.class_id), "class-map")
-            names[box.class_id] = class_map.get(box.class_id) or _name_for(box.class_id, class_map, meta, classes,
-                                                                           key=f"annotations[{i}].class_id")
-        labeled = gt_detection(size, boxes, names)
-        if class_map:
-            # keep the map as written (2019 jobs list every class, newer ones only those present)
-            written = {str(k): v for k, v in meta["class-map"].items()}
-            labeled.metadata["class-map"] = {**written, **labeled.metadata["class-map"]}
-        if isinstance(meta.get("objects"), list):
-            # keep each object as written (its number forms, any key besides the confidence)
-            labeled.metadata["objects"] = [
-                {**obj, **new} if isinstance(obj, Mapping) else new
-                for obj, new in zip(meta["objects"], labeled.metadata["objects"], strict=True)
-            ]
-        labeled.value = value
-        labeled.metadata = {**extra, **labeled.metadata}
-        return labeled
+        return _detection(value, meta, extra, classes, strict_ids=strict_ids)
     if name == CLASSIFICATION:
-        cid = class_id_value(value, fmt=FMT, key="label")  # the guide shows "3" too (``class-index-value``)
-        class_name = meta.get("class-name")
-        _not_empty(cid, class_name, "class-name")
-        if class_name is None:
-            class_name = classes.name_for(cid, key="class-name")
-        conf = meta.get("confidence")
-        scored = {} if conf is None else {"confidence": confidence_value(conf, fmt=FMT, key="confidence")}
-        return Labeled(value, {**extra, "class-name": class_name, **scored})
+        return _classification(value, meta, extra, classes)
     if name == MULTILABEL:
-        if not isinstance(value, list):
-            raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
-        read_id = gt_class_id if strict_ids else class_id_value
-        ids = [read_id(v, fmt=FMT, key=f"label[{i}]") for i, v in enumerate(value)]
-        value = ids if ids != value or any(type(v) is not int for v in value) else value  # as ints, as read
-        class_map = dict(meta.get("class-map") or {})
-        for cid in ids:
-            _not_empty(cid, class_map.get(str(cid)), "class-map")
-            if str(cid) not in class_map:
-                class_map[str(cid)] = classes.name_for(cid, key="class-map")
-        conf_map = dict(meta.get("confidence-map") or {})  # a class without a score stays without one
-        return Labeled(value, {**extra, "class-map": class_map, "confidence-map": conf_map})
+        return _multilabel(value, meta, extra, classes, strict_ids=strict_ids)
     if value is None:
         raise FormatError("document holds no label value", fmt=FMT, key="label")
     return Labeled(value, extra)

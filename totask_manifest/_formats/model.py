@@ -204,6 +204,14 @@ class ClassIndex:
             raise FormatError(f"no name for class id {class_id}; {self.hint}", fmt=self.fmt, key=key)
         return name
 
+    def known_name(self, class_id: int) -> str | None:
+        """The name ``class_id`` has so far, or None: a question, where ``name_for`` is a demand."""
+        return self._by_id.get(class_id)
+
+    def known_id(self, name: str) -> int | None:
+        """The id ``name`` has so far, or None: a question, where ``id_for`` is a demand."""
+        return self._by_name.get(name)
+
     def learn(self, class_id: int, name: str, *, key: str) -> None:
         """Record a pair the document states (objects carry both); a clash with class_names is an
         error, both ways: an id named otherwise, and a name the class names number otherwise (the
