@@ -15,6 +15,7 @@ from typing import Any
 from .._errors import ManifestError, json_kind, json_text
 from .._outcomes import Labeled
 from .._task_types import get_task_type
+from .class_names import class_name_problem
 
 #: (width, height, depth) in pixels
 ImageSize = tuple[int, int, int]
@@ -345,5 +346,8 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
     if not isinstance(raw_map, Mapping):
         raise FormatError("'class-map' must be an object", fmt=fmt, key="class-map")
     for k, name in raw_map.items():
-        class_map[class_id_value(k, fmt=fmt, key="class-map")] = str(name)
+        # a null read as the class "None" (a number as its digits) was written on as a name no one gave
+        if (problem := class_name_problem(name)) is not None:
+            raise FormatError(f"class id {k}'s name {problem}: a class needs a name", fmt=fmt, key=f"class-map.{k}")
+        class_map[class_id_value(k, fmt=fmt, key="class-map")] = name
     return size, boxes, class_map
