@@ -63,3 +63,43 @@ def test_an_export_of_the_whole_import_says_nothing_of_it(tmp_path: Path) -> Non
     _import(tmp_path, _document())
     notes = convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco").notes
     assert not [x for x in notes if "coco-document" in x], notes
+
+
+def _bare_document() -> dict:
+    """``_document`` without sections of its own: no ``info``, no ``licenses`` (valid COCO)."""
+    doc = _document()
+    del doc["info"], doc["licenses"]
+    return doc
+
+
+def test_a_round_trip_of_a_document_without_sections_of_its_own_says_nothing_was_lost(tmp_path: Path) -> None:
+    """No ``info``, no ``licenses``: the import had nothing to store and stored nothing, so the
+    export said "no line holds 'coco-document' ... its sections were not stored", though nothing
+    was lost. The import now keeps ``{}`` there: the export tells the two apart."""
+    notes = _import(tmp_path, _bare_document())
+    assert not [x for x in notes if "not carried" in x], notes
+    assert _lines(tmp_path / "o.manifest")[0]["coco-document"] == {}
+    notes = convert(str(tmp_path / "o.manifest"), str(tmp_path / "back.json"), to="coco").notes
+    assert not [x for x in notes if "coco-document" in x], notes
+    back = orjson.loads((tmp_path / "back.json").read_bytes())
+    assert [i["id"] for i in back["images"]] == [1, 2] and len(back["annotations"]) == 3
+    assert "licenses" not in back  # none there, none made up
+    # its lines without the first are still said: the {} is not there, and an import of a document
+    # with sections may have been
+    (tmp_path / "sub.manifest").write_bytes((tmp_path / "o.manifest").read_bytes().split(b"\n", 1)[1])
+    notes = convert(str(tmp_path / "sub.manifest"), str(tmp_path / "back.json"), to="coco").notes
+    assert len([x for x in notes if "no line holds 'coco-document'" in x]) == 1, notes
+
+
+def test_an_empty_coco_document_is_not_counted_as_left_out_by_a_yolo_export(tmp_path: Path) -> None:
+    """An unlabeled first line holding ``coco-document: {}`` leaves no section out."""
+    from totask_manifest._analytics.coco_left_out import COUNT
+
+    _import(tmp_path, _bare_document())
+    lines = _lines(tmp_path / "o.manifest")
+    lines[0] = {k: v for k, v in lines[0].items() if not k.startswith("label")}
+    (tmp_path / "o.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    result = convert(str(tmp_path / "o.manifest"), str(tmp_path / "y"), to="yolo")
+    assert result.counts[COUNT] == 1, result.counts  # line 2's coco-image and coco-id only
+    said = [n for n in result.notes if "COCO keys" in n]
+    assert len(said) == 1 and "coco-document" not in said[0] and "first on line 2" in said[0], result.notes

@@ -128,14 +128,18 @@ def test_a_misspelt_attribute_is_refused_from_python_as_from_the_cli(tmp_path: P
 def test_an_empty_manifest_with_a_label_attribute_is_reported_not_called_misspelt(
         tmp_path: Path, capsys: pytest.CaptureFixture, command: str, content: bytes) -> None:
     """An empty file holds no attribute at all: "no line holds 'boxes' ... check --label-attribute"
-    would blame a name that is right. Its report (0 lines, or blank lines warned about) stands, exit 0."""
+    would blame a name that is right. ``stats`` reports it (0 lines, or blank lines), exit 0;
+    ``validate`` refuses the file as a job does (``input-empty``, exit 1), the name unblamed."""
     from totask_manifest._cli import main
 
     src = tmp_path / "in.manifest"
     src.write_bytes(content)
-    assert main([command, str(src), "--label-attribute", "boxes", "--workers", "1"]) == 0
+    code = main([command, str(src), "--label-attribute", "boxes", "--workers", "1"])
     out, err = capsys.readouterr()
-    assert err == "" and str(src) in out  # the report, not an error blaming the name
+    if command == "stats":
+        assert code == 0 and err == "" and str(src) in out  # the report, not an error blaming the name
+    else:
+        assert code == 1 and out == "" and "[input-empty]" in err and "label-attribute" not in err, err
 
 
 @pytest.mark.slow
@@ -211,6 +215,36 @@ def test_an_empty_input_with_empty_append_manifests_is_refused_naming_them_and_w
     assert (tmp_path / "out" / "j" / "job.json").exists()
 
 
+def test_an_append_manifest_that_is_a_folder_is_named_by_its_flag(tmp_path: Path) -> None:
+    """"is a folder, not a file: /data" named no flag, where ``--class-names`` and ``--model`` say
+    theirs: now ``--append: is a folder, not a file: ...``, still a StorageError (exit 2), nothing written."""
+    from totask_manifest import JobConfig, StorageError, annotate
+
+    (tmp_path / "in.manifest").write_bytes(b'{"source-ref":"a.jpg"}\n')
+    (tmp_path / "data").mkdir()
+    config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
+                       label_attribute="boxes", task_type="object-detection", method="file",
+                       options={"url_key": "annotation-ref"}, append=[str(tmp_path / "data")])
+    with pytest.raises(StorageError) as err:
+        annotate(config)
+    assert str(err.value) == f"--append: is a folder, not a file: {tmp_path / 'data'}"
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*"))
+
+
+@pytest.mark.slow
+def test_chain_append_of_a_folder_names_the_flag_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The tester's command: ``chain out/JOB --job-name fa4 --append DIR``."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    assert main(sample_job_args("fa3", tmp_path / "out")) == 0
+    capsys.readouterr()
+    assert main(["chain", str(tmp_path / "out" / "fa3"), "--job-name", "fa4", "--append", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"totask-manifest chain: error: --append: is a folder, not a file: {tmp_path}", err
+    assert not (tmp_path / "out" / "fa4").exists()
+
+
 @pytest.mark.slow
 def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_path: Path) -> None:
     (tmp_path / "in.manifest").write_bytes(b"\n\n")
@@ -218,6 +252,45 @@ def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_
     assert r.returncode == 1
     assert "holds no data object" in one_line_error(r, "annotate")
     assert "COMPLETED" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(("content", "lines"), [(b"", 0), (b"\xef\xbb\xbf", 1), (b"\n \r\n\t\n", 3)],
+                         ids=["empty", "bom-only", "blank-lines"])
+def test_validate_refuses_a_manifest_without_a_data_object_as_a_job_does(tmp_path: Path, content: bytes, lines: int,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``validate`` said "valid: 0 lines" (exit 0; blank lines with warnings) for the file every job
+    refuses (``input-empty``): now the same words, rule and exit code 1, with or without --strict."""
+    from totask_manifest import InvalidInputError, validate_manifest
+    from totask_manifest._cli import main
+
+    (tmp_path / "in.manifest").write_bytes(content)
+    said = rf"manifest .*in\.manifest holds no data object \({lines} line\(s\), all blank\); a job needs lines with source-ref or source \[input-empty\]"
+    with pytest.raises(InvalidInputError, match=said):
+        validate_manifest(str(tmp_path / "in.manifest"))
+    for strict in ([], ["--strict"]):
+        assert main(["validate", str(tmp_path / "in.manifest"), *strict]) == 1
+        out, err = capsys.readouterr()
+        assert "valid" not in out and re.search(said, err), (out, err)
+    with pytest.raises(InvalidInputError, match=r"no line to check against schema 'seqlabel' \[input-empty\]"):
+        validate_manifest(str(tmp_path / "in.manifest"), schema="seqlabel")
+
+
+def test_validate_takes_a_data_object_among_blank_lines(tmp_path: Path) -> None:
+    from totask_manifest import validate_manifest
+
+    (tmp_path / "in.manifest").write_bytes(b'\xef\xbb\xbf\n{"source-ref":"a.jpg"}\n\n')
+    report = validate_manifest(str(tmp_path / "in.manifest"))
+    assert report.ok and report.lines == 3 and report.counts_by_rule == {"line-blank": 2}
+
+
+@pytest.mark.slow
+def test_validate_cli_on_an_empty_manifest_says_it_in_one_line_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "in.manifest").write_bytes(b"")
+    r = cli("validate", "in.manifest", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert one_line_error(r, "validate").endswith(
+        "manifest in.manifest holds no data object (0 line(s), all blank); a job needs lines with source-ref or "
+        "source [input-empty]")
 
 
 def test_the_same_job_name_with_another_configuration_names_what_differs(tmp_path: Path) -> None:

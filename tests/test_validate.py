@@ -22,13 +22,18 @@ from hypothesis import strategies as st
 from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import gt_files, requires_gt
 from tests.support.s3 import S3Endpoint
-from totask_manifest._errors import ManifestError, StorageError, UsageError
+from totask_manifest._errors import InvalidInputError, ManifestError, StorageError, UsageError
 from totask_manifest._manifest import line_check
 from totask_manifest._manifest import ranges as ranges_module
 from totask_manifest._manifest import validate as validate_module
 from totask_manifest._manifest.io import iter_raw_lines, read_lines, write_lines
 from totask_manifest._manifest.line import DELETE, Line
-from totask_manifest._manifest.validate import ValidationReport, iter_line_batches, validate_manifest
+from totask_manifest._manifest.validate import (
+    ValidationReport,
+    check_range,
+    iter_line_batches,
+    validate_manifest,
+)
 from totask_manifest._storage import write_bytes_atomic
 
 pytestmark = requires_gt
@@ -244,15 +249,18 @@ def test_bom_and_crlf(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tail", [b"", b"\n", b"\r\n", b"  "])
 def test_a_file_holding_only_a_bom_is_one_blank_line(tmp_path: Path, tail: bytes) -> None:
     # Notepad's "UTF-8 with BOM" of an empty file: the line reader, `stats` and a job's input
-    # check count one blank line; `validate` said "0 lines" for a bare BOM
+    # check count one blank line; `validate` said "0 lines" for a bare BOM. Such a file holds no
+    # data object: validate refuses it as a job does, naming its one line
     from totask_manifest._analytics.stats import manifest_stats
 
     target = tmp_path / "bom-only.manifest"
     target.write_bytes(b"\xef\xbb\xbf" + tail)
-    report = validate_manifest(str(target))
-    assert (report.lines, report.blank_lines) == (1, 1) == (len(list(read_lines(str(target)))),
-                                                           manifest_stats(str(target)).blank_lines)
-    assert problems(report) == [(1, "", "line-blank")]
+    checked = check_range(str(target))
+    assert (checked.lines, checked.blank) == (1, 1) == (len(list(read_lines(str(target)))),
+                                                        manifest_stats(str(target)).blank_lines)
+    assert [(p.line, p.key, p.rule) for p in checked.problems] == [(1, "", "line-blank")]
+    with pytest.raises(InvalidInputError, match=r"holds no data object \(1 line\(s\), all blank\).*\[input-empty\]"):
+        validate_manifest(str(target))
 
 
 # ---- label attributes --------------------------------------------------------------------------------

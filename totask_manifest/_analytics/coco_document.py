@@ -19,7 +19,9 @@ its line, ``coco-image``).
 
 An export of lines a COCO import wrote (``coco-image``) none of which holds ``coco-document`` (the
 first line left out: a subset, ``labeled``; or never stored) wrote this tool's ``info`` unsaid:
-it now says so in one line (``DocumentSections.notes``).
+it now says so in one line (``DocumentSections.notes``). A document with no section of its own (no
+``info``, no ``licenses``) is stored as ``coco-document: {}``, so its lossless round trip is not
+said to have lost anything (a manifest imported before kept nothing there, and is still said).
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ COCO_DOCUMENT = "coco-document"
 
 
 def document_sections(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The first line's ``coco-document`` entry (empty: the document has no section of its own)."""
-    own = {k: v for k, v in doc.items() if k not in SECTIONS_READ}
-    return {COCO_DOCUMENT: own} if own else {}
+    """The first line's ``coco-document`` entry, ``{}`` where the document has no section of its
+    own: stored all the same, so that an export tells "there was nothing to keep" (a lossless round
+    trip) from "the first line is not here, or its sections were not stored" (``notes``)."""
+    return {COCO_DOCUMENT: {k: v for k, v in doc.items() if k not in SECTIONS_READ}}
 
 
 def too_big(line: bytes, own: Mapping[str, Any]) -> list[str]:
     """The line an import says where the first line ``line`` (its ``coco-document`` entry ``own``)
-    passes Ground Truth's limits: the sections then are not stored ([] where it keeps them)."""
-    if not own:
+    passes Ground Truth's limits: the sections then are not stored ([] where it keeps them; a
+    document with none holds only ``{}``, which never made a line too long)."""
+    if not own[COCO_DOCUMENT]:
         return []
     value = len(gt_json(own[COCO_DOCUMENT]).decode("utf-8"))
     chars = len(line.decode("utf-8").rstrip("\n"))

@@ -37,7 +37,7 @@ class CocoKeysLeftOut(LinesLeftOut):
 
     def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         """``record`` is the manifest line, ``metadata`` its label's metadata (``None``: none)."""
-        found = [k for k in (COCO_DOCUMENT, COCO_IMAGE) if k in record]
+        found = [k for k in (COCO_DOCUMENT, COCO_IMAGE) if k in record and record[k] != {}]  # {}: nothing to keep
         objects = metadata.get("objects") if isinstance(metadata, Mapping) else None
         for obj in objects if isinstance(objects, list) else ():
             if isinstance(obj, Mapping):
@@ -46,5 +46,5 @@ class CocoKeysLeftOut(LinesLeftOut):
 
     def unlabeled(self, line: Line) -> None:
         """An unlabeled line, which the export does not write: counted where it holds ``coco-document``."""
-        if not line.is_blank and COCO_DOCUMENT.encode() in line.body and COCO_DOCUMENT in line.record():
+        if not line.is_blank and COCO_DOCUMENT.encode() in line.body and line.record().get(COCO_DOCUMENT, {}) != {}:
             self.add(line.number, {COCO_DOCUMENT: None}, None)

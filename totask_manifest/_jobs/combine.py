@@ -13,13 +13,15 @@ Duplicates (the same data object in two manifests) are skipped: the same ``sourc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from .._errors import StorageError
 from .._folders import missing_folders, remove_empty
 from .._manifest.file_kind import refuse_not_text
 from .._manifest.io import to_line
@@ -167,8 +169,9 @@ def _combine_into(combiner: _Combiner, urls: list[str], shown: list[str], result
         if k:
             base = base_of(redact_secret_url(url))  # job.json keeps it: its folder without the secret
             result.starts.append([combiner.index, base])
-        part, sha = _read_one(url, combiner, result, appended=k > 0, compare=len(urls) > 1,
-                              resolve=_resolver(base) if k else None, input_base=input_base, earlier=earlier)
+        with _flag_named(appended=k > 0):
+            part, sha = _read_one(url, combiner, result, appended=k > 0, compare=len(urls) > 1,
+                                  resolve=_resolver(base) if k else None, input_base=input_base, earlier=earlier)
         scan = InputScan(sha256=sha)
         add_range(scan, part)  # takes the part's arrays
         scan.selected = len(scan.selection.indices)
@@ -183,6 +186,19 @@ def _combine_into(combiner: _Combiner, urls: list[str], shown: list[str], result
     if not combiner.data:  # nothing but blank lines: refused (the check reads them again)
         raise_for_no_data(urls[0], scans[0], appended=list(zip(urls[1:], scans[1:], strict=True)))
     return whole
+
+
+@contextlib.contextmanager
+def _flag_named(*, appended: bool) -> Iterator[None]:
+    """An ``--append`` manifest that cannot be read (a folder, a refusal of its store) named by its
+    flag, as ``--class-names`` and ``--model`` name theirs: "is a folder, not a file: /data" alone
+    left the user to find which of the paths given it was. Still a ``StorageError`` (exit 2)."""
+    try:
+        yield
+    except StorageError as exc:
+        if not appended:
+            raise
+        raise StorageError(f"--append: {exc}") from None
 
 
 def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool, compare: bool,

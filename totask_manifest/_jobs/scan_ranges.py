@@ -28,7 +28,7 @@ import orjson
 from .._errors import InvalidInputError
 from .._manifest import long_lines
 from .._manifest.blocks import BLOCK_BYTES, PIECE_BYTES, iter_blocks, pieces, typed_parts
-from .._manifest.io import iter_raw_lines, to_line
+from .._manifest.io import input_empty, iter_raw_lines, to_line
 from .._manifest.line import Line
 from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
@@ -356,9 +356,7 @@ def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, I
     # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
     # labeled nothing, as a fully labeled input does
     also = f", nor do the --append manifest(s) {', '.join(redact_url(u) for u, _ in appended)}" if appended else ""
-    raise InvalidInputError(
-        f"input manifest {redact_url(url)} holds no data object ({scan.lines} line(s), all blank){also}; a job "
-        "needs lines with source-ref or source", rule="input-empty")
+    raise input_empty(redact_url(url), scan.lines, also=also)
 
 
 def _has_data_object(url: str) -> bool:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from .._errors import ManifestError, UsageError
+from .._errors import InvalidInputError, ManifestError, UsageError
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .file_kind import refuse_not_text
 from .line import Line
@@ -24,8 +24,8 @@ from .long_lines import TooLong, message
 from .naming import RESERVED_NAMES
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
-__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "iter_lines_from", "iter_raw_lines", "label_attributes",
-           "read_lines", "read_records", "refuse_absent_attribute", "refuse_not_an_attribute", "to_line", "write_lines"]
+__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "input_empty", "iter_lines_from", "iter_raw_lines",
+           "label_attributes", "read_lines", "read_records", "refuse_absent_attribute", "refuse_not_an_attribute", "to_line", "write_lines"]
 
 METADATA = "-metadata"
 #: how many lines a look at which label attributes a manifest holds reads
@@ -102,6 +102,18 @@ def attribute_absent(url: str, attribute: str, option: str = "--label-attribute"
     write (``convert-no-labels``)."""
     return ManifestError(f"{redact_secret_url(url)}: no line holds {attribute!r} or {attribute + METADATA!r} ({attributes_seen(url)}); "
                          f"check {option}", rule="label-attribute-absent")
+
+
+def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str = "",
+                needs: str | None = None) -> InvalidInputError:
+    """The error of a manifest holding no data object (an empty file, a byte order mark alone, only
+    blank lines: the wrong path, an export that wrote nothing), said alike by a job, which would
+    end COMPLETED having labeled nothing, and by ``validate``, which said "valid: 0 lines" for a file
+    every job refuses. ``url`` is redacted by the caller; ``what`` names the manifest's role;
+    ``needs`` says what was looked for (``validate --schema`` looks for documents, not data objects)."""
+    needs = needs or "a job needs lines with source-ref or source"
+    return InvalidInputError(f"{what} {url} holds no data object ({lines} line(s), all blank){also}; {needs}",
+                             rule="input-empty")
 
 
 def refuse_empty_path(url: object, what: str) -> None:

@@ -24,6 +24,7 @@ from .blocks import BLOCK_BYTES, iter_blocks
 from .io import (
     METADATA,
     SCAN_LINES,
+    input_empty,
     read_records,
     refuse_absent_attribute,
     refuse_empty_path,
@@ -118,12 +119,23 @@ def validate_manifest(
     args = (label_attribute, task_type, schema, strict, max_problems)
     parts = map_ranges(check_range, url, args, workers=workers, per_worker=RANGES_PER_WORKER)
     report = _merge(url, _one_type_each(url, parts, args), schema, strict, max_problems)
+    _refuse_no_data_line(url, report)
     if label_attribute:  # a misspelt name: not "valid" (the CLI's exit 1 was its own check; report.ok said True)
         refuse_absent_attribute(url, label_attribute, without=report.unlabeled,
                                 data_lines=report.lines - report.blank_lines if report.ok else 0)
     elif task_type is not None and report.ok and not report.attributes:
         _refuse_absent_type(url, task_type)
     return report
+
+
+def _refuse_no_data_line(url: str, report: ValidationReport) -> None:
+    """Refuse a file without a data line (empty, a byte order mark alone, only blank lines) as a job
+    refuses it (``input-empty``, exit 1): "valid: 0 lines" passed a file every job refuses, and no
+    job writes one (an output manifest holds its input's lines, of which there was at least one)."""
+    if report.lines > report.blank_lines:
+        return
+    needs = f"there is no line to check against schema {report.schema!r}" if report.schema else None
+    raise input_empty(storage.redact_secret_url(url), report.lines, what="manifest", needs=needs)
 
 
 def _refuse_absent_type(url: str, task_type: str) -> None:
