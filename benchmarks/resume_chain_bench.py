@@ -215,12 +215,20 @@ def bench_chain(path: Path, work: Path, repeat: int, every: int = 100) -> None:
           f"target < 2x (the commands): {'met' if chc < 2 * vac else 'NOT met'} ({load()})")
 
 
+def _at_least_two(text: str) -> int:
+    """``--every``: 1 would leave no line labeled for the first job to pass over, 0 divides by zero."""
+    k = int(text)
+    if k < 2:
+        raise argparse.ArgumentTypeError(f"{k}: every K-th line needs a label, K 2 or more")
+    return k
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("resume", "chain"))
-    parser.add_argument("--every", type=int, default=100, metavar="K",
+    parser.add_argument("--every", type=_at_least_two, default=100, metavar="K",
                         help="chain: every K-th line needs a label (default 100: the 1%% the target is set for; "
                              "2 shows the cost of a chain onto many failed lines, each of which the scan reads apart)")
     args = parser.parse_args()

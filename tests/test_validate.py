@@ -626,3 +626,32 @@ def test_one_task_type_across_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [p.message for p in parallel.problems] == [p.message for p in single.problems]
     assert all("(line 1)" in p.message for p in parallel.problems)
     assert parallel.attributes == single.attributes and parallel.attributes["boxes"].invalid == len(wrong)
+
+
+def test_an_attribute_first_met_in_a_later_range_is_named_by_its_line_in_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attribute whose first label is in the second range or later: its messages named that
+    label by its line in the range (``(line 24)``), not in the file (``(line 601)``); both when
+    the range is not checked again and when another attribute's mix makes it checked again."""
+    plain = [{"source-ref": f"s3://b/{n}.jpg", "other": 0, "other-metadata": IC_META} for n in range(1, 601)]
+    later_boxes = {"source-ref": "s3://b/y.jpg", "y": boxes_line(0)["boxes"], "y-metadata": OD_META}
+    later_class = {"source-ref": "s3://b/z.jpg", "y": 0, "y-metadata": IC_META}
+    records = [*plain, later_class, later_boxes, later_class]
+    path = manifest(tmp_path, records)
+    single = validate_manifest(path, workers=1)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    assert problems(single) == problems(parallel) == [(602, "y-metadata.type", MIXED)]
+    assert [p.message for p in parallel.problems] == [p.message for p in single.problems]
+    assert "(line 601)" in parallel.problems[0].message, parallel.problems[0].message
+    # and where that range is checked again for another attribute's mix: ``other`` holds boxes from
+    # line 451 on, so the ranges after line 451 start with a type other than the file's first
+    records = [*plain[:450], *({**line, "other": boxes_line(0)["boxes"], "other-metadata": OD_META}
+                               for line in plain[450:]), later_class, later_boxes]
+    path = manifest(tmp_path, records)
+    single = validate_manifest(path, workers=1, max_problems=10_000)
+    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    assert problems(single) == problems(parallel) == [
+        *((n, "other-metadata.type", MIXED) for n in range(451, 601)), (602, "y-metadata.type", MIXED)]
+    assert [p.message for p in parallel.problems] == [p.message for p in single.problems]
+    assert "(line 601)" in parallel.problems[-1].message and "(line 1)" in parallel.problems[0].message

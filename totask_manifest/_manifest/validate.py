@@ -162,8 +162,9 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     """The ranges' results, each label attribute held to its first label in the file (each range
     held its lines to its own first, ``line_rules.MIXED_TYPES``). A range whose first label of an
     attribute is of another type than an earlier range's is checked again, held to the earlier
-    ones (only where a file mixes types: its lines were judged against the wrong label); one of
-    the same type has its messages' first line renumbered to the file's."""
+    ones (only where a file mixes types: its lines were judged against the wrong label). Each
+    message then names the file's first label by its line in the file: an earlier range's, or the
+    range's own counted from the file's start (a range numbers its lines from its own first)."""
     firsts: dict[str, tuple[str, str, int]] = {}
     offset = 0
     checked: list[Collector] = []
@@ -171,8 +172,12 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
         earlier = {a: firsts[a] for a in part.first_types if a in firsts}
         if any(part.first_types[a][0] != first[0] for a, first in earlier.items()):
             part = check_range(url, part.start, part.end, *args, first_types=earlier)
-        elif earlier and part.counts[MIXED_TYPES]:
-            part.problems = [_renumbered(p, part.first_types, earlier) for p in part.problems]
+        # the first labels the messages name, as the range wrote them -> as the file numbers them
+        # (a range checked again was given the earlier ones, already in the file's numbers)
+        relabel = {a: (own, earlier.get(a, (own[0], own[1], own[2] + offset)))
+                   for a, own in part.first_types.items()}
+        if part.counts[MIXED_TYPES] and any(own != file for own, file in relabel.values()):
+            part.problems = [_renumbered(p, relabel) for p in part.problems]
         for a, (kind, written, line) in part.first_types.items():
             firsts.setdefault(a, (kind, written, line + offset))
         offset += part.lines
@@ -180,12 +185,13 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     return checked
 
 
-def _renumbered(p: Problem, own: dict[str, tuple[str, str, int]], earlier: dict[str, tuple[str, str, int]]) -> Problem:
-    """``p`` naming the file's first label of its attribute where it named the range's (same type)."""
+def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:
+    """``p`` naming its attribute's first label as the file numbers it (``relabel``: the range's
+    first label -> the file's) where it named it as the range did."""
     attribute = p.key.removesuffix(METADATA + ".type")
-    if p.rule != MIXED_TYPES or attribute not in earlier:
+    if p.rule != MIXED_TYPES or attribute not in relabel:
         return p
-    ours, theirs = own[attribute], earlier[attribute]
+    ours, theirs = relabel[attribute]
     return replace(p, message=p.message.replace(first_label(ours[1], ours[2]), first_label(theirs[1], theirs[2]), 1))
 
 
