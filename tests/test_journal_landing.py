@@ -12,6 +12,7 @@ import pytest
 from totask_manifest._synapse.apply import apply_job
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.journal import open_writes, read_journal
+from totask_manifest._synapse.rollback import rollback_job
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import make_job, seed_tasks
 
@@ -132,3 +133,24 @@ def test_a_put_held_back_by_another_requests_429_is_journalled_when_it_goes(syna
     assert all(dt.datetime.strptime(r["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) > paused_at
                for r in held)
     assert len(held) == 1  # the one PUT that waited: those sent before the pause or after it are not
+
+
+@pytest.mark.parametrize(("first", "noted", "rolled_back"), [(502, "unanswered", "landing"), (500, "answered", "already")])
+def test_a_500_after_an_unanswered_attempt_may_still_land(synapse, files, client, tmp_path, first, noted,
+                                                          rolled_back) -> None:
+    """A PUT answered 502 (a gateway that gave up: the backend may still write it), then 500 on
+    every retry: the last answer is the backend's own, but the 502's attempt may still land, so it
+    is noted ``unanswered`` and a rollback at once leaves its task open. It was noted ``answered``
+    (nothing on its way) by its last status alone, and closed. 500 on every attempt: ``answered``."""
+    pid = seed_tasks(synapse, files, 1)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job = make_job(tmp_path, export)
+    tid = synapse.project_tasks(pid)[0]["id"]
+    synapse.add_fault(Fault(status=first, method="PUT", path=f"^/tasks/{tid}/", times=1))
+    synapse.add_fault(Fault(status=500, method="PUT", path=f"^/tasks/{tid}/", times=None))
+    report = apply_job(str(job), client=client, concurrency=1)
+    assert report.totals["failed"] == 1, report.summary()
+    synapse.clear_faults()
+    assert [r["op"] for r in read_journal(str(job)) if r["op"] not in ("before", "attempt")] == [noted]
+    assert [r.status for r in rollback_job(str(job), client=client).results] == [rolled_back]

@@ -7,17 +7,19 @@ then called the 27 ``already as before``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from totask_manifest import ToTaskAction
 from totask_manifest._synapse.apply import apply_job
+from totask_manifest._synapse.apply_report import ApplyReport
 from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.journal import read_journal
 from totask_manifest._synapse.rollback import rollback_job
 from totask_manifest.testing import Fault
-from totask_manifest.testing.builders import TOKEN, make_job, seed_tasks
+from totask_manifest.testing.builders import TOKEN, fast_client, make_job, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -70,49 +72,101 @@ def test_a_revoked_token_leaves_only_the_written_tasks_to_restore(synapse, files
     assert report.summary() == "rollback: 5 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
 
 
-def refused_after_a_502(synapse, files, client, tmp_path) -> tuple[Path, int, int]:
-    """A job applied where the first task's PUT is answered 502 (a gateway that gave up: the backend
-    may still write it), then 403 on its retry: its job folder, its project and that task's id."""
+#: what the first task's first PUT meets before its retry is refused 403, by whether that attempt
+#: may still land: no answer (a gateway that gave up, a timeout: the backend may still write it), or
+#: the backend's own 500 or 503 (nothing of it on its way)
+UNANSWERED = {"502": Fault(status=502, times=1),
+              "timeout": Fault(status=403, times=1, delay=2.0)}  # answered after the client's 0.5 s
+ANSWERED = {"500": Fault(status=500, times=1), "503": Fault(status=503, times=1)}
+
+
+def refused_after(synapse, files, client, tmp_path, first_attempt: Fault, *,
+                  fatal_at_the_last: bool = False) -> tuple[Path, int, int, ApplyReport]:
+    """A job applied where the first task's PUT meets ``first_attempt`` (its method and path set
+    here), then 403 on its retry: its job folder, its project, that task's id and the report.
+    ``fatal_at_the_last``: the last task's PUT is answered 401, which stops the run and rolls it back."""
     pid = seed_tasks(synapse, files, 3, data=ORIGINAL)
     export = tmp_path / "e.manifest"
     export_tasks(pid, str(export), client=client)
     job = make_job(tmp_path, export)
-    first = min(t["id"] for t in synapse.project_tasks(pid))
-    synapse.add_fault(Fault(status=502, method="PUT", path=f"^/tasks/{first}/", times=1))
-    synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{first}/", times=None))
-    report = apply_job(str(job), client=client, concurrency=1)
-    assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
-    failed = [r for r in read_journal(str(job)) if r["op"] == "failed"]
-    assert [(r["task_id"], r.get("refused")) for r in failed] == [(first, False)]
+    ids = sorted(t["id"] for t in synapse.project_tasks(pid))
+    synapse.add_fault(replace(first_attempt, method="PUT", path=f"^/tasks/{ids[0]}/"))
+    synapse.add_fault(Fault(status=403, method="PUT", path=f"^/tasks/{ids[0]}/", times=None))
+    if fatal_at_the_last:
+        synapse.add_fault(Fault(status=401, method="PUT", path=f"^/tasks/{ids[-1]}/", times=None))
+    impatient = fast_client(synapse, timeout=0.5)
+    try:
+        report = apply_job(str(job), client=impatient, concurrency=1)
+    finally:
+        impatient.close()
     synapse.clear_faults()
-    return job, pid, first
+    return job, pid, ids[0], report
 
 
-def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files, client, tmp_path,
-                                                                  monkeypatch) -> None:
-    """A PUT retried after a 502 (the backend may have written it behind the gateway) and then
-    refused is not proof that nothing was written: rollback still looks at that task. Within a
-    minute of its run's last record it leaves the task open, as for a write no one answered: the
-    502's write may still land. It was closed as "already as before" at once, and the write that
-    landed a moment later stayed on the task for good."""
-    job, pid, first = refused_after_a_502(synapse, files, client, tmp_path)
+def failed_records(job: Path) -> list[tuple[int, bool | None]]:
+    """The task and ``refused`` of each ``failed`` record of the job's journal."""
+    return [(r["task_id"], r.get("refused")) for r in read_journal(str(job)) if r["op"] == "failed"]
+
+
+@pytest.mark.parametrize("first_attempt", UNANSWERED.values(), ids=UNANSWERED.keys())
+def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files, client, tmp_path, monkeypatch,
+                                                                  first_attempt) -> None:
+    """A PUT retried after a 502 or a timeout (the backend may have written it behind the gateway,
+    or be writing it still) and then refused is not proof that nothing was written: rollback still
+    looks at that task. Within a minute of its run's last record it leaves the task open, as for a
+    write no one answered: that attempt's write may still land. It was closed as "already as
+    before" at once, and the write that landed a moment later stayed on the task for good."""
+    job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt)
+    assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
+    assert failed_records(job) == [(first, False)]
     early = rollback_job(str(job), client=client)
     assert early.summary().startswith(
         "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed, 1 with a write "
         "that may still land (run rollback again in "), early.summary()
     assert [r.task_id for r in early.results if r.status == "landing"] == [first]
     landed = next(r.body["data"] for r in synapse.requests_to("PUT", f"^/tasks/{first}/"))
-    client.annotate_task_data(first, landed)  # the 502's write reaches the backend after all
+    client.annotate_task_data(first, landed)  # the unanswered attempt's write reaches the backend after all
     monkeypatch.setattr("totask_manifest._synapse.rollback.LANDING_SECONDS", 0.0)  # a minute later
     assert rollback_job(str(job), client=client).summary() == (
         "rollback: 1 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed")
     assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
 
 
+@pytest.mark.parametrize("first_attempt", ANSWERED.values(), ids=ANSWERED.keys())
+def test_a_refusal_after_a_500_or_503_is_settled(synapse, files, client, tmp_path, first_attempt) -> None:
+    """A 500 or a 503 is the backend's own answer: nothing of that attempt is on its way, so a
+    refusal of the retry wrote nothing, as one on the only attempt. It was journalled as after an
+    unanswered attempt (any retry counted), so a rollback at once left the task open for a minute
+    and waited for a write that could not land."""
+    job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt)
+    assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
+    assert failed_records(job) == [(first, True)]
+    early = rollback_job(str(job), client=client)
+    assert early.summary() == "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
+    assert early.complete and first not in {r.task_id for r in early.results}
+    assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
+
+
+@pytest.mark.parametrize(("first_attempt", "left_open"), [(ANSWERED["500"], False), (UNANSWERED["502"], True)],
+                         ids=["500", "502"])
+def test_apply_own_rollback_waits_only_for_a_refusal_after_an_unanswered_attempt(synapse, files, client, tmp_path,
+                                                                                  first_attempt, left_open) -> None:
+    """A 401 stops the run and rolls its writes back at once: a refusal after a 500 wrote nothing
+    and is not counted, nothing is left open; after a 502 that attempt may still land, so its task
+    is left for a later rollback (``finish with``). After a 500 it was left open too."""
+    job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt, fatal_at_the_last=True)
+    assert "token was refused" in report.fatal, report.summary()
+    statuses = {r.task_id: r.status for r in report.rollback.results}
+    second = sorted(t["id"] for t in synapse.project_tasks(pid))[1]
+    assert statuses == ({first: "landing", second: "restored"} if left_open else {second: "restored"}), statuses
+    assert report.rollback.complete is not left_open, report.summary()
+    assert (f"finish with: totask-manifest rollback {job}" in report.summary()) is left_open, report.summary()
+
+
 def test_a_rerun_finds_the_write_of_a_refusal_after_an_unanswered_attempt(synapse, files, client, tmp_path) -> None:
     """The 502's write landed, stored normalised: a re-run counts the task ``unchanged`` (the write
     in doubt found stored), not a conflict, and rollback then restores it."""
-    job, _, first = refused_after_a_502(synapse, files, client, tmp_path)
+    job, _, first, _ = refused_after(synapse, files, client, tmp_path, UNANSWERED["502"])
     synapse.normalise = lambda data: {**data, "meta": {"normalised": True}}
     client.annotate_task_data(first, next(r.body["data"] for r in synapse.requests_to("PUT", f"^/tasks/{first}/")))
     report = apply_job(str(job), client=client)

@@ -64,6 +64,7 @@ from .client import (
     TokenRejected,
 )
 from .current import CurrentData
+from .errors import went_unanswered
 from .journal import Journal, contains
 from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import other_host, rollback_async
@@ -131,10 +132,6 @@ def apply_job(
     finally:
         if own:
             client.close()
-
-
-#: answers of a gateway that gave up waiting for the backend, which may still finish the request
-_GATEWAY_GAVE_UP = frozenset({502, 504})
 
 
 class _ApplyRun:
@@ -424,15 +421,18 @@ class _ApplyRun:
                 # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
                 # it never answered did (``refused`` False: that attempt may still land, so the write
                 # stays in doubt, ``journal.open_writes``); a refused write is no task for rollback
-                # to restore. A 2xx whose body is not JSON (a proxy's page, an answer cut short) is
-                # no refusal: the write may be stored, so it stays in doubt for a re-run and rollback
-                # to look at
+                # to restore. An earlier 500 or 503 was the backend's own answer, nothing of it on its
+                # way: refused too. A 2xx whose body is not JSON (a proxy's page, an answer cut short)
+                # is no refusal: the write may be stored, so it stays in doubt for a re-run and
+                # rollback to look at
+                refused = not exc.after_unanswered
                 self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
-                                  refused=not exc.retried)
-                self.sent -= not exc.retried
-            elif exc.status is None or exc.status in _GATEWAY_GAVE_UP:
+                                  refused=refused)
+                self.sent -= refused
+            elif went_unanswered(exc.status) or exc.after_unanswered:
                 # no answer (a timeout, a dropped connection), or a gateway that stopped waiting for the
-                # backend: in doubt, and the backend may still be processing it (``TaskHistory.landing``)
+                # backend, on this attempt or an earlier one: in doubt, and the backend may still be
+                # processing it (``TaskHistory.landing``)
                 self.journal.note("unanswered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
             else:  # the backend's own answer (a 2xx whose body is not JSON, a 500, a 503): in doubt, none on its way
                 self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)

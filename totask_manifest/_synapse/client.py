@@ -65,6 +65,7 @@ from .errors import (  # noqa: F401 - the client's errors are importable from he
     reason_phrase,
     unanswered,
     unexpected_answer,
+    went_unanswered,
 )
 from .query import encode_query, split_lookup  # noqa: F401 - the one query encoder
 from .settings import SynapseSettings
@@ -223,6 +224,7 @@ class AsyncSynapseClient:
         failures = 0
         rate_limited = 0
         attempt = 0
+        after_unanswered = False  # an earlier attempt may still be processed (``errors.went_unanswered``)
         while True:
             paused = await self._wait_if_paused()
             attempt += 1
@@ -241,6 +243,7 @@ class AsyncSynapseClient:
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
                 if repeatable and not refused and failures <= self.retries:
+                    after_unanswered = True  # no answer: ``went_unanswered(None)``
                     await self._sleep_backoff(failures)
                     continue
                 raise unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact) from None
@@ -257,10 +260,11 @@ class AsyncSynapseClient:
             retryable = status in RETRY_STATUSES or (status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT)
             if retryable and failures < self.retries:
                 failures += 1
+                after_unanswered = after_unanswered or went_unanswered(status)
                 await self._sleep_backoff(failures)
                 continue
             if status >= 400:
-                raise self._error(method, url, status, body, retried=failures > 0, proxy=proxy)
+                raise self._error(method, url, status, body, after_unanswered=after_unanswered, proxy=proxy)
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not body:
@@ -273,6 +277,7 @@ class AsyncSynapseClient:
                     status=status,
                     method=method,
                     path=_path_of(url),
+                    after_unanswered=after_unanswered,
                 ) from None
 
     async def _wait_if_paused(self) -> bool:
@@ -299,12 +304,12 @@ class AsyncSynapseClient:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _error(self, method: str, url: str, status: int, body: bytes, *, retried: bool = False,
+    def _error(self, method: str, url: str, status: int, body: bytes, *, after_unanswered: bool = False,
                proxy: Proxy | None = None) -> SynapseHTTPError:
         """An error answer's error, the tokens masked, and the credentials of the ``proxy`` the request
         went through: an ``http://`` host's answer may be the proxy's own page, which may echo them."""
         secrets = [*self.settings.secrets(), *(proxy.secrets if proxy is not None else ())]
-        return http_error(method, _path_of(url), status, body, secrets, retried=retried)
+        return http_error(method, _path_of(url), status, body, secrets, after_unanswered=after_unanswered)
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""

@@ -22,15 +22,16 @@ class SynapseHTTPError(SynapseError):
     """The backend answered with an error status."""
 
     def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None,
-                 retried: bool = False) -> None:
+                 after_unanswered: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.path = path
         self.detail = detail
-        #: an earlier attempt of the request went unanswered or failed with a status that is retried
-        #: (a 502 from a gateway, a dropped connection): it may have done the work this answer refuses
-        self.retried = retried
+        #: an earlier attempt of the request went unanswered (``went_unanswered``: a timeout, a dropped
+        #: connection, a gateway's 502 or 504): the backend may still do the work this answer refuses.
+        #: An earlier 500 or 503 is the backend's own answer: nothing of it is on its way
+        self.after_unanswered = after_unanswered
 
 
 class BadRequest(SynapseHTTPError):
@@ -74,6 +75,19 @@ class BackendUnavailable(SynapseHTTPError):
             self.exit_code = 2
 
 
+#: answers of a gateway that gave up waiting for the backend, which may still finish the request
+GATEWAY_GAVE_UP = frozenset({502, 504})
+
+
+def went_unanswered(status: int | None) -> bool:
+    """Whether an attempt that ended with ``status`` (None: no answer at all, a timeout or a dropped
+    connection) may still be processed by the backend: no one answered it, or a gateway gave up
+    waiting for it (502, 504). The one rule for apply's journal (``unanswered``) and for the
+    client's earlier attempts (``SynapseHTTPError.after_unanswered``): a 500 or a 503 is the
+    backend's own answer, with nothing on its way."""
+    return status is None or status in GATEWAY_GAVE_UP
+
+
 def json_kind(value: Any) -> str:
     """What a JSON value is, in words (``a JSON list``), for a message about an answer's shape."""
     if value is None:
@@ -111,7 +125,7 @@ def reason_phrase(status: int) -> str:
 
 
 def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequence[str], *,
-               retried: bool = False) -> SynapseHTTPError:
+               after_unanswered: bool = False) -> SynapseHTTPError:
     """The error for an answer with an error status: the message quotes the body (its JSON, or
     an error page's first 600 bytes on one line; 300 characters at most) and ``detail`` holds its
     parsed JSON, each with ``secrets`` masked (``***``). ``detail`` was kept as received: a token
@@ -134,7 +148,7 @@ def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequen
         message += (" (check the token: SYNAPSE_ACCESS_TOKEN, SYNAPSE_PLUGIN_RUN_USER_TOKEN or the access_token "
                     "'synapse login' saved in ~/.synapse/config.json)")
     return error_class(status)(hide_secrets(message, secrets), status=status, method=method, path=path,
-                               detail=detail, retried=retried)
+                               detail=detail, after_unanswered=after_unanswered)
 
 
 def _masked(value: Any, secrets: Sequence[str]) -> Any:

@@ -5,9 +5,11 @@ Before apply overwrites a task's data it appends ``{"op": "before", "task_id", "
 only then is the PUT sent. After the PUT it appends ``done`` with the hash of what the backend
 answered it stored (``stored_hash``; a backend may normalise data), and waits again until that
 is on disk before the task counts as applied; a refused PUT appends ``failed`` (``refused``: the
-backend wrote nothing, as no earlier attempt of it went unanswered; rollback leaves that write out.
-Without ``refused`` an earlier attempt went unanswered and may still land: the write stays in doubt,
-as if it had been noted ``unanswered``). Each attempt of a PUT not sent at once (a repeated one,
+backend wrote nothing, as no earlier attempt of it went unanswered (``errors.went_unanswered``: an
+earlier 500 or 503 was answered); rollback leaves that write out. Without ``refused`` an earlier
+attempt went unanswered and may still land: the write stays in doubt, as if it had been noted
+``unanswered``; a journal written before apply told a 500 or 503 apart holds such records after
+those too, read as they are). Each attempt of a PUT not sent at once (a repeated one,
 ``attempt`` 2, 3, ...; or the first, 1, held back by a pause for another request's 429) appends
 ``attempt`` and waits until it is on disk before that attempt is sent: the run's last sign of life
 then follows its last attempt (``TaskHistory.landing``). Rollback appends ``restored``. So
@@ -20,8 +22,8 @@ as holding this job's write when its current data contains everything that was s
 key and value of the sent data, lists element by element; keys the backend added are allowed),
 so re-apply calls it unchanged and rollback restores it rather than reporting a conflict.
 A PUT that ended without an answer (a timeout, a dropped connection) or with a gateway's 502 or
-504 stays in doubt, noted ``unanswered``, as does one refused after such an attempt (``failed``
-without ``refused``). Such a write, or one whose run was stopped while it waited (a Ctrl-C), may
+504, on its last attempt or an earlier one, stays in doubt, noted ``unanswered``, as does one
+refused after such an attempt (``failed`` without ``refused``). Such a write, or one whose run was stopped while it waited (a Ctrl-C), may
 still reach the backend: a rollback within a minute of its run's last record leaves the task
 open, whatever it holds now (``TaskHistory.landing``), since closing it would leave the write,
 landed after, for good. A PUT the backend itself answered (a 500, a 503,
@@ -416,7 +418,7 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
                 continue
             history.in_doubt = [w for w in history.in_doubt if not any(w is s for s in settled)]
             if op == "failed" and settled:
-                # refused on its only attempt: nothing was written, so nothing of it to restore
+                # refused, no earlier attempt left unanswered: nothing was written, so nothing of it to restore
                 history.writes = [w for w in history.writes if w is not settled[-1]]
                 if not history.writes:
                     del histories[tid]
