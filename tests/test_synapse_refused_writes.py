@@ -132,18 +132,30 @@ def test_a_refusal_after_an_unanswered_attempt_is_still_restored(synapse, files,
     assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
 
 
+def answered_records(job: Path) -> list[tuple[int, int]]:
+    """The task and status of each ``answered`` record of the job's journal (in doubt, none on its way)."""
+    return [(r["task_id"], r["status"]) for r in read_journal(str(job)) if r["op"] == "answered"]
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["not-stored", "stored"])
 @pytest.mark.parametrize("first_attempt", ANSWERED.values(), ids=ANSWERED.keys())
-def test_a_refusal_after_a_500_or_503_is_settled(synapse, files, client, tmp_path, first_attempt) -> None:
-    """A 500 or a 503 is the backend's own answer: nothing of that attempt is on its way, so a
-    refusal of the retry wrote nothing, as one on the only attempt. It was journalled as after an
-    unanswered attempt (any retry counted), so a rollback at once left the task open for a minute
-    and waited for a write that could not land."""
+def test_a_refusal_after_a_500_or_503_is_looked_at_without_waiting(synapse, files, client, tmp_path, first_attempt,
+                                                                    stored) -> None:
+    """A 500 or a 503 is the backend's own answer: nothing of that attempt is on its way, but it
+    may have stored the write before failing (a final 500 is in doubt for that reason). A refusal
+    of the retry was journalled as after an unanswered attempt (any retry counted), so a rollback
+    at once left the task open for a minute, waiting for a write that could not land; settling it
+    as refused instead would leave a write the 500 stored on the task for good. It is noted
+    ``answered`` now: rollback looks at the task at once and restores it only where it was stored."""
     job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt)
     assert report.totals["applied"] == 2 and report.totals["failed"] == 1, report.summary()
-    assert failed_records(job) == [(first, True)]
+    assert failed_records(job) == [] and answered_records(job) == [(first, 403)]
+    if stored:  # the 500's attempt had stored it
+        client.annotate_task_data(first, next(r.body["data"] for r in synapse.requests_to("PUT", f"^/tasks/{first}/")))
     early = rollback_job(str(job), client=client)
-    assert early.summary() == "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed"
-    assert early.complete and first not in {r.task_id for r in early.results}
+    assert early.summary() == (f"rollback: {2 + stored} restored, {1 - stored} already as before, 0 changed by someone "
+                               "else (skipped), 0 failed"), early.summary()
+    assert early.complete
     assert all(t["data"] == ORIGINAL for t in synapse.project_tasks(pid))
 
 
@@ -151,14 +163,15 @@ def test_a_refusal_after_a_500_or_503_is_settled(synapse, files, client, tmp_pat
                          ids=["500", "502"])
 def test_apply_own_rollback_waits_only_for_a_refusal_after_an_unanswered_attempt(synapse, files, client, tmp_path,
                                                                                   first_attempt, left_open) -> None:
-    """A 401 stops the run and rolls its writes back at once: a refusal after a 500 wrote nothing
-    and is not counted, nothing is left open; after a 502 that attempt may still land, so its task
-    is left for a later rollback (``finish with``). After a 500 it was left open too."""
+    """A 401 stops the run and rolls its writes back at once: a refusal after a 500 is looked at
+    there and then (the task holds what it held), nothing is left open; after a 502 that attempt
+    may still land, so its task is left for a later rollback (``finish with``). After a 500 it was
+    left open too."""
     job, pid, first, report = refused_after(synapse, files, client, tmp_path, first_attempt, fatal_at_the_last=True)
     assert "token was refused" in report.fatal, report.summary()
     statuses = {r.task_id: r.status for r in report.rollback.results}
     second = sorted(t["id"] for t in synapse.project_tasks(pid))[1]
-    assert statuses == ({first: "landing", second: "restored"} if left_open else {second: "restored"}), statuses
+    assert statuses == {first: "landing" if left_open else "already", second: "restored"}, statuses
     assert report.rollback.complete is not left_open, report.summary()
     assert (f"finish with: totask-manifest rollback {job}" in report.summary()) is left_open, report.summary()
 

@@ -417,12 +417,17 @@ class _ApplyRun:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema,
                                                        on_attempt=self._journal_attempt(p))
         except SynapseHTTPError as exc:
-            if exc.status is not None and 300 <= exc.status < 500:
+            refusal = exc.status is not None and 300 <= exc.status < 500
+            if refusal and exc.after_server_error and not exc.after_unanswered:
+                # refused after a 500 or 503 of the backend's own: nothing of that attempt is on its
+                # way, but it may have stored the write before failing, as a final 500 may: in doubt,
+                # for rollback and a re-run to look at the task (not to wait a minute for it)
+                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
+            elif refusal:
                 # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
                 # it never answered did (``refused`` False: that attempt may still land, so the write
                 # stays in doubt, ``journal.open_writes``); a refused write is no task for rollback
-                # to restore. An earlier 500 or 503 was the backend's own answer, nothing of it on its
-                # way: refused too. A 2xx whose body is not JSON (a proxy's page, an answer cut short)
+                # to restore. A 2xx whose body is not JSON (a proxy's page, an answer cut short)
                 # is no refusal: the write may be stored, so it stays in doubt for a re-run and
                 # rollback to look at
                 refused = not exc.after_unanswered

@@ -225,6 +225,7 @@ class AsyncSynapseClient:
         rate_limited = 0
         attempt = 0
         after_unanswered = False  # an earlier attempt may still be processed (``errors.went_unanswered``)
+        after_server_error = False  # an earlier attempt was answered 500 or 503: it may have been stored
         while True:
             paused = await self._wait_if_paused()
             attempt += 1
@@ -261,10 +262,12 @@ class AsyncSynapseClient:
             if retryable and failures < self.retries:
                 failures += 1
                 after_unanswered = after_unanswered or went_unanswered(status)
+                after_server_error = after_server_error or not went_unanswered(status)
                 await self._sleep_backoff(failures)
                 continue
             if status >= 400:
-                raise self._error(method, url, status, body, after_unanswered=after_unanswered, proxy=proxy)
+                raise self._error(method, url, status, body, after_unanswered=after_unanswered,
+                                  after_server_error=after_server_error, proxy=proxy)
             if 300 <= status < 400:
                 raise self._redirect_error(method, url, status, response.headers.get("Location"))
             if not body:
@@ -278,6 +281,7 @@ class AsyncSynapseClient:
                     method=method,
                     path=_path_of(url),
                     after_unanswered=after_unanswered,
+                    after_server_error=after_server_error,
                 ) from None
 
     async def _wait_if_paused(self) -> bool:
@@ -305,11 +309,12 @@ class AsyncSynapseClient:
             await asyncio.sleep(delay)
 
     def _error(self, method: str, url: str, status: int, body: bytes, *, after_unanswered: bool = False,
-               proxy: Proxy | None = None) -> SynapseHTTPError:
+               after_server_error: bool = False, proxy: Proxy | None = None) -> SynapseHTTPError:
         """An error answer's error, the tokens masked, and the credentials of the ``proxy`` the request
         went through: an ``http://`` host's answer may be the proxy's own page, which may echo them."""
         secrets = [*self.settings.secrets(), *(proxy.secrets if proxy is not None else ())]
-        return http_error(method, _path_of(url), status, body, secrets, after_unanswered=after_unanswered)
+        return http_error(method, _path_of(url), status, body, secrets, after_unanswered=after_unanswered,
+                          after_server_error=after_server_error)
 
     def _redirect_error(self, method: str, url: str, status: int, location: str | None) -> BackendMoved:
         """Names only where the redirect points (scheme and host): its path or query may hold secrets."""

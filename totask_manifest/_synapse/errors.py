@@ -22,7 +22,7 @@ class SynapseHTTPError(SynapseError):
     """The backend answered with an error status."""
 
     def __init__(self, message: str, *, status: int | None, method: str, path: str, detail: Any = None,
-                 after_unanswered: bool = False) -> None:
+                 after_unanswered: bool = False, after_server_error: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
@@ -32,6 +32,9 @@ class SynapseHTTPError(SynapseError):
         #: connection, a gateway's 502 or 504): the backend may still do the work this answer refuses.
         #: An earlier 500 or 503 is the backend's own answer: nothing of it is on its way
         self.after_unanswered = after_unanswered
+        #: an earlier attempt was answered 500 or 503: nothing of it is on its way, but the backend
+        #: may have stored the write before it failed (a final 500 is in doubt for the same reason)
+        self.after_server_error = after_server_error
 
 
 class BadRequest(SynapseHTTPError):
@@ -125,7 +128,7 @@ def reason_phrase(status: int) -> str:
 
 
 def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequence[str], *,
-               after_unanswered: bool = False) -> SynapseHTTPError:
+               after_unanswered: bool = False, after_server_error: bool = False) -> SynapseHTTPError:
     """The error for an answer with an error status: the message quotes the body (its JSON, or
     an error page's first 600 bytes on one line; 300 characters at most) and ``detail`` holds its
     parsed JSON, each with ``secrets`` masked (``***``). ``detail`` was kept as received: a token
@@ -148,7 +151,8 @@ def http_error(method: str, path: str, status: int, body: bytes, secrets: Sequen
         message += (" (check the token: SYNAPSE_ACCESS_TOKEN, SYNAPSE_PLUGIN_RUN_USER_TOKEN or the access_token "
                     "'synapse login' saved in ~/.synapse/config.json)")
     return error_class(status)(hide_secrets(message, secrets), status=status, method=method, path=path,
-                               detail=detail, after_unanswered=after_unanswered)
+                               detail=detail, after_unanswered=after_unanswered,
+                               after_server_error=after_server_error)
 
 
 def _masked(value: Any, secrets: Sequence[str]) -> Any:
