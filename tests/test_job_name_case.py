@@ -12,12 +12,16 @@ The CLI runs as a real subprocess; S3 is moto's server on 127.0.0.1; Synapse the
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
-from tests.jobs_helpers import TOY, run_cli, sample_job_args, write_manifest
+from tests.jobs_helpers import REPO, TOY, run_cli, sample_job_args, toy_job_args, write_manifest
 from tests.support.s3 import S3Endpoint
 from totask_manifest import ToTaskAction
 from totask_manifest import _api as api
@@ -136,3 +140,113 @@ def test_a_job_folder_renamed_in_letter_case_says_case_counts(tmp_path: Path) ->
     line = one_line_error(r.stderr, "resume")
     assert ("must be named after its job, letter case included: rename it to 'A1' (or give it so, where the "
             "file system ignores case)") in line, line
+
+
+def _a_stopped_run(job: Path) -> Path:
+    """What a ``run`` stopped before its job started leaves (``docs/synapse.md``): its record and
+    its export, no ``job.json``, no lease (given back as it stopped)."""
+    job.mkdir(parents=True)
+    (job / "totask-run.json").write_text("{}")
+    (job / "synapse-export.manifest").write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    return job
+
+
+def test_a_run_stopped_before_its_job_started_takes_its_name(tmp_path: Path) -> None:
+    """Before, a folder holding only the run's files was no job for this rule: ``annotate
+    --job-name File-Based-Annotation`` started beside it, and the run could never be resumed."""
+    out = tmp_path / "out"
+    run = _a_stopped_run(out / "file-based-annotation")
+    r = run_cli(*sample_job_args("File-Based-Annotation", out))
+    assert r.returncode == 2, r.stderr
+    line = one_line_error(r.stderr, "annotate")
+    assert f"job 'File-Based-Annotation' differs only in letter case from job 'file-based-annotation' at {run}" in line
+    assert sorted(p.name for p in out.iterdir()) == ["file-based-annotation"]
+    assert sorted(p.name for p in run.iterdir()) == ["synapse-export.manifest", "totask-run.json"]
+
+
+def test_a_stopped_run_beside_a_twin_from_before_is_resumed(synapse, files, tmp_path: Path) -> None:
+    """A stopped run whose name an earlier version let a job of the other case take: running the
+    same action again is the run itself (its record), not refused (exit 2, for ever, before)."""
+    from totask_manifest.testing.builders import seed_tasks
+
+    pid = seed_tasks(synapse, files, 2)
+    out = tmp_path / "out"
+    run = _a_stopped_run(out / "file-based-annotation")
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    twin = make_job(out, manifest, name="File-Based-Annotation")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"name: File_Based_Annotation\nproject: {pid}\nagent: 1\nmethod: file\n"
+                      "target_specification_name: annotation_data\n")
+    r = run_cli("run", str(params), "--output", str(out))
+    assert r.returncode == 0 and orjson.loads(r.stdout)["status"] == "SUCCEEDED", r.stdout + r.stderr
+    assert (run / "job.json").exists() and sorted(p.name for p in twin.iterdir()) == ["job.json", "manifests"]
+
+
+def test_a_start_killed_beside_a_twin_from_before_carries_on(tmp_path: Path) -> None:
+    """A start of ``a1`` killed while it held its lease (no ``job.json``), beside a job ``A1`` an
+    earlier version let start: the same command again is that job itself, and carries on."""
+    out, aside = tmp_path / "out", tmp_path / "aside"
+    assert run_cli(*sample_job_args("A1", aside)).returncode == 0
+    shutil.move(aside / "A1", out / "A1")
+    # a real process takes a1's lease and dies holding it (os._exit: no release, as a kill -9)
+    code = ("import os, sys; from totask_manifest._jobs.lease import acquire; "
+            "acquire(sys.argv[1], 'annotate'); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(out / "a1")], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert sorted(p.name for p in (out / "a1").iterdir()) == [".lease"]
+    r = run_cli(*sample_job_args("a1", out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "a1" / "job.json").exists() and (out / "A1" / "job.json").exists()
+
+
+def _twin_starts_between_the_checks(monkeypatch: pytest.MonkeyPatch, module: object, start_twin) -> None:
+    """Patch ``module``'s ``refuse_case_twin`` only to open the race window: the first check
+    (before the lease) is made as it is, then ``start_twin`` starts the job of the other case;
+    the check under the lease (``held``) is the real one, untouched."""
+    check = module.refuse_case_twin
+
+    def first_then_twin(job_url: str, *args, **kwargs) -> bool:
+        verdict = check(job_url, *args, **kwargs)
+        if not kwargs.get("held"):
+            start_twin()
+        return verdict
+
+    monkeypatch.setattr(module, "refuse_case_twin", first_then_twin)
+
+
+def test_a_twin_started_between_the_two_checks_is_refused_under_the_lease(tmp_path: Path, monkeypatch) -> None:
+    """The check under the lease: a job ``A1`` that a second process starts once ``a1`` passed its
+    first check refuses ``a1`` (``JobExistsError``, exit 2), and no folder ``a1`` is left."""
+    inp, out = write_manifest(tmp_path / "in.manifest", 12), tmp_path / "out"
+    out.mkdir()
+
+    def twin() -> None:  # a second process
+        started = run_cli(*toy_job_args(inp, out, job="A1"))
+        assert started.returncode == 0, started.stderr
+
+    _twin_starts_between_the_checks(monkeypatch, api, twin)
+    config = JobConfig(job_name="a1", input=str(inp), output_root=str(out), label_attribute="cls",
+                       task_type="image-classification", method=TOY)
+    with pytest.raises(JobExistsError, match=rf"^job 'a1' differs only in letter case from job 'A1' at {out / 'A1'}: "):
+        api.annotate(config)
+    assert sorted(p.name for p in out.iterdir()) == ["A1"]
+
+
+def test_a_twin_started_before_the_runs_lease_is_refused_under_it(synapse, tmp_path: Path, monkeypatch) -> None:
+    """The run's check under its lease, before its record: a job ``Boxes`` started once the run
+    ``boxes`` passed its first check refuses the run before Synapse is asked anything, no folder
+    ``boxes`` left (the annotation job, under the run's lease, finds the run's record: its own)."""
+    from totask_manifest._to_task import action
+
+    manifest = tmp_path / "m.manifest"
+    manifest.write_text('{"source-ref": "s3://b/a.jpg"}\n')
+    root = tmp_path / "out"
+    root.mkdir()
+    _twin_starts_between_the_checks(monkeypatch, action, lambda: make_job(root, manifest, name="Boxes"))
+    result = ToTaskAction(params={"name": "boxes", "project": 1, "agent": 1, "method": "file",
+                                  "target_specification_name": "a"}, output_root=str(root)).start()
+    assert result["status"] == "FAILED", result
+    assert result["message"].startswith(f"job 'boxes' differs only in letter case from job 'Boxes' at {root / 'Boxes'}")
+    assert synapse.requests == []
+    assert sorted(p.name for p in root.iterdir()) == ["Boxes"]

@@ -112,7 +112,7 @@ def annotate(
                  method_options=method_options(config.method))
     run.engine.check(config)
     exists(config.output_root)  # a refusal (wrong credentials) names the root given, not <root>/<job>/job.json
-    refuse_case_twin(config.job_url)  # before the lease; on a case-insensitive disk A1's folder is a1's
+    itself = refuse_case_twin(config.job_url)  # before the lease; on a case-insensitive disk A1's folder is a1's
     job = Job(config.job_url)
     if not job.exists:
         refuse_foreign_folder(config.job_url)  # before the lease: nothing written among the user's files
@@ -121,10 +121,13 @@ def annotate(
         if (done := completed_as_is(job)) is not None:  # reported without the lease: it writes nothing
             return done
     with hold(config.job_url, "chain" if chained_from else "clone" if cloned_from else "annotate"):  # as it was run
-        return _annotate_held(run, chained_from, cloned_from, sources)
+        return _annotate_held(run, chained_from, cloned_from, sources, itself)
 
 
-def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None, sources: InputSources) -> JobResult:
+def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | None, sources: InputSources,
+                   itself: bool) -> JobResult:
+    """``annotate`` under the job's lease; ``itself``: the job's folder held a job (or a start of
+    one) before the lease was taken (``refuse_case_twin``), so no twin check is asked again."""
     config = run.config
     job = Job(config.job_url)
     layout = job.layout
@@ -149,7 +152,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
             f"job {config.job_name!r} already exists at {redact_secret_url(config.job_url)} with another "
             f"configuration (differs in: {', '.join(differs)}); choose another --job-name{resume_it}"
         )
-    refuse_case_twin(config.job_url)  # again under the lease: a job of the other case started meanwhile holds its own
+    if not itself:  # again under the lease: a job of the other case started meanwhile holds its own
+        refuse_case_twin(config.job_url, held=True)
     sources.refuse_missing()
     taken = job_input(config, sources, layout)
     input_url, scan = taken.url, taken.scan

@@ -134,7 +134,7 @@ def refuse_foreign_folder(job_url: str) -> None:
                          "among other files: choose another --job-name or --output")
 
 
-def refuse_case_twin(job_url: str, choose: str = "choose another --job-name") -> None:
+def refuse_case_twin(job_url: str, choose: str = "choose another --job-name", *, held: bool = False) -> bool:
     """Refuse (``JobExistsError``, exit 2) to start a job whose name is that of a job in the same
     output root but for letter case (``a1`` beside ``A1``), naming that job's folder; ``choose``:
     the way on, in the words of the command (``run`` names no ``--job-name``).
@@ -147,23 +147,29 @@ def refuse_case_twin(job_url: str, choose: str = "choose another --job-name") ->
     the lease, so nothing is written, and again under it, where a job of the other name being
     started at the same time holds its lease folder (``begun_not_started``): one of two racers
     is refused, or both, never neither. An output root that cannot be listed is not checked.
+
+    Returns whether the folder of the very name is a job already (``_is_job_folder``: its
+    ``job.json``, a start's lease, or a ``run`` stopped before its job started), the job itself,
+    which carries on. ``held``: asked again under the job's own lease, by a caller whose first
+    asking returned False: that lease is then this command's own, no sign of a job found there.
     """
     root, _, name = job_url.rstrip("/").rpartition("/")
     root = root or "."
     try:
         names = _fresh_names(root)
-        if name in names and exists(join(root, name, "job.json")):
-            return
+        if not held and name in names and _is_job_folder(join(root, name)):
+            return True
         folded = name.casefold()
         alike = sorted(n for n in names if n != name and n.casefold() == folded)  # a few at most: then asked of the store
         twins = [n for n in alike if _is_job_folder(join(root, n))]
     except OSError:  # a root the credentials may write but not list (s3:PutObject without s3:ListBucket)
-        return
+        return False
     if twins:
         raise JobExistsError(
             f"job {name!r} differs only in letter case from job {twins[0]!r} at {redact_url(join(root, twins[0]))}: "
             f"job names are not case sensitive (as Ground Truth's: the labels of both would name job {name.lower()!r}, "
             f"lower-cased), and a case-insensitive file system holds both in one folder; {choose}")
+    return False
 
 
 def _fresh_names(root: str) -> list[str]:
@@ -176,8 +182,10 @@ def _fresh_names(root: str) -> list[str]:
 
 
 def _is_job_folder(folder: str) -> bool:
-    """Whether ``folder`` holds a job, or a job's start (its lease: ``begun_not_started``)."""
-    return exists(join(folder, "job.json")) or begun_not_started(folder)
+    """Whether ``folder`` holds a job, a job's start (its lease: ``begun_not_started``), or a
+    ``run``'s (``holds_a_run``): a run stopped before its job started is resumed by running the
+    same action again, so its name is taken as much as a job's."""
+    return exists(join(folder, "job.json")) or begun_not_started(folder) or holds_a_run(folder)
 
 
 def names_in(folder: str) -> list[str] | None:
@@ -200,6 +208,14 @@ def begun_not_started(folder: str) -> bool:
     only that ``job.json`` was not found; the same command again starts it)."""
     names = names_in(folder)
     return names is not None and LEASE_DIR in names and "job.json" not in names and not _foreign(names)
+
+
+def holds_a_run(folder: str) -> bool:
+    """Whether ``folder`` holds the ToTask action's own files (``RUN_FILE``, ``EXPORT_FILE``) and
+    nothing but what a job writes: what a ``run`` stopped before ``job.json`` was written leaves,
+    with no lease (given back as it stopped)."""
+    names = names_in(folder)
+    return names is not None and not {RUN_FILE, EXPORT_FILE}.isdisjoint(names) and not _foreign(names)
 
 
 def refuse_root_in_job(root_url: str) -> None:

@@ -72,13 +72,18 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def refuse_job_folder(output_root: str, p: ToTaskParams) -> None:
+#: the way on from a job name taken but for letter case, in ``run``'s words (it names no --job-name)
+_CHOOSE_NAME = "choose another name (the parameter the job is named after)"
+
+
+def refuse_job_folder(output_root: str, p: ToTaskParams) -> bool:
     """Refuse the run's job folder before Synapse is asked anything or a file is written: an output
     root at or inside another job's folder (``refuse_root_in_job``), or a job name that is another
     job's there but for letter case (``refuse_case_twin``: ``Boxes`` beside the run's ``boxes``).
-    ``run`` asks this itself too, to exit 2 (the action gives it as its FAILED result)."""
+    ``run`` asks this itself too, to exit 2 (the action gives it as its FAILED result). Returns
+    whether the run's folder holds its job already (an earlier run's, resumed: no twin check again)."""
     refuse_root_in_job(output_root)
-    refuse_case_twin(join(output_root, p.slug), "choose another name (the parameter the job is named after)")
+    return refuse_case_twin(join(output_root, p.slug), _CHOOSE_NAME)
 
 
 class ToTaskAction:
@@ -180,12 +185,14 @@ class ToTaskAction:
     def _start(self, p: ToTaskParams, client: SynapseClient, reporter: JobReporter) -> dict[str, Any]:
         job_url = self.job_url = join(self.output_root, p.slug)
         self._totask["job"] = job_url
-        refuse_job_folder(self.output_root, p)  # before the export: nothing written into another job
+        itself = refuse_job_folder(self.output_root, p)  # before the export: nothing written into another job
         # the job's own lease first, then the claim under it: a second run of the folder is refused
         # at once (JobBusyError, the live run's record left as it is). Claimed before the lease, two
         # runs started together both claimed (the second rewrote the first's record, or archived the
         # folder the first had just claimed) and one then ran the whole action
         with hold(job_url, "run"):
+            if not itself:  # again under the lease, before its record: a job of the other case started meanwhile
+                refuse_case_twin(job_url, _CHOOSE_NAME, held=True)  # (annotate, under it, finds the run's own record)
             self._run_record = claim(job_url, self.params, client.settings.host)
             return self._start_held(p, client, reporter, job_url)
 
