@@ -165,14 +165,15 @@ def test_a_class_map_name_that_is_null_or_no_string_fails_the_line(tmp_path, cap
     """``"class-map": {"1": null}`` in a label file was read as the class ``"None"`` (a number as
     its digits) and written on, exit 0, a name the file never gave; with ``--class-names`` it
     failed as "class 'None' is not among the class names given". The line fails now saying what the
-    name is, with or without the list; a name that is a string goes on as before."""
+    name is, with or without the list, under the rule a COCO category without a name has; a name
+    that is a string goes on as before."""
     code, (null, number, fine) = _job(tmp_path, None, [_boxes({"1": None}, 1), _boxes({"1": 7}, 1),
                                                        _boxes({"1": "square"}, 1)])
     assert code == 0, capsys.readouterr()
-    assert _failure(null) == ("format: key 'class-map.1': class id 1's name is null, not a string: a class needs a name "
-                              "[format-groundtruth]", "format-invalid")
-    assert "'class-map.1': class id 1's name is 7, not a string" in _failure(number)[0]
+    assert _failure(null) == ("format: key 'class-map.1': class id 1 has no name in class-map: its name is null, not a "
+                              "string; a class needs a name [format-groundtruth]", "class-name-missing")  # as COCO's
+    assert "'class-map.1': class id 1 has no name in class-map: its name is 7, not a string" in _failure(number)[0]
     assert "l" not in null and "l" not in number
     assert fine["l-metadata"]["class-map"] == {"1": "square"}
     code, (listed,) = _job(tmp_path, ["circle", "square"], [_boxes({"1": None}, 1)], job="k")
-    assert code == 1 and "class id 1's name is null, not a string" in _failure(listed)[0]  # no line labeled: FAILED
+    assert code == 1 and "class id 1 has no name in class-map: its name is null" in _failure(listed)[0]  # no line labeled: FAILED

@@ -160,9 +160,10 @@ def test_a_memory_job_cleans_its_temporaries_too(tmp_path):
 
 # -- tuning options are not job identity ---------------------------------------------------------------
 
-def file_args(sample, out, *extra):
+def file_args(sample, out, *extra, url_key: str = "annotation-ref"):
+    """The sample's file job (each flag once: a flag given twice is refused, so ``url_key`` is a keyword)."""
     return ("annotate", str(sample / "manifest.jsonl"), "--job-name", "boxes", "--label-attribute", "boxes",
-            "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
+            "--task-type", "object-detection", "--method", "file", "--url-key", url_key,
             "--class-names", str(sample / "class_names.txt"), "--allow-root", str(sample), "--output", str(out),
             *extra)
 
@@ -193,7 +194,7 @@ def test_tuning_options_may_change_between_runs_and_on_resume(tmp_path, sample):
     config = orjson.loads((out / "boxes" / "job.json").read_bytes())["config"]
     assert (config["options"]["concurrency"], config["options"]["retries"], config["checkpoint_every"]) == (5, 1, 4)
     # what the job writes is still identity
-    refused = run_cli(*file_args(sample, out, "--url-key", "source-ref"))
+    refused = run_cli(*file_args(sample, out, url_key="source-ref"))
     one_line_error(refused, 2, "another configuration")
     with pytest.raises(UsageError, match="tuning options"):
         api.resume(str(out / "boxes"), options={"url_key": "x"})

@@ -52,9 +52,10 @@ def _setup(tmp_path: Path, lines: int = 4) -> Path:
 
 
 def _annotate(tmp_path: Path, model: str, task_type: str, *extra: str, env: dict | None = None,
-              ) -> subprocess.CompletedProcess:
+              job_name: str = "j", label_attribute: str = "cls") -> subprocess.CompletedProcess:
+    """``annotate`` with the inference method (each flag once: a flag given twice is refused)."""
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"),
-            "--job-name", "j", "--label-attribute", "cls", "--task-type", task_type, "--method", "inference",
+            "--job-name", job_name, "--label-attribute", label_attribute, "--task-type", task_type, "--method", "inference",
             "--model", model, "--input-size", "16", "--allow-root", str(tmp_path), "--output",
             str(tmp_path / "out"), *extra]
     return subprocess.run(args, env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **(env or {})),
@@ -92,7 +93,7 @@ def test_a_classifier_that_fits_runs_and_a_detector_is_not_run_at_load(tmp_path:
     r = _annotate(tmp_path, str(model), "image-classification")
     assert r.returncode == 0, r.stderr
     (tmp_path / "det.py").write_text(DETECTOR)
-    r = _annotate(tmp_path, f"{tmp_path / 'det.py'}:build", "object-detection", "--job-name", "d",
+    r = _annotate(tmp_path, f"{tmp_path / 'det.py'}:build", "object-detection", job_name="d",
                   env={"FORWARDS": str(tmp_path / "forwards")})
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "forwards").read_text().split() == ["4"]  # the job's one batch, no forward at load
@@ -117,7 +118,7 @@ def test_a_segmenter_whose_channels_do_not_match_its_class_names_is_refused_befo
     other count was found only by the job's first batch, after its folder was made."""
     _setup(tmp_path)
     model = save_scripted(Channels(width, [f"c{i}" for i in range(names)]), tmp_path / "seg.pt")
-    r = _annotate(tmp_path, str(model), "semantic-segmentation", "--label-attribute", "seg-ref")
+    r = _annotate(tmp_path, str(model), "semantic-segmentation", label_attribute="seg-ref")
     assert r.returncode == 2, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("totask-manifest annotate: error: "), r.stderr
@@ -132,7 +133,7 @@ def test_a_segmenter_whose_channels_do_not_match_its_class_names_is_refused_befo
 def test_a_segmenter_with_every_or_only_foreground_names_runs(tmp_path: Path, names: int) -> None:
     _setup(tmp_path)
     model = save_scripted(Channels(3, [f"c{i}" for i in range(names)]), tmp_path / "seg.pt")
-    r = _annotate(tmp_path, str(model), "semantic-segmentation", "--label-attribute", "seg-ref")
+    r = _annotate(tmp_path, str(model), "semantic-segmentation", label_attribute="seg-ref")
     assert r.returncode == 0, r.stderr
 
 

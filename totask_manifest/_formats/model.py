@@ -346,8 +346,10 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
     if not isinstance(raw_map, Mapping):
         raise FormatError("'class-map' must be an object", fmt=fmt, key="class-map")
     for k, name in raw_map.items():
-        # a null read as the class "None" (a number as its digits) was written on as a name no one gave
-        if (problem := class_name_problem(name)) is not None:
-            raise FormatError(f"class id {k}'s name {problem}: a class needs a name", fmt=fmt, key=f"class-map.{k}")
+        # a null read as the class "None" (a number as its digits) was written on as a name no one
+        # gave; an empty name, or one of spaces, is the readers' own to refuse (``groundtruth._not_empty``)
+        if not isinstance(name, str):
+            raise FormatError(f"class id {k} has no name in class-map: its name {class_name_problem(name)}; a class "
+                              "needs a name", fmt=fmt, key=f"class-map.{k}")
         class_map[class_id_value(k, fmt=fmt, key="class-map")] = name
     return size, boxes, class_map
