@@ -177,3 +177,24 @@ def test_a_class_map_name_that_is_null_or_no_string_fails_the_line(tmp_path, cap
     assert fine["l-metadata"]["class-map"] == {"1": "square"}
     code, (listed,) = _job(tmp_path, ["circle", "square"], [_boxes({"1": None}, 1)], job="k")
     assert code == 1 and "class id 1 has no name in class-map: its name is null" in _failure(listed)[0]  # no line labeled: FAILED
+
+
+def test_a_map_key_that_is_no_class_index_fails_the_line_not_another_class(tmp_path, capsys):
+    """``"class-map": {"0": "triangle", "00": "circle"}``: ``"00"`` was read as id 0 too, so with
+    class names given the triangle box was written as a circle (exit 0); ``" 0"`` likewise, and a
+    ``confidence-map`` key ``"00"`` put its score on another class. Such a key is no class index
+    (``validate`` refuses it): the line fails, naming it, with or without class names."""
+    names = ["circle", "square2", "triangle"]
+    two_keys = _boxes({"0": "triangle", "00": "circle"}, 0)
+    spaced = _boxes({" 0": "triangle"}, 0)
+    code, (two, space) = _job(tmp_path, names, [two_keys, spaced])
+    assert code == 1, capsys.readouterr()  # no line labeled
+    assert _failure(two) == ("format: key 'class-map': \"00\" is no class index (digits, no leading zero, no space or "
+                             "sign) [format-groundtruth]", "format-invalid")
+    assert '" 0" is no class index' in _failure(space)[0], _failure(space)
+    code, (without,) = _job(tmp_path, None, [two_keys], job="k")
+    assert code == 1 and "\"00\" is no class index" in _failure(without)[0]
+    scored = {"label": [0], "metadata": {"class-map": {"0": "triangle"}, "confidence-map": {"0": 0.9, "00": 0.1}}}
+    code, (ml,) = _job(tmp_path, names, [scored], task_type="image-classification-multilabel", job="m")
+    assert code == 1 and _failure(ml) == ("format: key 'confidence-map': \"00\" is no class index (digits, no leading "
+                                          "zero, no space or sign) [format-groundtruth]", "format-invalid")

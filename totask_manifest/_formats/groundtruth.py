@@ -29,6 +29,7 @@ from .model import (
     confidence_value,
     gt_class_id,
     gt_detection,
+    map_class_id,
     read_gt_detection,
     task_type_name,
 )
@@ -252,11 +253,11 @@ def _multilabel_by_name(ids: list[int], class_map: dict, conf_map: dict, extra: 
                         classes: ClassIndex) -> Labeled:
     """``_multilabel`` with class names given: each class renumbered by its name (``_ids_by_name``),
     its score with it. A score of a class the label does not hold has no name to go by: refused."""
-    named = {class_id_value(k, fmt=FMT, key="class-map"): v for k, v in class_map.items()}
+    named = {map_class_id(k, fmt=FMT, key="class-map"): v for k, v in class_map.items()}
     new = _ids_by_name([(cid, f"label[{i}]") for i, cid in enumerate(ids)], named, classes, "class-map")
     scores = {}
     for key, conf in conf_map.items():
-        cid = class_id_value(key, fmt=FMT, key="confidence-map")
+        cid = map_class_id(key, fmt=FMT, key="confidence-map")
         if cid not in new:
             raise FormatError(f"confidence-map scores class id {cid}, which the label does not hold; classes are "
                               "numbered by name (class names given), and it has none to go by",

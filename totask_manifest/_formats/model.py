@@ -102,6 +102,18 @@ def class_id_value(value: Any, *, fmt: str, key: str) -> int:
     return value
 
 
+def map_class_id(key_text: Any, *, fmt: str, key: str) -> int:
+    """A ``class-map`` or ``confidence-map`` key as a class id: digits as ``validate``'s schemas
+    take them (no leading zero, no sign, no space; an int from Python as it is). ``class_id_value``
+    took ``"00"`` and ``" 0"`` as 0 too, so a map holding ``"0"`` and ``"00"`` named one id twice,
+    and with class names given the boxes of one took the other's class with nothing said."""
+    if isinstance(key_text, str) and not (key_text.isascii() and key_text.isdigit()
+                                          and (key_text == "0" or not key_text.startswith("0"))):
+        raise FormatError(f"{json_text(key_text)} is no class index (digits, no leading zero, no space or sign)",
+                          fmt=fmt, key=key)
+    return class_id_value(key_text, fmt=fmt, key=key)
+
+
 def gt_class_id(value: Any, *, fmt: str, key: str) -> int:
     """A class id as a Ground Truth label holds it: an integer from 0 to ``MAX_CLASS_ID``. Why not
     ``class_id_value``, which takes ``"3"`` and ``3.0`` (class-map keys, names files): the label is
@@ -351,5 +363,5 @@ def read_gt_detection(value: Any, metadata: Mapping[str, Any] | None, *, fmt: st
         if not isinstance(name, str):
             raise FormatError(f"class id {k} has no name in class-map: its name {class_name_problem(name)}; a class "
                               "needs a name", fmt=fmt, key=f"class-map.{k}")
-        class_map[class_id_value(k, fmt=fmt, key="class-map")] = name
+        class_map[map_class_id(k, fmt=fmt, key="class-map")] = name
     return size, boxes, class_map
