@@ -233,6 +233,25 @@ def test_an_allow_host_with_a_user_or_password_is_refused_without_saying_it(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("host", "said"), [
+    ("", "--allow-host '': a host name is expected, not an empty value"),
+    ("  ", "--allow-host '  ': a host name is expected, not an empty value"),
+    ("127.0.0.1.", "--allow-host 127.0.0.1.: a host name is expected (127.0.0.1), without the trailing dot"),
+])
+def test_an_empty_allow_host_or_one_with_a_trailing_dot_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture, host: str, said: str) -> None:
+    """``--allow-host ''`` (a script's unset ``$HOSTS``) was dropped as blank, which left no host:
+    the policy then allowed every host, the job fetched from anywhere, exit 0. ``127.0.0.1.`` never
+    matched (a URL's host has no trailing dot): every line failed ``host-not-allowed``."""
+    from totask_manifest._cli import main
+
+    for command in ("annotate", "report", "evaluate"):
+        assert main(_allow_host_args(tmp_path, command, host)) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, (command, err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.parametrize("host", ["::1", "[::1]", "fe80::1", "127.0.0.1", "*.example.com"])
 def test_an_ipv6_literal_is_no_host_with_a_port(host: str) -> None:
     """An IPv6 literal's colons are no port: ``::1`` and ``[::1]`` both allow ``http://[::1]:8080/``."""

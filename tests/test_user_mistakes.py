@@ -436,6 +436,15 @@ def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
     ["labeled", "", "--label-attribute", "boxes", "-o", "l.manifest"],
     ["labeled", "SRC", "--label-attribute", "boxes", "-o", " "], ["convert", "", "c.json", "--to", "coco"],
     ["convert", "SRC", "", "--to", "coco"], ["status", ""], ["resume", ""], ["chain", "", "--job-name", "c"],
+    # a file, a folder or a model given empty: --class-names '' was no class names (exit 0), --allow-root ''
+    # a job that failed for want of one
+    ["annotate", "SRC", "--job-name", "e", "--label-attribute", "b", "--task-type", "object-detection",
+     "--method", "file", "--class-names", "", "--output", "out"],
+    ["annotate", "SRC", "--job-name", "e", "--label-attribute", "b", "--task-type", "object-detection",
+     "--method", "file", "--allow-root", " ", "--output", "out"],
+    ["annotate", "SRC", "--job-name", "e", "--label-attribute", "b", "--task-type", "object-detection",
+     "--method", "inference", "--model", "", "--output", "out"],
+    ["report", "JOB", "-o", "r.html", "--allow-root", ""], ["evaluate", "SRC", "--allow-root", ""],
 ])
 def test_an_empty_path_is_refused_by_every_command_never_taken_for_the_current_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:

@@ -96,6 +96,10 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(UsageError.exit_code)
 
 
+#: options whose value is a path or URL, by metavar: what the refusal of an empty one calls it
+_PATH_OPTIONS = {"FILE": "file", "DIR": "folder", "MODEL": "model"}
+
+
 class CommandParser(OneLineParser):
     """``argparse.ArgumentParser`` with ``defer(build)``: ``build()`` runs once, in the order
     deferred, before the first parse, help or usage of this parser."""
@@ -127,15 +131,19 @@ class CommandParser(OneLineParser):
         ``report '' -o r.html`` run inside a job folder reported that folder, ``status ''`` looked
         for ``/job.json``, ``convert IN ''`` said ``cannot write : Is a directory``. The README's
         rule, for every command alike: exit 2, naming the argument. A command's positionals are
-        all paths or URLs, and so are ``--output`` (``-o``) and ``--append``."""
+        all paths or URLs, and so are ``--output`` (``-o``), ``--append`` and the options whose value
+        is a file, a folder or a model (``--class-names ''`` was taken as no class names, exit 0;
+        ``--allow-root ''`` made a job that failed for want of one)."""
         for action in self._actions:
             flags = action.option_strings
-            if flags and not {"--output", "--append"} & set(flags):
+            if flags and not {"--output", "--append"} & set(flags) and action.metavar not in _PATH_OPTIONS:
                 continue
             values = getattr(parsed, action.dest, None)
             for value in values if isinstance(values, list) else [values]:
                 if isinstance(value, str) and not value.strip():
-                    if flags:
+                    if flags and action.metavar in _PATH_OPTIONS:
+                        what = _PATH_OPTIONS[action.metavar]
+                    elif flags:
                         what = "manifest" if "--append" in flags else "output root" if action.metavar == "ROOT" else "output"
                     else:
                         what = _PATH_NAMES.get(str(action.metavar), "path")

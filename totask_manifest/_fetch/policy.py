@@ -91,6 +91,12 @@ def _check_allowed_host(host: str) -> None:
     """Hosts are compared bare (``urlsplit().hostname``): a URL, a path or a port there never
     matched, and every line failed naming a host "not in --allow-host" that the user had given
     (``127.0.0.1:8765``: "host '127.0.0.1' is not in --allow-host")."""
+    if not host.strip():  # dropped as blank, it left no host at all: the policy then allowed any host
+        raise UsageError(f"--allow-host {host!r}: a host name is expected, not an empty value (taken as none, it "
+                         "allowed every host, as no --allow-host does); give the host by name, or leave the flag out")
+    if host.strip().endswith(".") and not host.strip().endswith(".."):  # urlsplit's hostname keeps no dot to match
+        raise UsageError(f"--allow-host {host}: a host name is expected ({host.strip().rstrip('.')}), without the "
+                         "trailing dot: hosts are compared as URLs name them")
     if "/" in host:
         raise UsageError(f"--allow-host {redact_url(host)}: a host name is expected ({_host_alone(host)}), not a URL "
                          "or a path: every path on an allowed host (or in an allowed bucket) may be read")
