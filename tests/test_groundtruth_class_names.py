@@ -198,3 +198,15 @@ def test_a_map_key_that_is_no_class_index_fails_the_line_not_another_class(tmp_p
     code, (ml,) = _job(tmp_path, names, [scored], task_type="image-classification-multilabel", job="m")
     assert code == 1 and _failure(ml) == ("format: key 'confidence-map': \"00\" is no class index (digits, no leading "
                                           "zero, no space or sign) [format-groundtruth]", "format-invalid")
+
+
+def test_a_class_id_outside_the_list_says_so_not_give_the_class_names(tmp_path, capsys):
+    """A file's class id beyond the list (an unnamed id 7 with three names given) said "no name for
+    class id 7; give the class names (--class-names FILE...)", the flag the user had given, under
+    ``class-name-missing``, whose early stop then advised a chain with ``--class-names``. It says
+    the id is outside the list, as the data's fault (``format-invalid``)."""
+    code, (line,) = _job(tmp_path, ["circle", "square", "triangle"], [_boxes(None, 7)])
+    assert code == 1, capsys.readouterr()
+    reason, rule = _failure(line)
+    assert "class id 7 is outside the class names given (3 names, ids 0-2)" in reason and rule == "format-invalid"
+    assert "--class-names" not in reason

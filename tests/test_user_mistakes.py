@@ -995,8 +995,9 @@ def test_a_class_id_without_a_name_names_the_cli_flag(tmp_path: Path) -> None:
     from totask_manifest._formats.detect import to_label
     from totask_manifest._formats.model import FormatError
 
-    with pytest.raises(FormatError, match=r"no name for class id 0; give the class names \(--class-names FILE; "
-                                          r"from Python, class_names"):
+    # the names given, the id outside them: what the list holds, not "give the class names" (they were given)
+    with pytest.raises(FormatError, match=r"class id 0 is outside the class names given \(ids 1\): a class the list "
+                                          r"does not hold"):
         to_label("0 0.5 0.5 0.2 0.2", "yolo", "object-detection", image_size=(9, 9, 3), class_names={1: "dog"})
     with pytest.raises(FormatError, match=r"number their classes; give the class names \(--class-names FILE; "
                                           r"from Python, class_names"):

@@ -166,6 +166,14 @@ def image_size_value(image_size: Any, *, fmt: str, required: bool = True) -> Ima
 GIVE_CLASS_NAMES = "give the class names (--class-names FILE; from Python, class_names: a list or an id -> name mapping)"
 
 
+def _ids_given(by_id: Mapping[int, str]) -> str:
+    """The ids a list of class names holds, as a refusal of another says them."""
+    ids = sorted(by_id)
+    if ids == list(range(len(ids))):
+        return {0: "no names", 1: "1 name, id 0"}.get(len(ids), f"{len(ids)} names, ids 0-{len(ids) - 1}")
+    return f"ids {', '.join(map(str, ids[:8]))}{', ...' if len(ids) > 8 else ''}"
+
+
 class ClassIndex:
     """Class ids for documents that name classes, and names for documents that number them.
 
@@ -214,6 +222,9 @@ class ClassIndex:
         if name is None:
             if fallback:
                 return fallback
+            if self.fixed:  # the names were given: "give the class names" sent the user after what they gave
+                raise FormatError(f"class id {class_id} is outside the class names given ({_ids_given(self._by_id)}): "
+                                  "a class the list does not hold", fmt=self.fmt, key=key)
             raise FormatError(f"no name for class id {class_id}; {self.hint}", fmt=self.fmt, key=key)
         return name
 
