@@ -83,7 +83,8 @@ def test_a_round_trip_of_a_document_without_sections_of_its_own_says_nothing_was
     assert not [x for x in notes if "coco-document" in x], notes
     back = orjson.loads((tmp_path / "back.json").read_bytes())
     assert [i["id"] for i in back["images"]] == [1, 2] and len(back["annotations"]) == 3
-    assert "licenses" not in back  # none there, none made up
+    assert "licenses" not in back and "info" not in back, back.keys()  # none there, none made up (an info was)
+    assert set(back) == set(_bare_document()), back.keys()  # the document's own keys, no other
     # its lines without the first are still said: the {} is not there, and an import of a document
     # with sections may have been
     (tmp_path / "sub.manifest").write_bytes((tmp_path / "o.manifest").read_bytes().split(b"\n", 1)[1])

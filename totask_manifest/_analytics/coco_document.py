@@ -111,7 +111,10 @@ class DocumentSections:
     def sections(self, licenses: Mapping[Any, Any]) -> bytes:
         """The document's own sections as JSON members (``,"info":...``), written after the
         categories: the kept ones as they were, ``licenses`` followed by those only lines carry."""
-        out: dict[str, Any] = {"info": self.info} if self.kept is None or "info" not in self.kept else {}
+        # ours only where no line holds the document's sections: a document without ``info`` (kept
+        # as ``{}``, or with ``licenses`` alone) came back with this tool's, where its round trip
+        # was to give it back as it was
+        out: dict[str, Any] = {"info": self.info} if self.kept is None else {}
         out.update(self.kept or {})
         kept = out.get("licenses")
         if isinstance(kept, list):  # in its own order, entries it cannot key included
