@@ -18,7 +18,7 @@ from tests.support.gt import GT_MANIFESTS as GT
 from tests.support.gt import requires_gt
 from tests.support.s3 import S3Endpoint
 from totask_manifest._analytics.evaluate import evaluate_manifest, format_text
-from totask_manifest._errors import NotAJobError, UsageError
+from totask_manifest._errors import ManifestError, NotAJobError, UsageError
 
 pytestmark = requires_gt
 
@@ -476,3 +476,24 @@ def test_evaluate_names_job_folders_and_a_gone_or_changed_output_as_status_does(
     main(["evaluate", str(job)])
     err = capsys.readouterr().err
     assert err.count("changed since job 'boxes' wrote it") == 1, err
+
+
+def test_a_jobs_own_file_given_for_a_manifest_names_the_job_folder(tmp_path, capsys):
+    """``evaluate JOB/job.json`` (or the job's ``failures.jsonl``, or a checkpoint file) was read as a
+    manifest: "81 not a JSON object", exit 1, or "cannot tell the attributes to compare". It names
+    the job folder to give now (exit 2); the job's own manifests are still read as manifests."""
+    from tests.jobs_helpers import sample_job_args
+    from totask_manifest._cli import main
+
+    out = tmp_path / "out"
+    assert main(sample_job_args("boxes", out)) == 0
+    job = out / "boxes"
+    capsys.readouterr()
+    for own in (job / "job.json", job / "failures.jsonl", next((job / "manifests" / "intermediate").iterdir())):
+        assert main(["evaluate", str(own), "--predicted", "boxes", "--reference", "x"]) == 2, own
+        err = capsys.readouterr().err
+        assert err == (f"totask-manifest evaluate: error: {own} is a file of job folder {job}, not a manifest: give "
+                       "the job folder (its output manifest is evaluated) or a manifest\n"), err
+    output = job / "manifests" / "output" / "output.manifest"
+    with pytest.raises(ManifestError, match="no line holds 'x'"):  # read as the manifest it is
+        evaluate_manifest(str(output), predicted="boxes", reference="x")

@@ -19,6 +19,7 @@ import orjson
 
 from ..._errors import JobError, TotaskError, UsageError
 from ..._jobs.job import Job, lineage_mask_folders
+from ..._jobs.layout import job_folder_holding
 from ..._jobs.state import output_changed, output_missing
 from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
@@ -117,6 +118,19 @@ def output_changed_note(source: str) -> str | None:
         return None
 
 
+def _refuse_a_jobs_own_file(source: str) -> None:
+    """A file of a job that is no manifest (its ``job.json``, ``failures.jsonl``, a checkpoint part,
+    the selection) given for a manifest: ``evaluate JOB/job.json`` read it as one ("81 not a JSON
+    object", exit 1). Refused naming the job folder to give, as ``status`` names it. The job's
+    manifests (``*.manifest``: its output, its combined input) are read as the manifests they are."""
+    if source.rstrip("/").endswith(".manifest"):
+        return
+    job = job_folder_holding(source, levels=4)
+    if job is not None and job != source.rstrip("/"):
+        raise UsageError(f"{redact_url(source)} is a file of job folder {redact_url(job)}, not a manifest: give the "
+                         "job folder (its output manifest is evaluated) or a manifest")
+
+
 def resolve_target(source: str, predicted: str | None, reference: str | None) -> Target:
     exists(source)  # a refusal (wrong credentials) names what was given, not the job.json looked for in it
     source = source.rstrip("/") if is_job_folder(source) else source
@@ -140,6 +154,8 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
                                     "manifest")
     elif not exists(source):
         raise UsageError(f"manifest not found: {redact_url(source)}")
+    else:
+        _refuse_a_jobs_own_file(source)
     if how.startswith("job lineage"):
         # a machine job chained from people's labels: human-annotated says which side is which
         _, _, found = _by_human(manifest)
