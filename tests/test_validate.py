@@ -331,6 +331,11 @@ def test_unknown_metadata_type_is_a_warning(tmp_path: Path) -> None:
     assert report.ok and problems(report) == [(1, "x-metadata.type", "metadata-type-unknown")]
     strict = validate_manifest(manifest(tmp_path, [record]), label_attribute="y")
     assert problems(strict) == [(1, "y-metadata", "metadata-type-unknown")]
+    # a task type's name without the 'groundtruth/' prefix was passed unchecked without a word
+    bare = {"source-ref": "s3://b/1.jpg", "z": 1, "z-metadata": {"type": "image-classification", "class-name": 5}}
+    report = validate_manifest(manifest(tmp_path, [bare]))
+    assert report.ok and problems(report) == [(1, "z-metadata.type", "metadata-type-unknown")]
+    assert "lacks the prefix Ground Truth writes ('groundtruth/image-classification')" in report.problems[0].message
 
 
 def test_type_mismatch_departure_only_for_references(tmp_path: Path) -> None:

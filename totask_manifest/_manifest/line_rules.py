@@ -127,6 +127,10 @@ class LineRules:
                     self.out.add(number, info.key + ".type", "metadata-type-unknown",
                                  f"type {kind!r} is not a Ground Truth task type this tool knows; not checked",
                                  "warning")
+                elif kind in TASK_TYPES:  # a task type's name without the prefix: passed unchecked, unsaid
+                    self.out.add(number, info.key + ".type", "metadata-type-unknown",
+                                 f"type {kind!r} lacks the prefix Ground Truth writes ('groundtruth/{kind}'), so it "
+                                 "declares no task type; not checked", "warning")
                 return
             if self.task_type is not None and tt is not self.task_type:
                 return
