@@ -136,3 +136,19 @@ def test_a_document_of_one_image_stays_the_lines_whatever_its_file_name(tmp_path
 ])
 def test_path_parts(path: str, parts: tuple[str, ...]) -> None:
     assert path_parts(path) == parts
+
+
+def test_a_windows_file_name_matches_and_images_without_one_are_counted(tmp_path: Path) -> None:
+    """A ``file_name`` written on Windows (``train\\b.jpg``) never matched a source's path, and an
+    image without a ``file_name`` (null, absent) was left out of the index without a word: a line
+    that found no image was not told why it might be. The backslashes are folders now; the images
+    without a name are counted in the failure."""
+    images = [image(1, "train\\b.jpg"), {**image(2, "x"), "file_name": None}, {"id": 3, "width": 9, "height": 9}]
+    (tmp_path / "instances.json").write_bytes(instances(images, [box(1, 1, 5), box(2, 2, 6)]))
+    manifest = write_manifest(tmp_path, ["s3://bucket/train/b.jpg", "images/c.jpg"], "instances.json")
+    code, lines = annotate(manifest, tmp_path / "out", "--allow-root", str(tmp_path))
+    assert code == 0 and lefts(lines[0]) == [5]
+    assert "none has the file_name 'c.jpg' (the line's source-ref, by its last path parts); 2 of them have no " \
+           "file_name to match" in reason(lines[1]), reason(lines[1])
+    assert path_parts("train\\b.jpg", file_name=True) == ("train", "b.jpg")
+    assert path_parts("s3://bucket/a\\b.jpg") == ("a\\b.jpg",)  # a source's object key is as written

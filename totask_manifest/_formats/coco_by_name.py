@@ -26,12 +26,16 @@ from .model import FormatError
 _DECODED_SCHEMES = ("http", "https")
 
 
-def path_parts(path: str) -> tuple[str, ...]:
+def path_parts(path: str, *, file_name: bool = False) -> tuple[str, ...]:
     """The parts of a file name or a source's path that a match compares (the module docstring):
-    a URL's query and fragment (a presigned URL's signature) are no part of the file's name."""
+    a URL's query and fragment (a presigned URL's signature) are no part of the file's name. A
+    ``file_name`` written on Windows (``train\\img_002.jpg``) is split at its backslashes too:
+    it never matched a source's path."""
     if "://" in path:
         split = urlsplit(path)
         path = unquote(split.path) if split.scheme.lower() in _DECODED_SCHEMES else split.path
+    elif file_name:
+        path = path.replace("\\", "/")
     return tuple(part for part in path.split("/") if part not in ("", "."))
 
 
@@ -53,6 +57,8 @@ class CocoImages:
         self._categories = doc.get("categories")
         #: the last part of a file name -> (index, all its parts) of each image it ends one
         self._by_name: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        #: images without a file name (absent, null, empty): none can be matched to a line
+        self.unnamed = 0
         ids = self._index_images(images)
         self._annotations = self._by_image(doc.get("annotations", []), ids)
 
@@ -68,8 +74,10 @@ class CocoImages:
                                   "names one image", fmt=FMT, key=f"images[{n}].id")
             ids[image["id"]] = n
             name = image.get("file_name")
-            if isinstance(name, str) and (parts := path_parts(name)):
+            if isinstance(name, str) and (parts := path_parts(name, file_name=True)):
                 self._by_name.setdefault(parts[-1], []).append((n, parts))
+            else:  # no line can pick it: said where a line finds no image
+                self.unnamed += 1
         return ids
 
     @staticmethod
@@ -97,8 +105,9 @@ class CocoImages:
                               "by its file_name", fmt=FMT, key="images")
         found = [n for n, name in self._by_name.get(parts[-1], ()) if name == parts[-len(name):]]
         if not found:
+            unnamed = f"; {self.unnamed} of them have no file_name to match" if self.unnamed else ""
             raise FormatError(f"document holds {self.count} images and none has the file_name {parts[-1]!r} (the "
-                              "line's source-ref, by its last path parts)", fmt=FMT, key="images")
+                              f"line's source-ref, by its last path parts){unnamed}", fmt=FMT, key="images")
         if len(found) > 1:
             first, second = found[:2]
             raise FormatError(f"images[{first}] and images[{second}] both have a file_name naming the line's source-ref "
