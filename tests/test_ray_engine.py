@@ -423,7 +423,9 @@ def test_worker_dying_on_every_try_fails_the_job_instead_of_looping(tmp_path, ra
     # first is the one named (line 2 in a CI run at stop 46, line 1 in every one before)
     assert re.match(r"ray: the worker crashed on every batch so far, line [12] lost with it at least 2 time\(s\)",
                     job["error"]), job["error"]
-    assert "Actor" in job["error"] and job["metrics"]["stand_by"] == job["metrics"]["total"]
+    # the last cause named: Ray's ActorUnavailableError, or, on a loaded machine, "actor 0 did not answer
+    # within 5 s" (so in two CI runs at stop 46)
+    assert "actor" in job["error"].lower() and job["metrics"]["stand_by"] == job["metrics"]["total"]
     # the output manifest is still whole: every line, as it was
     assert output_of(tmp_path, "job").read_bytes() == inp.read_bytes()
 
