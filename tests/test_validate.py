@@ -603,6 +603,13 @@ def test_one_label_attribute_holds_one_task_type(tmp_path: Path, monkeypatch: py
     # a failed line holds no label: the first label's type is that of the line after it
     assert problems(validate_manifest(manifest(tmp_path, [failed, class_line(2), boxes_line(3)]))) == [
         (3, "boxes-metadata.type", MIXED)]
+    # nor does a failed line that holds a value (``failure-with-label``): as ``stats``, it is no label,
+    # neither the attribute's first (line 1 here) nor one that differs from it (line 3)
+    failed_value = {**class_line(0), "boxes-metadata": {**IC_META, "failure-reason": "FetchError: HTTP 404"}}
+    for records in ([failed_value, *(boxes_line(n) for n in range(2, 40))],
+                    [*(boxes_line(n) for n in range(1, 3)), failed_value, *(boxes_line(n) for n in range(4, 40))]):
+        report = same_reports(manifest(tmp_path, records), monkeypatch)
+        assert [p[2] for p in problems(report)] == ["failure-with-label"], problems(report)
     # another attribute, another type: nothing to say; custom labels beside any type
     other = {**boxes_line(2), "kind": 0, "kind-metadata": IC_META}
     assert validate_manifest(manifest(tmp_path, [boxes_line(1), other, custom])).ok

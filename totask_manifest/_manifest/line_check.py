@@ -285,7 +285,7 @@ class LineChecker(LineRules):
                     return None
                 plan = self.new_plan(info.attribute, tt)
                 info.plans[kind] = plan
-            if not plan.settled and first.get(info.attribute) is not None and self.one_type(
+            if not plan.settled and first.get(info.attribute) is not None and "failure-reason" not in meta and self.one_type(
                     self._run_line, info.attribute, declared_task_type(plan.task_type.name, info.attribute, first[info.attribute]),
                     kind):
                 plan.settle()  # the run's first line is the attribute's first label (else the per-line path says so)

@@ -159,8 +159,9 @@ class LineRules:
         return first[0] == declared
 
     def _check_one_type(self, number: int, record: dict, attribute: str, meta: Any, tt: TaskType) -> None:
-        """``MIXED_TYPES`` for a line holding a label of ``attribute`` (a value, not only a
-        failure's metadata) of another built-in type than the attribute's first label."""
+        """``MIXED_TYPES`` for a line holding a label of ``attribute`` (a value on a line that did not
+        fail: a failed line's value is ``failure-with-label``, counted failed by ``stats`` too) of
+        another built-in type than the attribute's first label."""
         kind = meta.get("type") if type(meta) is dict else None
         if type(kind) is not str:
             return
@@ -211,9 +212,10 @@ class LineRules:
                 return
         stats = out.stats(attribute, tt.name)
         errors_before = out.errors
-        if record.get(attribute) is not None:
+        failed = type(meta) is dict and "failure-reason" in meta
+        if not failed and record.get(attribute) is not None:  # a failed line's value is no label (stats agrees)
             self._check_one_type(number, record, attribute, meta, tt)
-        if type(meta) is dict and "failure-reason" in meta:
+        if failed:
             stats.failed += 1
             _check_failure(out, number, meta, meta_key)
             if attribute in record:
