@@ -7,26 +7,16 @@ one is taken for the other. Either way boxes change class with no error anywhere
 refuse such a name at the line where its second id is met, naming the first id and its line
 too: a class map ``{"0": "car", "3": "car"}``, or ``car`` as 0 on one line and 3 on another.
 
-The first id of each name is a look-up, not a scan of the classes met so far: a scan made an
-export of n classes take n squared steps.
+The rule itself (``IdsByName``: the first id of each name, a look-up) is
+``_formats.class_names``', which the COCO import and Ground Truth's reader with class names given
+hold names to as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from .._formats.class_names import IdsByName
 
-
-class IdsByName:
-    """The first id each class name was met with, and the manifest line it was met on."""
-
-    def __init__(self) -> None:
-        self._first: dict[str, tuple[Hashable, int]] = {}
-
-    def other(self, name: str, class_id: Hashable, line: int) -> tuple[Hashable, int] | None:
-        """``name`` met as ``class_id`` on ``line``: the (id, line) it was first met with where
-        that id is another, else None (the first meeting is kept)."""
-        first = self._first.setdefault(name, (class_id, line))
-        return None if first[0] == class_id else first
+__all__ = ["IdsByName", "where_met"]
 
 
 def where_met(first_line: int, line: int) -> str:

@@ -24,6 +24,7 @@ schemas (``"pattern": "\\S"``). Before, each reader had its own: a COCO category
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import orjson
@@ -35,6 +36,25 @@ from .._manifest.patterns import SCHEMA_WHITE_SPACE
 CLASS_NAME_RULE = "a class name is a string with a character other than spaces"
 
 
+
+
+class IdsByName:
+    """The first id each class name was met with, and where: the one rule "one class name, one
+    id" (a name met under a second id is refused by the caller, in its own words), shared by the
+    COCO and YOLO exports (``_analytics.one_id_a_name``, across a manifest's lines), the COCO
+    import numbering classes by name (``coco.categories_by_id``, across the ``categories`` list)
+    and a Ground Truth label read with class names given (``groundtruth._ids_by_name``, within
+    one class map). Each had its own copy of it. A look-up, not a scan of the names met so far
+    (a scan made an export of n classes take n squared steps)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, tuple[Hashable, int]] = {}
+
+    def other(self, name: str, class_id: Hashable, at: int) -> tuple[Hashable, int] | None:
+        """``name`` met as ``class_id`` at ``at`` (a manifest line, a category's index): the (id,
+        ``at``) it was first met with where that id is another, else None (the first is kept)."""
+        first = self._first.setdefault(name, (class_id, at))
+        return None if first[0] == class_id else first
 
 
 def class_name_problem(name: object) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import json_kind, json_text
 from .._outcomes import Labeled
-from .class_names import CLASS_NAME_RULE, class_name_problem
+from .class_names import CLASS_NAME_RULE, IdsByName, class_name_problem
 from .coco_regions import CROWD_REGION, box_outline, is_crowd
 from .groundtruth import exported_label
 from .model import (
@@ -64,7 +64,7 @@ def categories_by_id(doc: Mapping[str, Any], *, by_name: bool = False) -> dict[i
         raise FormatError("document needs a 'categories' list", fmt=FMT, key="categories")
     out: dict[int, str] = {}
     first: dict[int, int] = {}  # id -> the index it was first listed at
-    named: dict[str, tuple[int, int]] = {}  # name -> the id and index it was first listed with
+    named = IdsByName()  # name -> the id and index it was first listed with
     for i, cat in enumerate(cats):
         if not isinstance(cat, Mapping) or "id" not in cat or "name" not in cat:
             raise FormatError("category needs 'id' and 'name'", fmt=FMT, key=f"categories[{i}]")
@@ -80,14 +80,14 @@ def categories_by_id(doc: Mapping[str, Any], *, by_name: bool = False) -> dict[i
                 fmt=FMT,
                 key=f"categories[{i}].id",
             )
-        if by_name and named.setdefault(name, (cid, i))[0] != cid:
-            raise _named_twice(name, named[name], i, cid)
+        if by_name and (earlier := named.other(name, cid, i)) is not None:
+            raise _named_twice(name, earlier, i, cid)
         out[cid] = name
         first.setdefault(cid, i)
     return out
 
 
-def _named_twice(name: str, earlier: tuple[int, int], i: int, cid: int) -> FormatError:
+def _named_twice(name: str, earlier: tuple[Any, int], i: int, cid: int) -> FormatError:
     """The refusal of ``categories[i]`` (id ``cid``), named ``name`` as the earlier category
     (its id, its index) of another id is: numbered by name, the two would become one class."""
     return FormatError(f"category name {name!r} is also categories[{earlier[1]}]'s (id {earlier[0]}, here id "

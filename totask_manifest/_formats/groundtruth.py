@@ -15,7 +15,7 @@ from typing import Any
 
 from .._outcomes import Labeled
 from .._task_types import task_type_of_metadata
-from .class_names import CLASS_NAME_RULE, class_name_problem
+from .class_names import CLASS_NAME_RULE, IdsByName, class_name_problem
 from .model import (
     CLASSIFICATION,
     COMMON_METADATA,
@@ -148,10 +148,10 @@ def _ids_by_name(used: list[tuple[int, str]], class_map: Mapping[int, str], clas
     name the file gives two ids is refused, as COCO's is (the two would become one class). An id
     the file leaves unnamed is the list's id, as in YOLO and bare labels, while the file's names
     agree with the list's ids; where they number otherwise, which class it is cannot be told."""
-    first: dict[str, int] = {}
-    for cid, name in class_map.items():
-        if isinstance(name, str) and first.setdefault(name, cid) != cid:
-            raise FormatError(f"class {name!r} has ids {first[name]} and {cid} in {field}; classes are numbered "
+    first = IdsByName()
+    for at, (cid, name) in enumerate(class_map.items()):
+        if isinstance(name, str) and (other := first.other(name, cid, at)) is not None:
+            raise FormatError(f"class {name!r} has ids {other[0]} and {cid} in {field}; classes are numbered "
                               "by name (class names given), so the two would become one class: give each id its "
                               "own name", fmt=FMT, key=field)
     agrees = all(classes.known_name(cid) == name for cid, name in class_map.items())
