@@ -383,6 +383,61 @@ def test_class_names_and_job_names_that_do_not_print_are_shown_escaped(tmp_path)
     assert "\\x00cat" in html and "\\u202eevil" in html and ">2 dog<" in html
 
 
+def _mixed_job(root: Path) -> Path:
+    """An output manifest whose ``boxes`` holds boxes and, on line 3, an image classification label
+    (``validate``: label-attribute-mixed-types), and a failed line declaring a third type."""
+    job = root / "mixed"
+    (job / "manifests" / "output").mkdir(parents=True)
+    lines = lines_naming(["cat", "dog"], "labeling-job/a")
+    lines.append({"source-ref": "s3://b/c.jpg", "boxes": 0, "boxes-metadata": {
+        "class-name": "cat", "confidence": 0.9, "type": "groundtruth/image-classification",
+        "job-name": "labeling-job/a", "human-annotated": "no", "creation-date": "2024-01-01T00:00:00.000000"}})
+    lines.append({"source-ref": "s3://b/f.jpg", "boxes-metadata": {
+        "failure-reason": "ClientError: timeout", "type": "groundtruth/text-classification"}})
+    (job / "manifests" / "output" / "output.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    return job
+
+
+def test_an_attribute_of_two_task_types_is_said_on_the_page(tmp_path):
+    """``stats`` says an attribute whose labels declare two task types mixes them (text, JSON, exit
+    1); the page charted such an attribute's classes and confidences as one, without a word. It
+    says so above the figures, in ``stats``' words, and lists the task types (a failed line's
+    among them, mixing nothing, as ``stats`` counts it)."""
+    html, _, _ = render_report(str(_mixed_job(tmp_path)), samples=0)
+    labels = html.split("<h2>Labels</h2>", 1)[1].split("<h2>", 1)[0]
+    assert ('<p class="mixed" role="note">several task types under one label attribute (image-classification, '
+            "object-detection): the counts below mix them (label-attribute-mixed-types; totask-manifest validate "
+            "names the lines)</p>") in labels
+    assert labels.index('class="mixed"') < labels.index("Labels per class")
+    assert "<dt>task types</dt><dd>object-detection (2), image-classification (1), text-classification (1)</dd>" in labels
+    one = tmp_path / "one"
+    (one / "manifests" / "output").mkdir(parents=True)
+    (one / "manifests" / "output" / "output.manifest").write_bytes(
+        b"".join(orjson.dumps(r) + b"\n" for r in lines_naming(["cat"], "labeling-job/a")))
+    html, _, _ = render_report(str(one), samples=0)
+    assert 'class="mixed"' not in html and "several task types" not in html
+    assert "<dt>task types</dt><dd>object-detection (1)</dd>" in html
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_the_mixed_task_types_note_is_drawn_above_the_charts(tmp_path):
+    """The note as a browser draws it: its red text on its pale red band, above the class chart's bars."""
+    page = tmp_path / "mixed.html"
+    write_report(str(_mixed_job(tmp_path)), str(page), samples=0)
+    shot = tmp_path / "mixed.png"
+    run = chromium([f"--screenshot={shot}", "--window-size=1000,900", page.resolve().as_uri()], tmp_path / "p")
+    assert shot.exists(), run.stderr[-2000:]
+    arr = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+    def rows_of(rgb: tuple[int, int, int], near: int) -> np.ndarray:
+        return np.nonzero((np.abs(arr - rgb).sum(axis=2) < near).sum(axis=1) > 20)[0]
+
+    band, text, bars = rows_of((0xFE, 0xF3, 0xF2), 6), rows_of((0xB4, 0x23, 0x18), 60), rows_of((0x42, 0x69, 0xD0), 30)
+    assert len(band) > 10 and len(text) > 3 and len(bars) > 0, (len(band), len(text), len(bars))
+    assert band.min() <= text.min() and text.max() <= band.max() < bars.min()
+
+
 @requires_gt
 def test_a_folder_without_job_json_shows_no_made_up_progress_and_names_every_attribute(tmp_path):
     # the real chained adjustment output, two label attributes per line, dropped into a folder

@@ -184,11 +184,23 @@ def _metrics_html(metrics: dict, has_record: bool) -> str:
     return f'<div class="cards">{cards}</div>{bar}'
 
 
+def _mixed_html(types: list[str]) -> str:
+    """The note that an attribute's labels declare several task types, above the figures that mix
+    them, in ``stats``' words: ``stats`` says it and exits 1, and the page charted the mix as one
+    attribute's labels without a word. "" for an attribute of one type."""
+    if not types:
+        return ""
+    return (f'<p class="mixed" role="note">several task types under one label attribute ({escape(", ".join(types))}): '
+            "the counts below mix them (label-attribute-mixed-types; totask-manifest validate names the lines)</p>")
+
+
 def _stats_html(s: AttributeStats | None) -> str:
     if s is None:
         return '<p class="muted">no output manifest yet</p>'
-    out = [_kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
+    out = [_mixed_html(s.mixed_task_types),
+           _kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
                 ("failed", f"{s.failed:,}"), ("routed to review", f"{s.routed:,}"),
+                ("task types", ", ".join(f"{shown(k)} ({v:,})" for k, v in s.types.items())),
                 ("human / machine", ", ".join(f"{k}: {v:,}" for k, v in s.human_annotated.items())),
                 ("jobs", ", ".join(f"{shown(k)} ({v:,})" for k, v in s.job_names.items()))])]
     charts = []

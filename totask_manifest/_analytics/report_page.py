@@ -27,6 +27,8 @@ figure{margin:0;background:#fff;border:1px solid #e3e6ea;border-radius:8px;paddi
 figure img{display:block;max-width:100%;margin:auto}figcaption{font-size:12px;margin-top:4px;word-break:break-all}
 .tile-error{height:120px;display:flex;align-items:center;justify-content:center;text-align:center;
 font-size:12px;color:#b42318;background:#fef3f2;border-radius:6px;padding:6px}
+.mixed{font-size:13px;color:#b42318;background:#fef3f2;border:1px solid #fecdca;border-radius:6px;padding:6px 10px;
+max-width:760px}
 input[type=search]{padding:4px 8px;margin:6px 0;width:320px}
 .charts{display:flex;flex-wrap:wrap;gap:24px}
 """
