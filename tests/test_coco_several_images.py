@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.http_server import LocalHTTPServer
+from totask_manifest._annotators.file_shared import TRANSIENT_READS
 from totask_manifest._cli import main
 from totask_manifest._formats.coco_by_name import path_parts
 
@@ -86,12 +87,16 @@ def test_two_images_of_the_name_are_refused_not_one_taken(tmp_path: Path) -> Non
 
 @pytest.fixture
 def instances_server():
-    """Serves one document, ``server.body``, at ``/instances.json`` (and counts its GETs)."""
+    """Serves one document, ``server.body``, at ``/instances.json`` (and counts its GETs), with the
+    status ``server.statuses`` holds for that GET (the first, the second...; 200 past its end)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=server.body, content_type="application/json")
+        served = server.hits[request.path]
+        status = server.statuses[served - 1] if served <= len(server.statuses) else 200
+        return web.Response(body=server.body, status=status, content_type="application/json")
 
     with LocalHTTPServer(handler) as server:
+        server.statuses = []
         yield server
 
 
@@ -133,6 +138,8 @@ def test_a_document_of_one_image_stays_the_lines_whatever_its_file_name(tmp_path
     ("./train//img.jpg", ("train", "img.jpg")),
     ("https://h.example/a/my%20img.jpg?X-Amz-Signature=s#f", ("a", "my img.jpg")),
     ("s3://bucket/a/my%20img.jpg", ("a", "my%20img.jpg")),  # an object key is as written
+    ("file:///data/my%20img.jpg", ("data", "my img.jpg")),  # RFC 8089: a path percent-encoded
+    ("/data/my%20img.jpg", ("data", "my%20img.jpg")),  # a plain path is as written
 ])
 def test_path_parts(path: str, parts: tuple[str, ...]) -> None:
     assert path_parts(path) == parts
@@ -152,3 +159,70 @@ def test_a_windows_file_name_matches_and_images_without_one_are_counted(tmp_path
            "file_name to match" in reason(lines[1]), reason(lines[1])
     assert path_parts("train\\b.jpg", file_name=True) == ("train", "b.jpg")
     assert path_parts("s3://bucket/a\\b.jpg") == ("a\\b.jpg",)  # a source's object key is as written
+
+
+def test_a_file_url_is_percent_decoded_as_an_http_one(tmp_path: Path, instances_server) -> None:
+    """``file:///data/my%20image.jpg`` (as ``Path.as_uri()`` writes ``my image.jpg``) found no
+    image: only an http(s) URL's path was decoded. Both are now, a plain path and an object key not."""
+    images = [image(1, "my image.jpg"), image(2, "other image.jpg"), image(3, "plain%20name.jpg")]
+    (tmp_path / "instances.json").write_bytes(instances(images, [box(1, 1, 5), box(2, 2, 6), box(3, 3, 7)]))
+    local = tmp_path / "data" / "my image.jpg"
+    local.parent.mkdir()
+    local.write_bytes(b"")
+    assert local.as_uri().endswith("/data/my%20image.jpg")
+    manifest = write_manifest(tmp_path, [local.as_uri(), instances_server.url("imgs/other%20image.jpg"),
+                                         "/data/plain%20name.jpg"], "instances.json")
+    code, lines = annotate(manifest, tmp_path / "out", "--allow-root", str(tmp_path))
+    assert code == 0
+    assert [lefts(line) for line in lines] == [[5], [6], [7]]
+
+
+def fetched_by_every_line(tmp_path: Path, server, *extra: str, lines: int = 40) -> tuple[int, list[dict]]:
+    """A job of ``lines`` lines naming the server's ``instances.json``, four in flight, no retries."""
+    manifest = write_manifest(tmp_path, [f"img_{n:03d}.jpg" for n in range(lines)], server.url("instances.json"))
+    return annotate(manifest, tmp_path / "out", "--concurrency", "4", "--retries", "0", *extra)
+
+
+@pytest.mark.parametrize(("statuses", "body", "extra", "said", "rule"), [
+    ([404], b"gone", (), "fetch: HTTP 404", "http-404"),
+    ([410], b"gone", (), "fetch: HTTP 410", "http-410"),
+    ([], b"x" * 2048, ("--max-body-bytes", "1024"), "fetch: too large", "too-large"),
+    ([], b"<html>not json</html>", (), "is not valid JSON", "not-json"),
+    ([], b'{"info": {}}', ("--input-format", "coco"), "document needs an 'images' list", "format-invalid"),
+])
+def test_a_lasting_failure_of_the_document_is_read_once_a_job(tmp_path: Path, instances_server, statuses: list[int],
+                                                               body: bytes, extra: tuple[str, ...], said: str,
+                                                               rule: str) -> None:
+    """A failure any read would meet again was handed only to the lines waiting for that read: each
+    later line fetched (and parsed) the document once more, 100,000 GETs for 100,000 lines naming a
+    missing instances.json. It is remembered now: every line fails with the first one's reason."""
+    instances_server.statuses, instances_server.body = statuses * 100, body
+    code, lines = fetched_by_every_line(tmp_path, instances_server, *extra)
+    assert code == 1  # no line labeled: the job FAILED
+    assert len({reason(line) for line in lines}) == 1 and said in reason(lines[0]), reason(lines[0])
+    assert {line["boxes-metadata"]["failure-rule"] for line in lines} == {rule}
+    assert instances_server.hits["/instances.json"] == 1
+
+
+def test_a_retried_failure_is_read_again_a_few_times_then_remembered(tmp_path: Path, instances_server) -> None:
+    """A 503 the fetcher already tried again may pass for a later line: read again, but only until
+    ``TRANSIENT_READS`` reads in a row failed so (a server down for good cost that many reads)."""
+    instances_server.statuses, instances_server.body = [503] * 100, b"{}"
+    code, lines = fetched_by_every_line(tmp_path, instances_server)
+    assert code == 1
+    assert {line["boxes-metadata"]["failure-rule"] for line in lines} == {"http-503"}
+    assert instances_server.hits["/instances.json"] == TRANSIENT_READS
+
+
+def test_a_retried_failure_does_not_fail_the_lines_after_a_read_that_worked(tmp_path: Path, instances_server) -> None:
+    """One 503 then the document: the lines that met the 503 fail, the later ones are labeled."""
+    names = [f"img_{n:03d}.jpg" for n in range(40)]
+    instances_server.statuses = [503]
+    instances_server.body = instances([image(n + 1, name) for n, name in enumerate(names)],
+                                      [box(n + 1, n + 1, n) for n in range(40)])
+    code, lines = fetched_by_every_line(tmp_path, instances_server)
+    assert code == 0
+    failed = [line for line in lines if "boxes" not in line]
+    assert 1 <= len(failed) <= 5 and {line["boxes-metadata"]["failure-rule"] for line in failed} == {"http-503"}
+    assert [lefts(line) for line in lines[len(failed):]] == [[n] for n in range(len(failed), 40)]
+    assert instances_server.hits["/instances.json"] == 2

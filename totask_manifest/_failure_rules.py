@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 
 from ._errors import JobError
+from ._retry import retryable_status
 
 #: lines a run must finish, all failed with one configuration rule, before it stops
 FAIL_FAST_LINES = 32
@@ -53,6 +54,10 @@ MID_RUN_RULES = frozenset({
     "connection-error",
     "timeout",
 })
+#: rules of a failure the fetcher tries again before it gives up (``_retry.Transient``: a connection
+#: dropped or refused, a timeout, a body cut short, a store's error; an ``http-NNN`` by
+#: ``_retry.retryable_status``): a later try may work where these did not
+RETRIED_RULES = frozenset({"connection-error", "timeout", "body-cut-short", "storage-error"})
 #: how to finish a job whose lines truly fail so (said after each stop's reason)
 KEEP_GOING = "; if the data is at fault, 'resume --keep-going' (Python: keep_going=True) records them failed and goes on"
 #: the rule of a failure whose reason says nothing this module recognises
@@ -165,6 +170,16 @@ def rule_of(reason: str) -> str:
         if m:
             return rule.format(*m.groups())
     return UNCLASSIFIED
+
+
+def retried(rule: str) -> bool:
+    """Whether a failure of ``rule`` is one the fetcher tries again (``RETRIED_RULES``, a 5xx or 429):
+    a later try may work. Any other (a 404, ``too-large``, ``not-json``, ``format-invalid``) comes
+    back the same however often the file is read, so a job may remember it (``file_shared``)."""
+    status = rule.removeprefix("http-")
+    if status != rule and status.isdigit():
+        return retryable_status(int(status))
+    return rule in RETRIED_RULES
 
 
 def checked_rule(rule: str) -> str:

@@ -124,7 +124,7 @@ class FileAnnotator(Annotator):
                                       params=run_params(options.converter_params or job_params(
                                           context.job_name, "file", context.options), "converter_params"))
         #: documents many lines name, read once (a dataset-wide COCO file: ``file_shared``)
-        self.shared = SharedDocuments(self.conversion.shared_form)
+        self.shared = SharedDocuments(self.conversion.shared_form, failed=lambda exc: self._failed(exc, None))
         self._sync: SyncFetcher | None = None
 
     @classmethod
@@ -204,15 +204,23 @@ class FileAnnotator(Annotator):
                 return conversion.kept(doc, kept)
             image_size = await self._image_size(item) if conversion.needs_image_size(fmt) else None
             return conversion.label(doc, fmt, image_size)  # the job checks every label (jobs.recorder), once
-        except LineFailure as exc:
+        except Exception as exc:
+            return self._failed(exc, item)
+
+    @staticmethod
+    def _failed(exc: Exception, item: Item | None) -> Failed:
+        """The outcome of a line whose work raised ``exc`` (``item``: None for a read whose failure is
+        remembered for later lines, ``file_shared``, which words it as each line would)."""
+        if isinstance(exc, LineFailure):
             return Failed(exc.reason)
-        except FormatError as exc:
+        if isinstance(exc, FormatError):
             return Failed(f"format: {exc}")
-        except TotaskError as exc:
+        if isinstance(exc, TotaskError):
             return Failed(scrub(str(exc)))
-        except Exception as exc:  # a bug or an unforeseen document shape: fail this line, keep the job
-            log.debug("line %s: unexpected error", item.number, exc_info=True)
-            return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
+        # a bug or an unforeseen document shape: fail this line, keep the job
+        if item is not None:
+            log.debug("line %s: unexpected error", item.number, exc_info=exc)
+        return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
 
     async def _read(self, item: Item, url: str) -> tuple[Any, str] | Failed:
         """The line's document and its format, or the failure of an empty file."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._fetch import redact_url, scrub
+from .._formats.coco import images_of
 from .._formats.coco_by_name import CocoImages, holds_several_images
 from .._formats.detect import TEXT_FORMATS, detect_input_format, to_label
 from .._formats.model import FormatError
@@ -138,10 +139,13 @@ class Conversion:
     def shared_form(self, doc: Any, fmt: str) -> CocoImages | None:
         """The form many lines share of a document they all name (``file_shared``): a converted
         COCO document of several images, indexed by file name (``coco_by_name``); None for
-        any other document, which is the line's own."""
-        if fmt == "coco" and holds_several_images(doc) and self.kept_format(fmt) is None:
-            return CocoImages(doc)
-        return None
+        any other document, which is the line's own. A document read as COCO that is not
+        (``--input-format coco`` on another JSON) raises here, as its conversion would on each
+        line: the failure is remembered for the URL, not fetched and parsed again a line."""
+        if fmt != "coco" or self.kept_format(fmt) is not None:
+            return None
+        images_of(doc)
+        return CocoImages(doc) if holds_several_images(doc) else None
 
     def needs_image_size(self, fmt: str) -> bool:
         """Boxes from a format that carries no image size need the line's (or the image's)."""

@@ -96,6 +96,17 @@ def _named_twice(name: str, earlier: tuple[Any, int], i: int, cid: int) -> Forma
                        "names (each category id is then its own class)", fmt=FMT, key=f"categories[{i}].name")
 
 
+def images_of(doc: Any) -> list[Any]:
+    """The ``images`` of a COCO document; ``FormatError`` for one that is not COCO (not an object,
+    no images), which no line naming it could take a label from (``file_convert.shared_form``)."""
+    if not isinstance(doc, Mapping):
+        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=FMT)
+    images = doc.get("images")
+    if not isinstance(images, list) or not images:
+        raise FormatError("document needs an 'images' list", fmt=FMT, key="images")
+    return images
+
+
 def coco_to_gt(
     doc: Any,
     task_type: str = DETECTION,
@@ -112,11 +123,7 @@ def coco_to_gt(
     ``coco_annotations_to_gt``.
     """
     require_task_type(task_type, (DETECTION,), FMT)
-    if not isinstance(doc, Mapping):
-        raise FormatError(f"document must be an object, got {json_kind(doc)}", fmt=FMT)
-    images = doc.get("images")
-    if not isinstance(images, list) or not images:
-        raise FormatError("document needs an 'images' list", fmt=FMT, key="images")
+    images = images_of(doc)
     if image_id is None:
         if len(images) != 1:
             raise FormatError(f"document holds {len(images)} images; pass image_id", fmt=FMT, key="images")

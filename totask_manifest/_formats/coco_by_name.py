@@ -5,8 +5,9 @@ each name such a file labels each line from the image whose ``file_name`` names 
 ``source-ref``: the file name's path parts are the last parts of the source's path, so
 ``img_002.jpg`` and ``train/img_002.jpg`` both name ``s3://bucket/train/img_002.jpg`` and
 ``val/img_002.jpg`` does not. Parts are compared as written, letter case included (an http(s)
-URL's path is percent-decoded first, as its server reads it; ``.`` and empty parts are left
-out). Two images that both name the source are refused: which one was meant is nowhere said. No
+URL's path is percent-decoded first, as its server reads it, and a ``file://`` URL's, as RFC 8089
+writes a path in one: ``Path.as_uri()`` makes ``my image.jpg`` ``my%20image.jpg``; ``.`` and
+empty parts are left out). Two images that both name the source are refused: which one was meant is nowhere said. No
 image naming it fails the line, naming the file name looked for. A document of one image is not
 read here: it is the line's, whatever its ``file_name`` (``coco.coco_to_gt``).
 
@@ -23,7 +24,8 @@ from .._errors import json_text
 from .coco import FMT
 from .model import FormatError
 
-_DECODED_SCHEMES = ("http", "https")
+#: schemes whose URL's path is percent-encoded (a plain path, an object store's key are as written)
+_DECODED_SCHEMES = ("http", "https", "file")
 
 
 def path_parts(path: str, *, file_name: bool = False) -> tuple[str, ...]:
