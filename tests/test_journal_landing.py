@@ -6,6 +6,8 @@ is alive and may still send it."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 
@@ -14,7 +16,7 @@ from totask_manifest._synapse.export import export_tasks
 from totask_manifest._synapse.journal import open_writes, read_journal
 from totask_manifest._synapse.rollback import rollback_job
 from totask_manifest.testing import Fault
-from totask_manifest.testing.builders import make_job, seed_tasks
+from totask_manifest.testing.builders import fast_client, make_job, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
 
@@ -133,6 +135,53 @@ def test_a_put_held_back_by_another_requests_429_is_journalled_when_it_goes(syna
     assert all(dt.datetime.strptime(r["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) > paused_at
                for r in held)
     assert len(held) == 1  # the one PUT that waited: those sent before the pause or after it are not
+
+
+def _journalled(record: dict) -> dt.datetime:
+    return dt.datetime.strptime(record["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+@pytest.mark.slow
+def test_a_put_queued_for_a_connection_slot_is_journalled_when_it_goes(synapse, files, tmp_path) -> None:
+    """A client of one connection slot, two tasks at once: the first PUT is held by the server (a
+    backend slow to answer), so the second, its ``before`` on disk, waits in the client's queue for
+    the slot, with nothing journalled meanwhile. It was timed from that ``before``, so a run killed
+    once it went (a pool of N slots, many PUTs queued for minutes) looked a minute old while it was
+    on its way: it is journalled (``attempt`` 1) when it takes the slot, after the first PUT was
+    answered, before it is sent. The first PUT, sent at once, is not."""
+    pid = seed_tasks(synapse, files, 2)
+    export = tmp_path / "e.manifest"
+    with fast_client(synapse) as reader:
+        export_tasks(pid, str(export), client=reader)
+    job = make_job(tmp_path, export)
+    released: list[dt.datetime] = []
+
+    def hold_first_put(server, rec) -> None:
+        if rec.method == "PUT" and not released and not server.held:
+            server.held = True
+
+    def release_once_the_second_is_queued(client) -> None:
+        # the second PUT's ``before`` is on disk and it waits for the slot the held PUT has
+        while not ([r for r in read_journal(str(job)) if r["op"] == "before"][1:]
+                   and client.aio._slots._waiters):  # the client's queue for a slot: nothing else shows it
+            time.sleep(0.01)
+        released.append(dt.datetime.now(dt.UTC))
+        synapse.held = False
+
+    synapse.hooks.append(hold_first_put)
+    with fast_client(synapse, max_concurrency=1) as client:
+        releaser = threading.Thread(target=release_once_the_second_is_queued, args=(client,), daemon=True)
+        releaser.start()
+        report = apply_job(str(job), client=client, concurrency=2)
+        releaser.join(timeout=30)
+    assert report.totals["applied"] == 2, report.summary()
+    records = read_journal(str(job))
+    first, second = (r["task_id"] for r in records if r["op"] == "before")
+    held = [r for r in records if r["op"] == "attempt"]
+    assert [(r["task_id"], r["attempt"]) for r in held] == [(second, 1)], held
+    assert _journalled(held[0]) > released[0]  # when it went, not when it was queued
+    puts = [int(r.path.split("/")[2]) for r in synapse.requests_to("PUT", r"^/tasks/")]
+    assert puts == [first, second]
 
 
 @pytest.mark.parametrize(("first", "noted", "rolled_back"), [(502, "unanswered", "landing"), (500, "answered", "already")])

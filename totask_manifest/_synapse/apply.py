@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from .. import _signals
@@ -64,7 +64,6 @@ from .client import (
     TokenRejected,
 )
 from .current import CurrentData
-from .errors import went_unanswered
 from .journal import Journal, contains
 from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
 from .rollback import other_host, rollback_async
@@ -415,55 +414,16 @@ class _ApplyRun:
         self.sent += 1
         try:
             answer = await self.aio.annotate_task_data(p.task_id, p.data, schema=p.schema,
-                                                       on_attempt=self._journal_attempt(p))
+                                                       on_attempt=self.journal.attempts(p.task_id, p.new_hash))
         except SynapseHTTPError as exc:
-            refusal = exc.status is not None and 300 <= exc.status < 500
-            if refusal and exc.after_server_error and not exc.after_unanswered:
-                # refused after a 500 or 503 of the backend's own: nothing of that attempt is on its
-                # way, but it may have stored the write before failing, as a final 500 may: in doubt,
-                # for rollback and a re-run to look at the task (not to wait a minute for it)
-                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
-            elif refusal:
-                # refused (401 and 403 included): the backend wrote nothing, unless an earlier attempt
-                # it never answered did (``refused`` False: that attempt may still land, so the write
-                # stays in doubt, ``journal.open_writes``); a refused write is no task for rollback
-                # to restore. A 2xx whose body is not JSON (a proxy's page, an answer cut short)
-                # is no refusal: the write may be stored, so it stays in doubt for a re-run and
-                # rollback to look at
-                refused = not exc.after_unanswered
-                self.journal.note("failed", task_id=p.task_id, new_hash=p.new_hash, status=exc.status,
-                                  refused=refused)
-                self.sent -= refused
-            elif went_unanswered(exc.status) or exc.after_unanswered:
-                # no answer (a timeout, a dropped connection), or a gateway that stopped waiting for the
-                # backend, on this attempt or an earlier one: in doubt, and the backend may still be
-                # processing it (``TaskHistory.landing``)
-                self.journal.note("unanswered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
-            else:  # the backend's own answer (a 2xx whose body is not JSON, a 500, a 503): in doubt, none on its way
-                self.journal.note("answered", task_id=p.task_id, new_hash=p.new_hash, status=exc.status)
+            # a refused write is no task for rollback to restore (``Journal.note_failure``)
+            self.sent -= self.journal.note_failure(exc, p.task_id, p.new_hash)
             raise
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
         # on disk before the task counts as applied: after a kill -9 the next run must know it
         await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
         return TaskResult(p.line, p.task_id, APPLIED, change)
-
-    def _journal_attempt(self, p: Planned) -> Callable[[int], Awaitable[None]]:
-        """What the client awaits before each attempt of ``p``'s PUT not sent at once (a repeated one,
-        or a first one held back by a pause for another request's 429): an ``attempt`` record, on
-        disk before that attempt is sent. Rollback times a write in doubt from its run's last record
-        (``TaskHistory.landing``): a PUT retried or held for minutes (429s with a long
-        ``Retry-After``, backoffs up to 120 s) by a run with nothing else to journal, then killed,
-        looked a minute old while its last attempt was still on its way. A first attempt sent at
-        once needs none (its ``before`` was just written): a run that meets no 429 and repeats no
-        PUT journals nothing more."""
-        journal = self.journal
-        assert journal is not None
-
-        async def attempt(number: int) -> None:
-            await journal.write_ahead("attempt", task_id=p.task_id, new_hash=p.new_hash, attempt=number)
-
-        return attempt
 
     async def _project_gone(self, project: int) -> bool:
         """Whether a task's 404 means the whole project went away (asked again until it has)."""

@@ -204,10 +204,11 @@ class AsyncSynapseClient:
         """Send one request (with the retry policy above) and return the decoded JSON body.
 
         ``on_attempt(attempt)`` is awaited before each attempt not sent at once: one after the first
-        (2, 3, ...), or a first one that waited out a pause (another request's 429); once its wait is
-        over and a connection slot is held, right before it goes on the wire. Apply journals it
-        there, so that a run killed while retrying one PUT for minutes, or holding it back, is known
-        to have sent it lately (``journal.TaskHistory.landing``). What it raises stops the request unsent."""
+        (2, 3, ...), or a first one that waited out a pause (another request's 429) or for a
+        connection slot (every one of ``max_concurrency`` held by other requests); once its wait is
+        over and a slot is held, right before it goes on the wire. Apply journals it there, so that
+        a run killed while retrying one PUT for minutes, or holding it back, is known to have sent
+        it lately (``journal.TaskHistory.landing``). What it raises stops the request unsent."""
         method = method.upper()
         url = self.settings.on_host(path_or_url)
         headers = {"Accept": "application/json", **self.settings.auth_headers(url)}
@@ -229,9 +230,10 @@ class AsyncSynapseClient:
         while True:
             paused = await self._wait_if_paused()
             attempt += 1
+            queued = self._slots.locked()  # no slot free: it goes out when another request's ends
             try:
                 async with self._slots:
-                    if on_attempt is not None and (attempt > 1 or paused):
+                    if on_attempt is not None and (attempt > 1 or paused or queued):
                         await on_attempt(attempt)
                     self.sent += 1
                     started = time.perf_counter()

@@ -10,7 +10,8 @@ earlier 500 or 503 was answered); rollback leaves that write out. Without ``refu
 attempt went unanswered and may still land: the write stays in doubt, as if it had been noted
 ``unanswered``; a journal written before apply told a 500 or 503 apart holds such records after
 those too, read as they are). Each attempt of a PUT not sent at once (a repeated one,
-``attempt`` 2, 3, ...; or the first, 1, held back by a pause for another request's 429) appends
+``attempt`` 2, 3, ...; or the first, 1, held back by a pause for another request's 429 or queued
+for a connection slot the client's other requests held) appends
 ``attempt`` and waits until it is on disk before that attempt is sent: the run's last sign of life
 then follows its last attempt (``TaskHistory.landing``). Rollback appends ``restored``. So
 whatever stops a run (kill -9, a revoked token, the backend going away), the journal holds every
@@ -53,13 +54,14 @@ import io
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import JobError, StorageError
 from .._jobs.layout import JOURNAL_NAME, JOURNAL_SEGMENTS_DIR
 from .._storage import is_local, join, redact_url, url_to_fs
+from .errors import SynapseHTTPError, went_unanswered
 from .taskdata import dumps_exact, loads_exact
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,47 @@ class Journal:
         self._pending.append(self._encode(op, fields))
         if len(self._pending) >= 1024:
             self._kick()
+
+    def attempts(self, task_id: int, new_hash: str) -> Callable[[int], Awaitable[None]]:
+        """The client's ``on_attempt`` for apply's PUT of ``new_hash`` to ``task_id``: an ``attempt``
+        record on disk before each attempt not sent at once (a repeated one; a first one held back
+        by another request's 429 or queued for a connection slot). Rollback times a write in doubt from its run's last record (``TaskHistory.landing``):
+        a PUT held for minutes by a run with nothing else to journal, then killed, looked a minute
+        old while its last attempt was on its way. A first attempt sent at once needs none (its
+        ``before`` was just written): a run that meets no 429, repeats no PUT and never waits for
+        a slot journals nothing more."""
+
+        async def attempt(number: int) -> None:
+            await self.write_ahead("attempt", task_id=task_id, new_hash=new_hash, attempt=number)
+
+        return attempt
+
+    def note_failure(self, exc: SynapseHTTPError, task_id: int, new_hash: str) -> bool:
+        """Note how apply's PUT of ``new_hash`` to ``task_id`` ended without success, as the readers
+        (``open_writes``, ``journal_index``) settle it; whether the backend refused it with nothing
+        written (``failed`` with ``refused``: no task for rollback to restore).
+
+        Refused after a 500 or 503 of the backend's own: nothing of that attempt is on its way, but
+        it may have stored the write before failing, as a final 500 may: ``answered``, in doubt for
+        rollback and a re-run to look at the task (not to wait a minute for it). Refused otherwise
+        (401 and 403 included): the backend wrote nothing, unless an earlier attempt it never
+        answered did (``refused`` False: that attempt may still land, so the write stays in doubt).
+        No answer (a timeout, a dropped connection), or a gateway that stopped waiting for the
+        backend, on this attempt or an earlier one: ``unanswered``, the backend may still be
+        processing it (``TaskHistory.landing``). The backend's own answer (a 2xx whose body is not
+        JSON, a 500, a 503): ``answered``, in doubt, nothing on its way."""
+        refusal = exc.status is not None and 300 <= exc.status < 500
+        if refusal and exc.after_server_error and not exc.after_unanswered:
+            self.note("answered", task_id=task_id, new_hash=new_hash, status=exc.status)
+        elif refusal:
+            refused = not exc.after_unanswered
+            self.note("failed", task_id=task_id, new_hash=new_hash, status=exc.status, refused=refused)
+            return refused
+        elif went_unanswered(exc.status) or exc.after_unanswered:
+            self.note("unanswered", task_id=task_id, new_hash=new_hash, status=exc.status)
+        else:
+            self.note("answered", task_id=task_id, new_hash=new_hash, status=exc.status)
+        return False
 
     def _kick(self) -> None:
         if self._committer is None or self._committer.done():
