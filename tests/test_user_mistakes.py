@@ -275,6 +275,31 @@ def test_validate_refuses_a_manifest_without_a_data_object_as_a_job_does(tmp_pat
         validate_manifest(str(tmp_path / "in.manifest"), schema="seqlabel")
 
 
+@pytest.mark.parametrize(("content", "lines"), [(b"", 0), (b"\xef\xbb\xbf", 1), (b"\n \r\n\t\n", 3)],
+                         ids=["empty", "bom-only", "blank-lines"])
+def test_convert_refuses_a_manifest_without_a_data_object_writing_nothing(tmp_path: Path, content: bytes, lines: int,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``convert --to parquet`` of such a file wrote a Parquet file of no row, exit 0, and the label
+    exports blamed the attribute ("no label attribute of type ..."): now the words, rule and exit
+    code 1 of a job and ``validate``, and no output file."""
+    from totask_manifest import InvalidInputError
+    from totask_manifest._cli import main
+
+    src = tmp_path / "in.manifest"
+    src.write_bytes(content)
+    said = (rf"input manifest .*in\.manifest holds no data object \({lines} line\(s\), all blank\); there is nothing "
+            r"to convert, so nothing was written \[input-empty\]")
+    for to, out in [("parquet", "p.parquet"), ("coco", "c.json"), ("yolo", "y"), ("dm-schema-v1", "d.dm.jsonl"),
+                    ("synapse-objects", "o.objects.jsonl")]:
+        with pytest.raises(InvalidInputError, match=said):
+            convert(str(src), str(tmp_path / out), to=to)
+        assert main(["convert", str(src), str(tmp_path / out), "--to", to]) == 1, to
+        stdout, err = capsys.readouterr()
+        assert stdout == "" and len(err.splitlines()) == 1 and re.search(said, err), (to, err)
+        assert not (tmp_path / out).exists(), to
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # no temporary left either
+
+
 def test_validate_takes_a_data_object_among_blank_lines(tmp_path: Path) -> None:
     from totask_manifest import validate_manifest
 

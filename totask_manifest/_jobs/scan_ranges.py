@@ -28,7 +28,7 @@ import orjson
 from .._errors import InvalidInputError
 from .._manifest import long_lines
 from .._manifest.blocks import BLOCK_BYTES, PIECE_BYTES, iter_blocks, pieces, typed_parts
-from .._manifest.io import input_empty, iter_raw_lines, to_line
+from .._manifest.io import blank_lines_only, input_empty, to_line
 from .._manifest.line import Line
 from .._manifest.long_lines import TooLong
 from .._manifest.naming import metadata_key
@@ -362,9 +362,7 @@ def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, I
 def _has_data_object(url: str) -> bool:
     """Whether any line is not blank; read only while a job would select nothing, and only up to
     the first such line (line 1 of any fully labeled input)."""
-    with open_read(url) as f:
-        return any(not to_line(1, raw, first_in_file=i == 0).is_blank
-                   for i, raw in enumerate(iter_raw_lines(f)))
+    return blank_lines_only(url) is None
 
 
 def job_selection(layout: JobLayout, input_url: str, attribute: str) -> LineSelection:

@@ -24,8 +24,8 @@ from .long_lines import TooLong, message
 from .naming import RESERVED_NAMES
 from .ranges import iter_line_batches, iter_raw_lines, split_bom
 
-__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "input_empty", "iter_lines_from", "iter_raw_lines",
-           "label_attributes", "read_lines", "read_records", "refuse_absent_attribute", "refuse_not_an_attribute", "to_line", "write_lines"]
+__all__ = ["SCAN_LINES", "attribute_absent", "attributes_seen", "blank_lines_only", "input_empty", "iter_lines_from", "iter_raw_lines",
+           "label_attributes", "read_lines", "read_records", "refuse_absent_attribute", "refuse_no_data_object", "refuse_not_an_attribute", "to_line", "write_lines"]
 
 METADATA = "-metadata"
 #: how many lines a look at which label attributes a manifest holds reads
@@ -114,6 +114,27 @@ def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str
     needs = needs or "a job needs lines with source-ref or source"
     return InvalidInputError(f"{what} {url} holds no data object ({lines} line(s), all blank){also}; {needs}",
                              rule="input-empty")
+
+
+def blank_lines_only(url: str) -> int | None:
+    """The number of lines of a manifest holding no data object (every line blank, or none), or
+    None at its first data line: read only that far (line 1 of any manifest in use)."""
+    lines = 0
+    with open_read(url) as f:
+        for raw in iter_raw_lines(f):
+            if not to_line(1, raw, first_in_file=lines == 0).is_blank:
+                return None
+            lines += 1
+    return lines
+
+
+def refuse_no_data_object(url: str, *, what: str = "input manifest", needs: str | None = None) -> None:
+    """Refuse a manifest without a data object (``input_empty``, exit 1) before a command writes
+    anything from it: ``convert --to parquet`` wrote a file of no row, exit 0, from a file every
+    job and ``validate`` refuse."""
+    lines = blank_lines_only(url)
+    if lines is not None:
+        raise input_empty(redact_secret_url(url), lines, what=what, needs=needs)
 
 
 def refuse_empty_path(url: object, what: str) -> None:
