@@ -245,6 +245,27 @@ def test_chain_append_of_a_folder_names_the_flag_exit_2(tmp_path: Path, capsys: 
     assert not (tmp_path / "out" / "fa4").exists()
 
 
+@pytest.mark.parametrize("command", [
+    ["annotate", "data", "--job-name", "j", "--task-type", "object-detection", "--method", "file", "--url-key", "a",
+     "--output", "out"],
+    ["validate", "data"], ["stats", "data"], ["labeled", "data", "--label-attribute", "a", "-o", "l.manifest"],
+    ["convert", "data", "c.parquet", "--to", "parquet", "--from", "manifest"], ["validate", "FILE_URL"],
+], ids=["annotate", "validate", "stats", "labeled", "convert", "file-url"])
+def test_a_folder_given_as_the_input_manifest_is_named_by_its_role(
+        tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """"is a folder, not a file: data" did not say which path it was, where ``--append`` names its
+    flag: now ``input manifest: is a folder, not a file: data``, exit 2, nothing written."""
+    from totask_manifest._cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    given = (tmp_path / "data").as_uri() if command[1] == "FILE_URL" else "data"
+    assert main([command[0], given, *command[2:]]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == f"totask-manifest {command[0]}: error: input manifest: is a folder, not a file: {given}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 @pytest.mark.slow
 def test_annotate_cli_on_an_empty_manifest_exits_1_and_never_says_completed(tmp_path: Path) -> None:
     (tmp_path / "in.manifest").write_bytes(b"\n\n")

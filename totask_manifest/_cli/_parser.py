@@ -11,10 +11,12 @@ when its help or usage is printed), so only the command actually run pays for it
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
 
 from .._errors import UsageError
 from .._redaction import redact_url
@@ -123,6 +125,7 @@ class CommandParser(OneLineParser):
         self.complete()
         parsed, rest = super().parse_known_args(args, namespace)
         self._refuse_empty_paths(parsed)
+        self._refuse_folder_manifests(parsed)
         self._refuse_unwritable_outputs(parsed)
         return parsed, rest
 
@@ -149,6 +152,22 @@ class CommandParser(OneLineParser):
                         what = _PATH_NAMES.get(str(action.metavar), "path")
                     raise UsageError(f"the {what} ({'/'.join(flags) or action.metavar}) is empty: give a path or URL "
                                      "(an empty one is never taken for the current folder)")
+
+    def _refuse_folder_manifests(self, parsed: argparse.Namespace) -> None:
+        """A local folder given as the manifest a command reads (``INPUT``, ``MANIFEST``, and
+        ``convert --from manifest IN``), refused naming its role, as ``--append: is a folder, not a
+        file`` names its flag: "is a folder, not a file: /data" alone left the user to find which
+        path it was. Exit 2, before anything runs. A command that also takes a job folder there
+        (``evaluate``) sets ``_takes_job_folder``; without ``--from``, ``convert`` reads a folder as YOLO."""
+        if getattr(parsed, "_takes_job_folder", False):
+            return
+        for action in self._actions:
+            if action.option_strings or not (action.metavar in ("INPUT", "MANIFEST") or (
+                    action.metavar == "IN" and getattr(parsed, "from_format", None) == "manifest")):
+                continue
+            value = getattr(parsed, action.dest, None)
+            if isinstance(value, str) and local_folder(value):
+                raise UsageError(f"input manifest: is a folder, not a file: {redact_url(value)}")
 
     def _refuse_unwritable_outputs(self, parsed: argparse.Namespace) -> None:
         """Outputs (``--output``/``-o``, a positional ``OUT``) the command could only seem to write,
@@ -189,6 +208,15 @@ def unwritable_output(value: str) -> str | None:
     if scheme in ("http", "https"):
         return f"is {scheme}://, which is read-only; {_WRITABLE}"
     return None
+
+
+def local_folder(value: str) -> bool:
+    """Whether ``value`` is a path or a ``file://`` URL of this host naming a folder on this machine
+    (``s3://`` and the like are left to their store, not asked before the command runs)."""
+    parts = urlsplit(value) if "://" in value else None
+    if parts is not None and (parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost")):
+        return False
+    return os.path.isdir(unquote(parts.path) if parts is not None else os.path.expanduser(value))
 
 
 def unrecognized(prog: str, rest: Sequence[str]) -> UsageError:

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes reading a local file of 16 MiB or more (default: one per CPU; 1 = this process)")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _takes_job_folder=True)  # MANIFEST may be a job folder
 
 
 def run(args: argparse.Namespace) -> int:
