@@ -477,6 +477,30 @@ def test_workers_below_one_is_refused_alike_by_every_command_that_takes_it(
     assert captured.err == f"totask-manifest {command[0]}: error: --workers must be at least 1 (got {workers})\n"
 
 
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["evaluate", "--predicted", "boxes", "--reference", "boxes"]])
+def test_more_workers_than_four_a_cpu_is_refused_naming_the_cpus_and_the_most(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: list[str]) -> None:
+    """``validate --workers 64`` started 64 processes on a 2-CPU machine: each ``--workers`` is a
+    process, so more than 4 a CPU is refused (exit 2) naming the CPU count and the largest value
+    taken, before anything is read; that largest value itself still runs."""
+    import os
+
+    from totask_manifest import UsageError, validate_manifest
+    from totask_manifest._cli import main
+
+    cpus = os.cpu_count() or 1
+    src = boxes_manifest(tmp_path / "in.manifest")
+    assert main([command[0], str(src), *command[1:], "--workers", str(4 * cpus + 1)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"totask-manifest {command[0]}: error: --workers {4 * cpus + 1} is more than 4 processes "
+                            f"a CPU ({cpus} CPU(s) here): give at most {4 * cpus} (default: {cpus}, one a CPU)\n")
+    main([command[0], str(src), *command[1:], "--workers", str(4 * cpus)])  # the most taken: not refused for it
+    assert "--workers" not in capsys.readouterr().err
+    with pytest.raises(UsageError, match=rf"^workers 64 is more than 4 processes a CPU .*give at most {4 * cpus} "):
+        validate_manifest(str(src), workers=64) if cpus < 16 else pytest.skip("64 workers are taken here")
+
+
 @pytest.mark.parametrize("args", [
     ["report", "", "-o", "r.html"], ["report", "JOB", "-o", ""], ["validate", ""], ["stats", ""], ["evaluate", ""],
     ["labeled", "", "--label-attribute", "boxes", "-o", "l.manifest"],

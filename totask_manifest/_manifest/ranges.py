@@ -164,12 +164,29 @@ def iter_bodies(f: IO[bytes], *, start: int = 0, end: int | None = None,
 
 # --- planning ----------------------------------------------------------------------------------
 
+#: the most worker processes a command takes a CPU: past one a CPU they only wait their turn for
+#: it (the work is parsing, CPU-bound); the margin keeps a count fitted to a bigger machine usable
+WORKERS_PER_CPU = 4
+
+
+def most_workers() -> int:
+    """The largest ``--workers`` accepted here: ``WORKERS_PER_CPU`` for each CPU (``os.cpu_count()``,
+    which the default of one a CPU reads too)."""
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
 def check_workers(workers: int | None, name: str = "workers") -> None:
     """Refuse ``--workers`` below 1 (exit 2) in every command that reads byte ranges (``validate``,
-    ``stats``, ``evaluate``): ``map_ranges`` would read 0 or -3 as its default, one per CPU.
+    ``stats``, ``evaluate``): ``map_ranges`` would read 0 or -3 as its default, one per CPU. And
+    above ``most_workers()``: each is a process, so ``--workers 64`` on 2 CPUs started 64, to
+    share those 2 (a typo, or a count meant for another machine).
     ``name``: what the caller typed (the CLI's ``--workers``, the Python API's keyword)."""
     if workers is not None and workers < 1:
         raise UsageError(f"{name} must be at least 1 (got {workers})")
+    if workers is not None and workers > most_workers():
+        cpus = os.cpu_count() or 1
+        raise UsageError(f"{name} {workers} is more than {WORKERS_PER_CPU} processes a CPU ({cpus} CPU(s) here): "
+                         f"give at most {most_workers()} (default: {cpus}, one a CPU)")
 
 
 def plan_ranges(size: int, workers: int, *, min_bytes: int | None = None,
