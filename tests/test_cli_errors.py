@@ -240,4 +240,6 @@ def test_a_file_size_limit_during_a_yolo_export_names_the_export(tmp_path: Path)
     buffered index raised again over the named error)."""
     r = cli("convert", str(YOLO), str(tmp_path / "yolo"), "--to", "yolo", cwd=tmp_path, preexec=_file_size_limit(4 << 10))
     assert r.returncode == 2, r.stderr
-    assert r.stderr == f"totask-manifest convert: error: cannot write {tmp_path / 'yolo'}: File too large\n", r.stderr
+    assert r.stderr == (f"totask-manifest convert: error: cannot write {tmp_path / 'yolo'}: File too large: this "
+                        f"process's file size limit ({4 << 10} bytes, ulimit -f) was reached; raise it (ulimit -f "
+                        "unlimited) and run it again: the limit is the process's, another folder does not help\n"), r.stderr

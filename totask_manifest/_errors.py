@@ -140,7 +140,26 @@ def write_failure(shown: str, exc: OSError) -> str:
     """What a failed write says (a full disk, a quota): ``cannot write URL: No space left on
     device``, in words (not ``[Errno 28]``), naming the file the user knows (``shown``: its URL
     without secrets), never the temporary written for it."""
-    return f"cannot write {shown}: {exc.strerror or exc}"
+    return f"cannot write {shown}: {file_size_limit(exc) or exc.strerror or exc}"
+
+
+def file_size_limit(exc: OSError) -> str | None:
+    """What ``EFBIG`` ("File too large") says when this process's file size limit (``ulimit -f``,
+    ``RLIMIT_FSIZE``; Python ignores its ``SIGXFSZ``, so a write past it fails so) is what stopped
+    it: the limit, and that it is the process's, so another folder (``TMPDIR``) does not help. None
+    for any other error, and for ``EFBIG`` without a limit set (a file system's largest file, where
+    another folder does)."""
+    if exc.errno != errno.EFBIG:
+        return None
+    try:
+        import resource
+    except ImportError:  # no such limit (Windows)
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return (f"{exc.strerror or exc}: this process's file size limit ({soft} bytes, ulimit -f) was reached; raise it "
+            "(ulimit -f unlimited) and run it again: the limit is the process's, another folder does not help")
 
 
 def backend_error_message(exc: BaseException) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from typing import IO, Any
 
-from .._errors import StorageError
+from .._errors import StorageError, file_size_limit
 from .._redaction import redact_url
 
 
@@ -56,7 +56,9 @@ class Spool:
             out.write(data)
 
     def _error(self, exc: OSError) -> StorageError:
-        return StorageError(
-            f"cannot write {redact_url(self.dst)}: the temporary file in {tempfile.gettempdir()} that gathers "
-            f"part of it first failed: {exc.strerror or exc}; set TMPDIR to a folder with room"
-        )
+        """TMPDIR is the way out of a full temporary folder, not of the process's file size limit
+        (``ulimit -f``), which holds in any folder: that one is said as it is (``file_size_limit``)."""
+        limit = file_size_limit(exc)
+        advice = f": {limit}" if limit else f": {exc.strerror or exc}; set TMPDIR to a folder with room"
+        return StorageError(f"cannot write {redact_url(self.dst)}: the temporary file in {tempfile.gettempdir()} "
+                            f"that gathers part of it first failed{advice}")

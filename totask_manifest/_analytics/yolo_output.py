@@ -44,7 +44,7 @@ from typing import IO, Any
 import orjson
 
 from .. import _signals
-from .._errors import StorageError, UsageError
+from .._errors import StorageError, UsageError, write_failure
 from .._folders import not_a_folder
 from .._storage import (
     fcntl,
@@ -340,7 +340,7 @@ class YoloOutput:
             self._locked = False
 
     def _storage_error(self, exc: OSError) -> StorageError:
-        return StorageError(f"cannot write {redact_url(self.dst)}: {exc.strerror or exc}")
+        return StorageError(write_failure(redact_url(self.dst), exc))  # a file size limit said as one
 
 
 def _load_syncfs() -> Any:
