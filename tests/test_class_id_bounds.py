@@ -45,7 +45,7 @@ def test_every_export_refuses_a_class_id_that_is_no_64_bit_integer(tmp_path: Pat
     if case in ("over-int64", "read-as-float") and to == "yolo":  # the class map is met first: too many classes
         assert f"line 1, key 'class-map': class id {BAD_IDS[case][1]} is over {MAX_CLASS_ID:,}: " in err, err
     else:
-        assert "line 1, key 'annotations[0].class_id': class id must be a non-negative integer within 64 bits, " \
+        assert "line 1, key 'boxes.annotations[0].class_id': class id must be a non-negative integer within 64 bits, " \
                f"got {BAD_IDS[case][0] if case != 'read-as-float' else '1.8446744073709552e+19'} [format-groundtruth]" \
                in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # nothing written, no temporary left

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobs_helpers import quick_start_job
 from totask_manifest._cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,12 +64,9 @@ class GroundTruthDetection:
 def job_output(tmp_path, monkeypatch, capsys) -> Path:
     """The sample data's COCO labels through ``annotate --method file``: 49 labeled lines, 1 failed."""
     monkeypatch.chdir(REPO)
-    assert main(["annotate", "sample_data/manifest.jsonl", "--job-name", "consumers", "--label-attribute", "boxes",
-                 "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
-                 "--class-names", "sample_data/class_names.txt", "--native", "convert", "--allow-root", "sample_data",
-                 "--output", str(tmp_path / "out")]) == 0
+    output = quick_start_job(tmp_path / "out", "consumers", "convert")
     capsys.readouterr()
-    return tmp_path / "out" / "consumers" / "manifests" / "output" / "output.manifest"
+    return output
 
 
 def test_consumers_crash_on_the_whole_output_and_read_every_box_of_the_labeled_view(tmp_path, job_output):

@@ -76,7 +76,7 @@ def test_every_export_refuses_a_box_of_negative_size(tmp_path: Path, capsys, to:
     assert main(["convert", str(src), str(tmp_path / OUTPUTS[to]), "--to", to]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert f"line 2, key 'annotations[0].{field}': {field} -5 is negative [format-groundtruth]" in err, err
+    assert f"line 2, key 'boxes.annotations[0].{field}': {field} -5 is negative [format-groundtruth]" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["neg.manifest"]
 
 

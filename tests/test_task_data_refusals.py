@@ -143,7 +143,7 @@ def test_a_confidence_of_a_class_not_chosen_is_refused_not_dropped(tmp_path: Pat
     r = cli("convert", "m.manifest", out, "--to", fmt, cwd=tmp_path)
     line = one_line_error(r, "convert")
     assert r.returncode == 1
-    assert "line 1, key 'confidence-map.1'" in line and "class 1 ('bird')" in line and "--allow-drop" in line, line
+    assert "line 1, key 'm-metadata.confidence-map.1'" in line and "class 1 ('bird')" in line and "--allow-drop" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.manifest"]
     meta["confidence-map"] = {"0": 0.9}
     (tmp_path / "m.manifest").write_bytes(orjson.dumps({"source-ref": "s3://b/a.jpg", "m": [0], "m-metadata": meta})

@@ -129,7 +129,7 @@ def _write_document(
             file_name = below_root(image_root, source, line.number) if image_root else source or ""
             image_id = ids.image(label.record, line.number)
             if label.task_type == DETECTION:
-                with on_line(line.number):
+                with on_line(line.number, label.attribute):
                     doc = gt_to_coco_image(label.value, label.metadata, image_id=image_id, file_name=file_name,
                                            first_annotation_id=n_anns + 1,
                                            annotation_id=partial(ids.annotation, line=line.number),

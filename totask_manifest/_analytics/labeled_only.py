@@ -11,15 +11,19 @@ parsers refuse it at the start of a line).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._errors import ManifestError
+from .._fetch import base_of, resolve_reference
 from .._jobs.layout import refuse_output_in_job
 from .._jobs.selection import needs_label
 from .._manifest.io import read_lines, refuse_empty_path, refuse_not_an_attribute
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
+from .labels import references_base
 
 #: why a line was left out, in the order reports list them
 REASONS = ("failed", "routed", "missing", "blank")
@@ -36,6 +40,12 @@ class LabeledOnly:
     left_out: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     #: reason -> number of the first line left out for it
     first_line: dict[str, int] = field(default_factory=dict)
+    #: kept lines whose relative ``source-ref`` names another file read beside the output than
+    #: beside the input (``images/a.jpg`` copied into another folder), and the first of them
+    moved_refs: int = 0
+    first_moved: int | None = None
+    #: the folder the input's relative references resolve against (``labels.references_base``)
+    base: str = ""
 
     @property
     def total_left_out(self) -> int:
@@ -49,10 +59,22 @@ class LabeledOnly:
                  for reason, n in self.left_out.items() if n]
         return head + (f"; left out {self.total_left_out}: " + ", ".join(parts) if parts else "; left out none")
 
+    def moved_note(self) -> str | None:
+        """One line saying the kept lines' relative references no longer name their files, or None.
+        Kept lines are copied as they are (a consumer may resolve them against its own root), so the
+        references are not rewritten; but a training script reading them beside the output found
+        nothing, and nothing had said so."""
+        if not self.moved_refs:
+            return None
+        return (f"{redact_url(self.output)}: {self.moved_refs} kept line(s) hold a relative source-ref "
+                f"(first on line {self.first_moved}) written as it is, which resolves against the input's "
+                f"folder {redact_url(self.base)}, not beside the output: write the output beside the input, "
+                "or read it with that folder as the root")
+
     def to_dict(self) -> dict:
         return {"source": redact_url(self.source), "output": redact_url(self.output),
                 "label_attribute": self.label_attribute, "kept": self.kept, "left_out": dict(self.left_out),
-                "first_line": dict(self.first_line)}
+                "first_line": dict(self.first_line), "relative_refs_moved": self.moved_refs}
 
 
 def why_unlabeled(record: dict, attribute: str) -> str | None:
@@ -65,6 +87,19 @@ def why_unlabeled(record: dict, attribute: str) -> str | None:
     if isinstance(meta, dict) and meta.get("review-status") == "routed":
         return "routed"
     return "missing"
+
+
+def _moved_reference(base: str, out_base: str) -> Callable[[Any], bool] | None:
+    """Whether a reference copied from a manifest whose relative references resolve against
+    ``base`` names another file read beside the output (in ``out_base``); None where the two
+    folders are one (every reference stays where it was)."""
+    if resolve_reference(".", base) == resolve_reference(".", out_base):
+        return None
+
+    def moved(ref: Any) -> bool:
+        return isinstance(ref, str) and resolve_reference(ref, base) != resolve_reference(ref, out_base)
+
+    return moved
 
 
 def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
@@ -83,7 +118,8 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
     refuse_folder_name(dst)
     refuse_not_an_attribute(label_attribute)
     remove_stale_temporaries(dst)  # what a ``labeled`` to the same place killed before left (kill -9)
-    result = LabeledOnly(src, dst, label_attribute)
+    result = LabeledOnly(src, dst, label_attribute, base=references_base(src))
+    moved = _moved_reference(result.base, base_of(dst))
     seen_attributes: set[str] = set()
 
     def leave_out(reason: str, number: int) -> None:
@@ -104,6 +140,9 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
                 continue
             out.write(line.body + (line.newline or b"\n"))
             result.kept += 1
+            if moved is not None and moved(record.get("source-ref")):
+                result.moved_refs += 1
+                result.first_moved = result.first_moved or line.number
         if result.kept == 0:
             held = ", ".join(sorted(seen_attributes)) or "none"
             raise ManifestError(

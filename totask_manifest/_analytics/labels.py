@@ -7,6 +7,7 @@ metadata an imported label gets so that the manifest it lands in is a valid Grou
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,10 +32,17 @@ METADATA = "-metadata"
 NOTES = "notes"
 
 
+#: the keys a Ground Truth label's reader names in the label's metadata (``<attr>-metadata``); the
+#: rest it names in the label value (``<attr>``), and ``label`` is the value itself
+_METADATA_KEYS = frozenset({"objects", "class-map", "class-name", "confidence", "confidence-map", "type", "metadata"})
+
+
 @contextmanager
-def on_line(number: int) -> Iterator[None]:
-    """A label document that cannot be converted names its manifest line: converters raise
-    ``FormatError`` with the key inside the label only, and a user must find the line."""
+def on_line(number: int, attribute: str) -> Iterator[None]:
+    """A label document that cannot be converted names its manifest line and the key as
+    ``validate`` names it (``b.annotations[0].width``, ``b-metadata.objects``): converters raise
+    ``FormatError`` with the key inside the label only, and a user must find the line and the
+    attribute (``annotations[0].width`` named no attribute of a line that holds several)."""
     from .._formats.model import FormatError
 
     try:
@@ -42,7 +50,19 @@ def on_line(number: int) -> Iterator[None]:
     except FormatError as exc:
         if exc.line is not None:
             raise
-        raise FormatError(exc.detail, fmt=exc.format, key=exc.key, line=number) from None
+        raise FormatError(exc.detail, fmt=exc.format, key=line_key(exc.key, attribute), line=number) from None
+
+
+def line_key(key: str | None, attribute: str) -> str | None:
+    """A key inside one label (``objects[0].confidence``) as the manifest line holds it
+    (``b-metadata.objects[0].confidence``), the key ``validate`` names for the same value. A key
+    that already names the attribute or its metadata stays as it is."""
+    if key is None or key == attribute or key.startswith((attribute + ".", attribute + "[", attribute + METADATA)):
+        return key
+    head = re.split(r"[.\[]", key, maxsplit=1)[0]
+    if head == "label":
+        return attribute + key[len(head):]
+    return f"{attribute}{METADATA}.{key}" if head in _METADATA_KEYS else f"{attribute}.{key}"
 
 
 @dataclass(frozen=True)
@@ -205,7 +225,7 @@ def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow
     """
     names: dict[str, int] = {}  # class name -> id, the ids the lines gave, for documents that name classes only
     fixed: dict[str, int] | None = None  # the ids the file's other lines fix (read at its first DM document)
-    base = base_of(url)  # a relative image is read beside the manifest, as every reader resolves one
+    base = references_base(url)  # a relative image is read where the manifest's lines say it is
     picked = attribute if isinstance(attribute, PickedAttribute) else None
     for line in read_lines(url):
         if line.is_blank:
@@ -284,6 +304,32 @@ def _fixed_class_ids(url: str, attribute: str) -> dict[str, int]:
     return fixed
 
 
+#: where a job writes its output manifest, below its folder (``layout.JobLayout.output_manifest``)
+_JOB_OUTPUT = "/manifests/output/output.manifest"
+
+
+def references_base(url: str) -> str:
+    """The folder a manifest's relative references (``source-ref: images/a.jpg``) resolve
+    against: its own folder, or, for a job's output manifest (``<job>/manifests/output/
+    output.manifest`` beside the job's ``job.json``), the folder the job resolved them against
+    (``relative_to``, else its input's folder), as ``report`` reads them: the job copies its input's
+    references as they are, so read beside the output they named files that never existed."""
+    from .._jobs.job import Job
+
+    given = str(url)
+    if given.endswith(_JOB_OUTPUT):
+        job = Job(given[: -len(_JOB_OUTPUT)]).record()
+        config = job.get("config") if isinstance(job.get("config"), dict) else {}
+        options = config.get("options") if isinstance(config.get("options"), dict) else {}
+        inp = job.get("input") if isinstance(job.get("input"), dict) else {}
+        source = inp.get("url") or config.get("input")
+        if isinstance(options.get("relative_to"), str) and options["relative_to"]:
+            return options["relative_to"]
+        if isinstance(source, str) and source and source != "-":
+            return base_of(source)
+    return base_of(given)
+
+
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,
               names: dict[str, int] | None = None, base: str | None = None) -> Label:
     """A kept document (DM v1, ``objects``) as a Ground Truth label of ``task_type``; the image
@@ -338,7 +384,8 @@ def _image_size(label: Label, base: str | None) -> tuple[int, int, int]:
     except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
         reason = exc.reason if isinstance(exc, ImageError) else str(exc)
         shown = redact_secret_url(where)
-        raise ManifestError(f"image size: cannot read {shown[:300]}: {reason[:160]}", line=label.line.number,
+        said = "" if where == source else f" (a relative source-ref resolves against {redact_secret_url(str(base))[:300]})"
+        raise ManifestError(f"image size: cannot read {shown[:300]}: {reason[:160]}{said}", line=label.line.number,
                             key="source-ref", rule="image-size") from None
     return info.width, info.height, image_depth(info.mode)
 

@@ -135,7 +135,7 @@ def _task_data_lines(src: str, attr: str, write: Callable, fmt: str, counts: dic
         syn = label.record.get("synapse")
         left_out[0].add(line.number, label.record, label.metadata)
         left_out[1].add(line.number, label.record, label.metadata, label.value)
-        with on_line(line.number):
+        with on_line(line.number, label.attribute):
             data = write(label.task_type, label.value, label.metadata)  # reads (and checks) the label first
         if unchosen := unchosen_scores(label.task_type, label.value, label.metadata):  # allowed, or refused above
             counts["dropped"] = counts.get("dropped", 0) + len(unchosen)

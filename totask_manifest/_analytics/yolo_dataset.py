@@ -135,7 +135,7 @@ def manifest_to_yolo(
                             key="class-map",
                             rule="yolo-class",
                         )
-                with on_line(line.number):
+                with on_line(line.number, label.attribute):
                     # the label as a box label first: sizes and boxes it cannot read stop here, named
                     checked = exported_label(DETECTION, label.value, label.metadata)
                     value, metadata = _inside_image(

@@ -211,11 +211,7 @@ def _print_result(result: JobResult, stream) -> None:
 
     m = result.metrics
     print(f"job {redact_secret_url(result.job_url)}: {result.status}", file=stream)
-    print(
-        f"metrics: total={m.get('total', 0)} success={m.get('success', 0)} failed={m.get('failed', 0)} "
-        f"routed={m.get('routed', 0)} stand_by={m.get('stand_by', 0)}",
-        file=stream,
-    )
+    print(metrics_line(m), file=stream)
     # the output root may carry user:password@ or a signed query: printed without them
     print(output_manifest_line(result.output_manifest, result.status,
                                shown=redact_secret_url(result.output_manifest), stale=result.output_stale,
@@ -232,6 +228,18 @@ def _print_result(result: JobResult, stream) -> None:
         # every line was in flight when the signal came, so the job finished them all: the status
         # says so, and the exit code says the run was asked to stop, as the README states
         print(f"signal {result.signal} received: no line was left to stop, so the job completed", file=stream)
+
+
+def metrics_line(metrics: dict) -> str:
+    """``metrics: total=... stand_by=...``, then the labeled lines counted besides their status
+    (``warnings``, ``dropped``: ``known_keys.LINE_COUNTS``) where there are any, as job.json and
+    ``status`` count them: every job command's summary (annotate, chain, clone, resume) said
+    ``success=11`` and not the 2 warnings (boxes past their image) the job had counted."""
+    from .._jobs.known_keys import LINE_COUNTS
+
+    counts = ["total", "success", "failed", "routed", "stand_by"]
+    counts += [name for name in LINE_COUNTS if metrics.get(name)]
+    return "metrics: " + " ".join(f"{name}={metrics.get(name, 0)}" for name in counts)
 
 
 def runs_lines(runs: list) -> list[str]:

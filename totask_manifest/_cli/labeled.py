@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     with sigterm_as_interrupt():  # a SIGTERM removes the half-written output's temporary, as a Ctrl-C does
         result = labeled_only(args.manifest, args.output, args.label_attribute)
+    if (note := result.moved_note()) is not None:
+        print(note, file=sys.stderr)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(result.to_dict()) + b"\n")
     else:
