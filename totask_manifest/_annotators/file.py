@@ -44,6 +44,7 @@ from .base import Annotator, Failed, Item, Outcome
 from .file_convert import (
     AUTO,
     FORMAT_TASK_TYPES,
+    GROUNDTRUTH,
     NATIVE_ANY,
     NATIVE_CONVERT,
     NATIVE_KEEP,
@@ -75,6 +76,10 @@ class FileOptions(Options):
     input_format: str = option(AUTO, choices=[AUTO, *input_formats()],
                                help="format of the label files (default: auto, detected per file)")
     class_names: str | None = option(None, metavar="FILE", help=CLASS_NAMES_HELP, path=True)
+    file_label_attribute: str | None = option(
+        None, metavar="NAME", omit_default=True,
+        help="the label attribute to take from a label file that is a whole Ground Truth manifest line "
+        "holding several labels of the task type (a chained job's line)")
     native: str = option(
         NATIVE_KEEP, choices=NATIVE_MODES, omit_default=True,
         help="documents in the backend's format: keep DM v1 and objects documents as they are (default), "
@@ -110,6 +115,7 @@ class FileAnnotator(Annotator):
             native=options.native or NATIVE_KEEP,
             class_names=load_class_names(options.class_names) if options.class_names else None,
             allow_drop=bool(options.allow_drop),
+            label_attribute=options.file_label_attribute or None,
             submit_empty=bool(options.submit_empty),
         )
         self.policy = options.fetch.policy()
@@ -154,6 +160,9 @@ class FileAnnotator(Annotator):
                 f"--input-format {fmt} cannot express task type {name}; "
                 f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
             )
+        if options.file_label_attribute and fmt not in (AUTO, GROUNDTRUTH):
+            raise UsageError(f"--file-label-attribute names a label of a Ground Truth manifest line; "
+                             f"--input-format {fmt} files hold none")
         if fmt == "yolo" and not options.class_names:
             raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
         if options.class_names:

@@ -32,6 +32,7 @@ from .._synapse.taskdata import loads_exact
 from .file_source import LineFailure
 
 AUTO = "auto"
+GROUNDTRUTH = "groundtruth"
 DETECTION = "object-detection"
 #: formats that carry no image size: for bounding boxes the size comes from the line or the image
 SIZELESS_FORMATS = frozenset({"synapse-objects", "dm-schema-v1", "yolo"})
@@ -80,6 +81,8 @@ class Conversion:
     native: str = NATIVE_KEEP
     class_names: list[str] | None = None
     allow_drop: bool = False
+    #: the attribute to take from a Ground Truth manifest line holding several labels (``--file-label-attribute``)
+    label_attribute: str | None = None
     #: keep an empty document (a ``schema: any`` ToTask run submits it, as the SDK's file method)
     submit_empty: bool = False
 
@@ -154,7 +157,7 @@ class Conversion:
     def label(self, doc: Any, fmt: str, image_size: Any) -> Labeled:
         """The document converted to the task type's label (``FormatError`` when it cannot be)."""
         return to_label(doc, fmt, self.task_type, image_size=image_size, class_names=self.class_names,
-                        allow_drop=self.allow_drop)
+                        allow_drop=self.allow_drop, label_attribute=self.label_attribute)
 
 
 def document_problem(doc: Any, fmt: str) -> str | None:

@@ -28,8 +28,9 @@ _YOLO_ROW = re.compile(r"^\s*\d+(\s+[-+0-9.eE]+){4,5}\s*$")
 Converter = Callable[..., Labeled]
 
 
-def _groundtruth(doc: Any, task_type: str, *, image_size: Any, class_names: ClassNames | None) -> Labeled:
-    return from_groundtruth(doc, task_type, class_names=class_names)
+def _groundtruth(doc: Any, task_type: str, *, image_size: Any, class_names: ClassNames | None,
+                 label_attribute: str | None = None) -> Labeled:
+    return from_groundtruth(doc, task_type, class_names=class_names, label_attribute=label_attribute)
 
 
 def _coco(doc: Any, task_type: str, *, image_size: Any, class_names: ClassNames | None,
@@ -133,6 +134,7 @@ def to_label(
     image_size: Any = None,
     class_names: ClassNames | None = None,
     allow_drop: bool = False,
+    label_attribute: str | None = None,
 ) -> Labeled:
     """Convert one document to a Ground Truth label; ``input_format`` ``"auto"``/None detects it.
 
@@ -141,6 +143,8 @@ def to_label(
     A DM v1 or ``objects`` document holding what the label cannot (``native.losses``: polygons,
     rotation, attributes, a second media...) is refused naming it, unless ``allow_drop``; then
     the label's metadata records what was dropped (``"dropped": {"polygon": 3}``).
+    ``label_attribute``: the attribute to take from a Ground Truth manifest line holding several
+    labels of the task type (``--file-label-attribute``); documents of other formats have none.
     """
     fmt = detect_input_format(doc_or_text) if input_format in (None, AUTO) else input_format
     if fmt == OBJECTS and class_names is None and type(doc_or_text) is dict:
@@ -168,8 +172,10 @@ def to_label(
             doc = first_media_only(doc)
     try:
         # a crowd region counted in ``dropped`` is left out, not read as one ordinary box
-        crowd = {"drop_crowd": True} if dropped and fmt == "coco" else {}
-        labeled = convert(doc, task_type, image_size=image_size, class_names=class_names, **crowd)
+        extra: dict[str, Any] = {"drop_crowd": True} if dropped and fmt == "coco" else {}
+        if label_attribute is not None and fmt == "groundtruth":
+            extra["label_attribute"] = label_attribute
+        labeled = convert(doc, task_type, image_size=image_size, class_names=class_names, **extra)
         if dropped:
             labeled.metadata["dropped"] = dict(dropped)
         return labeled

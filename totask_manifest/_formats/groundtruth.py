@@ -72,7 +72,8 @@ def _split(doc: Any, task_type: str, label_attribute: str | None) -> tuple[Any, 
                 why = f" ({failed[0]!r} holds a failure-reason)" if failed else ""
                 raise FormatError(f"document holds no {wanted} label{why}", fmt=FMT, key=attrs[0])
             raise FormatError(
-                f"document holds several {wanted} labels ({', '.join(matching)}); name one with label_attribute",
+                f"document holds several {wanted} labels ({', '.join(matching)}); "
+                "name the one to take with --file-label-attribute NAME",
                 fmt=FMT,
             )
     return doc, {}

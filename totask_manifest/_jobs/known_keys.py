@@ -49,7 +49,7 @@ _FETCH = frozenset({"max_body_bytes"})  # the rest of the fetch group is in _ANY
 BUILT_IN_OPTIONS: dict[str, frozenset[str]] = {
     "file": _ANY_METHOD | _FETCH | {
         "target_specification_name", "url_key", "input_format", "class_names", "native", "allow_drop",
-        "submit_empty", "converter", "converter_params"},
+        "submit_empty", "converter", "converter_params", "file_label_attribute"},
     "inference": _ANY_METHOD | _FETCH | {
         "model", "weights", "image_key", "class_names", "input_size", "confidence_threshold", "nms_threshold",
         "use_fp16", "max_image_pixels", "params", "params_file", "review_below"},
