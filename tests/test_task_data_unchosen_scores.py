@@ -67,3 +67,20 @@ def test_apply_fails_the_task_whose_label_scores_a_class_it_does_not_choose(syna
     [put] = synapse.requests_to("PUT", f"^/tasks/{tasks[0]['id']}/")
     [ann] = put.body["data"]["annotations"]["image_1"]
     assert ann["classification"] == {"class": "cat", "confidence": 0.9}
+
+
+def test_an_unchosen_class_with_no_name_is_said_in_words(tmp_path: Path) -> None:
+    """Ground Truth's own multi-label output (``shared/reference/ground-truth.md`` §2.5) names the
+    chosen classes only in ``class-map`` while ``confidence-map`` scores others: the refusal said
+    ``class 0 (None)``, a class named None. It says the class has no name, and that such scores
+    are Ground Truth's ordinary output, which ``--allow-drop`` leaves out counted."""
+    meta = _meta({"1": 0.86, "0": 0.37, "2": 0.4}) | {"class-map": {"1": "optimism"}}
+    line = {"source-ref": "s3://b/a.jpg", "m": [1], "m-metadata": meta}
+    (tmp_path / "m.manifest").write_bytes(orjson.dumps(line) + b"\n")
+    refused = cli("convert", "m.manifest", "t.dm.jsonl", "--to", "dm-schema-v1", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "key 'confidence-map.0': confidence-map scores class 0 (no name in class-map)" in refused.stderr
+    assert "None" not in refused.stderr and "Ground Truth's own multi-label output" in refused.stderr
+    assert not (tmp_path / "t.dm.jsonl").exists()
+    kept = cli("convert", "m.manifest", "t.dm.jsonl", "--to", "dm-schema-v1", "--allow-drop", cwd=tmp_path)
+    assert kept.returncode == 0 and "dropped 2" in kept.stdout + kept.stderr, kept.stdout + kept.stderr

@@ -188,9 +188,18 @@ def _refuse_unchosen(name: str, labeled: Labeled, fmt: str, allow_drop: bool) ->
     extra = [] if allow_drop else unchosen_scores(name, labeled.value, labeled.metadata)
     if extra:
         key = extra[0]
-        raise FormatError(f"confidence-map scores class {key} ({labeled.metadata.get('class-map', {}).get(key)!r}), "
-                          f"which the label does not choose: {fmt} holds the chosen classes only, so the score "
-                          "would be lost (--allow-drop leaves it out)", fmt=fmt, key=f"confidence-map.{key}")
+        raise FormatError(f"confidence-map scores class {key} ({_class_said(labeled.metadata, key)}), which the "
+                          f"label does not choose (Ground Truth's own multi-label output scores such classes): {fmt} "
+                          "holds the chosen classes only, so the score would be lost (--allow-drop leaves it out)",
+                          fmt=fmt, key=f"confidence-map.{key}")
+
+
+def _class_said(metadata: Mapping[str, Any], key: str) -> str:
+    """A scored class as a message names it: its ``class-map`` name, or that it has none (Ground
+    Truth's ``class-map`` names the chosen classes only, so an unchosen one is usually unnamed)."""
+    names = metadata.get("class-map")
+    name = names.get(key) if isinstance(names, Mapping) else None
+    return repr(name) if name is not None else "no name in class-map"
 
 
 def gt_to_dm_v1(
