@@ -363,7 +363,7 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(UsageError, match="unknown format"):
         convert(str(korean), str(tmp_path / "x"), to="pascal")
     ic = GT / "image-classification__aws-amazon-sagemaker-examples__ic_data-output.manifest"
-    with pytest.raises(ManifestError, match="no label attribute of type") as no_labels:  # nothing to convert: exit 1
+    with pytest.raises(ManifestError, match="COCO holds boxes and masks") as no_labels:  # nothing to convert: exit 1
         convert(str(ic), str(tmp_path / "x.json"), to="coco")
     assert no_labels.value.rule == "convert-no-labels" and no_labels.value.exit_code == 1
     (tmp_path / "bad.json").write_bytes(orjson.dumps({"images": [{"id": 1, "width": 5, "height": 5}],
@@ -776,4 +776,4 @@ def test_no_fitting_attribute_names_what_the_lines_hold(tmp_path, capsys):
     code = cli_main(["convert", str(src), str(tmp_path / "c.json"), "--to", "coco"])
     said = capsys.readouterr().err
     assert code == 1 and not (tmp_path / "c.json").exists()
-    assert "the lines hold cutomDocClassification (text-classification-multilabel)" in said
+    assert "lines hold only cutomDocClassification (text-classification-multilabel)" in said

@@ -1080,3 +1080,23 @@ def test_workers_below_one_from_python_names_the_keyword(tmp_path: Path) -> None
 
     with pytest.raises(UsageError, match=r"^workers must be at least 1 \(got 0\)$"):
         validate_manifest(str(boxes_manifest(tmp_path / "in.manifest")), workers=0)
+
+
+@pytest.mark.parametrize(("to", "out", "holds"), [
+    ("coco", "x.json", "COCO holds boxes and masks"), ("yolo", "y", "YOLO holds boxes"),
+    ("dm-schema-v1", "t.dm.jsonl", "dm-schema-v1 holds object-detection, image-classification and"),
+])
+def test_convert_of_labels_of_a_type_the_format_cannot_hold_advises_no_flag(tmp_path: Path, to: str, out: str,
+                                                                           holds: str) -> None:
+    """A manifest of text classification labels only: the error advised ``--label-attribute``,
+    and naming the attribute then failed ``COCO holds boxes and masks, not ...``. It says what the
+    format holds and what the lines hold, and advises no flag that cannot help."""
+    meta = {"class-name": "cat", "confidence": 0.9, "type": "groundtruth/text-classification",
+            "human-annotated": "yes", "creation-date": "2024-01-01T00:00:00.000000", "job-name": "labeling-job/j"}
+    (tmp_path / "in.manifest").write_bytes(orjson.dumps({"source": "a cat", "mood": 0, "mood-metadata": meta}) + b"\n")
+    r = cli("convert", "in.manifest", out, "--to", to, cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1
+    assert f"{holds}" in line and "the first 2000 lines hold only mood (text-classification)" in line, line
+    assert "--label-attribute" not in line and "[convert-no-labels]" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]

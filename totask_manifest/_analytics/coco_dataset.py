@@ -88,7 +88,8 @@ def manifest_to_coco(
     ``image_root``: each ``file_name`` is the ``source-ref`` below it (``image_root.below_root``).
     Ids a COCO import kept are written back (``coco_images.KeptIds``); a line that holds none, or
     one an earlier line held, starts the document again numbering that kind, said in one line."""
-    attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute)
+    attr = pick_attribute(src, (DETECTION, SEGMENTATION, "custom"), label_attribute,
+                          target=("COCO", "boxes and masks"))
     ids = KeptIds()
     while True:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -114,14 +114,18 @@ class PickedAttribute(str):
         return PickedAttribute, (str(self), self.among)
 
 
-def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None) -> str:
+def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | None, *,
+                   target: tuple[str, str] | None = None) -> str:
     """The attribute to convert: the one named, else the only one of a wanted type in the first
-    lines (a ``PickedAttribute``, which ``iter_labels`` holds the other lines to)."""
+    lines (a ``PickedAttribute``, which ``iter_labels`` holds the other lines to). ``target``: the
+    export's format and what it holds (``("COCO", "boxes and masks")``), said when the lines hold
+    labels of other types only (``no_attribute_of_wanted_type``)."""
     if label_attribute:
         return label_attribute
     wanted = frozenset(get_task_type(t).name for t in task_types)
     found: dict[str, str] = {}
     others: dict[str, str] = {}  # named in the error, so the user sees what the file holds
+    untyped = False  # metadata of no known type: naming its attribute may still convert it
     for line, rec in read_records(url):
         if line.number > SCAN_LINES:
             break
@@ -129,15 +133,29 @@ def pick_attribute(url: str, task_types: Iterable[str], label_attribute: str | N
             tt = task_type_of_metadata(meta) if key.endswith(METADATA) else None
             if tt is not None:
                 (found if tt.name in wanted else others).setdefault(key[: -len(METADATA)], tt.name)
+            elif key.endswith(METADATA):
+                untyped = True
     if len(found) == 1:
         return PickedAttribute(next(iter(found)), wanted)
     if not found:
-        held = ", ".join(f"{a} ({t})" for a, t in sorted(others.items())) or "none"
-        # a data problem, exit 1, as ``nothing_to_convert`` (the same rule): the file holds nothing to convert
-        raise ManifestError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the "
-                            f"first {SCAN_LINES} lines (the lines hold {held}), so nothing was written; name one with "
-                            "--label-attribute", rule="convert-no-labels")
+        raise no_attribute_of_wanted_type(url, wanted, others, target=None if untyped else target)
     raise several_attributes(url, sorted(found))
+
+
+def no_attribute_of_wanted_type(url: str, wanted: Iterable[str], others: Mapping[str, str], *,
+                                target: tuple[str, str] | None) -> ManifestError:
+    """The error for a manifest whose first lines hold no attribute of a type the export takes
+    (a data problem, exit 1, as ``nothing_to_convert``: the same rule). ``--label-attribute`` is
+    advised only where it may help: when the lines hold labels of other types only (``others``)
+    and ``target`` says what the format holds, naming one of them meets ``not_held`` instead."""
+    held = ", ".join(f"{a} ({t})" for a, t in sorted(others.items())) or "none"
+    if others and target is not None:
+        fmt, holds = target
+        return ManifestError(f"{redact_secret_url(url)}: {fmt} holds {holds}; the first {SCAN_LINES} lines hold only "
+                             f"{held}, so nothing was written", rule="convert-no-labels")
+    return ManifestError(f"{redact_secret_url(url)}: no label attribute of type {' or '.join(sorted(wanted))} in the "
+                         f"first {SCAN_LINES} lines (the lines hold {held}), so nothing was written; name one with "
+                         "--label-attribute", rule="convert-no-labels")
 
 
 def several_attributes(url: str, names: Sequence[str], past: int | None = None) -> UsageError:

@@ -89,7 +89,7 @@ def manifest_to_task_data(src: str, dst: str, fmt: str, *, label_attribute: str 
     gathered first (they took about 560 bytes a line, 1.3 GB peak RSS at 2,000,000 box lines).
     The output is written atomically: an error part way leaves nothing. ``allow_drop``: a
     multi-label's scores of classes it does not choose are left out, counted in ``dropped``."""
-    attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute)
+    attr = pick_attribute(src, (*SUPPORTED, "custom"), label_attribute, target=(fmt, _HOLDS))
     counts: dict[str, Any] = {"lines": 0, "skipped": 0}
     past, coco_keys = PastImage(), CocoKeysLeftOut(fmt)
     others = KeysLeftOut(fmt, attr, frozenset({"synapse"}))  # its task id is written

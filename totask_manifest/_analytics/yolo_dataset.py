@@ -82,7 +82,7 @@ def manifest_to_yolo(
     6th column, which Ultralytics and Darknet training do not read. Documents kept as they are
     (DM v1, objects) are converted, refused when that would drop something unless ``allow_drop``
     (the counts then say what was dropped)."""
-    attr = pick_attribute(src, (DETECTION, "custom"), label_attribute)
+    attr = pick_attribute(src, (DETECTION, "custom"), label_attribute, target=("YOLO", "boxes"))
     # first the folder the data objects share, so each label file can mirror its image's folders
     # (``yolo_paths``: nothing is held per line, then a hash of each label path written)
     folder = CommonFolder()
