@@ -237,3 +237,23 @@ def json_text(value: object, limit: int = 80) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: the words Python's ``json.dumps`` writes for a float that is no number (``allow_nan=True``, its
+#: default), which no JSON reader of the standard takes; orjson says only "unexpected character"
+_NOT_JSON_NUMBERS = ("NaN", "Infinity")
+
+
+def json_error_detail(exc: ValueError) -> str:
+    """A JSON parse error (orjson's or ``json``'s ``JSONDecodeError``) as a message says it: where
+    it points at ``NaN``, ``Infinity`` or ``-Infinity``, that this is not JSON and where it comes
+    from, at the same place; otherwise the error's own words."""
+    doc, pos = getattr(exc, "doc", None), getattr(exc, "pos", None)
+    if isinstance(doc, str) and isinstance(pos, int):
+        for word in _NOT_JSON_NUMBERS:
+            if doc.startswith(word, pos):
+                minus = word == "Infinity" and pos > 0 and doc[pos - 1] == "-"  # orjson points past the sign
+                return (f"{'-' if minus else ''}{word} is not JSON (Python's json.dumps writes it for a float "
+                        f"that is no number: pass allow_nan=False): line {getattr(exc, 'lineno', '?')} column "
+                        f"{getattr(exc, 'colno', 1) - minus}")
+    return str(exc)

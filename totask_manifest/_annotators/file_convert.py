@@ -20,6 +20,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import json_error_detail
 from .._fetch import redact_url, scrub
 from .._formats.coco import images_of
 from .._formats.coco_by_name import CocoImages, holds_several_images
@@ -114,7 +115,7 @@ class Conversion:
                     detected = None
                 if detected in TEXT_FORMATS:
                     return body.decode("utf-8"), detected
-            raise LineFailure(f"parse: {redact_url(url)} is not valid JSON ({scrub(str(exc), 120)})") from None
+            raise LineFailure(f"parse: {redact_url(url)} is not valid JSON ({scrub(json_error_detail(exc), 160)})") from None
         if fmt == AUTO:
             try:
                 fmt = detect_input_format(doc)

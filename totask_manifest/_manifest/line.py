@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import ManifestError, json_kind
+from .._errors import ManifestError, json_error_detail, json_kind
 from .naming import rule_message
 
 BOM = b"\xef\xbb\xbf"
@@ -79,7 +79,7 @@ class Line:
             except orjson.JSONDecodeError as exc:
                 self.text()  # invalid UTF-8 gets its own rule
                 raise ManifestError(
-                    rule_message("line-json", detail=_short(str(exc))), line=self.number, rule="line-json"
+                    rule_message("line-json", detail=_short(json_error_detail(exc))), line=self.number, rule="line-json"
                 ) from None
             if not isinstance(value, dict):
                 raise ManifestError(
