@@ -64,6 +64,7 @@ from .labels import (
     on_line,
     pick_attribute,
 )
+from .mask_colors import category_colors
 from .masks import MergedInstances, coco_mask_image, paint_coco_mask
 from .new_files import NewFiles
 from .spool import Spool
@@ -157,7 +158,7 @@ def _write_document(
             raise nothing_to_convert(src, attr, skipped)
         out.write(b'],"annotations":[')
         annotations.copy_to(out, COPY_CHUNK)
-        categories = ids.categories(cats.by_id)
+        categories = ids.categories(cats.by_id, cats.colors.by_id)
         out.write(b'],"categories":' + orjson.dumps(categories))
         out.write(document.sections(licenses) + b"}")
     counts: dict[str, Any] = {"images": n_images, "annotations": n_anns, "skipped": skipped}
@@ -258,6 +259,7 @@ def coco_to_manifest(
     if task_type == SEGMENTATION and not attr.endswith("-ref"):
         raise UsageError(f"label attribute {attr!r} must end in '-ref' for {SEGMENTATION}")
     out_dir = dst.rsplit("/", 1)[0] if "/" in dst else "."
+    colors = category_colors(doc) if task_type == SEGMENTATION else {}  # read as boxes: said not carried
     # scores mean predictions: the whole document counts as machine-labeled
     scored = any("score" in a for anns in by_image.values() for a in anns)
     human = human_annotated or ("no" if scored else "yes")
@@ -296,7 +298,7 @@ def coco_to_manifest(
                     # an integer id (coco_id_rules) names a file: no '/', no '..'
                     mask_url = join(out_dir, "masks", f"{image['id']}.png")
                     masks.note(mask_url)
-                    labeled = paint_coco_mask(anns, image, cats, mask_url, _mask_ref(out_dir, mask_url))
+                    labeled = paint_coco_mask(anns, image, cats, colors, mask_url, _mask_ref(out_dir, mask_url), key=key)
                     merged.add(anns)
                 if lost:
                     labeled.metadata["dropped"] = dict(lost)
@@ -318,7 +320,7 @@ def coco_to_manifest(
     counts: dict[str, Any] = {"images": len(lines), "annotations": sum(map(len, by_image.values())), "skipped": 0}
     if dropped:
         counts["dropped"] = dropped
-    notes = unstored + not_carried(doc) + merged.notes()  # the categories' keys a class-map cannot hold: said
+    notes = unstored + not_carried(doc, masks=task_type == SEGMENTATION) + merged.notes()  # the categories' keys a class-map cannot hold: said
     if task_type == DETECTION:  # masks: every category is in each line's internal-color-map
         notes += unnamed_categories(cats, {a.get("category_id") for anns in by_image.values() for a in anns})
     if notes:

@@ -31,15 +31,18 @@ from typing import Any
 from .._errors import ManifestError, json_kind, json_text
 from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
 from .._formats.model import FormatError
+from .mask_colors import BACKGROUND_CLASS, COLOR, CategoryColors, hex_to_rgb
 from .one_id_a_name import IdsByName, where_met
 
 #: the line key an import keeps a COCO image's other keys under, for the export to write back
 COCO_IMAGE = "coco-image"
 #: this tool's image key for a mask's class confidences no annotation carries (``masks``)
 CLASS_CONFIDENCES = "class-confidences"
-#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``
-#: and ``class-confidences``); the id is read and kept too, under ``coco-image`` (``KeptIds``)
-IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "human-annotated", CLASS_CONFIDENCES})
+#: the image keys a conversion reads itself (``depth`` into the size, this tool's ``human-annotated``,
+#: ``class-confidences`` and ``background-class``); the id is read and kept too, under ``coco-image``
+#: (``KeptIds``)
+IMAGE_KEYS_READ = frozenset({"id", "file_name", "width", "height", "depth", "human-annotated", CLASS_CONFIDENCES,
+                             BACKGROUND_CLASS})
 #: the image key kept under ``coco-image`` although the conversion reads it: the image's own id
 IMAGE_ID = "id"
 #: the sections of a COCO document that lines are made of; any other is the document's own
@@ -78,20 +81,21 @@ def image_keys(image: Mapping[str, Any], licenses: Mapping[Any, Any] | None, key
     return {COCO_IMAGE: carried} if carried else {}
 
 
-def not_carried(doc: Mapping[str, Any]) -> list[str]:
+def not_carried(doc: Mapping[str, Any], *, masks: bool = False) -> list[str]:
     """The lines an import says about the categories' keys a class-map cannot hold (the
-    document's own sections travel on the first line: ``coco_document``)."""
-    return _category_keys(doc.get("categories"))
+    document's own sections travel on the first line: ``coco_document``); read as ``masks``, a
+    category's ``color`` is its classes' ``hex-color`` (``mask_colors``)."""
+    return _category_keys(doc.get("categories"), ("id", "name", COLOR) if masks else ("id", "name"))
 
 
-def _category_keys(categories: Any) -> list[str]:
-    """The line an import says about the categories' keys besides ``id`` and ``name`` (every
+def _category_keys(categories: Any, read: tuple[str, ...]) -> list[str]:
+    """The line an import says about the categories' keys besides those it ``read`` (every
     official COCO file's ``supercategory``, a keypoint file's ``keypoints`` and ``skeleton``): a
     line's class-map holds a class's name alone, so they were left out unsaid."""
     held: dict[str, int] = {}
     for category in categories if isinstance(categories, list) else ():
         for key in category if isinstance(category, Mapping) else ():
-            if key not in ("id", "name"):
+            if key not in read:
                 held[key] = held.get(key, 0) + 1
     if not held:
         return []
@@ -235,16 +239,19 @@ class KeptIds:
             raise Renumber("categories", f"{where}, an earlier box's of class {self.class_of[cat]}")
         return cat
 
-    def categories(self, cats: Mapping[int, str]) -> list[dict[str, Any]]:
+    def categories(self, cats: Mapping[int, str], colors: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
         """The document's categories: ``cats`` (class id + 1 -> name, a mask's class index -> name),
-        each id the kept one of its class where its boxes kept one."""
-        out: dict[int, str] = {}
+        each id the kept one of its class where its boxes kept one; a mask's class its ``color``
+        (``colors``: class index -> ``#rrggbb``)."""
+        out: dict[int, dict[str, Any]] = {}
         for number, name in sorted(cats.items()):
             cat = self.category_of.get(number - CATEGORY_OFFSET, number) if self.keep["categories"] else number
             if cat in out:  # a class with no box here is numbered, and a kept id is its number
-                raise Renumber("categories", f"category {cat} is kept for {out[cat]!r} and is {name!r}'s class id + 1")
-            out[cat] = name
-        return [{"id": cat, "name": name} for cat, name in sorted(out.items())]
+                raise Renumber("categories", f"category {cat} is kept for {out[cat]['name']!r} and is {name!r}'s "
+                                             "class id + 1")
+            color = (colors or {}).get(number)
+            out[cat] = {"id": cat, "name": name, **({COLOR: hex_to_rgb(color)} if color else {})}
+        return [out[cat] for cat in sorted(out)]
 
     def notes(self) -> list[str]:
         """One line per kind of id numbered although some line held one: never said where none did
@@ -272,6 +279,7 @@ class Categories:
 
     def __init__(self) -> None:
         self.by_id: dict[int, str] = {}
+        self.colors = CategoryColors()  # a mask's classes' colours (``mask_colors``)
         self._ids = IdsByName()
 
     def merge(self, class_map: Mapping[str, str], line: int, *, offset: int = 0, key: str = "class-map") -> None:

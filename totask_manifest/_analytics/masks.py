@@ -21,18 +21,17 @@ from .._errors import ManifestError
 from .._fetch import resolve_reference
 from .._formats.class_names import CLASS_NAME_RULE, class_name_problem
 from .._formats.model import FormatError
-from .._imaging import BACKGROUND_HEX, class_colors, mask_png
+from .._imaging import mask_png
 from .._outcomes import Labeled
 from .._storage import read_bytes, redact_secret_url, write_bytes_atomic
 from .coco_images import CLASS_CONFIDENCES, Categories
 from .coco_polygons import polygons_to_mask
+from .mask_colors import BACKGROUND_CLASS, background_entry, background_of, hex_to_rgb, mask_palette
 
 
 def _hex_to_int(h: str) -> int:
-    h = h.strip().lstrip("#")
-    if len(h) != 6:
-        raise ValueError(h)
-    return int(h, 16)
+    r, g, b = hex_to_rgb(h)
+    return (r << 16) | (g << 8) | b
 
 
 def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None) -> np.ndarray:
@@ -55,13 +54,7 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read mask {shown}: {exc}", line=line, rule="mask") from None
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    lookup: dict[int, int] = {}
-    for key, entry in color_map.items():
-        try:
-            lookup[_hex_to_int(entry["hex-color"])] = int(key)
-        except (KeyError, TypeError, ValueError):
-            raise ManifestError(f"color map entry {key!r} needs a class index and a 'hex-color' '#rrggbb'",
-                                line=line, key="internal-color-map", rule="mask") from None
+    lookup = _classes_by_color(color_map, line)
     colors, inverse = np.unique(packed, return_inverse=True)
     unknown = [f"#{int(c):06x}" for c in colors if int(c) not in lookup]
     if unknown:
@@ -69,6 +62,23 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
                             line=line, key="internal-color-map", rule="mask")
     index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
     return index[inverse].reshape(packed.shape)
+
+
+def _classes_by_color(color_map: Mapping[str, Any], line: int | None) -> dict[int, int]:
+    """Colour (``0xrrggbb``) -> class index of an ``internal-color-map``. A colour two classes
+    hold is refused: its pixels were read as the last of them, the other class lost unsaid."""
+    lookup: dict[int, int] = {}
+    for key, entry in color_map.items():
+        try:
+            color, cid = _hex_to_int(entry["hex-color"]), int(key)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ManifestError(f"color map entry {key!r} needs a class index and a 'hex-color' '#rrggbb'",
+                                line=line, key="internal-color-map", rule="mask") from None
+        if lookup.setdefault(color, cid) != cid:
+            raise ManifestError(f"classes {lookup[color]} and {cid} are both #{color:06x}; a mask tells its classes "
+                                "apart by colour, so one colour names one class", line=line,
+                                key=f"internal-color-map.{key}.hex-color", rule="mask")
+    return lookup
 
 
 # --- COCO RLE -------------------------------------------------------------------------------------
@@ -185,6 +195,7 @@ def coco_mask_image(
                                 f"{CLASS_NAME_RULE}", line=line, key=f"internal-color-map.{cid}.class-name",
                                 rule="coco-mask")
     cats.merge({str(k): v for k, v in names.items() if k != 0}, line, key="internal-color-map")
+    cats.colors.merge(color_map, line)  # read_mask checked each colour
     anns = []
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
         binary = mask == cid
@@ -201,7 +212,8 @@ def coco_mask_image(
                 **({"score": conf} if isinstance(conf, int | float) else {}),
             }
         )
-    image: dict[str, Any] = {"id": image_id, "width": width, "height": height, "file_name": file_name}
+    image: dict[str, Any] = {"id": image_id, "width": width, "height": height, "file_name": file_name,
+                             **background_entry(color_map)}
     if unplaced := _unplaced_confidences(color_map, {a["category_id"] for a in anns}):
         image[CLASS_CONFIDENCES] = unplaced
     return {"images": [image], "annotations": anns}
@@ -215,10 +227,13 @@ def _unplaced_confidences(color_map: Mapping[str, Any], placed: set[int]) -> dic
             if isinstance(entry, Mapping) and type(entry.get("confidence")) in (int, float) and int(key) not in placed}
 
 
-def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: str, mask_ref: str) -> Labeled:
-    """``anns`` (one image's) painted as one class-index PNG at ``mask_url``, category id = class
-    index; the line's label refers to it as ``mask_ref``. Each class's confidence is its own
-    annotations' score (their lowest), and a class without one has none: a missing score is not 0.0."""
+def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], colors: Mapping[int, str], mask_url: str,
+                    mask_ref: str, *, key: str = "images") -> Labeled:
+    """``anns`` (one image's, at ``key``) painted as one class-index PNG at ``mask_url``, category
+    id = class index, in the categories' ``colors`` (id -> ``#rrggbb``; this tool's palette for
+    the others) and the image's background (``mask_colors``); the line's label refers to it as
+    ``mask_ref``. Each class's confidence is its own annotations' score (their lowest), and a class
+    without one has none: a missing score is not 0.0."""
     width, height = image.get("width"), image.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
         raise FormatError(
@@ -253,17 +268,32 @@ def paint_coco_mask(anns: list, image: dict, cats: Mapping[int, str], mask_url: 
     for key, value in kept.items() if isinstance(kept, Mapping) else ():
         if str(key).isdigit() and type(value) in (int, float) and int(key) not in scores:
             scores[int(key)] = float(value)
-    top = max(cats, default=0)
-    colors = class_colors(top + 1)
-    write_bytes_atomic(mask_url, mask_png(mask, colors))
+    palette, background = _palette(image, cats, colors, key)
+    write_bytes_atomic(mask_url, mask_png(mask, palette))
     # each class its own score: one confidence for all (the image's lowest, 0.0 without scores)
     # changed a class scored 0.8 to 0.6 and read a missing score as a low one
-    color_map: dict[str, dict[str, Any]] = {"0": {"class-name": "BACKGROUND", "hex-color": BACKGROUND_HEX,
+    color_map: dict[str, dict[str, Any]] = {"0": {"class-name": background, "hex-color": palette[0],
                                                   **({"confidence": scores[0]} if 0 in scores else {})}}
     for cid in sorted(cats):
-        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": colors[cid],
+        color_map[str(cid)] = {"class-name": cats[cid], "hex-color": palette[cid],
                                **({"confidence": scores[cid]} if cid in scores else {})}
     return Labeled(mask_ref, {"internal-color-map": color_map})
+
+
+def _palette(image: Mapping[str, Any], cats: Mapping[int, str], colors: Mapping[int, str],
+             key: str) -> tuple[list[str], str]:
+    """The mask's colours (class index -> ``#rrggbb``) and its background's name: the carried
+    ones (categories' ``color``, the image's ``background-class``), this tool's for the rest. A
+    background of a category's colour is refused: the mask could not tell the two apart."""
+    name, color = background_of(image, key)
+    carried = {cid: c for cid, c in colors.items() if cid in cats}
+    if color is not None:
+        if (same := [cid for cid, c in carried.items() if c == color]):
+            raise FormatError(f"the background's color {color} is also category {same[0]}'s; a mask tells its "
+                              "classes apart by colour, so one colour names one class", fmt="coco",
+                              key=f"{key}.{BACKGROUND_CLASS}.color")
+        carried[0] = color
+    return mask_palette(max(cats, default=0), carried), name
 
 
 class MergedInstances:
