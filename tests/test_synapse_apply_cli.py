@@ -5,6 +5,7 @@ when the backend answers with an error page, and when the user presses Ctrl-C pa
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -14,10 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.jobs_helpers import REPO, run_cli
 from totask_manifest._synapse.export import export_tasks
+from totask_manifest._synapse.journal import read_journal
 from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import make_job, seed_tasks
 
@@ -143,9 +146,9 @@ def _rollback_interrupted(job: Path) -> list[str]:
     return ["rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed; 4 tasks "
             "not restored yet (run rollback again)",
             f"totask-manifest rollback: interrupted: the counts above are the tasks finished before the stop; a "
-            f"restore in flight may still reach Synapse within a minute. Run 'totask-manifest rollback {job}' again "
-            f"to finish (tasks already restored are left alone); wait a minute before applying the job again, or an "
-            f"apply may find a task still labeled that a restore then empties"]
+            f"restore in flight may still reach Synapse within a minute (journalled: rollback and apply leave its "
+            f"task alone until then). Run 'totask-manifest rollback {job}' again to finish (tasks already restored "
+            f"are left alone)"]
 
 
 @pytest.mark.slow
@@ -160,9 +163,85 @@ def test_ctrl_c_or_sigterm_during_rollback_says_what_was_restored_and_what_is_le
     assert err.splitlines() == _rollback_interrupted(job), err
     first_two = sorted(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT", "annotate_task_data")[6:8])  # after apply's 6
     assert out.splitlines() == [f"task {t}: restored" for t in first_two], out
-    again = run_cli("rollback", str(job))
-    assert again.returncode == 0, again.stderr
+    again = run_cli("rollback", str(job))  # at once: the restore in flight may still land (journalled, waited for)
+    assert again.returncode == 1, again.stderr
+    _the_held_restore_waited_for(synapse, again.stderr)
+
+
+def _the_held_restore_waited_for(synapse, err: str) -> None:
+    """A second rollback at once restored the 3 tasks left and waited for the restore held at the
+    stop (journalled: it may still land); that restore then lands, and every task is as before."""
+    assert re.fullmatch(r"rollback: 3 restored, 0 already as before, 0 changed by someone else \(skipped\), 0 failed, "
+                        r"1 with a write that may still land \(run rollback again in \d+ s\)", err.splitlines()[-1]), err
+    deadline = time.monotonic() + 30
+    while any(t["data"] for t in synapse.tasks.values()) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert all(not t["data"] for t in synapse.tasks.values())
+
+
+@pytest.mark.slow
+def test_a_restore_in_flight_when_rollback_is_stopped_is_waited_for(synapse, job) -> None:
+    """A SIGTERM stops rollback while its third restore is held by the server: that restore was not
+    journalled, so a second rollback at once read the task before it landed (still labeled: restored
+    again, or closed as ``already`` had it just landed) and no record said it was on its way. Now
+    it is journalled (``restoring``, on disk before the PUT; no ``restored`` after it), and the
+    second rollback leaves that task open for a later one, as a write that may still land."""
+    code, _, err = _interrupt_rollback(synapse, job, signal.SIGTERM, CLI)
+    assert code == 128 + signal.SIGTERM, err
+    third = int(synapse.requests_to("PUT", "annotate_task_data")[8].path.split("/")[2])  # after apply's 6 and 2 restores
+    records = read_journal(str(job))
+    assert [r["op"] for r in records if r.get("task_id") == third and r["op"] in ("restoring", "restored")] == \
+        ["restoring"]
+    restoring = next(r for r in records if r["op"] == "restoring" and r["task_id"] == third)
+    before = next(r for r in records if r["op"] == "before" and r["task_id"] == third)
+    assert restoring["new_hash"] == before["previous_hash"]  # what it puts back
+    again = run_cli("rollback", str(job))
+    assert again.returncode == 1, again.stderr
+    assert f"task {third}: not restored yet (a write of a run last heard of" in again.stdout, again.stdout
+    assert ", 1 with a write that may still land (run rollback again in" in again.stderr, again.stderr
+    assert "3 restored" in again.stderr, again.stderr
+
+
+def _a_minute_later(job: Path) -> None:
+    """The job's journal as it reads a minute later: every record dated 2 minutes earlier (the
+    file rewritten whole, as a real journal is read), rather than a test that waits a minute."""
+    journal = job / "synapse-journal.jsonl"
+    records = read_journal(str(job))
+    for rec in records:
+        at = dt.datetime.strptime(rec["at"], "%Y-%m-%dT%H:%M:%S.%fZ") - dt.timedelta(minutes=2)
+        rec["at"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    journal.write_bytes(b"".join(orjson.dumps(rec) + b"\n" for rec in records))
+
+
+@pytest.mark.slow
+def test_an_apply_at_once_after_a_stopped_rollback_leaves_the_restore_in_flight_alone(synapse, job) -> None:
+    """A SIGTERM stops rollback while its third restore is held by the server; the user applies
+    again at once. Apply read that task before the restore landed (still labeled: ``unchanged``,
+    or written again) and the restore then emptied it, the run saying it held its label. Now the
+    journalled restore (``restoring``, no ``restored``) fails that task, nothing sent, saying when
+    to apply again; the other 5 are applied or unchanged. A minute later apply reads it as usual
+    and writes it."""
+    code, _, err = _interrupt_rollback(synapse, job, signal.SIGTERM, CLI)
+    assert code == 128 + signal.SIGTERM, err
+    third = int(synapse.requests_to("PUT", "annotate_task_data")[8].path.split("/")[2])  # after apply's 6 and 2 restores
+    puts = len(synapse.requests_to("PUT", f"^/tasks/{third}/"))
+    r = run_cli("apply", str(job))
+    assert r.returncode == 0, r.stderr  # a task's failure: the others applied (README: exit 1 only if every one failed)
+    assert re.search(rf"^task {third}: failed \(a restore by a rollback last heard of -?\d+ s ago may still reach it: "
+                     rf"nothing sent \(run apply again in \d+ s\)\)$", r.stdout, re.M), r.stdout
+    assert r.stdout.splitlines()[-1].startswith("2 applied, 3 unchanged, 0 conflicts (skipped), 1 failed"), r.stdout
+    assert len(synapse.requests_to("PUT", f"^/tasks/{third}/")) == puts  # nothing sent to it
+    deadline = time.monotonic() + 30
+    while synapse.tasks[third]["data"] and time.monotonic() < deadline:  # the held restore lands
+        time.sleep(0.02)
+    assert not synapse.tasks[third]["data"]
+    _a_minute_later(job)
+    later = run_cli("apply", str(job))
+    assert later.returncode == 0, later.stderr
+    assert f"task {third}: applied" in later.stdout, later.stdout
+    assert later.stdout.splitlines()[-1].startswith("1 applied, 5 unchanged, 0 conflicts (skipped), 0 failed"), \
+        later.stdout
+    assert synapse.tasks[third]["data"]
 
 
 #: the CLI with the journal's commits after a Ctrl-C held until the Synapse client's loop has
@@ -205,11 +284,9 @@ def test_ctrl_c_during_rollback_leaves_no_task_pending(synapse, job) -> None:
     assert err.splitlines() == _rollback_interrupted(job), err
     assert (job / "synapse-journal.jsonl").read_text().count('"op":"restored"') == 2
     again = run_cli("rollback", str(job))
-    assert again.returncode == 0, again.stderr
-    # the 4 left: the held restore may land after the stop, and then reads 'already as before'
-    assert re.fullmatch(r"rollback: (4 restored, 0|3 restored, 1) already as before, 0 changed by someone else "
-                        r"\(skipped\), 0 failed", again.stdout.splitlines()[-1]), again.stdout
-    assert all(not t["data"] for t in synapse.tasks.values())
+    assert again.returncode == 1, again.stderr
+    # the 4 left: the restore held at the stop is journalled, and waited for as a write that may still land
+    _the_held_restore_waited_for(synapse, again.stderr)
 
 
 def _sigterm_ignored() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -168,6 +169,7 @@ def test_two_applies_at_once_send_each_put_once(synapse, project):
 def test_a_corrupt_journal_is_one_line_not_a_traceback(synapse, project, client):
     job_dir, _tasks = project
     assert apply_job(str(job_dir), client=client).ok
+    synapse.normalise = None  # the restores store what they send: the second rollback finds them as before
     journal = job_dir / "synapse-journal.jsonl"
     lines = journal.read_bytes().splitlines(keepends=True)
     lines[1] = b'{"op": "before", "task_id": "x"\n'
@@ -186,14 +188,7 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
     journal raised the failed commit again on close: the report was lost for ``error: File too
     large`` (exit 2), and the unwritten rest of that commit stayed queued for the next write."""
     job_dir, tasks = project
-
-    def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
-
-    r = subprocess.run([sys.executable, "-m", "totask_manifest", "apply", str(job_dir), "--concurrency", "8"],
-                       capture_output=True, text=True, timeout=120, cwd=REPO, preexec_fn=limit,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = _run_with_file_size_limit(16 << 10, "apply", str(job_dir), "--concurrency", "8")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     said = r.stdout + r.stderr  # the tasks on stdout, the summary with the rollback on stderr
     assert "stopped: cannot write the journal" in said and "File too large" in said, said
@@ -205,6 +200,39 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
         assert task["data"] in (ORIGINAL, normalise(ORIGINAL)), f"task {task['id']} not restored"
     journal = (job_dir / "synapse-journal.jsonl").read_bytes()
     assert journal.endswith(b"\n") and all(orjson.loads(line) for line in journal.splitlines())
+
+
+def _run_with_file_size_limit(size: int, *args: str) -> subprocess.CompletedProcess:
+    """The CLI with no file allowed past ``size`` bytes (EFBIG, as a full disk's ENOSPC)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_rollback_that_cannot_journal_its_restores_sends_them_and_says_so(synapse, project, client):
+    """A rollback whose journal cannot grow (a full disk) cannot write ``restoring`` before a
+    restore: it sends each restore all the same (nothing could record it, and the user asked for
+    the tasks back), says how many went unjournalled and why, exit 1; a rollback once the disk has
+    room records them (``already as before``), exit 0. Stopping at the first ``restoring`` left
+    every task labeled after a rollback that said only that it stopped."""
+    job_dir, tasks = project
+    assert apply_job(str(job_dir), client=client).ok
+    synapse.normalise = None  # the restores store what they send: the second rollback finds them as before
+    journal = job_dir / "synapse-journal.jsonl"
+    r = _run_with_file_size_limit(journal.stat().st_size, "rollback", str(job_dir))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert re.fullmatch(rf"rollback: {N} restored, 0 already as before, 0 changed by someone else \(skipped\), 0 "
+                        rf"failed; {N} restored unjournalled \(cannot write the journal .*File too large\): sent "
+                        r"all the same, as nothing could record them; once the journal can be written, run rollback "
+                        r"again to record them", r.stderr.splitlines()[-1]), r.stderr
+    assert all(task["data"] == ORIGINAL for task in tasks)
+    again = run_cli("rollback", str(job_dir))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].startswith(f"rollback: 0 restored, {N} already as before"), again.stdout
 
 
 @pytest.mark.slow

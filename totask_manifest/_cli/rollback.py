@@ -43,9 +43,8 @@ def run(args: argparse.Namespace) -> int:
             _print_results(so_far)
         counts = so_far.summary() if so_far.planned is not None else "rollback: stopped before any task was read"
         then = (f"the counts above are the tasks finished before the stop; a restore in flight may still reach "
-                f"Synapse within a minute. Run 'totask-manifest rollback {args.job}' again to finish (tasks already "
-                f"restored are left alone); wait a minute before applying the job again, or an apply may find a "
-                f"task still labeled that a restore then empties")
+                f"Synapse within a minute (journalled: rollback and apply leave its task alone until then). Run "
+                f"'totask-manifest rollback {args.job}' again to finish (tasks already restored are left alone)")
         # on stderr, as the summary of any rollback that left tasks to restore
         return say_interrupted("rollback", counts, then, exc, counts_to=sys.stderr)
     _print_results(report)

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -64,9 +66,9 @@ from .client import (
     TokenRejected,
 )
 from .current import CurrentData
-from .journal import Journal, contains
+from .journal import Journal, contains, heard_of
 from .journal_index import LineageIndex, RerunIndex, index_journal, own_writes
-from .rollback import other_host, rollback_async
+from .rollback import LANDING_SECONDS, other_host, rollback_async
 from .sync_client import SynapseClient
 from .taskdata import count_annotations, data_hash
 from .workers import Breaker, check_concurrency, other_unit, project_gone
@@ -382,6 +384,8 @@ class _ApplyRun:
     async def _decide_and_write(self, p: Planned, own: set[tuple[int, str]] | None) -> TaskResult | None:
         """What to do with one task, and the write; None: decided after the run (``_recheck``).
         ``own``: this job's earlier writes to the task (on the second look only)."""
+        if (landing := self._restore_landing(p.task_id)) is not None:
+            return TaskResult(p.line, p.task_id, FAILED, landing)
         current, unit = await self.current.get(p.task_id)
         if p.data_unit is not None and unit is not None and unit != p.data_unit:
             return TaskResult(p.line, p.task_id, FAILED, other_unit(p.task_id, unit, p.data_unit, self.aio.settings))
@@ -424,6 +428,17 @@ class _ApplyRun:
         # on disk before the task counts as applied: after a kill -9 the next run must know it
         await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
         return TaskResult(p.line, p.task_id, APPLIED, change)
+
+    def _restore_landing(self, task_id: int) -> str | None:
+        """Why nothing is sent to ``task_id`` yet, or None: a rollback stopped (Ctrl-C, SIGTERM)
+        with a restore of it in flight, heard of under ``LANDING_SECONDS`` ago. That restore may
+        still land, and would empty the label written now, for good; a minute after, the task is
+        read as usual (the restore landed, or never will)."""
+        age = self.earlier.restore_landing(task_id, dt.datetime.now(dt.UTC), LANDING_SECONDS)
+        if age is None:
+            return None
+        return (f"a restore by a rollback {heard_of(age)} may still reach it: nothing sent "
+                f"(run apply again in {math.ceil(LANDING_SECONDS - age)} s)")
 
     async def _project_gone(self, project: int) -> bool:
         """Whether a task's 404 means the whole project went away (asked again until it has)."""

@@ -13,7 +13,14 @@ those too, read as they are). Each attempt of a PUT not sent at once (a repeated
 ``attempt`` 2, 3, ...; or the first, 1, held back by a pause for another request's 429 or queued
 for a connection slot the client's other requests held) appends
 ``attempt`` and waits until it is on disk before that attempt is sent: the run's last sign of life
-then follows its last attempt (``TaskHistory.landing``). Rollback appends ``restored``. So
+then follows its last attempt (``TaskHistory.landing``). Rollback journals each restore as
+apply does its writes: ``restoring`` (``task_id``, ``host``, ``new_hash``: the hash of the data
+put back) on disk before the PUT, ``attempt`` records likewise, how a failed one ended, and
+``restored`` after it (or where the task already held its data): a restore a stopped rollback
+left in flight is in doubt, and waited for, as a write is, by rollback and by apply (a journal
+without ``restoring`` records, written before rollback made them, rolls back as it did; where
+``restoring`` cannot be written, a full disk, the restore is sent unjournalled and rollback's
+summary says so). So
 whatever stops a run (kill -9, a revoked token, the backend going away), the journal holds every
 task's previous data for each write that may have happened, and ``rollback`` can finish.
 
@@ -194,13 +201,14 @@ class Journal:
             self._kick()
 
     def attempts(self, task_id: int, new_hash: str) -> Callable[[int], Awaitable[None]]:
-        """The client's ``on_attempt`` for apply's PUT of ``new_hash`` to ``task_id``: an ``attempt``
-        record on disk before each attempt not sent at once (a repeated one; a first one held back
-        by another request's 429 or queued for a connection slot). Rollback times a write in doubt from its run's last record (``TaskHistory.landing``):
+        """The client's ``on_attempt`` for a PUT of ``new_hash`` to ``task_id`` (apply's write or
+        rollback's restore): an ``attempt`` record on disk before each attempt not sent at once (a
+        repeated one; a first one held back by another request's 429 or queued for a connection
+        slot). Rollback times a write in doubt from its run's last record (``TaskHistory.landing``):
         a PUT held for minutes by a run with nothing else to journal, then killed, looked a minute
         old while its last attempt was on its way. A first attempt sent at once needs none (its
-        ``before`` was just written): a run that meets no 429, repeats no PUT and never waits for
-        a slot journals nothing more."""
+        ``before`` or ``restoring`` was just written): a run that meets no 429, repeats no PUT and
+        never waits for a slot journals nothing more."""
 
         async def attempt(number: int) -> None:
             await self.write_ahead("attempt", task_id=task_id, new_hash=new_hash, attempt=number)
@@ -208,9 +216,9 @@ class Journal:
         return attempt
 
     def note_failure(self, exc: SynapseHTTPError, task_id: int, new_hash: str) -> bool:
-        """Note how apply's PUT of ``new_hash`` to ``task_id`` ended without success, as the readers
-        (``open_writes``, ``journal_index``) settle it; whether the backend refused it with nothing
-        written (``failed`` with ``refused``: no task for rollback to restore).
+        """Note how a PUT of ``new_hash`` to ``task_id`` ended without success (apply's write or
+        rollback's restore), as the readers (``open_writes``, ``journal_index``) settle it; whether
+        the backend refused it with nothing written (``failed`` with ``refused``).
 
         Refused after a 500 or 503 of the backend's own: nothing of that attempt is on its way, but
         it may have stored the write before failing, as a final 500 may: ``answered``, in doubt for
@@ -319,7 +327,7 @@ def _record_problem(rec: Any) -> str | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("op"), str):
         return "not a journal record (no 'op')"
     op = rec["op"]
-    if op in ("before", "done", "failed", "restored"):
+    if op in ("before", "done", "failed", "restored", "restoring"):
         tid = rec.get("task_id")
         if not isinstance(tid, int) or isinstance(tid, bool):
             return f"a {op!r} record without an integer task_id"
@@ -353,7 +361,8 @@ class TaskHistory:
     #: what the backend said it stored for those writes (differs from ``new_hash`` if it normalises)
     stored: set[str] = field(default_factory=set)
     #: ``before`` records with no ``done`` or refusal (``failed`` with ``refused``) after them: writes
-    #: in doubt after a crash, or refused after an attempt that may still land
+    #: in doubt after a crash, or refused after an attempt that may still land; and ``restoring``
+    #: records of a stopped rollback's restores (no ``restored`` after them), which may still land too
     in_doubt: list[dict] = field(default_factory=list)
     #: where the writes name no data unit (an older journal): the one their manifest line names
     exported_unit: int | None = None
@@ -396,16 +405,10 @@ class TaskHistory:
         age, so the wait is the real one; one over ``MAX_CLOCK_AHEAD`` ahead is no sign of life.
         ``unanswered_only``: only the writes noted ``unanswered`` (apply's own rollback, whose
         other requests have all ended)."""
-        ages = []
-        for write in self.in_doubt:
-            if id(write) in self.answered or (unanswered_only and id(write) not in self.unanswered):
-                continue
-            seen = [when for when in (_journalled_at(write), self.runs_last_seen.get(write.get("run")))
-                    if when is not None and (when - now).total_seconds() < MAX_CLOCK_AHEAD]
-            if seen:
-                ages.append((now - max(seen)).total_seconds())
-        recent = [age for age in ages if age < window]
-        return min(recent) if recent else None
+        return landing_age(((journalled_at(write), self.runs_last_seen.get(write.get("run")))
+                            for write in self.in_doubt
+                            if id(write) not in self.answered
+                            and not (unanswered_only and id(write) not in self.unanswered)), now, window)
 
     def ours(self) -> set[str]:
         """Fingerprints the task may hold because this job wrote them.
@@ -425,7 +428,28 @@ class TaskHistory:
         return any("new" in w and contains(current, w["new"]) for w in self.in_doubt)
 
 
-def _journalled_at(record: dict) -> dt.datetime | None:
+def landing_age(signs: Iterable[Iterable[dt.datetime | None]], now: dt.datetime, window: float) -> float | None:
+    """The youngest age under ``window`` of the writes in doubt (or restores) whose signs of life
+    are ``signs`` (for each, when it was journalled and when its run last journalled anything;
+    the latest counts), or None. Shared by rollback (``TaskHistory.landing``) and a re-run of
+    apply (``journal_index``), so both wait for the same minute. A time ahead of ``now`` gives a
+    negative age; one over ``MAX_CLOCK_AHEAD`` ahead is no sign of life."""
+    ages = []
+    for times in signs:
+        seen = [when for when in times if when is not None and (when - now).total_seconds() < MAX_CLOCK_AHEAD]
+        if seen:
+            ages.append((now - max(seen)).total_seconds())
+    recent = [age for age in ages if age < window]
+    return min(recent) if recent else None
+
+
+def heard_of(age: float) -> str:
+    """A ``landing_age`` as the messages say it: ``last heard of 3 s ago``, or, a record dated
+    ahead of this machine's clock, how far ahead (the wait is then that much longer)."""
+    return f"last heard of {age:.0f} s ago" if age >= 0 else f"whose clock is {-age:.0f} s ahead of this machine's"
+
+
+def journalled_at(record: dict) -> dt.datetime | None:
     """When ``record`` was journalled (its ``at``, as ``_now`` writes it), or None."""
     try:
         return dt.datetime.strptime(record["at"], _AT_FORMAT).replace(tzinfo=dt.UTC)
@@ -440,7 +464,7 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
     for rec in records:
         op = rec.get("op")
         tid = rec.get("task_id")
-        if (when := _journalled_at(rec)) is not None and isinstance(rec.get("run"), str):
+        if (when := journalled_at(rec)) is not None and isinstance(rec.get("run"), str):
             last_seen[rec["run"]] = max(when, last_seen.get(rec["run"], when))
         if tid is None:
             continue
@@ -448,6 +472,9 @@ def open_writes(records: list[dict]) -> dict[int, TaskHistory]:
             history = histories.setdefault(tid, TaskHistory(tid, runs_last_seen=last_seen))
             history.writes.append(rec)
             history.in_doubt.append(rec)
+        elif op == "restoring" and tid in histories:
+            # a restore on its way: in doubt as a write is, until ``restored`` (or a refusal) settles it
+            histories[tid].in_doubt.append(rec)
         elif op in ("done", "failed") and tid in histories:
             history = histories[tid]
             if op == "done" and rec.get("stored_hash"):

@@ -13,6 +13,10 @@ A re-run asks two things of each task's earlier writes (``journal``'s module doc
   ``refused``, of its run, and no ``restored`` since)? A write settles a few records after its
   ``before``, so while the journal streams by only the writes in flight are held; those left are
   the writes in doubt.
+* may a rollback's restore still land on the task (a ``restoring`` with no ``restored``, refusal
+  or ``answered`` after it: a rollback stopped with it in flight)? Written now, the task would be
+  emptied by it a moment later, for good. Held likewise: the restores left, with when their
+  rollback was last heard of (``restore_landing``).
 
 The journal's records go by one at a time (``journal.iter_journal``): the re-run never holds
 the journal, nor a record of it, per task. Rollback reads the same records (``open_writes``),
@@ -21,6 +25,7 @@ which settle writes as this does.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -30,7 +35,7 @@ import numpy as np
 import orjson
 
 from .._errors import JobError, StorageError
-from .journal import iter_journal
+from .journal import iter_journal, journalled_at, landing_age
 from .settings import origin
 
 log = logging.getLogger(__name__)
@@ -60,13 +65,54 @@ class KeySet:
         return at < len(self._keys) and bytes(self._keys[at]) == key
 
 
+#: when a restore in doubt, and its rollback run, were last heard of (``landing_age``'s signs)
+Signs = list[tuple[dt.datetime | None, dt.datetime | None]]
+
+
+class _Restores:
+    """The restores in doubt as the journal streams by: ``restoring`` records of each task not yet
+    settled (``restored``; ``failed`` with ``refused`` or ``answered``, of its run and data: nothing
+    of it on its way), and the last ``at`` of each run that journalled one (a string compare: the
+    format is fixed-width), only for those runs, so that the rest of the journal costs a lookup."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, list[dict]] = {}
+        self.last_at: dict[str, str] = {}
+
+    def see(self, rec: dict, op: Any, tid: Any) -> None:
+        if op == "restoring" and isinstance(run := rec.get("run"), str):
+            self.open.setdefault(tid, []).append(rec)
+            self.last_at.setdefault(run, "")
+        if not self.last_at:  # a journal no rollback has written to since apply (most): nothing more to do
+            return
+        run, at = rec.get("run"), rec.get("at")
+        if isinstance(run, str) and isinstance(at, str) and at > self.last_at.get(run, "\uffff"):
+            self.last_at[run] = at
+        if op == "restored":
+            self.open.pop(tid, None)
+        elif (op == "answered" or (op == "failed" and rec.get("refused"))) and tid in self.open:
+            left = [r for r in self.open[tid] if not (r.get("run") == run and r.get("new_hash") == rec.get("new_hash"))]
+            if left:
+                self.open[tid] = left
+            else:
+                del self.open[tid]
+
+    def signs(self) -> dict[int, Signs]:
+        """Each task's restores left in doubt: when each was journalled, and its run last journalled anything."""
+        def last_seen(run: str) -> dt.datetime | None:
+            return journalled_at({"at": self.last_at.get(run)})
+        return {tid: [(journalled_at(r), last_seen(r["run"])) for r in recs] for tid, recs in self.open.items()}
+
+
 class RerunIndex:
-    """The journal's answers for a re-run: ``stored`` and ``in_doubt``."""
+    """The journal's answers for a re-run: ``stored``, ``in_doubt`` and ``restore_landing``."""
 
     def __init__(self, keys: bytearray, in_doubt: set[tuple[int, str]], *, written: bool = False,
-                 hosts: set[str] | None = None) -> None:
+                 hosts: set[str] | None = None, restores: dict[int, Signs] | None = None) -> None:
         self._stored = KeySet(keys)
         self._in_doubt = in_doubt
+        #: task id -> its rollbacks' restores in doubt (``_Restores``)
+        self._restores = restores or {}
         #: whether the journal holds any write: a task may then hold one of this job's earlier writes
         self.written = written
         #: the other backends (``index_journal``'s ``host``) that writes still open went to: not
@@ -85,6 +131,13 @@ class RerunIndex:
     def in_doubt(self, task_id: int, new_hash: str) -> bool:
         return (task_id, new_hash) in self._in_doubt
 
+    def restore_landing(self, task_id: int, now: dt.datetime, window: float) -> float | None:
+        """Seconds since the rollback of a restore in doubt of ``task_id`` was last heard of, where
+        that is under ``window`` (``landing_age``): that restore may still land, and would undo a
+        write sent now; else None (an older journal has no ``restoring`` records: None)."""
+        signs = self._restores.get(task_id)
+        return None if signs is None else landing_age(signs, now, window)
+
 
 def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
     """Read the job's journal once (``JobError`` on a corrupt line, as ``read_journal``). ``host``:
@@ -96,8 +149,10 @@ def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
     open_: dict[int, list[tuple[Any, str]]] = {}
     here = None if host is None else origin(host)
     elsewhere: dict[str, set[int]] = {}  # another backend's host -> the tasks written there, not restored
+    restores = _Restores()
     for rec in iter_journal(job_url):
         op, tid = rec.get("op"), rec.get("task_id")
+        restores.see(rec, op, tid)
         if tid is None:
             continue
         if op == "before":
@@ -123,7 +178,8 @@ def index_journal(job_url: str, host: str | None = None) -> RerunIndex:
             for tasks in elsewhere.values():
                 tasks.discard(tid)
     in_doubt = {(tid, h) for tid, pending in open_.items() for _, h in pending}
-    return RerunIndex(keys, in_doubt, written=written, hosts={there for there, tasks in elsewhere.items() if tasks})
+    return RerunIndex(keys, in_doubt, written=written, hosts={there for there, tasks in elsewhere.items() if tasks},
+                      restores=restores.signs())
 
 
 def _write_hashes(job_url: str, *, recovered: bool = True) -> Iterator[tuple[int, str]]:

@@ -14,8 +14,9 @@ For each task with writes not yet undone, the task's current data decides:
 * the backend answered without its data: nothing is known of it, so nothing is restored, even
   with ``force``; the task fails and a later rollback tries it again.
 
-Each restore is journalled (``restored``), so rollback is idempotent and can be run again after
-it was interrupted. Restores are sent with ``?schema=any``: the data being put back is exactly
+Each restore is journalled (``restoring`` on disk before its PUT, ``restored`` after it), so
+rollback is idempotent and can be run again after it was interrupted, and a restore in flight at
+the stop is waited for, by rollback and apply alike (``journal_index``). Restores are sent with ``?schema=any``: the data being put back is exactly
 what the backend held before, which its DM-schema check need not judge again.
 """
 
@@ -43,7 +44,7 @@ from .client import (
     TokenRejected,
 )
 from .current import DETAIL, unit_id
-from .journal import Journal, TaskHistory, iter_journal, open_writes
+from .journal import Journal, TaskHistory, heard_of, iter_journal, open_writes
 from .settings import SynapseSettings, origin
 from .sync_client import SynapseClient
 from .taskdata import data_hash
@@ -95,6 +96,10 @@ class RollbackReport:
     host_check: str = "check SYNAPSE_HOST"
     #: seconds until no write left open as ``LANDING`` can still land (the longest wait)
     wait_s: float = 0.0
+    #: restores sent without their ``restoring`` record (``journal_error``: the journal could not
+    #: be written): no later run knows of them, and their ``restored`` records are likely lost too
+    unjournalled: int = 0
+    journal_error: str = ""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -104,7 +109,9 @@ class RollbackReport:
 
     @property
     def complete(self) -> bool:
-        return self.fatal is None and self.remaining == 0
+        """Every task undone, and the journal says so (a restore sent unjournalled: a later
+        rollback has to close it)."""
+        return self.fatal is None and self.remaining == 0 and not self.unjournalled
 
     def summary(self) -> str:
         t = self.totals
@@ -120,6 +127,9 @@ class RollbackReport:
                      f"{math.ceil(self.wait_s)} s)")
         if self.fatal:
             text += f"; stopped: {self.fatal}"
+        if self.unjournalled:
+            text += (f"; {self.unjournalled} restored unjournalled ({self.journal_error}): sent all the same, as "
+                     "nothing could record them; once the journal can be written, run rollback again to record them")
         other_unit = [r.task_id for r in self.results if r.cause == OTHER_UNIT]
         # a refusal for the data unit stays one on every rerun: only the rest is worth running again for
         retry = max(0, self.remaining - len(other_unit) - t[LANDING])  # those waiting for a write: said above
@@ -246,17 +256,18 @@ async def rollback_async(
             landing = history.landing(dt.datetime.now(dt.UTC), LANDING_SECONDS, unanswered_only=unanswered_only)
             if landing is not None:  # whatever it holds now: a restore the write then lands on undoes nothing
                 report.wait_s = max(report.wait_s, LANDING_SECONDS - landing)
-                heard = (f"last heard of {landing:.0f} s ago" if landing >= 0 else
-                         f"whose clock is {-landing:.0f} s ahead of this machine's")
-                result = RestoreResult(tid, LANDING, f"a write of a run {heard} may still reach it: left for a "
+                result = RestoreResult(tid, LANDING, f"a write of a run {heard_of(landing)} may still reach it: left for a "
                                        "later rollback")
             elif current == history.original_hash:
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)
             elif ours or force:
-                await aio.annotate_task_data(tid, history.original, schema="any")
+                unjournalled = await _restore_journalled(aio, journal, tid, history)
                 journal.note("restored", task_id=tid, hash=history.original_hash, forced=not ours)
                 result = RestoreResult(tid, RESTORED, "" if ours else "forced over someone else's change")
+                if unjournalled:
+                    report.unjournalled += 1
+                    report.journal_error = unjournalled
             else:
                 result = RestoreResult(tid, CONFLICT, "changed by someone else since this job wrote it; "
                                        "--force restores it anyway")
@@ -306,6 +317,32 @@ async def rollback_async(
     report.results.sort(key=lambda r: r.task_id)
     log.debug("%s", report.summary())  # the caller prints it (the CLI, apply's summary): said once
     return report
+
+
+async def _restore_journalled(aio: AsyncSynapseClient, journal: Journal, task_id: int,
+                              history: TaskHistory) -> str | None:
+    """PUT the task's original data back, journalled as apply's writes are: ``restoring`` on disk
+    before it is sent, an ``attempt`` before each attempt not sent at once, and how it failed
+    (``Journal.note_failure``); the caller notes ``restored``. A restore a Ctrl-C or SIGTERM
+    stopped in flight may still land: unjournalled, a second rollback or an apply at once read the
+    task before it did, and the restore then undid what they decided (``TaskHistory.landing``).
+
+    Where ``restoring`` cannot be written (a full disk) the restore is sent all the same, and why
+    is returned for the summary to say: apply's own rollback after that very error must still
+    undo its writes, and nothing more could be recorded of the restore anyway."""
+    try:
+        await journal.write_ahead("restoring", task_id=task_id, host=redact_url(aio.settings.host),
+                                  new_hash=history.original_hash)
+    except StorageError as exc:
+        await aio.annotate_task_data(task_id, history.original, schema="any")
+        return str(exc)
+    try:
+        await aio.annotate_task_data(task_id, history.original, schema="any",
+                                     on_attempt=journal.attempts(task_id, history.original_hash))
+    except SynapseHTTPError as exc:
+        journal.note_failure(exc, task_id, history.original_hash)
+        raise
+    return None
 
 
 async def _project_state(aio: AsyncSynapseClient, project: int) -> str:
