@@ -80,8 +80,8 @@ def test_a_file_gone_is_named_and_an_older_jobs_file_is_not_checked(tmp_path: Pa
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines() == [
         f"totask-manifest resume: error: --toy-names {names} is gone since job 'j' started (job.json records its "
-        f"sha256): {RULE}; restore it at that path and resume again, or start a new job (totask-manifest clone "
-        f"{job} --job-name NEW, or annotate with another --job-name)"]
+        f"sha256): {RULE}; restore it at that path and resume again, or start a new job with another file (annotate "
+        f"with another --job-name, or totask-manifest chain {job} --job-name NEW --toy-names FILE)"]
     # a job an older version wrote records no digest: it resumes as before, with the file as it is
     record = orjson.loads((job / "job.json").read_bytes())
     assert set(record.pop("option-files")) == {"names"}

@@ -97,18 +97,36 @@ OPTION_FIXES = {
 }
 
 
-def way_on(rule: str, options: frozenset[str] | None = None) -> str:
+def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[str] = frozenset()) -> str:
     """What a stop on configuration rule ``rule`` says to do next: a chained job with the option
     that fixes it where that option is the job's own (``OPTION_FIXES``) and its method has it
     (``options``: the method's option names; None: any), else a resume once the cause is fixed
-    (credentials, an endpoint, a model). A method without the flag (the ToTask action's
-    pre-processor) would refuse the chain advised."""
+    (credentials, an endpoint, a GPU). A method without the flag (the ToTask action's
+    pre-processor) would refuse the chain advised. ``files``: the options whose files the job
+    recorded (``job.json``'s ``option-files``), which a resume refuses changed: a ``model-error``
+    of such a ``--model`` is mended by a job chained with the fixed file (``fixed_model``)."""
+    if (fixed := fixed_model(rule, files)) is not None:
+        return f"a resume tries those lines again once a passing cause is gone (a GPU's error); {fixed}"
     fix = OPTION_FIXES.get(rule)
     if fix is None or (options is not None and fix[1] not in options):
         return "a resume tries those lines again"
     flag = fix[0]
     return (f"{flag.split()[0]} is the job's own option, which a resume keeps (it would stop the same way): label them "
             f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {flag})")
+
+
+def fixed_model(rule: str, files: frozenset[str]) -> str | None:
+    """The way on for a ``model-error`` whose model is a file the job recorded (``files`` holds
+    ``model``: a TorchScript or ``.pt2`` file, a ``file.py:factory``'s ``.py``), else None. A
+    resume refuses that file fixed (``_option_files``: a job labels every line with the same
+    files), so "resume once the model is fixed" led to a refusal; a chained job takes the fixed
+    file and labels the lines still unlabeled. An endpoint or ``package.module:factory`` is not
+    recorded: a resume reaches it repaired."""
+    if rule != "model-error" or "model" not in files:
+        return None
+    return ("a model fixed in its --model file is refused by a resume (a job labels every line with the same files): "
+            "label them in a job chained from this one with the fixed file "
+            "(totask-manifest chain JOB_DIR --job-name NEW --model FILE)")
 
 
 # (pattern over the reason, rule), first match wins; reasons are our own messages
@@ -195,13 +213,16 @@ class SystematicFailure:
     ``mid_run`` lines in a row failed with the same ``MID_RUN_RULES`` rule."""
 
     def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES, *,
-                 watch: bool = True, options: frozenset[str] | None = None) -> None:
+                 watch: bool = True, options: frozenset[str] | None = None,
+                 files: frozenset[str] = frozenset()) -> None:
         """``watch`` False (``--keep-going``): no stop, every failure final. A user whose last lines
         fail with a configuration rule because of their data (objects their credentials may not read,
         URLs outside the root) would otherwise see every resume stop on them, and never finish.
-        ``options``: the job's method's option names, for the stop's advice (``way_on``)."""
+        ``options``: the job's method's option names, and ``files`` the options whose files it
+        recorded, for the stop's advice (``way_on``)."""
         self.watch = watch
         self.options = options
+        self.files = files
         self.window = min(window, selected) if watch else 0
         #: the window is the whole run (a resume with few lines left): no line is left untried
         self.whole_run = self.window == selected
@@ -248,7 +269,7 @@ class SystematicFailure:
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; {way_on(self.rule, self.options)} (first: {self.reason}){KEEP_GOING}")
+                           f"than the data{then}; {way_on(self.rule, self.options, self.files)} (first: {self.reason}){KEEP_GOING}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":
@@ -264,7 +285,8 @@ class SystematicFailure:
             rule, length, first = self.streak
             self.streak = (None, 0, "")
             self.undone = length
+            fixed = "" if (way := fixed_model(rule, self.files)) is None else f"; {way}"
             raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
                            f"credentials that expired); stopped without trying the rest: fix it and resume, which "
-                           f"tries those lines again (first: {first}){KEEP_GOING}")
+                           f"tries those lines again{fixed} (first: {first}){KEEP_GOING}")

@@ -94,16 +94,17 @@ def changed_files_text(state: JobState) -> str | None:
         now = _identity(url)
         if now == recorded:
             continue
-        shown, name = redact_secret_url(url), state.config.job_name
-        how = (f"totask-manifest clone {redact_secret_url(state.config.job_url)} --job-name NEW, or annotate with "
-               "another --job-name")
+        shown, name, job = redact_secret_url(url), state.config.job_name, redact_secret_url(state.config.job_url)
         if now is None:
+            # clone takes no option (it would look for the same file): a chain names another
             return (f"{flag} {shown} is gone since job {name!r} started (job.json records its "
                     f"{_what(recorded)}): a job labels every line with the same files; restore it at "
-                    f"that path and resume again, or start a new job ({how})")
+                    f"that path and resume again, or start a new job with another file (annotate with another "
+                    f"--job-name, or totask-manifest chain {job} --job-name NEW {flag} FILE)")
         return (f"{flag} {shown} changed since job {name!r} started ({_differs(recorded)} from "
                 "the one in job.json): a job labels every line with the same files; restore it, or "
-                f"start a new job for it ({how})")
+                f"start a new job for it (totask-manifest clone {job} --job-name NEW, or annotate with another "
+                "--job-name)")
     return None
 
 

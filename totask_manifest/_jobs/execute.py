@@ -79,7 +79,8 @@ def execute(state: JobState, run: JobRun, recorded: Recorded | None = None) -> J
         on_commit=save_metrics, guard=guard,
     )
     recorder = Recorder(config, writer, counts, selected=max(total - sum(counts.values()), 0),
-                        job_name=state.label_job_name, keep_going=run.keep_going, method_options=run.method_options)
+                        job_name=state.label_job_name, keep_going=run.keep_going, method_options=run.method_options,
+                        recorded_files=frozenset(state.option_files))
     progress = Progress(
         total,
         done=_done(counts),

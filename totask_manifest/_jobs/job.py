@@ -114,7 +114,7 @@ class Job:
         if status == COMPLETED and current == FAILED and isinstance(error, str) and error.strip():
             # a resume retries the same configuration: it mends a passing cause, not a wrong option
             hint = (f" ({error.strip().splitlines()[0][:300]}): resume it (totask-manifest resume {url}) once "
-                    "the cause is fixed; a wrong option needs a new job (annotate)")
+                    f"the cause is fixed; {_new_job_for(error, self.state, url)}")
         if status == COMPLETED and current == RUNNING:
             holder, gone = current_holder(self.url)
             if holder is not None and gone is None:  # alive: a resume would be refused
@@ -295,6 +295,16 @@ class Job:
         return (f"{redact_secret_url(self._given)} holds job {name!r} (job.json), whose folder is "
                 f"{redact_secret_url(stored)}; a job folder must be named after its job{rule}: rename it to {name!r}{how} "
                 "(under any parent folder) to resume, chain or clone it")
+
+
+def _new_job_for(error: str, state: JobState, url: str) -> str:
+    """What a FAILED job's fix needs besides a resume, said by ``apply``: a new job for a wrong
+    option; for a stop on its model's errors where the job recorded the ``--model`` file, a job
+    chained with the fixed file, since a resume refuses that file changed (``_option_files``)."""
+    if "failed with 'model-error'" in error and "model" in state.option_files:
+        return (f"a model fixed in its --model file needs a job chained from it (totask-manifest chain {url} "
+                "--job-name NEW --model FILE), a wrong option a new job (annotate)")
+    return "a wrong option needs a new job (annotate)"
 
 
 def _within(url: str, folder: str) -> str | None:

@@ -55,13 +55,15 @@ class Recorder:
 
     def __init__(self, config: JobConfig, writer: CheckpointWriter, counts: dict[str, int],
                  selected: int = 0, job_name: str | None = None, *, keep_going: bool = False,
-                 method_options: frozenset[str] | None = None) -> None:
+                 method_options: frozenset[str] | None = None, recorded_files: frozenset[str] = frozenset()) -> None:
         """``selected``: lines this run is to finish; the first of them are watched for a
         failure that points at the configuration (``SystematicFailure``). ``job_name``: the
         ``job-name`` every line gets (``JobState.label_job_name``, the form the job began with);
         by default that of the job's task type (``written_job_name``). ``keep_going``: no such
         stop; every failure is final (``--keep-going``). ``method_options``: the option names of the
-        job's method (``JobRun.method_options``), so a stop's advice names only a flag it has."""
+        job's method (``JobRun.method_options``), so a stop's advice names only a flag it has;
+        ``recorded_files``: the options whose files the job recorded, which a resume refuses changed
+        (``JobState.option_files``), so a stop on a model file's errors does not advise a resume."""
         self.config = config
         self.writer = writer
         self.counts = counts
@@ -76,7 +78,8 @@ class Recorder:
         #: for each failed line, the dozen variables cost more than the rest of its recording)
         self.secrets = env_credentials()
         self.listeners: list[Callable[[str], None]] = []
-        self.systematic = SystematicFailure(selected, watch=not keep_going, options=method_options)
+        self.systematic = SystematicFailure(selected, watch=not keep_going, options=method_options,
+                                            files=recorded_files)
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()

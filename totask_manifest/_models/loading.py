@@ -11,6 +11,7 @@ without the ``inference`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import io
@@ -19,7 +20,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,29 +191,70 @@ def _program_shape(program: Any) -> tuple[int | None, tuple[int, int] | None]:
 def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
     """``package.module:factory`` or ``path/to/file.py:factory``; the factory returns an
     ``nn.Module``; ``--weights`` is a state dict read with ``weights_only=True`` (no pickled code)."""
-    import torch
-
     m = ENTRY_POINT.match(spec.strip())
     if not m:
         raise UsageError(f"--model {spec}: expected module:factory")
     module_ref, attr = m.group("module"), m.group("attr")
+    folder = os.path.dirname(os.path.abspath(module_ref)) if module_ref.endswith(".py") else None
+    with _first_on_path(folder):
+        module = _built(spec, _imported(spec, module_ref), module_ref, attr)
+    if weights:
+        state = _load_state_dict(weights)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise UsageError(f"--weights {weights} do not fit the model from {spec}: {detail}") from None
+    names, refused = _own_names(lambda: _names_from_module(module, spec))
+    return LoadedModule(module, names, _size_from_module(module), spec, names_refused=refused)
+
+
+@contextlib.contextmanager
+def _first_on_path(folder: str | None) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` while a ``file.py:factory`` is imported and its factory
+    called, as ``python file.py`` puts the script's folder there: a model file that imports a
+    ``helper.py`` beside it failed ``No module named 'helper'``. Taken off again afterwards, so a
+    job's process (a notebook's included) imports nothing else from the model's folder; modules
+    imported meanwhile stay imported. ``None`` (``package.module:factory``): nothing changes."""
+    if folder is None:
+        yield
+        return
+    sys.path.insert(0, folder)
     try:
-        if module_ref.endswith(".py"):
-            path = os.path.abspath(module_ref)
-            if not os.path.isfile(path):
-                raise UsageError(f"--model {spec}: no such file {module_ref}")
-            name = "_totask_model_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
-            loader_spec = importlib.util.spec_from_file_location(name, path)
-            assert loader_spec is not None and loader_spec.loader is not None
-            mod = importlib.util.module_from_spec(loader_spec)
-            sys.modules[name] = mod
-            loader_spec.loader.exec_module(mod)
-        else:
-            mod = importlib.import_module(module_ref)
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # the model's code may have taken it off itself
+            sys.path.remove(folder)
+
+
+def _imported(spec: str, module_ref: str) -> Any:
+    """The module of ``module_ref``: a ``.py`` file executed under a name of its own, or an
+    importable module. Its errors are the command's one line (``UsageError``); a module not found
+    says where Python looks, as a plugin method's does (docs/plugins.md)."""
+    try:
+        if not module_ref.endswith(".py"):
+            return importlib.import_module(module_ref)
+        path = os.path.abspath(module_ref)
+        if not os.path.isfile(path):
+            raise UsageError(f"--model {spec}: no such file {module_ref}")
+        name = "_totask_model_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        assert loader_spec is not None and loader_spec.loader is not None
+        mod = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = mod
+        loader_spec.loader.exec_module(mod)
+        return mod
     except UsageError:
         raise
     except (Exception, SystemExit) as exc:  # a model's code may call sys.exit: its error, not the command's end
-        raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}") from None
+        hint = " (is its folder on PYTHONPATH?)" if isinstance(exc, ModuleNotFoundError) else ""
+        raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}{hint}") from None
+
+
+def _built(spec: str, mod: Any, module_ref: str, attr: str) -> Any:
+    """The ``nn.Module`` the factory ``attr`` of ``mod`` returns (or ``attr`` itself, a module)."""
+    import torch
+
     factory: Any = mod
     for part in attr.split("."):
         factory = getattr(factory, part, None)
@@ -224,15 +266,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
         raise UsageError(f"--model {spec}: the factory failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"--model {spec}: the factory returned {type(module).__name__}, not a torch.nn.Module")
-    if weights:
-        state = _load_state_dict(weights)
-        try:
-            module.load_state_dict(state)
-        except RuntimeError as exc:
-            detail = " ".join(str(exc).split())[:300]
-            raise UsageError(f"--weights {weights} do not fit the model from {spec}: {detail}") from None
-    names, refused = _own_names(lambda: _names_from_module(module, spec))
-    return LoadedModule(module, names, _size_from_module(module), spec, names_refused=refused)
+    return module
 
 
 def _load_state_dict(url: str) -> dict[str, Any]:
