@@ -79,7 +79,7 @@ def test_an_unchosen_class_with_no_name_is_said_in_words(tmp_path: Path) -> None
     (tmp_path / "m.manifest").write_bytes(orjson.dumps(line) + b"\n")
     refused = cli("convert", "m.manifest", "t.dm.jsonl", "--to", "dm-schema-v1", cwd=tmp_path)
     assert refused.returncode == 1
-    assert "key 'confidence-map.0': confidence-map scores class 0 (no name in class-map)" in refused.stderr
+    assert "key 'm-metadata.confidence-map.0': confidence-map scores class 0 (no name in class-map)" in refused.stderr
     assert "None" not in refused.stderr and "Ground Truth's own multi-label output" in refused.stderr
     assert not (tmp_path / "t.dm.jsonl").exists()
     kept = cli("convert", "m.manifest", "t.dm.jsonl", "--to", "dm-schema-v1", "--allow-drop", cwd=tmp_path)
