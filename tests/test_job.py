@@ -117,19 +117,21 @@ def test_require_refuses_another_status_with_the_way_on(done):
 
 
 def test_require_of_a_job_another_process_runs_says_so_not_resume(done):
-    """A RUNNING job whose holder is alive: ``resume`` would be refused, so the hint is to wait."""
-    from totask_manifest._jobs.lease import hold
+    """A RUNNING job whose holder is alive: refused as in use, in the line (and exit code 2) that
+    ``resume``, ``chain`` and ``rollback`` give it, not "RUNNING, not COMPLETED" (exit 1)."""
+    from totask_manifest._jobs.lease import JobBusyError, hold
 
     job = Job.open(str(done))
     job.state.status = RUNNING
     job.state.save()
     with pytest.raises(JobError, match="finish it first"):  # nobody holds it: a resume takes it on
         Job.open(str(done)).require(COMPLETED)
-    with hold(str(done), "annotate"), pytest.raises(JobError) as info:
+    with hold(str(done), "annotate"), pytest.raises(JobBusyError) as info:
         Job.open(str(done)).require(COMPLETED)
     message = str(info.value)
-    assert message.startswith(f"job {done} is RUNNING, not COMPLETED: pid {os.getpid()} on host ")
-    assert message.endswith("is running it; try again when it ends") and "resume" not in message
+    assert info.value.exit_code == 2
+    assert message.startswith(f"job {done} is in use by pid {os.getpid()} on host ")
+    assert "wait for it to end or stop it" in message and "resume" not in message
 
 
 def test_failure_records_number_each_line_and_mark_unreadable_ones(done):

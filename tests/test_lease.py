@@ -451,3 +451,34 @@ def test_resume_says_every_tuning_change_it_applies_checkpoint_every_included(tm
     said = [r.getMessage() for r in caplog.records if "tuning changed" in r.getMessage()]
     assert said == ["job j: tuning changed: checkpoint_every=7", "job j: tuning changed: concurrency=3"], said
     assert orjson.loads((tmp_path / "out" / "j" / "job.json").read_bytes())["config"]["checkpoint_every"] == 7
+
+
+@pytest.mark.slow
+def test_every_command_meeting_a_running_job_says_it_is_in_use(tmp_path):
+    """apply said "RUNNING, not COMPLETED" (exit 1) of a job another process runs, where resume and
+    chain said "in use" (exit 2): the README gives one code for one situation in every command."""
+    from totask_manifest.testing.synapse_server import SynapseServer
+
+    inp = write_manifest(tmp_path / "in.manifest", 30)
+    out = tmp_path / "out"
+    running = popen_cli(*start_args(inp, out, "busy", delay="1", every="1"))  # 30 s unless stopped
+    server = SynapseServer(tokens=("tok-1",)).start()
+    env = {"SYNAPSE_HOST": server.url, "SYNAPSE_ACCESS_TOKEN": "tok-1"}
+    job = str(out / "busy")
+    try:
+        wait_until(has_parts(out, "busy"))
+        for args in (("apply", job), ("apply", job, "--dry-run"), ("evaluate", job), ("resume", job),
+                     ("chain", job, "--job-name", "next")):
+            r = run_cli(*args, env=env)
+            assert r.returncode == 2, (args, r.stderr)
+            assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+            assert f"error: job {job} is in use by pid {running.pid} on host {socket.gethostname()}" in r.stderr, r.stderr
+        status = run_cli("status", job)
+        assert status.returncode == 0 and f"running: pid {running.pid}" in status.stdout
+        report = run_cli("report", job, "-o", str(tmp_path / "r.html"))
+        assert report.returncode == 0, report.stderr
+        assert running.poll() is None, "the job ended before every command was refused: nothing tested"
+    finally:
+        server.stop()
+        running.send_signal(signal.SIGINT)
+        running.wait(timeout=120)

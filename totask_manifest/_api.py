@@ -63,7 +63,7 @@ from ._jobs.inputs import (
 )
 from ._jobs.job import Job
 from ._jobs.layout import refuse_case_twin, refuse_foreign_folder
-from ._jobs.lease import busy_error, current_holder, hold
+from ._jobs.lease import current_holder, hold
 from ._jobs.run import JobRun, ProgressCallback
 from ._jobs.scan_ranges import job_selection, raise_for_no_data, raise_for_problems, scan_input
 from ._jobs.state import JobState, empty_metrics, runs_as_seen
@@ -294,9 +294,7 @@ def chain(
     job.check_named()
     prev = job.state
     if prev.status == RUNNING:
-        holder, gone = current_holder(job.url)
-        if holder is not None and gone is None:  # live: resume would be refused too (exit 2, as resume)
-            raise busy_error(job.url, holder)
+        job.refuse_in_use()  # live: resume would be refused too (exit 2, as resume)
         raise JobError(
             f"job {prev.config.job_name!r} is RUNNING or was interrupted; "
             f"resume it first (totask-manifest resume {redact_secret_url(prev.config.job_url)})"

@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
                     _print_result(action.last_result)
             raise
     _print_result(result)
-    return 0 if result["status"] == SUCCEEDED else 1
+    if result["status"] == SUCCEEDED:
+        return 0
+    return 2 if action.in_use else 1  # a job folder in use: exit 2, as in every command (README)
 
 
 def _print_result(result: dict) -> None:

@@ -42,7 +42,7 @@ from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout, begun_not_started, names_in
-from .lease import current_holder
+from .lease import busy_error, current_holder
 from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
@@ -103,11 +103,24 @@ class Job:
             self._record = data if isinstance(data, dict) else {}
         return self._record
 
+    def refuse_in_use(self) -> None:
+        """Refuse (``JobBusyError``, exit 2) a RUNNING job whose lease a live process holds, in the
+        line every writer is refused with: ``apply`` said "RUNNING, not COMPLETED" (exit 1) where
+        ``resume``, ``chain`` and ``rollback`` said "in use" (exit 2) of the same job. A job the
+        holder left (killed, interrupted) is no job in use: each command says its own way forward."""
+        if self.state.status != RUNNING:
+            return
+        holder, gone = current_holder(self.url)
+        if holder is not None and gone is None:
+            raise busy_error(self.url, holder)
+
     def require(self, status: str) -> None:
-        """Refuse (``JobError``) a job that is not in ``status``: apply sends only a COMPLETED job."""
+        """Refuse (``JobError``) a job that is not in ``status``: apply sends only a COMPLETED job.
+        A job a live process is running is refused as in use (``refuse_in_use``, exit 2)."""
         current = self.state.status
         if current == status:
             return
+        self.refuse_in_use()
         url = redact_secret_url(self.url)  # an output root may carry user:password@ or a signed query
         hint = f": finish it first (totask-manifest resume {url})" if status == COMPLETED else ""
         error = self.state.error
@@ -115,10 +128,6 @@ class Job:
             # a resume retries the same configuration: it mends a passing cause, not a wrong option
             hint = (f" ({error.strip().splitlines()[0][:300]}): resume it (totask-manifest resume {url}) once "
                     f"the cause is fixed; {_new_job_for(error, self.state, url)}")
-        if status == COMPLETED and current == RUNNING:
-            holder, gone = current_holder(self.url)
-            if holder is not None and gone is None:  # alive: a resume would be refused
-                hint = f": {holder.describe()} is running it; try again when it ends"
         raise JobError(f"job {url} is {current}, not {status}{hint}")
 
     def metrics(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE, refuse_case_twin, refuse_root_in_job
-from .._jobs.lease import hold
+from .._jobs.lease import JobBusyError, hold
 from .._jobs.status import COMPLETED
 from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
@@ -112,6 +112,9 @@ class ToTaskAction:
         #: the result ``start`` returned, or made before an interrupt went on to the caller (``run``
         #: prints it then too: the counts of a stopped run were only in its record and the Synapse job)
         self.last_result: dict[str, Any] | None = None
+        #: whether ``start`` failed because a live process holds the job folder: ``run`` exits 2 for
+        #: it, as every command refused a job in use does (the result stays FAILED for the SDK's caller)
+        self.in_use = False
 
     # -- the result ------------------------------------------------------------------------------
 
@@ -134,6 +137,7 @@ class ToTaskAction:
 
     def start(self) -> dict[str, Any]:
         self.last_result = None  # never an earlier start's
+        self.in_use = False
         self.job_url = None  # nor its job: an interrupt before this run's names none (``_annotation_counted``)
         try:
             params = validate_params(self.params)
@@ -158,6 +162,7 @@ class ToTaskAction:
                                   totask=self._totask)
             raise
         except TotaskError as exc:
+            self.in_use = isinstance(exc, JobBusyError)
             result = action_result(FAILED_STATUS, str(exc), getattr(exc, "metrics", None), getattr(exc, "failures", None),
                                   self._totask)
         except Exception as exc:  # a bug: still a FAILED result rather than a traceback for the caller

@@ -25,6 +25,7 @@ from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
+from .views import comparable_types
 
 METADATA = "-metadata"
 #: lines read to find the attributes and who labeled them
@@ -45,20 +46,28 @@ def is_job_folder(source: str) -> bool:
     return Job(source).exists
 
 
-def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str]:
-    """(previous job's attribute, this job's attribute, fetch options, manifest) from ``job.json``."""
+def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, Any], str, str | None]:
+    """(previous job's attribute, this job's attribute, fetch options, manifest, why the previous
+    one is no reference) from ``job.json``. A job chained with another task type added a label of
+    its own, no review of the previous one: no previous attribute, and the line saying so."""
     job = Job.open(job_url, read_only=True)  # evaluate reads: a newer version's job.json too
     state = job.state
     options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
                if state.config.options.get(k)}
     options["own_roots"] = lineage_mask_folders(job.url)  # the masks it and the jobs it was chained from wrote
-    previous = None
+    previous, other_type = None, None
     if state.chained_from:
         try:
-            previous = Job.open(state.chained_from, read_only=True).state.config.label_attribute
+            prev = Job.open(state.chained_from, read_only=True).state.config
         except JobError:
-            previous = None
-    return previous, state.config.label_attribute, options, job.output_manifest
+            prev = None
+        if prev is not None and comparable_types(prev.task_type, state.config.task_type):
+            previous = prev.label_attribute
+        elif prev is not None:
+            other_type = (f"job {redact_url(job.url)} has no reference to compare with: it was chained from job "
+                          f"{prev.job_name!r}, whose attribute {prev.label_attribute!r} is {prev.task_type}, not "
+                          f"{state.config.task_type} (a new label of another task type, no review of it)")
+    return previous, state.config.label_attribute, options, job.output_manifest, other_type
 
 
 def human_annotated(manifest: str) -> dict[str, Counter]:
@@ -135,12 +144,15 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
     exists(source)  # a refusal (wrong credentials) names what was given, not the job.json looked for in it
     source = source.rstrip("/") if is_job_folder(source) else source
     how = "given"
+    other_type: str | None = None
     options: dict[str, Any] = {}
     manifest = source
     if is_job_folder(source):
         # a damaged job.json is invalid data (exit 1), an unreadable one an I/O error (exit 2), as in
         # every other command: the error keeps its own class (and so its exit code)
-        prev_attr, attr, options, manifest = lineage_attributes(source)
+        prev_attr, attr, options, manifest, other_type = lineage_attributes(source)
+        # a job a live process runs has no output of its own yet (or an earlier run's): in use, exit 2
+        Job(source, read_only=True).refuse_in_use()
         _say_output_state(source, manifest)
         if prev_attr and attr and prev_attr != attr and (predicted is None or reference is None):
             if predicted is None and reference in (None, attr):
@@ -169,6 +181,8 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
             predicted, how = machine, "human-annotated (no = predicted)"
         if reference is None and human and human != predicted:
             reference, how = human, "human-annotated (yes = reference)"
+        if (predicted is None or reference is None) and other_type:
+            raise UsageError(f"{other_type}; give --predicted and --reference to compare two attributes of one type")
         if predicted is None or reference is None:
             seen = ", ".join(f"{a} (human-annotated {dict(c)})" for a, c in sorted(found.items())) or "none"
             missing = " and ".join(n for n, v in (("--predicted", predicted), ("--reference", reference)) if v is None)

@@ -29,7 +29,7 @@ from .classification import ClassificationEvaluator
 from .detection import WorstLine
 from .fastlane import FastLane
 from .segmentation import SegmentationEvaluator
-from .views import Missing, View, read_side
+from .views import Missing, View, kind_name, read_side
 
 MAX_EXAMPLES = 20
 
@@ -259,7 +259,8 @@ class _Run:
             return
         if not used:
             ev.not_evaluated += 1
-            self.skip(number, "both", "not comparable", f"predicted is {pred.kind}, reference is {ref.kind}")
+            self.skip(number, "both", "not comparable", f"predicted is {kind_name(pred.kind)}, reference is "
+                                                       f"{kind_name(ref.kind)}")
             return
         ev.evaluated += 1
         for k, n in (*pred.other_shapes.items(), *ref.other_shapes.items()):

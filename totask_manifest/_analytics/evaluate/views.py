@@ -29,6 +29,28 @@ CUSTOM = "custom"
 BOX_TOOLS = frozenset({"bounding_box", "bbox"})
 CLASS_TOOLS = frozenset({"classification"})
 NATIVE_FORMATS = ("dm-schema-v1", "synapse-objects")
+#: a view's kind as messages name it ("reference is multi" cut the word short)
+KIND_NAMES = {"detection": "object detection", "single": "single-label classification",
+              "multi": "multi-label classification", "segmentation": "semantic segmentation",
+              "custom": "custom document"}
+#: what each evaluated task type's labels are compared as: single- and multi-label sets are
+#: compared with each other (``_Run.compare``), boxes only with boxes, masks only with masks
+_COMPARED_AS = {DETECTION: "boxes", SEGMENTATION: "mask", **{name: "classes" for name in (*SINGLE, *MULTI)}}
+
+
+def kind_name(kind: str) -> str:
+    """A view's kind in words, for the reason a line was not compared."""
+    return KIND_NAMES.get(kind, kind)
+
+
+def comparable_types(a: str, b: str) -> bool:
+    """Whether labels of task types ``a`` and ``b`` can be compared: a job chained with another
+    task type (a classifier chained from a detector) adds a label of its own, no review of the
+    first, so evaluating one against the other compared nothing. A custom document may hold boxes
+    or classes: comparable with any type (each line then says what it holds)."""
+    if a == b or CUSTOM in (a, b):
+        return True
+    return _COMPARED_AS.get(a) is not None and _COMPARED_AS.get(a) == _COMPARED_AS.get(b)
 
 
 #: one box: ``(class name, x, y, width, height, confidence or None)``; a plain tuple, since a big
