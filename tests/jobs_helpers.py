@@ -166,3 +166,17 @@ def quick_start_job(output_root: Path, job_name: str, native: str) -> Path:
                  "--class-names", str(data / "class_names.txt"), "--native", native, "--allow-root", str(data),
                  "--output", str(output_root)]) == 0
     return output_root / job_name / "manifests" / "output" / "output.manifest"
+
+
+def write_image_manifest(folder: Path, count: int) -> Path:
+    """``count`` small PNGs under ``folder/img`` and ``folder/in.manifest`` naming them relative to
+    it, one a line: the input of a test that runs a real model on real images."""
+    from PIL import Image  # on use: most tests here need no Pillow
+
+    (folder / "img").mkdir(exist_ok=True)
+    rows = []
+    for i in range(count):
+        Image.new("RGB", (12, 10), (50 + i, 60, 70)).save(folder / "img" / f"{i}.png")
+        rows.append(orjson.dumps({"source-ref": f"img/{i}.png"}))
+    (folder / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+    return folder / "in.manifest"

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from PIL import Image
 
 pytest.importorskip("torch")
 
-from tests.jobs_helpers import REPO
+from tests.jobs_helpers import REPO, write_image_manifest
 from tests.support.sessions import signal_once_marked
 
 MODEL = '''
@@ -45,12 +44,7 @@ def build():
 
 
 def _annotate(tmp_path: Path, **env: str) -> subprocess.Popen:
-    (tmp_path / "img").mkdir(exist_ok=True)
-    rows = []
-    for i in range(3):
-        Image.new("RGB", (12, 10), (50 + i, 60, 70)).save(tmp_path / "img" / f"{i}.png")
-        rows.append(orjson.dumps({"source-ref": f"img/{i}.png"}))
-    (tmp_path / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+    write_image_manifest(tmp_path, 3)
     (tmp_path / "model.py").write_text(MODEL)
     args = [sys.executable, "-m", "totask_manifest", "annotate", str(tmp_path / "in.manifest"), "--job-name", "j",
             "--label-attribute", "cls", "--task-type", "image-classification", "--method", "inference",

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from .._annotators.base import (
+    Annotator,
     Item,
     ItemStream,
     Outcome,
@@ -51,7 +52,7 @@ class LocalEngine(Engine):
             # a KeyboardInterrupt the annotator's code raises itself (a plugin's) is its error, as any
             # other it raises: taken for Ctrl-C, the job stopped STOPPED and every resume met it again
             with own_interrupts(), thread_errors() as raise_thread_error, \
-                    closing(get_annotator_class(method)(plan), method, raise_thread_error.late) as annotator:
+                    closing(_built(plan), method, raise_thread_error.late) as annotator:
                 outcomes = annotator.annotate(ItemStream(feed(), backlog_full))
                 try:
                     for pair in outcomes:
@@ -75,3 +76,13 @@ class LocalEngine(Engine):
                         close()
         finally:
             note_threads_left(method, before)
+
+
+def _built(plan: JobRun) -> Annotator:
+    """The job's annotator, built with ``plan.building`` set: its model may take minutes to load,
+    and a Ctrl-C meanwhile, with no line in flight, waited for the whole load to say "stopping"."""
+    plan.building.set()
+    try:
+        return get_annotator_class(plan.config.method)(plan)
+    finally:
+        plan.building.clear()

@@ -120,6 +120,8 @@ def execute(state: JobState, run: JobRun, recorded: Recorded | None = None) -> J
             raise  # another process owns the folder now: write nothing more, not even a final status
         except HardStop:
             log.warning("stopped at once: lines in flight are redone on resume")
+        except StoppedWhileBuilding as exc:  # no line was in flight: said as a stop before the job runs is
+            interrupted = exc.as_interrupt()
         except _CallbackRaised:  # the caller's code broke, not the job: it ends as below, then the caller sees it
             plan.stop.set()
         except KeyboardInterrupt as exc:  # raised in this thread but not by the handler (the local
@@ -313,6 +315,25 @@ class HardStop(BaseException):
     """Raised in the main thread by a second signal: leave the engine at once."""
 
 
+class StoppedWhileBuilding(BaseException):
+    """Raised in the main thread by a stop signal while the engine builds its annotator
+    (``JobRun.building``: a model loading). No line is in flight, so there is nothing to finish:
+    ``resume`` said "stopping: finishing lines in flight" and waited for the whole load, where
+    ``annotate`` (whose check loads the model before the job exists) stopped at once. The job ends
+    STOPPED, its checkpoint as it was, and the caller gets the ``KeyboardInterrupt`` a stop raises
+    there (the CLI's ``COMMAND: interrupted``, 128 + the signal's number)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def as_interrupt(self) -> KeyboardInterrupt:
+        """The ``KeyboardInterrupt`` raised to the caller once the job is recorded, with the signal's number."""
+        interrupt = KeyboardInterrupt()
+        interrupt.signum = self.signum  # type: ignore[attr-defined]  # read as ``_cli._terminate.Terminated``'s
+        return interrupt
+
+
 def _hard_stop_within(exc: BaseException) -> bool:
     """Whether ``exc`` wraps the second signal's ``HardStop``: a C extension that runs Python's
     signal handlers itself (Ray's ``ray.wait``, where the Ray driver waits) turns the exception a
@@ -329,7 +350,8 @@ def _hard_stop_within(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
-    """First SIGINT/SIGTERM/SIGHUP: stop taking lines; second: leave at once. While the output manifest
+    """First SIGINT/SIGTERM/SIGHUP: stop taking lines (while the annotator is built, before any line
+    is taken: leave at once, ``StoppedWhileBuilding``); second: leave at once. While the output manifest
     is being committed (``received["committing"]`` set), signals are only noted: the commit
     finishes, so a stopped job always has its output manifest and a final status.
 
@@ -353,6 +375,9 @@ def stop_on_signals(plan: JobRun) -> Iterator[dict[str, int]]:
         if plan.stop.is_set():
             plan.hard_stop.set()
             raise HardStop
+        elif plan.building.is_set():  # the annotator (its model) is being built: no line to finish
+            plan.stop.set()
+            raise StoppedWhileBuilding(signum)
         else:
             log.warning("stopping: finishing lines in flight (signal again to stop at once)")
             plan.stop.set()

@@ -21,7 +21,7 @@ from .config import JobConfig
 ProgressCallback = Callable[[dict[str, int]], None]
 
 #: what only the driver holds: not sent to workers
-_DRIVER_ONLY = ("engine", "recorder", "stop", "hard_stop", "on_progress")
+_DRIVER_ONLY = ("engine", "recorder", "stop", "hard_stop", "building", "on_progress")
 
 
 @dataclass
@@ -40,6 +40,9 @@ class JobRun:
     stop: threading.Event = field(default_factory=threading.Event)
     #: set on the second signal: leave now; unfinished lines are redone on resume
     hard_stop: threading.Event = field(default_factory=threading.Event)
+    #: set while the engine builds its annotator (a model loads): no line is in flight yet, so a stop
+    #: signal then leaves at once (``execute.stop_on_signals``) rather than wait for the whole load
+    building: threading.Event = field(default_factory=threading.Event)
     on_progress: ProgressCallback | None = None
     #: record every failure as final: no stop on a failure that points at the configuration
     #: (``--keep-going``; this run only, never kept in job.json)
@@ -84,4 +87,4 @@ class JobRun:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.engine = self.recorder = self.on_progress = None
-        self.stop, self.hard_stop = threading.Event(), threading.Event()
+        self.stop, self.hard_stop, self.building = threading.Event(), threading.Event(), threading.Event()
