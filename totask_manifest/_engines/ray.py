@@ -228,6 +228,17 @@ def _auto_address(named: str) -> str | None:
         return None
 
 
+def _say_cpu_fallback(device: object) -> None:
+    """The line the local engine logs when no CUDA device is there (``_models.device``), said on the
+    driver: an actor's own stays in its worker's log, so ``--device cuda`` on a cluster without a
+    GPU ran on the CPU without a word to the user (only ``0 GPU`` in the pool's line)."""
+    name = str(device or "auto").lower()
+    if name == "auto":
+        log.info("device auto: the Ray cluster has no GPU; running on the CPU")
+    elif name.startswith("cuda"):
+        log.warning("device %s requested but the Ray cluster has no GPU; falling back to the CPU", name)
+
+
 def local_worker_paths(config: JobConfig) -> list[tuple[str, str]]:
     """(option, value) for each local path the workers would read: the method's path options
     (``option(path=...)``) that are not URLs."""
@@ -372,6 +383,8 @@ class RayEngine(Engine):
             return self.actors or max(1, int(gpus / per)), wanted.cpus, per
         if gpus and wanted.gpus:
             return self.actors or max(1, int(gpus / wanted.gpus)), wanted.cpus, wanted.gpus
+        if wanted.gpus:  # a GPU model on a cluster without one: every actor runs it on the CPU
+            _say_cpu_fallback(plan.config.options.get("device"))
         return self.actors or max(1, int(cpus / wanted.cpus)), wanted.cpus, 0.0
 
     def _start_actors(self, plan: JobRun, count: int, cpus: float, gpus: float) -> list[Any]:
