@@ -86,8 +86,9 @@ def test_typed_path_takes_the_bench_lines(bench_file: Path) -> None:
     with open(bench_file, "rb") as f:
         checker.run(iter_blocks(f))
     assert out.lines == 2000 and out.errors == 0 and out.warnings == 0
-    # every run but the first (which builds the shape's plans) goes the typed way
-    assert checker.typed_lines >= 2000 - line_check.RUN_LINES
+    # every run but the first (which builds the shape's plans) goes the typed way, and but those
+    # naming a class first (``class-map-conflict``: the per-line path notes its name; a run of them here)
+    assert checker.typed_lines >= 2000 - 2 * line_check.RUN_LINES
     stats = out.attributes["category"]
     assert stats.labeled == 2000
 
@@ -292,7 +293,7 @@ def test_rules_written_into_the_loop_decide_as_the_per_line_path(line: bytes, ol
     two attributes whose rules share names, still refuses the run, as the per-line path does."""
     plan = _plan_for(line)
     assert plan is not None and plan.accepts(b"\n".join([line] * 3)) == 3
-    assert "rule0" not in plan._rows.__code__.co_names  # written in
+    assert "rule0" not in getattr(plan._rows, "func", plan._rows).__code__.co_names  # written in (bound: the names)
     bad = line.replace(old, new, 1)
     assert bad != line and _full_path_problems(line)[:2] == (0, 0)
     assert _full_path_problems(bad)[0] >= 1

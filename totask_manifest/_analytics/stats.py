@@ -288,7 +288,8 @@ def format_text(stats: ManifestStats) -> str:
         for clash in a.class_clashes:
             if clash.class_id is not None:
                 out.append(f"  class id {clash.class_id} has several names: "
-                           + ", ".join(f"{name!r} ({k:,})" for name, k in clash.counts.items()))
+                           + ", ".join(f"{name!r} ({k:,})" for name, k in clash.counts.items())
+                           + ": one class id, one name (validate names the lines: class-map-conflict)")
             else:
                 out.append(f"  class {clash.name!r} has several ids: "
                            + ", ".join(f"{cid} ({k:,})" for cid, k in clash.counts.items()))

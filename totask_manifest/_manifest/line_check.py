@@ -28,7 +28,7 @@ from .label_check import (
     source_value_suspicious,
 )
 from .line import any_repeats_a_key, may_repeat_a_key
-from .line_rules import _CACHE_SIZE, LineRules
+from .line_rules import _CACHE_SIZE, MAP_TYPES, LineRules
 from .long_lines import TooLong
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, declared_task_type, rule_message
 from .problems import AttributeStats, Collector
@@ -53,16 +53,17 @@ def _run_schema(schema: bytes) -> Callable[[Any], bool]:
     return compile_schema(orjson.loads(schema)).is_valid
 
 
-def _typed_plan(shape: tuple, first: dict, typed: dict[str, tuple[dict, dict]], predicates: list) -> TypedPlan | None:
+def _typed_plan(shape: tuple, first: dict, typed: dict[str, tuple[dict, dict]], predicates: list,
+                names: list[tuple[str, str, bool]]) -> TypedPlan | None:
     """``typed_plan`` of a shape, compiled once a process for each sample skeleton: what the
     compiler reads of ``first`` (key orders, first items, value kinds); the schemas are the
     cached ``_fast_schema`` documents, the same objects for every range."""
     key = (shape, _skeleton(first), tuple((k, id(schema), id(root)) for k, (schema, root) in typed.items()),
-           tuple(predicates))
+           tuple(predicates), tuple(names))
     cached = _TYPED_PLANS.get(key)
     if cached is not None:
         return cached[0]
-    plan = typed_plan(shape, first, typed, predicates, MAX_ATTRIBUTE_CHARS)
+    plan = typed_plan(shape, first, typed, predicates, MAX_ATTRIBUTE_CHARS, names)
     if len(_TYPED_PLANS) < _CACHE_SIZE:
         _TYPED_PLANS[key] = (plan, typed)  # ``typed`` kept alive: no other object takes its ids
     return plan
@@ -87,6 +88,9 @@ class _ShapePlan:
     stats: list[AttributeStats]
     #: the same checks on lines decoded straight into typed structs (``typed_plan``), or None
     typed: TypedPlan | None = None
+    #: ``(attribute, metadata key, line_rules.names_test, task type, stats)`` of the attributes
+    #: whose lines name classes (``line_rules.CLASS_NAMES``)
+    names: list[tuple[str, str, Callable[[Any, Any], bool], str, AttributeStats]] = ()
 
 
 class LineChecker(LineRules):
@@ -241,10 +245,25 @@ class LineChecker(LineRules):
         for label_of, metadata_of, predicate in plan.predicates:
             if not all(map(predicate, map(label_of, records), map(metadata_of, records))):
                 return False, records
+        if plan.names:
+            self._run_names(plan, records)
         for stats in plan.stats:
             stats.labeled += len(run)
         self._last = plan
         return True, records
+
+    def _run_names(self, plan: _ShapePlan, records: list[dict]) -> None:
+        """``CLASS_NAMES`` over a run found valid: a line naming a class the attribute's table
+        does not hold as it does (a new id, or another name) is noted or said, as the per-line
+        path would, in line order; a line it makes an error of (``--strict``) counts invalid."""
+        out = self.out
+        for i, record in enumerate(records):
+            for attribute, meta_key, test, task_type, stats in plan.names:
+                label, meta = record[attribute], record[meta_key]
+                if not test(label, meta):
+                    errors = out.errors
+                    self._check_class_names(self._run_line + i, attribute, task_type, label, meta)
+                    stats.invalid += out.errors > errors
 
     def plan_of(self, shape: tuple, first: dict) -> _ShapePlan | None:
         """The plan of a line shape (``_shape_plan``, from its first line), made once a checker."""
@@ -265,6 +284,9 @@ class LineChecker(LineRules):
         stats = []
         typed: dict[str, tuple[dict, dict]] | None = {}  # None: this shape has no typed path
         typed_predicates = []
+        names: list[tuple[str, str, Callable[[Any, Any], bool], str, AttributeStats]] = []
+        typed_names: list[tuple[str, str, bool]] = []  # (label, metadata, a class map?) of ``names_test``
+        tables: list[dict[int, str]] = []  # their class names by id
         infos = [self._keys.get(key) or self._key(key) for key in shape]
         for info in infos:
             if info.suspicious:
@@ -296,6 +318,8 @@ class LineChecker(LineRules):
             properties[info.key] = {"allOf": [pair["properties"]["metadata"], {"not": {"required": ["failure-reason"]}}]}
             if plan.clean is not None:
                 predicates.append((operator.itemgetter(info.attribute), operator.itemgetter(info.key), plan.clean))
+            if plan.names is not None:
+                names.append((info.attribute, info.key, plan.names, plan.task_type.name, plan.stats))
             stats.append(plan.stats)
             typed_clean = semantics.TYPED_CLEAN.get(plan.task_type.name)
             if typed is not None and (typed_clean is not None or plan.clean is None) and (
@@ -304,6 +328,9 @@ class LineChecker(LineRules):
                 typed[info.key] = (pair["properties"]["metadata"], pair)
                 if typed_clean is not None and self._task_rules:
                     typed_predicates.append((info.attribute, info.key, typed_clean))
+                if plan.names is not None and self._task_rules:
+                    typed_names.append((info.attribute, info.key, plan.task_type.name in MAP_TYPES))
+                    tables.append(self.out.names_of(info.attribute).by_id)
             else:
                 typed = None
         for key in SOURCE_SCHEMAS.keys() & set(shape):  # the source value's type (``source_value_suspicious``)
@@ -311,8 +338,11 @@ class LineChecker(LineRules):
             if typed is not None:
                 typed[key] = (SOURCE_SCHEMAS[key], SOURCE_SCHEMAS[key])
         schema = {"$id": ref("run"), "type": "array", "items": {"type": "object", "properties": properties}}
-        fast = _typed_plan(shape, first, typed, typed_predicates) if typed is not None else None
-        return _ShapePlan(_run_schema(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)), predicates, stats, fast)
+        fast = _typed_plan(shape, first, typed, typed_predicates, typed_names) if typed is not None else None
+        if fast is not None and tables:
+            fast = fast.bound(tables)  # the plan is shared by the process's ranges; the names are this range's
+        return _ShapePlan(_run_schema(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)), predicates, stats, fast,
+                          names)
 
     # ---- one line at a time
     def _lines(self, run: list[bytes], number: int, records: list | None) -> int:
@@ -365,7 +395,8 @@ class LineChecker(LineRules):
                     continue  # e.g. source-ref-metadata: not a label's metadata
                 plan = info.plans.get(kind)
                 if (plan is not None and plan.fast and "failure-reason" not in meta and plan.is_valid(record)
-                        and (plan.clean is None or plan.clean(record[info.attribute], meta))):
+                        and (plan.clean is None or plan.clean(record[info.attribute], meta))
+                        and (plan.names is None or plan.names(record[info.attribute], meta))):
                     plan.stats.labeled += 1
                     continue
                 self._found_attribute(number, record, info, meta, kind, plan)

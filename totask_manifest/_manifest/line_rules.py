@@ -7,6 +7,7 @@ string, the naming verdict per attribute and type) are computed once and kept.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._errors import ManifestError
@@ -15,7 +16,8 @@ from . import semantics
 from .label_check import _check_failure, _check_pair, _fast_record_validator, fast_path, input_rules
 from .line import Line
 from .naming import METADATA_SUFFIX, declared_task_type, label_attribute_violations, rule_message
-from .problems import AttributeStats, Collector, Severity
+from .problems import AttributeStats, ClassNames, Collector, Severity
+from .schema_scalars import INT_MAX
 from .schemas import format_path, validator
 
 #: task types whose ``-ref`` requirement the developer guide states inconsistently (the Output
@@ -29,11 +31,68 @@ _REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tra
 MIXED_TYPES = "label-attribute-mixed-types"
 _CUSTOM = "custom"
 
+#: one class id given two names by the lines of one label attribute: every export refuses such
+#: a file (a COCO category or YOLO class is one id of one name) and ``stats`` notes it ("class id
+#: 0 has several names"), so ``validate`` says it on each line naming an id otherwise than the
+#: attribute's first line naming it: a warning, an error with ``--strict`` (as ``box-outside-image``)
+CLASS_NAMES = "class-map-conflict"
+#: task types whose lines name classes by id: in a class map (every class the line names), or as
+#: the chosen class's ``class-name`` beside its index (the label); the types ``stats`` counts by
+#: class (``stats_facts``' detection, single and multi-label families)
+MAP_TYPES = frozenset({"object-detection", "image-classification-multilabel", "text-classification-multilabel"})
+SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification",
+                          "video-classification"})
+
 
 def first_label(kind: str, line: int) -> str:
-    """How a ``MIXED_TYPES`` message names the attribute's first label; the merge of ranges
-    (``validate._one_type_each``) renumbers it by this same text."""
+    """How a ``MIXED_TYPES`` or ``CLASS_NAMES`` message names the attribute's first label (its
+    type) or first name of a class; the merge of ranges (``validate._one_type_each``) renumbers
+    it by this same text."""
     return f"differs from {kind!r} (line {line})"
+
+
+def names_test(task_type: str, names: ClassNames) -> Callable[[Any, Any], bool] | None:
+    """The hot paths' test of a label (``orjson``'s dicts, after the schema passed) of
+    ``task_type``: True when its class names are all ``names``' already, so ``CLASS_NAMES`` has
+    nothing to say or note. One C-level subset test of the class map's items (a line names only
+    the classes it uses, so a map varies line to line; each new id takes the per-line path once)."""
+    if task_type in MAP_TYPES:
+        by_key = names.by_key
+        return lambda label, metadata: metadata["class-map"].items() <= by_key.items()
+    if task_type in SINGLE_TYPES:
+        by_id = names.by_id
+        return lambda label, metadata: by_id.get(label) == metadata["class-name"]
+    return None
+
+
+def class_pairs(task_type: str, attribute: str, value: Any, metadata: Any) -> list[tuple[int, str, str, str]]:
+    """The classes a label of ``task_type`` names: ``(id, name, key, how the message says the
+    id)``. Ids that are no class index and blank names are left out: the schema reports them."""
+    if type(metadata) is not dict:
+        return []
+    meta_key = attribute + METADATA_SUFFIX
+    if task_type in MAP_TYPES:
+        classes = metadata.get("class-map")
+        if type(classes) is not dict:
+            return []
+        return [(class_id, name, f"{meta_key}.class-map.{key}", "") for key, name in classes.items()
+                if (class_id := _class_index(key)) is not None and _a_name(name)]
+    if task_type in SINGLE_TYPES:
+        class_id, name = _class_index(value), metadata.get("class-name")
+        if class_id is not None and _a_name(name):
+            return [(class_id, name, meta_key + ".class-name", f" (class id {class_id})")]
+    return []
+
+
+def _class_index(value: Any) -> int | None:
+    """``value`` as a class index (an integer, or its canonical digits), None if it is none."""
+    if type(value) is str and value.isascii() and value.isdigit() and (value == "0" or value[0] != "0"):
+        value = int(value)
+    return value if type(value) is int and 0 <= value <= INT_MAX else None
+
+
+def _a_name(name: Any) -> bool:
+    return type(name) is str and not name.isspace() and name != ""
 
 
 class _KeyInfo:
@@ -52,15 +111,17 @@ class _KeyInfo:
 class _Plan:
     """How to check one attribute declaring one type string; the fast path needs nothing else."""
 
-    __slots__ = ("clean", "fast", "fast_ok", "is_valid", "settled", "stats", "task_type")
+    __slots__ = ("clean", "fast", "fast_ok", "is_valid", "names", "settled", "stats", "task_type")
 
     def __init__(self, attribute: str, task_type: TaskType, naming_clean: bool, stats: AttributeStats,
-                 settled: bool = True) -> None:
+                 settled: bool = True, names: Callable[[Any, Any], bool] | None = None) -> None:
         """``settled``: the attribute's first label (``LineRules.one_type``) is of this type, or
         the type is custom; until then every line of the plan takes the per-line path, which
-        holds each to the first label's type."""
+        holds each to the first label's type. ``names``: ``names_test`` of the attribute's class
+        names, where the type names classes."""
         self.task_type = task_type
         self.stats = stats
+        self.names = names
         #: checks the whole line: the attribute as the label, its metadata key as the metadata
         self.is_valid = _fast_record_validator(task_type.name, attribute)
         self.clean = fast_path(task_type.name)[1]
@@ -145,7 +206,9 @@ class LineRules:
         """The plan of ``attribute`` declaring ``tt``, settled where its first label is of ``tt``."""
         first = self.out.first_types.get(attribute)
         settled = tt.name == _CUSTOM or (first is not None and first[0] == tt.name)
-        return _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name), settled)
+        names = names_test(tt.name, self.out.names_of(attribute)) if tt.name in MAP_TYPES | SINGLE_TYPES else None
+        return _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name), settled,
+                     names)
 
     def one_type(self, number: int, attribute: str, declared: str, kind: str) -> bool:
         """Whether line ``number``'s label of ``attribute``, of task type ``declared`` (``type``
@@ -173,6 +236,21 @@ class LineRules:
             first_kind, first_line = self.out.first_types[attribute][1:]
             self.out.add(number, attribute + METADATA_SUFFIX + ".type", MIXED_TYPES,
                          f"{kind!r} {first_label(first_kind, first_line)}: one label attribute holds one task type")
+
+    def _check_class_names(self, number: int, attribute: str, task_type: str, value: Any, meta: Any) -> None:
+        """``CLASS_NAMES`` for line ``number``'s label of ``attribute``: each class it names
+        otherwise than the attribute's first line naming that id; each id named first, noted."""
+        pairs = class_pairs(task_type, attribute, value, meta)
+        if not pairs:
+            return
+        names = self.out.names_of(attribute)
+        for class_id, name, key, said in pairs:
+            first = names.by_id.get(class_id)
+            if first is None:
+                names.note(class_id, name, number)
+            elif first != name:
+                self.out.add(number, key, CLASS_NAMES, f"{name!r}{said} {first_label(first, names.lines[class_id])}: "
+                             "one class id, one name", "warning")
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))
@@ -242,6 +320,7 @@ class LineRules:
             for key, rule, message, severity in self._naming(attribute, tt):
                 out.add(number, key, rule, message, severity)
             _check_pair(out, number, tt.name, value, meta, attribute, meta_key, schema_meta)
+            self._check_class_names(number, attribute, tt.name, value, meta)
             stats.labeled += 1
         if out.errors > errors_before:
             stats.invalid += 1

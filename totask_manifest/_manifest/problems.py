@@ -131,6 +131,34 @@ class ValidationReport:
 
 
 
+class ClassNames:
+    """One label attribute's class names as first met (``line_rules.CLASS_NAMES``): each id's
+    name by its integer (``by_id``: the typed path decodes class-map keys so, and a class index
+    label is one) and by its digits (``by_key``: class-map keys as ``orjson`` reads them), and the
+    line naming it first. Two views of one table so that each path's test of a line is one
+    C-level look-up (``cm.items() <= by_key.items()``), not a conversion a key."""
+
+    __slots__ = ("by_id", "by_key", "lines")
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, str] = {}
+        self.by_key: dict[str, str] = {}
+        self.lines: dict[int, int] = {}
+
+    def note(self, class_id: int, name: str, line: int) -> None:
+        """``class_id`` first named ``name`` on ``line``."""
+        self.by_id[class_id] = name
+        self.by_key[str(class_id)] = name
+        self.lines[class_id] = line
+
+    def __getstate__(self) -> tuple:
+        return self.by_id, self.lines
+
+    def __setstate__(self, state: tuple) -> None:
+        self.by_id, self.lines = state
+        self.by_key = {str(k): v for k, v in self.by_id.items()}
+
+
 class Collector:
     """Problems and counts of one byte range (or one whole file)."""
 
@@ -148,6 +176,9 @@ class Collector:
         #: attribute -> (task type, ``type`` as written, line) of its first label of a built-in
         #: type (``line_rules.LineRules.one_type``): the merge holds later ranges to it
         self.first_types: dict[str, tuple[str, str, int]] = {}
+        #: attribute -> each class id's first name and its line (``line_rules.CLASS_NAMES``): the
+        #: merge holds later ranges to them too
+        self.class_names: dict[str, ClassNames] = {}
         #: the byte range checked (``validate.check_range``), so the merge can check it again
         self.start = 0
         self.end: int | None = None
@@ -162,6 +193,13 @@ class Collector:
         self.counts[rule] += 1
         if len(self.problems) < self.max_problems:
             self.problems.append(Problem(line, key, rule, message, severity))
+
+    def names_of(self, attribute: str) -> ClassNames:
+        """``attribute``'s class names met so far (an empty table at first)."""
+        names = self.class_names.get(attribute)
+        if names is None:
+            names = self.class_names[attribute] = ClassNames()
+        return names
 
     def stats(self, attribute: str, task_type: str) -> AttributeStats:
         s = self.attributes.get(attribute)

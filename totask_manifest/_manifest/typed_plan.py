@@ -34,10 +34,12 @@ record's keys.
 
 from __future__ import annotations
 
+import copy
+import functools
 import keyword
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import msgspec
@@ -74,7 +76,11 @@ class TypedPlan:
     __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows", "refused_at")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
-                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> None:
+                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int,
+                 names: Sequence[tuple[str, str, bool]] = ()) -> None:
+        """``names``: ``(label field, metadata field, a class map?)`` whose class names each line
+        must hold as the tables given to ``bound`` do (``line_rules.names_test``); a plan with
+        them accepts nothing until bound."""
         self._max_bytes = max_bytes
         #: after ``accepts`` returned 0: the line the decoder refused (its index in the text, from
         #: the error's ``$[k]``), or None where no one line was named (a check after decoding)
@@ -84,9 +90,19 @@ class TypedPlan:
         # patterns on a string every line holds (job-name, creation-date) are checked in the
         # per-line loop with the rules; the others (in lists, maps, optional fields) by extractors
         scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
-        self._rows = _row_check(rules, [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar])
+        self._rows = _row_check(rules, [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar],
+                                names)
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
+
+    def bound(self, tables: list[dict[int, str]]) -> TypedPlan:
+        """This plan holding its lines' class names to ``tables`` (class id -> name, one for each
+        of its ``names``), which grow as the per-line path notes new ids. Why a copy: the compiled
+        plan is shared by every range a process checks, each range with its own names."""
+        plan = copy.copy(self)
+        plan._rows = functools.partial(self._rows, *tables)
+        plan.refused_at = None
+        return plan
 
     def accepts(self, text: bytes | memoryview) -> int:
         """How many lines ``text`` (whole lines, each ended by ``\\n`` but maybe the last; a view
@@ -122,15 +138,19 @@ class TypedPlan:
 
 
 def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
-               scalars: list[tuple[str, Callable[[str], Any]]]) -> Callable[[list], bool] | None:
+               scalars: list[tuple[str, Callable[[str], Any]]],
+               class_names: Sequence[tuple[str, str, bool]] = ()) -> Callable[..., bool] | None:
     """One loop over a run's structs: each rule on its line's label and metadata (field names),
     each scalar pattern on the string at its dotted field path, looked up among the values seen
     good first (job names and dates repeat). Why generated: a field read written in bytecode
     costs a fraction of an ``operator.attrgetter`` call mapped over the run, and these reads are
     most of the work (the names are ``_python_names``, plain identifiers). A rule with a body
     (``semantics.TYPED_BODIES``) is written in rather than called: the loop cost 2,480
-    instructions a bench line with the call, 2,140 with the body written in (callgrind)."""
-    if not rules and not scalars:
+    instructions a bench line with the call, 2,140 with the body written in (callgrind).
+    ``class_names`` (``TypedPlan``'s ``names``): the tables come first, ``check(names0, ..., records)``; a line
+    naming a class otherwise than its table (a new id included) is refused, for the per-line path
+    to note or report (``line_rules.CLASS_NAMES``): a class map's items a subset of the table's."""
+    if not rules and not scalars and not class_names:
         return None
     names: dict[str, Any] = {}
     body = []
@@ -144,10 +164,15 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
             body += [f"if not rule{i}(line.{label}, line.{metadata}):", "    return False"]
         else:
             body += [f"label = line.{label}", f"metadata = line.{metadata}", *written.splitlines()]
+    for i, (label, metadata, is_map) in enumerate(class_names):
+        test = (f"line.{metadata}.class_map.items() <= names{i}.items()" if is_map
+                else f"names{i}.get(line.{label}) == line.{metadata}.class_name")
+        body += [f"if not {test}:", "    return False"]
     if not all(part.isidentifier() and not keyword.iskeyword(part)
-               for path in [p for p, _ in scalars] + [n for r in rules for n in r[:2]] for part in path.split(".")):
+               for path in [p for p, _ in scalars] + [n for r in [*rules, *class_names] for n in r[:2]]
+               for part in path.split(".")):
         raise ValueError("field names must be identifiers")  # pragma: no cover - _python_names makes them so
-    source = "def check(records):\n    for line in records:\n" + "".join(f"        {line}\n" for line in body)
+    source = f"def check({''.join(f'names{i}, ' for i in range(len(class_names)))}records):\n    for line in records:\n" + "".join(f"        {line}\n" for line in body)
     exec(source + "    return True\n", names)  # the source is built from identifiers only
     return names["check"]
 
@@ -168,7 +193,8 @@ def _admitter(fullmatch: Callable[[str], Any]) -> tuple[set[str], Callable[[str]
 
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
-               predicates: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int) -> TypedPlan | None:
+               predicates: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int,
+               names: Sequence[tuple[str, str, bool]] = ()) -> TypedPlan | None:
     """The typed plan of a line shape, or None. ``schemas`` maps a top-level key to its schema
     and the document its references resolve against (``schemas.resolve_ref``); any other key
     must hold a string (as ``source-ref`` does). ``predicates`` are ``(label key, metadata key,
@@ -191,7 +217,8 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
     except Unsupported:
         return None
     return TypedPlan(line_type, compiler.checks,
-                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes)
+                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes,
+                     [(python[label], python[meta], is_map) for label, meta, is_map in names])
 
 
 class _Compiler:

@@ -14,6 +14,7 @@ for all.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import replace
 
@@ -39,8 +40,8 @@ from .label_check import (
     needs_input_rules,
 )
 from .line_check import LineChecker
-from .line_rules import MIXED_TYPES, first_label
-from .problems import AttributeStats, Collector, Problem, Severity, ValidationReport
+from .line_rules import CLASS_NAMES, MIXED_TYPES, first_label
+from .problems import AttributeStats, ClassNames, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
 
@@ -66,20 +67,23 @@ RULES: dict[str, str] = {
     "metadata-type-unknown": "the -metadata type is not a task type this tool knows",
     "failure-with-label": "a failed object's metadata (failure-reason) sits next to a label value",
     MIXED_TYPES: "a label of another built-in task type than the attribute's first label (custom labels excepted)",
+    CLASS_NAMES: "a class id named otherwise than on the attribute's first line naming it (one class id, one name)",
 }
 
 
 def check_range(url: str, start: int = 0, end: int | None = None, label_attribute: str | None = None,
                 task_type: str | None = None, schema: str | None = None, strict: bool = False,
                 max_problems: int = MAX_PROBLEMS, first_types: dict[str, tuple[str, str, int]] | None = None,
-                ) -> Collector:
+                first_names: dict[str, ClassNames] | None = None) -> Collector:
     """Check the lines starting in ``[start, end)`` of the manifest at ``url``; line numbers
     count from 1 within the range. The unit ``validate_manifest`` hands to ``map_ranges``.
     ``first_types``: the first label of each attribute in the ranges before (its line numbered in
-    the file), which this range's labels are held to (``_one_type_each``)."""
+    the file), which this range's labels are held to (``_one_type_each``); ``first_names``: each
+    attribute's class names there, likewise (the range adds its own to these tables)."""
     out = Collector(strict, max_problems)
     out.start, out.end = start, end
     out.first_types.update(first_types or {})
+    out.class_names.update(first_names or {})
     checker = LineChecker(label_attribute, get_task_type(task_type) if task_type else None, schema, out)
     with storage.open_read(url) as f:
         checker.run(iter_blocks(f, start=start, end=end, chunk=BLOCK_BYTES))
@@ -166,12 +170,15 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     message then names the file's first label by its line in the file: an earlier range's, or the
     range's own counted from the file's start (a range numbers its lines from its own first)."""
     firsts: dict[str, tuple[str, str, int]] = {}
+    names: dict[str, ClassNames] = {}  # each attribute's class names, their lines the file's
     offset = 0
     checked: list[Collector] = []
     for part in parts:
         earlier = {a: firsts[a] for a in part.first_types if a in firsts}
-        if any(part.first_types[a][0] != first[0] for a, first in earlier.items()):
-            part = check_range(url, part.start, part.end, *args, first_types=earlier)
+        if any(part.first_types[a][0] != first[0] for a, first in earlier.items()) or _names_differ(part, names):
+            part = check_range(url, part.start, part.end, *args, first_types=earlier,
+                               first_names={a: copy.deepcopy(table) for a, table in names.items()})
+        _one_name_each(part, names, offset)
         # the first labels the messages name, as the range wrote them -> as the file numbers them
         # (a range checked again was given the earlier ones, already in the file's numbers)
         relabel = {a: (own, earlier.get(a, (own[0], own[1], own[2] + offset)))
@@ -183,6 +190,43 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
         offset += part.lines
         checked.append(part)
     return checked
+
+
+def _names_differ(part: Collector, names: dict[str, ClassNames]) -> bool:
+    """Whether ``part`` named a class otherwise than the ranges before it first did: its lines
+    were held to the wrong name, so it is checked again, held to theirs."""
+    for attribute, own in part.class_names.items():
+        table = names.get(attribute)
+        if table is not None and any(table.by_id.get(cid, name) != name for cid, name in own.by_id.items()):
+            return True
+    return False
+
+
+def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -> None:
+    """``part``'s ``CLASS_NAMES`` messages naming each class's first name by its line in the file
+    (an earlier range's, or the range's own counted from the file's start), and the classes it
+    named first added to ``names``. ``part`` names no class otherwise than ``names`` (``_names_differ``)."""
+    relabel: dict[str, dict[str, str]] = {}
+    for attribute, own in part.class_names.items():
+        table = names.setdefault(attribute, ClassNames())
+        for cid, name in own.by_id.items():
+            if cid not in table.by_id:
+                table.note(cid, name, own.lines[cid] + offset)
+            if table.lines[cid] != own.lines[cid]:
+                relabel.setdefault(attribute, {})[first_label(name, own.lines[cid])] = first_label(name, table.lines[cid])
+    if part.counts[CLASS_NAMES] and relabel:
+        part.problems = [_renamed(p, relabel) for p in part.problems]
+
+
+def _renamed(p: Problem, relabel: dict[str, dict[str, str]]) -> Problem:
+    """``p`` naming its class's first name by its line in the file (``relabel``: per attribute,
+    the text naming it as the range did -> as the file does)."""
+    texts = relabel.get(p.key.rpartition(METADATA + ".class-")[0]) if p.rule == CLASS_NAMES else None
+    ours = p.message.rpartition(" differs from ")
+    old = "differs from " + ours[2].rpartition(": ")[0]
+    if not texts or old not in texts:
+        return p
+    return replace(p, message=ours[0] + " " + texts[old] + p.message[len(ours[0]) + 1 + len(old):])
 
 
 def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:

@@ -1,0 +1,115 @@
+"""One class id given two names by the lines of one label attribute (``{"0": "고양이"}`` on line 1,
+``{"0": "dog"}`` on line 2): ``validate --strict`` said valid, exit 0, while every export refuses
+the file (``coco-category``) and ``stats`` notes "class id 0 has several names". ``validate`` now
+warns (``class-map-conflict``, an error with ``--strict``) on each line naming an id otherwise than
+the attribute's first line naming it, the same on every path (typed, runs, per line) and across
+parallel byte ranges, where the messages name the file's lines, not a range's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.test_user_mistakes import cli
+from tests.test_validate import IC_META, OD_META, manifest, same_reports
+from totask_manifest import validate_manifest
+from totask_manifest._manifest import ranges as ranges_module
+
+RULE = "class-map-conflict"
+ML_META = {"class-map": {}, "type": "groundtruth/image-classification-multilabel", "human-annotated": "no",
+           "creation-date": "2026-11-21T08:00:00.000000", "job-name": "labeling-job/dogs"}
+
+
+def boxes(n: int, names: dict[int, str]) -> dict:
+    """Line ``n``: one box for each class of ``names``, whose class map names those classes only."""
+    return {"source-ref": f"s3://b/{n}.jpg",
+            "b": {"image_size": [{"width": 100, "height": 80, "depth": 3}],
+                  "annotations": [{"class_id": c, "left": 1, "top": 1, "width": 5, "height": 5} for c in names]},
+            "b-metadata": {**OD_META, "objects": [{"confidence": 0.5} for _ in names],
+                           "class-map": {str(c): name for c, name in names.items()}}}
+
+
+def found(report) -> list[tuple[int, str, str]]:
+    return [(p.line, p.key, p.message) for p in report.problems if p.rule == RULE]
+
+
+def test_the_testers_file_is_said_and_refused_with_strict(tmp_path: Path) -> None:
+    lines = [boxes(1, {0: "고양이"}), boxes(2, {0: "dog"})]
+    (tmp_path / "clash.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    report = validate_manifest(str(tmp_path / "clash.manifest"))
+    assert report.ok and report.warnings == 1
+    assert [str(p) for p in report.problems] == [
+        "line 2: warning: b-metadata.class-map.0: 'dog' differs from '고양이' (line 1): one class id, one name "
+        "[class-map-conflict]"]
+    r = cli("validate", "clash.manifest", "--strict", cwd=tmp_path)
+    assert r.returncode == 1 and "line 2: error: b-metadata.class-map.0: 'dog' differs from '고양이' (line 1)" in r.stdout
+    assert cli("validate", "clash.manifest", cwd=tmp_path).returncode == 0
+    stats = cli("stats", "clash.manifest", cwd=tmp_path)
+    assert "class id 0 has several names: 'dog' (1), '고양이' (1): one class id, one name" in stats.stdout
+
+
+def _varied(count: int, clash_at: set[int]) -> list[dict]:
+    """Detection lines naming only the classes they use (as the benchmark's do); line ``n`` in
+    ``clash_at`` names class ``n % 5`` otherwise."""
+    out = []
+    for n in range(1, count + 1):
+        ids = {n % 5, (n * 3) % 7}
+        out.append(boxes(n, {c: (f"other{c}" if n in clash_at and c == n % 5 else f"class{c}") for c in ids}))
+    return out
+
+
+def test_every_path_says_each_line_and_names_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The typed path and the runs hold each line's map to the names met (a subset test), and
+    leave a new id or another name to the per-line path: the same report as line by line."""
+    clash_at = {40, 41, 300, 777}
+    report = same_reports(manifest(tmp_path, _varied(800, clash_at)), monkeypatch)
+    first = {c: next(n for n in range(1, 800) if c in {n % 5, (n * 3) % 7}) for c in range(7)}
+    assert found(report) == [(n, f"b-metadata.class-map.{n % 5}",
+                              f"'other{n % 5}' differs from 'class{n % 5}' (line {first[n % 5]}): one class id, one name")
+                             for n in sorted(clash_at)]
+    assert report.ok and report.warnings == len(clash_at)
+    strict = validate_manifest(manifest(tmp_path, _varied(800, clash_at)), strict=True)
+    assert not strict.ok and strict.attributes["b"].invalid == len(clash_at)
+
+
+def test_classification_names_its_class_by_the_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single-label class's name is its ``class-name``, its id the label (``stats`` counts it so)."""
+    records = [{"source-ref": f"s3://b/{n}.jpg", "p": n % 3, "p-metadata": {**IC_META, "class-name": f"c{n % 3}"}}
+               for n in range(1, 60)]
+    records[29]["p-metadata"] = {**IC_META, "class-name": "Sparrow"}  # line 30, class 0
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    assert found(report) == [(30, "p-metadata.class-name",
+                              "'Sparrow' (class id 0) differs from 'c0' (line 3): one class id, one name")]
+
+
+def test_multilabel_class_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [{"source-ref": f"s3://b/{n}.jpg", "m": [n % 4], "m-metadata": {**ML_META, "class-map": {str(n % 4): f"k{n % 4}"}}}
+               for n in range(1, 50)]
+    records[9]["m-metadata"] = {**ML_META, "class-map": {"2": "k2", "3": "K3"}}  # line 10 names 3 otherwise
+    records[9]["m"] = [2]
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    assert found(report) == [(10, "m-metadata.class-map.3", "'K3' differs from 'k3' (line 3): one class id, one name")]
+
+
+def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later range whose first naming of an id differs from the file's (lines 301-600 call class 0
+    ``dog``) is checked again, held to the file's; a range naming an id as the file does names the
+    file's first line, not its own; an id first named in a later range, by its line in the file."""
+    records = ([boxes(n, {0: "cat"}) for n in range(1, 301)] + [boxes(n, {0: "dog"}) for n in range(301, 601)]
+               + [boxes(n, {0: "cat" if n % 2 else "dog", 9: "late" if n < 850 else "LATE"}) for n in range(601, 901)])
+    path = manifest(tmp_path, records)
+    single = validate_manifest(path, workers=1, max_problems=10_000)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    dog = [n for n in range(301, 901) if n <= 600 or n % 2 == 0]
+    late = list(range(850, 901))
+    assert found(single) == found(parallel)
+    assert [(n, k) for n, k, _ in found(parallel)] == sorted(
+        [(n, "b-metadata.class-map.0") for n in dog] + [(n, "b-metadata.class-map.9") for n in late])
+    assert all(m.endswith("differs from 'cat' (line 1): one class id, one name")
+               for _, k, m in found(parallel) if k.endswith(".0"))
+    assert all("differs from 'late' (line 601)" in m for _, k, m in found(parallel) if k.endswith(".9"))
+    assert parallel.attributes == single.attributes
