@@ -262,6 +262,19 @@ LINE = (b'{"source-ref":"s3://a/b.jpg","category":{"image_size":[{"width":10,"he
     (b'{"source-ref"', b'{}\n{"source-ref"'),
     (b'{"source-ref"', b'{}{"source-ref"'),
     (b'{"source-ref"', b' {"source-ref"'),
+    # a class map is kept as its text and read once per distinct text (``_RawMaps``): whatever its
+    # reading would let through that the dict written back did not
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird" }'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{ "0":"Bird"}'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":" "}'),  # a name of spaces: the pattern \S
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":""}'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"B\xffird"}'),  # invalid UTF-8 in a name
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"B\\u0069rd"}'),  # an escape
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"B\tird"}'),  # a control character
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":7}'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird","1":"a\nb"}'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":["Bird"]'),
+    (b'"class-map":{"0":"Bird"}', b'"class-map":{"0":"Bird"},"class-map":{"0":"Bird"}'),
 ])
 def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     plan = _plan_for(LINE)
@@ -269,6 +282,8 @@ def test_traps_are_not_accepted(old: bytes, new: bytes) -> None:
     bad = LINE.replace(old, new, 1)
     assert bad != LINE
     assert plan.accepts(LINE + b"\n" + bad) != 2
+    assert plan.accepts(bad + b"\n" + bad) == 0  # twice: a text refused is not kept as read
+    assert plan.accepts(LINE + b"\n" + LINE) == 2
 
 
 def _two_attributes(line: bytes) -> bytes:
@@ -304,8 +319,8 @@ def test_rules_written_into_the_loop_decide_as_the_per_line_path(line: bytes, ol
 def test_a_rule_whose_body_would_overwrite_the_loop_is_called() -> None:
     """A body assigning a name of the generated loop (``line``) would end the loop's own reads;
     such a rule is called instead, and decides the same."""
-    rule = semantics._typed_rule("line = metadata.class_map\nfor box in label.annotations:\n"
-                                 "    if box.class_id not in line:\n        return False\n")
+    rule = semantics._typed_rule("line = label.annotations\nfor box in line:\n"
+                                 "    if box.class_id != 0:\n        return False\n")
     check = typed_plan._row_check([("category", "category_metadata", rule)], [])
     assert "rule0" in check.__code__.co_names
     plan = _plan_for(LINE)
@@ -540,3 +555,20 @@ def test_the_not_white_space_pattern_agrees_with_the_schema_engine_on_every_char
         assert bool(check(text)) == engine.is_valid(text), hex(cp)
         assert bool(check(" " + text + "\t")) == engine.is_valid(" " + text + "\t"), hex(cp)
     assert check("car\nbus") and not check("car\n  ") and not check(" \ncar")
+
+
+@pytest.mark.parametrize("new", [b'{"0":"Bird","1":" "}', b'{"0":"Bird","1":""}', b'{"0":"Bird","01":"Cat"}'])
+def test_a_class_map_read_once_is_held_to_the_schema_on_every_line(new: bytes) -> None:
+    """A class map's text is read once and kept (``typed_plan._RawMaps``): a map the schema
+    refuses must be refused on each line that holds it, the first and those after, as the
+    per-line path refuses it, and the lines around it still take the typed path."""
+    bad = LINE.replace(b'{"0":"Bird"}', new, 1)
+    per_line = _full_path_problems(bad)[0]
+    assert per_line >= 1
+    for task_rules in (True, False):  # without: the job's scan, where no class-name table guards the map
+        out = Collector(False, 1000)
+        checker = LineChecker(None, None, None, out, task_rules=task_rules)
+        checker.run(iter([b"\n".join([LINE] * 40 + [bad] * 40 + [LINE] * 40) + b"\n"]))
+        assert out.lines == 120 and out.errors == 40 * per_line
+        assert {p.line for p in out.problems} == set(range(41, 81))
+        assert checker.typed_lines >= 40
