@@ -84,7 +84,7 @@ class _VersionAction(argparse._VersionAction):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
-        self.version = f"%(prog)s {_version()}"
+        self.version = f"totask-manifest {_version()}"  # a command's prog is ``totask-manifest apply``
         super().__call__(parser, namespace, values, option_string)
 
 
@@ -93,7 +93,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         prog="totask-manifest",
         description="Pre-annotate labeling tasks through Ground Truth style augmented manifests.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
@@ -102,10 +102,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    for command in sub.choices.values():
+        _add_global_options(command)
     plugins = _plugin_methods(argv)
     for command in sub.choices.values():  # after the command's own deferred flags, when it is run
         command.defer(functools.partial(_finish_job_options, command, plugins))
     return parser
+
+
+#: ``-v``'s help, before the command and after it alike
+_VERBOSE_HELP = "debug logging, every library's too (before or after the command)"
+
+
+def _add_global_options(command: argparse.ArgumentParser) -> None:
+    """The top level's ``-v`` and ``--version`` after the command too (``apply JOB -v``): argparse
+    takes a parser's options only before its subcommand, so ``apply JOB -v`` was refused as an
+    unrecognized argument. ``SUPPRESS`` leaves ``verbose`` unset unless given here, so a ``-v``
+    before the command is not taken back by the command's parser."""
+    command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+    command.add_argument("--version", action=_VersionAction, help="show the program's version number and exit")
 
 
 def _finish_job_options(command: CommandParser, plugins: list[str]) -> None:
