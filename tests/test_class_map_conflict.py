@@ -17,6 +17,7 @@ from tests.test_user_mistakes import cli
 from tests.test_validate import IC_META, OD_META, manifest, same_reports
 from totask_manifest import validate_manifest
 from totask_manifest._manifest import ranges as ranges_module
+from totask_manifest._manifest import validate as validate_module
 
 RULE = "class-map-conflict"
 ML_META = {"class-map": {}, "type": "groundtruth/image-classification-multilabel", "human-annotated": "no",
@@ -113,3 +114,37 @@ def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pyte
                for _, k, m in found(parallel) if k.endswith(".0"))
     assert all("differs from 'late' (line 601)" in m for _, k, m in found(parallel) if k.endswith(".9"))
     assert parallel.attributes == single.attributes
+
+
+def _by_ranges(path: str, firsts: list[int]) -> list[tuple[int, str, str]]:
+    """``validate``'s merge of the byte ranges starting at lines ``firsts`` (the first is 1), each
+    checked on its own as a worker checks it; the problems numbered as in the file."""
+    lines = Path(path).read_bytes().splitlines(keepends=True)
+    starts = [sum(map(len, lines[: first - 1])) for first in firsts]
+    args = (None, None, None, False, 1000)
+    parts = [validate_module.check_range(path, start, end, *args)
+             for start, end in zip(starts, [*starts[1:], None], strict=True)]
+    merged = validate_module._one_type_each(path, parts, args)
+    return sorted((p.line + first - 1, p.key, p.message)
+                  for part, first in zip(merged, firsts, strict=True) for p in part.problems if p.rule == RULE)
+
+
+@pytest.mark.parametrize("kind", ["class map", "class-name"])
+def test_a_later_range_naming_two_ids_alike_names_each_ids_first_line(tmp_path: Path, kind: str) -> None:
+    """Lines 3-4, a range of their own, first name class 1 'cat' on line 3 and call class 0 'dog',
+    which line 1 named 'cat': the range's messages about class 0 said 'cat' (line 1) as the file
+    does, the same text as class 1's first name as the range numbered it, and the merge wrote
+    class 1's line (3) into them."""
+    if kind == "class map":
+        names = [{0: "cat"}, {0: "dog"}, {0: "dog", 1: "cat"}, {0: "dog"}]
+        records = [boxes(n, named) for n, named in enumerate(names, 1)]
+    else:
+        named = [(0, "cat"), (0, "dog"), (1, "cat"), (0, "dog")]
+        records = [{"source-ref": f"s3://b/{n}.jpg", "p": cid, "p-metadata": {**IC_META, "class-name": name}}
+                   for n, (cid, name) in enumerate(named, 1)]
+    path = manifest(tmp_path, records)
+    whole = _by_ranges(path, [1])
+    said = "'dog' differs" if kind == "class map" else "'dog' (class id 0) differs"
+    assert [(n, m) for n, _, m in whole] == [(n, f"{said} from 'cat' (line 1): one class id, one name")
+                                             for n in ([2, 3, 4] if kind == "class map" else [2, 4])]
+    assert _by_ranges(path, [1, 3]) == whole

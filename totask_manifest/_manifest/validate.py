@@ -205,28 +205,42 @@ def _names_differ(part: Collector, names: dict[str, ClassNames]) -> bool:
 def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -> None:
     """``part``'s ``CLASS_NAMES`` messages naming each class's first name by its line in the file
     (an earlier range's, or the range's own counted from the file's start), and the classes it
-    named first added to ``names``. ``part`` names no class otherwise than ``names`` (``_names_differ``)."""
-    relabel: dict[str, dict[str, str]] = {}
+    named first added to ``names``. ``part`` names no class otherwise than ``names`` (``_names_differ``).
+    Why by class id: two ids of one name first named on one line of the range read the same as the
+    range wrote them ("differs from 'cat' (line 1)"), and a range checked again names the earlier
+    ranges' ids by the file's lines, its own by its own: keyed by that text, one id's line was
+    written into the other's messages."""
+    relabel: dict[tuple[str, int], tuple[str, str]] = {}
     for attribute, own in part.class_names.items():
         table = names.setdefault(attribute, ClassNames())
         for cid, name in own.by_id.items():
             if cid not in table.by_id:
                 table.note(cid, name, own.lines[cid] + offset)
             if table.lines[cid] != own.lines[cid]:
-                relabel.setdefault(attribute, {})[first_label(name, own.lines[cid])] = first_label(name, table.lines[cid])
+                relabel[attribute, cid] = (first_label(name, own.lines[cid]), first_label(name, table.lines[cid]))
     if part.counts[CLASS_NAMES] and relabel:
         part.problems = [_renamed(p, relabel) for p in part.problems]
 
 
-def _renamed(p: Problem, relabel: dict[str, dict[str, str]]) -> Problem:
-    """``p`` naming its class's first name by its line in the file (``relabel``: per attribute,
-    the text naming it as the range did -> as the file does)."""
-    texts = relabel.get(p.key.rpartition(METADATA + ".class-")[0]) if p.rule == CLASS_NAMES else None
-    ours = p.message.rpartition(" differs from ")
-    old = "differs from " + ours[2].rpartition(": ")[0]
-    if not texts or old not in texts:
+def _renamed(p: Problem, relabel: dict[tuple[str, int], tuple[str, str]]) -> Problem:
+    """``p`` naming its class's first name by its line in the file (``relabel``: per attribute and
+    class id, the text naming it as the range did, and as the file does)."""
+    if p.rule != CLASS_NAMES:
         return p
-    return replace(p, message=ours[0] + " " + texts[old] + p.message[len(ours[0]) + 1 + len(old):])
+    attribute, _, field = p.key.rpartition(METADATA + ".class-")
+    ours = p.message.rpartition(" differs from ")
+    texts = relabel.get((attribute, _class_id_said(field, ours[0])))
+    old = "differs from " + ours[2].rpartition(": ")[0]
+    if texts is None or texts[0] != old:
+        return p
+    return replace(p, message=ours[0] + " " + texts[1] + p.message[len(ours[0]) + 1 + len(old):])
+
+
+def _class_id_said(field: str, named: str) -> int | None:
+    """The class id a ``CLASS_NAMES`` message is about: a class map's key (``field``
+    ``map.<id>``), or the label's, said after the name (``'cat' (class id 3)``)."""
+    digits = field.removeprefix("map.") if field.startswith("map.") else named.rpartition(" (class id ")[2][:-1]
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
 def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:
