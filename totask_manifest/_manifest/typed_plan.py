@@ -20,12 +20,6 @@ Soundness (every run accepted here is one the per-line path finds nothing in):
   regex syntax whose meaning is the same in the schema engine (``patterns.batched``);
 * the task type's own rules run on each line's structs (``semantics.TYPED_BODIES``, written
   into one loop generated for the shape: ``_row_check``);
-* a class map (class index keys, string names) is kept as its text (``msgspec.Raw``, which the
-  write-back copies as it is) and read once per distinct text (``_RawMaps``): decoded into the
-  dict the typed path would have made, written back to the same bytes, each name matched to the
-  value pattern; a text that fails any of these refuses the run. Lines repeat a few maps: the
-  bench line took 31.8k instructions with a dict a line, 30.9k so, the class names' check
-  (``class-map-conflict``) included, which on dicts had cost 1.8k more (callgrind);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
 
@@ -42,11 +36,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import keyword
 import operator
 import re
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any, Union
 
 import msgspec
 
@@ -68,8 +63,6 @@ Extract = Callable[[list], list]
 
 #: known-good values kept per pattern check: job names, class indices and dates repeat
 _GOOD_VALUES = 4096
-#: class-map texts kept read (``_RawMaps``) or known to hold to a table, each (more: forgotten)
-_KNOWN_TEXTS = 4096
 #: the names of ``_row_check``'s loop, which a rule's body written into it must not assign
 _LOOP_NAMES = frozenset({"records", "line", "value"})
 #: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`", its
@@ -81,17 +74,14 @@ class TypedPlan:
     """A compiled shape: ``accepts(text)`` counts lines only where the per-line path would find
     nothing in any of them."""
 
-    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_names", "_rows", "refused_at")
+    __slots__ = ("_checks", "_decode_lines", "_encode_lines", "_max_bytes", "_rows", "refused_at")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
                  rules: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int,
-                 names: Sequence[tuple[str, str, bool]] = (),
-                 raw_maps: Sequence[tuple[str, Callable[[bytes], dict | None]]] = ()) -> None:
+                 names: Sequence[tuple[str, str, bool]] = ()) -> None:
         """``names``: ``(label field, metadata field, a class map?)`` whose class names each line
         must hold as the tables given to ``bound`` do (``line_rules.names_test``); a plan with
-        them accepts nothing until bound. ``raw_maps``: ``(dotted field path, reader)`` of the
-        class maps kept as their text (``_Compiler.raw_maps``)."""
-        self._names = len(names)
+        them accepts nothing until bound."""
         self._max_bytes = max_bytes
         #: after ``accepts`` returned 0: the line the decoder refused (its index in the text, from
         #: the error's ``$[k]``), or None where no one line was named (a check after decoding)
@@ -102,7 +92,7 @@ class TypedPlan:
         # per-line loop with the rules; the others (in lists, maps, optional fields) by extractors
         scalar = [(path, fullmatch) for path, fullmatch in checks if all(type(s) is tuple and s[1] for s in path)]
         self._rows = _row_check(rules, [(".".join(step[0] for step in path), fullmatch) for path, fullmatch in scalar],
-                                names, raw_maps)
+                                names)
         self._checks = [(_extractor(path), fullmatch, set()) for path, fullmatch in checks
                         if (path, fullmatch) not in scalar]
 
@@ -111,8 +101,7 @@ class TypedPlan:
         of its ``names``), which grow as the per-line path notes new ids. Why a copy: the compiled
         plan is shared by every range a process checks, each range with its own names."""
         plan = copy.copy(self)
-        # and, for each table, the class-map texts found to hold to it (a table only grows)
-        plan._rows = functools.partial(self._rows, *tables, *(set() for _ in range(self._names)))
+        plan._rows = functools.partial(self._rows, *tables)
         plan.refused_at = None
         return plan
 
@@ -151,8 +140,7 @@ class TypedPlan:
 
 def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
                scalars: list[tuple[str, Callable[[str], Any]]],
-               class_names: Sequence[tuple[str, str, bool]] = (),
-               raw_maps: Sequence[tuple[str, Callable[[bytes], dict | None]]] = ()) -> Callable[..., bool] | None:
+               class_names: Sequence[tuple[str, str, bool]] = ()) -> Callable[..., bool] | None:
     """One loop over a run's structs: each rule on its line's label and metadata (field names),
     each scalar pattern on the string at its dotted field path, looked up among the values seen
     good first (job names and dates repeat). Why generated: a field read written in bytecode
@@ -160,112 +148,45 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
     most of the work (the names are ``_python_names``, plain identifiers). A rule with a body
     (``semantics.TYPED_BODIES``) is written in rather than called: the loop cost 2,480
     instructions a bench line with the call, 2,140 with the body written in (callgrind).
-
-    ``raw_maps``: a class map kept as its text (``msgspec.Raw``) is read by its reader once per
-    distinct text (``_RawMaps``) and the map read stands for it in the rules' bodies
-    (``metadata.class_map``); a rule called, not written in, cannot take a text (``typed_plan``
-    gives no plan then). ``class_names`` (``TypedPlan``'s ``names``): the tables come first, then a
-    set each of the texts found to hold to it, ``check(names0, ..., known0, ..., records)``; a line
-    naming a class otherwise than its table (a new id included) is refused, for the per-line path to
-    note or report (``line_rules.CLASS_NAMES``). A class map's text is held to the table once (its
-    items a subset of the table's), then known: a test a line, two views and an iterator made and
-    freed, cost 1,790 instructions a bench line (callgrind; 6% of ``validate``'s)."""
-    if not rules and not scalars and not class_names and not raw_maps:
+    ``class_names`` (``TypedPlan``'s ``names``): the tables come first, ``check(names0, ..., records)``; a line
+    naming a class otherwise than its table (a new id included) is refused, for the per-line path
+    to note or report (``line_rules.CLASS_NAMES``): the run's class maps' items, as one set, a subset
+    of the table's. Why a set of the run's pairs, not a test a line (``map.items() <= table.items()``):
+    two views and an iterator a line, each made and freed, cost 1,790 instructions a bench line
+    (callgrind; 6% of ``validate``'s), the set built in C from the run's maps 1,400 (a pair is hashed
+    and looked up; the set holds each distinct one once)."""
+    if not rules and not scalars and not class_names:
         return None
     names: dict[str, Any] = {}
     body = []
-    raw_at = {}  # a raw map's dotted path -> the local holding its map
-    for i, (path, reader) in enumerate(raw_maps):
-        names[f"raw_maps{i}"] = raws = _RawMaps(reader)
-        names[f"raw_read{i}"] = raws.read
-        raw_at[path] = f"read_map{i}"
-        body += [f"raw_text{i} = bytes(line.{path})", f"read_map{i} = raw_maps{i}.get(raw_text{i})",
-                 f"if read_map{i} is None:", f"    read_map{i} = raw_read{i}(raw_text{i})",
-                 f"    if read_map{i} is None:", "        return False"]
     for i, (path, fullmatch) in enumerate(scalars):
         names[f"good{i}"], names[f"admit{i}"] = _admitter(fullmatch)
         body += [f"value = line.{path}", f"if value not in good{i} and not admit{i}(value):", "    return False"]
     for i, (label, metadata, rule) in enumerate(rules):
-        written = _written_body(rule)
-        if written is None:
-            if f"{metadata}.class_map" in raw_at:
-                raise ValueError("a rule called on a class map kept as its text")
+        written = getattr(rule, "typed_body", None)  # ``semantics.TYPED_BODIES``: written in, not called
+        if written is None or _LOOP_NAMES & set(rule.__code__.co_varnames[2:]):
             names[f"rule{i}"] = rule
             body += [f"if not rule{i}(line.{label}, line.{metadata}):", "    return False"]
         else:
-            raw = raw_at.get(f"{metadata}.class_map")
-            if raw is not None:
-                written = written.replace("metadata.class_map", raw)
             body += [f"label = line.{label}", f"metadata = line.{metadata}", *written.splitlines()]
+    before, after = [], []
     for i, (label, metadata, is_map) in enumerate(class_names):
-        raw = raw_at.get(f"{metadata}.class_map")
-        if is_map and raw is not None:  # each distinct text held to the table once
-            body += [f"if raw_text{list(raw_at).index(f'{metadata}.class_map')} not in known{i}:",
-                     f"    if not {raw}.items() <= names{i}.items():", "        return False",
-                     f"    if len(known{i}) >= _KNOWN:", f"        known{i}.clear()",
-                     f"    known{i}.add(raw_text{list(raw_at).index(f'{metadata}.class_map')})"]
-        elif is_map:
-            body += [f"if not line.{metadata}.class_map.items() <= names{i}.items():", "    return False"]
+        if is_map:  # the run's maps held to the table at once, a distinct pair at a time (see above)
+            before.append(f"map{i} = []; keep{i} = map{i}.append")
+            body.append(f"keep{i}(line.{metadata}.class_map)")
+            after += [f"if not set(_pairs(map(_items, map{i}))) <= names{i}.items():", "    return False"]
         else:
             body += [f"if names{i}.get(line.{label}) != line.{metadata}.class_name:", "    return False"]
-    names["_KNOWN"] = _KNOWN_TEXTS
+    names["_pairs"], names["_items"] = itertools.chain.from_iterable, dict.items
     if not all(part.isidentifier() and not keyword.iskeyword(part)
-               for path in [p for p, _ in scalars] + [p for p, _ in raw_maps]
-               + [n for r in [*rules, *class_names] for n in r[:2]] for part in path.split(".")):
+               for path in [p for p, _ in scalars] + [n for r in [*rules, *class_names] for n in r[:2]]
+               for part in path.split(".")):
         raise ValueError("field names must be identifiers")  # pragma: no cover - _python_names makes them so
-    tables = "".join(f"names{i}, " for i in range(len(class_names))) + "".join(
-        f"known{i}, " for i in range(len(class_names)))
-    source = f"def check({tables}records):\n    for line in records:\n" + "".join(f"        {line}\n" for line in body)
+    source = (f"def check({''.join(f'names{i}, ' for i in range(len(class_names)))}records):\n"
+              + "".join(f"    {line}\n" for line in before) + "    for line in records:\n"
+              + "".join(f"        {line}\n" for line in body) + "".join(f"    {line}\n" for line in after))
     exec(source + "    return True\n", names)  # the source is built from identifiers only
     return names["check"]
-
-
-def _written_body(rule: Callable[[Any, Any], bool]) -> str | None:
-    """A rule's body to write into the loop (``semantics.TYPED_BODIES``), or None: called."""
-    written = getattr(rule, "typed_body", None)
-    if written is None or _LOOP_NAMES & set(rule.__code__.co_varnames[2:]):
-        return None
-    return written
-
-
-class _RawMaps(dict):
-    """A class map's texts (``bytes``) -> the map each reads as, for the texts read good: a
-    manifest's lines repeat a few maps, and one decoded into a dict a line, then written back for
-    the byte comparison, cost some 1,300 instructions a bench line (callgrind) where a lookup of
-    its text costs a few hundred."""
-
-    def __init__(self, reader: Callable[[bytes], dict | None]) -> None:
-        super().__init__()
-        self._reader = reader
-
-    def read(self, text: bytes) -> dict | None:
-        """``text``'s map, kept when good (None: the text is not one the schema takes)."""
-        value = self._reader(text)
-        if value is not None:
-            if len(self) >= _KNOWN_TEXTS:
-                self.clear()
-            self[text] = value
-        return value
-
-
-def _raw_map_reader(kind: Any, fullmatches: list[Callable[[str], Any]]) -> Callable[[bytes], dict | None]:
-    """The reader of a class map kept as its text: what the typed path would have decoded it into
-    (``kind``, ``dict[int, str]`` with the schema's bounds), written back to the same bytes (as
-    the whole line is, ``TypedPlan.accepts``), each name matching the value patterns; else None."""
-    decode, encode = msgspec.json.Decoder(kind).decode, msgspec.json.Encoder().encode
-
-    def read(text: bytes) -> dict | None:
-        try:
-            value = decode(text)
-        except msgspec.DecodeError:
-            return None
-        if encode(value) != text:
-            return None
-        if value and not all(all_match(fullmatch, value.values()) for fullmatch in fullmatches):
-            return None
-        return value
-
-    return read
 
 
 def _admitter(fullmatch: Callable[[str], Any]) -> tuple[set[str], Callable[[str], bool]]:
@@ -307,18 +228,14 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
         line_type = compiler.struct(fields)
     except Unsupported:
         return None
-    rules = [(python[label], python[meta], predicate) for label, meta, predicate in predicates]
-    if any(_written_body(rule) is None and f"{meta}.class_map" in dict(compiler.raw_maps) for _, meta, rule in rules):
-        return None  # a rule called on a class map kept as its text (none is: TYPED_BODIES are written in)
-    return TypedPlan(line_type, compiler.checks, rules, max_bytes,
-                     [(python[label], python[meta], is_map) for label, meta, is_map in names], compiler.raw_maps)
+    return TypedPlan(line_type, compiler.checks,
+                     [(python[label], python[meta], predicate) for label, meta, predicate in predicates], max_bytes,
+                     [(python[label], python[meta], is_map) for label, meta, is_map in names])
 
 
 class _Compiler:
     def __init__(self) -> None:
         self.checks: list[tuple[tuple, Callable[[str], Any]]] = []
-        #: ``(dotted field path, reader)`` of the class maps kept as their text (``_raw_map``)
-        self.raw_maps: list[tuple[str, Callable[[bytes], dict | None]]] = []
 
     def node(self, schema: Any, root: dict, sample: Any, path: tuple) -> Any:
         """The msgspec type of one subschema (``sample``: the first line's value there, for
@@ -372,9 +289,6 @@ class _Compiler:
                     for pattern in names.get("pattern", []):
                         self.checks.append(((*path, "keys"), batched(pattern)))
             sample_value = next(iter(sample.values()), None) if type(sample) is dict else None
-            raw = self._raw_map(key, additional, root, sample_value, path)
-            if raw is not None:
-                return raw
             value = self.node(additional, root, sample_value, (*path, "values"))
             return dict[key, value]
         if additional not in (True, False) or "propertyNames" in schema:
@@ -390,22 +304,6 @@ class _Compiler:
         fields = [(key, self.node(properties[key], root, sample.get(key), (*path, (python[key], key in required))),
                    key in required) for key in order]
         return self.struct(fields)
-
-    def _raw_map(self, key: Any, additional: dict, root: dict, sample_value: Any, path: tuple) -> Any:
-        """``msgspec.Raw`` for a class map (class index keys, string names) at a path of required
-        fields, its reader noted (``_raw_map_reader``); else None (decoded as a dict). Why: its
-        text is read once per distinct text (``_row_check``), where a dict made, written back and
-        freed a line cost more than the rules on it."""
-        if key is str or not all(type(step) is tuple and step[1] for step in path):
-            return None
-        sub = _Compiler()
-        value = sub.node(additional, root, sample_value, ("values",))
-        names_are_strings = value is str or (get_origin(value) is Annotated and get_args(value)[0] is str)
-        if sub.raw_maps or any(at != ("values",) for at, _ in sub.checks) or not names_are_strings:
-            return None
-        self.raw_maps.append((".".join(step[0] for step in path),
-                              _raw_map_reader(dict[key, value], [fullmatch for _, fullmatch in sub.checks])))
-        return msgspec.Raw
 
     def struct(self, fields: list[tuple[str, Any, bool]]) -> type:
         """A Struct with these JSON keys in this order (optional ones UNSET, left out when
