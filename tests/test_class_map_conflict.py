@@ -148,3 +148,26 @@ def test_a_later_range_naming_two_ids_alike_names_each_ids_first_line(tmp_path: 
     assert [(n, m) for n, _, m in whole] == [(n, f"{said} from 'cat' (line 1): one class id, one name")
                                              for n in ([2, 3, 4] if kind == "class map" else [2, 4])]
     assert _by_ranges(path, [1, 3]) == whole
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+def test_the_typed_path_reads_maps_by_text_or_as_dicts_and_says_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, distinct: bool) -> None:
+    """Class maps are kept as their text while lines repeat a few (``typed_plan._RawMaps``) and
+    decoded as dicts once most texts are new (``_Traffic``: each text read apart cost 50% more CPU on
+    maps naming 1-5 of 80 classes); either way a conflict after the switch is said on its line, as
+    the per-line path says it."""
+    from totask_manifest._manifest import line_check, typed_plan
+
+    monkeypatch.setattr(typed_plan, "TEXTS_SEEN", 256)
+    line_check._TYPED_PLANS.clear()
+    names = {c: f"class {c}" for c in range(40)}
+    if distinct:  # a pair of classes a line: some 780 texts, most lines a new one at first
+        records = [boxes(n, {c: names[c] for c in ((n * 7) % 40, (n * 7 + 1 + n // 40) % 40)}) for n in range(1, 2001)]
+    else:  # the same full map on every line
+        records = [boxes(n, names) for n in range(1, 2001)]
+    records[1500]["b-metadata"]["class-map"]["0"] = "renamed"  # line 1501 (a map may name unused classes)
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    assert [(line, key) for line, key, _ in found(report)] == [(1501, "b-metadata.class-map.0")]
+    plans = [plan for plan, _ in line_check._TYPED_PLANS.values() if plan._traffic is not None]
+    assert plans and all(plan._traffic.dicts is distinct for plan in plans)
