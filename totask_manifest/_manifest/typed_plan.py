@@ -23,9 +23,10 @@ Soundness (every run accepted here is one the per-line path finds nothing in):
 * a class map (class index keys, string names) is kept as its text (``msgspec.Raw``, which the
   write-back copies as it is) and read once per distinct text (``_RawMaps``): decoded into the
   dict the typed path would have made, written back to the same bytes, each name matched to the
-  value pattern; a text that fails any of these refuses the run. Lines repeat a few maps: the
-  bench line took 31.8k instructions with a dict a line, 30.9k so, the class names' check
-  (``class-map-conflict``) included, which on dicts had cost 1.8k more (callgrind);
+  value pattern; a text that fails any of these refuses the run. Where lines repeat a few maps
+  the bench line took 31.8k instructions with a dict a line, 30.8k so, the class names' check
+  (``class-map-conflict``) included, which on dicts had cost 1.8k more (callgrind); where most
+  texts are new (maps naming only a line's classes) the plan turns to its dict form (``_Traffic``);
 * any schema keyword, pattern or value kind not handled here gives no plan (``None``): the shape
   keeps the orjson + jsonschema-rs path.
 
