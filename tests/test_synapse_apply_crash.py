@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -204,13 +205,19 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
 
 def _run_with_file_size_limit(size: int, *args: str) -> subprocess.CompletedProcess:
     """The CLI with no file allowed past ``size`` bytes (EFBIG, as a full disk's ENOSPC)."""
+    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, preexec_fn=_file_size_limit(size),
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _file_size_limit(size: int) -> Callable[[], None]:
+    """A child's ``preexec_fn``: no file past ``size`` bytes, each write past it failing with EFBIG."""
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
-    return subprocess.run([sys.executable, "-m", "totask_manifest", *args], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return limit
 
 
 def test_a_rollback_that_cannot_journal_its_restores_sends_them_and_says_so(synapse, project, client):
@@ -233,6 +240,53 @@ def test_a_rollback_that_cannot_journal_its_restores_sends_them_and_says_so(syna
     again = run_cli("rollback", str(job_dir))
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1].startswith(f"rollback: 0 restored, {N} already as before"), again.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_rollback_that_cannot_journal_says_its_restores_in_flight_may_still_land(synapse, project, client):
+    """A rollback on a full disk sends its restores unjournalled; a Ctrl-C while the server holds
+    some of them: its summary counts them as sent unjournalled, that may still land, and says to wait
+    a minute, exit 130. It said ``0 restored ...; 240 tasks not restored yet`` and that a restore in
+    flight was journalled: an apply at once found the job's labels in place, and the held restores
+    then replaced them, with no journal record of it."""
+    job_dir, tasks = project
+    assert apply_job(str(job_dir), client=client).ok
+    synapse.normalise = None  # a restore stores what it sends
+    applied = len(synapse.requests_to("PUT"))
+
+    def hold_from_the_first_restore(server, rec) -> None:
+        if rec.method == "PUT":
+            server.held = True  # every request from now on waits: the restores sent so far stay in flight
+
+    synapse.hooks.append(hold_from_the_first_restore)
+    size = (job_dir / "synapse-journal.jsonl").stat().st_size
+    proc = subprocess.Popen([sys.executable, "-m", "totask_manifest", "rollback", str(job_dir), "--concurrency", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=_file_size_limit(size), env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 60
+        while synapse.in_flight < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # each of the 4 workers held: a restore, or the next task's GET
+        assert synapse.in_flight == 4, proc.poll()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        synapse.held = False
+        if proc.poll() is None:
+            proc.kill()
+    in_flight = sorted(int(r.path.split("/")[2]) for r in synapse.requests_to("PUT")[applied:])
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "sending the restores all the same, unjournalled" in err.splitlines()[0], err
+    n = len(in_flight)
+    restores = "restores" if n > 1 else "restore"
+    assert re.fullmatch(rf"rollback: 0 restored, 0 already as before, 0 changed by someone else \(skipped\), 0 failed; "
+                        rf"{n} {restores} sent unjournalled \(cannot write the journal .*File too large\) may still "
+                        rf"reach Synapse within a minute: wait a minute, then run rollback again or apply again; "
+                        rf"{N - n} tasks not restored yet \(run rollback again\)", err.splitlines()[-2]), err
+    assert "journalled: rollback and apply leave" not in err and "wait a minute" in err.splitlines()[-1], err
+    settle(synapse)  # the held restores land after the rollback ended: what the summary warned of
+    for task in tasks:
+        assert (task["data"] == ORIGINAL) == (task["id"] in in_flight), task["id"]
 
 
 @pytest.mark.slow

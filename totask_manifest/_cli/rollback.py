@@ -42,14 +42,25 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(BrokenPipeError, OSError):  # the reader of stdout gone: the counts are on stderr
             _print_results(so_far)
         counts = so_far.summary() if so_far.planned is not None else "rollback: stopped before any task was read"
-        then = (f"the counts above are the tasks finished before the stop; a restore in flight may still reach "
-                f"Synapse within a minute (journalled: rollback and apply leave its task alone until then). Run "
-                f"'totask-manifest rollback {args.job}' again to finish (tasks already restored are left alone)")
+        then = _then(so_far, args.job)
         # on stderr, as the summary of any rollback that left tasks to restore
         return say_interrupted("rollback", counts, then, exc, counts_to=sys.stderr)
     _print_results(report)
     print(report.summary(), file=sys.stdout if report.complete else sys.stderr)
     return 0 if report.complete else 1
+
+
+def _then(so_far: RollbackReport, job: str) -> str:
+    """The interrupted line's advice. A restore sent unjournalled (the journal could not be
+    written) is waited for by no later run: the user must wait, as the counts say; calling it
+    journalled had an apply at once find the job's labels unchanged, then the restores replace them."""
+    finish = f"'totask-manifest rollback {job}' again to finish (tasks already restored are left alone)"
+    if so_far.unjournalled_in_flight:
+        return (f"the counts above are the tasks finished before the stop; the restores sent unjournalled may "
+                f"still reach Synapse within a minute, and no journal record makes rollback or apply wait for "
+                f"them: wait a minute, then run {finish}")
+    return ("the counts above are the tasks finished before the stop; a restore in flight may still reach Synapse "
+            f"within a minute (journalled: rollback and apply leave its task alone until then). Run {finish}")
 
 
 def _print_results(report: RollbackReport) -> None:

@@ -100,6 +100,9 @@ class RollbackReport:
     #: be written): no later run knows of them, and their ``restored`` records are likely lost too
     unjournalled: int = 0
     journal_error: str = ""
+    #: of those, the restores sent and not yet answered: a Ctrl-C leaves them on their way, and no
+    #: journal record tells a later rollback or apply to wait for them (``_send_unjournalled``)
+    unjournalled_in_flight: int = 0
 
     @property
     def totals(self) -> dict[str, int]:
@@ -127,17 +130,29 @@ class RollbackReport:
                      f"{math.ceil(self.wait_s)} s)")
         if self.fatal:
             text += f"; stopped: {self.fatal}"
+        if self.unjournalled_in_flight:
+            text += "; " + self.in_flight_advice()
         if self.unjournalled:
             text += (f"; {self.unjournalled} restored unjournalled ({self.journal_error}): sent all the same, as "
                      "nothing could record them; once the journal can be written, run rollback again to record them")
         other_unit = [r.task_id for r in self.results if r.cause == OTHER_UNIT]
         # a refusal for the data unit stays one on every rerun: only the rest is worth running again for
-        retry = max(0, self.remaining - len(other_unit) - t[LANDING])  # those waiting for a write: said above
+        # those waiting for a write, their own or an unjournalled restore's: said above
+        retry = max(0, self.remaining - len(other_unit) - t[LANDING] - self.unjournalled_in_flight)
         if retry:
             text += f"; {retry} tasks not restored yet (run rollback again)"
         if other_unit:
             text += "; " + _other_unit_advice(other_unit, self.host_check)
         return text
+
+
+    def in_flight_advice(self) -> str:
+        """What to do about restores a stop left on their way unjournalled: nothing on disk makes a
+        later run wait for them, so the user must, or an apply at once sees the job's labels, calls
+        them unchanged, and the restores landing after replace them."""
+        n = self.unjournalled_in_flight
+        return (f"{n} restore{'s' if n != 1 else ''} sent unjournalled ({self.journal_error}) may still reach "
+                "Synapse within a minute: wait a minute, then run rollback again or apply again")
 
 
 def _other_unit_advice(task_ids: list[int], host_check: str) -> str:
@@ -262,12 +277,9 @@ async def rollback_async(
                 journal.note("restored", task_id=tid, hash=current, already=True)
                 result = RestoreResult(tid, ALREADY)
             elif ours or force:
-                unjournalled = await _restore_journalled(aio, journal, tid, history)
+                await _restore_journalled(aio, journal, tid, history, report)
                 journal.note("restored", task_id=tid, hash=history.original_hash, forced=not ours)
                 result = RestoreResult(tid, RESTORED, "" if ours else "forced over someone else's change")
-                if unjournalled:
-                    report.unjournalled += 1
-                    report.journal_error = unjournalled
             else:
                 result = RestoreResult(tid, CONFLICT, "changed by someone else since this job wrote it; "
                                        "--force restores it anyway")
@@ -320,29 +332,50 @@ async def rollback_async(
 
 
 async def _restore_journalled(aio: AsyncSynapseClient, journal: Journal, task_id: int,
-                              history: TaskHistory) -> str | None:
+                              history: TaskHistory, report: RollbackReport) -> None:
     """PUT the task's original data back, journalled as apply's writes are: ``restoring`` on disk
     before it is sent, an ``attempt`` before each attempt not sent at once, and how it failed
     (``Journal.note_failure``); the caller notes ``restored``. A restore a Ctrl-C or SIGTERM
     stopped in flight may still land: unjournalled, a second rollback or an apply at once read the
     task before it did, and the restore then undid what they decided (``TaskHistory.landing``).
 
-    Where ``restoring`` cannot be written (a full disk) the restore is sent all the same, and why
-    is returned for the summary to say: apply's own rollback after that very error must still
-    undo its writes, and nothing more could be recorded of the restore anyway."""
+    Where ``restoring`` cannot be written (a full disk) the restore is sent all the same
+    (``_send_unjournalled``): apply's own rollback after that very error must still undo its
+    writes, and nothing more could be recorded of the restore anyway."""
     try:
         await journal.write_ahead("restoring", task_id=task_id, host=redact_url(aio.settings.host),
                                   new_hash=history.original_hash)
     except StorageError as exc:
-        await aio.annotate_task_data(task_id, history.original, schema="any")
-        return str(exc)
+        await _send_unjournalled(aio, task_id, history, report, str(exc))
+        return
     try:
         await aio.annotate_task_data(task_id, history.original, schema="any",
                                      on_attempt=journal.attempts(task_id, history.original_hash))
     except SynapseHTTPError as exc:
         journal.note_failure(exc, task_id, history.original_hash)
         raise
-    return None
+
+
+async def _send_unjournalled(aio: AsyncSynapseClient, task_id: int, history: TaskHistory,
+                             report: RollbackReport, journal_error: str) -> None:
+    """Send a restore whose ``restoring`` could not be written, counted in ``report`` while it is
+    on its way (``unjournalled_in_flight``): a stop then (a Ctrl-C) leaves it so counted, for the
+    summary to say that it may still land, as no journal record can. Said once as the first one
+    goes: every restore after it is sent so too, and the user watching may want to know why."""
+    if not report.journal_error:
+        log.warning("rollback: %s: sending the restores all the same, unjournalled (nothing can record them)",
+                    journal_error)
+    report.journal_error = journal_error
+    report.unjournalled_in_flight += 1
+    try:
+        await aio.annotate_task_data(task_id, history.original, schema="any")
+    except asyncio.CancelledError:
+        raise  # stopped on its way: it stays counted, as it may still land
+    except BaseException:
+        report.unjournalled_in_flight -= 1
+        raise
+    report.unjournalled_in_flight -= 1
+    report.unjournalled += 1
 
 
 async def _project_state(aio: AsyncSynapseClient, project: int) -> str:
