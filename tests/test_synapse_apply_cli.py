@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -304,6 +305,43 @@ def test_a_sigterm_ignored_by_the_caller_stays_ignored(synapse, job) -> None:
                                   waiting_for="the third write never went out", preexec=_sigterm_ignored)
     assert code == 0, err
     assert out.splitlines()[-1].startswith("6 applied, 0 unchanged, 0 conflicts (skipped), 0 failed"), out
+
+
+def _strace_delaying_fsync(seconds: float) -> list[str]:
+    """A prefix that runs a command with each fsync held ``seconds`` (strace's fault injection: a
+    slow disk, for real); the test is skipped where strace is missing or may not trace."""
+    strace = shutil.which("strace")
+    prefix = [strace or "strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=fsync",
+              "-e", f"inject=fsync:delay_exit={int(seconds * 1e6)}"]
+    if strace is None or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("strace cannot trace here")
+    return prefix
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_done_records_are_committed_counts_them_applied(synapse, job) -> None:
+    """A Ctrl-C while the ``done`` records of answered writes are committed (each fsync held 1 s:
+    a slow disk): the commit goes on and the records land, so the counts said must include those
+    tasks. They said ``0 applied`` beside 4 ``done`` records of the run."""
+    prefix = _strace_delaying_fsync(1.0)
+    proc = subprocess.Popen([*prefix, *CLI, "apply", str(job), "--concurrency", "4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            preexec_fn=_sigint_default)
+    try:
+        deadline = time.monotonic() + 60
+        while (len([r for r in synapse.requests_to("PUT") if r.status == 200]) < 4 and proc.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.01)  # the 4 writes answered: their ``done`` records now wait for the slow fsync
+        assert proc.poll() is None and _done_records(job) < 4, "the writes were journalled done before the stop"
+        apply = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])  # under strace
+        os.kill(apply, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = _done_records(job)  # the answered writes' at least, and any that went out while they were committed
+    assert done >= 3 and "Traceback" not in err, err
+    assert out.splitlines()[-1] == f"{done} applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled", out
 
 
 @pytest.mark.slow

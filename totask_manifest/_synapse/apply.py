@@ -394,10 +394,8 @@ class _ApplyRun:
             return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
         if self.earlier.in_doubt(p.task_id, p.new_hash) and contains(current, p.data) and not self.dry_run:
             # a killed run's write that reached the backend (stored normalised): journal what it holds
-            assert self.journal is not None
-            await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=current_hash,
-                                           recovered=True)
-            return TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data")
+            return await self._journal_done(p, TaskResult(p.line, p.task_id, UNCHANGED, "the task already holds this data"),
+                                            stored_hash=current_hash, recovered=True)
         if p.export_hash is not None and current_hash != p.export_hash and not self.force \
                 and not await self._in_lineage(p.task_id, current_hash):  # the job chained from wrote it: no one's edit
             if own is None and self.earlier.written:  # perhaps this job's own earlier write
@@ -426,8 +424,24 @@ class _ApplyRun:
         # what the backend says it stored, in case it normalises data: a re-run must see it as ours
         stored = data_hash(answer["data"]) if isinstance(answer, dict) and "data" in answer else p.new_hash
         # on disk before the task counts as applied: after a kill -9 the next run must know it
-        await self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash, stored_hash=stored)
-        return TaskResult(p.line, p.task_id, APPLIED, change)
+        return await self._journal_done(p, TaskResult(p.line, p.task_id, APPLIED, change), stored_hash=stored)
+
+    async def _journal_done(self, p: Planned, result: TaskResult, **fields: Any) -> TaskResult:
+        """``done`` (with ``fields``) on disk, then ``result``. A stop (Ctrl-C, SIGTERM) while that record is being
+        committed does not stop the commit (this one, or the journal's close, writes it): the task
+        is counted here all the same once it is on disk, so the interrupted totals are the journal's
+        ``done`` records. They said ``0 applied`` beside 4 ``done`` records of the run."""
+        assert self.journal is not None
+        commit = asyncio.ensure_future(self.journal.write_ahead("done", task_id=p.task_id, new_hash=p.new_hash,
+                                                                **fields))
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait([commit])  # the commit is not cancelled: it ends, written or failed
+            if commit.exception() is None:
+                self._emit(result)
+            raise
+        return result
 
     def _restore_landing(self, task_id: int) -> str | None:
         """Why nothing is sent to ``task_id`` yet, or None: a rollback stopped (Ctrl-C, SIGTERM)
