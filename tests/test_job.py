@@ -159,3 +159,21 @@ def test_require_of_a_failed_job_names_its_error_and_that_resume_mends_only_a_pa
         f"job {done} is FAILED, not COMPLETED (each of the 18 line(s) this run tried failed with fetch-http-404 "
         f"(HTTP 404)): resume it (totask-manifest resume {done}) once the cause is fixed; a wrong option needs "
         "a new job (annotate)")
+
+
+@pytest.mark.parametrize(("error", "quoted"), [
+    ("The model failed on every batch. " + "x" * 400, "The model failed on every batch."),
+    ("each line failed with model-error (" + "detail, " * 50, "each line failed with model-error (" + "detail, " * 32
+     + "detail ..."),
+], ids=["first-sentence", "last-clause"])
+def test_require_of_a_failed_job_quotes_its_long_error_to_a_boundary(done, error, quoted):
+    """A FAILED job's error past 300 characters was cut at the 300th, mid-word, with the advice
+    glued after it: it is quoted to its last sentence end within them (else clause, marked ...)."""
+    job = Job.open(str(done))
+    job.state.status = FAILED
+    job.state.error = error
+    job.state.save()
+    with pytest.raises(JobError) as info:
+        Job.open(str(done)).require(COMPLETED)
+    assert str(info.value).startswith(f"job {done} is FAILED, not COMPLETED ({quoted}): resume it ("), str(info.value)
+    assert "\n" not in str(info.value)

@@ -126,7 +126,7 @@ class Job:
         error = self.state.error
         if status == COMPLETED and current == FAILED and isinstance(error, str) and error.strip():
             # a resume retries the same configuration: it mends a passing cause, not a wrong option
-            hint = (f" ({error.strip().splitlines()[0][:300]}): resume it (totask-manifest resume {url}) once "
+            hint = (f" ({_quoted(error)}): resume it (totask-manifest resume {url}) once "
                     f"the cause is fixed; {_new_job_for(error, self.state, url)}")
         raise JobError(f"job {url} is {current}, not {status}{hint}")
 
@@ -304,6 +304,27 @@ class Job:
         return (f"{redact_secret_url(self._given)} holds job {name!r} (job.json), whose folder is "
                 f"{redact_secret_url(stored)}; a job folder must be named after its job{rule}: rename it to {name!r}{how} "
                 "(under any parent folder) to resume, chain or clone it")
+
+
+#: the most of a FAILED job's error a refusal quotes (``_quoted``)
+QUOTED_ERROR_CHARS = 300
+
+
+def _quoted(error: str) -> str:
+    """A FAILED job's error as a one-line refusal quotes it: its first line, whole where it is
+    short, else up to its last sentence end within ``QUOTED_ERROR_CHARS`` (else its last clause's
+    or word's, marked `` ...``). Cut at the count, it stopped mid-word, and the advice after it
+    read as part of the error."""
+    line = error.strip().splitlines()[0]
+    if len(line) <= QUOTED_ERROR_CHARS:
+        return line
+    head = line[:QUOTED_ERROR_CHARS + 1]  # a boundary right at the limit counts
+    if (end := head.rfind(". ")) > 0:
+        return head[:end + 1]
+    for mark in ("; ", ": ", ", ", " "):
+        if (cut := head.rfind(mark)) > 0:
+            return head[:cut] + " ..."
+    return line[:QUOTED_ERROR_CHARS] + " ..."
 
 
 def _new_job_for(error: str, state: JobState, url: str) -> str:
