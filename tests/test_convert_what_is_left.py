@@ -113,3 +113,19 @@ def test_a_mistyped_folder_is_said_missing_not_a_manifest_to_a_manifest(tmp_path
     there.write_bytes(box_line(0, "boxes"))
     assert main(["convert", str(there), str(tmp_path / "out.manifest"), "--to", "manifest"]) == 2
     assert "both sides are manifests" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+def test_a_routed_line_with_a_value_is_left_out_and_counted(tmp_path: Path, capsys, to: str) -> None:
+    """A value beside ``review-status: routed`` (a model was not confident enough; ``stats`` counts
+    the line routed) was exported as a label: a COCO annotation, a YOLO label file. It is left out
+    and counted with the lines without a label ("skipped"), as a failed line is."""
+    routed = orjson.loads(box_line(1, "boxes"))
+    routed["boxes-metadata"]["review-status"] = "routed"
+    src = tmp_path / "routed.manifest"
+    src.write_bytes(box_line(0, "boxes") + orjson.dumps(routed) + b"\n")
+    assert main(["convert", str(src), str(tmp_path / OUTPUTS[to]), "--to", to]) == 0
+    assert "skipped 1" in capsys.readouterr().out
+    written = tmp_path / OUTPUTS[to]
+    text = b"".join(p.read_bytes() for p in written.rglob("*") if p.is_file()) if written.is_dir() else written.read_bytes()
+    assert b"0.jpg" in text and b"1.jpg" not in text

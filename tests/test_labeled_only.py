@@ -54,6 +54,21 @@ def test_keeps_labeled_lines_byte_for_byte_and_counts_the_rest(tmp_path):
         assert json.loads(raw)["category"]["annotations"]
 
 
+def test_a_routed_line_with_a_value_is_left_out(tmp_path):
+    """A value beside ``review-status: routed`` was kept: training got a line a model was not sure
+    of, which ``stats`` counts routed. It is left out and counted routed."""
+    real = YOLOV5.read_bytes().splitlines()[:2]
+    record = json.loads(real[1])
+    record["category-metadata"]["review-status"] = "routed"
+    src = tmp_path / "routed.manifest"
+    src.write_bytes(real[0] + b"\n" + json.dumps(record).encode() + b"\n")
+    out = tmp_path / "labeled.manifest"
+    result = labeled_only(str(src), str(out), "category")
+    assert out.read_bytes() == real[0] + b"\n"
+    assert (result.kept, result.left_out["routed"], result.first_line) == (1, 1, {"routed": 2})
+    assert "left out 1: routed 1 (first: line 2)" in result.summary()
+
+
 def test_a_real_jobs_output(tmp_path, capsys, monkeypatch):
     from totask_manifest._cli import main
 

@@ -307,6 +307,28 @@ def test_routed_lines(tmp_path: Path) -> None:
         (1, "dogs-metadata.confidence", "schema-maximum"), (1, "dogs-metadata.review-status", "schema-const")]
 
 
+def test_routed_line_with_a_value_holds_no_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value beside ``review-status: routed`` was counted labeled and valid (``stats`` counts it
+    routed), and held to the attribute's task type: an image classification value under a boxes
+    attribute was ``label-attribute-mixed-types``. Now ``routed-with-label``, as a failed line's."""
+    routed_meta = {**OD_META, "review-status": "routed", "confidence": 0.31}
+    routed_boxes = {**boxes_line(0), "boxes-metadata": routed_meta}
+    routed_class = {**class_line(0), "boxes-metadata": {**IC_META, "review-status": "routed"}}
+    for records in ([routed_class, *(boxes_line(n) for n in range(2, 40))],  # not the attribute's first label
+                    [*(boxes_line(n) for n in range(1, 3)), routed_class, *(boxes_line(n) for n in range(4, 40))],
+                    [*(boxes_line(n) for n in range(1, 20)), routed_boxes, *(boxes_line(n) for n in range(21, 40))]):
+        report = same_reports(manifest(tmp_path, records), monkeypatch)  # the runs and typed path refuse it too
+        assert [p[1:] for p in problems(report)] == [("boxes", "routed-with-label")], problems(report)
+        assert report.ok
+        stats = report.attributes["boxes"]
+        assert (stats.labeled, stats.routed, stats.invalid) == (38, 1, 0)
+    path = manifest(tmp_path, [boxes_line(1), routed_class])
+    assert problems(validate_manifest(path, label_attribute="boxes")) == [(2, "boxes", "routed-with-label")]
+    assert str(validate_manifest(path).problems[0]) == (
+        "line 2: warning: boxes: the metadata says this object was routed to review (review-status: routed) but a "
+        "label value is present [routed-with-label]")
+
+
 def test_label_attribute_mode(tmp_path: Path) -> None:
     labeled = {"source-ref": "s3://b/2.jpg", "dogs": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
                "dogs-metadata": OD_META}

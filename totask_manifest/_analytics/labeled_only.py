@@ -23,7 +23,7 @@ from .._manifest.io import read_lines, refuse_empty_path, refuse_not_an_attribut
 from .._manifest.naming import metadata_key
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, redact_url, refuse_folder_name, refuse_output_over_input
-from .labels import references_base
+from .labels import references_base, routed
 
 #: why a line was left out, in the order reports list them
 REASONS = ("failed", "routed", "missing", "blank")
@@ -78,13 +78,15 @@ class LabeledOnly:
 
 
 def why_unlabeled(record: dict, attribute: str) -> str | None:
-    """None when the line holds a label under ``attribute``, else ``failed``, ``routed`` or ``missing``."""
-    if not needs_label(record, attribute):
-        return None
+    """None when the line holds a label under ``attribute``, else ``failed``, ``routed`` or ``missing``.
+    A line routed to review holds no label of the job's even beside a value (``stats`` counts it
+    routed, ``validate`` warns ``routed-with-label``): training got a line a model was not sure of."""
     meta = record.get(metadata_key(attribute))
+    if not needs_label(record, attribute) and not routed(meta):
+        return None
     if isinstance(meta, dict) and "failure-reason" in meta:
         return "failed"
-    if isinstance(meta, dict) and meta.get("review-status") == "routed":
+    if routed(meta):
         return "routed"
     return "missing"
 

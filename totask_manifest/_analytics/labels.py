@@ -226,11 +226,19 @@ def no_images(url: str) -> ManifestError:
 
 def labeled_metadata(rec: dict, attribute: str) -> dict | None:
     """The attribute's metadata when the line holds a label for it; None when a job would still
-    have to label it (``jobs.selection.needs_label``) or the metadata is not an object."""
+    have to label it (``jobs.selection.needs_label``), the line was routed to review (a value
+    beside ``review-status: routed`` is no label: ``stats`` counts it routed, and an export left
+    it in a training set) or the metadata is not an object."""
     meta = rec.get(attribute + METADATA)
-    if needs_label(rec, attribute) or not isinstance(meta, dict):
+    if needs_label(rec, attribute) or not isinstance(meta, dict) or routed(meta):
         return None
     return meta
+
+
+def routed(meta: Any) -> bool:
+    """Whether a metadata object marks its line routed to review (``review-status: routed``,
+    this tool's extension), as ``stats`` counts it."""
+    return isinstance(meta, dict) and meta.get("review-status") == "routed"
 
 
 def iter_labels(url: str, attribute: str, *, native_to: str | None = None, allow_drop: bool = False,

@@ -41,6 +41,15 @@ from .typed_plan import TypedPlan, typed_plan
 #: while the per-run steps (one schema call, one ``orjson.dumps``) still cost little a line
 RUN_LINES = 16
 _UNSET: Any = object()
+#: a run's metadata objects: none failed (``failure-reason``) nor routed to review (``review-status``),
+#: which the per-line path says beside a value (``failure-with-label``, ``routed-with-label``); the
+#: fast schema takes either key as one more property (the typed path refuses both: no field of its)
+_LABEL_STATUS = ({"not": {"required": ["failure-reason"]}}, {"not": {"required": ["review-status"]}})
+
+
+def _no_label_status(meta: dict) -> bool:
+    """Whether a metadata object may be a label's: neither failed nor routed to review."""
+    return "failure-reason" not in meta and "review-status" not in meta
 
 #: compiled plans shared by every range this process checks (a file has 16 ranges, each with its
 #: own ``LineChecker``): compiling a shape's schema and typed plan cost some 6 ms a range
@@ -307,7 +316,7 @@ class LineChecker(LineRules):
                     return None
                 plan = self.new_plan(info.attribute, tt)
                 info.plans[kind] = plan
-            if not plan.settled and first.get(info.attribute) is not None and "failure-reason" not in meta and self.one_type(
+            if not plan.settled and first.get(info.attribute) is not None and _no_label_status(meta) and self.one_type(
                     self._run_line, info.attribute, declared_task_type(plan.task_type.name, info.attribute, first[info.attribute]),
                     kind):
                 plan.settle()  # the run's first line is the attribute's first label (else the per-line path says so)
@@ -315,7 +324,7 @@ class LineChecker(LineRules):
                 return None
             pair = _fast_schema(plan.task_type.name)
             properties[info.attribute] = pair["properties"]["label"]
-            properties[info.key] = {"allOf": [pair["properties"]["metadata"], {"not": {"required": ["failure-reason"]}}]}
+            properties[info.key] = {"allOf": [pair["properties"]["metadata"], *_LABEL_STATUS]}
             if plan.clean is not None:
                 predicates.append((operator.itemgetter(info.attribute), operator.itemgetter(info.key), plan.clean))
             if plan.names is not None:
@@ -394,7 +403,8 @@ class LineChecker(LineRules):
                 if type(kind) is not str:
                     continue  # e.g. source-ref-metadata: not a label's metadata
                 plan = info.plans.get(kind)
-                if (plan is not None and plan.fast and "failure-reason" not in meta and plan.is_valid(record)
+                if (plan is not None and plan.fast and "failure-reason" not in meta and "review-status" not in meta
+                        and plan.is_valid(record)
                         and (plan.clean is None or plan.clean(record[info.attribute], meta))
                         and (plan.names is None or plan.names(record[info.attribute], meta))):
                     plan.stats.labeled += 1

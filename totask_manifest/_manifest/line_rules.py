@@ -223,8 +223,9 @@ class LineRules:
 
     def _check_one_type(self, number: int, record: dict, attribute: str, meta: Any, tt: TaskType) -> None:
         """``MIXED_TYPES`` for a line holding a label of ``attribute`` (a value on a line that did not
-        fail: a failed line's value is ``failure-with-label``, counted failed by ``stats`` too) of
-        another built-in type than the attribute's first label."""
+        fail nor was routed: such a line's value is ``failure-with-label`` or ``routed-with-label``,
+        counted failed or routed by ``stats`` too) of another built-in type than the attribute's
+        first label."""
         kind = meta.get("type") if type(meta) is dict else None
         if type(kind) is not str:
             return
@@ -291,7 +292,9 @@ class LineRules:
         stats = out.stats(attribute, tt.name)
         errors_before = out.errors
         failed = type(meta) is dict and "failure-reason" in meta
-        if not failed and record.get(attribute) is not None:  # a failed line's value is no label (stats agrees)
+        routed = not failed and type(meta) is dict and "review-status" in meta and (
+            attribute not in record or meta["review-status"] == "routed")
+        if not (failed or routed) and record.get(attribute) is not None:  # no label beside either (stats agrees)
             self._check_one_type(number, record, attribute, meta, tt)
         if failed:
             stats.failed += 1
@@ -300,9 +303,13 @@ class LineRules:
                 out.add(number, attribute, "failure-with-label",
                         "the metadata says this object failed (failure-reason) but a label value is present",
                         "warning")
-        elif type(meta) is dict and "review-status" in meta and attribute not in record:
+        elif routed:
             stats.routed += 1
             _check_failure(out, number, meta, meta_key, "routed")
+            if attribute in record:
+                out.add(number, attribute, "routed-with-label",
+                        "the metadata says this object was routed to review (review-status: routed) but a label value "
+                        "is present", "warning")
         elif attribute not in record:
             out.add(number, attribute, "label-missing",
                     f"{meta_key!r} declares {tt.gt_type} but there is no {attribute!r} value")

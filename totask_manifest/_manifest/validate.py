@@ -66,6 +66,7 @@ RULES: dict[str, str] = {
     "metadata-missing": "the label attribute is present but its -metadata object is absent",
     "metadata-type-unknown": "the -metadata type is not a task type this tool knows",
     "failure-with-label": "a failed object's metadata (failure-reason) sits next to a label value",
+    "routed-with-label": "a routed object's metadata (review-status: routed) sits next to a label value",
     MIXED_TYPES: "a label of another built-in task type than the attribute's first label (custom labels excepted)",
     CLASS_NAMES: "a class id named otherwise than on the attribute's first line naming it (one class id, one name)",
 }
