@@ -7,6 +7,7 @@ file system: ``_fetch.urls`` (a manifest's folder) uses it too.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from ._errors import StorageError
 from ._redaction import redact_url
@@ -35,19 +36,21 @@ def refuse_half_scheme(url: str) -> None:
 
 
 def local_file_url(url: str) -> str:
-    """``url`` with a ``file://localhost/p`` made ``file:///p`` (RFC 8089: ``localhost`` is this
-    machine): fsspec read it as the relative path ``localhost/p``, so outputs landed under the
-    working folder (past the job-folder refusal) and inputs were "no such file". A ``file://`` URL
+    """``url`` as fsspec and the fetch policy must read it: a ``file://`` URL made the local path it
+    names, percent-decoded (RFC 8089 paths are RFC 3986 ones: ``file:///my%20data/a.json``, as
+    ``Path.as_uri()`` writes ``/my data/a.json``, is ``/my data/a.json``; it was read, and checked
+    against ``--allow-root``, as a folder named ``my%20data``), and ``file://localhost/p`` is
+    ``/p`` (``localhost`` is this machine: fsspec read it as the relative path ``localhost/p``, so
+    outputs landed under the working folder and inputs were "no such file"). A ``file://`` URL
     naming another host is refused: no file system here reaches it (fsspec read ``file://h/p`` as
-    ``./h/p`` too). Any other URL as it is. The one place a file URL's host is judged: every
-    URL is turned into a file system and path by ``url_to_fs``, which calls this."""
+    ``./h/p`` too). Any other URL, and a plain path (``my%20data`` there is its name), as it is.
+    The one place a file URL becomes a path: ``url_to_fs``, the fetch policy and a manifest's
+    folder all call this, so reading, ``--allow-root`` and every command agree."""
     text = str(url)
     if text[:7].lower() != "file://":
         return url
     host, _slash, path = text[7:].partition("/")
-    if not host:
-        return url
-    if host.lower() == "localhost":
-        return "file:///" + path
-    raise StorageError(f"{redact_url(text)} names the host {host!r}: a file:// URL names this machine's files "
-                       "only (file:///path or file://localhost/path); give a local path")
+    if host and host.lower() != "localhost":
+        raise StorageError(f"{redact_url(text)} names the host {host!r}: a file:// URL names this machine's "
+                           "files only (file:///path or file://localhost/path); give a local path")
+    return unquote("/" + path)

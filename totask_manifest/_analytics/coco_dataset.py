@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from .._errors import UsageError, json_text
-from .._fetch import base_of, has_scheme
+from .._fetch import has_scheme
 from .._formats.coco import (
     CATEGORY_OFFSET,
     annotation_id,
@@ -63,6 +63,7 @@ from .labels import (
     nothing_to_convert,
     on_line,
     pick_attribute,
+    references_base,
 )
 from .mask_colors import category_colors
 from .masks import MergedInstances, coco_mask_image, paint_coco_mask
@@ -107,7 +108,7 @@ def _write_document(
     src: str, dst: str, attr: str, ids: KeptIds, *, allow_drop: bool, image_root: str | None
 ) -> dict[str, Any]:
     """One pass of ``manifest_to_coco``, its ids picked by ``ids``."""
-    base = base_of(src)  # a relative mask reference names a file beside the manifest, as jobs read it
+    base = references_base(src)  # a relative mask reference resolves as a source-ref does, where the job read it
     dropped: Counter = Counter()
     cats = Categories()
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried

@@ -40,10 +40,12 @@ class LabeledOnly:
     left_out: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     #: reason -> number of the first line left out for it
     first_line: dict[str, int] = field(default_factory=dict)
-    #: kept lines whose relative ``source-ref`` names another file read beside the output than
-    #: beside the input (``images/a.jpg`` copied into another folder), and the first of them
+    #: kept lines whose relative ``source-ref`` or mask reference (``seg-ref``: every ``-ref`` key)
+    #: names another file read beside the output than beside the input (``images/a.jpg`` copied
+    #: into another folder), the first of them, and the keys that did, in the order met
     moved_refs: int = 0
     first_moved: int | None = None
+    moved_keys: list[str] = field(default_factory=list)
     #: the folder the input's relative references resolve against (``labels.references_base``)
     base: str = ""
 
@@ -66,7 +68,8 @@ class LabeledOnly:
         nothing, and nothing had said so."""
         if not self.moved_refs:
             return None
-        return (f"{redact_url(self.output)}: {self.moved_refs} kept line(s) hold a relative source-ref "
+        keys = " / ".join(self.moved_keys)
+        return (f"{redact_url(self.output)}: {self.moved_refs} kept line(s) hold a relative {keys} "
                 f"(first on line {self.first_moved}) written as it is, which resolves against the input's "
                 f"folder {redact_url(self.base)}, not beside the output: write the output beside the input, "
                 "or read it with that folder as the root")
@@ -102,6 +105,22 @@ def _moved_reference(base: str, out_base: str) -> Callable[[Any], bool] | None:
         return isinstance(ref, str) and resolve_reference(ref, base) != resolve_reference(ref, out_base)
 
     return moved
+
+
+#: the keys a Ground Truth line holds references under: ``source-ref``, and a mask label's
+#: ``<attr>-ref`` (``seg-ref: mask0.png``), resolved as ``source-ref`` is by every reader
+REFERENCE_SUFFIX = "-ref"
+
+
+def _count_moved(result: LabeledOnly, moved: Callable[[Any], bool], record: dict, number: int) -> None:
+    """Count the kept line in ``result`` where one of its references (``REFERENCE_SUFFIX`` keys)
+    moved: mask references were left out, so ``seg-ref: mask0.png`` copied into ``lab/`` said 0."""
+    keys = [key for key, value in record.items() if key.endswith(REFERENCE_SUFFIX) and moved(value)]
+    if not keys:
+        return
+    result.moved_refs += 1
+    result.first_moved = result.first_moved or number
+    result.moved_keys.extend(key for key in keys if key not in result.moved_keys)
 
 
 def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
@@ -142,9 +161,8 @@ def labeled_only(src: str, dst: str, label_attribute: str) -> LabeledOnly:
                 continue
             out.write(line.body + (line.newline or b"\n"))
             result.kept += 1
-            if moved is not None and moved(record.get("source-ref")):
-                result.moved_refs += 1
-                result.first_moved = result.first_moved or line.number
+            if moved is not None:
+                _count_moved(result, moved, record, line.number)
         if result.kept == 0:
             held = ", ".join(sorted(seen_attributes)) or "none"
             raise ManifestError(

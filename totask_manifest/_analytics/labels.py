@@ -410,10 +410,19 @@ def _image_size(label: Label, base: str | None) -> tuple[int, int, int]:
     except (ImageError, TotaskError) as exc:  # any reason the image cannot be read names the line
         reason = exc.reason if isinstance(exc, ImageError) else str(exc)
         shown = redact_secret_url(where)
-        said = "" if where == source else f" (a relative source-ref resolves against {redact_secret_url(str(base))[:300]})"
+        said = read_against("source-ref", source, where, base)
         raise ManifestError(f"image size: cannot read {shown[:300]}: {reason[:160]}{said}", line=label.line.number,
                             key="source-ref", rule="image-size") from None
     return info.width, info.height, image_depth(info.mode)
+
+
+def read_against(key: str, ref: str, where: str, base: str | None) -> str:
+    """`` (a relative KEY resolves against FOLDER)`` for a reference read elsewhere than it is
+    written (``where`` is ``ref`` resolved), else "": an error naming the path tried alone left
+    a user guessing why ``mask0.png`` was looked for in ``lab/`` (the manifest's folder, or a job's)."""
+    if where == ref:
+        return ""
+    return f" (a relative {key} resolves against {redact_secret_url(str(base))[:300]})"
 
 
 def job_metadata(labeled: Labeled, task_type: str, *, job_name: str, human_annotated: str) -> dict:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ManifestError
+from .._errors import ManifestError, StorageError
 from .._fetch import resolve_reference
 from .._formats.class_names import CLASS_NAME_RULE, class_name_problem
 from .._formats.model import FormatError
@@ -186,7 +186,8 @@ def coco_mask_image(
             key=label.attribute,
             rule="coco-mask",
         )
-    mask = read_mask(resolve_reference(label.value, base), color_map, line=line)
+    where, data = _mask_bytes(label, line, base)
+    mask = read_mask(where, color_map, line=line, data=data)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
     for cid, name in names.items():  # the one rule of class names: a box's "   " is refused too
@@ -217,6 +218,20 @@ def coco_mask_image(
     if unplaced := _unplaced_confidences(color_map, {a["category_id"] for a in anns}):
         image[CLASS_CONFIDENCES] = unplaced
     return {"images": [image], "annotations": anns}
+
+
+def _mask_bytes(label: Any, line: int, base: str) -> tuple[str, bytes]:
+    """The label's mask (its URL and bytes), resolved as its ``source-ref`` is (``base``:
+    ``labels.references_base``): one that cannot be read names the line, the key and the folder
+    a relative reference was read against (it said only ``no such file: PATH``, exit 2)."""
+    from .labels import read_against
+
+    where = resolve_reference(label.value, base)
+    try:
+        return where, read_bytes(where)
+    except StorageError as exc:
+        raise ManifestError(f"{exc}{read_against(label.attribute, label.value, where, base)}",
+                            line=line, key=label.attribute, rule="mask") from None
 
 
 def _unplaced_confidences(color_map: Mapping[str, Any], placed: set[int]) -> dict[str, float]:

@@ -8,12 +8,13 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .._errors import FetchError, UsageError
 from .._options import Options, option
 from .._retry import Transient
 from .._storage import redact_url
+from .._url_forms import local_file_url
 from .urls import has_scheme
 
 #: requests in flight. A latency-bound store caps a job at concurrency / latency (32 at 10 ms:
@@ -79,7 +80,7 @@ def check_fetch_options(options: dict[str, Any]) -> None:
         raise UsageError(f"--allow-root {redact_url(root)}: a local folder is expected (it bounds local paths "
                          f"and file:// URLs); {scheme}:// URLs need no root: drop --allow-root, or limit "
                          "the buckets or hosts read with --allow-host")
-    local = root[len("file://"):] if root and str(root).startswith("file://") else root
+    local = local_file_url(str(root)) if root else root
     if root and not os.path.isdir(local):
         raise UsageError(f"--allow-root {root}: " + ("is a file, not a folder" if os.path.exists(local) else "no such folder"))
     for host in options.get("allow_hosts") or ():
@@ -234,7 +235,7 @@ class FetchPolicy:
             parts = urlsplit(url)
             if parts.netloc not in ("", "localhost"):
                 raise FetchError(f"refused by policy: file URL names a host ({redact_url(url)})")
-            return "local", self._local_path(parts.path, url)
+            return "local", self._local_path(unquote(parts.path), url)  # as local_file_url reads it
         try:
             host = _host_of(url)
         except ValueError:
@@ -278,9 +279,8 @@ class FetchPolicy:
 
 
 def _real_root(root: Any) -> str:
-    """A root folder as a real path (a ``file://`` URL's path)."""
-    root = str(root)
-    return os.path.realpath(root[len("file://"):] if root.startswith("file://") else root)
+    """A root folder as a real path (a ``file://`` URL's path, percent-decoded)."""
+    return os.path.realpath(local_file_url(str(root)))
 
 
 def timed_out(timeout: float) -> Transient:

@@ -38,8 +38,7 @@ def base_of(manifest_url: str) -> str:
         # as the object itself: ``s3://b/run/m.jsonl/`` is in ``s3://b/run``, not ``s3://b/run/m.jsonl``
         url = url.split("#", 1)[0].split("?", 1)[0].rstrip("/")
         return url.rsplit("/", 1)[0] if "/" in url.split("://", 1)[1] else url
-    path = url[len("file://"):] if url.startswith("file://") else url
-    return os.path.dirname(os.path.abspath(path))
+    return os.path.dirname(os.path.abspath(url))
 
 
 #: the option naming where appended manifests' lines start and the folder each resolves against
@@ -73,9 +72,9 @@ def resolve_reference(ref: str, base: str | None) -> str:
         return ref
     if not base:
         return os.path.abspath(ref)
-    if has_scheme(base) and not base.startswith("file://"):
-        return base.rstrip("/") + "/" + ref
-    base_path = base[len("file://"):] if base.startswith("file://") else base
+    base_path = local_file_url(base)  # a file:// folder (``relative_to``) as the path it names
+    if has_scheme(base_path):
+        return base_path.rstrip("/") + "/" + ref
     return os.path.normpath(os.path.join(base_path, ref))
 
 

@@ -359,9 +359,7 @@ _HELD_LOCK = threading.Lock()
 
 
 def _key(job_url: str) -> str:
-    url = local_file_url(job_url.rstrip("/"))
-    if url.startswith("file://"):
-        url = url[len("file://"):]
+    url = local_file_url(job_url.rstrip("/"))  # a file:// URL: the path it names
     return url if "://" in url else os.path.abspath(url)
 
 

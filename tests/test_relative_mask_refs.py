@@ -1,0 +1,80 @@
+"""A mask label's relative reference (``seg-ref: mask0.png``) follows the rules of a relative
+``source-ref``: a job's own output manifest reads it where the job read its input (``convert``
+from another folder looked for ``<job>/manifests/output/mask0.png``), ``labeled`` counts it among
+the references it moved (it said ``relative_refs_moved: 0``), and a mask that cannot be read names
+the line, the key and the folder a relative reference was read against (it said only
+``no such file: PATH``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from PIL import Image
+
+from totask_manifest._cli import main
+
+COLOR_MAP = {"0": {"class-name": "BACKGROUND", "hex-color": "#000000"},
+             "1": {"class-name": "car", "hex-color": "#123456", "confidence": 0.8}}
+
+
+def _mask(path: Path) -> None:
+    pixels = np.zeros((6, 8, 3), dtype=np.uint8)
+    pixels[1:4, 2:5] = (0x12, 0x34, 0x56)
+    Image.fromarray(pixels).save(path)
+
+
+def _seg_document(i: int) -> dict:
+    return {"source-ref": f"s3://b/img{i}.png", "seg-ref": f"mask{i}.png",
+            "seg-ref-metadata": {"internal-color-map": COLOR_MAP, "type": "groundtruth/semantic-segmentation",
+                                 "human-annotated": "yes", "creation-date": "2022-09-09T17:25:32.047919",
+                                 "job-name": "labeling-job/s"}}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """``data/``: two masks and a manifest of their labels beside them (absolute source-refs)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(2):
+        _mask(folder / f"mask{i}.png")
+    (folder / "seg.manifest").write_bytes(b"".join(orjson.dumps(_seg_document(i)) + b"\n" for i in range(2)))
+    return folder
+
+
+def test_labeled_counts_moved_mask_refs_and_convert_names_the_line_key_and_folder(data: Path, tmp_path: Path,
+                                                                                  capsys) -> None:
+    lab = tmp_path / "lab" / "seg.manifest"
+    assert main(["labeled", str(data / "seg.manifest"), "--label-attribute", "seg-ref", "-o", str(lab),
+                 "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["relative_refs_moved"] == 2
+    assert "2 kept line(s) hold a relative seg-ref (first on line 1)" in err, err
+    assert main(["convert", str(lab), str(tmp_path / "o.json"), "--to", "coco"]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "line 1, key 'seg-ref': no such file: " + str(lab.parent / "mask0.png") in lines[0]
+    assert f"(a relative seg-ref resolves against {lab.parent})" in lines[0]
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_a_jobs_output_reads_its_mask_refs_where_the_job_did(data: Path, tmp_path: Path, capsys,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = []
+    for i in range(2):  # each line names its label file; the label's seg-ref is relative to the input's folder
+        (data / f"ann{i}.json").write_bytes(orjson.dumps(_seg_document(i)))
+        rows.append(orjson.dumps({"source-ref": f"s3://b/img{i}.png", "a": f"ann{i}.json"}))
+    (data / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+    assert main(["annotate", str(data / "in.manifest"), "--job-name", "sj", "--label-attribute", "masks-ref",
+                 "--task-type", "semantic-segmentation", "--method", "file", "--url-key", "a",
+                 "--allow-root", str(data), "--output", str(tmp_path / "out")]) == 0
+    output = tmp_path / "out" / "sj" / "manifests" / "output" / "output.manifest"
+    assert orjson.loads(output.read_bytes().splitlines()[0])["masks-ref"] == "mask0.png"
+    monkeypatch.chdir("/")  # neither the input's folder nor the output's
+    capsys.readouterr()
+    assert main(["convert", str(output), str(tmp_path / "o.json"), "--to", "coco"]) == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert [a["area"] for a in doc["annotations"]] == [9, 9]
