@@ -41,6 +41,9 @@ def inverted():
     return Inverted()
 '''
 CHAIN_ADVICE = "label them in a job chained from this one with the fixed file (totask-manifest chain JOB_DIR --job-name NEW --model FILE)"
+#: the advice for a job whose --model named a factory of a .py file: followed with a bare FILE it was
+#: refused as no TorchScript file
+FACTORY_ADVICE = CHAIN_ADVICE.replace("--model FILE)", "--model FILE:inverted)")
 
 
 def _inputs(base: Path, n: int) -> Path:
@@ -69,13 +72,13 @@ def test_a_model_file_failing_every_image_says_to_chain_with_the_fixed_file_whic
     assert r.returncode == 1, r.stderr
     job = base / "out" / "j"
     error = orjson.loads((job / "job.json").read_bytes())["error"]
-    assert "failed with 'model-error'" in error and CHAIN_ADVICE in error, error
-    assert CHAIN_ADVICE in r.stderr
+    assert "failed with 'model-error'" in error and FACTORY_ADVICE in error, error
+    assert FACTORY_ADVICE in r.stderr
     # apply says the same way on
     r = run_cli("apply", str(job), cwd=base / "elsewhere")
     assert r.returncode == 1, r.stderr
     assert (f"a model fixed in its --model file needs a job chained from it (totask-manifest chain {job} --job-name NEW "
-            "--model FILE), a wrong option a new job (annotate)") in r.stderr, r.stderr
+            "--model FILE:inverted), a wrong option a new job (annotate)") in r.stderr, r.stderr
     # the model fixed in its file: a resume refuses it (the rule the advice is about) ...
     net.write_text(SLOW_DETECTOR_MODULE)
     r = run_cli("resume", str(job), timeout=300, cwd=base / "elsewhere")
@@ -111,7 +114,7 @@ def test_a_model_file_gone_names_a_chain_with_another_file_which_works(base: Pat
     net.unlink()
     said = (f"--model {net} is gone since job 'j' started (job.json records its sha256): a job labels every line with "
             "the same files; restore it at that path and resume again, or start a new job with another file (annotate "
-            f"with another --job-name, or totask-manifest chain {job} --job-name NEW --model FILE)")
+            f"with another --job-name, or totask-manifest chain {job} --job-name NEW --model FILE:make)")
     r = run_cli("resume", str(job), timeout=300, cwd=base / "elsewhere")
     assert r.returncode == 2, r.stderr
     assert r.stderr.splitlines() == [f"totask-manifest resume: error: {said}"]

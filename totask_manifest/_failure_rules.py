@@ -97,7 +97,8 @@ OPTION_FIXES = {
 }
 
 
-def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[str] = frozenset()) -> str:
+def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[str] = frozenset(),
+           model: str | None = None) -> str:
     """What a stop on configuration rule ``rule`` says to do next: a chained job with the option
     that fixes it where that option is the job's own (``OPTION_FIXES``) and its method has it
     (``options``: the method's option names; None: any), else a resume once the cause is fixed
@@ -105,7 +106,7 @@ def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[st
     pre-processor) would refuse the chain advised. ``files``: the options whose files the job
     recorded (``job.json``'s ``option-files``), which a resume refuses changed: a ``model-error``
     of such a ``--model`` is mended by a job chained with the fixed file (``fixed_model``)."""
-    if (fixed := fixed_model(rule, files)) is not None:
+    if (fixed := fixed_model(rule, files, model)) is not None:
         return f"a resume tries those lines again once a passing cause is gone (a GPU's error); {fixed}"
     fix = OPTION_FIXES.get(rule)
     if fix is None or (options is not None and fix[1] not in options):
@@ -115,7 +116,16 @@ def way_on(rule: str, options: frozenset[str] | None = None, files: frozenset[st
             f"in a job chained from this one with it given (totask-manifest chain JOB_DIR --job-name NEW {flag})")
 
 
-def fixed_model(rule: str, files: frozenset[str]) -> str | None:
+def model_flag(model: str | None) -> str:
+    """``--model FILE`` as the job gave its model: ``FILE:factory`` where it named a factory of a
+    ``.py`` file (``m/net.py:make``): the advice followed with a bare ``.py`` was refused as no
+    TorchScript file."""
+    if isinstance(model, str) and ":" in model and model.rsplit(":", 1)[0].endswith(".py"):
+        return f"--model FILE:{model.rsplit(':', 1)[1]}"
+    return "--model FILE"
+
+
+def fixed_model(rule: str, files: frozenset[str], model: str | None = None) -> str | None:
     """The way on for a ``model-error`` whose model is a file the job recorded (``files`` holds
     ``model``: a TorchScript or ``.pt2`` file, a ``file.py:factory``'s ``.py``), else None. A
     resume refuses that file fixed (``_option_files``: a job labels every line with the same
@@ -126,7 +136,7 @@ def fixed_model(rule: str, files: frozenset[str]) -> str | None:
         return None
     return ("a model fixed in its --model file is refused by a resume (a job labels every line with the same files): "
             "label them in a job chained from this one with the fixed file "
-            "(totask-manifest chain JOB_DIR --job-name NEW --model FILE)")
+            f"(totask-manifest chain JOB_DIR --job-name NEW {model_flag(model)})")
 
 
 # (pattern over the reason, rule), first match wins; reasons are our own messages
@@ -214,7 +224,7 @@ class SystematicFailure:
 
     def __init__(self, selected: int, window: int = FAIL_FAST_LINES, mid_run: int = MID_RUN_LINES, *,
                  watch: bool = True, options: frozenset[str] | None = None,
-                 files: frozenset[str] = frozenset()) -> None:
+                 files: frozenset[str] = frozenset(), model: str | None = None) -> None:
         """``watch`` False (``--keep-going``): no stop, every failure final. A user whose last lines
         fail with a configuration rule because of their data (objects their credentials may not read,
         URLs outside the root) would otherwise see every resume stop on them, and never finish.
@@ -223,6 +233,7 @@ class SystematicFailure:
         self.watch = watch
         self.options = options
         self.files = files
+        self.model = model  # the job's --model as given, for the advice's form (``model_flag``)
         self.window = min(window, selected) if watch else 0
         #: the window is the whole run (a resume with few lines left): no line is left untried
         self.whole_run = self.window == selected
@@ -269,7 +280,7 @@ class SystematicFailure:
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
-                           f"than the data{then}; {way_on(self.rule, self.options, self.files)} (first: {self.reason}){KEEP_GOING}")
+                           f"than the data{then}; {way_on(self.rule, self.options, self.files, self.model)} (first: {self.reason}){KEEP_GOING}")
 
     def _watch_streak(self, status: str, rule: str | None, reason: str | None) -> None:
         if status != "failed":
@@ -285,7 +296,7 @@ class SystematicFailure:
             rule, length, first = self.streak
             self.streak = (None, 0, "")
             self.undone = length
-            fixed = "" if (way := fixed_model(rule, self.files)) is None else f"; {way}"
+            fixed = "" if (way := fixed_model(rule, self.files, self.model)) is None else f"; {way}"
             raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
                            f"credentials that expired); stopped without trying the rest: fix it and resume, which "

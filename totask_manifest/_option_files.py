@@ -81,6 +81,15 @@ def refuse_changed_files(state: JobState) -> None:
         raise JobExistsError(changed)
 
 
+def _new_file(flag: str, key: str, state: JobState) -> str:
+    """``FLAG FILE`` for the advice, the model's as the job gave it (``FILE:factory``)."""
+    if key == "model":
+        from ._failure_rules import model_flag
+
+        return model_flag(state.config.options.get("model"))
+    return f"{flag} FILE"
+
+
 def changed_files_text(state: JobState) -> str | None:
     """What ``refuse_changed_files`` refuses the job with for its files, or None; ``status`` shows
     it as a ``changed:`` line (a stopped job's user learns it before the resume)."""
@@ -100,7 +109,7 @@ def changed_files_text(state: JobState) -> str | None:
             return (f"{flag} {shown} is gone since job {name!r} started (job.json records its "
                     f"{_what(recorded)}): a job labels every line with the same files; restore it at "
                     f"that path and resume again, or start a new job with another file (annotate with another "
-                    f"--job-name, or totask-manifest chain {job} --job-name NEW {flag} FILE)")
+                    f"--job-name, or totask-manifest chain {job} --job-name NEW {_new_file(flag, key, state)})")
         return (f"{flag} {shown} changed since job {name!r} started ({_differs(recorded)} from "
                 "the one in job.json): a job labels every line with the same files; restore it, or "
                 f"start a new job for it (totask-manifest clone {job} --job-name NEW, or annotate with another "

@@ -38,6 +38,7 @@ from .._errors import (
     TotaskError,
     UsageError,
 )
+from .._failure_rules import model_flag
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
@@ -333,7 +334,7 @@ def _new_job_for(error: str, state: JobState, url: str) -> str:
     chained with the fixed file, since a resume refuses that file changed (``_option_files``)."""
     if "failed with 'model-error'" in error and "model" in state.option_files:
         return (f"a model fixed in its --model file needs a job chained from it (totask-manifest chain {url} "
-                "--job-name NEW --model FILE), a wrong option a new job (annotate)")
+                f"--job-name NEW {model_flag(state.config.options.get('model'))}), a wrong option a new job (annotate)")
     return "a wrong option needs a new job (annotate)"
 
 

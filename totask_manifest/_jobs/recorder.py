@@ -79,7 +79,7 @@ class Recorder:
         self.secrets = env_credentials()
         self.listeners: list[Callable[[str], None]] = []
         self.systematic = SystematicFailure(selected, watch=not keep_going, options=method_options,
-                                            files=recorded_files)
+                                            files=recorded_files, model=config.options.get("model"))
         #: the last records, not yet handed to the checkpoint writer: failures the fail-fast
         #: window or a mid-run streak may yet declare not final (``SystematicFailure.at_stake``)
         self.held: deque[tuple[dict[str, Any], bytes, int]] = deque()
