@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.jobs_helpers import output_of, run_cli
 
@@ -82,3 +83,68 @@ def test_a_format_that_holds_no_label_attributes_refuses_the_flag(tmp_path: Path
         "totask-manifest annotate: error: --file-label-attribute names a label of a Ground Truth manifest line; "
         "--input-format coco files hold none")
     assert not (tmp_path / "out" / "coco").exists()
+
+
+def _failed_line_set_up(folder: Path, doc: dict) -> Path:
+    """A manifest whose one line names a label file holding ``doc``."""
+    (folder / "a.json").write_text(json.dumps(doc))
+    manifest = folder / "m.jsonl"
+    manifest.write_text(json.dumps({"source-ref": "s3://b/a.jpg", "annotation-ref": "a.json"}) + "\n")
+    return manifest
+
+
+def _failed(meta: dict) -> dict:
+    return {**meta, "failure-reason": "worker timed out"}
+
+
+def _failure_of(folder: Path, job: str) -> str:
+    (line,) = (folder / "out" / job / "failures.jsonl").read_bytes().splitlines()
+    return orjson.dumps(orjson.loads(line)).decode()
+
+
+def test_a_failed_label_in_a_label_file_fails_the_line_as_one_without_a_value(tmp_path: Path) -> None:
+    """A ``failure-reason`` beside a value is no label (docs/validate.md): before, the box was
+    written as a machine label and the failure-reason dropped."""
+    value, meta = _attr(FIRST)
+    shapes = {
+        "line": ({"source-ref": "s3://b/a.jpg", "boxes": value, "boxes-metadata": _failed(meta)}, "'boxes'"),
+        "pair": ({"label": value, "metadata": _failed(meta)}, "'label'"),
+        "empty": ({"source-ref": "s3://b/a.jpg", "boxes-metadata": _failed(meta)}, "'boxes'"),
+    }
+    for job, (doc, attr) in shapes.items():
+        folder = tmp_path / job
+        folder.mkdir()
+        proc = _annotate(folder, _failed_line_set_up(folder, doc), job)
+        assert proc.returncode == 1, proc.stderr
+        assert f"document holds no object-detection label ({attr} holds a failure-reason)" in _failure_of(folder, job)
+        (line,) = output_of(folder / "out", job).read_bytes().splitlines()
+        assert "pre" not in orjson.loads(line)
+
+
+def test_a_named_failed_label_fails_and_a_failed_label_is_not_one_of_several(tmp_path: Path) -> None:
+    (value, meta), (adjusted, adjusted_meta) = _attr(FIRST), _attr(ADJUSTED)
+    doc = {"source-ref": "s3://b/a.jpg", "boxes": value, "boxes-metadata": meta,
+           "boxes-chain": adjusted, "boxes-chain-metadata": _failed(adjusted_meta)}
+    manifest = _failed_line_set_up(tmp_path, doc)
+    proc = _annotate(tmp_path, manifest, "named", "--file-label-attribute", "boxes-chain")
+    assert proc.returncode == 1, proc.stderr
+    assert "document holds no object-detection label ('boxes-chain' holds a failure-reason)" in _failure_of(
+        tmp_path, "named")
+
+    proc = _annotate(tmp_path, manifest, "plain")
+    assert proc.returncode == 0, proc.stderr
+    assert _label(tmp_path, "plain")["annotations"] == [FIRST]
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("", "--file-label-attribute is empty; give the label attribute to take from each label file"),
+    ("bad name!", "--file-label-attribute: label attribute 'bad name!' may hold only ASCII letters, digits and "
+     "hyphens, and must start and end with a letter or digit (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,126})"),
+    ("boxes-chain-metadata", "--file-label-attribute 'boxes-chain-metadata' is a metadata key; give the "
+     "attribute, not its metadata key: --file-label-attribute boxes-chain"),
+])
+def test_a_name_no_label_file_can_hold_is_refused_before_the_job_exists(tmp_path: Path, name: str, said: str) -> None:
+    proc = _annotate(tmp_path, _chained_line_set_up(tmp_path), "bad", "--file-label-attribute", name)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"totask-manifest annotate: error: {said}"]
+    assert not (tmp_path / "out" / "bad").exists()

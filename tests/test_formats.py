@@ -99,6 +99,24 @@ def test_groundtruth_line_with_two_attributes_needs_a_name():
     assert chained.value == record["suneung-korean-layout-detection-v2-chain"]
 
 
+def test_a_failed_label_beside_its_value_is_no_label_in_any_shape():
+    """A ``failure-reason`` fails the label even beside a value (validate's ``failure-with-label``):
+    never read as a label, nor counted among "several"."""
+    record = orjson.loads((GT / OD_FILES[2]).read_bytes().splitlines()[0])
+    first, chain = "suneung-korean-layout-detection-v2", "suneung-korean-layout-detection-v2-chain"
+    failed = {**record, f"{chain}-metadata": {**record[f"{chain}-metadata"], "failure-reason": "worker timed out"}}
+    assert from_groundtruth(failed, OD).value == record[first]  # the one label left
+    with pytest.raises(FormatError, match=f"no object-detection label \\('{chain}' holds a failure-reason\\)") as exc:
+        from_groundtruth(failed, OD, label_attribute=chain)
+    assert exc.value.key == f"{chain}-metadata"
+    pair = {"label": record[chain], "metadata": failed[f"{chain}-metadata"]}
+    with pytest.raises(FormatError, match="no object-detection label \\('label' holds a failure-reason\\)"):
+        from_groundtruth(pair, OD)
+    both = {**failed, f"{first}-metadata": {**record[f"{first}-metadata"], "failure-reason": "worker timed out"}}
+    with pytest.raises(FormatError, match=f"no object-detection label \\('{first}' holds a failure-reason\\)"):
+        from_groundtruth(both, OD)
+
+
 def test_objects_round_trip_every_real_line(od_labels):
     for name, number, _, value, meta, _ in od_labels:
         doc = gt_to_objects(OD, value, meta)

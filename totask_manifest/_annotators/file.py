@@ -38,6 +38,7 @@ from .._formats.detect import TEXT_FORMATS, input_formats
 from .._formats.model import FormatError
 from .._formats.native import NATIVE_FORMATS
 from .._jobs.run import JobRun
+from .._manifest.naming import METADATA_SUFFIX, label_attribute_violations
 from .._options import Options, nested, option
 from .._task_types import get_task_type
 from .base import Annotator, Failed, Item, Outcome
@@ -160,14 +161,30 @@ class FileAnnotator(Annotator):
                 f"--input-format {fmt} cannot express task type {name}; "
                 f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
             )
-        if options.file_label_attribute and fmt not in (AUTO, GROUNDTRUTH):
-            raise UsageError(f"--file-label-attribute names a label of a Ground Truth manifest line; "
-                             f"--input-format {fmt} files hold none")
+        if options.file_label_attribute is not None:
+            cls._check_file_label_attribute(options.file_label_attribute, fmt)
         if fmt == "yolo" and not options.class_names:
             raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
         if options.class_names:
             load_class_names(options.class_names)
         options.fetch.check()
+
+    @staticmethod
+    def _check_file_label_attribute(name: str, fmt: str) -> None:
+        """Refuse an attribute no label file can hold before the job exists: stored, it would fail
+        every line, and clone, chain and resume would carry it on (Ground Truth's naming rules,
+        ``naming.label_attribute_violations``; a ``-metadata`` key is a likely slip for its attribute)."""
+        if fmt not in (AUTO, GROUNDTRUTH):
+            raise UsageError(f"--file-label-attribute names a label of a Ground Truth manifest line; "
+                             f"--input-format {fmt} files hold none")
+        if not name:
+            raise UsageError("--file-label-attribute is empty; give the label attribute to take from each label file")
+        if name.endswith(METADATA_SUFFIX) and name != METADATA_SUFFIX:
+            raise UsageError(f"--file-label-attribute {name!r} is a metadata key; give the attribute, not its "
+                             f"metadata key: --file-label-attribute {name[: -len(METADATA_SUFFIX)]}")
+        found = label_attribute_violations(name)
+        if found:
+            raise UsageError(f"--file-label-attribute: {found[0].message}")
 
     # -- annotation ----------------------------------------------------------------------------
 

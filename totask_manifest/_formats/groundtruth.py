@@ -4,7 +4,8 @@ A file annotator often points at labels an earlier job (or a colleague) already 
 Truth form. Three shapes are accepted so users do not have to reshape them: the bare label
 value, ``{"label": value, "metadata": {...}}``, and a whole manifest line holding
 ``<attr>`` and ``<attr>-metadata``. Confidences are kept; the job-level fields are dropped
-because the new job writes its own.
+because the new job writes its own. A label whose metadata holds a ``failure-reason`` is no
+label (Ground Truth's failed line), so it is refused rather than copied as a success.
 """
 
 from __future__ import annotations
@@ -41,25 +42,42 @@ METADATA_SUFFIX = "-metadata"
 JOB_FIELDS = COMMON_METADATA - {"adjustment-status"}
 
 
+def _failed(meta: Any) -> bool:
+    """Whether ``meta`` records a failure: Ground Truth's failed line holds no label, even beside a
+    value (``validate``'s ``failure-with-label``), so a failed label is never taken as one."""
+    return isinstance(meta, Mapping) and "failure-reason" in meta
+
+
+def _no_label(wanted: str, failed: str, key: str) -> FormatError:
+    """The refusal of a document whose only label of the task type failed (``failed``: its attribute)."""
+    return FormatError(f"document holds no {wanted} label ({failed!r} holds a failure-reason)", fmt=FMT, key=key)
+
+
 def _split(doc: Any, task_type: str, label_attribute: str | None) -> tuple[Any, dict]:
-    """Find ``(value, metadata)`` in whichever of the three shapes ``doc`` has."""
+    """Find ``(value, metadata)`` in whichever of the three shapes ``doc`` has. A label whose
+    metadata holds a ``failure-reason`` is no label: refused, and not one of "several"."""
     if isinstance(doc, Mapping):
+        wanted = task_type_name(task_type)
         if "label" in doc and set(doc) <= {"label", "metadata"}:
             meta = doc.get("metadata") or {}
             if not isinstance(meta, Mapping):
                 raise FormatError("'metadata' must be an object", fmt=FMT, key="metadata")
+            if _failed(meta):
+                raise _no_label(wanted, "label", "metadata")
             return doc["label"], dict(meta)
         if label_attribute is not None:
+            meta_key = label_attribute + METADATA_SUFFIX
+            if _failed(doc.get(meta_key)):
+                raise _no_label(wanted, label_attribute, meta_key)
             if label_attribute not in doc:
                 raise FormatError(f"document has no label attribute {label_attribute!r}", fmt=FMT, key=label_attribute)
-            meta = doc.get(label_attribute + METADATA_SUFFIX) or {}
+            meta = doc.get(meta_key) or {}
             if not isinstance(meta, Mapping):
-                raise FormatError("metadata must be an object", fmt=FMT, key=label_attribute + METADATA_SUFFIX)
+                raise FormatError("metadata must be an object", fmt=FMT, key=meta_key)
             return doc[label_attribute], dict(meta)
         attrs = [k[: -len(METADATA_SUFFIX)] for k in doc if k.endswith(METADATA_SUFFIX)]
         if attrs:
-            labeled = [a for a in attrs if a in doc]
-            wanted = task_type_name(task_type)
+            labeled = [a for a in attrs if a in doc and not _failed(doc[a + METADATA_SUFFIX])]
             matching = [
                 a for a in labeled if (tt := task_type_of_metadata(doc[a + METADATA_SUFFIX])) is None or tt.name == wanted
             ]
@@ -67,10 +85,10 @@ def _split(doc: Any, task_type: str, label_attribute: str | None) -> tuple[Any, 
                 attr = matching[0]
                 return doc[attr], dict(doc[attr + METADATA_SUFFIX])
             if not matching:
-                failed = [a for a in attrs if isinstance(doc[a + METADATA_SUFFIX], Mapping)
-                          and "failure-reason" in doc[a + METADATA_SUFFIX]]
-                why = f" ({failed[0]!r} holds a failure-reason)" if failed else ""
-                raise FormatError(f"document holds no {wanted} label{why}", fmt=FMT, key=attrs[0])
+                failed = [a for a in attrs if _failed(doc[a + METADATA_SUFFIX])]
+                if failed:
+                    raise _no_label(wanted, failed[0], attrs[0])
+                raise FormatError(f"document holds no {wanted} label", fmt=FMT, key=attrs[0])
             raise FormatError(
                 f"document holds several {wanted} labels ({', '.join(matching)}); "
                 "name the one to take with --file-label-attribute NAME",
