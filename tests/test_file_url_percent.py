@@ -61,3 +61,31 @@ def test_a_plain_path_keeps_a_literal_percent_in_its_name(tmp_path: Path, capsys
     # as a URL, its "%" is written %25, and decoded once only
     assert main(["validate", literal.as_uri()]) == 0, capsys.readouterr().err
     assert "%2520" in literal.as_uri()
+
+
+def test_a_file_url_decoding_to_a_nul_byte_is_one_line_refused(tmp_path: Path, capsys) -> None:
+    """``%00`` decodes to a NUL byte, on which ``open`` raises ``ValueError``: ``validate`` gave a
+    traceback (before the decoding, ``%00`` was a name's three characters: "no such file")."""
+    url = (tmp_path / "a").as_uri() + "%00b.manifest"
+    assert main(["validate", url]) == 2
+    err = capsys.readouterr().err
+    assert "%00" in err and "NUL byte" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_data_item_path_holding_a_nul_byte_fails_its_line_refused_by_policy(tmp_path: Path, capsys) -> None:
+    """A label file's ``file://`` URL with ``%00``, or a path with ``\\u0000``: its line fails
+    ``refused-by-policy``, the third line is labeled (it failed as an ``internal-error``, a
+    ``ValueError`` of ``realpath``)."""
+    manifest, folder = _spaced_job_input(tmp_path)
+    rows = [orjson.loads(line) for line in manifest.read_bytes().splitlines()]
+    rows[0]["annotation-ref"] = rows[0]["annotation-ref"].replace("ann%200", "ann%00")
+    rows[1]["annotation-ref"] = str(folder / "ann\x001.json")
+    manifest.write_bytes(b"\n".join(map(orjson.dumps, rows)) + b"\n")
+    assert main(["annotate", str(manifest), "--job-name", "nul", "--label-attribute", "boxes",
+                 "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                 "--class-names", str(SAMPLE / "class_names.txt"), "--native", "convert",
+                 "--allow-root", str(folder), "--output", str(tmp_path / "out")]) == 0
+    assert "success=1 failed=2" in capsys.readouterr().out
+    failures = [orjson.loads(line) for line in (tmp_path / "out" / "nul" / "failures.jsonl").read_bytes().splitlines()]
+    assert [(f["line"], f["rule"]) for f in failures] == [(1, "refused-by-policy"), (2, "refused-by-policy")]
+    assert all("NUL byte" in f["reason"] for f in failures), failures

@@ -43,7 +43,8 @@ def local_file_url(url: str) -> str:
     ``/p`` (``localhost`` is this machine: fsspec read it as the relative path ``localhost/p``, so
     outputs landed under the working folder and inputs were "no such file"). A ``file://`` URL
     naming another host is refused: no file system here reaches it (fsspec read ``file://h/p`` as
-    ``./h/p`` too). Any other URL, and a plain path (``my%20data`` there is its name), as it is.
+    ``./h/p`` too), as is one whose path decodes to a NUL byte (``%00``). Any other URL, and a
+    plain path (``my%20data`` there is its name), as it is.
     The one place a file URL becomes a path: ``url_to_fs``, the fetch policy and a manifest's
     folder all call this, so reading, ``--allow-root`` and every command agree."""
     text = str(url)
@@ -53,4 +54,8 @@ def local_file_url(url: str) -> str:
     if host and host.lower() != "localhost":
         raise StorageError(f"{redact_url(text)} names the host {host!r}: a file:// URL names this machine's "
                            "files only (file:///path or file://localhost/path); give a local path")
-    return unquote("/" + path)
+    decoded = unquote("/" + path)
+    if "\0" in decoded:  # open() and realpath() raise ValueError on it: a traceback, not a refusal
+        raise StorageError(f"{redact_url(text)} holds %00, a NUL byte once decoded: no path holds one; "
+                           "give the file's own path")
+    return decoded

@@ -271,6 +271,9 @@ class FetchPolicy:
         except OSError:  # a link on the way swapped while it was resolved (readlink: EINVAL)
             raise FetchError(f"refused by policy: the path {redact_url(shown)} changed while it was checked; "
                              "nothing read") from None
+        except ValueError:  # a NUL byte (a path's \u0000, a file URL's %00): no file is named so
+            raise FetchError(f"refused by policy: the path {redact_url(shown)} holds a NUL byte, which no "
+                             "file's path holds; nothing read") from None
         if self.root_of(real) is not None:
             return real
         if not self.allow_root:
