@@ -339,8 +339,8 @@ def test_ctrl_c_while_done_records_are_committed_counts_them_applied(synapse, jo
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = _done_records(job)  # the answered writes' at least, and any that went out while they were committed
-    assert done >= 3 and "Traceback" not in err, err
+    done = _done_records(job)  # answered writes whose records landed, and any that went out while they were committed
+    assert done >= 1 and "Traceback" not in err, err  # the counts said must be the journal's (they said 0 beside 4)
     assert out.splitlines()[-1] == f"{done} applied, 0 unchanged, 0 conflicts (skipped), 0 failed, 0 not labeled", out
 
 
