@@ -43,7 +43,7 @@ def test_every_export_refuses_a_class_id_that_is_no_64_bit_integer(tmp_path: Pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     if case in ("over-int64", "read-as-float") and to == "yolo":  # the class map is met first: too many classes
-        assert f"line 1, key 'class-map': class id {BAD_IDS[case][1]} is over {MAX_CLASS_ID:,}: " in err, err
+        assert f"line 1, key 'boxes-metadata.class-map': class id {BAD_IDS[case][1]} is over {MAX_CLASS_ID:,}: " in err, err
     else:
         assert "line 1, key 'boxes.annotations[0].class_id': class id must be a non-negative integer within 64 bits, " \
                f"got {BAD_IDS[case][0] if case != 'read-as-float' else '1.8446744073709552e+19'} [format-groundtruth]" \
@@ -82,7 +82,7 @@ def test_yolo_refuses_a_class_id_that_would_need_too_many_names(tmp_path: Path, 
     src.write_bytes(box_line("2", "2") + box_line(str(big), str(big), "b"))
     assert main(["convert", str(src), str(tmp_path / "out"), "--to", "yolo"]) == 1
     err = capsys.readouterr().err
-    assert err == (f"totask-manifest convert: error: line 2, key 'class-map': class id {big} is over {MAX_CLASS_ID:,}: "
+    assert err == (f"totask-manifest convert: error: line 2, key 'boxes-metadata.class-map': class id {big} is over {MAX_CLASS_ID:,}: "
                    f"YOLO numbers the classes 0 to n-1, a line of classes.txt each, so it would take {big + 1:,} names; "
                    f"renumber the classes below {big:,} first; nothing was written [yolo-class]\n")
     assert not (tmp_path / "out").exists()

@@ -171,3 +171,43 @@ def test_the_typed_path_reads_maps_by_text_or_as_dicts_and_says_the_same(
     assert [(line, key) for line, key, _ in found(report)] == [(1501, "b-metadata.class-map.0")]
     plans = [plan for plan, _ in line_check._TYPED_PLANS.values() if plan._traffic is not None]
     assert plans and all(plan._traffic.dicts is distinct for plan in plans)
+
+
+def test_stats_says_an_id_named_twice_that_no_box_uses(tmp_path: Path) -> None:
+    """``{"1": "c0"}`` on one line, ``{"1": "c5000"}`` on another, boxes of class 0 only: validate
+    --strict errors and COCO/YOLO refuse, while ``stats`` said nothing (it counted the boxes only)."""
+    lines = [boxes(1, {0: "Bird"}), boxes(2, {0: "Bird"})]
+    lines[0]["b-metadata"]["class-map"]["1"] = "c0"
+    lines[1]["b-metadata"]["class-map"]["1"] = "c5000"
+    (tmp_path / "unused.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    assert cli("validate", "unused.manifest", "--strict", cwd=tmp_path).returncode == 1
+    stats = cli("stats", "unused.manifest", cwd=tmp_path)
+    assert stats.returncode == 0, stats.stderr
+    assert "class id 1 has several names: 'c0' (0), 'c5000' (0): one class id, one name" in stats.stdout, stats.stdout
+    assert "class id 0 has several names" not in stats.stdout
+
+
+EXPORTS = {"coco": "o.json", "yolo": "o", "dm-schema-v1": "o.dm.jsonl", "synapse-objects": "o.objects.jsonl",
+           "parquet": "o.parquet"}
+
+
+@pytest.mark.parametrize("to", EXPORTS)
+def test_an_export_refuses_the_file_or_carries_each_lines_name(tmp_path: Path, to: str) -> None:
+    """docs/validate.md: COCO and YOLO hold one name per class for the whole file, so they refuse,
+    naming the key as validate does; DM, Synapse objects and Parquet carry each line's class map,
+    and read back as the same names on the same lines."""
+    lines = [boxes(1, {0: "Bird"}), boxes(2, {0: "bird"})]
+    (tmp_path / "in.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    r = cli("convert", "in.manifest", EXPORTS[to], "--to", to, cwd=tmp_path)
+    if to in ("coco", "yolo"):
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "line 2, key 'b-metadata.class-map': " in r.stderr and "'bird'" in r.stderr, r.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+        return
+    assert r.returncode == 0, r.stderr
+    attribute = () if to == "parquet" else ("--label-attribute", "b")  # Parquet keeps every line whole
+    back = cli("convert", EXPORTS[to], "back.manifest", "--from", to, "--to", "manifest", *attribute, cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    read = [orjson.loads(x) for x in (tmp_path / "back.manifest").read_bytes().splitlines()]
+    assert [x["b-metadata"]["class-map"] for x in read] == [{"0": "Bird"}, {"0": "bird"}]
+    assert [x["b"]["annotations"][0]["class_id"] for x in read] == [0, 0]

@@ -67,7 +67,7 @@ def test_one_name_for_two_ids_of_one_line_is_refused_and_nothing_written(tmp_pat
     src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "car", "3": "car"}, [0, 3])])
     out = tmp_path / "out.json"
     err = _refused(capsys, "convert", str(src), str(out), "--to", "coco")
-    assert err.startswith("totask-manifest convert: error: line 1, key 'class-map': "), err
+    assert err.startswith("totask-manifest convert: error: line 1, key 'label-metadata.class-map': "), err
     assert "class id 3 (category 4) is named 'car', as class id 0 (category 1) is on this line" in err
     assert err.endswith("nothing was written [coco-category]"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]  # no document, no temporary
@@ -78,7 +78,7 @@ def test_one_name_reached_on_two_lines_names_both_lines(tmp_path, capsys):
                                             _box_line(2, {"3": "car"}, [3])])
     out = tmp_path / "out.json"
     err = _refused(capsys, "convert", str(src), str(out), "--to", "coco")
-    assert "line 3, key 'class-map': class id 3 (category 4) is named 'car', as class id 0 (category 1) is on " \
+    assert "line 3, key 'label-metadata.class-map': class id 3 (category 4) is named 'car', as class id 0 (category 1) is on " \
            "line 1" in err
     assert not out.exists()
 
@@ -98,7 +98,7 @@ def test_one_name_for_two_mask_classes_is_refused(tmp_path, capsys):
     src = _write(tmp_path / "seg.manifest", [_mask_line(tmp_path, {0: ("BACKGROUND", "#ffffff"),
                                                                    1: ("road", "#2acf59"), 2: ("road", "#ff0000")})])
     err = _refused(capsys, "convert", str(src), str(tmp_path / "seg.json"), "--to", "coco")
-    assert "line 1, key 'internal-color-map': class id 2 is named 'road', as class id 1 is on this line" in err
+    assert "line 1, key 'seg-ref-metadata.internal-color-map': class id 2 is named 'road', as class id 1 is on this line" in err
     assert "[coco-category]" in err
     assert not (tmp_path / "seg.json").exists()
 
@@ -119,7 +119,7 @@ def test_the_yolo_export_names_the_line_of_the_first_id_too(tmp_path, capsys):
     """The rule the two exports share says the same of a names file."""
     src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "car"}, [0]), _box_line(1, {"3": "car"}, [3])])
     err = _refused(capsys, "convert", str(src), str(tmp_path / "yolo"), "--to", "yolo")
-    assert "line 2, key 'class-map': class id 3 name 'car' is also the name of class id 0 (on line 1)" in err
+    assert "line 2, key 'label-metadata.class-map': class id 3 name 'car' is also the name of class id 0 (on line 1)" in err
     assert "[yolo-class-name]" in err and not (tmp_path / "yolo").exists()
 
 

@@ -132,7 +132,7 @@ def test_a_manifest_no_coco_import_wrote_is_numbered_as_before_and_nothing_said(
 
 @pytest.mark.parametrize(("where", "value", "said"), [
     ("image", [397133], "'coco-image.id': coco-image.id must be a number or a string"),
-    ("object", {"id": 9}, "'objects[0].coco-id': objects[0].coco-id must be a number or a string"),
+    ("object", {"id": 9}, "'label-metadata.objects[0].coco-id': label-metadata.objects[0].coco-id must be a number or a string"),
 ])
 def test_an_id_that_is_no_id_is_refused_naming_the_line(tmp_path: Path, where: str, value, said: str) -> None:
     (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))

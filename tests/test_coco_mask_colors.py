@@ -156,7 +156,7 @@ def test_an_export_refuses_one_class_of_two_colours(tmp_path: Path) -> None:
     other = {**MAP, "1": {**MAP["1"], "hex-color": "#654321"}}
     (tmp_path / "m.manifest").write_bytes(_line(tmp_path, MAP, "a.png") + _line(tmp_path, other, "b.png"))
     line = _refused(tmp_path, "m.manifest", "d.json", "--to", "coco")
-    assert line.startswith("totask-manifest convert: error: line 2, key 'internal-color-map.1.hex-color': class 1 "
+    assert line.startswith("totask-manifest convert: error: line 2, key 'seg-ref-metadata.internal-color-map.1.hex-color': class 1 "
                            "is #654321 here but #123456 on an earlier line; a COCO category holds one color"), line
 
 
@@ -165,4 +165,4 @@ def test_a_map_of_one_colour_for_two_classes_is_refused(tmp_path: Path) -> None:
     cmap = {**MAP, "3": {**MAP["3"], "hex-color": "#123456"}}
     src = _manifest(tmp_path, cmap)
     line = _refused(tmp_path, src.name, "d.json", "--to", "coco")
-    assert "line 1, key 'internal-color-map.3.hex-color': classes 1 and 3 are both #123456" in line, line
+    assert "line 1, key 'seg-ref-metadata.internal-color-map.3.hex-color': classes 1 and 3 are both #123456" in line, line

@@ -97,3 +97,25 @@ def test_labeled_says_the_relative_references_it_moved_away_from_their_files(tmp
     assert main(["labeled", "own.manifest", "--label-attribute", "boxes", "-o", "b.manifest"]) == 0
     out, err = capsys.readouterr()
     assert err == "" and "kept 49 of 50" in out
+
+
+@pytest.mark.parametrize("to", ["coco", "yolo"])
+def test_a_class_map_refusal_names_the_attributes_class_map(tmp_path: Path, capsys, to: str) -> None:
+    """``category id 1 is 'dog' here`` (coco-category) and ``class id 0 is 'dog' here`` (yolo-class)
+    named ``class-map``, no attribute; validate names ``b-metadata.class-map.0``."""
+    src = tmp_path / "in.manifest"
+    src.write_bytes(_line(0) + _line(1, edits=[("m", "class-map", {"0": "dog"})]))
+    assert main(["validate", str(src), "--strict"]) == 1
+    assert "b-metadata.class-map.0: 'dog' differs from 'cat'" in capsys.readouterr().out
+    assert main(["convert", str(src), str(tmp_path / OUTPUTS[to]), "--to", to]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2, key 'b-metadata.class-map': " in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+def test_a_kept_category_id_is_named_under_the_attributes_objects(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_bytes(_line(0, edits=[("m", "objects", [{"confidence": 0.5, "coco-category-id": -1}])]))
+    assert main(["convert", str(src), str(tmp_path / "o.json"), "--to", "coco"]) == 1
+    err = capsys.readouterr().err
+    assert "line 1, key 'b-metadata.objects[0].coco-category-id': " in err and "[coco-category]" in err, err

@@ -58,6 +58,7 @@ from .labels import (
     image_source,
     iter_labels,
     manifest_line,
+    metadata_key,
     no_images,
     not_held,
     nothing_to_convert,
@@ -132,15 +133,17 @@ def _write_document(
             file_name = below_root(image_root, source, line.number) if image_root else source or ""
             image_id = ids.image(label.record, line.number)
             if label.task_type == DETECTION:
+                objects = metadata_key(label.attribute, "objects")
                 with on_line(line.number, label.attribute):
                     doc = gt_to_coco_image(label.value, label.metadata, image_id=image_id, file_name=file_name,
                                            first_annotation_id=n_anns + 1,
-                                           annotation_id=partial(ids.annotation, line=line.number),
-                                           category_id=partial(ids.category, line=line.number))
+                                           annotation_id=partial(ids.annotation, line=line.number, objects=objects),
+                                           category_id=partial(ids.category, line=line.number, objects=objects))
                 size = doc["images"][0]
                 past.add(line.number, (a["bbox"] for a in doc["annotations"]), size["width"], size["height"])
                 class_map = label.metadata.get("class-map", {})
-                cats.merge(class_map, line.number, offset=CATEGORY_OFFSET)
+                cats.merge(class_map, line.number, offset=CATEGORY_OFFSET,
+                           key=metadata_key(label.attribute, "class-map"))
             elif label.task_type == SEGMENTATION:
                 doc = coco_mask_image(label, line.number, image_id, n_anns + 1, cats, base, file_name)
             else:

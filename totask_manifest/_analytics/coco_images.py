@@ -214,19 +214,21 @@ class KeptIds:
         kept = _an_id(kept, f"{COCO_IMAGE}.{IMAGE_ID}", "image", line)
         return self._pick("images", kept, line, f"line {line}'s {COCO_IMAGE}.{IMAGE_ID}")
 
-    def annotation(self, obj: Mapping[str, Any], index: int, number: int, line: int) -> Any:
+    def annotation(self, obj: Mapping[str, Any], index: int, number: int, line: int, objects: str = "objects") -> Any:
         """The id of box ``index`` (its ``objects`` entry ``obj``) on line ``line``; ``number``
-        where ids are numbered."""
-        kept = _an_id(obj.get(COCO_ID), f"objects[{index}].{COCO_ID}", "annotation", line)
+        where ids are numbered. ``objects``: the key of the line's list, as validate names it
+        (``b-metadata.objects``), for a refusal."""
+        kept = _an_id(obj.get(COCO_ID), f"{objects}[{index}].{COCO_ID}", "annotation", line)
         return self._pick("annotations", kept, number, f"line {line}'s objects[{index}].{COCO_ID}")
 
-    def category(self, obj: Mapping[str, Any], index: int, class_id: int, line: int) -> int:
-        """The category id of box ``index`` (its ``objects`` entry ``obj``, of class ``class_id``)."""
+    def category(self, obj: Mapping[str, Any], index: int, class_id: int, line: int, objects: str = "objects") -> int:
+        """The category id of box ``index`` (its ``objects`` entry ``obj``, of class ``class_id``);
+        ``objects`` as ``annotation`` takes it."""
         kept = obj.get(COCO_CATEGORY_ID)
         if kept is not None and (not isinstance(kept, int) or isinstance(kept, bool) or kept < 0):
             raise ManifestError(f"objects[{index}].{COCO_CATEGORY_ID} must be a whole number of at least 0 (the "
                                 f"COCO category id), got {kept!r}", line=line,
-                                key=f"objects[{index}].{COCO_CATEGORY_ID}", rule="coco-category")
+                                key=f"{objects}[{index}].{COCO_CATEGORY_ID}", rule="coco-category")
         number = class_id + CATEGORY_OFFSET
         if not self.keep["categories"]:
             self.held["categories"] |= kept is not None
@@ -282,9 +284,10 @@ class Categories:
         self.colors = CategoryColors()  # a mask's classes' colours (``mask_colors``)
         self._ids = IdsByName()
 
-    def merge(self, class_map: Mapping[str, str], line: int, *, offset: int = 0, key: str = "class-map") -> None:
-        """Adds one line's classes (class id -> name, from its ``key``; category id = class id +
-        ``offset``): an id named twice, or a name given two ids, is refused naming the line."""
+    def merge(self, class_map: Mapping[str, str], line: int, *, key: str, offset: int = 0) -> None:
+        """Adds one line's classes (class id -> name, from its ``key``, named as validate names it:
+        ``b-metadata.class-map``; category id = class id + ``offset``): an id named twice, or a
+        name given two ids, is refused naming the line and the key."""
         for k, name in class_map.items():
             class_id = int(k)
             cid = class_id + offset

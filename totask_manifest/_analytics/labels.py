@@ -62,7 +62,14 @@ def line_key(key: str | None, attribute: str) -> str | None:
     head = re.split(r"[.\[]", key, maxsplit=1)[0]
     if head == "label":
         return attribute + key[len(head):]
-    return f"{attribute}{METADATA}.{key}" if head in _METADATA_KEYS else f"{attribute}.{key}"
+    return metadata_key(attribute, key) if head in _METADATA_KEYS else f"{attribute}.{key}"
+
+
+def metadata_key(attribute: str, key: str) -> str:
+    """``key`` of the attribute's metadata as the manifest line holds it (``b-metadata.class-map``),
+    the key ``validate`` names: an export's refusal of a class map or colour map named
+    ``class-map`` alone, no attribute of a line that holds several."""
+    return f"{attribute}{METADATA}.{key}"
 
 
 @dataclass(frozen=True)

@@ -112,17 +112,18 @@ class CategoryColors:
         self.by_id: dict[int, str] = {}
         self._owner: dict[str, tuple[int, int]] = {}  # colour -> (category id, line)
 
-    def merge(self, color_map: Mapping[str, Any], line: int) -> None:
+    def merge(self, color_map: Mapping[str, Any], line: int, where: str) -> None:
         """Adds one line's ``internal-color-map`` (class index -> ``hex-color``, checked by
-        ``masks.read_mask``): the background's colour is one of them, so a category may not take it."""
+        ``masks.read_mask``; ``where``: its key on the line, ``seg-ref-metadata.internal-color-map``,
+        as a refusal names it): the background's colour is one of them, so a category may not take it."""
         for key, entry in color_map.items():
             cid, color = int(key), "#{:02x}{:02x}{:02x}".format(*hex_to_rgb(entry["hex-color"]))
             if (owner := self._owner.setdefault(color, (cid, line)))[0] != cid:
                 where = "on this line" if owner[1] == line else f"on line {owner[1]}"
                 raise ManifestError(f"class {cid} is {color}, as class {owner[0]} is {where}; a mask tells its "
                                     "classes apart by colour, so one colour names one class", line=line,
-                                    key=f"internal-color-map.{key}.hex-color", rule="coco-category")
+                                    key=f"{where}.{key}.hex-color", rule="coco-category")
             if cid and self.by_id.setdefault(cid, color) != color:
                 raise ManifestError(f"class {cid} is {color} here but {self.by_id[cid]} on an earlier line; a COCO "
-                                    "category holds one color", line=line, key=f"internal-color-map.{key}.hex-color",
+                                    "category holds one color", line=line, key=f"{where}.{key}.hex-color",
                                     rule="coco-category")

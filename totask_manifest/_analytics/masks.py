@@ -26,7 +26,11 @@ from .._outcomes import Labeled
 from .._storage import read_bytes, redact_secret_url, write_bytes_atomic
 from .coco_images import CLASS_CONFIDENCES, Categories
 from .coco_polygons import polygons_to_mask
+from .labels import metadata_key
 from .mask_colors import BACKGROUND_CLASS, background_entry, background_of, hex_to_rgb, mask_palette
+
+#: the metadata key of a mask label's classes and colours
+COLOR_MAP = "internal-color-map"
 
 
 def _hex_to_int(h: str) -> int:
@@ -34,14 +38,16 @@ def _hex_to_int(h: str) -> int:
     return (r << 16) | (g << 8) | b
 
 
-def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None) -> np.ndarray:
+def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None, data: bytes | None = None,
+              key: str = COLOR_MAP) -> np.ndarray:
     """Class index per pixel (uint8) of the mask at ``url`` (or its bytes ``data``, fetched by the
-    caller under its policy), colours resolved by ``color_map``."""
-    return mask_from_bytes(read_bytes(url) if data is None else data, color_map, url=url, line=line)
+    caller under its policy), colours resolved by ``color_map``, which the line holds under ``key``
+    (``seg-ref-metadata.internal-color-map`` where the attribute is known, the key a refusal names)."""
+    return mask_from_bytes(read_bytes(url) if data is None else data, color_map, url=url, line=line, key=key)
 
 
 def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
-                    line: int | None = None) -> np.ndarray:
+                    line: int | None = None, key: str = COLOR_MAP) -> np.ndarray:
     """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
     from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 
@@ -54,30 +60,31 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read mask {shown}: {exc}", line=line, rule="mask") from None
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    lookup = _classes_by_color(color_map, line)
+    lookup = _classes_by_color(color_map, line, key)
     colors, inverse = np.unique(packed, return_inverse=True)
     unknown = [f"#{int(c):06x}" for c in colors if int(c) not in lookup]
     if unknown:
         raise ManifestError(f"mask {shown} has colours missing from internal-color-map: {', '.join(unknown[:5])}",
-                            line=line, key="internal-color-map", rule="mask")
+                            line=line, key=key, rule="mask")
     index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
     return index[inverse].reshape(packed.shape)
 
 
-def _classes_by_color(color_map: Mapping[str, Any], line: int | None) -> dict[int, int]:
-    """Colour (``0xrrggbb``) -> class index of an ``internal-color-map``. A colour two classes
-    hold is refused: its pixels were read as the last of them, the other class lost unsaid."""
+def _classes_by_color(color_map: Mapping[str, Any], line: int | None, where: str) -> dict[int, int]:
+    """Colour (``0xrrggbb``) -> class index of an ``internal-color-map`` (the line's key ``where``).
+    A colour two classes hold is refused: its pixels were read as the last of them, the other
+    class lost unsaid."""
     lookup: dict[int, int] = {}
     for key, entry in color_map.items():
         try:
             color, cid = _hex_to_int(entry["hex-color"]), int(key)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ManifestError(f"color map entry {key!r} needs a class index and a 'hex-color' '#rrggbb'",
-                                line=line, key="internal-color-map", rule="mask") from None
+                                line=line, key=where, rule="mask") from None
         if lookup.setdefault(color, cid) != cid:
             raise ManifestError(f"classes {lookup[color]} and {cid} are both #{color:06x}; a mask tells its classes "
                                 "apart by colour, so one colour names one class", line=line,
-                                key=f"internal-color-map.{key}.hex-color", rule="mask")
+                                key=f"{where}.{key}.hex-color", rule="mask")
     return lookup
 
 
@@ -178,7 +185,8 @@ def coco_mask_image(
 ) -> dict:
     """One COCO image of a mask label: one uncompressed-RLE annotation per class present (0, the
     background, gets none), its categories merged into ``cats`` (a dataset export's)."""
-    color_map = label.metadata.get("internal-color-map")
+    color_map = label.metadata.get(COLOR_MAP)
+    key = metadata_key(label.attribute, COLOR_MAP)  # as validate names it: seg-ref-metadata.internal-color-map
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
         raise ManifestError(
             "a mask label needs a URL value and an 'internal-color-map'",
@@ -187,16 +195,16 @@ def coco_mask_image(
             rule="coco-mask",
         )
     where, data = _mask_bytes(label, line, base)
-    mask = read_mask(where, color_map, line=line, data=data)
+    mask = read_mask(where, color_map, line=line, data=data, key=key)
     height, width = mask.shape
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
     for cid, name in names.items():  # the one rule of class names: a box's "   " is refused too
         if (problem := class_name_problem(name)) is not None:
             raise ManifestError(f"class id {cid} has an empty name in internal-color-map: its name {problem}; "
-                                f"{CLASS_NAME_RULE}", line=line, key=f"internal-color-map.{cid}.class-name",
+                                f"{CLASS_NAME_RULE}", line=line, key=f"{key}.{cid}.class-name",
                                 rule="coco-mask")
-    cats.merge({str(k): v for k, v in names.items() if k != 0}, line, key="internal-color-map")
-    cats.colors.merge(color_map, line)  # read_mask checked each colour
+    cats.merge({str(k): v for k, v in names.items() if k != 0}, line, key=key)
+    cats.colors.merge(color_map, line, key)  # read_mask checked each colour
     anns = []
     for cid in sorted(int(c) for c in np.unique(mask) if c != 0):
         binary = mask == cid

@@ -176,7 +176,9 @@ def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, l
              named: Iterable[tuple[str, int]] = ()) -> tuple[list[ClassCount], list[ClassClash]]:
     """Counts per class name (a label whose line names no class goes to the one name its id has
     elsewhere, else stays counted by id; ``named`` counts names that come without an id), and the
-    ids and names that clash."""
+    ids and names that clash. An id the class maps give several names clashes though no label uses
+    some of them (0 labels under those names): ``validate --strict``, COCO and YOLO refuse the file
+    for it, and stats was silent."""
     by_name: dict[str, dict[int, int]] = {}
     by_id: dict[int, int] = {}
     no_id: dict[str, int] = {}
@@ -202,6 +204,10 @@ def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, l
     for name, ids in by_name.items():
         for cid, k in ids.items():
             per_id.setdefault(cid, {})[name] = k
+    for cid, written in names.items():  # names no label uses clash too (validate's class-map-conflict)
+        if len(written) > 1:
+            for name in written:
+                per_id.setdefault(cid, {}).setdefault(name, 0)
     clashes[:0] = [ClassClash(cid, None, dict(sorted(counts.items())))
                    for cid, counts in sorted(per_id.items()) if len(counts) > 1]
     return classes, clashes

@@ -42,16 +42,17 @@ def name_problem(name: object) -> str | None:
     return None
 
 
-def check_new_class(class_id: str, name: object, ids_by_name: IdsByName, line: int) -> None:
-    """A class met for the first time on ``line``: refused when YOLO's names file cannot hold it.
-    ``ids_by_name`` holds the first id of each name met so far, and takes this one's (the rule
-    the COCO export shares: ``one_id_a_name``)."""
+def check_new_class(class_id: str, name: object, ids_by_name: IdsByName, line: int, key: str) -> None:
+    """A class met for the first time on ``line``, in its class map ``key`` (``b-metadata.class-map``,
+    as validate names it): refused when YOLO's names file cannot hold it. ``ids_by_name`` holds the
+    first id of each name met so far, and takes this one's (the rule the COCO export shares:
+    ``one_id_a_name``)."""
     digits = class_id.strip()  # as the label's reader takes the key (" 99999999999" is that id)
     if digits.isascii() and digits.isdigit() and int(digits) > MAX_CLASS_ID:
         raise ManifestError(f"class id {digits} is over {MAX_CLASS_ID:,}: YOLO numbers the classes 0 to n-1, a "
                             f"line of classes.txt each, so it would take {int(digits) + 1:,} names; renumber the "
                             f"classes below {MAX_CLASS_ID + 1:,} first; nothing was written",
-                            line=line, key="class-map", rule="yolo-class")
+                            line=line, key=key, rule="yolo-class")
     problem = name_problem(name)
     if problem is None:
         other = ids_by_name.other(name, class_id, line)  # type: ignore[arg-type]  # a str: name_problem said so
@@ -60,7 +61,7 @@ def check_new_class(class_id: str, name: object, ids_by_name: IdsByName, line: i
                        "each name one id")
     if problem is not None:
         raise ManifestError(f"class id {class_id} name {name!r} {problem}; nothing was written",
-                            line=line, key="class-map", rule=RULE)
+                            line=line, key=key, rule=RULE)
 
 
 def placeholders(names: Sequence[str], used: set[int] | frozenset[int] = frozenset()) -> int:
@@ -68,13 +69,14 @@ def placeholders(names: Sequence[str], used: set[int] | frozenset[int] = frozens
     return sum(1 for i, n in enumerate(names) if n == f"class_{i}" and i not in used)
 
 
-def check_round_trip(names: Sequence[str], classes_txt: str, data_yaml: str) -> None:
-    """Both names files read back, through the import's own reader, as ``names`` exactly."""
+def check_round_trip(names: Sequence[str], classes_txt: str, data_yaml: str, key: str) -> None:
+    """Both names files read back, through the import's own reader, as ``names`` exactly; a
+    refusal names ``key``, the class maps the names came from (``b-metadata.class-map``)."""
     for file, text, yaml_doc in (("classes.txt", classes_txt, False), ("data.yaml", data_yaml, True)):
         try:
             back = parse_class_names(text, file, yaml_doc=yaml_doc)
         except UsageError as exc:
-            raise ManifestError(f"{file} would not read back ({exc}); nothing was written", key="class-map",
+            raise ManifestError(f"{file} would not read back ({exc}); nothing was written", key=key,
                                 rule=RULE) from None
         if back != list(names):
             first = next((i for i, (a, b) in enumerate(zip(names, back, strict=False)) if a != b),
@@ -82,4 +84,4 @@ def check_round_trip(names: Sequence[str], classes_txt: str, data_yaml: str) -> 
             was = names[first] if first < len(names) else None
             now = back[first] if first < len(back) else None
             raise ManifestError(f"{file} would not read back as the class names: class id {first} {was!r} would "
-                                f"read back as {now!r}; nothing was written", key="class-map", rule=RULE)
+                                f"read back as {now!r}; nothing was written", key=key, rule=RULE)

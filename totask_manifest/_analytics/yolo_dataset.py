@@ -47,6 +47,7 @@ from .labels import (
     NOTES,
     image_source,
     iter_labels,
+    metadata_key,
     not_held,
     nothing_to_convert,
     on_line,
@@ -124,15 +125,16 @@ def manifest_to_yolo(
                 coco_keys.add(line.number, label.record, label.metadata)
                 others.add(line.number, label.record, label.metadata, label.value)
                 taken.take(path, image, line.number)
+                map_key = metadata_key(label.attribute, "class-map")  # as validate names it
                 for k, name in label.metadata.get("class-map", {}).items():
                     if str(k) not in class_map:
-                        check_new_class(str(k), name, ids_by_name, line.number)
+                        check_new_class(str(k), name, ids_by_name, line.number, map_key)
                     if class_map.setdefault(str(k), name) != name:
                         raise ManifestError(
                             f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
                             "YOLO needs one name per class id",
                             line=line.number,
-                            key="class-map",
+                            key=map_key,
                             rule="yolo-class",
                         )
                 with on_line(line.number, label.attribute):
@@ -169,7 +171,7 @@ def manifest_to_yolo(
                 unlisted += not (name and dot and suffix.lower() in ULTRALYTICS_IMAGES)  # never read as named
         names = yolo_names(class_map)
         classes_txt, data_yaml = "".join(n + "\n" for n in names), _data_yaml(names)
-        check_round_trip(names, classes_txt, data_yaml)  # or a box would get another class's name
+        check_round_trip(names, classes_txt, data_yaml, metadata_key(attr, "class-map"))  # or a box would get another class's name
         out.write("classes.txt", classes_txt.encode())
         out.write("data.yaml", data_yaml.encode())
     counts = {"images": files, "skipped": skipped, "classes": len(class_map)}
