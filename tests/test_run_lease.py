@@ -28,6 +28,28 @@ def _run(params: Path, out: Path, server: SynapseServer) -> subprocess.Popen:
                                  "SYNAPSE_ACCESS_TOKEN": "tok-1"})
 
 
+def wait_for_export(run: subprocess.Popen, job: Path) -> None:
+    """Return once ``run`` is writing its export into ``job`` (its temporary is there)."""
+    deadline = time.monotonic() + 120
+    while not (job.is_dir() and list(job.glob(".tmp-synapse-export.manifest-*"))):
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the run did not start its export within 120 s"
+        time.sleep(0.01)
+
+
+def stop(run: subprocess.Popen | None, server: SynapseServer) -> None:
+    """Let the held export go, stop ``run`` as Ctrl-C's SIGTERM does (killed if it lingers), then the server."""
+    server.held = False
+    try:
+        if run is not None and run.poll() is None:
+            run.send_signal(signal.SIGTERM)
+            run.communicate(timeout=120)
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+        server.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("second_agent", [1, 2])  # 1: the same action (resumable), 2: another one (archives)
 def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, second_agent: int) -> None:
@@ -42,22 +64,13 @@ def test_a_second_run_during_the_first_ones_export_is_refused(tmp_path: Path, se
                 "target_specification_name": "annotation_data"}))
         out, job = tmp_path / "out", tmp_path / "out" / "two-runs"
         first = _run(tmp_path / "a.json", out, server)
-        deadline = time.monotonic() + 120
-        while not (job.is_dir() and list(job.glob(".tmp-synapse-export.manifest-*"))):
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first run did not start its export within 120 s"
-            time.sleep(0.01)
+        wait_for_export(first, job)
         server.held = True  # the first run's export waits until the second run has been answered
         second = _run(tmp_path / "b.json", out, server)
         _out, err = second.communicate(timeout=120)
         still_exporting = first.poll() is None and not (job / "synapse-export.manifest").exists()
-        server.held = False
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
     finally:
-        if first is not None and first.poll() is None:
-            first.kill()
-        server.stop()
+        stop(first, server)
     err = err.decode()
     assert "Fetching task list" not in err and "moved to" not in err, err  # before: it exported (or archived)
     assert second.returncode == 2, err  # a job folder in use: 2 in every command (it was 1 here)

@@ -169,5 +169,6 @@ def test_a_job_still_reading_its_input_is_said_to_be_starting_not_killed(tmp_pat
     job.mkdir(parents=True)
     with hold(str(job), "annotate"):
         said = run_cli("status", str(job))
-    assert said.returncode == 2 and f"a job is starting there (pid {os.getpid()} on host" in said.stderr, said.stderr
+    # in use, in the line every command gives a job folder a live process holds
+    assert said.returncode == 2 and f"is in use by pid {os.getpid()} on host" in said.stderr, said.stderr
     assert "killed" not in said.stderr

@@ -43,7 +43,7 @@ from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout, begun_not_started, names_in
-from .lease import busy_error, current_holder
+from .lease import JobBusyError, busy_error, current_holder
 from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
 from .status import COMPLETED, FAILED, RUNNING
 
@@ -225,7 +225,7 @@ class Job:
             recorded = self.record().get("output-manifest")
             return recorded if isinstance(recorded, str) else None
 
-    def not_a_job(self, missing: str | None = None) -> NotAJobError:
+    def not_a_job(self, missing: str | None = None) -> NotAJobError | JobBusyError:
         """The error for this path, which holds no ``job.json`` (``_not_a_job``)."""
         return _not_a_job(self._given, self.folder, self.layout.job_json, missing)
 
@@ -344,8 +344,10 @@ def _within(url: str, folder: str) -> str | None:
     return url[len(prefix):] if folder and url.startswith(prefix) and len(url) > len(prefix) else None
 
 
-def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = None) -> NotAJobError:
-    """What a path without ``job.json`` is told (exit 2). A file or folder *inside* a job folder
+def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = None) -> NotAJobError | JobBusyError:
+    """What a path without ``job.json`` is told (exit 2). A folder whose lease a live process holds
+    (a job still reading its input, a ``run`` exporting its tasks) is in use, in the line every
+    writer is refused with (``busy_error``), whatever the command. A file or folder *inside* a job folder
     (its ``job.json``, its output manifest, ``manifests/``: one level above a part at most three)
     names that folder to give instead: the job is not guessed from it (``failures.jsonl`` or a
     manifest copied elsewhere belongs to no job), only pointed at. ``missing``: what a folder
@@ -369,12 +371,12 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
         pass
     if what == "file":
         return NotAJobError(f"{shown} is a file, not a job folder (a folder holding job.json)")
+    if (live := live_holder(folder)) is not None:
+        # a job reading its input, a run exporting: each command said its own "not a job folder"
+        return busy_error(given, live)
     said = missing or redact_url(job_json) + " not found"
     if missing is None and _begun(folder):
-        live = live_holder(folder)
-        said += (f"; a job is starting there ({live.describe()}): it writes job.json once it has read its input"
-                 if live is not None else
-                 "; it holds only what a job's start writes: a job killed before it began (while it read its "
+        said += ("; it holds only what a job's start writes: a job killed before it began (while it read its "
                  "input); run the command that made it again (annotate, chain or run) to start it")
     elif jobs := _jobs_in(folder):  # an output root given for one of its jobs
         shown_jobs = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
