@@ -13,6 +13,7 @@ import pytest
 
 from tests.jobs_helpers import run_cli, write_manifest
 from totask_manifest import BatchAnnotator, JobConfig, Labeled, annotate
+from totask_manifest.testing.builders import png_bytes
 
 
 class NotANumber(BatchAnnotator):
@@ -70,3 +71,26 @@ def test_validate_names_nan_in_a_manifest_line(tmp_path: Path) -> None:
     column = text.index("NaN") + 1
     assert (f"line 1: error: line is not a single JSON object: NaN {SAID}: line 1 column {column} [line-json]"
             in r.stdout + r.stderr), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(("rows", "token"), [("0 nan 0.5 0.1 0.1", "nan"), ("0 0.5 0.5 inf 0.1", "inf"),
+                                             ("0 0.5 0.5 0.1 0.1\n0 0.5 -Infinity 0.1 0.1", "-Infinity"),
+                                             ("0 0.5 0.5 0.1 0.1 NaN", "NaN")])
+@pytest.mark.parametrize("input_format", ["auto", "yolo"])
+def test_a_yolo_file_holding_nan_is_read_as_yolo_and_fails_saying_so(tmp_path: Path, rows: str, token: str,
+                                                                      input_format: str) -> None:
+    """Auto-detection took a YOLO row holding ``nan`` or ``inf`` for no YOLO row and failed the line
+    as ``not-json`` ("unexpected content after document"): the YOLO reader's own words now, as
+    with ``--input-format yolo``. A JSON file holding NaN stays JSON (the test above)."""
+    (tmp_path / "a.txt").write_text(rows + "\n")
+    (tmp_path / "a.png").write_bytes(png_bytes(64, 48))
+    (tmp_path / "names.txt").write_text("cat\n")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"source-ref": "a.png", "annotation-ref": "a.txt"}) + "\n")
+    r = run_cli("annotate", str(tmp_path / "m.jsonl"), "--job-name", "j", "--label-attribute", "boxes",
+                "--task-type", "object-detection", "--method", "file", "--url-key", "annotation-ref",
+                "--input-format", input_format, "--class-names", str(tmp_path / "names.txt"),
+                "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    [failure] = [orjson.loads(x) for x in (tmp_path / "out" / "j" / "failures.jsonl").read_bytes().splitlines()]
+    assert failure["rule"] == "format-invalid" and "[format-yolo]" in failure["reason"], failure
+    assert f"{token!r} is not a finite number" in failure["reason"] and "JSON" not in failure["reason"], failure

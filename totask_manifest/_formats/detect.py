@@ -23,7 +23,11 @@ from .yolo import yolo_to_gt
 
 AUTO = "auto"
 _MEDIA_ID = re.compile(r"^[a-z]+_\d+$")
-_YOLO_ROW = re.compile(r"^\s*\d+(\s+[-+0-9.eE]+){4,5}\s*$")
+#: a YOLO value as written: ``nan`` and ``inf`` too, so that the YOLO reader refuses them in its own
+#: words (``'nan' is not a finite number``), where auto-detection said "not valid JSON"; a JSON
+#: document is never one: it parses, starts with ``{`` or ``[``, or holds one value, not four or five
+_YOLO_NUMBER = r"[-+]?(?:nan|inf(?:inity)?|[-+0-9.eE]+)"
+_YOLO_ROW = re.compile(rf"^\s*\d+(\s+{_YOLO_NUMBER}){{4,5}}\s*$", re.IGNORECASE)
 
 Converter = Callable[..., Labeled]
 
