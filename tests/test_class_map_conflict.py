@@ -92,7 +92,9 @@ def test_multilabel_class_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     records[9]["m-metadata"] = {**ML_META, "class-map": {"2": "k2", "3": "K3"}}  # line 10 names 3 otherwise
     records[9]["m"] = [2]
     report = same_reports(manifest(tmp_path, records), monkeypatch)
-    assert found(report) == [(10, "m-metadata.class-map.3", "'K3' differs from 'k3' (line 3): one class id, one name")]
+    # names equal but for case look alike (``_lookalike``): their code points say which differs
+    assert found(report) == [(10, "m-metadata.class-map.3", "'K3' (U+004B U+0033) differs from 'k3' (line 3) "
+                                                            "(U+006B U+0033): one class id, one name")]
 
 
 def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

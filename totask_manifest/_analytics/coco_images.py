@@ -31,6 +31,7 @@ from typing import Any
 from .._errors import ManifestError, json_kind, json_text
 from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
 from .._formats.model import FormatError
+from .._lookalike import names_apart
 from .mask_colors import BACKGROUND_CLASS, COLOR, CategoryColors, hex_to_rgb
 from .one_id_a_name import IdsByName, where_met
 
@@ -292,8 +293,9 @@ class Categories:
             class_id = int(k)
             cid = class_id + offset
             if self.by_id.setdefault(cid, name) != name:
+                here, there = names_apart(name, self.by_id[cid])
                 raise ManifestError(
-                    f"category id {cid} is {name!r} here but {self.by_id[cid]!r} on an earlier line; "
+                    f"category id {cid} is {here} here but {there} on an earlier line; "
                     "COCO needs one name per category",
                     line=line,
                     key=key,

@@ -37,6 +37,7 @@ from typing import IO, Any
 import orjson
 
 from .. import _storage as storage
+from .._lookalike import names_apart
 from .._manifest import long_lines
 from .._manifest.blocks import block_lines, iter_blocks, iter_line_lists
 from .._manifest.io import refuse_absent_attribute, refuse_empty_path, refuse_not_an_attribute
@@ -288,7 +289,8 @@ def format_text(stats: ManifestStats) -> str:
         for clash in a.class_clashes:
             if clash.class_id is not None:
                 out.append(f"  class id {clash.class_id} has several names: "
-                           + ", ".join(f"{name!r} ({k:,})" for name, k in clash.counts.items())
+                           + ", ".join(f"{name} ({k:,})" for name, k in
+                                       zip(names_apart(*clash.counts), clash.counts.values(), strict=True))
                            + ": one class id, one name (validate names the lines: class-map-conflict)")
             else:
                 out.append(f"  class {clash.name!r} has several ids: "

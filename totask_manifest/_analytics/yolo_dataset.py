@@ -41,6 +41,7 @@ import orjson
 from .._errors import ManifestError
 from .._formats.groundtruth import exported_label
 from .._formats.yolo import gt_to_yolo, yolo_names
+from .._lookalike import names_apart
 from .coco_left_out import CocoKeysLeftOut
 from .keys_left_out import KeysLeftOut
 from .labels import (
@@ -130,8 +131,9 @@ def manifest_to_yolo(
                     if str(k) not in class_map:
                         check_new_class(str(k), name, ids_by_name, line.number, map_key)
                     if class_map.setdefault(str(k), name) != name:
+                        here, there = names_apart(name, class_map[str(k)])
                         raise ManifestError(
-                            f"class id {k} is {name!r} here but {class_map[str(k)]!r} earlier; "
+                            f"class id {k} is {here} here but {there} earlier; "
                             "YOLO needs one name per class id",
                             line=line.number,
                             key=map_key,

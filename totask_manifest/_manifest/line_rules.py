@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import ManifestError
+from .._lookalike import marks
 from .._task_types import TASK_TYPES, TaskType, task_type_of_metadata
 from . import semantics
 from .label_check import _check_failure, _check_pair, _fast_record_validator, fast_path, input_rules
@@ -250,8 +251,9 @@ class LineRules:
             if first is None:
                 names.note(class_id, name, number)
             elif first != name:
-                self.out.add(number, key, CLASS_NAMES, f"{name!r}{said} {first_label(first, names.lines[class_id])}: "
-                             "one class id, one name", "warning")
+                here, there = marks(name, first)  # names that look alike: their code points too
+                self.out.add(number, key, CLASS_NAMES, f"{name!r}{here}{said} {first_label(first, names.lines[class_id])}"
+                             f"{there}: one class id, one name", "warning")
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))

@@ -231,10 +231,10 @@ def _renamed(p: Problem, relabel: dict[tuple[str, int], tuple[str, str]]) -> Pro
     attribute, _, field = p.key.rpartition(METADATA + ".class-")
     ours = p.message.rpartition(" differs from ")
     texts = relabel.get((attribute, _class_id_said(field, ours[0])))
-    old = "differs from " + ours[2].rpartition(": ")[0]
-    if texts is None or texts[0] != old:
+    said = "differs from " + ours[2]  # the first name's code points may follow its line (``marks``)
+    if texts is None or not said.startswith(texts[0]):
         return p
-    return replace(p, message=ours[0] + " " + texts[1] + p.message[len(ours[0]) + 1 + len(old):])
+    return replace(p, message=ours[0] + " " + texts[1] + said[len(texts[0]):])
 
 
 def _class_id_said(field: str, named: str) -> int | None:
