@@ -221,6 +221,29 @@ def test_missing_failed_and_routed_lines_are_counted_apart(tmp_path: Path) -> No
     assert "7 total, 2 evaluated, 3 not evaluated" in text and "predicted: failed 1, routed 1" in text
 
 
+@pytest.mark.parametrize("side", [PRED, REF])
+def test_a_routed_line_with_a_value_is_counted_routed_not_scored(tmp_path: Path, side: str) -> None:
+    """A value beside ``review-status: routed`` is no label (``stats`` counts the line routed,
+    ``validate`` warns ``routed-with-label``, ``labeled`` and the exports leave it out), yet
+    ``evaluate`` scored it: read the usual way when its metadata holds no boxes, by the fast lane
+    when it does. Either way it is counted routed now, its boxes in no score."""
+    images = [([("a", 0, 0, 10, 10, 0.9)], [("a", 0, 0, 10, 10)]), ([("a", 50, 50, 10, 10, 0.8)], [("a", 0, 0, 10, 10)])]
+    lines = write_detection_manifest(tmp_path / "m", images).read_bytes().splitlines()
+    kept = orjson.loads(lines[1])  # the whole metadata kept, review-status beside it (the fast lane's shape)
+    kept[side + "-metadata"] = {**kept[side + "-metadata"], "review-status": "routed"}
+    bare = orjson.loads(lines[1])  # the metadata a routing writes, beside an earlier job's value
+    bare[side + "-metadata"] = {"type": "groundtruth/object-detection", "review-status": "routed",
+                                "review-reason": "confidence 0.1 below 0.5"}
+    for routed in (kept, bare):
+        path = tmp_path / "routed"
+        path.write_bytes(lines[0] + b"\n" + orjson.dumps(routed) + b"\n")
+        ev = evaluate_manifest(str(path), predicted=PRED, reference=REF)
+        assert (ev.evaluated, ev.not_evaluated) == (1, 1)
+        assert dict(ev.skipped["predicted" if side == PRED else "reference"]) == {"routed": 1}
+        assert [(e["line"], e["kind"]) for e in ev.examples] == [(2, "routed")]
+        assert (ev.detection["true_positives"], ev.detection["false_positives"]) == (1, 0)
+
+
 def test_attributes_cannot_be_guessed_without_human_annotated_or_lineage() -> None:
     path = GT / "object-detection-chained-adjustment__YeongJun-Jeon-1to100_Korean__output.manifest"
     with pytest.raises(UsageError, match="give --predicted and --reference"):

@@ -98,7 +98,8 @@ class FastLane:
                 po, pc, rc = pm["objects"], pm["class-map"], rm["class-map"]
                 common = type(pa) is list and type(ra) is list and type(po) is list and type(pc) is dict and \
                     type(rc) is dict and len(po) == len(pa) and "failure-reason" not in pm and \
-                    "failure-reason" not in rm and pm["type"] in detection and rm["type"] in detection and \
+                    "failure-reason" not in rm and "review-status" not in pm and "review-status" not in rm and \
+                    pm["type"] in detection and rm["type"] in detection and \
                     _image_size(rec[pk]) == _image_size(rec[rk])  # the driver's rule (width, height); else it says why not
             except (KeyError, TypeError):
                 common = False

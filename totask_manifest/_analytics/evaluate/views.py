@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._task_types import task_type_of_metadata
+from ..labels import routed
 
 METADATA = "-metadata"
 DETECTION = "object-detection"
@@ -110,9 +111,9 @@ def read_side(record: Mapping[str, Any], attribute: str) -> View | Missing:
     value = record.get(attribute)
     if isinstance(meta, dict) and "failure-reason" in meta:
         return Missing("failed", str(meta.get("failure-reason"))[:200])
+    if routed(meta):  # no label even beside a value (an earlier job's): stats counts it routed too
+        return Missing("routed", "routed to review")
     if value is None:
-        if isinstance(meta, dict) and meta.get("review-status") == "routed":
-            return Missing("routed", "routed to review")
         return Missing("missing", f"no value under {attribute!r}")
     if not isinstance(meta, dict):
         return Missing("unreadable", f"{attribute + METADATA!r} is missing or not an object")
