@@ -122,6 +122,29 @@ def test_unlabeled_lines_and_per_task_failures_do_not_stop_the_run(synapse, file
     assert {r["op"] for r in read_journal(str(job_dir)) if r["task_id"] == tasks[3]["id"]} == {"before", "failed"}
 
 
+def test_a_value_beside_a_failure_or_a_routing_is_no_label_to_apply(synapse, files, client, tmp_path) -> None:
+    """A line whose metadata says it failed (``failure-reason``) or was routed to review
+    (``review-status: routed``) holds no label of the job's, even beside a value (a chained job
+    keeps the earlier value when it fails or routes the line): ``validate``, ``stats``, ``labeled``
+    and the exports say so, and apply sent that value to Synapse as the job's label."""
+    pid = seed_tasks(synapse, files, 4)
+    export = tmp_path / "e.manifest"
+    export_tasks(pid, str(export), client=client)
+    job_dir = make_job(tmp_path, export)
+    out = job_dir / "manifests" / "output" / "output.manifest"
+    records = [orjson.loads(raw) for raw in out.read_bytes().splitlines()]
+    records[1]["boxes-metadata"]["failure-reason"] = "fetch: 404 Not Found"
+    records[2]["boxes-metadata"]["review-status"] = "routed"
+    out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    report = apply_job(str(job_dir), client=client)
+    by_task = {r.task_id: r for r in report.results}
+    assert by_task[tasks[1]["id"]].status == "not-labeled" and "404" in by_task[tasks[1]["id"]].detail
+    assert by_task[tasks[2]["id"]].status == "not-labeled" and "routed" in by_task[tasks[2]["id"]].detail
+    assert puts(synapse, tasks[1]["id"]) == [] and puts(synapse, tasks[2]["id"]) == []
+    assert report.totals["applied"] == 2
+
+
 def test_objects_format_is_sent_with_schema_any(synapse, client, job) -> None:
     _, job_dir, tasks = job
     assert main(["apply", str(job_dir), "--data-format", "synapse-objects", "--quiet"]) == 0

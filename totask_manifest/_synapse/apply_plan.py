@@ -162,6 +162,19 @@ class Planned:
     data_unit: int | None = None
 
 
+def _no_label(record: dict, attr: str, metadata: Any) -> str | None:
+    """Why a line holds no label of the job's to apply, or None: no value, or metadata saying it
+    failed (``failure-reason``) or was routed to review (``review-status: routed``), even beside a
+    value (a chained job keeps the earlier value when it fails or routes a line), as ``validate``,
+    ``stats``, ``labeled`` and the exports read it: such a value was sent as the job's label."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    if "failure-reason" in meta:
+        return str(meta["failure-reason"] or f"no {attr!r} label (failure-reason)")
+    if meta.get("review-status") == "routed":
+        return "routed to review (review-status: routed)"
+    return None if attr in record else f"no {attr!r} label"
+
+
 def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], schema: str | None,
                 native_schema: str | None, emit: Callable[[TaskResult], None]) -> Iterator[Planned]:
     """The writes the output manifest asks for, in line order; a line that cannot be applied goes
@@ -184,9 +197,8 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
             emit(TaskResult(line.number, None, FAILED, NO_TASK_ID))
             continue
         metadata = record.get(attr + "-metadata")
-        if attr not in record:
-            reason = metadata.get("failure-reason") if isinstance(metadata, dict) else None
-            emit(TaskResult(line.number, task_id, NOT_LABELED, reason or f"no {attr!r} label"))
+        if (no_label := _no_label(record, attr, metadata)) is not None:
+            emit(TaskResult(line.number, task_id, NOT_LABELED, no_label))
             continue
         first = seen.setdefault(task_id, line.number)
         if first != line.number:
