@@ -162,10 +162,12 @@ def test_require_of_a_failed_job_names_its_error_and_that_resume_mends_only_a_pa
 
 
 @pytest.mark.parametrize(("error", "quoted"), [
-    ("The model failed on every batch. " + "x" * 400, "The model failed on every batch."),
+    ("The model failed on every batch. " + "x" * 400, "The model failed on every batch. ..."),
+    ("y" * 200 + ". The model failed on every batch. " + "x" * 400, "y" * 200 + ". The model failed on every batch. ..."),
+    ("Stopped. " + "detail, " * 60, "Stopped. " + "detail, " * 35 + "detail ..."),
     ("each line failed with model-error (" + "detail, " * 50, "each line failed with model-error (" + "detail, " * 32
      + "detail ..."),
-], ids=["first-sentence", "last-clause"])
+], ids=["first-sentence", "last-sentence", "early-sentence", "last-clause"])
 def test_require_of_a_failed_job_quotes_its_long_error_to_a_boundary(done, error, quoted):
     """A FAILED job's error past 300 characters was cut at the 300th, mid-word, with the advice
     glued after it: it is quoted to its last sentence end within them (else clause, marked ...)."""

@@ -313,15 +313,16 @@ QUOTED_ERROR_CHARS = 300
 
 def _quoted(error: str) -> str:
     """A FAILED job's error as a one-line refusal quotes it: its first line, whole where it is
-    short, else up to its last sentence end within ``QUOTED_ERROR_CHARS`` (else its last clause's
-    or word's, marked `` ...``). Cut at the count, it stopped mid-word, and the advice after it
-    read as part of the error."""
+    short, else up to its last sentence end within ``QUOTED_ERROR_CHARS`` where that keeps half of
+    them at least (else its last clause's or word's), marked `` ...`` wherever it was cut. Cut at
+    the count, it stopped mid-word, and the advice after it read as part of the error; cut at an
+    early sentence end unmarked, the reader could not tell that most of it was left out."""
     line = error.strip().splitlines()[0]
     if len(line) <= QUOTED_ERROR_CHARS:
         return line
     head = line[:QUOTED_ERROR_CHARS + 1]  # a boundary right at the limit counts
-    if (end := head.rfind(". ")) > 0:
-        return head[:end + 1]
+    if (end := head.rfind(". ")) >= QUOTED_ERROR_CHARS // 2:
+        return head[:end + 1] + " ..."
     for mark in ("; ", ": ", ", ", " "):
         if (cut := head.rfind(mark)) > 0:
             return head[:cut] + " ..."
