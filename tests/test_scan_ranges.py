@@ -27,6 +27,8 @@ META = {"type": "groundtruth/object-detection", "class-map": {}, "objects": [], 
 GOOD = orjson.dumps({"source-ref": "s3://b/a.jpg", ATTR: LABEL, f"{ATTR}-metadata": META})
 UNLABELED = orjson.dumps({"source-ref": "s3://b/u.jpg"})
 FAILED = orjson.dumps({"source-ref": "s3://b/f.jpg", f"{ATTR}-metadata": {"failure-reason": "x"}})
+#: a value beside review-status: routed (no label: a chain labels the line again)
+ROUTED = orjson.dumps({"source-ref": "s3://b/r.jpg", ATTR: LABEL, f"{ATTR}-metadata": {**META, "review-status": "routed"}})
 ODD = [
     b"", b"   ", b"[1, 2]", b'{"source-ref": ', b'{"source-ref": "a", "source": "b"}', b'{"x": 1}',
     b'{"source-ref": "a", "$k": 1}', b'{"source-ref": "a", "k": 1, "k": 2}',
@@ -38,7 +40,7 @@ ODD = [
     # tests are cached by key sequence, the value tests are not)
     b'{"source-ref": "s3://b/c.jpg",\r"k": 1}', b'{"source-ref": 5}', b'{"source-ref": ""}',
 ]
-LINES = st.one_of(st.sampled_from([GOOD, UNLABELED, FAILED]), st.sampled_from(ODD))
+LINES = st.one_of(st.sampled_from([GOOD, UNLABELED, FAILED, ROUTED]), st.sampled_from(ODD))
 
 
 def line_by_line(path: str, attribute: str) -> _RangeScan:
@@ -253,3 +255,15 @@ def test_a_piece_of_a_selecting_shape_gives_each_line_its_offset(tmp_path):
         others, unlabeled = 20 * (len(GOOD) + 1), 20 * (len(GOOD) + 1) + 30 * (len(OTHER) + 1)
         assert list(scan.offsets) == [others + k * (len(OTHER) + 1) for k in range(30)] + [unlabeled] + [
             unlabeled + len(UNLABELED) + 1 + k * (len(OTHER) + 1) for k in range(30)]
+
+
+def test_a_routed_line_with_a_value_is_selected_by_runs_and_lines_alike(tmp_path) -> None:
+    """A value beside ``review-status: routed`` is no label (validate, stats, labeled, the exports and
+    apply say so): a chained job labels the line again, in whole runs as line by line. It was left
+    for no job: counted labeled by the selection only."""
+    path = tmp_path / "in.manifest"
+    path.write_bytes(b"\n".join([GOOD] * 30 + [ROUTED] + [GOOD] * 30 + [ROUTED] * 30) + b"\n")
+    by_lines = line_by_line(str(path), ATTR)
+    by_runs = scan_range(str(path), 0, None, ATTR)
+    assert facts(by_runs)[:3] == facts(by_lines)[:3]
+    assert list(by_runs.indices) == [30, *range(61, 91)]

@@ -207,9 +207,10 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
             out.lines += len(records)
             meta_key = metadata_key(attribute)
             for j, record in enumerate(records):
-                # ``selection.needs_label``, inline: a missing or null value, or an earlier failure
+                # ``selection.needs_label``, inline: a missing or null value, an earlier failure or routing
                 meta = record.get(meta_key)
-                if record.get(attribute) is None or (type(meta) is dict and "failure-reason" in meta):
+                if record.get(attribute) is None or (type(meta) is dict and (
+                        "failure-reason" in meta or meta.get("review-status") == "routed")):
                     out.indices.append(first + j)
                     out.offsets.append(starts[j])
                     if meta is not None:  # the job writes its own metadata there (``held_labels.label_metadata``)

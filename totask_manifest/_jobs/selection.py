@@ -2,7 +2,10 @@
 
 "All data objects without data connected to that label attribute name are labeled": a line is
 selected when it has no value under the attribute (missing or null), or when the attribute's
-metadata records a ``failure-reason`` from an earlier try. Everything else passes through.
+metadata records a ``failure-reason`` from an earlier try, or routes the line to review
+(``review-status: routed``, this tool's extension), even beside a value: such a value is no label
+(``validate``, ``stats``, ``labeled``, the exports and ``apply`` read it so), and a line none of them
+counts labeled was left for no job to label. Everything else passes through.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def needs_label(record: dict, attribute: str) -> bool:
     if record.get(attribute) is None:
         return True
     meta = record.get(metadata_key(attribute))
-    return isinstance(meta, dict) and "failure-reason" in meta
+    return isinstance(meta, dict) and ("failure-reason" in meta or meta.get("review-status") == "routed")
 
 
 def select(lines: Iterable[Line], attribute: str, *, after_index: int = -1) -> Iterator[tuple[Line, Item]]:
