@@ -73,6 +73,26 @@ def test_an_exception_of_fn_is_raised_to_the_caller(loop):
         list(loop.map_unordered(work, range(10), limit=2))
 
 
+@pytest.mark.parametrize("fn", [lambda i: 1 / 0, lambda i: i], ids=["raises-at-once", "no-coroutine"])
+def test_fn_failing_before_any_await_is_raised_to_the_caller(loop, fn):
+    """``fn`` raising as it is called (or giving no coroutine: a plain function passed by mistake)
+    failed inside the loop thread's callback, which only printed it: the caller waited for ever.
+    Run in a thread so that a hang fails the test instead of the suite."""
+    raised: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            list(loop.map_unordered(fn, range(3), limit=2))
+        except Exception as exc:  # the test reads what was raised
+            raised.append(exc)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "map_unordered hung on fn failing before any await"
+    assert len(raised) == 1 and isinstance(raised[0], (ZeroDivisionError, TypeError)), raised
+
+
 def _first_at_once_the_rest_until_cancelled(cancelled: list[int]) -> Any:
     """Work whose item 0 ends at once and every other item waits (30 s) until cancelled, noting
     the cancelled items in ``cancelled``."""

@@ -7,7 +7,7 @@ import concurrent.futures
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from .._signals import close_event_loop, new_event_loop
 from .pool_threads import TrackedPool
@@ -61,7 +61,11 @@ class LoopThread:
 
         def start(batch: list[T]) -> None:
             for item in batch:
-                task = self.loop.create_task(fn(item))  # type: ignore[arg-type]
+                try:
+                    task = self.loop.create_task(fn(item))  # type: ignore[arg-type]
+                except Exception as exc:  # raised (or no coroutine given) before any await:
+                    # lost in this loop's callback, the caller waited for ever; carried to it instead
+                    task = self.loop.create_task(_reraise(exc))
                 running.add(task)
                 task.add_done_callback(lambda t, item=item: (running.discard(t), done.put((item, t))))
 
@@ -119,3 +123,8 @@ def _task_result(task: asyncio.Task[R]) -> R:
     if exc is not None:
         raise exc
     return task.result()
+
+
+async def _reraise(exc: BaseException) -> NoReturn:
+    """A task that fails with ``exc`` (``map_unordered``: what ``fn`` raised before any await)."""
+    raise exc
