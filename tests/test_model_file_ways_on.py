@@ -158,3 +158,24 @@ def test_a_module_still_not_found_says_where_python_looks(base: Path) -> None:
         f"totask-manifest annotate: error: --model {det}:make: cannot import {det}: ModuleNotFoundError: No module "
         "named 'helper' (is its folder on PYTHONPATH?)"]
     assert not (base / "out" / "j").exists()
+
+
+def test_apply_of_a_job_stopped_on_its_own_option_names_the_chain_that_fixes_it(tmp_path: Path) -> None:
+    """The quick start's job without --allow-root stops on ``allow-root-missing``; its error says a
+    resume keeps the option and names the chain with it given. ``apply`` quoted that error cut
+    before the advice and advised a resume (which stops the same way) or a new annotate."""
+    import shutil
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data"
+    data = tmp_path / "data"
+    shutil.copytree(sample, data, ignore=shutil.ignore_patterns("models", "*.py"))
+    r = run_cli("annotate", str(data / "manifest.jsonl"), "--job-name", "m1", "--task-type", "object-detection",
+                "--method", "file", "--url-key", "annotation-ref", "--output", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 1 and "allow-root-missing" in r.stderr, r.stderr
+    job = tmp_path / "out" / "m1"
+    r = run_cli("apply", str(job), "--dry-run", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().endswith(
+        "--allow-root is the job's own option, which a resume keeps (it would stop the same way): label them in a "
+        f"job chained from this one with it given (totask-manifest chain {job} --job-name NEW --allow-root DIR)"), r.stderr
+    assert "resume it" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -24,6 +24,7 @@ A job folder may be moved. ``job.json`` keeps the paths it was written with, so:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +39,7 @@ from .._errors import (
     TotaskError,
     UsageError,
 )
-from .._failure_rules import model_flag
+from .._failure_rules import OPTION_FIXES, model_flag, way_on
 from .._manifest.io import read_lines
 from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, redact_url
 from .known_keys import newer_version_refusal, unknown_keys
@@ -127,7 +128,9 @@ class Job:
         error = self.state.error
         if status == COMPLETED and current == FAILED and isinstance(error, str) and error.strip():
             # a resume retries the same configuration: it mends a passing cause, not a wrong option
-            hint = (f" ({_quoted(error)}): resume it (totask-manifest resume {url}) once "
+            own = _own_option_fix(error, url)
+            hint = (f" ({_quoted(error)}): {own}" if own is not None else
+                    f" ({_quoted(error)}): resume it (totask-manifest resume {url}) once "
                     f"the cause is fixed; {_new_job_for(error, self.state, url)}")
         raise JobError(f"job {url} is {current}, not {status}{hint}")
 
@@ -307,6 +310,8 @@ class Job:
                 "(under any parent folder) to resume, chain or clone it")
 
 
+#: the rule a fail-fast stop names in a job's error (``SystematicFailure``: "... failed with 'RULE', ...")
+_STOPPED_ON = re.compile(r"failed with '([a-z0-9-]+)', which points at the job's configuration")
 #: the most of a FAILED job's error a refusal quotes (``_quoted``)
 QUOTED_ERROR_CHARS = 300
 
@@ -327,6 +332,16 @@ def _quoted(error: str) -> str:
         if (cut := head.rfind(mark)) > 0:
             return head[:cut] + " ..."
     return line[:QUOTED_ERROR_CHARS] + " ..."
+
+
+def _own_option_fix(error: str, url: str) -> str | None:
+    """The way on of a job stopped on a rule one of its own options fixes (``OPTION_FIXES``:
+    ``allow-root-missing``...), as its error says it, or None. A resume keeps the option and stops
+    the same way; ``apply`` advised one, its quote of the error cut before the error's own advice."""
+    stopped = _STOPPED_ON.search(error)
+    if stopped is None or stopped.group(1) not in OPTION_FIXES:
+        return None
+    return way_on(stopped.group(1)).replace("JOB_DIR", url)
 
 
 def _new_job_for(error: str, state: JobState, url: str) -> str:
