@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from totask_manifest._formats import synapse
@@ -57,6 +57,10 @@ def _answer(doc: Any, image_size: Any) -> Any:
     return (orjson.dumps(labeled.value), orjson.dumps(labeled.metadata), labeled.metadata_order)
 
 
+@example(objects=[{"class_id": 0, "type": "bbox", "coordinates": {"x": 0, "y": 0, "width": 0, "height": 0},
+                   "properties": {"label": "cat"}},
+                  {"class_id": 0, "coordinates": {"x": 0, "height": 0, "width": 0, "y": 2**70}}],
+          image_size=[{"width": 640, "height": 480, "depth": 3}])  # a label with it could not be written (CI)
 @settings(max_examples=600, deadline=None)
 @given(objects=st.lists(st.one_of(_PLAIN, _PLAIN, _OBJECT, st.sampled_from([None, 3, []])), max_size=5), image_size=_SIZES)
 @pytest.mark.slow

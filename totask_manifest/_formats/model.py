@@ -70,10 +70,18 @@ def require_task_type(task_type: str, supported: Sequence[str], fmt: str) -> str
     return name
 
 
+#: the integers a label's JSON writer (orjson) holds: a coordinate beyond them was taken, then the
+#: label could not be written (``TypeError: Integer exceeds 64-bit range``)
+MIN_JSON_INT, MAX_JSON_INT = -(2**63), 2**64 - 1
+
+
 def number(value: Any, *, fmt: str, key: str) -> float | int:
-    """A finite JSON number (bools are refused: ``True`` is not a coordinate)."""
+    """A finite JSON number (bools are refused: ``True`` is not a coordinate), an integer within
+    64 bits (``MAX_JSON_INT``)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise FormatError(f"expected a finite number, got {json_text(value)}", fmt=fmt, key=key)
+    if isinstance(value, int) and not MIN_JSON_INT <= value <= MAX_JSON_INT:
+        raise FormatError(f"expected a number within 64 bits, got {value}", fmt=fmt, key=key)
     return value
 
 

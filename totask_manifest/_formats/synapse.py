@@ -31,6 +31,8 @@ from .groundtruth import exported_label
 from .model import (
     CLASSIFICATION,
     DETECTION,
+    MAX_JSON_INT,
+    MIN_JSON_INT,
     MULTILABEL,
     Box,
     ClassIndex,
@@ -356,6 +358,8 @@ def plain_boxes(objects: list, image_size: Any) -> Labeled | None:
                 and isfinite(y) and (type(w) is float or type(w) is int) and isfinite(w)
                 and (type(h) is float or type(h) is int) and isfinite(h)) or w < 0 or h < 0:
             return None
+        if not (-_BIG < x < _BIG and -_BIG < y < _BIG and w < _BIG and h < _BIG):
+            return None  # an integer maybe beyond 64 bits (``model.number``'s to say)
         annotations.append({"class_id": cid, "top": y, "left": x, "height": h, "width": w})
         scores.append({} if conf is None else {"confidence": conf})
     width, height, depth = image_size_value(image_size, fmt=OBJECTS)
@@ -363,10 +367,15 @@ def plain_boxes(objects: list, image_size: Any) -> Labeled | None:
     return Labeled(value, {"objects": scores, "class-map": class_map})
 
 
+#: below it every coordinate is one ``model.number`` takes as it is (a float or a 64-bit integer)
+_BIG = 2.0**63
+
+
 def _finite(value: Any) -> bool:
-    """What ``model.number`` accepts as it is, tested the quick way (an int too big for a float
-    raises ``OverflowError`` here as it does there)."""
-    return (type(value) is int or type(value) is float) and math.isfinite(value)
+    """What ``model.number`` accepts as it is, tested the quick way: a finite float, or an
+    integer within 64 bits."""
+    return (type(value) is float and math.isfinite(value)) or (
+        type(value) is int and MIN_JSON_INT <= value <= MAX_JSON_INT)
 
 
 def gt_to_objects(task_type: str, value: Any, metadata: Mapping[str, Any] | None = None, *,
