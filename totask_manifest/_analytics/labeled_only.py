@@ -85,7 +85,7 @@ def why_unlabeled(record: dict, attribute: str) -> str | None:
     A line routed to review holds no label of the job's even beside a value (``stats`` counts it
     routed, ``validate`` warns ``routed-with-label``): training got a line a model was not sure of."""
     meta = record.get(metadata_key(attribute))
-    if not needs_label(record, attribute) and not routed(meta):
+    if not needs_label(record, attribute):  # a routed line's value too (``naming.marks_no_label``)
         return None
     if isinstance(meta, dict) and "failure-reason" in meta:
         return "failed"

@@ -1,8 +1,9 @@
 """Finding one label attribute's labels in a manifest, and building lines for imported labels.
 
 Shared by every conversion: which attribute to read (named, or the only one of the wanted
-task type), what counts as a label (a value and no ``failure-reason``), and the job-level
-metadata an imported label gets so that the manifest it lands in is a valid Ground Truth one.
+task type), what counts as a label (a value its metadata does not mark as none,
+``naming.marks_no_label``), and the job-level metadata an imported label gets so that the
+manifest it lands in is a valid Ground Truth one.
 """
 
 from __future__ import annotations
@@ -233,11 +234,11 @@ def no_images(url: str) -> ManifestError:
 
 def labeled_metadata(rec: dict, attribute: str) -> dict | None:
     """The attribute's metadata when the line holds a label for it; None when a job would still
-    have to label it (``jobs.selection.needs_label``), the line was routed to review (a value
-    beside ``review-status: routed`` is no label: ``stats`` counts it routed, and an export left
-    it in a training set) or the metadata is not an object."""
+    have to label it (``jobs.selection.needs_label``: no value, or metadata that marks a value no
+    label, ``naming.marks_no_label``: a failure, or a line routed to review, which ``stats`` counts
+    routed and an export left in a training set) or the metadata is not an object."""
     meta = rec.get(attribute + METADATA)
-    if needs_label(rec, attribute) or not isinstance(meta, dict) or routed(meta):
+    if not isinstance(meta, dict) or needs_label(rec, attribute):
         return None
     return meta
 

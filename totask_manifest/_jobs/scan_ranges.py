@@ -207,7 +207,8 @@ def _scan_run(out: _RangeScan, starts: list[int], raws: list[bytes], attribute: 
             out.lines += len(records)
             meta_key = metadata_key(attribute)
             for j, record in enumerate(records):
-                # ``selection.needs_label``, inline: a missing or null value, an earlier failure or routing
+                # ``selection.needs_label``, inline for this loop: a missing or null value, or metadata
+                # marking the value none (``naming.marks_no_label``: an earlier failure or routing)
                 meta = record.get(meta_key)
                 if record.get(attribute) is None or (type(meta) is dict and (
                         "failure-reason" in meta or meta.get("review-status") == "routed")):

@@ -24,7 +24,7 @@ import orjson
 from .._errors import StorageError
 from .._manifest.io import to_line
 from .._manifest.line import Line
-from .._manifest.naming import metadata_key
+from .._manifest.naming import METADATA_SUFFIX, marks_no_label
 from .._outcomes import Item
 from .._storage import AtomicWriter, exists, open_read, read_bytes, redact_url
 
@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 
 def needs_label(record: dict, attribute: str) -> bool:
-    if record.get(attribute) is None:
-        return True
-    meta = record.get(metadata_key(attribute))
-    return isinstance(meta, dict) and ("failure-reason" in meta or meta.get("review-status") == "routed")
+    """Whether a job labels the line: no value, or metadata saying a value is none (``marks_no_label``).
+    The metadata's key is written out (``naming.metadata_key``'s form): a call fewer a line on the
+    chain's selection, which pays for the predicate's own."""
+    return record.get(attribute) is None or marks_no_label(record.get(attribute + METADATA_SUFFIX))
 
 
 def select(lines: Iterable[Line], attribute: str, *, after_index: int = -1) -> Iterator[tuple[Line, Item]]:

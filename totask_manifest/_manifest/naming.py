@@ -89,6 +89,15 @@ def metadata_key(attribute: str) -> str:
     return attribute + METADATA_SUFFIX
 
 
+def marks_no_label(meta: object) -> bool:
+    """Whether a label attribute's metadata (``<attr>-metadata``) says the line holds no label of
+    it, even beside a value: an earlier try failed (``failure-reason``) or routed the line to review
+    (``review-status: routed``, this tool's extension). A chained job keeps the earlier value when
+    it fails or routes a line, so one rule for every reader: the chain's selection
+    (``jobs.selection.needs_label``), ``apply``, ``validate``, ``stats``, ``labeled`` and the exports."""
+    return isinstance(meta, dict) and ("failure-reason" in meta or meta.get("review-status") == "routed")
+
+
 def default_label_attribute(job_name: str, task_type: TaskType | str) -> str:
     """What Ground Truth's console and notebooks use when no attribute is given.
 

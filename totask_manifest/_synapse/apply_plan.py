@@ -22,6 +22,7 @@ from .._jobs.job import Job
 from .._jobs.state import JobState
 from .._jobs.status import COMPLETED
 from .._manifest.io import read_lines
+from .._manifest.naming import marks_no_label
 from .._manifest.ranges import CHUNK
 from .._storage import exists, open_read
 from . import DATA_FORMATS, DM_V1, OBJECTS
@@ -166,13 +167,13 @@ def _no_label(record: dict, attr: str, metadata: Any) -> str | None:
     """Why a line holds no label of the job's to apply, or None: no value, or metadata saying it
     failed (``failure-reason``) or was routed to review (``review-status: routed``), even beside a
     value (a chained job keeps the earlier value when it fails or routes a line), as ``validate``,
-    ``stats``, ``labeled`` and the exports read it: such a value was sent as the job's label."""
-    meta = metadata if isinstance(metadata, dict) else {}
-    if "failure-reason" in meta:
-        return str(meta["failure-reason"] or f"no {attr!r} label (failure-reason)")
-    if meta.get("review-status") == "routed":
-        return "routed to review (review-status: routed)"
-    return None if attr in record else f"no {attr!r} label"
+    ``stats``, ``labeled`` and the exports read it (``naming.marks_no_label``): such a value was
+    sent as the job's label."""
+    if not marks_no_label(metadata):
+        return None if attr in record else f"no {attr!r} label"
+    if "failure-reason" in metadata:
+        return str(metadata["failure-reason"] or f"no {attr!r} label (failure-reason)")
+    return "routed to review (review-status: routed)"
 
 
 def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], schema: str | None,
