@@ -263,7 +263,7 @@ def _resume_held(state: JobState, run: JobRun) -> JobResult:
     # unreadable) left a STOPPED job RUNNING, which chain then refused ("resume it first")
     recorded = summarize_setting_aside(state.layout)
     state.status = RUNNING
-    state.error = state.ended = None  # running: the earlier run's end is in its record, not the job's
+    state.error = state.ended = state.stop_rule = None  # running: the earlier run's end is in its record, not the job's
     state.save()
     return execute(state, run, recorded)
 

@@ -248,6 +248,9 @@ class SystematicFailure:
         self.streak: tuple[str | None, int, str] = (None, 0, "")
         #: the lines (the last ones observed) whose failures stopped the run: not final outcomes
         self.undone = 0
+        #: the configuration rule the run stopped on, recorded in job.json (``stop-rule``) for the
+        #: advice that follows (``Job.require``): read there, not from the error's words
+        self.stopped_on: str | None = None
 
     def at_stake(self) -> int:
         """How many of the last lines observed would not be final outcomes should the run stop on
@@ -276,6 +279,7 @@ class SystematicFailure:
         if self.seen >= self.window:
             self.active = False
             self.undone = self.seen
+            self.stopped_on = self.rule
             what = (f"each of the {self.seen} line(s) this run tried" if self.whole_run
                     else f"each of the first {self.seen} line(s)")
             then = "" if self.whole_run else "; stopped without trying the rest"

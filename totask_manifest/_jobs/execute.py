@@ -229,6 +229,8 @@ def _finish(
             error = "the checkpoint does not cover the selection: " + coverage.problem()
             log.error("job %s failed: %s", state.config.job_name, error)
     state.error = error
+    # the rule a fail-fast stop named, for ``apply``'s advice (``Job.require``): kept as a field
+    state.stop_rule = plan.recorder.systematic.stopped_on if error is not None and plan.recorder is not None else None
     state.metrics = job_metrics(total, counts)
     state.ended = now_iso()
     run_record.update(

@@ -128,7 +128,7 @@ class Job:
         error = self.state.error
         if status == COMPLETED and current == FAILED and isinstance(error, str) and error.strip():
             # a resume retries the same configuration: it mends a passing cause, not a wrong option
-            own = _own_option_fix(error, url)
+            own = _own_option_fix(self.record(), error, url)
             hint = (f" ({_quoted(error)}): {own}" if own is not None else
                     f" ({_quoted(error)}): resume it (totask-manifest resume {url}) once "
                     f"the cause is fixed; {_new_job_for(error, self.state, url)}")
@@ -310,7 +310,8 @@ class Job:
                 "(under any parent folder) to resume, chain or clone it")
 
 
-#: the rule a fail-fast stop names in a job's error (``SystematicFailure``: "... failed with 'RULE', ...")
+#: the rule a fail-fast stop names in a job's error (``SystematicFailure``: "... failed with 'RULE', ..."):
+#: read only from a job.json an older version wrote, which has no ``stop-rule`` (``_stop_rule``)
 _STOPPED_ON = re.compile(r"failed with '([a-z0-9-]+)', which points at the job's configuration")
 #: the most of a FAILED job's error a refusal quotes (``_quoted``)
 QUOTED_ERROR_CHARS = 300
@@ -334,14 +335,25 @@ def _quoted(error: str) -> str:
     return line[:QUOTED_ERROR_CHARS] + " ..."
 
 
-def _own_option_fix(error: str, url: str) -> str | None:
+def _own_option_fix(record: dict[str, Any], error: str, url: str) -> str | None:
     """The way on of a job stopped on a rule one of its own options fixes (``OPTION_FIXES``:
-    ``allow-root-missing``...), as its error says it, or None. A resume keeps the option and stops
-    the same way; ``apply`` advised one, its quote of the error cut before the error's own advice."""
-    stopped = _STOPPED_ON.search(error)
-    if stopped is None or stopped.group(1) not in OPTION_FIXES:
+    ``allow-root-missing``...), or None. A resume keeps the option and stops the same way;
+    ``apply`` advised one, its quote of the error cut before the error's own advice."""
+    rule = _stop_rule(record, error)
+    if rule not in OPTION_FIXES:
         return None
-    return way_on(stopped.group(1)).replace("JOB_DIR", url)
+    return way_on(rule).replace("JOB_DIR", url)
+
+
+def _stop_rule(record: dict[str, Any], error: str) -> str | None:
+    """The configuration rule the job stopped on: job.json's ``stop-rule``, written where the run
+    stopped (``SystematicFailure.stopped_on``), so that no other words in the error can pass for a
+    stop; a job.json an older version wrote has no such key, and its error's words name the rule."""
+    if "stop-rule" in record:
+        rule = record["stop-rule"]
+        return rule if isinstance(rule, str) else None
+    stopped = _STOPPED_ON.search(error)
+    return None if stopped is None else stopped.group(1)
 
 
 def _new_job_for(error: str, state: JobState, url: str) -> str:

@@ -19,11 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 #: ``JobState.to_dict``'s keys, the same in every version (``label-job-name`` since job names took
-#: their task type's form; ``option-files`` since a job records what its option files held)
+#: their task type's form; ``option-files`` since a job records what its option files held;
+#: ``stop-rule`` since a job records the configuration rule it stopped on)
 TOP_LEVEL = frozenset({
     "job-name", "status", "label-attribute", "task-type", "method", "input", "output-manifest", "metrics",
     "created", "updated", "ended", "chained-from", "cloned-from", "engine", "error", "runs", "label-job-name",
-    "config", "option-files"})
+    "config", "option-files", "stop-rule"})
 #: ``input``'s (``copied-sha256`` for a secret URL's copy, ``given-sha256`` with ``--append``)
 INPUT = frozenset({"url", "read", "sha256", "lines", "copied-sha256", "given-sha256"})
 #: the labeled lines a job counts besides their status, each by the checkpoint record's key that

@@ -62,6 +62,10 @@ class JobState:
     cloned_from: str | None = None
     engine: str = "local"
     error: str | None = None
+    #: the configuration rule a FAILED run stopped on (``SystematicFailure``: ``allow-root-missing``...),
+    #: job.json's ``stop-rule``, which ``apply``'s advice reads (``job._own_option_fix``); None: no
+    #: such stop. A job.json an older version wrote has no such key: its error's words name the rule
+    stop_rule: str | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     #: the ``job-name`` the job writes in every label's metadata (job.json's ``label-job-name``):
     #: its task type's form, set when the job starts and kept by every run; a job an older version
@@ -100,6 +104,7 @@ class JobState:
             "cloned-from": self.cloned_from,
             "engine": self.engine,
             "error": self.error,
+            "stop-rule": self.stop_rule,
             "runs": self.runs,
             "label-job-name": self.label_job_name,
             "config": self.config.to_dict(),
@@ -128,6 +133,7 @@ class JobState:
             cloned_from=data.get("cloned-from"),
             engine=data.get("engine", "local"),
             error=data.get("error"),
+            stop_rule=data.get("stop-rule"),
             runs=data.get("runs") or [],
             label_job_name=label_job_name or "",
             option_files=data.get("option-files") or {},
@@ -152,7 +158,7 @@ _REQUIRED: dict[str, tuple[type, ...]] = {"config": (dict,), "status": (str,), "
 _OPTIONAL: dict[str, tuple[type | None, ...]] = {
     "runs": (list,), "engine": (str,), "created": (str,), "updated": (str,),
     "ended": (str, None), "chained-from": (str, None), "cloned-from": (str, None), "error": (str, None),
-    "label-job-name": (str,), "option-files": (dict,)}
+    "stop-rule": (str, None), "label-job-name": (str,), "option-files": (dict,)}
 _KIND_WORDS = {dict: "an object", str: "a string", list: "an array", int: "a whole number"}
 
 
