@@ -213,3 +213,15 @@ def test_an_export_refuses_the_file_or_carries_each_lines_name(tmp_path: Path, t
     read = [orjson.loads(x) for x in (tmp_path / "back.manifest").read_bytes().splitlines()]
     assert [x["b-metadata"]["class-map"] for x in read] == [{"0": "Bird"}, {"0": "bird"}]
     assert [x["b"]["annotations"][0]["class_id"] for x in read] == [0, 0]
+
+
+def test_a_later_ranges_first_name_holding_the_messages_words_is_numbered_as_the_file(tmp_path: Path) -> None:
+    """Line 3, the first of a range of its own, names class 5 first with a name holding the words
+    of the message (" differs from "); line 4 calls it 'c'. The merge read the range's messages by
+    their words, split the name there, and kept the range's line number (1) for the file's (3)."""
+    names = [{0: "cat"}, {0: "cat"}, {5: "a' differs from 'b"}, {5: "c"}]
+    path = manifest(tmp_path, [boxes(n, named) for n, named in enumerate(names, 1)])
+    whole = _by_ranges(path, [1])
+    assert [(n, m) for n, _, m in whole] == [
+        (4, "'c' differs from \"a' differs from 'b\" (line 3): one class id, one name")]
+    assert _by_ranges(path, [1, 3]) == whole

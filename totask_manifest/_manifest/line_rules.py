@@ -48,7 +48,8 @@ SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-
 def first_label(kind: str, line: int) -> str:
     """How a ``MIXED_TYPES`` or ``CLASS_NAMES`` message names the attribute's first label (its
     type) or first name of a class; the merge of ranges (``validate._one_type_each``) renumbers
-    it by this same text."""
+    a ``MIXED_TYPES`` message by this same text, a ``CLASS_NAMES`` one from its parts
+    (``Collector.first_names``)."""
     return f"differs from {kind!r} (line {line})"
 
 
@@ -252,8 +253,11 @@ class LineRules:
                 names.note(class_id, name, number)
             elif first != name:
                 here, there = marks(name, first)  # names that look alike: their code points too
-                self.out.add(number, key, CLASS_NAMES, f"{name!r}{here}{said} {first_label(first, names.lines[class_id])}"
-                             f"{there}: one class id, one name", "warning")
+                head, tail = f"{name!r}{here}{said} ", f"{there}: one class id, one name"
+                kept = len(self.out.problems)
+                self.out.add(number, key, CLASS_NAMES, head + first_label(first, names.lines[class_id]) + tail, "warning")
+                if len(self.out.problems) > kept:
+                    self.out.first_names[kept] = ((attribute, class_id), head, first, tail)
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))

@@ -179,6 +179,11 @@ class Collector:
         #: attribute -> each class id's first name and its line (``line_rules.CLASS_NAMES``): the
         #: merge holds later ranges to them too
         self.class_names: dict[str, ClassNames] = {}
+        #: problem index -> the ``CLASS_NAMES`` message's parts: ``(attribute, class id)``, the text
+        #: before the first name, the first name, and the text after its line. The merge numbers the
+        #: first name's line as the file does from these (``validate._one_name_each``), never by
+        #: reading the message, whose names may hold any words
+        self.first_names: dict[int, tuple[tuple[str, int], str, str, str]] = {}
         #: the byte range checked (``validate.check_range``), so the merge can check it again
         self.start = 0
         self.end: int | None = None

@@ -211,37 +211,27 @@ def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -
     range wrote them ("differs from 'cat' (line 1)"), and a range checked again names the earlier
     ranges' ids by the file's lines, its own by its own: keyed by that text, one id's line was
     written into the other's messages."""
-    relabel: dict[tuple[str, int], tuple[str, str]] = {}
+    relabel: dict[tuple[str, int], int] = {}
     for attribute, own in part.class_names.items():
         table = names.setdefault(attribute, ClassNames())
         for cid, name in own.by_id.items():
             if cid not in table.by_id:
                 table.note(cid, name, own.lines[cid] + offset)
             if table.lines[cid] != own.lines[cid]:
-                relabel[attribute, cid] = (first_label(name, own.lines[cid]), first_label(name, table.lines[cid]))
+                relabel[attribute, cid] = table.lines[cid]
     if part.counts[CLASS_NAMES] and relabel:
-        part.problems = [_renamed(p, relabel) for p in part.problems]
+        _renamed(part, relabel)
 
 
-def _renamed(p: Problem, relabel: dict[tuple[str, int], tuple[str, str]]) -> Problem:
-    """``p`` naming its class's first name by its line in the file (``relabel``: per attribute and
-    class id, the text naming it as the range did, and as the file does)."""
-    if p.rule != CLASS_NAMES:
-        return p
-    attribute, _, field = p.key.rpartition(METADATA + ".class-")
-    ours = p.message.rpartition(" differs from ")
-    texts = relabel.get((attribute, _class_id_said(field, ours[0])))
-    said = "differs from " + ours[2]  # the first name's code points may follow its line (``marks``)
-    if texts is None or not said.startswith(texts[0]):
-        return p
-    return replace(p, message=ours[0] + " " + texts[1] + said[len(texts[0]):])
-
-
-def _class_id_said(field: str, named: str) -> int | None:
-    """The class id a ``CLASS_NAMES`` message is about: a class map's key (``field``
-    ``map.<id>``), or the label's, said after the name (``'cat' (class id 3)``)."""
-    digits = field.removeprefix("map.") if field.startswith("map.") else named.rpartition(" (class id ")[2][:-1]
-    return int(digits) if digits.isascii() and digits.isdigit() else None
+def _renamed(part: Collector, relabel: dict[tuple[str, int], int]) -> None:
+    """``part``'s ``CLASS_NAMES`` messages naming their class's first name by its line in the file
+    (``relabel``: per attribute and class id, that line), rebuilt from the parts the range kept
+    (``Collector.first_names``): a name holding the message's own words ("differs from") read as
+    the message's, and the range's line stayed."""
+    for index, (ref, head, first, tail) in part.first_names.items():
+        line = relabel.get(ref)
+        if line is not None:
+            part.problems[index] = replace(part.problems[index], message=head + first_label(first, line) + tail)
 
 
 def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:
