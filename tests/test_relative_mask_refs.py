@@ -78,3 +78,82 @@ def test_a_jobs_output_reads_its_mask_refs_where_the_job_did(data: Path, tmp_pat
     assert main(["convert", str(output), str(tmp_path / "o.json"), "--to", "coco"]) == 0, capsys.readouterr().err
     doc = json.loads((tmp_path / "o.json").read_text())
     assert [a["area"] for a in doc["annotations"]] == [9, 9]
+
+
+def _labeled_folder(folder: Path, ids: range, color_map: dict = COLOR_MAP) -> None:
+    """Images, masks and label files in ``folder``, and ``in.manifest`` naming them relatively,
+    each line with a reference label (``truth-ref``) of the same mask."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in ids:
+        Image.fromarray(np.full((6, 8, 3), 200, dtype=np.uint8)).save(folder / f"img{i}.png")
+        _mask(folder / f"mask{i}.png")
+        label = {**_seg_document(i), "source-ref": f"img{i}.png"}
+        label["seg-ref-metadata"] = {**label["seg-ref-metadata"], "internal-color-map": color_map}
+        (folder / f"ann{i}.json").write_bytes(orjson.dumps(label))
+        rows.append(orjson.dumps({"source-ref": f"img{i}.png", "a": f"ann{i}.json", "truth-ref": f"mask{i}.png",
+                                  "truth-ref-metadata": label["seg-ref-metadata"]}))
+    (folder / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+
+
+def _seg_job(data: Path, out: Path, *flags: str) -> Path:
+    assert main(["annotate", str(data / "in.manifest"), *flags, "--job-name", "sj", "--label-attribute", "masks-ref",
+                 "--task-type", "semantic-segmentation", "--method", "file", "--url-key", "a",
+                 "--allow-root", str(data), "--output", str(out)]) == 0
+    return out / "sj"
+
+
+def _captions(page: Path) -> list[str]:
+    import re
+
+    return re.findall(r"<figcaption>(.*?)</figcaption>", page.read_text())
+
+
+def test_evaluate_and_report_read_a_jobs_relative_masks_where_the_job_did(tmp_path: Path, capsys,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Masks of the input (``mask0.png``) and of an ``--append`` manifest (``more/mask2.png``),
+    read from another working directory: evaluate looked for them beside the output manifest
+    (every line unreadable, exit 1), report's tiles for the appended line's in the input's folder."""
+    data = tmp_path / "data"
+    _labeled_folder(data, range(2))
+    _labeled_folder(data / "more", range(2, 3))
+    job = _seg_job(data, tmp_path / "out", "--append", str(data / "more" / "in.manifest"))
+    monkeypatch.chdir("/")
+    capsys.readouterr()
+    for given in (job, job / "manifests" / "output" / "output.manifest"):
+        assert main(["evaluate", str(given), "--predicted", "masks-ref", "--reference", "truth-ref",
+                     "--allow-root", str(data), "--format", "json"]) == 0, capsys.readouterr()
+        result = json.loads(capsys.readouterr().out)
+        assert result["lines"]["evaluated"] == 3 and result["segmentation"]["mean_iou"] == 1.0, result
+    page = tmp_path / "page.html"
+    assert main(["report", str(job), "-o", str(page)]) == 0
+    assert [c.rsplit("<br>", 1)[1] for c in _captions(page)] == ["car", "car", "car"], _captions(page)
+
+
+def test_colour_map_errors_name_the_attributes_key(tmp_path: Path, capsys) -> None:
+    """A mask with a colour its map lacks, or a label without a map: evaluate and the report's
+    tile name ``masks-ref-metadata.internal-color-map``, as validate does, not a bare
+    ``internal-color-map`` (a line may hold several mask labels)."""
+    data = tmp_path / "data"
+    other = {"0": {"class-name": "BACKGROUND", "hex-color": "#000000"}, "1": {"class-name": "car", "hex-color": "#654321"}}
+    _labeled_folder(data, range(1), color_map=other)
+    job = _seg_job(data, tmp_path / "out")
+    capsys.readouterr()
+    assert main(["evaluate", str(job), "--predicted", "masks-ref", "--reference", "truth-ref", "--format",
+                 "json"]) == 1
+    [example] = json.loads(capsys.readouterr().out)["lines"]["examples"]
+    assert example["reason"].startswith("line 1, key 'masks-ref-metadata.internal-color-map': mask "), example
+    page = tmp_path / "page.html"
+    assert main(["report", str(job), "-o", str(page)]) == 0
+    [caption] = _captions(page)
+    assert "label not drawn: key &#x27;masks-ref-metadata.internal-color-map&#x27;: mask " in caption, caption
+    output = job / "manifests" / "output" / "output.manifest"
+    rec = orjson.loads(output.read_bytes())
+    del rec["truth-ref-metadata"]["internal-color-map"]
+    output.write_bytes(orjson.dumps(rec) + b"\n")
+    capsys.readouterr()
+    assert main(["evaluate", str(output), "--predicted", "masks-ref", "--reference", "truth-ref", "--format",
+                 "json"]) == 1
+    [example] = json.loads(capsys.readouterr().out)["lines"]["examples"]
+    assert example["reason"] == ("semantic-segmentation label: 'truth-ref-metadata.internal-color-map' is missing "
+                                 "or not an object"), example

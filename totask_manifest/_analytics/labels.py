@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ManifestError, TotaskError, UsageError, json_text
-from .._fetch import base_of, resolve_reference
+from .._fetch import APPENDED_BASES, base_for_line, base_of, resolve_reference
 from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
@@ -348,6 +348,26 @@ def references_base(url: str) -> str:
     output.manifest`` beside the job's ``job.json``), the folder the job resolved them against
     (``relative_to``, else its input's folder), as ``report`` reads them: the job copies its input's
     references as they are, so read beside the output they named files that never existed."""
+    return references_bases(url).base
+
+
+@dataclass(frozen=True)
+class ReferenceBases:
+    """Where a manifest's relative references resolve: ``base`` (``references_base``), and for a
+    job's output the folders of the lines its ``--append`` manifests gave (``appended``: the job's
+    ``[first line index, folder]`` pairs, ``_fetch.APPENDED_BASES``), as the job resolved them."""
+
+    base: str
+    appended: tuple[tuple[int, str], ...] = ()
+
+    def for_line(self, number: int) -> str:
+        """The folder line ``number`` (from 1, in the whole file) resolves against."""
+        return base_for_line({APPENDED_BASES: self.appended}, number - 1, self.base) or self.base
+
+
+def references_bases(url: str) -> ReferenceBases:
+    """``ReferenceBases`` of the manifest at ``url``: a job's own output manifest resolves as the
+    job did (``references_base``), each appended manifest's lines against that manifest's folder."""
     from .._jobs.job import Job
 
     given = str(url)
@@ -357,11 +377,20 @@ def references_base(url: str) -> str:
         options = config.get("options") if isinstance(config.get("options"), dict) else {}
         inp = job.get("input") if isinstance(job.get("input"), dict) else {}
         source = inp.get("url") or config.get("input")
+        appended = tuple((first, folder) for first, folder in _appended_bases(options))
         if isinstance(options.get("relative_to"), str) and options["relative_to"]:
-            return options["relative_to"]
+            return ReferenceBases(options["relative_to"], appended)
         if isinstance(source, str) and source and source != "-":
-            return base_of(source)
-    return base_of(given)
+            return ReferenceBases(base_of(source), appended)
+    return ReferenceBases(base_of(given))
+
+
+def _appended_bases(options: Mapping[str, Any]) -> Iterator[tuple[int, str]]:
+    """The well-formed ``[first line index, folder]`` pairs of a job's options (job.json may be
+    another version's: a pair of another shape is no folder to read against)."""
+    for pair in options.get(APPENDED_BASES) or ():
+        if isinstance(pair, list | tuple) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], str):
+            yield pair[0], pair[1]
 
 
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,

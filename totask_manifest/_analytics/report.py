@@ -9,6 +9,7 @@ still gets a page with whatever is there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
              job_url: str, max_pixels: int, options: dict[str, Any] | None = None) -> list[Tile]:
     if limit <= 0 or not attribute or not exists(manifest):
         return []
-    chosen: list[tuple[int, str, str, Any, dict]] = []
+    chosen: list[tuple[int, str, str | None, str, Any, dict]] = []
     for line, rec in read_records(manifest):
         if len(chosen) >= limit:
             break
@@ -113,19 +114,22 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
         # relative data objects resolve as the job resolved them: against the folder of the
         # manifest the line came from (the input's, or an --append manifest's)
         line_base = base_for_line(options or {}, line.number - 1, base)
-        chosen.append((line.number, resolve_reference(source, line_base), tt.name if tt else "", rec[attribute], meta))
-    images = fetcher.fetch_many([source for _, source, _, _, _ in chosen])
+        chosen.append((line.number, resolve_reference(source, line_base), line_base, tt.name if tt else "",
+                       rec[attribute], meta))
+    images = fetcher.fetch_many([source for _, source, _, _, _, _ in chosen])
     own_masks = job_url.rstrip("/") + "/annotations/"
 
-    def fetch_mask(url: str) -> bytes:
+    def fetch_mask(url: str, line_base: str | None) -> bytes:
         if url.startswith(own_masks) and ".." not in url:  # written by the job itself
             return read_bytes(url)
-        return fetcher.fetch(resolve_reference(url, base))
+        # a relative mask is read where its line's image is (an --append manifest's folder for its
+        # lines): against the input's folder, an appended line's mask was looked for where it never was
+        return fetcher.fetch(resolve_reference(url, line_base))
 
     tiles: list[Tile] = []
-    for (number, source, task_type, value, meta), image in zip(chosen, images, strict=True):
-        tile = render_tile(source, task_type, value, meta, image=image,
-                           fetch_mask=fetch_mask, max_pixels=max_pixels)
+    for (number, source, line_base, task_type, value, meta), image in zip(chosen, images, strict=True):
+        tile = render_tile(source, task_type, value, meta, image=image, attribute=attribute,
+                           fetch_mask=functools.partial(fetch_mask, line_base=line_base), max_pixels=max_pixels)
         tile.title = f"line {number}: {tile.title}"
         tiles.append(tile)
     return tiles

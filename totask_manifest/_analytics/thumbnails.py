@@ -22,7 +22,8 @@ from .._errors import TotaskError
 from .._formats.native import native_format, shapes
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from .._storage import redact_secret_url
-from .masks import read_mask
+from .labels import metadata_key
+from .masks import COLOR_MAP, read_mask
 from .stats import shown
 from .svg import PALETTE, color
 
@@ -57,9 +58,11 @@ def render_tile(
     fetch_mask: Callable[[str], bytes] | None = None,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     size: int = 240,
+    attribute: str | None = None,
 ) -> Tile:
     """Decode (already fetched) ``image``, draw the label and shrink; errors become the tile's
-    text. ``fetch_mask`` reads a segmentation's mask under the same policy."""
+    text. ``fetch_mask`` reads a segmentation's mask under the same policy; ``attribute`` (the
+    label's) names the colour map's key in a tile's error, as validate names it."""
     # the file's name, without a password or a presigned signature the URL may carry
     title = redact_secret_url(source).rsplit("/", 1)[-1][:60] if source else "(no source-ref)"
     if isinstance(image, Exception):
@@ -82,7 +85,8 @@ def render_tile(
         elif task_type == "semantic-segmentation" and isinstance(value, str):
             if fetch_mask is None:
                 raise ValueError("no way to read the mask")
-            img, caption = _overlay_mask(img, value, metadata, fetch_mask)
+            img, caption = _overlay_mask(img, value, metadata, fetch_mask,
+                                         metadata_key(attribute, COLOR_MAP) if attribute else COLOR_MAP)
         elif "class-name" in metadata:
             caption = f"{shown(metadata['class-name'])} ({metadata.get('confidence', '?')})"
         elif isinstance(metadata.get("class-map"), Mapping) and isinstance(value, list):
@@ -178,9 +182,9 @@ def _overlaps(a: Rect, b: Rect) -> bool:
 
 
 def _overlay_mask(img: Image.Image, url: str, metadata: Mapping[str, Any],
-                  fetch_mask: Callable[[str], bytes]) -> tuple[Image.Image, str]:
-    cmap = metadata.get("internal-color-map") or {}
-    mask = read_mask(url, cmap, data=fetch_mask(url))
+                  fetch_mask: Callable[[str], bytes], key: str = COLOR_MAP) -> tuple[Image.Image, str]:
+    cmap = metadata.get(COLOR_MAP) or {}
+    mask = read_mask(url, cmap, data=fetch_mask(url), key=key)
     if mask.shape != (img.height, img.width):
         mask = np.asarray(Image.fromarray(mask).resize(img.size, Image.Resampling.NEAREST))
     overlay = np.asarray(img).copy()

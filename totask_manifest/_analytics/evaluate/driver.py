@@ -18,11 +18,13 @@ from typing import Any
 import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
-from ..._fetch import FetchPolicy, SyncFetcher, base_of, resolve_reference
+from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._manifest.io import refuse_absent_attribute, refuse_not_an_attribute
 from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
+from ..labels import metadata_key, references_bases
+from ..masks import COLOR_MAP
 from .attributes import resolve_target
 from .batch import BatchedDetection
 from .classification import ClassificationEvaluator
@@ -120,6 +122,8 @@ def evaluate_manifest(
     ev = Evaluation(target.manifest, target.predicted, target.reference, target.how_found, float(iou), float(share))
     # the flags laid over the job's own policy, as report lays them: its allow_root and the masks' folders stay
     options = {**target.fetch_options, **{k: v for k, v in (fetch_options or {}).items() if v not in (None, [], ())}}
+    if references_bases(target.manifest).appended:  # a line's folder goes by its number in the whole file,
+        workers = 1  # which a worker's range does not know (it numbers its lines from its own first)
     # numpy and the fetch loop's thread do not survive a fork: spawned workers
     parts = map_ranges(_read_range, target.manifest, (ev, options, worst), workers=workers, start_method="spawn",
                        remote=False)
@@ -163,7 +167,9 @@ class _Run:
     def __init__(self, ev: Evaluation, fetch_options: dict[str, Any], worst: int) -> None:
         self.ev = ev
         self.fetch_options = fetch_options
-        self.base = base_of(ev.manifest)
+        # relative masks resolve where the job read them (a job's output: its input's folder, or an
+        # --append manifest's), as report and convert read them; beside the output no mask ever was
+        self.bases = references_bases(ev.manifest)
         self.detection = BatchedDetection(ev.iou, worst, ev.predicted, ev.reference)
         self.classification = {False: ClassificationEvaluator(False), True: ClassificationEvaluator(True)}
         self.segmentation = SegmentationEvaluator()
@@ -280,12 +286,14 @@ class _Run:
             self.classification[multi].add(pred.classes, ref.classes, pred.confidence)
             used = True
         if pred.mask is not None and ref.mask is not None:
-            pair = [(self.fetch(url), cmap, url) for url, cmap in (pred.mask, ref.mask)]
-            self.segmentation.add(pair[0], pair[1], number)
+            pair = [(self.fetch(url, number), cmap, url) for url, cmap in (pred.mask, ref.mask)]
+            keys = (metadata_key(self.ev.predicted, COLOR_MAP), metadata_key(self.ev.reference, COLOR_MAP))
+            self.segmentation.add(pair[0], pair[1], number, keys=keys)
             used = True
         return used
 
-    def fetch(self, ref: str) -> bytes:
+    def fetch(self, ref: str, number: int) -> bytes:
+        """The mask ``ref`` of line ``number``, a relative one read where the line's data was."""
         if self._fetcher is None:  # only segmentation fetches: other evaluations start no event loop
             self._fetcher = SyncFetcher(FetchPolicy.from_options(self.fetch_options))
-        return self._fetcher.fetch(resolve_reference(ref, self.base))
+        return self._fetcher.fetch(resolve_reference(ref, self.bases.for_line(number)))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..masks import mask_from_bytes
+from ..masks import COLOR_MAP, mask_from_bytes
 
 
 class SegmentationEvaluator:
@@ -39,10 +39,12 @@ class SegmentationEvaluator:
         return lut
 
     def add(self, predicted: tuple[bytes, Mapping[str, Any], str], reference: tuple[bytes, Mapping[str, Any], str],
-            line: int) -> None:
-        """Both masks' bytes, colour maps and URLs; raises ``ManifestError`` for a mask it cannot read."""
-        pm = mask_from_bytes(predicted[0], predicted[1], url=predicted[2], line=line)
-        rm = mask_from_bytes(reference[0], reference[1], url=reference[2], line=line)
+            line: int, *, keys: tuple[str, str] = (COLOR_MAP, COLOR_MAP)) -> None:
+        """Both masks' bytes, colour maps and URLs; raises ``ManifestError`` for a mask it cannot read,
+        naming the colour map's key on the line (``keys``: the predicted and reference sides',
+        ``mask-ref-metadata.internal-color-map``), as validate and convert name it."""
+        pm = mask_from_bytes(predicted[0], predicted[1], url=predicted[2], line=line, key=keys[0])
+        rm = mask_from_bytes(reference[0], reference[1], url=reference[2], line=line, key=keys[1])
         if pm.shape != rm.shape:
             raise ValueError(f"mask sizes differ: predicted {pm.shape[1]}x{pm.shape[0]}, "
                              f"reference {rm.shape[1]}x{rm.shape[0]}")

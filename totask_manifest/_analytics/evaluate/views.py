@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..._task_types import task_type_of_metadata
-from ..labels import routed
+from ..labels import metadata_key, routed
+from ..masks import COLOR_MAP
 
 METADATA = "-metadata"
 DETECTION = "object-detection"
@@ -127,12 +128,12 @@ def read_side(record: Mapping[str, Any], attribute: str) -> View | Missing:
         if len(_TYPE_NAMES) < 64:
             _TYPE_NAMES[declared] = name
     try:
-        return _view(name, value, meta)
+        return _view(name, value, meta, attribute)
     except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
         return Missing("unreadable", f"{name} label: {exc}"[:200])
 
 
-def _view(name: str, value: Any, meta: Mapping[str, Any]) -> View:
+def _view(name: str, value: Any, meta: Mapping[str, Any], attribute: str) -> View:
     if name == DETECTION:
         return _detection(value, meta)
     if name in SINGLE:
@@ -153,9 +154,9 @@ def _view(name: str, value: Any, meta: Mapping[str, Any]) -> View:
     if name == SEGMENTATION:
         if not isinstance(value, str) or not value:
             raise Unreadable("mask reference is not a URL")
-        cmap = meta.get("internal-color-map")
-        if not isinstance(cmap, Mapping):
-            raise Unreadable("no internal-color-map")
+        cmap = meta.get(COLOR_MAP)
+        if not isinstance(cmap, Mapping):  # named as validate names it: the line may hold several masks
+            raise Unreadable(f"{metadata_key(attribute, COLOR_MAP)!r} is missing or not an object")
         return View("segmentation", mask=(value, cmap), confidence=_num(meta.get("confidence")))
     if name == CUSTOM:
         fmt = meta.get("format")
