@@ -189,6 +189,8 @@ def fetched_by_every_line(tmp_path: Path, server, *extra: str, lines: int = 40) 
     ([], b"x" * 2048, ("--max-body-bytes", "1024"), "fetch: too large", "too-large"),
     ([], b"<html>not json</html>", (), "is not valid JSON", "not-json"),
     ([], b'{"info": {}}', ("--input-format", "coco"), "document needs an 'images' list", "format-invalid"),
+    ([], b"", (), "empty annotation file", "empty-annotation-file"),  # read whole, and no document: fetched a line
+    ([], b"\xef\xbb\xbf \n", (), "empty annotation file", "empty-annotation-file"),
 ])
 def test_a_lasting_failure_of_the_document_is_read_once_a_job(tmp_path: Path, instances_server, statuses: list[int],
                                                                body: bytes, extra: tuple[str, ...], said: str,

@@ -18,7 +18,9 @@ again (100,000 lines naming a missing ``instances.json`` made 100,000 GETs). One
 already tried again (a 5xx, a timeout, a connection error) may pass for a later line, so a later
 line reads it again, until ``TRANSIENT_READS`` reads of it in a row failed so: then it is
 remembered too (a dead server cost a job that many reads, each with its retries, not one a line).
-The last ``FAILURES_KEPT`` failed URLs are remembered (a reason each, no document).
+A file read whole but holding no document (an empty one, ``empty-annotation-file``) is such a
+failure too: each line naming it fetched it again. The last ``FAILURES_KEPT`` failed URLs are
+remembered (a reason each, no document).
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class SharedDocuments:
             await waited  # raises the read's own failure
             if url in self._kept:
                 return self._kept_read(url)
+            if (known := self._failed.get(url)) is not None and known.lasting:  # read, and found empty
+                return Failed(known.failed.reason, known.failed.rule)
             return await reader()  # a document of its own: never one object for two lines
         return await self._first_read(url, reader)
 
@@ -91,6 +95,9 @@ class SharedDocuments:
         failure: BaseException | None = None
         try:
             got = await reader()
+            if isinstance(got, Failed):  # read, and no document (an empty file): the same for every line
+                self._remember_outcome(url, got)
+                return got
             if isinstance(got, tuple) and self._shared(url, *got):
                 return self._kept_read(url)
             self._failed.pop(url, None)  # it was read: a retried failure before counts no more
@@ -118,9 +125,12 @@ class SharedDocuments:
         return True
 
     def _remember(self, url: str, exc: Exception) -> None:
+        """Remember ``url``'s failure to read (the exception its read raised)."""
+        self._remember_outcome(url, self._failed_by(exc))
+
+    def _remember_outcome(self, url: str, failed: Failed) -> None:
         """Remember ``url``'s failure: for good when its rule is not retried, else once
         ``TRANSIENT_READS`` reads of it in a row failed with a retried one."""
-        failed = self._failed_by(exc)
         before = self._failed.pop(url, None)
         transient_reads = (before.transient_reads if before else 0) + 1 if retried(failed.rule) else 0
         self._failed[url] = _Failure(failed, transient_reads, lasting=not transient_reads
