@@ -47,6 +47,25 @@ def test_a_folder_without_job_json_is_not_a_job_named_as_given(tmp_path):
     assert not Job(given).exists
 
 
+def test_a_folder_held_by_a_live_process_is_busy_and_both_refusals_share_one_public_base(tmp_path):
+    """A folder without ``job.json`` whose lease a live process holds (a job reading its input) is
+    refused as in use (exit 2): a busy job is a job, so not a ``NotAJobError``; both derive from the
+    exported ``JobUnavailableError``, which a library caller catches once for either."""
+    import totask_manifest as tm
+    from totask_manifest._jobs.lease import hold
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(tm.JobUnavailableError) as missing:
+        Job.open(str(tmp_path / "empty"))
+    assert isinstance(missing.value, tm.NotAJobError) and missing.value.exit_code == 2
+    (tmp_path / "starting").mkdir()
+    with hold(str(tmp_path / "starting"), "annotate"), pytest.raises(tm.JobUnavailableError) as busy:
+        Job.open(str(tmp_path / "starting"))
+    assert isinstance(busy.value, tm.JobBusyError) and isinstance(busy.value, JobError)
+    assert not isinstance(busy.value, tm.NotAJobError) and busy.value.exit_code == 2
+    assert "is in use by pid" in str(busy.value)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"{not json", "is not valid JSON"),
     (b"[1, 2]", "no 'config' key"),

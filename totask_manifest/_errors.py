@@ -51,7 +51,16 @@ class InvalidInputError(ManifestError):
     for the same lines); the message lists them with line, key and rule."""
 
 
-class NotAJobError(StorageError):
+class JobUnavailableError(TotaskError):
+    """A folder given as a job that a command cannot use: it holds no job (``NotAJobError``) or a
+    live process holds its lease (``JobBusyError``) (exit code 2). The common base lets a caller
+    catch both in one clause; each stays apart, for a busy job *is* a job and ``except
+    NotAJobError`` must not take it for a missing one."""
+
+    exit_code = 2
+
+
+class NotAJobError(StorageError, JobUnavailableError):
     """A folder given as a job that holds none (exit code 2, as for any missing input)."""
 
 
@@ -65,6 +74,12 @@ class LabelAttributeError(UsageError):
 
 class JobError(TotaskError):
     """A job that cannot start, resume or chain in its current state."""
+
+
+class JobBusyError(JobError, JobUnavailableError):
+    """Another live process holds the job folder's lease (exit code 2: retry later, or stop it)."""
+
+    exit_code = 2
 
 
 class JobExistsError(JobError):

@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _signals
-from .._errors import WRITE_ERRNOS, JobError, StorageError, UsageError, write_failure
+from .._errors import WRITE_ERRNOS, JobBusyError, JobError, StorageError, UsageError, write_failure
 from .._folders import missing_folders, remove_empty
 from .._storage import backend_errors, fsync_dir, is_local, join, local_file_url, redact_url, url_to_fs
 from .holder import Holder
@@ -64,12 +64,6 @@ _NAME = re.compile(r"lease-(\d{6,})\.json")
 #: creation of hard links"; others: EOPNOTSUPP, ENOSYS); locks (``flock``) the lease does not use
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 DEFAULT_TIMEOUT = 60.0
-
-
-class JobBusyError(JobError):
-    """Another live process holds the job folder's lease (exit code 2: retry later, or stop it)."""
-
-    exit_code = 2
 
 
 class LeaseLost(JobError):
