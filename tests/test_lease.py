@@ -383,7 +383,8 @@ def test_a_lease_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, value
     """``TOTASK_LEASE_TIMEOUT=nan`` made the heartbeat write its lease in a loop (a PUT each on
     S3), ``inf`` killed the heartbeat thread with a traceback (another host took the job over a
     minute later), ``abc`` was read as 60 without a word. Each is refused in one line naming the
-    variable, exit 2, before a job exists; ``status`` too."""
+    variable, exit 2, before a job exists; ``status`` too, and ``resume`` (or ``annotate`` again) of a
+    COMPLETED job, which takes no lease: it passed a bad value over."""
     inp = write_manifest(tmp_path / "in.manifest", 20)
     out = tmp_path / "out"
     env = {"TOTASK_LEASE_TIMEOUT": value}
@@ -393,8 +394,12 @@ def test_a_lease_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, value
     assert f"TOTASK_LEASE_TIMEOUT='{value}' is not a number of seconds" in lines[0], lines[0]
     assert not (out / "j").exists()
     assert run_cli(*start_args(inp, out, "j", delay="0")).returncode == 0
-    r = run_cli("status", str(out / "j"), env=env)
-    assert r.returncode == 2 and "TOTASK_LEASE_TIMEOUT" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # status, and a COMPLETED job's resume or run again (reported as done, no lease taken): refused the same
+    for args in (("status", str(out / "j")), ("resume", str(out / "j")), start_args(inp, out, "j", delay="0")):
+        r = run_cli(*args, env=env)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert f"TOTASK_LEASE_TIMEOUT='{value}' is not a number of seconds" in lines[0], (args, lines[0])
 
 
 @pytest.mark.parametrize("command", ["annotate", "chain", "clone"])

@@ -18,6 +18,7 @@ from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, as_recorded, as_
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
+from ._jobs.lease import lease_timeout
 from ._jobs.plugin_errors import plugin_raised_as_usage
 from ._jobs.state import (
     START_ANEW,
@@ -250,9 +251,12 @@ def completed_as_is(job: Job) -> JobResult | None:
     """The result of a job that is COMPLETED with its output manifest in place: nothing to do, so
     it is reported without taking the lease (a folder on a read-only mount or store cannot take
     one, and a report writes nothing). None for any other job, and for one whose input URL still
-    holds a secret (``resume`` moves that input into the folder, rewriting job.json, under the lease)."""
+    holds a secret (``resume`` moves that input into the folder, rewriting job.json, under the lease).
+    The lease's setting (``TOTASK_LEASE_TIMEOUT``) is read all the same: a bad value is refused as
+    for a job that takes the lease, whatever the job's state, not passed over until one does."""
     from ._jobs.inputs import secret_fields
 
+    lease_timeout()
     state = job.state
     if secret_fields(state):
         return None
