@@ -494,7 +494,7 @@ def test_remote_endpoint_errors_fail_lines_with_reason(tmp_path):
         names.write_text("a\nb\n")
         outs = run(tmp_path, "image-classification",
                    {"model": server.url("p"), "class_names": str(names)}, [{"source-ref": "s3://b/x.jpg"}])
-    assert isinstance(outs[0], Failed) and "0 predictions for 1 images" in outs[0].reason
+    assert isinstance(outs[0], Failed) and "0 predictions for 1 image" in outs[0].reason
 
 
 def test_decode_resizes_jpeg_with_draft(tmp_path):

@@ -72,6 +72,7 @@ def test_the_rules_of_an_endpoint_answer() -> None:
     shown = "http://127.0.0.1:8080/predict"
     assert rule_of(f"model endpoint {shown}: response is not JSON: unexpected character") == "model-error"
     assert rule_of(f"model endpoint {shown}: 7 predictions for 8 images") == "model-error"
+    assert rule_of(f"model endpoint {shown}: 1 prediction for 2 images") == "model-error"  # counted in the singular
     assert rule_of(f"model endpoint {shown}: no 'predictions' list for 8 images") == "model-error"
     assert rule_of("model endpoint: a prediction must be an object, got a string") == "model-error"
     assert rule_of("model endpoint: HTTP 403: denied (http://127.0.0.1:8080/predict)") == "model-error"

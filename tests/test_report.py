@@ -95,6 +95,8 @@ def test_cli_writes_the_file_and_refuses_a_non_job(job, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert cli_main(["report", str(job), "-o", str(out), "--samples", "2"]) == 0
     assert "2 samples, 2 failures" in capsys.readouterr().out
+    assert cli_main(["report", str(job), "-o", str(out), "--samples", "1"]) == 0
+    assert "(1 sample, 2 failures)" in capsys.readouterr().out  # not "1 samples"
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert cli_main(["report", str(tmp_path / "nothing"), "-o", str(tmp_path / "x.html")]) == 2
     assert "not a job folder" in capsys.readouterr().err
@@ -117,6 +119,16 @@ def _hand_made_job(root: Path, sources: list[str], job_json: bytes | None) -> Pa
     if job_json is not None:
         (job / "job.json").write_bytes(job_json)
     return job
+
+
+def test_the_summary_line_counts_one_sample_and_one_failure_in_the_singular(tmp_path):
+    """``report: r.html (1 samples, 1 failures)`` read as a typo; each count takes its noun's number."""
+    (tmp_path / "a.png").write_bytes(_png((10, 200, 10), (80, 60)))
+    job = _hand_made_job(tmp_path, [str(tmp_path / "a.png")], None)  # one labeled line, one failed
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "report", str(job), "-o", str(tmp_path / "r.html"),
+                        "--allow-root", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"report: {tmp_path / 'r.html'} (1 sample, 1 failure)", r.stdout
 
 
 def test_images_from_s3_and_http_and_a_defensive_job_json(tmp_path, s3: S3Endpoint):

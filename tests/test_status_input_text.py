@@ -54,3 +54,10 @@ def test_an_appended_manifest_whose_lines_were_all_duplicates_is_named_with_none
     done = api.annotate(_config("self", inp, tmp_path / "out", [inp]))
     combined = Path(done.job_url) / "manifests" / "input" / "input.manifest"
     assert _status_input(done.job_url, capsys) == f"input: {combined} (5 lines: 5 from {inp}, 0 from --append {inp})"
+
+
+def test_a_one_line_input_is_counted_in_the_singular(tmp_path: Path, capsys) -> None:
+    """``input: in.manifest (1 lines)`` read as a typo; the count takes its noun's number."""
+    inp = write_manifest(tmp_path / "in.manifest", 1, bad_every=0)
+    job = api.annotate(_config("one", inp, tmp_path / "out", []))
+    assert _status_input(job.job_url, capsys) == f"input: {inp} (1 line)"

@@ -254,6 +254,12 @@ def json_text(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and its noun as a message says it: ``1 sample``, ``2 samples`` (``plural`` where adding
+    an ``s`` is wrong: ``box``, ``boxes``). A summary line printed ``(1 failures)``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 #: the words Python's ``json.dumps`` writes for a float that is no number (``allow_nan=True``, its
 #: default), which no JSON reader of the standard takes; orjson says only "unexpected character"
 _NOT_JSON_NUMBERS = ("NaN", "Infinity")

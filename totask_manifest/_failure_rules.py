@@ -158,7 +158,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"^model endpoint: HTTP \d{3}\b", "model-error"),
     # an answer off the protocol (an HTML page, a wrong count of predictions): the endpoint is
     # wrong for every batch, as for a status; "model endpoint, for this image: ..." stays data
-    (r"^model endpoint(?: \S+: (?:response is not JSON|\d+ predictions for|no 'predictions' list)"
+    (r"^model endpoint(?: \S+: (?:response is not JSON|\d+ predictions? for|no 'predictions' list)"
      r"|: a prediction(?: must be|'s ))", "model-error"),
     (r"\bHTTP (\d{3})\b", "http-{0}"),
     (r"too large", "too-large"),

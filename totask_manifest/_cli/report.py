@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from .._analytics.report import write_report  # on use: the CLI starts without the heavy libraries
+    from .._errors import counted
     from .._fetch import check_fetch_options
     from .._imaging import check_budget
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with sigterm_as_interrupt():  # a SIGTERM removes the half-written page's temporary, as a Ctrl-C does
         result = write_report(args.job_dir, args.output, samples=args.samples, fetch_options=fetch_options,
                               max_image_pixels=args.max_image_pixels)
-    print(f"report: {result.output} ({result.samples} samples, {result.failures} failures)")
+    print(f"report: {result.output} ({counted(result.samples, 'sample')}, {counted(result.failures, 'failure')})")
     if result.job_json_problem:
         # the page is there (read defensively), but a damaged job.json is invalid data: exit 1, as in
         # status, resume, chain, clone, apply and evaluate

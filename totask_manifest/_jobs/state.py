@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import StorageError, json_kind
+from .._errors import StorageError, counted, json_kind
 from .._storage import exists, redact_secret_url, redact_url, write_bytes_atomic
 from .._task_types import legacy_job_name, written_job_name
 from .config import JobConfig
@@ -388,9 +388,9 @@ def input_text(record: dict[str, Any]) -> str:
         return "unknown"
     append = config.get("append") if isinstance(config.get("append"), list) else []
     if not isinstance(read, str) or read == url:
-        return f"{redact_url(url)} ({lines} lines)"
+        return f"{redact_url(url)} ({counted(lines, 'line')})"
     if not append:  # a URL with a secret: the job reads the copy it made
-        return f"{redact_url(url)} ({lines} lines, read from its copy {redact_url(read)})"
+        return f"{redact_url(url)} ({counted(lines, 'line')}, read from its copy {redact_url(read)})"
     options = config.get("options") if isinstance(config.get("options"), dict) else {}
     bases = options.get("relative_to_appended")  # _fetch.APPENDED_BASES: [first line index, folder] pairs
     starts = [b[0] for b in bases[-len(append):] if isinstance(b, list) and b and isinstance(b[0], int)] \

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .. import _credentials
-from .._errors import FetchError, JobError, UsageError, json_kind
+from .._errors import FetchError, JobError, UsageError, counted, json_kind
 from .._fetch import redact_url, scrub
 from .._redaction import hide_secrets, sent_secrets
 from .._signals import OwnInterrupt, own_interrupts
@@ -314,8 +314,8 @@ class HttpRunner(ModelRunner):
             return [JobError(f"model endpoint {shown}: response is not JSON: {not_json_reason(content, exc)}")] * n
         preds = data.get("predictions") if isinstance(data, dict) else None
         if not isinstance(preds, list) or len(preds) != n:
-            got = f"{len(preds)} predictions" if isinstance(preds, list) else "no 'predictions' list"
-            return [JobError(f"model endpoint {shown}: {got} for {n} images")] * n
+            got = counted(len(preds), "prediction") if isinstance(preds, list) else "no 'predictions' list"
+            return [JobError(f"model endpoint {shown}: {got} for {counted(n, 'image')}")] * n
         names = data.get("class_names")
         if self.class_names is None and isinstance(names, list) and all(isinstance(v, str) for v in names) and names:
             self.class_names = list(names)
