@@ -287,6 +287,32 @@ def test_other_task_types_from_groundtruth_files(doc_server):
     assert out[0].value == [1, 4] and out[0].metadata["class-map"] == {"1": "dog", "4": "cat"}
 
 
+@pytest.mark.parametrize("task_type", ["image-classification", "image-classification-multilabel"])
+def test_a_bounding_box_label_file_in_a_classification_job_is_named_as_such(tmp_path, task_type):
+    """A classification job over Ground Truth box files said "class id must be a non-negative
+    integer, got {"image_size": ...}": neither the mix-up nor the file. It says both now, under
+    the same rule (``format-invalid``)."""
+    from totask_manifest._failure_rules import rule_of
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "boxes.json").write_text(json.dumps(gt_doc()))
+    out = run_annotator({"url_key": "u", "allow_root": str(root), "relative_to": str(root)},
+                        [{"source-ref": "img.jpg", "u": "boxes.json"}], task_type=task_type)
+    assert isinstance(out[0], Failed), out[0]
+    assert out[0].reason == (f"format: {root / 'boxes.json'}: the label is a detection (bounding-box) label "
+                             f"('image_size', 'annotations'), not an {task_type} one (a job of task type "
+                             "object-detection takes it) [format-groundtruth]"), out[0].reason
+    assert rule_of(out[0].reason) == "format-invalid"
+    declared = gt_doc()
+    declared["metadata"]["type"] = "groundtruth/object-detection"  # declared: named by its type, the file too
+    (root / "declared.json").write_text(json.dumps(declared))
+    out = run_annotator({"url_key": "u", "allow_root": str(root), "relative_to": str(root)},
+                        [{"source-ref": "img.jpg", "u": "declared.json"}], task_type=task_type)
+    assert out[0].reason == (f"format: {root / 'declared.json'}: key 'type': label is of type 'object-detection', "
+                             f"not {task_type!r} [format-groundtruth]"), out[0].reason
+
+
 def test_labels_are_schema_checked_once_by_the_job(doc_server, tmp_path):
     """The annotator hands the label on as it read it; the job's recorder, which every
     annotator's output passes, fails the line with the schema rule it breaks."""

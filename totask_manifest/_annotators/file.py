@@ -31,11 +31,11 @@ from typing import Any, ClassVar
 
 from .._credentials import run_params
 from .._errors import TotaskError, UsageError
-from .._fetch import FetchOptions, SyncFetcher, base_of, scrub
+from .._fetch import FetchOptions, SyncFetcher, base_of, redact_url, scrub
 from .._formats.class_names import read_class_names as load_class_names
 from .._formats.coco_by_name import CocoImages
 from .._formats.detect import TEXT_FORMATS, input_formats
-from .._formats.model import FormatError
+from .._formats.model import FormatError, OtherTaskType
 from .._formats.native import NATIVE_FORMATS
 from .._jobs.run import JobRun
 from .._manifest.naming import METADATA_SUFFIX, label_attribute_violations
@@ -229,7 +229,10 @@ class FileAnnotator(Annotator):
             if kept is not None:
                 return conversion.kept(doc, kept)
             image_size = await self._image_size(item) if conversion.needs_image_size(fmt) else None
-            return conversion.label(doc, fmt, image_size)  # the job checks every label (jobs.recorder), once
+            try:
+                return conversion.label(doc, fmt, image_size)  # the job checks every label (jobs.recorder), once
+            except OtherTaskType as exc:  # the wrong file, not a damaged one: named, as a file that is no JSON
+                return Failed(f"format: {redact_url(url)}: {exc}")
         except Exception as exc:
             return self._failed(exc, item)
 

@@ -26,6 +26,7 @@ from .model import (
     ClassIndex,
     ClassNames,
     FormatError,
+    OtherTaskType,
     class_id_value,
     confidence_value,
     gt_class_id,
@@ -119,7 +120,7 @@ def from_groundtruth(
     value, meta = _split(doc, task_type, label_attribute)
     declared = task_type_of_metadata(meta)
     if declared is not None and declared.name != name:
-        raise FormatError(f"label is of type {declared.name!r}, not {name!r}", fmt=FMT, key="type")
+        raise OtherTaskType(f"label is of type {declared.name!r}, not {name!r}", fmt=FMT, key="type")
     if "type" in meta and declared is None and isinstance(meta["type"], str):
         raise FormatError(f"unknown Ground Truth type {meta['type']!r}", fmt=FMT, key="type")
     extra = {k: v for k, v in meta.items() if k not in JOB_FIELDS}
@@ -233,8 +234,19 @@ def _detection(value: Any, meta: dict, extra: dict, classes: ClassIndex, *, stri
     return labeled
 
 
+def _refuse_boxes(value: Any, name: str) -> None:
+    """Refuse a detection label (an object of ``image_size`` and ``annotations``) where a
+    classification's class ids are wanted. Its metadata need not declare a type, so only its shape
+    tells: it was refused as "class id must be a non-negative integer, got {"image_size": ...}",
+    which named neither the mix-up nor the file."""
+    if isinstance(value, Mapping) and ("annotations" in value or "image_size" in value):
+        raise OtherTaskType(f"the label is a detection (bounding-box) label ('image_size', 'annotations'), not an "
+                            f"{name} one (a job of task type {DETECTION} takes it)", fmt=FMT)
+
+
 def _classification(value: Any, meta: dict, extra: dict, classes: ClassIndex) -> Labeled:
     """A classification label, checked and completed (see ``from_groundtruth``)."""
+    _refuse_boxes(value, CLASSIFICATION)
     cid = class_id_value(value, fmt=FMT, key="label")  # the guide shows "3" too (``class-index-value``)
     class_name = meta.get("class-name")
     _not_empty(cid, class_name, "class-name")
@@ -251,6 +263,7 @@ def _classification(value: Any, meta: dict, extra: dict, classes: ClassIndex) ->
 
 def _multilabel(value: Any, meta: dict, extra: dict, classes: ClassIndex, *, strict_ids: bool) -> Labeled:
     """A multi-label classification, checked and completed (see ``from_groundtruth``)."""
+    _refuse_boxes(value, MULTILABEL)
     if not isinstance(value, list):
         raise FormatError("multi-label value must be a list of class ids", fmt=FMT, key="label")
     read_id = gt_class_id if strict_ids else class_id_value

@@ -44,6 +44,11 @@ class FormatError(ManifestError, ValueError):
         self.format = fmt
 
 
+class OtherTaskType(FormatError):
+    """A document holding a label of another task type than the job's (boxes where a class id is
+    wanted): the file is the wrong one, not a damaged one, so the file annotator names it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """One axis-aligned box in pixels, top-left origin (Ground Truth's ``left``/``top``)."""
