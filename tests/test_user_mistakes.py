@@ -488,7 +488,7 @@ def test_more_workers_than_four_a_cpu_is_refused_naming_the_cpus_and_the_most(
     from totask_manifest import UsageError, validate_manifest
     from totask_manifest._cli import main
 
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     src = boxes_manifest(tmp_path / "in.manifest")
     assert main([command[0], str(src), *command[1:], "--workers", str(4 * cpus + 1)]) == 2
     captured = capsys.readouterr()
@@ -499,6 +499,23 @@ def test_more_workers_than_four_a_cpu_is_refused_naming_the_cpus_and_the_most(
     assert "--workers" not in capsys.readouterr().err
     with pytest.raises(UsageError, match=rf"^workers 64 is more than 4 processes a CPU .*give at most {4 * cpus} "):
         validate_manifest(str(src), workers=64) if cpus < 16 else pytest.skip("64 workers are taken here")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_the_workers_bound_counts_the_cpus_this_process_may_run_on(tmp_path: Path) -> None:
+    """In a container (or under ``taskset``) limited to fewer CPUs than the host's, the bound and
+    the default counted ``os.cpu_count()``, the host's: run on one CPU, ``--workers 5`` is refused
+    (4 a CPU), naming 1 CPU, whatever the host has."""
+    import os
+
+    src = boxes_manifest(tmp_path / "in.manifest")
+    one = min(os.sched_getaffinity(0))
+    r = subprocess.run([sys.executable, "-m", "totask_manifest", "validate", str(src), "--workers", "5"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO,
+                       preexec_fn=lambda: os.sched_setaffinity(0, {one}))
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr == ("totask-manifest validate: error: --workers 5 is more than 4 processes a CPU (1 CPU(s) here): "
+                        "give at most 4 (default: 1, one a CPU)\n"), r.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._cpus import usable_cpus
 from .._errors import TotaskError, UsageError, json_kind, json_text
 from .._fetch import (
     FetchOptions,
@@ -172,7 +173,7 @@ class InferenceAnnotator(Annotator):
         )
         self.job_url = _absolute(context.job_url) if context.job_url else ""
         self._sync: SyncFetcher | None = None
-        workers = max(2, min(8, os.cpu_count() or 2))
+        workers = max(2, min(8, usable_cpus()))
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="totask-decode")
         self.runner: Any = None
         try:

@@ -63,6 +63,7 @@ import ray
 from .. import _signals
 from .._annotators.base import Annotator, get_annotator_class
 from .._annotators.contract import close_failed
+from .._cpus import usable_cpus
 from .._errors import UsageError
 from .._jobs.config import JobConfig
 from .._jobs.run import JobRun
@@ -348,7 +349,7 @@ class RayEngine(Engine):
             kwargs["address"] = self.address
         else:  # a private instance, "local" or no address: sized by num_cpus ("local" was passed on
             # as the address, with no num_cpus, so TOTASK_RAY_NUM_CPUS went unread)
-            kwargs.update(address="local", include_dashboard=False, num_cpus=self.num_cpus or os.cpu_count() or 1)
+            kwargs.update(address="local", include_dashboard=False, num_cpus=self.num_cpus or usable_cpus())
         if self.runtime_env:
             kwargs["runtime_env"] = self.runtime_env
         with _keep_signal_handlers():

@@ -30,6 +30,7 @@ from io import BytesIO
 from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
+from .._cpus import usable_cpus
 from .._errors import ManifestError, StorageError, UsageError
 from . import long_lines, pool
 from .file_kind import refuse_not_text
@@ -170,9 +171,9 @@ WORKERS_PER_CPU = 4
 
 
 def most_workers() -> int:
-    """The largest ``--workers`` accepted here: ``WORKERS_PER_CPU`` for each CPU (``os.cpu_count()``,
-    which the default of one a CPU reads too)."""
-    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+    """The largest ``--workers`` accepted here: ``WORKERS_PER_CPU`` for each CPU this process may
+    run on (``usable_cpus``, which the default of one a CPU reads too)."""
+    return WORKERS_PER_CPU * usable_cpus()
 
 
 def check_workers(workers: int | None, name: str = "workers") -> None:
@@ -184,7 +185,7 @@ def check_workers(workers: int | None, name: str = "workers") -> None:
     if workers is not None and workers < 1:
         raise UsageError(f"{name} must be at least 1 (got {workers})")
     if workers is not None and workers > most_workers():
-        cpus = os.cpu_count() or 1
+        cpus = usable_cpus()
         raise UsageError(f"{name} {workers} is more than {WORKERS_PER_CPU} processes a CPU ({cpus} CPU(s) here): "
                          f"give at most {most_workers()} (default: {cpus}, one a CPU)")
 
@@ -284,7 +285,7 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
     the workers exist (or at once when there are none). A thread started before would make the
     pool spawn its workers (``_context``), which import the package again, instead of forking.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     with storage.open_read(url) as f:  # a missing file or a folder: the clear error every command gives
         refuse_not_text(f, url)
         refuse_pipe(f, url)
