@@ -142,9 +142,26 @@ def test_a_named_failed_label_fails_and_a_failed_label_is_not_one_of_several(tmp
      "hyphens, and must start and end with a letter or digit (pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,126})"),
     ("boxes-chain-metadata", "--file-label-attribute 'boxes-chain-metadata' is a metadata key; give the "
      "attribute, not its metadata key: --file-label-attribute boxes-chain"),
+    # the task type's rule too (object-detection here): only each line's label refused it before
+    ("boxes-ref", "--file-label-attribute: label attribute 'boxes-ref' must not end in '-ref': task type "
+     "object-detection writes its label inline"),
 ])
 def test_a_name_no_label_file_can_hold_is_refused_before_the_job_exists(tmp_path: Path, name: str, said: str) -> None:
     proc = _annotate(tmp_path, _chained_line_set_up(tmp_path), "bad", "--file-label-attribute", name)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"totask-manifest annotate: error: {said}"]
     assert not (tmp_path / "out" / "bad").exists()
+
+
+def test_a_semantic_segmentation_attribute_without_ref_is_refused_before_the_job_exists(tmp_path: Path) -> None:
+    """Ground Truth's semantic segmentation labels are file references: their attribute ends in
+    ``-ref``. A ``--file-label-attribute`` without it could name no such label in any file."""
+    proc = run_cli("annotate", str(_chained_line_set_up(tmp_path)), "--job-name", "seg", "--label-attribute",
+                   "pre-ref", "--task-type", "semantic-segmentation", "--method", "file", "--url-key",
+                   "annotation-ref", "--allow-root", str(tmp_path), "--output", str(tmp_path / "out"),
+                   "--file-label-attribute", "masks")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "totask-manifest annotate: error: --file-label-attribute: label attribute 'masks' must end in '-ref': task "
+        "type semantic-segmentation writes a file reference"], proc.stderr
+    assert not (tmp_path / "out" / "seg").exists()

@@ -162,7 +162,7 @@ class FileAnnotator(Annotator):
                 f"it expresses {', '.join(sorted(FORMAT_TASK_TYPES[fmt]))}"
             )
         if options.file_label_attribute is not None:
-            cls._check_file_label_attribute(options.file_label_attribute, fmt)
+            cls._check_file_label_attribute(options.file_label_attribute, fmt, name)
         if fmt == "yolo" and not options.class_names:
             raise UsageError("--input-format yolo needs --class-names FILE (YOLO files number their classes)")
         if options.class_names:
@@ -170,10 +170,12 @@ class FileAnnotator(Annotator):
         options.fetch.check()
 
     @staticmethod
-    def _check_file_label_attribute(name: str, fmt: str) -> None:
+    def _check_file_label_attribute(name: str, fmt: str, task_type: str) -> None:
         """Refuse an attribute no label file can hold before the job exists: stored, it would fail
         every line, and clone, chain and resume would carry it on (Ground Truth's naming rules,
-        ``naming.label_attribute_violations``; a ``-metadata`` key is a likely slip for its attribute)."""
+        ``naming.label_attribute_violations``, with the job's task type: a ``-ref`` suffix is
+        required of a semantic segmentation label and refused of any other, a rule that only
+        each line's label told before; a ``-metadata`` key is a likely slip for its attribute)."""
         if fmt not in (AUTO, GROUNDTRUTH):
             raise UsageError(f"--file-label-attribute names a label of a Ground Truth manifest line; "
                              f"--input-format {fmt} files hold none")
@@ -182,7 +184,7 @@ class FileAnnotator(Annotator):
         if name.endswith(METADATA_SUFFIX) and name != METADATA_SUFFIX:
             raise UsageError(f"--file-label-attribute {name!r} is a metadata key; give the attribute, not its "
                              f"metadata key: --file-label-attribute {name[: -len(METADATA_SUFFIX)]}")
-        found = label_attribute_violations(name)
+        found = label_attribute_violations(name, task_type)
         if found:
             raise UsageError(f"--file-label-attribute: {found[0].message}")
 
