@@ -147,8 +147,10 @@ def test_a_later_range_naming_two_ids_alike_names_each_ids_first_line(tmp_path: 
     path = manifest(tmp_path, records)
     whole = _by_ranges(path, [1])
     said = "'dog' differs" if kind == "class map" else "'dog' (class id 0) differs"
-    assert [(n, m) for n, _, m in whole] == [(n, f"{said} from 'cat' (line 1): one class id, one name")
-                                             for n in ([2, 3, 4] if kind == "class map" else [2, 4])]
+    twice = (3, "class id 1 for 'cat' differs from class id 0 (line 1): one class name, one id")  # 'cat' two ids
+    assert [(n, m) for n, _, m in whole] == sorted(
+        [(n, f"{said} from 'cat' (line 1): one class id, one name") for n in ([2, 3, 4] if kind == "class map" else [2, 4])]
+        + [twice])
     assert _by_ranges(path, [1, 3]) == whole
 
 
@@ -225,3 +227,117 @@ def test_a_later_ranges_first_name_holding_the_messages_words_is_numbered_as_the
     assert [(n, m) for n, _, m in whole] == [
         (4, "'c' differs from \"a' differs from 'b\" (line 3): one class id, one name")]
     assert _by_ranges(path, [1, 3]) == whole
+
+
+# ---- one class name under two ids (line 1 calls class 0 'car', line 9 calls class 3 'car')
+
+TWICE = "one class name, one id"
+
+
+def test_one_name_under_two_ids_is_said_and_refused_with_strict(tmp_path: Path) -> None:
+    """The tester's file: ``stats`` said "class 'car' has several ids" and COCO refused it, while
+    ``validate --strict`` said valid (exit 0)."""
+    lines = [boxes(n, {0: "car", 1: "bus"}) for n in range(1, 9)] + [boxes(9, {3: "car"}), boxes(10, {0: "car"})]
+    (tmp_path / "twice.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    report = validate_manifest(str(tmp_path / "twice.manifest"))
+    assert report.ok and report.warnings == 1
+    assert [str(p) for p in report.problems] == [
+        f"line 9: warning: b-metadata.class-map.3: class id 3 for 'car' differs from class id 0 (line 1): {TWICE} "
+        "[class-map-conflict]"]
+    r = cli("validate", "twice.manifest", "--strict", cwd=tmp_path)
+    assert r.returncode == 1 and "line 9: error: b-metadata.class-map.3: class id 3 for 'car'" in r.stdout, r.stdout
+    assert cli("validate", "twice.manifest", cwd=tmp_path).returncode == 0
+    assert "class 'car' has several ids" in cli("stats", "twice.manifest", cwd=tmp_path).stdout
+    coco = cli("convert", "twice.manifest", "o.json", "--to", "coco", cwd=tmp_path)
+    assert coco.returncode == 1 and "line 9, key 'b-metadata.class-map'" in coco.stderr, coco.stderr
+
+
+def test_every_path_says_each_line_giving_a_name_another_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot paths hold a pair that breaks either way out of their tables, so every line naming
+    it (not only the first) takes the per-line path and is said, as line by line; an id named
+    twice and a name under two ids on one line are both said."""
+    clash_at = {40, 41, 300, 777}
+    records = _varied(800, set())
+    for n in clash_at:  # class 1000 + n, new, named as class n % 5 is
+        records[n - 1]["b-metadata"]["class-map"][str(1000 + n)] = f"class{n % 5}"
+    records[500]["b-metadata"]["class-map"] = {"0": "class1", "1": "class1"}  # line 501: both ways
+    records[500]["b"]["annotations"] = [{"class_id": 0, "left": 1, "top": 1, "width": 5, "height": 5}]
+    records[500]["b-metadata"]["objects"] = [{"confidence": 0.5}]
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    first = {c: next(n for n in range(1, 800) if c in {n % 5, (n * 3) % 7}) for c in range(7)}
+    assert found(report) == sorted(
+        [(n, f"b-metadata.class-map.{1000 + n}", f"class id {1000 + n} for 'class{n % 5}' differs from class id {n % 5} "
+                                       f"(line {first[n % 5]}): {TWICE}") for n in clash_at]
+        + [(501, "b-metadata.class-map.0", f"'class1' differs from 'class0' (line {first[0]}): one class id, one name"),
+           (501, "b-metadata.class-map.0", f"class id 0 for 'class1' differs from class id 1 (line {first[1]}): {TWICE}")])
+    strict = validate_manifest(manifest(tmp_path, records), strict=True)
+    assert not strict.ok and strict.attributes["b"].invalid == len(clash_at) + 1
+
+
+def test_classification_gives_a_name_two_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [{"source-ref": f"s3://b/{n}.jpg", "p": n % 3, "p-metadata": {**IC_META, "class-name": f"c{n % 3}"}}
+               for n in range(1, 60)]
+    records[29] = {**records[29], "p": 7, "p-metadata": {**IC_META, "class-name": "c2"}}  # line 30
+    records[44] = {**records[44], "p": 7, "p-metadata": {**IC_META, "class-name": "c2"}}  # line 45: said again
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    assert found(report) == [(n, "p-metadata.class-name", f"class id 7 for 'c2' differs from class id 2 (line 2): {TWICE}")
+                             for n in (30, 45)]
+
+
+def _masks(n: int, names: dict[int, str]) -> dict:
+    """Line ``n``: a mask label whose color map names ``names`` (the background, 0, 'BACKGROUND')."""
+    colors = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0}}
+    colors |= {str(c): {"class-name": name, "hex-color": f"#{c:06x}", "confidence": 0} for c, name in names.items()}
+    return {"source-ref": f"s3://b/{n}.png", "seg-ref": f"s3://b/masks/{n}.png",
+            "seg-ref-metadata": {"internal-color-map": colors, "type": "groundtruth/semantic-segmentation",
+                                 "human-annotated": "yes", "creation-date": "2022-09-09T17:25:32.047919",
+                                 "job-name": "labeling-job/s10"}}
+
+
+def test_a_color_map_names_each_class_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Semantic segmentation names its classes in ``internal-color-map``: an index named two ways
+    or a name under two indexes across lines was said valid, and the COCO export refuses both; the
+    background (0) is each image's own there (``background_entry``), so it is not held."""
+    records = [_masks(n, {1: "IC", 2: "resistor"}) for n in range(1, 300)]
+    records[99] = _masks(100, {1: "IC", 2: "capacitor"})  # index 2 named otherwise
+    records[199] = _masks(200, {1: "IC", 5: "resistor"})  # 'resistor' under index 5
+    records[249]["seg-ref-metadata"]["internal-color-map"]["0"]["class-name"] = "void"  # the background: not held
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    key = "seg-ref-metadata.internal-color-map.{}.class-name"
+    assert found(report) == [
+        (100, key.format(2), "'capacitor' differs from 'resistor' (line 1): one class id, one name"),
+        (200, key.format(5), f"class id 5 for 'resistor' differs from class id 2 (line 1): {TWICE}")]
+    path = manifest(tmp_path, records)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    assert found(validate_manifest(path, workers=3)) == found(report)
+
+
+def test_parallel_ranges_find_a_name_given_another_id_in_a_later_range(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines 1-300 call class 0 'cat'; lines 301-600 call class 4 'cat' (a range of its own sees
+    no clash in itself): each is said, naming the file's line 1; a name first given in a later
+    range, by its line in the file."""
+    records = ([boxes(n, {0: "cat"}) for n in range(1, 301)] + [boxes(n, {4: "cat"}) for n in range(301, 601)]
+               + [boxes(n, {7: "late"} if n < 850 else {8: "late"}) for n in range(601, 901)])
+    path = manifest(tmp_path, records)
+    single = validate_manifest(path, workers=1, max_problems=10_000)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    assert found(single) == found(parallel)
+    assert found(parallel) == (
+        [(n, "b-metadata.class-map.4", f"class id 4 for 'cat' differs from class id 0 (line 1): {TWICE}")
+         for n in range(301, 601)]
+        + [(n, "b-metadata.class-map.8", f"class id 8 for 'late' differs from class id 7 (line 601): {TWICE}")
+           for n in range(850, 901)])
+    assert parallel.attributes == single.attributes
+
+
+def test_ranges_merged_name_each_names_first_line_in_the_file(tmp_path: Path) -> None:
+    """A range of lines 3-5 that first gives 'dog' class 2 (line 3) and then class 6 says its
+    line 3 as the file numbers it (line 5 of the file), as the whole file checked at once does."""
+    named = [{0: "cat"}, {0: "cat"}, {1: "cow"}, {1: "cow", 2: "dog"}, {6: "dog"}, {0: "cat", 6: "dog"}]
+    path = manifest(tmp_path, [boxes(n, x) for n, x in enumerate(named, 1)])
+    whole = _by_ranges(path, [1])
+    assert [(n, m) for n, _, m in whole] == [(n, f"class id 6 for 'dog' differs from class id 2 (line 4): {TWICE}")
+                                             for n in (5, 6)]
+    assert _by_ranges(path, [1, 3]) == _by_ranges(path, [1, 4]) == whole

@@ -28,7 +28,7 @@ from .label_check import (
     source_value_suspicious,
 )
 from .line import any_repeats_a_key, may_repeat_a_key
-from .line_rules import _CACHE_SIZE, MAP_TYPES, LineRules
+from .line_rules import _CACHE_SIZE, COLOR_TYPES, MAP_TYPES, LineRules
 from .long_lines import TooLong
 from .naming import MAX_ATTRIBUTE_CHARS, METADATA_SUFFIX, declared_task_type, rule_message
 from .problems import AttributeStats, Collector
@@ -63,7 +63,7 @@ def _run_schema(schema: bytes) -> Callable[[Any], bool]:
 
 
 def _typed_plan(shape: tuple, first: dict, typed: dict[str, tuple[dict, dict]], predicates: list,
-                names: list[tuple[str, str, bool]]) -> TypedPlan | None:
+                names: list[tuple[str, str, str]]) -> TypedPlan | None:
     """``typed_plan`` of a shape, compiled once a process for each sample skeleton: what the
     compiler reads of ``first`` (key orders, first items, value kinds); the schemas are the
     cached ``_fast_schema`` documents, the same objects for every range."""
@@ -76,6 +76,12 @@ def _typed_plan(shape: tuple, first: dict, typed: dict[str, tuple[dict, dict]], 
     if len(_TYPED_PLANS) < _CACHE_SIZE:
         _TYPED_PLANS[key] = (plan, typed)  # ``typed`` kept alive: no other object takes its ids
     return plan
+
+
+def _names_at(task_type: str) -> str:
+    """Where a label of ``task_type`` names its classes, as ``typed_plan`` reads them: its class
+    map, its color map's entries, or its label and ``class-name``."""
+    return "map" if task_type in MAP_TYPES else "colors" if task_type in COLOR_TYPES else "label"
 
 
 def _skeleton(value: Any) -> Any:
@@ -294,7 +300,7 @@ class LineChecker(LineRules):
         typed: dict[str, tuple[dict, dict]] | None = {}  # None: this shape has no typed path
         typed_predicates = []
         names: list[tuple[str, str, Callable[[Any, Any], bool], str, AttributeStats]] = []
-        typed_names: list[tuple[str, str, bool]] = []  # (label, metadata, a class map?) of ``names_test``
+        typed_names: list[tuple[str, str, str]] = []  # (label, metadata, where the names are) of ``names_test``
         tables: list[dict[int, str]] = []  # their class names by id
         infos = [self._keys.get(key) or self._key(key) for key in shape]
         for info in infos:
@@ -338,7 +344,7 @@ class LineChecker(LineRules):
                 if typed_clean is not None and self._task_rules:
                     typed_predicates.append((info.attribute, info.key, typed_clean))
                 if plan.names is not None and self._task_rules:
-                    typed_names.append((info.attribute, info.key, plan.task_type.name in MAP_TYPES))
+                    typed_names.append((info.attribute, info.key, _names_at(plan.task_type.name)))
                     tables.append(self.out.names_of(info.attribute).by_id)
             else:
                 typed = None

@@ -32,17 +32,24 @@ _REF_DOCUMENTED_LOOSELY = frozenset({"video-object-detection", "video-object-tra
 MIXED_TYPES = "label-attribute-mixed-types"
 _CUSTOM = "custom"
 
-#: one class id given two names by the lines of one label attribute: every export refuses such
-#: a file (a COCO category or YOLO class is one id of one name) and ``stats`` notes it ("class id
-#: 0 has several names"), so ``validate`` says it on each line naming an id otherwise than the
-#: attribute's first line naming it: a warning, an error with ``--strict`` (as ``box-outside-image``)
+#: one class id given two names, or one name given two ids, by the lines of one label attribute:
+#: COCO and YOLO refuse such a file (a COCO category or YOLO class is one id of one name, and a
+#: COCO reader takes categories by name) and ``stats`` notes it ("class id 0 has several names",
+#: "class 'car' has several ids"), so ``validate`` says it on each line naming an id otherwise
+#: than the attribute's first line naming it, or a name under another id than the first line
+#: giving it: a warning, an error with ``--strict`` (as ``box-outside-image``)
 CLASS_NAMES = "class-map-conflict"
 #: task types whose lines name classes by id: in a class map (every class the line names), or as
 #: the chosen class's ``class-name`` beside its index (the label); the types ``stats`` counts by
 #: class (``stats_facts``' detection, single and multi-label families)
 MAP_TYPES = frozenset({"object-detection", "image-classification-multilabel", "text-classification-multilabel"})
+#: semantic segmentation names its classes in ``internal-color-map`` (index -> ``class-name``,
+#: ``hex-color``); index 0, the background, is left out, as the COCO export leaves it (each
+#: image carries its own background's name and colour)
+COLOR_TYPES = frozenset({"semantic-segmentation"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification",
                           "video-classification"})
+NAMING_TYPES = MAP_TYPES | SINGLE_TYPES | COLOR_TYPES
 
 
 def first_label(kind: str, line: int) -> str:
@@ -53,17 +60,27 @@ def first_label(kind: str, line: int) -> str:
     return f"differs from {kind!r} (line {line})"
 
 
+def said_first(first: int | str, line: int) -> str:
+    """How a ``CLASS_NAMES`` message names the first name of a class id (``first`` a name) or the
+    first id of a class name (``first`` an id) and the attribute's line that gave it; the merge of
+    ranges renumbers that line from the message's parts (``Collector.first_names``)."""
+    return first_label(first, line) if isinstance(first, str) else f"differs from class id {first} (line {line})"
+
+
 def names_test(task_type: str, names: ClassNames) -> Callable[[Any, Any], bool] | None:
     """The hot paths' test of a label (``orjson``'s dicts, after the schema passed) of
     ``task_type``: True when its class names are all ``names``' already, so ``CLASS_NAMES`` has
     nothing to say or note. One C-level subset test of the class map's items (a line names only
     the classes it uses, so a map varies line to line; each new id takes the per-line path once)."""
+    by_key = names.by_key
     if task_type in MAP_TYPES:
-        by_key = names.by_key
         return lambda label, metadata: metadata["class-map"].items() <= by_key.items()
     if task_type in SINGLE_TYPES:
         by_id = names.by_id
         return lambda label, metadata: by_id.get(label) == metadata["class-name"]
+    if task_type in COLOR_TYPES:
+        return lambda label, metadata: {key: entry["class-name"] for key, entry in metadata["internal-color-map"].items()
+                                        if key != "0"}.items() <= by_key.items()
     return None
 
 
@@ -83,6 +100,13 @@ def class_pairs(task_type: str, attribute: str, value: Any, metadata: Any) -> li
         class_id, name = _class_index(value), metadata.get("class-name")
         if class_id is not None and _a_name(name):
             return [(class_id, name, meta_key + ".class-name", f" (class id {class_id})")]
+    if task_type in COLOR_TYPES:
+        colors = metadata.get("internal-color-map")
+        if type(colors) is not dict:
+            return []
+        return [(class_id, name, f"{meta_key}.internal-color-map.{key}.class-name", "")
+                for key, entry in colors.items() if key != "0" and type(entry) is dict
+                and (class_id := _class_index(key)) is not None and _a_name(name := entry.get("class-name"))]
     return []
 
 
@@ -208,7 +232,7 @@ class LineRules:
         """The plan of ``attribute`` declaring ``tt``, settled where its first label is of ``tt``."""
         first = self.out.first_types.get(attribute)
         settled = tt.name == _CUSTOM or (first is not None and first[0] == tt.name)
-        names = names_test(tt.name, self.out.names_of(attribute)) if tt.name in MAP_TYPES | SINGLE_TYPES else None
+        names = names_test(tt.name, self.out.names_of(attribute)) if tt.name in NAMING_TYPES else None
         return _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name), settled,
                      names)
 
@@ -242,22 +266,33 @@ class LineRules:
 
     def _check_class_names(self, number: int, attribute: str, task_type: str, value: Any, meta: Any) -> None:
         """``CLASS_NAMES`` for line ``number``'s label of ``attribute``: each class it names
-        otherwise than the attribute's first line naming that id; each id named first, noted."""
+        otherwise than the attribute's first line naming that id, each name it gives another id
+        than the first line giving it; each id and name met first, noted."""
         pairs = class_pairs(task_type, attribute, value, meta)
         if not pairs:
             return
         names = self.out.names_of(attribute)
         for class_id, name, key, said in pairs:
-            first = names.by_id.get(class_id)
-            if first is None:
-                names.note(class_id, name, number)
-            elif first != name:
+            first = names.named.get(class_id, name)
+            if first != name:
                 here, there = marks(name, first)  # names that look alike: their code points too
                 head, tail = f"{name!r}{here}{said} ", f"{there}: one class id, one name"
-                kept = len(self.out.problems)
-                self.out.add(number, key, CLASS_NAMES, head + first_label(first, names.lines[class_id]) + tail, "warning")
-                if len(self.out.problems) > kept:
-                    self.out.first_names[kept] = ((attribute, class_id), head, first, tail)
+                self._said_first(number, key, (attribute, class_id), head, first, names.lines[class_id], tail)
+            other = names.ids.get(name, class_id)
+            if other != class_id:
+                head, tail = f"class id {class_id} for {name!r} ", ": one class name, one id"
+                self._said_first(number, key, (attribute, name), head, other, names.name_lines[name], tail)
+            names.note(class_id, name, number)
+
+    def _said_first(self, number: int, key: str, ref: tuple[str, int | str], head: str, first: int | str,
+                    line: int, tail: str) -> None:
+        """A ``CLASS_NAMES`` message naming the first name of a class id (``first`` a name, ``ref``
+        the id) or the first id of a name (``first`` an id, ``ref`` the name) by its ``line``, its
+        parts kept (``Collector.first_names``) for the merge of ranges to renumber that line."""
+        kept = len(self.out.problems)
+        self.out.add(number, key, CLASS_NAMES, head + said_first(first, line) + tail, "warning")
+        if len(self.out.problems) > kept:
+            self.out.first_names[kept] = (ref, head, first, tail)
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))

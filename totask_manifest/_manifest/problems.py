@@ -133,29 +133,56 @@ class ValidationReport:
 
 class ClassNames:
     """One label attribute's class names as first met (``line_rules.CLASS_NAMES``): each id's
-    name by its integer (``by_id``: the typed path decodes class-map keys so, and a class index
-    label is one) and by its digits (``by_key``: class-map keys as ``orjson`` reads them), and the
-    line naming it first. Two views of one table so that each path's test of a line is one
-    C-level look-up (``cm.items() <= by_key.items()``), not a conversion a key."""
+    first name and its line (``named``, ``lines``), each name's first id and its line (``ids``,
+    ``name_lines``), and the hot paths' view of the pairs that hold both ways (an id under its
+    first name, that name under its first id): by integer (``by_id``: the typed path decodes
+    class-map keys so, and a class index label is one) and by digits (``by_key``: class-map keys
+    as ``orjson`` reads them). Two views of one table so that each path's test of a line is one
+    C-level look-up (``cm.items() <= by_key.items()``), not a conversion a key; a pair that breaks
+    either way is never in them, so every line naming it takes the per-line path and is said."""
 
-    __slots__ = ("by_id", "by_key", "lines")
+    __slots__ = ("by_id", "by_key", "ids", "lines", "name_lines", "named")
 
     def __init__(self) -> None:
         self.by_id: dict[int, str] = {}
         self.by_key: dict[str, str] = {}
+        self.named: dict[int, str] = {}
         self.lines: dict[int, int] = {}
+        self.ids: dict[str, int] = {}
+        self.name_lines: dict[str, int] = {}
 
     def note(self, class_id: int, name: str, line: int) -> None:
-        """``class_id`` first named ``name`` on ``line``."""
-        self.by_id[class_id] = name
-        self.by_key[str(class_id)] = name
-        self.lines[class_id] = line
+        """``class_id`` named ``name`` on ``line``: each side noted where it is met first, the pair
+        added to the views where it holds both ways. Why only here: the hot paths send the per-line
+        path only pairs the views lack, so the name side costs nothing on a clean line."""
+        self.note_id(class_id, name, line)
+        self.note_name(name, class_id, line)
+
+    def note_id(self, class_id: int, name: str, line: int) -> None:
+        """``class_id`` first named ``name`` on ``line`` (kept if it was named before)."""
+        if class_id not in self.named:
+            self.named[class_id] = name
+            self.lines[class_id] = line
+            self._view(class_id, name)
+
+    def note_name(self, name: str, class_id: int, line: int) -> None:
+        """``name`` first given to ``class_id`` on ``line`` (kept if it was given before)."""
+        if name not in self.ids:
+            self.ids[name] = class_id
+            self.name_lines[name] = line
+            self._view(class_id, name)
+
+    def _view(self, class_id: int, name: str) -> None:
+        if self.named.get(class_id) == name and self.ids.get(name) == class_id:
+            self.by_id[class_id] = name
+            self.by_key[str(class_id)] = name
 
     def __getstate__(self) -> tuple:
-        return self.by_id, self.lines
+        return self.named, self.lines, self.ids, self.name_lines
 
     def __setstate__(self, state: tuple) -> None:
-        self.by_id, self.lines = state
+        self.named, self.lines, self.ids, self.name_lines = state
+        self.by_id = {k: v for k, v in self.named.items() if self.ids.get(v) == k}
         self.by_key = {str(k): v for k, v in self.by_id.items()}
 
 
@@ -179,11 +206,12 @@ class Collector:
         #: attribute -> each class id's first name and its line (``line_rules.CLASS_NAMES``): the
         #: merge holds later ranges to them too
         self.class_names: dict[str, ClassNames] = {}
-        #: problem index -> the ``CLASS_NAMES`` message's parts: ``(attribute, class id)``, the text
-        #: before the first name, the first name, and the text after its line. The merge numbers the
-        #: first name's line as the file does from these (``validate._one_name_each``), never by
-        #: reading the message, whose names may hold any words
-        self.first_names: dict[int, tuple[tuple[str, int], str, str, str]] = {}
+        #: problem index -> the ``CLASS_NAMES`` message's parts: ``(attribute, class id)`` and the
+        #: text before the id's first name, that name, the text after its line; or ``(attribute,
+        #: name)`` and the name's first id (``line_rules.said_first``). The merge numbers that line as
+        #: the file does from these (``validate._one_name_each``), never by reading the message,
+        #: whose names may hold any words
+        self.first_names: dict[int, tuple[tuple[str, int | str], str, int | str, str]] = {}
         #: the byte range checked (``validate.check_range``), so the merge can check it again
         self.start = 0
         self.end: int | None = None

@@ -92,7 +92,7 @@ class _Variant:
     __slots__ = ("checks", "decode_lines", "encode_lines", "rows")
 
     def __init__(self, line_type: type, checks: list[tuple[tuple, Callable[[str], Any]]],
-                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], names: Sequence[tuple[str, str, bool]],
+                 rules: list[tuple[str, str, Callable[[Any, Any], bool]]], names: Sequence[tuple[str, str, str]],
                  raw_maps: Sequence[tuple[str, Callable[[bytes], dict | None]]], traffic: _Traffic | None) -> None:
         self.decode_lines = msgspec.json.Decoder(line_type).decode_lines
         self.encode_lines = msgspec.json.Encoder().encode_lines
@@ -197,7 +197,7 @@ class TypedPlan:
 
 def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
                scalars: list[tuple[str, Callable[[str], Any]]],
-               class_names: Sequence[tuple[str, str, bool]] = (),
+               class_names: Sequence[tuple[str, str, str]] = (),
                raw_maps: Sequence[tuple[str, Callable[[bytes], dict | None]]] = (),
                traffic: _Traffic | None = None) -> Callable[..., bool] | None:
     """One loop over a run's structs: each rule on its line's label and metadata (field names),
@@ -216,7 +216,10 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
     naming a class otherwise than its table (a new id included) is refused, for the per-line path to
     note or report (``line_rules.CLASS_NAMES``). A class map's text is held to the table once (its
     items a subset of the table's), then known: a test a line, two views and an iterator made and
-    freed, cost 1,790 instructions a bench line (callgrind; 6% of ``validate``'s)."""
+    freed, cost 1,790 instructions a bench line (callgrind; 6% of ``validate``'s). A color map's names
+    (semantic segmentation, but the background's) are held to the table likewise, a line at a
+    time. The tables hold only pairs that hold both ways (``problems.ClassNames``), so a name given
+    a second id is refused here too, at no cost a line."""
     if not rules and not scalars and not class_names and not raw_maps:
         return None
     names: dict[str, Any] = {"_pairs": itertools.chain.from_iterable, "_items": dict.items}
@@ -246,17 +249,20 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
             if raw is not None:
                 written = written.replace("metadata.class_map", raw)
             body += [f"label = line.{label}", f"metadata = line.{metadata}", *written.splitlines()]
-    for i, (label, metadata, is_map) in enumerate(class_names):
+    for i, (label, metadata, at) in enumerate(class_names):
         raw = raw_at.get(f"{metadata}.class_map")
-        if is_map and raw is not None:  # each distinct text held to the table once
+        if at == "map" and raw is not None:  # each distinct text held to the table once
             body += [f"if raw_text{list(raw_at).index(f'{metadata}.class_map')} not in known{i}:",
                      f"    if not {raw}.items() <= names{i}.items():", "        return False",
                      f"    if len(known{i}) >= _KNOWN:", f"        known{i}.clear()",
                      f"    known{i}.add(raw_text{list(raw_at).index(f'{metadata}.class_map')})"]
-        elif is_map:  # the run's maps held to the table at once, a distinct pair at a time
+        elif at == "map":  # the run's maps held to the table at once, a distinct pair at a time
             before.append(f"map{i} = []; keep{i} = map{i}.append")
             body.append(f"keep{i}(line.{metadata}.class_map)")
             after += [f"if not set(_pairs(map(_items, map{i}))) <= names{i}.items():", "    return False"]
+        elif at == "colors":  # a color map's names, but the background's (``line_rules.COLOR_TYPES``)
+            body += [f"if not {{k: v.class_name for k, v in line.{metadata}.internal_color_map.items() if k}}.items()"
+                     f" <= names{i}.items():", "    return False"]
         else:
             body += [f"if names{i}.get(line.{label}) != line.{metadata}.class_name:", "    return False"]
     names["_KNOWN"] = _KNOWN_TEXTS
@@ -349,7 +355,7 @@ def _admitter(fullmatch: Callable[[str], Any]) -> tuple[set[str], Callable[[str]
 
 def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
                predicates: list[tuple[str, str, Callable[[Any, Any], bool]]], max_bytes: int,
-               names: Sequence[tuple[str, str, bool]] = ()) -> TypedPlan | None:
+               names: Sequence[tuple[str, str, str]] = ()) -> TypedPlan | None:
     """The typed plan of a line shape, or None. ``schemas`` maps a top-level key to its schema
     and the document its references resolve against (``schemas.resolve_ref``); any other key
     must hold a string (as ``source-ref`` does). ``predicates`` are ``(label key, metadata key,
@@ -357,7 +363,7 @@ def typed_plan(shape: tuple, first: dict, schemas: dict[str, tuple[dict, dict]],
     ``max_bytes`` is not accepted."""
     python = _python_names(shape)
     rules = [(python[label], python[meta], predicate) for label, meta, predicate in predicates]
-    names = [(python[label], python[meta], is_map) for label, meta, is_map in names]
+    names = [(python[label], python[meta], at) for label, meta, at in names]
     traffic = _Traffic()
     variants = []
     for raw in (True, False):

@@ -40,7 +40,7 @@ from .label_check import (
     needs_input_rules,
 )
 from .line_check import LineChecker
-from .line_rules import CLASS_NAMES, MIXED_TYPES, first_label
+from .line_rules import CLASS_NAMES, MIXED_TYPES, first_label, said_first
 from .problems import AttributeStats, ClassNames, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
@@ -68,7 +68,8 @@ RULES: dict[str, str] = {
     "failure-with-label": "a failed object's metadata (failure-reason) sits next to a label value",
     "routed-with-label": "a routed object's metadata (review-status: routed) sits next to a label value",
     MIXED_TYPES: "a label of another built-in task type than the attribute's first label (custom labels excepted)",
-    CLASS_NAMES: "a class id named otherwise than on the attribute's first line naming it (one class id, one name)",
+    CLASS_NAMES: "a class id named otherwise than on the attribute's first line naming it, or a class name given "
+                 "another id than there (one class id, one name; one class name, one id)",
 }
 
 
@@ -194,44 +195,50 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
 
 
 def _names_differ(part: Collector, names: dict[str, ClassNames]) -> bool:
-    """Whether ``part`` named a class otherwise than the ranges before it first did: its lines
-    were held to the wrong name, so it is checked again, held to theirs."""
+    """Whether ``part`` named a class otherwise than the ranges before it first did, or gave a
+    name another id: its lines were held to the wrong name or id, so it is checked again, held to
+    theirs."""
     for attribute, own in part.class_names.items():
         table = names.get(attribute)
-        if table is not None and any(table.by_id.get(cid, name) != name for cid, name in own.by_id.items()):
+        if table is not None and (any(table.named.get(cid, name) != name for cid, name in own.named.items())
+                                  or any(table.ids.get(name, cid) != cid for name, cid in own.ids.items())):
             return True
     return False
 
 
 def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -> None:
-    """``part``'s ``CLASS_NAMES`` messages naming each class's first name by its line in the file
-    (an earlier range's, or the range's own counted from the file's start), and the classes it
-    named first added to ``names``. ``part`` names no class otherwise than ``names`` (``_names_differ``).
-    Why by class id: two ids of one name first named on one line of the range read the same as the
-    range wrote them ("differs from 'cat' (line 1)"), and a range checked again names the earlier
+    """``part``'s ``CLASS_NAMES`` messages naming each class's first name, and each name's first
+    id, by its line in the file (an earlier range's, or the range's own counted from the file's
+    start), and the classes and names it met first added to ``names``. ``part`` names no class
+    otherwise than ``names``, nor gives a name another id (``_names_differ``). Why by class id (and
+    by name): two ids of one name first named on one line of the range read the same as the range
+    wrote them ("differs from 'cat' (line 1)"), and a range checked again names the earlier
     ranges' ids by the file's lines, its own by its own: keyed by that text, one id's line was
     written into the other's messages."""
-    relabel: dict[tuple[str, int], int] = {}
+    relabel: dict[tuple[str, int | str], int] = {}
     for attribute, own in part.class_names.items():
         table = names.setdefault(attribute, ClassNames())
-        for cid, name in own.by_id.items():
-            if cid not in table.by_id:
-                table.note(cid, name, own.lines[cid] + offset)
+        for cid, name in own.named.items():
+            table.note_id(cid, name, own.lines[cid] + offset)
             if table.lines[cid] != own.lines[cid]:
                 relabel[attribute, cid] = table.lines[cid]
+        for name, cid in own.ids.items():
+            table.note_name(name, cid, own.name_lines[name] + offset)
+            if table.name_lines[name] != own.name_lines[name]:
+                relabel[attribute, name] = table.name_lines[name]
     if part.counts[CLASS_NAMES] and relabel:
         _renamed(part, relabel)
 
 
-def _renamed(part: Collector, relabel: dict[tuple[str, int], int]) -> None:
-    """``part``'s ``CLASS_NAMES`` messages naming their class's first name by its line in the file
-    (``relabel``: per attribute and class id, that line), rebuilt from the parts the range kept
-    (``Collector.first_names``): a name holding the message's own words ("differs from") read as
-    the message's, and the range's line stayed."""
+def _renamed(part: Collector, relabel: dict[tuple[str, int | str], int]) -> None:
+    """``part``'s ``CLASS_NAMES`` messages naming their class's first name, or their name's first
+    id, by its line in the file (``relabel``: per attribute and class id, or name, that line),
+    rebuilt from the parts the range kept (``Collector.first_names``): a name holding the
+    message's own words ("differs from") read as the message's, and the range's line stayed."""
     for index, (ref, head, first, tail) in part.first_names.items():
         line = relabel.get(ref)
         if line is not None:
-            part.problems[index] = replace(part.problems[index], message=head + first_label(first, line) + tail)
+            part.problems[index] = replace(part.problems[index], message=head + said_first(first, line) + tail)
 
 
 def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:
