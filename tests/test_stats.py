@@ -77,7 +77,7 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
                 s["failed"] += 1
                 s["failures"][meta.get("failure-rule") or rule_of(meta["failure-reason"])] += 1
                 continue
-            if a not in r:
+            if r.get(a) is None:  # missing or null: no value
                 continue
             s["labeled"] += 1
             if "human-annotated" in meta:

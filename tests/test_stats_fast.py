@@ -83,6 +83,7 @@ ODD_VALUES = [
     (("boxes", "annotations"), None),
     (("boxes", "annotations"), [1, None]),
     (("boxes",), 3),
+    (("boxes",), None),
     (("boxes-metadata", "objects"), [{"confidence": True}, {"confidence": None}, {}]),
     (("boxes-metadata", "objects"), [{"confidence": 10**30}]),
     (("boxes-metadata", "objects"), [{"confidence": 1}]),
@@ -362,6 +363,22 @@ def test_lines_without_a_label_are_set_apart_by_position(unlabeled):
         tally.flush()
         assert_equal(merge_partials("m", [tally.part], None), _stats(raw, None, fast=False, batch=100))
 
+
+
+def test_a_null_label_beside_its_metadata_is_no_label():
+    """``"boxes": null`` is no value: the chain's selection labels the line again (``needs_label``,
+    Ground Truth's "no data connected to that label attribute name"), so stats counts its
+    metadata and no label, on both paths; the generic count took the key's presence for a label
+    (a detection of no boxes, its job and human-annotated counted), and the fast path with it."""
+    rng = random.Random(5)
+    lines = [detection(rng, i=i) for i in range(100)]
+    for i in range(0, 100, 10):
+        lines[i]["boxes"] = None
+    raw = [orjson.dumps(x) for x in lines]
+    for fast in (True, False):
+        boxes = _stats(raw, None, fast=fast, batch=100).attributes["boxes"]
+        assert (boxes.lines, boxes.labeled, boxes.failed) == (100, 90, 0), fast
+        assert sum(boxes.human_annotated.values()) == sum(boxes.boxes_per_image.values()) == 90, fast
 
 def test_ids_and_box_counts_outside_a_byte_are_counted_as_the_generic_count_does():
     """Class ids and boxes per line are counted through ``bytes`` and numpy's ``bincount`` when all

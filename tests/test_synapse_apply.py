@@ -122,21 +122,30 @@ def test_unlabeled_lines_and_per_task_failures_do_not_stop_the_run(synapse, file
     assert {r["op"] for r in read_journal(str(job_dir)) if r["task_id"] == tasks[3]["id"]} == {"before", "failed"}
 
 
-def test_a_value_beside_a_failure_or_a_routing_is_no_label_to_apply(synapse, files, client, tmp_path) -> None:
-    """A line whose metadata says it failed (``failure-reason``) or was routed to review
-    (``review-status: routed``) holds no label of the job's, even beside a value (a chained job
-    keeps the earlier value when it fails or routes the line): ``validate``, ``stats``, ``labeled``
-    and the exports say so, and apply sent that value to Synapse as the job's label."""
-    pid = seed_tasks(synapse, files, 4)
+
+def _edited_job(synapse, files, client, tmp_path, n: int, edit) -> tuple:
+    """A completed job over ``n`` exported tasks whose output manifest's records ``edit`` changed
+    (in place), and the tasks by id: lines apply must read as the job never wrote them."""
+    pid = seed_tasks(synapse, files, n)
     export = tmp_path / "e.manifest"
     export_tasks(pid, str(export), client=client)
     job_dir = make_job(tmp_path, export)
     out = job_dir / "manifests" / "output" / "output.manifest"
     records = [orjson.loads(raw) for raw in out.read_bytes().splitlines()]
-    records[1]["boxes-metadata"]["failure-reason"] = "fetch: 404 Not Found"
-    records[2]["boxes-metadata"]["review-status"] = "routed"
+    edit(records)
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    tasks = sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+    return job_dir, sorted(synapse.project_tasks(pid), key=lambda t: t["id"])
+
+def test_a_value_beside_a_failure_or_a_routing_is_no_label_to_apply(synapse, files, client, tmp_path) -> None:
+    """A line whose metadata says it failed (``failure-reason``) or was routed to review
+    (``review-status: routed``) holds no label of the job's, even beside a value (a chained job
+    keeps the earlier value when it fails or routes the line): ``validate``, ``stats``, ``labeled``
+    and the exports say so, and apply sent that value to Synapse as the job's label."""
+    def edit(records: list[dict]) -> None:
+        records[1]["boxes-metadata"]["failure-reason"] = "fetch: 404 Not Found"
+        records[2]["boxes-metadata"]["review-status"] = "routed"
+
+    job_dir, tasks = _edited_job(synapse, files, client, tmp_path, 4, edit)
     report = apply_job(str(job_dir), client=client)
     by_task = {r.task_id: r for r in report.results}
     assert by_task[tasks[1]["id"]].status == "not-labeled" and "404" in by_task[tasks[1]["id"]].detail
@@ -144,6 +153,18 @@ def test_a_value_beside_a_failure_or_a_routing_is_no_label_to_apply(synapse, fil
     assert puts(synapse, tasks[1]["id"]) == [] and puts(synapse, tasks[2]["id"]) == []
     assert report.totals["applied"] == 2
 
+
+
+def test_a_null_value_is_no_label_to_apply(synapse, files, client, tmp_path) -> None:
+    """A line whose label attribute is null holds no label, as the chain's selection reads it
+    (``needs_label``: Ground Truth labels it again): apply counted it labeled and failed its task
+    converting null, where it is not-labeled and nothing is sent."""
+    job_dir, tasks = _edited_job(synapse, files, client, tmp_path, 3, lambda records: records[1].update(boxes=None))
+    report = apply_job(str(job_dir), client=client)
+    by_task = {r.task_id: r for r in report.results}
+    assert (by_task[tasks[1]["id"]].status, by_task[tasks[1]["id"]].detail) == (
+        "not-labeled", "no 'boxes' label ('boxes' is null)")
+    assert puts(synapse, tasks[1]["id"]) == [] and report.ok and report.totals["applied"] == 2
 
 def test_objects_format_is_sent_with_schema_any(synapse, client, job) -> None:
     _, job_dir, tasks = job

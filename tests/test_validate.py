@@ -346,6 +346,27 @@ def test_label_attribute_mode(tmp_path: Path) -> None:
     assert info.value.rule == "label-attribute-absent" and "dogs (object-detection)" in str(info.value)
 
 
+
+def test_a_null_value_is_no_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``"dogs": null`` is no value, as the chain's selection reads it (``needs_label``: Ground
+    Truth's "no data connected to that label attribute name", the line labeled again), and
+    ``stats``, ``labeled`` and ``apply`` with it: without metadata the line is unlabeled (it was
+    ``metadata-missing``), beside a type ``label-missing`` (it was the schema's ``null is not of
+    type "object"``), beside a failure or a routing no ``failure-with-label`` or ``routed-with-label``."""
+    labeled = {"source-ref": "s3://b/1.jpg", "dogs": {"image_size": [{"width": 1, "height": 1}], "annotations": []},
+               "dogs-metadata": OD_META}
+    unlabeled = {"source-ref": "s3://b/2.jpg", "dogs": None}
+    typed = {"source-ref": "s3://b/3.jpg", "dogs": None, "dogs-metadata": OD_META}
+    failed = {"source-ref": "s3://b/4.jpg", "dogs": None,
+              "dogs-metadata": {"failure-reason": "FetchError: HTTP 404", "type": "groundtruth/object-detection"}}
+    routed = {"source-ref": "s3://b/5.jpg", "dogs": None, "dogs-metadata": {**OD_META, "review-status": "routed"}}
+    path = manifest(tmp_path, [labeled, unlabeled, typed, failed, routed])
+    report = same_reports(path, monkeypatch, label_attribute="dogs")
+    assert problems(report) == [(3, "dogs", "label-missing")]
+    stats = report.attributes["dogs"]
+    assert (report.unlabeled, stats.labeled, stats.failed, stats.routed) == (1, 1, 1, 1)
+    assert problems(same_reports(path, monkeypatch)) == [(3, "dogs", "label-missing")]
+
 def test_unknown_metadata_type_is_a_warning(tmp_path: Path) -> None:
     record = {"source-ref": "s3://b/1.jpg", "x": 1, "x-metadata": {"type": "groundtruth/future-task"},
               "y": 2, "y-metadata": {"kind": "not a label"}, "source-ref-metadata": {"format": "binary/xyzi"}}

@@ -220,7 +220,7 @@ class Counts:
             # routed to review: the job wrote no label (a value the line holds is an earlier job's)
             self.meta_n[typ, None, declared | ROUTED] += 1
             return
-        if attribute not in record:
+        if record.get(attribute) is None:  # missing or null: no value (``needs_label``)
             self.meta_n[typ, None, declared] += 1
             return
         human = meta.get("human-annotated")

@@ -316,8 +316,11 @@ class LineRules:
                          tt: TaskType | None = None) -> None:
         out = self.out
         meta_key = attribute + METADATA_SUFFIX
+        # a null value is no value: Ground Truth's chaining labels the line ("no data connected to
+        # that label attribute name"), as the chain's selection, stats, labeled and apply read it
+        has_value = record.get(attribute) is not None
         if meta is None:
-            if attribute in record:
+            if has_value:
                 out.add(number, meta_key, "metadata-missing",
                         f"{attribute!r} has a value but no {meta_key!r} object says what it is")
             else:
@@ -334,24 +337,24 @@ class LineRules:
         errors_before = out.errors
         failed = type(meta) is dict and "failure-reason" in meta
         routed = not failed and type(meta) is dict and "review-status" in meta and (
-            attribute not in record or meta["review-status"] == "routed")
-        if not (failed or routed) and record.get(attribute) is not None:  # no label beside either (stats agrees)
+            not has_value or meta["review-status"] == "routed")
+        if not (failed or routed) and has_value:  # no label beside either (stats agrees)
             self._check_one_type(number, record, attribute, meta, tt)
         if failed:
             stats.failed += 1
             _check_failure(out, number, meta, meta_key)
-            if attribute in record:
+            if has_value:
                 out.add(number, attribute, "failure-with-label",
                         "the metadata says this object failed (failure-reason) but a label value is present",
                         "warning")
         elif routed:
             stats.routed += 1
             _check_failure(out, number, meta, meta_key, "routed")
-            if attribute in record:
+            if has_value:
                 out.add(number, attribute, "routed-with-label",
                         "the metadata says this object was routed to review (review-status: routed) but a label value "
                         "is present", "warning")
-        elif attribute not in record:
+        elif not has_value:
             out.add(number, attribute, "label-missing",
                     f"{meta_key!r} declares {tt.gt_type} but there is no {attribute!r} value")
         else:

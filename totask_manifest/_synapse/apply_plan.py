@@ -164,13 +164,17 @@ class Planned:
 
 
 def _no_label(record: dict, attr: str, metadata: Any) -> str | None:
-    """Why a line holds no label of the job's to apply, or None: no value, or metadata saying it
-    failed (``failure-reason``) or was routed to review (``review-status: routed``), even beside a
-    value (a chained job keeps the earlier value when it fails or routes a line), as ``validate``,
-    ``stats``, ``labeled`` and the exports read it (``naming.marks_no_label``): such a value was
-    sent as the job's label."""
+    """Why a line holds no label of the job's to apply, or None: no value (the key missing, or
+    null: Ground Truth's "no data connected to that label attribute name", which the chain's
+    selection labels again, ``needs_label``), or metadata saying it failed (``failure-reason``) or
+    was routed to review (``review-status: routed``), even beside a value (a chained job keeps the
+    earlier value when it fails or routes a line), as ``validate``, ``stats``, ``labeled`` and the
+    exports read it (``naming.marks_no_label``): such a value was sent as the job's label, and a
+    null one failed its task as a label that cannot be converted."""
     if not marks_no_label(metadata):
-        return None if attr in record else f"no {attr!r} label"
+        if attr not in record:
+            return f"no {attr!r} label"
+        return None if record[attr] is not None else f"no {attr!r} label ({attr!r} is null)"
     if "failure-reason" in metadata:
         return str(metadata["failure-reason"] or f"no {attr!r} label (failure-reason)")
     return "routed to review (review-status: routed)"
