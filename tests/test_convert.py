@@ -269,12 +269,27 @@ def test_a_mask_class_of_no_name_is_refused_by_the_coco_export_and_validate(tmp_
                     + b"\n")
     assert cli_main(["convert", str(src), str(tmp_path / "seg.json"), "--to", "coco"]) == 1
     err = capsys.readouterr().err
-    assert "class id 1 has an empty name in internal-color-map" in err and len(err.strip().splitlines()) == 1, err
+    assert "class id 1 has an empty name in seg-ref-metadata.internal-color-map" in err, err
+    assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "seg.json").exists()
     assert cli_main(["validate", str(src)]) == 1
     out = capsys.readouterr()
     assert "seg-ref-metadata.internal-color-map.1.class-name" in out.out + out.err, out
 
+
+
+def test_a_mask_label_without_a_colour_map_names_its_key(tmp_path, capsys):
+    """The COCO export's refusal of a mask label without a colour map names the line's key,
+    ``seg-ref-metadata.internal-color-map``, as validate does: it said a bare 'internal-color-map'."""
+    m = np.zeros((8, 9), dtype=np.uint8)
+    line = _mask_line(tmp_path, 0, m, {0: ("BACKGROUND", "#ffffff")})
+    del line["seg-ref-metadata"]["internal-color-map"]
+    src = tmp_path / "seg.manifest"
+    src.write_bytes(orjson.dumps(line) + b"\n")
+    assert cli_main(["convert", str(src), str(tmp_path / "seg.json"), "--to", "coco"]) == 1
+    err = capsys.readouterr().err
+    assert "a mask label needs a URL value and a 'seg-ref-metadata.internal-color-map'" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "seg.json").exists(), err
 
 def test_coco_polygons_and_compressed_rle_paint_masks(tmp_path):
     binary = np.zeros((10, 12), dtype=bool)

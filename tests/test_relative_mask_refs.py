@@ -143,6 +143,7 @@ def test_colour_map_errors_name_the_attributes_key(tmp_path: Path, capsys) -> No
                  "json"]) == 1
     [example] = json.loads(capsys.readouterr().out)["lines"]["examples"]
     assert example["reason"].startswith("line 1, key 'masks-ref-metadata.internal-color-map': mask "), example
+    assert example["reason"].endswith(" has colours missing from masks-ref-metadata.internal-color-map: #123456 [mask]"), example
     page = tmp_path / "page.html"
     assert main(["report", str(job), "-o", str(page)]) == 0
     [caption] = _captions(page)
@@ -157,3 +158,48 @@ def test_colour_map_errors_name_the_attributes_key(tmp_path: Path, capsys) -> No
     [example] = json.loads(capsys.readouterr().out)["lines"]["examples"]
     assert example["reason"] == ("semantic-segmentation label: 'truth-ref-metadata.internal-color-map' is missing "
                                  "or not an object"), example
+
+
+def _boxes(class_id: int, left: int) -> dict:
+    return {"image_size": [{"width": 64, "height": 48, "depth": 3}],
+            "annotations": [{"class_id": class_id, "left": left, "top": 8, "width": 20, "height": 20}]}
+
+
+def _detection_folder(folder: Path, ids: range) -> None:
+    """Images and label files in ``folder`` and ``in.manifest`` naming them relatively, each line
+    with a reviewer's boxes (``truth``) that the label file's (the job's) miss: every line an error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"class-map": {"0": "cat", "1": "dog"}, "type": "groundtruth/object-detection",
+            "creation-date": "2026-01-01T00:00:00.000000", "job-name": "labeling-job/x"}
+    rows = []
+    for i in ids:
+        Image.fromarray(np.full((48, 64, 3), 200, dtype=np.uint8)).save(folder / f"img{i}.png")
+        label = {"source-ref": f"img{i}.png", "boxes": _boxes(1, 4),
+                 "boxes-metadata": {**meta, "objects": [{"confidence": 0.9}], "human-annotated": "no"}}
+        (folder / f"ann{i}.json").write_bytes(orjson.dumps(label))
+        rows.append(orjson.dumps({"source-ref": f"img{i}.png", "a": f"ann{i}.json", "truth": _boxes(0, 36),
+                                  "truth-metadata": {**meta, "objects": [{}], "human-annotated": "yes"}}))
+    (folder / "in.manifest").write_bytes(b"\n".join(rows) + b"\n")
+
+
+def test_the_reports_worst_images_of_appended_lines_are_read_beside_their_manifest(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation section's worst images: a line an ``--append`` manifest gave (``more/img2.png``)
+    was looked for in the input's folder (``image not available: ... no such file``); it is read
+    beside its own manifest, as evaluate and the report's tiles read it."""
+    import re
+
+    data = tmp_path / "data"
+    _detection_folder(data, range(2))
+    _detection_folder(data / "more", range(2, 3))
+    assert main(["annotate", str(data / "in.manifest"), "--append", str(data / "more" / "in.manifest"),
+                 "--job-name", "dj", "--label-attribute", "boxes", "--task-type", "object-detection",
+                 "--method", "file", "--url-key", "a", "--allow-root", str(data), "--output", str(tmp_path / "out")]) == 0
+    monkeypatch.chdir("/")
+    page = tmp_path / "page.html"
+    assert main(["report", str(tmp_path / "out" / "dj"), "-o", str(page)]) == 0
+    html = page.read_text()
+    assert "Worst images" in html
+    worst = html[html.index("Worst images"):]
+    assert "image not available" not in worst, re.findall(r"image not available[^<]*", worst)
+    assert sorted(re.findall(r'<img src="data:image/jpeg;base64,[^"]+" alt="line (\d+): 2 error', worst)) == ["1", "2", "3"]

@@ -64,7 +64,7 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
     colors, inverse = np.unique(packed, return_inverse=True)
     unknown = [f"#{int(c):06x}" for c in colors if int(c) not in lookup]
     if unknown:
-        raise ManifestError(f"mask {shown} has colours missing from internal-color-map: {', '.join(unknown[:5])}",
+        raise ManifestError(f"mask {shown} has colours missing from {key}: {', '.join(unknown[:5])}",
                             line=line, key=key, rule="mask")
     index = np.array([lookup[int(c)] for c in colors], dtype=np.uint8)
     return index[inverse].reshape(packed.shape)
@@ -189,7 +189,7 @@ def coco_mask_image(
     key = metadata_key(label.attribute, COLOR_MAP)  # as validate names it: seg-ref-metadata.internal-color-map
     if not isinstance(color_map, Mapping) or not isinstance(label.value, str):
         raise ManifestError(
-            "a mask label needs a URL value and an 'internal-color-map'",
+            f"a mask label needs a URL value and a {key!r}",
             line=line,
             key=label.attribute,
             rule="coco-mask",
@@ -200,7 +200,7 @@ def coco_mask_image(
     names = {int(k): v.get("class-name", str(k)) for k, v in color_map.items()}
     for cid, name in names.items():  # the one rule of class names: a box's "   " is refused too
         if (problem := class_name_problem(name)) is not None:
-            raise ManifestError(f"class id {cid} has an empty name in internal-color-map: its name {problem}; "
+            raise ManifestError(f"class id {cid} has an empty name in {key}: its name {problem}; "
                                 f"{CLASS_NAME_RULE}", line=line, key=f"{key}.{cid}.class-name",
                                 rule="coco-mask")
     cats.merge({str(k): v for k, v in names.items() if k != 0}, line, key=key)

@@ -21,6 +21,7 @@ from ..._errors import TotaskError
 from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from ..._storage import redact_secret_url
+from ..labels import ReferenceBases, references_bases
 from .attributes import resolve_target
 from .detection import WorstLine
 from .driver import Evaluation, evaluate_manifest
@@ -79,7 +80,7 @@ def render_evaluation(ev: Evaluation, *, base: str | None = None, samples: int =
             parts.append(f"<h3>Worst images (errors at IoU {det['iou']:g})</h3>"
                          f'<p class="ev-legend muted"><span style="background:{REFERENCE_COLOR}"></span>reference'
                          f'<span style="background:{PREDICTED_COLOR}"></span>predicted</p>'
-                         + _worst_tiles(ev.worst[:samples], base, fetch, max_pixels))
+                         + _worst_tiles(ev.worst[:samples], _bases(ev, base), fetch, max_pixels))
     for title, c in (("Classification", ev.classification), ("Multi-label classification",
                                                            ev.classification_multilabel)):
         if not c:
@@ -227,15 +228,25 @@ def confusion_table(cm: dict[str, Any]) -> str:
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def _worst_tiles(worst: Sequence[WorstLine], base: str | None, fetch: Fetch | None, max_pixels: int) -> str:
+def _bases(ev: Evaluation, base: str | None) -> ReferenceBases:
+    """Where the worst lines' relative images resolve: as evaluate read them
+    (``labels.references_bases``: a line an ``--append`` manifest gave beside that manifest; every
+    line was read against ``base``, the input's folder, and an appended line's image was not
+    found), the caller's ``base`` (the report's) standing for the manifest's own lines."""
+    bases = references_bases(ev.manifest)
+    return bases if base is None else ReferenceBases(base, bases.appended)
+
+
+def _worst_tiles(worst: Sequence[WorstLine], bases: ReferenceBases, fetch: Fetch | None, max_pixels: int) -> str:
     if fetch is None:
         with SyncFetcher(FetchPolicy()) as fetcher:
-            return _worst_tiles(worst, base, fetcher.fetch, max_pixels)
+            return _worst_tiles(worst, bases, fetcher.fetch, max_pixels)
     out = []
     for w in worst:
         title = f"line {w.line}: {w.errors} error(s)"
         try:
-            uri = _draw_both(resolve_reference(w.source, base) if w.source else "", w, fetch, max_pixels)
+            uri = _draw_both(resolve_reference(w.source, bases.for_line(w.line)) if w.source else "", w, fetch,
+                             max_pixels)
             pic = f'<img src="{uri}" alt="{escape(title)}">'
         except (OSError, ValueError, TotaskError) as exc:  # an image that cannot be fetched is a tile saying why
             pic = f'<div class="tile-error">image not available: {escape(str(exc)[:160])}</div>'
