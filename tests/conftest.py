@@ -8,6 +8,8 @@ server answering with the test's own async handler) all run on it.
   (``tests/support/s3.py``); ``s3.new_bucket()`` gives a fresh ``s3://`` bucket.
 - ``gt_manifests``: the real manifests folder ``../shared/gt-manifests`` (``tests/support/gt.py``),
   or a skip saying it is missing.
+- ``immutable_folder``: ``tmp_path / "locked"``, a folder nothing can be written in, root included
+  (``chattr +i``), or a skip where that flag cannot be set.
 
 Slow tests carry ``@pytest.mark.slow``; ``python -m pytest -m "not slow"`` is the fast lane. The
 rule: a test that costs over about 0.3 s of CPU (this process and its children: Ray, the browser,
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -154,3 +157,19 @@ def gt_manifests() -> Path:
     if not HAVE_GT:
         pytest.skip(SKIP_REASON)
     return GT_MANIFESTS
+
+
+@pytest.fixture
+def immutable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nothing can be written in, not even by root: ``chattr +i`` (EPERM on every create,
+    the errno ``link`` also gives where a file system has no hard links; ``os.access`` still says
+    yes to root). Skipped where ``chattr`` is missing, this is not root, or the file system has no
+    such flag."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i does not work here (not root, or a file system without the flag)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

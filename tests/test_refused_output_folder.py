@@ -113,3 +113,18 @@ def test_a_job_inside_another_jobs_folder_is_refused(tmp_path, inside):
     assert lines[0].endswith(f"the output root {root} {where} job folder {victim} (a folder holding job.json), whose "
                              "files only its job writes; choose another --output"), r.stderr
     assert sorted(p.relative_to(victim) for p in victim.rglob("*")) == before
+
+
+@pytest.mark.parametrize("job", ["locked", "locked/sub"])
+def test_an_output_folder_that_cannot_be_written_is_named_so(tmp_path, immutable_folder, job):
+    """``--output`` in an immutable folder said "its file system does not support hard links
+    (Operation not permitted) ... put the job on a local disk": EPERM was read as "no hard links"
+    though no file could be made there at all. Exit 2 either way, one line."""
+    from tests.jobs_helpers import write_manifest
+
+    inp = write_manifest(tmp_path / "in.manifest", 3)
+    r = _annotate(inp, tmp_path / job)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.strip().endswith(f"cannot take the lease on {tmp_path / job / 'j'}: {immutable_folder} is not a "
+                                     "writable folder (Operation not permitted)"), r.stderr
+    assert list(immutable_folder.iterdir()) == []

@@ -192,7 +192,7 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
     r = _run_with_file_size_limit(16 << 10, "apply", str(job_dir), "--concurrency", "8")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     said = r.stdout + r.stderr  # the tasks on stdout, the summary with the rollback on stderr
-    assert "stopped: cannot write the journal" in said and "File too large" in said, said
+    assert "stopped: cannot write the journal" in said and _LIMIT_SAID.format(16 << 10) in said, said
     assert "rollback: " in said and " restored" in said, said
     assert "error: File too large" not in said, said
     settle(synapse)
@@ -201,6 +201,12 @@ def test_a_full_disk_under_the_journal_reports_the_rollback_and_leaves_no_torn_r
         assert task["data"] in (ORIGINAL, normalise(ORIGINAL)), f"task {task['id']} not restored"
     journal = (job_dir / "synapse-journal.jsonl").read_bytes()
     assert journal.endswith(b"\n") and all(orjson.loads(line) for line in journal.splitlines())
+
+
+#: what a journal meeting ``ulimit -f`` says, as every other writer does (``_errors.file_size_limit``): it said
+#: only "[Errno 27] File too large"
+_LIMIT_SAID = ("File too large: this process's file size limit ({} bytes, ulimit -f) was reached; raise it "
+               "(ulimit -f unlimited) and run it again: the limit is the process's, another folder does not help")
 
 
 def _run_with_file_size_limit(size: int, *args: str) -> subprocess.CompletedProcess:
@@ -230,10 +236,12 @@ def test_a_rollback_that_cannot_journal_its_restores_sends_them_and_says_so(syna
     assert apply_job(str(job_dir), client=client).ok
     synapse.normalise = None  # the restores store what they send: the second rollback finds them as before
     journal = job_dir / "synapse-journal.jsonl"
-    r = _run_with_file_size_limit(journal.stat().st_size, "rollback", str(job_dir))
+    size = journal.stat().st_size
+    r = _run_with_file_size_limit(size, "rollback", str(job_dir))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert re.fullmatch(rf"rollback: {N} restored, 0 already as before, 0 changed by someone else \(skipped\), 0 "
-                        rf"failed; {N} restored unjournalled \(cannot write the journal .*File too large\): sent "
+                        rf"failed; {N} restored unjournalled \(cannot write the journal .*: "
+                        rf"{re.escape(_LIMIT_SAID.format(size))}\): sent "
                         r"all the same, as nothing could record them; once the journal can be written, run rollback "
                         r"again to record them", r.stderr.splitlines()[-1]), r.stderr
     assert all(task["data"] == ORIGINAL for task in tasks)
@@ -280,7 +288,8 @@ def test_ctrl_c_of_a_rollback_that_cannot_journal_says_its_restores_in_flight_ma
     n = len(in_flight)
     restores = "restores" if n > 1 else "restore"
     assert re.fullmatch(rf"rollback: 0 restored, 0 already as before, 0 changed by someone else \(skipped\), 0 failed; "
-                        rf"{n} {restores} sent unjournalled \(cannot write the journal .*File too large\) may still "
+                        rf"{n} {restores} sent unjournalled \(cannot write the journal .*: "
+                        rf"{re.escape(_LIMIT_SAID.format(size))}\) may still "
                         rf"reach Synapse within a minute: wait a minute, then run rollback again or apply again; "
                         rf"{N - n} tasks not restored yet \(run rollback again\)", err.splitlines()[-2]), err
     assert "journalled: rollback and apply leave" not in err and "wait a minute" in err.splitlines()[-1], err

@@ -239,6 +239,18 @@ def test_an_unwritable_output_is_refused_before_anything_is_fetched(synapse, fil
     assert synapse.requests == []
 
 
+def test_an_immutable_output_folder_is_refused_before_anything_is_fetched(synapse, files, immutable_folder,
+                                                                         capsys) -> None:
+    """``os.access`` says yes to root in a ``chattr +i`` folder: the fetch was spent before the
+    write failed. A file made there (and removed) is the test."""
+    pid = seed_tasks(synapse, files, 2)
+    assert main(["export", "--project", str(pid), "-o", str(immutable_folder / "out.manifest")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"cannot write {immutable_folder / 'out.manifest'}: {immutable_folder} is not a "
+                                "writable folder (Operation not permitted)"), err
+    assert synapse.requests == [] and list(immutable_folder.iterdir()) == []
+
+
 def test_atomic_writer_reports_an_os_error_as_a_storage_error(tmp_path) -> None:
     from totask_manifest._errors import StorageError
     from totask_manifest._storage import AtomicWriter

@@ -205,6 +205,34 @@ def test_the_same_image_twice_is_refused(tmp_path):
     assert exc.value.rule == "yolo-duplicate-image" and exc.value.line == 2
 
 
+def _refused_later(tmp_path: Path, how: str) -> Path:
+    """A manifest whose second or third line is refused by a YOLO or COCO export, found only
+    after the output folder is made: the same image again, or a class id under a new name."""
+    lines = YOLOV5.read_bytes().splitlines()[:3]
+    rec = orjson.loads(lines[2])
+    if how == "same image":
+        rec["source-ref"] = orjson.loads(lines[0])["source-ref"]
+    else:
+        rec["category-metadata"]["class-map"]["0"] = "not-the-first-name"
+    path = tmp_path / f"{how.replace(' ', '-')}.manifest"
+    path.write_bytes(lines[0] + b"\n" + lines[1] + b"\n" + orjson.dumps(rec) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(("to", "dst", "how"), [
+    ("yolo", "F/yolo", "same image"), ("yolo", "F/sub/yolo", "same image"), ("yolo", "F/sub/yolo", "class renamed"),
+    ("coco", "F/sub/coco.json", "class renamed"),  # COCO holds one image on two lines: no refusal there
+])
+def test_a_refused_export_leaves_no_empty_folder(tmp_path, capsys, to, dst, how):
+    """The folders an export made for its output go with a refusal, its parents' included: a
+    refused YOLO export once removed ``F/yolo`` and left ``F/`` (the README's ``_folders.py``
+    promise), as a COCO export's ``AtomicWriter`` never did."""
+    src = _refused_later(tmp_path, how)
+    assert main(["convert", str(src), str(tmp_path / dst), "--to", to]) == 1
+    assert "line 3" in capsys.readouterr().err
+    assert not (tmp_path / "F").exists(), sorted(p.name for p in (tmp_path / "F").rglob("*"))
+
+
 def test_a_box_past_the_image_is_refused_or_clipped_on_request(tmp_path):
     """YOLO coordinates are 0..1 and trainers skip a label file with a value outside; a box
     reaching past the image stops the conversion unless --allow-drop, which clips it."""

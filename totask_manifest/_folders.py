@@ -8,7 +8,9 @@ left ``out/a/`` behind, empty. Ground floor: ``_storage.AtomicWriter`` (every fi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 
 
 def missing_folders(directory: str) -> list[str]:
@@ -44,3 +46,24 @@ def not_a_folder(directory: str) -> str:
     if os.path.islink(directory) and not os.path.exists(directory):
         return f"{directory} is a link to {os.readlink(directory)}, which does not exist"
     return f"{directory} is a file, not a folder"
+
+
+def not_writable(directory: str) -> str:
+    """Why nothing can be written in ``directory`` (or the nearest folder above it there is, where
+    a writer making it would write first), in words, or "" when a file can be: "out is not a
+    writable folder (Operation not permitted)". Tried by making a file there and removing it, not
+    by ``os.access``, which says yes to root in an immutable folder (``chattr +i``) where every
+    write fails with EPERM, the errno some file systems also give ``link`` for "no hard links"
+    (so a lease's failed link is judged by this: ``lease.acquire``)."""
+    while not os.path.exists(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    if not os.path.isdir(directory):
+        return f"{directory} is not a writable folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tmp-writable-", dir=directory)
+    except OSError as exc:
+        return f"{directory} is not a writable folder ({exc.strerror or exc})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return ""

@@ -45,7 +45,7 @@ import orjson
 
 from .. import _signals
 from .._errors import StorageError, UsageError, write_failure
-from .._folders import not_a_folder
+from .._folders import missing_folders, not_a_folder, remove_empty
 from .._storage import (
     fcntl,
     fsync_dir,
@@ -87,7 +87,9 @@ class YoloOutput:
         self._locked = False
         #: flock's error where the file system has no locks ("" else): stages are then judged by owner
         self._no_lock = ""
-        self._made_root = False
+        #: the folders this export made (``dst`` and its missing parents, deepest first): removed
+        #: again when it ends with nothing in them, as a refused ``AtomicWriter`` removes its own
+        self._made: list[str] = []
         self._folders: set[str] = set()
         #: object store: where the files are staged until they are all written
         self._remote: RemoteStage | None = None
@@ -103,7 +105,7 @@ class YoloOutput:
             self._remote = RemoteStage(self.fs, self.dst)
             return self
         try:
-            self._made_root = not os.path.isdir(self.root)
+            self._made = missing_folders(self.root)
             os.makedirs(self.root, exist_ok=True)
             self._lock()
             for name in os.listdir(self.root) if self._locked or self._no_lock else ():
@@ -322,8 +324,9 @@ class YoloOutput:
             self._lease = None
 
     def _release(self) -> None:
-        """The stage gone (empty after a commit), the folder too when this export made it and
-        nothing else is in it, and then the lock."""
+        """The stage gone (empty after a commit), the folders this export made too while nothing
+        else is in them (``F/`` of ``F/yolo`` was once left, empty, by a refused export), and then
+        the lock."""
         if self.stage:
             if settled(self.stage):  # else a swap neither done nor undone: the next export's recover
                 shutil.rmtree(self.stage, ignore_errors=True)
@@ -331,9 +334,7 @@ class YoloOutput:
         if self._stage_fd is not None:
             os.close(self._stage_fd)
             self._stage_fd = None
-        if self._made_root:
-            with contextlib.suppress(OSError):
-                os.rmdir(self.root)
+        remove_empty(self._made)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

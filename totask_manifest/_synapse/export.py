@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from .._errors import FatalSynapseError, StorageError, UsageError
+from .._folders import not_writable
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, is_local, redact_url, url_to_fs
 from .client import (
@@ -110,11 +111,8 @@ def _check_writable(output: str) -> None:
     fs, path = url_to_fs(output)
     if not is_local(fs):
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-        raise StorageError(f"cannot write {output}: {folder} is not a writable folder")
+    if why := not_writable(os.path.dirname(os.path.abspath(path))):
+        raise StorageError(f"cannot write {output}: {why}")
 
 
 def export_tasks(

@@ -65,7 +65,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import JobError, StorageError
+from .._errors import JobError, StorageError, write_failure
 from .._jobs.layout import JOURNAL_NAME, JOURNAL_SEGMENTS_DIR
 from .._storage import is_local, join, redact_url, url_to_fs
 from .errors import SynapseHTTPError, went_unanswered
@@ -253,7 +253,7 @@ class Journal:
             try:
                 await asyncio.to_thread(self._store.write, b"".join(batch))
             except Exception as exc:  # every writer waiting on this commit learns it failed
-                error = StorageError(f"cannot write the journal {self.url}: {exc}")
+                error = StorageError(_cannot_write(self.url, exc))
                 for w in waiters:
                     if not w.done():
                         w.set_exception(error)
@@ -274,6 +274,14 @@ class Journal:
         with contextlib.suppress(Exception):
             await self.flush()
         self._store.close()
+
+
+def _cannot_write(url: str, exc: Exception) -> str:
+    """Why a commit of the journal failed, as every other writer says it (``write_failure``): a
+    full disk in words, and a file size limit (``ulimit -f``) as the process's, to raise, which
+    said only "[Errno 27] File too large" here while annotate and convert named the limit."""
+    shown = f"the journal {redact_url(url)}"
+    return write_failure(shown, exc) if isinstance(exc, OSError) else f"cannot write {shown}: {exc}"
 
 
 def read_journal(job_url: str) -> list[dict]:

@@ -31,10 +31,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .._errors import StorageError, UsageError
+from .._errors import StorageError, TotaskError, UsageError
 from .._jobs.job import Job
 from .._jobs.lease import hold
 from .._redaction import redact_url
+from .._to_task.runs import archived_runs
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -103,6 +104,9 @@ class RollbackReport:
     #: of those, the restores sent and not yet answered: a Ctrl-C leaves them on their way, and no
     #: journal record tells a later rollback or apply to wait for them (``_send_unjournalled``)
     unjournalled_in_flight: int = 0
+    #: where nothing is left to undo here: the job's runs archived by a later ``run``
+    #: (``.totask-archive``) whose journals hold writes left to undo, newest first
+    archived: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -119,6 +123,8 @@ class RollbackReport:
     def summary(self) -> str:
         t = self.totals
         if self.planned == 0 and self.fatal is None:  # said as such: a line of zeros read as a rollback that did nothing
+            if self.archived:
+                return self._only_archived()
             return ("rollback: nothing to restore: the job's journal holds no write left to undo (never applied, "
                     "or every write undone already)")
         text = (f"rollback: {t[RESTORED]} restored, {t[ALREADY]} already as before, {t[CONFLICT]} changed by "
@@ -145,6 +151,17 @@ class RollbackReport:
             text += "; " + _other_unit_advice(other_unit, self.host_check)
         return text
 
+
+    def _only_archived(self) -> str:
+        """Nothing to undo in this folder while the tasks hold an archived run's writes: said
+        "never applied, or every write undone already", the user took them for undone."""
+        n = len(self.archived)
+        runs = f"its earlier run {redact_url(self.archived[0])} holds" if n == 1 else \
+            f"{n} earlier runs of it archived under {redact_url(self.archived[0].rpartition('/')[0])} hold"
+        commands = "; ".join(f"rollback {redact_url(a)}" for a in self.archived)
+        return (f"rollback: nothing to restore: the job's journal holds no write left to undo, but {runs} writes "
+                f"not undone (moved there when a new run started); to undo {'it' if n == 1 else 'them, newest first'}: "
+                f"{commands}")
 
     def in_flight_advice(self) -> str:
         """What to do about restores a stop left on their way unjournalled: nothing on disk makes a
@@ -209,9 +226,25 @@ async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force
                                  report: RollbackReport | None) -> RollbackReport:
     journal = Journal(job_url)
     try:
-        return await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency, report=report)
+        report = await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency, report=report)
     finally:
         await journal.aclose()
+    if report.planned == 0 and report.fatal is None:
+        report.archived = await asyncio.to_thread(_archived_with_writes, job_url)
+    return report
+
+
+def _archived_with_writes(job_url: str) -> list[str]:
+    """The job's archived runs (``runs.archived_runs``, newest first) whose journal holds a write
+    left to undo; one whose journal cannot be read is named too (its own rollback says why)."""
+    found = []
+    for archived in archived_runs(job_url):
+        try:
+            if open_writes(list(iter_journal(archived))):
+                found.append(archived)
+        except TotaskError:
+            found.append(archived)
+    return found
 
 
 async def rollback_async(

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 from typing import Any
 
 import orjson
@@ -129,6 +130,22 @@ def archive(job_url: str) -> str:
         for file in fs.find(entry) or [entry]:
             fs.mv(file, f"{dst}/{name}{file[len(entry):]}")
     return target
+
+
+def archived_runs(job_url: str) -> list[str]:
+    """The job's runs ``archive`` moved aside (``<root>/.totask-archive/<name>-<UTC time>``),
+    newest first: the order to roll them back in (each run's journal holds what the tasks held
+    before it wrote). Another job's (``<name>-1-<time>``) is told apart by the stamp's form."""
+    root, _, name = job_url.rstrip("/").rpartition("/")
+    folder = join(root or ".", ARCHIVE_DIR)
+    fs, path = url_to_fs(folder)
+    try:
+        listed = fs.ls(path, detail=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    own = re.compile(re.escape(name) + r"-\d{8}T\d{12}\Z")  # ``archive``'s stamp: %Y%m%dT%H%M%S%f
+    names = (str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in listed)
+    return [join(folder, n) for n in sorted(names, reverse=True) if own.match(n)]
 
 
 def iso_now() -> str:
