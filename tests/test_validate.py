@@ -574,6 +574,8 @@ BROKEN_POOL = [
     b'"human-annotated":"yes","creation-date":"2022-09-12T09:51:00.148118","job-name":"labeling-job/x"}}\n',
     b'{"source-ref":"s3://a/b.jpg","source-ref":"s3://a/c.jpg"}\n',
     b'{"source-ref":"s3://a/b.jpg","category":1,"category-metadata":{"failure-reason":"timeout"}}\n',
+    b'{"source-ref":"s3://a/b.jpg","category-metadata":{"failure-reason":"timeout"}}\n',
+    b'{"source-ref":"s3://a/b.jpg","category-metadata":{"review-status":"routed"}}\n',
     b'{"source-ref":"s3://a/b.jpg","note":"category","category":{"image_size":[{"width":1,"height":1}],'
     b'"annotations":[]},"category-metadata":{"objects":[],"class-map":{},"type":"groundtruth/object-detection",'
     b'"human-annotated":"yes","creation-date":"2022-02-30T09:51:00","job-name":"labeling-job/x"}}\n',

@@ -51,6 +51,13 @@ def _no_label_status(meta: dict) -> bool:
     """Whether a metadata object may be a label's: neither failed nor routed to review."""
     return "failure-reason" not in meta and "review-status" not in meta
 
+#: what a metadata key's value on a run's first line that is no label's metadata (no ``type``)
+#: must not turn into on the run's other lines: a label's metadata, or a failed or routed line's
+#: (Ground Truth's failed objects declare no type: ``LineRules.untyped_no_label``)
+_UNTYPED_MARKS = [{"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+                  {"type": "object", "required": ["failure-reason"]},
+                  {"type": "object", "required": ["review-status"]}]
+
 #: compiled plans shared by every range this process checks (a file has 16 ranges, each with its
 #: own ``LineChecker``): compiling a shape's schema and typed plan cost some 6 ms a range
 _TYPED_PLANS: dict[tuple, tuple[TypedPlan | None, dict]] = {}
@@ -311,8 +318,9 @@ class LineChecker(LineRules):
             meta = first[info.key]
             kind = meta.get("type") if type(meta) is dict else None
             if type(kind) is not str:  # not a label's metadata: must stay so on every line
-                properties[info.key] = {"not": {"type": "object", "required": ["type"],
-                                                "properties": {"type": {"type": "string"}}}}
+                if type(meta) is dict and not _no_label_status(meta):
+                    return None  # a failed or routed line declaring no type: counted line by line
+                properties[info.key] = {"not": {"anyOf": _UNTYPED_MARKS}}
                 typed = None
                 continue
             plan = info.plans.get(kind)
@@ -406,8 +414,10 @@ class LineChecker(LineRules):
                 if type(meta) is not dict:
                     continue
                 kind = meta.get("type")
-                if type(kind) is not str:
-                    continue  # e.g. source-ref-metadata: not a label's metadata
+                if type(kind) is not str:  # e.g. source-ref-metadata: not a label's metadata
+                    if not _no_label_status(meta) and record.get(info.attribute) is None:
+                        self.untyped_no_label(number, info.attribute, meta)  # Ground Truth's failed object
+                    continue
                 plan = info.plans.get(kind)
                 if (plan is not None and plan.fast and "failure-reason" not in meta and "review-status" not in meta
                         and plan.is_valid(record)

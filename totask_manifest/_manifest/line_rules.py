@@ -294,6 +294,27 @@ class LineRules:
         if len(self.out.problems) > kept:
             self.out.first_names[kept] = (ref, head, first, tail)
 
+    def untyped_no_label(self, number: int, attribute: str, meta: Any) -> bool:
+        """Count a line of ``attribute`` without a value whose metadata declares no task type but
+        says the line failed (``failure-reason``) or was routed to review, and check that metadata;
+        False where it says neither. Ground Truth writes a failed object's metadata with
+        ``failure-reason`` alone (ground-truth.md 2.14): such lines were counted nowhere, and with
+        ``--label-attribute`` each was an error asking for ``--task-type``, while ``stats`` counted
+        them failed. The attribute's task types are its labels' (none are added here)."""
+        if type(meta) is not dict or ("failure-reason" not in meta and "review-status" not in meta):
+            return False
+        stats = self.out.attributes.get(attribute) or self.out.attributes.setdefault(attribute, AttributeStats())
+        errors_before = self.out.errors
+        if "failure-reason" in meta:
+            stats.failed += 1
+            _check_failure(self.out, number, meta, attribute + METADATA_SUFFIX)
+        else:
+            stats.routed += 1
+            _check_failure(self.out, number, meta, attribute + METADATA_SUFFIX, "routed")
+        if self.out.errors > errors_before:
+            stats.invalid += 1
+        return True
+
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))
         if cached is not None:
@@ -329,6 +350,8 @@ class LineRules:
         if tt is None:
             tt = self.task_type or task_type_of_metadata(meta)
             if tt is None:
+                if not has_value and self.untyped_no_label(number, attribute, meta):
+                    return
                 kind = meta.get("type") if isinstance(meta, dict) else None
                 out.add(number, meta_key, "metadata-type-unknown",
                         f"{meta_key!r} does not declare a known task type (type {kind!r}); give --task-type")

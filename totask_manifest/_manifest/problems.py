@@ -97,9 +97,9 @@ class ValidationReport:
         if self.schema:
             parts.append(f"  every line checked against schema {self.schema!r}")
         for name, stats in sorted(self.attributes.items()):
-            types = ", ".join(stats.task_types)
+            types = f" ({', '.join(stats.task_types)})" if stats.task_types else ""  # only failed or routed lines
             parts.append(
-                f"  attribute {name!r} ({types}): {stats.labeled:,} labeled, {stats.failed:,} failed, "
+                f"  attribute {name!r}{types}: {stats.labeled:,} labeled, {stats.failed:,} failed, "
                 + (f"{stats.routed:,} routed to review, " if stats.routed else "")
                 + f"{stats.invalid:,} lines with errors"
             )
