@@ -12,7 +12,9 @@ without the ``inference`` extra.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import io
 import logging
@@ -22,6 +24,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from .._errors import StorageError, UsageError
@@ -196,7 +199,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
         raise UsageError(f"--model {spec}: expected module:factory")
     module_ref, attr = m.group("module"), m.group("attr")
     folder = os.path.dirname(os.path.abspath(module_ref)) if module_ref.endswith(".py") else None
-    with _first_on_path(folder):
+    with _own_modules(folder), _first_on_path(folder):
         module = _built(spec, _imported(spec, module_ref), module_ref, attr)
     if weights:
         state = _load_state_dict(weights)
@@ -215,7 +218,8 @@ def _first_on_path(folder: str | None) -> Iterator[None]:
     called, as ``python file.py`` puts the script's folder there: a model file that imports a
     ``helper.py`` beside it failed ``No module named 'helper'``. Taken off again afterwards, so a
     job's process (a notebook's included) imports nothing else from the model's folder; modules
-    imported meanwhile stay imported. ``None`` (``package.module:factory``): nothing changes."""
+    imported meanwhile stay imported (``_own_modules`` keeps two folders' apart). ``None``
+    (``package.module:factory``): nothing changes."""
     if folder is None:
         yield
         return
@@ -225,6 +229,106 @@ def _first_on_path(folder: str | None) -> Iterator[None]:
     finally:
         with contextlib.suppress(ValueError):  # the model's code may have taken it off itself
             sys.path.remove(folder)
+
+
+#: the modules imported from the folder of a ``file.py:factory`` model, by ``sys.modules`` name:
+#: the ones ``_own_modules`` takes out of the way of another model folder's modules of that name
+_FOLDER_MODULES: dict[str, ModuleType] = {}
+
+
+@contextlib.contextmanager
+def _own_modules(folder: str | None) -> Iterator[None]:
+    """A model folder's code imports that folder's modules, not another model folder's of the
+    same name. Python answers ``import helper`` from ``sys.modules`` first: the ``helper`` of the
+    first model loaded in a process (a notebook running two jobs, a chain with another model)
+    stayed there, and a second folder's ``model.py`` got the first folder's code without an error.
+
+    So, while ``folder`` is first on ``sys.path``, the modules another model folder gave
+    (``_FOLDER_MODULES``) under a name this folder holds (``NAME.py``, ``NAME/``, an extension) are
+    taken out of ``sys.modules``; afterwards the modules that came from ``folder`` are recorded,
+    and those taken out come back where the folder's code did not import that name. Only names
+    the folder holds move, because only those would resolve into it: any other import is answered
+    as before. Modules stay under their own names (no renaming), so their classes pickle and
+    ``inspect`` finds their source; the last model loaded holds a shared name, which a lazy
+    ``import helper`` inside an earlier model's ``forward`` then gets (docs/inference.md). A
+    module of that name imported from anywhere but a model folder (the notebook's own, a
+    library's) is left alone, as Python's cache answers it. ``None`` (``package.module:factory``):
+    nothing changes.
+
+    Nothing pickles a loaded model: a Ray actor receives the job's ``--model`` string and loads it
+    in its own process (``engines.ray.annotator_factory``), one model per process as the CLI's."""
+    if folder is None:
+        yield
+        return
+    home = os.path.realpath(folder)
+    names, before = _names_in(home), dict(sys.modules)
+    aside = _set_aside(names, home)
+    try:
+        yield
+    finally:
+        _record(home, [n for n, mod in list(sys.modules.items()) if n.partition(".")[0] in names and before.get(n) is not mod])
+        _put_back(aside)
+
+
+def _names_in(folder: str) -> set[str]:
+    """The top-level module names an import finds in ``folder``: ``NAME.py`` (or another module
+    suffix: bytecode, an extension) and ``NAME/`` (a package, or a namespace package)."""
+    suffixes = sorted(importlib.machinery.all_suffixes(), key=len, reverse=True)
+    names = set()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                names.add(entry.name)
+                continue
+            suffix = next((x for x in suffixes if entry.name.endswith(x)), None)
+            if suffix:
+                names.add(entry.name[: -len(suffix)])
+    return {n for n in names if n.isidentifier()}
+
+
+def _set_aside(names: set[str], home: str) -> dict[str, ModuleType]:
+    """Take out of ``sys.modules`` (and return) another model folder's modules named in ``names``,
+    their submodules included (``nets`` and ``nets.resnet``)."""
+    aside = {}
+    for name, mod in list(sys.modules.items()):
+        if name.partition(".")[0] in names and _FOLDER_MODULES.get(name) is mod and not _is_under(mod, home):
+            aside[name] = sys.modules.pop(name)
+    return aside
+
+
+def _put_back(aside: dict[str, ModuleType]) -> None:
+    """Return to ``sys.modules`` what ``_set_aside`` took out, where the loaded folder's code did
+    not import that top-level name: not the other folder's ``nets.layers`` under this one's ``nets``."""
+    taken = {name.partition(".")[0] for name in aside if name.partition(".")[0] in sys.modules}
+    for name, mod in aside.items():
+        if name.partition(".")[0] not in taken:
+            sys.modules.setdefault(name, mod)
+
+
+def _record(home: str, names: list[str]) -> None:
+    """Note the modules newly imported from the model folder ``home`` (their file under it) among
+    ``names``: those of the names it holds that another module held before the load, or none."""
+    for name in names:
+        mod = sys.modules.get(name)
+        if mod is not None and _is_under(mod, home):
+            _FOLDER_MODULES[name] = mod
+
+
+def _is_under(mod: ModuleType, home: str) -> bool:
+    """Whether ``mod`` was read from the folder ``home``: the folder of its file (a ``helper.py``
+    that links elsewhere still came from ``home``), or a namespace package's folder. Read from the
+    module's own namespace: some of ``sys.modules`` answer any attribute (torch's ``torch.classes``
+    returns a namespace object for ``__path__``), and ``sys.modules`` may hold objects that are no
+    modules at all."""
+    try:
+        namespace = vars(mod)
+        file, paths = namespace.get("__file__"), list(namespace.get("__path__") or ())
+    except TypeError:
+        return False
+    folders = [os.path.dirname(file)] if isinstance(file, str) else []
+    folders += [p for p in paths if isinstance(p, str)]
+    top = home.rstrip(os.sep) + os.sep
+    return any((real := os.path.realpath(f)) == home or real.startswith(top) for f in folders)
 
 
 def _imported(spec: str, module_ref: str) -> Any:
@@ -237,7 +341,7 @@ def _imported(spec: str, module_ref: str) -> Any:
         path = os.path.abspath(module_ref)
         if not os.path.isfile(path):
             raise UsageError(f"--model {spec}: no such file {module_ref}")
-        name = "_totask_model_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+        name = _module_name(path)
         loader_spec = importlib.util.spec_from_file_location(name, path)
         assert loader_spec is not None and loader_spec.loader is not None
         mod = importlib.util.module_from_spec(loader_spec)
@@ -249,6 +353,16 @@ def _imported(spec: str, module_ref: str) -> Any:
     except (Exception, SystemExit) as exc:  # a model's code may call sys.exit: its error, not the command's end
         hint = " (is its folder on PYTHONPATH?)" if isinstance(exc, ModuleNotFoundError) else ""
         raise UsageError(f"--model {spec}: cannot import {module_ref}: {type(exc).__name__}: {exc}{hint}") from None
+
+
+def _module_name(path: str) -> str:
+    """The ``sys.modules`` name a model file runs under: its base name and a digest of its path.
+    Two ``model.py`` from two folders shared ``_totask_model_model``: the second replaced the first
+    there, so the first's classes no longer pickled and ``inspect`` read the second's source for
+    them. The same file gets the same name, so loading it again replaces its own module."""
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    digest = hashlib.sha256(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"_totask_model_{stem}_{digest}"
 
 
 def _built(spec: str, mod: Any, module_ref: str, attr: str) -> Any:
