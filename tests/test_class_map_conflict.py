@@ -97,6 +97,13 @@ def test_multilabel_class_maps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                                                             "(U+006B U+0033): one class id, one name")]
 
 
+def single_and_parallel(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """``path``'s report checked whole by one process, and in small ranges by three."""
+    single = validate_manifest(path, workers=1, max_problems=10_000)
+    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
+    return single, validate_manifest(path, workers=3, max_problems=10_000)
+
+
 def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A later range whose first naming of an id differs from the file's (lines 301-600 call class 0
     ``dog``) is checked again, held to the file's; a range naming an id as the file does names the
@@ -104,9 +111,7 @@ def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pyte
     records = ([boxes(n, {0: "cat"}) for n in range(1, 301)] + [boxes(n, {0: "dog"}) for n in range(301, 601)]
                + [boxes(n, {0: "cat" if n % 2 else "dog", 9: "late" if n < 850 else "LATE"}) for n in range(601, 901)])
     path = manifest(tmp_path, records)
-    single = validate_manifest(path, workers=1, max_problems=10_000)
-    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
-    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    single, parallel = single_and_parallel(path, monkeypatch)
     dog = [n for n in range(301, 901) if n <= 600 or n % 2 == 0]
     late = list(range(850, 901))
     assert found(single) == found(parallel)
@@ -118,9 +123,9 @@ def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pyte
     assert parallel.attributes == single.attributes
 
 
-def _by_ranges(path: str, firsts: list[int]) -> list[tuple[int, str, str]]:
+def _by_ranges(path: str, firsts: list[int], rule: str = RULE) -> list[tuple[int, str, str]]:
     """``validate``'s merge of the byte ranges starting at lines ``firsts`` (the first is 1), each
-    checked on its own as a worker checks it; the problems numbered as in the file."""
+    checked on its own as a worker checks it; the problems of ``rule`` numbered as in the file."""
     lines = Path(path).read_bytes().splitlines(keepends=True)
     starts = [sum(map(len, lines[: first - 1])) for first in firsts]
     args = (None, None, None, False, 1000)
@@ -128,7 +133,7 @@ def _by_ranges(path: str, firsts: list[int]) -> list[tuple[int, str, str]]:
              for start, end in zip(starts, [*starts[1:], None], strict=True)]
     merged = validate_module._one_type_each(path, parts, args)
     return sorted((p.line + first - 1, p.key, p.message)
-                  for part, first in zip(merged, firsts, strict=True) for p in part.problems if p.rule == RULE)
+                  for part, first in zip(merged, firsts, strict=True) for p in part.problems if p.rule == rule)
 
 
 @pytest.mark.parametrize("kind", ["class map", "class-name"])
@@ -320,9 +325,7 @@ def test_parallel_ranges_find_a_name_given_another_id_in_a_later_range(
     records = ([boxes(n, {0: "cat"}) for n in range(1, 301)] + [boxes(n, {4: "cat"}) for n in range(301, 601)]
                + [boxes(n, {7: "late"} if n < 850 else {8: "late"}) for n in range(601, 901)])
     path = manifest(tmp_path, records)
-    single = validate_manifest(path, workers=1, max_problems=10_000)
-    monkeypatch.setattr(ranges_module, "MIN_RANGE_BYTES", 1 << 13)
-    parallel = validate_manifest(path, workers=3, max_problems=10_000)
+    single, parallel = single_and_parallel(path, monkeypatch)
     assert found(single) == found(parallel)
     assert found(parallel) == (
         [(n, "b-metadata.class-map.4", f"class id 4 for 'cat' differs from class id 0 (line 1): {TWICE}")

@@ -309,6 +309,7 @@ class LineChecker(LineRules):
         names: list[tuple[str, str, Callable[[Any, Any], bool], str, AttributeStats]] = []
         typed_names: list[tuple[str, str, str]] = []  # (label, metadata, where the names are) of ``names_test``
         tables: list[dict[int, str]] = []  # their class names by id
+        colors: list[set[tuple[int, str]]] = []  # the mask labels' (index, colour) pairs known
         infos = [self._keys.get(key) or self._key(key) for key in shape]
         for info in infos:
             if info.suspicious:
@@ -354,6 +355,8 @@ class LineChecker(LineRules):
                 if plan.names is not None and self._task_rules:
                     typed_names.append((info.attribute, info.key, _names_at(plan.task_type.name)))
                     tables.append(self.out.names_of(info.attribute).by_id)
+                    if plan.task_type.name in COLOR_TYPES:
+                        colors.append(self.out.colors_of(info.attribute).by_id)
             else:
                 typed = None
         for key in SOURCE_SCHEMAS.keys() & set(shape):  # the source value's type (``source_value_suspicious``)
@@ -363,7 +366,7 @@ class LineChecker(LineRules):
         schema = {"$id": ref("run"), "type": "array", "items": {"type": "object", "properties": properties}}
         fast = _typed_plan(shape, first, typed, typed_predicates, typed_names) if typed is not None else None
         if fast is not None and tables:
-            fast = fast.bound(tables)  # the plan is shared by the process's ranges; the names are this range's
+            fast = fast.bound(tables, colors)  # the plan is shared by the process's ranges; the names are this range's
         return _ShapePlan(_run_schema(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)), predicates, stats, fast,
                           names)
 

@@ -7,6 +7,7 @@ string, the naming verdict per attribute and type) are computed once and kept.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from . import semantics
 from .label_check import _check_failure, _check_pair, _fast_record_validator, fast_path, input_rules
 from .line import Line
 from .naming import METADATA_SUFFIX, declared_task_type, label_attribute_violations, rule_message
-from .problems import AttributeStats, ClassNames, Collector, Severity
+from .problems import AttributeStats, ClassColors, ClassNames, Collector, Severity
 from .schema_scalars import INT_MAX
 from .schemas import format_path, validator
 
@@ -47,6 +48,15 @@ MAP_TYPES = frozenset({"object-detection", "image-classification-multilabel", "t
 #: ``hex-color``); index 0, the background, is left out, as the COCO export leaves it (each
 #: image carries its own background's name and colour)
 COLOR_TYPES = frozenset({"semantic-segmentation"})
+#: one class index drawn in two colours, or one colour given two indexes (within a line or across
+#: lines), by the mask labels of one label attribute (``internal-color-map``'s ``hex-color``): a
+#: mask's pixel's colour is its class, so the COCO export refuses such a file as it does
+#: (``mask_colors.CategoryColors``: the background's colour may be no class's, its own may vary
+#: from image to image) and ``validate`` says it on each line, as ``CLASS_NAMES``
+CLASS_COLORS = "color-map-conflict"
+#: a ``hex-color`` the schema takes; any other is the schema's to report. Such colours compare
+#: lowercased: the COCO export's ``#rrggbb`` of them (``mask_colors.hex_to_rgb``)
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification",
                           "video-classification"})
 NAMING_TYPES = MAP_TYPES | SINGLE_TYPES | COLOR_TYPES
@@ -67,11 +77,13 @@ def said_first(first: int | str, line: int) -> str:
     return first_label(first, line) if isinstance(first, str) else f"differs from class id {first} (line {line})"
 
 
-def names_test(task_type: str, names: ClassNames) -> Callable[[Any, Any], bool] | None:
+def names_test(task_type: str, names: ClassNames, colors: ClassColors | None = None) -> Callable[[Any, Any], bool] | None:
     """The hot paths' test of a label (``orjson``'s dicts, after the schema passed) of
     ``task_type``: True when its class names are all ``names``' already, so ``CLASS_NAMES`` has
     nothing to say or note. One C-level subset test of the class map's items (a line names only
-    the classes it uses, so a map varies line to line; each new id takes the per-line path once)."""
+    the classes it uses, so a map varies line to line; each new id takes the per-line path once).
+    A mask label's colours likewise, its (index, ``hex-color``) pairs all ``colors``' already
+    (``CLASS_COLORS``): each pair new, or written anew, takes the per-line path once."""
     by_key = names.by_key
     if task_type in MAP_TYPES:
         return lambda label, metadata: metadata["class-map"].items() <= by_key.items()
@@ -79,8 +91,14 @@ def names_test(task_type: str, names: ClassNames) -> Callable[[Any, Any], bool] 
         by_id = names.by_id
         return lambda label, metadata: by_id.get(label) == metadata["class-name"]
     if task_type in COLOR_TYPES:
-        return lambda label, metadata: {key: entry["class-name"] for key, entry in metadata["internal-color-map"].items()
-                                        if key != "0"}.items() <= by_key.items()
+        pairs = colors.by_key if colors is not None else set()
+
+        def drawn_test(label: Any, metadata: Any) -> bool:
+            drawn = metadata["internal-color-map"]
+            return ({key: entry["class-name"] for key, entry in drawn.items() if key != "0"}.items() <= by_key.items()
+                    and {(key, entry["hex-color"]) for key, entry in drawn.items()} <= pairs)
+
+        return drawn_test
     return None
 
 
@@ -108,6 +126,18 @@ def class_pairs(task_type: str, attribute: str, value: Any, metadata: Any) -> li
                 for key, entry in colors.items() if key != "0" and type(entry) is dict
                 and (class_id := _class_index(key)) is not None and _a_name(name := entry.get("class-name"))]
     return []
+
+
+def color_pairs(attribute: str, metadata: Any) -> list[tuple[int, str, str, str]]:
+    """The colours a mask label's ``internal-color-map`` draws its classes in: ``(index, colour as
+    written, as compared, key)``. Indexes that are no class index and colours the schema refuses
+    are left out: the schema reports them."""
+    colors = metadata.get("internal-color-map") if type(metadata) is dict else None
+    if type(colors) is not dict:
+        return []
+    return [(index, written, written.lower(), f"{attribute}{METADATA_SUFFIX}.internal-color-map.{key}.hex-color")
+            for key, entry in colors.items() if type(entry) is dict and (index := _class_index(key)) is not None
+            and type(written := entry.get("hex-color")) is str and _HEX_COLOR.fullmatch(written)]
 
 
 def _class_index(value: Any) -> int | None:
@@ -232,7 +262,8 @@ class LineRules:
         """The plan of ``attribute`` declaring ``tt``, settled where its first label is of ``tt``."""
         first = self.out.first_types.get(attribute)
         settled = tt.name == _CUSTOM or (first is not None and first[0] == tt.name)
-        names = names_test(tt.name, self.out.names_of(attribute)) if tt.name in NAMING_TYPES else None
+        colors = self.out.colors_of(attribute) if tt.name in COLOR_TYPES else None
+        names = names_test(tt.name, self.out.names_of(attribute), colors) if tt.name in NAMING_TYPES else None
         return _Plan(attribute, tt, not self._naming(attribute, tt), self.out.stats(attribute, tt.name), settled,
                      names)
 
@@ -265,6 +296,13 @@ class LineRules:
                          f"{kind!r} {first_label(first_kind, first_line)}: one label attribute holds one task type")
 
     def _check_class_names(self, number: int, attribute: str, task_type: str, value: Any, meta: Any) -> None:
+        """``CLASS_NAMES`` for line ``number``'s label of ``attribute``, and ``CLASS_COLORS`` where
+        it is a mask's: what the hot paths' ``names_test`` holds to, worked out."""
+        self._check_names(number, attribute, task_type, value, meta)
+        if task_type in COLOR_TYPES:
+            self._check_colors(number, attribute, meta)
+
+    def _check_names(self, number: int, attribute: str, task_type: str, value: Any, meta: Any) -> None:
         """``CLASS_NAMES`` for line ``number``'s label of ``attribute``: each class it names
         otherwise than the attribute's first line naming that id, each name it gives another id
         than the first line giving it; each id and name met first, noted."""
@@ -284,15 +322,36 @@ class LineRules:
                 self._said_first(number, key, (attribute, name), head, other, names.name_lines[name], tail)
             names.note(class_id, name, number)
 
+    def _check_colors(self, number: int, attribute: str, meta: Any) -> None:
+        """``CLASS_COLORS`` for line ``number``'s mask label of ``attribute``: each class index it
+        draws in another colour than the attribute's first line drawing it (the background's
+        excepted), each colour it gives another index than the first line giving it (the
+        background's included, on this line too); each index and colour met first, noted."""
+        colors = self.out.colors_of(attribute)
+        for index, written, color, key in color_pairs(attribute, meta):
+            first = colors.named.get(index, color) if index else color
+            if first != color:
+                self._said_first(number, key, (attribute, index), f"{color!r} ", first, colors.lines[index],
+                                 ": one class id, one colour", CLASS_COLORS)
+            other = colors.ids.get(color, index)
+            if other != index:
+                self._said_first(number, key, (attribute, color), f"class id {index} for {color!r} ", other,
+                                 colors.name_lines[color], ": a mask tells its classes apart by colour, so one "
+                                 "colour names one class", CLASS_COLORS)
+            colors.note_color(index, written, color, number)
+
     def _said_first(self, number: int, key: str, ref: tuple[str, int | str], head: str, first: int | str,
-                    line: int, tail: str) -> None:
+                    line: int, tail: str, rule: str = CLASS_NAMES) -> None:
         """A ``CLASS_NAMES`` message naming the first name of a class id (``first`` a name, ``ref``
         the id) or the first id of a name (``first`` an id, ``ref`` the name) by its ``line``, its
-        parts kept (``Collector.first_names``) for the merge of ranges to renumber that line."""
+        parts kept (``Collector.first_names``) for the merge of ranges to renumber that line; a
+        ``CLASS_COLORS`` one likewise, an index's first colour or a colour's first index
+        (``Collector.first_colors``)."""
         kept = len(self.out.problems)
-        self.out.add(number, key, CLASS_NAMES, head + said_first(first, line) + tail, "warning")
+        self.out.add(number, key, rule, head + said_first(first, line) + tail, "warning")
         if len(self.out.problems) > kept:
-            self.out.first_names[kept] = (ref, head, first, tail)
+            firsts = self.out.first_names if rule == CLASS_NAMES else self.out.first_colors
+            firsts[kept] = (ref, head, first, tail)
 
     def untyped_no_label(self, number: int, attribute: str, meta: Any) -> bool:
         """Count a line of ``attribute`` without a value whose metadata declares no task type but

@@ -186,6 +186,45 @@ class ClassNames:
         self.by_key = {str(k): v for k, v in self.by_id.items()}
 
 
+class ClassColors(ClassNames):
+    """One label attribute's mask colours as first met (``line_rules.CLASS_COLORS``): each class
+    index's first colour (``named``, ``lines``; the background, index 0, is never noted there: each
+    image carries its own, as the COCO export does) and each colour's first index (``ids``,
+    ``name_lines``; the background's colours included: a class may not take one), colours as the
+    COCO export compares them (``#rrggbb``, lowercase). The hot paths' views are the pairs (index,
+    colour as written) that hold both ways (``by_id``: index an integer, as the typed path decodes
+    a color map's keys; ``by_key``: its digits, as ``orjson`` reads them): a set each, since one
+    colour is written ``#FF0000`` on one line and ``#ff0000`` on another, each form taking the
+    per-line path once, then known."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: set[tuple[int, str]] = set()  # type: ignore[assignment]
+        self.by_key: set[tuple[str, str]] = set()  # type: ignore[assignment]
+
+    def note_color(self, index: int, written: str, color: str, line: int) -> None:
+        """``index`` drawn in ``color`` (written ``written``) on ``line``: each side noted where it
+        is met first (the background's index never), the pair added to the views where it holds
+        both ways."""
+        if index:
+            self.note_id(index, color, line)
+        self.note_name(color, index, line)
+        if self.ids[color] == index and (not index or self.named[index] == color):
+            self.by_id.add((index, written))
+            self.by_key.add((str(index), written))
+
+    def _view(self, class_id: int, name: str) -> None:
+        """The views are ``note_color``'s (they hold colours as written, which only it knows)."""
+
+    def __setstate__(self, state: tuple) -> None:
+        self.named, self.lines, self.ids, self.name_lines = state
+        self.by_id = {(index, color) for color, index in self.ids.items()
+                      if not index or self.named.get(index) == color}
+        self.by_key = {(str(index), color) for index, color in self.by_id}
+
+
 class Collector:
     """Problems and counts of one byte range (or one whole file)."""
 
@@ -212,6 +251,10 @@ class Collector:
         #: the file does from these (``validate._one_name_each``), never by reading the message,
         #: whose names may hold any words
         self.first_names: dict[int, tuple[tuple[str, int | str], str, int | str, str]] = {}
+        #: the same for mask colours (``line_rules.CLASS_COLORS``): each attribute's table, and its
+        #: messages' parts, an index's first colour or a colour's first index
+        self.class_colors: dict[str, ClassColors] = {}
+        self.first_colors: dict[int, tuple[tuple[str, int | str], str, int | str, str]] = {}
         #: the byte range checked (``validate.check_range``), so the merge can check it again
         self.start = 0
         self.end: int | None = None
@@ -233,6 +276,13 @@ class Collector:
         if names is None:
             names = self.class_names[attribute] = ClassNames()
         return names
+
+    def colors_of(self, attribute: str) -> ClassColors:
+        """``attribute``'s mask colours met so far (an empty table at first)."""
+        colors = self.class_colors.get(attribute)
+        if colors is None:
+            colors = self.class_colors[attribute] = ClassColors()
+        return colors
 
     def stats(self, attribute: str, task_type: str) -> AttributeStats:
         s = self.attributes.get(attribute)

@@ -79,7 +79,7 @@ _KNOWN_BYTES = 1 << 20
 TEXTS_SEEN = 2048
 TEXTS_NEW_SHARE = 0.25
 #: the names of ``_row_check``'s loop, which a rule's body written into it must not assign
-_LOOP_NAMES = frozenset({"records", "line", "value"})
+_LOOP_NAMES = frozenset({"records", "line", "value", "drawn"})
 #: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`", its
 #: last such mark (the message quotes the refused value first, which may read like one)
 _LINE_AT = re.compile(r".* - at `\$\[(\d+)\]", re.DOTALL)
@@ -144,13 +144,15 @@ class TypedPlan:
         self._rows = variant.rows if variant.rows is None or not self._tables else functools.partial(
             variant.rows, *self._tables)
 
-    def bound(self, tables: list[dict[int, str]]) -> TypedPlan:
+    def bound(self, tables: list[dict[int, str]], colors: Sequence[set[tuple[int, str]]] = ()) -> TypedPlan:
         """This plan holding its lines' class names to ``tables`` (class id -> name, one for each
-        of its ``names``), which grow as the per-line path notes new ids. Why a copy: the compiled
-        plan is shared by every range a process checks, each range with its own names."""
+        of its ``names``), which grow as the per-line path notes new ids, and its mask labels'
+        colours to ``colors`` (the (index, colour) pairs known, ``problems.ClassColors.by_id``, one
+        for each of its ``names`` read from a color map). Why a copy: the compiled plan is shared
+        by every range a process checks, each range with its own names."""
         plan = copy.copy(self)
         # and, for each table, the class-map texts found to hold to it (a table only grows)
-        plan._tables = (*tables, *(set() for _ in range(self._names)))
+        plan._tables = (*tables, *(set() for _ in range(self._names)), *colors)
         plan._rows = functools.partial(self._rows, *plan._tables)
         plan.refused_at = None
         return plan
@@ -260,9 +262,11 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
             before.append(f"map{i} = []; keep{i} = map{i}.append")
             body.append(f"keep{i}(line.{metadata}.class_map)")
             after += [f"if not set(_pairs(map(_items, map{i}))) <= names{i}.items():", "    return False"]
-        elif at == "colors":  # a color map's names, but the background's (``line_rules.COLOR_TYPES``)
-            body += [f"if not {{k: v.class_name for k, v in line.{metadata}.internal_color_map.items() if k}}.items()"
-                     f" <= names{i}.items():", "    return False"]
+        elif at == "colors":  # a color map's names, but the background's (``line_rules.COLOR_TYPES``), and colours
+            body += [f"drawn = line.{metadata}.internal_color_map",
+                     f"if not {{k: v.class_name for k, v in drawn.items() if k}}.items() <= names{i}.items():",
+                     "    return False",
+                     f"if not {{(k, v.hex_color) for k, v in drawn.items()}} <= colors{i}:", "    return False"]
         else:
             body += [f"if names{i}.get(line.{label}) != line.{metadata}.class_name:", "    return False"]
     names["_KNOWN"] = _KNOWN_TEXTS
@@ -271,7 +275,8 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
                + [n for r in [*rules, *class_names] for n in r[:2]] for part in path.split(".")):
         raise ValueError("field names must be identifiers")  # pragma: no cover - _python_names makes them so
     tables = "".join(f"names{i}, " for i in range(len(class_names))) + "".join(
-        f"known{i}, " for i in range(len(class_names)))
+        f"known{i}, " for i in range(len(class_names))) + "".join(
+        f"colors{i}, " for i, (_, _, at) in enumerate(class_names) if at == "colors")
     source = (f"def check({tables}records):\n" + "".join(f"    {line}\n" for line in before)
               + "    for line in records:\n" + "".join(f"        {line}\n" for line in body)
               + "".join(f"    {line}\n" for line in after))

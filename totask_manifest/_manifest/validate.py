@@ -40,8 +40,8 @@ from .label_check import (
     needs_input_rules,
 )
 from .line_check import LineChecker
-from .line_rules import CLASS_NAMES, MIXED_TYPES, first_label, said_first
-from .problems import AttributeStats, ClassNames, Collector, Problem, Severity, ValidationReport
+from .line_rules import CLASS_COLORS, CLASS_NAMES, MIXED_TYPES, first_label, said_first
+from .problems import AttributeStats, ClassColors, ClassNames, Collector, Problem, Severity, ValidationReport
 from .ranges import check_workers, iter_line_batches, map_ranges
 from .schemas import load_schema
 
@@ -70,22 +70,27 @@ RULES: dict[str, str] = {
     MIXED_TYPES: "a label of another built-in task type than the attribute's first label (custom labels excepted)",
     CLASS_NAMES: "a class id named otherwise than on the attribute's first line naming it, or a class name given "
                  "another id than there (one class id, one name; one class name, one id)",
+    CLASS_COLORS: "a mask's class drawn in another colour than on the attribute's first line drawing it (the "
+                  "background excepted), or a colour given another class than there (one colour, one class)",
 }
 
 
 def check_range(url: str, start: int = 0, end: int | None = None, label_attribute: str | None = None,
                 task_type: str | None = None, schema: str | None = None, strict: bool = False,
                 max_problems: int = MAX_PROBLEMS, first_types: dict[str, tuple[str, str, int]] | None = None,
-                first_names: dict[str, ClassNames] | None = None) -> Collector:
+                first_names: dict[str, ClassNames] | None = None,
+                first_colors: dict[str, ClassColors] | None = None) -> Collector:
     """Check the lines starting in ``[start, end)`` of the manifest at ``url``; line numbers
     count from 1 within the range. The unit ``validate_manifest`` hands to ``map_ranges``.
     ``first_types``: the first label of each attribute in the ranges before (its line numbered in
     the file), which this range's labels are held to (``_one_type_each``); ``first_names``: each
-    attribute's class names there, likewise (the range adds its own to these tables)."""
+    attribute's class names there, likewise (the range adds its own to these tables), and
+    ``first_colors`` its mask colours."""
     out = Collector(strict, max_problems)
     out.start, out.end = start, end
     out.first_types.update(first_types or {})
     out.class_names.update(first_names or {})
+    out.class_colors.update(first_colors or {})
     checker = LineChecker(label_attribute, get_task_type(task_type) if task_type else None, schema, out)
     with storage.open_read(url) as f:
         checker.run(iter_blocks(f, start=start, end=end, chunk=BLOCK_BYTES))
@@ -173,14 +178,18 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     range's own counted from the file's start (a range numbers its lines from its own first)."""
     firsts: dict[str, tuple[str, str, int]] = {}
     names: dict[str, ClassNames] = {}  # each attribute's class names, their lines the file's
+    colors: dict[str, ClassNames] = {}  # and its mask colours (``ClassColors``)
     offset = 0
     checked: list[Collector] = []
     for part in parts:
         earlier = {a: firsts[a] for a in part.first_types if a in firsts}
-        if any(part.first_types[a][0] != first[0] for a, first in earlier.items()) or _names_differ(part, names):
+        if (any(part.first_types[a][0] != first[0] for a, first in earlier.items())
+                or _names_differ(part.class_names, names) or _names_differ(part.class_colors, colors)):
             part = check_range(url, part.start, part.end, *args, first_types=earlier,
-                               first_names={a: copy.deepcopy(table) for a, table in names.items()})
-        _one_name_each(part, names, offset)
+                               first_names={a: copy.deepcopy(table) for a, table in names.items()},
+                               first_colors={a: copy.deepcopy(table) for a, table in colors.items()})
+        _one_name_each(part, part.class_names, part.first_names, names, offset)
+        _one_name_each(part, part.class_colors, part.first_colors, colors, offset)
         # the first labels the messages name, as the range wrote them -> as the file numbers them
         # (a range checked again was given the earlier ones, already in the file's numbers)
         relabel = {a: (own, earlier.get(a, (own[0], own[1], own[2] + offset)))
@@ -194,11 +203,11 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     return checked
 
 
-def _names_differ(part: Collector, names: dict[str, ClassNames]) -> bool:
-    """Whether ``part`` named a class otherwise than the ranges before it first did, or gave a
-    name another id: its lines were held to the wrong name or id, so it is checked again, held to
-    theirs."""
-    for attribute, own in part.class_names.items():
+def _names_differ(tables: dict[str, ClassNames], names: dict[str, ClassNames]) -> bool:
+    """Whether a range's ``tables`` (``Collector.class_names`` or ``class_colors``) named a class
+    otherwise than the ranges before it first did, or gave a name another id (a colour, for
+    colours): its lines were held to the wrong name or id, so it is checked again, held to theirs."""
+    for attribute, own in tables.items():
         table = names.get(attribute)
         if table is not None and (any(table.named.get(cid, name) != name for cid, name in own.named.items())
                                   or any(table.ids.get(name, cid) != cid for name, cid in own.ids.items())):
@@ -206,18 +215,22 @@ def _names_differ(part: Collector, names: dict[str, ClassNames]) -> bool:
     return False
 
 
-def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -> None:
+def _one_name_each(part: Collector, tables: dict[str, ClassNames],
+                   firsts: dict[int, tuple[tuple[str, int | str], str, int | str, str]],
+                   names: dict[str, ClassNames], offset: int) -> None:
     """``part``'s ``CLASS_NAMES`` messages naming each class's first name, and each name's first
     id, by its line in the file (an earlier range's, or the range's own counted from the file's
-    start), and the classes and names it met first added to ``names``. ``part`` names no class
+    start), and the classes and names it met first added to ``names``; or its ``CLASS_COLORS``
+    ones, each index's first colour and each colour's first index (``tables`` and ``firsts``: the
+    range's, ``Collector.class_names`` and ``first_names`` or their colours'). ``part`` names no class
     otherwise than ``names``, nor gives a name another id (``_names_differ``). Why by class id (and
     by name): two ids of one name first named on one line of the range read the same as the range
     wrote them ("differs from 'cat' (line 1)"), and a range checked again names the earlier
     ranges' ids by the file's lines, its own by its own: keyed by that text, one id's line was
     written into the other's messages."""
     relabel: dict[tuple[str, int | str], int] = {}
-    for attribute, own in part.class_names.items():
-        table = names.setdefault(attribute, ClassNames())
+    for attribute, own in tables.items():
+        table = names.setdefault(attribute, type(own)())
         for cid, name in own.named.items():
             table.note_id(cid, name, own.lines[cid] + offset)
             if table.lines[cid] != own.lines[cid]:
@@ -226,16 +239,18 @@ def _one_name_each(part: Collector, names: dict[str, ClassNames], offset: int) -
             table.note_name(name, cid, own.name_lines[name] + offset)
             if table.name_lines[name] != own.name_lines[name]:
                 relabel[attribute, name] = table.name_lines[name]
-    if part.counts[CLASS_NAMES] and relabel:
-        _renamed(part, relabel)
+    if firsts and relabel:
+        _renamed(part, firsts, relabel)
 
 
-def _renamed(part: Collector, relabel: dict[tuple[str, int | str], int]) -> None:
+def _renamed(part: Collector, firsts: dict[int, tuple[tuple[str, int | str], str, int | str, str]],
+             relabel: dict[tuple[str, int | str], int]) -> None:
     """``part``'s ``CLASS_NAMES`` messages naming their class's first name, or their name's first
     id, by its line in the file (``relabel``: per attribute and class id, or name, that line),
     rebuilt from the parts the range kept (``Collector.first_names``): a name holding the
-    message's own words ("differs from") read as the message's, and the range's line stayed."""
-    for index, (ref, head, first, tail) in part.first_names.items():
+    message's own words ("differs from") read as the message's, and the range's line stayed.
+    ``firsts``: the parts of ``part``'s ``CLASS_NAMES`` messages, or its ``CLASS_COLORS`` ones."""
+    for index, (ref, head, first, tail) in firsts.items():
         line = relabel.get(ref)
         if line is not None:
             part.problems[index] = replace(part.problems[index], message=head + said_first(first, line) + tail)
