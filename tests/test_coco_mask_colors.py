@@ -166,3 +166,13 @@ def test_a_map_of_one_colour_for_two_classes_is_refused(tmp_path: Path) -> None:
     src = _manifest(tmp_path, cmap)
     line = _refused(tmp_path, src.name, "d.json", "--to", "coco")
     assert "line 1, key 'seg-ref-metadata.internal-color-map.3.hex-color': classes 1 and 3 are both #123456" in line, line
+
+
+def test_a_class_in_an_earlier_background_colour_is_refused_at_its_key(tmp_path: Path) -> None:
+    """Line 2 draws class 3 in line 1's background colour: the refusal names the key of the colour
+    on line 2 (it named ``on line 1.3.hex-color``, the words of its message)."""
+    other = {**MAP, "0": {**MAP["0"], "hex-color": "#ffffff"}, "3": {**MAP["3"], "hex-color": "#000000"}}
+    (tmp_path / "m.manifest").write_bytes(_line(tmp_path, MAP, "a.png") + _line(tmp_path, other, "b.png"))
+    line = _refused(tmp_path, "m.manifest", "d.json", "--to", "coco")
+    assert line.startswith("totask-manifest convert: error: line 2, key 'seg-ref-metadata.internal-color-map.3.hex-color': "
+                           "class 3 is #000000, as class 0 is on line 1; a mask tells its classes apart by colour"), line

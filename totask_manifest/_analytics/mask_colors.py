@@ -119,8 +119,8 @@ class CategoryColors:
         for key, entry in color_map.items():
             cid, color = int(key), "#{:02x}{:02x}{:02x}".format(*hex_to_rgb(entry["hex-color"]))
             if (owner := self._owner.setdefault(color, (cid, line)))[0] != cid:
-                where = "on this line" if owner[1] == line else f"on line {owner[1]}"
-                raise ManifestError(f"class {cid} is {color}, as class {owner[0]} is {where}; a mask tells its "
+                there = "on this line" if owner[1] == line else f"on line {owner[1]}"
+                raise ManifestError(f"class {cid} is {color}, as class {owner[0]} is {there}; a mask tells its "
                                     "classes apart by colour, so one colour names one class", line=line,
                                     key=f"{where}.{key}.hex-color", rule="coco-category")
             if cid and self.by_id.setdefault(cid, color) != color:
