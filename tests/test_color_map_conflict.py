@@ -116,6 +116,23 @@ def test_the_typed_path_takes_clean_mask_lines(tmp_path: Path) -> None:
     assert out.warnings == 0 and checker.typed_lines > 1900
 
 
+def test_a_class_renamed_in_its_known_colour_is_said_on_every_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot paths hold a color map's entries, name and colour at once, to those known clean: a
+    line naming class 2 otherwise in class 2's own colour (its colour clean, its name not) is
+    said each time, on every path, never learnt as clean by the per-line path that said it."""
+    records = [masks(n, {1: "#ff0000", 2: "#00ff00"}) for n in range(1, 401)]
+    renamed = (100, 101, 250, 399)
+    for n in renamed:
+        records[n - 1]["seg-ref-metadata"]["internal-color-map"]["2"]["class-name"] = "other"
+    line_check._TYPED_PLANS.clear()
+    report = same_reports(manifest(tmp_path, records), monkeypatch)
+    key = "seg-ref-metadata.internal-color-map.2.class-name"
+    assert [(p.line, p.key, p.message) for p in report.problems if p.rule == "class-map-conflict"] == [
+        (n, key, "'other' differs from 'k2' (line 1): one class id, one name") for n in renamed]
+    assert report.warnings == len(renamed) and not found(report)
+
+
 def test_parallel_ranges_give_the_files_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A later range drawing class 1 otherwise than the file's first (lines 301-600) is checked
     again, held to the file's; a colour first given in a later range is named by its line in the

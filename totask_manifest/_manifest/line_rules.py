@@ -82,8 +82,9 @@ def names_test(task_type: str, names: ClassNames, colors: ClassColors | None = N
     ``task_type``: True when its class names are all ``names``' already, so ``CLASS_NAMES`` has
     nothing to say or note. One C-level subset test of the class map's items (a line names only
     the classes it uses, so a map varies line to line; each new id takes the per-line path once).
-    A mask label's colours likewise, its (index, ``hex-color``) pairs all ``colors``' already
-    (``CLASS_COLORS``): each pair new, or written anew, takes the per-line path once."""
+    A mask label's map is held to ``colors`` alone, for its names and its colours (``CLASS_COLORS``)
+    at once: its entries' (index, ``class-name``, ``hex-color``) all known clean
+    (``problems.ClassColors``); each entry new, or written anew, takes the per-line path once."""
     by_key = names.by_key
     if task_type in MAP_TYPES:
         return lambda label, metadata: metadata["class-map"].items() <= by_key.items()
@@ -91,14 +92,9 @@ def names_test(task_type: str, names: ClassNames, colors: ClassColors | None = N
         by_id = names.by_id
         return lambda label, metadata: by_id.get(label) == metadata["class-name"]
     if task_type in COLOR_TYPES:
-        pairs = colors.by_key if colors is not None else set()
-
-        def drawn_test(label: Any, metadata: Any) -> bool:
-            drawn = metadata["internal-color-map"]
-            return ({key: entry["class-name"] for key, entry in drawn.items() if key != "0"}.items() <= by_key.items()
-                    and {(key, entry["hex-color"]) for key, entry in drawn.items()} <= pairs)
-
-        return drawn_test
+        drawn = colors.by_key if colors is not None else set()
+        return lambda label, metadata: {(key, entry["class-name"], entry["hex-color"])
+                                        for key, entry in metadata["internal-color-map"].items()} <= drawn
     return None
 
 
@@ -128,15 +124,29 @@ def class_pairs(task_type: str, attribute: str, value: Any, metadata: Any) -> li
     return []
 
 
-def color_pairs(attribute: str, metadata: Any) -> list[tuple[int, str, str, str]]:
+def color_pairs(attribute: str, metadata: Any) -> list[tuple[int, str, str]]:
     """The colours a mask label's ``internal-color-map`` draws its classes in: ``(index, colour as
-    written, as compared, key)``. Indexes that are no class index and colours the schema refuses
-    are left out: the schema reports them."""
+    compared, key)``. Indexes that are no class index and colours the schema refuses are left out:
+    the schema reports them."""
+    return [(index, written.lower(), f"{attribute}{METADATA_SUFFIX}.internal-color-map.{key}.hex-color")
+            for key, index, _, written in _color_entries(metadata)]
+
+
+def drawn_entries(metadata: Any) -> list[tuple[int, str, str]]:
+    """A mask label's ``internal-color-map`` entries as the hot paths hold them to
+    ``problems.ClassColors``: ``(index, class name, colour as written)``, those the schema takes."""
+    return [(index, name, written) for _, index, entry, written in _color_entries(metadata)
+            if _a_name(name := entry.get("class-name"))]
+
+
+def _color_entries(metadata: Any) -> list[tuple[str, int, dict, str]]:
+    """A mask label's ``internal-color-map`` entries of a class index and a colour the schema takes:
+    ``(key, index, entry, colour as written)``."""
     colors = metadata.get("internal-color-map") if type(metadata) is dict else None
     if type(colors) is not dict:
         return []
-    return [(index, written, written.lower(), f"{attribute}{METADATA_SUFFIX}.internal-color-map.{key}.hex-color")
-            for key, entry in colors.items() if type(entry) is dict and (index := _class_index(key)) is not None
+    return [(key, index, entry, written) for key, entry in colors.items() if type(entry) is dict
+            and (index := _class_index(key)) is not None
             and type(written := entry.get("hex-color")) is str and _HEX_COLOR.fullmatch(written)]
 
 
@@ -301,6 +311,9 @@ class LineRules:
         self._check_names(number, attribute, task_type, value, meta)
         if task_type in COLOR_TYPES:
             self._check_colors(number, attribute, meta)
+            names, colors = self.out.names_of(attribute), self.out.colors_of(attribute)
+            for index, name, written in drawn_entries(meta):
+                colors.note_drawn(index, name, written, names)
 
     def _check_names(self, number: int, attribute: str, task_type: str, value: Any, meta: Any) -> None:
         """``CLASS_NAMES`` for line ``number``'s label of ``attribute``: each class it names
@@ -328,7 +341,7 @@ class LineRules:
         excepted), each colour it gives another index than the first line giving it (the
         background's included, on this line too); each index and colour met first, noted."""
         colors = self.out.colors_of(attribute)
-        for index, written, color, key in color_pairs(attribute, meta):
+        for index, color, key in color_pairs(attribute, meta):
             first = colors.named.get(index, color) if index else color
             if first != color:
                 self._said_first(number, key, (attribute, index), f"{color!r} ", first, colors.lines[index],
@@ -338,7 +351,7 @@ class LineRules:
                 self._said_first(number, key, (attribute, color), f"class id {index} for {color!r} ", other,
                                  colors.name_lines[color], ": a mask tells its classes apart by colour, so one "
                                  "colour names one class", CLASS_COLORS)
-            colors.note_color(index, written, color, number)
+            colors.note_color(index, color, number)
 
     def _said_first(self, number: int, key: str, ref: tuple[str, int | str], head: str, first: int | str,
                     line: int, tail: str, rule: str = CLASS_NAMES) -> None:

@@ -79,7 +79,7 @@ _KNOWN_BYTES = 1 << 20
 TEXTS_SEEN = 2048
 TEXTS_NEW_SHARE = 0.25
 #: the names of ``_row_check``'s loop, which a rule's body written into it must not assign
-_LOOP_NAMES = frozenset({"records", "line", "value", "drawn"})
+_LOOP_NAMES = frozenset({"records", "line", "value"})
 #: where a ``decode_lines`` error says the line it refused: "... - at `$[17].category...`", its
 #: last such mark (the message quotes the refused value first, which may read like one)
 _LINE_AT = re.compile(r".* - at `\$\[(\d+)\]", re.DOTALL)
@@ -147,9 +147,10 @@ class TypedPlan:
     def bound(self, tables: list[dict[int, str]], colors: Sequence[set[tuple[int, str]]] = ()) -> TypedPlan:
         """This plan holding its lines' class names to ``tables`` (class id -> name, one for each
         of its ``names``), which grow as the per-line path notes new ids, and its mask labels'
-        colours to ``colors`` (the (index, colour) pairs known, ``problems.ClassColors.by_id``, one
-        for each of its ``names`` read from a color map). Why a copy: the compiled plan is shared
-        by every range a process checks, each range with its own names."""
+        color maps to ``colors`` (the (index, name, colour) entries known clean,
+        ``problems.ClassColors.by_id``, one for each of its ``names`` read from a color map, which
+        then holds both their names and colours). Why a copy: the compiled plan is shared by every
+        range a process checks, each range with its own names."""
         plan = copy.copy(self)
         # and, for each table, the class-map texts found to hold to it (a table only grows)
         plan._tables = (*tables, *(set() for _ in range(self._names)), *colors)
@@ -218,9 +219,9 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
     naming a class otherwise than its table (a new id included) is refused, for the per-line path to
     note or report (``line_rules.CLASS_NAMES``). A class map's text is held to the table once (its
     items a subset of the table's), then known: a test a line, two views and an iterator made and
-    freed, cost 1,790 instructions a bench line (callgrind; 6% of ``validate``'s). A color map's names
-    (semantic segmentation, but the background's) are held to the table likewise, a line at a
-    time. The tables hold only pairs that hold both ways (``problems.ClassNames``), so a name given
+    freed, cost 1,790 instructions a bench line (callgrind; 6% of ``validate``'s). A color map
+    (semantic segmentation) is held to its ``colors`` table alone, a line at a time: its entries'
+    (index, name, colour) all known clean (``problems.ClassColors``), both rules in one test. The tables hold only pairs that hold both ways (``problems.ClassNames``), so a name given
     a second id is refused here too, at no cost a line."""
     if not rules and not scalars and not class_names and not raw_maps:
         return None
@@ -262,11 +263,9 @@ def _row_check(rules: list[tuple[str, str, Callable[[Any, Any], bool]]],
             before.append(f"map{i} = []; keep{i} = map{i}.append")
             body.append(f"keep{i}(line.{metadata}.class_map)")
             after += [f"if not set(_pairs(map(_items, map{i}))) <= names{i}.items():", "    return False"]
-        elif at == "colors":  # a color map's names, but the background's (``line_rules.COLOR_TYPES``), and colours
-            body += [f"drawn = line.{metadata}.internal_color_map",
-                     f"if not {{k: v.class_name for k, v in drawn.items() if k}}.items() <= names{i}.items():",
-                     "    return False",
-                     f"if not {{(k, v.hex_color) for k, v in drawn.items()}} <= colors{i}:", "    return False"]
+        elif at == "colors":  # a color map's entries, names and colours at once (``problems.ClassColors``)
+            body += [f"if not {{(k, v.class_name, v.hex_color) for k, v in line.{metadata}.internal_color_map.items()}}"
+                     f" <= colors{i}:", "    return False"]
         else:
             body += [f"if names{i}.get(line.{label}) != line.{metadata}.class_name:", "    return False"]
     names["_KNOWN"] = _KNOWN_TEXTS
