@@ -199,3 +199,39 @@ def test_a_class_whose_kept_category_ids_disagree_is_numbered_and_said(tmp_path:
                                   {"id": 3, "name": "toothbrush"}]
     (note,) = [x for x in said if "category ids" in x]
     assert "line 3's objects[0]" in note and "original category ids does not match" in note, note
+
+
+def _class_map_manifest(path: Path, class_map: dict[str, str], box_class: int) -> None:
+    """One line of boxes: a box of ``box_class``, its class map ``class_map``."""
+    lines = _lines(boxes_manifest(path))[:1]
+    lines[0]["boxes"]["annotations"][0]["class_id"] = box_class
+    lines[0]["boxes-metadata"]["class-map"] = class_map
+    _write_lines(path, lines)
+
+
+@pytest.mark.parametrize(("box_class", "class_map", "key"), [
+    (2**63 - 1, {str(2**63 - 1): "car"}, "boxes.annotations[0].class_id"),  # the box's class
+    (0, {"0": "cat", str(2**63 - 1): "car"}, "boxes-metadata.class-map"),  # a class no box is of, listed
+])
+def test_a_class_id_with_no_64_bit_category_id_is_refused_up_front(tmp_path: Path, box_class: int,
+                                                                   class_map: dict, key: str) -> None:
+    """Class id 2**63-1 (validate takes it) was written as category id 2**63, exit 0, which the
+    import refuses (``class id must be a non-negative integer within 64 bits``): the export refuses
+    it naming the line and key, and writes nothing."""
+    _class_map_manifest(tmp_path / "o.manifest", class_map, box_class)
+    assert cli("validate", "o.manifest", cwd=tmp_path).returncode == 0
+    line = _refused(tmp_path, "o.manifest", "--to", "coco", "b.json")
+    assert f"line 1, key '{key}': class id {2**63 - 1} has no COCO category id" in line, line
+    assert line.endswith(f"renumber the class below {2**63 - 1} first [format-coco]"), line
+
+
+def test_the_largest_class_id_a_category_id_holds_goes_there_and_back(tmp_path: Path) -> None:
+    """Class id 2**63-2 is category id 2**63-1, the largest the import reads: kept both ways."""
+    _class_map_manifest(tmp_path / "o.manifest", {str(2**63 - 2): "car"}, 2**63 - 2)
+    doc, _said = _round_trip(tmp_path)
+    assert doc["categories"] == [{"id": 2**63 - 1, "name": "car"}]
+    r = cli("convert", "back.json", "back.manifest", "--to", "manifest", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [back] = _lines(tmp_path / "back.manifest")
+    label = next(v for k, v in back.items() if isinstance(v, dict) and "annotations" in v)
+    assert [a["class_id"] for a in label["annotations"]] == [2**63 - 2]

@@ -164,6 +164,33 @@ def test_semantic_segmentation_iou_per_class_from_masks(tmp_path: Path) -> None:
     assert "--allow-root" in ev.examples[0]["reason"]
 
 
+def test_an_unreadable_mask_is_counted_under_its_own_side(tmp_path: Path) -> None:
+    """A mask missing on one side only was counted ``both: unreadable``, its reason naming one
+    file: each side is named, ``both`` only where neither side's mask can be read."""
+    cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "car", "hex-color": "#ff0000"}}
+    (tmp_path / "ok.png").write_bytes(_mask_png(["c.", ".c"], {"c": "#ff0000", ".": "#ffffff"}))
+    (tmp_path / "broken.png").write_bytes(b"no png")
+    common = {"type": "groundtruth/semantic-segmentation", "job-name": "labeling-job/x",
+              "creation-date": "2026-01-01T00:00:00.000000", "internal-color-map": cmap}
+    pairs = [("ok.png", "gone-r.png"), ("gone-p.png", "ok.png"), ("gone-p.png", "gone-r.png"), ("broken.png", "ok.png"),
+             ("ok.png", "ok.png")]
+    path = _lines(tmp_path / "seg.manifest", [
+        {"source-ref": "img.png", "p-ref": p, "p-ref-metadata": {**common, "human-annotated": "no"},
+         "r-ref": r, "r-ref-metadata": {**common, "human-annotated": "yes"}} for p, r in pairs])
+    run = run_cli("evaluate", str(path), "--allow-root", str(tmp_path), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    lines = json.loads(run.stdout)["lines"]
+    assert lines["evaluated"] == 1 and lines["skipped"] == {
+        "predicted": {"unreadable": 2}, "reference": {"unreadable": 1}, "both": {"unreadable": 1}}, lines
+    said = {e["line"]: (e["side"], e["reason"]) for e in lines["examples"]}
+    assert said[1] == ("reference", f"no such file ({tmp_path / 'gone-r.png'})"), said
+    assert said[2] == ("predicted", f"no such file ({tmp_path / 'gone-p.png'})"), said
+    assert said[3] == ("both", f"predicted: no such file ({tmp_path / 'gone-p.png'}); "
+                               f"reference: no such file ({tmp_path / 'gone-r.png'})"), said
+    assert said[4] == ("predicted", "line 4: cannot read mask broken.png: not a readable image (no image format "
+                                    "Pillow knows) [mask]"), said
+
+
 def _dm_doc(boxes: list[tuple], classes: list[str]) -> dict:
     anns, data = [], []
     for i, (name, x, y, w, h, conf) in enumerate(boxes):

@@ -130,6 +130,23 @@ def test_evaluate_and_report_read_a_jobs_relative_masks_where_the_job_did(tmp_pa
     assert [c.rsplit("<br>", 1)[1] for c in _captions(page)] == ["car", "car", "car"], _captions(page)
 
 
+def test_evaluate_reads_a_jobs_output_manifest_under_the_jobs_policy(tmp_path: Path, capsys) -> None:
+    """``evaluate JOB/manifests/output/output.manifest`` read the job's relative masks where the
+    job did, but without its ``--allow-root``: every line "refused by policy: local file ... needs
+    --allow-root" (exit 1) where ``evaluate JOB`` read them. Both forms use the job's policy now."""
+    data = tmp_path / "data"
+    _labeled_folder(data, range(2))
+    job = _seg_job(data, tmp_path / "out")
+    said = []
+    for given in (job, job / "manifests" / "output" / "output.manifest"):
+        capsys.readouterr()
+        assert main(["evaluate", str(given), "--predicted", "masks-ref", "--reference", "truth-ref",
+                     "--format", "json"]) == 0, capsys.readouterr()
+        said.append(json.loads(capsys.readouterr().out))
+    assert said[0]["lines"]["evaluated"] == 2 and said[0]["segmentation"]["mean_iou"] == 1.0, said[0]
+    assert said[1] == said[0]
+
+
 def test_colour_map_errors_name_the_attributes_key(tmp_path: Path, capsys) -> None:
     """A mask with a colour its map lacks, or a label without a map: evaluate and the report's
     tile name ``masks-ref-metadata.internal-color-map``, as validate does, not a bare
@@ -142,8 +159,13 @@ def test_colour_map_errors_name_the_attributes_key(tmp_path: Path, capsys) -> No
     assert main(["evaluate", str(job), "--predicted", "masks-ref", "--reference", "truth-ref", "--format",
                  "json"]) == 1
     [example] = json.loads(capsys.readouterr().out)["lines"]["examples"]
-    assert example["reason"].startswith("line 1, key 'masks-ref-metadata.internal-color-map': mask "), example
-    assert example["reason"].endswith(" has colours missing from masks-ref-metadata.internal-color-map: #123456 [mask]"), example
+    # both sides' maps lack the colour: each side's key is named (the reference's went unsaid)
+    predicted, reference = example["reason"].split("; ")
+    assert example["side"] == "both", example
+    assert predicted.startswith("predicted: line 1, key 'masks-ref-metadata.internal-color-map': mask "), example
+    assert predicted.endswith(" has colours missing from masks-ref-metadata.internal-color-map: #123456 [mask]"), example
+    assert reference.startswith("reference: line 1, key 'truth-ref-metadata.internal-color-map': mask "), example
+    assert reference.endswith(" has colours missing from truth-ref-metadata.internal-color-map: #123456 [mask]"), example
     page = tmp_path / "page.html"
     assert main(["report", str(job), "-o", str(page)]) == 0
     [caption] = _captions(page)

@@ -339,7 +339,7 @@ def _fixed_class_ids(url: str, attribute: str) -> dict[str, int]:
 
 
 #: where a job writes its output manifest, below its folder (``layout.JobLayout.output_manifest``)
-_JOB_OUTPUT = "/manifests/output/output.manifest"
+JOB_OUTPUT = "/manifests/output/output.manifest"
 
 
 def references_base(url: str) -> str:
@@ -371,8 +371,8 @@ def references_bases(url: str) -> ReferenceBases:
     from .._jobs.job import Job
 
     given = str(url)
-    if given.endswith(_JOB_OUTPUT):
-        job = Job(given[: -len(_JOB_OUTPUT)]).record()
+    if given.endswith(JOB_OUTPUT):
+        job = Job(given[: -len(JOB_OUTPUT)]).record()
         config = job.get("config") if isinstance(job.get("config"), dict) else {}
         options = config.get("options") if isinstance(config.get("options"), dict) else {}
         inp = job.get("input") if isinstance(job.get("input"), dict) else {}

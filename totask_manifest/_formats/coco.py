@@ -26,6 +26,7 @@ from .coco_regions import CROWD_REGION, box_outline, is_crowd
 from .groundtruth import exported_label
 from .model import (
     DETECTION,
+    MAX_CLASS_ID,
     Box,
     ClassIndex,
     ClassNames,
@@ -227,6 +228,16 @@ def coco_annotations_to_gt(
     return labeled
 
 
+def refuse_class_without_category(class_id: int, key: str) -> None:
+    """Refuse (``FormatError`` at ``key``) a class id whose category id (class id +
+    ``CATEGORY_OFFSET``) is over ``MAX_CLASS_ID``: class id 2**63-1, which ``validate`` accepts,
+    was written as category 2**63, which the import (``class_id_value``) and 64-bit readers refuse."""
+    if class_id + CATEGORY_OFFSET > MAX_CLASS_ID:
+        raise FormatError(f"class id {class_id} has no COCO category id: a category id is the class id + "
+                          f"{CATEGORY_OFFSET}, within 64 bits (at most {MAX_CLASS_ID}, as the import reads it); "
+                          f"renumber the class below {MAX_CLASS_ID} first", fmt=FMT, key=key)
+
+
 def is_coco_id(value: Any) -> bool:
     """Whether ``value`` is a COCO id: an integer, as the COCO format and pycocotools have them
     (not a bool, a fraction or a string of digits). The one rule an import checks the ids it reads
@@ -298,6 +309,7 @@ def gt_to_coco_image(
         area = w * h if obj.get(AREA) is None else _area_value(obj[AREA], f"objects[{i}].{AREA}")
         number = first_annotation_id + i
         cid = ann["class_id"]
+        refuse_class_without_category(cid, f"annotations[{i}].class_id")
         cat_of[cid] = cid + CATEGORY_OFFSET if category_id is None else category_id(obj, i, cid)
         anns.append(
             {
@@ -312,6 +324,8 @@ def gt_to_coco_image(
             }
         )
     cats = sorted({int(k): v for k, v in labeled.metadata["class-map"].items()}.items())
+    for cid, _name in cats:  # a class no box here is of is listed all the same
+        refuse_class_without_category(cid, "class-map")
     return {
         "images": [image],
         "annotations": anns,

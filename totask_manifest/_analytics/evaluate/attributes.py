@@ -25,6 +25,7 @@ from ..._manifest.file_kind import refuse_not_text
 from ..._manifest.ranges import iter_bodies
 from ..._storage import exists, is_dir, open_read, redact_url
 from ..._task_types import task_type_of_metadata
+from ..labels import JOB_OUTPUT
 from .views import comparable_types
 
 METADATA = "-metadata"
@@ -52,9 +53,7 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
     its own, no review of the previous one: no previous attribute, and the line saying so."""
     job = Job.open(job_url, read_only=True)  # evaluate reads: a newer version's job.json too
     state = job.state
-    options = {k: state.config.options[k] for k in ("allow_root", "allow_hosts")
-               if state.config.options.get(k)}
-    options["own_roots"] = lineage_mask_folders(job.url)  # the masks it and the jobs it was chained from wrote
+    options = job_fetch_options(job)
     previous, other_type = None, None
     if state.chained_from:
         try:
@@ -68,6 +67,27 @@ def lineage_attributes(job_url: str) -> tuple[str | None, str | None, dict[str, 
                           f"{prev.job_name!r}, whose attribute {prev.label_attribute!r} is {prev.task_type}, not "
                           f"{state.config.task_type} (a new label of another task type, no review of it)")
     return previous, state.config.label_attribute, options, job.output_manifest, other_type
+
+
+def job_fetch_options(job: Job) -> dict[str, Any]:
+    """The fetch options masks of ``job``'s output are read with: its own (``allow_root``,
+    ``allow_hosts``: what ``annotate`` was given) and the folders of the masks it and the jobs it
+    was chained from wrote (``own_roots``)."""
+    config_options = job.state.config.options
+    options = {k: config_options[k] for k in ("allow_root", "allow_hosts") if config_options.get(k)}
+    options["own_roots"] = lineage_mask_folders(job.url)
+    return options
+
+
+def output_manifest_options(manifest: str) -> dict[str, Any]:
+    """For a job's own output manifest (``JOB/manifests/output/output.manifest`` beside the job's
+    ``job.json``), the job's fetch options (``job_fetch_options``), as evaluating ``JOB`` reads its
+    masks; none for any other manifest. The manifest form read the job's relative masks where the
+    job did, but under no policy: "refused by policy: local file ... needs --allow-root" where
+    ``evaluate JOB`` read them."""
+    if not manifest.endswith(JOB_OUTPUT) or not is_job_folder(job_url := manifest[: -len(JOB_OUTPUT)]):
+        return {}
+    return job_fetch_options(Job.open(job_url, read_only=True))
 
 
 def human_annotated(manifest: str) -> dict[str, Counter]:
@@ -168,6 +188,7 @@ def resolve_target(source: str, predicted: str | None, reference: str | None) ->
         raise UsageError(f"manifest not found: {redact_url(source)}")
     else:
         _refuse_a_jobs_own_file(source)
+        options = output_manifest_options(source)
     if how.startswith("job lineage"):
         # a machine job chained from people's labels: human-annotated says which side is which
         _, _, found = _by_human(manifest)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ..._errors import FetchError, ManifestError, UsageError
@@ -24,7 +25,7 @@ from ..._manifest.long_lines import TooLong
 from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
 from ..._storage import exists, open_read, redact_secret_url, redact_url
 from ..labels import metadata_key, references_bases
-from ..masks import COLOR_MAP
+from ..masks import COLOR_MAP, mask_from_bytes
 from .attributes import resolve_target
 from .batch import BatchedDetection
 from .classification import ClassificationEvaluator
@@ -34,6 +35,18 @@ from .segmentation import SegmentationEvaluator
 from .views import Missing, View, kind_name, read_side
 
 MAX_EXAMPLES = 20
+#: the two sides of a line, in the order ``compare`` reads them
+SIDES = ("predicted", "reference")
+
+
+class SideUnreadable(Exception):
+    """A line's mask that cannot be read, and the side it belongs to (``predicted``,
+    ``reference``, or ``both`` when neither side's can be read)."""
+
+    def __init__(self, side: str, reason: str) -> None:
+        super().__init__(reason)
+        self.side = side
+        self.reason = reason
 
 
 @dataclass
@@ -259,6 +272,10 @@ class _Run:
         used = False
         try:
             used = self.compare(number, rec, pred, ref)
+        except SideUnreadable as exc:  # one side's mask, or each side's: counted under that side
+            ev.not_evaluated += 1
+            self.skip(number, exc.side, "unreadable", exc.reason)
+            return
         except (ManifestError, FetchError, ValueError) as exc:
             ev.not_evaluated += 1
             self.skip(number, "both", "unreadable", str(exc)[:200])
@@ -286,11 +303,29 @@ class _Run:
             self.classification[multi].add(pred.classes, ref.classes, pred.confidence)
             used = True
         if pred.mask is not None and ref.mask is not None:
-            pair = [(self.fetch(url, number), cmap, url) for url, cmap in (pred.mask, ref.mask)]
-            keys = (metadata_key(self.ev.predicted, COLOR_MAP), metadata_key(self.ev.reference, COLOR_MAP))
-            self.segmentation.add(pair[0], pair[1], number, keys=keys)
+            (pm, p_map), (rm, r_map) = self.masks(number, pred.mask, ref.mask)
+            self.segmentation.add(pm, p_map, rm, r_map)
             used = True
         return used
+
+    def masks(self, number: int, *sides: tuple[str, Mapping[str, Any]]) -> list[tuple[np.ndarray, Mapping[str, Any]]]:
+        """Line ``number``'s predicted and reference masks (``(url, colour map)`` each), decoded.
+        Each side is read even when the other cannot be, so that ``SideUnreadable`` names the side
+        at fault: every such line was counted under ``both``, one missing mask as much as two."""
+        read: list[tuple[np.ndarray, Mapping[str, Any]]] = []
+        failed: dict[str, str] = {}
+        for side, attribute, (url, cmap) in zip(SIDES, (self.ev.predicted, self.ev.reference), sides, strict=True):
+            try:
+                data = self.fetch(url, number)
+                read.append((mask_from_bytes(data, cmap, url=url, line=number,
+                                             key=metadata_key(attribute, COLOR_MAP)), cmap))
+            except (ManifestError, FetchError, ValueError) as exc:
+                failed[side] = str(exc)[:200]
+        if len(failed) == len(SIDES):
+            raise SideUnreadable("both", "; ".join(f"{side}: {reason}" for side, reason in failed.items()))
+        if failed:
+            raise SideUnreadable(*failed.popitem())
+        return read
 
     def fetch(self, ref: str, number: int) -> bytes:
         """The mask ``ref`` of line ``number``, a relative one read where the line's data was."""

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from ..masks import COLOR_MAP, mask_from_bytes
-
 
 class SegmentationEvaluator:
     def __init__(self) -> None:
@@ -38,18 +36,15 @@ class SegmentationEvaluator:
             self.matrix = grown
         return lut
 
-    def add(self, predicted: tuple[bytes, Mapping[str, Any], str], reference: tuple[bytes, Mapping[str, Any], str],
-            line: int, *, keys: tuple[str, str] = (COLOR_MAP, COLOR_MAP)) -> None:
-        """Both masks' bytes, colour maps and URLs; raises ``ManifestError`` for a mask it cannot read,
-        naming the colour map's key on the line (``keys``: the predicted and reference sides',
-        ``mask-ref-metadata.internal-color-map``), as validate and convert name it."""
-        pm = mask_from_bytes(predicted[0], predicted[1], url=predicted[2], line=line, key=keys[0])
-        rm = mask_from_bytes(reference[0], reference[1], url=reference[2], line=line, key=keys[1])
+    def add(self, pm: np.ndarray, predicted: Mapping[str, Any], rm: np.ndarray, reference: Mapping[str, Any]) -> None:
+        """Both masks, decoded (``masks.mask_from_bytes``: the driver reads each side apart, to name
+        the side whose mask cannot be read), with their colour maps; raises ``ValueError`` for masks
+        of different sizes."""
         if pm.shape != rm.shape:
             raise ValueError(f"mask sizes differ: predicted {pm.shape[1]}x{pm.shape[0]}, "
                              f"reference {rm.shape[1]}x{rm.shape[0]}")
-        p = self._ids(predicted[1])[pm]
-        r = self._ids(reference[1])[rm]
+        p = self._ids(predicted)[pm]
+        r = self._ids(reference)[rm]
         n = len(self.names)
         self.matrix += np.bincount((r * n + p).ravel(), minlength=n * n).reshape(n, n)
         self.lines += 1
