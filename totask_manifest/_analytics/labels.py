@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ManifestError, TotaskError, UsageError, json_text
-from .._fetch import APPENDED_BASES, base_for_line, base_of, resolve_reference
+from .._fetch import APPENDED_BASES, appended_bases, base_for_line, base_of, resolve_reference
 from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
 from .._manifest.io import SCAN_LINES, attributes_seen, read_lines, read_records
@@ -377,20 +377,12 @@ def references_bases(url: str) -> ReferenceBases:
         options = config.get("options") if isinstance(config.get("options"), dict) else {}
         inp = job.get("input") if isinstance(job.get("input"), dict) else {}
         source = inp.get("url") or config.get("input")
-        appended = tuple((first, folder) for first, folder in _appended_bases(options))
+        appended = tuple(appended_bases(options))  # another version's pair of another shape: no folder
         if isinstance(options.get("relative_to"), str) and options["relative_to"]:
             return ReferenceBases(options["relative_to"], appended)
         if isinstance(source, str) and source and source != "-":
             return ReferenceBases(base_of(source), appended)
     return ReferenceBases(base_of(given))
-
-
-def _appended_bases(options: Mapping[str, Any]) -> Iterator[tuple[int, str]]:
-    """The well-formed ``[first line index, folder]`` pairs of a job's options (job.json may be
-    another version's: a pair of another shape is no folder to read against)."""
-    for pair in options.get(APPENDED_BASES) or ():
-        if isinstance(pair, list | tuple) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], str):
-            yield pair[0], pair[1]
 
 
 def native_as(label: Label, task_type: str, *, allow_drop: bool, dropped: Counter | None = None,

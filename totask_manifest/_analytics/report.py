@@ -17,7 +17,16 @@ from html import escape
 from typing import Any
 
 from .._errors import StorageError, TotaskError, UsageError
-from .._fetch import FetchPolicy, SyncFetcher, base_for_line, base_of, has_scheme, resolve_reference
+from .._fetch import (
+    APPENDED_BASES,
+    FetchPolicy,
+    SyncFetcher,
+    appended_bases,
+    base_for_line,
+    base_of,
+    has_scheme,
+    resolve_reference,
+)
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS
 from .._jobs.damaged_parts import missing_note
 from .._jobs.job import Job, lineage_mask_folders, live_holder
@@ -65,7 +74,8 @@ class ReportResult:
     output: str
     samples: int
     failures: int
-    #: why the job's ``job.json`` could not be read as JSON (the page is written without it); None when it could
+    #: why the job's ``job.json`` could not be read as JSON (the page is written without it) or is damaged
+    #: (the page shows what it holds), in one line that says which; None when it is sound
     job_json_problem: str | None = None
     #: output manifest lines the page's figures leave out: not a JSON object (over the byte cap among them)
     invalid_lines: int = 0
@@ -101,6 +111,7 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
     if limit <= 0 or not attribute or not exists(manifest):
         return []
     chosen: list[tuple[int, str, str | None, str, Any, dict]] = []
+    appended = {APPENDED_BASES: list(appended_bases(options or {}))}  # job.json as read: a damaged one said apart
     for line, rec in read_records(manifest):
         if len(chosen) >= limit:
             break
@@ -113,7 +124,7 @@ def _samples(manifest: str, attribute: str | None, limit: int, base: str | None,
             continue
         # relative data objects resolve as the job resolved them: against the folder of the
         # manifest the line came from (the input's, or an --append manifest's)
-        line_base = base_for_line(options or {}, line.number - 1, base)
+        line_base = base_for_line(appended, line.number - 1, base)
         chosen.append((line.number, resolve_reference(source, line_base), line_base, tt.name if tt else "",
                        rec[attribute], meta))
     images = fetcher.fetch_many([source for _, source, _, _, _, _ in chosen])
@@ -428,15 +439,21 @@ def _refuse_output_over_job_files(job_url: str, output: str) -> None:
 
 
 def _json_problem(url: str) -> str | None:
-    """Why ``url`` (a ``job.json``) is not JSON, or None (also when it is missing or unreadable: the
+    """Why ``url`` (a ``job.json``) is not JSON, or holds a ``relative_to_appended`` that is no list
+    of pairs (``Job.open`` refuses it as damage; the page resolved its lines around it), or None (also when it is missing or unreadable: the
     page says so, and a job folder without ``job.json`` is reported from its manifest). Not
     ``Job.record()``: its ``error`` key may be the job's own."""
     import orjson
 
+    from .._jobs.state import appended_bases_problem
+
     try:
-        orjson.loads(read_bytes(url))
+        data = orjson.loads(read_bytes(url))
     except StorageError:
         return None
     except orjson.JSONDecodeError as exc:
-        return f"{redact_secret_url(url)} is not valid JSON: {exc}"
-    return None
+        return f"{redact_secret_url(url)} is not valid JSON: {exc}; the page was written without it"
+    config = data.get("config") if isinstance(data, dict) else None
+    options = config.get("options") if isinstance(config, dict) else None
+    problem = appended_bases_problem(options) if isinstance(options, dict) else None
+    return None if problem is None else f"{redact_secret_url(url)} is damaged ({problem}); the page shows what it holds"

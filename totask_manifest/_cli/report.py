@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         # status, resume, chain, clone, apply and evaluate
         import sys
 
-        print(f"totask-manifest report: error: {result.job_json_problem}; the page was written without it",
-              file=sys.stderr)
+        print(f"totask-manifest report: error: {result.job_json_problem}", file=sys.stderr)
     if result.invalid_lines:  # a truncated output manifest: invalid data, exit 1, as stats says it
         from ._unread import say_unread
 

@@ -46,6 +46,7 @@ from .policy import (
 from .sync import SyncFetcher
 from .urls import (
     APPENDED_BASES,
+    appended_bases,
     base_for_line,
     base_of,
     has_scheme,
@@ -68,6 +69,7 @@ __all__ = [
     "LoopThread",
     "SyncFetcher",
     "_task_result",
+    "appended_bases",
     "base_for_line",
     "base_of",
     "check_fetch_options",

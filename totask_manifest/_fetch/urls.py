@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,17 @@ def base_of(manifest_url: str) -> str:
 
 #: the option naming where appended manifests' lines start and the folder each resolves against
 APPENDED_BASES = "relative_to_appended"
+
+
+def appended_bases(options: dict[str, Any]) -> Iterator[tuple[int, str]]:
+    """The well-formed ``[first line index, folder]`` pairs of ``options[APPENDED_BASES]``, for the
+    readers that take a ``job.json`` as it is (``report``'s page, another version's file): a value
+    of another shape is no folder to read against, not a ``TypeError``. A job's own options were
+    checked when it was opened (``_jobs.state.shape_problem``)."""
+    pairs = options.get(APPENDED_BASES)
+    for pair in pairs if isinstance(pairs, list | tuple) else ():
+        if isinstance(pair, list | tuple) and len(pair) == 2 and type(pair[0]) is int and isinstance(pair[1], str):
+            yield pair[0], pair[1]
 
 
 def base_for_line(options: dict[str, Any], index: int, default: str | None) -> str | None:

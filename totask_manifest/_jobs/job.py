@@ -45,7 +45,7 @@ from .._storage import exists, is_dir, join, read_bytes, redact_secret_url, reda
 from .known_keys import newer_version_refusal, unknown_keys
 from .layout import JobLayout, begun_not_started, names_in
 from .lease import JobBusyError, busy_error, current_holder
-from .state import JobState, counted_failures, output_changed, output_stale, record_problem, shape_problem
+from .state import JobState, counted_failures, damage, output_changed, output_stale
 from .status import COMPLETED, FAILED, RUNNING
 
 
@@ -255,14 +255,8 @@ class Job:
         if (unknown := unknown_keys(data)) and not self._read_only:
             raise JobError(newer_version_refusal(redact_secret_url(url), unknown))
         self.unknown_keys = unknown
-        try:
-            problem = record_problem(data)  # a key null or of the wrong kind, before it is read as a default
-            if problem is None:
-                state = JobState.from_dict(data)
-                problem = shape_problem(state)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is not None:
+        state, problem = damage(data)
+        if state is None:
             raise JobError(f"{url} is damaged ({problem}); restore it or start a new job")
         # a folder still named after its job is where the caller found it (it may have been moved)
         folder = _folder(self.url)

@@ -185,6 +185,21 @@ def record_problem(data: dict[str, Any]) -> str | None:
     return None
 
 
+def damage(data: dict[str, Any]) -> tuple[JobState | None, str | None]:
+    """job.json as read (``data``, a JSON object with a ``config``) parsed, or why it cannot be used
+    (``record_problem``, then ``shape_problem``): ``Job.open`` refuses such a job, and ``report``,
+    which renders it as it is, says so (exit 1) rather than showing the page as if it were sound."""
+    try:
+        problem = record_problem(data)  # a key null or of the wrong kind, before it is read as a default
+        if problem is not None:
+            return None, problem
+        state = JobState.from_dict(data)
+        problem = shape_problem(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return (state, None) if problem is None else (None, problem)
+
+
 def _kind_problem(key: str, value: Any, kinds: tuple[type | None, ...]) -> str | None:
     if value is None and None in kinds:
         return None
@@ -209,6 +224,8 @@ def shape_problem(state: JobState) -> str | None:
         return "config.options is not an object"
     if not isinstance(c.append, list):
         return "config.append is not a list"
+    if (problem := appended_bases_problem(c.options)) is not None:
+        return problem
     if any(not isinstance(v, dict) for v in state.option_files.values()):
         return "option-files holds a value that is not an object"
     if isinstance(c.checkpoint_every, bool) or not isinstance(c.checkpoint_every, int):
@@ -224,6 +241,22 @@ def shape_problem(state: JobState) -> str | None:
     if not isinstance(state.runs, list):
         return "runs is not a list"
     return None
+
+
+def appended_bases_problem(options: dict[str, Any]) -> str | None:
+    """Why ``options``' ``relative_to_appended`` (``_fetch.APPENDED_BASES``, set by the job) is no
+    list of ``[first line index, folder]`` pairs, or None (also when absent: no ``--append``). Every
+    reader of a line's folder iterates it: a number there was a ``TypeError`` in ``evaluate``."""
+    from .._fetch import APPENDED_BASES, appended_bases
+
+    if APPENDED_BASES not in options:
+        return None
+    value = options[APPENDED_BASES]
+    pairs = value if isinstance(value, list) else None
+    if pairs is not None and len(list(appended_bases(options))) == len(pairs):
+        return None
+    kind = _kind_words(value) if pairs is None else "an array holding another value"
+    return f"config.options.{APPENDED_BASES} is {kind}, not an array of [first line index, folder] pairs"
 
 
 def started_run(engine: str, after: int, done: int, holder: Holder | None, command: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ first examples kept for the message. Memory: one line, the evaluators' per-class
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import Counter
@@ -136,7 +137,8 @@ def evaluate_manifest(
     # the flags laid over the job's own policy, as report lays them: its allow_root and the masks' folders stay
     options = {**target.fetch_options, **{k: v for k, v in (fetch_options or {}).items() if v not in (None, [], ())}}
     if references_bases(target.manifest).appended:  # a line's folder goes by its number in the whole file,
-        workers = 1  # which a worker's range does not know (it numbers its lines from its own first)
+        _note_one_process(workers)  # which a worker's range does not know (it numbers its lines from its own first)
+        workers = 1
     # numpy and the fetch loop's thread do not survive a fork: spawned workers
     parts = map_ranges(_read_range, target.manifest, (ev, options, worst), workers=workers, start_method="spawn",
                        remote=False)
@@ -146,6 +148,16 @@ def evaluate_manifest(
     run.finish()
     _refuse_an_absent_attribute(run.ev)
     return run.ev
+
+
+def _note_one_process(workers: int | None) -> None:
+    """Say that ``--workers N`` (above 1) is not taken for a job with ``--append`` manifests: it was
+    dropped to this process without a word, and the run took N times as long as asked for."""
+    if workers is not None and workers > 1:
+        logging.getLogger("totask_manifest").warning(
+            "note: --workers %d not taken: the job's --append manifests' lines resolve against their own folders "
+            "by their number in the whole file, which only one process reading it all knows; evaluated in this "
+            "process", workers)
 
 
 def _refuse_an_absent_attribute(ev: Evaluation) -> None:
