@@ -32,10 +32,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .._errors import StorageError, TotaskError, UsageError
+from .._jobs.archives import archived_runs
 from .._jobs.job import Job
 from .._jobs.lease import hold
 from .._redaction import redact_url
-from .._to_task.runs import archived_runs
 from .client import (
     AsyncSynapseClient,
     BackendMoved,
@@ -235,7 +235,7 @@ async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force
 
 
 def _archived_with_writes(job_url: str) -> list[str]:
-    """The job's archived runs (``runs.archived_runs``, newest first) whose journal holds a write
+    """The job's archived runs (``jobs.archives.archived_runs``, newest first) whose journal holds a write
     left to undo; one whose journal cannot be read is named too (its own rollback says why)."""
     found = []
     for archived in archived_runs(job_url):

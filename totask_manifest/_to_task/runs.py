@@ -14,21 +14,19 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import re
 from typing import Any
 
 import orjson
 
 from .._credentials import stored_params
 from .._errors import TotaskError
+from .._jobs.archives import archive_target
 from .._jobs.layout import LEASE_DIR, RUN_FILE
 from .._jobs.lease import hold
-from .._redaction import redact_url
 from .._storage import exists, is_local, join, read_bytes, url_to_fs, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_DIR = ".totask-archive"
 #: the action's result statuses (the SDK's): only a run that did not succeed is resumed
 SUCCEEDED, FAILED_STATUS = "SUCCEEDED", "FAILED"
 #: parameters that may change between a run and its resumption
@@ -114,9 +112,7 @@ def _holds_files(job_url: str) -> bool:
 def archive(job_url: str) -> str:
     """Move a job folder's files to ``<root>/.totask-archive/<name>-<UTC time>`` (any fsspec URL).
     Its lease folder stays: the caller holds the lease, for the fresh run about to start there."""
-    root, _, name = job_url.rstrip("/").rpartition("/")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    target = join(root or ".", ARCHIVE_DIR, f"{name}-{stamp}")
+    target = archive_target(job_url)
     fs, _src = url_to_fs(job_url)
     _, dst = url_to_fs(target)
     if is_local(fs):
@@ -131,28 +127,6 @@ def archive(job_url: str) -> str:
         for file in fs.find(entry) or [entry]:
             fs.mv(file, f"{dst}/{name}{file[len(entry):]}")
     return target
-
-
-def archived_runs(job_url: str) -> list[str]:
-    """The job's runs ``archive`` moved aside (``<root>/.totask-archive/<name>-<UTC time>``),
-    newest first: the order to roll them back in (each run's journal holds what the tasks held
-    before it wrote). Another job's (``<name>-1-<time>``) is told apart by the stamp's form.
-    A folder that cannot be listed (a symbolic link loop, no permission) holds none that can be
-    named: said in one line, for ``rollback`` of the job itself has done its work by then."""
-    root, _, name = job_url.rstrip("/").rpartition("/")
-    folder = join(root or ".", ARCHIVE_DIR)
-    fs, path = url_to_fs(folder)
-    try:
-        listed = fs.ls(path, detail=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        log.warning("%s cannot be read (%s): runs of job %r archived there, if any, are not named; roll each "
-                    "one back by its folder", redact_url(folder), exc.strerror or type(exc).__name__, name)
-        return []
-    own = re.compile(re.escape(name) + r"-\d{8}T\d{12}\Z")  # ``archive``'s stamp: %Y%m%dT%H%M%S%f
-    names = (str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in listed)
-    return [join(folder, n) for n in sorted(names, reverse=True) if own.match(n)]
 
 
 def iso_now() -> str:
