@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.test_stats_fast import _stats, assert_equal
 from tests.test_user_mistakes import cli
 from tests.test_validate import IC_META, OD_META, manifest, same_reports
 from totask_manifest import validate_manifest
@@ -344,3 +345,81 @@ def test_ranges_merged_name_each_names_first_line_in_the_file(tmp_path: Path) ->
     assert [(n, m) for n, _, m in whole] == [(n, f"class id 6 for 'dog' differs from class id 2 (line 4): {TWICE}")
                                              for n in (5, 6)]
     assert _by_ranges(path, [1, 3]) == _by_ranges(path, [1, 4]) == whole
+
+
+# ---- stats says what validate warns of and COCO/YOLO refuse, though no box uses the class
+
+def _stats_json(tmp_path: Path, records: list[dict]) -> dict:
+    (tmp_path / "s.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in records))
+    r = cli("stats", "s.manifest", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return orjson.loads(r.stdout)
+
+
+@pytest.mark.parametrize("second", [{"0": "car", "5": "truck"}, {"0": "car", "1": "car"}])
+def test_stats_says_a_name_under_two_ids_that_no_box_uses(tmp_path: Path, second: dict) -> None:
+    """The tester's files: ``{"0": "car", "1": "truck"}`` on line 1, ``{"0": "car", "5": "truck"}``
+    (or ``{"0": "car", "1": "car"}``: one name twice on one line) on line 2, every box of class 0:
+    validate warns and COCO refuses, while ``stats`` had no clash and no ``truck``. The fast path
+    reads the names as the generic count does."""
+    lines = [boxes(1, {0: "car"}), boxes(2, {0: "car"})]
+    lines[0]["b-metadata"]["class-map"]["1"] = "truck"
+    lines[1]["b-metadata"]["class-map"] = second
+    name, ids = ("truck", {"1": 0, "5": 0}) if "5" in second else ("car", {"0": 2, "1": 0})
+    assert found(validate_manifest(manifest(tmp_path, lines)))
+    got = _stats_json(tmp_path, lines)["attributes"]["b"]["class_clashes"]
+    assert {"class_id": None, "name": name, "counts": ids} in got, got
+    text = cli("stats", "s.manifest", cwd=tmp_path).stdout
+    assert f"class {name!r} has several ids: " + ", ".join(f"{i} ({k})" for i, k in ids.items()) in text, text
+    raw = [orjson.dumps(x) for x in lines]
+    assert_equal(_stats(raw, None, fast=True), _stats(raw, None, fast=False))
+
+
+def test_stats_counts_a_color_maps_classes_and_says_their_clashes(tmp_path: Path) -> None:
+    """``stats`` counted no mask class (``classes`` empty) and no clash of the names that
+    ``validate`` warns of and the COCO export refuses. Each color map's class counts one line a
+    name; the background (0) is left out, as validate and COCO leave it (each image names its own)."""
+    records = [_masks(n, {1: "IC", 2: "resistor"}) for n in range(1, 11)]
+    records[3] = _masks(4, {1: "IC", 2: "capacitor"})  # index 2 named otherwise
+    records[6] = _masks(7, {1: "IC", 5: "resistor"})  # 'resistor' under index 5
+    records[8]["seg-ref-metadata"]["internal-color-map"]["0"]["class-name"] = "void"  # the background
+    a = _stats_json(tmp_path, records)["attributes"]["seg-ref"]
+    assert a["classes"] == [{"class_id": 1, "name": "IC", "count": 10, "class_ids": [1]},
+                            {"class_id": 2, "name": "resistor", "count": 9, "class_ids": [2, 5]},
+                            {"class_id": 2, "name": "capacitor", "count": 1, "class_ids": [2]}]
+    assert a["class_clashes"] == [{"class_id": 2, "name": None, "counts": {"capacitor": 1, "resistor": 8}},
+                                  {"class_id": None, "name": "resistor", "counts": {"2": 8, "5": 1}}]
+    coco = cli("convert", "s.manifest", "o.json", "--to", "coco", cwd=tmp_path)
+    assert coco.returncode == 1, coco.stderr
+
+
+# ---- a name (or colour) given two ids on one line: "on this line", as the exports say it
+
+def test_a_name_given_two_ids_on_one_line_is_said_on_this_line_in_every_range(tmp_path: Path) -> None:
+    """``{"1": "car", "2": "car"}`` on line 5 said "differs from class id 1 (line 5)" on line 5
+    itself, where COCO and YOLO say "(on this line)". A range starting at line 5 renumbers its
+    messages' first lines in the merge (``validate._renamed``): this one must stay "on this line",
+    while line 6's, naming line 5, is numbered as the file."""
+    named = [{0: "cat"}, {0: "cat"}, {0: "cat"}, {0: "cat"}, {1: "car", 2: "car"}, {3: "car"}]
+    path = manifest(tmp_path, [boxes(n, x) for n, x in enumerate(named, 1)])
+    whole = _by_ranges(path, [1])
+    assert [(n, m) for n, _, m in whole] == [
+        (5, f"class id 2 for 'car' differs from class id 1 (on this line): {TWICE}"),
+        (6, f"class id 3 for 'car' differs from class id 1 (line 5): {TWICE}")]
+    assert _by_ranges(path, [1, 5]) == _by_ranges(path, [1, 3]) == _by_ranges(path, [1, 6]) == whole
+    r = cli("validate", "m.manifest", "--workers", "2", cwd=tmp_path)
+    assert r.returncode == 0 and "line 5: warning: b-metadata.class-map.2: class id 2 for 'car' differs from " \
+        "class id 1 (on this line)" in r.stdout, r.stdout
+
+
+def test_a_colour_given_two_indexes_on_one_line_is_said_on_this_line(tmp_path: Path) -> None:
+    """The same for a mask's colours (``color-map-conflict``): one colour for indexes 1 and 2 on
+    line 3, the first line of a range."""
+    records = [_masks(n, {1: "IC", 2: "resistor"}) for n in range(1, 5)]
+    records[2]["seg-ref-metadata"]["internal-color-map"]["2"]["hex-color"] = "#0000aa"
+    records[2]["seg-ref-metadata"]["internal-color-map"]["1"]["hex-color"] = "#0000aa"
+    path = manifest(tmp_path, records)
+    whole = _by_ranges(path, [1], "color-map-conflict")
+    assert any(n == 3 and "class id 2 for '#0000aa' differs from class id 1 (on this line)" in m
+               for n, _, m in whole), whole
+    assert _by_ranges(path, [1, 3], "color-map-conflict") == whole

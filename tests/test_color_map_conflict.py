@@ -63,7 +63,7 @@ def test_one_colour_for_two_classes_on_one_line_is_said_as_coco_refuses_it(tmp_p
     (tmp_path / "m.manifest").write_bytes(_line(tmp_path, cmap))
     report = validate_manifest(str(tmp_path / "m.manifest"), strict=True)
     assert [str(p) for p in report.problems] == [
-        f"line 1: error: {KEY.format(3)}: class id 3 for '#123456' differs from class id 1 (line 1): {ONE_CLASS} "
+        f"line 1: error: {KEY.format(3)}: class id 3 for '#123456' differs from class id 1 (on this line): {ONE_CLASS} "
         f"[{RULE}]"]
     assert "classes 1 and 3 are both #123456" in _refused(tmp_path, "m.manifest", "d.json", "--to", "coco")
 
@@ -84,7 +84,7 @@ def _clashes(count: int) -> tuple[list[dict], list[tuple[int, str, str]]]:
             (300, KEY.format(4), f"class id 4 for '#ffffff' differs from class id 0 (line 1): {ONE_CLASS}"),
             (350, KEY.format(5), f"class id 5 for '#00ff00' differs from class id 0 (line 250): {ONE_CLASS}"),
             (400, KEY.format(0), f"class id 0 for '#ff0000' differs from class id 1 (line 1): {ONE_CLASS}"),
-            (450, KEY.format(8), f"class id 8 for '#abcdef' differs from class id 6 (line 450): {ONE_CLASS}")]
+            (450, KEY.format(8), f"class id 8 for '#abcdef' differs from class id 6 (on this line): {ONE_CLASS}")]
     return records, said
 
 

@@ -34,6 +34,7 @@ pytestmark = requires_gt
 DET = {"object-detection"}
 SINGLE = {"image-classification", "text-classification", "label-verification", "video-classification"}
 MULTI = {"image-classification-multilabel", "text-classification-multilabel"}
+SEG = {"semantic-segmentation"}
 
 
 def reference(path: Path, attrs: list[str] | None = None) -> dict:
@@ -108,6 +109,12 @@ def reference(path: Path, attrs: list[str] | None = None) -> dict:
                     s["names"].setdefault(int(k), set()).add(v)
                 cmap = meta.get("confidence-map", {})
                 confs = [cmap[str(v)] for v in value if str(v) in cmap]
+            elif t in SEG:  # each color map's classes, a line each; the background (0) left out
+                for k, entry in meta.get("internal-color-map", {}).items():
+                    if k != "0":
+                        s["classes"][int(k)] += 1
+                        s["pairs"][(int(k), entry["class-name"])] += 1
+                        s["names"].setdefault(int(k), set()).add(entry["class-name"])
             for c in confs:
                 s["hist"][min(max(math.floor(c * 10), 0), 9)] += 1
             s["conf"] += confs

@@ -21,11 +21,14 @@ BINS = 10
 DETECTION_TYPES = frozenset({"object-detection"})
 SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-verification", "video-classification"})
 MULTI_TYPES = frozenset({"image-classification-multilabel", "text-classification-multilabel"})
+#: mask labels: their classes are the ``internal-color-map``'s (index -> ``class-name``)
+MASK_TYPES = frozenset({"semantic-segmentation"})
 #: ``type`` string (with or without ``groundtruth/``) -> family of label value shape
-_DET, _SINGLE, _MULTI = 1, 2, 3
+_DET, _SINGLE, _MULTI, _MASK = 1, 2, 3, 4
 _FAMILY = {
     prefix + name: family
-    for family, names in ((_DET, DETECTION_TYPES), (_SINGLE, SINGLE_TYPES), (_MULTI, MULTI_TYPES))
+    for family, names in ((_DET, DETECTION_TYPES), (_SINGLE, SINGLE_TYPES), (_MULTI, MULTI_TYPES),
+                          (_MASK, MASK_TYPES))
     for name in names
     for prefix in ("", GT_PREFIX)
 }
@@ -280,6 +283,8 @@ class Counts:
                 conf.append(score)
             else:
                 self.unscored += 1
+        elif family == _MASK:
+            self._mask_classes(meta.get("internal-color-map"))
         elif type(value) is list:  # multi-label
             ids = [v for v in value if type(v) is int and _INT64_MIN <= v <= _INT64_MAX]
             self.no_class_id += len(value) - len(ids)
@@ -294,6 +299,23 @@ class Counts:
             scored = [c for v in ids if type(c := conf_map.get(str(v))) in (float, int)] if type(conf_map) is dict else []
             conf += scored
             self.unscored += len(ids) - len(scored)
+
+    def _mask_classes(self, color_map: Any) -> None:
+        """A mask label's classes: each ``internal-color-map`` entry naming one (``class-name``)
+        counts one line for its ``(index, name)``, and its name is noted for the clashes, as a
+        class map's are. Why: ``validate`` (``class-map-conflict``) and the COCO export hold these
+        names to one per index and one index per name, and ``stats`` said nothing of them. Index
+        0, the background, is left out, as both leave it out (each image names its own)."""
+        if type(color_map) is not dict:
+            return
+        for key, entry in color_map.items():
+            class_id = class_id_of(key)
+            name = entry.get("class-name") if type(entry) is dict else None
+            if class_id is None or class_id == 0 or name is None:
+                continue
+            name = label_text(name)
+            self.class_n[class_id, name] += 1
+            self.raw_names.add((key, name))
 
     def _names(self, class_map: dict) -> None:
         try:

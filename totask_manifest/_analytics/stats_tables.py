@@ -198,19 +198,35 @@ def _by_name(per_pair: Iterable[tuple[int, str | None, int]], names: dict[int, l
                for name, ids in by_name.items()]
     classes += [ClassCount(cid, None, k, [cid]) for cid, k in by_id.items()]
     classes.sort(key=lambda cc: (-cc.count, cc.class_id if cc.class_id is not None else -1, cc.name or ""))
-    clashes = [ClassClash(None, name, {str(cid): k for cid, k in sorted(ids.items())})
-               for name, ids in sorted(by_name.items()) if len(ids) > 1]
+    return classes, _id_clashes(by_name, names) + _name_clashes(by_name, names)
+
+
+def _id_clashes(by_name: dict[str, dict[int, int]], names: dict[int, list[str]]) -> list[ClassClash]:
+    """Ids counted or written under several names: each name's labels under the id, 0 for a name
+    only a class map gives it (``validate``'s ``class-map-conflict`` says those too)."""
     per_id: dict[int, dict[str, int]] = {}
     for name, ids in by_name.items():
         for cid, k in ids.items():
             per_id.setdefault(cid, {})[name] = k
-    for cid, written in names.items():  # names no label uses clash too (validate's class-map-conflict)
+    for cid, written in names.items():
         if len(written) > 1:
             for name in written:
                 per_id.setdefault(cid, {}).setdefault(name, 0)
-    clashes[:0] = [ClassClash(cid, None, dict(sorted(counts.items())))
-                   for cid, counts in sorted(per_id.items()) if len(counts) > 1]
-    return classes, clashes
+    return [ClassClash(cid, None, dict(sorted(counts.items())))
+            for cid, counts in sorted(per_id.items()) if len(counts) > 1]
+
+
+def _name_clashes(by_name: dict[str, dict[int, int]], names: dict[int, list[str]]) -> list[ClassClash]:
+    """Names counted or written under several ids: each id's labels of the name, 0 for an id only
+    a class map gives it (``{"0": "car", "5": "truck"}`` beside ``{"1": "truck"}``, boxes of class
+    0 only: ``validate`` warns and COCO and YOLO refuse, and ``stats`` said nothing). Reads the
+    distinct ``(id, name)`` pairs, not the lines: no cost a line."""
+    per_name = {name: dict(ids) for name, ids in by_name.items()}
+    for cid, written in names.items():
+        for name in written:
+            per_name.setdefault(name, {}).setdefault(cid, 0)
+    return [ClassClash(None, name, {str(cid): k for cid, k in sorted(ids.items())})
+            for name, ids in sorted(per_name.items()) if len(ids) > 1]
 
 
 def merge_partials(url: str, parts: list[Partial], attributes: Sequence[str] | None) -> ManifestStats:

@@ -62,19 +62,26 @@ SINGLE_TYPES = frozenset({"image-classification", "text-classification", "label-
 NAMING_TYPES = MAP_TYPES | SINGLE_TYPES | COLOR_TYPES
 
 
-def first_label(kind: str, line: int) -> str:
+def first_label(kind: str, line: int | None) -> str:
     """How a ``MIXED_TYPES`` or ``CLASS_NAMES`` message names the attribute's first label (its
     type) or first name of a class; the merge of ranges (``validate._one_type_each``) renumbers
     a ``MIXED_TYPES`` message by this same text, a ``CLASS_NAMES`` one from its parts
-    (``Collector.first_names``)."""
-    return f"differs from {kind!r} (line {line})"
+    (``Collector.first_names``). ``line`` None: the message's own line."""
+    return f"differs from {kind!r} ({_where(line)})"
 
 
-def said_first(first: int | str, line: int) -> str:
+def said_first(first: int | str, line: int | None) -> str:
     """How a ``CLASS_NAMES`` message names the first name of a class id (``first`` a name) or the
-    first id of a class name (``first`` an id) and the attribute's line that gave it; the merge of
-    ranges renumbers that line from the message's parts (``Collector.first_names``)."""
-    return first_label(first, line) if isinstance(first, str) else f"differs from class id {first} (line {line})"
+    first id of a class name (``first`` an id) and the attribute's line that gave it (None: the
+    message's own line); the merge of ranges renumbers that line from the message's parts
+    (``Collector.first_names``)."""
+    return first_label(first, line) if isinstance(first, str) else f"differs from class id {first} ({_where(line)})"
+
+
+def _where(line: int | None) -> str:
+    """A first line as the messages name it: "on this line" for the message's own, as the COCO
+    and YOLO exports say it (``one_id_a_name``)."""
+    return "on this line" if line is None else f"line {line}"
 
 
 def names_test(task_type: str, names: ClassNames, colors: ClassColors | None = None) -> Callable[[Any, Any], bool] | None:
@@ -323,16 +330,24 @@ class LineRules:
         if not pairs:
             return
         names = self.out.names_of(attribute)
+        new_ids: set[int] = set()  # ids and names this line is the first to give: said "on this line"
+        new_names: set[str] = set()
         for class_id, name, key, said in pairs:
             first = names.named.get(class_id, name)
             if first != name:
                 here, there = marks(name, first)  # names that look alike: their code points too
                 head, tail = f"{name!r}{here}{said} ", f"{there}: one class id, one name"
-                self._said_first(number, key, (attribute, class_id), head, first, names.lines[class_id], tail)
+                self._said_first(number, key, (attribute, class_id), head, first,
+                                 None if class_id in new_ids else names.lines[class_id], tail)
             other = names.ids.get(name, class_id)
             if other != class_id:
                 head, tail = f"class id {class_id} for {name!r} ", ": one class name, one id"
-                self._said_first(number, key, (attribute, name), head, other, names.name_lines[name], tail)
+                self._said_first(number, key, (attribute, name), head, other,
+                                 None if name in new_names else names.name_lines[name], tail)
+            if class_id not in names.named:
+                new_ids.add(class_id)
+            if name not in names.ids:
+                new_names.add(name)
             names.note(class_id, name, number)
 
     def _check_colors(self, number: int, attribute: str, meta: Any) -> None:
@@ -341,28 +356,38 @@ class LineRules:
         excepted), each colour it gives another index than the first line giving it (the
         background's included, on this line too); each index and colour met first, noted."""
         colors = self.out.colors_of(attribute)
+        new_indexes: set[int] = set()  # indexes and colours this line is the first to give
+        new_colors: set[str] = set()
         for index, color, key in color_pairs(attribute, meta):
             first = colors.named.get(index, color) if index else color
             if first != color:
-                self._said_first(number, key, (attribute, index), f"{color!r} ", first, colors.lines[index],
+                self._said_first(number, key, (attribute, index), f"{color!r} ", first,
+                                 None if index in new_indexes else colors.lines[index],
                                  ": one class id, one colour", CLASS_COLORS)
             other = colors.ids.get(color, index)
             if other != index:
                 self._said_first(number, key, (attribute, color), f"class id {index} for {color!r} ", other,
-                                 colors.name_lines[color], ": a mask tells its classes apart by colour, so one "
-                                 "colour names one class", CLASS_COLORS)
+                                 None if color in new_colors else colors.name_lines[color],
+                                 ": a mask tells its classes apart by colour, so one colour names one class",
+                                 CLASS_COLORS)
+            if index not in colors.named:
+                new_indexes.add(index)
+            if color not in colors.ids:
+                new_colors.add(color)
             colors.note_color(index, color, number)
 
     def _said_first(self, number: int, key: str, ref: tuple[str, int | str], head: str, first: int | str,
-                    line: int, tail: str, rule: str = CLASS_NAMES) -> None:
+                    line: int | None, tail: str, rule: str = CLASS_NAMES) -> None:
         """A ``CLASS_NAMES`` message naming the first name of a class id (``first`` a name, ``ref``
         the id) or the first id of a name (``first`` an id, ``ref`` the name) by its ``line``, its
         parts kept (``Collector.first_names``) for the merge of ranges to renumber that line; a
         ``CLASS_COLORS`` one likewise, an index's first colour or a colour's first index
-        (``Collector.first_colors``)."""
+        (``Collector.first_colors``). ``line`` None: this line gave the first one (``{"0": "car",
+        "1": "car"}``), said "on this line" as the exports say it, its parts not kept: no merge
+        renumbers it (a range's own line, renumbered, read "(line 7)" on line 7)."""
         kept = len(self.out.problems)
         self.out.add(number, key, rule, head + said_first(first, line) + tail, "warning")
-        if len(self.out.problems) > kept:
+        if len(self.out.problems) > kept and line is not None:
             firsts = self.out.first_names if rule == CLASS_NAMES else self.out.first_colors
             firsts[kept] = (ref, head, first, tail)
 
