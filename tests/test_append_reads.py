@@ -116,7 +116,7 @@ def test_a_bad_line_found_midway_leaves_nothing_written(tmp_path: Path) -> None:
     more.write_bytes(b'{"source-ref":"new.jpg"}\n' * 2 + b'{"source-ref":"x.jpg"\n')
     out = tmp_path / "job" / "manifests" / "input" / "input.manifest"
     out.parent.parent.parent.mkdir()
-    with pytest.raises(InvalidInputError, match=r"^--append manifest .*more\.manifest has 1 bad line\(s\):\n  line 3: "):
+    with pytest.raises(InvalidInputError, match=r"^--append manifest .*more\.manifest has 1 bad line:\n  line 3: "):
         combine_with_appended(str(inp), [str(more)], str(out), "cls")
     assert not list((tmp_path / "job").iterdir())
 

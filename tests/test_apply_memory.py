@@ -103,7 +103,7 @@ def test_a_report_copied_with_dataclasses_replace_counts_each_result_once() -> N
     report = ApplyReport("job", False, results=[TaskResult(1, 5, "applied"), TaskResult(2, None, "failed", NO_TASK_ID)])
     copy = dataclasses.replace(report, run_id="r")
     assert copy.totals == report.totals and copy.totals["lines"] == 2 and copy.totals["applied"] == 1
-    assert copy.missing_task_ids == report.missing_task_ids and copy.missing_task_ids.startswith("1 line(s)")
+    assert copy.missing_task_ids == report.missing_task_ids and copy.missing_task_ids.startswith("1 line has")
     counted = ApplyReport("job", False, keep_results=False)
     counted.add(TaskResult(1, 5, "applied"))
     assert dataclasses.replace(counted, run_id="r").totals == counted.totals  # no results to count again

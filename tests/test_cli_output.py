@@ -254,7 +254,7 @@ def test_append_onto_itself_prints_one_line_and_appended_references_resolve_in_t
                    "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     appended = [line for line in proc.stderr.splitlines() if "duplicate" in line]
-    assert appended == [f"appended 3 data object(s); 3 duplicate(s) skipped (first: {main_dir / 'in.manifest'} "
+    assert appended == [f"appended 3 data objects; 3 duplicates skipped (first: {main_dir / 'in.manifest'} "
                         "line 1: 's3://b/main0.jpg')"]
     out = [json.loads(raw) for raw in (tmp_path / "out" / "app" / "manifests" / "output" / "output.manifest")
            .read_text().splitlines()]
@@ -332,3 +332,15 @@ def test_a_job_that_did_not_complete_names_only_the_files_it_wrote(tmp_path, wri
     assert (f"output manifest: {output}\n" in text) is written
     assert ("not written yet" in text) is not written
     assert (f"failures: {failures}" in text) is written
+
+
+@pytest.mark.parametrize(("lines", "said"), [(1, "1 line, 1 to label"), (3, "3 lines, 3 to label")])
+def test_a_jobs_start_line_counts_its_lines_in_words(tmp_path: Path, lines: int, said: str) -> None:
+    """The line a job starts with said ``job j: 50 line(s), 50 to label``: a count takes its noun's
+    number (``_errors.counted``), as report's and status's do."""
+    from tests.jobs_helpers import run_cli, toy_job_args
+
+    inp = write_manifest(tmp_path / "in.manifest", lines, bad_every=0)
+    r = run_cli(*toy_job_args(inp, tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert f"job j: {said} under 'cls' -> {tmp_path / 'out' / 'j'}" in r.stderr, r.stderr

@@ -112,7 +112,7 @@ def test_parquet_of_a_truncated_manifest_is_written_but_exits_1_naming_the_line(
                         "--to", "parquet"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"{src}: 1 line(s) are not JSON objects (first: line 3); kept as they are in the Parquet file's raw "
+        f"{src}: 1 line is not a JSON object (first: line 3); kept as they are in the Parquet file's raw "
         "column; run validate to see why"]
     assert "(lines 3)" in r.stdout
     convert(str(tmp_path / "t.parquet"), str(tmp_path / "back.manifest"), to="manifest")

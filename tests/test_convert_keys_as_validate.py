@@ -90,7 +90,7 @@ def test_labeled_says_the_relative_references_it_moved_away_from_their_files(tmp
                  "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["relative_refs_moved"] == 49
-    assert err == (f"lab/b.manifest: 49 kept line(s) hold a relative source-ref / annotation-ref (first on line 1) written as it is, "
+    assert err == (f"lab/b.manifest: 49 kept lines hold a relative source-ref / annotation-ref (first on line 1) written as it is, "
                    f"which resolves against the input's folder {REPO / 'sample_data'}, not beside the output: write "
                    "the output beside the input, or read it with that folder as the root\n")
     shutil.copy(output, tmp_path / "own.manifest")  # its own folder is its references' folder

@@ -79,7 +79,7 @@ def test_resume_sets_a_damaged_last_part_aside_and_labels_its_lines_again(tmp_pa
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert f"checkpoint part {last} is damaged" in r.stderr and "set aside as part-000007.ckpt.damaged" in r.stderr
-    assert "set aside 1 damaged checkpoint part(s); labeling again from line 36" in r.stderr
+    assert "set aside 1 damaged checkpoint part; labeling again from line 36" in r.stderr
     assert "COMPLETED" in r.stdout
     kept = last.with_name(last.name + ".damaged")
     assert kept.read_bytes() == damaged_bytes  # renamed, never deleted
@@ -95,7 +95,7 @@ def test_resume_sets_aside_every_damaged_part_at_the_end(tmp_path):
     _truncate(parts[-2])
     r = run_cli("resume", str(job))
     assert r.returncode == 0, r.stderr
-    assert "set aside 2 damaged checkpoint part(s); labeling again from line 31" in r.stderr
+    assert "set aside 2 damaged checkpoint parts; labeling again from line 31" in r.stderr
     assert parts[-1].with_name(parts[-1].name + ".damaged").exists()
     assert parts[-2].with_name(parts[-2].name + ".damaged").exists()
     assert_same_output(output_of(job.parent, "j"), expected)
@@ -108,14 +108,14 @@ def test_a_damaged_part_before_good_ones_is_refused_naming_it_and_what_to_do(tmp
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     err = r.stderr.strip()
-    assert f"checkpoint part {parts[2]} is damaged" in err and "5 later part(s)" in err
+    assert f"checkpoint part {parts[2]} is damaged" in err and "5 later parts" in err
     assert "move it and every later part out of" in err and "(keep them)" in err
     assert sorted(p.name for p in parts[0].parent.iterdir()) == sorted([p.name for p in parts] + ["selection.bin"])
     s = run_cli("status", str(job))
     assert s.returncode == 0 and "COMPLETED" not in s.stdout and f"{parts[2]} is damaged" in s.stdout
     # status says what resume says, not "run resume, which sets a damaged last part aside": it is not the last
     note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
-    assert "5 later part(s) hold finished lines" in note and "move it and every later part out of" in note, note
+    assert "5 later parts hold finished lines" in note and "move it and every later part out of" in note, note
     assert "run resume, which sets" not in note, note
 
 
@@ -168,6 +168,6 @@ def test_a_refused_resume_leaves_a_stopped_job_as_it_was_and_status_names_the_da
     s = run_cli("status", str(job))
     assert s.returncode == 0 and f"status: {status}" in s.stdout, s.stdout
     note = next(line for line in s.stdout.splitlines() if line.startswith("damaged: "))
-    assert f"{parts[2]} is damaged" in note and "5 later part(s) hold finished lines" in note, note
+    assert f"{parts[2]} is damaged" in note and "5 later parts hold finished lines" in note, note
     c = run_cli("chain", str(job), "--job-name", "next", "--method", TOY)  # refused for its missing output only
     assert "RUNNING" not in c.stderr and "interrupted" not in c.stderr and "has no output manifest" in c.stderr, c.stderr

@@ -114,7 +114,7 @@ def test_a_configuration_failure_on_every_first_line_stops_the_job(tmp_path, ser
     options = {"url_key": "other-key"} if case == "url-key" else {}
     result, state = job(tmp_path, manifest(tmp_path / "in.manifest", urls), **options)
     assert result.status == "FAILED"
-    assert f"each of the first {FAIL_FAST_LINES} line(s) failed with {rule!r}" in state["error"]
+    assert f"each of the first {FAIL_FAST_LINES} lines failed with {rule!r}" in state["error"]
     assert result.metrics["failed"] == FAIL_FAST_LINES and result.metrics["stand_by"] == n - FAIL_FAST_LINES
     if case in ("denied", "nameless"):
         assert sum(server.hits.values()) < n / 2  # it did not try every line
@@ -204,7 +204,7 @@ def test_a_systematic_failure_on_every_line_a_run_tries_does_not_claim_lines_wer
     job = json.loads((tmp_path / "few" / "job.json").read_text())
     assert job["metrics"]["stand_by"] == 0 and job["metrics"]["failed"] == 18
     assert "without trying the rest" not in job["error"], job["error"]
-    assert "each of the 18 line(s) this run tried failed with 'url-key-missing'" in job["error"], job["error"]
+    assert "each of the 18 lines this run tried failed with 'url-key-missing'" in job["error"], job["error"]
 
 
 def test_an_empty_result_gets_its_own_rule(tmp_path, server):
@@ -303,7 +303,7 @@ def test_a_resume_whose_last_lines_fail_so_finishes_with_keep_going(tmp_path):
         for _ in range(2):  # every plain resume stops on the same four lines
             r = run_cli("resume", str(folder))
             assert r.returncode == 1, r.stderr
-            assert "each of the 4 line(s) this run tried failed with 'http-403'" in r.stderr, r.stderr
+            assert "each of the 4 lines this run tried failed with 'http-403'" in r.stderr, r.stderr
             assert "resume --keep-going" in r.stderr and "Traceback" not in r.stderr
         r = run_cli("resume", str(folder), "--keep-going")
         assert r.returncode == 0, r.stderr

@@ -445,3 +445,51 @@ def test_quick_start_sample_data(tmp_path, monkeypatch, capsys):
             assert meta["class-map"][str(a["class_id"])] == CLASSES[a["class_id"]]
             assert a["left"] >= 0 and a["left"] + a["width"] <= 160.001
     assert (labeled, failed) == (49, 1)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_a_box_format_file_in_a_classification_job_is_named(doc_server, tmp_path, fmt):
+    """A COCO or YOLO file in a classification job said "format 'coco' does not carry task type
+    'image-classification'..." naming no file; it names it now, its signature left out, as a
+    Ground Truth box file does."""
+    from totask_manifest._failure_rules import rule_of
+
+    names = tmp_path / "classes.txt"
+    names.write_text("\n".join(CLASSES) + "\n")
+    doc_server.docs["/a.txt"] = DOCS[fmt]().encode()
+    url = doc_server.url("a.txt") + "?X-Amz-Signature=s3cr3t"
+    out = run_annotator({"url_key": "u", "class_names": str(names)},
+                        [{"source-ref": "img.jpg", "u": url}], task_type="image-classification")
+    assert isinstance(out[0], Failed), out[0]
+    assert out[0].reason == (f"format: {doc_server.url('a.txt')}?…: format {fmt!r} does not carry task type "
+                             f"'image-classification'; it carries object-detection [format-{fmt}]"), out[0].reason
+    assert rule_of(out[0].reason) == "format-invalid"
+
+
+def test_a_file_of_no_format_known_is_named(doc_server):
+    """``{}`` said "cannot tell the format of this document ... [format-detect]" with no URL."""
+    doc_server.docs["/empty-object.json"] = b"{}"
+    url = doc_server.url("empty-object.json") + "?token=s3cr3t"
+    out = run_annotator({"url_key": "u"}, [{"source-ref": "img.jpg", "u": url}])
+    assert isinstance(out[0], Failed), out[0]
+    assert out[0].reason.startswith(f"format: {doc_server.url('empty-object.json')}?…: cannot tell the format "
+                                    "of this document; known formats: "), out[0].reason
+    assert out[0].reason.endswith(" [format-detect]") and "s3cr3t" not in out[0].reason
+
+
+def test_a_file_of_no_format_known_is_named_by_the_cli(tmp_path):
+    """As the user meets it: a real ``annotate`` process, the failure in failures.jsonl and on stderr."""
+    from tests.jobs_helpers import run_cli
+
+    (tmp_path / "good.json").write_text(json.dumps(gt_doc()))
+    (tmp_path / "none.json").write_text("{}")
+    inp = tmp_path / "in.manifest"
+    inp.write_text("".join(json.dumps({"source-ref": "s3://b/a.jpg", "u": name, "image_size": EXPECTED_VALUE["image_size"]})
+                           + "\n" for name in ("good.json", "none.json")))
+    r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                "object-detection", "--method", "file", "--url-key", "u", "--allow-root", str(tmp_path),
+                "--output", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    (failure,) = [json.loads(line) for line in (tmp_path / "out" / "j" / "failures.jsonl").read_text().splitlines()]
+    assert failure["reason"].startswith(f"format: {tmp_path / 'none.json'}: cannot tell the format of this document"), failure
+    assert f"failed: format: {tmp_path / 'none.json'}: cannot tell the format" in r.stderr, r.stderr

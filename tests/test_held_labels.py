@@ -46,7 +46,7 @@ def test_annotate_onto_an_attribute_holding_another_task_types_labels_is_refused
     inp = _write(tmp_path / "in.manifest", rows)
     line = _refused(capsys, toy_job_args(inp, tmp_path / "out"))
     assert "line 4" in line and "'cls'" in line and "object-detection" in line and "image-classification" in line, line
-    assert "(40 such line(s) in all)" in line and "--label-attribute" in line, line
+    assert "(40 such lines in all)" in line and "--label-attribute" in line, line
     assert not (tmp_path / "out").exists()
 
 
@@ -66,7 +66,7 @@ def test_annotate_onto_an_ordinary_key_is_refused_not_completed_with_nothing_lab
     inp = _write(tmp_path / "in.manifest", rows)
     line = _refused(capsys, toy_job_args(inp, tmp_path / "out"))
     assert "line 1" in line and "'cls' is not a label" in line and "'cls-metadata'" in line, line
-    assert "(20 such line(s) in all)" in line, line
+    assert "(20 such lines in all)" in line, line
     assert not (tmp_path / "out").exists()
 
 
@@ -75,7 +75,7 @@ def test_an_ordinary_key_on_some_lines_is_refused_too(tmp_path, capsys) -> None:
     rows = [{"source-ref": f"s3://b/{i}.jpg", "cls": 1, "cls-metadata": CLS_META} for i in range(2)]
     rows += [{"source-ref": "s3://b/p.jpg", "cls": "cat"}, {"source-ref": "s3://b/q.jpg"}]
     line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
-    assert "line 3" in line and "is not a label" in line and "such line(s)" not in line, line
+    assert "line 3" in line and "is not a label" in line and "such lines" not in line, line
 
 
 def test_the_scan_notes_them_in_every_range_as_one_scan_does(tmp_path) -> None:
@@ -107,7 +107,7 @@ def test_a_job_with_every_line_labeled_says_why_it_labels_nothing(tmp_path) -> N
     assert done.returncode == 0, done.stderr
     out, err = done.stdout, done.stderr
     assert "COMPLETED" in out and "total=0" in out, out
-    assert "nothing to label: every data line (3 line(s) read) already holds a label under 'cls'" in err, err
+    assert "nothing to label: every data line (3 lines read) already holds a label under 'cls'" in err, err
     assert "--label-attribute a new name" in err and "every selected line is recorded" not in err, err
 
 
@@ -159,7 +159,7 @@ def test_metadata_that_is_no_labels_on_a_line_the_job_labels_is_refused_not_repl
         rows[i]["cls-metadata"] = meta
     line = _refused(capsys, toy_job_args(_write(tmp_path / "in.manifest", rows), tmp_path / "out"))
     assert f"line {where}: 'cls-metadata' is no label's metadata" in line, line
-    assert ("(3000 such line(s) in all)" in line) == (where == 1) and "would be lost" in line, line
+    assert ("(3000 such lines in all)" in line) == (where == 1) and "would be lost" in line, line
     assert not (tmp_path / "out").exists()
 
 

@@ -340,7 +340,7 @@ def test_a_model_that_fails_on_every_image_stops_the_job_with_one_error(tmp_path
         options={"model": model, "input_size": 8, "batch_size": batch_size, "allow_root": str(tmp_path)}))
     assert result.status == "FAILED"
     job = orjson.loads((tmp_path / "out" / "broken" / "job.json").read_bytes())
-    assert f"each of the first {FAIL_FAST_LINES} line(s) failed with 'model-error'" in job["error"]
+    assert f"each of the first {FAIL_FAST_LINES} lines failed with 'model-error'" in job["error"]
     assert "cannot handle a blank image" in job["error"]
     # it stopped early: nowhere near one model call per line (a batch call plus one per image)
     assert int((tmp_path / "calls.txt").read_text()) < 120

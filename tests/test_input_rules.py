@@ -48,13 +48,13 @@ def test_a_line_validate_refuses_stops_the_job_before_it_starts(tmp_path: Path, 
     with pytest.raises(InvalidInputError) as info:
         api.annotate(config(tmp_path, inp))
     text = str(info.value)
-    assert "has 1 bad line(s)" in text and "\n  line 2" in text and f"[{rule}]" in text
+    assert "has 1 bad line" in text and "\n  line 2" in text and f"[{rule}]" in text
     assert not (tmp_path / "out" / "job1" / "job.json").exists()
 
 
 def test_a_line_with_several_problems_is_counted_as_one_bad_line(tmp_path: Path) -> None:
     """A line over 100,000 characters whose values are each over 20,000 has six problems: the
-    refusal said ``has 7 bad line(s)`` for this file's two, above a listing that named line 2 six
+    refusal said ``has 7 bad lines`` for this file's two, above a listing that named line 2 six
     times. It counts lines, and says how many problems they hold when that is more."""
     long_line = b'{"source-ref":"s3://b/a.jpg",' + b",".join(b'"k%d":"%s"' % (i, b"x" * 25_000) for i in range(5)) + b"}"
     inp = tmp_path / "in.manifest"
@@ -62,7 +62,7 @@ def test_a_line_with_several_problems_is_counted_as_one_bad_line(tmp_path: Path)
     with pytest.raises(InvalidInputError) as info:
         api.annotate(config(tmp_path, inp))
     text = str(info.value)
-    assert "has 2 bad line(s) (7 problems):" in text, text
+    assert "has 2 bad lines (7 problems):" in text, text
     rows = [row.split(":")[0] for row in text.splitlines()[1:]]
     assert rows == ["  line 2"] + [f"  line 2, key 'k{i}'" for i in range(5)] + ["  line 4"], text
 

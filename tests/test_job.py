@@ -170,12 +170,12 @@ def test_require_of_a_failed_job_names_its_error_and_that_resume_mends_only_a_pa
     the refusal said only to resume, which retries the same configuration and fails again."""
     job = Job.open(str(done))
     job.state.status = FAILED
-    job.state.error = "each of the 18 line(s) this run tried failed with fetch-http-404 (HTTP 404)\nmore"
+    job.state.error = "each of the 18 lines this run tried failed with fetch-http-404 (HTTP 404)\nmore"
     job.state.save()
     with pytest.raises(JobError) as info:
         Job.open(str(done)).require(COMPLETED)
     assert str(info.value) == (
-        f"job {done} is FAILED, not COMPLETED (each of the 18 line(s) this run tried failed with fetch-http-404 "
+        f"job {done} is FAILED, not COMPLETED (each of the 18 lines this run tried failed with fetch-http-404 "
         f"(HTTP 404)): resume it (totask-manifest resume {done}) once the cause is fixed; a wrong option needs "
         "a new job (annotate)")
 

@@ -275,8 +275,8 @@ def test_counters_that_agree_do_not_complete_a_job_whose_parts_miss_a_line(tmp_p
     again = api.resume(result.job_url)
     assert again.status == "FAILED"
     error = api.load_job(result.job_url)["error"]
-    assert "1 selected line(s) have no checkpoint record (first: line 2)" in error
-    assert "1 checkpoint record(s) name lines that were not selected (first: line 1)" in error
+    assert "1 selected line has no checkpoint record (first: line 2)" in error
+    assert "1 checkpoint record names lines that were not selected (first: line 1)" in error
 
 
 def test_job_json_counters_are_not_saved_at_each_checkpoint_part(tmp_path, monkeypatch):

@@ -5,6 +5,8 @@ end, so after ``kill -9`` and ``resume`` the job read as if it had run once. ``s
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from tests.jobs_helpers import popen_cli, run_cli, write_manifest
@@ -35,7 +37,8 @@ def test_a_killed_run_is_recorded_interrupted_and_shown_by_status_and_report(tmp
     assert r.returncode == 0, r.stderr
     assert "runs: 1" in r.stdout
     assert f"run 1 (started {first['started']}) interrupted: holder pid {proc.pid}" in r.stdout, r.stdout
-    assert "selected line(s) checkpointed by then" in r.stdout
+    said = re.search(r"; (\d+) (selected lines?) checkpointed by then", r.stdout)
+    assert said and said[2] == ("selected line" if said[1] == "1" else "selected lines"), r.stdout
     assert (job / "job.json").read_bytes() == before
 
     r = run_cli("resume", str(job))

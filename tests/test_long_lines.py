@@ -145,7 +145,7 @@ def test_validate_and_a_job_name_the_line_over_the_cap(long_manifest: Path, tmp_
                  "image-classification", "--job-name", "j", "--output", str(tmp_path / "jobs")])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "has 1 bad line(s):\n  line 2: line is over 1,000 bytes" in err and "[line-too-long]" in err
+    assert "has 1 bad line:\n  line 2: line is over 1,000 bytes" in err and "[line-too-long]" in err
     assert not (tmp_path / "jobs" / "j" / "job.json").exists()
 
 

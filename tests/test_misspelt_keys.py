@@ -104,6 +104,6 @@ def test_a_filter_on_a_field_the_tasks_carry_is_checked_not_said_unchecked(synap
         result = export_tasks(pid, str(tmp_path / "f.manifest"), filters={"id": tasks[1]["id"]}, client=client)
     assert result.unchecked == [] and result.exported == 1
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert said == [f"the backend did not apply filter id={tasks[1]['id']}: 2 listed task(s) do not match it and "
+    assert said == [f"the backend did not apply filter id={tasks[1]['id']}: 2 listed tasks do not match it and "
                     "were not exported"], said
     assert json.loads((tmp_path / "f.manifest").read_text())["synapse"]["task_id"] == tasks[1]["id"]

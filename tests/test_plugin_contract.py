@@ -134,7 +134,7 @@ def test_a_batch_with_one_outcome_missing_labels_no_line_with_the_next_lines_out
     r, job = run("short")
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
-    assert ("brokenplug.mod:Broken: annotate_batch returned 3 outcome(s) for 4 item(s) (lines 1-4)"
+    assert ("brokenplug.mod:Broken: annotate_batch returned 3 outcomes for 4 items (lines 1-4)"
             in r.stderr), r.stderr
     state = _job(job)
     assert state["status"] == "FAILED" and state["metrics"]["success"] == 0
@@ -175,13 +175,13 @@ def test_a_thread_of_the_plugin_that_raises_fails_the_job_in_one_line(plugin_job
 @pytest.mark.parametrize(("behave", "said", "recorded"), [
     ("bare", "annotate yielded a Labeled; it yields (item, outcome) pairs", 0),
     ("twice", "annotate yielded a second outcome for line 1 (or one for an item it was not given)", 1),
-    ("drop", "annotate ended without an outcome for line 3 (4 line(s) from it on not recorded)", 2),
+    ("drop", "annotate ended without an outcome for line 3 (4 lines from it on not recorded)", 2),
 ])
 def test_an_annotate_that_does_not_yield_one_pair_per_item_is_named_in_one_line(
         plugin_job, behave: str, said: str, recorded: int) -> None:
     """A bare outcome failed the job with the engine's traceback (``cannot unpack``); a second
     outcome for a line was taken without a word; an item left without one ended the job saying
-    "the engine finished with 4 selected line(s) neither labeled nor failed"."""
+    "the engine finished with 4 selected lines neither labeled nor failed"."""
     run, _ = plugin_job
     r, job = run(behave, cls="Plain")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

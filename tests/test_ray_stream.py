@@ -119,7 +119,7 @@ def test_an_annotator_that_raises_fails_the_waiting_calls_and_the_stream_goes_on
 
 def test_an_item_without_outcome_fails_its_call():
     stream = make_stream(WindowAnnotator(limit=2, delay=0.0, drop=1))
-    with pytest.raises(JobError, match=r"annotate ended without an outcome for line 2 \(1 line\(s\) from it on"):
+    with pytest.raises(JobError, match=r"annotate ended without an outcome for line 2 \(1 line from it on"):
         stream.run(items(0, 3))
     stream.close()
 

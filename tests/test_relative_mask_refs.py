@@ -52,7 +52,7 @@ def test_labeled_counts_moved_mask_refs_and_convert_names_the_line_key_and_folde
                  "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["relative_refs_moved"] == 2
-    assert "2 kept line(s) hold a relative seg-ref (first on line 1)" in err, err
+    assert "2 kept lines hold a relative seg-ref (first on line 1)" in err, err
     assert main(["convert", str(lab), str(tmp_path / "o.json"), "--to", "coco"]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1, lines

@@ -220,7 +220,7 @@ def test_backend_down_mid_run_rolls_back_when_it_recovers(synapse, client, job) 
     assert len(failed) == 3 and all(r.fatal for r in failed), report.results
     # 6 lines: 2 applied (rolled back), 3 failed, and the last one never reached, which the counts alone left unsaid
     assert report.not_reached == 1 and report.totals["lines"] == 5
-    assert "\n1 line(s) not reached: nothing was sent for them; apply again" in report.summary()
+    assert "\n1 line not reached: nothing was sent for them; apply again" in report.summary()
 
 
 def test_project_gone_is_fatal_and_rollback_can_be_declined(synapse, client, job) -> None:
@@ -443,7 +443,7 @@ def test_lines_without_a_task_id_are_said_once_not_per_line(synapse, client, job
     out = capsys.readouterr().out
     assert "has no synapse.task_id" not in out and "line 3: failed" not in out
     said = [x for x in out.splitlines() if "synapse.task_id" in x]
-    assert said == ["2 line(s) have no synapse.task_id (first: line 3): apply writes to the Synapse tasks a "
+    assert said == ["2 lines have no synapse.task_id (first: line 3): apply writes to the Synapse tasks a "
                     "manifest was exported from; export them first ('totask-manifest export') and run the job "
                     "on that manifest"]
     assert f"task {tasks[0]['id']}: would-apply" in out
@@ -467,7 +467,7 @@ def test_a_job_never_exported_from_synapse_is_one_error_line(tmp_path) -> None:
     assert done.returncode == 1
     assert done.stdout.splitlines() == ["0 applied, 0 unchanged, 0 conflicts (skipped), 50 failed, 0 not labeled"]
     assert done.stderr.splitlines() == [
-        "totask-manifest apply: error: nothing was applied: 50 line(s) have no synapse.task_id (first: line 1): "
+        "totask-manifest apply: error: nothing was applied: 50 lines have no synapse.task_id (first: line 1): "
         "apply writes to the Synapse tasks a manifest was exported from; export them first ('totask-manifest "
         "export') and run the job on that manifest"]
 
@@ -544,7 +544,7 @@ def test_a_write_whose_done_record_cannot_be_journalled_is_counted_failed_not_un
     assert len(puts(synapse)) == 1  # the first write went out
     [failed] = [r for r in report.results if r.status == "failed"]
     assert failed.line == 1 and failed.fatal, report.results
-    assert report.not_reached == 5 and "\n5 line(s) not reached" in report.summary(), report.summary()
+    assert report.not_reached == 5 and "\n5 lines not reached" in report.summary(), report.summary()
 
 
 def test_failures_held_when_a_ctrl_c_comes_are_said_and_counted(synapse, client, job, monkeypatch) -> None:

@@ -59,7 +59,7 @@ def test_export_uses_the_host_and_token_synapse_login_saved(saved, tmp_path: Pat
     r = export(tmp_path, tmp_path / "x.manifest")
     # before: 'no Synapse credentials' (exit 2) where the SDK runs with the saved login
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("exported 1 task(s)") and SAVED not in r.stdout + r.stderr
+    assert r.stdout.startswith("exported 1 task") and SAVED not in r.stdout + r.stderr
     sent = [(rec.headers.get("synapse-access-token"), rec.headers.get("synapse-tenant")) for rec in saved.requests]
     # the file's tenant is not sent: the SDK's v1 client takes it from the environment only
     assert sent and set(sent) == {(f"Token {SAVED}", None)}

@@ -1,6 +1,6 @@
 """A ToTask run in which Synapse refused every write (a 400 to each submit) said ``SUCCEEDED``
 (``success=0, failed=N``), and ``run`` exited 0, though no task got a label: ``apply`` on the same
-job says ``nothing was applied: each of the N task(s) failed`` and exits 1, and an annotation
+job says ``nothing was applied: each of the N tasks failed`` and exits 1, and an annotation
 that labels nothing already makes the run ``FAILED``. Such a run is now ``FAILED`` with apply's
 reason, its counts and failures kept, the Synapse job told so, and ``run`` exits 1.
 """
@@ -32,7 +32,7 @@ def test_a_run_whose_every_write_was_refused_failed(synapse, files, tmp_path, mo
     result = ToTaskAction(params=_params(pid), output_root=str(tmp_path)).start()
 
     assert result["status"] == "FAILED", result
-    assert "nothing was applied: each of the 3 task(s) failed" in result["message"]
+    assert "nothing was applied: each of the 3 tasks failed" in result["message"]
     assert (result["total_tasks"], result["success_count"], result["failed_count"]) == (3, 0, 3)
     assert sorted(f["task_id"] for f in result["failures"]) == sorted(t["id"] for t in synapse.project_tasks(pid))
     assert all("400 Bad Request" in f["error"] for f in result["failures"])

@@ -285,7 +285,7 @@ def test_validate_refuses_a_manifest_without_a_data_object_as_a_job_does(tmp_pat
     from totask_manifest._cli import main
 
     (tmp_path / "in.manifest").write_bytes(content)
-    said = rf"manifest .*in\.manifest holds no data object \({lines} line\(s\), all blank\); a job needs lines with source-ref or source \[input-empty\]"
+    said = rf"manifest .*in\.manifest holds no data object \({lines} line{'' if lines == 1 else 's'}, all blank\); a job needs lines with source-ref or source \[input-empty\]"
     with pytest.raises(InvalidInputError, match=said):
         validate_manifest(str(tmp_path / "in.manifest"))
     for strict in ([], ["--strict"]):
@@ -308,7 +308,7 @@ def test_convert_refuses_a_manifest_without_a_data_object_writing_nothing(tmp_pa
 
     src = tmp_path / "in.manifest"
     src.write_bytes(content)
-    said = (rf"input manifest .*in\.manifest holds no data object \({lines} line\(s\), all blank\); there is nothing "
+    said = (rf"input manifest .*in\.manifest holds no data object \({lines} line{'' if lines == 1 else 's'}, all blank\); there is nothing "
             r"to convert, so nothing was written \[input-empty\]")
     for to, out in [("parquet", "p.parquet"), ("coco", "c.json"), ("yolo", "y"), ("dm-schema-v1", "d.dm.jsonl"),
                     ("synapse-objects", "o.objects.jsonl")]:
@@ -335,7 +335,7 @@ def test_validate_cli_on_an_empty_manifest_says_it_in_one_line_exit_1(tmp_path: 
     r = cli("validate", "in.manifest", "--format", "json", cwd=tmp_path)
     assert r.returncode == 1 and r.stdout == "", r.stdout
     assert one_line_error(r, "validate").endswith(
-        "manifest in.manifest holds no data object (0 line(s), all blank); a job needs lines with source-ref or "
+        "manifest in.manifest holds no data object (0 lines, all blank); a job needs lines with source-ref or "
         "source [input-empty]")
 
 
@@ -412,7 +412,7 @@ def test_a_bad_append_manifest_is_named_with_its_own_line_numbers_and_nothing_is
     config = JobConfig(job_name="j", input=str(tmp_path / "in.manifest"), output_root=str(tmp_path / "out"),
                        label_attribute="boxes", task_type="object-detection", method="file",
                        options={"url_key": "annotation-ref"}, append=[str(tmp_path / "more.manifest")])
-    with pytest.raises(InvalidInputError, match=r"--append manifest \S*more\.manifest has 1 bad line\(s\):\n  line 2"):
+    with pytest.raises(InvalidInputError, match=r"--append manifest \S*more\.manifest has 1 bad line:\n  line 2"):
         annotate(config)
     assert not (tmp_path / "out" / "j").exists()
 
@@ -494,7 +494,7 @@ def test_more_workers_than_four_a_cpu_is_refused_naming_the_cpus_and_the_most(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (f"totask-manifest {command[0]}: error: --workers {4 * cpus + 1} is more than 4 processes "
-                            f"a CPU ({cpus} CPU(s) here): give at most {4 * cpus} (default: {cpus}, one a CPU)\n")
+                            f"a CPU ({cpus} CPU{'' if cpus == 1 else 's'} here): give at most {4 * cpus} (default: {cpus}, one a CPU)\n")
     main([command[0], str(src), *command[1:], "--workers", str(4 * cpus)])  # the most taken: not refused for it
     assert "--workers" not in capsys.readouterr().err
     with pytest.raises(UsageError, match=rf"^workers 64 is more than 4 processes a CPU .*give at most {4 * cpus} "):
@@ -514,7 +514,7 @@ def test_the_workers_bound_counts_the_cpus_this_process_may_run_on(tmp_path: Pat
                        capture_output=True, text=True, timeout=120, cwd=REPO,
                        preexec_fn=lambda: os.sched_setaffinity(0, {one}))
     assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
-    assert r.stderr == ("totask-manifest validate: error: --workers 5 is more than 4 processes a CPU (1 CPU(s) here): "
+    assert r.stderr == ("totask-manifest validate: error: --workers 5 is more than 4 processes a CPU (1 CPU here): "
                         "give at most 4 (default: 1, one a CPU)\n"), r.stderr
 
 
@@ -792,7 +792,7 @@ def test_apply_where_every_task_failed_exits_1_and_rollback_says_its_summary_onc
                                text=True, timeout=180, env=env, cwd=tmp_path)
             assert r.returncode == 1, r.stdout + r.stderr
             assert "2 failed" in r.stdout  # neither line was exported from Synapse: said once, not per line
-            assert "applied: 2 line(s) have no synapse.task_id (first: line 1)" in r.stderr
+            assert "applied: 2 lines have no synapse.task_id (first: line 1)" in r.stderr
             assert "line 2" not in r.stdout + r.stderr
             assert "Traceback" not in r.stderr
         r = subprocess.run([sys.executable, "-m", "totask_manifest", "rollback", "out/j"], capture_output=True,

@@ -292,7 +292,7 @@ def test_an_image_model_over_a_real_text_manifest_fails_by_configuration_not_lin
     r = run_cli("annotate", str(real), "--job-name", "txt", "--task-type", "object-detection",
                 "--method", "inference", "--model", str(model), "--output", str(tmp_path / "out"))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "each of the 10 line(s) this run tried failed with 'image-key-missing'" in r.stderr, r.stderr
+    assert "each of the 10 lines this run tried failed with 'image-key-missing'" in r.stderr, r.stderr
     rules = {orjson.loads(x)["rule"] for x in (tmp_path / "out/txt/failures.jsonl").read_bytes().splitlines()}
     assert rules == {"image-key-missing"}
 

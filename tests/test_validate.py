@@ -259,7 +259,7 @@ def test_a_file_holding_only_a_bom_is_one_blank_line(tmp_path: Path, tail: bytes
     assert (checked.lines, checked.blank) == (1, 1) == (len(list(read_lines(str(target)))),
                                                         manifest_stats(str(target)).blank_lines)
     assert [(p.line, p.key, p.rule) for p in checked.problems] == [(1, "", "line-blank")]
-    with pytest.raises(InvalidInputError, match=r"holds no data object \(1 line\(s\), all blank\).*\[input-empty\]"):
+    with pytest.raises(InvalidInputError, match=r"holds no data object \(1 line, all blank\).*\[input-empty\]"):
         validate_manifest(str(target))
 
 

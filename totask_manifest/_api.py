@@ -36,7 +36,7 @@ from ._api_checks import (
     undeclared_options,
 )
 from ._engines.base import Engine, get_engine
-from ._errors import JobError, JobExistsError, UsageError
+from ._errors import JobError, JobExistsError, UsageError, counted
 from ._jobs.config import (
     TUNING_OPTIONS,
     JobConfig,
@@ -181,8 +181,8 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     )
     state.save()
     scan.selection.keep(layout.selection)
-    log.info("job %s: %d line(s), %d to label under %r -> %s",
-             config.job_name, scan.lines, scan.selected, config.label_attribute, config.job_url)
+    log.info("job %s: %s, %d to label under %r -> %s",
+             config.job_name, counted(scan.lines, "line"), scan.selected, config.label_attribute, config.job_url)
     if not scan.selected:
         log.warning("%s", nothing_to_label(config.job_name, scan.lines, config.label_attribute))
     return execute(state, run)

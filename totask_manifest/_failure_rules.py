@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import JobError
+from ._errors import JobError, counted
 from ._retry import retryable_status
 
 #: lines a run must finish, all failed with one configuration rule, before it stops
@@ -280,8 +280,8 @@ class SystematicFailure:
             self.active = False
             self.undone = self.seen
             self.stopped_on = self.rule
-            what = (f"each of the {self.seen} line(s) this run tried" if self.whole_run
-                    else f"each of the first {self.seen} line(s)")
+            what = (f"each of the {counted(self.seen, 'line')} this run tried" if self.whole_run
+                    else f"each of the first {counted(self.seen, 'line')}")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "
                            f"than the data{then}; {way_on(self.rule, self.options, self.files, self.model)} (first: {self.reason}){KEEP_GOING}")
@@ -301,7 +301,7 @@ class SystematicFailure:
             self.streak = (None, 0, "")
             self.undone = length
             fixed = "" if (way := fixed_model(rule, self.files, self.model)) is None else f"; {way}"
-            raise JobError(f"the last {length} line(s) failed with {rule!r} after {self.worked} line(s) of this run "
+            raise JobError(f"the last {counted(length, 'line')} failed with {rule!r} after {counted(self.worked, 'line')} of this run "
                            f"worked: the job's means broke mid-run rather than the data (a model whose GPU failed, "
                            f"credentials that expired); stopped without trying the rest: fix it and resume, which "
                            f"tries those lines again{fixed} (first: {first}){KEEP_GOING}")

@@ -9,8 +9,14 @@ left ``out/a/`` behind, empty. Ground floor: ``_storage.AtomicWriter`` (every fi
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+
+#: what making a file in a folder that takes none says: EACCES, EPERM (an immutable folder,
+#: ``chattr +i``; ``/sys``) and ENOENT (``/proc``, whose file system makes no new files, so that
+#: ``open`` says "No such file or directory" of a folder that is there)
+NOT_WRITABLE_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.ENOENT})
 
 
 def missing_folders(directory: str) -> list[str]:
@@ -62,8 +68,27 @@ def not_writable(directory: str) -> str:
     try:
         fd, probe = tempfile.mkstemp(prefix=".tmp-writable-", dir=directory)
     except OSError as exc:
-        return f"{directory} is not a writable folder ({exc.strerror or exc})"
+        return f"{directory} is not a writable folder ({_refusal(exc)})"
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
     return ""
+
+
+def _refusal(exc: OSError) -> str:
+    """Why a file could not be made in a folder that is there, in words: ENOENT's own words ("No
+    such file or directory", ``/proc``'s answer) would send the user looking for a missing path."""
+    if exc.errno == errno.ENOENT:
+        return "its file system makes no new files"
+    return exc.strerror or str(exc)
+
+
+def refused_write(shown: str, directory: str, exc: OSError) -> str | None:
+    """What a local write refused by its folder says, as every writer says it: "cannot write
+    out/x.json: /proc is not a writable folder (its file system makes no new files)", naming the
+    file the user gave (``shown``, without secrets) and the folder that refused it (``directory``
+    or the nearest one above it there is). None where ``exc`` is no such refusal, or a file can be
+    made there after all (a folder removed meanwhile), for the caller's own words."""
+    if exc.errno not in NOT_WRITABLE_ERRNOS or not (why := not_writable(directory)):
+        return None
+    return f"cannot write {shown}: {why}"

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
 from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, backend_refusal, write_failure
-from ._folders import missing_folders, not_a_folder, remove_empty
+from ._folders import missing_folders, not_a_folder, refused_write, remove_empty
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
@@ -269,8 +269,10 @@ class AtomicWriter:
                 fd = self._local_temporary(directory)
             except (FileExistsError, NotADirectoryError):  # os says "File exists", naming nothing
                 raise NotADirectoryError(errno.ENOTDIR, not_a_folder(directory)) from None
-            except OSError:
+            except OSError as exc:
                 remove_empty(self._made)
+                if said := refused_write(redact_url(self.url), directory, exc):  # /proc said "No such file or directory"
+                    raise StorageError(said) from None
                 raise
             _lock_temporary(fd)
             os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes private files; a manifest is an ordinary file

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import ManifestError, json_kind
+from .._errors import ManifestError, counted, json_kind
 from .._manifest.line import gt_json
 from .._manifest.naming import MAX_ATTRIBUTE_CHARS, MAX_LINE_CHARS
 from .coco_images import COCO_IMAGE, SECTIONS_READ
@@ -132,6 +132,7 @@ class DocumentSections:
                     "this tool's and 'licenses' those the lines carry"]
         if not self.others:
             return []
-        return [f"{len(self.others)} line(s) (first: line {self.others[0]}) hold another {COCO_DOCUMENT!r} than "
+        return [f"{counted(len(self.others), 'line')} (first: line {self.others[0]}) "
+                f"{'holds' if len(self.others) == 1 else 'hold'} another {COCO_DOCUMENT!r} than "
                 f"line {self.first}'s, which is written: theirs (another COCO import's info and licenses) are "
                 "not carried"]

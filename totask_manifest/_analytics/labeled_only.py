@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import ManifestError
+from .._errors import ManifestError, counted
 from .._fetch import base_of, resolve_reference
 from .._jobs.layout import refuse_output_in_job
 from .._jobs.selection import needs_label
@@ -69,7 +69,7 @@ class LabeledOnly:
         if not self.moved_refs:
             return None
         keys = " / ".join(self.moved_keys)
-        return (f"{redact_url(self.output)}: {self.moved_refs} kept line(s) hold a relative {keys} "
+        return (f"{redact_url(self.output)}: {counted(self.moved_refs, 'kept line')} {'holds' if self.moved_refs == 1 else 'hold'} a relative {keys} "
                 f"(first on line {self.first_moved}) written as it is, which resolves against the input's "
                 f"folder {redact_url(self.base)}, not beside the output: write the output beside the input, "
                 "or read it with that folder as the root")

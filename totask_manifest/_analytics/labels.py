@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ManifestError, TotaskError, UsageError, json_text
+from .._errors import ManifestError, TotaskError, UsageError, counted, json_text
 from .._fetch import APPENDED_BASES, appended_bases, base_for_line, base_of, resolve_reference
 from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
@@ -212,7 +212,7 @@ def nothing_to_convert(url: str, attribute: str, skipped: int) -> ManifestError:
     every line failed): an empty COCO document or YOLO folder would pass for a dataset, so the
     exporters write nothing and name the attributes the first lines hold instead."""
     return ManifestError(
-        f"no line holds a label under {attribute!r}, so nothing was written ({skipped} line(s) without one; "
+        f"no line holds a label under {attribute!r}, so nothing was written ({counted(skipped, 'line')} without one; "
         f"{attributes_seen(url)})",
         rule="convert-no-labels",
     )

@@ -45,7 +45,7 @@ import orjson
 
 from .. import _signals
 from .._errors import StorageError, UsageError, write_failure
-from .._folders import missing_folders, not_a_folder, remove_empty
+from .._folders import missing_folders, not_a_folder, refused_write, remove_empty
 from .._storage import (
     fcntl,
     fsync_dir,
@@ -280,7 +280,7 @@ class YoloOutput:
         unlisted = [rel for rel in ("labels/" + e[len(base):].strip("/") for e in sorted(self.fs.find(labels)))
                     if rel not in listed and not posixpath.basename(rel).startswith(".tmp-")]
         if unlisted:
-            more = f" (and {len(unlisted) - 1} more such file(s))" if len(unlisted) > 1 else ""
+            more = f" (and {len(unlisted) - 1} more such {'file' if len(unlisted) == 2 else 'files'})" if len(unlisted) > 1 else ""
             raise StorageError(f"cannot write {redact_url(self.dst)}: labels/ holds {unlisted[0]}{more}, which its "
                                "index.jsonl (the earlier export's) does not list: your own file, and an export, "
                                "replacing labels/ whole, would remove it; move it away or write to another folder")
@@ -341,7 +341,10 @@ class YoloOutput:
             self._locked = False
 
     def _storage_error(self, exc: OSError) -> StorageError:
-        return StorageError(write_failure(redact_url(self.dst), exc))  # a file size limit said as one
+        shown = redact_url(self.dst)
+        if self.root is not None and (said := refused_write(shown, self.root, exc)):  # a folder that takes no file
+            return StorageError(said)
+        return StorageError(write_failure(shown, exc))  # a file size limit said as one
 
 
 def _load_syncfs() -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._errors import JobError, RaisedInThread, TotaskError, UsageError
+from .._errors import JobError, RaisedInThread, TotaskError, UsageError, counted
 from .._jobs.run import JobRun
 from .._options import Options
 from .._outcomes import Failed, Item, Labeled, Outcome, Routed
@@ -150,8 +150,8 @@ class BatchAnnotator(Annotator):
                            f"{batch[0].number}-{batch[-1].number}; it returns a list of outcomes, one per item, in the same order") from None
         if len(outcomes) != len(batch):
             cls = type(self)
-            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned {len(outcomes)} "
-                           f"outcome(s) for {len(batch)} item(s) (lines {batch[0].number}-{batch[-1].number}); "
+            raise JobError(f"{cls.__module__}:{cls.__qualname__}: annotate_batch returned "
+                           f"{counted(len(outcomes), 'outcome')} for {counted(len(batch), 'item')} (lines {batch[0].number}-{batch[-1].number}); "
                            "it must return one per item, in the same order")
         yield from zip(batch, outcomes, strict=True)
 

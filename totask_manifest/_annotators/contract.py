@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._errors import JobError, RaisedInThread
+from .._errors import JobError, RaisedInThread, counted
 from .._jobs.plugin_errors import plugin_error_text, plugin_frame, said
 from .._outcomes import Item, Outcome
 
@@ -51,7 +51,7 @@ def second_outcome(method: str, item: Item) -> JobError:
 
 def no_outcome(method: str, item: Item, waiting: int) -> JobError:
     """``annotate`` ended with ``item`` (and ``waiting`` lines in all, from it on) unanswered."""
-    return JobError(f"method {method!r}: annotate ended without an outcome for {item.display} ({waiting} line(s) "
+    return JobError(f"method {method!r}: annotate ended without an outcome for {item.display} ({counted(waiting, 'line')} "
                     "from it on not recorded); it yields one (item, outcome) pair for each item it was given")
 
 

@@ -234,7 +234,7 @@ class FileAnnotator(Annotator):
             try:
                 return conversion.label(doc, fmt, image_size)  # the job checks every label (jobs.recorder), once
             except OtherTaskType as exc:  # the wrong file, not a damaged one: named, as a file that is no JSON
-                return Failed(f"format: {redact_url(url)}: {exc}")
+                return _named(url, exc)
         except Exception as exc:
             return self._failed(exc, item)
 
@@ -254,10 +254,16 @@ class FileAnnotator(Annotator):
         return Failed(f"internal error: {type(exc).__name__}: {scrub(str(exc), 160)}")
 
     async def _read(self, item: Item, url: str) -> tuple[Any, str] | Failed:
-        """The line's document and its format, or the failure of an empty file."""
+        """The line's document and its format, or the failure of an empty file or of one whose format
+        cannot be told (named: ``detect`` names no file)."""
         url, body = await self.files.fetch(item, url)
         empty = self.conversion.empty(body, url)
-        return empty if empty is not None else self.conversion.decode(body, url)
+        if empty is not None:
+            return empty
+        try:
+            return self.conversion.decode(body, url)
+        except FormatError as exc:  # a document of no format known (``{}``): the wrong file, named
+            return _named(url, exc)
 
     async def _image_size(self, item: Item) -> Any:
         """The line's ``image_size`` if it has one, else read from the image ``source-ref`` names."""
@@ -265,3 +271,11 @@ class FileAnnotator(Annotator):
         if size is not None:
             return size
         return read_image_size(await self.files.image(item))
+
+
+def _named(url: str, exc: FormatError) -> Failed:
+    """The failure of a line whose label file is the wrong one (a format it cannot tell, a task type
+    the job's is not), naming the file without its secrets (``redact_url``): the error alone names
+    no file, so a job over many files left the user to find which one."""
+    return Failed(f"format: {redact_url(url)}: {exc}")
+

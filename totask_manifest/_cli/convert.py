@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .._analytics import FORMATS
+from .._errors import counted
 from .._task_types import TASK_TYPES
 
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for note in result.notes:  # what was not carried, said in one line each
         print(f"{redact_secret_url(args.input)}: {note}")
     if bad:  # written (each line's bytes kept), but invalid data exits 1, as validate and stats do
-        print(f"{redact_secret_url(args.input)}: {bad} line(s) are not JSON objects (first: line {first}); kept as "
-              "they are in the Parquet file's raw column; run validate to see why", file=sys.stderr)
+        print(f"{redact_secret_url(args.input)}: {counted(bad, 'line')} {'is not a JSON object' if bad == 1 else 'are not JSON objects'} "
+              f"(first: line {first}); kept as they are in the Parquet file's raw column; run validate to see why", file=sys.stderr)
         return 1
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._errors import counted
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -42,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
             target_specification_name=args.target_specification_name,
         )
     # skipped tasks and filters the backend ignored were logged (stderr) by export_tasks as they came
-    print(f"exported {result.exported} task(s) of project {result.project} to {result.output}"
+    print(f"exported {counted(result.exported, 'task')} of project {result.project} to {result.output}"
           + (f" ({len(result.skipped)} skipped)" if result.skipped else ""))
     return 0

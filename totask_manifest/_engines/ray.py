@@ -64,7 +64,7 @@ from .. import _signals
 from .._annotators.base import Annotator, get_annotator_class
 from .._annotators.contract import close_failed
 from .._cpus import usable_cpus
-from .._errors import UsageError
+from .._errors import UsageError, counted
 from .._jobs.config import JobConfig
 from .._jobs.run import JobRun
 from .._options import path_options
@@ -436,7 +436,7 @@ class RayEngine(Engine):
             closed = close_actors(actors, plan.config.method, self.close_seconds, ended=ended,
                                   hurry=plan.hard_stop.is_set())
         if closed:  # the run went to its end: as on the local engine, the job is not COMPLETED
-            more = f" (and on {len(closed) - 1} other actor(s))" if len(closed) > 1 else ""
+            more = f" (and on {counted(len(closed) - 1, 'other actor')})" if len(closed) > 1 else ""
             raise close_failed(closed[0][0] + more, closed[0][1])
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import ray
 
-from .._errors import JobError
+from .._errors import JobError, counted
 from .._jobs.run import JobRun
 from .._jobs.selection import select
 from .._manifest.io import read_lines
@@ -161,9 +161,9 @@ class Driver:
         number = batch.lines[0][1].number
         if not self.came_back and not self.any_came_back():
             raise JobError(f"ray: the worker crashed on every batch so far, line {number} lost with it at least "
-                           f"{batch.tries} time(s) included: the annotator cannot run on these workers; last: {why}")
-        log.warning("ray: line %d was lost with its worker at least %d time(s), the last alone (%s); it is recorded as failed", number,
-                    batch.tries, why)
+                           f"{counted(batch.tries, 'time')} included: the annotator cannot run on these workers; last: {why}")
+        log.warning("ray: line %d was lost with its worker at least %s, the last alone (%s); it is recorded as failed", number,
+                    counted(batch.tries, "time"), why)
         batch.ref, batch.actor = None, -1
         batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, at least "
                               f"{batch.tries} time(s) (a segfault in a native decoder or model, the OOM killer, os._exit; Ray does "
@@ -233,7 +233,7 @@ class Driver:
         if actor not in self.not_built:
             self.not_built[actor] = why
             if len(self.not_built) == len(self.actors):
-                raise JobError(f"ray: the annotator could not be built on any of the {len(self.actors)} actor(s): {why}")
+                raise JobError(f"ray: the annotator could not be built on any of the {counted(len(self.actors), 'actor')}: {why}")
             log.warning("ray: actor %d: the annotator could not be built: %s; its batches go to the other actors",
                         actor, why)
         for batch in list(self.pending):

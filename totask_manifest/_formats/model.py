@@ -46,7 +46,9 @@ class FormatError(ManifestError, ValueError):
 
 class OtherTaskType(FormatError):
     """A document holding a label of another task type than the job's (boxes where a class id is
-    wanted): the file is the wrong one, not a damaged one, so the file annotator names it."""
+    wanted), or of a format that carries none of the job's (a COCO file in a classification job,
+    ``require_task_type``): the file is the wrong one, not a damaged one, so the file annotator
+    names it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def task_type_name(task_type: str) -> str:
 def require_task_type(task_type: str, supported: Sequence[str], fmt: str) -> str:
     name = task_type_name(task_type)
     if name not in supported:
-        raise FormatError(
+        raise OtherTaskType(
             f"format {fmt!r} does not carry task type {name!r}; it carries {', '.join(supported)}", fmt=fmt
         )
     return name

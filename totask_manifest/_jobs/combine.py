@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from .._errors import StorageError
+from .._errors import StorageError, counted
 from .._folders import missing_folders, remove_empty
 from .._manifest.file_kind import refuse_not_text
 from .._manifest.io import to_line
@@ -104,7 +104,7 @@ class Appended:
 
     def summary(self) -> str:
         """One line however many duplicates there were."""
-        text = f"appended {self.added} data object(s); {self.skipped} duplicate(s) skipped"
+        text = f"appended {counted(self.added, 'data object')}; {counted(self.skipped, 'duplicate')} skipped"
         if self.examples:
             text += f" (first: {self.examples[0]})"
         return text

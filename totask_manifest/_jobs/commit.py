@@ -18,7 +18,7 @@ from typing import IO
 
 import orjson
 
-from .._errors import DamagedCheckpoint, JobError
+from .._errors import DamagedCheckpoint, JobError, counted
 from .._failure_rules import rule_of
 from .._manifest.io import iter_raw_lines, to_line
 from .._storage import AtomicWriter, open_read, redact_url
@@ -65,10 +65,12 @@ class Coverage:
     def problem(self) -> str:
         parts = []
         if self.missing_count:
-            parts.append(f"{self.missing_count} selected line(s) have no checkpoint record (first: line "
+            parts.append(f"{counted(self.missing_count, 'selected line')} {'has' if self.missing_count == 1 else 'have'} "
+                         "no checkpoint record (first: line "
                          f"{', '.join(map(str, self.missing))})")
         if self.unselected_count:
-            parts.append(f"{self.unselected_count} checkpoint record(s) name lines that were not selected "
+            parts.append(f"{counted(self.unselected_count, 'checkpoint record')} "
+                         f"{'names' if self.unselected_count == 1 else 'name'} lines that were not selected "
                          f"(first: line {', '.join(map(str, self.unselected))})")
         return "; ".join(parts) + " (was the job folder written by two processes?)"
 

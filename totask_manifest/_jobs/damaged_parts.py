@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .._errors import DamagedCheckpoint, JobError, StorageError
+from .._errors import DamagedCheckpoint, JobError, StorageError, counted
 from .._storage import backend_errors, exists, fsync_dir, is_local, redact_url, url_to_fs
 from .checkpoint import STATUSES, load_part, part_summary, summarize
 from .known_keys import LINE_COUNTS
@@ -121,7 +121,7 @@ def _set_aside(exc: DamagedCheckpoint) -> SetAside:
 def _not_last(layout: JobLayout, exc: DamagedCheckpoint, parts: list[str]) -> JobError:
     later = len(parts) - 1 - parts.index(exc.url) if exc.url in parts else 0
     return JobError(
-        f"checkpoint part {redact_url(exc.url)} is damaged ({exc.why}) and {later} later part(s) hold finished "
+        f"checkpoint part {redact_url(exc.url)} is damaged ({exc.why}) and {counted(later, 'later part')} {'holds' if later == 1 else 'hold'} finished "
         "lines, so resume cannot label its lines again; restore the part from a backup, or move it and every "
         f"later part out of {redact_url(layout.intermediate)} (keep them) and run resume, which labels "
         "their lines again")
@@ -140,7 +140,7 @@ def missing_note(layout: JobLayout, parts: list[str] | None = None) -> str | Non
     more = sum(1 for n in range(gone + 1, max(numbers)) if n not in numbers)
     later = sum(1 for n in numbers if n > gone)
     return (f"checkpoint part {redact_url(layout.part(gone))} is missing{_lines_of(numbers, gone)}"
-            f"{f' (and {more} more)' if more else ''} and {later} later part(s) hold finished lines, so resume "
+            f"{f' (and {more} more)' if more else ''} and {counted(later, 'later part')} {'holds' if later == 1 else 'hold'} finished lines, so resume "
             "cannot label its lines again; restore it from a backup, or move every later part out of "
             f"{redact_url(layout.intermediate)} (keep them) and run resume, which labels their lines again")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import _signals
 from .._credentials import hide_env_credentials
-from .._errors import TotaskError
+from .._errors import TotaskError, counted
 from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
@@ -96,8 +96,8 @@ def execute(state: JobState, run: JobRun, recorded: Recorded | None = None) -> J
     if set_aside:
         run_record["damaged_parts_set_aside"] = [{"part": a.url, "moved_to": a.moved_to, "why": a.why}
                                                  for a in set_aside]
-        log.warning("set aside %d damaged checkpoint part(s); labeling again from line %d",
-                    len(set_aside), after + 2)
+        log.warning("set aside %s; labeling again from line %d",
+                    counted(len(set_aside), "damaged checkpoint part"), after + 2)
     state.runs.append(run_record)
     if guard is not None:
         guard()
@@ -197,7 +197,7 @@ def _finish(
         state.status = FAILED
     elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
         state.status = FAILED  # a job that labeled nothing did not succeed
-        error = f"no line was labeled: each of the {counts['failed']} selected line(s) failed (see failures.jsonl)"
+        error = f"no line was labeled: each of the {counted(counts['failed'], 'selected line')} failed (see failures.jsonl)"
     elif done >= total:
         state.status = COMPLETED
     elif cut_short is not None:
@@ -207,7 +207,7 @@ def _finish(
         state.status = STOPPED
     else:
         state.status = FAILED
-        error = f"the engine finished with {total - done} selected line(s) neither labeled nor failed"
+        error = f"the engine finished with {counted(total - done, 'selected line')} neither labeled nor failed"
     coverage = Coverage()
     written: dict[str, object] = {}
     try:

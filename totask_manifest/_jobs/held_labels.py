@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._errors import UsageError
+from .._errors import UsageError, counted
 from .._manifest.naming import declared_task_type, metadata_key
 from .._storage import redact_url
 from .._task_types import GT_PREFIX, task_type_of_metadata
@@ -134,7 +134,7 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
     kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
     line, count = held.first[kind], held.counts[kind]
     where = f"{what} {redact_url(url)} line {line}"
-    also = f" ({count} such line(s) in all)" if count > 1 else ""  # "(50 line(s) do)" read as 50 holding the metadata
+    also = f" ({count} such lines in all)" if count > 1 else ""  # "(50 lines do)" read as 50 holding the metadata
     if kind == NOT_LABEL_METADATA:
         meta = metadata_key(attribute)
         raise UsageError(
@@ -163,6 +163,6 @@ def nothing_to_label(job_name: str, lines: int, attribute: str) -> str:
     """Why a new job selected no line (every data line holds a label of its type under its
     attribute, the others being refused above): said, as the job ends COMPLETED having labeled
     nothing (Ground Truth's rule), where it said only "every selected line is recorded"."""
-    return (f"job {job_name}: nothing to label: every data line ({lines} line(s) read) already holds a label under "
+    return (f"job {job_name}: nothing to label: every data line ({counted(lines, 'line')} read) already holds a label under "
             f"{attribute!r} (a job labels only the lines without one); to label them anew, give --label-attribute "
             "a new name")

@@ -52,7 +52,7 @@ from typing import Any
 
 from .. import _signals
 from .._errors import WRITE_ERRNOS, JobBusyError, JobError, StorageError, UsageError, write_failure
-from .._folders import missing_folders, not_writable, remove_empty
+from .._folders import NOT_WRITABLE_ERRNOS, missing_folders, not_writable, remove_empty
 from .._storage import backend_errors, fsync_dir, is_local, join, local_file_url, redact_url, url_to_fs
 from .holder import Holder
 from .layout import LEASE_DIR, file_in_the_way
@@ -63,9 +63,6 @@ _NAME = re.compile(r"lease-(\d{6,})\.json")
 #: what ``link`` says on a file system without hard links (Linux: EPERM, "does not support the
 #: creation of hard links"; others: EOPNOTSUPP, ENOSYS); locks (``flock``) the lease does not use
 _NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
-#: what a folder that cannot be written says (EPERM too: an immutable one, ``chattr +i``): told
-#: apart from "no hard links" by making a file there (``_folders.not_writable``)
-_NOT_WRITABLE = frozenset({errno.EPERM, errno.EACCES})
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -321,7 +318,9 @@ def acquire(job_url: str, command: str) -> Lease:
             continue  # another process took this generation first: judge it on the next look
         except OSError as exc:
             remove_empty(created)  # as ``Lease._drop``: no folder this command made is left (a full disk)
-            if is_local(fs) and exc.errno in _NOT_WRITABLE and (why := not_writable(os.path.dirname(lease.path))):
+            # a folder that takes no file (EPERM too: an immutable one, ``chattr +i``; ENOENT: /proc) is
+            # told apart from "no hard links" by making a file there (``_folders.not_writable``)
+            if is_local(fs) and exc.errno in NOT_WRITABLE_ERRNOS and (why := not_writable(os.path.dirname(lease.path))):
                 raise StorageError(f"cannot take the lease on {redact_url(job_url)}: {why}") from None
             if is_local(fs) and exc.errno in _NO_LINKS:  # a file can be made there: only the link failed
                 raise StorageError(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .._errors import InvalidInputError
+from .._errors import InvalidInputError, counted
 from .._manifest import long_lines
 from .._manifest.blocks import BLOCK_BYTES, PIECE_BYTES, iter_blocks, pieces, typed_parts
 from .._manifest.io import blank_lines_only, input_empty, to_line
@@ -345,7 +345,7 @@ def raise_for_problems(url: str, scan: InputScan, what: str = "input manifest") 
         listing = "\n  ".join(scan.problems) + (f"\n  ... and {more} more" if more > 0 else "")
         # lines, as the user counts them; problems too when a line holds more than one
         several = f" ({scan.problem_count} problems)" if scan.problem_count > scan.bad_lines else ""
-        raise InvalidInputError(f"{what} {redact_url(url)} has {scan.bad_lines} bad line(s){several}:\n  {listing}")
+        raise InvalidInputError(f"{what} {redact_url(url)} has {counted(scan.bad_lines, 'bad line')}{several}:\n  {listing}")
 
 
 def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, InputScan]] = ()) -> None:

@@ -440,5 +440,5 @@ def input_text(record: dict[str, Any]) -> str:
 def interrupted_line(number: int, run: dict[str, Any]) -> str:
     """One line about an ``INTERRUPTED`` run (``runs_as_seen``), as ``status`` and ``report`` show it."""
     done = run.get("lines_done_at_end")
-    by_then = f"; {done} selected line(s) checkpointed by then" if isinstance(done, int) else ""
+    by_then = f"; {counted(done, 'selected line')} checkpointed by then" if isinstance(done, int) else ""
     return f"run {number} (started {run.get('started')}) interrupted: {run.get('interrupted')}{by_then}"

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-from .._errors import InvalidInputError, ManifestError, UsageError
+from .._errors import InvalidInputError, ManifestError, UsageError, counted
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .file_kind import refuse_not_text
 from .line import Line
@@ -112,7 +112,7 @@ def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str
     every job refuses. ``url`` is redacted by the caller; ``what`` names the manifest's role;
     ``needs`` says what was looked for (``validate --schema`` looks for documents, not data objects)."""
     needs = needs or "a job needs lines with source-ref or source"
-    return InvalidInputError(f"{what} {url} holds no data object ({lines} line(s), all blank){also}; {needs}",
+    return InvalidInputError(f"{what} {url} holds no data object ({counted(lines, 'line')}, all blank){also}; {needs}",
                              rule="input-empty")
 
 

@@ -31,7 +31,7 @@ from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
 from .._cpus import usable_cpus
-from .._errors import ManifestError, StorageError, UsageError
+from .._errors import ManifestError, StorageError, UsageError, counted
 from . import long_lines, pool
 from .file_kind import refuse_not_text
 from .line import BOM
@@ -186,7 +186,7 @@ def check_workers(workers: int | None, name: str = "workers") -> None:
         raise UsageError(f"{name} must be at least 1 (got {workers})")
     if workers is not None and workers > most_workers():
         cpus = usable_cpus()
-        raise UsageError(f"{name} {workers} is more than {WORKERS_PER_CPU} processes a CPU ({cpus} CPU(s) here): "
+        raise UsageError(f"{name} {workers} is more than {WORKERS_PER_CPU} processes a CPU ({counted(cpus, 'CPU')} here): "
                          f"give at most {most_workers()} (default: {cpus}, one a CPU)")
 
 

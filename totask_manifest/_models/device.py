@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .._errors import counted
+
 if TYPE_CHECKING:
     import torch
 
@@ -56,7 +58,8 @@ def select_device(requested: str = "auto", use_fp16: bool = False) -> DevicePlan
         elif index >= torch.cuda.device_count():
             device = torch.device("cuda:0")
             notes.append(
-                f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist; using cuda:0"
+                f"device {name} requested but only {counted(torch.cuda.device_count(), 'CUDA device')} "
+                f"{'exists' if torch.cuda.device_count() == 1 else 'exist'}; using cuda:0"
             )
         else:
             device = torch.device(name if ":" in name else "cuda")

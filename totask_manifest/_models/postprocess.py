@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._errors import JobError
+from .._errors import JobError, counted
 from .._imaging import class_colors
 from .nms import batched_nms
 
@@ -216,7 +216,7 @@ def _class_name(class_names: Sequence[str], index: int) -> str:
         known = f" (0..{len(class_names) - 1} here, one per class name)" if class_names else ""
         raise JobError(f"model output: class id {index} is negative; class ids count from 0{known}")
     raise JobError(
-        f"model output: class id {index} but only {len(class_names)} class name(s) are known; "
+        f"model output: class id {index} but only {counted(len(class_names), 'class name')} {'is' if len(class_names) == 1 else 'are'} known; "
         "pass --class-names with one name per class id"
     )
 
@@ -320,7 +320,7 @@ def segmentation_class_names(class_names: Sequence[str], num_channels: int) -> l
         return [BACKGROUND, *class_names]
     raise JobError(
         f"model output: the segmenter returns {num_channels} channels (channel 0 = background) but "
-        f"{len(class_names)} class name(s) are known; give {num_channels} names or {num_channels - 1} "
+        f"{counted(len(class_names), 'class name')} {'is' if len(class_names) == 1 else 'are'} known; give {num_channels} names or {num_channels - 1} "
         "foreground names"
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .._errors import counted
 from . import UNCHANGED
 from .rollback import RollbackReport
 
@@ -106,7 +107,7 @@ class ApplyReport:
         thing thousands of times before the one thing to do."""
         if not self._no_task_id:
             return None
-        return (f"{self._no_task_id} line(s) have no synapse.task_id (first: line {self._first_no_task_id}): apply "
+        return (f"{counted(self._no_task_id, 'line')} {'has' if self._no_task_id == 1 else 'have'} no synapse.task_id (first: line {self._first_no_task_id}): apply "
                 "writes to the Synapse tasks a manifest was exported from; export them first ('totask-manifest "
                 "export') and run the job on that manifest")
 
@@ -119,7 +120,7 @@ class ApplyReport:
             dry = "to be " if self.dry_run else ""
             if self._no_task_id == t[FAILED]:
                 return f"nothing was {dry}applied: {self.missing_task_ids}"
-            return f"nothing was {dry}applied: each of the {t[FAILED]} task(s) failed"
+            return f"nothing was {dry}applied: each of the {counted(t[FAILED], 'task')} failed"
         return None
 
     def summary(self) -> str:
@@ -130,7 +131,7 @@ class ApplyReport:
         if self.fatal:
             text += f"\nstopped: {self.fatal}"
             if self.not_reached:
-                text += (f"\n{self.not_reached} line(s) not reached: nothing was {'planned' if self.dry_run else 'sent'} "
+                text += (f"\n{counted(self.not_reached, 'line')} not reached: nothing was {'planned' if self.dry_run else 'sent'} "
                          "for them; apply again once the cause is fixed (tasks that hold their label are left alone)")
             if self.rollback is not None:
                 text += "\n" + self.rollback.summary()

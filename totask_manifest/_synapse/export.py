@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import FatalSynapseError, StorageError, UsageError
+from .._errors import FatalSynapseError, StorageError, UsageError, counted
 from .._folders import not_writable
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import AtomicWriter, is_local, redact_url, url_to_fs
@@ -92,7 +92,8 @@ class ExportResult:
 
     def unmatched_warnings(self) -> list[str]:
         """One line per filter the backend did not apply, and one when the listing changed."""
-        lines = [f"the backend did not apply filter {name}: {count} listed task(s) do not match it and were "
+        lines = [f"the backend did not apply filter {name}: {counted(count, 'listed task')} "
+                 f"{'does' if count == 1 else 'do'} not match it and {'was' if count == 1 else 'were'} "
                  f"not exported" for name, count in self.unmatched.items()]
         lines += [f"filter {key}={shown_value(self.filters[key])} could not be checked: no listed task holds "
                   f"{split_lookup(key)[0]!r}, and Synapse ignores a filter it does not know (listing every task): "
@@ -234,7 +235,7 @@ async def _export(
             log.warning("%s", warning)
         if listed == 0:
             shown = ", ".join(f"{k}={shown_value(v)}" for k, v in filters.items()) or "none"
-            ignored = (f"; the backend listed {listing.returned} task(s), none matching "
+            ignored = (f"; the backend listed {counted(listing.returned, 'task')}, none matching "
                        f"({'; '.join(result.unmatched_warnings())})" if listing.returned else "")
             raise FatalSynapseError(f"No tasks found matching filters ({shown}) in project {project}{ignored}")
         if result.exported == 0:

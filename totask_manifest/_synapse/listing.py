@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .._compact import IntMap
+from .._errors import counted
 from .client import AsyncSynapseClient, SynapseHTTPError
 from .filters import KNOWN_FILTERS, carries, shown_value, unmatched_filters
 
@@ -96,7 +97,7 @@ class Listing:
                 return
             what = (f"changed while it was read (the backend counted {counts[0]} tasks, then {shifted})"
                     if shifted is not None else
-                    f"had changed (listing {listing} found {added} task(s) the earlier listings had not)"
+                    f"had changed (listing {listing} found {counted(added, 'task')} the earlier listings had not)"
                     if found_more else "changed while it was read (it listed a task twice)")
             self.changed = (first_count if first_count is not None else 0, counts[-1] if counts else 0)
             if listing < self.passes:

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import ImageDraw
 
-from ..._errors import TotaskError
+from ..._errors import TotaskError, counted
 from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from ..._storage import redact_secret_url
@@ -243,7 +243,7 @@ def _worst_tiles(worst: Sequence[WorstLine], bases: ReferenceBases, fetch: Fetch
             return _worst_tiles(worst, bases, fetcher.fetch, max_pixels)
     out = []
     for w in worst:
-        title = f"line {w.line}: {w.errors} error(s)"
+        title = f"line {w.line}: {counted(w.errors, 'error')}"
         try:
             uri = _draw_both(resolve_reference(w.source, bases.for_line(w.line)) if w.source else "", w, fetch,
                              max_pixels)
