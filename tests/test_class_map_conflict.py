@@ -160,6 +160,21 @@ def test_a_later_range_naming_two_ids_alike_names_each_ids_first_line(tmp_path: 
     assert _by_ranges(path, [1, 3]) == whole
 
 
+def test_a_later_range_giving_a_name_two_ids_on_one_line_names_the_files_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Line 4 names 'cat' class 3 and 4; line 1 gave 'cat' class 3 first. A range of lines 3-4
+    saw 'cat' first on its own line and said "(on this line)"; the file's report, one process or
+    parallel ranges, names line 1 (the merge dropped such messages' parts, so never renumbered them)."""
+    said = [(4, "b-metadata.class-map.4", "class id 4 for 'cat' differs from class id 3 (line 1): one class name, one id")]
+    path = manifest(tmp_path, [boxes(n, x) for n, x in enumerate([{3: "cat"}, {5: "x"}, {5: "x"}, {3: "cat", 4: "cat"}], 1)])
+    assert _by_ranges(path, [1]) == _by_ranges(path, [1, 3]) == said
+    records = [boxes(n, {3: "cat"} if n < 5 else {5: "x"} if n < 800 else {3: "cat", 4: "cat"}) for n in range(1, 901)]
+    single, parallel = single_and_parallel(manifest(tmp_path, records), monkeypatch)
+    assert found(single) == found(parallel) == [
+        (n, "b-metadata.class-map.4", "class id 4 for 'cat' differs from class id 3 (line 1): one class name, one id")
+        for n in range(800, 901)]
+
+
 @pytest.mark.parametrize("distinct", [False, True])
 def test_the_typed_path_reads_maps_by_text_or_as_dicts_and_says_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, distinct: bool) -> None:

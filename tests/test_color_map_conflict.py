@@ -161,6 +161,19 @@ def test_ranges_merged_name_each_colours_first_line_in_the_file(tmp_path: Path) 
     assert _by_ranges(path, [1, 3], RULE) == _by_ranges(path, [1, 4], RULE) == whole
 
 
+def test_a_later_range_giving_a_colour_two_classes_on_one_line_names_the_files_first(tmp_path: Path) -> None:
+    """Line 4 draws classes 1 and 4 '#ff0000', which line 1 gave class 1: a range of lines 3-4
+    said "(on this line)", the whole file "(line 1)"; merged, the ranges say what the file does."""
+    drawn = [{1: "#ff0000"}, {2: "#00ff00"}, {2: "#00ff00"}, {1: "#ff0000", 4: "#ff0000"}]
+    path = manifest(tmp_path, [masks(n, x) for n, x in enumerate(drawn, 1)])
+    assert _by_ranges(path, [1], RULE) == _by_ranges(path, [1, 3], RULE) == [
+        (4, KEY.format(4), f"class id 4 for '#ff0000' differs from class id 1 (line 1): {ONE_CLASS}")]
+    alone = [{1: "#ff0000"}, {2: "#00ff00"}, {2: "#00ff00"}, {3: "#0000ff", 4: "#0000ff"}]  # first on line 4 itself
+    path = manifest(tmp_path, [masks(n, x) for n, x in enumerate(alone, 1)])
+    assert _by_ranges(path, [1], RULE) == _by_ranges(path, [1, 3], RULE) == [
+        (4, KEY.format(4), f"class id 4 for '#0000ff' differs from class id 3 (on this line): {ONE_CLASS}")]
+
+
 def test_a_colour_the_schema_refuses_is_the_schemas_to_say(tmp_path: Path) -> None:
     records = [masks(1, {1: "#ff0000"}), masks(2, {1: "red"})]
     report = validate_manifest(manifest(tmp_path, records))

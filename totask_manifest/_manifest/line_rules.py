@@ -383,11 +383,12 @@ class LineRules:
         parts kept (``Collector.first_names``) for the merge of ranges to renumber that line; a
         ``CLASS_COLORS`` one likewise, an index's first colour or a colour's first index
         (``Collector.first_colors``). ``line`` None: this line gave the first one (``{"0": "car",
-        "1": "car"}``), said "on this line" as the exports say it, its parts not kept: no merge
-        renumbers it (a range's own line, renumbered, read "(line 7)" on line 7)."""
+        "1": "car"}``), said "on this line" as the exports say it; its parts kept all the same: a
+        range's line may give first what an earlier range gave (the merge then names that line;
+        ``validate._renamed`` keeps "on this line" where the first is the message's own)."""
         kept = len(self.out.problems)
         self.out.add(number, key, rule, head + said_first(first, line) + tail, "warning")
-        if len(self.out.problems) > kept and line is not None:
+        if len(self.out.problems) > kept:
             firsts = self.out.first_names if rule == CLASS_NAMES else self.out.first_colors
             firsts[kept] = (ref, head, first, tail)
 

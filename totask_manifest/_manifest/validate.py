@@ -231,29 +231,31 @@ def _one_name_each(part: Collector, tables: dict[str, ClassNames],
     relabel: dict[tuple[str, int | str], int] = {}
     for attribute, own in tables.items():
         table = names.setdefault(attribute, type(own)())
-        for cid, name in own.named.items():
-            table.note_id(cid, name, own.lines[cid] + offset)
-            if table.lines[cid] != own.lines[cid]:
-                relabel[attribute, cid] = table.lines[cid]
+        for cid, name in own.named.items():  # each first as the file numbers it, even where it
+            table.note_id(cid, name, own.lines[cid] + offset)  # reads as the range's: "on this line"
+            relabel[attribute, cid] = table.lines[cid]
         for name, cid in own.ids.items():
             table.note_name(name, cid, own.name_lines[name] + offset)
-            if table.name_lines[name] != own.name_lines[name]:
-                relabel[attribute, name] = table.name_lines[name]
+            relabel[attribute, name] = table.name_lines[name]
     if firsts and relabel:
-        _renamed(part, firsts, relabel)
+        _renamed(part, firsts, relabel, offset)
 
 
 def _renamed(part: Collector, firsts: dict[int, tuple[tuple[str, int | str], str, int | str, str]],
-             relabel: dict[tuple[str, int | str], int]) -> None:
+             relabel: dict[tuple[str, int | str], int], offset: int) -> None:
     """``part``'s ``CLASS_NAMES`` messages naming their class's first name, or their name's first
     id, by its line in the file (``relabel``: per attribute and class id, or name, that line),
     rebuilt from the parts the range kept (``Collector.first_names``): a name holding the
     message's own words ("differs from") read as the message's, and the range's line stayed.
-    ``firsts``: the parts of ``part``'s ``CLASS_NAMES`` messages, or its ``CLASS_COLORS`` ones."""
+    ``firsts``: the parts of ``part``'s ``CLASS_NAMES`` messages, or its ``CLASS_COLORS`` ones.
+    A first on the message's own line (``offset`` + its line in the range) is said "on this
+    line", as the whole file checked at once says it; one an earlier range gave, by its line."""
     for index, (ref, head, first, tail) in firsts.items():
         line = relabel.get(ref)
         if line is not None:
-            part.problems[index] = replace(part.problems[index], message=head + said_first(first, line) + tail)
+            problem = part.problems[index]
+            here = None if line == problem.line + offset else line
+            part.problems[index] = replace(problem, message=head + said_first(first, here) + tail)
 
 
 def _renumbered(p: Problem, relabel: dict[str, tuple[tuple[str, str, int], tuple[str, str, int]]]) -> Problem:
