@@ -104,9 +104,21 @@ def test_the_cli_agrees_with_stats_and_names_no_type_for_failures_only(tmp_path:
     assert f"attribute {ATTRIBUTE!r}: 0 labeled, 2 failed, 1 lines with errors" in r.stdout, r.stdout
 
 
-def test_a_value_beside_an_untyped_failure_still_asks_for_the_task_type(tmp_path: Path) -> None:
-    """A value whose metadata declares no type cannot be checked: that stays an error."""
-    line = {**_failed(1), ATTRIBUTE: {"annotations": []}}
-    (tmp_path / "v.manifest").write_bytes(orjson.dumps(line) + b"\n")
-    r = cli("validate", "v.manifest", "--label-attribute", ATTRIBUTE, cwd=tmp_path)
+@pytest.mark.parametrize("extra", [[], ["--label-attribute", ATTRIBUTE], ["--workers", "2"]])
+def test_a_value_beside_untyped_failed_or_routed_metadata_is_counted_and_said(tmp_path: Path, extra: list[str]) -> None:
+    """As beside typed metadata: the line counts failed (routed), its value is no label and is
+    said (``failure-with-label``, ``routed-with-label``); another status beside a value is no mark,
+    and a value whose metadata declares no type cannot be checked: give --task-type."""
+    value = {"annotations": []}
+    lines = [{**_failed(1), ATTRIBUTE: value}, {**_routed(2), ATTRIBUTE: value}, _failed(3)]
+    (tmp_path / "v.manifest").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    r = cli("validate", "v.manifest", *extra, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"attribute {ATTRIBUTE!r}: 0 labeled, 2 failed, 1 routed to review, 0 lines with errors" in r.stdout, r.stdout
+    assert "line 1: warning: category: the metadata says this object failed" in r.stdout, r.stdout
+    assert "line 2: warning: category: the metadata says this object was routed to review" in r.stdout, r.stdout
+    assert "failed: 2" in cli("stats", "v.manifest", cwd=tmp_path).stdout
+    other = {"source-ref": "s3://b/o.jpg", ATTRIBUTE: value, f"{ATTRIBUTE}-metadata": {"review-status": "approved"}}
+    (tmp_path / "o.manifest").write_bytes(orjson.dumps(other) + b"\n")
+    r = cli("validate", "o.manifest", "--label-attribute", ATTRIBUTE, cwd=tmp_path)
     assert r.returncode == 1 and "metadata-type-unknown" in r.stdout, r.stdout

@@ -418,8 +418,8 @@ class LineChecker(LineRules):
                     continue
                 kind = meta.get("type")
                 if type(kind) is not str:  # e.g. source-ref-metadata: not a label's metadata
-                    if not _no_label_status(meta) and record.get(info.attribute) is None:
-                        self.untyped_no_label(number, info.attribute, meta)  # Ground Truth's failed object
+                    if not _no_label_status(meta):  # Ground Truth's failed object, or a routed one
+                        self.untyped_no_label(number, info.attribute, meta, record.get(info.attribute) is not None)
                     continue
                 plan = info.plans.get(kind)
                 if (plan is not None and plan.fast and "failure-reason" not in meta and "review-status" not in meta

@@ -213,6 +213,16 @@ class _Plan:
 _CACHE_SIZE = 4096
 
 
+def _marks(meta: Any, has_value: bool) -> tuple[bool, bool]:
+    """Whether a label attribute's metadata says the line failed, or was routed to review: any
+    ``review-status`` where there is no value (its schema then wants ``routed``), ``routed``
+    beside a value (another status beside a value is a label's, checked as one)."""
+    failed = type(meta) is dict and "failure-reason" in meta
+    routed = not failed and type(meta) is dict and "review-status" in meta and (
+        not has_value or meta["review-status"] == "routed")
+    return failed, routed
+
+
 class LineRules:
     """The per-line rules and the caches they share with the hot loop (a subclass)."""
 
@@ -392,26 +402,42 @@ class LineRules:
             firsts = self.out.first_names if rule == CLASS_NAMES else self.out.first_colors
             firsts[kept] = (ref, head, first, tail)
 
-    def untyped_no_label(self, number: int, attribute: str, meta: Any) -> bool:
-        """Count a line of ``attribute`` without a value whose metadata declares no task type but
-        says the line failed (``failure-reason``) or was routed to review, and check that metadata;
-        False where it says neither. Ground Truth writes a failed object's metadata with
+    def untyped_no_label(self, number: int, attribute: str, meta: Any, has_value: bool) -> bool:
+        """Count a line of ``attribute`` whose metadata declares no task type but says the line
+        failed (``failure-reason``) or was routed to review, as a typed one is (``_marked``); False
+        where it says neither. Ground Truth writes a failed object's metadata with
         ``failure-reason`` alone (ground-truth.md 2.14): such lines were counted nowhere, and with
         ``--label-attribute`` each was an error asking for ``--task-type``, while ``stats`` counted
         them failed. The attribute's task types are its labels' (none are added here)."""
-        if type(meta) is not dict or ("failure-reason" not in meta and "review-status" not in meta):
+        failed, routed = _marks(meta, has_value)
+        if not (failed or routed):
             return False
         stats = self.out.attributes.get(attribute) or self.out.attributes.setdefault(attribute, AttributeStats())
         errors_before = self.out.errors
-        if "failure-reason" in meta:
-            stats.failed += 1
-            _check_failure(self.out, number, meta, attribute + METADATA_SUFFIX)
-        else:
-            stats.routed += 1
-            _check_failure(self.out, number, meta, attribute + METADATA_SUFFIX, "routed")
+        self._marked(number, attribute, meta, stats, failed, has_value)
         if self.out.errors > errors_before:
             stats.invalid += 1
         return True
+
+    def _marked(self, number: int, attribute: str, meta: dict, stats: AttributeStats, failed: bool,
+                has_value: bool) -> None:
+        """A failed (``failed``) or routed line: counted, its metadata checked, a value beside it
+        said (it is no label: ``naming.marks_no_label``)."""
+        out, meta_key = self.out, attribute + METADATA_SUFFIX
+        if failed:
+            stats.failed += 1
+            _check_failure(out, number, meta, meta_key)
+            if has_value:
+                out.add(number, attribute, "failure-with-label",
+                        "the metadata says this object failed (failure-reason) but a label value is present",
+                        "warning")
+            return
+        stats.routed += 1
+        _check_failure(out, number, meta, meta_key, "routed")
+        if has_value:
+            out.add(number, attribute, "routed-with-label",
+                    "the metadata says this object was routed to review (review-status: routed) but a label value "
+                    "is present", "warning")
 
     def _naming(self, attribute: str, task_type: TaskType) -> list[tuple[str, str, str, Severity]]:
         cached = self._naming_cache.get((attribute, task_type.name))
@@ -448,7 +474,7 @@ class LineRules:
         if tt is None:
             tt = self.task_type or task_type_of_metadata(meta)
             if tt is None:
-                if not has_value and self.untyped_no_label(number, attribute, meta):
+                if self.untyped_no_label(number, attribute, meta, has_value):
                     return
                 kind = meta.get("type") if isinstance(meta, dict) else None
                 out.add(number, meta_key, "metadata-type-unknown",
@@ -456,25 +482,11 @@ class LineRules:
                 return
         stats = out.stats(attribute, tt.name)
         errors_before = out.errors
-        failed = type(meta) is dict and "failure-reason" in meta
-        routed = not failed and type(meta) is dict and "review-status" in meta and (
-            not has_value or meta["review-status"] == "routed")
+        failed, routed = _marks(meta, has_value)
         if not (failed or routed) and has_value:  # no label beside either (stats agrees)
             self._check_one_type(number, record, attribute, meta, tt)
-        if failed:
-            stats.failed += 1
-            _check_failure(out, number, meta, meta_key)
-            if has_value:
-                out.add(number, attribute, "failure-with-label",
-                        "the metadata says this object failed (failure-reason) but a label value is present",
-                        "warning")
-        elif routed:
-            stats.routed += 1
-            _check_failure(out, number, meta, meta_key, "routed")
-            if has_value:
-                out.add(number, attribute, "routed-with-label",
-                        "the metadata says this object was routed to review (review-status: routed) but a label value "
-                        "is present", "warning")
+        if failed or routed:
+            self._marked(number, attribute, meta, stats, failed, has_value)
         elif not has_value:
             out.add(number, attribute, "label-missing",
                     f"{meta_key!r} declares {tt.gt_type} but there is no {attribute!r} value")

@@ -178,7 +178,7 @@ def _one_type_each(url: str, parts: list[Collector], args: tuple) -> list[Collec
     range's own counted from the file's start (a range numbers its lines from its own first)."""
     firsts: dict[str, tuple[str, str, int]] = {}
     names: dict[str, ClassNames] = {}  # each attribute's class names, their lines the file's
-    colors: dict[str, ClassNames] = {}  # and its mask colours (``ClassColors``)
+    colors: dict[str, ClassColors] = {}  # and its mask colours
     offset = 0
     checked: list[Collector] = []
     for part in parts:
