@@ -140,7 +140,7 @@ def test_validate_and_a_job_name_the_line_over_the_cap(long_manifest: Path, tmp_
     assert main(["validate", str(long_manifest), "--workers", "1"]) == 1
     out = capsys.readouterr().out
     assert "line 2: error: line is over 1,000 bytes" in out and "[line-too-long]" in out
-    assert "INVALID: 3 lines, 1 errors" in out
+    assert "INVALID: 3 lines, 1 error," in out
     code = main(["annotate", str(long_manifest), "--method", TOY, "--label-attribute", "new", "--task-type",
                  "image-classification", "--job-name", "j", "--output", str(tmp_path / "jobs")])
     err = capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_secrets_in_source_urls_stay_out_of_failures_report_and_log(tmp_path: Pa
     assert orjson.loads(failures)["rule"] == "http-404"
     assert f"{host}/img/a.jpg" in failures  # the source is still named, without its secrets
     html = (tmp_path / "r.html").read_text()
-    assert "(1 samples, 1 failures)" in report.stdout
+    assert "(1 sample, 1 failure)" in report.stdout
     for secret in SECRETS:
         for name, text in (("failures.jsonl", failures), ("report", html), ("annotate's output", job.stdout + job.stderr),
                            ("report's output", report.stdout + report.stderr)):

@@ -90,7 +90,7 @@ def test_attribute_counts_on_real_files() -> None:
     assert sorted(chained.attributes) == ["suneung-korean-layout-detection-v2", "suneung-korean-layout-detection-v2-chain"]
     person = validate_manifest(str(GT / PERSON))
     assert sorted(person.attributes) == ["Person", "Person-ref"]
-    assert person.summary().splitlines()[0].endswith("valid: 1 lines, 0 errors, 3 warnings")
+    assert person.summary().splitlines()[0].endswith("valid: 1 line, 0 errors, 3 warnings")
 
 
 def test_job_name_form_follows_the_task_type(tmp_path: Path) -> None:

@@ -178,4 +178,4 @@ def test_a_label_attribute_of_two_task_types_exits_1(tmp_path: Path) -> None:
     assert out[0] == ("line 9: error: category-metadata.type: 'groundtruth/image-classification' differs from "
                       "'groundtruth/object-detection' (line 1): one label attribute holds one task type "
                       "[label-attribute-mixed-types]")
-    assert "INVALID: 50 lines, 1 errors" in out[1] and done.stderr == ""
+    assert "INVALID: 50 lines, 1 error," in out[1] and done.stderr == ""

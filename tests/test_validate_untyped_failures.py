@@ -101,7 +101,7 @@ def test_the_cli_agrees_with_stats_and_names_no_type_for_failures_only(tmp_path:
     r = cli("validate", only.name, cwd=tmp_path)
     assert r.returncode == 1, r.stdout
     assert f"line 2: error: {ATTRIBUTE}-metadata.failure-reason: 5 is not of type \"string\"" in r.stdout, r.stdout
-    assert f"attribute {ATTRIBUTE!r}: 0 labeled, 2 failed, 1 lines with errors" in r.stdout, r.stdout
+    assert f"attribute {ATTRIBUTE!r}: 0 labeled, 2 failed, 1 line with errors" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("extra", [[], ["--label-attribute", ATTRIBUTE], ["--workers", "2"]])

@@ -254,10 +254,11 @@ def json_text(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
+def counted(n: int, noun: str, plural: str | None = None, *, grouped: bool = False) -> str:
     """``n`` and its noun as a message says it: ``1 sample``, ``2 samples`` (``plural`` where adding
-    an ``s`` is wrong: ``box``, ``boxes``). A summary line printed ``(1 failures)``."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+    an ``s`` is wrong: ``box``, ``boxes``); ``grouped``: thousands separated (``1,234 lines``), as
+    a summary of a whole file writes them. A summary line printed ``(1 failures)``."""
+    return (f"{n:,}" if grouped else str(n)) + " " + (noun if n == 1 else plural or noun + "s")
 
 
 #: the words Python's ``json.dumps`` writes for a float that is no number (``allow_nan=True``, its

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from .._errors import counted
 from .._storage import redact_secret_url
 
 Severity = Literal["error", "warning"]
@@ -91,7 +92,9 @@ class ValidationReport:
 
     def summary(self) -> str:
         verdict = "valid" if self.ok else "INVALID"
-        parts = [f"{redact_secret_url(self.url)}: {verdict}: {self.lines:,} lines, {self.errors:,} errors, {self.warnings:,} warnings"]
+        counts = ", ".join(counted(n, noun, grouped=True) for n, noun in ((self.lines, "line"), (self.errors, "error"),
+                                                                           (self.warnings, "warning")))
+        parts = [f"{redact_secret_url(self.url)}: {verdict}: {counts}"]
         if self.blank_lines:
             parts.append(f"  blank lines: {self.blank_lines:,}")
         if self.schema:
@@ -101,7 +104,7 @@ class ValidationReport:
             parts.append(
                 f"  attribute {name!r}{types}: {stats.labeled:,} labeled, {stats.failed:,} failed, "
                 + (f"{stats.routed:,} routed to review, " if stats.routed else "")
-                + f"{stats.invalid:,} lines with errors"
+                + f"{counted(stats.invalid, 'line', grouped=True)} with errors"
             )
         if self.unlabeled:
             parts.append(f"  lines without the label attribute: {self.unlabeled:,}")
