@@ -235,3 +235,36 @@ def test_the_largest_class_id_a_category_id_holds_goes_there_and_back(tmp_path: 
     [back] = _lines(tmp_path / "back.manifest")
     label = next(v for k, v in back.items() if isinstance(v, dict) and "annotations" in v)
     assert [a["class_id"] for a in label["annotations"]] == [2**63 - 2]
+
+
+@pytest.mark.parametrize(("where", "key", "rule"), [
+    ("image", "coco-image.id", "coco-image"),
+    ("object", "label-metadata.objects[0].coco-id", "coco-image"),
+    ("category", "label-metadata.objects[0].coco-category-id", "coco-category"),
+])
+def test_a_kept_id_over_64_bits_is_refused_naming_the_line(tmp_path: Path, where: str, key: str, rule: str) -> None:
+    """A kept id of 2**63 (a manifest line holds it, orjson reads it) was written, exit 0: the import
+    refused the category id (``class id must be a non-negative integer within 64 bits``), and
+    64-bit COCO readers any such id. The export refuses it naming the line and key, nothing written."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    assert cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    lines = _lines(tmp_path / "o.manifest")
+    if where == "image":
+        lines[1]["coco-image"]["id"] = 2**63
+    else:
+        lines[1]["label-metadata"]["objects"][0]["coco-id" if where == "object" else "coco-category-id"] = 2**63
+    _write_lines(tmp_path / "o.manifest", lines)
+    line = _refused(tmp_path, "o.manifest", "back.json", "--to", "coco")
+    assert f"line 2, key '{key}': {key} is {2**63}, over {2**63 - 1}" in line, line
+    assert line.endswith(f"renumber it below {2**63 - 1} first [{rule}]"), line
+
+
+def test_a_kept_image_id_of_2_63_minus_1_is_written_as_it_is(tmp_path: Path) -> None:
+    """The largest id a signed 64-bit reader holds is kept, not refused."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_document()))
+    assert cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    lines = _lines(tmp_path / "o.manifest")
+    lines[1]["coco-image"]["id"] = 2**63 - 1
+    _write_lines(tmp_path / "o.manifest", lines)
+    back, _said = _round_trip(tmp_path)
+    assert 2**63 - 1 in [i["id"] for i in back["images"]]

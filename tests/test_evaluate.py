@@ -187,8 +187,29 @@ def test_an_unreadable_mask_is_counted_under_its_own_side(tmp_path: Path) -> Non
     assert said[2] == ("predicted", f"no such file ({tmp_path / 'gone-p.png'})"), said
     assert said[3] == ("both", f"predicted: no such file ({tmp_path / 'gone-p.png'}); "
                                f"reference: no such file ({tmp_path / 'gone-r.png'})"), said
-    assert said[4] == ("predicted", "line 4: cannot read mask broken.png: not a readable image (no image format "
-                                    "Pillow knows) [mask]"), said
+    # a mask that is no image names its side and key: 'cannot read mask broken.png' said neither
+    assert said[4] == ("predicted", "line 4, key 'p-ref': cannot read predicted mask broken.png: not a readable "
+                                    "image (no image format Pillow knows) [mask]"), said
+
+
+def test_masks_of_other_sizes_are_not_comparable(tmp_path: Path) -> None:
+    """Masks of different sizes were counted ``both: unreadable`` (``mask sizes differ``): both
+    were read, they are of other images, as detection's ``image sizes differ`` says of boxes."""
+    cmap = {"0": {"class-name": "BACKGROUND", "hex-color": "#ffffff"}, "1": {"class-name": "car", "hex-color": "#ff0000"}}
+    (tmp_path / "small.png").write_bytes(_mask_png(["c.", ".c"], {"c": "#ff0000", ".": "#ffffff"}))
+    (tmp_path / "wide.png").write_bytes(_mask_png(["c..", ".c."], {"c": "#ff0000", ".": "#ffffff"}))
+    common = {"type": "groundtruth/semantic-segmentation", "job-name": "labeling-job/x",
+              "creation-date": "2026-01-01T00:00:00.000000", "internal-color-map": cmap}
+    path = _lines(tmp_path / "seg.manifest", [
+        {"source-ref": "img.png", "p-ref": p, "p-ref-metadata": {**common, "human-annotated": "no"},
+         "r-ref": r, "r-ref-metadata": {**common, "human-annotated": "yes"}}
+        for p, r in [("small.png", "wide.png"), ("small.png", "small.png")]])
+    run = run_cli("evaluate", str(path), "--allow-root", str(tmp_path), "--format", "json")
+    assert run.returncode == 0, run.stderr
+    lines = json.loads(run.stdout)["lines"]
+    assert lines["evaluated"] == 1 and lines["skipped"]["both"] == {"not comparable": 1}, lines
+    assert [(e["line"], e["side"], e["kind"], e["reason"]) for e in lines["examples"]] == [
+        (1, "both", "not comparable", "mask sizes differ: predicted 2x2, reference 3x2")], lines
 
 
 def _dm_doc(boxes: list[tuple], classes: list[str]) -> dict:

@@ -17,6 +17,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.support.http_server import LocalHTTPServer
+from tests.support.job_json import write_job_json
 from tests.test_imaging import _png_header_only
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,10 +44,8 @@ def _job(root: Path, sources: list[str], options: dict) -> Path:
     (job / "manifests" / "output").mkdir(parents=True)
     (job / "manifests" / "output" / "output.manifest").write_bytes(
         b"".join(orjson.dumps(_line(s)) + b"\n" for s in sources))
-    (job / "job.json").write_bytes(orjson.dumps({
-        "job-name": "pol", "status": "COMPLETED", "label-attribute": "det",
-        "config": {"method": "file", "options": options},
-    }))
+    (root / "in.manifest").write_bytes(b"".join(orjson.dumps({"source-ref": s}) + b"\n" for s in sources))
+    write_job_json(job, root / "in.manifest", "det", "object-detection", options=options)
     return job
 
 
@@ -145,8 +144,8 @@ def test_a_jpeg_over_the_budget_is_reduced_and_its_boxes_scaled(tmp_path):
     job = tmp_path / "out" / "pol"
     (job / "manifests" / "output").mkdir(parents=True)
     (job / "manifests" / "output" / "output.manifest").write_bytes(orjson.dumps(rec) + b"\n")
-    (job / "job.json").write_bytes(orjson.dumps({"job-name": "pol", "status": "COMPLETED", "label-attribute": "det",
-                                                 "config": {"options": {"allow_root": str(root)}}}))
+    (tmp_path / "in.manifest").write_bytes(orjson.dumps({"source-ref": rec["source-ref"]}) + b"\n")
+    write_job_json(job, tmp_path / "in.manifest", "det", "object-detection", options={"allow_root": str(root)})
     # 100,000 pixels: 1/2 (400x300) is over, 1/4 (200x150) fits
     html, n, _ = render_report(str(job), max_image_pixels=100_000)
     assert n == 1

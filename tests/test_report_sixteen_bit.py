@@ -15,6 +15,7 @@ import orjson
 import pytest
 from PIL import Image
 
+from tests.support.job_json import write_job_json
 from totask_manifest._analytics.masks import mask_from_bytes
 from totask_manifest._cli import main as cli_main
 from totask_manifest._errors import ManifestError
@@ -29,8 +30,9 @@ def _job(root: Path, attribute: str, lines: list[dict]) -> Path:
     job = root / "job"
     (job / "manifests" / "output").mkdir(parents=True)
     (job / "manifests" / "output" / "output.manifest").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
-    (job / "job.json").write_bytes(orjson.dumps({"job-name": "j", "status": "COMPLETED", "label-attribute": attribute,
-                                                 "metrics": {"total": len(lines), "success": len(lines), "failed": 0}}))
+    write_job_json(job, job / "manifests" / "output" / "output.manifest", attribute,
+                   "semantic-segmentation" if attribute.endswith("-ref") else "object-detection",
+                   metrics={"total": len(lines), "success": len(lines), "failed": 0})
     return job
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from .._errors import ManifestError, json_kind, json_text
 from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
-from .._formats.model import FormatError
+from .._formats.model import MAX_CLASS_ID, FormatError
 from .._lookalike import names_apart
 from .mask_colors import BACKGROUND_CLASS, COLOR, CategoryColors, hex_to_rgb
 from .one_id_a_name import IdsByName, where_met
@@ -155,11 +155,24 @@ def _take_license(carried: Mapping[str, Any], licenses: dict[Any, Any], line: in
 def _an_id(value: Any, key: str, what: str, line: int) -> Any:
     """``value`` (at ``key``), checked to be what an id was written as: a number or a string (an
     earlier import kept ``"12"``), else refused naming the line. One that is no integer
-    (``formats.coco.is_coco_id``) is numbered (``KeptIds``), said."""
+    (``formats.coco.is_coco_id``) is numbered (``KeptIds``), said; one over 64 bits is refused."""
     if value is None or _plain(value):
+        _refuse_over_64_bits(value, key, f"{what} id", line, "coco-image")
         return value
     raise ManifestError(f"{key} must be a number or a string (the COCO {what}'s id), got {json_kind(value)}",
                         line=line, key=key, rule="coco-image")
+
+
+def _refuse_over_64_bits(value: Any, key: str, what: str, line: int, rule: str) -> None:
+    """Refuse (naming the line and ``key``) a kept id over ``MAX_CLASS_ID``: 2**63 was written,
+    exit 0, and the import (a category id) or a 64-bit reader (pycocotools' numpy arrays, any
+    signed 64-bit id) refused the document; refused up front, as ``refuse_class_without_category``
+    refuses a class id with no category id."""
+    if is_coco_id(value) and value > MAX_CLASS_ID:
+        raise ManifestError(f"{key} is {value}, over {MAX_CLASS_ID}: a COCO {what} is a signed 64-bit integer, as the "
+                            "import reads a category id and 64-bit COCO readers every id; renumber it below "
+                            f"{MAX_CLASS_ID} first",
+                            line=line, key=key, rule=rule)
 
 
 class Renumber(Exception):
@@ -230,6 +243,7 @@ class KeptIds:
             raise ManifestError(f"objects[{index}].{COCO_CATEGORY_ID} must be a whole number of at least 0 (the "
                                 f"COCO category id), got {kept!r}", line=line,
                                 key=f"{objects}[{index}].{COCO_CATEGORY_ID}", rule="coco-category")
+        _refuse_over_64_bits(kept, f"{objects}[{index}].{COCO_CATEGORY_ID}", "category id", line, "coco-category")
         number = class_id + CATEGORY_OFFSET
         if not self.keep["categories"]:
             self.held["categories"] |= kept is not None

@@ -47,8 +47,11 @@ def read_mask(url: str, color_map: Mapping[str, Any], *, line: int | None = None
 
 
 def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "mask",
-                    line: int | None = None, key: str = COLOR_MAP) -> np.ndarray:
-    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy)."""
+                    line: int | None = None, key: str = COLOR_MAP, what: str = "mask",
+                    ref_key: str | None = None) -> np.ndarray:
+    """``read_mask`` for bytes already fetched (evaluate fetches through the fetch policy). ``what``
+    and ``ref_key`` (the line's key holding the mask) name it where a line holds two: evaluate's
+    ``cannot read predicted mask``, at ``p-ref``; ``cannot read mask ...`` did not say which side."""
     from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 
     shown = redact_secret_url(url)  # a presigned mask URL: the errors name it without its signature
@@ -56,9 +59,9 @@ def mask_from_bytes(data: bytes, color_map: Mapping[str, Any], *, url: str = "ma
         img, _info = decode_image(data, max_pixels=DEFAULT_MAX_IMAGE_PIXELS, exact=True)
         rgb = np.asarray(img, dtype=np.uint32)  # 8-bit RGB: a 16-bit grey mask read exactly or refused
     except ImageError as exc:
-        raise ManifestError(f"cannot read mask {shown}: {exc.reason}", line=line, rule="mask") from None
+        raise ManifestError(f"cannot read {what} {shown}: {exc.reason}", line=line, key=ref_key, rule="mask") from None
     except (OSError, ValueError) as exc:
-        raise ManifestError(f"cannot read mask {shown}: {exc}", line=line, rule="mask") from None
+        raise ManifestError(f"cannot read {what} {shown}: {exc}", line=line, key=ref_key, rule="mask") from None
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     lookup = _classes_by_color(color_map, line, key)
     colors, inverse = np.unique(packed, return_inverse=True)

@@ -439,13 +439,14 @@ def _refuse_output_over_job_files(job_url: str, output: str) -> None:
 
 
 def _json_problem(url: str) -> str | None:
-    """Why ``url`` (a ``job.json``) is not JSON, or holds a ``relative_to_appended`` that is no list
-    of pairs (``Job.open`` refuses it as damage; the page resolved its lines around it), or None (also when it is missing or unreadable: the
-    page says so, and a job folder without ``job.json`` is reported from its manifest). Not
-    ``Job.record()``: its ``error`` key may be the job's own."""
+    """Why ``url`` (a ``job.json``) is not JSON, is no job's record (not an object with a ``config``),
+    or is damaged as ``Job.open`` finds it (``state.damage``: ``"input": null``, a key missing, a
+    ``relative_to_appended`` that is no list of pairs...: the page resolved around it), or None (also
+    when it is missing or unreadable: the page says so, and a job folder without ``job.json`` is
+    reported from its manifest). Not ``Job.record()``: its ``error`` key may be the job's own."""
     import orjson
 
-    from .._jobs.state import appended_bases_problem
+    from .._jobs.state import damage
 
     try:
         data = orjson.loads(read_bytes(url))
@@ -453,7 +454,7 @@ def _json_problem(url: str) -> str | None:
         return None
     except orjson.JSONDecodeError as exc:
         return f"{redact_secret_url(url)} is not valid JSON: {exc}; the page was written without it"
-    config = data.get("config") if isinstance(data, dict) else None
-    options = config.get("options") if isinstance(config, dict) else None
-    problem = appended_bases_problem(options) if isinstance(options, dict) else None
+    if not isinstance(data, dict) or "config" not in data:
+        return f"{redact_secret_url(url)} is not a totask-manifest job.json (no 'config' key); the page was written without it"
+    _state, problem = damage(data)
     return None if problem is None else f"{redact_secret_url(url)} is damaged ({problem}); the page shows what it holds"

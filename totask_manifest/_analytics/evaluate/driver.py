@@ -40,6 +40,11 @@ MAX_EXAMPLES = 20
 SIDES = ("predicted", "reference")
 
 
+class NotComparable(Exception):
+    """A line whose two sides were read but cannot be compared (masks of other sizes): counted
+    ``both: not comparable``, as boxes on images of other sizes are, not ``unreadable``."""
+
+
 class SideUnreadable(Exception):
     """A line's mask that cannot be read, and the side it belongs to (``predicted``,
     ``reference``, or ``both`` when neither side's can be read)."""
@@ -277,13 +282,15 @@ class _Run:
             return
         if pred.size is not None and ref.size is not None and pred.size != ref.size:
             # boxes drawn on images of other sizes match by chance only: AP 0 would blame the labels
-            ev.not_evaluated += 1
-            self.skip(number, "both", "not comparable", "image sizes differ: predicted {}x{}, reference {}x{}".format(
+            self.not_comparable(number, "image sizes differ: predicted {}x{}, reference {}x{}".format(
                 *pred.size, *ref.size))
             return
         used = False
         try:
             used = self.compare(number, rec, pred, ref)
+        except NotComparable as exc:
+            self.not_comparable(number, str(exc))
+            return
         except SideUnreadable as exc:  # one side's mask, or each side's: counted under that side
             ev.not_evaluated += 1
             self.skip(number, exc.side, "unreadable", exc.reason)
@@ -293,13 +300,16 @@ class _Run:
             self.skip(number, "both", "unreadable", str(exc)[:200])
             return
         if not used:
-            ev.not_evaluated += 1
-            self.skip(number, "both", "not comparable", f"predicted is {kind_name(pred.kind)}, reference is "
-                                                       f"{kind_name(ref.kind)}")
+            self.not_comparable(number, f"predicted is {kind_name(pred.kind)}, reference is {kind_name(ref.kind)}")
             return
         ev.evaluated += 1
         for k, n in (*pred.other_shapes.items(), *ref.other_shapes.items()):
             ev.other_shapes[k] += n
+
+    def not_comparable(self, number: int, reason: str) -> None:
+        """Line ``number``, both sides read, counted apart as ``both: not comparable`` (``reason``)."""
+        self.ev.not_evaluated += 1
+        self.skip(number, "both", "not comparable", reason)
 
     def compare(self, number: int, rec: dict, pred: View, ref: View) -> bool:
         used = False
@@ -316,6 +326,9 @@ class _Run:
             used = True
         if pred.mask is not None and ref.mask is not None:
             (pm, p_map), (rm, r_map) = self.masks(number, pred.mask, ref.mask)
+            if pm.shape != rm.shape:  # pixels of other images: an IoU of them would blame the labels
+                raise NotComparable(f"mask sizes differ: predicted {pm.shape[1]}x{pm.shape[0]}, "
+                                    f"reference {rm.shape[1]}x{rm.shape[0]}")
             self.segmentation.add(pm, p_map, rm, r_map)
             used = True
         return used
@@ -329,8 +342,8 @@ class _Run:
         for side, attribute, (url, cmap) in zip(SIDES, (self.ev.predicted, self.ev.reference), sides, strict=True):
             try:
                 data = self.fetch(url, number)
-                read.append((mask_from_bytes(data, cmap, url=url, line=number,
-                                             key=metadata_key(attribute, COLOR_MAP)), cmap))
+                read.append((mask_from_bytes(data, cmap, url=url, line=number, key=metadata_key(attribute, COLOR_MAP),
+                                             what=f"{side} mask", ref_key=attribute), cmap))
             except (ManifestError, FetchError, ValueError) as exc:
                 failed[side] = str(exc)[:200]
         if len(failed) == len(SIDES):
