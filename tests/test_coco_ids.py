@@ -268,3 +268,54 @@ def test_a_kept_image_id_of_2_63_minus_1_is_written_as_it_is(tmp_path: Path) -> 
     _write_lines(tmp_path / "o.manifest", lines)
     back, _said = _round_trip(tmp_path)
     assert 2**63 - 1 in [i["id"] for i in back["images"]]
+
+
+def _with_id(where: str, value: int) -> dict:
+    """``_document()`` with image 37777, category 18 (and the annotations naming either) or
+    annotation 1234 given ``value`` as its id (a copy: ``_document()`` shares ``IMAGES``)."""
+    doc = copy.deepcopy(_document())
+    if where == "annotation":
+        doc["annotations"][2]["id"] = value
+        return doc
+    section, old, named_by = {"image": ("images", 37777, "image_id"), "category": ("categories", 18, "category_id")}[where]
+    next(x for x in doc[section] if x["id"] == old)["id"] = value
+    for ann in doc["annotations"]:
+        ann[named_by] = value if ann[named_by] == old else ann[named_by]
+    return doc
+
+
+@pytest.mark.parametrize(("where", "key", "what"), [("image", "images[1].id", "image id"),
+                                                    ("annotation", "annotations[2].id", "annotation id"),
+                                                    ("category", "annotations[0].category_id", "category_id")])
+@pytest.mark.parametrize("value", [2**63, 2**63 + 5, 2**64 - 1])
+def test_an_imported_id_over_64_bits_is_refused_naming_its_place(tmp_path: Path, where: str, key: str, what: str,
+                                                                 value: int) -> None:
+    """orjson reads an integer up to 2**64-1: an image or annotation id from 2**63 up was imported,
+    exit 0, and the export of that manifest refused it (``coco-image``): the round trip broke. The
+    import refuses it as the export does, naming its place in the document, nothing written; a
+    category id (refused before as ``class id must be ... within 64 bits``) is said the same way."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_with_id(where, value)))
+    line = _refused(tmp_path, "c.json", "o.manifest", "--to", "manifest")
+    assert f"key '{key}': {what} {value} is over {2**63 - 1}; COCO ids are signed 64-bit integers" in line, line
+    assert "[format-coco]" in line and "(in c.json)" in line, line
+
+
+@pytest.mark.parametrize("where", ["image", "annotation"])
+def test_an_id_of_2_63_minus_1_goes_there_and_back(tmp_path: Path, where: str) -> None:
+    """The largest id a signed 64-bit reader holds is imported and exported as it is, and the
+    export's output imports again."""
+    (tmp_path / "c.json").write_bytes(orjson.dumps(_with_id(where, 2**63 - 1)))
+    assert cli("convert", "c.json", "o.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    back, said = _round_trip(tmp_path)
+    assert not [x for x in said if "ids" in x], said  # kept, not numbered
+    original = _with_id(where, 2**63 - 1)
+    assert [i["id"] for i in back["images"]] == [i["id"] for i in original["images"]]
+    assert sorted((a["id"], a["image_id"]) for a in back["annotations"]) == sorted(
+        (a["id"], a["image_id"]) for a in original["annotations"])
+    assert cli("convert", "back.json", "again.manifest", "--to", "manifest", cwd=tmp_path).returncode == 0
+    assert [_ids(x) for x in _lines(tmp_path / "again.manifest")] == [_ids(x) for x in _lines(tmp_path / "o.manifest")]
+
+
+def _ids(line: dict) -> tuple:
+    """The COCO ids a line keeps: its image's and its boxes'."""
+    return line["coco-image"]["id"], [o.get("coco-id") for o in line["label-metadata"]["objects"]]

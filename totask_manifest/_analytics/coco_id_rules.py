@@ -5,7 +5,9 @@ A string image id (``"id": "12"``) was taken as it was: its line kept ``"12"``, 
 wrote back as a string that pycocotools' ``loadRes`` and COCOeval match against no integer id of
 a detections file; a string ``category_id`` was read as the number, but said its category was
 named by no annotation. Each is refused naming its place in the document and the rule (exit 1,
-as other invalid input). Where an id is missing, the import's own error names it later.
+as other invalid input). So is an id over 2**63-1 (``formats.coco.MAX_COCO_ID``): orjson reads
+integers up to 2**64-1, and an image id of 2**63+5 was imported, then its export refused it.
+Where an id is missing, the import's own error names it later.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import json_text
-from .._formats.coco import FMT, is_coco_id
+from .._formats.coco import FMT, is_coco_id, refuse_id_over_64_bits
 from .._formats.model import FormatError
 
 #: (section, key, what the message calls it)
@@ -23,7 +25,8 @@ _IDS = (("images", "id", "image id"), ("annotations", "image_id", "image_id"),
 
 
 def refuse_ids_that_are_no_integers(doc: Mapping[str, Any]) -> None:
-    """Raise ``FormatError`` at the first id of ``doc`` that is given but is no integer."""
+    """Raise ``FormatError`` at the first id of ``doc`` that is given but is no integer, or one
+    over 64 bits (``formats.coco.refuse_id_over_64_bits``: the export refuses such an id)."""
     for section, name, what in _IDS:
         entries = doc.get(section)
         for n, entry in enumerate(entries if isinstance(entries, list) else ()):
@@ -31,6 +34,7 @@ def refuse_ids_that_are_no_integers(doc: Mapping[str, Any]) -> None:
                 continue
             value = entry[name]
             if is_coco_id(value):
+                refuse_id_over_64_bits(value, what=what, key=f"{section}[{n}].{name}")
                 continue
             hint = f": write it as {value.strip()}" if isinstance(value, str) and value.strip().isdigit() else ""
             raise FormatError(f"{what} {json_text(value)} is not an integer; COCO ids are integers (the COCO "

@@ -29,8 +29,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ManifestError, json_kind, json_text
-from .._formats.coco import CATEGORY_OFFSET, COCO_CATEGORY_ID, COCO_ID, is_coco_id
-from .._formats.model import MAX_CLASS_ID, FormatError
+from .._formats.coco import (
+    CATEGORY_OFFSET,
+    COCO_CATEGORY_ID,
+    COCO_ID,
+    MAX_COCO_ID,
+    is_64_bit_coco_id,
+    is_coco_id,
+)
+from .._formats.model import FormatError
 from .._lookalike import names_apart
 from .mask_colors import BACKGROUND_CLASS, COLOR, CategoryColors, hex_to_rgb
 from .one_id_a_name import IdsByName, where_met
@@ -164,14 +171,14 @@ def _an_id(value: Any, key: str, what: str, line: int) -> Any:
 
 
 def _refuse_over_64_bits(value: Any, key: str, what: str, line: int, rule: str) -> None:
-    """Refuse (naming the line and ``key``) a kept id over ``MAX_CLASS_ID``: 2**63 was written,
-    exit 0, and the import (a category id) or a 64-bit reader (pycocotools' numpy arrays, any
-    signed 64-bit id) refused the document; refused up front, as ``refuse_class_without_category``
-    refuses a class id with no category id."""
-    if is_coco_id(value) and value > MAX_CLASS_ID:
-        raise ManifestError(f"{key} is {value}, over {MAX_CLASS_ID}: a COCO {what} is a signed 64-bit integer, as the "
-                            "import reads a category id and 64-bit COCO readers every id; renumber it below "
-                            f"{MAX_CLASS_ID} first",
+    """Refuse (naming the line and ``key``) a kept id over ``MAX_COCO_ID``: 2**63 was written,
+    exit 0, and the import (``formats.coco.refuse_id_over_64_bits``, the same bound) or a 64-bit
+    reader (pycocotools' numpy arrays) refused the document; refused up front, as
+    ``refuse_class_without_category`` refuses a class id with no category id."""
+    if is_64_bit_coco_id(value):
+        raise ManifestError(f"{key} is {value}, over {MAX_COCO_ID}: a COCO {what} is a signed 64-bit integer, as the "
+                            "import and 64-bit COCO readers read every id; renumber it below "
+                            f"{MAX_COCO_ID} first",
                             line=line, key=key, rule=rule)
 
 

@@ -246,15 +246,38 @@ def is_coco_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: the largest COCO id (image, annotation, category) the import reads and the export writes: a
+#: signed 64-bit integer, as pycocotools' COCOeval keeps ids in numpy ``int64`` arrays
+MAX_COCO_ID = MAX_CLASS_ID
+
+
+def is_64_bit_coco_id(value: Any) -> bool:
+    """Whether an id ``is_coco_id`` takes is over ``MAX_COCO_ID``: orjson reads integers up to
+    2**64-1, so the import took image and annotation ids from 2**63 up that its own export (and
+    COCOeval) refused, and the round trip broke."""
+    return is_coco_id(value) and value > MAX_COCO_ID
+
+
+def refuse_id_over_64_bits(value: Any, *, what: str, key: str) -> None:
+    """Raise ``FormatError`` at ``key`` where ``value`` (the document's ``what``) is over
+    ``MAX_COCO_ID`` (``is_64_bit_coco_id``)."""
+    if is_64_bit_coco_id(value):
+        raise FormatError(f"{what} {value} is over {MAX_COCO_ID}; COCO ids are signed 64-bit integers "
+                          f"(pycocotools' COCOeval keeps them in int64 arrays): renumber it to {MAX_COCO_ID} "
+                          "or below", fmt=FMT, key=key)
+
+
 def annotation_id(value: Any, *, key: str) -> int | None:
     """An annotation's ``id``: an integer, as pycocotools reads and writes one (``None`` where none
-    is given: the export numbers such boxes). A string or a fraction was kept as it was, so ``1``
-    and ``"1"`` were two ids that COCO tools, which key annotations by id, read otherwise."""
+    is given: the export numbers such boxes), within 64 bits (``refuse_id_over_64_bits``). A string
+    or a fraction was kept as it was, so ``1`` and ``"1"`` were two ids that COCO tools, which key
+    annotations by id, read otherwise."""
     if value is None:
         return None
     if not is_coco_id(value):
         raise FormatError(f"annotation id {json_text(value)} is not an integer; a COCO annotation id is an "
                           "integer (pycocotools')", fmt=FMT, key=key)
+    refuse_id_over_64_bits(value, what="annotation id", key=key)
     return value
 
 
