@@ -256,7 +256,7 @@ def test_a_kept_id_over_64_bits_is_refused_naming_the_line(tmp_path: Path, where
     _write_lines(tmp_path / "o.manifest", lines)
     line = _refused(tmp_path, "o.manifest", "back.json", "--to", "coco")
     assert f"line 2, key '{key}': {key} is {2**63}, over {2**63 - 1}" in line, line
-    assert line.endswith(f"renumber it below {2**63 - 1} first [{rule}]"), line
+    assert line.endswith(f"renumber it to {2**63 - 1} or below first [{rule}]"), line
 
 
 def test_a_kept_image_id_of_2_63_minus_1_is_written_as_it_is(tmp_path: Path) -> None:

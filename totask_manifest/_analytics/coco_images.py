@@ -34,7 +34,7 @@ from .._formats.coco import (
     COCO_CATEGORY_ID,
     COCO_ID,
     MAX_COCO_ID,
-    is_64_bit_coco_id,
+    coco_id_over_64_bits,
     is_coco_id,
 )
 from .._formats.model import FormatError
@@ -175,10 +175,10 @@ def _refuse_over_64_bits(value: Any, key: str, what: str, line: int, rule: str) 
     exit 0, and the import (``formats.coco.refuse_id_over_64_bits``, the same bound) or a 64-bit
     reader (pycocotools' numpy arrays) refused the document; refused up front, as
     ``refuse_class_without_category`` refuses a class id with no category id."""
-    if is_64_bit_coco_id(value):
+    if coco_id_over_64_bits(value):
         raise ManifestError(f"{key} is {value}, over {MAX_COCO_ID}: a COCO {what} is a signed 64-bit integer, as the "
-                            "import and 64-bit COCO readers read every id; renumber it below "
-                            f"{MAX_COCO_ID} first",
+                            "import and 64-bit COCO readers read every id; renumber it to "
+                            f"{MAX_COCO_ID} or below first",
                             line=line, key=key, rule=rule)
 
 

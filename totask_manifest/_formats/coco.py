@@ -251,7 +251,7 @@ def is_coco_id(value: Any) -> bool:
 MAX_COCO_ID = MAX_CLASS_ID
 
 
-def is_64_bit_coco_id(value: Any) -> bool:
+def coco_id_over_64_bits(value: Any) -> bool:
     """Whether an id ``is_coco_id`` takes is over ``MAX_COCO_ID``: orjson reads integers up to
     2**64-1, so the import took image and annotation ids from 2**63 up that its own export (and
     COCOeval) refused, and the round trip broke."""
@@ -260,8 +260,8 @@ def is_64_bit_coco_id(value: Any) -> bool:
 
 def refuse_id_over_64_bits(value: Any, *, what: str, key: str) -> None:
     """Raise ``FormatError`` at ``key`` where ``value`` (the document's ``what``) is over
-    ``MAX_COCO_ID`` (``is_64_bit_coco_id``)."""
-    if is_64_bit_coco_id(value):
+    ``MAX_COCO_ID`` (``coco_id_over_64_bits``)."""
+    if coco_id_over_64_bits(value):
         raise FormatError(f"{what} {value} is over {MAX_COCO_ID}; COCO ids are signed 64-bit integers "
                           f"(pycocotools' COCOeval keeps them in int64 arrays): renumber it to {MAX_COCO_ID} "
                           "or below", fmt=FMT, key=key)
