@@ -80,3 +80,19 @@ def test_a_key_written_twice_is_refused_as_validate_refuses_it(tmp_path: Path, t
                    "object: a reader keeps one copy, so the export would take the last, unsaid (validate names every "
                    "repeated key) [duplicate-key]\n"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
+@pytest.mark.parametrize("to", OUTPUTS)
+def test_keys_past_the_named_twelve_are_counted_not_dropped_from_the_note(tmp_path: Path, to: str) -> None:
+    """A tester's line held 16 extra top-level keys and four of its label's own: the note named
+    twelve and stopped, and the label's keys (met last) were left out unsaid."""
+    first = line("a", **{f"k{n:02}": n for n in range(16)})
+    first["boxes"]["extra-label"] = 1
+    first["boxes-metadata"]["extra-meta"] = {"x": 1}
+    second = line("b", **{"k00": 0, "late": True})
+    src = write(tmp_path / "in.manifest", [first, second])
+    out, fmt = OUTPUTS[to]
+    [note] = [n for n in convert(str(src), str(tmp_path / out), to=to).notes if "has no place for" in n]
+    named = ", ".join(f"k{n:02}" for n in range(12))
+    assert note == (f"2 line(s) hold keys a {fmt} export has no place for ({named} and 7 more; first on line 1), "
+                    "left out: convert --to parquet keeps every line whole"), note

@@ -36,14 +36,18 @@ _CARRIED_METADATA = frozenset({"objects", "class-map", "type", "human-annotated"
 _LABEL_KEYS = frozenset({"image_size", "annotations"})
 _BOX_KEYS = frozenset({"class_id", "left", "top", "width", "height"})
 _OBJECT_KEYS = frozenset({"confidence", COCO_ID, AREA, COCO_CATEGORY_ID})
-#: keys said at most: a manifest whose every line holds new keys is named by its first ones
+#: keys said at most: a manifest whose every line holds new keys is named by its first ones, and
+#: the others counted ("and 9 more"): past twelve, keys were left out of the note unsaid (a
+#: label's own extra keys, met after a line's top-level ones, went unnamed)
 _MAX_NAMED = 12
+#: distinct keys counted at most (memory: a manifest of ever-new keys); past it, "and more than N"
+_MAX_COUNTED = 100_000
 
 
 class LinesLeftOut:
     """The lines of one export in ``fmt`` holding keys it left out: how many, the first, the keys
-    (each once, in the order met, the first ``_MAX_NAMED``); ``COUNT`` names the summary's count
-    and ``said`` words the note (``{lines}``, ``{fmt}``, ``{keys}``, ``{first}``)."""
+    (each once, in the order met; the first ``_MAX_NAMED`` named, the others counted); ``COUNT``
+    names the summary's count and ``said`` words the note (``{lines}``, ``{fmt}``, ``{keys}``, ``{first}``)."""
 
     COUNT = ""
     said = ""
@@ -52,13 +56,26 @@ class LinesLeftOut:
         self.fmt = fmt
         self.lines = self.first = 0
         self.keys: dict[str, None] = {}
+        #: a key past ``_MAX_COUNTED`` was met: the count is a lower bound
+        self.uncounted = False
 
     def found(self, line: int, keys: list[str]) -> None:
         if keys:
             self.lines += 1
             self.first = self.first or line
-            if len(self.keys) < _MAX_NAMED:
-                self.keys.update(dict.fromkeys(keys[: _MAX_NAMED - len(self.keys)]))
+            if len(self.keys) < _MAX_COUNTED:
+                self.keys.update(dict.fromkeys(keys))
+            elif not self.uncounted:
+                self.uncounted = any(k not in self.keys for k in keys)
+
+    def named(self) -> str:
+        """The keys as the note says them: the first ``_MAX_NAMED``, then how many more."""
+        keys = list(self.keys)
+        text = ", ".join(keys[:_MAX_NAMED])
+        more = len(keys) - _MAX_NAMED
+        if more > 0 or self.uncounted:
+            text += f" and {'more than ' if self.uncounted else ''}{max(more, 0):,} more"
+        return text
 
     def count(self, counts: dict[str, Any]) -> None:
         """Add the summary's count to ``counts`` (nothing when no line held any)."""
@@ -68,7 +85,7 @@ class LinesLeftOut:
     def notes(self) -> list[str]:
         if not self.lines:
             return []
-        return [self.said.format(lines=self.lines, fmt=self.fmt, keys=", ".join(self.keys), first=self.first)]
+        return [self.said.format(lines=self.lines, fmt=self.fmt, keys=self.named(), first=self.first)]
 
 
 class KeysLeftOut(LinesLeftOut):
