@@ -36,7 +36,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", ["two\nlines", "carriage\rreturn", "crlf\r\n", "line\u2028separator",
-                                  "form\x0cfeed", " spaced", "trailing ", "#hash", "   ", 7])
+                                  "form\x0cfeed", "next\x85line", "para\u2029graph", "x\x00y", "bell\x07",
+                                  "esc\x1b[31m", "del\x7f", "x\x1fy", " spaced", "trailing ", "#hash", "   ", 7])
 def test_a_class_name_classes_txt_cannot_hold_is_refused_and_nothing_written(tmp_path, name):
     src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "cat"}, [0]),
                                             _box_line(1, {"0": "cat", "1": name, "2": "dog"}, [0, 1, 2])])

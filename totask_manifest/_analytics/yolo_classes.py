@@ -2,12 +2,13 @@
 names are placeholders.
 
 A YOLO class id is a line position in ``classes.txt`` (one name per line). A name that spans two
-lines (``"two\\nlines"``, a ``\\r``, any character ``str.splitlines`` breaks at), that starts or
-ends with spaces (the reader strips them), starts with ``#`` or is written for two ids would read
-back as other names, or shift every id after it: the boxes of the folder would then be mislabeled
-with no error anywhere. So the export refuses such a name, naming its line and class, before
-anything is written, and checks the whole names file and ``data.yaml`` through the readers the
-import uses (``class_names``): what is written reads back exactly, or nothing is written.
+lines (``"two\\nlines"``, a ``\\r``, any character ``str.splitlines`` breaks at: U+2028, U+2029,
+U+0085 too), that holds another control character (a NUL, ESC or DEL: ``control_character``), that
+starts or ends with spaces (the reader strips them), starts with ``#`` or is written for two ids
+would read back as other names, or shift every id after it: the boxes of the folder would then be
+mislabeled with no error anywhere. So the export refuses such a name, naming its line and class,
+before anything is written, and checks the whole names file and ``data.yaml`` through the readers
+the import uses (``class_names``): what is written reads back exactly, or nothing is written.
 
 YOLO needs index = id, so ids with no name (a class map 2, 5, 90) get placeholders ``class_<id>``
 (``formats.yolo.yolo_names``). They are counted apart (``placeholder classes``), on export and on
@@ -29,12 +30,24 @@ RULE = "yolo-class-name"
 MAX_CLASS_ID = 99_999
 
 
+def control_character(name: str) -> str | None:
+    """The first C0 control character or DEL in ``name`` (as ``U+0000``), or None. A NUL was
+    written raw into classes.txt: C readers (darknet's ``fgets``/``strlen``) end the name there, and
+    editors and ``grep`` take the file as binary. A tab is kept: it is no line end, every reader
+    keeps it inside a name, and it reads back exactly (at either end it is refused as a space)."""
+    found = next((c for c in name if (c < " " and c != "\t") or c == "\x7f"), None)
+    return None if found is None else f"U+{ord(found):04X}"
+
+
 def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be one line of ``classes.txt`` that reads back as itself, or None."""
     if (problem := class_name_problem(name)) is not None:  # the rule every reader and export shares
         return problem
     if len(name.splitlines()) != 1 or name.endswith(("\n", "\r")):
         return "holds a line break, and classes.txt holds one name per line (class id = line position)"
+    if (control := control_character(name)) is not None:
+        return (f"holds the control character {control}, which a line-based reader of classes.txt cuts or "
+                "drops (class id = line position)")
     if name != name.strip():
         return "starts or ends with spaces, which the names file's reader drops"
     if name.startswith("#"):

@@ -3,7 +3,8 @@
 YOLO numbers classes from 0 in the order of its names file, which is how Ground Truth numbers
 ``class_id`` too, so ids pass through unchanged and only the names need the class list.
 Normalised values are written with full float precision; reading rounds pixel values to 6
-decimals to drop the float noise of the division.
+decimals to drop the float noise of the division, except a width or height that rounding would
+turn from above 0 into 0 (``_size``): that one is kept at full precision.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def _float(token: str, *, key: str) -> float:
     if not math.isfinite(value):
         raise FormatError(f"{token!r} is not a finite number", fmt=FMT, key=key)
     return value
+
+
+def _size(value: float) -> float | int:
+    """A box's width or height in pixels, rounded as ``tidy`` rounds, unless rounding would make a
+    size above 0 into 0: a height of 1e-7 px read back as ``"height": 0``, a box of no area that
+    validate accepts, with nothing said. Keeping the few digits that make it non-zero is simpler
+    and more honest than a count of boxes changed: the value read is the value the file holds."""
+    rounded = tidy(value)
+    return value if rounded == 0 and value > 0 else rounded
 
 
 def yolo_to_gt(
@@ -83,7 +93,7 @@ def yolo_to_gt(
         conf = confidence_value(_float(parts[5], key=f"{key}[5]"), fmt=FMT, key=f"{key}.confidence") \
             if len(parts) == 6 else None
         boxes.append(
-            Box(cid, tidy((cx - w / 2) * width), tidy((cy - h / 2) * height), tidy(w * width), tidy(h * height), conf)
+            Box(cid, tidy((cx - w / 2) * width), tidy((cy - h / 2) * height), _size(w * width), _size(h * height), conf)
         )
     return gt_detection(size, boxes, names)
 
