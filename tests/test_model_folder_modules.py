@@ -145,3 +145,14 @@ def test_what_a_model_folder_does_not_import_stays_the_other_folders(tmp_path: P
     load_entry_point(f"{tmp_path / 'b' / 'model.py'}:build", None)
     assert Path(sys.modules["nets"].__file__).parent == tmp_path / "b" / "nets"
     assert "nets.layers" not in sys.modules
+
+
+def test_a_model_folder_above_another_imports_its_own_modules(tmp_path: Path) -> None:
+    """``sub/helper.py``, loaded first by the model in ``sub``, lies under the folder above too: it
+    was taken for that folder's own ``helper`` and left in place, so the model there got ``sub``'s
+    classifier (two outputs, not three) without an error."""
+    inner = load_entry_point(_model_folder(tmp_path / "a" / "sub", winner=0, outputs=2, width=8), None)
+    outer = load_entry_point(_model_folder(tmp_path / "a", winner=2, outputs=3, width=16), None)
+    assert inner.class_names == ["cat", "dog"] and outer.class_names == ["cat", "dog", "fox"]
+    assert (inner.module.width, outer.module.width) == (8, 16)
+    assert Path(sys.modules["helper"].__file__).parent == tmp_path / "a"

@@ -231,9 +231,10 @@ def _first_on_path(folder: str | None) -> Iterator[None]:
             sys.path.remove(folder)
 
 
-#: the modules imported from the folder of a ``file.py:factory`` model, by ``sys.modules`` name:
-#: the ones ``_own_modules`` takes out of the way of another model folder's modules of that name
-_FOLDER_MODULES: dict[str, ModuleType] = {}
+#: the modules imported from the folder of a ``file.py:factory`` model, by ``sys.modules`` name,
+#: each with that folder (real path): the ones ``_own_modules`` takes out of the way of another
+#: model folder's modules of that name
+_FOLDER_MODULES: dict[str, tuple[str, ModuleType]] = {}
 
 
 @contextlib.contextmanager
@@ -288,12 +289,20 @@ def _names_in(folder: str) -> set[str]:
 
 def _set_aside(names: set[str], home: str) -> dict[str, ModuleType]:
     """Take out of ``sys.modules`` (and return) another model folder's modules named in ``names``,
-    their submodules included (``nets`` and ``nets.resnet``)."""
+    their submodules included (``nets`` and ``nets.resnet``). Another folder is the one recorded
+    with the module, not where its file lies: a ``sub/helper.py`` loaded from the model folder
+    ``sub`` lies under the folder above it too, whose own ``helper.py`` the model there imports."""
     aside = {}
     for name, mod in list(sys.modules.items()):
-        if name.partition(".")[0] in names and _FOLDER_MODULES.get(name) is mod and not _is_under(mod, home):
+        if name.partition(".")[0] in names and _from_other_folder(name, mod, home):
             aside[name] = sys.modules.pop(name)
     return aside
+
+
+def _from_other_folder(name: str, mod: ModuleType, home: str) -> bool:
+    """Whether ``mod`` is what a model folder other than ``home`` imported under ``name``."""
+    folder, recorded = _FOLDER_MODULES.get(name, (home, None))
+    return recorded is mod and folder != home
 
 
 def _put_back(aside: dict[str, ModuleType]) -> None:
@@ -311,7 +320,7 @@ def _record(home: str, names: list[str]) -> None:
     for name in names:
         mod = sys.modules.get(name)
         if mod is not None and _is_under(mod, home):
-            _FOLDER_MODULES[name] = mod
+            _FOLDER_MODULES[name] = (home, mod)
 
 
 def _is_under(mod: ModuleType, home: str) -> bool:
