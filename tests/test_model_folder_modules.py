@@ -156,3 +156,18 @@ def test_a_model_folder_above_another_imports_its_own_modules(tmp_path: Path) ->
     assert inner.class_names == ["cat", "dog"] and outer.class_names == ["cat", "dog", "fox"]
     assert (inner.module.width, outer.module.width) == (8, 16)
     assert Path(sys.modules["helper"].__file__).parent == tmp_path / "a"
+
+
+def test_a_model_that_fails_to_load_leaves_the_earlier_folders_modules_in_place(tmp_path: Path) -> None:
+    """A factory that raises after its folder's ``helper`` was imported left that helper in
+    ``sys.modules`` where the earlier model's was: the earlier model's later ``import helper`` (a
+    lazy one, in ``forward``) got the failed folder's code."""
+    from totask_manifest._errors import UsageError
+
+    load_entry_point(_model_folder(tmp_path / "a", winner=0, outputs=2, width=8), None)
+    first = sys.modules["helper"]
+    spec = _model_folder(tmp_path / "b", winner=2, outputs=3, width=16)
+    (tmp_path / "b" / "model.py").write_text(MODEL + "\n\ndef broken():\n    raise RuntimeError('no weights')\n")
+    with pytest.raises(UsageError, match="the factory failed: RuntimeError: no weights"):
+        load_entry_point(spec.replace(":build", ":broken"), None)
+    assert sys.modules["helper"] is first and sys.modules["nets.layers"].WIDTH == 8

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,7 +200,7 @@ def load_entry_point(spec: str, weights: str | None) -> LoadedModule:
         raise UsageError(f"--model {spec}: expected module:factory")
     module_ref, attr = m.group("module"), m.group("attr")
     folder = os.path.dirname(os.path.abspath(module_ref)) if module_ref.endswith(".py") else None
-    with _own_modules(folder), _first_on_path(folder):
+    with _LOADING, _own_modules(folder), _first_on_path(folder):
         module = _built(spec, _imported(spec, module_ref), module_ref, attr)
     if weights:
         state = _load_state_dict(weights)
@@ -230,6 +231,11 @@ def _first_on_path(folder: str | None) -> Iterator[None]:
         with contextlib.suppress(ValueError):  # the model's code may have taken it off itself
             sys.path.remove(folder)
 
+
+#: held while a ``file.py:factory`` model loads: ``sys.path``, ``sys.modules`` and
+#: ``_FOLDER_MODULES`` change meanwhile, and two threads loading two folders (a notebook running two
+#: jobs in threads) would put each other's folder first or set each other's modules aside
+_LOADING = threading.RLock()
 
 #: the modules imported from the folder of a ``file.py:factory`` model, by ``sys.modules`` name,
 #: each with that folder (real path): the ones ``_own_modules`` takes out of the way of another
@@ -264,10 +270,18 @@ def _own_modules(folder: str | None) -> Iterator[None]:
     home = os.path.realpath(folder)
     names, before = _names_in(home), dict(sys.modules)
     aside = _set_aside(names, home)
+    loaded = False
     try:
         yield
+        loaded = True
     finally:
-        _record(home, [n for n, mod in list(sys.modules.items()) if n.partition(".")[0] in names and before.get(n) is not mod])
+        new = [n for n, mod in list(sys.modules.items()) if n.partition(".")[0] in names and before.get(n) is not mod]
+        if loaded:
+            _record(home, new)
+        else:  # a model that failed to load leaves no module of its folder where another's was
+            for name in new:
+                if _is_under(sys.modules[name], home):
+                    del sys.modules[name]
         _put_back(aside)
 
 
