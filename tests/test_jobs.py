@@ -134,7 +134,7 @@ def test_append_adds_new_objects_and_skips_duplicates(tmp_path, caplog):
     assert len(out) == 6
     assert out[5].startswith(b'{"source-ref":"s3://bucket/new.jpg","k":1.50,"cls":')
     assert result.metrics["total"] == 6
-    assert "1 duplicate(s) skipped (first: " in caplog.text and "'s3://bucket/images/img00001.jpg'" in caplog.text
+    assert "1 duplicate skipped (first: " in caplog.text and "'s3://bucket/images/img00001.jpg'" in caplog.text
 
 
 def test_append_reads_each_manifest_once(tmp_path, monkeypatch):

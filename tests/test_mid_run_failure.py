@@ -55,7 +55,7 @@ def test_a_model_that_breaks_mid_run_stops_the_job_failed_not_completed(tmp_path
     result = _job(tmp_path, rule, write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
     job = _job_json(result)
     assert result.status == job["status"] == "FAILED", job
-    assert job["error"].startswith(f"the last {MID_RUN_LINES} line(s) failed with {rule!r} after {WORKING} line(s)")
+    assert job["error"].startswith(f"the last {MID_RUN_LINES} lines failed with {rule!r} after {WORKING} lines")
     # the streak shown failed (this run's output, failures.jsonl), the rest not tried: left for resume
     assert job["metrics"]["success"] == WORKING and job["metrics"]["failed"] == MID_RUN_LINES, job["metrics"]
     assert job["metrics"]["stand_by"] == LINES - WORKING - MID_RUN_LINES

@@ -48,7 +48,7 @@ def test_resume_refuses_a_missing_part_naming_it_its_lines_and_what_to_do(tmp_pa
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     err = r.stderr.strip()
     assert f"checkpoint part {parts[gone]} is missing" in err, err
-    assert f"input lines {lines}" in err and f"{7 - gone} later part(s)" in err, err
+    assert f"input lines {lines}" in err and f"{7 - gone} later parts" in err, err
     assert "restore it from a backup" in err and "(keep them)" in err, err
     # nothing written: the parts as they were, job.json still STOPPED
     assert {p.name: p.read_bytes() for p in (job / "manifests" / "intermediate").iterdir()} == before
