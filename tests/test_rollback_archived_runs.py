@@ -77,3 +77,28 @@ def test_several_archived_runs_are_named_newest_first(synapse, files, tmp_path) 
     for archived in (newer, older):
         assert run_cli("rollback", str(archived)).returncode == 0
     assert _data(synapse, pid) == before
+
+
+@pytest.mark.slow
+def test_a_rollback_that_undid_the_folder_names_the_archived_run_left(synapse, files, tmp_path) -> None:
+    """The folder's own run had writes, undone: the tasks then held the archived run's writes, and
+    the summary said nothing of it."""
+    pid = seed_tasks(synapse, files, 2)
+    before = _data(synapse, pid)
+    _run(pid, tmp_path)
+    first = _data(synapse, pid)
+    for task in synapse.project_tasks(pid):  # put back by hand: the second run writes again
+        task["data"] = before[task["id"]]
+    _run(pid, tmp_path)
+    [archived] = sorted((tmp_path / ".totask-archive").iterdir())
+
+    r = run_cli("rollback", str(tmp_path / "archived-run"))
+
+    assert r.returncode == 0, r.stderr
+    assert (r.stdout + r.stderr).strip().splitlines()[-1] == (
+        "rollback: 2 restored, 0 already as before, 0 changed by someone else (skipped), 0 failed; its earlier run "
+        f"{archived} holds writes not undone too: to undo it: rollback {archived}")
+    assert _data(synapse, pid) == before  # the second run's writes undone: as the hand put them back
+    assert run_cli("rollback", str(archived)).returncode == 0
+    assert _data(synapse, pid) == before
+    assert first != before

@@ -104,8 +104,9 @@ class RollbackReport:
     #: of those, the restores sent and not yet answered: a Ctrl-C leaves them on their way, and no
     #: journal record tells a later rollback or apply to wait for them (``_send_unjournalled``)
     unjournalled_in_flight: int = 0
-    #: where nothing is left to undo here: the job's runs archived by a later ``run``
-    #: (``.totask-archive``) whose journals hold writes left to undo, newest first
+    #: where nothing is left to undo here (none was, or this rollback undid it all): the job's runs
+    #: archived by a later ``run`` (``.totask-archive``) whose journals hold writes left to undo,
+    #: newest first
     archived: list[str] = field(default_factory=list)
 
     @property
@@ -149,19 +150,28 @@ class RollbackReport:
             text += f"; {retry} tasks not restored yet (run rollback again)"
         if other_unit:
             text += "; " + _other_unit_advice(other_unit, self.host_check)
+        if self.archived and self.complete:  # undone here; the tasks now hold the archived run's writes
+            text += f"; {self._archived_runs()} writes not undone too: {self._to_undo()}"
         return text
 
 
     def _only_archived(self) -> str:
         """Nothing to undo in this folder while the tasks hold an archived run's writes: said
         "never applied, or every write undone already", the user took them for undone."""
-        n = len(self.archived)
-        runs = f"its earlier run {redact_url(self.archived[0])} holds" if n == 1 else \
-            f"{n} earlier runs of it archived under {redact_url(self.archived[0].rpartition('/')[0])} hold"
+        return (f"rollback: nothing to restore: the job's journal holds no write left to undo, but "
+                f"{self._archived_runs()} writes not undone (moved there when a new run started); {self._to_undo()}")
+
+    def _archived_runs(self) -> str:
+        """``archived`` as the summary names them: the run, or how many and where."""
+        if len(self.archived) == 1:
+            return f"its earlier run {redact_url(self.archived[0])} holds"
+        return f"{len(self.archived)} earlier runs of it archived under {redact_url(self.archived[0].rpartition('/')[0])} hold"
+
+    def _to_undo(self) -> str:
+        """The commands that undo ``archived``, newest first (each run's journal holds what the
+        tasks held before it wrote)."""
         commands = "; ".join(f"rollback {redact_url(a)}" for a in self.archived)
-        return (f"rollback: nothing to restore: the job's journal holds no write left to undo, but {runs} writes "
-                f"not undone (moved there when a new run started); to undo {'it' if n == 1 else 'them, newest first'}: "
-                f"{commands}")
+        return f"to undo {'it' if len(self.archived) == 1 else 'them, newest first'}: {commands}"
 
     def in_flight_advice(self) -> str:
         """What to do about restores a stop left on their way unjournalled: nothing on disk makes a
@@ -229,7 +239,7 @@ async def _rollback_with_journal(aio: AsyncSynapseClient, job_url: str, *, force
         report = await rollback_async(aio, job_url, journal, force=force, concurrency=concurrency, report=report)
     finally:
         await journal.aclose()
-    if report.planned == 0 and report.fatal is None:
+    if (report.planned == 0 and report.fatal is None) or report.complete:
         report.archived = await asyncio.to_thread(_archived_with_writes, job_url)
     return report
 
