@@ -245,6 +245,41 @@ def test_an_apply_at_once_after_a_stopped_rollback_leaves_the_restore_in_flight_
     assert synapse.tasks[third]["data"]
 
 
+@pytest.mark.slow
+def test_an_apply_stopped_at_once_after_a_stopped_rollback_rolls_back_around_the_restore_in_flight(synapse, job) -> None:
+    """A regression guard (no change was needed): apply's own rollback reads only its run's records,
+    so it never sees another run's restores in doubt, and need not. A SIGTERM stops rollback with its
+    third restore held by the server; apply at once, ``--force``, over the tasks left labeled (edited
+    by hand since) stops for a refused token at its last write, and rolls back its own writes. The
+    task with the restore in flight is refused before any write (``RerunIndex.restore_landing``, the
+    minute rollback waits), so no write of the run, nor its rollback, touches it: the restore lands,
+    the task stays as before the job, and every other task holds what it held before that apply."""
+    code, _, err = _interrupt_rollback(synapse, job, signal.SIGTERM, CLI)
+    assert code == 128 + signal.SIGTERM, err
+    puts = synapse.requests_to("PUT", "annotate_task_data")
+    third = int(puts[8].path.split("/")[2])  # after apply's 6 and 2 restores
+    labeled = [t for t in synapse.tasks if synapse.tasks[t]["data"] and t != third]
+    for tid in labeled:  # edited by hand: --force writes them
+        synapse.tasks[tid]["data"] = {"annotations": {"image_1": []}, "annotationsData": {"image_1": []}, "by": "hand"}
+    before = {tid: task["data"] for tid, task in synapse.tasks.items() if tid != third}
+    last = max(labeled)
+    assert third < last, (third, labeled)  # the stop comes after the task's turn
+    synapse.add_fault(Fault(status=401, method="PUT", path=rf"^/tasks/{last}/annotate_task_data/"))
+    r = run_cli("apply", str(job), "--force", "--concurrency", "1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(rf"^task {third}: failed \(a restore by a rollback last heard of -?\d+ s ago may still reach it: ",
+                     r.stdout, re.M), r.stdout
+    assert re.search(r"^rollback: 4 restored, 0 already as before, 0 changed by someone else \(skipped\), 0 failed",
+                     r.stderr, re.M), r.stderr
+    sent = synapse.requests_to("PUT", "annotate_task_data")[len(puts):]
+    assert len(sent) == 9 and not [p for p in sent if p.path.startswith(f"/tasks/{third}/")], [p.path for p in sent]
+    deadline = time.monotonic() + 30
+    while synapse.tasks[third]["data"] and time.monotonic() < deadline:  # the held restore lands
+        time.sleep(0.02)
+    assert not synapse.tasks[third]["data"]
+    assert {tid: task["data"] for tid, task in synapse.tasks.items() if tid != third} == before
+
+
 #: the CLI with the journal's commits after a Ctrl-C held until the Synapse client's loop has
 #: stopped (5 s at most): a slow disk, as under a loaded machine, where the commit that the
 #: interrupted rollback's clean-up makes was still pending when ``close`` stopped the loop

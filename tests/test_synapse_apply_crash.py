@@ -298,6 +298,48 @@ def test_ctrl_c_of_a_rollback_that_cannot_journal_says_its_restores_in_flight_ma
         assert (task["data"] == ORIGINAL) == (task["id"] in in_flight), task["id"]
 
 
+#: a rollback as the CLI runs it, with a client that gives up on an answer after 0.5 s, once (the
+#: CLI's waits 30 s, 4 times): its summary, as the CLI prints it, on stdout
+_ROLLBACK_IMPATIENT = """
+import sys
+from totask_manifest._synapse.rollback import rollback_job
+from totask_manifest._synapse.sync_client import SynapseClient
+client = SynapseClient(timeout=0.5, retries=0)
+try:
+    print(rollback_job(sys.argv[1], client=client).summary())
+finally:
+    client.close()
+"""
+
+
+def test_an_unjournalled_restore_that_times_out_is_in_doubt_not_only_failed(synapse, project, client):
+    """A rollback on a full disk sends its restores unjournalled; one the server answers too late
+    for the client (a timeout) lands after all. Its summary counted it ``1 failed`` and said to run
+    rollback again at once, as after a refusal: nothing on disk makes a later run wait for it, so an
+    apply then found the job's label and the restore emptied it after. It is counted as in doubt
+    now, as a journalled restore that timed out is (``unanswered``): the summary says it may still
+    reach Synapse and to wait a minute."""
+    job_dir, tasks = project
+    assert apply_job(str(job_dir), client=client).ok
+    synapse.normalise = None  # a restore stores what it sends
+    late = tasks[0]["id"]
+    synapse.add_fault(Fault(status=None, method="PUT", path=rf"^/tasks/{late}/annotate_task_data/", delay=2.0))
+    size = (job_dir / "synapse-journal.jsonl").stat().st_size
+    r = subprocess.run([sys.executable, "-c", _ROLLBACK_IMPATIENT, str(job_dir)], capture_output=True, text=True,
+                       timeout=120, cwd=REPO, preexec_fn=_file_size_limit(size),
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    limit = re.escape(_LIMIT_SAID.format(size))
+    assert re.fullmatch(rf"rollback: {N - 1} restored, 0 already as before, 0 changed by someone else \(skipped\), "
+                        rf"1 failed; 1 restore sent unjournalled \(cannot write the journal .*: {limit}\) may still "
+                        rf"reach Synapse within a minute: wait a minute, then run rollback again or apply again; "
+                        rf"{N - 1} restored unjournalled \(cannot write the journal .*: {limit}\): sent all the same, "
+                        r"as nothing could record them; once the journal can be written, run rollback again to "
+                        r"record them", r.stdout.strip()), r.stdout
+    settle(synapse)  # the late restore lands: what the summary warned of
+    assert all(task["data"] == ORIGINAL for task in tasks)
+
+
 @pytest.mark.slow
 def test_kill_9_while_one_put_is_retried_times_the_minute_from_its_last_attempt(synapse, files, client, tmp_path,
                                                                                  monkeypatch):

@@ -91,6 +91,15 @@ def went_unanswered(status: int | None) -> bool:
     return status is None or status in GATEWAY_GAVE_UP
 
 
+def may_still_land(exc: SynapseHTTPError) -> bool:
+    """Whether the write a failed PUT carried may still reach the backend: its last attempt or an
+    earlier one went unanswered (``went_unanswered``), so the backend may still be processing it.
+    The one rule for what the journal keeps in doubt (``Journal.note_failure``: ``unanswered``, or
+    ``failed`` without ``refused``) and for a restore sent unjournalled, which no record makes a
+    later run wait for (``rollback._send_unjournalled``): a timed-out one was counted a plain failure."""
+    return exc.after_unanswered or went_unanswered(exc.status)
+
+
 def json_kind(value: Any) -> str:
     """What a JSON value is, in words (``a JSON list``), for a message about an answer's shape."""
     if value is None:

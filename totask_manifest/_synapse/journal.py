@@ -68,7 +68,7 @@ from typing import Any
 from .._errors import JobError, StorageError, write_failure
 from .._jobs.layout import JOURNAL_NAME, JOURNAL_SEGMENTS_DIR
 from .._storage import is_local, join, redact_url, url_to_fs
-from .errors import SynapseHTTPError, went_unanswered
+from .errors import SynapseHTTPError, may_still_land
 from .taskdata import dumps_exact, loads_exact
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,10 @@ class Journal:
         if refusal and exc.after_server_error and not exc.after_unanswered:
             self.note("answered", task_id=task_id, new_hash=new_hash, status=exc.status)
         elif refusal:
-            refused = not exc.after_unanswered
+            refused = not may_still_land(exc)
             self.note("failed", task_id=task_id, new_hash=new_hash, status=exc.status, refused=refused)
             return refused
-        elif went_unanswered(exc.status) or exc.after_unanswered:
+        elif may_still_land(exc):
             self.note("unanswered", task_id=task_id, new_hash=new_hash, status=exc.status)
         else:
             self.note("answered", task_id=task_id, new_hash=new_hash, status=exc.status)

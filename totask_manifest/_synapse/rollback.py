@@ -45,6 +45,7 @@ from .client import (
     TokenRejected,
 )
 from .current import DETAIL, unit_id
+from .errors import may_still_land
 from .journal import Journal, TaskHistory, heard_of, iter_journal, open_writes
 from .settings import SynapseSettings, origin
 from .sync_client import SynapseClient
@@ -101,8 +102,9 @@ class RollbackReport:
     #: be written): no later run knows of them, and their ``restored`` records are likely lost too
     unjournalled: int = 0
     journal_error: str = ""
-    #: of those, the restores sent and not yet answered: a Ctrl-C leaves them on their way, and no
-    #: journal record tells a later rollback or apply to wait for them (``_send_unjournalled``)
+    #: of those, the restores sent and not yet answered: a Ctrl-C leaves them on their way, as a
+    #: timeout does (each also ``failed``); no journal record tells a later rollback or apply to wait
+    #: for them (``_send_unjournalled``)
     unjournalled_in_flight: int = 0
     #: where nothing is left to undo here (none was, or this rollback undid it all): the job's runs
     #: archived by a later ``run`` (``.totask-archive``) whose journals hold writes left to undo,
@@ -403,8 +405,11 @@ async def _send_unjournalled(aio: AsyncSynapseClient, task_id: int, history: Tas
                              report: RollbackReport, journal_error: str) -> None:
     """Send a restore whose ``restoring`` could not be written, counted in ``report`` while it is
     on its way (``unjournalled_in_flight``): a stop then (a Ctrl-C) leaves it so counted, for the
-    summary to say that it may still land, as no journal record can. Said once as the first one
-    goes: every restore after it is sent so too, and the user watching may want to know why."""
+    summary to say that it may still land, as no journal record can; so does an end no one
+    answered (a timeout: ``errors.may_still_land``), where a journalled restore stays in doubt
+    (``unanswered``). It was counted only as failed, and the summary said to run rollback again at
+    once: an apply then could find the job's labels and the restore land after. Said once as the
+    first one goes: every restore after it is sent so too, and the user watching may want to know why."""
     if not report.journal_error:
         log.warning("rollback: %s: sending the restores all the same, unjournalled (nothing can record them)",
                     journal_error)
@@ -414,6 +419,10 @@ async def _send_unjournalled(aio: AsyncSynapseClient, task_id: int, history: Tas
         await aio.annotate_task_data(task_id, history.original, schema="any")
     except asyncio.CancelledError:
         raise  # stopped on its way: it stays counted, as it may still land
+    except SynapseHTTPError as exc:
+        if not may_still_land(exc):  # refused, or the backend's own answer: nothing of it on its way
+            report.unjournalled_in_flight -= 1
+        raise  # a timeout: it fails here, and stays counted, as a journalled one stays in doubt (``unanswered``)
     except BaseException:
         report.unjournalled_in_flight -= 1
         raise
