@@ -127,8 +127,8 @@ def test_every_command_exits_as_documented_without_a_traceback(place: Path, comm
         return
     if command == "stats" and situation == "bad":  # its counts, then why it exits 1 on stderr (stdout may be a file)
         assert "not a JSON object: 1" in r.stdout, r.stdout
-        assert r.stderr == ("totask-manifest stats: error: 1 line(s) are not a JSON object (a truncated or damaged "
-                            "manifest; totask-manifest validate names them); the counts leave them out\n")
+        assert r.stderr == ("totask-manifest stats: error: 1 line is not a JSON object (a truncated or damaged "
+                            "manifest; totask-manifest validate names it); the counts leave it out\n")
         return
     lines = r.stderr.strip().splitlines()
     assert lines[0].startswith(f"totask-manifest {command}: error: "), r.stderr

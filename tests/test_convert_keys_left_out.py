@@ -42,7 +42,7 @@ def test_an_export_says_which_keys_of_which_lines_it_left_out(tmp_path: Path, to
     result = convert(str(src), str(tmp_path / out), to=to)
     assert result.counts[COUNT] == 2
     [note] = [n for n in result.notes if "has no place for" in n]
-    assert note == (f"2 line(s) hold keys a {fmt} export has no place for (annotation-ref, "
+    assert note == (f"2 lines hold keys a {fmt} export has no place for (annotation-ref, "
                     "boxes-metadata.adjustment-status, review; first on line 2), left out: convert --to parquet "
                     "keeps every line whole")
 
@@ -94,5 +94,5 @@ def test_keys_past_the_named_twelve_are_counted_not_dropped_from_the_note(tmp_pa
     out, fmt = OUTPUTS[to]
     [note] = [n for n in convert(str(src), str(tmp_path / out), to=to).notes if "has no place for" in n]
     named = ", ".join(f"k{n:02}" for n in range(12))
-    assert note == (f"2 line(s) hold keys a {fmt} export has no place for ({named} and 7 more; first on line 1), "
+    assert note == (f"2 lines hold keys a {fmt} export has no place for ({named} and 7 more; first on line 1), "
                     "left out: convert --to parquet keeps every line whole"), note

@@ -97,7 +97,7 @@ def test_keys_of_a_box_label_no_export_writes_are_said(tmp_path: Path, capsys, t
     out = capsys.readouterr().out
     assert "lines with other keys left out 1" in out, out
     fmt = {"coco": "COCO", "yolo": "YOLO"}.get(to, to)
-    assert (f"1 line(s) hold keys a {fmt} export has no place for (boxes-metadata.review, boxes.extra-field, "
+    assert (f"1 line holds keys a {fmt} export has no place for (boxes-metadata.review, boxes.extra-field, "
             "boxes.annotations[].rotation, boxes.annotations[].occluded, boxes-metadata.objects[].note; first on "
             "line 2), left out: convert --to parquet keeps every line whole") in out, out
 

@@ -51,4 +51,4 @@ def test_a_chained_segmentation_job_is_evaluated_from_its_own_masks(tmp_path: Pa
         assert "unreadable" not in said.out + said.err and "outside the allowed root" not in said.out + said.err, said
     page = tmp_path / "page.html"
     assert main(["report", str(out / "seg2"), "-o", str(page)]) == 0
-    assert "8 line(s) evaluated, 0 not" in page.read_text()
+    assert "8 lines evaluated, 0 not" in page.read_text()

@@ -159,4 +159,4 @@ def test_stats_leaves_out_class_ids_beyond_64_bits(tmp_path: Path, capsys: pytes
     # left out, but not silently: counted apart, and said in the text
     assert orjson.loads(out)["attributes"]["category"]["no_class_id"] == 1
     assert main(["stats", str(path), "--workers", "1"]) == 0
-    assert "left out of every count: 1 box(es) or label(s) whose class_id" in capsys.readouterr().out
+    assert "left out of every count: 1 box or label whose class_id" in capsys.readouterr().out

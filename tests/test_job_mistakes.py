@@ -46,4 +46,4 @@ def test_the_output_root_given_for_a_job_names_the_jobs_in_it(tmp_path: Path, ca
     for argv in (["status", str(tmp_path / "out")], ["resume", str(tmp_path / "out")],
                  ["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]):
         line = _one_line(capsys, argv, 2)
-        assert "is not a job folder" in line and f"it holds job folder(s) j, k: give one ({tmp_path / 'out' / 'j'})" in line, line
+        assert "is not a job folder" in line and f"it holds job folders j, k: give one ({tmp_path / 'out' / 'j'})" in line, line

@@ -155,11 +155,11 @@ def test_stats_and_evaluate_refuse_the_line_over_the_cap(long_manifest: Path, ca
     out, err = capsys.readouterr()
     assert "lines: 3 (0 blank)" in out and "lines over 1,000 bytes, not read (line-too-long" in out
     assert "not a JSON object" not in out
-    assert err.startswith("totask-manifest stats: error: 1 line(s) are over 1,000 bytes") and "[line-too-long]" in err, err
+    assert err.startswith("totask-manifest stats: error: 1 line is over 1,000 bytes") and "[line-too-long]" in err, err
     assert err.count("\n") == 1, err  # that kind alone: no line is said to be broken JSON
     assert main(["evaluate", str(long_manifest), "--predicted", "cls", "--reference", "ref", "--workers", "1"]) == 1
     captured = capsys.readouterr()
-    assert "1 line(s) are over 1,000 bytes" in captured.err
+    assert "1 line is over 1,000 bytes" in captured.err
     # its summary counts the line apart too: it may be a JSON object, it was not read
     assert "0 not a JSON object, 1 over 1,000 bytes (not read)" in captured.out, captured.out
 
@@ -171,12 +171,12 @@ def test_evaluate_names_both_a_line_over_the_cap_and_a_broken_one(
     assert main(["evaluate", str(long_manifest), "--predicted", "cls", "--reference", "ref", "--workers", "1"]) == 1
     captured = capsys.readouterr()
     assert "1 not a JSON object, 1 over 1,000 bytes (not read)" in captured.out, captured.out
-    assert "1 line(s) are over 1,000 bytes" in captured.err
-    assert "1 line(s) are not a JSON object" in captured.err, captured.err
+    assert "1 line is over 1,000 bytes" in captured.err
+    assert "1 line is not a JSON object" in captured.err, captured.err
     assert main(["stats", str(long_manifest), "--workers", "1", "--format", "json"]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert [line.split(" line(s) are ")[1][:14] for line in err] == ["over 1,000 byt", "not a JSON obj"], err
-    assert all(line.startswith("totask-manifest stats: error: 1 line(s)") and "the counts leave them out" in line
+    assert [line.split(" line is ")[1][:14] for line in err] == ["over 1,000 byt", "not a JSON obj"], err
+    assert all(line.startswith("totask-manifest stats: error: 1 line is") and "the counts leave it out" in line
                for line in err), err
 
 

@@ -61,7 +61,7 @@ def test_a_job_is_not_resumed_without_an_option_its_plugin_renamed(tmp_path: Pat
                                task_type="image-classification", method=METHOD, options={"behave": "fail"}))
     assert first.status == "FAILED"
     install(plugin_root, "conduct")
-    with pytest.raises(UsageError, match=r"job 'a' was started with option\(s\) 'behave' that method "
+    with pytest.raises(UsageError, match=r"job 'a' was started with option 'behave' that method "
                                          r"'versioned_plugin:Versioned' no longer declares"):
         resume(first.job_url)
     assert orjson.loads((tmp_path / "out" / "a" / "job.json").read_bytes())["status"] == "FAILED"
@@ -69,7 +69,7 @@ def test_a_job_is_not_resumed_without_an_option_its_plugin_renamed(tmp_path: Pat
     with caplog.at_level(logging.WARNING, logger="totask_manifest"):
         chained = chain(first.job_url, "b", label_attribute="cls", options={"conduct": "label"})
     assert chained.status == "COMPLETED"
-    assert "option(s) 'behave' of the earlier job are not options of method" in caplog.text
+    assert "option 'behave' of the earlier job is not an option of method" in caplog.text
     options = orjson.loads((tmp_path / "out" / "b" / "job.json").read_bytes())["config"]["options"]
     assert "behave" not in options and options["conduct"] == "label"
     install(plugin_root, "behave")  # the version that started it: resumed as before

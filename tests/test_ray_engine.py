@@ -782,7 +782,7 @@ def test_ray_address_local_starts_a_private_instance_of_totask_ray_num_cpus(tmp_
                 # "local" is a private instance, even where RAY_ADDRESS names a cluster (nothing listens there)
                 env={"TOTASK_RAY_NUM_CPUS": str(cpus), "RAY_ADDRESS": "127.0.0.1:1"}, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert f"ray: {cpus} actor(s) x 1 CPU" in r.stderr, r.stderr
+    assert f"ray: {cpus} actor{'' if cpus == 1 else 's'} x 1 CPU" in r.stderr, r.stderr
     assert job_json(tmp_path / "out" / "job")["status"] == "COMPLETED"
 
 

@@ -495,8 +495,8 @@ def test_a_truncated_line_in_the_output_manifest_is_said_on_the_page_and_exits_1
     page = tmp_path / "page.html"
     assert main(["report", str(job), "-o", str(page)]) == 1
     err = capsys.readouterr().err
-    assert ("totask-manifest report: error: 1 line(s) are not a JSON object (a truncated or damaged manifest; "
-            "totask-manifest validate names them); the page's figures leave them out") in err, err
+    assert ("totask-manifest report: error: 1 line is not a JSON object (a truncated or damaged manifest; "
+            "totask-manifest validate names it); the page's figures leave it out") in err, err
     assert "Traceback" not in err
     assert "1 not a JSON object (a truncated or damaged manifest): the figures leave them out" in page.read_text()
 

@@ -33,4 +33,4 @@ def test_rollback_names_the_job_folder_a_file_is_inside(tmp_path: Path) -> None:
                            "folder out/j; give that folder"), inside
     assert loose.endswith("e.manifest is a file, not a job folder (a folder holding job.json)"), loose
     assert empty.endswith("out is not a job folder: neither job.json nor a Synapse journal found; it holds job "
-                          "folder(s) j: give one (out/j)"), empty
+                          "folder j: give one (out/j)"), empty

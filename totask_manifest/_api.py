@@ -362,8 +362,10 @@ def _declared(method: str, options: dict[str, Any]) -> dict[str, Any]:
     those it no longer declares are left out with a warning naming them (the new job runs
     without them, as this version of the plugin reads its options)."""
     if gone := undeclared_options(method, options):
-        log.warning("option(s) %s of the earlier job are not options of method %r any more (renamed or removed "
-                    "since?): the new job runs without them", ", ".join(map(repr, gone)), method)
+        one = len(gone) == 1
+        log.warning("%s %s of the earlier job %s of method %r any more (renamed or removed since?): the new job "
+                    "runs without %s", "option" if one else "options", ", ".join(map(repr, gone)),
+                    "is not an option" if one else "are not options", method, "it" if one else "them")
     return {k: v for k, v in options.items() if k not in gone}
 
 

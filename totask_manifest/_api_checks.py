@@ -208,7 +208,7 @@ def refuse_undeclared_options(job_name: str, method: str, options: dict[str, Any
     after would be labeled two ways, with nothing said (a renamed option took its default)."""
     if gone := undeclared_options(method, options):
         shown = ", ".join(f"{k!r}" for k in gone)
-        raise UsageError(f"job {job_name!r} was started with option(s) {shown} that method {method!r} no longer "
+        raise UsageError(f"job {job_name!r} was started with option{'s' if len(gone) > 1 else ''} {shown} that method {method!r} no longer "
                          f"declares (renamed or removed since?); resume it with the plugin version that started it, "
                          f"or chain a new job with this version's options")
 

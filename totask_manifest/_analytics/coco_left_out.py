@@ -32,8 +32,9 @@ class CocoKeysLeftOut(LinesLeftOut):
     """The lines of one export that carry COCO bookkeeping its format cannot hold."""
 
     COUNT = COUNT
-    said = ("{lines} line(s) carry COCO keys a {fmt} export has no place for ({keys}; first on line {first}), "
+    said = ("{lines} {verb} COCO keys a {fmt} export has no place for ({keys}; first on line {first}), "
             "left out: boxes, classes and scores are all written; convert --to coco writes them back")
+    verbs = ("carries", "carry")
 
     def add(self, line: int, record: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> None:
         """``record`` is the manifest line, ``metadata`` its label's metadata (``None``: none)."""

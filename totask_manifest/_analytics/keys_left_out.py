@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._errors import counted
 from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
 from .._formats.model import DETECTION
 from .._manifest.naming import METADATA_SUFFIX
@@ -47,10 +48,12 @@ _MAX_COUNTED = 100_000
 class LinesLeftOut:
     """The lines of one export in ``fmt`` holding keys it left out: how many, the first, the keys
     (each once, in the order met; the first ``_MAX_NAMED`` named, the others counted); ``COUNT``
-    names the summary's count and ``said`` words the note (``{lines}``, ``{fmt}``, ``{keys}``, ``{first}``)."""
+    names the summary's count and ``said`` words the note (``{lines}``, ``{verb}``, ``{fmt}``, ``{keys}``,
+    ``{first}``); ``verbs``: its verb for one line and for several ("1 line holds", "2 lines hold")."""
 
     COUNT = ""
     said = ""
+    verbs = ("", "")
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
@@ -85,7 +88,8 @@ class LinesLeftOut:
     def notes(self) -> list[str]:
         if not self.lines:
             return []
-        return [self.said.format(lines=self.lines, fmt=self.fmt, keys=self.named(), first=self.first)]
+        return [self.said.format(lines=counted(self.lines, "line"), verb=self.verbs[self.lines != 1], fmt=self.fmt,
+                                 keys=self.named(), first=self.first)]
 
 
 class KeysLeftOut(LinesLeftOut):
@@ -93,8 +97,9 @@ class KeysLeftOut(LinesLeftOut):
     ``carried``: line keys this export writes beside the label (task data's ``synapse`` task id)."""
 
     COUNT = COUNT
-    said = ("{lines} line(s) hold keys a {fmt} export has no place for ({keys}; first on line {first}), left out: "
+    said = ("{lines} {verb} keys a {fmt} export has no place for ({keys}; first on line {first}), left out: "
             "convert --to parquet keeps every line whole")
+    verbs = ("holds", "hold")
 
     def __init__(self, fmt: str, attribute: str, carried: frozenset[str] = frozenset()) -> None:
         super().__init__(fmt)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .._errors import StorageError, TotaskError, UsageError
+from .._errors import StorageError, TotaskError, UsageError, counted
 from .._fetch import (
     APPENDED_BASES,
     FetchPolicy,
@@ -330,7 +330,7 @@ def _render(
             if not attr and stats is not None:
                 attr = stats.name
                 # the page charts one: the others are named, never dropped without a word
-                others = ", ".join(f"{shown(a)} ({s.lines:,} lines)" for a, s in ms.attributes.items() if a != attr)
+                others = ", ".join(f"{shown(a)} ({counted(s.lines, 'line', grouped=True)})" for a, s in ms.attributes.items() if a != attr)
     failures, n_failures, failures_origin = report_failures(folder, manifest, attr)
     inp = job.get("input") if isinstance(job.get("input"), dict) else {}
     options = config.get("options") if isinstance(config.get("options"), dict) else {}

@@ -37,6 +37,7 @@ from typing import IO, Any
 import orjson
 
 from .. import _storage as storage
+from .._errors import counted
 from .._lookalike import names_apart
 from .._manifest import long_lines
 from .._manifest.blocks import block_lines, iter_blocks, iter_line_lists
@@ -312,6 +313,7 @@ def format_text(stats: ManifestStats) -> str:
             out.append(f"  confidences outside [0, 1] (not in the histogram nor the mean; validate names their lines): "
                        f"{a.confidence_out_of_range:,}")
         if a.no_class_id:
-            out.append(f"  left out of every count: {a.no_class_id:,} box(es) or label(s) whose class_id is not an "
+            out.append("  left out of every count: "
+                       f"{counted(a.no_class_id, 'box or label', 'boxes or labels', grouped=True)} whose class_id is not an "
                        "integer within 64 bits (validate names their lines)")
     return "\n".join(out) + "\n"

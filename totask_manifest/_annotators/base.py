@@ -222,8 +222,9 @@ def note_threads_left(method: str, before: set[threading.Thread]) -> None:
     if left:
         names = ", ".join(repr(t.name) for t in left)
         logging.getLogger("totask_manifest").warning(
-            "method %r left %d thread(s) running after close(): %s; the command will not wait for them "
-            "(an annotator stops its threads in close(), or starts them daemon=True)", method, len(left), names)
+            "method %r left %s running after close(): %s; the command will not wait for them "
+            "(an annotator stops its threads in close(), or starts them daemon=True)", method, counted(len(left), "thread"),
+            names)
         THREADS_LEFT.extend(left)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from .._errors import counted
+
 
 def say_unread(command: str, *, invalid: int, too_long: int, figures: str = "the figures") -> None:
     """One line for each kind of line left unread (``invalid`` counts the ``too_long`` ones too),
@@ -13,11 +15,14 @@ def say_unread(command: str, *, invalid: int, too_long: int, figures: str = "the
     if too_long:
         from .._manifest import long_lines
 
-        print(f"totask-manifest {command}: error: {too_long:,} line(s) are over {long_lines.MAX_LINE_BYTES:,} "
-              "bytes, more than Ground Truth's 100,000 characters, and were not read [line-too-long] "
-              f"(totask-manifest validate names them); {figures} leave them out", file=sys.stderr)
+        one = too_long == 1
+        print(f"totask-manifest {command}: error: {counted(too_long, 'line', grouped=True)} {'is' if one else 'are'} "
+              f"over {long_lines.MAX_LINE_BYTES:,} bytes, more than Ground Truth's 100,000 characters, and "
+              f"{'was' if one else 'were'} not read [line-too-long] (totask-manifest validate names "
+              f"{'it' if one else 'them'}); {figures} leave {'it' if one else 'them'} out", file=sys.stderr)
     broken = invalid - too_long
     if broken:
-        print(f"totask-manifest {command}: error: {broken:,} line(s) are not a JSON object (a truncated "
-              f"or damaged manifest; totask-manifest validate names them); {figures} leave them out",
-              file=sys.stderr)
+        one = broken == 1
+        print(f"totask-manifest {command}: error: {counted(broken, 'line', grouped=True)} {'is' if one else 'are'} "
+              f"not a JSON object (a truncated or damaged manifest; totask-manifest validate names "
+              f"{'it' if one else 'them'}); {figures} leave {'it' if one else 'them'} out", file=sys.stderr)

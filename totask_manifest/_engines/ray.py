@@ -424,8 +424,8 @@ class RayEngine(Engine):
             return
         count, cpus, gpus = self._pool_shape(plan)
         size, window = batching(plan.config.checkpoint_every, count, self.batch_size)
-        log.info("ray: %d actor(s) x %g CPU, %g GPU; batches of %d line(s), %d in flight",
-                 count, cpus, gpus, size, window)
+        log.info("ray: %s x %g CPU, %g GPU; batches of %s, %d in flight",
+                 counted(count, "actor"), cpus, gpus, counted(size, "line"), window)
         actors = self._start_actors(plan, count, cpus, gpus)
         ended = False
         try:

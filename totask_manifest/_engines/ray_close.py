@@ -27,6 +27,7 @@ from typing import Any
 
 import ray
 
+from .._errors import counted
 from .ray_health import named
 
 log = logging.getLogger("totask_manifest")
@@ -72,8 +73,9 @@ def close_actors(actors: Sequence[Any], method: str, seconds: float, *, ended: b
         else:
             log.warning("%s", line)
     if gone:
-        log.warning("ray: %d actor(s) answered neither close() nor where they are within %g s (their process or "
-                    "node is gone): no annotator of theirs is left to close", len(gone), min(wait, WHERE_SECONDS))
+        log.warning("ray: %s answered neither close() nor where they are within %g s (their process or "
+                    "node is gone): no annotator of theirs is left to close", counted(len(gone), "actor"),
+                    min(wait, WHERE_SECONDS))
     for actor in actors:
         with contextlib.suppress(Exception):
             ray.kill(actor)

@@ -56,7 +56,9 @@ class Batch:
 
     @property
     def span(self) -> str:
-        return f"line(s) {self.lines[0][1].number}-{self.lines[-1][1].number}"
+        """The batch's lines as a message names them: ``line 3`` alone, ``lines 3-7``."""
+        first, last = self.lines[0][1].number, self.lines[-1][1].number
+        return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 def _batches(selected: Iterable[tuple[Line, Item]], size: int) -> Iterator[list[tuple[Line, Item]]]:
@@ -146,8 +148,8 @@ class Driver:
             at = next(k for k, b in enumerate(self.pending) if b is batch)
             self.pending[at] = first
             self.pending.insert(at + 1, second)
-            log.warning("ray: %s lost with their worker %d times (%s); running %s and %s apart",
-                        batch.span, batch.tries, why, first.span, second.span)
+            log.warning("ray: %s lost with their worker %s (%s); running %s and %s apart",
+                        batch.span, counted(batch.tries, "time"), why, first.span, second.span)
             self.submit(first, avoid=lost_on)
             self.submit(second, avoid=lost_on)
             return
@@ -166,7 +168,7 @@ class Driver:
                     counted(batch.tries, "time"), why)
         batch.ref, batch.actor = None, -1
         batch.failed = Failed(f"worker crashed: line {number} crashed the worker process that annotated it, at least "
-                              f"{batch.tries} time(s) (a segfault in a native decoder or model, the OOM killer, os._exit; Ray does "
+                              f"{counted(batch.tries, 'time')} (a segfault in a native decoder or model, the OOM killer, os._exit; Ray does "
                               f"not say which: the worker's log on its node and that node's dmesg do): {why}", rule="worker-crashed")
 
     def any_came_back(self) -> bool:

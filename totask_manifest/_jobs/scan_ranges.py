@@ -357,7 +357,9 @@ def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, I
         return
     # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
     # labeled nothing, as a fully labeled input does
-    also = f", nor do the --append manifest(s) {', '.join(redact_url(u) for u, _ in appended)}" if appended else ""
+    one = len(appended) == 1
+    named = ", ".join(redact_url(u) for u, _ in appended)
+    also = f", nor do{'es' if one else ''} the --append manifest{'' if one else 's'} {named}" if appended else ""
     raise input_empty(redact_url(url), scan.lines, also=also)
 
 

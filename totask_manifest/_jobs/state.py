@@ -356,7 +356,7 @@ def output_changed(runs: Any, url: str, job_name: str, sha256: str | None = None
         except StorageError:
             return None
         if now != recorded["size"]:
-            how = f"{now:,} bytes, {recorded['size']:,} when the job wrote it"
+            how = f"{counted(now, 'byte', grouped=True)}, {recorded['size']:,} when the job wrote it"
         elif sha256 is not None and recorded.get("sha256") not in (None, sha256):
             how = "its checksum differs from the one the job recorded"
         else:

@@ -128,7 +128,7 @@ def check_device(source: str, key: str, value: Any) -> str:
 def _unknown(source: str, where: str, keys: set[str], known: tuple[str, ...]) -> None:
     if keys:
         raise UsageError(
-            f"{source}: unknown parameter(s) {', '.join(sorted(map(repr, keys)))}{where}; "
+            f"{source}: unknown parameter{'s' if len(keys) > 1 else ''} {', '.join(sorted(map(repr, keys)))}{where}; "
             f"known: {', '.join(known)}"
         )
 

@@ -246,8 +246,8 @@ async def _export(
         if before_commit is not None:
             before_commit(result)
     # debug: the command prints this summary itself (once), the action says it in its own words
-    log.debug("exported %d tasks of project %d to %s (%d skipped)", result.exported, project, output,
-             len(result.skipped))
+    log.debug("exported %s of project %d to %s (%d skipped)", counted(result.exported, "task"), project, output,
+              len(result.skipped))
     return result
 
 

@@ -65,7 +65,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import JobError, StorageError, write_failure
+from .._errors import JobError, StorageError, counted, write_failure
 from .._jobs.layout import JOURNAL_NAME, JOURNAL_SEGMENTS_DIR
 from .._storage import is_local, join, redact_url, url_to_fs
 from .errors import SynapseHTTPError, may_still_land
@@ -145,7 +145,8 @@ def _drop_torn_tail(path: str) -> None:
                 keep = start + cut + 1
                 break
             pos = start
-        log.warning("journal %s ends with a torn line (%d bytes) from an interrupted run; dropping it", path, size - keep)
+        log.warning("journal %s ends with a torn line (%s) from an interrupted run; dropping it", path,
+                    counted(size - keep, "byte"))
         f.truncate(keep)
         f.flush()
         os.fsync(f.fileno())

@@ -58,7 +58,7 @@ def evaluation_section(job_url: str, *, base: str | None = None, samples: int = 
 def render_evaluation(ev: Evaluation, *, base: str | None = None, samples: int = 6, fetch: Fetch | None = None,
                       max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> str:
     parts = [f"<h2>Evaluation: {escape(ev.predicted)} against {escape(ev.reference)}</h2>",
-             f'<p class="muted">attributes from {escape(ev.how_found)}; {ev.evaluated:,} line(s) evaluated, '
+             f'<p class="muted">attributes from {escape(ev.how_found)}; {counted(ev.evaluated, "line", grouped=True)} evaluated, '
              f"{ev.not_evaluated:,} not (either side missing, failed, routed or unreadable)</p>",
              f"<style>{CSS}</style>"]
     skipped = [f"{side} {kind}: {n:,}" for side, c in ev.skipped.items() for kind, n in c.items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..._errors import counted
 from ..stats import columns, padded, shown
 from .driver import Evaluation
 
@@ -31,13 +32,16 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _sweep(name: str, s: dict[str, Any]) -> list[str]:
     plural = {"box": "boxes", "line": "lines"}.get(name, name + "s")
-    out = [f"  review sweep ({plural}): {s['items']:,} {plural}, {s['errors']:,} error(s)"]
+    out = [f"  review sweep ({plural}): {counted(s['items'], name, plural, grouped=True)}, "
+           f"{counted(s['errors'], 'error', grouped=True)}"]
     if s["without_confidence"]["items"]:
         w = s["without_confidence"]
-        out.append(f"    {w['items']:,} {plural} without a confidence (never routed) hold {w['errors']:,} error(s)")
+        out.append(f"    {counted(w['items'], name, plural, grouped=True)} without a confidence (never routed) "
+                   f"hold{'s' if w['items'] == 1 else ''} {counted(w['errors'], 'error', grouped=True)}")
     sug = s["suggested"]
     if sug:
-        out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes {sug['routed']:,} {plural}, catches "
+        out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes "
+                   f"{counted(sug['routed'], name, plural, grouped=True)}, catches "
                    f"{sug['errors_caught']:,} of {s['errors']:,} errors (target {s['share']:.0%})")
     elif s["errors"]:
         out.append(f"    no threshold catches {s['share']:.0%} of the errors")
@@ -76,7 +80,7 @@ def format_text(ev: Evaluation) -> str:
         out.append("shapes not evaluated: " + ", ".join(f"{k} {n:,}" for k, n in d["shapes_not_evaluated"].items()))
     det = ev.detection
     if det:
-        out += ["", f"detection ({det['lines']:,} images, IoU {det['iou']:g} for precision and recall)",
+        out += ["", f"detection ({counted(det['lines'], 'image', grouped=True)}, IoU {det['iou']:g} for precision and recall)",
                 f"  AP@[.5:.95] {_f(det['ap'])}   AP@.5 {_f(det['ap50'])}"
                 + (f"   AP@{det['iou']:g} {_f(det['ap_at_iou'])}" if det["iou"] != 0.5 else ""),
                 f"  precision {_f(det['precision'])}   recall {_f(det['recall'])}   predicted {det['predicted']:,}   "
@@ -88,7 +92,7 @@ def format_text(ev: Evaluation) -> str:
     for title, c in (("classification", ev.classification), ("multi-label classification", ev.classification_multilabel)):
         if not c:
             continue
-        out += ["", f"{title} ({c['lines']:,} lines): accuracy {_f(c['accuracy'])}"
+        out += ["", f"{title} ({counted(c['lines'], 'line', grouped=True)}): accuracy {_f(c['accuracy'])}"
                 + (" (exact set)" if c["multilabel"] else "")]
         out += _table(["class", "refs", "pred", "TP", "FP", "missed", "precision", "recall"],
                       [[r["class"], r["references"], r["predicted"], r["true_positives"], r["false_positives"],
@@ -101,7 +105,8 @@ def format_text(ev: Evaluation) -> str:
         out += _sweep("line", c["sweep"]["line"])
     seg = ev.segmentation
     if seg:
-        out += ["", f"semantic segmentation ({seg['lines']:,} lines, {seg['pixels']:,} pixels): mean IoU "
+        out += ["", f"semantic segmentation ({counted(seg['lines'], 'line', grouped=True)}, "
+                f"{counted(seg['pixels'], 'pixel', grouped=True)}): mean IoU "
                 f"{_f(seg['mean_iou'])}, pixel accuracy {_f(seg['pixel_accuracy'])}"]
         out += _table(["class", "reference px", "predicted px", "IoU"],
                       [[r["class"], r["reference_pixels"], r["predicted_pixels"], r["iou"]] for r in seg["per_class"]])
