@@ -243,3 +243,21 @@ def test_a_file_size_limit_during_a_yolo_export_names_the_export(tmp_path: Path)
     assert r.stderr == (f"totask-manifest convert: error: cannot write {tmp_path / 'yolo'}: File too large: this "
                         f"process's file size limit ({4 << 10} bytes, ulimit -f) was reached; raise it (ulimit -f "
                         "unlimited) and run it again: the limit is the process's, another folder does not help\n"), r.stderr
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_met_outside_storage_is_said_as_the_limit(tmp_path: Path) -> None:
+    """``validate`` printing its errors into a file under ``ulimit -f``: the write to stdout fails
+    with EFBIG outside the storage layer, where the CLI's last resort said a bare ``error: File too
+    large``; it names the process's limit now, as every other writer does (``file_size_limit``)."""
+    bad = tmp_path / "bad.manifest"
+    bad.write_bytes(b'{"source-ref": 5}\n' * 3000)  # one error line each: far past 4 KiB
+    with (tmp_path / "errors.txt").open("wb") as out:
+        r = subprocess.run([sys.executable, "-m", "totask_manifest", "validate", str(bad)], stdout=out,
+                           stderr=subprocess.PIPE, text=True, timeout=180, env=env(), cwd=tmp_path,
+                           preexec_fn=_file_size_limit(4 << 10))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == (f"totask-manifest validate: error: File too large: this process's file size limit ({4 << 10} "
+                        "bytes, ulimit -f) was reached; raise it (ulimit -f unlimited) and run it again: the limit is "
+                        "the process's, another folder does not help\n"), r.stderr
+    assert (tmp_path / "errors.txt").stat().st_size == 4 << 10

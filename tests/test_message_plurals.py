@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.jobs_helpers import TOY, run_cli
 from totask_manifest._analytics.evaluate.text import _sweep
 from totask_manifest._engines.ray_driver import Batch
@@ -37,6 +39,7 @@ def test_the_review_sweep_counts_its_items_and_errors_in_their_number() -> None:
     assert many[1] == "    2 lines without a confidence (never routed) hold 0 errors", many
 
 
+@pytest.mark.slow
 def test_an_empty_input_and_one_empty_append_manifest_are_named_in_the_singular(tmp_path: Path) -> None:
     (tmp_path / "in.manifest").write_bytes(b"\n")
     (tmp_path / "more.manifest").write_bytes(b"")

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import _signals, _startup
 from .._credentials import env_credentials, hide_env_credentials
-from .._errors import TotaskError, backend_error_message
+from .._errors import TotaskError, backend_error_message, file_size_limit
 from ._parser import CommandParser, OneLineParser, command_at, unrecognized
 from ._terminate import stops_raised
 
@@ -227,7 +227,9 @@ def _run(args: argparse.Namespace) -> int:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         if not where and _stdout_refuses(exc):
             where = ": standard output"
-        _say(f"totask-manifest {args.command}: error: {exc.strerror or exc}{where}")
+        # a file size limit (``ulimit -f``: ``validate ... > errors.txt``) as every writer says it:
+        # the process's limit, to raise; a bare "File too large" sent the user to another folder
+        _say(f"totask-manifest {args.command}: error: {file_size_limit(exc) or exc.strerror or exc}{where}")
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM or SIGHUP where a command turns it into one
         _say(f"totask-manifest {args.command}: interrupted")
