@@ -533,7 +533,7 @@ def test_evaluate_names_job_folders_and_a_gone_or_changed_output_as_status_does(
     out = tmp_path / "out"
     assert main(sample_job_args("boxes", out)) == 0
     job = out / "boxes"
-    with pytest.raises(NotAJobError, match=r"it holds job folder\(s\) boxes: give one"):  # exit 2, as in status
+    with pytest.raises(NotAJobError, match=r"it holds job folder boxes: give one"):  # exit 2, as in status
         evaluate_manifest(str(out))
     with pytest.raises(NotAJobError, match="is a folder inside job folder"):
         evaluate_manifest(str(job / "manifests"))
