@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import _api as api
 from .._credentials import env_credentials, stored_params
-from .._errors import JobError, TotaskError, counted
+from .._errors import JobError, TotaskError
 from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE, refuse_case_twin, refuse_root_in_job
@@ -247,7 +247,8 @@ class ToTaskAction:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
             for warning in result.unmatched_warnings():
                 self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning")
-            self._say(reporter, f"Fetched {counted(result.exported, 'task')} for annotation", key="TASK_TASKS_FETCHED")
+            # the SDK's words, "1 tasks" included: Synapse shows these lines in the job's log as the SDK's
+            self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASK_TASKS_FETCHED")
         reporter.progress("fetch_tasks", 1, 1)
         reporter.progress("annotate_task_data", 0, 1)
         if state is not None:
@@ -374,7 +375,7 @@ class ToTaskAction:
             self._say(reporter, f"Annotation complete: {success} succeeded, {failed} failed",
                       key="TASK_DATA_COMPLETED_WITH_FAILURES", level="warning")
         else:
-            self._say(reporter, f"Annotation complete: {counted(success, 'task')} annotated", key="TASK_DATA_COMPLETED",
+            self._say(reporter, f"Annotation complete: {success} tasks annotated", key="TASK_DATA_COMPLETED",
                       level="success")
         reporter.progress("finalize", 1, 1)
         return action_result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
