@@ -37,7 +37,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("name", ["two\nlines", "carriage\rreturn", "crlf\r\n", "line\u2028separator",
                                   "form\x0cfeed", "next\x85line", "para\u2029graph", "x\x00y", "bell\x07",
-                                  "esc\x1b[31m", "del\x7f", "x\x1fy", " spaced", "trailing ", "#hash", "   ", 7])
+                                  "esc\x1b[31m", "del\x7f", "x\x1fy", "a\tb", "c1\x80", "c1\x9f", " spaced",
+                                  "trailing ", "#hash", "   ", 7])
 def test_a_class_name_classes_txt_cannot_hold_is_refused_and_nothing_written(tmp_path, name):
     src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": "cat"}, [0]),
                                             _box_line(1, {"0": "cat", "1": name, "2": "dog"}, [0, 1, 2])])
@@ -68,7 +69,7 @@ def test_a_real_name_equal_to_a_placeholder_is_refused(tmp_path):
 
 
 NAMES = ['say "hi"', "it's", "key: value", "- dash", "[list]", "{map}", "null", "yes", "1.5", "0x10", "猫",
-         "café", "emoji 🐱", "a\tb", "&anchor", "*alias", "!tag", "%percent", "@at", "`tick`", "|pipe", ">fold",
+         "café", "emoji 🐱", "&anchor", "*alias", "!tag", "%percent", "@at", "`tick`", "|pipe", ">fold",
          "back\\slash", "comma, here", "~"]
 
 
@@ -84,6 +85,61 @@ def test_names_with_quotes_colons_and_unicode_read_back_exactly(tmp_path):
     (back,) = _records(tmp_path / "back.manifest")
     assert back["label-metadata"]["class-map"] == class_map
     assert [a["class_id"] for a in back["label"]["annotations"]] == list(range(len(NAMES)))
+
+
+def _folder_of_one_box(root: Path, names_file: str, names: bytes) -> Path:
+    """A plain YOLO folder: one image, one box of class 0, its names file holding ``names``."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (20, 10)).save(root / "images" / "a.jpg")
+    (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / names_file).write_bytes(names)
+    return root
+
+
+#: the characters the export refuses in a class name (``class_names.line_problem``): C0 with tab,
+#: DEL, C1 with U+0085, U+2028, U+2029; each is refused by the import of a names file too
+NOT_IN_A_LINE = [*(chr(c) for c in range(0x20) if chr(c) not in "\n"), *(chr(c) for c in range(0x7F, 0xA0)),
+                 "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", NOT_IN_A_LINE, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_import_refuses_a_classes_txt_name_the_export_refuses(tmp_path, char):
+    """The export refused a NUL, ESC or U+0085 in a name that the import read into the manifest
+    (a U+000B split one name in two, and every id after it shifted): one rule both ways now."""
+    root = _folder_of_one_box(tmp_path / "ds", "classes.txt", f"cat\nd{char}og\nbird\n".encode())
+    out = tmp_path / "m.manifest"
+    done = _cli("convert", str(root), str(out), "--to", "manifest")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr  # one line: the file, the line a text editor shows, the rule
+    assert f"{root / 'classes.txt'} line 2: class name {f'd{char}og'!r}" in lines[0]
+    assert f"U+{ord(char):04X}" in lines[0] and lines[0].endswith("[yolo-class-name]")
+    assert not out.exists()  # nothing written
+    src = _write(tmp_path / "in.manifest", [_box_line(0, {"0": f"d{char}og"}, [0])])
+    assert _cli("convert", str(src), str(tmp_path / "yolo"), "--to", "yolo").returncode == 1  # the same both ways
+
+
+@pytest.mark.parametrize(("names_file", "text"), [("data.yaml", 'names: ["cat", "d\\x00og"]\n'),
+                                                  ("data.yaml", "names:\n  0: cat\n  1: \"d\\tog\"\n"),
+                                                  ("classes.txt", '["cat", "d\\u0085og"]\n')])
+def test_an_escaped_control_character_in_yaml_or_json_names_is_refused_by_class_id(tmp_path, names_file, text):
+    """In YAML or a JSON list a name is no line: the name is refused by its class id."""
+    root = _folder_of_one_box(tmp_path / "ds", names_file, text.encode())
+    with pytest.raises(Exception, match=r"yolo-class-name") as exc:
+        convert(str(root), str(tmp_path / "m.manifest"), to="manifest")
+    assert f"{names_file}: class id 1 name 'd" in str(exc.value) and getattr(exc.value, "exit_code", None) == 1
+    assert not (tmp_path / "m.manifest").exists()
+
+
+def test_a_crlf_classes_txt_with_spaces_and_tabs_around_names_still_reads(tmp_path):
+    """A Windows editor's CRLF and the blanks around a name are no part of it: the reader drops
+    them, as before, and the export writes the names it gives."""
+    root = _folder_of_one_box(tmp_path / "ds", "classes.txt", b"\xef\xbb\xbf cat\t\r\n\tdog \r\n")
+    counts = convert(str(root), str(tmp_path / "m.manifest"), to="manifest").counts
+    assert counts["classes"] == 2
+    (rec,) = _records(tmp_path / "m.manifest")
+    assert rec["label-metadata"]["class-map"] == {"0": "cat"}
 
 
 def test_gaps_in_class_ids_say_how_many_names_are_placeholders(tmp_path, capsys):

@@ -3,12 +3,14 @@ names are placeholders.
 
 A YOLO class id is a line position in ``classes.txt`` (one name per line). A name that spans two
 lines (``"two\\nlines"``, a ``\\r``, any character ``str.splitlines`` breaks at: U+2028, U+2029,
-U+0085 too), that holds another control character (a NUL, ESC or DEL: ``control_character``), that
-starts or ends with spaces (the reader strips them), starts with ``#`` or is written for two ids
-would read back as other names, or shift every id after it: the boxes of the folder would then be
-mislabeled with no error anywhere. So the export refuses such a name, naming its line and class,
-before anything is written, and checks the whole names file and ``data.yaml`` through the readers
-the import uses (``class_names``): what is written reads back exactly, or nothing is written.
+U+0085 too), that holds another control character (a NUL, ESC, DEL, tab or C1 control:
+``class_names.line_problem``), that starts or ends with spaces (the reader strips them), starts
+with ``#`` or is written for two ids would read back as other names, or shift every id after it:
+the boxes of the folder would then be mislabeled with no error anywhere. So the export refuses
+such a name, naming its line and class, before anything is written, and checks the whole names
+file and ``data.yaml`` through the readers the import uses (``class_names``): what is written
+reads back exactly, or nothing is written. The import refuses what the export refuses, by the
+same ``line_problem`` (``read_folder_names``): a round trip never takes in what it cannot give back.
 
 YOLO needs index = id, so ids with no name (a class map 2, 5, 90) get placeholders ``class_<id>``
 (``formats.yolo.yolo_names``). They are counted apart (``placeholder classes``), on export and on
@@ -20,7 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._errors import ManifestError, UsageError
-from .._formats.class_names import class_name_problem, parse_class_names
+from .._formats.class_names import (
+    class_name_problem,
+    is_yaml_names,
+    line_problem,
+    parse_class_names,
+    read_names_text,
+)
 from .one_id_a_name import IdsByName, where_met
 
 RULE = "yolo-class-name"
@@ -30,29 +38,41 @@ RULE = "yolo-class-name"
 MAX_CLASS_ID = 99_999
 
 
-def control_character(name: str) -> str | None:
-    """The first C0 control character or DEL in ``name`` (as ``U+0000``), or None. A NUL was
-    written raw into classes.txt: C readers (darknet's ``fgets``/``strlen``) end the name there, and
-    editors and ``grep`` take the file as binary. A tab is kept: it is no line end, every reader
-    keeps it inside a name, and it reads back exactly (at either end it is refused as a space)."""
-    found = next((c for c in name if (c < " " and c != "\t") or c == "\x7f"), None)
-    return None if found is None else f"U+{ord(found):04X}"
-
-
 def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be one line of ``classes.txt`` that reads back as itself, or None."""
     if (problem := class_name_problem(name)) is not None:  # the rule every reader and export shares
         return problem
-    if len(name.splitlines()) != 1 or name.endswith(("\n", "\r")):
-        return "holds a line break, and classes.txt holds one name per line (class id = line position)"
-    if (control := control_character(name)) is not None:
-        return (f"holds the control character {control}, which a line-based reader of classes.txt cuts or "
-                "drops (class id = line position)")
+    if (problem := line_problem(name)) is not None:  # the rule the import reads classes.txt by too
+        return problem
     if name != name.strip():
         return "starts or ends with spaces, which the names file's reader drops"
     if name.startswith("#"):
         return "starts with '#', which a names file refuses (class ids are line positions)"
     return None
+
+
+def read_folder_names(url: str, file: str) -> list[str]:
+    """The class names of a YOLO folder's names file ``file`` (``classes.txt``, ``obj.names``,
+    ``data.yaml``) at ``url``. A name the export would refuse to write (``line_problem``) is
+    refused as the folder's invalid data (exit 1, before anything is written), naming the file and
+    the line a text editor shows it on, counted at ``\\n`` as every reader counts (a CRLF file's
+    ``\\r`` ends its line; spaces and tabs around a name are dropped, as the reader drops them); in
+    YAML or a JSON list, where a name is no line, its class id. Before, a NUL or ESC was read into
+    the manifest's class names, and a U+000B split a name in two, shifting the ids after it."""
+    text = read_names_text(url)
+    yaml_doc = is_yaml_names(url)
+    body = text.removeprefix("\ufeff")
+    if not yaml_doc and not body.strip().startswith("["):
+        for n, line in enumerate(body.split("\n"), start=1):
+            name = line.removesuffix("\r").strip(" \t")
+            if (problem := line_problem(name)) is not None:
+                raise ManifestError(f"{file} line {n}: class name {name!r} {problem}; nothing was written",
+                                    rule=RULE)
+    names = parse_class_names(text, file, yaml_doc=yaml_doc)
+    for i, name in enumerate(names):
+        if (problem := line_problem(name)) is not None:
+            raise ManifestError(f"{file}: class id {i} name {name!r} {problem}; nothing was written", rule=RULE)
+    return names
 
 
 def check_new_class(class_id: str, name: object, ids_by_name: IdsByName, line: int, key: str) -> None:

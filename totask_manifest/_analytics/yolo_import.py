@@ -16,13 +16,12 @@ from collections.abc import Sequence
 import orjson
 
 from .._errors import ManifestError, StorageError, UsageError, json_text
-from .._formats.class_names import read_class_names
 from .._formats.model import FormatError
 from .._formats.yolo import yolo_to_gt
 from .._manifest.io import write_lines
 from .._storage import exists, is_dir, join, open_read, read_bytes, redact_secret_url, redact_url, url_to_fs
 from .labels import manifest_line, no_images
-from .yolo_classes import placeholders
+from .yolo_classes import placeholders, read_folder_names
 from .yolo_list import list_entries
 
 DETECTION = "object-detection"
@@ -92,7 +91,7 @@ def yolo_to_manifest(
     if names is None:
         for candidate in ("classes.txt", "obj.names", "data.yaml"):
             if exists(join(src, candidate)):
-                names = read_class_names(join(src, candidate), option=None)
+                names = read_folder_names(join(src, candidate), redact_secret_url(join(src, candidate)))
                 break
     if names is None:
         raise UsageError(

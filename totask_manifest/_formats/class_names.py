@@ -19,11 +19,16 @@ schemas (``"pattern": "\\S"``). Before, each reader had its own: a COCO category
 ``null`` became the class ``"None"``, and one named ``"   "`` passed the import, ``validate`` and
 ``--to coco`` and was refused only by ``--to yolo``.
 
+``line_problem`` is the one rule of what a line of YOLO's ``classes.txt`` may hold (no control
+character, tab included, no line separator): the YOLO export refuses to write such a name and the
+YOLO import refuses to read one, so a round trip never takes in what it cannot give back.
+
 ``parse_class_names`` is pure; ``read_class_names`` reads a file through ``storage`` first.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Hashable
 from typing import Any
 
@@ -34,8 +39,9 @@ from .._manifest.patterns import SCHEMA_WHITE_SPACE
 
 #: the rule ``class_name_problem`` checks, said after what breaks it
 CLASS_NAME_RULE = "a class name is a string with a character other than spaces"
-
-
+#: the Unicode categories of what no line of a names file holds: control characters (C0 with tab,
+#: DEL, C1 with U+0085) and the line and paragraph separators U+2028, U+2029
+NOT_IN_A_LINE = frozenset(("Cc", "Zl", "Zp"))
 
 
 class IdsByName:
@@ -66,6 +72,26 @@ def class_name_problem(name: object) -> str | None:
     if not name.strip(SCHEMA_WHITE_SPACE):
         return "is empty" if name == "" else "is only spaces"
     return None
+
+
+def line_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one line of a names file (YOLO's ``classes.txt``) that every reader
+    takes as it is, or None: the one rule of the YOLO export, which refuses to write such a name,
+    and of its import, which refuses to read one (before, the import took what the export refused).
+
+    A character ``str.splitlines`` ends a line at (``\\r``, U+000B, U+000C, U+001C to U+001E,
+    U+0085, U+2028, U+2029) splits the name for Python readers and not for ``fgets`` (darknet): the
+    ids after it shift for one of them. Any other control character too: a NUL ends the name for C
+    readers, ESC and the C1 controls are invisible or mojibake, and a tab inside a name is most
+    likely a hand-written file's mistake (``0<TAB>car`` pasted from a table) that shows as spaces."""
+    found = next((c for c in name if unicodedata.category(c) in NOT_IN_A_LINE), None)
+    if found is None:
+        return None
+    code = f"U+{ord(found):04X}"
+    if len(f"a{found}a".splitlines()) == 2:
+        return f"holds a line break ({code}), and a names file holds one name per line (class id = line position)"
+    return (f"holds the control character {code}, which a line-based reader of a names file cuts, drops or shows "
+            "as spaces (class id = line position)")
 
 
 def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
@@ -99,18 +125,29 @@ def check_class_names(names: list[str], source: str) -> list[str]:
 
 def read_class_names(url: str, option: str | None = "--class-names") -> list[str]:
     """``parse_class_names`` of a file (any storage URL); messages start with ``option`` when given."""
+    prefix = f"{option}: " if option else ""
+    return parse_class_names(read_names_text(url, prefix), f"{prefix}{url}", yaml_doc=is_yaml_names(url))
+
+
+def is_yaml_names(url: str) -> bool:
+    """Whether the names file at ``url`` is read as YAML (``data.yaml``), by its suffix."""
+    return url.lower().endswith((".yaml", ".yml"))
+
+
+def read_names_text(url: str, prefix: str = "") -> str:
+    """The text of a names file (any storage URL); ``UsageError`` starting with ``prefix`` when it
+    cannot be read or is not UTF-8. Apart from ``parse_class_names`` for a reader that checks the
+    text's own lines first (the YOLO import: ``yolo_classes.read_folder_names``)."""
     from .._storage import read_bytes
 
-    prefix = f"{option}: " if option else ""
     try:
         data = read_bytes(url)
     except StorageError as exc:
         raise UsageError(f"{prefix}{exc}") from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{prefix}{url} is not UTF-8 text") from None
-    return parse_class_names(text, f"{prefix}{url}", yaml_doc=url.lower().endswith((".yaml", ".yml")))
 
 
 def _line_names(text: str, source: str) -> list[str]:
