@@ -48,3 +48,22 @@ def test_the_last_row_may_end_without_a_terminator(tmp_path: Path) -> None:
     r = cli("convert", "t.parquet", "out.manifest", "--to", "manifest", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.manifest").read_bytes() == A + b"\r\n" + B
+
+
+@pytest.mark.parametrize("rows", [[], [b"\xef\xbb\xbf\n", b"\n", b"  \r\n"]], ids=["no-row", "blank-rows"])
+def test_a_parquet_file_with_no_data_object_is_refused_as_an_empty_manifest_is(tmp_path: Path,
+                                                                               rows: list[bytes]) -> None:
+    """A Parquet file of no row (pyarrow's, or ours of a table that has none) wrote an empty
+    manifest, exit 0, where every other empty input of ``convert`` is refused (``input-empty``,
+    exit 1, nothing written), as a job and ``validate`` refuse the manifest it made."""
+    pq.write_table(pa.table({"raw": pa.array(rows, pa.binary())}), tmp_path / "t.parquet")
+    r = cli("convert", "t.parquet", "out.manifest", "--to", "manifest", cwd=tmp_path)
+    line = one_line_error(r, "convert")
+    assert r.returncode == 1, r.stderr
+    assert line.endswith(f"Parquet file t.parquet holds no data object ({len(rows)} line{'' if len(rows) == 1 else 's'}, "
+                         "all blank); there is nothing to convert, so nothing was written [input-empty]"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]  # nothing written, no temporary left
+    (tmp_path / "m.manifest").write_bytes(b"".join(rows))  # the same lines as a manifest: the same refusal
+    r = cli("convert", "m.manifest", "out.parquet", "--to", "parquet", cwd=tmp_path)
+    assert r.returncode == 1 and "there is nothing to convert, so nothing was written [input-empty]" in r.stderr
+    assert not (tmp_path / "out.parquet").exists()

@@ -17,7 +17,12 @@ from .. import _signals
 from .._errors import StorageError, UsageError
 from .._formats.class_names import read_class_names
 from .._jobs.layout import check_job_name, refuse_output_in_job
-from .._manifest.io import refuse_empty_path, refuse_no_data_object, refuse_not_an_attribute
+from .._manifest.io import (
+    NOTHING_TO_CONVERT,
+    refuse_empty_path,
+    refuse_no_data_object,
+    refuse_not_an_attribute,
+)
 from .._manifest.naming import check_label_attribute
 from .._stale_temporaries import remove_stale_temporaries
 from .._storage import (
@@ -218,7 +223,7 @@ def convert(
         class_names = read_class_names(class_names)
         opts["class_names"] = class_names
     if src_fmt == MANIFEST:  # a file of no row (Parquet) or a refusal blaming the attribute: said as what it is
-        refuse_no_data_object(src, needs="there is nothing to convert, so nothing was written")
+        refuse_no_data_object(src, needs=NOTHING_TO_CONVERT)
     # what a convert to the same place killed before left (kill -9): the writes are atomic, but a
     # killed process cannot remove its temporaries
     remove_stale_temporaries(dst, under=("labels",) if to == "yolo" else None)  # YOLO: OUT/*, OUT/labels/**

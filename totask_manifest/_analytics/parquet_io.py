@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import ManifestError
-from .._manifest.io import read_lines
+from .._manifest.io import NOTHING_TO_CONVERT, input_empty, read_lines, to_line
 from .._manifest.schema_scalars import INT_MAX, INT_MIN
 from .._storage import AtomicWriter, open_read, redact_secret_url
 from .._task_types import task_type_of_metadata
@@ -149,8 +149,12 @@ def parquet_to_manifest(src: str, dst: str) -> int:
     """The exact lines back from the ``raw`` column, one line a row. A column of another type (a
     table rebuilt by another tool) stopped with a traceback, and rows without a terminator were
     written fused (``{...}{...}``: one broken line for two, exit 0): each is refused naming the
-    row, nothing written. The last row alone may end without one, as a manifest's last line may."""
+    row, nothing written. The last row alone may end without one, as a manifest's last line may.
+    A file of no row, or of blank lines only, holds no data object: refused as every other
+    ``convert`` of such an input is (``input-empty``, exit 1, nothing written); it wrote an
+    empty manifest, exit 0, that every job and ``validate`` then refused."""
     n = 0
+    data = False  # a row holding a data object met yet: blank rows are looked at until then only
     shown = redact_secret_url(src)
     with open_read(src) as f, AtomicWriter(dst) as out:
         try:
@@ -177,7 +181,10 @@ def parquet_to_manifest(src: str, dst: str) -> int:
                 if cut != -1 and cut != len(raw) - 1:
                     raise _bad_row(shown, n, "holds more than one line: a row holds one line's bytes")
                 ended = cut != -1
+                data = data or not to_line(n, raw, first_in_file=n == 1).is_blank
                 out.write(raw)
+        if not data:
+            raise input_empty(shown, n, what="Parquet file", needs=NOTHING_TO_CONVERT)
     return n
 
 

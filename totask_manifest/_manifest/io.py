@@ -104,6 +104,11 @@ def attribute_absent(url: str, attribute: str, option: str = "--label-attribute"
                          f"check {option}", rule="label-attribute-absent")
 
 
+#: what ``convert`` says of an input holding no data object (``input_empty``'s ``needs``): a
+#: manifest to export and a Parquet file to import alike
+NOTHING_TO_CONVERT = "there is nothing to convert, so nothing was written"
+
+
 def input_empty(url: str, lines: int, *, what: str = "input manifest", also: str = "",
                 needs: str | None = None) -> InvalidInputError:
     """The error of a manifest holding no data object (an empty file, a byte order mark alone, only
