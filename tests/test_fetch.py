@@ -112,13 +112,29 @@ def test_resolve_reference(tmp_path):
 
 
 def test_parse_retry_after():
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after("-2") == 0.0
+    assert parse_retry_after("3") == 3.0 and parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     now = time.time()
     date = email.utils.formatdate(now + 30, usegmt=True)
     assert 28 <= parse_retry_after(date, now=now) <= 31
-    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    # no wait asked for: urllib3 counts these as no header, and the caller backs off
+    assert parse_retry_after("0") is None and parse_retry_after("-2") is None and parse_retry_after("nan") is None
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) is None
+
+
+def test_retry_after_0_backs_off_instead_of_retrying_at_once():
+    """A server answering ``Retry-After: 0`` again and again got every retry back to back."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if server.hits[request.path] <= 2:
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        return web.Response(body=b"ok")
+
+    with LocalHTTPServer(handler) as server:
+        started = time.monotonic()
+        body, _ = _run(FetchPolicy(retries=2, backoff=0.2, max_backoff=1.0), lambda f: f.fetch(server.url("z")))
+        waited = time.monotonic() - started
+    assert body == b"ok" and server.hits["/z"] == 3
+    assert waited >= 0.29  # the jittered backoff: 0.1-0.2 s, then 0.2-0.4 s
 
 
 # ---------------------------------------------------------------- HTTP

@@ -354,7 +354,7 @@ def test_kill_9_while_one_put_is_retried_times_the_minute_from_its_last_attempt(
     export_tasks(pid, str(export), client=client)
     job_dir = make_job(tmp_path, export)
     tid = min(t["id"] for t in synapse.project_tasks(pid))
-    synapse.add_fault(Fault(status=429, method="PUT", path=f"^/tasks/{tid}/", retry_after=0, times=None))
+    synapse.add_fault(Fault(status=429, method="PUT", path=f"^/tasks/{tid}/", retry_after=0.05, times=None))
     box: dict = {}
     kill_on_put(synapse, box, nth=4)
     box["proc"] = popen_cli("apply", str(job_dir), "--concurrency", "1", "--quiet")

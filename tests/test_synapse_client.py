@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import time
 
@@ -210,7 +211,7 @@ def test_the_default_backoff_is_the_sdks_four_attempts_over_twelve_seconds() -> 
 
 def test_post_is_retried_on_429_and_500_is_final(synapse, client) -> None:
     synapse.add_release("det")
-    synapse.add_fault(Fault(status=429, retry_after=0, method="POST", path="^/plugins/", times=2))
+    synapse.add_fault(Fault(status=429, retry_after=0.05, method="POST", path="^/plugins/", times=2))
     assert client.run_plugin("det", {"agent": 1, "action": "deployment", "params": {}})["job_id"]
     synapse.add_fault(Fault(status=500, method="POST", path="^/plugins/", times=1))
     with pytest.raises(BackendUnavailable):
@@ -258,6 +259,84 @@ def test_429_waits_retry_after_for_every_method(synapse, client) -> None:
     patches = synapse.requests_to("PATCH")
     assert len(patches) == 2 and patches[1].at - patches[0].at >= 0.35
     assert synapse.jobs[job]["status"] == "RUNNING"
+
+
+def _gaps(requests: list) -> list[float]:
+    """Seconds between the requests the server saw, one after the other."""
+    return [b.at - a.at for a, b in itertools.pairwise(requests)]
+
+
+def _get_project_through(synapse, *faults: Fault) -> list:
+    """``get_project`` of a new project while ``faults`` answer (a client backing off 10 ms): the
+    GETs of it the server saw."""
+    pid = synapse.seed(1)
+    c = fast_client(synapse)
+    try:
+        for fault in faults:
+            synapse.add_fault(fault)
+        assert c.get_project(pid)["id"] == pid
+    finally:
+        c.close()
+    return synapse.requests_to("GET", "^/projects/")
+
+
+def test_a_503_with_retry_after_is_retried_after_it_not_after_the_backoff(synapse) -> None:
+    """A 503 ``Retry-After: 1`` (a maintenance window the backend announces) is waited out, as the
+    SDK's urllib3 waits it out; the 10 ms backoff alone used to try again at once."""
+    gets = _get_project_through(synapse, Fault(status=503, retry_after=1, method="GET", path="^/projects/"))
+    assert [r.status for r in gets] == [503, 200]
+    assert _gaps(gets)[0] >= 0.95, _gaps(gets)
+
+
+@pytest.mark.slow  # 3 s of Retry-After
+def test_a_503_with_retry_after_is_tried_no_more_than_retries_times_and_reads_an_http_date(synapse) -> None:
+    job = synapse.add_job()
+    c = fast_client(synapse, retries=2)
+    try:
+        synapse.add_fault(Fault(status=503, retry_after=1, method="PATCH", times=None))
+        with pytest.raises(BackendUnavailable, match=r"503 Service Unavailable to PATCH /jobs/"):
+            c.update_job(job, {"status": "RUNNING"})
+        synapse.clear_faults()
+        when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: over 1 s left
+        synapse.add_fault(Fault(status=503, retry_after=when, method="GET", path="^/jobs/", times=1))
+        assert c.get_job(job)["id"] == job
+    finally:
+        c.close()
+    patches = synapse.requests_to("PATCH")
+    assert [r.status for r in patches] == [503] * 3  # the SDK's tries (``retries``), each a second apart
+    assert all(gap >= 0.95 for gap in _gaps(patches)), _gaps(patches)
+    gets = synapse.requests_to("GET", "^/jobs/")
+    assert [r.status for r in gets] == [503, 200] and _gaps(gets)[0] >= 0.9
+
+
+def test_a_413_is_retried_after_its_retry_after_and_final_without_one(synapse) -> None:
+    """urllib3 retries a 413 that carries ``Retry-After`` (any method, after the header's wait);
+    one without the header is final, as before."""
+    synapse.add_release("det")
+    c = fast_client(synapse)
+    try:
+        synapse.add_fault(Fault(status=413, retry_after=1, method="POST", path="^/plugins/", times=1))
+        assert c.run_plugin("det", {"agent": 1, "action": "deployment", "params": {}})["job_id"]
+        synapse.add_fault(Fault(status=413, method="POST", path="^/plugins/", times=1))
+        with pytest.raises(SynapseHTTPError, match=r"413 Request Entity Too Large to POST /plugins/det/run/") as info:
+            c.run_plugin("det", {"agent": 1, "action": "deployment", "params": {}})
+    finally:
+        c.close()
+    assert not info.value.after_unanswered and not info.value.after_server_error
+    posts = synapse.requests_to("POST", "^/plugins/")
+    assert [r.status for r in posts] == [413, 200, 413]
+    assert _gaps(posts)[0] >= 0.95
+
+
+@pytest.mark.slow  # 2 s of waits
+def test_a_retry_after_of_0_or_a_past_date_is_no_header_not_an_immediate_retry(synapse) -> None:
+    """urllib3 counts ``Retry-After: 0`` (and a date gone by) as no header; taken literally, five
+    such 429s gave six attempts in no time. A 429 without a wait asked for waits 1 s."""
+    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    gets = _get_project_through(synapse, Fault(status=429, retry_after=0, method="GET", path="^/projects/"),
+                                Fault(status=429, retry_after=past, method="GET", path="^/projects/"))
+    assert [r.status for r in gets] == [429, 429, 200]
+    assert all(gap >= 0.95 for gap in _gaps(gets)), _gaps(gets)
 
 
 def test_401_is_fatal_and_errors_never_show_the_token(synapse, client) -> None:

@@ -91,12 +91,17 @@ def resolve_reference(ref: str, base: str | None) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date (RFC 9110)."""
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date (RFC 9110).
+
+    None when it asks for no wait: no header, an unreadable one, ``0`` or a date gone by. urllib3
+    (the Synapse SDK's) treats those as no header and backs off; taken literally, a server that
+    answers ``Retry-After: 0`` got every retry at once, back to back. The one parser of the
+    project: the fetcher and the Synapse client both read the header here."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return _positive(float(value))
     except ValueError:
         pass
     try:
@@ -108,4 +113,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return _positive(when.timestamp() - current)
+
+
+def _positive(seconds: float) -> float | None:
+    """A wait worth honouring: more than none (NaN and a past date are none)."""
+    return seconds if seconds > 0 else None

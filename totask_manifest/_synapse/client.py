@@ -17,13 +17,22 @@ them, SYN-7486), by what the server may already have done:
 
 * 502, 503 and 504 mean the backend (or its proxy) did not handle the request: every method,
   POST and PATCH included, is sent again, up to ``retries`` times, after 0 s, then
-  ``backoff * 2**(n-1)`` s (the defaults give 4 attempts over 0 + 4 + 8 = 12 s);
+  ``backoff * 2**(n-1)`` s (the defaults give 4 attempts over 0 + 4 + 8 = 12 s); a 503's
+  ``Retry-After`` replaces that wait (``respect_retry_after_header``), cut to ``max_retry_after``
+  (60 s, the SDK's ``MAX_RETRY_AFTER_SECONDS``), so a maintenance window the server announces is
+  waited out as the SDK waits it out;
+* a 413 that carries ``Retry-After`` is retried the same way (urllib3's
+  ``RETRY_AFTER_STATUS_CODES``: the server asks for the request later); without it, it is final;
 * a connection that was never made (nothing sent) is retried the same way for every method;
 * GET and PUT are idempotent: also repeated after a dropped connection, a timeout or a 500;
   POST and PATCH are not (a plugin run or a log entry sent twice is not the same as sent once),
   and a 500 to them is final, as in the SDK;
 * 429 means the request was refused before any work, so every method waits ``Retry-After``
-  (all requests of the client pause together) and tries again.
+  (all requests of the client pause together) and tries again, up to ``rate_limit_retries`` times
+  (ours: the SDK gives up on a 429 without the header, and after ``total`` retries with it).
+
+A ``Retry-After`` of 0 or a date gone by asks for no wait: as urllib3 does, it counts as no header
+(``parse_retry_after``, the one parser), so the retry waits the backoff (1 s on a 429), never none.
 
 Every request goes to the configured host: a ``next`` link on another origin is followed by
 its path and query there (``SynapseSettings.on_host``), so neither the token nor anything else
@@ -78,6 +87,11 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: retried for idempotent methods only
 RETRY_STATUSES_IDEMPOTENT = frozenset({500})
+#: retried for every method when they carry ``Retry-After`` (urllib3's ``RETRY_AFTER_STATUS_CODES``
+#: but 429, which has its own count), the header's wait replacing the backoff's
+RETRY_AFTER_STATUSES = frozenset({413, 503})
+#: the wait after a 429 without a (positive) ``Retry-After``
+RATE_LIMIT_WAIT = 1.0
 #: sent with every request besides ``Accept`` and the credentials (the fetcher's user agent)
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
 #: an idle connection is closed after this long (httpx's ``Limits`` default, which the client had)
@@ -114,9 +128,13 @@ def _merge_query(url: str, query: list[tuple[str, str]]) -> tuple[str, list[tupl
     return urlunsplit(parts._replace(query="")), own + query
 
 
-def _retry_after(value: str | None, default: float) -> float:
-    seconds = parse_retry_after(value)
-    return default if seconds is None else seconds
+def _retryable(method: str, status: int, retry_after: str | None) -> bool:
+    """Whether an answer other than a 429 is worth another attempt: the SDK's ``status_forcelist``
+    for every method, a 413 that carries ``Retry-After`` (urllib3 retries one: the server asks for
+    it later, any value, 0 too), and a 500 to an idempotent method (ours: the SDK never retries one)."""
+    if status in RETRY_STATUSES or (status == 413 and retry_after):
+        return True
+    return status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT
 
 
 def _origin(url: str) -> str:
@@ -255,17 +273,19 @@ class AsyncSynapseClient:
                 raise proxy_refused(method, _path_of(url), status, proxy, self.settings.redact)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s -> %s in %.0f ms", method, _path_of(url), status, (time.perf_counter() - started) * 1e3)
+            retry_after = response.headers.get("Retry-After") if status >= 400 else None  # no look-up on a 2xx
             if status == 429 and rate_limited < self.rate_limit_retries:
                 rate_limited += 1
-                delay = self._backoff().delay(rate_limited, _retry_after(response.headers.get("Retry-After"), 1.0))
+                delay = self._backoff().delay(rate_limited, parse_retry_after(retry_after) or RATE_LIMIT_WAIT)
                 self._paused_until = max(self._paused_until, time.monotonic() + delay)
                 continue
-            retryable = status in RETRY_STATUSES or (status in RETRY_STATUSES_IDEMPOTENT and method in IDEMPOTENT)
-            if retryable and failures < self.retries:
+            if _retryable(method, status, retry_after) and failures < self.retries:
                 failures += 1
-                after_unanswered = after_unanswered or went_unanswered(status)
-                after_server_error = after_server_error or not went_unanswered(status)
-                await self._sleep_backoff(failures)
+                if status != 413:  # a 413 was refused unread, as a 429: nothing of it is stored or on its way
+                    after_unanswered = after_unanswered or went_unanswered(status)
+                    after_server_error = after_server_error or not went_unanswered(status)
+                asked = parse_retry_after(retry_after) if status in RETRY_AFTER_STATUSES else None
+                await self._sleep_backoff(failures, asked)
                 continue
             if status >= 400:
                 raise self._error(method, url, status, body, after_unanswered=after_unanswered,
@@ -305,8 +325,9 @@ class AsyncSynapseClient:
         """The project's one backoff policy with the SDK's settings: no jitter, first retry at once."""
         return Backoff(self.backoff, self.max_backoff, jitter=False, first=0.0, max_retry_after=self.max_retry_after)
 
-    async def _sleep_backoff(self, failures: int) -> None:
-        delay = self.backoff_delay(failures)
+    async def _sleep_backoff(self, failures: int, retry_after: float | None = None) -> None:
+        """Wait before retry ``failures``: the server's ``retry_after`` (capped) when it asked, else the backoff."""
+        delay = self._backoff().delay(failures, retry_after)
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -408,8 +429,8 @@ class AsyncSynapseClient:
         """``POST plugins/{code}/run/``: deploys a serve application or calls inference.
 
         The body carries ``language`` as the SDK's ``PluginRunRequest`` does (``SYNAPSE_LANGUAGE``,
-        else ``ko``) unless the payload names one. Sent again only on 502/503/504 or when the
-        connection was never made."""
+        else ``ko``) unless the payload names one. Sent again only on 502/503/504, a 413 with
+        ``Retry-After``, or when the connection was never made."""
         body = {**payload, "language": payload.get("language") or self.settings.language}
         return await self.request("POST", f"plugins/{code}/run/", json=body)
 
