@@ -212,7 +212,7 @@ def test_an_empty_result_gets_its_own_rule(tmp_path, server):
     grouped as ``empty-result`` in the line's metadata, ``failures.jsonl`` and ``stats``, not as
     the generic ``failed``."""
     from totask_manifest._analytics.stats import manifest_stats
-    from totask_manifest._formats.native import EMPTY_RESULT
+    from totask_manifest._formats.native import EMPTY_RESULT, empty_document
 
     assert rule_of(EMPTY_RESULT) == "empty-result"
     urls = [server.url("ok.json"), server.url("no-objects1.json"), server.url("no-objects2.json")]
@@ -222,7 +222,9 @@ def test_an_empty_result_gets_its_own_rule(tmp_path, server):
     out = tmp_path / "out" / "j" / "manifests" / "output" / "output.manifest"
     metas = [orjson.loads(x)["boxes-metadata"] for x in out.read_bytes().splitlines()]
     assert [m.get("failure-rule") for m in metas] == [None, "empty-result", "empty-result"]
-    assert metas[1]["failure-reason"] == EMPTY_RESULT
+    # the file method's own reason, naming the file (not the SDK's inference code)
+    assert metas[1]["failure-reason"] == empty_document(urls[1])
+    assert rule_of(empty_document(urls[1])) == "empty-result"
     assert manifest_stats(str(out)).attributes["boxes"].failures == {"empty-result": 2}
     # a manifest written before the rule existed (no ``failure-rule``): stats reads it from the reason
     older = tmp_path / "older.manifest"

@@ -365,7 +365,8 @@ def test_empty_results_are_not_submitted_and_fail_their_task(synapse, files, cli
                              label=lambda i: rich_dm_doc(i) if i != 1 else empty)
     result = annotate(tmp_path, manifest)
     assert result.metrics["success"] == 2 and result.metrics["failed"] == 1
-    assert output_records(result)[1]["boxes-metadata"]["failure-reason"] == EMPTY_RESULT
+    reason = output_records(result)[1]["boxes-metadata"]["failure-reason"]
+    assert reason.startswith("empty document: ") and "/labels/1.json holds no annotation" in reason  # the file named
 
     # an output manifest written elsewhere that holds an empty document: apply refuses to send it
     # (its job.json without the output's record, as an older version wrote it: a changed output is

@@ -62,6 +62,8 @@ RUN_TIMEOUT = 300
 #: pages of 3 tasks whatever ``page_size`` asks for, so both sides follow ``next`` links
 PAGE = 3
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
+#: the keys of the SDK's messages that hold counts, whose text both runs must say alike
+COUNT_MESSAGES = ("TASK_TASKS_FETCHED", "TASK_DATA_COMPLETED", "TASK_DATA_COMPLETED_WITH_FAILURES")
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
 pytestmark = [pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300), pytest.mark.slow]
 
@@ -447,6 +449,16 @@ def test_the_job_report_has_the_sdks_steps_progress_and_messages(parity: Parity)
     common = sorted(set(sdk_messages) & set(our_messages))
     assert "TASK_TASKS_FETCHED" in common and "TASK_DATA_COMPLETED_WITH_FAILURES" in common, common
     assert {k: our_messages[k] for k in common} == {k: sdk_messages[k] for k in common}
+
+    def counts(logs: list[dict]) -> dict[str, str]:
+        """The text of the messages that carry counts: the counts must be the SDK's, not only the key
+        (ours said "Fetched 7 tasks" where the SDK said 8, the data unit without files left out)."""
+        return {e["data"]["key"]: e["data"]["content"] for e in logs
+                if e["event"] == "message" and e["data"].get("key") in COUNT_MESSAGES}
+
+    sdk_counts = counts(parity.sdk.server.logs)
+    assert "TASK_TASKS_FETCHED" in sdk_counts
+    assert counts(parity.ours.server.logs) == sdk_counts
 
     def errors(logs: list[dict]) -> list[tuple]:
         return sorted((e["step"], e["level"], e["data"]["content"].split(" failed:", 1)[0], type(e["job"]).__name__)

@@ -144,6 +144,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"empty annotation file", "empty-annotation-file"),
     # the SDK's own code for a result with no annotation, never submitted (``formats.native.EMPTY_RESULT``)
     (r"^TASK_INFERENCE_EMPTY_RESULT\b", "empty-result"),
+    # its file-method counterpart: a label file holding no annotation (``formats.native.empty_document``)
+    (r"^empty document: ", "empty-result"),
     (r"^no URL: the line has no key ", "url-key-missing"),
     (r"^no URL: the line has no synapse\.files", "synapse-files-missing"),
     (r"^no URL: synapse\.files has no specification", "target-specification-missing"),

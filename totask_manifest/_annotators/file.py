@@ -229,7 +229,7 @@ class FileAnnotator(Annotator):
                 doc = doc.one_image(item.record.get("source-ref"))
             kept = conversion.kept_format(fmt)
             if kept is not None:
-                return conversion.kept(doc, kept)
+                return conversion.kept(doc, kept, url)
             image_size = await self._image_size(item) if conversion.needs_image_size(fmt) else None
             try:
                 return conversion.label(doc, fmt, image_size)  # the job checks every label (jobs.recorder), once

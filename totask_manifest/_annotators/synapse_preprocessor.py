@@ -212,7 +212,11 @@ class PreProcessorAnnotator(BatchAnnotator):
                 raise
             fmt = ANY
         if self.native != "convert" and (fmt in NATIVE_FORMATS or self.native == "any"):
-            if refused_as_empty(result, fmt, submit_empty=self.submit_empty):
+            # ``native: any`` (ToTask's pass-through) keeps it as the SDK submits it: only a falsy
+            # reply is "empty" there (``if not result:`` in ``AnnotateTaskDataStep._run_inference``,
+            # steps/annotate_task_data.py:832, synapse-sdk 2026.2.17), refused in ``_one``; a reply
+            # with no annotation (``{"image_1": []}``) is sent, the backend's 400 its task's failure
+            if self.native != "any" and refused_as_empty(result, fmt, submit_empty=self.submit_empty):
                 return Failed(EMPTY_RESULT)
             return native_label(result, fmt)
         image_size = None

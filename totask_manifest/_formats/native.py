@@ -32,6 +32,16 @@ ANY = "any"
 NATIVE_FORMATS = (DM, OBJECTS)
 #: the wording of the SDK for a result that holds nothing (SYN-7201: the backend refuses an empty submit)
 EMPTY_RESULT = "TASK_INFERENCE_EMPTY_RESULT: empty result, not submitted"
+#: the failure rule of both: a result or a file that holds no annotation (``failure_rules``)
+EMPTY_RULE = "empty-result"
+
+
+def empty_document(shown_url: str) -> str:
+    """The file method's reason for a label file that holds no annotation (``is_empty``), never
+    submitted: the backend answers 400 to an empty submit. Not the SDK's inference code
+    (``TASK_INFERENCE_EMPTY_RESULT``): no pre-processor was asked; the file is named (its URL
+    already redacted by the caller, as every file-method message names it) so it can be fixed."""
+    return f"empty document: {shown_url} holds no annotation; not submitted (Synapse answers 400 to an empty submit)"
 _DM_SECTIONS = ("annotations", "annotationsData", "relations", "annotationGroups")
 
 

@@ -19,7 +19,8 @@ otherwise as ``schema`` says). Other labels are converted as ``data_format`` say
 ``dm-schema-v1`` (the default; what the backend validates and stores; confidences travel as a
 ``confidence`` classification attribute) or ``synapse-objects`` (the documented ``{"objects":
 [...]}`` shape, sent with ``?schema=any``). A result that holds no annotation is never sent (the
-backend answers 400 to an empty submit): the task fails with the SDK's ``TASK_INFERENCE_EMPTY_RESULT``.
+backend answers 400 to an empty submit): the task fails with the SDK's ``TASK_INFERENCE_EMPTY_RESULT``
+(``send_kept_empty``, the ToTask action: a kept document goes all the same, as the SDK submits it).
 
 A task's own failure (400, 403, its 404, a label that cannot be converted) fails that task
 only. A fatal error (401, the project gone, the backend down) stops the run; unless told not
@@ -100,6 +101,7 @@ def apply_job(
     keep_results: bool = True,
     allow_drop: bool = False,
     target: JobTarget | None = None,
+    send_kept_empty: bool = False,
 ) -> ApplyReport:
     """Apply the job at ``job_url`` to Synapse (see the module docstring). Never raises for a task.
 
@@ -112,7 +114,9 @@ def apply_job(
     it): the output manifest is then not read once more for it. An exception ``on_result`` raises
     stops the run (no task is taken after it; the writes done stay, journalled, for a re-run or
     rollback, unless the run had already stopped for a fatal error, whose rollback goes on) and
-    is raised once the run has ended."""
+    is raised once the run has ended. ``send_kept_empty``: a document kept as it is that holds no
+    annotation is sent all the same (the ToTask action: its annotators already refused what the
+    SDK does not submit, and the backend's 400 to the rest is that task's failure, as in the SDK)."""
     job_url = os.fspath(job_url)  # a pathlib.Path too, as status takes
     check_concurrency(concurrency)
     target = target or load_job_target(job_url)
@@ -126,7 +130,7 @@ def apply_job(
             run = _ApplyRun(client.aio, target, convert, schema or format_schema, dry_run=dry_run, force=force,
                             concurrency=concurrency, rollback_on_fatal=rollback_on_fatal, on_result=on_result,
                             bulk=bulk_reads, keep_results=keep_results)
-            run.native_schema = schema
+            run.native_schema, run.send_kept_empty = schema, send_kept_empty
             report = client.run(run.run())
             _signals.done("the apply run ended")  # noted where the CLI asked: the lease given back, the counts said
             return report
@@ -163,6 +167,8 @@ class _ApplyRun:
         self._lineage_read = asyncio.Lock()
         #: the schema asked for explicitly: documents kept as they are are sent with it
         self.native_schema: str | None = None
+        #: documents kept as they are go even when empty (``apply_job``'s ``send_kept_empty``)
+        self.send_kept_empty = False
         #: ``(line, task id, current hash)`` of the tasks that look changed since export, decided
         #: after the run (``_recheck``): a few bytes each, not the write
         self.suspects: list[tuple[int, int, str]] = []
@@ -240,7 +246,8 @@ class _ApplyRun:
             stopped = False
             try:
                 window: list[Planned] = []
-                for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit):
+                for planned in plan_writes(self.target, self.convert, self.schema, self.native_schema, self._emit,
+                                           send_kept_empty=self.send_kept_empty):
                     if self.breaker.tripped:
                         return
                     window.append(planned)
@@ -324,7 +331,8 @@ class _ApplyRun:
             finally:
                 slots.release()
 
-        for p in plan_writes(self.target, self.convert, self.schema, self.native_schema, lambda _: None):
+        for p in plan_writes(self.target, self.convert, self.schema, self.native_schema, lambda _: None,
+                             send_kept_empty=self.send_kept_empty):
             if p.line not in ours:
                 continue
             await slots.acquire()

@@ -181,10 +181,12 @@ def _no_label(record: dict, attr: str, metadata: Any) -> str | None:
 
 
 def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], schema: str | None,
-                native_schema: str | None, emit: Callable[[TaskResult], None]) -> Iterator[Planned]:
+                native_schema: str | None, emit: Callable[[TaskResult], None], *,
+                send_kept_empty: bool = False) -> Iterator[Planned]:
     """The writes the output manifest asks for, in line order; a line that cannot be applied goes
     to ``emit`` as its ``TaskResult`` instead. ``schema``: the query value for converted labels;
-    ``native_schema``: the one asked for explicitly, for documents kept as they are."""
+    ``native_schema``: the one asked for explicitly, for documents kept as they are;
+    ``send_kept_empty``: such a document goes even when it holds no annotation (``apply_job``)."""
     attr = target.label_attribute
     seen = IntMap()  # task id -> its first line: 24 to 48 bytes a task, where a dict held about 100
     for line in read_lines(target.output_manifest):
@@ -223,7 +225,7 @@ def plan_writes(target: JobTarget, convert: Callable[[str, Any, dict], Any], sch
                 continue
         # asked for ``schema=any`` (the action's ``schema: any``), a kept document is sent even
         # when empty, as the SDK sends it; otherwise the backend answers 400, so it is not sent
-        if (refused_as_empty(data, kept, submit_empty=native_schema == "any") if kept is not None
+        if (refused_as_empty(data, kept, submit_empty=send_kept_empty or native_schema == "any") if kept is not None
                 else is_empty(data, kept)):
             emit(TaskResult(line.number, task_id, FAILED, EMPTY_RESULT))
             continue

@@ -90,6 +90,12 @@ class ExportResult:
     #: listing (tasks created, deleted or leaving the filters meanwhile: some may not be listed)
     listing_changed: tuple[int, int] | None = None
 
+    @property
+    def listed(self) -> int:
+        """The tasks listed that match the filters: those exported and those skipped (the SDK's
+        ``fetch_tasks`` count, and the ToTask result's ``total_tasks``)."""
+        return self.exported + len(self.skipped)
+
     def unmatched_warnings(self) -> list[str]:
         """One line per filter the backend did not apply, and one when the listing changed."""
         lines = [f"the backend did not apply filter {name}: {counted(count, 'listed task')} "

@@ -164,11 +164,18 @@ class JobReporter:
             self._dirty = False
             self._last_send = time.monotonic()
         assert self.client is not None
+        # the logs first, then the PATCH, as the SDK sends them: a final status then follows the
+        # run's last messages (a backend may refuse logs to a finished job); each is tried on its
+        # own, so logs refused never keep the status from the job
+        self.last_error = None
+        if logs:
+            self._send(self.client.create_logs, logs)
+        self._send(self.client.update_job, self.job_id, body)
+
+    def _send(self, call: Any, *args: Any) -> None:
+        """One request to the job; a failure is kept in ``last_error`` and logged, never raised."""
         try:
-            self.client.update_job(self.job_id, body)  # type: ignore[arg-type]
-            if logs:
-                self.client.create_logs(logs)
-            self.last_error = None
+            call(*args)
         except Exception as exc:  # reporting must never fail the run
             self.last_error = exc
             log.debug("could not report to Synapse job %s: %s", self.job_id, exc)

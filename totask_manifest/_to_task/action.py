@@ -247,8 +247,10 @@ class ToTaskAction:
                 self._totask["filters_not_applied"] = dict(result.unmatched)
             for warning in result.unmatched_warnings():
                 self._say(reporter, warning, key="TOTASK_FILTER_NOT_APPLIED", level="warning")
-            # the SDK's words, "1 tasks" included: Synapse shows these lines in the job's log as the SDK's
-            self._say(reporter, f"Fetched {result.exported} tasks for annotation", key="TASK_TASKS_FETCHED")
+            # the SDK's words, "1 tasks" included (Synapse shows them in the job's log as the SDK's), and its
+            # count: every task listed, as its fetch_tasks counts them (the result's total_tasks); those
+            # the export could not take (no files) are tasks of the run too, failed ones
+            self._say(reporter, f"Fetched {result.listed} tasks for annotation", key="TASK_TASKS_FETCHED")
         reporter.progress("fetch_tasks", 1, 1)
         reporter.progress("annotate_task_data", 0, 1)
         if state is not None:
@@ -352,7 +354,8 @@ class ToTaskAction:
 
         self._written = written
         report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
-                           on_result=on_result, keep_results=False, target=target)  # counted here: memory stays flat
+                           on_result=on_result, keep_results=False, target=target,  # counted here: memory stays flat
+                           send_kept_empty=True)  # the annotators refused what the SDK does not submit
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
