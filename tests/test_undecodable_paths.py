@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.jobs_helpers import REPO
@@ -125,3 +126,60 @@ def test_the_refusal_names_no_secret_of_a_url_that_is_not_utf8(tmp_path, flag):
     assert r.returncode == 2 and len(err.splitlines()) == 1, err
     assert f"{flag} s3://bucket/caf\\xe9" in err and "is not valid UTF-8" in err, err
     assert "s3cret" not in err and "AKIA" not in err, err
+
+
+def _cli(*args: bytes, cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess, given the arguments as bytes, as a shell gives a Latin-1 name."""
+    return subprocess.run([sys.executable.encode(), b"-m", b"totask_manifest", *args], capture_output=True,
+                          timeout=120, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"})
+
+
+@pytest.fixture
+def odd_folder(tmp_path) -> bytes:
+    """``caf\\xe9`` (Latin-1, not UTF-8) under tmp_path, relative: the commands name it as given,
+    holding a manifest of two detection attributes (``machine`` and ``reviewed``)."""
+    from tests.evaluate_helpers import write_detection_manifest
+
+    os.mkdir(os.fsencode(tmp_path) + b"/caf\xe9")
+    boxes = ([("cat", 10, 10, 50, 50, 0.9)], [("cat", 12, 10, 50, 50)])
+    write_detection_manifest(Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9/m.manifest")), [boxes, boxes])
+    return b"caf\xe9"
+
+
+#: each command that prints a JSON document naming its input, and what it names it under
+JSON_COMMANDS = {
+    "validate": ([b"validate", b"%s/m.manifest"], "url"),
+    "stats": ([b"stats", b"%s/m.manifest"], "url"),
+    "labeled": ([b"labeled", b"%s/m.manifest", b"--label-attribute", b"machine", b"-o", b"%s/l.manifest"], "source"),
+    "evaluate": ([b"evaluate", b"%s/m.manifest", b"--predicted", b"machine", b"--reference", b"reviewed"],
+                 "manifest"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(JSON_COMMANDS))
+def test_json_output_names_a_path_that_is_not_utf8_by_its_escapes(tmp_path, odd_folder, command):
+    """orjson cannot write the surrogate Python keeps for the byte: each of these ended in a
+    traceback (``str is not valid UTF-8``), ``labeled`` after writing its output. The document
+    names the path as the errors do, ``caf\\xe9``, exit 0."""
+    args, key = JSON_COMMANDS[command]
+    r = _cli(*(a % odd_folder if b"%s" in a else a for a in args), b"--format", b"json", cwd=tmp_path)
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+    assert orjson.loads(r.stdout)[key] == "caf\\xe9/m.manifest"
+
+
+def test_coco_description_names_a_path_that_is_not_utf8_by_its_escapes(tmp_path, odd_folder):
+    """The COCO document's ``info.description`` names the input: its surrogate made the export
+    end in a traceback, nothing written."""
+    out = odd_folder + b"/x.coco.json"
+    r = _cli(b"convert", odd_folder + b"/m.manifest", out, b"--to", b"coco", b"--label-attribute", b"machine",
+             cwd=tmp_path)
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+    info = orjson.loads(Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + out)).read_bytes())["info"]
+    assert "from caf\\xe9/m.manifest (label attribute machine)" in info["description"], info
+
+
+def test_validate_text_prints_a_path_that_is_not_utf8_by_its_escapes(tmp_path, odd_folder):
+    """The text form wrote the raw byte 0xE9 (no character on a UTF-8 terminal): its escape now."""
+    r = _cli(b"validate", odd_folder + b"/m.manifest", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"caf\\xe9/m.manifest: valid"), r.stdout

@@ -32,7 +32,7 @@ from ._jobs.status import COMPLETED
 from ._manifest.naming import check_label_attribute, default_label_attribute
 from ._options import Options, mistyped, option, path_options
 from ._plugin_output import plugin_code
-from ._storage import exists, redact_secret_url, redact_url, refuse_half_scheme
+from ._storage import escape_undecodable, exists, redact_secret_url, redact_url, refuse_half_scheme
 from ._task_types import get_task_type
 
 log = logging.getLogger("totask_manifest")
@@ -138,14 +138,10 @@ def refuse_undecodable(config: JobConfig) -> None:
 
 def refuse_undecodable_path(what: str, text: Any) -> None:
     """``what`` named with ``text`` as its bytes read, where ``text`` is not valid UTF-8."""
-    if isinstance(text, str) and not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # a URL's password or signature never shown: the path's bytes are what to find
-            shown = redact_secret_url(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
-            raise UsageError(f"{what} {shown} is not valid UTF-8: job.json keeps paths as text; "
-                             "rename the file or folder (convmv converts a tree's names)") from None
+    if isinstance(text, str) and (shown := escape_undecodable(text)) != text:
+        # a URL's password or signature never shown: the path's bytes are what to find
+        raise UsageError(f"{what} {redact_secret_url(shown)} is not valid UTF-8: job.json keeps paths as text; "
+                         "rename the file or folder (convmv converts a tree's names)")
 
 
 def check_config(config: JobConfig) -> None:

@@ -221,6 +221,25 @@ def redact_secret_url(text: str) -> str:
     return redact_url(text) if carries_secret(text) else text
 
 
+def escape_undecodable(text: str) -> str:
+    """``text`` as it is shown: a byte that is not valid UTF-8 in a path (a folder named ``caf\\xe9``
+    on a Latin-1 system, which Python keeps as the surrogate ``\\udce9``) written as its escape,
+    ``\\xe9``. A JSON document cannot hold the surrogate (orjson: "str is not valid UTF-8"), and a
+    terminal given the raw byte shows no character; the escape names the byte to look for. Any
+    other lone surrogate is written as ``\\udXXX``, as Python's ``backslashreplace`` does."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate no byte stands for
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
 def carries_secret(url: str) -> bool:
     """Whether ``url`` carries user info or a query: any query, since which parameter is a password,
     a signature or an API key cannot be known. The one rule for what is redacted when shown and

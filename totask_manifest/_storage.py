@@ -24,6 +24,7 @@ from ._folders import missing_folders, not_a_folder, refused_write, remove_empty
 
 # re-exported: the redaction rules are imported from here across the package
 from ._redaction import carries_secret as carries_secret
+from ._redaction import escape_undecodable as escape_undecodable
 from ._redaction import map_strings as map_strings
 from ._redaction import redact_secret_url as redact_secret_url
 from ._redaction import redact_url as redact_url

@@ -37,7 +37,7 @@ from .._formats.model import ClassNames, FormatError
 from .._formats.native import describe
 from .._manifest.file_kind import other_encoding
 from .._manifest.io import write_lines
-from .._storage import AtomicWriter, join, read_bytes, redact_secret_url
+from .._storage import AtomicWriter, escape_undecodable, join, read_bytes, redact_secret_url
 from .coco_document import DocumentSections, document_sections, too_big
 from .coco_id_rules import refuse_ids_that_are_no_integers
 from .coco_images import (
@@ -115,7 +115,9 @@ def _write_document(
     licenses: dict[Any, Any] = {}  # id -> the license entry lines carried
     past = PastImage()
     skipped = n_images = n_anns = 0
-    document = DocumentSections({"description": f"converted by totask-manifest from {redact_secret_url(src)} "
+    # the input named as printed: a path that is not valid UTF-8 as its escapes (JSON holds text)
+    shown = escape_undecodable(redact_secret_url(src))
+    document = DocumentSections({"description": f"converted by totask-manifest from {shown} "
                                            f"(label attribute {attr})"})
     others = KeysLeftOut("COCO", attr)
     with AtomicWriter(dst) as out, Spool(dst, "totask-coco-") as annotations:

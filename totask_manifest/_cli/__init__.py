@@ -14,6 +14,7 @@ added through ``CommandParser.defer``, when that command's own arguments are par
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import errno
 import functools
@@ -313,13 +314,31 @@ def _print_masked_unraisable(unraisable: Any) -> None:
 def _escape_what_stdout_cannot_encode() -> str | None:
     """A character stdout's encoding cannot hold (a path named ``标注`` on a Latin-1 terminal, a
     Windows console redirected to a cp1252 file) is written as ``\\u6807``, as stderr writes it,
-    rather than failing the command after its work is done (``UnicodeEncodeError``). Returns the
-    error mode it replaced (None: left as it was), for ``main`` called from Python to put back."""
-    if getattr(sys.stdout, "errors", None) == "strict":
+    rather than failing the command after its work is done (``UnicodeEncodeError``); a path's byte
+    that is not valid UTF-8 (``caf\\xe9``, which Python's ``surrogateescape`` wrote back raw: no
+    character on a UTF-8 terminal) as ``\\xe9``, as the errors name it. Returns the error mode it
+    replaced (None: left as it was), for ``main`` called from Python to put back."""
+    errors = getattr(sys.stdout, "errors", None)
+    if errors in ("strict", "surrogateescape"):
         with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
-            sys.stdout.reconfigure(errors="backslashreplace")
-            return "strict"
+            codecs.register_error(_ESCAPE, _escape_unencodable)
+            sys.stdout.reconfigure(errors=_ESCAPE)
+            return errors
     return None
+
+
+#: the error handler of stdout's encoding while a command runs (``_escape_unencodable``)
+_ESCAPE = "totask-escape"
+
+
+def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
+    """What stdout writes for the characters its encoding cannot: a byte kept as a surrogate as the
+    ``\\xNN`` escape ``escape_undecodable`` shows, any other character as ``backslashreplace`` does."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else c.encode("ascii", "backslashreplace").decode("ascii") for c in bad), exc.end
 
 
 def _stdout_refuses(exc: OSError) -> bool:

@@ -12,8 +12,6 @@ import errno
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from .._errors import UsageError
 from .._jobs.status import COMPLETED, INTERRUPTED, STOPPED
 from .._task_types import TASK_TYPES
@@ -309,7 +307,3 @@ def _written(url: str, status: str) -> bool:
         return exists(url)
     except Exception:
         return True
-
-
-def dump_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -7,6 +7,7 @@ import sys
 
 import orjson
 
+from ._json_out import print_json
 from ._unread import say_unread
 
 
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate_manifest(args.manifest, predicted=args.predicted, reference=args.reference, iou=args.iou,
                            share=args.share, fetch_options=fetch or None, workers=args.workers)
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(ev.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-        sys.stdout.buffer.write(b"\n")
+        print_json(ev.to_dict(), orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
     else:
         sys.stdout.write(format_text(ev))
     if ev.too_long_lines:  # each kind said, both when both

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
+from ._json_out import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if (note := result.moved_note()) is not None:
         print(note, file=sys.stderr)
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(result.to_dict()) + b"\n")
+        print_json(result.to_dict(), 0)
     else:
         print(result.summary())
     return 0

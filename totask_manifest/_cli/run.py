@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from typing import TYPE_CHECKING
 
-import orjson
-
 from .._errors import StorageError, TotaskError, UsageError, yaml_error_text
+from ._json_out import print_json
 
 if TYPE_CHECKING:
     from .._to_task.params import ToTaskParams
@@ -109,5 +107,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: dict) -> None:
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    sys.stdout.flush()
+    print_json(result)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from ._json_out import print_json
 from ._unread import say_unread
 
 if TYPE_CHECKING:
@@ -47,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     stats = manifest_stats(args.manifest, label_attributes=args.label_attributes, workers=args.workers)
     stats = dataclasses.replace(stats, url=redact_secret_url(stats.url))  # printed: no token or password
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-        sys.stdout.buffer.write(b"\n")
+        print_json(stats.to_dict(), orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
     else:
         sys.stdout.write(format_text(stats))
     # lines that are not JSON objects (a truncated file, say) are invalid data: exit 1, as validate,

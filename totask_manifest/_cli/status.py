@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._jobs import dump_json, failures_line, output_manifest_line, runs_lines
+from ._jobs import failures_line, output_manifest_line, runs_lines
+from ._json_out import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     secrets = env_credentials()
     data = map_strings(raw, lambda text: hide_secrets(redact_secret_url(text), secrets))
     if args.format == "json":
-        dump_json(data)
+        print_json(data)
         return 0
     m = data["metrics"]
     earlier = output_earlier(data["status"], data.get("runs"))  # its files are a run's before (or none)

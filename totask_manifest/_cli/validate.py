@@ -6,9 +6,8 @@ Exit codes: 0 valid (warnings allowed unless ``--strict``), 1 invalid, 2 usage o
 from __future__ import annotations
 
 import argparse
-import sys
 
-import orjson
+from ._json_out import print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     if args.format == "json":
-        sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(report.to_dict())
     else:
         for problem in report.problems:
             print(problem)
