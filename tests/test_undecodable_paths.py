@@ -183,3 +183,12 @@ def test_validate_text_prints_a_path_that_is_not_utf8_by_its_escapes(tmp_path, o
     r = _cli(b"validate", odd_folder + b"/m.manifest", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(b"caf\\xe9/m.manifest: valid"), r.stdout
+
+
+def test_an_error_on_stderr_names_a_path_that_is_not_utf8_by_its_escapes(tmp_path, odd_folder):
+    """stderr's ``backslashreplace`` wrote the byte as ``\\udce9`` (Python's surrogate), where
+    stdout and the documents write ``\\xe9``: one form on both streams."""
+    r = _cli(b"validate", odd_folder + b"/missing.manifest", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert b"caf\\xe9/missing.manifest" in r.stderr, r.stderr
+    assert b"\\udce9" not in r.stderr, r.stderr

@@ -190,7 +190,7 @@ def _main(argv: list[str], as_program: bool) -> int:
         handler.addFilter(ScrubSecrets(secrets))
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
-    stdout_errors = _escape_what_stdout_cannot_encode()
+    streams_errors = _escape_what_streams_cannot_encode()
     try:
         with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
             code = _run(args)
@@ -202,9 +202,10 @@ def _main(argv: list[str], as_program: bool) -> int:
                 _exit_past_threads_left(code)
             return code
     finally:
-        if not as_program and stdout_errors is not None:  # ``main`` called from Python: its stdout as it was
-            with contextlib.suppress(AttributeError, ValueError):
-                sys.stdout.reconfigure(errors=stdout_errors)
+        if not as_program:  # ``main`` called from Python: its stdout and stderr as they were
+            for stream, errors in streams_errors:
+                with contextlib.suppress(AttributeError, ValueError):
+                    stream.reconfigure(errors=errors)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -311,23 +312,27 @@ def _print_masked_unraisable(unraisable: Any) -> None:
         _print_masked_traceback(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
 
 
-def _escape_what_stdout_cannot_encode() -> str | None:
+def _escape_what_streams_cannot_encode() -> list[tuple[Any, str]]:
     """A character stdout's encoding cannot hold (a path named ``标注`` on a Latin-1 terminal, a
     Windows console redirected to a cp1252 file) is written as ``\\u6807``, as stderr writes it,
     rather than failing the command after its work is done (``UnicodeEncodeError``); a path's byte
     that is not valid UTF-8 (``caf\\xe9``, which Python's ``surrogateescape`` wrote back raw: no
-    character on a UTF-8 terminal) as ``\\xe9``, as the errors name it. Returns the error mode it
-    replaced (None: left as it was), for ``main`` called from Python to put back."""
-    errors = getattr(sys.stdout, "errors", None)
-    if errors in ("strict", "surrogateescape"):
-        with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
-            codecs.register_error(_ESCAPE, _escape_unencodable)
-            sys.stdout.reconfigure(errors=_ESCAPE)
-            return errors
-    return None
+    character on a UTF-8 terminal) as ``\\xe9`` on stdout and stderr alike (stderr's
+    ``backslashreplace`` wrote ``\\udce9``), as ``escape_undecodable`` names it in documents.
+    Returns each stream changed with the error mode it replaced, for ``main`` called from Python to
+    put back."""
+    changed = []
+    for stream, modes in ((sys.stdout, ("strict", "surrogateescape")), (sys.stderr, ("backslashreplace",))):
+        errors = getattr(stream, "errors", None)
+        if errors in modes:
+            with contextlib.suppress(AttributeError, ValueError):  # a stream that cannot be reconfigured
+                codecs.register_error(_ESCAPE, _escape_unencodable)
+                stream.reconfigure(errors=_ESCAPE)
+                changed.append((stream, errors))
+    return changed
 
 
-#: the error handler of stdout's encoding while a command runs (``_escape_unencodable``)
+#: the error handler of stdout's and stderr's encodings while a command runs (``_escape_unencodable``)
 _ESCAPE = "totask-escape"
 
 
