@@ -261,6 +261,12 @@ def counted(n: int, noun: str, plural: str | None = None, *, grouped: bool = Fal
     return (f"{n:,}" if grouped else str(n)) + " " + (noun if n == 1 else plural or noun + "s")
 
 
+def each_of(n: int, noun: str, plural: str | None = None) -> str:
+    """``each of the 2 lines``, or ``the 1 line`` where there is one: a message saying that every
+    one of ``n`` things failed reads "each of the 1 line" otherwise."""
+    return ("the " if n == 1 else "each of the ") + counted(n, noun, plural)
+
+
 #: the words Python's ``json.dumps`` writes for a float that is no number (``allow_nan=True``, its
 #: default), which no JSON reader of the standard takes; orjson says only "unexpected character"
 _NOT_JSON_NUMBERS = ("NaN", "Infinity")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from ._errors import JobError, counted
+from ._errors import JobError, counted, each_of
 from ._retry import retryable_status
 
 #: lines a run must finish, all failed with one configuration rule, before it stops
@@ -282,7 +282,7 @@ class SystematicFailure:
             self.active = False
             self.undone = self.seen
             self.stopped_on = self.rule
-            what = (f"each of the {counted(self.seen, 'line')} this run tried" if self.whole_run
+            what = (f"{each_of(self.seen, 'line')} this run tried" if self.whole_run
                     else f"each of the first {counted(self.seen, 'line')}")
             then = "" if self.whole_run else "; stopped without trying the rest"
             raise JobError(f"{what} failed with {self.rule!r}, which points at the job's configuration rather "

@@ -55,7 +55,7 @@ class LabeledOnly:
 
     def summary(self) -> str:
         """One line: what was kept, what was left out and why."""
-        head = (f"{redact_url(self.output)}: kept {self.kept} of {self.kept + self.total_left_out} lines "
+        head = (f"{redact_url(self.output)}: kept {self.kept} of {counted(self.kept + self.total_left_out, 'line')} "
                 f"labeled under {self.label_attribute!r}")
         parts = [f"{reason} {n} (first: line {self.first_line[reason]})"
                  for reason, n in self.left_out.items() if n]

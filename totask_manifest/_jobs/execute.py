@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import _signals
 from .._credentials import hide_env_credentials
-from .._errors import TotaskError, counted
+from .._errors import TotaskError, counted, each_of
 from .._plugin_output import plugin_code
 from .._storage import redact_url
 from .checkpoint import CheckpointWriter, summarize
@@ -197,7 +197,7 @@ def _finish(
         state.status = FAILED
     elif done >= total and total > 0 and counts["labeled"] + counts["routed"] == 0:
         state.status = FAILED  # a job that labeled nothing did not succeed
-        error = f"no line was labeled: each of the {counted(counts['failed'], 'selected line')} failed (see failures.jsonl)"
+        error = f"no line was labeled: {each_of(counts['failed'], 'selected line')} failed (see failures.jsonl)"
     elif done >= total:
         state.status = COMPLETED
     elif cut_short is not None:

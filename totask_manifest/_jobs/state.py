@@ -430,11 +430,11 @@ def input_text(record: dict[str, Any]) -> str:
         if isinstance(bases, list) else []
     if len(starts) != len(append) or not isinstance(lines, int):  # not recorded: the manifests named
         given = ", ".join(f"--append {redact_url(str(a))}" for a in append)
-        return f"{redact_url(read)} ({lines} lines: {redact_url(url)}, {given})"
+        return f"{redact_url(read)} ({counted(lines, 'line')}: {redact_url(url)}, {given})"
     counts = [b - a for a, b in zip([0, *starts], [*starts, lines], strict=True)]
     parts = [f"{counts[0]} from {redact_url(url)}"]
     parts += [f"{n} from --append {redact_url(str(a))}" for n, a in zip(counts[1:], append, strict=True)]
-    return f"{redact_url(read)} ({lines} lines: {', '.join(parts)})"
+    return f"{redact_url(read)} ({counted(lines, 'line')}: {', '.join(parts)})"
 
 
 def interrupted_line(number: int, run: dict[str, Any]) -> str:

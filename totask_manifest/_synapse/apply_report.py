@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .._errors import counted
+from .._errors import counted, each_of
 from . import UNCHANGED
 from .rollback import RollbackReport
 
@@ -120,7 +120,7 @@ class ApplyReport:
             dry = "to be " if self.dry_run else ""
             if self._no_task_id == t[FAILED]:
                 return f"nothing was {dry}applied: {self.missing_task_ids}"
-            return f"nothing was {dry}applied: each of the {counted(t[FAILED], 'task')} failed"
+            return f"nothing was {dry}applied: {each_of(t[FAILED], 'task')} failed"
         return None
 
     def summary(self) -> str:

@@ -207,7 +207,7 @@ def threshold_curve(sweep: dict[str, Any], *, width: int = 420, height: int = 30
         out.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{height - 34}" stroke="#3ca951" stroke-dasharray="2,2"/>'
                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#3ca951"/>')
         note = (f"suggested {sug['threshold']:.2f}: routes {sug['routed']:,} of {items:,}, catches "
-                f"{sug['errors_caught']:,} of {errors:,} errors")
+                f"{sug['errors_caught']:,} of {counted(errors, 'error', grouped=True)}")
     out.append("</svg>")
     legend = (f'<span style="color:#4269d0">━ {escape(unit)} routed</span> &nbsp; <span style="color:#d64545">'
               f'┅ errors caught (target {sweep["share"]:.0%})</span>')

@@ -42,7 +42,7 @@ def _sweep(name: str, s: dict[str, Any]) -> list[str]:
     if sug:
         out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes "
                    f"{counted(sug['routed'], name, plural, grouped=True)}, catches "
-                   f"{sug['errors_caught']:,} of {s['errors']:,} errors (target {s['share']:.0%})")
+                   f"{sug['errors_caught']:,} of {counted(s['errors'], 'error', grouped=True)} (target {s['share']:.0%})")
     elif s["errors"]:
         out.append(f"    no threshold catches {s['share']:.0%} of the errors")
     else:
