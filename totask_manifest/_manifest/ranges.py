@@ -290,12 +290,12 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         refuse_not_text(f, url)
         refuse_pipe(f, url)
         size = f.seek(0, os.SEEK_END)
-    ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
-    context = _context(start_method) if len(ranges) > 1 else None
-    if context is None or not _splittable(url, remote):
+    context = _context(start_method) if _splits(url, size, workers, remote=remote, min_bytes=min_bytes) else None
+    if context is None:
         if started is not None:
             started()
         return [fn(url, 0, None, *args)]
+    ranges = plan_ranges(size, workers, min_bytes=min_bytes, per_worker=per_worker)
     before = version(url)
     try:
         parts = _map_split(fn, url, args, ranges, workers, context, started)
@@ -304,6 +304,26 @@ def map_ranges(fn: Callable[..., T], url: str, args: Sequence[Any] = (), *, work
         raise
     refuse_changed(url, before)
     return parts
+
+
+def _splits(url: str, size: int, workers: int, *, remote: bool, min_bytes: int | None = None) -> bool:
+    """Whether ``map_ranges`` reads a file of ``size`` bytes at ``url`` in ranges over worker
+    processes: more than one worker, at least twice ``min_bytes`` (``plan_ranges``) and a URL they
+    can read (``_splittable``). The one rule: ``would_split`` tells it before a command reads."""
+    return len(plan_ranges(size, workers, min_bytes=min_bytes)) > 1 and _splittable(url, remote)
+
+
+def would_split(url: str, workers: int | None, *, remote: bool = True) -> bool:
+    """Whether ``map_ranges(..., url, workers=workers, remote=remote)`` would read ``url`` with
+    worker processes: a command that reads in one process for a reason of its own says that
+    ``--workers`` was not taken only where the workers would have been used (a small file is read
+    in one process anyway, and ``stats`` and ``validate`` say nothing of it)."""
+    workers = workers or usable_cpus()
+    if workers <= 1:
+        return False
+    with storage.open_read(url) as f:
+        size = f.seek(0, os.SEEK_END)
+    return _splits(url, size, workers, remote=remote)
 
 
 def refuse_pipe(f: IO[bytes], url: str) -> None:

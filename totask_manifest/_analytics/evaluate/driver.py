@@ -23,7 +23,7 @@ from ..._errors import FetchError, ManifestError, UsageError
 from ..._fetch import FetchPolicy, SyncFetcher, resolve_reference
 from ..._manifest.io import refuse_absent_attribute, refuse_not_an_attribute
 from ..._manifest.long_lines import TooLong
-from ..._manifest.ranges import check_workers, iter_bodies, map_ranges
+from ..._manifest.ranges import check_workers, iter_bodies, map_ranges, would_split
 from ..._storage import exists, open_read, redact_secret_url, redact_url
 from ..labels import metadata_key, references_bases
 from ..masks import COLOR_MAP, mask_from_bytes
@@ -142,7 +142,7 @@ def evaluate_manifest(
     # the flags laid over the job's own policy, as report lays them: its allow_root and the masks' folders stay
     options = {**target.fetch_options, **{k: v for k, v in (fetch_options or {}).items() if v not in (None, [], ())}}
     if references_bases(target.manifest).appended:  # a line's folder goes by its number in the whole file,
-        _note_one_process(workers)  # which a worker's range does not know (it numbers its lines from its own first)
+        _note_one_process(target.manifest, workers)  # which a worker's range does not know (it numbers its lines from its own first)
         workers = 1
     # numpy and the fetch loop's thread do not survive a fork: spawned workers
     parts = map_ranges(_read_range, target.manifest, (ev, options, worst), workers=workers, start_method="spawn",
@@ -155,10 +155,12 @@ def evaluate_manifest(
     return run.ev
 
 
-def _note_one_process(workers: int | None) -> None:
+def _note_one_process(manifest: str, workers: int | None) -> None:
     """Say that ``--workers N`` (above 1) is not taken for a job with ``--append`` manifests: it was
-    dropped to this process without a word, and the run took N times as long as asked for."""
-    if workers is not None and workers > 1:
+    dropped to this process without a word, and the run took N times as long as asked for. Only
+    where N processes would have read the file (``would_split``): a small one is read in one
+    process anyway, which ``stats`` and ``validate`` leave unsaid."""
+    if workers is not None and workers > 1 and would_split(manifest, workers, remote=False):
         logging.getLogger("totask_manifest").warning(
             "note: --workers %d not taken: the job's --append manifests' lines resolve against their own folders "
             "by their number in the whole file, which only one process reading it all knows; evaluated in this "
