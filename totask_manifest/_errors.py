@@ -28,6 +28,12 @@ class StorageError(TotaskError):
     exit_code = 2
 
 
+class StoreRefusedError(StorageError):
+    """A storage back end that refused or failed a request (no credentials, access denied, a
+    service error), not a file that is missing: the environment's, never the data's, so exit 2
+    wherever the URL came from, a mask a manifest's line names included (``convert`` said 1)."""
+
+
 class ManifestError(TotaskError):
     """A manifest line that breaks a rule; names the line, the key path and the rule."""
 

@@ -19,7 +19,14 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _http_ranges
-from ._errors import WRITE_ERRNOS, StorageError, backend_error_message, backend_refusal, write_failure
+from ._errors import (
+    WRITE_ERRNOS,
+    StorageError,
+    StoreRefusedError,
+    backend_error_message,
+    backend_refusal,
+    write_failure,
+)
 from ._folders import missing_folders, not_a_folder, refused_write, remove_empty
 
 # re-exported: the redaction rules are imported from here across the package
@@ -126,18 +133,18 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
     try:
         yield
     except PermissionError as exc:
-        raise StorageError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
+        raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: {exc.strerror or exc}") from None
     except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
-        raise StorageError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
+        raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
     except OSError as exc:  # aiohttp's connection errors are OSErrors too: named as before
         if (refused := backend_refusal(exc) or backend_error_message(exc)) is None:
             raise
-        raise StorageError(f"cannot {verb} {redact_url(url)}: {refused}") from None
+        raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: {refused}") from None
     except Exception as exc:
         message = backend_error_message(exc)
         if message is None:
             raise
-        raise StorageError(f"cannot {verb} {redact_url(url)}: {message}") from None
+        raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: {message}") from None
 
 
 def exists(url: str) -> bool:
@@ -172,7 +179,7 @@ def _not_found(url: str, exc: FileNotFoundError) -> StorageError:
     message = backend_error_message(cause) if cause is not None else None
     if message is None or status in (404, 410):
         return StorageError(f"no such file: {redact_url(url)}")
-    return StorageError(f"cannot read {redact_url(url)}: {message}")
+    return StoreRefusedError(f"cannot read {redact_url(url)}: {message}")
 
 
 def is_dir(url: str) -> bool:

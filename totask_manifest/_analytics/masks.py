@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ManifestError, StorageError
+from .._errors import ManifestError, StorageError, StoreRefusedError
 from .._fetch import resolve_reference
 from .._formats.class_names import CLASS_NAME_RULE, class_name_problem
 from .._formats.model import FormatError
@@ -234,13 +234,17 @@ def coco_mask_image(
 def _mask_bytes(label: Any, line: int, base: str) -> tuple[str, bytes]:
     """The label's mask (its URL and bytes), resolved as its ``source-ref`` is (``base``:
     ``labels.references_base``): one that cannot be read names the line, the key and the folder
-    a relative reference was read against (it said only ``no such file: PATH``, exit 2)."""
+    a relative reference was read against (it said only ``no such file: PATH``, exit 2). A store
+    that refuses (no credentials, access denied) is named at the line and key too, and stays a
+    ``StoreRefusedError``, exit 2, as for an input URL: a script retrying on 2 sees the same case."""
     from .labels import read_against
 
     where = resolve_reference(label.value, base)
     try:
         return where, read_bytes(where)
-    except StorageError as exc:
+    except StoreRefusedError as exc:  # no credentials, access denied: the environment's (exit 2), as for any URL
+        raise StoreRefusedError(f"line {line}, key {label.attribute!r}: {exc}") from None
+    except StorageError as exc:  # a missing mask: the line's reference (exit 1)
         raise ManifestError(f"{exc}{read_against(label.attribute, label.value, where, base)}",
                             line=line, key=label.attribute, rule="mask") from None
 
