@@ -182,11 +182,20 @@ def test_a_killed_runs_earlier_output_is_not_shown_as_the_jobs(tmp_path: Path) -
     line = next(x for x in shown.stdout.splitlines() if x.startswith("failures:"))
     assert f"not written by the last run ({failures} is an earlier run's" in line, shown.stdout
     write_report(str(job), str(tmp_path / "page.html"), samples=0)
-    assert "(an earlier run&#x27;s, without the lines labeled since" in (tmp_path / "page.html").read_text()
+    page = (tmp_path / "page.html").read_text()
+    assert "(an earlier run&#x27;s, without the lines labeled since" in page
+    # the Labels section's counts and its failures chart are that file's, the Failures table the job's:
+    # the chart said 5 beside "Failures (11)" and nothing said why
+    assert ("counted in the output manifest an earlier run wrote, without the lines labeled since; Progress and "
+            "the Failures table below count the job's lines") in page
+    assert "<h3>Failures by rule (in that output manifest)</h3>" in page
 
     assert resume(str(job)).status == "COMPLETED"
     shown = run_cli("status", str(job))
     assert f"output manifest: {output}\n" in shown.stdout and f"failures: {failures}\n" in shown.stdout, shown.stdout
+    write_report(str(job), str(tmp_path / "page.html"), samples=0)  # the job's own file: nothing to say
+    page = (tmp_path / "page.html").read_text()
+    assert "<h3>Failures by rule</h3>" in page and "counted in the output manifest" not in page
 
 
 def test_the_report_of_a_running_job_does_not_tell_to_resume_it(tmp_path: Path) -> None:
@@ -224,3 +233,20 @@ def test_the_report_of_a_running_job_does_not_tell_to_resume_it(tmp_path: Path) 
     page = (tmp_path / "page.html").read_text()
     assert "an earlier run&#x27;s, without the lines labeled since; the running job writes it when it ends" in page
     assert "resume the job to write it" not in page
+
+
+def test_the_report_of_a_changed_output_manifest_says_its_labels_are_the_file_s(tmp_path: Path) -> None:
+    """An output manifest cut after the job wrote it (``head``): the Labels section and its
+    failures chart count the file's lines, Progress and the Failures table the job's; said so."""
+    from tests.jobs_helpers import toy_job_args
+
+    inp = write_manifest(tmp_path / "in.manifest", 30)
+    assert run_cli(*toy_job_args(inp, tmp_path / "out")).returncode == 0
+    job = tmp_path / "out" / "j"
+    output = job / "manifests" / "output" / "output.manifest"
+    output.write_bytes(b"".join(output.read_bytes().splitlines(keepends=True)[:20]))  # 2 of the 3 failed lines
+    write_report(str(job), str(tmp_path / "page.html"), samples=0)
+    page = (tmp_path / "page.html").read_text()
+    assert ("counted in the output manifest as it is now, changed since the job wrote it; Progress and the "
+            "Failures table below count the job's lines") in page
+    assert "<h3>Failures by rule (in that output manifest)</h3>" in page and "<h2>Failures (3)</h2>" in page

@@ -209,10 +209,24 @@ def _mixed_html(types: list[str]) -> str:
             "the counts below mix them (label-attribute-mixed-types; totask-manifest validate names the lines)</p>")
 
 
-def _stats_html(s: AttributeStats | None) -> str:
+def _labels_source(stale: bool, changed: str | None) -> str | None:
+    """Which lines the Labels section counts where they are not the job's: an earlier run's output
+    manifest (a job running, killed or failed since) or one changed after the job wrote it. Its
+    "Failures by rule" chart said 5 beside a "Failures (11)" table read from the checkpoint, and
+    neither said why. None where the file is the job's."""
+    if stale:
+        return "the output manifest an earlier run wrote, without the lines labeled since"
+    if changed:
+        return "the output manifest as it is now, changed since the job wrote it"
+    return None
+
+
+def _stats_html(s: AttributeStats | None, source: str | None = None) -> str:
     if s is None:
         return '<p class="muted">no output manifest yet</p>'
-    out = [_mixed_html(s.mixed_task_types),
+    said = (f'<p class="muted" role="note">counted in {escape(source)}; Progress and the Failures table below '
+            "count the job's lines</p>") if source else ""
+    out = [said, _mixed_html(s.mixed_task_types),
            _kv([("lines with this attribute", f"{s.lines:,}"), ("labeled", f"{s.labeled:,}"),
                 ("failed", f"{s.failed:,}"), ("routed to review", f"{s.routed:,}"),
                 ("task types", ", ".join(f"{shown(k)} ({v:,})" for k, v in s.types.items())),
@@ -241,7 +255,8 @@ def _stats_html(s: AttributeStats | None) -> str:
                                                                          title="annotations per tool") + "</div>")
     if s.failures:
         rows = [(shown(r), n) for r, n in list(s.failures.items())[:15]]
-        charts.append("<div><h3>Failures by rule</h3>" + hbar_chart(rows, title="failures by rule") + "</div>")
+        whose = " (in that output manifest)" if source else ""
+        charts.append(f"<div><h3>Failures by rule{whose}</h3>" + hbar_chart(rows, title="failures by rule") + "</div>")
     out.append('<div class="charts">' + "".join(charts) + "</div>")
     return "".join(out)
 
@@ -370,7 +385,7 @@ def _render(
 <h2>Progress</h2>
 {_metrics_html(metrics, bool(job))}
 <h2>Labels</h2>
-{_stats_html(stats)}
+{_stats_html(stats, _labels_source(stale, changed))}
 {evaluation}
 <h2>Failures ({n_failures:,})</h2>
 {_failures_html(failures, n_failures, failures_origin)}
