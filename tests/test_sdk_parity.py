@@ -63,7 +63,7 @@ RUN_TIMEOUT = 300
 PAGE = 3
 RESULT_START, RESULT_END = "__SYNAPSE_RESULT_START__", "__SYNAPSE_RESULT_END__"
 #: the keys of the SDK's messages that hold counts, whose text both runs must say alike
-COUNT_MESSAGES = ("TASK_TASKS_FETCHED", "TASK_DATA_COMPLETED", "TASK_DATA_COMPLETED_WITH_FAILURES")
+COUNT_MESSAGES = ("TASK_TASKS_FETCHED", "TASK_DATA_ANNOTATING", "TASK_DATA_COMPLETED", "TASK_DATA_COMPLETED_WITH_FAILURES")
 #: the first test also builds the venv (pytest-timeout counts fixture setup)
 pytestmark = [pytest.mark.timeout(BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 300), pytest.mark.slow]
 
@@ -413,10 +413,14 @@ def test_the_result_and_the_job_report_count_like_the_sdk(parity: Parity) -> Non
     assert our_metrics and our_metrics[-1]["record"]["steps"]["annotate_task_data"] == \
         last_metrics["record"]["steps"]["annotate_task_data"]
     assert ours.server.logs and all("step" in entry for entry in ours.server.logs)
-    events = sorted((e["data"]["task_info"]["task_id"], e["data"]["status"])
-                    for e in ours.server.logs if e["event"] == "annotate_task_data")
-    assert events == sorted((e["data"]["task_info"]["task_id"], e["data"]["status"])
-                            for e in sdk.server.logs if e["event"] == "annotate_task_data")
+
+    def events(side: Side) -> list[tuple]:
+        """The per-task events as sent: the SDK's come in listing order, ``index`` the task's place
+        in the listing (ours came failures first, index 1 the first failed task)."""
+        return [(e["data"]["index"], e["data"]["task_info"]["task_id"], e["data"]["status"], e["data"]["total"])
+                for e in side.server.logs if e["event"] == "annotate_task_data"]
+
+    assert events(ours) == events(sdk)
 
 
 def test_the_job_report_has_the_sdks_steps_progress_and_messages(parity: Parity) -> None:

@@ -7,13 +7,23 @@
   refuse logs to a finished job): it went after;
 - an empty label file in the file method fails with a reason naming the file, not the SDK's
   inference code; an inference reply with no annotation that is not falsy is sent as the SDK sends
-  it (only ``if not result`` is empty there), and the backend's 400 is the task's failure.
+  it (only ``if not result`` is empty there), and the backend's 400 is the task's failure;
+- ``Annotating N tasks (file method)`` says the SDK's count (the tasks listed), a resumed run's too
+  (from its record, else its job): it said "Annotating tasks", and only on a fresh run;
+- the per-task events come in listing order, ``index`` the task's place in the listing, as the
+  SDK's sequential step sends them: failed tasks came first, then the writes as they ended;
+- a ``--converter`` that returns an empty result in the file method fails with the file method's
+  reason naming the file (``empty_failure``), not the SDK's inference code.
 
 Real contract server and file server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import orjson
+
 from totask_manifest import ToTaskAction
+from totask_manifest._to_task.task_events import ListingOrder
+from totask_manifest.testing import Fault
 from totask_manifest.testing.builders import objects_doc, seed_tasks
 
 pytest_plugins = ["totask_manifest.testing.fixtures"]
@@ -93,3 +103,85 @@ def test_an_inference_reply_without_annotations_is_sent_as_the_sdk_sends_it(syna
     assert "400" in errors[no_annotation], errors  # sent, and refused by the backend as the SDK's submit is
     put = {r.path for r in synapse.requests_to("PUT")}
     assert f"/tasks/{no_annotation}/annotate_task_data/" in put and f"/tasks/{falsy}/annotate_task_data/" not in put
+
+
+def annotating_messages(synapse) -> list[str]:
+    return [e["data"]["content"] for e in synapse.logs
+            if e["event"] == "message" and e["data"].get("key") == "TASK_DATA_ANNOTATING"]
+
+
+def test_annotating_says_the_listed_count_fresh_and_resumed(synapse, files, tmp_path, monkeypatch) -> None:
+    pid = seed_tasks(synapse, files, 4)
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+    no_files = sorted_ids(synapse, pid)[1]
+    synapse.data_units[synapse.tasks[no_files]["data_unit"]]["files"] = {}
+    synapse.add_fault(Fault(status=401, method="PUT"))  # the token refused mid-apply: the run fails
+    first = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+    assert first["status"] == "FAILED", first
+    assert annotating_messages(synapse) == ["Annotating 4 tasks (file method)"]  # was "Annotating tasks"
+
+    # resumed without a fresh export: the count the run noted as it exported
+    synapse.logs.clear()
+    synapse.add_fault(Fault(status=401, method="PUT"))  # and again
+    assert ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()["status"] == "FAILED"
+    assert annotating_messages(synapse) == ["Annotating 4 tasks (file method)"]  # was not said at all
+
+    # a record an older version noted (no count): the job's own count of the export, and the skipped task
+    record = tmp_path / "sdk-reports" / "totask-run.json"
+    noted = orjson.loads(record.read_bytes())
+    del noted["export_listed"]
+    record.write_bytes(orjson.dumps(noted))
+    synapse.logs.clear()
+    assert ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()["status"] == "SUCCEEDED"
+    assert annotating_messages(synapse) == ["Annotating 4 tasks (file method)"]
+
+
+def test_task_events_come_in_listing_order_numbered_by_their_place(synapse, files, tmp_path, monkeypatch) -> None:
+    pid = seed_tasks(synapse, files, 5, label=lambda i: EMPTY_DM if i == 3 else objects_doc(i))
+    monkeypatch.setenv("SYNAPSE_JOB_ID", str(synapse.add_job()))
+    ids = sorted_ids(synapse, pid)
+    synapse.data_units[synapse.tasks[ids[1]]["data_unit"]]["files"] = {}  # skipped by the export
+    # the first task's write ends last: its event must still come first
+    synapse.add_fault(Fault(status=None, delay=0.3, method="PUT", path=f"^/tasks/{ids[0]}/"))
+
+    result = ToTaskAction(params=file_params(pid), output_root=str(tmp_path)).start()
+
+    assert result["status"] == "SUCCEEDED" and result["failed_count"] == 2, result
+    events = [(e["data"]["index"], e["data"]["task_info"]["task_id"], e["data"]["status"], e["data"]["total"])
+              for e in synapse.logs if e["event"] == "annotate_task_data"]
+    status = ["success", "failed", "success", "failed", "success"]
+    assert events == [(i + 1, tid, status[i], 5) for i, tid in enumerate(ids)]
+    failed = [e["data"]["content"].split(" failed:", 1)[0] for e in synapse.logs
+              if e["event"] == "message" and e["level"] == "error"]
+    assert failed == [f"Task {ids[1]}", f"Task {ids[3]}"]  # each right after its task's event, in listing order
+
+
+def test_listing_order_holds_a_bounded_number_of_events_and_loses_none() -> None:
+    """Past ``held_max`` events held behind a task still in flight, the held ones go out of listing
+    order (a run's every event is never held); each keeps its place as ``index``, none is lost."""
+    sent: list[tuple] = []
+    skipped = [{"task_id": "s1", "reason": "no files", "line": 2}, {"task_id": "s2", "reason": "gone", "line": 6}]
+    order = ListingOrder(skipped, lambda *event: sent.append(event[:2]), held_max=2)
+    assert [order.position(line) for line in (1, 2, 3, 4, 5)] == [1, 3, 4, 5, 6]
+    for line in (2, 3, 4):  # line 1 in flight: 2 and 3 held, the third one too many
+        order.add(line, f"t{line}", None, "")
+    assert sent == [(2, "s1"), (3, "t2"), (4, "t3"), (5, "t4")]
+    order.add(1, "t1", None, "")  # the late one: sent at once, with its own place
+    order.close()  # the skipped task listed after the last line
+    assert sent[4:] == [(1, "t1"), (7, "s2")]
+
+
+def test_a_converters_empty_result_in_the_file_method_names_the_file(synapse, files, tmp_path) -> None:
+    pid = seed_tasks(synapse, files, 2)
+    params = {**file_params(pid), "converter": "tests.support.totask_plugins:Empty"}
+
+    result = ToTaskAction(params=params, output_root=str(tmp_path)).start()
+
+    assert result["failed_count"] == 2 and synapse.requests_to("PUT") == [], result
+    for failure in result["failures"]:
+        error = failure["error"]
+        assert "TASK_INFERENCE" not in error, error  # no pre-processor was asked
+        assert error.startswith("empty document: the converter's convert_data_from_file returned no "
+                                "annotation for http://127.0.0.1:") and "/labels/" in error, error
+    failures = [orjson.loads(x) for x in (tmp_path / "sdk-reports" / "failures.jsonl").read_bytes().splitlines()]
+    assert [f["rule"] for f in failures] == ["empty-result"] * 2

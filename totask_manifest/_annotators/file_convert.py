@@ -26,7 +26,7 @@ from .._formats.coco import images_of
 from .._formats.coco_by_name import CocoImages, holds_several_images
 from .._formats.detect import TEXT_FORMATS, detect_input_format, to_label
 from .._formats.model import FormatError
-from .._formats.native import ANY, EMPTY_RULE, NATIVE_FORMATS, empty_document, native_label, refused_as_empty
+from .._formats.native import ANY, NATIVE_FORMATS, empty_failure, native_label, refused_as_empty
 from .._manifest.file_kind import other_encoding
 from .._outcomes import Failed, Labeled, Outcome
 from .._synapse.taskdata import loads_exact
@@ -137,7 +137,7 @@ class Conversion:
         """A document kept as it is (``kept_format``): a custom label, or why it cannot be one
         (an empty one names ``url``, the file it came from)."""
         if refused_as_empty(doc, fmt, submit_empty=self.submit_empty):
-            return Failed(empty_document(redact_url(url)), rule=EMPTY_RULE)
+            return empty_failure(redact_url(url))
         problem = document_problem(doc, fmt) if self.native == NATIVE_KEEP else None
         return Failed(problem) if problem else native_label(doc, fmt)
 

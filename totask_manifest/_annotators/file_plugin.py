@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import TotaskError
+from .._fetch import redact_url
 from .._outcomes import Failed, Item, Outcome
 from .file_source import LabelFiles, LineFailure
 
@@ -47,7 +48,7 @@ async def plugin_outcome(plugin: Any, item: Item, files: LabelFiles, *, submit_e
                                     data_url, data_name, task_data=task_data)
     except Exception as exc:  # the plugin's own failure fails this task, as in the SDK
         return Failed(hook_failure("convert", exc))
-    return converted_outcome(converted, "convert", submit_empty=submit_empty)
+    return converted_outcome(converted, "convert", submit_empty=submit_empty, label_file=redact_url(data_url))
 
 
 def _has_credentials() -> bool:

@@ -126,7 +126,7 @@ class PreProcessorAnnotator(BatchAnnotator):
         url = item.record.get("source-ref")
         if not isinstance(url, str) or not url:
             return Failed("no image: the line has no source-ref (the primary file URL)")
-        from .._formats.native import EMPTY_RESULT
+        from .._formats.native import empty_failure
         from .._synapse.client import BackendMoved, SynapseHTTPError, TokenRejected
         from .._synapse.preprocessor import InferenceFailed, infer
 
@@ -159,7 +159,7 @@ class PreProcessorAnnotator(BatchAnnotator):
         except (InferenceFailed, SynapseHTTPError) as exc:
             return Failed(f"inference: {exc}")
         if not result:
-            return Failed(EMPTY_RESULT)
+            return empty_failure()
         try:
             return await self._to_label(result, item, task)
         except Exception as exc:  # a reply that cannot be read fails its task only
@@ -193,7 +193,7 @@ class PreProcessorAnnotator(BatchAnnotator):
     async def _to_label(self, result: Any, item: Item, task: dict | None = None) -> Outcome:
         from .._formats.detect import detect_input_format, to_label
         from .._formats.model import FormatError
-        from .._formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+        from .._formats.native import ANY, NATIVE_FORMATS, empty_failure, native_label, refused_as_empty
         from .._synapse.plugin import INFERENCE_HOOK, task_data_of_line
 
         if self.plugin is not None:  # the plugin's conversion is the task data, unchanged
@@ -217,7 +217,7 @@ class PreProcessorAnnotator(BatchAnnotator):
             # steps/annotate_task_data.py:832, synapse-sdk 2026.2.17), refused in ``_one``; a reply
             # with no annotation (``{"image_1": []}``) is sent, the backend's 400 its task's failure
             if self.native != "any" and refused_as_empty(result, fmt, submit_empty=self.submit_empty):
-                return Failed(EMPTY_RESULT)
+                return empty_failure()
             return native_label(result, fmt)
         image_size = None
         if self.context.task_type == "object-detection" and fmt in ("synapse-objects", "dm-schema-v1"):

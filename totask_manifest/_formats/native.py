@@ -20,7 +20,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._outcomes import Labeled
+from .._outcomes import Failed, Labeled
 from .coco_regions import coco_losses
 
 CUSTOM_TYPE = "groundtruth/custom"
@@ -42,6 +42,23 @@ def empty_document(shown_url: str) -> str:
     (``TASK_INFERENCE_EMPTY_RESULT``): no pre-processor was asked; the file is named (its URL
     already redacted by the caller, as every file-method message names it) so it can be fixed."""
     return f"empty document: {shown_url} holds no annotation; not submitted (Synapse answers 400 to an empty submit)"
+
+
+def empty_failure(label_file: str | None = None, *, made_by: str | None = None) -> Failed:
+    """The one place that decides, by method, why a result holding no annotation is not submitted.
+    The file method (``label_file``: the task's label file, its URL already redacted by the caller)
+    names that file, so it can be fixed: no pre-processor was asked, so the SDK's inference code
+    would send the user looking at the wrong step. ``made_by``: the plugin hook that returned the
+    empty result from that file (``--converter``), said too, as the file itself may hold
+    annotations. Inference (no file): the SDK's ``TASK_INFERENCE_EMPTY_RESULT``."""
+    if label_file is None:
+        return Failed(EMPTY_RESULT, rule=EMPTY_RULE)
+    if made_by is None:
+        return Failed(empty_document(label_file), rule=EMPTY_RULE)
+    return Failed(f"empty document: {made_by} returned no annotation for {label_file}; not submitted "
+                  f"(Synapse answers 400 to an empty submit)", rule=EMPTY_RULE)
+
+
 _DM_SECTIONS = ("annotations", "annotationsData", "relations", "annotationGroups")
 
 

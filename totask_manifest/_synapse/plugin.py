@@ -28,6 +28,7 @@ from .taskdata import dumps_exact
 
 FILE_HOOK = "convert_data_from_file"
 INFERENCE_HOOK = "convert_data_from_inference"
+FILE_HOOK = "convert_data_from_file"
 PARAMS_HOOK = "setup_inference_params"
 HOOKS = (FILE_HOOK, INFERENCE_HOOK, PARAMS_HOOK)
 
@@ -172,18 +173,20 @@ def file_name_of(url: str) -> str:
     return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-def converted_outcome(converted: Any, step: str, *, submit_empty: bool) -> Any:
+def converted_outcome(converted: Any, step: str, *, submit_empty: bool, label_file: str | None = None) -> Any:
     """What a plugin's conversion (``convert_data_from_file`` / ``_from_inference``) makes of a
     task, as the SDK submits it: nothing (or an empty result) fails the task, a value JSON cannot
     carry fails it naming ``step``, anything else is the task data, kept as it is (a custom label
-    naming its format, ``any`` when it is of no known one)."""
+    naming its format, ``any`` when it is of no known one). ``label_file``: the file method's label
+    file (redacted), named by the empty result's reason as the file method's own empty document is
+    (``formats.native.empty_failure`` decides it by method: no inference code for a file)."""
     from .._formats.detect import detect_input_format
     from .._formats.model import FormatError
-    from .._formats.native import ANY, EMPTY_RESULT, NATIVE_FORMATS, native_label, refused_as_empty
+    from .._formats.native import ANY, NATIVE_FORMATS, empty_failure, native_label, refused_as_empty
     from .._outcomes import Failed
 
     if refused_as_empty(converted, submit_empty=submit_empty):
-        return Failed(EMPTY_RESULT)
+        return empty_failure(label_file, made_by=f"the converter's {FILE_HOOK}" if label_file is not None else None)
     problem = json_problem(converted)
     if problem is not None:
         return Failed(f"{step}: {problem}")

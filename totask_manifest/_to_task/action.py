@@ -43,6 +43,7 @@ from .._jobs.config import JobConfig
 from .._jobs.job import Job
 from .._jobs.layout import EXPORT_FILE, refuse_case_twin, refuse_root_in_job
 from .._jobs.lease import JobBusyError, hold
+from .._jobs.state import JobState
 from .._jobs.status import COMPLETED
 from .._redaction import hide_secrets
 from .._storage import exists, join, map_strings
@@ -56,6 +57,7 @@ from .job_id import synapse_job_id
 from .params import ToTaskParams, ignored_keys, validate_params
 from .refused import action_result, refuse
 from .runs import FAILED_STATUS, SUCCEEDED, claim, iso_now, note, noted, record_end
+from .task_events import ListingOrder
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,10 @@ class ToTaskAction:
 
     def _note_skipped(self, result: ExportResult) -> None:
         """The tasks the export skipped, noted in the run's record before its manifest is put in
-        place: failed tasks of this run, resumed or not (see ``_apply``)."""
+        place: failed tasks of this run, resumed or not (see ``_apply``); and the tasks it listed,
+        which a resumed run says as the SDK does (``_listed_count``)."""
         if self._run_record is not None:
-            note(self._run_record, export_skipped=result.skipped)
+            note(self._run_record, export_skipped=result.skipped, export_listed=result.listed)
 
     def _say(self, reporter: JobReporter, text: str, *, key: str = "", level: str = "info") -> None:
         reporter.message(text, key=key, level=level)
@@ -253,6 +256,9 @@ class ToTaskAction:
             self._say(reporter, f"Fetched {result.listed} tasks for annotation", key="TASK_TASKS_FETCHED")
         reporter.progress("fetch_tasks", 1, 1)
         reporter.progress("annotate_task_data", 0, 1)
+        # the SDK says it as its annotate_task_data step starts, every run: so do we, resumed or not
+        listed = result.listed if fresh_export else self._listed_count(state)
+        self._say(reporter, annotating(listed, p.method), key="TASK_DATA_ANNOTATING")
         if state is not None:
             if state.status == COMPLETED:
                 self._say(reporter, "annotation already complete; applying", key="TO_TASK_RESUMED")
@@ -266,7 +272,6 @@ class ToTaskAction:
                 task_type=p.task_type, method="file" if p.method == "file" else "synapse-preprocessor",
                 options=self._annotator_options(p),
             )
-            self._say(reporter, f"Annotating tasks ({p.method} method)", key="TASK_DATA_ANNOTATING")
             finished = api.annotate(config, engine=self.engine, on_progress=annotate_progress)
         if finished is not None and finished.signal:
             # the job took the signal (it finishes the lines in flight, so it may even be COMPLETED):
@@ -275,6 +280,20 @@ class ToTaskAction:
         if finished is not None and finished.status != COMPLETED:
             raise _annotation_failed(job_url, finished.status, noted(self._run_record, "export_skipped", []))
         return self._apply(p, job_url, client, reporter)
+
+    def _listed_count(self, state: JobState | None) -> int | None:
+        """The tasks a run resumed without a fresh export was listed, from what it measured: the
+        export's count noted in the run's record (``_note_skipped``). A record an older version
+        noted has none: the job's count of the export's lines (job.json ``input.lines``) and the
+        skipped tasks noted beside. None before the job exists (such a record, killed between the
+        export and the job's start): counting would read the whole export once more, a second
+        read of a manifest of a million lines for a log line, which the job's start reads anyway."""
+        listed = noted(self._run_record, "export_listed")
+        if isinstance(listed, int):
+            return listed
+        if state is None:
+            return None
+        return state.input_lines + len(noted(self._run_record, "export_skipped", []))
 
     def _annotation_counted(self) -> tuple[dict[str, int] | None, list[dict] | None]:
         """What the annotation job did, for a run stopped before its writes: its tasks, those that
@@ -321,7 +340,7 @@ class ToTaskAction:
             (sk.get("line", 0) - 0.5, {"task_id": sk["task_id"], "error": sk["reason"]}) for sk in skipped]
         listed = total + len(skipped)
 
-        def task_event(task_id: Any, index: int, error: str | None, message: str) -> None:
+        def task_event(index: int, task_id: Any, error: str | None, message: str) -> None:
             """The SDK's per-task event; for a failed task also its message (level error, no key)."""
             reporter.log("annotate_task_data", {
                 "task_info": {"task_id": task_id}, "status": "success" if error is None else "failed",
@@ -331,8 +350,8 @@ class ToTaskAction:
                 reporter.log("message", {"content": f"Task {task_id} failed: {message}"}, level="error",
                              step="annotate_task_data")
 
-        for index, (_, entry) in enumerate(failed_lines, start=1):
-            task_event(entry["task_id"], index, entry["error"], entry["error"])
+        # the SDK's order: the listing's, ``index`` each task's place in it (a skipped task's too)
+        events = ListingOrder(skipped, task_event)
         reporter.progress("annotate_task_data", total, 2 * total)
         reporter.set_metrics(0, counts["failed"], total)
 
@@ -342,7 +361,7 @@ class ToTaskAction:
             counts["success" if ok else "failed"] += 1
             reporter.progress("annotate_task_data", total + done[0], 2 * total)
             reporter.set_metrics(counts["success"], counts["failed"], total - done[0])
-            task_event(r.task_id, len(skipped) + done[0], None if ok else (r.detail or ""), f"{r.status}: {r.detail}")
+            events.add(r.line, r.task_id, None if ok else (r.detail or ""), f"{r.status}: {r.detail}")
             if r.status in (FAILED, CONFLICT, NOT_LABELED):
                 failed_lines.append((r.line, {"task_id": r.task_id,
                                                "error": f"{r.status}: {r.detail}" if r.status != FAILED else r.detail}))
@@ -353,9 +372,13 @@ class ToTaskAction:
                     [entry for _, entry in sorted(failed_lines, key=lambda f: f[0])])
 
         self._written = written
-        report = apply_job(job_url, client=client, concurrency=self.concurrency, schema="any" if p.schema == "any" else None,
-                           on_result=on_result, keep_results=False, target=target,  # counted here: memory stays flat
-                           send_kept_empty=True)  # the annotators refused what the SDK does not submit
+        try:
+            report = apply_job(job_url, client=client, concurrency=self.concurrency,
+                               schema="any" if p.schema == "any" else None, on_result=on_result, keep_results=False,
+                               target=target,  # counted here: memory stays flat
+                               send_kept_empty=True)  # the annotators refused what the SDK does not submit
+        finally:
+            events.close()  # the events held, and the skipped tasks listed after the last one written
         t = report.totals
         success = t[APPLIED] + t[UNCHANGED]
         failed = t[FAILED] + t[CONFLICT] + t[NOT_LABELED] + len(skipped)
@@ -383,6 +406,12 @@ class ToTaskAction:
         reporter.progress("finalize", 1, 1)
         return action_result(SUCCEEDED, f"to_task completed. success={success}, failed={failed}", metrics, failures,
                             self._totask)
+
+
+def annotating(listed: int | None, method: str) -> str:
+    """The SDK's ``TASK_DATA_ANNOTATING`` words ("1 tasks" included) with its count, the tasks
+    listed; without it where the run cannot know it cheaply (``ToTaskAction._listed_count``)."""
+    return f"Annotating {listed} tasks ({method} method)" if listed is not None else f"Annotating tasks ({method} method)"
 
 
 def _annotation_failed(job_url: str, status: str, skipped: list[dict]) -> JobError:
