@@ -192,3 +192,45 @@ def test_an_error_on_stderr_names_a_path_that_is_not_utf8_by_its_escapes(tmp_pat
     assert r.returncode == 2, r.stderr
     assert b"caf\\xe9/missing.manifest" in r.stderr, r.stderr
     assert b"\\udce9" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    [b"validate", b"%s/m.manifest", b"%s/m.manifest"],
+    [b"evaluate", b"%s/m.manifest", b"--page", b"%s/e.html"],
+])
+def test_a_usage_error_names_a_path_that_is_not_utf8_by_its_escapes(tmp_path, odd_folder, args):
+    """argparse's own errors (an unrecognized argument) were printed before stderr's error handler
+    went in, so they still wrote ``\\udce9``: the one form, ``\\xe9``, from the first line printed."""
+    r = _cli(*(a % odd_folder if b"%s" in a else a for a in args), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert b"unrecognized arguments: " in r.stderr and b"caf\\xe9/" in r.stderr, r.stderr
+    assert b"\\udce9" not in r.stderr, r.stderr
+
+
+#: each command taking a name or key, and its arguments with the name flag's value as ``%s``
+NAME_FLAGS = {
+    "stats": [b"stats", b"caf\xe9/m.manifest", b"--label-attribute", b"%s"],
+    "validate": [b"validate", b"caf\xe9/m.manifest", b"--label-attribute", b"%s"],
+    "validate --schema": [b"validate", b"caf\xe9/m.manifest", b"--schema", b"%s"],
+    "labeled": [b"labeled", b"caf\xe9/m.manifest", b"--label-attribute", b"%s", b"-o", b"l.manifest"],
+    "evaluate": [b"evaluate", b"caf\xe9/m.manifest", b"--predicted", b"machine", b"--reference", b"%s"],
+    "convert": [b"convert", b"caf\xe9/m.manifest", b"x.coco.json", b"--to", b"coco", b"--label-attribute", b"%s"],
+    "annotate": [b"annotate", b"caf\xe9/m.manifest", b"--job-name", b"%s", b"--task-type", b"object-detection",
+                 b"--output", b"out"],
+    "annotate --url-key": [b"annotate", b"caf\xe9/m.manifest", b"--job-name", b"j", b"--task-type",
+                           b"object-detection", b"--url-key", b"%s", b"--output", b"out"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(NAME_FLAGS))
+def test_a_name_that_is_not_utf8_is_refused_in_one_line(tmp_path, odd_folder, command):
+    """A label attribute (or job name, key, schema) holding a byte that is not valid UTF-8 cannot be
+    written as JSON text: ``stats`` ended in a traceback (``UnicodeEncodeError``, exit 1), the others
+    named it ``'x\\udce9'``. Every command refuses it in one line naming the flag, exit 2, nothing written."""
+    args = [a % b"x\xe9" if b"%s" in a else a for a in NAME_FLAGS[command]]
+    flag = args[args.index(b"x\xe9") - 1].decode()
+    r = _cli(*args, cwd=tmp_path)
+    err = r.stderr.decode("utf-8", "backslashreplace").strip()
+    assert r.returncode == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert f"{flag} x\\xe9 is not valid UTF-8" in err, err
+    assert sorted(os.listdir(tmp_path)) == [b"caf\xe9".decode("utf-8", "surrogateescape")]

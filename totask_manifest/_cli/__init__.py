@@ -161,6 +161,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str], as_program: bool) -> int:
+    """The command with stdout's and stderr's error handlers in place from the first line it may
+    print: argparse's own errors (``unrecognized arguments: caf\\xe9/m.manifest``) wrote the
+    surrogate ``\\udce9`` when they went in only after parsing."""
+    streams_errors = _escape_what_streams_cannot_encode()
+    try:
+        return _parse_and_run(argv, as_program)
+    finally:
+        if not as_program:  # ``main`` called from Python: its stdout and stderr as they were
+            for stream, errors in streams_errors:
+                with contextlib.suppress(AttributeError, ValueError):
+                    stream.reconfigure(errors=errors)
+
+
+def _parse_and_run(argv: list[str], as_program: bool) -> int:
+    """The command line parsed, then the command run; its exit code."""
     try:
         parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
@@ -190,22 +205,15 @@ def _main(argv: list[str], as_program: bool) -> int:
         handler.addFilter(ScrubSecrets(secrets))
     # a Ctrl-C once the command's work is done is noted, not raised (``_signals``): the summary
     # prints whole, the lease is given back, and one line says the work was done before it
-    streams_errors = _escape_what_streams_cannot_encode()
-    try:
-        with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
-            code = _run(args)
-            signum, what = _signals.noted()
-            if signum is not None and code == 0:  # a non-zero code says more: it stands
-                _say(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short")
-                code = 128 + signum
-            if as_program:
-                _exit_past_threads_left(code)
-            return code
-    finally:
-        if not as_program:  # ``main`` called from Python: its stdout and stderr as they were
-            for stream, errors in streams_errors:
-                with contextlib.suppress(AttributeError, ValueError):
-                    stream.reconfigure(errors=errors)
+    with _signals.after_work(marks=getattr(args, "_marks_done", False), exiting=as_program):
+        code = _run(args)
+        signum, what = _signals.noted()
+        if signum is not None and code == 0:  # a non-zero code says more: it stands
+            _say(f"totask-manifest {args.command}: interrupted after {what}; nothing was cut short")
+            code = 128 + signum
+        if as_program:
+            _exit_past_threads_left(code)
+        return code
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from .._errors import UsageError
-from .._redaction import redact_url
+from .._redaction import escape_undecodable, redact_url
 
 #: what a command's positional names, by its metavar, in the line refusing it empty
 _PATH_NAMES = {"INPUT": "input manifest", "IN": "input", "OUT": "output", "MANIFEST": "manifest",
@@ -101,6 +101,11 @@ class OneLineParser(argparse.ArgumentParser):
 #: options whose value is a path or URL, by metavar: what the refusal of an empty one calls it
 _PATH_OPTIONS = {"FILE": "file", "DIR": "folder", "MODEL": "model"}
 
+#: options whose value becomes a name or a key (a label attribute, a job name, a manifest key, a
+#: schema), by dest: the annotators' ``--url-key``, ``--image-key`` and ``--target-specification-name`` too
+_NAME_OPTIONS = frozenset({"label_attribute", "label_attributes", "job_name", "predicted", "reference", "task_type",
+                           "schema", "target_specification_name", "url_key", "image_key"})
+
 
 class CommandParser(OneLineParser):
     """``argparse.ArgumentParser`` with ``defer(build)``: ``build()`` runs once, in the order
@@ -125,6 +130,7 @@ class CommandParser(OneLineParser):
         self.complete()
         parsed, rest = super().parse_known_args(args, namespace)
         self._refuse_empty_paths(parsed)
+        self._refuse_undecodable_names(parsed)
         self._refuse_folder_manifests(parsed)
         self._refuse_unwritable_outputs(parsed)
         return parsed, rest
@@ -152,6 +158,21 @@ class CommandParser(OneLineParser):
                         what = _PATH_NAMES.get(str(action.metavar), "path")
                     raise UsageError(f"the {what} ({'/'.join(flags) or action.metavar}) is empty: give a path or URL "
                                      "(an empty one is never taken for the current folder)")
+
+    def _refuse_undecodable_names(self, parsed: argparse.Namespace) -> None:
+        """A name or key given with a byte that is not valid UTF-8 (``--label-attribute $'x\\xe9'``:
+        Python holds the byte as a surrogate, which no JSON document can hold), refused naming the
+        flag and the byte's escape, exit 2, for every command alike. ``stats`` ended in a traceback
+        (``UnicodeEncodeError`` building its decoder), the others named the name as ``'x\\udce9'``.
+        A path may hold such a byte (its file is read by its bytes); a name is written as text."""
+        for action in self._actions:
+            if not action.option_strings or action.dest not in _NAME_OPTIONS:
+                continue
+            values = getattr(parsed, action.dest, None)
+            for value in values if isinstance(values, list) else [values]:
+                if isinstance(value, str) and (shown := escape_undecodable(value)) != value:
+                    raise UsageError(f"{_named(action)} {shown} is not valid UTF-8: a name or key is written as "
+                                     "JSON text, which cannot hold that byte; give it in UTF-8")
 
     def _refuse_folder_manifests(self, parsed: argparse.Namespace) -> None:
         """A local folder given as the manifest a command reads (``INPUT``, ``MANIFEST``, and
