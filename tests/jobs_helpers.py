@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,13 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = "tests.support.toy_annotators:ToyClassifier"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens once this returns: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_manifest(path: Path, n: int, *, bad_every: int = 10, prelabeled_every: int = 0, crlf_at: int = 5) -> Path:

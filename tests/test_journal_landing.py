@@ -6,6 +6,7 @@ is alive and may still send it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 
@@ -203,3 +204,37 @@ def test_a_500_after_an_unanswered_attempt_may_still_land(synapse, files, client
     synapse.clear_faults()
     assert [r["op"] for r in read_journal(str(job)) if r["op"] not in ("before", "attempt")] == [noted]
     assert [r.status for r in rollback_job(str(job), client=client).results] == [rolled_back]
+
+
+def test_an_unjournalled_restore_never_sent_is_not_waited_for() -> None:
+    """A restore sent unjournalled (the journal cannot grow) to a host that refuses the connection
+    on every attempt: nothing reached Synapse, so nothing of it can land. ``may_still_land`` took
+    every error with no answer (``status`` None) for one that may, and the summary said it "may
+    still reach Synapse within a minute: wait a minute" and left it out of "run rollback again"."""
+    import asyncio
+
+    from tests.jobs_helpers import closed_port
+    from totask_manifest._synapse.client import AsyncSynapseClient, BackendUnavailable
+    from totask_manifest._synapse.errors import may_still_land
+    from totask_manifest._synapse.journal import TaskHistory
+    from totask_manifest._synapse.rollback import FAILED, RestoreResult, RollbackReport, _send_unjournalled
+    from totask_manifest._synapse.settings import SynapseSettings
+    from totask_manifest.testing.builders import TOKEN
+
+    history = TaskHistory(7, writes=[_before(7, "r1", "n", 10)])
+    report = RollbackReport("file:///job", planned=1, remaining=1)
+
+    async def restore() -> BackendUnavailable:
+        settings = SynapseSettings(host=f"http://127.0.0.1:{closed_port()}", access_token=TOKEN)
+        async with AsyncSynapseClient(settings, retries=2, backoff=0.01, max_backoff=0.05) as aio:
+            with pytest.raises(BackendUnavailable) as caught:
+                await _send_unjournalled(aio, 7, history, report, "cannot write the journal: disk full")
+        return caught.value
+
+    exc = asyncio.run(restore())
+    assert exc.unreachable and not exc.after_unanswered and not may_still_land(exc), exc
+    assert report.unjournalled_in_flight == 0
+    report.results.append(RestoreResult(7, FAILED, str(exc)))
+    summary = report.summary()
+    assert "wait a minute" not in summary and "may still reach Synapse" not in summary, summary
+    assert re.search(r"; 1 tasks? not restored yet \(run rollback again\)$", summary), summary

@@ -5,11 +5,10 @@ would use them. Every test sets the variables with monkeypatch (or for one subpr
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from aiohttp import web
 
+from tests.jobs_helpers import closed_port
 from tests.support.http_server import LocalHTTPServer
 from tests.support.proxy import LocalProxy
 from tests.test_fetch import _self_signed_context
@@ -34,12 +33,6 @@ SECRET = "pr0xy-s3cret"
 def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_synapse_client_goes_through_http_proxy(synapse, monkeypatch) -> None:
@@ -110,7 +103,7 @@ def test_a_407_to_connect_is_one_line_and_not_retried(tmp_path, monkeypatch) -> 
 
 
 def test_an_unreachable_proxy_is_one_line_naming_it(synapse, monkeypatch) -> None:
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://me:{SECRET}@127.0.0.1:{port}")
     with fast_client(synapse) as client, pytest.raises(BackendUnavailable) as info:
         client.list_agents()
@@ -157,7 +150,7 @@ def test_a_data_file_is_fetched_through_the_proxy_and_no_proxy_bypasses_it(files
 def test_a_fetch_through_an_unreachable_or_refusing_proxy_names_it(tmp_path, files, monkeypatch, kind) -> None:
     monkeypatch.setenv(HTTP_CLIENT_ENV, kind)
     url = files.add("a.json", {"x": 1})
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://me:{SECRET}@127.0.0.1:{port}")
     with SyncFetcher(FetchPolicy(retries=0)) as fetcher, pytest.raises(FetchError) as info:
         fetcher.fetch(url)
@@ -213,7 +206,7 @@ def test_export_through_a_proxy_with_a_password(tmp_path, synapse, files) -> Non
 
 @pytest.mark.slow
 def test_export_with_an_unreachable_proxy_is_one_line_exit_2(tmp_path, synapse) -> None:
-    port = _closed_port()
+    port = closed_port()
     r, out = _export(tmp_path, synapse, HTTPS_PROXY=f"http://me:{SECRET}@127.0.0.1:{port}",
                      SYNAPSE_HOST=synapse.url.replace("http://", "https://"))
     assert r.returncode == 2 and not out.exists(), r.stderr

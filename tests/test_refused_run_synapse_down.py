@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from pathlib import Path
 
-from tests.jobs_helpers import run_cli
+from tests.jobs_helpers import closed_port, run_cli
 from totask_manifest import ToTaskAction
 from totask_manifest._to_task.refused import REPORT_OPTIONS
 from totask_manifest.testing.builders import TOKEN
@@ -26,13 +25,6 @@ ATTEMPTS = 1 + REPORT_OPTIONS["retries"]
 ERROR = "totask-manifest run: error: parameter file {}: invalid parameters: name:"
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens once this returns: connections are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _params(tmp_path: Path) -> Path:
     path = tmp_path / "params.json"
     path.write_text(json.dumps(PARAMS))
@@ -40,7 +32,7 @@ def _params(tmp_path: Path) -> Path:
 
 
 def test_refused_run_with_synapse_unreachable_exits_2_at_once_saying_the_job_was_not_told(synapse, tmp_path) -> None:
-    host = f"http://127.0.0.1:{_closed_port()}"
+    host = f"http://127.0.0.1:{closed_port()}"
     params = _params(tmp_path)
 
     done = run_cli("run", str(params), "--output", str(tmp_path / "out"),

@@ -264,10 +264,12 @@ class AsyncSynapseClient:
                 refused = isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status < 500
                 repeatable = method in IDEMPOTENT or _nothing_sent(exc)
                 if repeatable and not refused and failures <= self.retries:
-                    after_unanswered = True  # no answer: ``went_unanswered(None)``
+                    # no answer (``went_unanswered(None)``), unless the connection was never made: nothing sent
+                    after_unanswered = after_unanswered or not _nothing_sent(exc)
                     await self._sleep_backoff(failures)
                     continue
-                raise unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact) from None
+                raise unanswered(method, _path_of(url), exc, failures, proxy, self.settings.redact,
+                                 after_unanswered=after_unanswered) from None
             status = response.status
             if status == 407 and proxy is not None:  # an http:// host's: the proxy answered
                 raise proxy_refused(method, _path_of(url), status, proxy, self.settings.redact)

@@ -96,7 +96,12 @@ def may_still_land(exc: SynapseHTTPError) -> bool:
     earlier one went unanswered (``went_unanswered``), so the backend may still be processing it.
     The one rule for what the journal keeps in doubt (``Journal.note_failure``: ``unanswered``, or
     ``failed`` without ``refused``) and for a restore sent unjournalled, which no record makes a
-    later run wait for (``rollback._send_unjournalled``): a timed-out one was counted a plain failure."""
+    later run wait for (``rollback._send_unjournalled``): a timed-out one was counted a plain failure.
+    A connection never made on any attempt (refused, no such host: ``unreachable``, no earlier
+    attempt that may have reached the backend) carried nothing: it was kept in doubt, and the
+    summary said to wait a minute for a restore that never left."""
+    if isinstance(exc, BackendUnavailable) and exc.unreachable and not exc.after_unanswered:
+        return False
     return exc.after_unanswered or went_unanswered(exc.status)
 
 
@@ -176,9 +181,11 @@ def _masked(value: Any, secrets: Sequence[str]) -> Any:
 
 
 def unanswered(method: str, path: str, exc: aiohttp.ClientError, failures: int, proxy: Proxy | None,
-               redact: Callable[[str], str]) -> BackendUnavailable:
+               redact: Callable[[str], str], *, after_unanswered: bool = False) -> BackendUnavailable:
     """No answer came: one line naming the request, the error and the proxy it went through
-    (its URL without user info and the variable that named it; ``redact`` hides the tokens)."""
+    (its URL without user info and the variable that named it; ``redact`` hides the tokens).
+    ``after_unanswered``: an earlier attempt may have reached the backend (``may_still_land``
+    tells it from a connection never made on any attempt)."""
     if proxy is not None and isinstance(exc, aiohttp.ClientHttpProxyError):
         return proxy_refused(method, path, exc.status, proxy, redact)
     kind = type(exc).__name__
@@ -192,7 +199,8 @@ def unanswered(method: str, path: str, exc: aiohttp.ClientError, failures: int, 
         message = f"Synapse did not answer {method} {path}"
     text = redact(message + detail)
     return BackendUnavailable(proxy.hide(text) if proxy else text, status=None, method=method, path=path,
-                              unreachable=isinstance(exc, aiohttp.ClientConnectorError))
+                              unreachable=isinstance(exc, aiohttp.ClientConnectorError),
+                              after_unanswered=after_unanswered)
 
 
 def proxy_refused(method: str, path: str, status: int, proxy: Proxy,
