@@ -91,6 +91,14 @@ def went_unanswered(status: int | None) -> bool:
     return status is None or status in GATEWAY_GAVE_UP
 
 
+def backend_down(error: BaseException | None) -> bool:
+    """Synapse did not take a request for want of a backend (no answer, 5xx after the retries, too
+    many 429s): another request now fails the same way, after its own retry schedule. An error
+    answer (a 4xx) says nothing of the next request, which is still sent. The one rule for what
+    a job reporter sends after a failure (``JobReporter.flush``, ``tell_refused``)."""
+    return isinstance(error, BackendUnavailable)
+
+
 def may_still_land(exc: SynapseHTTPError) -> bool:
     """Whether the write a failed PUT carried may still reach the backend: its last attempt or an
     earlier one went unanswered (``went_unanswered``), so the backend may still be processing it.

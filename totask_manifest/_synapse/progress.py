@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from .errors import backend_down
 from .sync_client import SynapseClient
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ class JobReporter:
         #: set by a final status: ``current_progress`` then carries the SDK's ``time_remaining: 0.0``
         #: and ``time_elapsed`` (whole seconds since the reporter was made), as its last PATCH does
         self._finished = False
-        #: why the last send failed (``None`` once one succeeds): reporting never raises, but a
-        #: caller that must say the job was not told (a refused run) reads it here
+        #: why the last status update failed or was not sent (``None`` once one succeeds, whatever
+        #: became of the logs before it): reporting never raises, but a caller that must say the job
+        #: was not told (a refused run) reads it here
         self.last_error: Exception | None = None
         if self.enabled and pump:
             self._thread = threading.Thread(target=self._pump, name="synapse-job-reporter", daemon=True)
@@ -165,20 +167,25 @@ class JobReporter:
             self._last_send = time.monotonic()
         assert self.client is not None
         # the logs first, then the PATCH, as the SDK sends them: a final status then follows the
-        # run's last messages (a backend may refuse logs to a finished job); each is tried on its
-        # own, so logs refused never keep the status from the job
-        self.last_error = None
-        if logs:
-            self._send(self.client.create_logs, logs)
-        self._send(self.client.update_job, self.job_id, body)
+        # run's last messages (a backend may refuse logs to a finished job); logs refused (a 4xx)
+        # never keep the status from the job
+        logs_error = self._send(self.client.create_logs, logs) if logs else None
+        if backend_down(logs_error):
+            # the PATCH would meet the same backend: a second retry schedule (12 s by default) for
+            # nothing, at every pump cycle and at ``close``; what kept the status from the job is said
+            log.debug("Synapse job %s: status update not sent, as the logs were not taken", self.job_id)
+            self.last_error = logs_error
+            return
+        self.last_error = self._send(self.client.update_job, self.job_id, body)
 
-    def _send(self, call: Any, *args: Any) -> None:
-        """One request to the job; a failure is kept in ``last_error`` and logged, never raised."""
+    def _send(self, call: Any, *args: Any) -> Exception | None:
+        """One request to the job; a failure is returned and logged, never raised."""
         try:
             call(*args)
         except Exception as exc:  # reporting must never fail the run
-            self.last_error = exc
             log.debug("could not report to Synapse job %s: %s", self.job_id, exc)
+            return exc
+        return None
 
     def close(self) -> None:
         """Stop the pump and send the last state (respecting the once-a-second limit)."""

@@ -75,7 +75,8 @@ def tell_refused(message: str, client: Any = None) -> tuple[dict[str, Any], str 
     job_id = synapse_job_id()
     if not job_id:
         return result, None
-    from .._synapse.progress import JobReporter  # on use: the CLI refuses a bad file without aiohttp
+    from .._synapse.errors import backend_down  # on use: the CLI refuses a bad file without aiohttp
+    from .._synapse.progress import JobReporter
     from .._synapse.sync_client import SynapseClient
 
     try:
@@ -86,7 +87,7 @@ def tell_refused(message: str, client: Any = None) -> tuple[dict[str, Any], str 
     reporter = JobReporter(client, job_id, interval=0.0, pump=False)
     try:
         reporter.status("RUNNING")
-        if not _unreachable(reporter.last_error):
+        if not backend_down(reporter.last_error):  # a 4xx (the job refused ``RUNNING``): FAILED still sent
             reporter.status(FAILED_STATUS, result={**result, "error": result["message"]})
     finally:
         reporter.close()
@@ -95,15 +96,6 @@ def tell_refused(message: str, client: Any = None) -> tuple[dict[str, Any], str 
     if reporter.last_error is None:
         return result, None
     return result, _untold_line(job_id, client.settings.host, reporter.last_error)
-
-
-def _unreachable(error: Exception | None) -> bool:
-    """Synapse did not take the request for want of a backend (no answer, 5xx after the retry, too
-    many 429s): another request now fails the same way. An error answer (a 4xx: the job refused
-    ``RUNNING``) says nothing of the next one, which is still sent."""
-    from .._synapse.errors import BackendUnavailable
-
-    return isinstance(error, BackendUnavailable)
 
 
 def _untold_line(job_id: str, host: str, error: Exception) -> str:
