@@ -19,12 +19,16 @@ def test_names_file_rules(tmp_path):
         ("# classes\ncat\n", "line 1 starts with '#'"),
         ("\n\n", "holds no class names"),
         ("cat\ndog\ncat\n", "'cat' is given twice (ids 0 and 2)"),
+        ("ca\x0bt\ndog\n", "line 1: class name 'ca\\x0bt' holds a line break (U+000B)"),  # was 'ca', 't'
+        ("cat\ndo\u2028g\n", "line 2: class name 'do\\u2028g' holds a line break (U+2028)"),
     ]
     for text, message in cases:
         f.write_text(text)
         with pytest.raises(UsageError, match=re.escape(message)) as err:
             read_class_names(str(f))
         assert str(err.value).startswith(f"--class-names: {f}")
+    f.write_text("cat\x0b\ndog\x85\n")  # a line break at a line's end is stripped as a space is: no id shifts
+    assert read_class_names(str(f)) == ["cat", "dog"]
     f.write_bytes(b"\xff\xfecat")
     with pytest.raises(UsageError, match="is not UTF-8 text"):
         read_class_names(str(f))

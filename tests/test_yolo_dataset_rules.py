@@ -132,6 +132,33 @@ def test_an_escaped_control_character_in_yaml_or_json_names_is_refused_by_class_
     assert not (tmp_path / "m.manifest").exists()
 
 
+@pytest.mark.parametrize(("text", "said"), [("cat\n# a\x01 comment\n", "line 2 starts with '#'"),
+                                           ("cat\n\x0b\ndog\n", "line 2 is blank"),
+                                           ("cat\n\n# d\x00og\n", "line 2 is blank")])
+def test_a_line_that_is_no_class_name_is_refused_by_the_readers_rule_not_as_a_class_name(tmp_path, text, said):
+    """A ``#`` comment or a blank line is no class name: the import refused ``# a<U+0001> comment``
+    as the class name holding a control character; the reader's own rule names it now."""
+    root = _folder_of_one_box(tmp_path / "ds", "classes.txt", text.encode())
+    out = tmp_path / "m.manifest"
+    done = _cli("convert", str(root), str(out), "--to", "manifest")
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "class name" not in done.stderr, done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"], ids=lambda c: f"U+{ord(c):04X}")
+def test_a_line_break_at_the_end_of_a_classes_txt_line_is_dropped_as_spaces_are(tmp_path, sep):
+    """A separator the reader strips from a line's end shifts no id (lines are counted at ``\\n``):
+    ``cat<U+000B>`` reads as ``cat``, as it did before the import checked lines, and the next line
+    is still class 1 (split where ``str.splitlines`` splits, it was a blank line between them)."""
+    root = _folder_of_one_box(tmp_path / "ds", "classes.txt", f"cat{sep}\ndog{sep}\n".encode())
+    (root / "labels" / "a.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    counts = convert(str(root), str(tmp_path / "m.manifest"), to="manifest").counts
+    assert counts["classes"] == 2
+    (rec,) = _records(tmp_path / "m.manifest")
+    assert rec["label-metadata"]["class-map"] == {"1": "dog"}
+
+
 def test_a_crlf_classes_txt_with_spaces_and_tabs_around_names_still_reads(tmp_path):
     """A Windows editor's CRLF and the blanks around a name are no part of it: the reader drops
     them, as before, and the export writes the names it gives."""

@@ -26,6 +26,7 @@ from .._formats.class_names import (
     class_name_problem,
     is_yaml_names,
     line_problem,
+    name_lines,
     parse_class_names,
     read_names_text,
 )
@@ -55,16 +56,21 @@ def read_folder_names(url: str, file: str) -> list[str]:
     """The class names of a YOLO folder's names file ``file`` (``classes.txt``, ``obj.names``,
     ``data.yaml``) at ``url``. A name the export would refuse to write (``line_problem``) is
     refused as the folder's invalid data (exit 1, before anything is written), naming the file and
-    the line a text editor shows it on, counted at ``\\n`` as every reader counts (a CRLF file's
-    ``\\r`` ends its line; spaces and tabs around a name are dropped, as the reader drops them); in
-    YAML or a JSON list, where a name is no line, its class id. Before, a NUL or ESC was read into
-    the manifest's class names, and a U+000B split a name in two, shifting the ids after it."""
+    the line a text editor shows it on; in YAML or a JSON list, where a name is no line, its class
+    id. Before, a NUL or ESC was read into the manifest's class names, and a U+000B split a name in
+    two, shifting the ids after it.
+
+    Only the lines that become class names are checked, each as the reader takes it (``name_lines``:
+    stripped, so ``cat<U+000B>`` is ``cat``); the first blank or ``#`` line ends the check, for it is
+    no class name: the reader refuses it in its own words, or drops it with the blank lines that end
+    the file (a ``#`` comment holding a control character was refused as a class name)."""
     text = read_names_text(url)
     yaml_doc = is_yaml_names(url)
     body = text.removeprefix("\ufeff")
     if not yaml_doc and not body.strip().startswith("["):
-        for n, line in enumerate(body.split("\n"), start=1):
-            name = line.removesuffix("\r").strip(" \t")
+        for n, name in enumerate(name_lines(body), start=1):
+            if not name or name.startswith("#"):
+                break
             if (problem := line_problem(name)) is not None:
                 raise ManifestError(f"{file} line {n}: class name {name!r} {problem}; nothing was written",
                                     rule=RULE)

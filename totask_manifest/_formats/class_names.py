@@ -4,10 +4,11 @@ YOLO's ``classes.txt`` / ``obj.names`` / ``data.yaml``.
 A class id is a position in the list, so the rule is strict: anything that would shift ids or
 make a name ambiguous is refused, not skipped.
 
-* text: one name per line, surrounding spaces dropped, UTF-8 with or without a BOM; blank lines
-  at the end are ignored, a blank line anywhere else is an error (the names after it would get
-  the wrong ids), and so is a line starting with ``#`` (comments were once skipped in a model's
-  extra file, which shifted the ids after them);
+* text: one name per line (lines end at ``\\n``: ``name_lines``), surrounding white space
+  dropped, UTF-8 with or without a BOM; blank lines at the end are ignored, a blank line anywhere
+  else is an error (the names after it would get the wrong ids), and so is a line starting with
+  ``#`` (comments were once skipped in a model's extra file, which shifted the ids after them) and
+  a name holding a line break (``line_break``: a U+000B or U+2028 once split it in two);
 * a JSON list of strings (text starting with ``[``);
 * YAML with ``names`` (a list, or a mapping from the ids ``0..n-1``), for ``.yaml``/``.yml`` files;
 * in every form: at least one name, no empty name and no name twice.
@@ -79,19 +80,40 @@ def line_problem(name: str) -> str | None:
     takes as it is, or None: the one rule of the YOLO export, which refuses to write such a name,
     and of its import, which refuses to read one (before, the import took what the export refused).
 
-    A character ``str.splitlines`` ends a line at (``\\r``, U+000B, U+000C, U+001C to U+001E,
-    U+0085, U+2028, U+2029) splits the name for Python readers and not for ``fgets`` (darknet): the
-    ids after it shift for one of them. Any other control character too: a NUL ends the name for C
-    readers, ESC and the C1 controls are invisible or mojibake, and a tab inside a name is most
-    likely a hand-written file's mistake (``0<TAB>car`` pasted from a table) that shows as spaces."""
+    A character ``str.splitlines`` ends a line at (``line_break``) splits the name for Python
+    readers and not for ``fgets`` (darknet): the ids after it shift for one of them. Any other
+    control character too: a NUL ends the name for C readers, ESC and the C1 controls are invisible
+    or mojibake, and a tab inside a name is most likely a hand-written file's mistake (``0<TAB>car``
+    pasted from a table) that shows as spaces."""
+    if (problem := line_break(name)) is not None:
+        return problem
     found = next((c for c in name if unicodedata.category(c) in NOT_IN_A_LINE), None)
     if found is None:
         return None
-    code = f"U+{ord(found):04X}"
-    if len(f"a{found}a".splitlines()) == 2:
-        return f"holds a line break ({code}), and a names file holds one name per line (class id = line position)"
-    return (f"holds the control character {code}, which a line-based reader of a names file cuts, drops or shows "
-            "as spaces (class id = line position)")
+    return (f"holds the control character U+{ord(found):04X}, which a line-based reader of a names file cuts, "
+            "drops or shows as spaces (class id = line position)")
+
+
+def line_break(name: str) -> str | None:
+    """Why ``name`` cannot be one line of a names file for the line break it holds (``\\r``,
+    U+000B, U+000C, U+001C to U+001E, U+0085, U+2028, U+2029: where ``str.splitlines`` ends a
+    line, an editor or ``fgets`` may not), or None. Every reader of a names file refuses it
+    (``_line_names``): split there, the name became two and every id after it shifted."""
+    found = next((c for c in name if len(f"a{c}a".splitlines()) == 2), None)
+    if found is None:
+        return None
+    return (f"holds a line break (U+{ord(found):04X}), and a names file holds one name per line "
+            "(class id = line position)")
+
+
+def name_lines(text: str) -> list[str]:
+    """The lines of a names text (BOM removed) as its readers take them, the one split and strip
+    of them all: split at ``\\n`` only, as an editor and ``fgets`` number lines, so that a line
+    break of ``str.splitlines`` inside a name stays in it, to be refused (``line_break``), not split
+    there (the reader used ``splitlines``: ``ca<U+000B>t`` was two names, every id after them one
+    off); each line stripped as ``str.strip`` strips (spaces, tabs, a CRLF's ``\\r``, and any line
+    break or other white space at either end, which shifts no id: ``cat<U+000B>`` is ``cat``)."""
+    return [line.strip() for line in text.split("\n")]
 
 
 def parse_class_names(text: str, source: str, *, yaml_doc: bool = False) -> list[str]:
@@ -151,7 +173,7 @@ def read_names_text(url: str, prefix: str = "") -> str:
 
 
 def _line_names(text: str, source: str) -> list[str]:
-    names = [line.strip() for line in text.splitlines()]
+    names = name_lines(text)
     while names and not names[-1]:
         names.pop()
     for i, name in enumerate(names):
@@ -160,6 +182,8 @@ def _line_names(text: str, source: str) -> list[str]:
         if name.startswith("#"):
             raise UsageError(f"{source} line {i + 1} starts with '#': a names file has no comments "
                              "(class ids are line positions)")
+        if (problem := line_break(name)) is not None:
+            raise UsageError(f"{source} line {i + 1}: class name {name!r} {problem}")
     return names
 
 
