@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._annotators.base import check_installed, get_annotator_class
-from ._errors import JobError, JobExistsError, TotaskError, UsageError
+from ._errors import JobError, JobExistsError, TotaskError, UsageError, agreeing
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, as_recorded, as_recorded_path, identity
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
@@ -185,7 +185,7 @@ def refuse_unknown_options(method: str, options: dict[str, Any] | None) -> None:
     known = _known_options(method)
     unknown = sorted(k for k in options or () if k not in known)
     if unknown:
-        raise UsageError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+        raise UsageError(f"unknown {agreeing(len(unknown), 'option', 'options')} {', '.join(map(repr, unknown))} for "
                          f"method {method!r}; its options: {', '.join(sorted(known))}")
 
 
@@ -204,7 +204,7 @@ def refuse_undeclared_options(job_name: str, method: str, options: dict[str, Any
     after would be labeled two ways, with nothing said (a renamed option took its default)."""
     if gone := undeclared_options(method, options):
         shown = ", ".join(f"{k!r}" for k in gone)
-        raise UsageError(f"job {job_name!r} was started with option{'s' if len(gone) > 1 else ''} {shown} that method {method!r} no longer "
+        raise UsageError(f"job {job_name!r} was started with {agreeing(len(gone), 'option', 'options')} {shown} that method {method!r} no longer "
                          f"declares (renamed or removed since?); resume it with the plugin version that started it, "
                          f"or chain a new job with this version's options")
 

@@ -264,7 +264,15 @@ def counted(n: int, noun: str, plural: str | None = None, *, grouped: bool = Fal
     """``n`` and its noun as a message says it: ``1 sample``, ``2 samples`` (``plural`` where adding
     an ``s`` is wrong: ``box``, ``boxes``); ``grouped``: thousands separated (``1,234 lines``), as
     a summary of a whole file writes them. A summary line printed ``(1 failures)``."""
-    return (f"{n:,}" if grouped else str(n)) + " " + (noun if n == 1 else plural or noun + "s")
+    return (f"{n:,}" if grouped else str(n)) + " " + agreeing(n, noun, plural or noun + "s")
+
+
+def agreeing(n: int, one: str, many: str) -> str:
+    """The word of ``one`` and ``many`` that agrees with a count of ``n``: a verb (``agreeing(n,
+    "holds", "hold")``: "1 line holds", "2 lines hold"), a pronoun, or a noun said without its number
+    (``unknown options 'a', 'b'``). The one rule ``counted`` follows too; each module had its own
+    (``'s' if n != 1``, ``'s' if n > 1``, a tuple indexed by ``n != 1``)."""
+    return one if n == 1 else many
 
 
 def each_of(n: int, noun: str, plural: str | None = None) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import counted
+from .._errors import agreeing, counted
 from .._formats.coco import AREA, COCO_CATEGORY_ID, COCO_ID
 from .._formats.model import DETECTION
 from .._manifest.naming import METADATA_SUFFIX
@@ -49,7 +49,7 @@ class LinesLeftOut:
     """The lines of one export in ``fmt`` holding keys it left out: how many, the first, the keys
     (each once, in the order met; the first ``_MAX_NAMED`` named, the others counted); ``COUNT``
     names the summary's count and ``said`` words the note (``{lines}``, ``{verb}``, ``{fmt}``, ``{keys}``,
-    ``{first}``); ``verbs``: its verb for one line and for several ("1 line holds", "2 lines hold")."""
+    ``{first}``); ``verbs``: its verb for one line and for several ("1 line holds", "2 lines hold", by ``agreeing``)."""
 
     COUNT = ""
     said = ""
@@ -88,7 +88,7 @@ class LinesLeftOut:
     def notes(self) -> list[str]:
         if not self.lines:
             return []
-        return [self.said.format(lines=counted(self.lines, "line"), verb=self.verbs[self.lines != 1], fmt=self.fmt,
+        return [self.said.format(lines=counted(self.lines, "line"), verb=agreeing(self.lines, *self.verbs), fmt=self.fmt,
                                  keys=self.named(), first=self.first)]
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import ManifestError, TotaskError, UsageError, counted, json_text
+from .._errors import ManifestError, TotaskError, UsageError, agreeing, counted, json_text
 from .._fetch import APPENDED_BASES, appended_bases, base_for_line, base_of, resolve_reference
 from .._formats.native import DM, native_format
 from .._jobs.selection import needs_label
@@ -201,9 +201,9 @@ class PastImage:
     def notes(self) -> list[str]:
         if not self.count:
             return []
-        one = self.count == 1
-        return [f"{self.count} box{'' if one else 'es'} reach{'es' if one else ''} past {'its' if one else 'their'} "
-                f"image (first on line {self.first}), written as {'it is' if one else 'they are'}: some trainers "
+        n = self.count
+        return [f"{counted(n, 'box', 'boxes')} {agreeing(n, 'reaches', 'reach')} past {agreeing(n, 'its', 'their')} "
+                f"image (first on line {self.first}), written as {agreeing(n, 'it is', 'they are')}: some trainers "
                 "refuse such a box, others clip it (validate warns of it: box-outside-image)"]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .._errors import TotaskError
+from .._errors import TotaskError, counted
 from .._formats.native import native_format, shapes
 from .._imaging import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_image
 from .._storage import redact_secret_url
@@ -138,8 +138,8 @@ def _draw_boxes(img: Image.Image, value: Mapping[str, Any], metadata: Mapping[st
             draw.rectangle(spot, fill=c)
             draw.text((spot[0] + 2, spot[1] + 1), text, fill="white", font=font)
     hidden = spots.count(None)
-    caption = f"{len(anns)} box{'es' if len(anns) != 1 else ''}"
-    return caption + (f" ({hidden} tag{'s' if hidden != 1 else ''} left out: no room)" if hidden else "")
+    caption = counted(len(anns), "box", "boxes")
+    return caption + (f" ({counted(hidden, 'tag')} left out: no room)" if hidden else "")
 
 
 Rect = tuple[float, float, float, float]
@@ -270,4 +270,4 @@ def _draw_native(img: Image.Image, value: Any, fmt: str, sx: float = 1.0, sy: fl
     media = {s.media for s in all_shapes}
     parts = ", ".join(f"{n} {tool}" for tool, n in sorted(tools.items())) or "no annotations"
     parts += f" ({first}; {len(media)} media)" if len(media) > 1 else ""
-    return parts + (f"; {hidden} tag{'s' if hidden != 1 else ''} left out: no room" if hidden else "")
+    return parts + (f"; {counted(hidden, 'tag')} left out: no room" if hidden else "")

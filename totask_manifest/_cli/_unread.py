@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from .._errors import counted
+from .._errors import agreeing, counted
 
 
 def say_unread(command: str, *, invalid: int, too_long: int, figures: str = "the figures") -> None:
@@ -15,11 +15,11 @@ def say_unread(command: str, *, invalid: int, too_long: int, figures: str = "the
     if too_long:
         from .._manifest import long_lines
 
-        one = too_long == 1
-        print(f"totask-manifest {command}: error: {counted(too_long, 'line', grouped=True)} {'is' if one else 'are'} "
-              f"over {long_lines.MAX_LINE_BYTES:,} bytes, more than Ground Truth's 100,000 characters, and "
-              f"{'was' if one else 'were'} not read [line-too-long] (totask-manifest validate names "
-              f"{'it' if one else 'them'}); {figures} leave {'it' if one else 'them'} out", file=sys.stderr)
+        them = agreeing(too_long, "it", "them")
+        print(f"totask-manifest {command}: error: {counted(too_long, 'line', grouped=True)} "
+              f"{agreeing(too_long, 'is', 'are')} over {long_lines.MAX_LINE_BYTES:,} bytes, more than Ground Truth's "
+              f"100,000 characters, and {agreeing(too_long, 'was', 'were')} not read [line-too-long] (totask-manifest "
+              f"validate names {them}); {figures} leave {them} out", file=sys.stderr)
     broken = invalid - too_long
     if broken:
         one = broken == 1

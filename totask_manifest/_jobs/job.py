@@ -38,6 +38,7 @@ from .._errors import (
     StorageError,
     TotaskError,
     UsageError,
+    agreeing,
 )
 from .._failure_rules import OPTION_FIXES, model_flag, way_on
 from .._manifest.io import read_lines
@@ -402,7 +403,7 @@ def _not_a_job(given: str, folder: str, job_json: str, missing: str | None = Non
                  "input); run the command that made it again (annotate, chain or run) to start it")
     elif jobs := _jobs_in(folder):  # an output root given for one of its jobs
         shown_jobs = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
-        said += f"; it holds job folder{'s' if len(jobs) > 1 else ''} {shown_jobs}: give one ({redact_secret_url(join(given, jobs[0]))})"
+        said += f"; it holds {agreeing(len(jobs), 'job folder', 'job folders')} {shown_jobs}: give one ({redact_secret_url(join(given, jobs[0]))})"
     return NotAJobError(f"{shown} is not a job folder: {said}")
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .._errors import InvalidInputError, counted
+from .._errors import InvalidInputError, agreeing, counted
 from .._manifest import long_lines
 from .._manifest.blocks import BLOCK_BYTES, PIECE_BYTES, iter_blocks, pieces, typed_parts
 from .._manifest.io import blank_lines_only, input_empty, to_line
@@ -357,9 +357,10 @@ def raise_for_no_data(url: str, scan: InputScan, appended: Sequence[tuple[str, I
         return
     # an empty file (the wrong path, an export that wrote nothing) would end COMPLETED having
     # labeled nothing, as a fully labeled input does
-    one = len(appended) == 1
+    n = len(appended)
     named = ", ".join(redact_url(u) for u, _ in appended)
-    also = f", nor do{'es' if one else ''} the --append manifest{'' if one else 's'} {named}" if appended else ""
+    also = (f", nor {agreeing(n, 'does', 'do')} the --append {agreeing(n, 'manifest', 'manifests')} {named}"
+            if appended else "")
     raise input_empty(redact_url(url), scan.lines, also=also)
 
 

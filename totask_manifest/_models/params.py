@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .._errors import StorageError, UsageError, json_kind, json_text, yaml_error_text
+from .._errors import StorageError, UsageError, agreeing, json_kind, json_text, yaml_error_text
 from .._storage import read_bytes
 from .._yaml import load_json, load_yaml
 from .heads import HEADS, head_for
@@ -128,7 +128,7 @@ def check_device(source: str, key: str, value: Any) -> str:
 def _unknown(source: str, where: str, keys: set[str], known: tuple[str, ...]) -> None:
     if keys:
         raise UsageError(
-            f"{source}: unknown parameter{'s' if len(keys) > 1 else ''} {', '.join(sorted(map(repr, keys)))}{where}; "
+            f"{source}: unknown {agreeing(len(keys), 'parameter', 'parameters')} {', '.join(sorted(map(repr, keys)))}{where}; "
             f"known: {', '.join(known)}"
         )
 

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .._errors import StorageError, TotaskError, UsageError
+from .._errors import StorageError, TotaskError, UsageError, counted
 from .._jobs.archives import archived_runs
 from .._jobs.job import Job
 from .._jobs.lease import hold
@@ -180,7 +180,7 @@ class RollbackReport:
         later run wait for them, so the user must, or an apply at once sees the job's labels, calls
         them unchanged, and the restores landing after replace them."""
         n = self.unjournalled_in_flight
-        return (f"{n} restore{'s' if n != 1 else ''} sent unjournalled ({self.journal_error}) may still reach "
+        return (f"{counted(n, 'restore')} sent unjournalled ({self.journal_error}) may still reach "
                 "Synapse within a minute: wait a minute, then run rollback again or apply again")
 
 

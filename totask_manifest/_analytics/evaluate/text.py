@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._errors import counted
+from ..._errors import agreeing, counted
 from ..stats import columns, padded, shown
 from .driver import Evaluation
 
@@ -37,7 +37,7 @@ def _sweep(name: str, s: dict[str, Any]) -> list[str]:
     if s["without_confidence"]["items"]:
         w = s["without_confidence"]
         out.append(f"    {counted(w['items'], name, plural, grouped=True)} without a confidence (never routed) "
-                   f"hold{'s' if w['items'] == 1 else ''} {counted(w['errors'], 'error', grouped=True)}")
+                   f"{agreeing(w['items'], 'holds', 'hold')} {counted(w['errors'], 'error', grouped=True)}")
     sug = s["suggested"]
     if sug:
         out.append(f"    suggested --review-below {sug['threshold']:.2f}: routes "
