@@ -158,6 +158,29 @@ def test_a_memory_job_cleans_its_temporaries_too(tmp_path):
     assert not fs.exists(f"/honest-{os.getpid()}/m/manifests/intermediate/.tmp-part-000007.jsonl-ff")
 
 
+@pytest.mark.slow
+def test_resume_names_an_s3_temporary_it_removed_with_its_scheme(tmp_path, s3):
+    """``resume`` said ``removed jobs/root/huge1/manifests/output/.tmp-...``, the key as s3fs holds
+    it, where every other line of the run said ``s3://jobs/root/huge1``: a user with a local
+    ``jobs/`` folder looked there. The moto S3 server on 127.0.0.1, the CLI in a subprocess."""
+    inp = write_manifest(tmp_path / "in.manifest", 12, bad_every=0)
+    root = f"{s3.new_bucket()}/root"
+    r = run_cli(*toy_args(inp, root, "t"))
+    assert r.returncode == 0, r.stderr
+    job_url = f"{root}/t"
+    planted = f"{job_url}/manifests/output/.tmp-output.manifest-{'ab' * 16}"
+    s3.filesystem().pipe_file(planted, b"partial")
+    from totask_manifest._jobs.job import Job
+
+    state = Job.open(job_url).state
+    state.status = "STOPPED"
+    state.save()
+    r = run_cli("resume", job_url)
+    assert r.returncode == 0, r.stderr
+    assert f"removed {planted}, left by an interrupted run" in r.stderr, r.stderr
+    assert not s3.filesystem().exists(planted)
+
+
 # -- tuning options are not job identity ---------------------------------------------------------------
 
 def file_args(sample, out, *extra, url_key: str = "annotation-ref"):

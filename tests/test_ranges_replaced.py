@@ -71,3 +71,27 @@ def test_a_file_left_alone_is_read_whole_in_ranges(tmp_path: Path) -> None:
     counts = map_ranges(lines_replacing_at_the_end, url, (-1, NEW), workers=2, start_method="fork",
                         min_bytes=4096, per_worker=4)
     assert len(counts) > 2 and sum(counts) == 4096
+
+
+
+@pytest.mark.slow
+def test_an_s3_manifest_replaced_under_a_single_read_is_refused_as_validate_refuses_it(
+        s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stats``, ``convert`` and ``labeled`` read a manifest in one process, through ``open_read``:
+    an object replaced between two of its block reads printed s3fs's own words (``FileExpired:
+    ... no longer exists``, the key without ``s3://``, nothing of what to do). One rule, one
+    message: ``validate``'s. Blocks of 5 MiB (s3fs's least; 50 MiB unless told) over a 6 MiB
+    manifest put the second read where the race with a 99 MiB one put it."""
+    import fsspec
+
+    from totask_manifest._storage import open_read
+
+    monkeypatch.setitem(fsspec.config.conf, "s3", {**fsspec.config.conf["s3"], "default_block_size": 5 << 20})
+    url = f"{s3.new_bucket()}/in dir/m.jsonl"
+    _put(url, OLD * 40)
+    with pytest.raises(StorageError) as err, open_read(url) as f:
+        f.read(10)
+        _put(url, NEW)
+        f.read()
+    assert str(err.value) == (f"cannot read {url}: the file changed while it was read (replaced or rewritten); "
+                              "run the command again once it is no longer being written")

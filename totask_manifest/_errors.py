@@ -203,6 +203,24 @@ def backend_error_message(exc: BaseException) -> str | None:
     return None
 
 
+def file_changed(url: str, changed: str = "replaced or rewritten") -> StorageError:
+    """The one refusal of a file that changed while a command read it, whoever found it: a
+    comparison of its versions before and after the reads (``ranges.refuse_changed``), an HTTP
+    answer of another version (``_http_ranges``), or the store refusing a read of the version it
+    opened (``is_file_expired``). Each said it in its own words, s3fs's without ``s3://``."""
+    from ._redaction import redact_url
+
+    return StorageError(f"cannot read {redact_url(url)}: the file changed while it was read ({changed}); "
+                        "run the command again once it is no longer being written")
+
+
+def is_file_expired(exc: BaseException) -> bool:
+    """Whether ``exc`` is s3fs's (or fsspec's) ``FileExpired``: the object a read had opened was
+    replaced, and the next block asked of it (with ``If-Match``) found another version."""
+    return any(cls.__name__ == "FileExpired" and cls.__module__.startswith(("s3fs", "fsspec"))
+               for cls in type(exc).__mro__)
+
+
 def backend_refusal(exc: OSError) -> str | None:
     """What a back end's refusal that came as a bare ``OSError`` says, or None for any other
     ``OSError`` (a missing file is the caller's to name). s3fs turns S3's errors into

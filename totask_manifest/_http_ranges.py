@@ -29,7 +29,7 @@ import io
 import re
 from typing import Any, NoReturn
 
-from ._errors import StorageError
+from ._errors import StorageError, file_changed
 from ._redaction import redact_url
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -128,5 +128,4 @@ def _shorter(headers: Any, url: str, size: int, asked: str) -> NoReturn:
 
 def _changed(url: str, changed: str) -> NoReturn:
     """The one refusal of a file whose answers show another version of it than the first."""
-    raise StorageError(f"cannot read {redact_url(url)}: the file changed while it was read ({changed}); "
-                       "run the command again once it is no longer being written")
+    raise file_changed(url, changed)

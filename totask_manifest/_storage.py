@@ -25,6 +25,8 @@ from ._errors import (
     StoreRefusedError,
     backend_error_message,
     backend_refusal,
+    file_changed,
+    is_file_expired,
     write_failure,
 )
 from ._folders import missing_folders, not_a_folder, refused_write, remove_empty
@@ -137,6 +139,8 @@ def backend_errors(url: str, verb: str = "read") -> Iterator[None]:
     except TimeoutError as exc:  # aiohttp's whole-request limit (fsspec's http: 5 min): a bare, empty TimeoutError
         raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: timed out{f': {exc}' if str(exc) else ''}") from None
     except OSError as exc:  # aiohttp's connection errors are OSErrors too: named as before
+        if is_file_expired(exc):  # replaced between two block reads: said as every reader says it
+            raise file_changed(url) from None
         if (refused := backend_refusal(exc) or backend_error_message(exc)) is None:
             raise
         raise StoreRefusedError(f"cannot {verb} {redact_url(url)}: {refused}") from None

@@ -235,16 +235,17 @@ def clean_temporaries(job_url: str) -> list[str]:
     Only called while holding the job's lease, so no live writer of this folder owns them, nor
     their unfinished multipart uploads on S3 (a run killed while it uploaded a checkpoint part or
     the output manifest over s3fs's block size), which are aborted, whatever their age.
-    Returns the URLs removed.
+    Returns the URLs removed, under ``job_url`` as given (``s3://jobs/root/...``, not the
+    ``jobs/root/...`` the file system holds: a user with a local ``jobs/`` folder looked there).
     """
     fs, root = url_to_fs(job_url)
     top = root.rstrip("/") + "/"
     aborted = abort_uploads(fs, top, lambda path: _is_temporary(path[len(top):]), 0.0)
+    removed = [_under_job_url(job_url, top, path) for path in aborted]
     try:
         found = _local_files(root) if is_local(fs) else fs.find(root)
     except (FileNotFoundError, NotADirectoryError):
-        return aborted
-    removed = aborted
+        return removed
     for path in found:
         path = str(path)
         if not _is_temporary(path[len(top):] if path.startswith(top) else path):
@@ -253,8 +254,14 @@ def clean_temporaries(job_url: str) -> list[str]:
             fs.rm_file(path)
         except FileNotFoundError:
             continue
-        removed.append(path)
+        removed.append(_under_job_url(job_url, top, path))
     return removed
+
+
+def _under_job_url(job_url: str, top: str, path: str) -> str:
+    """``path``, as the job folder's file system lists it (``top``: the folder's own path, with a
+    trailing ``/``), named under ``job_url``, the folder as the user gave it."""
+    return join(job_url, path[len(top):]) if path.startswith(top) else path
 
 
 def _is_temporary(rel: str) -> bool:

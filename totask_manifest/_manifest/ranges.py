@@ -31,7 +31,7 @@ from typing import IO, Any, Literal, TypeVar
 
 from .. import _storage as storage
 from .._cpus import usable_cpus
-from .._errors import ManifestError, StorageError, UsageError, counted
+from .._errors import ManifestError, StorageError, UsageError, counted, file_changed
 from . import long_lines, pool
 from .file_kind import refuse_not_text
 from .line import BOM
@@ -360,8 +360,7 @@ def refuse_changed(url: str, before: tuple[str, ...]) -> None:
     """Refuse a file whose ``version`` is not ``before`` any more: its ranges, read by several
     processes, may come from both versions (lines counted twice or left out, and said valid)."""
     if version(url) != before:
-        raise StorageError(f"cannot read {storage.redact_url(url)}: the file changed while it was read (replaced "
-                           "or rewritten); run the command again once it is no longer being written")
+        raise file_changed(url)
 
 
 def _map_split(fn: Callable[..., T], url: str, args: Sequence[Any], ranges: list[tuple[int, int]], workers: int,
