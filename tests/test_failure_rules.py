@@ -315,3 +315,31 @@ def test_a_resume_whose_last_lines_fail_so_finishes_with_keep_going(tmp_path):
     assert [o["boxes-metadata"].get("failure-rule") for o in out] == [None] * 8 + ["http-403"] * 4
     assert all(o["boxes"]["annotations"] for o in out[:8])
     assert run_cli("resume", str(folder)).returncode == 0  # COMPLETED: nothing to do
+
+
+@pytest.mark.slow
+def test_a_stop_on_refused_s3_credentials_leaves_no_warning_of_the_methods_own_threads(tmp_path):
+    """The ``file`` method stopped by the first-32-lines rule while its fetch threads still waited
+    on S3 (later lines' reads in flight) warned "method 'file' left 12 threads running after
+    close(): 'totask-fetch_34', ..." and told the user to fix "an annotator": its own pool,
+    which the command leaves behind as it ends (a read only). A real HTTP server on 127.0.0.1
+    answers as S3 does to a refused key: 403 at once for the first 32 objects, after 4 s for the
+    rest, so that their reads are in flight when the job stops."""
+    async def s3_refusing(request: web.Request) -> web.StreamResponse:
+        number = int(request.path.rsplit("/", 1)[-1].split(".")[0])
+        if number >= FAIL_FAST_LINES:
+            await asyncio.sleep(4)
+        return web.Response(status=403, content_type="application/xml", body=(
+            b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidAccessKeyId</Code>"
+            b"<Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>"))
+
+    with LocalHTTPServer(s3_refusing) as s3:
+        inp = manifest(tmp_path / "in.manifest", [f"s3://b/ann/{i}.json" for i in range(100)])
+        env = {"AWS_ENDPOINT_URL": s3.url(""), "AWS_ACCESS_KEY_ID": "AKIAREVOKEDKEY", "AWS_SECRET_ACCESS_KEY": "x",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_SESSION_TOKEN": ""}
+        r = run_cli("annotate", str(inp), "--job-name", "j", "--label-attribute", "boxes", "--task-type",
+                    "object-detection", "--url-key", "label-url", "--retries", "0", "--output", str(tmp_path / "out"),
+                    env=env)
+    assert r.returncode == 1, r.stderr
+    assert "'permission-denied'" in r.stderr, r.stderr
+    assert "threads running after close()" not in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -219,13 +220,18 @@ def note_threads_left(method: str, before: set[threading.Thread]) -> None:
     once ``method``'s annotator is closed: a plugin's worker thread never stopped kept the
     process alive after its job ended, and a ``timeout`` or one Ctrl-C then stopped nothing."""
     left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
-    if left:
-        names = ", ".join(repr(t.name) for t in left)
+    THREADS_LEFT.extend(left)
+    pools = sys.modules.get("totask_manifest._fetch.pool_threads")  # not imported: no pool of ours ran
+    theirs = [t for t in left if pools is None or not pools.is_own_pool_thread(t)]
+    if len(theirs) < len(left):  # the built-in fetch pool's, busy with a read when a job stopped early
+        logging.getLogger("totask_manifest").debug("%s of the package's own pools still reading; not waited for",
+                                                   counted(len(left) - len(theirs), "thread"))
+    if theirs:
+        names = ", ".join(repr(t.name) for t in theirs)
         logging.getLogger("totask_manifest").warning(
             "method %r left %s running after close(): %s; the command will not wait for them "
-            "(an annotator stops its threads in close(), or starts them daemon=True)", method, counted(len(left), "thread"),
-            names)
-        THREADS_LEFT.extend(left)
+            "(an annotator stops its threads in close(), or starts them daemon=True)", method,
+            counted(len(theirs), "thread"), names)
 
 
 _REGISTRY: dict[str, str] = {

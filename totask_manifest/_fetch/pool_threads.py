@@ -15,12 +15,23 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 #: how long ``join_idle`` waits, at most, for a pool's idle threads to end (they end as soon as
 #: they see the shutdown; the bound only matters on a machine too loaded to run them)
 IDLE_THREAD_EXIT_WAIT = 5.0
+
+
+#: every thread of every ``PoolThreads`` (the package's own pools): ``note_threads_left`` does not
+#: blame an annotator for one still running a read when its owner closed (``is_own_pool_thread``)
+_OWN_THREADS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def is_own_pool_thread(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is one of the package's own pools' (``TrackedPool``), not a plugin's."""
+    return thread in _OWN_THREADS
 
 
 class PoolThreads:
@@ -35,6 +46,7 @@ class PoolThreads:
         """The pool's initializer: runs first in each of its threads."""
         with self._lock:
             self._threads.append(threading.current_thread())
+        _OWN_THREADS.add(threading.current_thread())
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` in a pool thread, marked as running a call while it does."""
