@@ -25,6 +25,7 @@ from ._api_checks import (
     completed_as_is,
     completed_result,
     input_changed_text,
+    job_classes,
     lineage_differences,
     path_keys,
     refuse_out_of_range,
@@ -155,10 +156,11 @@ def _annotate_held(run: JobRun, chained_from: str | None, cloned_from: str | Non
     if not itself:  # again under the lease: a job of the other case started meanwhile holds its own
         refuse_case_twin(config.job_url, held=True)
     sources.refuse_missing()
-    taken = job_input(config, sources, layout)
+    classes = job_classes(config)  # held to the labels the job passes over (``held_labels.JobClasses``)
+    taken = job_input(config, sources, layout, classes)
     input_url, scan = taken.url, taken.scan
     if scan is None:  # the input where it is (a copy was checked and scanned as it was written)
-        scan = scan_input(input_url, config.label_attribute, task_type=config.task_type)
+        scan = scan_input(input_url, config.label_attribute, task_type=config.task_type, classes=classes)
         raise_for_problems(input_url, scan)
         raise_for_held(input_url, scan.held, config.label_attribute)
         raise_for_no_data(input_url, scan)

@@ -15,6 +15,7 @@ from typing import Any
 from ._annotators.base import check_installed, get_annotator_class
 from ._errors import JobError, JobExistsError, TotaskError, UsageError, agreeing
 from ._jobs.config import TUNING_OPTIONS, JobConfig, JobResult, as_recorded, as_recorded_path, identity
+from ._jobs.held_labels import JobClasses
 from ._jobs.input_identity import file_behind
 from ._jobs.job import Job
 from ._jobs.layout import check_job_name
@@ -217,6 +218,19 @@ def check_options(method: str, options: dict[str, Any], task_type: str) -> None:
         typed = cls.Options.checked(options)  # a value of the wrong type named before the check reads it
     with plugin_raised_as_usage(method, "its check of the options"), plugin_code():
         cls.check(typed, task_type)
+
+
+def job_classes(config: JobConfig) -> JobClasses | None:
+    """The class names a new job writes, where its method knows them before it starts
+    (``Annotator.class_names``), for the scan to hold the labels it passes over to them."""
+    from ._manifest.line_rules import MAP_TYPES, SINGLE_TYPES  # on use: the CLI starts without the rules
+
+    if get_task_type(config.task_type).name not in MAP_TYPES | SINGLE_TYPES:  # no model loaded for nothing
+        return None
+    cls = get_annotator_class(config.method)
+    with plugin_raised_as_usage(config.method, "its class names"), plugin_code():
+        known = cls.class_names(cls.Options.checked(config.options), config.task_type)
+    return JobClasses.of(config.task_type, *known) if known is not None else None
 
 
 def path_keys(config: JobConfig) -> frozenset[str]:

@@ -98,6 +98,14 @@ class Annotator(ABC):
         """Raise ``UsageError`` before the job starts when ``options`` (an ``Options``) cannot work."""
 
     @classmethod
+    def class_names(cls, options: Any, task_type: str) -> tuple[list[str], str] | None:
+        """The class names (index = class id) every label the job writes names its classes by, and
+        where they come from as a message says it (``"--class-names FILE"``), where known before the
+        job starts; else None (the default). Why: a job labeling an attribute whose earlier lines
+        name a class otherwise is refused before it exists (``_jobs.held_labels.JobClasses``)."""
+        return None
+
+    @classmethod
     def resources(cls, options: Any) -> Resources:
         """What each instance needs (an engine sizes its workers by it): one CPU by default."""
         return Resources()

@@ -169,6 +169,14 @@ class FileAnnotator(Annotator):
             load_class_names(options.class_names)
         options.fetch.check()
 
+    @classmethod
+    def class_names(cls, options: FileOptions, task_type: str) -> tuple[list[str], str] | None:
+        """``--class-names``: the ids of every label converted are that file's (a document naming
+        a class otherwise fails its line)."""
+        if not options.class_names:
+            return None
+        return load_class_names(options.class_names), f"--class-names {options.class_names}"
+
     @staticmethod
     def _check_file_label_attribute(name: str, fmt: str, task_type: str) -> None:
         """Refuse an attribute no label file can hold before the job exists: stored, it would fail

@@ -217,6 +217,20 @@ class InferenceAnnotator(Annotator):
                           names, raw.get("class_names"))
 
     @classmethod
+    def class_names(cls, options: InferenceOptions, task_type: str) -> tuple[list[str], str] | None:
+        """``--class-names``, else a local model's own (loaded on the CPU, as ``check`` loads it);
+        an endpoint's are known only once it answers. A ``class_filter`` is not applied: a class
+        the model may name is one the job may write."""
+        raw = options.to_dict()
+        if raw.get("class_names"):
+            return load_class_names(raw["class_names"]), f"--class-names {raw['class_names']}"
+        source = source_for(raw["model"])
+        if not source.local:
+            return None
+        names = source.load(raw.get("weights")).class_names
+        return (list(names), f"the model's class names, --model {raw['model']}") if names else None
+
+    @classmethod
     def resources(cls, options: InferenceOptions) -> Resources:
         """A GPU per instance for a local model, unless the device is the CPU or Apple's."""
         device = str(options.device or "auto").lower()

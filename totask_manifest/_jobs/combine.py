@@ -28,7 +28,7 @@ from .._manifest.io import to_line
 from .._manifest.long_lines import TooLong, message
 from .._manifest.ranges import iter_line_batches
 from .._storage import AtomicWriter, is_local, open_read, redact_secret_url, redact_url, url_to_fs
-from .held_labels import HeldLabels, raise_for_held
+from .held_labels import HeldLabels, JobClasses, raise_for_held
 from .scan_ranges import (
     RUN_LINES,
     InputScan,
@@ -113,9 +113,10 @@ class Appended:
 class _Combiner:
     """The combined input being written: its bytes, checksum, line count and selection."""
 
-    def __init__(self, out: object, attribute: str, task_type: str | None = None) -> None:
+    def __init__(self, out: object, attribute: str, task_type: str | None = None,
+                 classes: JobClasses | None = None) -> None:
         self.out = out
-        self.attribute, self.task_type = attribute, task_type
+        self.attribute, self.task_type, self.classes = attribute, task_type, classes
         self.sha = hashlib.sha256()
         self.scan = InputScan()
         self.offset = 0  # bytes written
@@ -133,14 +134,14 @@ class _Combiner:
 
 def combine_with_appended(input_url: str, extra: Sequence[str], out_url: str, attribute: str, *,
                           task_type: str | None = None, shown: Sequence[str] = (), input_base: str | None = None,
-                          earlier: Sequence[Sequence] = ()) -> Appended:
+                          earlier: Sequence[Sequence] = (), classes: JobClasses | None = None) -> Appended:
     """Check the input and each manifest of ``extra`` (``raise_for_problems``, named as ``shown``:
     the URLs as job.json records them) and write input + the appended manifests' lines to
     ``out_url``, skipping data objects already present (same ``source`` text, or ``source-ref``
     naming the same file once resolved: the input's against ``input_base``, default its folder,
     or ``earlier`` appended folders; each appended manifest's against its own). One read of each
     manifest; nothing is written when one is refused, nor when the attribute holds on a line what
-    a job of ``task_type`` must not pass over (``held_labels``)."""
+    a job of ``task_type`` must not pass over (``held_labels``), its ``classes`` included."""
     from .._fetch import base_of
 
     urls = [input_url, *extra]
@@ -149,7 +150,7 @@ def combine_with_appended(input_url: str, extra: Sequence[str], out_url: str, at
     made = missing_folders(os.path.dirname(path)) if is_local(fs) else []
     try:
         with AtomicWriter(out_url) as out:
-            whole = _combine_into(_Combiner(out, attribute, task_type), urls, list(shown) or [redact_url(u) for u in urls],
+            whole = _combine_into(_Combiner(out, attribute, task_type, classes), urls, list(shown) or [redact_url(u) for u in urls],
                                   result, input_base or base_of(redact_secret_url(input_url)), earlier)
     except BaseException:  # refused (or stopped): not even the folders it made for the file stay
         remove_empty(made)
@@ -206,11 +207,12 @@ def _read_one(url: str, combiner: _Combiner, result: Appended, *, appended: bool
               ) -> tuple[_RangeScan, str]:
     """Check one manifest and copy its lines into the combined input while none is refused (the
     rest is only checked, so every bad line is named). Returns its check and checksum."""
-    part = _RangeScan(held=HeldLabels(combiner.task_type))
     sha = hashlib.sha256()
     # an input copied alone (a URL with a secret) needs no record back: runs of a shape cleared
     # once take validate's typed path, as the scan of an input read in place does
-    typed = _TypedRuns(combiner.attribute, combiner.task_type) if not appended and not compare else None
+    typed = _TypedRuns(combiner.attribute, combiner.task_type, combiner.classes) if not appended and not compare else None
+    part = _RangeScan(held=HeldLabels(combiner.task_type, classes=combiner.classes,
+                                      table=typed.table if typed is not None else None))
     with open_read(url) as f:
         refuse_not_text(f, url)  # named once, not each line as "not valid UTF-8" or "not a single JSON object"
         offset = 0

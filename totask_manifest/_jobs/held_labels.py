@@ -22,16 +22,26 @@ tracking job onto it was refused as "holds point_cloud_object_detection labels".
 Both are the options' mistake, not the data's (exit 2, as ``chain``'s refusal): the way forward
 is another ``--label-attribute`` (docs/jobs.md, "What the label attribute may already hold").
 The scan notes them as it reads (``scan_ranges``: its workers' ranges, then the whole file).
+
+A label of the job's own type is passed over, but where the job's class names are known before it
+starts (``JobClasses``: ``--class-names``, a local model's own) they are held to the class names
+those labels hold (``class-map-conflict``, ``validate``'s rule): a model retrained with its
+classes in another order, chained onto the attribute, wrote class id 1 'b' beside lines naming it
+'square', exit 0, an output ``validate --strict``, ``convert --to coco`` and YOLO refuse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .._errors import UsageError, counted
 from .._manifest.naming import declared_task_type, metadata_key
 from .._storage import redact_url
 from .._task_types import GT_PREFIX, task_type_of_metadata
+
+if TYPE_CHECKING:  # the rules import the validator's schemas: on use only (the CLI starts without them)
+    from .._manifest.problems import ClassNames
 
 #: the kind of a value that is not a label (no metadata, or metadata without a known ``type``)
 NOT_A_LABEL = ""
@@ -47,6 +57,40 @@ NOT_LABEL_METADATA = "not label metadata"
 CUSTOM = "custom"
 
 
+@dataclass(frozen=True)
+class JobClasses:
+    """The class names a job writes, known before it starts (id -> name), and where they come
+    from, as a refusal names it (``--class-names FILE``, "the model's class names (--model M)").
+    Only for the task types whose labels name classes by id (``line_rules.MAP_TYPES``,
+    ``SINGLE_TYPES``); a mask's color map is not held here."""
+
+    names: dict[int, str]
+    source: str
+
+    @classmethod
+    def of(cls, task_type: str, names: object, source: str) -> JobClasses | None:
+        """``names`` (a list, index = class id, or an id -> name mapping) for a job of ``task_type``;
+        None where its labels name no class by id or no names are known."""
+        from .._manifest.line_rules import MAP_TYPES, SINGLE_TYPES
+
+        if task_type not in MAP_TYPES | SINGLE_TYPES or not names:
+            return None
+        pairs = names.items() if isinstance(names, dict) else enumerate(names)  # type: ignore[attr-defined]
+        return cls({int(k): str(v) for k, v in pairs}, source)
+
+    def clash(self, class_id: int, name: str) -> str | None:
+        """Why a held label naming ``class_id`` ``name`` clashes with this job's names (validate's
+        ``class-map-conflict`` both ways: one class id, one name; one class name, one id), or None."""
+        ours = self.names.get(class_id)
+        if ours is not None and ours != name:
+            return f"{name!r} there, but this job names class id {class_id} {ours!r} ({self.source}): one class id, one name"
+        other = next((k for k, v in self.names.items() if v == name), class_id)  # only on a line not clean
+        if other != class_id:
+            return (f"class id {class_id} for {name!r} there, but this job gives {name!r} class id {other} "
+                    f"({self.source}): one class name, one id")
+        return None
+
+
 @dataclass
 class HeldLabels:
     """The lines (of a range, then of a file) that hold the attribute with a value the job of
@@ -57,6 +101,14 @@ class HeldLabels:
     task_type: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     first: dict[str, int] = field(default_factory=dict)
+    #: the job's class names, where known (``JobClasses``): held to the labels passed over
+    classes: JobClasses | None = None
+    #: the range's class names met so far, the job's first (the scan's typed path passes a line
+    #: whose classes it holds: ``scan_ranges._TypedRuns``); each pair found clean is noted, so a
+    #: map the lines repeat is worked out here once
+    table: ClassNames | None = None
+    #: the first held label naming a class otherwise than the job: (line, key, why)
+    clash: tuple[int, str, str] | None = None
 
     def note(self, number: int, record: dict, attribute: str) -> None:
         """Line ``number``, which holds ``attribute`` (not null, no earlier failure): noted
@@ -65,12 +117,32 @@ class HeldLabels:
             return
         meta = record.get(metadata_key(attribute))
         if type(meta) is dict and meta.get("type") == GT_PREFIX + self.task_type:
+            if self.classes is not None:
+                self._hold_classes(number, attribute, record.get(attribute), meta)
             return  # the common case, without a lookup
         kind = held_kind(meta, attribute, record.get(attribute))
         if fits(kind, self.task_type):
+            if self.classes is not None and kind == self.task_type:
+                self._hold_classes(number, attribute, record.get(attribute), meta)
             return
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.first.setdefault(kind, number)
+
+    def _hold_classes(self, number: int, attribute: str, value: object, meta: dict) -> None:
+        """Line ``number``'s label under ``attribute`` (of the job's type, ``value`` and its ``meta``) held to the job's
+        class names: the first clash kept, each clean pair noted in ``table``."""
+        from .._manifest.line_rules import class_pairs
+
+        assert self.classes is not None and self.task_type is not None
+        if self.clash is not None:
+            return  # one is refused, the first line in the file: a later one in this range is not it
+        for class_id, name, key, _said in class_pairs(self.task_type, attribute, value, meta):
+            why = self.classes.clash(class_id, name)
+            if why is not None:
+                self.clash = (number, key, why)
+                return
+            if self.table is not None:
+                self.table.note(class_id, name, number)
 
     def note_metadata(self, number: int, record: dict, attribute: str) -> None:
         """Line ``number``, which the job labels: noted where ``<attribute>-metadata`` holds what
@@ -85,6 +157,9 @@ class HeldLabels:
         for kind, count in other.counts.items():
             self.counts[kind] = self.counts.get(kind, 0) + count
             self.first.setdefault(kind, other.first[kind] + base)
+        if self.clash is None and other.clash is not None:
+            line, key, why = other.clash
+            self.clash = (line + base, key, why)
 
 
 def label_metadata(meta: object) -> bool:
@@ -129,7 +204,10 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
     """Refuse a job whose label attribute holds, on some line, what it must not pass over (see
     the module's docstring): one line naming the manifest, the first such line, the attribute,
     what it holds, the job's task type and the way forward."""
-    if not held.counts or held.task_type is None:
+    if held.task_type is None:
+        return
+    if not held.counts:
+        _raise_for_clash(url, held, attribute, what)
         return
     kind = min(held.first, key=held.first.__getitem__)  # the first line of any kind: the one named
     line, count = held.first[kind], held.counts[kind]
@@ -157,6 +235,20 @@ def raise_for_held(url: str, held: HeldLabels, attribute: str, what: str = "inpu
         f"{where}: label attribute {attribute!r} holds {kind} labels{also} and this job labels {held.task_type}; "
         f"one attribute holds one task type's labels (as in Ground Truth): give --label-attribute a new name for the "
         f"{held.task_type} labels, or --task-type {kind} to label the lines still unlabeled")
+
+
+def _raise_for_clash(url: str, held: HeldLabels, attribute: str, what: str) -> None:
+    """Refuse a job whose class names name a class otherwise than a label it passes over under
+    ``attribute`` (``JobClasses``): one line naming the line, the key, both names and the rule."""
+    from .._manifest.line_rules import CLASS_NAMES
+
+    if held.clash is None:
+        return
+    line, key, why = held.clash
+    raise UsageError(
+        f"{what} {redact_url(url)} line {line}, key {key!r}: {why} [{CLASS_NAMES}]; the job would label the other lines "
+        f"of {attribute!r} with its own class names, an output validate --strict and the COCO and YOLO exports refuse: "
+        f"give --class-names FILE naming the classes as {attribute!r} does, or --label-attribute a new name")
 
 
 def nothing_to_label(job_name: str, lines: int, attribute: str) -> str:

@@ -21,6 +21,7 @@ from .._errors import JobError, StorageError, TotaskError, UsageError
 from .._storage import carries_secret, exists, redact_secret_url, redact_url
 from .combine import combine_with_appended
 from .config import JobConfig
+from .held_labels import JobClasses
 from .input_identity import open_file_text, stands_for_open_file
 from .layout import JobLayout
 from .scan_ranges import InputScan, sha256_of
@@ -81,11 +82,12 @@ class JobInput:
     given_sha256: list[str] = field(default_factory=list)
 
 
-def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> JobInput:
+def job_input(config: JobConfig, sources: InputSources, layout: JobLayout, classes: JobClasses | None = None) -> JobInput:
     """The manifest the new job reads: the input where it is, or its copy in the job folder (with
     any ``--append`` manifests' lines, duplicates skipped), made in one read of each manifest
     (``combine``): each is checked on its own as it is copied, so a bad line is named by its own
-    file and line number, and nothing is written for a job that cannot start."""
+    file and line number, and nothing is written for a job that cannot start. ``classes``: the
+    job's class names, held to the labels it passes over (``held_labels.JobClasses``)."""
     if not (sources.append or sources.copied):
         return JobInput(sources.input)
     from .._fetch import APPENDED_BASES
@@ -95,7 +97,7 @@ def job_input(config: JobConfig, sources: InputSources, layout: JobLayout) -> Jo
     earlier = list(config.options.get(APPENDED_BASES) or ())
     appended = combine_with_appended(sources.input, sources.append, layout.input_manifest, config.label_attribute,
                                      task_type=config.task_type, shown=(config.input, *config.append),  # as job.json records them
-                                     input_base=config.options.get("relative_to"), earlier=earlier)
+                                     input_base=config.options.get("relative_to"), earlier=earlier, classes=classes)
     if sources.append:
         (log.warning if appended.skipped else log.info)("%s", appended.summary())
         earlier = [e for e in earlier if e[0] < appended.starts[0][0]]

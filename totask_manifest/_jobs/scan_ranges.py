@@ -35,7 +35,7 @@ from .._manifest.naming import metadata_key
 from .._manifest.ranges import CHUNK, map_ranges, refuse_changed, version
 from .._outcomes import Item
 from .._storage import open_read, redact_url
-from .held_labels import HeldLabels, shape_passes
+from .held_labels import HeldLabels, JobClasses, shape_passes
 from .input_identity import fingerprint, require_ranges
 from .layout import JobLayout
 from .selection import LineSelection, iter_selected, needs_label
@@ -75,7 +75,8 @@ class _RangeScan:
     held: HeldLabels = field(default_factory=HeldLabels)
 
 
-def scan_range(url: str, start: int, end: int | None, attribute: str, task_type: str | None = None, *,
+def scan_range(url: str, start: int, end: int | None, attribute: str, task_type: str | None = None,
+               classes: JobClasses | None = None, *,
                run_lines: int = RUN_LINES, chunk: int = BLOCK_BYTES, piece_bytes: int = PIECE_BYTES) -> _RangeScan:
     """Scan the lines starting in ``[start, end)``: ``validate``'s line-level rules
     (``input_line_problems``) and the selection rule, with each selected line's offset.
@@ -87,9 +88,11 @@ def scan_range(url: str, start: int, end: int | None, attribute: str, task_type:
     The result is the same either way (``tests/test_scan_ranges.py`` holds it to the
     line-by-line scan). Why: read in 1 MB chunks (page faults, ``blocks.BLOCK_BYTES``), each line
     split into its own bytes object, its start counted and each run joined again, the scan cost
-    a third more CPU than ``validate`` on the same bytes."""
-    out = _RangeScan(held=HeldLabels(task_type))  # ``task_type``: the job's (``held_labels``)
-    typed = _TypedRuns(attribute, task_type)
+    a third more CPU than ``validate`` on the same bytes. ``classes``: the job's class names,
+    held to the labels it passes over (``held_labels.JobClasses``)."""
+    typed = _TypedRuns(attribute, task_type, classes)
+    # ``task_type``: the job's (``held_labels``)
+    out = _RangeScan(held=HeldLabels(task_type, classes=classes, table=typed.table))
     with open_read(url) as f:
         offset = long_lines.line_start(f, start, chunk, end)
         for block in iter_blocks(f, start=start, end=end, chunk=chunk, keep_bom=True):
@@ -142,15 +145,27 @@ class _TypedRuns:
     Why its shape alone selects: every line it accepts holds that shape's keys, each label's
     value of its schema (never ``null``) beside metadata without ``failure-reason`` (``typed_plan``
     forbids keys the schema lacks); so a line needs a label exactly when the shape lacks the
-    attribute (``selection.needs_label``). Task types' own rules are not run: they decide neither."""
+    attribute (``selection.needs_label``). Task types' own rules are not run: they decide neither.
 
-    def __init__(self, attribute: str, task_type: str | None = None) -> None:
+    With the job's ``classes`` (``held_labels.JobClasses``) the attribute's class names are held
+    to a table that starts with them (``validate``'s own test, ``class-map-conflict``): a line
+    naming a class otherwise, or one not met yet, is refused here, for the per-line path to hold
+    to the job's names (``HeldLabels.note``), which notes the clean ones in the table; so each
+    distinct class map is worked out once, and the lines repeating it pass here."""
+
+    def __init__(self, attribute: str, task_type: str | None = None, classes: JobClasses | None = None) -> None:
         from .._manifest.line_check import LineChecker  # on use, as in _scan_run
         from .._manifest.problems import Collector
 
         self.attribute, self.task_type = attribute, task_type
         #: its problems are never read: a run it does not accept goes the scan's own ways
-        self._checker = LineChecker(None, None, None, Collector(strict=False, max_problems=0), task_rules=False)
+        collector = Collector(strict=False, max_problems=0)
+        self._checker = LineChecker(None, None, None, collector, task_rules=False,
+                                    names_of=attribute if classes is not None else None)
+        #: the attribute's class names, the job's first (None: not held)
+        self.table = collector.names_of(attribute) if classes is not None else None
+        for class_id, name in (classes.names.items() if classes is not None else ()):
+            self.table.note(class_id, name, 0)  # type: ignore[union-attr]
         self._shape: tuple | None = None
         #: the typed path's test of a run (how many lines it accepts), and whether they need labels
         self.accepts: Callable[[bytes], int] | None = None
@@ -284,7 +299,7 @@ class _Checksum(threading.Thread):
 
 
 def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum: bool = True,
-               task_type: str | None = None) -> InputScan:
+               task_type: str | None = None, classes: JobClasses | None = None) -> InputScan:
     """Read the input once: checksum, line count, the selection, and every line ``validate``
     would refuse at line level (UTF-8, JSON object, one source key, line and value length,
     ``$`` keys, a key repeated at any depth: a job would read the last copy of it), named by
@@ -292,15 +307,16 @@ def scan_input(url: str, attribute: str, workers: int | None = None, *, checksum
 
     The checksum is a read of its own, beside the workers' ranges: without ``checksum`` (the
     input and ``--append`` manifests checked one by one before they are combined, whose
-    checksums nothing keeps: the job's is the combined input's) it is not computed (``""``)."""
+    checksums nothing keeps: the job's is the combined input's) it is not computed (``""``).
+    ``classes``: the job's class names, held to the labels it passes over (``held_labels.JobClasses``)."""
     require_ranges(url)
     mark, before = fingerprint(url), version(url)
     summer = _Checksum(url) if checksum else None
-    parts = map_ranges(scan_range, url, (attribute, task_type), workers=workers,
+    parts = map_ranges(scan_range, url, (attribute, task_type, classes), workers=workers,
                        started=summer.start if summer is not None else None)
     sha = summer.result() if summer is not None else ""
     refuse_changed(url, before)  # the checksum is a read of its own: of the same version as the lines?
-    scan = InputScan(sha256=sha, held=HeldLabels(task_type))
+    scan = InputScan(sha256=sha, held=HeldLabels(task_type, classes=classes))
     for part in parts:  # each part's arrays taken over or freed as it is added: 16 bytes a selected line
         add_range(scan, part)
     sel = scan.selection

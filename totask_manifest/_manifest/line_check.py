@@ -120,13 +120,16 @@ class LineChecker(LineRules):
     any other line to the rules it inherits (``line_rules.LineRules``)."""
 
     def __init__(self, label_attribute: str | None, task_type: TaskType | None, schema: str | None,
-                 out: Collector, *, task_rules: bool = True) -> None:
+                 out: Collector, *, task_rules: bool = True, names_of: str | None = None) -> None:
         """``task_rules``: the typed path also runs each task type's own rules on the labels
         (``semantics.TYPED_CLEAN``). The job's input scan asks without: it reads the typed path
         only for the line-level rules and the selection, which no label's class or box count
-        changes, and those rules were a tenth of its CPU (the chain benchmark's boxes)."""
+        changes, and those rules were a tenth of its CPU (the chain benchmark's boxes).
+        ``names_of``: an attribute whose class names the typed path holds to its table even so
+        (not a mask's colours): the scan's, whose table starts with the job's class names."""
         super().__init__(label_attribute, task_type, schema, out)
         self._task_rules = task_rules
+        self._names_of = names_of
         self._shapes: dict[tuple, _ShapePlan | None] = {}
         #: the plan of the last shape whose run passed, tried first on the next run
         self._last: _ShapePlan | None = None
@@ -352,7 +355,8 @@ class LineChecker(LineRules):
                 typed[info.key] = (pair["properties"]["metadata"], pair)
                 if typed_clean is not None and self._task_rules:
                     typed_predicates.append((info.attribute, info.key, typed_clean))
-                if plan.names is not None and self._task_rules:
+                if plan.names is not None and (self._task_rules or (
+                        info.attribute == self._names_of and plan.task_type.name not in COLOR_TYPES)):
                     typed_names.append((info.attribute, info.key, _names_at(plan.task_type.name)))
                     tables.append(self.out.names_of(info.attribute).by_id)
                     if plan.task_type.name in COLOR_TYPES:

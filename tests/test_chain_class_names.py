@@ -1,0 +1,121 @@
+"""A job whose class names name a class otherwise than the labels it passes over is refused.
+
+A model retrained with its classes in another order, chained onto the attribute it labeled (to
+label the lines still unlabeled), wrote class id 1 'b' beside lines naming it 'square': exit 0,
+COMPLETED, an output ``validate --strict`` (``class-map-conflict``), ``stats`` and the COCO export
+reject. The clash is known before the job exists (the model's class names, or ``--class-names``,
+against the class maps the lines hold), so it is refused then, in one line, exit 2, with no job
+folder written. A model agreeing on every id the lines use, naming more classes, still runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .jobs_helpers import REPO, output_of, run_cli, sample_job_args
+
+SAMPLE = REPO / "sample_data"
+
+
+def _detector(folder: Path, names: list[str]) -> str:
+    """A module:factory detector named ``names``, one box of class 2 on each image."""
+    (folder / "retrained.py").write_text(
+        "import torch\n\n\n"
+        "class Boxes(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.class_names = {names!r}\n\n"
+        "    def forward(self, images):\n"
+        "        return [{'boxes': torch.tensor([[1.0, 1.0, 8.0, 8.0]]), 'scores': torch.tensor([0.9]),\n"
+        "                 'labels': torch.tensor([2])} for _ in images]\n\n\n"
+        "def make():\n"
+        "    return Boxes()\n")
+    return f"{folder / 'retrained.py'}:make"
+
+
+def _sample_job(tmp_path: Path) -> Path:
+    """The README's file job over sample_data, classes circle, square, triangle (line 14 fails)."""
+    done = run_cli(*sample_job_args("boxes-job", tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "out" / "boxes-job"
+
+
+def _first_naming(manifest: Path, class_id: str) -> tuple[int, str]:
+    """The first line whose boxes' class map names ``class_id``, and the name it gives."""
+    for number, raw in enumerate(manifest.read_text().splitlines(), 1):
+        meta = json.loads(raw).get("boxes-metadata", {})
+        if class_id in meta.get("class-map", {}):
+            return number, meta["class-map"][class_id]
+    raise AssertionError(f"no line names class id {class_id}")
+
+
+def test_chain_of_a_model_naming_the_classes_in_another_order_is_refused(tmp_path: Path) -> None:
+    job = _sample_job(tmp_path)
+    before = output_of(tmp_path / "out", "boxes-job").read_bytes()
+    model = _detector(tmp_path, ["circle", "triangle", "square"])
+    done = run_cli("chain", str(job), "--job-name", "retrained", "--label-attribute", "boxes", "--method", "inference", "--model", model)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in done.stderr, done.stderr
+    line, held = _first_naming(output_of(tmp_path / "out", "boxes-job"), "2")  # line 1 names it first
+    assert held == "triangle"
+    assert f"line {line}, key 'boxes-metadata.class-map.2'" in err[0], err[0]
+    assert "'triangle' there, but this job names class id 2 'square'" in err[0], err[0]
+    assert "[class-map-conflict]" in err[0] and "--model" in err[0], err[0]
+    assert not (tmp_path / "out" / "retrained").exists()
+    assert output_of(tmp_path / "out", "boxes-job").read_bytes() == before
+
+
+def test_chain_of_a_model_agreeing_on_the_ids_used_runs_and_validates(tmp_path: Path) -> None:
+    """More classes than the lines name (id 3 is new to them): nothing clashes, the output validates."""
+    job = _sample_job(tmp_path)
+    model = _detector(tmp_path, ["circle", "square", "triangle", "star"])
+    done = run_cli("chain", str(job), "--job-name", "retrained", "--label-attribute", "boxes", "--method", "inference", "--model", model)
+    assert done.returncode == 0, done.stderr
+    assert "total=1 success=1 failed=0" in done.stdout, done.stdout
+    checked = run_cli("validate", "--strict", str(output_of(tmp_path / "out", "retrained")))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_chain_with_class_names_given_is_held_to_them_not_the_model(tmp_path: Path) -> None:
+    """``--class-names`` wins over the model's own names: the job writes those, so those are held."""
+    job = _sample_job(tmp_path)
+    model = _detector(tmp_path, ["a", "b", "c"])
+    done = run_cli("chain", str(job), "--job-name", "retrained", "--label-attribute", "boxes", "--method", "inference", "--model", model,
+                   "--class-names", str(SAMPLE / "class_names.txt"))
+    assert done.returncode == 0, done.stderr
+    checked = run_cli("validate", "--strict", str(output_of(tmp_path / "out", "retrained")))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _labeled_line(class_map: dict[str, str]) -> dict:
+    """A sample image labeled with one box of each class ``class_map`` names."""
+    boxes = [{"class_id": int(k), "top": 1, "left": 1, "height": 4, "width": 4} for k in class_map]
+    return {"source-ref": "images/img_000.jpg", "boxes": {"image_size": [{"width": 64, "height": 64, "depth": 3}],
+                                                           "annotations": boxes},
+            "boxes-metadata": {"type": "groundtruth/object-detection", "human-annotated": "yes",
+                               "class-map": class_map, "objects": [{"confidence": 1} for _ in class_map]}}
+
+
+def test_file_method_class_names_giving_a_held_name_another_id_is_refused(tmp_path: Path) -> None:
+    """The file method's ``--class-names`` alike, and a name given another id (one class name, one
+    id), on a line after runs of a repeated clean map (the scan's typed path refuses it to be said)."""
+    lines = [_labeled_line({"0": "circle"}) for _ in range(60)]
+    lines.append(_labeled_line({"0": "circle", "5": "square"}))  # line 61: 'square' is id 1 in the names file
+    lines += [_labeled_line({"0": "circle"}) for _ in range(20)]
+    lines.append({"source-ref": str(SAMPLE / "images/img_001.jpg"),
+                  "annotation-ref": str(SAMPLE / "annotations/img_001.json")})
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = run_cli("annotate", str(manifest), "--job-name", "fill", "--label-attribute", "boxes", "--task-type",
+                   "object-detection", "--method", "file", "--url-key", "annotation-ref", "--class-names",
+                   str(SAMPLE / "class_names.txt"), "--native", "convert",
+                   "--allow-root", str(SAMPLE), "--output", str(tmp_path / "out"))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "line 61, key 'boxes-metadata.class-map.5'" in err[0], err[0]
+    assert "class id 5 for 'square' there, but this job gives 'square' class id 1" in err[0], err[0]
+    assert "--class-names" in err[0] and "[class-map-conflict]" in err[0], err[0]
+    assert not (tmp_path / "out" / "fill").exists()
