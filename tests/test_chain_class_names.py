@@ -119,3 +119,18 @@ def test_file_method_class_names_giving_a_held_name_another_id_is_refused(tmp_pa
     assert "class id 5 for 'square' there, but this job gives 'square' class id 1" in err[0], err[0]
     assert "--class-names" in err[0] and "[class-map-conflict]" in err[0], err[0]
     assert not (tmp_path / "out" / "fill").exists()
+
+
+def test_the_model_is_loaded_once_before_the_job_for_its_check_and_its_class_names(tmp_path: Path) -> None:
+    """``check`` loads a local model on the CPU, and the class names the scan holds the lines to
+    are that model's: read from that load, not a second one (a big model costs seconds a load).
+    The factory counts its calls: one before the job, one for the job's own run."""
+    job = _sample_job(tmp_path)
+    calls = tmp_path / "calls.txt"
+    model = _detector(tmp_path, ["circle", "square", "triangle"])
+    source = Path(model.rsplit(":", 1)[0])
+    source.write_text(source.read_text().replace(
+        "def make():\n", f"def make():\n    with open({str(calls)!r}, 'a') as f:\n        f.write('load\\n')\n"))
+    done = run_cli("chain", str(job), "--job-name", "once", "--label-attribute", "boxes", "--method", "inference", "--model", model)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert calls.read_text().splitlines() == ["load", "load"], calls.read_text()

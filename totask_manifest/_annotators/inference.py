@@ -189,6 +189,11 @@ class InferenceAnnotator(Annotator):
             raise
         log.info("inference: %s, batch %d", self.runner.description, self.batch_size)
 
+    #: the class names ``check`` read from the model it loaded, taken by ``class_names`` right after
+    #: it as a job starts: a big model loaded on the CPU costs seconds, once is enough (``check``
+    #: runs first at every start, so an entry is never older than the model file it read)
+    _checked_names: ClassVar[dict[tuple[Any, Any], Any]] = {}
+
     @classmethod
     def check(cls, options: InferenceOptions, task_type: str) -> None:
         """Everything, before the job exists: options, parameters, and a torch model loaded once
@@ -199,6 +204,7 @@ class InferenceAnnotator(Annotator):
         if not source.local:
             return
         loaded = source.load(raw.get("weights"))
+        cls._checked_names[(raw["model"], raw.get("weights"))] = loaded.class_names
         from .._models.heads import head_for
         from .._models.sources import check_class_count, check_signature
 
@@ -227,7 +233,8 @@ class InferenceAnnotator(Annotator):
         source = source_for(raw["model"])
         if not source.local:
             return None
-        names = source.load(raw.get("weights")).class_names
+        key = (raw["model"], raw.get("weights"))
+        names = cls._checked_names.pop(key) if key in cls._checked_names else source.load(raw.get("weights")).class_names
         return (list(names), f"the model's class names, --model {raw['model']}") if names else None
 
     @classmethod
