@@ -64,3 +64,12 @@ def test_the_fail_fast_paragraph_names_exactly_the_configuration_rules():
     named = {x for x in _ID.findall(paragraph("Fail fast on a systematic failure."))  # not `source-ref`
              if x in rules or re.fullmatch(r"http-\d{3}", x)}
     assert named == set(_failure_rules.CONFIGURATION_RULES)
+
+
+def test_the_mid_run_paragraph_names_exactly_the_rules_a_streak_stops_on():
+    """The paragraph is the list users read: it named ``credentials that expired`` while the rules
+    S3 answers them with (``permission-denied``, ``http-403``) were not watched mid-run."""
+    text = paragraph("Stop when the means break mid-run.")
+    ids = re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)*)`", text[:text.index(") also stop")])  # `timeout` too
+    named = {x for x in ids if x in code_rules() or re.fullmatch(r"http-\d{3}", x)}
+    assert named == set(_failure_rules.MID_RUN_RULES)

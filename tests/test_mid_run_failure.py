@@ -49,9 +49,11 @@ def _job_json(result) -> dict:
     return orjson.loads(Path(result.job_url, "job.json").read_bytes())
 
 
-@pytest.mark.parametrize("rule", ["model-error", "http-401", "connection-error", "timeout"])
+@pytest.mark.parametrize("rule", ["model-error", "http-401", "connection-error", "timeout", "http-403",
+                                  "permission-denied", "storage-credentials-refused"])
 def test_a_model_that_breaks_mid_run_stops_the_job_failed_not_completed(tmp_path: Path, rule: str) -> None:
-    """Before: the first lines labeled, every later one failed one by one, COMPLETED (exit 0)."""
+    """Before: the first lines labeled, every later one failed one by one, COMPLETED (exit 0); for
+    the 403s and a refused session token (S3's answers to credentials revoked or expired) as well."""
     result = _job(tmp_path, rule, write_manifest(tmp_path / "in.manifest", LINES, bad_every=0))
     job = _job_json(result)
     assert result.status == job["status"] == "FAILED", job

@@ -232,9 +232,29 @@ def backend_refusal(exc: OSError) -> str | None:
         return None
     text = exc.strerror or str(exc)
     if text == "Bad Request" and os.environ.get("AWS_SESSION_TOKEN"):
-        text += (" (S3 answered 400 and no reason; AWS_SESSION_TOKEN is set: a malformed or expired session "
-                 "token is answered so)")
+        text += _TOKEN_HINT
     return text
+
+
+#: what a bare 400 says while a session token is set: S3 answers a token it cannot read so, and a HEAD no reason
+_TOKEN_HINT = (" (S3 answered 400 and no reason; AWS_SESSION_TOKEN is set: a malformed or expired session "
+               "token is answered so)")
+#: S3's codes for credentials it refuses, which s3fs raises as ``OSError(EINVAL)`` like a bad argument (a
+#: key or a signature it refuses is a 403, a ``PermissionError``: ``permission-denied`` already)
+_REFUSED_CREDENTIAL_CODES = frozenset({"InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+                                       "AuthorizationHeaderMalformed", "CredentialsNotSupported"})
+
+
+def credentials_refusal(exc: BaseException) -> str | None:
+    """What a back end's refusal of the request's credentials says (``backend_refusal``'s line), or
+    None where it refuses something else or is no refusal. The commands' own reads and a job's data
+    items share it: a session token S3 cannot read failed each data item as a retried
+    ``storage-error``, recorded final, where the same read of a manifest named ``AWS_SESSION_TOKEN``."""
+    if not isinstance(exc, OSError) or (text := backend_refusal(exc)) is None:
+        return None
+    response = getattr(exc.__cause__, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return text if code in _REFUSED_CREDENTIAL_CODES or text.endswith(_TOKEN_HINT) else None
 
 
 def yaml_error_text(exc: BaseException) -> str:

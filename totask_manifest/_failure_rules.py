@@ -23,8 +23,11 @@ the data hardly explains (a URL key or a file's status can: a block of lines of 
 watched there, and the streak is long, so data with a bad stretch does not stop at every resume.
 ``connection-error`` and ``timeout`` are the trade-off: mostly a file server gone down or hung
 mid-run (the job said COMPLETED with most lines failed, to be chained again), they are also 256
-lines in a row whose files all sit on one dead host. Such a job stops at them on each resume, until
-``--keep-going`` records them failed (the stop's reason says so).
+lines in a row whose files all sit on one dead host. So are ``permission-denied`` and ``http-403``:
+a 403 on one object is that line's data (its ACL), but S3 answers credentials revoked or expired
+mid-run with 403 too, never 401, and the job went on failing every later line, COMPLETED; 256 in a
+row are also a block of objects the credentials may not read. Such a job stops at them on each
+resume, until ``--keep-going`` records them failed (the stop's reason says so).
 
 The lines a run stops on (the window, the streak) are not final outcomes: the job's recorder
 holds the failures that may yet stop it back from the checkpoint (``at_stake``, at most
@@ -48,6 +51,11 @@ MID_RUN_LINES = 256
 MID_RUN_RULES = frozenset({
     "model-error",                # the model raises on every image (a CUDA error ends its process's GPU)
     "http-401",                   # credentials refused: a token that expired
+    # credentials revoked or expired mid-run: S3 answers 403 (``permission-denied``; over HTTP, a
+    # presigned URL that expired, ``http-403``), a session token it no longer reads 400
+    "http-403",
+    "permission-denied",
+    "storage-credentials-refused",
     "storage-credentials-missing",  # a store's credentials gone (temporary ones that lapsed)
     # the host that serves the files went down, or hangs: every later line failed so, and the job
     # said COMPLETED with most of its lines failed (a chained job had to try them again)
@@ -77,6 +85,7 @@ CONFIGURATION_RULES = frozenset({
     "http-403",
     "permission-denied",
     "storage-credentials-missing",  # s3:// (or another store) with no credentials found at all
+    "storage-credentials-refused",  # a session token (or signature) the store cannot read: 400, not 403
     "storage-package-missing",    # s3:// (or another store) whose fsspec package is not installed
     "tls-untrusted",
     "connection-error",           # nothing answers at that host
@@ -170,6 +179,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p), rule) for p, rul
     (r"connection error|cannot connect|connection refused|name resolution", "connection-error"),
     (r"permission denied", "permission-denied"),
     (r"no storage credentials", "storage-credentials-missing"),
+    (r"storage credentials refused", "storage-credentials-refused"),
     # ``_storage.url_to_fs``: fsspec's ImportError ("Install s3fs to access S3"), our hint for s3
     (r"(?i)no filesystem for protocol .*\binstall \w", "storage-package-missing"),
     (r"no such (file|object)", "file-missing"),

@@ -111,6 +111,15 @@ class AuthS3:
     bucket: str
     #: ``key`` and ``secret`` of a user whose policy allows only reading
     read_only: dict[str, str]
+    #: ``key`` and ``secret`` of a user allowed everything (S3 and IAM): a test's own set-up once moto checks
+    admin: dict[str, str]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` (``s3``, ``iam``) on this server, as the admin user."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=_ENV["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=self.admin["key"], aws_secret_access_key=self.admin["secret"])
 
     def env(self, key: str, secret: str) -> dict[str, str]:
         """The environment of a user of this server with these credentials."""
@@ -118,9 +127,9 @@ class AuthS3:
                 "AWS_DEFAULT_REGION": _ENV["AWS_DEFAULT_REGION"], "AWS_ENDPOINT_URL": self.endpoint_url}
 
 
-#: the requests ``moto_s3_auth`` makes before moto starts checking: create_bucket, put_object,
-#: create_user, put_user_policy, create_access_key
-_SETUP_ACTIONS = 5
+#: the requests ``moto_s3_auth`` makes before moto starts checking: create_bucket, put_object, then
+#: create_user, put_user_policy, create_access_key for each of two users
+_SETUP_ACTIONS = 8
 
 
 @contextlib.contextmanager
@@ -159,12 +168,14 @@ def moto_s3_auth(manifest: bytes) -> Iterator[AuthS3]:
         s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=bucket, Key="manifest.jsonl", Body=manifest)
         iam = boto3.client("iam", **admin)
-        iam.create_user(UserName="reader")
-        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}]}))
-        key = iam.create_access_key(UserName="reader")["AccessKey"]
-        yield AuthS3(endpoint, bucket, {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]})
+        keys = {}
+        for user, actions in [("reader", ["s3:GetObject", "s3:ListBucket"]), ("admin", ["*"])]:
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+        yield AuthS3(endpoint, bucket, keys["reader"], keys["admin"])
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -8,7 +8,7 @@ import os
 import stat
 from typing import Any
 
-from .._errors import FetchError, StorageError
+from .._errors import FetchError, StorageError, credentials_refusal
 from .._retry import Transient as _Transient
 from .urls import scrub
 
@@ -124,4 +124,6 @@ def _read_fsspec(url: str, limit: int) -> bytes:
     except Exception as exc:  # network and service errors of any backend: worth another attempt
         if type(exc).__name__ in _CREDENTIAL_ERRORS:  # botocore's; another attempt finds none either
             raise FetchError(f"no storage credentials: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
+        if (refused := credentials_refusal(exc)) is not None:  # a configuration rule, as for the commands' reads
+            raise FetchError(f"storage credentials refused: {scrub(refused)}") from None
         raise _Transient(f"storage error: {type(exc).__name__}: {scrub(str(exc), 120)}") from None
